@@ -1,0 +1,177 @@
+"""Atomic writing of artifacts and the metadata every artifact carries."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from gammastar._version import __version__
+from gammastar.errors import GammastarError, OutputExistsError
+
+SCHEMA_VERSION = 1
+"""Version of every artifact format written by this package (``meta.schema_version``)."""
+
+
+def check_writable(path: str | os.PathLike[str], force: bool = False) -> Path:
+    """Check that ``path`` may be written: refuse to overwrite without ``force``.
+
+    Arguments:
+        path: the output file.
+        force: allow overwriting an existing file.
+
+    Returns:
+        The path as a :class:`~pathlib.Path`, its parent directory created.
+
+    Raises:
+        OutputExistsError: the file exists and ``force`` is false.
+        GammastarError: the directory cannot be created or written.
+    """
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"{path}: output exists already; use --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GammastarError(f"{path}: cannot create output directory ({err.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise GammastarError(f"{path}: output directory {path.parent} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    Nothing half-written is ever left at ``path``: on any exception the temporary
+    file is removed and ``path`` is untouched.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with atomic_path(d / "x.txt") as tmp:
+        ...     _ = tmp.write_text("hello")
+        >>> (d / "x.txt").read_text()
+        'hello'
+    """
+    path = check_writable(path, force)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def _default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def write_json(path: str | os.PathLike[str], obj: Mapping[str, Any], force: bool = False) -> Path:
+    """Write ``obj`` as indented JSON, atomically (NaN written as ``null``)."""
+    text = json.dumps(_nan_to_none(obj), indent=2, default=_default, allow_nan=False)
+    with atomic_path(path, force) as tmp:
+        tmp.write_text(text + "\n")
+    return Path(path)
+
+
+def _nan_to_none(obj: Any) -> Any:
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, float | np.floating) and not math.isfinite(float(obj)):
+        return None
+    if isinstance(obj, Mapping):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _nan_to_none(obj.tolist())
+    return obj
+
+
+def read_json(path: str | os.PathLike[str], *, what: str = "artifact") -> dict[str, Any]:
+    """Read a JSON artifact and check its ``meta.schema_version``.
+
+    Raises:
+        GammastarError: the file is missing, not JSON, or of an unknown schema version.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GammastarError(f"{path}: {what} not found") from None
+    except (OSError, ValueError) as err:
+        raise GammastarError(f"{path}: not a readable JSON {what} ({err})") from None
+    version = data.get("meta", {}).get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise GammastarError(
+            f"{path}: {what} has schema_version {version!r}; this gammastar reads {SCHEMA_VERSION}"
+        )
+    return data
+
+
+def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    """SHA-256 of the canonical JSON form of ``obj`` (sorted keys)."""
+    text = json.dumps(obj, sort_keys=True, default=_default, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def make_meta(
+    *,
+    config_sha256: str | None,
+    seed: int | None,
+    inputs: list[str | os.PathLike[str]] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The ``meta`` block every artifact carries (design.md, "Artifacts are data").
+
+    Arguments:
+        config_sha256: hash of the config (section) that produced the artifact.
+        seed: the random seed used, or None for deterministic steps.
+        inputs: input files; their sizes are recorded.
+        extra: further stage-specific entries.
+
+    Returns:
+        A JSON-serialisable dict with ``gammastar_version``, ``config_sha256``, ``seed``,
+        ``schema_version``, ``inputs`` and the extra entries.
+    """
+    files = []
+    for p in inputs or []:
+        p = Path(p)
+        files.append({"path": str(p), "size": p.stat().st_size if p.exists() else None})
+    return {
+        "gammastar_version": __version__,
+        "config_sha256": config_sha256,
+        "seed": seed,
+        "schema_version": SCHEMA_VERSION,
+        "inputs": files,
+        **extra,
+    }
