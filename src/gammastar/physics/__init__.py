@@ -1,0 +1,13 @@
+"""Pure physics kernels: functions of numpy arrays, each with its reference.
+
+Submodules: :mod:`~gammastar.physics.constants`, :mod:`~gammastar.physics.kinematics`
+(K_f and the Eq. 6 / Eq. 8 factors), :mod:`~gammastar.physics.dalitz` (Kroll–Wada,
+V → Pℓℓ, form factors, ρ line shape), :mod:`~gammastar.physics.millicharge`,
+:mod:`~gammastar.physics.darkphoton`, :mod:`~gammastar.physics.bremsstrahlung`.
+"""
+
+from __future__ import annotations
+
+from gammastar.physics.kinematics import kinematic_factor
+
+__all__ = ["kinematic_factor"]

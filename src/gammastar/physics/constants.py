@@ -1,0 +1,64 @@
+"""Physical constants and particle masses (GeV, m, s); masses from the `particle` package (PDG)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+ALPHA_EM: float = 1.0 / 137.035999084
+"""Fine-structure constant at q² = 0 (CODATA 2018)."""
+HBARC_GEV_M: float = 1.973269804e-16
+"""ħc in GeV·m."""
+HBAR_GEV_S: float = 6.582119569e-25
+"""ħ in GeV·s."""
+C_M_PER_S: float = 299_792_458.0
+MB_TO_CM2: float = 1e-27
+
+PDGID = {
+    "e": 11,
+    "mu": 13,
+    "pi0": 111,
+    "pi+": 211,
+    "K+": 321,
+    "eta": 221,
+    "eta_prime": 331,
+    "rho": 113,
+    "omega": 223,
+    "phi": 333,
+    "jpsi": 443,
+    "proton": 2212,
+}
+
+
+@cache
+def mass(name: str) -> float:
+    """PDG mass in GeV of a particle named as in :data:`PDGID` (read with `particle`).
+
+    Example:
+        >>> round(mass("mu"), 7)
+        0.1056584
+    """
+    from particle import Particle
+
+    try:
+        pdgid = PDGID[name]
+    except KeyError:
+        raise KeyError(f"unknown particle {name!r}; known: {sorted(PDGID)}") from None
+    return float(Particle.from_pdgid(pdgid).mass) / 1000.0
+
+
+@cache
+def width(name: str) -> float:
+    """PDG total width in GeV (read with `particle`).
+
+    Example:
+        >>> 0.14 < width("rho") < 0.16
+        True
+    """
+    from particle import Particle
+
+    return float(Particle.from_pdgid(PDGID[name]).width) / 1000.0
+
+
+M_E: float = 0.51099895e-3
+M_MU: float = 0.1056583755
+"""Lepton masses in GeV (PDG 2024); also available through :func:`mass`."""
