@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/gammastar demo analysis/na60_like.yaml
+	$(BIN)/gammastar run analysis/na60_like.yaml
 
 test: install
 	$(BIN)/python -m pytest -n 2

@@ -1,0 +1,30 @@
+"""`gammastar run`: every stage in order, skipping those whose outputs are up to date."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gammastar.cli import ConfigArg, OutputOpt, app, load
+
+
+@app.command("run")
+def run_command(
+    config: ConfigArg,
+    output: OutputOpt = None,
+    force: Annotated[
+        list[str] | None,
+        typer.Option("--force", help="Redo this stage even if up to date (repeatable; 'all')."),
+    ] = None,
+) -> None:
+    """Run the whole analysis chain; only stale stages are recomputed."""
+    from rich.console import Console
+
+    from gammastar import pipeline
+
+    console = Console(stderr=True)
+    cfg = load(config, output)
+    reports = pipeline.run(cfg, force=force or (), echo=console.print)
+    summary = pipeline.summarize(cfg, reports)
+    typer.echo(summary)

@@ -1,0 +1,236 @@
+"""The whole chain in order (`gammastar run`): each stage skipped when up to date.
+
+A stage is up to date when its outputs exist, are newer than its inputs, and the
+config sections it reads hash as they did when it last finished (recorded in
+``<run>/.gammastar/<stage>.json``, written only after the stage succeeded, so an
+interrupted run loses nothing that had finished).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gammastar.artifacts import write_json
+from gammastar.config import AnalysisConfig
+from gammastar.errors import GammastarError
+
+STATE_DIR = ".gammastar"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the chain.
+
+    Arguments:
+        name: stage name (also the ``--force`` value).
+        func: dotted path ``module:function`` called as ``func(config, force=True)``.
+        sections: config sections (top-level keys) the stage reads.
+        outputs: run-directory-relative files the stage writes.
+        needs: upstream stages whose outputs this stage reads.
+        external: callable giving further files the stage reads (absolute paths).
+        enabled: whether the stage applies to this config.
+    """
+
+    name: str
+    func: str
+    sections: tuple[str, ...]
+    outputs: tuple[str, ...]
+    needs: tuple[str, ...] = ()
+    external: Callable[[AnalysisConfig], list[Path]] = field(default=lambda cfg: [])
+    enabled: Callable[[AnalysisConfig], bool] = field(default=lambda cfg: True)
+
+    def inputs(self, config: AnalysisConfig) -> list[Path]:
+        """Every file the stage reads: upstream outputs and external inputs."""
+        upstream = [
+            config.output_dir / o
+            for s in STAGES
+            if s.name in self.needs and s.enabled(config)
+            for o in s.outputs
+        ]
+        return upstream + self.external(config)
+
+    def call(self, config: AnalysisConfig) -> Any:
+        """Run the stage (its outputs overwritten: the pipeline owns them)."""
+        module, _, attr = self.func.partition(":")
+        return getattr(importlib.import_module(module), attr)(config, force=True)
+
+
+def _mock_path(cfg: AnalysisConfig) -> Path:
+    return cfg.output_dir / "mock.root"
+
+
+def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.mock import generate_file
+
+    return generate_file(config, _mock_path(config), force=force)
+
+
+def _input_files(cfg: AnalysisConfig) -> list[Path]:
+    files = cfg.input.files
+    if isinstance(files, dict):  # coffea-style fileset: {dataset: {files: {path: tree}}}
+        paths = [
+            p
+            for ds in files.values()
+            for p in (ds.get("files", {}) if isinstance(ds, dict) else ds)
+        ]
+    else:
+        paths = list(files)
+    return [cfg.resolve(p) for p in paths if "*" not in str(p)]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(
+        "generate",
+        "gammastar.pipeline:_run_generate",
+        sections=("seed", "beam", "mock"),
+        outputs=("mock.root",),
+        enabled=lambda cfg: cfg.mock is not None,
+    ),
+)
+
+
+def stage_names() -> list[str]:
+    """Names of all stages, in order."""
+    return [s.name for s in STAGES]
+
+
+def _state_path(cfg: AnalysisConfig, stage: Stage) -> Path:
+    return cfg.output_dir / STATE_DIR / f"{stage.name}.json"
+
+
+def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
+    """Whether ``stage`` can be skipped, and why (or why not)."""
+    state_file = _state_path(cfg, stage)
+    if not state_file.exists():
+        return False, "never run"
+    try:
+        state = json.loads(state_file.read_text())
+    except ValueError:
+        return False, "state file unreadable"
+    if state.get("config_sha256") != cfg.section_sha256(*stage.sections):
+        return False, f"config changed ({', '.join(stage.sections)})"
+    outputs = [cfg.output_dir / o for o in stage.outputs]
+    missing = [o.name for o in outputs if not o.exists()]
+    if missing:
+        return False, f"missing {', '.join(missing)}"
+    oldest_out = min(o.stat().st_mtime for o in outputs) if outputs else float("inf")
+    for i in stage.inputs(cfg):
+        if i.exists() and i.stat().st_mtime > oldest_out:
+            return False, f"{i.name} is newer"
+    return True, "up to date"
+
+
+@dataclass
+class StageReport:
+    """What happened to one stage in a run."""
+
+    name: str
+    status: str  # "ran", "skipped", "disabled"
+    reason: str
+    seconds: float = 0.0
+    result: Any = None
+
+
+def run(
+    config: AnalysisConfig,
+    *,
+    force: Sequence[str] = (),
+    only: Sequence[str] | None = None,
+    echo: Callable[[str], None] = print,
+) -> list[StageReport]:
+    """Run every stage in order, skipping those that are up to date.
+
+    Arguments:
+        config: the analysis.
+        force: stage names to redo even when up to date (``"all"`` redoes everything).
+        only: restrict to these stages (default: all enabled ones).
+        echo: where progress lines go.
+
+    Returns:
+        One :class:`StageReport` per stage.
+    """
+    names = stage_names()
+    unknown = [f for f in (*force, *(only or ())) if f not in names and f != "all"]
+    if unknown:
+        raise GammastarError(f"unknown stage {unknown[0]!r}; stages are: {', '.join(names)}")
+    config.output_dir.mkdir(parents=True, exist_ok=True)
+    reports: list[StageReport] = []
+    for stage in STAGES:
+        if (only and stage.name not in only) or not stage.enabled(config):
+            reports.append(StageReport(stage.name, "disabled", "not in this analysis"))
+            continue
+        fresh, why = is_up_to_date(config, stage)
+        forced = "all" in force or stage.name in force
+        if fresh and not forced:
+            echo(f"[{stage.name}] skipped: {why}")
+            reports.append(StageReport(stage.name, "skipped", why))
+            continue
+        reason = "forced" if forced else why
+        echo(f"[{stage.name}] running: {reason}")
+        t0 = time.perf_counter()
+        result = stage.call(config)
+        dt = time.perf_counter() - t0
+        write_json(
+            _state_path(config, stage),
+            {
+                "stage": stage.name,
+                "config_sha256": config.section_sha256(*stage.sections),
+                "seconds": dt,
+                "finished": time.time(),
+            },
+            force=True,
+        )
+        echo(f"[{stage.name}] done in {dt:.1f} s")
+        reports.append(StageReport(stage.name, "ran", reason, dt, result))
+    return reports
+
+
+def _read_root_meta(path: Path) -> dict[str, Any] | None:
+    import uproot
+
+    try:
+        with uproot.open(path) as f:
+            return json.loads(str(f["meta"]))
+    except Exception:  # noqa: BLE001 - a summary never fails the run
+        return None
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
+    """A plain-text summary of a run: stages, the key numbers, where the outputs are."""
+    out = config.output_dir
+    lines = [f"gammastar run of '{config.name}'"]
+    for r in reports:
+        if r.status != "disabled":
+            extra = f" ({r.seconds:.1f} s)" if r.status == "ran" else ""
+            lines.append(f"  {r.name:<9} {r.status}{extra}: {r.reason}")
+    mock = out / "mock.root"
+    if config.mock is not None and mock.exists() and (meta := _read_root_meta(mock)):
+        lines.append(f"mock data: {mock}")
+        n_pot = meta.get("n_pot")
+        if n_pot is not None:
+            lines.append(f"  equivalent protons on target: {float(n_pot):.3e}")
+        for key in ("n_events_written", "n_generated_total"):
+            if key in meta:
+                lines.append(f"  {key.replace('_', ' ')}: {meta[key]}")
+        per_channel = meta.get("n_generated") or {}
+        if per_channel:
+            lines.append("  generated sources per channel:")
+            lines.extend(f"    {k:<18} {v}" for k, v in per_channel.items())
+    report = out / "report.html"
+    lines.append(f"run directory: {out}")
+    if report.exists():
+        lines.append(f"report: {report}")
+    return "\n".join(lines)
