@@ -49,15 +49,106 @@ class BeamConfig(Section):
 
 
 # --------------------------------------------------------------------------- mock
+class MockCrossSections(Section):
+    """Meson production cross-sections relative to the ω (physics.md §3.2 [default])."""
+
+    eta: NonNegFloat = 0.8
+    """σ_η/σ_ω (range 0.6–1.0; PYTHIA 8.318 pp at 400 GeV: 0.81)."""
+    eta_prime: NonNegFloat = 0.12
+    """σ_η′/σ_ω (range 0.06–0.20; PYTHIA: 0.099)."""
+    rho: NonNegFloat = 1.0
+    """σ_ρ/σ_ω (range 0.9–1.2; PYTHIA: 0.99)."""
+    omega: NonNegFloat = 1.0
+    """σ_ω/σ_ω (1 by definition; set 0 to switch the ω channels off)."""
+    phi: NonNegFloat = 0.06
+    """σ_φ/σ_ω (range 0.04–0.12; PYTHIA: 0.039)."""
+
+
+class MockFormFactors(Section):
+    """Transition form factors and the ρ line shape (physics.md §3.3 [lit])."""
+
+    eta_lambda_inv2: PositiveFloat = 1.934
+    """η pole Λ⁻² in GeV⁻² (NA60 p–A, PLB 757 (2016) 437)."""
+    omega_lambda_inv2: PositiveFloat = 2.223
+    """ω → π0 pole Λ⁻² in GeV⁻² (NA60 p–A)."""
+    eta_prime_lambda: PositiveFloat = 0.764
+    """η′ form-factor Λ in GeV."""
+    eta_prime_gamma: PositiveFloat = 0.102
+    """η′ form-factor γ in GeV."""
+    rho_temperature: PositiveFloat = 0.17
+    """T_ρ of the ρ line shape's exp(−M/T) factor, GeV [default]."""
+
+
+class MockCombinatorial(Section):
+    """Combinatorial background: random muons from π±/K± decays (physics.md §3.4)."""
+
+    os_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.10
+    """Target fraction of combinatorial pairs among all recorded OS pairs (after all cuts)."""
+    mu_plus_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """Probability that a combinatorial muon is μ+ (0.5: charge-symmetric, R = 1)."""
+    kaon_to_pion: NonNegFloat = 0.12
+    """K±/π± multiplicity ratio of the muon parents (SPS energies: about 0.1–0.15)."""
+    z_absorber: PositiveFloat = 1.0
+    """Free decay length before the hadron absorber in m [default]."""
+    pion_ctau: PositiveFloat = 7.8045
+    """cτ of π± in m (PDG)."""
+    kaon_ctau: PositiveFloat = 3.711
+    """cτ of K± in m (PDG)."""
+    pilot_events: Annotated[int, Field(gt=0)] = 100_000
+    """Events per class of the pilot run that fixes the combinatorial generation rate."""
+
+
+class MockDetector(Section):
+    """NA60-like detector model of the mock generator (physics.md §3.5)."""
+
+    muon_min_energy: NonNegFloat = 3.0
+    """Muon lab energy needed to cross the hadron absorber, GeV [paper]."""
+    theta_min: NonNegFloat = 0.035
+    """Smallest muon polar angle in the lab, rad (NA50/NA60 muon spectrometer)."""
+    theta_max: PositiveFloat = 0.120
+    """Largest muon polar angle in the lab, rad."""
+    mass_resolution: NonNegFloat = 0.030
+    """Dimuon mass resolution σ_m in GeV at ``mass_resolution_ref`` [paper: about 30 MeV]."""
+    mass_resolution_ref: PositiveFloat = 0.78266
+    """Reference mass of ``mass_resolution`` (the ω), GeV."""
+    mass_resolution_exponent: float = 0.0
+    """σ_m(m) = mass_resolution · (m / mass_resolution_ref)^exponent (0: constant)."""
+
+    @model_validator(mode="after")
+    def _check_window(self) -> MockDetector:
+        if self.theta_max <= self.theta_min:
+            raise ValueError(
+                f"theta_max ({self.theta_max}) must be larger than theta_min ({self.theta_min})"
+            )
+        return self
+
+
 class MockConfig(Section):
-    """The NA60-like mock-data generator (physics.md §3). Owned by ``gammastar.mock``."""
+    """The NA60-like mock-data generator (physics.md §3). Owned by ``gammastar.mock``.
+
+    See ``docs/mock.md`` for what the generated file contains.
+    """
 
     events: Annotated[int, Field(gt=0)] = 200_000
     """Number of generated dimuon sources (cocktail decays and combinatorial pairs)."""
-    chunk_size: Annotated[int, Field(gt=0)] = 1_000_000
+    chunk_size: Annotated[int, Field(gt=0)] = 500_000
+    """Sources generated and written per chunk (bounds the memory)."""
     efficiency_map: str | None = "../data/efficiency_na60_like.root"
-    """ε(m, pT) map (ROOT file with one TH2, or ``None`` for ε = 1)."""
+    """ε(m, pT) map (ROOT file with a TH2 ``efficiency``, or ``None`` for ε = 1)."""
     backend: Literal["parametric", "pythia"] = "parametric"
+    """Meson kinematics: parametrised spectra, or PYTHIA 8 (extra ``pythia``; not implemented)."""
+    n_omega_per_collision: PositiveFloat = 0.8
+    """⟨n_ω⟩ per inelastic p+A collision (0.39 per pp × about 2 for p+Pb, physics.md §3.2)."""
+    cross_sections: MockCrossSections = Field(default_factory=MockCrossSections)
+    pt_temperature: PositiveFloat = 0.20
+    """T of 1/pT dN/dpT ∝ exp(−m_T/T), GeV, for all mesons and the π/K parents (m_T scaling)."""
+    rapidity_mean: float = 3.37
+    """Mean of the Gaussian lab rapidity (y_cm of 400 GeV p on a fixed target)."""
+    rapidity_sigma: PositiveFloat = 1.2
+    """Width σ_y of the Gaussian lab rapidity."""
+    form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
+    combinatorial: MockCombinatorial = Field(default_factory=MockCombinatorial)
+    detector: MockDetector = Field(default_factory=MockDetector)
 
 
 # --------------------------------------------------------------------------- input
@@ -71,7 +162,9 @@ class InputConfig(Section):
     branches: dict[str, str] = Field(default_factory=dict)
     """Map of the package's column names to the file's branch names (defaults per layout)."""
     step_size: Annotated[int, Field(gt=0)] = 500_000
+    """Entries per chunk (the coffea chunk size): memory is bounded by it."""
     lepton_mass: PositiveFloat = 0.1056583755
+    """Lepton mass in GeV, used where the layout has no energy (pt/eta/phi without mass)."""
 
 
 # --------------------------------------------------------------------------- selection
@@ -86,6 +179,29 @@ class SelectionConfig(Section):
     pair_pt_max: PositiveFloat | None = None
     rapidity_min: float | None = None
     rapidity_max: float | None = None
+    pair_charges: list[Literal["os", "pp", "mm"]] = Field(
+        default_factory=lambda: ["os", "pp", "mm"]
+    )
+    """Charge classes kept; subtraction needs all three."""
+    qt_bins: Annotated[int, Field(gt=0)] = 20
+    """Bins of the qT axis of the 3-D (m, qT, E) histograms, from 0 to ``qt_max``."""
+    qt_max: PositiveFloat = 3.0
+    energy_bins: Annotated[int, Field(gt=0)] = 20
+    """Bins of the E axis of the 3-D histograms, from ``energy_min`` to ``energy_max``."""
+    energy_min: NonNegFloat = 0.0
+    energy_max: PositiveFloat = 200.0
+
+    @model_validator(mode="after")
+    def _check_windows(self) -> SelectionConfig:
+        if self.mass_max <= self.mass_min:
+            raise ValueError(f"mass_max ({self.mass_max}) must exceed mass_min ({self.mass_min})")
+        if self.lepton_theta_max <= self.lepton_theta_min:
+            raise ValueError("lepton_theta_max must exceed lepton_theta_min")
+        if self.energy_max <= self.energy_min:
+            raise ValueError("energy_max must exceed energy_min")
+        if not self.pair_charges:
+            raise ValueError("pair_charges must name at least one of os, pp, mm")
+        return self
 
 
 class BackgroundConfig(Section):
@@ -93,6 +209,15 @@ class BackgroundConfig(Section):
 
     r_factor: PositiveFloat = 1.0
     remove_eta_mumu: Literal["none", "truth", "rate"] = "truth"
+    """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data), ``rate`` subtracts the
+    peak predicted from the η → γμμ yield, ``none`` keeps it."""
+    ss_weight: Literal["constant", "binwise"] = "constant"
+    """Per-pair SS weight: ``constant`` −R (geometric mean to first order, the pairs-table
+    contract) or ``binwise`` −2R√(N++N−−)/(N++ + N−−) of the pair's mass bin (exact per bin)."""
+    eta_dalitz_window: tuple[NonNegFloat, PositiveFloat] = (0.2113, 0.45)
+    """``rate`` mode: mass window (GeV) whose unfolded yield is taken as η → γμμ."""
+    eta_peak_sigma: PositiveFloat = 0.012
+    """``rate`` mode: mass resolution (GeV) at m_η, the width of the removed peak."""
 
 
 class UnfoldConfig(Section):
@@ -100,7 +225,11 @@ class UnfoldConfig(Section):
 
     efficiency_map: str | None = "../data/efficiency_na60_like.root"
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
-    """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default)."""
+    """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
+    Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""
+    outside_map: Literal["error", "drop"] = "error"
+    """Pairs outside the map or at ε = 0: ``error`` stops naming the count, ``drop`` gives
+    them weight 0, counts them and reports them in ``select.json``."""
     mass_bins: Annotated[int, Field(gt=0)] = 89
     """Number of mass bins between ``selection.mass_min`` and ``selection.mass_max``."""
 

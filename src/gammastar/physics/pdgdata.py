@@ -1,0 +1,147 @@
+"""Branching ratios read from the PDG database (the `pdg` package) at run time.
+
+Every value is looked up by its PDG decay description (e.g. ``"eta --> mu+ mu- gamma"``) in
+the edition bundled with the installed `pdg` package, and returned together with the PDG
+identifier and the edition, so that artifacts can record exactly what was used
+(:func:`edition`, :func:`branching_ratio`, :func:`branching_ratios`).
+
+Fallback: when a mode is missing from the database (or `pdg` cannot be opened), the value
+of :data:`FALLBACK` is used instead and the returned :class:`BranchingRatio` says so
+(``source="fallback"``). The fallback table holds the PDG 2024 central values quoted in
+physics.md §3.1 and the PDG lifetimes/branching fractions of π± and K± (PDG 2024).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from functools import cache
+from typing import Any
+
+MODES: dict[str, tuple[int, str]] = {
+    "eta->gamma mumu": (221, "eta --> mu+ mu- gamma"),
+    "eta->mumu": (221, "eta --> mu+ mu-"),
+    "eta->gammagamma": (221, "eta --> 2gamma"),
+    "eta_prime->gamma mumu": (331, "eta^'(958) --> mu+ mu- gamma"),
+    "eta_prime->gammagamma": (331, "eta^'(958) --> gamma gamma"),
+    "omega->mumu": (223, "omega(782) --> mu+ mu-"),
+    "omega->pi0 mumu": (223, "omega(782) --> pi0 mu+ mu-"),
+    "omega->pi0 gamma": (223, "omega(782) --> pi0 gamma"),
+    "rho->mumu": (113, "rho(770) --> mu+ mu-"),
+    "phi->mumu": (333, "phi(1020) --> mu+ mu-"),
+    "pi0->gammagamma": (111, "pi0 --> 2gamma"),
+    "pi->munu": (211, "pi+ --> mu+ nu_mu"),
+    "K->munu": (321, "K+ --> mu+ nu_mu"),
+    "jpsi->ee": (443, "J/psi(1S) --> e+ e-"),
+}
+"""Known modes: key → (PDG Monte Carlo id of the parent, PDG decay description)."""
+
+FALLBACK: dict[str, float] = {
+    "eta->gamma mumu": 3.1e-4,
+    "eta->mumu": 5.8e-6,
+    "eta->gammagamma": 0.394,
+    "eta_prime->gamma mumu": 1.09e-4,
+    "eta_prime->gammagamma": 0.023,
+    "omega->mumu": 7.40e-5,
+    "omega->pi0 mumu": 1.34e-4,
+    "omega->pi0 gamma": 0.0833,
+    "rho->mumu": 4.55e-5,
+    "phi->mumu": 2.86e-4,
+    "pi0->gammagamma": 0.988,
+    "pi->munu": 0.999877,
+    "K->munu": 0.636,
+    "jpsi->ee": 0.0597,
+}
+"""Documented fallback values (physics.md §3.1, PDG 2024), used only when `pdg` lacks a mode."""
+
+
+@dataclass(frozen=True)
+class BranchingRatio:
+    """One branching ratio and where it came from."""
+
+    value: float
+    key: str
+    description: str
+    pdg_identifier: str | None
+    edition: str | None
+    source: str
+    """``"pdg"`` (read from the database) or ``"fallback"`` (:data:`FALLBACK`)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+@cache
+def _api() -> Any:
+    import pdg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # SQLAlchemy warnings inside `pdg`, not ours
+        return pdg.connect()
+
+
+def edition() -> str | None:
+    """The PDG edition of the installed `pdg` database (e.g. ``"2026"``), None if unavailable.
+
+    Example:
+        >>> isinstance(edition(), str | None)
+        True
+    """
+    try:
+        return str(_api().default_edition)
+    except Exception:
+        return None
+
+
+@cache
+def _modes_of(mcid: int) -> dict[str, tuple[float, str]]:
+    api = _api()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        particle = api.get_particle_by_mcid(mcid)
+        out = {}
+        for bf in particle.branching_fractions():
+            if bf.value is not None and not bf.is_limit:
+                out[bf.description] = (float(bf.value), str(bf.pdgid))
+    return out
+
+
+@cache
+def branching_ratio(key: str) -> BranchingRatio:
+    """A branching ratio from the PDG database, or the documented fallback.
+
+    Arguments:
+        key: one of :data:`MODES` (e.g. ``"eta->gamma mumu"``).
+
+    Returns:
+        A :class:`BranchingRatio` with the value, the PDG identifier and edition, and the
+        source (``"pdg"`` or ``"fallback"``).
+
+    Raises:
+        KeyError: unknown mode key.
+
+    References:
+        Particle Data Group, Review of Particle Physics (edition as returned); physics.md §3.1.
+
+    Example:
+        >>> br = branching_ratio("eta->gamma mumu")
+        >>> 2.5e-4 < br.value < 3.5e-4
+        True
+    """
+    try:
+        mcid, description = MODES[key]
+    except KeyError:
+        raise KeyError(f"unknown decay mode {key!r}; known: {sorted(MODES)}") from None
+    try:
+        found = _modes_of(mcid).get(description)
+    except Exception:
+        found = None
+    if found is not None:
+        return BranchingRatio(found[0], key, description, found[1], edition(), "pdg")
+    return BranchingRatio(FALLBACK[key], key, description, None, "fallback", "fallback")
+
+
+def branching_ratios(keys: list[str] | None = None) -> dict[str, BranchingRatio]:
+    """Several branching ratios (all of :data:`MODES` when ``keys`` is None)."""
+    return {k: branching_ratio(k) for k in (keys or list(MODES))}
