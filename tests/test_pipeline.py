@@ -1,0 +1,102 @@
+"""The pipeline's up-to-date logic on toy stages (the real chain is tested end to end elsewhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gammastar import pipeline
+from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.errors import GammastarError
+
+CALLS: list[str] = []
+
+
+def _writer(name: str, out: str, src: str | None = None):
+    def run(config: AnalysisConfig, force: bool = True) -> None:
+        CALLS.append(name)
+        text = config.flow.model_dump_json() if name == "b" else name
+        if src:
+            text += (config.output_dir / src).read_text()
+        (config.output_dir / out).write_text(text)
+
+    return run
+
+
+@pytest.fixture
+def toy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AnalysisConfig:
+    import sys
+    import types
+
+    mod = types.ModuleType("toy_stages")
+    mod.a = _writer("a", "a.txt")
+    mod.b = _writer("b", "b.txt", "a.txt")
+    mod.c = _writer("c", "c.txt")
+    monkeypatch.setitem(sys.modules, "toy_stages", mod)
+    stages = (
+        pipeline.Stage("a", "toy_stages:a", sections=("selection",), outputs=("a.txt",)),
+        pipeline.Stage("b", "toy_stages:b", sections=("flow",), outputs=("b.txt",), needs=("a",)),
+        pipeline.Stage("c", "toy_stages:c", sections=("reach",), outputs=("c.txt",)),
+    )
+    monkeypatch.setattr(pipeline, "STAGES", stages)
+    CALLS.clear()
+    return config_from_dict({"output": str(tmp_path / "run")}, source=str(tmp_path / "cfg.yaml"))
+
+
+def statuses(reports: list[pipeline.StageReport]) -> dict[str, str]:
+    return {r.name: r.status for r in reports}
+
+
+def test_second_run_skips_everything(toy: AnalysisConfig) -> None:
+    first = pipeline.run(toy, echo=lambda s: None)
+    assert statuses(first) == {"a": "ran", "b": "ran", "c": "ran"}
+    second = pipeline.run(toy, echo=lambda s: None)
+    assert statuses(second) == {"a": "skipped", "b": "skipped", "c": "skipped"}
+    assert CALLS == ["a", "b", "c"]
+
+
+def test_changed_section_reruns_only_affected(toy: AnalysisConfig) -> None:
+    pipeline.run(toy, echo=lambda s: None)
+    changed = toy.model_copy(update={"flow": toy.flow.model_copy(update={"epochs": 3})})
+    reports = pipeline.run(changed, echo=lambda s: None)
+    assert statuses(reports) == {"a": "skipped", "b": "ran", "c": "skipped"}
+
+
+def test_upstream_rerun_propagates_through_mtimes(toy: AnalysisConfig) -> None:
+    import os
+    import time
+
+    pipeline.run(toy, echo=lambda s: None)
+    # make b's output older, then force a: b must rerun because a.txt is newer
+    old = time.time() - 100
+    os.utime(toy.output_dir / "b.txt", (old, old))
+    reports = pipeline.run(toy, force=["a"], echo=lambda s: None)
+    assert statuses(reports) == {"a": "ran", "b": "ran", "c": "skipped"}
+
+
+def test_missing_output_and_interrupted_stage(
+    toy: AnalysisConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline.run(toy, echo=lambda s: None)
+    (toy.output_dir / "c.txt").unlink()
+    assert pipeline.is_up_to_date(toy, pipeline.STAGES[2]) == (False, "missing c.txt")
+
+    # a stage that dies leaves no state: the finished stages stay, it reruns next time
+    import sys
+
+    def boom(config: AnalysisConfig, force: bool = True) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["toy_stages"], "c", boom)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(toy, echo=lambda s: None)
+    monkeypatch.setattr(sys.modules["toy_stages"], "c", _writer("c", "c.txt"))
+    CALLS.clear()
+    reports = pipeline.run(toy, echo=lambda s: None)
+    assert statuses(reports) == {"a": "skipped", "b": "skipped", "c": "ran"}
+
+
+def test_unknown_stage_is_an_error(toy: AnalysisConfig) -> None:
+    with pytest.raises(GammastarError, match="unknown stage 'x'; stages are: a, b, c"):
+        pipeline.run(toy, force=["x"], echo=lambda s: None)
