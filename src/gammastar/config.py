@@ -236,12 +236,48 @@ class UnfoldConfig(Section):
 
 # --------------------------------------------------------------------------- yields
 class YieldsConfig(Section):
-    """A′ and χχ̄ yields per POT (paper Eqs. 6, 8)."""
+    """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons (physics.md §8).
+
+    Owned by ``gammastar.yields``; see docs/yields.md.
+    """
 
     mass_bin_width: PositiveFloat = 0.03
+    """A′ yield binning (GeV): the unfolded mass bins are merged to about this width
+    (the mass resolution, physics.md §2)."""
     mcp_masses: list[PositiveFloat] = Field(
         default_factory=lambda: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
     )
+    """χ masses (GeV) of the χχ̄ yield."""
+    mcp_source: Literal["auto", "pairs", "histogram"] = "auto"
+    """χχ̄ yield from ``pairs.parquet`` (exact per pair), ``unfolded_m`` (per bin), or
+    ``auto`` (pairs when the file exists)."""
+    brems_cutoff: PositiveFloat = 1.0
+    """Off-shell proton cut-off Λ (GeV) of the bremsstrahlung curve [default, check]."""
+    brems_band_factor: Annotated[float, Field(gt=1)] = 2.0
+    """The bremsstrahlung band varies Λ by this factor up and down (paper Fig. 2)."""
+    brems_z_min: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    brems_z_max: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    brems_pt_max: PositiveFloat = 1.0
+    """FWW validity window: energy fraction z and p_T (GeV) (arXiv:1311.3870)."""
+    brems_normalisation: PositiveFloat = 1.0
+    """Extra factor on the bremsstrahlung rate per interaction (e.g. σ_NSD/σ_inel)."""
+    brems_mcp_mass_max: PositiveFloat = 2.0
+    """Largest γ* mass (GeV) integrated for the bremsstrahlung χχ̄ yield."""
+    pi0_per_pot: PositiveFloat = 0.08
+    """π0 per POT for the π0 → γχχ̄ line: ≈ 8 π0 per p–Pb interaction × (1 − e^{−0.01})
+    [default, check: scale with the target]."""
+    jpsi_per_pot: PositiveFloat = 6.7e-8
+    """J/ψ per POT for the J/ψ → χχ̄ line: σ(p–Pb → J/ψ) ≈ 11.5 µb (≈ 85 nb/nucleon × A^0.92)
+    / σ_inel 1.72 b × 0.01 [default, check]."""
+
+    @model_validator(mode="after")
+    def _check_z(self) -> YieldsConfig:
+        if self.brems_z_max <= self.brems_z_min:
+            raise ValueError(
+                f"brems_z_max ({self.brems_z_max}) must be larger than brems_z_min "
+                f"({self.brems_z_min})"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- flow

@@ -76,7 +76,7 @@ def pdg_branching_ratio(key: str) -> float:
     mcid, description, fallback = EXTRA_MODES[key]
     try:
         value = _extra_modes(mcid).get(description)
-    except Exception:
+    except Exception:  # noqa: BLE001 - no database: use the documented fallback
         value = None
     return float(value) if value is not None else fallback
 
