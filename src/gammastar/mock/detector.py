@@ -1,0 +1,188 @@
+"""The NA60-like detector model of the mock generator (physics.md §3.5).
+
+1. Momentum smearing: each muon's momentum is scaled by (1 + δ), δ ~ N(0, s), direction kept.
+   ``s`` is set per pair from the linearised dependence of the pair mass on the two momentum
+   scales, ∂m/∂δ_i = (E_j |p_i|²/E_i − p_i·p_j)/m, so that the reconstructed dimuon mass has
+   σ_m(m) = ``mass_resolution`` · (m/``mass_resolution_ref``)^``mass_resolution_exponent`` at
+   every mass (a tuned stand-in for a spectrometer, not a tracking simulation).
+2. Kinematic acceptance on the reconstructed muons: E > ``muon_min_energy`` (the hadron
+   absorber) and ``theta_min`` < θ < ``theta_max`` (lab polar angle; defaults 35–120 mrad, the
+   NA50/NA60 muon-spectrometer window, also the mock LLP detector of the paper's App. B).
+3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
+   accept/reject (flat outside the map: nearest bin).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gammastar.config import AnalysisConfig, MockDetector
+from gammastar.errors import ConfigError, InputError
+from gammastar.mock import kinematics as kin
+from gammastar.mock.cocktail import Sources
+
+SHIPPED_MAP = "efficiency_na60_like.root"
+
+
+class EfficiencyMap:
+    """ε(m, pT) looked up in a 2-D histogram (nearest bin outside its range).
+
+    Example:
+        >>> import numpy as np
+        >>> eff = EfficiencyMap.uniform()
+        >>> eff(np.array([0.5]), np.array([1.0])).tolist()
+        [1.0]
+    """
+
+    def __init__(self, x_edges, y_edges, values, path: str | None = None) -> None:
+        self.x_edges = np.asarray(x_edges, dtype=np.float64)
+        self.y_edges = np.asarray(y_edges, dtype=np.float64)
+        self.values = np.asarray(values, dtype=np.float64)
+        self.path = path
+
+    @classmethod
+    def uniform(cls) -> EfficiencyMap:
+        """ε = 1 everywhere."""
+        return cls([0.0, 1e9], [0.0, 1e9], [[1.0]])
+
+    @classmethod
+    def read(cls, path: str | Path) -> EfficiencyMap:
+        """Read the TH2 ``efficiency`` of a ROOT file (DEVELOPERS.md, "Efficiency map").
+
+        Raises:
+            InputError: the file is unreadable, lacks the histogram, or has values outside (0, 1].
+        """
+        import uproot
+
+        try:
+            with uproot.open(path) as f:
+                h = f["efficiency"].to_hist()
+        except FileNotFoundError:
+            raise InputError(f"{path}: efficiency map not found") from None
+        except KeyError:
+            raise InputError(f"{path}: no histogram named 'efficiency'") from None
+        except Exception as err:
+            raise InputError(f"{path}: cannot read the efficiency map ({err})") from None
+        if len(h.axes) != 2:
+            raise InputError(f"{path}: 'efficiency' must be a 2-D histogram (m, pT)")
+        values = h.values()
+        if not (np.all(values > 0) and np.all(values <= 1)):
+            raise InputError(f"{path}: 'efficiency' has contents outside (0, 1]")
+        return cls(h.axes[0].edges, h.axes[1].edges, values, str(path))
+
+    def __call__(self, m: NDArray[np.float64], pt: NDArray[np.float64]) -> NDArray[np.float64]:
+        ix = np.clip(np.searchsorted(self.x_edges, m, side="right") - 1, 0, len(self.x_edges) - 2)
+        iy = np.clip(np.searchsorted(self.y_edges, pt, side="right") - 1, 0, len(self.y_edges) - 2)
+        return self.values[ix, iy]
+
+
+def resolve_efficiency_map(config: AnalysisConfig) -> Path | None:
+    """The file of ``mock.efficiency_map``, resolved against the config's directory.
+
+    A relative path that does not exist there but names a file shipped with gammastar
+    (``data/`` of the repository, or ``gammastar/_data`` of an installed wheel) resolves to
+    the shipped file.
+
+    Raises:
+        ConfigError: the file is not found.
+    """
+    mock = config.mock
+    name = mock.efficiency_map if mock is not None else f"../data/{SHIPPED_MAP}"
+    if name is None:
+        return None
+    path = config.resolve(name)
+    if path.exists():
+        return path
+    if not Path(name).is_absolute():
+        here = Path(__file__).resolve()
+        for cand in (
+            here.parents[3] / "data" / Path(name).name,
+            here.parents[1] / "_data" / Path(name).name,
+        ):
+            if cand.exists():
+                return cand
+    raise ConfigError(f"{config.source or '<config>'}: mock.efficiency_map: {path} not found")
+
+
+@dataclass
+class Reconstructed:
+    """Detector-level view of a :class:`~gammastar.mock.cocktail.Sources` batch."""
+
+    mu1: NDArray[np.float64]
+    mu2: NDArray[np.float64]
+    pair: NDArray[np.float64]
+    m: NDArray[np.float64]
+    pt: NDArray[np.float64]
+    y: NDArray[np.float64]
+    m_true: NDArray[np.float64]
+    in_acceptance: NDArray[np.bool_]
+    """Both muons pass the energy and angle cuts."""
+    eff: NDArray[np.float64]
+    accepted: NDArray[np.bool_]
+    """In acceptance and survived the efficiency accept/reject."""
+
+
+class Detector:
+    """Smearing, acceptance and efficiency for a :class:`~gammastar.config.MockDetector`."""
+
+    def __init__(self, cfg: MockDetector, efficiency: EfficiencyMap) -> None:
+        self.cfg = cfg
+        self.efficiency = efficiency
+
+    def sigma_m(self, m: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Target dimuon-mass resolution σ_m(m) in GeV."""
+        c = self.cfg
+        return c.mass_resolution * (m / c.mass_resolution_ref) ** c.mass_resolution_exponent
+
+    def passes(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Single-muon acceptance: E > E_min and θ_min < θ < θ_max."""
+        c = self.cfg
+        pt2 = mu[0] ** 2 + mu[1] ** 2
+        # compare tan θ = pT/pz with the window (pz > 0 required), avoiding arctan
+        t = np.sqrt(pt2)
+        pz = mu[2]
+        return (
+            (mu[3] > c.muon_min_energy)
+            & (pz > 0)
+            & (t > np.tan(c.theta_min) * pz)
+            & (t < np.tan(c.theta_max) * pz)
+        )
+
+    def apply(self, rng: np.random.Generator, src: Sources) -> Reconstructed:
+        """Smear, cut and apply the efficiency to a batch of sources."""
+        n = len(src)
+        a, b = src.mu1, src.mu2
+        true_pair = a + b
+        m_true = kin.invariant_mass(true_pair)
+        pa2 = (a[:3] ** 2).sum(axis=0)
+        pb2 = (b[:3] ** 2).sum(axis=0)
+        pab = (a[:3] * b[:3]).sum(axis=0)
+        safe_m = np.where(m_true > 0, m_true, 1.0)
+        da = (b[3] * pa2 / a[3] - pab) / safe_m
+        db = (a[3] * pb2 / b[3] - pab) / safe_m
+        grad = np.sqrt(da**2 + db**2)
+        s = self.sigma_m(m_true) / np.where(grad > 0, grad, np.inf)
+        z = rng.standard_normal((2, n)) * s
+        mu1 = _scale(a, 1.0 + z[0])
+        mu2 = _scale(b, 1.0 + z[1])
+        pair = mu1 + mu2
+        m = kin.invariant_mass(pair)
+        pt = np.hypot(pair[0], pair[1])
+        y = 0.5 * np.log((pair[3] + pair[2]) / np.clip(pair[3] - pair[2], 1e-300, None))
+        ok = self.passes(mu1) & self.passes(mu2)
+        eff = self.efficiency(m, pt)
+        u = rng.random(n)
+        accepted = ok & (u < eff)
+        return Reconstructed(mu1, mu2, pair, m, pt, y, m_true, ok, eff, accepted)
+
+
+def _scale(p: NDArray[np.float64], f: NDArray[np.float64]) -> NDArray[np.float64]:
+    out = np.empty_like(p)
+    out[:3] = p[:3] * f
+    m2 = np.clip(p[3] ** 2 - (p[:3] ** 2).sum(axis=0), 0.0, None)
+    out[3] = np.sqrt((out[:3] ** 2).sum(axis=0) + m2)
+    return out

@@ -1,0 +1,388 @@
+"""Generate an NA60-like mock ntuple: cocktail + combinatorial, detector, ROOT output.
+
+The file layout is the "Mock ntuple" contract of DEVELOPERS.md (TTree ``events``, TTree
+``truth``, TObjString ``meta``). Generation is vectorised and chunked: ``chunk_size`` sources
+are generated, passed through the detector and appended to the trees with uproot's
+``mktree``/``extend``, so memory stays bounded whatever the number of events.
+
+Random numbers: ``numpy.random.SeedSequence(seed)`` spawns one stream for the pilot run
+and one per chunk, so a given (seed, chunk_size) always gives the same file contents.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gammastar.artifacts import atomic_path, make_meta, sha256_file
+from gammastar.channels import Channel
+from gammastar.config import AnalysisConfig, MockConfig
+from gammastar.errors import GammastarError
+from gammastar.mock.cocktail import Cocktail, Sources
+from gammastar.mock.combinatorial import Combinatorial
+from gammastar.mock.detector import Detector, EfficiencyMap, Reconstructed, resolve_efficiency_map
+from gammastar.physics import pdgdata
+
+GENERATOR_NAME = "gammastar.mock/parametric"
+
+
+@dataclass
+class GenerateResult:
+    """What :func:`generate_file` wrote."""
+
+    path: Path
+    n_events_written: int
+    """Entries of the ``events`` tree (recorded events with two muons)."""
+    n_generated: dict[str, int]
+    """Generated sources per channel (``Channel`` names, e.g. ``"ETA_DALITZ"``)."""
+    n_pot: float
+    """Equivalent protons on target of the generated cocktail."""
+    meta: dict[str, Any]
+    n_truth: int = 0
+    """Entries of the ``truth`` tree."""
+    seconds: float = 0.0
+    """Wall time of the generation and writing."""
+
+
+@dataclass
+class Chunk:
+    """One generated chunk: sources, their detector view and event numbers."""
+
+    event: np.ndarray
+    sources: Sources
+    reco: Reconstructed
+    counts: dict[Channel, int] = field(default_factory=dict)
+
+
+class MockGenerator:
+    """The whole generator (cocktail, combinatorial, detector) for one analysis config.
+
+    Arguments:
+        config: the analysis config (its ``mock`` section; ``beam`` for the normalisation).
+        seed: the random seed (default: ``config.seed``).
+    """
+
+    def __init__(self, config: AnalysisConfig, seed: int | None = None) -> None:
+        self.config = config
+        self.cfg: MockConfig = config.mock or MockConfig()
+        self.seed = int(config.seed if seed is None else seed)
+        if self.seed < 0:
+            raise GammastarError(f"--seed must be a non-negative integer, got {self.seed}")
+        if self.cfg.backend == "pythia":
+            _pythia_backend()
+        self.efficiency_path = resolve_efficiency_map(config)
+        eff = (
+            EfficiencyMap.read(self.efficiency_path)
+            if self.efficiency_path is not None
+            else EfficiencyMap.uniform()
+        )
+        self.cocktail = Cocktail(self.cfg)
+        self.combinatorial = Combinatorial(self.cfg)
+        self.detector = Detector(self.cfg.detector, eff)
+        self.classes: list[Channel] = [s.channel for s in self.cocktail.specs] + [
+            Channel.COMBINATORIAL
+        ]
+        pilot_ss, self._chunk_ss = np.random.SeedSequence(self.seed).spawn(2)
+        self.pilot = self._pilot(np.random.default_rng(pilot_ss))
+        p_comb = self.pilot["combinatorial_generation_fraction"]
+        self.probabilities = np.concatenate(
+            [(1.0 - p_comb) * self.cocktail.probabilities, [p_comb]]
+        )
+
+    # ------------------------------------------------------------------ sources
+    def sources(self, rng: np.random.Generator, counts: np.ndarray) -> Sources:
+        """Generate ``counts[i]`` sources of class ``self.classes[i]``."""
+        parts = []
+        for spec, n in zip(self.cocktail.specs, counts[:-1], strict=True):
+            if n:
+                parts.append(self.cocktail.generate(rng, spec, int(n)))
+        if counts[-1]:
+            parts.append(self.combinatorial.generate(rng, int(counts[-1])))
+        if not parts:
+            parts.append(self.combinatorial.generate(rng, 0))
+        return Sources.concatenate(parts)
+
+    def _pilot(self, rng: np.random.Generator) -> dict[str, Any]:
+        """Acceptances that fix the combinatorial rate (physics.md §3.4; deterministic)."""
+        c = self.cfg.combinatorial
+        n = c.pilot_events
+        probs = self.cocktail.probabilities
+        counts = np.concatenate([rng.multinomial(n, probs), [0]])
+        reco = self.detector.apply(rng, self.sources(rng, counts))
+        acc_cocktail = float(reco.accepted.mean())
+        out = {
+            "pilot_events": n,
+            "cocktail_acceptance": acc_cocktail,
+            "combinatorial_os_acceptance": None,
+            "combinatorial_to_cocktail": 0.0,
+            "combinatorial_generation_fraction": 0.0,
+        }
+        if c.os_fraction == 0:
+            return out
+        src = self.combinatorial.generate(rng, n)
+        reco = self.detector.apply(rng, src)
+        os_ = src.charge1 != src.charge2
+        acc_comb_os = float((reco.accepted & os_).mean())
+        if acc_comb_os == 0 or acc_cocktail == 0:
+            raise GammastarError(
+                "mock.combinatorial: the pilot run recorded no "
+                f"{'cocktail' if acc_cocktail == 0 else 'combinatorial OS'} pairs; "
+                "increase mock.combinatorial.pilot_events or widen the detector window"
+            )
+        ratio = c.os_fraction / (1.0 - c.os_fraction) * acc_cocktail / acc_comb_os
+        out.update(
+            combinatorial_os_acceptance=acc_comb_os,
+            combinatorial_to_cocktail=ratio,
+            combinatorial_generation_fraction=ratio / (1.0 + ratio),
+        )
+        return out
+
+    def chunks(self, events: int, chunk_size: int | None = None) -> Iterator[Chunk]:
+        """Generate ``events`` sources in chunks."""
+        size = int(chunk_size or self.cfg.chunk_size)
+        n_chunks = max(1, -(-events // size))
+        for i, ss in enumerate(self._chunk_ss.spawn(n_chunks)):
+            rng = np.random.default_rng(ss)
+            start = i * size
+            n = min(size, events - start)
+            counts = rng.multinomial(n, self.probabilities)
+            src = self.sources(rng, counts)
+            reco = self.detector.apply(rng, src)
+            event = np.arange(start, start + n, dtype=np.int64)
+            yield Chunk(event, src, reco, dict(zip(self.classes, counts.tolist(), strict=True)))
+
+    # ------------------------------------------------------------------ normalisation
+    def n_pot(self, n_cocktail: int) -> float:
+        """Equivalent POT: N_cocktail / (L × Σ_m ⟨n_m⟩ BR_m)."""
+        per_pot = self.config.beam.interaction_lengths * self.cocktail.mesons_per_collision()
+        return n_cocktail / per_pot
+
+    def meta(self, n_generated: dict[Channel, int], **extra: Any) -> dict[str, Any]:
+        """The ``meta`` JSON of the file."""
+        n_cocktail = sum(v for k, v in n_generated.items() if k != Channel.COMBINATORIAL)
+        cfg = self.cfg
+        eff = None
+        if self.efficiency_path is not None:
+            eff = {"path": str(self.efficiency_path), "sha256": sha256_file(self.efficiency_path)}
+        return make_meta(
+            config_sha256=self.config.section_sha256("mock", "beam"),
+            seed=self.seed,
+            inputs=[self.efficiency_path] if self.efficiency_path else [],
+            generator=GENERATOR_NAME,
+            n_pot=self.n_pot(n_cocktail),
+            target_interaction_lengths=self.config.beam.interaction_lengths,
+            sigma_inel_mb=self.config.beam.sigma_inel_mb,
+            beam_energy=self.config.beam.energy,
+            n_generated={k.name: int(v) for k, v in n_generated.items()},
+            n_generated_cocktail=int(n_cocktail),
+            n_generated_combinatorial=int(n_generated.get(Channel.COMBINATORIAL, 0)),
+            n_omega_per_collision=cfg.n_omega_per_collision,
+            sigma_rel={k.name: v for k, v in self.cocktail.sigma_rel.items()},
+            mumu_sources_per_collision=self.cocktail.mesons_per_collision(),
+            pdg_edition=pdgdata.edition(),
+            branching_ratios={
+                k.name: v.as_dict() for k, v in self.cocktail.branching_ratios.items()
+            },
+            channel_probabilities={
+                k.name: float(p) for k, p in zip(self.classes, self.probabilities, strict=True)
+            },
+            channel_codes={c.name: int(c) for c in Channel},
+            pilot=self.pilot,
+            detector=cfg.detector.model_dump(mode="json"),
+            efficiency_map=eff,
+            mock_config=cfg.model_dump(mode="json"),
+            **extra,
+        )
+
+
+def _pythia_backend() -> None:
+    try:
+        import pythia8mc  # noqa: F401
+    except ImportError:
+        raise GammastarError(
+            "mock.backend: 'pythia' needs the pythia8mc package (pip install 'gammastar[pythia]'),"
+            " which is not installed; use backend: parametric"
+        ) from None
+    raise GammastarError(
+        "mock.backend: 'pythia' is not implemented in this version; use backend: parametric"
+    )
+
+
+def _interleave(a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
+    flat = np.empty(2 * a.size, dtype=dtype)
+    flat[0::2] = a
+    flat[1::2] = b
+    return flat
+
+
+def _event_arrays(chunk: Chunk) -> dict[str, Any]:
+    import awkward as ak
+
+    keep = chunk.reco.accepted
+    s, r = chunk.sources, chunk.reco
+    mu1, mu2 = r.mu1[:, keep], r.mu2[:, keep]
+    n = mu1.shape[1]
+    f32 = np.float32
+    fields = {
+        "px": _interleave(mu1[0], mu2[0], f32),
+        "py": _interleave(mu1[1], mu2[1], f32),
+        "pz": _interleave(mu1[2], mu2[2], f32),
+        "E": _interleave(mu1[3], mu2[3], f32),
+        "charge": _interleave(s.charge1[keep], s.charge2[keep], np.int32),
+        "parent": _interleave(s.parent1[keep], s.parent2[keep], np.int32),
+    }
+    record = ak.contents.RecordArray(
+        [ak.contents.NumpyArray(v) for v in fields.values()], list(fields)
+    )
+    offsets = ak.index.Index64(np.arange(0, 2 * n + 1, 2, dtype=np.int64))
+    muon = ak.Array(ak.contents.ListOffsetArray(offsets, record))
+    g = s.gstar[:, keep].astype(f32)
+    return {
+        "event": chunk.event[keep],
+        "muon": muon,
+        "truth_channel": s.channel[keep],
+        "truth_parent_pdgid": s.parent_pdgid[keep],
+        "truth_gstar_px": g[0],
+        "truth_gstar_py": g[1],
+        "truth_gstar_pz": g[2],
+        "truth_gstar_E": g[3],
+        "truth_gstar_m": g[4],
+    }
+
+
+def _truth_arrays(chunk: Chunk) -> dict[str, np.ndarray]:
+    s, r = chunk.sources, chunk.reco
+    sel = r.in_acceptance & (s.channel != int(Channel.COMBINATORIAL))
+    f32 = np.float32
+    pt = r.pt[sel].astype(f32)
+    return {
+        "event": chunk.event[sel],
+        "channel": s.channel[sel],
+        "m": r.m[sel].astype(f32),
+        "pT": pt,
+        "qT": pt,
+        "E": r.pair[3, sel].astype(f32),
+        "y": r.y[sel].astype(f32),
+        "m_true": s.gstar[4, sel].astype(f32),
+        "eff": r.eff[sel].astype(f32),
+        "accepted": r.accepted[sel],
+    }
+
+
+def _as_analysis_config(config: AnalysisConfig | MockConfig) -> AnalysisConfig:
+    if isinstance(config, MockConfig):
+        return AnalysisConfig(mock=config)
+    if not isinstance(config, AnalysisConfig):
+        raise TypeError(f"expected AnalysisConfig or MockConfig, got {type(config).__name__}")
+    return config
+
+
+def generate_file(
+    config: AnalysisConfig | MockConfig,
+    path: str | Path,
+    *,
+    events: int | None = None,
+    seed: int | None = None,
+    force: bool = False,
+    chunk_size: int | None = None,
+    compression: Any = "default",
+) -> GenerateResult:
+    """Generate mock data and write the ROOT ntuple of DEVELOPERS.md ("Mock ntuple").
+
+    Arguments:
+        config: the analysis config (or just its ``mock`` section).
+        path: output ROOT file; written to a temporary file and renamed at the end.
+        events: generated sources (cocktail + combinatorial); default ``mock.events``.
+        seed: random seed; default the config's ``seed``.
+        force: overwrite an existing file.
+        chunk_size: sources per chunk; default ``mock.chunk_size``.
+        compression: uproot compression (``"default"``: uproot's default, ZLIB level 1).
+
+    Returns:
+        A :class:`GenerateResult`.
+
+    Raises:
+        GammastarError: bad event count or seed, output exists without ``force``, output
+            not writable, missing efficiency map, unavailable backend. Nothing is left at
+            ``path`` on error.
+    """
+    import uproot
+
+    t0 = time.perf_counter()
+    config = _as_analysis_config(config)
+    cfg = config.mock or MockConfig()
+    n_events = cfg.events if events is None else events
+    if isinstance(n_events, bool) or not isinstance(n_events, int | np.integer) or n_events <= 0:
+        raise GammastarError(f"--events must be a positive integer, got {n_events!r}")
+    if chunk_size is not None and chunk_size <= 0:
+        raise GammastarError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    path = Path(path)
+    if path.is_dir():
+        raise GammastarError(f"{path}: is a directory; give the output file name")
+    gen = MockGenerator(config, seed)
+
+    n_generated = dict.fromkeys(gen.classes, 0)
+    n_written = n_truth = 0
+    options = {} if compression == "default" else {"compression": compression}
+    with atomic_path(path, force) as tmp:
+        try:
+            f = uproot.recreate(tmp, **options)
+        except OSError as err:
+            raise GammastarError(f"{path}: cannot write ({err.strerror or err})") from None
+        with f:
+            events_tree = truth_tree = None
+            for chunk in gen.chunks(int(n_events), chunk_size):
+                for k, v in chunk.counts.items():
+                    n_generated[k] += v
+                ev = _event_arrays(chunk)
+                tr = _truth_arrays(chunk)
+                if events_tree is None:
+                    events_tree = f.mktree(
+                        "events",
+                        {k: (v.type if k == "muon" else v.dtype) for k, v in ev.items()},
+                        title="gammastar NA60-like mock events",
+                    )
+                    truth_tree = f.mktree(
+                        "truth",
+                        {k: v.dtype for k, v in tr.items()},
+                        title="signal sources in the kinematic acceptance",
+                    )
+                if len(ev["event"]):
+                    events_tree.extend(ev)
+                if len(tr["event"]):
+                    truth_tree.extend(tr)
+                n_written += len(ev["event"])
+                n_truth += len(tr["event"])
+                del chunk, ev, tr
+            meta = gen.meta(
+                n_generated,
+                n_events_written=n_written,
+                n_truth=n_truth,
+                events=int(n_events),
+                chunk_size=int(chunk_size or cfg.chunk_size),
+            )
+            f["meta"] = json.dumps(meta, sort_keys=True, allow_nan=False, default=str)
+    n_cocktail = sum(v for k, v in n_generated.items() if k != Channel.COMBINATORIAL)
+    return GenerateResult(
+        path=path,
+        n_events_written=n_written,
+        n_generated={k.name: int(v) for k, v in n_generated.items()},
+        n_pot=gen.n_pot(n_cocktail),
+        meta=meta,
+        n_truth=n_truth,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The ``meta`` JSON of a mock file."""
+    import uproot
+
+    with uproot.open(path) as f:
+        return json.loads(str(f["meta"]))
