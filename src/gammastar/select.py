@@ -1,0 +1,645 @@
+"""Columnar dilepton selection: four-vectors, cuts, OS/SS pairs, histograms, outputs.
+
+The chunk-level functions are pure (arrays in, arrays out) and run inside the coffea
+processor (:mod:`gammastar.processor`); :func:`select` is the Python twin of
+``gammastar select CONFIG``: it checks the inputs, runs the processor on the chosen executor,
+applies the like-sign subtraction (:mod:`gammastar.background`) and the efficiency
+unfolding (:mod:`gammastar.unfold`), and writes ``pairs.parquet``, ``histograms.root`` and
+``select.json`` atomically in the run directory.
+
+Every layout goes through one construction path, :func:`make_leptons`, which builds
+``vector`` Momentum4D records (with a ``charge`` field) per event; flat pre-paired inputs
+become events of exactly two leptons, so pairing is the same ``ak.combinations`` for all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gammastar.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    import awkward as ak
+    import hist
+    import pandas as pd
+
+    from gammastar.config import AnalysisConfig
+
+log = logging.getLogger(__name__)
+
+PAIR_COLUMNS = ("event", "m", "pT", "E", "y", "pz", "charge", "channel")
+"""Columns the processor returns per chunk (``qT``, weights and ``eff`` are added later)."""
+
+CUTFLOW_KEYS = (
+    "events",
+    "leptons",
+    "leptons_nonfinite",
+    "events_nonfinite",
+    "leptons_charge",
+    "leptons_energy",
+    "leptons_theta",
+    "events_2leptons",
+    "pairs",
+    "pairs_mass",
+    "pairs_pt",
+    "pairs_rapidity",
+    "pairs_charge_class",
+    "pairs_eta_mumu_removed",
+    "os",
+    "pp",
+    "mm",
+)
+
+ETA_PDGID = 221
+
+
+@dataclass(frozen=True)
+class Cuts:
+    """The selection cuts in plain numbers (picklable; built from ``SelectionConfig``)."""
+
+    lepton_min_energy: float = 0.0
+    lepton_theta_min: float = 0.0
+    lepton_theta_max: float = np.pi
+    mass_min: float = 0.0
+    mass_max: float = np.inf
+    pair_pt_max: float | None = None
+    rapidity_min: float | None = None
+    rapidity_max: float | None = None
+    pair_charges: tuple[str, ...] = ("os", "pp", "mm")
+    remove_eta_mumu_truth: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: AnalysisConfig) -> Cuts:
+        s = cfg.selection
+        return cls(
+            lepton_min_energy=s.lepton_min_energy,
+            lepton_theta_min=s.lepton_theta_min,
+            lepton_theta_max=s.lepton_theta_max,
+            mass_min=s.mass_min,
+            mass_max=s.mass_max,
+            pair_pt_max=s.pair_pt_max,
+            rapidity_min=s.rapidity_min,
+            rapidity_max=s.rapidity_max,
+            pair_charges=tuple(s.pair_charges),
+            remove_eta_mumu_truth=cfg.background.remove_eta_mumu == "truth",
+        )
+
+
+# --------------------------------------------------------------------------- four-vectors
+def make_leptons(
+    columns: Mapping[str, Any], layout: str, lepton_mass: float = 0.1056583755
+) -> ak.Array:
+    """Per-event lepton four-vectors (``vector`` Momentum4D with ``charge``): the one path.
+
+    Arguments:
+        columns: package column → (awkward/numpy) array, as mapped by :mod:`gammastar.io`.
+        layout: ``jagged_cartesian``, ``jagged_ptetaphi`` or ``flat_pairs``.
+        lepton_mass: used when ``mass`` is absent in the ``pt, eta, phi`` layout.
+
+    Returns:
+        A jagged array (events × leptons) of Momentum4D records with fields of the layout's
+        coordinates, ``charge`` and, when available, ``parent``.
+
+    Example:
+        >>> import awkward as ak
+        >>> lep = make_leptons({"E1": [5.0], "px1": [0.], "py1": [0.], "pz1": [3.], "Q1": [1],
+        ...                     "E2": [5.0], "px2": [0.], "py2": [0.], "pz2": [-3.], "Q2": [-1]},
+        ...                    "flat_pairs")
+        >>> ak.num(lep).tolist(), float(lep.mass[0, 0])
+        ([2], 4.0)
+    """
+    import awkward as ak
+    import vector
+
+    def col(name: str) -> ak.Array:
+        return ak.Array(columns[name]) if not isinstance(columns[name], ak.Array) else columns[name]
+
+    if layout == "jagged_cartesian":
+        fields = {k: col(k) for k in ("px", "py", "pz", "E")}
+        fields["charge"] = col("charge")
+        if "parent" in columns:
+            fields["parent"] = col("parent")
+    elif layout == "jagged_ptetaphi":
+        fields = {k: col(k) for k in ("pt", "eta", "phi")}
+        fields["mass"] = (
+            col("mass") if "mass" in columns else ak.ones_like(fields["pt"]) * lepton_mass
+        )
+        fields["charge"] = col("charge")
+    elif layout == "flat_pairs":
+
+        def two(a: str, b: str) -> ak.Array:
+            x, y = np.asarray(col(a)), np.asarray(col(b))
+            flat = np.stack([x, y], axis=1).ravel()
+            return ak.unflatten(flat, np.full(len(x), 2, dtype=np.int64))
+
+        fields = {k: two(f"{k}1", f"{k}2") for k in ("px", "py", "pz", "E")}
+        fields["charge"] = two("Q1", "Q2")
+    else:
+        raise ConfigError(f"input.layout: unknown layout {layout!r}")
+    return vector.zip(fields)
+
+
+def finite_leptons(leptons: ak.Array) -> ak.Array:
+    """Mask of leptons whose momentum components are all finite."""
+    import awkward as ak
+
+    ok = None
+    for name in leptons.fields:
+        if name in ("charge", "parent"):
+            continue
+        f = ak.values_astype(leptons[name], np.float64)
+        m = np.isfinite(f)
+        ok = m if ok is None else ok & m
+    return ok
+
+
+# --------------------------------------------------------------------------- chunk selection
+def select_chunk(
+    columns: Mapping[str, Any],
+    layout: str,
+    cuts: Cuts,
+    *,
+    lepton_mass: float = 0.1056583755,
+    entry_offset: int = 0,
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Select lepton pairs in one chunk.
+
+    Lepton cuts (finite momenta, |charge| = 1, energy, polar angle) come before pairing;
+    pairs (``ak.combinations``) are then cut on mass, pT and rapidity and split by charge.
+
+    Arguments:
+        columns: package column → array for this chunk (optional ``event``,
+            ``truth_channel``, ``parent``).
+        layout: the input layout.
+        cuts: the selection.
+        lepton_mass: for layouts without a mass.
+        entry_offset: first entry of the chunk (event ids when there is no ``event`` branch).
+
+    Returns:
+        ``(pairs, cutflow)``: ``pairs`` maps :data:`PAIR_COLUMNS` to numpy arrays;
+        ``cutflow`` counts events, leptons and pairs after each step.
+    """
+    import awkward as ak
+
+    leptons = make_leptons(columns, layout, lepton_mass)
+    n_events = len(leptons)
+    flow = dict.fromkeys(CUTFLOW_KEYS, 0)
+    flow["events"] = n_events
+    flow["leptons"] = int(ak.sum(ak.num(leptons)))
+
+    finite = finite_leptons(leptons)
+    bad = ~finite
+    flow["leptons_nonfinite"] = int(ak.sum(bad))
+    flow["events_nonfinite"] = int(ak.sum(ak.any(bad, axis=1)))
+    leptons = leptons[finite]
+    leptons = leptons[abs(leptons.charge) == 1]
+    flow["leptons_charge"] = int(ak.sum(ak.num(leptons)))
+    leptons = leptons[cuts.lepton_min_energy <= leptons.E]
+    flow["leptons_energy"] = int(ak.sum(ak.num(leptons)))
+    theta = leptons.theta
+    leptons = leptons[(theta >= cuts.lepton_theta_min) & (theta <= cuts.lepton_theta_max)]
+    flow["leptons_theta"] = int(ak.sum(ak.num(leptons)))
+
+    if "event" in columns:
+        event_id = np.asarray(columns["event"]).astype(np.int64)
+    else:
+        event_id = np.arange(entry_offset, entry_offset + n_events, dtype=np.int64)
+    channel = (
+        np.asarray(columns["truth_channel"]).astype(np.int8)
+        if "truth_channel" in columns
+        else np.full(n_events, -1, dtype=np.int8)
+    )
+
+    has2 = ak.num(leptons) >= 2
+    flow["events_2leptons"] = int(ak.sum(has2))
+    leptons = leptons[has2]
+    event_id = event_id[np.asarray(has2)]
+    channel = channel[np.asarray(has2)]
+
+    pairs = ak.combinations(leptons, 2, fields=["a", "b"])
+    npairs = ak.num(pairs)
+    flow["pairs"] = int(ak.sum(npairs))
+    pa, pb = pairs.a, pairs.b
+    p = pa + pb
+    pflat = ak.flatten(p)
+    m = np.asarray(pflat.mass, dtype=np.float64)
+    pt = np.asarray(pflat.pt, dtype=np.float64)
+    energy = np.asarray(pflat.E, dtype=np.float64)
+    pz = np.asarray(pflat.pz, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = 0.5 * np.log((energy + pz) / (energy - pz))
+    charge = np.asarray(ak.flatten(pa.charge + pb.charge)).astype(np.int8)
+    ev = np.repeat(event_id, np.asarray(npairs))
+    ch = np.repeat(channel, np.asarray(npairs))
+
+    keep = (m >= cuts.mass_min) & (m < cuts.mass_max)
+    flow["pairs_mass"] = int(keep.sum())
+    if cuts.pair_pt_max is not None:
+        keep &= pt < cuts.pair_pt_max
+    flow["pairs_pt"] = int(keep.sum())
+    if cuts.rapidity_min is not None:
+        keep &= y >= cuts.rapidity_min
+    if cuts.rapidity_max is not None:
+        keep &= y < cuts.rapidity_max
+    flow["pairs_rapidity"] = int(keep.sum())
+    classes = {"os": charge == 0, "pp": charge == 2, "mm": charge == -2}
+    cls_ok = np.zeros(len(m), dtype=bool)
+    for name in cuts.pair_charges:
+        cls_ok |= classes[name]
+    keep &= cls_ok
+    flow["pairs_charge_class"] = int(keep.sum())
+    if cuts.remove_eta_mumu_truth and "truth_channel" in columns:
+        from gammastar.channels import Channel
+
+        eta = (ch == int(Channel.ETA_MUMU)) & (charge == 0)
+        if "parent" in columns:
+            both = np.asarray(ak.flatten((pa.parent == ETA_PDGID) & (pb.parent == ETA_PDGID)))
+            eta &= both
+        flow["pairs_eta_mumu_removed"] = int((keep & eta).sum())
+        keep &= ~eta
+    flow["os"] = int((keep & (charge == 0)).sum())
+    flow["pp"] = int((keep & (charge == 2)).sum())
+    flow["mm"] = int((keep & (charge == -2)).sum())
+    out = {
+        "event": ev[keep],
+        "m": m[keep],
+        "pT": pt[keep],
+        "E": energy[keep],
+        "y": y[keep],
+        "pz": pz[keep],
+        "charge": charge[keep],
+        "channel": ch[keep],
+    }
+    return out, flow
+
+
+# --------------------------------------------------------------------------- histograms
+def mass_axis(cfg: AnalysisConfig) -> hist.axis.Regular:
+    """The one mass axis shared by every output histogram."""
+    import hist
+
+    s = cfg.selection
+    return hist.axis.Regular(
+        cfg.unfold.mass_bins, s.mass_min, s.mass_max, name="m", label="m [GeV]"
+    )
+
+
+def _axes3(cfg: AnalysisConfig) -> list[Any]:
+    import hist
+
+    s = cfg.selection
+    return [
+        mass_axis(cfg),
+        hist.axis.Regular(s.qt_bins, 0.0, s.qt_max, name="qT", label="qT [GeV]"),
+        hist.axis.Regular(s.energy_bins, s.energy_min, s.energy_max, name="E", label="E [GeV]"),
+    ]
+
+
+def fill_histograms(
+    cfg: AnalysisConfig, pairs: pd.DataFrame, *, eta_rate_removal: np.ndarray | None = None
+) -> dict[str, hist.Hist]:
+    """All output histograms from the (weighted) pairs table.
+
+    ``os_m``, ``pp_m``, ``mm_m``: raw counts (``weight_raw``); ``comb_m`` the like-sign
+    estimate 2R√(N++N−−) with propagated variance; ``signal_m = os_m − comb_m``;
+    ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS negative); the same with
+    ``_m_qT_E`` on (m, qT, E).
+    """
+    import hist
+
+    from gammastar.background import combinatorial
+
+    r = cfg.background.r_factor
+    out: dict[str, hist.Hist] = {}
+    q = pairs["charge"].to_numpy()
+    for suffix, axes in (("m", [mass_axis(cfg)]), ("m_qT_E", _axes3(cfg))):
+        names = [a.name for a in axes]
+
+        def fill(
+            mask: np.ndarray, weight: np.ndarray, axes: list[Any] = axes, names: list[str] = names
+        ) -> hist.Hist:
+            h = hist.Hist(*axes, storage=hist.storage.Weight())
+            h.fill(**{n: pairs[n].to_numpy()[mask] for n in names}, weight=weight[mask])
+            return h
+
+        wr = pairs["weight_raw"].to_numpy()
+        os_h = fill(q == 0, wr)
+        pp_h = fill(q == 2, wr)
+        mm_h = fill(q == -2, wr)
+        comb_h = hist.Hist(*axes, storage=hist.storage.Weight())
+        vp, vm = pp_h.view(flow=True), mm_h.view(flow=True)
+        val, var = combinatorial(vp["value"], vm["value"], vp["variance"], vm["variance"], r=r)
+        comb_h.view(flow=True)["value"] = val
+        comb_h.view(flow=True)["variance"] = var
+        sig_h = hist.Hist(*axes, storage=hist.storage.Weight())
+        vo = os_h.view(flow=True)
+        sig_h.view(flow=True)["value"] = vo["value"] - val
+        sig_h.view(flow=True)["variance"] = vo["variance"] + var
+        unf_h = fill(np.ones(len(q), dtype=bool), pairs["weight"].to_numpy())
+        for name, h in (
+            ("os", os_h),
+            ("pp", pp_h),
+            ("mm", mm_h),
+            ("comb", comb_h),
+            ("signal", sig_h),
+            ("unfolded", unf_h),
+        ):
+            out[f"{name}_{suffix}"] = h
+    return out
+
+
+# --------------------------------------------------------------------------- result
+@dataclass
+class SelectResult:
+    """What :func:`select` produced (the files are in ``output_dir``)."""
+
+    output_dir: Path
+    pairs: pd.DataFrame
+    histograms: dict[str, Any]
+    cutflow: dict[str, int]
+    counts: dict[str, Any]
+    unfold: dict[str, Any]
+    bad_files: dict[str, str]
+    meta: dict[str, Any]
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+OUTPUT_FILES = ("pairs.parquet", "histograms.root", "select.json")
+
+
+def _pairs_table(chunks: Mapping[Any, Mapping[str, np.ndarray]]) -> pd.DataFrame:
+    import pandas as pd
+
+    keys = sorted(chunks)
+    cols = {}
+    for c in PAIR_COLUMNS:
+        parts = [np.asarray(chunks[k][c]) for k in keys]
+        cols[c] = np.concatenate(parts) if parts else np.array([])
+    df = pd.DataFrame(
+        {
+            "event": cols["event"].astype(np.int64),
+            "m": cols["m"].astype(np.float64),
+            "qT": cols["pT"].astype(np.float64),
+            "E": cols["E"].astype(np.float64),
+            "y": cols["y"].astype(np.float64),
+            "pT": cols["pT"].astype(np.float64),
+            "charge": cols["charge"].astype(np.int8),
+            "channel": cols["channel"].astype(np.int8),
+            "pz": cols["pz"].astype(np.float64),
+        }
+    )
+    return df
+
+
+def select(
+    config: AnalysisConfig | str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str]] | None = None,
+    *,
+    executor: str = "iterative",
+    scheduler: str | None = None,
+    workers: int | None = None,
+    skip_bad_files: bool = False,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    chunksize: int | None = None,
+    dask_processes: bool = True,
+) -> SelectResult:
+    """Select dilepton pairs, subtract the like-sign background, unfold; write the outputs.
+
+    The Python twin of ``gammastar select CONFIG [--input FILE ...] [--executor ...]``.
+
+    Arguments:
+        config: an :class:`~gammastar.config.AnalysisConfig` or the path of a YAML file.
+        inputs: input files or globs replacing ``input.files``.
+        executor: ``iterative``, ``futures`` or ``dask``.
+        scheduler: Dask scheduler address (``tcp://host:8786``); ``None`` starts a local
+            ``distributed.LocalCluster`` with ``workers`` workers.
+        workers: worker processes for ``futures`` / local ``dask`` (default 2).
+        skip_bad_files: skip unreadable files (reported in ``select.json``) instead of stopping.
+        output: run directory (default: the config's ``output``).
+        force: overwrite existing outputs.
+        chunksize: entries per chunk (default ``input.step_size``).
+        dask_processes: local Dask cluster with worker processes (``False``: threads).
+
+    Returns:
+        A :class:`SelectResult`; ``pairs.parquet``, ``histograms.root`` and ``select.json``
+        are written in the run directory.
+
+    Raises:
+        ConfigError, InputError: bad config, missing file/tree/branch, no selected pair,
+            unusable efficiency map; OutputExistsError: outputs exist and not ``force``.
+    """
+    import time
+
+    import uproot
+
+    from gammastar import io
+    from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
+    from gammastar.background import eta_mumu_rate_peak, ss_pair_weights
+    from gammastar.config import AnalysisConfig, load_config
+    from gammastar.processor import DileptonProcessor, run_processor
+    from gammastar.unfold import (
+        bayesian_unfold,
+        efficiency_weights,
+        load_efficiency_map,
+        response_matrix,
+    )
+
+    t0 = time.perf_counter()
+    cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
+    if output is not None:
+        cfg = cfg.model_copy(update={"output": str(Path(output).resolve())})
+    if executor not in ("iterative", "futures", "dask"):
+        raise ConfigError(f"--executor: unknown executor {executor!r} (iterative, futures, dask)")
+    outdir = cfg.output_dir
+    for name in OUTPUT_FILES:
+        check_writable(outdir / name, force)
+
+    bmap = io.branch_map(cfg.input.layout, cfg.input.branches)
+    fileset = io.fileset_from_config(cfg, inputs)
+    checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
+    for path, why in checked.bad_files.items():
+        log.warning("skipping bad file %s: %s", path, why)
+    if cfg.background.remove_eta_mumu == "truth" and "truth_channel" not in checked.branches.all:
+        raise ConfigError(
+            "background.remove_eta_mumu: 'truth' needs the truth_channel branch, which the "
+            "input lacks; use 'rate' (data) or 'none'"
+        )
+    eff_path = cfg.unfold.efficiency_map
+    em = load_efficiency_map(cfg.resolve(eff_path) if eff_path is not None else None)
+
+    proc = DileptonProcessor(
+        layout=cfg.input.layout,
+        columns=checked.branches.all,
+        cuts=Cuts.from_config(cfg),
+        lepton_mass=cfg.input.lepton_mass,
+    )
+    result, run_bad = run_processor(
+        checked.fileset,
+        proc,
+        executor=executor,
+        scheduler=scheduler,
+        workers=workers,
+        chunksize=chunksize or cfg.input.step_size,
+        skip_bad_files=skip_bad_files,
+        dask_processes=dask_processes,
+    )
+    bad_files = {**checked.bad_files, **run_bad}
+    cutflow = {k: int(result["cutflow"].get(k, 0)) for k in CUTFLOW_KEYS}
+    if cutflow["leptons_nonfinite"]:
+        log.warning(
+            "dropped %d lepton(s) with NaN or infinite momenta in %d event(s)",
+            cutflow["leptons_nonfinite"],
+            cutflow["events_nonfinite"],
+        )
+    pairs = _pairs_table(result["pairs"].chunks)
+    files_used = [p for p in checked.files if p not in run_bad]
+    if len(pairs) == 0:
+        raise InputError(
+            f"no pair passes the selection in {len(files_used)} file(s) "
+            f"({', '.join(files_used)[:300]}); cut flow: "
+            + ", ".join(
+                f"{k}={v}"
+                for k, v in cutflow.items()
+                if k in ("events", "leptons_energy", "leptons_theta", "pairs", "pairs_mass")
+            )
+        )
+
+    # unfolding weights (1/ε) and the like-sign subtraction weights
+    eff, inv, rep = efficiency_weights(
+        em, pairs["m"].to_numpy(), pairs["pT"].to_numpy(), on_missing=cfg.unfold.outside_map
+    )
+    if rep.n_outside or rep.n_zero:
+        log.warning(
+            "%d pair(s) outside the efficiency map and %d at ε = 0 get weight 0 (%s)",
+            rep.n_outside,
+            rep.n_zero,
+            rep.source,
+        )
+    axis = mass_axis(cfg)
+    edges = np.asarray(axis.edges)
+    q = pairs["charge"].to_numpy()
+    mvals = pairs["m"].to_numpy()
+    n_pp = np.histogram(mvals[q == 2], bins=edges)[0].astype(float)
+    n_mm = np.histogram(mvals[q == -2], bins=edges)[0].astype(float)
+    ss_factor = ss_pair_weights(
+        mvals, q, edges, n_pp, n_mm, r=cfg.background.r_factor, mode=cfg.background.ss_weight
+    )
+    pairs["weight_raw"] = np.ones(len(pairs))
+    pairs["eff"] = eff
+    pairs["weight"] = pairs["weight_raw"].to_numpy() * inv * ss_factor
+
+    eta_report: dict[str, Any] = {"mode": cfg.background.remove_eta_mumu}
+    if cfg.background.remove_eta_mumu == "truth":
+        eta_report["pairs_removed"] = cutflow["pairs_eta_mumu_removed"]
+    elif cfg.background.remove_eta_mumu == "rate":
+        unf = np.histogram(mvals, bins=edges, weights=pairs["weight"].to_numpy())[0]
+        peak, n_dal, n_mumu = eta_mumu_rate_peak(
+            edges,
+            unf,
+            dalitz_window=tuple(cfg.background.eta_dalitz_window),
+            sigma=cfg.background.eta_peak_sigma,
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.where(unf > 0, np.clip(1.0 - peak / unf, 0.0, None), 1.0)
+        idx = np.clip(np.searchsorted(edges, mvals, side="right") - 1, 0, len(scale) - 1)
+        pairs["weight"] = pairs["weight"].to_numpy() * scale[idx]
+        eta_report.update(n_eta_dalitz=n_dal, n_eta_mumu_removed=n_mumu)
+
+    hists = fill_histograms(cfg, pairs)
+    bayes: dict[str, Any] = {"iterations": cfg.unfold.bayesian_iterations}
+    if cfg.unfold.bayesian_iterations > 0:
+        if not checked.truth_trees:
+            raise ConfigError(
+                "unfold.bayesian_iterations > 0 needs a response from a 'truth' tree "
+                "(m_true vs m) in the input files; none has one"
+            )
+        truth = io.read_truth(checked.truth_trees, ("m", "m_true"))
+        resp = response_matrix(np.asarray(truth["m_true"]), np.asarray(truth["m"]), edges)
+        h = hists["unfolded_m"]
+        eff_only = h.copy()
+        h.view()["value"] = bayesian_unfold(h.view()["value"], resp, cfg.unfold.bayesian_iterations)
+        hists["effcorr_m"] = eff_only
+        bayes["note"] = "unfolded_m is resolution unfolded; effcorr_m is before it"
+
+    counts = {
+        "events": cutflow["events"],
+        "os": int((q == 0).sum()),
+        "pp": int((q == 2).sum()),
+        "mm": int((q == -2).sum()),
+        "comb_estimate": float(hists["comb_m"].values().sum()),
+        "comb_estimate_err": float(np.sqrt(hists["comb_m"].variances().sum())),
+        "signal": float(hists["signal_m"].values().sum()),
+        "signal_err": float(np.sqrt(hists["signal_m"].variances().sum())),
+        "unfolded": float(hists["unfolded_m"].values().sum()),
+        "unfolded_err": float(np.sqrt(hists["unfolded_m"].variances().sum())),
+    }
+    meta = make_meta(
+        config_sha256=cfg.section_sha256("input", "selection", "background", "unfold"),
+        seed=None,
+        inputs=files_used,
+        stage="select",
+        config_sha256_full=cfg.sha256,
+        executor=executor,
+        scheduler=scheduler,
+        layout=cfg.input.layout,
+        branches=checked.branches.all,
+        weight_convention=(
+            "OS: weight = weight_raw/eff; SS: weight = -R*weight_raw/eff (ss_weight=constant) "
+            "or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin * weight_raw/eff (binwise); "
+            "sum(weight) = background-subtracted, unfolded yield"
+        ),
+        r_factor=cfg.background.r_factor,
+        ss_weight=cfg.background.ss_weight,
+    )
+    doc = {
+        "meta": meta,
+        "counts": counts,
+        "cutflow": cutflow,
+        "unfold": {**rep.as_dict(), "bayesian": bayes},
+        "eta_mumu": eta_report,
+        "bad_files": bad_files,
+        "entries": {p: n for p, n in checked.entries.items() if p in files_used},
+        "elapsed_s": time.perf_counter() - t0,
+    }
+
+    # write: everything computed above, so nothing half-written on a user error
+    paths = {n: outdir / n for n in OUTPUT_FILES}
+    with atomic_path(paths["pairs.parquet"], force) as tmp:
+        pairs.to_parquet(tmp, index=False, engine="pyarrow")
+    with atomic_path(paths["histograms.root"], force) as tmp, uproot.recreate(tmp) as f:
+        for name, h in hists.items():
+            f[name] = h
+    write_json(paths["select.json"], doc, force)
+    log.info(
+        "select: %d OS, %d ++, %d -- pairs → %s", counts["os"], counts["pp"], counts["mm"], outdir
+    )
+    return SelectResult(
+        output_dir=outdir,
+        pairs=pairs,
+        histograms=hists,
+        cutflow=cutflow,
+        counts=counts,
+        unfold=doc["unfold"],
+        bad_files=bad_files,
+        meta=meta,
+        files=paths,
+    )
+
+
+__all__ = [
+    "Cuts",
+    "SelectResult",
+    "fill_histograms",
+    "make_leptons",
+    "mass_axis",
+    "select",
+    "select_chunk",
+]
