@@ -1,0 +1,687 @@
+r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8, Section III B).
+
+Pure functions turn an unfolded dilepton mass spectrum into
+
+* the dark-photon yield per POT per ε² versus m_A′ (Eq. 6, binned at the mass resolution)
+
+  .. math:: \frac{N_{A'}(m)}{\varepsilon^2 N_{\rm POT}} = \frac{3\pi m}{2\alpha K_\ell(m)}\,
+     \frac{1}{N_{\rm POT}}\frac{dN_\gamma}{dm},
+
+* the millicharged-pair yield per POT per Q² versus m_χ (Eq. 8)
+
+  .. math:: \frac{N_{\chi\chi}(m_\chi)}{Q^2 N_{\rm POT}} = \frac{1}{N_{\rm POT}}
+     \sum_{i:\, m_i > 2m_\chi} w_i\, \frac{K_\chi(m_i)}{K_\ell(m_i)}
+
+  (a sum over pairs of ``pairs.parquet``, exact, or over the bins of ``unfolded_m``).
+
+:func:`compute_yields` is the ``gammastar yields`` stage: it reads ``histograms.root`` (and
+``pairs.parquet`` when present) from the run directory and writes ``yields.json``,
+``yields_aprime.csv``, ``yields_mcp.csv`` (and, optionally, the Fig. 2/3 analogues).
+
+Errors. ``stat_err`` is the full statistical error, from the sum of squared weights: the
+selection stage fills ``unfolded_m`` with every pair's weight, OS pairs positive and SS pairs
+negative (DEVELOPERS.md), so Σw² already contains the like-sign (background-subtraction)
+variance. It is also reported on its own (``bkg_sub_err``): exactly from the SS pairs when the
+pairs table is given, otherwise from the ``comb_m`` variance scaled by the bin's mean unfolding
+factor (unfolded/signal).
+
+Flags (documented in docs/yields.md), one list per output point:
+``negative`` (the unfolded content is < 0: over-subtraction; the value is kept, not clipped),
+``empty`` (no entries), ``below_threshold`` (K_ℓ = 0), ``partial_bin`` (the last, narrower
+bin), ``below_data_range`` (χχ̄: 2m_χ below the lowest measured mass, so the yield misses the
+unmeasured masses and is a lower bound), ``above_data_range`` (χχ̄: 2m_χ above the highest
+measured mass: yield 0), ``outside_data_range`` (A′ yield asked at a mass outside the data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics.kinematics import aprime_factor, mcp_factor
+
+if TYPE_CHECKING:
+    import hist
+
+    from gammastar.config import AnalysisConfig
+
+log = logging.getLogger(__name__)
+
+OUTPUT_FILES = ("yields.json", "yields_aprime.csv", "yields_mcp.csv")
+FIGURES = ("yields_aprime.pdf", "yields_mcp.pdf")
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class AprimeYield:
+    """A′ yield per POT per ε², one entry per (merged) mass bin."""
+
+    mass: NDArray[np.float64]
+    """Bin centres, GeV."""
+    edges: NDArray[np.float64]
+    per_pot_per_eps2: NDArray[np.float64]
+    stat_err: NDArray[np.float64]
+    """Full statistical error (Σw², includes the background subtraction)."""
+    bkg_sub_err: NDArray[np.float64]
+    """The background-subtraction part of ``stat_err`` (NaN where it cannot be estimated)."""
+    flags: list[list[str]]
+    n_pot: float
+
+    def at(self, masses: ArrayLike) -> tuple[NDArray[np.float64], list[list[str]]]:
+        """The yield of the bin holding each mass; NaN and ``outside_data_range`` outside.
+
+        Example:
+            >>> y = AprimeYield(np.array([0.5]), np.array([0.4, 0.6]), np.array([2.0]),
+            ...                 np.array([0.1]), np.array([0.0]), [[]], 1.0)
+            >>> y.at([0.45, 0.7])[0].tolist(), y.at([0.7])[1]
+            ([2.0, nan], [['outside_data_range']])
+        """
+        masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
+        idx = np.searchsorted(self.edges, masses, side="right") - 1
+        inside = (masses >= self.edges[0]) & (masses <= self.edges[-1])
+        idx = np.clip(idx, 0, len(self.mass) - 1)
+        values = np.where(inside, self.per_pot_per_eps2[idx], np.nan)
+        flags = [
+            list(self.flags[i]) if ok else ["outside_data_range"]
+            for i, ok in zip(idx, inside, strict=True)
+        ]
+        return values, flags
+
+
+@dataclass
+class McpYield:
+    """χχ̄ yield per POT per Q² at the requested χ masses."""
+
+    mass: NDArray[np.float64]
+    per_pot_per_q2: NDArray[np.float64]
+    stat_err: NDArray[np.float64]
+    flags: list[list[str]]
+    n_pot: float
+    source: str
+    """``"pairs"`` (exact per pair) or ``"histogram"`` (per bin of ``unfolded_m``)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- helpers
+def check_n_pot(n_pot: float, where: str = "n_pot") -> float:
+    """Return N_POT as a float; raise :class:`ConfigError` unless it is finite and > 0."""
+    try:
+        value = float(n_pot)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: N_POT must be a number, not {n_pot!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise ConfigError(f"{where}: N_POT must be positive and finite, got {value!r}")
+    return value
+
+
+def merge_factor(edges: ArrayLike, width: float | None) -> int:
+    """Number of adjacent bins to merge so that merged bins are about ``width`` wide.
+
+    Example:
+        >>> merge_factor(np.linspace(0.2, 1.1, 91), 0.03)
+        3
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    if width is None:
+        return 1
+    native = float(np.median(np.diff(edges)))
+    return max(1, round(width / native))
+
+
+def _merge(edges: NDArray, arrays: Sequence[NDArray], k: int) -> tuple[NDArray, list[NDArray]]:
+    n = len(edges) - 1
+    starts = np.arange(0, n, k)
+    new_edges = np.append(edges[starts], edges[-1])
+    return new_edges, [np.add.reduceat(a, starts) for a in arrays]
+
+
+def _hist_arrays(h: hist.Hist, name: str) -> tuple[NDArray, NDArray, NDArray]:
+    """(edges, values, variances) of a 1-D histogram with Weight storage (or counts)."""
+    if h.ndim != 1:
+        raise InputError(f"{name}: expected a 1-D mass histogram, got {h.ndim} dimensions")
+    edges = np.asarray(h.axes[0].edges, dtype=np.float64)
+    values = np.asarray(h.values(), dtype=np.float64)
+    var = h.variances()
+    if var is None:  # plain counts: Poisson
+        var = np.abs(values)
+    return edges, values, np.asarray(var, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- A′ (Eq. 6)
+def aprime_yield(
+    unfolded: hist.Hist,
+    n_pot: float,
+    *,
+    m_lepton: float,
+    bin_width: float | None = None,
+    comb: hist.Hist | None = None,
+    signal: hist.Hist | None = None,
+    ss_variance: ArrayLike | None = None,
+) -> AprimeYield:
+    r"""A′ yield per POT per ε² from an unfolded dilepton mass histogram (Eq. 6).
+
+    Bins are merged to about ``bin_width`` (the mass resolution); in each merged bin
+    :math:`Y = \frac{3\pi m_c}{2\alpha K_\ell(m_c)} \frac{W}{\Delta m\, N_{\rm POT}}` with W the
+    sum of unfolded weights and m_c the bin centre; ``stat_err`` scales √(Σw²) the same way.
+
+    Arguments:
+        unfolded: ``unfolded_m`` (1-D, Weight storage): Σ of pair weights per mass bin.
+        n_pot: protons on target (> 0).
+        m_lepton: lepton mass of the dilepton data, GeV.
+        bin_width: target bin width in GeV (None: keep the histogram's bins).
+        comb: ``comb_m`` (raw-count like-sign estimate with variance), for ``bkg_sub_err``.
+        signal: ``signal_m`` (raw OS − comb), to scale ``comb_m``'s variance by unfolded/signal.
+        ss_variance: per native bin Σw² of the SS pairs (exact ``bkg_sub_err``; overrides comb).
+
+    Returns:
+        :class:`AprimeYield`.
+
+    Raises:
+        ConfigError: N_POT not positive.
+        InputError: not a 1-D histogram.
+
+    References:
+        Allison & Blinov Eq. (6), Section III B 1; physics.md §1.
+
+    Example:
+        >>> import hist
+        >>> h = hist.Hist.new.Reg(10, 0.3, 0.4, name="m").Weight()
+        >>> _ = h.fill(m=[0.35] * 4)
+        >>> y = aprime_yield(h, 1.0, m_lepton=0.0)
+        >>> bool(np.isclose(y.per_pot_per_eps2[5], 4 / 0.01 * aprime_factor(0.355, 0.0)))
+        True
+    """
+    n_pot = check_n_pot(n_pot)
+    edges, values, var = _hist_arrays(unfolded, "unfolded_m")
+    counts_nonzero = (values != 0) | (var != 0)
+    k = merge_factor(edges, bin_width)
+    arrays = [values, var, counts_nonzero.astype(float)]
+    bkg_var = None
+    if ss_variance is not None:
+        bkg_var = np.asarray(ss_variance, dtype=np.float64)
+    elif comb is not None and signal is not None:
+        _, _, cvar = _hist_arrays(comb, "comb_m")
+        _, sval, _ = _hist_arrays(signal, "signal_m")
+        arrays += [cvar, sval]
+    if bkg_var is not None:
+        arrays.append(bkg_var)
+    new_edges, merged = _merge(edges, arrays, k)
+    w, v, nz = merged[0], merged[1], merged[2]
+    if bkg_var is not None:
+        bvar = merged[-1]
+    elif comb is not None and signal is not None:
+        cvar_m, sval_m = merged[3], merged[4]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(sval_m > 0, w / sval_m, np.nan)
+        bvar = cvar_m * factor**2
+    else:
+        bvar = np.full(len(w), np.nan)
+    width = np.diff(new_edges)
+    centre = 0.5 * (new_edges[1:] + new_edges[:-1])
+    conv = aprime_factor(centre, m_lepton)
+    finite = np.isfinite(conv)
+    conv_safe = np.where(finite, conv, 0.0)
+    y = np.where(finite, conv_safe * w / (width * n_pot), np.nan)
+    err = np.where(finite, conv_safe * np.sqrt(v) / (width * n_pot), np.nan)
+    berr = np.where(finite, conv_safe * np.sqrt(bvar) / (width * n_pot), np.nan)
+    flags: list[list[str]] = []
+    nominal = width[0] if len(width) else 0.0
+    for i in range(len(w)):
+        f = []
+        if not finite[i]:
+            f.append("below_threshold")
+        if nz[i] == 0:
+            f.append("empty")
+        elif w[i] < 0:
+            f.append("negative")
+        if i == len(w) - 1 and width[i] < 0.999 * nominal:
+            f.append("partial_bin")
+        flags.append(f)
+    return AprimeYield(centre, new_edges, y, err, berr, flags, n_pot)
+
+
+# --------------------------------------------------------------------------- χχ̄ (Eq. 8)
+def _mcp_flags(m_chi: NDArray, lo: float, hi: float) -> list[list[str]]:
+    flags = []
+    for mc in m_chi:
+        f = []
+        if 2 * mc < lo:
+            f.append("below_data_range")
+        if 2 * mc >= hi:
+            f.append("above_data_range")
+        flags.append(f)
+    return flags
+
+
+def mcp_yield_from_hist(
+    unfolded: hist.Hist, n_pot: float, m_chi: ArrayLike, *, m_lepton: float, q: float = 1.0
+) -> McpYield:
+    r"""χχ̄ yield per POT (per Q² for q = 1) from the bins of ``unfolded_m`` (Eq. 8).
+
+    :math:`Y(m_\chi) = \sum_b W_b\, Q^2 K_\chi(m_b)/K_\ell(m_b) / N_{\rm POT}` over bins with
+    centre m_b > 2m_χ; the bin holding 2m_χ counts from its centre (accurate to the bin width;
+    :func:`mcp_yield_from_pairs` is exact). ``stat_err`` = √(Σ_b f_b² σ_b²)/N_POT.
+
+    Example:
+        >>> import hist
+        >>> h = hist.Hist.new.Reg(4, 0.2, 1.0, name="m").Weight()
+        >>> _ = h.fill(m=[0.9, 0.9])
+        >>> y = mcp_yield_from_hist(h, 2.0, [0.5], m_lepton=0.0)
+        >>> float(y.per_pot_per_q2[0]), y.flags
+        (0.0, [['above_data_range']])
+    """
+    n_pot = check_n_pot(n_pot)
+    edges, values, var = _hist_arrays(unfolded, "unfolded_m")
+    m_chi = np.atleast_1d(np.asarray(m_chi, dtype=np.float64))
+    centre = 0.5 * (edges[1:] + edges[:-1])
+    f = mcp_factor(centre[None, :], m_chi[:, None], m_lepton, q)
+    y = (f * values[None, :]).sum(axis=1) / n_pot
+    err = np.sqrt((f**2 * var[None, :]).sum(axis=1)) / n_pot
+    flags = _mcp_flags(m_chi, edges[0], edges[-1])
+    contributing = (f != 0) & (values[None, :] < 0)
+    for i in range(len(m_chi)):
+        if contributing[i].any():
+            flags[i].append("negative_bins")
+    return McpYield(m_chi, y, err, flags, n_pot, "histogram")
+
+
+def mcp_yield_from_pairs(
+    m: ArrayLike,
+    weight: ArrayLike,
+    n_pot: float,
+    m_chi: ArrayLike,
+    *,
+    m_lepton: float,
+    q: float = 1.0,
+    mass_range: tuple[float, float] | None = None,
+) -> McpYield:
+    r"""χχ̄ yield per POT (per Q² for q = 1) summed exactly over pairs (Eq. 8).
+
+    :math:`Y(m_\chi) = \sum_i w_i\, Q^2 K_\chi(m_i)/K_\ell(m_i) / N_{\rm POT}`, the pairs' own
+    masses (no binning). ``stat_err`` = √(Σ f_i² w_i²)/N_POT.
+
+    Arguments:
+        m, weight: pair masses (GeV) and weights (``pairs.parquet`` ``m``, ``weight``).
+        n_pot: protons on target.
+        m_chi: χ masses, GeV.
+        m_lepton: lepton mass, GeV.
+        q: millicharge.
+        mass_range: keep pairs in [lo, hi) (the analysis' mass window); default: all pairs.
+
+    Example:
+        >>> y = mcp_yield_from_pairs([0.5, 0.9], [1.0, 2.0], 1.0, [0.3], m_lepton=0.0)
+        >>> round(float(y.per_pot_per_q2[0]), 6) == round(float(2 * kinematic_factor(0.9, 0.3)), 6)
+        True
+    """
+    n_pot = check_n_pot(n_pot)
+    m = np.asarray(m, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)
+    if mass_range is not None:
+        keep = (m >= mass_range[0]) & (m < mass_range[1])
+        m, w = m[keep], w[keep]
+    m_chi = np.atleast_1d(np.asarray(m_chi, dtype=np.float64))
+    y = np.empty(len(m_chi))
+    err = np.empty(len(m_chi))
+    for i, mc in enumerate(m_chi):
+        f = mcp_factor(m, mc, m_lepton, q)
+        y[i] = np.sum(f * w) / n_pot
+        err[i] = np.sqrt(np.sum((f * w) ** 2)) / n_pot
+    lo, hi = (
+        mass_range
+        if mass_range is not None
+        else (float(m.min(initial=np.inf)), float(m.max(initial=0.0)))
+    )
+    return McpYield(m_chi, y, err, _mcp_flags(m_chi, lo, hi), n_pot, "pairs")
+
+
+# --------------------------------------------------------------------------- N_POT
+def _meta_from_root(path: Path) -> dict[str, Any] | None:
+    import uproot
+
+    try:
+        with uproot.open(path) as f:
+            if "meta" not in f:
+                return None
+            obj = f["meta"]
+            text = str(obj)
+    except Exception as err:  # noqa: BLE001 - any unreadable file is reported by name
+        raise InputError(f"{path}: cannot read the 'meta' string ({err})") from None
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise InputError(f"{path}: 'meta' is not a JSON string") from None
+
+
+def _input_paths(cfg: AnalysisConfig) -> list[Path]:
+    import glob
+
+    files = cfg.input.files
+    names: list[str] = []
+    if isinstance(files, dict):
+        for spec in files.values():
+            fs = spec.get("files", {}) if isinstance(spec, dict) else spec
+            names.extend(fs.keys() if isinstance(fs, dict) else fs)
+    else:
+        names = list(files)
+    out: list[Path] = []
+    for n in names:
+        p = str(cfg.resolve(n))
+        matches = sorted(glob.glob(p)) if any(c in p for c in "*?[") else [p]
+        out.extend(Path(x) for x in matches)
+    return out
+
+
+def resolve_n_pot(cfg: AnalysisConfig, run_dir: Path | None = None) -> tuple[float, str]:
+    """N_POT and where it came from: the config, ``select.json``, or the input files' ``meta``.
+
+    With ``beam.n_pot: from_input``: ``select.json`` in the run directory when it carries
+    ``n_pot`` (top level or ``meta``); otherwise the sum of ``n_pot`` over the input ROOT files'
+    ``meta`` JSON strings (the mock generator's files, DEVELOPERS.md).
+
+    Raises:
+        ConfigError / InputError: no N_POT found, or a non-positive one (naming the source).
+    """
+    if cfg.beam.n_pot != "from_input":
+        return check_n_pot(cfg.beam.n_pot, "beam.n_pot"), "config:beam.n_pot"
+    run_dir = run_dir or cfg.output_dir
+    sel = run_dir / "select.json"
+    if sel.exists():
+        try:
+            doc = json.loads(sel.read_text())
+        except ValueError:
+            raise InputError(f"{sel}: not valid JSON") from None
+        for where in (doc, doc.get("meta", {})):
+            if isinstance(where, dict) and where.get("n_pot") is not None:
+                return check_n_pot(where["n_pot"], f"{sel}: n_pot"), f"select.json:{sel}"
+    total, used = 0.0, []
+    for path in _input_paths(cfg):
+        if not path.exists():
+            continue
+        meta = _meta_from_root(path)
+        if meta is None or meta.get("n_pot") is None:
+            raise InputError(
+                f"{path}: no 'meta' with n_pot; set beam.n_pot in the config "
+                "(beam.n_pot: from_input needs the mock generator's metadata)"
+            )
+        total += check_n_pot(meta["n_pot"], f"{path}: meta.n_pot")
+        used.append(str(path))
+    if not used:
+        raise ConfigError(
+            "beam.n_pot is 'from_input' but neither select.json nor any input file "
+            "carries n_pot; set beam.n_pot"
+        )
+    return total, "input_meta:" + ",".join(used)
+
+
+# --------------------------------------------------------------------------- theory
+def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) -> dict[str, Any]:
+    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (physics.md §8)."""
+    from gammastar.physics import bremsstrahlung as br
+    from gammastar.physics.millicharge import meson_branching_ratio
+
+    y = cfg.yields
+    st = br.BremsSettings(
+        beam_energy=cfg.beam.energy,
+        interaction_lengths=cfg.beam.interaction_lengths,
+        z_min=y.brems_z_min,
+        z_max=y.brems_z_max,
+        pt_max=y.brems_pt_max,
+        cutoff=y.brems_cutoff,
+        band_factor=y.brems_band_factor,
+        normalisation=y.brems_normalisation,
+    )
+    lo = min(float(aprime_mass.min(initial=1.0)), 0.2)
+    hi = max(float(aprime_mass.max(initial=0.2)), 1.2)
+    grid = np.linspace(lo, hi, 300)
+    a_c, a_lo, a_hi = br.aprime_yield_band(grid, st)
+    mc = np.asarray(mcp_mass, dtype=np.float64)
+    c_c, c_lo, c_hi = br.mcp_yield_band(mc, st, m_max=y.brems_mcp_mass_max)
+    return {
+        "brems_aprime": {
+            "mass": grid,
+            "per_pot_per_eps2": a_c,
+            "low": a_lo,
+            "high": a_hi,
+            "cutoff_gev": [st.cutoff / st.band_factor, st.cutoff, st.cutoff * st.band_factor],
+        },
+        "brems_mcp": {"mass": mc, "per_pot_per_q2": c_c, "low": c_lo, "high": c_hi},
+        "pi0_mcp": {
+            "mass": mc,
+            "per_pot_per_q2": y.pi0_per_pot * meson_branching_ratio("pi0", mc),
+            "pi0_per_pot": y.pi0_per_pot,
+        },
+        "jpsi_mcp": {
+            "mass": mc,
+            "per_pot_per_q2": y.jpsi_per_pot * meson_branching_ratio("jpsi", mc),
+            "jpsi_per_pot": y.jpsi_per_pot,
+        },
+        "settings": {
+            "beam_energy": st.beam_energy,
+            "interaction_lengths": st.interaction_lengths,
+            "z_range": [st.z_min, st.z_max],
+            "pt_max": st.pt_max,
+            "normalisation": st.normalisation,
+            "mcp_mass_max": y.brems_mcp_mass_max,
+            "method": "FWW splitting function (arXiv:1311.3870 eq. 3) x sigma_pp(s')/sigma_pp(s) "
+            "x |F1(m^2)|^2 x off-shell cut-off (arXiv:2108.05900)",
+        },
+    }
+
+
+# --------------------------------------------------------------------------- stage
+def _read_histograms(path: Path) -> dict[str, Any]:
+    import uproot
+
+    if not path.exists():
+        raise InputError(f"{path}: histograms.root not found; run `gammastar select` first")
+    out = {}
+    try:
+        with uproot.open(path) as f:
+            if "unfolded_m" not in f:
+                raise InputError(f"{path}: no histogram 'unfolded_m'")
+            for name in ("unfolded_m", "comb_m", "signal_m"):
+                if name in f:
+                    out[name] = f[name].to_hist()
+    except GammastarError:
+        raise
+    except Exception as err:  # noqa: BLE001 - reported with the file name
+        raise InputError(f"{path}: cannot read histograms ({err})") from None
+    return out
+
+
+def _write_csv(
+    path: Path, header: list[str], rows: list[list[Any]], comment: str, force: bool
+) -> None:
+    from gammastar.artifacts import atomic_path
+
+    def fmt(x: Any) -> str:
+        if isinstance(x, list):
+            return ";".join(x)
+        if isinstance(x, float | np.floating):
+            return "" if not np.isfinite(x) else f"{float(x):.8g}"
+        return str(x)
+
+    lines = [f"# {comment}", ",".join(header)]
+    lines += [",".join(fmt(x) for x in r) for r in rows]
+    with atomic_path(path, force) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def compute_yields(
+    config: AnalysisConfig | str | os.PathLike[str],
+    *,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    plots: bool = True,
+    theory: bool = True,
+) -> dict[str, Any]:
+    """The ``gammastar yields`` stage: A′ and χχ̄ yields per POT from the run directory.
+
+    Reads ``histograms.root`` (``unfolded_m``, ``comb_m``, ``signal_m``) and, when present,
+    ``pairs.parquet``; writes ``yields.json`` (public contract, design.md), ``yields_aprime.csv``,
+    ``yields_mcp.csv`` and with ``plots`` the Fig. 2/3 analogues ``yields_aprime.pdf``,
+    ``yields_mcp.pdf``.
+
+    Arguments:
+        config: the analysis config (object or YAML path).
+        output: run directory (default: the config's).
+        force: overwrite existing outputs.
+        plots: also draw the figures.
+        theory: compute the bremsstrahlung / π0 / J/ψ comparison curves (in ``theory``).
+
+    Returns:
+        The ``yields.json`` document.
+
+    Raises:
+        GammastarError: missing inputs, bad N_POT, outputs exist without ``force``.
+    """
+    from gammastar.artifacts import check_writable, make_meta, write_json
+    from gammastar.config import AnalysisConfig, load_config
+
+    cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
+    if output is not None:
+        cfg = cfg.model_copy(update={"output": str(Path(output).resolve())})
+    run_dir = cfg.output_dir
+    outs = [run_dir / n for n in OUTPUT_FILES] + ([run_dir / n for n in FIGURES] if plots else [])
+    for p in outs:  # refuse early, before any work
+        check_writable(p, force)
+
+    hpath = run_dir / "histograms.root"
+    hists = _read_histograms(hpath)
+    n_pot, n_pot_source = resolve_n_pot(cfg, run_dir)
+    m_lepton = cfg.input.lepton_mass
+    inputs: list[Path] = [hpath]
+
+    ppath = run_dir / "pairs.parquet"
+    pairs = None
+    src = cfg.yields.mcp_source
+    if src == "pairs" and not ppath.exists():
+        raise InputError(f"{ppath}: yields.mcp_source is 'pairs' but the file does not exist")
+    if src in ("auto", "pairs") and ppath.exists():
+        import pandas as pd
+
+        try:
+            pairs = pd.read_parquet(ppath, columns=["m", "weight", "charge"])
+        except Exception as err:  # noqa: BLE001
+            raise InputError(f"{ppath}: cannot read columns m, weight, charge ({err})") from None
+        inputs.append(ppath)
+
+    unf = hists["unfolded_m"]
+    edges = np.asarray(unf.axes[0].edges)
+    ss_var = None
+    if pairs is not None:
+        ss = pairs["charge"].to_numpy() != 0
+        ss_var = np.histogram(
+            pairs["m"].to_numpy()[ss], bins=edges, weights=pairs["weight"].to_numpy()[ss] ** 2
+        )[0]
+    ap = aprime_yield(
+        unf,
+        n_pot,
+        m_lepton=m_lepton,
+        bin_width=cfg.yields.mass_bin_width,
+        comb=hists.get("comb_m"),
+        signal=hists.get("signal_m"),
+        ss_variance=ss_var,
+    )
+    m_chi = np.asarray(cfg.yields.mcp_masses, dtype=np.float64)
+    if pairs is not None:
+        mcp = mcp_yield_from_pairs(
+            pairs["m"].to_numpy(),
+            pairs["weight"].to_numpy(),
+            n_pot,
+            m_chi,
+            m_lepton=m_lepton,
+            mass_range=(float(edges[0]), float(edges[-1])),
+        )
+    else:
+        mcp = mcp_yield_from_hist(unf, n_pot, m_chi, m_lepton=m_lepton)
+
+    n_flagged = sum(1 for f in ap.flags if f)
+    if n_flagged:
+        log.warning(
+            "yields: %d of %d A′ mass bins flagged (see aprime.flags)", n_flagged, len(ap.flags)
+        )
+    doc: dict[str, Any] = {
+        "aprime": {
+            "mass": ap.mass,
+            "per_pot_per_eps2": ap.per_pot_per_eps2,
+            "stat_err": ap.stat_err,
+            "bkg_sub_err": ap.bkg_sub_err,
+            "bin_edges": ap.edges,
+            "flags": ap.flags,
+        },
+        "mcp": {
+            "mass": mcp.mass,
+            "per_pot_per_q2": mcp.per_pot_per_q2,
+            "stat_err": mcp.stat_err,
+            "flags": mcp.flags,
+            "source": mcp.source,
+        },
+    }
+    if theory:
+        doc["theory"] = theory_curves(cfg, ap.mass, m_chi)
+    doc["meta"] = make_meta(
+        config_sha256=cfg.section_sha256(
+            "input", "selection", "background", "unfold", "beam", "yields"
+        ),
+        seed=None,
+        inputs=inputs,
+        stage="yields",
+        config_sha256_full=cfg.sha256,
+        n_pot=n_pot,
+        n_pot_source=n_pot_source,
+        lepton_mass=m_lepton,
+        mass_bin_width=float(np.median(np.diff(ap.edges))) if len(ap.edges) > 1 else None,
+        units={
+            "mass": "GeV",
+            "aprime.per_pot_per_eps2": "A′ per POT per ε² (Eq. 6)",
+            "mcp.per_pot_per_q2": "χχ̄ pairs per POT per Q² (Eq. 8)",
+        },
+        stat_err="sqrt(sum w^2) incl. like-sign subtraction; bkg_sub_err is that part alone",
+        flags_doc="docs/yields.md#flags",
+    )
+    write_json(run_dir / "yields.json", doc, force)
+    comment = f"gammastar yields; n_pot={n_pot:.6g} ({n_pot_source}); see yields.json meta"
+    _write_csv(
+        run_dir / "yields_aprime.csv",
+        ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"],
+        [
+            [
+                ap.mass[i],
+                ap.edges[i],
+                ap.edges[i + 1],
+                ap.per_pot_per_eps2[i],
+                ap.stat_err[i],
+                ap.bkg_sub_err[i],
+                ap.flags[i],
+            ]
+            for i in range(len(ap.mass))
+        ],
+        comment,
+        force,
+    )
+    _write_csv(
+        run_dir / "yields_mcp.csv",
+        ["m_chi", "per_pot_per_q2", "stat_err", "flags"],
+        [
+            [mcp.mass[i], mcp.per_pot_per_q2[i], mcp.stat_err[i], mcp.flags[i]]
+            for i in range(len(mcp.mass))
+        ],
+        comment,
+        force,
+    )
+    if plots:
+        from gammastar.yields_plots import plot_aprime, plot_mcp
+
+        plot_aprime(doc, run_dir / "yields_aprime.pdf", force=force)
+        plot_mcp(doc, run_dir / "yields_mcp.pdf", force=force)
+    return doc

@@ -1,0 +1,125 @@
+"""Figures of the yields stage: the analogues of the paper's Fig. 2 (A′) and Fig. 3 (χχ̄).
+
+Both take the ``yields.json`` document (:func:`gammastar.yields.compute_yields`) and draw with
+mplhep's style on log scales, with units on the axes and the statistical error as a band.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+
+def _setup() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    plt.style.use(mplhep.style.ROOT)
+    return plt
+
+
+def _pos(values: Any) -> np.ndarray:
+    """Array with None (JSON null) and non-positive entries as NaN (not drawn on log axes)."""
+    a = np.asarray([np.nan if v is None else v for v in np.atleast_1d(values)], dtype=float)
+    return np.where(a > 0, a, np.nan)
+
+
+def _save(fig: Any, path: str | os.PathLike[str], force: bool) -> None:
+    from gammastar.artifacts import atomic_path
+
+    suffix = os.path.splitext(os.fspath(path))[1] or ".pdf"
+    with atomic_path(path, force) as tmp:
+        fig.savefig(tmp, format=suffix.lstrip("."), bbox_inches="tight")
+
+
+def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Fig. 2 analogue: data-driven A′ yield per POT per ε² with the bremsstrahlung band.
+
+    The data-driven yield is a step line per merged mass bin with its ±1σ statistical band;
+    bins flagged ``negative`` or ``empty`` are not drawn on the log scale.
+    """
+    plt = _setup()
+    ap = doc["aprime"]
+    edges = np.asarray(ap["bin_edges"], dtype=float)
+    y = _pos(ap["per_pot_per_eps2"])
+    e = np.nan_to_num(_pos(ap["stat_err"]))
+    fig, ax = plt.subplots(figsize=(9, 7))
+    ax.stairs(y, edges, color="black", lw=2, label="data-driven (Eq. 6)")
+    lo = np.clip(y - e, y * 1e-3, None)
+    ax.stairs(
+        y + e, edges, baseline=lo, fill=True, color="black", alpha=0.25, label=r"stat. $\pm1\sigma$"
+    )
+    th = doc.get("theory", {}).get("brems_aprime")
+    if th:
+        m = np.asarray(th["mass"], dtype=float)
+        ax.plot(
+            m, _pos(th["per_pot_per_eps2"]), color="tab:red", lw=1.5, label="p bremsstrahlung (FWW)"
+        )
+        cut = th.get("cutoff_gev", [])
+        lab = rf"$\Lambda$ = {cut[0]:.2g}–{cut[2]:.2g} GeV" if len(cut) == 3 else "band"
+        ax.fill_between(
+            m, _pos(th["low"]), _pos(th["high"]), color="tab:red", alpha=0.25, label=lab
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$m_{A'}$ [GeV]")
+    ax.set_ylabel(r"$N_{A'} / (N_{\mathrm{POT}}\, \varepsilon^2)$")
+    ax.set_xlim(edges[0], edges[-1])
+    finite = y[np.isfinite(y)]
+    if finite.size:
+        ax.set_ylim(finite.min() / 30, finite.max() * 30)
+    n_pot = doc.get("meta", {}).get("n_pot")
+    title = r"$A^\prime$ yield per POT" + (f" ($N_{{POT}}$ = {n_pot:.2g})" if n_pot else "")
+    ax.set_title(title, fontsize=18)
+    ax.legend(fontsize=14)
+    _save(fig, path, force)
+    plt.close(fig)
+
+
+def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
+    """Fig. 3 analogue: χχ̄ yield per POT per Q² vs m_χ with bremsstrahlung, π0 and J/ψ lines."""
+    plt = _setup()
+    mc = doc["mcp"]
+    m = np.asarray(mc["mass"], dtype=float)
+    y = _pos(mc["per_pot_per_q2"])
+    e = np.nan_to_num(_pos(mc["stat_err"]))
+    fig, ax = plt.subplots(figsize=(9, 7))
+    ax.plot(m, y, "o-", color="black", lw=2, label="data-driven (Eq. 8)")
+    ax.fill_between(m, np.clip(y - e, y * 1e-3, None), y + e, color="black", alpha=0.25)
+    th = doc.get("theory", {})
+    if "brems_mcp" in th:
+        b = th["brems_mcp"]
+        ax.plot(
+            b["mass"], _pos(b["per_pot_per_q2"]), color="tab:red", lw=1.5, label="p bremsstrahlung"
+        )
+        ax.fill_between(b["mass"], _pos(b["low"]), _pos(b["high"]), color="tab:red", alpha=0.25)
+    if "pi0_mcp" in th:
+        p = th["pi0_mcp"]
+        ax.plot(
+            p["mass"],
+            _pos(p["per_pot_per_q2"]),
+            color="tab:blue",
+            lw=1.5,
+            label=r"$\pi^0 \to \gamma\chi\bar\chi$",
+        )
+    if "jpsi_mcp" in th:
+        j = th["jpsi_mcp"]
+        ax.plot(
+            j["mass"],
+            _pos(j["per_pot_per_q2"]),
+            color="tab:green",
+            lw=1.5,
+            label=r"$J/\psi \to \chi\bar\chi$",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(r"$m_\chi$ [GeV]")
+    ax.set_ylabel(r"$N_{\chi\bar\chi} / (N_{\mathrm{POT}}\, Q_\chi^2)$")
+    ax.set_title(r"$\chi\bar\chi$ yield per POT", fontsize=18)
+    ax.legend(fontsize=14)
+    _save(fig, path, force)
+    plt.close(fig)
