@@ -364,6 +364,7 @@ def generate_file(
                 n_generated,
                 n_events_written=n_written,
                 n_truth=n_truth,
+                n_generated_total=int(sum(n_generated.values())),
                 events=int(n_events),
                 chunk_size=int(chunk_size or cfg.chunk_size),
             )
