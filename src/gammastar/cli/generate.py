@@ -24,7 +24,9 @@ def generate_command(
     seed: SeedOpt = None,
     plots: Annotated[
         Path | None,
-        typer.Option("--plots", help="Also draw the OS/SS mass and pT spectra into this directory."),
+        typer.Option(
+            "--plots", help="Also draw the OS/SS mass and pT spectra into this directory."
+        ),
     ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,

@@ -65,7 +65,7 @@ class EfficiencyMap:
             raise InputError(f"{path}: efficiency map not found") from None
         except KeyError:
             raise InputError(f"{path}: no histogram named 'efficiency'") from None
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - any unreadable file is a user input error
             raise InputError(f"{path}: cannot read the efficiency map ({err})") from None
         if len(h.axes) != 2:
             raise InputError(f"{path}: 'efficiency' must be a 2-D histogram (m, pT)")

@@ -95,9 +95,7 @@ def sample_mt_exponential(rng: np.random.Generator, mass: Array, temperature: fl
     mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), np.shape(mass))
     n = mass.size
     use_gamma = rng.random(n) < temperature / (temperature + mass)
-    u = np.where(
-        use_gamma, rng.gamma(2.0, temperature, n), rng.exponential(temperature, n)
-    )
+    u = np.where(use_gamma, rng.gamma(2.0, temperature, n), rng.exponential(temperature, n))
     return np.sqrt(u * (u + 2.0 * mass))
 
 

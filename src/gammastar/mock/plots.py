@@ -18,7 +18,6 @@ from gammastar.artifacts import atomic_path
 from gammastar.channels import Channel
 from gammastar.errors import InputError
 
-
 COLORS = {
     Channel.COMBINATORIAL: "0.75",
     Channel.ETA_DALITZ: "tab:orange",
@@ -44,7 +43,7 @@ def pair_table(path: str | Path) -> dict[str, np.ndarray]:
             )
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a user input error
         raise InputError(f"{path}: not a readable mock ntuple ({err})") from None
     two = ak.num(ev.muon_E) >= 2
     ev = ev[two]

@@ -90,7 +90,7 @@ def edition() -> str | None:
     """
     try:
         return str(_api().default_edition)
-    except Exception:
+    except Exception:  # noqa: BLE001 - no database: the edition is unknown
         return None
 
 
@@ -135,7 +135,7 @@ def branching_ratio(key: str) -> BranchingRatio:
         raise KeyError(f"unknown decay mode {key!r}; known: {sorted(MODES)}") from None
     try:
         found = _modes_of(mcid).get(description)
-    except Exception:
+    except Exception:  # noqa: BLE001 - database unusable: documented fallback table
         found = None
     if found is not None:
         return BranchingRatio(found[0], key, description, found[1], edition(), "pdg")
