@@ -1,0 +1,107 @@
+"""Benchmark of `gammastar generate` (issue 2): events/s and peak memory for 1e6 and 1e7 events.
+
+Each measurement runs in a fresh subprocess (one core: OMP_NUM_THREADS=1), timing the
+``generate_file`` call and reading the process's peak resident memory
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``, which includes the interpreter and imports).
+
+Reference: the same generation without chunking (one chunk holding every event), at 1e6
+events, to show what the chunked streaming saves in memory. (The un-chunked 1e7 run would need
+about ten times the 1e6 reference's memory, so it is not run.)
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generate.py [--sizes 1000000 10000000]
+
+The last line of the output is one JSON object with all figures. Target (issue 2):
+1e7 events in under 60 s on one core, peak memory under 2 GB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, resource, sys, time
+t_start = time.perf_counter()
+from gammastar.config import AnalysisConfig, MockConfig
+from gammastar.mock import generate_file
+events, chunk, path, eff = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+cfg = AnalysisConfig(seed=1, mock=MockConfig(efficiency_map=eff))
+t0 = time.perf_counter()
+res = generate_file(cfg, path, events=events, chunk_size=chunk, force=True)
+t1 = time.perf_counter()
+import os
+print(json.dumps({
+    "events": events, "chunk_size": chunk, "seconds": t1 - t0,
+    "seconds_with_imports": t1 - t_start,
+    "events_per_s": events / (t1 - t0),
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "n_events_written": res.n_events_written, "file_mb": os.path.getsize(path) / 2**20,
+}))
+"""
+
+
+def run(events: int, chunk: int, workdir: Path) -> dict:
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+    path = workdir / f"mock_{events}_{chunk}.root"
+    eff = str(REPO / "data" / "efficiency_na60_like.root")
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(events), str(chunk), str(path), eff],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    path.unlink(missing_ok=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000])
+    ap.add_argument("--chunk-size", type=int, default=500_000)
+    ap.add_argument("--reference-size", type=int, default=1_000_000)
+    args = ap.parse_args()
+    results = {"chunked": [], "reference_unchunked": None}
+    with tempfile.TemporaryDirectory(prefix="gammastar-bench-") as tmp:
+        work = Path(tmp)
+        for n in args.sizes:
+            r = run(n, args.chunk_size, work)
+            results["chunked"].append(r)
+            print(
+                f"chunked   {n:>10d} events: {r['seconds']:7.2f} s, {r['events_per_s']:10.0f} ev/s, "
+                f"peak {r['peak_rss_mb']:7.0f} MB, {r['n_events_written']} written"
+            )
+        n = args.reference_size
+        r = run(n, n, work)
+        results["reference_unchunked"] = r
+        print(
+            f"reference {n:>10d} events (one chunk): {r['seconds']:7.2f} s, "
+            f"{r['events_per_s']:10.0f} ev/s, peak {r['peak_rss_mb']:7.0f} MB"
+        )
+    big = max(results["chunked"], key=lambda r: r["events"])
+    results["target"] = {
+        "events": big["events"],
+        "seconds": big["seconds"],
+        "under_60_s": big["seconds"] < 60,
+        "peak_rss_mb": big["peak_rss_mb"],
+        "under_2_gb": big["peak_rss_mb"] < 2048,
+    }
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
