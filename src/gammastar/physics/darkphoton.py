@@ -127,16 +127,22 @@ def _gs_bw(s: NDArray, m: float, g: float) -> NDArray:
 
     hm = h(pm, m)
     dhds = hm * (1 / (8 * pm**2) - 1 / (2 * m**2)) + 1 / (2 * np.pi * m**2)
-    hs = np.where(p > 0, h(p, np.where(sq > 0, sq, 1.0)), 0.0)
-    f = g * m**2 / pm**3 * (p**2 * (hs - hm) + (m**2 - s) * pm**2 * dhds)
+    above = s > 4 * mpi2
+    rs = np.where(s > 0, sq, 1.0)
+    h_above = h(np.where(above, p, 1.0), rs)
+    # Below 2mπ: analytic continuation of β ln((1+β)/(1−β)) − iπβ with β = i b:
+    # h(s) = (b/π) arctan(1/b), b = sqrt(4mπ²/s − 1); h(0) = 1/π; k² = s/4 − mπ² < 0.
+    b = np.sqrt(np.clip(4 * mpi2 / np.where(s > 0, s, 1.0) - 1, 0.0, None))
+    h_below = np.where(s > 0, b / np.pi * np.arctan2(1.0, b), 1 / np.pi)
+    hs = np.where(above, h_above, h_below)
+    k2 = s / 4 - mpi2
+    f = g * m**2 / pm**3 * (k2 * (hs - hm) + (m**2 - s) * pm**2 * dhds)
     d = (
         3 / np.pi * mpi2 / pm**2 * np.log((m + 2 * pm) / (2 * M_PI))
         + m / (2 * np.pi * pm)
         - mpi2 * m / (np.pi * pm**3)
     )
-    gs = np.where(sq > 0, g * m**2 / np.where(sq > 0, sq, 1.0) * (p / pm) ** 3, 0.0)
-    # Below 2mπ the GS function is continued by dropping the imaginary part and f(s) (p = 0):
-    # the form factor there is real and close to the VMD value.
+    gs = np.where(above, g * m**2 / rs * (p / pm) ** 3, 0.0)
     return (m**2 + d * m * g) / (m**2 - s + f - 1j * gs)
 
 
