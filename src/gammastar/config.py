@@ -346,15 +346,30 @@ class ValidateConfig(Section):
 
 # --------------------------------------------------------------------------- detector
 class DetectorConfig(Section):
-    """Long-lived-particle detector geometry (paper App. B, physics.md §9)."""
+    """Long-lived-particle detector geometry (paper App. B, physics.md §9; gammastar.acceptance).
+
+    Distances are along the beam (z) from the A′ production point.
+    """
 
     l1: NonNegFloat = 5.0
     """Start of the decay volume (or the shield length) in m."""
     l2: PositiveFloat | None = None
     """End of the decay volume in m; ``None`` means no end (paper's mock detector)."""
     theta_min: NonNegFloat = 0.035
+    """Angular window (rad) on the A′ direction, or on both leptons with ``both_daughters``."""
     theta_max: PositiveFloat = 0.120
     efficiency: Probability = 1.0
+    """Constant selection (trigger, reconstruction, PID) efficiency."""
+    both_daughters: bool = False
+    """Decay A′ → ℓℓ isotropically and require both leptons inside the acceptance."""
+    min_daughter_energy: NonNegFloat = 0.0
+    """Minimum lepton energy in GeV (with ``both_daughters``)."""
+    plane_z: PositiveFloat | None = None
+    """Downstream detector plane (m) for a transverse acceptance r_min < r < r_max."""
+    r_min: NonNegFloat = 0.0
+    r_max: PositiveFloat | None = None
+    z_steps: Annotated[int, Field(gt=0, le=1000)] = 24
+    """Cells of the decay volume when the hit depends on the vertex (``plane_z``)."""
 
     @model_validator(mode="after")
     def _check_order(self) -> DetectorConfig:
@@ -364,12 +379,16 @@ class DetectorConfig(Section):
             raise ValueError(
                 f"theta_max ({self.theta_max}) must be larger than theta_min ({self.theta_min})"
             )
+        if self.plane_z is not None and (self.l2 is None or self.plane_z <= self.l2):
+            raise ValueError(f"plane_z ({self.plane_z}) needs l2 set and smaller than plane_z")
+        if self.r_max is not None and self.r_max <= self.r_min:
+            raise ValueError(f"r_max ({self.r_max}) must be larger than r_min ({self.r_min})")
         return self
 
 
 # --------------------------------------------------------------------------- reach
 class ReachConfig(Section):
-    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10)."""
+    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach)."""
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
     channels: list[Literal["ee", "mumu"]] = Field(default_factory=lambda: ["mumu"])
@@ -377,10 +396,54 @@ class ReachConfig(Section):
     eps_points: Annotated[int, Field(gt=0)] = 60
     eps_min: PositiveFloat = 1e-8
     eps_max: PositiveFloat = 1e-3
+    mass_min: PositiveFloat | None = None
+    """Mass range of the scan (GeV); default: where the yields and the flow both exist."""
+    mass_max: PositiveFloat | None = None
     background: dict[str, NonNegFloat] = Field(
         default_factory=lambda: {"mumu": 0.016, "ee": 0.0094}
     )
+    """Expected background events per channel (in the signal region, all masses)."""
+    background_kappa: dict[str, Annotated[float, Field(ge=1)]] = Field(
+        default_factory=lambda: {"mumu": 1.125, "ee": 4.0}
+    )
+    """Log-normal shape of each background yield (NA62 App. B: 1.125 μμ, 4.0 ee)."""
     observed: dict[str, Annotated[int, Field(ge=0)]] | None = None
+    efficiency_uncertainty: NonNegFloat = 0.029
+    """Relative signal-efficiency uncertainty per channel (NA62 Table I: 2.9%)."""
+    method: Literal["auto", "exact", "toys", "asymptotic"] = "auto"
+    """CLs calculation (gammastar.stats): exact hybrid construction, pyhf toys or asymptotics."""
+    ntoys: Annotated[int, Field(gt=0)] = 500
+    template: Literal["counting", "mass"] = "counting"
+    """One counting bin per channel, or reconstructed-mass bins with a Gaussian signal."""
+    mass_resolution: PositiveFloat = 0.01
+    """Dilepton mass resolution σ_m in GeV (``template: mass``)."""
+    mass_window_sigmas: PositiveFloat = 3.0
+    mass_bins: Annotated[int, Field(gt=0, le=50)] = 6
+    n_pot: PositiveFloat | None = None
+    """Protons on target of the facility; default ``beam.n_pot``."""
+    yields: str = "${output}/yields.json"
+    flow: str | None = "${output}/flow"
+    """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler."""
+    samples: Annotated[int, Field(gt=0)] = 20_000
+    """A′ kinematic samples per mass for the acceptance."""
+    dark_alpha: NonNegFloat = 0.0
+    """Dark coupling α_D of an optional dark state (semi-visible A′); 0 = minimal A′."""
+    dark_mass: NonNegFloat = 0.0
+    """Dark-state mass in GeV (decays open above 2 × dark_mass)."""
+    event_lines: list[PositiveFloat] = Field(default_factory=lambda: [2.3, 3.0])
+    """Fixed event-count contours drawn for comparison with other studies."""
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> ReachConfig:
+        if self.eps_max <= self.eps_min:
+            raise ValueError(f"eps_max ({self.eps_max}) must be larger than eps_min")
+        lo, hi = self.mass_min, self.mass_max
+        if lo is not None and hi is not None and hi <= lo:
+            raise ValueError(f"mass_max ({hi}) must be larger than mass_min ({lo})")
+        for ch in self.channels:
+            if ch not in self.background:
+                raise ValueError(f"background: no expected background for channel {ch!r}")
+        return self
 
 
 # --------------------------------------------------------------------------- top level
