@@ -113,6 +113,9 @@ class MockDetector(Section):
     """Reference mass of ``mass_resolution`` (the ω), GeV."""
     mass_resolution_exponent: float = 0.0
     """σ_m(m) = mass_resolution · (m / mass_resolution_ref)^exponent (0: constant)."""
+    max_momentum_smearing: Annotated[float, Field(gt=0, le=0.5)] = 0.25
+    """Cap on the relative momentum smearing of a muon; near the 2m_μ threshold, where the pair
+    mass hardly depends on the momenta, the mass resolution then falls below the target."""
 
     @model_validator(mode="after")
     def _check_window(self) -> MockDetector:
