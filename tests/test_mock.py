@@ -342,7 +342,7 @@ def test_decay_probability():
 def test_file_layout(mock_file, events):
     with uproot.open(mock_file.path) as f:
         t = f["events"]
-        types = {k: t[k].typename for k in t}
+        types = {k: t[k].typename for k in t.keys()}  # noqa: SIM118 - TTree iterates branches
         assert types["event"] == "int64_t"
         assert types["nmuon"] == "int32_t"
         for k in ("muon_px", "muon_py", "muon_pz", "muon_E"):

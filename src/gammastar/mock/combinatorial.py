@@ -5,8 +5,8 @@ Each muon comes from an independent parent meson. Parents (π or K, multiplicity
 rapidity) and are accepted with the probability of decaying before the hadron absorber,
 P = 1 − exp(−z_abs m/(p cτ)). Sampling: the species is drawn with probability
 ∝ n_s BR_s P_s,max and the parent accepted with P/P_s,max, which gives exactly a muon density
-∝ n_s BR_s f_s(p) P(p); parents with E below the detector's muon-energy cut are dropped first
-(a muon never has more energy than its parent, so they could never be recorded).
+∝ n_s BR_s f_s(p) P(p); parents with E below 0.8 × the detector's muon-energy cut are dropped
+first (a muon never has more energy than its parent, so they could practically never be recorded).
 
 A combinatorial event holds two such muons with independent charges (μ+ with probability
 ``mu_plus_fraction``), so ++, −− and +− pairs all occur with
@@ -31,7 +31,9 @@ class Combinatorial:
     def __init__(self, cfg: MockConfig) -> None:
         self.cfg = cfg
         c = cfg.combinatorial
-        self.e_min = max(cfg.detector.muon_min_energy, 0.0)
+        # parents below 0.8 E_cut give muons below 0.8 E_cut, which the smearing (capped at
+        # 25%, and much smaller for these pairs) practically never lifts above the cut
+        self.e_min = 0.8 * cfg.detector.muon_min_energy
         self.species = ("pi+", "K+")
         self.masses = np.array([mass("pi+"), mass("K+")])
         self.ctau = np.array([c.pion_ctau, c.kaon_ctau])

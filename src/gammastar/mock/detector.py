@@ -4,7 +4,9 @@
    ``s`` is set per pair from the linearised dependence of the pair mass on the two momentum
    scales, ∂m/∂δ_i = (E_j |p_i|²/E_i − p_i·p_j)/m, so that the reconstructed dimuon mass has
    σ_m(m) = ``mass_resolution`` · (m/``mass_resolution_ref``)^``mass_resolution_exponent`` at
-   every mass (a tuned stand-in for a spectrometer, not a tracking simulation).
+   every mass (a tuned stand-in for a spectrometer, not a tracking simulation). ``s`` is capped
+   at ``max_momentum_smearing`` (25%): within a few tens of MeV of the 2m_μ threshold the pair
+   mass hardly depends on the momentum scales and the resolution there is smaller.
 2. Kinematic acceptance on the reconstructed muons: E > ``muon_min_energy`` (the hadron
    absorber) and ``theta_min`` < θ < ``theta_max`` (lab polar angle; defaults 35–120 mrad, the
    NA50/NA60 muon-spectrometer window, also the mock LLP detector of the paper's App. B).
@@ -166,9 +168,11 @@ class Detector:
         db = (a[3] * pb2 / b[3] - pab) / safe_m
         grad = np.sqrt(da**2 + db**2)
         s = self.sigma_m(m_true) / np.where(grad > 0, grad, np.inf)
+        s = np.minimum(s, self.cfg.max_momentum_smearing)
         z = rng.standard_normal((2, n)) * s
-        mu1 = _scale(a, 1.0 + z[0])
-        mu2 = _scale(b, 1.0 + z[1])
+        # a momentum scale stays positive (|δ| > 0.9 needs > 3.6σ at the cap)
+        mu1 = _scale(a, np.maximum(1.0 + z[0], 0.1))
+        mu2 = _scale(b, np.maximum(1.0 + z[1], 0.1))
         pair = mu1 + mu2
         m = kin.invariant_mass(pair)
         pt = np.hypot(pair[0], pair[1])
