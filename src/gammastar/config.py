@@ -230,9 +230,11 @@ class UnfoldConfig(Section):
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
     """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
     Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""
-    outside_map: Literal["error", "drop"] = "error"
+    outside_map: Literal["error", "drop", "nearest"] = "error"
     """Pairs outside the map or at ε = 0: ``error`` stops naming the count, ``drop`` gives
-    them weight 0, counts them and reports them in ``select.json``."""
+    them weight 0, counts them and reports them in ``select.json``; ``nearest`` takes the
+    nearest bin's ε for pairs outside the map (as the mock generator does), counted and
+    reported (pairs at ε = 0 still stop the run)."""
     mass_bins: Annotated[int, Field(gt=0)] = 89
     """Number of mass bins between ``selection.mass_min`` and ``selection.mass_max``."""
 
@@ -424,6 +426,10 @@ class ReachConfig(Section):
     mass_bins: Annotated[int, Field(gt=0, le=50)] = 6
     n_pot: PositiveFloat | None = None
     """Protons on target of the facility; default ``beam.n_pot``."""
+    yield_scale: PositiveFloat = 1.0
+    """Factor on the measured yield per POT, to carry it to the facility's target: e.g.
+    1/(1 − e^{−0.01}) ≈ 100.5 from the NA60 0.01 λ_I Pb target to a thick dump where every proton
+    interacts (docs/reach.md)."""
     yields: str = "${output}/yields.json"
     flow: str | None = "${output}/flow"
     """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler."""

@@ -247,6 +247,21 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     return f, t
 
 
+def _probe(path: str, tree: Any, names: list[str]) -> None:
+    """Read the first and last entry of each needed branch: catches truncated files early."""
+    n = int(tree.num_entries)
+    if n == 0:
+        return
+    try:
+        for start in sorted({0, n - 1}):
+            tree.arrays(names, entry_start=start, entry_stop=start + 1)
+    except Exception as err:  # noqa: BLE001 - uproot raises many types on damaged files
+        raise InputError(
+            f"{path}: cannot read branches of {tree.name!r} (truncated or damaged file): "
+            f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
+        ) from None
+
+
 def check_inputs(
     fileset: Mapping[str, Mapping[str, Any]],
     branches: BranchMap,
@@ -294,6 +309,7 @@ def check_inputs(
                         if br not in names:
                             present_optional.pop(col)
                     entries[path] = int(t.num_entries)
+                    _probe(path, t, [branches.required[c] for c in branches.required])
                     if "truth" in {k.split(";")[0] for k in f.keys(recursive=False)}:
                         truth.append(path)
                 finally:

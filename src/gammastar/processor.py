@@ -99,9 +99,9 @@ def _make_executor(
 ) -> tuple[Any, list[Any]]:
     """The coffea executor and the objects to close afterwards."""
     if executor == "iterative":
-        return processor.IterativeExecutor(status=False), []
+        return processor.IterativeExecutor(status=False, retries=0), []
     if executor == "futures":
-        return processor.FuturesExecutor(workers=workers or 2, status=False), []
+        return processor.FuturesExecutor(workers=workers or 2, status=False, retries=0), []
     if executor == "dask":
         from distributed import Client, LocalCluster
 

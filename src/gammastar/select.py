@@ -518,8 +518,9 @@ def select(
     )
     if rep.n_outside or rep.n_zero:
         log.warning(
-            "%d pair(s) outside the efficiency map and %d at ε = 0 get weight 0 (%s)",
+            "%d pair(s) outside the efficiency map (%s) and %d at ε = 0 (weight 0) (%s)",
             rep.n_outside,
+            "nearest bin's ε" if cfg.unfold.outside_map == "nearest" else "weight 0",
             rep.n_zero,
             rep.source,
         )

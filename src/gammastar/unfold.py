@@ -134,7 +134,8 @@ def efficiency_weights(
         em: the map.
         m, pt: pair mass and transverse momentum.
         on_missing: ``error`` raises if any pair is outside the map or at ε = 0; ``drop``
-            gives them inverse weight 0 and counts them.
+            gives them inverse weight 0 and counts them; ``nearest`` gives pairs outside the
+            map the nearest bin's ε (counted in ``n_outside``) and raises for ε = 0.
 
     Returns:
         ``(eff, inverse, report)``; ``eff`` is NaN outside the map, 0 in empty bins.
@@ -149,12 +150,23 @@ def efficiency_weights(
         >>> inv.tolist(), rep.n_outside
         ([2.0, 0.0], 1)
     """
+    if on_missing not in ("error", "drop", "nearest"):
+        raise ValueError(f"unknown on_missing {on_missing!r}")
     eff, inside = em.lookup(m, pt)
+    n_outside = int((~inside).sum())
+    if on_missing == "nearest" and n_outside:
+        i = np.clip(np.searchsorted(em.m_edges, m, side="right") - 1, 0, em.values.shape[0] - 1)
+        j = np.clip(np.searchsorted(em.pt_edges, pt, side="right") - 1, 0, em.values.shape[1] - 1)
+        eff = np.where(inside, eff, em.values[i, j])
+        inside = np.ones(len(eff), dtype=bool)
     zero = inside & (eff <= 0)
     good = inside & ~zero
     inv = np.zeros(len(eff))
     inv[good] = 1.0 / eff[good]
-    rep = UnfoldReport(len(eff), int((~inside).sum()), int(zero.sum()), em.source)
+    rep = UnfoldReport(len(eff), n_outside, int(zero.sum()), em.source)
+    if on_missing == "nearest" and rep.n_zero:
+        on_missing = "error"
+        rep = UnfoldReport(len(eff), 0, rep.n_zero, em.source)
     if on_missing == "error" and (rep.n_outside or rep.n_zero):
         raise InputError(
             f"{em.source}: {rep.n_outside} selected pair(s) lie outside the efficiency map "

@@ -1,0 +1,242 @@
+"""Input handling: layouts, branch mapping, files/globs/filesets, and every bad input (issue 3)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import uproot
+from _select_data import write_effmap, write_mock
+
+from gammastar import io
+from gammastar.config import config_from_dict
+from gammastar.errors import ConfigError, InputError
+from gammastar.select import select
+
+
+def cfg_for(tmp_path, files, **over):
+    data = {
+        "name": "t",
+        "output": str(tmp_path / "run"),
+        "input": {"files": [str(f) for f in files]},
+        "unfold": {"efficiency_map": None},
+    }
+    for k, v in over.items():
+        data[k] = {**data.get(k, {}), **v}
+    return config_from_dict(data, source=str(tmp_path / "cfg.yaml"))
+
+
+def assert_nothing_written(cfg):
+    for name in ("pairs.parquet", "histograms.root", "select.json"):
+        assert not (cfg.output_dir / name).exists()
+
+
+# --------------------------------------------------------------------------- mapping
+def test_branch_map_defaults_and_overrides():
+    bm = io.branch_map("jagged_ptetaphi", {"pt": "mu_pt", "event": "evt"})
+    assert bm.required["pt"] == "mu_pt"
+    assert bm.required["event"] == "evt"  # an explicitly mapped optional column is required
+    assert "event" not in bm.optional
+    assert bm.required["charge"] == "Muon_charge"
+    with pytest.raises(ConfigError, match="unknown column"):
+        io.branch_map("flat_pairs", {"pt": "x"})
+
+
+def test_resolve_files_paths_globs_fileset(tmp_path):
+    for n in ("a", "b"):
+        (tmp_path / f"{n}.root").touch()
+    fs = io.resolve_files([str(tmp_path / "*.root")], "events")
+    assert list(fs["data"]["files"]) == [str(tmp_path / "a.root"), str(tmp_path / "b.root")]
+    fs = io.resolve_files({"ds": {"files": {str(tmp_path / "a.root"): "T"}}}, "events")
+    assert fs["ds"]["files"] == {str(tmp_path / "a.root"): "T"}
+    fs = io.resolve_files({"ds": [str(tmp_path / "b.root")]}, "events")
+    assert fs["ds"]["files"] == {str(tmp_path / "b.root"): "events"}
+    with pytest.raises(InputError, match="matches no file"):
+        io.resolve_files([str(tmp_path / "*.nothing")], "events")
+
+
+def test_fileset_in_config_two_datasets(tmp_path):
+    write_mock(tmp_path / "m1.root", 3)
+    write_mock(tmp_path / "m2.root", 2, event_offset=1000)
+    cfg = config_from_dict(
+        {
+            "output": str(tmp_path / "run"),
+            "input": {
+                "files": {
+                    "one": {"files": {str(tmp_path / "m1.root"): "events"}},
+                    "two": {"files": [str(tmp_path / "m2.root")]},
+                }
+            },
+            "unfold": {"efficiency_map": None},
+        },
+        source=str(tmp_path / "c.yaml"),
+    )
+    res = select(cfg)
+    assert res.counts["os"] == 3 * 5
+    assert res.cutflow["events"] == 7 * 5
+
+
+# --------------------------------------------------------------------------- bad inputs
+def test_not_root_file(tmp_path):
+    bad = tmp_path / "notroot.root"
+    bad.write_text("this is not a ROOT file\n" * 100)
+    cfg = cfg_for(tmp_path, [bad])
+    with pytest.raises(InputError, match="not a readable ROOT file") as exc:
+        select(cfg)
+    assert str(bad) in str(exc.value)
+    assert_nothing_written(cfg)
+
+
+def test_truncated_file(tmp_path):
+    good = tmp_path / "good.root"
+    write_mock(good, 50)
+    data = good.read_bytes()
+    bad = tmp_path / "truncated.root"
+    bad.write_bytes(data[: len(data) // 2])
+    cfg = cfg_for(tmp_path, [bad])
+    with pytest.raises(InputError) as exc:
+        select(cfg)
+    assert str(bad) in str(exc.value)
+    assert_nothing_written(cfg)
+    # skipped with a report when asked
+    res = select(cfg_for(tmp_path, [good, bad]), skip_bad_files=True)
+    assert str(bad) in res.bad_files
+    assert res.counts["os"] == 3 * 50
+    info = json.loads((tmp_path / "run" / "select.json").read_text())
+    assert str(bad) in info["bad_files"]
+    assert [i["path"] for i in info["meta"]["inputs"]] == [str(good)]
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputError, match="input file not found"):
+        select(cfg_for(tmp_path, [tmp_path / "nope.root"]))
+
+
+def test_missing_tree(tmp_path):
+    p = tmp_path / "m.root"
+    write_mock(p, 2)
+    cfg = cfg_for(tmp_path, [p], input={"tree": "Events"})
+    with pytest.raises(InputError, match=r"no tree 'Events'.*events") as exc:
+        select(cfg)
+    assert str(p) in str(exc.value)
+    assert_nothing_written(cfg)
+
+
+def test_missing_branches_named_before_processing(tmp_path):
+    p = tmp_path / "m.root"
+    write_mock(p, 2)
+    cfg = cfg_for(tmp_path, [p], input={"branches": {"px": "mu_px", "charge": "mu_q"}})
+    with pytest.raises(InputError) as exc:
+        select(cfg)
+    msg = str(exc.value)
+    assert "'mu_px'" in msg
+    assert "'mu_q'" in msg
+    assert str(p) in msg
+    assert_nothing_written(cfg)
+
+
+def test_truth_removal_needs_truth_branch(tmp_path):
+    p = tmp_path / "flat.root"
+    with uproot.recreate(p) as f:
+        cols = {k: np.array([1.0]) for k in ("E1", "px1", "py1", "pz1", "E2", "px2", "py2", "pz2")}
+        cols |= {"Q1": np.array([1], np.int32), "Q2": np.array([-1], np.int32)}
+        f.mktree("events", {k: v.dtype for k, v in cols.items()})
+        f["events"].extend(cols)
+    cfg = cfg_for(
+        tmp_path, [p], input={"layout": "flat_pairs"}, background={"remove_eta_mumu": "truth"}
+    )
+    with pytest.raises(ConfigError, match="truth_channel"):
+        select(cfg)
+
+
+def test_nan_and_inf_momenta_counted(tmp_path):
+    """NaN (pattern F) and an extra inf muon are dropped, counted and reported."""
+    p = tmp_path / "m.root"
+    write_mock(p, 4)
+    res = select(cfg_for(tmp_path, [p]))
+    assert res.cutflow["leptons_nonfinite"] == 4
+    info = json.loads((tmp_path / "run" / "select.json").read_text())
+    assert info["cutflow"]["leptons_nonfinite"] == 4
+    assert np.isfinite(res.pairs[["m", "E", "pT", "y"]].to_numpy()).all()
+    # inf
+    q = tmp_path / "inf.root"
+    with uproot.recreate(q) as f:
+        cols = {k: np.array([10.0, 10.0]) for k in ("E1", "pz1", "E2")}
+        cols |= {
+            "px1": np.array([0.0, np.inf]),
+            "py1": np.array([0.1, 0.1]),
+            "px2": np.array([0.3, 0.3]),
+            "py2": np.array([0.0, 0.0]),
+            "pz2": np.array([-9.0, -9.0]),
+        }
+        cols |= {"Q1": np.array([1, 1], np.int32), "Q2": np.array([-1, -1], np.int32)}
+        f.mktree("events", {k: v.dtype for k, v in cols.items()})
+        f["events"].extend(cols)
+    cfg = cfg_for(
+        tmp_path,
+        [q],
+        input={"layout": "flat_pairs"},
+        background={"remove_eta_mumu": "none"},
+        selection={"lepton_min_energy": 0, "mass_min": 0, "mass_max": 100},
+    )
+    res = select(cfg, force=True)
+    assert res.cutflow["leptons_nonfinite"] == 1
+    assert res.counts["os"] == 1
+
+
+def test_efficiency_map_with_zeros(tmp_path):
+    p = tmp_path / "m.root"
+    write_mock(p, 3)
+    vals = np.full((20, 10), 0.5)
+    vals[5, :] = 0.0  # 0.5 ≤ m < 0.6: B's ++ pair (0.559) and C's −− pair (0.59999, float32)
+    write_effmap(tmp_path / "zeros.root", vals)
+    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": str(tmp_path / "zeros.root")})
+    with pytest.raises(InputError, match="ε = 0") as exc:
+        select(cfg)
+    assert "zeros.root" in str(exc.value)
+    assert_nothing_written(cfg)
+    cfg = cfg_for(
+        tmp_path,
+        [p],
+        unfold={"efficiency_map": str(tmp_path / "zeros.root"), "outside_map": "drop"},
+    )
+    res = select(cfg)
+    assert res.unfold["n_zero_efficiency"] == 2 * 3
+    assert res.unfold["n_zero_efficiency"] == int(
+        ((res.pairs.m >= 0.5) & (res.pairs.m < 0.6)).sum()
+    )
+    df = res.pairs
+    assert (df.loc[df.eff == 0, "weight"] == 0).all()
+
+
+def test_efficiency_map_outside(tmp_path):
+    p = tmp_path / "m.root"
+    write_mock(p, 3)
+    write_effmap(tmp_path / "small.root", np.full((5, 10), 0.5), m_edges=np.linspace(0, 0.55, 6))
+    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": str(tmp_path / "small.root")})
+    with pytest.raises(InputError, match="outside the efficiency map"):
+        select(cfg)
+    cfg = cfg_for(
+        tmp_path,
+        [p],
+        unfold={"efficiency_map": str(tmp_path / "small.root"), "outside_map": "drop"},
+    )
+    res = select(cfg)
+    n_out = int((res.pairs["m"] >= 0.55).sum())
+    assert n_out > 0
+    assert res.unfold["n_outside_map"] == n_out
+    assert res.pairs.loc[res.pairs.m >= 0.55, "eff"].isna().all()
+
+
+def test_efficiency_map_invalid_values(tmp_path):
+    from gammastar.unfold import load_efficiency_map
+
+    write_effmap(tmp_path / "big.root", np.full((20, 10), 1.5))
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        load_efficiency_map(tmp_path / "big.root")
+    with pytest.raises(InputError, match="not found"):
+        load_efficiency_map(tmp_path / "none.root")
+    (tmp_path / "junk.root").write_text("junk")
+    with pytest.raises(InputError, match=r"junk\.root"):
+        load_efficiency_map(tmp_path / "junk.root")
