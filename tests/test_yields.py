@@ -1,0 +1,410 @@
+"""The yields stage: Eq. 6 / Eq. 8 on histograms and pairs, errors, flags, N_POT, outputs, CLI,
+and the data-driven A′ yield on mock data against the generator's truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hist
+import numpy as np
+import pandas as pd
+import pytest
+import uproot
+
+from gammastar.channels import Channel
+from gammastar.cli import main
+from gammastar.config import config_from_dict
+from gammastar.errors import ConfigError, InputError, OutputExistsError
+from gammastar.physics import dalitz
+from gammastar.physics.aprime_meson import branching_ratio, pdg_branching_ratio
+from gammastar.physics.constants import M_MU, mass
+from gammastar.physics.kinematics import aprime_factor, mcp_factor
+from gammastar.yields import (
+    aprime_yield,
+    compute_yields,
+    mcp_yield_from_hist,
+    mcp_yield_from_pairs,
+    merge_factor,
+    resolve_n_pot,
+)
+
+EFF_MAP = Path(__file__).resolve().parents[1] / "data" / "efficiency_na60_like.root"
+AXIS = {"bins": 89, "start": 0.2113, "stop": 1.1}
+
+
+def weighted_hist(m, w, axis=AXIS):
+    h = hist.Hist(hist.axis.Regular(**axis, name="m"), storage=hist.storage.Weight())
+    h.fill(m=m, weight=w)
+    return h
+
+
+def synthetic_pairs(n=30_000, seed=4, eff=0.5, r=1.0):
+    """OS signal ∝ 1/m + flat combinatorial; SS pairs with weight −R/ε (select's convention)."""
+    rng = np.random.default_rng(seed)
+    m_sig = np.exp(rng.uniform(np.log(0.2113), np.log(1.1), n))
+    n_comb = n // 10
+    m_comb = rng.uniform(0.2113, 1.1, 3 * n_comb)
+    q_comb = rng.choice([0, 2, -2], size=3 * n_comb, p=[0.5, 0.25, 0.25])
+    m = np.concatenate([m_sig, m_comb])
+    q = np.concatenate([np.zeros(n, dtype=np.int8), q_comb.astype(np.int8)])
+    w = np.where(q == 0, 1.0 / eff, -r / eff)
+    return pd.DataFrame({"m": m, "weight": w, "charge": q, "weight_raw": np.ones(len(m))})
+
+
+def histograms_like_select(pairs, r=1.0):
+    """The histograms select writes (DEVELOPERS.md): os/pp/mm raw, comb 2R√(N++N−−), signal, unfolded."""
+    from gammastar.background import combinatorial
+
+    q = pairs["charge"].to_numpy()
+    m = pairs["m"].to_numpy()
+    os_h = weighted_hist(m[q == 0], np.ones((q == 0).sum()))
+    pp = weighted_hist(m[q == 2], np.ones((q == 2).sum()))
+    mm = weighted_hist(m[q == -2], np.ones((q == -2).sum()))
+    val, var = combinatorial(pp.values(), mm.values(), pp.variances(), mm.variances(), r=r)
+    comb = hist.Hist(hist.axis.Regular(**AXIS, name="m"), storage=hist.storage.Weight())
+    comb.view()["value"], comb.view()["variance"] = val, var
+    sig = hist.Hist(hist.axis.Regular(**AXIS, name="m"), storage=hist.storage.Weight())
+    sig.view()["value"] = os_h.values() - val
+    sig.view()["variance"] = os_h.variances() + var
+    unf = weighted_hist(m, pairs["weight"].to_numpy())
+    return {
+        "os_m": os_h,
+        "pp_m": pp,
+        "mm_m": mm,
+        "comb_m": comb,
+        "signal_m": sig,
+        "unfolded_m": unf,
+    }
+
+
+def write_run(run: Path, pairs=None, hists=None):
+    run.mkdir(parents=True, exist_ok=True)
+    pairs = synthetic_pairs() if pairs is None else pairs
+    hists = histograms_like_select(pairs) if hists is None else hists
+    pairs.to_parquet(run / "pairs.parquet")
+    with uproot.recreate(run / "histograms.root") as f:
+        for k, h in hists.items():
+            f[k] = h
+    return pairs, hists
+
+
+# --------------------------------------------------------------------------- Eq. 6
+def test_aprime_yield_binning_and_errors():
+    pairs = synthetic_pairs()
+    h = histograms_like_select(pairs)["unfolded_m"]
+    y = aprime_yield(h, 2.0e12, m_lepton=M_MU, bin_width=0.03)
+    assert merge_factor(h.axes[0].edges, 0.03) == 3
+    assert len(y.mass) == 30  # 89 = 29 × 3 + 2: the last bin is partial and flagged
+    assert y.flags[-1] == ["partial_bin"]
+    # by hand for the first merged bin
+    w = h.values()[:3].sum()
+    v = h.variances()[:3].sum()
+    dm = h.axes[0].edges[3] - h.axes[0].edges[0]
+    mc = 0.5 * (h.axes[0].edges[3] + h.axes[0].edges[0])
+    f = aprime_factor(mc, M_MU)
+    assert y.per_pot_per_eps2[0] == pytest.approx(f * w / dm / 2.0e12, rel=1e-12)
+    assert y.stat_err[0] == pytest.approx(f * np.sqrt(v) / dm / 2.0e12, rel=1e-12)
+    # the total Σw of the yield's bins is the histogram's (nothing lost in merging)
+    back = y.per_pot_per_eps2 * np.diff(y.edges) * 2.0e12 / aprime_factor(y.mass, M_MU)
+    assert back.sum() == pytest.approx(h.values().sum(), rel=1e-12)
+
+
+def test_background_subtraction_error_pairs_vs_comb():
+    """bkg_sub_err exactly from the SS pairs (Σw²) equals the comb_m variance × (1/ε)²
+    for a constant ε and R (both are R²(N++ + N−−)/ε²), and stat_err² ⊇ it."""
+    pairs = synthetic_pairs(eff=0.5)
+    hs = histograms_like_select(pairs)
+    edges = hs["unfolded_m"].axes[0].edges
+    ss = pairs["charge"].to_numpy() != 0
+    ss_var = np.histogram(pairs["m"][ss], bins=edges, weights=pairs["weight"][ss] ** 2)[0]
+    a = aprime_yield(hs["unfolded_m"], 1.0, m_lepton=M_MU, bin_width=0.03, ss_variance=ss_var)
+    b = aprime_yield(
+        hs["unfolded_m"],
+        1.0,
+        m_lepton=M_MU,
+        bin_width=0.03,
+        comb=hs["comb_m"],
+        signal=hs["signal_m"],
+    )
+    ok = np.isfinite(b.bkg_sub_err)
+    assert ok.sum() > 25
+    np.testing.assert_allclose(b.bkg_sub_err[ok], a.bkg_sub_err[ok], rtol=0.02)
+    assert np.all(a.stat_err >= a.bkg_sub_err)
+    c = aprime_yield(hs["unfolded_m"], 1.0, m_lepton=M_MU)
+    assert np.all(np.isnan(c.bkg_sub_err))  # no information given: NaN, not 0
+
+
+def test_aprime_flags_negative_empty_threshold_and_outside():
+    h = hist.Hist(hist.axis.Regular(6, 0.1, 0.4, name="m"), storage=hist.storage.Weight())
+    # bins: [0.1,0.15) below 2 m_μ; [0.25,0.3) negative (over-subtracted); [0.35,0.4) empty
+    h.fill(m=[0.12, 0.17, 0.22, 0.22, 0.27, 0.32], weight=[1, 1, 1, 1, -3, 2])
+    h.fill(m=[0.27], weight=[1])
+    y = aprime_yield(h, 10.0, m_lepton=M_MU)
+    assert "below_threshold" in y.flags[0]
+    assert np.isnan(y.per_pot_per_eps2[0])
+    assert y.flags[3] == ["negative"]
+    assert y.per_pot_per_eps2[3] < 0  # kept, not clipped
+    assert y.flags[5] == ["empty"]
+    assert y.per_pot_per_eps2[5] == 0
+    vals, fl = y.at([0.05, 0.33, 0.5])
+    assert np.isnan(vals[0])
+    assert np.isnan(vals[2])
+    assert fl[0] == fl[2] == ["outside_data_range"]
+    assert vals[1] == pytest.approx(y.per_pot_per_eps2[4])
+
+
+def test_bad_n_pot_is_a_clear_error(tmp_path):
+    h = weighted_hist([0.5], [1.0])
+    for bad in (-1e13, 0.0, float("nan"), "many"):
+        with pytest.raises(ConfigError, match="N_POT"):
+            aprime_yield(h, bad, m_lepton=M_MU)
+    with pytest.raises(ConfigError, match=r"beam\.n_pot"):
+        config_from_dict({"beam": {"n_pot": -1e13}})
+    with pytest.raises(InputError, match="1-D"):
+        aprime_yield(hist.Hist.new.Reg(2, 0, 1).Reg(2, 0, 1).Weight(), 1.0, m_lepton=M_MU)
+
+
+# --------------------------------------------------------------------------- Eq. 8
+def test_mcp_pairs_vs_histogram():
+    pairs = synthetic_pairs()
+    h = histograms_like_select(pairs)["unfolded_m"]
+    m_chi = [0.01, 0.05, 0.15, 0.3, 0.5]
+    a = mcp_yield_from_pairs(
+        pairs["m"], pairs["weight"], 1e12, m_chi, m_lepton=M_MU, mass_range=(0.2113, 1.1)
+    )
+    b = mcp_yield_from_hist(h, 1e12, m_chi, m_lepton=M_MU)
+    # per-bin evaluation differs from the exact per-pair sum at the bin-width level; for
+    # m_χ < m_μ the weight K_χ/K_μ ∝ 1/√(m − 2m_μ) varies strongly inside the first 10 MeV bin
+    # (measured: 2.7% low), for m_χ > m_μ the bins agree to < 0.5%
+    np.testing.assert_allclose(b.per_pot_per_q2[:2], a.per_pot_per_q2[:2], rtol=0.04)
+    np.testing.assert_allclose(b.per_pot_per_q2[2:], a.per_pot_per_q2[2:], rtol=0.005)
+    # by hand for one χ mass
+    f = mcp_factor(pairs["m"].to_numpy(), 0.3, M_MU)
+    assert a.per_pot_per_q2[3] == pytest.approx(np.sum(f * pairs["weight"]) / 1e12, rel=1e-12)
+    assert a.stat_err[3] == pytest.approx(np.sqrt(np.sum((f * pairs["weight"]) ** 2)) / 1e12)
+    assert a.flags[0] == ["below_data_range"]  # m_χ < m_μ: masses below 2 m_μ unmeasured
+    assert a.flags[3] == []
+    # m_χ ≪ m_μ: K_χ → 1, yield → Σ w / K_μ: saturates (lower bound, flagged)
+    assert a.per_pot_per_q2[0] == pytest.approx(a.per_pot_per_q2[1], rel=0.01)
+
+
+# --------------------------------------------------------------------------- N_POT
+def test_resolve_n_pot_sources(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 3e12}})
+    assert resolve_n_pot(cfg) == (3e12, "config:beam.n_pot")
+    mock = run / "mock.root"
+    with uproot.recreate(mock) as f:
+        f["meta"] = json.dumps({"n_pot": 2.5e11, "schema_version": 1})
+    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": "from_input"}})
+    n, src = resolve_n_pot(cfg)
+    assert n == 2.5e11
+    assert src.startswith("input_meta:")
+    (run / "select.json").write_text(json.dumps({"meta": {"n_pot": 4e11}}))
+    assert resolve_n_pot(cfg)[0] == 4e11  # select.json first, when it carries n_pot
+    (run / "select.json").write_text(json.dumps({"meta": {"n_pot": -4e11}}))
+    with pytest.raises(ConfigError, match="positive"):
+        resolve_n_pot(cfg)
+    (run / "select.json").unlink()
+    with uproot.recreate(mock) as f:
+        f["meta"] = json.dumps({"n_pot": -1.0})
+    with pytest.raises(ConfigError, match="positive"):
+        resolve_n_pot(cfg)
+    with uproot.recreate(mock) as f:
+        f["other"] = "x"
+    with pytest.raises(InputError, match="n_pot"):
+        resolve_n_pot(cfg)
+    mock.unlink()
+    with pytest.raises(ConfigError, match=r"set beam\.n_pot"):
+        resolve_n_pot(cfg)
+
+
+# --------------------------------------------------------------------------- stage + CLI
+def test_compute_yields_outputs_contract(tmp_path):
+    run = tmp_path / "run"
+    pairs, _ = write_run(run)
+    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
+    doc = compute_yields(cfg, plots=False, theory=False)
+    on_disk = json.loads((run / "yields.json").read_text())
+    for key in ("mass", "per_pot_per_eps2", "stat_err"):
+        assert len(on_disk["aprime"][key]) == 30
+    for key in ("mass", "per_pot_per_q2", "stat_err"):
+        assert len(on_disk["mcp"][key]) == len(cfg.yields.mcp_masses)
+    meta = on_disk["meta"]
+    for key in ("gammastar_version", "config_sha256", "seed", "schema_version", "n_pot"):
+        assert key in meta
+    assert meta["n_pot"] == 1e13
+    assert on_disk["mcp"]["source"] == "pairs"
+    assert doc["mcp"]["per_pot_per_q2"][4] == pytest.approx(
+        np.sum(mcp_factor(pairs["m"].to_numpy(), 0.2, M_MU) * pairs["weight"]) / 1e13
+    )
+    csv = pd.read_csv(run / "yields_aprime.csv", comment="#")
+    assert list(csv.columns[:5]) == ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err"]
+    np.testing.assert_allclose(
+        csv["per_pot_per_eps2"], on_disk["aprime"]["per_pot_per_eps2"], rtol=1e-7
+    )
+    assert len(pd.read_csv(run / "yields_mcp.csv", comment="#")) == 8
+    with pytest.raises(OutputExistsError):
+        compute_yields(cfg, plots=False, theory=False)
+    # histogram-only mode
+    cfg_h = config_from_dict(
+        {"output": str(run), "beam": {"n_pot": 1e13}, "yields": {"mcp_source": "histogram"}}
+    )
+    doc_h = compute_yields(cfg_h, plots=False, theory=False, force=True)
+    assert doc_h["mcp"]["source"] == "histogram"
+
+
+def test_compute_yields_with_theory_and_plots(tmp_path):
+    run = tmp_path / "run"
+    write_run(run)
+    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
+    doc = compute_yields(cfg, plots=True)
+    th = doc["theory"]
+    assert np.all(np.asarray(th["brems_aprime"]["low"]) <= np.asarray(th["brems_aprime"]["high"]))
+    assert th["pi0_mcp"]["per_pot_per_q2"][0] > 0  # π0 → γχχ̄ open at m_χ = 0.01
+    assert th["pi0_mcp"]["per_pot_per_q2"][-1] == 0  # closed at 0.5 GeV
+    assert (run / "yields_aprime.pdf").stat().st_size > 1000
+    assert (run / "yields_mcp.pdf").stat().st_size > 1000
+
+
+def test_cli_yields(tmp_path, capsys):
+    run = tmp_path / "run"
+    write_run(run)
+    cfg = tmp_path / "a.yaml"
+    cfg.write_text(f"output: {run}\nbeam: {{n_pot: 1.0e13}}\n")
+    assert main(["yields", str(cfg), "--no-plots"]) == 0
+    assert (run / "yields.json").exists()
+    assert "N_POT = 1e+13" in capsys.readouterr().out
+    assert main(["yields", str(cfg), "--no-plots"]) == 2  # exists, no --force
+    assert "--force" in capsys.readouterr().err
+    bad = tmp_path / "b.yaml"
+    bad.write_text(f"output: {run}\nbeam: {{n_pot: -5}}\n")
+    assert main(["yields", str(bad), "--no-plots", "--force"]) == 2
+    assert "n_pot" in capsys.readouterr().err
+    assert main(["yields", str(cfg), "--output", str(tmp_path / "empty"), "--no-plots"]) == 2
+    assert "histograms.root not found" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- on mock data
+def mock_config(run: Path, resolution: float, seed: int = 5):
+    """Full-acceptance NA60-like mock (E > 0, 0 < θ < 1.55): the unfolded yield is the full
+    phase space, so it can be compared with the generator's η and ω yields per POT."""
+    return config_from_dict(
+        {
+            "output": str(run),
+            "seed": seed,
+            "mock": {
+                "efficiency_map": str(EFF_MAP),
+                "combinatorial": {"pilot_events": 20_000},
+                "detector": {
+                    "muon_min_energy": 0.0,
+                    "theta_min": 0.0,
+                    "theta_max": 1.55,
+                    "mass_resolution": resolution,
+                },
+            },
+            "selection": {"lepton_min_energy": 0.0},
+            "unfold": {"efficiency_map": str(EFF_MAP), "outside_map": "drop"},
+        }
+    )
+
+
+def truth_comparison(cfg, pairs, n_pot):
+    """Data-driven A′ yield of the η → γμμ and ω → π0μμ pairs vs truth × meson-decay formula.
+
+    Truth: N_meson/POT = L ⟨n_ω⟩ σ_m/σ_ω (the generator's normalisation); the generator scales
+    the Kroll–Wada shape to the measured BR, so the expectation is
+    N_m/POT × BR(m → X A′)/ε² × BR_meas(m → Xμμ)/BR_KW(m → Xμμ)."""
+    mk = cfg.mock
+    out = {}
+    for channel, meson, daughter, key in [
+        (Channel.ETA_DALITZ, "eta", None, "eta->gamma mumu"),
+        (Channel.OMEGA_DALITZ, "omega", "pi0", "omega->pi0 mumu"),
+    ]:
+        p = pairs[pairs["channel"] == int(channel)]
+        h = weighted_hist(p["m"].to_numpy(), p["weight"].to_numpy())
+        y = aprime_yield(h, n_pot, m_lepton=M_MU, bin_width=0.03)
+        if daughter is None:
+            ff = lambda m: dalitz.form_factor_pole(m, mk.form_factors.eta_lambda_inv2)
+            kw = dalitz.pseudoscalar_dalitz_ratio(mass(meson), M_MU, ff)
+            kw *= pdg_branching_ratio("eta->gammagamma")
+            end = mass(meson)
+        else:
+            ff = lambda m: dalitz.form_factor_pole(m, mk.form_factors.omega_lambda_inv2)
+            kw = dalitz.vector_dalitz_ratio(mass(meson), mass(daughter), M_MU, ff)
+            kw *= pdg_branching_ratio("omega->pi0 gamma")
+            end = mass(meson) - mass(daughter)
+        n_per_pot = cfg.beam.interaction_lengths * mk.n_omega_per_collision
+        n_per_pot *= getattr(mk.cross_sections, meson)
+        expected = n_per_pot * branching_ratio(meson, y.mass) * pdg_branching_ratio(key) / kw
+        # inner bins: the first (threshold) and the last two (end point) merged bins carry the
+        # bin-centre bias of a 30 MeV bin (see test_aprime_meson)
+        sel = (y.edges[:-1] > 0.24) & (y.edges[1:] < end - 0.03)
+        out[meson] = (y.per_pot_per_eps2[sel], y.stat_err[sel], expected[sel])
+    return out
+
+
+@pytest.fixture(scope="module")
+def mock_run(tmp_path_factory):
+    from gammastar.mock import generate_file
+    from gammastar.select import select
+
+    run = tmp_path_factory.mktemp("mockrun")
+    cfg = mock_config(run, resolution=0.0)
+    generate_file(cfg, run / "mock.root", events=150_000)
+    res = select(cfg)
+    doc = compute_yields(cfg, plots=False, theory=False)
+    return cfg, res, doc
+
+
+def test_on_mock_data_driven_aprime_matches_truth(mock_run):
+    """Mock (issue 2) → select (issue 3) → Eq. 6: the η → γμμ and ω → π0μμ A′ yields agree
+    with the generator's truth × BR(η → γA′), BR(ω → π0A′) within the statistical errors
+    (no resolution smearing; combinatorial background, like-sign subtraction and the
+    ε(m, pT) unfolding on). Level: |pull| < 4 per 30 MeV bin, χ²/ndf < 2, and the
+    error-weighted mean ratio within 3σ of 1 (~1%)."""
+    cfg, res, doc = mock_run
+    assert doc["meta"]["n_pot_source"].startswith("input_meta:")  # beam.n_pot: from_input
+    for meson, (got, err, exp) in truth_comparison(cfg, res.pairs, doc["meta"]["n_pot"]).items():
+        pull = (got - exp) / err
+        assert len(pull) >= 7, meson
+        assert np.all(np.abs(pull) < 4), (meson, pull)
+        assert np.mean(pull**2) < 2, (meson, pull)
+        r, w = got / exp, (exp / err) ** 2
+        mean, sig = np.sum(w * r) / np.sum(w), 1 / np.sqrt(np.sum(w))
+        assert abs(mean - 1) < 3 * sig + 1e-3, (meson, mean, sig)
+
+
+def test_on_mock_total_yield_uses_all_pairs(mock_run):
+    # the stage's A′ yield is built from unfolded_m: all pairs, SS subtracted (Σ weight)
+    _cfg, res, doc = mock_run
+    y = np.asarray(doc["aprime"]["per_pot_per_eps2"])
+    edges = np.asarray(doc["aprime"]["bin_edges"])
+    back = (
+        y
+        * np.diff(edges)
+        * doc["meta"]["n_pot"]
+        / aprime_factor(0.5 * (edges[1:] + edges[:-1]), M_MU)
+    )
+    assert np.nansum(back) == pytest.approx(res.pairs["weight"].sum(), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_on_mock_with_resolution_level(tmp_path):
+    """With the default 30 MeV resolution the η-region yield is biased upward: the generator's
+    smearing has a long upward tail near threshold (m_true < 0.24 GeV: mean shift ≈ +47 MeV,
+    r.m.s. ≈ 100 MeV), so pairs migrate into 0.3–0.45 GeV. Measured ratio ≈ 1.10 (η), ≈ 1.03 (ω)."""
+    from gammastar.mock import generate_file
+    from gammastar.select import select
+
+    cfg = mock_config(tmp_path, resolution=0.03, seed=6)
+    generate_file(cfg, tmp_path / "mock.root", events=200_000)
+    res = select(cfg)
+    n_pot, _ = resolve_n_pot(cfg)
+    cmp = truth_comparison(cfg, res.pairs, n_pot)
+    for meson, lim in (("eta", 0.2), ("omega", 0.1)):
+        got, _, exp = cmp[meson]
+        mid = slice(2, -1)
+        assert abs(np.sum(got[mid]) / np.sum(exp[mid]) - 1) < lim, meson
