@@ -1,0 +1,1300 @@
+"""Conditional normalizing flow p(q_T, E | m) of γ* / A′ kinematics (paper Sec. III C, App. A).
+
+The model is a zuko flow: ``transforms`` masked-autoregressive rational-quadratic-spline steps
+(MADE hyper-networks, ``bins`` bins on [−5, 5]) with a learnable LU linear transform between
+steps, on features x = standardised (ln q_T, ln E) with context c = standardised m. The
+preprocessing statistics are stored with the model (``flow/meta.json``); the weights are a plain
+``state_dict`` (``flow/model.pt``) loaded with ``torch.load(..., weights_only=True)``.
+
+Speed. zuko's generic spline/autoregressive code is the reference implementation; training and
+sampling here use a fused re-implementation of the same mathematics on the same parameters
+(:func:`_log_prob_fast`, :class:`_Sampler`), checked against zuko in the tests. For two
+features the exact autoregressive inverse needs only one hyper-network evaluation per step:
+the first feature's spline depends on the context alone (a constant at a fixed mass), the
+second's on the context and the first feature. Sampling is therefore as cheap as density
+evaluation, so there is no need for an inverse-autoregressive arrangement (which would make
+training twice as expensive); see docs/flow.md.
+
+References:
+    Allison & Blinov, Sec. III C and App. A; physics.md §5; Durkan et al. (2019), Neural Spline
+    Flows; Papamakarios et al. (2017), MAF.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gammastar.artifacts import atomic_path, make_meta, sha256_file, write_json
+from gammastar.errors import GammastarError, InputError, OutputExistsError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import torch
+
+    from gammastar.config import AnalysisConfig, FlowConfig
+
+MODEL_FORMAT = "gammastar-flow"
+MODEL_FORMAT_VERSION = 1
+FEATURES = ("qT", "E")
+_BOUND = 5.0  # zuko spline domain [-B, B]
+_SLOPE = 1e-3  # zuko's minimum spline slope
+_QT_FLOOR = 1e-6  # GeV; ln q_T is finite
+
+
+# =========================================================================== architecture
+def architecture_from_config(cfg: FlowConfig) -> dict[str, Any]:
+    """The JSON architecture record that :func:`build_flow` understands."""
+    return {
+        "kind": "zuko-maf-rqs",
+        "features": 2,
+        "context": 1,
+        "transforms": int(cfg.transforms),
+        "bins": int(cfg.bins),
+        "hidden_features": [int(h) for h in cfg.hidden_features],
+        "linear": bool(cfg.linear),
+        "slope": _SLOPE,
+        "bound": _BOUND,
+    }
+
+
+def build_flow(arch: Mapping[str, Any]) -> torch.nn.Module:
+    """Build the zuko flow described by ``arch`` (see :func:`architecture_from_config`).
+
+    Transforms map data → latent in the order [MAF_0, LU_0, MAF_1, LU_1, ..., MAF_{K−1}];
+    the MAF feature orders alternate. The LU transforms start at the identity.
+    """
+    import torch
+    import zuko
+    from zuko.flows.autoregressive import MaskedAutoregressiveTransform
+    from zuko.lazy import UnconditionalDistribution, UnconditionalTransform
+    from zuko.transforms import LULinearTransform, MonotonicRQSTransform
+
+    if arch.get("kind") != "zuko-maf-rqs" or arch.get("features") != 2:
+        raise GammastarError(f"unknown flow architecture {arch.get('kind')!r}")
+    bins = int(arch["bins"])
+    transforms: list[Any] = []
+    orders = [torch.arange(2), torch.tensor([1, 0])]
+    for i in range(int(arch["transforms"])):
+        transforms.append(
+            MaskedAutoregressiveTransform(
+                features=2,
+                context=int(arch["context"]),
+                order=orders[i % 2],
+                univariate=partial(MonotonicRQSTransform, slope=float(arch["slope"])),
+                shapes=[(bins,), (bins,), (bins - 1,)],
+                hidden_features=list(arch["hidden_features"]),
+            )
+        )
+        if arch["linear"] and i < int(arch["transforms"]) - 1:
+            transforms.append(UnconditionalTransform(LULinearTransform, torch.eye(2)))
+    base = UnconditionalDistribution(
+        zuko.distributions.DiagNormal, torch.zeros(2), torch.ones(2), buffer=True
+    )
+    return zuko.flows.Flow(transforms, base)
+
+
+# =========================================================================== fused kernels
+# Layout: parameters and features are "feature-major", (..., N) with N (the points) last and
+# contiguous, so every elementwise operation and every reduction over the few spline bins runs
+# vectorised along N. (zuko's (N, ..., K) layout spends most of its time in softmax/cumsum/gather
+# over a last dimension of size K = 6.)
+def _rqs_knots(phi: torch.Tensor, bins: int, slope: float = _SLOPE, bound: float = _BOUND):
+    """Knots (x_k, y_k, d_k), each (K+1, ..., N), of zuko's ``MonotonicRQSTransform``.
+
+    ``phi`` is (3K − 1, ..., N): K width, K height and K − 1 derivative parameters.
+    """
+    import torch
+
+    ls = math.log(slope)
+    w = phi[:bins]
+    h = phi[bins : 2 * bins]
+    d = phi[2 * bins :]
+    # bounded (|·| < |ln slope|/2) before the softmax, as in zuko: exp cannot overflow
+    ew = torch.exp(w / (1 + (2 / -ls) * w.abs()))
+    eh = torch.exp(h / (1 + (2 / -ls) * h.abs()))
+    cw = torch.cumsum(ew, dim=0)
+    ch = torch.cumsum(eh, dim=0)
+    zero = torch.zeros_like(cw[:1])
+    xk = torch.cat((zero, cw), 0) * (2 * bound / cw[-1:]) - bound
+    yk = torch.cat((zero, ch), 0) * (2 * bound / ch[-1:]) - bound
+    one = torch.ones_like(cw[:1])
+    dk = torch.cat((one, torch.exp(d / (1 + (1 / -ls) * d.abs())), one), 0)
+    return xk, yk, dk
+
+
+def _take(knots, k):
+    """knots[k] along dim 0 (k has the shape of knots without dim 0, or knots is 1-D)."""
+    if knots.dim() == 1:
+        return knots[k]
+    return knots.gather(0, k.unsqueeze(0)).squeeze(0)
+
+
+def _bin(k, bins, xk, yk, dk):
+    mask = (k >= 0) & (k < bins)
+    k0 = k.clamp(0, bins - 1)
+    k1 = k0 + 1
+    return (
+        mask,
+        _take(xk, k0),
+        _take(xk, k1),
+        _take(yk, k0),
+        _take(yk, k1),
+        _take(dk, k0),
+        _take(dk, k1),
+    )
+
+
+def _search(knots, v):
+    """Index of the bin of v: Σ_j [knot_j < v] − 1 (as zuko)."""
+    import torch
+
+    if knots.dim() == 1:
+        return torch.searchsorted(knots, v.contiguous()) - 1
+    return (knots < v.unsqueeze(0)).sum(0) - 1
+
+
+def _rqs_forward(x, xk, yk, dk, bins: int):
+    """Spline y(x) and ln|dy/dx| (identity outside [−B, B]); same formulae as zuko."""
+    import torch
+
+    mask, x0, x1, y0, y1, d0, d1 = _bin(_search(xk, x), bins, xk, yk, dk)
+    dx = x1 - x0
+    dy = y1 - y0
+    s = dy / dx
+    z = torch.where(mask, (x - x0) / dx, 0.0)
+    zz = z * (1 - z)
+    den = s + (d0 + d1 - 2 * s) * zz
+    y = y0 + dy * (s * z * z + d0 * zz) / den
+    lj = torch.log(s * s * (2 * s * zz + d0 * (1 - z) ** 2 + d1 * z * z)) - 2 * torch.log(den)
+    return torch.where(mask, y, x), torch.where(mask, lj, 0.0)
+
+
+def _rqs_inverse(y, xk, yk, dk, bins: int):
+    """Inverse spline x(y) (identity outside [−B, B]); same formulae as zuko."""
+    import torch
+
+    mask, x0, x1, y0, y1, d0, d1 = _bin(_search(yk, y), bins, xk, yk, dk)
+    dy = y1 - y0
+    s = dy / (x1 - x0)
+    y_ = torch.where(mask, y - y0, 0.0)
+    t = d0 + d1 - 2 * s
+    a = dy * (s - d0) + y_ * t
+    b = dy * d0 - y_ * t
+    c = -s * y_
+    z = 2 * c / (-b - (b * b - 4 * a * c).clamp_min(0).sqrt())
+    return torch.where(mask, x0 + z * (x1 - x0), y)
+
+
+def _split_transforms(flow) -> list[tuple[str, Any]]:
+    """[('maf', MaskedAutoregressiveTransform) | ('lu', UnconditionalTransform)] in flow order."""
+    out = []
+    for t in flow.transform.transforms:
+        out.append(("maf", t) if hasattr(t, "hyper") else ("lu", t))
+    return out
+
+
+def _lu_matrix(t) -> tuple[torch.Tensor, torch.Tensor]:
+    import torch
+
+    lu = next(iter(t.parameters()))
+    eye = torch.eye(lu.shape[-1], dtype=lu.dtype)
+    return torch.tril(lu), torch.triu(lu, diagonal=1) + eye
+
+
+def _made_layers(t):
+    """(weight ⊙ mask, bias) of the MADE hyper-network's linear layers."""
+    import torch
+
+    return [(m.mask * m.weight, m.bias) for m in t.hyper if isinstance(m, torch.nn.Linear)]
+
+
+def _log_prob_fast(flow, x: torch.Tensor, c: torch.Tensor, bins: int) -> torch.Tensor:
+    """ln p(x | c) of the zuko ``flow`` for x (N, 2), c (N, 1); fused; differentiable."""
+    import torch
+
+    z = x.T  # (2, N)
+    ct = c.T
+    ladj = torch.zeros(x.shape[0], dtype=x.dtype)
+    for kind, t in _split_transforms(flow):
+        if kind == "maf":
+            layers = _made_layers(t)
+            h = torch.cat((z, ct), 0)
+            for i, (w, b) in enumerate(layers):
+                if i == len(layers) - 1:
+                    # rows f·P + p  →  p·2 + f, so that phi is (P, 2, N)
+                    P = w.shape[0] // 2
+                    w = w.view(2, P, -1).transpose(0, 1).reshape(2 * P, -1)
+                    b = b.view(2, P).T.reshape(-1)
+                    h = torch.addmm(b[:, None], w, h)
+                else:
+                    h = torch.relu(torch.addmm(b[:, None], w, h))
+            phi = h.view(-1, 2, h.shape[-1])
+            xk, yk, dk = _rqs_knots(phi, bins)
+            z, lj = _rqs_forward(z, xk, yk, dk, bins)
+            ladj = ladj + lj.sum(0)
+        else:
+            lower, upper = _lu_matrix(t)
+            z = (lower @ upper) @ z
+            ladj = ladj + torch.diagonal(lower).abs().log().sum()
+    return ladj - 0.5 * (z * z).sum(0) - math.log(2 * math.pi)
+
+
+class _Sampler:
+    """Fast exact sampling from the zuko flow (inverse of every step), no autograd.
+
+    For each autoregressive step with feature order (a, b): x_a from the spline whose
+    parameters depend on the context only (computed once for a fixed mass), then x_b from
+    the spline whose parameters depend on (x_a, context): one hyper-network evaluation,
+    restricted to the outputs of feature b.
+    """
+
+    def __init__(self, flow, bins: int) -> None:
+        import torch
+
+        self.bins = bins
+        self.steps: list[tuple[str, Any]] = []
+        with torch.no_grad():
+            for kind, t in _split_transforms(flow):
+                if kind == "lu":
+                    lower, upper = _lu_matrix(t)
+                    self.steps.append(("lu", torch.linalg.inv(lower @ upper).contiguous()))
+                    continue
+                layers = [(w.detach().clone(), b.detach().clone()) for w, b in _made_layers(t)]
+                P = layers[-1][0].shape[0] // 2
+                order = t.order.tolist()
+                a = order.index(min(order))
+                b = 1 - a
+                w_out, b_out = layers[-1]
+                self.steps.append(
+                    (
+                        "maf",
+                        {
+                            "a": a,
+                            "b": b,
+                            "w0x": layers[0][0][:, a : a + 1].contiguous(),  # (H, 1)
+                            "w0c": layers[0][0][:, 2:].contiguous(),  # (H, context)
+                            "b0": layers[0][1][:, None].contiguous(),
+                            "hidden": [(w.contiguous(), bb[:, None]) for w, bb in layers[1:-1]],
+                            "wa": w_out[a * P : (a + 1) * P].contiguous(),
+                            "ba": b_out[a * P : (a + 1) * P, None].contiguous(),
+                            "wb": w_out[b * P : (b + 1) * P].contiguous(),
+                            "bb": b_out[b * P : (b + 1) * P, None].contiguous(),
+                        },
+                    )
+                )
+
+    @staticmethod
+    def _hidden(st, pre):
+        import torch
+
+        h = torch.relu(pre)
+        for w, bb in st["hidden"]:
+            h = torch.relu(torch.addmm(bb, w, h))
+        return h
+
+    def __call__(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """Map latent ``z`` (n, 2) to standardised features (n, 2); ``c`` is (1, 1) or (n, 1)."""
+        import torch
+
+        bins = self.bins
+        fixed = c.shape[0] == 1
+        y = z.T.contiguous()  # (2, n)
+        ct = c.T
+        for kind, st in reversed(self.steps):
+            if kind == "lu":
+                y = st @ y
+                continue
+            a, b = st["a"], st["b"]
+            ctx = torch.addmm(st["b0"], st["w0c"], ct)  # (H, 1 or n)
+            phi_a = torch.addmm(st["ba"], st["wa"], self._hidden(st, ctx))
+            xk, yk, dk = _rqs_knots(phi_a, bins)
+            if fixed:
+                xk, yk, dk = xk[:, 0].contiguous(), yk[:, 0].contiguous(), dk[:, 0].contiguous()
+            xa = _rqs_inverse(y[a], xk, yk, dk, bins)
+            hb = self._hidden(st, torch.addmm(ctx, st["w0x"], xa[None, :]))
+            phi_b = torch.addmm(st["bb"], st["wb"], hb)
+            xk, yk, dk = _rqs_knots(phi_b, bins)
+            xb = _rqs_inverse(y[b], xk, yk, dk, bins)
+            y = torch.stack((xa, xb) if a == 0 else (xb, xa), 0)
+        return y.T
+
+
+# =========================================================================== preprocessing
+@dataclass(frozen=True)
+class Preprocessing:
+    """Log transform and standardisation (stored in ``meta.json``)."""
+
+    feature_mean: tuple[float, float]
+    feature_std: tuple[float, float]
+    mass_mean: float
+    mass_std: float
+
+    @classmethod
+    def fit(cls, qT, E, m, w) -> Preprocessing:
+        u = _log_features(qT, E)
+        ww = np.abs(w) / np.abs(w).sum()
+        mean = (ww[:, None] * u).sum(0)
+        std = np.sqrt((ww[:, None] * (u - mean) ** 2).sum(0))
+        mm = float((ww * m).sum())
+        ms = float(np.sqrt((ww * (m - mm) ** 2).sum()))
+        return cls(
+            (float(mean[0]), float(mean[1])),
+            (float(std[0]), float(std[1])),
+            mm,
+            ms if ms > 0 else 1.0,
+        )
+
+    def features(self, qT, E) -> np.ndarray:
+        return (_log_features(qT, E) - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
+
+    def context(self, m) -> np.ndarray:
+        return ((np.asarray(m, dtype=np.float64) - self.mass_mean) / self.mass_std)[:, None]
+
+    def inverse(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        u = x * np.asarray(self.feature_std) + np.asarray(self.feature_mean)
+        return np.exp(u[:, 0]), np.exp(u[:, 1])
+
+    def log_jacobian(self, qT, E) -> np.ndarray:
+        """ln|∂x/∂(q_T, E)| of the map to standardised log features."""
+        return -np.log(np.maximum(qT, _QT_FLOOR)) - np.log(E) - np.log(self.feature_std).sum()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(FEATURES),
+            "transform": "log",
+            "qT_floor": _QT_FLOOR,
+            "feature_mean": list(self.feature_mean),
+            "feature_std": list(self.feature_std),
+            "mass_mean": self.mass_mean,
+            "mass_std": self.mass_std,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Preprocessing:
+        return cls(
+            tuple(float(v) for v in d["feature_mean"]),
+            tuple(float(v) for v in d["feature_std"]),
+            float(d["mass_mean"]),
+            float(d["mass_std"]),
+        )
+
+
+def _log_features(qT, E) -> np.ndarray:
+    qT = np.maximum(np.asarray(qT, dtype=np.float64), _QT_FLOOR)
+    return np.stack([np.log(qT), np.log(np.asarray(E, dtype=np.float64))], axis=1)
+
+
+# =========================================================================== training data
+@dataclass
+class TrainingData:
+    """Rows used for training: masses, features and weights (weights normalised to mean 1)."""
+
+    m: np.ndarray
+    qT: np.ndarray
+    E: np.ndarray
+    weight: np.ndarray
+    description: str = ""
+    sha256: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.m)
+
+
+def training_data(
+    pairs: pd.DataFrame, cfg: FlowConfig, *, source: str = "pairs", seed: int = 0
+) -> TrainingData:
+    """Select and weight the training rows of a pairs table (DEVELOPERS.md "Pairs table").
+
+    Arguments:
+        pairs: the pairs table (columns ``m``, ``qT``, ``E``, ``charge``, ``weight``,
+            ``weight_raw``; ``channel`` for ``data: os_signal``).
+        cfg: the ``flow`` config section.
+        source: name of the table in error messages.
+        seed: seed of the ``max_pairs`` subset.
+
+    Returns:
+        :class:`TrainingData` with weights normalised so that their mean is 1.
+    """
+    import hashlib
+
+    need = ["m", "qT", "E", "charge"]
+    need.append("weight" if cfg.use_weights else "weight_raw")
+    if cfg.data == "os_signal":
+        need.append("channel")
+    missing = [c for c in need if c not in pairs.columns]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
+    charge = pairs["charge"].to_numpy()
+    if cfg.data == "os":
+        sel = charge == 0
+    elif cfg.data == "subtracted":
+        sel = np.ones(len(pairs), dtype=bool)
+    else:
+        ch = pairs["channel"].to_numpy()
+        if np.all(ch < 0):
+            raise InputError(f"{source}: flow.data 'os_signal' needs truth channels (mock input)")
+        sel = (charge == 0) & (ch != 0)
+    w = (pairs["weight"] if cfg.use_weights else pairs["weight_raw"]).to_numpy(np.float64)
+    if not cfg.use_weights and cfg.data == "subtracted":
+        w = np.where(charge != 0, -np.abs(w), w)
+    m = pairs["m"].to_numpy(np.float64)[sel]
+    qT = pairs["qT"].to_numpy(np.float64)[sel]
+    E = pairs["E"].to_numpy(np.float64)[sel]
+    w = w[sel]
+    ok = np.isfinite(m) & np.isfinite(qT) & np.isfinite(E) & np.isfinite(w) & (E > 0) & (m > 0)
+    m, qT, E, w = m[ok], qT[ok], E[ok], w[ok]
+    if cfg.max_pairs is not None and len(m) > cfg.max_pairs:
+        idx = np.sort(np.random.default_rng(seed).choice(len(m), cfg.max_pairs, replace=False))
+        m, qT, E, w = m[idx], qT[idx], E[idx], w[idx]
+    if len(m) < 10:
+        raise InputError(f"{source}: only {len(m)} usable rows for flow training (data={cfg.data})")
+    if w.sum() <= 0:
+        raise InputError(f"{source}: the training weights sum to {w.sum():g} (must be positive)")
+    if cfg.mass_flatten > 0:
+        edges = np.linspace(m.min(), m.max() + 1e-12, 51)
+        dens, _ = np.histogram(m, bins=edges, weights=np.abs(w))
+        dens = np.maximum(dens, dens[dens > 0].min())
+        w = w * (dens[np.clip(np.digitize(m, edges) - 1, 0, 49)] / dens.mean()) ** (
+            -cfg.mass_flatten
+        )
+    w = w / w.mean()
+    h = hashlib.sha256()
+    for a in (m, qT, E, w):
+        h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return TrainingData(m, qT, E, w, description=cfg.data, sha256=h.hexdigest())
+
+
+# =========================================================================== the model object
+class FlowModel:
+    """A trained conditional flow with its preprocessing: sample and evaluate p(q_T, E | m)."""
+
+    def __init__(
+        self,
+        flow,
+        preprocessing: Preprocessing,
+        arch: Mapping[str, Any],
+        mass_range: tuple[float, float],
+        meta: Mapping[str, Any] | None = None,
+        path: Path | None = None,
+    ) -> None:
+        self.flow = flow.eval()
+        self.pre = preprocessing
+        self.arch = dict(arch)
+        self.mass_range = (float(mass_range[0]), float(mass_range[1]))
+        self.meta = dict(meta or {})
+        self.path = path
+        self._sampler: _Sampler | None = None
+
+    # ----------------------------------------------------------------------- helpers
+    def _check_mass(self, m: np.ndarray, extrapolate: bool) -> None:
+        lo, hi = self.mass_range
+        if extrapolate or m.size == 0:
+            return
+        if np.any(m < lo) or np.any(m > hi):
+            bad = m[(m < lo) | (m > hi)]
+            raise GammastarError(
+                f"mass {float(bad[0]):.4g} GeV is outside the trained range [{lo:.4g}, {hi:.4g}] "
+                f"GeV of the flow{f' {self.path}' if self.path else ''}; "
+                "pass extrapolate=True (--extrapolate) to sample there anyway"
+            )
+
+    @property
+    def sampler(self) -> _Sampler:
+        if self._sampler is None:
+            self._sampler = _Sampler(self.flow, int(self.arch["bins"]))
+        return self._sampler
+
+    # ----------------------------------------------------------------------- API
+    def log_prob(self, mass, qT, E, *, extrapolate: bool = False) -> np.ndarray:
+        """ln p(q_T, E | m) in GeV⁻² (density in the original variables)."""
+        import torch
+
+        qT = np.asarray(qT, dtype=np.float64)
+        E = np.asarray(E, dtype=np.float64)
+        m = np.broadcast_to(np.asarray(mass, dtype=np.float64), qT.shape).copy()
+        self._check_mass(m, extrapolate)
+        x = torch.as_tensor(self.pre.features(qT, E), dtype=torch.float32)
+        c = torch.as_tensor(self.pre.context(m), dtype=torch.float32)
+        out = np.empty(len(qT))
+        with torch.inference_mode():
+            for s in range(0, len(qT), 1 << 16):
+                sl = slice(s, s + (1 << 16))
+                out[sl] = _log_prob_fast(self.flow, x[sl], c[sl], int(self.arch["bins"])).numpy()
+        return out + self.pre.log_jacobian(qT, E)
+
+    def sample_standardised(
+        self, mass, n: int, seed: int | None = None, chunk: int = 1 << 16
+    ) -> np.ndarray:
+        """Samples in the standardised log space (float32), shape (n, 2); no mass check."""
+        import torch
+
+        gen = torch.Generator().manual_seed(
+            int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+        )
+        masses = np.asarray(mass, dtype=np.float64)
+        fixed = masses.ndim == 0
+        out = np.empty((n, 2), dtype=np.float32)
+        sampler = self.sampler
+        with torch.inference_mode():
+            cfix = (
+                torch.as_tensor(self.pre.context(masses.reshape(1)), dtype=torch.float32)
+                if fixed
+                else None
+            )
+            for s in range(0, n, chunk):
+                k = min(chunk, n - s)
+                z = torch.randn((k, 2), generator=gen)
+                if fixed:
+                    c = cfix
+                else:
+                    c = torch.as_tensor(self.pre.context(masses[s : s + k]), dtype=torch.float32)
+                out[s : s + k] = sampler(z, c).numpy()
+        return out
+
+    def sample(
+        self,
+        mass,
+        n: int | None = None,
+        seed: int | None = None,
+        *,
+        extrapolate: bool = False,
+        four_vectors: bool = False,
+        physical: bool = True,
+    ) -> dict[str, np.ndarray]:
+        """Draw (q_T, E) from p(q_T, E | m).
+
+        Arguments:
+            mass: one mass (GeV) for all samples, or an array of n masses.
+            n: number of samples (default: ``len(mass)``).
+            seed: random seed (``None``: fresh entropy); the same seed gives the same samples.
+            extrapolate: allow masses outside the trained range.
+            four_vectors: also return ``px``, ``py``, ``pz`` (uniform azimuth, pz > 0) and ``phi``.
+            physical: redraw the rare samples with E² < m² + q_T² (no real p_z).
+
+        Returns:
+            dict of float64 arrays ``m``, ``qT``, ``E`` (+ four-vector columns).
+
+        Raises:
+            GammastarError: a mass outside the trained range and not ``extrapolate``.
+        """
+        masses = np.asarray(mass, dtype=np.float64)
+        if masses.ndim == 0:
+            if n is None:
+                raise GammastarError("sample: give n for a single mass")
+            m = np.full(int(n), float(masses))
+        else:
+            m = masses.ravel()
+            if n is not None and n != len(m):
+                raise GammastarError(f"sample: n={n} but {len(m)} masses given")
+        n = len(m)
+        self._check_mass(m, extrapolate)
+        rng = np.random.default_rng(seed)
+        qT = np.empty(n)
+        E = np.empty(n)
+        todo = np.arange(n)
+        for _attempt in range(20):
+            sub_seed = int(rng.integers(2**63))
+            mm = float(masses) if masses.ndim == 0 else m[todo]
+            x = self.sample_standardised(mm, len(todo), seed=sub_seed).astype(np.float64)
+            q, e = self.pre.inverse(x)
+            qT[todo], E[todo] = q, e
+            if not physical:
+                break
+            bad = E[todo] ** 2 < m[todo] ** 2 + qT[todo] ** 2
+            todo = todo[bad]
+            if todo.size == 0:
+                break
+        out = {"m": m, "qT": qT, "E": E}
+        if four_vectors:
+            phi = rng.uniform(0.0, 2 * np.pi, n)
+            out["phi"] = phi
+            out["px"] = qT * np.cos(phi)
+            out["py"] = qT * np.sin(phi)
+            out["pz"] = np.sqrt(np.clip(E**2 - m**2 - qT**2, 0.0, None))
+        return out
+
+
+# =========================================================================== save / load
+def save_model(
+    directory: str | os.PathLike[str],
+    flow,
+    pre: Preprocessing,
+    arch: Mapping[str, Any],
+    mass_range: tuple[float, float],
+    meta: Mapping[str, Any],
+    *,
+    force: bool = False,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write ``model.pt`` (state_dict) and ``meta.json`` atomically into ``directory``."""
+    import torch
+
+    directory = Path(directory)
+    model_path = directory / "model.pt"
+    with atomic_path(model_path, force=force) as tmp:
+        torch.save({k: v.detach().clone() for k, v in flow.state_dict().items()}, tmp)
+    info = {
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
+        "architecture": dict(arch),
+        "preprocessing": pre.to_json(),
+        "mass_range": [float(mass_range[0]), float(mass_range[1])],
+        "model_sha256": sha256_file(model_path),
+        **dict(extra or {}),
+        "meta": dict(meta),
+    }
+    write_json(directory / "meta.json", info, force=True)
+    return directory
+
+
+def _resolve_model_dir(path: str | os.PathLike[str]) -> Path:
+    p = Path(path)
+    if p.is_file():
+        return p.parent
+    if (p / "model.pt").exists() or (p / "meta.json").exists():
+        return p
+    if (p / "flow").is_dir():
+        return p / "flow"
+    raise GammastarError(f"{p}: no flow model here (expected model.pt and meta.json)")
+
+
+def load(path: str | os.PathLike[str]) -> FlowModel:
+    """Load a trained flow: the run directory, its ``flow/`` directory or ``flow/model.pt``.
+
+    Raises:
+        GammastarError: missing, foreign, tampered or inconsistent files (one clear line).
+    """
+    import torch
+
+    d = _resolve_model_dir(path)
+    meta_path, model_path = d / "meta.json", d / "model.pt"
+    try:
+        info = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise GammastarError(f"{meta_path}: flow metadata not found") from None
+    except (OSError, ValueError) as err:
+        raise GammastarError(f"{meta_path}: not a readable flow metadata file ({err})") from None
+    if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
+        raise GammastarError(f"{meta_path}: not a gammastar flow metadata file")
+    if info.get("format_version") != MODEL_FORMAT_VERSION:
+        raise GammastarError(
+            f"{meta_path}: flow format version {info.get('format_version')!r}; "
+            f"this gammastar reads {MODEL_FORMAT_VERSION}"
+        )
+    if not model_path.exists():
+        raise GammastarError(f"{model_path}: flow weights not found")
+    if sha256_file(model_path) != info.get("model_sha256"):
+        raise GammastarError(
+            f"{model_path}: checksum does not match {meta_path.name} (modified or foreign file)"
+        )
+    try:
+        arch = info["architecture"]
+        pre = Preprocessing.from_json(info["preprocessing"])
+        mass_range = tuple(info["mass_range"])
+        flow = build_flow(arch)
+    except GammastarError:
+        raise
+    except Exception as err:  # noqa: BLE001 (reported as a GammastarError)
+        raise GammastarError(f"{meta_path}: invalid flow metadata ({err})") from None
+    try:
+        state = torch.load(model_path, map_location="cpu", weights_only=True)
+        flow.load_state_dict(state)
+    except Exception as err:  # noqa: BLE001 (reported as a GammastarError)
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise GammastarError(f"{model_path}: not a loadable flow state_dict ({msg})") from None
+    return FlowModel(flow, pre, arch, mass_range, meta=info, path=d)
+
+
+# =========================================================================== training
+def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns."""
+
+    flow: Any
+    preprocessing: Preprocessing
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    wall_s: float
+
+
+def _weighted_nll(flow, x, c, w, bins: int, chunk: int = 1 << 16) -> float:
+    import torch
+
+    tot = 0.0
+    with torch.inference_mode():
+        for s in range(0, len(x), chunk):
+            lp = _log_prob_fast(flow, x[s : s + chunk], c[s : s + chunk], bins)
+            tot += float(-(w[s : s + chunk] * lp).sum())
+    return tot / float(w.sum())
+
+
+def fit(
+    data: TrainingData,
+    cfg: FlowConfig,
+    *,
+    seed: int,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    stop_after: int | None = None,
+    identity: Mapping[str, Any] | None = None,
+    callback: Any = None,
+) -> TrainResult:
+    """Weighted maximum-likelihood training (the engine of :func:`train`).
+
+    Arguments:
+        data: training rows (weights may be negative; normalised to mean 1).
+        cfg: ``flow`` config section (architecture and optimisation).
+        seed: seeds the split, the initialisation and the batch order.
+        checkpoint: file for periodic checkpoints (every ``cfg.checkpoint_every`` epochs).
+        resume: continue from ``checkpoint``; gives the same result as an uninterrupted run.
+        progress: show a progress bar with the train/validation loss.
+        stop_after: stop (as if interrupted) after this many epochs, writing a checkpoint.
+        identity: data/config hashes that a resumed checkpoint must match.
+        callback: ``callback(epoch, train_loss, val_loss)`` after each epoch.
+
+    Returns:
+        :class:`TrainResult` with the best-validation flow (early stopping).
+    """
+    import torch
+
+    t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    arch = architecture_from_config(cfg)
+    bins = int(arch["bins"])
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(data.n)
+    n_val = max(1, round(cfg.validation_fraction * data.n))
+    val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    pre = Preprocessing.fit(data.qT[tr_idx], data.E[tr_idx], data.m[tr_idx], data.weight[tr_idx])
+
+    def tensors(idx):
+        x = torch.as_tensor(pre.features(data.qT[idx], data.E[idx]), dtype=torch.float32)
+        c = torch.as_tensor(pre.context(data.m[idx]), dtype=torch.float32)
+        w = torch.as_tensor(data.weight[idx], dtype=torch.float32)
+        return x, c, w
+
+    x_tr, c_tr, w_tr = tensors(tr_idx)
+    x_va, c_va, w_va = tensors(val_idx)
+    w_tr = w_tr / w_tr.mean()
+    n_tr = len(tr_idx)
+    points = n_tr if cfg.points_per_epoch is None else int(cfg.points_per_epoch)
+    batch = min(int(cfg.batch_size), points)
+    steps_per_epoch = max(1, math.ceil(points / batch))
+    total_steps = steps_per_epoch * cfg.epochs
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    sampler_probs = None
+    if cfg.weighting == "sampler":
+        sampler_probs = (w_tr.abs() / w_tr.abs().sum()).double()
+        loss_w = torch.sign(w_tr) * w_tr.abs().mean()
+    else:
+        loss_w = w_tr
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    flow = build_flow(arch)
+    opt = torch.optim.AdamW(flow.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: _lr_factor(s, total_steps, warmup, cfg.schedule)
+    )
+    history: dict[str, list[float]] = {"train": [], "val": [], "lr": []}
+    best = {"loss": math.inf, "epoch": -1, "state": None}
+    bad_epochs = 0
+    start_epoch = 0
+    ident = dict(identity or {})
+    ident.update({"data_sha256": data.sha256, "seed": seed, "arch": json.dumps(arch)})
+
+    if resume:
+        if checkpoint is None or not Path(checkpoint).exists():
+            raise GammastarError(f"{checkpoint}: no checkpoint to resume from")
+        try:
+            ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 (reported as a GammastarError)
+            raise GammastarError(f"{checkpoint}: unreadable checkpoint ({err})") from None
+        saved = json.loads(ck.get("identity", "{}"))
+        if saved != json.loads(json.dumps(ident)):
+            diff = sorted(k for k in set(saved) | set(ident) if saved.get(k) != ident.get(k))
+            raise GammastarError(
+                f"{checkpoint}: checkpoint does not match this config/data ({', '.join(diff)}); "
+                "train without --resume"
+            )
+        flow.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        history = {k: list(v) for k, v in json.loads(ck["history"]).items()}
+        best = {"loss": float(ck["best_loss"]), "epoch": int(ck["best_epoch"]), "state": None}
+        best["state"] = ck["best_state"] if ck["best_state"] else None
+        bad_epochs = int(ck["bad_epochs"])
+        start_epoch = int(ck["epoch"])
+
+    def save_checkpoint(epoch: int) -> None:
+        if checkpoint is None:
+            return
+        ck = {
+            "identity": json.dumps(ident),
+            "model": flow.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "generator": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(history),
+            "best_loss": best["loss"],
+            "best_epoch": best["epoch"],
+            "best_state": best["state"] or {},
+            "bad_epochs": bad_epochs,
+            "epoch": epoch,
+        }
+        with atomic_path(checkpoint, force=True) as tmp:
+            torch.save(ck, tmp)
+
+    stopped_early = False
+    epoch = start_epoch
+    with _progress(progress, cfg.epochs, start_epoch) as bar:
+        for epoch in range(start_epoch, cfg.epochs):
+            if stop_after is not None and epoch >= stop_after:
+                break
+            flow.train()
+            if sampler_probs is not None:
+                idx = torch.multinomial(sampler_probs, points, replacement=True, generator=gen)
+            elif points >= n_tr:
+                idx = torch.randperm(n_tr, generator=gen)
+            else:
+                idx = torch.randperm(n_tr, generator=gen)[:points]
+            tot, wsum = 0.0, 0.0
+            for s in range(0, len(idx), batch):
+                b = idx[s : s + batch]
+                lp = _log_prob_fast(flow, x_tr[b], c_tr[b], bins)
+                wb = loss_w[b]
+                loss = -(wb * lp).sum() / len(b)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                tot += loss.detach().item() * len(b)
+                wsum += len(b)
+            flow.eval()
+            train_loss = tot / wsum
+            val_loss = _weighted_nll(flow, x_va, c_va, w_va, bins)
+            history["train"].append(train_loss)
+            history["val"].append(val_loss)
+            history["lr"].append(float(opt.param_groups[0]["lr"]))
+            if val_loss < best["loss"]:
+                best = {
+                    "loss": val_loss,
+                    "epoch": epoch,
+                    "state": {k: v.detach().clone() for k, v in flow.state_dict().items()},
+                }
+                bad_epochs = 0
+            else:
+                bad_epochs += 1
+            if callback is not None:
+                callback(epoch, train_loss, val_loss)
+            bar(epoch + 1, train_loss, val_loss)
+            done = epoch + 1
+            if bad_epochs >= cfg.patience:
+                stopped_early = True
+            if (
+                done % cfg.checkpoint_every == 0
+                or done == cfg.epochs
+                or stopped_early
+                or (stop_after is not None and done >= stop_after)
+            ):
+                save_checkpoint(done)
+            if stopped_early:
+                break
+    if best["state"] is not None:
+        flow.load_state_dict(best["state"])
+    flow.eval()
+    return TrainResult(
+        flow=flow,
+        preprocessing=pre,
+        history=history,
+        best_epoch=int(best["epoch"]),
+        epochs_run=len(history["val"]),
+        stopped_early=stopped_early,
+        wall_s=time.perf_counter() - t_start,
+    )
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int, start: int) -> Iterator[Any]:
+    if not enabled:
+        yield lambda *a: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("flow"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TextColumn("train {task.fields[tl]}  val {task.fields[vl]}"),
+        TimeElapsedColumn(),
+    ) as prog:
+        task = prog.add_task("train", total=total, completed=start, tl="-", vl="-")
+
+        def update(done: int, tl: float, vl: float) -> None:
+            prog.update(task, completed=done, tl=f"{tl:.4f}", vl=f"{vl:.4f}")
+
+        yield update
+
+
+def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool = True) -> Path:
+    """Training and validation loss vs epoch (paper Fig. 7 analogue)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ep = np.arange(1, len(history["train"]) + 1)
+    ax.plot(ep, history["train"], label="training")
+    ax.plot(ep, history["val"], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("negative log-likelihood")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path, force=force) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
+    plt.close(fig)
+    return path
+
+
+def read_pairs(config: AnalysisConfig) -> tuple[pd.DataFrame, Path]:
+    """The run directory's ``pairs.parquet``."""
+    import pandas as pd
+
+    path = config.output_dir / "pairs.parquet"
+    if not path.exists():
+        raise InputError(f"{path}: pairs table not found; run `gammastar select` first")
+    try:
+        return pd.read_parquet(path), path
+    except Exception as err:  # noqa: BLE001 (reported as a GammastarError)
+        raise InputError(f"{path}: unreadable pairs table ({err})") from None
+
+
+def train(
+    config: AnalysisConfig,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    force: bool = False,
+    seed: int | None = None,
+    progress: bool = False,
+    pairs: pd.DataFrame | None = None,
+    stop_after: int | None = None,
+) -> Path:
+    """``gammastar train``: fit the flow on the run directory's pairs table.
+
+    Writes ``flow/model.pt``, ``flow/meta.json``, ``flow/loss.png`` and ``flow/history.json``
+    (and ``flow/ensemble/<i>/`` for ``flow.ensemble > 1``). ``flow/checkpoint.pt`` holds the
+    latest checkpoint (``resume=True`` continues from it).
+
+    Arguments:
+        config: the analysis config.
+        output: run directory (default: the config's).
+        resume: continue an interrupted training from its checkpoint.
+        force: overwrite an existing model.
+        seed: training seed (default ``flow.seed`` or the top-level ``seed``).
+        progress: show a progress bar.
+        pairs: use this table instead of ``pairs.parquet`` (tests, notebooks).
+        stop_after: stop after this many epochs (simulates an interruption; no model written).
+
+    Returns:
+        The ``flow`` directory.
+    """
+    if output is not None:
+        config = config.model_copy(update={"output": str(Path(output).resolve())})
+    cfg = config.flow
+    out = config.output_dir / "flow"
+    if pairs is None:
+        pairs, src = read_pairs(config)
+        inputs: list[Any] = [src]
+    else:
+        src, inputs = Path("<pairs table>"), []
+    seed0 = int(seed if seed is not None else (cfg.seed if cfg.seed is not None else config.seed))
+    if (out / "model.pt").exists() and not (force or resume):
+        raise OutputExistsError(f"{out / 'model.pt'}: output exists already; use --force")
+    data = training_data(pairs, cfg, source=str(src), seed=seed0)
+    mass_range = (float(data.m.min()), float(data.m.max()))
+    cfg_hash = config.section_sha256("flow")
+    for member in range(cfg.ensemble):
+        s = seed0 + member
+        d = out if member == 0 else out / "ensemble" / str(member)
+        if member > 0 and (d / "model.pt").exists() and not (force or resume):
+            raise OutputExistsError(f"{d / 'model.pt'}: output exists already; use --force")
+        ck = d / "checkpoint.pt"
+        res = fit(
+            data,
+            cfg,
+            seed=s,
+            checkpoint=ck,
+            resume=resume and ck.exists(),
+            progress=progress,
+            stop_after=stop_after,
+            identity={"config_sha256": cfg_hash},
+        )
+        if stop_after is not None and res.epochs_run < cfg.epochs and not res.stopped_early:
+            return out
+        arch = architecture_from_config(cfg)
+        meta = make_meta(
+            config_sha256=cfg_hash,
+            seed=s,
+            inputs=inputs,
+            data_sha256=data.sha256,
+            n_train_rows=data.n,
+            training_data=data.description,
+            best_epoch=res.best_epoch,
+            epochs_run=res.epochs_run,
+            stopped_early=res.stopped_early,
+            best_val_loss=min(res.history["val"]) if res.history["val"] else None,
+            train_wall_s=res.wall_s,
+            ensemble_member=member,
+            ensemble_size=cfg.ensemble,
+        )
+        save_model(d, res.flow, res.preprocessing, arch, mass_range, meta, force=True)
+        write_json(d / "history.json", {**res.history, "meta": meta}, force=True)
+        plot_losses(res.history, d / "loss.png")
+    return out
+
+
+# =========================================================================== ensembles
+class Ensemble:
+    """Models trained with different seeds; their spread is a model uncertainty."""
+
+    def __init__(self, models: Sequence[FlowModel]) -> None:
+        if not models:
+            raise GammastarError("empty flow ensemble")
+        self.models = list(models)
+
+    def __len__(self) -> int:
+        return len(self.models)
+
+    def sample(self, mass, n: int, seed: int | None = None, **kw: Any) -> dict[str, np.ndarray]:
+        """n samples from each member: arrays of shape (members, n)."""
+        ss = np.random.SeedSequence(seed)
+        outs = [
+            m.sample(mass, n, seed=int(c.generate_state(1)[0]), **kw)
+            for m, c in zip(self.models, ss.spawn(len(self.models)), strict=True)
+        ]
+        return {k: np.stack([o[k] for o in outs]) for k in outs[0]}
+
+    def spread(self, statistic: Any, mass, n: int, seed: int | None = None) -> tuple[float, float]:
+        """Mean and standard deviation over members of ``statistic(samples_dict)``."""
+        s = self.sample(mass, n, seed)
+        vals = np.array(
+            [statistic({k: v[i] for k, v in s.items()}) for i in range(len(self.models))]
+        )
+        return float(vals.mean()), float(vals.std(ddof=1) if len(vals) > 1 else 0.0)
+
+
+def load_ensemble(path: str | os.PathLike[str]) -> Ensemble:
+    """Load ``flow/`` and every ``flow/ensemble/<i>/`` member."""
+    d = _resolve_model_dir(path)
+    models = [load(d)]
+    ens = d / "ensemble"
+    if ens.is_dir():
+        for sub in sorted((p for p in ens.iterdir() if p.is_dir()), key=lambda p: int(p.name)):
+            models.append(load(sub))
+    return Ensemble(models)
+
+
+# =========================================================================== mCP recipe
+def mass_spectrum_from_pairs(
+    pairs: pd.DataFrame, edges: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The unfolded, background-subtracted mass spectrum Σ weight per bin (all rows)."""
+    m = pairs["m"].to_numpy(np.float64)
+    w = pairs["weight"].to_numpy(np.float64)
+    if edges is None:
+        edges = np.linspace(m.min(), m.max(), 90)
+    counts, _ = np.histogram(m, bins=edges, weights=w)
+    return np.asarray(edges, dtype=np.float64), np.clip(counts, 0.0, None)
+
+
+def decay_two_body(
+    parent: Mapping[str, np.ndarray], m_daughter: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""Decay γ* → χχ̄ in its rest frame with dN/dcosθ ∝ 1 + cos²θ + (4m²/M²) sin²θ.
+
+    θ is measured from the γ* flight direction (helicity frame); the azimuth is uniform.
+
+    Arguments:
+        parent: arrays ``px``, ``py``, ``pz``, ``E``, ``m`` of the γ*.
+        m_daughter: the χ mass (GeV).
+        rng: numpy generator.
+
+    Returns:
+        Two (n, 4) arrays (px, py, pz, E) of χ and χ̄ in the lab.
+
+    References:
+        Allison & Blinov Sec. III C 2; the angular distribution of a transversely
+        polarised vector decaying to a fermion pair (e.g. Landsberg, Phys. Rep. 128 (1985) 301).
+    """
+    M = np.asarray(parent["m"], dtype=np.float64)
+    n = len(M)
+    r = np.clip(4 * m_daughter**2 / M**2, 0.0, 1.0)
+    cos = np.empty(n)
+    todo = np.arange(n)
+    while todo.size:
+        c = rng.uniform(-1, 1, todo.size)
+        u = rng.uniform(0, 2.0, todo.size)  # max of 1 + c² + r(1 − c²) is 2
+        acc = u < 1 + c**2 + r[todo] * (1 - c**2)
+        cos[todo[acc]] = c[acc]
+        todo = todo[~acc]
+    phi = rng.uniform(0, 2 * np.pi, n)
+    p = 0.5 * M * np.sqrt(np.clip(1 - r, 0.0, None))
+    sin = np.sqrt(1 - cos**2)
+    # rest-frame momentum in a frame whose z axis is the γ* direction
+    local = np.stack([p * sin * np.cos(phi), p * sin * np.sin(phi), p * cos], axis=1)
+    P = np.stack([parent["px"], parent["py"], parent["pz"]], axis=1).astype(np.float64)
+    pabs = np.linalg.norm(P, axis=1)
+    ez = P / np.where(pabs > 0, pabs, 1.0)[:, None]
+    ez[pabs == 0] = [0.0, 0.0, 1.0]
+    helper = np.where(np.abs(ez[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
+    ex = np.cross(helper, ez)
+    ex /= np.linalg.norm(ex, axis=1)[:, None]
+    ey = np.cross(ez, ex)
+    k = local[:, :1] * ex + local[:, 1:2] * ey + local[:, 2:3] * ez
+    e_rest = np.sqrt(p**2 + m_daughter**2)
+    E = np.asarray(parent["E"], dtype=np.float64)
+    beta = P / E[:, None]
+    gamma = E / M
+    out = []
+    for sign in (+1, -1):
+        kk = sign * k
+        bk = (beta * kk).sum(1)
+        b2 = (beta**2).sum(1)
+        coef = np.where(b2 > 0, (gamma - 1) * bk / np.where(b2 > 0, b2, 1), 0.0)
+        plab = kk + (coef + gamma * e_rest)[:, None] * beta
+        elab = gamma * (e_rest + bk)
+        out.append(np.column_stack([plab, elab]))
+    return out[0], out[1]
+
+
+def sample_mcp(
+    model: FlowModel,
+    m_chi: float,
+    n: int,
+    *,
+    spectrum: tuple[np.ndarray, np.ndarray],
+    m_lepton: float,
+    q: float = 1.0,
+    seed: int | None = None,
+    extrapolate: bool = False,
+) -> dict[str, np.ndarray]:
+    """The paper's mCP recipe (Sec. III C 2): γ* mass, (q_T, E) from the flow, γ* → χχ̄.
+
+    1. γ* masses from the unfolded dilepton spectrum above 2 m_χ (and inside the flow's trained
+       mass range unless ``extrapolate``), weighted by the Eq. 8 factor
+       Q² K_χ(m)/K_ℓ(m) (:func:`gammastar.physics.kinematics.mcp_factor`): a bin is chosen with
+       probability ∝ content × factor, the mass uniformly inside it;
+    2. (q_T, E) of the γ* from the flow at that mass, with a uniform azimuth;
+    3. the decay γ* → χχ̄ (:func:`decay_two_body`).
+
+    Every event has weight Σ_bins(content × factor)/n, so the weights sum to the expected number
+    of χχ̄ pairs in the normalisation of ``spectrum``.
+
+    Returns:
+        dict of arrays: ``m_gstar``, ``qT``, ``E``, ``px``, ``py``, ``pz`` (γ*), ``chi1_*`` and
+        ``chi2_*`` (px, py, pz, E), ``weight``.
+    """
+    from gammastar.physics.kinematics import mcp_factor
+
+    edges, contents = (np.asarray(a, dtype=np.float64) for a in spectrum)
+    rng = np.random.default_rng(seed)
+    lo = np.maximum(edges[:-1], 2 * m_chi)
+    hi = edges[1:].copy()
+    if not extrapolate:  # only the part of the spectrum inside the flow's trained range
+        lo = np.maximum(lo, model.mass_range[0])
+        hi = np.minimum(hi, model.mass_range[1])
+    ok = hi > lo
+    # mean of the Eq. 8 factor across the part of each bin above threshold (5-point rule)
+    tpts = np.linspace(0, 1, 5)[1:-1]
+    fac = np.mean([mcp_factor(lo + t * (hi - lo), m_chi, m_lepton, q) for t in tpts], axis=0)
+    frac = np.where(ok, (hi - lo) / (edges[1:] - edges[:-1]), 0.0)
+    expected = contents * fac * frac
+    expected[~ok] = 0.0
+    total = expected.sum()
+    if not np.isfinite(total) or total <= 0:
+        raise GammastarError(
+            f"no γ* mass above 2 m_χ = {2 * m_chi:.4g} GeV in the mass spectrum "
+            f"[{edges[0]:.4g}, {edges[-1]:.4g}] GeV"
+        )
+    b = rng.choice(len(expected), size=n, p=expected / total)
+    m = rng.uniform(lo[b], hi[b])
+    g = model.sample(m, seed=int(rng.integers(2**63)), extrapolate=extrapolate, four_vectors=True)
+    c1, c2 = decay_two_body({**g, "m": m}, m_chi, rng)
+    out = {
+        "m_gstar": m,
+        "qT": g["qT"],
+        "E": g["E"],
+        "px": g["px"],
+        "py": g["py"],
+        "pz": g["pz"],
+        "weight": np.full(n, total / n),
+    }
+    for name, arr in (("chi1", c1), ("chi2", c2)):
+        for i, comp in enumerate(("px", "py", "pz", "E")):
+            out[f"{name}_{comp}"] = arr[:, i]
+    return out
+
+
+def write_samples(
+    path: str | os.PathLike[str],
+    columns: Mapping[str, np.ndarray],
+    meta: Mapping[str, Any],
+    *,
+    force: bool = False,
+) -> Path:
+    """Write samples as parquet (``.parquet``) or a ROOT TTree ``samples`` (``.root``).
+
+    The metadata goes into the parquet schema metadata (key ``gammastar``) or, in ROOT, a
+    TObjString ``meta`` holding the JSON.
+    """
+    path = Path(path)
+    text = json.dumps(meta, default=str)
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".root"):
+        raise GammastarError(f"{path}: output must end in .parquet or .root")
+    with atomic_path(path, force=force) as tmp:
+        if suffix == ".parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.table({k: np.asarray(v) for k, v in columns.items()})
+            table = table.replace_schema_metadata({"gammastar": text})
+            pq.write_table(table, tmp)
+        else:
+            import uproot
+
+            with uproot.recreate(tmp) as f:
+                f["samples"] = {k: np.asarray(v) for k, v in columns.items()}
+                f["meta"] = text
+    return path

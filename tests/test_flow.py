@@ -1,0 +1,430 @@
+"""The conditional flow (gammastar.flow): kernels vs zuko, training, resume, save/load, sampling.
+
+Synthetic "pairs tables" with a known conditional density stand in for the selection output:
+q_T and E log-normal with mass-dependent medians (see :func:`synthetic_pairs`).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gammastar import flow as F
+from gammastar.config import FlowConfig, config_from_dict
+from gammastar.errors import GammastarError, OutputExistsError
+
+torch.set_num_threads(1)
+
+TINY = {
+    "transforms": 2,
+    "bins": 4,
+    "hidden_features": [16],
+    "epochs": 4,
+    "points_per_epoch": 4000,
+    "batch_size": 1000,
+    "learning_rate": 5e-3,
+    "checkpoint_every": 2,
+}
+
+
+def qt_median(m):
+    return 0.3 + 0.4 * np.asarray(m)
+
+
+def e_median(m):
+    return 20.0 + 10.0 * np.asarray(m)
+
+
+SIG_QT, SIG_E = 0.5, 0.4
+
+
+def synthetic_pairs(n: int = 20000, seed: int = 0, ss_fraction: float = 0.0) -> pd.DataFrame:
+    """OS pairs with ln q_T ~ N(ln(0.3 + 0.4 m), 0.5), ln E ~ N(ln(20 + 10 m), 0.4), m in
+    [0.22, 1.1] falling exponentially; optional SS rows (weight −1) from a broader background
+    that is also added to the OS rows, so that OS − SS is the signal."""
+    rng = np.random.default_rng(seed)
+    m = 0.22 + rng.exponential(0.3, 3 * n)
+    m = m[m < 1.1][:n]
+    qT = rng.lognormal(np.log(qt_median(m)), SIG_QT)
+    E = rng.lognormal(np.log(e_median(m)), SIG_E)
+    df = pd.DataFrame(
+        {
+            "event": np.arange(n),
+            "m": m,
+            "qT": qT,
+            "E": E,
+            "charge": np.zeros(n, dtype=np.int8),
+            "weight_raw": 1.0,
+            "weight": 1.0,
+            "channel": np.ones(n, dtype=np.int32),
+        }
+    )
+    if ss_fraction > 0:
+        nb = int(ss_fraction * n)
+        frames = [df]
+        for charge, w, ch in ((0, 1.0, 0), (2, -1.0, 0)):
+            mb = rng.uniform(0.22, 1.1, nb)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "event": np.arange(nb) + n,
+                        "m": mb,
+                        "qT": rng.lognormal(np.log(1.2), 0.3, nb),
+                        "E": rng.lognormal(np.log(12.0), 0.3, nb),
+                        "charge": np.full(nb, charge, np.int8),
+                        "weight_raw": 1.0,
+                        "weight": w,
+                        "channel": np.full(nb, ch, np.int32),
+                    }
+                )
+            )
+        df = pd.concat(frames, ignore_index=True)
+    return df
+
+
+def make_config(tmp_path, **flow):
+    return config_from_dict(
+        {
+            "name": "t",
+            "output": str(tmp_path / "run"),
+            "seed": 7,
+            "flow": {**TINY, **flow},
+            "validate": {
+                "masses": [0.3, 0.6],
+                "repeats": 5,
+                "window": 0.04,
+                "figure_masses": [0.3, 0.6],
+            },
+        },
+        source=str(tmp_path / "a.yaml"),
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny flow trained on synthetic pairs: (config, flow dir, pairs)."""
+    tmp = tmp_path_factory.mktemp("flow")
+    cfg = make_config(tmp)
+    pairs = synthetic_pairs(8000)
+    out = F.train(cfg, pairs=pairs)
+    return cfg, out, pairs
+
+
+# --------------------------------------------------------------------------- kernels
+def randomised_flow(seed=0, **arch):
+    torch.manual_seed(seed)
+    cfg = FlowConfig(**{"transforms": 3, "bins": 6, "hidden_features": [16, 16], **arch})
+    fl = F.build_flow(F.architecture_from_config(cfg))
+    with torch.no_grad():
+        for p in fl.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return fl, cfg.bins
+
+
+@pytest.mark.parametrize("linear", [True, False])
+def test_fast_log_prob_equals_zuko(linear):
+    """The fused density is zuko's Flow.log_prob on the same parameters (float32 rounding)."""
+    fl, bins = randomised_flow(linear=linear)
+    x = torch.randn(4000, 2) * 2.0  # includes points outside the spline box [-5, 5]
+    x[:5] = torch.tensor([[6.0, 0.0], [-7.0, 1.0], [0.0, 5.5], [4.99, -4.99], [0.0, 0.0]])
+    c = torch.randn(4000, 1)
+    ref = fl(c).log_prob(x)
+    fast = F._log_prob_fast(fl, x, c, bins)
+    assert torch.allclose(fast, ref, atol=2e-4, rtol=1e-5)
+
+
+def test_fast_sampler_inverts_zuko():
+    """The fused sampler applies zuko's exact inverse transform: fixed and per-sample context."""
+    fl, bins = randomised_flow(seed=1)
+    z = torch.randn(3000, 2)
+    s = F._Sampler(fl, bins)
+    with torch.no_grad():
+        c1 = torch.full((1, 1), 0.4)
+        ref = fl(c1.expand(3000, 1)).transform.inv(z)
+        assert torch.allclose(s(z, c1), ref, atol=1e-4)
+        c = torch.randn(3000, 1)
+        ref = fl(c).transform.inv(z)
+        assert torch.allclose(s(z, c), ref, atol=1e-4)
+        # and the forward (data → latent) transform brings the samples back
+        back = fl(c).transform(s(z, c))
+        assert torch.allclose(back, z, atol=1e-3)
+
+
+# --------------------------------------------------------------------------- training / files
+def test_train_writes_artifacts(trained):
+    _cfg, out, _ = trained
+    for name in ("model.pt", "meta.json", "history.json", "loss.png", "checkpoint.pt"):
+        assert (out / name).exists(), name
+    info = json.loads((out / "meta.json").read_text())
+    assert info["architecture"]["transforms"] == 2
+    assert info["architecture"]["linear"] is True
+    assert len(info["meta"]["data_sha256"]) == 64
+    assert info["meta"]["seed"] == 7
+    assert info["meta"]["schema_version"] == 1
+    lo, hi = info["mass_range"]
+    assert 0.22 <= lo < 0.25
+    assert 1.0 < hi <= 1.1
+    hist = json.loads((out / "history.json").read_text())
+    assert len(hist["train"]) == len(hist["val"]) == 4
+    assert hist["val"][-1] < hist["val"][0]  # it learns
+    # the state dict is a plain dict of tensors
+    sd = torch.load(out / "model.pt", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in sd.values())
+
+
+def test_refuses_overwrite(trained, tmp_path):
+    cfg, _out, pairs = trained
+    with pytest.raises(OutputExistsError):
+        F.train(cfg, pairs=pairs)
+
+
+def test_save_load_round_trip_same_samples(trained):
+    _, out, _ = trained
+    a = F.load(out)
+    b = F.load(out / "model.pt")
+    c = F.load(out.parent)  # the run directory
+    sa, sb, sc = (mod.sample(0.5, 5000, seed=11) for mod in (a, b, c))
+    for key in ("qT", "E"):
+        np.testing.assert_array_equal(sa[key], sb[key])
+        np.testing.assert_array_equal(sa[key], sc[key])
+    sd = a.sample(0.5, 5000, seed=12)
+    assert not np.array_equal(sa["qT"], sd["qT"])
+    assert set(sa) >= {"m", "qT", "E"}
+    assert np.all(sa["E"] ** 2 >= sa["m"] ** 2 + sa["qT"] ** 2)
+
+
+def test_tampered_and_foreign_files_fail_cleanly(trained, tmp_path):
+    import shutil
+
+    _, out, _ = trained
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    # 1. modified weights: checksum mismatch
+    raw = bytearray((bad / "model.pt").read_bytes())
+    raw[-20] ^= 0xFF
+    (bad / "model.pt").write_bytes(bytes(raw))
+    with pytest.raises(GammastarError, match="checksum"):
+        F.load(bad)
+    # 2. foreign file with a matching checksum (someone edited meta.json too)
+    from gammastar.artifacts import sha256_file
+
+    info = json.loads((out / "meta.json").read_text())
+    for payload in (b"not a torch file at all", None):
+        if payload is None:  # a pickled arbitrary object: refused by weights_only=True
+            torch.save({"x": torch.zeros(1), "obj": pd.Timestamp("2020-01-01")}, bad / "model.pt")
+        else:
+            (bad / "model.pt").write_bytes(payload)
+        info["model_sha256"] = sha256_file(bad / "model.pt")
+        (bad / "meta.json").write_text(json.dumps(info))
+        with pytest.raises(GammastarError, match="not a loadable flow"):
+            F.load(bad)
+    # 3. a valid torch state dict of another architecture
+    torch.save({"w": torch.zeros(3)}, bad / "model.pt")
+    info["model_sha256"] = sha256_file(bad / "model.pt")
+    (bad / "meta.json").write_text(json.dumps(info))
+    with pytest.raises(GammastarError, match="not a loadable flow"):
+        F.load(bad)
+    # 4. broken / foreign metadata
+    (bad / "meta.json").write_text("{not json")
+    with pytest.raises(GammastarError, match="metadata"):
+        F.load(bad)
+    (bad / "meta.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(GammastarError, match="not a gammastar flow"):
+        F.load(bad)
+    with pytest.raises(GammastarError, match="no flow model"):
+        F.load(tmp_path / "nowhere")
+
+
+def test_resume_reaches_the_same_model(tmp_path):
+    """Interrupted after 3 of 6 epochs and resumed == uninterrupted, bit for bit."""
+    pairs = synthetic_pairs(4000, seed=3)
+    full = F.train(make_config(tmp_path / "a", epochs=6), pairs=pairs)
+    cfg_b = make_config(tmp_path / "b", epochs=6)
+    F.train(cfg_b, pairs=pairs, stop_after=3)
+    out_b = cfg_b.output_dir / "flow"
+    assert not (out_b / "model.pt").exists()
+    assert (out_b / "checkpoint.pt").exists()
+    F.train(cfg_b, pairs=pairs, resume=True)
+    sa = torch.load(full / "model.pt", weights_only=True)
+    sb = torch.load(out_b / "model.pt", weights_only=True)
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+    ha = json.loads((full / "history.json").read_text())
+    hb = json.loads((out_b / "history.json").read_text())
+    assert ha["val"] == hb["val"]
+    # a checkpoint from other data is refused
+    with pytest.raises(GammastarError, match="does not match"):
+        F.train(cfg_b, pairs=synthetic_pairs(4000, seed=4), resume=True)
+
+
+def test_mass_range_and_extrapolation(trained):
+    _, out, _ = trained
+    model = F.load(out)
+    with pytest.raises(GammastarError, match="outside the trained range"):
+        model.sample(1.5, 10, seed=1)
+    with pytest.raises(GammastarError, match="outside the trained range"):
+        model.sample(np.array([0.5, 0.1]), seed=1)
+    s = model.sample(1.5, 10, seed=1, extrapolate=True)
+    assert s["qT"].shape == (10,)
+
+
+def test_four_vectors(trained):
+    model = F.load(trained[1])
+    s = model.sample(0.6, 20000, seed=3, four_vectors=True)
+    np.testing.assert_allclose(np.hypot(s["px"], s["py"]), s["qT"], rtol=1e-12)
+    m2 = s["E"] ** 2 - s["px"] ** 2 - s["py"] ** 2 - s["pz"] ** 2
+    np.testing.assert_allclose(np.sqrt(m2), 0.6, rtol=1e-6)
+    # uniform azimuth: mean of cos, sin consistent with 0 (σ = 1/sqrt(2n))
+    assert abs(np.cos(s["phi"]).mean()) < 5 / np.sqrt(2 * 20000)
+    assert abs(np.sin(s["phi"]).mean()) < 5 / np.sqrt(2 * 20000)
+
+
+def test_log_prob_normalised(trained):
+    """∫∫ p(q_T, E | m) dq_T dE = 1 (importance sampling with the flow's own samples is
+    trivially 1, so integrate on a grid in (ln q_T, ln E))."""
+    model = F.load(trained[1])
+    lq = np.linspace(np.log(1e-3), np.log(20), 300)
+    le = np.linspace(np.log(2.0), np.log(400), 300)
+    LQ, LE = np.meshgrid(lq, le, indexing="ij")
+    qT, E = np.exp(LQ.ravel()), np.exp(LE.ravel())
+    p = np.exp(model.log_prob(0.5, qT, E)) * qT * E  # density in (ln qT, ln E)
+    integral = p.sum() * (lq[1] - lq[0]) * (le[1] - le[0])
+    assert abs(integral - 1) < 0.02
+
+
+def test_training_data_modes():
+    pairs = synthetic_pairs(3000, ss_fraction=0.3)
+    cfg = FlowConfig(**TINY)
+    os_ = F.training_data(pairs, cfg)
+    assert os_.n == 3000 + 900
+    sub = F.training_data(pairs, FlowConfig(**TINY, data="subtracted"))
+    assert sub.n == 3000 + 1800
+    assert (sub.weight < 0).sum() == 900
+    assert abs(sub.weight.mean() - 1) < 1e-12
+    sig = F.training_data(pairs, FlowConfig(**TINY, data="os_signal"))
+    assert sig.n == 3000
+    flat = F.training_data(pairs, FlowConfig(**TINY, mass_flatten=1.0))
+    hi = flat.m > 0.9
+    assert flat.weight[hi].mean() > 2 * flat.weight[~hi].mean()  # sparse masses up-weighted
+    with pytest.raises(GammastarError, match="missing column"):
+        F.training_data(pairs.drop(columns=["qT"]), cfg)
+    with pytest.raises(GammastarError, match="truth channels"):
+        F.training_data(pairs.assign(channel=-1), FlowConfig(**TINY, data="os_signal"))
+
+
+def test_subtracted_negative_weights_learn_the_signal(tmp_path):
+    """OS (signal + background) − SS (background, weight −1) recovers the signal's q_T median
+    better than OS alone."""
+    pairs = synthetic_pairs(6000, seed=5, ss_fraction=0.4)
+    kw = {"epochs": 8, "points_per_epoch": 8000, "transforms": 3, "hidden_features": [24]}
+    sub = F.load(F.train(make_config(tmp_path / "s", data="subtracted", **kw), pairs=pairs))
+    os_ = F.load(F.train(make_config(tmp_path / "o", data="os", **kw), pairs=pairs))
+    true = qt_median(0.5)
+    med_sub = np.median(sub.sample(0.5, 40000, seed=1)["qT"])
+    med_os = np.median(os_.sample(0.5, 40000, seed=1)["qT"])
+    assert abs(med_sub - true) < abs(med_os - true)
+
+
+def test_sampler_weighting_option_trains(tmp_path):
+    pairs = synthetic_pairs(3000, seed=6)
+    pairs["weight"] = np.random.default_rng(1).uniform(0.5, 3.0, len(pairs))
+    out = F.train(make_config(tmp_path, weighting="sampler", epochs=2), pairs=pairs)
+    h = json.loads((out / "history.json").read_text())
+    assert np.all(np.isfinite(h["val"]))
+
+
+def test_ensemble(tmp_path):
+    pairs = synthetic_pairs(3000, seed=8)
+    out = F.train(make_config(tmp_path, ensemble=2, epochs=2), pairs=pairs)
+    assert (out / "ensemble" / "1" / "model.pt").exists()
+    ens = F.load_ensemble(out)
+    assert len(ens) == 2
+    s = ens.sample(0.5, 1000, seed=1)
+    assert s["qT"].shape == (2, 1000)
+    assert not np.array_equal(s["qT"][0], s["qT"][1])
+    mean, std = ens.spread(lambda d: np.median(d["qT"]), 0.5, 20000, seed=2)
+    assert std > 0
+    assert 0.2 < mean < 1.0
+
+
+# --------------------------------------------------------------------------- mCP recipe
+def test_two_body_decay_kinematics():
+    rng = np.random.default_rng(0)
+    n = 200000
+    M = np.full(n, 0.5)
+    mchi = 0.1
+    qT = rng.uniform(0, 1, n)
+    E = rng.uniform(5, 50, n)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    pz = np.sqrt(E**2 - M**2 - qT**2)
+    parent = {"px": qT * np.cos(phi), "py": qT * np.sin(phi), "pz": pz, "E": E, "m": M}
+    c1, c2 = F.decay_two_body(parent, mchi, rng)
+    tot = c1 + c2
+    np.testing.assert_allclose(tot[:, 0], parent["px"], atol=1e-9)
+    np.testing.assert_allclose(tot[:, 3], E, rtol=1e-9)
+    for c in (c1, c2):
+        m2 = c[:, 3] ** 2 - (c[:, :3] ** 2).sum(1)
+        np.testing.assert_allclose(np.sqrt(np.clip(m2, 0, None)), mchi, rtol=1e-5)
+    # angular distribution in the rest frame w.r.t. the flight direction:
+    # <cos²θ> for 1 + cos²θ + r sin²θ, r = 4m²/M² = 0.16: (2/3 + 2/5 + r(2/3 − 2/5)) / (2 + 2/3 + 4r/3)
+    r = 4 * mchi**2 / 0.5**2
+    expect = (2 / 3 + 2 / 5 + r * (2 / 3 - 2 / 5)) / (2 + 2 / 3 + 4 * r / 3)
+    beta = np.stack([parent["px"], parent["py"], pz], 1) / E[:, None]
+    g = E / M
+    # boost c1 back to the rest frame along beta
+    bp = (beta * c1[:, :3]).sum(1)
+    b2 = (beta**2).sum(1)
+    p_rest = c1[:, :3] + (((g - 1) * bp / b2) - g * c1[:, 3])[:, None] * beta
+    cos = (p_rest * beta).sum(1) / np.linalg.norm(p_rest, axis=1) / np.sqrt(b2)
+    sem = np.std(cos**2) / np.sqrt(n)
+    assert abs(np.mean(cos**2) - expect) < 4 * sem
+
+
+def test_sample_mcp_weights_and_threshold(trained):
+    from gammastar.physics.kinematics import mcp_factor
+
+    model = F.load(trained[1])
+    edges = np.linspace(0.22, 1.1, 45)
+    contents = np.exp(-edges[:-1] / 0.3) * 1000
+    mchi, mmu = 0.2, 0.1056583755
+    s = F.sample_mcp(model, mchi, 20000, spectrum=(edges, contents), m_lepton=mmu, q=0.1, seed=1)
+    assert np.all(s["m_gstar"] >= 2 * mchi)
+    # total weight: Σ content × Eq. 8 factor over the part of the spectrum above 2 m_χ
+    fine = np.linspace(0.4, 1.1, 20001)
+    dens = np.interp(fine, 0.5 * (edges[1:] + edges[:-1]), contents, left=0)
+    idx = np.clip(np.searchsorted(edges, fine) - 1, 0, len(contents) - 1)
+    per_gev = contents[idx] / np.diff(edges)[idx]
+    expect = np.trapezoid(per_gev * mcp_factor(fine, mchi, mmu, 0.1), fine)
+    del dens
+    assert s["weight"].sum() == pytest.approx(expect, rel=0.01)
+    m2 = s["chi1_E"] ** 2 - s["chi1_px"] ** 2 - s["chi1_py"] ** 2 - s["chi1_pz"] ** 2
+    np.testing.assert_allclose(np.sqrt(m2), mchi, rtol=1e-4)
+    with pytest.raises(GammastarError, match="above 2"):
+        F.sample_mcp(model, 0.6, 10, spectrum=(edges, contents), m_lepton=mmu)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".root"])
+def test_write_samples(tmp_path, suffix):
+    cols = {"qT": np.arange(5.0), "E": np.arange(5.0) + 10, "weight": np.ones(5)}
+    path = F.write_samples(tmp_path / f"s{suffix}", cols, {"seed": 1})
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(path)
+        assert json.loads(t.schema.metadata[b"gammastar"])["seed"] == 1
+        np.testing.assert_array_equal(t["E"].to_numpy(), cols["E"])
+    else:
+        import uproot
+
+        with uproot.open(path) as f:
+            np.testing.assert_array_equal(f["samples"]["E"].array(library="np"), cols["E"])
+            assert json.loads(str(f["meta"]))["seed"] == 1
+    with pytest.raises(OutputExistsError):
+        F.write_samples(path, cols, {})
+    with pytest.raises(GammastarError, match=r"\.parquet or \.root"):
+        F.write_samples(tmp_path / "s.csv", cols, {})
