@@ -140,47 +140,73 @@ class Detector:
         c = self.cfg
         return c.mass_resolution * (m / c.mass_resolution_ref) ** c.mass_resolution_exponent
 
+    def in_window(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Single-muon angular window θ_min < θ < θ_max (tan θ = pT/pz, pz > 0)."""
+        c = self.cfg
+        t = np.sqrt(mu[0] ** 2 + mu[1] ** 2)
+        pz = mu[2]
+        return (pz > 0) & (t > np.tan(c.theta_min) * pz) & (t < np.tan(c.theta_max) * pz)
+
     def passes(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
         """Single-muon acceptance: E > E_min and θ_min < θ < θ_max."""
-        c = self.cfg
-        pt2 = mu[0] ** 2 + mu[1] ** 2
-        # compare tan θ = pT/pz with the window (pz > 0 required), avoiding arctan
-        t = np.sqrt(pt2)
-        pz = mu[2]
-        return (
-            (mu[3] > c.muon_min_energy)
-            & (pz > 0)
-            & (t > np.tan(c.theta_min) * pz)
-            & (t < np.tan(c.theta_max) * pz)
-        )
+        return (mu[3] > self.cfg.muon_min_energy) & self.in_window(mu)
 
     def apply(self, rng: np.random.Generator, src: Sources) -> Reconstructed:
-        """Smear, cut and apply the efficiency to a batch of sources."""
+        """Smear, cut and apply the efficiency to a batch of sources.
+
+        Only sources whose true muons lie in the angular window (the smearing keeps
+        directions, so this is exact) and have E > E_min/(1 + 6 s_max) (a > 6σ upward
+        fluctuation would be needed otherwise) are smeared; the others keep their true
+        momenta in the returned arrays, are never in acceptance and have ``eff`` = NaN.
+        """
         n = len(src)
-        a, b = src.mu1, src.mu2
-        true_pair = a + b
-        m_true = kin.invariant_mass(true_pair)
+        a_all, b_all = src.mu1, src.mu2
+        pair_all = a_all + b_all
+        m_true = kin.invariant_mass(pair_all)
+        c = self.cfg
+        e_loose = c.muon_min_energy / (1.0 + 6.0 * c.max_momentum_smearing)
+        pre = np.flatnonzero(
+            (a_all[3] > e_loose)
+            & (b_all[3] > e_loose)
+            & self.in_window(a_all)
+            & self.in_window(b_all)
+        )
+        a, b, mt = a_all[:, pre], b_all[:, pre], m_true[pre]
+        k = pre.size
         pa2 = (a[:3] ** 2).sum(axis=0)
         pb2 = (b[:3] ** 2).sum(axis=0)
         pab = (a[:3] * b[:3]).sum(axis=0)
-        safe_m = np.where(m_true > 0, m_true, 1.0)
+        safe_m = np.where(mt > 0, mt, 1.0)
         da = (b[3] * pa2 / a[3] - pab) / safe_m
         db = (a[3] * pb2 / b[3] - pab) / safe_m
         grad = np.sqrt(da**2 + db**2)
-        s = self.sigma_m(m_true) / np.where(grad > 0, grad, np.inf)
-        s = np.minimum(s, self.cfg.max_momentum_smearing)
-        z = rng.standard_normal((2, n)) * s
+        s = self.sigma_m(mt) / np.where(grad > 0, grad, np.inf)
+        s = np.minimum(s, c.max_momentum_smearing)
+        z = rng.standard_normal((2, k)) * s
         # a momentum scale stays positive (|δ| > 0.9 needs > 3.6σ at the cap)
-        mu1 = _scale(a, np.maximum(1.0 + z[0], 0.1))
-        mu2 = _scale(b, np.maximum(1.0 + z[1], 0.1))
-        pair = mu1 + mu2
-        m = kin.invariant_mass(pair)
+        mu1_k = _scale(a, np.maximum(1.0 + z[0], 0.1))
+        mu2_k = _scale(b, np.maximum(1.0 + z[1], 0.1))
+        pair_k = mu1_k + mu2_k
+        m_k = kin.invariant_mass(pair_k)
+        pt_k = np.hypot(pair_k[0], pair_k[1])
+        ok_k = (mu1_k[3] > c.muon_min_energy) & (mu2_k[3] > c.muon_min_energy)
+        eff_k = np.full(k, np.nan)
+        eff_k[ok_k] = self.efficiency(m_k[ok_k], pt_k[ok_k])
+        u = rng.random(k)
+        acc_k = ok_k & (u < np.nan_to_num(eff_k))
+
+        mu1, mu2, pair = a_all.copy(), b_all.copy(), pair_all
+        mu1[:, pre], mu2[:, pre], pair[:, pre] = mu1_k, mu2_k, pair_k
+        m = m_true.copy()
+        m[pre] = m_k
         pt = np.hypot(pair[0], pair[1])
         y = 0.5 * np.log((pair[3] + pair[2]) / np.clip(pair[3] - pair[2], 1e-300, None))
-        ok = self.passes(mu1) & self.passes(mu2)
-        eff = self.efficiency(m, pt)
-        u = rng.random(n)
-        accepted = ok & (u < eff)
+        ok = np.zeros(n, dtype=bool)
+        ok[pre] = ok_k
+        eff = np.full(n, np.nan)
+        eff[pre] = eff_k
+        accepted = np.zeros(n, dtype=bool)
+        accepted[pre] = acc_k
         return Reconstructed(mu1, mu2, pair, m, pt, y, m_true, ok, eff, accepted)
 
 
