@@ -443,7 +443,16 @@ def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) 
     hi = max(float(aprime_mass.max(initial=0.2)), 1.2)
     grid = np.linspace(lo, hi, 300)
     a_c, a_lo, a_hi = br.aprime_yield_band(grid, st)
-    mc = np.asarray(mcp_mass, dtype=np.float64)
+    # theory lines on a dense log grid spanning the requested χ masses (smooth curves)
+    req = np.asarray(mcp_mass, dtype=np.float64)
+    mc = np.unique(
+        np.concatenate(
+            [
+                np.geomspace(min(req.min(initial=0.01), 0.005), max(req.max(initial=0.5), 1.6), 80),
+                req,
+            ]
+        )
+    )
     c_c, c_lo, c_hi = br.mcp_yield_band(mc, st, m_max=y.brems_mcp_mass_max)
     return {
         "brems_aprime": {

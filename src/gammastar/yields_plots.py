@@ -88,7 +88,19 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
     y = _pos(mc["per_pot_per_q2"])
     e = np.nan_to_num(_pos(mc["stat_err"]))
     fig, ax = plt.subplots(figsize=(9, 7))
-    ax.plot(m, y, "o-", color="black", lw=2, label="data-driven (Eq. 8)")
+    flags = mc.get("flags") or [[] for _ in m]
+    lower = np.array(["below_data_range" in f for f in flags], dtype=bool)
+    ax.plot(m, y, "-", color="black", lw=2)
+    ax.plot(m[~lower], y[~lower], "o", color="black", label="data-driven (Eq. 8)")
+    if lower.any():
+        ax.plot(
+            m[lower],
+            y[lower],
+            "o",
+            mfc="white",
+            color="black",
+            label=r"lower bound ($2m_\chi$ below the data)",
+        )
     ax.fill_between(m, np.clip(y - e, y * 1e-3, None), y + e, color="black", alpha=0.25)
     th = doc.get("theory", {})
     if "brems_mcp" in th:
