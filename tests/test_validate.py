@@ -1,0 +1,101 @@
+"""k-NN KL validation (gammastar.validate): closure on a known conditional density.
+
+A flow trained on synthetic pairs (q_T, E log-normal with mass-dependent medians, see
+tests/test_flow.py) must have a model-vs-data KL inside the data-vs-data 95% band at every
+validated mass (paper Fig. 4 criterion); a model of the wrong density must not.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from test_flow import make_config, synthetic_pairs
+
+from gammastar import flow as F
+from gammastar.errors import GammastarError, OutputExistsError
+from gammastar.validate import validate
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def closure(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("closure")
+    cfg = make_config(
+        tmp,
+        transforms=3,
+        hidden_features=[32, 32],
+        bins=6,
+        epochs=12,
+        points_per_epoch=20000,
+        batch_size=2000,
+        learning_rate=1e-2,
+    )
+    cfg = cfg.model_copy(
+        update={
+            "validate_": cfg.validate_.model_copy(
+                update={"masses": [0.3, 0.5, 0.7, 1.5], "repeats": 12, "window": 0.04}
+            )
+        }
+    )
+    pairs = synthetic_pairs(30000, seed=21)
+    F.train(cfg, pairs=pairs)
+    return cfg, pairs
+
+
+def test_closure_model_inside_data_band(closure):
+    cfg, pairs = closure
+    res = validate(cfg, pairs=pairs)
+    assert res["mass"] == [0.3, 0.5, 0.7]  # 1.5 GeV is outside the trained range: skipped
+    assert res["meta"]["skipped_masses"] == [1.5]
+    for m, km, (lo95, hi95), (lo68, hi68) in zip(
+        res["mass"], res["kl_model"], res["kl_data_95"], res["kl_data_68"], strict=True
+    ):
+        assert lo95 <= lo68 <= hi68 <= hi95
+        assert km <= hi95, (m, km, hi95)
+    on_disk = json.loads((cfg.output_dir / "validation.json").read_text())
+    assert set(on_disk) >= {"mass", "kl_model", "kl_data_68", "kl_data_95", "meta"}
+    assert on_disk["meta"]["schema_version"] == 1
+    assert (cfg.output_dir / "figures" / "flow_kl.png").exists()
+    assert (cfg.output_dir / "figures" / "flow_kinematics.png").exists()
+    with pytest.raises(OutputExistsError):
+        validate(cfg, pairs=pairs)
+
+
+def test_wrong_model_is_outside_the_band(closure):
+    """Negative control: data whose E is 40% higher than the model's training data."""
+    cfg, pairs = closure
+    shifted = pairs.assign(E=pairs["E"] * 1.4)
+    res = validate(cfg, pairs=shifted, force=True, figures=False)
+    for km, (_, hi95) in zip(res["kl_model"], res["kl_data_95"], strict=True):
+        assert km > hi95
+
+
+def test_validate_masses_outside_range(closure):
+    cfg, pairs = closure
+    cfg = cfg.model_copy(
+        update={"validate_": cfg.validate_.model_copy(update={"masses": [2.0, 3.0]})}
+    )
+    with pytest.raises(GammastarError, match="outside the flow's mass range"):
+        validate(cfg, pairs=pairs, force=True, figures=False)
+
+
+def test_window_with_too_few_points_gives_nan(closure):
+    from gammastar.validate import kl_window
+
+    cfg, _ = closure
+    model = F.load(cfg.output_dir / "flow")
+    res = kl_window(
+        model,
+        np.array([0.5, 0.6]),
+        np.array([20.0, 21.0]),
+        0.5,
+        k=2,
+        repeats=3,
+        max_points=100,
+        rng=np.random.default_rng(0),
+    )
+    assert np.isnan(res["kl_model"])
