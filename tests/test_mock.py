@@ -137,6 +137,54 @@ def test_dalitz_lepton_angle_distribution():
         assert stats.kstest(c, lambda x: (x + 1) / 2).pvalue < 1e-3
 
 
+def _dalitz_cdf(c, a):
+    return ((1 + a) * (c + 1) + (1 - a) * (c**3 + 1) / 3) / (2 * (1 + a) + 2 * (1 - a) / 3)
+
+
+@pytest.mark.parametrize(
+    ("channel", "third"),
+    [(Channel.ETA_DALITZ, 0.0), (Channel.OMEGA_DALITZ, "pi0"), (Channel.OMEGA_MUMU, None)],
+)
+def test_decay_angles_from_generated_four_vectors(monkeypatch, channel, third):
+    """Helicity angle of the μ+ in the γ* frame, measured on the generated muons.
+
+    Parents are put at rest, so the lab is the parent frame; the γ* momentum must then be the
+    two-body momentum λ^½(M², m², m3²)/2M, and the probability transform F(cos θ | a(m))
+    must be uniform (KS p > 1e-3): 1 + cos²θ + a sin²θ for Dalitz decays, flat for two-body.
+    A boost or rotation error in the decay chain would fail this.
+    """
+    cocktail = Cocktail(MockConfig())
+
+    def at_rest(rng, masses):
+        return np.stack([np.zeros_like(masses)] * 3 + [masses])
+
+    monkeypatch.setattr(cocktail, "_parents", at_rest)
+    spec = next(s for s in CHANNELS if s.channel == channel)
+    src = cocktail.generate(np.random.default_rng(4), spec, 60_000)
+    g = src.mu1 + src.mu2
+    m = kin.invariant_mass(g)
+    big_m = mass(spec.parent)
+    q = np.sqrt((g[:3] ** 2).sum(axis=0))
+    if third is not None:
+        m3 = 0.0 if third == 0.0 else mass(third)
+        assert np.allclose(q, kin.two_body_momentum(big_m, m, m3), rtol=1e-6, atol=1e-9)
+    else:
+        assert np.allclose(q, 0.0, atol=1e-9)
+    # μ+ in the γ* rest frame
+    inv = g.copy()
+    inv[:3] *= -1
+    mu = kin.boost(src.mu1, inv)
+    if third is not None:
+        cos_t = (mu[:3] * g[:3]).sum(axis=0) / (np.sqrt((mu[:3] ** 2).sum(axis=0)) * q)
+        u = _dalitz_cdf(cos_t, 4 * M_MU**2 / m**2)
+    else:
+        u = (mu[2] / np.sqrt((mu[:3] ** 2).sum(axis=0)) + 1) / 2
+    assert stats.kstest(u, "uniform").pvalue > 1e-3
+    if third is not None:
+        # power: the same angles are not flat
+        assert stats.kstest((cos_t + 1) / 2, "uniform").pvalue < 1e-3
+
+
 def test_meson_pt_and_rapidity_spectra():
     """m_T-exponential pT (mean from the analytic density) and Gaussian rapidity."""
     cfg = MockConfig()
