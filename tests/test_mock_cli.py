@@ -170,3 +170,13 @@ def test_pythia_backend_is_a_clear_error(tmp_path, capsys):
     cfg.write_text(f"mock:\n  events: 100\n  backend: pythia\n  efficiency_map: {EFF_MAP}\n")
     rc = main(["generate", str(cfg), "-o", str(tmp_path / "x.root")])
     one_line_error(capsys, rc, "pythia8mc", "not installed")
+
+
+def test_all_cross_sections_zero(tmp_path, capsys):
+    cfg = tmp_path / "z.yaml"
+    cfg.write_text(
+        "mock:\n  events: 100\n  efficiency_map: null\n"
+        "  cross_sections: {eta: 0, eta_prime: 0, rho: 0, omega: 0, phi: 0}\n"
+    )
+    rc = main(["generate", str(cfg), "-o", str(tmp_path / "x.root")])
+    one_line_error(capsys, rc, "mock.cross_sections")

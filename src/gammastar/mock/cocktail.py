@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from gammastar.channels import Channel
 from gammastar.config import MockConfig
+from gammastar.errors import ConfigError
 from gammastar.mock import kinematics as kin
 from gammastar.physics import dalitz
 from gammastar.physics.constants import M_MU, PDGID, mass, width
@@ -125,7 +126,7 @@ class Cocktail:
             [self.branching_ratios[s.channel].value * self.sigma_rel[s.channel] for s in self.specs]
         )
         if not self.weights.sum() > 0:
-            raise ValueError("all cocktail cross-sections are zero")
+            raise ConfigError("mock.cross_sections: all cocktail cross-sections are zero")
         self.parent_mass = {s.channel: mass(s.parent) for s in self.specs}
         self.mass_samplers: dict[Channel, kin.InverseCDF] = {}
         for s in self.specs:
