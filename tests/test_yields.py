@@ -395,9 +395,11 @@ def test_on_mock_total_yield_uses_all_pairs(mock_run):
 
 @pytest.mark.slow
 def test_on_mock_with_resolution_level(tmp_path):
-    """With the default 30 MeV resolution the η-region yield is biased upward: the generator's
-    smearing has a long upward tail near threshold (m_true < 0.24 GeV: mean shift ≈ +47 MeV,
-    r.m.s. ≈ 100 MeV), so pairs migrate into 0.3–0.45 GeV. Measured ratio ≈ 1.10 (η), ≈ 1.03 (ω)."""
+    """With the default 30 MeV resolution the data-driven yield is the resolution-smeared one
+    (as in the paper's Fig. 2). Measured (seed 6, 2e5 sources): error-weighted mean ratio to
+    truth × formula 0.987 ± 0.006 (η), 0.993 ± 0.007 (ω); per bin the η ratio runs from 0.91
+    at 0.30 GeV to 1.13 at 0.43 GeV and 1.3–1.6 in the last 60 MeV below m_η, where smearing
+    carries pairs across the kinematic end point."""
     from gammastar.mock import generate_file
     from gammastar.select import select
 
@@ -405,8 +407,7 @@ def test_on_mock_with_resolution_level(tmp_path):
     generate_file(cfg, tmp_path / "mock.root", events=200_000)
     res = select(cfg)
     n_pot, _ = resolve_n_pot(cfg)
-    cmp = truth_comparison(cfg, res.pairs, n_pot)
-    for meson, lim in (("eta", 0.2), ("omega", 0.1)):
-        got, _, exp = cmp[meson]
-        mid = slice(2, -1)
-        assert abs(np.sum(got[mid]) / np.sum(exp[mid]) - 1) < lim, meson
+    for meson, (got, err, exp) in truth_comparison(cfg, res.pairs, n_pot).items():
+        w = (exp / err) ** 2
+        mean = np.sum(w * got / exp) / np.sum(w)
+        assert abs(mean - 1) < 0.05, meson
