@@ -45,6 +45,7 @@ class Combinatorial:
         self.p_bound = -np.expm1(-c.z_absorber * self.masses / (p_min * self.ctau))
         w = mult * self.br * self.p_bound
         self.species_prob = w / w.sum()
+        self._oversample = 4.5
 
     def decay_probability(self, species: np.ndarray, p: np.ndarray) -> np.ndarray:
         """P = 1 − exp(−z_abs m/(p cτ)) for species index 0 (π) / 1 (K)."""
@@ -57,7 +58,7 @@ class Combinatorial:
         have = 0
         while have < n:
             need = n - have
-            k = max(int(need * 2.5) + 64, 1024)
+            k = max(int(need * self._oversample) + 64, 1024)
             species = (rng.random(k) < self.species_prob[1]).astype(np.intp)
             m = self.masses[species]
             pt = kin.sample_mt_exponential(rng, m, self.cfg.pt_temperature)
@@ -69,7 +70,10 @@ class Combinatorial:
             keep = (parent[3] > self.e_min) & (
                 u * self.p_bound[species] < self.decay_probability(species, pabs)
             )
-            idx = np.flatnonzero(keep)[:need]
+            kept = np.flatnonzero(keep)
+            # candidates per accepted muon, learnt as we go (deterministic for a given seed)
+            self._oversample = min(1.1 * k / max(kept.size, 1), 100.0)
+            idx = kept[:need]
             out_p.append(parent[:, idx])
             out_s.append(species[idx])
             have += idx.size

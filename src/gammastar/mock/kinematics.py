@@ -26,7 +26,11 @@ def two_body_momentum(m_parent: Array | float, m1: Array | float, m2: Array | fl
 def meson_four_momentum(mass: Array, pt: Array, y: Array, phi: Array) -> Array:
     """Lab four-momentum from mass, transverse momentum, rapidity and azimuth."""
     mt = np.sqrt(mass**2 + pt**2)
-    return np.stack([pt * np.cos(phi), pt * np.sin(phi), mt * np.sinh(y), mt * np.cosh(y)])
+    ey = np.exp(y)
+    half_mt_ey, half_mt_iey = 0.5 * mt * ey, 0.5 * mt / ey
+    return np.stack(
+        [pt * np.cos(phi), pt * np.sin(phi), half_mt_ey - half_mt_iey, half_mt_ey + half_mt_iey]
+    )
 
 
 def boost(p: Array, parent: Array) -> Array:
@@ -95,7 +99,9 @@ def sample_mt_exponential(rng: np.random.Generator, mass: Array, temperature: fl
     mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), np.shape(mass))
     n = mass.size
     use_gamma = rng.random(n) < temperature / (temperature + mass)
-    u = np.where(use_gamma, rng.gamma(2.0, temperature, n), rng.exponential(temperature, n))
+    # Γ(2, T) is the sum of two Exp(T)
+    e = rng.standard_exponential((2, n))
+    u = temperature * (e[0] + np.where(use_gamma, e[1], 0.0))
     return np.sqrt(u * (u + 2.0 * mass))
 
 
