@@ -9,7 +9,8 @@
    mass hardly depends on the momentum scales and the resolution there is smaller.
 2. Kinematic acceptance on the reconstructed muons: E > ``muon_min_energy`` (the hadron
    absorber) and ``theta_min`` < θ < ``theta_max`` (lab polar angle; defaults 35–120 mrad, the
-   NA50/NA60 muon-spectrometer window, also the mock LLP detector of the paper's App. B).
+   window quoted for the NA50 muon spectrometer that NA60 inherited, and the mock LLP detector
+   of the paper's App. B, physics.md §9).
 3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
    accept/reject (flat outside the map: nearest bin).
 """
