@@ -614,10 +614,14 @@ def compute_yields(
     else:
         mcp = mcp_yield_from_hist(unf, n_pot, m_chi, m_lepton=m_lepton)
 
-    n_flagged = sum(1 for f in ap.flags if f)
+    serious = {"negative", "empty", "below_threshold"}
+    n_flagged = sum(1 for f in ap.flags if serious & set(f))
     if n_flagged:
         log.warning(
-            "yields: %d of %d A′ mass bins flagged (see aprime.flags)", n_flagged, len(ap.flags)
+            "yields: %d of %d A′ mass bins are negative, empty or below threshold "
+            "(see aprime.flags)",
+            n_flagged,
+            len(ap.flags),
         )
     doc: dict[str, Any] = {
         "aprime": {
