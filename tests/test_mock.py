@@ -522,3 +522,24 @@ def test_file_opens_in_root(mock_file):
         assert meta["n_pot"] == pytest.approx(mock_file.n_pot)
     finally:
         f.Close()
+
+
+@pytest.mark.slow
+def test_large_sample_background_and_memory(tmp_path):
+    """3e6 sources in 10 chunks: tighter like-sign and OS-fraction checks; peak RSS stays bounded."""
+    import resource
+
+    res = generate_file(
+        make_config(combinatorial={"pilot_events": 200_000}),
+        tmp_path / "big.root",
+        events=3_000_000,
+        chunk_size=300_000,
+    )
+    with uproot.open(res.path) as f:
+        ev = f["events"].arrays(["muon_charge", "truth_channel"])
+    q, comb = _charge_counts(ev)
+    npp, nmm, npm = (q == 2).sum(), (q == -2).sum(), (comb & (q == 0)).sum()
+    assert abs(npm - 2 * np.sqrt(npp * nmm)) < 4 * np.sqrt(npp + nmm + npm)
+    n_os = (q == 0).sum()
+    assert npm / n_os == pytest.approx(0.10, abs=4 * np.sqrt(0.09 / n_os) + 0.008)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 2048
