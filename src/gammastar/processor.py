@@ -18,7 +18,8 @@ from typing import Any, Self
 from coffea import processor
 
 from gammastar.errors import InputError
-from gammastar.select import Cuts, select_chunk
+from gammastar.select import Cuts, HistAxes, raw_histograms, select_chunk
+from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,37 @@ class Counts(dict):
 class DileptonProcessor(processor.ProcessorABC):
     """Dilepton pair selection of one chunk (see :func:`gammastar.select.select_chunk`).
 
+    Per chunk it also looks up each pair's ε (column ``eff``; NaN outside the map unless
+    ``nearest``) and fills the raw-count histograms (``os_m``, ``pp_m``, ``mm_m`` and their
+    (m, qT, E) versions), which add exactly across chunks.
+
     Arguments:
         layout: input layout (:mod:`gammastar.io`).
         columns: package column → branch name, checked beforehand.
         cuts: the selection.
         lepton_mass: for layouts without a mass.
+        effmap: the efficiency map (``None``: ε = 1).
+        nearest: pairs outside the map take the nearest bin's ε.
+        axes: histogram binning (``None``: no histograms).
     """
 
     def __init__(
-        self, layout: str, columns: Mapping[str, str], cuts: Cuts, lepton_mass: float = 0.1056583755
+        self,
+        layout: str,
+        columns: Mapping[str, str],
+        cuts: Cuts,
+        lepton_mass: float = 0.1056583755,
+        effmap: EfficiencyMap | None = None,
+        nearest: bool = False,
+        axes: HistAxes | None = None,
     ) -> None:
         self.layout = layout
         self.columns = dict(columns)
         self.cuts = cuts
         self.lepton_mass = lepton_mass
+        self.effmap = effmap or EfficiencyMap.unity()
+        self.nearest = nearest
+        self.axes = axes
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
@@ -87,8 +105,14 @@ class DileptonProcessor(processor.ProcessorABC):
             lepton_mass=self.lepton_mass,
             entry_offset=int(md.get("entrystart", 0)),
         )
+        pairs["eff"], flow["pairs_outside_map"] = lookup_efficiency(
+            self.effmap, pairs["m"], pairs["pT"], nearest=self.nearest
+        )
         key = (str(md.get("filename", "")), int(md.get("entrystart", 0)))
-        return {"cutflow": Counts(flow), "pairs": PairChunks({key: pairs})}
+        out = {"cutflow": Counts(flow), "pairs": PairChunks({key: pairs})}
+        if self.axes is not None:
+            out["hists"] = raw_histograms(self.axes, pairs)
+        return out
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator

@@ -34,8 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = ("event", "m", "pT", "E", "y", "pz", "charge", "channel")
-"""Columns the processor returns per chunk (``qT``, weights and ``eff`` are added later)."""
+PAIR_COLUMNS = ("event", "m", "pT", "E", "y", "pz", "charge", "channel", "eff")
+"""Columns the processor returns per chunk (``qT`` and the weights are added later)."""
 
 CUTFLOW_KEYS = (
     "events",
@@ -52,6 +52,7 @@ CUTFLOW_KEYS = (
     "pairs_rapidity",
     "pairs_charge_class",
     "pairs_eta_mumu_removed",
+    "pairs_outside_map",
     "os",
     "pp",
     "mm",
@@ -281,68 +282,121 @@ def select_chunk(
 
 
 # --------------------------------------------------------------------------- histograms
+@dataclass(frozen=True)
+class HistAxes:
+    """The binning of every output histogram (picklable; from the config)."""
+
+    mass_bins: int
+    mass_min: float
+    mass_max: float
+    qt_bins: int
+    qt_max: float
+    energy_bins: int
+    energy_min: float
+    energy_max: float
+
+    @classmethod
+    def from_config(cls, cfg: AnalysisConfig) -> HistAxes:
+        s = cfg.selection
+        return cls(
+            cfg.unfold.mass_bins,
+            s.mass_min,
+            s.mass_max,
+            s.qt_bins,
+            s.qt_max,
+            s.energy_bins,
+            s.energy_min,
+            s.energy_max,
+        )
+
+    def mass(self) -> hist.axis.Regular:
+        """The one mass axis shared by every output histogram."""
+        import hist
+
+        return hist.axis.Regular(
+            self.mass_bins, self.mass_min, self.mass_max, name="m", label="m [GeV]"
+        )
+
+    def axes3(self) -> list[Any]:
+        """(m, qT, E) axes of the 3-D histograms."""
+        import hist
+
+        return [
+            self.mass(),
+            hist.axis.Regular(self.qt_bins, 0.0, self.qt_max, name="qT", label="qT [GeV]"),
+            hist.axis.Regular(
+                self.energy_bins, self.energy_min, self.energy_max, name="E", label="E [GeV]"
+            ),
+        ]
+
+
 def mass_axis(cfg: AnalysisConfig) -> hist.axis.Regular:
     """The one mass axis shared by every output histogram."""
+    return HistAxes.from_config(cfg).mass()
+
+
+def raw_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
+    """Raw pair counts: ``os_m``, ``pp_m``, ``mm_m`` and their ``_m_qT_E`` versions.
+
+    Arguments:
+        axes: the binning.
+        pairs: columns ``m``, ``pT`` (= qT), ``E``, ``charge`` (one chunk or the whole table).
+
+    Returns:
+        Weight-storage histograms filled with weight 1 (integer counts: they add exactly,
+        in any order, across chunks).
+    """
     import hist
 
-    s = cfg.selection
-    return hist.axis.Regular(
-        cfg.unfold.mass_bins, s.mass_min, s.mass_max, name="m", label="m [GeV]"
-    )
-
-
-def _axes3(cfg: AnalysisConfig) -> list[Any]:
-    import hist
-
-    s = cfg.selection
-    return [
-        mass_axis(cfg),
-        hist.axis.Regular(s.qt_bins, 0.0, s.qt_max, name="qT", label="qT [GeV]"),
-        hist.axis.Regular(s.energy_bins, s.energy_min, s.energy_max, name="E", label="E [GeV]"),
-    ]
+    q = np.asarray(pairs["charge"])
+    m, qt, e = (np.asarray(pairs[c], dtype=np.float64) for c in ("m", "pT", "E"))
+    out = {}
+    for name, sel in (("os", q == 0), ("pp", q == 2), ("mm", q == -2)):
+        h1 = hist.Hist(axes.mass(), storage=hist.storage.Weight())
+        h1.fill(m=m[sel])
+        h3 = hist.Hist(*axes.axes3(), storage=hist.storage.Weight())
+        h3.fill(m=m[sel], qT=qt[sel], E=e[sel])
+        out[f"{name}_m"] = h1
+        out[f"{name}_m_qT_E"] = h3
+    return out
 
 
 def fill_histograms(
-    cfg: AnalysisConfig, pairs: pd.DataFrame, *, eta_rate_removal: np.ndarray | None = None
+    cfg: AnalysisConfig,
+    pairs: pd.DataFrame,
+    raw: Mapping[str, hist.Hist] | None = None,
 ) -> dict[str, hist.Hist]:
     """All output histograms from the (weighted) pairs table.
 
-    ``os_m``, ``pp_m``, ``mm_m``: raw counts (``weight_raw``); ``comb_m`` the like-sign
-    estimate 2R√(N++N−−) with propagated variance; ``signal_m = os_m − comb_m``;
-    ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS negative); the same with
-    ``_m_qT_E`` on (m, qT, E).
+    ``os_m``, ``pp_m``, ``mm_m``: raw counts (``raw`` from the processor, or filled from the
+    table); ``comb_m`` the like-sign estimate 2R√(N++N−−) with propagated variance;
+    ``signal_m = os_m − comb_m``; ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS
+    negative); the same with ``_m_qT_E`` on (m, qT, E).
     """
     import hist
 
     from gammastar.background import combinatorial
 
+    axes = HistAxes.from_config(cfg)
+    if raw is None:
+        raw = raw_histograms(axes, {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")})
     r = cfg.background.r_factor
+    w = pairs["weight"].to_numpy()
+    cols = {"m": pairs["m"].to_numpy(), "qT": pairs["qT"].to_numpy(), "E": pairs["E"].to_numpy()}
     out: dict[str, hist.Hist] = {}
-    q = pairs["charge"].to_numpy()
-    for suffix, axes in (("m", [mass_axis(cfg)]), ("m_qT_E", _axes3(cfg))):
-        names = [a.name for a in axes]
-
-        def fill(
-            mask: np.ndarray, weight: np.ndarray, axes: list[Any] = axes, names: list[str] = names
-        ) -> hist.Hist:
-            h = hist.Hist(*axes, storage=hist.storage.Weight())
-            h.fill(**{n: pairs[n].to_numpy()[mask] for n in names}, weight=weight[mask])
-            return h
-
-        wr = pairs["weight_raw"].to_numpy()
-        os_h = fill(q == 0, wr)
-        pp_h = fill(q == 2, wr)
-        mm_h = fill(q == -2, wr)
-        comb_h = hist.Hist(*axes, storage=hist.storage.Weight())
+    for suffix, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3())):
+        os_h, pp_h, mm_h = (raw[f"{c}_{suffix}"] for c in ("os", "pp", "mm"))
+        comb_h = hist.Hist(*ax, storage=hist.storage.Weight())
         vp, vm = pp_h.view(flow=True), mm_h.view(flow=True)
         val, var = combinatorial(vp["value"], vm["value"], vp["variance"], vm["variance"], r=r)
         comb_h.view(flow=True)["value"] = val
         comb_h.view(flow=True)["variance"] = var
-        sig_h = hist.Hist(*axes, storage=hist.storage.Weight())
+        sig_h = hist.Hist(*ax, storage=hist.storage.Weight())
         vo = os_h.view(flow=True)
         sig_h.view(flow=True)["value"] = vo["value"] - val
         sig_h.view(flow=True)["variance"] = vo["variance"] + var
-        unf_h = fill(np.ones(len(q), dtype=bool), pairs["weight"].to_numpy())
+        unf_h = hist.Hist(*ax, storage=hist.storage.Weight())
+        unf_h.fill(**{a.name: cols[a.name] for a in ax}, weight=w)
         for name, h in (
             ("os", os_h),
             ("pp", pp_h),
@@ -393,6 +447,7 @@ def _pairs_table(chunks: Mapping[Any, Mapping[str, np.ndarray]]) -> pd.DataFrame
             "charge": cols["charge"].astype(np.int8),
             "channel": cols["channel"].astype(np.int8),
             "pz": cols["pz"].astype(np.float64),
+            "eff": cols["eff"].astype(np.float64),
         }
     )
     return df
@@ -447,7 +502,7 @@ def select(
     from gammastar.processor import DileptonProcessor, run_processor
     from gammastar.unfold import (
         bayesian_unfold,
-        efficiency_weights,
+        inverse_weights,
         load_efficiency_map,
         response_matrix,
     )
@@ -475,11 +530,15 @@ def select(
     eff_path = cfg.unfold.efficiency_map
     em = load_efficiency_map(cfg.resolve(eff_path) if eff_path is not None else None)
 
+    t_checked = time.perf_counter()
     proc = DileptonProcessor(
         layout=cfg.input.layout,
         columns=checked.branches.all,
         cuts=Cuts.from_config(cfg),
         lepton_mass=cfg.input.lepton_mass,
+        effmap=em,
+        nearest=cfg.unfold.outside_map == "nearest",
+        axes=HistAxes.from_config(cfg),
     )
     result, run_bad = run_processor(
         checked.fileset,
@@ -491,15 +550,16 @@ def select(
         skip_bad_files=skip_bad_files,
         dask_processes=dask_processes,
     )
+    t_processed = time.perf_counter()
     bad_files = {**checked.bad_files, **run_bad}
-    cutflow = {k: int(result["cutflow"].get(k, 0)) for k in CUTFLOW_KEYS}
+    cutflow = {k: int(result.get("cutflow", {}).get(k, 0)) for k in CUTFLOW_KEYS}
     if cutflow["leptons_nonfinite"]:
         log.warning(
             "dropped %d lepton(s) with NaN or infinite momenta in %d event(s)",
             cutflow["leptons_nonfinite"],
             cutflow["events_nonfinite"],
         )
-    pairs = _pairs_table(result["pairs"].chunks)
+    pairs = _pairs_table(result["pairs"].chunks if "pairs" in result else {})
     files_used = [p for p in checked.files if p not in run_bad]
     if len(pairs) == 0:
         raise InputError(
@@ -513,8 +573,11 @@ def select(
         )
 
     # unfolding weights (1/ε) and the like-sign subtraction weights
-    eff, inv, rep = efficiency_weights(
-        em, pairs["m"].to_numpy(), pairs["pT"].to_numpy(), on_missing=cfg.unfold.outside_map
+    inv, rep = inverse_weights(
+        pairs["eff"].to_numpy(),
+        n_outside=cutflow["pairs_outside_map"],
+        on_missing=cfg.unfold.outside_map,
+        em=em,
     )
     if rep.n_outside or rep.n_zero:
         log.warning(
@@ -534,7 +597,6 @@ def select(
         mvals, q, edges, n_pp, n_mm, r=cfg.background.r_factor, mode=cfg.background.ss_weight
     )
     pairs["weight_raw"] = np.ones(len(pairs))
-    pairs["eff"] = eff
     pairs["weight"] = pairs["weight_raw"].to_numpy() * inv * ss_factor
 
     eta_report: dict[str, Any] = {"mode": cfg.background.remove_eta_mumu}
@@ -554,7 +616,7 @@ def select(
         pairs["weight"] = pairs["weight"].to_numpy() * scale[idx]
         eta_report.update(n_eta_dalitz=n_dal, n_eta_mumu_removed=n_mumu)
 
-    hists = fill_histograms(cfg, pairs)
+    hists = fill_histograms(cfg, pairs, raw=result.get("hists"))
     bayes: dict[str, Any] = {"iterations": cfg.unfold.bayesian_iterations}
     if cfg.unfold.bayesian_iterations > 0:
         if not checked.truth_trees:
@@ -612,12 +674,28 @@ def select(
     }
 
     # write: everything computed above, so nothing half-written on a user error
+    t_post = time.perf_counter()
     paths = {n: outdir / n for n in OUTPUT_FILES}
     with atomic_path(paths["pairs.parquet"], force) as tmp:
-        pairs.to_parquet(tmp, index=False, engine="pyarrow")
+        # zstd level 1 without dictionaries (but for the small-cardinality columns):
+        # about twice as fast to write as pandas' default snappy + dictionary, smaller
+        pairs.to_parquet(
+            tmp,
+            index=False,
+            engine="pyarrow",
+            compression="zstd",
+            compression_level=1,
+            use_dictionary=["charge", "channel"],
+        )
     with atomic_path(paths["histograms.root"], force) as tmp, uproot.recreate(tmp) as f:
         for name, h in hists.items():
             f[name] = h
+    doc["timings_s"] = {
+        "check_inputs": t_checked - t0,
+        "process": t_processed - t_checked,
+        "postprocess": t_post - t_processed,
+        "write_data": time.perf_counter() - t_post,
+    }
     write_json(paths["select.json"], doc, force)
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s", counts["os"], counts["pp"], counts["mm"], outdir
@@ -637,10 +715,12 @@ def select(
 
 __all__ = [
     "Cuts",
+    "HistAxes",
     "SelectResult",
     "fill_histograms",
     "make_leptons",
     "mass_axis",
+    "raw_histograms",
     "select",
     "select_chunk",
 ]

@@ -125,6 +125,73 @@ class UnfoldReport:
         }
 
 
+def lookup_efficiency(
+    em: EfficiencyMap, m: np.ndarray, pt: np.ndarray, *, nearest: bool = False
+) -> tuple[np.ndarray, int]:
+    """ε per pair and the number of pairs outside the map.
+
+    Arguments:
+        em: the map.
+        m, pt: pair mass and transverse momentum.
+        nearest: pairs outside the map take the nearest bin's ε (else NaN).
+
+    Returns:
+        ``(eff, n_outside)``.
+
+    Example:
+        >>> em = EfficiencyMap(np.array([0., 1.]), np.array([0., 1.]), np.array([[0.5]]))
+        >>> eff, n = lookup_efficiency(em, np.array([0.5, 3.]), np.array([.5, .5]), nearest=True)
+        >>> eff.tolist(), n
+        ([0.5, 0.5], 1)
+    """
+    eff, inside = em.lookup(m, pt)
+    n_outside = int((~inside).sum())
+    if nearest and n_outside:
+        m = np.asarray(m, dtype=float)
+        pt = np.asarray(pt, dtype=float)
+        i = np.clip(np.searchsorted(em.m_edges, m, side="right") - 1, 0, em.values.shape[0] - 1)
+        j = np.clip(np.searchsorted(em.pt_edges, pt, side="right") - 1, 0, em.values.shape[1] - 1)
+        eff = np.where(inside, eff, em.values[i, j])
+    return eff, n_outside
+
+
+def inverse_weights(
+    eff: np.ndarray, *, n_outside: int, on_missing: str = "error", em: EfficiencyMap | None = None
+) -> tuple[np.ndarray, UnfoldReport]:
+    """1/ε per pair (0 where ε is NaN — outside the map — or 0), with the report.
+
+    Arguments:
+        eff: ε per pair from :func:`lookup_efficiency`.
+        n_outside: pairs outside the map (already given the nearest ε under ``nearest``).
+        on_missing: ``error`` raises if any pair is outside the map or at ε = 0; ``drop``
+            gives them inverse weight 0 and counts them; ``nearest`` (pairs outside the
+            map have the nearest bin's ε) raises for ε = 0.
+        em: the map (for the message).
+
+    Raises:
+        InputError: pairs that cannot be unfolded and ``on_missing`` is not ``drop``.
+    """
+    if on_missing not in ("error", "drop", "nearest"):
+        raise ValueError(f"unknown on_missing {on_missing!r}")
+    em = em or EfficiencyMap.unity()
+    eff = np.asarray(eff, dtype=float)
+    ok = np.isfinite(eff) & (eff > 0)
+    n_zero = int((np.isfinite(eff) & (eff <= 0)).sum())
+    inv = np.zeros(len(eff))
+    inv[ok] = 1.0 / eff[ok]
+    rep = UnfoldReport(len(eff), n_outside, n_zero, em.source)
+    missing = (n_zero > 0) if on_missing == "nearest" else (n_outside > 0 or n_zero > 0)
+    if on_missing != "drop" and missing:
+        outside = 0 if on_missing == "nearest" else n_outside
+        raise InputError(
+            f"{em.source}: {outside} selected pair(s) lie outside the efficiency map "
+            f"(m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
+            f"{em.pt_edges[-1]:g} GeV) and {n_zero} fall in bins with ε = 0; extend the "
+            "map, tighten the selection, or set unfold.outside_map: drop"
+        )
+    return inv, rep
+
+
 def efficiency_weights(
     em: EfficiencyMap, m: np.ndarray, pt: np.ndarray, *, on_missing: str = "error"
 ) -> tuple[np.ndarray, np.ndarray, UnfoldReport]:
@@ -141,7 +208,7 @@ def efficiency_weights(
         ``(eff, inverse, report)``; ``eff`` is NaN outside the map, 0 in empty bins.
 
     Raises:
-        InputError: ``on_missing == "error"`` and some pairs cannot be unfolded.
+        InputError: some pairs cannot be unfolded (see ``on_missing``).
 
     Example:
         >>> em = EfficiencyMap(np.array([0., 1.]), np.array([0., 1.]), np.array([[0.5]]))
@@ -150,30 +217,8 @@ def efficiency_weights(
         >>> inv.tolist(), rep.n_outside
         ([2.0, 0.0], 1)
     """
-    if on_missing not in ("error", "drop", "nearest"):
-        raise ValueError(f"unknown on_missing {on_missing!r}")
-    eff, inside = em.lookup(m, pt)
-    n_outside = int((~inside).sum())
-    if on_missing == "nearest" and n_outside:
-        i = np.clip(np.searchsorted(em.m_edges, m, side="right") - 1, 0, em.values.shape[0] - 1)
-        j = np.clip(np.searchsorted(em.pt_edges, pt, side="right") - 1, 0, em.values.shape[1] - 1)
-        eff = np.where(inside, eff, em.values[i, j])
-        inside = np.ones(len(eff), dtype=bool)
-    zero = inside & (eff <= 0)
-    good = inside & ~zero
-    inv = np.zeros(len(eff))
-    inv[good] = 1.0 / eff[good]
-    rep = UnfoldReport(len(eff), n_outside, int(zero.sum()), em.source)
-    if on_missing == "nearest" and rep.n_zero:
-        on_missing = "error"
-        rep = UnfoldReport(len(eff), 0, rep.n_zero, em.source)
-    if on_missing == "error" and (rep.n_outside or rep.n_zero):
-        raise InputError(
-            f"{em.source}: {rep.n_outside} selected pair(s) lie outside the efficiency map "
-            f"(m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
-            f"{em.pt_edges[-1]:g} GeV) and {rep.n_zero} fall in bins with ε = 0; extend the "
-            "map, tighten the selection, or set unfold.outside_map: drop"
-        )
+    eff, n_outside = lookup_efficiency(em, m, pt, nearest=on_missing == "nearest")
+    inv, rep = inverse_weights(eff, n_outside=n_outside, on_missing=on_missing, em=em)
     return eff, inv, rep
 
 

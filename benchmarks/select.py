@@ -1,0 +1,218 @@
+"""Benchmark of `gammastar select` (issue 3): events/s and peak memory on a 5e6-event mock file.
+
+Input: a mock ntuple with 5e6 recorded events (entries of the ``events`` tree). The mock
+generator records about 4.6 events per 100 generated sources, so rather than generating
+1.1e8 sources the script generates ``--sources`` (default 5e6) once with
+``gammastar.mock.generate_file`` and tiles that sample (event numbers renumbered) up to
+``--events`` entries, written with uproot in the mock schema. Kept in ``--workdir``
+(default ``/tmp/gammastar_bench``) and reused.
+
+Runs, each in a fresh subprocess (``OMP_NUM_THREADS=1``), timing the call and reading the
+process's peak resident memory (``ru_maxrss``; interpreter and imports included):
+
+* ``gammastar``: ``select(...)`` single process (iterative executor, chunks of
+  ``input.step_size`` = 500k entries), the NA60-like selection (E_μ ≥ 3 GeV,
+  0.2113 ≤ m < 1.1 GeV, OS/++/−−), like-sign subtraction, 1/ε unfolding, all outputs;
+* ``reference``: ROOT RDataFrame, one thread, the same selection (same cuts, all pairs per
+  event, OS/++/−− mass histograms) in JIT-compiled C++; its pair counts must equal ours;
+* ``dask``: ``select(..., executor="dask", workers=2)`` on a local ``distributed.LocalCluster``
+  with two worker processes (the driver's peak memory is reported; workers are separate).
+
+Usage::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/select.py [--events 5000000]
+
+The last line of the output is one JSON object with all figures. Targets (issue 3): at least
+as fast per core as the reference, memory bounded by the chunk size, ≥ 1.7× with 2 Dask workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# This file is named select.py: keep its directory from shadowing the standard library's
+# `select` module (imported by subprocess), which Python would otherwise find first.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+PREPARE = r"""
+import sys, numpy as np, awkward as ak, uproot
+from gammastar.config import load_config
+from gammastar.mock import generate_file
+sources, events, seed_path, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+cfg = load_config(sys.argv[5])
+import os
+if not os.path.exists(seed_path):
+    generate_file(cfg, seed_path, events=sources, seed=1, force=True)
+names = ["event", "muon_px", "muon_py", "muon_pz", "muon_E", "muon_charge", "muon_parent",
+         "truth_channel"]
+with uproot.open(seed_path) as f:
+    a = f["events"].arrays(names)
+n = len(a)
+muon = ak.zip({k[5:]: a[k] for k in names if k.startswith("muon_")})
+tmp = out + ".part"
+with uproot.recreate(tmp) as f:
+    f.mktree("events", {"event": np.int64, "muon": muon.type, "truth_channel": np.int32})
+    done = 0
+    while done < events:
+        k = min(n, events - done)
+        f["events"].extend({"event": np.arange(done, done + k, dtype=np.int64),
+                            "muon": muon[:k], "truth_channel": np.asarray(a["truth_channel"][:k])})
+        done += k
+os.replace(tmp, out)
+print(f"tiled {n} events up to {events}")
+"""
+
+GAMMASTAR = r"""
+import json, resource, sys, time
+t_start = time.perf_counter()
+from gammastar.config import load_config
+from gammastar.select import select
+path, cfgpath, outdir, executor = sys.argv[1:5]
+cfg = load_config(cfgpath)
+cfg = cfg.model_copy(update={
+    "unfold": cfg.unfold.model_copy(update={"outside_map": "nearest"}),
+    "background": cfg.background.model_copy(update={"remove_eta_mumu": "none"}),
+})
+import logging; logging.disable(logging.WARNING)
+t0 = time.perf_counter()
+res = select(cfg, [path], executor=executor, workers=2, output=outdir, force=True)
+t1 = time.perf_counter()
+info = json.loads((res.output_dir / "select.json").read_text())
+print(json.dumps({
+    "seconds": t1 - t0, "import_s": t0 - t_start,
+    "timings": info["timings_s"],
+    "events": res.cutflow["events"], "os": res.counts["os"], "pp": res.counts["pp"],
+    "mm": res.counts["mm"],
+    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+RDF = r"""
+import json, resource, sys, time
+t_start = time.perf_counter()
+import ROOT
+ROOT.ROOT.DisableImplicitMT()
+ROOT.gInterpreter.Declare('''
+#include <cmath>
+struct GsPairs { ROOT::RVecD m; ROOT::RVecI q; };
+GsPairs gs_pairs(const ROOT::RVecF& px, const ROOT::RVecF& py, const ROOT::RVecF& pz,
+                 const ROOT::RVecF& E, const ROOT::RVecI& q) {
+  GsPairs out;
+  const auto n = px.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (!(E[i] >= 3.0) || std::abs(q[i]) != 1) continue;
+    for (size_t j = i + 1; j < n; ++j) {
+      if (!(E[j] >= 3.0) || std::abs(q[j]) != 1) continue;
+      const double e = double(E[i]) + E[j], x = double(px[i]) + px[j];
+      const double y = double(py[i]) + py[j], z = double(pz[i]) + pz[j];
+      const double m2 = e * e - x * x - y * y - z * z;
+      const double m = m2 > 0 ? std::sqrt(m2) : 0.0;
+      if (m >= 0.2113 && m < 1.1) { out.m.push_back(m); out.q.push_back(q[i] + q[j]); }
+    }
+  }
+  return out;
+}
+''')
+path = sys.argv[1]
+t0 = time.perf_counter()
+df = ROOT.RDataFrame("events", path)
+d = (df.Define("p", "gs_pairs(muon_px, muon_py, muon_pz, muon_E, muon_charge)")
+       .Define("os_m", "p.m[p.q == 0]").Define("pp_m", "p.m[p.q == 2]")
+       .Define("mm_m", "p.m[p.q == -2]"))
+hs = [d.Histo1D((n, n, 89, 0.2113, 1.1), n) for n in ("os_m", "pp_m", "mm_m")]
+n_ev = df.Count()
+counts = [int(h.GetEntries()) for h in hs]
+t1 = time.perf_counter()
+print(json.dumps({"seconds": t1 - t0, "import_s": t0 - t_start, "events": int(n_ev.GetValue()),
+                  "os": counts[0], "pp": counts[1], "mm": counts[2],
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def child(code: str, *args: str) -> dict:
+    import subprocess
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=5_000_000)
+    ap.add_argument("--sources", type=int, default=5_000_000)
+    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gammastar_bench"))
+    ap.add_argument("--config", default=str(REPO / "analysis" / "na60_like.yaml"))
+    args = ap.parse_args()
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    path = work / f"mock_{args.events}.root"
+    if not path.exists():
+        import subprocess
+
+        print(f"preparing {path} ...", flush=True)
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                PREPARE,
+                str(args.sources),
+                str(args.events),
+                str(work / f"seed_{args.sources}.root"),
+                str(path),
+                args.config,
+            ],
+            check=True,
+            env=env,
+        )
+    size_mb = path.stat().st_size / 2**20
+    print(f"input {path} ({size_mb:.0f} MiB)", flush=True)
+
+    ours = child(GAMMASTAR, str(path), args.config, str(work / "run_iterative"), "iterative")
+    print(f"gammastar (1 process): {ours}", flush=True)
+    ref = child(RDF, str(path))
+    print(f"RDataFrame (1 thread): {ref}", flush=True)
+    dask = child(GAMMASTAR, str(path), args.config, str(work / "run_dask"), "dask")
+    print(f"gammastar (Dask, 2 workers): {dask}", flush=True)
+
+    same = all(ours[k] == ref[k] == dask[k] for k in ("events", "os", "pp", "mm"))
+    n = ours["events"]
+    result = {
+        "benchmark": "select",
+        "input_events": n,
+        "input_mib": round(size_mb, 1),
+        "chunk_entries": 500_000,
+        "gammastar_events_per_s": n / ours["seconds"],
+        "gammastar_seconds": ours["seconds"],
+        "gammastar_process_seconds": ours["timings"]["process"],
+        "gammastar_peak_rss_mb": ours["peak_rss_mb"],
+        "reference": "ROOT RDataFrame, 1 thread",
+        "reference_events_per_s": n / ref["seconds"],
+        "reference_seconds": ref["seconds"],
+        "reference_peak_rss_mb": ref["peak_rss_mb"],
+        "speed_vs_reference": ref["seconds"] / ours["seconds"],
+        "dask2_events_per_s": n / dask["seconds"],
+        "dask2_seconds": dask["seconds"],
+        "dask2_driver_peak_rss_mb": dask["peak_rss_mb"],
+        "dask2_speedup": ours["seconds"] / dask["seconds"],
+        "pair_counts_agree": same,
+        "counts": {k: ours[k] for k in ("os", "pp", "mm")},
+        "cpu_count": os.cpu_count(),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
