@@ -246,6 +246,29 @@ def test_branching_ratios_come_from_pdg(mock_file):
         assert brs[k]["source"] in ("pdg", "fallback")
 
 
+def test_pdg_fallback_is_labelled(monkeypatch, caplog):
+    """Without the database the documented fallback table is used and says so."""
+    from gammastar.physics import pdgdata
+
+    def no_db(mcid):
+        raise RuntimeError("no database")
+
+    pdgdata.branching_ratio.cache_clear()
+    try:
+        with monkeypatch.context() as mp:
+            mp.setattr(pdgdata, "_modes_of", no_db)
+            br = pdgdata.branching_ratio("omega->mumu")
+        assert br.source == "fallback"
+        assert br.value == pdgdata.FALLBACK["omega->mumu"] == 7.40e-5
+        assert br.pdg_identifier is None
+        assert "fallback" in caplog.text
+    finally:
+        pdgdata.branching_ratio.cache_clear()
+    fresh = pdgdata.branching_ratio("omega->mumu")
+    assert fresh.source == "pdg"
+    assert fresh.pdg_identifier.startswith("M001.")
+
+
 def test_n_pot_normalisation(mock_file):
     """N_POT = N_cocktail / (L × ⟨n_ω⟩ × Σ σ_rel BR), recomputed from the metadata."""
     meta = mock_file.meta

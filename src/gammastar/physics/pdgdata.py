@@ -13,6 +13,7 @@ physics.md §3.1 and the PDG lifetimes/branching fractions of π± and K± (PDG 
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import asdict, dataclass
 from functools import cache
@@ -139,6 +140,12 @@ def branching_ratio(key: str) -> BranchingRatio:
         found = None
     if found is not None:
         return BranchingRatio(found[0], key, description, found[1], edition(), "pdg")
+    logging.getLogger(__name__).warning(
+        "PDG database has no value for %r (%s); using the documented fallback %.3g",
+        key,
+        description,
+        FALLBACK[key],
+    )
     return BranchingRatio(FALLBACK[key], key, description, None, "fallback", "fallback")
 
 
