@@ -333,7 +333,7 @@ def choose_method(model: Model, method: str = "auto") -> str:
     if method != "auto":
         return method
     if _Exact(model.normalised()).feasible:
-        return "exact"
+        return "exact"  # (cheap: the constructor only sizes the count grid)
     if all(np.all(c.background >= 10) for c in model.channels):
         return "asymptotic"
     return "toys"
@@ -369,10 +369,18 @@ def upper_limit(
     if not (0 < cl < 1):
         raise GammastarError(f"confidence level must be in (0, 1), not {cl}")
     model = model.normalised()
-    used = choose_method(model, method)
     alpha = 1.0 - cl
+    ex = _Exact(model) if method in ("auto", "exact") else None
+    if method not in METHODS:
+        raise GammastarError(f"unknown statistics method {method!r}; use one of {METHODS}")
+    if method == "auto":
+        used = "exact" if ex is not None and ex.feasible else choose_method(model, "toys")
+        if used == "toys" and all(np.all(c.background >= 10) for c in model.channels):
+            used = "asymptotic"
+    else:
+        used = method
     if used == "exact":
-        ex = _Exact(model)
+        assert ex is not None
         if not ex.feasible:
             raise GammastarError(
                 "exact CLs: too many count configurations to enumerate; use method 'toys' "
@@ -505,7 +513,7 @@ _Z = {"-2": -2.0, "-1": -1.0, "0": 0.0, "+1": 1.0, "+2": 2.0}
 class _Exact:
     """Exact hybrid CLs for a normalised :class:`Model` (see module docstring)."""
 
-    def __init__(self, model: Model, nodes: tuple[int, int, int] = (24, 7, 24)) -> None:
+    def __init__(self, model: Model, nodes: tuple[int, int, int] = (20, 5, 20)) -> None:
         self.model = model
         self.s = np.concatenate([c.signal for c in model.channels])
         self.b = np.concatenate([c.background for c in model.channels])
@@ -530,7 +538,10 @@ class _Exact:
             self.kb.append(np.exp(lb * xb) if lb > 0 else np.ones(1))
             self.wb.append(wb / wb.sum() if lb > 0 else np.ones(1))
         # count range per bin: covers the background-only distribution and the observation
-        bmax = self.b * np.array([float(self.kb[i].max()) for i in self.ch])
+        # (background at +5σ of its log-normal: the quadrature nodes beyond carry < 1e-6)
+        bmax = self.b * np.array(
+            [math.exp(5 * math.log(self.model.channels[i].bkg_kappa)) for i in self.ch]
+        )
         kmax = stats.poisson.ppf(1 - 1e-10, np.maximum(bmax, 1e-12)).astype(int) + 1
         if self.obs is not None:
             kmax = np.maximum(kmax, self.obs + 1)
@@ -540,7 +551,14 @@ class _Exact:
         if self.feasible:
             grids = np.meshgrid(*[np.arange(k + 1) for k in self.kmax], indexing="ij")
             self.n = np.stack([g.ravel() for g in grids], axis=1)  # (n_configs, n_bins)
-            self._p0 = self._prob(0.0, self.n)
+            self._p0_cache: NDArray | None = None
+
+    @property
+    def p0(self) -> NDArray:
+        """Background-only probability of each configuration of the count grid."""
+        if self._p0_cache is None:
+            self._p0_cache = self._prob(0.0, self.n)
+        return self._p0_cache
 
     # probability of each count configuration at signal strength mu
     def _prob(self, mu: float, n: NDArray) -> NDArray:
@@ -574,7 +592,7 @@ class _Exact:
             return float(self._t(mu, self.obs[None, :])[0])  # type: ignore[index]
         t = self._t(mu, self.n)
         order = np.argsort(t, kind="stable")
-        cdf = np.cumsum(self._p0[order])
+        cdf = np.cumsum(self.p0[order])
         q = stats.norm.cdf(_Z[band])
         i = int(np.searchsorted(cdf, q * cdf[-1] * (1 - 1e-12)))
         return float(t[order][min(i, t.size - 1)])
@@ -586,7 +604,7 @@ class _Exact:
         t = self._t(mu, self.n)
         tol = 1e-9 * max(1.0, abs(t_ref))
         sel = t <= t_ref + tol
-        clb = float(self._p0[sel].sum())
+        clb = float(self.p0[sel].sum())
         clsb = self._clsb(mu, t_ref + tol)
         return clsb / clb if clb > 0 else 1.0
 

@@ -1,0 +1,651 @@
+r"""Sensitivity reach in the (m_A′, ε) plane (paper Sec. IV/App. B; physics.md §9–10).
+
+Expected signal (NA62 Eq. A1 with the data-driven yield):
+
+.. math:: N_{\rm sig}(m, \varepsilon) = N_{\rm POT}\, Y(m)\, \varepsilon^2 \sum_{\ell}
+          {\rm BR}(A' \to \ell\ell)\, \mathcal{E}(m, c\tau(m, \varepsilon))\, \epsilon_{\rm sel},
+
+with Y(m) the A′ yield per POT per ε² from ``yields.json`` (log-linear interpolation in m), the
+acceptance 𝓔 from :mod:`gammastar.acceptance` and cτ from :mod:`gammastar.physics.darkphoton`.
+
+**The ε scan (the efficient method).** For a given mass the channel fractions
+BR_ℓℓ/ΣBR_ℓℓ do not depend on ε (both widths scale as ε²/Γ_tot; the acceptance is common to the
+channels), so the whole likelihood at (m, ε) is the per-mass likelihood with the signal strength
+n_signal = N_sig(m, ε). CLs decreases monotonically with n_signal, hence
+
+    (m, ε) excluded  ⇔  N_sig(m, ε) ≥ s_up(m),
+
+with s_up(m) the per-mass upper limit on the signal event count (one limit per band). The
+exclusion boundaries ε_low(m), ε_high(m) are the two crossings of N_sig(m, ε) = s_up(m)
+(N_sig rises as ε⁴…ε² at small ε and falls exponentially once the A′ decays before L1), found on
+the ε grid and refined with Brent's method on the exact N_sig(ε). ``tests/test_reach.py`` shows
+that this reproduces a full per-grid-point hypothesis test.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import optimize
+
+from gammastar.acceptance import Geometry, KinematicSample, ParametricSampler, SamplerLike, draw
+from gammastar.artifacts import check_writable, make_meta, read_json, write_json
+from gammastar.errors import GammastarError, InputError
+from gammastar.physics import darkphoton
+from gammastar.physics.constants import M_E, M_MU
+from gammastar.stats import BANDS, Channel, LimitResult, Model, build_spec, upper_limit
+
+__all__ = [
+    "Yields",
+    "eps_boundaries",
+    "load_yields",
+    "mass_model",
+    "plot_reach",
+    "run_reach",
+    "scan",
+    "signal_events",
+]
+
+THRESHOLD = {"ee": 2 * M_E, "mumu": 2 * M_MU}
+OUTPUTS = ("reach.json", "acceptance.npz", "reach.pdf")
+
+
+# --------------------------------------------------------------------------- yields
+@dataclass
+class Yields:
+    """A′ yield per POT per ε² (``yields.json`` contract)."""
+
+    mass: NDArray[np.float64]
+    per_pot_per_eps2: NDArray[np.float64]
+    stat_err: NDArray[np.float64]
+    meta: dict[str, Any]
+
+    def __post_init__(self) -> None:
+        good = np.isfinite(self.per_pot_per_eps2) & (self.per_pot_per_eps2 > 0)
+        good &= np.isfinite(self.mass)
+        if not np.any(good):
+            raise InputError("yields: no positive finite A' yield per POT per eps^2")
+        order = np.argsort(self.mass[good])
+        self._m = self.mass[good][order]
+        self._y = self.per_pot_per_eps2[good][order]
+        err = np.where(np.isfinite(self.stat_err[good]), self.stat_err[good], 0.0)[order]
+        self._rel = err / self._y
+
+    @property
+    def mass_range(self) -> tuple[float, float]:
+        return float(self._m[0]), float(self._m[-1])
+
+    def at(self, m: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Yield and relative statistical error at ``m`` (log-linear interpolation; NaN outside)."""
+        m = np.asarray(m, dtype=np.float64)
+        inside = (m >= self._m[0]) & (m <= self._m[-1])
+        y = np.exp(np.interp(m, self._m, np.log(self._y)))
+        rel = np.interp(m, self._m, self._rel)
+        return np.where(inside, y, np.nan), np.where(inside, rel, np.nan)
+
+
+def load_yields(path: str | Path) -> Yields:
+    """Read ``yields.json`` (contract: ``aprime.mass``, ``aprime.per_pot_per_eps2``,
+    ``aprime.stat_err``, ``meta.n_pot``).
+
+    Raises:
+        GammastarError: missing file, unknown schema, missing key or inconsistent lengths.
+    """
+    data = read_json(path, what="yields file")
+    try:
+        ap = data["aprime"]
+        arrays = [
+            np.asarray([np.nan if v is None else v for v in ap[k]], dtype=np.float64)
+            for k in ("mass", "per_pot_per_eps2", "stat_err")
+        ]
+    except (KeyError, TypeError) as err:
+        raise InputError(f"{path}: yields file lacks aprime.{err}") from None
+    except ValueError as err:
+        raise InputError(f"{path}: non-numeric yields ({err})") from None
+    if not (arrays[0].size == arrays[1].size == arrays[2].size) or arrays[0].size == 0:
+        raise InputError(f"{path}: aprime.mass, per_pot_per_eps2 and stat_err differ in length")
+    try:
+        return Yields(*arrays, meta=dict(data.get("meta", {})))
+    except InputError as err:
+        raise InputError(f"{path}: {err}") from None
+
+
+# --------------------------------------------------------------------------- signal
+def signal_events(
+    mass: float,
+    eps: ArrayLike,
+    *,
+    yield_per_pot_eps2: float,
+    n_pot: float,
+    sample: KinematicSample,
+    channels: tuple[str, ...] = ("mumu",),
+    dark: darkphoton.DarkSector | None = None,
+) -> dict[str, NDArray[np.float64]]:
+    """Expected signal events per channel at one mass for each ε.
+
+    Returns:
+        ``{channel: N_sig(ε)}``; the acceptance includes the selection efficiency.
+
+    Example:
+        >>> g = Geometry(l1=5.0, theta_min=0.0, theta_max=1.0)
+        >>> s = draw(ParametricSampler(), 0.4, 1000, g, seed=1)
+        >>> n = signal_events(0.4, [1e-7, 1e-3], yield_per_pot_eps2=1e-5, n_pot=1e18, sample=s)
+        >>> bool(n["mumu"][0] > 0 and n["mumu"][1] < 1e-6)
+        True
+    """
+    eps = np.asarray(eps, dtype=np.float64)
+    acc = sample.acceptance(darkphoton.ctau(mass, eps, dark=dark))
+    base = n_pot * yield_per_pot_eps2 * eps**2 * acc
+    return {
+        ch: base * darkphoton.branching_ratio(mass, ch, eps=eps if dark else None, dark=dark)
+        for ch in channels
+    }
+
+
+def eps_boundaries(
+    nsig: Callable[[NDArray], NDArray], eps_grid: ArrayLike, s_up: float
+) -> tuple[float, float]:
+    """ε_low and ε_high where N_sig(ε) = s_up (NaN, NaN if N_sig < s_up on the whole grid).
+
+    Crossings are bracketed on ``eps_grid`` and refined with Brent's method in log ε; a
+    boundary at the edge of the grid is returned as that edge.
+    """
+    eps_grid = np.asarray(eps_grid, dtype=np.float64)
+    if not (np.isfinite(s_up) and s_up > 0):
+        return float("nan"), float("nan")
+    vals = nsig(eps_grid)
+    above = np.nonzero(vals >= s_up)[0]
+    if above.size == 0:
+        return float("nan"), float("nan")
+
+    def f(le: float) -> float:
+        v = float(nsig(np.array([math.exp(le)]))[0])
+        return math.log(max(v, 1e-300)) - math.log(s_up)
+
+    i, j = int(above[0]), int(above[-1])
+    if i == 0:
+        lo = float(eps_grid[0])
+    else:
+        lo = math.exp(
+            optimize.brentq(f, math.log(eps_grid[i - 1]), math.log(eps_grid[i]), xtol=1e-7)
+        )
+    if j == eps_grid.size - 1:
+        hi = float(eps_grid[-1])
+    else:
+        hi = math.exp(
+            optimize.brentq(f, math.log(eps_grid[j]), math.log(eps_grid[j + 1]), xtol=1e-7)
+        )
+    return lo, hi
+
+
+def mass_model(
+    mass: float,
+    *,
+    channels: tuple[str, ...],
+    background: Mapping[str, float],
+    background_kappa: Mapping[str, float] | None = None,
+    observed: Mapping[str, int] | None = None,
+    n_pot_unc: float = 0.2,
+    efficiency_uncertainty: float = 0.0,
+    mc_stat: float = 0.0,
+    template: str = "counting",
+    mass_resolution: float = 0.01,
+    window_sigmas: float = 3.0,
+    mass_bins: int = 6,
+    mass_range: tuple[float, float] | None = None,
+    dark: darkphoton.DarkSector | None = None,
+) -> Model:
+    """The per-mass likelihood: signal template (one event in total) split over the channels by
+    BR(A′ → ℓℓ), background counts (counting) or flat background in mass bins around m.
+    """
+    kappa = dict(background_kappa or {})
+    brs = {
+        ch: float(darkphoton.branching_ratio(mass, ch, eps=1e-6 if dark else None, dark=dark))
+        for ch in channels
+    }
+    brs = {ch: (0.0 if not np.isfinite(v) else v) for ch, v in brs.items()}
+    total = sum(brs.values())
+    if total <= 0:
+        raise GammastarError(f"m = {mass:g} GeV: no open decay channel among {list(channels)}")
+    chans = []
+    for ch in channels:
+        frac = brs[ch] / total
+        b = float(background[ch])
+        obs = None if observed is None else observed.get(ch)
+        if template == "counting":
+            sig, bkg = np.array([frac]), np.array([b])
+            ob = None if obs is None else np.array([obs])
+        else:
+            lo_m, hi_m = mass_range or (0.0, 1.0)
+            edges = np.linspace(
+                mass - window_sigmas * mass_resolution,
+                mass + window_sigmas * mass_resolution,
+                mass_bins + 1,
+            )
+            from gammastar.stats import gaussian_template
+
+            shape = gaussian_template(mass, mass_resolution, edges)
+            sig = frac * shape / shape.sum()
+            density = b / max(hi_m - lo_m, 1e-12)
+            bkg = np.full(mass_bins, density * np.diff(edges))
+            ob = None
+            if obs is not None:  # observed counts given per channel: place them at the peak
+                ob = np.zeros(mass_bins)
+                ob[mass_bins // 2] = obs
+        chans.append(
+            Channel(
+                ch,
+                sig,
+                bkg,
+                observed=ob,
+                bkg_kappa=float(kappa.get(ch, 1.0)),
+                eff_unc=efficiency_uncertainty,
+                mc_stat=mc_stat,
+            )
+        )
+    return Model(chans, n_pot_unc=n_pot_unc, meta={"mass": mass, "br": brs})
+
+
+# --------------------------------------------------------------------------- scan
+@dataclass
+class ScanResult:
+    """Everything :func:`scan` computes."""
+
+    masses: NDArray[np.float64]
+    eps: NDArray[np.float64]
+    limits: list[LimitResult | None]
+    boundaries: dict[str, tuple[NDArray, NDArray]]
+    """band ("-2" … "+2", "obs", "events_2.3", …) → (eps_low, eps_high) arrays."""
+    nsig: NDArray[np.float64]
+    """Total expected signal on the (mass, ε) grid."""
+    acceptance: NDArray[np.float64]
+    models: list[Model | None]
+    method: str
+    seconds: dict[str, float]
+
+
+def scan(
+    masses: ArrayLike,
+    eps: ArrayLike,
+    *,
+    sampler: SamplerLike,
+    geometry: Geometry,
+    yields: Yields,
+    n_pot: float,
+    channels: tuple[str, ...] = ("mumu",),
+    background: Mapping[str, float] | None = None,
+    background_kappa: Mapping[str, float] | None = None,
+    observed: Mapping[str, int] | None = None,
+    n_pot_unc: float = 0.2,
+    efficiency_uncertainty: float = 0.0,
+    cl: float = 0.9,
+    method: str = "auto",
+    ntoys: int = 500,
+    samples: int = 20_000,
+    seed: int | None = 0,
+    template: str = "counting",
+    mass_resolution: float = 0.01,
+    window_sigmas: float = 3.0,
+    mass_bins: int = 6,
+    event_lines: tuple[float, ...] = (2.3, 3.0),
+    dark: darkphoton.DarkSector | None = None,
+) -> ScanResult:
+    """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method."""
+    masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
+    eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=np.float64)))
+    background = dict(background or dict.fromkeys(channels, 0.0))
+    for ch in channels:
+        if ch not in background:
+            raise GammastarError(f"reach: no background given for channel {ch!r}")
+    seeds = np.random.SeedSequence(seed).spawn(masses.size)
+    y, rel = yields.at(masses)
+    keys = [*BANDS, *(["obs"] if observed else []), *(f"events_{v:g}" for v in event_lines)]
+    bounds = {k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in keys}
+    nsig_grid = np.zeros((masses.size, eps.size))
+    acc_grid = np.zeros((masses.size, eps.size))
+    limits: list[LimitResult | None] = []
+    models: list[Model | None] = []
+    t_acc = t_lim = t_bnd = 0.0
+    methods = set()
+    for i, m in enumerate(masses):
+        open_ch = tuple(ch for ch in channels if m > THRESHOLD[ch])
+        if not open_ch or not np.isfinite(y[i]):
+            limits.append(None)
+            models.append(None)
+            continue
+        t0 = time.perf_counter()
+        s = int(seeds[i].generate_state(1)[0])
+        sample = draw(sampler, float(m), samples, geometry, seed=s, channel=open_ch[0])
+
+        if dark is None:
+            # no dark sector: BRs do not depend on ε and cτ(m, ε) = cτ(m, 1)/ε²
+            brsum = sum(float(darkphoton.branching_ratio(m, ch)) for ch in open_ch)
+            scale = n_pot * float(y[i]) * brsum
+            ct1 = float(darkphoton.ctau(m, 1.0))
+
+            def nsig(e: NDArray, _k=scale, _c1=ct1, _s=sample) -> NDArray:
+                e = np.asarray(e, dtype=np.float64)
+                return _k * e**2 * _s.acceptance(_c1 / e**2)
+
+        else:
+
+            def nsig(
+                e: NDArray, _m: float = float(m), _y: float = float(y[i]), _s=sample, _c=open_ch
+            ) -> NDArray:
+                parts = signal_events(
+                    _m, e, yield_per_pot_eps2=_y, n_pot=n_pot, sample=_s, channels=_c, dark=dark
+                )
+                return sum(parts.values())
+
+        nsig_grid[i] = nsig(eps)
+        acc_grid[i] = sample.acceptance(darkphoton.ctau(m, eps, dark=dark))
+        t1 = time.perf_counter()
+        model = mass_model(
+            float(m),
+            channels=open_ch,
+            background={ch: background[ch] for ch in open_ch},
+            background_kappa=background_kappa,
+            observed=observed,
+            n_pot_unc=n_pot_unc,
+            efficiency_uncertainty=efficiency_uncertainty,
+            mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
+            template=template,
+            mass_resolution=mass_resolution,
+            window_sigmas=window_sigmas,
+            mass_bins=mass_bins,
+            mass_range=(float(masses[0]), float(masses[-1])),
+            dark=dark,
+        )
+        lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s)
+        methods.add(lim.method)
+        t2 = time.perf_counter()
+        targets = {b: lim.expected[b] for b in BANDS}
+        if observed:
+            targets["obs"] = lim.observed if lim.observed is not None else float("nan")
+        targets.update({f"events_{v:g}": v for v in event_lines})
+        for k, s_up in targets.items():
+            lo, hi = eps_boundaries(nsig, eps, s_up)
+            bounds[k][0][i], bounds[k][1][i] = lo, hi
+        t3 = time.perf_counter()
+        t_acc += t1 - t0
+        t_lim += t2 - t1
+        t_bnd += t3 - t2
+        limits.append(lim)
+        models.append(model)
+    if not any(lim is not None for lim in limits):
+        raise GammastarError(
+            "reach: no mass point has both a yield and an open decay channel "
+            f"(masses {masses[0]:g}–{masses[-1]:g} GeV, yields {yields.mass_range})"
+        )
+    if not np.any(acc_grid > 0):
+        raise GammastarError(
+            "reach: the acceptance is zero on the whole (m, eps) grid; check the detector geometry"
+        )
+    return ScanResult(
+        masses=masses,
+        eps=eps,
+        limits=limits,
+        boundaries=bounds,
+        nsig=nsig_grid,
+        acceptance=acc_grid,
+        models=models,
+        method="+".join(sorted(methods)),
+        seconds={"acceptance": t_acc, "limits": t_lim, "boundaries": t_bnd},
+    )
+
+
+# --------------------------------------------------------------------------- plots
+def _polygon(m: NDArray, lo: NDArray, hi: NDArray) -> list[tuple[NDArray, NDArray]]:
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    out, start = [], None
+    for k in range(m.size + 1):
+        if k < m.size and ok[k]:
+            if start is None:
+                start = k
+        elif start is not None:
+            sl = slice(start, k)
+            xs = np.concatenate([m[sl], m[sl][::-1]])
+            ys = np.concatenate([lo[sl], hi[sl][::-1]])
+            out.append((xs, ys))
+            start = None
+    return out
+
+
+def plot_reach(result: ScanResult, path: str | Path | None = None, *, title: str = ""):
+    """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    m = result.masses
+    colors = {"-2": "#FFDF00", "-1": "#00CC00", "+1": "#FFDF00", "+2": "white"}
+    for band in ("-2", "-1", "+1", "+2"):
+        for xs, ys in _polygon(m, *result.boundaries[band]):
+            ax.fill(xs, ys, color=colors[band], lw=0, label=None)
+    for xs, ys in _polygon(m, *result.boundaries["0"]):
+        ax.plot(np.append(xs, xs[0]), np.append(ys, ys[0]), "k--", lw=1.2)
+    if "obs" in result.boundaries:
+        for xs, ys in _polygon(m, *result.boundaries["obs"]):
+            ax.plot(np.append(xs, xs[0]), np.append(ys, ys[0]), "k-", lw=1.5)
+    styles = [":", "-."]
+    for k, key in enumerate(sorted(x for x in result.boundaries if x.startswith("events_"))):
+        for xs, ys in _polygon(m, *result.boundaries[key]):
+            ax.plot(
+                np.append(xs, xs[0]),
+                np.append(ys, ys[0]),
+                color="C0" if k == 0 else "C3",
+                ls=styles[k % 2],
+                lw=1,
+            )
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Line2D([], [], color="k", ls="--", label="expected (median)"),
+        Patch(color="#00CC00", label=r"expected $\pm1\sigma$"),
+        Patch(color="#FFDF00", label=r"expected $\pm2\sigma$"),
+    ]
+    if "obs" in result.boundaries:
+        handles.append(Line2D([], [], color="k", label="observed"))
+    for k, key in enumerate(sorted(x for x in result.boundaries if x.startswith("events_"))):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="C0" if k == 0 else "C3",
+                ls=styles[k % 2],
+                label=f"{key.split('_', 1)[1]} events",
+            )
+        )
+    ax.legend(handles=handles, fontsize=8, loc="upper right")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(m[0], m[-1])
+    ax.set_ylim(result.eps[0], result.eps[-1])
+    ax.set_xlabel(r"$m_{A'}$ [GeV]")
+    ax.set_ylabel(r"$\varepsilon$")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    if path is not None:
+        from gammastar.artifacts import atomic_path
+
+        with atomic_path(path, force=True) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
+    return fig
+
+
+# --------------------------------------------------------------------------- stage
+def _bands_json(result: ScanResult, key: str) -> dict[str, Any]:
+    lo, hi = result.boundaries[key]
+    return {
+        "mass": result.masses.tolist(),
+        "eps_low": [None if not np.isfinite(v) else float(v) for v in lo],
+        "eps_high": [None if not np.isfinite(v) else float(v) for v in hi],
+    }
+
+
+def _sampler_from_config(cfg: Any) -> tuple[SamplerLike, str]:
+    rc = cfg.reach
+    if rc.flow is None:
+        return ParametricSampler(), "parametric (physics.md §3.2 defaults)"
+    from gammastar import flow
+
+    path = cfg.resolve(rc.flow)
+    return flow.load(path), str(path)
+
+
+def run_reach(
+    config: Any,
+    *,
+    force: bool = False,
+    sampler: SamplerLike | None = None,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,
+    ``acceptance.npz`` and ``reach.pdf`` in the run directory.
+
+    Arguments:
+        config: the :class:`~gammastar.config.AnalysisConfig`.
+        force: overwrite existing outputs.
+        sampler: A′ kinematics sampler (default: the config's flow).
+        output: run directory (default: the config's).
+
+    Returns:
+        The ``reach.json`` content.
+    """
+    rc, det = config.reach, config.detector
+    out = Path(output) if output is not None else config.output_dir
+    for name in (*OUTPUTS, "workspaces/index.json"):
+        check_writable(out / name, force)
+    yields_path = config.resolve(rc.yields)
+    yields = load_yields(yields_path)
+    n_pot = rc.n_pot if rc.n_pot is not None else config.beam.n_pot
+    if not isinstance(n_pot, int | float):
+        raise GammastarError(
+            f"{config.source or 'config'}: reach.n_pot or beam.n_pot must be a number for the "
+            "reach (the facility's protons on target)"
+        )
+    sampler_desc = "given"
+    if sampler is None:
+        sampler, sampler_desc = _sampler_from_config(config)
+    geometry = Geometry.from_config(det)
+    lo, hi = yields.mass_range
+    frange = getattr(sampler, "mass_range", None)
+    if frange is not None:
+        lo, hi = max(lo, frange[0]), min(hi, frange[1])
+    m_lo = rc.mass_min if rc.mass_min is not None else lo
+    m_hi = rc.mass_max if rc.mass_max is not None else hi
+    if frange is not None and (m_lo < frange[0] - 1e-12 or m_hi > frange[1] + 1e-12):
+        raise InputError(
+            f"reach mass range [{m_lo:g}, {m_hi:g}] GeV lies outside the flow's mass range "
+            f"[{frange[0]:g}, {frange[1]:g}] GeV"
+        )
+    if m_hi <= m_lo:
+        raise GammastarError(f"reach: empty mass range [{m_lo:g}, {m_hi:g}] GeV")
+    masses = np.linspace(m_lo, m_hi, rc.mass_points)
+    eps = np.geomspace(rc.eps_min, rc.eps_max, rc.eps_points)
+    dark = darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None
+    t0 = time.perf_counter()
+    res = scan(
+        masses,
+        eps,
+        sampler=sampler,
+        geometry=geometry,
+        yields=yields,
+        n_pot=float(n_pot) * rc.yield_scale,
+        channels=tuple(rc.channels),
+        background=rc.background,
+        background_kappa=rc.background_kappa,
+        observed=rc.observed,
+        n_pot_unc=config.beam.n_pot_rel_uncertainty,
+        efficiency_uncertainty=rc.efficiency_uncertainty,
+        cl=rc.cl,
+        method=rc.method,
+        ntoys=rc.ntoys,
+        samples=rc.samples,
+        seed=config.seed,
+        template=rc.template,
+        mass_resolution=rc.mass_resolution,
+        window_sigmas=rc.mass_window_sigmas,
+        mass_bins=rc.mass_bins,
+        event_lines=tuple(rc.event_lines),
+        dark=dark,
+    )
+    wall = time.perf_counter() - t0
+    meta = make_meta(
+        config_sha256=config.section_sha256("beam", "detector", "reach", "seed"),
+        seed=config.seed,
+        inputs=[yields_path],
+        stage="reach",
+        method=res.method,
+        method_note=(
+            "exact: hybrid CLs (Poisson sums exact, log-normal nuisances by quadrature); "
+            "toys: pyhf pseudo-experiments; asymptotic: pyhf asymptotic formulae"
+        ),
+        eps_method="per-mass upper limit on the signal count, eps boundaries where "
+        "N_sig(m, eps) = s_up(m) (see gammastar.reach)",
+        n_pot=float(n_pot),
+        yield_scale=rc.yield_scale,
+        n_pot_rel_uncertainty=config.beam.n_pot_rel_uncertainty,
+        channels=list(rc.channels),
+        sampler=sampler_desc,
+        geometry=geometry.__dict__,
+        yields_n_pot=yields.meta.get("n_pot"),
+        seconds=dict(res.seconds, total=wall),
+        workspaces_poi="n_signal = expected signal events (template normalised to 1 event)",
+    )
+    limits_json = {
+        "mass": res.masses.tolist(),
+        **{b: [None if lim is None else lim.expected[b] for lim in res.limits] for b in BANDS},
+        "observed": [None if lim is None else lim.observed for lim in res.limits],
+        "method": [None if lim is None else lim.method for lim in res.limits],
+    }
+    reach = {
+        "cl": rc.cl,
+        "expected": _bands_json(res, "0"),
+        "bands": {b: _bands_json(res, b) for b in ("-2", "-1", "+1", "+2")},
+        **({"observed": _bands_json(res, "obs")} if "obs" in res.boundaries else {}),
+        "event_lines": {
+            k.split("_", 1)[1]: _bands_json(res, k)
+            for k in res.boundaries
+            if k.startswith("events_")
+        },
+        "signal_limit": limits_json,
+        "meta": meta,
+    }
+    index = []
+    for m, model in zip(res.masses, res.models, strict=True):
+        if model is None:
+            continue
+        name = f"workspaces/m_{m:.5f}.json"
+        write_json(out / name, build_spec(model), force=force)
+        index.append({"mass": float(m), "file": name})
+    write_json(
+        out / "workspaces" / "index.json",
+        {"workspaces": index, "meta": meta},
+        force=force,
+    )
+    from gammastar.artifacts import atomic_path
+
+    with atomic_path(out / "acceptance.npz", force=force) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            mass=res.masses,
+            eps=res.eps,
+            acceptance=res.acceptance,
+            nsig=res.nsig,
+            ctau=darkphoton.ctau(res.masses[:, None], res.eps[None, :], dark=dark),
+        )
+    write_json(out / "reach.json", reach, force=force)
+    import matplotlib.pyplot as plt
+
+    fig = plot_reach(res, out / "reach.pdf", title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
+    plt.close(fig)
+    return reach
