@@ -255,7 +255,10 @@ class YieldsConfig(Section):
     """χ masses (GeV) of the χχ̄ yield."""
     mcp_source: Literal["auto", "pairs", "histogram"] = "auto"
     """χχ̄ yield from ``pairs.parquet`` (exact per pair), ``unfolded_m`` (per bin), or
-    ``auto`` (pairs when the file exists)."""
+    ``auto`` (pairs when the file exists and its weights sum to ``unfolded_m``)."""
+    aprime_source: Literal["auto", "pairs", "histogram"] = "auto"
+    """A′ yield per bin from the pairs (bin average of Eq. 6 applied pair by pair) or from
+    ``unfolded_m`` (Eq. 6 at the bin centre); ``auto`` as for ``mcp_source``."""
     brems_cutoff: PositiveFloat = 1.0
     """Off-shell proton cut-off Λ (GeV) of the bremsstrahlung curve [default, check]."""
     brems_band_factor: Annotated[float, Field(gt=1)] = 2.0

@@ -249,6 +249,90 @@ def aprime_yield(
     return AprimeYield(centre, new_edges, y, err, berr, flags, n_pot)
 
 
+def aprime_yield_from_pairs(
+    m: ArrayLike,
+    weight: ArrayLike,
+    n_pot: float,
+    edges: ArrayLike,
+    *,
+    m_lepton: float,
+    bin_width: float | None = None,
+    charge: ArrayLike | None = None,
+) -> AprimeYield:
+    r"""A′ yield per POT per ε², Eq. 6 applied pair by pair and averaged over each mass bin.
+
+    :math:`Y_b = \frac{1}{\Delta m_b N_{\rm POT}} \sum_{i \in b} w_i \frac{3\pi m_i}{2\alpha
+    K_\ell(m_i)}`: the bin average of N_A′(m)/ε². Unlike Eq. 6 at the bin centre
+    (:func:`aprime_yield`) it carries no bias from the curvature of dN/dm (the 1/K_ℓ and 1/m
+    of the γ* spectrum near threshold cancel pair by pair). Same binning and flags as
+    :func:`aprime_yield`; pairs at or below 2m_ℓ cannot be converted and flag their bin
+    ``below_threshold``.
+
+    Arguments:
+        m, weight: pair masses (GeV) and unfolded weights.
+        n_pot: protons on target.
+        edges: the native mass-bin edges (those of ``unfolded_m``); pairs outside are ignored.
+        m_lepton: lepton mass, GeV.
+        bin_width: merge to about this width (as :func:`aprime_yield`).
+        charge: pair charges; SS pairs (≠ 0) give ``bkg_sub_err``.
+
+    Example:
+        >>> y = aprime_yield_from_pairs([0.5, 0.5], [1.0, 1.0], 1.0, [0.4, 0.6], m_lepton=0.0)
+        >>> bool(np.isclose(y.per_pot_per_eps2[0], 2 * aprime_factor(0.5, 0.0) / 0.2))
+        True
+    """
+    n_pot = check_n_pot(n_pot)
+    edges = np.asarray(edges, dtype=np.float64)
+    m = np.asarray(m, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)
+    ss = np.zeros(m.shape, bool) if charge is None else np.asarray(charge) != 0
+    k = merge_factor(edges, bin_width)
+    new_edges = np.append(edges[np.arange(0, len(edges) - 1, k)], edges[-1])
+    inside = (m >= new_edges[0]) & (m < new_edges[-1])
+    m, w, ss = m[inside], w[inside], ss[inside]
+    idx = np.clip(np.searchsorted(new_edges, m, side="right") - 1, 0, len(new_edges) - 2)
+    f = aprime_factor(m, m_lepton)
+    ok = np.isfinite(f)
+    wf = np.where(ok, w * np.where(ok, f, 0.0), 0.0)
+    nb = len(new_edges) - 1
+    sum_wf = np.bincount(idx, weights=wf, minlength=nb)
+    var_wf = np.bincount(idx, weights=wf**2, minlength=nb)
+    bkg_wf = np.bincount(idx, weights=np.where(ss, wf**2, 0.0), minlength=nb)
+    n_in = np.bincount(idx, minlength=nb)
+    n_bad = np.bincount(idx, weights=(~ok).astype(float), minlength=nb)
+    width = np.diff(new_edges)
+    centre = 0.5 * (new_edges[1:] + new_edges[:-1])
+    y = sum_wf / (width * n_pot)
+    err = np.sqrt(var_wf) / (width * n_pot)
+    berr = np.sqrt(bkg_wf) / (width * n_pot) if charge is not None else np.full(nb, np.nan)
+    flags: list[list[str]] = []
+    nominal = width[0] if nb else 0.0
+    for i in range(nb):
+        fl = []
+        if n_bad[i] > 0 or not np.isfinite(aprime_factor(centre[i], m_lepton)):
+            fl.append("below_threshold")
+        if n_in[i] == 0:
+            fl.append("empty")
+        elif y[i] < 0:
+            fl.append("negative")
+        if i == nb - 1 and width[i] < 0.999 * nominal:
+            fl.append("partial_bin")
+        flags.append(fl)
+    return AprimeYield(centre, new_edges, y, err, berr, flags, n_pot)
+
+
+def pairs_match_histogram(m: ArrayLike, weight: ArrayLike, h: hist.Hist) -> bool:
+    """Whether the pairs' weights, histogrammed, reproduce ``unfolded_m`` (rtol 1e-6).
+
+    False e.g. when ``unfolded_m`` was resolution unfolded (``unfold.bayesian_iterations``).
+    """
+    edges = np.asarray(h.axes[0].edges)
+    summed = np.histogram(np.asarray(m), bins=edges, weights=np.asarray(weight))[0]
+    values = np.asarray(h.values(), dtype=np.float64)
+    scale = max(float(np.abs(values).max(initial=0.0)), 1e-300)
+    return bool(np.allclose(summed, values, rtol=1e-6, atol=1e-9 * scale))
+
+
 # --------------------------------------------------------------------------- χχ̄ (Eq. 8)
 def _mcp_flags(m_chi: NDArray, lo: float, hi: float) -> list[list[str]]:
     flags = []
@@ -572,10 +656,11 @@ def compute_yields(
 
     ppath = run_dir / "pairs.parquet"
     pairs = None
-    src = cfg.yields.mcp_source
-    if src == "pairs" and not ppath.exists():
-        raise InputError(f"{ppath}: yields.mcp_source is 'pairs' but the file does not exist")
-    if src in ("auto", "pairs") and ppath.exists():
+    ycfg = cfg.yields
+    wanted = {ycfg.mcp_source, ycfg.aprime_source}
+    if "pairs" in wanted and not ppath.exists():
+        raise InputError(f"{ppath}: yields.*_source is 'pairs' but the file does not exist")
+    if wanted & {"auto", "pairs"} and ppath.exists():
         import pandas as pd
 
         try:
@@ -586,23 +671,42 @@ def compute_yields(
 
     unf = hists["unfolded_m"]
     edges = np.asarray(unf.axes[0].edges)
-    ss_var = None
+    consistent = None
     if pairs is not None:
-        ss = pairs["charge"].to_numpy() != 0
-        ss_var = np.histogram(
-            pairs["m"].to_numpy()[ss], bins=edges, weights=pairs["weight"].to_numpy()[ss] ** 2
-        )[0]
-    ap = aprime_yield(
-        unf,
-        n_pot,
-        m_lepton=m_lepton,
-        bin_width=cfg.yields.mass_bin_width,
-        comb=hists.get("comb_m"),
-        signal=hists.get("signal_m"),
-        ss_variance=ss_var,
-    )
-    m_chi = np.asarray(cfg.yields.mcp_masses, dtype=np.float64)
-    if pairs is not None:
+        consistent = pairs_match_histogram(pairs["m"], pairs["weight"], unf)
+        if not consistent:
+            log.warning(
+                "yields: %s weights do not sum to unfolded_m (resolution unfolding?); "
+                "'auto' sources use the histogram",
+                ppath,
+            )
+
+    def use_pairs(choice: str) -> bool:
+        return pairs is not None and (choice == "pairs" or (choice == "auto" and consistent))
+
+    m_chi = np.asarray(ycfg.mcp_masses, dtype=np.float64)
+    if use_pairs(ycfg.aprime_source):
+        ap = aprime_yield_from_pairs(
+            pairs["m"].to_numpy(),
+            pairs["weight"].to_numpy(),
+            n_pot,
+            edges,
+            m_lepton=m_lepton,
+            bin_width=ycfg.mass_bin_width,
+            charge=pairs["charge"].to_numpy(),
+        )
+        ap_source = "pairs"
+    else:
+        ap = aprime_yield(
+            unf,
+            n_pot,
+            m_lepton=m_lepton,
+            bin_width=ycfg.mass_bin_width,
+            comb=hists.get("comb_m"),
+            signal=hists.get("signal_m"),
+        )
+        ap_source = "histogram"
+    if use_pairs(ycfg.mcp_source):
         mcp = mcp_yield_from_pairs(
             pairs["m"].to_numpy(),
             pairs["weight"].to_numpy(),
@@ -631,6 +735,7 @@ def compute_yields(
             "bkg_sub_err": ap.bkg_sub_err,
             "bin_edges": ap.edges,
             "flags": ap.flags,
+            "source": ap_source,
         },
         "mcp": {
             "mass": mcp.mass,
@@ -652,6 +757,7 @@ def compute_yields(
         config_sha256_full=cfg.sha256,
         n_pot=n_pot,
         n_pot_source=n_pot_source,
+        pairs_match_unfolded_m=consistent,
         lepton_mass=m_lepton,
         mass_bin_width=float(np.median(np.diff(ap.edges))) if len(ap.edges) > 1 else None,
         units={
