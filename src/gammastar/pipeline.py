@@ -67,8 +67,23 @@ def _mock_path(cfg: AnalysisConfig) -> Path:
 
 def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
     from gammastar.mock import generate_file
+    from gammastar.mock.plots import plot_file
 
-    return generate_file(config, _mock_path(config), force=force)
+    result = generate_file(config, _mock_path(config), force=force)
+    plot_file(result.path, config.output_dir / "figures", force=True)
+    return result
+
+
+def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.select import select
+
+    return select(config, force=force)
+
+
+def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.yields import compute_yields
+
+    return compute_yields(config, force=force)
 
 
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
@@ -91,6 +106,21 @@ STAGES: tuple[Stage, ...] = (
         sections=("seed", "beam", "mock"),
         outputs=("mock.root",),
         enabled=lambda cfg: cfg.mock is not None,
+    ),
+    Stage(
+        "select",
+        "gammastar.pipeline:_run_select",
+        sections=("input", "selection", "background", "unfold"),
+        outputs=("pairs.parquet", "histograms.root", "select.json"),
+        needs=("generate",),
+        external=lambda cfg: [p for p in _input_files(cfg) if p.parent != cfg.output_dir],
+    ),
+    Stage(
+        "yields",
+        "gammastar.pipeline:_run_yields",
+        sections=("beam", "yields"),
+        outputs=("yields.json", "yields_aprime.csv", "yields_mcp.csv"),
+        needs=("generate", "select"),
     ),
 )
 

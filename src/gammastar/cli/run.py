@@ -25,6 +25,8 @@ def run_command(
 
     console = Console(stderr=True)
     cfg = load(config, output)
-    reports = pipeline.run(cfg, force=force or (), echo=console.print)
+    reports = pipeline.run(
+        cfg, force=force or (), echo=lambda s: console.print(s, markup=False, highlight=False)
+    )
     summary = pipeline.summarize(cfg, reports)
     typer.echo(summary)
