@@ -498,9 +498,9 @@ def test_on_mock_stage_uses_all_pairs(mock_run):
 @pytest.mark.slow
 def test_on_mock_with_resolution_level(tmp_path):
     """With the default 30 MeV resolution the data-driven yield is the resolution-smeared one
-    (as in the paper's Fig. 2). Measured (seed 6, 2e5 sources): error-weighted mean ratio to
-    truth × formula 0.987 ± 0.006 (η), 0.993 ± 0.007 (ω); per bin the η ratio runs from 0.91
-    at 0.30 GeV to 1.13 at 0.43 GeV and 1.3–1.6 in the last 60 MeV below m_η, where smearing
+    (as in the paper's Fig. 2). Measured (seed 6, 2e5 sources, mock of 2026-11-22): error-weighted
+    mean ratio to truth × formula 0.99 ± 0.006 (η and ω); per bin the η ratio runs from 0.91 at
+    0.30 GeV to 1.1–1.2 at 0.43–0.49 GeV and ≫ 1 in the last bins below m_η, where smearing
     carries pairs across the kinematic end point."""
     from gammastar.mock import generate_file
     from gammastar.select import select
