@@ -285,14 +285,14 @@ def draw(
         zmid = _cell_mid(cells, geometry)
         for ed, ux, uy, uz in dirs:
             th = np.arccos(np.clip(uz, -1.0, 1.0))
-            good = (th > geometry.theta_min) & (th < geometry.theta_max)
+            good = (th >= geometry.theta_min) & (th < geometry.theta_max)
             good &= ed >= geometry.min_daughter_energy
             h = np.repeat(good[:, None].astype(np.float64), ncell, axis=1)
             if geometry.plane_z is not None:
                 h *= _plane_hits(qt, pz, ux, uy, uz, zmid, geometry)
             hits *= h
     else:
-        good = (theta > geometry.theta_min) & (theta < geometry.theta_max)
+        good = (theta >= geometry.theta_min) & (theta < geometry.theta_max)
         hits = np.repeat(good[:, None].astype(np.float64), ncell, axis=1)
         if geometry.plane_z is not None:
             ux, uy, uz = qt / p, np.zeros_like(qt), pz / p

@@ -1,0 +1,163 @@
+"""Long-lived-particle acceptance (gammastar.acceptance, paper Eq. B1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gammastar.acceptance import (
+    Geometry,
+    ParametricSampler,
+    acceptance,
+    acceptance_eps_grid,
+    acceptance_grid,
+    draw,
+    plot_acceptance_comparison,
+)
+from gammastar.config import config_from_dict
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics import darkphoton
+
+
+class Mono:
+    """Every A′ with the same (qT, E)."""
+
+    def __init__(self, qt: float, e: float, mass_range=(0.0, 5.0)) -> None:
+        self.qt, self.e, self.mass_range = qt, e, mass_range
+
+    def sample(self, mass, n, seed=None):
+        return {"qT": np.full(n, self.qt), "E": np.full(n, self.e)}
+
+
+@pytest.mark.parametrize("l2", [None, 30.0])
+def test_monochromatic_on_axis_is_exact(l2):
+    # A′ along the beam: P(decay in [L1, L2]) = e^{-L1/ℓ} − e^{-L2/ℓ}, ℓ = (p/m) cτ
+    m, e, l1 = 0.4, 50.0, 10.0
+    geo = Geometry(l1=l1, l2=l2, theta_min=0.0, theta_max=0.1, efficiency=0.8)
+    ctau = np.geomspace(1e-3, 1e4, 50)
+    got = acceptance(Mono(0.0, e), m, ctau, geo, n=10)
+    ell = np.sqrt(e**2 - m**2) / m * ctau
+    expected = np.exp(-l1 / ell) - (0.0 if l2 is None else np.exp(-l2 / ell))
+    # exact up to float rounding of the difference of two exponentials
+    np.testing.assert_allclose(got, 0.8 * expected, rtol=1e-12, atol=1e-15)
+
+
+def test_monochromatic_on_axis_with_a_downstream_plane_is_exact():
+    # on axis every A′ line hits the plane at r = 0: the z cells telescope back to the formula
+    m, e = 0.3, 80.0
+    geo = Geometry(l1=80.0, l2=160.0, theta_min=0.0, theta_max=0.1, plane_z=200.0, r_max=1.0)
+    ctau = np.geomspace(0.1, 1e4, 30)
+    ell = np.sqrt(e**2 - m**2) / m * ctau
+    np.testing.assert_allclose(
+        acceptance(Mono(0.0, e), m, ctau, geo, n=5),
+        np.exp(-80 / ell) - np.exp(-160 / ell),
+        rtol=1e-9,  # the cell sum telescopes up to float rounding
+    )
+
+
+def test_off_axis_uses_the_z_decay_length_and_the_angular_window():
+    m, e, qt = 0.5, 20.0, 1.0  # θ ≈ 0.05 rad: inside 35–120 mrad
+    p = np.sqrt(e**2 - m**2)
+    cos_t = np.sqrt(p**2 - qt**2) / p
+    ctau = np.array([0.1, 1.0, 10.0])
+    got = acceptance(Mono(qt, e), m, ctau, Geometry(l1=5.0), n=4)
+    np.testing.assert_allclose(got, np.exp(-5.0 / (p / m * ctau * cos_t)), rtol=1e-12)
+    # outside the window: nothing
+    assert np.all(acceptance(Mono(0.2, e), m, ctau, Geometry(l1=5.0), n=4) == 0)
+
+
+def test_both_daughters_against_an_independent_integral():
+    # A′ (m = 0.2, E = 10) along z decaying to e+e-: fraction of decays with both leptons
+    # below θ_max, from the two-body kinematics integrated over cos θ* (uniform)
+    m, e, thmax = 0.2, 10.0, 0.03
+    p = np.sqrt(e**2 - m**2)
+    gamma, gb = e / m, p / m
+    c = np.linspace(-1, 1, 200_001)
+    ps = m / 2  # m_e negligible at this precision
+
+    def theta(cs):
+        pt = ps * np.sqrt(1 - cs**2)
+        pz = gamma * ps * cs + gb * m / 2
+        return np.arctan2(pt, pz)
+
+    both = (theta(c) < thmax) & (theta(-c) < thmax)
+    expected = both.mean()
+    geo = Geometry(l1=0.0, theta_min=0.0, theta_max=thmax, both_daughters=True)
+    got = acceptance(Mono(0.0, e), m, [1e-9], geo, n=200_000, seed=3, channel="ee")[0]
+    assert got == pytest.approx(expected, abs=4 * np.sqrt(expected * (1 - expected) / 2e5))
+    assert 0.05 < expected < 0.95  # a non-trivial check
+    # with a full window and no energy cut it is the A′ decay probability again
+    geo_all = Geometry(l1=0.0, theta_min=0.0, theta_max=np.pi, both_daughters=True)
+    assert acceptance(Mono(0.0, e), m, [1e-9], geo_all, n=100, seed=1)[0] == pytest.approx(1.0)
+
+
+def test_grids_vectorised_and_consistent():
+    s = ParametricSampler()
+    geo = Geometry()
+    masses = np.array([0.3, 0.6])
+    eps = np.geomspace(1e-7, 1e-4, 7)
+    a_eps = acceptance_eps_grid(s, masses, eps, geo, n=3000, seed=5)
+    for i, m in enumerate(masses):
+        seed_i = int(np.random.SeedSequence(5).spawn(2)[i].generate_state(1)[0])
+        direct = draw(s, m, 3000, geo, seed=seed_i).acceptance(darkphoton.ctau(m, eps))
+        np.testing.assert_allclose(a_eps[i], direct, rtol=1e-12)
+    a_ct = acceptance_grid(s, masses, [1e-2, 1.0, 1e2], geo, n=3000, seed=5)
+    assert a_ct.shape == (2, 3) and np.all(np.diff(a_ct, axis=1) > 0)  # open volume: rises
+    # same seed, same numbers
+    np.testing.assert_array_equal(
+        a_ct, acceptance_grid(s, masses, [1e-2, 1.0, 1e2], geo, n=3000, seed=5)
+    )
+
+
+def test_callable_sampler_and_torch_like_outputs():
+    def fn(mass, n, seed):
+        return ParametricSampler().sample(mass, n, seed)
+
+    a = acceptance(fn, 0.5, [1.0], Geometry(), n=2000, seed=1)
+    b = acceptance(ParametricSampler(), 0.5, [1.0], Geometry(), n=2000, seed=1)
+    np.testing.assert_allclose(a, b)
+
+
+def test_fig9_fig10_analogues(tmp_path):
+    # two kinematic models that differ slightly in E: in the long-lived regime (cτ ≫ L)
+    # the acceptance is insensitive to E (paper App. B: < 10%)
+    import matplotlib.pyplot as plt
+
+    a = ParametricSampler(temperature=0.20, y_sigma=1.2)
+    b = ParametricSampler(temperature=0.21, y_sigma=1.25)
+    res = plot_acceptance_comparison(
+        a,
+        b,
+        Geometry(),
+        masses_map=np.linspace(0.3, 0.9, 4),
+        ctaus=np.geomspace(1e-2, 1e3, 16),
+        n=4000,
+        path_curves=str(tmp_path / "fig9.png"),
+        path_map=str(tmp_path / "fig10.png"),
+    )
+    long_lived = res["ctau"] > 50.0
+    assert np.all(np.abs(res["rel_diff"][:, long_lived]) < 0.1)
+    assert (tmp_path / "fig9.png").exists() and (tmp_path / "fig10.png").exists()
+    for f in res["figures"]:
+        plt.close(f)
+
+
+def test_bad_input():
+    s = ParametricSampler(mass_range=(0.2, 1.1))
+    with pytest.raises(InputError, match="outside the kinematic model's mass range"):
+        acceptance(s, 1.5, [1.0], Geometry())
+    with pytest.raises(GammastarError, match="l2"):
+        Geometry(l1=10.0, l2=5.0)
+    with pytest.raises(ConfigError, match="l2"):
+        config_from_dict({"detector": {"l1": 10.0, "l2": 5.0}})
+    with pytest.raises(ConfigError, match="plane_z"):
+        config_from_dict({"detector": {"l1": 10.0, "l2": 50.0, "plane_z": 20.0}})
+    with pytest.raises(GammastarError, match="acceptance is zero"):
+        # all A′ along the axis, window 35–120 mrad
+        acceptance_grid(Mono(0.0, 50.0), [0.5], [1.0, 10.0], Geometry(), n=50, seed=1)
+    with pytest.raises(InputError, match="qT"):
+        acceptance(lambda m, n, seed: {"pt": np.ones(n)}, 0.5, [1.0], Geometry(), n=10)
+    with pytest.raises(InputError, match="no physical"):
+        acceptance(Mono(0.0, 0.1), 0.5, [1.0], Geometry(), n=10)
+    with pytest.raises(GammastarError, match="channel"):
+        draw(s, 0.5, 10, Geometry(), channel="tautau")
