@@ -102,7 +102,8 @@ def test_grids_vectorised_and_consistent():
         direct = draw(s, m, 3000, geo, seed=seed_i).acceptance(darkphoton.ctau(m, eps))
         np.testing.assert_allclose(a_eps[i], direct, rtol=1e-12)
     a_ct = acceptance_grid(s, masses, [1e-2, 1.0, 1e2], geo, n=3000, seed=5)
-    assert a_ct.shape == (2, 3) and np.all(np.diff(a_ct, axis=1) > 0)  # open volume: rises
+    assert a_ct.shape == (2, 3)
+    assert np.all(np.diff(a_ct, axis=1) > 0)
     # same seed, same numbers
     np.testing.assert_array_equal(
         a_ct, acceptance_grid(s, masses, [1e-2, 1.0, 1e2], geo, n=3000, seed=5)
@@ -137,7 +138,8 @@ def test_fig9_fig10_analogues(tmp_path):
     )
     long_lived = res["ctau"] > 50.0
     assert np.all(np.abs(res["rel_diff"][:, long_lived]) < 0.1)
-    assert (tmp_path / "fig9.png").exists() and (tmp_path / "fig10.png").exists()
+    assert (tmp_path / "fig9.png").exists()
+    assert (tmp_path / "fig10.png").exists()
     for f in res["figures"]:
         plt.close(f)
 

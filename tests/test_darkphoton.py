@@ -11,7 +11,7 @@ from gammastar.physics import darkphoton as dp
 from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
 
 
-@pytest.mark.parametrize("channel, ml", [("ee", M_E), ("mumu", M_MU)])
+@pytest.mark.parametrize(("channel", "ml"), [("ee", M_E), ("mumu", M_MU)])
 @pytest.mark.parametrize("m", [0.0015, 0.05, 0.2113, 0.25, 0.5, 1.0, 2.0])
 def test_leptonic_width_is_the_analytic_formula(channel, ml, m):
     # Γ = ε² α m/3 · sqrt(1 − 4m_ℓ²/m²)(1 + 2m_ℓ²/m²), 0 below threshold (physics.md §7)
@@ -54,7 +54,7 @@ def test_pion_form_factor_rho_peak():
 
 
 @pytest.mark.parametrize(
-    "part, mass, gee, bf",
+    ("part", "mass", "gee", "bf"),
     [
         # narrow-width area ∫σ d√s = 6π² Γ_ee B_f / M² (PDG 2024 Γ_ee, B)
         ("omega", 0.78266, 7.38e-5 * 8.68e-3, 0.892 + 0.0835),
@@ -86,7 +86,8 @@ def test_r_ratio_against_measurements():
 def test_r_ratio_is_continuous_and_positive_over_its_range():
     m = np.linspace(0.14, dp.R_VALID_MAX, 20001)
     r = dp.r_ratio(m)
-    assert np.all(np.isfinite(r)) and np.all(r >= 0)
+    assert np.all(np.isfinite(r))
+    assert np.all(r >= 0)
     # no jump larger than the resonance slopes allow at this spacing (ω/φ are 4–9 MeV wide)
     assert np.max(np.abs(np.diff(r))) < 5.0
 
