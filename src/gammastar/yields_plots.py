@@ -29,12 +29,21 @@ def _pos(values: Any) -> np.ndarray:
     return np.where(a > 0, a, np.nan)
 
 
-def _save(fig: Any, path: str | os.PathLike[str], force: bool) -> None:
+def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None = None) -> None:
+    """Write the figure atomically; PDF/PNG carry the run's version, config hash and N_POT."""
     from gammastar.artifacts import atomic_path
 
-    suffix = os.path.splitext(os.fspath(path))[1] or ".pdf"
+    suffix = (os.path.splitext(os.fspath(path))[1] or ".pdf").lstrip(".").lower()
+    meta = meta or {}
+    subject = (
+        f"gammastar {meta.get('gammastar_version')}; config_sha256={meta.get('config_sha256')}; "
+        f"n_pot={meta.get('n_pot')} ({meta.get('n_pot_source')})"
+    )
+    info = {"Creator": "gammastar yields", "Subject": subject} if suffix == "pdf" else None
+    if suffix == "png":
+        info = {"Software": "gammastar yields", "Description": subject}
     with atomic_path(path, force) as tmp:
-        fig.savefig(tmp, format=suffix.lstrip("."), bbox_inches="tight")
+        fig.savefig(tmp, format=suffix, bbox_inches="tight", metadata=info)
 
 
 def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
@@ -76,7 +85,7 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
     title = r"$A^\prime$ yield per POT" + (f" ($N_{{POT}}$ = {n_pot:.2g})" if n_pot else "")
     ax.set_title(title, fontsize=18)
     ax.legend(fontsize=14)
-    _save(fig, path, force)
+    _save(fig, path, force, doc.get("meta"))
     plt.close(fig)
 
 
@@ -133,5 +142,5 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
     ax.set_ylabel(r"$N_{\chi\bar\chi} / (N_{\mathrm{POT}}\, Q_\chi^2)$")
     ax.set_title(r"$\chi\bar\chi$ yield per POT", fontsize=18)
     ax.legend(fontsize=14)
-    _save(fig, path, force)
+    _save(fig, path, force, doc.get("meta"))
     plt.close(fig)
