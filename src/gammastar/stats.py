@@ -256,8 +256,9 @@ def validate_spec(spec: Mapping[str, Any], *, source: str = "workspace") -> Any:
     import pyhf
 
     try:
-        pyhf.schema.validate(dict(spec), "workspace.json")
-        return pyhf.Workspace(dict(spec))
+        with quiet_pyhf():
+            pyhf.schema.validate(dict(spec), "workspace.json")
+            return pyhf.Workspace(dict(spec))
     except (pyhf.exceptions.InvalidSpecification, pyhf.exceptions.InvalidWorkspaceOperation) as e:
         raise GammastarError(f"{source}: invalid pyhf workspace: {_short(e)}") from None
     except (KeyError, TypeError, ValueError) as e:
@@ -288,9 +289,22 @@ def _pyhf_model_data(spec_or_ws: Any) -> tuple[Any, Any]:
     import pyhf
 
     ws = spec_or_ws if isinstance(spec_or_ws, pyhf.Workspace) else validate_spec(spec_or_ws)
-    model = ws.model()
-    data = ws.data(model)
+    with quiet_pyhf():
+        model = ws.model()
+        data = ws.data(model)
     return model, data
+
+
+@contextlib.contextmanager
+def quiet_pyhf() -> Iterator[None]:
+    """Silence the jsonschema deprecation that pyhf 0.7.6 triggers (``RefResolver``)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"jsonschema\.RefResolver is deprecated", category=DeprecationWarning
+        )
+        yield
 
 
 @contextlib.contextmanager
@@ -396,7 +410,8 @@ def upper_limit(
 
         poi_max = float(spec["measurements"][0]["config"]["parameters"][0]["bounds"][0][1])
         scan = np.geomspace(0.05, poi_max, 120)
-        obs, exp = pyhf_ul(data, pmodel, scan=scan, level=alpha)
+        with quiet_pyhf():
+            obs, exp = pyhf_ul(data, pmodel, scan=scan, level=alpha)
         expd = {b: float(v) for b, v in zip(BANDS, exp, strict=True)}
         return LimitResult(
             cl=cl,
@@ -414,7 +429,7 @@ def _toy_limit(
     hi = max(8.0, 4.0 * (2.0 + total_b + 3 * math.sqrt(total_b)))
     scan = np.geomspace(0.5, hi, 12)
     obs_v, exp_v = [], []
-    with _numpy_seed(seed):
+    with _numpy_seed(seed), quiet_pyhf():
         for mu in scan:
             o, e = _toy_cls(pmodel, data, float(mu), ntoys)
             obs_v.append(o)
@@ -473,10 +488,11 @@ def cls(
             raise GammastarError("exact CLs needs a gammastar Model, not a bare workspace")
     pmodel, data = _pyhf_model_data(spec)
     if used == "toys":
-        with _numpy_seed(seed):
+        with _numpy_seed(seed), quiet_pyhf():
             o, e = _toy_cls(pmodel, data, float(n_signal), ntoys)
         return {"CLs_obs": o, "CLs_exp": e, "method": "toys"}
-    r = pyhf.infer.hypotest(float(n_signal), data, pmodel, return_expected_set=True)
+    with quiet_pyhf():
+        r = pyhf.infer.hypotest(float(n_signal), data, pmodel, return_expected_set=True)
     return {"CLs_obs": float(r[0]), "CLs_exp": [float(x) for x in r[1]], "method": used}
 
 
