@@ -21,8 +21,8 @@ from gammastar.stats import (
     build_spec,
     cls,
     load_workspace,
-    upper_limit,
     quiet_pyhf,
+    upper_limit,
     validate_spec,
 )
 
