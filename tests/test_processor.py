@@ -96,3 +96,15 @@ def test_bad_file_during_processing(tmp_path):
     res = select(cfg, skip_bad_files=True)
     assert str(bad) in res.bad_files
     assert res.cutflow["events"] == 7 * 5
+
+
+def test_dask_scheduler_address(tmp_path):
+    """``--scheduler ADDRESS`` points the same run at a running cluster (here a local one)."""
+    from distributed import LocalCluster
+
+    write_mock(tmp_path / "a.root", 10)
+    cfg = _cfg(tmp_path, [tmp_path / "a.root"], "sched")
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        res = select(cfg, executor="dask", scheduler=cluster.scheduler_address)
+    assert res.counts["os"] == 3 * 10
+    assert res.meta["scheduler"] == cluster.scheduler_address

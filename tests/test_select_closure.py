@@ -106,3 +106,18 @@ def test_closure_mock_large(repo_dir, tmp_path):
     path = _generate(repo_dir, tmp_path / "mock.root", 2_000_000, 7)
     res = select(_config(repo_dir), [path], output=tmp_path / "run")
     check(res, path, "2M sources")
+
+
+def test_bayesian_switch_on_mock(repo_dir, mock_small, tmp_path):
+    """``unfold.bayesian_iterations`` unfolds ``unfolded_m`` for resolution with the mock's
+    truth response; the efficiency-corrected spectrum stays as ``effcorr_m``; the total is kept."""
+    cfg = _config(repo_dir)
+    cfg = cfg.model_copy(
+        update={"unfold": cfg.unfold.model_copy(update={"bayesian_iterations": 3})}
+    )
+    res = select(cfg, [mock_small], output=tmp_path)
+    h, before = res.histograms["unfolded_m"], res.histograms["effcorr_m"]
+    assert h.values().sum() == pytest.approx(before.values().sum(), rel=0.02)
+    assert not np.allclose(h.values(), before.values())
+    with uproot.open(tmp_path / "histograms.root") as f:
+        assert "effcorr_m" in f
