@@ -322,8 +322,8 @@ def test_compute_yields_with_theory_and_plots(tmp_path):
     assert np.all(np.asarray(th["brems_aprime"]["low"]) <= np.asarray(th["brems_aprime"]["high"]))
     assert th["pi0_mcp"]["per_pot_per_q2"][0] > 0  # π0 → γχχ̄ open at m_χ = 0.01
     assert th["pi0_mcp"]["per_pot_per_q2"][-1] == 0  # closed at 0.5 GeV
-    assert (run / "yields_aprime.pdf").stat().st_size > 1000
-    assert (run / "yields_mcp.pdf").stat().st_size > 1000
+    assert (run / "figures" / "yields_aprime.png").stat().st_size > 1000
+    assert (run / "figures" / "yields_mcp.png").stat().st_size > 1000
 
 
 def test_cli_yields(tmp_path, capsys):

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OUTPUT_FILES = ("yields.json", "yields_aprime.csv", "yields_mcp.csv")
-FIGURES = ("yields_aprime.pdf", "yields_mcp.pdf")
+FIGURES = ("figures/yields_aprime.png", "figures/yields_mcp.png")
 
 
 # --------------------------------------------------------------------------- results
@@ -621,8 +621,8 @@ def compute_yields(
 
     Reads ``histograms.root`` (``unfolded_m``, ``comb_m``, ``signal_m``) and, when present,
     ``pairs.parquet``; writes ``yields.json`` (public contract, design.md), ``yields_aprime.csv``,
-    ``yields_mcp.csv`` and with ``plots`` the Fig. 2/3 analogues ``yields_aprime.pdf``,
-    ``yields_mcp.pdf``.
+    ``yields_mcp.csv`` and with ``plots`` the Fig. 2/3 analogues ``figures/yields_aprime.png``,
+    ``figures/yields_mcp.png``.
 
     Arguments:
         config: the analysis config (object or YAML path).
@@ -801,6 +801,6 @@ def compute_yields(
     if plots:
         from gammastar.yields_plots import plot_aprime, plot_mcp
 
-        plot_aprime(doc, run_dir / "yields_aprime.pdf", force=force)
-        plot_mcp(doc, run_dir / "yields_mcp.pdf", force=force)
+        plot_aprime(doc, run_dir / FIGURES[0], force=force)
+        plot_mcp(doc, run_dir / FIGURES[1], force=force)
     return doc

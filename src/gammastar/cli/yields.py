@@ -21,7 +21,7 @@ def yields_command(
     """A′ yield per POT per ε² and χχ̄ yield per POT per Q² from the unfolded spectrum.
 
     Reads histograms.root (and pairs.parquet) in the run directory; writes yields.json,
-    yields_aprime.csv, yields_mcp.csv (and yields_aprime.pdf, yields_mcp.pdf).
+    yields_aprime.csv, yields_mcp.csv (and figures/yields_aprime.png, figures/yields_mcp.png).
     """
     import logging
 
