@@ -125,7 +125,9 @@ def _make_executor(
     if executor == "iterative":
         return processor.IterativeExecutor(status=False, retries=0), []
     if executor == "futures":
-        return processor.FuturesExecutor(workers=workers or 2, status=False, retries=0), []
+        return processor.FuturesExecutor(
+            workers=workers or 2, status=False, retries=0, compression=None
+        ), []
     if executor == "dask":
         from distributed import Client, LocalCluster
 
@@ -136,7 +138,9 @@ def _make_executor(
                 raise InputError(
                     f"--scheduler {scheduler}: cannot connect to the Dask scheduler ({err})"
                 ) from None
-            return processor.DaskExecutor(client=client, status=False, retries=0), [client]
+            return processor.DaskExecutor(
+                client=client, status=False, retries=0, compression=None
+            ), [client]
         cluster = LocalCluster(
             n_workers=workers or 2,
             threads_per_worker=1,
@@ -144,7 +148,10 @@ def _make_executor(
             dashboard_address=None,
         )
         client = Client(cluster)
-        return processor.DaskExecutor(client=client, status=False, retries=0), [client, cluster]
+        return processor.DaskExecutor(client=client, status=False, retries=0, compression=None), [
+            client,
+            cluster,
+        ]
     raise ValueError(f"unknown executor {executor!r}")
 
 
