@@ -224,7 +224,7 @@ def build_spec(model: Model, *, observed: bool | None = None) -> dict[str, Any]:
         )
         obs = c.observed if use_obs else c.background
         observations.append({"name": c.name, "data": np.asarray(obs, dtype=float).tolist()})
-    poi_max = model.poi_max or _default_poi_max(model)
+    poi_max = max(model.poi_max or _default_poi_max(model), 10.0)
     return {
         "channels": channels,
         "observations": observations,

@@ -1,0 +1,283 @@
+"""The reach stage (gammastar.reach, gammastar reach CLI)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gammastar.acceptance import Geometry, ParametricSampler, draw
+from gammastar.artifacts import make_meta, write_json
+from gammastar.cli import main
+from gammastar.config import config_from_dict
+from gammastar.errors import GammastarError, InputError, OutputExistsError
+from gammastar.physics.constants import M_MU
+from gammastar.reach import eps_boundaries, load_yields, mass_model, run_reach
+from gammastar.stats import Channel, Model, cls, load_workspace, quiet_pyhf, upper_limit
+
+PYHF = str(Path(sys.executable).with_name("pyhf"))
+
+
+def synthetic_yields(path, lo=0.215, hi=1.1, n=60, scale=3e-3):
+    m = np.linspace(lo, hi, n)
+    y = scale * np.exp(-(m - 0.2) / 0.4)
+    meta = make_meta(config_sha256=None, seed=None, n_pot=1e13)
+    write_json(
+        path,
+        {"aprime": {"mass": m, "per_pot_per_eps2": y, "stat_err": 0.05 * y}, "meta": meta},
+        force=True,
+    )
+    return path
+
+
+NA62_LIKE = {
+    "l1": 82.0,
+    "l2": 157.0,
+    "theta_min": 0.0,
+    "theta_max": 0.05,
+    "efficiency": 0.9,
+}
+
+
+def make_config(tmp_path, **reach):
+    rc = {
+        "channels": ["mumu", "ee"],
+        "yields": str(synthetic_yields(tmp_path / "yields.json")),
+        "flow": None,
+        "yield_scale": 100.5,
+        "mass_points": 8,
+        "eps_points": 25,
+        "samples": 2000,
+        **reach,
+    }
+    return config_from_dict(
+        {
+            "name": "t",
+            "output": str(tmp_path / "run"),
+            "beam": {"n_pot": 1.4e17},
+            "detector": NA62_LIKE,
+            "reach": rc,
+        },
+        source=str(tmp_path / "cfg.yaml"),
+    )
+
+
+def test_yields_contract(tmp_path):
+    y = load_yields(synthetic_yields(tmp_path / "y.json"))
+    assert y.mass_range == pytest.approx((0.215, 1.1))
+    v, rel = y.at([0.5, 2.0])
+    assert v[0] == pytest.approx(3e-3 * np.exp(-0.3 / 0.4), rel=1e-3)
+    assert np.isnan(v[1])
+    assert rel[0] == pytest.approx(0.05)
+    bad = tmp_path / "bad.json"
+    write_json(bad, {"aprime": {"mass": [0.3]}, "meta": make_meta(config_sha256=None, seed=None)})
+    with pytest.raises(InputError, match="per_pot_per_eps2"):
+        load_yields(bad)
+    (tmp_path / "old.json").write_text(json.dumps({"aprime": {}, "meta": {"schema_version": 99}}))
+    with pytest.raises(GammastarError, match="schema_version"):
+        load_yields(tmp_path / "old.json")
+
+
+def per_point_models(m, eps, y, sample, *, background, kappa, channels=("mumu", "ee")):
+    """Full per-point likelihood: channel signals from the per-channel N_sig at (m, ε)."""
+    from gammastar.reach import signal_events
+
+    parts = signal_events(
+        m, eps, yield_per_pot_eps2=y, n_pot=1.4e19, sample=sample, channels=channels
+    )
+    out = []
+    for k in range(len(eps)):
+        if sum(parts[c][k] for c in channels) < 1e-6:  # no signal: trivially not excluded
+            out.append((0.0, None))
+            continue
+        chans = [
+            Channel(c, [parts[c][k]], [background[c]], bkg_kappa=kappa.get(c, 1.0), eff_unc=0.029)
+            for c in channels
+        ]
+        out.append((sum(parts[c][k] for c in channels), Model(chans, n_pot_unc=0.2)))
+    return out
+
+
+@pytest.mark.parametrize("mass", [0.25, 0.45])
+def test_eps_scan_agrees_with_a_full_per_point_test_exact(mass):
+    # efficient method: per-mass s_up and N_sig(ε) = s_up crossings; full method: the
+    # likelihood of every (m, ε) point built from its own per-channel signal, CLs < 0.1?
+    bkg, kappa = {"mumu": 0.016, "ee": 0.0094}, {"mumu": 1.125, "ee": 4.0}
+    geo = Geometry(**NA62_LIKE)
+    sample = draw(ParametricSampler(), mass, 3000, geo, seed=11)
+    y = 3e-3
+    model = mass_model(
+        mass,
+        channels=("mumu", "ee"),
+        background=bkg,
+        background_kappa=kappa,
+        efficiency_uncertainty=0.029,
+    )
+    s_up = upper_limit(model, cl=0.9, method="exact").expected["0"]
+
+    def nsig(e):
+        from gammastar.reach import signal_events
+
+        p = signal_events(
+            mass, e, yield_per_pot_eps2=y, n_pot=1.4e19, sample=sample, channels=("mumu", "ee")
+        )
+        return p["mumu"] + p["ee"]
+
+    eps = np.geomspace(1e-8, 1e-4, 40)
+    lo, hi = eps_boundaries(nsig, eps, s_up)
+    assert lo < hi  # something is excluded
+    n_checked = 0
+    for (ntot, mod), e in zip(
+        per_point_models(mass, eps, y, sample, background=bkg, kappa=kappa), eps, strict=False
+    ):
+        if mod is None:
+            assert not (lo <= e <= hi)
+            continue
+        if abs(ntot / s_up - 1) < 0.01:
+            continue  # on the boundary
+        excluded_full = cls(mod, ntot, method="exact")["CLs_exp"][2] < 0.1
+        assert excluded_full == (lo <= e <= hi), (e, ntot, s_up)
+        n_checked += 1
+    assert n_checked >= 20
+
+
+def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
+    # same check with pyhf's own asymptotic hypotest at every point (large background, where
+    # asymptotics hold) against the per-mass pyhf asymptotic upper limit
+    import pyhf
+
+    from gammastar.reach import signal_events
+    from gammastar.stats import build_spec, validate_spec
+
+    mass, y = 0.35, 3e-3
+    bkg, kappa = {"mumu": 60.0}, {"mumu": 1.1}
+    sample = draw(ParametricSampler(), mass, 3000, Geometry(**NA62_LIKE), seed=3)
+    model = mass_model(mass, channels=("mumu",), background=bkg, background_kappa=kappa)
+    s_up = upper_limit(model, cl=0.9, method="asymptotic").expected["0"]
+
+    def nsig(e):
+        return signal_events(mass, e, yield_per_pot_eps2=y, n_pot=1.4e19, sample=sample)["mumu"]
+
+    eps = np.geomspace(1e-7, 1e-4, 24)
+    lo, hi = eps_boundaries(nsig, eps, s_up)
+    assert lo < hi
+    for e, n in zip(eps, nsig(eps), strict=False):
+        if n < 1e-6:
+            assert not (lo <= e <= hi)
+            continue
+        if abs(n / s_up - 1) < 0.02:
+            continue
+        spec = build_spec(Model([Channel("mumu", [n], [60.0], bkg_kappa=1.1)], n_pot_unc=0.2))
+        ws = validate_spec(spec)
+        with quiet_pyhf():
+            pm = ws.model()
+            res = pyhf.infer.hypotest(1.0, ws.data(pm), pm, return_expected=True)
+        assert (float(res[1]) < 0.1) == (lo <= e <= hi), (e, n, s_up)
+
+
+def test_run_reach_writes_the_contract(tmp_path):
+    cfg = make_config(tmp_path, observed={"mumu": 0, "ee": 0})
+    res = run_reach(cfg)
+    out = tmp_path / "run"
+    data = json.loads((out / "reach.json").read_text())
+    assert data["cl"] == 0.9
+    assert set(data["expected"]) == {"mass", "eps_low", "eps_high"}
+    assert set(data["bands"]) == {"-2", "-1", "+1", "+2"}
+    assert "observed" in data
+    assert {"gammastar_version", "config_sha256", "seed", "schema_version"} <= set(data["meta"])
+    assert data["meta"]["method"] == "exact"
+    lo, hi = (
+        np.array(data["expected"]["eps_low"], dtype=float),
+        np.array(data["expected"]["eps_high"], dtype=float),
+    )
+    ok = np.isfinite(lo)
+    assert ok.any()
+    assert np.all(lo[ok] < hi[ok])
+    # null where nothing is excluded (json null), consistent between low and high
+    assert all(
+        (a is None) == (b is None)
+        for a, b in zip(data["expected"]["eps_low"], data["expected"]["eps_high"], strict=False)
+    )
+    # bands nest: −2σ excludes at least what +2σ does
+    lo_m2 = np.array(data["bands"]["-2"]["eps_low"], dtype=float)
+    assert np.all(lo_m2[ok] <= lo[ok] * (1 + 1e-9))
+    # 2.3-event line is wider than the 3-event line
+    l23 = np.array(data["event_lines"]["2.3"]["eps_low"], dtype=float)
+    l3 = np.array(data["event_lines"]["3"]["eps_low"], dtype=float)
+    both = np.isfinite(l23) & np.isfinite(l3)
+    assert np.all(l23[both] <= l3[both])
+    assert (out / "reach.pdf").stat().st_size > 1000
+    idx = json.loads((out / "workspaces" / "index.json").read_text())
+    first = out / idx["workspaces"][0]["file"]
+    load_workspace(str(first))
+    # `pyhf cls` runs directly on a written workspace (asymptotic CLs; the reach used the
+    # exact construction, recorded in meta.method)
+    r = subprocess.run(
+        [PYHF, "cls", str(first), "--test-poi", "2.3"], capture_output=True, text=True, check=True
+    )
+    assert 0 <= json.loads(r.stdout)["CLs_obs"] <= 1
+    # refuses to overwrite
+    with pytest.raises(OutputExistsError):
+        run_reach(cfg)
+    assert res["meta"]["n_pot"] == 1.4e17
+
+
+def test_mumu_reach_starts_near_two_muon_masses(tmp_path):
+    cfg = make_config(tmp_path, channels=["mumu"], mass_min=0.2, mass_max=0.3, mass_points=6)
+    data = run_reach(cfg)
+    m = np.array(data["expected"]["mass"])
+    lo = np.array(data["expected"]["eps_low"], dtype=float)
+    assert np.all(np.isnan(lo[m < 2 * M_MU]))
+    assert np.all(np.isfinite(lo[m > 2 * M_MU + 0.01]))
+
+
+def test_bad_inputs(tmp_path, capsys):
+    with pytest.raises(InputError, match="outside the flow's mass range"):
+        run_reach(
+            make_config(tmp_path, mass_min=0.1, mass_max=2.0),
+            sampler=ParametricSampler(mass_range=(0.2, 1.1)),
+        )
+    cfg = make_config(tmp_path, yields=str(tmp_path / "missing.json"))
+    with pytest.raises(GammastarError, match="not found"):
+        run_reach(cfg)
+    # CLI: one line, exit status 2
+    (tmp_path / "c.yaml").write_text(
+        "reach: {yields: nowhere.json, flow: null}\nbeam: {n_pot: 1.0e17}\n"
+    )
+    assert main(["reach", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gammastar: error:")
+    assert len(err.strip().splitlines()) == 1
+    (tmp_path / "d.yaml").write_text("detector: {l1: 10.0, l2: 5.0}\n")
+    assert main(["reach", str(tmp_path / "d.yaml")]) == 2
+
+
+def test_cli_reach(tmp_path, capsys):
+    import yaml
+
+    synthetic_yields(tmp_path / "yields.json")
+    cfgd = {
+        "name": "cli",
+        "output": "run",
+        "beam": {"n_pot": 1.4e17},
+        "detector": NA62_LIKE,
+        "reach": {
+            "channels": ["mumu"],
+            "yields": "yields.json",
+            "flow": None,
+            "mass_points": 4,
+            "eps_points": 15,
+            "samples": 1000,
+            "yield_scale": 100.5,
+        },
+    }
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(cfgd))
+    assert main(["reach", str(tmp_path / "a.yaml")]) == 0
+    assert "masses excluded" in capsys.readouterr().out
+    assert (tmp_path / "run" / "reach.json").exists()
+    assert main(["reach", str(tmp_path / "a.yaml")]) == 2  # exists, no --force
+    assert main(["reach", str(tmp_path / "a.yaml"), "--force", "--method", "exact"]) == 0
