@@ -240,3 +240,24 @@ def test_efficiency_map_invalid_values(tmp_path):
     (tmp_path / "junk.root").write_text("junk")
     with pytest.raises(InputError, match=r"junk\.root"):
         load_efficiency_map(tmp_path / "junk.root")
+
+
+def test_empty_file_zero_pairs(tmp_path):
+    """A file with the right branches but no entries: the clear zero-pairs error."""
+    import awkward as ak
+
+    q = tmp_path / "empty.root"
+    with uproot.recreate(q) as f:
+        muon = ak.zip({k: ak.Array([[1.0]]) for k in ("px", "py", "pz", "E")})
+        f.mktree("events", {"event": np.int64, "muon": muon.type})
+    # charge mapped onto a float branch: only the branch names matter for an empty file
+    cfg = cfg_for(
+        tmp_path,
+        [q],
+        input={"branches": {"charge": "muon_px"}},
+        background={"remove_eta_mumu": "none"},
+    )
+    with pytest.raises(InputError, match="no pair passes the selection") as exc:
+        select(cfg)
+    assert str(q) in str(exc.value)
+    assert_nothing_written(cfg)

@@ -205,6 +205,10 @@ def run_processor(
                     out = runner(fileset, proc)
             except InputError:
                 raise
+            except ValueError as err:
+                if "No chunks survived preprocessing" not in str(err):
+                    raise
+                return {}, bad  # every file is empty: nothing to select
             except Exception as err:
                 path = _bad_file(err, files)
                 msg = (
