@@ -752,6 +752,13 @@ def _weighted_nll(flow, x, c, w, bins: int, chunk: int = 1 << 16) -> float:
     return tot / float(w.sum())
 
 
+def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row indices of the seeded random split used by :func:`fit`."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = max(1, round(validation_fraction * n))
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
 def fit(
     data: TrainingData,
     cfg: FlowConfig,
@@ -775,7 +782,8 @@ def fit(
         progress: show a progress bar with the train/validation loss.
         stop_after: stop (as if interrupted) after this many epochs, writing a checkpoint.
         identity: data/config hashes that a resumed checkpoint must match.
-        callback: ``callback(epoch, train_loss, val_loss)`` after each epoch.
+        callback: ``callback(epoch, train_loss, val_loss)`` after each epoch; a true return
+            value stops the training there.
 
     Returns:
         :class:`TrainResult` with the best-validation flow (early stopping).
@@ -787,10 +795,7 @@ def fit(
         torch.set_num_threads(int(cfg.threads))
     arch = architecture_from_config(cfg)
     bins = int(arch["bins"])
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(data.n)
-    n_val = max(1, round(cfg.validation_fraction * data.n))
-    val_idx, tr_idx = np.sort(perm[:n_val]), np.sort(perm[n_val:])
+    tr_idx, val_idx = split_indices(data.n, cfg.validation_fraction, seed)
     pre = Preprocessing.fit(data.qT[tr_idx], data.E[tr_idx], data.m[tr_idx], data.weight[tr_idx])
 
     def tensors(idx):
@@ -822,7 +827,8 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(s, total_steps, warmup, cfg.schedule)
     )
-    history: dict[str, list[float]] = {"train": [], "val": [], "lr": []}
+    history: dict[str, list[float]] = {"train": [], "val": [], "lr": [], "train_s": []}
+    train_s = 0.0  # optimisation time, excluding the validation passes
     best = {"loss": math.inf, "epoch": -1, "state": None}
     bad_epochs = 0
     start_epoch = 0
@@ -852,6 +858,7 @@ def fit(
         best = {"loss": float(ck["best_loss"]), "epoch": int(ck["best_epoch"]), "state": None}
         best["state"] = ck["best_state"] if ck["best_state"] else None
         bad_epochs = int(ck["bad_epochs"])
+        train_s = history["train_s"][-1] if history.get("train_s") else 0.0
         start_epoch = int(ck["epoch"])
 
     def save_checkpoint(epoch: int) -> None:
@@ -888,6 +895,7 @@ def fit(
             else:
                 idx = torch.randperm(n_tr, generator=gen)[:points]
             tot, wsum = 0.0, 0.0
+            t_epoch = time.perf_counter()
             for s in range(0, len(idx), batch):
                 b = idx[s : s + batch]
                 lp = _log_prob_fast(flow, x_tr[b], c_tr[b], bins)
@@ -899,12 +907,14 @@ def fit(
                 sched.step()
                 tot += loss.detach().item() * len(b)
                 wsum += len(b)
+            train_s += time.perf_counter() - t_epoch
             flow.eval()
             train_loss = tot / wsum
             val_loss = _weighted_nll(flow, x_va, c_va, w_va, bins)
             history["train"].append(train_loss)
             history["val"].append(val_loss)
             history["lr"].append(float(opt.param_groups[0]["lr"]))
+            history["train_s"].append(train_s)
             if val_loss < best["loss"]:
                 best = {
                     "loss": val_loss,
@@ -914,8 +924,8 @@ def fit(
                 bad_epochs = 0
             else:
                 bad_epochs += 1
-            if callback is not None:
-                callback(epoch, train_loss, val_loss)
+            if callback is not None and callback(epoch, train_loss, val_loss):
+                break
             bar(epoch + 1, train_loss, val_loss)
             done = epoch + 1
             if bad_epochs >= cfg.patience:
