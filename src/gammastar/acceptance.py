@@ -283,14 +283,18 @@ def draw(
         dirs = _daughter_directions(mass, p, qt, pz, LEPTON_MASS[channel], rng)
         hits = np.ones((qt.size, ncell))
         zmid = _cell_mid(cells, geometry)
-        for ed, ux, uy, uz in dirs:
+        alive = ok.copy()
+        for ed, _ux, _uy, uz in dirs:
             th = np.arccos(np.clip(uz, -1.0, 1.0))
-            good = (th >= geometry.theta_min) & (th < geometry.theta_max)
-            good &= ed >= geometry.min_daughter_energy
-            h = np.repeat(good[:, None].astype(np.float64), ncell, axis=1)
-            if geometry.plane_z is not None:
-                h *= _plane_hits(qt, pz, ux, uy, uz, zmid, geometry)
-            hits *= h
+            alive &= (th >= geometry.theta_min) & (th < geometry.theta_max)
+            alive &= ed >= geometry.min_daughter_energy
+        hits[~alive] = 0.0
+        if geometry.plane_z is not None:  # only for samples still accepted (cheaper)
+            sel = np.nonzero(alive)[0]
+            for _, ux, uy, uz in dirs:
+                hits[sel] *= _plane_hits(
+                    qt[sel], pz[sel], ux[sel], uy[sel], uz[sel], zmid, geometry
+                )
     else:
         good = (theta >= geometry.theta_min) & (theta < geometry.theta_max)
         hits = np.repeat(good[:, None].astype(np.float64), ncell, axis=1)

@@ -363,7 +363,8 @@ def scan(
             mass_range=(float(masses[0]), float(masses[-1])),
             dark=dark,
         )
-        lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s)
+        hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
+        lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s, hint=hint)
         methods.add(lim.method)
         t2 = time.perf_counter()
         targets = {b: lim.expected[b] for b in BANDS}

@@ -360,6 +360,7 @@ def upper_limit(
     method: str = "auto",
     ntoys: int = 500,
     seed: int | None = None,
+    hint: float | None = None,
 ) -> LimitResult:
     """Expected (±1σ, ±2σ) and, with observed counts, observed upper limits on n_signal.
 
@@ -371,6 +372,8 @@ def upper_limit(
         method: ``"auto"``, ``"exact"``, ``"toys"`` or ``"asymptotic"``.
         ntoys: pseudo-experiments per hypothesis for ``"toys"``.
         seed: seed for the toys.
+        hint: an approximate limit (e.g. from the neighbouring mass) to start the exact root
+            search from; the result does not depend on it.
 
     Returns:
         A :class:`LimitResult` (``method`` is the one used).
@@ -400,8 +403,23 @@ def upper_limit(
                 "exact CLs: too many count configurations to enumerate; use method 'toys' "
                 "or 'asymptotic'"
             )
-        exp = {b: ex.limit(alpha, band=b) for b in BANDS}
-        obs = ex.limit(alpha, band=None) if model.has_observed else None
+        exp: dict[str, float] = {}
+        zero_limit: float | None = None
+        prev: float | None = hint
+        for b in BANDS:  # bands whose reference outcome is "no event" share one limit
+            if zero_limit is not None and ex.zero_class(b):
+                exp[b] = zero_limit
+                continue
+            exp[b] = prev = ex.limit(alpha, band=b, hint=prev)
+            if ex.zero_class(b):
+                zero_limit = exp[b]
+        obs = None
+        if model.has_observed:
+            obs = (
+                zero_limit
+                if (zero_limit is not None and ex.zero_class(None))
+                else (ex.limit(alpha, band=None, hint=exp["0"]))
+            )
         return LimitResult(cl=cl, method="exact", expected=exp, observed=obs)
     spec = build_spec(model)
     pmodel, data = _pyhf_model_data(spec)
@@ -524,6 +542,7 @@ def _toy_cls(pmodel: Any, data: Any, mu: float, ntoys: int) -> tuple[float, list
 
 # --------------------------------------------------------------------------- exact CLs
 _Z = {"-2": -2.0, "-1": -1.0, "0": 0.0, "+1": 1.0, "+2": 2.0}
+_Q = {b: float(stats.norm.cdf(z)) for b, z in _Z.items()}
 
 
 class _Exact:
@@ -603,13 +622,27 @@ class _Exact:
         w = np.log1p(mu * self.s / np.maximum(self.b, 1e-300))
         return n @ w
 
+    def zero_class(self, band: str | None) -> bool:
+        """Whether the band's reference outcome is "no event anywhere" (t = 0) for every μ.
+
+        t = 0 only for the all-zero configuration (all s_i > 0), whose background-only
+        probability does not depend on μ: a quantile below it, or an observation of zero
+        counts, is that configuration at every μ, so such bands share one limit.
+        """
+        if band is None:
+            return self.obs is not None and not np.any(self.obs[self.s > 0])
+        if np.any(self.s <= 0):
+            return False
+        p_zero = float(self.p0[~self.n.any(axis=1)].sum()) / float(self.p0.sum())
+        return _Q[band] <= p_zero * (1 - 1e-12)
+
     def _t_ref(self, mu: float, band: str | None) -> float:
         if band is None:
             return float(self._t(mu, self.obs[None, :])[0])  # type: ignore[index]
         t = self._t(mu, self.n)
         order = np.argsort(t, kind="stable")
         cdf = np.cumsum(self.p0[order])
-        q = stats.norm.cdf(_Z[band])
+        q = _Q[band]
         i = int(np.searchsorted(cdf, q * cdf[-1] * (1 - 1e-12)))
         return float(t[order][min(i, t.size - 1)])
 
@@ -638,8 +671,15 @@ class _Exact:
         n = n[(n @ w) <= t_max]
         return float(self._prob(mu, n).sum()) if n.size else 0.0
 
-    def limit(self, alpha: float, band: str | None) -> float:
-        f = lambda lmu: math.log(max(self.cls(math.exp(lmu), band), 1e-300)) - math.log(alpha)
+    def limit(self, alpha: float, band: str | None, hint: float | None = None) -> float:
+        def f(lmu: float) -> float:
+            return math.log(max(self.cls(math.exp(lmu), band), 1e-300)) - math.log(alpha)
+
+        if hint is not None and np.isfinite(hint) and hint > 0:
+            # warm start: a narrow bracket around a nearby solution (a neighbouring band/mass)
+            lo, hi = math.log(hint) - 0.05, math.log(hint) + 0.05
+            if f(lo) > 0 > f(hi):
+                return float(math.exp(optimize.brentq(f, lo, hi, xtol=1e-6, rtol=1e-7)))
         lo, hi = math.log(1e-3), math.log(10.0)
         if f(lo) < 0:
             return float(math.exp(lo))
