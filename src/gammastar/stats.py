@@ -601,8 +601,12 @@ class _Exact:
         for ci, _ in enumerate(self.model.channels):
             sel = self.ch == ci
             s, b = self.s[sel], self.b[sel]
-            rows, inv = np.unique(n[:, sel], axis=0, return_inverse=True)  # (nu, nbins)
-            inv = inv.ravel()
+            if sel.sum() == 1:  # one bin: the distinct rows are 0..max
+                col = n[:, sel][:, 0].astype(np.int64)
+                rows, inv = np.arange(int(col.max()) + 1)[:, None], col
+            else:
+                rows, inv = np.unique(n[:, sel], axis=0, return_inverse=True)  # (nu, nbins)
+                inv = inv.ravel()
             lam = (
                 mu
                 * s[None, None, None, :]
