@@ -1,0 +1,21 @@
+"""`gammastar report`: the run report (report.html) of a run directory."""
+
+from __future__ import annotations
+
+import typer
+
+from gammastar.cli import ConfigArg, OutputOpt, app, load
+
+
+@app.command("report")
+def report_command(config: ConfigArg, output: OutputOpt = None) -> None:
+    """Write report.html in the run directory: provenance, numbers and figures of every stage.
+
+    Stages whose artifacts are missing are shown as "not run"; the page has no external
+    resources (open it with any browser, offline).
+    """
+    from gammastar.report import build_report
+
+    cfg = load(config, output)
+    path = build_report(cfg, force=True)
+    typer.echo(f"report: {path}")

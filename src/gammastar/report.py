@@ -1,0 +1,1117 @@
+"""The run report (``gammastar report``): one self-contained HTML page per run directory.
+
+:func:`build_report` reads whatever artifacts a run directory holds (``mock.root``,
+``select.json``, ``histograms.root``, ``yields.json``, ``flow/``, ``validation.json``,
+``acceptance.npz``, ``reach.json``) and writes ``<run>/report.html``: the run's provenance
+(config text and hash, package versions, seeds), one section per stage with the numbers
+behind it, and every PNG under ``<run>/figures/`` and ``<run>/flow/`` placed in the matching
+section. A stage whose artifacts are missing is shown as "not run"; an unreadable artifact is
+shown as a warning in the page. Building the report never fails on a partial run.
+
+The page has no external resources: inline CSS, one small inline script, and images
+referenced by paths relative to the report. The script fills ``<pre id="gammastar-selfcheck">``
+on ``window.load`` with ``{"images": N, "loaded": K, "errors": [...], "broken": [...]}``,
+which the browser test (``tests/test_report.py``) reads from a headless Chromium.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import html
+import json
+import math
+import os
+import platform
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from gammastar._version import __version__
+from gammastar.artifacts import atomic_path
+from gammastar.errors import GammastarError
+
+REPORT_NAME = "report.html"
+
+KEY_PACKAGES = ("numpy", "uproot", "awkward", "vector", "hist", "torch", "zuko", "pyhf", "coffea")
+"""Packages whose exact installed versions the report records."""
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# (section id, title); the order of the page.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("mock", "Mock data"),
+    ("selection", "Selection"),
+    ("spectra", "Spectra"),
+    ("yields", "Yields"),
+    ("flow", "Flow"),
+    ("validation", "Flow validation"),
+    ("acceptance", "Acceptance"),
+    ("reach", "Reach"),
+    ("other", "Other figures"),
+)
+
+# Figure placement: first rule whose stem matches (``stem == p`` or ``stem.startswith(p + "_")``).
+FIGURE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("validation", ("flow_kl", "flow_kinematics", "validation", "validate", "kl")),
+    ("mock", ("mock",)),
+    ("selection", ("select", "selection", "cutflow")),
+    ("spectra", ("spectra", "spectrum", "histograms")),
+    ("yields", ("yields",)),
+    ("flow", ("flow",)),
+    ("acceptance", ("acceptance",)),
+    ("reach", ("reach",)),
+)
+
+CUTFLOW_LABELS = {
+    "events": "events read",
+    "leptons": "leptons",
+    "leptons_nonfinite": "leptons dropped: non-finite momenta",
+    "events_nonfinite": "events with a non-finite lepton",
+    "leptons_charge": "leptons with |q| = 1",
+    "leptons_energy": "leptons with E ≥ E_min",
+    "leptons_theta": "leptons inside the θ window",
+    "events_2leptons": "events with ≥ 2 leptons",
+    "pairs": "lepton pairs",
+    "pairs_mass": "pairs in the mass window",
+    "pairs_pt": "pairs after the pair-pT cut",
+    "pairs_rapidity": "pairs after the rapidity cut",
+    "pairs_charge_class": "pairs in the kept charge classes",
+    "pairs_eta_mumu_removed": "η → μμ pairs removed (truth)",
+    "pairs_outside_map": "pairs outside the efficiency map",
+    "os": "selected OS pairs",
+    "pp": "selected ++ pairs",
+    "mm": "selected −− pairs",
+}
+
+# artifacts whose ``meta`` (seed, hashes) the provenance table lists
+META_ARTIFACTS = (
+    "select.json",
+    "yields.json",
+    "flow/meta.json",
+    "flow/history.json",
+    "validation.json",
+    "reach.json",
+    "workspaces/index.json",
+)
+
+
+# =========================================================================== HTML helpers
+class Raw(str):
+    """Text that is already HTML (not escaped again by the helpers)."""
+
+
+def esc(value: Any) -> Raw:
+    """HTML-escape ``value`` (as text) unless it is :class:`Raw` already."""
+    if isinstance(value, Raw):
+        return value
+    return Raw(html.escape(str(value), quote=True))
+
+
+def fmt(value: Any, spec: str = ".4g") -> str:
+    """A number for a table: ``n/a`` for None/NaN, integers with thin grouping."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list | tuple):
+        return ", ".join(fmt(v, spec) for v in value) if value else "none"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "n/a"
+        return format(value, spec)
+    return str(value)
+
+
+def fmt_err(value: Any, err: Any, spec: str = ".4g") -> str:
+    """``value ± err`` (err omitted when unknown)."""
+    text = fmt(value, spec)
+    if _is_number(err):
+        text += f" ± {fmt(float(err), '.2g')}"
+    return text
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], cls: str = "") -> Raw:
+    """An HTML table; cells escaped unless :class:`Raw`."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    attr = f' class="{esc(cls)}"' if cls else ""
+    return Raw(f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
+def kv_table(items: Iterable[tuple[Any, Any]]) -> Raw:
+    """A two-column key/value table."""
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items)
+    return Raw(f'<table class="kv"><tbody>{rows}</tbody></table>')
+
+
+def warning(text: str) -> Raw:
+    """A visible warning box."""
+    return Raw(f'<p class="warn">⚠ {esc(text)}</p>')
+
+
+def not_run(what: str) -> Raw:
+    """The "not run" note of a section whose artifacts are missing."""
+    return Raw(f'<p class="notrun">not run: {esc(what)}</p>')
+
+
+def details(summary: str, body: str, *, open_: bool = False) -> Raw:
+    """A collapsible block."""
+    attr = " open" if open_ else ""
+    return Raw(f"<details{attr}><summary>{esc(summary)}</summary>{body}</details>")
+
+
+# =========================================================================== reading
+@dataclass
+class Section:
+    """Content of one report section."""
+
+    ident: str
+    title: str
+    parts: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)
+    ran: bool = False
+    warnings: int = 0
+
+    def add(self, html_text: str) -> None:
+        self.parts.append(html_text)
+
+    def warn(self, text: str) -> None:
+        self.warnings += 1
+        self.parts.append(warning(text))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A PNG in the run directory."""
+
+    path: Path
+    rel: str  # relative to the run directory, with '/' separators
+
+    @property
+    def caption(self) -> str:
+        return _caption(self.rel)
+
+
+def _read_json(path: Path, section: Section) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None (and a warning in ``section``) when unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        section.warn(f"{path.name}: cannot read it as JSON ({type(err).__name__}: {err})")
+        return None
+    if not isinstance(data, dict):
+        section.warn(f"{path.name}: expected a JSON object, found {type(data).__name__}")
+        return None
+    return data
+
+
+def _read_root_meta(path: Path) -> dict[str, Any]:
+    import uproot
+
+    with uproot.open(path) as f:
+        data = json.loads(str(f["meta"]))
+    if not isinstance(data, dict):
+        raise TypeError("meta is not a JSON object")
+    return data
+
+
+def _get(d: Any, *keys: str, default: Any = None) -> Any:
+    for k in keys:
+        if not isinstance(d, dict) or k not in d:
+            return default
+        d = d[k]
+    return d
+
+
+def _as_list(v: Any) -> list[Any]:
+    return list(v) if isinstance(v, list | tuple) else []
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if _is_number(v) else None
+
+
+# =========================================================================== figures
+def _caption(rel: str) -> str:
+    stem = Path(rel).stem
+    known = {
+        "mock_mass": "Mock dimuon mass spectra: OS by source channel, ++ and −− pairs",
+        "mock_pt": "Mock pair-pT spectra",
+        "yields_aprime": "A′ yield per POT per ε² (paper Fig. 2 analogue)",
+        "yields_mcp": "χχ̄ yield per POT per Q² (paper Fig. 3 analogue)",
+        "flow_loss": "Flow training and validation loss per epoch",
+        "flow_kl": "k-NN KL divergence of the flow vs data, with data-vs-data bands (Fig. 4)",
+        "flow_kinematics": "qT and E of the flow vs data in mass windows (Fig. 5 analogue)",
+        "acceptance": "LLP detector acceptance",
+        "reach": "Expected CLs reach in (m_A′, ε)",
+    }
+    if rel.startswith("flow/") and stem == "loss":
+        return "Flow training and validation loss per epoch (flow/loss.png)"
+    text = known.get(stem, stem.replace("_", " "))
+    return f"{text} ({rel})"
+
+
+def _section_of(fig: Figure) -> str:
+    stem = Path(fig.rel).stem.lower()
+    for ident, prefixes in FIGURE_RULES:
+        if any(stem == p or stem.startswith(p + "_") for p in prefixes):
+            return ident
+    if fig.rel.startswith("flow/"):
+        return "flow"
+    return "other"
+
+
+def find_figures(run: Path) -> list[Figure]:
+    """Every ``*.png`` in ``<run>/figures/`` (recursively) and ``<run>/flow/`` (top level)."""
+    found: list[Figure] = []
+    figdir = run / "figures"
+    if figdir.is_dir():
+        found += [Figure(p, p.relative_to(run).as_posix()) for p in sorted(figdir.rglob("*.png"))]
+    flowdir = run / "flow"
+    if flowdir.is_dir():
+        found += [Figure(p, p.relative_to(run).as_posix()) for p in sorted(flowdir.glob("*.png"))]
+    return [f for f in found if f.path.is_file()]
+
+
+def _figure_html(fig: Figure) -> Raw:
+    src = quote(fig.rel)  # relative URL, path separators kept
+    note = ""
+    try:
+        with open(fig.path, "rb") as fh:
+            if fh.read(8) != PNG_SIGNATURE:
+                note = str(warning(f"{fig.rel} is not a valid PNG file"))
+    except OSError as err:
+        note = str(warning(f"{fig.rel}: cannot read ({err.strerror})"))
+    return Raw(
+        f'<figure><a href="{esc(src)}"><img src="{esc(src)}" alt="{esc(fig.caption)}" '
+        f'loading="eager"></a><figcaption>{esc(fig.caption)}</figcaption>{note}</figure>'
+    )
+
+
+# =========================================================================== sections
+def _mock_section(cfg: Any, run: Path, s: Section) -> None:
+    path = run / "mock.root"
+    if not path.exists():
+        if getattr(cfg, "mock", None) is None:
+            s.add(not_run("this analysis reads experiment ntuples (no mock section in the config)"))
+        else:
+            s.add(not_run("mock.root not found"))
+        return
+    s.ran = True
+    try:
+        meta = _read_root_meta(path)
+    except Exception as err:  # noqa: BLE001 - a report shows, never fails
+        s.warn(f"mock.root: cannot read its meta JSON ({type(err).__name__}: {err})")
+        return
+    s.add(
+        kv_table(
+            [
+                ("file", "mock.root"),
+                ("generator", fmt(meta.get("generator"))),
+                ("equivalent protons on target N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
+                ("generated sources (requested)", fmt(meta.get("events"))),
+                ("generated sources (total)", fmt(meta.get("n_generated_total"))),
+                ("recorded events (≥ 2 muons)", fmt(meta.get("n_events_written"))),
+                ("truth entries", fmt(meta.get("n_truth"))),
+                ("target interaction lengths", fmt(meta.get("target_interaction_lengths"))),
+                ("σ_inel (mb)", fmt(meta.get("sigma_inel_mb"))),
+                ("beam energy (GeV)", fmt(meta.get("beam_energy"))),
+                ("PDG edition", fmt(meta.get("pdg_edition"))),
+                ("seed", fmt(meta.get("seed"))),
+            ]
+        )
+    )
+    per = meta.get("n_generated")
+    if isinstance(per, dict) and per:
+        total = sum(v for v in per.values() if _is_number(v)) or 0
+        rows = [
+            (k, fmt(v), f"{100.0 * v / total:.2f} %" if total and _is_number(v) else "n/a")
+            for k, v in per.items()
+        ]
+        s.add("<h3>Generated sources per channel</h3>")
+        s.add(table(["channel", "generated", "fraction"], rows, "num"))
+
+
+def _selection_section(run: Path, s: Section) -> None:
+    path = run / "select.json"
+    if not path.exists():
+        s.add(not_run("select.json not found"))
+        return
+    s.ran = True
+    doc = _read_json(path, s)
+    if doc is None:
+        return
+    counts = doc.get("counts")
+    if isinstance(counts, dict):
+        s.add("<h3>Pair counts</h3>")
+        s.add(
+            kv_table(
+                [
+                    ("events read", fmt(counts.get("events"))),
+                    ("OS pairs", fmt(counts.get("os"))),
+                    ("++ pairs", fmt(counts.get("pp"))),
+                    ("−− pairs", fmt(counts.get("mm"))),
+                    (
+                        "combinatorial OS estimate (like-sign)",
+                        fmt_err(counts.get("comb_estimate"), counts.get("comb_estimate_err")),
+                    ),
+                    (
+                        "signal (OS − combinatorial)",
+                        fmt_err(counts.get("signal"), counts.get("signal_err")),
+                    ),
+                    (
+                        "unfolded (÷ ε, background subtracted)",
+                        fmt_err(counts.get("unfolded"), counts.get("unfolded_err")),
+                    ),
+                ]
+            )
+        )
+    else:
+        s.warn("select.json has no 'counts'")
+    cutflow = doc.get("cutflow")
+    if isinstance(cutflow, dict) and cutflow:
+        s.add("<h3>Cut flow</h3>")
+        base_of = {"events": "events", "leptons": "leptons", "pairs": "pairs"}
+        base_of.update(os="pairs", pp="pairs", mm="pairs")
+        rows = []
+        for key, val in cutflow.items():
+            base = cutflow.get(base_of.get(key.split("_", 1)[0], ""))
+            frac = (
+                f"{100.0 * val / base:.3g} %"
+                if _is_number(val) and _is_number(base) and base > 0
+                else ""
+            )
+            rows.append((CUTFLOW_LABELS.get(key, key), key, fmt(val), frac))
+        s.add(table(["step", "key", "count", "% of the first count"], rows, "num"))
+    unfold = doc.get("unfold")
+    if isinstance(unfold, dict):
+        s.add("<h3>Efficiency unfolding</h3>")
+        items = [
+            ("efficiency map", fmt(unfold.get("map"))),
+            ("pairs", fmt(unfold.get("n_pairs"))),
+            ("pairs outside the map", fmt(unfold.get("n_outside_map"))),
+            ("pairs at ε = 0", fmt(unfold.get("n_zero_efficiency"))),
+        ]
+        bayes = unfold.get("bayesian")
+        if isinstance(bayes, dict):
+            items.append(("Bayesian unfolding iterations", fmt(bayes.get("iterations"))))
+        s.add(kv_table(items))
+    eta = doc.get("eta_mumu")
+    if isinstance(eta, dict):
+        s.add(kv_table([(f"η → μμ removal: {k}", fmt(v)) for k, v in eta.items()]))
+    bad = doc.get("bad_files")
+    if isinstance(bad, dict) and bad:
+        s.warn(f"{len(bad)} input file(s) skipped as unreadable")
+        s.add(table(["file", "reason"], list(bad.items())))
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    extra = [
+        ("layout", fmt(meta.get("layout"))),
+        ("executor", fmt(meta.get("executor"))),
+        ("like-sign R factor", fmt(meta.get("r_factor"))),
+        ("SS weight", fmt(meta.get("ss_weight"))),
+        ("wall time (s)", fmt(_num(doc.get("elapsed_s")), ".3g")),
+    ]
+    s.add(kv_table(extra))
+    if meta.get("weight_convention"):
+        s.add(f'<p class="note">Weights: {esc(meta["weight_convention"])}</p>')
+
+
+def _spectra_section(run: Path, s: Section) -> None:
+    path = run / "histograms.root"
+    if not path.exists():
+        s.add(not_run("histograms.root not found"))
+        return
+    s.ran = True
+    try:
+        import uproot
+
+        rows = []
+        with uproot.open(path) as f:
+            for name, cls in sorted(f.classnames(recursive=False).items()):
+                if not cls.startswith("TH"):
+                    continue
+                h = f[name]
+                edges = h.axis(0).edges()
+                vals = h.values(flow=False)
+                total = float(vals.sum())
+                var = h.variances(flow=False)
+                err = float(var.sum()) ** 0.5 if var is not None else None
+                rows.append(
+                    (
+                        name.split(";")[0],
+                        cls,
+                        "×".join(str(n) for n in vals.shape),
+                        f"{edges[0]:.4g} – {edges[-1]:.4g}",
+                        fmt_err(total, err),
+                    )
+                )
+    except Exception as err:  # noqa: BLE001 - a report shows, never fails
+        s.warn(f"histograms.root: cannot read it ({type(err).__name__}: {err})")
+        return
+    s.add("<h3>Histograms in histograms.root</h3>")
+    s.add(table(["name", "class", "bins", "first axis range", "sum of weights"], rows, "num"))
+
+
+def _pick(n: int, k: int) -> list[int]:
+    """About ``k`` indices spread evenly over ``range(n)`` (all when n ≤ k)."""
+    if n <= k:
+        return list(range(n))
+    step = (n - 1) / (k - 1)
+    return sorted({round(i * step) for i in range(k)})
+
+
+def _flags_text(f: Any) -> str:
+    return ", ".join(str(x) for x in f) if isinstance(f, list) and f else "—"
+
+
+def _yields_section(run: Path, s: Section) -> None:
+    path = run / "yields.json"
+    if not path.exists():
+        s.add(not_run("yields.json not found"))
+        return
+    s.ran = True
+    doc = _read_json(path, s)
+    if doc is None:
+        return
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    s.add(
+        kv_table(
+            [
+                ("N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
+                ("N_POT source", fmt(meta.get("n_pot_source"))),
+                ("A′ source", fmt(_get(doc, "aprime", "source"))),
+                ("χχ̄ source", fmt(_get(doc, "mcp", "source"))),
+                ("mass bin width (GeV)", fmt(meta.get("mass_bin_width"))),
+                ("pairs match unfolded_m", fmt(meta.get("pairs_match_unfolded_m"))),
+            ]
+        )
+    )
+    ap = doc.get("aprime")
+    if isinstance(ap, dict):
+        mass = _as_list(ap.get("mass"))
+        y = _as_list(ap.get("per_pot_per_eps2"))
+        err = _as_list(ap.get("stat_err"))
+        berr = _as_list(ap.get("bkg_sub_err"))
+        flags = _as_list(ap.get("flags"))
+        n = len(mass)
+        if len(y) != n:
+            s.warn(f"yields.json: aprime.mass has {n} entries, per_pot_per_eps2 {len(y)}")
+            n = min(n, len(y))
+
+        def row(i: int) -> tuple[str, ...]:
+            return (
+                fmt(mass[i], ".4f"),
+                fmt(y[i], ".4e"),
+                fmt(err[i], ".2e") if i < len(err) else "n/a",
+                fmt(berr[i], ".2e") if i < len(berr) else "n/a",
+                _flags_text(flags[i]) if i < len(flags) else "—",
+            )
+
+        headers = ["m_A′ (GeV)", "A′ per POT per ε²", "stat. error", "of which bkg. sub.", "flags"]
+        s.add(f"<h3>A′ yield per POT per ε² (Eq. 6), {n} mass bins</h3>")
+        s.add(table(headers, [row(i) for i in _pick(n, 8)], "num"))
+        if n > 8:
+            s.add(details(f"all {n} mass bins", table(headers, [row(i) for i in range(n)], "num")))
+        counted: dict[str, int] = {}
+        for f in flags:
+            for x in f if isinstance(f, list) else []:
+                counted[str(x)] = counted.get(str(x), 0) + 1
+        if counted:
+            s.add(
+                '<p class="note">A′ flags (bins): '
+                + esc(", ".join(f"{k}: {v}" for k, v in sorted(counted.items())))
+                + " (see docs/yields.md#flags)</p>"
+            )
+    else:
+        s.warn("yields.json has no 'aprime'")
+    mcp = doc.get("mcp")
+    if isinstance(mcp, dict):
+        mass = _as_list(mcp.get("mass"))
+        y = _as_list(mcp.get("per_pot_per_q2"))
+        err = _as_list(mcp.get("stat_err"))
+        flags = _as_list(mcp.get("flags"))
+        rows = [
+            (
+                fmt(mass[i], ".4g"),
+                fmt(y[i], ".4e") if i < len(y) else "n/a",
+                fmt(err[i], ".2e") if i < len(err) else "n/a",
+                _flags_text(flags[i]) if i < len(flags) else "—",
+            )
+            for i in range(len(mass))
+        ]
+        s.add("<h3>χχ̄ yield per POT per Q² (Eq. 8)</h3>")
+        s.add(table(["m_χ (GeV)", "χχ̄ per POT per Q²", "stat. error", "flags"], rows, "num"))
+    else:
+        s.warn("yields.json has no 'mcp'")
+
+
+def _flow_section(run: Path, s: Section) -> None:
+    meta_path = run / "flow" / "meta.json"
+    hist_path = run / "flow" / "history.json"
+    if not meta_path.exists() and not hist_path.exists():
+        s.add(not_run("flow/meta.json not found"))
+        return
+    s.ran = True
+    if meta_path.exists():
+        doc = _read_json(meta_path, s)
+        if doc is not None:
+            meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+            mr = _as_list(doc.get("mass_range"))
+            s.add(
+                kv_table(
+                    [
+                        ("model", "flow/model.pt (state_dict) + flow/meta.json"),
+                        ("format", f"{fmt(doc.get('format'))} v{fmt(doc.get('format_version'))}"),
+                        (
+                            "mass range (GeV)",
+                            f"{fmt(mr[0])} – {fmt(mr[1])}" if len(mr) == 2 else "n/a",
+                        ),
+                        ("training rows", fmt(meta.get("n_train_rows"))),
+                        ("training data", fmt(meta.get("training_data"))),
+                        ("epochs run", fmt(meta.get("epochs_run"))),
+                        ("best epoch", fmt(meta.get("best_epoch"))),
+                        ("stopped early", fmt(meta.get("stopped_early"))),
+                        ("best validation loss", fmt(_num(meta.get("best_val_loss")), ".5g")),
+                        ("training wall time (s)", fmt(_num(meta.get("train_wall_s")), ".3g")),
+                        ("ensemble size", fmt(meta.get("ensemble_size"))),
+                        ("seed", fmt(meta.get("seed"))),
+                        ("model sha256", fmt(doc.get("model_sha256"))),
+                    ]
+                )
+            )
+            arch = doc.get("architecture")
+            if isinstance(arch, dict):
+                s.add(details("architecture", kv_table((k, fmt(v)) for k, v in arch.items())))
+    else:
+        s.warn("flow/meta.json not found (history only: training interrupted?)")
+    if hist_path.exists():
+        hist = _read_json(hist_path, s)
+        if hist is not None:
+            train = [v for v in _as_list(hist.get("train")) if _is_number(v)]
+            val = [v for v in _as_list(hist.get("val")) if _is_number(v)]
+            s.add(
+                kv_table(
+                    [
+                        ("epochs in history", fmt(len(_as_list(hist.get("val"))))),
+                        ("final training loss", fmt(train[-1] if train else None, ".5g")),
+                        ("final validation loss", fmt(val[-1] if val else None, ".5g")),
+                        ("lowest validation loss", fmt(min(val) if val else None, ".5g")),
+                    ]
+                )
+            )
+
+
+def _band(bands: list[Any], i: int) -> tuple[float | None, float | None]:
+    b = _as_list(bands[i]) if i < len(bands) else []
+    return (_num(b[0]) if len(b) > 0 else None), (_num(b[1]) if len(b) > 1 else None)
+
+
+def _validation_section(run: Path, s: Section) -> None:
+    path = run / "validation.json"
+    if not path.exists():
+        s.add(not_run("validation.json not found"))
+        return
+    s.ran = True
+    doc = _read_json(path, s)
+    if doc is None:
+        return
+    mass = _as_list(doc.get("mass"))
+    kl = _as_list(doc.get("kl_model"))
+    std = _as_list(doc.get("kl_model_std"))
+    b68 = _as_list(doc.get("kl_data_68"))
+    b95 = _as_list(doc.get("kl_data_95"))
+    ndata = _as_list(doc.get("n_data"))
+    rows = []
+    n_pass = n_judged = 0
+    for i, m in enumerate(mass):
+        k = _num(kl[i]) if i < len(kl) else None
+        lo68, hi68 = _band(b68, i)
+        lo95, hi95 = _band(b95, i)
+        if k is None or hi95 is None:
+            verdict = Raw('<span class="na">n/a (too few data)</span>')
+        else:
+            n_judged += 1
+            if k <= hi95:
+                n_pass += 1
+                inside = "inside 68 %" if hi68 is not None and k <= hi68 else "inside 95 %"
+                verdict = Raw(f'<span class="pass">pass ({inside})</span>')
+            else:
+                verdict = Raw('<span class="fail">fail (above 95 %)</span>')
+        rows.append(
+            (
+                fmt(m, ".4g"),
+                fmt(ndata[i]) if i < len(ndata) else "n/a",
+                fmt_err(k, std[i] if i < len(std) else None),
+                f"[{fmt(lo68)}, {fmt(hi68)}]",
+                f"[{fmt(lo95)}, {fmt(hi95)}]",
+                verdict,
+            )
+        )
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    s.add(
+        f'<p class="summary">{n_pass} of {n_judged} mass windows pass: the model-vs-data KL '
+        "lies below the upper edge of the 95 % data-vs-data band.</p>"
+    )
+    s.add(
+        table(
+            [
+                "mass (GeV)",
+                "data points",
+                "KL model vs data",
+                "data 68 % band",
+                "data 95 % band",
+                "verdict",
+            ],
+            rows,
+            "num",
+        )
+    )
+    s.add(
+        kv_table(
+            [
+                ("k (nearest neighbours)", fmt(meta.get("k"))),
+                ("window full width (GeV)", fmt(meta.get("window"))),
+                ("repeats", fmt(meta.get("repeats"))),
+                ("space", fmt(meta.get("space"))),
+                ("masses outside the flow range", fmt(meta.get("skipped_masses"))),
+                ("seed", fmt(meta.get("seed"))),
+            ]
+        )
+    )
+
+
+def _acceptance_section(run: Path, s: Section) -> None:
+    path = run / "acceptance.npz"
+    if not path.exists():
+        s.add(not_run("acceptance.npz not found"))
+        return
+    s.ran = True
+    try:
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as z:
+            mass = np.asarray(z["mass"], dtype=float)
+            eps = np.asarray(z["eps"], dtype=float)
+            acc = np.asarray(z["acceptance"], dtype=float)
+    except Exception as err:  # noqa: BLE001 - a report shows, never fails
+        s.warn(f"acceptance.npz: cannot read it ({type(err).__name__}: {err})")
+        return
+    if acc.shape != (mass.size, eps.size):
+        s.warn(f"acceptance.npz: acceptance shape {acc.shape} ≠ (mass, eps) grid")
+        return
+    s.add(
+        kv_table(
+            [
+                ("grid", f"{mass.size} masses × {eps.size} ε values"),
+                ("mass range (GeV)", f"{fmt(float(mass.min()))} – {fmt(float(mass.max()))}"),
+                ("ε range", f"{fmt(float(eps.min()))} – {fmt(float(eps.max()))}"),
+                ("largest acceptance", fmt(float(np.nanmax(acc)) if acc.size else None)),
+            ]
+        )
+    )
+    if mass.size:
+        rows = []
+        for i in _pick(mass.size, 8):
+            j = int(np.nanargmax(acc[i])) if np.any(np.isfinite(acc[i])) else None
+            rows.append(
+                (
+                    fmt(float(mass[i]), ".4g"),
+                    fmt(float(acc[i, j]) if j is not None else None),
+                    fmt(float(eps[j]) if j is not None else None, ".3e"),
+                )
+            )
+        s.add(table(["m_A′ (GeV)", "max acceptance", "at ε"], rows, "num"))
+
+
+def _reach_section(run: Path, s: Section) -> None:
+    path = run / "reach.json"
+    if not path.exists():
+        s.add(not_run("reach.json not found"))
+        return
+    s.ran = True
+    doc = _read_json(path, s)
+    if doc is None:
+        return
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    methods = [m for m in _as_list(_get(doc, "signal_limit", "method")) if m is not None]
+    used = sorted({str(m) for m in methods})
+    cl = _num(doc.get("cl"))
+    exp = doc.get("expected") if isinstance(doc.get("expected"), dict) else {}
+    mass = _as_list(exp.get("mass"))
+    lo = _as_list(exp.get("eps_low"))
+    hi = _as_list(exp.get("eps_high"))
+    obs = doc.get("observed") if isinstance(doc.get("observed"), dict) else None
+    n_ws = len(_as_list(_get(_read_quiet(run / "workspaces" / "index.json"), "workspaces")))
+    excluded = [i for i in range(len(mass)) if i < len(lo) and _is_number(lo[i])]
+    s.add(
+        kv_table(
+            [
+                ("confidence level", f"{100 * cl:.0f} % CLs" if cl is not None else "n/a"),
+                ("method", fmt(meta.get("method"))),
+                ("methods used per mass", ", ".join(used) if used else "n/a"),
+                ("channels", fmt(", ".join(str(c) for c in _as_list(meta.get("channels"))))),
+                ("N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
+                ("yield scale", fmt(meta.get("yield_scale"))),
+                ("A′ kinematics", fmt(meta.get("sampler"))),
+                ("pyhf workspaces", f"{n_ws} (workspaces/index.json)"),
+                (
+                    "expected exclusion",
+                    f"at {len(excluded)} of {len(mass)} masses"
+                    + (
+                        f"; ε from {fmt(min(float(lo[i]) for i in excluded), '.3e')}"
+                        f" to {fmt(max(float(hi[i]) for i in excluded if _is_number(hi[i])), '.3e')}"
+                        if excluded and any(_is_number(hi[i]) for i in excluded)
+                        else ""
+                    ),
+                ),
+            ]
+        )
+    )
+    geom = meta.get("geometry")
+    if isinstance(geom, dict):
+        s.add(details("detector geometry", kv_table((k, fmt(v)) for k, v in geom.items())))
+    headers = ["m_A′ (GeV)", "expected ε low", "expected ε high"]
+    if obs:
+        headers += ["observed ε low", "observed ε high"]
+
+    def row(i: int) -> list[str]:
+        r = [
+            fmt(mass[i], ".4g"),
+            fmt(lo[i], ".3e") if i < len(lo) and lo[i] is not None else "not excluded",
+            fmt(hi[i], ".3e") if i < len(hi) and hi[i] is not None else "not excluded",
+        ]
+        if obs:
+            olo, ohi = _as_list(obs.get("eps_low")), _as_list(obs.get("eps_high"))
+            r += [
+                fmt(olo[i], ".3e") if i < len(olo) and olo[i] is not None else "not excluded",
+                fmt(ohi[i], ".3e") if i < len(ohi) and ohi[i] is not None else "not excluded",
+            ]
+        return r
+
+    s.add("<h3>Excluded ε range per mass (expected median)</h3>")
+    s.add(table(headers, [row(i) for i in _pick(len(mass), 10)], "num"))
+    if len(mass) > 10:
+        s.add(
+            details(f"all {len(mass)} masses", table(headers, [row(i) for i in range(len(mass))]))
+        )
+
+
+def _read_quiet(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+# =========================================================================== provenance
+def package_versions(names: Sequence[str] = KEY_PACKAGES) -> dict[str, str]:
+    """Installed versions of ``names`` (``not installed`` when absent)."""
+    out = {}
+    for n in names:
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = "not installed"
+    return out
+
+
+def _config_text(cfg: Any) -> tuple[str, str]:
+    """The config's YAML text and where it came from."""
+    src = getattr(cfg, "source", None)
+    if src and Path(src).is_file():
+        try:
+            return Path(src).read_text(encoding="utf-8"), str(src)
+        except (OSError, UnicodeDecodeError):
+            pass
+    import yaml
+
+    data = cfg.model_dump(mode="json", by_alias=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "(in memory; dumped)"
+
+
+def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
+    """(run information, seeds/artifact metadata) blocks."""
+    text, where = _config_text(cfg)
+    text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    full = getattr(cfg, "sha256", None)
+    info = kv_table(
+        [
+            ("analysis", getattr(cfg, "name", "?")),
+            ("run directory", str(run)),
+            ("report written", _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")),
+            ("gammastar", __version__),
+            ("python", f"{platform.python_version()} ({platform.platform()})"),
+            ("config file", where),
+            ("config file sha256", text_sha),
+            ("config canonical sha256 (config_sha256_full)", full or "n/a"),
+        ]
+    )
+    versions = table(["package", "version"], list(package_versions().items()))
+    config_html = details(
+        f"config YAML ({len(text.splitlines())} lines, sha256 {text_sha[:12]}…)",
+        f'<pre class="config">{esc(text)}</pre>',
+        open_=True,
+    )
+
+    rows = []
+    mock = run / "mock.root"
+    metas: list[tuple[str, Any]] = []
+    if mock.exists():
+        try:
+            metas.append(("mock.root", _read_root_meta(mock)))
+        except Exception as err:  # noqa: BLE001
+            metas.append(("mock.root", f"unreadable ({type(err).__name__})"))
+    for name in META_ARTIFACTS:
+        p = run / name
+        if p.exists():
+            d = _read_quiet(p)
+            metas.append((name, d.get("meta") if isinstance(d, dict) else "unreadable JSON"))
+    for name, m in metas:
+        if isinstance(m, dict):
+            full_hash = m.get("config_sha256_full")
+            same = "n/a" if not full_hash or not full else ("yes" if full_hash == full else "NO")
+            rows.append(
+                (
+                    name,
+                    "none (deterministic)" if m.get("seed") is None else fmt(m.get("seed")),
+                    fmt(m.get("gammastar_version")),
+                    fmt(m.get("schema_version")),
+                    str(m.get("config_sha256") or "n/a")[:12],
+                    same,
+                )
+            )
+        else:
+            rows.append((name, str(m), "", "", "", ""))
+    seeds = table(
+        ["artifact", "seed", "gammastar", "schema", "config sha256 (section)", "same full config"],
+        rows,
+    )
+    top = Raw(
+        str(info)
+        + "<h3>Package versions</h3>"
+        + str(versions)
+        + "<h3>Configuration</h3>"
+        + str(config_html)
+    )
+    return top, seeds if rows else Raw("<p>No artifact metadata found.</p>")
+
+
+def _stage_table(run: Path) -> Raw | None:
+    state = run / ".gammastar"
+    if not state.is_dir():
+        return None
+    rows = []
+    for p in sorted(state.glob("*.json")):
+        d = _read_quiet(p)
+        if not isinstance(d, dict):
+            rows.append((p.stem, "unreadable", ""))
+            continue
+        fin = d.get("finished")
+        when = (
+            _dt.datetime.fromtimestamp(float(fin), _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            if _is_number(fin)
+            else "n/a"
+        )
+        rows.append((str(d.get("stage", p.stem)), when, fmt(_num(d.get("seconds")), ".3g")))
+    return table(["stage", "last finished", "seconds"], rows) if rows else None
+
+
+def _artifact_list(run: Path) -> Raw:
+    rows = []
+    for p in sorted(run.iterdir()):
+        if p.name.startswith(".") or p.name == REPORT_NAME:
+            continue
+        if p.is_dir():
+            n = sum(1 for q in p.rglob("*") if q.is_file())
+            rows.append((Raw(f'<a href="{esc(quote(p.name))}/">{esc(p.name)}/</a>'), f"{n} files"))
+        else:
+            size = p.stat().st_size
+            rows.append((Raw(f'<a href="{esc(quote(p.name))}">{esc(p.name)}</a>'), _size(size)))
+    return table(["file", "size"], rows)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+# =========================================================================== page
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1b1b;
+background:#fafafa;line-height:1.45}
+main{max-width:1100px;margin:0 auto;padding:1em 2em 3em}
+h1{margin-bottom:.2em}h2{border-bottom:2px solid #ccd;padding-bottom:.2em;margin-top:2em}
+section{margin-bottom:1.5em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.92em;background:#fff}
+th,td{border:1px solid #d5d8de;padding:.25em .6em;text-align:left;vertical-align:top}
+thead th{background:#eef0f4}table.kv th{background:#f4f5f8;font-weight:600;max-width:22em}
+table.num td{font-variant-numeric:tabular-nums}
+pre{background:#f1f2f5;padding:.6em;overflow-x:auto;font-size:.85em}
+pre.config{max-height:40em}
+figure{margin:1em 0;display:inline-block;max-width:100%;vertical-align:top}
+figure img{max-width:100%;height:auto;border:1px solid #ddd;background:#fff}
+figcaption{font-size:.88em;color:#444}
+.notrun{color:#777;font-style:italic}.warn{background:#fff4d6;border-left:4px solid #e0a800;
+padding:.4em .7em}.note{font-size:.9em;color:#444}.summary{font-weight:600}
+.pass{color:#11772a;font-weight:600}.fail{color:#b3261e;font-weight:600}.na{color:#777}
+nav ul{list-style:none;padding:0;display:flex;flex-wrap:wrap;gap:.4em}
+nav li a{display:inline-block;padding:.15em .6em;border-radius:1em;background:#e6e9f0;
+text-decoration:none;color:#1b1b1b;font-size:.9em}
+nav li a.notrun{background:#f1f1f1;color:#888}nav li a.warn{background:#fff0c2;border:0}
+details{margin:.5em 0}summary{cursor:pointer;color:#234}
+footer{color:#666;font-size:.85em;border-top:1px solid #ddd;margin-top:3em;padding-top:1em}
+#gammastar-selfcheck{font-size:.8em;white-space:pre-wrap}
+"""
+
+# Runs in <head>: records script errors from the start; on load counts the images that
+# decoded (complete && naturalWidth > 0) and writes the result for the browser test.
+SELFCHECK_JS = """
+(function () {
+  var errors = [], loaded = false;
+  function write() {
+    if (!loaded) { return; }
+    var imgs = Array.prototype.slice.call(document.images);
+    var ok = function (im) { return im.complete && im.naturalWidth > 0; };
+    var out = {
+      images: imgs.length,
+      loaded: imgs.filter(ok).length,
+      errors: errors,
+      broken: imgs.filter(function (im) { return !ok(im); })
+        .map(function (im) { return im.getAttribute("src"); })
+    };
+    var el = document.getElementById("gammastar-selfcheck");
+    if (el) { el.textContent = JSON.stringify(out); }
+  }
+  window.onerror = function (msg, src, line, col) {
+    errors.push(String(msg) + (src ? " (" + src + ":" + line + ":" + col + ")" : ""));
+    write();
+    return false;
+  };
+  document.addEventListener("securitypolicyviolation", function (e) {
+    errors.push("blocked by the Content-Security-Policy: " + e.blockedURI);
+    write();
+  });
+  window.addEventListener("load", function () { loaded = true; write(); });
+})();
+"""
+
+# No network: everything inline, images only from the report's own directory.
+CSP = (
+    "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
+    "script-src 'unsafe-inline'"
+)
+
+SECTION_BUILDERS: dict[str, Callable[..., None]] = {
+    "selection": _selection_section,
+    "spectra": _spectra_section,
+    "yields": _yields_section,
+    "flow": _flow_section,
+    "validation": _validation_section,
+    "acceptance": _acceptance_section,
+    "reach": _reach_section,
+}
+
+
+def render(config: Any, run: Path) -> str:
+    """The report page for run directory ``run`` as an HTML string."""
+    sections = {ident: Section(ident, title) for ident, title in SECTIONS}
+    for ident, s in sections.items():
+        try:
+            if ident == "mock":
+                _mock_section(config, run, s)
+            elif ident in SECTION_BUILDERS:
+                SECTION_BUILDERS[ident](run, s)
+        except Exception as err:  # noqa: BLE001 - a report shows, never fails
+            s.warn(f"could not build this section ({type(err).__name__}: {err})")
+    for fig in find_figures(run):
+        sections[_section_of(fig)].figures.append(fig)
+
+    try:
+        top, seeds = _provenance(config, run)
+    except Exception as err:  # noqa: BLE001
+        top, seeds = warning(f"run information failed ({type(err).__name__}: {err})"), Raw("")
+    stages = _stage_table(run)
+
+    nav, body = [], []
+    for ident, s in sections.items():
+        if ident == "other" and not s.figures:
+            continue
+        if ident != "other" and not s.ran and s.figures:
+            s.ran = True  # figures without the numbers: still show them
+        cls = "warn" if s.warnings else ("" if s.ran or ident == "other" else "notrun")
+        label = s.title + ("" if s.ran or ident == "other" else " (not run)")
+        nav.append(f'<li><a class="{cls}" href="#{ident}">{esc(label)}</a></li>')
+        figs = "".join(_figure_html(f) for f in s.figures)
+        body.append(
+            f'<section id="{ident}"><h2>{esc(s.title)}</h2>{"".join(s.parts)}'
+            + (f'<div class="figures">{figs}</div>' if figs else "")
+            + "</section>"
+        )
+
+    title = f"gammastar run report: {getattr(config, 'name', 'analysis')}"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style>"
+        f"<script>{SELFCHECK_JS}</script></head><body><main>"
+        f"<h1>{esc(title)}</h1>"
+        f'<nav><ul><li><a href="#run">Run information</a></li>{"".join(nav)}</ul></nav>'
+        f'<section id="run"><h2>Run information</h2>{top}'
+        + (f"<h3>Pipeline stages</h3>{stages}" if stages is not None else "")
+        + f"<h3>Seeds and artifact metadata</h3>{seeds}"
+        f"<h3>Files in the run directory</h3>{_artifact_list(run)}</section>"
+        + "".join(body)
+        + f"<footer>Written by gammastar {esc(__version__)}. Browser self-check: "
+        '<pre id="gammastar-selfcheck">pending (needs JavaScript)</pre></footer>'
+        "</main></body></html>\n"
+    )
+
+
+def build_report(
+    config: Any,
+    *,
+    output: str | os.PathLike[str] | None = None,
+    force: bool = True,
+) -> Path:
+    """Write ``<run>/report.html`` for the run directory of ``config``.
+
+    Arguments:
+        config: an :class:`~gammastar.config.AnalysisConfig` or the path of an analysis YAML.
+        output: run directory (default: the config's ``output``).
+        force: overwrite an existing report (the default: a report is a view of the run).
+
+    Returns:
+        The path of the report.
+
+    Raises:
+        GammastarError: the run directory does not exist; OutputExistsError: the report
+            exists and ``force`` is false.
+    """
+    from gammastar.config import AnalysisConfig, load_config
+
+    cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
+    if output is not None:
+        cfg = cfg.model_copy(update={"output": str(Path(output).resolve())})
+    run = cfg.output_dir
+    if not run.is_dir():
+        raise GammastarError(f"{run}: run directory not found; run `gammastar run` first")
+    page = render(cfg, run)
+    path = run / REPORT_NAME
+    with atomic_path(path, force=force) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path

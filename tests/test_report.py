@@ -1,0 +1,401 @@
+"""The run report: numbers and figures of a synthetic run directory, partial runs, escaping,
+and a headless-Chromium render that checks every image loaded (with a negative control).
+
+The synthetic artifacts copy the key layouts of the writers (select.py, yields.py, flow.py,
+validate.py, reach.py, mock/generate.py); their numbers are arbitrary markers that the report
+must show verbatim.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import hist
+import numpy as np
+import pytest
+import uproot
+
+from gammastar.artifacts import make_meta, write_json
+from gammastar.cli import main
+from gammastar.config import load_config
+from gammastar.errors import GammastarError
+from gammastar.report import build_report, find_figures
+from gammastar.select import CUTFLOW_KEYS
+
+FIGURES = (
+    "figures/mock_mass.png",
+    "figures/yields_aprime.png",
+    "figures/flow_kl.png",
+    "figures/reach.png",
+    "figures/my_extra_plot.png",
+    "flow/loss.png",
+)
+
+CONFIG_YAML = """\
+# test analysis <script>alert("config")</script>
+schema_version: 1
+name: report_test
+output: {output}
+seed: 777
+mock:
+  events: 1000
+  efficiency_map: null
+input:
+  tree: "<script>alert(1)</script>"
+"""
+
+
+@pytest.fixture(scope="module")
+def png_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A real (small) matplotlib PNG."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [0, 1])
+    path = tmp_path_factory.mktemp("png") / "x.png"
+    fig.savefig(path, dpi=40)
+    plt.close(fig)
+    return path.read_bytes()
+
+
+def _config(tmp_path: Path, run: Path):
+    cfg_path = tmp_path / "analysis.yaml"
+    cfg_path.write_text(CONFIG_YAML.format(output=run))
+    return load_config(cfg_path)
+
+
+def _meta(seed: int | None, **extra):
+    return make_meta(config_sha256="ab" * 32, seed=seed, **extra)
+
+
+def write_full_run(run: Path, png: bytes) -> None:
+    """Every artifact a full run writes, with marker numbers."""
+    run.mkdir(parents=True, exist_ok=True)
+    # mock.root: meta JSON as a TObjString (mock/generate.py)
+    meta = _meta(
+        4242,
+        generator="gammastar-mock",
+        n_pot=1.2345e11,
+        n_generated={"ETA_DALITZ": 700, "OMEGA_MUMU": 200, "COMBINATORIAL": 100},
+        n_generated_total=1000,
+        n_events_written=321,
+        n_truth=250,
+        events=1000,
+        pdg_edition="2024",
+    )
+    with uproot.recreate(run / "mock.root") as f:
+        f["meta"] = json.dumps(meta)
+    # select.json (select.py)
+    cutflow = {k: 0 for k in CUTFLOW_KEYS}
+    cutflow.update(events=321, leptons=700, pairs=555, pairs_mass=500, os=311, pp=97, mm=88)
+    write_json(
+        run / "select.json",
+        {
+            "meta": _meta(None, stage="select", layout="jagged_cartesian", r_factor=1.0),
+            "counts": {
+                "events": 321,
+                "os": 311,
+                "pp": 97,
+                "mm": 88,
+                "comb_estimate": 184.77,
+                "comb_estimate_err": 13.5,
+                "signal": 126.23,
+                "signal_err": 21.0,
+                "unfolded": 987.6,
+                "unfolded_err": 55.0,
+            },
+            "cutflow": cutflow,
+            "unfold": {"map": "eff.root", "n_pairs": 496, "n_outside_map": 0},
+            "eta_mumu": {"mode": "truth", "pairs_removed": 3},
+            "bad_files": {},
+            "elapsed_s": 1.5,
+        },
+    )
+    h = hist.Hist(hist.axis.Regular(10, 0.2113, 1.1, name="m"), storage=hist.storage.Weight())
+    h.fill(m=[0.3, 0.5, 0.7], weight=[1.0, 2.0, 3.0])
+    with uproot.recreate(run / "histograms.root") as f:
+        f["os_m"] = h
+        f["unfolded_m"] = h
+    # yields.json (yields.py)
+    mass = np.linspace(0.25, 1.05, 12)
+    y = 1e-6 * (1 + np.arange(12))
+    y[3] = 3.1415e-5  # a marker in the short table (_pick(12, 8) includes index 3)
+    flags = [[] for _ in mass]
+    flags[0] = ["near_threshold"]
+    write_json(
+        run / "yields.json",
+        {
+            "aprime": {
+                "mass": mass,
+                "per_pot_per_eps2": y,
+                "stat_err": 0.1 * y,
+                "bkg_sub_err": 0.05 * y,
+                "bin_edges": np.linspace(0.21, 1.1, 13),
+                "flags": flags,
+                "source": "pairs",
+            },
+            "mcp": {
+                "mass": [0.01, 0.1, 0.3],
+                "per_pot_per_q2": [2.7182e-4, 1e-4, 1e-5],
+                "stat_err": [1e-6, 1e-6, 1e-7],
+                "flags": [["below_data_range"], [], []],
+                "source": "pairs",
+            },
+            "meta": _meta(None, stage="yields", n_pot=1.2345e11, n_pot_source="input: mock"),
+        },
+    )
+    # flow (flow.py)
+    fmeta = _meta(31, n_train_rows=4096, epochs_run=7, best_epoch=6, best_val_loss=1.2468)
+    write_json(
+        run / "flow" / "meta.json",
+        {
+            "format": "gammastar-flow",
+            "format_version": 1,
+            "architecture": {"transforms": 8, "bins": 6},
+            "mass_range": [0.2113, 1.1],
+            "model_sha256": "cd" * 32,
+            "meta": fmeta,
+        },
+    )
+    write_json(
+        run / "flow" / "history.json",
+        {"train": [2.0, 1.5, 1.3], "val": [2.1, 1.6, 1.2468], "lr": [1e-3] * 3, "meta": fmeta},
+    )
+    # validation.json (validate.py): the second window fails (KL above the 95 % band)
+    write_json(
+        run / "validation.json",
+        {
+            "mass": [0.3, 0.5, 0.7],
+            "kl_model": [0.011, 0.5, 0.02],
+            "kl_data_68": [[0.005, 0.015], [0.004, 0.012], [0.006, 0.018]],
+            "kl_data_95": [[0.002, 0.02], [0.001, 0.03], [0.003, 0.025]],
+            "kl_model_std": [0.002, 0.01, 0.003],
+            "n_data": [5000, 4000, 3000],
+            "meta": _meta(55, k=2, window=0.03, repeats=50),
+        },
+    )
+    # acceptance.npz and reach.json (reach.py)
+    eps = np.logspace(-8, -3, 5)
+    with open(run / "acceptance.npz", "wb") as f:
+        np.savez(f, mass=np.array([0.3, 0.6]), eps=eps, acceptance=np.full((2, 5), 0.0123))
+    band = {"mass": [0.3, 0.6], "eps_low": [1.111e-7, None], "eps_high": [2.222e-5, None]}
+    write_json(
+        run / "reach.json",
+        {
+            "cl": 0.9,
+            "expected": band,
+            "bands": {b: band for b in ("-2", "-1", "+1", "+2")},
+            "signal_limit": {"mass": [0.3, 0.6], "method": ["exact", None]},
+            "meta": _meta(12345, stage="reach", method="exact", channels=["mumu"], n_pot=1e18),
+        },
+    )
+    write_json(
+        run / "workspaces" / "index.json",
+        {"workspaces": [{"mass": 0.3, "file": "workspaces/m_0.30000.json"}], "meta": _meta(1)},
+    )
+    for rel in FIGURES:
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_bytes(png)
+
+
+def _section(page: str, ident: str) -> str:
+    m = re.search(rf'<section id="{ident}">(.*?)</section>', page, re.DOTALL)
+    assert m, f"no section {ident}"
+    return m.group(1)
+
+
+# --------------------------------------------------------------------------- unit
+def test_full_run_numbers_and_figures(tmp_path: Path, png_bytes: bytes) -> None:
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    path = build_report(_config(tmp_path, run))
+    assert path == run / "report.html"
+    page = path.read_text()
+    # provenance: versions, config hash, seeds of every artifact
+    for pkg in ("numpy", "uproot", "awkward", "vector", "hist", "torch", "zuko", "pyhf", "coffea"):
+        assert f"<td>{pkg}</td>" in page
+    import hashlib
+
+    text = (tmp_path / "analysis.yaml").read_text()
+    assert hashlib.sha256(text.encode()).hexdigest() in page
+    seeds = _section(page, "run")
+    for seed in ("4,242", "31", "55", "12,345"):
+        assert f"<td>{seed}</td>" in seeds
+    # one number per stage, as written
+    assert "1.2345e+11" in _section(page, "mock")
+    assert "OMEGA_MUMU" in _section(page, "mock")
+    sel = _section(page, "selection")
+    assert "<td>311</td>" in sel
+    assert "<td>97</td>" in sel
+    assert "<td>88</td>" in sel
+    assert "184.8 ± 14" in sel  # comb estimate ± error
+    assert "pairs in the mass window" in sel
+    assert "os_m" in _section(page, "spectra")
+    yl = _section(page, "yields")
+    assert "3.1415e-05" in yl
+    assert "2.7182e-04" in yl
+    assert "near_threshold" in yl
+    fl = _section(page, "flow")
+    assert "4,096" in fl
+    assert "1.2468" in fl
+    val = _section(page, "validation")
+    assert "2 of 3 mass windows pass" in val
+    assert val.count('class="pass"') == 2
+    assert val.count('class="fail"') == 1
+    assert "0.0123" in _section(page, "acceptance")
+    rc = _section(page, "reach")
+    assert "1.111e-07" in rc
+    assert "2.222e-05" in rc
+    assert "not excluded" in rc
+    assert "exact" in rc
+    assert "90 % CLs" in rc
+    assert "not run" not in page
+    # figures: relative paths, files exist, placed by name
+    srcs = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', page)
+    assert sorted(s for s, _ in srcs) == sorted(FIGURES)
+    for src, alt in srcs:
+        assert not os.path.isabs(src)
+        assert (run / src).is_file()
+        assert alt
+    assert 'src="figures/mock_mass.png"' in _section(page, "mock")
+    assert 'src="figures/flow_kl.png"' in _section(page, "validation")
+    assert 'src="flow/loss.png"' in _section(page, "flow")
+    assert 'src="figures/reach.png"' in _section(page, "reach")
+    assert 'src="figures/my_extra_plot.png"' in _section(page, "other")
+    assert 'id="gammastar-selfcheck"' in page
+    assert "http://" not in page
+    assert "https://" not in page
+
+
+def test_partial_run_says_not_run(tmp_path: Path, png_bytes: bytes) -> None:
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    for name in ("yields.json", "validation.json", "reach.json", "acceptance.npz"):
+        (run / name).unlink()
+    shutil.rmtree(run / "flow")
+    (run / "select.json").write_text("{not json")  # bad JSON: a warning, not an exception
+    page = build_report(_config(tmp_path, run)).read_text()
+    for ident in ("yields", "flow", "validation", "acceptance", "reach"):
+        assert "not run" in _section(page, ident), ident
+    assert "not run" not in _section(page, "mock")
+    sel = _section(page, "selection")
+    assert 'class="warn"' in sel
+    assert "cannot read it as JSON" in sel
+    # figures still shown where they belong; the missing flow/loss.png is not referenced
+    assert 'src="figures/yields_aprime.png"' in page
+    assert "flow/loss.png" not in page
+
+
+def test_empty_run_dir_and_missing_dir(tmp_path: Path) -> None:
+    run = tmp_path / "empty"
+    run.mkdir()
+    page = build_report(_config(tmp_path, run)).read_text()
+    for ident in ("mock", "selection", "spectra", "yields", "flow", "reach"):
+        assert "not run" in _section(page, ident)
+    assert find_figures(run) == []
+    assert "<img" not in page
+    with pytest.raises(GammastarError, match="run directory not found"):
+        build_report(_config(tmp_path, tmp_path / "nowhere"))
+
+
+def test_html_escaping(tmp_path: Path, png_bytes: bytes) -> None:
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    # hostile text inside an artifact too
+    doc = json.loads((run / "select.json").read_text())
+    doc["bad_files"] = {"<img src=x onerror=alert(2)>.root": "<b>broken</b>"}
+    (run / "select.json").write_text(json.dumps(doc))
+    page = build_report(_config(tmp_path, run)).read_text()
+    assert "<script>alert" not in page
+    assert "<img src=x" not in page
+    assert "<b>broken" not in page
+    assert "&lt;script&gt;alert(&quot;config&quot;)&lt;/script&gt;" in page  # YAML comment
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # a config value
+    assert "&lt;img src=x onerror=alert(2)&gt;.root" in page
+    assert page.count("<script>") == 1  # only the self-check
+
+
+def test_cli_report(tmp_path: Path, png_bytes: bytes, capsys: pytest.CaptureFixture) -> None:
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    cfg = tmp_path / "analysis.yaml"
+    cfg.write_text(CONFIG_YAML.format(output=tmp_path / "elsewhere"))
+    assert main(["report", str(cfg), "--output", str(run)]) == 0
+    assert (run / "report.html").is_file()
+    assert str(run / "report.html") in capsys.readouterr().out
+    assert main(["report", str(cfg)]) == 2  # the config's run directory does not exist
+
+
+# --------------------------------------------------------------------------- browser
+def chromium_binary() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+
+
+def render_selfcheck(page: Path, tmp: Path) -> dict:
+    """Load ``page`` in headless Chromium and return the self-check JSON it wrote."""
+    exe = chromium_binary()
+    if exe is None:
+        pytest.skip("no Chromium binary (chromium, chromium-browser or /usr/bin/chromium)")
+    profile = tmp / "chromium-profile"
+    cmd = [
+        exe,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={profile}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        page.resolve().as_uri(),
+    ]
+    env = {**os.environ, "HOME": str(tmp)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, check=False)
+    m = re.search(r'<pre id="gammastar-selfcheck">(.*?)</pre>', proc.stdout, re.DOTALL)
+    assert m, f"no self-check element in the DOM (rc {proc.returncode}): {proc.stderr[-2000:]}"
+    text = html.unescape(m.group(1))
+    assert text.startswith("{"), f"self-check did not run: {text!r} ({proc.stderr[-2000:]})"
+    return json.loads(text)
+
+
+def test_report_renders_in_chromium(tmp_path: Path, png_bytes: bytes) -> None:
+    """The Show item of issue 7: the report opens without errors and shows its figures."""
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    page = build_report(_config(tmp_path, run))
+    check = render_selfcheck(page, tmp_path)
+    assert check["images"] == len(FIGURES)
+    assert check["loaded"] == check["images"], check
+    assert check["errors"] == [], check
+
+
+def test_chromium_selfcheck_detects_failures(tmp_path: Path, png_bytes: bytes) -> None:
+    """Negative control: a missing figure, a script error and an external resource (blocked
+    by the page's Content-Security-Policy; .invalid never resolves) are all seen."""
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    page = build_report(_config(tmp_path, run))
+    (run / "figures" / "reach.png").unlink()
+    inject = (
+        '<img src="https://example.invalid/x.png" alt="x"><script>throw new Error("boom")</script>'
+    )
+    page.write_text(page.read_text().replace("</body>", inject + "</body>"))
+    check = render_selfcheck(page, tmp_path)
+    assert check["images"] == len(FIGURES) + 1
+    assert check["loaded"] == check["images"] - 2
+    assert check["broken"] == ["figures/reach.png", "https://example.invalid/x.png"]
+    assert any("boom" in e for e in check["errors"]), check
+    assert any("Content-Security-Policy" in e for e in check["errors"]), check
