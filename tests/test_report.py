@@ -185,12 +185,13 @@ def write_full_run(run: Path, png: bytes) -> None:
     with open(run / "acceptance.npz", "wb") as f:
         np.savez(f, mass=np.array([0.3, 0.6]), eps=eps, acceptance=np.full((2, 5), 0.0123))
     band = {"mass": [0.3, 0.6], "eps_low": [1.111e-7, None], "eps_high": [2.222e-5, None]}
+    wide = {"mass": [0.3, 0.6], "eps_low": [5.5e-8, 7.7e-7], "eps_high": [4.4e-5, 8.8e-6]}
     write_json(
         run / "reach.json",
         {
             "cl": 0.9,
             "expected": band,
-            "bands": {b: band for b in ("-2", "-1", "+1", "+2")},
+            "bands": {"-2": band, "-1": band, "+1": wide, "+2": wide},
             "signal_limit": {"mass": [0.3, 0.6], "method": ["exact", None]},
             "meta": _meta(12345, stage="reach", method="exact", channels=["mumu"], n_pot=1e18),
         },
@@ -255,6 +256,7 @@ def test_full_run_numbers_and_figures(tmp_path: Path, png_bytes: bytes) -> None:
     assert "not excluded" in rc
     assert "exact" in rc
     assert "90 % CLs" in rc
+    assert "7.70e-07 – 8.80e-06" in rc  # the +1σ band at the second mass
     assert "not run" not in page
     # figures: relative paths, files exist, placed by name
     srcs = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', page)

@@ -804,6 +804,24 @@ def _reach_section(run: Path, s: Section) -> None:
         s.add(
             details(f"all {len(mass)} masses", table(headers, [row(i) for i in range(len(mass))]))
         )
+    bands = doc.get("bands") if isinstance(doc.get("bands"), dict) else {}
+    names = [b for b in ("-2", "-1", "+1", "+2") if isinstance(bands.get(b), dict)]
+    if names and mass:
+
+        def band_range(b: str, i: int) -> str:
+            blo = _as_list(bands[b].get("eps_low"))
+            bhi = _as_list(bands[b].get("eps_high"))
+            if i < len(blo) and i < len(bhi) and _is_number(blo[i]) and _is_number(bhi[i]):
+                return f"{fmt(blo[i], '.2e')} – {fmt(bhi[i], '.2e')}"
+            return "not excluded"
+
+        rows = [[fmt(mass[i], ".4g")] + [band_range(b, i) for b in names] for i in range(len(mass))]
+        s.add(
+            details(
+                "expected-limit bands (excluded ε range at the ±1σ, ±2σ expected limits)",
+                table(["m_A′ (GeV)"] + [f"{b}σ" for b in names], rows, "num"),
+            )
+        )
 
 
 def _read_quiet(path: Path) -> Any:
