@@ -49,17 +49,17 @@ def statuses(reports: list[pipeline.StageReport]) -> dict[str, str]:
 
 
 def test_second_run_skips_everything(toy: AnalysisConfig) -> None:
-    first = pipeline.run(toy, echo=lambda s: None)
+    first = pipeline.run(toy, echo=lambda s: None, report=False)
     assert statuses(first) == {"a": "ran", "b": "ran", "c": "ran"}
-    second = pipeline.run(toy, echo=lambda s: None)
+    second = pipeline.run(toy, echo=lambda s: None, report=False)
     assert statuses(second) == {"a": "skipped", "b": "skipped", "c": "skipped"}
     assert CALLS == ["a", "b", "c"]
 
 
 def test_changed_section_reruns_only_affected(toy: AnalysisConfig) -> None:
-    pipeline.run(toy, echo=lambda s: None)
+    pipeline.run(toy, echo=lambda s: None, report=False)
     changed = toy.model_copy(update={"flow": toy.flow.model_copy(update={"epochs": 3})})
-    reports = pipeline.run(changed, echo=lambda s: None)
+    reports = pipeline.run(changed, echo=lambda s: None, report=False)
     assert statuses(reports) == {"a": "skipped", "b": "ran", "c": "skipped"}
 
 
@@ -67,18 +67,18 @@ def test_upstream_rerun_propagates_through_mtimes(toy: AnalysisConfig) -> None:
     import os
     import time
 
-    pipeline.run(toy, echo=lambda s: None)
+    pipeline.run(toy, echo=lambda s: None, report=False)
     # make b's output older, then force a: b must rerun because a.txt is newer
     old = time.time() - 100
     os.utime(toy.output_dir / "b.txt", (old, old))
-    reports = pipeline.run(toy, force=["a"], echo=lambda s: None)
+    reports = pipeline.run(toy, force=["a"], echo=lambda s: None, report=False)
     assert statuses(reports) == {"a": "ran", "b": "ran", "c": "skipped"}
 
 
 def test_missing_output_and_interrupted_stage(
     toy: AnalysisConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pipeline.run(toy, echo=lambda s: None)
+    pipeline.run(toy, echo=lambda s: None, report=False)
     (toy.output_dir / "c.txt").unlink()
     assert pipeline.is_up_to_date(toy, pipeline.STAGES[2]) == (False, "missing c.txt")
 
@@ -90,13 +90,13 @@ def test_missing_output_and_interrupted_stage(
 
     monkeypatch.setattr(sys.modules["toy_stages"], "c", boom)
     with pytest.raises(KeyboardInterrupt):
-        pipeline.run(toy, echo=lambda s: None)
+        pipeline.run(toy, echo=lambda s: None, report=False)
     monkeypatch.setattr(sys.modules["toy_stages"], "c", _writer("c", "c.txt"))
     CALLS.clear()
-    reports = pipeline.run(toy, echo=lambda s: None)
+    reports = pipeline.run(toy, echo=lambda s: None, report=False)
     assert statuses(reports) == {"a": "skipped", "b": "skipped", "c": "ran"}
 
 
 def test_unknown_stage_is_an_error(toy: AnalysisConfig) -> None:
     with pytest.raises(GammastarError, match="unknown stage 'x'; stages are: a, b, c"):
-        pipeline.run(toy, force=["x"], echo=lambda s: None)
+        pipeline.run(toy, force=["x"], echo=lambda s: None, report=False)

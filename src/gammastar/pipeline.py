@@ -173,6 +173,7 @@ def run(
     force: Sequence[str] = (),
     only: Sequence[str] | None = None,
     echo: Callable[[str], None] = print,
+    report: bool = True,
 ) -> list[StageReport]:
     """Run every stage in order, skipping those that are up to date.
 
@@ -181,6 +182,7 @@ def run(
         force: stage names to redo even when up to date (``"all"`` redoes everything).
         only: restrict to these stages (default: all enabled ones).
         echo: where progress lines go.
+        report: (re)build ``report.html`` from whatever the run directory holds.
 
     Returns:
         One :class:`StageReport` per stage.
@@ -218,6 +220,10 @@ def run(
         )
         echo(f"[{stage.name}] done in {dt:.1f} s")
         reports.append(StageReport(stage.name, "ran", reason, dt, result))
+    if report:
+        from gammastar.report import build_report
+
+        echo(f"[report] {build_report(config, force=True)}")
     return reports
 
 
