@@ -528,7 +528,9 @@ def run_reach(
     yields_path = config.resolve(rc.yields)
     yields = load_yields(yields_path)
     n_pot = rc.n_pot if rc.n_pot is not None else config.beam.n_pot
-    if not isinstance(n_pot, int | float):
+    if not isinstance(n_pot, int | float):  # beam.n_pot: from_input → the data's own exposure
+        n_pot = yields.meta.get("n_pot")
+    if not isinstance(n_pot, int | float) or not n_pot > 0:
         raise GammastarError(
             f"{config.source or 'config'}: reach.n_pot or beam.n_pot must be a number for the "
             "reach (the facility's protons on target)"

@@ -424,12 +424,13 @@ def upper_limit(
     spec = build_spec(model)
     pmodel, data = _pyhf_model_data(spec)
     if used == "asymptotic":
-        from pyhf.infer.intervals.upper_limits import upper_limit as pyhf_ul
+        from pyhf.infer.intervals.upper_limits import toms748_scan
 
-        poi_max = float(spec["measurements"][0]["config"]["parameters"][0]["bounds"][0][1])
-        scan = np.geomspace(0.05, poi_max, 120)
+        # TOMS 748 root finding on the POI bounds (observed and each band). Called directly:
+        # pyhf 0.7.6's upper_limit(scan=None) does not pass `level` on (always 95% CL).
+        lo, hi = pmodel.config.suggested_bounds()[pmodel.config.poi_index]
         with quiet_pyhf():
-            obs, exp = pyhf_ul(data, pmodel, scan=scan, level=alpha)
+            obs, exp = toms748_scan(data, pmodel, lo, hi, level=alpha, rtol=1e-5)
         expd = {b: float(v) for b, v in zip(BANDS, exp, strict=True)}
         return LimitResult(
             cl=cl,
