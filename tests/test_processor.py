@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pickle
 
+import awkward as ak
 import numpy as np
 import pytest
+import uproot
 from _select_data import write_effmap, write_mock
 
 from gammastar.config import config_from_dict
@@ -68,31 +70,64 @@ def test_executors_give_identical_histograms(tmp_path):
             ), name
 
 
-def test_bad_file_during_processing(tmp_path):
-    """A file whose damage shows only while reading (the jagged counter says more muons than
-    are stored in a later chunk cannot be made with uproot; use a wrong branch type) is named."""
-    import uproot
+def _corrupt_middle_basket(path):
+    """Overwrite the compressed bytes of a middle basket of ``muon_px`` (first and last
+    entries stay readable, so only reading that chunk fails)."""
+    with uproot.open(path) as f:
+        br = f["events"]["muon_px"]
+        seeks = br.member("fBasketSeek")[: br.num_baskets]
+        i = br.num_baskets // 2
+        key_len = br.basket_key(i).fKeylen
+        pos = int(seeks[i]) + key_len + 9  # past the key and the compression header
+    with open(path, "r+b") as fh:
+        fh.seek(pos)
+        fh.write(b"\xff" * 64)
 
+
+def test_bad_file_during_processing(tmp_path):
+    """A file damaged in the middle passes the up-front probe but fails while its chunk is
+    read: named in the error; with skip_bad_files skipped and reported."""
     good = tmp_path / "good.root"
     write_mock(good, 5)
     bad = tmp_path / "bad.root"
-    with uproot.recreate(bad) as f:
-        # muon_px flat instead of jagged: the layout cannot be paired
-        data = {k: np.ones(4, np.float32) for k in ("muon_px", "muon_py", "muon_pz", "muon_E")}
-        data["muon_charge"] = np.ones(4, np.int32)
-        f.mktree("events", {k: v.dtype for k, v in data.items()})
-        f["events"].extend(data)
+    with uproot.recreate(bad) as f:  # 6 baskets of 7·10 events
+        for k in range(6):
+            tmp = tmp_path / f"part{k}.root"
+            write_mock(tmp, 10, event_offset=100 * k, with_truth=False)
+            with uproot.open(tmp) as g:
+                data = g["events"].arrays(
+                    [
+                        "event",
+                        "muon_px",
+                        "muon_py",
+                        "muon_pz",
+                        "muon_E",
+                        "muon_charge",
+                        "truth_channel",
+                    ]
+                )
+            cols = {
+                "event": data["event"],
+                "muon": ak.zip({c: data[f"muon_{c}"] for c in ("px", "py", "pz", "E", "charge")}),
+                "truth_channel": data["truth_channel"],
+            }
+            if k == 0:
+                f.mktree("events", {c: v.type for c, v in cols.items()})
+            f["events"].extend(cols)
+    _corrupt_middle_basket(bad)
     cfg = config_from_dict(
         {
             "output": str(tmp_path / "r"),
-            "input": {"files": [str(good), str(bad)]},
+            "input": {"files": [str(good), str(bad)], "step_size": 70},
             "unfold": {"efficiency_map": None},
             "background": {"remove_eta_mumu": "none"},
         },
         source=str(tmp_path / "c.yaml"),
     )
-    with pytest.raises(InputError, match=r"bad\.root"):
-        select(cfg)
+    for executor in ("iterative", "futures"):
+        with pytest.raises(InputError, match=r"bad\.root: failed while reading"):
+            select(cfg, executor=executor, force=True)
+    assert not (tmp_path / "r" / "pairs.parquet").exists()
     res = select(cfg, skip_bad_files=True)
     assert str(bad) in res.bad_files
     assert res.cutflow["events"] == 7 * 5

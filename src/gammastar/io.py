@@ -247,19 +247,36 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     return f, t
 
 
-def _probe(path: str, tree: Any, names: list[str]) -> None:
-    """Read the first and last entry of each needed branch: catches truncated files early."""
+PER_LEPTON = {"px", "py", "pz", "E", "charge", "parent", "pt", "eta", "phi", "mass"}
+"""Columns that hold one value per lepton (jagged) in the jagged layouts."""
+
+
+def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> None:
+    """Read the first and last entry of each needed branch: catches truncated files early,
+    and checks that per-lepton branches are jagged (one value per event otherwise)."""
     n = int(tree.num_entries)
     if n == 0:
         return
+    names = sorted(set(columns.values()))
     try:
         for start in sorted({0, n - 1}):
-            tree.arrays(names, entry_start=start, entry_stop=start + 1)
+            arrays = tree.arrays(names, entry_start=start, entry_stop=start + 1)
     except Exception as err:  # noqa: BLE001 - uproot raises many types on damaged files
         raise InputError(
             f"{path}: cannot read branches of {tree.name!r} (truncated or damaged file): "
             f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
         ) from None
+    wrong = []
+    for col, br in columns.items():
+        jagged = arrays[br].ndim > 1
+        want = layout != "flat_pairs" and col in PER_LEPTON
+        if jagged != want:
+            wrong.append(f"{col} → {br!r} ({'jagged' if jagged else 'one value per entry'})")
+    if wrong:
+        raise InputError(
+            f"{path}: branch(es) {', '.join(wrong)} do not fit layout {layout} "
+            "(per-lepton branches must be jagged in the jagged layouts, flat in flat_pairs)"
+        )
 
 
 def check_inputs(
@@ -309,7 +326,15 @@ def check_inputs(
                         if br not in names:
                             present_optional.pop(col)
                     entries[path] = int(t.num_entries)
-                    _probe(path, t, [branches.required[c] for c in branches.required])
+                    _probe(
+                        path,
+                        t,
+                        {
+                            **branches.required,
+                            **{c: b for c, b in present_optional.items() if b in names},
+                        },
+                        branches.layout,
+                    )
                     if "truth" in {k.split(";")[0] for k in f.keys(recursive=False)}:
                         truth.append(path)
                 finally:

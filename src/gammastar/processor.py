@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any, Self
 
@@ -200,8 +201,12 @@ def run_processor(
                 executor=exe, schema=BaseSchema, chunksize=chunksize, savemetrics=False
             )
             try:
-                # coffea's rich progress bars ignore status=False; keep them off stdout
-                with contextlib.redirect_stdout(io.StringIO()):
+                # coffea's rich progress bars ignore status=False, and its futures executor
+                # prints tracebacks itself: keep both off the user's terminal
+                with (
+                    contextlib.redirect_stdout(io.StringIO()),
+                    contextlib.redirect_stderr(io.StringIO()),
+                ):
                     out = runner(fileset, proc)
             except InputError:
                 raise
@@ -211,11 +216,10 @@ def run_processor(
                 return {}, bad  # every file is empty: nothing to select
             except Exception as err:
                 path = _bad_file(err, files)
-                msg = (
-                    str(err.__cause__ or err).splitlines()[0][:300]
-                    if str(err)
-                    else type(err).__name__
-                )
+                text = str(err.__cause__ or err)
+                found = re.search(r"The error was: (.*?)\.?$", text.splitlines()[0] if text else "")
+                msg = (found.group(1) if found else text.splitlines()[0] if text else "")[:300]
+                msg = msg or type(err).__name__
                 if path is None:
                     raise
                 if not skip_bad_files:
