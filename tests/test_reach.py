@@ -281,3 +281,32 @@ def test_cli_reach(tmp_path, capsys):
     assert (tmp_path / "run" / "reach.json").exists()
     assert main(["reach", str(tmp_path / "a.yaml")]) == 2  # exists, no --force
     assert main(["reach", str(tmp_path / "a.yaml"), "--force", "--method", "exact"]) == 0
+
+
+@pytest.mark.parametrize("name", ["paper_mock_detector", "na62_dump", "ship"])
+def test_analysis_configs_load(repo_dir, name):
+    from gammastar.config import load_config
+
+    cfg = load_config(Path(repo_dir) / "analysis" / f"{name}.yaml")
+    Geometry.from_config(cfg.detector)  # a valid geometry
+    assert cfg.reach.cl == 0.9
+    if name == "na62_dump":
+        assert cfg.beam.n_pot == 1.4e17
+        assert cfg.reach.background == {"mumu": 0.016, "ee": 0.0094}
+        assert cfg.reach.observed == {"mumu": 0, "ee": 0}
+    if name == "paper_mock_detector":
+        d = cfg.detector
+        assert (d.l1, d.l2, d.theta_min, d.theta_max) == (5.0, None, 0.035, 0.120)
+
+
+def test_cli_acceptance(tmp_path, capsys):
+    import yaml
+
+    cfgd = {"name": "acc", "output": "run", "reach": {"flow": None, "samples": 500}}
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(cfgd))
+    assert main(["acceptance", str(tmp_path / "a.yaml")]) == 0
+    data = json.loads((tmp_path / "run" / "acceptance_ctau.json").read_text())
+    acc = np.array(data["acceptance"], dtype=float)
+    assert acc.shape == (16, 61)
+    assert np.all(np.diff(acc, axis=1) >= -1e-12)  # open decay volume: rises with cτ
+    assert main(["acceptance", str(tmp_path / "a.yaml")]) == 2  # no --force
