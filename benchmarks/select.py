@@ -17,6 +17,9 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
   event, OS/++/−− mass histograms) in JIT-compiled C++; its pair counts must equal ours;
 * ``dask``: ``select(..., executor="dask", workers=2)``, which starts a local
   ``distributed.LocalCluster`` with two worker processes (start-up included in the time);
+* ``capacity``: two independent single-process runs at the same time; 2 × (solo time) /
+  (their wall time) is the parallel speed-up this machine can give right now (2 on two free
+  cores; less when the cores are shared), the ceiling for the Dask figure;
 * ``dask-running``: the same on a two-worker ``LocalCluster`` started before the timer (as a
   facility's cluster would be; ``--scheduler ADDRESS``), with gammastar imported on the
   workers before the timer. For both Dask runs the driver's peak
@@ -166,6 +169,31 @@ def child(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def concurrent(code: str, argsets: list[list[str]]) -> tuple[float, list[dict]]:
+    """Run the children at the same time; wall time of the whole and their results."""
+    import subprocess
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *a],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for a in argsets
+    ]
+    outs = [p.communicate() for p in procs]
+    wall = time.perf_counter() - t0
+    for p, (_, err) in zip(procs, outs, strict=True):
+        if p.returncode != 0:
+            raise SystemExit(f"benchmark child failed:\n{err[-3000:]}")
+    return wall, [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=5_000_000)
@@ -207,6 +235,15 @@ def main() -> None:
     running = child(GAMMASTAR, str(path), args.config, str(work / "run_dask2"), "dask-running")
     print(f"gammastar (Dask, 2 workers, running cluster): {running}", flush=True)
 
+    # How much parallel CPU does this machine give us now? Two independent single-process
+    # selections at the same time: capacity = 2 × (solo time) / (wall time of both).
+    wall2, _ = concurrent(
+        GAMMASTAR,
+        [[str(path), args.config, str(work / f"run_conc{i}"), "iterative"] for i in (0, 1)],
+    )
+    capacity = 2 * ours["seconds"] / wall2
+    print(f"two single-process runs at once: {wall2:.1f} s → parallel capacity {capacity:.2f}")
+
     same = all(ours[k] == ref[k] == dask[k] == running[k] for k in ("events", "os", "pp", "mm"))
     n = ours["events"]
     result = {
@@ -231,6 +268,8 @@ def main() -> None:
         "dask2_running_process_seconds": running["timings"]["process"],
         "dask2_running_speedup": ours["seconds"] / running["seconds"],
         "dask2_running_process_speedup": ours["timings"]["process"] / running["timings"]["process"],
+        "parallel_capacity_2proc": capacity,
+        "two_concurrent_single_runs_seconds": wall2,
         "pair_counts_agree": same,
         "counts": {k: ours[k] for k in ("os", "pp", "mm")},
         "cpu_count": os.cpu_count(),
