@@ -313,15 +313,15 @@ class FlowConfig(Section):
     """Use weights in the loss, or draw training points with probability ∝ |weight|."""
     mass_flatten: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Up-weight sparse masses: weights × ρ(m)^(−mass_flatten), ρ the mass density (0: off)."""
-    epochs: Annotated[int, Field(gt=0)] = 40
-    points_per_epoch: Annotated[int, Field(gt=0)] | None = 200_000
+    epochs: Annotated[int, Field(gt=0)] = 30
+    points_per_epoch: Annotated[int, Field(gt=0)] | None = 100_000
     """Training points drawn at random per epoch (``null``: one pass over the training set)."""
-    batch_size: Annotated[int, Field(gt=0)] = 8192
+    batch_size: Annotated[int, Field(gt=0)] = 4096
     learning_rate: PositiveFloat = 5e-3
     weight_decay: NonNegFloat = 1e-5
     schedule: Literal["constant", "cosine"] = "cosine"
     """Learning-rate schedule per optimizer step (cosine decay to 1% after warm-up)."""
-    warmup_epochs: Annotated[int, Field(ge=0)] = 1
+    warmup_epochs: Annotated[int, Field(ge=0)] = 0
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     patience: Annotated[int, Field(gt=0)] = 50
     """Early stopping: epochs without a validation-loss improvement."""

@@ -300,7 +300,7 @@ class _Sampler:
 
         h = torch.relu(pre)
         for w, bb in st["hidden"]:
-            h = torch.relu(torch.addmm(bb, w, h))
+            h = torch.relu_(torch.addmm(bb, w, h))
         return h
 
     def __call__(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
