@@ -428,3 +428,18 @@ def test_write_samples(tmp_path, suffix):
         F.write_samples(path, cols, {})
     with pytest.raises(GammastarError, match=r"\.parquet or \.root"):
         F.write_samples(tmp_path / "s.csv", cols, {})
+
+
+def test_early_stopping_is_kept_on_resume(tmp_path):
+    """patience=1 with a far too large learning rate stops early; --resume does not go on."""
+    pairs = synthetic_pairs(3000, seed=9)
+    cfg = make_config(tmp_path, epochs=8, patience=1, learning_rate=0.3, schedule="constant")
+    out = F.train(cfg, pairs=pairs)
+    h = json.loads((out / "history.json").read_text())
+    assert len(h["val"]) < 8
+    meta = json.loads((out / "meta.json").read_text())["meta"]
+    assert meta["stopped_early"] is True
+    assert meta["best_epoch"] == int(np.argmin(h["val"]))
+    F.train(cfg, pairs=pairs, resume=True)
+    h2 = json.loads((out / "history.json").read_text())
+    assert h2["val"] == h["val"]

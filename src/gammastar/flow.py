@@ -832,6 +832,7 @@ def fit(
     best = {"loss": math.inf, "epoch": -1, "state": None}
     bad_epochs = 0
     start_epoch = 0
+    resumed_stopped = False
     ident = dict(identity or {})
     ident.update({"data_sha256": data.sha256, "seed": seed, "arch": json.dumps(arch)})
 
@@ -860,6 +861,7 @@ def fit(
         bad_epochs = int(ck["bad_epochs"])
         train_s = history["train_s"][-1] if history.get("train_s") else 0.0
         start_epoch = int(ck["epoch"])
+        resumed_stopped = bool(ck.get("stopped_early", False))
 
     def save_checkpoint(epoch: int) -> None:
         if checkpoint is None:
@@ -877,15 +879,16 @@ def fit(
             "best_state": best["state"] or {},
             "bad_epochs": bad_epochs,
             "epoch": epoch,
+            "stopped_early": stopped_early,
         }
         with atomic_path(checkpoint, force=True) as tmp:
             torch.save(ck, tmp)
 
-    stopped_early = False
+    stopped_early = resumed_stopped
     epoch = start_epoch
     with _progress(progress, cfg.epochs, start_epoch) as bar:
         for epoch in range(start_epoch, cfg.epochs):
-            if stop_after is not None and epoch >= stop_after:
+            if stopped_early or (stop_after is not None and epoch >= stop_after):
                 break
             flow.train()
             if sampler_probs is not None:
