@@ -99,3 +99,15 @@ def test_window_with_too_few_points_gives_nan(closure):
         rng=np.random.default_rng(0),
     )
     assert np.isnan(res["kl_model"])
+
+
+def test_seed_ensemble_spread(tmp_path):
+    from test_flow import make_config
+
+    pairs = synthetic_pairs(4000, seed=30)
+    cfg = make_config(tmp_path, ensemble=3, epochs=2)
+    F.train(cfg, pairs=pairs)
+    res = validate(cfg, pairs=pairs, figures=False)
+    assert len(res["kl_model_members"]) == len(res["mass"])
+    assert all(len(r) == 3 for r in res["kl_model_members"])
+    assert all(s > 0 for s in res["kl_model_seed_std"])

@@ -103,7 +103,8 @@ def validate(
     """``gammastar validate``: KL of the flow vs data in mass windows, with data-vs-data bands.
 
     Writes ``validation.json`` (``mass``, ``kl_model``, ``kl_data_68``, ``kl_data_95``, ``meta``
-    and per-window details) and, with ``figures``, ``figures/flow_kl.png`` (Fig. 4 analogue) and
+    and per-window details; with a seed ensemble also ``kl_model_members`` and
+    ``kl_model_seed_std``, the initialisation spread of the mean KL) and, with ``figures``, ``figures/flow_kl.png`` (Fig. 4 analogue) and
     ``figures/flow_kinematics.png`` (Fig. 5 analogue).
 
     Returns:
@@ -141,6 +142,28 @@ def validate(
         )
         res["mass"] = m0
         windows.append(res)
+    # seed ensemble (flow.ensemble > 1): the spread of the mean KL over members is the
+    # initialisation uncertainty (paper App. A: 0.002, 0.006, 0.012 at m = 0.3, 0.7, 1.1 GeV)
+    member_kl: list[list[float]] = []
+    if model.path is not None and (model.path / "ensemble").is_dir():
+        from gammastar.flow import load_ensemble
+
+        for member in load_ensemble(model.path).models:
+            row = []
+            for m0 in masses:
+                qT, E = window_data(data, m0, vcfg.window, rng)
+                r = kl_window(
+                    member,
+                    qT,
+                    E,
+                    m0,
+                    k=vcfg.k,
+                    repeats=vcfg.repeats,
+                    max_points=vcfg.max_points,
+                    rng=rng,
+                )
+                row.append(r["kl_model"])
+            member_kl.append(row)
     result: dict[str, Any] = {
         "mass": masses,
         "kl_model": [w["kl_model"] for w in windows],
@@ -151,6 +174,10 @@ def validate(
             float(np.median(w["kl_data"])) if w["kl_data"] else float("nan") for w in windows
         ],
         "n_data": [w["n_data"] for w in windows],
+        "kl_model_members": [list(r) for r in zip(*member_kl, strict=True)] if member_kl else None,
+        "kl_model_seed_std": (
+            [float(np.std(r, ddof=1)) for r in zip(*member_kl, strict=True)] if member_kl else None
+        ),
         "meta": make_meta(
             config_sha256=config.section_sha256("flow", "validate"),
             seed=s,
