@@ -163,3 +163,29 @@ def test_expected_only_model_uses_asimov_background():
     assert r.observed is None
     # NA62: P(0 | 0.016) = 98.4%: every band up to +2σ (97.7%) is the n = 0 limit
     assert r.expected["+2"] == pytest.approx(r.expected["0"])
+
+
+def test_mass_template_workspace():
+    from gammastar.reach import mass_model
+
+    m = mass_model(
+        0.4,
+        channels=("mumu", "ee"),
+        background={"mumu": 0.016, "ee": 0.0094},
+        observed={"mumu": 0, "ee": 0},
+        template="mass",
+        mass_resolution=0.005,
+        mass_bins=6,
+        mass_range=(0.2, 1.1),
+        n_pot_unc=0.0,
+    )
+    assert m.channels[0].signal.size == 6
+    total = sum(c.signal.sum() for c in m.channels)
+    assert total == pytest.approx(1.0)
+    # the signal peaks in the central bins; the background is flat over the window
+    assert m.channels[0].signal[2] > m.channels[0].signal[0]
+    assert np.allclose(m.channels[0].background, m.channels[0].background[0])
+    validate_spec(build_spec(m))
+    r = upper_limit(m, cl=0.9)
+    assert r.method == "exact"
+    assert r.observed == pytest.approx(math.log(10), rel=2e-3)  # b ≈ 0: the counting limit

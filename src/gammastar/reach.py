@@ -387,7 +387,9 @@ def scan(
         )
     if not np.any(acc_grid > 0):
         raise GammastarError(
-            "reach: the acceptance is zero on the whole (m, eps) grid; check the detector geometry"
+            "reach: the acceptance is zero on the whole (m, eps) grid: no sampled A' reaches the "
+            "detector (check the geometry, and whether the kinematic model covers the angles "
+            "and energies it needs: a flow only knows the phase space of its training data)"
         )
     return ScanResult(
         masses=masses,

@@ -582,12 +582,15 @@ class _Exact:
         if self.obs is not None:
             kmax = np.maximum(kmax, self.obs + 1)
         self.kmax = np.maximum(kmax, 1)
-        self.n_configs = int(np.prod(self.kmax.astype(float) + 1))
-        self.feasible = self.n_configs <= _MAX_CONFIGS
-        if self.feasible:
-            grids = np.meshgrid(*[np.arange(k + 1) for k in self.kmax], indexing="ij")
-            self.n = np.stack([g.ravel() for g in grids], axis=1)  # (n_configs, n_bins)
-            self._p0_cache: NDArray | None = None
+        # total count over all bins: the configurations needed have few events in total
+        k_tot = int(stats.poisson.ppf(1 - 1e-10, max(float(bmax.sum()), 1e-12))) + 1
+        if self.obs is not None:
+            k_tot = max(k_tot, int(self.obs.sum()) + 1)
+        self.k_total = k_tot
+        self.n = _configurations(self.kmax, self.k_total)
+        self.n_configs = 0 if self.n is None else int(self.n.shape[0])
+        self.feasible = self.n is not None
+        self._p0_cache: NDArray | None = None
 
     @property
     def p0(self) -> NDArray:
@@ -667,11 +670,10 @@ class _Exact:
         w = np.log1p(mu * self.s / np.maximum(self.b, 1e-300))
         lim = np.where(w > 0, np.floor(t_max / np.where(w > 0, w, 1.0) + 1e-12), self.kmax)
         lim = np.minimum(lim, 400).astype(int)
-        size = float(np.prod(lim.astype(float) + 1))
-        if size <= _MAX_CONFIGS:
-            grids = np.meshgrid(*[np.arange(k + 1) for k in lim], indexing="ij")
-            n = np.stack([g.ravel() for g in grids], axis=1)
-        else:  # fall back to the background-range grid (complete for the usual cases)
+        w_min = float(w[w > 0].min()) if np.any(w > 0) else 0.0
+        total = int(min(np.floor(t_max / w_min + 1e-12), 400)) if w_min > 0 else int(lim.sum())
+        n = _configurations(lim, total)
+        if n is None:  # fall back to the background-range grid (complete for the usual cases)
             n = self.n
         n = n[(n @ w) <= t_max]
         return float(self._prob(mu, n).sum()) if n.size else 0.0
@@ -695,6 +697,27 @@ class _Exact:
         else:
             return float("nan")
         return float(math.exp(optimize.brentq(f, lo, hi, xtol=1e-6, rtol=1e-7)))
+
+
+def _configurations(kmax: NDArray, k_total: int) -> NDArray | None:
+    """All count vectors n with 0 ≤ n_i ≤ kmax_i and Σ n_i ≤ k_total (None if too many)."""
+    kmax = np.asarray(kmax, dtype=int)
+    nb = kmax.size
+    if float(np.prod(kmax.astype(float) + 1)) <= _MAX_CONFIGS:
+        grids = np.meshgrid(*[np.arange(k + 1) for k in kmax], indexing="ij")
+        n = np.stack([g.ravel() for g in grids], axis=1)
+        return n[n.sum(axis=1) <= k_total]
+    k_total = int(min(k_total, kmax.sum()))
+    if math.comb(k_total + nb, nb) > _MAX_CONFIGS:
+        return None
+    import itertools
+
+    rows = [np.zeros(nb, dtype=int)]
+    for k in range(1, k_total + 1):
+        for combo in itertools.combinations_with_replacement(range(nb), k):
+            rows.append(np.bincount(combo, minlength=nb))
+    n = np.array(rows)
+    return n[np.all(n <= kmax, axis=1)]
 
 
 def expected_bands_to_list(res: LimitResult) -> list[float]:
