@@ -492,6 +492,7 @@ def plot_acceptance_comparison(
         ax.plot(ctaus, b_c[i], ls="--", color=line.get_color(), label=f"{labels[1]}")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.set_ylim(1e-6, 2.0)
     ax.set_xlabel(r"$c\tau_{A'}$ [m]")
     ax.set_ylabel(r"acceptance $\mathcal{E}$")
     ax.legend(fontsize=7)
