@@ -213,20 +213,25 @@ def test_efficiency_map_with_zeros(tmp_path):
 def test_efficiency_map_outside(tmp_path):
     p = tmp_path / "m.root"
     write_mock(p, 3)
-    write_effmap(tmp_path / "small.root", np.full((5, 10), 0.5), m_edges=np.linspace(0, 0.55, 6))
-    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": str(tmp_path / "small.root")})
+    small = str(tmp_path / "small.root")
+    write_effmap(small, np.full((5, 10), 0.5), m_edges=np.linspace(0, 0.55, 6))
+    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small, "outside_map": "error"})
     with pytest.raises(InputError, match="outside the efficiency map"):
         select(cfg)
-    cfg = cfg_for(
-        tmp_path,
-        [p],
-        unfold={"efficiency_map": str(tmp_path / "small.root"), "outside_map": "drop"},
-    )
+    assert_nothing_written(cfg)
+    # drop: weight 0, ε NaN, counted
+    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small, "outside_map": "drop"})
     res = select(cfg)
-    n_out = int((res.pairs["m"] >= 0.55).sum())
-    assert n_out > 0
-    assert res.unfold["n_outside_map"] == n_out
-    assert res.pairs.loc[res.pairs.m >= 0.55, "eff"].isna().all()
+    outside = res.pairs["m"] >= 0.55
+    assert outside.sum() > 0
+    assert res.unfold["n_outside_map"] == outside.sum()
+    assert res.pairs.loc[outside, "eff"].isna().all()
+    assert (res.pairs.loc[outside, "weight"] == 0).all()
+    # default (nearest): the last mass bin's ε, counted and reported
+    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small})
+    res = select(cfg, force=True)
+    assert res.unfold["n_outside_map"] == outside.sum()
+    assert (res.pairs.loc[outside, "eff"] == 0.5).all()
 
 
 def test_efficiency_map_invalid_values(tmp_path):

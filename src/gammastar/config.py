@@ -230,11 +230,11 @@ class UnfoldConfig(Section):
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
     """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
     Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""
-    outside_map: Literal["error", "drop", "nearest"] = "error"
-    """Pairs outside the map or at ε = 0: ``error`` stops naming the count, ``drop`` gives
-    them weight 0, counts them and reports them in ``select.json``; ``nearest`` takes the
+    outside_map: Literal["error", "drop", "nearest"] = "nearest"
+    """Pairs outside the map or at ε = 0 are never dropped silently: ``nearest`` takes the
     nearest bin's ε for pairs outside the map (as the mock generator does), counted and
-    reported (pairs at ε = 0 still stop the run)."""
+    reported in ``select.json`` and a warning; ``error`` stops naming the count; ``drop``
+    gives them weight 0, counts and reports them. Pairs at ε = 0 stop the run unless ``drop``."""
     mass_bins: Annotated[int, Field(gt=0)] = 89
     """Number of mass bins between ``selection.mass_min`` and ``selection.mass_max``."""
 
