@@ -415,14 +415,14 @@ class SelectResult:
     """What :func:`select` produced (the files are in ``output_dir``)."""
 
     output_dir: Path
-    pairs: pd.DataFrame
-    histograms: dict[str, Any]
-    cutflow: dict[str, int]
+    pairs: pd.DataFrame = field(repr=False)
+    histograms: dict[str, Any] = field(repr=False)
+    cutflow: dict[str, int] = field(repr=False)
     counts: dict[str, Any]
     unfold: dict[str, Any]
     bad_files: dict[str, str]
-    meta: dict[str, Any]
-    files: dict[str, Path] = field(default_factory=dict)
+    meta: dict[str, Any] = field(repr=False)
+    files: dict[str, Path] = field(default_factory=dict, repr=False)
 
 
 OUTPUT_FILES = ("pairs.parquet", "histograms.root", "select.json")
