@@ -150,17 +150,22 @@ def signal_events(
 
 
 def eps_boundaries(
-    nsig: Callable[[NDArray], NDArray], eps_grid: ArrayLike, s_up: float
+    nsig: Callable[[NDArray], NDArray],
+    eps_grid: ArrayLike,
+    s_up: float,
+    *,
+    values: NDArray | None = None,
 ) -> tuple[float, float]:
     """ε_low and ε_high where N_sig(ε) = s_up (NaN, NaN if N_sig < s_up on the whole grid).
 
     Crossings are bracketed on ``eps_grid`` and refined with Brent's method in log ε; a
-    boundary at the edge of the grid is returned as that edge.
+    boundary at the edge of the grid is returned as that edge. ``values``: N_sig on the grid,
+    if already known.
     """
     eps_grid = np.asarray(eps_grid, dtype=np.float64)
     if not (np.isfinite(s_up) and s_up > 0):
         return float("nan"), float("nan")
-    vals = nsig(eps_grid)
+    vals = nsig(eps_grid) if values is None else np.asarray(values)
     above = np.nonzero(vals >= s_up)[0]
     if above.size == 0:
         return float("nan"), float("nan")
@@ -344,8 +349,11 @@ def scan(
                 )
                 return sum(parts.values())
 
-        nsig_grid[i] = nsig(eps)
         acc_grid[i] = sample.acceptance(darkphoton.ctau(m, eps, dark=dark))
+        if dark is None:
+            nsig_grid[i] = scale * eps**2 * acc_grid[i]
+        else:
+            nsig_grid[i] = nsig(eps)
         t1 = time.perf_counter()
         model = mass_model(
             float(m),
@@ -371,9 +379,11 @@ def scan(
         if observed:
             targets["obs"] = lim.observed if lim.observed is not None else float("nan")
         targets.update({f"events_{v:g}": v for v in event_lines})
+        done: dict[float, tuple[float, float]] = {}  # bands sharing a limit share boundaries
         for k, s_up in targets.items():
-            lo, hi = eps_boundaries(nsig, eps, s_up)
-            bounds[k][0][i], bounds[k][1][i] = lo, hi
+            if s_up not in done:
+                done[s_up] = eps_boundaries(nsig, eps, s_up, values=nsig_grid[i])
+            bounds[k][0][i], bounds[k][1][i] = done[s_up]
         t3 = time.perf_counter()
         t_acc += t1 - t0
         t_lim += t2 - t1
