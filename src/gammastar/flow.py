@@ -295,10 +295,10 @@ class _Sampler:
                 )
 
     @staticmethod
-    def _hidden(st, pre):
+    def _hidden(st, pre, inplace: bool = False):
         import torch
 
-        h = torch.relu(pre)
+        h = torch.relu_(pre) if inplace else torch.relu(pre)
         for w, bb in st["hidden"]:
             h = torch.relu_(torch.addmm(bb, w, h))
         return h
@@ -322,7 +322,7 @@ class _Sampler:
             if fixed:
                 xk, yk, dk = xk[:, 0].contiguous(), yk[:, 0].contiguous(), dk[:, 0].contiguous()
             xa = _rqs_inverse(y[a], xk, yk, dk, bins)
-            hb = self._hidden(st, torch.addmm(ctx, st["w0x"], xa[None, :]))
+            hb = self._hidden(st, torch.addmm(ctx, st["w0x"], xa[None, :]), inplace=True)
             phi_b = torch.addmm(st["bb"], st["wb"], hb)
             xk, yk, dk = _rqs_knots(phi_b, bins)
             xb = _rqs_inverse(y[b], xk, yk, dk, bins)
@@ -536,7 +536,7 @@ class FlowModel:
         return out + self.pre.log_jacobian(qT, E)
 
     def sample_standardised(
-        self, mass, n: int, seed: int | None = None, chunk: int = 1 << 16
+        self, mass, n: int, seed: int | None = None, chunk: int = 1 << 14
     ) -> np.ndarray:
         """Samples in the standardised log space (float32), shape (n, 2); no mass check."""
         import torch
