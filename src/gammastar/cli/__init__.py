@@ -45,13 +45,18 @@ def load(config: Path, output: Path | None = None) -> AnalysisConfig:
     return cfg
 
 
+_ORDER = ("run", "generate", "select", "yields", "flow", "reach", "report")
+"""Command modules in workflow order (``--help`` lists commands in registration order)."""
+
+
 def _register() -> None:
     # Import for side effects: each module adds its commands to `app`.
     import importlib
     import pkgutil
 
-    for mod in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{mod.name}")
+    found = [m.name for m in pkgutil.iter_modules(__path__)]
+    for name in sorted(found, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n)):
+        importlib.import_module(f"{__name__}.{name}")
 
 
 @app.callback(invoke_without_command=True)
