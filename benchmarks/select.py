@@ -91,9 +91,8 @@ cfg = cfg.model_copy(update={
 import logging; logging.disable(logging.WARNING)
 scheduler, cluster = None, None
 if executor == "dask-running":  # a cluster that is up before the run (a facility)
-    from distributed import LocalCluster
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+    from gammastar.processor import local_cluster
+    cluster = local_cluster(2)
     # a facility's workers have the software loaded: import it before the timer
     from distributed import Client
     import importlib
