@@ -49,6 +49,8 @@ def select_command(
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # distributed logs at INFO on its own loggers
+        handler.setLevel(logging.WARNING)
     cfg = load(config, output)
     res = select(
         cfg,
