@@ -86,6 +86,36 @@ def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
     return compute_yields(config, force=force)
 
 
+def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
+    """Train the flow; an interrupted training of the same config and data resumes."""
+    import sys
+
+    from gammastar.flow import train
+
+    progress = sys.stderr.isatty()
+    checkpoint = config.output_dir / "flow" / "checkpoint.pt"
+    if checkpoint.exists():
+        try:
+            return train(config, resume=True, force=True, progress=progress)
+        except GammastarError as err:
+            if "does not match" not in str(err):
+                raise
+            # a checkpoint of another config or data set: start afresh
+    return train(config, force=True, progress=progress)
+
+
+def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.validate import validate
+
+    return validate(config, force=force)
+
+
+def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.reach import run_reach
+
+    return run_reach(config, force=force)
+
+
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
     files = cfg.input.files
     if isinstance(files, dict):  # coffea-style fileset: {dataset: {files: {path: tree}}}
@@ -121,6 +151,27 @@ STAGES: tuple[Stage, ...] = (
         sections=("beam", "yields"),
         outputs=("yields.json", "yields_aprime.csv", "yields_mcp.csv"),
         needs=("generate", "select"),
+    ),
+    Stage(
+        "train",
+        "gammastar.pipeline:_run_train",
+        sections=("seed", "flow"),
+        outputs=("flow/model.pt", "flow/meta.json"),
+        needs=("select",),
+    ),
+    Stage(
+        "validate",
+        "gammastar.pipeline:_run_validate",
+        sections=("seed", "validate"),
+        outputs=("validation.json",),
+        needs=("select", "train"),
+    ),
+    Stage(
+        "reach",
+        "gammastar.pipeline:_run_reach",
+        sections=("seed", "beam", "detector", "reach"),
+        outputs=("reach.json",),
+        needs=("yields", "train"),
     ),
 )
 
