@@ -16,7 +16,7 @@ from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import GammastarError, InputError, OutputExistsError
 from gammastar.physics.constants import M_MU
-from gammastar.reach import eps_boundaries, load_yields, mass_model, run_reach
+from gammastar.reach import eps_boundaries, load_yields, mass_model, run_reach, scan
 from gammastar.stats import Channel, Model, cls, load_workspace, quiet_pyhf, upper_limit
 
 PYHF = str(Path(sys.executable).with_name("pyhf"))
@@ -310,3 +310,47 @@ def test_cli_acceptance(tmp_path, capsys):
     assert acc.shape == (16, 61)
     assert np.all(np.diff(acc, axis=1) >= -1e-12)  # open decay volume: rises with cτ
     assert main(["acceptance", str(tmp_path / "a.yaml")]) == 2  # no --force
+
+
+def test_semi_visible_dark_sector_suppresses_the_signal():
+    from gammastar.physics.darkphoton import DarkSector
+    from gammastar.reach import signal_events
+
+    sample = draw(ParametricSampler(), 0.4, 2000, Geometry(**NA62_LIKE), seed=2)
+    eps = np.geomspace(1e-7, 1e-4, 7)
+    kw = {"yield_per_pot_eps2": 3e-3, "n_pot": 1.4e19, "sample": sample, "channels": ("mumu",)}
+    vis = signal_events(0.4, eps, **kw)["mumu"]
+    semi = signal_events(0.4, eps, dark=DarkSector(alpha_d=0.1, m_chi=0.05), **kw)["mumu"]
+    # BR(μμ) ≈ ε²α K/(α_D K_χ) ≪ 1 and the A′ is prompt: (almost) nothing left
+    assert np.all(semi < 1e-6 * np.maximum(vis, 1e-300) + 1e-12)
+
+
+def test_scan_with_mass_templates(tmp_path):
+    y = load_yields(synthetic_yields(tmp_path / "y.json"))
+    res = scan(
+        [0.3, 0.5],
+        np.geomspace(1e-8, 1e-4, 20),
+        sampler=ParametricSampler(),
+        geometry=Geometry(**NA62_LIKE),
+        yields=y,
+        n_pot=1.4e19,
+        channels=("mumu", "ee"),
+        background={"mumu": 0.016, "ee": 0.0094},
+        background_kappa={"mumu": 1.125, "ee": 4.0},
+        template="mass",
+        mass_resolution=0.005,
+        samples=2000,
+    )
+    assert res.method == "exact"
+    assert res.models[0].channels[0].signal.size == 6
+    assert np.all(np.isfinite(res.boundaries["0"][0]))
+
+
+@pytest.mark.slow
+def test_toy_limit_matches_exact():
+    # pyhf pseudo-experiments (12-point scan, 300 toys) vs the exact construction:
+    # single bin, b = 0.5, n = 0, no systematics: CLs = e^{-s} → s_up = ln 10
+    m = Model([Channel("mumu", [1.0], [0.5], observed=[0])], n_pot_unc=0.0)
+    toys = upper_limit(m, cl=0.9, method="toys", ntoys=300, seed=3)
+    assert toys.method == "toys"
+    assert toys.observed == pytest.approx(np.log(10), rel=0.15)

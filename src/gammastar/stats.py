@@ -394,6 +394,13 @@ def upper_limit(
         used = "exact" if ex is not None and ex.feasible else choose_method(model, "toys")
         if used == "toys" and all(np.all(c.background >= 10) for c in model.channels):
             used = "asymptotic"
+        if used == "toys":
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "exact CLs: too many count configurations; using pyhf toys (slow: set "
+                "reach.method or use fewer bins)"
+            )
     else:
         used = method
     if used == "exact":
@@ -573,17 +580,36 @@ class _Exact:
             lb = math.log(c.bkg_kappa)
             self.kb.append(np.exp(lb * xb) if lb > 0 else np.ones(1))
             self.wb.append(wb / wb.sum() if lb > 0 else np.ones(1))
-        # count range per bin: covers the background-only distribution and the observation
-        # (background at +5σ of its log-normal: the quadrature nodes beyond carry < 1e-6)
-        bmax = self.b * np.array(
-            [math.exp(5 * math.log(self.model.channels[i].bkg_kappa)) for i in self.ch]
+
+        # count range: where the background-only distribution, marginalised over the same
+        # quadrature nodes that the integrals use, leaves a tail below 1e-8 (per bin, and in
+        # total over all bins); plus the observation
+        def tail_k(lam_nodes: NDArray, w_nodes: NDArray) -> int:
+            k = 0
+            while k < 1000:
+                if float(w_nodes @ stats.poisson.sf(k, np.maximum(lam_nodes, 1e-300))) < 1e-8:
+                    return k
+                k += 1
+            return k
+
+        kmax = np.array(
+            [
+                tail_k(self.b[i] * self.kb[self.ch[i]], self.wb[self.ch[i]])
+                for i in range(self.b.size)
+            ]
         )
-        kmax = stats.poisson.ppf(1 - 1e-10, np.maximum(bmax, 1e-12)).astype(int) + 1
         if self.obs is not None:
-            kmax = np.maximum(kmax, self.obs + 1)
+            kmax = np.maximum(kmax, self.obs)
         self.kmax = np.maximum(kmax, 1)
-        # total count over all bins: the configurations needed have few events in total
-        k_tot = int(stats.poisson.ppf(1 - 1e-10, max(float(bmax.sum()), 1e-12))) + 1
+        # total: channels' background nuisances independent; bound with a common node index
+        nodes = max(k.size for k in self.kb)
+        lam_tot = np.zeros(nodes)
+        w_tot = np.ones(nodes) / nodes
+        for ci, c in enumerate(self.model.channels):
+            kb = self.kb[ci] if self.kb[ci].size == nodes else np.full(nodes, self.kb[ci][0])
+            w_tot = self.wb[ci] if self.kb[ci].size == nodes else w_tot
+            lam_tot = lam_tot + float(c.background.sum()) * kb
+        k_tot = tail_k(lam_tot, w_tot) + 1
         if self.obs is not None:
             k_tot = max(k_tot, int(self.obs.sum()) + 1)
         self.k_total = k_tot
