@@ -354,3 +354,18 @@ def test_toy_limit_matches_exact():
     toys = upper_limit(m, cl=0.9, method="toys", ntoys=300, seed=3)
     assert toys.method == "toys"
     assert toys.observed == pytest.approx(np.log(10), rel=0.15)
+
+
+def test_empty_acceptance_is_a_clear_error(tmp_path):
+    class OnAxis:
+        mass_range = (0.2, 1.1)
+
+        def sample(self, mass, n, seed=None):
+            return {"qT": np.zeros(n), "E": np.full(n, 50.0)}
+
+    cfg = make_config(tmp_path)
+    cfg = cfg.model_copy(
+        update={"detector": cfg.detector.model_copy(update={"theta_min": 0.035, "theta_max": 0.12})}
+    )
+    with pytest.raises(GammastarError, match="acceptance is zero"):
+        run_reach(cfg, sampler=OnAxis())
