@@ -617,6 +617,7 @@ class _Exact:
         self.n_configs = 0 if self.n is None else int(self.n.shape[0])
         self.feasible = self.n is not None
         self._p0_cache: NDArray | None = None
+        self._p_zero: float | None = None
 
     @property
     def p0(self) -> NDArray:
@@ -667,8 +668,9 @@ class _Exact:
             return self.obs is not None and not np.any(self.obs[self.s > 0])
         if np.any(self.s <= 0):
             return False
-        p_zero = float(self.p0[~self.n.any(axis=1)].sum()) / float(self.p0.sum())
-        return _Q[band] <= p_zero * (1 - 1e-12)
+        if self._p_zero is None:
+            self._p_zero = float(self.p0[~self.n.any(axis=1)].sum()) / float(self.p0.sum())
+        return _Q[band] <= self._p_zero * (1 - 1e-12)
 
     def _t_ref(self, mu: float, band: str | None) -> float:
         if band is None:
@@ -680,9 +682,24 @@ class _Exact:
         i = int(np.searchsorted(cdf, q * cdf[-1] * (1 - 1e-12)))
         return float(t[order][min(i, t.size - 1)])
 
+    def _cls_zero(self, mu: float) -> float:
+        """CLs when the reference outcome is "no event": P_μ(0)/P_0(0) in closed form.
+
+        The background factors cancel (independent nuisances), leaving
+        Σ_a w_a Π_c Σ_i w_i exp(−μ s_c k0_a kc_i), s_c the channel's total signal.
+        """
+        out = np.ones(self.k0.size)
+        for ci, c in enumerate(self.model.channels):
+            s_c = float(c.signal.sum())
+            e = np.exp(-mu * s_c * self.k0[:, None] * self.kc[ci][None, :])  # (n0, nkc)
+            out *= e @ self.wc[ci]
+        return float(self.w0 @ out)
+
     def cls(self, mu: float, band: str | None) -> float:
         if mu <= 0:
             return 1.0
+        if self.zero_class(band):
+            return self._cls_zero(mu)
         t_ref = self._t_ref(mu, band)
         t = self._t(mu, self.n)
         tol = 1e-9 * max(1.0, abs(t_ref))
