@@ -1169,8 +1169,18 @@ def decay_two_body(
     References:
         Allison & Blinov Sec. III C 2; the angular distribution of a transversely
         polarised vector decaying to a fermion pair (e.g. Landsberg, Phys. Rep. 128 (1985) 301).
+
+    Example:
+        >>> g = {"px": np.array([0.3]), "py": np.array([0.0]), "pz": np.array([20.0]),
+        ...      "m": np.array([0.5])}
+        >>> g["E"] = np.sqrt(0.3**2 + 20.0**2 + 0.5**2)
+        >>> a, b = decay_two_body(g, 0.1, np.random.default_rng(1))
+        >>> bool(np.allclose(a + b, [[0.3, 0.0, 20.0, g["E"]]]))
+        True
+        >>> bool(np.isclose(a[0, 3] ** 2 - (a[0, :3] ** 2).sum(), 0.1**2))
+        True
     """
-    M = np.asarray(parent["m"], dtype=np.float64)
+    M = np.atleast_1d(np.asarray(parent["m"], dtype=np.float64))
     n = len(M)
     r = np.clip(4 * m_daughter**2 / M**2, 0.0, 1.0)
     cos = np.empty(n)
@@ -1186,7 +1196,13 @@ def decay_two_body(
     sin = np.sqrt(1 - cos**2)
     # rest-frame momentum in a frame whose z axis is the γ* direction
     local = np.stack([p * sin * np.cos(phi), p * sin * np.sin(phi), p * cos], axis=1)
-    P = np.stack([parent["px"], parent["py"], parent["pz"]], axis=1).astype(np.float64)
+    P = np.stack(
+        [
+            np.broadcast_to(np.asarray(parent[k], dtype=np.float64), (n,))
+            for k in ("px", "py", "pz")
+        ],
+        axis=1,
+    )
     pabs = np.linalg.norm(P, axis=1)
     ez = P / np.where(pabs > 0, pabs, 1.0)[:, None]
     ez[pabs == 0] = [0.0, 0.0, 1.0]
@@ -1196,7 +1212,7 @@ def decay_two_body(
     ey = np.cross(ez, ex)
     k = local[:, :1] * ex + local[:, 1:2] * ey + local[:, 2:3] * ez
     e_rest = np.sqrt(p**2 + m_daughter**2)
-    E = np.asarray(parent["E"], dtype=np.float64)
+    E = np.broadcast_to(np.asarray(parent["E"], dtype=np.float64), (n,))
     beta = P / E[:, None]
     gamma = E / M
     out = []
