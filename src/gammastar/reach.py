@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 THRESHOLD = {"ee": 2 * M_E, "mumu": 2 * M_MU}
-OUTPUTS = ("reach.json", "acceptance.npz", "reach.pdf")
+OUTPUTS = ("reach.json", "acceptance.npz", "reach.pdf", "aprime_decays.pdf")
 
 
 # --------------------------------------------------------------------------- yields
@@ -663,4 +663,5 @@ def run_reach(
 
     fig = plot_reach(res, out / "reach.pdf", title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
     plt.close(fig)
+    plt.close(darkphoton.plot_decays(str(out / "aprime_decays.pdf")))
     return reach
