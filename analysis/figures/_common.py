@@ -45,8 +45,11 @@ FIG_MASSES = (0.3, 0.6, 0.9)
 
 # --------------------------------------------------------------------------- command line
 def parser(description: str) -> argparse.ArgumentParser:
-    """The common command line: ``[CONFIG] [--output RUN_DIR] [--force] [--retrain]``."""
-    p = argparse.ArgumentParser(description=description)
+    """The common command line: ``[CONFIG] [--output RUN_DIR] [--force] [--retrain]``.
+
+    ``description``: the script's docstring (its first paragraph is shown by ``--help``).
+    """
+    p = argparse.ArgumentParser(description=" ".join(description.split("\n\n")[0].split()))
     p.add_argument(
         "config",
         nargs="?",
@@ -90,27 +93,12 @@ def run_main(func: Callable[[list[str] | None], Path], argv: Sequence[str] | Non
 def ensure(cfg: AnalysisConfig, stages: Sequence[str]) -> None:
     """Bring ``stages`` (and nothing else) up to date with :func:`gammastar.pipeline.run`.
 
-    Stage names the pipeline does not know (yet) are done here instead: ``train`` with
-    :func:`gammastar.flow.train`, ``validate`` with :func:`gammastar.validate.validate`, each
-    only when its output is missing.
+    Stages that are up to date are skipped by the pipeline (outputs newer than inputs, config
+    sections unchanged); stages the config disables (``generate`` without ``mock:``) are ignored.
     """
     from gammastar import pipeline
 
-    known = set(pipeline.stage_names())
-    only = [s for s in stages if s in known]
-    if only:
-        pipeline.run(cfg, only=only, report=False, echo=lambda s: print(s, flush=True))
-    out = cfg.output_dir
-    if "train" in stages and "train" not in known and not (out / "flow" / "model.pt").exists():
-        from gammastar.flow import train
-
-        print("[train] running (flow.train)", flush=True)
-        train(cfg, force=True)
-    if "validate" in stages and "validate" not in known and not (out / "validation.json").exists():
-        from gammastar.validate import validate
-
-        print("[validate] running (validate.validate)", flush=True)
-        validate(cfg, force=True)
+    pipeline.run(cfg, only=list(stages), report=False, echo=lambda s: print(s, flush=True))
 
 
 # --------------------------------------------------------------------------- flows

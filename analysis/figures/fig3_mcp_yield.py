@@ -18,7 +18,7 @@ import _common as c
 def main(argv: list[str] | None = None) -> Path:
     """Write ``<run>/figures/paper_fig3.png`` (and ``.pdf``); return the PNG path."""
     t0 = time.perf_counter()
-    args = c.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = c.parser(__doc__).parse_args(argv)
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 3, force=args.force)
     c.ensure(cfg, ("generate", "select", "yields"))

@@ -26,7 +26,7 @@ MASS_STEP = 0.05
 def main(argv: list[str] | None = None) -> Path:
     """Write ``<run>/figures/paper_fig4.png`` (and ``.pdf``); return the PNG path."""
     t0 = time.perf_counter()
-    args = c.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = c.parser(__doc__).parse_args(argv)
     cfg = c.load(args)
     png, pdf = c.figure_paths(cfg, 4, force=args.force)
     c.ensure(cfg, ("generate", "select", "train"))

@@ -101,7 +101,7 @@ def plot_two_flows(
 def main(argv: list[str] | None = None) -> Path:
     """Write ``<run>/figures/paper_fig5.png`` (and ``.pdf``); return the PNG path."""
     t0 = time.perf_counter()
-    args = c.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = c.parser(__doc__).parse_args(argv)
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 5, force=args.force)
     with_bkg, no_bkg = c.flows_with_and_without_background(cfg, retrain=args.retrain)

@@ -21,7 +21,7 @@ import _common as c
 def main(argv: list[str] | None = None) -> Path:
     """Write ``<run>/figures/paper_fig7.png`` (and ``.pdf``); return the PNG path."""
     t0 = time.perf_counter()
-    args = c.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = c.parser(__doc__).parse_args(argv)
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 7, force=args.force)
     c.ensure(cfg, ("generate", "select", "train"))

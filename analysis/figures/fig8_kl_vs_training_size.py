@@ -93,8 +93,14 @@ def plot(result: dict[str, Any]) -> Any:
 def main(argv: list[str] | None = None) -> Path:
     """Write ``<run>/figures/paper_fig8.png`` (and ``.pdf``); return the PNG path."""
     t0 = time.perf_counter()
-    p = c.parser(__doc__.splitlines()[0])
-    p.add_argument("--budget", choices=sorted(BUDGETS), default="small")
+    p = c.parser(__doc__)
+    p.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default="small",
+        help="small (default): 3 sizes x 3 seeds, short trainings; paper: 6 sizes x 10 seeds, "
+        "the config's recipe",
+    )
     args = p.parse_args(argv)
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 8, force=args.force)

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> Path:
     import matplotlib.pyplot as plt
 
     t0 = time.perf_counter()
-    args = c.parser(__doc__.splitlines()[0]).parse_args(argv)
+    args = c.parser(__doc__).parse_args(argv)
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 9, force=args.force)
     curves, rel_map = _acceptance.compare(cfg, retrain=args.retrain)["figures"]
