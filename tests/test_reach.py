@@ -210,7 +210,7 @@ def test_run_reach_writes_the_contract(tmp_path):
     l3 = np.array(data["event_lines"]["3"]["eps_low"], dtype=float)
     both = np.isfinite(l23) & np.isfinite(l3)
     assert np.all(l23[both] <= l3[both])
-    assert (out / "reach.pdf").stat().st_size > 1000
+    assert (out / "figures" / "reach.png").stat().st_size > 1000
     idx = json.loads((out / "workspaces" / "index.json").read_text())
     first = out / idx["workspaces"][0]["file"]
     load_workspace(str(first))

@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 THRESHOLD = {"ee": 2 * M_E, "mumu": 2 * M_MU}
-OUTPUTS = ("reach.json", "acceptance.npz", "reach.pdf", "aprime_decays.pdf")
+OUTPUTS = ("reach.json", "acceptance.npz", "figures/reach.png", "figures/aprime_decays.png")
 
 
 # --------------------------------------------------------------------------- yields
@@ -522,7 +522,7 @@ def run_reach(
     output: str | Path | None = None,
 ) -> dict[str, Any]:
     """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,
-    ``acceptance.npz`` and ``reach.pdf`` in the run directory.
+    ``acceptance.npz``, ``figures/reach.png`` and ``figures/aprime_decays.png`` in the run directory.
 
     Arguments:
         config: the :class:`~gammastar.config.AnalysisConfig`.
@@ -661,7 +661,7 @@ def run_reach(
     write_json(out / "reach.json", reach, force=force)
     import matplotlib.pyplot as plt
 
-    fig = plot_reach(res, out / "reach.pdf", title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
+    fig = plot_reach(res, out / OUTPUTS[2], title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
     plt.close(fig)
-    plt.close(darkphoton.plot_decays(str(out / "aprime_decays.pdf")))
+    plt.close(darkphoton.plot_decays(str(out / OUTPUTS[3])))
     return reach

@@ -23,7 +23,7 @@ def reach_command(
     """Expected (±1σ, ±2σ) and observed CLs exclusion in (m_A′, ε).
 
     Writes reach.json, workspaces/*.json (pyhf; `pyhf cls FILE --test-poi S` gives CLs for S
-    signal events), acceptance.npz and reach.pdf in the run directory.
+    signal events), acceptance.npz and figures/reach.png in the run directory.
     """
     from gammastar.errors import ConfigError
     from gammastar.reach import run_reach
@@ -56,7 +56,7 @@ def acceptance_command(
 ) -> None:
     """Acceptance vs cτ at three masses (and with --compare the relative-difference map).
 
-    Writes acceptance_ctau.npz and acceptance_ctau.pdf (+ acceptance_reldiff.pdf).
+    Writes acceptance_ctau.npz, figures/acceptance_ctau.png (+ figures/acceptance_reldiff.png).
     """
     import numpy as np
 
@@ -66,7 +66,7 @@ def acceptance_command(
 
     cfg = load(config, output)
     out = cfg.output_dir
-    for name in ("acceptance_ctau.npz", "acceptance_ctau.json", "acceptance_ctau.pdf"):
+    for name in ("acceptance_ctau.npz", "acceptance_ctau.json", "figures/acceptance_ctau.png"):
         check_writable(out / name, force)
     sampler, desc = _sampler_from_config(cfg)
     geometry = Geometry.from_config(cfg.detector)
@@ -88,8 +88,8 @@ def acceptance_command(
             n=cfg.reach.samples,
             seed=cfg.seed,
             labels=(f"{desc}", f"{compare}"),
-            path_curves=str(out / "acceptance_ctau.pdf"),
-            path_map=str(out / "acceptance_reldiff.pdf"),
+            path_curves=str(out / "figures" / "acceptance_ctau.png"),
+            path_map=str(out / "figures" / "acceptance_reldiff.png"),
         )
         acc, rel = res["acc_a"], res["rel_diff"]
     else:
@@ -103,8 +103,8 @@ def acceptance_command(
         ax.set_xlabel(r"$c\tau$ [m]")
         ax.set_ylabel("acceptance")
         ax.legend()
-        with atomic_path(out / "acceptance_ctau.pdf", force=force) as tmp:
-            fig.savefig(tmp, format="pdf")
+        with atomic_path(out / "figures" / "acceptance_ctau.png", force=force) as tmp:
+            fig.savefig(tmp, format="png", dpi=120)
         plt.close(fig)
     with atomic_path(out / "acceptance_ctau.npz", force=force) as tmp, open(tmp, "wb") as f:
         np.savez(
