@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gammastar._api import generate, run, train
 from gammastar._version import __version__
 from gammastar.config import AnalysisConfig, load_config
 from gammastar.errors import ConfigError, GammastarError, InputError, OutputExistsError
@@ -13,5 +14,21 @@ __all__ = [
     "InputError",
     "OutputExistsError",
     "__version__",
+    "generate",
     "load_config",
+    "run",
+    "train",
 ]
+
+# ``gammastar.select(config)``, ``gammastar.yields(config)``, ``gammastar.validate(config)``,
+# ``gammastar.reach(config)`` and ``gammastar.report(config)`` are the stage modules, callable
+# (see gammastar._api); they are imported on first use so that ``import gammastar`` stays light.
+_CALLABLE_MODULES = {"select", "yields", "validate", "reach", "report"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _CALLABLE_MODULES:
+        import importlib
+
+        return importlib.import_module(f"gammastar.{name}")
+    raise AttributeError(f"module 'gammastar' has no attribute {name!r}")

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
+from gammastar._api import make_callable as _make_callable
 from gammastar.acceptance import Geometry, KinematicSample, ParametricSampler, SamplerLike, draw
 from gammastar.artifacts import check_writable, make_meta, read_json, write_json
 from gammastar.errors import GammastarError, InputError
@@ -665,3 +666,7 @@ def run_reach(
     plt.close(fig)
     plt.close(darkphoton.plot_decays(str(out / OUTPUTS[3])))
     return reach
+
+
+# ``gammastar.reach(config, ...)`` runs the stage (gammastar._api).
+_make_callable(__name__, "run_reach")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from gammastar._api import make_callable as _make_callable
 from gammastar._version import __version__
 from gammastar.artifacts import atomic_path
 from gammastar.errors import GammastarError
@@ -1133,3 +1134,7 @@ def build_report(
     with atomic_path(path, force=force) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
+
+
+# ``gammastar.report(config, ...)`` runs the stage (gammastar._api).
+_make_callable(__name__, "build_report")

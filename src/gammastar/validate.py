@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gammastar._api import make_callable as _make_callable
 from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
 from gammastar.errors import GammastarError
 from gammastar.kl import knn_kl
@@ -275,3 +276,7 @@ def plot_kinematics(
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
     return path
+
+
+# ``gammastar.validate(config, ...)`` runs the stage (gammastar._api).
+_make_callable(__name__, "validate")
