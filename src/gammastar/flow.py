@@ -53,6 +53,10 @@ _QT_FLOOR = 1e-6  # GeV; ln q_T is finite
 
 
 # =========================================================================== architecture
+
+class CheckpointMismatchError(GammastarError):
+    """A checkpoint made from another config, data set or seed (``--resume`` refused)."""
+
 def architecture_from_config(cfg: FlowConfig) -> dict[str, Any]:
     """The JSON architecture record that :func:`build_flow` understands."""
     return {
@@ -846,7 +850,7 @@ def fit(
         saved = json.loads(ck.get("identity", "{}"))
         if saved != json.loads(json.dumps(ident)):
             diff = sorted(k for k in set(saved) | set(ident) if saved.get(k) != ident.get(k))
-            raise GammastarError(
+            raise CheckpointMismatchError(
                 f"{checkpoint}: checkpoint does not match this config/data ({', '.join(diff)}); "
                 "train without --resume"
             )

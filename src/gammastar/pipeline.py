@@ -90,17 +90,15 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
     """Train the flow; an interrupted training of the same config and data resumes."""
     import sys
 
-    from gammastar.flow import train
+    from gammastar.flow import CheckpointMismatchError, train
 
     progress = sys.stderr.isatty()
     checkpoint = config.output_dir / "flow" / "checkpoint.pt"
     if checkpoint.exists():
         try:
             return train(config, resume=True, force=True, progress=progress)
-        except GammastarError as err:
-            if "does not match" not in str(err):
-                raise
-            # a checkpoint of another config or data set: start afresh
+        except CheckpointMismatchError:
+            pass  # a checkpoint of another config or data set: start afresh
     return train(config, force=True, progress=progress)
 
 
