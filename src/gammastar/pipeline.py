@@ -96,10 +96,12 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
     checkpoint = config.output_dir / "flow" / "checkpoint.pt"
     if checkpoint.exists():
         try:
-            return train(config, resume=True, force=True, progress=progress)
+            train(config, resume=True, force=True, progress=progress)
+            return {"note": f"resumed from {checkpoint.name}"}
         except CheckpointMismatchError:
             pass  # a checkpoint of another config or data set: start afresh
-    return train(config, force=True, progress=progress)
+    train(config, force=True, progress=progress)
+    return {"note": "trained from scratch"}
 
 
 def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
@@ -257,6 +259,7 @@ def run(
         t0 = time.perf_counter()
         result = stage.call(config)
         dt = time.perf_counter() - t0
+        note = result.get("note") if isinstance(result, dict) else None
         write_json(
             _state_path(config, stage),
             {
@@ -264,10 +267,11 @@ def run(
                 "config_sha256": config.section_sha256(*stage.sections),
                 "seconds": dt,
                 "finished": time.time(),
+                "note": note,
             },
             force=True,
         )
-        echo(f"[{stage.name}] done in {dt:.1f} s")
+        echo(f"[{stage.name}] done in {dt:.1f} s" + (f" ({note})" if note else ""))
         reports.append(StageReport(stage.name, "ran", reason, dt, result))
     if report:
         from gammastar.report import build_report

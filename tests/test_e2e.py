@@ -1,0 +1,184 @@
+"""End to end through the CLI (issue 7): every stage, nothing recomputed on a rerun, only the
+affected stages after a config change, and an interrupted training that resumes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = """\
+name: tiny
+output: {out}
+seed: 11
+mock:
+  events: 60000
+input:
+  files: ["${{output}}/mock.root"]
+unfold:
+  efficiency_map: {repo}/data/efficiency_na60_like.root
+  outside_map: nearest
+flow:
+  transforms: 2
+  hidden_features: [16, 16]
+  epochs: {epochs}
+  points_per_epoch: {points}
+  checkpoint_every: 1
+validate:
+  masses: [0.4, 0.75]
+  repeats: 4
+  max_points: 1500
+  figure_masses: [0.4, 0.75]
+reach:
+  mass_points: 5
+  eps_points: 6
+  samples: 2000
+"""
+
+
+def write_config(
+    tmp_path: Path, name: str = "tiny.yaml", epochs: int = 2, points: int = 4000
+) -> Path:
+    cfg = tmp_path / name
+    cfg.write_text(TINY.format(out=tmp_path / "run", repo=REPO, epochs=epochs, points=points))
+    return cfg
+
+
+def gammastar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "gammastar", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"gammastar {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def statuses(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """Stage → 'ran'/'skipped' from the printed summary (`  <stage>  <status>...`)."""
+    out = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] in {
+            "generate",
+            "select",
+            "yields",
+            "train",
+            "validate",
+            "reach",
+        }:
+            out[parts[0]] = parts[1].rstrip(":")
+    return out
+
+
+STAGES = ("generate", "select", "yields", "train", "validate", "reach")
+
+
+def test_run_rerun_and_config_change(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path)
+    first = gammastar("run", str(cfg))
+    assert statuses(first) == dict.fromkeys(STAGES, "ran")
+    run = tmp_path / "run"
+    for artifact in (
+        "mock.root",
+        "pairs.parquet",
+        "histograms.root",
+        "yields.json",
+        "flow/model.pt",
+        "validation.json",
+        "reach.json",
+        "report.html",
+    ):
+        assert (run / artifact).exists(), artifact
+    assert first.stdout.rstrip().endswith(f"report: {run / 'report.html'}")
+    stamp = {
+        p: (run / p).stat().st_mtime_ns for p in ("mock.root", "pairs.parquet", "flow/model.pt")
+    }
+
+    second = gammastar("run", str(cfg))
+    assert statuses(second) == dict.fromkeys(STAGES, "skipped")
+    assert {p: (run / p).stat().st_mtime_ns for p in stamp} == stamp  # nothing rewritten
+
+    # a reach-only change reruns reach alone
+    cfg.write_text(cfg.read_text().replace("eps_points: 6", "eps_points: 7"))
+    third = gammastar("run", str(cfg))
+    assert statuses(third) == {**dict.fromkeys(STAGES, "skipped"), "reach": "ran"}
+
+    # a flow change reruns train and what reads the flow, not the data stages
+    cfg.write_text(cfg.read_text().replace("hidden_features: [16, 16]", "hidden_features: [16, 8]"))
+    fourth = gammastar("run", str(cfg))
+    assert statuses(fourth) == {
+        "generate": "skipped",
+        "select": "skipped",
+        "yields": "skipped",
+        "train": "ran",
+        "validate": "ran",
+        "reach": "ran",
+    }
+    reach = json.loads((run / "reach.json").read_text())
+    assert reach["meta"]["schema_version"] == 1
+
+
+def test_bad_config_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("flow:\n  epoch: 3\n")
+    proc = gammastar("run", str(cfg), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"gammastar: error: {cfg.resolve()}: flow.epoch: unknown key"
+    ]
+
+
+@pytest.mark.slow
+def test_killed_during_training_resumes(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, epochs=40, points=20000)
+    run = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gammastar", "run", str(cfg)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    checkpoint = run / "flow" / "checkpoint.pt"
+    deadline = time.time() + 240
+    while not checkpoint.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), "training never wrote a checkpoint"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "flow" / "model.pt").exists()  # killed before the model was written
+    done = {s: (run / ".gammastar" / f"{s}.json").exists() for s in STAGES}
+    assert done == {
+        "generate": True,
+        "select": True,
+        "yields": True,
+        "train": False,
+        "validate": False,
+        "reach": False,
+    }
+
+    again = gammastar("run", str(cfg))
+    assert statuses(again) == {
+        "generate": "skipped",
+        "select": "skipped",
+        "yields": "skipped",
+        "train": "ran",
+        "validate": "ran",
+        "reach": "ran",
+    }
+    note = json.loads((run / ".gammastar" / "train.json").read_text())["note"]
+    assert note == "resumed from checkpoint.pt"
