@@ -318,8 +318,56 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
         if per_channel:
             lines.append("  generated sources per channel:")
             lines.extend(f"    {k:<18} {v}" for k, v in per_channel.items())
+    lines.extend(_summary_lines(out))
     report = out / "report.html"
     lines.append(f"run directory: {out}")
     if report.exists():
         lines.append(f"report: {report}")
     return "\n".join(lines)
+
+
+def _summary_lines(out: Path) -> list[str]:
+    """Key numbers of the later stages, from whatever artifacts exist."""
+    lines: list[str] = []
+    if sel := _read(out / "select.json"):
+        c = sel.get("counts", {})
+        lines.append(
+            f"selection: {c.get('os')} OS, {c.get('pp')} ++, {c.get('mm')} -- pairs; "
+            f"combinatorial {c.get('comb_estimate', float('nan')):.4g} "
+            f"± {c.get('comb_estimate_err', float('nan')):.2g}; "
+            f"unfolded γ* yield {c.get('unfolded', float('nan')):.4g} "
+            f"± {c.get('unfolded_err', float('nan')):.2g}"
+        )
+    if (y := _read(out / "yields.json")) and (a := y.get("aprime")):
+        mass, val = a.get("mass") or [], a.get("per_pot_per_eps2") or []
+        picks = [i for i in range(len(mass)) if val[i] is not None][:: max(1, len(mass) // 4)]
+        shown = ", ".join(f"{val[i]:.2e} at {mass[i]:.2f} GeV" for i in picks[:4])
+        lines.append(f"A′ yield per POT per ε²: {shown}")
+    if v := _read(out / "validation.json"):
+        ok = [
+            m
+            for m, kl, band in zip(
+                v.get("mass", []), v.get("kl_model", []), v.get("kl_data_95", []), strict=False
+            )
+            if kl is not None and band and band[1] is not None and kl <= band[1]
+        ]
+        lines.append(
+            f"flow validation: model-vs-data KL inside the data-vs-data 95% band "
+            f"in {len(ok)}/{len(v.get('mass', []))} mass windows"
+        )
+    if (r := _read(out / "reach.json")) and (e := r.get("expected")):
+        lo = [x for x in e.get("eps_low", []) if x is not None]
+        masses = [
+            m
+            for m, x in zip(e.get("mass", []), e.get("eps_low", []), strict=False)
+            if x is not None
+        ]
+        if lo:
+            hi = [x for x in e.get("eps_high", []) if x is not None]
+            lines.append(
+                f"expected {r.get('cl', 0.9):.0%} CL exclusion: {len(masses)}/{len(e.get('mass', []))} masses "
+                f"({min(masses):.3f}-{max(masses):.3f} GeV), ε from {min(lo):.2e} to {max(hi):.2e}"
+            )
+        else:
+            lines.append("expected exclusion: none in the scanned (m, ε) range")
+    return lines
