@@ -227,11 +227,15 @@ def test_efficiency_map_outside(tmp_path):
     assert res.unfold["n_outside_map"] == outside.sum()
     assert res.pairs.loc[outside, "eff"].isna().all()
     assert (res.pairs.loc[outside, "weight"] == 0).all()
-    # default (nearest): the last mass bin's ε, counted and reported
-    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small})
+    # nearest: the last mass bin's ε, counted and reported
+    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small, "outside_map": "nearest"})
     res = select(cfg, force=True)
     assert res.unfold["n_outside_map"] == outside.sum()
     assert (res.pairs.loc[outside, "eff"] == 0.5).all()
+    # the default is now `error`: a map not covering the selection stops the run
+    cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small})
+    with pytest.raises(InputError, match="outside the efficiency map"):
+        select(cfg, force=True)
 
 
 def test_efficiency_map_invalid_values(tmp_path):

@@ -22,10 +22,13 @@ mock = pytest.importorskip("gammastar.mock")
 
 def _config(repo_dir, **background):
     cfg = load_config(os.path.join(repo_dir, "analysis", "na60_like.yaml"))
-    # the generator takes the nearest bin's ε beyond the map (pT > 5 GeV): do the same
+    # the generator takes the nearest bin's ε beyond the map (pT > 5 GeV): do the same;
+    # 1/ε only (detector acceptance), against the `truth` tree (sources inside the acceptance)
     return cfg.model_copy(
         update={
-            "unfold": cfg.unfold.model_copy(update={"outside_map": "nearest"}),
+            "unfold": cfg.unfold.model_copy(
+                update={"outside_map": "nearest", "acceptance_map": None}
+            ),
             "background": cfg.background.model_copy(update=background),
         }
     )

@@ -10,6 +10,7 @@ Each stage's section class belongs to that stage's owner: extend it there.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -126,6 +127,9 @@ class MockDetector(Section):
         return self
 
 
+_ACC_PT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
+
+
 class MockConfig(Section):
     """The NA60-like mock-data generator (physics.md §3). Owned by ``gammastar.mock``.
 
@@ -152,6 +156,25 @@ class MockConfig(Section):
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
     combinatorial: MockCombinatorial = Field(default_factory=MockCombinatorial)
     detector: MockDetector = Field(default_factory=MockDetector)
+    acceptance_mass_edges: list[NonNegFloat] = Field(
+        default_factory=lambda: (
+            [round(0.05 * i, 2) for i in range(15)] + [0.85, 0.95, 1.1, 1.4, 2.0]
+        )
+    )
+    """Mass edges (GeV, true γ* mass) of the ``acceptance`` map written into the mock file:
+    50 MeV up to 0.7 GeV; above, rows that hold the ω (0.70–0.85) and φ (0.95–1.10) peaks with
+    their ±2σ resolution tails, so that pairs smeared out of a peak (the map is applied at the
+    reconstructed mass) still find the peak's acceptance, not that of a sparse continuum row."""
+    acceptance_pt_edges: list[NonNegFloat] = Field(default_factory=lambda: list(_ACC_PT_EDGES))
+    """Pair-pT edges (GeV, true γ* pT) of the ``acceptance`` map: fine at low pT, where the
+    angular window makes the acceptance change fast, coarse in the sparse high-pT tail."""
+
+    @field_validator("acceptance_mass_edges", "acceptance_pt_edges")
+    @classmethod
+    def _check_edges(cls, v: list[float]) -> list[float]:
+        if len(v) < 2 or any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError("must hold at least two strictly increasing edges")
+        return v
 
 
 # --------------------------------------------------------------------------- input
@@ -230,11 +253,23 @@ class UnfoldConfig(Section):
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
     """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
     Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""
-    outside_map: Literal["error", "drop", "nearest"] = "nearest"
-    """Pairs outside the map or at ε = 0 are never dropped silently: ``nearest`` takes the
-    nearest bin's ε for pairs outside the map (as the mock generator does), counted and
-    reported in ``select.json`` and a warning; ``error`` stops naming the count; ``drop``
-    gives them weight 0, counts and reports them. Pairs at ε = 0 stop the run unless ``drop``."""
+    outside_map: Literal["error", "drop", "nearest"] = "error"
+    """Pairs outside the map (efficiency or acceptance) or at ε = 0 are never dropped
+    silently: ``error`` (default) stops naming the count; ``nearest`` takes the nearest bin's
+    value for pairs outside the map (as the mock generator does), counted and reported in
+    ``select.json`` and a warning; ``drop`` gives them weight 0, counts and reports them.
+    Pairs at ε = 0 stop the run unless ``drop``."""
+    acceptance_map: str | None = None
+    """Geometric acceptance A(m, pT) (ROOT TH2, x = mass, y = pair pT, contents in [0, 1]):
+    ``"path"`` (histogram ``acceptance``) or ``"path:key"``; ``${output}`` allowed, e.g.
+    ``"${output}/mock.root:acceptance"`` (the map the mock generator writes). Set: each pair
+    is weighted by 1/(A ε) and the unfolded spectrum stands for the full phase space
+    (``phase_space: full``); ``None``: 1/ε only, the spectrum inside the detector acceptance
+    (``phase_space: detector_acceptance``)."""
+    min_acceptance: Annotated[float, Field(gt=0, le=1)] = 0.01
+    """Pairs in (m, pT) bins with A below this get weight 0; they are counted, reported in
+    ``select.json`` (``unfold.acceptance``) with an estimate of the lost fraction, and warned
+    about."""
     mass_bins: Annotated[int, Field(gt=0)] = 89
     """Number of mass bins between ``selection.mass_min`` and ``selection.mass_max``."""
 

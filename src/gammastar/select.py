@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gammastar._api import make_callable as _make_callable
 from gammastar.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -529,10 +530,17 @@ def select(
     from gammastar.config import AnalysisConfig, load_config
     from gammastar.processor import DileptonProcessor, run_processor
     from gammastar.unfold import (
+        PHASE_SPACE_DETECTOR,
+        PHASE_SPACE_FULL,
+        acceptance_weights,
         bayesian_unfold,
         inverse_weights,
+        load_acceptance_map,
         load_efficiency_map,
+        lost_fraction_from_map,
+        lost_fraction_from_pairs,
         response_matrix,
+        split_map_spec,
     )
 
     t0 = time.perf_counter()
@@ -557,6 +565,11 @@ def select(
         )
     eff_path = cfg.unfold.efficiency_map
     em = load_efficiency_map(cfg.resolve(eff_path) if eff_path is not None else None)
+    am = None
+    if cfg.unfold.acceptance_map is not None:
+        acc_path, acc_key = split_map_spec(cfg.unfold.acceptance_map)
+        am = load_acceptance_map(cfg.resolve(acc_path), acc_key)
+    phase_space = PHASE_SPACE_FULL if am is not None else PHASE_SPACE_DETECTOR
 
     t_checked = time.perf_counter()
     proc = DileptonProcessor(
@@ -624,8 +637,55 @@ def select(
     ss_factor = ss_pair_weights(
         mvals, q, edges, n_pp, n_mm, r=cfg.background.r_factor, mode=cfg.background.ss_weight
     )
+    # geometric acceptance (full phase space): 1/A, 0 below unfold.min_acceptance (reported)
+    acc_report: dict[str, Any] | None = None
+    if am is not None:
+        acc, inv_acc, arep = acceptance_weights(
+            am,
+            mvals,
+            pairs["pT"].to_numpy(),
+            min_acceptance=cfg.unfold.min_acceptance,
+            on_missing=cfg.unfold.outside_map,
+        )
+        below = np.isfinite(acc) & (acc < cfg.unfold.min_acceptance)
+        arep.n_below_min_os = int((below & (q == 0)).sum())
+        arep.n_below_min_ss = int((below & (q != 0)).sum())
+        kept_w = inv * inv_acc * ss_factor
+        naive = below & (acc > 0)
+        arep.lost_fraction_pairs, arep.lost_fraction_pairs_err = lost_fraction_from_pairs(
+            kept_w[inv_acc > 0], (inv * ss_factor)[naive] / acc[naive]
+        )
+        overall, per_bin = lost_fraction_from_map(am, cfg.unfold.min_acceptance, edges)
+        arep.lost_fraction_map = overall
+        if per_bin is not None:
+            arep.lost_fraction_map_per_mass_bin = {
+                "edges": edges.tolist(),
+                "values": [None if not np.isfinite(v) else v for v in per_bin],
+            }
+        if arep.n_below_min or arep.n_outside:
+            log.warning(
+                "%d of %d pair(s) (%d OS, %d SS) in (m, pT) bins with acceptance A < %g get "
+                "weight 0 (%s); estimated lost fraction of the full-phase-space yield: %s "
+                "(pairs), %s (map); %d pair(s) outside the map (%s)",
+                arep.n_below_min,
+                arep.n_pairs,
+                arep.n_below_min_os,
+                arep.n_below_min_ss,
+                cfg.unfold.min_acceptance,
+                am.source,
+                "n/a"
+                if arep.lost_fraction_pairs is None
+                else f"{100 * arep.lost_fraction_pairs:.1f}%",
+                "n/a" if arep.lost_fraction_map is None else f"{100 * arep.lost_fraction_map:.1f}%",
+                arep.n_outside,
+                "nearest bin's A" if cfg.unfold.outside_map == "nearest" else "weight 0",
+            )
+        acc_report = arep.as_dict()
+    else:
+        acc, inv_acc = np.ones(len(pairs)), np.ones(len(pairs))
+    pairs["acc"] = acc
     pairs["weight_raw"] = np.ones(len(pairs))
-    pairs["weight"] = pairs["weight_raw"].to_numpy() * inv * ss_factor
+    pairs["weight"] = pairs["weight_raw"].to_numpy() * inv * inv_acc * ss_factor
 
     eta_report: dict[str, Any] = {"mode": cfg.background.remove_eta_mumu}
     if cfg.background.remove_eta_mumu == "truth":
@@ -645,6 +705,8 @@ def select(
         eta_report.update(n_eta_dalitz=n_dal, n_eta_mumu_removed=n_mumu)
 
     hists = fill_histograms(cfg, pairs, raw=result.get("hists"))
+    for name in ("unfolded_m", "unfolded_m_qT_E"):
+        hists[name].name = f"unfolded, phase_space={phase_space}"
     bayes: dict[str, Any] = {"iterations": cfg.unfold.bayesian_iterations}
     if cfg.unfold.bayesian_iterations > 0:
         if not checked.truth_trees:
@@ -683,18 +745,26 @@ def select(
         layout=cfg.input.layout,
         branches=checked.branches.all,
         weight_convention=(
-            "OS: weight = weight_raw/eff; SS: weight = -R*weight_raw/eff (ss_weight=constant) "
-            "or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin * weight_raw/eff (binwise); "
-            "sum(weight) = background-subtracted, unfolded yield"
+            "OS: weight = weight_raw/(acc*eff); SS: weight = -R*weight_raw/(acc*eff) "
+            "(ss_weight=constant) or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin * "
+            "weight_raw/(acc*eff) (binwise); acc = 1 without unfold.acceptance_map; weight 0 "
+            "below unfold.min_acceptance; sum(weight) = background-subtracted, unfolded yield "
+            "(phase_space)"
         ),
         r_factor=cfg.background.r_factor,
         ss_weight=cfg.background.ss_weight,
+        phase_space=phase_space,
     )
     doc = {
         "meta": meta,
         "counts": counts,
         "cutflow": cutflow,
-        "unfold": {**rep.as_dict(), "bayesian": bayes},
+        "unfold": {
+            **rep.as_dict(),
+            "phase_space": phase_space,
+            "acceptance": acc_report,
+            "bayesian": bayes,
+        },
         "eta_mumu": eta_report,
         "bad_files": bad_files,
         "entries": {p: n for p, n in checked.entries.items() if p in files_used},
@@ -709,6 +779,7 @@ def select(
     with atomic_path(paths["histograms.root"], force) as tmp, uproot.recreate(tmp) as f:
         for name, h in hists.items():
             f[name] = h
+        f["phase_space"] = phase_space
     doc["timings_s"] = {
         "check_inputs": t_checked - t0,
         "process": t_processed - t_checked,
@@ -743,3 +814,7 @@ __all__ = [
     "select",
     "select_chunk",
 ]
+
+
+# ``gammastar.select(config, ...)`` runs the stage (gammastar._api).
+_make_callable(__name__, "select")

@@ -1,7 +1,11 @@
 """Acceptance × efficiency unfolding (physics.md §4) and optional resolution unfolding.
 
 Each pair gets the weight 1/ε(m, pT) from the efficiency map (a TH2 with x = mass,
-y = pair pT, contents in (0, 1]). Pairs outside the map or in a bin with ε = 0 are never
+y = pair pT, contents in (0, 1]) and, with ``unfold.acceptance_map``, also 1/A(m, pT) from a
+geometric-acceptance map: the unfolded spectrum then stands for the full phase space
+(``phase_space: full``) instead of the inside of the detector acceptance. Pairs in bins with
+A < ``unfold.min_acceptance`` get weight 0, counted and reported with an estimate of the lost
+fraction. Pairs outside the map or in a bin with ε = 0 are never
 dropped silently: they are counted and either stop the run or get weight 0 and are reported
 (``unfold.outside_map``). Resolution unfolding is iterative Bayesian (D'Agostini), off by
 default as in the paper.
@@ -9,6 +13,7 @@ default as in the paper.
 
 from __future__ import annotations
 
+import itertools
 import os
 from dataclasses import dataclass
 
@@ -187,7 +192,8 @@ def inverse_weights(
             f"{em.source}: {outside} selected pair(s) lie outside the efficiency map "
             f"(m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
             f"{em.pt_edges[-1]:g} GeV) and {n_zero} fall in bins with ε = 0; extend the "
-            "map, tighten the selection, or set unfold.outside_map: drop"
+            "map, tighten the selection, or set unfold.outside_map: nearest (outside "
+            "the map) or drop (weight 0)"
         )
     return inv, rep
 
@@ -269,3 +275,236 @@ def bayesian_unfold(
         with np.errstate(divide="ignore", invalid="ignore"):
             truth = np.where(eff > 0, truth * (response @ ratio) / np.where(eff > 0, eff, 1), 0.0)
     return truth
+
+
+# --------------------------------------------------------------------------- acceptance
+PHASE_SPACE_FULL = "full"
+PHASE_SPACE_DETECTOR = "detector_acceptance"
+
+
+def split_map_spec(spec: str, default_key: str = "acceptance") -> tuple[str, str]:
+    """``"path"`` or ``"path:key"`` → ``(path, key)``.
+
+    Example:
+        >>> split_map_spec("run/mock.root:acceptance")
+        ('run/mock.root', 'acceptance')
+        >>> split_map_spec("/data/acc.root")
+        ('/data/acc.root', 'acceptance')
+    """
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and tail and "/" not in tail and "\\" not in tail and len(head) > 1:
+        return head, tail
+    return spec, default_key
+
+
+@dataclass(frozen=True)
+class AcceptanceMap:
+    """A(m, pT) on a 2-D grid, with the generated counts per bin when the file has them."""
+
+    map: EfficiencyMap
+    generated: np.ndarray | None
+    """``<key>_generated`` (same binning; the mock writes it), for the lost-fraction estimate."""
+    source: str
+
+
+def load_acceptance_map(path: str | os.PathLike[str], key: str = "acceptance") -> AcceptanceMap:
+    """Read an acceptance map (ROOT TH2 ``key``: x = mass, y = pair pT, contents in [0, 1]).
+
+    Unlike :func:`load_efficiency_map` the histogram is looked up by its exact name. A TH2
+    ``<key>_generated`` with the same binning (generated sources per bin), when present, is
+    read too.
+
+    Raises:
+        ConfigError: the file or the histogram does not exist (naming ``unfold.acceptance_map``,
+            the file and the key); InputError: unreadable or invalid contents.
+    """
+    import uproot
+
+    from gammastar.errors import ConfigError
+
+    path = os.fspath(path)
+    label = f"{path}:{key}"
+    if not os.path.exists(path):
+        raise ConfigError(f"unfold.acceptance_map: {path} not found (histogram {key!r})")
+    try:
+        with uproot.open(path) as f:
+            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
+            if key not in classes:
+                raise ConfigError(
+                    f"unfold.acceptance_map: {path} has no histogram {key!r} "
+                    f"(found {sorted(classes)})"
+                )
+            if not classes[key].startswith("TH2"):
+                raise InputError(f"{path}: {key!r} is a {classes[key]}, not a TH2")
+            h = f[key].to_hist()
+            gen_key = f"{key}_generated"
+            gen = f[gen_key].to_hist() if classes.get(gen_key, "").startswith("TH2") else None
+    except (ConfigError, InputError):
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise InputError(
+            f"{path}: cannot read the acceptance map {key!r} ({type(err).__name__}: {err})"
+        ) from None
+    m_edges = np.asarray(h.axes[0].edges, dtype=float)
+    pt_edges = np.asarray(h.axes[1].edges, dtype=float)
+    values = np.asarray(h.values(), dtype=float)
+    for name, e in (("x (mass)", m_edges), ("y (pT)", pt_edges)):
+        if not (np.all(np.isfinite(e)) and np.all(np.diff(e) > 0)):
+            raise InputError(f"{label}: {name} axis edges are not finite and increasing")
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+        raise InputError(f"{label}: acceptance contents must be finite and lie in [0, 1]")
+    generated = None
+    if gen is not None:
+        g = np.asarray(gen.values(), dtype=float)
+        same = g.shape == values.shape and np.allclose(gen.axes[0].edges, m_edges)
+        generated = g if same and np.allclose(gen.axes[1].edges, pt_edges) else None
+    return AcceptanceMap(EfficiencyMap(m_edges, pt_edges, values, label), generated, label)
+
+
+@dataclass
+class AcceptanceReport:
+    """What the acceptance unfolding did (``select.json`` → ``unfold.acceptance``)."""
+
+    source: str
+    min_acceptance: float
+    n_pairs: int
+    n_outside: int
+    n_below_min: int
+    n_below_min_os: int
+    n_below_min_ss: int
+    n_zero_acceptance: int
+    lost_fraction_pairs: float | None = None
+    lost_fraction_pairs_err: float | None = None
+    lost_fraction_map: float | None = None
+    lost_fraction_map_per_mass_bin: dict[str, list[float]] | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "map": self.source,
+            "min_acceptance": self.min_acceptance,
+            "n_pairs": self.n_pairs,
+            "n_outside_map": self.n_outside,
+            "n_below_min_acceptance": self.n_below_min,
+            "n_below_min_acceptance_os": self.n_below_min_os,
+            "n_below_min_acceptance_ss": self.n_below_min_ss,
+            "n_zero_acceptance": self.n_zero_acceptance,
+            "lost_fraction_estimate_pairs": self.lost_fraction_pairs,
+            "lost_fraction_estimate_pairs_err": self.lost_fraction_pairs_err,
+            "lost_fraction_estimate_map": self.lost_fraction_map,
+            "lost_fraction_map_per_mass_bin": self.lost_fraction_map_per_mass_bin,
+        }
+
+
+def acceptance_weights(
+    am: AcceptanceMap,
+    m: np.ndarray,
+    pt: np.ndarray,
+    *,
+    min_acceptance: float,
+    on_missing: str = "error",
+) -> tuple[np.ndarray, np.ndarray, AcceptanceReport]:
+    """Per-pair A and 1/A; pairs with A < ``min_acceptance`` get 1/A = 0 and are counted.
+
+    Arguments:
+        am: the map.
+        m, pt: pair mass and pT (reconstructed: the map is applied at the measured values).
+        min_acceptance: smallest A that is unfolded.
+        on_missing: pairs outside the map: ``error`` raises, ``nearest`` takes the nearest
+            bin's A, ``drop`` gives them 1/A = 0 (all counted in ``n_outside``).
+
+    Returns:
+        ``(acc, inverse, report)``; ``acc`` is NaN outside the map (``error``/``drop``).
+
+    Raises:
+        InputError: pairs outside the map and ``on_missing`` is ``error``.
+
+    Example:
+        >>> am = AcceptanceMap(EfficiencyMap(np.array([0., 1.]), np.array([0., 1., 2.]),
+        ...                    np.array([[0.5, 0.001]])), None, "a.root:acceptance")
+        >>> acc, inv, rep = acceptance_weights(am, np.array([.5, .5]), np.array([.5, 1.5]),
+        ...                                    min_acceptance=0.01)
+        >>> inv.tolist(), rep.n_below_min
+        ([2.0, 0.0], 1)
+    """
+    if on_missing not in ("error", "drop", "nearest"):
+        raise ValueError(f"unknown on_missing {on_missing!r}")
+    em = am.map
+    acc, n_outside = lookup_efficiency(em, m, pt, nearest=on_missing == "nearest")
+    if on_missing == "error" and n_outside:
+        raise InputError(
+            f"{am.source}: {n_outside} selected pair(s) lie outside the acceptance map "
+            f"(m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
+            f"{em.pt_edges[-1]:g} GeV); extend the map, tighten the selection, or set "
+            "unfold.outside_map: nearest or drop"
+        )
+    finite = np.isfinite(acc)
+    ok = finite & (acc >= min_acceptance)
+    below = finite & ~ok
+    inv = np.zeros(len(acc))
+    inv[ok] = 1.0 / acc[ok]
+    rep = AcceptanceReport(
+        source=am.source,
+        min_acceptance=float(min_acceptance),
+        n_pairs=len(acc),
+        n_outside=n_outside,
+        n_below_min=int(below.sum()),
+        n_below_min_os=0,
+        n_below_min_ss=0,
+        n_zero_acceptance=int((finite & (acc <= 0)).sum()),
+    )
+    return acc, inv, rep
+
+
+def lost_fraction_from_pairs(
+    weight_kept: np.ndarray, weight_naive_lost: np.ndarray
+) -> tuple[float | None, float | None]:
+    """Fraction of the unfolded yield in pairs below ``min_acceptance``, estimated by giving
+    them their nominal weight 1/(A ε) (A > 0 only; pairs at A = 0 cannot be estimated).
+
+    Returns:
+        ``(fraction, error)`` (binomial-like error from Σw²), ``(None, None)`` if undefined.
+
+    Example:
+        >>> f, err = lost_fraction_from_pairs(np.full(90, 1.0), np.full(2, 5.0))
+        >>> round(f, 6)
+        0.1
+    """
+    kept = float(np.sum(weight_kept))
+    lost = float(np.sum(weight_naive_lost))
+    total = kept + lost
+    if not np.isfinite(total) or total <= 0:
+        return None, None
+    f = lost / total
+    # d f/d w: lost pairs (1 − f)/T, kept pairs −f/T
+    var = ((1 - f) ** 2 * np.sum(weight_naive_lost**2) + f**2 * np.sum(weight_kept**2)) / total**2
+    return f, float(np.sqrt(var))
+
+
+def lost_fraction_from_map(
+    am: AcceptanceMap, min_acceptance: float, mass_edges: np.ndarray
+) -> tuple[float | None, list[float] | None]:
+    """Fraction of the generated γ* sources (the map's ``<key>_generated``) in bins with
+    A < ``min_acceptance``: over ``mass_edges[0]..mass_edges[-1]`` and per mass bin.
+
+    Map mass rows are weighted by their overlap with each bin (uniform within a row).
+
+    Returns:
+        ``(overall, per_bin)`` (``None`` without generated counts; NaN where nothing was
+        generated).
+    """
+    if am.generated is None:
+        return None, None
+    em = am.map
+    gen = am.generated
+    lost_row = np.where(em.values < min_acceptance, gen, 0.0).sum(axis=1)
+    all_row = gen.sum(axis=1)
+    lo, hi = em.m_edges[:-1], em.m_edges[1:]
+
+    def frac(a: float, b: float) -> float:
+        w = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None) / (hi - lo)
+        d = float(np.sum(w * all_row))
+        return float(np.sum(w * lost_row)) / d if d > 0 else float("nan")
+
+    per_bin = [frac(a, b) for a, b in itertools.pairwise(mass_edges)]
+    overall = frac(float(mass_edges[0]), float(mass_edges[-1]))
+    return overall, per_bin

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar._api import make_callable as _make_callable
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
 
@@ -591,6 +592,35 @@ def _read_histograms(path: Path) -> dict[str, Any]:
     return out
 
 
+PHASE_SPACE_TEXT = {
+    "full": "full phase space",
+    "detector_acceptance": "inside the detector acceptance",
+}
+
+
+def read_phase_space(run_dir: Path) -> str:
+    """Which phase space the unfolded spectrum stands for (``full``, ``detector_acceptance``;
+    ``unknown`` when the run directory records neither): ``select.json`` ``meta.phase_space``,
+    else the ``phase_space`` string of ``histograms.root``."""
+    import uproot
+
+    sel = run_dir / "select.json"
+    if sel.exists():
+        try:
+            ps = json.loads(sel.read_text()).get("meta", {}).get("phase_space")
+        except (OSError, ValueError):
+            ps = None
+        if ps:
+            return str(ps)
+    try:
+        with uproot.open(run_dir / "histograms.root") as f:
+            if "phase_space" in f:
+                return str(f["phase_space"])
+    except Exception as err:  # noqa: BLE001 - unreadable files are reported by _read_histograms
+        log.debug("phase_space not readable from histograms.root: %s", err)
+    return "unknown"
+
+
 def _write_csv(
     path: Path, header: list[str], rows: list[list[Any]], comment: str, force: bool
 ) -> None:
@@ -650,6 +680,7 @@ def compute_yields(
 
     hpath = run_dir / "histograms.root"
     hists = _read_histograms(hpath)
+    phase_space = read_phase_space(run_dir)
     n_pot, n_pot_source = resolve_n_pot(cfg, run_dir)
     m_lepton = cfg.input.lepton_mass
     inputs: list[Path] = [hpath]
@@ -757,6 +788,7 @@ def compute_yields(
         config_sha256_full=cfg.sha256,
         n_pot=n_pot,
         n_pot_source=n_pot_source,
+        phase_space=phase_space,
         pairs_match_unfolded_m=consistent,
         lepton_mass=m_lepton,
         mass_bin_width=float(np.median(np.diff(ap.edges))) if len(ap.edges) > 1 else None,
@@ -769,7 +801,10 @@ def compute_yields(
         flags_doc="docs/yields.md#flags",
     )
     write_json(run_dir / "yields.json", doc, force)
-    comment = f"gammastar yields; n_pot={n_pot:.6g} ({n_pot_source}); see yields.json meta"
+    comment = (
+        f"gammastar yields; n_pot={n_pot:.6g} ({n_pot_source}); phase_space={phase_space}; "
+        "see yields.json meta"
+    )
     _write_csv(
         run_dir / "yields_aprime.csv",
         ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"],
@@ -804,3 +839,7 @@ def compute_yields(
         plot_aprime(doc, run_dir / FIGURES[0], force=force)
         plot_mcp(doc, run_dir / FIGURES[1], force=force)
     return doc
+
+
+# ``gammastar.yields(config, ...)`` runs the stage (gammastar._api).
+_make_callable(__name__, "compute_yields")

@@ -29,6 +29,16 @@ def _pos(values: Any) -> np.ndarray:
     return np.where(a > 0, a, np.nan)
 
 
+def _phase_space_line(doc: dict[str, Any]) -> str:
+    """Second title line naming the phase space of the data-driven yield."""
+    ps = doc.get("meta", {}).get("phase_space")
+    text = {
+        "full": "full phase space (unfolded for acceptance × efficiency)",
+        "detector_acceptance": "inside the detector acceptance (efficiency only)",
+    }.get(ps)
+    return f"\n{text}" if text else ""
+
+
 def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None = None) -> None:
     """Write the figure atomically; PDF/PNG carry the run's version, config hash and N_POT."""
     from gammastar.artifacts import atomic_path
@@ -83,7 +93,7 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
         ax.set_ylim(finite.min() / 30, finite.max() * 30)
     n_pot = doc.get("meta", {}).get("n_pot")
     title = r"$A^\prime$ yield per POT" + (f" ($N_{{POT}}$ = {n_pot:.2g})" if n_pot else "")
-    ax.set_title(title, fontsize=18)
+    ax.set_title(title + _phase_space_line(doc), fontsize=18)
     ax.legend(fontsize=14)
     _save(fig, path, force, doc.get("meta"))
     plt.close(fig)
@@ -140,7 +150,7 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
     ax.set_yscale("log")
     ax.set_xlabel(r"$m_\chi$ [GeV]")
     ax.set_ylabel(r"$N_{\chi\bar\chi} / (N_{\mathrm{POT}}\, Q_\chi^2)$")
-    ax.set_title(r"$\chi\bar\chi$ yield per POT", fontsize=18)
+    ax.set_title(r"$\chi\bar\chi$ yield per POT" + _phase_space_line(doc), fontsize=18)
     ax.legend(fontsize=14)
     _save(fig, path, force, doc.get("meta"))
     plt.close(fig)

@@ -275,6 +275,112 @@ def _truth_arrays(chunk: Chunk) -> dict[str, np.ndarray]:
     }
 
 
+TRUTH_MASS_AXIS = (2000, 0.0, 2.0)
+"""``truth_all_m``: 1 MeV bins from 0 to 2 GeV (true γ* mass)."""
+
+
+def _bin_index(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Bin of ``x`` on ``edges`` (−1 below, len(edges) − 1 at or above the last edge)."""
+    return np.searchsorted(edges, x, side="right") - 1
+
+
+class AcceptanceAccumulator:
+    """Counts, over the chunks, of the generated γ* sources for the ``acceptance`` map.
+
+    γ* sources: every cocktail channel except η → μμ (no virtual photon); combinatorial
+    pairs excluded. Per (true mass, true pair pT) bin: all generated sources (``generated``)
+    and those whose two (smeared) muons pass the energy and angle cuts (``accepted``); the
+    efficiency accept/reject is not applied. ``truth`` histograms the true mass of all γ*
+    sources on the fine axis :data:`TRUTH_MASS_AXIS` (under/overflow kept).
+    """
+
+    def __init__(self, cfg: MockConfig) -> None:
+        self.m_edges = np.asarray(cfg.acceptance_mass_edges, dtype=np.float64)
+        self.pt_edges = np.asarray(cfg.acceptance_pt_edges, dtype=np.float64)
+        shape = (len(self.m_edges) - 1, len(self.pt_edges) - 1)
+        self.generated = np.zeros(shape)
+        self.accepted = np.zeros(shape)
+        n, lo, hi = TRUTH_MASS_AXIS
+        self._truth_scale = n / (hi - lo)
+        self.truth = np.zeros(n + 2)
+        """``truth_all_m`` counts, underflow first and overflow last."""
+        step = (hi - lo) / n
+        k = (self.m_edges - lo) / step
+        self._m_table = None
+        if np.allclose(k, np.round(k), atol=1e-6) and k[0] >= 0 and k[-1] <= n:
+            centres = lo + (np.arange(-1, n + 1) + 0.5) * step  # under, bins, over
+            self._m_table = _bin_index(self.m_edges, centres)
+
+    def add(self, chunk: Chunk) -> None:
+        s = chunk.sources
+        sig = (s.channel != int(Channel.COMBINATORIAL)) & (s.channel != int(Channel.ETA_MUMU))
+        m = np.where(sig, s.gstar[4], -1.0)  # not γ*: below every axis
+        pt = np.hypot(s.gstar[0], s.gstar[1])
+        n, lo, _ = TRUTH_MASS_AXIS
+        fine = np.clip(np.floor((m - lo) * self._truth_scale), -1, n).astype(np.int64) + 1
+        nx, ny = self.generated.shape
+        ix = self._m_index(m, fine)
+        iy = _bin_index(self.pt_edges, pt)
+        inside = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny)
+        cell = ix * ny + iy
+        self.generated += np.bincount(cell[inside], minlength=nx * ny).reshape(nx, ny)
+        acc = inside & chunk.reco.in_acceptance
+        self.accepted += np.bincount(cell[acc], minlength=nx * ny).reshape(nx, ny)
+        self.truth += np.bincount(fine[sig], minlength=n + 2)
+
+    def _m_index(self, m: np.ndarray, fine: np.ndarray) -> np.ndarray:
+        """Row of the acceptance map: a table lookup on the 1 MeV truth bins when every edge
+        is a multiple of 1 MeV inside the truth axis (the defaults), else a binary search."""
+        if self._m_table is None:
+            return _bin_index(self.m_edges, m)
+        return self._m_table[fine]
+
+    def histograms(self) -> dict[str, Any]:
+        """``acceptance`` (A with binomial variances A(1 − A)/N; 0 where nothing was
+        generated), ``acceptance_generated`` (N per bin) and ``truth_all_m``."""
+        import hist
+
+        n, k = self.generated, self.accepted
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(n > 0, k / n, 0.0)
+            var = np.where(n > 0, a * (1.0 - a) / n, 0.0)
+        axes = (
+            hist.axis.Variable(self.m_edges, name="m", label="m [GeV]"),
+            hist.axis.Variable(self.pt_edges, name="pT", label="p_T [GeV]"),
+        )
+        acc = hist.Hist(
+            *axes,
+            storage=hist.storage.Weight(),
+            name="geometric acceptance A(m_true, pT_true) of gamma* sources (E and angle cuts)",
+        )
+        acc.view()["value"] = a
+        acc.view()["variance"] = var
+        gen = hist.Hist(
+            *axes,
+            storage=hist.storage.Double(),
+            name="generated gamma* sources per (m_true, pT_true) bin",
+        )
+        gen.view()[...] = n
+        truth = hist.Hist(
+            hist.axis.Regular(*TRUTH_MASS_AXIS, name="m", label="m [GeV]"),
+            storage=hist.storage.Weight(),
+            name="all generated gamma* sources (no cuts, no efficiency): true mass",
+        )
+        truth.view(flow=True)["value"] = self.truth
+        truth.view(flow=True)["variance"] = self.truth
+        return {"acceptance": acc, "acceptance_generated": gen, "truth_all_m": truth}
+
+    def summary(self) -> dict[str, Any]:
+        n = float(self.generated.sum())
+        return {
+            "histograms": ["acceptance", "acceptance_generated", "truth_all_m"],
+            "sources": "all cocktail channels except ETA_MUMU (combinatorial excluded)",
+            "axes": "x = true gamma* mass (GeV), y = true pair pT (GeV)",
+            "n_gamma_star_generated": int(self.truth.sum()),
+            "mean_acceptance": float(self.accepted.sum() / n) if n else None,
+        }
+
+
 def _as_analysis_config(config: AnalysisConfig | MockConfig) -> AnalysisConfig:
     if isinstance(config, MockConfig):
         return AnalysisConfig(mock=config)
@@ -337,9 +443,11 @@ def generate_file(
             raise GammastarError(f"{path}: cannot write ({err.strerror or err})") from None
         with f:
             events_tree = truth_tree = None
+            acc = AcceptanceAccumulator(cfg)
             for chunk in gen.chunks(int(n_events), chunk_size):
                 for k, v in chunk.counts.items():
                     n_generated[k] += v
+                acc.add(chunk)
                 ev = _event_arrays(chunk)
                 tr = _truth_arrays(chunk)
                 if events_tree is None:
@@ -367,7 +475,10 @@ def generate_file(
                 n_generated_total=int(sum(n_generated.values())),
                 events=int(n_events),
                 chunk_size=int(chunk_size or cfg.chunk_size),
+                acceptance_map=acc.summary(),
             )
+            for name, h in acc.histograms().items():
+                f[name] = h
             f["meta"] = json.dumps(meta, sort_keys=True, allow_nan=False, default=str)
     n_cocktail = sum(v for k, v in n_generated.items() if k != Channel.COMBINATORIAL)
     return GenerateResult(
