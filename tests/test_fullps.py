@@ -346,6 +346,23 @@ def test_below_min_acceptance_counted_and_reported(fullps, tmp_path, caplog):
     assert any("acceptance A < 0.05" in r.getMessage() for r in caplog.records)
 
 
+def test_yields_flag_bins_with_acceptance_loss(fullps):
+    """The A′ bins (and χχ̄ sums) that include cells below min_acceptance carry the
+    ``acceptance_lost`` flag and the lost fraction; the others do not."""
+    _cfg, _res, doc = fullps
+    ap = doc["aprime"]
+    lost = np.array([np.nan if v is None else v for v in ap["acceptance_lost_fraction"]])
+    flagged = np.array(["acceptance_lost" in f for f in ap["flags"]])
+    np.testing.assert_array_equal(flagged, lost > 0.05)
+    mass = np.asarray(ap["mass"])
+    assert flagged[mass < 0.33].all()
+    assert 0.3 < lost[0] < 0.6
+    assert not flagged[mass > 0.45].any()
+    mcp = doc["mcp"]
+    assert "acceptance_lost" in mcp["flags"][0]  # m_χ = 10 MeV: the sum starts at threshold
+    assert "acceptance_lost" not in mcp["flags"][-1]  # m_χ = 0.5 GeV
+
+
 def test_acceptance_map_config_errors_name_key_and_file(fullps, tmp_path):
     cfg, _res, _doc = fullps
     mock_path = cfg.output_dir / "mock.root"

@@ -598,6 +598,59 @@ PHASE_SPACE_TEXT = {
 }
 
 
+ACCEPTANCE_LOST_FLAG = 0.05
+"""A yield point is flagged ``acceptance_lost`` when more than this fraction of the generated
+γ* of its mass range lies in (m, pT) bins below ``unfold.min_acceptance`` (full phase space)."""
+
+
+def read_acceptance_loss(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(edges, lost fraction per mass bin)`` from ``select.json`` → ``unfold.acceptance``
+    (``lost_fraction_map_per_mass_bin``; NaN where unknown), or ``None``."""
+    sel = run_dir / "select.json"
+    try:
+        acc = json.loads(sel.read_text()).get("unfold", {}).get("acceptance") or {}
+    except (OSError, ValueError):
+        return None
+    per_bin = acc.get("lost_fraction_map_per_mass_bin")
+    if not per_bin:
+        return None
+    values = np.array([np.nan if v is None else v for v in per_bin["values"]], dtype=float)
+    return np.asarray(per_bin["edges"], dtype=float), values
+
+
+def flag_acceptance_loss(
+    loss: tuple[np.ndarray, np.ndarray], ap: AprimeYield, mcp: McpYield, m_lepton: float
+) -> list[float]:
+    """Add ``acceptance_lost`` to the A′ bins whose mean lost fraction (over the native bins
+    inside) exceeds :data:`ACCEPTANCE_LOST_FLAG`, and to the χχ̄ points whose sum (m > 2m_χ)
+    includes such a native bin. Returns the A′ bins' lost fractions.
+
+    Example:
+        >>> ap = AprimeYield(np.array([.3, .5]), np.array([.2, .4, .6]), np.ones(2), np.ones(2),
+        ...                  np.ones(2), [[], []], 1.0)
+        >>> mcp = McpYield(np.array([.05, .25]), np.ones(2), np.ones(2), [[], []], 1.0, "pairs")
+        >>> flag_acceptance_loss((np.array([.2, .3, .4, .5, .6]), np.array([.4, .2, 0, 0])),
+        ...                      ap, mcp, 0.1057)
+        [0.30000000000000004, 0.0]
+        >>> ap.flags, mcp.flags
+        ([['acceptance_lost'], []], [['acceptance_lost'], []])
+    """
+    edges, values = loss
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    out = []
+    for i in range(len(ap.mass)):
+        inside = (centres >= ap.edges[i]) & (centres < ap.edges[i + 1]) & np.isfinite(values)
+        f = float(values[inside].mean()) if inside.any() else float("nan")
+        out.append(f)
+        if f > ACCEPTANCE_LOST_FLAG:
+            ap.flags[i].append("acceptance_lost")
+    lossy = centres[np.nan_to_num(values) > ACCEPTANCE_LOST_FLAG]
+    for i, m_chi in enumerate(np.atleast_1d(mcp.mass)):
+        if lossy.size and lossy.max() > 2 * max(float(m_chi), m_lepton):
+            mcp.flags[i].append("acceptance_lost")
+    return out
+
+
 def read_phase_space(run_dir: Path) -> str:
     """Which phase space the unfolded spectrum stands for (``full``, ``detector_acceptance``;
     ``unknown`` when the run directory records neither): ``select.json`` ``meta.phase_space``,
@@ -749,6 +802,8 @@ def compute_yields(
     else:
         mcp = mcp_yield_from_hist(unf, n_pot, m_chi, m_lepton=m_lepton)
 
+    loss = read_acceptance_loss(run_dir) if phase_space == "full" else None
+    lost_fraction = flag_acceptance_loss(loss, ap, mcp, m_lepton) if loss is not None else None
     serious = {"negative", "empty", "below_threshold"}
     n_flagged = sum(1 for f in ap.flags if serious & set(f))
     if n_flagged:
@@ -767,6 +822,7 @@ def compute_yields(
             "bin_edges": ap.edges,
             "flags": ap.flags,
             "source": ap_source,
+            "acceptance_lost_fraction": lost_fraction,
         },
         "mcp": {
             "mass": mcp.mass,
