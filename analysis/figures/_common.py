@@ -188,20 +188,40 @@ def figure_paths(cfg: AnalysisConfig, number: int, *, force: bool) -> tuple[Path
     return png, pdf
 
 
-def save(fig: Any, paths: Sequence[Path], *, dpi: int = 120) -> Path:
-    """Write a matplotlib figure to both paths atomically, close it, return the PNG path."""
+def provenance(cfg: AnalysisConfig) -> str:
+    """One line naming the gammastar version, config and seed (stored in the image files)."""
+    from gammastar import __version__
+
+    return (
+        f"gammastar {__version__}; config {cfg.source or cfg.name}; "
+        f"config_sha256={cfg.sha256}; seed={cfg.seed}; run {cfg.output_dir}"
+    )
+
+
+def save(fig: Any, paths: Sequence[Path], *, dpi: int = 120, note: str = "") -> Path:
+    """Write a matplotlib figure to every path atomically, close it, return the first path.
+
+    ``note`` (see :func:`provenance`) goes into the PNG ``Description`` / PDF ``Subject``.
+    """
     import matplotlib.pyplot as plt
 
     from gammastar.artifacts import atomic_path
 
     for p in paths:
+        fmt = p.suffix.lstrip(".")
+        key = {"png": "Description", "pdf": "Subject"}.get(fmt)
+        info = {"Software" if fmt == "png" else "Creator": "gammastar analysis/figures"}
+        if key and note:
+            info[key] = note
         with atomic_path(p, force=True) as tmp:
-            fig.savefig(tmp, format=p.suffix.lstrip("."), dpi=dpi, bbox_inches="tight")
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata=info)
     plt.close(fig)
     return paths[0]
 
 
-def compose(images: Sequence[Path], paths: Sequence[Path], *, title: str = "") -> Path:
+def compose(
+    images: Sequence[Path], paths: Sequence[Path], *, title: str = "", note: str = ""
+) -> Path:
     """Place PNGs drawn by the package side by side in one figure, written to every path.
 
     Used where a package function draws one panel per file (Fig. 1) or writes PNG only
@@ -229,7 +249,7 @@ def compose(images: Sequence[Path], paths: Sequence[Path], *, title: str = "") -
     if title:
         fig.suptitle(title)
     fig.subplots_adjust(left=0, right=1, bottom=0, top=0.95 if title else 1, wspace=0.01)
-    return save(fig, paths, dpi=dpi)
+    return save(fig, paths, dpi=dpi, note=note)
 
 
 def done(path: Path, t0: float) -> Path:

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> Path:
     paths = c.figure_paths(cfg, 10, force=args.force)
     curves, rel_map = _acceptance.compare(cfg, retrain=args.retrain)["figures"]
     plt.close(curves)
-    return c.done(c.save(rel_map, paths), t0)
+    return c.done(c.save(rel_map, paths, note=c.provenance(cfg)), t0)
 
 
 if __name__ == "__main__":

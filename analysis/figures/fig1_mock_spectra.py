@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> Path:
     ]
     if stale:
         mass_png, pt_png = plot_file(mock, figdir, force=True)
-    return c.done(c.compose([mass_png, pt_png], paths), t0)
+    return c.done(c.compose([mass_png, pt_png], paths, note=c.provenance(cfg)), t0)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> Path:
     )
     print(f"model-vs-data KL inside the data-vs-data 95% band at {inside}/{len(masses)} masses")
     plot_kl(result, png, force=True)
-    c.compose([png], [pdf])
+    c.compose([png], [pdf], note=c.provenance(cfg))
     return c.done(png, t0)
 
 

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> Path:
     fig = plot_two_flows(
         c.read_pairs(cfg), cfg.flow.use_weights, (with_bkg, no_bkg), masses, cfg.seed
     )
-    return c.done(c.save(fig, paths), t0)
+    return c.done(c.save(fig, paths, note=c.provenance(cfg)), t0)
 
 
 if __name__ == "__main__":

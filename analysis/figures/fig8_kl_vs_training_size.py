@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> Path:
         row = ", ".join(f"N={n}: {a:.3f}±{b:.3f}" for n, a, b in zip(sizes, mean, std, strict=True))
         b68 = result["kl_data_68"][j]
         print(f"m = {m0:g} GeV: KL {row}; data-vs-data 68% [{b68[0]:.3f}, {b68[1]:.3f}]")
-    return c.done(c.save(plot(result), paths), t0)
+    return c.done(c.save(plot(result), paths, note=c.provenance(cfg)), t0)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> Path:
     paths = c.figure_paths(cfg, 9, force=args.force)
     curves, rel_map = _acceptance.compare(cfg, retrain=args.retrain)["figures"]
     plt.close(rel_map)
-    return c.done(c.save(curves, paths), t0)
+    return c.done(c.save(curves, paths, note=c.provenance(cfg)), t0)
 
 
 if __name__ == "__main__":
