@@ -435,8 +435,17 @@ def _polygon(m: NDArray, lo: NDArray, hi: NDArray) -> list[tuple[NDArray, NDArra
 def plot_reach(result: ScanResult, path: str | Path | None = None, *, title: str = ""):
     """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines."""
     import matplotlib.pyplot as plt
+    import mplhep
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    with plt.style.context(mplhep.style.ROOT):
+        return _plot_reach(result, path, title)
+
+
+def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    fig, ax = plt.subplots(figsize=(8, 6))
     m = result.masses
     colors = {"-2": "#FFDF00", "-1": "#00CC00", "+1": "#FFDF00", "+2": "white"}
     for band in ("-2", "-1", "+1", "+2"):
@@ -477,21 +486,23 @@ def plot_reach(result: ScanResult, path: str | Path | None = None, *, title: str
                 label=f"{key.split('_', 1)[1]} events",
             )
         )
-    ax.legend(handles=handles, fontsize=8, loc="upper right")
+    ax.legend(handles=handles, fontsize=14, loc="upper right")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlim(m[0], m[-1])
     ax.set_ylim(result.eps[0], result.eps[-1])
     ax.set_xlabel(r"$m_{A'}$ [GeV]")
-    ax.set_ylabel(r"$\varepsilon$")
+    ax.set_ylabel("kinetic mixing ε")
     if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+        ax.set_title(title, fontsize=16)
     if path is not None:
         from gammastar.artifacts import atomic_path
 
         with atomic_path(path, force=True) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", dpi=110)
     return fig
 
 

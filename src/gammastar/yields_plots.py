@@ -17,10 +17,23 @@ def _setup() -> Any:
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import mplhep
 
-    plt.style.use(mplhep.style.ROOT)
     return plt
+
+
+def _styled(draw: Any) -> Any:
+    """Run ``draw`` under mplhep's ROOT style without changing the global matplotlib style."""
+    import functools
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import matplotlib.pyplot as plt
+        import mplhep
+
+        with plt.style.context(mplhep.style.ROOT):
+            return draw(*args, **kwargs)
+
+    return wrapper
 
 
 def _pos(values: Any) -> np.ndarray:
@@ -56,6 +69,7 @@ def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None
         fig.savefig(tmp, format=suffix, bbox_inches="tight", metadata=info)
 
 
+@_styled
 def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Fig. 2 analogue: data-driven A′ yield per POT per ε² with the bremsstrahlung band.
 
@@ -99,6 +113,7 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
     plt.close(fig)
 
 
+@_styled
 def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Fig. 3 analogue: χχ̄ yield per POT per Q² vs m_χ with bremsstrahlung, π0 and J/ψ lines."""
     plt = _setup()
