@@ -85,7 +85,7 @@ from gammastar.select import select
 path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
 cfg = cfg.model_copy(update={
-    "unfold": cfg.unfold.model_copy(update={"outside_map": "nearest"}),
+    "unfold": cfg.unfold.model_copy(update={"outside_map": "nearest", "acceptance_map": None}),
     "background": cfg.background.model_copy(update={"remove_eta_mumu": "none"}),
 })
 import logging; logging.disable(logging.WARNING)
