@@ -929,11 +929,14 @@ def _stage_table(run: Path) -> Raw | None:
     state = run / ".gammastar"
     if not state.is_dir():
         return None
+    from gammastar.pipeline import stage_names
+
+    order = {name: i for i, name in enumerate(stage_names())}
     rows = []
-    for p in sorted(state.glob("*.json")):
+    for p in sorted(state.glob("*.json"), key=lambda q: (order.get(q.stem, len(order)), q.stem)):
         d = _read_quiet(p)
         if not isinstance(d, dict):
-            rows.append((p.stem, "unreadable", ""))
+            rows.append((p.stem, "unreadable", "", ""))
             continue
         fin = d.get("finished")
         when = (
@@ -941,8 +944,15 @@ def _stage_table(run: Path) -> Raw | None:
             if _is_number(fin)
             else "n/a"
         )
-        rows.append((str(d.get("stage", p.stem)), when, fmt(_num(d.get("seconds")), ".3g")))
-    return table(["stage", "last finished", "seconds"], rows) if rows else None
+        rows.append(
+            (
+                str(d.get("stage", p.stem)),
+                when,
+                fmt(_num(d.get("seconds")), ".3g"),
+                d.get("note") or "",
+            )
+        )
+    return table(["stage", "last finished", "seconds", "note"], rows) if rows else None
 
 
 def _artifact_list(run: Path) -> Raw:
