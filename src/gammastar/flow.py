@@ -200,6 +200,51 @@ def _rqs_inverse(y, xk, yk, dk, bins: int):
     return torch.where(mask, x0 + z * (x1 - x0), y)
 
 
+def _rqs_knot_table(phi: torch.Tensor, bins: int, slope: float = _SLOPE, bound: float = _BOUND):
+    """The knots of :func:`_rqs_knots` stacked in one (3, K+1, ...) table (x_k, y_k, d_k)."""
+    import torch
+
+    ls = math.log(slope)
+    table = torch.empty((3, bins + 1, *phi.shape[1:]), dtype=phi.dtype)
+    for row, par in ((0, phi[:bins]), (1, phi[bins : 2 * bins])):
+        e = torch.exp(par / (1 + (2 / -ls) * par.abs()))
+        torch.cumsum(e, dim=0, out=table[row, 1:])
+        table[row, 0] = 0.0
+        knots = table[row]
+        knots.mul_(2 * bound / knots[-1:]).sub_(bound)
+    d = phi[2 * bins :]
+    torch.exp(d / (1 + (1 / -ls) * d.abs()), out=table[2, 1:-1])
+    table[2, 0] = 1.0
+    table[2, -1] = 1.0
+    return table
+
+
+def _rqs_inverse_table(y, table, bins: int):
+    """:func:`_rqs_inverse` with the knots as one table (two gathers instead of six)."""
+    import torch
+
+    k = _search(table[1], y)
+    mask = (k >= 0) & (k < bins)
+    k0 = k.clamp(0, bins - 1)
+    if table.dim() == 2:
+        lo, hi = table[:, k0], table[:, k0 + 1]
+    else:
+        idx = torch.stack((k0, k0 + 1), 0).unsqueeze(0).expand(3, 2, -1)
+        lohi = table.gather(1, idx)
+        lo, hi = lohi[:, 0], lohi[:, 1]
+    x0, y0, d0 = lo
+    x1, y1, d1 = hi
+    dy = y1 - y0
+    s = dy / (x1 - x0)
+    y_ = torch.where(mask, y - y0, 0.0)
+    t = d0 + d1 - 2 * s
+    a = dy * (s - d0) + y_ * t
+    b = dy * d0 - y_ * t
+    c = -s * y_
+    z = 2 * c / (-b - (b * b - 4 * a * c).clamp_min(0).sqrt())
+    return torch.where(mask, x0 + z * (x1 - x0), y)
+
+
 def _split_transforms(flow) -> list[tuple[str, Any]]:
     """[('maf', MaskedAutoregressiveTransform) | ('lu', UnconditionalTransform)] in flow order."""
     out = []
@@ -294,6 +339,15 @@ class _Sampler:
                             "ba": b_out[a * P : (a + 1) * P, None].contiguous(),
                             "wb": w_out[b * P : (b + 1) * P].contiguous(),
                             "bb": b_out[b * P : (b + 1) * P, None].contiguous(),
+                            # bias as an extra weight column (inputs carry a row of ones): one
+                            # matrix product per layer, no broadcast copy of the bias
+                            "hidden_aug": [
+                                torch.cat((w, bb[:, None]), 1).contiguous()
+                                for w, bb in layers[1:-1]
+                            ],
+                            "wb_aug": torch.cat(
+                                (w_out[b * P : (b + 1) * P], b_out[b * P : (b + 1) * P, None]), 1
+                            ).contiguous(),
                         },
                     )
                 )
@@ -315,6 +369,8 @@ class _Sampler:
         fixed = c.shape[0] == 1
         y = z.T.contiguous()  # (2, n)
         ct = c.T
+        n = y.shape[1]
+        bufs = None
         for kind, st in reversed(self.steps):
             if kind == "lu":
                 y = st @ y
@@ -322,14 +378,25 @@ class _Sampler:
             a, b = st["a"], st["b"]
             ctx = torch.addmm(st["b0"], st["w0c"], ct)  # (H, 1 or n)
             phi_a = torch.addmm(st["ba"], st["wa"], self._hidden(st, ctx))
-            xk, yk, dk = _rqs_knots(phi_a, bins)
+            table = _rqs_knot_table(phi_a, bins)
             if fixed:
-                xk, yk, dk = xk[:, 0].contiguous(), yk[:, 0].contiguous(), dk[:, 0].contiguous()
-            xa = _rqs_inverse(y[a], xk, yk, dk, bins)
-            hb = self._hidden(st, torch.addmm(ctx, st["w0x"], xa[None, :]), inplace=True)
-            phi_b = torch.addmm(st["bb"], st["wb"], hb)
-            xk, yk, dk = _rqs_knots(phi_b, bins)
-            xb = _rqs_inverse(y[b], xk, yk, dk, bins)
+                table = table[..., 0].contiguous()
+            xa = _rqs_inverse_table(y[a], table, bins)
+            if bufs is None:
+                # hidden activations with a trailing row of ones (bias folded into the weights)
+                bufs = []
+                for rows in [ctx.shape[0]] + [w.shape[0] for w in st["hidden_aug"]]:
+                    buf = torch.empty((rows + 1, n), dtype=z.dtype)
+                    buf[-1] = 1.0
+                    bufs.append(buf)
+            h = bufs[0]
+            # first layer: context part (a constant at a fixed mass) + rank-one x_a part
+            torch.relu_(torch.addcmul(ctx, st["w0x"], xa[None, :], out=h[:-1]))
+            for w, buf in zip(st["hidden_aug"], bufs[1:], strict=True):
+                torch.relu_(torch.mm(w, h, out=buf[:-1]))
+                h = buf
+            phi_b = torch.mm(st["wb_aug"], h)
+            xb = _rqs_inverse_table(y[b], _rqs_knot_table(phi_b, bins), bins)
             y = torch.stack((xa, xb) if a == 0 else (xb, xa), 0)
         return y.T
 
@@ -540,7 +607,7 @@ class FlowModel:
         return out + self.pre.log_jacobian(qT, E)
 
     def sample_standardised(
-        self, mass, n: int, seed: int | None = None, chunk: int = 1 << 14
+        self, mass, n: int, seed: int | None = None, chunk: int = 1 << 16
     ) -> np.ndarray:
         """Samples in the standardised log space (float32), shape (n, 2); no mass check."""
         import torch
