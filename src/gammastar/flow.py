@@ -227,7 +227,7 @@ def _rqs_inverse_table(y, table, bins: int):
     mask = (k >= 0) & (k < bins)
     k0 = k.clamp(0, bins - 1)
     if table.dim() == 2:
-        lo, hi = table[:, k0], table[:, k0 + 1]
+        lo, hi = table.index_select(1, k0), table.index_select(1, k0 + 1)
     else:
         idx = torch.stack((k0, k0 + 1), 0).unsqueeze(0).expand(3, 2, -1)
         lohi = table.gather(1, idx)
@@ -333,6 +333,10 @@ class _Sampler:
                             "b": b,
                             "w0x": layers[0][0][:, a : a + 1].contiguous(),  # (H, 1)
                             "w0c": layers[0][0][:, 2:].contiguous(),  # (H, context)
+                            "w0_aug": torch.cat(
+                                (layers[0][0][:, a : a + 1], layers[0][0][:, 2:], layers[0][1][:, None]),
+                                1,
+                            ).contiguous(),
                             "b0": layers[0][1][:, None].contiguous(),
                             "hidden": [(w.contiguous(), bb[:, None]) for w, bb in layers[1:-1]],
                             "wa": w_out[a * P : (a + 1) * P].contiguous(),
@@ -371,6 +375,11 @@ class _Sampler:
         ct = c.T
         n = y.shape[1]
         bufs = None
+        # first-layer input: (x_a, 1) at a fixed mass (the context term is a constant bias),
+        # else (x_a, context, 1)
+        inp = torch.ones((2 if fixed else 2 + ct.shape[0], n), dtype=z.dtype)
+        if not fixed:
+            inp[1:-1] = ct
         for kind, st in reversed(self.steps):
             if kind == "lu":
                 y = st @ y
@@ -391,7 +400,9 @@ class _Sampler:
                     bufs.append(buf)
             h = bufs[0]
             # first layer: context part (a constant at a fixed mass) + rank-one x_a part
-            torch.relu_(torch.addcmul(ctx, st["w0x"], xa[None, :], out=h[:-1]))
+            inp[0] = xa
+            w0 = torch.cat((st["w0x"], ctx), 1) if fixed else st["w0_aug"]
+            torch.relu_(torch.mm(w0, inp, out=h[:-1]))
             for w, buf in zip(st["hidden_aug"], bufs[1:], strict=True):
                 torch.relu_(torch.mm(w, h, out=buf[:-1]))
                 h = buf
