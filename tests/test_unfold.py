@@ -75,3 +75,23 @@ def test_bayesian_unfolding_recovers_truth():
     assert d[2] < 0.1 * dist(meas)
     # the unfolded spectrum keeps the total
     assert bayesian_unfold(meas, resp, 200).sum() == pytest.approx(meas.sum(), rel=1e-6)
+
+
+@pytest.mark.parametrize("bad", [np.nan, 1.5, -0.1])
+@pytest.mark.parametrize("kind", ["efficiency", "acceptance"])
+def test_invalid_map_contents_name_file_and_histogram(tmp_path, kind, bad) -> None:
+    """Both maps go through one checker: contents must be finite and within [0, 1]."""
+    import hist
+    import uproot
+
+    from gammastar.unfold import load_acceptance_map, load_efficiency_map
+
+    h = hist.Hist(hist.axis.Regular(4, 0.2, 1.2), hist.axis.Regular(3, 0.0, 3.0))
+    h.view()[...] = 0.5
+    h.view()[1, 2] = bad
+    path = tmp_path / "map.root"
+    with uproot.recreate(path) as f:
+        f[kind] = h
+    load = load_efficiency_map if kind == "efficiency" else load_acceptance_map
+    with pytest.raises(InputError, match=rf"map\.root:{kind}: .*{kind}"):
+        load(path, kind)

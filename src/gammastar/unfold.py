@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -95,21 +96,33 @@ def load_efficiency_map(
         raise InputError(
             f"{path}: cannot read the efficiency map ({type(err).__name__}: {err})"
         ) from None
+    m_edges, pt_edges, values = _checked_grid(h, f"{path}:{name}", "efficiency")
+    return EfficiencyMap(m_edges, pt_edges, values, path)
+
+
+def _checked_grid(h: Any, label: str, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edges and contents of a (mass, pT) map, checked.
+
+    Checks: finite, increasing edges starting at ≥ 0 (GeV); finite contents in [0, 1].
+
+    Raises:
+        InputError: naming ``label`` (file and histogram) and what is wrong.
+    """
     m_edges = np.asarray(h.axes[0].edges, dtype=float)
     pt_edges = np.asarray(h.axes[1].edges, dtype=float)
     values = np.asarray(h.values(), dtype=float)
-    for label, e in (("x (mass)", m_edges), ("y (pT)", pt_edges)):
+    for axis, e in (("x (mass)", m_edges), ("y (pT)", pt_edges)):
         if not (np.all(np.isfinite(e)) and np.all(np.diff(e) > 0)):
-            raise InputError(f"{path}: {name} {label} axis edges are not finite and increasing")
+            raise InputError(f"{label}: {axis} axis edges are not finite and increasing")
     if pt_edges[0] < 0 or m_edges[0] < 0:
-        raise InputError(f"{path}: {name} axes must start at ≥ 0 (mass, pT in GeV)")
+        raise InputError(f"{label}: axes must start at ≥ 0 (mass, pT in GeV)")
     if not np.all(np.isfinite(values)):
-        raise InputError(f"{path}: {name} holds NaN or infinite efficiencies")
+        raise InputError(f"{label}: the {what} map holds NaN or infinite values")
     if values.min() < 0 or values.max() > 1:
         raise InputError(
-            f"{path}: {name} contents must lie in [0, 1] (found {values.min():g}..{values.max():g})"
+            f"{label}: {what} contents must lie in [0, 1] (found {values.min():g}..{values.max():g})"
         )
-    return EfficiencyMap(m_edges, pt_edges, values, path)
+    return m_edges, pt_edges, values
 
 
 @dataclass
@@ -345,14 +358,7 @@ def load_acceptance_map(path: str | os.PathLike[str], key: str = "acceptance") -
         raise InputError(
             f"{path}: cannot read the acceptance map {key!r} ({type(err).__name__}: {err})"
         ) from None
-    m_edges = np.asarray(h.axes[0].edges, dtype=float)
-    pt_edges = np.asarray(h.axes[1].edges, dtype=float)
-    values = np.asarray(h.values(), dtype=float)
-    for name, e in (("x (mass)", m_edges), ("y (pT)", pt_edges)):
-        if not (np.all(np.isfinite(e)) and np.all(np.diff(e) > 0)):
-            raise InputError(f"{label}: {name} axis edges are not finite and increasing")
-    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
-        raise InputError(f"{label}: acceptance contents must be finite and lie in [0, 1]")
+    m_edges, pt_edges, values = _checked_grid(h, label, "acceptance")
     generated = None
     if gen is not None:
         g = np.asarray(gen.values(), dtype=float)
