@@ -163,3 +163,21 @@ def test_bad_input():
         acceptance(Mono(0.0, 0.1), 0.5, [1.0], Geometry(), n=10)
     with pytest.raises(GammastarError, match="channel"):
         draw(s, 0.5, 10, Geometry(), channel="tautau")
+
+
+@pytest.mark.parametrize(
+    ("kw", "key"),
+    [
+        ({"l1": -1.0}, r"detector\.l1"),
+        ({"efficiency": 1.5}, r"detector\.efficiency"),
+        ({"theta_min": 0.2, "theta_max": 0.1}, "theta_max"),
+        ({"l1": 80.0, "l2": 160.0, "plane_z": 100.0}, "plane_z"),
+        ({"l1": 80.0, "l2": 160.0, "plane_z": 200.0, "r_min": 1.0, "r_max": 0.5}, "r_max"),
+    ],
+)
+def test_geometry_follows_the_detector_config_rules(kw, key):
+    """Geometry and the `detector:` config section reject the same geometries."""
+    with pytest.raises(GammastarError, match=key):
+        Geometry(**kw)
+    with pytest.raises(ConfigError, match=key):
+        config_from_dict({"detector": kw})

@@ -83,26 +83,20 @@ class Geometry:
     z_steps: int = 24
 
     def __post_init__(self) -> None:
-        if self.l1 < 0:
-            raise GammastarError(f"detector: l1 ({self.l1}) must be >= 0")
-        if self.l2 is not None and self.l2 <= self.l1:
-            raise GammastarError(f"detector: l2 ({self.l2}) must be larger than l1 ({self.l1})")
-        if not (0 <= self.theta_min < self.theta_max):
-            raise GammastarError(
-                f"detector: need 0 <= theta_min ({self.theta_min}) < theta_max ({self.theta_max})"
-            )
-        if not (0 <= self.efficiency <= 1):
-            raise GammastarError(f"detector: efficiency ({self.efficiency}) must be in [0, 1]")
-        if self.plane_z is not None:
-            if self.l2 is None or self.plane_z <= self.l2:
-                raise GammastarError(
-                    f"detector: plane_z ({self.plane_z}) needs a closed decay volume "
-                    f"(l2 = {self.l2}) ending before the plane"
-                )
-            if self.r_max is not None and self.r_max <= self.r_min:
-                raise GammastarError(
-                    f"detector: r_max ({self.r_max}) must be larger than r_min ({self.r_min})"
-                )
+        # One set of rules: the typed `detector:` config section validates the geometry.
+        from dataclasses import asdict
+
+        from pydantic import ValidationError
+
+        from gammastar.config import DetectorConfig
+
+        try:
+            DetectorConfig(**asdict(self))
+        except ValidationError as err:
+            first = err.errors()[0]
+            key = ".".join(str(p) for p in first["loc"])
+            where = f"detector.{key}" if key else "detector"
+            raise GammastarError(f"{where}: {first['msg']}") from None
 
     @classmethod
     def from_config(cls, det: Any) -> Geometry:
