@@ -54,8 +54,10 @@ _QT_FLOOR = 1e-6  # GeV; ln q_T is finite
 
 # =========================================================================== architecture
 
+
 class CheckpointMismatchError(GammastarError):
     """A checkpoint made from another config, data set or seed (``--resume`` refused)."""
+
 
 def architecture_from_config(cfg: FlowConfig) -> dict[str, Any]:
     """The JSON architecture record that :func:`build_flow` understands."""
@@ -184,22 +186,6 @@ def _rqs_forward(x, xk, yk, dk, bins: int):
     return torch.where(mask, y, x), torch.where(mask, lj, 0.0)
 
 
-def _rqs_inverse(y, xk, yk, dk, bins: int):
-    """Inverse spline x(y) (identity outside [−B, B]); same formulae as zuko."""
-    import torch
-
-    mask, x0, x1, y0, y1, d0, d1 = _bin(_search(yk, y), bins, xk, yk, dk)
-    dy = y1 - y0
-    s = dy / (x1 - x0)
-    y_ = torch.where(mask, y - y0, 0.0)
-    t = d0 + d1 - 2 * s
-    a = dy * (s - d0) + y_ * t
-    b = dy * d0 - y_ * t
-    c = -s * y_
-    z = 2 * c / (-b - (b * b - 4 * a * c).clamp_min(0).sqrt())
-    return torch.where(mask, x0 + z * (x1 - x0), y)
-
-
 def _rqs_knot_table(phi: torch.Tensor, bins: int, slope: float = _SLOPE, bound: float = _BOUND):
     """The knots of :func:`_rqs_knots` stacked in one (3, K+1, ...) table (x_k, y_k, d_k)."""
     import torch
@@ -220,7 +206,8 @@ def _rqs_knot_table(phi: torch.Tensor, bins: int, slope: float = _SLOPE, bound: 
 
 
 def _rqs_inverse_table(y, table, bins: int):
-    """:func:`_rqs_inverse` with the knots as one table (two gathers instead of six)."""
+    """Inverse spline x(y) (identity outside [−B, B]; same formulae as zuko), the knots given
+    as one (x_k, y_k, d_k) table so that a bin costs two gathers."""
     import torch
 
     k = _search(table[1], y)
@@ -334,7 +321,11 @@ class _Sampler:
                             "w0x": layers[0][0][:, a : a + 1].contiguous(),  # (H, 1)
                             "w0c": layers[0][0][:, 2:].contiguous(),  # (H, context)
                             "w0_aug": torch.cat(
-                                (layers[0][0][:, a : a + 1], layers[0][0][:, 2:], layers[0][1][:, None]),
+                                (
+                                    layers[0][0][:, a : a + 1],
+                                    layers[0][0][:, 2:],
+                                    layers[0][1][:, None],
+                                ),
                                 1,
                             ).contiguous(),
                             "b0": layers[0][1][:, None].contiguous(),
