@@ -300,6 +300,15 @@ def _figure_html(fig: Figure) -> Raw:
 
 
 # =========================================================================== sections
+def _section_json(path: Path, s: Section) -> dict[str, Any] | None:
+    """The JSON artifact behind a section: "not run" when absent, a warning when unreadable."""
+    if not path.exists():
+        s.add(not_run(f"{path.name} not found"))
+        return None
+    s.ran = True
+    return _read_json(path, s)
+
+
 def _mock_section(cfg: Any, run: Path, s: Section) -> None:
     path = run / "mock.root"
     if not path.exists():
@@ -344,12 +353,7 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
 
 
 def _selection_section(run: Path, s: Section) -> None:
-    path = run / "select.json"
-    if not path.exists():
-        s.add(not_run("select.json not found"))
-        return
-    s.ran = True
-    doc = _read_json(path, s)
+    doc = _section_json(run / "select.json", s)
     if doc is None:
         return
     counts = doc.get("counts")
@@ -476,12 +480,7 @@ def _flags_text(f: Any) -> str:
 
 
 def _yields_section(run: Path, s: Section) -> None:
-    path = run / "yields.json"
-    if not path.exists():
-        s.add(not_run("yields.json not found"))
-        return
-    s.ran = True
-    doc = _read_json(path, s)
+    doc = _section_json(run / "yields.json", s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
@@ -618,12 +617,7 @@ def _band(bands: list[Any], i: int) -> tuple[float | None, float | None]:
 
 
 def _validation_section(run: Path, s: Section) -> None:
-    path = run / "validation.json"
-    if not path.exists():
-        s.add(not_run("validation.json not found"))
-        return
-    s.ran = True
-    doc = _read_json(path, s)
+    doc = _section_json(run / "validation.json", s)
     if doc is None:
         return
     mass = _as_list(doc.get("mass"))
@@ -735,12 +729,7 @@ def _acceptance_section(run: Path, s: Section) -> None:
 
 
 def _reach_section(run: Path, s: Section) -> None:
-    path = run / "reach.json"
-    if not path.exists():
-        s.add(not_run("reach.json not found"))
-        return
-    s.ran = True
-    doc = _read_json(path, s)
+    doc = _section_json(run / "reach.json", s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
