@@ -12,7 +12,8 @@
    window quoted for the NA50 muon spectrometer that NA60 inherited, and the mock LLP detector
    of the paper's App. B, physics.md §9).
 3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
-   accept/reject (flat outside the map: nearest bin).
+   accept/reject (flat outside the map: nearest bin). The map is read and checked by
+   :func:`gammastar.unfold.load_efficiency_map`, the reader the unfolding uses.
 """
 
 from __future__ import annotations
@@ -24,63 +25,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig, MockDetector
-from gammastar.errors import ConfigError, InputError
+from gammastar.errors import ConfigError
 from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
+from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 SHIPPED_MAP = "efficiency_na60_like.root"
-
-
-class EfficiencyMap:
-    """ε(m, pT) looked up in a 2-D histogram (nearest bin outside its range).
-
-    Example:
-        >>> import numpy as np
-        >>> eff = EfficiencyMap.uniform()
-        >>> eff(np.array([0.5]), np.array([1.0])).tolist()
-        [1.0]
-    """
-
-    def __init__(self, x_edges, y_edges, values, path: str | None = None) -> None:
-        self.x_edges = np.asarray(x_edges, dtype=np.float64)
-        self.y_edges = np.asarray(y_edges, dtype=np.float64)
-        self.values = np.asarray(values, dtype=np.float64)
-        self.path = path
-
-    @classmethod
-    def uniform(cls) -> EfficiencyMap:
-        """ε = 1 everywhere."""
-        return cls([0.0, 1e9], [0.0, 1e9], [[1.0]])
-
-    @classmethod
-    def read(cls, path: str | Path) -> EfficiencyMap:
-        """Read the TH2 ``efficiency`` of a ROOT file (DEVELOPERS.md, "Efficiency map").
-
-        Raises:
-            InputError: the file is unreadable, lacks the histogram, or has values outside (0, 1].
-        """
-        import uproot
-
-        try:
-            with uproot.open(path) as f:
-                h = f["efficiency"].to_hist()
-        except FileNotFoundError:
-            raise InputError(f"{path}: efficiency map not found") from None
-        except KeyError:
-            raise InputError(f"{path}: no histogram named 'efficiency'") from None
-        except Exception as err:  # noqa: BLE001 - any unreadable file is a user input error
-            raise InputError(f"{path}: cannot read the efficiency map ({err})") from None
-        if len(h.axes) != 2:
-            raise InputError(f"{path}: 'efficiency' must be a 2-D histogram (m, pT)")
-        values = h.values()
-        if not (np.all(values > 0) and np.all(values <= 1)):
-            raise InputError(f"{path}: 'efficiency' has contents outside (0, 1]")
-        return cls(h.axes[0].edges, h.axes[1].edges, values, str(path))
-
-    def __call__(self, m: NDArray[np.float64], pt: NDArray[np.float64]) -> NDArray[np.float64]:
-        ix = np.clip(np.searchsorted(self.x_edges, m, side="right") - 1, 0, len(self.x_edges) - 2)
-        iy = np.clip(np.searchsorted(self.y_edges, pt, side="right") - 1, 0, len(self.y_edges) - 2)
-        return self.values[ix, iy]
 
 
 def resolve_efficiency_map(config: AnalysisConfig) -> Path | None:
@@ -192,7 +142,7 @@ class Detector:
         pt_k = np.hypot(pair_k[0], pair_k[1])
         ok_k = (mu1_k[3] > c.muon_min_energy) & (mu2_k[3] > c.muon_min_energy)
         eff_k = np.full(k, np.nan)
-        eff_k[ok_k] = self.efficiency(m_k[ok_k], pt_k[ok_k])
+        eff_k[ok_k] = lookup_efficiency(self.efficiency, m_k[ok_k], pt_k[ok_k], nearest=True)[0]
         u = rng.random(k)
         acc_k = ok_k & (u < np.nan_to_num(eff_k))
 

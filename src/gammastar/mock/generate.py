@@ -26,8 +26,9 @@ from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.errors import GammastarError
 from gammastar.mock.cocktail import Cocktail, Sources
 from gammastar.mock.combinatorial import Combinatorial
-from gammastar.mock.detector import Detector, EfficiencyMap, Reconstructed, resolve_efficiency_map
+from gammastar.mock.detector import Detector, Reconstructed, resolve_efficiency_map
 from gammastar.physics import pdgdata
+from gammastar.unfold import load_efficiency_map
 
 GENERATOR_NAME = "gammastar.mock/parametric"
 
@@ -77,11 +78,7 @@ class MockGenerator:
         if self.cfg.backend == "pythia":
             _pythia_backend()
         self.efficiency_path = resolve_efficiency_map(config)
-        eff = (
-            EfficiencyMap.read(self.efficiency_path)
-            if self.efficiency_path is not None
-            else EfficiencyMap.uniform()
-        )
+        eff = load_efficiency_map(self.efficiency_path)  # None: ε = 1
         self.cocktail = Cocktail(self.cfg)
         self.combinatorial = Combinatorial(self.cfg)
         self.detector = Detector(self.cfg.detector, eff)
