@@ -1,25 +1,46 @@
 """The selection as a coffea processor, run on the iterative, futures or Dask executor.
 
-:class:`DileptonProcessor` is stateless and picklable (plain strings, numbers and a frozen
-dataclass); each chunk returns a cut flow (summed across chunks) and its pair columns in a
-:class:`PairChunks` keyed by ``(file, first entry)``. The driver orders the chunks by that key,
-so the merged pairs table, and every histogram filled from it, is the same bit for bit on
-every executor whatever order the chunks finish in.
+:class:`DileptonProcessor` is stateless and picklable (plain strings, numbers and frozen
+dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
+any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
+``(file, first entry)``: the pair columns, or, with a staging directory, the path of an Arrow
+IPC file holding them. When every weight factor is chunk-local (:class:`~gammastar.select.
+WeightSpec`), the payload also holds the final per-pair weights, the unfolded histograms and
+the report sums of the chunk.
+
+The driver folds the payloads in key order as they arrive (:class:`ChunkSink`, used by the
+executors here), so the merged pairs table, every histogram and every report number are the
+same bit for bit on every executor whatever order the chunks finish in; with a
+``parquet_path`` the sink streams the pairs into the single ``pairs.parquet`` while the
+workers go on, holding at most the chunks that arrived out of order.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import dataclasses
+import hashlib
 import io
 import logging
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Self
 
 from coffea import processor
 
 from gammastar.errors import InputError
-from gammastar.select import Cuts, HistAxes, raw_histograms, select_chunk
+from gammastar.select import (
+    Cuts,
+    HistAxes,
+    WeightSpec,
+    raw_histograms,
+    select_chunk,
+    unfolded_histograms,
+    weight_chunk,
+)
 from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 log = logging.getLogger(__name__)
@@ -44,7 +65,7 @@ class PairChunks:
         return self
 
     def __len__(self) -> int:
-        return sum(len(c["m"]) for c in self.chunks.values())
+        return sum(int(c["_rows"]) if "_rows" in c else len(c["m"]) for c in self.chunks.values())
 
 
 class Counts(dict):
@@ -66,7 +87,10 @@ class DileptonProcessor(processor.ProcessorABC):
 
     Per chunk it also looks up each pair's ε (column ``eff``; NaN outside the map unless
     ``nearest``) and fills the raw-count histograms (``os_m``, ``pp_m``, ``mm_m`` and their
-    (m, qT, E) versions), which add exactly across chunks.
+    (m, qT, E) versions), which add exactly across chunks. With ``weights`` (chunk-local
+    weight modes) it also computes the final columns (``qT``, ``acc``, ``weight_raw``,
+    ``weight``), the unfolded histograms and the report counts and sums of the chunk
+    (:func:`gammastar.select.weight_chunk`).
 
     Arguments:
         layout: input layout (:mod:`gammastar.io`).
@@ -76,6 +100,9 @@ class DileptonProcessor(processor.ProcessorABC):
         effmap: the efficiency map (``None``: ε = 1).
         nearest: pairs outside the map take the nearest bin's ε.
         axes: histogram binning (``None``: no histograms).
+        weights: chunk-local weighting (``None``: the driver weights the pairs).
+        staging: directory for the chunk's pair columns (Arrow IPC, written atomically); a
+            worker that does not see it (no shared filesystem) returns the columns instead.
     """
 
     def __init__(
@@ -87,6 +114,8 @@ class DileptonProcessor(processor.ProcessorABC):
         effmap: EfficiencyMap | None = None,
         nearest: bool = False,
         axes: HistAxes | None = None,
+        weights: WeightSpec | None = None,
+        staging: str | None = None,
     ) -> None:
         self.layout = layout
         self.columns = dict(columns)
@@ -95,6 +124,8 @@ class DileptonProcessor(processor.ProcessorABC):
         self.effmap = effmap or EfficiencyMap.unity()
         self.nearest = nearest
         self.axes = axes
+        self.weights = weights
+        self.staging = staging
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
@@ -110,13 +141,305 @@ class DileptonProcessor(processor.ProcessorABC):
             self.effmap, pairs["m"], pairs["pT"], nearest=self.nearest
         )
         key = (str(md.get("filename", "")), int(md.get("entrystart", 0)))
-        out = {"cutflow": Counts(flow), "pairs": PairChunks({key: pairs})}
+        out: dict[str, Any] = {"cutflow": Counts(flow)}
         if self.axes is not None:
             out["hists"] = raw_histograms(self.axes, pairs)
+        if self.weights is None:
+            out["pairs"] = PairChunks({key: pairs})
+            return out
+        final, counts, sums = weight_chunk(pairs, self.weights)
+        del pairs
+        payload: dict[str, Any] = {"_rows": len(final["m"]), "_sums": sums}
+        if self.axes is not None:
+            payload["_unfolded"] = unfolded_histograms(self.axes, final)
+        out["report"] = Counts(counts)
+        if self.staging is not None and os.path.isdir(self.staging):
+            payload["_part"] = write_part(self.staging, key, final)
+        else:
+            payload.update(final)
+        out["pairs"] = PairChunks({key: payload})
         return out
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator
+
+
+# --------------------------------------------------------------------------- staged parts
+def write_part(staging: str, key: tuple[str, int], columns: Mapping[str, Any]) -> str:
+    """Write one chunk's pair columns as an uncompressed Arrow IPC file in ``staging``
+    (atomically: a temporary name, then renamed); returns its path."""
+    import pyarrow as pa
+
+    name = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    path = os.path.join(staging, f"part-{name}.arrow")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    table = pa.Table.from_arrays([pa.array(v) for v in columns.values()], names=list(columns))
+    try:
+        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def read_part(path: str) -> Any:
+    """The Arrow table of a staged part (read into memory; the file is then removed)."""
+    import pyarrow as pa
+
+    with pa.OSFile(path, "rb") as src:
+        table = pa.ipc.open_file(src).read_all()
+    os.unlink(path)
+    return table
+
+
+class ParquetStream:
+    """Writes Arrow tables, in the order given, to one parquet file in row groups of
+    ``rows_per_group`` rows: the same layout and settings as
+    :func:`gammastar.select._write_parquet` (LZ4, dictionaries for ``charge``/``channel``)."""
+
+    def __init__(self, path: str | os.PathLike[str], rows_per_group: int = 1_000_000) -> None:
+        self.path = Path(path)
+        self.rows_per_group = rows_per_group
+        self.rows = 0
+        self._writer: Any = None
+        self._buf: list[Any] = []
+        self._nbuf = 0
+
+    def write(self, table: Any) -> None:
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self.path, table.schema, compression="lz4", use_dictionary=["charge", "channel"]
+            )
+        self._buf.append(table)
+        self._nbuf += table.num_rows
+        self.rows += table.num_rows
+        while self._nbuf >= self.rows_per_group:
+            self._flush(self.rows_per_group)
+
+    def _flush(self, n: int) -> None:
+        import pyarrow as pa
+
+        t = pa.concat_tables(self._buf) if len(self._buf) > 1 else self._buf[0]
+        self._writer.write_table(t.slice(0, n), row_group_size=max(n, 1))
+        rest = t.slice(n)
+        self._buf = [rest] if rest.num_rows else []
+        self._nbuf -= n
+
+    def close(self) -> None:
+        if self._writer is None:
+            return
+        if self._nbuf or self.rows == 0:
+            self._flush(self._nbuf)
+        self._writer.close()
+        self._writer = None
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            with contextlib.suppress(Exception):
+                self._writer.close()
+            self._writer = None
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+class ChunkSink:
+    """Folds the chunks' outputs on the driver in (file, first entry) order as they arrive.
+
+    Cut flows, report counts and raw-count histograms (integers) are added in any order; the
+    unfolded histograms and the float report sums are added in key order, and the pair
+    columns are either kept in key order (``parquet_path`` ``None``) or streamed into one
+    parquet file (:class:`ParquetStream`) and released; a chunk that arrives early is held
+    until those before it are in.
+    """
+
+    def __init__(self, parquet_path: str | os.PathLike[str] | None = None) -> None:
+        self.parquet_path = parquet_path
+        self.start([])
+
+    def start(self, items: Any) -> None:
+        """A fresh fold over these work items (a retry starts over)."""
+        self.order = sorted({(str(i.filename), int(i.entrystart)) for i in items})
+        self.next = 0
+        self.pending: dict[Any, Any] = {}
+        self.acc: dict[str, Any] = {}
+        self.unfolded: dict[str, Any] | None = None
+        self.sums: dict[str, float] = {}
+        self.chunks: dict[Any, Any] = {}
+        self.rows = 0
+        if getattr(self, "stream", None) is not None:
+            self.stream.abort()
+        self.stream = ParquetStream(self.parquet_path) if self.parquet_path is not None else None
+
+    def add(self, wrapped: Mapping[str, Any]) -> None:
+        out = dict(wrapped["out"])
+        pairs = out.pop("pairs", PairChunks())
+        for name, value in out.items():
+            if name not in self.acc:
+                self.acc[name] = value
+            elif isinstance(value, dict) and not isinstance(value, Counts):
+                for k, h in value.items():
+                    self.acc[name][k] = self.acc[name][k] + h
+            else:
+                self.acc[name] = self.acc[name] + value
+        self.pending.update(pairs.chunks)
+        while self.next < len(self.order) and self.order[self.next] in self.pending:
+            key = self.order[self.next]
+            self._fold(key, self.pending.pop(key))
+            self.next += 1
+
+    def _fold(self, key: Any, chunk: Mapping[str, Any]) -> None:
+        unf = chunk.get("_unfolded")
+        if unf is not None:
+            if self.unfolded is None:
+                self.unfolded = {k: h.copy() for k, h in unf.items()}
+            else:
+                for k, h in unf.items():
+                    self.unfolded[k] += h
+        for k, v in chunk.get("_sums", {}).items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        if "_part" in chunk:
+            table = read_part(chunk["_part"])
+        else:
+            cols = {k: v for k, v in chunk.items() if not k.startswith("_")}
+            if self.stream is None:
+                self.chunks[key] = cols
+                self.rows += len(cols["m"])
+                return
+            import pyarrow as pa
+
+            table = pa.Table.from_arrays([pa.array(v) for v in cols.values()], names=list(cols))
+        self.rows += table.num_rows
+        if self.stream is None:  # a staged part without a stream: keep it in memory
+            self.chunks[key] = {c: table[c].to_numpy() for c in table.column_names}
+        else:
+            self.stream.write(table)
+
+    def finish(self) -> dict[str, Any]:
+        """The folded accumulator: ``cutflow``, ``hists``, ``report``, ``unfolded``,
+        ``sums``, ``rows`` and ``pairs`` (the in-memory chunks) or ``streamed`` (the path)."""
+        if self.pending or self.next != len(self.order):
+            missing = [k for k in self.order[self.next :] if k not in self.pending][:3]
+            raise RuntimeError(f"chunk(s) without a result: {missing}")
+        out = dict(self.acc)
+        out["unfolded"] = self.unfolded
+        out["sums"] = self.sums
+        out["rows"] = self.rows
+        if self.stream is not None:
+            self.stream.close()
+            out["streamed"] = self.stream.path
+            self.stream = None
+        else:
+            out["pairs"] = PairChunks(self.chunks)
+        return out
+
+    def abort(self) -> None:
+        if getattr(self, "stream", None) is not None:
+            self.stream.abort()
+            self.stream = None
+
+
+def _folding(sink: ChunkSink, items: list[Any], results: Any) -> tuple[dict[str, Any], int]:
+    """Feed the results to the sink; on any error, drop what it wrote."""
+    sink.start(items)
+    try:
+        for r in results:
+            sink.add(r)
+        return {"out": sink.finish()}, 0
+    except BaseException:
+        sink.abort()
+        raise
+
+
+@dataclasses.dataclass
+class SinkIterativeExecutor(processor.IterativeExecutor):
+    """coffea's iterative executor, with the chunk outputs folded by a :class:`ChunkSink`."""
+
+    sink: ChunkSink | None = None
+
+    def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
+        if self.sink is None or self.function_name == "get_metadata" or len(items) == 0:
+            return super().__call__(items, function, accumulator)
+        items = list(items)
+        return _folding(self.sink, items, map(function, items))
+
+
+@dataclasses.dataclass
+class SinkFuturesExecutor(processor.FuturesExecutor):
+    """Local worker processes; each chunk's output goes to the :class:`ChunkSink` as soon as
+    it is done (no merge jobs)."""
+
+    sink: ChunkSink | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__, pool=None, sink=None)
+
+    def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
+        if self.sink is None or self.function_name == "get_metadata" or len(items) == 0:
+            return super().__call__(items, function, accumulator)
+        items = list(items)
+        with self.pool(max_workers=self.workers) as pool:
+            futures = [pool.submit(function, item) for item in items]
+            try:
+                done = (f.result() for f in concurrent.futures.as_completed(futures))
+                return _folding(self.sink, items, done)
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+
+
+@dataclasses.dataclass
+class SinkDaskExecutor(processor.DaskExecutor):
+    """Dask futures; each chunk's output goes to the :class:`ChunkSink` as soon as it is done
+    (no reduction tasks: the workers return small outputs or staged parts), and neither
+    ``dask.dataframe`` nor anything else is imported per call."""
+
+    sink: ChunkSink | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__, client=None, sink=None)
+
+    def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
+        if len(items) == 0:
+            return accumulator
+        from coffea.processor import accumulate
+        from distributed import as_completed
+
+        client = self.client
+        items = list(items)
+        args: list[Any] = items
+        if self.heavy_input is not None:
+            heavy = client.submit(_identity, self.heavy_input)
+            args = [(item, heavy) for item in items]
+        futures = client.map(
+            function,
+            args,
+            pure=self.heavy_input is not None,
+            priority=self.priority,
+            retries=self.retries,
+        )
+        try:
+            if self.sink is None or self.function_name == "get_metadata":
+                return accumulate(client.gather(futures), accumulator), 0
+
+            def done() -> Any:
+                for fut in as_completed(futures):
+                    yield fut.result()
+                    fut.release()
+
+            return _folding(self.sink, items, done())
+        except BaseException:
+            client.cancel(futures)
+            raise
+
+
+def _identity(x: Any) -> Any:
+    return x
 
 
 def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
@@ -143,14 +466,18 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
 
 
 def _make_executor(
-    executor: str, scheduler: str | None, workers: int | None, dask_processes: bool
+    executor: str,
+    scheduler: str | None,
+    workers: int | None,
+    dask_processes: bool,
+    sink: ChunkSink | None = None,
 ) -> tuple[Any, list[Any]]:
-    """The coffea executor and the objects to close afterwards."""
+    """The coffea executor (folding into ``sink`` when given) and the objects to close."""
     if executor == "iterative":
-        return processor.IterativeExecutor(status=False, retries=0), []
+        return SinkIterativeExecutor(status=False, retries=0, sink=sink), []
     if executor == "futures":
-        return processor.FuturesExecutor(
-            workers=workers or 2, status=False, retries=0, compression=None
+        return SinkFuturesExecutor(
+            workers=workers or 2, status=False, retries=0, compression=None, sink=sink
         ), []
     if executor == "dask":
         from distributed import Client
@@ -162,15 +489,14 @@ def _make_executor(
                 raise InputError(
                     f"--scheduler {scheduler}: cannot connect to the Dask scheduler ({err})"
                 ) from None
-            return processor.DaskExecutor(
-                client=client, status=False, retries=0, compression=None
+            return SinkDaskExecutor(
+                client=client, status=False, retries=0, compression=None, sink=sink
             ), [client]
         cluster = local_cluster(workers or 2, processes=dask_processes)
         client = Client(cluster)
-        return processor.DaskExecutor(client=client, status=False, retries=0, compression=None), [
-            client,
-            cluster,
-        ]
+        return SinkDaskExecutor(
+            client=client, status=False, retries=0, compression=None, sink=sink
+        ), [client, cluster]
     raise ValueError(f"unknown executor {executor!r}")
 
 
@@ -195,12 +521,16 @@ def run_processor(
     chunksize: int = 500_000,
     skip_bad_files: bool = False,
     dask_processes: bool = True,
+    sink: ChunkSink | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the processor with ``coffea.processor.Runner`` on the chosen executor.
 
     A file that fails while being read is reported by name: with ``skip_bad_files`` it is
     dropped and the run repeated without it (reported in the returned map), else
     :class:`~gammastar.errors.InputError` stops the run.
+
+    With ``sink`` the chunk outputs are folded as they arrive (:class:`ChunkSink`); the
+    accumulator is then the sink's (``pairs`` or ``streamed``, ``unfolded``, ``sums``, ...).
 
     Returns:
         ``(accumulator, bad_files)``; the accumulator has ``cutflow`` and ``pairs``.
@@ -209,7 +539,7 @@ def run_processor(
 
     fileset = {d: {**s, "files": dict(s["files"])} for d, s in fileset.items()}
     bad: dict[str, str] = {}
-    exe, to_close = _make_executor(executor, scheduler, workers, dask_processes)
+    exe, to_close = _make_executor(executor, scheduler, workers, dask_processes, sink)
     try:
         while True:
             files = [f for s in fileset.values() for f in s["files"]]
