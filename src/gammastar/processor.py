@@ -26,12 +26,12 @@ import logging
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Self
 
 from coffea import processor
 
 from gammastar.errors import InputError
+from gammastar.pqconcat import ParquetConcat, part_bytes
 from gammastar.select import (
     Cuts,
     HistAxes,
@@ -101,8 +101,11 @@ class DileptonProcessor(processor.ProcessorABC):
         nearest: pairs outside the map take the nearest bin's ε.
         axes: histogram binning (``None``: no histograms).
         weights: chunk-local weighting (``None``: the driver weights the pairs).
-        staging: directory for the chunk's pair columns (Arrow IPC, written atomically); a
-            worker that does not see it (no shared filesystem) returns the columns instead.
+        staging: with ``weights``: each chunk's pairs are encoded here as a parquet file
+            (:func:`gammastar.pqconcat.part_bytes`) written into this directory (atomically),
+            or, on a worker that does not see the directory (no shared filesystem), returned
+            as bytes; the driver concatenates them (:class:`~gammastar.pqconcat.ParquetConcat`).
+            ``""``: always return the bytes. ``None``: return the columns (in-memory path).
     """
 
     def __init__(
@@ -153,10 +156,16 @@ class DileptonProcessor(processor.ProcessorABC):
         if self.axes is not None:
             payload["_unfolded"] = unfolded_histograms(self.axes, final)
         out["report"] = Counts(counts)
-        if self.staging is not None and os.path.isdir(self.staging):
-            payload["_part"] = write_part(self.staging, key, final)
-        else:
-            payload.update(final)
+        if self.staging is None:
+            payload.update(final)  # in-memory path (iterative): the driver concatenates
+        elif payload["_rows"]:
+            # this chunk of pairs.parquet, encoded here: a file in the shared staging
+            # directory, or (a worker that does not see it) the bytes through the scheduler
+            data = part_bytes(final)
+            if self.staging and os.path.isdir(self.staging):
+                payload["_part"] = write_part(self.staging, key, data)
+            else:
+                payload["_parquet"] = data
         out["pairs"] = PairChunks({key: payload})
         return out
 
@@ -165,18 +174,15 @@ class DileptonProcessor(processor.ProcessorABC):
 
 
 # --------------------------------------------------------------------------- staged parts
-def write_part(staging: str, key: tuple[str, int], columns: Mapping[str, Any]) -> str:
-    """Write one chunk's pair columns as an uncompressed Arrow IPC file in ``staging``
-    (atomically: a temporary name, then renamed); returns its path."""
-    import pyarrow as pa
-
+def write_part(staging: str, key: tuple[str, int], data: bytes) -> str:
+    """Write one chunk's parquet bytes into ``staging`` (atomically: a temporary name, then
+    renamed); returns the path."""
     name = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
-    path = os.path.join(staging, f"part-{name}.arrow")
+    path = os.path.join(staging, f"part-{name}.parquet")
     tmp = f"{path}.{os.getpid()}.tmp"
-    table = pa.Table.from_arrays([pa.array(v) for v in columns.values()], names=list(columns))
     try:
-        with pa.OSFile(tmp, "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
-            w.write_table(table)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -185,76 +191,14 @@ def write_part(staging: str, key: tuple[str, int], columns: Mapping[str, Any]) -
     return path
 
 
-def read_part(path: str) -> Any:
-    """The Arrow table of a staged part (read into memory; the file is then removed)."""
-    import pyarrow as pa
-
-    with pa.OSFile(path, "rb") as src:
-        table = pa.ipc.open_file(src).read_all()
-    os.unlink(path)
-    return table
-
-
-class ParquetStream:
-    """Writes Arrow tables, in the order given, to one parquet file in row groups of
-    ``rows_per_group`` rows: the same layout and settings as
-    :func:`gammastar.select._write_parquet` (LZ4, dictionaries for ``charge``/``channel``)."""
-
-    def __init__(self, path: str | os.PathLike[str], rows_per_group: int = 1_000_000) -> None:
-        self.path = Path(path)
-        self.rows_per_group = rows_per_group
-        self.rows = 0
-        self._writer: Any = None
-        self._buf: list[Any] = []
-        self._nbuf = 0
-
-    def write(self, table: Any) -> None:
-        import pyarrow.parquet as pq
-
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(
-                self.path, table.schema, compression="lz4", use_dictionary=["charge", "channel"]
-            )
-        self._buf.append(table)
-        self._nbuf += table.num_rows
-        self.rows += table.num_rows
-        while self._nbuf >= self.rows_per_group:
-            self._flush(self.rows_per_group)
-
-    def _flush(self, n: int) -> None:
-        import pyarrow as pa
-
-        t = pa.concat_tables(self._buf) if len(self._buf) > 1 else self._buf[0]
-        self._writer.write_table(t.slice(0, n), row_group_size=max(n, 1))
-        rest = t.slice(n)
-        self._buf = [rest] if rest.num_rows else []
-        self._nbuf -= n
-
-    def close(self) -> None:
-        if self._writer is None:
-            return
-        if self._nbuf or self.rows == 0:
-            self._flush(self._nbuf)
-        self._writer.close()
-        self._writer = None
-
-    def abort(self) -> None:
-        if self._writer is not None:
-            with contextlib.suppress(Exception):
-                self._writer.close()
-            self._writer = None
-        with contextlib.suppress(OSError):
-            self.path.unlink()
-
-
 class ChunkSink:
     """Folds the chunks' outputs on the driver in (file, first entry) order as they arrive.
 
     Cut flows, report counts and raw-count histograms (integers) are added in any order; the
-    unfolded histograms and the float report sums are added in key order, and the pair
-    columns are either kept in key order (``parquet_path`` ``None``) or streamed into one
-    parquet file (:class:`ParquetStream`) and released; a chunk that arrives early is held
-    until those before it are in.
+    unfolded histograms and the float report sums are added in key order, and the pairs are
+    either kept in key order (columns; ``parquet_path`` ``None``) or, encoded by the workers,
+    appended to one parquet file (:class:`~gammastar.pqconcat.ParquetConcat`) and released;
+    a chunk that arrives early is held (as a file or bytes) until those before it are in.
     """
 
     def __init__(self, parquet_path: str | os.PathLike[str] | None = None) -> None:
@@ -273,7 +217,7 @@ class ChunkSink:
         self.rows = 0
         if getattr(self, "stream", None) is not None:
             self.stream.abort()
-        self.stream = ParquetStream(self.parquet_path) if self.parquet_path is not None else None
+        self.stream = ParquetConcat(self.parquet_path) if self.parquet_path is not None else None
 
     def add(self, wrapped: Mapping[str, Any]) -> None:
         out = dict(wrapped["out"])
@@ -302,22 +246,18 @@ class ChunkSink:
                     self.unfolded[k] += h
         for k, v in chunk.get("_sums", {}).items():
             self.sums[k] = self.sums.get(k, 0.0) + v
-        if "_part" in chunk:
-            table = read_part(chunk["_part"])
-        else:
+        part = chunk.get("_part", chunk.get("_parquet"))
+        if part is None:  # columns (in-memory path, or an empty chunk)
             cols = {k: v for k, v in chunk.items() if not k.startswith("_")}
-            if self.stream is None:
+            if cols:
                 self.chunks[key] = cols
                 self.rows += len(cols["m"])
-                return
-            import pyarrow as pa
-
-            table = pa.Table.from_arrays([pa.array(v) for v in cols.values()], names=list(cols))
-        self.rows += table.num_rows
-        if self.stream is None:  # a staged part without a stream: keep it in memory
-            self.chunks[key] = {c: table[c].to_numpy() for c in table.column_names}
-        else:
-            self.stream.write(table)
+            return
+        if self.stream is None:
+            raise RuntimeError("a chunk sent parquet bytes to a sink that keeps columns")
+        self.rows += self.stream.append(part)
+        if "_part" in chunk:
+            os.unlink(part)
 
     def finish(self) -> dict[str, Any]:
         """The folded accumulator: ``cutflow``, ``hists``, ``report``, ``unfolded``,
@@ -329,11 +269,12 @@ class ChunkSink:
         out["unfolded"] = self.unfolded
         out["sums"] = self.sums
         out["rows"] = self.rows
-        if self.stream is not None:
+        if self.stream is not None and self.rows:
             self.stream.close()
             out["streamed"] = self.stream.path
             self.stream = None
         else:
+            self.abort()
             out["pairs"] = PairChunks(self.chunks)
         return out
 

@@ -802,7 +802,7 @@ def _select_run(
         nearest=cfg.unfold.outside_map == "nearest",
         axes=HistAxes.from_config(cfg),
         weights=spec,
-        staging=str(staging) if staging is not None and shared_staging else None,
+        staging=(str(staging) if shared_staging else "") if staging is not None else None,
     )
     sink = ChunkSink(staging / "pairs.parquet" if staging is not None else None)
     result, run_bad = run_processor(
