@@ -82,6 +82,7 @@ import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import load_config
 from gammastar.select import select
+import gammastar.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
 cfg = cfg.model_copy(update={
