@@ -165,8 +165,10 @@ class DileptonProcessor(processor.ProcessorABC):
         if self.axes is not None:
             payload["_unfolded"] = unfolded_histograms(self.axes, final)
         out["report"] = Counts(counts)
-        if self.staging is None:
-            payload.update(final)  # in-memory path (iterative): the driver concatenates
+        if self.staging is None:  # in-memory path (iterative): the driver concatenates;
+            # qT (= pT), weight_raw (1) and acc without a map (1) are made there, once
+            skip = {"qT", "weight_raw"} | ({"acc"} if self.weights.acceptance is None else set())
+            payload.update({k: v for k, v in final.items() if k not in skip})
         elif payload["_rows"]:
             # this chunk of pairs.parquet, encoded here: a file in the shared staging
             # directory, or (a worker that does not see it) the bytes through the scheduler

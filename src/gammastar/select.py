@@ -594,9 +594,13 @@ def _pairs_table(chunks: dict[Any, dict[str, np.ndarray]]) -> pd.DataFrame:
     keys = sorted(chunks)
     final = bool(keys) and "weight" in chunks[keys[0]]  # weighted by the processor
     dtypes = {**_DTYPES, **dict.fromkeys(_FINAL_EXTRA, np.float64)} if final else _DTYPES
+    n = sum(len(chunks[k]["m"]) for k in keys)
     data = {}
     for col, dtype in dtypes.items():
-        src = "pT" if col == "qT" and not final else col
+        if col == "weight_raw" or (col == "acc" and "acc" not in chunks[keys[0]]):
+            data[col] = np.ones(n)  # not kept per chunk (see DileptonProcessor.process)
+            continue
+        src = "pT" if col == "qT" else col
         parts = [np.asarray(chunks[k][src], dtype=dtype) for k in keys]
         data[col] = np.concatenate(parts) if parts else np.array([], dtype=dtype)
         if col != "qT" and src != "pT":
