@@ -1041,8 +1041,9 @@ def _select_run(
     t_post = time.perf_counter()
     paths = {n: outdir / n for n in OUTPUT_FILES}
     with atomic_path(paths["pairs.parquet"], force) as tmp:
-        if streamed is not None:
-            os.replace(streamed, tmp)  # written while the chunks were processed
+        if streamed is not None:  # written while the chunks were processed
+            os.chmod(streamed, os.stat(tmp).st_mode & 0o7777)  # same mode as any output
+            os.replace(streamed, tmp)
         else:
             _write_parquet(tmp, pairs)
     with atomic_path(paths["histograms.root"], force) as tmp, uproot.recreate(tmp) as f:
