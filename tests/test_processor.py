@@ -134,6 +134,12 @@ def test_bad_file_during_processing(tmp_path):
     res = select(cfg, skip_bad_files=True)
     assert str(bad) in res.bad_files
     assert res.cutflow["events"] == 7 * 5
+    # the parallel path starts its pairs.parquet over without the bad file
+    par = select(cfg, executor="futures", skip_bad_files=True, force=True)
+    assert set(par.bad_files) == {str(bad)}
+    assert "incorrect header check" in par.bad_files[str(bad)]
+    assert pd.read_parquet(par.files["pairs.parquet"]).equals(res.pairs)
+    assert _staging_dirs(tmp_path / "r") == []
 
 
 def test_dask_scheduler_address(tmp_path):

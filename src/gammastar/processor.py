@@ -339,10 +339,12 @@ class SinkFuturesExecutor(processor.FuturesExecutor):
             try:
                 done = (f.result() for f in concurrent.futures.as_completed(futures))
                 return _folding(self.sink, items, done)
-            except BaseException:
+            except BaseException as err:
                 for f in futures:
                     f.cancel()
-                raise
+                # as coffea's FuturesExecutor: the error itself, not the pool's remote
+                # traceback (whose text would hide the message naming the file)
+                raise err from None
 
 
 @dataclasses.dataclass
