@@ -3,16 +3,17 @@
 :class:`DileptonProcessor` is stateless and picklable (plain strings, numbers and frozen
 dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
 any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
-``(file, first entry)``: the pair columns, or, with a staging directory, the path of an Arrow
-IPC file holding them. When every weight factor is chunk-local (:class:`~gammastar.select.
-WeightSpec`), the payload also holds the final per-pair weights, the unfolded histograms and
-the report sums of the chunk.
+``(file, first entry)``. When every weight factor is chunk-local
+(:class:`~gammastar.select.WeightSpec`), the payload holds the final per-pair columns, the
+unfolded histograms and the report sums of the chunk, and, on the parallel executors, the
+pairs as this chunk's part of ``pairs.parquet`` (a file in a staging directory, or bytes);
+otherwise the pair columns with ε, weighted by the driver.
 
 The driver folds the payloads in key order as they arrive (:class:`ChunkSink`, used by the
 executors here), so the merged pairs table, every histogram and every report number are the
 same bit for bit on every executor whatever order the chunks finish in; with a
-``parquet_path`` the sink streams the pairs into the single ``pairs.parquet`` while the
-workers go on, holding at most the chunks that arrived out of order.
+``parquet_path`` the sink appends the parts to the single ``pairs.parquet`` while the workers
+go on, holding at most the chunks that arrived out of order.
 """
 
 from __future__ import annotations
@@ -214,6 +215,7 @@ class ChunkSink:
 
     def __init__(self, parquet_path: str | os.PathLike[str] | None = None) -> None:
         self.parquet_path = parquet_path
+        self.stream: ParquetConcat | None = None
         self.start([])
 
     def start(self, items: Any) -> None:
@@ -226,9 +228,9 @@ class ChunkSink:
         self.sums: dict[str, float] = {}
         self.chunks: dict[Any, Any] = {}
         self.rows = 0
-        if getattr(self, "stream", None) is not None:
-            self.stream.abort()
-        self.stream = ParquetConcat(self.parquet_path) if self.parquet_path is not None else None
+        self.abort()
+        if self.parquet_path is not None and self.order:
+            self.stream = ParquetConcat(self.parquet_path)
 
     def add(self, wrapped: Mapping[str, Any]) -> None:
         out = dict(wrapped["out"])
@@ -290,7 +292,8 @@ class ChunkSink:
         return out
 
     def abort(self) -> None:
-        if getattr(self, "stream", None) is not None:
+        """Drop the parquet file being written, if any."""
+        if self.stream is not None:
             self.stream.abort()
             self.stream = None
 
