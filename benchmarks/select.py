@@ -24,7 +24,12 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
 * ``dask-running``: the same on a two-worker ``LocalCluster`` started before the timer (as a
   facility's cluster would be; ``--scheduler ADDRESS``), with gammastar imported on the
   workers before the timer. For both Dask runs the driver's peak
-  memory is reported (workers are separate processes).
+  memory is reported (workers are separate processes), and for this one the largest
+  worker peak too.
+
+In every gammastar run, ``gammastar.select`` and ``gammastar.processor`` (with what they
+import) are imported before the timer (``import_s``), in the driver and, for
+``dask-running``, on the workers; everything ``select(...)`` does is inside it.
 
 Usage::
 
@@ -82,6 +87,7 @@ import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import load_config
 from gammastar.select import select
+import gammastar.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
 cfg = cfg.model_copy(update={
@@ -103,11 +109,15 @@ t0 = time.perf_counter()
 res = select(cfg, [path], executor=executor, scheduler=scheduler, workers=2, output=outdir,
              force=True)
 t1 = time.perf_counter()
+workers_rss = None
 if cluster is not None:
+    with Client(cluster) as c:
+        workers_rss = max(c.run(lambda: __import__("resource").getrusage(
+            __import__("resource").RUSAGE_SELF).ru_maxrss / 1024).values())
     cluster.close()
 info = json.loads((res.output_dir / "select.json").read_text())
 print(json.dumps({
-    "seconds": t1 - t0, "import_s": t0 - t_start,
+    "seconds": t1 - t0, "import_s": t0 - t_start, "worker_peak_rss_mb": workers_rss,
     "timings": info["timings_s"],
     "events": res.cutflow["events"], "os": res.counts["os"], "pp": res.counts["pp"],
     "mm": res.counts["mm"],
@@ -279,9 +289,13 @@ def main() -> None:
         "dask2_driver_peak_rss_mb": dask["peak_rss_mb"],
         "dask2_speedup": ours["seconds"] / dask["seconds"],
         "dask2_running_seconds": running["seconds"],
+        "dask2_running_driver_peak_rss_mb": running["peak_rss_mb"],
+        "dask2_running_worker_peak_rss_mb": running["worker_peak_rss_mb"],
         "dask2_running_process_seconds": running["timings"]["process"],
         "dask2_running_speedup": ours["seconds"] / running["seconds"],
         "dask2_running_process_speedup": ours["timings"]["process"] / running["timings"]["process"],
+        "gammastar_seconds_per_repeat": [r["seconds"] for r in singles],
+        "dask2_running_seconds_per_repeat": [r["seconds"] for r in runnings],
         "parallel_capacity_2proc": capacity,
         "parallel_capacity_per_repeat": caps,
         "repeats": args.repeat,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import awkward as ak
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import uproot
 from _select_data import write_effmap, write_mock
@@ -47,27 +50,19 @@ def test_accumulators_merge():
 
 def test_executors_give_identical_histograms(tmp_path):
     """iterative, futures (2 processes) and Dask (LocalCluster, 2 workers) over 2 files in
-    60-entry chunks: the same pairs table and histograms, bin for bin."""
-    files = [tmp_path / "a.root", tmp_path / "b.root"]
-    write_mock(files[0], 30)
-    write_mock(files[1], 20, event_offset=10_000)
-    runs = {}
-    for ex in ("iterative", "futures", "dask"):
-        cfg = _cfg(tmp_path, files, ex)
-        runs[ex] = select(cfg, executor=ex, workers=2, dask_processes=False)
-    ref = runs["iterative"]
+    60-entry chunks, chunk-local weights (the default: ss_weight constant, η→μμ truth): the
+    parallel executors stream pairs.parquet from the workers' parts; the same rows (file and
+    table), histograms bin for bin and report numbers; Σ weight = the unfolded histogram."""
+    runs = _run_all(tmp_path, _two_files(tmp_path), "local", ("iterative", "futures", "dask"))
+    ref = runs["iterative"][0]
     assert ref.cutflow["events"] == 7 * 50
     assert ref.counts["os"] == 3 * 50
-    for ex in ("futures", "dask"):
-        res = runs[ex]
-        assert res.cutflow == ref.cutflow
-        assert res.pairs.equals(ref.pairs)
-        assert set(res.histograms) == set(ref.histograms)
-        for name, h in ref.histograms.items():
-            assert np.array_equal(res.histograms[name].values(flow=True), h.values(flow=True)), name
-            assert np.array_equal(
-                res.histograms[name].variances(flow=True), h.variances(flow=True)
-            ), name
+    _assert_same(runs)
+    res = runs["futures"][0]
+    df = pd.read_parquet(res.files["pairs.parquet"])
+    assert pq.ParquetFile(res.files["pairs.parquet"]).metadata.num_row_groups > 1
+    assert df["weight"].sum() == pytest.approx(res.histograms["unfolded_m"].values(flow=True).sum())
+    assert res.counts["os"] == (df["charge"] == 0).sum()
 
 
 def _corrupt_middle_basket(path):
@@ -131,6 +126,12 @@ def test_bad_file_during_processing(tmp_path):
     res = select(cfg, skip_bad_files=True)
     assert str(bad) in res.bad_files
     assert res.cutflow["events"] == 7 * 5
+    # the parallel path starts its pairs.parquet over without the bad file
+    par = select(cfg, executor="dask", dask_processes=False, skip_bad_files=True, force=True)
+    assert set(par.bad_files) == {str(bad)}
+    assert "incorrect header check" in par.bad_files[str(bad)]
+    assert pd.read_parquet(par.files["pairs.parquet"]).equals(res.pairs)
+    assert _staging_dirs(tmp_path / "r") == []
 
 
 def test_dask_scheduler_address(tmp_path):
@@ -143,3 +144,160 @@ def test_dask_scheduler_address(tmp_path):
         res = select(cfg, executor="dask", scheduler=cluster.scheduler_address)
     assert res.counts["os"] == 3 * 10
     assert res.meta["scheduler"] == cluster.scheduler_address
+
+
+def _write_accmap(path, values, m_edges, pt_edges):
+    """An acceptance map TH2D ``acceptance`` with its ``acceptance_generated`` counts."""
+    import hist
+
+    with uproot.recreate(path) as f:
+        for name, vals in (
+            ("acceptance", values),
+            ("acceptance_generated", np.full_like(values, 100.0)),
+        ):
+            h = hist.Hist(
+                hist.axis.Variable(m_edges),
+                hist.axis.Variable(pt_edges),
+                storage=hist.storage.Double(),
+            )
+            h.view()[...] = vals
+            f[name] = h
+
+
+def _staging_dirs(outdir):
+    return sorted(p.name for p in outdir.glob(".gammastar-parts-*")) if outdir.exists() else []
+
+
+def _run_all(tmp_path, files, tag, executors=("iterative", "dask"), **over):
+    """select() on each executor (Dask: threads; futures, a process pool, only where asked:
+    it takes seconds to start) with the same config; the results and the parsed select.json
+    of each."""
+    runs = {}
+    for ex in executors:
+        cfg = _cfg(tmp_path, files, f"{tag}_{ex}")
+        if over:
+            cfg = cfg.model_copy(
+                update={k: getattr(cfg, k).model_copy(update=v) for k, v in over.items()}
+            )
+        res = select(cfg, executor=ex, workers=2, dask_processes=False)
+        assert _staging_dirs(cfg.output_dir) == [], ex  # the staging directory is removed
+        runs[ex] = (res, json.loads((cfg.output_dir / "select.json").read_text()))
+    return runs
+
+
+def _assert_same(runs):
+    """The same pairs.parquet rows, histograms bin for bin, and report numbers."""
+    ref, ref_doc = runs["iterative"]
+    ref_file = pd.read_parquet(ref.files["pairs.parquet"])
+    assert ref_file.equals(ref.pairs)
+    for ex, (res, doc) in runs.items():
+        got = pd.read_parquet(res.files["pairs.parquet"])
+        assert list(got.columns) == list(ref_file.columns), ex
+        assert got.equals(ref_file), ex
+        assert res.pairs.equals(ref.pairs), ex
+        assert res.cutflow == ref.cutflow, ex
+        for key in ("counts", "cutflow", "unfold", "eta_mumu"):
+            assert doc[key] == ref_doc[key], (ex, key)
+        for name, h in ref.histograms.items():
+            assert np.array_equal(res.histograms[name].values(flow=True), h.values(flow=True)), name
+            assert np.array_equal(
+                res.histograms[name].variances(flow=True), h.variances(flow=True)
+            ), name
+
+
+def _two_files(tmp_path):
+    files = [tmp_path / "a.root", tmp_path / "b.root"]
+    write_mock(files[0], 30)
+    write_mock(files[1], 20, event_offset=10_000)
+    return files
+
+
+def test_executors_same_with_acceptance_map(tmp_path):
+    """1/(A ε) per chunk, with pairs below min_acceptance and outside the map (nearest): the
+    acceptance report (counts, lost fractions) is the same on every executor, and the lost
+    fraction equals the one computed on the whole pairs table."""
+    from gammastar.unfold import lost_fraction_from_pairs
+
+    files = _two_files(tmp_path)
+    # OS pairs at (0.5, 0) in a bin with A = 0.005 < min_acceptance; (0.85, 0.43) outside
+    m_edges, pt_edges = np.array([0.3, 0.55, 0.8]), np.array([0.0, 0.5, 1.0])
+    _write_accmap(tmp_path / "acc.root", np.array([[0.005, 0.5], [0.3, 0.6]]), m_edges, pt_edges)
+    runs = _run_all(
+        tmp_path,
+        files,
+        "acc",
+        unfold={
+            "acceptance_map": f"{tmp_path / 'acc.root'}:acceptance",
+            "outside_map": "nearest",
+            "min_acceptance": 0.01,
+        },
+    )
+    _assert_same(runs)
+    acc = runs["iterative"][1]["unfold"]["acceptance"]
+    assert acc["n_below_min_acceptance"] > 0
+    assert acc["n_outside_map"] > 0
+    assert acc["lost_fraction_estimate_map"] is not None
+    df = runs["dask"][0].pairs
+    below = df["acc"] < 0.01
+    kept = df.loc[~below, "weight"].to_numpy()
+    lost = (df["weight_raw"] / df["eff"] * np.where(df["charge"] == 0, 1.0, -1.0) / df["acc"])[
+        below
+    ].to_numpy()
+    f, err = lost_fraction_from_pairs(kept, lost)
+    assert acc["lost_fraction_estimate_pairs"] == pytest.approx(f, rel=1e-12)
+    assert acc["lost_fraction_estimate_pairs_err"] == pytest.approx(err, rel=1e-12)
+    assert 0 < f < 1
+
+
+@pytest.mark.parametrize(
+    "over",
+    [{"background": {"ss_weight": "binwise"}}, {"background": {"remove_eta_mumu": "rate"}}],
+    ids=["binwise", "rate"],
+)
+def test_global_weight_modes_on_every_executor(tmp_path, over):
+    """ss_weight binwise and η→μμ rate need the whole sample: the driver weights the pairs
+    (the slower path), with the same result on every executor; binwise reproduces comb_m."""
+    runs = _run_all(tmp_path, _two_files(tmp_path), "glob", **over)
+    _assert_same(runs)
+    res = runs["dask"][0]
+    if "ss_weight" in over.get("background", {}):
+        df = res.pairs
+        ss = df[df.charge != 0]
+        edges = res.histograms["comb_m"].axes[0].edges
+        w = np.histogram(ss["m"], bins=edges, weights=-ss["weight"] * ss["eff"])[0]
+        assert np.allclose(w, res.histograms["comb_m"].values())
+
+
+def test_no_shared_filesystem_fallback(tmp_path):
+    """shared_staging=False (workers that cannot see the staging directory): the parts come
+    back through the executor as bytes; the same pairs.parquet."""
+    files = _two_files(tmp_path)
+    ref = select(_cfg(tmp_path, files, "ref"))
+    cfg = _cfg(tmp_path, files, "noshare")
+    res = select(cfg, executor="dask", workers=2, dask_processes=False, shared_staging=False)
+    assert _staging_dirs(cfg.output_dir) == []
+    assert pd.read_parquet(res.files["pairs.parquet"]).equals(ref.pairs)
+
+
+def test_staging_removed_and_nothing_written_on_error(tmp_path):
+    """An error after the parts were streamed (pairs outside the efficiency map, default
+    outside_map: error) leaves no pairs.parquet and no staging directory."""
+    files = _two_files(tmp_path)
+    cfg = _cfg(tmp_path, files, "err")
+    write_effmap(
+        tmp_path / "small.root",
+        np.full((2, 2), 0.5),
+        np.array([0.0, 0.4, 0.5]),
+        np.array([0.0, 5.0, 10.0]),
+    )
+    cfg = cfg.model_copy(
+        update={
+            "unfold": cfg.unfold.model_copy(update={"efficiency_map": str(tmp_path / "small.root")})
+        }
+    )
+    for ex in ("dask",):  # (futures: the same streaming path, in processes)
+        with pytest.raises(InputError, match="outside the efficiency map"):
+            select(cfg, executor=ex, workers=2, dask_processes=False)
+        assert not (cfg.output_dir / "pairs.parquet").exists()
+        assert _staging_dirs(cfg.output_dir) == []
+        assert [p.name for p in cfg.output_dir.iterdir()] == []

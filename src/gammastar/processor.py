@@ -1,26 +1,57 @@
 """The selection as a coffea processor, run on the iterative, futures or Dask executor.
 
-:class:`DileptonProcessor` is stateless and picklable (plain strings, numbers and a frozen
-dataclass); each chunk returns a cut flow (summed across chunks) and its pair columns in a
-:class:`PairChunks` keyed by ``(file, first entry)``. The driver orders the chunks by that key,
-so the merged pairs table, and every histogram filled from it, is the same bit for bit on
-every executor whatever order the chunks finish in.
+:class:`DileptonProcessor` is stateless and picklable (plain strings, numbers and frozen
+dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
+any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
+``(file, first entry)``. When every weight factor is chunk-local
+(:class:`~gammastar.select.WeightSpec`), the payload holds the final per-pair columns, the
+unfolded histograms and the report sums of the chunk, and, on the parallel executors, the
+pairs as this chunk's part of ``pairs.parquet`` (a file in a staging directory, or bytes);
+otherwise the pair columns with ε, weighted by the driver.
+
+The driver folds the payloads in key order as they arrive (:class:`ChunkSink`, used by the
+executors here), so the merged pairs table, every histogram and every report number are the
+same bit for bit on every executor whatever order the chunks finish in; with a
+``parquet_path`` the sink appends the parts to the single ``pairs.parquet`` while the workers
+go on, holding at most the chunks that arrived out of order.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import dataclasses
+import hashlib
 import io
 import logging
+import os
 import re
 from collections.abc import Mapping
 from typing import Any, Self
 
+import awkward  # noqa: F401
+import hist  # noqa: F401
+import pandas  # noqa: F401
+import pyarrow.parquet  # noqa: F401
+import vector  # noqa: F401
 from coffea import processor
 
 from gammastar.errors import InputError
-from gammastar.select import Cuts, HistAxes, raw_histograms, select_chunk
+from gammastar.pqconcat import ParquetConcat, part_bytes
+from gammastar.select import (
+    Cuts,
+    HistAxes,
+    WeightSpec,
+    raw_histograms,
+    select_chunk,
+    unfolded_histograms,
+    weight_chunk,
+)
 from gammastar.unfold import EfficiencyMap, lookup_efficiency
+
+# What every chunk uses is imported with this module (above: pyarrow imports pandas on its
+# first array conversion), so a worker that has loaded gammastar is ready for its first chunk
+# (about 0.4 s otherwise, on every worker).
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +75,7 @@ class PairChunks:
         return self
 
     def __len__(self) -> int:
-        return sum(len(c["m"]) for c in self.chunks.values())
+        return sum(int(c["_rows"]) if "_rows" in c else len(c["m"]) for c in self.chunks.values())
 
 
 class Counts(dict):
@@ -66,7 +97,10 @@ class DileptonProcessor(processor.ProcessorABC):
 
     Per chunk it also looks up each pair's ε (column ``eff``; NaN outside the map unless
     ``nearest``) and fills the raw-count histograms (``os_m``, ``pp_m``, ``mm_m`` and their
-    (m, qT, E) versions), which add exactly across chunks.
+    (m, qT, E) versions), which add exactly across chunks. With ``weights`` (chunk-local
+    weight modes) it also computes the final columns (``qT``, ``acc``, ``weight_raw``,
+    ``weight``), the unfolded histograms and the report counts and sums of the chunk
+    (:func:`gammastar.select.weight_chunk`).
 
     Arguments:
         layout: input layout (:mod:`gammastar.io`).
@@ -76,6 +110,12 @@ class DileptonProcessor(processor.ProcessorABC):
         effmap: the efficiency map (``None``: ε = 1).
         nearest: pairs outside the map take the nearest bin's ε.
         axes: histogram binning (``None``: no histograms).
+        weights: chunk-local weighting (``None``: the driver weights the pairs).
+        staging: with ``weights``: each chunk's pairs are encoded here as a parquet file
+            (:func:`gammastar.pqconcat.part_bytes`) written into this directory (atomically),
+            or, on a worker that does not see the directory (no shared filesystem), returned
+            as bytes; the driver concatenates them (:class:`~gammastar.pqconcat.ParquetConcat`).
+            ``""``: always return the bytes. ``None``: return the columns (in-memory path).
     """
 
     def __init__(
@@ -87,6 +127,8 @@ class DileptonProcessor(processor.ProcessorABC):
         effmap: EfficiencyMap | None = None,
         nearest: bool = False,
         axes: HistAxes | None = None,
+        weights: WeightSpec | None = None,
+        staging: str | None = None,
     ) -> None:
         self.layout = layout
         self.columns = dict(columns)
@@ -95,6 +137,8 @@ class DileptonProcessor(processor.ProcessorABC):
         self.effmap = effmap or EfficiencyMap.unity()
         self.nearest = nearest
         self.axes = axes
+        self.weights = weights
+        self.staging = staging
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
@@ -110,13 +154,249 @@ class DileptonProcessor(processor.ProcessorABC):
             self.effmap, pairs["m"], pairs["pT"], nearest=self.nearest
         )
         key = (str(md.get("filename", "")), int(md.get("entrystart", 0)))
-        out = {"cutflow": Counts(flow), "pairs": PairChunks({key: pairs})}
+        out: dict[str, Any] = {"cutflow": Counts(flow)}
         if self.axes is not None:
             out["hists"] = raw_histograms(self.axes, pairs)
+        if self.weights is None:
+            out["pairs"] = PairChunks({key: pairs})
+            return out
+        final, counts, sums = weight_chunk(pairs, self.weights)
+        del pairs
+        payload: dict[str, Any] = {"_rows": len(final["m"]), "_sums": sums}
+        if self.axes is not None:
+            payload["_unfolded"] = unfolded_histograms(self.axes, final)
+        out["report"] = Counts(counts)
+        if self.staging is None:  # in-memory path (iterative): the driver concatenates;
+            # qT (= pT), weight_raw (1) and acc without a map (1) are made there, once
+            skip = {"qT", "weight_raw"} | ({"acc"} if self.weights.acceptance is None else set())
+            payload.update({k: v for k, v in final.items() if k not in skip})
+        elif payload["_rows"]:
+            # this chunk of pairs.parquet, encoded here: a file in the shared staging
+            # directory, or (a worker that does not see it) the bytes through the scheduler
+            data = part_bytes(final)
+            if self.staging and os.path.isdir(self.staging):
+                payload["_part"] = write_part(self.staging, key, data)
+            else:
+                payload["_parquet"] = data
+        out["pairs"] = PairChunks({key: payload})
         return out
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator
+
+
+# --------------------------------------------------------------------------- staged parts
+def write_part(staging: str, key: tuple[str, int], data: bytes) -> str:
+    """Write one chunk's parquet bytes into ``staging`` (atomically: a temporary name, then
+    renamed); returns the path."""
+    name = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
+    path = os.path.join(staging, f"part-{name}.parquet")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+class ChunkSink:
+    """Folds the chunks' outputs on the driver in (file, first entry) order as they arrive.
+
+    Cut flows, report counts and raw-count histograms (integers) are added in any order; the
+    unfolded histograms and the float report sums are added in key order, and the pairs are
+    either kept in key order (columns; ``parquet_path`` ``None``) or, encoded by the workers,
+    appended to one parquet file (:class:`~gammastar.pqconcat.ParquetConcat`) and released;
+    a chunk that arrives early is held (as a file or bytes) until those before it are in.
+    """
+
+    def __init__(self, parquet_path: str | os.PathLike[str] | None = None) -> None:
+        self.parquet_path = parquet_path
+        self.stream: ParquetConcat | None = None
+        self.start([])
+
+    def start(self, items: Any) -> None:
+        """A fresh fold over these work items (a retry starts over)."""
+        self.order = sorted({(str(i.filename), int(i.entrystart)) for i in items})
+        self.next = 0
+        self.pending: dict[Any, Any] = {}
+        self.acc: dict[str, Any] = {}
+        self.unfolded: dict[str, Any] | None = None
+        self.sums: dict[str, float] = {}
+        self.chunks: dict[Any, Any] = {}
+        self.rows = 0
+        self.abort()
+        if self.parquet_path is not None and self.order:
+            self.stream = ParquetConcat(self.parquet_path)
+
+    def add(self, wrapped: Mapping[str, Any]) -> None:
+        out = dict(wrapped["out"])
+        pairs = out.pop("pairs", PairChunks())
+        for name, value in out.items():
+            if name not in self.acc:
+                self.acc[name] = value
+            elif isinstance(value, dict) and not isinstance(value, Counts):
+                for k, h in value.items():
+                    self.acc[name][k] = self.acc[name][k] + h
+            else:
+                self.acc[name] = self.acc[name] + value
+        self.pending.update(pairs.chunks)
+        while self.next < len(self.order) and self.order[self.next] in self.pending:
+            key = self.order[self.next]
+            self._fold(key, self.pending.pop(key))
+            self.next += 1
+
+    def _fold(self, key: Any, chunk: Mapping[str, Any]) -> None:
+        unf = chunk.get("_unfolded")
+        if unf is not None:
+            if self.unfolded is None:
+                self.unfolded = {k: h.copy() for k, h in unf.items()}
+            else:
+                for k, h in unf.items():
+                    self.unfolded[k] += h
+        for k, v in chunk.get("_sums", {}).items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        part = chunk.get("_part", chunk.get("_parquet"))
+        if part is None:  # columns (in-memory path, or an empty chunk)
+            cols = {k: v for k, v in chunk.items() if not k.startswith("_")}
+            if cols:
+                self.chunks[key] = cols
+                self.rows += len(cols["m"])
+            return
+        if self.stream is None:
+            raise RuntimeError("a chunk sent parquet bytes to a sink that keeps columns")
+        self.rows += self.stream.append(part)
+        if "_part" in chunk:
+            os.unlink(part)
+
+    def finish(self) -> dict[str, Any]:
+        """The folded accumulator: ``cutflow``, ``hists``, ``report``, ``unfolded``,
+        ``sums``, ``rows`` and ``pairs`` (the in-memory chunks) or ``streamed`` (the path)."""
+        if self.pending or self.next != len(self.order):
+            missing = [k for k in self.order[self.next :] if k not in self.pending][:3]
+            raise RuntimeError(f"chunk(s) without a result: {missing}")
+        out = dict(self.acc)
+        out["unfolded"] = self.unfolded
+        out["sums"] = self.sums
+        out["rows"] = self.rows
+        if self.stream is not None and self.rows:
+            self.stream.close()
+            out["streamed"] = self.stream.path
+            self.stream = None
+        else:
+            self.abort()
+            out["pairs"] = PairChunks(self.chunks)
+        return out
+
+    def abort(self) -> None:
+        """Drop the parquet file being written, if any."""
+        if self.stream is not None:
+            self.stream.abort()
+            self.stream = None
+
+
+def _folding(sink: ChunkSink, items: list[Any], results: Any) -> tuple[dict[str, Any], int]:
+    """Feed the results to the sink; on any error, drop what it wrote."""
+    sink.start(items)
+    try:
+        for r in results:
+            sink.add(r)
+        return {"out": sink.finish()}, 0
+    except BaseException:
+        sink.abort()
+        raise
+
+
+@dataclasses.dataclass
+class SinkIterativeExecutor(processor.IterativeExecutor):
+    """coffea's iterative executor, with the chunk outputs folded by a :class:`ChunkSink`."""
+
+    sink: ChunkSink | None = None
+
+    def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
+        if self.sink is None or self.function_name == "get_metadata" or len(items) == 0:
+            return super().__call__(items, function, accumulator)
+        items = list(items)
+        return _folding(self.sink, items, map(function, items))
+
+
+@dataclasses.dataclass
+class SinkFuturesExecutor(processor.FuturesExecutor):
+    """Local worker processes; each chunk's output goes to the :class:`ChunkSink` as soon as
+    it is done (no merge jobs)."""
+
+    sink: ChunkSink | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__, pool=None, sink=None)
+
+    def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
+        if self.sink is None or self.function_name == "get_metadata" or len(items) == 0:
+            return super().__call__(items, function, accumulator)
+        items = list(items)
+        with self.pool(max_workers=self.workers) as pool:
+            futures = [pool.submit(function, item) for item in items]
+            try:
+                done = (f.result() for f in concurrent.futures.as_completed(futures))
+                return _folding(self.sink, items, done)
+            except BaseException as err:
+                for f in futures:
+                    f.cancel()
+                # as coffea's FuturesExecutor: the error itself, not the pool's remote
+                # traceback (whose text would hide the message naming the file)
+                raise err from None
+
+
+@dataclasses.dataclass
+class SinkDaskExecutor(processor.DaskExecutor):
+    """Dask futures; each chunk's output goes to the :class:`ChunkSink` as soon as it is done
+    (no reduction tasks: the workers return small outputs or staged parts), and neither
+    ``dask.dataframe`` nor anything else is imported per call."""
+
+    sink: ChunkSink | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__, client=None, sink=None)
+
+    def __call__(self, items: Any, function: Any, accumulator: Any) -> Any:
+        if len(items) == 0:
+            return accumulator
+        from coffea.processor import accumulate
+        from distributed import as_completed
+
+        client = self.client
+        items = list(items)
+        args: list[Any] = items
+        if self.heavy_input is not None:
+            heavy = client.submit(_identity, self.heavy_input)
+            args = [(item, heavy) for item in items]
+        futures = client.map(
+            function,
+            args,
+            pure=self.heavy_input is not None,
+            priority=self.priority,
+            retries=self.retries,
+        )
+        try:
+            if self.sink is None or self.function_name == "get_metadata":
+                return accumulate(client.gather(futures), accumulator), 0
+
+            def done() -> Any:
+                for fut in as_completed(futures):
+                    yield fut.result()
+                    fut.release()
+
+            return _folding(self.sink, items, done())
+        except BaseException:
+            client.cancel(futures)
+            raise
+
+
+def _identity(x: Any) -> Any:
+    return x
 
 
 def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
@@ -143,14 +423,18 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
 
 
 def _make_executor(
-    executor: str, scheduler: str | None, workers: int | None, dask_processes: bool
+    executor: str,
+    scheduler: str | None,
+    workers: int | None,
+    dask_processes: bool,
+    sink: ChunkSink | None = None,
 ) -> tuple[Any, list[Any]]:
-    """The coffea executor and the objects to close afterwards."""
+    """The coffea executor (folding into ``sink`` when given) and the objects to close."""
     if executor == "iterative":
-        return processor.IterativeExecutor(status=False, retries=0), []
+        return SinkIterativeExecutor(status=False, retries=0, sink=sink), []
     if executor == "futures":
-        return processor.FuturesExecutor(
-            workers=workers or 2, status=False, retries=0, compression=None
+        return SinkFuturesExecutor(
+            workers=workers or 2, status=False, retries=0, compression=None, sink=sink
         ), []
     if executor == "dask":
         from distributed import Client
@@ -162,15 +446,14 @@ def _make_executor(
                 raise InputError(
                     f"--scheduler {scheduler}: cannot connect to the Dask scheduler ({err})"
                 ) from None
-            return processor.DaskExecutor(
-                client=client, status=False, retries=0, compression=None
+            return SinkDaskExecutor(
+                client=client, status=False, retries=0, compression=None, sink=sink
             ), [client]
         cluster = local_cluster(workers or 2, processes=dask_processes)
         client = Client(cluster)
-        return processor.DaskExecutor(client=client, status=False, retries=0, compression=None), [
-            client,
-            cluster,
-        ]
+        return SinkDaskExecutor(
+            client=client, status=False, retries=0, compression=None, sink=sink
+        ), [client, cluster]
     raise ValueError(f"unknown executor {executor!r}")
 
 
@@ -195,12 +478,16 @@ def run_processor(
     chunksize: int = 500_000,
     skip_bad_files: bool = False,
     dask_processes: bool = True,
+    sink: ChunkSink | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the processor with ``coffea.processor.Runner`` on the chosen executor.
 
     A file that fails while being read is reported by name: with ``skip_bad_files`` it is
     dropped and the run repeated without it (reported in the returned map), else
     :class:`~gammastar.errors.InputError` stops the run.
+
+    With ``sink`` the chunk outputs are folded as they arrive (:class:`ChunkSink`); the
+    accumulator is then the sink's (``pairs`` or ``streamed``, ``unfolded``, ``sums``, ...).
 
     Returns:
         ``(accumulator, bad_files)``; the accumulator has ``cutflow`` and ``pairs``.
@@ -209,7 +496,7 @@ def run_processor(
 
     fileset = {d: {**s, "files": dict(s["files"])} for d, s in fileset.items()}
     bad: dict[str, str] = {}
-    exe, to_close = _make_executor(executor, scheduler, workers, dask_processes)
+    exe, to_close = _make_executor(executor, scheduler, workers, dask_processes, sink)
     try:
         while True:
             files = [f for s in fileset.values() for f in s["files"]]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -364,15 +366,17 @@ def raw_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str,
 
 def fill_histograms(
     cfg: AnalysisConfig,
-    pairs: pd.DataFrame,
+    pairs: pd.DataFrame | None,
     raw: Mapping[str, hist.Hist] | None = None,
+    unfolded: Mapping[str, hist.Hist] | None = None,
 ) -> dict[str, hist.Hist]:
     """All output histograms from the (weighted) pairs table.
 
     ``os_m``, ``pp_m``, ``mm_m``: raw counts (``raw`` from the processor, or filled from the
     table); ``comb_m`` the like-sign estimate 2R√(N++N−−) with propagated variance;
     ``signal_m = os_m − comb_m``; ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS
-    negative); the same with ``_m_qT_E`` on (m, qT, E).
+    negative; ``unfolded`` from the processor, or filled from the table); the same with
+    ``_m_qT_E`` on (m, qT, E). ``pairs`` may be ``None`` when both are given.
     """
     import hist
 
@@ -381,9 +385,11 @@ def fill_histograms(
     axes = HistAxes.from_config(cfg)
     if raw is None:
         raw = raw_histograms(axes, {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")})
+    if unfolded is None:
+        unfolded = unfolded_histograms(
+            axes, {c: pairs[c].to_numpy() for c in ("m", "qT", "E", "weight")}
+        )
     r = cfg.background.r_factor
-    w = pairs["weight"].to_numpy()
-    cols = {"m": pairs["m"].to_numpy(), "qT": pairs["qT"].to_numpy(), "E": pairs["E"].to_numpy()}
     out: dict[str, hist.Hist] = {}
     for suffix, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3())):
         os_h, pp_h, mm_h = (raw[f"{c}_{suffix}"] for c in ("os", "pp", "mm"))
@@ -396,8 +402,7 @@ def fill_histograms(
         vo = os_h.view(flow=True)
         sig_h.view(flow=True)["value"] = vo["value"] - val
         sig_h.view(flow=True)["variance"] = vo["variance"] + var
-        unf_h = hist.Hist(*ax, storage=hist.storage.Weight())
-        unf_h.fill(**{a.name: cols[a.name] for a in ax}, weight=w)
+        unf_h = unfolded[f"unfolded_{suffix}"]
         for name, h in (
             ("os", os_h),
             ("pp", pp_h),
@@ -410,13 +415,138 @@ def fill_histograms(
     return out
 
 
+# --------------------------------------------------------------------------- chunk weights
+@dataclass(frozen=True)
+class WeightSpec:
+    """What a chunk needs to compute its pairs' final weights itself (picklable).
+
+    Every factor of ``weight`` is chunk-local when ``background.ss_weight`` is ``constant``
+    and ``remove_eta_mumu`` is ``none`` or ``truth`` (1/ε and 1/A are per-pair map lookups);
+    :meth:`from_config` returns ``None`` otherwise (``binwise``, ``rate``: the weights need
+    the whole sample, and the driver computes them).
+    """
+
+    r_factor: float = 1.0
+    outside_map: str = "error"
+    acceptance: Any = None
+    """The :class:`~gammastar.unfold.AcceptanceMap` (``None``: A = 1)."""
+    min_acceptance: float = 0.01
+
+    @classmethod
+    def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
+        b = cfg.background
+        if b.ss_weight != "constant" or b.remove_eta_mumu == "rate":
+            return None
+        return cls(b.r_factor, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance)
+
+
+WEIGHT_COUNTS = (
+    "n_zero_efficiency",
+    "acc_n_pairs",
+    "acc_n_outside",
+    "acc_n_below_min",
+    "acc_n_below_min_os",
+    "acc_n_below_min_ss",
+    "acc_n_zero",
+)
+"""Report counts :func:`weight_chunk` returns (they add over chunks)."""
+
+WEIGHT_SUMS = ("lost_kept", "lost_kept2", "lost_lost", "lost_lost2")
+"""Report sums :func:`weight_chunk` returns (Σw, Σw² of the kept and of the lost pairs)."""
+
+
+def weight_chunk(
+    pairs: Mapping[str, np.ndarray], spec: WeightSpec
+) -> tuple[dict[str, np.ndarray], dict[str, int], dict[str, float]]:
+    """The final columns of one chunk's pairs, with its report counts and sums.
+
+    The per-pair arithmetic is that of :func:`select` on the whole table (same operations in
+    the same order, so the same numbers bit for bit): ``weight = weight_raw · 1/ε · 1/A ·
+    s`` with s = 1 (OS) or −R (SS); pairs that cannot be unfolded get weight 0 and are
+    counted; the driver raises on the summed counts as ``unfold.outside_map`` says.
+
+    Arguments:
+        pairs: :data:`PAIR_COLUMNS` of the chunk (``eff`` looked up).
+        spec: the weighting.
+
+    Returns:
+        ``(columns, counts, sums)``: the columns of ``pairs.parquet`` in its order, the
+        :data:`WEIGHT_COUNTS` and the :data:`WEIGHT_SUMS`.
+    """
+    from gammastar.background import ss_pair_weights
+    from gammastar.unfold import acceptance_weights, inverse_weights
+
+    n = len(pairs["m"])
+    inv, rep = inverse_weights(pairs["eff"], n_outside=0, on_missing="drop")
+    q = np.asarray(pairs["charge"])
+    m = np.asarray(pairs["m"], dtype=np.float64)
+    pt = np.asarray(pairs["pT"], dtype=np.float64)
+    ss_factor = ss_pair_weights(
+        m, q, np.array([0.0, 1.0]), np.zeros(1), np.zeros(1), r=spec.r_factor, mode="constant"
+    )
+    counts = dict.fromkeys(WEIGHT_COUNTS, 0)
+    counts["n_zero_efficiency"] = rep.n_zero
+    sums = dict.fromkeys(WEIGHT_SUMS, 0.0)
+    if spec.acceptance is not None:
+        on_missing = "drop" if spec.outside_map == "error" else spec.outside_map
+        acc, inv_acc, arep = acceptance_weights(
+            spec.acceptance, m, pt, min_acceptance=spec.min_acceptance, on_missing=on_missing
+        )
+        below = np.isfinite(acc) & (acc < spec.min_acceptance)
+        kept_w = inv * inv_acc * ss_factor
+        naive = below & (acc > 0)
+        kept = kept_w[inv_acc > 0]
+        lost = (inv * ss_factor)[naive] / acc[naive]
+        counts.update(
+            acc_n_pairs=arep.n_pairs,
+            acc_n_outside=arep.n_outside,
+            acc_n_below_min=arep.n_below_min,
+            acc_n_below_min_os=int((below & (q == 0)).sum()),
+            acc_n_below_min_ss=int((below & (q != 0)).sum()),
+            acc_n_zero=arep.n_zero_acceptance,
+        )
+        sums.update(
+            lost_kept=float(np.sum(kept)),
+            lost_kept2=float(np.sum(kept**2)),
+            lost_lost=float(np.sum(lost)),
+            lost_lost2=float(np.sum(lost**2)),
+        )
+    else:
+        acc, inv_acc = np.ones(n), np.ones(n)
+    weight_raw = np.ones(n)
+    out = {c: np.asarray(pairs["pT" if c == "qT" else c], dtype=t) for c, t in _DTYPES.items()}
+    out["acc"] = acc
+    out["weight_raw"] = weight_raw
+    out["weight"] = weight_raw * inv * inv_acc * ss_factor
+    return out, counts, sums
+
+
+def unfolded_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
+    """``unfolded_m`` and ``unfolded_m_qT_E``: Σ ``weight`` of the pairs (columns ``m``,
+    ``qT``, ``E``, ``weight``), as in :func:`fill_histograms`."""
+    import hist
+
+    w = np.asarray(pairs["weight"])
+    cols = {c: np.asarray(pairs[c]) for c in ("m", "qT", "E")}
+    out = {}
+    for suffix, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3())):
+        h = hist.Hist(*ax, storage=hist.storage.Weight())
+        h.fill(**{a.name: cols[a.name] for a in ax}, weight=w)
+        out[f"unfolded_{suffix}"] = h
+    return out
+
+
 # --------------------------------------------------------------------------- result
 @dataclass
 class SelectResult:
-    """What :func:`select` produced (the files are in ``output_dir``)."""
+    """What :func:`select` produced (the files are in ``output_dir``).
+
+    ``pairs`` is the pairs table; when the run streamed it to ``pairs.parquet`` without
+    holding it (parallel executors), it is read from that file on first access.
+    """
 
     output_dir: Path
-    pairs: pd.DataFrame = field(repr=False)
+    _pairs: pd.DataFrame | None = field(repr=False)
     histograms: dict[str, Any] = field(repr=False)
     cutflow: dict[str, int] = field(repr=False)
     counts: dict[str, Any]
@@ -424,6 +554,15 @@ class SelectResult:
     bad_files: dict[str, str]
     meta: dict[str, Any] = field(repr=False)
     files: dict[str, Path] = field(default_factory=dict, repr=False)
+
+    @property
+    def pairs(self) -> pd.DataFrame:
+        """The pairs table (= ``pairs.parquet``)."""
+        if self._pairs is None:
+            import pandas as pd
+
+            self._pairs = pd.read_parquet(self.files["pairs.parquet"])
+        return self._pairs
 
 
 OUTPUT_FILES = ("pairs.parquet", "histograms.root", "select.json")
@@ -441,6 +580,8 @@ _DTYPES = {
     "pz": np.float64,
     "eff": np.float64,
 }
+_FINAL_EXTRA = ("acc", "weight_raw", "weight")
+"""Columns of ``pairs.parquet`` after :data:`_DTYPES`."""
 
 
 def _pairs_table(chunks: dict[Any, dict[str, np.ndarray]]) -> pd.DataFrame:
@@ -451,8 +592,14 @@ def _pairs_table(chunks: dict[Any, dict[str, np.ndarray]]) -> pd.DataFrame:
     import pandas as pd
 
     keys = sorted(chunks)
+    final = bool(keys) and "weight" in chunks[keys[0]]  # weighted by the processor
+    dtypes = {**_DTYPES, **dict.fromkeys(_FINAL_EXTRA, np.float64)} if final else _DTYPES
+    n = sum(len(chunks[k]["m"]) for k in keys)
     data = {}
-    for col, dtype in _DTYPES.items():
+    for col, dtype in dtypes.items():
+        if col == "weight_raw" or (col == "acc" and "acc" not in chunks[keys[0]]):
+            data[col] = np.ones(n)  # not kept per chunk (see DileptonProcessor.process)
+            continue
         src = "pT" if col == "qT" else col
         parts = [np.asarray(chunks[k][src], dtype=dtype) for k in keys]
         data[col] = np.concatenate(parts) if parts else np.array([], dtype=dtype)
@@ -494,6 +641,7 @@ def select(
     force: bool = False,
     chunksize: int | None = None,
     dask_processes: bool = True,
+    shared_staging: bool = True,
 ) -> SelectResult:
     """Select dilepton pairs, subtract the like-sign background, unfold; write the outputs.
 
@@ -511,6 +659,12 @@ def select(
         force: overwrite existing outputs.
         chunksize: entries per chunk (default ``input.step_size``).
         dask_processes: local Dask cluster with worker processes (``False``: threads).
+        shared_staging: on the ``futures`` and ``dask`` executors with chunk-local weights,
+            each chunk's pairs go to the driver as a file in a staging directory next to the
+            outputs (``<output>/.gammastar-parts-*``, removed at the end), which needs a
+            filesystem the workers share with the driver; a worker that does not see the
+            directory sends the columns through the scheduler instead. ``False``: always
+            through the scheduler.
 
     Returns:
         A :class:`SelectResult`; ``pairs.parquet``, ``histograms.root`` and ``select.json``
@@ -522,24 +676,17 @@ def select(
     """
     import time
 
-    import uproot
+    import uproot  # noqa: F401  (imported before the timer, as always)
 
     from gammastar import io
-    from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
-    from gammastar.background import eta_mumu_rate_peak, ss_pair_weights
+    from gammastar.artifacts import check_writable
     from gammastar.config import AnalysisConfig, load_config
-    from gammastar.processor import DileptonProcessor, run_processor
+    from gammastar.processor import run_processor  # noqa: F401
     from gammastar.unfold import (
         PHASE_SPACE_DETECTOR,
         PHASE_SPACE_FULL,
-        acceptance_weights,
-        bayesian_unfold,
-        inverse_weights,
         load_acceptance_map,
         load_efficiency_map,
-        lost_fraction_from_map,
-        lost_fraction_from_pairs,
-        response_matrix,
         split_map_spec,
     )
 
@@ -572,6 +719,84 @@ def select(
     phase_space = PHASE_SPACE_FULL if am is not None else PHASE_SPACE_DETECTOR
 
     t_checked = time.perf_counter()
+    spec = WeightSpec.from_config(cfg, am)
+    # chunk-local weights on a parallel executor: stream the pairs into pairs.parquet as the
+    # chunks come in, through a staging directory next to the outputs (always removed)
+    staging = (
+        Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=outdir))
+        if spec is not None and executor != "iterative"
+        else None
+    )
+    try:
+        return _select_run(
+            cfg=cfg,
+            executor=executor,
+            scheduler=scheduler,
+            workers=workers,
+            skip_bad_files=skip_bad_files,
+            force=force,
+            chunksize=chunksize,
+            dask_processes=dask_processes,
+            shared_staging=shared_staging,
+            t0=t0,
+            t_checked=t_checked,
+            outdir=outdir,
+            checked=checked,
+            em=em,
+            am=am,
+            phase_space=phase_space,
+            spec=spec,
+            staging=staging,
+        )
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _select_run(
+    *,
+    cfg: AnalysisConfig,
+    executor: str,
+    scheduler: str | None,
+    workers: int | None,
+    skip_bad_files: bool,
+    force: bool,
+    chunksize: int | None,
+    dask_processes: bool,
+    shared_staging: bool,
+    t0: float,
+    t_checked: float,
+    outdir: Path,
+    checked: Any,
+    em: Any,
+    am: Any,
+    phase_space: str,
+    spec: WeightSpec | None,
+    staging: Path | None,
+) -> SelectResult:
+    """The part of :func:`select` after the input checks: process, weight, write."""
+    import time
+
+    import uproot
+
+    from gammastar import io
+    from gammastar.artifacts import atomic_path, make_meta, write_json
+    from gammastar.background import eta_mumu_rate_peak, ss_pair_weights
+    from gammastar.processor import ChunkSink, DileptonProcessor, run_processor
+    from gammastar.unfold import (
+        AcceptanceReport,
+        UnfoldReport,
+        acceptance_weights,
+        bayesian_unfold,
+        check_acceptance_outside,
+        check_unfoldable,
+        inverse_weights,
+        lost_fraction_from_map,
+        lost_fraction_from_pairs,
+        lost_fraction_from_sums,
+        response_matrix,
+    )
+
     proc = DileptonProcessor(
         layout=cfg.input.layout,
         columns=checked.branches.all,
@@ -580,7 +805,10 @@ def select(
         effmap=em,
         nearest=cfg.unfold.outside_map == "nearest",
         axes=HistAxes.from_config(cfg),
+        weights=spec,
+        staging=(str(staging) if shared_staging else "") if staging is not None else None,
     )
+    sink = ChunkSink(staging / "pairs.parquet" if staging is not None else None)
     result, run_bad = run_processor(
         checked.fileset,
         proc,
@@ -590,6 +818,7 @@ def select(
         chunksize=chunksize or cfg.input.step_size,
         skip_bad_files=skip_bad_files,
         dask_processes=dask_processes,
+        sink=sink,
     )
     t_processed = time.perf_counter()
     bad_files = {**checked.bad_files, **run_bad}
@@ -600,9 +829,13 @@ def select(
             cutflow["leptons_nonfinite"],
             cutflow["events_nonfinite"],
         )
-    pairs = _pairs_table(result.pop("pairs").chunks if "pairs" in result else {})
+    streamed = result.get("streamed")
+    pairs = None
+    if streamed is None:
+        pairs = _pairs_table(result.pop("pairs").chunks if "pairs" in result else {})
+    n_pairs = int(result.get("rows", 0)) if pairs is None else len(pairs)
     files_used = [p for p in checked.files if p not in run_bad]
-    if len(pairs) == 0:
+    if n_pairs == 0:
         raise InputError(
             f"no pair passes the selection in {len(files_used)} file(s) "
             f"({', '.join(files_used)[:300]}); cut flow: "
@@ -613,13 +846,22 @@ def select(
             )
         )
 
-    # unfolding weights (1/ε) and the like-sign subtraction weights
-    inv, rep = inverse_weights(
-        pairs["eff"].to_numpy(),
-        n_outside=cutflow["pairs_outside_map"],
-        on_missing=cfg.unfold.outside_map,
-        em=em,
-    )
+    # unfolding weights (1/ε) and the like-sign subtraction weights: computed per chunk by
+    # the processor (spec), whose report counts and sums are checked here; else here
+    wcounts = {k: int(v) for k, v in result.get("report", {}).items()}
+    wsums = result.get("sums", {})
+    if spec is not None:
+        rep = UnfoldReport(
+            n_pairs, cutflow["pairs_outside_map"], wcounts.get("n_zero_efficiency", 0), em.source
+        )
+        check_unfoldable(rep, cfg.unfold.outside_map, em)
+    else:
+        inv, rep = inverse_weights(
+            pairs["eff"].to_numpy(),
+            n_outside=cutflow["pairs_outside_map"],
+            on_missing=cfg.unfold.outside_map,
+            em=em,
+        )
     if rep.n_outside or rep.n_zero:
         log.warning(
             "%d pair(s) outside the efficiency map (%s) and %d at ε = 0 (weight 0) (%s)",
@@ -630,16 +872,33 @@ def select(
         )
     axis = mass_axis(cfg)
     edges = np.asarray(axis.edges)
-    q = pairs["charge"].to_numpy()
-    mvals = pairs["m"].to_numpy()
-    n_pp = np.histogram(mvals[q == 2], bins=edges)[0].astype(float)
-    n_mm = np.histogram(mvals[q == -2], bins=edges)[0].astype(float)
-    ss_factor = ss_pair_weights(
-        mvals, q, edges, n_pp, n_mm, r=cfg.background.r_factor, mode=cfg.background.ss_weight
-    )
+    if spec is None:
+        q = pairs["charge"].to_numpy()
+        mvals = pairs["m"].to_numpy()
+        n_pp = np.histogram(mvals[q == 2], bins=edges)[0].astype(float)
+        n_mm = np.histogram(mvals[q == -2], bins=edges)[0].astype(float)
+        ss_factor = ss_pair_weights(
+            mvals, q, edges, n_pp, n_mm, r=cfg.background.r_factor, mode=cfg.background.ss_weight
+        )
     # geometric acceptance (full phase space): 1/A, 0 below unfold.min_acceptance (reported)
     acc_report: dict[str, Any] | None = None
-    if am is not None:
+    if am is not None and spec is not None:
+        if cfg.unfold.outside_map == "error":
+            check_acceptance_outside(am, wcounts.get("acc_n_outside", 0))
+        arep = AcceptanceReport(
+            source=am.source,
+            min_acceptance=float(cfg.unfold.min_acceptance),
+            n_pairs=wcounts.get("acc_n_pairs", 0),
+            n_outside=wcounts.get("acc_n_outside", 0),
+            n_below_min=wcounts.get("acc_n_below_min", 0),
+            n_below_min_os=wcounts.get("acc_n_below_min_os", 0),
+            n_below_min_ss=wcounts.get("acc_n_below_min_ss", 0),
+            n_zero_acceptance=wcounts.get("acc_n_zero", 0),
+        )
+        arep.lost_fraction_pairs, arep.lost_fraction_pairs_err = lost_fraction_from_sums(
+            *(float(wsums.get(k, 0.0)) for k in WEIGHT_SUMS)
+        )
+    elif am is not None:
         acc, inv_acc, arep = acceptance_weights(
             am,
             mvals,
@@ -655,6 +914,7 @@ def select(
         arep.lost_fraction_pairs, arep.lost_fraction_pairs_err = lost_fraction_from_pairs(
             kept_w[inv_acc > 0], (inv * ss_factor)[naive] / acc[naive]
         )
+    if am is not None:
         overall, per_bin = lost_fraction_from_map(am, cfg.unfold.min_acceptance, edges)
         arep.lost_fraction_map = overall
         if per_bin is not None:
@@ -681,11 +941,12 @@ def select(
                 "nearest bin's A" if cfg.unfold.outside_map == "nearest" else "weight 0",
             )
         acc_report = arep.as_dict()
-    else:
+    elif spec is None:
         acc, inv_acc = np.ones(len(pairs)), np.ones(len(pairs))
-    pairs["acc"] = acc
-    pairs["weight_raw"] = np.ones(len(pairs))
-    pairs["weight"] = pairs["weight_raw"].to_numpy() * inv * inv_acc * ss_factor
+    if spec is None:
+        pairs["acc"] = acc
+        pairs["weight_raw"] = np.ones(len(pairs))
+        pairs["weight"] = pairs["weight_raw"].to_numpy() * inv * inv_acc * ss_factor
 
     eta_report: dict[str, Any] = {"mode": cfg.background.remove_eta_mumu}
     if cfg.background.remove_eta_mumu == "truth":
@@ -704,7 +965,12 @@ def select(
         pairs["weight"] = pairs["weight"].to_numpy() * scale[idx]
         eta_report.update(n_eta_dalitz=n_dal, n_eta_mumu_removed=n_mumu)
 
-    hists = fill_histograms(cfg, pairs, raw=result.get("hists"))
+    hists = fill_histograms(
+        cfg,
+        pairs,
+        raw=result.get("hists"),
+        unfolded=result.get("unfolded") if spec is not None else None,
+    )
     for name in ("unfolded_m", "unfolded_m_qT_E"):
         hists[name].name = f"unfolded, phase_space={phase_space}"
     bayes: dict[str, Any] = {"iterations": cfg.unfold.bayesian_iterations}
@@ -724,9 +990,9 @@ def select(
 
     counts = {
         "events": cutflow["events"],
-        "os": int((q == 0).sum()),
-        "pp": int((q == 2).sum()),
-        "mm": int((q == -2).sum()),
+        "os": cutflow["os"] if spec is not None else int((q == 0).sum()),
+        "pp": cutflow["pp"] if spec is not None else int((q == 2).sum()),
+        "mm": cutflow["mm"] if spec is not None else int((q == -2).sum()),
         "comb_estimate": float(hists["comb_m"].values().sum()),
         "comb_estimate_err": float(np.sqrt(hists["comb_m"].variances().sum())),
         "signal": float(hists["signal_m"].values().sum()),
@@ -775,7 +1041,11 @@ def select(
     t_post = time.perf_counter()
     paths = {n: outdir / n for n in OUTPUT_FILES}
     with atomic_path(paths["pairs.parquet"], force) as tmp:
-        _write_parquet(tmp, pairs)
+        if streamed is not None:  # written while the chunks were processed
+            os.chmod(streamed, os.stat(tmp).st_mode & 0o7777)  # same mode as any output
+            os.replace(streamed, tmp)
+        else:
+            _write_parquet(tmp, pairs)
     with atomic_path(paths["histograms.root"], force) as tmp, uproot.recreate(tmp) as f:
         for name, h in hists.items():
             f[name] = h
@@ -792,7 +1062,7 @@ def select(
     )
     return SelectResult(
         output_dir=outdir,
-        pairs=pairs,
+        _pairs=pairs,
         histograms=hists,
         cutflow=cutflow,
         counts=counts,
@@ -807,12 +1077,15 @@ __all__ = [
     "Cuts",
     "HistAxes",
     "SelectResult",
+    "WeightSpec",
     "fill_histograms",
     "make_leptons",
     "mass_axis",
     "raw_histograms",
     "select",
     "select_chunk",
+    "unfolded_histograms",
+    "weight_chunk",
 ]
 
 

@@ -198,6 +198,19 @@ def inverse_weights(
     inv = np.zeros(len(eff))
     inv[ok] = 1.0 / eff[ok]
     rep = UnfoldReport(len(eff), n_outside, n_zero, em.source)
+    check_unfoldable(rep, on_missing, em)
+    return inv, rep
+
+
+def check_unfoldable(rep: UnfoldReport, on_missing: str, em: EfficiencyMap | None = None) -> None:
+    """Raise if the report holds pairs that ``on_missing`` does not allow (see
+    :func:`inverse_weights`; also used on the counts summed over chunks).
+
+    Raises:
+        InputError: naming the map, the count outside it and the count at ε = 0.
+    """
+    em = em or EfficiencyMap.unity()
+    n_outside, n_zero = rep.n_outside, rep.n_zero
     missing = (n_zero > 0) if on_missing == "nearest" else (n_outside > 0 or n_zero > 0)
     if on_missing != "drop" and missing:
         outside = 0 if on_missing == "nearest" else n_outside
@@ -208,7 +221,6 @@ def inverse_weights(
             "map, tighten the selection, or set unfold.outside_map: nearest (outside "
             "the map) or drop (weight 0)"
         )
-    return inv, rep
 
 
 def efficiency_weights(
@@ -436,13 +448,8 @@ def acceptance_weights(
         raise ValueError(f"unknown on_missing {on_missing!r}")
     em = am.map
     acc, n_outside = lookup_efficiency(em, m, pt, nearest=on_missing == "nearest")
-    if on_missing == "error" and n_outside:
-        raise InputError(
-            f"{am.source}: {n_outside} selected pair(s) lie outside the acceptance map "
-            f"(m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
-            f"{em.pt_edges[-1]:g} GeV); extend the map, tighten the selection, or set "
-            "unfold.outside_map: nearest or drop"
-        )
+    if on_missing == "error":
+        check_acceptance_outside(am, n_outside)
     finite = np.isfinite(acc)
     ok = finite & (acc >= min_acceptance)
     below = finite & ~ok
@@ -461,6 +468,22 @@ def acceptance_weights(
     return acc, inv, rep
 
 
+def check_acceptance_outside(am: AcceptanceMap, n_outside: int) -> None:
+    """Raise for pairs outside the acceptance map (``unfold.outside_map: error``).
+
+    Raises:
+        InputError: ``n_outside`` > 0, naming the map and its range.
+    """
+    em = am.map
+    if n_outside:
+        raise InputError(
+            f"{am.source}: {n_outside} selected pair(s) lie outside the acceptance map "
+            f"(m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
+            f"{em.pt_edges[-1]:g} GeV); extend the map, tighten the selection, or set "
+            "unfold.outside_map: nearest or drop"
+        )
+
+
 def lost_fraction_from_pairs(
     weight_kept: np.ndarray, weight_naive_lost: np.ndarray
 ) -> tuple[float | None, float | None]:
@@ -475,14 +498,31 @@ def lost_fraction_from_pairs(
         >>> round(f, 6)
         0.1
     """
-    kept = float(np.sum(weight_kept))
-    lost = float(np.sum(weight_naive_lost))
+    return lost_fraction_from_sums(
+        float(np.sum(weight_kept)),
+        float(np.sum(weight_kept**2)),
+        float(np.sum(weight_naive_lost)),
+        float(np.sum(weight_naive_lost**2)),
+    )
+
+
+def lost_fraction_from_sums(
+    kept: float, kept2: float, lost: float, lost2: float
+) -> tuple[float | None, float | None]:
+    """:func:`lost_fraction_from_pairs` from the sums Σw and Σw² of the kept and of the lost
+    pairs (which add over chunks).
+
+    Example:
+        >>> f, err = lost_fraction_from_sums(90.0, 90.0, 10.0, 50.0)
+        >>> round(f, 6)
+        0.1
+    """
     total = kept + lost
     if not np.isfinite(total) or total <= 0:
         return None, None
     f = lost / total
     # d f/d w: lost pairs (1 − f)/T, kept pairs −f/T
-    var = ((1 - f) ** 2 * np.sum(weight_naive_lost**2) + f**2 * np.sum(weight_kept**2)) / total**2
+    var = ((1 - f) ** 2 * lost2 + f**2 * kept2) / total**2
     return f, float(np.sqrt(var))
 
 

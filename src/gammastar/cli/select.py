@@ -32,6 +32,15 @@ def select_command(
     skip_bad_files: Annotated[
         bool, typer.Option("--skip-bad-files", help="Skip unreadable files with a report.")
     ] = False,
+    shared_staging: Annotated[
+        bool,
+        typer.Option(
+            "--shared-staging/--no-shared-staging",
+            help="futures/dask: workers hand their part of pairs.parquet over as a file in "
+            "<output>/.gammastar-parts-* (needs a filesystem shared with the driver; a worker "
+            "that does not see it sends the bytes through the scheduler); off: always send.",
+        ),
+    ] = True,
     output: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
@@ -60,6 +69,7 @@ def select_command(
         workers=workers,
         skip_bad_files=skip_bad_files,
         force=force,
+        shared_staging=shared_staging,
     )
     c = res.counts
     typer.echo(
