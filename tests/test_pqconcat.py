@@ -1,5 +1,5 @@
 """Byte-level concatenation of parquet parts (gammastar.pqconcat): the rows of the parts in
-order, readable with row-group statistics and page indexes intact (issue 3, parallel
+order, readable with row-group statistics intact (issue 3, parallel
 selection)."""
 
 from __future__ import annotations
@@ -54,24 +54,39 @@ def test_concat_gives_the_rows_in_order(tmp_path):
     assert t.num_rows == int((exp["m"] < 0.01).sum())
 
 
-def test_concat_with_page_index_and_dictionary_pages(tmp_path):
-    """Offsets of dictionary pages and of the column/offset indexes are shifted too."""
+def test_concat_with_dictionary_pages_and_column_index(tmp_path):
+    """Offsets of dictionary pages are shifted too; a column index (min/max per page, no
+    offsets inside) stays usable."""
     rng = np.random.default_rng(2)
     tables = [pa.table(_cols(rng, n)) for n in (500, 800)]
     out = ParquetConcat(tmp_path / "all.parquet")
     for i, t in enumerate(tables):
         path = tmp_path / f"p{i}.parquet"
-        pq.write_table(t, path, write_page_index=True, use_dictionary=True, data_page_size=512)
+        pq.write_table(t, path, use_dictionary=True, data_page_size=512)
         out.append(path)
     out.close()
     got = pq.read_table(tmp_path / "all.parquet").to_pandas()
     assert got.equals(pa.concat_tables(tables).to_pandas())  # (NaN-aware comparison)
     f = pq.ParquetFile(tmp_path / "all.parquet")
-    col = f.metadata.row_group(1).column(1)
-    assert col.has_dictionary_page
-    assert col.has_column_index
-    assert col.has_offset_index
+    assert f.metadata.row_group(1).column(1).has_dictionary_page
     assert f.read_row_group(1).to_pandas().equals(tables[1].to_pandas())
+
+
+def test_concat_refuses_parts_with_an_offset_index(tmp_path):
+    """An OffsetIndex holds absolute page offsets in its own bytes, which moving the part
+    would invalidate: such a part is refused before anything of it is written."""
+    rng = np.random.default_rng(4)
+    path = tmp_path / "p.parquet"
+    pq.write_table(pa.table(_cols(rng, 100)), path, write_page_index=True)
+    out = ParquetConcat(tmp_path / "all.parquet")
+    out.append(part_bytes(_cols(rng, 10)))
+    size = out._pos
+    with pytest.raises(ValueError, match=r"offset \(page\) index"):
+        out.append(path)
+    assert out._pos == size
+    assert out.rows == 10
+    out.close()
+    assert pq.read_table(tmp_path / "all.parquet").num_rows == 10
 
 
 def test_concat_refuses_other_schema_and_cleans_up(tmp_path):

@@ -12,10 +12,12 @@ This is what lets the workers of a parallel selection encode their own chunk of
 ``pairs.parquet`` (:func:`write_part`) while the driver only copies bytes.
 
 Only the fields of ``parquet.thrift`` that hold file offsets are touched (``RowGroup``
-``file_offset`` and ``ordinal``; ``ColumnChunk`` ``file_offset``, ``offset_index_offset``,
-``column_index_offset``; ``ColumnMetaData`` ``data_page_offset``, ``index_page_offset``,
+``file_offset`` and ``ordinal``; ``ColumnChunk`` ``file_offset`` and ``column_index_offset``;
+``ColumnMetaData`` ``data_page_offset``, ``index_page_offset``,
 ``dictionary_page_offset``, ``bloom_filter_offset``); every other field is copied as read.
-Encrypted files are not supported (the parts are plain ``pyarrow`` output).
+Encrypted files are not supported (the parts are plain ``pyarrow`` output), nor parts with an
+offset index (``write_page_index``): its page locations are absolute offsets inside its own
+bytes, so such a part is refused.
 """
 
 from __future__ import annotations
@@ -267,6 +269,16 @@ class ParquetConcat:
             raise ValueError("parquet parts with different schemas cannot be concatenated")
         shift = self._pos - len(MAGIC)
         rgs = _field(footer, _FMD_ROW_GROUPS)
+        for rg in rgs[2][1] if rgs is not None else []:
+            cols = _field(rg, _RG_COLUMNS)
+            if any(_field(cc, _CC_OFFSET_INDEX) for cc in (cols[2][1] if cols else [])):
+                # an OffsetIndex stores absolute page offsets in its own bytes, which moving
+                # the part would invalidate: refuse rather than write a file whose page
+                # index points at the wrong bytes
+                raise ValueError(
+                    "parquet parts with an offset (page) index cannot be concatenated; "
+                    "write them without write_page_index"
+                )
         for rg in rgs[2][1] if rgs is not None else []:
             _shift(rg, (_RG_FILE_OFFSET,), shift)
             cols = _field(rg, _RG_COLUMNS)
