@@ -9,38 +9,60 @@ Exact shortcuts, all from the structure of the MADE masks (no approximation of t
 
 * Two features (a, b) per autoregressive step: feature a's spline depends on the context only,
   feature b's on (x_a, context); one hyper-network evaluation per step.
-* The hidden units split into *context units* (every path from the inputs starts at the context)
-  and *feature units* (they see x_a). Context units never feed feature units' ... inputs of
-  feature a's outputs, and in MADE the masks make the context units independent of x_a; so at a
-  fixed mass the context units are constants: their contribution to every layer is folded into a
-  bias and only the feature units (half of them) are evaluated per point, and feature a's spline
-  is one constant knot table. With one mass per event the context units are evaluated once per
-  point and shared by both features' outputs.
+* The hidden units split into *context units*, which see only the context (in MADE's masks
+  no path leads to them from x_a), and *feature units*, which see x_a. At a fixed mass the
+  context units are constants: their contribution to every layer is folded into a bias, only the
+  feature units (half of them) are evaluated per point, and feature a's spline is one constant
+  knot table. With one mass per event the context units are evaluated once per point and shared
+  by both features' outputs.
 * Masked weights are exactly zero, so dropping them changes no sum (only the order of float32
   additions).
 * The inverse spline needs the normalised widths and heights (all bins) but only the two
   derivatives at the ends of the bin found: 14 exponentials per point and step (6 bins), not 17.
 
-Numerics: float32 like the torch path. ``exp`` is a vectorisable Cody–Waite/Cephes ``expf``
-(≤ 1 ulp on the bounded spline arguments |u| < 7 used here), because the compiler cannot
-vectorise calls to libm. No fast-math: every point's result is independent of the blocking and
-of the thread that computes it.
+Numerics: float32 like the torch path; results agree with it and with zuko to float32
+rounding (tested). ``exp`` is a vectorisable Cody–Waite/Cephes ``expf`` (≤ 1 ulp on the bounded
+spline arguments |u| < 7 used here), because the compiler cannot vectorise calls to libm. The only
+fast-math flag is ``contract`` (fused multiply–add). Every block of _B points is computed in full
+(a short last block is padded), so every point goes through the same vectorised code: a point's
+result does not depend on its position, on the blocking or on the thread that computes it.
 
-Threads: blocks of points are divided among ``torch.get_num_threads()`` Python threads; the
-kernel releases the GIL. Compilation is cached on disk (``cache=True``; numba silently compiles
-in memory when the cache directory is not writable).
+Vectorisation: all scratch rows have the compile-time length _B, the number of bins is a
+compile-time constant (carried by the type of a tuple argument, so the loops over bins unroll),
+every loop over points touches few arrays and loads unconditionally before selecting.
+
+Threads: blocks of points are divided among ``threads`` Python threads (FlowModel passes
+``torch.get_num_threads()``); the kernel releases the GIL. Compilation (~10 s per number of
+bins) is cached on disk (numba ``cache=True``: ``__pycache__`` next to this file, else numba's
+per-user cache directory; without any writable location it compiles in memory each session).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 from llvmlite import ir
-from numba import literally, njit, types
+from numba import njit, types
 from numba.extending import intrinsic
+
+
+def _jit(**kw):
+    """``numba.njit(cache=True, error_model="numpy", fastmath={"contract"}, **kw)``; without
+    caching where numba finds no writable cache location."""
+
+    def deco(fn):
+        opts = {"error_model": "numpy", "fastmath": {"contract"}, **kw}
+        try:
+            return njit(cache=True, **opts)(fn)
+        except RuntimeError:  # "cannot cache function ...: no locator available"
+            return njit(cache=False, **opts)(fn)
+
+    return deco
+
 
 _B = 256  # points per block (a compile-time constant: fixed strides let the loops vectorise)
 
@@ -73,7 +95,7 @@ def _bits_to_f32(typingctx, i):
     return sig, codegen
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@_jit(inline="always")
 def _exp32(x):
     """expf for |x| < 80 (Cephes); ≤ 1 ulp; vectorises (no libm call)."""
     n = np.floor(x * _LOG2E + _HALF)
@@ -84,7 +106,7 @@ def _exp32(x):
     return p * _bits_to_f32(np.int32((np.int32(n) + 127) << 23))
 
 
-@njit(cache=True, error_model="numpy")
+@_jit()
 def _matmul(w, bias, hin, hout, init, relu):
     """hout[u] = act((bias[u] if init else hout[u]) + Σ_v w[u, v] hin[v]) on rows of _B points.
 
@@ -121,7 +143,7 @@ def _matmul(w, bias, hin, hout, init, relu):
                 hout[o + p] = max(hout[o + p], _ZERO)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@_jit(inline="always")
 def _segment(yp, x0, x1, y0, y1, d0, d1, inside):
     """Inverse rational-quadratic segment (zuko's formulae); identity where not inside."""
     dy = y1 - y0
@@ -137,10 +159,10 @@ def _segment(yp, x0, x1, y0, y1, d0, d1, inside):
     return x0 + z * dx if inside else yp
 
 
-@njit(cache=True, error_model="numpy")
-def _inverse_table(y, oy, tab, bins):
+@_jit()
+def _inverse_table(y, oy, tab, nb):
     """Inverse spline of the row y[oy : oy + m] in place; knots: one constant (3, K+1) table."""
-    literally(bins)
+    bins = len(nb)
     for p in range(_B):
         yp = y[oy + p]
         cnt = 0
@@ -172,9 +194,10 @@ def _inverse_table(y, oy, tab, bins):
         y[oy + p] = _segment(yp, x0, x1, y0, y1, d0, d1, inside)
 
 
-@njit(cache=True, error_model="numpy")
-def _cumexp(phi, o, cs, bins, lsw):
+@_jit()
+def _cumexp(phi, o, cs, nb, lsw):
     """cs[j] = Σ_{i ≤ j} exp(u_i / (1 + lsw |u_i|)), u_i = phi[o + i] (rows); zuko's bounding."""
+    bins = len(nb)
     for p in range(_B):
         u = phi[o * _B + p]
         cs[p] = _exp32(u / (_ONE + lsw * abs(u)))
@@ -185,28 +208,29 @@ def _cumexp(phi, o, cs, bins, lsw):
             cs[j * _B + p] = cs[(j - 1) * _B + p] + _exp32(u / (_ONE + lsw * abs(u)))
 
 
-@njit(cache=True, error_model="numpy")
-def _inverse_phi(y, oy, phi, bins, cw, ch, lsw, lsd, bound):
+@_jit()
+def _inverse_phi(y, oy, phi, nb, cw, ch, lsw, lsd, bound):
     """Inverse spline of the row y[oy : oy + m] in place; raw parameters phi (3K − 1 rows).
 
     Knots as :func:`gammastar.flow._rqs_knot_table` (cumulative exp of the bounded widths
     and heights, scaled to [−B, B]); bin and formulae as zuko. ``cw``/``ch``: scratch rows.
     """
-    literally(bins)
-    _cumexp(phi, 0, cw, bins, lsw)
-    _cumexp(phi, bins, ch, bins, lsw)
+    bins = len(nb)
+    _cumexp(phi, 0, cw, nb, lsw)
+    _cumexp(phi, bins, ch, nb, lsw)
     two_b = _TWO * bound
     last = (bins - 1) * _B
+    fbins = _F(bins)
     for p in range(_B):
         yp = y[oy + p]
         sx = two_b / cw[last + p]
         sy = two_b / ch[last + p]
-        cnt = 1 if -bound < yp else 0
+        # bin k = Σ_j [y_j < y] − 1 (counted in float32: the loop stays in float vectors)
+        cnt = _ONE if -bound < yp else _ZERO
         for j in range(bins):
-            cnt += ch[j * _B + p] * sy - bound < yp
-        k = cnt - 1
-        inside = (k >= 0) and (k < bins)
-        k = min(max(k, 0), bins - 1)
+            cnt += _ONE if ch[j * _B + p] * sy - bound < yp else _ZERO
+        inside = (cnt >= _ONE) and (cnt <= fbins)
+        k = min(max(cnt - _ONE, _ZERO), fbins - _ONE)
         # knots at the ends of bin k (knot 0 is −B; knot j + 1 is row j), raw derivative
         # parameters there (d_0 = d_K = 1)
         x0 = -bound
@@ -216,7 +240,7 @@ def _inverse_phi(y, oy, phi, bins, cw, ch, lsw, lsd, bound):
         r0 = _ZERO
         r1 = phi[2 * bins * _B + p]
         for j in range(1, bins):  # selects (all loads unconditional: the loop vectorises)
-            sel = k == j
+            sel = k == _F(j)
             xa = cw[(j - 1) * _B + p] * sx - bound
             xb = cw[j * _B + p] * sx - bound
             ya = ch[(j - 1) * _B + p] * sy - bound
@@ -231,20 +255,21 @@ def _inverse_phi(y, oy, phi, bins, cw, ch, lsw, lsd, bound):
             r1 = rb if sel else r1
         e0 = _exp32(r0 / (_ONE + lsd * abs(r0)))
         e1 = _exp32(r1 / (_ONE + lsd * abs(r1)))
-        d0 = _ONE if k == 0 else e0
-        d1 = _ONE if k == bins - 1 else e1
+        d0 = _ONE if k == _ZERO else e0
+        d1 = _ONE if k == fbins - _ONE else e1
         y[oy + p] = _segment(yp, x0, x1, y0, y1, d0, d1, inside)
 
 
-@njit(cache=True, error_model="numpy", nogil=True)
-def _sample_blocks(z, ctx, out, blk0, blk1, ints, par, bins, lsw, lsd, bound):
+@_jit(nogil=True)
+def _sample_blocks(z, ctx, out, blk0, blk1, ints, par, nb, lsw, lsd, bound):
     """out[i] = flow⁻¹(z[i]) for the points of blocks [blk0, blk1) of _B points.
 
     ``ints``/``par``: the packed flow (see :meth:`CompiledSampler._pack`); ``ctx`` (n,) the
     standardised context per point, or unused (fixed mass: its contribution is in ``par``).
-    ``bins`` is compiled in as a constant (the loops over bins unroll).
+    ``nb``: a tuple of K zeros: its type carries the number of bins K, so that K is a constant
+    of the compiled code (the loops over bins unroll).
     """
-    literally(bins)
+    bins = len(nb)
     n = z.shape[0]
     nsteps = ints[0]
     fixed = ints[1] == 1
@@ -297,7 +322,7 @@ def _sample_blocks(z, ctx, out, blk0, blk1, ints, par, bins, lsw, lsd, bound):
             if fixed:
                 tab = par[q : q + 3 * (bins + 1)].reshape((3, bins + 1))
                 q += 3 * (bins + 1)
-                _inverse_table(y, oa, tab, bins)
+                _inverse_table(y, oa, tab, nb)
                 # feature units: layer 1 = relu(w x_a + k), then relu(W h + k), out = W h + k
                 n1 = ints[sz + nl]
                 w1 = par[q : q + n1]
@@ -350,7 +375,7 @@ def _sample_blocks(z, ctx, out, blk0, blk1, ints, par, bins, lsw, lsd, bound):
                 bl = par[q : q + nphi]
                 q += nphi
                 _matmul(w, bl, gl, phi, True, False)
-                _inverse_phi(y, oa, phi, bins, cw, ch, lsw, lsd, bound)
+                _inverse_phi(y, oa, phi, nb, cw, ch, lsw, lsd, bound)
                 # feature units: layer 1 = relu(w_x x_a + w_c c + b); then relu(W_g g + W_h h + b)
                 n1 = ints[sz + nl]
                 wx = par[q : q + n1]
@@ -386,7 +411,7 @@ def _sample_blocks(z, ctx, out, blk0, blk1, ints, par, bins, lsw, lsd, bound):
                 q += nphi
                 _matmul(wg, bl, gl, phi, True, False)
                 _matmul(wh, wh[0], hc, phi, False, False)
-            _inverse_phi(y, ob, phi, bins, cw, ch, lsw, lsd, bound)
+            _inverse_phi(y, ob, phi, nb, cw, ch, lsw, lsd, bound)
             pos = sz + 2 * nl
         for p in range(m):
             out[s0 + p, 0] = y[p]
@@ -440,8 +465,10 @@ class CompiledSampler:
                     self.steps.append(("lu", np.linalg.inv(mat.numpy())))
                     continue
                 masks = [m.mask.detach().numpy() != 0 for m in t.hyper if hasattr(m, "mask")]
-                layers = [(w.detach().double().numpy(), b.detach().double().numpy())
-                          for w, b in _made_layers(t)]
+                layers = [
+                    (w.detach().double().numpy(), b.detach().double().numpy())
+                    for w, b in _made_layers(t)
+                ]
                 if len(masks) != len(layers) or layers[0][0].shape[1] != 3:
                     raise UnsupportedFlow("not a 2-feature, 1-context MADE")
                 if any(not isinstance(m, (torch.nn.Linear, torch.nn.ReLU)) for m in t.hyper):
@@ -560,7 +587,7 @@ class CompiledSampler:
         out = np.empty((n, 2), dtype=np.float32)
         nblk = -(-n // _B)
         ls = math.log(self.slope)
-        args = (ints, par, self.bins, _F(2 / -ls), _F(1 / -ls), _F(self.bound))
+        args = (ints, par, (0,) * self.bins, _F(2 / -ls), _F(1 / -ls), _F(self.bound))
         threads = max(1, min(int(threads), nblk))
         if threads == 1:
             _sample_blocks(z, ctx, out, 0, nblk, *args)
@@ -569,7 +596,7 @@ class CompiledSampler:
         with ThreadPoolExecutor(threads) as pool:
             futures = [
                 pool.submit(_sample_blocks, z, ctx, out, lo, hi, *args)
-                for lo, hi in zip(cuts[:-1], cuts[1:], strict=True)
+                for lo, hi in itertools.pairwise(cuts)
             ]
             for f in futures:
                 f.result()
