@@ -692,19 +692,21 @@ class FlowModel:
         n = len(m)
         self._check_mass(m, extrapolate)
         rng = np.random.default_rng(seed)
-        qT = np.empty(n)
-        E = np.empty(n)
-        todo = np.arange(n)
+        todo = None  # None: all samples (first attempt, no index arrays); then the redraws
         for _attempt in range(20):
             sub_seed = int(rng.integers(2**63))
-            mm = float(masses) if masses.ndim == 0 else m[todo]
-            x = self.sample_standardised(mm, len(todo), seed=sub_seed).astype(np.float64)
+            mt = m if todo is None else m[todo]
+            mm = float(masses) if masses.ndim == 0 else mt
+            x = self.sample_standardised(mm, len(mt), seed=sub_seed).astype(np.float64)
             q, e = self.pre.inverse(x)
-            qT[todo], E[todo] = q, e
+            if todo is None:
+                qT, E = q, e
+            else:
+                qT[todo], E[todo] = q, e
             if not physical:
                 break
-            bad = E[todo] ** 2 < m[todo] ** 2 + qT[todo] ** 2
-            todo = todo[bad]
+            bad = np.flatnonzero(e * e < mt * mt + q * q)
+            todo = bad if todo is None else todo[bad]
             if todo.size == 0:
                 break
         out = {"m": m, "qT": qT, "E": E}
