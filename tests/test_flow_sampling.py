@@ -133,3 +133,22 @@ def test_model_sample_uses_compiled_sampler_and_is_reproducible(tmp_path):
     with torch.no_grad():
         ref = F._Sampler(fl, 6)(z, torch.tensor(pre.context(m), dtype=torch.float32)).numpy()
     np.testing.assert_allclose(ev, ref, atol=1e-4, rtol=0)
+
+
+def test_torch_fallback_path_gives_the_same_samples():
+    """A flow the compiled sampler does not handle falls back to the torch sampler."""
+    fl, _bins = randomised_flow(seed=5)
+    cfg = FlowConfig(transforms=3, bins=6, hidden_features=[16, 16])
+    pre = F.Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
+    fast = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
+    slow = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
+    slow._sampler = F._Sampler(fl, 6)
+    m = np.linspace(0.25, 1.0, 2000)
+    for mass in (0.5, m):
+        a = fast.sample_standardised(mass, 2000, seed=3)
+        b = slow.sample_standardised(mass, 2000, seed=3)
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+    with pytest.raises(S.UnsupportedFlow):
+        S.CompiledSampler(
+            F.build_flow({**F.architecture_from_config(cfg), "context": 2}), 6, F._SLOPE, F._BOUND
+        )
