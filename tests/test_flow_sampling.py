@@ -152,3 +152,11 @@ def test_torch_fallback_path_gives_the_same_samples():
         S.CompiledSampler(
             F.build_flow({**F.architecture_from_config(cfg), "context": 2}), 6, F._SLOPE, F._BOUND
         )
+
+
+def test_jit_compiles_without_a_cache_location():
+    """Where numba finds no cache location (here: code without a source file) the kernels are
+    compiled without caching instead of failing at import."""
+    ns: dict = {}
+    exec("def f(x):\n    return x + 1\n", ns)  # noqa: S102 (a function without a file)
+    assert S._jit()(ns["f"])(1.0) == 2.0
