@@ -10,14 +10,20 @@ gammastar's training (the default ``flow:`` config: batch 4096, peak learning ra
 cosine decay, fused density kernels) runs until its validation loss reaches the reference's final
 one. Times exclude the validation passes of both.
 
-Sampling: zuko's ``flow(c).sample((n,))`` vs gammastar's fused exact sampler
-(``FlowModel.sample_standardised``: raw flow output) and the full ``FlowModel.sample``
-(+ inverse preprocessing and the physical-region check), both under ``torch.inference_mode``.
+Sampling: zuko's ``flow(c).sample((n,))`` (under ``torch.inference_mode``) vs gammastar's
+compiled exact sampler (``FlowModel.sample_standardised``: raw flow output, float32) and the
+full ``FlowModel.sample`` (+ latent draws, inverse preprocessing to float64 and the
+physical-region check), at a fixed mass and with one mass per event; best of 3 calls of
+``--sample-n`` points after a warm-up call. The first-call cost of the numba kernel is measured
+in fresh subprocesses: with an empty cache (compilation) and with the cache just written.
+``--only-sampling`` skips the training comparison: the model is then gammastar's recipe trained
+for ``--sampling-epochs`` epochs (sampling speed does not depend on the training).
 
 Data: synthetic pairs (q_T, E log-normal with mass-dependent medians, the same law as
 tests/test_flow.py), ``--pairs`` events.
 
 Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--ref-epochs 8]
+        OMP_NUM_THREADS=2 python benchmarks/flow.py --only-sampling
 The last line printed is one JSON object.
 """
 
@@ -34,6 +40,8 @@ import argparse
 import json
 import math
 import platform
+import subprocess
+import tempfile
 import time
 
 import numpy as np
@@ -133,6 +141,63 @@ def rate(fn, n: int, repeats: int = 3) -> float:
     return n / best
 
 
+_FIRST_CALL = """
+import sys, time
+t0 = time.perf_counter()
+import numpy as np, torch
+from gammastar import flow as F
+from gammastar.config import FlowConfig
+torch.set_num_threads(int(sys.argv[1]))
+cfg = FlowConfig()
+fl = F.build_flow(F.architecture_from_config(cfg))
+pre = F.Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
+model = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
+t1 = time.perf_counter()
+model.sample(0.5, 1000, seed=1)
+t2 = time.perf_counter()
+model.sample(np.full(1000, 0.5), seed=1)
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def first_call_seconds(threads: int) -> dict:
+    """First FlowModel.sample call in fresh processes: numba cache empty, then just written."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("empty_cache", "warm_cache"):
+            res = subprocess.run(
+                [sys.executable, "-c", _FIRST_CALL, str(threads)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            imp, first, event = (float(v) for v in res.stdout.split()[-3:])
+            out[label] = {"import_s": imp, "first_sample_s": first, "first_per_event_s": event}
+    return out
+
+
+def sampling_rates(model, zflow, n: int) -> dict:
+    c = torch.full((1, 1), float(model.pre.context(np.array([0.5]))[0, 0]))
+
+    def zuko_sample(k):
+        with torch.inference_mode():
+            return zflow(c).sample((k,))
+
+    masses = np.random.default_rng(2).uniform(0.25, 1.0, n)
+    return {
+        "zuko_sample": rate(zuko_sample, min(n, 100_000), repeats=2),
+        "gammastar_raw_fixed_mass": rate(lambda k: model.sample_standardised(0.5, k, seed=1), n),
+        "gammastar_sample_fixed_mass": rate(lambda k: model.sample(0.5, k, seed=1), n),
+        "gammastar_raw_per_event_mass": rate(
+            lambda k: model.sample_standardised(masses[:k], k, seed=1), n
+        ),
+        "gammastar_sample_per_event_mass": rate(lambda k: model.sample(masses[:k], seed=1), n),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -140,12 +205,40 @@ def main() -> None:
     ap.add_argument("--ref-epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sample-n", type=int, default=1_000_000)
+    ap.add_argument("--only-sampling", action="store_true", help="skip the training comparison")
+    ap.add_argument("--sampling-epochs", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     cfg = FlowConfig()  # gammastar defaults
     data = F.training_data(synthetic_pairs(args.pairs, args.seed), cfg)
     print(f"{data.n} pairs; torch threads {torch.get_num_threads()}", flush=True)
+    first_call = first_call_seconds(args.threads)
+    print(f"first call: {first_call}", flush=True)
+
+    if args.only_sampling:
+        res = F.fit(data, cfg.model_copy(update={"epochs": args.sampling_epochs}), seed=args.seed)
+        model = F.FlowModel(
+            res.flow,
+            res.preprocessing,
+            F.architecture_from_config(cfg),
+            (float(data.m.min()), float(data.m.max())),
+        )
+        rates = sampling_rates(model, res.flow, args.sample_n)
+        summary = {
+            "benchmark": "flow-sampling",
+            "device": "cpu",
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+            "machine": platform.machine(),
+            "sample_n": args.sample_n,
+            "sampling_per_s": rates,
+            "sampling_speedup": rates["gammastar_raw_fixed_mass"] / rates["zuko_sample"],
+            "sampler_first_call": first_call,
+            "gpu": None,
+        }
+        print(json.dumps(summary))
+        return
 
     ref = reference_training(data, cfg, args.seed, args.ref_epochs)
     target = ref["val"][-1]
@@ -161,19 +254,7 @@ def main() -> None:
         F.architecture_from_config(cfg),
         (float(data.m.min()), float(data.m.max())),
     )
-    zflow = ref["flow"]
-    c = torch.full((1, 1), float(model.pre.context(np.array([0.5]))[0, 0]))
-
-    def zuko_sample(n):
-        with torch.inference_mode():
-            return zflow(c).sample((n,))
-
-    n_zuko = min(args.sample_n, 100_000)
-    zuko_rate = rate(zuko_sample, n_zuko, repeats=2)
-    raw_rate = rate(lambda n: model.sample_standardised(0.5, n, seed=1), args.sample_n)
-    full_rate = rate(lambda n: model.sample(0.5, n, seed=1), args.sample_n)
-    masses = np.random.default_rng(2).uniform(0.25, 1.0, args.sample_n)
-    var_rate = rate(lambda n: model.sample(masses[:n], seed=1), args.sample_n)
+    rates = sampling_rates(model, ref["flow"], args.sample_n)
 
     summary = {
         "benchmark": "flow",
@@ -202,13 +283,10 @@ def main() -> None:
         / (gs["reached_epoch"] * (cfg.points_per_epoch or data.n))
         if gs["reached_epoch"]
         else None,
-        "sampling_per_s": {
-            "zuko_sample": zuko_rate,
-            "gammastar_raw_fixed_mass": raw_rate,
-            "gammastar_sample_fixed_mass": full_rate,
-            "gammastar_sample_per_event_mass": var_rate,
-        },
-        "sampling_speedup": raw_rate / zuko_rate,
+        "sample_n": args.sample_n,
+        "sampling_per_s": rates,
+        "sampling_speedup": rates["gammastar_raw_fixed_mass"] / rates["zuko_sample"],
+        "sampler_first_call": first_call,
         "gpu": None,
     }
     print(json.dumps(summary))

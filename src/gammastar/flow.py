@@ -569,7 +569,7 @@ class FlowModel:
         self.mass_range = (float(mass_range[0]), float(mass_range[1]))
         self.meta = dict(meta or {})
         self.path = path
-        self._sampler: _Sampler | None = None
+        self._sampler: Any = None
 
     # ----------------------------------------------------------------------- helpers
     def _check_mass(self, m: np.ndarray, extrapolate: bool) -> None:
@@ -585,9 +585,20 @@ class FlowModel:
             )
 
     @property
-    def sampler(self) -> _Sampler:
+    def sampler(self) -> Any:
+        """The exact inverse of the flow: the compiled sampler
+        (:class:`gammastar._flow_sampling.CompiledSampler`), or the torch :class:`_Sampler`
+        for a flow structure that the compiled one does not handle."""
         if self._sampler is None:
-            self._sampler = _Sampler(self.flow, int(self.arch["bins"]))
+            from gammastar._flow_sampling import CompiledSampler, UnsupportedFlow
+
+            bins = int(self.arch["bins"])
+            slope = float(self.arch.get("slope", _SLOPE))
+            bound = float(self.arch.get("bound", _BOUND))
+            try:
+                self._sampler = CompiledSampler(self.flow, bins, slope, bound)
+            except UnsupportedFlow:
+                self._sampler = _Sampler(self.flow, bins)
         return self._sampler
 
     # ----------------------------------------------------------------------- API
@@ -611,7 +622,12 @@ class FlowModel:
     def sample_standardised(
         self, mass, n: int, seed: int | None = None, chunk: int = 1 << 16
     ) -> np.ndarray:
-        """Samples in the standardised log space (float32), shape (n, 2); no mass check."""
+        """Samples in the standardised log space (float32), shape (n, 2); no mass check.
+
+        The latent points are drawn from a torch generator seeded with ``seed``, in chunks of
+        ``chunk`` points (the stream does not depend on the thread count); the flow's inverse
+        runs on ``torch.get_num_threads()`` threads, with a result that does not depend on them.
+        """
         import torch
 
         gen = torch.Generator().manual_seed(
@@ -619,23 +635,24 @@ class FlowModel:
         )
         masses = np.asarray(mass, dtype=np.float64)
         fixed = masses.ndim == 0
-        out = np.empty((n, 2), dtype=np.float32)
         sampler = self.sampler
-        with torch.inference_mode():
-            cfix = (
-                torch.as_tensor(self.pre.context(masses.reshape(1)), dtype=torch.float32)
-                if fixed
-                else None
-            )
-            for s in range(0, n, chunk):
-                k = min(chunk, n - s)
-                z = torch.randn((k, 2), generator=gen)
-                if fixed:
-                    c = cfix
-                else:
-                    c = torch.as_tensor(self.pre.context(masses[s : s + k]), dtype=torch.float32)
-                out[s : s + k] = sampler(z, c).numpy()
-        return out
+        z = np.empty((n, 2), dtype=np.float32)
+        zt = torch.from_numpy(z)
+        for s in range(0, n, chunk):
+            k = min(chunk, n - s)
+            torch.randn((k, 2), generator=gen, out=zt[s : s + k])
+        if fixed:
+            c = self.pre.context(masses.reshape(1)).astype(np.float32)
+        else:
+            c = self.pre.context(masses.reshape(-1)).astype(np.float32)
+        if isinstance(sampler, _Sampler):  # torch fallback
+            out = np.empty((n, 2), dtype=np.float32)
+            with torch.inference_mode():
+                for s in range(0, n, chunk):
+                    cc = torch.from_numpy(c if fixed else c[s : s + chunk])
+                    out[s : s + chunk] = sampler(zt[s : s + chunk], cc).numpy()
+            return out
+        return sampler(z, float(c[0, 0]) if fixed else c[:, 0], threads=torch.get_num_threads())
 
     def sample(
         self,
@@ -675,19 +692,21 @@ class FlowModel:
         n = len(m)
         self._check_mass(m, extrapolate)
         rng = np.random.default_rng(seed)
-        qT = np.empty(n)
-        E = np.empty(n)
-        todo = np.arange(n)
+        todo = None  # None: all samples (first attempt, no index arrays); then the redraws
         for _attempt in range(20):
             sub_seed = int(rng.integers(2**63))
-            mm = float(masses) if masses.ndim == 0 else m[todo]
-            x = self.sample_standardised(mm, len(todo), seed=sub_seed).astype(np.float64)
+            mt = m if todo is None else m[todo]
+            mm = float(masses) if masses.ndim == 0 else mt
+            x = self.sample_standardised(mm, len(mt), seed=sub_seed).astype(np.float64)
             q, e = self.pre.inverse(x)
-            qT[todo], E[todo] = q, e
+            if todo is None:
+                qT, E = q, e
+            else:
+                qT[todo], E[todo] = q, e
             if not physical:
                 break
-            bad = E[todo] ** 2 < m[todo] ** 2 + qT[todo] ** 2
-            todo = todo[bad]
+            bad = np.flatnonzero(e * e < mt * mt + q * q)
+            todo = bad if todo is None else todo[bad]
             if todo.size == 0:
                 break
         out = {"m": m, "qT": qT, "E": E}
