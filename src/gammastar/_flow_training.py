@@ -34,6 +34,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 from numba import njit, prange
 
 # no NaN/inf assumptions (nnan/ninf) and no reassociation: only reciprocals, contraction
@@ -41,64 +42,59 @@ _MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 _FASTMATH = {"nsz", "arcp", "contract", "afn"}
 
 
-@njit(cache=True, nogil=True, fastmath=_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_FASTMATH, error_model="numpy")
 def rqs_forward(e, fq, x, bound, y, lj, jy, jl, jx, need_jac):
     """Spline of every (point, feature) given ``e`` = exp of the bounded raw parameters and
     ``fq`` = e × dŵ/dw (both (N, F, P), from :func:`_bounded_exp`): y, lj = ln|dy/dx| and, if
     ``need_jac``, the gradients jy = ∂y/∂phi, jl = ∂lj/∂phi (N, F, P) and jx = (∂y/∂x, ∂lj/∂x)
-    (2, N, F) with respect to the raw parameters phi and x."""
+    (2, N, F) with respect to the raw parameters phi and x.
+
+    Branch-free per point (selects, not jumps: the bin is data-dependent and would be
+    mispredicted); points outside the box get the identity, whatever the (discarded) bin
+    arithmetic gave there.
+    """
     n_pts, n_feat, n_par = e.shape
     K = (n_par + 1) // 3
     two_b = 2.0 * bound
     for n in range(n_pts):
         for f in range(n_feat):
-            ep = e[n, f]
             xv = float(x[n, f])
             sw = 0.0
             sh = 0.0
             for i in range(K):
-                sw += float(ep[i])
-                sh += float(ep[K + i])
+                sw += float(e[n, f, i])
+                sh += float(e[n, f, K + i])
             isw = 1.0 / sw
-            rw = two_b * isw
-            # bin: k = #{j: x_j < x} − 1 (knots non-decreasing; x_0 = −B, x_K = B)
-            k = -1
-            cw0 = 0.0
-            cw = 0.0
-            if -bound < xv:
-                k = 0
-                for j in range(1, K + 1):
-                    cw += float(ep[j - 1])
-                    if cw * rw - bound < xv:
-                        k = j
-                        cw0 = cw
-                    else:
-                        break
-            if k >= K:
-                k = -1
-            if k < 0:
-                y[n, f] = xv
-                lj[n, f] = 0.0
-                if need_jac:
-                    for i in range(n_par):
-                        jy[n, f, i] = 0.0
-                        jl[n, f, i] = 0.0
-                    jx[0, n, f] = 1.0
-                    jx[1, n, f] = 0.0
-                continue
             ish = 1.0 / sh
+            rw = two_b * isw
             rh = two_b * ish
-            cw1 = cw0 + float(ep[k])
+            # bin: k = #{j: x_j < x} − 1 with x_0 = −B, so k = #{j ≥ 1: x_j < x} inside the box
+            k = 0
+            cw = 0.0
+            cw0 = 0.0
+            for j in range(K):
+                ej = float(e[n, f, j])
+                cw += ej
+                below = cw * rw - bound < xv
+                k += below
+                cw0 += ej if below else 0.0
+            inside = (-bound < xv) and (k < K)
+            k = min(k, K - 1)
+            ch0 = 0.0
+            for i in range(K):
+                ch0 += float(e[n, f, K + i]) if i < k else 0.0
+            cw1 = cw0 + float(e[n, f, k])
+            ch1 = ch0 + float(e[n, f, K + k])
             x0 = cw0 * rw - bound
             x1 = cw1 * rw - bound
-            ch0 = 0.0
-            for i in range(k):
-                ch0 += float(ep[K + i])
-            ch1 = ch0 + float(ep[K + k])
             y0 = ch0 * rh - bound
             y1 = ch1 * rh - bound
-            d0 = float(ep[2 * K + k - 1]) if k >= 1 else 1.0
-            d1 = float(ep[2 * K + k]) if k + 1 <= K - 1 else 1.0
+            i0 = max(k - 1, 0)
+            i1 = min(k, K - 2)
+            has0 = k >= 1
+            has1 = k <= K - 2
+            d0 = float(e[n, f, 2 * K + i0]) if has0 else 1.0
+            d1 = float(e[n, f, 2 * K + i1]) if has1 else 1.0
             dx = x1 - x0
             dy = y1 - y0
             rdx = 1.0 / dx
@@ -109,8 +105,10 @@ def rqs_forward(e, fq, x, bound, y, lj, jy, jl, jx, need_jac):
             rden = 1.0 / den
             num = s * z * z + d0 * zz
             tt = 2.0 * s * zz + d0 * (1.0 - z) * (1.0 - z) + d1 * z * z
-            y[n, f] = y0 + dy * num * rden
-            lj[n, f] = math.log(s * s * tt * rden * rden)
+            yv = y0 + dy * num * rden
+            lv = math.log(s * s * tt * rden * rden)
+            y[n, f] = yv if inside else xv
+            lj[n, f] = lv if inside else 0.0
             if not need_jac:
                 continue
             # reverse mode through the bin's scalars, for y (a…) and for lj (b…)
@@ -147,46 +145,38 @@ def rqs_forward(e, fq, x, bound, y, lj, jy, jl, jx, need_jac):
             bx1 = g_dx
             by0 = -g_dy
             by1 = g_dy
-            jx[0, n, f] = ax
-            jx[1, n, f] = bx
+            jx[0, n, f] = ax if inside else 1.0
+            jx[1, n, f] = bx if inside else 0.0
             # knots → weights e: ∂x_j/∂e_i = (2B/S)([i < j] − c_j), c_j = Σ_{i<j} e_i / S
             acx = (ax0 * cw0 + ax1 * cw1) * isw
             bcx = (bx0 * cw0 + bx1 * cw1) * isw
             acy = (ay0 * ch0 + ay1 * ch1) * ish
             bcy = (by0 * ch0 + by1 * ch1) * ish
-            fp = fq[n, f]
             for i in range(K):
-                ga = -acx
-                gb = -bcx
-                ha = -acy
-                hb = -bcy
-                if i < k:
-                    ga += ax0
-                    gb += bx0
-                    ha += ay0
-                    hb += by0
-                if i <= k:
-                    ga += ax1
-                    gb += bx1
-                    ha += ay1
-                    hb += by1
-                fw = rw * float(fp[i])
-                jy[n, f, i] = fw * ga
-                jl[n, f, i] = fw * gb
-                fh = rh * float(fp[K + i])
-                jy[n, f, K + i] = fh * ha
-                jl[n, f, K + i] = fh * hb
+                lo = i < k
+                le = i <= k
+                ga = (ax0 if lo else 0.0) + (ax1 if le else 0.0) - acx
+                gb = (bx0 if lo else 0.0) + (bx1 if le else 0.0) - bcx
+                ha = (ay0 if lo else 0.0) + (ay1 if le else 0.0) - acy
+                hb = (by0 if lo else 0.0) + (by1 if le else 0.0) - bcy
+                fw = rw * float(fq[n, f, i])
+                fh = rh * float(fq[n, f, K + i])
+                jy[n, f, i] = fw * ga if inside else 0.0
+                jl[n, f, i] = fw * gb if inside else 0.0
+                jy[n, f, K + i] = fh * ha if inside else 0.0
+                jl[n, f, K + i] = fh * hb if inside else 0.0
             for i in range(2 * K, n_par):
                 jy[n, f, i] = 0.0
                 jl[n, f, i] = 0.0
-            if k >= 1:
-                fd = float(fp[2 * K + k - 1])
-                jy[n, f, 2 * K + k - 1] = fd * ad0
-                jl[n, f, 2 * K + k - 1] = fd * bd0
-            if k + 1 <= K - 1:
-                fd = float(fp[2 * K + k])
-                jy[n, f, 2 * K + k] = fd * ad1
-                jl[n, f, 2 * K + k] = fd * bd1
+            use0 = inside and has0
+            use1 = inside and has1
+            f0 = float(fq[n, f, 2 * K + i0])
+            f1 = float(fq[n, f, 2 * K + i1])
+            # i0 == i1 at the first and last bins: add, the unused term being 0
+            jy[n, f, 2 * K + i0] += f0 * ad0 if use0 else 0.0
+            jl[n, f, 2 * K + i0] += f0 * bd0 if use0 else 0.0
+            jy[n, f, 2 * K + i1] += f1 * ad1 if use1 else 0.0
+            jl[n, f, 2 * K + i1] += f1 * bd1 if use1 else 0.0
 
 
 def _bounded_exp(phi, slope: float, grad: bool = True):
@@ -346,3 +336,18 @@ class FlatParameters:
                 for g, p in zip(grads, self.params, strict=True)
             ]
         )
+
+
+def warm_up() -> None:
+    """Load the compiled kernels (numba's on-disk cache; compiled on the first use after an
+    installation) so that the first training step does not pay for it."""
+    import torch
+
+    phi = torch.zeros((2, 2, 17))
+    x = torch.zeros((2, 2))
+    for jac in (False, True):
+        _spline(phi, x, 5.0, 1e-3, jac)
+        args = (*_bounded_exp(phi, 1e-3), x, 5.0, *(torch.empty_like(x),) * 2)
+        args = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
+        out = (np.empty((2, 2, 17), np.float32),) * 2 + (np.empty((2, 2, 2), np.float32),)
+        rqs_forward_parallel(*args, *out, jac, 2)

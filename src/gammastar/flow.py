@@ -907,6 +907,7 @@ def fit(
     else:
         loss_w = w_tr
 
+    _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     flow = build_flow(arch)
