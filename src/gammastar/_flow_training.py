@@ -7,8 +7,9 @@ operations forward and ~200 autograd nodes backward; on a few thousand points th
 their per-operation overhead and memory traffic, not into arithmetic. Here one compiled (numba)
 loop per step evaluates, for each point and feature, the spline y(x), ln|dy/dx| and — when a
 gradient is needed — their derivatives with respect to x and to the 3K − 1 raw spline
-parameters; the backward pass is then two broadcast products. :class:`RQSpline` wraps it as a
-``torch.autograd.Function``.
+parameters; the backward pass is then one compiled vector–Jacobian product (:func:`vjp`).
+:func:`rq_spline` wraps both as a ``torch.autograd.Function``. The exponentials of the bounded
+parameters are computed before the loop by torch (vectorised, :func:`_bounded_exp`).
 
 Layout: point-major, ``phi`` (N, F, 3K − 1) (the hyper-network output viewed per feature: K
 widths, K heights, K − 1 inner-knot derivatives, as zuko orders them) and ``x`` (N, F). The
@@ -37,8 +38,8 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-# no NaN/inf assumptions (nnan/ninf) and no reassociation: only reciprocals, contraction
 _MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+# no NaN/inf assumptions (nnan/ninf) and no reassociation: only reciprocals, contraction
 _FASTMATH = {"nsz", "arcp", "contract", "afn"}
 
 
