@@ -7,8 +7,8 @@ LU linear transforms between steps, built by ``gammastar.flow.build_flow``), the
 preprocessing and the same train/validation split, for ``--ref-epochs`` epochs (default 20,
 i.e. 1e6 points, not the paper's 500, to keep the benchmark at a few minutes). Then
 gammastar's training (the default ``flow:`` config: batch 4096, peak learning rate 5e-3 with
-cosine decay, fused density kernels) runs until its validation loss reaches the reference's final
-one. Times exclude the validation passes of both.
+cosine decay, compiled spline kernels) runs until its validation loss reaches the reference's
+final one. Times exclude the validation passes of both.
 
 Sampling: zuko's ``flow(c).sample((n,))`` vs gammastar's fused exact sampler
 (``FlowModel.sample_standardised``: raw flow output) and the full ``FlowModel.sample``
@@ -17,8 +17,11 @@ Sampling: zuko's ``flow(c).sample((n,))`` vs gammastar's fused exact sampler
 Data: synthetic pairs (q_T, E log-normal with mass-dependent medians, the same law as
 tests/test_flow.py), ``--pairs`` events.
 
-Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--ref-epochs 8]
-The last line printed is one JSON object.
+Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--ref-epochs 8] [--seed S]
+        [--interleave GS_EPOCHS]   reference and gammastar epochs alternating (same machine load)
+        [--ref-cache FILE] [--no-sampling]   for iterating: reuse a reference run, skip sampling
+The last line printed is one JSON object (``gammastar.fit_wall_s``: the whole ``fit`` call,
+including the one-time loading of the compiled kernels and the validation passes).
 """
 
 from __future__ import annotations
