@@ -7,8 +7,8 @@ LU linear transforms between steps, built by ``gammastar.flow.build_flow``), the
 preprocessing and the same train/validation split, for ``--ref-epochs`` epochs (default 20,
 i.e. 1e6 points, not the paper's 500, to keep the benchmark at a few minutes). Then
 gammastar's training (the default ``flow:`` config: batch 4096, peak learning rate 5e-3 with
-cosine decay, fused density kernels) runs until its validation loss reaches the reference's final
-one. Times exclude the validation passes of both.
+cosine decay, compiled spline kernels) runs until its validation loss reaches the reference's
+final one. Times exclude the validation passes of both.
 
 Sampling: zuko's ``flow(c).sample((n,))`` (under ``torch.inference_mode``) vs gammastar's
 compiled exact sampler (``FlowModel.sample_standardised``: raw flow output, float32) and the
@@ -22,9 +22,12 @@ for ``--sampling-epochs`` epochs (sampling speed does not depend on the training
 Data: synthetic pairs (q_T, E log-normal with mass-dependent medians, the same law as
 tests/test_flow.py), ``--pairs`` events.
 
-Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--ref-epochs 8]
+Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--ref-epochs 8] [--seed S]
+        [--interleave GS_EPOCHS]   reference and gammastar epochs alternating (same machine load)
+        [--ref-cache FILE] [--no-sampling]   for iterating: reuse a reference run, skip sampling
         OMP_NUM_THREADS=2 python benchmarks/flow.py --only-sampling
-The last line printed is one JSON object.
+The last line printed is one JSON object (``gammastar.fit_wall_s``: the whole ``fit`` call,
+including the one-time loading of the compiled kernels and the validation passes).
 """
 
 from __future__ import annotations
@@ -68,8 +71,9 @@ def synthetic_pairs(n: int, seed: int) -> pd.DataFrame:
     )
 
 
-def reference_training(data, cfg: FlowConfig, seed: int, epochs: int) -> dict:
-    """Plain zuko loop, paper hyper-parameters; returns per-epoch val loss and train time."""
+def reference_epochs(data, cfg: FlowConfig, seed: int):
+    """Plain zuko loop, paper hyper-parameters: a generator that trains one epoch per ``next``
+    and yields the record (per-epoch val loss and cumulative train time, the flow)."""
     tr, va = F.split_indices(data.n, cfg.validation_fraction, seed)
     pre = F.Preprocessing.fit(data.qT[tr], data.E[tr], data.m[tr], data.weight[tr])
 
@@ -85,9 +89,11 @@ def reference_training(data, cfg: FlowConfig, seed: int, epochs: int) -> dict:
     gen = torch.Generator().manual_seed(seed)
     flow = F.build_flow(F.architecture_from_config(cfg))
     opt = torch.optim.Adam(flow.parameters(), lr=1e-3, weight_decay=1e-5)
-    val, times = [], []
+    rec = {"val": [], "train_s": [], "flow": flow, "pre": pre}
     t_train = 0.0
-    for _ in range(epochs):
+    while True:
+        # the global torch RNG is shared with gammastar's fit when interleaved: the reference
+        # draws its batches from its own generator only
         t0 = time.perf_counter()
         idx = torch.randint(len(tr), (50_000,), generator=gen)
         flow.train()
@@ -104,10 +110,52 @@ def reference_training(data, cfg: FlowConfig, seed: int, epochs: int) -> dict:
                 float(-flow(c_va[s : s + 8192]).log_prob(x_va[s : s + 8192]).sum())
                 for s in range(0, len(va), 8192)
             ) / len(va)
-        val.append(v)
-        times.append(t_train)
-        print(f"reference epoch {len(val)}: val {v:.4f}  train time {t_train:.1f} s", flush=True)
-    return {"val": val, "train_s": times, "flow": flow, "pre": pre}
+        rec["val"].append(v)
+        rec["train_s"].append(t_train)
+        print(f"reference epoch {len(rec['val'])}: val {v:.4f}  train time {t_train:.1f} s")
+        yield rec
+
+
+def reference_training(data, cfg: FlowConfig, seed: int, epochs: int) -> dict:
+    """The reference for ``epochs`` epochs."""
+    it = reference_epochs(data, cfg, seed)
+    for _ in range(epochs):
+        rec = next(it)
+    return rec
+
+
+def interleaved_training(data, cfg: FlowConfig, seed: int, ref_epochs: int, gs_epochs: int):
+    """Reference and gammastar epochs alternating in one process (both see the same machine
+    load): gammastar's ``gs_epochs`` epochs with ceil(ref_epochs/gs_epochs) reference epochs
+    after each; the target is known only at the end, so gammastar's time to it is read from its
+    history."""
+    it = reference_epochs(data, cfg, seed)
+    per = math.ceil(ref_epochs / gs_epochs)
+    box = {}
+
+    def cb(epoch, tl, vl):
+        print(f"gammastar epoch {epoch + 1}: val {vl:.4f}", flush=True)
+        for _ in range(per):
+            if len(box.get("ref", {"val": []})["val"]) < ref_epochs:
+                box["ref"] = next(it)
+        return epoch + 1 >= gs_epochs
+
+    res = F.fit(data, cfg, seed=seed, callback=cb)
+    while len(box["ref"]["val"]) < ref_epochs:
+        box["ref"] = next(it)
+    ref = box["ref"]
+    target = ref["val"][-1]
+    h = res.history
+    hit = next((i for i, v in enumerate(h["val"]) if v <= target), None)
+    gs = {
+        "val": h["val"][: hit + 1] if hit is not None else h["val"],
+        "train_s": h["train_s"],
+        "reached_epoch": hit + 1 if hit is not None else None,
+        "time_to_target_s": h["train_s"][hit] if hit is not None else None,
+        "fit_wall_s": None,
+        "result": res,
+    }
+    return ref, gs
 
 
 def gammastar_training(data, cfg: FlowConfig, seed: int, target: float) -> dict:
@@ -127,6 +175,7 @@ def gammastar_training(data, cfg: FlowConfig, seed: int, target: float) -> dict:
         "train_s": h["train_s"],
         "reached_epoch": reached.get("epoch"),
         "time_to_target_s": h["train_s"][reached["epoch"] - 1] if reached else None,
+        "fit_wall_s": res.wall_s,
         "result": res,
     }
 
@@ -207,14 +256,30 @@ def main() -> None:
     ap.add_argument("--sample-n", type=int, default=1_000_000)
     ap.add_argument("--only-sampling", action="store_true", help="skip the training comparison")
     ap.add_argument("--sampling-epochs", type=int, default=2)
+    ap.add_argument(
+        "--ref-cache",
+        help="JSON file: reuse the reference's per-epoch validation losses and times from an "
+        "earlier run with the same seed, pairs, epochs and threads (for iterating; the default "
+        "run measures the reference)",
+    )
+    ap.add_argument("--no-sampling", action="store_true", help="skip the sampling benchmark")
+    ap.add_argument(
+        "--interleave",
+        type=int,
+        metavar="GS_EPOCHS",
+        help="alternate reference and gammastar epochs in one process (gammastar runs "
+        "GS_EPOCHS epochs): a fairer ratio on a machine loaded by other jobs",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     cfg = FlowConfig()  # gammastar defaults
     data = F.training_data(synthetic_pairs(args.pairs, args.seed), cfg)
     print(f"{data.n} pairs; torch threads {torch.get_num_threads()}", flush=True)
-    first_call = first_call_seconds(args.threads)
-    print(f"first call: {first_call}", flush=True)
+    first_call = None
+    if not args.no_sampling:
+        first_call = first_call_seconds(args.threads)
+        print(f"first call: {first_call}", flush=True)
 
     if args.only_sampling:
         res = F.fit(data, cfg.model_copy(update={"epochs": args.sampling_epochs}), seed=args.seed)
@@ -240,21 +305,31 @@ def main() -> None:
         print(json.dumps(summary))
         return
 
-    ref = reference_training(data, cfg, args.seed, args.ref_epochs)
-    target = ref["val"][-1]
-    gs = gammastar_training(data, cfg, args.seed, target)
+    key = f"seed={args.seed} pairs={args.pairs} epochs={args.ref_epochs} threads={args.threads}"
+    cache = {}
+    if args.ref_cache and os.path.exists(args.ref_cache):
+        with open(args.ref_cache) as fh:
+            cache = json.load(fh)
+    if args.interleave:
+        ref, gs = interleaved_training(data, cfg, args.seed, args.ref_epochs, args.interleave)
+        target = ref["val"][-1]
+    elif key in cache:
+        ref = dict(cache[key], flow=None)
+        print(
+            f"reference from {args.ref_cache}: val {ref['val'][-1]:.4f} in {ref['train_s'][-1]:.1f} s"
+        )
+    else:
+        ref = reference_training(data, cfg, args.seed, args.ref_epochs)
+        if args.ref_cache:
+            cache[key] = {"val": ref["val"], "train_s": ref["train_s"]}
+            with open(args.ref_cache, "w") as fh:
+                json.dump(cache, fh)
+    if not args.interleave:
+        target = ref["val"][-1]
+        gs = gammastar_training(data, cfg, args.seed, target)
     speedup = (
         ref["train_s"][-1] / gs["time_to_target_s"] if gs["time_to_target_s"] else float("nan")
     )
-
-    # ---- sampling
-    model = F.FlowModel(
-        gs["result"].flow,
-        gs["result"].preprocessing,
-        F.architecture_from_config(cfg),
-        (float(data.m.min()), float(data.m.max())),
-    )
-    rates = sampling_rates(model, ref["flow"], args.sample_n)
 
     summary = {
         "benchmark": "flow",
@@ -268,6 +343,8 @@ def main() -> None:
             "epochs": args.ref_epochs,
             "final_val_loss": target,
             "train_s": ref["train_s"][-1],
+            "cached": key in cache and ref["flow"] is None,
+            "interleaved": bool(args.interleave),
         },
         "gammastar": {
             "recipe": {
@@ -276,6 +353,7 @@ def main() -> None:
             },
             "epochs_to_target": gs["reached_epoch"],
             "time_to_target_s": gs["time_to_target_s"],
+            "fit_wall_s": gs["fit_wall_s"],
             "val_at_stop": gs["val"][-1],
         },
         "train_speedup": speedup,
@@ -283,12 +361,25 @@ def main() -> None:
         / (gs["reached_epoch"] * (cfg.points_per_epoch or data.n))
         if gs["reached_epoch"]
         else None,
-        "sample_n": args.sample_n,
-        "sampling_per_s": rates,
-        "sampling_speedup": rates["gammastar_raw_fixed_mass"] / rates["zuko_sample"],
-        "sampler_first_call": first_call,
-        "gpu": None,
     }
+    if args.no_sampling or ref["flow"] is None:
+        print(json.dumps(summary))
+        return
+
+    # ---- sampling
+    model = F.FlowModel(
+        gs["result"].flow,
+        gs["result"].preprocessing,
+        F.architecture_from_config(cfg),
+        (float(data.m.min()), float(data.m.max())),
+    )
+    rates = sampling_rates(model, ref["flow"], args.sample_n)
+
+    summary["sample_n"] = args.sample_n
+    summary["sampling_per_s"] = rates
+    summary["sampling_speedup"] = rates["gammastar_raw_fixed_mass"] / rates["zuko_sample"]
+    summary["sampler_first_call"] = first_call
+    summary["gpu"] = None
     print(json.dumps(summary))
 
 
