@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _flows import randomised_flow
 
 from gammastar import flow as F
 from gammastar.config import FlowConfig, config_from_dict
@@ -115,16 +116,6 @@ def trained(tmp_path_factory):
 
 
 # --------------------------------------------------------------------------- kernels
-def randomised_flow(seed=0, **arch):
-    torch.manual_seed(seed)
-    cfg = FlowConfig(**{"transforms": 3, "bins": 6, "hidden_features": [16, 16], **arch})
-    fl = F.build_flow(F.architecture_from_config(cfg))
-    with torch.no_grad():
-        for p in fl.parameters():
-            p.add_(0.2 * torch.randn_like(p))
-    return fl, cfg.bins
-
-
 @pytest.mark.parametrize("linear", [True, False])
 def test_fast_log_prob_equals_zuko(linear):
     """The fused density is zuko's Flow.log_prob on the same parameters (float32 rounding)."""
