@@ -108,6 +108,17 @@ def _nan_to_none(obj: Any) -> Any:
     return obj
 
 
+def load_json(path: str | os.PathLike[str], *, what: str = "artifact") -> Any:
+    """Parse a JSON file; a missing or unreadable file is one clear :class:`GammastarError`."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GammastarError(f"{path}: {what} not found") from None
+    except (OSError, ValueError) as err:
+        raise GammastarError(f"{path}: not a readable JSON {what} ({err})") from None
+
+
 def read_json(path: str | os.PathLike[str], *, what: str = "artifact") -> dict[str, Any]:
     """Read a JSON artifact and check its ``meta.schema_version``.
 
@@ -115,12 +126,7 @@ def read_json(path: str | os.PathLike[str], *, what: str = "artifact") -> dict[s
         GammastarError: the file is missing, not JSON, or of an unknown schema version.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise GammastarError(f"{path}: {what} not found") from None
-    except (OSError, ValueError) as err:
-        raise GammastarError(f"{path}: not a readable JSON {what} ({err})") from None
+    data = load_json(path, what=what)
     version = data.get("meta", {}).get("schema_version") if isinstance(data, dict) else None
     if version != SCHEMA_VERSION:
         raise GammastarError(

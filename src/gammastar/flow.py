@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.artifacts import atomic_path, make_meta, sha256_file, write_json
+from gammastar.artifacts import atomic_path, load_json, make_meta, sha256_file, write_json
 from gammastar.errors import GammastarError, InputError, OutputExistsError
 
 if TYPE_CHECKING:
@@ -785,12 +785,7 @@ def load(path: str | os.PathLike[str]) -> FlowModel:
 
     d = _resolve_model_dir(path)
     meta_path, model_path = d / "meta.json", d / "model.pt"
-    try:
-        info = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise GammastarError(f"{meta_path}: flow metadata not found") from None
-    except (OSError, ValueError) as err:
-        raise GammastarError(f"{meta_path}: not a readable flow metadata file ({err})") from None
+    info = load_json(meta_path, what="flow metadata file")
     if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
         raise GammastarError(f"{meta_path}: not a gammastar flow metadata file")
     if info.get("format_version") != MODEL_FORMAT_VERSION:
