@@ -235,14 +235,8 @@ class ChunkSink:
     def add(self, wrapped: Mapping[str, Any]) -> None:
         out = dict(wrapped["out"])
         pairs = out.pop("pairs", PairChunks())
-        for name, value in out.items():
-            if name not in self.acc:
-                self.acc[name] = value
-            elif isinstance(value, dict) and not isinstance(value, Counts):
-                for k, h in value.items():
-                    self.acc[name][k] = self.acc[name][k] + h
-            else:
-                self.acc[name] = self.acc[name] + value
+        # cut flows, report counts, raw-count histograms: integers, any order
+        self.acc = processor.accumulate([out], self.acc or None)
         self.pending.update(pairs.chunks)
         while self.next < len(self.order) and self.order[self.next] in self.pending:
             key = self.order[self.next]
