@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -270,3 +271,44 @@ def test_empty_file_zero_pairs(tmp_path):
         select(cfg)
     assert str(q) in str(exc.value)
     assert_nothing_written(cfg)
+
+
+def test_truncated_anywhere_is_caught_before_processing(tmp_path):
+    """The up-front check reads no data for a TTree (metadata only): a file cut at any point
+    must still fail there, at open or at the header-length / basket-position check."""
+    good = tmp_path / "good.root"
+    write_mock(good, 200)
+    data = good.read_bytes()
+    bm = io.branch_map("jagged_cartesian", {})
+    cut_points = np.linspace(64, len(data) - 1, 40).astype(int)
+    for cut in cut_points:
+        bad = tmp_path / f"cut{cut}.root"
+        bad.write_bytes(data[:cut])
+        with pytest.raises(InputError) as exc:
+            io.check_inputs(io.resolve_files([str(bad)], "events"), bm)
+        assert str(bad) in str(exc.value)
+    # the intact file passes and its entries are counted
+    ok = io.check_inputs(io.resolve_files([str(good)], "events"), bm)
+    assert ok.entries == {str(good): 7 * 200}  # write_mock: 7 events per pattern
+
+
+@pytest.mark.parametrize("kind", ["ttree", "rntuple"])
+def test_flat_branch_for_per_lepton_column_is_named(tmp_path, kind, request):
+    """A per-lepton column mapped onto a one-value-per-event branch: the TTree check (from
+    the branch interpretation) and the RNTuple check (from one read entry) both name it."""
+    if kind == "ttree":
+        path = tmp_path / "m.root"
+        write_mock(path, 20)
+        bm = io.branch_map("jagged_cartesian", {"charge": "event"})
+        tree, bad = "events", "charge → 'event'"
+    else:
+        path = Path(request.getfixturevalue("cms_data_dir")) / (
+            "Run2012BC_DoubleMuParked_Muons_1000evts_rntuple_v1-0-0-0.root"
+        )
+        bm = io.branch_map("jagged_ptetaphi", {"mass": "nMuon"})
+        tree, bad = "Events", "mass → 'nMuon'"
+    with pytest.raises(InputError, match="do not fit layout") as exc:
+        io.check_inputs(io.resolve_files([str(path)], tree), bm)
+    assert bad in str(exc.value)
+    assert "one value per entry" in str(exc.value)
+    assert str(path) in str(exc.value)
