@@ -8,7 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gammastar.artifacts import SCHEMA_VERSION, atomic_path, make_meta, read_json, write_json
+import gammastar.artifacts
+from gammastar.artifacts import (
+    SCHEMA_VERSION,
+    atomic_path,
+    make_meta,
+    read_json,
+    replace,
+    write_json,
+)
 from gammastar.cli import main
 from gammastar.errors import GammastarError, OutputExistsError
 
@@ -34,6 +42,41 @@ def test_no_silent_overwrite(tmp_path: Path) -> None:
         write_json(target, {"x": 2})
     write_json(target, {"x": 3, "meta": make_meta(config_sha256="abc", seed=1)}, force=True)
     assert read_json(target)["x"] == 3
+
+
+def test_forced_overwrite_leaves_no_stray_file(tmp_path: Path) -> None:
+    target = tmp_path / "pairs.parquet"
+    target.write_bytes(b"old")
+    with atomic_path(target, force=True) as tmp:
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == ["pairs.parquet"]
+
+
+def test_replace_puts_the_old_file_back_when_the_rename_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old file is moved aside before the new one is renamed in; a failing rename must
+    leave the old one where it was, untouched."""
+    old, new = tmp_path / "out", tmp_path / "new"
+    old.write_bytes(b"old")
+    new.write_bytes(b"new")
+    real = gammastar.artifacts.os.replace
+    calls = []
+
+    def flaky(src, dst):  # the second rename (new -> out) fails
+        calls.append((Path(src).name, Path(dst).name))
+        if len(calls) == 2:
+            raise OSError("disk full")
+        real(src, dst)
+
+    monkeypatch.setattr(gammastar.artifacts.os, "replace", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        replace(new, old)
+    assert old.read_bytes() == b"old"
+    assert new.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new", "out"]
+    assert calls[1] == ("new", "out")
 
 
 def test_json_nan_and_numpy(tmp_path: Path) -> None:

@@ -44,6 +44,41 @@ def check_writable(path: str | os.PathLike[str], force: bool = False) -> Path:
     return path
 
 
+def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Rename ``src`` onto ``dst`` (same directory), an existing ``dst`` moved aside first.
+
+    ``os.replace`` onto an existing file makes ext4 (``auto_da_alloc``) start writing the
+    new file's data to disk inside the rename: 0.1-0.4 s for a 250 MB ``pairs.parquet``
+    on the development machine, against < 1 ms onto a free name. So an existing ``dst`` is
+    renamed to a hidden name, ``src`` renamed onto the free ``dst``, and the old file
+    removed; if the second rename fails, the old file is put back. Between the two renames
+    ``dst`` is briefly absent, never half-written.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / "a").write_text("new"), (d / "b").write_text("old")
+        >>> replace(d / "a", d / "b")
+        >>> (d / "b").read_text(), sorted(p.name for p in d.iterdir())
+        ('new', ['b'])
+    """
+    dst = Path(dst)
+    if not os.path.lexists(dst):
+        os.replace(src, dst)
+        return
+    fd, aside = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent)
+    os.close(fd)
+    os.unlink(aside)  # a free name of our own
+    os.replace(dst, aside)
+    try:
+        os.replace(src, dst)
+    except BaseException:
+        os.replace(aside, dst)
+        raise
+    with contextlib.suppress(OSError):
+        os.unlink(aside)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -65,7 +100,7 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()

@@ -1043,6 +1043,7 @@ def _select_run(
     with atomic_path(paths["pairs.parquet"], force) as tmp:
         if streamed is not None:  # written while the chunks were processed
             os.chmod(streamed, os.stat(tmp).st_mode & 0o7777)  # same mode as any output
+            os.unlink(tmp)  # our empty placeholder: rename onto a free name (artifacts.replace)
             os.replace(streamed, tmp)
         else:
             _write_parquet(tmp, pairs)
