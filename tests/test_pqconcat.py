@@ -103,3 +103,40 @@ def test_concat_refuses_other_schema_and_cleans_up(tmp_path):
     with pytest.raises(ValueError, match="not a parquet file"):
         bad.append(b"PAR1 nothing")
     bad.abort()
+
+
+@pytest.mark.parametrize("kernel", ["copies", "refuses midway", "absent"])
+def test_concat_from_files_with_and_without_kernel_copy(tmp_path, monkeypatch, kernel):
+    """File parts are copied by ``os.copy_file_range`` where it exists; if the kernel
+    refuses after a partial copy, or the function is absent (not Linux), the rest is written
+    from the mapped part: the same rows, and a later bytes part lands after the copied ones."""
+    import os
+
+    real = getattr(os, "copy_file_range", None)
+    if real is None and kernel != "absent":
+        pytest.skip("os.copy_file_range needs Linux")
+    calls = []
+
+    def partial(src, dst, count, offset_src, offset_dst):  # copies 1000 bytes, then refuses
+        calls.append(count)
+        if len(calls) > 1:
+            raise OSError(18, "Invalid cross-device link")
+        return real(src, dst, min(count, 1000), offset_src, offset_dst)
+
+    if kernel == "refuses midway":
+        monkeypatch.setattr(os, "copy_file_range", partial)
+    elif kernel == "absent":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    rng = np.random.default_rng(5)
+    parts = [_cols(rng, n) for n in (2000, 3000, 50)]
+    out = ParquetConcat(tmp_path / "all.parquet")
+    for i, p in enumerate(parts[:2]):
+        path = tmp_path / f"p{i}.parquet"
+        path.write_bytes(part_bytes(p))
+        out.append(path)
+    out.append(part_bytes(parts[2]))
+    out.close()
+    got = pd.read_parquet(tmp_path / "all.parquet")
+    assert got.equals(pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in parts[0]}))
+    if kernel == "refuses midway":
+        assert len(calls) >= 2

@@ -393,6 +393,18 @@ def _identity(x: Any) -> Any:
     return x
 
 
+QUIET_CLUSTER: dict[str, Any] = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "500ms",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+"""Dask settings of :func:`local_cluster`: no statistical profiler in the workers (it samples
+the worker thread's stack every 10 ms, for a dashboard this cluster does not have), and the
+event-loop tick and system monitor at 500 ms / 2 s instead of 20 ms / 500 ms. An idle
+two-worker cluster then uses ~0.12 CPU-s per 5 s instead of ~0.35 (scheduler, nannies and
+workers together; measured), CPU that a busy cluster takes from the chunks."""
+
+
 def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
     """A ``distributed.LocalCluster`` of single-threaded workers tuned for this selection.
 
@@ -407,7 +419,7 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env, **QUIET_CLUSTER}):
         return LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,
