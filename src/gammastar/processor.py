@@ -460,6 +460,9 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,
+            # no dashboard; the scheduler's small HTTP server (health, metrics) on a free
+            # port, not 8787 (taken by any other cluster on the machine: a warning)
+            scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
         )
 
 
