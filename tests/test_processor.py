@@ -301,3 +301,25 @@ def test_staging_removed_and_nothing_written_on_error(tmp_path):
         assert not (cfg.output_dir / "pairs.parquet").exists()
         assert _staging_dirs(cfg.output_dir) == []
         assert [p.name for p in cfg.output_dir.iterdir()] == []
+
+
+def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
+    """coffea is handed the entries and UUID that the input check read: it does not open the
+    files again, and a file rewritten with more entries between two runs in one Python session
+    is read in full (coffea's own process-wide cache would chunk it by the old count)."""
+    from coffea.processor import Runner
+
+    path = tmp_path / "m.root"
+    write_mock(path, 10)
+    cfg = _cfg(tmp_path, [path], "r")
+    assert select(cfg).cutflow["events"] == 7 * 10
+    write_mock(path, 30)  # same name, three times the events
+
+    def no_preprocessing(*args, **kwargs):
+        raise AssertionError("coffea opened the file again for its metadata")
+
+    monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(no_preprocessing))
+    for executor in ("iterative", "futures"):
+        res = select(cfg, executor=executor, force=True)
+        assert res.cutflow["events"] == 7 * 30
+        assert res.counts["os"] == 3 * 30

@@ -209,6 +209,9 @@ class CheckedInputs:
     """Entries per readable file."""
     truth_trees: list[str]
     """Readable files that also hold a ``truth`` TTree (mock data)."""
+    uuids: dict[str, bytes] = field(default_factory=dict)
+    """The ROOT file UUID of each readable file (with ``entries``, what coffea's chunking
+    needs: :func:`gammastar.processor.run_processor` skips coffea's own pass over the files)."""
 
     @property
     def files(self) -> list[str]:
@@ -355,6 +358,7 @@ def check_inputs(
     good: dict[str, dict[str, Any]] = {}
     bad: dict[str, str] = {}
     entries: dict[str, int] = {}
+    uuids: dict[str, bytes] = {}
     truth: list[str] = []
     present_optional = dict(branches.optional)
     for dataset, spec in fileset.items():
@@ -378,6 +382,7 @@ def check_inputs(
                         if br not in names:
                             present_optional.pop(col)
                     entries[path] = int(t.num_entries)
+                    uuids[path] = bytes(f.file.fUUID)
                     _probe(
                         path,
                         t,
@@ -408,6 +413,7 @@ def check_inputs(
         branches=BranchMap(branches.layout, branches.required, present_optional),
         bad_files=bad,
         entries=entries,
+        uuids=uuids,
         truth_trees=truth,
     )
 

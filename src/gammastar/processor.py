@@ -512,6 +512,23 @@ def _bad_file(err: BaseException, files: list[str]) -> str | None:
     return max(hits, key=len) if hits else None
 
 
+def _metadata_cache(
+    fileset: Mapping[str, Mapping[str, Any]], file_metadata: Mapping[str, Mapping[str, Any]]
+) -> dict[Any, dict[str, Any]]:
+    """coffea's metadata cache for these files: entries and UUID (plus the dataset's own
+    ``metadata``, which coffea's preprocessing would add); files not in ``file_metadata``
+    are left to coffea."""
+    from coffea.processor.executor import FileMeta
+
+    cache: dict[Any, dict[str, Any]] = {}
+    for dataset, spec in fileset.items():
+        for path, tree in spec["files"].items():
+            if path in file_metadata:
+                meta = {**(spec.get("metadata") or {}), **file_metadata[path]}
+                cache[FileMeta(dataset, path, tree)] = meta
+    return cache
+
+
 def run_processor(
     fileset: Mapping[str, Mapping[str, Any]],
     proc: DileptonProcessor,
@@ -523,6 +540,7 @@ def run_processor(
     skip_bad_files: bool = False,
     dask_processes: bool = True,
     sink: ChunkSink | None = None,
+    file_metadata: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the processor with ``coffea.processor.Runner`` on the chosen executor.
 
@@ -532,6 +550,12 @@ def run_processor(
 
     With ``sink`` the chunk outputs are folded as they arrive (:class:`ChunkSink`); the
     accumulator is then the sink's (``pairs`` or ``streamed``, ``unfolded``, ``sums``, ...).
+
+    ``file_metadata`` (path → ``{"numentries": n, "uuid": bytes}``, from
+    :func:`gammastar.io.check_inputs`) is handed to coffea as this run's metadata cache, so
+    it does not open every file again (on a cluster: one round of tasks before the first
+    chunk) and never chunks by a stale entry count from its process-wide cache (a file
+    rewritten between two runs in one Python session).
 
     Returns:
         ``(accumulator, bad_files)``; the accumulator has ``cutflow`` and ``pairs``.
@@ -547,7 +571,11 @@ def run_processor(
             if not files:
                 raise InputError("no readable input file left: " + "; ".join(bad))
             runner = processor.Runner(
-                executor=exe, schema=BaseSchema, chunksize=chunksize, savemetrics=False
+                executor=exe,
+                schema=BaseSchema,
+                chunksize=chunksize,
+                savemetrics=False,
+                metadata_cache=_metadata_cache(fileset, file_metadata or {}),
             )
             try:
                 # coffea's rich progress bars ignore status=False, and its futures executor

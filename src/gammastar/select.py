@@ -819,6 +819,11 @@ def _select_run(
         skip_bad_files=skip_bad_files,
         dask_processes=dask_processes,
         sink=sink,
+        file_metadata={
+            path: {"numentries": n, "uuid": checked.uuids[path]}
+            for path, n in checked.entries.items()
+            if path in checked.uuids
+        },
     )
     t_processed = time.perf_counter()
     bad_files = {**checked.bad_files, **run_bad}
