@@ -281,7 +281,7 @@ def _ttree_layout(path: str, tree: Any, names: list[str]) -> dict[str, bool] | N
     for name in names:
         try:
             branch = tree[name]
-            n = int(branch._num_normal_baskets)
+            n = int(branch.num_baskets) - len(branch.embedded_baskets)  # baskets on disk
             seek = np.asarray(branch.member("fBasketSeek")[:n], dtype=np.int64)
             nbytes = np.asarray(branch.member("fBasketBytes")[:n], dtype=np.int64)
             interp = branch.interpretation
@@ -308,7 +308,8 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
     positions, interpretations; about 2 ms instead of the ~0.2 s that decompressing a basket
     of each branch takes on a 5e6-event file). RNTuples, and TTree branches of other types,
     are checked by reading their first and last entry. Damage inside a basket that these
-    checks cannot see is reported by file name while processing (:func:`gammastar.processor.run_processor`).
+    checks cannot see is reported by file name while processing
+    (:func:`gammastar.processor.run_processor`).
     """
     n = int(tree.num_entries)
     if n == 0:

@@ -447,7 +447,8 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
     glibc hand every freed large array back to the OS; the columnar selection allocates and
     frees many such arrays per chunk and runs about 1.5× slower with it (measured), so the
     workers here start without it. (On a facility cluster, remove it from the config key
-    ``distributed.nanny.pre-spawn-environ``.)
+    ``distributed.nanny.pre-spawn-environ``.) The cluster also runs with
+    :data:`QUIET_CLUSTER` and no dashboard.
     """
     import dask
     from distributed import LocalCluster
