@@ -265,3 +265,30 @@ def test_cli_select(tmp_path, mockfile, capsys):
     assert "--force" in capsys.readouterr().err
     assert main(["select", str(cfg), "--input", str(mockfile), "--force"]) == 0
     assert main(["select", str(cfg), "--executor", "spark"]) == 2
+
+
+@pytest.mark.parametrize("executor", ["iterative", "futures"])
+def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monkeypatch, executor):
+    """The three outputs are one set: a forced rerun interrupted while writing them (here in
+    select.json, the last) leaves the previous run's files, byte for byte, and no stray file."""
+    import gammastar.artifacts
+
+    cfg = make_cfg(tmp_path, [mockfile])
+    select(cfg)
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert sorted(before) == ["histograms.root", "pairs.parquet", "select.json"]
+    other = tmp_path / "other.root"
+    write_mock(other, 2 * REPEAT)
+
+    def interrupted(obj):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gammastar.artifacts, "json_text", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        select(make_cfg(tmp_path, [other]), executor=executor, force=True)
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    monkeypatch.undo()
+    res = select(make_cfg(tmp_path, [other]), executor=executor, force=True)
+    assert res.counts["os"] == 2 * 3 * REPEAT
+    assert sorted(p.name for p in run.iterdir()) == sorted(before)

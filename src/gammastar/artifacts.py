@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,46 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
         raise
 
 
+@contextlib.contextmanager
+def atomic_paths(
+    paths: Sequence[str | os.PathLike[str]], force: bool = False
+) -> Iterator[list[Path]]:
+    """Like :func:`atomic_path` for a set of outputs that belong together: yields one
+    temporary path per output; on success renames them all, **the last one last**.
+
+    The last output marks the set as complete (``select.json``, ``reach.json``): an old
+    version of it is removed before the first rename, so an interruption between the renames
+    leaves a set without its marker, never old and new files that look like one run. On
+    any exception before the renames nothing of ``paths`` is touched and every temporary
+    file is removed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> with atomic_paths([d / "data.txt", d / "done.json"]) as (data, done):
+        ...     _ = data.write_text("x"), done.write_text("{}")
+        >>> sorted(p.name for p in d.iterdir())
+        ['data.txt', 'done.json']
+    """
+    targets = [check_writable(p, force) for p in paths]
+    tmps: list[Path] = []
+    try:
+        for path in targets:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+            os.close(fd)
+            tmps.append(Path(tmp))
+        yield list(tmps)
+        if len(targets) > 1 and os.path.lexists(targets[-1]):
+            os.unlink(targets[-1])
+        for tmp, path in zip(tmps, targets, strict=True):
+            replace(tmp, path)
+    except BaseException:
+        for tmp in tmps:  # those not renamed yet
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise
+
+
 def _default(obj: Any) -> Any:
     import numpy as np
 
@@ -119,11 +159,16 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
 
 
+def json_text(obj: Mapping[str, Any]) -> str:
+    """``obj`` as the indented JSON text that :func:`write_json` writes (NaN as ``null``)."""
+    return json.dumps(_nan_to_none(obj), indent=2, default=_default, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike[str], obj: Mapping[str, Any], force: bool = False) -> Path:
     """Write ``obj`` as indented JSON, atomically (NaN written as ``null``)."""
-    text = json.dumps(_nan_to_none(obj), indent=2, default=_default, allow_nan=False)
+    text = json_text(obj)
     with atomic_path(path, force) as tmp:
-        tmp.write_text(text + "\n")
+        tmp.write_text(text)
     return Path(path)
 
 

@@ -37,7 +37,7 @@ from scipy import optimize
 
 from gammastar._api import make_callable as _make_callable
 from gammastar.acceptance import Geometry, KinematicSample, ParametricSampler, SamplerLike, draw
-from gammastar.artifacts import check_writable, make_meta, read_json, write_json
+from gammastar.artifacts import check_writable, make_meta, read_json
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_E, M_MU
@@ -647,30 +647,33 @@ def run_reach(
         "signal_limit": limits_json,
         "meta": meta,
     }
+    from gammastar.artifacts import atomic_paths, json_text
+
+    # the workspaces, their index, the acceptance table and reach.json as one set, reach.json
+    # (the mark of a finished run) renamed into place last
+    docs: dict[str, Any] = {}
     index = []
     for m, model in zip(res.masses, res.models, strict=True):
         if model is None:
             continue
         name = f"workspaces/m_{m:.5f}.json"
-        write_json(out / name, build_spec(model), force=force)
+        docs[name] = build_spec(model)
         index.append({"mass": float(m), "file": name})
-    write_json(
-        out / "workspaces" / "index.json",
-        {"workspaces": index, "meta": meta},
-        force=force,
-    )
-    from gammastar.artifacts import atomic_path
-
-    with atomic_path(out / "acceptance.npz", force=force) as tmp, open(tmp, "wb") as f:
-        np.savez(
-            f,
-            mass=res.masses,
-            eps=res.eps,
-            acceptance=res.acceptance,
-            nsig=res.nsig,
-            ctau=darkphoton.ctau(res.masses[:, None], res.eps[None, :], dark=dark),
-        )
-    write_json(out / "reach.json", reach, force=force)
+    docs["workspaces/index.json"] = {"workspaces": index, "meta": meta}
+    names = [*docs, "acceptance.npz", "reach.json"]
+    with atomic_paths([out / n for n in names], force=force) as tmps:
+        for tmp, doc in zip(tmps[: len(docs)], docs.values(), strict=True):
+            tmp.write_text(json_text(doc))
+        with open(tmps[-2], "wb") as f:
+            np.savez(
+                f,
+                mass=res.masses,
+                eps=res.eps,
+                acceptance=res.acceptance,
+                nsig=res.nsig,
+                ctau=darkphoton.ctau(res.masses[:, None], res.eps[None, :], dark=dark),
+            )
+        tmps[-1].write_text(json_text(reach))
     import matplotlib.pyplot as plt
 
     fig = plot_reach(res, out / OUTPUTS[2], title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")

@@ -780,7 +780,7 @@ def _select_run(
     import uproot
 
     from gammastar import io
-    from gammastar.artifacts import atomic_path, make_meta, write_json
+    from gammastar.artifacts import atomic_paths, json_text, make_meta
     from gammastar.background import eta_mumu_rate_peak, ss_pair_weights
     from gammastar.processor import ChunkSink, DileptonProcessor, run_processor
     from gammastar.unfold import (
@@ -1042,27 +1042,27 @@ def _select_run(
         "elapsed_s": time.perf_counter() - t0,
     }
 
-    # write: everything computed above, so nothing half-written on a user error
+    # write: everything computed above, so nothing half-written on a user error; the three
+    # files as one set, select.json (the mark of a finished run) renamed into place last
     t_post = time.perf_counter()
-    paths = {n: outdir / n for n in OUTPUT_FILES}
-    with atomic_path(paths["pairs.parquet"], force) as tmp:
+    with atomic_paths([outdir / n for n in OUTPUT_FILES], force) as (pq_tmp, h_tmp, js_tmp):
         if streamed is not None:  # written while the chunks were processed
-            os.chmod(streamed, os.stat(tmp).st_mode & 0o7777)  # same mode as any output
-            os.unlink(tmp)  # our empty placeholder: rename onto a free name (artifacts.replace)
-            os.replace(streamed, tmp)
+            os.chmod(streamed, os.stat(pq_tmp).st_mode & 0o7777)  # same mode as any output
+            os.unlink(pq_tmp)  # our empty placeholder: rename onto a free name
+            os.replace(streamed, pq_tmp)
         else:
-            _write_parquet(tmp, pairs)
-    with atomic_path(paths["histograms.root"], force) as tmp, uproot.recreate(tmp) as f:
-        for name, h in hists.items():
-            f[name] = h
-        f["phase_space"] = phase_space
-    doc["timings_s"] = {
-        "check_inputs": t_checked - t0,
-        "process": t_processed - t_checked,
-        "postprocess": t_post - t_processed,
-        "write_data": time.perf_counter() - t_post,
-    }
-    write_json(paths["select.json"], doc, force)
+            _write_parquet(pq_tmp, pairs)
+        with uproot.recreate(h_tmp) as f:
+            for name, h in hists.items():
+                f[name] = h
+            f["phase_space"] = phase_space
+        doc["timings_s"] = {
+            "check_inputs": t_checked - t0,
+            "process": t_processed - t_checked,
+            "postprocess": t_post - t_processed,
+            "write_data": time.perf_counter() - t_post,
+        }
+        js_tmp.write_text(json_text(doc))
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s", counts["os"], counts["pp"], counts["mm"], outdir
     )
@@ -1075,7 +1075,7 @@ def _select_run(
         unfold=doc["unfold"],
         bad_files=bad_files,
         meta=meta,
-        files=paths,
+        files={n: outdir / n for n in OUTPUT_FILES},
     )
 
 
