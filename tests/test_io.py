@@ -312,3 +312,27 @@ def test_flat_branch_for_per_lepton_column_is_named(tmp_path, kind, request):
     assert bad in str(exc.value)
     assert "one value per entry" in str(exc.value)
     assert str(path) in str(exc.value)
+
+
+def test_fileset_entries_as_strings_and_files_listed_twice(tmp_path):
+    """A fileset entry may be one path (not split into characters); a file in two datasets,
+    or with two trees, is a config error naming it (its chunks would be counted twice);
+    overlapping globs in one list read the file once."""
+    a, b = tmp_path / "a.root", tmp_path / "b.root"
+    write_mock(a, 2)
+    write_mock(b, 2)
+    for spec in (str(a), {"files": str(a)}):
+        fs = io.resolve_files({"A": spec}, "events")
+        assert fs["A"]["files"] == {str(a): "events"}
+    with pytest.raises(ConfigError, match=r"a\.root is listed twice \(datasets 'A' and 'B'\)"):
+        io.resolve_files({"A": [str(a)], "B": [str(b), str(a)]}, "events")
+    with pytest.raises(ConfigError, match="two trees"):
+        io.resolve_files({"A": {"files": {str(a): "events", str(tmp_path / "*.root"): "t"}}}, "x")
+    fs = io.resolve_files([str(a), str(tmp_path / "*.root")], "events")
+    assert fs["data"]["files"] == {str(a): "events", str(b): "events"}
+    # and end to end: the string entry selects the file's events
+    cfg = cfg_for(tmp_path, [a])
+    res = select(
+        cfg.model_copy(update={"input": cfg.input.model_copy(update={"files": {"A": str(a)}})})
+    )
+    assert res.cutflow["events"] == 7 * 2

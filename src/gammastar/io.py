@@ -136,8 +136,12 @@ def resolve_files(
         tree: the default tree (or RNTuple) name.
         resolve: optional callable turning a config path into an absolute path.
 
+    A path matched twice within a list (overlapping globs) is read once; the same file in
+    two datasets is an error (its chunks would be counted twice).
+
     Raises:
         InputError: a path or glob matches no file.
+        ConfigError: a fileset entry without ``files``, or a file in two datasets.
 
     Example:
         >>> import tempfile, pathlib
@@ -158,6 +162,7 @@ def resolve_files(
         return [text]
 
     out: dict[str, dict[str, Any]] = {}
+    seen: dict[str, str] = {}  # file -> dataset (across datasets: a file once per run)
     if isinstance(files, Mapping):
         for dataset, spec in files.items():
             if isinstance(spec, Mapping):
@@ -167,11 +172,24 @@ def resolve_files(
                 flist, extra = spec, {}
             if flist is None:
                 raise ConfigError(f"input.files.{dataset}: a fileset entry needs 'files'")
+            if isinstance(flist, str | os.PathLike):
+                flist = [flist]
             entries: dict[str, str] = {}
             items = flist.items() if isinstance(flist, Mapping) else ((f, tree) for f in flist)
             for pattern, tname in items:
                 for p in expand(str(pattern)):
+                    if p in seen:
+                        raise ConfigError(
+                            f"input.files: {p} is listed twice (datasets {seen[p]!r} and "
+                            f"{dataset!r}); a run reads each file once"
+                        )
+                    if entries.get(p, tname or tree) != (tname or tree):
+                        raise ConfigError(
+                            f"input.files.{dataset}: {p} is given with two trees "
+                            f"({entries[p]!r}, {tname!r}); a run reads each file once"
+                        )
                     entries[p] = tname or tree
+            seen.update(dict.fromkeys(entries, str(dataset)))
             out[str(dataset)] = {"files": entries, **extra}
     else:
         if isinstance(files, str):
