@@ -336,3 +336,68 @@ def test_fileset_entries_as_strings_and_files_listed_twice(tmp_path):
         cfg.model_copy(update={"input": cfg.input.model_copy(update={"files": {"A": str(a)}})})
     )
     assert res.cutflow["events"] == 7 * 2
+
+
+def _write_ptetaphi(src, dst, *, parent=True):
+    """The mock file `src` in the NanoAOD-like layout: Muon_pt/eta/phi/charge(/parent), no
+    Muon_mass."""
+    import awkward as ak
+    import vector
+
+    with uproot.open(src) as f:
+        a = f["events"].arrays()
+    p4 = vector.zip({k: a[f"muon_{k}"] for k in ("px", "py", "pz", "E")})
+    fields = {"pt": p4.pt, "eta": p4.eta, "phi": p4.phi, "charge": a["muon_charge"]}
+    if parent:
+        fields["parent"] = a["muon_parent"]
+    data = {"Muon": ak.zip(fields), "truth_channel": a["truth_channel"], "event": a["event"]}
+    with uproot.recreate(dst) as f:
+        f.mktree(
+            "events", {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()}
+        )
+        f["events"].extend(data)
+
+
+def test_ptetaphi_without_mass_branch_uses_lepton_mass(tmp_path):
+    """Muon_mass is optional: without it input.lepton_mass is the lepton mass. Two leptons of
+    pT = 1 GeV back to back at η = 0: m = 2·sqrt(1 + m_l²) (here m_l = 0.3 GeV)."""
+    import awkward as ak
+
+    p = tmp_path / "nano.root"
+    muon = ak.zip(
+        {
+            "pt": ak.Array([[1.0, 1.0]]),
+            "eta": ak.Array([[0.0, 0.0]]),
+            "phi": ak.Array([[0.0, np.pi]]),
+            "charge": ak.values_astype(ak.Array([[1, -1]]), np.int32),
+        }
+    )
+    with uproot.recreate(p) as f:
+        f.mktree("Events", {"Muon": muon.type})
+        f["Events"].extend({"Muon": muon})
+    cfg = cfg_for(
+        tmp_path,
+        [p],
+        input={"layout": "jagged_ptetaphi", "tree": "Events", "lepton_mass": 0.3},
+        selection={"mass_min": 0.0, "mass_max": 5.0, "lepton_min_energy": 0.0},
+        background={"remove_eta_mumu": "none"},
+    )
+    res = select(cfg)
+    assert res.counts["os"] == 1
+    assert res.pairs["m"].iloc[0] == pytest.approx(2 * np.sqrt(1 + 0.3**2), rel=1e-6)
+
+
+def test_truth_eta_removal_needs_the_parent_branch_in_jagged_layouts(tmp_path):
+    """The event tag alone would drop every OS pair of a tagged event: without the per-lepton
+    parent branch 'truth' is refused (naming the branch); with it the NanoAOD-like layout
+    gives the hand-counted numbers of the cartesian mock (3 OS, 1 ++, 1 −− per pattern)."""
+    src = tmp_path / "mock.root"
+    write_mock(src, 4)
+    bare, full = tmp_path / "bare.root", tmp_path / "full.root"
+    _write_ptetaphi(src, bare, parent=False)
+    _write_ptetaphi(src, full)
+    over = {"input": {"layout": "jagged_ptetaphi"}, "background": {"remove_eta_mumu": "truth"}}
+    with pytest.raises(ConfigError, match=r"parent branch.*'Muon_parent'"):
+        select(cfg_for(tmp_path, [bare], **over))
+    res = select(cfg_for(tmp_path, [full], **over), force=True)
+    assert (res.counts["os"], res.counts["pp"], res.counts["mm"]) == (3 * 4, 4, 4)

@@ -41,7 +41,6 @@ LAYOUTS: dict[str, dict[str, str]] = {
         "pt": "Muon_pt",
         "eta": "Muon_eta",
         "phi": "Muon_phi",
-        "mass": "Muon_mass",
         "charge": "Muon_charge",
     },
     "flat_pairs": {
@@ -65,7 +64,12 @@ OPTIONAL: dict[str, dict[str, str]] = {
         "truth_channel": "truth_channel",
         "parent": "muon_parent",
     },
-    "jagged_ptetaphi": {"event": "event", "truth_channel": "truth_channel"},
+    "jagged_ptetaphi": {
+        "mass": "Muon_mass",
+        "event": "event",
+        "truth_channel": "truth_channel",
+        "parent": "Muon_parent",
+    },
     "flat_pairs": {"event": "Event", "truth_channel": "truth_channel"},
 }
 """Optional columns: used when present in every file (unless mapped explicitly, then required)."""

@@ -136,6 +136,8 @@ def make_leptons(
             col("mass") if "mass" in columns else ak.ones_like(fields["pt"]) * lepton_mass
         )
         fields["charge"] = col("charge")
+        if "parent" in columns:
+            fields["parent"] = col("parent")
     elif layout == "flat_pairs":
 
         def two(a: str, b: str) -> ak.Array:
@@ -709,6 +711,18 @@ def select(
         raise ConfigError(
             "background.remove_eta_mumu: 'truth' needs the truth_channel branch, which the "
             "input lacks; use 'rate' (data) or 'none'"
+        )
+    if (
+        cfg.background.remove_eta_mumu == "truth"
+        and cfg.input.layout != "flat_pairs"
+        and "parent" not in checked.branches.all
+    ):
+        # the event tag alone would drop every OS pair of a tagged event, also those of an
+        # η muon with an unrelated one, while its like-sign pairs stay
+        raise ConfigError(
+            "background.remove_eta_mumu: 'truth' needs the per-lepton parent branch "
+            f"(input.branches.parent; default {io.OPTIONAL[cfg.input.layout]['parent']!r}) to "
+            "drop only pairs of two η muons; the input lacks it: use 'rate' or 'none'"
         )
     eff_path = cfg.unfold.efficiency_map
     em = load_efficiency_map(cfg.resolve(eff_path) if eff_path is not None else None)
