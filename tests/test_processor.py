@@ -323,3 +323,38 @@ def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
         res = select(cfg, executor=executor, force=True)
         assert res.cutflow["events"] == 7 * 30
         assert res.counts["os"] == 3 * 30
+
+
+def test_failure_after_reading_is_not_a_bad_file(tmp_path, monkeypatch):
+    """A chunk that was read but fails afterwards (here a full disk while writing its part)
+    stops the run, naming file and entries, even with skip_bad_files: it is not the input's
+    fault, and skipping the file would silently drop good data."""
+    import gammastar.processor as gp
+
+    path = tmp_path / "m.root"
+    write_mock(path, 10)
+    cfg = _cfg(tmp_path, [path], "r")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gp, "weight_chunk", full_disk)
+    with pytest.raises(gp.ChunkError, match=r"m\.root, entries 0-\d+: .*No space left") as exc:
+        select(cfg, skip_bad_files=True)
+    assert "OSError" in str(exc.value)
+    assert not (tmp_path / "r" / "pairs.parquet").exists()
+
+
+def test_chunk_error_from_a_worker_process_is_recognised():
+    """From a worker process only the repr of the ChunkError reaches the driver, inside
+    coffea's message (coffea/processor/executor.py: "Failed processing file: {item!r}. The
+    error was: {e!r}."): it is raised again as a ChunkError, not taken for a bad file."""
+    import gammastar.processor as gp
+
+    inner = gp.ChunkError("/d/a.root, entries 0-70: the chunk was read but failed afterwards")
+    wrapped = Exception(f"Failed processing file: WorkItem('/d/a.root'). The error was: {inner!r}.")
+    with pytest.raises(gp.ChunkError) as exc:
+        gp._raise_chunk_error(wrapped)
+    assert str(exc.value) == str(inner)
+    # a read error (zlib) is left to the bad-file handling: no exception here
+    gp._raise_chunk_error(Exception("Failed processing file: x. The error was: error('zlib')."))

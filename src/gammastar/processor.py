@@ -91,6 +91,11 @@ def _load_kinematics() -> None:
 _load_kinematics()
 
 
+class ChunkError(RuntimeError):
+    """A chunk failed after its input was read (a bug, a full disk, no memory): not a bad
+    input file, so ``skip_bad_files`` never skips a file for it; the run stops."""
+
+
 class PairChunks:
     """Accumulator of per-chunk pair columns: adding concatenates the chunk maps (no copies)."""
 
@@ -177,7 +182,18 @@ class DileptonProcessor(processor.ProcessorABC):
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
-        cols = {col: events[branch] for col, branch in self.columns.items()}
+        # read first: a failure here is the input file's (coffea names it; a bad file)
+        cols = {col: awkward.materialize(events[branch]) for col, branch in self.columns.items()}
+        try:
+            return self._process(cols, md)
+        except Exception as err:
+            raise ChunkError(
+                f"{md.get('filename', '?')}, entries {md.get('entrystart', '?')}-"
+                f"{md.get('entrystop', '?')}: the chunk was read but failed afterwards: "
+                f"{type(err).__name__}: {err}"
+            ) from err
+
+    def _process(self, cols: Mapping[str, Any], md: Mapping[str, Any]) -> dict[str, Any]:
         pairs, flow = select_chunk(
             cols,
             self.layout,
@@ -513,6 +529,20 @@ def _bad_file(err: BaseException, files: list[str]) -> str | None:
     return max(hits, key=len) if hits else None
 
 
+def _raise_chunk_error(err: BaseException) -> None:
+    """Re-raise a :class:`ChunkError` that an executor wrapped (in this process the chain
+    holds it; from a worker process only its repr in coffea's message); else return."""
+    cause: BaseException | None = err
+    while cause is not None:
+        if isinstance(cause, ChunkError):
+            raise cause
+        cause = cause.__cause__
+    text = str(err)
+    found = re.search(r"ChunkError\((['\"])(.*)\1\)", text, flags=re.DOTALL)
+    if found:
+        raise ChunkError(found.group(2)) from None
+
+
 def _metadata_cache(
     fileset: Mapping[str, Mapping[str, Any]], file_metadata: Mapping[str, Mapping[str, Any]]
 ) -> dict[Any, dict[str, Any]]:
@@ -593,6 +623,7 @@ def run_processor(
                     raise
                 return {}, bad  # every file is empty: nothing to select
             except Exception as err:
+                _raise_chunk_error(err)
                 path = _bad_file(err, files)
                 text = str(err.__cause__ or err)
                 found = re.search(r"The error was: (.*?)\.?$", text.splitlines()[0] if text else "")
