@@ -40,6 +40,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError, InputError
+from gammastar.mock.kinematics import sample_mt_exponential
 from gammastar.physics.constants import M_E, M_MU
 
 __all__ = [
@@ -118,6 +119,10 @@ class ParametricSampler:
 
     m_T-exponential transverse momentum, 1/p_T dN/dp_T ∝ exp(−m_T/T), and a Gaussian lab
     rapidity (physics.md §3.2 defaults: T = 0.2 GeV, y = 3.37 ± 1.2 for 400 GeV protons).
+    p_T is drawn by :func:`gammastar.mock.kinematics.sample_mt_exponential`, the mock
+    generator's meson spectrum (exact for every mass). ``sample(mass, n, seed)`` returns
+    ``{"qT", "E"}``; ``seed`` (an int, or None for fresh entropy) seeds a
+    ``numpy.random.default_rng`` used for this call only, so equal seeds give equal samples.
 
     Example:
         >>> s = ParametricSampler().sample(0.5, 1000, seed=1)
@@ -139,9 +144,11 @@ class ParametricSampler:
 
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
         rng = np.random.default_rng(seed)
-        # m_T − m ~ Gamma(2, T) gives dN/dm_T ∝ m_T exp(−m_T/T) = p_T-spectrum ∝ p_T exp(−m_T/T)
-        mt = mass + rng.gamma(2.0, self.temperature, n)
-        pt = np.sqrt(mt**2 - mass**2)
+        # 1/p_T dN/dp_T ∝ exp(−m_T/T) means dN/dm_T ∝ m_T exp(−m_T/T) for m_T ≥ m: with
+        # u = m_T − m, dN/du ∝ (u + m) e^{−u/T}, a mixture of Γ(2, T) (weight T) and Exp(T)
+        # (weight m), not Γ(2, T) alone (that holds only for m = 0).
+        pt = sample_mt_exponential(rng, np.full(n, float(mass)), self.temperature)
+        mt = np.sqrt(pt**2 + mass**2)
         y = rng.normal(self.y_mean, self.y_sigma, n)
         return {"qT": pt, "E": mt * np.cosh(y)}
 

@@ -26,7 +26,8 @@ Methods (``method=``), recorded in every result:
   gives CLs = ⟨e^{−μκ^α}⟩, hence s_up = ln 10 = 2.303 at 90% CL without systematics.
 * ``"toys"`` – pyhf's toy calculator (q̃_μ, frequentist pseudo-experiments).
 * ``"asymptotic"`` – pyhf asymptotic formulae (Cowan et al. 2011), valid for large counts only:
-  for 0 observed over 0.0094 expected background it gives s_up = 1.44 instead of 2.30.
+  for 0 observed over 0.0094 expected background (no systematics, 90% CL) pyhf 0.7.6 gives
+  s_up = 1.37 observed (1.40 expected) instead of the exact 2.30.
 * ``"auto"`` – ``"exact"`` when the count configurations can be enumerated (counting bins, low
   background), else ``"asymptotic"`` when every background bin has ≥ 10 events, else ``"toys"``.
 
