@@ -122,5 +122,8 @@ def test_bayesian_switch_on_mock(repo_dir, mock_small, tmp_path):
     h, before = res.histograms["unfolded_m"], res.histograms["effcorr_m"]
     assert h.values().sum() == pytest.approx(before.values().sum(), rel=0.02)
     assert not np.allclose(h.values(), before.values())
+    # the variances are propagated through the unfolding, not those of effcorr_m kept
+    assert not np.allclose(h.variances(), before.variances())
+    assert np.all(h.variances()[h.values() > 0] > 0)
     with uproot.open(tmp_path / "histograms.root") as f:
         assert "effcorr_m" in f

@@ -802,6 +802,7 @@ def _select_run(
         UnfoldReport,
         acceptance_weights,
         bayesian_unfold,
+        bayesian_unfold_variance,
         check_acceptance_outside,
         check_unfoldable,
         inverse_weights,
@@ -1003,7 +1004,10 @@ def _select_run(
         resp = response_matrix(np.asarray(truth["m_true"]), np.asarray(truth["m"]), edges)
         h = hists["unfolded_m"]
         eff_only = h.copy()
-        h.view()["value"] = bayesian_unfold(h.view()["value"], resp, cfg.unfold.bayesian_iterations)
+        n_it = cfg.unfold.bayesian_iterations
+        values, variances = h.view()["value"].copy(), h.view()["variance"].copy()
+        h.view()["value"] = bayesian_unfold(values, resp, n_it)
+        h.view()["variance"] = bayesian_unfold_variance(values, variances, resp, n_it)
         hists["effcorr_m"] = eff_only
         bayes["note"] = "unfolded_m is resolution unfolded; effcorr_m is before it"
 

@@ -302,6 +302,59 @@ def bayesian_unfold(
     return truth
 
 
+def bayesian_unfold_variance(
+    measured: np.ndarray,
+    variance: np.ndarray,
+    response: np.ndarray,
+    iterations: int,
+    prior: np.ndarray | None = None,
+) -> np.ndarray:
+    """Variance of :func:`bayesian_unfold`'s result, propagated to first order.
+
+    The unfolded spectrum is a smooth function u(n) of the measured one (the prior too
+    depends on n when it defaults to ``measured``); with J = ∂u/∂n from central finite
+    differences, Var(u_i) = Σ_j J_ij² Var(n_j) (reco bins independent). This is the full
+    first-order propagation of Adye, which D'Agostini's original formula approximates by
+    ignoring the iterations' dependence on n. One extra unfolding per populated bin and
+    direction (cheap for the ~100-bin mass axis).
+
+    Arguments:
+        measured: reco-binned spectrum, as for :func:`bayesian_unfold`.
+        variance: its per-bin variance.
+        response: P(reco j | true i).
+        iterations: number of iterations (≥ 1).
+        prior: starting truth spectrum (default: ``measured``).
+
+    Returns:
+        The per-bin variance of the unfolded spectrum.
+
+    References:
+        T. Adye, "Corrected error calculation for iterative Bayesian unfolding" (2011),
+        http://hepunx.rl.ac.uk/~adye/software/unfold/bayes_errors.pdf; G. D'Agostini, Nucl.
+        Instrum. Meth. A 362 (1995) 487. Hand-written (finite differences of the function
+        above).
+
+    Example:
+        >>> n = np.array([4.0, 9.0, 1.0])  # no migrations: the variance is unchanged
+        >>> bayesian_unfold_variance(n, n, np.eye(3), 3).round(6).tolist()
+        [4.0, 9.0, 1.0]
+    """
+    n = np.asarray(measured, dtype=float)
+    var = np.asarray(variance, dtype=float)
+    out = np.zeros(len(response), dtype=float)
+    for j in np.flatnonzero(var > 0):
+        h = 1e-4 * max(abs(n[j]), np.sqrt(var[j]), 1e-12)
+        up, down = n.copy(), n.copy()
+        up[j] += h
+        down[j] -= h
+        col = (
+            bayesian_unfold(up, response, iterations, prior)
+            - bayesian_unfold(down, response, iterations, prior)
+        ) / (2 * h)
+        out += col**2 * var[j]
+    return out
+
+
 # --------------------------------------------------------------------------- acceptance
 PHASE_SPACE_FULL = "full"
 PHASE_SPACE_DETECTOR = "detector_acceptance"
