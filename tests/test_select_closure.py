@@ -103,6 +103,10 @@ def test_eta_mumu_rate_removal_on_mock(repo_dir, mock_small, tmp_path):
     print(f"η → μμ: rate removal {removed:.0f}, generated in acceptance {n_true}")
     assert removed == pytest.approx(n_true, rel=0.3)
     assert res.cutflow["pairs_eta_mumu_removed"] == 0
+    # the reported removal is what the reweighting took out of the pairs' weights (at most
+    # the prediction); the unfolded total is the sum of the reweighted pairs
+    assert removed <= info["eta_mumu"]["n_eta_mumu_predicted"] * (1 + 1e-9)
+    assert info["counts"]["unfolded"] == pytest.approx(res.pairs["weight"].sum(), rel=1e-9)
 
 
 def test_closure_mock_large(repo_dir, tmp_path):

@@ -982,8 +982,15 @@ def _select_run(
         with np.errstate(divide="ignore", invalid="ignore"):
             scale = np.where(unf > 0, np.clip(1.0 - peak / unf, 0.0, None), 1.0)
         idx = np.clip(np.searchsorted(edges, mvals, side="right") - 1, 0, len(scale) - 1)
-        pairs["weight"] = pairs["weight"].to_numpy() * scale[idx]
-        eta_report.update(n_eta_dalitz=n_dal, n_eta_mumu_removed=n_mumu)
+        old_w = pairs["weight"].to_numpy()
+        pairs["weight"] = old_w * scale[idx]
+        # predicted vs what the reweighting took out (less where a bin holds fewer than the
+        # predicted peak, the scale clipped at 0, or a bin is empty)
+        eta_report.update(
+            n_eta_dalitz=n_dal,
+            n_eta_mumu_predicted=n_mumu,
+            n_eta_mumu_removed=float(np.sum(old_w - pairs["weight"].to_numpy())),
+        )
 
     hists = fill_histograms(
         cfg,
