@@ -132,6 +132,11 @@ def test_bad_file_during_processing(tmp_path):
     assert "incorrect header check" in par.bad_files[str(bad)]
     assert pd.read_parquet(par.files["pairs.parquet"]).equals(res.pairs)
     assert _staging_dirs(tmp_path / "r") == []
+    # the reason reads the same whichever executor met the error (a worker process sends
+    # only coffea's text): "Type: message"
+    fut = select(cfg, executor="futures", skip_bad_files=True, force=True)
+    assert fut.bad_files == res.bad_files == par.bad_files
+    assert res.bad_files[str(bad)].startswith("error: Error -3 while decompressing data")
 
 
 def test_dask_scheduler_address(tmp_path):

@@ -543,6 +543,22 @@ def _raise_chunk_error(err: BaseException) -> None:
         raise ChunkError(found.group(2)) from None
 
 
+def _read_error(err: BaseException) -> str:
+    """``"Type: message"`` of the error under coffea's wrapping, the same on every executor:
+    in this process the innermost cause; from a worker process coffea's text, "The error
+    was: Type('message')."."""
+    cause = err
+    while cause.__cause__ is not None and type(cause.__cause__).__name__ != "_RemoteTraceback":
+        cause = cause.__cause__
+    if cause is not err:
+        text = f"{type(cause).__name__}: {cause}"
+    else:
+        first = str(err).splitlines()[0] if str(err) else ""
+        found = re.search(r"The error was: (\w+)\((['\"])(.*)\2\)\.?$", first)
+        text = f"{found.group(1)}: {found.group(3)}" if found else first
+    return (text.splitlines()[0] if text else type(err).__name__)[:300]
+
+
 def _metadata_cache(
     fileset: Mapping[str, Mapping[str, Any]], file_metadata: Mapping[str, Mapping[str, Any]]
 ) -> dict[Any, dict[str, Any]]:
@@ -625,10 +641,7 @@ def run_processor(
             except Exception as err:
                 _raise_chunk_error(err)
                 path = _bad_file(err, files)
-                text = str(err.__cause__ or err)
-                found = re.search(r"The error was: (.*?)\.?$", text.splitlines()[0] if text else "")
-                msg = (found.group(1) if found else text.splitlines()[0] if text else "")[:300]
-                msg = msg or type(err).__name__
+                msg = _read_error(err)
                 if path is None:
                     raise
                 if not skip_bad_files:
