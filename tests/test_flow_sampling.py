@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from _flows import randomised_flow
 from gammastar import _flow_sampling as S
 from gammastar import flow as F
 from gammastar.config import FlowConfig
+from gammastar.errors import GammastarError
 
 torch.set_num_threads(1)
 
@@ -151,3 +154,43 @@ def test_jit_compiles_without_a_cache_location():
     ns: dict = {}
     exec("def f(x):\n    return x + 1\n", ns)  # noqa: S102 (a function without a file)
     assert S._jit()(ns["f"])(1.0) == 2.0
+
+
+def _model(feature_mean=(0.0, 3.0), feature_std=(1.0, 0.5)):
+    fl, _bins = randomised_flow(scale=0.3, seed=4)
+    cfg = FlowConfig(transforms=3, bins=6, hidden_features=[16, 16])
+    pre = F.Preprocessing(feature_mean, feature_std, 0.5, 0.2)
+    return F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
+
+
+def test_log_prob_is_minus_inf_outside_the_support():
+    """q_T < 0 or E ≤ 0: ln p = −inf, no RuntimeWarning (before: NaN with a warning for E ≤ 0,
+    and a finite value for q_T < 0 from the q_T floor); the points inside are unchanged."""
+    model = _model()
+    qT = np.array([1.0, -0.5, 1.0, 1.0, 0.0, np.nan])
+    E = np.array([20.0, 20.0, 0.0, -3.0, 20.0, 20.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lp = model.log_prob(0.5, qT, E)
+    assert np.isneginf(lp[1:4]).all()
+    assert np.isfinite(lp[[0, 4]]).all()
+    assert np.isnan(lp[5])
+    inside = model.log_prob(0.5, qT[[0, 4]], E[[0, 4]])
+    np.testing.assert_array_equal(lp[[0, 4]], inside)
+
+
+def test_sample_physical_raises_when_redraws_do_not_help():
+    """A flow with (almost) all its mass at E < q_T: 99.97% of the first draw is unphysical, so
+    after 20 redraws nearly all rows still are; before, 19889 of 20000 such rows came back
+    silently. A flow with 18% unphysical in the first draw comes back fully physical."""
+    bad = _model(feature_mean=(3.0, -2.0), feature_std=(0.3, 0.3))
+    with pytest.raises(GammastarError, match=r"still have E² < m² \+ q_T² after 20 redraws"):
+        bad.sample(0.5, 20000, seed=1)
+    raw = bad.sample(0.5, 20000, seed=1, physical=False)  # still available on request
+    assert np.mean(raw["E"] ** 2 < 0.25 + raw["qT"] ** 2) > 0.99
+    ok = _model(feature_mean=(1.0, 0.0), feature_std=(0.3, 0.3))
+    first = ok.sample(0.5, 20000, seed=1, physical=False)
+    assert np.mean(first["E"] ** 2 < 0.25 + first["qT"] ** 2) > 0.1
+    s = ok.sample(0.5, 20000, seed=1)
+    assert s["E"].shape == (20000,)
+    assert np.all(s["E"] ** 2 >= 0.25 + s["qT"] ** 2)

@@ -18,6 +18,7 @@ from scipy.integrate import cumulative_trapezoid
 
 from gammastar.channels import Channel
 from gammastar.config import AnalysisConfig, MockConfig, MockDetector
+from gammastar.errors import GammastarError
 from gammastar.mock import MockGenerator, generate_file, read_meta
 from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import CHANNELS, Cocktail
@@ -400,6 +401,46 @@ def test_combinatorial_parents(events):
     sign = np.sign(ak.flatten(events.muon_parent[comb]).to_numpy())
     assert np.array_equal(sign, ak.flatten(events.muon_charge[comb]).to_numpy())
     assert np.all(np.isnan(ak.to_numpy(events.truth_gstar_m[comb])))
+
+
+def test_combinatorial_parent_precut_loses_no_recorded_pairs():
+    """Lowering the parent-energy pre-cut further (to half the detector's loose bound) adds no
+    recorded pair: the default generator is this sample restricted to parents above its bound
+    (rejection sampling), so the recorded spectra differ exactly by the pairs counted here.
+    Expected ≪ 1 (a > 6σ upward smearing at the 25% cap is needed). Fails with the former
+    0.8 × E_cut pre-cut: 84 of 50605 recorded pairs (39 of 6323 below 0.3 GeV) in 3M events,
+    i.e. ~11 expected here."""
+    from gammastar.mock.cocktail import Sources
+    from gammastar.mock.combinatorial import Combinatorial
+    from gammastar.mock.detector import loose_energy_bound
+
+    cfg = make_config(combinatorial={"pilot_events": 1000})
+    gen = MockGenerator(cfg, seed=3)
+    assert gen.combinatorial.e_min == loose_energy_bound(gen.cfg.detector)  # one definition
+    assert gen.combinatorial.e_min == pytest.approx(3.0 / 2.5)  # E_cut / (1 + 6 × 0.25)
+    lower = Combinatorial(gen.cfg, e_min=0.5 * gen.combinatorial.e_min)
+    n = 400_000
+    mu, ch, pdg, e_parent = lower.muons(np.random.default_rng(1), 2 * n, parent_energy=True)
+    src = Sources(
+        channel=np.zeros(n, np.int32),
+        parent_pdgid=np.zeros(n, np.int32),
+        mu1=mu[:, :n],
+        mu2=mu[:, n:],
+        charge1=ch[:n],
+        charge2=ch[n:],
+        parent1=pdg[:n],
+        parent2=pdg[n:],
+        gstar=np.full((5, n), np.nan),
+    )
+    reco = gen.detector.apply(np.random.default_rng(2), src)
+    rec = reco.in_acceptance
+    assert rec.sum() > 5000
+    assert (rec & (reco.m < 0.3)).sum() > 500
+    below = np.minimum(e_parent[:n], e_parent[n:]) < gen.combinatorial.e_min
+    assert below.sum() > 0  # the lower cut did generate such parents
+    assert (rec & below).sum() == 0
+    with pytest.raises(GammastarError, match="e_min"):
+        Combinatorial(gen.cfg, e_min=-1.0)
 
 
 def test_decay_probability():

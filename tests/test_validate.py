@@ -111,3 +111,43 @@ def test_seed_ensemble_spread(tmp_path):
     assert len(res["kl_model_members"]) == len(res["mass"])
     assert all(len(r) == 3 for r in res["kl_model_members"])
     assert all(s > 0 for s in res["kl_model_seed_std"])
+    noise = np.asarray(res["kl_model_seed_noise"])
+    assert np.all(np.isfinite(noise))
+    assert np.all(noise >= 0)
+    assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1, cfg.seed + 2]
+
+
+def test_seed_noise_recovers_the_unshared_noise():
+    """K[j, r] = member offset + shared repeat noise + unshared noise N(0, σ): seed_noise is
+    σ/√R; the shared part (common random numbers) does not count. σ_e from (J−1)(R−1) = 1596
+    degrees of freedom has a relative error 1/√(2·1596) = 1.8%; tolerance 4 of those."""
+    from gammastar.validate import seed_noise
+
+    rng = np.random.default_rng(5)
+    n_m, n_r, sigma = 5, 400, 0.01
+    k = rng.normal(0, 0.05, (n_m, 1)) + rng.normal(0, 0.1, (1, n_r))
+    k = k + rng.normal(0, sigma, (n_m, n_r))
+    got = seed_noise([{"kl_model_draws": list(row)} for row in k])
+    assert got == pytest.approx(sigma / np.sqrt(n_r), rel=4 * 0.018)
+    assert np.isnan(seed_noise([{"kl_model_draws": list(k[0])}]))  # one member
+
+
+def test_identical_members_have_zero_seed_spread(tmp_path):
+    """Common random numbers: members that are the same model give exactly the same KL, so the
+    seed spread and its noise estimate are 0 (before: each member drew its own window data,
+    splits and flow samples, and 3 identical members gave a spread of ~0.02).
+    The members' KL also equals the model's own (the same draws)."""
+    import shutil
+
+    pairs = synthetic_pairs(4000, seed=30)
+    cfg = make_config(tmp_path, ensemble=3, epochs=2)
+    out = F.train(cfg, pairs=pairs)
+    for i in (1, 2):
+        for name in ("model.pt", "meta.json"):
+            shutil.copyfile(out / name, out / "ensemble" / str(i) / name)
+    res = validate(cfg, pairs=pairs, figures=False)
+    assert res["kl_model_seed_std"] == [0.0] * len(res["mass"])
+    # 0 up to float rounding of the ANOVA residuals (KL values O(0.1), double precision)
+    assert res["kl_model_seed_noise"] == pytest.approx([0.0] * len(res["mass"]), abs=1e-12)
+    for kl, members in zip(res["kl_model"], res["kl_model_members"], strict=True):
+        assert members == [kl] * 3

@@ -50,6 +50,8 @@ FEATURES = ("qT", "E")
 _BOUND = 5.0  # zuko spline domain [-B, B]
 _SLOPE = 1e-3  # zuko's minimum spline slope
 _QT_FLOOR = 1e-6  # GeV; ln q_T is finite
+PHYSICAL_REDRAWS = 20
+"""Redraws of unphysical samples (E² < m² + q_T²) in :meth:`FlowModel.sample`."""
 
 
 # =========================================================================== architecture
@@ -615,13 +617,21 @@ class FlowModel:
 
     # ----------------------------------------------------------------------- API
     def log_prob(self, mass, qT, E, *, extrapolate: bool = False) -> np.ndarray:
-        """ln p(q_T, E | m) in GeV⁻² (density in the original variables)."""
+        """ln p(q_T, E | m) in GeV⁻² (density in the original variables).
+
+        Outside the support (q_T < 0 or E ≤ 0) the result is −inf, without warnings; q_T = 0
+        is evaluated at the floor q_T = 1e-6 GeV of the log transform. NaN inputs give NaN.
+        """
         import torch
 
         qT = np.asarray(qT, dtype=np.float64)
         E = np.asarray(E, dtype=np.float64)
         m = np.broadcast_to(np.asarray(mass, dtype=np.float64), qT.shape).copy()
         self._check_mass(m, extrapolate)
+        outside = (qT < 0) | (E <= 0)
+        if outside.any():  # evaluate a harmless point there, then overwrite with −inf
+            qT = np.where(outside, 1.0, qT)
+            E = np.where(outside, 1.0, E)
         x = torch.as_tensor(self.pre.features(qT, E), dtype=torch.float32)
         c = torch.as_tensor(self.pre.context(m), dtype=torch.float32)
         out = np.empty(len(qT))
@@ -629,7 +639,9 @@ class FlowModel:
             for s in range(0, len(qT), 1 << 16):
                 sl = slice(s, s + (1 << 16))
                 out[sl] = _log_prob_fast(self.flow, x[sl], c[sl], int(self.arch["bins"])).numpy()
-        return out + self.pre.log_jacobian(qT, E)
+        out += self.pre.log_jacobian(qT, E)
+        out[outside] = -np.inf
+        return out
 
     def sample_standardised(
         self, mass, n: int, seed: int | None = None, chunk: int = 1 << 16
@@ -684,13 +696,16 @@ class FlowModel:
             seed: random seed (``None``: fresh entropy); the same seed gives the same samples.
             extrapolate: allow masses outside the trained range.
             four_vectors: also return ``px``, ``py``, ``pz`` (uniform azimuth, pz > 0) and ``phi``.
-            physical: redraw the rare samples with E² < m² + q_T² (no real p_z).
+            physical: redraw the rare samples with E² < m² + q_T² (no real p_z), up to
+                :data:`PHYSICAL_REDRAWS` times; samples still unphysical after that raise
+                (the flow then puts most of its probability where no p_z exists).
 
         Returns:
             dict of float64 arrays ``m``, ``qT``, ``E`` (+ four-vector columns).
 
         Raises:
-            GammastarError: a mass outside the trained range and not ``extrapolate``.
+            GammastarError: a mass outside the trained range and not ``extrapolate``;
+                with ``physical``, samples still unphysical after the redraws.
         """
         masses = np.asarray(mass, dtype=np.float64)
         if masses.ndim == 0:
@@ -705,7 +720,8 @@ class FlowModel:
         self._check_mass(m, extrapolate)
         rng = np.random.default_rng(seed)
         todo = None  # None: all samples (first attempt, no index arrays); then the redraws
-        for _attempt in range(20):
+        first_bad = 0
+        for _attempt in range(PHYSICAL_REDRAWS + 1):
             sub_seed = int(rng.integers(2**63))
             mt = m if todo is None else m[todo]
             mm = float(masses) if masses.ndim == 0 else mt
@@ -718,9 +734,19 @@ class FlowModel:
             if not physical:
                 break
             bad = np.flatnonzero(e * e < mt * mt + q * q)
+            if todo is None:
+                first_bad = bad.size
             todo = bad if todo is None else todo[bad]
             if todo.size == 0:
                 break
+        if physical and todo is not None and todo.size:
+            where = f"m = {float(masses):.4g} GeV" if masses.ndim == 0 else "the given masses"
+            raise GammastarError(
+                f"sample: {todo.size} of {n} samples at {where} still have E² < m² + q_T² after "
+                f"{PHYSICAL_REDRAWS} redraws ({first_bad / n:.1%} unphysical in the first "
+                f"draw); the flow{f' {self.path}' if self.path else ''} puts most of its "
+                "probability outside the physical region there (physical=False keeps them)"
+            )
         out = {"m": m, "qT": qT, "E": E}
         if four_vectors:
             phi = rng.uniform(0.0, 2 * np.pi, n)

@@ -24,38 +24,14 @@ def _as_2d(a: ArrayLike, name: str) -> NDArray[np.float64]:
     return x
 
 
-def _kth_positive_distance(
-    tree: cKDTree, points: NDArray[np.float64], k: int, skip_self: bool
-) -> NDArray[np.float64]:
-    """Distance from each point to its k-th nearest neighbour at a *different location*.
+class DuplicatePointsError(GammastarError, ValueError):
+    """A sample holds exact duplicates (or p and q share points): the k-NN estimator assumes
+    continuous distributions, where ties have probability zero."""
 
-    With continuous data this is the ordinary k-th neighbour distance. Exact duplicates
-    (distance 0) are skipped, so that ties give a finite, sane estimate instead of ±inf:
-    the k-th neighbour is then the k-th distinct neighbour location.
-    """
-    n_tree = tree.n
-    offset = 1 if skip_self else 0
-    extra = 0
-    while True:
-        kk = min(k + offset + extra, n_tree)
-        d, _ = tree.query(points, k=kk)
-        d = d.reshape(len(points), -1)
-        if skip_self:
-            d = d[:, 1:]  # the point itself (distance 0)
-        positive = d > 0
-        count = np.cumsum(positive, axis=1)
-        ok = count[:, -1] >= k
-        if ok.all() or kk >= n_tree:
-            break
-        extra = max(2 * extra, 8)
-    if not ok.all():
-        raise GammastarError(
-            f"knn_kl: fewer than k={k} distinct neighbours for {int((~ok).sum())} points "
-            "(too many duplicates or too few points)"
-        )
-    # index of the first column where the running count of positive distances reaches k
-    col = np.argmax(count >= k, axis=1)
-    return d[np.arange(len(points)), col]
+
+def _count_duplicates(x: NDArray[np.float64]) -> int:
+    """Number of rows of ``x`` that repeat an earlier row exactly."""
+    return int(len(x) - len(np.unique(x, axis=0)))
 
 
 def knn_kl(p: ArrayLike, q: ArrayLike, k: int = 2) -> float:
@@ -66,8 +42,10 @@ def knn_kl(p: ArrayLike, q: ArrayLike, k: int = 2) -> float:
 
     with ρ_k(i) the Euclidean distance from X_i to its k-th nearest neighbour among the other
     X and ν_k(i) that to its k-th nearest neighbour among the Y. Exact duplicates (zero
-    distances) are skipped: the k-th *distinct* neighbour location is used, so ties give a
-    finite estimate rather than ±inf (for continuous data nothing changes).
+    The estimator assumes continuous P and Q (ties have probability zero): exact duplicates
+    within p or within q, and points present in both samples, are refused. (Skipping the zero
+    distances would use the k-th *distinct* neighbour while keeping the raw-count term
+    ln(m/(n−1)), a bias: P = Q = N(0, I₂) with every p point doubled gives ≈ 0.3, not 0.)
 
     Arguments:
         p: samples of P, shape (n, d) (or (n,) for d = 1).
@@ -79,6 +57,8 @@ def knn_kl(p: ArrayLike, q: ArrayLike, k: int = 2) -> float:
 
     Raises:
         GammastarError: mismatched dimensions, non-finite values, too few points.
+        DuplicatePointsError: (a GammastarError and ValueError) exact duplicate points within
+            p or within q, or points that occur in both.
 
     References:
         Q. Wang, S. R. Kulkarni, S. Verdú, IEEE Trans. Inf. Theory 55 (2009) 2392,
@@ -101,6 +81,20 @@ def knn_kl(p: ArrayLike, q: ArrayLike, k: int = 2) -> float:
         raise GammastarError(f"knn_kl: p has {d} dimensions but q has {y.shape[1]}")
     if n <= k or m < k:
         raise GammastarError(f"knn_kl: need more than k={k} points in p and at least k in q")
-    rho = _kth_positive_distance(cKDTree(x), x, k, skip_self=True)
-    nu = _kth_positive_distance(cKDTree(y), x, k, skip_self=False)
+    for name, z in (("p", x), ("q", y)):
+        dup = _count_duplicates(z)
+        if dup:
+            raise DuplicatePointsError(
+                f"knn_kl: sample {name} has {dup} exact duplicate point(s) among {len(z)}; "
+                "the estimator needs continuous data (remove or jitter the duplicates)"
+            )
+    rho = cKDTree(x).query(x, k=k + 1)[0][:, k]  # column 0 is the point itself
+    nu_all = cKDTree(y).query(x, k=k)[0].reshape(n, k)
+    shared = int(np.count_nonzero(nu_all[:, 0] == 0))
+    if shared:
+        raise DuplicatePointsError(
+            f"knn_kl: {shared} point(s) of p also occur in q; the estimator needs "
+            "continuous data (ties have probability zero)"
+        )
+    nu = nu_all[:, k - 1]
     return float(d * np.mean(np.log(nu / rho)) + np.log(m / (n - 1)))

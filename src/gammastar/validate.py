@@ -9,6 +9,13 @@ independent draws the window's data are split at random into halves A and B:
 * model-vs-data: D̂(M‖B), M a flow sample of |A| points at m₀ — ``kl_model`` is its mean.
 
 Both statistics use the same sample sizes, so they share the estimator's finite-sample bias.
+
+Common random numbers: per mass the window's data, the A/B splits and the flow-sample seeds are
+drawn once (from the seed's per-mass child stream) and reused for the model and for every member
+of a seed ensemble, so that members differ only by their parameters. Identical members give
+identical KL values, and ``kl_model_seed_std`` (the spread of the members' mean KL) measures the
+initialisation spread plus only the sampling noise that the members do not share;
+``kl_model_seed_noise`` estimates that remaining noise from the member × repeat interaction.
 The k-NN distances are computed in the flow's standardised (ln q_T, ln E) space (KL is
 invariant under this bijection; the space only affects the finite-sample behaviour).
 """
@@ -56,7 +63,12 @@ def kl_window(
     max_points: int,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """Model-vs-data and data-vs-data KL for one mass window (see the module docstring)."""
+    """Model-vs-data and data-vs-data KL for one mass window (see the module docstring).
+
+    ``rng`` is consumed in the same order for any model (per repeat: the permutation, then the
+    flow-sample seed), so a generator re-created with the same seed gives every model the same
+    A/B splits and the same latent points (common random numbers).
+    """
     x = model.pre.features(qT, E)
     n = len(x)
     half = min(n // 2, max_points)
@@ -84,6 +96,26 @@ def kl_window(
     }
 
 
+def seed_noise(runs: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> float:
+    """Sampling noise left in the members' mean KL at one mass, under common random numbers.
+
+    With K[j, r] the KL of member j in repeat r (same data split and latent points for every j),
+    the member × repeat interaction e = K − K̄_j − K̄_r + K̄ is the part of each value that the
+    members do not share; σ_e² = Σe²/((J−1)(R−1)) and the noise in a member's mean over the R
+    repeats is σ_e/√R (two-way ANOVA without replication). It is 0 for identical members.
+    NaN where the window has too few points or there are fewer than 2 members or repeats.
+    """
+    draws = [r.get("kl_model_draws") for r in runs]
+    if len(draws) < 2 or any(not d for d in draws):
+        return float("nan")
+    k = np.asarray(draws, dtype=float)
+    n_m, n_r = k.shape
+    if n_r < 2:
+        return float("nan")
+    e = k - k.mean(1, keepdims=True) - k.mean(0, keepdims=True) + k.mean()
+    return float(np.sqrt((e**2).sum() / ((n_m - 1) * (n_r - 1)) / n_r))
+
+
 def _quantiles(v: list[float], lo: float, hi: float) -> list[float]:
     if not v:
         return [float("nan"), float("nan")]
@@ -104,8 +136,11 @@ def validate(
     """``gammastar validate``: KL of the flow vs data in mass windows, with data-vs-data bands.
 
     Writes ``validation.json`` (``mass``, ``kl_model``, ``kl_data_68``, ``kl_data_95``, ``meta``
-    and per-window details; with a seed ensemble also ``kl_model_members`` and
-    ``kl_model_seed_std``, the initialisation spread of the mean KL) and, with ``figures``, ``figures/flow_kl.png`` (Fig. 4 analogue) and
+    and per-window details; with a seed ensemble also ``kl_model_members`` (each member's mean
+    KL), ``kl_model_seed_std`` (their standard deviation: the initialisation spread, with common
+    random numbers so that identical members give 0) and ``kl_model_seed_noise`` (the sampling
+    noise still in each member's mean, see :func:`seed_noise`; the spread is resolved where it
+    is well above this)) and, with ``figures``, ``figures/flow_kl.png`` (Fig. 4 analogue) and
     ``figures/flow_kinematics.png`` (Fig. 5 analogue).
 
     Returns:
@@ -125,7 +160,6 @@ def validate(
         pairs, src = read_pairs(config)
         inputs.append(src)
     s = int(seed if seed is not None else config.seed)
-    rng = np.random.default_rng(s)
     data = training_data(pairs, config.flow, source="pairs", seed=s)
     lo, hi = model.mass_range
     masses = [float(m) for m in vcfg.masses if lo <= m <= hi]
@@ -135,36 +169,46 @@ def validate(
             f"validate.masses {vcfg.masses} are all outside the flow's mass range "
             f"[{lo:.4g}, {hi:.4g}] GeV"
         )
-    windows = []
-    for m0 in masses:
-        qT, E = window_data(data, m0, vcfg.window, rng)
-        res = kl_window(
-            model, qT, E, m0, k=vcfg.k, repeats=vcfg.repeats, max_points=vcfg.max_points, rng=rng
+    # common random numbers: per mass one stream for the window data and one for the splits and
+    # flow-sample seeds; the second is re-created for every model (module docstring)
+    streams = [
+        (np.random.default_rng(a), b)
+        for a, b in (c.spawn(2) for c in np.random.SeedSequence(s).spawn(len(masses)))
+    ]
+    wdata = [
+        window_data(data, m0, vcfg.window, d_rng)
+        for m0, (d_rng, _) in zip(masses, streams, strict=True)
+    ]
+
+    def run(fm: FlowModel, i: int) -> dict[str, Any]:
+        qT, E = wdata[i]
+        return kl_window(
+            fm,
+            qT,
+            E,
+            masses[i],
+            k=vcfg.k,
+            repeats=vcfg.repeats,
+            max_points=vcfg.max_points,
+            rng=np.random.default_rng(streams[i][1]),
         )
+
+    windows = []
+    for i, m0 in enumerate(masses):
+        res = run(model, i)
         res["mass"] = m0
         windows.append(res)
     # seed ensemble (flow.ensemble > 1): the spread of the mean KL over members is the
     # initialisation uncertainty (paper App. A: 0.002, 0.006, 0.012 at m = 0.3, 0.7, 1.1 GeV)
-    member_kl: list[list[float]] = []
+    member_runs: list[list[dict[str, Any]]] = []  # [member][mass]
+    member_seeds: list[Any] = []
     if model.path is not None and (model.path / "ensemble").is_dir():
         from gammastar.flow import load_ensemble
 
         for member in load_ensemble(model.path).models:
-            row = []
-            for m0 in masses:
-                qT, E = window_data(data, m0, vcfg.window, rng)
-                r = kl_window(
-                    member,
-                    qT,
-                    E,
-                    m0,
-                    k=vcfg.k,
-                    repeats=vcfg.repeats,
-                    max_points=vcfg.max_points,
-                    rng=rng,
-                )
-                row.append(r["kl_model"])
-            member_kl.append(row)
+            member_seeds.append(member.meta.get("meta", {}).get("seed"))
+            member_runs.append([run(member, i) for i in range(len(masses))])
+    by_mass = list(zip(*member_runs, strict=True)) if member_runs else []
     result: dict[str, Any] = {
         "mass": masses,
         "kl_model": [w["kl_model"] for w in windows],
@@ -175,10 +219,15 @@ def validate(
             float(np.median(w["kl_data"])) if w["kl_data"] else float("nan") for w in windows
         ],
         "n_data": [w["n_data"] for w in windows],
-        "kl_model_members": [list(r) for r in zip(*member_kl, strict=True)] if member_kl else None,
-        "kl_model_seed_std": (
-            [float(np.std(r, ddof=1)) for r in zip(*member_kl, strict=True)] if member_kl else None
+        "kl_model_members": (
+            [[r["kl_model"] for r in runs] for runs in by_mass] if member_runs else None
         ),
+        "kl_model_seed_std": (
+            [float(np.std([r["kl_model"] for r in runs], ddof=1)) for runs in by_mass]
+            if member_runs
+            else None
+        ),
+        "kl_model_seed_noise": [seed_noise(runs) for runs in by_mass] if member_runs else None,
         "meta": make_meta(
             config_sha256=config.section_sha256("flow", "validate"),
             seed=s,
@@ -189,6 +238,11 @@ def validate(
             space="standardised (ln qT, ln E)",
             skipped_masses=skipped,
             flow_sha256=model.meta.get("model_sha256"),
+            ensemble_seeds=member_seeds or None,
+            common_random_numbers=(
+                "per mass: window data, A/B splits and flow-sample seeds shared by the model "
+                "and every ensemble member (streams spawned from seed)"
+            ),
         ),
     }
     write_json(out_json, result, force=force)

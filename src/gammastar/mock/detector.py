@@ -61,6 +61,21 @@ def resolve_efficiency_map(config: AnalysisConfig) -> Path | None:
     raise ConfigError(f"{config.source or '<config>'}: mock.efficiency_map: {path} not found")
 
 
+LOOSE_SIGMAS = 6.0
+"""Upward smearing fluctuation (in units of the capped width) beyond which a muon is taken never
+to pass the energy cut; see :func:`loose_energy_bound`."""
+
+
+def loose_energy_bound(cfg: MockDetector) -> float:
+    """The smallest true muon energy that can still pass the energy cut after smearing.
+
+    E_min/(1 + 6 s_max): below it a > 6σ upward fluctuation at the smearing cap s_max
+    (``max_momentum_smearing``) would be needed (probability < 1e-9 per muon). The detector
+    skips muons below it, and the combinatorial generator drops parents below it.
+    """
+    return cfg.muon_min_energy / (1.0 + LOOSE_SIGMAS * cfg.max_momentum_smearing)
+
+
 @dataclass
 class Reconstructed:
     """Detector-level view of a :class:`~gammastar.mock.cocktail.Sources` batch."""
@@ -106,7 +121,7 @@ class Detector:
         """Smear, cut and apply the efficiency to a batch of sources.
 
         Only sources whose true muons lie in the angular window (the smearing keeps
-        directions, so this is exact) and have E > E_min/(1 + 6 s_max) (a > 6σ upward
+        directions, so this is exact) and have E > :func:`loose_energy_bound` (a > 6σ upward
         fluctuation would be needed otherwise) are smeared; the others keep their true
         momenta in the returned arrays, are never in acceptance and have ``eff`` = NaN.
         """
@@ -115,7 +130,7 @@ class Detector:
         pair_all = a_all + b_all
         m_true = kin.invariant_mass(pair_all)
         c = self.cfg
-        e_loose = c.muon_min_energy / (1.0 + 6.0 * c.max_momentum_smearing)
+        e_loose = loose_energy_bound(c)
         pre = np.flatnonzero(
             (a_all[3] > e_loose)
             & (b_all[3] > e_loose)
