@@ -58,3 +58,46 @@ def test_hash_tracks_sections(tmp_path: Path) -> None:
     assert a.sha256 != b.sha256
     assert a.section_sha256("selection") == b.section_sha256("selection")
     assert a.section_sha256("flow") != b.section_sha256("flow")
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("selection:\n  mass_max: .inf\n", r"selection\.mass_max: .*finite"),
+        ("selection:\n  qt_max: .nan\n", r"selection\.qt_max"),
+        ("selection:\n  rapidity_min: 4.0\n  rapidity_max: 2.0\n", r"rapidity_max \(2\.0\)"),
+        ("background:\n  eta_dalitz_window: [0.45, 0.2113]\n", r"eta_dalitz_window: the upper"),
+        ("name: a\nname: b\n", r"not valid YAML .*key 'name' given twice"),
+        ("selection:\n  mass_min: 0.3\n  mass_min: 0.4\n", r"key 'mass_min' given twice"),
+        ("source: /elsewhere.yaml\n", r"cfg\.yaml: source: unknown key"),
+        ("seed: true\n", r"cfg\.yaml: seed: "),
+    ],
+)
+def test_values_that_would_mislead_are_refused(tmp_path: Path, text: str, pattern: str) -> None:
+    """Infinite or NaN numbers, reversed windows, a key given twice (YAML keeps the last
+    silently), a top-level 'source' (set by the loader) and a boolean seed: each a ConfigError
+    naming the file and key, not a silent change of the analysis."""
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(write(tmp_path, text))
+
+
+def test_config_that_is_not_text(tmp_path: Path) -> None:
+    p = tmp_path / "cfg.yaml"
+    p.write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError, match=r"cfg\.yaml: not UTF-8 text"):
+        load_config(p)
+
+
+def test_shipped_data_files_resolve_for_a_config_anywhere(tmp_path: Path) -> None:
+    """The default efficiency map ``../data/efficiency_na60_like.root`` is found for a config
+    outside ``analysis/`` (the shipped file), by the mock generator and the selection alike;
+    a name that is not shipped is an error naming the key."""
+    from gammastar.mock.detector import resolve_efficiency_map
+
+    cfg = load_config(write(tmp_path, "mock: {}\n"))
+    shipped = cfg.resolve_data(cfg.unfold.efficiency_map, "unfold.efficiency_map")
+    assert shipped.name == "efficiency_na60_like.root"
+    assert shipped.exists()
+    assert resolve_efficiency_map(cfg) == shipped
+    with pytest.raises(ConfigError, match=r"cfg\.yaml: unfold\.efficiency_map: .*nope\.root"):
+        cfg.resolve_data("../data/nope.root", "unfold.efficiency_map")

@@ -29,7 +29,9 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 class Section(BaseModel):
     """Base of every config section: unknown keys are errors, values are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False
+    )
 
 
 # --------------------------------------------------------------------------- beam
@@ -227,6 +229,9 @@ class SelectionConfig(Section):
             raise ValueError("energy_max must exceed energy_min")
         if not self.pair_charges:
             raise ValueError("pair_charges must name at least one of os, pp, mm")
+        lo, hi = self.rapidity_min, self.rapidity_max
+        if lo is not None and hi is not None and hi <= lo:
+            raise ValueError(f"rapidity_max ({hi}) must exceed rapidity_min ({lo})")
         return self
 
 
@@ -244,6 +249,15 @@ class BackgroundConfig(Section):
     """``rate`` mode: mass window (GeV) whose unfolded yield is taken as η → γμμ."""
     eta_peak_sigma: PositiveFloat = 0.012
     """``rate`` mode: mass resolution (GeV) at m_η, the width of the removed peak."""
+
+    @model_validator(mode="after")
+    def _check_window(self) -> BackgroundConfig:
+        lo, hi = self.eta_dalitz_window
+        if hi <= lo:
+            raise ValueError(
+                f"eta_dalitz_window: the upper edge ({hi}) must exceed the lower ({lo})"
+            )
+        return self
 
 
 class UnfoldConfig(Section):
@@ -501,7 +515,7 @@ class AnalysisConfig(Section):
     name: str = "analysis"
     output: str = "runs/analysis"
     """Run directory (relative paths resolve against the config file's directory)."""
-    seed: Annotated[int, Field(ge=0)] = 12345
+    seed: Annotated[int, Field(ge=0, strict=True)] = 12345
     beam: BeamConfig = Field(default_factory=BeamConfig)
     mock: MockConfig | None = None
     input: InputConfig = Field(default_factory=InputConfig)
@@ -535,6 +549,25 @@ class AnalysisConfig(Section):
     def output_dir(self) -> Path:
         """The run directory."""
         return self.resolve(self.output, substitute=False).resolve()
+
+    def resolve_data(self, path: str | os.PathLike[str], key: str) -> Path:
+        """Resolve a data file named in the config (:meth:`resolve`); a relative path that
+        does not exist there but names a file shipped with gammastar (``data/`` of the
+        repository, or ``gammastar/_data`` of an installed wheel) resolves to that file, so
+        the default ``../data/…`` works for a config anywhere.
+
+        Raises:
+            ConfigError: the file is not found (naming ``key``).
+        """
+        path = self.resolve(path)
+        if path.exists():
+            return path
+        name = Path(os.fspath(path)).name
+        here = Path(__file__).resolve()
+        for cand in (here.parents[2] / "data" / name, here.parent / "_data" / name):
+            if cand.exists():
+                return cand
+        raise ConfigError(f"{self.source or '<config>'}: {key}: {path} not found")
 
     def resolve(self, path: str | os.PathLike[str], *, substitute: bool = True) -> Path:
         """Resolve a path from the config: ``${output}`` substituted, relative to the config file."""
@@ -573,11 +606,29 @@ def config_from_dict(data: dict[str, Any], source: str | None = None) -> Analysi
     label = source or "<config>"
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: the top level must be a mapping of sections")
+    if "source" in data:
+        raise ConfigError(f"{label}: source: unknown key")
     try:
         cfg = AnalysisConfig.model_validate({**data, "source": source})
     except ValidationError as err:
         raise ConfigError(_format_errors(err, label)) from None
     return cfg
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (plain
+    ``safe_load`` keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def load_config(path: str | os.PathLike[str]) -> AnalysisConfig:
@@ -607,8 +658,10 @@ def load_config(path: str | os.PathLike[str]) -> AnalysisConfig:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as err:
         raise ConfigError(f"{path}: cannot read config ({err.strerror})") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start}); a config is YAML") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a yaml.SafeLoader (safe_load + one check)
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if data is None:

@@ -725,7 +725,9 @@ def select(
             "drop only pairs of two η muons; the input lacks it: use 'rate' or 'none'"
         )
     eff_path = cfg.unfold.efficiency_map
-    em = load_efficiency_map(cfg.resolve(eff_path) if eff_path is not None else None)
+    em = load_efficiency_map(
+        cfg.resolve_data(eff_path, "unfold.efficiency_map") if eff_path is not None else None
+    )
     am = None
     if cfg.unfold.acceptance_map is not None:
         acc_path, acc_key = split_map_spec(cfg.unfold.acceptance_map)

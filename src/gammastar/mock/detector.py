@@ -25,7 +25,6 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig, MockDetector
-from gammastar.errors import ConfigError
 from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
 from gammastar.unfold import EfficiencyMap, lookup_efficiency
@@ -34,11 +33,8 @@ SHIPPED_MAP = "efficiency_na60_like.root"
 
 
 def resolve_efficiency_map(config: AnalysisConfig) -> Path | None:
-    """The file of ``mock.efficiency_map``, resolved against the config's directory.
-
-    A relative path that does not exist there but names a file shipped with gammastar
-    (``data/`` of the repository, or ``gammastar/_data`` of an installed wheel) resolves to
-    the shipped file.
+    """The file of ``mock.efficiency_map`` (:meth:`AnalysisConfig.resolve_data`: resolved
+    against the config's directory, else the file of that name shipped with gammastar).
 
     Raises:
         ConfigError: the file is not found.
@@ -47,18 +43,7 @@ def resolve_efficiency_map(config: AnalysisConfig) -> Path | None:
     name = mock.efficiency_map if mock is not None else f"../data/{SHIPPED_MAP}"
     if name is None:
         return None
-    path = config.resolve(name)
-    if path.exists():
-        return path
-    if not Path(name).is_absolute():
-        here = Path(__file__).resolve()
-        for cand in (
-            here.parents[3] / "data" / Path(name).name,
-            here.parents[1] / "_data" / Path(name).name,
-        ):
-            if cand.exists():
-                return cand
-    raise ConfigError(f"{config.source or '<config>'}: mock.efficiency_map: {path} not found")
+    return config.resolve_data(name, "mock.efficiency_map")
 
 
 LOOSE_SIGMAS = 6.0
