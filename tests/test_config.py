@@ -101,3 +101,18 @@ def test_shipped_data_files_resolve_for_a_config_anywhere(tmp_path: Path) -> Non
     assert resolve_efficiency_map(cfg) == shipped
     with pytest.raises(ConfigError, match=r"cfg\.yaml: unfold\.efficiency_map: .*nope\.root"):
         cfg.resolve_data("../data/nope.root", "unfold.efficiency_map")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "validate_:\n  masses: [0.5]\n",  # the Python attribute name is not a config key
+        "validate:\n  masses: []\n",
+        "yields:\n  mcp_masses: []\n",
+        "reach:\n  channels: []\n",
+    ],
+)
+def test_internal_names_and_empty_lists_are_refused(tmp_path: Path, text: str) -> None:
+    key = text.split(":")[0]
+    with pytest.raises(ConfigError, match=rf"cfg\.yaml: {key}"):
+        load_config(write(tmp_path, text))

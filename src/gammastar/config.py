@@ -299,7 +299,7 @@ class YieldsConfig(Section):
     """A′ yield binning (GeV): the unfolded mass bins are merged to about this width
     (the mass resolution, physics.md §2)."""
     mcp_masses: list[PositiveFloat] = Field(
-        default_factory=lambda: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5]
+        default_factory=lambda: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5], min_length=1
     )
     """χ masses (GeV) of the χχ̄ yield."""
     mcp_source: Literal["auto", "pairs", "histogram"] = "auto"
@@ -390,7 +390,9 @@ class ValidateConfig(Section):
     """k-NN KL validation of the flow (physics.md §6)."""
 
     k: Annotated[int, Field(gt=0)] = 2
-    masses: list[PositiveFloat] = Field(default_factory=lambda: [0.3, 0.5, 0.7, 0.9, 1.05])
+    masses: list[PositiveFloat] = Field(
+        default_factory=lambda: [0.3, 0.5, 0.7, 0.9, 1.05], min_length=1
+    )
     window: PositiveFloat = 0.03
     """Full width of the data mass window around each mass (GeV; about the resolution)."""
     repeats: Annotated[int, Field(gt=1)] = 50
@@ -448,7 +450,7 @@ class ReachConfig(Section):
     """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach)."""
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
-    channels: list[Literal["ee", "mumu"]] = Field(default_factory=lambda: ["mumu"])
+    channels: list[Literal["ee", "mumu"]] = Field(default_factory=lambda: ["mumu"], min_length=1)
     mass_points: Annotated[int, Field(gt=0)] = 60
     eps_points: Annotated[int, Field(gt=0)] = 60
     eps_min: PositiveFloat = 1e-8
@@ -528,7 +530,7 @@ class AnalysisConfig(Section):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     reach: ReachConfig = Field(default_factory=ReachConfig)
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     # Set by load_config: where the file was, for resolving relative paths.
     source: str | None = Field(default=None, exclude=True)
