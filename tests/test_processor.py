@@ -363,3 +363,27 @@ def test_chunk_error_from_a_worker_process_is_recognised():
     assert str(exc.value) == str(inner)
     # a read error (zlib) is left to the bad-file handling: no exception here
     gp._raise_chunk_error(Exception("Failed processing file: x. The error was: error('zlib')."))
+
+
+def test_chunk_error_on_the_command_line(tmp_path, monkeypatch, capsys):
+    """The command line prints a chunk failure on one line (exit 1), no traceback."""
+    import gammastar.processor as gp
+    from gammastar.cli import main
+
+    path = tmp_path / "m.root"
+    write_mock(path, 10)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"output: {tmp_path / 'r'}\ninput: {{files: [{path}]}}\nunfold: {{efficiency_map: null}}\n"
+    )
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(gp, "weight_chunk", full_disk)
+    monkeypatch.delenv("GAMMASTAR_DEBUG", raising=False)
+    assert main(["select", str(cfg)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "m.root, entries 0-" in err[0]
+    assert "No space left on device" in err[0]

@@ -22,3 +22,10 @@ class InputError(GammastarError):
 
 class OutputExistsError(GammastarError):
     """An output exists already and ``force`` was not given."""
+
+
+class ChunkError(RuntimeError):
+    """A chunk of the selection failed after its input was read (a bug, a full disk, no
+    memory): not a bad input file, so ``--skip-bad-files`` never skips a file for it; the
+    run stops. The command line prints it on one line (exit 1; ``GAMMASTAR_DEBUG=1`` for the
+    traceback)."""

@@ -37,7 +37,7 @@ import pyarrow.parquet  # noqa: F401
 import vector
 from coffea import processor
 
-from gammastar.errors import InputError
+from gammastar.errors import ChunkError, InputError
 from gammastar.pqconcat import ParquetConcat, part_bytes
 from gammastar.select import (
     Cuts,
@@ -89,11 +89,6 @@ def _load_kinematics() -> None:
 
 
 _load_kinematics()
-
-
-class ChunkError(RuntimeError):
-    """A chunk failed after its input was read (a bug, a full disk, no memory): not a bad
-    input file, so ``skip_bad_files`` never skips a file for it; the run stops."""
 
 
 class PairChunks:

@@ -7,13 +7,14 @@ User errors (:class:`~gammastar.errors.GammastarError`) print one line and exit 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gammastar.errors import GammastarError
+from gammastar.errors import ChunkError, GammastarError
 
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
@@ -78,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     except GammastarError as err:
         typer.echo(f"gammastar: error: {err}", err=True)
         return 2
+    except ChunkError as err:
+        if os.environ.get("GAMMASTAR_DEBUG"):
+            raise
+        typer.echo(f"gammastar: error: {err} (GAMMASTAR_DEBUG=1 shows the traceback)", err=True)
+        return 1
     except KeyboardInterrupt:
         typer.echo("gammastar: interrupted", err=True)
         return 130
