@@ -100,3 +100,37 @@ def test_missing_output_and_interrupted_stage(
 def test_unknown_stage_is_an_error(toy: AnalysisConfig) -> None:
     with pytest.raises(GammastarError, match="unknown stage 'x'; stages are: a, b, c"):
         pipeline.run(toy, force=["x"], echo=lambda s: None, report=False)
+
+
+def test_output_overwritten_outside_the_run_reruns(toy: AnalysisConfig) -> None:
+    import os
+
+    pipeline.run(toy, echo=lambda s: None, report=False)
+    # a standalone command rewrites a.txt (same size, an older mtime than b.txt's)
+    a = toy.output_dir / "a.txt"
+    old = os.stat(toy.output_dir / "b.txt").st_mtime_ns - 10**9
+    a.write_text("x")
+    os.utime(a, ns=(old, old))
+    fresh, why = pipeline.is_up_to_date(toy, pipeline.STAGES[0])
+    assert not fresh
+    assert "a.txt" in why
+    assert "outside" in why
+    lines: list[str] = []
+    reports = pipeline.run(toy, echo=lines.append, report=False)
+    assert statuses(reports) == {"a": "ran", "b": "ran", "c": "skipped"}
+    assert (toy.output_dir / "a.txt").read_text() == "a"
+    assert (toy.output_dir / "b.txt").read_text().endswith("a")
+    assert any(line.startswith("[a] running:") and "a.txt" in line for line in lines)
+
+
+def test_state_without_output_identities_reruns(toy: AnalysisConfig) -> None:
+    import json
+
+    pipeline.run(toy, echo=lambda s: None, report=False)
+    state = toy.output_dir / ".gammastar" / "c.json"
+    old = json.loads(state.read_text())
+    del old["outputs"]
+    state.write_text(json.dumps(old))
+    fresh, why = pipeline.is_up_to_date(toy, pipeline.STAGES[2])
+    assert not fresh
+    assert "older gammastar" in why

@@ -1,9 +1,12 @@
 """The whole chain in order (`gammastar run`): each stage skipped when up to date.
 
-A stage is up to date when its outputs exist, are newer than its inputs, and the
-config sections it reads hash as they did when it last finished (recorded in
-``<run>/.gammastar/<stage>.json``, written only after the stage succeeded, so an
-interrupted run loses nothing that had finished).
+A stage is up to date when the config sections it reads hash as they did when it last
+finished, its outputs exist and are the very files it wrote (size and modification time in
+nanoseconds as recorded then: an output overwritten by a standalone command, e.g.
+``gammastar generate --force --seed 99``, reruns the stage), and its outputs are newer than
+its inputs. The record is ``<run>/.gammastar/<stage>.json``, written only after the stage
+succeeded, so an interrupted run loses nothing that had finished; a record without output
+identities (written by an older gammastar) counts as not up to date.
 """
 
 from __future__ import annotations
@@ -185,8 +188,22 @@ def _state_path(cfg: AnalysisConfig, stage: Stage) -> Path:
     return cfg.output_dir / STATE_DIR / f"{stage.name}.json"
 
 
+def _identity(path: Path) -> list[int] | None:
+    """A file's identity for the up-to-date check: ``[size, mtime_ns]`` (``None``: missing)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
-    """Whether ``stage`` can be skipped, and why (or why not)."""
+    """Whether ``stage`` can be skipped, and why (or why not).
+
+    Not up to date: never run, config sections changed, an output missing or not the file the
+    stage wrote (its recorded size and mtime differ: overwritten outside the pipeline), or an
+    input newer than the oldest output.
+    """
     state_file = _state_path(cfg, stage)
     if not state_file.exists():
         return False, "never run"
@@ -200,6 +217,12 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     missing = [o.name for o in outputs if not o.exists()]
     if missing:
         return False, f"missing {', '.join(missing)}"
+    recorded = state.get("outputs")
+    if not isinstance(recorded, dict):
+        return False, "no output identities recorded (state file of an older gammastar)"
+    for o in stage.outputs:
+        if recorded.get(o) != _identity(cfg.output_dir / o):
+            return False, f"{o} is not the file {stage.name} wrote (overwritten outside the run)"
     oldest_out = min(o.stat().st_mtime for o in outputs) if outputs else float("inf")
     for i in stage.inputs(cfg):
         if i.exists() and i.stat().st_mtime > oldest_out:
@@ -268,6 +291,7 @@ def run(
                 "seconds": dt,
                 "finished": time.time(),
                 "note": note,
+                "outputs": {o: _identity(config.output_dir / o) for o in stage.outputs},
             },
             force=True,
         )
