@@ -134,3 +134,43 @@ def test_state_without_output_identities_reruns(toy: AnalysisConfig) -> None:
     fresh, why = pipeline.is_up_to_date(toy, pipeline.STAGES[2])
     assert not fresh
     assert "older gammastar" in why
+
+
+def _select_stage() -> pipeline.Stage:
+    return next(s for s in pipeline.STAGES if s.name == "select")
+
+
+def test_glob_inputs_are_tracked(
+    toy: AnalysisConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x1.root").write_text("1")
+    cfg = toy.model_copy(
+        update={"input": toy.input.model_copy(update={"files": [str(data / "x*.root")]})}
+    )
+    stage = pipeline.Stage(
+        "s", "toy_stages:c", sections=("input",), outputs=("c.txt",), external=pipeline._input_files
+    )
+    monkeypatch.setattr(pipeline, "STAGES", (stage,))
+    assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "ran"}
+    assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "skipped"}
+    (data / "x2.root").write_text("2")
+    # a new file matching the glob, older than the output: still a new input
+    old = (cfg.output_dir / "c.txt").stat().st_mtime_ns - 10**9
+    os.utime(data / "x2.root", ns=(old, old))
+    assert pipeline.is_up_to_date(cfg, stage) == (False, "new input x2.root")
+    assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "ran"}
+    (data / "x1.root").unlink()
+    assert pipeline.is_up_to_date(cfg, stage) == (False, "no longer an input: x1.root")
+
+
+def test_run_directory_inputs_tracked_unless_a_stage_makes_them(tmp_path: Path) -> None:
+    base = {"output": str(tmp_path / "run"), "input": {"files": ["${output}/mock.root"]}}
+    with_mock = config_from_dict(base, source=str(tmp_path / "cfg.yaml"))
+    mock = with_mock.output_dir / "mock.root"
+    assert _select_stage().inputs(with_mock).count(mock) == 1  # as generate's output
+    without = config_from_dict({**base, "mock": None}, source=str(tmp_path / "cfg.yaml"))
+    assert _select_stage().inputs(without).count(mock) == 1  # made by a standalone generate

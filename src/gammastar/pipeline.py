@@ -3,10 +3,12 @@
 A stage is up to date when the config sections it reads hash as they did when it last
 finished, its outputs exist and are the very files it wrote (size and modification time in
 nanoseconds as recorded then: an output overwritten by a standalone command, e.g.
-``gammastar generate --force --seed 99``, reruns the stage), and its outputs are newer than
-its inputs. The record is ``<run>/.gammastar/<stage>.json``, written only after the stage
-succeeded, so an interrupted run loses nothing that had finished; a record without output
-identities (written by an older gammastar) counts as not up to date.
+``gammastar generate --force --seed 99``, reruns the stage), its input files are the ones it
+read (the same set, ``input.files`` globs expanded, each with the size and mtime it had then),
+and its outputs are newer than its inputs. The record is ``<run>/.gammastar/<stage>.json``,
+written only after the stage succeeded, so an interrupted run loses nothing that had finished;
+a record without output or input identities (written by an older gammastar) counts as not up
+to date.
 """
 
 from __future__ import annotations
@@ -49,14 +51,26 @@ class Stage:
     enabled: Callable[[AnalysisConfig], bool] = field(default=lambda cfg: True)
 
     def inputs(self, config: AnalysisConfig) -> list[Path]:
-        """Every file the stage reads: upstream outputs and external inputs."""
+        """Every file the stage reads: upstream outputs and external inputs.
+
+        External inputs that an enabled stage of this config produces are left out (they are
+        tracked through ``needs``); any other file, in the run directory or not, is kept, e.g.
+        ``${output}/mock.root`` made by a standalone ``gammastar generate`` with ``mock: null``.
+        """
         upstream = [
             config.output_dir / o
             for s in STAGES
             if s.name in self.needs and s.enabled(config)
             for o in s.outputs
         ]
-        return upstream + self.external(config)
+        produced = {
+            (config.output_dir / o).resolve()
+            for s in STAGES
+            if s.enabled(config)
+            for o in s.outputs
+        }
+        external = [p for p in self.external(config) if p.resolve() not in produced]
+        return upstream + list(dict.fromkeys(external))
 
     def call(self, config: AnalysisConfig) -> Any:
         """Run the stage (its outputs overwritten: the pipeline owns them)."""
@@ -120,16 +134,25 @@ def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
+    """The input files of ``input.files``, globs expanded (sorted; a new match is a new input)."""
+    import glob
+
     files = cfg.input.files
     if isinstance(files, dict):  # coffea-style fileset: {dataset: {files: {path: tree}}}
-        paths = [
-            p
-            for ds in files.values()
-            for p in (ds.get("files", {}) if isinstance(ds, dict) else ds)
-        ]
+        paths = []
+        for ds in files.values():
+            fs = ds.get("files", {}) if isinstance(ds, dict) else ds
+            paths.extend([fs] if isinstance(fs, str) else fs)
     else:
-        paths = list(files)
-    return [cfg.resolve(p) for p in paths if "*" not in str(p)]
+        paths = [files] if isinstance(files, str) else list(files)
+    out: list[Path] = []
+    for p in paths:
+        text = str(cfg.resolve(str(p)))
+        if glob.has_magic(text):
+            out.extend(Path(x) for x in sorted(glob.glob(text)))
+        else:
+            out.append(Path(text))
+    return out
 
 
 STAGES: tuple[Stage, ...] = (
@@ -146,7 +169,7 @@ STAGES: tuple[Stage, ...] = (
         sections=("input", "selection", "background", "unfold"),
         outputs=("pairs.parquet", "histograms.root", "select.json"),
         needs=("generate",),
-        external=lambda cfg: [p for p in _input_files(cfg) if p.parent != cfg.output_dir],
+        external=_input_files,
     ),
     Stage(
         "yields",
@@ -201,8 +224,9 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     """Whether ``stage`` can be skipped, and why (or why not).
 
     Not up to date: never run, config sections changed, an output missing or not the file the
-    stage wrote (its recorded size and mtime differ: overwritten outside the pipeline), or an
-    input newer than the oldest output.
+    stage wrote (its recorded size and mtime differ: overwritten outside the pipeline), the set
+    of input files changed (a new file matching an ``input.files`` glob, one gone), an input
+    changed since the stage read it, or an input newer than the oldest output.
     """
     state_file = _state_path(cfg, stage)
     if not state_file.exists():
@@ -223,8 +247,21 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     for o in stage.outputs:
         if recorded.get(o) != _identity(cfg.output_dir / o):
             return False, f"{o} is not the file {stage.name} wrote (overwritten outside the run)"
+    inputs = stage.inputs(cfg)
+    seen = state.get("inputs")
+    if not isinstance(seen, dict):
+        return False, "no input identities recorded (state file of an older gammastar)"
+    added = [p.name for p in inputs if str(p) not in seen]
+    gone = sorted(Path(k).name for k in seen.keys() - {str(p) for p in inputs})
+    if added or gone:
+        what = [f"new input {', '.join(added)}"] if added else []
+        what += [f"no longer an input: {', '.join(gone)}"] if gone else []
+        return False, "; ".join(what)
+    for i in inputs:
+        if seen[str(i)] != _identity(i):
+            return False, f"{i.name} changed"
     oldest_out = min(o.stat().st_mtime for o in outputs) if outputs else float("inf")
-    for i in stage.inputs(cfg):
+    for i in inputs:
         if i.exists() and i.stat().st_mtime > oldest_out:
             return False, f"{i.name} is newer"
     return True, "up to date"
@@ -279,6 +316,7 @@ def run(
             continue
         reason = "forced" if forced else why
         echo(f"[{stage.name}] running: {reason}")
+        inputs = {str(p): _identity(p) for p in stage.inputs(config)}  # as read by the stage
         t0 = time.perf_counter()
         result = stage.call(config)
         dt = time.perf_counter() - t0
@@ -291,6 +329,7 @@ def run(
                 "seconds": dt,
                 "finished": time.time(),
                 "note": note,
+                "inputs": inputs,
                 "outputs": {o: _identity(config.output_dir / o) for o in stage.outputs},
             },
             force=True,
