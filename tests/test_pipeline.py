@@ -11,6 +11,7 @@ from gammastar.config import AnalysisConfig, config_from_dict
 from gammastar.errors import GammastarError
 
 CALLS: list[str] = []
+REAL_STAGES = pipeline.STAGES  # the chain's stages (the toy fixture replaces pipeline.STAGES)
 
 
 def _writer(name: str, out: str, src: str | None = None):
@@ -174,3 +175,74 @@ def test_run_directory_inputs_tracked_unless_a_stage_makes_them(tmp_path: Path) 
     assert _select_stage().inputs(with_mock).count(mock) == 1  # as generate's output
     without = config_from_dict({**base, "mock": None}, source=str(tmp_path / "cfg.yaml"))
     assert _select_stage().inputs(without).count(mock) == 1  # made by a standalone generate
+
+
+def test_maps_and_reach_inputs_are_tracked(
+    toy: AnalysisConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import dataclasses
+    import os
+    import sys
+
+    ext = tmp_path / "ext"
+    (ext / "flowrun" / "flow").mkdir(parents=True)
+    files = {
+        "mock_eff": ext / "mock_eff.root",
+        "unfold_eff": ext / "unfold_eff.root",
+        "acc": ext / "acc.root",
+        "yields": ext / "yields.json",
+        "model": ext / "flowrun" / "flow" / "model.pt",
+        "meta": ext / "flowrun" / "flow" / "meta.json",
+    }
+    for f in files.values():
+        f.write_text("v1")
+    cfg = config_from_dict(
+        {
+            "output": str(tmp_path / "run"),
+            "mock": {"efficiency_map": str(files["mock_eff"])},
+            "unfold": {
+                "efficiency_map": str(files["unfold_eff"]),
+                "acceptance_map": f"{files['acc']}:acc",
+            },
+            "reach": {"yields": str(files["yields"]), "flow": str(ext / "flowrun")},
+        },
+        source=str(tmp_path / "cfg.yaml"),
+    )
+
+    def writes(*outs: str):
+        def run(config: AnalysisConfig, force: bool = True) -> None:
+            CALLS.append(outs[0])
+            for o in outs:
+                (config.output_dir / o).parent.mkdir(parents=True, exist_ok=True)
+                (config.output_dir / o).write_text(o)
+
+        return run
+
+    real = {s.name: s for s in REAL_STAGES}
+    stages = []
+    for name in ("generate", "select", "yields", "train", "reach"):
+        setattr(sys.modules["toy_stages"], name, writes(*real[name].outputs))
+        stages.append(dataclasses.replace(real[name], func=f"toy_stages:{name}"))
+    monkeypatch.setattr(pipeline, "STAGES", tuple(stages))
+    quiet = {"echo": lambda s: None, "report": False}
+    assert set(statuses(pipeline.run(cfg, **quiet)).values()) == {"ran"}
+    assert set(statuses(pipeline.run(cfg, **quiet)).values()) == {"skipped"}
+
+    def replace(f: Path) -> None:  # new content, mtime kept older than every output
+        st = f.stat()
+        f.write_text("v2!")
+        os.utime(f, ns=(st.st_mtime_ns, st.st_mtime_ns))
+
+    expect = {
+        "mock_eff": {"generate", "select", "yields", "train", "reach"},
+        "unfold_eff": {"select", "yields", "train", "reach"},
+        "acc": {"select", "yields", "train", "reach"},
+        "yields": {"reach"},
+        "model": {"reach"},
+    }
+    for key, rerun in expect.items():
+        replace(files[key])
+        lines: list[str] = []
+        reports = pipeline.run(cfg, echo=lines.append, report=False)
+        assert {n for n, s in statuses(reports).items() if s == "ran"} == rerun, key
+        assert f"{files[key].name} changed" in "\n".join(lines)

@@ -4,7 +4,8 @@ A stage is up to date when the config sections it reads hash as they did when it
 finished, its outputs exist and are the very files it wrote (size and modification time in
 nanoseconds as recorded then: an output overwritten by a standalone command, e.g.
 ``gammastar generate --force --seed 99``, reruns the stage), its input files are the ones it
-read (the same set, ``input.files`` globs expanded, each with the size and mtime it had then),
+read (the same set, ``input.files`` globs expanded, efficiency/acceptance maps and the
+reach's ``yields``/``flow`` included, each with the size and mtime it had then),
 and its outputs are newer than its inputs. The record is ``<run>/.gammastar/<stage>.json``,
 written only after the stage succeeded, so an interrupted run loses nothing that had finished;
 a record without output or input identities (written by an older gammastar) counts as not up
@@ -155,12 +156,52 @@ def _input_files(cfg: AnalysisConfig) -> list[Path]:
     return out
 
 
+def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
+    """The generator's efficiency map (``mock.efficiency_map``, shipped-file fallback included)."""
+    from gammastar.errors import ConfigError
+    from gammastar.mock.detector import resolve_efficiency_map
+
+    try:
+        path = resolve_efficiency_map(cfg)
+    except ConfigError:  # missing: dropped from the inputs, so the stage reruns and says so
+        return []
+    return [path] if path is not None else []
+
+
+def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
+    """Input files plus ``unfold.efficiency_map`` and ``unfold.acceptance_map`` (when set)."""
+    from gammastar.unfold import split_map_spec
+
+    out = _input_files(cfg)
+    if cfg.unfold.efficiency_map is not None:
+        out.append(cfg.resolve(cfg.unfold.efficiency_map))
+    if cfg.unfold.acceptance_map is not None:
+        out.append(cfg.resolve(split_map_spec(cfg.unfold.acceptance_map)[0]))
+    return out
+
+
+def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
+    """``reach.yields`` and the files of ``reach.flow`` (run dir, ``flow/`` or ``model.pt``)."""
+    out = [cfg.resolve(cfg.reach.yields)]
+    if cfg.reach.flow is not None:
+        p = cfg.resolve(cfg.reach.flow)
+        if p.is_file():  # as gammastar.flow.load resolves it
+            d = p.parent
+        elif (p / "model.pt").exists() or (p / "meta.json").exists() or not (p / "flow").is_dir():
+            d = p
+        else:
+            d = p / "flow"
+        out += [d / "model.pt", d / "meta.json"]
+    return out
+
+
 STAGES: tuple[Stage, ...] = (
     Stage(
         "generate",
         "gammastar.pipeline:_run_generate",
         sections=("seed", "beam", "mock"),
         outputs=("mock.root",),
+        external=_mock_maps,
         enabled=lambda cfg: cfg.mock is not None,
     ),
     Stage(
@@ -169,7 +210,7 @@ STAGES: tuple[Stage, ...] = (
         sections=("input", "selection", "background", "unfold"),
         outputs=("pairs.parquet", "histograms.root", "select.json"),
         needs=("generate",),
-        external=_input_files,
+        external=_select_inputs,
     ),
     Stage(
         "yields",
@@ -198,6 +239,7 @@ STAGES: tuple[Stage, ...] = (
         sections=("seed", "beam", "detector", "reach"),
         outputs=("reach.json",),
         needs=("yields", "train"),
+        external=_reach_inputs,
     ),
 )
 
