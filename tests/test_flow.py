@@ -471,3 +471,32 @@ def test_early_stopping_is_kept_on_resume(tmp_path):
     F.train(cfg, pairs=pairs, resume=True)
     h2 = json.loads((out / "history.json").read_text())
     assert h2["val"] == h["val"]
+
+
+def test_shrunk_ensemble_leaves_no_stale_member(tmp_path):
+    """flow.ensemble 3 → 1: retraining removes ensemble/1 and ensemble/2 (after the new model is
+    written), and load_ensemble reads only the members meta.json records."""
+    import shutil
+
+    pairs = synthetic_pairs(3000, seed=8)
+    out = F.train(make_config(tmp_path, ensemble=2, epochs=2), pairs=pairs)
+    shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "2")  # left from a larger one
+    assert len(F.load_ensemble(out)) == 2
+    F.train(make_config(tmp_path, ensemble=1, epochs=2), pairs=pairs, force=True)
+    assert not (out / "ensemble").exists()
+    assert len(F.load_ensemble(out)) == 1
+
+
+def test_ensemble_member_of_another_training_is_refused(tmp_path):
+    import shutil
+
+    pairs = synthetic_pairs(3000, seed=8)
+    out = F.train(make_config(tmp_path / "a", ensemble=2, epochs=2), pairs=pairs)
+    other = F.train(make_config(tmp_path / "b", ensemble=2, epochs=3), pairs=pairs)
+    shutil.rmtree(out / "ensemble" / "1")
+    shutil.copytree(other / "ensemble" / "1", out / "ensemble" / "1")
+    with pytest.raises(GammastarError, match="ensemble member of another training"):
+        F.load_ensemble(out)
+    shutil.rmtree(out / "ensemble" / "1")
+    with pytest.raises(GammastarError, match="ensemble member missing"):
+        F.load_ensemble(out)

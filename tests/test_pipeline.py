@@ -11,6 +11,7 @@ from gammastar.config import AnalysisConfig, config_from_dict
 from gammastar.errors import GammastarError
 
 CALLS: list[str] = []
+REAL_STAGES = pipeline.STAGES  # the chain's stages (the toy fixture replaces pipeline.STAGES)
 
 
 def _writer(name: str, out: str, src: str | None = None):
@@ -100,3 +101,148 @@ def test_missing_output_and_interrupted_stage(
 def test_unknown_stage_is_an_error(toy: AnalysisConfig) -> None:
     with pytest.raises(GammastarError, match="unknown stage 'x'; stages are: a, b, c"):
         pipeline.run(toy, force=["x"], echo=lambda s: None, report=False)
+
+
+def test_output_overwritten_outside_the_run_reruns(toy: AnalysisConfig) -> None:
+    import os
+
+    pipeline.run(toy, echo=lambda s: None, report=False)
+    # a standalone command rewrites a.txt (same size, an older mtime than b.txt's)
+    a = toy.output_dir / "a.txt"
+    old = os.stat(toy.output_dir / "b.txt").st_mtime_ns - 10**9
+    a.write_text("x")
+    os.utime(a, ns=(old, old))
+    fresh, why = pipeline.is_up_to_date(toy, pipeline.STAGES[0])
+    assert not fresh
+    assert "a.txt" in why
+    assert "outside" in why
+    lines: list[str] = []
+    reports = pipeline.run(toy, echo=lines.append, report=False)
+    assert statuses(reports) == {"a": "ran", "b": "ran", "c": "skipped"}
+    assert (toy.output_dir / "a.txt").read_text() == "a"
+    assert (toy.output_dir / "b.txt").read_text().endswith("a")
+    assert any(line.startswith("[a] running:") and "a.txt" in line for line in lines)
+
+
+def test_state_without_output_identities_reruns(toy: AnalysisConfig) -> None:
+    import json
+
+    pipeline.run(toy, echo=lambda s: None, report=False)
+    state = toy.output_dir / ".gammastar" / "c.json"
+    old = json.loads(state.read_text())
+    del old["outputs"]
+    state.write_text(json.dumps(old))
+    fresh, why = pipeline.is_up_to_date(toy, pipeline.STAGES[2])
+    assert not fresh
+    assert "older gammastar" in why
+
+
+def _select_stage() -> pipeline.Stage:
+    return next(s for s in pipeline.STAGES if s.name == "select")
+
+
+def test_glob_inputs_are_tracked(
+    toy: AnalysisConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import os
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x1.root").write_text("1")
+    cfg = toy.model_copy(
+        update={"input": toy.input.model_copy(update={"files": [str(data / "x*.root")]})}
+    )
+    stage = pipeline.Stage(
+        "s", "toy_stages:c", sections=("input",), outputs=("c.txt",), external=pipeline._input_files
+    )
+    monkeypatch.setattr(pipeline, "STAGES", (stage,))
+    assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "ran"}
+    assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "skipped"}
+    (data / "x2.root").write_text("2")
+    # a new file matching the glob, older than the output: still a new input
+    old = (cfg.output_dir / "c.txt").stat().st_mtime_ns - 10**9
+    os.utime(data / "x2.root", ns=(old, old))
+    assert pipeline.is_up_to_date(cfg, stage) == (False, "new input x2.root")
+    assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "ran"}
+    (data / "x1.root").unlink()
+    assert pipeline.is_up_to_date(cfg, stage) == (False, "no longer an input: x1.root")
+
+
+def test_run_directory_inputs_tracked_unless_a_stage_makes_them(tmp_path: Path) -> None:
+    base = {"output": str(tmp_path / "run"), "input": {"files": ["${output}/mock.root"]}}
+    with_mock = config_from_dict(base, source=str(tmp_path / "cfg.yaml"))
+    mock = with_mock.output_dir / "mock.root"
+    assert _select_stage().inputs(with_mock).count(mock) == 1  # as generate's output
+    without = config_from_dict({**base, "mock": None}, source=str(tmp_path / "cfg.yaml"))
+    assert _select_stage().inputs(without).count(mock) == 1  # made by a standalone generate
+
+
+def test_maps_and_reach_inputs_are_tracked(
+    toy: AnalysisConfig, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import dataclasses
+    import os
+    import sys
+
+    ext = tmp_path / "ext"
+    (ext / "flowrun" / "flow").mkdir(parents=True)
+    files = {
+        "mock_eff": ext / "mock_eff.root",
+        "unfold_eff": ext / "unfold_eff.root",
+        "acc": ext / "acc.root",
+        "yields": ext / "yields.json",
+        "model": ext / "flowrun" / "flow" / "model.pt",
+        "meta": ext / "flowrun" / "flow" / "meta.json",
+    }
+    for f in files.values():
+        f.write_text("v1")
+    cfg = config_from_dict(
+        {
+            "output": str(tmp_path / "run"),
+            "mock": {"efficiency_map": str(files["mock_eff"])},
+            "unfold": {
+                "efficiency_map": str(files["unfold_eff"]),
+                "acceptance_map": f"{files['acc']}:acc",
+            },
+            "reach": {"yields": str(files["yields"]), "flow": str(ext / "flowrun")},
+        },
+        source=str(tmp_path / "cfg.yaml"),
+    )
+
+    def writes(*outs: str):
+        def run(config: AnalysisConfig, force: bool = True) -> None:
+            CALLS.append(outs[0])
+            for o in outs:
+                (config.output_dir / o).parent.mkdir(parents=True, exist_ok=True)
+                (config.output_dir / o).write_text(o)
+
+        return run
+
+    real = {s.name: s for s in REAL_STAGES}
+    stages = []
+    for name in ("generate", "select", "yields", "train", "reach"):
+        setattr(sys.modules["toy_stages"], name, writes(*real[name].outputs))
+        stages.append(dataclasses.replace(real[name], func=f"toy_stages:{name}"))
+    monkeypatch.setattr(pipeline, "STAGES", tuple(stages))
+    quiet = {"echo": lambda s: None, "report": False}
+    assert set(statuses(pipeline.run(cfg, **quiet)).values()) == {"ran"}
+    assert set(statuses(pipeline.run(cfg, **quiet)).values()) == {"skipped"}
+
+    def replace(f: Path) -> None:  # new content, mtime kept older than every output
+        st = f.stat()
+        f.write_text("v2!")
+        os.utime(f, ns=(st.st_mtime_ns, st.st_mtime_ns))
+
+    expect = {
+        "mock_eff": {"generate", "select", "yields", "train", "reach"},
+        "unfold_eff": {"select", "yields", "train", "reach"},
+        "acc": {"select", "yields", "train", "reach"},
+        "yields": {"reach"},
+        "model": {"reach"},
+    }
+    for key, rerun in expect.items():
+        replace(files[key])
+        lines: list[str] = []
+        reports = pipeline.run(cfg, echo=lines.append, report=False)
+        assert {n for n, s in statuses(reports).items() if s == "ran"} == rerun, key
+        assert f"{files[key].name} changed" in "\n".join(lines)

@@ -117,6 +117,22 @@ def test_seed_ensemble_spread(tmp_path):
     assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1, cfg.seed + 2]
 
 
+def test_stale_member_directory_is_not_validated(tmp_path):
+    """A flow/ensemble/<i> beyond meta.json's ensemble_size (left from a larger ensemble) is not
+    mixed into validation.json."""
+    import shutil
+
+    from test_flow import make_config
+
+    pairs = synthetic_pairs(4000, seed=30)
+    cfg = make_config(tmp_path, ensemble=2, epochs=2)
+    out = F.train(cfg, pairs=pairs)
+    shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "2")
+    res = validate(cfg, pairs=pairs, figures=False)
+    assert all(len(r) == 2 for r in res["kl_model_members"])
+    assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1]
+
+
 def test_seed_noise_recovers_the_unshared_noise():
     """K[j, r] = member offset + shared repeat noise + unshared noise N(0, σ): seed_noise is
     σ/√R; the shared part (common random numbers) does not count. σ_e from (J−1)(R−1) = 1596

@@ -1164,8 +1164,9 @@ def train(
     """``gammastar train``: fit the flow on the run directory's pairs table.
 
     Writes ``flow/model.pt``, ``flow/meta.json``, ``flow/loss.png`` and ``flow/history.json``
-    (and ``flow/ensemble/<i>/`` for ``flow.ensemble > 1``). ``flow/checkpoint.pt`` holds the
-    latest checkpoint (``resume=True`` continues from it).
+    (and ``flow/ensemble/<i>/`` for ``flow.ensemble > 1``; member directories of an older,
+    larger ensemble are removed once the new members are written). ``flow/checkpoint.pt`` holds
+    the latest checkpoint (``resume=True`` continues from it).
 
     Arguments:
         config: the analysis config.
@@ -1232,7 +1233,22 @@ def train(
         save_model(d, res.flow, res.preprocessing, arch, mass_range, meta, force=True)
         write_json(d / "history.json", {**res.history, "meta": meta}, force=True)
         plot_losses(res.history, d / "loss.png")
+    _remove_stale_members(out / "ensemble", cfg.ensemble)
     return out
+
+
+def _remove_stale_members(ens: Path, size: int) -> None:
+    """Delete ``ensemble/<i>`` for i ≥ ``size`` (an older, larger ensemble), after the new
+    members are written; the ``ensemble`` directory too when nothing is left in it."""
+    import shutil
+
+    if not ens.is_dir():
+        return
+    for sub in ens.iterdir():
+        if sub.is_dir() and sub.name.isdigit() and int(sub.name) >= size:
+            shutil.rmtree(sub)
+    if not any(ens.iterdir()):
+        ens.rmdir()
 
 
 # =========================================================================== ensembles
@@ -1265,14 +1281,51 @@ class Ensemble:
         return float(vals.mean()), float(vals.std(ddof=1) if len(vals) > 1 else 0.0)
 
 
+def ensemble_size(model: FlowModel) -> int | None:
+    """The ensemble size recorded in the model's ``meta.json`` (``None``: not recorded)."""
+    size = model.meta.get("meta", {}).get("ensemble_size")
+    return int(size) if isinstance(size, int) and size > 0 else None
+
+
 def load_ensemble(path: str | os.PathLike[str]) -> Ensemble:
-    """Load ``flow/`` and every ``flow/ensemble/<i>/`` member."""
+    """Load ``flow/`` and the members ``flow/ensemble/<i>/``, i = 1 … ensemble_size − 1.
+
+    Only the members that ``flow/meta.json`` records (``ensemble_size``) are loaded: a directory
+    beyond them is left from an older, larger ensemble and ignored. A model without a recorded
+    size (older gammastar) loads every member directory found.
+
+    Raises:
+        GammastarError: a recorded member is missing, or was trained with another flow config
+            or data set than ``flow/`` (left from an interrupted or older training).
+    """
     d = _resolve_model_dir(path)
-    models = [load(d)]
+    first = load(d)
+    size = ensemble_size(first)
     ens = d / "ensemble"
-    if ens.is_dir():
-        for sub in sorted((p for p in ens.iterdir() if p.is_dir()), key=lambda p: int(p.name)):
-            models.append(load(sub))
+    if size is None:
+        subs = (
+            sorted((p for p in ens.iterdir() if p.is_dir()), key=lambda p: int(p.name))
+            if ens.is_dir()
+            else []
+        )
+    else:
+        subs = [ens / str(i) for i in range(1, size)]
+    models = [first]
+    ref = first.meta.get("meta", {})
+    for sub in subs:
+        if size is not None and not (sub / "meta.json").exists():
+            raise GammastarError(
+                f"{sub}: ensemble member missing ({d / 'meta.json'} records {size} members)"
+            )
+        member = load(sub)
+        got = member.meta.get("meta", {})
+        for key in ("config_sha256", "data_sha256"):
+            if size is not None and got.get(key) != ref.get(key):
+                raise GammastarError(
+                    f"{sub}: ensemble member of another training ({key} differs from "
+                    f"{d / 'meta.json'}); retrain with --force"
+                )
+        models.append(member)
     return Ensemble(models)
 
 

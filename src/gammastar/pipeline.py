@@ -1,9 +1,15 @@
 """The whole chain in order (`gammastar run`): each stage skipped when up to date.
 
-A stage is up to date when its outputs exist, are newer than its inputs, and the
-config sections it reads hash as they did when it last finished (recorded in
-``<run>/.gammastar/<stage>.json``, written only after the stage succeeded, so an
-interrupted run loses nothing that had finished).
+A stage is up to date when the config sections it reads hash as they did when it last
+finished, its outputs exist and are the very files it wrote (size and modification time in
+nanoseconds as recorded then: an output overwritten by a standalone command, e.g.
+``gammastar generate --force --seed 99``, reruns the stage), its input files are the ones it
+read (the same set, ``input.files`` globs expanded, efficiency/acceptance maps and the
+reach's ``yields``/``flow`` included, each with the size and mtime it had then),
+and its outputs are newer than its inputs. The record is ``<run>/.gammastar/<stage>.json``,
+written only after the stage succeeded, so an interrupted run loses nothing that had finished;
+a record without output or input identities (written by an older gammastar) counts as not up
+to date.
 """
 
 from __future__ import annotations
@@ -46,14 +52,26 @@ class Stage:
     enabled: Callable[[AnalysisConfig], bool] = field(default=lambda cfg: True)
 
     def inputs(self, config: AnalysisConfig) -> list[Path]:
-        """Every file the stage reads: upstream outputs and external inputs."""
+        """Every file the stage reads: upstream outputs and external inputs.
+
+        External inputs that an enabled stage of this config produces are left out (they are
+        tracked through ``needs``); any other file, in the run directory or not, is kept, e.g.
+        ``${output}/mock.root`` made by a standalone ``gammastar generate`` with ``mock: null``.
+        """
         upstream = [
             config.output_dir / o
             for s in STAGES
             if s.name in self.needs and s.enabled(config)
             for o in s.outputs
         ]
-        return upstream + self.external(config)
+        produced = {
+            (config.output_dir / o).resolve()
+            for s in STAGES
+            if s.enabled(config)
+            for o in s.outputs
+        }
+        external = [p for p in self.external(config) if p.resolve() not in produced]
+        return upstream + list(dict.fromkeys(external))
 
     def call(self, config: AnalysisConfig) -> Any:
         """Run the stage (its outputs overwritten: the pipeline owns them)."""
@@ -117,16 +135,64 @@ def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
+    """The input files of ``input.files``, globs expanded (sorted; a new match is a new input)."""
+    import glob
+
     files = cfg.input.files
     if isinstance(files, dict):  # coffea-style fileset: {dataset: {files: {path: tree}}}
-        paths = [
-            p
-            for ds in files.values()
-            for p in (ds.get("files", {}) if isinstance(ds, dict) else ds)
-        ]
+        paths = []
+        for ds in files.values():
+            fs = ds.get("files", {}) if isinstance(ds, dict) else ds
+            paths.extend([fs] if isinstance(fs, str) else fs)
     else:
-        paths = list(files)
-    return [cfg.resolve(p) for p in paths if "*" not in str(p)]
+        paths = [files] if isinstance(files, str) else list(files)
+    out: list[Path] = []
+    for p in paths:
+        text = str(cfg.resolve(str(p)))
+        if glob.has_magic(text):
+            out.extend(Path(x) for x in sorted(glob.glob(text)))
+        else:
+            out.append(Path(text))
+    return out
+
+
+def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
+    """The generator's efficiency map (``mock.efficiency_map``, shipped-file fallback included)."""
+    from gammastar.errors import ConfigError
+    from gammastar.mock.detector import resolve_efficiency_map
+
+    try:
+        path = resolve_efficiency_map(cfg)
+    except ConfigError:  # missing: dropped from the inputs, so the stage reruns and says so
+        return []
+    return [path] if path is not None else []
+
+
+def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
+    """Input files plus ``unfold.efficiency_map`` and ``unfold.acceptance_map`` (when set)."""
+    from gammastar.unfold import split_map_spec
+
+    out = _input_files(cfg)
+    if cfg.unfold.efficiency_map is not None:
+        out.append(cfg.resolve(cfg.unfold.efficiency_map))
+    if cfg.unfold.acceptance_map is not None:
+        out.append(cfg.resolve(split_map_spec(cfg.unfold.acceptance_map)[0]))
+    return out
+
+
+def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
+    """``reach.yields`` and the files of ``reach.flow`` (run dir, ``flow/`` or ``model.pt``)."""
+    out = [cfg.resolve(cfg.reach.yields)]
+    if cfg.reach.flow is not None:
+        p = cfg.resolve(cfg.reach.flow)
+        if p.is_file():  # as gammastar.flow.load resolves it
+            d = p.parent
+        elif (p / "model.pt").exists() or (p / "meta.json").exists() or not (p / "flow").is_dir():
+            d = p
+        else:
+            d = p / "flow"
+        out += [d / "model.pt", d / "meta.json"]
+    return out
 
 
 STAGES: tuple[Stage, ...] = (
@@ -135,6 +201,7 @@ STAGES: tuple[Stage, ...] = (
         "gammastar.pipeline:_run_generate",
         sections=("seed", "beam", "mock"),
         outputs=("mock.root",),
+        external=_mock_maps,
         enabled=lambda cfg: cfg.mock is not None,
     ),
     Stage(
@@ -143,7 +210,7 @@ STAGES: tuple[Stage, ...] = (
         sections=("input", "selection", "background", "unfold"),
         outputs=("pairs.parquet", "histograms.root", "select.json"),
         needs=("generate",),
-        external=lambda cfg: [p for p in _input_files(cfg) if p.parent != cfg.output_dir],
+        external=_select_inputs,
     ),
     Stage(
         "yields",
@@ -172,6 +239,7 @@ STAGES: tuple[Stage, ...] = (
         sections=("seed", "beam", "detector", "reach"),
         outputs=("reach.json",),
         needs=("yields", "train"),
+        external=_reach_inputs,
     ),
 )
 
@@ -185,8 +253,23 @@ def _state_path(cfg: AnalysisConfig, stage: Stage) -> Path:
     return cfg.output_dir / STATE_DIR / f"{stage.name}.json"
 
 
+def _identity(path: Path) -> list[int] | None:
+    """A file's identity for the up-to-date check: ``[size, mtime_ns]`` (``None``: missing)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
-    """Whether ``stage`` can be skipped, and why (or why not)."""
+    """Whether ``stage`` can be skipped, and why (or why not).
+
+    Not up to date: never run, config sections changed, an output missing or not the file the
+    stage wrote (its recorded size and mtime differ: overwritten outside the pipeline), the set
+    of input files changed (a new file matching an ``input.files`` glob, one gone), an input
+    changed since the stage read it, or an input newer than the oldest output.
+    """
     state_file = _state_path(cfg, stage)
     if not state_file.exists():
         return False, "never run"
@@ -200,8 +283,27 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     missing = [o.name for o in outputs if not o.exists()]
     if missing:
         return False, f"missing {', '.join(missing)}"
+    recorded = state.get("outputs")
+    if not isinstance(recorded, dict):
+        return False, "no output identities recorded (state file of an older gammastar)"
+    for o in stage.outputs:
+        if recorded.get(o) != _identity(cfg.output_dir / o):
+            return False, f"{o} is not the file {stage.name} wrote (overwritten outside the run)"
+    inputs = stage.inputs(cfg)
+    seen = state.get("inputs")
+    if not isinstance(seen, dict):
+        return False, "no input identities recorded (state file of an older gammastar)"
+    added = [p.name for p in inputs if str(p) not in seen]
+    gone = sorted(Path(k).name for k in seen.keys() - {str(p) for p in inputs})
+    if added or gone:
+        what = [f"new input {', '.join(added)}"] if added else []
+        what += [f"no longer an input: {', '.join(gone)}"] if gone else []
+        return False, "; ".join(what)
+    for i in inputs:
+        if seen[str(i)] != _identity(i):
+            return False, f"{i.name} changed"
     oldest_out = min(o.stat().st_mtime for o in outputs) if outputs else float("inf")
-    for i in stage.inputs(cfg):
+    for i in inputs:
         if i.exists() and i.stat().st_mtime > oldest_out:
             return False, f"{i.name} is newer"
     return True, "up to date"
@@ -256,6 +358,7 @@ def run(
             continue
         reason = "forced" if forced else why
         echo(f"[{stage.name}] running: {reason}")
+        inputs = {str(p): _identity(p) for p in stage.inputs(config)}  # as read by the stage
         t0 = time.perf_counter()
         result = stage.call(config)
         dt = time.perf_counter() - t0
@@ -268,6 +371,8 @@ def run(
                 "seconds": dt,
                 "finished": time.time(),
                 "note": note,
+                "inputs": inputs,
+                "outputs": {o: _identity(config.output_dir / o) for o in stage.outputs},
             },
             force=True,
         )

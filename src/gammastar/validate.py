@@ -146,7 +146,7 @@ def validate(
     Returns:
         The JSON content as a dict.
     """
-    from gammastar.flow import load, read_pairs, training_data
+    from gammastar.flow import ensemble_size, load, load_ensemble, read_pairs, training_data
 
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
@@ -202,9 +202,12 @@ def validate(
     # initialisation uncertainty (paper App. A: 0.002, 0.006, 0.012 at m = 0.3, 0.7, 1.1 GeV)
     member_runs: list[list[dict[str, Any]]] = []  # [member][mass]
     member_seeds: list[Any] = []
-    if model.path is not None and (model.path / "ensemble").is_dir():
-        from gammastar.flow import load_ensemble
-
+    # only the members flow/meta.json records (ensemble_size): directories left from an older,
+    # larger ensemble are not validated
+    size = ensemble_size(model)
+    if model.path is not None and (
+        size > 1 if size is not None else (model.path / "ensemble").is_dir()
+    ):
         for member in load_ensemble(model.path).models:
             member_seeds.append(member.meta.get("meta", {}).get("seed"))
             member_runs.append([run(member, i) for i in range(len(masses))])
