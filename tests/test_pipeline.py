@@ -246,3 +246,16 @@ def test_maps_and_reach_inputs_are_tracked(
         reports = pipeline.run(cfg, echo=lines.append, report=False)
         assert {n for n, s in statuses(reports).items() if s == "ran"} == rerun, key
         assert f"{files[key].name} changed" in "\n".join(lines)
+
+
+def test_unusable_run_directory_is_one_error_line(tmp_path, capsys):
+    """A run directory that cannot be created (its parent is a file) names it, exit 2."""
+    from gammastar.cli import main
+
+    (tmp_path / "afile").write_text("x")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"output: {tmp_path / 'afile' / 'run'}\n")
+    assert main(["run", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot create the run directory" in err
+    assert "afile" in err

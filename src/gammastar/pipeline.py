@@ -344,7 +344,12 @@ def run(
     unknown = [f for f in (*force, *(only or ())) if f not in names and f != "all"]
     if unknown:
         raise GammastarError(f"unknown stage {unknown[0]!r}; stages are: {', '.join(names)}")
-    config.output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config.output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GammastarError(
+            f"{config.output_dir}: cannot create the run directory ({err.strerror}; output)"
+        ) from None
     reports: list[StageReport] = []
     for stage in STAGES:
         if (only and stage.name not in only) or not stage.enabled(config):
