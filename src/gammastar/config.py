@@ -553,22 +553,24 @@ class AnalysisConfig(Section):
         return self.resolve(self.output, substitute=False).resolve()
 
     def resolve_data(self, path: str | os.PathLike[str], key: str) -> Path:
-        """Resolve a data file named in the config (:meth:`resolve`); a relative path that
-        does not exist there but names a file shipped with gammastar (``data/`` of the
-        repository, or ``gammastar/_data`` of an installed wheel) resolves to that file, so
-        the default ``../data/…`` works for a config anywhere.
+        """Resolve a data file named in the config (:meth:`resolve`); a path of the
+        defaults' form ``../data/NAME`` that does not exist there but names a file shipped
+        with gammastar (``data/`` of the repository, or ``gammastar/_data`` of an installed
+        wheel) resolves to that file, so the defaults work for a config anywhere; any other
+        missing path is an error.
 
         Raises:
             ConfigError: the file is not found (naming ``key``).
         """
+        given = Path(os.fspath(path))
         path = self.resolve(path)
         if path.exists():
             return path
-        name = Path(os.fspath(path)).name
-        here = Path(__file__).resolve()
-        for cand in (here.parents[2] / "data" / name, here.parent / "_data" / name):
-            if cand.exists():
-                return cand
+        if given.parent == Path("../data"):  # the shipped default's form, nothing else
+            here = Path(__file__).resolve()
+            for cand in (here.parents[2] / "data" / given.name, here.parent / "_data" / given.name):
+                if cand.exists():
+                    return cand
         raise ConfigError(f"{self.source or '<config>'}: {key}: {path} not found")
 
     def resolve(self, path: str | os.PathLike[str], *, substitute: bool = True) -> Path:

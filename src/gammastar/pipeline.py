@@ -14,6 +14,7 @@ to date.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import time
@@ -135,25 +136,16 @@ def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
-    """The input files of ``input.files``, globs expanded (sorted; a new match is a new input)."""
-    import glob
+    """The input files of ``input.files`` as the selection resolves them
+    (:func:`gammastar.io.fileset_from_config`: globs expanded, so a new match is a new
+    input); none when they do not resolve (the stage then reruns and reports why)."""
+    from gammastar.io import fileset_from_config
 
-    files = cfg.input.files
-    if isinstance(files, dict):  # coffea-style fileset: {dataset: {files: {path: tree}}}
-        paths = []
-        for ds in files.values():
-            fs = ds.get("files", {}) if isinstance(ds, dict) else ds
-            paths.extend([fs] if isinstance(fs, str) else fs)
-    else:
-        paths = [files] if isinstance(files, str) else list(files)
-    out: list[Path] = []
-    for p in paths:
-        text = str(cfg.resolve(str(p)))
-        if glob.has_magic(text):
-            out.extend(Path(x) for x in sorted(glob.glob(text)))
-        else:
-            out.append(Path(text))
-    return out
+    try:
+        fileset = fileset_from_config(cfg)
+    except GammastarError:
+        return []
+    return [Path(p) for spec in fileset.values() for p in spec["files"]]
 
 
 def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
@@ -174,7 +166,10 @@ def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
 
     out = _input_files(cfg)
     if cfg.unfold.efficiency_map is not None:
-        out.append(cfg.resolve(cfg.unfold.efficiency_map))
+        # the file select reads (shipped-file fallback included); a missing one is dropped
+        # from the inputs, so the stage reruns and reports it
+        with contextlib.suppress(GammastarError):
+            out.append(cfg.resolve_data(cfg.unfold.efficiency_map, "unfold.efficiency_map"))
     if cfg.unfold.acceptance_map is not None:
         out.append(cfg.resolve(split_map_spec(cfg.unfold.acceptance_map)[0]))
     return out
@@ -184,13 +179,13 @@ def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
     """``reach.yields`` and the files of ``reach.flow`` (run dir, ``flow/`` or ``model.pt``)."""
     out = [cfg.resolve(cfg.reach.yields)]
     if cfg.reach.flow is not None:
+        from gammastar.flow import _resolve_model_dir
+
         p = cfg.resolve(cfg.reach.flow)
-        if p.is_file():  # as gammastar.flow.load resolves it
-            d = p.parent
-        elif (p / "model.pt").exists() or (p / "meta.json").exists() or not (p / "flow").is_dir():
+        try:  # as gammastar.flow.load finds the model
+            d = _resolve_model_dir(p)
+        except GammastarError:
             d = p
-        else:
-            d = p / "flow"
         out += [d / "model.pt", d / "meta.json"]
     return out
 
