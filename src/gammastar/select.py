@@ -814,10 +814,17 @@ def _select_run(
         response_matrix,
     )
 
+    cuts = Cuts.from_config(cfg)
     proc = DileptonProcessor(
         layout=cfg.input.layout,
-        columns=checked.branches.all,
-        cuts=Cuts.from_config(cfg),
+        # the per-lepton parent is read only where it is used (truth η→μμ removal): it is
+        # a jagged branch to decompress and carry through the pairing in every chunk
+        columns={
+            col: br
+            for col, br in checked.branches.all.items()
+            if col != "parent" or cuts.remove_eta_mumu_truth
+        },
+        cuts=cuts,
         lepton_mass=cfg.input.lepton_mass,
         effmap=em,
         nearest=cfg.unfold.outside_map == "nearest",
