@@ -208,9 +208,11 @@ def validate(
     if model.path is not None and (
         size > 1 if size is not None else (model.path / "ensemble").is_dir()
     ):
-        for member in load_ensemble(model.path).models:
+        # member 0 is this model (flow/ itself), scored above on the same random streams
+        members = load_ensemble(model.path).models
+        for k, member in enumerate(members):
             member_seeds.append(member.meta.get("meta", {}).get("seed"))
-            member_runs.append([run(member, i) for i in range(len(masses))])
+            member_runs.append(windows if k == 0 else [run(member, i) for i in range(len(masses))])
     by_mass = list(zip(*member_runs, strict=True)) if member_runs else []
     result: dict[str, Any] = {
         "mass": masses,
