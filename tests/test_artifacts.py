@@ -61,6 +61,7 @@ def test_replace_puts_the_old_file_back_when_the_rename_fails(
     old, new = tmp_path / "out", tmp_path / "new"
     old.write_bytes(b"old")
     new.write_bytes(b"new")
+    monkeypatch.setattr(gammastar.artifacts, "MOVE_ASIDE_BYTES", 0)  # a "large" file
     real = gammastar.artifacts.os.replace
     calls = []
 
@@ -104,3 +105,25 @@ def test_cli_version_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip()
     assert main(["no-such-command"]) == 2
+
+
+def test_large_replace_removes_leftovers_small_replace_is_direct(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large output goes in by the move-aside route and sweeps a hidden leftover of an
+    interrupted earlier replace; a small one is one rename (the old never moved)."""
+    (tmp_path / "out").write_bytes(b"old")
+    (tmp_path / ".out.abc123.old").write_bytes(b"interrupted")
+    monkeypatch.setattr(gammastar.artifacts, "MOVE_ASIDE_BYTES", 3)
+    (tmp_path / "new").write_bytes(b"new!")
+    replace(tmp_path / "new", tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert (tmp_path / "out").read_bytes() == b"new!"
+    calls = []
+    real = gammastar.artifacts.os.replace
+    monkeypatch.setattr(
+        gammastar.artifacts.os, "replace", lambda a, b: (calls.append(b), real(a, b))
+    )
+    (tmp_path / "new").write_bytes(b"n")
+    replace(tmp_path / "new", tmp_path / "out")
+    assert [Path(c).name for c in calls] == ["out"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -44,15 +45,22 @@ def check_writable(path: str | os.PathLike[str], force: bool = False) -> Path:
     return path
 
 
+MOVE_ASIDE_BYTES = 32 * 2**20
+"""New files at least this large are renamed in by :func:`replace` with the old one moved
+aside first."""
+
+
 def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
-    """Rename ``src`` onto ``dst`` (same directory), an existing ``dst`` moved aside first.
+    """Rename ``src`` onto ``dst`` (same directory).
 
     ``os.replace`` onto an existing file makes ext4 (``auto_da_alloc``) start writing the
     new file's data to disk inside the rename: 0.1-0.4 s for a 250 MB ``pairs.parquet``
-    on the development machine, against < 1 ms onto a free name. So an existing ``dst`` is
-    renamed to a hidden name, ``src`` renamed onto the free ``dst``, and the old file
-    removed; if the second rename fails, the old file is put back. Between the two renames
-    ``dst`` is briefly absent, never half-written.
+    on the development machine, against < 1 ms onto a free name. So a large new file
+    (:data:`MOVE_ASIDE_BYTES`) is renamed onto a free ``dst``: the old one is first renamed
+    to a hidden name and removed after (put back if the second rename fails); in between
+    ``dst`` is briefly absent, never half-written, and a hidden leftover of an interrupted
+    replace is removed by the next one. Smaller files are renamed directly (the flush costs
+    nothing there, and ``dst`` never disappears).
 
     Example:
         >>> import tempfile, pathlib
@@ -63,7 +71,7 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         ('new', ['b'])
     """
     dst = Path(dst)
-    if not os.path.lexists(dst):
+    if not os.path.lexists(dst) or os.path.getsize(src) < MOVE_ASIDE_BYTES:
         os.replace(src, dst)
         return
     fd, aside = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent)
@@ -75,13 +83,15 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     except BaseException:
         os.replace(aside, dst)
         raise
-    with contextlib.suppress(OSError):
-        os.unlink(aside)
+    for old in dst.parent.glob(f".{glob.escape(dst.name)}.*.old"):  # this one, and leftovers
+        with contextlib.suppress(OSError):
+            old.unlink()
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success
+    (:func:`atomic_paths` for one file).
 
     Nothing half-written is ever left at ``path``: on any exception the temporary
     file is removed and ``path`` is untouched.
@@ -94,17 +104,8 @@ def atomic_path(path: str | os.PathLike[str], force: bool = False) -> Iterator[P
         >>> (d / "x.txt").read_text()
         'hello'
     """
-    path = check_writable(path, force)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
+    with atomic_paths([path], force) as (tmp,):
+        yield tmp
 
 
 @contextlib.contextmanager
