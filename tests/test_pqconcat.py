@@ -140,3 +140,23 @@ def test_concat_from_files_with_and_without_kernel_copy(tmp_path, monkeypatch, k
     assert got.equals(pd.DataFrame({k: np.concatenate([p[k] for p in parts]) for k in parts[0]}))
     if kernel == "refuses midway":
         assert len(calls) >= 2
+
+
+def test_kernel_copy_errors_other_than_unsupported_are_raised(tmp_path, monkeypatch):
+    """A full disk during the kernel copy is an error, not a silent fallback."""
+    import errno
+    import os
+
+    if getattr(os, "copy_file_range", None) is None:
+        pytest.skip("os.copy_file_range needs Linux")
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    path = tmp_path / "p.parquet"
+    path.write_bytes(part_bytes(_cols(np.random.default_rng(6), 100)))
+    out = ParquetConcat(tmp_path / "all.parquet")
+    with pytest.raises(OSError, match="No space left"):
+        out.append(path)
+    out.abort()

@@ -22,6 +22,7 @@ bytes, so such a part is refused.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 from collections.abc import Mapping
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 MAGIC = b"PAR1"
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EBADF}
+"""``os.copy_file_range`` errors that mean "not here": the copy goes through this process."""
 
 # Thrift compact protocol type codes
 _TRUE, _FALSE, _BYTE, _I16, _I32, _I64, _DOUBLE, _BINARY, _LIST, _SET, _MAP, _STRUCT = range(1, 13)
@@ -275,8 +278,11 @@ class ParquetConcat:
                     if n <= 0:
                         break
                     start, pos = start + n, pos + n
-            except OSError:
-                pass  # e.g. not supported between these filesystems: copy the rest below
+            except OSError as err:
+                # not supported here (between filesystems, by this kernel or filesystem):
+                # copy the rest below; anything else (a full disk, an I/O error) is raised
+                if err.errno not in _NO_KERNEL_COPY:
+                    raise
             self._fh.seek(pos)  # the explicit offsets left the file position behind
         if start < end:
             self._fh.write(data[start:end])
