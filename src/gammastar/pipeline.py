@@ -5,8 +5,10 @@ finished, its outputs exist and are the very files it wrote (size and modificati
 nanoseconds as recorded then: an output overwritten by a standalone command, e.g.
 ``gammastar generate --force --seed 99``, reruns the stage), its input files are the ones it
 read (the same set, ``input.files`` globs expanded, efficiency/acceptance maps and the
-reach's ``yields``/``flow`` included, each with the size and mtime it had then),
-and its outputs are newer than its inputs. The record is ``<run>/.gammastar/<stage>.json``,
+reach's ``yields``/``flow`` included, each with the size and mtime it had then).
+Upstream reruns propagate through these identities (a rerun stage rewrites its outputs, the
+next stage's inputs). Timestamps are compared only with themselves, never across files, so
+skewed clocks or copied timestamps cannot make a stage rerun forever. The record is ``<run>/.gammastar/<stage>.json``,
 written only after the stage succeeded, so an interrupted run loses nothing that had finished;
 a record without output or input identities (written by an older gammastar) counts as not up
 to date.
@@ -262,8 +264,8 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
 
     Not up to date: never run, config sections changed, an output missing or not the file the
     stage wrote (its recorded size and mtime differ: overwritten outside the pipeline), the set
-    of input files changed (a new file matching an ``input.files`` glob, one gone), an input
-    changed since the stage read it, or an input newer than the oldest output.
+    of input files changed (a new file matching an ``input.files`` glob, one gone), or an
+    input changed since the stage read it (size or mtime differ from those recorded).
     """
     state_file = _state_path(cfg, stage)
     if not state_file.exists():
@@ -297,10 +299,6 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     for i in inputs:
         if seen[str(i)] != _identity(i):
             return False, f"{i.name} changed"
-    oldest_out = min(o.stat().st_mtime for o in outputs) if outputs else float("inf")
-    for i in inputs:
-        if i.exists() and i.stat().st_mtime > oldest_out:
-            return False, f"{i.name} is newer"
     return True, "up to date"
 
 
