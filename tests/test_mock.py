@@ -410,7 +410,6 @@ def test_combinatorial_parent_precut_loses_no_recorded_pairs():
     Expected ≪ 1 (a > 6σ upward smearing at the 25% cap is needed). Fails with the former
     0.8 × E_cut pre-cut: 84 of 50605 recorded pairs (39 of 6323 below 0.3 GeV) in 3M events,
     i.e. ~11 expected here."""
-    from gammastar.mock.cocktail import Sources
     from gammastar.mock.combinatorial import Combinatorial
     from gammastar.mock.detector import loose_energy_bound
 
@@ -421,17 +420,7 @@ def test_combinatorial_parent_precut_loses_no_recorded_pairs():
     lower = Combinatorial(gen.cfg, e_min=0.5 * gen.combinatorial.e_min)
     n = 400_000
     mu, ch, pdg, e_parent = lower.muons(np.random.default_rng(1), 2 * n, parent_energy=True)
-    src = Sources(
-        channel=np.zeros(n, np.int32),
-        parent_pdgid=np.zeros(n, np.int32),
-        mu1=mu[:, :n],
-        mu2=mu[:, n:],
-        charge1=ch[:n],
-        charge2=ch[n:],
-        parent1=pdg[:n],
-        parent2=pdg[n:],
-        gstar=np.full((5, n), np.nan),
-    )
+    src = Combinatorial.pair(mu, ch, pdg)
     reco = gen.detector.apply(np.random.default_rng(2), src)
     rec = reco.in_acceptance
     assert rec.sum() > 5000

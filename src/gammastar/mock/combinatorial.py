@@ -117,7 +117,12 @@ class Combinatorial:
 
     def generate(self, rng: np.random.Generator, n: int) -> Sources:
         """``n`` combinatorial events, two random muons each."""
-        muon, charge, pdg = self.muons(rng, 2 * n)
+        return self.pair(*self.muons(rng, 2 * n))
+
+    @staticmethod
+    def pair(muon: np.ndarray, charge: np.ndarray, pdg: np.ndarray) -> Sources:
+        """Combinatorial events of ``2n`` muons (:meth:`muons`): muon ``i`` with ``n + i``."""
+        n = charge.size // 2
         return Sources(
             channel=np.full(n, int(Channel.COMBINATORIAL), dtype=np.int32),
             parent_pdgid=np.zeros(n, dtype=np.int32),
