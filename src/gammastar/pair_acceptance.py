@@ -1,0 +1,519 @@
+r"""Fully differential pair acceptance from a per-lepton acceptance description.
+
+:class:`LeptonAcceptance` says whether one lepton passes the spectrometer (an energy threshold
+and a polar-angle window, optionally times a single-lepton acceptance map in (p, θ));
+the mock detector and the analysis use the same class. :class:`PairAcceptance` is the
+probability that both leptons of a γ* of mass m, lab momentum p and polar angle θ pass,
+
+.. math:: A(m, p, \theta) = \frac{\int d\Omega^*\,(1 + \lambda_\theta\cos^2\theta^*)\,
+          a(\ell^+)\,a(\ell^-)}{\int d\Omega^*\,(1 + \lambda_\theta\cos^2\theta^*)},
+
+averaged over the lepton decay angles (θ*, φ*) in the γ* rest frame (helicity frame: polar
+axis along the γ* lab momentum; the detector is azimuthally symmetric, so A does not depend on
+the γ* azimuth). It is tabulated once on a (m, log p, θ) grid (a numba kernel, midpoint
+quadrature in cos θ* and φ*) and looked up per pair by trilinear interpolation. Pairs with
+A below ``min_acceptance`` are outside the *fiducial region*, which :class:`FiducialRegion`
+states (and reproduces for any sample of kinematics).
+
+References:
+    P. Faccioli et al., Eur. Phys. J. C 69 (2010) 657 (λ_θ and the helicity frame);
+    NA60, Eur. Phys. J. C 59 (2009) 607 (per-muon acceptance of the dimuon spectrometer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.errors import ConfigError, InputError
+
+__all__ = ["FiducialRegion", "LeptonAcceptance", "PairAcceptance", "load_lepton_map"]
+
+
+@dataclass(frozen=True)
+class LeptonAcceptance:
+    """Single-lepton acceptance: E ≥ ``min_energy``, ``theta_min`` ≤ θ ≤ ``theta_max``, and
+    optionally a probability from a map in (p, θ) (nearest bin; 0 outside the map).
+
+    Example:
+        >>> la = LeptonAcceptance(3.0, 0.035, 0.120)
+        >>> la.probability(np.array([10.0, 2.0]), np.array([0.05, 0.05])).tolist()
+        [1.0, 0.0]
+    """
+
+    min_energy: float
+    theta_min: float
+    theta_max: float
+    map_p_edges: NDArray[np.float64] | None = field(default=None, compare=False)
+    map_theta_edges: NDArray[np.float64] | None = field(default=None, compare=False)
+    map_values: NDArray[np.float64] | None = field(default=None, compare=False)
+    source: str = "cuts"
+
+    def __post_init__(self) -> None:
+        if not self.theta_max > self.theta_min:
+            raise ConfigError(
+                f"lepton acceptance: theta_max ({self.theta_max}) must exceed theta_min "
+                f"({self.theta_min})"
+            )
+
+    @classmethod
+    def from_config(cls, section: Any, *, resolve: Any = None) -> LeptonAcceptance:
+        """From ``unfold.lepton_acceptance`` (or ``mock.detector``: ``muon_min_energy``).
+
+        Arguments:
+            section: an object with ``min_energy`` (or ``muon_min_energy``), ``theta_min``,
+                ``theta_max`` and optionally ``map`` (``"file.root:name"``).
+            resolve: callable turning the map's path into a file path (the config's).
+        """
+        e_min = getattr(section, "min_energy", None)
+        if e_min is None:
+            e_min = section.muon_min_energy
+        spec = getattr(section, "map", None)
+        if spec is None:
+            return cls(float(e_min), float(section.theta_min), float(section.theta_max))
+        p_edges, t_edges, values, label = load_lepton_map(spec, resolve)
+        return cls(
+            float(e_min),
+            float(section.theta_min),
+            float(section.theta_max),
+            p_edges,
+            t_edges,
+            values,
+            label,
+        )
+
+    def intersect(self, min_energy: float, theta_min: float, theta_max: float) -> LeptonAcceptance:
+        """The same acceptance with a selection's lepton cuts applied on top."""
+        return LeptonAcceptance(
+            max(self.min_energy, min_energy),
+            max(self.theta_min, theta_min),
+            min(self.theta_max, theta_max),
+            self.map_p_edges,
+            self.map_theta_edges,
+            self.map_values,
+            self.source,
+        )
+
+    def probability(self, energy: ArrayLike, theta: ArrayLike, p: ArrayLike | None = None):
+        """Pass probability per lepton (0/1 for the cuts, times the map's value).
+
+        Arguments:
+            energy: lab energy (GeV). theta: lab polar angle (rad).
+            p: lab momentum (GeV; only with a map; default ``energy``).
+        """
+        e = np.asarray(energy, dtype=np.float64)
+        th = np.asarray(theta, dtype=np.float64)
+        ok = (e >= self.min_energy) & (th >= self.theta_min) & (th <= self.theta_max)
+        prob = ok.astype(np.float64)
+        if self.map_values is not None:
+            pp = e if p is None else np.asarray(p, dtype=np.float64)
+            i = np.searchsorted(self.map_p_edges, pp, side="right") - 1
+            j = np.searchsorted(self.map_theta_edges, th, side="right") - 1
+            inside = (i >= 0) & (i < self.map_values.shape[0])
+            inside &= (j >= 0) & (j < self.map_values.shape[1])
+            val = np.zeros(e.shape)
+            val[inside] = self.map_values[i[inside], j[inside]]
+            prob *= val
+        return prob
+
+    def passes(self, p4: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Deterministic pass (cuts only, or map value > 0) for four-momenta (px, py, pz, E)."""
+        theta = np.arctan2(np.hypot(p4[0], p4[1]), p4[2])
+        p = np.sqrt(p4[0] ** 2 + p4[1] ** 2 + p4[2] ** 2)
+        return self.probability(p4[3], theta, p) > 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON description (recorded in the outputs' ``meta``)."""
+        return {
+            "min_energy": self.min_energy,
+            "theta_min": self.theta_min,
+            "theta_max": self.theta_max,
+            "map": None if self.map_values is None else self.source,
+        }
+
+
+def load_lepton_map(spec: str, resolve: Any = None) -> tuple[NDArray, NDArray, NDArray, str]:
+    """Read a single-lepton acceptance map (ROOT TH2: x = p in GeV, y = θ in rad,
+    contents in [0, 1]) given as ``"file.root:name"``.
+
+    Raises:
+        ConfigError: the file or histogram does not exist; InputError: bad contents (NaN,
+            negative or > 1 bins, an all-zero map) or not a TH2.
+    """
+    import os
+
+    import uproot
+
+    from gammastar.unfold import split_map_spec
+
+    path, key = split_map_spec(spec, "acceptance")
+    path = os.fspath(resolve(path) if resolve is not None else path)
+    label = f"{path}:{key}"
+    key_name = "unfold.lepton_acceptance.map"
+    if not os.path.exists(path):
+        raise ConfigError(f"{key_name}: {path} not found")
+    try:
+        with uproot.open(path) as f:
+            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
+            if key not in classes:
+                raise ConfigError(f"{key_name}: {path} has no histogram {key!r}")
+            if not classes[key].startswith("TH2"):
+                raise InputError(f"{label}: is a {classes[key]}, not a TH2 (x = p, y = theta)")
+            h = f[key].to_hist()
+    except (ConfigError, InputError):
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise InputError(f"{label}: cannot read the lepton acceptance map ({err})") from None
+    v = np.asarray(h.values(), dtype=np.float64)
+    p_edges = np.asarray(h.axes[0].edges, dtype=np.float64)
+    t_edges = np.asarray(h.axes[1].edges, dtype=np.float64)
+    if not np.all(np.isfinite(v)):
+        raise InputError(f"{label}: the lepton acceptance map has NaN or infinite bins")
+    if np.any(v < 0) or np.any(v > 1):
+        raise InputError(
+            f"{label}: lepton acceptance map contents must lie in [0, 1] "
+            f"(found {v.min():g}..{v.max():g})"
+        )
+    if not np.any(v > 0):
+        raise InputError(f"{label}: the lepton acceptance map is zero everywhere")
+    return p_edges, t_edges, v, label
+
+
+# --------------------------------------------------------------------------- the kernel
+def _kernel():
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def tabulate(m_grid, p_grid, t_grid, m_lep, e_min, tan_lo, tan_hi, th_hi_open,
+                 lam, n_c, n_phi, map_p, map_t, map_v, use_map):  # fmt: skip
+        nm, np_, nt = m_grid.size, p_grid.size, t_grid.size
+        out = np.zeros((nm, np_, nt))
+        # midpoint nodes in cos θ* ∈ (0, 1) and φ* ∈ (0, π): the swap of the two leptons
+        # (c → −c, φ → φ + π) and the reflection φ → −φ leave the pair's acceptance unchanged
+        cs = (np.arange(n_c) + 0.5) / n_c
+        ph = (np.arange(n_phi) + 0.5) * np.pi / n_phi
+        wc = 1.0 + lam * cs * cs
+        norm = wc.sum() * n_phi
+        cph, sph = np.cos(ph), np.sin(ph)
+        for cell in prange(nm * np_):
+            i = cell // np_
+            j = cell % np_
+            m = m_grid[i]
+            if m <= 2.0 * m_lep:
+                continue
+            pstar = math.sqrt(0.25 * m * m - m_lep * m_lep)
+            estar = 0.5 * m
+            p = p_grid[j]
+            e = math.sqrt(p * p + m * m)
+            gam = e / m
+            bg = p / m
+            for k in range(nt):
+                th = t_grid[k]
+                st, ct = math.sin(th), math.cos(th)
+                acc = 0.0
+                for a in range(n_c):
+                    c = cs[a]
+                    s = math.sqrt(1.0 - c * c)
+                    pperp = pstar * s
+                    tot = 0.0
+                    for b in range(n_phi):
+                        w = 1.0
+                        for sign in (1.0, -1.0):
+                            ppar = gam * sign * pstar * c + bg * estar
+                            el = gam * estar + bg * sign * pstar * c
+                            px = ppar * st + sign * pperp * cph[b] * ct
+                            py = sign * pperp * sph[b]
+                            pz = ppar * ct - sign * pperp * cph[b] * st
+                            pt = math.sqrt(px * px + py * py)
+                            ok = el >= e_min and pt >= tan_lo * pz
+                            if not th_hi_open:
+                                ok = ok and pz > 0.0 and pt <= tan_hi * pz
+                            if not ok:
+                                w = 0.0
+                                break
+                            if use_map:
+                                pl = math.sqrt(pt * pt + pz * pz)
+                                tl = math.atan2(pt, pz)
+                                ii = np.searchsorted(map_p, pl, side="right") - 1
+                                jj = np.searchsorted(map_t, tl, side="right") - 1
+                                if ii < 0 or jj < 0 or ii >= map_v.shape[0] or jj >= map_v.shape[1]:
+                                    w = 0.0
+                                    break
+                                w *= map_v[ii, jj]
+                        tot += w
+                    acc += wc[a] * tot
+                out[i, j, k] = acc / norm
+        return out
+
+    return tabulate
+
+
+_TABULATE = None
+
+
+def _tabulate(*args):
+    global _TABULATE
+    if _TABULATE is None:
+        _TABULATE = _kernel()
+    return _TABULATE(*args)
+
+
+def _interp_kernel():
+    from numba import njit, prange
+
+    @njit(parallel=True, cache=True)
+    def interpolate(table, m, p, th, m0, m1, lp0, lp1, t1, m_thr):
+        nm, np_, nt = table.shape
+        out = np.zeros(m.size)
+        sm = (nm - 1) / (m1 - m0)
+        sp = (np_ - 1) / (lp1 - lp0)
+        st = (nt - 1) / t1
+        for n in prange(m.size):
+            if not (m[n] > m_thr and p[n] > 0.0 and th[n] >= 0.0 and th[n] <= t1):
+                continue
+            lp = math.log(p[n])
+            if lp < lp0:
+                continue
+            x = min(max((m[n] - m0) * sm, 0.0), nm - 1.0)
+            y = min((lp - lp0) * sp, np_ - 1.0)
+            z = th[n] * st
+            i, j, k = min(int(x), nm - 2), min(int(y), np_ - 2), min(int(z), nt - 2)
+            fx, fy, fz = x - i, y - j, z - k
+            v = 0.0
+            for a in range(2):
+                wa = fx if a else 1.0 - fx
+                for b in range(2):
+                    wb = fy if b else 1.0 - fy
+                    for c in range(2):
+                        wc = fz if c else 1.0 - fz
+                        v += wa * wb * wc * table[i + a, j + b, k + c]
+            out[n] = min(max(v, 0.0), 1.0)
+        return out
+
+    return interpolate
+
+
+_INTERPOLATE = None
+
+
+def _interpolate(*args):
+    global _INTERPOLATE
+    if _INTERPOLATE is None:
+        _INTERPOLATE = _interp_kernel()
+    return _INTERPOLATE(*args)
+
+
+# --------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class PairAcceptance:
+    """A(m, p, θ) on a grid (picklable: plain numpy arrays); see the module docstring.
+
+    Build with :meth:`build`; evaluate with :meth:`__call__` (m, p, θ) or :meth:`lookup`
+    (m, pT, pz, the columns of the pairs table).
+    """
+
+    lepton: LeptonAcceptance
+    lepton_mass: float
+    lambda_theta: float
+    m_grid: NDArray[np.float64]
+    logp_grid: NDArray[np.float64]
+    theta_grid: NDArray[np.float64]
+    table: NDArray[np.float64]
+    quadrature: tuple[int, int] = (32, 32)
+    generated: None = None
+    """No generated counts (the interface of :class:`gammastar.unfold.AcceptanceMap`)."""
+
+    @classmethod
+    def build(
+        cls,
+        lepton: LeptonAcceptance,
+        *,
+        lepton_mass: float,
+        mass_range: tuple[float, float],
+        p_max: float,
+        lambda_theta: float = 0.0,
+        grid: tuple[int, int, int] = (40, 96, 160),
+        quadrature: tuple[int, int] = (32, 32),
+    ) -> PairAcceptance:
+        """Tabulate A on ``grid`` = (n_m, n_p, n_θ) points.
+
+        Arguments:
+            lepton: the per-lepton acceptance.
+            lepton_mass: GeV.
+            mass_range: (lowest, highest) pair mass to cover (GeV); the lower end is raised
+                to just above 2 m_ℓ.
+            p_max: highest pair momentum (GeV; the beam energy).
+            lambda_theta: polar anisotropy of the decay, 1 + λ_θ cos²θ* (helicity frame).
+            grid: table points in m, log p and θ (θ from 0 to the lepton window's upper
+                edge + 0.25 rad, at most π/2).
+            quadrature: midpoint nodes in cos θ* and φ* (per half range).
+
+        Example:
+            >>> la = LeptonAcceptance(0.0, 0.0, 3.1)
+            >>> pa = PairAcceptance.build(la, lepton_mass=0.1057, mass_range=(0.3, 0.5),
+            ...     p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))
+            >>> float(pa(0.4, 5.0, 0.0))  # no cut but θ < 3.1 rad: every lepton passes
+            1.0
+        """
+        if not -1.0 <= lambda_theta <= 1.0:
+            raise ConfigError(f"unfold.decay_lambda_theta: {lambda_theta} outside [-1, 1]")
+        lo = max(float(mass_range[0]), 2.0 * lepton_mass * (1 + 1e-6))
+        hi = max(float(mass_range[1]), lo * 1.001)
+        m_grid = np.linspace(lo, hi, grid[0])
+        p_lo = max(0.05, 0.5 * lepton.min_energy)
+        logp = np.linspace(math.log(p_lo), math.log(max(p_max, 2 * p_lo)), grid[1])
+        t_top = min(0.5 * math.pi, lepton.theta_max + 0.25)
+        theta = np.linspace(0.0, t_top, grid[2])
+        open_hi = lepton.theta_max >= 0.5 * math.pi
+        use_map = lepton.map_values is not None
+        empty = np.zeros(1)
+        table = _tabulate(
+            m_grid,
+            np.exp(logp),
+            theta,
+            float(lepton_mass),
+            float(lepton.min_energy),
+            math.tan(lepton.theta_min) if lepton.theta_min < 0.5 * math.pi else np.inf,
+            math.tan(lepton.theta_max) if not open_hi else np.inf,
+            open_hi,
+            float(lambda_theta),
+            int(quadrature[0]),
+            int(quadrature[1]),
+            lepton.map_p_edges if use_map else empty,
+            lepton.map_theta_edges if use_map else empty,
+            lepton.map_values if use_map else np.zeros((1, 1)),
+            use_map,
+        )
+        return cls(lepton, float(lepton_mass), float(lambda_theta), m_grid, logp, theta,
+                   table, tuple(quadrature))  # fmt: skip
+
+    @property
+    def source(self) -> str:
+        """A one-line description (``select.json``, warnings)."""
+        la = self.lepton
+        return (
+            f"per-pair acceptance: leptons E >= {la.min_energy:g} GeV, "
+            f"{la.theta_min:g} <= theta <= {la.theta_max:g} rad"
+            + ("" if la.map_values is None else f", map {la.source}")
+            + f", lambda_theta = {self.lambda_theta:g}"
+        )
+
+    def __call__(self, m: ArrayLike, p: ArrayLike, theta: ArrayLike) -> NDArray[np.float64]:
+        """A for each (m, p, θ) (trilinear in m, log p, θ; 0 beyond the θ range, below the
+        p range or below 2 m_ℓ; the nearest edge beyond the m and upper p ranges)."""
+        m = np.asarray(m, dtype=np.float64)
+        p = np.asarray(p, dtype=np.float64)
+        th = np.asarray(theta, dtype=np.float64)
+        shape = np.broadcast_shapes(m.shape, p.shape, th.shape)
+        m, p, th = (np.ascontiguousarray(np.broadcast_to(x, shape).ravel()) for x in (m, p, th))
+        out = _interpolate(
+            self.table, m, p, th,
+            self.m_grid[0], self.m_grid[-1], self.logp_grid[0], self.logp_grid[-1],
+            self.theta_grid[-1], 2.0 * self.lepton_mass,
+        )  # fmt: skip
+        return out.reshape(shape)
+
+    def lookup(self, m: ArrayLike, pt: ArrayLike, pz: ArrayLike) -> NDArray[np.float64]:
+        """A for pairs given as (m, pT, pz)."""
+        pt = np.asarray(pt, dtype=np.float64)
+        pz = np.asarray(pz, dtype=np.float64)
+        return self(m, np.hypot(pt, pz), np.arctan2(pt, pz))
+
+    def of_kinematics(self, m: ArrayLike, qt: ArrayLike, energy: ArrayLike) -> NDArray[np.float64]:
+        """A for γ* given as (m, q_T, E) (the flow's variables)."""
+        m = np.asarray(m, dtype=np.float64)
+        qt = np.asarray(qt, dtype=np.float64)
+        e = np.asarray(energy, dtype=np.float64)
+        p = np.sqrt(np.clip(e**2 - m**2, 0.0, None))
+        pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
+        return self(m, p, np.arctan2(qt, pz))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON description: enough to rebuild the table (:meth:`from_dict`)."""
+        return {
+            "lepton_acceptance": self.lepton.as_dict(),
+            "lepton_mass": self.lepton_mass,
+            "lambda_theta": self.lambda_theta,
+            "mass_range": [float(self.m_grid[0]), float(self.m_grid[-1])],
+            "p_max": float(math.exp(self.logp_grid[-1])),
+            "grid": [int(self.m_grid.size), int(self.logp_grid.size), int(self.theta_grid.size)],
+            "quadrature": list(self.quadrature),
+            "frame": "helicity",
+        }
+
+
+def _index(grid: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Fractional index of ``x`` on a uniform ``grid``."""
+    step = (grid[-1] - grid[0]) / (grid.size - 1)
+    return (x - grid[0]) / step
+
+
+@dataclass(frozen=True)
+class FiducialRegion:
+    """The part of (m, q) space the data see: A(m, q) ≥ ``min_acceptance``.
+
+    Example:
+        >>> la = LeptonAcceptance(0.0, 0.0, 3.1)
+        >>> pa = PairAcceptance.build(la, lepton_mass=0.1057, mass_range=(0.3, 0.5),
+        ...     p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))
+        >>> FiducialRegion(pa, 0.01).contains(np.array([0.4]), np.array([0.1]),
+        ...     np.array([5.0])).tolist()
+        [True]
+    """
+
+    acceptance: PairAcceptance
+    min_acceptance: float
+
+    def contains(self, m: ArrayLike, qt: ArrayLike, energy: ArrayLike) -> NDArray[np.bool_]:
+        """Whether γ* of (m, q_T, E) lie inside the region."""
+        return self.acceptance.of_kinematics(m, qt, energy) >= self.min_acceptance
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"min_acceptance": self.min_acceptance, **self.acceptance.as_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FiducialRegion:
+        """Rebuild from :meth:`as_dict` (maps are not stored: a mapped acceptance must be
+        rebuilt from its config)."""
+        la = d["lepton_acceptance"]
+        if la.get("map"):
+            raise InputError(
+                "the fiducial region uses a lepton acceptance map; rebuild it from the config"
+            )
+        lepton = LeptonAcceptance(la["min_energy"], la["theta_min"], la["theta_max"])
+        pa = PairAcceptance.build(
+            lepton,
+            lepton_mass=d["lepton_mass"],
+            mass_range=tuple(d["mass_range"]),
+            p_max=d["p_max"],
+            lambda_theta=d["lambda_theta"],
+            grid=tuple(d["grid"]),
+            quadrature=tuple(d["quadrature"]),
+        )
+        return cls(pa, float(d["min_acceptance"]))
+
+
+def fiducial_from_config(cfg: Any) -> FiducialRegion | None:
+    """The fiducial region of an analysis config (``unfold.lepton_acceptance`` with the
+    selection's lepton cuts on top, ``unfold.decay_lambda_theta``, ``unfold.min_acceptance``;
+    mass range of the selection, momenta up to the beam energy); ``None`` without
+    ``unfold.lepton_acceptance``."""
+    u = cfg.unfold
+    if u.lepton_acceptance is None:
+        return None
+    sel = cfg.selection
+    lepton = LeptonAcceptance.from_config(u.lepton_acceptance, resolve=cfg.resolve).intersect(
+        sel.lepton_min_energy, sel.lepton_theta_min, sel.lepton_theta_max
+    )
+    pa = PairAcceptance.build(
+        lepton,
+        lepton_mass=cfg.input.lepton_mass,
+        mass_range=(sel.mass_min, sel.mass_max),
+        p_max=cfg.beam.energy,
+        lambda_theta=u.decay_lambda_theta,
+    )
+    return FiducialRegion(pa, float(u.min_acceptance))
