@@ -43,9 +43,15 @@ MIN_ACC = 0.01
 
 
 def na60_config(run: Path, **unfold):
-    """analysis/na60_like.yaml (full phase space, NA60-like detector, 30 MeV) in ``run``."""
+    """analysis/na60_like.yaml (NA60-like detector, 30 MeV) in ``run``, unfolded with the
+    mock's 2-D geometric-acceptance map (the alternative to the per-pair acceptance)."""
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     cfg = cfg.model_copy(update={"output": str(run)})
+    unfold = {
+        "acceptance_map": "${output}/mock.root:acceptance",
+        "lepton_acceptance": None,
+        **unfold,
+    }
     return cfg.model_copy(update={"unfold": cfg.unfold.model_copy(update=unfold)})
 
 

@@ -183,10 +183,21 @@ class KinematicSample:
     hits: NDArray[np.float64]
     cells: NDArray[np.float64]
     efficiency: float
+    extrapolated: NDArray[np.bool_] | None = None
+    """Samples drawn from a model outside the data's fiducial region (``None``: none)."""
 
     @property
     def n(self) -> int:
         return int(self.gbc.size)
+
+    def extrapolated_acceptance(self, ctau: ArrayLike) -> NDArray[np.float64]:
+        """The part of :meth:`acceptance` carried by the ``extrapolated`` samples."""
+        ctau = np.asarray(ctau, dtype=np.float64)
+        if self.extrapolated is None or not np.any(self.extrapolated):
+            return np.zeros(ctau.shape)
+        k = self.extrapolated
+        sub = KinematicSample(self.mass, self.gbc[k], self.hits[k], self.cells, self.efficiency)
+        return sub.acceptance(ctau) * (sub.n / self.n)
 
     def __post_init__(self) -> None:
         # Σ_k h_k [S(z_k) − S(z_{k+1})] telescopes to Σ_e c_e S(z_e) with c_e = h_e − h_{e−1}
@@ -303,8 +314,14 @@ def draw(
             ux, uy, uz = qt / p, np.zeros_like(qt), pz / p
             hits *= _plane_hits(qt, pz, ux, uy, uz, _cell_mid(cells, geometry), geometry)
     hits *= ok[:, None]
+    extrap = out.get("extrapolated") if isinstance(out, Mapping) else None
     return KinematicSample(
-        mass=float(mass), gbc=gbc, hits=hits, cells=cells, efficiency=geometry.efficiency
+        mass=float(mass),
+        gbc=gbc,
+        hits=hits,
+        cells=cells,
+        efficiency=geometry.efficiency,
+        extrapolated=None if extrap is None else np.asarray(extrap, dtype=bool).ravel(),
     )
 
 

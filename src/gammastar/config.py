@@ -260,6 +260,30 @@ class BackgroundConfig(Section):
         return self
 
 
+class LeptonAcceptanceConfig(Section):
+    """The spectrometer's single-lepton acceptance (experiment-specific: every number must be
+    given). The per-pair acceptance A(m, q) is computed from it
+    (:mod:`gammastar.pair_acceptance`); the selection's own lepton cuts are applied on top."""
+
+    min_energy: NonNegFloat
+    """Lepton energy threshold (GeV), e.g. the hadron absorber's range-out energy."""
+    theta_min: NonNegFloat
+    """Lower edge of the lab polar-angle window (rad)."""
+    theta_max: PositiveFloat
+    """Upper edge of the lab polar-angle window (rad)."""
+    map: str | None = None
+    """Optional single-lepton acceptance (ROOT TH2 ``"file.root:name"``: x = p in GeV,
+    y = θ in rad, contents in [0, 1]) multiplying the cuts."""
+
+    @model_validator(mode="after")
+    def _window(self) -> LeptonAcceptanceConfig:
+        if self.theta_max <= self.theta_min:
+            raise ValueError(
+                f"theta_max ({self.theta_max}) must exceed theta_min ({self.theta_min})"
+            )
+        return self
+
+
 class UnfoldConfig(Section):
     """Acceptance × efficiency unfolding (physics.md §4)."""
 
@@ -280,10 +304,26 @@ class UnfoldConfig(Section):
     is weighted by 1/(A ε) and the unfolded spectrum stands for the full phase space
     (``phase_space: full``); ``None``: 1/ε only, the spectrum inside the detector acceptance
     (``phase_space: detector_acceptance``)."""
-    min_acceptance: Annotated[float, Field(gt=0, le=1)] = 0.01
-    """Pairs in (m, pT) bins with A below this get weight 0; they are counted, reported in
-    ``select.json`` (``unfold.acceptance``) with an estimate of the lost fraction, and warned
-    about."""
+    lepton_acceptance: LeptonAcceptanceConfig | None = None
+    """The spectrometer's per-lepton acceptance: each pair is weighted by 1/(A ε) with the fully
+    differential A(m, q) of :mod:`gammastar.pair_acceptance`, inside the fiducial region
+    A ≥ ``min_acceptance`` (``phase_space: fiducial``); the yields extrapolate to the full
+    phase space with a stated model (docs/yields.md). Exclusive with ``acceptance_map``."""
+    decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    """Polar anisotropy λ_θ of the lepton decay angles in the γ* helicity frame,
+    1 + λ_θ cos²θ*, assumed by the per-pair acceptance (0: isotropic)."""
+    min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    """Pairs with A below this get weight 0 (outside the fiducial region); they are counted,
+    reported in ``select.json`` (``unfold.acceptance``) with an estimate of the lost fraction,
+    and warned about."""
+
+    @model_validator(mode="after")
+    def _one_acceptance(self) -> UnfoldConfig:
+        if self.lepton_acceptance is not None and self.acceptance_map is not None:
+            raise ValueError(
+                "lepton_acceptance and acceptance_map are exclusive: give one acceptance"
+            )
+        return self
     mass_bins: Annotated[int, Field(gt=0)] = 89
     """Number of mass bins between ``selection.mass_min`` and ``selection.mass_max``."""
 
@@ -486,7 +526,14 @@ class ReachConfig(Section):
     interacts (docs/reach.md)."""
     yields: str = "${output}/yields.json"
     flow: str | None = "${output}/flow"
-    """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler."""
+    """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler (the
+    yields' fitted extrapolation model when they have one, every sample labelled
+    extrapolated)."""
+    extrapolation: Literal["label", "refuse"] = "label"
+    """Signal outside the data's fiducial region (yields with an ``extrapolation``):
+    ``label`` adds it from the fitted model and reports its share of N_sig in ``reach.json``;
+    ``refuse`` keeps the fiducial region only (fiducial yield × flow: a conservative reach).
+    Either way a detector that sees nothing of the fiducial region is an error."""
     samples: Annotated[int, Field(gt=0)] = 20_000
     """A′ kinematic samples per mass for the acceptance."""
     dark_alpha: NonNegFloat = 0.0

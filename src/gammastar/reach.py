@@ -38,7 +38,7 @@ from scipy import optimize
 from gammastar._api import make_callable as _make_callable
 from gammastar.acceptance import Geometry, KinematicSample, ParametricSampler, SamplerLike, draw
 from gammastar.artifacts import check_writable, make_meta, read_json
-from gammastar.errors import GammastarError, InputError
+from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.stats import BANDS, Channel, LimitResult, Model, build_spec, upper_limit
@@ -67,6 +67,8 @@ class Yields:
     per_pot_per_eps2: NDArray[np.float64]
     stat_err: NDArray[np.float64]
     meta: dict[str, Any]
+    extrapolation: dict[str, Any] | None = None
+    """``yields.json`` ``extrapolation`` (fiducial-region yields), else ``None``."""
 
     def __post_init__(self) -> None:
         good = np.isfinite(self.per_pot_per_eps2) & (self.per_pot_per_eps2 > 0)
@@ -92,19 +94,21 @@ class Yields:
         return np.where(inside, y, np.nan), np.where(inside, rel, np.nan)
 
 
-def load_yields(path: str | Path) -> Yields:
+def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
     """Read ``yields.json`` (contract: ``aprime.mass``, ``aprime.per_pot_per_eps2``,
-    ``aprime.stat_err``, ``meta.n_pot``).
+    ``aprime.stat_err``, ``meta.n_pot``; with ``fiducial``, the fiducial-region yield
+    ``per_pot_per_eps2_fiducial``, ``stat_err_fiducial``).
 
     Raises:
         GammastarError: missing file, unknown schema, missing key or inconsistent lengths.
     """
     data = read_json(path, what="yields file")
+    sfx = "_fiducial" if fiducial else ""
     try:
         ap = data["aprime"]
         arrays = [
             np.asarray([np.nan if v is None else v for v in ap[k]], dtype=np.float64)
-            for k in ("mass", "per_pot_per_eps2", "stat_err")
+            for k in ("mass", f"per_pot_per_eps2{sfx}", f"stat_err{sfx}")
         ]
     except (KeyError, TypeError) as err:
         raise InputError(f"{path}: yields file lacks aprime.{err}") from None
@@ -113,7 +117,9 @@ def load_yields(path: str | Path) -> Yields:
     if not (arrays[0].size == arrays[1].size == arrays[2].size) or arrays[0].size == 0:
         raise InputError(f"{path}: aprime.mass, per_pot_per_eps2 and stat_err differ in length")
     try:
-        return Yields(*arrays, meta=dict(data.get("meta", {})))
+        return Yields(
+            *arrays, meta=dict(data.get("meta", {})), extrapolation=data.get("extrapolation")
+        )
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
 
@@ -275,6 +281,9 @@ class ScanResult:
     models: list[Model | None]
     method: str
     seconds: dict[str, float]
+    acceptance_extrapolated: NDArray[np.float64] | None = None
+    """The part of ``acceptance`` from samples outside the data's fiducial region (a model);
+    ``None`` when the sampler labels none."""
 
 
 def scan(
@@ -316,6 +325,8 @@ def scan(
     bounds = {k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in keys}
     nsig_grid = np.zeros((masses.size, eps.size))
     acc_grid = np.zeros((masses.size, eps.size))
+    extrap_grid = np.zeros((masses.size, eps.size))
+    labelled = False
     limits: list[LimitResult | None] = []
     models: list[Model | None] = []
     t_acc = t_lim = t_bnd = 0.0
@@ -350,7 +361,11 @@ def scan(
                 )
                 return sum(parts.values())
 
-        acc_grid[i] = sample.acceptance(darkphoton.ctau(m, eps, dark=dark))
+        ctau_i = darkphoton.ctau(m, eps, dark=dark)
+        acc_grid[i] = sample.acceptance(ctau_i)
+        if sample.extrapolated is not None:
+            labelled = True
+            extrap_grid[i] = sample.extrapolated_acceptance(ctau_i)
         if dark is None:
             nsig_grid[i] = scale * eps**2 * acc_grid[i]
         else:
@@ -402,6 +417,13 @@ def scan(
             "detector (check the geometry, and whether the kinematic model covers the angles "
             "and energies it needs: a flow only knows the phase space of its training data)"
         )
+    if labelled and getattr(sampler, "inside", None) is not None:
+        if not np.any(acc_grid - extrap_grid > 1e-12 * acc_grid.max()):
+            raise InputError(
+                "detector: the acceptance lies wholly outside the data's fiducial region (every "
+                "accepted A' comes from the extrapolation model, none from the data); set "
+                "reach.flow: null to use the model on purpose, or change the detector"
+            )
     return ScanResult(
         masses=masses,
         eps=eps,
@@ -410,6 +432,7 @@ def scan(
         nsig=nsig_grid,
         acceptance=acc_grid,
         models=models,
+        acceptance_extrapolated=extrap_grid if labelled else None,
         method="+".join(sorted(methods)),
         seconds={"acceptance": t_acc, "limits": t_lim, "boundaries": t_bnd},
     )
@@ -516,14 +539,75 @@ def _bands_json(result: ScanResult, key: str) -> dict[str, Any]:
     }
 
 
-def _sampler_from_config(cfg: Any) -> tuple[SamplerLike, str]:
-    rc = cfg.reach
-    if rc.flow is None:
-        return ParametricSampler(), "parametric (physics.md §3.2 defaults)"
-    from gammastar import flow
+def _extrapolation_json(res: ScanResult, mode: str, yields: Yields) -> dict[str, Any] | None:
+    """Share of N_sig from outside the data's fiducial region: per mass at the expected
+    exclusion's ε boundaries and its largest value inside the excluded region."""
+    if yields.extrapolation is None and res.acceptance_extrapolated is None:
+        return None
+    out: dict[str, Any] = {
+        "mode": mode,
+        "model": None if yields.extrapolation is None else yields.extrapolation.get("model"),
+    }
+    if res.acceptance_extrapolated is None:
+        out["note"] = "fiducial region only: no extrapolated signal"
+        return out
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(res.acceptance > 0, res.acceptance_extrapolated / res.acceptance, np.nan)
+    lo, hi = res.boundaries["0"]
+    le = np.log(res.eps)
 
-    path = cfg.resolve(rc.flow)
-    return flow.load(path), str(path)
+    def at(i: int, e: float) -> float | None:
+        if not np.isfinite(e):
+            return None
+        v = float(np.interp(np.log(e), le, frac[i]))
+        return v if np.isfinite(v) else None
+
+    in_excl = []
+    for i in range(res.masses.size):
+        k = (res.eps >= lo[i]) & (res.eps <= hi[i]) if np.isfinite(lo[i]) else np.zeros(0, bool)
+        f = frac[i][k] if k.size else np.array([])
+        in_excl.append(float(np.nanmax(f)) if f.size and np.any(np.isfinite(f)) else None)
+    out.update(
+        mass=res.masses.tolist(),
+        fraction_at_eps_low=[at(i, lo[i]) for i in range(res.masses.size)],
+        fraction_at_eps_high=[at(i, hi[i]) for i in range(res.masses.size)],
+        max_fraction_in_excluded_region=in_excl,
+        note="share of the expected signal from A' kinematics outside the data's fiducial "
+        "region (the yields' fitted model): extrapolated, not measured",
+    )
+    return out
+
+
+def _sampler_from_config(cfg: Any, yields: Yields | None = None) -> tuple[SamplerLike, str]:
+    """The A′ kinematics of the reach: the flow (``reach.flow``), inside the yields' fiducial
+    region when they have one, with the fitted model outside it (``reach.extrapolation:
+    label``); without a flow the analytic sampler (the fitted model when there is one)."""
+    rc = cfg.reach
+    ex = None if yields is None else yields.extrapolation
+    base, desc = None, "parametric (physics.md §3.2 defaults)"
+    if rc.flow is not None:
+        from gammastar import flow
+
+        path = cfg.resolve(rc.flow)
+        base, desc = flow.load(path), str(path)
+    if ex is None:
+        return (base if base is not None else ParametricSampler()), desc
+    from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
+    from gammastar.pair_acceptance import FiducialRegion
+
+    if rc.extrapolation == "refuse":
+        if base is None:
+            raise ConfigError(
+                f"{cfg.source or 'config'}: reach.extrapolation: 'refuse' needs reach.flow "
+                "(without a flow every sample would come from the extrapolation model)"
+            )
+        return base, f"{desc} (fiducial region only: reach.extrapolation refuse)"
+    extrap = Extrapolation.from_dict(ex)
+    region = FiducialRegion.from_dict(ex["fiducial"])
+    label = f"{ex.get('model', 'model')} fitted to the fiducial data"
+    if base is None:
+        return ExtrapolatedSampler(None, extrap, region), f"{label} (everywhere: no flow)"
+    return ExtrapolatedSampler(base, extrap, region), f"{desc} inside the fiducial region; {label} outside"
 
 
 def run_reach(
@@ -551,6 +635,8 @@ def run_reach(
         check_writable(out / name, force)
     yields_path = config.resolve(rc.yields)
     yields = load_yields(yields_path)
+    if yields.extrapolation is not None and rc.extrapolation == "refuse":
+        yields = load_yields(yields_path, fiducial=True)
     n_pot = rc.n_pot if rc.n_pot is not None else config.beam.n_pot
     if not isinstance(n_pot, int | float):  # beam.n_pot: from_input → the data's own exposure
         n_pot = yields.meta.get("n_pot")
@@ -561,7 +647,7 @@ def run_reach(
         )
     sampler_desc = "given"
     if sampler is None:
-        sampler, sampler_desc = _sampler_from_config(config)
+        sampler, sampler_desc = _sampler_from_config(config, yields)
     geometry = Geometry.from_config(det)
     lo, hi = yields.mass_range
     frange = getattr(sampler, "mass_range", None)
@@ -645,6 +731,7 @@ def run_reach(
             if k.startswith("events_")
         },
         "signal_limit": limits_json,
+        "extrapolation": _extrapolation_json(res, rc.extrapolation, yields),
         "meta": meta,
     }
     from gammastar.artifacts import atomic_paths, json_text
@@ -672,6 +759,11 @@ def run_reach(
                 acceptance=res.acceptance,
                 nsig=res.nsig,
                 ctau=darkphoton.ctau(res.masses[:, None], res.eps[None, :], dark=dark),
+                acceptance_extrapolated=(
+                    res.acceptance_extrapolated
+                    if res.acceptance_extrapolated is not None
+                    else np.zeros_like(res.acceptance)
+                ),
             )
         tmps[-1].write_text(json_text(reach))
     import matplotlib.pyplot as plt

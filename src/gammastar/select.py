@@ -492,7 +492,12 @@ def weight_chunk(
     if spec.acceptance is not None:
         on_missing = "drop" if spec.outside_map == "error" else spec.outside_map
         acc, inv_acc, arep = acceptance_weights(
-            spec.acceptance, m, pt, min_acceptance=spec.min_acceptance, on_missing=on_missing
+            spec.acceptance,
+            m,
+            pt,
+            min_acceptance=spec.min_acceptance,
+            on_missing=on_missing,
+            pz=np.asarray(pairs["pz"], dtype=np.float64),
         )
         below = np.isfinite(acc) & (acc < spec.min_acceptance)
         kept_w = inv * inv_acc * ss_factor
@@ -684,8 +689,10 @@ def select(
     from gammastar.artifacts import check_writable
     from gammastar.config import AnalysisConfig, load_config
     from gammastar.processor import run_processor  # noqa: F401
+    from gammastar.pair_acceptance import fiducial_from_config
     from gammastar.unfold import (
         PHASE_SPACE_DETECTOR,
+        PHASE_SPACE_FIDUCIAL,
         PHASE_SPACE_FULL,
         load_acceptance_map,
         load_efficiency_map,
@@ -729,10 +736,15 @@ def select(
         cfg.resolve_data(eff_path, "unfold.efficiency_map") if eff_path is not None else None
     )
     am = None
+    phase_space = PHASE_SPACE_DETECTOR
     if cfg.unfold.acceptance_map is not None:
         acc_path, acc_key = split_map_spec(cfg.unfold.acceptance_map)
         am = load_acceptance_map(cfg.resolve(acc_path), acc_key)
-    phase_space = PHASE_SPACE_FULL if am is not None else PHASE_SPACE_DETECTOR
+        phase_space = PHASE_SPACE_FULL
+    fiducial = fiducial_from_config(cfg)
+    if fiducial is not None:
+        am = fiducial.acceptance
+        phase_space = PHASE_SPACE_FIDUCIAL
 
     t_checked = time.perf_counter()
     spec = WeightSpec.from_config(cfg, am)
@@ -934,6 +946,7 @@ def _select_run(
             pairs["pT"].to_numpy(),
             min_acceptance=cfg.unfold.min_acceptance,
             on_missing=cfg.unfold.outside_map,
+            pz=pairs["pz"].to_numpy(),
         )
         below = np.isfinite(acc) & (acc < cfg.unfold.min_acceptance)
         arep.n_below_min_os = int((below & (q == 0)).sum())
@@ -1052,7 +1065,8 @@ def _select_run(
         weight_convention=(
             "OS: weight = weight_raw/(acc*eff); SS: weight = -R*weight_raw/(acc*eff) "
             "(ss_weight=constant) or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin * "
-            "weight_raw/(acc*eff) (binwise); acc = 1 without unfold.acceptance_map; weight 0 "
+            "weight_raw/(acc*eff) (binwise); acc = 1 without an acceptance (unfold.acceptance_map "
+            "or the per-pair A(m, q) of unfold.lepton_acceptance); weight 0 "
             "below unfold.min_acceptance; sum(weight) = background-subtracted, unfolded yield "
             "(phase_space)"
         ),
@@ -1068,6 +1082,11 @@ def _select_run(
             **rep.as_dict(),
             "phase_space": phase_space,
             "acceptance": acc_report,
+            "fiducial": (
+                {"min_acceptance": float(cfg.unfold.min_acceptance), **am.as_dict()}
+                if phase_space == "fiducial"
+                else None
+            ),
             "bayesian": bayes,
         },
         "eta_mumu": eta_report,

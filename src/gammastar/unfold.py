@@ -358,6 +358,8 @@ def bayesian_unfold_variance(
 # --------------------------------------------------------------------------- acceptance
 PHASE_SPACE_FULL = "full"
 PHASE_SPACE_DETECTOR = "detector_acceptance"
+PHASE_SPACE_FIDUCIAL = "fiducial"
+"""Weights 1/(A ε) with the per-pair acceptance, inside the fiducial region A ≥ min."""
 
 
 def split_map_spec(spec: str, default_key: str = "acceptance") -> tuple[str, str]:
@@ -467,18 +469,22 @@ class AcceptanceReport:
 
 
 def acceptance_weights(
-    am: AcceptanceMap,
+    am: Any,
     m: np.ndarray,
     pt: np.ndarray,
     *,
     min_acceptance: float,
     on_missing: str = "error",
+    pz: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, AcceptanceReport]:
     """Per-pair A and 1/A; pairs with A < ``min_acceptance`` get 1/A = 0 and are counted.
 
     Arguments:
-        am: the map.
+        am: the :class:`AcceptanceMap`, or a per-pair acceptance
+            (:class:`gammastar.pair_acceptance.PairAcceptance`: A(m, q) from ``m``, ``pt``
+            and ``pz``, defined everywhere).
         m, pt: pair mass and pT (reconstructed: the map is applied at the measured values).
+        pz: pair longitudinal momentum (needed by a per-pair acceptance).
         min_acceptance: smallest A that is unfolded.
         on_missing: pairs outside the map: ``error`` raises, ``nearest`` takes the nearest
             bin's A, ``drop`` gives them 1/A = 0 (all counted in ``n_outside``).
@@ -499,8 +505,10 @@ def acceptance_weights(
     """
     if on_missing not in ("error", "drop", "nearest"):
         raise ValueError(f"unknown on_missing {on_missing!r}")
-    em = am.map
-    acc, n_outside = lookup_efficiency(em, m, pt, nearest=on_missing == "nearest")
+    if not isinstance(am, AcceptanceMap):
+        acc, n_outside = am.lookup(m, pt, pz), 0
+    else:
+        acc, n_outside = lookup_efficiency(am.map, m, pt, nearest=on_missing == "nearest")
     if on_missing == "error":
         check_acceptance_outside(am, n_outside)
     finite = np.isfinite(acc)

@@ -49,6 +49,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar._api import make_callable as _make_callable
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
+from gammastar.unfold import PHASE_SPACE_FIDUCIAL
 
 if TYPE_CHECKING:
     import hist
@@ -595,7 +596,73 @@ def _read_histograms(path: Path) -> dict[str, Any]:
 PHASE_SPACE_TEXT = {
     "full": "full phase space",
     "detector_acceptance": "inside the detector acceptance",
+    "fiducial": "full phase space: fiducial region measured, the rest extrapolated",
 }
+
+
+def _fiducial_yields(
+    cfg: AnalysisConfig,
+    pairs: Any,
+    edges: NDArray,
+    n_pot: float,
+    m_chi: NDArray,
+    m_lepton: float,
+) -> dict[str, Any]:
+    """The fiducial-region yields, the fitted extrapolation and the full-phase-space pair
+    weights (``weight_full`` = weight / f_F(m)); on mock data also the generator's true f_F.
+
+    The A′ yield of the main keys is then computed from ``weight_full``: inside the fiducial
+    region it is the data's, outside the model's (docs/yields.md)."""
+    from gammastar.extrapolation import fit_extrapolation
+    from gammastar.pair_acceptance import fiducial_from_config
+
+    fiducial = fiducial_from_config(cfg)
+    m = pairs["m"].to_numpy()
+    w = pairs["weight"].to_numpy()
+    ap_fid = aprime_yield_from_pairs(
+        m, w, n_pot, edges, m_lepton=m_lepton, bin_width=cfg.yields.mass_bin_width,
+        charge=pairs["charge"].to_numpy(),
+    )  # fmt: skip
+    mcp_fid = mcp_yield_from_pairs(
+        m, w, n_pot, m_chi, m_lepton=m_lepton, mass_range=(float(edges[0]), float(edges[-1]))
+    )
+    ex = fit_extrapolation(m, pairs["pT"].to_numpy(), pairs["y"].to_numpy(), w, ap_fid.edges,
+                           fiducial)  # fmt: skip
+    f_pair = ex.at(m)[0]
+    ext = ex.as_dict()
+    truth = _mock_fiducial_fraction(cfg, fiducial, ap_fid.edges)
+    if truth is not None:
+        ext["fiducial_fraction_mock_truth"] = truth
+    aprime = {
+        "per_pot_per_eps2_fiducial": ap_fid.per_pot_per_eps2,
+        "stat_err_fiducial": ap_fid.stat_err,
+        "fiducial_fraction": ex.fiducial_fraction,
+        "extrapolated_fraction": 1.0 - ex.fiducial_fraction,
+    }
+    mcp = {"per_pot_per_q2_fiducial": mcp_fid.per_pot_per_q2, "stat_err_fiducial": mcp_fid.stat_err}
+    log.info(
+        "yields: fiducial region holds %s of the γ* (model fit, per mass bin)",
+        ", ".join(f"{f:.2f}" for f in ex.fiducial_fraction[:: max(1, len(ex.mass) // 6)]),
+    )
+    return {"aprime": aprime, "mcp": mcp, "extrapolation": ext, "weight_full": w / f_pair}
+
+
+MOCK_TRUTH_SOURCES = 1_000_000
+"""Cocktail sources drawn to report the mock's true fiducial fraction (a check only)."""
+
+
+def _mock_fiducial_fraction(cfg: AnalysisConfig, fiducial: Any, edges: NDArray) -> list | None:
+    """The mock generator's true fraction of γ* inside the fiducial region per mass bin
+    (``None`` without a ``mock`` section): reported next to the model's, never used."""
+    if cfg.mock is None:
+        return None
+    from gammastar.mock.truth import truth_gstar
+
+    tr = truth_gstar(cfg, MOCK_TRUTH_SOURCES, seed=cfg.seed + 1)
+    inside = fiducial.contains(tr.m, tr.qT, tr.E)
+    n_all = np.histogram(tr.m, edges)[0].astype(float)
+    n_in = np.histogram(tr.m[inside], edges)[0].astype(float)
+    return [float(a / b) if b > 0 else None for a, b in zip(n_in, n_all, strict=True)]
 
 
 ACCEPTANCE_LOST_FLAG = 0.05
@@ -744,13 +811,20 @@ def compute_yields(
     wanted = {ycfg.mcp_source, ycfg.aprime_source}
     if "pairs" in wanted and not ppath.exists():
         raise InputError(f"{ppath}: yields.*_source is 'pairs' but the file does not exist")
-    if wanted & {"auto", "pairs"} and ppath.exists():
+    fiducial_ps = phase_space == PHASE_SPACE_FIDUCIAL
+    if fiducial_ps and not ppath.exists():
+        raise InputError(
+            f"{ppath}: the fiducial-region yields (unfold.lepton_acceptance) need the pairs "
+            "table to fit the extrapolation; rerun select"
+        )
+    if (wanted & {"auto", "pairs"} or fiducial_ps) and ppath.exists():
         import pandas as pd
 
+        cols = ["m", "weight", "charge"] + (["pT", "y"] if fiducial_ps else [])
         try:
-            pairs = pd.read_parquet(ppath, columns=["m", "weight", "charge"])
+            pairs = pd.read_parquet(ppath, columns=cols)
         except Exception as err:  # noqa: BLE001
-            raise InputError(f"{ppath}: cannot read columns m, weight, charge ({err})") from None
+            raise InputError(f"{ppath}: cannot read columns {', '.join(cols)} ({err})") from None
         inputs.append(ppath)
 
     unf = hists["unfolded_m"]
@@ -769,7 +843,12 @@ def compute_yields(
         return pairs is not None and (choice == "pairs" or (choice == "auto" and consistent))
 
     m_chi = np.asarray(ycfg.mcp_masses, dtype=np.float64)
-    if use_pairs(ycfg.aprime_source):
+    if fiducial_ps:
+        doc_fid = _fiducial_yields(cfg, pairs, edges, n_pot, m_chi, m_lepton)
+        # from here on the pairs stand for the full phase space: each weight / f_F(m)
+        pairs = pairs.assign(weight=doc_fid.pop("weight_full"))
+        consistent = True
+    if use_pairs(ycfg.aprime_source) or fiducial_ps:
         ap = aprime_yield_from_pairs(
             pairs["m"].to_numpy(),
             pairs["weight"].to_numpy(),
@@ -790,7 +869,7 @@ def compute_yields(
             signal=hists.get("signal_m"),
         )
         ap_source = "histogram"
-    if use_pairs(ycfg.mcp_source):
+    if use_pairs(ycfg.mcp_source) or fiducial_ps:
         mcp = mcp_yield_from_pairs(
             pairs["m"].to_numpy(),
             pairs["weight"].to_numpy(),
@@ -832,6 +911,10 @@ def compute_yields(
             "source": mcp.source,
         },
     }
+    if fiducial_ps:
+        doc["aprime"].update(doc_fid["aprime"])
+        doc["mcp"].update(doc_fid["mcp"])
+        doc["extrapolation"] = doc_fid["extrapolation"]
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, m_chi)
     doc["meta"] = make_meta(

@@ -48,6 +48,7 @@ def _phase_space_line(doc: dict[str, Any]) -> str:
     text = {
         "full": "full phase space (unfolded for acceptance × efficiency)",
         "detector_acceptance": "inside the detector acceptance (efficiency only)",
+        "fiducial": "full phase space (fiducial region measured; the rest a fitted model)",
     }.get(ps)
     return f"\n{text}" if text else ""
 

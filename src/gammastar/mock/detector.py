@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from gammastar.config import AnalysisConfig, MockDetector
 from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
+from gammastar.pair_acceptance import LeptonAcceptance
 from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 SHIPPED_MAP = "efficiency_na60_like.root"
@@ -85,6 +86,8 @@ class Detector:
     def __init__(self, cfg: MockDetector, efficiency: EfficiencyMap) -> None:
         self.cfg = cfg
         self.efficiency = efficiency
+        self.lepton = LeptonAcceptance.from_config(cfg)
+        """The per-muon acceptance, the class the analysis's per-pair acceptance uses."""
 
     def sigma_m(self, m: NDArray[np.float64]) -> NDArray[np.float64]:
         """Target dimuon-mass resolution σ_m(m) in GeV."""
@@ -92,15 +95,14 @@ class Detector:
         return c.mass_resolution * (m / c.mass_resolution_ref) ** c.mass_resolution_exponent
 
     def in_window(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Single-muon angular window θ_min < θ < θ_max (tan θ = pT/pz, pz > 0)."""
-        c = self.cfg
-        t = np.sqrt(mu[0] ** 2 + mu[1] ** 2)
-        pz = mu[2]
-        return (pz > 0) & (t > np.tan(c.theta_min) * pz) & (t < np.tan(c.theta_max) * pz)
+        """Single-muon angular window θ_min ≤ θ ≤ θ_max (no energy cut)."""
+        theta = np.arctan2(np.hypot(mu[0], mu[1]), mu[2])
+        return self.lepton.probability(np.full(theta.shape, np.inf), theta) > 0
 
     def passes(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Single-muon acceptance: E > E_min and θ_min < θ < θ_max."""
-        return (mu[3] > self.cfg.muon_min_energy) & self.in_window(mu)
+        """Single-muon acceptance (:class:`~gammastar.pair_acceptance.LeptonAcceptance`):
+        E ≥ E_min and θ_min ≤ θ ≤ θ_max."""
+        return self.lepton.passes(mu)
 
     def apply(self, rng: np.random.Generator, src: Sources) -> Reconstructed:
         """Smear, cut and apply the efficiency to a batch of sources.
@@ -140,7 +142,7 @@ class Detector:
         pair_k = mu1_k + mu2_k
         m_k = kin.invariant_mass(pair_k)
         pt_k = np.hypot(pair_k[0], pair_k[1])
-        ok_k = (mu1_k[3] > c.muon_min_energy) & (mu2_k[3] > c.muon_min_energy)
+        ok_k = self.passes(mu1_k) & self.passes(mu2_k)  # smearing keeps directions
         eff_k = np.full(k, np.nan)
         eff_k[ok_k] = lookup_efficiency(self.efficiency, m_k[ok_k], pt_k[ok_k], nearest=True)[0]
         u = rng.random(k)
