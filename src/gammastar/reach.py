@@ -927,7 +927,7 @@ def run_reach(
             "observed_counts": None
             if observed is None
             else {
-                ch: np.asarray(v).reshape(masses.size, -1).sum(axis=1).tolist()
+                ch: np.asarray(v).reshape(masses.size, -1).sum(axis=1).round().astype(int).tolist()
                 for ch, v in observed.items()
             },
             "observed_source": None
