@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from gammastar.acceptance import Geometry, ParametricSampler
 from gammastar.config import load_config
-from gammastar.reach import Yields, load_yields, scan, signal_events
+from gammastar.reach import Yields, load_yields, resolve_yield_scale, scan, signal_events
 from gammastar.stats import Channel, Model, build_spec, quiet_pyhf, validate_spec
 
 
@@ -58,7 +58,7 @@ def main() -> None:
     else:
         m = np.linspace(0.215, 1.1, 90)
         y = 3e-3 * np.exp(-(m - 0.2) / 0.4)  # NA60-like magnitude (per POT per ε², 0.01 λ_I)
-        yields = Yields(m, y, 0.05 * y, {})
+        yields = Yields(m, y, 0.05 * y, {"target_interaction_lengths": 0.01})
     if args.flow:
         from gammastar import flow
 
@@ -68,14 +68,14 @@ def main() -> None:
     lo, hi = yields.mass_range
     masses = np.linspace(max(lo, 0.215), hi, 60)
     eps = np.geomspace(rc.eps_min, rc.eps_max, 60)
-    n_pot = float(cfg.beam.n_pot) * rc.yield_scale
+    n_pot = float(rc.n_pot) * resolve_yield_scale(cfg, yields)[0]
     channels = tuple(rc.channels)
     common = {
         "channels": channels,
         "background": rc.background,
         "background_kappa": rc.background_kappa,
         "efficiency_uncertainty": rc.efficiency_uncertainty,
-        "n_pot_unc": cfg.beam.n_pot_rel_uncertainty,
+        "n_pot_unc": rc.n_pot_rel_uncertainty,
     }
 
     # ---------------------------------------------------------------- efficient scan
@@ -130,13 +130,13 @@ def main() -> None:
                 c,
                 [max(parts[c][0], 1e-12)],
                 [rc.background[c]],
-                bkg_kappa=rc.background_kappa.get(c, 1.0),
+                bkg_kappa=rc.background_kappa[c],
                 eff_unc=rc.efficiency_uncertainty,
                 mc_stat=float(rel),
             )
             for c in channels
         ]
-        return sum(parts[c][0] for c in channels), Model(chans, n_pot_unc=0.2)
+        return sum(parts[c][0] for c in channels), Model(chans, n_pot_unc=rc.n_pot_rel_uncertainty)
 
     prepared = []
     for i, j in pts:

@@ -38,6 +38,11 @@ validate:
   max_points: 1500
   figure_masses: [0.4, 0.75]
 reach:
+  target_interaction_lengths: data   # the mock's own exposure and target: yield scale 1
+  background: {{mumu: 0.0}}
+  background_kappa: {{mumu: 1.0}}
+  efficiency_uncertainty: 0.0
+  n_pot_rel_uncertainty: 0.2
   mass_points: 5
   eps_points: 6
   samples: 2000

@@ -271,15 +271,25 @@ def test_pdg_fallback_is_labelled(monkeypatch, caplog):
 
 
 def test_n_pot_normalisation(mock_file):
-    """N_POT = N_cocktail / (L × ⟨n_ω⟩ × Σ σ_rel BR), recomputed from the metadata."""
+    """N_POT = N_cocktail / (P_int × ⟨n_ω⟩ × Σ σ_rel BR), P_int = 1 − e^{−L}, recomputed from the
+    metadata; the reach's yield scale uses the same P_int, so that the mock's sources per POT
+    carried to a dump are exactly its sources per interacting proton."""
+    from gammastar.mock import generate
+    from gammastar.physics import target
+
     meta = mock_file.meta
     n_cocktail = sum(v for k, v in meta["n_generated"].items() if k != "COMBINATORIAL")
     per_collision = meta["n_omega_per_collision"] * sum(
         meta["sigma_rel"][k] * meta["branching_ratios"][k]["value"] for k in meta["sigma_rel"]
     )
-    expected = n_cocktail / (meta["target_interaction_lengths"] * per_collision)
+    lengths = meta["target_interaction_lengths"]
+    expected = n_cocktail / (-np.expm1(-lengths) * per_collision)  # analytic P_int
     assert meta["n_pot"] == pytest.approx(expected, rel=1e-12)
     assert mock_file.n_pot == pytest.approx(expected, rel=1e-12)
+    # one function for the mock's N_POT and the reach's yield scale
+    assert generate.interaction_probability is target.interaction_probability
+    per_pot_on_dump = n_cocktail / meta["n_pot"] * target.yield_scale("dump", lengths)
+    assert per_pot_on_dump == pytest.approx(meta["mumu_sources_per_collision"], rel=1e-12)
     assert meta["sigma_inel_mb"] == 1720.0
     assert sum(meta["n_generated"].values()) == 400_000
 

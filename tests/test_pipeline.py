@@ -210,7 +210,16 @@ def test_maps_and_reach_inputs_are_tracked(
                 "efficiency_map": str(files["unfold_eff"]),
                 "acceptance_map": f"{files['acc']}:acc",
             },
-            "reach": {"yields": str(files["yields"]), "flow": str(ext / "flowrun")},
+            "reach": {
+                "yields": str(files["yields"]),
+                "flow": str(ext / "flowrun"),
+                # the statistics inputs a reach must state (checked before any stage runs)
+                "target_interaction_lengths": "data",
+                "background": {"mumu": 0.0},
+                "background_kappa": {"mumu": 1.0},
+                "efficiency_uncertainty": 0.0,
+                "n_pot_rel_uncertainty": 0.0,
+            },
         },
         source=str(tmp_path / "cfg.yaml"),
     )

@@ -43,24 +43,38 @@ NA62_LIKE = {
 }
 
 
-def make_config(tmp_path, **reach):
+# NA62's statistics inputs (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B, Table I)
+NA62_STATS = {
+    "background": {"mumu": 0.016, "ee": 0.0094},
+    "background_kappa": {"mumu": 1.125, "ee": 4.0},
+    "efficiency_uncertainty": 0.029,
+    "n_pot_rel_uncertainty": 0.2,
+}
+
+
+OMIT = object()  # make_config(key=OMIT): leave the key out of the reach section
+
+
+def make_config(tmp_path, beam=None, **reach):
     rc = {
         "channels": ["mumu", "ee"],
         "yields": str(synthetic_yields(tmp_path / "yields.json")),
         "flow": None,
-        "yield_scale": 100.5,
+        "n_pot": 1.4e17,
+        "target_interaction_lengths": "dump",
         "mass_points": 8,
         "eps_points": 25,
         "samples": 2000,
+        **NA62_STATS,
         **reach,
     }
     return config_from_dict(
         {
             "name": "t",
             "output": str(tmp_path / "run"),
-            "beam": {"n_pot": 1.4e17},
+            "beam": {"interaction_lengths": 0.01} if beam is None else beam,
             "detector": NA62_LIKE,
-            "reach": rc,
+            "reach": {k: v for k, v in rc.items() if v is not OMIT},
         },
         source=str(tmp_path / "cfg.yaml"),
     )
@@ -116,6 +130,7 @@ def test_eps_scan_agrees_with_a_full_per_point_test_exact(mass):
         background=bkg,
         background_kappa=kappa,
         efficiency_uncertainty=0.029,
+        n_pot_unc=0.2,
     )
     s_up = upper_limit(model, cl=0.9, method="exact").expected["0"]
 
@@ -156,7 +171,14 @@ def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
     mass, y = 0.35, 3e-3
     bkg, kappa = {"mumu": 60.0}, {"mumu": 1.1}
     sample = draw(ParametricSampler(), mass, 3000, Geometry(**NA62_LIKE), seed=3)
-    model = mass_model(mass, channels=("mumu",), background=bkg, background_kappa=kappa)
+    model = mass_model(
+        mass,
+        channels=("mumu",),
+        background=bkg,
+        background_kappa=kappa,
+        n_pot_unc=0.2,
+        efficiency_uncertainty=0.0,
+    )
     s_up = upper_limit(model, cl=0.9, method="asymptotic").expected["0"]
 
     def nsig(e):
@@ -246,7 +268,9 @@ def test_bad_inputs(tmp_path, capsys):
         run_reach(cfg)
     # CLI: one line, exit status 2
     (tmp_path / "c.yaml").write_text(
-        "reach: {yields: nowhere.json, flow: null}\nbeam: {n_pot: 1.0e17}\n"
+        "reach: {yields: nowhere.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
+        "dump, background: {mumu: 0}, background_kappa: {mumu: 1}, efficiency_uncertainty: 0, "
+        "n_pot_rel_uncertainty: 0}\n"
     )
     assert main(["reach", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
@@ -263,7 +287,7 @@ def test_cli_reach(tmp_path, capsys):
     cfgd = {
         "name": "cli",
         "output": "run",
-        "beam": {"n_pot": 1.4e17},
+        "beam": {"interaction_lengths": 0.01},
         "detector": NA62_LIKE,
         "reach": {
             "channels": ["mumu"],
@@ -272,7 +296,9 @@ def test_cli_reach(tmp_path, capsys):
             "mass_points": 4,
             "eps_points": 15,
             "samples": 1000,
-            "yield_scale": 100.5,
+            "n_pot": 1.4e17,
+            "target_interaction_lengths": 19.6,
+            **NA62_STATS,
         },
     }
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(cfgd))
@@ -291,7 +317,7 @@ def test_analysis_configs_load(repo_dir, name):
     Geometry.from_config(cfg.detector)  # a valid geometry
     assert cfg.reach.cl == 0.9
     if name == "na62_dump":
-        assert cfg.beam.n_pot == 1.4e17
+        assert cfg.reach.n_pot == 1.4e17
         assert cfg.reach.background == {"mumu": 0.016, "ee": 0.0094}
         assert cfg.reach.observed == {"mumu": 0, "ee": 0}
     if name == "paper_mock_detector":
@@ -337,6 +363,8 @@ def test_scan_with_mass_templates(tmp_path):
         channels=("mumu", "ee"),
         background={"mumu": 0.016, "ee": 0.0094},
         background_kappa={"mumu": 1.125, "ee": 4.0},
+        n_pot_unc=0.2,
+        efficiency_uncertainty=0.029,
         template="mass",
         mass_resolution=0.005,
         samples=2000,

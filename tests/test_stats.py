@@ -172,6 +172,8 @@ def test_mass_template_workspace():
         0.4,
         channels=("mumu", "ee"),
         background={"mumu": 0.016, "ee": 0.0094},
+        background_kappa={"mumu": 1.0, "ee": 1.0},
+        efficiency_uncertainty=0.0,
         observed={"mumu": 0, "ee": 0},
         template="mass",
         mass_resolution=0.005,

@@ -36,19 +36,32 @@ class Section(BaseModel):
 
 # --------------------------------------------------------------------------- beam
 class BeamConfig(Section):
-    """Beam and target (physics.md §2)."""
+    """Beam and target of the data (physics.md §2): the yields per POT are normalised to them.
+
+    The facility of a reach (its N_POT, target thickness and N_POT uncertainty) is described
+    in ``reach``.
+    """
 
     energy: PositiveFloat = 400.0
     """Beam proton energy in GeV."""
     n_pot: PositiveFloat | Literal["from_input"] = "from_input"
     """Protons on target; ``from_input`` takes it from the mock file's metadata."""
-    n_pot_rel_uncertainty: NonNegFloat = 0.2
-    """Relative (log-normal) uncertainty on N_POT, used in the likelihoods."""
     target: str = "Pb"
     interaction_lengths: PositiveFloat = 0.01
-    """Target thickness L in nuclear interaction lengths."""
+    """Target thickness L in nuclear interaction lengths: a fraction P_int = 1 − e^{−L} of the
+    protons interacts (``gammastar.physics.target``)."""
     sigma_inel_mb: PositiveFloat = 1720.0
     """Inelastic p–target cross-section in mb (Pb: 1.72 b from λ_I = 199.6 g/cm²)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "n_pot_rel_uncertainty" in data:
+            raise ValueError(
+                "n_pot_rel_uncertainty moved to reach.n_pot_rel_uncertainty (the N_POT "
+                "uncertainty of the reach's likelihood)"
+            )
+        return data
 
 
 # --------------------------------------------------------------------------- mock
@@ -486,11 +499,42 @@ class DetectorConfig(Section):
 
 
 # --------------------------------------------------------------------------- reach
+LeptonChannel = Literal["ee", "mumu"]
+ObservedCount = Annotated[int, Field(ge=0)]
+
+
+class ObservedMasses(Section):
+    """Observed events of one channel as reconstructed masses: a list, or a ROOT TH1.
+
+    Converted to counts in each mass point's signal window (``gammastar.reach.observed_counts``,
+    the windows of ``gammastar.reach.window_edges``).
+    """
+
+    masses: list[PositiveFloat] | None = None
+    """Reconstructed masses (GeV) of the observed candidate events."""
+    histogram: str | None = None
+    """ROOT TH1 of the observed reconstructed masses, ``"file.root:name"`` (``${output}``
+    allowed); integer contents, bins no wider than the signal windows' bins."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ObservedMasses:
+        if (self.masses is None) == (self.histogram is None):
+            raise ValueError("give exactly one of masses (a list) or histogram (file.root:name)")
+        return self
+
+
 class ReachConfig(Section):
-    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach)."""
+    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach).
+
+    The statistics inputs have no defaults: ``background``, ``background_kappa``,
+    ``efficiency_uncertainty``, ``n_pot_rel_uncertainty`` and the facility's target
+    (``target_interaction_lengths``, or an explicit ``yield_scale``) must be given, 0 (or 1 for
+    a κ) on purpose where they do not apply; ``gammastar reach`` names the first one missing
+    before it writes anything (``gammastar.reach.check_config``).
+    """
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
-    channels: list[Literal["ee", "mumu"]] = Field(default_factory=lambda: ["mumu"], min_length=1)
+    channels: list[LeptonChannel] = Field(default_factory=lambda: ["mumu"], min_length=1)
     mass_points: Annotated[int, Field(gt=0)] = 60
     eps_points: Annotated[int, Field(gt=0)] = 60
     eps_min: PositiveFloat = 1e-8
@@ -498,32 +542,47 @@ class ReachConfig(Section):
     mass_min: PositiveFloat | None = None
     """Mass range of the scan (GeV); default: where the yields and the flow both exist."""
     mass_max: PositiveFloat | None = None
-    background: dict[str, NonNegFloat] = Field(
-        default_factory=lambda: {"mumu": 0.016, "ee": 0.0094}
+    background: dict[LeptonChannel, NonNegFloat] | None = None
+    """Expected background events per channel in each mass point's signal window (``template:
+    counting``; NA62's whole-signal-region numbers used so are conservative) or in the whole
+    scanned mass range, spread flat (``template: mass``). Required (0 on purpose for a
+    background-free search)."""
+    background_kappa: dict[LeptonChannel, Annotated[float, Field(ge=1)]] | None = None
+    """Log-normal shape κ of each channel's background yield (NA62 App. B: 1.125 μμ, 4.0 ee);
+    required, 1 for an exactly known background."""
+    observed: dict[LeptonChannel, ObservedCount | list[ObservedCount] | ObservedMasses] | None = (
+        None
     )
-    """Expected background events per channel (in the signal region, all masses)."""
-    background_kappa: dict[str, Annotated[float, Field(ge=1)]] = Field(
-        default_factory=lambda: {"mumu": 1.125, "ee": 4.0}
-    )
-    """Log-normal shape of each background yield (NA62 App. B: 1.125 μμ, 4.0 ee)."""
-    observed: dict[str, Annotated[int, Field(ge=0)]] | None = None
-    efficiency_uncertainty: NonNegFloat = 0.029
-    """Relative signal-efficiency uncertainty per channel (NA62 Table I: 2.9%)."""
+    """Observed events per channel (every channel of ``channels``), for the observed limit:
+    a count (the same in every mass point's window, e.g. 0 for an empty signal region), a list
+    of counts per mass point (``mass_points`` entries), or ``{masses: [...]}`` /
+    ``{histogram: "file.root:name"}``: the reconstructed masses of the observed events,
+    counted in each mass point's window. ``None``: expected limits only."""
+    efficiency_uncertainty: NonNegFloat | None = None
+    """Relative signal-efficiency uncertainty per channel (NA62 Table I: 2.9%); required."""
+    n_pot_rel_uncertainty: NonNegFloat | None = None
+    """Relative (log-normal) uncertainty of the signal normalisation N_POT, one parameter
+    shared by the channels (NA62: 0.2, "log-normal with shape 1.2"); required."""
     method: Literal["auto", "exact", "toys", "asymptotic"] = "auto"
     """CLs calculation (gammastar.stats): exact hybrid construction, pyhf toys or asymptotics."""
     ntoys: Annotated[int, Field(gt=0)] = 500
     template: Literal["counting", "mass"] = "counting"
     """One counting bin per channel, or reconstructed-mass bins with a Gaussian signal."""
-    mass_resolution: PositiveFloat = 0.01
-    """Dilepton mass resolution σ_m in GeV (``template: mass``)."""
+    mass_resolution: PositiveFloat | None = None
+    """Dilepton mass resolution σ_m in GeV; required with ``template: mass`` or observed
+    masses (the signal window is m ± ``mass_window_sigmas`` σ_m)."""
     mass_window_sigmas: PositiveFloat = 3.0
     mass_bins: Annotated[int, Field(gt=0, le=50)] = 6
     n_pot: PositiveFloat | None = None
-    """Protons on target of the facility; default ``beam.n_pot``."""
-    yield_scale: PositiveFloat = 1.0
-    """Factor on the measured yield per POT, to carry it to the facility's target: e.g.
-    1/(1 − e^{−0.01}) ≈ 100.5 from the NA60 0.01 λ_I Pb target to a thick dump where every proton
-    interacts (docs/reach.md)."""
+    """Protons on target of the facility; default ``beam.n_pot`` (the data's own exposure)."""
+    target_interaction_lengths: PositiveFloat | Literal["dump", "data"] | None = None
+    """The facility's target thickness in λ_I (e.g. 19.6 for NA62's TAX), ``dump`` (every
+    proton interacts) or ``data`` (the data's own target). The yield per POT of the data's
+    target (``beam.interaction_lengths``, as recorded in ``yields.json``) is scaled by
+    P_int(facility)/P_int(data), P_int(L) = 1 − e^{−L} (``gammastar.physics.target``)."""
+    yield_scale: PositiveFloat | None = None
+    """Explicit factor on the yield per POT, instead of ``target_interaction_lengths`` (for
+    yields whose target is not described by a thickness); not both."""
     yields: str = "${output}/yields.json"
     flow: str | None = "${output}/flow"
     """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler (the
@@ -543,6 +602,41 @@ class ReachConfig(Section):
     event_lines: list[PositiveFloat] = Field(default_factory=lambda: [2.3, 3.0])
     """Fixed event-count contours drawn for comparison with other studies."""
 
+    @field_validator("observed", mode="before")
+    @classmethod
+    def _observed_forms(cls, v: Any) -> Any:
+        # one clear message per bad entry instead of pydantic's one line per union member
+        if not isinstance(v, dict):
+            return v
+        for ch, obs in v.items():
+            counts = obs if isinstance(obs, list) else [obs]
+            if isinstance(obs, dict):
+                try:
+                    ObservedMasses.model_validate(obs)
+                except ValidationError as err:
+                    e = err.errors()[0]
+                    where = ".".join(str(p) for p in e["loc"])
+                    msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+                    msg = msg.removeprefix("Value error, ")
+                    raise ValueError(f"{ch}{'.' + where if where else ''}: {msg}") from None
+            elif not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+                raise ValueError(
+                    f"{ch}: an observed count (integer >= 0), a list of counts per mass point, "
+                    f"or {{masses: [...]}} / {{histogram: file.root:name}}; got {obs!r}"
+                )
+        return v
+
+    @field_validator("target_interaction_lengths", mode="before")
+    @classmethod
+    def _target_form(cls, v: Any) -> Any:
+        bad = isinstance(v, str) and v not in ("dump", "data")
+        bad |= isinstance(v, int | float) and not isinstance(v, bool) and not v > 0
+        if bad or isinstance(v, bool):
+            raise ValueError(
+                f"a thickness (> 0) in interaction lengths, 'dump' or 'data'; got {v!r}"
+            )
+        return v
+
     @model_validator(mode="after")
     def _check_ranges(self) -> ReachConfig:
         if self.eps_max <= self.eps_min:
@@ -550,10 +644,50 @@ class ReachConfig(Section):
         lo, hi = self.mass_min, self.mass_max
         if lo is not None and hi is not None and hi <= lo:
             raise ValueError(f"mass_max ({hi}) must be larger than mass_min ({lo})")
-        for ch in self.channels:
-            if ch not in self.background:
-                raise ValueError(f"background: no expected background for channel {ch!r}")
+        for key in ("background", "background_kappa", "observed"):
+            given = getattr(self, key)
+            for ch in self.channels if given is not None else ():
+                if ch not in given:
+                    raise ValueError(f"{key}: nothing given for channel {ch!r}")
+        for ch, obs in (self.observed or {}).items():
+            if isinstance(obs, list) and len(obs) != self.mass_points:
+                raise ValueError(
+                    f"observed.{ch}: {len(obs)} counts, but mass_points is {self.mass_points} "
+                    "(one count per mass point)"
+                )
+        if self.yield_scale is not None and self.target_interaction_lengths is not None:
+            raise ValueError(
+                "give target_interaction_lengths (the yield scale is derived from it) or an "
+                "explicit yield_scale, not both"
+            )
         return self
+
+    def missing(self) -> list[tuple[str, str]]:
+        """The statistics inputs a reach needs that are not given: ``(key, what it is)``."""
+        out = []
+        if self.background is None:
+            out.append(("background", "expected background events per channel"))
+        if self.background_kappa is None:
+            out.append(("background_kappa", "log-normal shape of each background (1: exact)"))
+        if self.efficiency_uncertainty is None:
+            out.append(("efficiency_uncertainty", "relative signal-efficiency uncertainty"))
+        if self.n_pot_rel_uncertainty is None:
+            out.append(("n_pot_rel_uncertainty", "relative N_POT uncertainty"))
+        if self.target_interaction_lengths is None and self.yield_scale is None:
+            out.append(
+                (
+                    "target_interaction_lengths",
+                    (
+                        "the facility target's thickness in interaction lengths, 'dump' or "
+                        "'data' (or an explicit yield_scale)"
+                    ),
+                )
+            )
+        uses_masses = any(isinstance(o, ObservedMasses) for o in (self.observed or {}).values())
+        if self.mass_resolution is None and (self.template == "mass" or uses_masses):
+            why = "template: mass" if self.template == "mass" else "observed masses"
+            out.append(("mass_resolution", f"the dilepton mass resolution in GeV ({why})"))
+        return out
 
 
 # --------------------------------------------------------------------------- top level

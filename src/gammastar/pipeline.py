@@ -44,6 +44,8 @@ class Stage:
         needs: upstream stages whose outputs this stage reads.
         external: callable giving further files the stage reads (absolute paths).
         enabled: whether the stage applies to this config.
+        check: raises a ``GammastarError`` for a config the stage would refuse; called for
+            every selected stage before any stage runs (so a run writes nothing for it).
     """
 
     name: str
@@ -53,6 +55,7 @@ class Stage:
     needs: tuple[str, ...] = ()
     external: Callable[[AnalysisConfig], list[Path]] = field(default=lambda cfg: [])
     enabled: Callable[[AnalysisConfig], bool] = field(default=lambda cfg: True)
+    check: Callable[[AnalysisConfig], None] = field(default=lambda cfg: None)
 
     def inputs(self, config: AnalysisConfig) -> list[Path]:
         """Every file the stage reads: upstream outputs and external inputs.
@@ -129,6 +132,12 @@ def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
     from gammastar.validate import validate
 
     return validate(config, force=force)
+
+
+def _check_reach(config: AnalysisConfig) -> None:
+    from gammastar.reach import check_config
+
+    check_config(config)
 
 
 def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
@@ -237,6 +246,10 @@ STAGES: tuple[Stage, ...] = (
         outputs=("reach.json",),
         needs=("yields", "train"),
         external=_reach_inputs,
+        # a reach needs its statistics inputs stated (no defaults): only configs with a
+        # `reach:` section have one
+        enabled=lambda cfg: "reach" in cfg.model_fields_set,
+        check=_check_reach,
     ),
 )
 
@@ -337,6 +350,9 @@ def run(
     unknown = [f for f in (*force, *(only or ())) if f not in names and f != "all"]
     if unknown:
         raise GammastarError(f"unknown stage {unknown[0]!r}; stages are: {', '.join(names)}")
+    for stage in STAGES:
+        if not (only and stage.name not in only) and stage.enabled(config):
+            stage.check(config)  # e.g. the reach's statistics inputs, before anything runs
     try:
         config.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -41,17 +41,30 @@ from gammastar.artifacts import check_writable, make_meta, read_json
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_E, M_MU
-from gammastar.stats import BANDS, Channel, LimitResult, Model, build_spec, upper_limit
+from gammastar.stats import (
+    BANDS,
+    Channel,
+    LimitResult,
+    Model,
+    build_spec,
+    gaussian_template,
+    upper_limit,
+)
 
 __all__ = [
     "Yields",
+    "check_config",
     "eps_boundaries",
     "load_yields",
     "mass_model",
+    "observed_counts",
     "plot_reach",
+    "read_mass_histogram",
+    "resolve_yield_scale",
     "run_reach",
     "scan",
     "signal_events",
+    "window_edges",
 ]
 
 THRESHOLD = {"ee": 2 * M_E, "mumu": 2 * M_MU}
@@ -197,18 +210,47 @@ def eps_boundaries(
     return lo, hi
 
 
+def window_edges(
+    mass: float,
+    *,
+    template: str,
+    mass_resolution: float | None,
+    window_sigmas: float = 3.0,
+    mass_bins: int = 6,
+) -> NDArray[np.float64]:
+    """Reconstructed-mass bin edges of the signal window at ``mass``: m ± ``window_sigmas`` σ_m,
+    one bin (``template="counting"``) or ``mass_bins`` equal bins (``"mass"``).
+
+    The likelihood's mass template (:func:`mass_model`) and the conversion of observed masses
+    into counts (:func:`observed_counts`) use these same edges.
+
+    Example:
+        >>> window_edges(0.5, template="counting", mass_resolution=0.01).round(4).tolist()
+        [0.47, 0.53]
+        >>> window_edges(0.5, template="mass", mass_resolution=0.01, mass_bins=3).round(4).tolist()
+        [0.47, 0.49, 0.51, 0.53]
+    """
+    if mass_resolution is None or not mass_resolution > 0:
+        raise GammastarError(
+            f"reach.mass_resolution: the signal window at m = {mass:g} GeV needs the mass "
+            f"resolution (got {mass_resolution!r})"
+        )
+    half = window_sigmas * mass_resolution
+    return np.linspace(mass - half, mass + half, (mass_bins if template == "mass" else 1) + 1)
+
+
 def mass_model(
     mass: float,
     *,
     channels: tuple[str, ...],
     background: Mapping[str, float],
-    background_kappa: Mapping[str, float] | None = None,
-    observed: Mapping[str, int] | None = None,
-    n_pot_unc: float = 0.2,
-    efficiency_uncertainty: float = 0.0,
+    background_kappa: Mapping[str, float],
+    n_pot_unc: float,
+    efficiency_uncertainty: float,
+    observed: Mapping[str, ArrayLike] | None = None,
     mc_stat: float = 0.0,
     template: str = "counting",
-    mass_resolution: float = 0.01,
+    mass_resolution: float | None = None,
     window_sigmas: float = 3.0,
     mass_bins: int = 6,
     mass_range: tuple[float, float] | None = None,
@@ -216,8 +258,19 @@ def mass_model(
 ) -> Model:
     """The per-mass likelihood: signal template (one event in total) split over the channels by
     BR(A′ → ℓℓ), background counts (counting) or flat background in mass bins around m.
+
+    Arguments:
+        background, background_kappa: expected background and its log-normal shape per
+            channel (no defaults: ``reach.background``, ``reach.background_kappa``).
+        n_pot_unc, efficiency_uncertainty: relative N_POT and signal-efficiency uncertainties.
+        observed: per channel, the observed count(s) in the window of :func:`window_edges`:
+            one number per bin, or one number for the whole window (with ``template="mass"``
+            placed in the central bin, the conservative choice).
     """
-    kappa = dict(background_kappa or {})
+    for key, given in (("background", background), ("background_kappa", background_kappa)):
+        lost = [ch for ch in channels if ch not in given]
+        if lost:
+            raise GammastarError(f"reach.{key}: nothing given for channel {lost[0]!r}")
     brs = {
         ch: float(darkphoton.branching_ratio(mass, ch, eps=1e-6 if dark else None, dark=dark))
         for ch in channels
@@ -233,36 +286,178 @@ def mass_model(
         obs = None if observed is None else observed.get(ch)
         if template == "counting":
             sig, bkg = np.array([frac]), np.array([b])
-            ob = None if obs is None else np.array([obs])
+            ob = None if obs is None else np.atleast_1d(np.asarray(obs, dtype=np.float64))
         else:
             lo_m, hi_m = mass_range or (0.0, 1.0)
-            edges = np.linspace(
-                mass - window_sigmas * mass_resolution,
-                mass + window_sigmas * mass_resolution,
-                mass_bins + 1,
+            edges = window_edges(
+                mass,
+                template=template,
+                mass_resolution=mass_resolution,
+                window_sigmas=window_sigmas,
+                mass_bins=mass_bins,
             )
-            from gammastar.stats import gaussian_template
-
-            shape = gaussian_template(mass, mass_resolution, edges)
+            shape = gaussian_template(mass, float(mass_resolution), edges)  # type: ignore[arg-type]
             sig = frac * shape / shape.sum()
             density = b / max(hi_m - lo_m, 1e-12)
             bkg = np.full(mass_bins, density * np.diff(edges))
             ob = None
-            if obs is not None:  # observed counts given per channel: place them at the peak
-                ob = np.zeros(mass_bins)
-                ob[mass_bins // 2] = obs
+            if obs is not None:
+                ob = np.asarray(obs, dtype=np.float64)
+                if ob.ndim == 0:  # one count for the window: at the peak (conservative)
+                    ob = np.zeros(mass_bins)
+                    ob[mass_bins // 2] = float(obs)  # type: ignore[arg-type]
         chans.append(
             Channel(
                 ch,
                 sig,
                 bkg,
                 observed=ob,
-                bkg_kappa=float(kappa.get(ch, 1.0)),
+                bkg_kappa=float(background_kappa[ch]),
                 eff_unc=efficiency_uncertainty,
                 mc_stat=mc_stat,
             )
         )
     return Model(chans, n_pot_unc=n_pot_unc, meta={"mass": mass, "br": brs})
+
+
+# --------------------------------------------------------------------------- observed
+def read_mass_histogram(
+    spec: str, *, key: str = "reach.observed", resolve: Callable[[str], Path] | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The observed events of a ROOT TH1 of reconstructed masses.
+
+    Arguments:
+        spec: ``"file.root:name"`` (or ``"file.root"`` for a histogram named ``observed``).
+        key: the config key named in errors.
+        resolve: turns the config's path into a file path (default: as given).
+
+    Returns:
+        ``(masses, edges)``: one mass per event (the bin centre, repeated by the bin's count)
+        and the histogram's bin edges.
+
+    Raises:
+        ConfigError: the file or the histogram does not exist; InputError: not a TH1, or
+            contents that are not event counts (negative, non-integer, NaN), or events in the
+            under/overflow.
+    """
+    import uproot
+
+    from gammastar.unfold import split_map_spec
+
+    path, name = split_map_spec(spec, default_key="observed")
+    if resolve is not None:
+        path = str(resolve(path))
+    if not Path(path).exists():
+        raise ConfigError(f"{key}: {path} not found (histogram {name!r})")
+    label = f"{key}: {path}:{name}"
+    try:
+        with uproot.open(path) as f:
+            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
+            if name not in classes:
+                raise ConfigError(f"{label}: no such histogram (found {sorted(classes)})")
+            if not classes[name].startswith("TH1"):
+                raise InputError(f"{label} is a {classes[name]}, not a TH1 of masses")
+            h = f[name]
+            counts = np.asarray(h.values(flow=True), dtype=np.float64)
+            edges = np.asarray(h.axis().edges(), dtype=np.float64)
+    except (ConfigError, InputError):
+        raise
+    except Exception as err:  # noqa: BLE001  (a broken file: name it, no library traceback)
+        raise InputError(f"{label}: cannot read ({type(err).__name__}: {err})") from None
+    if not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise InputError(f"{label}: contents must be finite event counts >= 0")
+    if np.any(np.abs(counts - np.round(counts)) > 1e-6):
+        raise InputError(f"{label}: contents must be integer event counts (unweighted events)")
+    counts = np.round(counts).astype(np.int64)
+    if counts[0] or counts[-1]:
+        raise InputError(
+            f"{label}: {counts[0]} events in the underflow and {counts[-1]} in the overflow; "
+            "extend the axis so that every observed event has a mass"
+        )
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return np.repeat(centres, counts[1:-1]), edges
+
+
+def observed_counts(
+    observed: Mapping[str, Any],
+    masses: ArrayLike,
+    *,
+    template: str,
+    mass_resolution: float | None,
+    window_sigmas: float = 3.0,
+    mass_bins: int = 6,
+    resolve: Callable[[str], Path] | None = None,
+) -> dict[str, NDArray[np.float64]]:
+    """Observed counts per channel and mass point, in each point's signal window.
+
+    Arguments:
+        observed: per channel (``reach.observed``): a count (the same at every mass point), a
+            list of counts per mass point, or the observed events' reconstructed masses
+            (``{"masses": [...]}``, ``{"histogram": "file.root:name"}`` or an
+            :class:`~gammastar.config.ObservedMasses`), counted in the windows of
+            :func:`window_edges` (the edges of the likelihood's mass template).
+        masses: the mass points of the scan.
+        resolve: turns a histogram path of the config into a file path.
+
+    Returns:
+        ``{channel: counts}``, counts of shape (masses,) for one count per window or
+        (masses, mass_bins) for observed masses with ``template="mass"``.
+
+    Raises:
+        GammastarError: a list of the wrong length, a missing mass resolution, a histogram
+            coarser than the window's bins (see :func:`read_mass_histogram`).
+
+    Example:
+        >>> observed_counts({"mumu": {"masses": [0.305, 0.5]}}, [0.3, 0.4, 0.5],
+        ...                 template="counting", mass_resolution=0.01)["mumu"].tolist()
+        [1.0, 0.0, 1.0]
+    """
+    masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
+    out: dict[str, NDArray[np.float64]] = {}
+    for ch, spec in observed.items():
+        key = f"reach.observed.{ch}"
+        if hasattr(spec, "model_dump"):
+            spec = spec.model_dump()
+        if isinstance(spec, Mapping):
+            bin_width = None
+            if spec.get("histogram") is not None:
+                events, h_edges = read_mass_histogram(
+                    str(spec["histogram"]), key=f"{key}.histogram", resolve=resolve
+                )
+                bin_width = float(np.max(np.diff(h_edges)))
+            else:
+                events = np.sort(np.asarray(spec.get("masses") or [], dtype=np.float64))
+            rows = []
+            for m in masses:
+                edges = window_edges(
+                    float(m),
+                    template=template,
+                    mass_resolution=mass_resolution,
+                    window_sigmas=window_sigmas,
+                    mass_bins=mass_bins,
+                )
+                if bin_width is not None and bin_width > np.min(np.diff(edges)) * (1 + 1e-9):
+                    raise InputError(
+                        f"{key}.histogram: bins of {bin_width:g} GeV are wider than the signal "
+                        f"window's bins ({np.min(np.diff(edges)):g} GeV); use a finer histogram "
+                        "or the event masses"
+                    )
+                rows.append(np.histogram(events, bins=edges)[0])
+            counts = np.asarray(rows, dtype=np.float64)
+            out[ch] = counts[:, 0] if counts.shape[1] == 1 else counts
+        else:
+            counts = np.asarray(spec, dtype=np.float64)
+            if counts.ndim == 0:
+                counts = np.full(masses.size, float(counts))
+            if counts.shape != (masses.size,):
+                raise ConfigError(
+                    f"{key}: {counts.size} counts for {masses.size} mass points "
+                    "(one count per mass point: reach.mass_points)"
+                )
+            if np.any(~np.isfinite(counts)) or np.any(counts < 0):
+                raise ConfigError(f"{key}: observed counts must be finite and >= 0")
+            out[ch] = counts
+    return out
 
 
 # --------------------------------------------------------------------------- scan
@@ -295,30 +490,42 @@ def scan(
     yields: Yields,
     n_pot: float,
     channels: tuple[str, ...] = ("mumu",),
-    background: Mapping[str, float] | None = None,
-    background_kappa: Mapping[str, float] | None = None,
-    observed: Mapping[str, int] | None = None,
-    n_pot_unc: float = 0.2,
-    efficiency_uncertainty: float = 0.0,
+    background: Mapping[str, float],
+    background_kappa: Mapping[str, float],
+    n_pot_unc: float,
+    efficiency_uncertainty: float,
+    observed: Mapping[str, ArrayLike] | None = None,
     cl: float = 0.9,
     method: str = "auto",
     ntoys: int = 500,
     samples: int = 20_000,
     seed: int | None = 0,
     template: str = "counting",
-    mass_resolution: float = 0.01,
+    mass_resolution: float | None = None,
     window_sigmas: float = 3.0,
     mass_bins: int = 6,
     event_lines: tuple[float, ...] = (2.3, 3.0),
     dark: darkphoton.DarkSector | None = None,
 ) -> ScanResult:
-    """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method."""
+    """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
+
+    The statistics inputs (``background``, ``background_kappa``, ``n_pot_unc``,
+    ``efficiency_uncertainty``) have no defaults. ``observed``: per channel one count for every
+    mass point, or an array with one entry (a count, or the counts per mass bin) per mass point
+    (:func:`observed_counts` makes it from the config).
+    """
     masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
     eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=np.float64)))
-    background = dict(background or dict.fromkeys(channels, 0.0))
-    for ch in channels:
-        if ch not in background:
-            raise GammastarError(f"reach: no background given for channel {ch!r}")
+    for key, given in (("background", background), ("background_kappa", background_kappa)):
+        lost = [ch for ch in channels if ch not in given]
+        if lost:
+            raise GammastarError(f"reach.{key}: nothing given for channel {lost[0]!r}")
+    if observed:
+        for ch, v in observed.items():
+            if np.ndim(v) >= 1 and np.shape(v)[0] != masses.size:
+                raise GammastarError(
+                    f"reach.observed.{ch}: {np.shape(v)[0]} entries for {masses.size} masses"
+                )
     seeds = np.random.SeedSequence(seed).spawn(masses.size)
     y, rel = yields.at(masses)
     keys = [*BANDS, *(["obs"] if observed else []), *(f"events_{v:g}" for v in event_lines)]
@@ -376,7 +583,9 @@ def scan(
             channels=open_ch,
             background={ch: background[ch] for ch in open_ch},
             background_kappa=background_kappa,
-            observed=observed,
+            observed=None
+            if not observed
+            else {ch: (v if np.ndim(v) == 0 else np.asarray(v)[i]) for ch, v in observed.items()},
             n_pot_unc=n_pot_unc,
             efficiency_uncertainty=efficiency_uncertainty,
             mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
@@ -610,6 +819,78 @@ def _sampler_from_config(cfg: Any, yields: Yields | None = None) -> tuple[Sample
     return ExtrapolatedSampler(base, extrap, region), f"{desc} inside the fiducial region; {label} outside"
 
 
+def check_config(config: Any) -> None:
+    """Refuse a reach whose statistics inputs are not all given (before anything is written).
+
+    Raises:
+        ConfigError: one line naming the first missing ``reach`` key
+            (:meth:`gammastar.config.ReachConfig.missing`).
+    """
+    missing = config.reach.missing()
+    if missing:
+        key, what = missing[0]
+        raise ConfigError(
+            f"{config.source or '<config>'}: reach.{key}: not given ({what}); the reach has no "
+            "experiment-specific defaults: state it, 0 on purpose where it does not apply"
+        )
+
+
+def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, Any]]:
+    """The factor on the data's yield per POT for the reach's facility, and how it was made.
+
+    ``reach.target_interaction_lengths`` (the facility's target) against the data's target:
+    ``yields.json`` ``meta.target_interaction_lengths`` (what the yields stage used) or, for a
+    yields file without it, the config's ``beam.interaction_lengths`` when given explicitly.
+    Scale = P_int(facility)/P_int(data) (:func:`gammastar.physics.target.yield_scale`);
+    ``reach.yield_scale`` given instead is taken as is.
+
+    Raises:
+        ConfigError: the data's target thickness is unknown, or the config's
+            ``beam.interaction_lengths`` contradicts the one recorded with the yields.
+    """
+    from gammastar.physics.target import yield_scale
+
+    rc, beam = config.reach, config.beam
+    src = config.source or "<config>"
+    if rc.yield_scale is not None:
+        return float(rc.yield_scale), {"yield_scale_source": "config: reach.yield_scale"}
+    facility = rc.target_interaction_lengths
+    if facility == "data":
+        return 1.0, {
+            "yield_scale_source": "reach.target_interaction_lengths: data (the data's target)",
+            "target_interaction_lengths": "data",
+        }
+    recorded = yields.meta.get("target_interaction_lengths")
+    given = "interaction_lengths" in beam.model_fields_set
+    if recorded is not None:
+        if not (isinstance(recorded, int | float) and recorded > 0):
+            raise InputError(
+                f"{rc.yields}: meta.target_interaction_lengths {recorded!r} is not > 0"
+            )
+        if given and not math.isclose(beam.interaction_lengths, recorded, rel_tol=1e-9):
+            raise ConfigError(
+                f"{src}: beam.interaction_lengths ({beam.interaction_lengths:g}) differs from the "
+                f"target of the yields ({recorded:g} λ_I in {rc.yields}); `beam` describes the "
+                "data, the facility's target is reach.target_interaction_lengths"
+            )
+        data_l, data_src = float(recorded), "yields.json meta.target_interaction_lengths"
+    elif given:
+        data_l, data_src = float(beam.interaction_lengths), "config: beam.interaction_lengths"
+    else:
+        raise ConfigError(
+            f"{src}: beam.interaction_lengths: not given, and {rc.yields} does not record the "
+            "target of its yields; state the data's target thickness (interaction lengths)"
+        )
+    return yield_scale(facility, data_l), {
+        "yield_scale_source": (
+            f"P_int(reach.target_interaction_lengths = {facility}) / P_int({data_l:g} λ_I, "
+            f"{data_src}), P_int(L) = 1 - exp(-L)"
+        ),
+        "target_interaction_lengths": facility,
+        "data_target_interaction_lengths": data_l,
+    }
+
+
 def run_reach(
     config: Any,
     *,
@@ -630,6 +911,7 @@ def run_reach(
         The ``reach.json`` content.
     """
     rc, det = config.reach, config.detector
+    check_config(config)
     out = Path(output) if output is not None else config.output_dir
     for name in (*OUTPUTS, "workspaces/index.json"):
         check_writable(out / name, force)
@@ -637,6 +919,7 @@ def run_reach(
     yields = load_yields(yields_path)
     if yields.extrapolation is not None and rc.extrapolation == "refuse":
         yields = load_yields(yields_path, fiducial=True)
+    scale, scale_info = resolve_yield_scale(config, yields)
     n_pot = rc.n_pot if rc.n_pot is not None else config.beam.n_pot
     if not isinstance(n_pot, int | float):  # beam.n_pot: from_input → the data's own exposure
         n_pot = yields.meta.get("n_pot")
@@ -664,6 +947,17 @@ def run_reach(
         raise GammastarError(f"reach: empty mass range [{m_lo:g}, {m_hi:g}] GeV")
     masses = np.linspace(m_lo, m_hi, rc.mass_points)
     eps = np.geomspace(rc.eps_min, rc.eps_max, rc.eps_points)
+    observed = None
+    if rc.observed is not None:
+        observed = observed_counts(
+            rc.observed,
+            masses,
+            template=rc.template,
+            mass_resolution=rc.mass_resolution,
+            window_sigmas=rc.mass_window_sigmas,
+            mass_bins=rc.mass_bins,
+            resolve=config.resolve,
+        )
     dark = darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None
     t0 = time.perf_counter()
     res = scan(
@@ -672,12 +966,12 @@ def run_reach(
         sampler=sampler,
         geometry=geometry,
         yields=yields,
-        n_pot=float(n_pot) * rc.yield_scale,
+        n_pot=float(n_pot) * scale,
         channels=tuple(rc.channels),
         background=rc.background,
         background_kappa=rc.background_kappa,
-        observed=rc.observed,
-        n_pot_unc=config.beam.n_pot_rel_uncertainty,
+        observed=observed,
+        n_pot_unc=rc.n_pot_rel_uncertainty,
         efficiency_uncertainty=rc.efficiency_uncertainty,
         cl=rc.cl,
         method=rc.method,
@@ -705,8 +999,38 @@ def run_reach(
         eps_method="per-mass upper limit on the signal count, eps boundaries where "
         "N_sig(m, eps) = s_up(m) (see gammastar.reach)",
         n_pot=float(n_pot),
-        yield_scale=rc.yield_scale,
-        n_pot_rel_uncertainty=config.beam.n_pot_rel_uncertainty,
+        yield_scale=scale,
+        **scale_info,
+        n_pot_rel_uncertainty=rc.n_pot_rel_uncertainty,
+        statistics={
+            "background": dict(rc.background),
+            "background_kappa": dict(rc.background_kappa),
+            "efficiency_uncertainty": rc.efficiency_uncertainty,
+            "n_pot_rel_uncertainty": rc.n_pot_rel_uncertainty,
+            "template": rc.template,
+            "mass_resolution": rc.mass_resolution,
+            "window_sigmas": rc.mass_window_sigmas,
+            "observed_counts": None
+            if observed is None
+            else {
+                ch: np.asarray(v).reshape(masses.size, -1).sum(axis=1).round().astype(int).tolist()
+                for ch, v in observed.items()
+            },
+            "observed_source": None
+            if rc.observed is None
+            else {
+                ch: (
+                    "histogram " + v.histogram
+                    if getattr(v, "histogram", None)
+                    else "event masses"
+                    if getattr(v, "masses", None) is not None
+                    else "per mass point"
+                    if isinstance(v, list)
+                    else "one count for every mass point"
+                )
+                for ch, v in rc.observed.items()
+            },
+        },
         channels=list(rc.channels),
         sampler=sampler_desc,
         geometry=geometry.__dict__,

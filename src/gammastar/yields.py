@@ -927,6 +927,7 @@ def compute_yields(
         config_sha256_full=cfg.sha256,
         n_pot=n_pot,
         n_pot_source=n_pot_source,
+        target_interaction_lengths=cfg.beam.interaction_lengths,
         phase_space=phase_space,
         pairs_match_unfolded_m=consistent,
         lepton_mass=m_lepton,

@@ -28,6 +28,7 @@ from gammastar.mock.cocktail import Cocktail, Sources
 from gammastar.mock.combinatorial import Combinatorial
 from gammastar.mock.detector import Detector, Reconstructed, resolve_efficiency_map
 from gammastar.physics import pdgdata
+from gammastar.physics.target import interaction_probability
 from gammastar.unfold import load_efficiency_map
 
 GENERATOR_NAME = "gammastar.mock/parametric"
@@ -156,9 +157,11 @@ class MockGenerator:
 
     # ------------------------------------------------------------------ normalisation
     def n_pot(self, n_cocktail: int) -> float:
-        """Equivalent POT: N_cocktail / (L × Σ_m ⟨n_m⟩ BR_m)."""
-        per_pot = self.config.beam.interaction_lengths * self.cocktail.mesons_per_collision()
-        return n_cocktail / per_pot
+        """Equivalent POT: N_cocktail / (P_int(L) × Σ_m ⟨n_m⟩ BR_m), with
+        P_int(L) = 1 − e^{−L} (:func:`gammastar.physics.target.interaction_probability`, the
+        formula the reach's ``yield_scale`` uses) and L = ``beam.interaction_lengths``."""
+        p_int = interaction_probability(self.config.beam.interaction_lengths)
+        return n_cocktail / (p_int * self.cocktail.mesons_per_collision())
 
     def meta(self, n_generated: dict[Channel, int], **extra: Any) -> dict[str, Any]:
         """The ``meta`` JSON of the file."""

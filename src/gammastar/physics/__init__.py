@@ -3,7 +3,8 @@
 Submodules: :mod:`~gammastar.physics.constants`, :mod:`~gammastar.physics.kinematics`
 (K_f and the Eq. 6 / Eq. 8 factors), :mod:`~gammastar.physics.dalitz` (Kroll–Wada,
 V → Pℓℓ, form factors, ρ line shape), :mod:`~gammastar.physics.millicharge`,
-:mod:`~gammastar.physics.darkphoton`, :mod:`~gammastar.physics.bremsstrahlung`.
+:mod:`~gammastar.physics.darkphoton`, :mod:`~gammastar.physics.bremsstrahlung`,
+:mod:`~gammastar.physics.target` (protons interacting in a target of given thickness).
 """
 
 from __future__ import annotations

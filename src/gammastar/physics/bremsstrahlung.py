@@ -57,6 +57,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.physics.constants import ALPHA_EM
 from gammastar.physics.kinematics import kinematic_factor
+from gammastar.physics.target import interaction_probability
 
 M_PROTON: float = 0.93827208816
 """Proton mass in GeV (PDG 2024)."""
@@ -254,8 +255,9 @@ class BremsSettings:
 
     @property
     def interaction_probability(self) -> float:
-        """Probability that a beam proton interacts in the target, 1 − e^{−L}."""
-        return float(-np.expm1(-self.interaction_lengths))
+        """Probability that a beam proton interacts in the target, 1 − e^{−L}
+        (:func:`gammastar.physics.target.interaction_probability`)."""
+        return float(interaction_probability(self.interaction_lengths))
 
 
 def emission_probability(
