@@ -1,0 +1,98 @@
+"""Closure of the reach inputs on the mock: data-driven 𝓔(m, cτ) and N_sig against the
+generator's full-phase-space truth (issue 12), for the paper's mock LLP detector and a second
+geometry (both daughters through an annulus at a downstream plane).
+
+The data-driven side is the run's own yields.json and flow (fiducial region from the data,
+the fitted model outside it), the reference the generator's γ* (gammastar.mock.closure). The
+figure is the ratio data-driven / truth of N_sig (= Y·𝓔 per POT per ε²) and of 𝓔 wherever
+𝓔_truth > 1e-3, with the share of N_sig that is extrapolated.
+
+Usage: python benchmarks/closure_reach.py [--run DIR] [--events 1000000]
+Without --run it generates, selects, computes the yields and trains the flow of
+analysis/na60_like.yaml into a fresh directory. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import json
+import tempfile
+import time
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from gammastar.acceptance import Geometry
+from gammastar.config import load_config
+from gammastar.mock.closure import reach_closure
+
+MASSES = [0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9, 1.0]
+CTAUS = np.geomspace(0.1, 100.0, 7)
+GEOMETRIES = {
+    # the paper's mock detector (App. B): 5 m shield, A′ at 35–120 mrad, open decay volume
+    "paper_mock_detector": Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120),
+    # a second geometry: decays in 5–15 m, both muons through 0.6 < r < 2.5 m at z = 25 m
+    "annulus_z25": Geometry(l1=5.0, l2=15.0, theta_min=0.0, theta_max=0.3,
+                            both_daughters=True, plane_z=25.0, r_min=0.6, r_max=2.5),
+}  # fmt: skip
+
+
+def make_run(events: int) -> Path:
+    from gammastar import flow
+    from gammastar.mock import generate_file
+    from gammastar.select import select
+    from gammastar.yields import compute_yields
+
+    out = Path(tempfile.mkdtemp(prefix="gammastar-closure-"))
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(update={"output": str(out)})
+    generate_file(cfg, out / "mock.root", events=events, seed=cfg.seed)
+    select(cfg)
+    compute_yields(cfg, plots=False, theory=False)
+    flow.train(cfg)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, help="a finished na60_like run directory")
+    ap.add_argument("--events", type=int, default=1_000_000)
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    run = args.run or make_run(args.events)
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(
+        update={"output": str(run.resolve())}
+    )
+    rows = reach_closure(cfg, GEOMETRIES, MASSES, CTAUS)
+    print(f"{'geometry':22s} {'m':>5s} {'ctau':>7s} {'acc_truth':>9s} {'acc dd/tr':>9s} "
+          f"{'N dd/tr':>8s} {'extrap':>6s}")  # fmt: skip
+    summary = {}
+    for r in rows:
+        if r["acc_truth"] <= 1e-3:
+            continue
+        ra, rn = r["acc_dd"] / r["acc_truth"], r["nsig_dd"] / r["nsig_truth"]
+        print(f"{r['geometry']:22s} {r['mass']:5.2f} {r['ctau']:7.3g} {r['acc_truth']:9.2e} "
+              f"{ra:9.3f} {rn:8.3f} {r['extrapolated_fraction']:6.2f}")  # fmt: skip
+        s = summary.setdefault(r["geometry"], {"nsig": [], "acc": []})
+        s["nsig"].append(rn)
+        s["acc"].append(ra)
+    out = {"benchmark": "closure_reach", "run": str(run), "seconds": time.perf_counter() - t0}
+    for g, s in summary.items():
+        n, a = np.array(s["nsig"]), np.array(s["acc"])
+        out[g] = {
+            "nsig_ratio_min": float(n.min()), "nsig_ratio_max": float(n.max()),
+            "nsig_within_10pct": float(np.mean(np.abs(n - 1) <= 0.1)),
+            "acc_ratio_min": float(a.min()), "acc_ratio_max": float(a.max()),
+            "acc_within_10pct": float(np.mean(np.abs(a - 1) <= 0.1)),
+        }  # fmt: skip
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
