@@ -42,7 +42,7 @@ def test_ss_weights_constant_and_binwise():
     w = ss_pair_weights(m, q, edges, n_pp, n_mm, r=1.1)
     assert w.tolist() == pytest.approx([1.0, -1.1, -1.1, -1.1, -1.1])
     n_pp, n_mm = np.array([1.0, 4.0]), np.array([9.0, 1.0])
-    w = ss_pair_weights(m, q, edges, n_pp, n_mm, mode="binwise")
+    w = ss_pair_weights(m, q, edges, n_pp, n_mm, mode="binwise", min_counts=1)
     # bin 0: 2·√9/10 = 0.6; bin 1: 2·√4/5 = 0.8
     assert w.tolist() == pytest.approx([1.0, -0.6, -0.6, -0.8, -0.8])
     with pytest.raises(ValueError, match="mode"):

@@ -242,9 +242,17 @@ class BackgroundConfig(Section):
     remove_eta_mumu: Literal["none", "truth", "rate"] = "truth"
     """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data), ``rate`` subtracts the
     peak predicted from the η → γμμ yield, ``none`` keeps it."""
-    ss_weight: Literal["constant", "binwise"] = "constant"
-    """Per-pair SS weight: ``constant`` −R (geometric mean to first order, the pairs-table
-    contract) or ``binwise`` −2R√(N++N−−)/(N++ + N−−) of the pair's mass bin (exact per bin)."""
+    ss_weight: Literal["constant", "binwise"] = "binwise"
+    """The like-sign estimator, in the per-pair SS weights and in ``comb_m`` alike:
+    ``binwise`` (default) the geometric mean 2R√(N++N−−) per mass bin (per-pair SS weight
+    −2R√(N++N−−)/(N++ + N−−) of the pair's bin; sparse bins: see ``min_like_sign``);
+    ``constant`` the arithmetic mean R(N++ + N−−) (SS weight −R; equal to the geometric
+    mean only for charge-symmetric background)."""
+    min_like_sign: PositiveFloat = 20.0
+    """``binwise``: like-sign pairs of each sign a mass bin needs for its own
+    2√(N++N−−)/(N++ + N−−); a sparser bin takes it from the narrowest symmetric window of
+    neighbouring bins that holds this many of both signs (the plain geometric mean is 0, biased,
+    where one sign is empty; its bias at this many counts is ≈ −1/(8N) per sign, < 1.3%)."""
     eta_dalitz_window: tuple[NonNegFloat, PositiveFloat] = (0.2113, 0.45)
     """``rate`` mode: mass window (GeV) whose unfolded yield is taken as η → γμμ."""
     eta_peak_sigma: PositiveFloat = 0.012

@@ -366,23 +366,45 @@ def raw_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str,
     return out
 
 
+def like_sign(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
+    """The like-sign estimate (:func:`gammastar.background.like_sign_estimate`) of the
+    config's estimator (``background.ss_weight``) from the raw ``pp_m``/``mm_m`` counts:
+    one estimate for ``comb_m``, ``signal_m`` and the per-pair SS weights."""
+    from gammastar.background import ESTIMATORS, like_sign_estimate
+
+    b = cfg.background
+    vp, vm = raw["pp_m"].view(), raw["mm_m"].view()
+    return like_sign_estimate(
+        vp["value"],
+        vm["value"],
+        vp["variance"],
+        vm["variance"],
+        r=b.r_factor,
+        estimator=ESTIMATORS[b.ss_weight],
+        min_counts=b.min_like_sign,
+    )
+
+
 def fill_histograms(
     cfg: AnalysisConfig,
     pairs: pd.DataFrame | None,
     raw: Mapping[str, hist.Hist] | None = None,
     unfolded: Mapping[str, hist.Hist] | None = None,
+    estimate: Any = None,
 ) -> dict[str, hist.Hist]:
     """All output histograms from the (weighted) pairs table.
 
     ``os_m``, ``pp_m``, ``mm_m``: raw counts (``raw`` from the processor, or filled from the
-    table); ``comb_m`` the like-sign estimate 2R√(N++N−−) with propagated variance;
-    ``signal_m = os_m − comb_m``; ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS
-    negative; ``unfolded`` from the processor, or filled from the table); the same with
+    table); ``comb_m`` the like-sign estimate k_b (N++ + N−−) of :func:`like_sign`
+    (``estimate``, default computed from ``raw``): 2R√(N++N−−) per populated mass bin for
+    ``ss_weight: binwise``, R(N++ + N−−) for ``constant``, with propagated variance; the
+    same per-mass-bin k_b on the (m, qT, E) cells of ``comb_m_qT_E`` (variance
+    k_b²(σ²++ + σ²−−) per cell, k_b's own uncertainty neglected there); ``signal_m = os_m −
+    comb_m``; ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS −k_b/ε: the same
+    estimator; ``unfolded`` from the processor, or filled from the table); the same with
     ``_m_qT_E`` on (m, qT, E). ``pairs`` may be ``None`` when both are given.
     """
     import hist
-
-    from gammastar.background import combinatorial
 
     axes = HistAxes.from_config(cfg)
     if raw is None:
@@ -391,13 +413,19 @@ def fill_histograms(
         unfolded = unfolded_histograms(
             axes, {c: pairs[c].to_numpy() for c in ("m", "qT", "E", "weight")}
         )
-    r = cfg.background.r_factor
+    est = like_sign(cfg, raw) if estimate is None else estimate
+    # k_b on the flow bins too: the nearest bin's (as the per-pair weights take it)
+    k_flow = np.concatenate([est.factor[:1], est.factor, est.factor[-1:]])
     out: dict[str, hist.Hist] = {}
     for suffix, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3())):
         os_h, pp_h, mm_h = (raw[f"{c}_{suffix}"] for c in ("os", "pp", "mm"))
         comb_h = hist.Hist(*ax, storage=hist.storage.Weight())
         vp, vm = pp_h.view(flow=True), mm_h.view(flow=True)
-        val, var = combinatorial(vp["value"], vm["value"], vp["variance"], vm["variance"], r=r)
+        k = k_flow.reshape((-1,) + (1,) * (vp.ndim - 1))
+        val = k * (vp["value"] + vm["value"])
+        var = k**2 * (vp["variance"] + vm["variance"])
+        if suffix == "m":  # the in-range bins: the estimate itself, with k_b's uncertainty
+            val[1:-1], var[1:-1] = est.value, est.variance
         comb_h.view(flow=True)["value"] = val
         comb_h.view(flow=True)["variance"] = var
         sig_h = hist.Hist(*ax, storage=hist.storage.Weight())
@@ -422,13 +450,16 @@ def fill_histograms(
 class WeightSpec:
     """What a chunk needs to compute its pairs' final weights itself (picklable).
 
-    Every factor of ``weight`` is chunk-local when ``background.ss_weight`` is ``constant``
-    and ``remove_eta_mumu`` is ``none`` or ``truth`` (1/ε and 1/A are per-pair map lookups);
-    :meth:`from_config` returns ``None`` otherwise (``binwise``, ``rate``: the weights need
-    the whole sample, and the driver computes them).
+    Every factor of ``weight`` is chunk-local when ``remove_eta_mumu`` is ``none`` or
+    ``truth`` (1/ε and 1/A are per-pair map lookups) except the like-sign factor of
+    ``ss_weight: binwise``, which needs the whole sample's N++, N−− per mass bin: there the
+    chunks weigh SS pairs with −1 (``r_factor`` 1) and the driver multiplies them by the
+    mass bin's k_b (:func:`rescale_like_sign`). :meth:`from_config` returns ``None`` for
+    ``rate`` (the weights need the whole sample, and the driver computes them).
     """
 
     r_factor: float = 1.0
+    """The SS factor the chunks apply: R (``constant``) or 1 (``binwise``, provisional)."""
     outside_map: str = "error"
     acceptance: Any = None
     """The :class:`~gammastar.unfold.AcceptanceMap` (``None``: A = 1)."""
@@ -437,9 +468,10 @@ class WeightSpec:
     @classmethod
     def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
         b = cfg.background
-        if b.ss_weight != "constant" or b.remove_eta_mumu == "rate":
+        if b.remove_eta_mumu == "rate":
             return None
-        return cls(b.r_factor, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance)
+        r = b.r_factor if b.ss_weight == "constant" else 1.0
+        return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance)
 
 
 WEIGHT_COUNTS = (
@@ -521,6 +553,59 @@ def weight_chunk(
     out["weight_raw"] = weight_raw
     out["weight"] = weight_raw * inv * inv_acc * ss_factor
     return out, counts, sums
+
+
+def rescale_like_sign(
+    m: np.ndarray, charge: np.ndarray, weight: np.ndarray, edges: np.ndarray, factor: np.ndarray
+) -> np.ndarray:
+    """SS pairs' chunk weights (like-sign factor −1, ``ss_weight: binwise``) times the
+    like-sign factor k_b of their mass bin; OS weights unchanged. The same numbers bit for
+    bit as weighting with −k_b directly ((x·(−1))·k = x·(−k) in IEEE arithmetic).
+
+    Example:
+        >>> rescale_like_sign(np.array([0.5, 1.5, 0.5]), np.array([2, -2, 0]),
+        ...                   np.array([-2.0, -1.0, 3.0]), np.array([0.0, 1.0, 2.0]),
+        ...                   np.array([0.5, 0.9])).tolist()
+        [-1.0, -0.9, 3.0]
+    """
+    from gammastar.background import pair_factors
+
+    f = pair_factors(m, charge, edges, factor)
+    ss = np.asarray(charge) != 0
+    out = np.array(weight, dtype=np.float64, copy=True)
+    out[ss] = out[ss] * -f[ss]
+    return out
+
+
+def _rescale_streamed(
+    path: Path, edges: np.ndarray, factor: np.ndarray, axes: HistAxes
+) -> tuple[Path, dict[str, hist.Hist]]:
+    """:func:`rescale_like_sign` on a streamed ``pairs.parquet``, row group by row group
+    (same row groups, encoding as :func:`_write_parquet`), into a new file next to it; the
+    unfolded histograms filled in row order (the same sums as one fill of the whole table)."""
+    import hist
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out_path = path.with_name(path.stem + "-ls.parquet")
+    pf = pq.ParquetFile(path)
+    hs = {
+        f"unfolded_{sfx}": hist.Hist(*ax, storage=hist.storage.Weight())
+        for sfx, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3()))
+    }
+    with pq.ParquetWriter(
+        out_path, pf.schema_arrow, compression="lz4", use_dictionary=["charge", "channel"]
+    ) as w:
+        for i in range(pf.num_row_groups):
+            t = pf.read_row_group(i)
+            cols = {c: t.column(c).to_numpy() for c in ("m", "qT", "E", "charge", "weight")}
+            wt = rescale_like_sign(cols["m"], cols["charge"], cols["weight"], edges, factor)
+            t = t.set_column(t.schema.get_field_index("weight"), "weight", pa.array(wt))
+            w.write_table(t)
+            for h in hs.values():
+                h.fill(**{a.name: cols[a.name] for a in h.axes}, weight=wt)
+    path.unlink()
+    return out_path, hs
 
 
 def unfolded_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
@@ -797,7 +882,7 @@ def _select_run(
 
     from gammastar import io
     from gammastar.artifacts import atomic_paths, json_text, make_meta
-    from gammastar.background import eta_mumu_rate_peak, ss_pair_weights
+    from gammastar.background import eta_mumu_rate_peak, pair_factors
     from gammastar.processor import ChunkSink, DileptonProcessor, run_processor
     from gammastar.unfold import (
         AcceptanceReport,
@@ -901,14 +986,44 @@ def _select_run(
         )
     axis = mass_axis(cfg)
     edges = np.asarray(axis.edges)
+    # the like-sign estimate, from the whole sample's raw N++, N−− per mass bin: the same
+    # k_b in comb_m and in the SS pairs' weights (chunk-local binwise weights carry −1 and
+    # are multiplied by k_b here)
+    raw_hists = result.get("hists")
+    if raw_hists is None:
+        raw_hists = raw_histograms(
+            HistAxes.from_config(cfg), {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")}
+        )
+    ls_est = like_sign(cfg, raw_hists)
+    if ls_est.ratio_all == 0.0 and ls_est.factor.size and (
+        raw_hists["pp_m"].sum().value + raw_hists["mm_m"].sum().value > 0
+    ):
+        log.warning(
+            "like-sign subtraction: only one like-sign charge class is present; the geometric "
+            "mean 2R*sqrt(N++ N--) is 0 and nothing is subtracted"
+        )
+    rescaled = None
+    if spec is not None and cfg.background.ss_weight == "binwise":
+        if streamed is None:
+            pairs["weight"] = rescale_like_sign(
+                pairs["m"].to_numpy(),
+                pairs["charge"].to_numpy(),
+                pairs["weight"].to_numpy(),
+                edges,
+                ls_est.factor,
+            )
+            rescaled = unfolded_histograms(
+                HistAxes.from_config(cfg),
+                {c: pairs[c].to_numpy() for c in ("m", "qT", "E", "weight")},
+            )
+        else:
+            streamed, rescaled = _rescale_streamed(
+                Path(streamed), edges, ls_est.factor, HistAxes.from_config(cfg)
+            )
     if spec is None:
         q = pairs["charge"].to_numpy()
         mvals = pairs["m"].to_numpy()
-        n_pp = np.histogram(mvals[q == 2], bins=edges)[0].astype(float)
-        n_mm = np.histogram(mvals[q == -2], bins=edges)[0].astype(float)
-        ss_factor = ss_pair_weights(
-            mvals, q, edges, n_pp, n_mm, r=cfg.background.r_factor, mode=cfg.background.ss_weight
-        )
+        ss_factor = pair_factors(mvals, q, edges, ls_est.factor)
     # geometric acceptance (full phase space): 1/A, 0 below unfold.min_acceptance (reported)
     acc_report: dict[str, Any] | None = None
     if am is not None and spec is not None:
@@ -1001,12 +1116,9 @@ def _select_run(
             n_eta_mumu_removed=float(np.sum(old_w - pairs["weight"].to_numpy())),
         )
 
-    hists = fill_histograms(
-        cfg,
-        pairs,
-        raw=result.get("hists"),
-        unfolded=result.get("unfolded") if spec is not None else None,
-    )
+    if rescaled is None and spec is not None:
+        rescaled = result.get("unfolded")
+    hists = fill_histograms(cfg, pairs, raw=raw_hists, unfolded=rescaled, estimate=ls_est)
     for name in ("unfolded_m", "unfolded_m_qT_E"):
         hists[name].name = f"unfolded, phase_space={phase_space}"
     bayes: dict[str, Any] = {"iterations": cfg.unfold.bayesian_iterations}
@@ -1051,13 +1163,16 @@ def _select_run(
         branches=checked.branches.all,
         weight_convention=(
             "OS: weight = weight_raw/(acc*eff); SS: weight = -R*weight_raw/(acc*eff) "
-            "(ss_weight=constant) or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin * "
-            "weight_raw/(acc*eff) (binwise); acc = 1 without unfold.acceptance_map; weight 0 "
+            "(ss_weight=constant) or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin, N++ and "
+            "N-- summed over neighbouring bins where a bin has fewer than "
+            "background.min_like_sign of a sign, * weight_raw/(acc*eff) (binwise); the same "
+            "factor in comb_m; acc = 1 without unfold.acceptance_map; weight 0 "
             "below unfold.min_acceptance; sum(weight) = background-subtracted, unfolded yield "
             "(phase_space)"
         ),
         r_factor=cfg.background.r_factor,
         ss_weight=cfg.background.ss_weight,
+        min_like_sign=cfg.background.min_like_sign,
         phase_space=phase_space,
     )
     doc = {
@@ -1071,6 +1186,14 @@ def _select_run(
             "bayesian": bayes,
         },
         "eta_mumu": eta_report,
+        "background": {
+            **ls_est.report(),
+            "ss_weight": cfg.background.ss_weight,
+            "r_factor": cfg.background.r_factor,
+            "r_factor_source": "configured",
+            "min_like_sign": cfg.background.min_like_sign,
+            "comb_estimate": counts["comb_estimate"],
+        },
         "bad_files": bad_files,
         "entries": {p: n for p, n in checked.entries.items() if p in files_used},
         "elapsed_s": time.perf_counter() - t0,
@@ -1119,9 +1242,11 @@ __all__ = [
     "SelectResult",
     "WeightSpec",
     "fill_histograms",
+    "like_sign",
     "make_leptons",
     "mass_axis",
     "raw_histograms",
+    "rescale_like_sign",
     "select",
     "select_chunk",
     "unfolded_histograms",
