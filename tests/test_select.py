@@ -136,7 +136,8 @@ def test_comb_and_signal_histograms(tmp_path, mockfile):
     assert np.allclose(h["signal_m"].values(), h["os_m"].values() - h["comb_m"].values())
     bg = json.loads((res.output_dir / "select.json").read_text())["background"]
     assert bg["estimator"] == "geometric"
-    assert bg["bins_whole_axis"] == 89 and bg["like_sign_ratio_all"] == pytest.approx(1.0)
+    assert bg["bins_whole_axis"] == 89
+    assert bg["like_sign_ratio_all"] == pytest.approx(1.0)
 
 
 def test_cuts_pt_rapidity_and_charge_classes(tmp_path, mockfile):

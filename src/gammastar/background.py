@@ -277,7 +277,9 @@ def pair_factors(
     ss = charge != 0
     w = np.ones(len(charge), dtype=float)
     factor = np.asarray(factor, dtype=float)
-    idx = np.clip(np.searchsorted(edges, np.asarray(mass)[ss], side="right") - 1, 0, factor.size - 1)
+    idx = np.clip(
+        np.searchsorted(edges, np.asarray(mass)[ss], side="right") - 1, 0, factor.size - 1
+    )
     w[ss] = -factor[idx]
     return w
 

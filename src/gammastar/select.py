@@ -995,8 +995,10 @@ def _select_run(
             HistAxes.from_config(cfg), {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")}
         )
     ls_est = like_sign(cfg, raw_hists)
-    if ls_est.ratio_all == 0.0 and ls_est.factor.size and (
-        raw_hists["pp_m"].sum().value + raw_hists["mm_m"].sum().value > 0
+    if (
+        ls_est.ratio_all == 0.0
+        and ls_est.factor.size
+        and (raw_hists["pp_m"].sum().value + raw_hists["mm_m"].sum().value > 0)
     ):
         log.warning(
             "like-sign subtraction: only one like-sign charge class is present; the geometric "
