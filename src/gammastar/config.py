@@ -87,8 +87,10 @@ class MockCombinatorial(Section):
 
     os_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.10
     """Target fraction of combinatorial pairs among all recorded OS pairs (after all cuts)."""
-    mu_plus_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    """Probability that a combinatorial muon is μ+ (0.5: charge-symmetric, R = 1)."""
+    mu_plus_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.56
+    """Probability that a combinatorial muon is μ+ (0.5: charge-symmetric). Default 0.56: a
+    stand-in for p–A at SPS energies, the μ+/μ− ratio 1.277 of atmospheric muons (π/K decay
+    muons from high-energy proton–nucleus collisions; CMS, Phys. Lett. B 692 (2010) 83)."""
     kaon_to_pion: NonNegFloat = 0.12
     """K±/π± multiplicity ratio of the muon parents (SPS energies: about 0.1–0.15)."""
     z_absorber: PositiveFloat = 1.0
@@ -116,6 +118,10 @@ class MockDetector(Section):
     """Reference mass of ``mass_resolution`` (the ω), GeV."""
     mass_resolution_exponent: float = 0.0
     """σ_m(m) = mass_resolution · (m / mass_resolution_ref)^exponent (0: constant)."""
+    toroid_pt_kick: NonNegFloat = 0.0
+    """Charge-dependent acceptance (a stand-in for a toroidal spectrometer magnet): the
+    radial transverse-momentum kick in GeV that bends μ+ outwards and μ− inwards before the
+    angular window, which then applies to tan θ' = (p_T + q · kick)/p_z. 0: charge-blind."""
     max_momentum_smearing: Annotated[float, Field(gt=0, le=0.5)] = 0.25
     """Cap on the relative momentum smearing of a muon; near the 2m_μ threshold, where the pair
     mass hardly depends on the momenta, the mass resolution then falls below the target."""

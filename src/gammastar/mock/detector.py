@@ -10,7 +10,9 @@
 2. Kinematic acceptance on the reconstructed muons: E > ``muon_min_energy`` (the hadron
    absorber) and ``theta_min`` < θ < ``theta_max`` (lab polar angle; defaults 35–120 mrad, the
    window quoted for the NA50 muon spectrometer that NA60 inherited, and the mock LLP detector
-   of the paper's App. B, physics.md §9).
+   of the paper's App. B, physics.md §9). With ``toroid_pt_kick`` > 0 the window applies to
+   the direction after a charge-signed radial kick (a stand-in for a toroid, which bends μ+
+   and μ− apart): a charge-dependent acceptance (default 0: charge-blind).
 3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
    accept/reject (flat outside the map: nearest bin). The map is read and checked by
    :func:`gammastar.unfold.load_efficiency_map`, the reader the unfolding uses.
@@ -91,16 +93,25 @@ class Detector:
         c = self.cfg
         return c.mass_resolution * (m / c.mass_resolution_ref) ** c.mass_resolution_exponent
 
-    def in_window(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Single-muon angular window θ_min < θ < θ_max (tan θ = pT/pz, pz > 0)."""
+    def in_window(
+        self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
+    ) -> NDArray[np.bool_]:
+        """Single-muon angular window θ_min < θ' < θ_max, tan θ' = (pT + q·kick)/pz, pz > 0
+        (``toroid_pt_kick``; ``charge`` may be omitted when the kick is 0)."""
         c = self.cfg
         t = np.sqrt(mu[0] ** 2 + mu[1] ** 2)
+        if c.toroid_pt_kick:
+            if charge is None:
+                raise ValueError("Detector.in_window: toroid_pt_kick > 0 needs the charges")
+            t = t + np.asarray(charge) * c.toroid_pt_kick
         pz = mu[2]
         return (pz > 0) & (t > np.tan(c.theta_min) * pz) & (t < np.tan(c.theta_max) * pz)
 
-    def passes(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Single-muon acceptance: E > E_min and θ_min < θ < θ_max."""
-        return (mu[3] > self.cfg.muon_min_energy) & self.in_window(mu)
+    def passes(
+        self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
+    ) -> NDArray[np.bool_]:
+        """Single-muon acceptance: E > E_min and θ_min < θ' < θ_max (:meth:`in_window`)."""
+        return (mu[3] > self.cfg.muon_min_energy) & self.in_window(mu, charge)
 
     def apply(self, rng: np.random.Generator, src: Sources) -> Reconstructed:
         """Smear, cut and apply the efficiency to a batch of sources.
@@ -119,8 +130,8 @@ class Detector:
         pre = np.flatnonzero(
             (a_all[3] > e_loose)
             & (b_all[3] > e_loose)
-            & self.in_window(a_all)
-            & self.in_window(b_all)
+            & self.in_window(a_all, src.charge1)
+            & self.in_window(b_all, src.charge2)
         )
         a, b, mt = a_all[:, pre], b_all[:, pre], m_true[pre]
         k = pre.size
