@@ -303,3 +303,21 @@ def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monk
     res = select(make_cfg(tmp_path, [other]), executor=executor, force=True)
     assert res.counts["os"] == 2 * 3 * REPEAT
     assert sorted(p.name for p in run.iterdir()) == sorted(before)
+
+
+@pytest.mark.parametrize(
+    ("background", "key"),
+    [
+        ({"r_factor": "measured"}, "background.r_factor"),
+        ({"r_factor": 0}, "background.r_factor"),
+        ({"min_like_sign": 0}, "background.min_like_sign"),
+        ({"mixing_depth": 0}, "background.mixing_depth"),
+        ({"mixing_pool": "os"}, "background.mixing_pool"),
+    ],
+)
+def test_background_config_errors(tmp_path, background, key):
+    """Bad like-sign settings: one ConfigError naming the key."""
+    from gammastar.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        make_cfg(tmp_path, [tmp_path / "x.root"], background=background)

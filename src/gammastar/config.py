@@ -244,7 +244,18 @@ class SelectionConfig(Section):
 class BackgroundConfig(Section):
     """Same-sign subtraction (physics.md §4)."""
 
-    r_factor: PositiveFloat = 1.0
+    r_factor: PositiveFloat | Literal["mixed"] = 1.0
+    """R of N_comb = 2R√(N++N−−): a number (1: charge-symmetric acceptance, or a charge
+    dependence that factorises), or ``mixed``: measured per mass bin from mixed events,
+    R = N+−/(2√(N++N−−)) of pairs of leptons from different events (``mixing_depth``)."""
+    mixing_depth: Annotated[int, Field(gt=0, le=100)] = 5
+    """``r_factor: mixed``: each event's leptons are paired with those of the next
+    ``mixing_depth`` events of the mixing pool in its chunk."""
+    mixing_pool: Literal["like_sign", "all"] = "like_sign"
+    """``r_factor: mixed``: the events whose leptons are mixed: ``like_sign`` (events with a
+    like-sign lepton pair: their leptons are combinatorial, so the mixed pairs have the
+    background's single-lepton kinematics) or ``all`` (every event with a selected lepton;
+    signal leptons then shape R too)."""
     remove_eta_mumu: Literal["none", "truth", "rate"] = "truth"
     """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data), ``rate`` subtracts the
     peak predicted from the η → γμμ yield, ``none`` keeps it."""

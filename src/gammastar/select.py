@@ -78,6 +78,12 @@ class Cuts:
     rapidity_max: float | None = None
     pair_charges: tuple[str, ...] = ("os", "pp", "mm")
     remove_eta_mumu_truth: bool = False
+    mix_depth: int = 0
+    """Mixed-event pairs (``background.r_factor: mixed``): each event's leptons with those of
+    the next ``mix_depth`` events of the chunk; 0: none."""
+    mix_pool: str = "like_sign"
+    """Events whose leptons are mixed: ``like_sign`` (events with a like-sign lepton pair) or
+    ``all`` (events with ≥ 1 selected lepton)."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> Cuts:
@@ -93,6 +99,8 @@ class Cuts:
             rapidity_max=s.rapidity_max,
             pair_charges=tuple(s.pair_charges),
             remove_eta_mumu_truth=cfg.background.remove_eta_mumu == "truth",
+            mix_depth=cfg.background.mixing_depth if cfg.background.r_factor == "mixed" else 0,
+            mix_pool=cfg.background.mixing_pool,
         )
 
 
@@ -223,6 +231,8 @@ def select_chunk(
         else np.full(n_events, -1, dtype=np.int8)
     )
 
+    mixed = _mixed_pairs(leptons, cuts) if cuts.mix_depth else None
+
     has2 = ak.num(leptons) >= 2
     flow["events_2leptons"] = int(ak.sum(has2))
     leptons = leptons[has2]
@@ -283,7 +293,79 @@ def select_chunk(
         "charge": charge[keep],
         "channel": ch[keep],
     }
+    if mixed is not None:
+        out.update(mixed)
     return out, flow
+
+
+MIXED_COLUMNS = ("_mix_m", "_mix_pT", "_mix_charge")
+"""Extra :func:`select_chunk` outputs with ``Cuts.mix_depth``: mass, pT and summed charge of
+the mixed-event pairs that pass the pair cuts (not rows of ``pairs.parquet``)."""
+
+MIX_WEIGHT_QUANTUM = 2.0**-24
+"""Mixed pairs are weighted with ε(m, pT) rounded to this quantum, so that their sums are
+exact (below 2^29 pairs) and the same in any order, on every executor."""
+
+
+def _mixed_pairs(leptons: Any, cuts: Cuts) -> dict[str, np.ndarray]:
+    """Mixed-event pairs: the selected leptons of each pool event with those of the next
+    1 … ``cuts.mix_depth`` pool events of the chunk, through the pair cuts (mass, pT,
+    rapidity). Uncorrelated by construction: they measure R (:func:`~gammastar.background.
+    r_factor_mixed`). Pool ``like_sign``: events with a like-sign lepton pair, whose leptons
+    are (nearly) all combinatorial, so that the mixed pairs have the single-lepton kinematics
+    of the background, not of the signal; ``all``: every event with a selected lepton."""
+    import awkward as ak
+
+    if cuts.mix_pool == "like_sign":
+        n_plus = ak.sum(leptons.charge > 0, axis=1)
+        n_minus = ak.sum(leptons.charge < 0, axis=1)
+        lep = leptons[(n_plus >= 2) | (n_minus >= 2)]
+    else:
+        lep = leptons[ak.num(leptons) > 0]
+    ms, pts, qs = [], [], []
+    for d in range(1, cuts.mix_depth + 1):
+        if len(lep) <= d:
+            break
+        pairs = ak.cartesian({"a": lep[:-d], "b": lep[d:]}, axis=1)
+        p = ak.flatten(pairs.a + pairs.b)
+        m = np.asarray(p.mass, dtype=np.float64)
+        pt = np.asarray(p.pt, dtype=np.float64)
+        keep = (m >= cuts.mass_min) & (m < cuts.mass_max)
+        if cuts.pair_pt_max is not None:
+            keep &= pt < cuts.pair_pt_max
+        if cuts.rapidity_min is not None or cuts.rapidity_max is not None:
+            e, pz = np.asarray(p.E), np.asarray(p.pz)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = 0.5 * np.log((e + pz) / (e - pz))
+            if cuts.rapidity_min is not None:
+                keep &= y >= cuts.rapidity_min
+            if cuts.rapidity_max is not None:
+                keep &= y < cuts.rapidity_max
+        q = np.asarray(ak.flatten(pairs.a.charge + pairs.b.charge)).astype(np.int8)
+        ms.append(m[keep])
+        pts.append(pt[keep])
+        qs.append(q[keep])
+    return {
+        "_mix_m": np.concatenate(ms) if ms else np.array([], dtype=np.float64),
+        "_mix_pT": np.concatenate(pts) if pts else np.array([], dtype=np.float64),
+        "_mix_charge": np.concatenate(qs) if qs else np.array([], dtype=np.int8),
+    }
+
+
+def mixed_histograms(axes: HistAxes, mixed: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
+    """``mix_os_m``, ``mix_pp_m``, ``mix_mm_m``: mixed-event pairs on the mass axis, weighted
+    with ``_mix_w`` (ε(m, pT) in multiples of :data:`MIX_WEIGHT_QUANTUM`: the pair efficiency
+    real pairs had; exact sums in any order) or counted."""
+    import hist
+
+    m, q = np.asarray(mixed["_mix_m"]), np.asarray(mixed["_mix_charge"])
+    w = np.asarray(mixed["_mix_w"]) if "_mix_w" in mixed else np.ones(len(m))
+    out = {}
+    for name, sel in (("os", q == 0), ("pp", q == 2), ("mm", q == -2)):
+        h = hist.Hist(axes.mass(), storage=hist.storage.Weight())
+        h.fill(m=m[sel], weight=w[sel])
+        out[f"mix_{name}_m"] = h
+    return out
 
 
 # --------------------------------------------------------------------------- histograms
@@ -374,14 +456,36 @@ def like_sign(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
 
     b = cfg.background
     vp, vm = raw["pp_m"].view(), raw["mm_m"].view()
+    r: Any = b.r_factor
+    if r == "mixed":
+        r = mixed_r(raw)[0]
     return like_sign_estimate(
         vp["value"],
         vm["value"],
         vp["variance"],
         vm["variance"],
-        r=b.r_factor,
+        r=r,
         estimator=ESTIMATORS[b.ss_weight],
         min_counts=b.min_like_sign,
+    )
+
+
+MIN_MIXED = 100.0
+"""Mixed pairs of each charge class a mass bin needs for its own R (else a window)."""
+
+
+def mixed_r(raw: Mapping[str, hist.Hist]) -> tuple[np.ndarray, np.ndarray]:
+    """R per mass bin from the mixed-event histograms ``mix_{os,pp,mm}_m`` in ``raw``
+    (:func:`gammastar.background.r_factor_mixed`)."""
+    from gammastar.background import r_factor_mixed
+
+    if "mix_os_m" not in raw:
+        raise ConfigError(
+            "background.r_factor: 'mixed' needs the mixed-event histograms, which this run "
+            "did not fill"
+        )
+    return r_factor_mixed(
+        *(raw[f"mix_{c}_m"].values() for c in ("os", "pp", "mm")), min_counts=MIN_MIXED
     )
 
 
@@ -433,6 +537,9 @@ def fill_histograms(
         sig_h.view(flow=True)["value"] = vo["value"] - val
         sig_h.view(flow=True)["variance"] = vo["variance"] + var
         unf_h = unfolded[f"unfolded_{suffix}"]
+        for name in ("mix_os", "mix_pp", "mix_mm"):  # r_factor: mixed
+            if f"{name}_{suffix}" in raw:
+                out[f"{name}_{suffix}"] = raw[f"{name}_{suffix}"]
         for name, h in (
             ("os", os_h),
             ("pp", pp_h),
@@ -470,7 +577,8 @@ class WeightSpec:
         b = cfg.background
         if b.remove_eta_mumu == "rate":
             return None
-        r = b.r_factor if b.ss_weight == "constant" else 1.0
+        chunk_local = b.ss_weight == "constant" and b.r_factor != "mixed"
+        r = float(b.r_factor) if chunk_local else 1.0
         return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance)
 
 
@@ -995,6 +1103,8 @@ def _select_run(
             HistAxes.from_config(cfg), {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")}
         )
     ls_est = like_sign(cfg, raw_hists)
+    if cfg.background.r_factor == "mixed":
+        r_mix, r_half = mixed_r(raw_hists)
     if (
         ls_est.ratio_all == 0.0
         and ls_est.factor.size
@@ -1005,7 +1115,9 @@ def _select_run(
             "mean 2R*sqrt(N++ N--) is 0 and nothing is subtracted"
         )
     rescaled = None
-    if spec is not None and cfg.background.ss_weight == "binwise":
+    bkg = cfg.background
+    if spec is not None and (bkg.ss_weight == "binwise" or bkg.r_factor == "mixed"):
+        # the chunks weighed SS pairs with −1 (WeightSpec): multiply by k_b
         if streamed is None:
             pairs["weight"] = rescale_like_sign(
                 pairs["m"].to_numpy(),
@@ -1192,7 +1304,19 @@ def _select_run(
             **ls_est.report(),
             "ss_weight": cfg.background.ss_weight,
             "r_factor": cfg.background.r_factor,
-            "r_factor_source": "configured",
+            "r_factor_source": "mixed events" if bkg.r_factor == "mixed" else "configured",
+            **(
+                {
+                    "mixing_depth": bkg.mixing_depth,
+                    "r_per_mass_bin": {"edges": edges.tolist(), "values": r_mix.tolist()},
+                    "r_half_window": r_half.tolist(),
+                    "mixed_pairs": {
+                        c: int(raw_hists[f"mix_{c}_m"].values().sum()) for c in ("os", "pp", "mm")
+                    },
+                }
+                if bkg.r_factor == "mixed"
+                else {}
+            ),
             "min_like_sign": cfg.background.min_like_sign,
             "comb_estimate": counts["comb_estimate"],
         },
