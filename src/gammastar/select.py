@@ -302,9 +302,10 @@ MIXED_COLUMNS = ("_mix_m", "_mix_pT", "_mix_charge")
 """Extra :func:`select_chunk` outputs with ``Cuts.mix_depth``: mass, pT and summed charge of
 the mixed-event pairs that pass the pair cuts (not rows of ``pairs.parquet``)."""
 
-MIX_WEIGHT_QUANTUM = 2.0**-24
-"""Mixed pairs are weighted with ε(m, pT) rounded to this quantum, so that their sums are
-exact (below 2^29 pairs) and the same in any order, on every executor."""
+MIX_WEIGHT_QUANTUM = 2.0**-12
+"""Mixed pairs are weighted with ε(m, pT) rounded to this quantum (2.4e-4), so that the sums
+of the weights and of their squares (multiples of 2^-24) are exact below 2^29 pairs, hence the
+same in any order, on every executor."""
 
 
 def _mixed_pairs(leptons: Any, cuts: Cuts) -> dict[str, np.ndarray]:
@@ -676,44 +677,44 @@ def rescale_like_sign(
         ...                   np.array([0.5, 0.9])).tolist()
         [-1.0, -0.9, 3.0]
     """
-    from gammastar.background import pair_factors
-
-    f = pair_factors(m, charge, edges, factor)
-    ss = np.asarray(charge) != 0
+    ss = np.flatnonzero(np.asarray(charge) != 0)
+    factor = np.asarray(factor, dtype=np.float64)
+    idx = np.searchsorted(edges, np.asarray(m)[ss], side="right") - 1
+    np.clip(idx, 0, factor.size - 1, out=idx)
     out = np.array(weight, dtype=np.float64, copy=True)
-    out[ss] = out[ss] * -f[ss]
+    out[ss] *= factor[idx]
     return out
 
 
 def _rescale_streamed(
     path: Path, edges: np.ndarray, factor: np.ndarray, axes: HistAxes
 ) -> tuple[Path, dict[str, hist.Hist]]:
-    """:func:`rescale_like_sign` on a streamed ``pairs.parquet``, row group by row group
-    (same row groups, encoding as :func:`_write_parquet`), into a new file next to it; the
-    unfolded histograms filled in row order (the same sums as one fill of the whole table)."""
+    """:func:`rescale_like_sign` on a streamed ``pairs.parquet``: row group by row group the
+    new weights are computed (reading only the columns they need) and the unfolded histograms
+    filled in row order (the same sums as one fill of the whole table); then the ``weight``
+    column is replaced in the file (:func:`gammastar.pqconcat.replace_column`: the other
+    columns are not re-encoded)."""
     import hist
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    out_path = path.with_name(path.stem + "-ls.parquet")
+    from gammastar.pqconcat import replace_column
+
     pf = pq.ParquetFile(path)
     hs = {
         f"unfolded_{sfx}": hist.Hist(*ax, storage=hist.storage.Weight())
         for sfx, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3()))
     }
-    with pq.ParquetWriter(
-        out_path, pf.schema_arrow, compression="lz4", use_dictionary=["charge", "channel"]
-    ) as w:
-        for i in range(pf.num_row_groups):
-            t = pf.read_row_group(i)
-            cols = {c: t.column(c).to_numpy() for c in ("m", "qT", "E", "charge", "weight")}
-            wt = rescale_like_sign(cols["m"], cols["charge"], cols["weight"], edges, factor)
-            t = t.set_column(t.schema.get_field_index("weight"), "weight", pa.array(wt))
-            w.write_table(t)
-            for h in hs.values():
-                h.fill(**{a.name: cols[a.name] for a in h.axes}, weight=wt)
-    path.unlink()
-    return out_path, hs
+    new = []
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=["m", "qT", "E", "charge", "weight"])
+        cols = {c: t.column(c).to_numpy() for c in t.column_names}
+        wt = rescale_like_sign(cols["m"], cols["charge"], cols["weight"], edges, factor)
+        for h in hs.values():
+            h.fill(**{a.name: cols[a.name] for a in h.axes}, weight=wt)
+        new.append(wt)
+    pf.close()
+    replace_column(path, "weight", new)
+    return path, hs
 
 
 def unfolded_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
