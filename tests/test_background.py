@@ -87,7 +87,7 @@ def test_estimators_differ_on_charge_asymmetric_toy():
 def test_sparse_bins_unbiased_where_geometric_mean_is_zero():
     """Bins with μ++ = 0.9 and μ−− = 0.4 expected like-sign pairs (one sign often empty):
     the plain bin-wise 2√(N++N−−) loses most of the background (it is 0 unless both signs
-    are present: E ≈ 0.58 of 2√(μ++μ−−) here, computed below from the Poisson sums); the
+    are present: E = 0.42 of 2√(μ++μ−−) here, computed below from the Poisson sums); the
     windowed estimate is unbiased: mean of 400 toys of 60 bins within 4σ of the toy spread.
     The propagated variance of a bin covers the toys' spread (within 10%)."""
     from scipy import stats
