@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gammastar.pqconcat import ParquetConcat, part_bytes
+from gammastar.pqconcat import ParquetConcat, part_bytes, replace_column
 
 
 def _cols(rng, n):
@@ -160,3 +160,41 @@ def test_kernel_copy_errors_other_than_unsupported_are_raised(tmp_path, monkeypa
     with pytest.raises(OSError, match="No space left"):
         out.append(path)
     out.abort()
+
+
+def test_replace_column_keeps_the_other_columns(tmp_path):
+    """A concatenated file (row groups of 1000, 1000, 500, 7 rows): the ``eff`` column is
+    replaced; every other column reads back equal, with its column-chunk bytes untouched
+    (same offsets and sizes in the footer); the new column has its own statistics; a second
+    replacement works on the result; wrong lengths and unknown names are refused."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "all.parquet"
+    out = ParquetConcat(path)
+    for n in (2000, 500, 7):
+        out.append(part_bytes(_cols(rng, n), rows_per_group=1000))
+    out.close()
+    before = pd.read_parquet(path)
+    md0 = pq.ParquetFile(path).metadata
+    sizes = [md0.row_group(i).num_rows for i in range(md0.num_row_groups)]
+    assert sizes == [1000, 1000, 500, 7]
+    new = [rng.random(n) - 2.0 for n in sizes]
+    replace_column(path, "eff", new)
+    after = pd.read_parquet(path)
+    assert after.drop(columns="eff").equals(before.drop(columns="eff"))
+    assert np.array_equal(after["eff"].to_numpy(), np.concatenate(new))
+    md1 = pq.ParquetFile(path).metadata
+    for i in range(md1.num_row_groups):
+        for j in range(md1.num_columns - 1):  # eff is the last column
+            a, b = md0.row_group(i).column(j), md1.row_group(i).column(j)
+            assert (a.data_page_offset, a.total_compressed_size) == (
+                b.data_page_offset,
+                b.total_compressed_size,
+            )
+        st = md1.row_group(i).column(md1.num_columns - 1).statistics
+        assert st.max < -1.0  # the new values' statistics (all in [−2, −1))
+    replace_column(path, "eff", [np.zeros(n) for n in sizes])
+    assert pd.read_parquet(path)["eff"].sum() == 0.0
+    with pytest.raises(ValueError, match="row groups"):
+        replace_column(path, "eff", [np.zeros(3)])
+    with pytest.raises(ValueError, match="no column"):
+        replace_column(path, "nope", [np.zeros(n) for n in sizes])

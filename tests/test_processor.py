@@ -50,7 +50,8 @@ def test_accumulators_merge():
 
 def test_executors_give_identical_histograms(tmp_path):
     """iterative, futures (2 processes) and Dask (LocalCluster, 2 workers) over 2 files in
-    60-entry chunks, chunk-local weights (the default: ss_weight constant, η→μμ truth): the
+    60-entry chunks, chunk-local weights (η→μμ truth; the default ss_weight binwise: SS
+    weights multiplied by the mass bin's like-sign factor on the driver): the
     parallel executors stream pairs.parquet from the workers' parts; the same rows (file and
     table), histograms bin for bin and report numbers; Σ weight = the unfolded histogram."""
     runs = _run_all(tmp_path, _two_files(tmp_path), "local", ("iterative", "futures", "dask"))
@@ -256,16 +257,25 @@ def test_executors_same_with_acceptance_map(tmp_path):
 
 @pytest.mark.parametrize(
     "over",
-    [{"background": {"ss_weight": "binwise"}}, {"background": {"remove_eta_mumu": "rate"}}],
-    ids=["binwise", "rate"],
+    [
+        {"background": {"ss_weight": "binwise"}},
+        {"background": {"remove_eta_mumu": "rate"}},
+        {"background": {"r_factor": "mixed", "mixing_pool": "all"}},
+    ],
+    ids=["binwise", "rate", "mixed"],
 )
 def test_global_weight_modes_on_every_executor(tmp_path, over):
-    """ss_weight binwise and η→μμ rate need the whole sample: the driver weights the pairs
-    (the slower path), with the same result on every executor; binwise reproduces comb_m."""
+    """ss_weight binwise (the default), R from mixed events and η→μμ rate need the whole
+    sample: binwise/mixed SS weights are multiplied by the mass bin's factor on the driver
+    (the streamed pairs.parquet rewritten), rate weights the gathered pairs; the same result
+    on every executor (mixed pairs: ε weights quantised, exact sums); the SS weights
+    reproduce comb_m."""
     runs = _run_all(tmp_path, _two_files(tmp_path), "glob", **over)
     _assert_same(runs)
     res = runs["dask"][0]
-    if "ss_weight" in over.get("background", {}):
+    if "r_factor" in over["background"]:
+        assert all(res.histograms[f"mix_{c}_m"].values().sum() > 0 for c in ("os", "pp", "mm"))
+    if "remove_eta_mumu" not in over.get("background", {}):
         df = res.pairs
         ss = df[df.charge != 0]
         edges = res.histograms["comb_m"].axes[0].edges

@@ -122,11 +122,22 @@ def test_outputs_and_weights(tmp_path, mockfile):
 
 
 def test_comb_and_signal_histograms(tmp_path, mockfile):
+    """The hand-made file has its 10 ++ pairs (pattern B) and 10 −− pairs (C) in different
+    mass bins: the plain bin-wise 2√(N++N−−) is 0 in every bin (biased: the expected OS
+    background of 2√(10·10) = 20 pairs would be lost). Each bin has fewer than
+    ``min_like_sign`` (20) of a sign, so its factor comes from the whole axis,
+    2√(10·10)/(10 + 10) = 1: comb_m = N++ + N−− bin by bin, 20 in all."""
     res = select(make_cfg(tmp_path, [mockfile]))
     h = res.histograms
     pp, mm = h["pp_m"].values(), h["mm_m"].values()
-    assert np.allclose(h["comb_m"].values(), 2 * np.sqrt(pp * mm))
+    assert np.all(pp * mm == 0)  # the plain geometric mean is 0 everywhere
+    assert np.allclose(h["comb_m"].values(), pp + mm)
+    assert h["comb_m"].values().sum() == pytest.approx(20.0)
     assert np.allclose(h["signal_m"].values(), h["os_m"].values() - h["comb_m"].values())
+    bg = json.loads((res.output_dir / "select.json").read_text())["background"]
+    assert bg["estimator"] == "geometric"
+    assert bg["bins_whole_axis"] == 89
+    assert bg["like_sign_ratio_all"] == pytest.approx(1.0)
 
 
 def test_cuts_pt_rapidity_and_charge_classes(tmp_path, mockfile):
@@ -292,3 +303,21 @@ def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monk
     res = select(make_cfg(tmp_path, [other]), executor=executor, force=True)
     assert res.counts["os"] == 2 * 3 * REPEAT
     assert sorted(p.name for p in run.iterdir()) == sorted(before)
+
+
+@pytest.mark.parametrize(
+    ("background", "key"),
+    [
+        ({"r_factor": "measured"}, "background.r_factor"),
+        ({"r_factor": 0}, "background.r_factor"),
+        ({"min_like_sign": 0}, "background.min_like_sign"),
+        ({"mixing_depth": 0}, "background.mixing_depth"),
+        ({"mixing_pool": "os"}, "background.mixing_pool"),
+    ],
+)
+def test_background_config_errors(tmp_path, background, key):
+    """Bad like-sign settings: one ConfigError naming the key."""
+    from gammastar.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        make_cfg(tmp_path, [tmp_path / "x.root"], background=background)

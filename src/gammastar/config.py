@@ -100,8 +100,10 @@ class MockCombinatorial(Section):
 
     os_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.10
     """Target fraction of combinatorial pairs among all recorded OS pairs (after all cuts)."""
-    mu_plus_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    """Probability that a combinatorial muon is μ+ (0.5: charge-symmetric, R = 1)."""
+    mu_plus_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.56
+    """Probability that a combinatorial muon is μ+ (0.5: charge-symmetric). Default 0.56: a
+    stand-in for p–A at SPS energies, the μ+/μ− ratio 1.277 of atmospheric muons (π/K decay
+    muons from high-energy proton–nucleus collisions; CMS, Phys. Lett. B 692 (2010) 83)."""
     kaon_to_pion: NonNegFloat = 0.12
     """K±/π± multiplicity ratio of the muon parents (SPS energies: about 0.1–0.15)."""
     z_absorber: PositiveFloat = 1.0
@@ -129,6 +131,10 @@ class MockDetector(Section):
     """Reference mass of ``mass_resolution`` (the ω), GeV."""
     mass_resolution_exponent: float = 0.0
     """σ_m(m) = mass_resolution · (m / mass_resolution_ref)^exponent (0: constant)."""
+    toroid_pt_kick: NonNegFloat = 0.0
+    """Charge-dependent acceptance (a stand-in for a toroidal spectrometer magnet): the
+    radial transverse-momentum kick in GeV that bends μ+ outwards and μ− inwards before the
+    angular window, which then applies to tan θ' = (p_T + q · kick)/p_z. 0: charge-blind."""
     max_momentum_smearing: Annotated[float, Field(gt=0, le=0.5)] = 0.25
     """Cap on the relative momentum smearing of a muon; near the 2m_μ threshold, where the pair
     mass hardly depends on the momenta, the mass resolution then falls below the target."""
@@ -251,13 +257,32 @@ class SelectionConfig(Section):
 class BackgroundConfig(Section):
     """Same-sign subtraction (physics.md §4)."""
 
-    r_factor: PositiveFloat = 1.0
+    r_factor: PositiveFloat | Literal["mixed"] = 1.0
+    """R of N_comb = 2R√(N++N−−): a number (1: charge-symmetric acceptance, or a charge
+    dependence that factorises), or ``mixed``: measured per mass bin from mixed events,
+    R = N+−/(2√(N++N−−)) of pairs of leptons from different events (``mixing_depth``)."""
+    mixing_depth: Annotated[int, Field(gt=0, le=100)] = 5
+    """``r_factor: mixed``: each event's leptons are paired with those of the next
+    ``mixing_depth`` events of the mixing pool in its chunk."""
+    mixing_pool: Literal["like_sign", "all"] = "like_sign"
+    """``r_factor: mixed``: the events whose leptons are mixed: ``like_sign`` (events with a
+    like-sign lepton pair: their leptons are combinatorial, so the mixed pairs have the
+    background's single-lepton kinematics) or ``all`` (every event with a selected lepton;
+    signal leptons then shape R too)."""
     remove_eta_mumu: Literal["none", "truth", "rate"] = "truth"
     """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data), ``rate`` subtracts the
     peak predicted from the η → γμμ yield, ``none`` keeps it."""
-    ss_weight: Literal["constant", "binwise"] = "constant"
-    """Per-pair SS weight: ``constant`` −R (geometric mean to first order, the pairs-table
-    contract) or ``binwise`` −2R√(N++N−−)/(N++ + N−−) of the pair's mass bin (exact per bin)."""
+    ss_weight: Literal["constant", "binwise"] = "binwise"
+    """The like-sign estimator, in the per-pair SS weights and in ``comb_m`` alike:
+    ``binwise`` (default) the geometric mean 2R√(N++N−−) per mass bin (per-pair SS weight
+    −2R√(N++N−−)/(N++ + N−−) of the pair's bin; sparse bins: see ``min_like_sign``);
+    ``constant`` the arithmetic mean R(N++ + N−−) (SS weight −R; equal to the geometric
+    mean only for charge-symmetric background)."""
+    min_like_sign: PositiveFloat = 20.0
+    """``binwise``: like-sign pairs of each sign a mass bin needs for its own
+    2√(N++N−−)/(N++ + N−−); a sparser bin takes it from the narrowest symmetric window of
+    neighbouring bins that holds this many of both signs (the plain geometric mean is 0, biased,
+    where one sign is empty; its bias at this many counts is ≈ −1/(8N) per sign, < 1.3%)."""
     eta_dalitz_window: tuple[NonNegFloat, PositiveFloat] = (0.2113, 0.45)
     """``rate`` mode: mass window (GeV) whose unfolded yield is taken as η → γμμ."""
     eta_peak_sigma: PositiveFloat = 0.012

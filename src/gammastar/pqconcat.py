@@ -353,4 +353,97 @@ class ParquetConcat:
         self.path.unlink(missing_ok=True)
 
 
-__all__ = ["ParquetConcat", "part_bytes", "part_layout"]
+_RG_TOTAL_BYTE_SIZE, _RG_TOTAL_COMPRESSED = 2, 6
+_CMD_UNCOMPRESSED, _CMD_COMPRESSED = 6, 7
+_SE_NAME, _SE_NUM_CHILDREN = 4, 5
+
+
+def replace_column(
+    path: str | os.PathLike[str], name: str, values: list[Any], *, dictionary: bool = False
+) -> None:
+    """Replace one column of a flat parquet file in place, without re-encoding the others.
+
+    The new values (one numpy array per row group, of that row group's length and the
+    column's type) are encoded as one single-column parquet file with the same row groups
+    and the settings of ``pairs.parquet`` (LZ4; a dictionary only with ``dictionary``); its
+    column chunks are appended after the existing ones, and the footer's column chunks of
+    ``name`` are pointed at them (row-group sizes updated). The old column's bytes stay in
+    the file, unreferenced. Readers see the file with the new column and every other column
+    byte for byte as before. Files with an offset (page) index are refused, as in
+    :class:`ParquetConcat`.
+
+    Raises:
+        ValueError: not a parquet file, no such column, nested schema, lengths that do not
+            match the row groups, or an offset index.
+    """
+    import mmap
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        view = memoryview(mm)
+        try:
+            end, footer = part_layout(view)
+        finally:
+            view.release()
+    schema = _field(footer, _FMD_SCHEMA)[2][1]
+    if any((_field(se, _SE_NUM_CHILDREN) or [0, 0, 0])[2] for se in schema[1:]):
+        raise ValueError(f"{path}: replace_column supports flat schemas only")
+    names = [_field(se, _SE_NAME)[2].decode() for se in schema[1:]]
+    if name not in names:
+        raise ValueError(f"{path}: no column {name!r}")
+    j = names.index(name)
+    rgs = _field(footer, _FMD_ROW_GROUPS)
+    row_groups = rgs[2][1] if rgs is not None else []
+    if len(values) != len(row_groups):
+        raise ValueError(f"{path}: {len(values)} arrays for {len(row_groups)} row groups")
+    for rg, v in zip(row_groups, values, strict=True):
+        if len(v) != _field(rg, 3)[2]:  # RowGroup.num_rows
+            raise ValueError(f"{path}: an array's length differs from its row group's rows")
+        cols = _field(rg, _RG_COLUMNS)[2][1]
+        if any(_field(cc, _CC_OFFSET_INDEX) for cc in cols):
+            raise ValueError(f"{path}: files with an offset (page) index are not supported")
+    # the new column as its own file, one row group per original row group
+    sink = pa.BufferOutputStream()
+    arrays = [pa.array(v) for v in values]
+    col_schema = pa.schema([(name, arrays[0].type if arrays else pa.float64())])
+    with pq.ParquetWriter(
+        sink, col_schema, compression="lz4", use_dictionary=[name] if dictionary else False
+    ) as w:
+        for a in arrays:
+            w.write_table(pa.Table.from_arrays([a], schema=col_schema), row_group_size=len(a) + 1)
+    data = sink.getvalue().to_pybytes()
+    new_end, new_footer = part_layout(data)
+    new_rgs = _field(new_footer, _FMD_ROW_GROUPS)[2][1]
+    if len(new_rgs) != len(row_groups):
+        raise ValueError(f"{path}: the new column did not keep the row groups")
+    shift = end - len(MAGIC)
+    for rg, nrg in zip(row_groups, new_rgs, strict=True):
+        cols = _field(rg, _RG_COLUMNS)[2][1]
+        ncc = _field(nrg, _RG_COLUMNS)[2][1][0]
+        _shift(ncc, (_CC_FILE_OFFSET, _CC_COLUMN_INDEX), shift)
+        nmeta = _field(ncc, _CC_META)
+        _shift(nmeta[2], _CMD_OFFSETS, shift)
+        ometa = _field(cols[j], _CC_META)[2]
+        for rg_fid, md_fid in (
+            (_RG_TOTAL_BYTE_SIZE, _CMD_UNCOMPRESSED),
+            (_RG_TOTAL_COMPRESSED, _CMD_COMPRESSED),
+        ):
+            f = _field(rg, rg_fid)
+            if f is not None:
+                f[2] += _field(nmeta[2], md_fid)[2] - _field(ometa, md_fid)[2]
+        cols[j] = ncc
+    out = bytearray()
+    _write_struct(out, footer)
+    with open(path, "r+b") as fh:
+        fh.seek(end)
+        fh.truncate()
+        fh.write(memoryview(data)[len(MAGIC) : new_end])
+        fh.write(out)
+        fh.write(struct.pack("<I", len(out)))
+        fh.write(MAGIC)
+
+
+__all__ = ["ParquetConcat", "part_bytes", "part_layout", "replace_column"]

@@ -40,9 +40,12 @@ from coffea import processor
 from gammastar.errors import ChunkError, InputError
 from gammastar.pqconcat import ParquetConcat, part_bytes
 from gammastar.select import (
+    MIX_WEIGHT_QUANTUM,
+    MIXED_COLUMNS,
     Cuts,
     HistAxes,
     WeightSpec,
+    mixed_histograms,
     raw_histograms,
     select_chunk,
     unfolded_histograms,
@@ -201,8 +204,16 @@ class DileptonProcessor(processor.ProcessorABC):
         )
         key = (str(md.get("filename", "")), int(md.get("entrystart", 0)))
         out: dict[str, Any] = {"cutflow": Counts(flow)}
+        mixed = {k: pairs.pop(k) for k in MIXED_COLUMNS if k in pairs}
         if self.axes is not None:
             out["hists"] = raw_histograms(self.axes, pairs)
+            if mixed:  # background.r_factor: mixed; weighted with the pairs' ε
+                eff, _ = lookup_efficiency(
+                    self.effmap, mixed["_mix_m"], mixed["_mix_pT"], nearest=True
+                )
+                q = MIX_WEIGHT_QUANTUM
+                mixed["_mix_w"] = np.round(np.nan_to_num(eff) / q) * q
+                out["hists"].update(mixed_histograms(self.axes, mixed))
         if self.weights is None:
             out["pairs"] = PairChunks({key: pairs})
             return out

@@ -78,6 +78,12 @@ class Cuts:
     rapidity_max: float | None = None
     pair_charges: tuple[str, ...] = ("os", "pp", "mm")
     remove_eta_mumu_truth: bool = False
+    mix_depth: int = 0
+    """Mixed-event pairs (``background.r_factor: mixed``): each event's leptons with those of
+    the next ``mix_depth`` events of the chunk; 0: none."""
+    mix_pool: str = "like_sign"
+    """Events whose leptons are mixed: ``like_sign`` (events with a like-sign lepton pair) or
+    ``all`` (events with ≥ 1 selected lepton)."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> Cuts:
@@ -93,6 +99,8 @@ class Cuts:
             rapidity_max=s.rapidity_max,
             pair_charges=tuple(s.pair_charges),
             remove_eta_mumu_truth=cfg.background.remove_eta_mumu == "truth",
+            mix_depth=cfg.background.mixing_depth if cfg.background.r_factor == "mixed" else 0,
+            mix_pool=cfg.background.mixing_pool,
         )
 
 
@@ -223,6 +231,8 @@ def select_chunk(
         else np.full(n_events, -1, dtype=np.int8)
     )
 
+    mixed = _mixed_pairs(leptons, cuts) if cuts.mix_depth else None
+
     has2 = ak.num(leptons) >= 2
     flow["events_2leptons"] = int(ak.sum(has2))
     leptons = leptons[has2]
@@ -283,7 +293,80 @@ def select_chunk(
         "charge": charge[keep],
         "channel": ch[keep],
     }
+    if mixed is not None:
+        out.update(mixed)
     return out, flow
+
+
+MIXED_COLUMNS = ("_mix_m", "_mix_pT", "_mix_charge")
+"""Extra :func:`select_chunk` outputs with ``Cuts.mix_depth``: mass, pT and summed charge of
+the mixed-event pairs that pass the pair cuts (not rows of ``pairs.parquet``)."""
+
+MIX_WEIGHT_QUANTUM = 2.0**-12
+"""Mixed pairs are weighted with ε(m, pT) rounded to this quantum (2.4e-4), so that the sums
+of the weights and of their squares (multiples of 2^-24) are exact below 2^29 pairs, hence the
+same in any order, on every executor."""
+
+
+def _mixed_pairs(leptons: Any, cuts: Cuts) -> dict[str, np.ndarray]:
+    """Mixed-event pairs: the selected leptons of each pool event with those of the next
+    1 … ``cuts.mix_depth`` pool events of the chunk, through the pair cuts (mass, pT,
+    rapidity). Uncorrelated by construction: they measure R (:func:`~gammastar.background.
+    r_factor_mixed`). Pool ``like_sign``: events with a like-sign lepton pair, whose leptons
+    are (nearly) all combinatorial, so that the mixed pairs have the single-lepton kinematics
+    of the background, not of the signal; ``all``: every event with a selected lepton."""
+    import awkward as ak
+
+    if cuts.mix_pool == "like_sign":
+        n_plus = ak.sum(leptons.charge > 0, axis=1)
+        n_minus = ak.sum(leptons.charge < 0, axis=1)
+        lep = leptons[(n_plus >= 2) | (n_minus >= 2)]
+    else:
+        lep = leptons[ak.num(leptons) > 0]
+    ms, pts, qs = [], [], []
+    for d in range(1, cuts.mix_depth + 1):
+        if len(lep) <= d:
+            break
+        pairs = ak.cartesian({"a": lep[:-d], "b": lep[d:]}, axis=1)
+        p = ak.flatten(pairs.a + pairs.b)
+        m = np.asarray(p.mass, dtype=np.float64)
+        pt = np.asarray(p.pt, dtype=np.float64)
+        keep = (m >= cuts.mass_min) & (m < cuts.mass_max)
+        if cuts.pair_pt_max is not None:
+            keep &= pt < cuts.pair_pt_max
+        if cuts.rapidity_min is not None or cuts.rapidity_max is not None:
+            e, pz = np.asarray(p.E), np.asarray(p.pz)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                y = 0.5 * np.log((e + pz) / (e - pz))
+            if cuts.rapidity_min is not None:
+                keep &= y >= cuts.rapidity_min
+            if cuts.rapidity_max is not None:
+                keep &= y < cuts.rapidity_max
+        q = np.asarray(ak.flatten(pairs.a.charge + pairs.b.charge)).astype(np.int8)
+        ms.append(m[keep])
+        pts.append(pt[keep])
+        qs.append(q[keep])
+    return {
+        "_mix_m": np.concatenate(ms) if ms else np.array([], dtype=np.float64),
+        "_mix_pT": np.concatenate(pts) if pts else np.array([], dtype=np.float64),
+        "_mix_charge": np.concatenate(qs) if qs else np.array([], dtype=np.int8),
+    }
+
+
+def mixed_histograms(axes: HistAxes, mixed: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
+    """``mix_os_m``, ``mix_pp_m``, ``mix_mm_m``: mixed-event pairs on the mass axis, weighted
+    with ``_mix_w`` (ε(m, pT) in multiples of :data:`MIX_WEIGHT_QUANTUM`: the pair efficiency
+    real pairs had; exact sums in any order) or counted."""
+    import hist
+
+    m, q = np.asarray(mixed["_mix_m"]), np.asarray(mixed["_mix_charge"])
+    w = np.asarray(mixed["_mix_w"]) if "_mix_w" in mixed else np.ones(len(m))
+    out = {}
+    for name, sel in (("os", q == 0), ("pp", q == 2), ("mm", q == -2)):
+        h = hist.Hist(axes.mass(), storage=hist.storage.Weight())
+        h.fill(m=m[sel], weight=w[sel])
+        out[f"mix_{name}_m"] = h
+    return out
 
 
 # --------------------------------------------------------------------------- histograms
@@ -366,23 +449,67 @@ def raw_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str,
     return out
 
 
+def like_sign(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
+    """The like-sign estimate (:func:`gammastar.background.like_sign_estimate`) of the
+    config's estimator (``background.ss_weight``) from the raw ``pp_m``/``mm_m`` counts:
+    one estimate for ``comb_m``, ``signal_m`` and the per-pair SS weights."""
+    from gammastar.background import ESTIMATORS, like_sign_estimate
+
+    b = cfg.background
+    vp, vm = raw["pp_m"].view(), raw["mm_m"].view()
+    r: Any = b.r_factor
+    if r == "mixed":
+        r = mixed_r(raw)[0]
+    return like_sign_estimate(
+        vp["value"],
+        vm["value"],
+        vp["variance"],
+        vm["variance"],
+        r=r,
+        estimator=ESTIMATORS[b.ss_weight],
+        min_counts=b.min_like_sign,
+    )
+
+
+MIN_MIXED = 100.0
+"""Mixed pairs of each charge class a mass bin needs for its own R (else a window)."""
+
+
+def mixed_r(raw: Mapping[str, hist.Hist]) -> tuple[np.ndarray, np.ndarray]:
+    """R per mass bin from the mixed-event histograms ``mix_{os,pp,mm}_m`` in ``raw``
+    (:func:`gammastar.background.r_factor_mixed`)."""
+    from gammastar.background import r_factor_mixed
+
+    if "mix_os_m" not in raw:
+        raise ConfigError(
+            "background.r_factor: 'mixed' needs the mixed-event histograms, which this run "
+            "did not fill"
+        )
+    return r_factor_mixed(
+        *(raw[f"mix_{c}_m"].values() for c in ("os", "pp", "mm")), min_counts=MIN_MIXED
+    )
+
+
 def fill_histograms(
     cfg: AnalysisConfig,
     pairs: pd.DataFrame | None,
     raw: Mapping[str, hist.Hist] | None = None,
     unfolded: Mapping[str, hist.Hist] | None = None,
+    estimate: Any = None,
 ) -> dict[str, hist.Hist]:
     """All output histograms from the (weighted) pairs table.
 
     ``os_m``, ``pp_m``, ``mm_m``: raw counts (``raw`` from the processor, or filled from the
-    table); ``comb_m`` the like-sign estimate 2R√(N++N−−) with propagated variance;
-    ``signal_m = os_m − comb_m``; ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS
-    negative; ``unfolded`` from the processor, or filled from the table); the same with
+    table); ``comb_m`` the like-sign estimate k_b (N++ + N−−) of :func:`like_sign`
+    (``estimate``, default computed from ``raw``): 2R√(N++N−−) per populated mass bin for
+    ``ss_weight: binwise``, R(N++ + N−−) for ``constant``, with propagated variance; the
+    same per-mass-bin k_b on the (m, qT, E) cells of ``comb_m_qT_E`` (variance
+    k_b²(σ²++ + σ²−−) per cell, k_b's own uncertainty neglected there); ``signal_m = os_m −
+    comb_m``; ``unfolded_m``: Σ ``weight`` over all pairs (OS 1/ε, SS −k_b/ε: the same
+    estimator; ``unfolded`` from the processor, or filled from the table); the same with
     ``_m_qT_E`` on (m, qT, E). ``pairs`` may be ``None`` when both are given.
     """
     import hist
-
-    from gammastar.background import combinatorial
 
     axes = HistAxes.from_config(cfg)
     if raw is None:
@@ -391,13 +518,19 @@ def fill_histograms(
         unfolded = unfolded_histograms(
             axes, {c: pairs[c].to_numpy() for c in ("m", "qT", "E", "weight")}
         )
-    r = cfg.background.r_factor
+    est = like_sign(cfg, raw) if estimate is None else estimate
+    # k_b on the flow bins too: the nearest bin's (as the per-pair weights take it)
+    k_flow = np.concatenate([est.factor[:1], est.factor, est.factor[-1:]])
     out: dict[str, hist.Hist] = {}
     for suffix, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3())):
         os_h, pp_h, mm_h = (raw[f"{c}_{suffix}"] for c in ("os", "pp", "mm"))
         comb_h = hist.Hist(*ax, storage=hist.storage.Weight())
         vp, vm = pp_h.view(flow=True), mm_h.view(flow=True)
-        val, var = combinatorial(vp["value"], vm["value"], vp["variance"], vm["variance"], r=r)
+        k = k_flow.reshape((-1,) + (1,) * (vp.ndim - 1))
+        val = k * (vp["value"] + vm["value"])
+        var = k**2 * (vp["variance"] + vm["variance"])
+        if suffix == "m":  # the in-range bins: the estimate itself, with k_b's uncertainty
+            val[1:-1], var[1:-1] = est.value, est.variance
         comb_h.view(flow=True)["value"] = val
         comb_h.view(flow=True)["variance"] = var
         sig_h = hist.Hist(*ax, storage=hist.storage.Weight())
@@ -405,6 +538,9 @@ def fill_histograms(
         sig_h.view(flow=True)["value"] = vo["value"] - val
         sig_h.view(flow=True)["variance"] = vo["variance"] + var
         unf_h = unfolded[f"unfolded_{suffix}"]
+        for name in ("mix_os", "mix_pp", "mix_mm"):  # r_factor: mixed
+            if f"{name}_{suffix}" in raw:
+                out[f"{name}_{suffix}"] = raw[f"{name}_{suffix}"]
         for name, h in (
             ("os", os_h),
             ("pp", pp_h),
@@ -422,13 +558,16 @@ def fill_histograms(
 class WeightSpec:
     """What a chunk needs to compute its pairs' final weights itself (picklable).
 
-    Every factor of ``weight`` is chunk-local when ``background.ss_weight`` is ``constant``
-    and ``remove_eta_mumu`` is ``none`` or ``truth`` (1/ε and 1/A are per-pair map lookups);
-    :meth:`from_config` returns ``None`` otherwise (``binwise``, ``rate``: the weights need
-    the whole sample, and the driver computes them).
+    Every factor of ``weight`` is chunk-local when ``remove_eta_mumu`` is ``none`` or
+    ``truth`` (1/ε and 1/A are per-pair map lookups) except the like-sign factor of
+    ``ss_weight: binwise``, which needs the whole sample's N++, N−− per mass bin: there the
+    chunks weigh SS pairs with −1 (``r_factor`` 1) and the driver multiplies them by the
+    mass bin's k_b (:func:`rescale_like_sign`). :meth:`from_config` returns ``None`` for
+    ``rate`` (the weights need the whole sample, and the driver computes them).
     """
 
     r_factor: float = 1.0
+    """The SS factor the chunks apply: R (``constant``) or 1 (``binwise``, provisional)."""
     outside_map: str = "error"
     acceptance: Any = None
     """The :class:`~gammastar.unfold.AcceptanceMap` (``None``: A = 1)."""
@@ -437,9 +576,11 @@ class WeightSpec:
     @classmethod
     def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
         b = cfg.background
-        if b.ss_weight != "constant" or b.remove_eta_mumu == "rate":
+        if b.remove_eta_mumu == "rate":
             return None
-        return cls(b.r_factor, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance)
+        chunk_local = b.ss_weight == "constant" and b.r_factor != "mixed"
+        r = float(b.r_factor) if chunk_local else 1.0
+        return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance)
 
 
 WEIGHT_COUNTS = (
@@ -526,6 +667,59 @@ def weight_chunk(
     out["weight_raw"] = weight_raw
     out["weight"] = weight_raw * inv * inv_acc * ss_factor
     return out, counts, sums
+
+
+def rescale_like_sign(
+    m: np.ndarray, charge: np.ndarray, weight: np.ndarray, edges: np.ndarray, factor: np.ndarray
+) -> np.ndarray:
+    """SS pairs' chunk weights (like-sign factor −1, ``ss_weight: binwise``) times the
+    like-sign factor k_b of their mass bin; OS weights unchanged. The same numbers bit for
+    bit as weighting with −k_b directly ((x·(−1))·k = x·(−k) in IEEE arithmetic).
+
+    Example:
+        >>> rescale_like_sign(np.array([0.5, 1.5, 0.5]), np.array([2, -2, 0]),
+        ...                   np.array([-2.0, -1.0, 3.0]), np.array([0.0, 1.0, 2.0]),
+        ...                   np.array([0.5, 0.9])).tolist()
+        [-1.0, -0.9, 3.0]
+    """
+    ss = np.flatnonzero(np.asarray(charge) != 0)
+    factor = np.asarray(factor, dtype=np.float64)
+    idx = np.searchsorted(edges, np.asarray(m)[ss], side="right") - 1
+    np.clip(idx, 0, factor.size - 1, out=idx)
+    out = np.array(weight, dtype=np.float64, copy=True)
+    out[ss] *= factor[idx]
+    return out
+
+
+def _rescale_streamed(
+    path: Path, edges: np.ndarray, factor: np.ndarray, axes: HistAxes
+) -> tuple[Path, dict[str, hist.Hist]]:
+    """:func:`rescale_like_sign` on a streamed ``pairs.parquet``: row group by row group the
+    new weights are computed (reading only the columns they need) and the unfolded histograms
+    filled in row order (the same sums as one fill of the whole table); then the ``weight``
+    column is replaced in the file (:func:`gammastar.pqconcat.replace_column`: the other
+    columns are not re-encoded)."""
+    import hist
+    import pyarrow.parquet as pq
+
+    from gammastar.pqconcat import replace_column
+
+    pf = pq.ParquetFile(path)
+    hs = {
+        f"unfolded_{sfx}": hist.Hist(*ax, storage=hist.storage.Weight())
+        for sfx, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3()))
+    }
+    new = []
+    for i in range(pf.num_row_groups):
+        t = pf.read_row_group(i, columns=["m", "qT", "E", "charge", "weight"])
+        cols = {c: t.column(c).to_numpy() for c in t.column_names}
+        wt = rescale_like_sign(cols["m"], cols["charge"], cols["weight"], edges, factor)
+        for h in hs.values():
+            h.fill(**{a.name: cols[a.name] for a in h.axes}, weight=wt)
+        new.append(wt)
+    pf.close()
+    replace_column(path, "weight", new)
+    return path, hs
 
 
 def unfolded_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
@@ -809,7 +1003,7 @@ def _select_run(
 
     from gammastar import io
     from gammastar.artifacts import atomic_paths, json_text, make_meta
-    from gammastar.background import eta_mumu_rate_peak, ss_pair_weights
+    from gammastar.background import eta_mumu_rate_peak, pair_factors
     from gammastar.processor import ChunkSink, DileptonProcessor, run_processor
     from gammastar.unfold import (
         AcceptanceReport,
@@ -913,14 +1107,50 @@ def _select_run(
         )
     axis = mass_axis(cfg)
     edges = np.asarray(axis.edges)
+    # the like-sign estimate, from the whole sample's raw N++, N−− per mass bin: the same
+    # k_b in comb_m and in the SS pairs' weights (chunk-local binwise weights carry −1 and
+    # are multiplied by k_b here)
+    raw_hists = result.get("hists")
+    if raw_hists is None:
+        raw_hists = raw_histograms(
+            HistAxes.from_config(cfg), {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")}
+        )
+    ls_est = like_sign(cfg, raw_hists)
+    if cfg.background.r_factor == "mixed":
+        r_mix, r_half = mixed_r(raw_hists)
+    if (
+        ls_est.ratio_all == 0.0
+        and ls_est.factor.size
+        and (raw_hists["pp_m"].sum().value + raw_hists["mm_m"].sum().value > 0)
+    ):
+        log.warning(
+            "like-sign subtraction: only one like-sign charge class is present; the geometric "
+            "mean 2R*sqrt(N++ N--) is 0 and nothing is subtracted"
+        )
+    rescaled = None
+    bkg = cfg.background
+    if spec is not None and (bkg.ss_weight == "binwise" or bkg.r_factor == "mixed"):
+        # the chunks weighed SS pairs with −1 (WeightSpec): multiply by k_b
+        if streamed is None:
+            pairs["weight"] = rescale_like_sign(
+                pairs["m"].to_numpy(),
+                pairs["charge"].to_numpy(),
+                pairs["weight"].to_numpy(),
+                edges,
+                ls_est.factor,
+            )
+            rescaled = unfolded_histograms(
+                HistAxes.from_config(cfg),
+                {c: pairs[c].to_numpy() for c in ("m", "qT", "E", "weight")},
+            )
+        else:
+            streamed, rescaled = _rescale_streamed(
+                Path(streamed), edges, ls_est.factor, HistAxes.from_config(cfg)
+            )
     if spec is None:
         q = pairs["charge"].to_numpy()
         mvals = pairs["m"].to_numpy()
-        n_pp = np.histogram(mvals[q == 2], bins=edges)[0].astype(float)
-        n_mm = np.histogram(mvals[q == -2], bins=edges)[0].astype(float)
-        ss_factor = ss_pair_weights(
-            mvals, q, edges, n_pp, n_mm, r=cfg.background.r_factor, mode=cfg.background.ss_weight
-        )
+        ss_factor = pair_factors(mvals, q, edges, ls_est.factor)
     # geometric acceptance (full phase space): 1/A, 0 below unfold.min_acceptance (reported)
     acc_report: dict[str, Any] | None = None
     if am is not None and spec is not None:
@@ -1014,12 +1244,9 @@ def _select_run(
             n_eta_mumu_removed=float(np.sum(old_w - pairs["weight"].to_numpy())),
         )
 
-    hists = fill_histograms(
-        cfg,
-        pairs,
-        raw=result.get("hists"),
-        unfolded=result.get("unfolded") if spec is not None else None,
-    )
+    if rescaled is None and spec is not None:
+        rescaled = result.get("unfolded")
+    hists = fill_histograms(cfg, pairs, raw=raw_hists, unfolded=rescaled, estimate=ls_est)
     for name in ("unfolded_m", "unfolded_m_qT_E"):
         hists[name].name = f"unfolded, phase_space={phase_space}"
     bayes: dict[str, Any] = {"iterations": cfg.unfold.bayesian_iterations}
@@ -1064,14 +1291,17 @@ def _select_run(
         branches=checked.branches.all,
         weight_convention=(
             "OS: weight = weight_raw/(acc*eff); SS: weight = -R*weight_raw/(acc*eff) "
-            "(ss_weight=constant) or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin * "
-            "weight_raw/(acc*eff) (binwise); acc = 1 without an acceptance (unfold.acceptance_map "
-            "or the per-pair A(m, q) of unfold.lepton_acceptance); weight 0 "
+            "(ss_weight=constant) or -2R*sqrt(N++N--)/(N++ + N--) of the mass bin, N++ and "
+            "N-- summed over neighbouring bins where a bin has fewer than "
+            "background.min_like_sign of a sign, * weight_raw/(acc*eff) (binwise); the same "
+            "factor in comb_m; acc = 1 without an acceptance (unfold.acceptance_map or the "
+            "per-pair A(m, q) of unfold.lepton_acceptance); weight 0 "
             "below unfold.min_acceptance; sum(weight) = background-subtracted, unfolded yield "
             "(phase_space)"
         ),
         r_factor=cfg.background.r_factor,
         ss_weight=cfg.background.ss_weight,
+        min_like_sign=cfg.background.min_like_sign,
         phase_space=phase_space,
     )
     doc = {
@@ -1090,6 +1320,26 @@ def _select_run(
             "bayesian": bayes,
         },
         "eta_mumu": eta_report,
+        "background": {
+            **ls_est.report(),
+            "ss_weight": cfg.background.ss_weight,
+            "r_factor": cfg.background.r_factor,
+            "r_factor_source": "mixed events" if bkg.r_factor == "mixed" else "configured",
+            **(
+                {
+                    "mixing_depth": bkg.mixing_depth,
+                    "r_per_mass_bin": {"edges": edges.tolist(), "values": r_mix.tolist()},
+                    "r_half_window": r_half.tolist(),
+                    "mixed_pairs": {
+                        c: int(raw_hists[f"mix_{c}_m"].values().sum()) for c in ("os", "pp", "mm")
+                    },
+                }
+                if bkg.r_factor == "mixed"
+                else {}
+            ),
+            "min_like_sign": cfg.background.min_like_sign,
+            "comb_estimate": counts["comb_estimate"],
+        },
         "bad_files": bad_files,
         "entries": {p: n for p, n in checked.entries.items() if p in files_used},
         "elapsed_s": time.perf_counter() - t0,
@@ -1138,9 +1388,11 @@ __all__ = [
     "SelectResult",
     "WeightSpec",
     "fill_histograms",
+    "like_sign",
     "make_leptons",
     "mass_axis",
     "raw_histograms",
+    "rescale_like_sign",
     "select",
     "select_chunk",
     "unfolded_histograms",

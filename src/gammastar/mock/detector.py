@@ -10,7 +10,9 @@
 2. Kinematic acceptance on the reconstructed muons: E > ``muon_min_energy`` (the hadron
    absorber) and ``theta_min`` < θ < ``theta_max`` (lab polar angle; defaults 35–120 mrad, the
    window quoted for the NA50 muon spectrometer that NA60 inherited, and the mock LLP detector
-   of the paper's App. B, physics.md §9).
+   of the paper's App. B, physics.md §9). With ``toroid_pt_kick`` > 0 the window applies to
+   the direction after a charge-signed radial kick (a stand-in for a toroid, which bends μ+
+   and μ− apart): a charge-dependent acceptance (default 0: charge-blind).
 3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
    accept/reject (flat outside the map: nearest bin). The map is read and checked by
    :func:`gammastar.unfold.load_efficiency_map`, the reader the unfolding uses.
@@ -94,15 +96,36 @@ class Detector:
         c = self.cfg
         return c.mass_resolution * (m / c.mass_resolution_ref) ** c.mass_resolution_exponent
 
-    def in_window(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Single-muon angular window θ_min ≤ θ ≤ θ_max (no energy cut)."""
-        theta = np.arctan2(np.hypot(mu[0], mu[1]), mu[2])
+    def _kicked(self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None):
+        """``mu`` with pT shifted by q·``toroid_pt_kick`` along its own direction (the
+        charge-dependent bend of the mock's toroid; ``charge`` may be omitted at kick 0)."""
+        kick = self.cfg.toroid_pt_kick
+        if not kick:
+            return mu
+        if charge is None:
+            raise ValueError("Detector: toroid_pt_kick > 0 needs the charges")
+        t = np.hypot(mu[0], mu[1])
+        scale = (t + np.asarray(charge) * kick) / np.where(t > 0, t, 1.0)
+        out = mu.copy()
+        out[0] = mu[0] * scale
+        out[1] = mu[1] * scale
+        return out
+
+    def in_window(
+        self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
+    ) -> NDArray[np.bool_]:
+        """Single-muon angular window θ_min ≤ θ' ≤ θ_max (no energy cut), tan θ' =
+        (pT + q·kick)/pz (``toroid_pt_kick``)."""
+        k = self._kicked(mu, charge)
+        theta = np.arctan2(np.hypot(k[0], k[1]), k[2])
         return self.lepton.probability(np.full(theta.shape, np.inf), theta) > 0
 
-    def passes(self, mu: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """Single-muon acceptance (:class:`~gammastar.pair_acceptance.LeptonAcceptance`):
-        E ≥ E_min and θ_min ≤ θ ≤ θ_max."""
-        return self.lepton.passes(mu)
+    def passes(
+        self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
+    ) -> NDArray[np.bool_]:
+        """Single-muon acceptance (:class:`~gammastar.pair_acceptance.LeptonAcceptance`, the
+        class the analysis uses): E ≥ E_min and θ_min ≤ θ' ≤ θ_max (:meth:`in_window`)."""
+        return (mu[3] >= self.lepton.min_energy) & self.in_window(mu, charge)
 
     def apply(self, rng: np.random.Generator, src: Sources) -> Reconstructed:
         """Smear, cut and apply the efficiency to a batch of sources.
@@ -121,8 +144,8 @@ class Detector:
         pre = np.flatnonzero(
             (a_all[3] > e_loose)
             & (b_all[3] > e_loose)
-            & self.in_window(a_all)
-            & self.in_window(b_all)
+            & self.in_window(a_all, src.charge1)
+            & self.in_window(b_all, src.charge2)
         )
         a, b, mt = a_all[:, pre], b_all[:, pre], m_true[pre]
         k = pre.size
@@ -142,7 +165,8 @@ class Detector:
         pair_k = mu1_k + mu2_k
         m_k = kin.invariant_mass(pair_k)
         pt_k = np.hypot(pair_k[0], pair_k[1])
-        ok_k = self.passes(mu1_k) & self.passes(mu2_k)  # smearing keeps directions
+        # smearing keeps directions: the window is as before, the energy cut decides
+        ok_k = self.passes(mu1_k, src.charge1[pre]) & self.passes(mu2_k, src.charge2[pre])
         eff_k = np.full(k, np.nan)
         eff_k[ok_k] = lookup_efficiency(self.efficiency, m_k[ok_k], pt_k[ok_k], nearest=True)[0]
         u = rng.random(k)
