@@ -27,7 +27,11 @@ def _config(repo_dir, **background):
     return cfg.model_copy(
         update={
             "unfold": cfg.unfold.model_copy(
-                update={"outside_map": "nearest", "acceptance_map": None}
+                update={
+                    "outside_map": "nearest",
+                    "acceptance_map": None,
+                    "lepton_acceptance": None,
+                }
             ),
             "background": cfg.background.model_copy(update=background),
         }

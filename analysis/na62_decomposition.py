@@ -1,0 +1,113 @@
+"""Why the NA62-like reach differs from NA62's: each ingredient swapped for another, one at a time.
+
+Runs ``gammastar.reach.scan`` with analysis/na62_dump.yaml's geometry and statistics and the
+yields of a finished NA60-like run, changing one factor per row:
+
+* ``baseline``: the config as shipped (data-driven yield; kinematics from the yields' fitted
+  extrapolation model, every sample labelled extrapolated: NA62 needs θ ≲ 5 mrad, outside the
+  NA60-like data);
+* ``kinematics: generator truth``: the mock generator's own γ* as the A′ kinematics (what the
+  model should have given);
+* ``kinematics: physics.md defaults``: the analytic sampler with T = 0.2 GeV, y = 3.37 ± 1.2;
+* ``yield: generator truth``: the generator's full-phase-space γ* yield (Eq. 6) instead of the
+  data-driven one (the extrapolation's error on the yield);
+* ``yield: + bremsstrahlung``: the proton-bremsstrahlung yield (FWW, yields.json ``theory``)
+  added, NA62's dominant production mode above ~0.2 GeV;
+* ``efficiency 1.0``: the selection × trigger efficiency 0.7 → 1.
+
+Usage: python analysis/na62_decomposition.py --run runs/na60_like [--masses 40]
+Prints one row per variant: the excluded mass range and ε band at three masses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from gammastar.acceptance import Geometry, ParametricSampler  # noqa: E402
+from gammastar.config import load_config  # noqa: E402
+from gammastar.mock.detector import Detector  # noqa: E402
+from gammastar.mock.truth import TruthSampler, truth_aprime_yield, truth_gstar  # noqa: E402
+from gammastar.reach import (  # noqa: E402
+    Yields,
+    _sampler_from_config,
+    load_yields,
+    resolve_yield_scale,
+    scan,
+)
+from gammastar.unfold import EfficiencyMap  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run", type=Path, default=REPO / "runs" / "na60_like")
+    ap.add_argument("--masses", type=int, default=40)
+    ap.add_argument("--truth-sources", type=int, default=3_000_000)
+    args = ap.parse_args()
+    run = args.run.resolve()
+    cfg = load_config(REPO / "analysis" / "na62_dump.yaml")
+    cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(
+        update={"yields": str(run / "yields.json")})})  # fmt: skip
+    data_cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(
+        update={"output": str(run)}
+    )
+    rc = cfg.reach
+    y = load_yields(run / "yields.json")
+    scale, _ = resolve_yield_scale(cfg, y)
+    sampler, _ = _sampler_from_config(cfg, y)
+    truth = truth_gstar(data_cfg, args.truth_sources, seed=5)
+    det = Detector(data_cfg.mock.detector, EfficiencyMap.unity())
+    ty = truth_aprime_yield(truth, np.asarray(y.extrapolation["bin_edges"]),
+                            m_lepton=data_cfg.input.lepton_mass, sigma_m=det.sigma_m)  # fmt: skip
+    y_truth = Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, y.meta)
+    doc = json.loads((run / "yields.json").read_text())
+    br = doc["theory"]["brems_aprime"]
+    bm = np.asarray(br["mass"], float)
+    bv = np.asarray([np.nan if v is None else v for v in br["per_pot_per_eps2"]], float)
+    ok = np.isfinite(bv)
+    yb = y._y + np.interp(y._m, bm[ok], bv[ok])
+    y_brems = Yields(y._m, yb, y._rel * y._y, y.meta)
+    geo = Geometry.from_config(cfg.detector)
+    geo_eff1 = Geometry.from_config(cfg.detector.model_copy(update={"efficiency": 1.0}))
+    variants = {
+        "baseline": (sampler, y, geo),
+        "kinematics: generator truth": (TruthSampler(truth), y, geo),
+        "kinematics: physics.md defaults": (ParametricSampler(0.2, 3.37, 1.2), y, geo),
+        "yield: generator truth": (sampler, y_truth, geo),
+        "yield: + bremsstrahlung": (sampler, y_brems, geo),
+        "efficiency 1.0": (sampler, y, geo_eff1),
+    }
+    lo, hi = max(y.mass_range[0], 0.22), min(y.mass_range[1], 1.0)
+    masses = np.linspace(lo, hi, args.masses)
+    eps = np.geomspace(rc.eps_min, rc.eps_max, rc.eps_points)
+    n_pot = rc.n_pot * scale
+    show = [0.3, 0.45, 0.6]
+    print(f"{'variant':34s} {'excluded masses (GeV)':24s} " + " ".join(
+        f"{'eps at %.2f GeV' % m:>22s}" for m in show))  # fmt: skip
+    for name, (smp, yy, gg) in variants.items():
+        res = scan(
+            masses, eps, sampler=smp, geometry=gg, yields=yy, n_pot=n_pot,
+            channels=tuple(rc.channels), background=rc.background,
+            background_kappa=rc.background_kappa, observed=None,
+            n_pot_unc=rc.n_pot_rel_uncertainty, efficiency_uncertainty=rc.efficiency_uncertainty,
+            cl=rc.cl, method=rc.method, samples=rc.samples, seed=cfg.seed,
+        )  # fmt: skip
+        elo, ehi = res.boundaries["0"]
+        ex = np.isfinite(elo)
+        rng = f"{masses[ex].min():.3f}-{masses[ex].max():.3f}" if ex.any() else "none"
+        cells = []
+        for m in show:
+            i = int(np.argmin(np.abs(masses - m)))
+            cells.append(f"{elo[i]:.2e}-{ehi[i]:.2e}" if np.isfinite(elo[i]) else "-")
+        print(f"{name:34s} {rng:24s} " + " ".join(f"{c:>22s}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
