@@ -10,8 +10,8 @@ kinematics, fitted per mass range to the acceptance-corrected pairs inside F:
 the m_T-scaling thermal spectrum with a Gaussian lab rapidity used for hadron production in
 fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; physics.md §3.2). The fit
 maximises the weighted likelihood of the model truncated to F,
-Σ_i w_i [ln p(x_i) − ln P_F], with P_F = ∫_F p by quadrature on a (p_T, y) grid (smooth in
-the parameters). It gives the fiducial fraction f_F(m) = P_F, so that the full-phase-space
+Σ_i w_i [ln p(x_i) − ln P_F], with P_F = ∫_F p by importance sampling on a fixed broad reference
+sample (smooth in the parameters). It gives the fiducial fraction f_F(m) = P_F, so that the full-phase-space
 yield is Y_F / f_F, and the model samples outside F for the extrapolated part of a reach
 (:class:`ExtrapolatedSampler`, every such sample labelled).
 """
@@ -94,6 +94,9 @@ class Extrapolation:
     n_eff: NDArray[np.float64]
     """Kish effective pairs of the fit group that fixed each bin's parameters."""
     fiducial: dict[str, Any]
+    fiducial_fraction_err: NDArray[np.float64] | None = None
+    """1σ of f_F from the profile likelihood in σ_y (statistical, of the fit)."""
+    y_sigma_err: float | None = None
 
     def at(self, m: ArrayLike) -> tuple[NDArray, NDArray, NDArray, NDArray]:
         """(f_F, T, ȳ, σ_y) at masses ``m`` (linear between bin centres, constant beyond)."""
@@ -113,6 +116,10 @@ class Extrapolation:
             "y_mean": self.y_mean.tolist(),
             "y_sigma": self.y_sigma.tolist(),
             "n_eff": self.n_eff.tolist(),
+            "fiducial_fraction_err": (
+                None if self.fiducial_fraction_err is None else self.fiducial_fraction_err.tolist()
+            ),
+            "y_sigma_err": self.y_sigma_err,
             "fiducial": self.fiducial,
             "reference": "docs/yields.md#the-fiducial-region-and-the-extrapolation",
         }
@@ -122,31 +129,108 @@ class Extrapolation:
         arr = {k: np.asarray(d[k], dtype=np.float64) for k in (
             "mass", "bin_edges", "fiducial_fraction", "temperature", "y_mean", "y_sigma",
             "n_eff")}  # fmt: skip
+        err = d.get("fiducial_fraction_err")
         return cls(arr["mass"], arr["bin_edges"], arr["fiducial_fraction"], arr["temperature"],
-                   arr["y_mean"], arr["y_sigma"], arr["n_eff"], d["fiducial"])  # fmt: skip
+                   arr["y_mean"], arr["y_sigma"], arr["n_eff"], d["fiducial"],
+                   None if err is None else np.asarray(err, dtype=np.float64),
+                   d.get("y_sigma_err"))  # fmt: skip
 
 
-def _fit_joint(data, start):
-    """Joint weighted fit: one (ȳ, σ_y) for all groups, one T per group.
+REFERENCE = (0.3, 3.4, 2.0)
+"""(T, ȳ, σ_y) of the broad reference sample behind P_F in the fit."""
+REFERENCE_SAMPLES = 400_000
 
-    ``data``: per group (m, pT, y, w, m_c, F on the grid)."""
+
+class _Reference:
+    """P_F(θ) = ⟨1_F p_θ / p_ref⟩ over a fixed sample of the broad reference model at one mass:
+    smooth in θ and evaluated with the same F as the data (importance sampling; the grid
+    quadrature's O(step) error in ∂P_F/∂θ biased the weakly constrained σ_y)."""
+
+    def __init__(self, fiducial: Any, m: float, seed: int) -> None:
+        from gammastar.acceptance import ParametricSampler
+
+        t0, mu0, s0 = REFERENCE
+        out = ParametricSampler(t0, mu0, s0).sample(m, REFERENCE_SAMPLES, seed=seed)
+        qt, e = out["qT"], out["E"]
+        keep = fiducial.contains(np.full(qt.size, m), qt, e)
+        pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
+        self.m, self.n = m, qt.size
+        self.pt = qt[keep]
+        self.y = 0.5 * np.log((e[keep] + pz[keep]) / (e[keep] - pz[keep]))
+        self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
+
+    def fraction(self, t: float, mu: float, s: float) -> float:
+        lp = _log_pt(self.m, self.pt, t) + _log_y(self.y, mu, s)
+        return float(np.sum(np.exp(lp - self.log_ref)) / self.n)
+
+    def log_fraction_and_grad(self, t: float, mu: float, s: float):
+        """ln P_F and its gradient in (T, ȳ, σ_y)."""
+        lp = _log_pt(self.m, self.pt, t) + _log_y(self.y, mu, s)
+        e = np.exp(lp - self.log_ref)
+        tot = float(np.sum(e))
+        if tot <= 0:
+            return -700.0, np.zeros(3)
+        g = _dlogp(self.m, self.pt, self.y, t, mu, s) @ e / tot
+        return math.log(tot / self.n), g
+
+
+def _dlogp(m, pt, y, t, mu, s):
+    """∂ ln p / ∂(T, ȳ, σ_y) per point, shape (3, n)."""
+    mt = np.sqrt(pt**2 + m**2)
+    d = y - mu
+    return np.stack([
+        (mt - m) / t**2 - 1.0 / t - 1.0 / (m + t),
+        d / s**2,
+        d**2 / s**3 - 1.0 / s,
+    ])  # fmt: skip
+
+
+def _nll_and_grad(par, data, sigma):
+    """Weighted truncated NLL per unit weight and its gradient; ``par`` = (ȳ, [σ_y], T_g...)
+    with σ_y fixed to ``sigma`` when given."""
+    mu = par[0]
+    if sigma is None:
+        s, ts = par[1], par[2:]
+    else:
+        s, ts = sigma, par[1:]
+    wtot = 0.0
+    tot = 0.0
+    g_mu = g_s = 0.0
+    g_t = np.zeros(len(ts))
+    for k, ((m, pt, y, w, ref), t) in enumerate(zip(data, ts, strict=True)):
+        wsum = float(np.sum(w))
+        wtot += wsum
+        lp = _log_pt(m, pt, t) + _log_y(y, mu, s)
+        lpf, gpf = ref.log_fraction_and_grad(t, mu, s)
+        tot += float(np.sum(w * lp)) - wsum * lpf
+        gd = _dlogp(m, pt, y, t, mu, s) @ w - wsum * gpf
+        g_t[k], g_mu, g_s = gd[0], g_mu + gd[1], g_s + gd[2]
+    grad = [g_mu] + ([g_s] if sigma is None else []) + list(g_t)
+    return -tot / wtot, -np.asarray(grad) / wtot
+
+
+def _fit_joint(data, start, sigma=None):
+    """Joint weighted fit: one (ȳ, σ_y) for all groups, one T per group (σ_y fixed to
+    ``sigma`` when given: the profile).
+
+    ``data``: per group (m, pT, y, w, :class:`_Reference`).
+
+    Returns:
+        ``(x, nll)``: (ȳ, σ_y, T_g...) and the NLL per unit weight at the minimum.
+    """
     from scipy.optimize import minimize
 
-    wtot = sum(float(np.sum(d[3])) for d in data)
+    free_s = sigma is None
+    x0 = [start[1]] + ([start[2]] if free_s else []) + [start[0]] * len(data)
+    bounds = [_BOUNDS[1]] + ([_BOUNDS[2]] if free_s else []) + [_BOUNDS[0]] * len(data)
+    res = minimize(_nll_and_grad, x0, args=(data, sigma), jac=True, method="L-BFGS-B",
+                   bounds=bounds, options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})  # fmt: skip
+    x = res.x if free_s else np.concatenate([res.x[:1], [sigma], res.x[1:]])
+    return x, float(res.fun)
 
-    def nll(par):
-        mu, s = par[0], par[1]
-        tot = 0.0
-        for (m, pt, y, w, m_c, inside), t in zip(data, par[2:], strict=True):
-            ll = np.sum(w * (_log_pt(m, pt, t) + _log_y(y, mu, s)))
-            pf = max(fiducial_fraction(None, m_c, (t, mu, s), inside), 1e-300)
-            tot += ll - float(np.sum(w)) * math.log(pf)
-        return -tot / wtot
 
-    x0 = [start[1], start[2]] + [start[0]] * len(data)
-    bounds = [_BOUNDS[1], _BOUNDS[2]] + [_BOUNDS[0]] * len(data)
-    res = minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
-    return res.x
+PROFILE_STEP = 0.1
+"""σ_y step of the profile likelihood behind the extrapolation's uncertainty."""
 
 
 def fit_extrapolation(
@@ -158,6 +242,7 @@ def fit_extrapolation(
     fiducial: Any,
     *,
     start: tuple[float, float, float] = (0.2, 3.0, 1.0),
+    seed: int = 0,
 ) -> Extrapolation:
     """Fit the model to the weighted pairs inside the fiducial region, per mass bin.
 
@@ -170,6 +255,7 @@ def fit_extrapolation(
         edges: mass bin edges (the A′ yield bins).
         fiducial: the :class:`~gammastar.pair_acceptance.FiducialRegion`.
         start: initial (T, ȳ, σ_y).
+        seed: seed of the reference samples behind P_F (recorded by the caller).
 
     Returns:
         :class:`Extrapolation`.
@@ -214,23 +300,41 @@ def fit_extrapolation(
         if ws <= 0:
             continue
         m_c = float(np.sum(w[k] * m[k]) / ws)
-        data.append((m[k], pt[k], y[k], w[k], m_c, _grid_in_f(fiducial, m_c)))
+        data.append((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + len(data))))
         fitted.append((g, ws * ws / ws2))
     if not data:
         raise InputError("extrapolation: no mass range with a positive weighted sum to fit")
-    x = _fit_joint(data, start)
-    for (g, n_eff), t in zip(fitted, x[2:], strict=True):
+    x, nll0 = _fit_joint(data, start)
+    # uncertainty: the profile likelihood in σ_y (the weakly constrained parameter), with the
+    # weighted NLL scaled to the Kish effective size, (Σw)²/Σw² / Σw per unit weight
+    wsum = sum(float(np.sum(d[3])) for d in data)
+    w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
+    scale = wsum * wsum / w2sum
+    sides = []
+    for step in (-PROFILE_STEP, PROFILE_STEP):
+        s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
+        xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p)
+        sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
+    # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
+    d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
+    x_lo, _ = _fit_joint(data, (x[2], x[0], x[1] - d_sigma), sigma=max(x[1] - d_sigma, 0.1))
+    x_hi, _ = _fit_joint(data, (x[2], x[0], x[1] + d_sigma), sigma=x[1] + d_sigma)
+    frac_err = np.full(nb, np.nan)
+    for k, ((g, n_eff), t) in enumerate(zip(fitted, x[2:], strict=True)):
         for i in g:
             temp[i], mu[i], sig[i] = t, x[0], x[1]
             neff[i] = n_eff
             frac[i] = fiducial_fraction(fiducial, float(centre[i]), (t, x[0], x[1]))
+            f_lo = fiducial_fraction(fiducial, float(centre[i]), (x_lo[2 + k], x_lo[0], x_lo[1]))
+            f_hi = fiducial_fraction(fiducial, float(centre[i]), (x_hi[2 + k], x_hi[0], x_hi[1]))
+            frac_err[i] = 0.5 * abs(f_hi - f_lo)
     ok = np.isfinite(frac)
     if not np.any(ok):
         raise InputError("extrapolation: the fit failed in every mass bin")
-    for a_ in (temp, mu, sig, frac):  # bins of a failed group: the nearest fitted bin
+    for a_ in (temp, mu, sig, frac, frac_err):  # bins of a failed group: the nearest fitted
         a_[~ok] = np.interp(centre[~ok], centre[ok], a_[ok])
     return Extrapolation(centre, edges, frac, temp, mu, sig, np.nan_to_num(neff),
-                         fiducial.as_dict())  # fmt: skip
+                         fiducial.as_dict(), frac_err, d_sigma)  # fmt: skip
 
 
 class ExtrapolatedSampler:

@@ -637,6 +637,7 @@ def _fiducial_yields(
         "per_pot_per_eps2_fiducial": ap_fid.per_pot_per_eps2,
         "stat_err_fiducial": ap_fid.stat_err,
         "fiducial_fraction": ex.fiducial_fraction,
+        "fiducial_fraction_err": ex.fiducial_fraction_err,
         "extrapolated_fraction": 1.0 - ex.fiducial_fraction,
     }
     mcp = {"per_pot_per_q2_fiducial": mcp_fid.per_pot_per_q2, "stat_err_fiducial": mcp_fid.stat_err}
@@ -912,6 +913,9 @@ def compute_yields(
         },
     }
     if fiducial_ps:
+        f, f_err = doc_fid["aprime"]["fiducial_fraction"], doc_fid["aprime"]["fiducial_fraction_err"]
+        # the full-phase-space yield's uncertainty from the extrapolation (the fit's, 1σ)
+        doc_fid["aprime"]["extrapolation_err"] = np.abs(ap.per_pot_per_eps2) * f_err / f
         doc["aprime"].update(doc_fid["aprime"])
         doc["mcp"].update(doc_fid["mcp"])
         doc["extrapolation"] = doc_fid["extrapolation"]
