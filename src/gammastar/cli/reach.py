@@ -62,13 +62,17 @@ def acceptance_command(
 
     from gammastar.acceptance import Geometry, acceptance_grid, plot_acceptance_comparison
     from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
-    from gammastar.reach import _sampler_from_config
+    from gammastar.reach import _sampler_from_config, load_yields
 
     cfg = load(config, output)
     out = cfg.output_dir
     for name in ("acceptance_ctau.npz", "acceptance_ctau.json", "figures/acceptance_ctau.png"):
         check_writable(out / name, force)
-    sampler, desc = _sampler_from_config(cfg)
+    ypath = cfg.resolve(cfg.reach.yields)
+    # the kinematics of the reach: with fiducial-region yields, the flow inside the region
+    # and the yields' fitted model outside it (labelled), as `gammastar reach` uses them
+    yields = load_yields(ypath) if ypath.exists() else None
+    sampler, desc = _sampler_from_config(cfg, yields)
     geometry = Geometry.from_config(cfg.detector)
     lo, hi = getattr(sampler, "mass_range", (0.25, 1.0))
     masses = np.linspace(max(lo, 0.22), hi, 16)
