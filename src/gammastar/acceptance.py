@@ -47,6 +47,7 @@ __all__ = [
     "Geometry",
     "KinematicSample",
     "ParametricSampler",
+    "WeightedPairSampler",
     "acceptance",
     "acceptance_eps_grid",
     "acceptance_grid",
@@ -151,6 +152,39 @@ class ParametricSampler:
         mt = np.sqrt(pt**2 + mass**2)
         y = rng.normal(self.y_mean, self.y_sigma, n)
         return {"qT": pt, "E": mt * np.cosh(y)}
+
+
+class WeightedPairSampler:
+    """The unfolded pairs themselves as an A′ kinematics sampler (the paper's non-parametric
+    alternative to the flow, Sec. III C 1): ``sample(mass, n, seed)`` resamples (q_T, E) of the
+    pairs with |m − mass| < ``half_width`` with probability ∝ their weight, E rescaled to the
+    exact mass at fixed |q| and direction. Only positive weights are drawn (the OS pairs, like-sign
+    background included); the like-sign subtraction does not reach the kinematics.
+
+    Arguments:
+        m, qt, energy, weight: the pairs (``pairs.parquet`` ``m``, ``qT``, ``E``, ``weight``).
+        half_width: mass window (GeV).
+    """
+
+    def __init__(self, m: ArrayLike, qt: ArrayLike, energy: ArrayLike, weight: ArrayLike,
+                 half_width: float = 0.03) -> None:  # fmt: skip
+        w = np.asarray(weight, dtype=np.float64)
+        keep = w > 0
+        self.m = np.asarray(m, dtype=np.float64)[keep]
+        self.qt = np.asarray(qt, dtype=np.float64)[keep]
+        self.e = np.asarray(energy, dtype=np.float64)[keep]
+        self.w = w[keep]
+        self.half_width = half_width
+        self.mass_range = (float(self.m.min()), float(self.m.max()))
+
+    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
+        k = np.flatnonzero(np.abs(self.m - mass) < self.half_width)
+        if k.size == 0:
+            raise InputError(f"no pair within {self.half_width:g} GeV of m = {mass:g} GeV")
+        p = self.w[k] / self.w[k].sum()
+        i = k[np.random.default_rng(seed).choice(k.size, size=n, p=p)]
+        p2 = np.clip(self.e[i] ** 2 - self.m[i] ** 2, 0.0, None)
+        return {"qT": self.qt[i], "E": np.sqrt(p2 + mass**2)}
 
 
 def _mass_range(sampler: Any) -> tuple[float, float] | None:

@@ -6,7 +6,8 @@ expected signal (per POT per ε² and per unit BR: Y(m)·𝓔(m, cτ)) that a ru
 yields and flow give (with the fitted extrapolation outside the fiducial region, as
 ``gammastar reach`` uses them) with the same quantities from the generator's own γ*
 (:mod:`gammastar.mock.truth`; the truth yield is taken at the data's mass resolution, which
-the data-driven yield carries: no resolution unfolding, as in the paper). It checks; it never
+the data-driven yield carries: no resolution unfolding, as in the paper; the response is the
+mock detector's own, measured on the file's ``truth`` tree). It checks; it never
 feeds a correction.
 """
 
@@ -28,10 +29,12 @@ def reach_closure(
     truth_sources: int = 4_000_000,
     samples: int = 40_000,
     seed: int = 11,
+    inside: Any = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{geometry, mass, ctau, acc_dd, acc_truth, nsig_dd, nsig_truth, acc_err,
-    extrapolated_fraction, fiducial_fraction_dd, fiducial_fraction_truth}`` (N as Y·𝓔 per POT
-    per ε²; ``acc_err`` the binomial error of the truth acceptance).
+    extrapolated_fraction, fiducial_fraction_dd, fiducial_fraction_truth, n_truth_window}``
+    (N as Y·𝓔 per POT per ε²; ``acc_err`` the binomial error of the truth acceptance;
+    ``n_truth_window`` the true γ* the truth side resamples).
 
     Arguments:
         cfg: the analysis config of a finished run (yields.json and flow/ in its run dir).
@@ -40,23 +43,39 @@ def reach_closure(
         truth_sources: cocktail sources of the truth sample.
         samples: A′ samples per mass, each side.
         seed: seed of the truth and of the samples.
+        inside: the data-driven sampler inside the fiducial region (default: the run's flow).
     """
     from gammastar.acceptance import draw
     from gammastar.mock.detector import Detector
-    from gammastar.mock.truth import TruthSampler, truth_aprime_yield, truth_gstar
+    from gammastar.mock.truth import (
+        TruthSampler,
+        empirical_smearing,
+        truth_aprime_yield,
+        truth_gstar,
+    )
     from gammastar.pair_acceptance import fiducial_from_config
     from gammastar.reach import Yields, _sampler_from_config, load_yields
     from gammastar.unfold import EfficiencyMap
 
     run = cfg.output_dir
     y_dd = load_yields(run / "yields.json")
-    sampler, _ = _sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
-        update={"flow": str(run / "flow"), "extrapolation": "label"})}), y_dd)  # fmt: skip
+    if inside is None:
+        sampler, _ = _sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
+            update={"flow": str(run / "flow"), "extrapolation": "label"})}), y_dd)  # fmt: skip
+    else:
+        from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
+        from gammastar.pair_acceptance import FiducialRegion
+
+        ex = y_dd.extrapolation
+        sampler = ExtrapolatedSampler(inside, Extrapolation.from_dict(ex),
+                                      FiducialRegion.from_dict(ex["fiducial"]))  # fmt: skip
     truth = truth_gstar(cfg, truth_sources, seed=seed)
     det = Detector(cfg.mock.detector, EfficiencyMap.unity())
     edges = np.asarray(y_dd.extrapolation["bin_edges"]) if y_dd.extrapolation else None
+    mock_file = run / "mock.root"
+    smear = empirical_smearing(mock_file) if mock_file.exists() else None
     ty = truth_aprime_yield(truth, edges, m_lepton=cfg.input.lepton_mass,
-                            sigma_m=det.sigma_m, seed=seed)  # fmt: skip
+                            sigma_m=det.sigma_m, seed=seed, smear=smear)  # fmt: skip
     y_tr = Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {})
     fid = fiducial_from_config(cfg)
     inside = fid.contains(truth.m, truth.qT, truth.E)
@@ -82,5 +101,6 @@ def reach_closure(
                     "nsig_dd": yd * float(a_dd[k]), "nsig_truth": yt * float(a_tr[k]),
                     "extrapolated_fraction": float(a_x[k] / a_dd[k]) if a_dd[k] > 0 else None,
                     "fiducial_fraction_dd": f_dd, "fiducial_fraction_truth": f_tr,
+                    "n_truth_window": int(win.sum()),
                 })  # fmt: skip
     return rows
