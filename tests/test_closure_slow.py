@@ -1,0 +1,82 @@
+"""The truth closure of the reach inputs with a trained flow (issue 12; slow).
+
+The default job's chain on 10⁶ mock sources (generate, select, yields, train), then
+gammastar.mock.closure.reach_closure: the data-driven acceptance 𝓔(m, cτ) and N_sig (Y·𝓔 per POT
+per ε²) against the generator's full-phase-space γ*, for the paper's mock LLP detector and an
+annulus at a downstream plane, 8 masses in 0.25–1.0 GeV, 7 lifetimes (table in docs/reach.md).
+
+What holds today is asserted; what does not is a strict xfail naming why, so that it turns
+into a failure the day it holds (and the docs must be updated).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+LAMBDA_SYST = 0.04  # the isotropic-decay assumption on Dalitz γ* (tests/test_pair_acceptance.py)
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    from gammastar import flow
+    from gammastar.acceptance import Geometry
+    from gammastar.config import load_config
+    from gammastar.mock import generate_file
+    from gammastar.mock.closure import reach_closure
+    from gammastar.select import select
+    from gammastar.yields import compute_yields
+
+    out = tmp_path_factory.mktemp("closure")
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(update={"output": str(out)})
+    generate_file(cfg, out / "mock.root", events=1_000_000, seed=cfg.seed)
+    select(cfg)
+    doc = compute_yields(cfg, plots=False, theory=False)
+    flow.train(cfg)
+    geos = {
+        "paper_mock_detector": Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120),
+        "annulus_z25": Geometry(l1=5.0, l2=15.0, theta_min=0.0, theta_max=0.3,
+                                both_daughters=True, plane_z=25.0, r_min=0.6, r_max=2.5),
+    }  # fmt: skip
+    masses = [0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9, 1.0]
+    table = reach_closure(cfg, geos, masses, np.geomspace(0.1, 100.0, 7), truth_sources=4_000_000)
+    return doc, [r for r in table if r["acc_truth"] > 1e-3]
+
+
+def _tolerance(doc, r):
+    """10%, or 2σ of the statistics (fiducial yield, truth sample) plus the λ_θ systematic and
+    the extrapolated share × 2σ of the model's f_F, whichever is larger."""
+    ap = doc["aprime"]
+    i = int(np.argmin(np.abs(np.asarray(ap["mass"]) - r["mass"])))
+    rel_stat = ap["stat_err_fiducial"][i] / ap["per_pot_per_eps2_fiducial"][i]
+    rel_truth = 1 / np.sqrt(max(r["acc_truth"] * r["n_truth_window"], 1.0))
+    f, f_err = ap["fiducial_fraction"][i], ap["fiducial_fraction_err"][i]
+    tol = np.hypot(2 * rel_stat, 2 * rel_truth) + LAMBDA_SYST
+    return max(0.10, tol + r["extrapolated_fraction"] * 2 * f_err / (1 - f))
+
+
+def test_nsig_closes_where_the_data_see_the_signal(rows):
+    doc, table = rows
+    seen = [r for r in table if r["extrapolated_fraction"] < 0.2 and r["mass"] >= 0.4]
+    assert len(seen) >= 10
+    for r in seen:
+        assert r["nsig_dd"] / r["nsig_truth"] == pytest.approx(1.0, abs=_tolerance(doc, r)), r
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 12 open: the rapidity extrapolation beyond the fiducial region is 2-3 sigma "
+    "off (f_F high, docs/yields.md), so the full-phase-space acceptance is 1.1-1.4x the truth "
+    "and N_sig is low where much of it is extrapolated; the threshold region (m < 0.35 GeV) is "
+    "low by 20%",
+)
+def test_acceptance_and_nsig_close_everywhere(rows):
+    doc, table = rows
+    for r in table:
+        tol = _tolerance(doc, r)
+        assert r["nsig_dd"] / r["nsig_truth"] == pytest.approx(1.0, abs=tol), r
+        assert r["acc_dd"] / r["acc_truth"] == pytest.approx(1.0, abs=tol), r
