@@ -122,9 +122,16 @@ if executor == "dask-running":  # a cluster that is up before the run (a facilit
                                stdout=subprocess.PIPE, stderr=open(outdir + ".cluster.log", "w"),
                                text=True)
     scheduler, executor = cluster.stdout.readline().strip(), "dask"
+import contextlib, os
+from gammastar import runlock
+from gammastar.plausibility import Plausibility
+guards = os.environ.get("GAMMASTAR_BENCH_GUARDS", "1") == "1"
+if not guards:  # --guards reference: no input plausibility checks, no run-directory lock
+    Plausibility.check = lambda *a, **k: None
 t0 = time.perf_counter()
-res = select(cfg, [path], executor=executor, scheduler=scheduler, workers=2, output=outdir,
-             force=True)
+with runlock.locked(outdir) if guards else contextlib.nullcontext():  # as the CLI holds it
+    res = select(cfg, [path], executor=executor, scheduler=scheduler, workers=2,
+                 output=outdir, force=True)
 t1 = time.perf_counter()
 workers_rss = None
 if cluster is not None:
@@ -185,10 +192,10 @@ print(json.dumps({"seconds": t1 - t0, "import_s": t0 - t_start, "events": int(n_
 """
 
 
-def child(code: str, *args: str) -> dict:
+def child(code: str, *args: str, env_extra: dict[str, str] | None = None) -> dict:
     import subprocess
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     out = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False
     )
@@ -229,6 +236,12 @@ def main() -> None:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gammastar_bench"))
     ap.add_argument("--config", default=str(REPO / "analysis" / "na60_like.yaml"))
     ap.add_argument("--repeat", type=int, default=2, help="best of this many runs of each kind")
+    ap.add_argument(
+        "--guards",
+        action="store_true",
+        help="only the single-process run, with and without the input plausibility checks and "
+        "the run-directory lock (issue 20), interleaved: their cost",
+    )
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -259,6 +272,10 @@ def main() -> None:
     # the different kinds are interleaved so that they see the same load.
     def best(runs: list[dict]) -> dict:
         return min(runs, key=lambda r: r["seconds"])
+
+    if args.guards:
+        guarded(path, args, work, best)
+        return
 
     singles, refs, runnings, caps = [], [], [], []
     for i in range(args.repeat):
@@ -333,6 +350,41 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
     }
     print(json.dumps(result))
+
+
+def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
+    """The cost of issue 20's guards: single-process select with the plausibility checks and
+    the run-directory lock, and without (``GAMMASTAR_BENCH_GUARDS=0``), interleaved."""
+    runs: dict[str, list[dict]] = {"with": [], "without": []}
+    for _ in range(args.repeat):
+        for kind, flag in (("with", "1"), ("without", "0")):
+            r = child(
+                GAMMASTAR,
+                str(path),
+                args.config,
+                str(work / "run_guards"),
+                "iterative",
+                env_extra={"GAMMASTAR_BENCH_GUARDS": flag},
+            )
+            runs[kind].append(r)
+            print(f"{kind} guards: {r['seconds']:.2f} s", flush=True)
+    on, off = best(runs["with"]), best(runs["without"])
+    same = all(on[k] == off[k] for k in ("events", "os", "pp", "mm"))
+    print(
+        json.dumps(
+            {
+                "benchmark": "select-guards",
+                "input_events": on["events"],
+                "with_guards_seconds": on["seconds"],
+                "without_guards_seconds": off["seconds"],
+                "overhead": on["seconds"] / off["seconds"] - 1,
+                "with_per_repeat": [r["seconds"] for r in runs["with"]],
+                "without_per_repeat": [r["seconds"] for r in runs["without"]],
+                "repeats": args.repeat,
+                "counts_agree": same,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

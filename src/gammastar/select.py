@@ -798,6 +798,7 @@ def _select_run(
     from gammastar import io
     from gammastar.artifacts import atomic_paths, json_text, make_meta
     from gammastar.background import eta_mumu_rate_peak, ss_pair_weights
+    from gammastar.plausibility import Plausibility
     from gammastar.processor import ChunkSink, DileptonProcessor, run_processor
     from gammastar.unfold import (
         AcceptanceReport,
@@ -831,6 +832,7 @@ def _select_run(
         axes=HistAxes.from_config(cfg),
         weights=spec,
         staging=(str(staging) if shared_staging else "") if staging is not None else None,
+        plausibility=Plausibility.from_config(cfg),
     )
     sink = ChunkSink(staging / "pairs.parquet" if staging is not None else None)
     result, run_bad = run_processor(

@@ -1,0 +1,246 @@
+"""Plausibility of the decoded input: values no detector can have mark a corrupted file.
+
+ROOT's ZLIB and LZ4 baskets carry checksums; ZSTD (RNTuple's default) and uncompressed
+baskets do not, so a damaged basket can decode into numbers. Each chunk of leptons is checked
+right after it is read (:meth:`Plausibility.check`, called by
+:class:`gammastar.processor.DileptonProcessor`), before any selection:
+
+* every per-lepton column of an event has the same number of entries (multiplicities);
+* momenta and energies, where finite, are below :func:`max_lepton_energy` of the config's
+  ``beam.energy``; ``E ≥ |p|`` within the storage precision; ``pt ≥ 0``, ``mass ≥ 0``,
+  ``|phi| ≤ π`` in the ``pt, eta, phi`` layout;
+* every charge is −1 or +1;
+* with ``input.nonfinite: bad_file`` every momentum component is finite (default ``cut``:
+  NaN/inf leptons are dropped and counted in the cut flow, as before).
+
+A chunk that fails is an :class:`~gammastar.errors.InputError` naming the file, the branch and
+the entry range: a bad file (``--skip-bad-files`` skips it and lists it in ``select.json``).
+docs/reliability.md lists what these checks catch and what they cannot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gammastar.errors import InputError
+
+if TYPE_CHECKING:
+    from gammastar.config import AnalysisConfig
+
+M_PROTON = 0.93827208816
+"""Proton mass in GeV (PDG 2024)."""
+
+SMEARING_MARGIN = 2.0
+"""Factor on the kinematic limit allowed for mis-measurement (a 100% momentum error)."""
+
+
+def max_lepton_energy(beam_energy: float) -> float:
+    """Largest plausible lab energy (and momentum) of a reconstructed lepton, GeV.
+
+    Energy conservation in a beam–nucleon collision bounds any product's lab energy by
+    ``E_beam + m_p`` (the target nucleon at rest; Fermi motion adds < 0.3 GeV); a factor
+    :data:`SMEARING_MARGIN` covers a mis-measured momentum far beyond any spectrometer's
+    resolution. Garbage decoded from a damaged basket is typically orders of magnitude above
+    it (6 × 10³⁷ GeV in issue 20's report).
+
+    Arguments:
+        beam_energy: beam energy (config ``beam.energy``), GeV.
+
+    Returns:
+        ``SMEARING_MARGIN · (E_beam + m_p)`` in GeV.
+
+    Example:
+        >>> round(max_lepton_energy(400.0), 3)
+        801.877
+    """
+    return SMEARING_MARGIN * (float(beam_energy) + M_PROTON)
+
+
+def _flat(a: Any) -> np.ndarray:
+    """The values of a (jagged) column as one numpy array."""
+    import awkward as ak
+
+    arr = a if isinstance(a, ak.Array) else ak.Array(a)
+    if arr.ndim > 1:
+        arr = ak.flatten(arr, axis=None)
+    return np.asarray(ak.to_numpy(arr))
+
+
+def _counts(a: Any) -> np.ndarray | None:
+    import awkward as ak
+
+    arr = a if isinstance(a, ak.Array) else ak.Array(a)
+    return np.asarray(ak.num(arr, axis=1)) if arr.ndim > 1 else None
+
+
+def _tolerance(*arrays: np.ndarray) -> float:
+    """Relative tolerance of ``E ≥ |p|``: 16 units of the coarsest storage precision
+    (float32: 2⁻¹⁹ ≈ 1.9 × 10⁻⁶; a muon of 400 GeV has (E − |p|)/E ≈ 3.5 × 10⁻⁸, below
+    float32 rounding, so the stored E may be a few ulps under |p|)."""
+    eps = max(np.finfo(a.dtype).eps if np.issubdtype(a.dtype, np.floating) else 0.0 for a in arrays)
+    return 16.0 * float(eps or np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class Plausibility:
+    """The plausibility checks of a run (:mod:`gammastar.plausibility`).
+
+    Arguments:
+        max_energy: bound on |p| and E, GeV (:func:`max_lepton_energy`).
+        nonfinite: ``"cut"`` (non-finite leptons are the selection's to drop and count) or
+            ``"bad_file"`` (a non-finite momentum component marks the file as bad).
+    """
+
+    max_energy: float
+    nonfinite: str = "cut"
+
+    @classmethod
+    def from_config(cls, cfg: AnalysisConfig) -> Plausibility:
+        """The checks of a config: ``beam.energy`` and ``input.nonfinite``."""
+        return cls(max_lepton_energy(cfg.beam.energy), getattr(cfg.input, "nonfinite", "cut"))
+
+    def check(
+        self,
+        cols: Mapping[str, Any],
+        layout: str,
+        branches: Mapping[str, str],
+        where: tuple[str, int, int],
+    ) -> None:
+        """Check one chunk (package column → array, as read).
+
+        Arguments:
+            cols: the chunk's columns.
+            layout: the input layout.
+            branches: package column → branch name (for the message).
+            where: ``(file, first entry, stop entry)`` of the chunk.
+
+        Raises:
+            InputError: naming file, branch and entry range, and the first offending entry.
+
+        Example:
+            >>> p = Plausibility(max_lepton_energy(400.0))
+            >>> cols = {"px": [[0.0]], "py": [[0.0]], "pz": [[1e30]], "E": [[1e30]],
+            ...         "charge": [[1]]}
+            >>> p.check(cols, "jagged_cartesian", {k: k for k in cols}, ("f.root", 0, 1))
+            Traceback (most recent call last):
+            ...
+            gammastar.errors.InputError: f.root: implausible input in branch 'pz', entries 0-1: |p| = 1e+30 GeV above 801.9 GeV (2 (beam.energy + m_p)) at entry 0 (damaged basket?)
+        """
+        if layout == "flat_pairs":
+            for k in ("1", "2"):
+                self._leptons(cols, branches, where, suffix=k, counts=None)
+            return
+        per_lepton = [c for c in cols if c in _PER_LEPTON]
+        counts = None
+        first = None
+        for c in per_lepton:
+            n = _counts(cols[c])
+            if n is None:
+                continue
+            if counts is None:
+                counts, first = n, c
+            elif len(n) != len(counts) or not np.array_equal(n, counts):
+                bad = int(np.flatnonzero(n != counts)[0]) if len(n) == len(counts) else 0
+                raise InputError(
+                    f"{where[0]}: inconsistent input: branches {branches[first]!r} and "
+                    f"{branches[c]!r} disagree on the number of leptons, entries "
+                    f"{where[1]}-{where[2]} (first at entry {where[1] + bad}; damaged basket?)"
+                )
+        self._leptons(cols, branches, where, suffix="", counts=counts)
+
+    def _leptons(
+        self,
+        cols: Mapping[str, Any],
+        branches: Mapping[str, str],
+        where: tuple[str, int, int],
+        *,
+        suffix: str,
+        counts: np.ndarray | None,
+    ) -> None:
+        def entry(i: int) -> int:
+            if counts is None:
+                return where[1] + i
+            return where[1] + int(np.searchsorted(np.cumsum(counts), i, side="right"))
+
+        def fail(col: str, what: str, i: int) -> None:
+            raise InputError(
+                f"{where[0]}: implausible input in branch {branches[col]!r}, entries "
+                f"{where[1]}-{where[2]}: {what} at entry {entry(i)} (damaged basket?)"
+            )
+
+        bound = self.max_energy
+        qcol = "Q" + suffix if suffix else "charge"
+        q = _flat(cols[qcol])
+        okq = (q == 1) | (q == -1)
+        if not okq.all():
+            i = int(np.flatnonzero(~okq)[0])
+            fail(qcol, f"charge {q[i]} (not ±1)", i)
+        if "pt" in cols and not suffix:  # jagged_ptetaphi
+            pt, eta, phi = (_flat(cols[c]) for c in ("pt", "eta", "phi"))
+            mass = _flat(cols["mass"]) if "mass" in cols else None
+            named = [("pt", pt), ("eta", eta), ("phi", phi)]
+            if mass is not None:
+                named.append(("mass", mass))
+            self._finite(named, fail)
+            fin = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi)  # others: cut
+            if mass is not None:
+                fin &= np.isfinite(mass)
+            with np.errstate(over="ignore", invalid="ignore"):
+                p = np.abs(pt.astype(np.float64)) * np.cosh(eta.astype(np.float64))
+            checks = [
+                ("pt", fin & (pt < 0), "pt < 0"),
+                ("pt", fin & (p > bound), f"|p| above {bound:.1f} GeV"),
+                ("phi", fin & (np.abs(phi) > np.pi * (1 + _tolerance(phi))), "|phi| > π"),
+            ]
+            if mass is not None:
+                checks.append(
+                    ("mass", fin & ((mass < 0) | (mass > bound)), "mass outside [0, E_max]")
+                )
+            for col, bad, what in checks:
+                if bad.any():
+                    i = int(np.flatnonzero(bad)[0])
+                    fail(col, what, i)
+            return
+        names = [f"{c}{suffix}" for c in ("px", "py", "pz", "E")]
+        px, py, pz, e = (_flat(cols[c]) for c in names)
+        self._finite(list(zip(names, (px, py, pz, e), strict=True)), fail)
+        with np.errstate(over="ignore", invalid="ignore"):
+            p = np.sqrt(
+                px.astype(np.float64) ** 2 + py.astype(np.float64) ** 2 + pz.astype(np.float64) ** 2
+            )
+            e64 = e.astype(np.float64)
+            fin = np.isfinite(p) & np.isfinite(e64)  # the others: the selection's cut
+            big_p = fin & (p > bound)
+            if big_p.any():
+                i = int(np.flatnonzero(big_p)[0])
+                comp = max(range(3), key=lambda k: abs(float((px, py, pz)[k][i])))
+                fail(
+                    names[comp],
+                    f"|p| = {p[i]:.3g} GeV above {bound:.1f} GeV (2 (beam.energy + m_p))",
+                    i,
+                )
+            big_e = fin & (e64 > bound)
+            if big_e.any():
+                i = int(np.flatnonzero(big_e)[0])
+                fail(names[3], f"E = {e64[i]:.3g} GeV above {bound:.1f} GeV", i)
+            tol = _tolerance(px, py, pz, e)
+            low = fin & (e64 < p * (1 - tol))
+            if low.any():
+                i = int(np.flatnonzero(low)[0])
+                fail(names[3], f"E = {e64[i]:.6g} GeV below |p| = {p[i]:.6g} GeV", i)
+
+    def _finite(self, named: list[tuple[str, np.ndarray]], fail: Any) -> None:
+        if self.nonfinite != "bad_file":
+            return
+        for col, a in named:
+            ok = np.isfinite(a)
+            if not ok.all():
+                i = int(np.flatnonzero(~ok)[0])
+                fail(col, f"non-finite value {a[i]}", i)
+
+
+_PER_LEPTON = frozenset({"px", "py", "pz", "E", "charge", "parent", "pt", "eta", "phi", "mass"})
