@@ -48,4 +48,3 @@ class EnvironmentFailure(GammastarError):
 
 class RunDirBusyError(EnvironmentFailure):
     """Another process holds the run directory's lock (:mod:`gammastar.runlock`)."""
-
