@@ -60,21 +60,27 @@ def max_lepton_energy(beam_energy: float) -> float:
     return SMEARING_MARGIN * (float(beam_energy) + M_PROTON)
 
 
-def _flat(a: Any) -> np.ndarray:
-    """The values of a (jagged) column as one numpy array."""
+def _parts(a: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(values, offsets)`` of a column: its flat numpy values (no copy for the usual
+    jagged arrays read by uproot) and, when jagged, its offsets starting at 0."""
     import awkward as ak
 
+    if isinstance(a, np.ndarray):
+        return a, None
     arr = a if isinstance(a, ak.Array) else ak.Array(a)
+    layout = arr.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and isinstance(
+        layout.content, ak.contents.NumpyArray
+    ):
+        off = np.asarray(layout.offsets)
+        values = np.asarray(layout.content.data)[off[0] : off[-1]]
+        return values, (off - off[0] if off[0] else off)
     if arr.ndim > 1:
-        arr = ak.flatten(arr, axis=None)
-    return np.asarray(ak.to_numpy(arr))
-
-
-def _counts(a: Any) -> np.ndarray | None:
-    import awkward as ak
-
-    arr = a if isinstance(a, ak.Array) else ak.Array(a)
-    return np.asarray(ak.num(arr, axis=1)) if arr.ndim > 1 else None
+        counts = np.asarray(ak.num(arr, axis=1), dtype=np.int64)
+        off = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=off[1:])
+        return np.asarray(ak.to_numpy(ak.flatten(arr, axis=None))), off
+    return np.asarray(ak.to_numpy(arr)), None
 
 
 def _tolerance(*arrays: np.ndarray) -> float:
@@ -130,41 +136,44 @@ class Plausibility:
             ...
             gammastar.errors.InputError: f.root: implausible input in branch 'pz', entries 0-1: |p| = 1e+30 GeV above 801.9 GeV (2 (beam.energy + m_p)) at entry 0 (damaged basket?)
         """
+        parts = {c: _parts(v) for c, v in cols.items()}
         if layout == "flat_pairs":
             for k in ("1", "2"):
-                self._leptons(cols, branches, where, suffix=k, counts=None)
+                self._leptons(parts, branches, where, suffix=k, offsets=None)
             return
-        per_lepton = [c for c in cols if c in _PER_LEPTON]
-        counts = None
+        offsets = None
         first = None
-        for c in per_lepton:
-            n = _counts(cols[c])
-            if n is None:
+        for c in cols:
+            off = parts[c][1]
+            if c not in _PER_LEPTON or off is None:
                 continue
-            if counts is None:
-                counts, first = n, c
-            elif len(n) != len(counts) or not np.array_equal(n, counts):
-                bad = int(np.flatnonzero(n != counts)[0]) if len(n) == len(counts) else 0
+            if offsets is None:
+                offsets, first = off, c
+            elif not np.array_equal(off, offsets):
+                n, n0 = np.diff(off), np.diff(offsets)
+                k = min(len(n), len(n0))
+                diff = np.flatnonzero(n[:k] != n0[:k])
+                bad = int(diff[0]) if len(diff) else k
                 raise InputError(
                     f"{where[0]}: inconsistent input: branches {branches[first]!r} and "
                     f"{branches[c]!r} disagree on the number of leptons, entries "
                     f"{where[1]}-{where[2]} (first at entry {where[1] + bad}; damaged basket?)"
                 )
-        self._leptons(cols, branches, where, suffix="", counts=counts)
+        self._leptons(parts, branches, where, suffix="", offsets=offsets)
 
     def _leptons(
         self,
-        cols: Mapping[str, Any],
+        parts: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
         branches: Mapping[str, str],
         where: tuple[str, int, int],
         *,
         suffix: str,
-        counts: np.ndarray | None,
+        offsets: np.ndarray | None,
     ) -> None:
         def entry(i: int) -> int:
-            if counts is None:
+            if offsets is None:
                 return where[1] + i
-            return where[1] + int(np.searchsorted(np.cumsum(counts), i, side="right"))
+            return where[1] + int(np.searchsorted(offsets, i, side="right")) - 1
 
         def fail(col: str, what: str, i: int) -> None:
             raise InputError(
@@ -174,14 +183,14 @@ class Plausibility:
 
         bound = self.max_energy
         qcol = "Q" + suffix if suffix else "charge"
-        q = _flat(cols[qcol])
-        okq = (q == 1) | (q == -1)
+        q = parts[qcol][0]
+        okq = np.abs(q) == 1
         if not okq.all():
             i = int(np.flatnonzero(~okq)[0])
             fail(qcol, f"charge {q[i]} (not ±1)", i)
-        if "pt" in cols and not suffix:  # jagged_ptetaphi
-            pt, eta, phi = (_flat(cols[c]) for c in ("pt", "eta", "phi"))
-            mass = _flat(cols["mass"]) if "mass" in cols else None
+        if "pt" in parts and not suffix:  # jagged_ptetaphi
+            pt, eta, phi = (parts[c][0] for c in ("pt", "eta", "phi"))
+            mass = parts["mass"][0] if "mass" in parts else None
             named = [("pt", pt), ("eta", eta), ("phi", phi)]
             if mass is not None:
                 named.append(("mass", mass))
@@ -206,8 +215,21 @@ class Plausibility:
                     fail(col, what, i)
             return
         names = [f"{c}{suffix}" for c in ("px", "py", "pz", "E")]
-        px, py, pz, e = (_flat(cols[c]) for c in names)
+        px, py, pz, e = (parts[c][0] for c in names)
         self._finite(list(zip(names, (px, py, pz, e), strict=True)), fail)
+        tol = _tolerance(px, py, pz, e)
+        # fast screen in the stored precision: |p|² > B², E > B, E < 0, E² < |p|² (1 - tol)²
+        # (NaN compares false: the selection's cut; overflow to inf is flagged, then judged)
+        with np.errstate(over="ignore", invalid="ignore"):
+            p2 = px * px
+            p2 += py * py
+            p2 += pz * pz
+            bad = p2 > bound * bound
+            bad |= e > bound
+            bad |= e < 0
+            bad |= e * e < p2 * ((1 - tol) ** 2)
+        if not bad.any():
+            return
         with np.errstate(over="ignore", invalid="ignore"):
             p = np.sqrt(
                 px.astype(np.float64) ** 2 + py.astype(np.float64) ** 2 + pz.astype(np.float64) ** 2
@@ -227,7 +249,6 @@ class Plausibility:
             if big_e.any():
                 i = int(np.flatnonzero(big_e)[0])
                 fail(names[3], f"E = {e64[i]:.3g} GeV above {bound:.1f} GeV", i)
-            tol = _tolerance(px, py, pz, e)
             low = fin & (e64 < p * (1 - tol))
             if low.any():
                 i = int(np.flatnonzero(low)[0])
