@@ -961,3 +961,25 @@ def test_environment_errno_in_main(tmp_path, capsys, monkeypatch):
         cli.app.registered_commands.pop()
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"gammastar: error: {tmp_path / 'x'}: read-only filesystem (EROFS)"]
+
+
+def test_filesystem_without_flock(tmp_path, monkeypatch):
+    """A filesystem without flock (some NFS/Lustre mounts): one notice, the command goes
+    on unguarded, and nothing is swept (no lock held)."""
+    import fcntl
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_flock)
+    dead = dead_pid()
+    leftover = tmp_path / f".a.json.{dead}.abcdefgh.part"
+    leftover.write_text("x")
+    said: list[str] = []
+    with runlock.locked(tmp_path, echo=said.append):
+        assert not runlock.holds(tmp_path)
+        with runlock.locked(tmp_path, echo=said.append):  # nested: no second notice
+            pass
+    assert len(said) == 1, said
+    assert "cannot lock the run directory" in said[0], said
+    assert leftover.exists()

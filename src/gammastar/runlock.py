@@ -156,7 +156,16 @@ def acquire(
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        except OSError as err:
+            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                # a filesystem without flock (some NFS or Lustre mounts): go on, unguarded
+                say(
+                    f"{run_dir}: cannot lock the run directory on this filesystem "
+                    f"({os.strerror(err.errno or 0)}); make sure no other command writes it"
+                )
+                os.close(fd)
+                _HELD[key] = _Held(-1, path)  # nothing held: no sweep either
+                return path
             holder = _read_record(fd)
             for _ in range(50):  # the holder writes its record right after locking
                 if holder:
@@ -197,6 +206,8 @@ def release(run_dir: str | os.PathLike[str]) -> None:
     if held.depth > 0:
         return
     del _HELD[key]
+    if held.fd < 0:
+        return
     with contextlib.suppress(OSError):
         os.ftruncate(held.fd, 0)  # an empty record: released cleanly, not stale
     with contextlib.suppress(OSError):
@@ -213,7 +224,8 @@ def release_all() -> None:
 
 def holds(run_dir: str | os.PathLike[str]) -> bool:
     """Whether this process holds the lock of ``run_dir``."""
-    return os.path.realpath(Path(run_dir).absolute()) in _HELD
+    held = _HELD.get(os.path.realpath(Path(run_dir).absolute()))
+    return held is not None and held.fd >= 0
 
 
 @contextlib.contextmanager
