@@ -983,3 +983,38 @@ def test_filesystem_without_flock(tmp_path, monkeypatch):
     assert len(said) == 1, said
     assert "cannot lock the run directory" in said[0], said
     assert leftover.exists()
+
+
+def _on_shell(n: int, mass: float, seed: int = 4) -> dict[str, ak.Array]:
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(3.0, 300.0, n)
+    cost, phi = rng.uniform(0.9, 1.0, n), rng.uniform(-np.pi, np.pi, n)
+    sint = np.sqrt(1 - cost**2)
+    comp = [p * sint * np.cos(phi), p * sint * np.sin(phi), p * cost]
+    counts = np.full(n // 2, 2)
+    cols = {
+        k: ak.unflatten(v.astype(np.float32), counts)
+        for k, v in zip(("px", "py", "pz", "E"), (*comp, np.hypot(p, mass)), strict=True)
+    }
+    cols["charge"] = ak.unflatten(np.tile(np.int32([1, -1]), n // 2), counts)
+    return cols
+
+
+def test_mass_shell_rule():
+    """Energies that follow E² = p² + m²: a lepton far off the shell is damage (a pz of
+    20 GeV inverted into a small one keeps E ≥ |p|); electrons or taus in a muon config,
+    and energies measured on their own (many off the shell), pass."""
+    cols = _on_shell(2000, 0.1056583755)
+    _check(cols)
+    pz = ak.to_numpy(ak.flatten(cols["pz"])).copy()
+    pz[1001] = 0.05  # entry 100 + 500
+    bad = cols | {"pz": ak.unflatten(pz, np.full(1000, 2))}
+    with pytest.raises(InputError, match=r"br_E'.*off the lepton mass shell.*entry 600"):
+        _check(bad)
+    _check(_on_shell(2000, 0.000511))  # electrons: m_e² − m_μ² ≪ 4 GeV²
+    _check(_on_shell(2000, 1.77686))  # taus: m_τ² − m_μ² = 3.2 GeV² < 4 GeV²
+    # a calorimeter-like energy, 5% resolution: most leptons off the shell, no information
+    cal = _on_shell(2000, 0.1056583755)
+    e = ak.to_numpy(ak.flatten(cal["E"])).astype(np.float64)
+    e *= np.random.default_rng(5).normal(1.0, 0.05, len(e)).clip(1.0, None)
+    _check(cal | {"E": ak.unflatten(e.astype(np.float32), np.full(1000, 2))})

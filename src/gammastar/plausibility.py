@@ -9,6 +9,9 @@ right after it is read (:meth:`Plausibility.check`, called by
 * momenta and energies, where finite, are below :func:`max_lepton_energy` of the config's
   ``beam.energy``; ``E ≥ |p|`` within the storage precision; ``pt ≥ 0``, ``mass ≥ 0``,
   ``|phi| ≤ π`` in the ``pt, eta, phi`` layout;
+* where a chunk's energies follow E² = p² + m² (all but at most :data:`SHELL_FRACTION` of its
+  leptons within :data:`SHELL_GEV2` of the ``input.lepton_mass`` shell), the few leptons off
+  that shell (a momentum component damaged into a smaller one leaves E ≥ |p|);
 * every charge is −1 or +1;
 * with ``input.nonfinite: bad_file`` every momentum component is finite (default ``cut``:
   NaN/inf leptons are dropped and counted in the cut flow, as before).
@@ -38,11 +41,22 @@ SMEARING_MARGIN = 2.0
 """Factor on the kinematic limit allowed for mis-measurement (a 100% momentum error)."""
 
 
+SHELL_GEV2 = 4.0
+"""A lepton whose E² − |p|² − m² exceeds this (GeV², a mass 2 GeV off: e, μ and τ
+hypotheses all lie within it) is off the mass shell (the rule of :data:`SHELL_FRACTION`)."""
+
+SHELL_FRACTION = 0.01
+"""When at most this fraction of a chunk's leptons is off the mass shell, they are damage
+(a file whose energies follow E² = p² + m²); more: E is measured on its own (e.g. a
+calorimeter) and the shell says nothing."""
+
+
 def max_lepton_energy(beam_energy: float) -> float:
     """Largest plausible lab energy (and momentum) of a reconstructed lepton, GeV.
 
     Energy conservation in a beam–nucleon collision bounds any product's lab energy by
-    ``E_beam + m_p`` (the target nucleon at rest; Fermi motion adds < 0.3 GeV); a factor
+    ``E_beam + m_p`` (the target nucleon at rest; Fermi motion adds < 0.3 GeV; at a collider,
+    whose configs give the energy of one beam, by ``E_beam``); a factor
     :data:`SMEARING_MARGIN` covers a mis-measured momentum far beyond any spectrometer's
     resolution. Garbage decoded from a damaged basket is typically orders of magnitude above
     it (6 × 10³⁷ GeV in issue 20's report).
@@ -103,11 +117,16 @@ class Plausibility:
 
     max_energy: float
     nonfinite: str = "cut"
+    lepton_mass: float = 0.1056583755
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> Plausibility:
         """The checks of a config: ``beam.energy`` and ``input.nonfinite``."""
-        return cls(max_lepton_energy(cfg.beam.energy), getattr(cfg.input, "nonfinite", "cut"))
+        return cls(
+            max_lepton_energy(cfg.beam.energy),
+            getattr(cfg.input, "nonfinite", "cut"),
+            cfg.input.lepton_mass,
+        )
 
     def check(
         self,
@@ -227,7 +246,15 @@ class Plausibility:
             bad = p2 > bound * bound
             bad |= e > bound
             bad |= e < 0
-            bad |= e * e < p2 * ((1 - tol) ** 2)
+            e2 = e * e
+            bad |= e2 < p2 * ((1 - tol) ** 2)
+            # off the mass shell by more than SHELL_GEV2 (E from a mass hypothesis: e, μ, τ)
+            shell = np.abs(e2 - p2 - self.lepton_mass**2) > SHELL_GEV2
+            n_off = int(np.count_nonzero(shell))
+            if 0 < n_off <= SHELL_FRACTION * len(e):
+                bad |= shell
+            else:
+                n_off = 0
         if not bad.any():
             return
         with np.errstate(over="ignore", invalid="ignore"):
@@ -253,6 +280,18 @@ class Plausibility:
             if low.any():
                 i = int(np.flatnonzero(low)[0])
                 fail(names[3], f"E = {e64[i]:.6g} GeV below |p| = {p[i]:.6g} GeV", i)
+            if n_off:
+                m2 = e64 * e64 - p * p
+                off = fin & (np.abs(m2 - self.lepton_mass**2) > SHELL_GEV2)
+                if off.any():
+                    i = int(np.flatnonzero(off)[0])
+                    fail(
+                        names[3],
+                        f"E = {e64[i]:.6g} GeV, |p| = {p[i]:.6g} GeV (one of them damaged): mass "
+                        f"{np.sqrt(abs(m2[i])):.3g} GeV off the lepton mass shell, while "
+                        f"{len(e) - n_off} of the chunk's {len(e)} leptons are on it",
+                        i,
+                    )
 
     def _finite(self, named: list[tuple[str, np.ndarray]], fail: Any) -> None:
         if self.nonfinite != "bad_file":
