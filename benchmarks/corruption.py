@@ -48,11 +48,13 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=10)
     ap.add_argument("--bytes", type=int, default=16)
     ap.add_argument("--seed", type=int, default=20)
+    ap.add_argument("--compressions", default="zstd,none,zlib,lz4")
     args = ap.parse_args()
     logging.disable(logging.WARNING)
     rng = np.random.default_rng(args.seed)
     work = Path(tempfile.mkdtemp(prefix="gs-corruption-"))
-    comps = {"zstd": uproot.ZSTD(5), "none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1)}
+    known = {"zstd": uproot.ZSTD(5), "none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1)}
+    comps = {c: known[c] for c in args.compressions.split(",")}
     branches = ("muon_px", "muon_pz", "muon_E", "muon_charge")
 
     def run(path: Path) -> tuple[str, object]:
