@@ -370,8 +370,9 @@ def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
     """The cost of issue 20's guards: single-process select with the plausibility checks and
     the run-directory lock, and without (``GAMMASTAR_BENCH_GUARDS=0``), interleaved."""
     runs: dict[str, list[dict]] = {"with": [], "without": []}
-    for _ in range(args.repeat):
-        for kind, flag in (("with", "1"), ("without", "0")):
+    for i in range(args.repeat):
+        order = (("with", "1"), ("without", "0"))
+        for kind, flag in order if i % 2 == 0 else order[::-1]:  # neither side always first
             r = child(
                 GAMMASTAR,
                 str(path),

@@ -259,9 +259,12 @@ class Plausibility:
             d = e2 - p2
             d -= self.lepton_mass**2
             np.abs(d, out=d)
-            n_exact = int(np.count_nonzero(d <= (e2 + p2) * (16 * _eps(e))))
+            # (which kind of energy: decided on every 8th lepton, enough for a fraction)
+            sub = slice(None, None, 8)
+            n_sub = len(d[sub])
+            n_exact = int(np.count_nonzero(d[sub] <= (e2[sub] + p2[sub]) * (16 * _eps(e))))
             n_off = 0
-            if n_exact and n_exact >= SHELL_EXACT * len(e):
+            if n_exact and n_exact >= SHELL_EXACT * n_sub:
                 shell = d > SHELL_GEV2
                 n_off = int(np.count_nonzero(shell))
                 bad |= shell
@@ -299,7 +302,7 @@ class Plausibility:
                         names[3],
                         f"E = {e64[i]:.6g} GeV, |p| = {p[i]:.6g} GeV (one of them damaged): mass "
                         f"{np.sqrt(abs(m2[i])):.3g} GeV off the lepton mass shell, while "
-                        f"{n_exact} of the chunk's {len(e)} leptons are exactly on it",
+                        f"{n_exact} of {n_sub} of the chunk's leptons sampled are exactly on it",
                         i,
                     )
 
