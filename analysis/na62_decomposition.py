@@ -31,18 +31,18 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from gammastar.acceptance import Geometry, ParametricSampler  # noqa: E402
-from gammastar.config import load_config  # noqa: E402
-from gammastar.mock.detector import Detector  # noqa: E402
-from gammastar.mock.truth import TruthSampler, truth_aprime_yield, truth_gstar  # noqa: E402
-from gammastar.reach import (  # noqa: E402
+from gammastar.acceptance import Geometry, ParametricSampler
+from gammastar.config import load_config
+from gammastar.mock.detector import Detector
+from gammastar.mock.truth import TruthSampler, truth_aprime_yield, truth_gstar
+from gammastar.reach import (
     Yields,
     _sampler_from_config,
     load_yields,
     resolve_yield_scale,
     scan,
 )
-from gammastar.unfold import EfficiencyMap  # noqa: E402
+from gammastar.unfold import EfficiencyMap
 
 
 def main() -> None:

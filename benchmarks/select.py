@@ -122,10 +122,30 @@ if executor == "dask-running":  # a cluster that is up before the run (a facilit
                                stdout=subprocess.PIPE, stderr=open(outdir + ".cluster.log", "w"),
                                text=True)
     scheduler, executor = cluster.stdout.readline().strip(), "dask"
+import contextlib, os
+from gammastar import runlock
+from gammastar.plausibility import Plausibility
+guards = os.environ.get("GAMMASTAR_BENCH_GUARDS", "1") == "1"
+guard_s = {"check": 0.0, "lock": 0.0}
+if not guards:  # --guards reference: no input plausibility checks, no run-directory lock
+    Plausibility.check = lambda *a, **k: None
+else:  # time the checks themselves too (in this process: the iterative executor)
+    _check = Plausibility.check
+    def _timed(*a, **k):
+        t = time.perf_counter()
+        _check(*a, **k)
+        guard_s["check"] += time.perf_counter() - t
+    Plausibility.check = _timed
 t0 = time.perf_counter()
-res = select(cfg, [path], executor=executor, scheduler=scheduler, workers=2, output=outdir,
-             force=True)
+c0 = time.process_time()
+with contextlib.ExitStack() as stack:
+    if guards:  # as the command line holds it
+        stack.enter_context(runlock.locked(outdir))
+        guard_s["lock"] = time.perf_counter() - t0
+    res = select(cfg, [path], executor=executor, scheduler=scheduler, workers=2,
+                 output=outdir, force=True)
 t1 = time.perf_counter()
+cpu_s = time.process_time() - c0
 workers_rss = None
 if cluster is not None:
     with Client(scheduler) as c:
@@ -135,7 +155,8 @@ if cluster is not None:
     cluster.wait(timeout=60)
 info = json.loads((res.output_dir / "select.json").read_text())
 print(json.dumps({
-    "seconds": t1 - t0, "import_s": t0 - t_start, "worker_peak_rss_mb": workers_rss,
+    "seconds": t1 - t0, "cpu_s": cpu_s, "guard_s": guard_s, "import_s": t0 - t_start,
+    "worker_peak_rss_mb": workers_rss,
     "timings": info["timings_s"],
     "events": res.cutflow["events"], "os": res.counts["os"], "pp": res.counts["pp"],
     "mm": res.counts["mm"],
@@ -185,10 +206,10 @@ print(json.dumps({"seconds": t1 - t0, "import_s": t0 - t_start, "events": int(n_
 """
 
 
-def child(code: str, *args: str) -> dict:
+def child(code: str, *args: str, env_extra: dict[str, str] | None = None) -> dict:
     import subprocess
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env_extra or {})}
     out = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, check=False
     )
@@ -229,6 +250,12 @@ def main() -> None:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gammastar_bench"))
     ap.add_argument("--config", default=str(REPO / "analysis" / "na60_like.yaml"))
     ap.add_argument("--repeat", type=int, default=2, help="best of this many runs of each kind")
+    ap.add_argument(
+        "--guards",
+        action="store_true",
+        help="only the single-process run, with and without the input plausibility checks and "
+        "the run-directory lock (issue 20), interleaved: their cost",
+    )
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -259,6 +286,10 @@ def main() -> None:
     # the different kinds are interleaved so that they see the same load.
     def best(runs: list[dict]) -> dict:
         return min(runs, key=lambda r: r["seconds"])
+
+    if args.guards:
+        guarded(path, args, work, best)
+        return
 
     singles, refs, runnings, caps = [], [], [], []
     for i in range(args.repeat):
@@ -333,6 +364,58 @@ def main() -> None:
         "cpu_count": os.cpu_count(),
     }
     print(json.dumps(result))
+
+
+def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
+    """The cost of issue 20's guards: single-process select with the plausibility checks and
+    the run-directory lock, and without (``GAMMASTAR_BENCH_GUARDS=0``), interleaved."""
+    runs: dict[str, list[dict]] = {"with": [], "without": []}
+    for i in range(args.repeat):
+        order = (("with", "1"), ("without", "0"))
+        for kind, flag in order if i % 2 == 0 else order[::-1]:  # neither side always first
+            r = child(
+                GAMMASTAR,
+                str(path),
+                args.config,
+                str(work / "run_guards"),
+                "iterative",
+                env_extra={"GAMMASTAR_BENCH_GUARDS": flag},
+            )
+            runs[kind].append(r)
+            print(
+                f"{kind} guards: {r['seconds']:.2f} s (CPU {r['cpu_s']:.2f} s; checks "
+                f"{r['guard_s']['check']:.3f} s, lock {r['guard_s']['lock'] * 1e3:.2f} ms)",
+                flush=True,
+            )
+    on, off = best(runs["with"]), best(runs["without"])
+    cpu_on = min(r["cpu_s"] for r in runs["with"])
+    cpu_off = min(r["cpu_s"] for r in runs["without"])
+    same = all(on[k] == off[k] for k in ("events", "os", "pp", "mm"))
+    # the checks' own time relative to the whole call, per run (insensitive to the load)
+    share = [(r["guard_s"]["check"] + r["guard_s"]["lock"]) / r["seconds"] for r in runs["with"]]
+    print(
+        json.dumps(
+            {
+                "benchmark": "select-guards",
+                "input_events": on["events"],
+                "with_guards_seconds": on["seconds"],
+                "without_guards_seconds": off["seconds"],
+                "overhead_wall": on["seconds"] / off["seconds"] - 1,
+                "with_guards_cpu_s": cpu_on,
+                "without_guards_cpu_s": cpu_off,
+                "overhead_cpu": cpu_on / cpu_off - 1,
+                "guard_share_of_call": {"min": min(share), "max": max(share)},
+                "check_s": [r["guard_s"]["check"] for r in runs["with"]],
+                "lock_s": [r["guard_s"]["lock"] for r in runs["with"]],
+                "with_per_repeat": [r["seconds"] for r in runs["with"]],
+                "without_per_repeat": [r["seconds"] for r in runs["without"]],
+                "with_cpu_per_repeat": [r["cpu_s"] for r in runs["with"]],
+                "without_cpu_per_repeat": [r["cpu_s"] for r in runs["without"]],
+                "repeats": args.repeat,
+                "counts_agree": same,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -163,7 +163,8 @@ def test_nan_and_inf_momenta_counted(tmp_path):
     # inf
     q = tmp_path / "inf.root"
     with uproot.recreate(q) as f:
-        cols = {k: np.array([10.0, 10.0]) for k in ("E1", "pz1", "E2")}
+        # E1 ≥ |p1| = 10.0005 (gammastar.plausibility: E < |p| marks a damaged file)
+        cols = {k: np.array([10.0, 10.0]) for k in ("pz1", "E2")} | {"E1": np.full(2, 10.01)}
         cols |= {
             "px1": np.array([0.0, np.inf]),
             "py1": np.array([0.1, 0.1]),

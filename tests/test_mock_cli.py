@@ -145,7 +145,8 @@ def test_missing_efficiency_map(tmp_path, capsys):
 
 
 def test_failure_midway_leaves_nothing(config, tmp_path, monkeypatch):
-    """An error during writing removes the temporary file and leaves no output."""
+    """An error during writing removes the temporary file and leaves no output; it is one
+    line, exit 1 (issue 20), its traceback only with GAMMASTAR_DEBUG=1."""
     import gammastar.mock.generate as g
 
     def boom(chunk):
@@ -153,6 +154,10 @@ def test_failure_midway_leaves_nothing(config, tmp_path, monkeypatch):
 
     monkeypatch.setattr(g, "_truth_arrays", boom)
     out = tmp_path / "m.root"
+    assert main(["generate", str(config), "-o", str(out)]) == 1
+    assert not out.exists()
+    assert no_leftovers(tmp_path)
+    monkeypatch.setenv("GAMMASTAR_DEBUG", "1")
     with pytest.raises(RuntimeError, match="disk on fire"):
         main(["generate", str(config), "-o", str(out)])
     assert not out.exists()

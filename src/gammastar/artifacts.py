@@ -1,19 +1,27 @@
-"""Atomic writing of artifacts and the metadata every artifact carries."""
+"""Atomic writing of artifacts and the metadata every artifact carries.
+
+Outputs get the modes the umask allows (:func:`file_mode`: ``0666 & ~umask``; directories
+``0777 & ~umask``), and a write that fails for the environment (no space, quota, permission,
+read-only filesystem; whatever library wrote: torch, matplotlib/PIL, uproot, pyarrow) is one
+:class:`~gammastar.errors.EnvironmentFailure` naming the output (:func:`write_failure`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from gammastar._version import __version__
-from gammastar.errors import GammastarError, OutputExistsError
+from gammastar.errors import EnvironmentFailure, GammastarError, OutputExistsError
 
 SCHEMA_VERSION = 1
 """Version of every artifact format written by this package (``meta.schema_version``)."""
@@ -39,10 +47,136 @@ def check_writable(path: str | os.PathLike[str], force: bool = False) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise GammastarError(f"{path}: cannot create output directory ({err.strerror})") from None
+        kind = EnvironmentFailure if err.errno in ENVIRONMENT_ERRNOS else GammastarError
+        raise kind(f"{path}: cannot create output directory ({os_error_text(err)})") from None
     if not os.access(path.parent, os.W_OK):
-        raise GammastarError(f"{path}: output directory {path.parent} is not writable")
+        raise EnvironmentFailure(
+            f"{path}: output directory {path.parent} is not writable by you "
+            f"({_owner(path.parent)}); read it, or write elsewhere with --output"
+        )
     return path
+
+
+ENVIRONMENT_ERRNOS: dict[int, str] = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only filesystem",
+    errno.EFBIG: "file too large for the filesystem",
+}
+"""errno values that are the environment's fault (exit status 1), with their one-line text."""
+
+LOW_SPACE_BYTES = 1 << 20
+"""A write that failed without an errno (torch's ``basic_ios::clear``, PIL's
+``AttributeError``) is reported as *no space left* when the filesystem has less than this
+many bytes free for the user."""
+
+
+def os_error_text(err: OSError) -> str:
+    """``"no space left on device (ENOSPC)"``: the cause of an :class:`OSError` in words.
+
+    Example:
+        >>> os_error_text(OSError(errno.ENOSPC, "No space left on device"))
+        'no space left on device (ENOSPC)'
+    """
+    code = err.errno
+    name = errno.errorcode.get(code, "") if code is not None else ""
+    text = ENVIRONMENT_ERRNOS.get(code or -1) or (err.strerror or str(err) or type(err).__name__)
+    return f"{text} ({name})" if name else text
+
+
+def _owner(path: Path) -> str:
+    try:
+        import pwd
+
+        st = path.stat()
+        return f"owner {pwd.getpwuid(st.st_uid).pw_name}, mode {stat.filemode(st.st_mode)}"
+    except (OSError, KeyError, ImportError):
+        return "permission denied"
+
+
+def _environment_errno(err: BaseException) -> int | None:
+    """The environment errno behind ``err``: an :class:`OSError` in its cause/context chain,
+    or the strerror text in a library's message (C++ or wrapped errors keep only the text)."""
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, OSError) and cause.errno in ENVIRONMENT_ERRNOS:
+            return cause.errno
+        cause = cause.__cause__ or cause.__context__
+    text = str(err)
+    for code in ENVIRONMENT_ERRNOS:
+        if os.strerror(code) in text:
+            return code
+    return None
+
+
+def write_failure(err: BaseException, path: str | os.PathLike[str]) -> EnvironmentFailure | None:
+    """The one-line error for a failed write of ``path`` when the environment caused it.
+
+    Looks for an environment errno (:data:`ENVIRONMENT_ERRNOS`) in the exception chain and
+    message; a write that failed without one (torch raises ``RuntimeError: basic_ios::clear``,
+    PIL an ``AttributeError`` on a full disk) counts as *no space left* when the filesystem
+    has less than :data:`LOW_SPACE_BYTES` free.
+
+    Returns:
+        An :class:`~gammastar.errors.EnvironmentFailure` naming ``path`` and the cause, or
+        ``None`` (not an environment failure: the caller re-raises ``err``).
+
+    Example:
+        >>> str(write_failure(OSError(errno.EROFS, "Read-only file system"), "/x/a.json"))
+        '/x/a.json: cannot write: read-only filesystem (EROFS)'
+    """
+    code = _environment_errno(err)
+    extra = ""
+    if code is None and isinstance(err, Exception):
+        try:
+            st = os.statvfs(Path(path).parent)
+            free = st.f_bavail * st.f_frsize
+        except OSError:
+            free = None
+        if free is not None and free < LOW_SPACE_BYTES:
+            code = errno.ENOSPC
+            extra = f"; {free} bytes free ({type(err).__name__} from the writer)"
+    if code is None:
+        return None
+    return EnvironmentFailure(
+        f"{path}: cannot write: {os_error_text(OSError(code, os.strerror(code)))}{extra}"
+    )
+
+
+def umask() -> int:
+    """The process's umask (read from ``/proc/self/status`` where it can, without changing it).
+
+    Example:
+        >>> 0 <= umask() <= 0o777
+        True
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)  # no /proc: read it by setting it (and put it back at once)
+    os.umask(old)
+    return old
+
+
+def file_mode() -> int:
+    """The mode of a new output file: ``0666 & ~umask`` (0644 under umask 022), what
+    ``open(path, "w")`` would give; temporary files (``mkstemp``: 0600) are set to it."""
+    return 0o666 & ~umask()
+
+
+def temp_prefix(path: Path) -> str:
+    """Prefix of the temporary names next to ``path``: ``.<name>.<pid>.`` (hidden, and the
+    writer's PID, by which :func:`gammastar.runlock.sweep` tells a killed writer's leftovers
+    from a running one's)."""
+    return f".{path.name}.{os.getpid()}."
 
 
 MOVE_ASIDE_BYTES = 32 * 2**20
@@ -74,7 +208,7 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     if not os.path.lexists(dst) or os.path.getsize(src) < MOVE_ASIDE_BYTES:
         os.replace(src, dst)
         return
-    fd, aside = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".old", dir=dst.parent)
+    fd, aside = tempfile.mkstemp(prefix=temp_prefix(dst), suffix=".old", dir=dst.parent)
     os.close(fd)
     os.unlink(aside)  # a free name of our own
     os.replace(dst, aside)
@@ -131,21 +265,43 @@ def atomic_paths(
     """
     targets = [check_writable(p, force) for p in paths]
     tmps: list[Path] = []
+    mode = file_mode()
     try:
         for path in targets:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-            os.close(fd)
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent)
+            try:
+                os.fchmod(fd, mode)  # the umask's mode, not mkstemp's 0600
+            finally:
+                os.close(fd)
             tmps.append(Path(tmp))
         yield list(tmps)
         if len(targets) > 1 and os.path.lexists(targets[-1]):
             os.unlink(targets[-1])
         for tmp, path in zip(tmps, targets, strict=True):
             replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        failure = None
+        if isinstance(err, Exception) and not isinstance(err, GammastarError):
+            failure = write_failure(err, _failed_target(err, tmps, targets))
         for tmp in tmps:  # those not renamed yet
             with contextlib.suppress(OSError):
                 tmp.unlink()
+        if failure is not None:
+            raise failure from err
         raise
+
+
+def _failed_target(err: BaseException, tmps: list[Path], targets: list[Path]) -> Path:
+    """The output whose write failed: the one whose temporary file the error names, else
+    the first (one output) or the directory (a set)."""
+    name = getattr(err, "filename", None)
+    for tmp, target in zip(tmps, targets, strict=False):
+        if name is not None and os.fspath(name) == os.fspath(tmp):
+            return target
+    if len(targets) == 1 or not tmps:
+        return targets[0]
+    written = [t for t, p in zip(targets, tmps, strict=False) if p.exists() and p.stat().st_size]
+    return written[-1] if written else targets[0]
 
 
 def _default(obj: Any) -> Any:

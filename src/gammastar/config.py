@@ -212,6 +212,9 @@ class InputConfig(Section):
     """Entries per chunk (the coffea chunk size): memory is bounded by it."""
     lepton_mass: PositiveFloat = 0.1056583755
     """Lepton mass in GeV, used where the layout has no energy (pt/eta/phi without mass)."""
+    nonfinite: Literal["cut", "bad_file"] = "cut"
+    """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
+    ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
 
 
 # --------------------------------------------------------------------------- selection

@@ -11,6 +11,9 @@ class GammastarError(Exception):
     names the offending file, branch or key.
     """
 
+    exit_status: int = 2
+    """The command line's exit status for this error (2: bad input)."""
+
 
 class ConfigError(GammastarError):
     """An invalid analysis configuration (unknown key, bad value, missing file)."""
@@ -29,3 +32,19 @@ class ChunkError(RuntimeError):
     memory): not a bad input file, so ``--skip-bad-files`` never skips a file for it; the
     run stops. The command line prints it on one line (exit 1; ``GAMMASTAR_DEBUG=1`` for the
     traceback)."""
+
+
+class EnvironmentFailure(GammastarError):
+    """The environment, not the input, stopped a command: no space left, quota exceeded,
+    permission denied, read-only filesystem, a run directory held by another process.
+
+    The command line prints it on one line, like any :class:`GammastarError`, but exits
+    with status 1 (:attr:`exit_status`): rerunning with the same input can succeed once the
+    environment is fixed.
+    """
+
+    exit_status = 1
+
+
+class RunDirBusyError(EnvironmentFailure):
+    """Another process holds the run directory's lock (:mod:`gammastar.runlock`)."""

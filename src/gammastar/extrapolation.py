@@ -29,10 +29,10 @@ from gammastar.errors import InputError
 
 __all__ = [
     "MODEL_NAME",
-    "Extrapolation",
     "ExtrapolatedSampler",
-    "fit_extrapolation",
+    "Extrapolation",
     "fiducial_fraction",
+    "fit_extrapolation",
 ]
 
 MODEL_NAME = "mT-exponential x Gaussian rapidity"

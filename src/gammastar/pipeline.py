@@ -27,7 +27,7 @@ from typing import Any
 
 from gammastar.artifacts import write_json
 from gammastar.config import AnalysisConfig
-from gammastar.errors import GammastarError
+from gammastar.errors import EnvironmentFailure, GammastarError
 
 STATE_DIR = ".gammastar"
 
@@ -333,8 +333,14 @@ def run(
     only: Sequence[str] | None = None,
     echo: Callable[[str], None] = print,
     report: bool = True,
+    wait: bool = False,
 ) -> list[StageReport]:
     """Run every stage in order, skipping those that are up to date.
+
+    The whole run holds the run directory's writer lock (:mod:`gammastar.runlock`; the
+    command line took it already), so the up-to-date decisions and the outputs are this
+    run's alone; each stage runs marked as such (:func:`gammastar.interrupt.stage`), for the
+    one line an interruption prints.
 
     Arguments:
         config: the analysis.
@@ -342,6 +348,7 @@ def run(
         only: restrict to these stages (default: all enabled ones).
         echo: where progress lines go.
         report: (re)build ``report.html`` from whatever the run directory holds.
+        wait: wait for another writer of the run directory instead of refusing.
 
     Returns:
         One :class:`StageReport` per stage.
@@ -353,12 +360,29 @@ def run(
     for stage in STAGES:
         if not (only and stage.name not in only) and stage.enabled(config):
             stage.check(config)  # e.g. the reach's statistics inputs, before anything runs
+    from gammastar import runlock
+    from gammastar.artifacts import ENVIRONMENT_ERRNOS, os_error_text
+
     try:
         config.output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise GammastarError(
-            f"{config.output_dir}: cannot create the run directory ({err.strerror}; output)"
+        kind = EnvironmentFailure if err.errno in ENVIRONMENT_ERRNOS else GammastarError
+        raise kind(
+            f"{config.output_dir}: cannot create the run directory ({os_error_text(err)}; output)"
         ) from None
+    with runlock.locked(config.output_dir, wait=wait):
+        return _run(config, force, only, echo, report)
+
+
+def _run(
+    config: AnalysisConfig,
+    force: Sequence[str],
+    only: Sequence[str] | None,
+    echo: Callable[[str], None],
+    report: bool,
+) -> list[StageReport]:
+    from gammastar.interrupt import stage as running
+
     reports: list[StageReport] = []
     for stage in STAGES:
         if (only and stage.name not in only) or not stage.enabled(config):
@@ -374,7 +398,8 @@ def run(
         echo(f"[{stage.name}] running: {reason}")
         inputs = {str(p): _identity(p) for p in stage.inputs(config)}  # as read by the stage
         t0 = time.perf_counter()
-        result = stage.call(config)
+        with running(stage.name):
+            result = stage.call(config)
         dt = time.perf_counter() - t0
         note = result.get("note") if isinstance(result, dict) else None
         write_json(
@@ -395,7 +420,8 @@ def run(
     if report:
         from gammastar.report import build_report
 
-        echo(f"[report] {build_report(config, force=True)}")
+        with running("report"):
+            echo(f"[report] {build_report(config, force=True)}")
     return reports
 
 

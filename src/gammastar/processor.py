@@ -38,6 +38,7 @@ import vector
 from coffea import processor
 
 from gammastar.errors import ChunkError, InputError
+from gammastar.plausibility import Plausibility
 from gammastar.pqconcat import ParquetConcat, part_bytes
 from gammastar.select import (
     MIX_WEIGHT_QUANTUM,
@@ -154,6 +155,8 @@ class DileptonProcessor(processor.ProcessorABC):
             or, on a worker that does not see the directory (no shared filesystem), returned
             as bytes; the driver concatenates them (:class:`~gammastar.pqconcat.ParquetConcat`).
             ``""``: always return the bytes. ``None``: return the columns (in-memory path).
+        plausibility: checks of each chunk's values as read (:mod:`gammastar.plausibility`);
+            a chunk that fails is its file's :class:`~gammastar.errors.InputError`.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class DileptonProcessor(processor.ProcessorABC):
         axes: HistAxes | None = None,
         weights: WeightSpec | None = None,
         staging: str | None = None,
+        plausibility: Plausibility | None = None,
     ) -> None:
         self.layout = layout
         self.columns = dict(columns)
@@ -177,11 +181,15 @@ class DileptonProcessor(processor.ProcessorABC):
         self.axes = axes
         self.weights = weights
         self.staging = staging
+        self.plausibility = plausibility
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
         # read first: a failure here is the input file's (coffea names it; a bad file)
         cols = {col: awkward.materialize(events[branch]) for col, branch in self.columns.items()}
+        if self.plausibility is not None:  # values no detector gives: a damaged file
+            where = (md.get("filename", "?"), md.get("entrystart", 0), md.get("entrystop", 0))
+            self.plausibility.check(cols, self.layout, self.columns, where)
         try:
             return self._process(cols, md)
         except Exception as err:
@@ -650,6 +658,8 @@ def run_processor(
                 msg = _read_error(err)
                 if path is None:
                     raise
+                if msg.startswith("InputError: "):  # our own check of the values read
+                    msg = msg.removeprefix("InputError: ").removeprefix(f"{path}: ")
                 if not skip_bad_files:
                     raise InputError(f"{path}: failed while reading: {msg}") from None
                 log.warning("skipping bad file %s: %s", path, msg)

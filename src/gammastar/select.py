@@ -882,8 +882,8 @@ def select(
     from gammastar import io
     from gammastar.artifacts import check_writable
     from gammastar.config import AnalysisConfig, load_config
-    from gammastar.processor import run_processor  # noqa: F401
     from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.processor import run_processor  # noqa: F401
     from gammastar.unfold import (
         PHASE_SPACE_DETECTOR,
         PHASE_SPACE_FIDUCIAL,
@@ -1004,6 +1004,7 @@ def _select_run(
     from gammastar import io
     from gammastar.artifacts import atomic_paths, json_text, make_meta
     from gammastar.background import eta_mumu_rate_peak, pair_factors
+    from gammastar.plausibility import Plausibility
     from gammastar.processor import ChunkSink, DileptonProcessor, run_processor
     from gammastar.unfold import (
         AcceptanceReport,
@@ -1037,6 +1038,7 @@ def _select_run(
         axes=HistAxes.from_config(cfg),
         weights=spec,
         staging=(str(staging) if shared_staging else "") if staging is not None else None,
+        plausibility=Plausibility.from_config(cfg),
     )
     sink = ChunkSink(staging / "pairs.parquet" if staging is not None else None)
     result, run_bad = run_processor(

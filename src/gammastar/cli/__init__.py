@@ -2,7 +2,11 @@
 
 Each stage registers its command in its own module (``gammastar.cli.<stage>``) on the
 shared :data:`app`; heavy imports happen inside the command so that ``--help`` is fast.
-User errors (:class:`~gammastar.errors.GammastarError`) print one line and exit with 2.
+Every failure prints one line (``GAMMASTAR_DEBUG=1`` adds the traceback): bad input
+(:class:`~gammastar.errors.GammastarError`) exits with 2, the environment (no space, quota,
+permission, read-only filesystem, a run directory held by another writer) with 1, SIGINT
+with 130 and SIGTERM with 143 (:mod:`gammastar.interrupt`). Commands that write into a run
+directory hold its lock (:func:`lock_run`, :mod:`gammastar.runlock`).
 """
 
 from __future__ import annotations
@@ -34,16 +38,35 @@ OutputOpt = Annotated[
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")]
+WaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait", help="Wait for another command writing the run directory instead of refusing."
+    ),
+]
 
 
-def load(config: Path, output: Path | None = None) -> AnalysisConfig:
-    """Load a config for a command, applying ``--output`` if given."""
+def load(
+    config: Path, output: Path | None = None, *, lock: bool = False, wait: bool = False
+) -> AnalysisConfig:
+    """Load a config for a command, applying ``--output`` if given; with ``lock`` take the
+    run directory's writer lock (:func:`lock_run`) before anything is checked or written."""
     from gammastar.config import load_config
 
     cfg = load_config(config)
     if output is not None:
         cfg = cfg.model_copy(update={"output": str(output.resolve())})
+    if lock:
+        lock_run(cfg.output_dir, wait=wait)
     return cfg
+
+
+def lock_run(run_dir: Path, *, wait: bool = False) -> None:
+    """Hold ``run_dir``'s writer lock until the command ends (:func:`main` releases it):
+    refused with one line naming the holder, or waiting for it with ``--wait``."""
+    from gammastar import runlock
+
+    runlock.acquire(run_dir, wait=wait)
 
 
 _ORDER = ("run", "generate", "select", "yields", "flow", "reach", "report")
@@ -71,21 +94,51 @@ def _root(
         raise typer.Exit()
 
 
+def _command(argv: list[str] | None) -> str | None:
+    """The sub-command of a command line (the first argument that is not an option)."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if not a.startswith("-")), None)
+
+
+def _fail(text: str, status: int) -> int:
+    typer.echo(f"gammastar: error: {text}", err=True)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``gammastar`` script."""
+    """Entry point of the ``gammastar`` script: the exit status of the command.
+
+    0 success; 2 bad input (:class:`~gammastar.errors.GammastarError`); 1 the environment
+    (:class:`~gammastar.errors.EnvironmentFailure`, an ``OSError`` such as no space left) or an
+    unexpected error; 130 SIGINT, 143 SIGTERM. Every failure is one line on standard error;
+    ``GAMMASTAR_DEBUG=1`` re-raises it with its traceback.
+    """
+    from gammastar import interrupt, runlock
+    from gammastar.artifacts import ENVIRONMENT_ERRNOS, os_error_text
+
     _register()
+    debug = bool(os.environ.get("GAMMASTAR_DEBUG"))
+    hint = " (GAMMASTAR_DEBUG=1 shows the traceback)"
+    command = _command(argv)
     try:
-        app(args=argv, standalone_mode=False)
+        with interrupt.signals_as_exceptions():
+            try:
+                status = app(args=argv, standalone_mode=False)
+            finally:
+                runlock.release_all()
+    except interrupt.Interrupted as exc:
+        typer.echo(f"gammastar: {interrupt.message(exc, command)}", err=True)
+        return exc.status
     except GammastarError as err:
-        typer.echo(f"gammastar: error: {err}", err=True)
-        return 2
-    except ChunkError as err:
-        if os.environ.get("GAMMASTAR_DEBUG"):
+        if debug:
             raise
-        typer.echo(f"gammastar: error: {err} (GAMMASTAR_DEBUG=1 shows the traceback)", err=True)
-        return 1
-    except KeyboardInterrupt:
-        typer.echo("gammastar: interrupted", err=True)
+        return _fail(str(err), int(getattr(err, "exit_status", 2)))
+    except ChunkError as err:
+        if debug:
+            raise
+        return _fail(f"{err}{hint}", 1)
+    except KeyboardInterrupt:  # signals_as_exceptions not active (not the main thread)
+        typer.echo("gammastar: interrupted; a rerun redoes it", err=True)
         return 130
     except SystemExit as exc:  # typer.Exit
         return int(exc.code or 0)
@@ -96,8 +149,19 @@ def main(argv: list[str] | None = None) -> int:
             return int(exc.exit_code)
         if type(exc).__name__ in {"Exit", "Abort"}:
             return int(getattr(exc, "exit_code", 1))
-        raise
-    return 0
+        if debug:
+            raise
+        if isinstance(exc, OSError):
+            where = exc.filename if exc.filename is not None else "gammastar"
+            cause = os_error_text(exc)
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                return _fail(f"{where}: {cause}", 1)
+            return _fail(f"{where}: {cause}{hint}", 1)
+        if isinstance(exc, MemoryError):
+            return _fail(f"out of memory{hint}", 1)
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        return _fail(f"unexpected {type(exc).__name__}: {text[:300]}{hint}", 1)
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

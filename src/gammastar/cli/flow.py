@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, app, load
 
 
 @app.command("train")
@@ -20,6 +20,7 @@ def train_command(
     output: OutputOpt = None,
     force: ForceOpt = False,
     seed: SeedOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Train the conditional flow p(qT, E | m) on the run directory's pairs.parquet.
 
@@ -28,7 +29,7 @@ def train_command(
     from gammastar.flow import load as load_flow
     from gammastar.flow import train
 
-    cfg = load(config, output)
+    cfg = load(config, output, lock=True, wait=wait)
     out = train(cfg, resume=resume, force=force, seed=seed, progress=sys.stderr.isatty())
     info = load_flow(out).meta["meta"]
     typer.echo(
@@ -133,6 +134,7 @@ def validate_command(
     output: OutputOpt = None,
     force: ForceOpt = False,
     seed: SeedOpt = None,
+    wait: WaitOpt = False,
 ) -> None:
     """k-NN KL validation of the flow against data in narrow mass windows.
 
@@ -140,7 +142,7 @@ def validate_command(
     """
     from gammastar.validate import validate
 
-    cfg = load(config, output)
+    cfg = load(config, output, lock=True, wait=wait)
     res = validate(cfg, force=force, seed=seed)
     inside = sum(km <= hi95[1] for km, hi95 in zip(res["kl_model"], res["kl_data_95"], strict=True))
     typer.echo(

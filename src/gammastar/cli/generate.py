@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, app, load, lock_run
 
 
 @app.command("generate")
@@ -30,6 +30,7 @@ def generate_command(
     ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Generate NA60-like mock dimuon data (cocktail + combinatorial, detector effects)."""
     from gammastar.errors import GammastarError
@@ -41,6 +42,8 @@ def generate_command(
         raise GammastarError(f"--seed must be a non-negative integer, got {seed}")
     cfg = load(config, output)
     path = out if out is not None else cfg.output_dir / "mock.root"
+    if path.absolute().is_relative_to(cfg.output_dir.absolute()):  # a file of the run directory
+        lock_run(cfg.output_dir, wait=wait)
     res = generate_file(cfg, path, events=events, seed=seed, force=force)
     total = sum(res.n_generated.values())
     typer.echo(

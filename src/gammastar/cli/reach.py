@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
 
 
 @app.command("reach")
@@ -19,6 +19,7 @@ def reach_command(
     ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Expected (±1σ, ±2σ) and observed CLs exclusion in (m_A′, ε).
 
@@ -28,7 +29,7 @@ def reach_command(
     from gammastar.errors import ConfigError
     from gammastar.reach import run_reach
 
-    cfg = load(config, output)
+    cfg = load(config, output, lock=True, wait=wait)
     if method is not None:
         if method not in ("auto", "exact", "toys", "asymptotic"):
             raise ConfigError(f"--method: {method!r} is not one of auto, exact, toys, asymptotic")
@@ -53,6 +54,7 @@ def acceptance_command(
     ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Acceptance vs cτ at three masses (and with --compare the relative-difference map).
 
@@ -64,7 +66,7 @@ def acceptance_command(
     from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
     from gammastar.reach import _sampler_from_config, load_yields
 
-    cfg = load(config, output)
+    cfg = load(config, output, lock=True, wait=wait)
     out = cfg.output_dir
     for name in ("acceptance_ctau.npz", "acceptance_ctau.json", "figures/acceptance_ctau.png"):
         check_writable(out / name, force)

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, OutputOpt, app, load
+from gammastar.cli import ConfigArg, OutputOpt, WaitOpt, app, load
 
 
 @app.command("run")
@@ -17,6 +17,7 @@ def run_command(
         list[str] | None,
         typer.Option("--force", help="Redo this stage even if up to date (repeatable; 'all')."),
     ] = None,
+    wait: WaitOpt = False,
 ) -> None:
     """Run the whole analysis chain; only stale stages are recomputed."""
     from rich.console import Console
@@ -24,7 +25,7 @@ def run_command(
     from gammastar import pipeline
 
     console = Console(stderr=True)
-    cfg = load(config, output)
+    cfg = load(config, output, lock=True, wait=wait)
     reports = pipeline.run(
         cfg, force=force or (), echo=lambda s: console.print(s, markup=False, highlight=False)
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
 
 
 @app.command("select")
@@ -43,6 +43,7 @@ def select_command(
     ] = True,
     output: OutputOpt = None,
     force: ForceOpt = False,
+    wait: WaitOpt = False,
 ) -> None:
     """Select OS/SS lepton pairs, subtract the combinatorial background, unfold ε(m, pT).
 
@@ -60,7 +61,7 @@ def select_command(
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # distributed logs at INFO on its own loggers
         handler.setLevel(logging.WARNING)
-    cfg = load(config, output)
+    cfg = load(config, output, lock=True, wait=wait)
     res = select(
         cfg,
         [str(p) for p in input] if input else None,

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
 
 
 @app.command("yields")
@@ -14,6 +14,7 @@ def yields_command(
     config: ConfigArg,
     output: OutputOpt = None,
     force: ForceOpt = False,
+    wait: WaitOpt = False,
     plots: Annotated[
         bool, typer.Option("--plots/--no-plots", help="Draw the Fig. 2/3 analogues.")
     ] = True,
@@ -28,7 +29,7 @@ def yields_command(
     from gammastar.yields import compute_yields
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
-    cfg = load(config, output)
+    cfg = load(config, output, lock=True, wait=wait)
     doc = compute_yields(cfg, force=force, plots=plots)
     meta = doc["meta"]
     typer.echo(

@@ -114,8 +114,10 @@ class Cocktail:
         mass_samplers: tabulated dimuon-mass samplers of the Dalitz and ρ channels.
     """
 
-    def __init__(self, cfg: MockConfig) -> None:
+    def __init__(self, cfg: MockConfig, beam_energy: float | None = None) -> None:
         self.cfg = cfg
+        self.beam_energy = beam_energy
+        """Kinematic limit of the mesons' lab energy (``beam.energy``; ``None``: none)."""
         self.specs = CHANNELS
         self.branching_ratios: dict[Channel, BranchingRatio] = {
             s.channel: branching_ratio(s.br_key) for s in self.specs
@@ -175,6 +177,7 @@ class Cocktail:
         n = masses.size
         pt = kin.sample_mt_exponential(rng, masses, self.cfg.pt_temperature)
         y = rng.normal(self.cfg.rapidity_mean, self.cfg.rapidity_sigma, n)
+        y = kin.limit_rapidity(y, masses, pt, self.beam_energy)
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return kin.meson_four_momentum(masses, pt, y, phi)
 

@@ -39,8 +39,12 @@ class Combinatorial:
             :func:`~gammastar.mock.detector.loose_energy_bound`); a lower value only costs time.
     """
 
-    def __init__(self, cfg: MockConfig, e_min: float | None = None) -> None:
+    def __init__(
+        self, cfg: MockConfig, e_min: float | None = None, beam_energy: float | None = None
+    ) -> None:
         self.cfg = cfg
+        self.beam_energy = beam_energy
+        """Kinematic limit of the parents' lab energy (``beam.energy``; ``None``: none)."""
         c = cfg.combinatorial
         if e_min is None:
             e_min = loose_energy_bound(cfg.detector)
@@ -77,6 +81,7 @@ class Combinatorial:
             m = self.masses[species]
             pt = kin.sample_mt_exponential(rng, m, self.cfg.pt_temperature)
             y = rng.normal(self.cfg.rapidity_mean, self.cfg.rapidity_sigma, k)
+            y = kin.limit_rapidity(y, m, pt, self.beam_energy)
             phi = rng.uniform(0.0, 2.0 * np.pi, k)
             u = rng.random(k)
             parent = kin.meson_four_momentum(m, pt, y, phi)

@@ -23,6 +23,24 @@ def two_body_momentum(m_parent: Array | float, m1: Array | float, m2: Array | fl
     return np.sqrt(np.clip(lam, 0.0, None)) / (2.0 * m_parent)
 
 
+def limit_rapidity(y: Array, mass: Array, pt: Array, e_max: float | None) -> Array:
+    """Rapidities clipped to the kinematic limit ``m_T cosh y ≤ e_max`` (a hadron of a
+    beam–nucleon collision cannot carry more than the beam energy; the mock's Gaussian
+    rapidity has unbounded tails). ``None``: no limit.
+
+    Example:
+        >>> import numpy as np
+        >>> y = limit_rapidity(np.array([3.0, 9.0]), np.array([0.14, 0.14]), np.zeros(2), 400.0)
+        >>> y[0], round(float(0.14 * np.cosh(y[1])), 6)
+        (np.float64(3.0), 400.0)
+    """
+    if e_max is None:
+        return y
+    mt = np.sqrt(mass**2 + pt**2)
+    y_max = np.arccosh(np.maximum(e_max / mt, 1.0))
+    return np.clip(y, -y_max, y_max)
+
+
 def meson_four_momentum(mass: Array, pt: Array, y: Array, phi: Array) -> Array:
     """Lab four-momentum from mass, transverse momentum, rapidity and azimuth."""
     mt = np.sqrt(mass**2 + pt**2)

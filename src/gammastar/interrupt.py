@@ -1,0 +1,103 @@
+"""SIGINT and SIGTERM as exceptions, and the stage a command is in.
+
+The command line (:func:`gammastar.cli.main`) turns SIGINT and SIGTERM into
+:class:`Interrupted`, raised where the main thread is, so that every ``finally`` and
+``except BaseException`` on the way out runs: temporary files are removed
+(:func:`gammastar.artifacts.atomic_paths`), executors and clusters closed, the run
+directory's lock released. The command then prints one line naming the interrupted stage
+(:func:`stage`, :func:`current_stage`) and exits with ``128 + signal`` (130, 143), as a shell
+reports a process killed by that signal. A second signal during that clean-up exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Iterator
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""The signals turned into :class:`Interrupted`."""
+
+_STAGES: list[str] = []
+
+
+class Interrupted(BaseException):
+    """The process received SIGINT or SIGTERM (a ``BaseException``, like
+    :class:`KeyboardInterrupt`: ``except Exception`` does not swallow it).
+
+    Attributes:
+        signum: the signal number.
+        status: the exit status a shell reports for it, ``128 + signum``.
+        stage: the stage running when it arrived (:func:`current_stage`).
+    """
+
+    def __init__(self, signum: int, stage: str | None = None) -> None:
+        self.signum = int(signum)
+        self.status = 128 + self.signum
+        self.stage = stage
+        super().__init__(signal.Signals(self.signum).name)
+
+    @property
+    def name(self) -> str:
+        """``"SIGINT"`` or ``"SIGTERM"``."""
+        return signal.Signals(self.signum).name
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Mark the code inside as stage ``name`` (what an interruption message names)."""
+    _STAGES.append(name)
+    try:
+        yield
+    finally:
+        _STAGES.pop()
+
+
+def current_stage() -> str | None:
+    """The innermost stage running now, or ``None``."""
+    return _STAGES[-1] if _STAGES else None
+
+
+def _again(signum: int, frame: object) -> None:
+    os._exit(128 + signum)  # a second signal while cleaning up: stop at once
+
+
+def _raise(signum: int, frame: object) -> None:
+    for s in SIGNALS:
+        signal.signal(s, _again)
+    raise Interrupted(signum, current_stage())
+
+
+@contextlib.contextmanager
+def signals_as_exceptions() -> Iterator[None]:
+    """Inside, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only; elsewhere
+    a no-op); the previous handlers are restored on exit."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    for s in SIGNALS:
+        signal.signal(s, _raise)
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def message(exc: Interrupted, command: str | None = None) -> str:
+    """The one line printed for an interruption.
+
+    Example:
+        >>> message(Interrupted(signal.SIGTERM), "select")  # doctest: +NORMALIZE_WHITESPACE
+        "interrupted by SIGTERM during stage 'select': its outputs were not replaced and its
+        temporary files removed; a rerun redoes it"
+    """
+    where = exc.stage or current_stage() or command
+    during = f" during stage {where!r}" if where else ""
+    return (
+        f"interrupted by {exc.name}{during}: its outputs were not replaced and its temporary "
+        "files removed; a rerun redoes it"
+    )
