@@ -90,7 +90,7 @@ def main() -> None:
     n_pot = rc.n_pot * scale
     show = [0.3, 0.45, 0.6]
     print(f"{'variant':34s} {'excluded masses (GeV)':24s} " + " ".join(
-        f"{'eps at %.2f GeV' % m:>22s}" for m in show))  # fmt: skip
+        f"{f'eps at {m:.2f} GeV':>22s}" for m in show))  # fmt: skip
     for name, (smp, yy, gg) in variants.items():
         res = scan(
             masses, eps, sampler=smp, geometry=gg, yields=yy, n_pot=n_pot,

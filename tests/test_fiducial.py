@@ -65,9 +65,10 @@ def test_fiducial_yield_equals_the_generators_gamma_star_inside_the_region(run, 
 
     cfg, res, _ = run
     pairs = res.pairs
-    n_pot = res.meta.get("n_pot") or json.loads(
-        __import__("uproot").open(cfg.output_dir / "mock.root")["meta"]
-    )["n_pot"]
+    n_pot = (
+        res.meta.get("n_pot")
+        or json.loads(__import__("uproot").open(cfg.output_dir / "mock.root")["meta"])["n_pot"]
+    )
     fid = fiducial_from_config(cfg)
     inside = fid.contains(truth.m, truth.qT, truth.E)
     lo, hi = 0.4, 0.7
@@ -95,7 +96,8 @@ def test_yields_carry_fiducial_and_full_phase_space(run, truth):
     good = fid > 0
     np.testing.assert_allclose(full[good], fid[good] / f[good], rtol=0.03)
     # the model is stated, and the mock's true fraction is reported next to it
-    assert ex["model"] and len(ex["fiducial_fraction_mock_truth"]) == len(f)
+    assert ex["model"]
+    assert len(ex["fiducial_fraction_mock_truth"]) == len(f)
     for key in ("temperature", "y_mean", "y_sigma", "fiducial"):
         assert key in ex
     mcp = doc["mcp"]
@@ -122,9 +124,11 @@ def test_reach_labels_the_extrapolated_signal(run):
     cfg = _reach_cfg(run[0], l1=5.0, l2=None, theta_min=0.035, theta_max=0.12)
     doc = run_reach(cfg, force=True)
     ext = doc["extrapolation"]
-    assert ext["mode"] == "label" and "Gaussian rapidity" in ext["model"]
+    assert ext["mode"] == "label"
+    assert "Gaussian rapidity" in ext["model"]
     fr = [x for x in ext["fraction_at_eps_low"] + ext["fraction_at_eps_high"] if x is not None]
-    assert fr and np.allclose(fr, 1.0)
+    assert fr
+    assert np.allclose(fr, 1.0)
 
 
 def test_detector_wholly_outside_the_data_is_refused(run, truth):

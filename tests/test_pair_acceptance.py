@@ -133,10 +133,11 @@ def test_lepton_map_multiplies_the_cuts(tmp_path):
     from types import SimpleNamespace
 
     la = LeptonAcceptance.from_config(
-        SimpleNamespace(min_energy=3.0, theta_min=0.035, theta_max=0.12,
-                        map=str(tmp_path / "lep.root:acc"))  # fmt: skip
+        SimpleNamespace(
+            min_energy=3.0, theta_min=0.035, theta_max=0.12, map=str(tmp_path / "lep.root:acc")
+        )
     )
-    kw = dict(lepton_mass=M_MU, mass_range=(0.3, 0.6), p_max=100.0, grid=(4, 16, 32))
+    kw = {"lepton_mass": M_MU, "mass_range": (0.3, 0.6), "p_max": 100.0, "grid": (4, 16, 32)}
     a_map = PairAcceptance.build(la, **kw)(0.4, 20.0, 0.07)
     a_cut = PairAcceptance.build(NA60, **kw)(0.4, 20.0, 0.07)
     assert a_map == pytest.approx(a_cut / 4, rel=1e-9)
@@ -159,10 +160,10 @@ def test_bad_lepton_map_is_one_error_naming_the_file(tmp_path, values, words):
         h.view()[...] = 0.0
     with uproot.recreate(tmp_path / "bad.root") as f:
         f["acc"] = h
-    with pytest.raises(InputError, match="bad.root") as err:
+    with pytest.raises(InputError, match=r"bad\.root") as err:
         load_lepton_map(str(tmp_path / "bad.root:acc"))
     assert words in str(err.value)
-    with pytest.raises(ConfigError, match="unfold.lepton_acceptance.map"):
+    with pytest.raises(ConfigError, match=r"unfold\.lepton_acceptance\.map"):
         load_lepton_map(str(tmp_path / "missing.root:acc"))
 
 

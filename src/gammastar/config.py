@@ -365,6 +365,7 @@ class UnfoldConfig(Section):
                 "lepton_acceptance and acceptance_map are exclusive: give one acceptance"
             )
         return self
+
     mass_bins: Annotated[int, Field(gt=0)] = 89
     """Number of mass bins between ``selection.mass_min`` and ``selection.mass_max``."""
 

@@ -626,13 +626,16 @@ def scan(
             "detector (check the geometry, and whether the kinematic model covers the angles "
             "and energies it needs: a flow only knows the phase space of its training data)"
         )
-    if labelled and getattr(sampler, "inside", None) is not None:
-        if not np.any(acc_grid - extrap_grid > 1e-12 * acc_grid.max()):
-            raise InputError(
-                "detector: the acceptance lies wholly outside the data's fiducial region (every "
-                "accepted A' comes from the extrapolation model, none from the data); set "
-                "reach.flow: null to use the model on purpose, or change the detector"
-            )
+    if (
+        labelled
+        and getattr(sampler, "inside", None) is not None
+        and not np.any(acc_grid - extrap_grid > 1e-12 * acc_grid.max())
+    ):
+        raise InputError(
+            "detector: the acceptance lies wholly outside the data's fiducial region (every "
+            "accepted A' comes from the extrapolation model, none from the data); set "
+            "reach.flow: null to use the model on purpose, or change the detector"
+        )
     return ScanResult(
         masses=masses,
         eps=eps,
@@ -816,7 +819,9 @@ def _sampler_from_config(cfg: Any, yields: Yields | None = None) -> tuple[Sample
     label = f"{ex.get('model', 'model')} fitted to the fiducial data"
     if base is None:
         return ExtrapolatedSampler(None, extrap, region), f"{label} (everywhere: no flow)"
-    return ExtrapolatedSampler(base, extrap, region), f"{desc} inside the fiducial region; {label} outside"
+    return ExtrapolatedSampler(
+        base, extrap, region
+    ), f"{desc} inside the fiducial region; {label} outside"
 
 
 def check_config(config: Any) -> None:

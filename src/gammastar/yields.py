@@ -913,7 +913,10 @@ def compute_yields(
         },
     }
     if fiducial_ps:
-        f, f_err = doc_fid["aprime"]["fiducial_fraction"], doc_fid["aprime"]["fiducial_fraction_err"]
+        f, f_err = (
+            doc_fid["aprime"]["fiducial_fraction"],
+            doc_fid["aprime"]["fiducial_fraction_err"],
+        )
         # the full-phase-space yield's uncertainty from the extrapolation (the fit's, 1σ)
         doc_fid["aprime"]["extrapolation_err"] = np.abs(ap.per_pot_per_eps2) * f_err / f
         doc["aprime"].update(doc_fid["aprime"])

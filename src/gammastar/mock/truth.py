@@ -147,6 +147,4 @@ def truth_aprime_yield(truth: GstarTruth, edges, *, m_lepton: float, sigma_m=Non
         m = smear(m, np.random.default_rng(seed))
     elif sigma_m is not None:
         m = m + np.random.default_rng(seed).standard_normal(m.size) * sigma_m(m)
-    return aprime_yield_from_pairs(
-        m, np.ones(m.size), truth.n_pot, edges, m_lepton=m_lepton
-    )
+    return aprime_yield_from_pairs(m, np.ones(m.size), truth.n_pot, edges, m_lepton=m_lepton)
