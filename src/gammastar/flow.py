@@ -1062,6 +1062,49 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+class PointSampler:
+    """The points of an epoch and their loss weights for ``flow.weighting`` (see :func:`fit`).
+
+    All three schemes estimate the same loss −Σ wᵢ ln pᵢ / N (weights normalised to
+    Σw/N = 1) without bias: ``likelihood`` draws a permutation and weights the loss by wᵢ;
+    ``sampler`` (multinomial) and ``stratified`` (:func:`systematic_resample`) draw ∝ |wᵢ| and
+    weight by sign(wᵢ)·Σ|w|/N.
+
+    Arguments:
+        w: weights of the fitted rows, normalised to Σw/N = 1 (torch tensor).
+        scheme: ``stratified``, ``sampler`` or ``likelihood``.
+    """
+
+    def __init__(self, w: torch.Tensor, scheme: str) -> None:
+        import torch
+
+        if scheme not in ("stratified", "sampler", "likelihood"):
+            raise GammastarError(f"flow.weighting: unknown scheme {scheme!r}")
+        self.scheme = scheme
+        self.n = len(w)
+        if scheme == "likelihood":
+            self.loss_weight = w
+            return
+        # draw ∝ |w|, carry sign(w)·Σ|w|/N: E[loss] = −Σ w ln p / N, as the uniform estimator
+        absw = w.abs().double()
+        self.probs = absw / absw.sum()
+        self.cum = torch.cumsum(self.probs, 0)
+        self.cum /= self.cum[-1].clone()
+        self.loss_weight = torch.sign(w) * w.abs().mean()
+
+    def epoch(self, points: int, gen: torch.Generator) -> torch.Tensor:
+        """Indices of the ``points`` rows of one epoch, in the order they are used."""
+        import torch
+
+        if self.scheme == "stratified":
+            return systematic_resample(self.cum, points, gen)
+        if self.scheme == "sampler":
+            return torch.multinomial(self.probs, points, replacement=True, generator=gen)
+        if points >= self.n:
+            return torch.randperm(self.n, generator=gen)
+        return torch.randperm(self.n, generator=gen)[:points]
+
+
 def fit(
     data: TrainingData,
     cfg: FlowConfig,
@@ -1142,18 +1185,8 @@ def fit(
     steps_per_epoch = max(1, math.ceil(points / batch))
     total_steps = steps_per_epoch * cfg.epochs
     warmup = cfg.warmup_epochs * steps_per_epoch
-    sampler_probs = sampler_cum = None
-    if cfg.weighting in ("sampler", "stratified"):
-        # draw ∝ |w|, carry sign(w)·Σ|w|/N: E[loss] = −Σ w ln p / N, as the uniform estimator
-        probs = w_tr.abs().double() / w_tr.abs().double().sum()
-        if cfg.weighting == "sampler":
-            sampler_probs = probs
-        else:
-            sampler_cum = torch.cumsum(probs, 0)
-            sampler_cum /= sampler_cum[-1].clone()
-        loss_w = torch.sign(w_tr) * w_tr.abs().mean()
-    else:
-        loss_w = w_tr
+    draw = PointSampler(w_tr, cfg.weighting)
+    loss_w = draw.loss_weight
 
     _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
     torch.manual_seed(seed)
@@ -1245,14 +1278,7 @@ def fit(
             if stopped_early or (stop_after is not None and epoch >= stop_after):
                 break
             flow.train()
-            if sampler_cum is not None:
-                idx = systematic_resample(sampler_cum, points, gen)
-            elif sampler_probs is not None:
-                idx = torch.multinomial(sampler_probs, points, replacement=True, generator=gen)
-            elif points >= n_tr:
-                idx = torch.randperm(n_tr, generator=gen)
-            else:
-                idx = torch.randperm(n_tr, generator=gen)[:points]
+            idx = draw.epoch(points, gen)
             tot, wsum = 0.0, 0.0
             negative = 0
             t_epoch = time.perf_counter()

@@ -11,9 +11,11 @@ which training never saw, and the training pairs. For each validation mass m₀ 
   n points at m₀; data-vs-data D̂(A‖B) gives the 68% / 95% bands, model-vs-data D̂(M‖B) gives
   ``kl_model`` (mean). Given B, A and M are both independent samples of the same size, so
   under a correct model the two statistics have the same distribution (bias included);
-* overfitting: ``kl_model_train`` = D̂(M‖A) (model vs the pairs it was trained on) and the
-  weighted NLL of the held-out vs the training pairs in the window (``nll_holdout``,
-  ``nll_train``); a model that memorised its training pairs is closer to them than to B.
+* overfitting: the weighted NLL of the held-out vs the training pairs in the window
+  (``nll_holdout``, ``nll_train`` with their standard errors); a model that memorised its
+  training pairs gives them a much higher density than the held-out ones, and its KL to B
+  leaves the band. (A k-NN KL to a *subset* of the training pairs does not show memorising:
+  the model's samples cluster at training pairs that the subset mostly lacks.)
 
 Without a hold-out (``holdout_fraction: 0`` or an older model) the window's training pairs are
 split at random into halves A and B in each draw (D̂(A‖B) and D̂(M‖B), M of |A| points).
@@ -124,7 +126,7 @@ def kl_window(
     out: dict[str, Any] = {"n_data": int(n), "n_eff": effective_sample_size(w)}
     if half <= k + 1:
         return {**out, "kl_model": nan, "kl_model_std": nan, "kl_data": []}
-    kl_md, kl_dd, kl_mt, neff_b = [], [], [], []
+    kl_md, kl_dd, neff_b = [], [], []
     if train is not None:
         pick = np.sort(rng.permutation(n)[:half]) if n > half else np.arange(n)
         xb, wb = x[pick], w[pick]
@@ -140,8 +142,6 @@ def kl_window(
         s = model.sample(m0, half, seed=int(rng.integers(2**63)), extrapolate=True)
         xm = model.pre.features(s["qT"], s["E"])
         kl_md.append(knn_kl(xm, xb, k=k, q_weights=wb))
-        if train is not None:
-            kl_mt.append(knn_kl(xm, xa, k=k, q_weights=wa))
         neff_b.append(effective_sample_size(wb))
     out.update(
         {
@@ -153,9 +153,6 @@ def kl_window(
             "kl_data": [float(v) for v in kl_dd],
         }
     )
-    if train is not None:
-        out["kl_model_train"] = float(np.mean(kl_mt))
-        out["kl_model_train_std"] = float(np.std(kl_mt, ddof=1))
     return out
 
 
@@ -300,9 +297,6 @@ def validate(
             "train": data.n_eff,
             "holdout": held.n_eff if held is not None else None,
         },
-        "kl_model_train": (
-            [w.get("kl_model_train", float("nan")) for w in windows] if held is not None else None
-        ),
         "nll_holdout": ([w["nll"]["holdout"][0] for w in windows] if held is not None else None),
         "nll_holdout_err": (
             [w["nll"]["holdout"][1] for w in windows] if held is not None else None
