@@ -95,6 +95,8 @@ def test_systematic_resample_counts():
         lam = points * p
         assert torch.all(counts >= torch.floor(lam) - 1e-9)
         assert torch.all(counts <= torch.ceil(lam) + 1e-9)
+    # batches of net weight ≤ 0 are counted: [1, −2] and [−1] of [1, −2 | 3, −1 | −1]
+    assert F._negative_batches(torch.tensor([1.0, -2.0, 3.0, -1.0, -1.0]), 2) == 2
     eq = torch.cumsum(torch.full((500,), 1 / 500, dtype=torch.float64), 0)
     eq /= eq[-1].clone()
     assert torch.equal(torch.sort(F.systematic_resample(eq, 500, gen)).values, torch.arange(500))

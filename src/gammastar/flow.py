@@ -1062,6 +1062,16 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
+def _negative_batches(wb: torch.Tensor, batch: int) -> int:
+    """Number of batches (consecutive ``batch`` loss weights) with net weight ≤ 0."""
+    import torch
+
+    nb = math.ceil(len(wb) / batch)
+    pad = torch.zeros(nb * batch, dtype=wb.dtype)
+    pad[: len(wb)] = wb
+    return int((pad.view(nb, batch).sum(1) <= 0).sum())
+
+
 class PointSampler:
     """The points of an epoch and their loss weights for ``flow.weighting`` (see :func:`fit`).
 
@@ -1279,14 +1289,13 @@ def fit(
                 break
             flow.train()
             idx = draw.epoch(points, gen)
+            negative = _negative_batches(loss_w[idx], batch)
             tot, wsum = 0.0, 0.0
-            negative = 0
             t_epoch = time.perf_counter()
             for s in range(0, len(idx), batch):
                 b = idx[s : s + batch]
                 lp = _log_prob_fast(flow, x_tr[b], c_tr[b], bins)
                 wb = loss_w[b]
-                negative += int(wb.sum() <= 0)
                 # normalised by the global Σw/N = 1 (above), not by this batch's Σw
                 loss = -(wb * lp).sum() / len(b)
                 flat.backward(loss)
