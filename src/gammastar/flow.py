@@ -1422,6 +1422,11 @@ def train(
 ) -> Path:
     """``gammastar train``: fit the flow on the run directory's pairs table.
 
+    The pairs of the held-out events (``flow.holdout_fraction``, :func:`holdout_mask`) are not
+    used; ``meta.json`` records the split (``holdout``), Kish's effective sample sizes
+    (``n_eff``: overall, per mass bin, per validation window) and the weighted NLL of the
+    fitted, early-stopping and held-out pairs (``loss``).
+
     Writes ``flow/model.pt``, ``flow/meta.json``, ``flow/loss.png`` and ``flow/history.json``
     (and ``flow/ensemble/<i>/`` for ``flow.ensemble > 1``; member directories of an older,
     larger ensemble are removed once the new members are written). ``flow/checkpoint.pt`` holds
@@ -1488,7 +1493,10 @@ def train(
             n_train_rows=data.n,
             training_data=data.description,
             weighting=cfg.weighting,
-            holdout={**data.split, "part": None, "holdout_sha256": held.sha256},
+            holdout={
+                **{k: v for k, v in data.split.items() if k != "part"},
+                "holdout_sha256": held.sha256,
+            },
             n_eff=weight_report(data, held, res, mass_range, vcfg.masses, vcfg.window),
             loss={
                 "fitted": res.train_nll,

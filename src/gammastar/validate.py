@@ -196,7 +196,10 @@ def validate(
     """``gammastar validate``: KL of the flow vs data in mass windows, with data-vs-data bands.
 
     Writes ``validation.json`` (``mass``, ``kl_model``, ``kl_data_68``, ``kl_data_95``, ``meta``
-    and per-window details; with a seed ensemble also ``kl_model_members`` (each member's mean
+    and per-window details: ``n_data``, Kish's ``n_eff`` of the compared (held-out) pairs and
+    ``n_eff_train`` of the window's training pairs, ``n_eff_total``, the weighted NLL of the
+    held-out and training pairs ``nll_holdout``/``nll_train`` with ``_err`` (overfitting shows
+    as held-out ≫ training); ``meta.holdout`` the split used; with a seed ensemble also ``kl_model_members`` (each member's mean
     KL), ``kl_model_seed_std`` (their standard deviation: the initialisation spread, with common
     random numbers so that identical members give 0) and ``kl_model_seed_noise`` (the sampling
     noise still in each member's mean, see :func:`seed_noise`; the spread is resolved where it
