@@ -574,7 +574,7 @@ def holdout_mask(keys, fraction: float, seed: int) -> np.ndarray:
 
     Example:
         >>> ev = np.arange(100_000)
-        >>> abs(holdout_mask(ev, 0.2, 1).mean() - 0.2) < 0.005
+        >>> bool(abs(holdout_mask(ev, 0.2, 1).mean() - 0.2) < 0.005)
         True
         >>> bool(np.array_equal(holdout_mask(ev[::-1], 0.2, 1), holdout_mask(ev, 0.2, 1)[::-1]))
         True
