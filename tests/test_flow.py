@@ -328,13 +328,13 @@ def test_log_prob_normalised(trained):
 def test_training_data_modes():
     pairs = synthetic_pairs(3000, ss_fraction=0.3)
     cfg = FlowConfig(**TINY)
-    os_ = F.training_data(pairs, cfg)
+    os_ = F.training_data(pairs, cfg, part="all")  # train + held-out rows
     assert os_.n == 3000 + 900
-    sub = F.training_data(pairs, FlowConfig(**TINY, data="subtracted"))
+    sub = F.training_data(pairs, FlowConfig(**TINY, data="subtracted"), part="all")
     assert sub.n == 3000 + 1800
     assert (sub.weight < 0).sum() == 900
     assert abs(sub.weight.mean() - 1) < 1e-12
-    sig = F.training_data(pairs, FlowConfig(**TINY, data="os_signal"))
+    sig = F.training_data(pairs, FlowConfig(**TINY, data="os_signal"), part="all")
     assert sig.n == 3000
     flat = F.training_data(pairs, FlowConfig(**TINY, mass_flatten=1.0))
     hi = flat.m > 0.9

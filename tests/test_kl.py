@@ -92,3 +92,39 @@ def test_knn_kl_bad_input():
         knn_kl(np.zeros((10, 2)), np.zeros((10, 2)), k=0)
     with pytest.raises(DuplicatePointsError, match="9 exact duplicate"):
         knn_kl(np.zeros((10, 2)), np.ones((10, 2)))
+
+
+# --------------------------------------------------------------------------- weighted samples
+def test_weighted_equals_unweighted_for_equal_weights():
+    """Equal weights: the weighted estimator is the WKV estimator (same arithmetic up to
+    rounding; relative 1e-12 of the O(0.1) value)."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(0, 1, (800, 2)), rng.normal(0.3, 1, (900, 2))
+    ref = knn_kl(x, y)
+    got = knn_kl(x, y, p_weights=np.full(800, 2.5), q_weights=np.full(900, 0.1))
+    assert got == pytest.approx(ref, rel=1e-12)
+
+
+def test_weighted_samples_estimate_the_reweighted_divergence():
+    """P: N(0, I₂) reweighted by w = exp(μx₁ − μ²/2) to N((μ, 0), I₂); Q: N(0, I₂) reweighted
+    to N((1, 0), I₂). Analytic D = (μ − 1)²/2 = 0.125 for μ = 0.5; the unweighted estimate of
+    the raw samples would be 0. Mean of 8 independent estimates (4000 points each) within 4
+    standard errors of their mean (the k-NN bias at these sizes is below 0.01)."""
+    mu, vals = 0.5, []
+    for s in range(8):
+        rng = np.random.default_rng(100 + s)
+        x, y = rng.normal(size=(4000, 2)), rng.normal(size=(4000, 2))
+        wx = np.exp(mu * x[:, 0] - mu**2 / 2)
+        wy = np.exp(y[:, 0] - 0.5)
+        vals.append(knn_kl(x, y, p_weights=wx, q_weights=wy))
+    se = np.std(vals, ddof=1) / np.sqrt(len(vals))
+    assert abs(np.mean(vals) - (mu - 1) ** 2 / 2) < 4 * se + 0.01, (np.mean(vals), se)
+
+
+def test_bad_weights_are_refused():
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    y = x + 0.5
+    with pytest.raises(GammastarError, match="positive"):
+        knn_kl(x, y, p_weights=np.r_[-1.0, np.ones(49)])
+    with pytest.raises(GammastarError, match="3 weights for 50"):
+        knn_kl(x, y, q_weights=[1.0, 1.0, 1.0])

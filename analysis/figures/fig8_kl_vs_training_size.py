@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> Path:
     data = flow.training_data(pairs, cfg.flow, source="pairs", seed=cfg.seed)
     lo, hi = float(data.m.min()), float(data.m.max())
     masses = [m for m in MASSES if lo <= m <= hi]
-    windows = [window_data(data, m0, vcfg.window, rng) for m0 in masses]
+    windows = [window_data(data, m0, vcfg.window) for m0 in masses]  # (qT, E, weight)
     base = cfg.output_dir / "fig8" / args.budget
     kl = np.full((len(masses), len(sizes), len(seeds)), np.nan)
     kl_data: list[list[float]] = [[] for _ in masses]
@@ -137,10 +137,13 @@ def main(argv: list[str] | None = None) -> Path:
             d = c.train_cached(sub, base / f"n{n}_s{s}", subset, force=args.retrain, label=f"N={n}")
             model = flow.load(d)
             for j, m0 in enumerate(masses):
+                qT, E, w = windows[j]
                 res = kl_window(
                     model,
-                    *windows[j],
+                    qT,
+                    E,
                     m0,
+                    weights=w,
                     k=vcfg.k,
                     repeats=repeats,
                     max_points=vcfg.max_points,

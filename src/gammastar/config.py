@@ -440,8 +440,12 @@ class FlowConfig(Section):
     subtracted); or OS pairs without truth-combinatorial ones (mock only, ``channel != 0``)."""
     use_weights: bool = True
     """Weighted likelihood with the pairs' ``weight`` (unfolding); else ``weight_raw``."""
-    weighting: Literal["likelihood", "sampler"] = "likelihood"
-    """Use weights in the loss, or draw training points with probability ∝ |weight|."""
+    weighting: Literal["stratified", "sampler", "likelihood"] = "stratified"
+    """How the weighted likelihood −Σ w ln p / Σ w is estimated per batch: ``stratified``
+    draws the points of an epoch ∝ |weight| by systematic resampling (each pair ⌊λ⌋ or ⌈λ⌉
+    times, λ its expected count) and carries sign(w)·Σ|w|/Σw in the loss; ``sampler`` draws
+    ∝ |weight| with replacement (multinomial); ``likelihood`` draws uniformly and puts the
+    weights in the loss (high gradient variance for strongly varying weights; docs/flow.md)."""
     mass_flatten: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Up-weight sparse masses: weights × ρ(m)^(−mass_flatten), ρ the mass density (0: off)."""
     epochs: Annotated[int, Field(gt=0)] = 30
@@ -454,6 +458,14 @@ class FlowConfig(Section):
     """Learning-rate schedule per optimizer step (cosine decay to 1% after warm-up)."""
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
+    """Fraction of the training pairs (after the hold-out) used for early stopping."""
+    holdout_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    """Fraction of the events whose pairs are held out of training (never seen by ``train``;
+    ``validate`` compares the model with them). Split by a seeded hash of ``event``, so that
+    all pairs of an event go to the same side; 0: no hold-out (validation on training rows)."""
+    holdout_seed: Annotated[int, Field(ge=0)] | None = None
+    """Seed of the hold-out split (default: the top-level ``seed``; not ``flow.seed``, so that
+    every ensemble member and ``--seed`` share one split)."""
     patience: Annotated[int, Field(gt=0)] = 50
     """Early stopping: epochs without a validation-loss improvement."""
     checkpoint_every: Annotated[int, Field(gt=0)] = 5

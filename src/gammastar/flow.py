@@ -485,7 +485,10 @@ def _log_features(qT, E) -> np.ndarray:
 # =========================================================================== training data
 @dataclass
 class TrainingData:
-    """Rows used for training: masses, features and weights (weights normalised to mean 1)."""
+    """Rows used for training: masses, features and weights (weights normalised to mean 1).
+
+    ``split`` records the hold-out split (:func:`holdout_mask`) and which part these rows are.
+    """
 
     m: np.ndarray
     qT: np.ndarray
@@ -494,28 +497,127 @@ class TrainingData:
     description: str = ""
     sha256: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n(self) -> int:
         return len(self.m)
 
+    @property
+    def n_eff(self) -> float:
+        """Kish's effective sample size of the weights (:func:`effective_sample_size`)."""
+        return effective_sample_size(self.weight)
+
+
+def effective_sample_size(w) -> float:
+    r"""Kish's effective sample size n_eff = (Σ w)² / Σ w² of weighted rows.
+
+    The number of unweighted rows that would give a weighted mean the same variance (for
+    weights independent of the quantity averaged). Negative weights (like-sign subtraction)
+    enter as they are: the cancellation lowers n_eff, as it raises the variance. 0 for no rows.
+
+    Arguments:
+        w: weights.
+
+    Returns:
+        n_eff (float); equals the number of rows for equal weights.
+
+    References:
+        L. Kish, Survey Sampling (Wiley, 1965), Sec. 11.7.
+
+    Example:
+        >>> effective_sample_size([1.0, 1.0, 1.0, 1.0])
+        4.0
+        >>> effective_sample_size([1.0, 3.0])   # 16 / 10
+        1.6
+    """
+    w = np.asarray(w, dtype=np.float64)
+    s2 = float((w * w).sum())
+    return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
+
+
+def n_eff_in_windows(m, w, masses: Sequence[float], window: float) -> list[float]:
+    """:func:`effective_sample_size` of the rows with |m − m₀| < window/2 for each m₀."""
+    m = np.asarray(m, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    return [effective_sample_size(w[np.abs(m - m0) < 0.5 * window]) for m0 in masses]
+
+
+_U64 = np.uint64
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser (Steele, Lea & Flood, OOPSLA 2014) on a uint64 array (wraps)."""
+    z = np.asarray(x, dtype=_U64) + _U64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
+    return z ^ (z >> _U64(31))
+
+
+HOLDOUT_METHOD = "u = splitmix64(key XOR splitmix64(seed)) / 2^64; held out if u < fraction"
+
+
+def holdout_mask(keys, fraction: float, seed: int) -> np.ndarray:
+    """Rows held out of training: a seeded hash of the event number below ``fraction``.
+
+    u = splitmix64(key ⊕ splitmix64(seed)) / 2⁶⁴ is uniform on [0, 1) and the same for every
+    pair of one event, so the pairs of an event (OS and like-sign) land on the same side; the
+    split does not depend on the row order, the other rows or the platform.
+
+    Arguments:
+        keys: int64 event numbers (or row numbers when the table has no ``event``).
+        fraction: expected held-out fraction of the events, in [0, 1).
+        seed: split seed.
+
+    Returns:
+        Boolean mask, True = held out.
+
+    Example:
+        >>> ev = np.arange(100_000)
+        >>> bool(abs(holdout_mask(ev, 0.2, 1).mean() - 0.2) < 0.005)
+        True
+        >>> bool(np.array_equal(holdout_mask(ev[::-1], 0.2, 1), holdout_mask(ev, 0.2, 1)[::-1]))
+        True
+    """
+    k = np.ascontiguousarray(np.asarray(keys, dtype=np.int64)).view(_U64)
+    s = _splitmix64(np.array([seed], dtype=np.int64).view(_U64))[0]
+    u = (_splitmix64(k ^ s) >> _U64(11)).astype(np.float64) * 2.0**-53
+    return u < fraction
+
 
 def training_data(
-    pairs: pd.DataFrame, cfg: FlowConfig, *, source: str = "pairs", seed: int = 0
+    pairs: pd.DataFrame,
+    cfg: FlowConfig,
+    *,
+    source: str = "pairs",
+    seed: int = 0,
+    part: str = "train",
+    holdout_seed: int | None = None,
 ) -> TrainingData:
     """Select and weight the training rows of a pairs table (DEVELOPERS.md "Pairs table").
 
+    The selected rows are split by :func:`holdout_mask` (``flow.holdout_fraction``; the key is
+    the ``event`` column, or the row number for a table without one): ``part="train"`` gives
+    the rows that training may see, ``"holdout"`` the held-out ones, ``"all"`` both.
+
     Arguments:
         pairs: the pairs table (columns ``m``, ``qT``, ``E``, ``charge``, ``weight``,
-            ``weight_raw``; ``channel`` for ``data: os_signal``).
+            ``weight_raw``; ``channel`` for ``data: os_signal``; ``event``).
         cfg: the ``flow`` config section.
         source: name of the table in error messages.
-        seed: seed of the ``max_pairs`` subset.
+        seed: seed of the ``max_pairs`` subset (and of the split when neither
+            ``holdout_seed`` nor ``flow.holdout_seed`` is given).
+        part: ``train``, ``holdout`` or ``all``.
+        holdout_seed: split seed (default ``flow.holdout_seed``, else ``seed``).
 
     Returns:
-        :class:`TrainingData` with weights normalised so that their mean is 1.
+        :class:`TrainingData` with weights normalised so that their mean is 1 and ``split``
+        recording the split.
     """
     import hashlib
+
+    if part not in ("train", "holdout", "all"):
+        raise GammastarError(f"training_data: part must be train, holdout or all, got {part!r}")
 
     need = ["m", "qT", "E", "charge"]
     need.append("weight" if cfg.use_weights else "weight_raw")
@@ -543,25 +645,59 @@ def training_data(
     w = w[sel]
     ok = np.isfinite(m) & np.isfinite(qT) & np.isfinite(E) & np.isfinite(w) & (E > 0) & (m > 0)
     m, qT, E, w = m[ok], qT[ok], E[ok], w[ok]
-    if cfg.max_pairs is not None and len(m) > cfg.max_pairs:
-        idx = np.sort(np.random.default_rng(seed).choice(len(m), cfg.max_pairs, replace=False))
-        m, qT, E, w = m[idx], qT[idx], E[idx], w[idx]
-    if len(m) < 10:
-        raise InputError(f"{source}: only {len(m)} usable rows for flow training (data={cfg.data})")
-    if w.sum() <= 0:
-        raise InputError(f"{source}: the training weights sum to {w.sum():g} (must be positive)")
-    if cfg.mass_flatten > 0:
+    if cfg.mass_flatten > 0 and len(m):
+        # the mass density of all selected rows (train and held-out alike)
         edges = np.linspace(m.min(), m.max() + 1e-12, 51)
         dens, _ = np.histogram(m, bins=edges, weights=np.abs(w))
         dens = np.maximum(dens, dens[dens > 0].min())
         w = w * (dens[np.clip(np.digitize(m, edges) - 1, 0, 49)] / dens.mean()) ** (
             -cfg.mass_flatten
         )
-    w = w / w.mean()
+    # hold-out split by event (all pairs of an event on one side)
+    if "event" in pairs.columns:
+        keys, key_name = pairs["event"].to_numpy(np.int64)[sel][ok], "event"
+    else:
+        keys, key_name = np.flatnonzero(sel)[ok].astype(np.int64), "row"
+    hseed = int(
+        holdout_seed
+        if holdout_seed is not None
+        else (cfg.holdout_seed if cfg.holdout_seed is not None else seed)
+    )
+    held = holdout_mask(keys, cfg.holdout_fraction, hseed)
+    split = {
+        "method": HOLDOUT_METHOD,
+        "key": key_name,
+        "fraction": float(cfg.holdout_fraction),
+        "seed": hseed,
+        "part": part,
+        "n_rows": {"train": int((~held).sum()), "holdout": int(held.sum())},
+        "n_events": {
+            "train": int(np.unique(keys[~held]).size),
+            "holdout": int(np.unique(keys[held]).size),
+        },
+    }
+    if part != "all":
+        keep = held if part == "holdout" else ~held
+        m, qT, E, w = m[keep], qT[keep], E[keep], w[keep]
+    if part != "holdout" and cfg.max_pairs is not None and len(m) > cfg.max_pairs:
+        idx = np.sort(np.random.default_rng(seed).choice(len(m), cfg.max_pairs, replace=False))
+        m, qT, E, w = m[idx], qT[idx], E[idx], w[idx]
+    if part != "holdout":
+        if len(m) < 10:
+            raise InputError(
+                f"{source}: only {len(m)} usable rows for flow training (data={cfg.data}, "
+                f"flow.holdout_fraction={cfg.holdout_fraction:g})"
+            )
+        if w.sum() <= 0:
+            raise InputError(
+                f"{source}: the training weights sum to {w.sum():g} (must be positive)"
+            )
+    if len(w) and w.sum() > 0:
+        w = w / w.mean()
     h = hashlib.sha256()
     for a in (m, qT, E, w):
         h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
-    return TrainingData(m, qT, E, w, description=cfg.data, sha256=h.hexdigest())
+    return TrainingData(m, qT, E, w, description=cfg.data, sha256=h.hexdigest(), split=split)
 
 
 # =========================================================================== the model object
@@ -864,17 +1000,59 @@ class TrainResult:
     epochs_run: int
     stopped_early: bool
     wall_s: float
+    train_nll: float = float("nan")
+    """Weighted NLL of the returned flow on the rows it was fitted on (not the early-stopping
+    rows); compare with the held-out NLL for overfitting."""
+    n_eff: dict[str, float] = field(default_factory=dict)
+    """Kish n_eff of the fitted and the early-stopping rows."""
 
 
 def _weighted_nll(flow, x, c, w, bins: int, chunk: int = 1 << 16) -> float:
+    """−Σ w ln p / Σ w (standardised space); NaN where Σ w ≤ 0 (no density to compare with)."""
     import torch
 
     tot = 0.0
+    wsum = float(w.sum()) if len(w) else 0.0
+    if wsum <= 0:
+        return float("nan")
     with torch.inference_mode():
         for s in range(0, len(x), chunk):
             lp = _log_prob_fast(flow, x[s : s + chunk], c[s : s + chunk], bins)
             tot += float(-(w[s : s + chunk] * lp).sum())
-    return tot / float(w.sum())
+    return tot / wsum
+
+
+def weighted_nll(flow, pre: Preprocessing, data: TrainingData, bins: int) -> float:
+    """Weighted NLL −Σ w ln p(x|m) / Σ w of ``data`` in the standardised space (the training
+    loss's scale); NaN for no rows or Σ w ≤ 0."""
+    import torch
+
+    if data.n == 0:
+        return float("nan")
+    x = torch.as_tensor(pre.features(data.qT, data.E), dtype=torch.float32)
+    c = torch.as_tensor(pre.context(data.m), dtype=torch.float32)
+    w = torch.as_tensor(data.weight, dtype=torch.float64)
+    return _weighted_nll(flow, x, c, w, bins)
+
+
+def systematic_resample(cum: torch.Tensor, points: int, gen: torch.Generator) -> torch.Tensor:
+    """``points`` indices drawn ∝ the probabilities whose cumulative sum is ``cum`` (float64,
+    ending at 1) by systematic resampling, in random order.
+
+    Row i is drawn ⌊λᵢ⌋ or ⌈λᵢ⌉ times, λᵢ = points·pᵢ (multinomial draws vary by ≈ √λᵢ), so
+    every pair with λᵢ ≥ 1 is used in every epoch; with equal probabilities and ``points`` =
+    rows it is a permutation.
+
+    References:
+        G. Kitagawa, J. Comput. Graph. Stat. 5 (1996) 1; R. Douc, O. Cappé, E. Moulines,
+        ISPA 2005 (systematic resampling, variance of the counts).
+    """
+    import torch
+
+    u = torch.rand(1, generator=gen, dtype=torch.float64)
+    pos = (torch.arange(points, dtype=torch.float64) + u) / points
+    idx = torch.searchsorted(cum, pos, right=True).clamp_(max=len(cum) - 1)
+    return idx[torch.randperm(points, generator=gen)]
 
 
 def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -882,6 +1060,59 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
     perm = np.random.default_rng(seed).permutation(n)
     n_val = max(1, round(validation_fraction * n))
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def _negative_batches(wb: torch.Tensor, batch: int) -> int:
+    """Number of batches (consecutive ``batch`` loss weights) with net weight ≤ 0."""
+    import torch
+
+    nb = math.ceil(len(wb) / batch)
+    pad = torch.zeros(nb * batch, dtype=wb.dtype)
+    pad[: len(wb)] = wb
+    return int((pad.view(nb, batch).sum(1) <= 0).sum())
+
+
+class PointSampler:
+    """The points of an epoch and their loss weights for ``flow.weighting`` (see :func:`fit`).
+
+    All three schemes estimate the same loss −Σ wᵢ ln pᵢ / N (weights normalised to
+    Σw/N = 1) without bias: ``likelihood`` draws a permutation and weights the loss by wᵢ;
+    ``sampler`` (multinomial) and ``stratified`` (:func:`systematic_resample`) draw ∝ |wᵢ| and
+    weight by sign(wᵢ)·Σ|w|/N.
+
+    Arguments:
+        w: weights of the fitted rows, normalised to Σw/N = 1 (torch tensor).
+        scheme: ``stratified``, ``sampler`` or ``likelihood``.
+    """
+
+    def __init__(self, w: torch.Tensor, scheme: str) -> None:
+        import torch
+
+        if scheme not in ("stratified", "sampler", "likelihood"):
+            raise GammastarError(f"flow.weighting: unknown scheme {scheme!r}")
+        self.scheme = scheme
+        self.n = len(w)
+        if scheme == "likelihood":
+            self.loss_weight = w
+            return
+        # draw ∝ |w|, carry sign(w)·Σ|w|/N: E[loss] = −Σ w ln p / N, as the uniform estimator
+        absw = w.abs().double()
+        self.probs = absw / absw.sum()
+        self.cum = torch.cumsum(self.probs, 0)
+        self.cum /= self.cum[-1].clone()
+        self.loss_weight = torch.sign(w) * w.abs().mean()
+
+    def epoch(self, points: int, gen: torch.Generator) -> torch.Tensor:
+        """Indices of the ``points`` rows of one epoch, in the order they are used."""
+        import torch
+
+        if self.scheme == "stratified":
+            return systematic_resample(self.cum, points, gen)
+        if self.scheme == "sampler":
+            return torch.multinomial(self.probs, points, replacement=True, generator=gen)
+        if points >= self.n:
+            return torch.randperm(self.n, generator=gen)
+        return torch.randperm(self.n, generator=gen)[:points]
 
 
 def fit(
@@ -895,8 +1126,18 @@ def fit(
     stop_after: int | None = None,
     identity: Mapping[str, Any] | None = None,
     callback: Any = None,
+    restore_best: bool = True,
 ) -> TrainResult:
     """Weighted maximum-likelihood training (the engine of :func:`train`).
+
+    The loss is the weighted NLL L = −Σ wᵢ ln p(xᵢ|mᵢ) / Σ wᵢ over the fitted rows (negative
+    like-sign weights included: the background-subtracted density). Each batch gives an
+    unbiased estimate of L normalised by the *global* Σ w, never by the batch's own sum, so a
+    batch whose net weight is negative or near zero cannot flip or blow up the loss (such
+    batches are counted in ``history["negative_batches"]``). With ``flow.weighting:
+    stratified`` (default) the points are drawn ∝ |w| by :func:`systematic_resample` and carry
+    sign(w)·Σ|w|/Σw: the lowest-variance choice that does not depend on the (unknown)
+    per-point gradients; see docs/flow.md "Strongly varying weights".
 
     Arguments:
         data: training rows (weights may be negative; normalised to mean 1).
@@ -909,6 +1150,8 @@ def fit(
         identity: data/config hashes that a resumed checkpoint must match.
         callback: ``callback(epoch, train_loss, val_loss)`` after each epoch; a true return
             value stops the training there.
+        restore_best: return the best-validation state (early stopping); ``False`` returns
+            the last state (tests of overfitting).
 
     Returns:
         :class:`TrainResult` with the best-validation flow (early stopping).
@@ -933,19 +1176,27 @@ def fit(
 
     x_tr, c_tr, w_tr = tensors(tr_idx)
     x_va, c_va, w_va = tensors(val_idx)
-    w_tr = w_tr / w_tr.mean()
+    wsum_tr = float(data.weight[tr_idx].sum())
+    if wsum_tr <= 0 or float(data.weight[val_idx].sum()) <= 0:
+        raise InputError(
+            "the training weights sum to ≤ 0 on the fitted or the early-stopping rows "
+            f"(flow.validation_fraction={cfg.validation_fraction:g}): too few rows or too much "
+            "like-sign subtraction"
+        )
+    n_eff = {
+        "fitted": effective_sample_size(data.weight[tr_idx]),
+        "early_stopping": effective_sample_size(data.weight[val_idx]),
+    }
+    # global normalisation: Σ w / N = 1 on the fitted rows (never a batch's own sum)
+    w_tr = w_tr / (wsum_tr / len(tr_idx))
     n_tr = len(tr_idx)
     points = n_tr if cfg.points_per_epoch is None else int(cfg.points_per_epoch)
     batch = min(int(cfg.batch_size), points)
     steps_per_epoch = max(1, math.ceil(points / batch))
     total_steps = steps_per_epoch * cfg.epochs
     warmup = cfg.warmup_epochs * steps_per_epoch
-    sampler_probs = None
-    if cfg.weighting == "sampler":
-        sampler_probs = (w_tr.abs() / w_tr.abs().sum()).double()
-        loss_w = torch.sign(w_tr) * w_tr.abs().mean()
-    else:
-        loss_w = w_tr
+    draw = PointSampler(w_tr, cfg.weighting)
+    loss_w = draw.loss_weight
 
     _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
     torch.manual_seed(seed)
@@ -959,7 +1210,13 @@ def fit(
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(s, total_steps, warmup, cfg.schedule)
     )
-    history: dict[str, list[float]] = {"train": [], "val": [], "lr": [], "train_s": []}
+    history: dict[str, list[float]] = {
+        "train": [],
+        "val": [],
+        "lr": [],
+        "train_s": [],
+        "negative_batches": [],
+    }
     train_s = 0.0  # optimisation time, excluding the validation passes
     best = {"loss": math.inf, "epoch": -1, "state": None}
     bad_epochs = 0
@@ -995,6 +1252,7 @@ def fit(
         gen.set_state(ck["generator"])
         torch.set_rng_state(ck["torch_rng"])
         history = {k: list(v) for k, v in json.loads(ck["history"]).items()}
+        history.setdefault("negative_batches", [])
         best = {"loss": float(ck["best_loss"]), "epoch": int(ck["best_epoch"]), "state": None}
         best["state"] = ck["best_state"] if ck["best_state"] else None
         bad_epochs = int(ck["bad_epochs"])
@@ -1030,18 +1288,15 @@ def fit(
             if stopped_early or (stop_after is not None and epoch >= stop_after):
                 break
             flow.train()
-            if sampler_probs is not None:
-                idx = torch.multinomial(sampler_probs, points, replacement=True, generator=gen)
-            elif points >= n_tr:
-                idx = torch.randperm(n_tr, generator=gen)
-            else:
-                idx = torch.randperm(n_tr, generator=gen)[:points]
+            idx = draw.epoch(points, gen)
+            negative = _negative_batches(loss_w[idx], batch)
             tot, wsum = 0.0, 0.0
             t_epoch = time.perf_counter()
             for s in range(0, len(idx), batch):
                 b = idx[s : s + batch]
                 lp = _log_prob_fast(flow, x_tr[b], c_tr[b], bins)
                 wb = loss_w[b]
+                # normalised by the global Σw/N = 1 (above), not by this batch's Σw
                 loss = -(wb * lp).sum() / len(b)
                 flat.backward(loss)
                 opt.step()
@@ -1056,6 +1311,7 @@ def fit(
             history["val"].append(val_loss)
             history["lr"].append(float(opt.param_groups[0]["lr"]))
             history["train_s"].append(train_s)
+            history["negative_batches"].append(negative)
             if val_loss < best["loss"]:
                 best = {
                     "loss": val_loss,
@@ -1080,9 +1336,10 @@ def fit(
                 save_checkpoint(done)
             if stopped_early:
                 break
-    if best["state"] is not None:
+    if restore_best and best["state"] is not None:
         flow.load_state_dict(best["state"])
     flow.eval()
+    w_fit = torch.as_tensor(data.weight[tr_idx], dtype=torch.float64)
     return TrainResult(
         flow=flow,
         preprocessing=pre,
@@ -1091,6 +1348,8 @@ def fit(
         epochs_run=len(history["val"]),
         stopped_early=stopped_early,
         wall_s=time.perf_counter() - t_start,
+        train_nll=_weighted_nll(flow, x_tr, c_tr, w_fit, bins),
+        n_eff=n_eff,
     )
 
 
@@ -1163,6 +1422,11 @@ def train(
 ) -> Path:
     """``gammastar train``: fit the flow on the run directory's pairs table.
 
+    The pairs of the held-out events (``flow.holdout_fraction``, :func:`holdout_mask`) are not
+    used; ``meta.json`` records the split (``holdout``), Kish's effective sample sizes
+    (``n_eff``: overall, per mass bin, per validation window) and the weighted NLL of the
+    fitted, early-stopping and held-out pairs (``loss``).
+
     Writes ``flow/model.pt``, ``flow/meta.json``, ``flow/loss.png`` and ``flow/history.json``
     (and ``flow/ensemble/<i>/`` for ``flow.ensemble > 1``; member directories of an older,
     larger ensemble are removed once the new members are written). ``flow/checkpoint.pt`` holds
@@ -1193,8 +1457,13 @@ def train(
     seed0 = int(seed if seed is not None else (cfg.seed if cfg.seed is not None else config.seed))
     if (out / "model.pt").exists() and not (force or resume):
         raise OutputExistsError(f"{out / 'model.pt'}: output exists already; use --force")
-    data = training_data(pairs, cfg, source=str(src), seed=seed0)
+    hseed = holdout_seed_of(config)
+    data = training_data(pairs, cfg, source=str(src), seed=seed0, holdout_seed=hseed)
+    held = training_data(
+        pairs, cfg, source=str(src), seed=seed0, part="holdout", holdout_seed=hseed
+    )
     mass_range = (float(data.m.min()), float(data.m.max()))
+    vcfg = config.validate_
     cfg_hash = config.section_sha256("flow")
     for member in range(cfg.ensemble):
         s = seed0 + member
@@ -1215,6 +1484,7 @@ def train(
         if stop_after is not None and res.epochs_run < cfg.epochs and not res.stopped_early:
             return out
         arch = architecture_from_config(cfg)
+        holdout_nll = weighted_nll(res.flow, res.preprocessing, held, int(arch["bins"]))
         meta = make_meta(
             config_sha256=cfg_hash,
             seed=s,
@@ -1222,6 +1492,19 @@ def train(
             data_sha256=data.sha256,
             n_train_rows=data.n,
             training_data=data.description,
+            weighting=cfg.weighting,
+            holdout={
+                **{k: v for k, v in data.split.items() if k != "part"},
+                "holdout_sha256": held.sha256,
+            },
+            n_eff=weight_report(data, held, res, mass_range, vcfg.masses, vcfg.window),
+            loss={
+                "fitted": res.train_nll,
+                "early_stopping": min(res.history["val"]) if res.history["val"] else None,
+                "holdout": holdout_nll,
+                "note": "weighted NLL −Σw ln p/Σw in the standardised space; holdout well "
+                "above fitted (beyond its statistical error) signals overfitting",
+            },
             best_epoch=res.best_epoch,
             epochs_run=res.epochs_run,
             stopped_early=res.stopped_early,
@@ -1235,6 +1518,46 @@ def train(
         plot_losses(res.history, d / "loss.png")
     _remove_stale_members(out / "ensemble", cfg.ensemble)
     return out
+
+
+def holdout_seed_of(config: AnalysisConfig) -> int:
+    """The hold-out split seed: ``flow.holdout_seed``, else the top-level ``seed``."""
+    hs = config.flow.holdout_seed
+    return int(hs if hs is not None else config.seed)
+
+
+def weight_report(
+    data: TrainingData,
+    held: TrainingData,
+    res: TrainResult | None,
+    mass_range: tuple[float, float],
+    masses: Sequence[float],
+    window: float,
+    bins: int = 20,
+) -> dict[str, Any]:
+    """Kish n_eff (:func:`effective_sample_size`) of the training and held-out rows: overall,
+    in ``bins`` equal mass bins of the trained range and in the validation windows."""
+    edges = np.linspace(mass_range[0], mass_range[1], bins + 1)
+
+    def per_bin(d: TrainingData) -> list[float]:
+        k = np.clip(np.searchsorted(edges, d.m, side="right") - 1, 0, bins - 1)
+        return [effective_sample_size(d.weight[k == i]) for i in range(bins)]
+
+    inside = [float(m0) for m0 in masses if mass_range[0] <= m0 <= mass_range[1]]
+    return {
+        "formula": "Kish (Σw)²/Σw²",
+        "train": data.n_eff,
+        **(res.n_eff if res is not None else {}),
+        "holdout": held.n_eff,
+        "rows": {"train": data.n, "holdout": held.n},
+        "mass_bins": {"edges": edges.tolist(), "train": per_bin(data), "holdout": per_bin(held)},
+        "windows": {
+            "mass": inside,
+            "window": float(window),
+            "train": n_eff_in_windows(data.m, data.weight, inside, window),
+            "holdout": n_eff_in_windows(held.m, held.weight, inside, window),
+        },
+    }
 
 
 def _remove_stale_members(ens: Path, size: int) -> None:

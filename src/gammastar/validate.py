@@ -1,19 +1,30 @@
 """k-NN KL validation of the kinematics flow against data (paper Sec. III C, Figs. 4–5, App. A).
 
-For each validation mass m₀ the data are the training rows (same selection and weights as the
-flow's training) with |m − m₀| < window/2, made unweighted by accept–reject with probability
-w/max(w) (rows with negative weight are not data points and are dropped). In each of ``repeats``
-independent draws the window's data are split at random into halves A and B:
+The data are the pairs with the flow's training selection and weights, split as the model
+records (``flow.holdout_fraction``, :func:`gammastar.flow.holdout_mask`): the held-out pairs,
+which training never saw, and the training pairs. For each validation mass m₀ the rows with
+|m − m₀| < window/2 and weight > 0 are used *with their weights* (weighted k-NN estimator,
+:func:`gammastar.kl.knn_kl`; no unweighting, so no pair is thrown away). With a hold-out:
 
-* data-vs-data: D̂(A‖B) — its 16–84% and 2.5–97.5% quantiles are the 68% / 95% bands;
-* model-vs-data: D̂(M‖B), M a flow sample of |A| points at m₀ — ``kl_model`` is its mean.
+* B: the window's held-out pairs (at most ``max_points``, a fixed random subset), n points;
+* in each of ``repeats`` draws, A: n random training pairs of the window, M: a flow sample of
+  n points at m₀; data-vs-data D̂(A‖B) gives the 68% / 95% bands, model-vs-data D̂(M‖B) gives
+  ``kl_model`` (mean). Given B, A and M are both independent samples of the same size, so
+  under a correct model the two statistics have the same distribution (bias included);
+* overfitting: the weighted NLL of the held-out vs the training pairs in the window
+  (``nll_holdout``, ``nll_train`` with their standard errors); a model that memorised its
+  training pairs gives them a much higher density than the held-out ones, and its KL to B
+  leaves the band. (A k-NN KL to a *subset* of the training pairs does not show memorising:
+  the model's samples cluster at training pairs that the subset mostly lacks.)
 
-Both statistics use the same sample sizes, so they share the estimator's finite-sample bias.
+Without a hold-out (``holdout_fraction: 0`` or an older model) the window's training pairs are
+split at random into halves A and B in each draw (D̂(A‖B) and D̂(M‖B), M of |A| points).
+Kish's effective sample size of every window is reported (``n_eff``, ``n_eff_train``).
 
-Common random numbers: per mass the window's data, the A/B splits and the flow-sample seeds are
-drawn once (from the seed's per-mass child stream) and reused for the model and for every member
-of a seed ensemble, so that members differ only by their parameters. Identical members give
-identical KL values, and ``kl_model_seed_std`` (the spread of the members' mean KL) measures the
+Common random numbers: per mass the B subset, the A draws and the flow-sample seeds are drawn
+from the seed's per-mass child streams and reused for the model and for every member of a seed
+ensemble, so that members differ only by their parameters. Identical members give identical KL
+values, and ``kl_model_seed_std`` (the spread of the members' mean KL) measures the
 initialisation spread plus only the sampling noise that the members do not share;
 ``kl_model_seed_noise`` estimates that remaining noise from the member × repeat interaction.
 The k-NN distances are computed in the flow's standardised (ln q_T, ln E) space (KL is
@@ -41,15 +52,34 @@ if TYPE_CHECKING:
 
 
 def window_data(
-    data: TrainingData, m0: float, window: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Unweighted (q_T, E) of the rows with |m − m₀| < window/2 (accept–reject on weights)."""
+    data: TrainingData, m0: float, window: float, rng: np.random.Generator | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(q_T, E, weight) of the rows with |m − m₀| < window/2 and weight > 0, all of them.
+
+    ``rng`` is not used (kept for callers of the former accept–reject version).
+    """
+    del rng
+    sel = (np.abs(data.m - m0) < 0.5 * window) & (data.weight > 0)
+    return data.qT[sel], data.E[sel], data.weight[sel]
+
+
+def window_nll(
+    model: FlowModel, data: TrainingData, m0: float, window: float
+) -> tuple[float, float, float]:
+    """Weighted mean −ln p(q_T, E | m) (GeV⁻² density) of the window's rows with weight > 0,
+    its standard error √(Σw²(ℓ − ℓ̄)²)/Σw, and Kish's n_eff; NaN without rows."""
+    from gammastar.flow import effective_sample_size
+
     sel = (np.abs(data.m - m0) < 0.5 * window) & (data.weight > 0)
     w = data.weight[sel]
-    if w.size == 0:
-        return np.empty(0), np.empty(0)
-    keep = rng.uniform(0, w.max(), w.size) < w
-    return data.qT[sel][keep], data.E[sel][keep]
+    if w.size < 2:
+        return float("nan"), float("nan"), effective_sample_size(w)
+    nll = -model.log_prob(data.m[sel], data.qT[sel], data.E[sel], extrapolate=True)
+    ok = np.isfinite(nll)
+    w, nll = w[ok], nll[ok]
+    mean = float((w * nll).sum() / w.sum())
+    err = float(np.sqrt((w**2 * (nll - mean) ** 2).sum()) / w.sum())
+    return mean, err, effective_sample_size(w)
 
 
 def kl_window(
@@ -62,38 +92,68 @@ def kl_window(
     repeats: int,
     max_points: int,
     rng: np.random.Generator,
+    weights: np.ndarray | None = None,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Model-vs-data and data-vs-data KL for one mass window (see the module docstring).
 
-    ``rng`` is consumed in the same order for any model (per repeat: the permutation, then the
-    flow-sample seed), so a generator re-created with the same seed gives every model the same
-    A/B splits and the same latent points (common random numbers).
+    Arguments:
+        model: the flow.
+        qT, E, weights: the window's comparison data (held-out pairs; ``weights`` ``None``:
+            unweighted).
+        m0: the mass.
+        k, repeats, max_points: :class:`gammastar.config.ValidateConfig`.
+        rng: random stream.
+        train: (q_T, E, weight) of the window's training pairs: A is drawn from them and B is
+            the comparison data; ``None``: A and B are random halves of the comparison data.
+
+    ``rng`` is consumed in the same order for any model (the B subset; per repeat the A
+    draw, then the flow-sample seed), so a generator re-created with the same seed gives every
+    model the same data draws and the same latent points (common random numbers).
     """
+    from gammastar.flow import effective_sample_size
+
     x = model.pre.features(qT, E)
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
     n = len(x)
-    half = min(n // 2, max_points)
+    nan = float("nan")
+    if train is None:
+        half = min(n // 2, max_points)
+    else:
+        xt = model.pre.features(train[0], train[1])
+        wt = np.asarray(train[2], dtype=np.float64)
+        half = min(n, len(xt), max_points)
+    out: dict[str, Any] = {"n_data": int(n), "n_eff": effective_sample_size(w)}
     if half <= k + 1:
-        return {
-            "n_data": int(n),
-            "kl_model": float("nan"),
-            "kl_model_std": float("nan"),
-            "kl_data": [],
-        }
-    kl_md, kl_dd = [], []
+        return {**out, "kl_model": nan, "kl_model_std": nan, "kl_data": []}
+    kl_md, kl_dd, neff_b = [], [], []
+    if train is not None:
+        pick = np.sort(rng.permutation(n)[:half]) if n > half else np.arange(n)
+        xb, wb = x[pick], w[pick]
     for _ in range(repeats):
-        perm = rng.permutation(n)
-        a, b = x[perm[:half]], x[perm[half : 2 * half]]
-        kl_dd.append(knn_kl(a, b, k=k))
+        if train is None:
+            perm = rng.permutation(n)
+            ia, ib = perm[:half], perm[half : 2 * half]
+            xa, wa, xb, wb = x[ia], w[ia], x[ib], w[ib]
+        else:
+            ia = rng.permutation(len(xt))[:half]
+            xa, wa = xt[ia], wt[ia]
+        kl_dd.append(knn_kl(xa, xb, k=k, p_weights=wa, q_weights=wb))
         s = model.sample(m0, half, seed=int(rng.integers(2**63)), extrapolate=True)
-        kl_md.append(knn_kl(model.pre.features(s["qT"], s["E"]), b, k=k))
-    return {
-        "n_data": int(n),
-        "n_half": int(half),
-        "kl_model": float(np.mean(kl_md)),
-        "kl_model_std": float(np.std(kl_md, ddof=1)),
-        "kl_model_draws": [float(v) for v in kl_md],
-        "kl_data": [float(v) for v in kl_dd],
-    }
+        xm = model.pre.features(s["qT"], s["E"])
+        kl_md.append(knn_kl(xm, xb, k=k, q_weights=wb))
+        neff_b.append(effective_sample_size(wb))
+    out.update(
+        {
+            "n_half": int(half),
+            "n_eff_compared": float(np.mean(neff_b)),
+            "kl_model": float(np.mean(kl_md)),
+            "kl_model_std": float(np.std(kl_md, ddof=1)),
+            "kl_model_draws": [float(v) for v in kl_md],
+            "kl_data": [float(v) for v in kl_dd],
+        }
+    )
+    return out
 
 
 def seed_noise(runs: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> float:
@@ -136,7 +196,10 @@ def validate(
     """``gammastar validate``: KL of the flow vs data in mass windows, with data-vs-data bands.
 
     Writes ``validation.json`` (``mass``, ``kl_model``, ``kl_data_68``, ``kl_data_95``, ``meta``
-    and per-window details; with a seed ensemble also ``kl_model_members`` (each member's mean
+    and per-window details: ``n_data``, Kish's ``n_eff`` of the compared (held-out) pairs and
+    ``n_eff_train`` of the window's training pairs, ``n_eff_total``, the weighted NLL of the
+    held-out and training pairs ``nll_holdout``/``nll_train`` with ``_err`` (overfitting shows
+    as held-out ≫ training); ``meta.holdout`` the split used; with a seed ensemble also ``kl_model_members`` (each member's mean
     KL), ``kl_model_seed_std`` (their standard deviation: the initialisation spread, with common
     random numbers so that identical members give 0) and ``kl_model_seed_noise`` (the sampling
     noise still in each member's mean, see :func:`seed_noise`; the spread is resolved where it
@@ -146,7 +209,7 @@ def validate(
     Returns:
         The JSON content as a dict.
     """
-    from gammastar.flow import ensemble_size, load, load_ensemble, read_pairs, training_data
+    from gammastar.flow import effective_sample_size, ensemble_size, load, load_ensemble, read_pairs
 
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
@@ -160,7 +223,7 @@ def validate(
         pairs, src = read_pairs(config)
         inputs.append(src)
     s = int(seed if seed is not None else config.seed)
-    data = training_data(pairs, config.flow, source="pairs", seed=s)
+    held, data, split = _split_data(model, config, pairs, s)
     lo, hi = model.mass_range
     masses = [float(m) for m in vcfg.masses if lo <= m <= hi]
     skipped = [float(m) for m in vcfg.masses if not lo <= m <= hi]
@@ -169,19 +232,17 @@ def validate(
             f"validate.masses {vcfg.masses} are all outside the flow's mass range "
             f"[{lo:.4g}, {hi:.4g}] GeV"
         )
-    # common random numbers: per mass one stream for the window data and one for the splits and
-    # flow-sample seeds; the second is re-created for every model (module docstring)
-    streams = [
-        (np.random.default_rng(a), b)
-        for a, b in (c.spawn(2) for c in np.random.SeedSequence(s).spawn(len(masses)))
-    ]
-    wdata = [
-        window_data(data, m0, vcfg.window, d_rng)
-        for m0, (d_rng, _) in zip(masses, streams, strict=True)
-    ]
+    # common random numbers: per mass one stream for the data draws and the flow-sample seeds,
+    # re-created for every model (module docstring)
+    streams = np.random.SeedSequence(s).spawn(len(masses))
+    compare = held if held is not None else data
+    wdata = [window_data(compare, m0, vcfg.window) for m0 in masses]
+    tdata = [window_data(data, m0, vcfg.window) for m0 in masses] if held is not None else None
 
     def run(fm: FlowModel, i: int) -> dict[str, Any]:
-        qT, E = wdata[i]
+        qT, E, w = wdata[i]
+        # the per-mass stream is re-created for every model (common random numbers)
+        rng = np.random.default_rng(streams[i])
         return kl_window(
             fm,
             qT,
@@ -190,13 +251,18 @@ def validate(
             k=vcfg.k,
             repeats=vcfg.repeats,
             max_points=vcfg.max_points,
-            rng=np.random.default_rng(streams[i][1]),
+            rng=rng,
+            weights=w,
+            train=tdata[i] if tdata is not None else None,
         )
 
     windows = []
     for i, m0 in enumerate(masses):
         res = run(model, i)
         res["mass"] = m0
+        nll_h = window_nll(model, compare, m0, vcfg.window) if held is not None else None
+        nll_t = window_nll(model, data, m0, vcfg.window)
+        res["nll"] = {"holdout": nll_h, "train": nll_t}
         windows.append(res)
     # seed ensemble (flow.ensemble > 1): the spread of the mean KL over members is the
     # initialisation uncertainty (paper App. A: 0.002, 0.006, 0.012 at m = 0.3, 0.7, 1.1 GeV)
@@ -224,6 +290,22 @@ def validate(
             float(np.median(w["kl_data"])) if w["kl_data"] else float("nan") for w in windows
         ],
         "n_data": [w["n_data"] for w in windows],
+        "n_eff": [w["n_eff"] for w in windows],
+        "n_eff_train": (
+            [effective_sample_size(t[2]) for t in tdata]
+            if tdata is not None
+            else [w["n_eff"] for w in windows]
+        ),
+        "n_eff_total": {
+            "train": data.n_eff,
+            "holdout": held.n_eff if held is not None else None,
+        },
+        "nll_holdout": ([w["nll"]["holdout"][0] for w in windows] if held is not None else None),
+        "nll_holdout_err": (
+            [w["nll"]["holdout"][1] for w in windows] if held is not None else None
+        ),
+        "nll_train": [w["nll"]["train"][0] for w in windows],
+        "nll_train_err": [w["nll"]["train"][1] for w in windows],
         "kl_model_members": (
             [[r["kl_model"] for r in runs] for runs in by_mass] if member_runs else None
         ),
@@ -241,6 +323,13 @@ def validate(
             window=vcfg.window,
             repeats=vcfg.repeats,
             space="standardised (ln qT, ln E)",
+            kl_estimator="weighted k-NN (gammastar.kl.knn_kl with the pairs' weights)",
+            validated_on=(
+                "held-out pairs (B) vs training pairs (A)"
+                if held is not None
+                else "training pairs (the model records no hold-out): random halves"
+            ),
+            holdout=split,
             skipped_masses=skipped,
             flow_sha256=model.meta.get("model_sha256"),
             ensemble_seeds=member_seeds or None,
@@ -255,8 +344,42 @@ def validate(
         figdir = config.output_dir / "figures"
         plot_kl(result, figdir / "flow_kl.png", force=True)
         fig_masses = [m for m in vcfg.figure_masses if lo <= m <= hi]
-        plot_kinematics(model, data, fig_masses, vcfg.window, figdir / "flow_kinematics.png", s)
+        plot_kinematics(model, compare, fig_masses, vcfg.window, figdir / "flow_kinematics.png", s)
     return result
+
+
+def _split_data(
+    model: FlowModel, config: AnalysisConfig, pairs: pd.DataFrame, seed: int
+) -> tuple[TrainingData | None, TrainingData, dict[str, Any] | None]:
+    """(held-out rows or ``None``, training rows, the split record) as the model records them.
+
+    The split (fraction, seed) is taken from the model's ``meta.json`` (``meta.holdout``), not
+    from the config, so that validation uses exactly the pairs that training left out; the
+    training rows are rebuilt with the training seed (same ``max_pairs`` subset). A model
+    without a record (older gammastar) or with ``holdout_fraction: 0`` is validated on all rows.
+    """
+    from gammastar.flow import training_data
+
+    info = model.meta.get("meta", {})
+    rec = info.get("holdout")
+    tseed = info.get("seed")
+    tseed = int(tseed) if isinstance(tseed, int) else seed
+    if not rec or not rec.get("fraction"):
+        cfg = config.flow.model_copy(update={"holdout_fraction": 0.0})
+        return None, training_data(pairs, cfg, source="pairs", seed=tseed, part="all"), rec
+    cfg = config.flow.model_copy(update={"holdout_fraction": float(rec["fraction"])})
+    hs = int(rec["seed"])
+    data = training_data(pairs, cfg, source="pairs", seed=tseed, holdout_seed=hs)
+    held = training_data(pairs, cfg, source="pairs", seed=tseed, part="holdout", holdout_seed=hs)
+    if held.n == 0:
+        raise GammastarError(
+            f"validate: no held-out pairs (flow.holdout_fraction={rec['fraction']:g}, "
+            f"seed {hs}); retrain with more data or a larger fraction"
+        )
+    split = {k: v for k, v in rec.items() if k not in ("part", "holdout_sha256")}
+    split["holdout_sha256"] = held.sha256
+    split["matches_training"] = held.sha256 == rec.get("holdout_sha256")
+    return held, data, split
 
 
 def plot_kl(result: dict[str, Any], path: Path, force: bool = True) -> Path:
