@@ -17,6 +17,14 @@ from gammastar.errors import GammastarError
 
 torch.set_num_threads(1)
 
+# Two implementations of the same flow (compiled kernel, torch, zuko; or one of them on another
+# batch shape, thread count or CPU kernel set: ATEN_CPU_CAPABILITY=default in .ci/run) agree to
+# float32 rounding: FLOW_OPS roundings on outputs |x| ≤ 10 (tests/_tolerance.py): 3.6e-4. (The
+# generic kernels gave 1.07e-4 on 1 point of 6000 against the torch sampler, beyond the ad-hoc
+# 1e-4 used before.) The round trip latent → data → latent goes through the flow twice and
+# through the spline's inverse: 3 × that, 1.1e-3.
+FLOW_TOL = reorder_tol(FLOW_OPS, 10.0)
+
 
 def latent(n=3000, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -57,12 +65,12 @@ def test_compiled_sampler_equals_torch_and_zuko(arch):
             out = cs(z.numpy(), carg)
             assert out.dtype == np.float32
             assert out.shape == (n, 2)
-            np.testing.assert_allclose(out, ref(z, cc).numpy(), atol=1e-4, rtol=0)
+            np.testing.assert_allclose(out, ref(z, cc).numpy(), atol=FLOW_TOL, rtol=0)
             zk = fl(cc.expand(n, 1)).transform.inv(z).numpy()
-            np.testing.assert_allclose(out, zk, atol=1e-4, rtol=0)
+            np.testing.assert_allclose(out, zk, atol=FLOW_TOL, rtol=0)
             # and the forward (data → latent) transform brings the samples back
             back = fl(cc.expand(n, 1)).transform(torch.from_numpy(out)).numpy()
-            np.testing.assert_allclose(back, z.numpy(), atol=1e-3, rtol=0)
+            np.testing.assert_allclose(back, z.numpy(), atol=3 * FLOW_TOL, rtol=0)
 
 
 def test_compiled_sampler_is_independent_of_threads_and_position():
@@ -77,7 +85,7 @@ def test_compiled_sampler_is_independent_of_threads_and_position():
     z = latent(5000, seed=4).numpy()
     c = np.random.default_rng(5).normal(size=len(z)).astype(np.float32)
     perm = np.random.default_rng(6).permutation(len(z))
-    tol = {"atol": reorder_tol(FLOW_OPS, 10.0), "rtol": 0}
+    tol = {"atol": FLOW_TOL, "rtol": 0}
     for carg, cperm in ((0.3, 0.3), (c, c[perm])):
         one = cs(z, carg, threads=1)
         np.testing.assert_allclose(cs(z, carg, threads=2), one, **tol)
@@ -96,7 +104,7 @@ def test_fixed_mass_equals_per_event_mass():
     z = latent(2000, seed=7).numpy()
     c = np.float32(-0.7)
     np.testing.assert_allclose(
-        cs(z, float(c)), cs(z, np.full(len(z), c, dtype=np.float32)), atol=1e-4, rtol=0
+        cs(z, float(c)), cs(z, np.full(len(z), c, dtype=np.float32)), atol=FLOW_TOL, rtol=0
     )
 
 
@@ -125,18 +133,18 @@ def test_model_sample_uses_compiled_sampler_and_is_reproducible(tmp_path):
         torch.set_num_threads(1)
     # other thread count: equal to float32 rounding of the flow (tests/_tolerance.py; the
     # standardised samples are |x| ≲ 10)
-    np.testing.assert_allclose(a, b, atol=reorder_tol(FLOW_OPS, 10.0), rtol=0)
+    np.testing.assert_allclose(a, b, atol=FLOW_TOL, rtol=0)
     # the same latent stream as the torch sampler
     z = torch.randn((3000, 2), generator=torch.Generator().manual_seed(9))
     c = torch.tensor(pre.context(np.array([0.5])), dtype=torch.float32)
     with torch.no_grad():
         ref = F._Sampler(fl, 6)(z, c).numpy()
-    np.testing.assert_allclose(a, ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(a, ref, atol=FLOW_TOL, rtol=0)
     m = np.linspace(0.25, 1.0, 3000)
     ev = model.sample_standardised(m, 3000, seed=9)
     with torch.no_grad():
         ref = F._Sampler(fl, 6)(z, torch.tensor(pre.context(m), dtype=torch.float32)).numpy()
-    np.testing.assert_allclose(ev, ref, atol=1e-4, rtol=0)
+    np.testing.assert_allclose(ev, ref, atol=FLOW_TOL, rtol=0)
 
 
 def test_torch_fallback_path_gives_the_same_samples():
@@ -151,7 +159,7 @@ def test_torch_fallback_path_gives_the_same_samples():
     for mass in (0.5, m):
         a = fast.sample_standardised(mass, 2000, seed=3)
         b = slow.sample_standardised(mass, 2000, seed=3)
-        np.testing.assert_allclose(a, b, atol=1e-4, rtol=0)
+        np.testing.assert_allclose(a, b, atol=FLOW_TOL, rtol=0)
     with pytest.raises(S.UnsupportedFlow):
         S.CompiledSampler(
             F.build_flow({**F.architecture_from_config(cfg), "context": 2}), 6, F._SLOPE, F._BOUND
