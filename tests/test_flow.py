@@ -272,7 +272,9 @@ def test_tampered_and_foreign_files_fail_cleanly(trained, tmp_path):
 
 
 def test_resume_reaches_the_same_model(tmp_path):
-    """Interrupted after 3 of 6 epochs and resumed == uninterrupted, bit for bit."""
+    """Interrupted after 3 of 6 epochs and resumed == uninterrupted, bit for bit (on purpose:
+    both runs are in this process, with the same batch shapes and thread count, so the same
+    IEEE operations in the same order; see tests/_tolerance.py for comparisons across those)."""
     pairs = synthetic_pairs(4000, seed=3)
     full = F.train(make_config(tmp_path / "a", epochs=6), pairs=pairs)
     cfg_b = make_config(tmp_path / "b", epochs=6)
