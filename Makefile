@@ -6,7 +6,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gammastar-installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-all test-generic-kernels lint bench clean
+
+# The numeric tests whose results go through torch kernels (flow training and sampling, the
+# KL validation, the small flow on the mock): .ci/run runs them once more on torch's generic
+# kernels (ATEN_CPU_CAPABILITY=default) so that a CPU dependence shows in CI (issue 13).
+NUMERIC_TESTS := tests/test_flow.py tests/test_flow_sampling.py tests/test_validate.py \
+	tests/test_kl.py tests/test_flow_mock_quick.py
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +28,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -n 2
+
+test-generic-kernels: install
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -c "import torch; c = torch.backends.cpu.get_cpu_capability(); assert c == 'DEFAULT', c"
+	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -n 2 $(NUMERIC_TESTS)
 
 test-all: install
 	$(BIN)/python -m pytest -n 2 -m ""

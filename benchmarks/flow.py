@@ -1,33 +1,43 @@
-"""Benchmark of the kinematics flow: training speed and sampling throughput.
+"""Benchmark of the kinematics flow: the kernels' training gain, the time to converged quality,
+and sampling throughput. Every comparison runs its reference in this same script.
 
-Reference, run in this same script: a plain zuko training loop with the paper's recipe
-(App. A: Adam, lr 1e-3, weight decay 1e-5, batch 1024, 5e4 random points per epoch) on the
-same model (the paper's architecture: 8 autoregressive RQ-spline steps, 6 bins, MADE 2 × 32,
-LU linear transforms between steps, built by ``gammastar.flow.build_flow``), the same
-preprocessing and the same train/validation split, for ``--ref-epochs`` epochs (default 20,
-i.e. 1e6 points, not the paper's 500, to keep the benchmark at a few minutes). Then
-gammastar's training (the default ``flow:`` config: batch 4096, peak learning rate 5e-3 with
-cosine decay, compiled spline kernels) runs until its validation loss reaches the reference's
-final one. Times exclude the validation passes of both.
+1. Kernels, like for like (``--part kernels``): the same training twice, epochs interleaved
+   (one gammastar epoch, then one reference epoch, so both see the same machine load): the
+   plain zuko loop (autograd through ``flow(c).log_prob``, ``torch.optim.AdamW`` on the module's
+   parameters) against gammastar's ``fit`` (compiled spline kernels and their hand-derived
+   backward, AdamW on one flat tensor). Same data, split, preprocessing, initialisation (the
+   same seed), the same batch stream and the same recipe (default: the paper's, App. A:
+   lr 1e-3 constant, weight decay 1e-5, batch 1024, 5e4 points per epoch), the same number of
+   epochs (``--epochs``). Reported: the per-epoch optimisation time of each (validation passes
+   excluded), best of the epochs and total, their ratio (the kernels' gain) and both final
+   validation losses (the same optimisation: equal up to float32 rounding). Also the CPU time
+   of each epoch with its validation pass (``time.process_time``; with ``--threads 1`` the
+   work itself, far less sensitive than the wall time to other jobs on a shared machine).
+2. Converged quality (``--part converged``): the "paper's converged validation quality" is the
+   best validation loss of the paper's recipe after ``--paper-epochs`` epochs (default 60, 3e6
+   points; the paper ran 500, see the printed plateau: the improvement over the last third of
+   the run), trained with gammastar's kernels (part 1 shows they follow the same optimisation).
+   Then gammastar's default recipe (the ``flow:`` defaults: batch 4096, lr 5e-3 cosine over 30
+   epochs of 1e5 points) is trained until its validation loss reaches that loss (or for its 30
+   epochs): its optimisation time and whole ``fit`` wall time to it; the reference time to the same
+   quality is the paper recipe's epochs to it × the plain zuko loop's best epoch time from
+   part 1 (extrapolated, not run: 60 plain epochs would take minutes).
+3. Sampling (``--part sampling``): zuko's ``flow(c).sample((n,))`` (under
+   ``torch.inference_mode``) vs gammastar's compiled exact sampler
+   (``FlowModel.sample_standardised``: raw flow output, float32) and the full
+   ``FlowModel.sample`` (+ latent draws, inverse preprocessing to float64 and the
+   physical-region check), at a fixed mass and with one mass per event, on the same model;
+   best of 3 calls of ``--sample-n`` points after a warm-up call. The first-call cost of the
+   numba kernel is measured in fresh subprocesses: with an empty cache and with the cache
+   just written.
 
-Sampling: zuko's ``flow(c).sample((n,))`` (under ``torch.inference_mode``) vs gammastar's
-compiled exact sampler (``FlowModel.sample_standardised``: raw flow output, float32) and the
-full ``FlowModel.sample`` (+ latent draws, inverse preprocessing to float64 and the
-physical-region check), at a fixed mass and with one mass per event; best of 3 calls of
-``--sample-n`` points after a warm-up call. The first-call cost of the numba kernel is measured
-in fresh subprocesses: with an empty cache (compilation) and with the cache just written.
-``--only-sampling`` skips the training comparison: the model is then gammastar's recipe trained
-for ``--sampling-epochs`` epochs (sampling speed does not depend on the training).
+The model is the paper's architecture (8 autoregressive RQ-spline steps, 6 bins, MADE 2 × 32,
+LU linear transforms between steps, ``gammastar.flow.build_flow``). Data: synthetic pairs (q_T, E
+log-normal with mass-dependent medians, the same law as tests/test_flow.py), ``--pairs`` events.
 
-Data: synthetic pairs (q_T, E log-normal with mass-dependent medians, the same law as
-tests/test_flow.py), ``--pairs`` events.
-
-Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--ref-epochs 8] [--seed S]
-        [--interleave GS_EPOCHS]   reference and gammastar epochs alternating (same machine load)
-        [--ref-cache FILE] [--no-sampling]   for iterating: reuse a reference run, skip sampling
-        OMP_NUM_THREADS=2 python benchmarks/flow.py --only-sampling
-The last line printed is one JSON object (``gammastar.fit_wall_s``: the whole ``fit`` call,
-including the one-time loading of the compiled kernels and the validation passes).
+Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--epochs 8] [--seed S]
+        [--part kernels|converged|sampling ...] [--recipe paper|default]
+The last line printed is one JSON object.
 """
 
 from __future__ import annotations
@@ -71,9 +81,26 @@ def synthetic_pairs(n: int, seed: int) -> pd.DataFrame:
     )
 
 
-def reference_epochs(data, cfg: FlowConfig, seed: int):
-    """Plain zuko loop, paper hyper-parameters: a generator that trains one epoch per ``next``
-    and yields the record (per-epoch val loss and cumulative train time, the flow)."""
+PAPER = {
+    "batch_size": 1024,
+    "learning_rate": 1e-3,
+    "weight_decay": 1e-5,
+    "schedule": "constant",
+    "points_per_epoch": 50_000,
+    "warmup_epochs": 0,
+}
+
+
+def recipe(name: str, epochs: int) -> FlowConfig:
+    """The flow config of a recipe: ``paper`` (App. A) or ``default`` (gammastar's)."""
+    over = dict(PAPER) if name == "paper" else {}
+    return FlowConfig(**over).model_copy(update={"epochs": epochs, "patience": 10_000})
+
+
+def plain_zuko_epochs(data, cfg: FlowConfig, seed: int):
+    """The plain zuko loop with ``cfg``'s recipe, set up exactly like ``fit`` (split,
+    preprocessing, initialisation, batch stream); a generator that trains one epoch per
+    ``next`` and yields (epoch optimisation time, validation loss)."""
     tr, va = F.split_indices(data.n, cfg.validation_fraction, seed)
     pre = F.Preprocessing.fit(data.qT[tr], data.E[tr], data.m[tr], data.weight[tr])
 
@@ -88,96 +115,131 @@ def reference_epochs(data, cfg: FlowConfig, seed: int):
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     flow = F.build_flow(F.architecture_from_config(cfg))
-    opt = torch.optim.Adam(flow.parameters(), lr=1e-3, weight_decay=1e-5)
-    rec = {"val": [], "train_s": [], "flow": flow, "pre": pre}
-    t_train = 0.0
+    opt = torch.optim.AdamW(flow.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    points, batch = int(cfg.points_per_epoch or len(tr)), int(cfg.batch_size)
     while True:
-        # the global torch RNG is shared with gammastar's fit when interleaved: the reference
-        # draws its batches from its own generator only
         t0 = time.perf_counter()
-        idx = torch.randint(len(tr), (50_000,), generator=gen)
+        idx = torch.randperm(len(tr), generator=gen)[:points]
         flow.train()
-        for s in range(0, len(idx), 1024):
-            b = idx[s : s + 1024]
-            loss = -flow(c_tr[b]).log_prob(x_tr[b]).mean()
+        for s in range(0, len(idx), batch):
+            b = idx[s : s + batch]
+            loss = -flow(c_tr[b]).log_prob(x_tr[b]).sum() / len(b)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        t_train += time.perf_counter() - t0
+        dt = time.perf_counter() - t0
         flow.eval()
         with torch.no_grad():
             v = sum(
                 float(-flow(c_va[s : s + 8192]).log_prob(x_va[s : s + 8192]).sum())
                 for s in range(0, len(va), 8192)
             ) / len(va)
-        rec["val"].append(v)
-        rec["train_s"].append(t_train)
-        print(f"reference epoch {len(rec['val'])}: val {v:.4f}  train time {t_train:.1f} s")
-        yield rec
+        yield dt, v, flow
 
 
-def reference_training(data, cfg: FlowConfig, seed: int, epochs: int) -> dict:
-    """The reference for ``epochs`` epochs."""
-    it = reference_epochs(data, cfg, seed)
-    for _ in range(epochs):
-        rec = next(it)
-    return rec
+def epoch_times(cumulative: list[float]) -> list[float]:
+    return list(np.diff([0.0, *cumulative]))
 
 
-def interleaved_training(data, cfg: FlowConfig, seed: int, ref_epochs: int, gs_epochs: int):
-    """Reference and gammastar epochs alternating in one process (both see the same machine
-    load): gammastar's ``gs_epochs`` epochs with ceil(ref_epochs/gs_epochs) reference epochs
-    after each; the target is known only at the end, so gammastar's time to it is read from its
-    history."""
-    it = reference_epochs(data, cfg, seed)
-    per = math.ceil(ref_epochs / gs_epochs)
-    box = {}
+def kernels_part(data, cfg: FlowConfig, seed: int) -> dict:
+    """Part 1: the same recipe and epochs, plain zuko vs gammastar's kernels, interleaved."""
+    ref_it = plain_zuko_epochs(data, cfg, seed)
+    ref = {"s": [], "val": [], "flow": None, "cpu": []}
+    gs_cpu = []
+    clock = {"exit": time.process_time()}
 
-    def cb(epoch, tl, vl):
-        print(f"gammastar epoch {epoch + 1}: val {vl:.4f}", flush=True)
-        for _ in range(per):
-            if len(box.get("ref", {"val": []})["val"]) < ref_epochs:
-                box["ref"] = next(it)
-        return epoch + 1 >= gs_epochs
-
-    res = F.fit(data, cfg, seed=seed, callback=cb)
-    while len(box["ref"]["val"]) < ref_epochs:
-        box["ref"] = next(it)
-    ref = box["ref"]
-    target = ref["val"][-1]
-    h = res.history
-    hit = next((i for i, v in enumerate(h["val"]) if v <= target), None)
-    gs = {
-        "val": h["val"][: hit + 1] if hit is not None else h["val"],
-        "train_s": h["train_s"],
-        "reached_epoch": hit + 1 if hit is not None else None,
-        "time_to_target_s": h["train_s"][hit] if hit is not None else None,
-        "fit_wall_s": None,
-        "result": res,
-    }
-    return ref, gs
-
-
-def gammastar_training(data, cfg: FlowConfig, seed: int, target: float) -> dict:
-    reached = {}
-
-    def cb(epoch, tl, vl):
-        print(f"gammastar epoch {epoch + 1}: val {vl:.4f}", flush=True)
-        if vl <= target:
-            reached["epoch"] = epoch + 1
-            return True
+    def cb(epoch, tl, vl):  # after each gammastar epoch: one reference epoch
+        # CPU time of this process (one torch thread): the work, much less sensitive than the
+        # wall time to the other jobs on a shared machine; epoch + validation pass on each side
+        # (gammastar's first epoch also holds fit's set-up: the best epoch leaves it out)
+        t_in = time.process_time()
+        gs_cpu.append(t_in - clock["exit"])
+        dt, v, ref["flow"] = next(ref_it)
+        ref["cpu"].append(time.process_time() - t_in)
+        ref["s"].append(dt)
+        ref["val"].append(v)
+        print(
+            f"epoch {epoch + 1}: gammastar val {vl:.4f} cpu {gs_cpu[-1]:.2f} s | plain zuko "
+            f"{dt:.2f} s cpu {ref['cpu'][-1]:.2f} s val {v:.4f}",
+            flush=True,
+        )
+        clock["exit"] = time.process_time()
         return False
 
     res = F.fit(data, cfg, seed=seed, callback=cb)
-    h = res.history
-    return {
-        "val": h["val"],
-        "train_s": h["train_s"],
-        "reached_epoch": reached.get("epoch"),
-        "time_to_target_s": h["train_s"][reached["epoch"] - 1] if reached else None,
-        "fit_wall_s": res.wall_s,
-        "result": res,
+    gs_s = epoch_times(res.history["train_s"])  # fit's own clock (validation excluded)
+    out = {
+        "recipe": {k: getattr(cfg, k) for k in (*PAPER, "epochs")},
+        "plain_zuko_epoch_s": ref["s"],
+        "gammastar_epoch_s": gs_s,
+        "plain_zuko_best_epoch_s": min(ref["s"]),
+        "gammastar_best_epoch_s": min(gs_s),
+        "plain_zuko_total_s": sum(ref["s"]),
+        "gammastar_total_s": sum(gs_s),
+        "kernel_speedup_best": min(ref["s"]) / min(gs_s),
+        "kernel_speedup_total": sum(ref["s"]) / sum(gs_s),
+        "kernel_speedup_per_epoch": [a / b for a, b in zip(ref["s"], gs_s, strict=True)],
+        "plain_zuko_epoch_cpu_s": ref["cpu"],
+        "gammastar_epoch_cpu_s": gs_cpu,
+        "kernel_speedup_cpu_best": min(ref["cpu"]) / min(gs_cpu),
+        "kernel_speedup_cpu_total": sum(ref["cpu"]) / sum(gs_cpu),
+        "plain_zuko_final_val": ref["val"][-1],
+        "gammastar_final_val": res.history["val"][-1],
+        "plain_zuko_val": ref["val"],
+        "gammastar_val": res.history["val"],
     }
+    return out, res, ref["flow"]
+
+
+def converged_part(
+    data, seed: int, paper_epochs: int, ref_epoch_s: float | None, default_epochs: int
+) -> dict:
+    """Part 2: the paper recipe's converged validation loss, and the default recipe's time."""
+    paper = recipe("paper", paper_epochs)
+
+    def show(tag):
+        def cb(epoch, tl, vl):
+            print(f"{tag} epoch {epoch + 1}: val {vl:.4f}", flush=True)
+            return False
+
+        return cb
+
+    rp = F.fit(data, paper, seed=seed, callback=show("paper recipe"))
+    vals = rp.history["val"]
+    target = min(vals)
+    third = max(1, paper_epochs // 3)
+    plateau = min(vals[: paper_epochs - third]) - target  # gain over the last third
+    d = recipe("default", default_epochs)
+
+    def until_target(epoch, tl, vl):  # the recipe's own schedule, stopped at the target
+        print(f"default recipe epoch {epoch + 1}: val {vl:.4f}", flush=True)
+        return vl <= target
+
+    rd = F.fit(data, d, seed=seed, callback=until_target)
+    hv = rd.history["val"]
+    hit = next((i for i, v in enumerate(hv) if v <= target), None)
+    paper_hit = next(i for i, v in enumerate(vals) if v <= target)
+    out = {
+        "paper_recipe_epochs": paper_epochs,
+        "target_val": target,
+        "paper_plateau_gain_last_third": plateau,
+        "paper_epochs_to_target": paper_hit + 1,
+        "paper_kernels_train_s_to_target": rp.history["train_s"][paper_hit],
+        "default_recipe": {k: getattr(d, k) for k in (*PAPER, "epochs")},
+        "default_epochs_to_target": hit + 1 if hit is not None else None,
+        "default_train_s_to_target": rd.history["train_s"][hit] if hit is not None else None,
+        "default_val_at_stop": hv[-1],
+        "default_fit_wall_s": rd.wall_s,
+        "default_train_s": rd.history["train_s"][-1],
+    }
+    if ref_epoch_s is not None:
+        # the plain zuko loop would need the same epochs of the paper recipe as the kernels
+        out["plain_zuko_paper_s_to_target_extrapolated"] = (paper_hit + 1) * ref_epoch_s
+        t = out["default_train_s_to_target"]  # None: the default recipe does not reach it
+        out["speedup_to_converged_quality"] = (
+            out["plain_zuko_paper_s_to_target_extrapolated"] / t if t else None
+        )
+    return out
 
 
 def rate(fn, n: int, repeats: int = 3) -> float:
@@ -251,136 +313,94 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=200_000)
-    ap.add_argument("--ref-epochs", type=int, default=20)
+    ap.add_argument("--epochs", type=int, default=8, help="epochs of part 1 (each side)")
+    ap.add_argument("--recipe", choices=("paper", "default"), default="paper", help="part 1")
+    ap.add_argument("--paper-epochs", type=int, default=60, help="part 2's paper-recipe run")
+    ap.add_argument(
+        "--default-epochs", type=int, default=FlowConfig().epochs,
+        help="part 2's default-recipe epochs (the recipe's own: change only for a quick check)",
+    )  # fmt: skip
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--sample-n", type=int, default=1_000_000)
-    ap.add_argument("--only-sampling", action="store_true", help="skip the training comparison")
-    ap.add_argument("--sampling-epochs", type=int, default=2)
     ap.add_argument(
-        "--ref-cache",
-        help="JSON file: reuse the reference's per-epoch validation losses and times from an "
-        "earlier run with the same seed, pairs, epochs and threads (for iterating; the default "
-        "run measures the reference)",
-    )
-    ap.add_argument("--no-sampling", action="store_true", help="skip the sampling benchmark")
-    ap.add_argument(
-        "--interleave",
-        type=int,
-        metavar="GS_EPOCHS",
-        help="alternate reference and gammastar epochs in one process (gammastar runs "
-        "GS_EPOCHS epochs): a fairer ratio on a machine loaded by other jobs",
+        "--part",
+        nargs="+",
+        choices=("kernels", "converged", "sampling"),
+        default=["kernels", "converged", "sampling"],
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    # gammastar defaults, without the hold-out (the reference and gammastar see all pairs, as in
-    # the figures recorded in docs/flow.md)
-    cfg = FlowConfig(holdout_fraction=0.0)
-    data = F.training_data(synthetic_pairs(args.pairs, args.seed), cfg)
-    print(f"{data.n} pairs; torch threads {torch.get_num_threads()}", flush=True)
-    first_call = None
-    if not args.no_sampling:
-        first_call = first_call_seconds(args.threads)
-        print(f"first call: {first_call}", flush=True)
-
-    if args.only_sampling:
-        res = F.fit(data, cfg.model_copy(update={"epochs": args.sampling_epochs}), seed=args.seed)
-        model = F.FlowModel(
-            res.flow,
-            res.preprocessing,
-            F.architecture_from_config(cfg),
-            (float(data.m.min()), float(data.m.max())),
-        )
-        rates = sampling_rates(model, res.flow, args.sample_n)
-        summary = {
-            "benchmark": "flow-sampling",
-            "device": "cpu",
-            "torch_threads": torch.get_num_threads(),
-            "cpu_count": os.cpu_count(),
-            "machine": platform.machine(),
-            "sample_n": args.sample_n,
-            "sampling_per_s": rates,
-            "sampling_speedup": rates["gammastar_raw_fixed_mass"] / rates["zuko_sample"],
-            "sampler_first_call": first_call,
-            "gpu": None,
-        }
-        print(json.dumps(summary))
-        return
-
-    key = f"seed={args.seed} pairs={args.pairs} epochs={args.ref_epochs} threads={args.threads}"
-    cache = {}
-    if args.ref_cache and os.path.exists(args.ref_cache):
-        with open(args.ref_cache) as fh:
-            cache = json.load(fh)
-    if args.interleave:
-        ref, gs = interleaved_training(data, cfg, args.seed, args.ref_epochs, args.interleave)
-        target = ref["val"][-1]
-    elif key in cache:
-        ref = dict(cache[key], flow=None)
-        print(
-            f"reference from {args.ref_cache}: val {ref['val'][-1]:.4f} in {ref['train_s'][-1]:.1f} s"
-        )
-    else:
-        ref = reference_training(data, cfg, args.seed, args.ref_epochs)
-        if args.ref_cache:
-            cache[key] = {"val": ref["val"], "train_s": ref["train_s"]}
-            with open(args.ref_cache, "w") as fh:
-                json.dump(cache, fh)
-    if not args.interleave:
-        target = ref["val"][-1]
-        gs = gammastar_training(data, cfg, args.seed, target)
-    speedup = (
-        ref["train_s"][-1] / gs["time_to_target_s"] if gs["time_to_target_s"] else float("nan")
+    # without the hold-out: the reference and gammastar see all pairs, as in the figures
+    # recorded in docs/flow.md
+    data = F.training_data(
+        synthetic_pairs(args.pairs, args.seed), FlowConfig(holdout_fraction=0.0)
     )
-
-    summary = {
+    print(f"{data.n} pairs; torch threads {torch.get_num_threads()}", flush=True)
+    summary: dict = {
         "benchmark": "flow",
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
+        "load_average_start": os.getloadavg(),
         "n_pairs": int(data.n),
-        "reference": {
-            "recipe": "zuko loop, Adam lr 1e-3 wd 1e-5, batch 1024, 5e4 points/epoch",
-            "epochs": args.ref_epochs,
-            "final_val_loss": target,
-            "train_s": ref["train_s"][-1],
-            "cached": key in cache and ref["flow"] is None,
-            "interleaved": bool(args.interleave),
-        },
-        "gammastar": {
-            "recipe": {
-                k: getattr(cfg, k)
-                for k in ("batch_size", "learning_rate", "schedule", "points_per_epoch", "epochs")
-            },
-            "epochs_to_target": gs["reached_epoch"],
-            "time_to_target_s": gs["time_to_target_s"],
-            "fit_wall_s": gs["fit_wall_s"],
-            "val_at_stop": gs["val"][-1],
-        },
-        "train_speedup": speedup,
-        "train_points_ratio": (args.ref_epochs * 50_000)
-        / (gs["reached_epoch"] * (cfg.points_per_epoch or data.n))
-        if gs["reached_epoch"]
-        else None,
+        "seed": args.seed,
     }
-    if args.no_sampling or ref["flow"] is None:
-        print(json.dumps(summary))
-        return
-
-    # ---- sampling
-    model = F.FlowModel(
-        gs["result"].flow,
-        gs["result"].preprocessing,
-        F.architecture_from_config(cfg),
-        (float(data.m.min()), float(data.m.max())),
-    )
-    rates = sampling_rates(model, ref["flow"], args.sample_n)
-
-    summary["sample_n"] = args.sample_n
-    summary["sampling_per_s"] = rates
-    summary["sampling_speedup"] = rates["gammastar_raw_fixed_mass"] / rates["zuko_sample"]
-    summary["sampler_first_call"] = first_call
+    model_flow = None
+    if "kernels" in args.part:
+        k, res, _ = kernels_part(data, recipe(args.recipe, args.epochs), args.seed)
+        print(
+            f"kernels ({args.recipe} recipe, {args.epochs} epochs each, interleaved): best epoch "
+            f"{k['plain_zuko_best_epoch_s']:.2f} s plain zuko vs {k['gammastar_best_epoch_s']:.2f} s "
+            f"gammastar: {k['kernel_speedup_best']:.2f}x (total {k['kernel_speedup_total']:.2f}x); "
+            f"CPU time (epoch + validation): {k['kernel_speedup_cpu_best']:.2f}x best, "
+            f"{k['kernel_speedup_cpu_total']:.2f}x total; "
+            f"final val {k['plain_zuko_final_val']:.4f} vs {k['gammastar_final_val']:.4f}",
+            flush=True,
+        )
+        summary["kernels"] = k
+        model_flow = res
+    if "converged" in args.part:
+        ref_s = summary["kernels"]["plain_zuko_best_epoch_s"] if "kernels" in summary else None
+        if ref_s is not None and args.recipe != "paper":
+            ref_s = None  # the extrapolation needs the paper recipe's epoch time
+        c = converged_part(data, args.seed, args.paper_epochs, ref_s, args.default_epochs)
+        print(
+            f"converged quality: paper recipe best val {c['target_val']:.4f} after "
+            f"{args.paper_epochs} epochs (gain over the last third {c['paper_plateau_gain_last_third']:.4f}); "
+            f"default recipe reaches it at epoch {c['default_epochs_to_target']} in "
+            f"{c['default_train_s_to_target']} s (val at stop {c['default_val_at_stop']:.4f}, fit "
+            f"{c['default_fit_wall_s']:.1f} s)",
+            flush=True,
+        )
+        if c.get("speedup_to_converged_quality"):
+            print(
+                f"  plain zuko, paper recipe, to that quality (extrapolated): "
+                f"{c['plain_zuko_paper_s_to_target_extrapolated']:.0f} s: "
+                f"{c['speedup_to_converged_quality']:.1f}x",
+                flush=True,
+            )
+        summary["converged"] = c
+    if "sampling" in args.part:
+        first_call = first_call_seconds(args.threads)
+        print(f"first call: {first_call}", flush=True)
+        cfg = FlowConfig()
+        if model_flow is None:
+            model_flow = F.fit(data, cfg.model_copy(update={"epochs": 2}), seed=args.seed)
+        model = F.FlowModel(
+            model_flow.flow,
+            model_flow.preprocessing,
+            F.architecture_from_config(cfg),
+            (float(data.m.min()), float(data.m.max())),
+        )
+        rates = sampling_rates(model, model_flow.flow, args.sample_n)
+        print(f"sampling per s: {rates}", flush=True)
+        summary["sample_n"] = args.sample_n
+        summary["sampling_per_s"] = rates
+        summary["sampling_speedup"] = rates["gammastar_raw_fixed_mass"] / rates["zuko_sample"]
+        summary["sampler_first_call"] = first_call
+    summary["load_average_end"] = os.getloadavg()
     summary["gpu"] = None
     print(json.dumps(summary))
 

@@ -192,7 +192,13 @@ def _run_all(tmp_path, files, tag, executors=("iterative", "dask"), **over):
 
 
 def _assert_same(runs):
-    """The same pairs.parquet rows, histograms bin for bin, and report numbers."""
+    """The same pairs.parquet rows, histograms bin for bin, and report numbers.
+
+    Bit for bit on purpose (an exception to the tolerance rule, tests/_tolerance.py): every
+    executor processes the same chunks (same boundaries, each chunk's arithmetic on one thread)
+    and the driver folds them in key order (gammastar.processor.ChunkSink), so the same IEEE
+    operations run in the same order; only which thread runs a chunk differs. A difference
+    here is a fold-order or chunking bug, not rounding."""
     ref, ref_doc = runs["iterative"]
     ref_file = pd.read_parquet(ref.files["pairs.parquet"])
     assert ref_file.equals(ref.pairs)
