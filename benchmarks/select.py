@@ -107,8 +107,14 @@ from gammastar.select import select
 import gammastar.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
+import os as _os
+per_pair = _os.environ.get("GAMMASTAR_BENCH_ACCEPTANCE", "1") == "1"
 cfg = cfg.model_copy(update={
-    "unfold": cfg.unfold.model_copy(update={"outside_map": "nearest", "acceptance_map": None}),
+    "unfold": cfg.unfold.model_copy(update={
+        "outside_map": "nearest", "acceptance_map": None,
+        # --acceptance reference: no per-pair acceptance (1/eps only, as before issue 12)
+        **({} if per_pair else {"lepton_acceptance": None}),
+    }),
     "background": cfg.background.model_copy(update={"remove_eta_mumu": "none"}),
 })
 import logging; logging.disable(logging.WARNING)
@@ -256,6 +262,12 @@ def main() -> None:
         help="only the single-process run, with and without the input plausibility checks and "
         "the run-directory lock (issue 20), interleaved: their cost",
     )
+    ap.add_argument(
+        "--acceptance",
+        action="store_true",
+        help="only the single-process run, with and without the per-pair acceptance "
+        "(unfold.lepton_acceptance, issue 12), interleaved: its cost",
+    )
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -289,6 +301,9 @@ def main() -> None:
 
     if args.guards:
         guarded(path, args, work, best)
+        return
+    if args.acceptance:
+        acceptance_cost(path, args, work, best)
         return
 
     singles, refs, runnings, caps = [], [], [], []
@@ -366,27 +381,56 @@ def main() -> None:
     print(json.dumps(result))
 
 
-def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
-    """The cost of issue 20's guards: single-process select with the plausibility checks and
-    the run-directory lock, and without (``GAMMASTAR_BENCH_GUARDS=0``), interleaved."""
+def interleaved(path: Path, args: argparse.Namespace, run_dir: Path, var: str, label: str):
+    """Single-process runs with ``var`` = 1 and = 0, alternating which goes first."""
     runs: dict[str, list[dict]] = {"with": [], "without": []}
     for i in range(args.repeat):
         order = (("with", "1"), ("without", "0"))
         for kind, flag in order if i % 2 == 0 else order[::-1]:  # neither side always first
             r = child(
-                GAMMASTAR,
-                str(path),
-                args.config,
-                str(work / "run_guards"),
-                "iterative",
-                env_extra={"GAMMASTAR_BENCH_GUARDS": flag},
-            )
+                GAMMASTAR, str(path), args.config, str(run_dir), "iterative",
+                env_extra={var: flag},
+            )  # fmt: skip
             runs[kind].append(r)
             print(
-                f"{kind} guards: {r['seconds']:.2f} s (CPU {r['cpu_s']:.2f} s; checks "
+                f"{kind} {label}: {r['seconds']:.2f} s (CPU {r['cpu_s']:.2f} s; checks "
                 f"{r['guard_s']['check']:.3f} s, lock {r['guard_s']['lock'] * 1e3:.2f} ms)",
                 flush=True,
             )
+    return runs
+
+
+def acceptance_cost(path: Path, args: argparse.Namespace, work: Path, best) -> None:
+    """The cost of issue 12's per-pair acceptance: single-process select with
+    ``unfold.lepton_acceptance`` (the default config) and without it (1/ε only, the selection
+    as it was), interleaved."""
+    runs = interleaved(path, args, work / "run_acc", "GAMMASTAR_BENCH_ACCEPTANCE", "per-pair A")
+    on, off = best(runs["with"]), best(runs["without"])
+    cpu_on = min(r["cpu_s"] for r in runs["with"])
+    cpu_off = min(r["cpu_s"] for r in runs["without"])
+    print(
+        json.dumps(
+            {
+                "benchmark": "select-per-pair-acceptance",
+                "input_events": on["events"],
+                "with_seconds": on["seconds"],
+                "without_seconds": off["seconds"],
+                "throughput_ratio": off["seconds"] / on["seconds"],
+                "overhead_wall": on["seconds"] / off["seconds"] - 1,
+                "overhead_cpu": cpu_on / cpu_off - 1,
+                "with_per_repeat": [r["seconds"] for r in runs["with"]],
+                "without_per_repeat": [r["seconds"] for r in runs["without"]],
+                "repeats": args.repeat,
+                "target": "overhead <= 0.20",
+            }
+        )
+    )
+
+
+def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
+    """The cost of issue 20's guards: single-process select with the plausibility checks and
+    the run-directory lock, and without (``GAMMASTAR_BENCH_GUARDS=0``), interleaved."""
+    runs = interleaved(path, args, work / "run_guards", "GAMMASTAR_BENCH_GUARDS", "guards")
     on, off = best(runs["with"]), best(runs["without"])
     cpu_on = min(r["cpu_s"] for r in runs["with"])
     cpu_off = min(r["cpu_s"] for r in runs["without"])

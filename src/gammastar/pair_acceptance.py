@@ -11,7 +11,8 @@ probability that both leptons of a γ* of mass m, lab momentum p and polar angle
 averaged over the lepton decay angles (θ*, φ*) in the γ* rest frame (helicity frame: polar
 axis along the γ* lab momentum; the detector is azimuthally symmetric, so A does not depend on
 the γ* azimuth). It is tabulated once on a (m, log p, θ) grid (a numba kernel, midpoint
-quadrature in cos θ* and φ*) and looked up per pair by trilinear interpolation. Pairs with
+quadrature in cos θ* and φ*; cached on disk, :func:`cache_dir`) and looked up per pair by
+trilinear interpolation. Pairs with
 A below ``min_acceptance`` are outside the *fiducial region*, which :class:`FiducialRegion`
 states (and reproduces for any sample of kinematics).
 
@@ -262,49 +263,37 @@ def _tabulate(*args):
     return _TABULATE(*args)
 
 
-def _interp_kernel():
-    from numba import njit, prange
-
-    @njit(parallel=True, cache=True)
-    def interpolate(table, m, p, th, m0, m1, lp0, lp1, t1, m_thr):
-        nm, np_, nt = table.shape
-        out = np.zeros(m.size)
-        sm = (nm - 1) / (m1 - m0)
-        sp = (np_ - 1) / (lp1 - lp0)
-        st = (nt - 1) / t1
-        for n in prange(m.size):
-            if not (m[n] > m_thr and p[n] > 0.0 and th[n] >= 0.0 and th[n] <= t1):
-                continue
-            lp = math.log(p[n])
-            if lp < lp0:
-                continue
-            x = min(max((m[n] - m0) * sm, 0.0), nm - 1.0)
-            y = min((lp - lp0) * sp, np_ - 1.0)
-            z = th[n] * st
-            i, j, k = min(int(x), nm - 2), min(int(y), np_ - 2), min(int(z), nt - 2)
-            fx, fy, fz = x - i, y - j, z - k
-            v = 0.0
-            for a in range(2):
-                wa = fx if a else 1.0 - fx
-                for b in range(2):
-                    wb = fy if b else 1.0 - fy
-                    for c in range(2):
-                        wc = fz if c else 1.0 - fz
-                        v += wa * wb * wc * table[i + a, j + b, k + c]
-            out[n] = min(max(v, 0.0), 1.0)
-        return out
-
-    return interpolate
-
-
-_INTERPOLATE = None
-
-
-def _interpolate(*args):
-    global _INTERPOLATE
-    if _INTERPOLATE is None:
-        _INTERPOLATE = _interp_kernel()
-    return _INTERPOLATE(*args)
+def _interpolate(table, m, p, th, m0, m1, lp0, lp1, t1, m_thr):
+    """Trilinear interpolation on the (m, log p, θ) table (numpy: a jitted kernel's first call
+    costs a second of LLVM start-up, more than the lookup of a whole selection)."""
+    nm, np_, nt = table.shape
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = np.log(p)
+        dead = ~((m > m_thr) & (th >= 0) & (th <= t1) & (lp >= lp0))
+    x = np.clip((m - m0) * ((nm - 1) / (m1 - m0)), 0.0, nm - 1.0)
+    y = np.clip((lp - lp0) * ((np_ - 1) / (lp1 - lp0)), 0.0, np_ - 1.0)
+    z = np.clip(th * ((nt - 1) / t1), 0.0, nt - 1.0)
+    for v in (x, y, z):  # NaN (dead anyway) → 0, a valid index
+        np.nan_to_num(v, copy=False, nan=0.0)
+    i = np.minimum(x.astype(np.intp), nm - 2)
+    j = np.minimum(y.astype(np.intp), np_ - 2)
+    k = np.minimum(z.astype(np.intp), nt - 2)
+    x -= i
+    y -= j
+    z -= k
+    flat = table.ravel()
+    base = (i * np_ + j) * nt + k
+    out = np.zeros(m.size)
+    for a in (0, 1):
+        wa = x if a else 1.0 - x
+        for b in (0, 1):
+            wab = wa * (y if b else 1.0 - y)
+            idx = base + (a * np_ + b) * nt
+            lo = flat.take(idx)
+            hi = flat.take(idx + 1)
+            out += wab * (lo + z * (hi - lo))
+    out[dead] = 0.0
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 # --------------------------------------------------------------------------- the table
@@ -371,6 +360,11 @@ class PairAcceptance:
         open_hi = lepton.theta_max >= 0.5 * math.pi
         use_map = lepton.map_values is not None
         empty = np.zeros(1)
+        key = _cache_key(lepton, lepton_mass, lambda_theta, m_grid, logp, theta, quadrature)
+        table = _cache_load(key)
+        if table is not None:
+            return cls(lepton, float(lepton_mass), float(lambda_theta), m_grid, logp, theta,
+                       table, tuple(quadrature))  # fmt: skip
         table = _tabulate(
             m_grid,
             np.exp(logp),
@@ -388,6 +382,7 @@ class PairAcceptance:
             lepton.map_values if use_map else np.zeros((1, 1)),
             use_map,
         )
+        _cache_store(key, table)
         return cls(lepton, float(lepton_mass), float(lambda_theta), m_grid, logp, theta,
                    table, tuple(quadrature))  # fmt: skip
 
@@ -444,6 +439,67 @@ class PairAcceptance:
             "quadrature": list(self.quadrature),
             "frame": "helicity",
         }
+
+
+TABLE_VERSION = 1
+"""Bumped whenever the kernel's arithmetic changes (invalidates cached tables)."""
+
+
+def cache_dir() -> str | None:
+    """Where tables are cached: ``$GAMMASTAR_CACHE`` (empty: no cache), else
+    ``$XDG_CACHE_HOME/gammastar`` or ``~/.cache/gammastar``."""
+    import os
+
+    env = os.environ.get("GAMMASTAR_CACHE")
+    if env is not None:
+        return env or None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gammastar")
+
+
+def _cache_key(lepton, lepton_mass, lambda_theta, m_grid, logp, theta, quadrature) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update(repr((TABLE_VERSION, lepton.min_energy, lepton.theta_min, lepton.theta_max,
+                   float(lepton_mass), float(lambda_theta), tuple(quadrature))).encode())  # fmt: skip
+    for a in (m_grid, logp, theta, lepton.map_p_edges, lepton.map_theta_edges, lepton.map_values):
+        if a is not None:
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+    return h.hexdigest()[:32]
+
+
+def _cache_load(key: str) -> NDArray[np.float64] | None:
+    """A cached table (``None`` when absent or unreadable: it is then recomputed)."""
+    import os
+
+    d = cache_dir()
+    if d is None:
+        return None
+    path = os.path.join(d, "pair_acceptance", f"{key}.npy")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+
+
+def _cache_store(key: str, table: NDArray[np.float64]) -> None:
+    """Cache a table (atomic rename; an unwritable cache is skipped: it only saves time)."""
+    import os
+    import tempfile
+
+    d = cache_dir()
+    if d is None:
+        return
+    folder = os.path.join(d, "pair_acceptance")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=folder)
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, table, allow_pickle=False)
+        os.replace(tmp, os.path.join(folder, f"{key}.npy"))
+    except OSError:
+        return
 
 
 def _index(grid: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
