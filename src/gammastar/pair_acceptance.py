@@ -147,28 +147,13 @@ def load_lepton_map(spec: str, resolve: Any = None) -> tuple[NDArray, NDArray, N
     """
     import os
 
-    import uproot
-
-    from gammastar.unfold import split_map_spec
+    from gammastar.unfold import read_root_histogram, split_map_spec
 
     path, key = split_map_spec(spec, "acceptance")
     path = os.fspath(resolve(path) if resolve is not None else path)
     label = f"{path}:{key}"
-    key_name = "unfold.lepton_acceptance.map"
-    if not os.path.exists(path):
-        raise ConfigError(f"{key_name}: {path} not found")
-    try:
-        with uproot.open(path) as f:
-            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
-            if key not in classes:
-                raise ConfigError(f"{key_name}: {path} has no histogram {key!r}")
-            if not classes[key].startswith("TH2"):
-                raise InputError(f"{label}: is a {classes[key]}, not a TH2 (x = p, y = theta)")
-            h = f[key].to_hist()
-    except (ConfigError, InputError):
-        raise
-    except Exception as err:  # noqa: BLE001
-        raise InputError(f"{label}: cannot read the lepton acceptance map ({err})") from None
+    h = read_root_histogram(path, key, kind="TH2", key="unfold.lepton_acceptance.map",
+                            what="x = p, y = theta")  # fmt: skip
     v = np.asarray(h.values(), dtype=np.float64)
     p_edges = np.asarray(h.axes[0].edges, dtype=np.float64)
     t_edges = np.asarray(h.axes[1].edges, dtype=np.float64)

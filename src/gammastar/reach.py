@@ -340,30 +340,15 @@ def read_mass_histogram(
             contents that are not event counts (negative, non-integer, NaN), or events in the
             under/overflow.
     """
-    import uproot
-
-    from gammastar.unfold import split_map_spec
+    from gammastar.unfold import read_root_histogram, split_map_spec
 
     path, name = split_map_spec(spec, default_key="observed")
     if resolve is not None:
         path = str(resolve(path))
-    if not Path(path).exists():
-        raise ConfigError(f"{key}: {path} not found (histogram {name!r})")
     label = f"{key}: {path}:{name}"
-    try:
-        with uproot.open(path) as f:
-            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
-            if name not in classes:
-                raise ConfigError(f"{label}: no such histogram (found {sorted(classes)})")
-            if not classes[name].startswith("TH1"):
-                raise InputError(f"{label} is a {classes[name]}, not a TH1 of masses")
-            h = f[name]
-            counts = np.asarray(h.values(flow=True), dtype=np.float64)
-            edges = np.asarray(h.axis().edges(), dtype=np.float64)
-    except (ConfigError, InputError):
-        raise
-    except Exception as err:  # noqa: BLE001  (a broken file: name it, no library traceback)
-        raise InputError(f"{label}: cannot read ({type(err).__name__}: {err})") from None
+    h = read_root_histogram(path, name, kind="TH1", key=key, what="of masses")
+    counts = np.asarray(h.values(flow=True), dtype=np.float64)
+    edges = np.asarray(h.axes[0].edges, dtype=np.float64)
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
         raise InputError(f"{label}: contents must be finite event counts >= 0")
     if np.any(np.abs(counts - np.round(counts)) > 1e-6):

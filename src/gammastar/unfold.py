@@ -377,6 +377,36 @@ def split_map_spec(spec: str, default_key: str = "acceptance") -> tuple[str, str
     return spec, default_key
 
 
+def read_root_histogram(path: str, name: str, *, kind: str, key: str, what: str) -> Any:
+    """Read the histogram ``name`` of ROOT class ``kind`` (``TH1``/``TH2``) from ``path`` as
+    ``hist``, every failure one error naming the config ``key``, the file and the histogram.
+
+    Raises:
+        ConfigError: the file or the histogram does not exist; InputError: another class, or
+            an unreadable file.
+    """
+    import uproot
+
+    from gammastar.errors import ConfigError
+
+    path = os.fspath(path)
+    label = f"{key}: {path}:{name}"
+    if not os.path.exists(path):
+        raise ConfigError(f"{key}: {path} not found (histogram {name!r})")
+    try:
+        with uproot.open(path) as f:
+            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
+            if name not in classes:
+                raise ConfigError(f"{label}: no such histogram (found {sorted(classes)})")
+            if not classes[name].startswith(kind):
+                raise InputError(f"{label} is a {classes[name]}, not a {kind} ({what})")
+            return f[name].to_hist()
+    except (ConfigError, InputError):
+        raise
+    except Exception as err:  # noqa: BLE001  (a broken file: name it, no library traceback)
+        raise InputError(f"{label}: cannot read ({type(err).__name__}: {err})") from None
+
+
 @dataclass(frozen=True)
 class AcceptanceMap:
     """A(m, pT) on a 2-D grid, with the generated counts per bin when the file has them."""

@@ -26,10 +26,13 @@ def reach_command(
     Writes reach.json, workspaces/*.json (pyhf; `pyhf cls FILE --test-poi S` gives CLs for S
     signal events), acceptance.npz and figures/reach.png in the run directory.
     """
+    from gammastar.cli import lock_run
     from gammastar.errors import ConfigError
-    from gammastar.reach import run_reach
+    from gammastar.reach import check_config, run_reach
 
-    cfg = load(config, output, lock=True, wait=wait)
+    cfg = load(config, output)
+    check_config(cfg)  # a missing statistics input: one line, before the run directory exists
+    lock_run(cfg.output_dir, wait=wait)
     if method is not None:
         if method not in ("auto", "exact", "toys", "asymptotic"):
             raise ConfigError(f"--method: {method!r} is not one of auto, exact, toys, asymptotic")
