@@ -1021,8 +1021,8 @@ def test_mass_shell_rule():
 
 
 def test_mock_respects_the_kinematic_limit(tmp_path):
-    """The mock's Gaussian rapidity is clipped at E_meson ≤ beam.energy: before issue 20 a
-    full-acceptance mock of 1.5e5 sources (seed 5) held a 911 GeV muon from the 400 GeV beam,
+    """With ``mock.kinematic_limit`` the mock's Gaussian rapidity is truncated at
+    E_meson ≤ beam.energy: without it a full-acceptance mock of 1.5e5 sources (seed 5) held a 911 GeV muon from the 400 GeV beam,
     which the plausibility bound (2 (E_beam + m_p)) rightly rejected."""
     from gammastar.mock import generate_file
 
@@ -1031,6 +1031,7 @@ def test_mock_respects_the_kinematic_limit(tmp_path):
             "output": str(tmp_path),
             "seed": 5,
             "mock": {
+                "kinematic_limit": True,  # full acceptance sees the Gaussian tails
                 "efficiency_map": str(EFF_MAP),
                 "combinatorial": {"pilot_events": 20_000},
                 "detector": {

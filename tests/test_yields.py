@@ -354,6 +354,7 @@ def mock_config(run: Path, resolution: float, seed: int = 5):
             "output": str(run),
             "seed": seed,
             "mock": {
+                "kinematic_limit": True,  # full acceptance sees the Gaussian tails
                 "efficiency_map": str(EFF_MAP),
                 "combinatorial": {"pilot_events": 20_000},
                 "detector": {

@@ -174,6 +174,12 @@ class MockConfig(Section):
     """Mean of the Gaussian lab rapidity (y_cm of 400 GeV p on a fixed target)."""
     rapidity_sigma: PositiveFloat = 1.2
     """Width σ_y of the Gaussian lab rapidity."""
+    kinematic_limit: bool = False
+    """Truncate the Gaussian rapidity at the kinematic limit m_T cosh y ≤ ``beam.energy``
+    (its tails otherwise give ~10⁻³ of the mesons more than the beam energy, which a
+    full-acceptance detector records and the input plausibility check rejects). Off by
+    default: any change to the sources changes the whole random realization of a seed, and
+    the mock's closure tests are calibrated on the unbounded one."""
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
     combinatorial: MockCombinatorial = Field(default_factory=MockCombinatorial)
     detector: MockDetector = Field(default_factory=MockDetector)

@@ -177,7 +177,9 @@ class Cocktail:
         n = masses.size
         pt = kin.sample_mt_exponential(rng, masses, self.cfg.pt_temperature)
         y = rng.normal(self.cfg.rapidity_mean, self.cfg.rapidity_sigma, n)
-        y = kin.limit_rapidity(y, masses, pt, self.beam_energy)
+        y = kin.limit_rapidity(
+            rng, y, masses, pt, self.beam_energy, self.cfg.rapidity_mean, self.cfg.rapidity_sigma
+        )
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return kin.meson_four_momentum(masses, pt, y, phi)
 

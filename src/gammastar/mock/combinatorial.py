@@ -81,7 +81,9 @@ class Combinatorial:
             m = self.masses[species]
             pt = kin.sample_mt_exponential(rng, m, self.cfg.pt_temperature)
             y = rng.normal(self.cfg.rapidity_mean, self.cfg.rapidity_sigma, k)
-            y = kin.limit_rapidity(y, m, pt, self.beam_energy)
+            y = kin.limit_rapidity(
+                rng, y, m, pt, self.beam_energy, self.cfg.rapidity_mean, self.cfg.rapidity_sigma
+            )
             phi = rng.uniform(0.0, 2.0 * np.pi, k)
             u = rng.random(k)
             parent = kin.meson_four_momentum(m, pt, y, phi)

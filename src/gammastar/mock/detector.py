@@ -96,28 +96,19 @@ class Detector:
         c = self.cfg
         return c.mass_resolution * (m / c.mass_resolution_ref) ** c.mass_resolution_exponent
 
-    def _kicked(self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None):
-        """``mu`` with pT shifted by q·``toroid_pt_kick`` along its own direction (the
-        charge-dependent bend of the mock's toroid; ``charge`` may be omitted at kick 0)."""
-        kick = self.cfg.toroid_pt_kick
-        if not kick:
-            return mu
-        if charge is None:
-            raise ValueError("Detector: toroid_pt_kick > 0 needs the charges")
-        t = np.hypot(mu[0], mu[1])
-        scale = (t + np.asarray(charge) * kick) / np.where(t > 0, t, 1.0)
-        out = mu.copy()
-        out[0] = mu[0] * scale
-        out[1] = mu[1] * scale
-        return out
-
     def in_window(
         self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
     ) -> NDArray[np.bool_]:
         """Single-muon angular window θ_min ≤ θ' ≤ θ_max (no energy cut), tan θ' =
         (pT + q·kick)/pz (``toroid_pt_kick``)."""
-        k = self._kicked(mu, charge)
-        theta = np.arctan2(np.hypot(k[0], k[1]), k[2])
+        c = self.cfg
+        if c.toroid_pt_kick:  # tan θ' = (pT + q·kick)/pz, a stand-in beyond LeptonAcceptance
+            if charge is None:
+                raise ValueError("Detector.in_window: toroid_pt_kick > 0 needs the charges")
+            t = np.sqrt(mu[0] ** 2 + mu[1] ** 2) + np.asarray(charge) * c.toroid_pt_kick
+            pz = mu[2]
+            return (pz > 0) & (t > np.tan(c.theta_min) * pz) & (t < np.tan(c.theta_max) * pz)
+        theta = np.arctan2(np.hypot(mu[0], mu[1]), mu[2])
         return self.lepton.probability(np.full(theta.shape, np.inf), theta) > 0
 
     def passes(
@@ -165,8 +156,10 @@ class Detector:
         pair_k = mu1_k + mu2_k
         m_k = kin.invariant_mass(pair_k)
         pt_k = np.hypot(pair_k[0], pair_k[1])
-        # smearing keeps directions: the window is as before, the energy cut decides
-        ok_k = self.passes(mu1_k, src.charge1[pre]) & self.passes(mu2_k, src.charge2[pre])
+        # the window was applied to the true directions (the smearing keeps them; the toroid
+        # kick acts on the true momenta); the energy cut decides on the smeared muons
+        e_min = self.lepton.min_energy
+        ok_k = (mu1_k[3] >= e_min) & (mu2_k[3] >= e_min)
         eff_k = np.full(k, np.nan)
         eff_k[ok_k] = lookup_efficiency(self.efficiency, m_k[ok_k], pt_k[ok_k], nearest=True)[0]
         u = rng.random(k)

@@ -80,9 +80,10 @@ class MockGenerator:
             _pythia_backend()
         self.efficiency_path = resolve_efficiency_map(config)
         eff = load_efficiency_map(self.efficiency_path)  # None: ε = 1
-        # the Gaussian rapidity clipped at the kinematic limit E ≤ beam.energy (issue 20)
-        self.cocktail = Cocktail(self.cfg, beam_energy=config.beam.energy)
-        self.combinatorial = Combinatorial(self.cfg, beam_energy=config.beam.energy)
+        # the Gaussian rapidity truncated at the kinematic limit E ≤ beam.energy, on request
+        e_max = config.beam.energy if self.cfg.kinematic_limit else None
+        self.cocktail = Cocktail(self.cfg, beam_energy=e_max)
+        self.combinatorial = Combinatorial(self.cfg, beam_energy=e_max)
         self.detector = Detector(self.cfg.detector, eff)
         self.classes: list[Channel] = [s.channel for s in self.cocktail.specs] + [
             Channel.COMBINATORIAL

@@ -23,22 +23,39 @@ def two_body_momentum(m_parent: Array | float, m1: Array | float, m2: Array | fl
     return np.sqrt(np.clip(lam, 0.0, None)) / (2.0 * m_parent)
 
 
-def limit_rapidity(y: Array, mass: Array, pt: Array, e_max: float | None) -> Array:
-    """Rapidities clipped to the kinematic limit ``m_T cosh y ≤ e_max`` (a hadron of a
-    beam–nucleon collision cannot carry more than the beam energy; the mock's Gaussian
-    rapidity has unbounded tails). ``None``: no limit.
+def limit_rapidity(
+    rng: np.random.Generator, y: Array, mass: Array, pt: Array, e_max: float | None,
+    mean: float, sigma: float,
+) -> Array:  # fmt: skip
+    """Gaussian rapidities N(``mean``, ``sigma``) truncated at the kinematic limit
+    ``m_T cosh y ≤ e_max`` (a hadron of a beam–nucleon collision cannot carry more than the
+    beam energy; the Gaussian has unbounded tails): the few beyond it are redrawn, from a child
+    stream of ``rng`` so that the main stream (and every other source of the sample) is the
+    one the unbounded Gaussian gives. Clipping instead would pile mesons up at the beam
+    energy. ``None``: no limit.
 
     Example:
         >>> import numpy as np
-        >>> y = limit_rapidity(np.array([3.0, 9.0]), np.array([0.14, 0.14]), np.zeros(2), 400.0)
-        >>> y[0], round(float(0.14 * np.cosh(y[1])), 6)
-        (np.float64(3.0), 400.0)
+        >>> rng = np.random.default_rng(1)
+        >>> y = limit_rapidity(rng, np.array([3.0, 9.0]), np.full(2, 0.14), np.zeros(2), 400.0,
+        ...                    3.37, 1.2)
+        >>> bool(y[0] == 3.0 and 0.14 * np.cosh(y[1]) <= 400.0)
+        True
     """
     if e_max is None:
         return y
     mt = np.sqrt(mass**2 + pt**2)
     y_max = np.arccosh(np.maximum(e_max / mt, 1.0))
-    return np.clip(y, -y_max, y_max)
+    bad = np.flatnonzero(np.abs(y) > y_max)
+    if bad.size == 0:
+        return y
+    seq = getattr(rng.bit_generator, "seed_seq", None)
+    tail = np.random.default_rng(seq.spawn(1)[0] if seq is not None else 0)
+    y = y.copy()
+    while bad.size:
+        y[bad] = tail.normal(mean, sigma, bad.size)
+        bad = bad[np.abs(y[bad]) > np.broadcast_to(y_max, y.shape)[bad]]
+    return y
 
 
 def meson_four_momentum(mass: Array, pt: Array, y: Array, phi: Array) -> Array:
