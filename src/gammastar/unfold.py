@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.errors import InputError
+from gammastar.errors import GammastarError, InputError
 
 
 @dataclass(frozen=True)
@@ -397,7 +397,10 @@ def read_root_histogram(path: str, name: str, *, kind: str, key: str, what: str)
         with uproot.open(path) as f:
             classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
             if name not in classes:
-                raise ConfigError(f"{label}: no such histogram (found {sorted(classes)})")
+                raise ConfigError(
+                    f"{key}: {path} has no histogram {name!r}: no such histogram "
+                    f"(found {sorted(classes)})"
+                )
             if not classes[name].startswith(kind):
                 raise InputError(f"{label} is a {classes[name]}, not a {kind} ({what})")
             return f[name].to_hist()
@@ -428,33 +431,16 @@ def load_acceptance_map(path: str | os.PathLike[str], key: str = "acceptance") -
         ConfigError: the file or the histogram does not exist (naming ``unfold.acceptance_map``,
             the file and the key); InputError: unreadable or invalid contents.
     """
-    import uproot
-
-    from gammastar.errors import ConfigError
-
     path = os.fspath(path)
     label = f"{path}:{key}"
-    if not os.path.exists(path):
-        raise ConfigError(f"unfold.acceptance_map: {path} not found (histogram {key!r})")
+    h = read_root_histogram(path, key, kind="TH2", key="unfold.acceptance_map",
+                            what="x = mass, y = pair pT")  # fmt: skip
+    gen = None
     try:
-        with uproot.open(path) as f:
-            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
-            if key not in classes:
-                raise ConfigError(
-                    f"unfold.acceptance_map: {path} has no histogram {key!r} "
-                    f"(found {sorted(classes)})"
-                )
-            if not classes[key].startswith("TH2"):
-                raise InputError(f"{path}: {key!r} is a {classes[key]}, not a TH2")
-            h = f[key].to_hist()
-            gen_key = f"{key}_generated"
-            gen = f[gen_key].to_hist() if classes.get(gen_key, "").startswith("TH2") else None
-    except (ConfigError, InputError):
-        raise
-    except Exception as err:  # noqa: BLE001
-        raise InputError(
-            f"{path}: cannot read the acceptance map {key!r} ({type(err).__name__}: {err})"
-        ) from None
+        gen = read_root_histogram(path, f"{key}_generated", kind="TH2",
+                                  key="unfold.acceptance_map", what="generated counts")  # fmt: skip
+    except GammastarError:  # optional: the lost-fraction estimate needs it, nothing else
+        gen = None
     m_edges, pt_edges, values = _checked_grid(h, label, "acceptance")
     generated = None
     if gen is not None:
