@@ -51,6 +51,7 @@ def na60_config(run: Path, **unfold):
     unfold = {
         "acceptance_map": "${output}/mock.root:acceptance",
         "lepton_acceptance": None,
+        "min_acceptance": MIN_ACC,
         **unfold,
     }
     return cfg.model_copy(update={"unfold": cfg.unfold.model_copy(update=unfold)})
