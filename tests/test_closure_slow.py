@@ -69,8 +69,8 @@ def test_nsig_closes_where_the_data_see_the_signal(rows):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 12 open: the rapidity extrapolation beyond the fiducial region is 2-4 sigma "
-    "off (f_F high, docs/yields.md), so the full-phase-space acceptance is 1.2-1.5x the truth "
+    reason="issue 12 open: the rapidity extrapolation beyond the fiducial region is 1.5-2 sigma "
+    "off (f_F high, docs/yields.md), so the full-phase-space acceptance is up to 1.2x the truth "
     "and N_sig is low where much of it is extrapolated; the threshold region (m < 0.35 GeV) is "
     "low by 20%",
 )
