@@ -172,7 +172,8 @@ def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
 
 
 def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
-    """Input files plus ``unfold.efficiency_map`` and ``unfold.acceptance_map`` (when set)."""
+    """Input files plus ``unfold.efficiency_map``, ``unfold.acceptance_map`` and
+    ``unfold.lepton_acceptance.map`` (when set)."""
     from gammastar.unfold import split_map_spec
 
     out = _input_files(cfg)
@@ -183,6 +184,9 @@ def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
             out.append(cfg.resolve_data(cfg.unfold.efficiency_map, "unfold.efficiency_map"))
     if cfg.unfold.acceptance_map is not None:
         out.append(cfg.resolve(split_map_spec(cfg.unfold.acceptance_map)[0]))
+    lepton = cfg.unfold.lepton_acceptance
+    if lepton is not None and lepton.map is not None:  # the per-lepton acceptance map
+        out.append(cfg.resolve(split_map_spec(lepton.map)[0]))
     return out
 
 
