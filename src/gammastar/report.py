@@ -493,9 +493,21 @@ def _yields_section(run: Path, s: Section) -> None:
                 ("χχ̄ source", fmt(_get(doc, "mcp", "source"))),
                 ("mass bin width (GeV)", fmt(meta.get("mass_bin_width"))),
                 ("pairs match unfolded_m", fmt(meta.get("pairs_match_unfolded_m"))),
+                ("phase space", fmt(meta.get("phase_space"))),
             ]
         )
     )
+    ex = doc.get("extrapolation")
+    if isinstance(ex, dict):
+        sig, sig_err = _as_list(ex.get("y_sigma")), _num(ex.get("y_sigma_err"))
+        s.add(
+            '<p class="note">Measured inside the fiducial region (A ≥ '
+            + esc(fmt(_get(ex, "fiducial", "min_acceptance")))
+            + "); beyond it extrapolated with the fitted model "
+            + esc(fmt(ex.get("model")))
+            + (f" (σ_y = {fmt(sig[0], '.3f')} ± {fmt(sig_err, '.3f')})" if sig else "")
+            + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
+        )
     ap = doc.get("aprime")
     if isinstance(ap, dict):
         mass = _as_list(ap.get("mass"))
@@ -503,6 +515,7 @@ def _yields_section(run: Path, s: Section) -> None:
         err = _as_list(ap.get("stat_err"))
         berr = _as_list(ap.get("bkg_sub_err"))
         flags = _as_list(ap.get("flags"))
+        ffid = _as_list(ap.get("fiducial_fraction"))
         n = len(mass)
         if len(y) != n:
             s.warn(f"yields.json: aprime.mass has {n} entries, per_pot_per_eps2 {len(y)}")
@@ -514,10 +527,12 @@ def _yields_section(run: Path, s: Section) -> None:
                 fmt(y[i], ".4e"),
                 fmt(err[i], ".2e") if i < len(err) else "n/a",
                 fmt(berr[i], ".2e") if i < len(berr) else "n/a",
+                *((fmt(ffid[i], ".3f") if i < len(ffid) else "n/a",) if ffid else ()),
                 _flags_text(flags[i]) if i < len(flags) else "—",
             )
 
-        headers = ["m_A′ (GeV)", "A′ per POT per ε²", "stat. error", "of which bkg. sub.", "flags"]
+        headers = ["m_A′ (GeV)", "A′ per POT per ε²", "stat. error", "of which bkg. sub."]
+        headers += [*(["fiducial fraction"] if ffid else []), "flags"]
         s.add(f"<h3>A′ yield per POT per ε² (Eq. 6), {n} mass bins</h3>")
         s.add(table(headers, [row(i) for i in _pick(n, 8)], "num"))
         if n > 8:
@@ -770,7 +785,17 @@ def _reach_section(run: Path, s: Section) -> None:
     geom = meta.get("geometry")
     if isinstance(geom, dict):
         s.add(details("detector geometry", kv_table((k, fmt(v)) for k, v in geom.items())))
+    ext = doc.get("extrapolation") if isinstance(doc.get("extrapolation"), dict) else None
+    share = _as_list(ext.get("max_fraction_in_excluded_region")) if ext else []
+    if ext:
+        s.add(
+            "<p class=\"note\">Signal outside the data's fiducial region (the yields' fitted model, "
+            f"reach.extrapolation: {esc(fmt(ext.get('mode')))}): its largest share of N_sig "
+            "in each mass's excluded region is in the table (docs/reach.md §2).</p>"
+        )
     headers = ["m_A′ (GeV)", "expected ε low", "expected ε high"]
+    if share:
+        headers.append("extrapolated share")
     if obs:
         headers += ["observed ε low", "observed ε high"]
 
@@ -780,6 +805,8 @@ def _reach_section(run: Path, s: Section) -> None:
             fmt(lo[i], ".3e") if i < len(lo) and lo[i] is not None else "not excluded",
             fmt(hi[i], ".3e") if i < len(hi) and hi[i] is not None else "not excluded",
         ]
+        if share:
+            r.append(fmt(share[i], ".2f") if i < len(share) and share[i] is not None else "—")
         if obs:
             olo, ohi = _as_list(obs.get("eps_low")), _as_list(obs.get("eps_high"))
             r += [
