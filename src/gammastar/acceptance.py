@@ -41,7 +41,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError, InputError
 from gammastar.mock.kinematics import sample_mt_exponential
-from gammastar.physics.constants import M_E, M_MU
+from gammastar.physics.darkphoton import LEPTON_CHANNELS
 
 __all__ = [
     "Geometry",
@@ -55,7 +55,7 @@ __all__ = [
     "plot_acceptance_comparison",
 ]
 
-LEPTON_MASS = {"ee": M_E, "mumu": M_MU}
+LEPTON_MASS = LEPTON_CHANNELS  # one table: gammastar.physics.darkphoton
 
 
 class Sampler(Protocol):

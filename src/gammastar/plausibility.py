@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.errors import InputError
+from gammastar.io import PER_LEPTON
 
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
@@ -318,4 +319,4 @@ class Plausibility:
                 fail(col, f"non-finite value {a[i]}", i)
 
 
-_PER_LEPTON = frozenset({"px", "py", "pz", "E", "charge", "parent", "pt", "eta", "phi", "mass"})
+_PER_LEPTON = frozenset(PER_LEPTON)  # the jagged per-lepton columns (one list: io)

@@ -40,7 +40,6 @@ from gammastar.acceptance import Geometry, KinematicSample, ParametricSampler, S
 from gammastar.artifacts import check_writable, make_meta, read_json
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
-from gammastar.physics.constants import M_E, M_MU
 from gammastar.stats import (
     BANDS,
     Channel,
@@ -67,7 +66,7 @@ __all__ = [
     "window_edges",
 ]
 
-THRESHOLD = {"ee": 2 * M_E, "mumu": 2 * M_MU}
+THRESHOLD = {ch: 2 * m for ch, m in darkphoton.LEPTON_CHANNELS.items()}
 OUTPUTS = ("reach.json", "acceptance.npz", "figures/reach.png", "figures/aprime_decays.png")
 
 

@@ -313,7 +313,10 @@ class DarkSector:
 
 
 # ---------------------------------------------------------------- widths
-_LEPTON = {"ee": M_E, "mumu": M_MU}
+LEPTON_CHANNELS = {"ee": M_E, "mumu": M_MU}
+"""The leptonic decay channels and their lepton masses (GeV): the one table of them (the
+acceptance's daughters and the reach's thresholds 2 m_ℓ come from here)."""
+_LEPTON = LEPTON_CHANNELS
 
 
 @cache
