@@ -487,12 +487,6 @@ def _cache_store(key: str, table: NDArray[np.float64]) -> None:
         return
 
 
-def _index(grid: NDArray[np.float64], x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Fractional index of ``x`` on a uniform ``grid``."""
-    step = (grid[-1] - grid[0]) / (grid.size - 1)
-    return (x - grid[0]) / step
-
-
 @dataclass(frozen=True)
 class FiducialRegion:
     """The part of (m, q) space the data see: A(m, q) ≥ ``min_acceptance``.
