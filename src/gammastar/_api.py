@@ -57,10 +57,11 @@ def run(config: Any, *, force: tuple[str, ...] = (), report: bool = True) -> Any
 
 def generate(config: Any, path: Any = None, **kwargs: Any) -> Any:
     """``gammastar generate``: write NA60-like mock data (default ``<run>/mock.root``)."""
+    from gammastar import rundir
     from gammastar.mock import generate_file
 
     cfg = as_config(config)
-    return generate_file(cfg, path if path is not None else cfg.output_dir / "mock.root", **kwargs)
+    return generate_file(cfg, path if path is not None else cfg.output_dir / rundir.MOCK, **kwargs)
 
 
 def train(config: Any, **kwargs: Any) -> Any:

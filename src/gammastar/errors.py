@@ -48,3 +48,8 @@ class EnvironmentFailure(GammastarError):
 
 class RunDirBusyError(EnvironmentFailure):
     """Another process holds the run directory's lock (:mod:`gammastar.runlock`)."""
+
+
+class ArtifactError(InputError):
+    """A run-directory artifact of an unknown schema version, or one that breaks its JSON
+    Schema (:mod:`gammastar.rundir`): the message names the file and the failing key."""

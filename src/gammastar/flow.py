@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.artifacts import atomic_path, load_json, make_meta, sha256_file, write_json
+from gammastar import rundir
+from gammastar.artifacts import atomic_path, load_json, make_meta, sha256_file
 from gammastar.errors import GammastarError, InputError, OutputExistsError
 
 if TYPE_CHECKING:
@@ -909,7 +910,7 @@ def save_model(
     import torch
 
     directory = Path(directory)
-    model_path = directory / "model.pt"
+    model_path = directory / rundir.MODEL_FILE
     with atomic_path(model_path, force=force) as tmp:
         torch.save({k: v.detach().clone() for k, v in flow.state_dict().items()}, tmp)
     info = {
@@ -922,7 +923,7 @@ def save_model(
         **dict(extra or {}),
         "meta": dict(meta),
     }
-    write_json(directory / "meta.json", info, force=True)
+    rundir.write_artifact(directory / rundir.MODEL_META_FILE, info, "flow_meta.json", force=True)
     return directory
 
 
@@ -930,10 +931,10 @@ def _resolve_model_dir(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if p.is_file():
         return p.parent
-    if (p / "model.pt").exists() or (p / "meta.json").exists():
+    if (p / rundir.MODEL_FILE).exists() or (p / rundir.MODEL_META_FILE).exists():
         return p
-    if (p / "flow").is_dir():
-        return p / "flow"
+    if (p / rundir.FLOW_DIR).is_dir():
+        return p / rundir.FLOW_DIR
     raise GammastarError(f"{p}: no flow model here (expected model.pt and meta.json)")
 
 
@@ -946,7 +947,7 @@ def load(path: str | os.PathLike[str]) -> FlowModel:
     import torch
 
     d = _resolve_model_dir(path)
-    meta_path, model_path = d / "meta.json", d / "model.pt"
+    meta_path, model_path = d / rundir.MODEL_META_FILE, d / rundir.MODEL_FILE
     info = load_json(meta_path, what="flow metadata file")
     if not isinstance(info, dict) or info.get("format") != MODEL_FORMAT:
         raise GammastarError(f"{meta_path}: not a gammastar flow metadata file")
@@ -961,6 +962,7 @@ def load(path: str | os.PathLike[str]) -> FlowModel:
         raise GammastarError(
             f"{model_path}: checksum does not match {meta_path.name} (modified or foreign file)"
         )
+    rundir.validate(info, "flow_meta.json", where=str(meta_path))  # version and schema
     try:
         arch = info["architecture"]
         pre = Preprocessing.from_json(info["preprocessing"])
@@ -1397,16 +1399,10 @@ def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool 
 
 
 def read_pairs(config: AnalysisConfig) -> tuple[pd.DataFrame, Path]:
-    """The run directory's ``pairs.parquet``."""
-    import pandas as pd
-
-    path = config.output_dir / "pairs.parquet"
-    if not path.exists():
-        raise InputError(f"{path}: pairs table not found; run `gammastar select` first")
-    try:
-        return pd.read_parquet(path), path
-    except Exception as err:  # noqa: BLE001 (reported as a GammastarError)
-        raise InputError(f"{path}: unreadable pairs table ({err})") from None
+    """The run directory's ``pairs.parquet`` (the kinematic columns checked against the
+    contract, :meth:`gammastar.rundir.RunDir.read_pairs`; the rest by :func:`training_data`)."""
+    rd = rundir.RunDir(config.output_dir)
+    return rd.read_pairs(require=("m", "qT", "E", "charge")), rd.path(rundir.PAIRS)
 
 
 def train(
@@ -1448,15 +1444,15 @@ def train(
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
     cfg = config.flow
-    out = config.output_dir / "flow"
+    out = config.output_dir / rundir.FLOW_DIR
     if pairs is None:
         pairs, src = read_pairs(config)
         inputs: list[Any] = [src]
     else:
         src, inputs = Path("<pairs table>"), []
     seed0 = int(seed if seed is not None else (cfg.seed if cfg.seed is not None else config.seed))
-    if (out / "model.pt").exists() and not (force or resume):
-        raise OutputExistsError(f"{out / 'model.pt'}: output exists already; use --force")
+    if (out / rundir.MODEL_FILE).exists() and not (force or resume):
+        raise OutputExistsError(f"{out / rundir.MODEL_FILE}: output exists already; use --force")
     hseed = holdout_seed_of(config)
     data = training_data(pairs, cfg, source=str(src), seed=seed0, holdout_seed=hseed)
     held = training_data(
@@ -1468,9 +1464,9 @@ def train(
     for member in range(cfg.ensemble):
         s = seed0 + member
         d = out if member == 0 else out / "ensemble" / str(member)
-        if member > 0 and (d / "model.pt").exists() and not (force or resume):
+        if member > 0 and (d / rundir.MODEL_FILE).exists() and not (force or resume):
             raise OutputExistsError(f"{d / 'model.pt'}: output exists already; use --force")
-        ck = d / "checkpoint.pt"
+        ck = d / rundir.CHECKPOINT_FILE
         res = fit(
             data,
             cfg,
@@ -1514,7 +1510,9 @@ def train(
             ensemble_size=cfg.ensemble,
         )
         save_model(d, res.flow, res.preprocessing, arch, mass_range, meta, force=True)
-        write_json(d / "history.json", {**res.history, "meta": meta}, force=True)
+        rundir.write_artifact(
+            d / rundir.HISTORY_FILE, {**res.history, "meta": meta}, "flow_history.json", force=True
+        )
         plot_losses(res.history, d / "loss.png")
     _remove_stale_members(out / "ensemble", cfg.ensemble)
     return out
@@ -1636,9 +1634,9 @@ def load_ensemble(path: str | os.PathLike[str]) -> Ensemble:
     models = [first]
     ref = first.meta.get("meta", {})
     for sub in subs:
-        if size is not None and not (sub / "meta.json").exists():
+        if size is not None and not (sub / rundir.MODEL_META_FILE).exists():
             raise GammastarError(
-                f"{sub}: ensemble member missing ({d / 'meta.json'} records {size} members)"
+                f"{sub}: ensemble member missing ({d / rundir.MODEL_META_FILE} records {size} members)"
             )
         member = load(sub)
         got = member.meta.get("meta", {})

@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gammastar.artifacts import write_json
+from gammastar import rundir
 from gammastar.config import AnalysisConfig
 from gammastar.errors import EnvironmentFailure, GammastarError
 
-STATE_DIR = ".gammastar"
+STATE_DIR = rundir.STATE_DIR
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Stage:
 
 
 def _mock_path(cfg: AnalysisConfig) -> Path:
-    return cfg.output_dir / "mock.root"
+    return cfg.output_dir / rundir.MOCK
 
 
 def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
@@ -94,7 +94,7 @@ def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
     from gammastar.mock.plots import plot_file
 
     result = generate_file(config, _mock_path(config), force=force)
-    plot_file(result.path, config.output_dir / "figures", force=True)
+    plot_file(result.path, config.output_dir / rundir.FIGURES_DIR, force=True)
     return result
 
 
@@ -117,7 +117,7 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
     from gammastar.flow import CheckpointMismatchError, train
 
     progress = sys.stderr.isatty()
-    checkpoint = config.output_dir / "flow" / "checkpoint.pt"
+    checkpoint = config.output_dir / rundir.FLOW_CHECKPOINT
     if checkpoint.exists():
         try:
             train(config, resume=True, force=True, progress=progress)
@@ -201,7 +201,7 @@ def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
             d = _resolve_model_dir(p)
         except GammastarError:
             d = p
-        out += [d / "model.pt", d / "meta.json"]
+        out += [d / rundir.MODEL_FILE, d / rundir.MODEL_META_FILE]
     return out
 
 
@@ -210,7 +210,7 @@ STAGES: tuple[Stage, ...] = (
         "generate",
         "gammastar.pipeline:_run_generate",
         sections=("seed", "beam", "mock"),
-        outputs=("mock.root",),
+        outputs=rundir.stage_outputs("generate"),
         external=_mock_maps,
         enabled=lambda cfg: cfg.mock is not None,
     ),
@@ -218,7 +218,7 @@ STAGES: tuple[Stage, ...] = (
         "select",
         "gammastar.pipeline:_run_select",
         sections=("input", "selection", "background", "unfold"),
-        outputs=("pairs.parquet", "histograms.root", "select.json"),
+        outputs=rundir.stage_outputs("select"),
         needs=("generate",),
         external=_select_inputs,
     ),
@@ -226,28 +226,28 @@ STAGES: tuple[Stage, ...] = (
         "yields",
         "gammastar.pipeline:_run_yields",
         sections=("beam", "yields"),
-        outputs=("yields.json", "yields_aprime.csv", "yields_mcp.csv"),
+        outputs=rundir.stage_outputs("yields"),
         needs=("generate", "select"),
     ),
     Stage(
         "train",
         "gammastar.pipeline:_run_train",
         sections=("seed", "flow"),
-        outputs=("flow/model.pt", "flow/meta.json"),
+        outputs=rundir.stage_outputs("train"),
         needs=("select",),
     ),
     Stage(
         "validate",
         "gammastar.pipeline:_run_validate",
         sections=("seed", "validate"),
-        outputs=("validation.json",),
+        outputs=rundir.stage_outputs("validate"),
         needs=("select", "train"),
     ),
     Stage(
         "reach",
         "gammastar.pipeline:_run_reach",
         sections=("seed", "beam", "detector", "reach"),
-        outputs=("reach.json",),
+        outputs=rundir.stage_outputs("reach"),
         needs=("yields", "train"),
         external=_reach_inputs,
         # a reach needs its statistics inputs stated (no defaults): only configs with a
@@ -264,7 +264,7 @@ def stage_names() -> list[str]:
 
 
 def _state_path(cfg: AnalysisConfig, stage: Stage) -> Path:
-    return cfg.output_dir / STATE_DIR / f"{stage.name}.json"
+    return cfg.output_dir / rundir.state_name(stage.name)
 
 
 def _identity(path: Path) -> list[int] | None:
@@ -287,10 +287,10 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     state_file = _state_path(cfg, stage)
     if not state_file.exists():
         return False, "never run"
-    try:
-        state = json.loads(state_file.read_text())
-    except ValueError:
-        return False, "state file unreadable"
+    try:  # schema-checked (gammastar.rundir); an unusable record reruns the stage
+        state = rundir.RunDir(cfg.output_dir).read_json(rundir.state_name(stage.name))
+    except GammastarError as err:
+        return False, f"state file unusable ({err})"
     if state.get("config_sha256") != cfg.section_sha256(*stage.sections):
         return False, f"config changed ({', '.join(stage.sections)})"
     outputs = [cfg.output_dir / o for o in stage.outputs]
@@ -406,9 +406,10 @@ def _run(
             result = stage.call(config)
         dt = time.perf_counter() - t0
         note = result.get("note") if isinstance(result, dict) else None
-        write_json(
-            _state_path(config, stage),
+        rundir.RunDir(config.output_dir).write_json(
+            rundir.state_name(stage.name),
             {
+                "schema_version": rundir.SCHEMA_VERSION,
                 "stage": stage.name,
                 "config_sha256": config.section_sha256(*stage.sections),
                 "seconds": dt,
@@ -454,7 +455,7 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
         if r.status != "disabled":
             extra = f" ({r.seconds:.1f} s)" if r.status == "ran" else ""
             lines.append(f"  {r.name:<9} {r.status}{extra}: {r.reason}")
-    mock = out / "mock.root"
+    mock = out / rundir.MOCK
     if config.mock is not None and mock.exists() and (meta := _read_root_meta(mock)):
         lines.append(f"mock data: {mock}")
         n_pot = meta.get("n_pot")
@@ -468,7 +469,7 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
             lines.append("  generated sources per channel:")
             lines.extend(f"    {k:<18} {v}" for k, v in per_channel.items())
     lines.extend(_summary_lines(out))
-    report = out / "report.html"
+    report = out / rundir.REPORT
     lines.append(f"run directory: {out}")
     if report.exists():
         lines.append(f"report: {report}")
@@ -478,7 +479,7 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
 def _summary_lines(out: Path) -> list[str]:
     """Key numbers of the later stages, from whatever artifacts exist."""
     lines: list[str] = []
-    if sel := _read(out / "select.json"):
+    if sel := _read(out / rundir.SELECT):
         c = sel.get("counts", {})
         lines.append(
             f"selection: {c.get('os')} OS, {c.get('pp')} ++, {c.get('mm')} -- pairs; "
@@ -487,12 +488,12 @@ def _summary_lines(out: Path) -> list[str]:
             f"unfolded γ* yield {c.get('unfolded', float('nan')):.4g} "
             f"± {c.get('unfolded_err', float('nan')):.2g}"
         )
-    if (y := _read(out / "yields.json")) and (a := y.get("aprime")):
+    if (y := _read(out / rundir.YIELDS)) and (a := y.get("aprime")):
         mass, val = a.get("mass") or [], a.get("per_pot_per_eps2") or []
         picks = [i for i in range(len(mass)) if val[i] is not None][:: max(1, len(mass) // 4)]
         shown = ", ".join(f"{val[i]:.2e} at {mass[i]:.2f} GeV" for i in picks[:4])
         lines.append(f"A′ yield per POT per ε²: {shown}")
-    if v := _read(out / "validation.json"):
+    if v := _read(out / rundir.VALIDATION):
         ok = [
             m
             for m, kl, band in zip(
@@ -504,7 +505,7 @@ def _summary_lines(out: Path) -> list[str]:
             f"flow validation: model-vs-data KL inside the data-vs-data 95% band "
             f"in {len(ok)}/{len(v.get('mass', []))} mass windows"
         )
-    if (r := _read(out / "reach.json")) and (e := r.get("expected")):
+    if (r := _read(out / rundir.REACH)) and (e := r.get("expected")):
         lo = [x for x in e.get("eps_low", []) if x is not None]
         masses = [
             m

@@ -35,9 +35,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
+from gammastar import rundir
 from gammastar._api import make_callable as _make_callable
 from gammastar.acceptance import Geometry, KinematicSample, ParametricSampler, SamplerLike, draw
-from gammastar.artifacts import check_writable, make_meta, read_json
+from gammastar.artifacts import check_writable, make_meta
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.stats import (
@@ -67,7 +68,9 @@ __all__ = [
 ]
 
 THRESHOLD = {ch: 2 * m for ch, m in darkphoton.LEPTON_CHANNELS.items()}
-OUTPUTS = ("reach.json", "acceptance.npz", "figures/reach.png", "figures/aprime_decays.png")
+OUTPUTS = rundir.stage_outputs("reach", tracked=False)
+"""What the reach writes (:data:`gammastar.rundir.ARTIFACTS`, with the pipeline's
+``STAGES``), besides one pyhf workspace per mass point."""
 
 
 # --------------------------------------------------------------------------- yields
@@ -114,7 +117,8 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
     Raises:
         GammastarError: missing file, unknown schema, missing key or inconsistent lengths.
     """
-    data = read_json(path, what="yields file")
+    # the schema version and the yields.json schema checked (gammastar.rundir)
+    data = rundir.read_artifact(path, rundir.schema_of(rundir.YIELDS), what="yields file")
     sfx = "_fiducial" if fiducial else ""
     try:
         ap = data["aprime"]
@@ -902,7 +906,7 @@ def run_reach(
     rc, det = config.reach, config.detector
     check_config(config)
     out = Path(output) if output is not None else config.output_dir
-    for name in (*OUTPUTS, "workspaces/index.json"):
+    for name in OUTPUTS:
         check_writable(out / name, force)
     yields_path = config.resolve(rc.yields)
     yields = load_yields(yields_path)
@@ -1047,7 +1051,7 @@ def run_reach(
         "extrapolation": _extrapolation_json(res, rc.extrapolation, yields),
         "meta": meta,
     }
-    from gammastar.artifacts import atomic_paths, json_text
+    from gammastar.artifacts import atomic_paths
 
     # the workspaces, their index, the acceptance table and reach.json as one set, reach.json
     # (the mark of a finished run) renamed into place last
@@ -1056,14 +1060,15 @@ def run_reach(
     for m, model in zip(res.masses, res.models, strict=True):
         if model is None:
             continue
-        name = f"workspaces/m_{m:.5f}.json"
+        name = rundir.workspace_name(m)
         docs[name] = build_spec(model)
         index.append({"mass": float(m), "file": name})
-    docs["workspaces/index.json"] = {"workspaces": index, "meta": meta}
-    names = [*docs, "acceptance.npz", "reach.json"]
+    rd = rundir.RunDir(out)
+    docs[rundir.WORKSPACES_INDEX] = {"workspaces": index, "meta": meta}
+    names = [*docs, rundir.ACCEPTANCE, rundir.REACH]
     with atomic_paths([out / n for n in names], force=force) as tmps:
-        for tmp, doc in zip(tmps[: len(docs)], docs.values(), strict=True):
-            tmp.write_text(json_text(doc))
+        for tmp, (name, doc) in zip(tmps[: len(docs)], docs.items(), strict=True):
+            tmp.write_text(rd.json_text(name, doc))  # the index schema-checked
         with open(tmps[-2], "wb") as f:
             np.savez(
                 f,
@@ -1078,12 +1083,13 @@ def run_reach(
                     else np.zeros_like(res.acceptance)
                 ),
             )
-        tmps[-1].write_text(json_text(reach))
+        tmps[-1].write_text(rd.json_text(rundir.REACH, reach))  # schema-checked
     import matplotlib.pyplot as plt
 
-    fig = plot_reach(res, out / OUTPUTS[2], title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
+    reach_png, decays_png = map(rd.path, rundir.stage_figures("reach"))
+    fig = plot_reach(res, reach_png, title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
     plt.close(fig)
-    plt.close(darkphoton.plot_decays(str(out / OUTPUTS[3])))
+    plt.close(darkphoton.plot_decays(str(decays_png)))
     return reach
 
 

@@ -30,12 +30,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from gammastar import rundir
 from gammastar._api import make_callable as _make_callable
 from gammastar._version import __version__
 from gammastar.artifacts import atomic_path
 from gammastar.errors import GammastarError
 
-REPORT_NAME = "report.html"
+REPORT_NAME = rundir.REPORT
 
 KEY_PACKAGES = ("numpy", "uproot", "awkward", "vector", "hist", "torch", "zuko", "pyhf", "coffea")
 """Packages whose exact installed versions the report records."""
@@ -90,13 +91,13 @@ CUTFLOW_LABELS = {
 
 # artifacts whose ``meta`` (seed, hashes) the provenance table lists
 META_ARTIFACTS = (
-    "select.json",
-    "yields.json",
-    "flow/meta.json",
-    "flow/history.json",
-    "validation.json",
-    "reach.json",
-    "workspaces/index.json",
+    rundir.SELECT,
+    rundir.YIELDS,
+    rundir.FLOW_META,
+    rundir.FLOW_HISTORY,
+    rundir.VALIDATION,
+    rundir.REACH,
+    rundir.WORKSPACES_INDEX,
 )
 
 
@@ -275,10 +276,10 @@ def _section_of(fig: Figure) -> str:
 def find_figures(run: Path) -> list[Figure]:
     """Every ``*.png`` in ``<run>/figures/`` (recursively) and ``<run>/flow/`` (top level)."""
     found: list[Figure] = []
-    figdir = run / "figures"
+    figdir = run / rundir.FIGURES_DIR
     if figdir.is_dir():
         found += [Figure(p, p.relative_to(run).as_posix()) for p in sorted(figdir.rglob("*.png"))]
-    flowdir = run / "flow"
+    flowdir = run / rundir.FLOW_DIR
     if flowdir.is_dir():
         found += [Figure(p, p.relative_to(run).as_posix()) for p in sorted(flowdir.glob("*.png"))]
     return [f for f in found if f.path.is_file()]
@@ -310,7 +311,7 @@ def _section_json(path: Path, s: Section) -> dict[str, Any] | None:
 
 
 def _mock_section(cfg: Any, run: Path, s: Section) -> None:
-    path = run / "mock.root"
+    path = run / rundir.MOCK
     if not path.exists():
         if getattr(cfg, "mock", None) is None:
             s.add(not_run("this analysis reads experiment ntuples (no mock section in the config)"))
@@ -326,7 +327,7 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
     s.add(
         kv_table(
             [
-                ("file", "mock.root"),
+                ("file", rundir.MOCK),
                 ("generator", fmt(meta.get("generator"))),
                 ("equivalent protons on target N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
                 ("generated sources (requested)", fmt(meta.get("events"))),
@@ -353,7 +354,7 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
 
 
 def _selection_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / "select.json", s)
+    doc = _section_json(run / rundir.SELECT, s)
     if doc is None:
         return
     counts = doc.get("counts")
@@ -432,7 +433,7 @@ def _selection_section(run: Path, s: Section) -> None:
 
 
 def _spectra_section(run: Path, s: Section) -> None:
-    path = run / "histograms.root"
+    path = run / rundir.HISTOGRAMS
     if not path.exists():
         s.add(not_run("histograms.root not found"))
         return
@@ -480,7 +481,7 @@ def _flags_text(f: Any) -> str:
 
 
 def _yields_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / "yields.json", s)
+    doc = _section_json(run / rundir.YIELDS, s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
@@ -571,8 +572,8 @@ def _yields_section(run: Path, s: Section) -> None:
 
 
 def _flow_section(run: Path, s: Section) -> None:
-    meta_path = run / "flow" / "meta.json"
-    hist_path = run / "flow" / "history.json"
+    meta_path = run / rundir.FLOW_META
+    hist_path = run / rundir.FLOW_HISTORY
     if not meta_path.exists() and not hist_path.exists():
         s.add(not_run("flow/meta.json not found"))
         return
@@ -632,7 +633,7 @@ def _band(bands: list[Any], i: int) -> tuple[float | None, float | None]:
 
 
 def _validation_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / "validation.json", s)
+    doc = _section_json(run / rundir.VALIDATION, s)
     if doc is None:
         return
     mass = _as_list(doc.get("mass"))
@@ -701,7 +702,7 @@ def _validation_section(run: Path, s: Section) -> None:
 
 
 def _acceptance_section(run: Path, s: Section) -> None:
-    path = run / "acceptance.npz"
+    path = run / rundir.ACCEPTANCE
     if not path.exists():
         s.add(not_run("acceptance.npz not found"))
         return
@@ -744,7 +745,7 @@ def _acceptance_section(run: Path, s: Section) -> None:
 
 
 def _reach_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / "reach.json", s)
+    doc = _section_json(run / rundir.REACH, s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
@@ -756,7 +757,7 @@ def _reach_section(run: Path, s: Section) -> None:
     lo = _as_list(exp.get("eps_low"))
     hi = _as_list(exp.get("eps_high"))
     obs = doc.get("observed") if isinstance(doc.get("observed"), dict) else None
-    n_ws = len(_as_list(_get(_read_quiet(run / "workspaces" / "index.json"), "workspaces")))
+    n_ws = len(_as_list(_get(_read_quiet(run / rundir.WORKSPACES_INDEX), "workspaces")))
     excluded = [i for i in range(len(mass)) if i < len(lo) and _is_number(lo[i])]
     s.add(
         kv_table(
@@ -899,13 +900,13 @@ def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
     )
 
     rows = []
-    mock = run / "mock.root"
+    mock = run / rundir.MOCK
     metas: list[tuple[str, Any]] = []
     if mock.exists():
         try:
-            metas.append(("mock.root", _read_root_meta(mock)))
+            metas.append((rundir.MOCK, _read_root_meta(mock)))
         except Exception as err:  # noqa: BLE001
-            metas.append(("mock.root", f"unreadable ({type(err).__name__})"))
+            metas.append((rundir.MOCK, f"unreadable ({type(err).__name__})"))
     for name in META_ARTIFACTS:
         p = run / name
         if p.exists():
@@ -942,7 +943,7 @@ def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
 
 
 def _stage_table(run: Path) -> Raw | None:
-    state = run / ".gammastar"
+    state = run / rundir.STATE_DIR
     if not state.is_dir():
         return None
     from gammastar.pipeline import stage_names

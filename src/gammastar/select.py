@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gammastar import rundir
 from gammastar._api import make_callable as _make_callable
 from gammastar.errors import ConfigError, InputError
 
@@ -762,11 +763,11 @@ class SelectResult:
         if self._pairs is None:
             import pandas as pd
 
-            self._pairs = pd.read_parquet(self.files["pairs.parquet"])
+            self._pairs = pd.read_parquet(self.files[rundir.PAIRS])
         return self._pairs
 
 
-OUTPUT_FILES = ("pairs.parquet", "histograms.root", "select.json")
+OUTPUT_FILES = rundir.stage_outputs("select")  # pairs.parquet, histograms.root, select.json
 
 
 _DTYPES = {
@@ -1040,7 +1041,7 @@ def _select_run(
         staging=(str(staging) if shared_staging else "") if staging is not None else None,
         plausibility=Plausibility.from_config(cfg),
     )
-    sink = ChunkSink(staging / "pairs.parquet" if staging is not None else None)
+    sink = ChunkSink(staging / rundir.PAIRS if staging is not None else None)
     result, run_bad = run_processor(
         checked.fileset,
         proc,
@@ -1361,13 +1362,14 @@ def _select_run(
             for name, h in hists.items():
                 f[name] = h
             f["phase_space"] = phase_space
+            f[rundir.HISTOGRAMS_META] = json_text(meta)  # its schema version
         doc["timings_s"] = {
             "check_inputs": t_checked - t0,
             "process": t_processed - t_checked,
             "postprocess": t_post - t_processed,
             "write_data": time.perf_counter() - t_post,
         }
-        js_tmp.write_text(json_text(doc))
+        js_tmp.write_text(rundir.RunDir(outdir).json_text(rundir.SELECT, doc))  # schema-checked
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s", counts["os"], counts["pp"], counts["mm"], outdir
     )

@@ -39,8 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gammastar import rundir
 from gammastar._api import make_callable as _make_callable
-from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
+from gammastar.artifacts import atomic_path, check_writable, make_meta
 from gammastar.errors import GammastarError
 from gammastar.kl import knn_kl
 
@@ -214,10 +215,11 @@ def validate(
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
     vcfg = config.validate_
-    out_json = config.output_dir / "validation.json"
+    rd = rundir.RunDir(config.output_dir)
+    out_json = rd.path(rundir.VALIDATION)
     check_writable(out_json, force)
     if model is None:
-        model = load(config.output_dir / "flow")
+        model = load(rd.path(rundir.FLOW_DIR))
     inputs: list[Any] = []
     if pairs is None:
         pairs, src = read_pairs(config)
@@ -318,7 +320,7 @@ def validate(
         "meta": make_meta(
             config_sha256=config.section_sha256("flow", "validate"),
             seed=s,
-            inputs=[*inputs, model.path / "model.pt"] if model.path else inputs,
+            inputs=[*inputs, model.path / rundir.MODEL_FILE] if model.path else inputs,
             k=vcfg.k,
             window=vcfg.window,
             repeats=vcfg.repeats,
@@ -339,12 +341,12 @@ def validate(
             ),
         ),
     }
-    write_json(out_json, result, force=force)
+    rd.write_json(rundir.VALIDATION, result, force=force)  # schema-checked
     if figures:
-        figdir = config.output_dir / "figures"
-        plot_kl(result, figdir / "flow_kl.png", force=True)
+        kl_png, kin_png = map(rd.path, rundir.stage_figures("validate"))
+        plot_kl(result, kl_png, force=True)
         fig_masses = [m for m in vcfg.figure_masses if lo <= m <= hi]
-        plot_kinematics(model, compare, fig_masses, vcfg.window, figdir / "flow_kinematics.png", s)
+        plot_kinematics(model, compare, fig_masses, vcfg.window, kin_png, s)
     return result
 
 

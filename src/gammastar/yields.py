@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar import rundir
 from gammastar._api import make_callable as _make_callable
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
@@ -58,8 +59,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OUTPUT_FILES = ("yields.json", "yields_aprime.csv", "yields_mcp.csv")
-FIGURES = ("figures/yields_aprime.png", "figures/yields_mcp.png")
+OUTPUT_FILES = rundir.stage_outputs("yields")  # yields.json, yields_aprime.csv, yields_mcp.csv
+FIGURES = rundir.stage_figures("yields")
 
 
 # --------------------------------------------------------------------------- results
@@ -479,7 +480,7 @@ def resolve_n_pot(cfg: AnalysisConfig, run_dir: Path | None = None) -> tuple[flo
     if cfg.beam.n_pot != "from_input":
         return check_n_pot(cfg.beam.n_pot, "beam.n_pot"), "config:beam.n_pot"
     run_dir = run_dir or cfg.output_dir
-    sel = run_dir / "select.json"
+    sel = run_dir / rundir.SELECT
     if sel.exists():
         try:
             doc = json.loads(sel.read_text())
@@ -583,6 +584,7 @@ def _read_histograms(path: Path) -> dict[str, Any]:
         with uproot.open(path) as f:
             if "unfolded_m" not in f:
                 raise InputError(f"{path}: no histogram 'unfolded_m'")
+            rundir.RunDir(path.parent).check_histograms(f)  # schema check (one clear error)
             for name in ("unfolded_m", "comb_m", "signal_m"):
                 if name in f:
                     out[name] = f[name].to_hist()
@@ -674,7 +676,7 @@ ACCEPTANCE_LOST_FLAG = 0.05
 def read_acceptance_loss(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """``(edges, lost fraction per mass bin)`` from ``select.json`` → ``unfold.acceptance``
     (``lost_fraction_map_per_mass_bin``; NaN where unknown), or ``None``."""
-    sel = run_dir / "select.json"
+    sel = run_dir / rundir.SELECT
     try:
         acc = json.loads(sel.read_text()).get("unfold", {}).get("acceptance") or {}
     except (OSError, ValueError):
@@ -725,7 +727,7 @@ def read_phase_space(run_dir: Path) -> str:
     else the ``phase_space`` string of ``histograms.root``."""
     import uproot
 
-    sel = run_dir / "select.json"
+    sel = run_dir / rundir.SELECT
     if sel.exists():
         try:
             ps = json.loads(sel.read_text()).get("meta", {}).get("phase_space")
@@ -734,7 +736,7 @@ def read_phase_space(run_dir: Path) -> str:
         if ps:
             return str(ps)
     try:
-        with uproot.open(run_dir / "histograms.root") as f:
+        with uproot.open(run_dir / rundir.HISTOGRAMS) as f:
             if "phase_space" in f:
                 return str(f["phase_space"])
     except Exception as err:  # noqa: BLE001 - unreadable files are reported by _read_histograms
@@ -788,7 +790,7 @@ def compute_yields(
     Raises:
         GammastarError: missing inputs, bad N_POT, outputs exist without ``force``.
     """
-    from gammastar.artifacts import check_writable, make_meta, write_json
+    from gammastar.artifacts import check_writable, make_meta
     from gammastar.config import AnalysisConfig, load_config
 
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
@@ -799,14 +801,17 @@ def compute_yields(
     for p in outs:  # refuse early, before any work
         check_writable(p, force)
 
-    hpath = run_dir / "histograms.root"
+    rd = rundir.RunDir(run_dir)
+    if rd.path(rundir.SELECT).exists():  # schema check: refuse an invalid/unknown-version one
+        rd.read_json(rundir.SELECT)
+    hpath = rd.path(rundir.HISTOGRAMS)
     hists = _read_histograms(hpath)
     phase_space = read_phase_space(run_dir)
     n_pot, n_pot_source = resolve_n_pot(cfg, run_dir)
     m_lepton = cfg.input.lepton_mass
     inputs: list[Path] = [hpath]
 
-    ppath = run_dir / "pairs.parquet"
+    ppath = rd.path(rundir.PAIRS)
     pairs = None
     ycfg = cfg.yields
     wanted = {ycfg.mcp_source, ycfg.aprime_source}
@@ -819,13 +824,8 @@ def compute_yields(
             "table to fit the extrapolation; rerun select"
         )
     if (wanted & {"auto", "pairs"} or fiducial_ps) and ppath.exists():
-        import pandas as pd
-
         cols = ["m", "weight", "charge"] + (["pT", "y"] if fiducial_ps else [])
-        try:
-            pairs = pd.read_parquet(ppath, columns=cols)
-        except Exception as err:  # noqa: BLE001
-            raise InputError(f"{ppath}: cannot read columns {', '.join(cols)} ({err})") from None
+        pairs = rd.read_pairs(cols)  # those columns checked against the contract
         inputs.append(ppath)
 
     unf = hists["unfolded_m"]
@@ -947,13 +947,13 @@ def compute_yields(
         stat_err="sqrt(sum w^2) incl. like-sign subtraction; bkg_sub_err is that part alone",
         flags_doc="docs/yields.md#flags",
     )
-    write_json(run_dir / "yields.json", doc, force)
+    rd.write_json(rundir.YIELDS, doc, force)  # schema-checked
     comment = (
         f"gammastar yields; n_pot={n_pot:.6g} ({n_pot_source}); phase_space={phase_space}; "
         "see yields.json meta"
     )
     _write_csv(
-        run_dir / "yields_aprime.csv",
+        rd.path(rundir.YIELDS_APRIME_CSV),
         ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"],
         [
             [
@@ -971,7 +971,7 @@ def compute_yields(
         force,
     )
     _write_csv(
-        run_dir / "yields_mcp.csv",
+        rd.path(rundir.YIELDS_MCP_CSV),
         ["m_chi", "per_pot_per_q2", "stat_err", "flags"],
         [
             [mcp.mass[i], mcp.per_pot_per_q2[i], mcp.stat_err[i], mcp.flags[i]]

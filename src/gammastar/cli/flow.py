@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from gammastar import rundir
 from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, app, load
 
 
@@ -72,7 +73,7 @@ def sample_command(
     if (mass is None) == (mcp_mass is None):
         raise GammastarError("give exactly one of --mass and --mcp-mass")
     cfg = load(config, output)
-    model = load_flow(cfg.output_dir / "flow")
+    model = load_flow(cfg.output_dir / rundir.FLOW_DIR)
     s = int(seed if seed is not None else cfg.seed)
     extra: dict = {}
     if mass is not None:
@@ -95,7 +96,7 @@ def sample_command(
     meta = make_meta(
         config_sha256=cfg.sha256,
         seed=s,
-        inputs=[model.path / "model.pt"],
+        inputs=[model.path / rundir.MODEL_FILE],
         n=n,
         flow_sha256=model.meta.get("model_sha256"),
         **extra,
@@ -109,7 +110,7 @@ def _mass_spectrum(cfg):
     from gammastar.errors import InputError
     from gammastar.flow import mass_spectrum_from_pairs, read_pairs
 
-    hpath = cfg.output_dir / "histograms.root"
+    hpath = cfg.output_dir / rundir.HISTOGRAMS
     if hpath.exists():
         try:
             import uproot

@@ -41,7 +41,9 @@ def generate_command(
     if seed is not None and seed < 0:
         raise GammastarError(f"--seed must be a non-negative integer, got {seed}")
     cfg = load(config, output)
-    path = out if out is not None else cfg.output_dir / "mock.root"
+    from gammastar import rundir
+
+    path = out if out is not None else cfg.output_dir / rundir.MOCK
     if path.absolute().is_relative_to(cfg.output_dir.absolute()):  # a file of the run directory
         lock_run(cfg.output_dir, wait=wait)
     res = generate_file(cfg, path, events=events, seed=seed, force=force)

@@ -65,13 +65,16 @@ def acceptance_command(
     """
     import numpy as np
 
+    from gammastar import rundir
     from gammastar.acceptance import Geometry, acceptance_grid, plot_acceptance_comparison
-    from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
+    from gammastar.artifacts import atomic_path, check_writable, make_meta
     from gammastar.reach import _sampler_from_config, load_yields
 
     cfg = load(config, output, lock=True, wait=wait)
     out = cfg.output_dir
-    for name in ("acceptance_ctau.npz", "acceptance_ctau.json", "figures/acceptance_ctau.png"):
+    rd = rundir.RunDir(out)
+    curves_png, reldiff_png = rundir.stage_figures("acceptance")
+    for name in (rundir.ACCEPTANCE_CTAU, rundir.ACCEPTANCE_CTAU_JSON, curves_png):
         check_writable(out / name, force)
     ypath = cfg.resolve(cfg.reach.yields)
     # the kinematics of the reach: with fiducial-region yields, the flow inside the region
@@ -97,8 +100,8 @@ def acceptance_command(
             n=cfg.reach.samples,
             seed=cfg.seed,
             labels=(f"{desc}", f"{compare}"),
-            path_curves=str(out / "figures" / "acceptance_ctau.png"),
-            path_map=str(out / "figures" / "acceptance_reldiff.png"),
+            path_curves=str(out / curves_png),
+            path_map=str(out / reldiff_png),
         )
         acc, rel = res["acc_a"], res["rel_diff"]
     else:
@@ -112,10 +115,10 @@ def acceptance_command(
         ax.set_xlabel(r"$c\tau$ [m]")
         ax.set_ylabel("acceptance")
         ax.legend()
-        with atomic_path(out / "figures" / "acceptance_ctau.png", force=force) as tmp:
+        with atomic_path(out / curves_png, force=force) as tmp:
             fig.savefig(tmp, format="png", dpi=120)
         plt.close(fig)
-    with atomic_path(out / "acceptance_ctau.npz", force=force) as tmp, open(tmp, "wb") as f:
+    with atomic_path(out / rundir.ACCEPTANCE_CTAU, force=force) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
             mass=masses,
@@ -130,9 +133,9 @@ def acceptance_command(
         sampler=desc,
         compare=str(compare) if compare else None,
     )
-    write_json(
-        out / "acceptance_ctau.json",
+    rd.write_json(
+        rundir.ACCEPTANCE_CTAU_JSON,
         {"mass": masses, "ctau": ctaus, "acceptance": acc, "meta": meta},
         force=force,
     )
-    typer.echo(f"acceptance: wrote {out}/acceptance_ctau.npz")
+    typer.echo(f"acceptance: wrote {rd.path(rundir.ACCEPTANCE_CTAU)}")

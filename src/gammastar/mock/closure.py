@@ -45,6 +45,7 @@ def reach_closure(
         seed: seed of the truth and of the samples.
         inside: the data-driven sampler inside the fiducial region (default: the run's flow).
     """
+    from gammastar import rundir
     from gammastar.acceptance import draw
     from gammastar.mock.detector import Detector
     from gammastar.mock.truth import (
@@ -58,10 +59,10 @@ def reach_closure(
     from gammastar.unfold import EfficiencyMap
 
     run = cfg.output_dir
-    y_dd = load_yields(run / "yields.json")
+    y_dd = load_yields(run / rundir.YIELDS)
     if inside is None:
         sampler, _ = _sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
-            update={"flow": str(run / "flow"), "extrapolation": "label"})}), y_dd)  # fmt: skip
+            update={"flow": str(run / rundir.FLOW_DIR), "extrapolation": "label"})}), y_dd)  # fmt: skip
     else:
         from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
         from gammastar.pair_acceptance import FiducialRegion
@@ -72,7 +73,7 @@ def reach_closure(
     truth = truth_gstar(cfg, truth_sources, seed=seed)
     det = Detector(cfg.mock.detector, EfficiencyMap.unity())
     edges = np.asarray(y_dd.extrapolation["bin_edges"]) if y_dd.extrapolation else None
-    mock_file = run / "mock.root"
+    mock_file = run / rundir.MOCK
     smear = empirical_smearing(mock_file) if mock_file.exists() else None
     ty = truth_aprime_yield(truth, edges, m_lepton=cfg.input.lepton_mass,
                             sigma_m=det.sigma_m, seed=seed, smear=smear)  # fmt: skip
