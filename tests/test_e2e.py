@@ -107,6 +107,14 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
         "report.html",
     ):
         assert (run / artifact).exists(), artifact
+    # every schema-checked artifact of a whole run validates (gammastar.rundir, schemas/1/)
+    from gammastar.rundir import RunDir
+
+    checked = set(RunDir(run).check())
+    for name in ("select.json", "histograms.root", "yields.json", "flow/meta.json",
+                 "flow/history.json", "validation.json", "workspaces/index.json",
+                 "reach.json", ".gammastar/reach.json"):  # fmt: skip
+        assert name in checked, name
     assert first.stdout.rstrip().endswith(f"report: {run / 'report.html'}")
     stamp = {
         p: (run / p).stat().st_mtime_ns for p in ("mock.root", "pairs.parquet", "flow/model.pt")
