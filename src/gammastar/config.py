@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gammastar import rundir
 from gammastar.artifacts import sha256_json
 from gammastar.errors import ConfigError
 
@@ -208,7 +209,9 @@ class MockConfig(Section):
 class InputConfig(Section):
     """Which ntuples to read and how their branches map onto leptons."""
 
-    files: list[str] | dict[str, Any] = Field(default_factory=lambda: ["${output}/mock.root"])
+    files: list[str] | dict[str, Any] = Field(
+        default_factory=lambda: [f"${{output}}/{rundir.MOCK}"]
+    )
     """Paths or globs, or a coffea-style fileset ``{dataset: {files: {path: tree}}}``."""
     tree: str = "events"
     layout: Literal["jagged_cartesian", "jagged_ptetaphi", "flat_pairs"] = "jagged_cartesian"
@@ -630,8 +633,8 @@ class ReachConfig(Section):
     yield_scale: PositiveFloat | None = None
     """Explicit factor on the yield per POT, instead of ``target_interaction_lengths`` (for
     yields whose target is not described by a thickness); not both."""
-    yields: str = "${output}/yields.json"
-    flow: str | None = "${output}/flow"
+    yields: str = f"${{output}}/{rundir.YIELDS}"
+    flow: str | None = f"${{output}}/{rundir.FLOW_DIR}"
     """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler (the
     yields' fitted extrapolation model when they have one, every sample labelled
     extrapolated)."""

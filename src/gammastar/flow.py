@@ -1463,9 +1463,9 @@ def train(
     cfg_hash = config.section_sha256("flow")
     for member in range(cfg.ensemble):
         s = seed0 + member
-        d = out if member == 0 else out / "ensemble" / str(member)
+        d = out if member == 0 else out / rundir.ENSEMBLE_DIR / str(member)
         if member > 0 and (d / rundir.MODEL_FILE).exists() and not (force or resume):
-            raise OutputExistsError(f"{d / 'model.pt'}: output exists already; use --force")
+            raise OutputExistsError(f"{d / rundir.MODEL_FILE}: output exists already; use --force")
         ck = d / rundir.CHECKPOINT_FILE
         res = fit(
             data,
@@ -1514,7 +1514,7 @@ def train(
             d / rundir.HISTORY_FILE, {**res.history, "meta": meta}, "flow_history.json", force=True
         )
         plot_losses(res.history, d / "loss.png")
-    _remove_stale_members(out / "ensemble", cfg.ensemble)
+    _remove_stale_members(out / rundir.ENSEMBLE_DIR, cfg.ensemble)
     return out
 
 
@@ -1622,7 +1622,7 @@ def load_ensemble(path: str | os.PathLike[str]) -> Ensemble:
     d = _resolve_model_dir(path)
     first = load(d)
     size = ensemble_size(first)
-    ens = d / "ensemble"
+    ens = d / rundir.ENSEMBLE_DIR
     if size is None:
         subs = (
             sorted((p for p in ens.iterdir() if p.is_dir()), key=lambda p: int(p.name))
@@ -1644,7 +1644,7 @@ def load_ensemble(path: str | os.PathLike[str]) -> Ensemble:
             if size is not None and got.get(key) != ref.get(key):
                 raise GammastarError(
                     f"{sub}: ensemble member of another training ({key} differs from "
-                    f"{d / 'meta.json'}); retrain with --force"
+                    f"{d / rundir.MODEL_META_FILE}); retrain with --force"
                 )
         models.append(member)
     return Ensemble(models)

@@ -46,6 +46,8 @@ MODEL_FILE = "model.pt"
 MODEL_META_FILE = "meta.json"
 """The flow's metadata inside a model directory."""
 HISTORY_FILE = "history.json"
+ENSEMBLE_DIR = "ensemble"
+"""Members 1.. of a flow ensemble: ``flow/ensemble/<i>/`` (model directories of their own)."""
 CHECKPOINT_FILE = "checkpoint.pt"
 FLOW_MODEL = f"{FLOW_DIR}/{MODEL_FILE}"
 FLOW_META = f"{FLOW_DIR}/{MODEL_META_FILE}"
@@ -145,8 +147,8 @@ artifact is one entry here (plus its schema file for JSON)."""
 
 SCHEMA_OF_PATTERN: dict[str, str] = {
     f"{STATE_DIR}/*.json": "state.json",
-    f"{FLOW_DIR}/ensemble/*/{MODEL_META_FILE}": "flow_meta.json",
-    f"{FLOW_DIR}/ensemble/*/{HISTORY_FILE}": "flow_history.json",
+    f"{FLOW_DIR}/{ENSEMBLE_DIR}/*/{MODEL_META_FILE}": "flow_meta.json",
+    f"{FLOW_DIR}/{ENSEMBLE_DIR}/*/{HISTORY_FILE}": "flow_history.json",
 }
 """Schemas of files whose names vary (a stage's state, ensemble members). The pyhf
 workspaces (:func:`workspace_name`) are validated by pyhf's own schema."""
@@ -316,11 +318,10 @@ def describe_histograms(file: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, cls in file.classnames(cycle=False).items():
         entry: dict[str, Any] = {"class": cls}
-        if cls.startswith("TH"):
-            h = file[key]
-            entry["ndim"] = len(h.axes)
-            if key in contract and len(h.axes) == 1:
-                edges = h.axis(0).edges()
+        if cls[:3] in ("TH1", "TH2", "TH3"):
+            entry["ndim"] = int(cls[2])  # from the class: the 3-D ones are not read here
+            if key in contract and entry["ndim"] == 1:
+                edges = file[key].axis(0).edges()
                 axes.add(hashlib.sha256(edges.tobytes()).hexdigest()[:16])
         elif cls == "TObjString":
             text = str(file[key])

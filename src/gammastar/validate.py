@@ -274,7 +274,7 @@ def validate(
     # larger ensemble are not validated
     size = ensemble_size(model)
     if model.path is not None and (
-        size > 1 if size is not None else (model.path / "ensemble").is_dir()
+        size > 1 if size is not None else (model.path / rundir.ENSEMBLE_DIR).is_dir()
     ):
         # member 0 is this model (flow/ itself), scored above on the same random streams
         members = load_ensemble(model.path).models

@@ -148,5 +148,5 @@ def validate_command(
     inside = sum(km <= hi95[1] for km, hi95 in zip(res["kl_model"], res["kl_data_95"], strict=True))
     typer.echo(
         f"model-vs-data KL inside the data-vs-data 95% band at {inside}/{len(res['mass'])} "
-        f"masses; wrote {cfg.output_dir / 'validation.json'}"
+        f"masses; wrote {cfg.output_dir / rundir.VALIDATION}"
     )
