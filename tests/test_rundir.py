@@ -250,3 +250,17 @@ def test_flow_meta_of_unknown_version_is_refused(tmp_path: Path) -> None:
     (d / rundir.MODEL_META_FILE).write_text(json.dumps(info))
     with pytest.raises(GammastarError, match=r"meta.json: unknown schema version 3"):
         flow.load(d)
+
+
+def test_report_warns_about_an_invalid_artifact(small_run, tmp_path: Path) -> None:
+    """The report shows what it can and names the schema failure (it never fails)."""
+    from gammastar.report import build_report
+
+    cfg, rd = _copy_run(small_run, tmp_path)
+    page = build_report(cfg, force=True).read_text()
+    assert "invalid select.json" not in page
+    doc = json.loads(rd.path(rundir.SELECT).read_text())
+    doc["counts"]["pp"] = -3
+    rd.path(rundir.SELECT).write_text(json.dumps(doc))
+    page = build_report(cfg, force=True).read_text()
+    assert "select.json: invalid select.json (schema version 1) at &#x27;counts.pp&#x27;" in page

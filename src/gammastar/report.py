@@ -214,6 +214,12 @@ def _read_json(path: Path, section: Section) -> dict[str, Any] | None:
     if not isinstance(data, dict):
         section.warn(f"{path.name}: expected a JSON object, found {type(data).__name__}")
         return None
+    schema = rundir.schema_of(f"{path.parent.name}/{path.name}") or rundir.schema_of(path.name)
+    if schema is not None:  # shown with a warning, as far as it goes (a report never fails)
+        try:
+            rundir.validate(data, schema, where=path.name)
+        except GammastarError as err:
+            section.warn(str(err))
     return data
 
 
