@@ -66,7 +66,6 @@ __all__ = [
     "window_edges",
 ]
 
-THRESHOLD = {ch: 2 * m for ch, m in darkphoton.LEPTON_CHANNELS.items()}
 OUTPUTS = ("reach.json", "acceptance.npz", "figures/reach.png", "figures/aprime_decays.png")
 
 
@@ -523,7 +522,7 @@ def scan(
     t_acc = t_lim = t_bnd = 0.0
     methods = set()
     for i, m in enumerate(masses):
-        open_ch = tuple(ch for ch in channels if m > THRESHOLD[ch])
+        open_ch = tuple(ch for ch in channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
         if not open_ch or not np.isfinite(y[i]):
             limits.append(None)
             models.append(None)
@@ -1022,7 +1021,7 @@ def run_reach(
         },
         channels=list(rc.channels),
         sampler=sampler_desc,
-        geometry=geometry.__dict__,
+        geometry=geometry.model_dump(),
         yields_n_pot=yields.meta.get("n_pot"),
         seconds=dict(res.seconds, total=wall),
         workspaces_poi="n_signal = expected signal events (template normalised to 1 event)",
