@@ -122,6 +122,32 @@ def _ptetaphi_checks(v: Mapping[str, Any], bound: float, tol: Callable[[Any], fl
     return out
 
 
+def _jagged_pthetaphi(col: Callable[[str], Any], lepton_mass: float) -> dict[str, Any]:
+    import awkward as ak
+    import numpy as np
+
+    # (px, py, pz, mass): vector's theta coordinate would give pz = pt/tan θ, 0/0 on the axis
+    p, theta, phi = col("p"), col("theta"), col("phi")
+    pt = p * np.sin(theta)
+    return {
+        "px": pt * np.cos(phi),
+        "py": pt * np.sin(phi),
+        "pz": p * np.cos(theta),
+        "mass": ak.ones_like(p) * lepton_mass,
+    }
+
+
+def _pthetaphi_checks(v: Mapping[str, Any], bound: float, tol: Callable[[Any], float]) -> list:
+    import numpy as np
+
+    return [
+        ("p", v["p"] < 0, "p < 0"),
+        ("p", v["p"] > bound, f"|p| above {bound:.1f} GeV"),
+        ("theta", (v["theta"] < 0) | (v["theta"] > np.pi * (1 + tol(v["theta"]))), "θ ∉ [0, π]"),
+        ("phi", np.abs(v["phi"]) > np.pi * (1 + tol(v["phi"])), "|phi| > π"),
+    ]
+
+
 def _flat_pairs(col: Callable[[str], Any], lepton_mass: float) -> dict[str, Any]:
     import awkward as ak
     import numpy as np
@@ -194,6 +220,15 @@ LAYOUTS: dict[str, Layout] = {
                 "charge": q,
             },
             checks=_ptetaphi_checks,
+        ),
+        Layout(
+            "jagged_pthetaphi",
+            "one event, per-lepton jagged momentum p, polar angle theta, azimuth phi, charge",
+            required={"p": "lep_p", "theta": "lep_theta", "phi": "lep_phi", "charge": "lep_charge"},
+            optional={"event": "event", "truth_channel": "truth_channel", "parent": "lep_parent"},
+            leptons=_jagged_pthetaphi,
+            from_vectors=lambda p4, q: {"p": p4.p, "theta": p4.theta, "phi": p4.phi, "charge": q},
+            checks=_pthetaphi_checks,
         ),
         Layout(
             "flat_pairs",
