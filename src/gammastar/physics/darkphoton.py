@@ -323,10 +323,12 @@ class LeptonChannel:
     Attributes:
         name: the channel's key (``reach.channels``).
         lepton_mass: the daughter lepton's mass, GeV.
+        label: LaTeX label of the final state (plots).
     """
 
     name: str
     lepton_mass: float
+    label: str
 
     @property
     def threshold(self) -> float:
@@ -349,7 +351,11 @@ class LeptonChannel:
 
 
 LEPTON_CHANNELS: dict[str, LeptonChannel] = {
-    ch.name: ch for ch in (LeptonChannel("ee", M_E), LeptonChannel("mumu", M_MU))
+    ch.name: ch
+    for ch in (
+        LeptonChannel("ee", M_E, "$e^+e^-$"),
+        LeptonChannel("mumu", M_MU, r"$\mu^+\mu^-$"),
+    )
 }
 """The leptonic A′ decay channels (the registry: one :class:`LeptonChannel` each)."""
 
@@ -475,7 +481,8 @@ def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float =
 
     m = np.geomspace(m_min, m_max, 2000)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6, 7), sharex=True)
-    for ch, lab in (("ee", "$e^+e^-$"), ("mumu", r"$\mu^+\mu^-$"), ("hadrons", "hadrons")):
+    labels = {c.name: c.label for c in LEPTON_CHANNELS.values()} | {"hadrons": "hadrons"}
+    for ch, lab in labels.items():
         ax1.plot(m, branching_ratio(m, ch), label=lab)
     ax1.set_ylabel(r"BR($A' \to X$)")
     ax1.set_ylim(1e-3, 1.5)
