@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 EVENT_COLUMNS = frozenset({"event", "truth_channel"})
 """Columns that hold one value per entry in every layout (the others: one per lepton)."""
 
-Columns = Mapping[str, Any]
 Check = tuple[str, Any, str]
+"""One plausibility finding of :attr:`Layout.checks`: ``(column, bad mask, what)``."""
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ class Layout:
 
     @property
     def coordinates(self) -> tuple[str, ...]:
-        """The per-lepton momentum columns (neither charge nor parent), in declaration order."""
+        """The per-lepton momentum columns (neither charge nor parent), in declaration order
+        (of an unpaired layout: what :attr:`checks` and the finiteness checks look at)."""
         return tuple(
             c
             for c in {**self.required, **self.optional}

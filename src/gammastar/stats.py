@@ -60,6 +60,7 @@ __all__ = [
     "LimitResult",
     "Method",
     "Model",
+    "Request",
     "build_spec",
     "cls",
     "gaussian_template",
@@ -345,9 +346,10 @@ class LimitResult:
 
 
 @dataclass
-class _Request:
-    """One limit or CLs calculation: the normalised model and what each method builds from it
-    once (the exact construction, pyhf's model and data)."""
+class Request:
+    """One limit or CLs calculation, what a :class:`Method` gets: the normalised model (or a
+    bare workspace ``spec``), the settings, and what methods build from the model once (the
+    exact construction, pyhf's model and data)."""
 
     model: Model | None
     spec: Any = None
@@ -388,20 +390,20 @@ class Method:
     Attributes:
         name: the ``method`` value (``reach.method``).
         doc: one line.
-        limit: ``_Request → LimitResult``: expected (and observed) upper limits on n_signal.
-        cls: ``(_Request, n_signal) → (CLs_obs or None, [CLs_exp −2σ … +2σ])``.
-        auto: ``_Request → bool``: whether ``"auto"`` may pick it (first accepted in registry
+        limit: ``Request → LimitResult``: expected (and observed) upper limits on n_signal.
+        cls: ``(Request, n_signal) → (CLs_obs or None, [CLs_exp −2σ … +2σ])``.
+        auto: ``Request → bool``: whether ``"auto"`` may pick it (first accepted in registry
             order wins; the last entry should accept every model).
     """
 
     name: str
     doc: str
-    limit: Callable[[_Request], LimitResult]
-    cls: Callable[[_Request, float], tuple[float | None, list[float]]]
-    auto: Callable[[_Request], bool]
+    limit: Callable[[Request], LimitResult]
+    cls: Callable[[Request, float], tuple[float | None, list[float]]]
+    auto: Callable[[Request], bool]
 
 
-def _exact_limit(req: _Request) -> LimitResult:
+def _exact_limit(req: Request) -> LimitResult:
     ex, model = req.exact, req.model
     assert model is not None
     if not ex.feasible:
@@ -429,7 +431,7 @@ def _exact_limit(req: _Request) -> LimitResult:
     return LimitResult(cl=req.cl, method="exact", expected=exp, observed=obs)
 
 
-def _exact_cls(req: _Request, n_signal: float) -> tuple[float | None, list[float]]:
+def _exact_cls(req: Request, n_signal: float) -> tuple[float | None, list[float]]:
     ex, model = req.exact, req.model
     assert model is not None
     return (
@@ -438,7 +440,7 @@ def _exact_cls(req: _Request, n_signal: float) -> tuple[float | None, list[float
     )
 
 
-def _asymptotic_limit(req: _Request) -> LimitResult:
+def _asymptotic_limit(req: Request) -> LimitResult:
     from pyhf.infer.intervals.upper_limits import toms748_scan
 
     assert req.model is not None
@@ -457,7 +459,7 @@ def _asymptotic_limit(req: _Request) -> LimitResult:
     )
 
 
-def _asymptotic_cls(req: _Request, n_signal: float) -> tuple[float | None, list[float]]:
+def _asymptotic_cls(req: Request, n_signal: float) -> tuple[float | None, list[float]]:
     import pyhf
 
     _, pmodel, data = req.pyhf
@@ -466,19 +468,19 @@ def _asymptotic_cls(req: _Request, n_signal: float) -> tuple[float | None, list[
     return float(r[0]), [float(x) for x in r[1]]
 
 
-def _toys_limit(req: _Request) -> LimitResult:
+def _toys_limit(req: Request) -> LimitResult:
     assert req.model is not None
     spec, pmodel, data = req.pyhf
     return _toy_limit(req.model, spec, pmodel, data, req.alpha, req.cl, req.ntoys, req.seed)
 
 
-def _toys_cls(req: _Request, n_signal: float) -> tuple[float | None, list[float]]:
+def _toys_cls(req: Request, n_signal: float) -> tuple[float | None, list[float]]:
     _, pmodel, data = req.pyhf
     with _numpy_seed(req.seed), quiet_pyhf():
         return _toy_cls(pmodel, data, float(n_signal), req.ntoys)
 
 
-def _large_background(req: _Request) -> bool:
+def _large_background(req: Request) -> bool:
     # a bare workspace: asymptotic (what `pyhf cls` computes)
     return req.model is None or all(np.all(c.background >= 10) for c in req.model.channels)
 
@@ -513,7 +515,7 @@ METHODS: dict[str, Method] = {
 """The statistical methods (the registry); ``"auto"`` picks among them (:func:`choose_method`)."""
 
 
-def _resolve(req: _Request, method: str) -> Method:
+def _resolve(req: Request, method: str) -> Method:
     if method != "auto" and method not in METHODS:
         raise GammastarError(
             f"unknown statistics method {method!r}; use one of {('auto', *METHODS)}"
@@ -525,7 +527,7 @@ def _resolve(req: _Request, method: str) -> Method:
 
 def choose_method(model: Model, method: str = "auto") -> str:
     """Resolve ``"auto"`` (see module docstring)."""
-    return _resolve(_Request(model.normalised()), method).name
+    return _resolve(Request(model.normalised()), method).name
 
 
 def upper_limit(
@@ -561,7 +563,7 @@ def upper_limit(
     """
     if not (0 < cl < 1):
         raise GammastarError(f"confidence level must be in (0, 1), not {cl}")
-    req = _Request(model.normalised(), cl=cl, ntoys=ntoys, seed=seed, hint=hint)
+    req = Request(model.normalised(), cl=cl, ntoys=ntoys, seed=seed, hint=hint)
     used = _resolve(req, method)
     if method == "auto" and used.name == "toys":
         import logging
@@ -620,9 +622,9 @@ def cls(
     ``"asymptotic"`` is what ``pyhf cls --test-poi n_signal`` computes.
     """
     if isinstance(model_or_spec, Model):
-        req = _Request(model_or_spec.normalised(), ntoys=ntoys, seed=seed)
+        req = Request(model_or_spec.normalised(), ntoys=ntoys, seed=seed)
     else:
-        req = _Request(None, spec=model_or_spec, ntoys=ntoys, seed=seed)
+        req = Request(None, spec=model_or_spec, ntoys=ntoys, seed=seed)
     used = _resolve(req, method)
     obs, exp = used.cls(req, n_signal)
     return {"CLs_obs": obs, "CLs_exp": exp, "method": used.name}
