@@ -402,3 +402,93 @@ def test_truth_eta_removal_needs_the_parent_branch_in_jagged_layouts(tmp_path):
         select(cfg_for(tmp_path, [bare], **over))
     res = select(cfg_for(tmp_path, [full], **over), force=True)
     assert (res.counts["os"], res.counts["pp"], res.counts["mm"]) == (3 * 4, 4, 4)
+
+
+# --------------------------------------------------------------------------- a new layout
+def _write_layout(src, dst, layout):
+    """The mock file ``src``'s muons written anew with uproot in ``layout`` (its default
+    branch names; ``muon`` / ``lep`` prefixes): from the mock's float32 px, py, pz only, in
+    float64, with E = sqrt(p² + m_μ²) where the layout has an energy."""
+    import awkward as ak
+    import vector
+
+    from gammastar.physics.constants import M_MU
+
+    with uproot.open(src) as f:
+        a = f["events"].arrays()
+    mom = {k: ak.values_astype(a[f"muon_{k}"], np.float64) for k in ("px", "py", "pz")}
+    p = np.sqrt(mom["px"] ** 2 + mom["py"] ** 2 + mom["pz"] ** 2)
+    p4 = vector.zip({**mom, "E": np.sqrt(p**2 + M_MU**2)})
+    lay = io.get_layout(layout)
+    cols = lay.from_vectors(p4, a["muon_charge"])
+    cols["parent"] = a["muon_parent"]
+    names = {**lay.required, **lay.optional}
+    prefix = names["charge"].rsplit("_", 1)[0]  # the layout's lepton collection
+    data = {
+        prefix: ak.zip({names[c].rsplit("_", 1)[1]: v for c, v in cols.items()}),
+        "truth_channel": a["truth_channel"],
+        "event": a["event"],
+    }
+    with uproot.recreate(dst) as f:
+        f.mktree(
+            "events", {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in data.items()}
+        )
+        f["events"].extend(data)
+
+
+def test_pthetaphi_layout_gives_the_pairs_of_the_cartesian_layout(tmp_path):
+    """The worked example of the layout registry (DEVELOPERS.md): per-lepton p, θ, φ and charge
+    (input.lepton_mass the mass), written with uproot from the mock's px, py, pz, gives the same
+    pairs as the same muons in the px, py, pz, E layout (and the mock's hand-counted numbers).
+
+    Tolerance: both paths are float64 from the same float32 momenta and differ only in the
+    roundings of the coordinate conversions (p, θ, φ → pt, pz, E: ~10 operations, each ≤ 2 ulp;
+    n = 32 as a bound). E, pT, pz keep that relative precision; m = sqrt(E² − |p|²) and
+    y = artanh(pz/E) amplify it by (E/m)² and (E/m_T)² (cancellation)."""
+    src = tmp_path / "mock.root"
+    write_mock(src, 10)
+    cart, polar = tmp_path / "cart.root", tmp_path / "polar.root"
+    _write_layout(src, cart, "jagged_cartesian")
+    _write_layout(src, polar, "jagged_pthetaphi")
+    mu = 0.1056583755
+    res = {}
+    for name, path in (("jagged_cartesian", cart), ("jagged_pthetaphi", polar)):
+        cfg = cfg_for(tmp_path, [path], input={"layout": name, "lepton_mass": mu})
+        res[name] = select(cfg, force=True)
+    a, b = res["jagged_cartesian"], res["jagged_pthetaphi"]
+    # write_mock(10): 3 OS, 1 ++, 1 −− per pattern (tests/_select_data.py)
+    assert (b.counts["os"], b.counts["pp"], b.counts["mm"]) == (30, 10, 10)
+    assert b.cutflow == a.cutflow
+    pa = a.pairs.sort_values(["event", "m"]).reset_index(drop=True)
+    pb = b.pairs.sort_values(["event", "m"]).reset_index(drop=True)
+    np.testing.assert_array_equal(pa["event"], pb["event"])
+    np.testing.assert_array_equal(pa["charge"], pb["charge"])
+    tol = 32 * np.finfo(np.float64).eps
+    for col in ("E", "pT", "pz"):
+        np.testing.assert_allclose(pb[col], pa[col], rtol=tol, atol=tol * pa["E"].max())
+    amp_m = (pa["E"] / pa["m"]) ** 2
+    assert np.all(np.abs(pb["m"] - pa["m"]) <= tol * amp_m * pa["m"])
+    amp_y = pa["E"] ** 2 / (pa["m"] ** 2 + pa["pT"] ** 2)
+    assert np.all(np.abs(pb["y"] - pa["y"]) <= tol * amp_y)
+
+
+def test_pthetaphi_plausibility_names_the_branch():
+    """The layout's own checks (its registry entry): p below the kinematic bound, θ in [0, π],
+    |φ| ≤ π; a value outside names the branch (a damaged file, docs/reliability.md)."""
+    import awkward as ak
+
+    from gammastar.plausibility import Plausibility
+
+    ok = {
+        "p": ak.Array([[10.0, 5.0]]),
+        "theta": ak.Array([[0.01, 0.0]]),  # on the axis: allowed
+        "phi": ak.Array([[0.1, -3.0]]),
+        "charge": ak.Array([[1, -1]]),
+    }
+    branches = {c: f"lep_{c}" for c in ok}
+    check = Plausibility(800.0).check
+    check(ok, "jagged_pthetaphi", branches, ("f.root", 0, 1))
+    with pytest.raises(InputError, match=r"'lep_theta'.*θ ∉ \[0, π\]"):
+        check(ok | {"theta": ak.Array([[0.01, 4.0]])}, "jagged_pthetaphi", branches, ("f", 0, 1))
+    with pytest.raises(InputError, match=r"'lep_p'.*\|p\| above 800"):
+        check(ok | {"p": ak.Array([[1e4, 5.0]])}, "jagged_pthetaphi", branches, ("f", 0, 1))

@@ -191,3 +191,45 @@ def test_mass_template_workspace():
     r = upper_limit(m, cl=0.9)
     assert r.method == "exact"
     assert r.observed == pytest.approx(math.log(10), rel=2e-3)  # b ≈ 0: the counting limit
+
+
+def test_auto_is_one_rule_over_the_method_registry():
+    """ "auto" (module docstring): exact where the counts can be enumerated, else asymptotic
+    where every background bin has >= 10 events (pyhf's asymptotics hold), else toys; one rule,
+    used by choose_method, upper_limit and cls alike."""
+    from gammastar.stats import choose_method
+
+    low = zero_obs(b=0.5)
+    assert choose_method(low) == "exact"
+    assert upper_limit(low, method="auto").method == "exact"
+    assert cls(low, 2.0, method="auto")["method"] == "exact"
+    # 12 bins of 1000 events each: far too many count configurations to enumerate
+    big = Model([Channel("mumu", np.full(12, 1 / 12), np.full(12, 1000.0))], n_pot_unc=0.0)
+    assert choose_method(big) == "asymptotic"
+    assert choose_method(big, "toys") == "toys"
+    with pytest.raises(GammastarError, match="unknown statistics method 'bayes'"):
+        choose_method(low, "bayes")
+
+
+def test_a_method_is_one_registry_entry(monkeypatch):
+    """Adding a statistical method is one entry of gammastar.stats.METHODS: upper_limit, cls,
+    the "auto" rule (registry order) and the config's reach.method take it from there."""
+    from gammastar import stats
+    from gammastar.config import config_from_dict
+    from gammastar.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown statistics method 'fixed'"):
+        config_from_dict({"name": "t", "reach": {"method": "fixed"}})
+    fixed = stats.Method(
+        "fixed",
+        "a fixed limit of 7 events (a test)",
+        limit=lambda req: stats.LimitResult(req.cl, "fixed", dict.fromkeys(BANDS, 7.0)),
+        cls=lambda req, n: (None, [float(n < 7)] * 5),
+        auto=lambda req: True,
+    )
+    monkeypatch.setattr(stats, "METHODS", {"fixed": fixed, **stats.METHODS})
+    assert config_from_dict({"name": "t", "reach": {"method": "fixed"}}).reach.method == "fixed"
+    low = zero_obs(b=0.5)
+    assert upper_limit(low, method="fixed").expected["0"] == 7.0
+    assert upper_limit(low).method == "fixed"  # first in the registry: auto takes it
+    assert cls(low, 3.0, method="fixed")["CLs_exp"] == [1.0] * 5

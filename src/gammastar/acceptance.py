@@ -38,7 +38,9 @@ from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from pydantic import ValidationError
 
+from gammastar.config import DetectorConfig
 from gammastar.errors import GammastarError, InputError
 from gammastar.mock.kinematics import sample_mt_exponential
 from gammastar.physics.darkphoton import LEPTON_CHANNELS
@@ -55,8 +57,6 @@ __all__ = [
     "plot_acceptance_comparison",
 ]
 
-LEPTON_MASS = LEPTON_CHANNELS  # one table: gammastar.physics.darkphoton
-
 
 class Sampler(Protocol):
     """Anything with ``sample(mass, n, seed=None)`` returning a mapping with ``qT`` and ``E``."""
@@ -68,42 +68,32 @@ SamplerLike = Sampler | Callable[[float, int, int | None], Mapping[str, Any]]
 
 
 # --------------------------------------------------------------------------- geometry
-@dataclass(frozen=True)
-class Geometry:
-    """Decay volume and detector acceptance (lengths in m, angles in rad)."""
+class Geometry(DetectorConfig):
+    """Decay volume and detector acceptance (lengths in m, angles in rad).
 
-    l1: float = 5.0
-    l2: float | None = None
-    theta_min: float = 0.035
-    theta_max: float = 0.120
-    efficiency: float = 1.0
-    both_daughters: bool = False
-    min_daughter_energy: float = 0.0
-    plane_z: float | None = None
-    r_min: float = 0.0
-    r_max: float | None = None
-    z_steps: int = 24
+    The fields, their defaults and their rules are those of the config's ``detector:`` section,
+    :class:`gammastar.config.DetectorConfig` (one definition); a bad value is a
+    :class:`~gammastar.errors.GammastarError` naming the ``detector.`` key.
 
-    def __post_init__(self) -> None:
-        # One set of rules: the typed `detector:` config section validates the geometry.
-        from dataclasses import asdict
+    Example:
+        >>> Geometry(l1=5.0, l2=10.0, plane_z=20.0, z_steps=2).cells.tolist()
+        [5.0, 7.5, 10.0]
+    """
 
-        from pydantic import ValidationError
-
-        from gammastar.config import DetectorConfig
-
+    def __init__(self, **fields: Any) -> None:
         try:
-            DetectorConfig(**asdict(self))
+            super().__init__(**fields)
         except ValidationError as err:
             first = err.errors()[0]
             key = ".".join(str(p) for p in first["loc"])
             where = f"detector.{key}" if key else "detector"
-            raise GammastarError(f"{where}: {first['msg']}") from None
+            msg = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+            raise GammastarError(f"{where}: {msg}") from None
 
     @classmethod
     def from_config(cls, det: Any) -> Geometry:
         """Build from a :class:`gammastar.config.DetectorConfig` (or any object with its fields)."""
-        kw = {f: getattr(det, f) for f in cls.__dataclass_fields__ if hasattr(det, f)}
+        kw = {f: getattr(det, f) for f in DetectorConfig.model_fields if hasattr(det, f)}
         return cls(**kw)
 
     @property
@@ -279,7 +269,8 @@ def draw(
         n: number of samples.
         geometry: the detector :class:`Geometry`.
         seed: random seed (samples and A′ decay angles).
-        channel: ``"mumu"`` or ``"ee"`` (lepton mass for ``both_daughters``).
+        channel: a key of :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS` (``"mumu"``,
+            ``"ee"``): the daughters' mass for ``both_daughters``.
 
     Returns:
         A :class:`KinematicSample`.
@@ -287,8 +278,10 @@ def draw(
     Raises:
         GammastarError: mass outside the sampler's range, bad samples, unknown channel.
     """
-    if channel not in LEPTON_MASS:
-        raise GammastarError(f"acceptance: unknown channel {channel!r}; use 'ee' or 'mumu'")
+    if channel not in LEPTON_CHANNELS:
+        raise GammastarError(
+            f"acceptance: unknown channel {channel!r}; use one of {list(LEPTON_CHANNELS)}"
+        )
     if n <= 0:
         raise GammastarError(f"acceptance: number of samples must be positive, not {n}")
     rng_range = _mass_range(sampler)
@@ -326,7 +319,7 @@ def draw(
     ncell = cells.size - 1
     rng = np.random.default_rng(d_seed)
     if geometry.both_daughters:
-        dirs = _daughter_directions(mass, p, qt, pz, LEPTON_MASS[channel], rng)
+        dirs = _daughter_directions(mass, p, qt, pz, LEPTON_CHANNELS[channel].lepton_mass, rng)
         hits = np.ones((qt.size, ncell))
         zmid = _cell_mid(cells, geometry)
         alive = ok.copy()

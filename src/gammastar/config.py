@@ -10,17 +10,46 @@ Each stage's section class belongs to that stage's owner: extend it there.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gammastar import rundir
 from gammastar.artifacts import sha256_json
 from gammastar.errors import ConfigError
+from gammastar.io import LAYOUTS
+
+
+def _registered(registry: str, what: str, *, always: tuple[str, ...] = ()) -> AfterValidator:
+    """A validator of a name against a registry ``"module:NAME"`` (a mapping or tuple of names),
+    imported when a config is validated, not with this module (the CLI starts without numpy
+    and scipy); ``always``: names valid without looking (``auto``: a rule over the registry).
+    """
+
+    def check(v: str) -> str:
+        if v in always:
+            return v
+        module, name = registry.split(":")
+        known = (*always, *getattr(importlib.import_module(module), name))
+        if v not in known:
+            raise ValueError(f"unknown {what} {v!r}; one of {list(known)} ({module}.{name})")
+        return v
+
+    return AfterValidator(check)
+
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
@@ -214,7 +243,8 @@ class InputConfig(Section):
     )
     """Paths or globs, or a coffea-style fileset ``{dataset: {files: {path: tree}}}``."""
     tree: str = "events"
-    layout: Literal["jagged_cartesian", "jagged_ptetaphi", "flat_pairs"] = "jagged_cartesian"
+    layout: Literal[tuple(LAYOUTS)] = "jagged_cartesian"  # type: ignore[valid-type]
+    """The input layout, one of the registry :data:`gammastar.io.LAYOUTS`."""
     branches: dict[str, str] = Field(default_factory=dict)
     """Map of the package's column names to the file's branch names (defaults per layout)."""
     step_size: Annotated[int, Field(gt=0)] = 500_000
@@ -549,7 +579,10 @@ class DetectorConfig(Section):
 
 
 # --------------------------------------------------------------------------- reach
-LeptonChannel = Literal["ee", "mumu"]
+LeptonChannel = Annotated[
+    str, _registered("gammastar.physics.darkphoton:LEPTON_CHANNELS", "lepton channel")
+]
+"""A leptonic A′ decay channel: a key of :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`."""
 ObservedCount = Annotated[int, Field(ge=0)]
 
 
@@ -613,8 +646,11 @@ class ReachConfig(Section):
     n_pot_rel_uncertainty: NonNegFloat | None = None
     """Relative (log-normal) uncertainty of the signal normalisation N_POT, one parameter
     shared by the channels (NA62: 0.2, "log-normal with shape 1.2"); required."""
-    method: Literal["auto", "exact", "toys", "asymptotic"] = "auto"
-    """CLs calculation (gammastar.stats): exact hybrid construction, pyhf toys or asymptotics."""
+    method: Annotated[
+        str, _registered("gammastar.stats:METHODS", "statistics method", always=("auto",))
+    ] = "auto"
+    """CLs calculation: ``auto`` or a key of :data:`gammastar.stats.METHODS` (exact hybrid
+    construction, pyhf toys or asymptotics)."""
     ntoys: Annotated[int, Field(gt=0)] = 500
     template: Literal["counting", "mass"] = "counting"
     """One counting bin per channel, or reconstructed-mass bins with a Gaussian signal."""

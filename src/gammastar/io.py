@@ -1,16 +1,11 @@
-"""Reading dilepton ntuples: input files, branch mappings and up-front checks.
+"""Reading dilepton ntuples: input layouts, files, branch mappings and up-front checks.
 
-Three layouts map an experiment's branches onto the package's columns
-(design.md, "Input schemas"):
+The layouts (:data:`LAYOUTS`, a registry of :class:`Layout`, one entry each: the mock's
+``jagged_cartesian``, NanoAOD-like ``jagged_ptetaphi``, pre-paired ``flat_pairs``, ...) map an
+experiment's branches onto the package's columns and say how leptons are built from them
+(design.md, "Input schemas").
 
-``jagged_cartesian``
-    one entry per event, per-lepton jagged ``px, py, pz, E, charge`` (the mock ntuple);
-``jagged_ptetaphi``
-    per-lepton jagged collider-style ``pt, eta, phi, mass, charge`` (NanoAOD ``Muon_*``);
-``flat_pairs``
-    one pre-paired entry per row, ``E1, px1, py1, pz1, Q1, E2, px2, py2, pz2, Q2``.
-
-The config's ``input.branches`` overrides the defaults below, key by key. Both TTrees and
+The config's ``input.branches`` overrides a layout's default branches, key by key. Both TTrees and
 RNTuples are read (uproot). Every file is opened and every needed branch looked up
 *before* any processing starts (:func:`check_inputs`); a missing branch is reported by name.
 """
@@ -19,7 +14,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,50 +24,246 @@ from gammastar.errors import ConfigError, InputError
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
 
-LAYOUTS: dict[str, dict[str, str]] = {
-    "jagged_cartesian": {
-        "px": "muon_px",
-        "py": "muon_py",
-        "pz": "muon_pz",
-        "E": "muon_E",
-        "charge": "muon_charge",
-    },
-    "jagged_ptetaphi": {
-        "pt": "Muon_pt",
-        "eta": "Muon_eta",
-        "phi": "Muon_phi",
-        "charge": "Muon_charge",
-    },
-    "flat_pairs": {
-        "E1": "E1",
-        "px1": "px1",
-        "py1": "py1",
-        "pz1": "pz1",
-        "Q1": "Q1",
-        "E2": "E2",
-        "px2": "px2",
-        "py2": "py2",
-        "pz2": "pz2",
-        "Q2": "Q2",
-    },
-}
-"""Required columns of each layout and their default branch names."""
+EVENT_COLUMNS = frozenset({"event", "truth_channel"})
+"""Columns that hold one value per entry in every layout (the others: one per lepton)."""
 
-OPTIONAL: dict[str, dict[str, str]] = {
-    "jagged_cartesian": {
-        "event": "event",
-        "truth_channel": "truth_channel",
-        "parent": "muon_parent",
-    },
-    "jagged_ptetaphi": {
-        "mass": "Muon_mass",
-        "event": "event",
-        "truth_channel": "truth_channel",
-        "parent": "Muon_parent",
-    },
-    "flat_pairs": {"event": "Event", "truth_channel": "truth_channel"},
+Check = tuple[str, Any, str]
+"""One plausibility finding of :attr:`Layout.checks`: ``(column, bad mask, what)``."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One input layout: its columns, their default branches and how leptons are built.
+
+    Adding a layout is one :class:`Layout` in :data:`LAYOUTS`: the config's ``input.layout``,
+    the branch checks (:func:`branch_map`, :func:`check_inputs`), the lepton construction
+    (:func:`gammastar.select.make_leptons`), the plausibility checks
+    (:mod:`gammastar.plausibility`) and the processor's warm-up all take it from there.
+
+    Attributes:
+        name: the ``input.layout`` value.
+        doc: one line on what an entry of the file is.
+        required: column → default branch; every one must be in every file.
+        optional: column → default branch; used when every file has it (when mapped in
+            ``input.branches``, required).
+        leptons: ``(col, lepton_mass) → {field: array}``, ``col(name)`` giving a column as an
+            awkward array (``None`` when the input lacks it): the four coordinates of every
+            entry's leptons in one of ``vector``'s Momentum4D coordinate systems, jagged
+            (entries × leptons); ``charge`` (and ``parent``, when the input has it) are added
+            from their columns unless returned (a paired layout returns ``charge``).
+        from_vectors: the inverse, ``(p4, charge) → columns``: the columns of this layout that
+            hold the leptons ``p4`` (jagged Momentum4D, one entry per event) with charges
+            ``charge`` (the processor's warm-up; the round-trip test of every layout).
+        paired: one pre-made pair per entry (lepton columns suffixed ``1`` and ``2``, none
+            jagged); otherwise every column but :data:`EVENT_COLUMNS` is jagged.
+        charge: the charge column (its stem, for a paired layout).
+        checks: plausibility of non-Cartesian coordinates, ``(values, bound, tol) → [(column,
+            bad mask, what)]`` in order of report, on the flat per-lepton values of the finite
+            leptons (``bound``: the largest plausible momentum, GeV; ``tol(a)``: the relative
+            storage precision of ``a``); ``None``: the Cartesian checks (``px, py, pz, E``:
+            E ≥ |p|, mass shell) of :mod:`gammastar.plausibility`.
+    """
+
+    name: str
+    doc: str
+    required: Mapping[str, str]
+    optional: Mapping[str, str]
+    leptons: Callable[[Callable[[str], Any], float], dict[str, Any]]
+    from_vectors: Callable[[Any, Any], dict[str, Any]]
+    paired: bool = False
+    charge: str = "charge"
+    checks: Callable[[Mapping[str, Any], float, Callable[[Any], float]], list[Check]] | None = None
+
+    @property
+    def columns(self) -> frozenset[str]:
+        """Every column the layout knows (required and optional)."""
+        return frozenset(self.required) | frozenset(self.optional)
+
+    @property
+    def per_lepton(self) -> frozenset[str]:
+        """Columns with one value per lepton (jagged); none in a paired layout."""
+        return frozenset() if self.paired else self.columns - EVENT_COLUMNS
+
+    @property
+    def coordinates(self) -> tuple[str, ...]:
+        """The per-lepton momentum columns (neither charge nor parent), in declaration order
+        (of an unpaired layout: what :attr:`checks` and the finiteness checks look at)."""
+        return tuple(
+            c
+            for c in {**self.required, **self.optional}
+            if c not in EVENT_COLUMNS and c not in (self.charge, "parent")
+        )
+
+
+def _jagged_cartesian(col: Callable[[str], Any], lepton_mass: float) -> dict[str, Any]:
+    return {k: col(k) for k in ("px", "py", "pz", "E")}
+
+
+def _jagged_ptetaphi(col: Callable[[str], Any], lepton_mass: float) -> dict[str, Any]:
+    import awkward as ak
+
+    fields = {k: col(k) for k in ("pt", "eta", "phi")}
+    mass = col("mass")
+    fields["mass"] = mass if mass is not None else ak.ones_like(fields["pt"]) * lepton_mass
+    return fields
+
+
+def _ptetaphi_checks(v: Mapping[str, Any], bound: float, tol: Callable[[Any], float]) -> list:
+    import numpy as np
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = np.abs(v["pt"].astype(np.float64)) * np.cosh(v["eta"].astype(np.float64))
+    out = [
+        ("pt", v["pt"] < 0, "pt < 0"),
+        ("pt", p > bound, f"|p| above {bound:.1f} GeV"),
+        ("phi", np.abs(v["phi"]) > np.pi * (1 + tol(v["phi"])), "|phi| > π"),
+    ]
+    if "mass" in v:
+        out.append(("mass", (v["mass"] < 0) | (v["mass"] > bound), "mass outside [0, E_max]"))
+    return out
+
+
+def _jagged_pthetaphi(col: Callable[[str], Any], lepton_mass: float) -> dict[str, Any]:
+    import awkward as ak
+    import numpy as np
+
+    # (px, py, pz, mass): vector's theta coordinate would give pz = pt/tan θ, 0/0 on the axis
+    p, theta, phi = col("p"), col("theta"), col("phi")
+    pt = p * np.sin(theta)
+    return {
+        "px": pt * np.cos(phi),
+        "py": pt * np.sin(phi),
+        "pz": p * np.cos(theta),
+        "mass": ak.ones_like(p) * lepton_mass,
+    }
+
+
+def _pthetaphi_checks(v: Mapping[str, Any], bound: float, tol: Callable[[Any], float]) -> list:
+    import numpy as np
+
+    return [
+        ("p", v["p"] < 0, "p < 0"),
+        ("p", v["p"] > bound, f"|p| above {bound:.1f} GeV"),
+        ("theta", (v["theta"] < 0) | (v["theta"] > np.pi * (1 + tol(v["theta"]))), "θ ∉ [0, π]"),
+        ("phi", np.abs(v["phi"]) > np.pi * (1 + tol(v["phi"])), "|phi| > π"),
+    ]
+
+
+def _flat_pairs(col: Callable[[str], Any], lepton_mass: float) -> dict[str, Any]:
+    import awkward as ak
+    import numpy as np
+
+    def two(a: str, b: str) -> Any:
+        x, y = np.asarray(col(a)), np.asarray(col(b))
+        flat = np.stack([x, y], axis=1).ravel()
+        return ak.unflatten(flat, np.full(len(x), 2, dtype=np.int64))
+
+    fields = {k: two(f"{k}1", f"{k}2") for k in ("px", "py", "pz", "E")}
+    fields["charge"] = two("Q1", "Q2")
+    return fields
+
+
+def _to_flat_pairs(p4: Any, charge: Any) -> dict[str, Any]:
+    import numpy as np
+
+    cols = {}
+    for j in (0, 1):
+        for k in ("px", "py", "pz", "E"):
+            cols[f"{k}{j + 1}"] = np.asarray(getattr(p4, k)[:, j])
+        cols[f"Q{j + 1}"] = np.asarray(charge[:, j])
+    return cols
+
+
+LAYOUTS: dict[str, Layout] = {
+    lay.name: lay
+    for lay in (
+        Layout(
+            "jagged_cartesian",
+            "one event, per-lepton jagged px, py, pz, E, charge (the mock ntuple)",
+            required={
+                "px": "muon_px",
+                "py": "muon_py",
+                "pz": "muon_pz",
+                "E": "muon_E",
+                "charge": "muon_charge",
+            },
+            optional={"event": "event", "truth_channel": "truth_channel", "parent": "muon_parent"},
+            leptons=_jagged_cartesian,
+            from_vectors=lambda p4, q: {
+                "px": p4.px,
+                "py": p4.py,
+                "pz": p4.pz,
+                "E": p4.E,
+                "charge": q,
+            },
+        ),
+        Layout(
+            "jagged_ptetaphi",
+            "one event, per-lepton jagged collider-style pt, eta, phi, mass, charge (NanoAOD)",
+            required={
+                "pt": "Muon_pt",
+                "eta": "Muon_eta",
+                "phi": "Muon_phi",
+                "charge": "Muon_charge",
+            },
+            optional={
+                "mass": "Muon_mass",
+                "event": "event",
+                "truth_channel": "truth_channel",
+                "parent": "Muon_parent",
+            },
+            leptons=_jagged_ptetaphi,
+            from_vectors=lambda p4, q: {
+                "pt": p4.pt,
+                "eta": p4.eta,
+                "phi": p4.phi,
+                "mass": p4.mass,
+                "charge": q,
+            },
+            checks=_ptetaphi_checks,
+        ),
+        Layout(
+            "jagged_pthetaphi",
+            "one event, per-lepton jagged momentum p, polar angle theta, azimuth phi, charge",
+            required={"p": "lep_p", "theta": "lep_theta", "phi": "lep_phi", "charge": "lep_charge"},
+            optional={"event": "event", "truth_channel": "truth_channel", "parent": "lep_parent"},
+            leptons=_jagged_pthetaphi,
+            from_vectors=lambda p4, q: {"p": p4.p, "theta": p4.theta, "phi": p4.phi, "charge": q},
+            checks=_pthetaphi_checks,
+        ),
+        Layout(
+            "flat_pairs",
+            "one pre-made pair, E1, px1, py1, pz1, Q1, E2, px2, py2, pz2, Q2",
+            required={
+                k: k for k in ("E1", "px1", "py1", "pz1", "Q1", "E2", "px2", "py2", "pz2", "Q2")
+            },
+            optional={"event": "Event", "truth_channel": "truth_channel"},
+            leptons=_flat_pairs,
+            from_vectors=_to_flat_pairs,
+            paired=True,
+            charge="Q",
+        ),
+    )
 }
-"""Optional columns: used when present in every file (unless mapped explicitly, then required)."""
+"""The input layouts (the registry: one :class:`Layout` each, keyed by ``input.layout``)."""
+
+
+def get_layout(name: str) -> Layout:
+    """The registered :class:`Layout` called ``name``.
+
+    Raises:
+        ConfigError: no such layout (naming ``input.layout`` and the known ones).
+
+    Example:
+        >>> sorted(get_layout("flat_pairs").per_lepton)
+        []
+    """
+    try:
+        return LAYOUTS[name]
+    except KeyError:
+        raise ConfigError(
+            f"input.layout: unknown layout {name!r}; one of {sorted(LAYOUTS)}"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -107,19 +298,18 @@ def branch_map(layout: str, branches: Mapping[str, str] | None = None) -> Branch
         >>> branch_map("flat_pairs", {"E1": "energy1"}).required["E1"]
         'energy1'
     """
-    if layout not in LAYOUTS:
-        raise ConfigError(f"input.layout: unknown layout {layout!r}; one of {sorted(LAYOUTS)}")
+    lay = get_layout(layout)
     branches = dict(branches or {})
-    known = set(LAYOUTS[layout]) | set(OPTIONAL[layout])
+    known = set(lay.columns)
     unknown = sorted(set(branches) - known)
     if unknown:
         raise ConfigError(
             f"input.branches: unknown column(s) {unknown} for layout {layout!r}; "
             f"known: {sorted(known)}"
         )
-    required = {k: branches.get(k, v) for k, v in LAYOUTS[layout].items()}
+    required = {k: branches.get(k, v) for k, v in lay.required.items()}
     optional = {}
-    for k, v in OPTIONAL[layout].items():
+    for k, v in lay.optional.items():
         if k in branches:
             required[k] = branches[k]
         else:
@@ -272,10 +462,6 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     return f, t
 
 
-PER_LEPTON = {"px", "py", "pz", "E", "charge", "parent", "pt", "eta", "phi", "mass"}
-"""Columns that hold one value per lepton (jagged) in the jagged layouts."""
-
-
 def _damaged(path: str, err: Exception, what: str) -> InputError:
     return InputError(
         f"{path}: cannot read {what} (truncated or damaged file): "
@@ -336,6 +522,7 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
     n = int(tree.num_entries)
     if n == 0:
         return
+    per_lepton = LAYOUTS[layout].per_lepton
     names = sorted(set(columns.values()))
     jagged = _ttree_layout(path, tree, names) if hasattr(tree, "branches") else None
     if jagged is None:
@@ -347,7 +534,7 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
         jagged = {br: arrays[br].ndim > 1 for br in names}
     wrong = []
     for col, br in columns.items():
-        want = layout != "flat_pairs" and col in PER_LEPTON
+        want = col in per_lepton
         if jagged[br] != want:
             wrong.append(f"{col} → {br!r} ({'jagged' if jagged[br] else 'one value per entry'})")
     if wrong:

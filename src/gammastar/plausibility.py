@@ -8,7 +8,8 @@ right after it is read (:meth:`Plausibility.check`, called by
 * every per-lepton column of an event has the same number of entries (multiplicities);
 * momenta and energies, where finite, are below :func:`max_lepton_energy` of the config's
   ``beam.energy``; ``E ≥ |p|`` within the storage precision; ``pt ≥ 0``, ``mass ≥ 0``,
-  ``|phi| ≤ π`` in the ``pt, eta, phi`` layout;
+  ``|phi| ≤ π`` in the ``pt, eta, phi`` layout (a layout's own coordinates: its registry
+  entry's ``checks``, :class:`gammastar.io.Layout`);
 * where a chunk's energies were computed from the momenta (at least :data:`SHELL_EXACT` of
   its leptons exactly on the ``input.lepton_mass`` shell), leptons off that shell by more than
   :data:`SHELL_GEV2` (a momentum component damaged into a smaller one leaves E ≥ |p|);
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.errors import InputError
-from gammastar.io import PER_LEPTON
+from gammastar.io import Layout, get_layout
 
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
@@ -162,16 +163,17 @@ class Plausibility:
             ...
             gammastar.errors.InputError: f.root: implausible input in branch 'pz', entries 0-1: |p| = 1e+30 GeV above 801.9 GeV (2 (beam.energy + m_p)) at entry 0 (damaged basket?)
         """
+        lay = get_layout(layout)
         parts = {c: _parts(v) for c, v in cols.items()}
-        if layout == "flat_pairs":
+        if lay.paired:
             for k in ("1", "2"):
-                self._leptons(parts, branches, where, suffix=k, offsets=None)
+                self._leptons(lay, parts, branches, where, suffix=k, offsets=None)
             return
         offsets = None
         first = None
         for c in cols:
             off = parts[c][1]
-            if c not in _PER_LEPTON or off is None:
+            if c not in lay.per_lepton or off is None:
                 continue
             if offsets is None:
                 offsets, first = off, c
@@ -185,10 +187,11 @@ class Plausibility:
                     f"{branches[c]!r} disagree on the number of leptons, entries "
                     f"{where[1]}-{where[2]} (first at entry {where[1] + bad}; damaged basket?)"
                 )
-        self._leptons(parts, branches, where, suffix="", offsets=offsets)
+        self._leptons(lay, parts, branches, where, suffix="", offsets=offsets)
 
     def _leptons(
         self,
+        lay: Layout,
         parts: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
         branches: Mapping[str, str],
         where: tuple[str, int, int],
@@ -208,34 +211,18 @@ class Plausibility:
             )
 
         bound = self.max_energy
-        qcol = "Q" + suffix if suffix else "charge"
+        qcol = lay.charge + suffix
         q = parts[qcol][0]
         okq = np.abs(q) == 1
         if not okq.all():
             i = int(np.flatnonzero(~okq)[0])
             fail(qcol, f"charge {q[i]} (not ±1)", i)
-        if "pt" in parts and not suffix:  # jagged_ptetaphi
-            pt, eta, phi = (parts[c][0] for c in ("pt", "eta", "phi"))
-            mass = parts["mass"][0] if "mass" in parts else None
-            named = [("pt", pt), ("eta", eta), ("phi", phi)]
-            if mass is not None:
-                named.append(("mass", mass))
+        if lay.checks is not None:  # the layout's own coordinates (not px, py, pz, E)
+            named = [(c, parts[c][0]) for c in lay.coordinates if c in parts]
             self._finite(named, fail)
-            fin = np.isfinite(pt) & np.isfinite(eta) & np.isfinite(phi)  # others: cut
-            if mass is not None:
-                fin &= np.isfinite(mass)
-            with np.errstate(over="ignore", invalid="ignore"):
-                p = np.abs(pt.astype(np.float64)) * np.cosh(eta.astype(np.float64))
-            checks = [
-                ("pt", fin & (pt < 0), "pt < 0"),
-                ("pt", fin & (p > bound), f"|p| above {bound:.1f} GeV"),
-                ("phi", fin & (np.abs(phi) > np.pi * (1 + _tolerance(phi))), "|phi| > π"),
-            ]
-            if mass is not None:
-                checks.append(
-                    ("mass", fin & ((mass < 0) | (mass > bound)), "mass outside [0, E_max]")
-                )
-            for col, bad, what in checks:
+            fin = np.logical_and.reduce([np.isfinite(a) for _, a in named])  # others: cut
+            for col, bad, what in lay.checks(dict(named), bound, _tolerance):
+                bad = fin & bad
                 if bad.any():
                     i = int(np.flatnonzero(bad)[0])
                     fail(col, what, i)
@@ -317,6 +304,3 @@ class Plausibility:
             if not ok.all():
                 i = int(np.flatnonzero(~ok)[0])
                 fail(col, f"non-finite value {a[i]}", i)
-
-
-_PER_LEPTON = frozenset(PER_LEPTON)  # the jagged per-lepton columns (one list: io)

@@ -62,34 +62,22 @@ log = logging.getLogger(__name__)
 
 
 def _load_kinematics() -> None:
-    """Select one two-muon event in each layout, with every cut switched on.
+    """Select one two-muon event in each registered layout, with every cut switched on.
 
     ``vector`` imports the module of each kinematic function (mass, pt, rapidity, theta, the
     pt/eta/phi conversions...) on its first use: about 0.1 s, which a worker would otherwise
     spend inside its first chunk. Done once, when this module is imported (a few ms more).
     """
-    keys = ("px", "py", "pz", "E", "charge")
-    mu = (0.3, -0.2, 5.0, 5.02, 1), (-0.25, 0.3, 4.0, 4.03, -1)
-    cart = {k: awkward.Array([[m[i] for m in mu]]) for i, k in enumerate(keys)}
-    p4 = vector.zip({k: cart[k] for k in keys[:4]})
-    layouts = {
-        "jagged_cartesian": cart,
-        "jagged_ptetaphi": {
-            "pt": p4.pt,
-            "eta": p4.eta,
-            "phi": p4.phi,
-            "mass": p4.mass,
-            "charge": cart["charge"],
-        },
-        "flat_pairs": {
-            f"{'Q' if k == 'charge' else k}{j + 1}": np.asarray([m[i]])
-            for i, k in enumerate(keys)
-            for j, m in enumerate(mu)
-        },
-    }
+    from gammastar.io import LAYOUTS
+
+    mu = (0.3, -0.2, 5.0, 5.02), (-0.25, 0.3, 4.0, 4.03)
+    p4 = vector.zip(
+        {k: awkward.Array([[m[i] for m in mu]]) for i, k in enumerate(("px", "py", "pz", "E"))}
+    )
+    charge = awkward.Array([[1, -1]])
     cuts = Cuts(1.0, 0.01, 3.0, 0.1, 2.0, 5.0, -5.0, 10.0)
-    for layout, columns in layouts.items():
-        select_chunk(columns, layout, cuts)
+    for name, lay in LAYOUTS.items():
+        select_chunk(lay.from_vectors(p4, charge), name, cuts)
 
 
 _load_kinematics()

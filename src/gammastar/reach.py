@@ -67,7 +67,6 @@ __all__ = [
     "window_edges",
 ]
 
-THRESHOLD = {ch: 2 * m for ch, m in darkphoton.LEPTON_CHANNELS.items()}
 OUTPUTS = rundir.stage_outputs("reach", tracked=False)
 """What the reach writes (:data:`gammastar.rundir.ARTIFACTS`, with the pipeline's
 ``STAGES``), besides one pyhf workspace per mass point."""
@@ -147,11 +146,15 @@ def signal_events(
     *,
     yield_per_pot_eps2: float,
     n_pot: float,
-    sample: KinematicSample,
+    sample: KinematicSample | Mapping[str, KinematicSample],
     channels: tuple[str, ...] = ("mumu",),
     dark: darkphoton.DarkSector | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """Expected signal events per channel at one mass for each ε.
+
+    Arguments:
+        sample: the A′ samples of the acceptance: one for every channel, or one per channel
+            (:func:`channel_samples`: the daughters, and so the detector's cuts on them, differ).
 
     Returns:
         ``{channel: N_sig(ε)}``; the acceptance includes the selection efficiency.
@@ -164,12 +167,58 @@ def signal_events(
         True
     """
     eps = np.asarray(eps, dtype=np.float64)
-    acc = sample.acceptance(darkphoton.ctau(mass, eps, dark=dark))
-    base = n_pot * yield_per_pot_eps2 * eps**2 * acc
+    ctau = darkphoton.ctau(mass, eps, dark=dark)
+    per_ch = sample if isinstance(sample, Mapping) else dict.fromkeys(channels, sample)
+    acc: dict[int, NDArray] = {}  # a sample shared by channels: its acceptance once
+    for ch in channels:
+        if id(per_ch[ch]) not in acc:
+            acc[id(per_ch[ch])] = per_ch[ch].acceptance(ctau)
     return {
-        ch: base * darkphoton.branching_ratio(mass, ch, eps=eps if dark else None, dark=dark)
+        ch: n_pot
+        * yield_per_pot_eps2
+        * eps**2
+        * acc[id(per_ch[ch])]
+        * darkphoton.branching_ratio(mass, ch, eps=eps if dark else None, dark=dark)
         for ch in channels
     }
+
+
+def channel_samples(
+    sampler: SamplerLike,
+    mass: float,
+    n: int,
+    geometry: Geometry,
+    *,
+    seed: int | None,
+    channels: tuple[str, ...],
+) -> dict[str, KinematicSample]:
+    """The acceptance samples of each decay channel at one mass.
+
+    Every channel gets the same A′ samples (the same ``seed``); with daughters in the detector
+    (``both_daughters``) each channel decays them into its own leptons
+    (:data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`: the lepton mass sets the opening
+    angles and energies that the detector's cuts see), otherwise one sample serves them all
+    (the A′ direction alone decides).
+
+    Returns:
+        ``{channel: KinematicSample}`` (the same object for every channel when shared).
+    """
+    if not geometry.both_daughters:
+        one = draw(sampler, mass, n, geometry, seed=seed, channel=channels[0])
+        return dict.fromkeys(channels, one)
+    return {ch: draw(sampler, mass, n, geometry, seed=seed, channel=ch) for ch in channels}
+
+
+def _combined(
+    samples: Mapping[str, KinematicSample], brs: Mapping[str, float], ctau: NDArray, what: str
+) -> NDArray[np.float64]:
+    """The BR-weighted acceptance Σ BR_c A_c(cτ) / Σ BR_c (``what``: ``acceptance`` or
+    ``extrapolated_acceptance``); the shared sample's own when all channels share one."""
+    unique = {id(x): x for x in samples.values()}
+    if len(unique) == 1:
+        return getattr(next(iter(unique.values())), what)(ctau)
+    total = sum(brs[ch] for ch in samples)
+    return sum(brs[ch] * getattr(samples[ch], what)(ctau) for ch in samples) / total
 
 
 def eps_boundaries(
@@ -258,9 +307,11 @@ def mass_model(
     mass_bins: int = 6,
     mass_range: tuple[float, float] | None = None,
     dark: darkphoton.DarkSector | None = None,
+    acceptance: Mapping[str, float] | None = None,
 ) -> Model:
     """The per-mass likelihood: signal template (one event in total) split over the channels by
-    BR(A′ → ℓℓ), background counts (counting) or flat background in mass bins around m.
+    BR(A′ → ℓℓ) (× ``acceptance``, when the channels' acceptances differ), background counts
+    (counting) or flat background in mass bins around m.
 
     Arguments:
         background, background_kappa: expected background and its log-normal shape per
@@ -269,6 +320,8 @@ def mass_model(
         observed: per channel, the observed count(s) in the window of :func:`window_edges`:
             one number per bin, or one number for the whole window (with ``template="mass"``
             placed in the central bin, the conservative choice).
+        acceptance: per channel, a number proportional to its acceptance (``None``: the same
+            for every channel).
     """
     for key, given in (("background", background), ("background_kappa", background_kappa)):
         lost = [ch for ch in channels if ch not in given]
@@ -282,9 +335,15 @@ def mass_model(
     total = sum(brs.values())
     if total <= 0:
         raise GammastarError(f"m = {mass:g} GeV: no open decay channel among {list(channels)}")
+    weight = dict(brs)
+    if acceptance is not None:
+        weight = {ch: brs[ch] * float(acceptance[ch]) for ch in channels}
+        if not sum(weight.values()) > 0:  # no channel seen: the split does not matter
+            weight = dict(brs)
+    wsum = sum(weight.values())
     chans = []
     for ch in channels:
-        frac = brs[ch] / total
+        frac = weight[ch] / wsum
         b = float(background[ch])
         obs = None if observed is None else observed.get(ch)
         if template == "counting":
@@ -527,29 +586,31 @@ def scan(
     t_acc = t_lim = t_bnd = 0.0
     methods = set()
     for i, m in enumerate(masses):
-        open_ch = tuple(ch for ch in channels if m > THRESHOLD[ch])
+        open_ch = tuple(ch for ch in channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
         if not open_ch or not np.isfinite(y[i]):
             limits.append(None)
             models.append(None)
             continue
         t0 = time.perf_counter()
         s = int(seeds[i].generate_state(1)[0])
-        sample = draw(sampler, float(m), samples, geometry, seed=s, channel=open_ch[0])
+        samples_ch = channel_samples(sampler, float(m), samples, geometry, seed=s, channels=open_ch)
+        sample = next(iter(samples_ch.values()))
+        brs = {ch: float(darkphoton.branching_ratio(m, ch)) for ch in open_ch}
 
         if dark is None:
             # no dark sector: BRs do not depend on ε and cτ(m, ε) = cτ(m, 1)/ε²
-            brsum = sum(float(darkphoton.branching_ratio(m, ch)) for ch in open_ch)
+            brsum = sum(brs[ch] for ch in open_ch)
             scale = n_pot * float(y[i]) * brsum
             ct1 = float(darkphoton.ctau(m, 1.0))
 
-            def nsig(e: NDArray, _k=scale, _c1=ct1, _s=sample) -> NDArray:
+            def nsig(e: NDArray, _k=scale, _c1=ct1, _s=samples_ch, _b=brs) -> NDArray:
                 e = np.asarray(e, dtype=np.float64)
-                return _k * e**2 * _s.acceptance(_c1 / e**2)
+                return _k * e**2 * _combined(_s, _b, _c1 / e**2, "acceptance")
 
         else:
 
             def nsig(
-                e: NDArray, _m: float = float(m), _y: float = float(y[i]), _s=sample, _c=open_ch
+                e: NDArray, _m: float = float(m), _y: float = float(y[i]), _s=samples_ch, _c=open_ch
             ) -> NDArray:
                 parts = signal_events(
                     _m, e, yield_per_pot_eps2=_y, n_pot=n_pot, sample=_s, channels=_c, dark=dark
@@ -557,14 +618,19 @@ def scan(
                 return sum(parts.values())
 
         ctau_i = darkphoton.ctau(m, eps, dark=dark)
-        acc_grid[i] = sample.acceptance(ctau_i)
+        acc_grid[i] = _combined(samples_ch, brs, ctau_i, "acceptance")
         if sample.extrapolated is not None:
             labelled = True
-            extrap_grid[i] = sample.extrapolated_acceptance(ctau_i)
+            extrap_grid[i] = _combined(samples_ch, brs, ctau_i, "extrapolated_acceptance")
         if dark is None:
             nsig_grid[i] = scale * eps**2 * acc_grid[i]
         else:
             nsig_grid[i] = nsig(eps)
+        # each channel's share of the signal: BR × its acceptance over the ε grid (the
+        # per-mass likelihood's split; exact when the channels' acceptances differ by a factor)
+        shares = None
+        if len({id(x) for x in samples_ch.values()}) > 1:
+            shares = {ch: float(samples_ch[ch].acceptance(ctau_i).sum()) for ch in open_ch}
         t1 = time.perf_counter()
         model = mass_model(
             float(m),
@@ -583,6 +649,7 @@ def scan(
             mass_bins=mass_bins,
             mass_range=(float(masses[0]), float(masses[-1])),
             dark=dark,
+            acceptance=shares,
         )
         hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
         lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s, hint=hint)
@@ -1026,7 +1093,7 @@ def run_reach(
         },
         channels=list(rc.channels),
         sampler=sampler_desc,
-        geometry=geometry.__dict__,
+        geometry=geometry.model_dump(),
         yields_n_pot=yields.meta.get("n_pot"),
         seconds=dict(res.seconds, total=wall),
         workspaces_poi="n_signal = expected signal events (template normalised to 1 event)",

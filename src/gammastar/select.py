@@ -8,8 +8,9 @@ unfolding (:mod:`gammastar.unfold`), and writes ``pairs.parquet``, ``histograms.
 ``select.json`` atomically in the run directory.
 
 Every layout goes through one construction path, :func:`make_leptons`, which builds
-``vector`` Momentum4D records (with a ``charge`` field) per event; flat pre-paired inputs
-become events of exactly two leptons, so pairing is the same ``ak.combinations`` for all.
+``vector`` Momentum4D records (with a ``charge`` field) per event from the layout's registry
+entry (:data:`gammastar.io.LAYOUTS`); flat pre-paired inputs become events of exactly two
+leptons, so pairing is the same ``ak.combinations`` for all.
 """
 
 from __future__ import annotations
@@ -113,8 +114,9 @@ def make_leptons(
 
     Arguments:
         columns: package column → (awkward/numpy) array, as mapped by :mod:`gammastar.io`.
-        layout: ``jagged_cartesian``, ``jagged_ptetaphi`` or ``flat_pairs``.
-        lepton_mass: used when ``mass`` is absent in the ``pt, eta, phi`` layout.
+        layout: a registered layout (:data:`gammastar.io.LAYOUTS`): its ``leptons`` builds
+            the coordinates.
+        lepton_mass: used by layouts without a mass or energy column.
 
     Returns:
         A jagged array (events × leptons) of Momentum4D records with fields of the layout's
@@ -131,33 +133,20 @@ def make_leptons(
     import awkward as ak
     import vector
 
-    def col(name: str) -> ak.Array:
+    from gammastar.io import get_layout
+
+    lay = get_layout(layout)
+
+    def col(name: str) -> ak.Array | None:
+        if name not in columns:
+            return None
         return ak.Array(columns[name]) if not isinstance(columns[name], ak.Array) else columns[name]
 
-    if layout == "jagged_cartesian":
-        fields = {k: col(k) for k in ("px", "py", "pz", "E")}
+    fields = lay.leptons(col, lepton_mass)
+    if "charge" not in fields:
         fields["charge"] = col("charge")
-        if "parent" in columns:
-            fields["parent"] = col("parent")
-    elif layout == "jagged_ptetaphi":
-        fields = {k: col(k) for k in ("pt", "eta", "phi")}
-        fields["mass"] = (
-            col("mass") if "mass" in columns else ak.ones_like(fields["pt"]) * lepton_mass
-        )
-        fields["charge"] = col("charge")
-        if "parent" in columns:
-            fields["parent"] = col("parent")
-    elif layout == "flat_pairs":
-
-        def two(a: str, b: str) -> ak.Array:
-            x, y = np.asarray(col(a)), np.asarray(col(b))
-            flat = np.stack([x, y], axis=1).ravel()
-            return ak.unflatten(flat, np.full(len(x), 2, dtype=np.int64))
-
-        fields = {k: two(f"{k}1", f"{k}2") for k in ("px", "py", "pz", "E")}
-        fields["charge"] = two("Q1", "Q2")
-    else:
-        raise ConfigError(f"input.layout: unknown layout {layout!r}")
+    if "parent" in columns and not lay.paired:
+        fields["parent"] = col("parent")
     return vector.zip(fields)
 
 
@@ -916,14 +905,14 @@ def select(
         )
     if (
         cfg.background.remove_eta_mumu == "truth"
-        and cfg.input.layout != "flat_pairs"
+        and not io.get_layout(cfg.input.layout).paired
         and "parent" not in checked.branches.all
     ):
         # the event tag alone would drop every OS pair of a tagged event, also those of an
         # η muon with an unrelated one, while its like-sign pairs stay
         raise ConfigError(
             "background.remove_eta_mumu: 'truth' needs the per-lepton parent branch "
-            f"(input.branches.parent; default {io.OPTIONAL[cfg.input.layout]['parent']!r}) to "
+            f"(input.branches.parent; default {io.get_layout(cfg.input.layout).optional['parent']!r}) to "
             "drop only pairs of two η muons; the input lacks it: use 'rate' or 'none'"
         )
     eff_path = cfg.unfold.efficiency_map

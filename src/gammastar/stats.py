@@ -13,10 +13,11 @@ m_A′ of width the mass resolution), a signal sample scaled by the parameter of
 
 The parameter of interest ``n_signal`` multiplies a signal template normalised to **one expected
 event summed over channels**, so its upper limit is the event-count limit s_up. Channel fractions
-are BR(A′ → ℓℓ) × efficiency per channel (acceptance is common), independent of ε: the ε scan
-needs only s_up(m) (see :mod:`gammastar.reach`).
+are BR(A′ → ℓℓ) × each channel's acceptance, taken as independent of ε: the ε scan needs only
+s_up(m) (see :mod:`gammastar.reach`).
 
-Methods (``method=``), recorded in every result:
+Methods (``method=``; the registry :data:`METHODS`, one :class:`Method` each), recorded in every
+result:
 
 * ``"exact"`` – the hybrid (Cousins–Highland) CLs construction computed exactly: test statistic
   t = Σ_i n_i ln(1 + μ s_i/b_i) (the likelihood ratio at nominal nuisances, as at LEP), Poisson
@@ -28,8 +29,9 @@ Methods (``method=``), recorded in every result:
 * ``"asymptotic"`` – pyhf asymptotic formulae (Cowan et al. 2011), valid for large counts only:
   for 0 observed over 0.0094 expected background (no systematics, 90% CL) pyhf 0.7.6 gives
   s_up = 1.37 observed (1.40 expected) instead of the exact 2.30.
-* ``"auto"`` – ``"exact"`` when the count configurations can be enumerated (counting bins, low
-  background), else ``"asymptotic"`` when every background bin has ≥ 10 events, else ``"toys"``.
+* ``"auto"`` – the first method of :data:`METHODS` whose ``auto`` rule accepts the model:
+  ``"exact"`` when the count configurations can be enumerated (counting bins, low background),
+  else ``"asymptotic"`` when every background bin has ≥ 10 events, else ``"toys"``.
 
 ``pyhf cls WORKSPACE --test-poi S`` on a written workspace gives the asymptotic (or with
 ``--calctype toybased`` the toy) CLs for S signal events; :func:`cls` with the same method gives
@@ -41,7 +43,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +55,12 @@ from gammastar.errors import GammastarError
 
 __all__ = [
     "BANDS",
+    "METHODS",
     "Channel",
     "LimitResult",
+    "Method",
     "Model",
+    "Request",
     "build_spec",
     "cls",
     "gaussian_template",
@@ -66,7 +71,6 @@ __all__ = [
 
 BANDS = ("-2", "-1", "0", "+1", "+2")
 """Expected-limit quantiles in σ of the background-only distribution (pyhf order)."""
-METHODS = ("auto", "exact", "toys", "asymptotic")
 POI = "n_signal"
 _MAX_CONFIGS = 200_000
 
@@ -341,17 +345,189 @@ class LimitResult:
         }
 
 
+@dataclass
+class Request:
+    """One limit or CLs calculation, what a :class:`Method` gets: the normalised model (or a
+    bare workspace ``spec``), the settings, and what methods build from the model once (the
+    exact construction, pyhf's model and data)."""
+
+    model: Model | None
+    spec: Any = None
+    cl: float = 0.9
+    ntoys: int = 500
+    seed: int | None = None
+    hint: float | None = None
+    _exact: Any = None
+    _pyhf: Any = None
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 - self.cl
+
+    @property
+    def exact(self) -> _Exact:
+        if self._exact is None:
+            if self.model is None:
+                raise GammastarError("exact CLs needs a gammastar Model, not a bare workspace")
+            self._exact = _Exact(self.model)
+        return self._exact
+
+    @property
+    def pyhf(self) -> tuple[Any, Any, Any]:
+        """``(spec, pyhf model, data)``."""
+        if self._pyhf is None:
+            spec = self.spec if self.spec is not None else build_spec(self.model)
+            self._pyhf = (spec, *_pyhf_model_data(spec))
+        return self._pyhf
+
+
+@dataclass(frozen=True)
+class Method:
+    """One CLs calculation (pyhf's ``infer.utils.create_calculator`` is the model): adding a
+    method is one entry of :data:`METHODS`; ``reach.method``, ``--method``, :func:`upper_limit`
+    and :func:`cls` take it from there.
+
+    Attributes:
+        name: the ``method`` value (``reach.method``).
+        doc: one line.
+        limit: ``Request → LimitResult``: expected (and observed) upper limits on n_signal.
+        cls: ``(Request, n_signal) → (CLs_obs or None, [CLs_exp −2σ … +2σ])``.
+        auto: ``Request → bool``: whether ``"auto"`` may pick it (first accepted in registry
+            order wins; the last entry should accept every model).
+    """
+
+    name: str
+    doc: str
+    limit: Callable[[Request], LimitResult]
+    cls: Callable[[Request, float], tuple[float | None, list[float]]]
+    auto: Callable[[Request], bool]
+
+
+def _exact_limit(req: Request) -> LimitResult:
+    ex, model = req.exact, req.model
+    assert model is not None
+    if not ex.feasible:
+        raise GammastarError(
+            "exact CLs: too many count configurations to enumerate; use method 'toys' "
+            "or 'asymptotic'"
+        )
+    exp: dict[str, float] = {}
+    zero_limit: float | None = None
+    prev: float | None = req.hint
+    for b in BANDS:  # bands whose reference outcome is "no event" share one limit
+        if zero_limit is not None and ex.zero_class(b):
+            exp[b] = zero_limit
+            continue
+        exp[b] = prev = ex.limit(req.alpha, band=b, hint=prev)
+        if ex.zero_class(b):
+            zero_limit = exp[b]
+    obs = None
+    if model.has_observed:
+        obs = (
+            zero_limit
+            if (zero_limit is not None and ex.zero_class(None))
+            else (ex.limit(req.alpha, band=None, hint=exp["0"]))
+        )
+    return LimitResult(cl=req.cl, method="exact", expected=exp, observed=obs)
+
+
+def _exact_cls(req: Request, n_signal: float) -> tuple[float | None, list[float]]:
+    ex, model = req.exact, req.model
+    assert model is not None
+    return (
+        ex.cls(n_signal, None) if model.has_observed else None,
+        [ex.cls(n_signal, b) for b in BANDS],
+    )
+
+
+def _asymptotic_limit(req: Request) -> LimitResult:
+    from pyhf.infer.intervals.upper_limits import toms748_scan
+
+    assert req.model is not None
+    _, pmodel, data = req.pyhf
+    # TOMS 748 root finding on the POI bounds (observed and each band). Called directly:
+    # pyhf 0.7.6's upper_limit(scan=None) does not pass `level` on (always 95% CL).
+    lo, hi = pmodel.config.suggested_bounds()[pmodel.config.poi_index]
+    with quiet_pyhf():
+        obs, exp = toms748_scan(data, pmodel, lo, hi, level=req.alpha, rtol=1e-5)
+    expd = {b: float(v) for b, v in zip(BANDS, exp, strict=True)}
+    return LimitResult(
+        cl=req.cl,
+        method="asymptotic",
+        expected=expd,
+        observed=float(obs) if req.model.has_observed else None,
+    )
+
+
+def _asymptotic_cls(req: Request, n_signal: float) -> tuple[float | None, list[float]]:
+    import pyhf
+
+    _, pmodel, data = req.pyhf
+    with quiet_pyhf():
+        r = pyhf.infer.hypotest(float(n_signal), data, pmodel, return_expected_set=True)
+    return float(r[0]), [float(x) for x in r[1]]
+
+
+def _toys_limit(req: Request) -> LimitResult:
+    assert req.model is not None
+    spec, pmodel, data = req.pyhf
+    return _toy_limit(req.model, spec, pmodel, data, req.alpha, req.cl, req.ntoys, req.seed)
+
+
+def _toys_cls(req: Request, n_signal: float) -> tuple[float | None, list[float]]:
+    _, pmodel, data = req.pyhf
+    with _numpy_seed(req.seed), quiet_pyhf():
+        return _toy_cls(pmodel, data, float(n_signal), req.ntoys)
+
+
+def _large_background(req: Request) -> bool:
+    # a bare workspace: asymptotic (what `pyhf cls` computes)
+    return req.model is None or all(np.all(c.background >= 10) for c in req.model.channels)
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method(
+            "exact",
+            "hybrid CLs computed exactly (enumerated counts, quadrature over the nuisances)",
+            _exact_limit,
+            _exact_cls,
+            # (cheap: the constructor only sizes the count grid)
+            auto=lambda req: req.model is not None and req.exact.feasible,
+        ),
+        Method(
+            "asymptotic",
+            "pyhf asymptotic formulae (large counts only)",
+            _asymptotic_limit,
+            _asymptotic_cls,
+            auto=_large_background,
+        ),
+        Method(
+            "toys",
+            "pyhf toy calculator (pseudo-experiments)",
+            _toys_limit,
+            _toys_cls,
+            auto=lambda req: True,
+        ),
+    )
+}
+"""The statistical methods (the registry); ``"auto"`` picks among them (:func:`choose_method`)."""
+
+
+def _resolve(req: Request, method: str) -> Method:
+    if method != "auto" and method not in METHODS:
+        raise GammastarError(
+            f"unknown statistics method {method!r}; use one of {('auto', *METHODS)}"
+        )
+    if method != "auto":
+        return METHODS[method]
+    return next(m for m in METHODS.values() if m.auto(req))
+
+
 def choose_method(model: Model, method: str = "auto") -> str:
     """Resolve ``"auto"`` (see module docstring)."""
-    if method not in METHODS:
-        raise GammastarError(f"unknown statistics method {method!r}; use one of {METHODS}")
-    if method != "auto":
-        return method
-    if _Exact(model.normalised()).feasible:
-        return "exact"  # (cheap: the constructor only sizes the count grid)
-    if all(np.all(c.background >= 10) for c in model.channels):
-        return "asymptotic"
-    return "toys"
+    return _resolve(Request(model.normalised()), method).name
 
 
 def upper_limit(
@@ -370,7 +546,8 @@ def upper_limit(
     Arguments:
         model: the :class:`Model`.
         cl: confidence level (0.9, 0.95, …).
-        method: ``"auto"``, ``"exact"``, ``"toys"`` or ``"asymptotic"``.
+        method: ``"auto"`` or a key of :data:`METHODS` (``"exact"``, ``"toys"``,
+            ``"asymptotic"``).
         ntoys: pseudo-experiments per hypothesis for ``"toys"``.
         seed: seed for the toys.
         hint: an approximate limit (e.g. from the neighbouring mass) to start the exact root
@@ -386,67 +563,16 @@ def upper_limit(
     """
     if not (0 < cl < 1):
         raise GammastarError(f"confidence level must be in (0, 1), not {cl}")
-    model = model.normalised()
-    alpha = 1.0 - cl
-    ex = _Exact(model) if method in ("auto", "exact") else None
-    if method not in METHODS:
-        raise GammastarError(f"unknown statistics method {method!r}; use one of {METHODS}")
-    if method == "auto":
-        used = "exact" if ex is not None and ex.feasible else choose_method(model, "toys")
-        if used == "toys" and all(np.all(c.background >= 10) for c in model.channels):
-            used = "asymptotic"
-        if used == "toys":
-            import logging
+    req = Request(model.normalised(), cl=cl, ntoys=ntoys, seed=seed, hint=hint)
+    used = _resolve(req, method)
+    if method == "auto" and used.name == "toys":
+        import logging
 
-            logging.getLogger(__name__).warning(
-                "exact CLs: too many count configurations; using pyhf toys (slow: set "
-                "reach.method or use fewer bins)"
-            )
-    else:
-        used = method
-    if used == "exact":
-        assert ex is not None
-        if not ex.feasible:
-            raise GammastarError(
-                "exact CLs: too many count configurations to enumerate; use method 'toys' "
-                "or 'asymptotic'"
-            )
-        exp: dict[str, float] = {}
-        zero_limit: float | None = None
-        prev: float | None = hint
-        for b in BANDS:  # bands whose reference outcome is "no event" share one limit
-            if zero_limit is not None and ex.zero_class(b):
-                exp[b] = zero_limit
-                continue
-            exp[b] = prev = ex.limit(alpha, band=b, hint=prev)
-            if ex.zero_class(b):
-                zero_limit = exp[b]
-        obs = None
-        if model.has_observed:
-            obs = (
-                zero_limit
-                if (zero_limit is not None and ex.zero_class(None))
-                else (ex.limit(alpha, band=None, hint=exp["0"]))
-            )
-        return LimitResult(cl=cl, method="exact", expected=exp, observed=obs)
-    spec = build_spec(model)
-    pmodel, data = _pyhf_model_data(spec)
-    if used == "asymptotic":
-        from pyhf.infer.intervals.upper_limits import toms748_scan
-
-        # TOMS 748 root finding on the POI bounds (observed and each band). Called directly:
-        # pyhf 0.7.6's upper_limit(scan=None) does not pass `level` on (always 95% CL).
-        lo, hi = pmodel.config.suggested_bounds()[pmodel.config.poi_index]
-        with quiet_pyhf():
-            obs, exp = toms748_scan(data, pmodel, lo, hi, level=alpha, rtol=1e-5)
-        expd = {b: float(v) for b, v in zip(BANDS, exp, strict=True)}
-        return LimitResult(
-            cl=cl,
-            method="asymptotic",
-            expected=expd,
-            observed=float(obs) if model.has_observed else None,
+        logging.getLogger(__name__).warning(
+            "exact CLs: too many count configurations; using pyhf toys (slow: set "
+            "reach.method or use fewer bins)"
         )
-    return _toy_limit(model, spec, pmodel, data, alpha, cl, ntoys, seed)
+    return used.limit(req)
 
 
 def _toy_limit(
@@ -495,32 +621,13 @@ def cls(
     or a :class:`pyhf.Workspace`. With a spec, only ``"asymptotic"`` and ``"toys"`` apply;
     ``"asymptotic"`` is what ``pyhf cls --test-poi n_signal`` computes.
     """
-    import pyhf
-
     if isinstance(model_or_spec, Model):
-        model = model_or_spec.normalised()
-        used = choose_method(model, method)
-        if used == "exact":
-            ex = _Exact(model)
-            return {
-                "CLs_obs": ex.cls(n_signal, None) if model.has_observed else None,
-                "CLs_exp": [ex.cls(n_signal, b) for b in BANDS],
-                "method": "exact",
-            }
-        spec: Any = build_spec(model)
+        req = Request(model_or_spec.normalised(), ntoys=ntoys, seed=seed)
     else:
-        spec = model_or_spec
-        used = "asymptotic" if method == "auto" else method
-        if used == "exact":
-            raise GammastarError("exact CLs needs a gammastar Model, not a bare workspace")
-    pmodel, data = _pyhf_model_data(spec)
-    if used == "toys":
-        with _numpy_seed(seed), quiet_pyhf():
-            o, e = _toy_cls(pmodel, data, float(n_signal), ntoys)
-        return {"CLs_obs": o, "CLs_exp": e, "method": "toys"}
-    with quiet_pyhf():
-        r = pyhf.infer.hypotest(float(n_signal), data, pmodel, return_expected_set=True)
-    return {"CLs_obs": float(r[0]), "CLs_exp": [float(x) for x in r[1]], "method": used}
+        req = Request(None, spec=model_or_spec, ntoys=ntoys, seed=seed)
+    used = _resolve(req, method)
+    obs, exp = used.cls(req, n_signal)
+    return {"CLs_obs": obs, "CLs_exp": exp, "method": used.name}
 
 
 def _toy_cls(pmodel: Any, data: Any, mu: float, ntoys: int) -> tuple[float, list[float]]:

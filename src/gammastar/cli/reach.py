@@ -15,7 +15,11 @@ def reach_command(
     config: ConfigArg,
     method: Annotated[
         str | None,
-        typer.Option("--method", help="auto, exact, toys or asymptotic (default: the config's)."),
+        typer.Option(
+            "--method",
+            help="auto or a method of gammastar.stats.METHODS: exact, toys, asymptotic, ... "
+            "(default: the config's).",
+        ),
     ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
@@ -29,13 +33,14 @@ def reach_command(
     from gammastar.cli import lock_run
     from gammastar.errors import ConfigError
     from gammastar.reach import check_config, run_reach
+    from gammastar.stats import METHODS
 
     cfg = load(config, output)
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists
     lock_run(cfg.output_dir, wait=wait)
     if method is not None:
-        if method not in ("auto", "exact", "toys", "asymptotic"):
-            raise ConfigError(f"--method: {method!r} is not one of auto, exact, toys, asymptotic")
+        if method != "auto" and method not in METHODS:
+            raise ConfigError(f"--method: {method!r} is not one of auto, {', '.join(METHODS)}")
         cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(update={"method": method})})
     res = run_reach(cfg, force=force)
     n_excl = sum(v is not None for v in res["expected"]["eps_low"])

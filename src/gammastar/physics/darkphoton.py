@@ -60,7 +60,9 @@ from gammastar.physics.kinematics import kinematic_factor
 
 __all__ = [
     "CHANNELS",
+    "LEPTON_CHANNELS",
     "DarkSector",
+    "LeptonChannel",
     "branching_ratio",
     "ctau",
     "pion_form_factor",
@@ -69,9 +71,6 @@ __all__ = [
     "r_ratio_components",
     "width",
 ]
-
-CHANNELS = ("ee", "mumu", "hadrons", "total")
-"""Channels of :func:`width` / :func:`branching_ratio` (``"invisible"`` too with a dark sector)."""
 
 # ---------------------------------------------------------------- particle data (PDG 2024)
 M_PI = 0.13957039
@@ -313,10 +312,55 @@ class DarkSector:
 
 
 # ---------------------------------------------------------------- widths
-LEPTON_CHANNELS = {"ee": M_E, "mumu": M_MU}
-"""The leptonic decay channels and their lepton masses (GeV): the one table of them (the
-acceptance's daughters and the reach's thresholds 2 m_ℓ come from here)."""
-_LEPTON = LEPTON_CHANNELS
+@dataclass(frozen=True)
+class LeptonChannel:
+    """One leptonic A′ decay channel, A′ → ℓ⁺ℓ⁻: the one place its numbers live.
+
+    The acceptance's daughters (:func:`gammastar.acceptance.draw`), the reach's open channels
+    (:attr:`threshold`), the partial width (:meth:`width`) and the config's allowed
+    ``reach.channels`` all come from its entry in :data:`LEPTON_CHANNELS`.
+
+    Attributes:
+        name: the channel's key (``reach.channels``).
+        lepton_mass: the daughter lepton's mass, GeV.
+        label: LaTeX label of the final state (plots).
+    """
+
+    name: str
+    lepton_mass: float
+    label: str
+
+    @property
+    def threshold(self) -> float:
+        """The A′ mass above which the channel is open, 2 m_ℓ (GeV)."""
+        return 2 * self.lepton_mass
+
+    def width(self, m: ArrayLike, eps: ArrayLike) -> NDArray[np.float64]:
+        r"""Γ(A′ → ℓ⁺ℓ⁻) = ε² α m/3 · K_f(m, m_ℓ) in GeV (physics.md §7, Eq. of Bjorken et
+        al. PRD 80 (2009) 075018; :func:`gammastar.physics.kinematics.kinematic_factor`).
+
+        Example:
+            >>> from gammastar.physics.constants import ALPHA_EM
+            >>> bool(np.isclose(LEPTON_CHANNELS["ee"].width(1.0, 1e-3), 1e-6 * ALPHA_EM / 3,
+            ...                 rtol=1e-5))
+            True
+        """
+        m = np.asarray(m, dtype=np.float64)
+        eps2 = np.asarray(eps, dtype=np.float64) ** 2
+        return eps2 * ALPHA_EM * m / 3 * kinematic_factor(m, self.lepton_mass)
+
+
+LEPTON_CHANNELS: dict[str, LeptonChannel] = {
+    ch.name: ch
+    for ch in (
+        LeptonChannel("ee", M_E, "$e^+e^-$"),
+        LeptonChannel("mumu", M_MU, r"$\mu^+\mu^-$"),
+    )
+}
+"""The leptonic A′ decay channels (the registry: one :class:`LeptonChannel` each)."""
+
+CHANNELS = (*LEPTON_CHANNELS, "hadrons", "total")
+"""Channels of :func:`width` / :func:`branching_ratio` (``"invisible"`` too with a dark sector)."""
 
 
 @cache
@@ -354,14 +398,14 @@ def width(
     m = np.asarray(m, dtype=np.float64)
     eps2 = np.asarray(eps, dtype=np.float64) ** 2
     pref = eps2 * ALPHA_EM * m / 3
-    if channel in _LEPTON:
-        return pref * kinematic_factor(m, _LEPTON[channel])
+    if channel in LEPTON_CHANNELS:
+        return LEPTON_CHANNELS[channel].width(m, eps)
     if channel == "hadrons":
         return pref * r_ratio(m)
     inv = dark.width(m) if dark is not None else np.zeros_like(m)
     if channel == "invisible":
         return np.broadcast_to(inv, np.broadcast(m, eps2).shape).astype(np.float64)
-    vis = kinematic_factor(m, M_E) + kinematic_factor(m, M_MU) + r_ratio(m)
+    vis = sum(kinematic_factor(m, ch.lepton_mass) for ch in LEPTON_CHANNELS.values()) + r_ratio(m)
     return pref * vis + inv
 
 
@@ -437,7 +481,8 @@ def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float =
 
     m = np.geomspace(m_min, m_max, 2000)
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6, 7), sharex=True)
-    for ch, lab in (("ee", "$e^+e^-$"), ("mumu", r"$\mu^+\mu^-$"), ("hadrons", "hadrons")):
+    labels = {c.name: c.label for c in LEPTON_CHANNELS.values()} | {"hadrons": "hadrons"}
+    for ch, lab in labels.items():
         ax1.plot(m, branching_ratio(m, ch), label=lab)
     ax1.set_ylabel(r"BR($A' \to X$)")
     ax1.set_ylim(1e-3, 1.5)
