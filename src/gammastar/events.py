@@ -523,7 +523,8 @@ def generate(
     p = k.p
     gbc = np.where(k.ok, k.pz / k.mass, 1.0)  # (p/m) cos θ: decay length along z per unit cτ
     zrel, prob = _decay_z(geo.l1, geo.l2, gbc * st.ctau, rng_v.uniform(0.0, 1.0, n))
-    hit = detector_hits(geo, k, daughters, zrel[:, None])[:, 0] > 0
+    seen = daughters if geo.both_daughters else None
+    hit = detector_hits(geo, k, seen, zrel[:, None])[:, 0] > 0
     pz_safe = np.where(k.pz > 0, k.pz, 1.0)
     path = zrel * p / pz_safe
     w_decay = st.scale * st.br_sum * prob / float(n_norm or n)
