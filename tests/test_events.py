@@ -99,10 +99,12 @@ def test_hepmc_round_trip(tmp_path):
         for ev in f:
             row = t.iloc[n_read]
             n_read += 1
-            assert ev.momentum_unit == pyhepmc.Units.GEV and ev.length_unit == pyhepmc.Units.MM
+            assert ev.momentum_unit == pyhepmc.Units.GEV
+            assert ev.length_unit == pyhepmc.Units.MM
             assert ev.event_number == row.event
             weights.append(list(ev.weights))
-            assert len(ev.vertices) == 2 and len(ev.particles) == 6
+            assert len(ev.vertices) == 2
+            assert len(ev.particles) == 6
             # four-momentum conserved at every vertex; each component went through ≤ 4
             # roundings (p_X = p_beam + p_target − p_A′; p_2 = p_A′ − p_1), so the balance holds
             # to 8 eps × Σ|E| of the vertex
@@ -142,7 +144,8 @@ def test_hepmc_round_trip(tmp_path):
         ev = f.read()
         meta = json.loads(str(ev.run_info.attributes["gammastar_meta"]))
         assert ev.run_info.weight_names == ["weight", "weight_decay"]
-    assert meta["aprime_pdgid"] == APRIME_PDGID and meta["stage"] == "events"
+    assert meta["aprime_pdgid"] == APRIME_PDGID
+    assert meta["stage"] == "events"
     assert set(meta["unwritten_decays_in_volume"]) == {"hadrons_other"}
 
 
@@ -187,7 +190,8 @@ def test_sum_of_weights_is_reach_nsig(tmp_path, detector):
     t = read_table(tmp_path / "e.parquet")
     dz = t.decay_z - t.prod_z
     l2 = detector["l2"]
-    assert dz.min() >= detector["l1"] and dz.max() <= l2
+    assert dz.min() >= detector["l1"]
+    assert dz.max() <= l2
 
 
 def helicity_cos(t):
@@ -303,7 +307,7 @@ class Narrow:
 def test_bad_input(tmp_path, capsys):
     cfg = make_config(tmp_path)
     out = tmp_path / "o" / "e.hepmc"
-    with pytest.raises(InputError, match="outside the flow's mass range.*--extrapolate"):
+    with pytest.raises(InputError, match=r"outside the flow's mass range.*--extrapolate"):
         run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow())
     res = run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow(),
                      extrapolate=True)  # fmt: skip
@@ -315,7 +319,7 @@ def test_bad_input(tmp_path, capsys):
         run_events(cfg, mass=0.5, eps=0.0, n=10, output=out)
     with pytest.raises(GammastarError, match="unknown output format"):
         run_events(cfg, mass=0.5, eps=1e-6, n=10, output=tmp_path / "e.txt")
-    with pytest.raises(GammastarError, match="events.beam_spot_sigma"):
+    with pytest.raises(GammastarError, match=r"events\.beam_spot_sigma"):
         run_events(make_config(tmp_path / "x", beam_spot_sigma=None), mass=0.5, eps=1e-6, n=10,
                    output=out)  # fmt: skip
     out.write_text("keep")
@@ -343,7 +347,8 @@ def test_bad_input(tmp_path, capsys):
                 str(tmp_path / "cli.hepmc"), *args]  # fmt: skip
         assert main(argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith("gammastar: error:") and len(err.strip().splitlines()) == 1
+        assert err.startswith("gammastar: error:")
+        assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "cli.hepmc").exists()
     argv = ["events", str(tmp_path / "c.yaml"), "--mass", "0.5", "--eps", "1e-6", "-n", "50",
             "-o", str(tmp_path / "cli.hepmc")]  # fmt: skip
