@@ -641,10 +641,14 @@ def hepmc_header(meta: Mapping[str, Any]) -> str:
 HEPMC_FOOTER = "HepMC::Asciiv3-END_EVENT_LISTING\n"
 
 
-def hepmc_text(cols: Mapping[str, NDArray], st: EventSettings, n_attempted: int) -> bytes:
-    """HepMC3 Asciiv3 text of a chunk of events, formatted column-wise with pyarrow (no
-    per-event Python loop). Units GeV and mm (lengths ×1000); round-trips through
-    ``pyhepmc.io.ReaderAscii`` (tests/test_events.py).
+def hepmc_text(
+    cols: Mapping[str, NDArray], st: EventSettings, n_attempted: int, *, backend: str = "numba"
+) -> bytes:
+    """HepMC3 Asciiv3 text of a chunk of events, formatted column-wise (no per-event Python
+    loop): a compiled writer (:mod:`gammastar._hepmc_ascii`, 17 correctly rounded significant
+    digits) or pyarrow's string kernels (shortest round-trip decimals; ``backend="pyarrow"``,
+    and the fallback for values beyond ±1e280 or non-finite ones). Units GeV and mm (lengths
+    ×1000); round-trips through ``pyhepmc.io.ReaderAscii`` (tests/test_events.py).
 
     Per event: vertex −1 (production) beam proton (status 4) + target nucleon at rest
     (status 4) → A′ (status 2) + X (PDG 90, status 3, the rest of the collision: four-momentum
@@ -652,19 +656,9 @@ def hepmc_text(cols: Mapping[str, NDArray], st: EventSettings, n_attempted: int)
     ``weight_decay``; attributes GenCrossSection (pb), ``channel``, ``detected``,
     ``extrapolated``.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     n = cols["weight"].size
     if n == 0:
         return b""
-
-    def f(x: NDArray) -> pa.Array:
-        return pc.cast(pa.array(np.asarray(x, dtype=np.float64)), pa.string())
-
-    def i(x: NDArray) -> pa.Array:
-        return pc.cast(pa.array(np.asarray(x, dtype=np.int64)), pa.string())
-
     mm = 1000.0
     eb = st.beam_energy
     pb = math.sqrt(max(eb**2 - M_PROTON**2, 0.0))
@@ -672,20 +666,25 @@ def hepmc_text(cols: Mapping[str, NDArray], st: EventSettings, n_attempted: int)
     xx, xy, xz, xe = -ax, -ay, pb - az, eb + M_PROTON - ae
     xm2 = xe**2 - xx**2 - xy**2 - xz**2
     xm = np.sign(xm2) * np.sqrt(np.abs(xm2))
-    ch_names = np.array(list(DECAYS))
     xs = st.sigma_pb_per_event
     beams = (
         f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
         f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}"
         "\nV -1 0 [1,2] @ "
     )
+
+    def f(x: NDArray) -> tuple[str, NDArray]:
+        return ("f", np.asarray(x, dtype=np.float64))
+
+    def i(x: NDArray) -> tuple[str, NDArray]:
+        return ("i", np.asarray(x, dtype=np.int64))
+
     parts: list[Any] = [
         "E ", i(cols["event"]), " 2 6\nU GEV MM\nW ", f(cols["weight"]), " ",
         f(cols["weight_decay"]),
         f"\nA 0 GenCrossSection {xs:.8e} 0 {n_attempted} {n_attempted}\nA 0 channel ",
-        pa.array(ch_names[cols["channel"]]), "\nA 0 detected ",
-        i(cols["detected"].astype(np.int64)), "\nA 0 extrapolated ",
-        i(cols["extrapolated"].astype(np.int64)),
+        ("s", np.asarray(cols["channel"], dtype=np.int64)), "\nA 0 detected ",
+        i(cols["detected"]), "\nA 0 extrapolated ", i(cols["extrapolated"]),
         beams, f(cols["prod_x"] * mm), " ", f(cols["prod_y"] * mm), " ",
         f(cols["prod_z"] * mm), f" 0\nP 3 -1 {st.aprime_pdgid} ",
         f(ax), " ", f(ay), " ", f(az), " ", f(ae), f" {st.mass!r} {STATUS_DECAYED}\nP 4 -1 {PDG_SYSTEM} ",
@@ -697,10 +696,52 @@ def hepmc_text(cols: Mapping[str, NDArray], st: EventSettings, n_attempted: int)
         f(cols["d2_px"]), " ", f(cols["d2_py"]), " ", f(cols["d2_pz"]), " ", f(cols["d2_E"]), " ",
         f(cols["m2"]), f" {STATUS_FINAL}\n",
     ]  # fmt: skip
-    joined = pc.binary_join_element_wise(*parts, "")
+    names = [name.encode() for name in DECAYS]
+    if backend == "numba":
+        out = _render_numba(parts, names, n)
+        if out is not None:
+            return out
+    elif backend != "pyarrow":
+        raise GammastarError(f"hepmc_text: unknown backend {backend!r}")
+    return _render_pyarrow(parts, names, n)
+
+
+def _render_numba(parts: list[Any], names: list[bytes], n: int) -> bytes | None:
+    from gammastar import _hepmc_ascii as ha
+
+    program: list[tuple[int, Any]] = []
+    fcols: list[NDArray] = []
+    icols: list[NDArray] = []
+    for part in parts:
+        if isinstance(part, str):
+            program.append((ha.KIND_LITERAL, part.encode()))
+        elif part[0] == "f":
+            program.append((ha.KIND_FLOAT, len(fcols)))
+            fcols.append(part[1])
+        else:
+            program.append((ha.KIND_INT if part[0] == "i" else ha.KIND_STRING, len(icols)))
+            icols.append(part[1])
+    fvals = np.stack(fcols, axis=1) if fcols else np.zeros((n, 0))
+    ivals = np.stack(icols, axis=1) if icols else np.zeros((n, 0), dtype=np.int64)
+    return ha.render(program, fvals, ivals, names)
+
+
+def _render_pyarrow(parts: list[Any], names: list[bytes], n: int) -> bytes:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = np.array([x.decode() for x in names])
+    args: list[Any] = []
+    for part in parts:
+        if isinstance(part, str):
+            args.append(part)
+        elif part[0] == "s":
+            args.append(pa.array(table[part[1]]))
+        else:
+            args.append(pc.cast(pa.array(part[1]), pa.string()))
+    joined = pc.binary_join_element_wise(*args, "")
     offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32, count=n + 1, offset=0)
-    data = joined.buffers()[2]
-    return data.to_pybytes()[offsets[0] : offsets[-1]]
+    return joined.buffers()[2].to_pybytes()[offsets[0] : offsets[-1]]
 
 
 # --------------------------------------------------------------------------- table writers
