@@ -16,6 +16,7 @@ sys.path[:] = [p for p in sys.path if not p.endswith("benchmarks")]
 
 import argparse
 import json
+import math
 import resource
 import tempfile
 import time
@@ -76,6 +77,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--loop", type=int, default=5_000)
     ap.add_argument("--stream", type=int, default=0, help="events of the streamed memory run")
+    ap.add_argument("--repeat", type=int, default=3, help="timing repeats (best is kept)")
     args = ap.parse_args()
     geo = Geometry(l1=82.0, l2=157.0, theta_min=0.0, theta_max=0.05, efficiency=0.9)
     st = EventSettings(0.5, 3e-7, geo, 1e6, channels=("mumu", "ee", "pipi"),
@@ -85,20 +87,28 @@ def main() -> None:
     hepmc_text({k: v[:10] for k, v in cols.items()}, st, 10)  # compile (cached on disk)
     rates = {}
     for backend in ("numba", "pyarrow"):
+        best = math.inf
+        for _ in range(args.repeat):  # best of the repeats: the machine is shared
+            t0 = time.perf_counter()
+            with open(tmp / f"{backend}.hepmc", "wb") as f:
+                f.write(hepmc_header({"bench": True}).encode())
+                f.writelines(
+                    hepmc_text(
+                        {k: v[s : s + 100_000] for k, v in cols.items()},
+                        st,
+                        args.n,
+                        backend=backend,
+                    )
+                    for s in range(0, args.n, 100_000)
+                )
+                f.write(HEPMC_FOOTER.encode())
+            best = min(best, time.perf_counter() - t0)
+        rates[backend] = args.n / best
+    t_loop = math.inf
+    for _ in range(args.repeat):
         t0 = time.perf_counter()
-        with open(tmp / f"{backend}.hepmc", "wb") as f:
-            f.write(hepmc_header({"bench": True}).encode())
-            f.writelines(
-                hepmc_text(
-                    {k: v[s : s + 100_000] for k, v in cols.items()}, st, args.n, backend=backend
-                )  # fmt: skip
-                for s in range(0, args.n, 100_000)
-            )
-            f.write(HEPMC_FOOTER.encode())
-        rates[backend] = args.n / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    pyhepmc_loop(cols, st, tmp / "loop.hepmc", args.loop)
-    t_loop = time.perf_counter() - t0
+        pyhepmc_loop(cols, st, tmp / "loop.hepmc", args.loop)
+        t_loop = min(t_loop, time.perf_counter() - t0)
     import pyhepmc
 
     t0 = time.perf_counter()

@@ -358,12 +358,14 @@ def test_bad_input(tmp_path, capsys):
 
 def test_float_text_round_trips():
     """17 correctly rounded significant digits read back as the same double (Matula 1968);
-    random doubles over 540 decades, and the fallback for what the compiled writer refuses."""
+    random doubles over 540 decades, tiny and subnormal ones, and the fallback for what the
+    compiled writer refuses."""
     from gammastar._hepmc_ascii import format_floats
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=20_000) * 10.0 ** rng.uniform(-270, 270, 20_000)
-    x = np.concatenate([x, [0.0, 1.0, -1.0, 0.1, 1 / 3, 2.0**53 + 2, 9.999999999999999e22]])
+    tiny = rng.uniform(1, 10, 2000) * 10.0 ** rng.integers(-323, -270, 2000)
+    x = np.concatenate([x, tiny, [0.0, 1.0, -1.0, 0.1, 1 / 3, 2.0**53 + 2, 5e-324, 1e-310]])
     text = format_floats(x)
     assert [float(t) for t in text] == x.tolist()
     assert format_floats(np.array([np.inf])) is None

@@ -10,8 +10,9 @@ conversions", CACM 11 (1968) 47; the decimal spacing at 17 digits is below half 
 The digits come from x · 10^(16−k) evaluated in double-double arithmetic (Dekker's exact
 product with Veltkamp splitting, T. J. Dekker, Numer. Math. 18 (1971) 224; the powers of ten
 as exact double-double pairs), accurate to ~10⁻³⁰ relative, far below the half-unit that
-decides the rounding. Values outside [1e-280, 1e280] (and non-finite ones) are reported
-back so the caller can format the chunk another way. Trailing zeros are dropped
+decides the rounding (tiny and subnormal values are first scaled by 2^600, exactly).
+Values above 1e280 and non-finite ones are reported back so the caller can format the chunk
+another way. Trailing zeros are dropped
 (``4e+02``); the text parses with C's ``strtod`` (HepMC3's ``ReaderAscii``).
 """
 
@@ -25,16 +26,20 @@ from numba import njit
 __all__ = ["KIND_FLOAT", "KIND_INT", "KIND_LITERAL", "KIND_STRING", "format_floats", "render"]
 
 KIND_LITERAL, KIND_FLOAT, KIND_INT, KIND_STRING = 0, 1, 2, 3
-_KMIN, _KMAX = -300, 300
+_KMIN, _KMAX = -300, 345
+_JBIG = 300  # above: the table holds 10^j · 2^-600 and x is scaled by 2^600 (exact)
 _LIMIT = 1e280
 
 
 def _pow10_table() -> tuple[np.ndarray, np.ndarray]:
-    """10^j for j in [_KMIN, _KMAX] as double-double (hi, lo), from exact rationals."""
+    """10^j (10^j · 2^-600 for j > 300) for j in [_KMIN, _KMAX] as double-double (hi, lo),
+    from exact rationals."""
     hi = np.empty(_KMAX - _KMIN + 1)
     lo = np.empty_like(hi)
     for i, j in enumerate(range(_KMIN, _KMAX + 1)):
         exact = Fraction(10) ** j
+        if j > _JBIG:
+            exact /= Fraction(2) ** 600
         h = float(exact)
         hi[i] = h
         lo[i] = float(exact - Fraction(h))
@@ -63,6 +68,8 @@ def _scaled(x, j, p10_hi, p10_lo):
     """x · 10^j as (integer part as float, remainder), double-double (Dekker)."""
     ph = p10_hi[j - _KMIN]
     pl = p10_lo[j - _KMIN]
+    if j > _JBIG:
+        x = x * 4.149515568880993e180  # 2^600, exact for |x| < 1e-120 (no overflow)
     p = x * ph
     ah, al = _split(x)
     bh, bl = _split(ph)
@@ -99,7 +106,7 @@ def _write_float(x, buf, pos, p10_hi, p10_lo):
         buf[pos] = 45
         pos += 1
         x = -x
-    if x < 1.0 / _LIMIT or x > _LIMIT:
+    if x > _LIMIT:
         return -1
     n, k = _digits(x, p10_hi, p10_lo)
     if n < 0:
@@ -196,7 +203,7 @@ def render(
         strings: the string table.
 
     Returns:
-        The text, or ``None`` when a float is non-finite or outside [1e-280, 1e280].
+        The text, or ``None`` when a float is non-finite or above 1e280 in magnitude.
 
     Example:
         >>> t = render([(KIND_FLOAT, 0), (KIND_LITERAL, b" "), (KIND_INT, 0), (KIND_LITERAL, b"\\n")],
