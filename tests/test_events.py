@@ -386,3 +386,59 @@ def test_hepmc_backends_agree(tmp_path):
     for u, v in zip(a, b, strict=True):
         if u != v:
             assert float(u) == float(v)
+
+
+# --------------------------------------------------------------------------- millicharged
+def mcp_spectrum():
+    """A falling γ* mass spectrum (unfolded counts per 20 MeV bin, the data's exposure)."""
+    edges = np.linspace(0.21, 1.09, 45)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    return edges, 1e4 * np.exp(-(centres - 0.2) / 0.3), "synthetic"
+
+
+def test_mcp_events(tmp_path):
+    from gammastar.events import run_mcp_events
+    from gammastar.physics.kinematics import mcp_factor
+
+    cfg = make_config(tmp_path, mcp_pdgid=9900001)
+    out, tab = tmp_path / "chi.hepmc", tmp_path / "chi.parquet"
+    m_chi, q = 0.15, 0.01
+    edges, contents, _ = mcp_spectrum()
+    res = run_mcp_events(cfg, m_chi=m_chi, charge=q, n=2000, output=out, table=tab,
+                         spectrum=mcp_spectrum(), decay="transverse", chunk=700)  # fmt: skip
+    # Σ weights = Σ_bins content × <Q² K_χ/K_μ> (a fine 20000-point midpoint average over the
+    # part of each bin above 2 m_χ = 0.3 GeV; its error near the √ threshold is ~ 1e-7)
+    # × N_POT(facility) · yield scale / N_POT(data) (1.4e17 · 100.5 / 1e13)
+    t = (np.arange(20000) + 0.5) / 20000
+    lo = np.maximum(edges[:-1], 2 * m_chi)
+    ok = edges[1:] > lo
+    fac = np.array([np.mean(mcp_factor(a + t * (b - a), m_chi, M_MU, q)) if o else 0.0
+                    for a, b, o in zip(lo, edges[1:], ok, strict=True)])  # fmt: skip
+    frac = np.where(ok, (edges[1:] - lo) / np.diff(edges), 0.0)
+    meta = res["meta"]
+    expect = np.sum(contents * fac * frac) * meta["n_pot"] * meta["yield_scale"] / 1e13
+    assert res["sum_weight"] == pytest.approx(expect, rel=1e-6)
+    tb = read_table(tab)
+    assert len(tb) == 2000
+    assert tb.m_gstar.min() >= 2 * m_chi
+    # χ masses and χ + χ̄ = γ*: a sum of two numbers per component (p2 = p_γ* − p1)
+    for c in ("px", "py", "pz", "E"):
+        s = tb[f"chi1_{c}"] + tb[f"chi2_{c}"]
+        assert np.all(np.abs(s - tb[f"gstar_{c}"]) <= 4 * EPS64 * tb.gstar_E)
+    m2 = tb.chi1_E**2 - tb.chi1_px**2 - tb.chi1_py**2 - tb.chi1_pz**2
+    assert np.allclose(np.sqrt(m2), m_chi, rtol=1e-6)
+    n_read = 0
+    with pyhepmc.open(out) as f:
+        for ev in f:
+            ids = [(p.pid, p.status) for p in ev.particles]
+            assert ids == [(2212, 4), (2212, 4), (22, 2), (90, 3), (9900001, 1), (-9900001, 1)]
+            prod, dec = ev.vertices
+            assert dec.position.z == prod.position.z  # prompt γ* decay
+            n_read += 1
+    assert n_read == 2000
+    with pytest.raises(GammastarError, match=r"events\.mcp_pdgid"):
+        run_mcp_events(make_config(tmp_path / "b"), m_chi=m_chi, n=10, output=tmp_path / "x.hepmc",
+                       spectrum=mcp_spectrum())  # fmt: skip
+    with pytest.raises(InputError, match="no gamma"):
+        run_mcp_events(cfg, m_chi=0.6, n=10, output=tmp_path / "y.hepmc", spectrum=mcp_spectrum())
+    assert not (tmp_path / "y.hepmc").exists()

@@ -556,6 +556,9 @@ class EventsConfig(Section):
     """PDG id written for the A′ (default: Pythia 8 Hidden Valley ``gammav``)."""
     beam_spot_sigma: tuple[NonNegFloat, NonNegFloat] | None = None
     """Gaussian beam spot (σ_x, σ_y) at the target in m ([0, 0]: a point beam)."""
+    mcp_pdgid: int | None = None
+    """PDG id written for the millicharged χ (χ̄: its negative). No default: the PDG numbering
+    has no code for a fractional charge ≪ e; choose one your Geant4 setup defines."""
     target_interaction_length: PositiveFloat | None = None
     """Nuclear interaction length λ_I of the target (dump) material in m: production depth
     ∝ e^{−z/λ_I} over the thickness ``reach.target_interaction_lengths`` (or the data's)."""

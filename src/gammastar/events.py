@@ -65,6 +65,7 @@ __all__ = [
     "hepmc_text",
     "rho00_from_lambda",
     "run_events",
+    "run_mcp_events",
     "sample_cos_theta",
 ]
 
@@ -625,14 +626,14 @@ unweight.stats = {"over_max": 0}  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- HepMC3 writer
-def hepmc_header(meta: Mapping[str, Any]) -> str:
+def hepmc_header(meta: Mapping[str, Any], weights: str = "weight\\|weight_decay") -> str:
     """The HepMC3 Asciiv3 header: weight names, tool, run attribute ``gammastar_meta``."""
     from gammastar import __version__
 
     js = json.dumps(meta, separators=(",", ":"), default=str).replace("\n", " ")
     return (
         "HepMC::Version 3.02.05\nHepMC::Asciiv3-START_EVENT_LISTING\n"
-        "W weight\\|weight_decay\n"
+        f"W {weights}\n"
         f"T gammastar\\|{__version__}\\|signal events (issue 15)\n"
         f"A gammastar_meta {js}\n"
     )
@@ -801,20 +802,25 @@ def write_events(
     *,
     force: bool,
     n_attempted: int,
+    text: Any = None,
 ) -> dict[str, Any]:
-    """Stream ``chunks`` into every output (atomically: temporaries renamed at the end)."""
+    """Stream ``chunks`` into every output (atomically: temporaries renamed at the end);
+    ``text(cols, st, n_attempted)`` formats HepMC3 records (default :func:`hepmc_text`)."""
+    text = hepmc_text if text is None else text
     from gammastar.artifacts import atomic_paths
 
     kinds = [output_kind(p) for p in outputs]
     stats = {"events": 0, "sum_weight": 0.0, "sum_weight2": 0.0, "sum_weight_decay": 0.0}
-    per_channel: dict[str, float] = {c: 0.0 for c in st.channels}
+    channels = getattr(st, "channels", ())
+    per_channel: dict[str, float] = {c: 0.0 for c in channels}
     with atomic_paths(outputs, force=force) as tmps:
         handles: list[Any] = []
         try:
             for tmp, kind in zip(tmps, kinds, strict=True):
                 if kind == "hepmc":
                     fh = open(tmp, "wb")  # noqa: SIM115 (closed below)
-                    fh.write(hepmc_header(meta).encode())
+                    names = getattr(text, "weight_names", "weight\\|weight_decay")
+                    fh.write(hepmc_header(meta, names).encode())
                     handles.append(fh)
                 else:
                     handles.append(_TableWriter(tmp, kind, meta))
@@ -822,13 +828,14 @@ def write_events(
                 stats["events"] += int(cols["weight"].size)
                 stats["sum_weight"] += float(cols["weight"].sum())
                 stats["sum_weight2"] += float(np.sum(cols["weight"] ** 2))
-                stats["sum_weight_decay"] += float(cols["weight_decay"].sum())
-                for ch in st.channels:
+                if "weight_decay" in cols:
+                    stats["sum_weight_decay"] += float(cols["weight_decay"].sum())
+                for ch in channels:
                     sel = cols["channel"] == CHANNEL_CODE[ch]
                     per_channel[ch] += float(cols["weight"][sel].sum())
                 for h, kind in zip(handles, kinds, strict=True):
                     if kind == "hepmc":
-                        h.write(hepmc_text(cols, st, n_attempted))
+                        h.write(text(cols, st, n_attempted))
                     else:
                         h.write(cols)
             for h, kind in zip(handles, kinds, strict=True):
@@ -1103,6 +1110,333 @@ def run_events(
     stats = write_events(chunks, outputs, st, meta, force=force, n_attempted=n)
     if unweighted:
         stats["over_max"] = unweight.stats["over_max"]  # type: ignore[attr-defined]
+    stats["seconds"] = time.perf_counter() - t0
+    stats["outputs"] = [str(p) for p in outputs]
+    return {**stats, "meta": meta}
+
+
+# --------------------------------------------------------------------------- millicharged
+@dataclass
+class McpSettings:
+    """Settings of a χχ̄ event sample (:func:`run_mcp_events`); lengths m, energies GeV."""
+
+    m_chi: float
+    charge: float
+    pdgid: int
+    beam_energy: float = 400.0
+    beam_spot: tuple[float, float] = (0.0, 0.0)
+    target_lambda: float = 0.0
+    target_lengths: float = math.inf
+    sigma_pb_per_event: float = 0.0
+
+
+def mcp_bins(
+    edges: NDArray, contents: NDArray, m_chi: float, m_lepton: float, q: float,
+    mass_range: tuple[float, float] | None,
+) -> tuple[NDArray, NDArray, NDArray]:  # fmt: skip
+    """(lo, hi, expected χχ̄ pairs) per γ* mass bin: the part of each bin above 2 m_χ (and
+    inside ``mass_range``), content × the bin-averaged Eq. 8 factor Q² K_χ/K_ℓ (as
+    :func:`gammastar.flow.sample_mcp`, there with a 3-point rule; here Gauss–Legendre after
+    m = lo + (hi − lo)u², exact to ~1e-8 also in the threshold bin)."""
+    from gammastar.physics.kinematics import mcp_factor
+
+    lo = np.maximum(edges[:-1], 2 * m_chi)
+    hi = edges[1:].astype(np.float64).copy()
+    if mass_range is not None:
+        lo = np.maximum(lo, mass_range[0])
+        hi = np.minimum(hi, mass_range[1])
+    ok = hi > lo
+    # bin average with m = lo + (hi − lo) u²: the √(m − 4m_χ²) threshold becomes smooth in u;
+    # 12-point Gauss–Legendre in u ∈ [0, 1]
+    x, w = np.polynomial.legendre.leggauss(12)
+    u, w = 0.5 * (x + 1), 0.5 * w
+    fac = sum(wi * 2 * ui * mcp_factor(lo + (hi - lo) * ui**2, m_chi, m_lepton, q)
+              for ui, wi in zip(u, w, strict=True))  # fmt: skip
+    frac = np.where(ok, (hi - lo) / (edges[1:] - edges[:-1]), 0.0)
+    expected = np.where(ok, contents * fac * frac, 0.0)
+    return lo, hi, expected
+
+
+def generate_mcp(
+    sampler: Any,
+    st: McpSettings,
+    bins: tuple[NDArray, NDArray, NDArray],
+    rho00: NDArray,
+    n: int,
+    *,
+    seed: int | None,
+    total: float,
+    n_norm: int,
+) -> dict[str, NDArray]:
+    """One chunk of ``n`` χχ̄ events (the paper's recipe, Sec. III C 2, with this module's
+    machinery): γ* mass from the data's spectrum × Eq. 8 factor (bin ∝ expected pairs, mass
+    uniform in the bin), (q_T, E) from the sampler at the bin centre with E set to the event's
+    mass at fixed momentum, the decay γ* → χχ̄ with the bin's ρ₀₀, the production vertex.
+    Weight ``total``/``n_norm``: the weights sum to the expected χχ̄ pairs."""
+    lo, hi, expected = bins
+    ss = np.random.SeedSequence(seed)
+    s_bin, s_kin, s_vtx = ss.spawn(3)
+    rng_b = np.random.default_rng(s_bin)
+    b = rng_b.choice(expected.size, size=n, p=expected / expected.sum())
+    m = rng_b.uniform(lo[b], hi[b])
+    px, py, pz = np.empty(n), np.empty(n), np.empty(n)
+    ok = np.ones(n, dtype=bool)
+    extrap = np.zeros(n, dtype=bool)
+    rng_k = np.random.default_rng(s_kin)
+    for j in np.unique(b):
+        idx = np.nonzero(b == j)[0]
+        mc = 0.5 * (lo[j] + hi[j])
+        k = aprime_kinematics(
+            sampler, float(mc), idx.size, seed=int(rng_k.integers(2**63)), rng=rng_k
+        )
+        px[idx], py[idx], pz[idx] = k.px, k.py, k.pz
+        ok[idx] = k.ok
+        if k.extrapolated is not None:
+            extrap[idx] = k.extrapolated
+    e = np.sqrt(px**2 + py**2 + pz**2 + m**2)
+    g = AprimeKinematics(m, px, py, pz, e, ok)  # type: ignore[arg-type]  (per-event mass)
+    chi = Decay("chichi", st.pdgid, -st.pdgid, st.m_chi, st.m_chi, True)
+    coef = np.array([decay_coefficients(float(r), float(0.5 * (lo[j] + hi[j])), chi)
+                     for j, r in enumerate(rho00)])  # fmt: skip
+    cos_t = sample_cos_theta(coef[b, 0], coef[b, 1], n, rng_k)
+    phi = rng_k.uniform(0.0, 2 * np.pi, n)
+    d1, d2 = decay_daughters(g, st.m_chi, st.m_chi, cos_t, phi)
+    rng_v = np.random.default_rng(s_vtx)
+    x0 = rng_v.normal(0.0, st.beam_spot[0], n) if st.beam_spot[0] > 0 else np.zeros(n)
+    y0 = rng_v.normal(0.0, st.beam_spot[1], n) if st.beam_spot[1] > 0 else np.zeros(n)
+    u = rng_v.uniform(0.0, 1.0, n)
+    z0 = (
+        -st.target_lambda * np.log1p(u * np.expm1(-st.target_lengths))
+        if st.target_lambda > 0
+        else np.zeros(n)
+    )
+    cols = {
+        "weight": np.full(n, total / n_norm),
+        "extrapolated": extrap,
+        "m_gstar": m,
+        "prod_x": x0,
+        "prod_y": y0,
+        "prod_z": z0,
+        "gstar_px": px,
+        "gstar_py": py,
+        "gstar_pz": pz,
+        "gstar_E": e,
+        "cos_theta": cos_t,
+        "phi": phi,
+    }
+    for name, d in (("chi1", d1), ("chi2", d2)):
+        for i, comp in enumerate(("px", "py", "pz", "E")):
+            cols[f"{name}_{comp}"] = d[i]
+    return {key: np.ascontiguousarray(v[ok]) for key, v in cols.items()}
+
+
+def mcp_hepmc_text(
+    cols: Mapping[str, NDArray], st: McpSettings, n_attempted: int, *, backend: str = "numba"
+) -> bytes:
+    """HepMC3 records of χχ̄ events: vertex −1 beam proton + nucleon (status 4) → γ* (PDG 22,
+    status 2, its mass) + X (PDG 90, status 3); vertex −2 at the same point (prompt decay)
+    γ* → χ (``events.mcp_pdgid``) + χ̄ (its negative), status 1. Units GeV, mm."""
+    n = cols["weight"].size
+    if n == 0:
+        return b""
+    mm = 1000.0
+    eb = st.beam_energy
+    pb = math.sqrt(max(eb**2 - M_PROTON**2, 0.0))
+    gx, gy, gz, ge = (cols[f"gstar_{c}"] for c in ("px", "py", "pz", "E"))
+    xx, xy, xz, xe = -gx, -gy, pb - gz, eb + M_PROTON - ge
+    xm2 = xe**2 - xx**2 - xy**2 - xz**2
+    xm = np.sign(xm2) * np.sqrt(np.abs(xm2))
+    xs = st.sigma_pb_per_event
+
+    def f(x: NDArray) -> tuple[str, NDArray]:
+        return ("f", np.asarray(x, dtype=np.float64))
+
+    vx, vy, vz = f(cols["prod_x"] * mm), f(cols["prod_y"] * mm), f(cols["prod_z"] * mm)
+    mc = repr(float(st.m_chi))
+    beams = (
+        f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
+        f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}\nV -1 0 [1,2] @ "
+    )
+    parts: list[Any] = [
+        "E ", ("i", np.asarray(cols["event"], dtype=np.int64)), " 2 6\nU GEV MM\nW ",
+        f(cols["weight"]),
+        f"\nA 0 GenCrossSection {xs:.8e} 0 {n_attempted} {n_attempted}\nA 0 extrapolated ",
+        ("i", cols["extrapolated"].astype(np.int64)),
+        beams,
+        vx, " ", vy, " ", vz, " 0\nP 3 -1 22 ", f(gx), " ", f(gy), " ", f(gz), " ", f(ge), " ",
+        f(cols["m_gstar"]), f" {STATUS_DECAYED}\nP 4 -1 {PDG_SYSTEM} ", f(xx), " ", f(xy), " ",
+        f(xz), " ", f(xe), " ", f(xm), f" {STATUS_DOC}\nV -2 0 [3] @ ", vx, " ", vy, " ", vz,
+        f" 0\nP 5 -2 {st.pdgid} ", f(cols["chi1_px"]), " ", f(cols["chi1_py"]), " ",
+        f(cols["chi1_pz"]), " ", f(cols["chi1_E"]), f" {mc} {STATUS_FINAL}\nP 6 -2 {-st.pdgid} ",
+        f(cols["chi2_px"]), " ", f(cols["chi2_py"]), " ", f(cols["chi2_pz"]), " ",
+        f(cols["chi2_E"]), f" {mc} {STATUS_FINAL}\n",
+    ]  # fmt: skip
+    if backend == "numba":
+        out = _render_numba(parts, [], n)
+        if out is not None:
+            return out
+    return _render_pyarrow(parts, [], n)
+
+
+mcp_hepmc_text.weight_names = "weight"  # type: ignore[attr-defined]
+
+
+def run_mcp_events(
+    config: Any,
+    *,
+    m_chi: float,
+    n: int,
+    output: str | Path,
+    charge: float = 1.0,
+    table: str | Path | None = None,
+    decay: str = "data",
+    extrapolate: bool = False,
+    seed: int | None = None,
+    chunk: int = 100_000,
+    force: bool = False,
+    sampler: Any = None,
+    spectrum: tuple[NDArray, NDArray, str] | None = None,
+) -> dict[str, Any]:
+    """``gammastar events --mchi``: γ* → χχ̄ events (millicharged particles, Eq. 8).
+
+    The γ* mass spectrum is the data's unfolded dilepton spectrum (``histograms.root``
+    ``unfolded_m``, else ``pairs.parquet``; or ``spectrum`` = (edges, contents, source)) in the
+    data's exposure (``yields.json`` ``meta.n_pot``), carried to the config's N_POT and target
+    like the A′ yields (``reach.n_pot``/``beam.n_pot``, the yield scale). Weights sum to the
+    expected χχ̄ pairs produced (no detector). ``charge`` = Q_χ/e.
+
+    Raises:
+        GammastarError: bad arguments, no γ* mass above 2 m_χ, outputs that exist.
+    """
+    from gammastar.artifacts import check_writable, make_meta, read_json
+    from gammastar.physics.target import interaction_probability
+    from gammastar.reach import _sampler_from_config, load_yields, resolve_yield_scale
+
+    if not (isinstance(n, int) and n > 0):
+        raise GammastarError(f"-n: the number of events must be a positive integer, not {n}")
+    if not (math.isfinite(m_chi) and m_chi > 0):
+        raise GammastarError(f"--mchi: the millicharged-particle mass must be > 0, not {m_chi:g}")
+    if not (math.isfinite(charge) and charge > 0):
+        raise GammastarError(f"--charge: Q/e must be > 0, not {charge:g}")
+    outputs = [Path(output)] + ([Path(table)] if table is not None else [])
+    for p in outputs:
+        output_kind(p)
+    for p in outputs:
+        check_writable(p, force)
+    ev = config.events
+    src = config.source or "<config>"
+    for key in ("mcp_pdgid", "beam_spot_sigma", "target_interaction_length"):
+        if getattr(ev, key) is None:
+            raise ConfigError(f"{src}: events.{key}: not given (docs/events.md)")
+    yields_path = config.resolve(config.reach.yields)
+    yields = load_yields(yields_path)
+    yields_doc = read_json(yields_path, what="yields file")
+    scale_y, scale_info = resolve_yield_scale(config, yields)
+    rc = config.reach
+    n_pot = rc.n_pot if rc.n_pot is not None else config.beam.n_pot
+    n_pot_data = yields.meta.get("n_pot")
+    if not isinstance(n_pot, int | float):
+        n_pot = n_pot_data
+    if not isinstance(n_pot_data, int | float) or not n_pot_data > 0:
+        raise InputError(f"{yields_path}: meta.n_pot (the data's exposure) is missing")
+    if not isinstance(n_pot, int | float) or not n_pot > 0:
+        raise ConfigError(f"{src}: reach.n_pot or beam.n_pot must be a number for the events")
+    if spectrum is None:
+        from gammastar.cli.flow import _mass_spectrum  # the flow sampler's χχ̄ spectrum
+
+        spectrum = _mass_spectrum(config)
+    edges, contents, spec_src = spectrum
+    edges = np.asarray(edges, dtype=np.float64)
+    contents = np.clip(np.asarray(contents, dtype=np.float64), 0.0, None)
+    desc = "given"
+    if sampler is None:
+        sampler, desc = _sampler_from_config(config, yields)
+    frange = mass_range(sampler)
+    if extrapolate and frange is not None:
+        from gammastar.acceptance import ParametricSampler
+
+        inner = sampler
+
+        class _Either:
+            mass_range = None
+
+            def sample(self, mass: float, k: int, seed: int | None = None) -> Any:
+                if frange[0] <= mass <= frange[1]:
+                    return inner.sample(mass, k, seed=seed)
+                return _Labelled(ParametricSampler()).sample(mass, k, seed=seed)
+
+        sampler = _Either()
+        desc += "; outside its mass range the analytic model (labelled extrapolated)"
+    ml = float(config.input.lepton_mass)
+    bins = mcp_bins(edges, contents, m_chi, ml, charge, None if extrapolate else frange)
+    data_total = float(bins[2].sum())
+    if not (np.isfinite(data_total) and data_total > 0):
+        where = "" if extrapolate or frange is None else f" inside the flow's range {frange}"
+        raise InputError(
+            f"--mchi {m_chi:g}: no gamma* mass above 2 m_chi = {2 * m_chi:g} GeV in the spectrum "
+            f"{spec_src} [{edges[0]:g}, {edges[-1]:g}] GeV{where}"
+        )
+    n_pot_eff = float(n_pot) * scale_y
+    total = data_total * n_pot_eff / float(n_pot_data)
+    centres = 0.5 * (bins[0] + bins[1])
+    rho = np.empty(centres.size)
+    pol_info: dict[str, Any] = {}
+    for j, mc in enumerate(centres):
+        rho[j], info = polarisation(decay, config, float(max(mc, 2 * ml + 1e-9)), yields_doc)
+        if j == 0 or not pol_info:
+            pol_info = {k: v for k, v in info.items() if k in ("decay", "source")}
+    seed = config.seed if seed is None else int(seed)
+    tl = rc.target_interaction_lengths
+    if tl is None or tl == "data":
+        tl = config.beam.interaction_lengths
+    lengths = math.inf if tl == "dump" else float(tl)
+    p_int = float(interaction_probability(lengths if math.isfinite(lengths) else "dump"))
+    st = McpSettings(
+        m_chi=float(m_chi),
+        charge=float(charge),
+        pdgid=int(ev.mcp_pdgid),
+        beam_energy=float(config.beam.energy),
+        beam_spot=(float(ev.beam_spot_sigma[0]), float(ev.beam_spot_sigma[1])),
+        target_lambda=float(ev.target_interaction_length),
+        target_lengths=lengths,
+    )
+    st.sigma_pb_per_event = config.beam.sigma_inel_mb * 1e9 * total / (float(n_pot) * p_int)
+    meta = make_meta(
+        config_sha256=config.section_sha256("beam", "reach", "events", "unfold", "seed"),
+        seed=seed,
+        inputs=[yields_path],
+        stage="events",
+        mode="mcp",
+        m_chi=float(m_chi),
+        charge=float(charge),
+        mcp_pdgid=st.pdgid,
+        n_requested=n,
+        chunk=chunk,
+        spectrum_source=spec_src,
+        sampler=desc,
+        polarisation=pol_info,
+        n_pot=float(n_pot),
+        n_pot_data=float(n_pot_data),
+        yield_scale=scale_y,
+        **scale_info,
+        chichi_expected=total,
+        chichi_per_pot_per_q2=total / n_pot_eff / charge**2,
+        units={"hepmc": "GeV, mm", "table": "GeV, m"},
+        cross_section_pb=st.sigma_pb_per_event,
+        beam_spot_sigma_m=list(st.beam_spot),
+        target_interaction_length_m=st.target_lambda,
+    )
+
+    def chunks() -> Iterator[dict[str, NDArray]]:
+        first = 0
+        for size, s in chunk_seeds(seed, n, chunk):
+            cols = generate_mcp(sampler, st, bins, rho, size, seed=s, total=total, n_norm=n)
+            yield {"event": np.arange(first, first + cols["weight"].size), **cols}
+            first += size
+
+    t0 = time.perf_counter()
+    stats = write_events(chunks(), outputs, st, meta, force=force, n_attempted=n,
+                         text=mcp_hepmc_text)  # fmt: skip
     stats["seconds"] = time.perf_counter() - t0
     stats["outputs"] = [str(p) for p in outputs]
     return {**stats, "meta": meta}

@@ -13,12 +13,24 @@ from gammastar.cli import ConfigArg, ForceOpt, app, load
 @app.command("events")
 def events_command(
     config: ConfigArg,
-    mass: Annotated[float, typer.Option("--mass", help="A' mass in GeV.")],
-    eps: Annotated[float, typer.Option("--eps", help="Kinetic mixing epsilon (> 0).")],
-    n: Annotated[int, typer.Option("-n", help="Events (weighted: drawn; unweighted: written).")],
+    mass: Annotated[float | None, typer.Option("--mass", help="A' mass in GeV.")] = None,
+    eps: Annotated[
+        float | None, typer.Option("--eps", help="Kinetic mixing epsilon (> 0).")
+    ] = None,
+    mchi: Annotated[
+        float | None,
+        typer.Option(
+            "--mchi", help="Millicharged-particle mass in GeV: gamma* -> chi chibar events."
+        ),
+    ] = None,
+    charge: Annotated[float, typer.Option("--charge", help="Millicharge Q/e (with --mchi).")] = 1.0,
+    n: Annotated[
+        int | None, typer.Option("-n", help="Events (weighted: drawn; unweighted: written).")
+    ] = None,
     out: Annotated[
-        Path, typer.Option("-o", "--out", help="Output: .hepmc/.hepmc3 (HepMC3), .parquet, .root.")
-    ],
+        Path | None,
+        typer.Option("-o", "--out", help="Output: .hepmc/.hepmc3 (HepMC3), .parquet, .root."),
+    ] = None,
     table: Annotated[
         Path | None,
         typer.Option("--table", help="Also write the columnar event table (.parquet or .root)."),
@@ -51,10 +63,28 @@ def events_command(
     force: ForceOpt = False,
 ) -> None:
     """A' -> ll, pipi, KK decay chains at (m, eps): production vertex, A' from the flow, decay
-    vertex forced into the decay volume (weight = decay probability), daughters."""
-    from gammastar.events import run_events
+    vertex forced into the decay volume (weight = decay probability), daughters; or, with
+    --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8)."""
+    from gammastar.errors import GammastarError
+    from gammastar.events import run_events, run_mcp_events
 
+    if n is None or out is None:
+        raise GammastarError("give -n (number of events) and -o (output file)")
     cfg = load(config, None)
+    if mchi is not None:
+        if mass is not None or eps is not None or unweighted or channels is not None:
+            raise GammastarError("--mchi: not with --mass, --eps, --channels or --unweighted")
+        res = run_mcp_events(
+            cfg, m_chi=mchi, charge=charge, n=n, output=out, table=table, decay=decay,
+            extrapolate=extrapolate, seed=seed, chunk=chunk, force=force,
+        )  # fmt: skip
+        typer.echo(
+            f"events: {res['events']} chi chibar events, sum of weights {res['sum_weight']:.6g} "
+            f"(expected pairs); wrote {', '.join(res['outputs'])}"
+        )
+        return
+    if mass is None or eps is None:
+        raise GammastarError("give --mass and --eps (A' events) or --mchi (millicharged pairs)")
     chans = None if channels is None else tuple(c.strip() for c in channels.split(",") if c.strip())
     res = run_events(
         cfg,
