@@ -595,34 +595,36 @@ def generate_chunks(
         yield cols
 
 
-def unweight(
-    chunks: Iterator[dict[str, NDArray]], n: int, n_sig: float, seed: int | None
-) -> Iterator[dict[str, NDArray]]:
-    """Unweighted events by accept-reject on ``weight`` (≤ the first chunk's maximum; events
-    above it are counted in ``unweight_stats["over_max"]``), each of weight ``n_sig``/``n``."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
-    have = 0
-    wmax = None
-    for cols in chunks:
-        w = cols["weight"]
-        if wmax is None:
-            wmax = float(w.max()) if w.size and w.max() > 0 else None
+class Unweighter:
+    """Unweighted events by accept-reject on ``weight`` against the first chunk's maximum
+    (events above it are counted in :attr:`over_max`), each of weight ``n_sig``/``n``."""
+
+    def __init__(self, n: int, n_sig: float, seed: int | None) -> None:
+        self.n, self.n_sig = n, n_sig
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        self.over_max = 0
+        self.generated = 0
+
+    def __call__(self, chunks: Iterator[dict[str, NDArray]]) -> Iterator[dict[str, NDArray]]:
+        have, wmax = 0, None
+        for cols in chunks:
+            w = cols["weight"]
+            self.generated += int(w.size)
             if wmax is None:
-                raise InputError("events --unweighted: no detected event in the first chunk")
-        unweight.stats["over_max"] += int(np.sum(w > wmax))
-        keep = rng.uniform(0.0, 1.0, w.size) * wmax < w
-        idx = np.nonzero(keep)[0][: n - have]
-        out = {k: v[idx] for k, v in cols.items()}
-        out["weight"] = np.full(idx.size, n_sig / n)
-        out["event"] = np.arange(have, have + idx.size, dtype=np.int64)
-        have += idx.size
-        yield out
-        if have >= n:
-            return
-    raise InputError(f"events --unweighted: only {have} of {n} events accepted")
-
-
-unweight.stats = {"over_max": 0}  # type: ignore[attr-defined]
+                wmax = float(w.max()) if w.size and w.max() > 0 else None
+                if wmax is None:
+                    raise InputError("events --unweighted: no detected event in the first chunk")
+            self.over_max += int(np.sum(w > wmax))
+            keep = self.rng.uniform(0.0, 1.0, w.size) * wmax < w
+            idx = np.nonzero(keep)[0][: self.n - have]
+            out = {k: v[idx] for k, v in cols.items()}
+            out["weight"] = np.full(idx.size, self.n_sig / self.n)
+            out["event"] = np.arange(have, have + idx.size, dtype=np.int64)
+            have += idx.size
+            yield out
+            if have >= self.n:
+                return
+        raise InputError(f"events --unweighted: only {have} of {self.n} events accepted")
 
 
 # --------------------------------------------------------------------------- HepMC3 writer
@@ -1102,14 +1104,15 @@ def run_events(
         production_depth_interaction_lengths=None if not math.isfinite(lengths) else lengths,
         geometry=geometry.__dict__,
     )
-    if unweighted:
-        chunks = unweight(_chunks_forever(sampler, st, chunk, seed), n, n_exp, seed)
-        unweight.stats["over_max"] = 0  # type: ignore[attr-defined]
+    unw = Unweighter(n, n_exp, seed) if unweighted else None
+    if unw is not None:
+        chunks = unw(_chunks_forever(sampler, st, chunk, seed))
     else:
         chunks = generate_chunks(sampler, st, n, seed=seed, chunk=chunk)
     stats = write_events(chunks, outputs, st, meta, force=force, n_attempted=n)
-    if unweighted:
-        stats["over_max"] = unweight.stats["over_max"]  # type: ignore[attr-defined]
+    if unw is not None:
+        stats["over_max"] = unw.over_max
+        stats["generated"] = unw.generated
     stats["seconds"] = time.perf_counter() - t0
     stats["outputs"] = [str(p) for p in outputs]
     return {**stats, "meta": meta}
