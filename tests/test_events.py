@@ -442,3 +442,17 @@ def test_mcp_events(tmp_path):
     with pytest.raises(InputError, match="no gamma"):
         run_mcp_events(cfg, m_chi=0.6, n=10, output=tmp_path / "y.hepmc", spectrum=mcp_spectrum())
     assert not (tmp_path / "y.hepmc").exists()
+
+
+def test_cli_mode_errors(tmp_path, capsys):
+    """--mchi with A′ options, or neither mode: one line, exit status 2, nothing written."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("events: {beam_spot_sigma: [0, 0], target_interaction_length: 0.17}\n")
+    out = str(tmp_path / "e.hepmc")
+    for args in (["--mchi", "0.1", "--mass", "0.5"], ["--eps", "1e-6"], ["--mchi", "0.1"]):
+        extra = ["-n", "10", "-o", out] if args != ["--mchi", "0.1"] else ["-o", out]
+        assert main(["events", str(cfg), *args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("gammastar: error:")
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e.hepmc").exists()

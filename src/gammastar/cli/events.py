@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, load
 
 
 @app.command("events")
@@ -56,10 +56,9 @@ def events_command(
             "--extrapolate", help="Allow a mass outside the flow's range (analytic model)."
         ),
     ] = False,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Random seed (default: config seed).")
-    ] = None,
+    seed: SeedOpt = None,
     chunk: Annotated[int, typer.Option("--chunk", help="Events per chunk (memory).")] = 100_000,
+    output: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
     """A' -> ll, pipi, KK decay chains at (m, eps): production vertex, A' from the flow, decay
@@ -70,7 +69,7 @@ def events_command(
 
     if n is None or out is None:
         raise GammastarError("give -n (number of events) and -o (output file)")
-    cfg = load(config, None)
+    cfg = load(config, output)
     if mchi is not None:
         if mass is not None or eps is not None or unweighted or channels is not None:
             raise GammastarError("--mchi: not with --mass, --eps, --channels or --unweighted")
