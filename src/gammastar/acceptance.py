@@ -25,6 +25,11 @@ General geometries (:class:`Geometry`):
   in [r_min, r_max]; the hit indicator then depends on the vertex z and is evaluated in
   ``z_steps`` cells between L1 and L2 (exact for the exponential, midpoint for the geometry).
 
+The A′ kinematics, its decay and the detector verdict come from the event machinery of
+:mod:`gammastar.events` (``gammastar events`` writes the same events as HepMC3): the
+acceptance is the weighted fraction of events passing the detector, with the decay position
+integrated exactly per cell (docs/events.md).
+
 Analytic check (``tests/test_acceptance.py``): a monochromatic A′ along the axis gives exactly
 e^{−L1/ℓ} − e^{−L2/ℓ}.
 """
