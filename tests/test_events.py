@@ -89,11 +89,11 @@ def test_hepmc_round_trip(tmp_path):
     cfg = make_config(tmp_path)
     out, tab = tmp_path / "ev.hepmc", tmp_path / "ev.parquet"
     res = run_events(
-        cfg, mass=0.5, eps=3e-7, n=1500, output=out, table=tab, channels=("mumu", "ee", "pipi"),
-        chunk=600,
+        cfg, mass=0.5, eps=3e-7, n=600, output=out, table=tab, channels=("mumu", "ee", "pipi"),
+        chunk=250,
     )  # fmt: skip
     t = read_table(tab)
-    assert len(t) == res["events"] == 1500
+    assert len(t) == res["events"] == 600
     weights, n_read = [], 0
     with pyhepmc.open(out) as f:
         for ev in f:
@@ -134,7 +134,7 @@ def test_hepmc_round_trip(tmp_path):
             a = prod.particles_out[0].momentum
             d = np.array([dec.position.x - prod.position.x, dec.position.y - prod.position.y])
             assert np.allclose(d, np.array([a.px, a.py]) / a.pz * (dz * 1000), rtol=1e-9, atol=1e-9)
-    assert n_read == 1500
+    assert n_read == 600
     w = np.array(weights)
     # the file's weights are the table's: shortest round-trip decimal text, exact
     np.testing.assert_array_equal(w[:, 0], t.weight.to_numpy())
@@ -456,3 +456,19 @@ def test_cli_mode_errors(tmp_path, capsys):
         assert err.startswith("gammastar: error:")
         assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e.hepmc").exists()
+
+
+def test_default_channels_are_the_open_ones(tmp_path):
+    """Below 2 m_μ the reach's (μμ, ee) leave ee; an explicit closed channel is an error."""
+    cfg = make_config(tmp_path)
+    m = np.linspace(0.05, 1.1, 80)  # yields below the dimuon threshold too
+    y = 3e-3 * np.exp(-(m - 0.2) / 0.4)
+    write_json(tmp_path / "yields.json", {
+        "aprime": {"mass": m, "per_pot_per_eps2": y, "stat_err": 0.05 * y},
+        "meta": make_meta(config_sha256=None, seed=None, n_pot=1e13),
+    }, force=True)  # fmt: skip
+    res = run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "e.parquet")
+    assert res["meta"]["channels"] == ["ee"]
+    with pytest.raises(InputError, match="closed"):
+        run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "f.parquet",
+                   channels=("mumu",))  # fmt: skip

@@ -1013,7 +1013,15 @@ def run_events(
     rc = config.reach
     if rc.dark_alpha > 0:
         dark = darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass)
-    chans = tuple(channels) if channels else tuple(rc.channels)
+    if channels:
+        chans = tuple(channels)
+    else:  # the reach's channels that are open at this mass
+        chans = tuple(c for c in rc.channels if mass > DECAYS[c].m1 + DECAYS[c].m2)
+        if not chans:
+            raise InputError(
+                f"--mass {mass:g}: none of reach.channels {list(rc.channels)} is open; "
+                "give --channels"
+            )
     rho00, pol_info = polarisation(decay, config, mass, yields_doc)
     tl = rc.target_interaction_lengths
     if tl is None or tl == "data":
