@@ -472,3 +472,24 @@ def test_default_channels_are_the_open_ones(tmp_path):
     with pytest.raises(InputError, match="closed"):
         run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "f.parquet",
                    channels=("mumu",))  # fmt: skip
+
+
+def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
+    """With fiducial-region yields (an ``extrapolation`` block), the spectrum is carried to
+    the full phase space bin by bin with f_F(m): a constant f_F = 0.25 gives 4× the pairs."""
+    from gammastar.events import run_mcp_events
+
+    cfg = make_config(tmp_path, mcp_pdgid=9900001)
+    kw = {"m_chi": 0.12, "n": 200, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}
+    plain = run_mcp_events(cfg, output=tmp_path / "a.parquet", **kw)
+    doc = json.loads((tmp_path / "yields.json").read_text())
+    m = np.linspace(0.2, 1.1, 10)
+    doc["extrapolation"] = {
+        "mass": m.tolist(), "bin_edges": np.linspace(0.15, 1.15, 11).tolist(),
+        "fiducial_fraction": [0.25] * 10, "temperature": [0.2] * 10, "y_mean": [3.4] * 10,
+        "y_sigma": [1.2] * 10, "n_eff": [1e3] * 10, "fiducial": {},
+    }  # fmt: skip
+    (tmp_path / "yields.json").write_text(json.dumps(doc))
+    full = run_mcp_events(cfg, output=tmp_path / "b.parquet", **kw)
+    assert full["sum_weight"] == pytest.approx(4 * plain["sum_weight"], rel=1e-12)
+    assert full["meta"]["phase_space"].startswith("full")

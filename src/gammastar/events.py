@@ -981,6 +981,8 @@ def run_events(
         )
     yields_path = config.resolve(config.reach.yields)
     yields = load_yields(yields_path)
+    if yields.extrapolation is not None and config.reach.extrapolation == "refuse":
+        yields = load_yields(yields_path, fiducial=True)  # as the reach: fiducial region only
     yields_doc = read_json(yields_path, what="yields file")
     scale_y, scale_info = resolve_yield_scale(config, yields)
     n_pot = config.reach.n_pot if config.reach.n_pot is not None else config.beam.n_pot
@@ -1359,6 +1361,20 @@ def run_mcp_events(
     edges, contents, spec_src = spectrum
     edges = np.asarray(edges, dtype=np.float64)
     contents = np.clip(np.asarray(contents, dtype=np.float64), 0.0, None)
+    phase = "the spectrum's (no extrapolation in the yields)"
+    if yields.extrapolation is not None:
+        if rc.extrapolation == "label":
+            # a fiducial-region spectrum: to the full phase space with the yields' f_F(m); the
+            # sampler (ExtrapolatedSampler) draws the outside part from the fitted model
+            from gammastar.extrapolation import Extrapolation
+
+            f_f = Extrapolation.from_dict(yields.extrapolation).at(0.5 * (edges[1:] + edges[:-1]))[
+                0
+            ]
+            contents = np.where(f_f > 0, contents / np.where(f_f > 0, f_f, 1.0), 0.0)
+            phase = "full: fiducial spectrum / f_F(m) (yields.json extrapolation), labelled"
+        else:
+            phase = "fiducial region only (reach.extrapolation: refuse)"
     desc = "given"
     if sampler is None:
         sampler, desc = _sampler_from_config(config, yields)
@@ -1424,6 +1440,7 @@ def run_mcp_events(
         n_requested=n,
         chunk=chunk,
         spectrum_source=spec_src,
+        phase_space=phase,
         sampler=desc,
         polarisation=pol_info,
         n_pot=float(n_pot),
