@@ -1,5 +1,6 @@
-r"""Signal events for detector simulation (issue 15): whole A′ decay chains with the
-data-driven A′ kinematics, written as HepMC3 and as a columnar event table.
+r"""Signal events for detector simulation (issue 15): whole A′ decay chains (A′ → ee, μμ,
+ππ, K⁺K⁻, K_S K_L) and millicharged γ* → χχ̄ pairs with the data-driven kinematics and
+polarisation, written as HepMC3 and as a columnar event table (docs/events.md).
 
 One event machinery for the events command and the acceptance stage
 (:func:`gammastar.acceptance.draw` builds on :func:`aprime_kinematics`,
@@ -416,7 +417,7 @@ def detector_hits(
 # --------------------------------------------------------------------------- event generation
 @dataclass
 class EventSettings:
-    """Everything one (m, ε) event sample needs (built by :func:`settings_from_config`).
+    """Everything one (m, ε) event sample needs (built by :func:`run_events`).
 
     Lengths in m, energies in GeV. ``scale`` = N_POT · yield-scale · (A′ per POT per ε²)(m) ·
     ε²: the A′ produced; ``channels`` the decays written (each event's channel is drawn with
@@ -436,7 +437,8 @@ class EventSettings:
     aprime_pdgid: int = APRIME_PDGID
     dark: darkphoton.DarkSector | None = None
     sigma_pb_per_event: float = 0.0
-    """GenCrossSection attribute per unit N_sig (pb), see :func:`settings_from_config`."""
+    """The GenCrossSection attribute (pb): σ_inel(p target) · N_sig / (N_POT P_int), set by
+    :func:`run_events`."""
     br: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
