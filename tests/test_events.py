@@ -28,7 +28,6 @@ from gammastar.events import (
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
 
-
 # NA62-like dump geometry (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B)
 NA62_LIKE = {"l1": 82.0, "l2": 157.0, "theta_min": 0.0, "theta_max": 0.05, "efficiency": 0.9}
 BOTH_PLANE = {
