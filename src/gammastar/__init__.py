@@ -21,9 +21,9 @@ __all__ = [
 ]
 
 # ``gammastar.select(config)``, ``gammastar.yields(config)``, ``gammastar.validate(config)``,
-# ``gammastar.reach(config)`` and ``gammastar.report(config)`` are the stage modules, callable
+# ``gammastar.reach(config)``, ``gammastar.report(config)`` and ``gammastar.events(config, ...)`` are the stage modules, callable
 # (see gammastar._api); they are imported on first use so that ``import gammastar`` stays light.
-_CALLABLE_MODULES = {"select", "yields", "validate", "reach", "report"}
+_CALLABLE_MODULES = {"select", "yields", "validate", "reach", "report", "events"}
 
 
 def __getattr__(name: str) -> object:

@@ -25,13 +25,17 @@ General geometries (:class:`Geometry`):
   in [r_min, r_max]; the hit indicator then depends on the vertex z and is evaluated in
   ``z_steps`` cells between L1 and L2 (exact for the exponential, midpoint for the geometry).
 
+The A′ kinematics, its decay and the detector verdict come from the event machinery of
+:mod:`gammastar.events` (``gammastar events`` writes the same events as HepMC3): the
+acceptance is the weighted fraction of events passing the detector, with the decay position
+integrated exactly per cell (docs/events.md).
+
 Analytic check (``tests/test_acceptance.py``): a monochromatic A′ along the axis gives exactly
 e^{−L1/ℓ} − e^{−L2/ℓ}.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,7 +47,6 @@ from pydantic import ValidationError
 from gammastar.config import DetectorConfig
 from gammastar.errors import GammastarError, InputError
 from gammastar.mock.kinematics import sample_mt_exponential
-from gammastar.physics.darkphoton import LEPTON_CHANNELS
 
 __all__ = [
     "Geometry",
@@ -177,18 +180,6 @@ class WeightedPairSampler:
         return {"qT": self.qt[i], "E": np.sqrt(p2 + mass**2)}
 
 
-def _mass_range(sampler: Any) -> tuple[float, float] | None:
-    for name in ("mass_range",):
-        rng = getattr(sampler, name, None)
-        if rng is not None:
-            return float(rng[0]), float(rng[1])
-    meta = getattr(sampler, "meta", None)
-    if isinstance(meta, Mapping) and "mass_range" in meta:
-        lo, hi = meta["mass_range"]
-        return float(lo), float(hi)
-    return None
-
-
 # --------------------------------------------------------------------------- samples
 @dataclass
 class KinematicSample:
@@ -259,8 +250,14 @@ def draw(
     *,
     seed: int | None = None,
     channel: str = "mumu",
+    rho00: float | None = None,
 ) -> KinematicSample:
     """Draw ``n`` A′ samples at ``mass`` and precompute their geometric acceptance.
+
+    The A′ and its decay come from the event machinery of :mod:`gammastar.events`
+    (:func:`~gammastar.events.aprime_kinematics`, :func:`~gammastar.events.decay_daughters`,
+    :func:`~gammastar.events.detector_hits`): the acceptance is the weighted fraction of
+    events that pass the detector, with the decay position integrated exactly per cell.
 
     Arguments:
         sampler: object with ``sample(mass, n, seed)`` or a callable ``(mass, n, seed)``,
@@ -269,8 +266,10 @@ def draw(
         n: number of samples.
         geometry: the detector :class:`Geometry`.
         seed: random seed (samples and A′ decay angles).
-        channel: a key of :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS` (``"mumu"``,
-            ``"ee"``): the daughters' mass for ``both_daughters``.
+        channel: a decay of :data:`gammastar.events.DECAYS` (``"mumu"``, ``"ee"``, ``"pipi"``,
+            ``"KK"``, ``"KSKL"``): the daughters for ``both_daughters``.
+        rho00: spin-density element ρ₀₀ of the decay angular distribution (None: isotropic,
+            ρ₀₀ = 1/3; :func:`gammastar.events.decay_coefficients`).
 
     Returns:
         A :class:`KinematicSample`.
@@ -278,149 +277,47 @@ def draw(
     Raises:
         GammastarError: mass outside the sampler's range, bad samples, unknown channel.
     """
-    if channel not in LEPTON_CHANNELS:
+    from gammastar.events import DECAYS, _kinematics, detector_hits
+
+    if channel not in DECAYS:
         raise GammastarError(
-            f"acceptance: unknown channel {channel!r}; use one of {list(LEPTON_CHANNELS)}"
+            f"acceptance: unknown channel {channel!r}; use one of {', '.join(DECAYS)}"
         )
     if n <= 0:
         raise GammastarError(f"acceptance: number of samples must be positive, not {n}")
-    rng_range = _mass_range(sampler)
-    if rng_range is not None and not (rng_range[0] <= mass <= rng_range[1]):
-        raise InputError(
-            f"A' mass {mass:g} GeV is outside the kinematic model's mass range "
-            f"[{rng_range[0]:g}, {rng_range[1]:g}] GeV"
-        )
     ss = np.random.SeedSequence(seed)
-    s_seed, d_seed = (int(x.generate_state(1)[0]) for x in ss.spawn(2))
-    fn = sampler.sample if hasattr(sampler, "sample") else sampler
-    try:
-        out = fn(mass, n, s_seed) if not hasattr(sampler, "sample") else fn(mass, n, seed=s_seed)
-    except GammastarError:
-        raise
-    except (ValueError, RuntimeError) as err:
-        raise InputError(f"A' sampler failed at mass {mass:g} GeV: {err}") from None
-    try:
-        qt = np.asarray(_to_numpy(out["qT"]), dtype=np.float64).ravel()
-        e = np.asarray(_to_numpy(out["E"]), dtype=np.float64).ravel()
-    except (KeyError, IndexError, ValueError):
-        raise InputError("A' sampler must return a mapping with 'qT' and 'E' arrays") from None
-    if qt.size != e.size or qt.size == 0:
-        raise InputError(f"A' sampler returned {qt.size} qT and {e.size} E values")
-    p2 = e**2 - mass**2
-    ok = np.isfinite(qt) & np.isfinite(e) & (p2 > 0) & (qt >= 0) & (qt**2 < p2)
-    if not np.any(ok):
-        raise InputError(f"A' sampler returned no physical (qT, E) sample at mass {mass:g} GeV")
-    p = np.sqrt(np.where(ok, p2, 1.0))
-    pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
-    cos_t = np.where(ok, pz / p, 1.0)
-    theta = np.arctan2(qt, pz)
-    gbc = np.where(ok, p / mass * cos_t, 1.0)
+    s_seed, d_seed = ss.spawn(2)
+    k, daughters, _, _ = _kinematics(
+        sampler,
+        float(mass),
+        n,
+        s_seed,
+        d_seed,
+        [DECAYS[channel]],
+        np.zeros(n, dtype=np.int64),
+        1.0 / 3.0 if rho00 is None else float(rho00),
+    )
+    gbc = np.where(k.ok, k.pz / mass, 1.0)  # (p/m) cos θ
     cells = geometry.cells
     ncell = cells.size - 1
-    rng = np.random.default_rng(d_seed)
-    if geometry.both_daughters:
-        dirs = _daughter_directions(mass, p, qt, pz, LEPTON_CHANNELS[channel].lepton_mass, rng)
-        hits = np.ones((qt.size, ncell))
-        zmid = _cell_mid(cells, geometry)
-        alive = ok.copy()
-        for ed, _ux, _uy, uz in dirs:
-            th = np.arccos(np.clip(uz, -1.0, 1.0))
-            alive &= (th >= geometry.theta_min) & (th < geometry.theta_max)
-            alive &= ed >= geometry.min_daughter_energy
-        hits[~alive] = 0.0
-        if geometry.plane_z is not None:  # only for samples still accepted (cheaper)
-            sel = np.nonzero(alive)[0]
-            for _, ux, uy, uz in dirs:
-                hits[sel] *= _plane_hits(
-                    qt[sel], pz[sel], ux[sel], uy[sel], uz[sel], zmid, geometry
-                )
-    else:
-        good = (theta >= geometry.theta_min) & (theta < geometry.theta_max)
-        hits = np.repeat(good[:, None].astype(np.float64), ncell, axis=1)
-        if geometry.plane_z is not None:
-            ux, uy, uz = qt / p, np.zeros_like(qt), pz / p
-            hits *= _plane_hits(qt, pz, ux, uy, uz, _cell_mid(cells, geometry), geometry)
-    hits *= ok[:, None]
-    extrap = out.get("extrapolated") if isinstance(out, Mapping) else None
+    zmid = _cell_mid(cells, geometry)
+    hits = detector_hits(geometry, k, daughters if geometry.both_daughters else None, zmid[None, :])
+    if hits.shape[1] != ncell:
+        hits = np.repeat(hits[:, :1], ncell, axis=1)
     return KinematicSample(
         mass=float(mass),
         gbc=gbc,
-        hits=hits,
+        hits=np.ascontiguousarray(hits),
         cells=cells,
         efficiency=geometry.efficiency,
-        extrapolated=None if extrap is None else np.asarray(extrap, dtype=bool).ravel(),
+        extrapolated=k.extrapolated,
     )
-
-
-def _to_numpy(x: Any) -> Any:
-    if hasattr(x, "detach"):
-        return x.detach().cpu().numpy()
-    return x
 
 
 def _cell_mid(cells: NDArray, geometry: Geometry) -> NDArray:
     if np.isinf(cells[-1]):
         return np.array([cells[0]])
     return 0.5 * (cells[1:] + cells[:-1])
-
-
-def _daughter_directions(
-    m: float, p: NDArray, qt: NDArray, pz: NDArray, m_l: float, rng: np.random.Generator
-) -> list[tuple[NDArray, NDArray, NDArray, NDArray]]:
-    """Lab energies and unit directions of the two leptons of an isotropic A′ → ℓℓ decay.
-
-    The A′ momentum lies in the x–z plane (azimuth is irrelevant for a symmetric detector).
-    """
-    n = p.size
-    pstar = 0.5 * math.sqrt(max(m**2 - 4 * m_l**2, 0.0))
-    estar = 0.5 * m
-    cth = rng.uniform(-1, 1, n)
-    phi = rng.uniform(0, 2 * np.pi, n)
-    sth = np.sqrt(1 - cth**2)
-    # rest-frame momentum of lepton 1 along the A′ axis (z') and transverse (x', y')
-    pl = pstar * cth
-    px_, py_ = pstar * sth * np.cos(phi), pstar * sth * np.sin(phi)
-    e_a = np.sqrt(p**2 + m**2)
-    gamma, gb = e_a / m, p / m
-    out = []
-    # A′ direction (sinα, 0, cosα); x' axis (cosα, 0, −sinα)
-    sa, ca = qt / p, pz / p
-    for sign in (1.0, -1.0):
-        pl_lab = gamma * sign * pl + gb * estar
-        e_lab = gamma * estar + gb * sign * pl
-        tx, ty = sign * px_, sign * py_
-        vx = pl_lab * sa + tx * ca
-        vz = pl_lab * ca - tx * sa
-        vy = ty
-        norm = np.sqrt(vx**2 + vy**2 + vz**2)
-        out.append((e_lab, vx / norm, vy / norm, vz / norm))
-    return out
-
-
-def _plane_hits(
-    qt: NDArray,
-    pz: NDArray,
-    ux: NDArray,
-    uy: NDArray,
-    uz: NDArray,
-    zmid: NDArray,
-    geometry: Geometry,
-) -> NDArray:
-    """Whether a line from the decay vertex (A′ line at z) along u crosses the plane in range."""
-    zp = float(geometry.plane_z)  # type: ignore[arg-type]
-    tan_a = qt / np.where(pz > 0, pz, 1.0)
-    xv = zmid[None, :] * tan_a[:, None]  # vertex x (A′ in x–z plane), y = 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = (zp - zmid[None, :]) / uz[:, None]
-    fwd = (uz[:, None] > 0) & np.isfinite(t)
-    t = np.where(fwd, t, 0.0)
-    x = xv + t * ux[:, None]
-    y = t * uy[:, None]
-    r = np.hypot(x, y)
-    ok = fwd & (r >= geometry.r_min)
-    if geometry.r_max is not None:
-        ok &= r <= geometry.r_max
-    return ok.astype(np.float64)
 
 
 # --------------------------------------------------------------------------- grids

@@ -578,6 +578,25 @@ class DetectorConfig(Section):
         return self
 
 
+# --------------------------------------------------------------------------- events
+class EventsConfig(Section):
+    """Signal events for detector simulation (``gammastar events``, docs/events.md).
+
+    The beam spot and the target's interaction length are the facility's: no defaults.
+    """
+
+    aprime_pdgid: int = 4900022
+    """PDG id written for the A′ (default: Pythia 8 Hidden Valley ``gammav``)."""
+    beam_spot_sigma: tuple[NonNegFloat, NonNegFloat] | None = None
+    """Gaussian beam spot (σ_x, σ_y) at the target in m ([0, 0]: a point beam)."""
+    mcp_pdgid: int | None = None
+    """PDG id written for the millicharged χ (χ̄: its negative). No default: the PDG numbering
+    has no code for a fractional charge ≪ e; choose one your Geant4 setup defines."""
+    target_interaction_length: PositiveFloat | None = None
+    """Nuclear interaction length λ_I of the target (dump) material in m: production depth
+    ∝ e^{−z/λ_I} over the thickness ``reach.target_interaction_lengths`` (or the data's)."""
+
+
 # --------------------------------------------------------------------------- reach
 LeptonChannel = Annotated[
     str, _registered("gammastar.physics.darkphoton:LEPTON_CHANNELS", "lepton channel")
@@ -796,6 +815,7 @@ class AnalysisConfig(Section):
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     reach: ReachConfig = Field(default_factory=ReachConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

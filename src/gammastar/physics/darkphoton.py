@@ -324,11 +324,13 @@ class LeptonChannel:
         name: the channel's key (``reach.channels``).
         lepton_mass: the daughter lepton's mass, GeV.
         label: LaTeX label of the final state (plots).
+        pdgid: PDG id of the negative lepton (its antiparticle is ``-pdgid``; events).
     """
 
     name: str
     lepton_mass: float
     label: str
+    pdgid: int
 
     @property
     def threshold(self) -> float:
@@ -353,8 +355,8 @@ class LeptonChannel:
 LEPTON_CHANNELS: dict[str, LeptonChannel] = {
     ch.name: ch
     for ch in (
-        LeptonChannel("ee", M_E, "$e^+e^-$"),
-        LeptonChannel("mumu", M_MU, r"$\mu^+\mu^-$"),
+        LeptonChannel("ee", M_E, "$e^+e^-$", 11),
+        LeptonChannel("mumu", M_MU, r"$\mu^+\mu^-$", 13),
     )
 }
 """The leptonic A′ decay channels (the registry: one :class:`LeptonChannel` each)."""

@@ -1,0 +1,106 @@
+"""`gammastar events`: signal events (HepMC3, parquet or ROOT) for detector simulation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, load
+
+
+@app.command("events")
+def events_command(
+    config: ConfigArg,
+    mass: Annotated[float | None, typer.Option("--mass", help="A' mass in GeV.")] = None,
+    eps: Annotated[
+        float | None, typer.Option("--eps", help="Kinetic mixing epsilon (> 0).")
+    ] = None,
+    mchi: Annotated[
+        float | None,
+        typer.Option(
+            "--mchi", help="Millicharged-particle mass in GeV: gamma* -> chi chibar events."
+        ),
+    ] = None,
+    charge: Annotated[float, typer.Option("--charge", help="Millicharge Q/e (with --mchi).")] = 1.0,
+    n: Annotated[
+        int | None, typer.Option("-n", help="Events (weighted: drawn; unweighted: written).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("-o", "--out", help="Output: .hepmc/.hepmc3 (HepMC3), .parquet, .root."),
+    ] = None,
+    table: Annotated[
+        Path | None,
+        typer.Option("--table", help="Also write the columnar event table (.parquet or .root)."),
+    ] = None,
+    channels: Annotated[
+        str | None,
+        typer.Option(
+            "--channels", help="Comma-separated: ee, mumu, pipi, KK, KSKL (default reach.channels)."
+        ),
+    ] = None,
+    decay: Annotated[
+        str,
+        typer.Option(
+            "--decay", help="Decay angles: data (measured lambda_theta), isotropic, transverse."
+        ),
+    ] = "data",
+    unweighted: Annotated[
+        bool, typer.Option("--unweighted", help="Accept-reject to unit-weight events.")
+    ] = False,
+    extrapolate: Annotated[
+        bool,
+        typer.Option(
+            "--extrapolate", help="Allow a mass outside the flow's range (analytic model)."
+        ),
+    ] = False,
+    seed: SeedOpt = None,
+    chunk: Annotated[int, typer.Option("--chunk", help="Events per chunk (memory).")] = 100_000,
+    output: OutputOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """A' -> ll, pipi, KK decay chains at (m, eps): production vertex, A' from the flow, decay
+    vertex forced into the decay volume (weight = decay probability), daughters; or, with
+    --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8)."""
+    from gammastar.errors import GammastarError
+    from gammastar.events import run_events, run_mcp_events
+
+    if n is None or out is None:
+        raise GammastarError("give -n (number of events) and -o (output file)")
+    cfg = load(config, output)
+    if mchi is not None:
+        if mass is not None or eps is not None or unweighted or channels is not None:
+            raise GammastarError("--mchi: not with --mass, --eps, --channels or --unweighted")
+        res = run_mcp_events(
+            cfg, m_chi=mchi, charge=charge, n=n, output=out, table=table, decay=decay,
+            extrapolate=extrapolate, seed=seed, chunk=chunk, force=force,
+        )  # fmt: skip
+        typer.echo(
+            f"events: {res['events']} chi chibar events, sum of weights {res['sum_weight']:.6g} "
+            f"(expected pairs); wrote {', '.join(res['outputs'])}"
+        )
+        return
+    if mass is None or eps is None:
+        raise GammastarError("give --mass and --eps (A' events) or --mchi (millicharged pairs)")
+    chans = None if channels is None else tuple(c.strip() for c in channels.split(",") if c.strip())
+    res = run_events(
+        cfg,
+        mass=mass,
+        eps=eps,
+        n=n,
+        output=out,
+        table=table,
+        channels=chans,
+        decay=decay,
+        unweighted=unweighted,
+        extrapolate=extrapolate,
+        seed=seed,
+        chunk=chunk,
+        force=force,
+    )
+    typer.echo(
+        f"events: {res['events']} events, sum of weights {res['sum_weight']:.6g} "
+        f"(expected N_sig {res['meta']['n_sig_expected']:.6g}); wrote {', '.join(res['outputs'])}"
+    )
