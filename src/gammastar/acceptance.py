@@ -31,7 +31,6 @@ e^{−L1/ℓ} − e^{−L2/ℓ}.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +41,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.errors import GammastarError, InputError
 from gammastar.mock.kinematics import sample_mt_exponential
 from gammastar.physics.darkphoton import LEPTON_CHANNELS
+from gammastar.physics.kinematics import decay_in_helicity_frame
 
 __all__ = [
     "Geometry",
@@ -374,35 +374,20 @@ def _cell_mid(cells: NDArray, geometry: Geometry) -> NDArray:
 def _daughter_directions(
     m: float, p: NDArray, qt: NDArray, pz: NDArray, m_l: float, rng: np.random.Generator
 ) -> list[tuple[NDArray, NDArray, NDArray, NDArray]]:
-    """Lab energies and unit directions of the two leptons of an isotropic A′ → ℓℓ decay.
+    """Lab energies and unit directions of the two leptons of an isotropic A′ → ℓℓ decay
+    (:func:`gammastar.physics.kinematics.decay_in_helicity_frame`).
 
     The A′ momentum lies in the x–z plane (azimuth is irrelevant for a symmetric detector).
     """
     n = p.size
-    pstar = 0.5 * math.sqrt(max(m**2 - 4 * m_l**2, 0.0))
-    estar = 0.5 * m
     cth = rng.uniform(-1, 1, n)
     phi = rng.uniform(0, 2 * np.pi, n)
-    sth = np.sqrt(1 - cth**2)
-    # rest-frame momentum of lepton 1 along the A′ axis (z') and transverse (x', y')
-    pl = pstar * cth
-    px_, py_ = pstar * sth * np.cos(phi), pstar * sth * np.sin(phi)
-    e_a = np.sqrt(p**2 + m**2)
-    gamma, gb = e_a / m, p / m
+    parent = np.stack([qt, np.zeros(n), pz, np.sqrt(p**2 + m**2)])
     out = []
-    # A′ direction (sinα, 0, cosα); x' axis (cosα, 0, −sinα)
-    sa, ca = qt / p, pz / p
-    for sign in (1.0, -1.0):
-        pl_lab = gamma * sign * pl + gb * estar
-        e_lab = gamma * estar + gb * sign * pl
-        tx, ty = sign * px_, sign * py_
-        vx = pl_lab * sa + tx * ca
-        vz = pl_lab * ca - tx * sa
-        vy = ty
-        norm = np.sqrt(vx**2 + vy**2 + vz**2)
-        out.append((e_lab, vx / norm, vy / norm, vz / norm))
+    for d in decay_in_helicity_frame(parent, m_l, cth, phi, mass=np.full(n, m)):
+        norm = np.sqrt((d[:3] ** 2).sum(axis=0))
+        out.append((d[3], d[0] / norm, d[1] / norm, d[2] / norm))
     return out
-
 
 def _plane_hits(
     qt: NDArray,

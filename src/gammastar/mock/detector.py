@@ -30,6 +30,7 @@ from gammastar.config import AnalysisConfig, MockDetector
 from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
 from gammastar.pair_acceptance import LeptonAcceptance
+from gammastar.physics.kinematics import rapidity
 from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 SHIPPED_MAP = "efficiency_na60_like.root"
@@ -170,7 +171,7 @@ class Detector:
         m = m_true.copy()
         m[pre] = m_k
         pt = np.hypot(pair[0], pair[1])
-        y = 0.5 * np.log((pair[3] + pair[2]) / np.clip(pair[3] - pair[2], 1e-300, None))
+        y = rapidity(pair)
         ok = np.zeros(n, dtype=bool)
         ok[pre] = ok_k
         eff = np.full(n, np.nan)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gammastar.errors import GammastarError
-from gammastar.physics.kinematics import mcp_factor
+from gammastar.physics.kinematics import decay_in_helicity_frame, mcp_factor
 
 
 def decay_two_body(
@@ -24,7 +24,8 @@ def decay_two_body(
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Decay γ* → χχ̄ in its rest frame with dN/dcosθ ∝ 1 + cos²θ + (4m²/M²) sin²θ.
 
-    θ is measured from the γ* flight direction (helicity frame); the azimuth is uniform.
+    θ is measured from the γ* flight direction (the helicity frame of
+    :func:`gammastar.physics.kinematics.decay_in_helicity_frame`); the azimuth is uniform.
 
     Arguments:
         parent: arrays ``px``, ``py``, ``pz``, ``E``, ``m`` of the γ*.
@@ -60,39 +61,14 @@ def decay_two_body(
         cos[todo[acc]] = c[acc]
         todo = todo[~acc]
     phi = rng.uniform(0, 2 * np.pi, n)
-    p = 0.5 * M * np.sqrt(np.clip(1 - r, 0.0, None))
-    sin = np.sqrt(1 - cos**2)
-    # rest-frame momentum in a frame whose z axis is the γ* direction
-    local = np.stack([p * sin * np.cos(phi), p * sin * np.sin(phi), p * cos], axis=1)
-    P = np.stack(
+    p4 = np.stack(
         [
             np.broadcast_to(np.asarray(parent[k], dtype=np.float64), (n,))
-            for k in ("px", "py", "pz")
-        ],
-        axis=1,
+            for k in ("px", "py", "pz", "E")
+        ]
     )
-    pabs = np.linalg.norm(P, axis=1)
-    ez = P / np.where(pabs > 0, pabs, 1.0)[:, None]
-    ez[pabs == 0] = [0.0, 0.0, 1.0]
-    helper = np.where(np.abs(ez[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
-    ex = np.cross(helper, ez)
-    ex /= np.linalg.norm(ex, axis=1)[:, None]
-    ey = np.cross(ez, ex)
-    k = local[:, :1] * ex + local[:, 1:2] * ey + local[:, 2:3] * ez
-    e_rest = np.sqrt(p**2 + m_daughter**2)
-    E = np.broadcast_to(np.asarray(parent["E"], dtype=np.float64), (n,))
-    beta = P / E[:, None]
-    gamma = E / M
-    out = []
-    for sign in (+1, -1):
-        kk = sign * k
-        bk = (beta * kk).sum(1)
-        b2 = (beta**2).sum(1)
-        coef = np.where(b2 > 0, (gamma - 1) * bk / np.where(b2 > 0, b2, 1), 0.0)
-        plab = kk + (coef + gamma * e_rest)[:, None] * beta
-        elab = gamma * (e_rest + bk)
-        out.append(np.column_stack([plab, elab]))
-    return out[0], out[1]
+    a, b = decay_in_helicity_frame(p4, m_daughter, cos, phi, mass=M)
+    return a.T.copy(), b.T.copy()
 
 
 def sample_mcp(
