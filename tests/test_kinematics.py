@@ -57,6 +57,7 @@ def test_four_momentum_and_rapidity_agree_with_vector():
     np.testing.assert_allclose(v.pt, pt, rtol=0, atol=tol * scale.max())
     np.testing.assert_allclose(v.phi, phi, rtol=0, atol=tol * (scale / np.maximum(pt, 1e-3)).max())
     np.testing.assert_allclose(K.rapidity(p), y, rtol=0, atol=tol * (scale / m).max())
+    np.testing.assert_allclose(K.rapidity(p), v.rapidity, rtol=0, atol=tol * (scale / m).max())
     # m² = E² − p² loses digits as E²/m² (catastrophic cancellation)
     np.testing.assert_allclose(K.invariant_mass(p), m, rtol=tol * (scale / m).max() ** 2)
 
