@@ -547,12 +547,11 @@ def plot_acceptance_comparison(
     ax2.set_xlabel(r"$m_{A'}$ [GeV]")
     ax2.set_ylabel(r"$c\tau_{A'}$ [m]")
     fig2.tight_layout()
-    from gammastar.artifacts import atomic_path
+    from gammastar.figures import save_figure
 
     for fig, path in ((fig1, path_curves), (fig2, path_map)):
         if path is not None:
-            with atomic_path(path, force=True) as tmp:
-                fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
+            save_figure(fig, path)
     return {
         "masses_curve": np.asarray(masses_curve),
         "masses": masses_map,

@@ -40,8 +40,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar._api import make_callable as _make_callable
-from gammastar.artifacts import atomic_path, check_writable, make_meta, write_json
+from gammastar.artifacts import check_writable, make_meta, write_json
 from gammastar.errors import GammastarError
+from gammastar.figures import save_figure
 from gammastar.kl import knn_kl
 
 if TYPE_CHECKING:
@@ -403,10 +404,7 @@ def plot_kl(result: dict[str, Any], path: Path, force: bool = True) -> Path:
     ax.set_ylabel("KL divergence")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, force=force, close=True, dpi=120)
 
 
 def plot_kinematics(
@@ -454,10 +452,7 @@ def plot_kinematics(
             if i == 0 and j == 0:
                 ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, force=force, close=True, dpi=110)
 
 
 # ``gammastar.validate(config, ...)`` runs the stage (gammastar._api).

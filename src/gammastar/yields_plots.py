@@ -55,7 +55,7 @@ def _phase_space_line(doc: dict[str, Any]) -> str:
 
 def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None = None) -> None:
     """Write the figure atomically; PDF/PNG carry the run's version, config hash and N_POT."""
-    from gammastar.artifacts import atomic_path
+    from gammastar.figures import save_figure
 
     suffix = (os.path.splitext(os.fspath(path))[1] or ".pdf").lstrip(".").lower()
     meta = meta or {}
@@ -66,8 +66,7 @@ def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None
     info = {"Creator": "gammastar yields", "Subject": subject} if suffix == "pdf" else None
     if suffix == "png":
         info = {"Software": "gammastar yields", "Description": subject}
-    with atomic_path(path, force) as tmp:
-        fig.savefig(tmp, format=suffix, bbox_inches="tight", metadata=info)
+    save_figure(fig, path, force=force, default_format=suffix, bbox_inches="tight", metadata=info)
 
 
 @_styled
@@ -144,24 +143,14 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
             b["mass"], _pos(b["per_pot_per_q2"]), color="tab:red", lw=1.5, label="p bremsstrahlung"
         )
         ax.fill_between(b["mass"], _pos(b["low"]), _pos(b["high"]), color="tab:red", alpha=0.25)
-    if "pi0_mcp" in th:
-        p = th["pi0_mcp"]
-        ax.plot(
-            p["mass"],
-            _pos(p["per_pot_per_q2"]),
-            color="tab:blue",
-            lw=1.5,
-            label=r"$\pi^0 \to \gamma\chi\bar\chi$",
-        )
-    if "jpsi_mcp" in th:
-        j = th["jpsi_mcp"]
-        ax.plot(
-            j["mass"],
-            _pos(j["per_pot_per_q2"]),
-            color="tab:green",
-            lw=1.5,
-            label=r"$J/\psi \to \chi\bar\chi$",
-        )
+    for key, color, label in (
+        ("pi0_mcp", "tab:blue", r"$\pi^0 \to \gamma\chi\bar\chi$"),
+        ("jpsi_mcp", "tab:green", r"$J/\psi \to \chi\bar\chi$"),
+    ):
+        if key in th:
+            ax.plot(
+                th[key]["mass"], _pos(th[key]["per_pot_per_q2"]), color=color, lw=1.5, label=label
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$m_\chi$ [GeV]")

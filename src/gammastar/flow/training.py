@@ -23,6 +23,7 @@ import numpy as np
 
 from gammastar.artifacts import atomic_path
 from gammastar.errors import GammastarError, InputError
+from gammastar.figures import save_figure
 from gammastar.flow.architecture import architecture_from_config, build_flow
 from gammastar.flow.data import (
     Preprocessing,
@@ -531,7 +532,4 @@ def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool 
     ax.set_ylabel("negative log-likelihood")
     ax.legend()
     fig.tight_layout()
-    with atomic_path(path, force=force) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, force=force, close=True, dpi=120)
