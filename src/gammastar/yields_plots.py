@@ -69,6 +69,12 @@ def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None
     save_figure(fig, path, force=force, default_format=suffix, bbox_inches="tight", metadata=info)
 
 
+def _value_and_error(section: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """A yield (``key``) and its ``stat_err`` for the log scale (non-positive values → NaN;
+    NaN errors → 0)."""
+    return _pos(section[key]), np.nan_to_num(_pos(section["stat_err"]))
+
+
 @_styled
 def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Fig. 2 analogue: data-driven A′ yield per POT per ε² with the bremsstrahlung band.
@@ -79,8 +85,7 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
     plt = _setup()
     ap = doc["aprime"]
     edges = np.asarray(ap["bin_edges"], dtype=float)
-    y = _pos(ap["per_pot_per_eps2"])
-    e = np.nan_to_num(_pos(ap["stat_err"]))
+    y, e = _value_and_error(ap, "per_pot_per_eps2")
     fig, ax = plt.subplots(figsize=(9, 7))
     ax.stairs(y, edges, color="black", lw=2, label="data-driven (Eq. 6)")
     lo = np.clip(y - e, y * 1e-3, None)
@@ -119,8 +124,7 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
     plt = _setup()
     mc = doc["mcp"]
     m = np.asarray(mc["mass"], dtype=float)
-    y = _pos(mc["per_pot_per_q2"])
-    e = np.nan_to_num(_pos(mc["stat_err"]))
+    y, e = _value_and_error(mc, "per_pot_per_q2")
     fig, ax = plt.subplots(figsize=(9, 7))
     flags = mc.get("flags") or [[] for _ in m]
     lower = np.array(["below_data_range" in f for f in flags], dtype=bool)

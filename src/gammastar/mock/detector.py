@@ -71,11 +71,15 @@ class Reconstructed:
 
     mu1: NDArray[np.float64]
     mu2: NDArray[np.float64]
+    """Smeared muon four-momenta (px, py, pz, E), (4, n), GeV."""
     pair: NDArray[np.float64]
+    """mu1 + mu2, (4, n), GeV."""
     m: NDArray[np.float64]
     pt: NDArray[np.float64]
     y: NDArray[np.float64]
+    """Reconstructed pair mass (GeV), transverse momentum (GeV) and lab rapidity."""
     m_true: NDArray[np.float64]
+    """True dimuon mass, GeV."""
     in_acceptance: NDArray[np.bool_]
     """Both muons pass the energy and angle cuts."""
     eff: NDArray[np.float64]

@@ -24,10 +24,13 @@ class GstarTruth:
     """True γ* of ``n_sources`` generated cocktail sources (η → μμ excluded: no γ*)."""
 
     m: NDArray[np.float64]
+    """True γ* mass, GeV."""
     qT: NDArray[np.float64]
     E: NDArray[np.float64]
     pz: NDArray[np.float64]
+    """Lab transverse momentum, energy and longitudinal momentum of the γ*, GeV."""
     channel: NDArray[np.int32]
+    """:class:`~gammastar.channels.Channel` code of the source."""
     n_pot: float
     """Equivalent protons on target of the generated sources (the generator's formula)."""
 
