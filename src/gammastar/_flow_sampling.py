@@ -116,6 +116,28 @@ def _matmul(w, bias, hin, hout, init, relu):
 
 
 @_jit(inline="always")
+def _dense(par, q, rows, cols, hin, hout, relu):
+    """hout = W hin + b (ReLU'd when ``relu``), W (rows × cols) then b (rows) read from
+    ``par[q:]``; returns the offset after them."""
+    w = par[q : q + rows * cols].reshape((rows, cols))
+    q += rows * cols
+    _matmul(w, par[q : q + rows], hin, hout, True, relu)
+    return q + rows
+
+
+@_jit(inline="always")
+def _rank_one_relu(par, q, rows, x, ox, hout):
+    """hout[u] = relu(w_u x[ox : ox + _B] + k_u), u < rows: a first layer with one input row,
+    w then k read from ``par[q:]``; returns the offset after them."""
+    for u in range(rows):
+        wu = par[q + u]
+        ku = par[q + rows + u]
+        for p in range(_B):
+            hout[u * _B + p] = max(wu * x[ox + p] + ku, _ZERO)
+    return q + 2 * rows
+
+
+@_jit(inline="always")
 def _segment(yp, x0, x1, y0, y1, d0, d1, inside):
     """Inverse rational-quadratic segment (zuko's formulae); identity where not inside."""
     dy = y1 - y0
@@ -296,57 +318,21 @@ def _sample_blocks(z, ctx, out, blk0, blk1, ints, par, nb, lsw, lsd, bound):
                 q += 3 * (bins + 1)
                 _inverse_table(y, oa, tab, nb)
                 # feature units: layer 1 = relu(w x_a + k), then relu(W h + k), out = W h + k
-                n1 = ints[sz + nl]
-                w1 = par[q : q + n1]
-                k1 = par[q + n1 : q + 2 * n1]
-                q += 2 * n1
-                for u in range(n1):
-                    wu = w1[u]
-                    ku = k1[u]
-                    for p in range(_B):
-                        h0[u * _B + p] = max(wu * y[oa + p] + ku, _ZERO)
+                q = _rank_one_relu(par, q, ints[sz + nl], y, oa, h0)
                 hc, hn = h0, h1
                 for li in range(1, nl):
-                    nprev = ints[sz + nl + li - 1]
-                    nn = ints[sz + nl + li]
-                    w = par[q : q + nn * nprev].reshape((nn, nprev))
-                    q += nn * nprev
-                    kl = par[q : q + nn]
-                    q += nn
-                    _matmul(w, kl, hc, hn, True, True)
+                    q = _dense(par, q, ints[sz + nl + li], ints[sz + nl + li - 1], hc, hn, True)
                     hc, hn = hn, hc
-                nlast = ints[sz + 2 * nl - 1]
-                w = par[q : q + nphi * nlast].reshape((nphi, nlast))
-                q += nphi * nlast
-                kl = par[q : q + nphi]
-                q += nphi
-                _matmul(w, kl, hc, phi, True, False)
+                q = _dense(par, q, nphi, ints[sz + 2 * nl - 1], hc, phi, False)
             else:
                 # context units g[l]: layer 1 = relu(w c + b), then relu(W g + b)
-                n0 = ints[sz]
-                w1 = par[q : q + n0]
-                b1 = par[q + n0 : q + 2 * n0]
-                q += 2 * n0
-                for u in range(n0):
-                    wu = w1[u]
-                    bu = b1[u]
-                    for p in range(_B):
-                        g[u * _B + p] = max(wu * cp[p] + bu, _ZERO)
+                q = _rank_one_relu(par, q, ints[sz], cp, 0, g)
                 for li in range(1, nl):
-                    nprev = ints[sz + li - 1]
-                    nn = ints[sz + li]
-                    w = par[q : q + nn * nprev].reshape((nn, nprev))
-                    q += nn * nprev
-                    bl = par[q : q + nn]
-                    q += nn
-                    _matmul(w, bl, g[(li - 1) * lay :], g[li * lay :], True, True)
+                    gin, gout = g[(li - 1) * lay :], g[li * lay :]
+                    q = _dense(par, q, ints[sz + li], ints[sz + li - 1], gin, gout, True)
                 n0l = ints[sz + nl - 1]
                 gl = g[(nl - 1) * lay :]
-                w = par[q : q + nphi * n0l].reshape((nphi, n0l))
-                q += nphi * n0l
-                bl = par[q : q + nphi]
-                q += nphi
-                _matmul(w, bl, gl, phi, True, False)
+                q = _dense(par, q, nphi, n0l, gl, phi, False)
                 _inverse_phi(y, oa, phi, nb, cw, ch, lsw, lsd, bound)
                 # feature units: layer 1 = relu(w_x x_a + w_c c + b); then relu(W_g g + W_h h + b)
                 n1 = ints[sz + nl]
