@@ -6,9 +6,8 @@ operations on ``(4, n)`` arrays ordered ``(px, py, pz, E)``: :func:`four_momentu
 y, φ), :func:`rapidity` and :func:`invariant_mass`, :func:`boost` (rest frame → lab),
 :func:`rotate_from_z`, :func:`two_body_momentum`, :func:`back_to_back` and
 :func:`decay_in_helicity_frame` (a two-body decay with angles in the parent's helicity frame).
-Written out in numpy and tested against vector (tests/test_kinematics.py): vector's general
-4×4 boost costs ~5× more and its import ~0.4 s, which the mock generator would pay
-(docs/mock.md "Kinematics").
+Written out in numpy and tested against vector (tests/test_kinematics.py); why not vector's
+own: docs/mock.md "Kinematics".
 """
 
 from __future__ import annotations
