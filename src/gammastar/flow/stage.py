@@ -89,7 +89,6 @@ def train(
         pairs, cfg, source=str(src), seed=seed0, part="holdout", holdout_seed=hseed
     )
     mass_range = (float(data.m.min()), float(data.m.max()))
-    vcfg = config.validate_
     cfg_hash = config.section_sha256("flow")
     for member in range(cfg.ensemble):
         s = seed0 + member
@@ -110,40 +109,61 @@ def train(
         if stop_after is not None and res.epochs_run < cfg.epochs and not res.stopped_early:
             return out
         arch = architecture_from_config(cfg)
-        holdout_nll = weighted_nll(res.flow, res.preprocessing, held, int(arch["bins"]))
-        meta = make_meta(
-            config_sha256=cfg_hash,
-            seed=s,
-            inputs=inputs,
-            data_sha256=data.sha256,
-            n_train_rows=data.n,
-            training_data=data.description,
-            weighting=cfg.weighting,
-            holdout={
-                **{k: v for k, v in data.split.items() if k != "part"},
-                "holdout_sha256": held.sha256,
-            },
-            n_eff=weight_report(data, held, res, mass_range, vcfg.masses, vcfg.window),
-            loss={
-                "fitted": res.train_nll,
-                "early_stopping": min(res.history["val"]) if res.history["val"] else None,
-                "holdout": holdout_nll,
-                "note": "weighted NLL −Σw ln p/Σw in the standardised space; holdout well "
-                "above fitted (beyond its statistical error) signals overfitting",
-            },
-            best_epoch=res.best_epoch,
-            epochs_run=res.epochs_run,
-            stopped_early=res.stopped_early,
-            best_val_loss=min(res.history["val"]) if res.history["val"] else None,
-            train_wall_s=res.wall_s,
-            ensemble_member=member,
-            ensemble_size=cfg.ensemble,
-        )
+        meta = member_meta(config, res, data, held, inputs=inputs, seed=s, member=member)
         save_model(d, res.flow, res.preprocessing, arch, mass_range, meta, force=True)
         write_json(d / "history.json", {**res.history, "meta": meta}, force=True)
         plot_losses(res.history, d / "loss.png")
     remove_stale_members(out / "ensemble", cfg.ensemble)
     return out
+
+
+def member_meta(
+    config: AnalysisConfig,
+    res: TrainResult,
+    data: TrainingData,
+    held: TrainingData,
+    *,
+    inputs: Sequence[Any],
+    seed: int,
+    member: int,
+) -> dict[str, Any]:
+    """The ``meta`` block of an ensemble member's ``flow/meta.json`` and ``history.json``:
+    the training data and split, Kish n_eff (:func:`weight_report`), the weighted NLL of the
+    fitted, early-stopping and held-out rows, and the training's course."""
+    cfg = config.flow
+    mass_range = (float(data.m.min()), float(data.m.max()))
+    bins = int(architecture_from_config(cfg)["bins"])
+    best_val = min(res.history["val"]) if res.history["val"] else None
+    return make_meta(
+        config_sha256=config.section_sha256("flow"),
+        seed=seed,
+        inputs=list(inputs),
+        data_sha256=data.sha256,
+        n_train_rows=data.n,
+        training_data=data.description,
+        weighting=cfg.weighting,
+        holdout={
+            **{k: v for k, v in data.split.items() if k != "part"},
+            "holdout_sha256": held.sha256,
+        },
+        n_eff=weight_report(
+            data, held, res, mass_range, config.validate_.masses, config.validate_.window
+        ),
+        loss={
+            "fitted": res.train_nll,
+            "early_stopping": best_val,
+            "holdout": weighted_nll(res.flow, res.preprocessing, held, bins),
+            "note": "weighted NLL −Σw ln p/Σw in the standardised space; holdout well "
+            "above fitted (beyond its statistical error) signals overfitting",
+        },
+        best_epoch=res.best_epoch,
+        epochs_run=res.epochs_run,
+        stopped_early=res.stopped_early,
+        best_val_loss=best_val,
+        train_wall_s=res.wall_s,
+        ensemble_member=member,
+        ensemble_size=cfg.ensemble,
+    )
 
 
 def holdout_seed_of(config: AnalysisConfig) -> int:
