@@ -389,6 +389,7 @@ def _daughter_directions(
         out.append((d[3], d[0] / norm, d[1] / norm, d[2] / norm))
     return out
 
+
 def _plane_hits(
     qt: NDArray,
     pz: NDArray,
