@@ -33,8 +33,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 from gammastar.acceptance import Geometry, ParametricSampler
 from gammastar.config import load_config
+from gammastar.mock.closure import truth_aprime_yield
 from gammastar.mock.detector import Detector
-from gammastar.mock.truth import TruthSampler, truth_aprime_yield, truth_gstar
+from gammastar.mock.truth import TruthSampler, truth_gstar
 from gammastar.reach import (
     Yields,
     _sampler_from_config,

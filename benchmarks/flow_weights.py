@@ -67,7 +67,7 @@ def main() -> None:
     w = torch.as_tensor(w / w.mean(), dtype=torch.float32)
     params = [p for p in flow.parameters() if p.requires_grad]
     with torch.no_grad():
-        lp_all = F._log_prob_torch(flow, x, c, cfg.bins)
+        lp_all = flow(c).log_prob(x)
     exact = float(-(w.double() * lp_all.double()).sum() / w.double().sum())
 
     out: dict[str, dict[str, float]] = {}
@@ -78,7 +78,7 @@ def main() -> None:
         idx = draw.epoch(args.batches * args.batch, gen)
         for s in range(0, len(idx), args.batch):
             b = idx[s : s + args.batch]
-            lp = F._log_prob_torch(flow, x[b], c[b], cfg.bins)
+            lp = flow(c[b]).log_prob(x[b])
             loss = -(draw.loss_weight[b] * lp).sum() / len(b)
             g = torch.autograd.grad(loss, params)
             grads.append(torch.cat([gi.reshape(-1) for gi in g]).double())

@@ -1,4 +1,4 @@
-"""The compiled sampler (gammastar._flow_sampling) vs the torch sampler and zuko's inverse."""
+"""The compiled sampler (gammastar._flow_sampling) vs zuko's inverse transform (the reference)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from gammastar.errors import GammastarError
 
 torch.set_num_threads(1)
 
-# Two implementations of the same flow (compiled kernel, torch, zuko; or one of them on another
+# Two implementations of the same flow (compiled kernel, zuko; or one of them on another
 # batch shape, thread count or CPU kernel set: ATEN_CPU_CAPABILITY=default in .ci/run) agree to
 # float32 rounding: FLOW_OPS roundings on outputs |x| ≤ 10 (tests/_tolerance.py): 3.6e-4. (The
-# generic kernels gave 1.07e-4 on 1 point of 6000 against the torch sampler, beyond the ad-hoc
+# generic kernels gave 1.07e-4 on 1 point of 6000 against the (since removed) torch sampler, beyond the ad-hoc
 # 1e-4 used before.) The round trip latent → data → latent goes through the flow twice and
 # through the spline's inverse: 3 × that, 1.1e-3.
 FLOW_TOL = reorder_tol(FLOW_OPS, 10.0)
@@ -53,10 +53,9 @@ def latent(n=3000, seed=0):
         {"transforms": 2, "hidden_features": [12, 8, 10]},
     ],
 )
-def test_compiled_sampler_equals_torch_and_zuko(arch):
+def test_compiled_sampler_equals_zuko(arch):
     fl, bins = randomised_flow(scale=0.3, seed=1, **arch)
-    cs = S.CompiledSampler(fl, bins, F._SLOPE, F._BOUND)
-    ref = F._Sampler(fl, bins)
+    cs = S.CompiledSampler(fl, bins, F.SLOPE, F.BOUND)
     z = latent()
     n = len(z)
     c = torch.randn(n, 1, generator=torch.Generator().manual_seed(3))
@@ -65,7 +64,6 @@ def test_compiled_sampler_equals_torch_and_zuko(arch):
             out = cs(z.numpy(), carg)
             assert out.dtype == np.float32
             assert out.shape == (n, 2)
-            np.testing.assert_allclose(out, ref(z, cc).numpy(), atol=FLOW_TOL, rtol=0)
             zk = fl(cc.expand(n, 1)).transform.inv(z).numpy()
             np.testing.assert_allclose(out, zk, atol=FLOW_TOL, rtol=0)
             # and the forward (data → latent) transform brings the samples back
@@ -81,7 +79,7 @@ def test_compiled_sampler_is_independent_of_threads_and_position():
     pass the identity outside the spline box), so FLOW_OPS roundings allow 300 · eps32 · 10 =
     3.6e-4, while a point mixed up with another or a block computed twice is off by O(1)."""
     fl, bins = randomised_flow(scale=0.3, seed=2)
-    cs = S.CompiledSampler(fl, bins, F._SLOPE, F._BOUND)
+    cs = S.CompiledSampler(fl, bins, F.SLOPE, F.BOUND)
     z = latent(5000, seed=4).numpy()
     c = np.random.default_rng(5).normal(size=len(z)).astype(np.float32)
     perm = np.random.default_rng(6).permutation(len(z))
@@ -100,7 +98,7 @@ def test_compiled_sampler_is_independent_of_threads_and_position():
 
 def test_fixed_mass_equals_per_event_mass():
     fl, bins = randomised_flow(scale=0.3, seed=3)
-    cs = S.CompiledSampler(fl, bins, F._SLOPE, F._BOUND)
+    cs = S.CompiledSampler(fl, bins, F.SLOPE, F.BOUND)
     z = latent(2000, seed=7).numpy()
     c = np.float32(-0.7)
     np.testing.assert_allclose(
@@ -134,27 +132,27 @@ def test_model_sample_uses_compiled_sampler_and_is_reproducible(tmp_path):
     # other thread count: equal to float32 rounding of the flow (tests/_tolerance.py; the
     # standardised samples are |x| ≲ 10)
     np.testing.assert_allclose(a, b, atol=FLOW_TOL, rtol=0)
-    # the same latent stream as the torch sampler
+    # the same latent stream through zuko's inverse
     z = torch.randn((3000, 2), generator=torch.Generator().manual_seed(9))
     c = torch.tensor(pre.context(np.array([0.5])), dtype=torch.float32)
     with torch.no_grad():
-        ref = F._Sampler(fl, 6)(z, c).numpy()
+        ref = F.ZukoSampler(fl)(z, c).numpy()
     np.testing.assert_allclose(a, ref, atol=FLOW_TOL, rtol=0)
     m = np.linspace(0.25, 1.0, 3000)
     ev = model.sample_standardised(m, 3000, seed=9)
     with torch.no_grad():
-        ref = F._Sampler(fl, 6)(z, torch.tensor(pre.context(m), dtype=torch.float32)).numpy()
+        ref = F.ZukoSampler(fl)(z, torch.tensor(pre.context(m), dtype=torch.float32)).numpy()
     np.testing.assert_allclose(ev, ref, atol=FLOW_TOL, rtol=0)
 
 
 def test_torch_fallback_path_gives_the_same_samples():
-    """A flow the compiled sampler does not handle falls back to the torch sampler."""
+    """A flow the compiled sampler does not handle falls back to zuko's inverse."""
     fl, _bins = randomised_flow(scale=0.3, seed=5)
     cfg = FlowConfig(transforms=3, bins=6, hidden_features=[16, 16])
     pre = F.Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
     fast = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
     slow = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
-    slow._sampler = F._Sampler(fl, 6)
+    slow._sampler = F.ZukoSampler(fl)
     m = np.linspace(0.25, 1.0, 2000)
     for mass in (0.5, m):
         a = fast.sample_standardised(mass, 2000, seed=3)
@@ -162,7 +160,7 @@ def test_torch_fallback_path_gives_the_same_samples():
         np.testing.assert_allclose(a, b, atol=FLOW_TOL, rtol=0)
     with pytest.raises(S.UnsupportedFlow):
         S.CompiledSampler(
-            F.build_flow({**F.architecture_from_config(cfg), "context": 2}), 6, F._SLOPE, F._BOUND
+            F.build_flow({**F.architecture_from_config(cfg), "context": 2}), 6, F.SLOPE, F.BOUND
         )
 
 

@@ -110,7 +110,7 @@ def _grad_draws(scheme: str, x, c, w, n_batches: int, batch: int, flow, bins: in
     idx = draw.epoch(n_batches * batch, gen)
     for s in range(0, len(idx), batch):
         b = idx[s : s + batch]
-        lp = F._log_prob_torch(flow, x[b], c[b], bins)
+        lp = flow(c[b]).log_prob(x[b])
         loss = -(draw.loss_weight[b] * lp).sum() / len(b)
         g = torch.autograd.grad(loss, params)
         out.append(torch.cat([gi.reshape(-1) for gi in g]).double())

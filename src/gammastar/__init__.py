@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gammastar._api import generate, run, train
+from gammastar._entry import generate, run, train
 from gammastar._version import __version__
 from gammastar.config import AnalysisConfig, load_config
 from gammastar.errors import ConfigError, GammastarError, InputError, OutputExistsError

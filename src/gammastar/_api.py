@@ -1,9 +1,11 @@
-"""The Python API mirrors the CLI: ``gammastar.run(config)``, ``gammastar.select(config)``, …
+"""Callable stage modules of the Python API (``gammastar.select(config)``, …).
 
 ``gammastar.select``, ``gammastar.yields``, ``gammastar.validate``, ``gammastar.reach`` and
 ``gammastar.report`` are modules (their functions stay reachable as attributes) that can also be
 called like the command of the same name: :func:`make_callable` gives such a module a
-``__call__`` that runs the stage function. Every stage accepts a config object or a YAML path.
+``__call__`` that runs the stage function; :func:`as_config` loads a YAML path. This module
+imports no stage (the stages import it); ``gammastar.run``, ``generate`` and ``train`` are in
+:mod:`gammastar._entry`.
 """
 
 from __future__ import annotations
@@ -37,35 +39,3 @@ def make_callable(module_name: str, function: str) -> None:
     module = sys.modules[module_name]
     module.__class__ = _StageModule
     module.__stage_function__ = function  # type: ignore[attr-defined]
-
-
-def run(config: Any, *, force: tuple[str, ...] = (), report: bool = True) -> Any:
-    """``gammastar run``: every stage in order, skipping those that are up to date.
-
-    Arguments:
-        config: an analysis config or the path of its YAML file.
-        force: stage names to redo (``"all"`` for every stage).
-        report: (re)build ``report.html``.
-
-    Returns:
-        One :class:`gammastar.pipeline.StageReport` per stage.
-    """
-    from gammastar import pipeline
-
-    return pipeline.run(as_config(config), force=force, report=report)
-
-
-def generate(config: Any, path: Any = None, **kwargs: Any) -> Any:
-    """``gammastar generate``: write NA60-like mock data (default ``<run>/mock.root``)."""
-    from gammastar import rundir
-    from gammastar.mock import generate_file
-
-    cfg = as_config(config)
-    return generate_file(cfg, path if path is not None else cfg.output_dir / rundir.MOCK, **kwargs)
-
-
-def train(config: Any, **kwargs: Any) -> Any:
-    """``gammastar train``: fit the conditional flow on the run directory's pairs table."""
-    from gammastar.flow import train as _train
-
-    return _train(as_config(config), **kwargs)

@@ -1,40 +1,10 @@
 """Compiled exact sampler of the kinematics flow (numba): latent z → standardised features.
 
-The same mathematics as :class:`gammastar.flow._Sampler` (the torch reference, itself checked
-against zuko's ``transform.inv``), evaluated per block of points in one compiled kernel, so that a
-point's data stay in the L1 cache through all the steps of the flow instead of passing through
-memory several hundred times (once per torch operation).
-
-Exact shortcuts, all from the structure of the MADE masks (no approximation of the model):
-
-* Two features (a, b) per autoregressive step: feature a's spline depends on the context only,
-  feature b's on (x_a, context); one hyper-network evaluation per step.
-* The hidden units split into *context units*, which see only the context (in MADE's masks
-  no path leads to them from x_a), and *feature units*, which see x_a. At a fixed mass the
-  context units are constants: their contribution to every layer is folded into a bias, only the
-  feature units (half of them) are evaluated per point, and feature a's spline is one constant
-  knot table. With one mass per event the context units are evaluated once per point and shared
-  by both features' outputs.
-* Masked weights are exactly zero, so dropping them changes no sum (only the order of float32
-  additions).
-* The inverse spline needs the normalised widths and heights (all bins) but only the two
-  derivatives at the ends of the bin found: 14 exponentials per point and step (6 bins), not 17.
-
-Numerics: float32 like the torch path; results agree with it and with zuko to float32
-rounding (tested). ``exp`` is a vectorisable Cody–Waite/Cephes ``expf`` (≤ 1 ulp on the bounded
-spline arguments |u| < 7 used here), because the compiler cannot vectorise calls to libm. The only
-fast-math flag is ``contract`` (fused multiply–add). Every block of _B points is computed in full
-(a short last block is padded), so every point goes through the same vectorised code: a point's
-result does not depend on its position, on the blocking or on the thread that computes it.
-
-Vectorisation: all scratch rows have the compile-time length _B, the number of bins is a
-compile-time constant (carried by the type of a tuple argument, so the loops over bins unroll),
-every loop over points touches few arrays and loads unconditionally before selecting.
-
-Threads: blocks of points are divided among ``threads`` Python threads (FlowModel passes
-``torch.get_num_threads()``); the kernel releases the GIL. Compilation (~10 s per number of
-bins) is cached on disk (numba ``cache=True``: ``__pycache__`` next to this file, else numba's
-per-user cache directory; without any writable location it compiles in memory each session).
+Offers :class:`CompiledSampler` (zuko's exact inverse of a gammastar flow, per block of points
+in one compiled kernel, threads without a dependence of the result on them) and
+:class:`UnsupportedFlow` for a flow structure it does not handle. zuko's ``transform.inv`` is
+the reference it is tested against; the design (exact shortcuts from the MADE masks, numerics,
+vectorisation, threads, compilation cache) is in docs/flow.md "Compiled kernels".
 """
 
 from __future__ import annotations
@@ -48,6 +18,8 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
+
+from gammastar.flow.architecture import lu_matrix, made_layers, split_transforms
 
 
 def _jit(**kw):
@@ -144,6 +116,28 @@ def _matmul(w, bias, hin, hout, init, relu):
 
 
 @_jit(inline="always")
+def _dense(par, q, rows, cols, hin, hout, relu):
+    """hout = W hin + b (ReLU'd when ``relu``), W (rows × cols) then b (rows) read from
+    ``par[q:]``; returns the offset after them."""
+    w = par[q : q + rows * cols].reshape((rows, cols))
+    q += rows * cols
+    _matmul(w, par[q : q + rows], hin, hout, True, relu)
+    return q + rows
+
+
+@_jit(inline="always")
+def _rank_one_relu(par, q, rows, x, ox, hout):
+    """hout[u] = relu(w_u x[ox : ox + _B] + k_u), u < rows: a first layer with one input row,
+    w then k read from ``par[q:]``; returns the offset after them."""
+    for u in range(rows):
+        wu = par[q + u]
+        ku = par[q + rows + u]
+        for p in range(_B):
+            hout[u * _B + p] = max(wu * x[ox + p] + ku, _ZERO)
+    return q + 2 * rows
+
+
+@_jit(inline="always")
 def _segment(yp, x0, x1, y0, y1, d0, d1, inside):
     """Inverse rational-quadratic segment (zuko's formulae); identity where not inside."""
     dy = y1 - y0
@@ -212,7 +206,7 @@ def _cumexp(phi, o, cs, nb, lsw):
 def _inverse_phi(y, oy, phi, nb, cw, ch, lsw, lsd, bound):
     """Inverse spline of the row y[oy : oy + m] in place; raw parameters phi (3K − 1 rows).
 
-    Knots as :func:`gammastar.flow._rqs_knot_table` (cumulative exp of the bounded widths
+    Knots as zuko's ``MonotonicRQSTransform`` (cumulative exp of the bounded widths
     and heights, scaled to [−B, B]); bin and formulae as zuko. ``cw``/``ch``: scratch rows.
     """
     bins = len(nb)
@@ -324,57 +318,21 @@ def _sample_blocks(z, ctx, out, blk0, blk1, ints, par, nb, lsw, lsd, bound):
                 q += 3 * (bins + 1)
                 _inverse_table(y, oa, tab, nb)
                 # feature units: layer 1 = relu(w x_a + k), then relu(W h + k), out = W h + k
-                n1 = ints[sz + nl]
-                w1 = par[q : q + n1]
-                k1 = par[q + n1 : q + 2 * n1]
-                q += 2 * n1
-                for u in range(n1):
-                    wu = w1[u]
-                    ku = k1[u]
-                    for p in range(_B):
-                        h0[u * _B + p] = max(wu * y[oa + p] + ku, _ZERO)
+                q = _rank_one_relu(par, q, ints[sz + nl], y, oa, h0)
                 hc, hn = h0, h1
                 for li in range(1, nl):
-                    nprev = ints[sz + nl + li - 1]
-                    nn = ints[sz + nl + li]
-                    w = par[q : q + nn * nprev].reshape((nn, nprev))
-                    q += nn * nprev
-                    kl = par[q : q + nn]
-                    q += nn
-                    _matmul(w, kl, hc, hn, True, True)
+                    q = _dense(par, q, ints[sz + nl + li], ints[sz + nl + li - 1], hc, hn, True)
                     hc, hn = hn, hc
-                nlast = ints[sz + 2 * nl - 1]
-                w = par[q : q + nphi * nlast].reshape((nphi, nlast))
-                q += nphi * nlast
-                kl = par[q : q + nphi]
-                q += nphi
-                _matmul(w, kl, hc, phi, True, False)
+                q = _dense(par, q, nphi, ints[sz + 2 * nl - 1], hc, phi, False)
             else:
                 # context units g[l]: layer 1 = relu(w c + b), then relu(W g + b)
-                n0 = ints[sz]
-                w1 = par[q : q + n0]
-                b1 = par[q + n0 : q + 2 * n0]
-                q += 2 * n0
-                for u in range(n0):
-                    wu = w1[u]
-                    bu = b1[u]
-                    for p in range(_B):
-                        g[u * _B + p] = max(wu * cp[p] + bu, _ZERO)
+                q = _rank_one_relu(par, q, ints[sz], cp, 0, g)
                 for li in range(1, nl):
-                    nprev = ints[sz + li - 1]
-                    nn = ints[sz + li]
-                    w = par[q : q + nn * nprev].reshape((nn, nprev))
-                    q += nn * nprev
-                    bl = par[q : q + nn]
-                    q += nn
-                    _matmul(w, bl, g[(li - 1) * lay :], g[li * lay :], True, True)
+                    gin, gout = g[(li - 1) * lay :], g[li * lay :]
+                    q = _dense(par, q, ints[sz + li], ints[sz + li - 1], gin, gout, True)
                 n0l = ints[sz + nl - 1]
                 gl = g[(nl - 1) * lay :]
-                w = par[q : q + nphi * n0l].reshape((nphi, n0l))
-                q += nphi * n0l
-                bl = par[q : q + nphi]
-                q += nphi
-                _matmul(w, bl, gl, phi, True, False)
+                q = _dense(par, q, nphi, n0l, gl, phi, False)
                 _inverse_phi(y, oa, phi, nb, cw, ch, lsw, lsd, bound)
                 # feature units: layer 1 = relu(w_x x_a + w_c c + b); then relu(W_g g + W_h h + b)
                 n1 = ints[sz + nl]
@@ -448,17 +406,15 @@ class CompiledSampler:
     def __init__(self, flow, bins: int, slope: float, bound: float) -> None:
         import torch
 
-        from gammastar.flow import _lu_matrix, _made_layers, _split_transforms
-
         self.bins = int(bins)
         self.slope = float(slope)
         self.bound = float(bound)
         nphi = 3 * self.bins - 1
         self.steps: list[tuple[str, Any]] = []
         with torch.no_grad():
-            for kind, t in reversed(_split_transforms(flow)):  # latent → data
+            for kind, t in reversed(split_transforms(flow)):  # latent → data
                 if kind == "lu":
-                    lower, upper = _lu_matrix(t)
+                    lower, upper = lu_matrix(t)
                     mat = lower.double() @ upper.double()
                     if mat.shape != (2, 2):
                         raise UnsupportedFlow("LU transform of another size")
@@ -467,7 +423,7 @@ class CompiledSampler:
                 masks = [m.mask.detach().numpy() != 0 for m in t.hyper if hasattr(m, "mask")]
                 layers = [
                     (w.detach().double().numpy(), b.detach().double().numpy())
-                    for w, b in _made_layers(t)
+                    for w, b in made_layers(t)
                 ]
                 if len(masks) != len(layers) or layers[0][0].shape[1] != 3:
                     raise UnsupportedFlow("not a 2-feature, 1-context MADE")

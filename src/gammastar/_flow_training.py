@@ -1,33 +1,11 @@
 """Fused training kernels of the flow: the rational-quadratic spline with hand-derived gradients.
 
-The density of :func:`gammastar.flow._log_prob_fast` is a chain of MADE hyper-networks (three
-matrix products each, left to torch/BLAS) and monotonic rational-quadratic splines (zuko's
-``MonotonicRQSTransform``). Written with torch operations, a spline step is ~80 small elementwise
-operations forward and ~200 autograd nodes backward; on a few thousand points the time goes into
-their per-operation overhead and memory traffic, not into arithmetic. Here one compiled (numba)
-loop per step evaluates, for each point and feature, the spline y(x), ln|dy/dx| and — when a
-gradient is needed — their derivatives with respect to x and to the 3K − 1 raw spline
-parameters; the backward pass is then one compiled vector–Jacobian product (:func:`vjp`).
-:func:`rq_spline` wraps both as a ``torch.autograd.Function``. The exponentials of the bounded
-parameters are computed before the loop by torch (vectorised, :func:`_bounded_exp`).
-
-Layout: point-major, ``phi`` (N, F, 3K − 1) (the hyper-network output viewed per feature: K
-widths, K heights, K − 1 inner-knot derivatives, as zuko orders them) and ``x`` (N, F). The
-arithmetic runs in float64 per point (results cast to the input dtype); every point is
-independent, so the result does not depend on the number of threads.
-
-Mathematics (zuko, Durkan et al. 2019), per point and feature, a = 2/|ln slope|:
-
-* ŵ_i = w_i/(1 + a|w_i|), e_i = exp ŵ_i, S = Σe, knots x_j = 2B·(Σ_{i<j} e_i)/S − B (j = 0…K);
-  the same for the heights; inner-knot slopes δ_j = exp(d/(1 + a|d|/2)), δ_0 = δ_K = 1;
-* bin k = #{j : x_j < x} − 1; outside 0 ≤ k < K the map is the identity;
-* z = (x − x_k)/Δx, s = Δy/Δx, D = s + (δ_k + δ_{k+1} − 2s) z(1 − z),
-  y = y_k + Δy (s z² + δ_k z(1 − z))/D,
-  ln|dy/dx| = 2 ln s + ln(2s z(1 − z) + δ_k (1 − z)² + δ_{k+1} z²) − 2 ln D.
-
-Derivatives: reverse mode through these scalars to (x, x_k, x_{k+1}, y_k, y_{k+1}, δ_k, δ_{k+1});
-then ∂x_j/∂e_i = (2B/S)([i < j] − c_j) with c_j = (x_j + B)/(2B), and dŵ/dw = 1/(1 + a|w|)².
-Checked against autograd of the torch formulae and by ``torch.autograd.gradcheck`` (tests).
+Offers :func:`log_prob` (ln p of a gammastar flow: MADE layers by torch, splines by one
+compiled loop per step), :func:`rq_spline` (the spline as a ``torch.autograd.Function``:
+compiled forward and vector–Jacobian product), :class:`FlatParameters` (one flat parameter
+tensor for the optimiser) and :func:`warm_up`. zuko's ``MonotonicRQSTransform`` is the
+reference it is tested against; the mathematics and its derivatives are in docs/flow.md
+"Compiled kernels".
 """
 
 from __future__ import annotations
@@ -37,6 +15,8 @@ import math
 import numba
 import numpy as np
 from numba import njit, prange
+
+from gammastar.flow.architecture import lu_matrix, made_layers, split_transforms
 
 _MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 # no NaN/inf assumptions (nnan/ninf) and no reassociation: only reciprocals, contraction
@@ -285,14 +265,12 @@ def log_prob(flow, x, c, bins: int, bound: float, slope: float):
     point-major, the MADE layers as matrix products, the splines by :func:`rq_spline`."""
     import torch
 
-    from gammastar.flow import _lu_matrix, _made_layers, _split_transforms
-
     n = x.shape[0]
     z = x
     ladj = None
-    for kind, t in _split_transforms(flow):
+    for kind, t in split_transforms(flow):
         if kind == "maf":
-            layers = _made_layers(t)
+            layers = made_layers(t)
             h = torch.cat((z, c), 1)
             last = len(layers) - 1
             for i, (w, b) in enumerate(layers):
@@ -301,7 +279,7 @@ def log_prob(flow, x, c, bins: int, bound: float, slope: float):
                     h = torch.relu(h)
             z, lj = rq_spline(h.view(n, z.shape[1], -1), z, bound, slope)
         else:
-            lower, upper = _lu_matrix(t)
+            lower, upper = lu_matrix(t)
             z = z @ (lower @ upper).t()
             lj = torch.diagonal(lower).abs().log()
             lj = lj.expand(n, -1)

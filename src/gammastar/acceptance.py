@@ -254,9 +254,9 @@ def draw(
 ) -> KinematicSample:
     """Draw ``n`` A′ samples at ``mass`` and precompute their geometric acceptance.
 
-    The A′ and its decay come from the event machinery of :mod:`gammastar.events`
-    (:func:`~gammastar.events.aprime_kinematics`, :func:`~gammastar.events.decay_daughters`,
-    :func:`~gammastar.events.detector_hits`): the acceptance is the weighted fraction of
+    The A′ and its decay come from the event machinery of :mod:`gammastar.eventgen`
+    (:func:`~gammastar.eventgen.aprime_kinematics`, :func:`~gammastar.eventgen.decay_daughters`,
+    :func:`~gammastar.eventgen.detector_hits`): the acceptance is the weighted fraction of
     events that pass the detector, with the decay position integrated exactly per cell.
 
     Arguments:
@@ -266,10 +266,10 @@ def draw(
         n: number of samples.
         geometry: the detector :class:`Geometry`.
         seed: random seed (samples and A′ decay angles).
-        channel: a decay of :data:`gammastar.events.DECAYS` (``"mumu"``, ``"ee"``, ``"pipi"``,
+        channel: a decay of :data:`gammastar.eventgen.DECAYS` (``"mumu"``, ``"ee"``, ``"pipi"``,
             ``"KK"``, ``"KSKL"``): the daughters for ``both_daughters``.
         rho00: spin-density element ρ₀₀ of the decay angular distribution (None: isotropic,
-            ρ₀₀ = 1/3; :func:`gammastar.events.decay_coefficients`).
+            ρ₀₀ = 1/3; :func:`gammastar.eventgen.decay_coefficients`).
 
     Returns:
         A :class:`KinematicSample`.
@@ -277,7 +277,7 @@ def draw(
     Raises:
         GammastarError: mass outside the sampler's range, bad samples, unknown channel.
     """
-    from gammastar.events import DECAYS, _kinematics, detector_hits
+    from gammastar.eventgen import DECAYS, _kinematics, detector_hits
 
     if channel not in DECAYS:
         raise GammastarError(
@@ -452,12 +452,11 @@ def plot_acceptance_comparison(
     ax2.set_xlabel(r"$m_{A'}$ [GeV]")
     ax2.set_ylabel(r"$c\tau_{A'}$ [m]")
     fig2.tight_layout()
-    from gammastar.artifacts import atomic_path
+    from gammastar.figures import save_figure
 
     for fig, path in ((fig1, path_curves), (fig2, path_map)):
         if path is not None:
-            with atomic_path(path, force=True) as tmp:
-                fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
+            save_figure(fig, path)
     return {
         "masses_curve": np.asarray(masses_curve),
         "masses": masses_map,

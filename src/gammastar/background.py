@@ -48,6 +48,15 @@ def eta_br_ratio() -> float:
     return branching_ratio("eta->mumu").value / branching_ratio("eta->gamma mumu").value
 
 
+def _counts_and_variances(n_pp, n_mm, var_pp, var_mm) -> tuple[np.ndarray, ...]:
+    """Like-sign counts as float arrays and their variances (default: the counts, Poisson)."""
+    a = np.asarray(n_pp, dtype=float)
+    b = np.asarray(n_mm, dtype=float)
+    va = a if var_pp is None else np.asarray(var_pp, dtype=float)
+    vb = b if var_mm is None else np.asarray(var_mm, dtype=float)
+    return a, b, va, vb
+
+
 def combinatorial(
     n_pp: np.ndarray,
     n_mm: np.ndarray,
@@ -73,10 +82,7 @@ def combinatorial(
         >>> v.tolist(), var.tolist()
         ([12.0, 0.0], [13.0, 5.0])
     """
-    a = np.asarray(n_pp, dtype=float)
-    b = np.asarray(n_mm, dtype=float)
-    va = a if var_pp is None else np.asarray(var_pp, dtype=float)
-    vb = b if var_mm is None else np.asarray(var_mm, dtype=float)
+    a, b, va, vb = _counts_and_variances(n_pp, n_mm, var_pp, var_mm)
     both = (a > 0) & (b > 0)
     value = np.where(both, 2.0 * r * np.sqrt(np.where(both, a * b, 0.0)), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -173,12 +179,9 @@ def like_sign_estimate(
         >>> e.value.round(3).tolist(), e.half_window.tolist()   # bin 1: from bins 0–2
         ([12.0, 0.999, 12.0], [0, 1, 0])
     """
-    a = np.asarray(n_pp, dtype=float)
-    b = np.asarray(n_mm, dtype=float)
+    a, b, va, vb = _counts_and_variances(n_pp, n_mm, var_pp, var_mm)
     if a.ndim != 1 or a.shape != b.shape:
         raise ValueError("like_sign_estimate: n_pp and n_mm must be 1-D arrays of one shape")
-    va = a if var_pp is None else np.asarray(var_pp, dtype=float)
-    vb = b if var_mm is None else np.asarray(var_mm, dtype=float)
     n = a.size
     s = a + b
     r = np.broadcast_to(np.asarray(r, dtype=float), (n,))

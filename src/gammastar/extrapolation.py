@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
+from gammastar.physics.kinematics import rapidity
 
 __all__ = [
     "MODEL_NAME",
@@ -156,7 +157,7 @@ class _Reference:
         pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
         self.m, self.n = m, qt.size
         self.pt = qt[keep]
-        self.y = 0.5 * np.log((e[keep] + pz[keep]) / (e[keep] - pz[keep]))
+        self.y = rapidity(np.stack([self.pt, np.zeros(self.pt.size), pz[keep], e[keep]]))
         self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
 
     def fraction(self, t: float, mu: float, s: float) -> float:

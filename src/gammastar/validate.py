@@ -1,34 +1,10 @@
 """k-NN KL validation of the kinematics flow against data (paper Sec. III C, Figs. 4–5, App. A).
 
-The data are the pairs with the flow's training selection and weights, split as the model
-records (``flow.holdout_fraction``, :func:`gammastar.flow.holdout_mask`): the held-out pairs,
-which training never saw, and the training pairs. For each validation mass m₀ the rows with
-|m − m₀| < window/2 and weight > 0 are used *with their weights* (weighted k-NN estimator,
-:func:`gammastar.kl.knn_kl`; no unweighting, so no pair is thrown away). With a hold-out:
-
-* B: the window's held-out pairs (at most ``max_points``, a fixed random subset), n points;
-* in each of ``repeats`` draws, A: n random training pairs of the window, M: a flow sample of
-  n points at m₀; data-vs-data D̂(A‖B) gives the 68% / 95% bands, model-vs-data D̂(M‖B) gives
-  ``kl_model`` (mean). Given B, A and M are both independent samples of the same size, so
-  under a correct model the two statistics have the same distribution (bias included);
-* overfitting: the weighted NLL of the held-out vs the training pairs in the window
-  (``nll_holdout``, ``nll_train`` with their standard errors); a model that memorised its
-  training pairs gives them a much higher density than the held-out ones, and its KL to B
-  leaves the band. (A k-NN KL to a *subset* of the training pairs does not show memorising:
-  the model's samples cluster at training pairs that the subset mostly lacks.)
-
-Without a hold-out (``holdout_fraction: 0`` or an older model) the window's training pairs are
-split at random into halves A and B in each draw (D̂(A‖B) and D̂(M‖B), M of |A| points).
-Kish's effective sample size of every window is reported (``n_eff``, ``n_eff_train``).
-
-Common random numbers: per mass the B subset, the A draws and the flow-sample seeds are drawn
-from the seed's per-mass child streams and reused for the model and for every member of a seed
-ensemble, so that members differ only by their parameters. Identical members give identical KL
-values, and ``kl_model_seed_std`` (the spread of the members' mean KL) measures the
-initialisation spread plus only the sampling noise that the members do not share;
-``kl_model_seed_noise`` estimates that remaining noise from the member × repeat interaction.
-The k-NN distances are computed in the flow's standardised (ln q_T, ln E) space (KL is
-invariant under this bijection; the space only affects the finite-sample behaviour).
+Offers :func:`validate` (the ``gammastar validate`` stage: per validation mass the weighted
+k-NN KL of flow samples to the held-out pairs against the data-vs-data band, the held-out vs
+training NLL, common random numbers across the members of a seed ensemble; writes
+``validation.json`` and the Fig. 4/5 analogues), :func:`plot_kl` and :func:`plot_kinematics`.
+The method, the outputs and the checks are described in docs/flow.md "Validation".
 """
 
 from __future__ import annotations
@@ -41,8 +17,9 @@ import numpy as np
 
 from gammastar import rundir
 from gammastar._api import make_callable as _make_callable
-from gammastar.artifacts import atomic_path, check_writable, make_meta
+from gammastar.artifacts import check_writable, make_meta
 from gammastar.errors import GammastarError
+from gammastar.figures import save_figure
 from gammastar.kl import knn_kl
 
 if TYPE_CHECKING:
@@ -405,10 +382,7 @@ def plot_kl(result: dict[str, Any], path: Path, force: bool = True) -> Path:
     ax.set_ylabel("KL divergence")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, force=force, close=True, dpi=120)
 
 
 def plot_kinematics(
@@ -456,10 +430,7 @@ def plot_kinematics(
             if i == 0 and j == 0:
                 ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_path(path, force=force) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, force=force, close=True, dpi=110)
 
 
 # ``gammastar.validate(config, ...)`` runs the stage (gammastar._api).

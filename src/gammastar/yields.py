@@ -849,10 +849,12 @@ def compute_yields(
         # from here on the pairs stand for the full phase space: each weight / f_F(m)
         pairs = pairs.assign(weight=doc_fid.pop("weight_full"))
         consistent = True
+    if pairs is not None:  # (the full-phase-space weights when fiducial_ps)
+        m_pairs, w_pairs = pairs["m"].to_numpy(), pairs["weight"].to_numpy()
     if use_pairs(ycfg.aprime_source) or fiducial_ps:
         ap = aprime_yield_from_pairs(
-            pairs["m"].to_numpy(),
-            pairs["weight"].to_numpy(),
+            m_pairs,
+            w_pairs,
             n_pot,
             edges,
             m_lepton=m_lepton,
@@ -872,8 +874,8 @@ def compute_yields(
         ap_source = "histogram"
     if use_pairs(ycfg.mcp_source) or fiducial_ps:
         mcp = mcp_yield_from_pairs(
-            pairs["m"].to_numpy(),
-            pairs["weight"].to_numpy(),
+            m_pairs,
+            w_pairs,
             n_pot,
             m_chi,
             m_lepton=m_lepton,

@@ -55,7 +55,7 @@ def _phase_space_line(doc: dict[str, Any]) -> str:
 
 def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None = None) -> None:
     """Write the figure atomically; PDF/PNG carry the run's version, config hash and N_POT."""
-    from gammastar.artifacts import atomic_path
+    from gammastar.figures import save_figure
 
     suffix = (os.path.splitext(os.fspath(path))[1] or ".pdf").lstrip(".").lower()
     meta = meta or {}
@@ -66,8 +66,13 @@ def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None
     info = {"Creator": "gammastar yields", "Subject": subject} if suffix == "pdf" else None
     if suffix == "png":
         info = {"Software": "gammastar yields", "Description": subject}
-    with atomic_path(path, force) as tmp:
-        fig.savefig(tmp, format=suffix, bbox_inches="tight", metadata=info)
+    save_figure(fig, path, force=force, default_format=suffix, bbox_inches="tight", metadata=info)
+
+
+def _value_and_error(section: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
+    """A yield (``key``) and its ``stat_err`` for the log scale (non-positive values → NaN;
+    NaN errors → 0)."""
+    return _pos(section[key]), np.nan_to_num(_pos(section["stat_err"]))
 
 
 @_styled
@@ -80,8 +85,7 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
     plt = _setup()
     ap = doc["aprime"]
     edges = np.asarray(ap["bin_edges"], dtype=float)
-    y = _pos(ap["per_pot_per_eps2"])
-    e = np.nan_to_num(_pos(ap["stat_err"]))
+    y, e = _value_and_error(ap, "per_pot_per_eps2")
     fig, ax = plt.subplots(figsize=(9, 7))
     ax.stairs(y, edges, color="black", lw=2, label="data-driven (Eq. 6)")
     lo = np.clip(y - e, y * 1e-3, None)
@@ -120,8 +124,7 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
     plt = _setup()
     mc = doc["mcp"]
     m = np.asarray(mc["mass"], dtype=float)
-    y = _pos(mc["per_pot_per_q2"])
-    e = np.nan_to_num(_pos(mc["stat_err"]))
+    y, e = _value_and_error(mc, "per_pot_per_q2")
     fig, ax = plt.subplots(figsize=(9, 7))
     flags = mc.get("flags") or [[] for _ in m]
     lower = np.array(["below_data_range" in f for f in flags], dtype=bool)
@@ -144,24 +147,14 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
             b["mass"], _pos(b["per_pot_per_q2"]), color="tab:red", lw=1.5, label="p bremsstrahlung"
         )
         ax.fill_between(b["mass"], _pos(b["low"]), _pos(b["high"]), color="tab:red", alpha=0.25)
-    if "pi0_mcp" in th:
-        p = th["pi0_mcp"]
-        ax.plot(
-            p["mass"],
-            _pos(p["per_pot_per_q2"]),
-            color="tab:blue",
-            lw=1.5,
-            label=r"$\pi^0 \to \gamma\chi\bar\chi$",
-        )
-    if "jpsi_mcp" in th:
-        j = th["jpsi_mcp"]
-        ax.plot(
-            j["mass"],
-            _pos(j["per_pot_per_q2"]),
-            color="tab:green",
-            lw=1.5,
-            label=r"$J/\psi \to \chi\bar\chi$",
-        )
+    for key, color, label in (
+        ("pi0_mcp", "tab:blue", r"$\pi^0 \to \gamma\chi\bar\chi$"),
+        ("jpsi_mcp", "tab:green", r"$J/\psi \to \chi\bar\chi$"),
+    ):
+        if key in th:
+            ax.plot(
+                th[key]["mass"], _pos(th[key]["per_pot_per_q2"]), color=color, lw=1.5, label=label
+            )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"$m_\chi$ [GeV]")

@@ -69,6 +69,7 @@ def sample_command(
     from gammastar.errors import GammastarError
     from gammastar.flow import load as load_flow
     from gammastar.flow import sample_mcp, write_samples
+    from gammastar.flow.data import run_mass_spectrum
 
     if (mass is None) == (mcp_mass is None):
         raise GammastarError("give exactly one of --mass and --mcp-mass")
@@ -81,7 +82,7 @@ def sample_command(
         cols["weight"] = np.full(n, 1.0 / n)
         extra = {"mode": "aprime", "mass": mass}
     else:
-        spectrum = _mass_spectrum(cfg)
+        spectrum = run_mass_spectrum(cfg)
         cols = sample_mcp(
             model,
             mcp_mass,
@@ -103,30 +104,6 @@ def sample_command(
     )
     path = write_samples(out_file, cols, meta, force=force)
     typer.echo(f"wrote {n} samples to {path}")
-
-
-def _mass_spectrum(cfg):
-    """(edges, contents, source): histograms.root `unfolded_m`, else the pairs table."""
-    from gammastar.errors import InputError
-    from gammastar.flow import mass_spectrum_from_pairs, read_pairs
-
-    hpath = cfg.output_dir / rundir.HISTOGRAMS
-    if hpath.exists():
-        try:
-            import uproot
-
-            with uproot.open(hpath) as f:
-                if "unfolded_m" in f:
-                    h = f["unfolded_m"].to_hist()
-                    edges = h.axes[0].edges
-                    import numpy as np
-
-                    return edges, np.clip(h.values(), 0.0, None), f"{hpath}:unfolded_m"
-        except Exception as err:  # noqa: BLE001 (reported as a GammastarError)
-            raise InputError(f"{hpath}: unreadable histograms ({err})") from None
-    pairs, ppath = read_pairs(cfg)
-    edges, contents = mass_spectrum_from_pairs(pairs)
-    return edges, contents, str(ppath)
 
 
 @app.command("validate")

@@ -65,13 +65,18 @@ class Sources:
     """A batch of generated dimuon sources (structure of arrays, float64 four-vectors (4, n))."""
 
     channel: NDArray[np.int32]
+    """:class:`~gammastar.channels.Channel` code per source."""
     parent_pdgid: NDArray[np.int32]
+    """PDG id of the decaying meson (0 for combinatorial)."""
     mu1: NDArray[np.float64]
     mu2: NDArray[np.float64]
+    """True lab four-momenta (px, py, pz, E) of the two muons, (4, n), GeV."""
     charge1: NDArray[np.int32]
     charge2: NDArray[np.int32]
+    """Muon charges, ±1."""
     parent1: NDArray[np.int32]
     parent2: NDArray[np.int32]
+    """PDG id of each muon's parent."""
     gstar: NDArray[np.float64]
     """True γ* four-momentum and mass (5, n); NaN for combinatorial and η → μμ."""
 

@@ -30,6 +30,7 @@ from gammastar.config import AnalysisConfig, MockDetector
 from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
 from gammastar.pair_acceptance import LeptonAcceptance
+from gammastar.physics.kinematics import rapidity
 from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 SHIPPED_MAP = "efficiency_na60_like.root"
@@ -70,11 +71,15 @@ class Reconstructed:
 
     mu1: NDArray[np.float64]
     mu2: NDArray[np.float64]
+    """Smeared muon four-momenta (px, py, pz, E), (4, n), GeV."""
     pair: NDArray[np.float64]
+    """mu1 + mu2, (4, n), GeV."""
     m: NDArray[np.float64]
     pt: NDArray[np.float64]
     y: NDArray[np.float64]
+    """Reconstructed pair mass (GeV), transverse momentum (GeV) and lab rapidity."""
     m_true: NDArray[np.float64]
+    """True dimuon mass, GeV."""
     in_acceptance: NDArray[np.bool_]
     """Both muons pass the energy and angle cuts."""
     eff: NDArray[np.float64]
@@ -170,7 +175,7 @@ class Detector:
         m = m_true.copy()
         m[pre] = m_k
         pt = np.hypot(pair[0], pair[1])
-        y = 0.5 * np.log((pair[3] + pair[2]) / np.clip(pair[3] - pair[2], 1e-300, None))
+        y = rapidity(pair)
         ok = np.zeros(n, dtype=bool)
         ok[pre] = ok_k
         eff = np.full(n, np.nan)

@@ -1,6 +1,9 @@
-"""Vectorised relativistic kinematics for the mock generator (numpy, float64).
+"""Samplers of the mock generator's kinematics (numpy, float64).
 
-Four-vectors are arrays of shape ``(4, n)`` ordered ``(px, py, pz, E)``.
+Offers :func:`sample_mt_exponential` (m_T-exponential p_T), :func:`limit_rapidity` (Gaussian
+rapidity truncated at the kinematic limit), :func:`sample_dalitz_cos` and :class:`InverseCDF`.
+The four-vector operations (boost, rotation, two-body decay; arrays ``(4, n)`` ordered
+``(px, py, pz, E)``) are :mod:`gammastar.physics.kinematics`' and re-exported here.
 """
 
 from __future__ import annotations
@@ -8,19 +11,29 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.physics.kinematics import (
+    back_to_back,
+    boost,
+    invariant_mass,
+    rotate_from_z,
+    two_body_momentum,
+)
+from gammastar.physics.kinematics import four_momentum as meson_four_momentum
+
+__all__ = [
+    "InverseCDF",
+    "back_to_back",
+    "boost",
+    "invariant_mass",
+    "limit_rapidity",
+    "meson_four_momentum",
+    "rotate_from_z",
+    "sample_dalitz_cos",
+    "sample_mt_exponential",
+    "two_body_momentum",
+]
+
 Array = NDArray[np.float64]
-
-
-def two_body_momentum(m_parent: Array | float, m1: Array | float, m2: Array | float) -> Array:
-    """Momentum of either daughter in the rest frame of a two-body decay (Källén function).
-
-    Example:
-        >>> float(two_body_momentum(1.0, 0.0, 0.0))
-        0.5
-    """
-    m_parent = np.asarray(m_parent, dtype=np.float64)
-    lam = (m_parent**2 - (m1 + m2) ** 2) * (m_parent**2 - (m1 - m2) ** 2)
-    return np.sqrt(np.clip(lam, 0.0, None)) / (2.0 * m_parent)
 
 
 def limit_rapidity(
@@ -56,67 +69,6 @@ def limit_rapidity(
         y[bad] = tail.normal(mean, sigma, bad.size)
         bad = bad[np.abs(y[bad]) > np.broadcast_to(y_max, y.shape)[bad]]
     return y
-
-
-def meson_four_momentum(mass: Array, pt: Array, y: Array, phi: Array) -> Array:
-    """Lab four-momentum from mass, transverse momentum, rapidity and azimuth."""
-    mt = np.sqrt(mass**2 + pt**2)
-    ey = np.exp(y)
-    half_mt_ey, half_mt_iey = 0.5 * mt * ey, 0.5 * mt / ey
-    return np.stack(
-        [pt * np.cos(phi), pt * np.sin(phi), half_mt_ey - half_mt_iey, half_mt_ey + half_mt_iey]
-    )
-
-
-def boost(p: Array, parent: Array) -> Array:
-    """Boost ``p`` from the rest frame of ``parent`` (a lab four-momentum) to the lab.
-
-    Example:
-        >>> import numpy as np
-        >>> rest = np.array([[0.0], [0.0], [0.0], [1.0]])
-        >>> moving = np.array([[0.0], [0.0], [3.0], [5.0]])  # mass 4
-        >>> boost(rest * 4.0, moving).ravel().tolist()
-        [0.0, 0.0, 3.0, 5.0]
-    """
-    mass = np.sqrt(np.clip(parent[3] ** 2 - (parent[:3] ** 2).sum(axis=0), 1e-300, None))
-    gamma = parent[3] / mass
-    b = parent[:3] / parent[3]
-    bp = (b * p[:3]).sum(axis=0)
-    b2 = (b * b).sum(axis=0)
-    g2 = np.where(b2 > 0, (gamma - 1.0) / np.where(b2 > 0, b2, 1.0), 0.0)
-    out = np.empty_like(p)
-    out[:3] = p[:3] + (g2 * bp + gamma * p[3]) * b
-    out[3] = gamma * (p[3] + bp)
-    return out
-
-
-def rotate_from_z(p: Array, cos_t: Array, phi: Array) -> Array:
-    """Rotate vectors so that the z axis goes to the direction (cos_t, phi): Rz(φ)·Ry(θ)."""
-    sin_t = np.sqrt(np.clip(1.0 - cos_t**2, 0.0, None))
-    x = p[0] * cos_t + p[2] * sin_t
-    z = -p[0] * sin_t + p[2] * cos_t
-    c, s = np.cos(phi), np.sin(phi)
-    out = np.empty_like(p)
-    out[0] = x * c - p[1] * s
-    out[1] = x * s + p[1] * c
-    out[2] = z
-    out[3] = p[3]
-    return out
-
-
-def back_to_back(p: Array, m_daughter: float, cos_t: Array, phi: Array) -> tuple[Array, Array]:
-    """Two daughters of equal mass with momentum ``p`` along ±(cos_t, phi), at rest frame."""
-    sin_t = np.sqrt(np.clip(1.0 - cos_t**2, 0.0, None))
-    d = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t])
-    e = np.sqrt(p**2 + m_daughter**2)
-    a = np.concatenate([p * d, e[None]])
-    b = np.concatenate([-p * d, e[None]])
-    return a, b
-
-
-def invariant_mass(p: Array) -> Array:
-    """√(E² − |p|²), 0 where negative by rounding."""
-    return np.sqrt(np.clip(p[3] ** 2 - (p[:3] ** 2).sum(axis=0), 0.0, None))
 
 
 def sample_mt_exponential(rng: np.random.Generator, mass: Array, temperature: float) -> Array:

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.artifacts import atomic_path
 from gammastar.channels import Channel
 from gammastar.errors import InputError
+from gammastar.figures import save_figure
 
 COLORS = {
     Channel.COMBINATORIAL: "0.75",
@@ -64,9 +64,7 @@ def pair_table(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def _save(fig: Any, out: Path, force: bool) -> Path:
-    with atomic_path(out, force=force) as tmp:
-        fig.savefig(tmp, format=out.suffix.lstrip(".") or "png", dpi=120)
-    return out
+    return save_figure(fig, out, force=force, dpi=120)
 
 
 def plot_file(

@@ -24,10 +24,13 @@ class GstarTruth:
     """True γ* of ``n_sources`` generated cocktail sources (η → μμ excluded: no γ*)."""
 
     m: NDArray[np.float64]
+    """True γ* mass, GeV."""
     qT: NDArray[np.float64]
     E: NDArray[np.float64]
     pz: NDArray[np.float64]
+    """Lab transverse momentum, energy and longitudinal momentum of the γ*, GeV."""
     channel: NDArray[np.int32]
+    """:class:`~gammastar.channels.Channel` code of the source."""
     n_pot: float
     """Equivalent protons on target of the generated sources (the generator's formula)."""
 
@@ -120,31 +123,3 @@ def empirical_smearing(path, *, bin_width: float = 0.01):
         return m_true + d[pick]
 
     return smear
-
-
-def truth_aprime_yield(truth: GstarTruth, edges, *, m_lepton: float, sigma_m=None, seed: int = 0,
-                       smear=None):  # fmt: skip
-    """Eq. 6 applied to the true γ* (A′ per POT per ε² per mass bin, full phase space).
-
-    Arguments:
-        truth: the generator's γ*.
-        edges: mass bin edges (GeV).
-        m_lepton: lepton mass (GeV).
-        sigma_m: callable m → mass resolution (GeV): the true masses are smeared by it, the
-            resolution the data-driven yield carries (no resolution unfolding, as the paper);
-            ``None``: true masses.
-        seed: seed of the smearing.
-        smear: a response ``smear(m_true, rng)`` (:func:`empirical_smearing`) instead of the
-            Gaussian ``sigma_m``.
-
-    Returns:
-        :class:`gammastar.yields.AprimeYield`.
-    """
-    from gammastar.yields import aprime_yield_from_pairs
-
-    m = truth.m
-    if smear is not None:
-        m = smear(m, np.random.default_rng(seed))
-    elif sigma_m is not None:
-        m = m + np.random.default_rng(seed).standard_normal(m.size) * sigma_m(m)
-    return aprime_yield_from_pairs(m, np.ones(m.size), truth.n_pot, edges, m_lepton=m_lepton)

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.physics.constants import mass
+from gammastar.physics.dalitz import on_support, vector_to_pseudoscalar_phase_space
 
 # Modes needed here that gammastar.physics.pdgdata does not list:
 # key → (PDG MC id of the parent, PDG description, fallback value (PDG 2024/2026)).
@@ -110,10 +111,11 @@ def pseudoscalar_to_gamma_aprime(
         2.0
     """
     m = np.asarray(m, dtype=np.float64)
-    inside = (m >= 0) & (m < m_parent)
-    ms = np.where(inside, m, 0.0)
-    val = 2.0 * np.asarray(eps) ** 2 * _ff2(form_factor2, ms) * (1 - ms**2 / m_parent**2) ** 3
-    return np.where(inside, val * br_gammagamma, 0.0)
+
+    def value(ms):
+        return 2.0 * np.asarray(eps) ** 2 * _ff2(form_factor2, ms) * (1 - ms**2 / m_parent**2) ** 3
+
+    return on_support(m, (m >= 0) & (m < m_parent), 0.0, value) * br_gammagamma
 
 
 def vector_to_pseudoscalar_aprime(
@@ -141,12 +143,12 @@ def vector_to_pseudoscalar_aprime(
         1.0
     """
     m = np.asarray(m, dtype=np.float64)
-    inside = (m >= 0) & (m < m_parent - m_daughter)
-    ms = np.where(inside, m, 0.0)
-    d = m_parent**2 - m_daughter**2
-    bracket = np.clip((1 + ms**2 / d) ** 2 - 4 * m_parent**2 * ms**2 / d**2, 0.0, None)
-    val = np.asarray(eps) ** 2 * _ff2(form_factor2, ms) * bracket**1.5
-    return np.where(inside, val * br_pgamma, 0.0)
+
+    def value(ms):
+        phase_space = vector_to_pseudoscalar_phase_space(ms, m_parent, m_daughter)
+        return np.asarray(eps) ** 2 * _ff2(form_factor2, ms) * phase_space
+
+    return on_support(m, (m >= 0) & (m < m_parent - m_daughter), 0.0, value) * br_pgamma
 
 
 def default_form_factor(meson: str) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:

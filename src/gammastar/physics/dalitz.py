@@ -128,11 +128,50 @@ def pseudoscalar_dalitz_dgamma_dm(
         0.01185
     """
     m = np.asarray(m, dtype=np.float64)
-    inside = (m > 2.0 * m_lepton) & (m < m_parent)
-    ms = np.where(inside, m, 0.5 * m_parent)
-    shape = 4.0 * ALPHA_EM / (3.0 * np.pi * ms) * (1.0 - ms**2 / m_parent**2) ** 3
-    value = shape * kinematic_factor(ms, m_lepton) * _ff2(form_factor2, ms)
-    return np.where(inside, value, 0.0)
+
+    def value(ms):
+        shape = 4.0 * ALPHA_EM / (3.0 * np.pi * ms) * (1.0 - ms**2 / m_parent**2) ** 3
+        return shape * kinematic_factor(ms, m_lepton) * _ff2(form_factor2, ms)
+
+    return on_support(m, (m > 2.0 * m_lepton) & (m < m_parent), 0.5 * m_parent, value)
+
+
+def on_support(
+    m: ArrayLike, inside: NDArray[np.bool_], placeholder: float, f: Callable
+) -> NDArray[np.float64]:
+    """``f(m)`` where ``inside``, 0 elsewhere; outside, ``f`` sees ``placeholder`` instead of
+    ``m`` (a mass where it is finite, so that no warning is raised).
+
+    Example:
+        >>> m = np.array([0.1, 0.5])
+        >>> on_support(m, m > 0.2, 1.0, lambda x: 1 / (x - 0.1)).tolist()
+        [0.0, 2.5]
+    """
+    ms = np.where(inside, np.asarray(m, dtype=np.float64), placeholder)
+    return np.where(inside, f(ms), 0.0)
+
+
+def vector_to_pseudoscalar_phase_space(
+    m: ArrayLike, m_parent: float, m_daughter: float
+) -> NDArray[np.float64]:
+    r"""Phase-space factor of V → P + (massive vector of mass m) relative to V → Pγ:
+
+    .. math:: \Big[\Big(1 + \frac{m^2}{\Delta}\Big)^2 - \frac{4 M_V^2 m^2}{\Delta^2}\Big]^{3/2},
+       \qquad \Delta = M_V^2 - M_P^2
+
+    (clipped at 0 above the end point m = M_V − M_P).
+
+    References:
+        Landsberg, Phys. Rep. 128 (1985) 301, Eq. (3.8); physics.md §1, §3.3.
+
+    Example:
+        >>> float(vector_to_pseudoscalar_phase_space(0.0, 0.78, 0.135))
+        1.0
+    """
+    m = np.asarray(m, dtype=np.float64)
+    d = m_parent**2 - m_daughter**2
+    bracket = (1.0 + m**2 / d) ** 2 - 4.0 * m_parent**2 * m**2 / d**2
+    return np.clip(bracket, 0.0, None) ** 1.5
 
 
 def vector_dalitz_dgamma_dm(
@@ -170,13 +209,14 @@ def vector_dalitz_dgamma_dm(
         True
     """
     m = np.asarray(m, dtype=np.float64)
-    inside = (m > 2.0 * m_lepton) & (m < m_parent - m_daughter)
-    ms = np.where(inside, m, 0.5 * (m_parent - m_daughter))
-    d = m_parent**2 - m_daughter**2
-    bracket = (1.0 + ms**2 / d) ** 2 - 4.0 * m_parent**2 * ms**2 / d**2
-    shape = 2.0 * ALPHA_EM / (3.0 * np.pi * ms) * np.clip(bracket, 0.0, None) ** 1.5
-    value = shape * kinematic_factor(ms, m_lepton) * _ff2(form_factor2, ms)
-    return np.where(inside, value, 0.0)
+    end = m_parent - m_daughter
+
+    def value(ms):
+        shape = 2.0 * ALPHA_EM / (3.0 * np.pi * ms)
+        phase_space = vector_to_pseudoscalar_phase_space(ms, m_parent, m_daughter)
+        return shape * phase_space * kinematic_factor(ms, m_lepton) * _ff2(form_factor2, ms)
+
+    return on_support(m, (m > 2.0 * m_lepton) & (m < end), 0.5 * end, value)
 
 
 def rho_line_shape(

@@ -497,8 +497,7 @@ def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float =
     ax2.set_ylabel(r"$c\tau$ [m] at $\varepsilon = 10^{-6}$")
     fig.tight_layout()
     if path is not None:
-        from gammastar.artifacts import atomic_path
+        from gammastar.figures import save_figure
 
-        with atomic_path(path, force=True) as tmp:
-            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1])
+        save_figure(fig, path)
     return fig

@@ -1,0 +1,535 @@
+"""Training of the flow: weighted maximum likelihood with checkpoints and early stopping.
+
+Offers :func:`fit` (a thin orchestration of :func:`fit_rows`, :class:`EpochPlan` and
+:class:`TrainState`, whose checkpoints make ``--resume`` give the same model as an
+uninterrupted run), the point samplers of an epoch (:class:`PointSampler`,
+:func:`systematic_resample`), :func:`weighted_nll` and :func:`plot_losses`. The per-batch loss
+estimator and the recipes are described in docs/flow.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gammastar.artifacts import atomic_path
+from gammastar.errors import GammastarError, InputError
+from gammastar.figures import save_figure
+from gammastar.flow.architecture import architecture_from_config, build_flow
+from gammastar.flow.data import (
+    Preprocessing,
+    TrainingData,
+    effective_sample_size,
+    split_indices,
+)
+from gammastar.flow.model import log_prob
+
+if TYPE_CHECKING:
+    import torch
+
+    from gammastar.config import FlowConfig
+
+
+class CheckpointMismatchError(GammastarError):
+    """A checkpoint made from another config, data set or seed (``--resume`` refused)."""
+
+
+def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * frac))
+
+
+@dataclass
+class TrainResult:
+    """What :func:`fit` returns."""
+
+    flow: Any
+    preprocessing: Preprocessing
+    history: dict[str, list[float]]
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    wall_s: float
+    train_nll: float = float("nan")
+    """Weighted NLL of the returned flow on the rows it was fitted on (not the early-stopping
+    rows); compare with the held-out NLL for overfitting."""
+    n_eff: dict[str, float] = field(default_factory=dict)
+    """Kish n_eff of the fitted and the early-stopping rows."""
+
+
+def _weighted_nll(flow, x, c, w, bins: int, chunk: int = 1 << 16) -> float:
+    """−Σ w ln p / Σ w (standardised space); NaN where Σ w ≤ 0 (no density to compare with)."""
+    import torch
+
+    tot = 0.0
+    wsum = float(w.sum()) if len(w) else 0.0
+    if wsum <= 0:
+        return float("nan")
+    with torch.inference_mode():
+        for s in range(0, len(x), chunk):
+            lp = log_prob(flow, x[s : s + chunk], c[s : s + chunk], bins)
+            tot += float(-(w[s : s + chunk] * lp).sum())
+    return tot / wsum
+
+
+def weighted_nll(flow, pre: Preprocessing, data: TrainingData, bins: int) -> float:
+    """Weighted NLL −Σ w ln p(x|m) / Σ w of ``data`` in the standardised space (the training
+    loss's scale); NaN for no rows or Σ w ≤ 0."""
+    import torch
+
+    if data.n == 0:
+        return float("nan")
+    x = torch.as_tensor(pre.features(data.qT, data.E), dtype=torch.float32)
+    c = torch.as_tensor(pre.context(data.m), dtype=torch.float32)
+    w = torch.as_tensor(data.weight, dtype=torch.float64)
+    return _weighted_nll(flow, x, c, w, bins)
+
+
+def systematic_resample(cum: torch.Tensor, points: int, gen: torch.Generator) -> torch.Tensor:
+    """``points`` indices drawn ∝ the probabilities whose cumulative sum is ``cum`` (float64,
+    ending at 1) by systematic resampling, in random order.
+
+    Row i is drawn ⌊λᵢ⌋ or ⌈λᵢ⌉ times, λᵢ = points·pᵢ (multinomial draws vary by ≈ √λᵢ), so
+    every pair with λᵢ ≥ 1 is used in every epoch; with equal probabilities and ``points`` =
+    rows it is a permutation.
+
+    References:
+        G. Kitagawa, J. Comput. Graph. Stat. 5 (1996) 1; R. Douc, O. Cappé, E. Moulines,
+        ISPA 2005 (systematic resampling, variance of the counts).
+    """
+    import torch
+
+    u = torch.rand(1, generator=gen, dtype=torch.float64)
+    pos = (torch.arange(points, dtype=torch.float64) + u) / points
+    idx = torch.searchsorted(cum, pos, right=True).clamp_(max=len(cum) - 1)
+    return idx[torch.randperm(points, generator=gen)]
+
+
+def _negative_batches(wb: torch.Tensor, batch: int) -> int:
+    """Number of batches (consecutive ``batch`` loss weights) with net weight ≤ 0."""
+    import torch
+
+    nb = math.ceil(len(wb) / batch)
+    pad = torch.zeros(nb * batch, dtype=wb.dtype)
+    pad[: len(wb)] = wb
+    return int((pad.view(nb, batch).sum(1) <= 0).sum())
+
+
+class PointSampler:
+    """The points of an epoch and their loss weights for ``flow.weighting`` (see :func:`fit`).
+
+    All three schemes estimate the same loss −Σ wᵢ ln pᵢ / N (weights normalised to
+    Σw/N = 1) without bias: ``likelihood`` draws a permutation and weights the loss by wᵢ;
+    ``sampler`` (multinomial) and ``stratified`` (:func:`systematic_resample`) draw ∝ |wᵢ| and
+    weight by sign(wᵢ)·Σ|w|/N.
+
+    Arguments:
+        w: weights of the fitted rows, normalised to Σw/N = 1 (torch tensor).
+        scheme: ``stratified``, ``sampler`` or ``likelihood``.
+    """
+
+    def __init__(self, w: torch.Tensor, scheme: str) -> None:
+        import torch
+
+        if scheme not in ("stratified", "sampler", "likelihood"):
+            raise GammastarError(f"flow.weighting: unknown scheme {scheme!r}")
+        self.scheme = scheme
+        self.n = len(w)
+        if scheme == "likelihood":
+            self.loss_weight = w
+            return
+        # draw ∝ |w|, carry sign(w)·Σ|w|/N: E[loss] = −Σ w ln p / N, as the uniform estimator
+        absw = w.abs().double()
+        self.probs = absw / absw.sum()
+        self.cum = torch.cumsum(self.probs, 0)
+        self.cum /= self.cum[-1].clone()
+        self.loss_weight = torch.sign(w) * w.abs().mean()
+
+    def epoch(self, points: int, gen: torch.Generator) -> torch.Tensor:
+        """Indices of the ``points`` rows of one epoch, in the order they are used."""
+        import torch
+
+        if self.scheme == "stratified":
+            return systematic_resample(self.cum, points, gen)
+        if self.scheme == "sampler":
+            return torch.multinomial(self.probs, points, replacement=True, generator=gen)
+        if points >= self.n:
+            return torch.randperm(self.n, generator=gen)
+        return torch.randperm(self.n, generator=gen)[:points]
+
+
+@dataclass
+class FitRows:
+    """The standardised tensors of the fitted and the early-stopping rows (:func:`fit_rows`)."""
+
+    pre: Preprocessing
+    x_fit: torch.Tensor
+    c_fit: torch.Tensor
+    w_fit: torch.Tensor
+    """float32 loss weights, normalised to Σw/N = 1 on the fitted rows (never a batch's sum)."""
+    w_fit_raw: torch.Tensor
+    """float64 weights of the fitted rows as given (for the fitted NLL of the result)."""
+    x_val: torch.Tensor
+    c_val: torch.Tensor
+    w_val: torch.Tensor
+    n_eff: dict[str, float]
+
+
+def fit_rows(data: TrainingData, cfg: FlowConfig, seed: int) -> FitRows:
+    """Split ``data`` (:func:`split_indices`), fit the preprocessing on the fitted rows and
+    convert both parts to tensors.
+
+    Raises:
+        InputError: Σw ≤ 0 on the fitted or the early-stopping rows.
+    """
+    import torch
+
+    tr_idx, val_idx = split_indices(data.n, cfg.validation_fraction, seed)
+    pre = Preprocessing.fit(data.qT[tr_idx], data.E[tr_idx], data.m[tr_idx], data.weight[tr_idx])
+
+    def tensors(idx):
+        x = torch.as_tensor(pre.features(data.qT[idx], data.E[idx]), dtype=torch.float32)
+        c = torch.as_tensor(pre.context(data.m[idx]), dtype=torch.float32)
+        w = torch.as_tensor(data.weight[idx], dtype=torch.float32)
+        return x, c, w
+
+    x_tr, c_tr, w_tr = tensors(tr_idx)
+    x_va, c_va, w_va = tensors(val_idx)
+    wsum_tr = float(data.weight[tr_idx].sum())
+    if wsum_tr <= 0 or float(data.weight[val_idx].sum()) <= 0:
+        raise InputError(
+            "the training weights sum to ≤ 0 on the fitted or the early-stopping rows "
+            f"(flow.validation_fraction={cfg.validation_fraction:g}): too few rows or too much "
+            "like-sign subtraction"
+        )
+    n_eff = {
+        "fitted": effective_sample_size(data.weight[tr_idx]),
+        "early_stopping": effective_sample_size(data.weight[val_idx]),
+    }
+    return FitRows(
+        pre=pre,
+        x_fit=x_tr,
+        c_fit=c_tr,
+        w_fit=w_tr / (wsum_tr / len(tr_idx)),
+        w_fit_raw=torch.as_tensor(data.weight[tr_idx], dtype=torch.float64),
+        x_val=x_va,
+        c_val=c_va,
+        w_val=w_va,
+        n_eff=n_eff,
+    )
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """Points per epoch, batch size and the learning-rate schedule's step counts."""
+
+    points: int
+    batch: int
+    total_steps: int
+    warmup: int
+
+    @classmethod
+    def of(cls, cfg: FlowConfig, n_fit: int) -> EpochPlan:
+        points = n_fit if cfg.points_per_epoch is None else int(cfg.points_per_epoch)
+        batch = min(int(cfg.batch_size), points)
+        steps_per_epoch = max(1, math.ceil(points / batch))
+        return cls(points, batch, steps_per_epoch * cfg.epochs, cfg.warmup_epochs * steps_per_epoch)
+
+
+@dataclass
+class TrainState:
+    """Everything a checkpoint holds: model, optimiser, schedule, random streams, history,
+    the best state so far and the early-stopping counter."""
+
+    flow: Any
+    flat: Any
+    opt: Any
+    sched: Any
+    gen: Any
+    history: dict[str, list[float]] = field(
+        default_factory=lambda: {
+            k: [] for k in ("train", "val", "lr", "train_s", "negative_batches")
+        }
+    )
+    best: dict[str, Any] = field(
+        default_factory=lambda: {"loss": math.inf, "epoch": -1, "state": None}
+    )
+    bad_epochs: int = 0
+    epoch: int = 0
+    stopped_early: bool = False
+    train_s: float = 0.0
+    """optimisation time, excluding the validation passes"""
+
+    @classmethod
+    def new(cls, arch: Mapping[str, Any], cfg: FlowConfig, plan: EpochPlan, seed: int):
+        """A freshly initialised flow (seeded) with its AdamW optimiser and schedule."""
+        import torch
+
+        from gammastar import _flow_training
+
+        _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        flow = build_flow(arch)
+        # one flat parameter tensor for the optimizer (the module's parameters are views of it)
+        flat = _flow_training.FlatParameters(flow)
+        opt = torch.optim.AdamW(
+            [flat.param], lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=False
+        )
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: _lr_factor(s, plan.total_steps, plan.warmup, cfg.schedule)
+        )
+        return cls(flow, flat, opt, sched, gen)
+
+    def save(self, checkpoint: str | os.PathLike[str] | None, ident: Mapping[str, Any]) -> None:
+        """Write the checkpoint (atomically); nothing without a ``checkpoint`` path."""
+        import torch
+
+        if checkpoint is None:
+            return
+        ck = {
+            "identity": json.dumps(ident),
+            "model": self.flow.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "generator": self.gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(self.history),
+            "best_loss": self.best["loss"],
+            "best_epoch": self.best["epoch"],
+            "best_state": self.best["state"] or {},
+            "bad_epochs": self.bad_epochs,
+            "epoch": self.epoch,
+            "stopped_early": self.stopped_early,
+        }
+        with atomic_path(checkpoint, force=True) as tmp:
+            torch.save(ck, tmp)
+
+    def resume(self, checkpoint: str | os.PathLike[str] | None, ident: Mapping[str, Any]) -> None:
+        """Continue from ``checkpoint`` (the same result as an uninterrupted run).
+
+        Raises:
+            GammastarError: no or an unreadable checkpoint.
+            CheckpointMismatchError: a checkpoint of another config, data set or seed.
+        """
+        import torch
+
+        if checkpoint is None or not Path(checkpoint).exists():
+            raise GammastarError(f"{checkpoint}: no checkpoint to resume from")
+        try:
+            ck = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 (reported as a GammastarError)
+            raise GammastarError(f"{checkpoint}: unreadable checkpoint ({err})") from None
+        saved = json.loads(ck.get("identity", "{}"))
+        if saved != json.loads(json.dumps(ident)):
+            diff = sorted(k for k in set(saved) | set(ident) if saved.get(k) != ident.get(k))
+            raise CheckpointMismatchError(
+                f"{checkpoint}: checkpoint does not match this config/data ({', '.join(diff)}); "
+                "train without --resume"
+            )
+        self.flow.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.gen.set_state(ck["generator"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.history = {k: list(v) for k, v in json.loads(ck["history"]).items()}
+        self.history.setdefault("negative_batches", [])
+        best_state = ck["best_state"] if ck["best_state"] else None
+        self.best = {
+            "loss": float(ck["best_loss"]),
+            "epoch": int(ck["best_epoch"]),
+            "state": best_state,
+        }
+        self.bad_epochs = int(ck["bad_epochs"])
+        self.train_s = self.history["train_s"][-1] if self.history.get("train_s") else 0.0
+        self.epoch = int(ck["epoch"])
+        self.stopped_early = bool(ck.get("stopped_early", False))
+
+    def train_epoch(self, rows: FitRows, draw: PointSampler, plan: EpochPlan, bins: int):
+        """One epoch of AdamW steps; returns (mean training loss, batches with net weight ≤ 0)."""
+        self.flow.train()
+        idx = draw.epoch(plan.points, self.gen)
+        negative = _negative_batches(draw.loss_weight[idx], plan.batch)
+        tot, n = 0.0, 0
+        t_epoch = time.perf_counter()
+        for s in range(0, len(idx), plan.batch):
+            b = idx[s : s + plan.batch]
+            lp = log_prob(self.flow, rows.x_fit[b], rows.c_fit[b], bins)
+            # normalised by the global Σw/N = 1 (FitRows.w_fit), not by this batch's Σw
+            loss = -(draw.loss_weight[b] * lp).sum() / len(b)
+            self.flat.backward(loss)
+            self.opt.step()
+            self.sched.step()
+            tot += loss.detach().item() * len(b)
+            n += len(b)
+        self.train_s += time.perf_counter() - t_epoch
+        self.flow.eval()
+        return tot / n, negative
+
+    def record(self, epoch: int, train_loss: float, val_loss: float, negative: int) -> None:
+        """Append the epoch to the history; keep the best-validation state."""
+        h = self.history
+        h["train"].append(train_loss)
+        h["val"].append(val_loss)
+        h["lr"].append(float(self.opt.param_groups[0]["lr"]))
+        h["train_s"].append(self.train_s)
+        h["negative_batches"].append(negative)
+        if val_loss < self.best["loss"]:
+            state = {k: v.detach().clone() for k, v in self.flow.state_dict().items()}
+            self.best = {"loss": val_loss, "epoch": epoch, "state": state}
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+
+
+def fit(
+    data: TrainingData,
+    cfg: FlowConfig,
+    *,
+    seed: int,
+    checkpoint: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    stop_after: int | None = None,
+    identity: Mapping[str, Any] | None = None,
+    callback: Any = None,
+    restore_best: bool = True,
+) -> TrainResult:
+    """Weighted maximum-likelihood training (the engine of :func:`gammastar.flow.train`).
+
+    The loss is the weighted NLL L = −Σ wᵢ ln p(xᵢ|mᵢ) / Σ wᵢ over the fitted rows (negative
+    like-sign weights included), each batch an unbiased estimate normalised by the *global*
+    Σ w (:class:`FitRows`), the points drawn by :class:`PointSampler`; see docs/flow.md
+    "Strongly varying weights". Steps: :func:`fit_rows`, :class:`EpochPlan`,
+    :meth:`TrainState.new` / :meth:`~TrainState.resume`, then per epoch
+    :meth:`~TrainState.train_epoch`, the validation NLL, :meth:`~TrainState.record` and
+    :meth:`~TrainState.save`.
+
+    Arguments:
+        data: training rows (weights may be negative; normalised to mean 1).
+        cfg: ``flow`` config section (architecture and optimisation).
+        seed: seeds the split, the initialisation and the batch order.
+        checkpoint: file for periodic checkpoints (every ``cfg.checkpoint_every`` epochs).
+        resume: continue from ``checkpoint``; gives the same result as an uninterrupted run.
+        progress: show a progress bar with the train/validation loss.
+        stop_after: stop (as if interrupted) after this many epochs, writing a checkpoint.
+        identity: data/config hashes that a resumed checkpoint must match.
+        callback: ``callback(epoch, train_loss, val_loss)`` after each epoch; a true return
+            value stops the training there.
+        restore_best: return the best-validation state (early stopping); ``False`` returns
+            the last state (tests of overfitting).
+
+    Returns:
+        :class:`TrainResult` with the best-validation flow (early stopping).
+    """
+    import torch
+
+    from gammastar import _flow_training
+
+    t_start = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    arch = architecture_from_config(cfg)
+    bins = int(arch["bins"])
+    rows = fit_rows(data, cfg, seed)
+    plan = EpochPlan.of(cfg, len(rows.x_fit))
+    draw = PointSampler(rows.w_fit, cfg.weighting)
+    st = TrainState.new(arch, cfg, plan, seed)
+    ident = {
+        **dict(identity or {}),
+        "data_sha256": data.sha256,
+        "seed": seed,
+        "arch": json.dumps(arch),
+        "optimizer": _flow_training.OPTIMIZER_LAYOUT,
+    }
+    if resume:
+        st.resume(checkpoint, ident)
+    with _progress(progress, cfg.epochs, st.epoch) as bar:
+        for epoch in range(st.epoch, cfg.epochs):
+            if st.stopped_early or (stop_after is not None and epoch >= stop_after):
+                break
+            train_loss, negative = st.train_epoch(rows, draw, plan, bins)
+            val_loss = _weighted_nll(st.flow, rows.x_val, rows.c_val, rows.w_val, bins)
+            st.record(epoch, train_loss, val_loss, negative)
+            if callback is not None and callback(epoch, train_loss, val_loss):
+                break
+            bar(epoch + 1, train_loss, val_loss)
+            st.epoch = epoch + 1
+            st.stopped_early = st.bad_epochs >= cfg.patience
+            stop = stop_after is not None and st.epoch >= stop_after
+            if (
+                st.epoch % cfg.checkpoint_every == 0
+                or st.epoch == cfg.epochs
+                or st.stopped_early
+                or stop
+            ):
+                st.save(checkpoint, ident)
+            if st.stopped_early:
+                break
+    if restore_best and st.best["state"] is not None:
+        st.flow.load_state_dict(st.best["state"])
+    st.flow.eval()
+    return TrainResult(
+        flow=st.flow,
+        preprocessing=rows.pre,
+        history=st.history,
+        best_epoch=int(st.best["epoch"]),
+        epochs_run=len(st.history["val"]),
+        stopped_early=st.stopped_early,
+        wall_s=time.perf_counter() - t_start,
+        train_nll=_weighted_nll(st.flow, rows.x_fit, rows.c_fit, rows.w_fit_raw, bins),
+        n_eff=rows.n_eff,
+    )
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int, start: int) -> Iterator[Any]:
+    if not enabled:
+        yield lambda *a: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("flow"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TextColumn("train {task.fields[tl]}  val {task.fields[vl]}"),
+        TimeElapsedColumn(),
+    ) as prog:
+        task = prog.add_task("train", total=total, completed=start, tl="-", vl="-")
+
+        def update(done: int, tl: float, vl: float) -> None:
+            prog.update(task, completed=done, tl=f"{tl:.4f}", vl=f"{vl:.4f}")
+
+        yield update
+
+
+def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool = True) -> Path:
+    """Training and validation loss vs epoch (paper Fig. 7 analogue)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ep = np.arange(1, len(history["train"]) + 1)
+    ax.plot(ep, history["train"], label="training")
+    ax.plot(ep, history["val"], label="validation")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("negative log-likelihood")
+    ax.legend()
+    fig.tight_layout()
+    return save_figure(fig, path, force=force, close=True, dpi=120)

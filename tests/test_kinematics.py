@@ -1,0 +1,207 @@
+"""The shared four-vector kinematics (gammastar.physics.kinematics) against vector, and the
+users of the old hand-written copies (acceptance, mCP sampling) against those copies (issue 13).
+
+Tolerances: two float64 evaluations of the same Lorentz transformation in another order differ
+by ≲ n · eps · scale (tests/_tolerance.py), n ≈ 30 roundings for a boost (the 4 × 4 transform:
+~8 per component, its coefficients ~10, the rotation ~6) and scale the largest energy involved
+(the parent's lab energy: every component is a sum of terms up to that size).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import vector
+from _tolerance import EPS64, reorder_tol
+
+from gammastar.events import AprimeKinematics, decay_daughters
+from gammastar.physics import kinematics as K
+from gammastar.physics.mcp_sampling import decay_two_body
+
+N_OPS = 30  # roundings through one boost and one rotation (module docstring)
+# the constant of the error estimates where a result is divided by a small momentum (angles,
+# directions): n · eps · scale is a typical, not a worst, chain; 10 × leaves room for it and is
+# still ~10⁴ below what a wrong frame or convention gives (O(1) in cos θ, φ)
+SLACK = 10
+
+
+def _parents(n=20000, seed=0):
+    """Lab four-momenta (4, n) of parents with m ∈ [0.05, 1] GeV, p_T ∈ [0, 2] GeV, y ∈ [0, 6]."""
+    rng = np.random.default_rng(seed)
+    m = rng.uniform(0.05, 1.0, n)
+    pt = rng.uniform(0.0, 2.0, n)
+    y = rng.uniform(0.0, 6.0, n)
+    phi = rng.uniform(-np.pi, np.pi, n)
+    return K.four_momentum(m, pt, y, phi), m, pt, y, phi
+
+
+def _vec(p, mass=None):
+    """vector's array of (4, n) four-momenta; with ``mass`` the mass is a coordinate (else
+    vector takes √(E² − p²), which loses digits as E²/m²)."""
+    if mass is not None:
+        return vector.array({"px": p[0], "py": p[1], "pz": p[2], "mass": mass})
+    return vector.array({"px": p[0], "py": p[1], "pz": p[2], "E": p[3]})
+
+
+def _np(v):
+    return np.stack([v.px, v.py, v.pz, v.E])
+
+
+def test_four_momentum_and_rapidity_agree_with_vector():
+    p, m, pt, y, phi = _parents()
+    v = _vec(p)
+    scale = p[3]  # the components are sums of terms up to E
+    tol = reorder_tol(N_OPS, 1.0, EPS64)
+    np.testing.assert_allclose(v.pt, pt, rtol=0, atol=tol * scale.max())
+    np.testing.assert_allclose(v.phi, phi, rtol=0, atol=tol * (scale / np.maximum(pt, 1e-3)).max())
+    np.testing.assert_allclose(K.rapidity(p), y, rtol=0, atol=tol * (scale / m).max())
+    np.testing.assert_allclose(K.rapidity(p), v.rapidity, rtol=0, atol=tol * (scale / m).max())
+    # m² = E² − p² loses digits as E²/m² (catastrophic cancellation)
+    np.testing.assert_allclose(K.invariant_mass(p), m, rtol=tol * (scale / m).max() ** 2)
+
+
+def test_boost_equals_vector_boost_p4():
+    par, m, *_ = _parents(seed=1)
+    rng = np.random.default_rng(2)
+    a, _b = K.back_to_back(
+        K.two_body_momentum(m, 0.1057e-1, 0.1057e-1),
+        0.1057e-1,
+        rng.uniform(-1, 1, m.size),
+        rng.uniform(0, 2 * np.pi, m.size),
+    )
+    got = K.boost(a, par, m)
+    ref = _np(_vec(a).boost_p4(_vec(par, m)))
+    tol = reorder_tol(N_OPS, 1.0, EPS64) * par[3]
+    assert np.all(np.abs(got - ref) <= tol), np.max(np.abs(got - ref) / tol)
+    # and the boost's own invariants: mass kept, momentum sum equal to the parent
+    np.testing.assert_allclose(got + K.boost(_b, par, m), par, rtol=0, atol=tol.max())
+
+
+def test_rotation_equals_vector_rotations():
+    rng = np.random.default_rng(3)
+    p = rng.normal(size=(4, 5000))
+    cos_t = rng.uniform(-1, 1, 5000)
+    phi = rng.uniform(-np.pi, np.pi, 5000)
+    got = K.rotate_from_z(p, cos_t, phi)
+    sin_t = np.sqrt(1 - cos_t**2)
+    ref = _np(_vec(p).rotateY(np.arctan2(sin_t, cos_t)).rotateZ(phi))
+    tol = reorder_tol(N_OPS, 1.0, EPS64) * np.abs(p).sum(axis=0)
+    assert np.all(np.abs(got - ref) <= tol), np.max(np.abs(got - ref) / tol)
+
+
+def test_helicity_frame_angles_recovered_with_vector():
+    """Undo decay_in_helicity_frame with vector (boost back to the parent's rest frame, turn
+    the parent direction back onto z): the first daughter has the given (cos θ, φ)."""
+    par, m, *_ = _parents(seed=4)
+    rng = np.random.default_rng(5)
+    cos_t = rng.uniform(-1, 1, m.size)
+    phi = rng.uniform(-np.pi, np.pi, m.size)
+    a, b = K.decay_in_helicity_frame(par, 0.1057, cos_t, phi, mass=m)
+    v = _vec(par)
+    inverse = vector.array({"px": -par[0], "py": -par[1], "pz": -par[2], "mass": m})
+    rest = _vec(a).boost_p4(inverse)
+    back = rest.rotateZ(-v.phi).rotateY(-v.theta)
+    ok = K.two_body_momentum(m, 0.1057, 0.1057) > 0.05  # a direction to speak of
+    # the angle's error: the lab components' absolute error (∝ parent energy), amplified by
+    # up to 2γ by the boost back to the rest frame, over p*
+    gamma = par[3] / m
+    # (and the round trip has twice the roundings of one way)
+    tol = reorder_tol(2 * N_OPS, 1.0, EPS64) * par[3] * 2 * gamma / np.maximum(back.mag, 1e-300)
+    np.testing.assert_array_less(np.abs(back.costheta - cos_t)[ok], SLACK * tol[ok])
+    dphi = np.angle(np.exp(1j * (back.phi - phi)))
+    sin_t = np.sqrt(1 - cos_t**2)
+    sel = ok & (sin_t > 0.05)
+    np.testing.assert_array_less(np.abs(dphi)[sel], SLACK * (tol / sin_t)[sel])
+    # momentum conservation where the decay is open (m > 2 m_μ)
+    open_ = m > 2 * 0.1057
+    np.testing.assert_allclose(
+        (a + b)[:, open_], par[:, open_], rtol=0, atol=reorder_tol(N_OPS, 1.0, EPS64) * par[3].max()
+    )
+
+
+# --------------------------------------------------------------------------- old copies
+def _old_daughter_directions(m, p, qt, pz, m_l, rng):
+    """acceptance._daughter_directions before issue 13 (commit 413ac6c), frozen reference."""
+    n = p.size
+    pstar = 0.5 * math.sqrt(max(m**2 - 4 * m_l**2, 0.0))
+    estar = 0.5 * m
+    cth = rng.uniform(-1, 1, n)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    sth = np.sqrt(1 - cth**2)
+    pl = pstar * cth
+    px_, py_ = pstar * sth * np.cos(phi), pstar * sth * np.sin(phi)
+    e_a = np.sqrt(p**2 + m**2)
+    gamma, gb = e_a / m, p / m
+    out = []
+    sa, ca = qt / p, pz / p
+    for sign in (1.0, -1.0):
+        pl_lab = gamma * sign * pl + gb * estar
+        e_lab = gamma * estar + gb * sign * pl
+        tx, ty = sign * px_, sign * py_
+        vx = pl_lab * sa + tx * ca
+        vz = pl_lab * ca - tx * sa
+        vy = ty
+        norm = np.sqrt(vx**2 + vy**2 + vz**2)
+        out.append((e_lab, vx / norm, vy / norm, vz / norm))
+    return out
+
+
+def _daughter_directions(m, p, qt, pz, m_l, rng):
+    """The acceptance's daughters today (events.decay_daughters, the A′ in the x–z plane) with
+    the old copy's draws: cos θ then φ, uniform."""
+    n = p.size
+    cth = rng.uniform(-1, 1, n)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    k = AprimeKinematics(m, qt, np.zeros(n), pz, np.sqrt(p**2 + m**2), np.ones(n, bool))
+    out = []
+    for d in decay_daughters(k, m_l, m_l, cth, phi):
+        norm = np.sqrt((d[:3] ** 2).sum(axis=0))
+        out.append((d[3], d[0] / norm, d[1] / norm, d[2] / norm))
+    return out
+
+
+@pytest.mark.parametrize(("mass", "m_l"), [(0.05, 0.000511), (0.3, 0.1057), (0.9, 0.1057)])
+def test_acceptance_daughters_equal_the_old_copy(mass, m_l):
+    rng = np.random.default_rng(6)
+    n = 20000
+    qt = rng.exponential(0.4, n)
+    e = rng.uniform(5.0, 300.0, n)
+    p = np.sqrt(e**2 - mass**2)
+    qt = np.minimum(qt, 0.9 * p)
+    pz = np.sqrt(p**2 - qt**2)
+    new = _daughter_directions(mass, p, qt, pz, m_l, np.random.default_rng(7))
+    old = _old_daughter_directions(mass, p, qt, pz, m_l, np.random.default_rng(7))
+    for (en, *un), (eo, *uo) in zip(new, old, strict=True):
+        tol_e = reorder_tol(N_OPS, 1.0, EPS64) * e  # absolute, the parent energy's scale
+        np.testing.assert_array_less(np.abs(en - eo), tol_e)
+        # a direction's error: the momentum's absolute error over the daughter's momentum
+        p_lab = np.sqrt(np.clip(en**2 - m_l**2, 1e-300, None))
+        for a, b in zip(un, uo, strict=True):
+            np.testing.assert_array_less(np.abs(a - b), SLACK * tol_e / p_lab)
+
+
+def test_mcp_decay_is_the_helicity_decay_of_the_same_draws():
+    """decay_two_body = decay_in_helicity_frame fed the same (cos θ, φ) draws: the rejection
+    sampling of 1 + cos²θ + r sin²θ consumes the generator as before issue 13; only the
+    azimuth's origin moved to the helicity frame's x′ (φ uniform: the same distribution;
+    test_flow.py checks the momentum sum, the masses and ⟨cos²θ⟩)."""
+    par, m, *_ = _parents(n=5000, seed=8)
+    parent = {"px": par[0], "py": par[1], "pz": par[2], "E": par[3], "m": m}
+    c1, c2 = decay_two_body(parent, 0.02, np.random.default_rng(9))
+    # the same draws, repeated here
+    rng = np.random.default_rng(9)
+    r = np.clip(4 * 0.02**2 / m**2, 0.0, 1.0)
+    cos = np.empty(m.size)
+    todo = np.arange(m.size)
+    while todo.size:
+        c = rng.uniform(-1, 1, todo.size)
+        u = rng.uniform(0, 2.0, todo.size)
+        acc = u < 1 + c**2 + r[todo] * (1 - c**2)
+        cos[todo[acc]] = c[acc]
+        todo = todo[~acc]
+    phi = rng.uniform(0, 2 * np.pi, m.size)
+    a, b = K.decay_in_helicity_frame(par, 0.02, cos, phi, mass=m)
+    np.testing.assert_array_equal(c1, a.T)
+    np.testing.assert_array_equal(c2, b.T)
