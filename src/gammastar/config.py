@@ -148,6 +148,63 @@ class MockDetector(Section):
         return self
 
 
+class MockPi0(Section):
+    """The π0 source of the dielectron mock (docs/mock.md, "Dielectrons"): its own multiplicity
+    and spectra (pions are softer and spread wider in rapidity than the heavier mesons)."""
+
+    sigma_rel: NonNegFloat = 9.0
+    """σ_π0/σ_ω [default: ⟨n_π0⟩ ≈ 3.5 per pp collision at SPS energies (about half the charged
+    pions) over ⟨n_ω⟩ = 0.39]."""
+    pt_temperature: PositiveFloat = 0.16
+    """T of 1/pT dN/dpT ∝ exp(−m_T/T) for the π0, GeV [default; pions at SPS: 0.15–0.17]."""
+    rapidity_sigma: PositiveFloat = 1.4
+    """Width of the π0's Gaussian lab rapidity (mean: ``mock.rapidity_mean``) [default]."""
+    tff_slope: float = 0.0332
+    """π0 transition form-factor slope a_π: |F(m²)|² = (1 − a_π m²/m_π²)⁻² (PDG 2024 average
+    0.0332 ± 0.0029; NA62, Phys. Lett. B 768 (2017) 38: 0.0368 ± 0.0057)."""
+
+
+class MockElectronDetector(Section):
+    """The electron arm of the mock detector (docs/mock.md, "Dielectrons") [default values:
+    a stand-in for a fixed-target electron spectrometer, not a specific experiment]."""
+
+    min_energy: NonNegFloat = 1.0
+    """Smallest reconstructed electron energy, GeV."""
+    theta_min: NonNegFloat = 0.005
+    """Smallest electron polar angle in the lab, rad."""
+    theta_max: PositiveFloat = 0.10
+    """Largest electron polar angle in the lab, rad."""
+    energy_stochastic: NonNegFloat = 0.10
+    """a of the energy resolution σ_E/E = a/√(E/GeV) ⊕ b."""
+    energy_constant: NonNegFloat = 0.01
+    """b of the energy resolution σ_E/E = a/√(E/GeV) ⊕ b."""
+    material_x0: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Material in front of the measurement, in radiation lengths: bremsstrahlung of the
+    electrons (the radiative tail of the reconstructed mass) and photon conversions."""
+    efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Flat pair efficiency, applied by accept/reject."""
+
+    @model_validator(mode="after")
+    def _check_window(self) -> MockElectronDetector:
+        if self.theta_max <= self.theta_min:
+            raise ValueError(
+                f"theta_max ({self.theta_max}) must be larger than theta_min ({self.theta_min})"
+            )
+        return self
+
+
+class MockElectrons(Section):
+    """The dielectron part of the mock (``mock.leptons`` holding ``e``; docs/mock.md)."""
+
+    pi0: MockPi0 = Field(default_factory=MockPi0)
+    detector: MockElectronDetector = Field(default_factory=MockElectronDetector)
+    combinatorial_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    """Fraction of the generated dielectron sources that are combinatorial events (two
+    unrelated π0 Dalitz electrons, charges independent and symmetric)."""
+    conversions: bool = True
+    """Generate photon conversions γ → ee in ``detector.material_x0`` (photons of π0 → γγ)."""
+
+
 _ACC_PT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -183,6 +240,11 @@ class MockConfig(Section):
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
     combinatorial: MockCombinatorial = Field(default_factory=MockCombinatorial)
     detector: MockDetector = Field(default_factory=MockDetector)
+    leptons: list[Literal["mu", "e"]] = Field(default_factory=lambda: ["mu"], min_length=1)
+    """Dilepton flavours generated: ``[mu]`` (default), ``[e]`` or ``[mu, e]`` (one sample, one
+    N_POT; each event holds the two leptons of one source)."""
+    electrons: MockElectrons = Field(default_factory=MockElectrons)
+    """The dielectron sources and detector (used when ``leptons`` holds ``e``)."""
     acceptance_mass_edges: list[NonNegFloat] = Field(
         default_factory=lambda: (
             [round(0.05 * i, 2) for i in range(15)] + [0.85, 0.95, 1.1, 1.4, 2.0]
@@ -195,6 +257,13 @@ class MockConfig(Section):
     acceptance_pt_edges: list[NonNegFloat] = Field(default_factory=lambda: list(_ACC_PT_EDGES))
     """Pair-pT edges (GeV, true γ* pT) of the ``acceptance`` map: fine at low pT, where the
     angular window makes the acceptance change fast, coarse in the sparse high-pT tail."""
+
+    @field_validator("leptons")
+    @classmethod
+    def _check_leptons(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each flavour at most once, got {v}")
+        return v
 
     @field_validator("acceptance_mass_edges", "acceptance_pt_edges")
     @classmethod
