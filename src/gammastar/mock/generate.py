@@ -396,9 +396,9 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
 _LISTS = ("muon", "electron")
 
 EE_ACCEPTANCE_MASS_EDGES = (
-    (0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.135, 0.16, 0.2)
-    + tuple(round(0.05 * i, 2) for i in range(5, 15))
-    + (0.85, 0.95, 1.1, 1.4, 2.0)
+    *(0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.135, 0.16, 0.2),
+    *(round(0.05 * i, 2) for i in range(5, 15)),
+    *(0.85, 0.95, 1.1, 1.4, 2.0),
 )
 """Mass edges (GeV) of ``acceptance_ee``: 5–20 MeV steps below the π0 mass (the π0 Dalitz
 region, where the acceptance changes fast with m), then the muon map's rows."""
