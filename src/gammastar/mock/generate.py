@@ -238,9 +238,7 @@ class MockGenerator:
                     }
                     | {"pi0->gammagamma": self.ee_backgrounds.br_gg.as_dict()},
                     "sigma_rel": {k.name: v for k, v in ee.sigma_rel.items()},
-                    "n_generated_combinatorial": int(
-                        n_generated.get(Channel.COMBINATORIAL_EE, 0)
-                    ),
+                    "n_generated_combinatorial": int(n_generated.get(Channel.COMBINATORIAL_EE, 0)),
                 },
             )
         eff = None
