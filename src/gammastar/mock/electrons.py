@@ -87,7 +87,8 @@ class ElectronBackgrounds:
     def __init__(self, cfg: MockConfig, beam_energy: float | None = None) -> None:
         self.cfg = cfg
         ecfg = cfg.electrons
-        self.pi0_dalitz = Cocktail(cfg, beam_energy, specs=EE_CHANNELS[:1])
+        # π0 kinematics (also with σ_π0 = 0: the combinatorial electrons' spectra)
+        self.pi0_dalitz = Cocktail(cfg, beam_energy, specs=EE_CHANNELS[:1], check=False)
         self.br_gg: BranchingRatio = branching_ratio("pi0->gammagamma")
         self.p_conversion = conversion_probability(ecfg.detector.material_x0)
         self.conversion_weight = (
