@@ -285,11 +285,40 @@ class InputConfig(Section):
     """Map of the package's column names to the file's branch names (defaults per layout)."""
     step_size: Annotated[int, Field(gt=0)] = 500_000
     """Entries per chunk (the coffea chunk size): memory is bounded by it."""
+    lepton: Literal["mu", "e"] = "mu"
+    """The lepton flavour of the pairs (issue 14): the default branch names (``muon_*`` /
+    ``electron_*``, ``Muon_*`` / ``Electron_*``), ``lepton_mass`` and with it K_ℓ and the 2m_ℓ
+    thresholds of the yields (``gammastar.physics.darkphoton.LEPTON_CHANNELS``)."""
     lepton_mass: PositiveFloat = 0.1056583755
-    """Lepton mass in GeV, used where the layout has no energy (pt/eta/phi without mass)."""
+    """Lepton mass in GeV (default: that of ``lepton``), used where the layout has no energy
+    (pt/eta/phi without mass) and in K_ℓ of the yields; with ``lepton`` given, it must be
+    that lepton's mass (0.1% tolerance)."""
     nonfinite: Literal["cut", "bad_file"] = "cut"
     """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
     ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lepton_mass_of_flavour(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        from gammastar.physics.darkphoton import LEPTON_CHANNELS
+
+        lepton = data.get("lepton", "mu")
+        m = LEPTON_CHANNELS.get({"mu": "mumu", "e": "ee"}.get(lepton, ""), None)
+        if m is None:
+            return data  # the field's own validation names the bad flavour
+        if "lepton_mass" not in data:
+            return {**data, "lepton_mass": m}
+        if "lepton" not in data:
+            return data  # no flavour named: lepton_mass stands alone (as before issue 14)
+        given = data["lepton_mass"]
+        if isinstance(given, int | float) and abs(given - m) > 1e-3 * m:
+            raise ValueError(
+                f"lepton_mass ({given} GeV) is not the mass of lepton {lepton!r} ({m} GeV); "
+                "drop lepton_mass or set lepton"
+            )
+        return data
 
 
 # --------------------------------------------------------------------------- selection
