@@ -240,6 +240,11 @@ class MockConfig(Section):
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
     combinatorial: MockCombinatorial = Field(default_factory=MockCombinatorial)
     detector: MockDetector = Field(default_factory=MockDetector)
+    dalitz_br: Literal["pdg", "kroll_wada"] = "pdg"
+    """Normalisation of the Dalitz channels: ``pdg`` (the measured BR(P → γℓℓ), BR(ω → π0ℓℓ))
+    or ``kroll_wada`` (BR(P → γγ) resp. BR(ω → π0γ) times the integral of the spectrum with
+    the config's form factors: lepton universality exact; the PDG η values differ from it by
+    +5.5% (ee) and −7.9% (μμ), docs/mock.md)."""
     leptons: list[Literal["mu", "e"]] = Field(default_factory=lambda: ["mu"], min_length=1)
     """Dilepton flavours generated: ``[mu]`` (default), ``[e]`` or ``[mu, e]`` (one sample, one
     N_POT; each event holds the two leptons of one source)."""

@@ -168,6 +168,14 @@ class Cocktail:
             if s.kind == "two_body":
                 continue
             self.mass_samplers[s.channel] = self._sampler(s)
+        if cfg.dalitz_br == "kroll_wada":
+            for s in self.specs:
+                if s.kind in ("p_dalitz", "v_dalitz"):
+                    self.branching_ratios[s.channel] = self._kroll_wada_br(s)
+            self.weights = np.array(
+                [self.branching_ratios[s.channel].value * self.sigma_rel[s.channel]
+                 for s in self.specs]
+            )  # fmt: skip
 
     def _sampler(self, s: ChannelSpec) -> kin.InverseCDF:
         big_m = self.parent_mass[s.channel]
@@ -196,6 +204,18 @@ class Cocktail:
             _mass_grid(lo, hi, s.lepton),
             lambda m: dalitz.vector_dalitz_dgamma_dm(m, big_m, m_p, m_l, ff2),
         )
+
+    def _kroll_wada_br(self, s: ChannelSpec) -> BranchingRatio:
+        """BR of a Dalitz channel from its photon mode: BR(P → γγ) ∫ (1/Γ_γγ) dΓ/dm dm, or
+        BR(V → Pγ) ∫ (1/Γ_Pγ) dΓ/dm dm (the sampler's integral; Landsberg, Phys. Rep. 128
+        (1985) 301)."""
+        key = f"{s.parent}->gammagamma" if s.kind == "p_dalitz" else f"{s.parent}->pi0 gamma"
+        photon = branching_ratio(key)
+        value = photon.value * self.mass_samplers[s.channel].norm
+        return BranchingRatio(
+            value, s.br_key, f"Kroll-Wada integral x BR({key})", photon.pdg_identifier,
+            photon.edition, "kroll_wada",
+        )  # fmt: skip
 
     @property
     def probabilities(self) -> NDArray[np.float64]:
