@@ -13,6 +13,8 @@ premise of the formula; the PDG η values differ from it, docs/mock.md). Each bi
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -53,7 +55,7 @@ def _recovered(tmp_path, lepton, mock, events, channel, edges, acceptance, selec
 def _expected(meson, sigma_rel, edges):
     per_pot = interaction_probability(0.01) * 0.8 * sigma_rel  # P_int ⟨n_ω⟩ σ_P/σ_ω (defaults)
     out = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         g = np.linspace(lo, hi, 401)
         out.append(per_pot * np.trapezoid(aprime_meson.branching_ratio(meson, g), g) / (hi - lo))
     return np.array(out)
