@@ -517,6 +517,12 @@ class YieldsConfig(Section):
     jpsi_per_pot: PositiveFloat = 6.7e-8
     """J/ψ per POT for the J/ψ → χχ̄ line: σ(p–Pb → J/ψ) ≈ 11.5 µb (≈ 85 nb/nucleon × A^0.92)
     / σ_inel 1.72 b × 0.01 [default, check]."""
+    compare_with: str | None = None
+    """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
+    ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
+    χ²) and ``aprime_combined`` (:mod:`gammastar.universality`)."""
+    universality_mass_range: tuple[float, float] | None = None
+    """Mass range (GeV) of the universality χ² (default: every shared bin)."""
 
     @model_validator(mode="after")
     def _check_z(self) -> YieldsConfig:
