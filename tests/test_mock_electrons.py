@@ -180,6 +180,10 @@ def test_file_layout_electrons_only(tmp_path):
         ev = tree.arrays()
     assert np.all(ak.to_numpy(ev.nelectron) == 2)
     assert set(np.unique(ak.to_numpy(ev.truth_channel))) <= {int(c) for c in ELECTRON_CHANNELS}
+    from gammastar.mock.plots import plot_file
+
+    out = plot_file(path, tmp_path / "plots")
+    assert [p.name for p in out] == ["mock_mass_ee.png", "mock_pt_ee.png"]
     meta = res.meta
     n_c = sum(v for k, v in res.n_generated.items() if k != "COMBINATORIAL_EE")
     per_coll = meta["electrons"]["ee_sources_per_collision"]
