@@ -149,7 +149,7 @@ def test_failure_midway_leaves_nothing(config, tmp_path, monkeypatch):
     line, exit 1 (issue 20), its traceback only with GAMMASTAR_DEBUG=1."""
     import gammastar.mock.generate as g
 
-    def boom(chunk):
+    def boom(chunk, *codes):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(g, "_truth_arrays", boom)

@@ -178,6 +178,63 @@ class MockDetector(Section):
         return self
 
 
+class MockPi0(Section):
+    """The π0 source of the dielectron mock (docs/mock.md, "Dielectrons"): its own multiplicity
+    and spectra (pions are softer and spread wider in rapidity than the heavier mesons)."""
+
+    sigma_rel: NonNegFloat = 9.0
+    """σ_π0/σ_ω [default: ⟨n_π0⟩ ≈ 3.5 per pp collision at SPS energies (about half the charged
+    pions) over ⟨n_ω⟩ = 0.39]."""
+    pt_temperature: PositiveFloat = 0.16
+    """T of 1/pT dN/dpT ∝ exp(−m_T/T) for the π0, GeV [default; pions at SPS: 0.15–0.17]."""
+    rapidity_sigma: PositiveFloat = 1.4
+    """Width of the π0's Gaussian lab rapidity (mean: ``mock.rapidity_mean``) [default]."""
+    tff_slope: float = 0.0332
+    """π0 transition form-factor slope a_π: |F(m²)|² = (1 − a_π m²/m_π²)⁻² (PDG 2024 average
+    0.0332 ± 0.0029; NA62, Phys. Lett. B 768 (2017) 38: 0.0368 ± 0.0057)."""
+
+
+class MockElectronDetector(Section):
+    """The electron arm of the mock detector (docs/mock.md, "Dielectrons") [default values:
+    a stand-in for a fixed-target electron spectrometer, not a specific experiment]."""
+
+    min_energy: NonNegFloat = 1.0
+    """Smallest reconstructed electron energy, GeV."""
+    theta_min: NonNegFloat = 0.005
+    """Smallest electron polar angle in the lab, rad."""
+    theta_max: PositiveFloat = 0.10
+    """Largest electron polar angle in the lab, rad."""
+    energy_stochastic: NonNegFloat = 0.10
+    """a of the energy resolution σ_E/E = a/√(E/GeV) ⊕ b."""
+    energy_constant: NonNegFloat = 0.01
+    """b of the energy resolution σ_E/E = a/√(E/GeV) ⊕ b."""
+    material_x0: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Material in front of the measurement, in radiation lengths: bremsstrahlung of the
+    electrons (the radiative tail of the reconstructed mass) and photon conversions."""
+    efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Flat pair efficiency, applied by accept/reject."""
+
+    @model_validator(mode="after")
+    def _check_window(self) -> MockElectronDetector:
+        if self.theta_max <= self.theta_min:
+            raise ValueError(
+                f"theta_max ({self.theta_max}) must be larger than theta_min ({self.theta_min})"
+            )
+        return self
+
+
+class MockElectrons(Section):
+    """The dielectron part of the mock (``mock.leptons`` holding ``e``; docs/mock.md)."""
+
+    pi0: MockPi0 = Field(default_factory=MockPi0)
+    detector: MockElectronDetector = Field(default_factory=MockElectronDetector)
+    combinatorial_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    """Fraction of the generated dielectron sources that are combinatorial events (two
+    unrelated π0 Dalitz electrons, charges independent and symmetric)."""
+    conversions: bool = True
+    """Generate photon conversions γ → ee in ``detector.material_x0`` (photons of π0 → γγ)."""
+
+
 _ACC_PT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -213,6 +270,16 @@ class MockConfig(Section):
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
     combinatorial: MockCombinatorial = Field(default_factory=MockCombinatorial)
     detector: MockDetector = Field(default_factory=MockDetector)
+    dalitz_br: Literal["pdg", "kroll_wada"] = "pdg"
+    """Normalisation of the Dalitz channels: ``pdg`` (the measured BR(P → γℓℓ), BR(ω → π0ℓℓ))
+    or ``kroll_wada`` (BR(P → γγ) resp. BR(ω → π0γ) times the integral of the spectrum with
+    the config's form factors: lepton universality exact; the PDG η values differ from it by
+    +5.5% (ee) and −7.9% (μμ), docs/mock.md)."""
+    leptons: list[Literal["mu", "e"]] = Field(default_factory=lambda: ["mu"], min_length=1)
+    """Dilepton flavours generated: ``[mu]`` (default), ``[e]`` or ``[mu, e]`` (one sample, one
+    N_POT; each event holds the two leptons of one source)."""
+    electrons: MockElectrons = Field(default_factory=MockElectrons)
+    """The dielectron sources and detector (used when ``leptons`` holds ``e``)."""
     acceptance_mass_edges: list[NonNegFloat] = Field(
         default_factory=lambda: (
             [round(0.05 * i, 2) for i in range(15)] + [0.85, 0.95, 1.1, 1.4, 2.0]
@@ -225,6 +292,13 @@ class MockConfig(Section):
     acceptance_pt_edges: list[NonNegFloat] = Field(default_factory=lambda: list(_ACC_PT_EDGES))
     """Pair-pT edges (GeV, true γ* pT) of the ``acceptance`` map: fine at low pT, where the
     angular window makes the acceptance change fast, coarse in the sparse high-pT tail."""
+
+    @field_validator("leptons")
+    @classmethod
+    def _check_leptons(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"each flavour at most once, got {v}")
+        return v
 
     @field_validator("acceptance_mass_edges", "acceptance_pt_edges")
     @classmethod
@@ -249,11 +323,41 @@ class InputConfig(Section):
     """Map of the package's column names to the file's branch names (defaults per layout)."""
     step_size: Annotated[int, Field(gt=0)] = 500_000
     """Entries per chunk (the coffea chunk size): memory is bounded by it."""
+    lepton: Literal["mu", "e"] = "mu"
+    """The lepton flavour of the pairs (issue 14): the default branch names (``muon_*`` /
+    ``electron_*``, ``Muon_*`` / ``Electron_*``), ``lepton_mass`` and with it K_ℓ and the 2m_ℓ
+    thresholds of the yields (``gammastar.physics.darkphoton.LEPTON_CHANNELS``)."""
     lepton_mass: PositiveFloat = 0.1056583755
-    """Lepton mass in GeV, used where the layout has no energy (pt/eta/phi without mass)."""
+    """Lepton mass in GeV (default: that of ``lepton``), used where the layout has no energy
+    (pt/eta/phi without mass) and in K_ℓ of the yields; with ``lepton`` given, it must be
+    that lepton's mass (0.1% tolerance)."""
     nonfinite: Literal["cut", "bad_file"] = "cut"
     """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
     ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lepton_mass_of_flavour(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        from gammastar.physics.darkphoton import LEPTON_CHANNELS
+
+        lepton = data.get("lepton", "mu")
+        ch = next((c for c in LEPTON_CHANNELS.values() if c.flavour == lepton), None)
+        if ch is None:
+            return data  # the field's own validation names the bad flavour
+        m = ch.lepton_mass
+        if "lepton_mass" not in data:
+            return {**data, "lepton_mass": m}
+        if "lepton" not in data:
+            return data  # no flavour named: lepton_mass stands alone (as before issue 14)
+        given = data["lepton_mass"]
+        if isinstance(given, int | float) and abs(given - m) > 1e-3 * m:
+            raise ValueError(
+                f"lepton_mass ({given} GeV) is not the mass of lepton {lepton!r} ({m} GeV); "
+                "drop lepton_mass or set lepton"
+            )
+        return data
 
 
 # --------------------------------------------------------------------------- selection
@@ -447,6 +551,12 @@ class YieldsConfig(Section):
     jpsi_per_pot: PositiveFloat = 6.7e-8
     """J/ψ per POT for the J/ψ → χχ̄ line: σ(p–Pb → J/ψ) ≈ 11.5 µb (≈ 85 nb/nucleon × A^0.92)
     / σ_inel 1.72 b × 0.01 [default, check]."""
+    compare_with: str | None = None
+    """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
+    ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
+    χ²) and ``aprime_combined`` (:mod:`gammastar.universality`)."""
+    universality_mass_range: tuple[float, float] | None = None
+    """Mass range (GeV) of the universality χ² (default: every shared bin)."""
 
     @model_validator(mode="after")
     def _check_z(self) -> YieldsConfig:

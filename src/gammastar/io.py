@@ -273,6 +273,8 @@ class BranchMap:
     layout: str
     required: dict[str, str]
     optional: dict[str, str] = field(default_factory=dict)
+    lepton: str = "mu"
+    """``input.lepton``: the flavour the default branch names were chosen for."""
 
     @property
     def all(self) -> dict[str, str]:
@@ -280,13 +282,29 @@ class BranchMap:
         return {**self.required, **self.optional}
 
 
-def branch_map(layout: str, branches: Mapping[str, str] | None = None) -> BranchMap:
+FLAVOUR_PREFIX = {"mu": ("muon_", "Muon_"), "e": ("electron_", "Electron_")}
+"""Default per-lepton branch prefixes of each ``input.lepton`` (cartesian, NanoAOD-like)."""
+
+
+def _flavoured(name: str, lepton: str) -> str:
+    """The default branch ``name`` (written for muons) for the flavour ``lepton``."""
+    for mu, other in zip(FLAVOUR_PREFIX["mu"], FLAVOUR_PREFIX[lepton], strict=True):
+        if name.startswith(mu):
+            return other + name[len(mu) :]
+    return name
+
+
+def branch_map(
+    layout: str, branches: Mapping[str, str] | None = None, lepton: str = "mu"
+) -> BranchMap:
     """The branch mapping of a layout with the user's overrides applied.
 
     Arguments:
         layout: one of :data:`LAYOUTS`.
         branches: column → branch overrides (``input.branches``); an optional column named
             here becomes required.
+        lepton: ``input.lepton`` (``mu`` or ``e``): the default per-lepton branches are
+            ``muon_*``/``Muon_*`` or ``electron_*``/``Electron_*``.
 
     Returns:
         A :class:`BranchMap` whose ``optional`` part still has to be checked against files.
@@ -297,7 +315,11 @@ def branch_map(layout: str, branches: Mapping[str, str] | None = None) -> Branch
     Example:
         >>> branch_map("flat_pairs", {"E1": "energy1"}).required["E1"]
         'energy1'
+        >>> branch_map("jagged_cartesian", lepton="e").required["px"]
+        'electron_px'
     """
+    if lepton not in FLAVOUR_PREFIX:
+        raise ConfigError(f"input.lepton: unknown flavour {lepton!r}; one of mu, e")
     lay = get_layout(layout)
     branches = dict(branches or {})
     known = set(lay.columns)
@@ -307,14 +329,14 @@ def branch_map(layout: str, branches: Mapping[str, str] | None = None) -> Branch
             f"input.branches: unknown column(s) {unknown} for layout {layout!r}; "
             f"known: {sorted(known)}"
         )
-    required = {k: branches.get(k, v) for k, v in lay.required.items()}
+    required = {k: branches.get(k, _flavoured(v, lepton)) for k, v in lay.required.items()}
     optional = {}
     for k, v in lay.optional.items():
         if k in branches:
             required[k] = branches[k]
         else:
-            optional[k] = v
-    return BranchMap(layout, required, optional)
+            optional[k] = _flavoured(v, lepton)
+    return BranchMap(layout, required, optional, lepton)
 
 
 def resolve_files(
@@ -587,6 +609,7 @@ def check_inputs(
                         raise InputError(
                             f"{path}: tree {tree!r} lacks branch(es) {', '.join(missing)} "
                             f"(layout {branches.layout}; map them in input.branches)"
+                            + _flavour_hint(branches, names)
                         )
                     for col, br in list(present_optional.items()):
                         if br not in names:
@@ -620,12 +643,26 @@ def check_inputs(
         )
     return CheckedInputs(
         fileset=good,
-        branches=BranchMap(branches.layout, branches.required, present_optional),
+        branches=BranchMap(branches.layout, branches.required, present_optional, branches.lepton),
         bad_files=bad,
         entries=entries,
         uuids=uuids,
         truth_trees=truth,
     )
+
+
+def _flavour_hint(branches: BranchMap, names: set[str]) -> str:
+    """A clause naming the other flavour when the file holds its branches instead."""
+    other = "mu" if branches.lepton == "e" else "e"
+    theirs = FLAVOUR_PREFIX[other]
+    mine = FLAVOUR_PREFIX[branches.lepton]
+    if any(n.startswith(theirs) for n in names) and not any(n.startswith(mine) for n in names):
+        what = {"mu": "muon", "e": "electron"}
+        return (
+            f"; input.lepton is {branches.lepton!r} but the file holds only {what[other]} "
+            f"branches ({theirs[0]}*/{theirs[1]}*): set input.lepton: {other}"
+        )
+    return ""
 
 
 def read_truth(paths: Iterable[str], columns: Iterable[str] = ("channel", "m", "m_true")) -> Any:

@@ -893,9 +893,12 @@ def select(
     for name in OUTPUT_FILES:
         check_writable(outdir / name, force)
 
-    bmap = io.branch_map(cfg.input.layout, cfg.input.branches)
+    bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
     checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
+    from gammastar.flavour import check_flavour  # issue 14: the leptons' masses vs the flavour
+
+    check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
         log.warning("skipping bad file %s: %s", path, why)
     if cfg.background.remove_eta_mumu == "truth" and "truth_channel" not in checked.branches.all:

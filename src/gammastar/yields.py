@@ -252,6 +252,37 @@ def aprime_yield(
     return AprimeYield(centre, new_edges, y, err, berr, flags, n_pot)
 
 
+def _universality(aprime: dict, other: Path, lepton: str, ycfg: Any) -> dict[str, Any]:
+    """``lepton_universality`` and ``aprime_combined`` of ``yields.json`` against the other
+    flavour's ``yields.json`` at ``other`` (:func:`gammastar.universality.compare_aprime`)."""
+    from gammastar.universality import compare_aprime
+
+    try:
+        theirs = rundir.read_artifact(other, "yields.json", what="yields.compare_with")
+        their_lepton = theirs["meta"].get("lepton", "mu" if theirs["meta"]["lepton_mass"] > 0.01
+                                          else "e")  # fmt: skip
+        block = theirs["aprime"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(
+            f"{other}: yields.compare_with: not a readable yields.json ({err})"
+        ) from None
+    if their_lepton == lepton:
+        raise InputError(
+            f"{other}: yields.compare_with holds {lepton!r} yields too; give the other flavour's"
+        )
+    from gammastar.physics.darkphoton import LEPTON_CHANNELS
+
+    name = {c.flavour: c.name for c in LEPTON_CHANNELS.values()}
+    rng = ycfg.universality_mass_range
+    out = compare_aprime(
+        {**aprime, "bin_edges": np.asarray(aprime["bin_edges"]).tolist()}, block,
+        labels=(name[lepton], name[their_lepton]), mass_range=rng,
+    )  # fmt: skip
+    combined = out.pop("combined")
+    combined.update(mass=out["mass"], bin_edges=out["bin_edges"], compared_with=str(other))
+    return {"lepton_universality": out, "aprime_combined": combined}
+
+
 def aprime_yield_from_pairs(
     m: ArrayLike,
     weight: ArrayLike,
@@ -926,6 +957,10 @@ def compute_yields(
         doc["extrapolation"] = doc_fid["extrapolation"]
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, m_chi)
+    if ycfg.compare_with is not None:  # issue 14: lepton universality (gammastar.universality)
+        other = cfg.resolve(ycfg.compare_with)
+        doc.update(_universality(doc["aprime"], other, cfg.input.lepton, ycfg))
+        inputs.append(other)
     doc["meta"] = make_meta(
         config_sha256=cfg.section_sha256(
             "input", "selection", "background", "unfold", "beam", "yields"
@@ -940,6 +975,7 @@ def compute_yields(
         phase_space=phase_space,
         pairs_match_unfolded_m=consistent,
         lepton_mass=m_lepton,
+        lepton=cfg.input.lepton,
         mass_bin_width=float(np.median(np.diff(ap.edges))) if len(ap.edges) > 1 else None,
         units={
             "mass": "GeV",

@@ -12,6 +12,11 @@ mesons), Gaussian lab rapidity, uniform azimuth. Decays:
   dN/dcosθ ∝ 1 + cos²θ + (4m_μ²/m²) sin²θ about the γ* flight direction.
 
 Channel weights ∝ BR (PDG, :mod:`gammastar.physics.pdgdata`) × σ/σ_ω (config).
+
+Dielectrons (:data:`EE_CHANNELS`, ``mock.leptons`` holding ``e``): the same decays with
+m_ℓ = m_e, plus π0 → γee (π0 multiplicity σ_π0/σ_ω, its own T and rapidity width, and the
+transition form factor |F|² = (1 − a_π m²/m_π²)⁻² of ``mock.electrons.pi0``). The ee mass of
+the Dalitz decays is sampled on a logarithmic grid from 2m_e (the Kroll–Wada spectrum ∝ 1/m).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from gammastar.config import MockConfig
 from gammastar.errors import ConfigError
 from gammastar.mock import kinematics as kin
 from gammastar.physics import dalitz
-from gammastar.physics.constants import M_MU, PDGID, mass, width
+from gammastar.physics.constants import M_E, M_MU, PDGID, mass, width
 from gammastar.physics.pdgdata import BranchingRatio, branching_ratio
 
 Kind = Literal["two_body", "p_dalitz", "v_dalitz", "rho"]
@@ -43,6 +48,12 @@ class ChannelSpec:
     br_key: str
     third: str | None = None
     """The non-leptonic daughter of a Dalitz decay (``"gamma"`` or ``"pi0"``)."""
+    lepton: Literal["mu", "e"] = "mu"
+
+    @property
+    def lepton_mass(self) -> float:
+        """m_μ or m_e, GeV."""
+        return M_MU if self.lepton == "mu" else M_E
 
 
 CHANNELS: tuple[ChannelSpec, ...] = (
@@ -55,6 +66,19 @@ CHANNELS: tuple[ChannelSpec, ...] = (
     ChannelSpec(Channel.PHI_MUMU, "phi", "two_body", "phi->mumu"),
 )
 """The cocktail, in the order of the channel codes."""
+
+EE_CHANNELS: tuple[ChannelSpec, ...] = (
+    ChannelSpec(Channel.PI0_DALITZ_EE, "pi0", "p_dalitz", "pi0->gamma ee", "gamma", "e"),
+    ChannelSpec(Channel.ETA_DALITZ_EE, "eta", "p_dalitz", "eta->gamma ee", "gamma", "e"),
+    ChannelSpec(
+        Channel.ETAPRIME_DALITZ_EE, "eta_prime", "p_dalitz", "eta_prime->gamma ee", "gamma", "e"
+    ),
+    ChannelSpec(Channel.OMEGA_EE, "omega", "two_body", "omega->ee", None, "e"),
+    ChannelSpec(Channel.OMEGA_DALITZ_EE, "omega", "v_dalitz", "omega->pi0 ee", "pi0", "e"),
+    ChannelSpec(Channel.RHO_EE, "rho", "rho", "rho->ee", None, "e"),
+    ChannelSpec(Channel.PHI_EE, "phi", "two_body", "phi->ee", None, "e"),
+)
+"""The dielectron cocktail (π0 → γee first: the dominant source)."""
 
 RHO_MASS_MAX = 2.0
 """Upper end of the sampled ρ line shape, GeV (the exp(−M/T_ρ) factor makes the rest negligible)."""
@@ -100,6 +124,9 @@ class Sources:
 def form_factor2(spec: ChannelSpec, cfg: MockConfig):
     """|F(m²)|² of a Dalitz channel as a callable of m (config parameters)."""
     ff = cfg.form_factors
+    if spec.parent == "pi0":
+        inv2 = cfg.electrons.pi0.tff_slope / mass("pi0") ** 2
+        return lambda m: dalitz.form_factor_pole(m, inv2)
     if spec.parent == "eta":
         return lambda m: dalitz.form_factor_pole(m, ff.eta_lambda_inv2)
     if spec.parent == "eta_prime":
@@ -119,20 +146,26 @@ class Cocktail:
         mass_samplers: tabulated dimuon-mass samplers of the Dalitz and ρ channels.
     """
 
-    def __init__(self, cfg: MockConfig, beam_energy: float | None = None) -> None:
+    def __init__(
+        self,
+        cfg: MockConfig,
+        beam_energy: float | None = None,
+        specs: tuple[ChannelSpec, ...] = CHANNELS,
+        *,
+        check: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.beam_energy = beam_energy
         """Kinematic limit of the mesons' lab energy (``beam.energy``; ``None``: none)."""
-        self.specs = CHANNELS
+        self.specs = specs
         self.branching_ratios: dict[Channel, BranchingRatio] = {
             s.channel: branching_ratio(s.br_key) for s in self.specs
         }
-        xs = cfg.cross_sections
-        self.sigma_rel = {s.channel: float(getattr(xs, s.parent)) for s in self.specs}
+        self.sigma_rel = {s.channel: sigma_rel(cfg, s.parent) for s in self.specs}
         self.weights = np.array(
             [self.branching_ratios[s.channel].value * self.sigma_rel[s.channel] for s in self.specs]
         )
-        if not self.weights.sum() > 0:
+        if check and not self.weights.sum() > 0:
             raise ConfigError("mock.cross_sections: all cocktail cross-sections are zero")
         self.parent_mass = {s.channel: mass(s.parent) for s in self.specs}
         self.mass_samplers: dict[Channel, kin.InverseCDF] = {}
@@ -140,10 +173,19 @@ class Cocktail:
             if s.kind == "two_body":
                 continue
             self.mass_samplers[s.channel] = self._sampler(s)
+        if cfg.dalitz_br == "kroll_wada":
+            for s in self.specs:
+                if s.kind in ("p_dalitz", "v_dalitz"):
+                    self.branching_ratios[s.channel] = self._kroll_wada_br(s)
+            self.weights = np.array(
+                [self.branching_ratios[s.channel].value * self.sigma_rel[s.channel]
+                 for s in self.specs]
+            )  # fmt: skip
 
     def _sampler(self, s: ChannelSpec) -> kin.InverseCDF:
         big_m = self.parent_mass[s.channel]
-        lo = 2.0 * M_MU
+        m_l = s.lepton_mass
+        lo = 2.0 * m_l
         if s.kind == "rho":
             m_pi = mass("pi+")
             lo = 2.0 * m_pi
@@ -151,22 +193,34 @@ class Cocktail:
             return kin.InverseCDF(
                 grid,
                 lambda m: dalitz.rho_line_shape(
-                    m, big_m, width("rho"), m_pi, M_MU, self.cfg.form_factors.rho_temperature
+                    m, big_m, width("rho"), m_pi, m_l, self.cfg.form_factors.rho_temperature
                 ),
             )
         ff2 = form_factor2(s, self.cfg)
         if s.kind == "p_dalitz":
             hi = big_m
-            grid = lo + (hi - lo) * np.linspace(0.0, 1.0, 8001) ** 2
             return kin.InverseCDF(
-                grid, lambda m: dalitz.pseudoscalar_dalitz_dgamma_dm(m, big_m, M_MU, ff2)
+                _mass_grid(lo, hi, s.lepton),
+                lambda m: dalitz.pseudoscalar_dalitz_dgamma_dm(m, big_m, m_l, ff2),
             )
         m_p = mass(s.third or "pi0")
         hi = big_m - m_p
-        grid = lo + (hi - lo) * np.linspace(0.0, 1.0, 8001) ** 2
         return kin.InverseCDF(
-            grid, lambda m: dalitz.vector_dalitz_dgamma_dm(m, big_m, m_p, M_MU, ff2)
+            _mass_grid(lo, hi, s.lepton),
+            lambda m: dalitz.vector_dalitz_dgamma_dm(m, big_m, m_p, m_l, ff2),
         )
+
+    def _kroll_wada_br(self, s: ChannelSpec) -> BranchingRatio:
+        """BR of a Dalitz channel from its photon mode: BR(P → γγ) ∫ (1/Γ_γγ) dΓ/dm dm, or
+        BR(V → Pγ) ∫ (1/Γ_Pγ) dΓ/dm dm (the sampler's integral; Landsberg, Phys. Rep. 128
+        (1985) 301)."""
+        key = f"{s.parent}->gammagamma" if s.kind == "p_dalitz" else f"{s.parent}->pi0 gamma"
+        photon = branching_ratio(key)
+        value = photon.value * self.mass_samplers[s.channel].norm
+        return BranchingRatio(
+            value, s.br_key, f"Kroll-Wada integral x BR({key})", photon.pdg_identifier,
+            photon.edition, "kroll_wada",
+        )  # fmt: skip
 
     @property
     def probabilities(self) -> NDArray[np.float64]:
@@ -178,13 +232,14 @@ class Cocktail:
         return float(self.cfg.n_omega_per_collision * self.weights.sum())
 
     # ------------------------------------------------------------------ generation
-    def _parents(self, rng: np.random.Generator, masses: NDArray[np.float64]):
+    def _parents(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
         n = masses.size
-        pt = kin.sample_mt_exponential(rng, masses, self.cfg.pt_temperature)
-        y = rng.normal(self.cfg.rapidity_mean, self.cfg.rapidity_sigma, n)
-        y = kin.limit_rapidity(
-            rng, y, masses, pt, self.beam_energy, self.cfg.rapidity_mean, self.cfg.rapidity_sigma
-        )
+        temp, sig = self.cfg.pt_temperature, self.cfg.rapidity_sigma
+        if parent == "pi0":  # the π0's own spectra
+            temp, sig = self.cfg.electrons.pi0.pt_temperature, self.cfg.electrons.pi0.rapidity_sigma
+        pt = kin.sample_mt_exponential(rng, masses, temp)
+        y = rng.normal(self.cfg.rapidity_mean, sig, n)
+        y = kin.limit_rapidity(rng, y, masses, pt, self.beam_energy, self.cfg.rapidity_mean, sig)
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return kin.meson_four_momentum(masses, pt, y, phi)
 
@@ -195,13 +250,14 @@ class Cocktail:
             masses = self.mass_samplers[spec.channel].sample(rng, n)
         else:
             masses = np.full(n, big_m)
-        parent = self._parents(rng, masses)
+        parent = self._parents(rng, masses, spec.parent)
+        m_l = spec.lepton_mass
 
         if spec.kind in ("two_body", "rho"):
-            p = kin.two_body_momentum(masses, M_MU, M_MU)
+            p = kin.two_body_momentum(masses, m_l, m_l)
             cos_t = rng.uniform(-1.0, 1.0, n)
             phi = rng.uniform(0.0, 2.0 * np.pi, n)
-            a, b = kin.back_to_back(p, M_MU, cos_t, phi)
+            a, b = kin.back_to_back(p, m_l, cos_t, phi)
             mu1, mu2 = kin.boost(a, parent), kin.boost(b, parent)
             m_gstar = masses
         else:
@@ -210,10 +266,10 @@ class Cocktail:
             q = kin.two_body_momentum(big_m, m_gstar, m3)
             e_gstar = np.sqrt(q**2 + m_gstar**2)
             # muons in the γ* rest frame, polar angle about the γ* flight direction (z)
-            p = kin.two_body_momentum(m_gstar, M_MU, M_MU)
-            cos_t = kin.sample_dalitz_cos(rng, 4.0 * M_MU**2 / m_gstar**2)
+            p = kin.two_body_momentum(m_gstar, m_l, m_l)
+            cos_t = kin.sample_dalitz_cos(rng, 4.0 * m_l**2 / m_gstar**2)
             phi = rng.uniform(0.0, 2.0 * np.pi, n)
-            a, b = kin.back_to_back(p, M_MU, cos_t, phi)
+            a, b = kin.back_to_back(p, m_l, cos_t, phi)
             # boost along z into the parent frame, then turn z onto an isotropic direction
             gam = e_gstar / m_gstar
             bg = q / m_gstar
@@ -244,3 +300,19 @@ class Cocktail:
             parent2=np.full(n, pdg, dtype=np.int32),
             gstar=gstar,
         )
+
+
+def sigma_rel(cfg: MockConfig, parent: str) -> float:
+    """σ_parent/σ_ω of the config (``mock.cross_sections``; the π0: ``mock.electrons.pi0``)."""
+    if parent == "pi0":
+        return float(cfg.electrons.pi0.sigma_rel)
+    return float(getattr(cfg.cross_sections, parent))
+
+
+def _mass_grid(lo: float, hi: float, lepton: str) -> NDArray[np.float64]:
+    """Dilepton-mass grid of a Dalitz sampler: quadratic for muons (as before), logarithmic
+    for electrons (the Kroll–Wada spectrum ∝ 1/m over two decades above 2m_e)."""
+    u = np.linspace(0.0, 1.0, 8001)
+    if lepton == "e":
+        return lo * (hi / lo) ** u
+    return lo + (hi - lo) * u**2

@@ -14,19 +14,20 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gammastar.artifacts import atomic_path, make_meta, sha256_file
-from gammastar.channels import Channel
+from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.errors import GammastarError
-from gammastar.mock.cocktail import Cocktail, Sources
+from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, Sources
 from gammastar.mock.combinatorial import Combinatorial
 from gammastar.mock.detector import Detector, Reconstructed, resolve_efficiency_map
+from gammastar.mock.electrons import ElectronBackgrounds, ElectronDetector
 from gammastar.physics import pdgdata
 from gammastar.physics.target import interaction_probability
 from gammastar.unfold import load_efficiency_map
@@ -85,15 +86,36 @@ class MockGenerator:
         self.cocktail = Cocktail(self.cfg, beam_energy=e_max)
         self.combinatorial = Combinatorial(self.cfg, beam_energy=e_max)
         self.detector = Detector(self.cfg.detector, eff)
-        self.classes: list[Channel] = [s.channel for s in self.cocktail.specs] + [
-            Channel.COMBINATORIAL
-        ]
+        self.muons = "mu" in self.cfg.leptons
+        self.electrons = "e" in self.cfg.leptons
+        self.classes: list[Channel] = []
+        if self.muons:
+            self.classes += [s.channel for s in self.cocktail.specs] + [Channel.COMBINATORIAL]
         pilot_ss, self._chunk_ss = np.random.SeedSequence(self.seed).spawn(2)
-        self.pilot = self._pilot(np.random.default_rng(pilot_ss))
-        p_comb = self.pilot["combinatorial_generation_fraction"]
-        self.probabilities = np.concatenate(
-            [(1.0 - p_comb) * self.cocktail.probabilities, [p_comb]]
-        )
+        self.pilot = self._pilot(np.random.default_rng(pilot_ss)) if self.muons else {}
+        parts, block = [], []
+        if self.muons:
+            p_comb = self.pilot["combinatorial_generation_fraction"]
+            parts.append(np.concatenate([(1.0 - p_comb) * self.cocktail.probabilities, [p_comb]]))
+            block.append(self.cocktail.weights.sum() / (1.0 - p_comb))
+        self.ee_cocktail = self.ee_backgrounds = self.ee_detector = None
+        if self.electrons:
+            # the dielectron block: cocktail, conversions, combinatorial (physics.md: same N_POT)
+            self.ee_cocktail = Cocktail(self.cfg, beam_energy=e_max, specs=EE_CHANNELS)
+            self.ee_backgrounds = ElectronBackgrounds(self.cfg, beam_energy=e_max)
+            self.ee_detector = ElectronDetector(self.cfg.electrons.detector)
+            self.classes += [s.channel for s in EE_CHANNELS]
+            self.classes += [Channel.CONVERSION, Channel.COMBINATORIAL_EE]
+            w = np.append(self.ee_cocktail.weights, self.ee_backgrounds.conversion_weight)
+            q = self.cfg.electrons.combinatorial_fraction
+            parts.append(np.append((1.0 - q) * w / w.sum(), q))
+            block.append(w.sum() / (1.0 - q))
+        if len(parts) == 1:
+            self.probabilities = parts[0]
+        else:  # each flavour's block in proportion to its sources per collision
+            frac = np.asarray(block) / np.sum(block)
+            probs = np.concatenate([f * p for f, p in zip(frac, parts, strict=True)])
+            self.probabilities = probs / probs.sum()
 
     # ------------------------------------------------------------------ sources
     def sources(self, rng: np.random.Generator, counts: np.ndarray) -> Sources:
@@ -107,6 +129,31 @@ class MockGenerator:
         if not parts:
             parts.append(self.combinatorial.generate(rng, 0))
         return Sources.concatenate(parts)
+
+    def ee_sources(self, rng: np.random.Generator, counts: np.ndarray) -> Sources:
+        """Dielectron sources: ``counts`` per :data:`EE_CHANNELS`, conversion, combinatorial."""
+        parts = []
+        for spec, n in zip(EE_CHANNELS, counts[:-2], strict=True):
+            if n:
+                parts.append(self.ee_cocktail.generate(rng, spec, int(n)))
+        parts.append(self.ee_backgrounds.conversions(rng, int(counts[-2])))
+        parts.append(self.ee_backgrounds.combinatorial(rng, int(counts[-1])))
+        return Sources.concatenate(parts)
+
+    def reconstruct(self, rng: np.random.Generator, counts: np.ndarray):
+        """Sources of ``counts`` (order of ``classes``) and their detector view: the muon block
+        through :class:`Detector`, then the dielectron block through :class:`ElectronDetector`."""
+        k = len(self.cocktail.specs) + 1 if self.muons else 0
+        src, reco = [], []
+        if self.muons:
+            src.append(self.sources(rng, counts[:k]))
+            reco.append(self.detector.apply(rng, src[-1]))
+        if self.electrons:
+            src.append(self.ee_sources(rng, counts[k:]))
+            reco.append(self.ee_detector.apply(rng, src[-1]))
+        if len(src) == 1:
+            return src[0], reco[0]
+        return Sources.concatenate(src), _concat_reco(reco)
 
     def _pilot(self, rng: np.random.Generator) -> dict[str, Any]:
         """Acceptances that fix the combinatorial rate (physics.md §3.4; deterministic)."""
@@ -152,23 +199,48 @@ class MockGenerator:
             start = i * size
             n = min(size, events - start)
             counts = rng.multinomial(n, self.probabilities)
-            src = self.sources(rng, counts)
-            reco = self.detector.apply(rng, src)
+            src, reco = self.reconstruct(rng, counts)
             event = np.arange(start, start + n, dtype=np.int64)
             yield Chunk(event, src, reco, dict(zip(self.classes, counts.tolist(), strict=True)))
 
     # ------------------------------------------------------------------ normalisation
+    def sources_per_collision(self) -> float:
+        """Σ_m ⟨n_m⟩ BR_m over the generated flavours' cocktails (dielectrons: with the
+        conversions), per inelastic collision."""
+        out = self.cocktail.mesons_per_collision() if self.muons else 0.0
+        if self.electrons:
+            out += self.ee_cocktail.mesons_per_collision()
+            out += self.cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight
+        return out
+
     def n_pot(self, n_cocktail: int) -> float:
         """Equivalent POT: N_cocktail / (P_int(L) × Σ_m ⟨n_m⟩ BR_m), with
         P_int(L) = 1 − e^{−L} (:func:`gammastar.physics.target.interaction_probability`, the
-        formula the reach's ``yield_scale`` uses) and L = ``beam.interaction_lengths``."""
+        formula the reach's ``yield_scale`` uses) and L = ``beam.interaction_lengths``;
+        N_cocktail: every generated source but the combinatorial ones."""
         p_int = interaction_probability(self.config.beam.interaction_lengths)
-        return n_cocktail / (p_int * self.cocktail.mesons_per_collision())
+        return n_cocktail / (p_int * self.sources_per_collision())
 
     def meta(self, n_generated: dict[Channel, int], **extra: Any) -> dict[str, Any]:
         """The ``meta`` JSON of the file."""
-        n_cocktail = sum(v for k, v in n_generated.items() if k != Channel.COMBINATORIAL)
+        n_cocktail = sum(v for k, v in n_generated.items() if k not in _COMBINATORIAL)
         cfg = self.cfg
+        if self.electrons:
+            ee = self.ee_cocktail
+            extra.setdefault(
+                "electrons",
+                {
+                    "ee_sources_per_collision": ee.mesons_per_collision()
+                    + cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight,
+                    "conversion_probability": self.ee_backgrounds.p_conversion,
+                    "branching_ratios": {
+                        k.name: v.as_dict() for k, v in ee.branching_ratios.items()
+                    }
+                    | {"pi0->gammagamma": self.ee_backgrounds.br_gg.as_dict()},
+                    "sigma_rel": {k.name: v for k, v in ee.sigma_rel.items()},
+                    "n_generated_combinatorial": int(n_generated.get(Channel.COMBINATORIAL_EE, 0)),
+                },
+            )
         eff = None
         if self.efficiency_path is not None:
             eff = {"path": str(self.efficiency_path), "sha256": sha256_file(self.efficiency_path)}
@@ -203,6 +275,19 @@ class MockGenerator:
         )
 
 
+_COMBINATORIAL = (Channel.COMBINATORIAL, Channel.COMBINATORIAL_EE)
+
+
+def _concat_reco(parts: list[Reconstructed]) -> Reconstructed:
+    """Join detector views of consecutive source blocks."""
+    return Reconstructed(
+        *(
+            np.concatenate([getattr(p, f.name) for p in parts], axis=-1)
+            for f in fields(Reconstructed)
+        )
+    )
+
+
 def _pythia_backend() -> None:
     try:
         import pythia8mc  # noqa: F401
@@ -223,44 +308,73 @@ def _interleave(a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
     return flat
 
 
-def _event_arrays(chunk: Chunk) -> dict[str, Any]:
+def _lepton_list(chunk: Chunk, keep: np.ndarray, flavour: np.ndarray, f32=np.float32):
+    """Jagged lepton record (px, py, pz, E, charge, parent) of the kept events: the two
+    leptons of the events where ``flavour`` is true, none elsewhere; momenta of type ``f32``
+    (electrons: float64, since E² − p² of a 10 MeV pair at 40 GeV is 10⁻⁸ of E², below the
+    float32 precision)."""
     import awkward as ak
 
-    keep = chunk.reco.accepted
     s, r = chunk.sources, chunk.reco
-    mu1, mu2 = r.mu1[:, keep], r.mu2[:, keep]
-    n = mu1.shape[1]
-    f32 = np.float32
-    fields = {
+    sel = keep & flavour
+    mu1, mu2 = r.mu1[:, sel], r.mu2[:, sel]
+    fields_ = {
         "px": _interleave(mu1[0], mu2[0], f32),
         "py": _interleave(mu1[1], mu2[1], f32),
         "pz": _interleave(mu1[2], mu2[2], f32),
         "E": _interleave(mu1[3], mu2[3], f32),
-        "charge": _interleave(s.charge1[keep], s.charge2[keep], np.int32),
-        "parent": _interleave(s.parent1[keep], s.parent2[keep], np.int32),
+        "charge": _interleave(s.charge1[sel], s.charge2[sel], np.int32),
+        "parent": _interleave(s.parent1[sel], s.parent2[sel], np.int32),
     }
     record = ak.contents.RecordArray(
-        [ak.contents.NumpyArray(v) for v in fields.values()], list(fields)
+        [ak.contents.NumpyArray(v) for v in fields_.values()], list(fields_)
     )
-    offsets = ak.index.Index64(np.arange(0, 2 * n + 1, 2, dtype=np.int64))
-    muon = ak.Array(ak.contents.ListOffsetArray(offsets, record))
+    counts = 2 * flavour[keep].astype(np.int64)
+    offsets = ak.index.Index64(np.concatenate([[0], np.cumsum(counts)]))
+    return ak.Array(ak.contents.ListOffsetArray(offsets, record))
+
+
+def _event_arrays(chunk: Chunk, leptons: tuple[str, ...] = ("mu",)) -> dict[str, Any]:
+    keep = chunk.reco.accepted
+    s = chunk.sources
+    f32 = np.float32
+    is_e = np.isin(s.channel, [int(c) for c in ELECTRON_CHANNELS])
+    out: dict[str, Any] = {"event": chunk.event[keep]}
+    if "mu" in leptons:
+        out["muon"] = _lepton_list(chunk, keep, ~is_e)
+    if "e" in leptons:
+        out["electron"] = _lepton_list(chunk, keep, is_e, np.float64)
     g = s.gstar[:, keep].astype(f32)
-    return {
-        "event": chunk.event[keep],
-        "muon": muon,
-        "truth_channel": s.channel[keep],
-        "truth_parent_pdgid": s.parent_pdgid[keep],
-        "truth_gstar_px": g[0],
-        "truth_gstar_py": g[1],
-        "truth_gstar_pz": g[2],
-        "truth_gstar_E": g[3],
-        "truth_gstar_m": g[4],
-    }
+    out.update(
+        {
+            "truth_channel": s.channel[keep],
+            "truth_parent_pdgid": s.parent_pdgid[keep],
+            "truth_gstar_px": g[0],
+            "truth_gstar_py": g[1],
+            "truth_gstar_pz": g[2],
+            "truth_gstar_E": g[3],
+            "truth_gstar_m": g[4],
+        }
+    )
+    return out
 
 
-def _truth_arrays(chunk: Chunk) -> dict[str, np.ndarray]:
+MUON_GSTAR = frozenset(range(int(Channel.ETA_DALITZ), int(Channel.PHI_MUMU) + 1)) - {
+    int(Channel.ETA_MUMU)
+}
+"""Channel codes of the muon γ* sources (the ``truth`` tree and the ``acceptance`` map)."""
+EE_GSTAR = frozenset(int(c) for c in ELECTRON_CHANNELS) - {
+    int(Channel.CONVERSION),
+    int(Channel.COMBINATORIAL_EE),
+}
+"""Channel codes of the dielectron γ* sources (``truth_ee``, ``acceptance_ee``)."""
+
+
+def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str, np.ndarray]:
     s, r = chunk.sources, chunk.reco
-    sel = r.in_acceptance & (s.channel != int(Channel.COMBINATORIAL))
+    if codes is None:  # the muon signal sources (every cocktail channel, η → μμ included)
+        codes = MUON_GSTAR | {int(Channel.ETA_MUMU)}
+    sel = r.in_acceptance & np.isin(s.channel, list(codes))
     f32 = np.float32
     pt = r.pt[sel].astype(f32)
     return {
@@ -276,6 +390,16 @@ def _truth_arrays(chunk: Chunk) -> dict[str, np.ndarray]:
         "accepted": r.accepted[sel],
     }
 
+
+_LISTS = ("muon", "electron")
+
+EE_ACCEPTANCE_MASS_EDGES = (
+    *(0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12, 0.135, 0.16, 0.2),
+    *(round(0.05 * i, 2) for i in range(5, 15)),
+    *(0.85, 0.95, 1.1, 1.4, 2.0),
+)
+"""Mass edges (GeV) of ``acceptance_ee``: 5–20 MeV steps below the π0 mass (the π0 Dalitz
+region, where the acceptance changes fast with m), then the muon map's rows."""
 
 TRUTH_MASS_AXIS = (2000, 0.0, 2.0)
 """``truth_all_m``: 1 MeV bins from 0 to 2 GeV (true γ* mass)."""
@@ -296,8 +420,17 @@ class AcceptanceAccumulator:
     sources on the fine axis :data:`TRUTH_MASS_AXIS` (under/overflow kept).
     """
 
-    def __init__(self, cfg: MockConfig) -> None:
-        self.m_edges = np.asarray(cfg.acceptance_mass_edges, dtype=np.float64)
+    def __init__(
+        self,
+        cfg: MockConfig,
+        codes: frozenset[int] = MUON_GSTAR,
+        m_edges: list[float] | None = None,
+    ) -> None:
+        self.codes = np.array(sorted(codes), dtype=np.int32)
+        """The channel codes of the γ* sources counted (default: the muon ones)."""
+        if m_edges is None:
+            m_edges = cfg.acceptance_mass_edges
+        self.m_edges = np.asarray(m_edges, dtype=np.float64)
         self.pt_edges = np.asarray(cfg.acceptance_pt_edges, dtype=np.float64)
         shape = (len(self.m_edges) - 1, len(self.pt_edges) - 1)
         self.generated = np.zeros(shape)
@@ -315,7 +448,7 @@ class AcceptanceAccumulator:
 
     def add(self, chunk: Chunk) -> None:
         s = chunk.sources
-        sig = (s.channel != int(Channel.COMBINATORIAL)) & (s.channel != int(Channel.ETA_MUMU))
+        sig = np.isin(s.channel, self.codes)
         m = np.where(sig, s.gstar[4], -1.0)  # not γ*: below every axis
         pt = np.hypot(s.gstar[0], s.gstar[1])
         n, lo, _ = TRUTH_MASS_AXIS
@@ -444,32 +577,49 @@ def generate_file(
         except OSError as err:
             raise GammastarError(f"{path}: cannot write ({err.strerror or err})") from None
         with f:
-            events_tree = truth_tree = None
-            acc = AcceptanceAccumulator(cfg)
+            events_tree = None
+            leptons = tuple(cfg.leptons)
+            # (tree name, channel codes, acceptance accumulator, histogram-name suffix)
+            flavours = []
+            if gen.muons:
+                flavours.append(("truth", None, AcceptanceAccumulator(cfg), ""))
+            if gen.electrons:
+                acc_ee = AcceptanceAccumulator(cfg, EE_GSTAR, list(EE_ACCEPTANCE_MASS_EDGES))
+                flavours.append(("truth_ee", EE_GSTAR, acc_ee, "_ee"))
+            truth_trees: dict[str, Any] = {}
+            n_truth_by = dict.fromkeys([fl[0] for fl in flavours], 0)
             for chunk in gen.chunks(int(n_events), chunk_size):
                 for k, v in chunk.counts.items():
                     n_generated[k] += v
-                acc.add(chunk)
-                ev = _event_arrays(chunk)
-                tr = _truth_arrays(chunk)
+                ev = _event_arrays(chunk, leptons)
                 if events_tree is None:
                     events_tree = f.mktree(
                         "events",
-                        {k: (v.type if k == "muon" else v.dtype) for k, v in ev.items()},
+                        {k: (v.type if k in _LISTS else v.dtype) for k, v in ev.items()},
                         title="gammastar NA60-like mock events",
-                    )
-                    truth_tree = f.mktree(
-                        "truth",
-                        {k: v.dtype for k, v in tr.items()},
-                        title="signal sources in the kinematic acceptance",
                     )
                 if len(ev["event"]):
                     events_tree.extend(ev)
-                if len(tr["event"]):
-                    truth_tree.extend(tr)
                 n_written += len(ev["event"])
-                n_truth += len(tr["event"])
-                del chunk, ev, tr
+                for name, codes, acc, _ in flavours:
+                    acc.add(chunk)
+                    tr = _truth_arrays(chunk, codes)
+                    if name not in truth_trees:
+                        truth_trees[name] = f.mktree(
+                            name,
+                            {k: v.dtype for k, v in tr.items()},
+                            title="signal sources in the kinematic acceptance",
+                        )
+                    if len(tr["event"]):
+                        truth_trees[name].extend(tr)
+                    n_truth_by[name] += len(tr["event"])
+                del chunk, ev
+            n_truth = n_truth_by.get("truth", 0)
+            if gen.electrons:
+                extra_ee = {"n_truth_ee": n_truth_by["truth_ee"]}
+                extra_ee["acceptance_map_ee"] = flavours[-1][2].summary()
+            else:
+                extra_ee = {}
             meta = gen.meta(
                 n_generated,
                 n_events_written=n_written,
@@ -477,12 +627,14 @@ def generate_file(
                 n_generated_total=int(sum(n_generated.values())),
                 events=int(n_events),
                 chunk_size=int(chunk_size or cfg.chunk_size),
-                acceptance_map=acc.summary(),
+                acceptance_map=flavours[0][2].summary() if gen.muons else None,
+                **extra_ee,
             )
-            for name, h in acc.histograms().items():
-                f[name] = h
+            for _, _, acc, suffix in flavours:
+                for name, h in acc.histograms().items():
+                    f[name + suffix] = h
             f["meta"] = json.dumps(meta, sort_keys=True, allow_nan=False, default=str)
-    n_cocktail = sum(v for k, v in n_generated.items() if k != Channel.COMBINATORIAL)
+    n_cocktail = sum(v for k, v in n_generated.items() if k not in _COMBINATORIAL)
     return GenerateResult(
         path=path,
         n_events_written=n_written,

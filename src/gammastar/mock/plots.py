@@ -4,6 +4,9 @@
   and the like-sign estimate 2√(N++ N−−) of the combinatorial OS background, log y;
 * ``pt_spectra``: pair pT of the recorded OS pairs by channel, log y.
 
+With electrons in the file (``mock.leptons`` holding ``e``) the same two plots of the ee pairs
+are drawn too (``mock_mass_ee``, ``mock_pt_ee``; 0–1.2 GeV).
+
 Use :func:`plot_file` (also ``gammastar generate --plots DIR``).
 """
 
@@ -27,32 +30,55 @@ COLORS = {
     Channel.OMEGA_DALITZ: "tab:cyan",
     Channel.RHO_MUMU: "tab:purple",
     Channel.PHI_MUMU: "tab:green",
+    Channel.PI0_DALITZ_EE: "tab:red",
+    Channel.ETA_DALITZ_EE: "tab:orange",
+    Channel.ETAPRIME_DALITZ_EE: "tab:olive",
+    Channel.OMEGA_EE: "tab:blue",
+    Channel.OMEGA_DALITZ_EE: "tab:cyan",
+    Channel.RHO_EE: "tab:purple",
+    Channel.PHI_EE: "tab:green",
+    Channel.CONVERSION: "tab:brown",
+    Channel.COMBINATORIAL_EE: "0.75",
 }
 """One colour per channel, the same in every plot."""
 
 
-def pair_table(path: str | Path) -> dict[str, np.ndarray]:
-    """Reconstructed pair variables (m, pT, charge sum, channel) of a mock file's events."""
-    import awkward as ak
+def flavours(path: str | Path) -> list[str]:
+    """The lepton collections of a mock file's ``events`` tree (``muon``, ``electron``)."""
     import uproot
 
     try:
         with uproot.open(path) as f:
-            ev = f["events"].arrays(
-                ["muon_px", "muon_py", "muon_pz", "muon_E", "muon_charge", "truth_channel"]
-            )
+            keys = set(f["events"].keys())
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except Exception as err:  # noqa: BLE001 - any unreadable file is a user input error
         raise InputError(f"{path}: not a readable mock ntuple ({err})") from None
-    two = ak.num(ev.muon_E) >= 2
+    return [c for c in ("muon", "electron") if f"{c}_E" in keys]
+
+
+def pair_table(path: str | Path, lepton: str = "muon") -> dict[str, np.ndarray]:
+    """Reconstructed pair variables (m, pT, charge sum, channel) of a mock file's events
+    (the ``lepton`` collection: ``muon`` or ``electron``)."""
+    import awkward as ak
+    import uproot
+
+    names = [f"{lepton}_{k}" for k in ("px", "py", "pz", "E", "charge")]
+    try:
+        with uproot.open(path) as f:
+            ev = f["events"].arrays([*names, "truth_channel"])
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except Exception as err:  # noqa: BLE001 - any unreadable file is a user input error
+        raise InputError(f"{path}: not a readable mock ntuple ({err})") from None
+    two = ak.num(ev[names[3]]) >= 2
     ev = ev[two]
 
     def first2(x: Any) -> tuple[np.ndarray, np.ndarray]:
         return ak.to_numpy(x[:, 0]).astype(np.float64), ak.to_numpy(x[:, 1]).astype(np.float64)
 
-    px, py, pz, e = (first2(ev[k]) for k in ("muon_px", "muon_py", "muon_pz", "muon_E"))
-    q1, q2 = first2(ev.muon_charge)
+    px, py, pz, e = (first2(ev[k]) for k in names[:4])
+    q1, q2 = first2(ev[names[4]])
     sx, sy, sz, se = px[0] + px[1], py[0] + py[1], pz[0] + pz[1], e[0] + e[1]
     m = np.sqrt(np.clip(se**2 - sx**2 - sy**2 - sz**2, 0.0, None))
     return {
@@ -86,15 +112,27 @@ def plot_file(
         force: overwrite existing plots.
 
     Returns:
-        The written files (``mock_mass.<fmt>``, ``mock_pt.<fmt>``).
+        The written files (``mock_mass.<fmt>``, ``mock_pt.<fmt>``; with electrons also
+        ``mock_mass_ee.<fmt>``, ``mock_pt_ee.<fmt>``).
     """
+    written = []
+    for lepton in flavours(path):
+        if lepton == "muon":
+            written += _plot(path, outdir, "muon", bins, mass_range, fmt, force)
+        else:
+            written += _plot(path, outdir, "electron", 120, (0.0, 1.2), fmt, force)
+    return written
+
+
+def _plot(path, outdir, lepton, bins, mass_range, fmt, force) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import mplhep
 
-    t = pair_table(path)
+    t = pair_table(path, lepton)
+    ll, suffix = (r"\mu\mu", "") if lepton == "muon" else ("ee", "_ee")
     outdir = Path(outdir)
     edges = np.linspace(*mass_range, bins + 1)
     os_ = t["charge"] == 0
@@ -133,12 +171,12 @@ def plot_file(
         )
         ax.set_yscale("log")
         ax.set_ylim(bottom=0.5)
-        ax.set_xlabel(r"$m_{\mu\mu}$ [GeV]")
+        ax.set_xlabel(rf"$m_{{{ll}}}$ [GeV]")
         ax.set_ylabel(f"pairs / {1000 * (edges[1] - edges[0]):.0f} MeV")
         ax.set_ylim(top=30 * max(1, h_os.max()))
         ax.legend(fontsize="x-small", ncol=3, loc="upper center")
         ax.set_title("NA60-like mock data", fontsize="small")
-        written.append(_save(fig, outdir / f"mock_mass.{fmt}", force))
+        written.append(_save(fig, outdir / f"mock_mass{suffix}.{fmt}", force))
         plt.close(fig)
 
         fig, ax = plt.subplots(figsize=(9, 7))
@@ -152,6 +190,6 @@ def plot_file(
         ax.set_xlabel(r"pair $p_T$ [GeV]")
         ax.set_ylabel("OS pairs / 50 MeV")
         ax.legend(fontsize="x-small")
-        written.append(_save(fig, outdir / f"mock_pt.{fmt}", force))
+        written.append(_save(fig, outdir / f"mock_pt{suffix}.{fmt}", force))
         plt.close(fig)
     return written

@@ -325,12 +325,14 @@ class LeptonChannel:
         lepton_mass: the daughter lepton's mass, GeV.
         label: LaTeX label of the final state (plots).
         pdgid: PDG id of the negative lepton (its antiparticle is ``-pdgid``; events).
+        flavour: the lepton's name in ``input.lepton`` (``"e"``, ``"mu"``).
     """
 
     name: str
     lepton_mass: float
     label: str
     pdgid: int
+    flavour: str
 
     @property
     def threshold(self) -> float:
@@ -355,8 +357,8 @@ class LeptonChannel:
 LEPTON_CHANNELS: dict[str, LeptonChannel] = {
     ch.name: ch
     for ch in (
-        LeptonChannel("ee", M_E, "$e^+e^-$", 11),
-        LeptonChannel("mumu", M_MU, r"$\mu^+\mu^-$", 13),
+        LeptonChannel("ee", M_E, "$e^+e^-$", 11, "e"),
+        LeptonChannel("mumu", M_MU, r"$\mu^+\mu^-$", 13, "mu"),
     )
 }
 """The leptonic A′ decay channels (the registry: one :class:`LeptonChannel` each)."""

@@ -34,6 +34,13 @@ MODES: dict[str, tuple[int, str]] = {
     "pi->munu": (211, "pi+ --> mu+ nu_mu"),
     "K->munu": (321, "K+ --> mu+ nu_mu"),
     "jpsi->ee": (443, "J/psi(1S) --> e+ e-"),
+    "pi0->gamma ee": (111, "pi0 --> e+ e- gamma"),
+    "eta->gamma ee": (221, "eta --> e+ e- gamma"),
+    "eta_prime->gamma ee": (331, "eta^'(958) --> gamma e+ e-"),
+    "omega->ee": (223, "omega(782) --> e+ e-"),
+    "omega->pi0 ee": (223, "omega(782) --> pi0 e+ e-"),
+    "rho->ee": (113, "rho(770) --> e+ e-"),
+    "phi->ee": (333, "phi(1020) --> e+ e-"),
 }
 """Known modes: key → (PDG Monte Carlo id of the parent, PDG decay description)."""
 
@@ -52,6 +59,13 @@ FALLBACK: dict[str, float] = {
     "pi->munu": 0.999877,
     "K->munu": 0.636,
     "jpsi->ee": 0.0597,
+    "pi0->gamma ee": 0.01174,
+    "eta->gamma ee": 6.9e-3,
+    "eta_prime->gamma ee": 4.91e-4,
+    "omega->ee": 7.39e-5,
+    "omega->pi0 ee": 7.7e-4,
+    "rho->ee": 4.72e-5,
+    "phi->ee": 2.974e-4,
 }
 """Documented fallback values (physics.md §3.1, PDG 2024), used only when `pdg` lacks a mode."""
 

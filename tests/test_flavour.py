@@ -1,0 +1,125 @@
+"""input.lepton (issue 14): branch names, lepton mass and the flavour checks of the input."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+import uproot
+
+from gammastar import io
+from gammastar.config import AnalysisConfig, InputConfig, MockConfig, config_from_dict
+from gammastar.errors import ConfigError, InputError
+from gammastar.flavour import lepton_flavours
+from gammastar.mock import generate_file
+from gammastar.physics.constants import M_E, M_MU
+from gammastar.select import select
+
+
+def cfg_for(tmp_path, files, **over):
+    data = {
+        "name": "t",
+        "output": str(tmp_path / "run"),
+        "input": {"files": [str(f) for f in files]},
+        "unfold": {"efficiency_map": None},
+        "background": {"remove_eta_mumu": "none"},
+        "selection": {"mass_min": 0.02, "lepton_min_energy": 1.0},
+    }
+    for k, v in over.items():
+        data[k] = {**data.get(k, {}), **v}
+    return config_from_dict(data, source=str(tmp_path / "cfg.yaml"))
+
+
+@pytest.fixture(scope="module")
+def ee_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ee") / "ee.root"
+    cfg = AnalysisConfig(seed=4, mock=MockConfig(leptons=["e"], efficiency_map=None))
+    generate_file(cfg, path, events=60_000)
+    return path
+
+
+def test_lepton_sets_mass_and_branch_names():
+    """input.lepton e: lepton_mass = m_e (PDG, darkphoton.LEPTON_CHANNELS), electron_* /
+    Electron_* default branches; a lepton_mass of the other flavour is a config error."""
+    assert InputConfig(lepton="e").lepton_mass == M_E
+    assert InputConfig().lepton_mass == M_MU
+    assert io.branch_map("jagged_cartesian", lepton="e").optional["parent"] == "electron_parent"
+    assert io.branch_map("jagged_ptetaphi", lepton="e").required["pt"] == "Electron_pt"
+    with pytest.raises(ConfigError, match="lepton_mass"):
+        config_from_dict({"input": {"lepton": "e", "lepton_mass": M_MU}})
+
+
+def test_lepton_flavours_resolution():
+    """m² = E² − p² resolves m_μ from m_e while 8 ε E² < m_μ² (float32: E ≲ 110 GeV)."""
+    m = np.array([M_MU, M_E])
+    for e, resolved in ((50.0, True), (1000.0, False)):
+        ee = np.full(2, e, dtype=np.float32)
+        p = np.sqrt(ee.astype(np.float64) ** 2 - m**2).astype(np.float32)
+        n = lepton_flavours(ee, p.astype(np.float64) ** 2)
+        assert (n["mu"] == 1) is resolved
+        assert (n["unresolved"] == 2) is not resolved
+
+
+def test_electron_selection_on_the_ee_mock(ee_file, tmp_path):
+    """input.lepton e on the dielectron mock: every selected pair is a dielectron source and
+    the masses start at the cut (the π0 Dalitz pairs dominate below the π0 mass)."""
+    res = select(cfg_for(tmp_path, [ee_file], input={"lepton": "e"}))
+    df = res.pairs
+    assert len(df) > 1000
+    assert df["m"].min() >= 0.02
+    os_ = df[df["charge"] == 0]
+    assert (os_["channel"] == 8).mean() > 0.5  # PI0_DALITZ_EE
+
+
+def test_electrons_asked_on_a_muon_file(tmp_path):
+    path = tmp_path / "mu.root"
+    generate_file(AnalysisConfig(seed=1, mock=MockConfig(efficiency_map=None)), path, events=5000)
+    with pytest.raises(InputError, match=r"input.lepton is 'e' but the file holds only muon"):
+        select(cfg_for(tmp_path, [path], input={"lepton": "e"}))
+
+
+def test_mass_inconsistent_with_flavour(ee_file, tmp_path):
+    """Electron branches read as muons (input.branches) and a mass branch of the wrong flavour:
+    one InputError naming the flavour."""
+    cols = {k: f"electron_{k}" for k in ("px", "py", "pz", "E", "charge")}
+    with pytest.raises(InputError, match="electron mass"):
+        select(cfg_for(tmp_path, [ee_file], input={"lepton": "mu", "branches": cols}))
+    nano = tmp_path / "nano.root"
+    lep = ak.zip(
+        {
+            "pt": ak.Array([[1.0, 1.0]]),
+            "eta": ak.Array([[0.0, 0.0]]),
+            "phi": ak.Array([[0.0, np.pi]]),
+            "mass": ak.Array([[M_MU, M_MU]]),
+            "charge": ak.values_astype(ak.Array([[1, -1]]), np.int32),
+        }
+    )
+    with uproot.recreate(nano) as f:
+        f.mktree("Events", {"Electron": lep.type})
+        f["Events"].extend({"Electron": lep})
+    over = {"input": {"lepton": "e", "layout": "jagged_ptetaphi", "tree": "Events"}}
+    with pytest.raises(InputError, match=r"Electron_mass.*inconsistent with input\.lepton 'e'"):
+        select(cfg_for(tmp_path, [nano], **over))
+
+
+def test_mixed_flavour_pairs(tmp_path):
+    """One lepton collection with a muon and an electron per event: refused."""
+    path = tmp_path / "mixed.root"
+    m = np.array([M_MU, M_E] * 3)
+    e = np.linspace(5.0, 10.0, 6)
+    pz = np.sqrt(e**2 - m**2)
+    counts = np.full(3, 2)
+    lep = ak.zip(
+        {
+            "px": ak.unflatten(np.zeros(6), counts),
+            "py": ak.unflatten(np.zeros(6), counts),
+            "pz": ak.unflatten(pz, counts),
+            "E": ak.unflatten(e, counts),
+            "charge": ak.unflatten(np.array([1, -1] * 3, dtype=np.int32), counts),
+        }
+    )
+    with uproot.recreate(path) as f:
+        f.mktree("events", {"electron": lep.type})
+        f["events"].extend({"electron": lep})
+    with pytest.raises(InputError, match="mixed-flavour"):
+        select(cfg_for(tmp_path, [path], input={"lepton": "e"}))
