@@ -32,7 +32,8 @@ fermions (:func:`aprime_dark_widths`, combined with the visible widths of
   dΓ = |M̄|² ds dt / (256 π³ m₂³) with s = m_ℓℓ², t = (p₁ + k₁)² (PDG Kinematics review, Eq.
   49.22). The t integral is exact (the integrand is quadratic in t); the s integral is a
   Gauss–Legendre rule in φ with s = s_min + (s_max − s_min) sin²φ, which removes the
-  square-root end points. Small-splitting limit (m_ℓ → 0, Δ → 0, m_A′ ≫ m₁):
+  square-root end points, composite over panels refined at the threshold layer s − 4m_ℓ² ~ m_ℓ²
+  and, for hadrons, at the ω and φ of R. Small-splitting limit (m_ℓ → 0, Δ → 0, m_A′ ≫ m₁):
   Γ → 4ε²αα_DΔ⁵m₁⁵/(15π m_A′⁴) (Izaguirre et al. 2017; Berlin, Gori, Schuster, Toro PRD 98
   (2018) 035011), :func:`psi2_width_small_splitting`.
 * Hadrons: dΓ_had/ds = R(√s) · dΓ_ℓℓ/ds|_{m_ℓ=0} with R of
@@ -73,8 +74,10 @@ __all__ = [
 FINAL_STATES = {"ee": M_E, "mumu": M_MU, "hadrons": 0.0}
 """ψ₂ → ψ₁ f final states and the mass used in the matrix element (hadrons: R × massless ℓℓ)."""
 
-_N_GL = 96
-"""Gauss–Legendre nodes of the s integral (converged to < 1e-10 relative, docs/darksector.md)."""
+_N_GL = 8
+"""Gauss–Legendre nodes per panel of the s integral (convergence: docs/darksector.md)."""
+_N_PANELS = 24
+"""Uniform panels in φ; more at the threshold layer (leptons) or the ω, φ (hadrons)."""
 
 
 def _arr(x: ArrayLike) -> NDArray[np.float64]:
@@ -203,8 +206,12 @@ def pair_width(
     open_ = s2 < 1.0
     return np.where(
         open_,
-        _arr(alpha_d) * m / 3 * np.clip(1 - d2, 0, None) ** 1.5
-        * np.sqrt(np.clip(1 - s2, 0, None)) * (1 + s2 / 2),
+        _arr(alpha_d)
+        * m
+        / 3
+        * np.clip(1 - d2, 0, None) ** 1.5
+        * np.sqrt(np.clip(1 - s2, 0, None))
+        * (1 + s2 / 2),
         0.0,
     )
 
@@ -400,7 +407,7 @@ def psi2_width(
         model: :class:`IDM` or :class:`I2DM`.
         eps: kinetic mixing ε.
         final_state: ``"ee"``, ``"mumu"``, ``"hadrons"`` or ``"total"`` (their sum).
-        n_nodes: Gauss–Legendre nodes of the s integral.
+        n_nodes: Gauss–Legendre nodes per panel of the s integral.
 
     Returns:
         The width (0 where the channel is closed).
@@ -425,16 +432,54 @@ def psi2_width(
     s_min = 4 * ml**2 if final_state != "hadrons" else darkphoton.M_PI0**2
     s_max = (m2 - m1) ** 2
     span = np.clip(s_max - s_min, 0, None)
-    x, w = np.polynomial.legendre.leggauss(n_nodes)
-    phi = (x + 1) * np.pi / 4  # φ ∈ (0, π/2)
     shape = np.broadcast(span, _arr(model.m_aprime), _arr(model.alpha_d), _arr(eps)).shape
 
     def ex(a: ArrayLike) -> NDArray[np.float64]:
         a = _arr(a)
         return a[..., None] if a.ndim else a
 
+    # panels in φ (s = s_min + span·sin²φ): uniform, refined at the structures of the integrand
+    if final_state == "hadrons":  # the narrow ω, φ of R (M ± kΓ) and its thresholds
+        ks = np.array([0.0, 1, 2, 4, 8, 16, 32, 64])
+        thr = np.array(
+            [
+                2 * darkphoton.M_PI,
+                2 * darkphoton.M_PI + darkphoton.M_PI0,
+                4 * darkphoton.M_PI,
+                2 * darkphoton.M_K,
+                2 * darkphoton.M_K0,
+            ]
+        )
+        brk = np.concatenate(
+            [
+                (r["mass"] + sg * ks * r["width"]) ** 2
+                for r in (darkphoton._OMEGA, darkphoton._PHI)
+                for sg in (-1, 1)
+            ]
+            + [((thr[:, None] + np.array([0, 1e-3, 1e-2, 3e-2, 0.1])) ** 2).ravel()]
+        )
+    else:  # the threshold layer s − 4m_ℓ² ~ m_ℓ²
+        brk = s_min * (1 + 10.0 ** np.arange(-2, 8))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = np.clip((brk - s_min) / ex(np.where(span > 0, span, 1.0)), 0, 1)
+    edges = np.sort(
+        np.concatenate(
+            [
+                np.broadcast_to(
+                    np.linspace(0, np.pi / 2, _N_PANELS + 1), (*frac.shape[:-1], _N_PANELS + 1)
+                ),
+                np.arcsin(np.sqrt(frac)),
+            ],
+            axis=-1,
+        ),
+        axis=-1,
+    )
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    half = np.diff(edges, axis=-1)[..., None] / 2
+    phi = (edges[..., :-1, None] + half * (x + 1)).reshape(*edges.shape[:-1], -1)
+    wts = (half * w).reshape(*edges.shape[:-1], -1)
     s = s_min + ex(span) * np.sin(phi) ** 2
-    jac = ex(span) * np.sin(2 * phi) * np.pi / 4  # ds/dφ · dφ/dx
+    jac = ex(span) * np.sin(2 * phi) * wts  # ds/dφ × quadrature weight
 
     sub = IDM.__new__(type(model))  # the same model with trailing node axis
     for k in ("m1", "delta", "m_aprime", "alpha_d"):
@@ -443,7 +488,7 @@ def psi2_width(
         object.__setattr__(sub, "theta", ex(model.theta))
     with np.errstate(invalid="ignore", divide="ignore"):
         d = psi2_dgamma_ds(s, sub, ex(eps), final_state)
-    out = np.sum(d * jac * w, axis=-1)
+    out = np.sum(d * jac, axis=-1)
     return np.broadcast_to(np.where(span > 0, out, 0.0), shape).astype(np.float64)
 
 
@@ -458,8 +503,13 @@ def psi2_width_small_splitting(model: IDM, eps: ArrayLike) -> NDArray[np.float64
         True
     """
     return (
-        4 * _arr(model.kappa2) * _arr(eps) ** 2 * ALPHA_EM * _arr(model.alpha_d)
-        * _arr(model.delta) ** 5 * _arr(model.m1) ** 5
+        4
+        * _arr(model.kappa2)
+        * _arr(eps) ** 2
+        * ALPHA_EM
+        * _arr(model.alpha_d)
+        * _arr(model.delta) ** 5
+        * _arr(model.m1) ** 5
         / (15 * np.pi * _arr(model.m_aprime) ** 4)
     )
 
@@ -473,4 +523,3 @@ def psi2_ctau(model: IDM, eps: ArrayLike) -> NDArray[np.float64]:
         True
     """
     return HBARC_GEV_M / psi2_width(model, eps, "total")
-
