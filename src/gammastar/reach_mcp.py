@@ -1,0 +1,449 @@
+r"""Millicharged-particle (χ) yields in a scintillator detector and the reach in (m_χ, Q).
+
+Offers the χ flux into a :class:`~gammastar.physics.scintillator.ScintillatorDetector` from
+
+* meson decays outside the dilepton data (paper Fig. 3: π⁰ → γχχ̄, J/ψ → χχ̄; also η, η′ →
+  γχχ̄ and ρ, ω, φ → χχ̄): :func:`meson_chi_acceptance` samples the mesons (thermal
+  m_T spectrum, Gaussian rapidity around y_cm), decays them (P → γγ*, γ* → χχ̄ with the
+  Kroll–Wada mass spectrum of m_χ; V → χχ̄ two-body; both isotropic in the parent frame) and
+  counts χ and χ̄ crossing the detector; the branching ratios are
+  :func:`gammastar.physics.millicharge.channel_branching_ratios` (paper Eq. 8 integrated);
+* the data (paper Eq. 8): every unfolded γ* pair of ``pairs.parquet`` with m > 2m_χ, weight
+  × K_χ(m)/K_ℓ(m), decayed isotropically to χχ̄ (:func:`gstar_chi_yield`);
+
+and the reach (:func:`mcp_reach`): s(Q) = N_POT · Q² · Y₁(m_χ) · P_det(Q), Y₁ the χ crossing
+the detector per POT per unit Q², P_det of the detector; the expected 90% CL limit s_up on the
+signal events with the background of dark-count coincidences comes from
+:func:`gammastar.stats.upper_limit` (the same exact CLs as the A′ reach), and the lower edge
+Q_low(m_χ) solves s(Q) = s_up. The upper edge (χ that range out or lose the trigger at large Q)
+is not modelled. :func:`run_mcp_reach` writes ``reach_mcp.json``. Numbers: docs/darksector.md.
+
+References: Allison & Blinov (seed paper) Eq. 8 and Fig. 3; Magill, Plestid, Pospelov, Tsai
+PRL 122 (2019) 071801 (arXiv:1806.03310); milliQan PLB 746 (2015) 117; SUBMET arXiv:2007.03364.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.errors import ConfigError, GammastarError
+from gammastar.physics.constants import M_MU, mass
+from gammastar.physics.kinematics import kinematic_factor
+from gammastar.physics.scintillator import ScintillatorDetector
+
+__all__ = [
+    "PSEUDOSCALARS",
+    "VECTORS",
+    "McpReach",
+    "detector_from_config",
+    "gstar_chi_yield",
+    "mcp_reach",
+    "meson_chi_acceptance",
+    "meson_chi_yields",
+    "meson_kinematics",
+    "run_mcp_reach",
+]
+
+M_PROTON = 0.93827208816
+PSEUDOSCALARS = ("pi0", "eta", "eta_prime")
+"""Mesons whose χ channel is P → γχχ̄."""
+VECTORS = ("rho", "omega", "phi", "jpsi")
+"""Mesons whose χ channel here is V → χχ̄ (ω → π⁰χχ̄, φ → ηχχ̄ are left out)."""
+
+
+# --------------------------------------------------------------------------- kinematics
+def y_cm(beam_energy: float) -> float:
+    """Centre-of-mass rapidity of a fixed-target p–N collision, asinh(p/m_p)/2 per nucleon.
+
+    Example:
+        >>> round(y_cm(400.0), 2)    # physics.md §2: 3.37
+        3.37
+    """
+    p = np.sqrt(beam_energy**2 - M_PROTON**2)
+    return float(np.arcsinh(p / M_PROTON) / 2)
+
+
+def meson_kinematics(
+    n: int,
+    m: float,
+    *,
+    temperature: float,
+    rapidity_mean: float,
+    rapidity_sigma: float,
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    r"""Lab four-momenta of mesons: dN/dm_T ∝ m_T e^{−m_T/T}, y ~ N(ȳ, σ_y), φ uniform.
+
+    dN/dm_T ∝ m_T e^{−m_T/T} on m_T > m (Hagedorn, Riv. Nuovo Cim. 6 (1983) 1; the form
+    the fixed-target dilepton cocktails use) is sampled exactly: with x = m_T − m it is the
+    mixture T/(T + m) Gamma(2, T) + m/(T + m) Exp(T).
+
+    Arguments:
+        n: number of mesons; m: mass, GeV.
+        temperature: inverse slope T, GeV.
+        rapidity_mean, rapidity_sigma: lab rapidity distribution.
+        rng: numpy Generator.
+
+    Returns:
+        (n, 4) px, py, pz, E in GeV.
+    """
+    t = temperature
+    two = rng.uniform(size=n) < t / (t + m)
+    x = np.where(two, rng.gamma(2.0, t, n), rng.exponential(t, n))
+    mt = m + x
+    pt = np.sqrt(np.clip(mt**2 - m**2, 0, None))
+    y = rng.normal(rapidity_mean, rapidity_sigma, n)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    return np.stack([pt * np.cos(phi), pt * np.sin(phi), mt * np.sinh(y), mt * np.cosh(y)], 1)
+
+
+def _chichi(gstar: NDArray, m_chi: float, rng: np.random.Generator) -> tuple[NDArray, NDArray]:
+    from gammastar.physics.darkchain import two_body_decay
+
+    return two_body_decay(gstar, m_chi, m_chi, rng)
+
+
+def _dalitz_mass(meson: str, m_chi: float, n: int, rng: np.random.Generator) -> NDArray:
+    """γ* masses of P → γχχ̄ from the Kroll–Wada spectrum with m_ℓ → m_χ (inverse CDF)."""
+    from gammastar.physics.aprime_meson import default_form_factor
+    from gammastar.physics.dalitz import pseudoscalar_dalitz_dgamma_dm
+
+    big = mass(meson)
+    # grid in u = ln(m): the spectrum ∝ 1/m near threshold
+    u = np.linspace(np.log(2 * m_chi), np.log(big), 4001)
+    mm = np.exp(u)
+    dens = pseudoscalar_dalitz_dgamma_dm(mm, big, m_chi, default_form_factor(meson)) * mm
+    cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(u))])
+    return np.exp(np.interp(rng.uniform(size=n), cdf / cdf[-1], u))
+
+
+def meson_chi_acceptance(
+    meson: str,
+    m_chi: float,
+    detector: ScintillatorDetector,
+    *,
+    beam_energy: float,
+    temperature: float,
+    rapidity_sigma: float,
+    n: int,
+    seed: int | np.random.Generator | None,
+    parents: ArrayLike | None = None,
+) -> float:
+    """Mean number of χ (χ or χ̄) per meson decay into the χ channel that cross the detector.
+
+    Arguments:
+        meson: one of :data:`PSEUDOSCALARS` or :data:`VECTORS`.
+        m_chi: χ mass, GeV (the channel must be open).
+        detector: the detector.
+        beam_energy: proton beam energy, GeV (sets y_cm).
+        temperature, rapidity_sigma: meson kinematics (:func:`meson_kinematics`).
+        n: parent mesons sampled.
+        seed: seed or Generator.
+        parents: optional (n, 4) parent four-momenta replacing the sampled ones.
+
+    Returns:
+        ⟨hits(χ) + hits(χ̄)⟩ ∈ [0, 2]; 0 when the channel is closed.
+    """
+    from gammastar.physics.darkchain import boost
+
+    rng = np.random.default_rng(seed)
+    big = mass(meson)
+    if 2 * m_chi >= big:
+        return 0.0
+    if parents is None:
+        p = meson_kinematics(
+            n,
+            big,
+            temperature=temperature,
+            rapidity_mean=y_cm(beam_energy),
+            rapidity_sigma=rapidity_sigma,
+            rng=rng,
+        )
+    else:
+        p = np.asarray(parents, dtype=np.float64)
+        n = len(p)
+    if meson in VECTORS:
+        a, b = _chichi(p, m_chi, rng)
+    elif meson in PSEUDOSCALARS:
+        mg = _dalitz_mass(meson, m_chi, n, rng)
+        k = (big**2 - mg**2) / (2 * big)  # |p_γ*| in the P frame
+        d = rng.normal(size=(n, 3))
+        d /= np.linalg.norm(d, axis=1)[:, None]
+        g_rest = np.hstack([d * k[:, None], np.sqrt(k**2 + mg**2)[:, None]])
+        g = boost(g_rest, p)
+        a, b = _chichi(g, m_chi, rng)
+    else:
+        raise GammastarError(f"no chi channel for meson {meson!r}")
+    hits = detector.hits(a[:, :3]).astype(float) + detector.hits(b[:, :3]).astype(float)
+    return float(hits.mean())
+
+
+def meson_chi_yields(
+    sources: dict[str, dict[str, float]],
+    m_chi: ArrayLike,
+    detector: ScintillatorDetector,
+    *,
+    beam_energy: float,
+    p_int: float,
+    n: int,
+    seed: int,
+    form_factors: bool = True,
+) -> dict[str, NDArray[np.float64]]:
+    """χ crossing the detector per POT per unit Q², by meson.
+
+    Y₁ = P_int · (mesons per collision) · BR(meson → χ channel; Q = 1) · ⟨χ hits per decay⟩.
+
+    Arguments:
+        sources: {meson: {"per_collision", "temperature", "rapidity_sigma"}}.
+        m_chi: χ masses, GeV.
+        detector: the detector.
+        beam_energy: GeV; p_int: interaction probability of the facility's target.
+        n: mesons sampled per (meson, m_χ); seed: base seed (each point gets its own stream).
+        form_factors: transition form factors in the BR (millicharge.py).
+
+    Returns:
+        {meson: array over m_χ}.
+    """
+    from gammastar.physics.millicharge import channel_branching_ratios
+
+    m_chi = np.atleast_1d(np.asarray(m_chi, dtype=np.float64))
+    out: dict[str, NDArray[np.float64]] = {}
+    ss = np.random.SeedSequence(seed)
+    children = ss.spawn(len(sources) * len(m_chi))
+    for i, (meson, src) in enumerate(sorted(sources.items())):
+        chan = "gamma chichi" if meson in PSEUDOSCALARS else "chichi"
+        br = channel_branching_ratios(meson, m_chi, 1.0, form_factors=form_factors)[chan]
+        acc = np.array(
+            [
+                meson_chi_acceptance(
+                    meson,
+                    float(mc),
+                    detector,
+                    beam_energy=beam_energy,
+                    temperature=src["temperature"],
+                    rapidity_sigma=src["rapidity_sigma"],
+                    n=n,
+                    seed=np.random.default_rng(children[i * len(m_chi) + j]),
+                )
+                for j, mc in enumerate(m_chi)
+            ]
+        )
+        out[meson] = p_int * src["per_collision"] * br * acc
+    return out
+
+
+def gstar_chi_yield(
+    m: ArrayLike,
+    qt: ArrayLike,
+    pz: ArrayLike,
+    weight: ArrayLike,
+    m_chi: float,
+    detector: ScintillatorDetector,
+    *,
+    m_lepton: float = M_MU,
+    seed: int | np.random.Generator | None,
+) -> float:
+    r"""Σ over γ* pairs of weight · K_χ(m)/K_ℓ(m) · (χ and χ̄ crossing the detector) (Eq. 8).
+
+    The unfolded pairs of the data (``pairs.parquet``: m, qT, pz, weight) with m > 2m_χ, each
+    given a uniform azimuth and decayed isotropically to χχ̄.
+
+    Arguments:
+        m, qt, pz, weight: γ* mass, transverse and longitudinal momentum (GeV), unfolded weight.
+        m_chi: χ mass, GeV.
+        detector: the detector.
+        m_lepton: lepton mass of the data (K_ℓ).
+        seed: seed or Generator.
+
+    Returns:
+        The weighted count per unit Q² (divide by the data's N_POT for a yield per POT).
+
+    References:
+        Paper Eq. 8; physics.md §1.
+    """
+    rng = np.random.default_rng(seed)
+    m, qt, pz, w = (np.asarray(a, dtype=np.float64) for a in (m, qt, pz, weight))
+    keep = m > 2 * m_chi
+    m, qt, pz, w = m[keep], qt[keep], pz[keep], w[keep]
+    if not len(m):
+        return 0.0
+    phi = rng.uniform(0, 2 * np.pi, len(m))
+    e = np.sqrt(m**2 + qt**2 + pz**2)
+    g = np.stack([qt * np.cos(phi), qt * np.sin(phi), pz, e], 1)
+    a, b = _chichi(g, m_chi, rng)
+    hits = detector.hits(a[:, :3]).astype(float) + detector.hits(b[:, :3]).astype(float)
+    ratio = kinematic_factor(m, m_chi) / kinematic_factor(m, m_lepton)
+    return float(np.sum(w * ratio * hits))
+
+
+# --------------------------------------------------------------------------- reach
+@dataclass
+class McpReach:
+    """The expected reach: per m_χ, the lowest excluded charge (None: nothing excluded)."""
+
+    mass: NDArray[np.float64]
+    yield_per_pot_per_q2: NDArray[np.float64]
+    background: float
+    s_up: dict[str, float]
+    q_low: dict[str, list[float | None]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mass": self.mass.tolist(),
+            "yield_per_pot_per_q2": self.yield_per_pot_per_q2.tolist(),
+            "background": self.background,
+            "s_up": dict(self.s_up),
+            "q_low": {k: list(v) for k, v in self.q_low.items()},
+        }
+
+
+def _solve_q(y1: float, n_pot: float, s_up: float, det: ScintillatorDetector) -> float | None:
+    """Smallest Q with N_POT Q² Y₁ P_det(Q) = s_up (monotonic in Q), or None."""
+    from scipy.optimize import brentq
+
+    def f(lq: float) -> float:
+        q = 10.0**lq
+        return float(
+            np.log(n_pot * q**2 * y1 * det.detection_probability(q) + 1e-300) - np.log(s_up)
+        )
+
+    if y1 <= 0 or f(0.0) < 0:
+        return None
+    lo = -12.0
+    if f(lo) > 0:
+        return 10.0**lo
+    return 10.0 ** brentq(f, lo, 0.0, xtol=1e-6)
+
+
+def mcp_reach(
+    mass_chi: ArrayLike,
+    yield_per_pot_per_q2: ArrayLike,
+    detector: ScintillatorDetector,
+    *,
+    n_pot: float,
+    n_pot_rel_uncertainty: float,
+    cl: float = 0.9,
+) -> McpReach:
+    """Expected reach in (m_χ, Q): Q_low where N_POT Q² Y₁ P_det(Q) equals the CLs limit.
+
+    Arguments:
+        mass_chi: χ masses, GeV.
+        yield_per_pot_per_q2: Y₁(m_χ), χ crossing the detector per POT per unit Q².
+        detector: the detector (P_det, background).
+        n_pot: the facility's protons on target.
+        n_pot_rel_uncertainty: log-normal N_POT uncertainty of the likelihood.
+        cl: confidence level.
+
+    Returns:
+        :class:`McpReach` (bands "-2" … "+2" of the background-only expectation).
+
+    References:
+        :func:`gammastar.stats.upper_limit` (exact CLs, one counting bin).
+    """
+    from gammastar import stats
+
+    b = detector.background_events()
+    model = stats.Model(
+        [stats.Channel("mcp", [1.0], [max(b, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
+    )
+    lim = stats.upper_limit(model, cl=cl, method="exact")
+    m = np.atleast_1d(np.asarray(mass_chi, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(yield_per_pot_per_q2, dtype=np.float64))
+    q_low = {
+        band: [_solve_q(float(yy), n_pot, s, detector) for yy in y]
+        for band, s in lim.expected.items()
+    }
+    return McpReach(m, y, b, dict(lim.expected), q_low)
+
+
+def detector_from_config(section: Any) -> ScintillatorDetector:
+    """The :class:`ScintillatorDetector` of a ``mcp.detector`` config section."""
+    return ScintillatorDetector(**section.model_dump())
+
+
+def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None = None) -> Path:
+    """Compute the χ yields and the (m_χ, Q) reach of ``config.mcp``; write ``reach_mcp.json``.
+
+    Arguments:
+        config: an :class:`~gammastar.config.AnalysisConfig` (or YAML path) with a ``mcp``
+            section.
+        force: overwrite an existing output.
+        output: output path (default ``<run>/reach_mcp.json``).
+
+    Returns:
+        The path written.
+
+    Raises:
+        ConfigError: no ``mcp`` section; the data-driven flux without its inputs.
+    """
+    from gammastar.artifacts import make_meta, write_json
+    from gammastar.config import load_config
+    from gammastar.physics.target import interaction_probability, yield_scale
+
+    cfg = load_config(config) if not hasattr(config, "mcp") else config
+    mc = cfg.mcp
+    if mc is None:
+        raise ConfigError("mcp: the config has no 'mcp' section")
+    det = detector_from_config(mc.detector)
+    masses = np.geomspace(mc.mass_min, mc.mass_max, mc.mass_points)
+    p_int = float(interaction_probability(mc.target_interaction_lengths))
+    parts = meson_chi_yields(
+        {k: v.model_dump() for k, v in mc.sources.items()},
+        masses,
+        det,
+        beam_energy=mc.beam_energy,
+        p_int=p_int,
+        n=mc.n_samples,
+        seed=cfg.seed,
+    )
+    if mc.data_driven is not None:
+        import pandas as pd
+
+        pairs_path = cfg.resolve(mc.data_driven.pairs)
+        try:
+            df = pd.read_parquet(pairs_path, columns=["m", "qT", "pz", "weight"])
+        except (OSError, ValueError, KeyError) as err:
+            raise ConfigError(f"mcp.data_driven.pairs: cannot read {pairs_path}: {err}") from None
+        scale = yield_scale(mc.target_interaction_lengths, mc.data_driven.interaction_lengths)
+        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
+        parts["data"] = (
+            np.array(
+                [
+                    gstar_chi_yield(
+                        df["m"], df["qT"], df["pz"], df["weight"], float(mc_), det, seed=rng
+                    )
+                    for mc_ in masses
+                ]
+            )
+            * scale
+            / mc.data_driven.n_pot
+        )
+    total = np.sum(list(parts.values()), axis=0) if parts else np.zeros_like(masses)
+    res = mcp_reach(
+        masses,
+        total,
+        det,
+        n_pot=mc.n_pot,
+        n_pot_rel_uncertainty=mc.n_pot_rel_uncertainty,
+        cl=mc.cl,
+    )
+    out = Path(output) if output is not None else cfg.output_dir / "reach_mcp.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "cl": mc.cl,
+        **res.to_dict(),
+        "yield_by_source": {k: v.tolist() for k, v in parts.items()},
+        "meta": make_meta(
+            config_sha256=cfg.section_sha256("mcp"),
+            seed=cfg.seed,
+            n_pot=mc.n_pot,
+            p_int=p_int,
+            detection="P = sum_{j>=k} C(n,j) p^j (1-p)^(n-j), p = 1 - exp(-Q^2 N1)",
+        ),
+    }
+    return write_json(out, doc, force=force)

@@ -1,0 +1,233 @@
+"""Millicharged-particle detection (gammastar.physics.scintillator, gammastar.reach_mcp): the
+detection probability and background against hand calculations, the χ yield in an on-axis
+detector against BR × a hand-computed geometric acceptance, the reach, config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from gammastar.config import load_config
+from gammastar.errors import ConfigError, GammastarError
+from gammastar.physics.constants import mass
+from gammastar.physics.millicharge import channel_branching_ratios
+from gammastar.physics.scintillator import ScintillatorDetector, square_solid_angle
+from gammastar.reach_mcp import (
+    gstar_chi_yield,
+    mcp_reach,
+    meson_chi_acceptance,
+    meson_chi_yields,
+    run_mcp_reach,
+    y_cm,
+)
+
+DET = {"distance": 10.0, "n_layers": 3, "layer_length": 1.0, "area": 0.04, "npe_per_q2": 1e6}
+
+
+def test_detection_probability_hand():
+    det = ScintillatorDetector(**DET)
+    # Q = 1e-3: N_PE = 1 per layer; all 3 layers: (1 − e^{−1})³ = 0.25258 (hand)
+    assert float(det.detection_probability(1e-3)) == pytest.approx((1 - np.exp(-1)) ** 3)
+    # 2 of 3 at Q = 2e-3 (N_PE = 4, p = 1 − e^{−4}): 3p²(1 − p) + p³ (hand)
+    det2 = ScintillatorDetector(**{**DET, "n_coincidence": 2})
+    p = 1 - np.exp(-4.0)
+    assert float(det2.detection_probability(2e-3)) == pytest.approx(3 * p**2 * (1 - p) + p**3)
+    # small Q: P → (Q² N₁)³ (the Q⁶ scaling of a triple coincidence)
+    q = 1e-6
+    assert float(det.detection_probability(q)) == pytest.approx((q**2 * 1e6) ** 3, rel=1e-5)
+    # efficiency multiplies
+    det3 = ScintillatorDetector(**{**DET, "efficiency": 0.5})
+    assert float(det3.detection_probability(1.0)) == pytest.approx(0.5)
+
+
+def test_background_hand():
+    # 3-fold accidentals among 3 layers: 3 r³ τ² per stack (milliQan); r = 1 kHz, τ = 10 ns,
+    # 100 stacks, 1e7 s: 3e9 · 1e-16 · 100 · 1e7 = 3e2 (hand)
+    det = ScintillatorDetector(
+        **DET, dark_count_rate_hz=1e3, coincidence_window_s=1e-8, live_time_s=1e7, n_channels=100
+    )
+    assert det.background_events() == pytest.approx(3 * 1e9 * 1e-16 * 100 * 1e7)
+
+
+def test_geometry_solid_angle():
+    # Isotropic rays from the origin: fraction crossing the stack = Ω(back face)/4π (every ray
+    # through the back square crosses the smaller-angle front one). Binomial error √(f/N).
+    det = ScintillatorDetector(**{**DET, "distance": 0.5, "area": 1.0})
+    rng = np.random.default_rng(1)
+    n = 400_000
+    d = rng.normal(size=(n, 3))
+    f = det.hits(d).mean()
+    expect = square_solid_angle(det.half_side, det.back) / (4 * np.pi)
+    assert abs(f - expect) < 5 * np.sqrt(expect / n)
+
+
+def test_jpsi_yield_against_hand_acceptance():
+    # The χ yield of an on-axis detector: BR(J/ψ → χχ̄) (millicharge.py, Eq. 8 with the PDG
+    # Γ_ee) × a hand-computed acceptance. Hand acceptance for a J/ψ of fixed momentum along
+    # the axis and a small detector: dN/dΩ_lab(θ = 0) per χ = γ²[(1 + β/β*)² + (β/β* − 1)²]/4π
+    # (forward and, since β > β*, backward emission; Jacobian of the boost at θ = 0), times
+    # the solid angle area/d² of the back face, times 2 for χ and χ̄.
+    det = ScintillatorDetector(**{**DET, "distance": 400.0, "area": 1.0, "layer_length": 0.5})
+    m_chi, mj, pz = 0.3, mass("jpsi"), 60.0
+    n = 400_000
+    parents = np.tile([0.0, 0.0, pz, np.hypot(pz, mj)], (n, 1))
+    acc = meson_chi_acceptance(
+        "jpsi",
+        m_chi,
+        det,
+        beam_energy=400.0,
+        temperature=0.2,
+        rapidity_sigma=1.0,
+        n=n,
+        seed=4,
+        parents=parents,
+    )
+    beta, gamma = pz / np.hypot(pz, mj), np.hypot(pz, mj) / mj
+    pstar = np.sqrt(mj**2 / 4 - m_chi**2)
+    bstar = pstar / (mj / 2)
+    dndo = gamma**2 * ((1 + beta / bstar) ** 2 + (beta / bstar - 1) ** 2) / (4 * np.pi)
+    hand = 2 * dndo * det.area / det.back**2
+    assert acc == pytest.approx(hand, rel=5 / np.sqrt(hand / 2 * n) + 0.01)  # 5σ + 1% (θ ≠ 0)
+    # the yield per POT per Q²: P_int · multiplicity · BR · acceptance
+    ys = meson_chi_yields(
+        {"jpsi": {"per_collision": 2e-6, "temperature": 0.2, "rapidity_sigma": 0.5}},
+        [m_chi],
+        det,
+        beam_energy=400.0,
+        p_int=0.5,
+        n=20_000,
+        seed=3,
+    )["jpsi"]
+    br = channel_branching_ratios("jpsi", [m_chi], 1.0)["chichi"]
+    # BR(J/ψ → ee) = 5.97% (PDG) × (M² + 2m²)√(M² − 4m²)/M³ (m_e neglected), hand: 0.9994
+    hand_br = 5.97e-2 * (mj**2 + 2 * m_chi**2) * np.sqrt(mj**2 - 4 * m_chi**2) / mj**3
+    assert br[0] == pytest.approx(hand_br, rel=0.01)  # 1%: the PDG edition of the package
+    acc2 = meson_chi_acceptance(
+        "jpsi",
+        m_chi,
+        det,
+        beam_energy=400.0,
+        temperature=0.2,
+        rapidity_sigma=0.5,
+        n=20_000,
+        seed=np.random.default_rng(np.random.SeedSequence(3).spawn(1)[0]),
+    )
+    assert ys[0] == pytest.approx(0.5 * 2e-6 * br[0] * acc2, rel=1e-12)
+
+
+def test_pi0_dalitz_acceptance_at_rest():
+    # π⁰ at rest: χ directions are isotropic in the lab, acceptance = 2 Ω/4π per decay.
+    det = ScintillatorDetector(**{**DET, "distance": 0.3, "area": 0.25})
+    n = 200_000
+    parents = np.tile([0.0, 0.0, 0.0, mass("pi0")], (n, 1))
+    acc = meson_chi_acceptance(
+        "pi0",
+        0.01,
+        det,
+        beam_energy=400.0,
+        temperature=0.2,
+        rapidity_sigma=1.0,
+        n=n,
+        seed=8,
+        parents=parents,
+    )
+    expect = 2 * square_solid_angle(det.half_side, det.back) / (4 * np.pi)
+    assert acc == pytest.approx(expect, abs=5 * np.sqrt(2 * expect / n))
+
+
+def test_gstar_yield_eq8():
+    # γ* along the axis at rest transversally, huge detector: every forward χ hits; with a
+    # detector covering everything forward, hits(χ)+hits(χ̄) ≈ 1 for a slow γ*, 2 for a
+    # fast one; the weight is w K_χ(m)/K_μ(m) (Eq. 8) — hand: one pair, m = 1, m_χ = 0.2.
+    from gammastar.physics.constants import M_MU
+    from gammastar.physics.kinematics import kinematic_factor
+
+    det = ScintillatorDetector(**{**DET, "distance": 1e-3, "layer_length": 1e-3, "area": 1e8})
+    y = gstar_chi_yield([1.0, 0.3], [0.0, 0.0], [1e3, 1e3], [2.0, 5.0], 0.2, det, seed=1)
+    # the second pair is below 2m_χ: dropped
+    assert y == pytest.approx(2 * 2.0 * kinematic_factor(1.0, 0.2) / kinematic_factor(1.0, M_MU))
+
+
+def test_reach_closed_form():
+    # Background-free, no N_POT uncertainty: s_up = 2.303 (exact CLs, physics.md §10); with
+    # Y₁ per POT per Q² and one layer of N₁ = 1: s(Q) = N Q² Y₁ (1 − e^{−Q²}); at small Q
+    # s ≈ N Y₁ Q⁴ ⇒ Q_low = (2.303/(N Y₁))^{1/4} (hand).
+    det = ScintillatorDetector(distance=1.0, n_layers=1, layer_length=1.0, area=1.0, npe_per_q2=1.0)
+    res = mcp_reach([0.1], [1e-6], det, n_pot=1e18, n_pot_rel_uncertainty=0.0)
+    assert res.s_up["0"] == pytest.approx(2.303, abs=2e-3)
+    q = res.q_low["0"][0]
+    assert q == pytest.approx((res.s_up["0"] / 1e12) ** 0.25, rel=1e-4)
+    # no signal: nothing excluded
+    assert mcp_reach([0.1], [0.0], det, n_pot=1e18, n_pot_rel_uncertainty=0.0).q_low["0"] == [None]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "word"),
+    [
+        ({"n_layers": 0}, "n_layers"),
+        ({"area": 0.0}, "area"),
+        ({"n_coincidence": 4}, "n_coincidence"),
+    ],
+)
+def test_bad_detector(kwargs, word):
+    with pytest.raises(GammastarError, match=word):
+        ScintillatorDetector(**{**DET, **kwargs})
+
+
+def test_bad_charge():
+    det = ScintillatorDetector(**DET)
+    with pytest.raises(GammastarError, match="Q must be positive"):
+        det.detection_probability([1e-3, 0.0])
+    with pytest.raises(GammastarError, match="Q must be positive"):
+        det.detection_probability(-1e-3)
+
+
+def _write(tmp_path: Path, mcp: dict) -> Path:
+    p = tmp_path / "a.yaml"
+    p.write_text(yaml.safe_dump({"name": "t", "output": str(tmp_path / "run"), "mcp": mcp}))
+    return p
+
+
+MCP = {
+    "detector": {**DET, "distance": 30.0},
+    "beam_energy": 400.0,
+    "n_pot": 1e18,
+    "target_interaction_lengths": "dump",
+    "n_pot_rel_uncertainty": 0.0,
+    "sources": {"pi0": {"per_collision": 3.0, "temperature": 0.15, "rapidity_sigma": 1.2}},
+    "mass_min": 0.01,
+    "mass_max": 0.06,
+    "mass_points": 2,
+    "n_samples": 5000,
+}
+
+
+def test_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="n_layers"):
+        load_config(_write(tmp_path, {**MCP, "detector": {**DET, "n_layers": 0}}))
+    with pytest.raises(ConfigError, match="bogus"):
+        load_config(_write(tmp_path, {**MCP, "detector": {**DET, "bogus": 1}}))
+    det = {k: v for k, v in DET.items() if k != "npe_per_q2"}
+    with pytest.raises(ConfigError, match="npe_per_q2"):
+        load_config(_write(tmp_path, {**MCP, "detector": det}))
+    with pytest.raises(ConfigError, match="source"):
+        load_config(_write(tmp_path, {**MCP, "sources": {}}))
+
+
+def test_run_mcp_reach(tmp_path):
+    cfg = load_config(_write(tmp_path, MCP))
+    path = run_mcp_reach(cfg)
+    doc = json.loads(path.read_text())
+    assert doc["meta"]["seed"] == cfg.seed
+    assert len(doc["q_low"]["0"]) == 2
+    # the lighter χ has the larger π⁰ yield and so the lower Q reach
+    q = doc["q_low"]["0"]
+    assert q[0] is not None
+    assert q[1] is None or q[0] < q[1]
+    with pytest.raises(GammastarError):
+        run_mcp_reach(cfg)  # exists, no force
+    assert round(y_cm(400.0), 2) == 3.37
