@@ -231,3 +231,34 @@ def test_run_mcp_reach(tmp_path):
     with pytest.raises(GammastarError):
         run_mcp_reach(cfg)  # exists, no force
     assert round(y_cm(400.0), 2) == 3.37
+
+
+def test_data_driven_yields(tmp_path):
+    # A fake finished run: two pairs (one SS with a negative weight, one below 2m_χ) and the
+    # yields.json meta. With a detector that catches every forward χ, both χ of a fast γ* hit:
+    # Y₁ = 2 Σ w K_χ/K_μ / N_POT × P_int(dump)/P_int(0.01) (hand).
+    import pandas as pd
+
+    from gammastar.errors import InputError
+    from gammastar.physics.constants import M_MU
+    from gammastar.physics.kinematics import kinematic_factor
+    from gammastar.physics.target import yield_scale
+    from gammastar.reach_mcp import data_driven_yields
+
+    pd.DataFrame(
+        {
+            "m": [0.5, 0.7, 0.25],
+            "qT": [0.1, 0.2, 0.1],
+            "pz": [50.0, 40.0, 30.0],
+            "weight": [3.0, -1.0, 7.0],
+        }
+    ).to_parquet(tmp_path / "pairs.parquet")
+    meta = {"n_pot": 1e11, "target_interaction_lengths": 0.01, "lepton_mass": M_MU}
+    (tmp_path / "yields.json").write_text(json.dumps({"meta": meta}))
+    det = ScintillatorDetector(**{**DET, "distance": 1e-3, "layer_length": 1e-3, "area": 1e8})
+    y = data_driven_yields(tmp_path, [0.15], det, "dump", seed=1)
+    k = kinematic_factor(np.array([0.5, 0.7]), 0.15) / kinematic_factor(np.array([0.5, 0.7]), M_MU)
+    hand = 2 * float(np.sum(np.array([3.0, -1.0]) * k)) / 1e11 * yield_scale("dump", 0.01)
+    assert float(y[0]) == pytest.approx(hand, rel=1e-12)
+    with pytest.raises(InputError, match=r"mcp\.data_driven\.run"):
+        data_driven_yields(tmp_path / "nope", [0.15], det, "dump", seed=1)

@@ -781,13 +781,11 @@ class McpSource(Section):
 
 
 class McpDataDriven(Section):
-    """The χ flux from the data (paper Eq. 8): an unfolded ``pairs.parquet`` and its N_POT."""
+    """The χ flux from the data (paper Eq. 8): a finished run directory of the dilepton
+    analysis; its ``pairs.parquet`` (unfolded weights) and ``yields.json`` (meta: ``n_pot``,
+    ``target_interaction_lengths``, ``lepton_mass``) are read, nothing typed twice."""
 
-    pairs: str
-    n_pot: PositiveFloat
-    """Protons on target of the data the pairs come from."""
-    interaction_lengths: PositiveFloat
-    """Target thickness of the data, λ_I (the yield is carried to the facility's target)."""
+    run: str
 
 
 McpMeson = Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi"]

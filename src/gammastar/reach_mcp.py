@@ -40,6 +40,7 @@ __all__ = [
     "PSEUDOSCALARS",
     "VECTORS",
     "McpReach",
+    "data_driven_yields",
     "detector_from_config",
     "gstar_chi_yield",
     "mcp_reach",
@@ -361,6 +362,66 @@ def mcp_reach(
     return McpReach(m, y, b, dict(lim.expected), q_low)
 
 
+def data_driven_yields(
+    run: str | Path,
+    m_chi: ArrayLike,
+    detector: ScintillatorDetector,
+    target_interaction_lengths: float | str,
+    *,
+    seed: Any,
+) -> NDArray[np.float64]:
+    """χ crossing the detector per POT per unit Q² from a finished dilepton run (Eq. 8).
+
+    Arguments:
+        run: run directory with ``pairs.parquet`` and ``yields.json``.
+        m_chi: χ masses, GeV.
+        detector: the detector.
+        target_interaction_lengths: the facility's target (the data's comes from
+            ``yields.json`` meta; :func:`gammastar.physics.target.yield_scale`).
+        seed: seed, SeedSequence or Generator (one stream for all masses).
+
+    Returns:
+        Array over m_χ: Σ w K_χ/K_ℓ hits / N_POT(data) × P_int(facility)/P_int(data).
+
+    Raises:
+        InputError: a missing or unreadable ``pairs.parquet``/``yields.json``.
+    """
+    import json
+
+    import pandas as pd
+
+    from gammastar.errors import InputError
+    from gammastar.physics.target import yield_scale
+
+    run = Path(run)
+    try:
+        meta = json.loads((run / "yields.json").read_text())["meta"]
+        n_pot = float(meta["n_pot"])
+        thick = meta["target_interaction_lengths"]
+        m_l = float(meta.get("lepton_mass", M_MU))
+        df = pd.read_parquet(run / "pairs.parquet", columns=["m", "qT", "pz", "weight"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise InputError(f"mcp.data_driven.run: cannot read {run}: {err}") from None
+    scale = yield_scale(target_interaction_lengths, thick) / n_pot
+    rng = np.random.default_rng(seed)
+    m_chi = np.atleast_1d(np.asarray(m_chi, dtype=np.float64))
+    return scale * np.array(
+        [
+            gstar_chi_yield(
+                df["m"],
+                df["qT"],
+                df["pz"],
+                df["weight"],
+                float(mc),
+                detector,
+                m_lepton=m_l,
+                seed=rng,
+            )
+            for mc in m_chi
+        ]
+    )
+
+
 def detector_from_config(section: Any) -> ScintillatorDetector:
     """The :class:`ScintillatorDetector` of a ``mcp.detector`` config section."""
     return ScintillatorDetector(**section.model_dump())
@@ -383,7 +444,7 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
     """
     from gammastar.artifacts import make_meta, write_json
     from gammastar.config import load_config
-    from gammastar.physics.target import interaction_probability, yield_scale
+    from gammastar.physics.target import interaction_probability
 
     cfg = load_config(config) if not hasattr(config, "mcp") else config
     mc = cfg.mcp
@@ -402,26 +463,12 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
         seed=cfg.seed,
     )
     if mc.data_driven is not None:
-        import pandas as pd
-
-        pairs_path = cfg.resolve(mc.data_driven.pairs)
-        try:
-            df = pd.read_parquet(pairs_path, columns=["m", "qT", "pz", "weight"])
-        except (OSError, ValueError, KeyError) as err:
-            raise ConfigError(f"mcp.data_driven.pairs: cannot read {pairs_path}: {err}") from None
-        scale = yield_scale(mc.target_interaction_lengths, mc.data_driven.interaction_lengths)
-        rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 1]))
-        parts["data"] = (
-            np.array(
-                [
-                    gstar_chi_yield(
-                        df["m"], df["qT"], df["pz"], df["weight"], float(mc_), det, seed=rng
-                    )
-                    for mc_ in masses
-                ]
-            )
-            * scale
-            / mc.data_driven.n_pot
+        parts["data"] = data_driven_yields(
+            cfg.resolve(mc.data_driven.run),
+            masses,
+            det,
+            mc.target_interaction_lengths,
+            seed=np.random.SeedSequence([cfg.seed, 1]),
         )
     total = np.sum(list(parts.values()), axis=0) if parts else np.zeros_like(masses)
     res = mcp_reach(
