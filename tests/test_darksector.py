@@ -140,6 +140,8 @@ def test_ctau():
     assert float(psi2_ctau(m, 1e-3)) == pytest.approx(
         1.973269804e-16 / float(psi2_width(m, 1e-3, "ee")), rel=1e-12
     )  # only ee open: Δm = 10 MeV
+    # all closed (Δm = 1 MeV < 2m_e): stable, no warning
+    assert float(psi2_ctau(IDM(m1=0.01, delta=0.1, m_aprime=0.03), 1e-3)) == np.inf
 
 
 @pytest.mark.parametrize(

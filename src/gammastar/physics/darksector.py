@@ -515,11 +515,14 @@ def psi2_width_small_splitting(model: IDM, eps: ArrayLike) -> NDArray[np.float64
 
 
 def psi2_ctau(model: IDM, eps: ArrayLike) -> NDArray[np.float64]:
-    """Proper decay length of ψ₂, cτ = ħc/Γ_tot (ee + μμ + hadrons), metres.
+    """Proper decay length of ψ₂, cτ = ħc/Γ_tot (ee + μμ + hadrons), metres (inf where all
+    channels are closed: m₂ − m₁ < 2m_e).
 
     Example:
         >>> m = IDM(m1=0.1, delta=0.1, m_aprime=0.3)
         >>> bool(np.isclose(psi2_ctau(m, 1e-3) * psi2_width(m, 1e-3, "total"), 1.973269804e-16))
         True
     """
-    return HBARC_GEV_M / psi2_width(model, eps, "total")
+    tot = psi2_width(model, eps, "total")
+    with np.errstate(divide="ignore"):
+        return np.where(tot > 0, HBARC_GEV_M / np.where(tot > 0, tot, 1.0), np.inf)
