@@ -196,7 +196,7 @@ def idm_reach(
     alpha_d: float = 0.1,
     delta: float = 0.1,
     mass_ratio: float = 3.0,
-    y_range: tuple[float, float] = (1e-16, 1e-4),
+    y_range: tuple[float, float] = (1e-16, 1e-2),
     y_points: int = 241,
     n: int = 20_000,
     seed: int = 12345,
