@@ -255,6 +255,7 @@ def test_run_mcp_reach(tmp_path):
     path = run_mcp_reach(cfg)
     doc = json.loads(path.read_text())
     assert doc["meta"]["seed"] == cfg.seed
+    assert (path.parent / "figures" / "reach_mcp.png").stat().st_size > 0
     assert len(doc["q_low"]["0"]) == 2
     # the lighter χ has the larger π⁰ yield and so the lower Q reach
     q = doc["q_low"]["0"]

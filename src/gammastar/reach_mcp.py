@@ -16,7 +16,8 @@ the detector per POT per unit Q², P_det of the detector; the expected 90% CL li
 signal events with the background of dark-count coincidences comes from
 :func:`gammastar.stats.upper_limit` (the same exact CLs as the A′ reach), and the lower edge
 Q_low(m_χ) solves s(Q) = s_up. The upper edge (χ that range out or lose the trigger at large Q)
-is not modelled. :func:`run_mcp_reach` writes ``reach_mcp.json``. Numbers: docs/darksector.md.
+is not modelled. :func:`run_mcp_reach` writes ``reach_mcp.json`` and
+``figures/reach_mcp.png`` (the report embeds ``reach_*`` figures). Numbers: docs/darksector.md.
 
 References: Allison & Blinov (seed paper) Eq. 8 and Fig. 3; Magill, Plestid, Pospelov, Tsai
 PRL 122 (2019) 071801 (arXiv:1806.03310); milliQan PLB 746 (2015) 117; SUBMET arXiv:2007.03364.
@@ -48,6 +49,7 @@ __all__ = [
     "meson_chi_acceptance",
     "meson_chi_yields",
     "meson_kinematics",
+    "plot_mcp_reach",
     "run_mcp_reach",
 ]
 
@@ -510,6 +512,47 @@ def detector_from_config(section: Any) -> ScintillatorDetector:
     return ScintillatorDetector(**section.model_dump())
 
 
+def plot_mcp_reach(doc: dict[str, Any], path: str | Path | None = None, *, title: str = ""):
+    """Plot Q_low(m_χ) of a ``reach_mcp.json`` document (median, ±1σ, ±2σ; excluded above).
+
+    Arguments:
+        doc: the document (``mass``, ``q_low`` per band).
+        path: PNG path (written atomically) or None.
+        title: axes title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    m = np.asarray(doc["mass"], dtype=np.float64)
+
+    def band(key: str) -> NDArray[np.float64]:
+        return np.array([np.nan if q is None else q for q in doc["q_low"][key]], dtype=float)
+
+    with plt.style.context(mplhep.style.ROOT):
+        fig, ax = plt.subplots(figsize=(8, 6))
+        ax.fill_between(m, band("-2"), band("+2"), color="#FFDF00", lw=0, label=r"$\pm2\sigma$")
+        ax.fill_between(m, band("-1"), band("+1"), color="#00CC00", lw=0, label=r"$\pm1\sigma$")
+        ax.plot(m, band("0"), "k--", label="expected (median)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$m_\chi$ [GeV]")
+        ax.set_ylabel(r"$Q_\chi / e$ (excluded above the line)")
+        ax.legend(fontsize=14, loc="upper left")
+        if title:
+            ax.set_title(title, fontsize=16)
+        if path is not None:
+            from gammastar.artifacts import atomic_path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path, force=True) as tmp:
+                fig.savefig(tmp, format="png", bbox_inches="tight", dpi=110)
+    plt.close(fig)
+    return fig
+
+
 def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None = None) -> Path:
     """Compute the χ yields and the (m_χ, Q) reach of ``config.mcp``; write ``reach_mcp.json``.
 
@@ -579,4 +622,6 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
             detection="P = sum_{j>=k} C(n,j) p^j (1-p)^(n-j), p = 1 - exp(-Q^2 N1)",
         ),
     }
-    return write_json(out, doc, force=force)
+    written = write_json(out, doc, force=force)
+    plot_mcp_reach(doc, out.parent / "figures" / "reach_mcp.png", title=cfg.name)
+    return written
