@@ -296,3 +296,16 @@ def test_data_driven_yields(tmp_path):
     assert float(y[0]) == pytest.approx(hand, rel=1e-6)
     with pytest.raises(InputError, match=r"mcp\.data_driven\.run"):
         data_driven_yields(tmp_path / "nope", [0.15], det, "dump", seed=1)
+
+
+def test_cli_reach_mcp(tmp_path, capsys):
+    # `gammastar reach-mcp`: 0 and the output; a config without `mcp`: one line, exit 2.
+    from gammastar.cli import main
+
+    cfg = _write(tmp_path, {**MCP, "mass_points": 1, "n_samples": 200})
+    assert main(["reach-mcp", str(cfg)]) == 0
+    assert (tmp_path / "run" / "reach_mcp.json").exists()
+    bare = tmp_path / "b.yaml"
+    bare.write_text(yaml.safe_dump({"name": "b", "output": str(tmp_path / "run2")}))
+    assert main(["reach-mcp", str(bare)]) == 2
+    assert "no 'mcp' section" in capsys.readouterr().err
