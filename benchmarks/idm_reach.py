@@ -20,7 +20,7 @@ import numpy as np
 
 from gammastar.physics.target import yield_scale
 from gammastar.reach import load_yields
-from gammastar.reach_idm import SoftLeptonSelection, idm_reach
+from gammastar.reach_idm import SoftLeptonSelection, idm_reach, plot_idm_reach
 
 
 def main() -> None:
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--run", default="runs/na60_like")
     ap.add_argument("--parametric", action="store_true")
     ap.add_argument("--n", type=int, default=20_000)
+    ap.add_argument("--figure", default=None, help="write the reach plot (PNG) here")
     args = ap.parse_args()
     t0 = time.time()
     y = load_yields(f"{args.run}/yields.json")
@@ -53,6 +54,8 @@ def main() -> None:
         n=args.n,
         seed=7,
     )
+    if args.figure:
+        plot_idm_reach(r, args.figure)
     for i, m in enumerate(m1):
         print(f"m1 {m:.3f}  y_low {r['y_low']['0'][i]}  y_high {r['y_high']['0'][i]}")
     print(json.dumps({"kinematics": kin, "seconds": round(time.time() - t0, 1), **r}))

@@ -59,6 +59,9 @@ def test_long_lived_scaling_and_cuts():
     y1, y4 = r1["y_low"]["0"][0], r4["y_low"]["0"][0]
     assert y1 is not None
     assert y4 / y1 == pytest.approx(0.5, rel=0.02)
+    # the (m_A′, ε) plane: ε² = y (m_A′/m₁)⁴/α_D
+    assert r1["eps_low"]["0"][0] == pytest.approx(np.sqrt(y1 * 3**4 / 0.1), rel=1e-12)
+    assert r1["m_aprime"] == [pytest.approx(0.3)]
     # ε at y_low is long-lived indeed: cτ(ψ₂) > 50 m × 10 (βγ ≥ 1 only helps)
     eps = np.sqrt(y1 / (0.1 / 3**4))
     assert float(psi2_ctau(IDM(m1=0.1, delta=0.1, m_aprime=0.3), eps)) > 500.0

@@ -34,7 +34,13 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.errors import GammastarError
 from gammastar.physics.darksector import IDM, aprime_branching_ratios, psi2_ctau, psi2_width
 
-__all__ = ["IdmSignalTable", "SoftLeptonSelection", "idm_reach", "idm_signal_table"]
+__all__ = [
+    "IdmSignalTable",
+    "SoftLeptonSelection",
+    "idm_reach",
+    "idm_signal_table",
+    "plot_idm_reach",
+]
 
 
 @dataclass(frozen=True)
@@ -220,8 +226,9 @@ def idm_reach(
         channels: ψ₂ → ψ₁ℓℓ channels counted.
 
     Returns:
-        ``{"m1", "y_low": {band: [...]}, "y_high": {band: [...]}, "s_up", "alpha_d", "delta",
-        "mass_ratio"}`` with None where nothing is excluded.
+        ``{"m1", "m_aprime", "y_low": {band: [...]}, "y_high": {band: [...]}, "eps_low",
+        "eps_high" (the same boundaries in the (m_A′, ε) plane at these dark parameters),
+        "s_up", "alpha_d", "delta", "mass_ratio", "cl"}`` with None where nothing is excluded.
     """
     from gammastar import stats
 
@@ -255,16 +262,77 @@ def idm_reach(
             lo, hi = _edges(y, sig, s)
             out_lo[b].append(lo)
             out_hi[b].append(hi)
+    to_eps = mass_ratio**4 / alpha_d  # ε² = y (m_A′/m₁)⁴ / α_D: the (m_A′, ε) plane
+
+    def eps_of(d: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
+        return {
+            k: [None if v is None else float(np.sqrt(v * to_eps)) for v in vs]
+            for k, vs in d.items()
+        }
+
     return {
         "m1": m1.tolist(),
+        "m_aprime": (mass_ratio * m1).tolist(),
         "y_low": out_lo,
         "y_high": out_hi,
+        "eps_low": eps_of(out_lo),
+        "eps_high": eps_of(out_hi),
         "s_up": dict(s_up),
         "alpha_d": alpha_d,
         "delta": delta,
         "mass_ratio": mass_ratio,
         "cl": cl,
     }
+
+
+def plot_idm_reach(result: dict[str, Any], path: Any = None, *, title: str = ""):
+    """Plot the excluded y band per m₁ of :func:`idm_reach` (median and ±1σ, ±2σ edges).
+
+    Arguments:
+        result: the dict of :func:`idm_reach`.
+        path: PNG path (written atomically) or None.
+        title: axes title.
+
+    Returns:
+        The matplotlib figure.
+    """
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    m = np.asarray(result["m1"], dtype=np.float64)
+
+    def arr(key: str, band: str) -> NDArray[np.float64]:
+        return np.array([np.nan if v is None else v for v in result[key][band]], dtype=float)
+
+    with plt.style.context(mplhep.style.ROOT):
+        fig, ax = plt.subplots(figsize=(8, 6))
+        for band, color in (("-2", "#FFDF00"), ("-1", "#00CC00")):
+            other = "+" + band[1:]
+            for key in ("y_low", "y_high"):
+                ax.fill_between(m, arr(key, band), arr(key, other), color=color, lw=0)
+        ax.plot(m, arr("y_low", "0"), "k--", label="expected (median)")
+        ax.plot(m, arr("y_high", "0"), "k--")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(r"$m_1$ [GeV]")
+        ax.set_ylabel(r"$y = \varepsilon^2 \alpha_D (m_1/m_{A'})^4$")
+        ax.set_title(
+            title
+            or rf"iDM: $\alpha_D$ = {result['alpha_d']}, $\Delta$ = {result['delta']}, "
+            rf"$m_{{A'}}$ = {result['mass_ratio']} $m_1$",
+            fontsize=14,
+        )
+        ax.legend(fontsize=14)
+        if path is not None:
+            from gammastar.artifacts import atomic_path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path, force=True) as tmp:
+                fig.savefig(tmp, format="png", bbox_inches="tight", dpi=110)
+    plt.close(fig)
+    return fig
 
 
 def _edges(y: NDArray, sig: NDArray, s_up: float) -> tuple[float | None, float | None]:
