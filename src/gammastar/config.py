@@ -905,6 +905,88 @@ class ReachConfig(Section):
         return out
 
 
+# --------------------------------------------------------------------------- mcp (issue 16)
+class McpDetectorConfig(Section):
+    """Scintillator-bar millicharge detector (``gammastar.physics.scintillator``): all
+    experiment-specific, no defaults except the optional background and efficiency terms."""
+
+    distance: PositiveFloat
+    """Target to the front face of the first layer, m."""
+    n_layers: Annotated[int, Field(ge=1)]
+    """Layers of bars (a detector with no layers is an error)."""
+    layer_length: PositiveFloat
+    """Depth of a layer along the beam (bar length), m."""
+    area: PositiveFloat
+    """Transverse active area of a layer (square, on the beam axis), m²."""
+    npe_per_q2: PositiveFloat
+    """Mean photoelectrons of a unit charge crossing one layer (N_PE = Q² × this)."""
+    n_coincidence: Annotated[int, Field(ge=1)] | None = None
+    """Layers required in coincidence (None: all)."""
+    dark_count_rate_hz: NonNegFloat = 0.0
+    coincidence_window_s: NonNegFloat = 0.0
+    live_time_s: NonNegFloat = 0.0
+    n_channels: Annotated[int, Field(ge=1)] = 1
+    efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+    @model_validator(mode="after")
+    def _check_coincidence(self) -> McpDetectorConfig:
+        if self.n_coincidence is not None and self.n_coincidence > self.n_layers:
+            raise ValueError(
+                f"n_coincidence ({self.n_coincidence}) exceeds n_layers ({self.n_layers})"
+            )
+        return self
+
+
+class McpSource(Section):
+    """A meson source of χχ̄ outside the data (``gammastar.reach_mcp``)."""
+
+    per_collision: PositiveFloat
+    """Mesons per inelastic proton–target collision."""
+    temperature: PositiveFloat
+    """Inverse slope T of dN/dm_T ∝ m_T e^{−m_T/T}, GeV."""
+    rapidity_sigma: PositiveFloat
+    """Width of the Gaussian lab rapidity around y_cm."""
+
+
+class McpDataDriven(Section):
+    """The χ flux from the data (paper Eq. 8): a finished run directory of the dilepton
+    analysis; its ``pairs.parquet`` (unfolded weights) and ``yields.json`` (meta: ``n_pot``,
+    ``target_interaction_lengths``, ``lepton_mass``) are read, nothing typed twice."""
+
+    run: str
+
+
+McpMeson = Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi"]
+
+
+class McpConfig(Section):
+    """Millicharged-particle detection reach in (m_χ, Q) (``gammastar.reach_mcp``)."""
+
+    detector: McpDetectorConfig
+    beam_energy: PositiveFloat
+    """Proton beam energy of the facility, GeV."""
+    n_pot: PositiveFloat
+    """Protons on target of the facility."""
+    target_interaction_lengths: PositiveFloat | Literal["dump"]
+    n_pot_rel_uncertainty: NonNegFloat
+    sources: dict[McpMeson, McpSource] = Field(default_factory=dict)
+    data_driven: McpDataDriven | None = None
+    mass_min: PositiveFloat = 0.01
+    mass_max: PositiveFloat = 1.5
+    mass_points: Annotated[int, Field(ge=1, le=500)] = 30
+    n_samples: Annotated[int, Field(ge=100)] = 100_000
+    """Mesons sampled per source and m_χ for the geometric acceptance."""
+    cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+
+    @model_validator(mode="after")
+    def _check(self) -> McpConfig:
+        if not self.sources and self.data_driven is None:
+            raise ValueError("needs at least one χ source: 'sources' or 'data_driven'")
+        if self.mass_max <= self.mass_min:
+            raise ValueError(f"mass_max ({self.mass_max}) must exceed mass_min ({self.mass_min})")
+        return self
+
+
 # --------------------------------------------------------------------------- top level
 class AnalysisConfig(Section):
     """A whole analysis: one YAML file."""
@@ -926,6 +1008,7 @@ class AnalysisConfig(Section):
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
     reach: ReachConfig = Field(default_factory=ReachConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    mcp: McpConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

@@ -61,6 +61,7 @@ WORKSPACES_DIR = "workspaces"
 WORKSPACES_INDEX = f"{WORKSPACES_DIR}/index.json"
 ACCEPTANCE_CTAU = "acceptance_ctau.npz"
 ACCEPTANCE_CTAU_JSON = "acceptance_ctau.json"
+REACH_MCP = "reach_mcp.json"
 REPORT = "report.html"
 FIGURES_DIR = "figures"
 STATE_DIR = ".gammastar"
@@ -139,6 +140,9 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(ACCEPTANCE_CTAU_JSON, "json", "acceptance", "acceptance_ctau.json"),
         Artifact("figures/acceptance_ctau.png", "png", "acceptance", tracked=False),
         Artifact("figures/acceptance_reldiff.png", "png", "acceptance", tracked=False),
+        # `gammastar reach-mcp` (a command of its own, not a pipeline stage)
+        Artifact(REACH_MCP, "json", "reach-mcp", "reach_mcp.json", doc="χ detection reach"),
+        Artifact("figures/reach_mcp.png", "png", "reach-mcp", tracked=False),
         Artifact(REPORT, "html", None, doc="the run report"),
     )
 }

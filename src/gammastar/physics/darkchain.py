@@ -1,0 +1,351 @@
+r"""Decay kinematics of inelastic dark sectors: A′ → ψ₁ψ₂, ψ₂ → ψ₁ℓ⁺ℓ⁻ and the whole chain.
+
+Offers vectorised, seeded samplers (numpy ``default_rng``): :func:`two_body_decay` (isotropic
+two-body decay of moving parents), :func:`sample_psi2_decay` (ψ₂ → ψ₁ℓ⁻ℓ⁺ in the ψ₂ rest
+frame from the full matrix element of :mod:`gammastar.physics.darksector`), :func:`boost`
+(rest frame → lab with `vector`), :func:`decay_in_volume` (the probability that a
+long-lived particle decays between two planes and a vertex drawn there), and :func:`idm_chain`,
+the pure function the events machinery calls: A′ four-momenta and production vertices in, the
+chain's particles and decay-in-volume weights out.
+
+Sampling ψ₂ → ψ₁ℓℓ: s = m_ℓℓ² from the inverse of the tabulated cumulative dΓ/ds (4096 points
+in φ, s = s_min + (s_max − s_min) sin²φ, linear interpolation), then t = m²(ψ₁ℓ⁻) given s by
+accept–reject against the exact maximum of |M|², which is quadratic in t; the decay plane gets a
+uniform random orientation (unpolarised ψ₂). Assumed: the A′ decays promptly (Γ ∝ α_D) and
+isotropically in its rest frame (its polarisation is not in the data-driven kinematics).
+
+References: PDG Kinematics review (Dalitz variables, Eq. 49.22–49.23; decay probability in a
+volume, the exponential law); Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 055007.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.errors import GammastarError
+from gammastar.physics.darksector import (
+    FINAL_STATES,
+    IDM,
+    dalitz_limits,
+    psi2_ctau,
+    psi2_dgamma_ds,
+    psi2_matrix_element2,
+)
+
+__all__ = ["boost", "decay_in_volume", "idm_chain", "sample_psi2_decay", "two_body_decay"]
+
+_N_TABLE = 4096
+
+
+def _p4(a: ArrayLike, what: str) -> NDArray[np.float64]:
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] != 4:
+        raise GammastarError(f"{what}: four-momenta must have shape (N, 4) (px, py, pz, E)")
+    return a
+
+
+def boost(p4_rest: ArrayLike, parent: ArrayLike) -> NDArray[np.float64]:
+    """Boost four-momenta from their parent's rest frame to the frame of ``parent``.
+
+    Arguments:
+        p4_rest: (N, 4) px, py, pz, E in the parent rest frame, GeV.
+        parent: (N, 4) parent four-momenta in the target frame (lab).
+
+    Returns:
+        (N, 4) boosted four-momenta.
+
+    References:
+        :func:`gammastar.physics.kinematics.boost` (the package's one boost, equal to
+        `vector`'s ``boost_p4`` to float64 rounding: tests/test_kinematics.py), on (N, 4) rows.
+
+    Example:
+        >>> boost([[0, 0, 0, 1.0]], [[0, 0, 3.0, 5.0]]).round(6).tolist()
+        [[0.0, 0.0, 0.75, 1.25]]
+    """
+    from gammastar.physics.kinematics import boost as _boost
+
+    a, p = _p4(p4_rest, "boost"), _p4(parent, "boost")
+    return _boost(a.T.copy(), p.T.copy()).T
+
+
+def _isotropic(n: int, rng: np.random.Generator) -> NDArray[np.float64]:
+    cos = rng.uniform(-1, 1, n)
+    phi = rng.uniform(0, 2 * np.pi, n)
+    sin = np.sqrt(1 - cos**2)
+    return np.stack([sin * np.cos(phi), sin * np.sin(phi), cos], 1)
+
+
+def two_body_decay(
+    parent: ArrayLike, m_a: float, m_b: float, seed: int | np.random.Generator | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Isotropic two-body decay (in the parent rest frame) of moving parents.
+
+    Arguments:
+        parent: (N, 4) parent four-momenta (lab), GeV.
+        m_a, m_b: daughter masses, GeV.
+        seed: seed or numpy Generator.
+
+    Returns:
+        (p_a, p_b), each (N, 4) in the lab.
+
+    Raises:
+        GammastarError: a parent lighter than m_a + m_b.
+
+    Example:
+        >>> a, b = two_body_decay([[0, 0, 10.0, np.sqrt(101.0)]], 0.3, 0.4, seed=1)
+        >>> bool(np.allclose(a + b, [[0, 0, 10.0, np.sqrt(101.0)]]))
+        True
+    """
+    p = _p4(parent, "two_body_decay")
+    m2 = p[:, 3] ** 2 - np.sum(p[:, :3] ** 2, axis=1)
+    m = np.sqrt(np.clip(m2, 0, None))
+    if np.any(m < m_a + m_b):
+        raise GammastarError(
+            f"two_body_decay: parent mass {m.min():.6g} GeV below m_a + m_b = {m_a + m_b:.6g}"
+        )
+    rng = np.random.default_rng(seed)
+    q = np.sqrt((m**2 - (m_a + m_b) ** 2) * (m**2 - (m_a - m_b) ** 2)) / (2 * m)
+    n = _isotropic(len(p), rng) * q[:, None]
+    ea = np.sqrt(q**2 + m_a**2)[:, None]
+    eb = np.sqrt(q**2 + m_b**2)[:, None]
+    return boost(np.hstack([n, ea]), p), boost(np.hstack([-n, eb]), p)
+
+
+def _scalar_model(model: IDM) -> None:
+    for k in ("m1", "delta", "m_aprime", "alpha_d"):
+        if np.ndim(getattr(model, k)):
+            raise GammastarError(
+                f"{model.name}: sampling needs scalar parameters ({k} is an array)"
+            )
+
+
+def sample_psi2_decay(
+    model: IDM,
+    n: int,
+    *,
+    final_state: str = "ee",
+    seed: int | np.random.Generator | None,
+) -> dict[str, NDArray[np.float64]]:
+    """Sample ψ₂ → ψ₁ℓ⁻ℓ⁺ in the ψ₂ rest frame from the full matrix element.
+
+    Arguments:
+        model: :class:`~gammastar.physics.darksector.IDM` or ``I2DM`` with scalar parameters.
+        n: number of decays.
+        final_state: ``"ee"`` or ``"mumu"`` (hadrons need a hadronisation model: refused).
+        seed: seed or numpy Generator.
+
+    Returns:
+        Dict of (n, 4) arrays ``"psi1"``, ``"lminus"``, ``"lplus"`` (px, py, pz, E in GeV) and
+        (n,) arrays ``"s"`` = m_ℓℓ², ``"t"`` = m²(ψ₁ℓ⁻).
+
+    Raises:
+        GammastarError: the channel is closed or not ``ee``/``mumu``.
+
+    References:
+        Module docstring; PDG Kinematics review Eq. 49.22.
+
+    Example:
+        >>> from gammastar.physics.darksector import IDM
+        >>> d = sample_psi2_decay(IDM(m1=0.1, delta=0.5, m_aprime=0.3), 1000, seed=1)
+        >>> bool(np.allclose((d["psi1"] + d["lminus"] + d["lplus"])[:, 3], 0.15))
+        True
+    """
+    from scipy.spatial.transform import Rotation
+
+    if final_state not in ("ee", "mumu"):
+        raise GammastarError(
+            f"sample_psi2_decay: final state {final_state!r} not sampled (use 'ee' or 'mumu')"
+        )
+    _scalar_model(model)
+    rng = np.random.default_rng(seed)
+    m1, m2, ma = float(model.m1), float(model.m2), float(model.m_aprime)
+    ml = FINAL_STATES[final_state]
+    s_min, s_max = 4 * ml**2, (m2 - m1) ** 2
+    if s_max <= s_min:
+        raise GammastarError(
+            f"{model.name}: psi2 -> psi1 {final_state} is closed (m2 - m1 = {m2 - m1:.4g} GeV)"
+        )
+    # s: inverse cumulative of dΓ/dφ on a grid (s = s_min + span sin²φ)
+    phi = np.linspace(0, np.pi / 2, _N_TABLE)
+    span = s_max - s_min
+    s_grid = s_min + span * np.sin(phi) ** 2
+    dens = psi2_dgamma_ds(s_grid, model, 1.0, final_state) * span * np.sin(2 * phi)
+    cdf = np.concatenate([[0.0], np.cumsum((dens[1:] + dens[:-1]) / 2 * np.diff(phi))])
+    cdf /= cdf[-1]
+    s = s_min + span * np.sin(np.interp(rng.uniform(size=n), cdf, phi)) ** 2
+    # t given s: accept–reject against the exact maximum of the quadratic |M|²(t)
+    lo, hi = dalitz_limits(s, m2, m1, ml, ml)
+    t = np.empty(n)
+    todo = np.arange(n)
+    while todo.size:
+        a, b = lo[todo], hi[todo]
+        ss = s[todo]
+
+        def me(x, ss=ss):
+            return psi2_matrix_element2(ss, x, m1, m2, ma, ml)
+
+        f0, f1, fm = me(a), me(b), me((a + b) / 2)
+        # quadratic through the three points: vertex where its derivative vanishes
+        c2 = 2 * (f0 + f1 - 2 * fm) / np.where(b > a, (b - a) ** 2, 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xv = (a + b) / 2 - (f1 - f0) / np.where(b > a, b - a, 1.0) / (2 * c2)
+        inside = (c2 < 0) & (xv > a) & (xv < b)
+        fmax = np.maximum(np.maximum(f0, f1), np.where(inside, me(np.clip(xv, a, b)), 0.0))
+        cand = a + (b - a) * rng.uniform(size=todo.size)
+        ok = rng.uniform(size=todo.size) * fmax <= me(cand)
+        t[todo[ok]] = cand[ok]
+        todo = todo[~ok]
+    u = m1**2 + m2**2 + 2 * ml**2 - s - t
+    e1 = (m2**2 + m1**2 - s) / (2 * m2)
+    e_minus = (m2**2 + ml**2 - u) / (2 * m2)
+    e_plus = (m2**2 + ml**2 - t) / (2 * m2)
+    p1 = np.sqrt(np.clip(e1**2 - m1**2, 0, None))
+    pm = np.sqrt(np.clip(e_minus**2 - ml**2, 0, None))
+    pp = np.sqrt(np.clip(e_plus**2 - ml**2, 0, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.clip((pp**2 - p1**2 - pm**2) / (2 * p1 * pm), -1, 1)
+    cos = np.where((p1 > 0) & (pm > 0), cos, 1.0)
+    sin = np.sqrt(1 - cos**2)
+    zero = np.zeros(n)
+    v1 = np.stack([zero, zero, p1], 1)
+    vm = np.stack([pm * sin, zero, pm * cos], 1)
+    vp = -(v1 + vm)
+    rot = Rotation.random(n, random_state=rng)
+    v1, vm, vp = rot.apply(v1), rot.apply(vm), rot.apply(vp)
+    return {
+        "psi1": np.hstack([v1, e1[:, None]]),
+        "lminus": np.hstack([vm, e_minus[:, None]]),
+        "lplus": np.hstack([vp, e_plus[:, None]]),
+        "s": s,
+        "t": t,
+    }
+
+
+def decay_in_volume(
+    p4: ArrayLike,
+    vertex: ArrayLike,
+    mass: float,
+    ctau: float,
+    z_range: tuple[float, float],
+    seed: int | np.random.Generator | None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Probability to decay between the planes z₁ < z < z₂ and a decay vertex drawn there.
+
+    Along the flight direction, L₁,₂ = (z₁,₂ − v_z)/cos θ_z (L₁ clipped at 0), λ = βγcτ:
+    w = e^{−L₁/λ} − e^{−L₂/λ}; the vertex is drawn from the exponential law truncated to
+    [L₁, L₂] (inverse CDF, with expm1/log1p for λ ≫ L).
+
+    Arguments:
+        p4: (N, 4) lab four-momenta, GeV.
+        vertex: (N, 3) production vertices (x, y, z), m.
+        mass: particle mass, GeV; ctau: proper decay length, m.
+        z_range: (z₁, z₂) of the decay volume along the beam, m.
+        seed: seed or numpy Generator.
+
+    Returns:
+        (weights (N,), decay vertices (N, 3)); weight 0 and vertex NaN for particles that do
+        not reach the volume (moving backwards or already past z₂).
+
+    References:
+        PDG Kinematics review (exponential decay law in the lab, λ = βγcτ).
+
+    Example:
+        >>> w, v = decay_in_volume([[0, 0, 1.0, np.sqrt(2.0)]], [[0, 0, 0]], 1.0, 1.0, (1.0, 2.0), 3)
+        >>> bool(np.isclose(w[0], np.exp(-1) - np.exp(-2)))
+        True
+    """
+    p = _p4(p4, "decay_in_volume")
+    v = np.asarray(vertex, dtype=np.float64)
+    if v.shape != (len(p), 3):
+        raise GammastarError("decay_in_volume: vertices must have shape (N, 3) matching p4")
+    z1, z2 = z_range
+    if not z2 > z1:
+        raise GammastarError(f"decay_in_volume: need z2 > z1 (got {z_range})")
+    rng = np.random.default_rng(seed)
+    pabs = np.linalg.norm(p[:, :3], axis=1)
+    cz = np.where(pabs > 0, p[:, 2] / np.where(pabs > 0, pabs, 1.0), 0.0)
+    lam = pabs / mass * ctau
+    fwd = cz > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        l1 = np.clip((z1 - v[:, 2]) / cz, 0, None)
+        l2 = (z2 - v[:, 2]) / cz
+    ok = fwd & (l2 > l1) & (lam > 0)
+    l1, l2, lam_ = np.where(ok, l1, 0.0), np.where(ok, l2, 1.0), np.where(ok, lam, 1.0)
+    frac = -np.expm1(-(l2 - l1) / lam_)
+    w = np.where(ok, np.exp(-l1 / lam_) * frac, 0.0)
+    u = rng.uniform(size=len(p))
+    ell = l1 - lam_ * np.log1p(-u * frac)
+    direction = p[:, :3] / np.where(pabs > 0, pabs, 1.0)[:, None]
+    dv = np.where(ok[:, None], v + ell[:, None] * direction, np.nan)
+    return w, dv
+
+
+def idm_chain(
+    aprime: ArrayLike,
+    vertices: ArrayLike,
+    model: IDM,
+    eps: float,
+    *,
+    z_range: tuple[float, float],
+    final_state: str = "ee",
+    seed: int | np.random.Generator | None,
+) -> dict[str, NDArray[np.float64]]:
+    """The chain A′ → ψ₁ψ₂, ψ₂ → ψ₁ℓ⁻ℓ⁺ for given A′ (what the events machinery calls).
+
+    Arguments:
+        aprime: (N, 4) A′ lab four-momenta (mass m_A′ of ``model``), GeV.
+        vertices: (N, 3) A′ production vertices (the A′ decays promptly there), m.
+        model: :class:`~gammastar.physics.darksector.IDM` (or ``I2DM``: its ψ₁ψ₂ channel) with
+            scalar parameters.
+        eps: kinetic mixing ε (sets cτ(ψ₂); the ψ₂ branching fraction into ``final_state`` is
+            ``br_psi2`` in the result).
+        z_range: (z₁, z₂) of the decay volume along the beam, m.
+        final_state: ``"ee"`` or ``"mumu"``.
+        seed: seed or numpy Generator (one stream for the whole chain).
+
+    Returns:
+        Dict: ``"psi1"``, ``"psi2"`` (from the A′), ``"psi1_decay"``, ``"lminus"``, ``"lplus"``
+        (N, 4) lab four-momenta; ``"psi2_vertex"`` (N, 3) (NaN where the ψ₂ cannot decay in
+        the volume); ``"weight"`` (N,) the probability that the ψ₂ decays in the volume; and
+        the scalars ``"ctau_psi2"`` (m) and ``"br_psi2"`` (Γ(ψ₂ → ψ₁ℓℓ)/Γ_tot).
+
+    References:
+        Module docstring; Izaguirre et al. PRD 96 (2017) 055007.
+
+    Example:
+        >>> from gammastar.physics.darksector import IDM
+        >>> a = np.array([[0.0, 0.0, 20.0, np.hypot(20.0, 0.3)]] * 4)
+        >>> out = idm_chain(a, np.zeros((4, 3)), IDM(m1=0.1, delta=0.4, m_aprime=0.3), 1e-3,
+        ...                 z_range=(1.0, 10.0), seed=1)
+        >>> bool(np.allclose(out["psi1"] + out["psi1_decay"] + out["lminus"] + out["lplus"], a))
+        True
+    """
+    from gammastar.physics.darksector import psi2_width
+
+    _scalar_model(model)
+    a = _p4(aprime, "idm_chain")
+    m_a = np.sqrt(np.clip(a[:, 3] ** 2 - np.sum(a[:, :3] ** 2, axis=1), 0, None))
+    if not np.allclose(m_a, float(model.m_aprime), rtol=1e-6, atol=1e-9):
+        raise GammastarError(
+            f"idm_chain: A' four-momenta have masses {m_a.min():.6g}..{m_a.max():.6g} GeV, "
+            f"the model's m_aprime is {float(model.m_aprime):.6g} GeV"
+        )
+    rng = np.random.default_rng(seed)
+    m1, m2 = float(model.m1), float(model.m2)
+    psi1, psi2 = two_body_decay(a, m1, m2, rng)
+    ctau = float(psi2_ctau(model, eps))
+    w, vtx = decay_in_volume(psi2, vertices, m2, ctau, z_range, rng)
+    dec = sample_psi2_decay(model, len(a), final_state=final_state, seed=rng)
+    br = float(psi2_width(model, eps, final_state) / psi2_width(model, eps, "total"))
+    return {
+        "psi1": psi1,
+        "psi2": psi2,
+        "psi2_vertex": vtx,
+        "psi1_decay": boost(dec["psi1"], psi2),
+        "lminus": boost(dec["lminus"], psi2),
+        "lplus": boost(dec["lplus"], psi2),
+        "weight": w,
+        "ctau_psi2": np.float64(ctau),
+        "br_psi2": np.float64(br),
+    }
