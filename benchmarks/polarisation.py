@@ -52,14 +52,22 @@ def main() -> None:
     base = load_config(REPO / "analysis" / "na60_like.yaml")
     lam = {k: getattr(args, k) for k in ("rho", "omega", "phi") if getattr(args, k) is not None}
     mock = base.mock.model_copy(
-        update={"decay_lambda_theta": MockPolarisation(**{**base.mock.decay_lambda_theta.model_dump(), **lam})}
+        update={
+            "decay_lambda_theta": MockPolarisation(
+                **{**base.mock.decay_lambda_theta.model_dump(), **lam}
+            )
+        }
     )
     root = Path(tempfile.mkdtemp(prefix="gammastar-pol-"))
     t0 = time.perf_counter()
     generate_file(base.model_copy(update={"output": str(root), "mock": mock}), root / "mock.root",
                   events=args.events, seed=args.seed)  # fmt: skip
     t_gen = time.perf_counter() - t0
-    out: dict = {"events": args.events, "seed": args.seed, "mock_lambda": mock.decay_lambda_theta.model_dump()}
+    out: dict = {
+        "events": args.events,
+        "seed": args.seed,
+        "mock_lambda": mock.decay_lambda_theta.model_dump(),
+    }
     truth_cfg = base.model_copy(update={"mock": mock})
     tr = truth_gstar(truth_cfg, args.truth_sources, seed=args.seed + 7)
     for mode in (0.0, "measured"):

@@ -74,7 +74,7 @@ def test_helicity_angles_recover_the_generated_decay_frame():
 def test_mock_vector_meson_truth_follows_the_config():
     """Full phase space (no detector): the moments of the generated decay angles give back
     the configured λ_θ (and λ_φ = λ_θφ = 0) within the moment's statistical error."""
-    gen, src = _sources(TRUE, 200_000, 4, {Channel.OMEGA_MUMU, Channel.PHI_MUMU})
+    _, src = _sources(TRUE, 200_000, 4, {Channel.OMEGA_MUMU, Channel.PHI_MUMU})
     c, ph = helicity_angles(src.mu1, src.mu2)
     t = truth_lambdas(src.gstar[4], c, ph, [0.7, 0.9, 1.1])
     for i, name in enumerate(("omega", "phi")):
@@ -152,9 +152,11 @@ def test_config_accepts_a_number_or_measured():
 def test_closure_through_select_and_yields(tmp_path):
     """Mock (ρ = ω = +0.6, φ = −0.5 in the helicity frame; Dalitz as the physics gives) →
     select with ``decay_lambda_theta: measured`` → the ``polarisation`` block of select.json
-    and yields.json. At the ω and φ peaks and in the ρ/ω continuum bin the measured λ_θ equals
-    the generator's (truth_hel_* moments of the same mass bins) within 3σ of the fit plus the
-    0.05 interpolation allowance; the selection's acceptance used it."""
+    and yields.json. At the ω and φ peaks and at 0.6 GeV (ρ continuum with ω Dalitz decays)
+    the measured λ_θ equals the generator's (truth_hel_* moments of the same mass bins) within
+    3σ of the fit plus the 0.05 interpolation allowance; the selection's acceptance used it.
+    (Below 0.45 GeV the mock's 10–25% momentum smearing biases the measured angles: not
+    asserted, docs/selection.md.)"""
     from gammastar.mock import generate_file
     from gammastar.mock.truth import truth_polarisation
     from gammastar.select import select
@@ -169,20 +171,21 @@ def test_closure_through_select_and_yields(tmp_path):
     select(cfg)
     doc = json.loads((tmp_path / "select.json").read_text())
     pol = doc["polarisation"]
-    assert pol["frame"] == "helicity" and pol["used_in_acceptance"] is True
-    fid_lam = doc["unfold"]["fiducial"]["lambda_theta"]
-    assert isinstance(fid_lam, list) and len(set(np.round(fid_lam, 6))) > 1
+    assert pol["frame"] == "helicity"
+    assert pol["used_in_acceptance"] is True
+    fid_lam = doc["unfold"]["fiducial"]["lambda_theta"]  # λ_θ(m) per table mass node
+    assert len(set(np.round(fid_lam, 6))) > 1
     edges = np.asarray(pol["mass_edges"])
     truth = truth_polarisation(tmp_path / "mock.root", edges)
     centres = 0.5 * (edges[1:] + edges[:-1])
     checked = 0
-    for m0 in (0.782, 1.019):  # the ω and φ peaks
+    for m0 in (0.6, 0.782, 1.019):  # ρ continuum, the ω and φ peaks
         b = int(np.searchsorted(edges, m0) - 1)
         t = truth["lambda_theta"][b]
         v, e = pol["lambda_theta"][b], pol["lambda_theta_err"][b]
         assert abs(v - t) < 3 * e + 0.05, (centres[b], v, e, t)
         checked += 1
-    assert checked == 2
+    assert checked == 3
     compute_yields(cfg, plots=False, theory=False)
     ydoc = json.loads((tmp_path / "yields.json").read_text())
     assert ydoc["polarisation"] == pol
