@@ -378,7 +378,8 @@ class UnfoldConfig(Section):
     linear between the bins' centres); the selection then runs twice (docs/selection.md)."""
     polarisation_bins: Annotated[int, Field(ge=1, le=100)] = 8
     """Mass bins of the polarisation measurement (equal numbers of opposite-sign pairs inside
-    the fiducial region; written to ``select.json`` and ``yields.json`` → ``polarisation``)."""
+    the fiducial region, at least 200 per bin: fewer bins for a small sample; written to
+    ``select.json`` and ``yields.json`` → ``polarisation``)."""
     min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
     """Pairs with A below this get weight 0 (outside the fiducial region); they are counted,
     reported in ``select.json`` (``unfold.acceptance``) with an estimate of the lost fraction,

@@ -408,6 +408,7 @@ def lambda_for_acceptance(block: dict[str, Any], source: str) -> tuple[NDArray, 
     if edges.size < 2 or lam.size != edges.size - 1 or not np.any(np.isfinite(lam)):
         raise InputError(
             f"{source}: unfold.decay_lambda_theta is 'measured' but the polarisation "
-            "measurement has no valid mass bin (too few pairs?); give a number instead"
+            f"measurement has no valid mass bin (it needs {MIN_PAIRS} opposite-sign pairs "
+            "inside the fiducial region); give a number instead"
         )
     return edges, lam

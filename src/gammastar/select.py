@@ -1039,8 +1039,10 @@ def _measure_polarisation(
     cfg: AnalysisConfig, am: Any, pairs: Any, streamed: Any, used: bool
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
-    on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts)."""
-    from gammastar.polarisation import measure, polarisation_edges
+    on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
+    where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
+    bin)."""
+    from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
     if pairs is None:
@@ -1052,9 +1054,9 @@ def _measure_polarisation(
         data = {c: pairs[c].to_numpy() for c in cols}
     os_in = (data["charge"] == 0) & (data["weight"] != 0)
     sel = cfg.selection
-    edges = polarisation_edges(
-        data["m"][os_in], cfg.unfold.polarisation_bins, sel.mass_min, sel.mass_max
-    )
+    # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
+    n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
+    edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
     pol = measure(data, am, edges, used_in_acceptance=used)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
