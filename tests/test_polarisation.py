@@ -138,8 +138,13 @@ def test_config_accepts_a_number_or_measured():
     from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
 
-    cfg = config_from_dict({"unfold": {"decay_lambda_theta": "measured"}}, source="c.yaml")
+    la = {"min_energy": 3.0, "theta_min": 0.035, "theta_max": 0.12}
+    cfg = config_from_dict(
+        {"unfold": {"decay_lambda_theta": "measured", "lepton_acceptance": la}}, source="c.yaml"
+    )
     assert cfg.unfold.decay_lambda_theta == "measured"
+    with pytest.raises(ConfigError, match="lepton_acceptance"):  # nothing to measure with
+        config_from_dict({"unfold": {"decay_lambda_theta": "measured"}}, source="c.yaml")
     for bad in ("measure", 1.5):
         with pytest.raises(ConfigError, match="decay_lambda_theta"):
             config_from_dict({"unfold": {"decay_lambda_theta": bad}}, source="c.yaml")

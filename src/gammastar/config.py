@@ -391,6 +391,11 @@ class UnfoldConfig(Section):
             raise ValueError(
                 "lepton_acceptance and acceptance_map are exclusive: give one acceptance"
             )
+        if self.decay_lambda_theta == "measured" and self.lepton_acceptance is None:
+            raise ValueError(
+                "decay_lambda_theta: 'measured' needs lepton_acceptance (the fit uses the "
+                "per-pair acceptance's decay-angle moments); give a number"
+            )
         return self
 
     mass_bins: Annotated[int, Field(gt=0)] = 89
