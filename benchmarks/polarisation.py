@@ -10,6 +10,7 @@ N_POT of each selection over the truth (4·10⁶ generator sources, true mass; t
 wide against the 30 MeV resolution). The last line is one JSON object.
 
 Usage: python benchmarks/polarisation.py [--events 1000000] [--seed 12345] [--omega 0.6 ...]
+       [--mass-resolution 0.005]   (a mock with less momentum smearing: docs/reach.md §2.1)
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=12345)
     ap.add_argument("--truth-sources", type=int, default=4_000_000)
+    ap.add_argument("--mass-resolution", type=float, default=None,
+                    help="mock.detector.mass_resolution, GeV (threshold-region diagnosis)")  # fmt: skip
     for v in ("rho", "omega", "phi"):
         ap.add_argument(f"--{v}", type=float, default=None)
     args = ap.parse_args()
@@ -58,12 +61,16 @@ def main() -> None:
             )
         }
     )
+    if args.mass_resolution is not None:
+        det = mock.detector.model_copy(update={"mass_resolution": args.mass_resolution})
+        mock = mock.model_copy(update={"detector": det})
     root = Path(tempfile.mkdtemp(prefix="gammastar-pol-"))
     t0 = time.perf_counter()
     generate_file(base.model_copy(update={"output": str(root), "mock": mock}), root / "mock.root",
                   events=args.events, seed=args.seed)  # fmt: skip
     t_gen = time.perf_counter() - t0
     out: dict = {
+        "mass_resolution": mock.detector.mass_resolution,
         "events": args.events,
         "seed": args.seed,
         "mock_lambda": mock.decay_lambda_theta.model_dump(),
