@@ -112,6 +112,9 @@ per_pair = _os.environ.get("GAMMASTAR_BENCH_ACCEPTANCE", "1") == "1"
 cfg = cfg.model_copy(update={
     "unfold": cfg.unfold.model_copy(update={
         "outside_map": "nearest", "acceptance_map": None,
+        # one pass at a fixed lambda_theta: decay_lambda_theta "measured" (the default job)
+        # runs the selection twice, its own cost (docs/selection.md)
+        "decay_lambda_theta": 0.0,
         # --acceptance reference: no per-pair acceptance (1/eps only, as before issue 12)
         **({} if per_pair else {"lepton_acceptance": None}),
     }),

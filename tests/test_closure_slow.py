@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-LAMBDA_SYST = 0.04  # the isotropic-decay assumption on Dalitz γ* (tests/test_pair_acceptance.py)
+LAMBDA_SYST = 0.04  # the decay angular distribution: λ_θ measured ±0.1–0.2 per bin (docs/selection.md)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_nsig_closes_where_the_data_see_the_signal(rows):
     reason="issue 12 open: the rapidity extrapolation beyond the fiducial region is 1.5-2 sigma "
     "off (f_F high, docs/yields.md), so the full-phase-space acceptance is up to 1.2x the truth "
     "and N_sig is low where much of it is extrapolated; the threshold region (m < 0.35 GeV) is "
-    "low by 20%",
+    "low by 10-15%, the mock's 10-25% momentum smearing (docs/reach.md 2.1)",
 )
 def test_acceptance_and_nsig_close_everywhere(rows):
     doc, table = rows

@@ -125,6 +125,19 @@ class MockFormFactors(Section):
     """T_ρ of the ρ line shape's exp(−M/T) factor, GeV [default]."""
 
 
+class MockPolarisation(Section):
+    """Polar anisotropy λ_θ of the vector mesons' two-body decays V → μμ, 1 + λ_θ cos²θ* in
+    the meson's helicity frame (z* along its lab momentum). Default 0 (isotropic): NA60
+    found the low-mass dimuons of In–In unpolarised (λ, μ, ν ≈ 0, PRL 102 (2009) 222301)
+    and its cocktails decay ω, φ isotropically. η → μμ (spin 0) is always isotropic; the
+    Dalitz decays are 1 + cos²θ + (4m_μ²/m²) sin²θ about the γ* direction in the parent
+    frame (a transverse virtual photon: Kroll–Wada), not configurable."""
+
+    rho: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    omega: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    phi: Annotated[float, Field(ge=-1, le=1)] = 0.0
+
+
 class MockCombinatorial(Section):
     """Combinatorial background: random muons from π±/K± decays (physics.md §3.4)."""
 
@@ -268,6 +281,8 @@ class MockConfig(Section):
     default: any change to the sources changes the whole random realization of a seed, and
     the mock's closure tests are calibrated on the unbounded one."""
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
+    decay_lambda_theta: MockPolarisation = Field(default_factory=MockPolarisation)
+    """λ_θ of ρ, ω, φ → μμ in their helicity frame (the truth of the polarisation closure)."""
     combinatorial: MockCombinatorial = Field(default_factory=MockCombinatorial)
     detector: MockDetector = Field(default_factory=MockDetector)
     dalitz_br: Literal["pdg", "kroll_wada"] = "pdg"
@@ -493,9 +508,15 @@ class UnfoldConfig(Section):
     differential A(m, q) of :mod:`gammastar.pair_acceptance`, inside the fiducial region
     A ≥ ``min_acceptance`` (``phase_space: fiducial``); the yields extrapolate to the full
     phase space with a stated model (docs/yields.md). Exclusive with ``acceptance_map``."""
-    decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)] | Literal["measured"] = 0.0
     """Polar anisotropy λ_θ of the lepton decay angles in the γ* helicity frame,
-    1 + λ_θ cos²θ*, assumed by the per-pair acceptance (0: isotropic)."""
+    1 + λ_θ cos²θ*, assumed by the per-pair acceptance: a number (0: isotropic) or
+    ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.polarisation`, per mass bin,
+    linear between the bins' centres); the selection then runs twice (docs/selection.md)."""
+    polarisation_bins: Annotated[int, Field(ge=1, le=100)] = 8
+    """Mass bins of the polarisation measurement (equal numbers of opposite-sign pairs inside
+    the fiducial region, at least 200 per bin: fewer bins for a small sample; written to
+    ``select.json`` and ``yields.json`` → ``polarisation``)."""
     min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
     """Pairs with A below this get weight 0 (outside the fiducial region); they are counted,
     reported in ``select.json`` (``unfold.acceptance``) with an estimate of the lost fraction,
@@ -506,6 +527,11 @@ class UnfoldConfig(Section):
         if self.lepton_acceptance is not None and self.acceptance_map is not None:
             raise ValueError(
                 "lepton_acceptance and acceptance_map are exclusive: give one acceptance"
+            )
+        if self.decay_lambda_theta == "measured" and self.lepton_acceptance is None:
+            raise ValueError(
+                "decay_lambda_theta: 'measured' needs lepton_acceptance (the fit uses the "
+                "per-pair acceptance's decay-angle moments); give a number"
             )
         return self
 

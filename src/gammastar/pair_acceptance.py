@@ -10,9 +10,9 @@ probability that both leptons of a γ* of mass m, lab momentum p and polar angle
 
 averaged over the lepton decay angles (θ*, φ*) in the γ* rest frame (helicity frame: polar
 axis along the γ* lab momentum; the detector is azimuthally symmetric, so A does not depend on
-the γ* azimuth). It is tabulated once on a (m, log p, θ) grid (a numba kernel, midpoint
-quadrature in cos θ* and φ*; cached on disk, :func:`cache_dir`) and looked up per pair by
-trilinear interpolation. Pairs with
+the γ* azimuth). It is tabulated once on a (m, log p, θ) grid (mass nodes uniform in the
+decay momentum p*; a numba kernel, midpoint quadrature in cos θ* and φ*; cached on disk,
+:func:`cache_dir`) and looked up per pair by trilinear interpolation. Pairs with
 A below ``min_acceptance`` are outside the *fiducial region*, which :class:`FiducialRegion`
 states (and reproduces for any sample of kinematics).
 
@@ -170,21 +170,27 @@ def load_lepton_map(spec: str, resolve: Any = None) -> tuple[NDArray, NDArray, N
 
 
 # --------------------------------------------------------------------------- the kernel
+N_MOMENTS = 4
+"""Decay-angle moments tabulated per (m, p, θ) cell: ⟨a⟩, ⟨cos²θ* a⟩, ⟨sin²θ* cos2φ* a⟩,
+⟨sin2θ* cosφ* a⟩ (averages over the uniform decay sphere of the pair's pass probability a)."""
+
+
 def _kernel():
     from numba import njit, prange
 
     @njit(parallel=True, cache=True)
     def tabulate(m_grid, p_grid, t_grid, m_lep, e_min, tan_lo, tan_hi, th_hi_open,
-                 lam, n_c, n_phi, map_p, map_t, map_v, use_map):  # fmt: skip
+                 n_c, n_phi, map_p, map_t, map_v, use_map):  # fmt: skip
         nm, np_, nt = m_grid.size, p_grid.size, t_grid.size
-        out = np.zeros((nm, np_, nt))
+        out = np.zeros((nm, np_, nt, 4))
         # midpoint nodes in cos θ* ∈ (0, 1) and φ* ∈ (0, π): the swap of the two leptons
-        # (c → −c, φ → φ + π) and the reflection φ → −φ leave the pair's acceptance unchanged
+        # (c → −c, φ → φ + π) and the reflection φ → −φ leave the pair's acceptance and the
+        # four angular functions (1, c², s² cos2φ, 2cs cosφ) unchanged
         cs = (np.arange(n_c) + 0.5) / n_c
         ph = (np.arange(n_phi) + 0.5) * np.pi / n_phi
-        wc = 1.0 + lam * cs * cs
-        norm = wc.sum() * n_phi
+        norm = float(n_c * n_phi)
         cph, sph = np.cos(ph), np.sin(ph)
+        c2ph = np.cos(2.0 * ph)
         for cell in prange(nm * np_):
             i = cell // np_
             j = cell % np_
@@ -200,12 +206,17 @@ def _kernel():
             for k in range(nt):
                 th = t_grid[k]
                 st, ct = math.sin(th), math.cos(th)
-                acc = 0.0
+                m0 = 0.0
+                m2 = 0.0
+                mphi = 0.0
+                mthphi = 0.0
                 for a in range(n_c):
                     c = cs[a]
                     s = math.sqrt(1.0 - c * c)
                     pperp = pstar * s
                     tot = 0.0
+                    tot2 = 0.0
+                    tot1 = 0.0
                     for b in range(n_phi):
                         w = 1.0
                         for sign in (1.0, -1.0):
@@ -231,8 +242,16 @@ def _kernel():
                                     break
                                 w *= map_v[ii, jj]
                         tot += w
-                    acc += wc[a] * tot
-                out[i, j, k] = acc / norm
+                        tot2 += w * c2ph[b]
+                        tot1 += w * cph[b]
+                    m0 += tot
+                    m2 += c * c * tot
+                    mphi += s * s * tot2
+                    mthphi += 2.0 * c * s * tot1
+                out[i, j, k, 0] = m0 / norm
+                out[i, j, k, 1] = m2 / norm
+                out[i, j, k, 2] = mphi / norm
+                out[i, j, k, 3] = mthphi / norm
         return out
 
     return tabulate
@@ -248,14 +267,50 @@ def _tabulate(*args):
     return _TABULATE(*args)
 
 
-def _interpolate(table, m, p, th, m0, m1, lp0, lp1, t1, m_thr):
-    """Trilinear interpolation on the (m, log p, θ) table (numpy: a jitted kernel's first call
-    costs a second of LLVM start-up, more than the lookup of a whole selection)."""
+def quadrature_c2(n_c: int) -> float:
+    """⟨cos²θ*⟩ of the isotropic decay on the kernel's midpoint nodes (1/3 − 1/(12 n_c²)):
+    the normalisation of A(λ_θ), so that λ_θ ≠ 0 leaves a detector that accepts everything
+    at A = 1 exactly."""
+    cs = (np.arange(n_c) + 0.5) / n_c
+    return float(np.mean(cs * cs))
+
+
+def combine(moments: NDArray[np.float64], lambda_theta: ArrayLike, n_c: int) -> NDArray[np.float64]:
+    r"""A(λ_θ) = (⟨a⟩ + λ_θ ⟨cos²θ* a⟩) / (1 + λ_θ ⟨cos²θ*⟩) from the moment table.
+
+    Arguments:
+        moments: (4, n_m, ...) moments (:data:`N_MOMENTS`, first axis).
+        lambda_theta: one λ_θ, or one per mass node (the second axis).
+        n_c: the quadrature's cos θ* nodes (normalisation, :func:`quadrature_c2`).
+
+    Example:
+        >>> combine(np.array([[0.5], [0.2], [0.0], [0.0]]), 1.0, 10**6).round(4).tolist()
+        [0.525]
+    """
+    lam = np.asarray(lambda_theta, dtype=np.float64)
+    if lam.ndim:
+        lam = lam.reshape((-1,) + (1,) * (moments.ndim - 2))
+    return (moments[0] + lam * moments[1]) / (1.0 + lam * quadrature_c2(n_c))
+
+
+def _pstar(m: ArrayLike, m_lep: float) -> NDArray[np.float64]:
+    """Daughter momentum in the γ* rest frame, √(m²/4 − m_ℓ²) (0 below threshold)."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.sqrt(np.clip(0.25 * m * m - m_lep * m_lep, 0.0, None))
+
+
+def _interpolate(table, m, p, th, ps0, ps1, lp0, lp1, t1, m_lep, clip=True):
+    """Trilinear interpolation on the (p*(m), log p, θ) table (numpy: a jitted kernel's first
+    call costs a second of LLVM start-up, more than the lookup of a whole selection).
+
+    The mass axis is uniform in p* = √(m²/4 − m_ℓ²), not in m: near the 2m_ℓ threshold A
+    follows p*, which grows like √(m − 2m_ℓ), and linear interpolation in m there was up to 5%
+    high in A (0.953 for 1.000 at m = 0.227 GeV, 22.8 MeV nodes; docs/reach.md §2.1)."""
     nm, np_, nt = table.shape
     with np.errstate(divide="ignore", invalid="ignore"):
         lp = np.log(p)
-        dead = ~((m > m_thr) & (th >= 0) & (th <= t1) & (lp >= lp0))
-    x = np.clip((m - m0) * ((nm - 1) / (m1 - m0)), 0.0, nm - 1.0)
+        dead = ~((m > 2.0 * m_lep) & (th >= 0) & (th <= t1) & (lp >= lp0))
+    x = np.clip((_pstar(m, m_lep) - ps0) * ((nm - 1) / (ps1 - ps0)), 0.0, nm - 1.0)
     y = np.clip((lp - lp0) * ((np_ - 1) / (lp1 - lp0)), 0.0, np_ - 1.0)
     z = np.clip(th * ((nt - 1) / t1), 0.0, nt - 1.0)
     for v in (x, y, z):  # NaN (dead anyway) → 0, a valid index
@@ -278,7 +333,7 @@ def _interpolate(table, m, p, th, m0, m1, lp0, lp1, t1, m_thr):
             hi = flat.take(idx + 1)
             out += wab * (lo + z * (hi - lo))
     out[dead] = 0.0
-    return np.clip(out, 0.0, 1.0, out=out)
+    return np.clip(out, 0.0, 1.0, out=out) if clip else out
 
 
 # --------------------------------------------------------------------------- the table
@@ -287,12 +342,16 @@ class PairAcceptance:
     """A(m, p, θ) on a grid (picklable: plain numpy arrays); see the module docstring.
 
     Build with :meth:`build`; evaluate with :meth:`__call__` (m, p, θ) or :meth:`lookup`
-    (m, pT, pz, the columns of the pairs table).
+    (m, pT, pz, the columns of the pairs table). ``moments`` holds the four decay-angle
+    moments of the pass probability (:data:`N_MOMENTS`), from which ``table`` follows for any
+    λ_θ (:meth:`with_lambda`) and which the polarisation measurement uses
+    (:mod:`gammastar.polarisation`).
     """
 
     lepton: LeptonAcceptance
     lepton_mass: float
-    lambda_theta: float
+    lambda_theta: float | tuple[float, ...]
+    """One λ_θ, or one per mass node of ``m_grid`` (a measured λ_θ(m))."""
     m_grid: NDArray[np.float64]
     logp_grid: NDArray[np.float64]
     theta_grid: NDArray[np.float64]
@@ -300,6 +359,8 @@ class PairAcceptance:
     quadrature: tuple[int, int] = (32, 32)
     generated: None = None
     """No generated counts (the interface of :class:`gammastar.unfold.AcceptanceMap`)."""
+    moments: NDArray[np.float64] | None = field(default=None, compare=False, repr=False)
+    """(4, n_m, n_p, n_θ): ⟨a⟩, ⟨cos²θ* a⟩, ⟨sin²θ* cos2φ* a⟩, ⟨sin2θ* cosφ* a⟩."""
 
     @classmethod
     def build(
@@ -309,7 +370,7 @@ class PairAcceptance:
         lepton_mass: float,
         mass_range: tuple[float, float],
         p_max: float,
-        lambda_theta: float = 0.0,
+        lambda_theta: float | ArrayLike = 0.0,
         grid: tuple[int, int, int] = (40, 96, 160),
         quadrature: tuple[int, int] = (32, 32),
     ) -> PairAcceptance:
@@ -321,7 +382,8 @@ class PairAcceptance:
             mass_range: (lowest, highest) pair mass to cover (GeV); the lower end is raised
                 to just above 2 m_ℓ.
             p_max: highest pair momentum (GeV; the beam energy).
-            lambda_theta: polar anisotropy of the decay, 1 + λ_θ cos²θ* (helicity frame).
+            lambda_theta: polar anisotropy of the decay, 1 + λ_θ cos²θ* (helicity frame):
+                one number, or one per mass node (n_m values, e.g. :meth:`lambda_nodes`).
             grid: table points in m, log p and θ (θ from 0 to the lepton window's upper
                 edge + 0.25 rad, at most π/2).
             quadrature: midpoint nodes in cos θ* and φ* (per half range).
@@ -333,11 +395,13 @@ class PairAcceptance:
             >>> float(pa(0.4, 5.0, 0.0))  # no cut but θ < 3.1 rad: every lepton passes
             1.0
         """
-        if not -1.0 <= lambda_theta <= 1.0:
-            raise ConfigError(f"unfold.decay_lambda_theta: {lambda_theta} outside [-1, 1]")
+        lam = _check_lambda(lambda_theta, grid[0])
         lo = max(float(mass_range[0]), 2.0 * lepton_mass * (1 + 1e-6))
         hi = max(float(mass_range[1]), lo * 1.001)
-        m_grid = np.linspace(lo, hi, grid[0])
+        # mass nodes uniform in p* (denser near the threshold, where A varies like p*)
+        ps = np.linspace(_pstar(lo, lepton_mass), _pstar(hi, lepton_mass), grid[0])
+        m_grid = 2.0 * np.sqrt(ps * ps + lepton_mass * lepton_mass)
+        m_grid[0], m_grid[-1] = lo, hi
         p_lo = max(0.05, 0.5 * lepton.min_energy)
         logp = np.linspace(math.log(p_lo), math.log(max(p_max, 2 * p_lo)), grid[1])
         t_top = min(0.5 * math.pi, lepton.theta_max + 0.25)
@@ -345,31 +409,67 @@ class PairAcceptance:
         open_hi = lepton.theta_max >= 0.5 * math.pi
         use_map = lepton.map_values is not None
         empty = np.zeros(1)
-        key = _cache_key(lepton, lepton_mass, lambda_theta, m_grid, logp, theta, quadrature)
-        table = _cache_load(key)
-        if table is not None:
-            return cls(lepton, float(lepton_mass), float(lambda_theta), m_grid, logp, theta,
-                       table, tuple(quadrature))  # fmt: skip
-        table = _tabulate(
-            m_grid,
-            np.exp(logp),
-            theta,
-            float(lepton_mass),
-            float(lepton.min_energy),
-            math.tan(lepton.theta_min) if lepton.theta_min < 0.5 * math.pi else np.inf,
-            math.tan(lepton.theta_max) if not open_hi else np.inf,
-            open_hi,
-            float(lambda_theta),
-            int(quadrature[0]),
-            int(quadrature[1]),
-            lepton.map_p_edges if use_map else empty,
-            lepton.map_theta_edges if use_map else empty,
-            lepton.map_values if use_map else np.zeros((1, 1)),
-            use_map,
-        )
-        _cache_store(key, table)
-        return cls(lepton, float(lepton_mass), float(lambda_theta), m_grid, logp, theta,
-                   table, tuple(quadrature))  # fmt: skip
+        key = _cache_key(lepton, lepton_mass, m_grid, logp, theta, quadrature)
+        moments = _cache_load(key)
+        if moments is None or moments.shape != (N_MOMENTS, *grid):
+            raw = _tabulate(
+                m_grid,
+                np.exp(logp),
+                theta,
+                float(lepton_mass),
+                float(lepton.min_energy),
+                math.tan(lepton.theta_min) if lepton.theta_min < 0.5 * math.pi else np.inf,
+                math.tan(lepton.theta_max) if not open_hi else np.inf,
+                open_hi,
+                int(quadrature[0]),
+                int(quadrature[1]),
+                lepton.map_p_edges if use_map else empty,
+                lepton.map_theta_edges if use_map else empty,
+                lepton.map_values if use_map else np.zeros((1, 1)),
+                use_map,
+            )
+            moments = np.ascontiguousarray(np.moveaxis(raw, -1, 0))
+            _cache_store(key, moments)
+        table = np.ascontiguousarray(combine(moments, lam, int(quadrature[0])))
+        return cls(lepton, float(lepton_mass), lam, m_grid, logp, theta, table,
+                   tuple(quadrature), None, moments)  # fmt: skip
+
+    def with_lambda(self, lambda_theta: float | ArrayLike) -> PairAcceptance:
+        """The same acceptance for another λ_θ (one, or one per mass node): no new
+        tabulation, A(λ) = (⟨a⟩ + λ⟨cos²θ* a⟩)/(1 + λ⟨cos²θ*⟩)."""
+        if self.moments is None:
+            raise ValueError("this PairAcceptance has no moment table")
+        lam = _check_lambda(lambda_theta, self.m_grid.size)
+        table = np.ascontiguousarray(combine(self.moments, lam, int(self.quadrature[0])))
+        return PairAcceptance(self.lepton, self.lepton_mass, lam, self.m_grid, self.logp_grid,
+                              self.theta_grid, table, self.quadrature, None, self.moments)  # fmt: skip
+
+    def lambda_nodes(self, mass_edges: ArrayLike, values: ArrayLike) -> NDArray[np.float64]:
+        """λ_θ at the table's mass nodes from values per mass bin: linear between the bins'
+        centres, the end bins' values beyond them; bins without a value (NaN) skipped.
+
+        Raises:
+            InputError: no bin has a value.
+        """
+        edges = np.asarray(mass_edges, dtype=np.float64)
+        v = np.asarray(values, dtype=np.float64)
+        ok = np.isfinite(v)
+        if not ok.any():
+            raise InputError("the measured lambda_theta has no valid mass bin")
+        centres = 0.5 * (edges[1:] + edges[:-1])
+        return np.clip(np.interp(self.m_grid, centres[ok], v[ok]), -1.0, 1.0)
+
+    def moments_at(self, m: ArrayLike, p: ArrayLike, theta: ArrayLike) -> NDArray[np.float64]:
+        """The four decay-angle moments (4, n) at (m, p, θ) (trilinear, 0 where A is)."""
+        if self.moments is None:
+            raise ValueError("this PairAcceptance has no moment table")
+        m = np.ascontiguousarray(np.asarray(m, dtype=np.float64).ravel())
+        p = np.ascontiguousarray(np.asarray(p, dtype=np.float64).ravel())
+        th = np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel())
+        args = (*self._ps_range, self.logp_grid[0], self.logp_grid[-1], self.theta_grid[-1],
+                self.lepton_mass)  # fmt: skip
+        return np.stack([_interpolate(self.moments[k], m, p, th, *args, clip=False)
+                         for k in range(N_MOMENTS)])  # fmt: skip
 
     @property
     def source(self) -> str:
@@ -379,7 +479,7 @@ class PairAcceptance:
             f"per-pair acceptance: leptons E >= {la.min_energy:g} GeV, "
             f"{la.theta_min:g} <= theta <= {la.theta_max:g} rad"
             + ("" if la.map_values is None else f", map {la.source}")
-            + f", lambda_theta = {self.lambda_theta:g}"
+            + f", lambda_theta = {_lambda_label(self.lambda_theta)}"
         )
 
     def __call__(self, m: ArrayLike, p: ArrayLike, theta: ArrayLike) -> NDArray[np.float64]:
@@ -391,11 +491,16 @@ class PairAcceptance:
         shape = np.broadcast_shapes(m.shape, p.shape, th.shape)
         m, p, th = (np.ascontiguousarray(np.broadcast_to(x, shape).ravel()) for x in (m, p, th))
         out = _interpolate(
-            self.table, m, p, th,
-            self.m_grid[0], self.m_grid[-1], self.logp_grid[0], self.logp_grid[-1],
-            self.theta_grid[-1], 2.0 * self.lepton_mass,
+            self.table, m, p, th, *self._ps_range, self.logp_grid[0], self.logp_grid[-1],
+            self.theta_grid[-1], self.lepton_mass,
         )  # fmt: skip
         return out.reshape(shape)
+
+    @property
+    def _ps_range(self) -> tuple[float, float]:
+        """p* at the first and last mass node (the interpolation's mass coordinate)."""
+        return (float(_pstar(self.m_grid[0], self.lepton_mass)),
+                float(_pstar(self.m_grid[-1], self.lepton_mass)))  # fmt: skip
 
     def lookup(self, m: ArrayLike, pt: ArrayLike, pz: ArrayLike) -> NDArray[np.float64]:
         """A for pairs given as (m, pT, pz)."""
@@ -417,7 +522,11 @@ class PairAcceptance:
         return {
             "lepton_acceptance": self.lepton.as_dict(),
             "lepton_mass": self.lepton_mass,
-            "lambda_theta": self.lambda_theta,
+            "lambda_theta": (
+                self.lambda_theta
+                if isinstance(self.lambda_theta, float)
+                else list(self.lambda_theta)
+            ),
             "mass_range": [float(self.m_grid[0]), float(self.m_grid[-1])],
             "p_max": float(math.exp(self.logp_grid[-1])),
             "grid": [int(self.m_grid.size), int(self.logp_grid.size), int(self.theta_grid.size)],
@@ -426,8 +535,25 @@ class PairAcceptance:
         }
 
 
-TABLE_VERSION = 1
-"""Bumped whenever the kernel's arithmetic changes (invalidates cached tables)."""
+TABLE_VERSION = 3
+"""Bumped whenever the kernel's arithmetic changes (invalidates cached tables). 2: the
+decay-angle moments instead of one λ_θ's table; 3: mass nodes uniform in p*."""
+
+
+def _check_lambda(lambda_theta: float | ArrayLike, n_m: int) -> float | tuple[float, ...]:
+    """One λ_θ in [−1, 1] (a float), or n_m of them (a tuple)."""
+    lam = np.asarray(lambda_theta, dtype=np.float64)
+    if lam.ndim and lam.size != n_m:
+        raise ConfigError(f"lambda_theta: {lam.size} values for {n_m} mass nodes")
+    if not (np.all(np.isfinite(lam)) and np.all(lam >= -1.0) and np.all(lam <= 1.0)):
+        raise ConfigError(f"unfold.decay_lambda_theta: {lambda_theta} outside [-1, 1]")
+    return float(lam) if lam.ndim == 0 else tuple(float(x) for x in lam)
+
+
+def _lambda_label(lam: float | tuple[float, ...]) -> str:
+    if isinstance(lam, float):
+        return f"{lam:g}"
+    return f"measured ({min(lam):.2f}..{max(lam):.2f} over mass)"
 
 
 def cache_dir() -> str | None:
@@ -442,12 +568,12 @@ def cache_dir() -> str | None:
     return os.path.join(base, "gammastar")
 
 
-def _cache_key(lepton, lepton_mass, lambda_theta, m_grid, logp, theta, quadrature) -> str:
+def _cache_key(lepton, lepton_mass, m_grid, logp, theta, quadrature) -> str:
     import hashlib
 
     h = hashlib.sha256()
     h.update(repr((TABLE_VERSION, lepton.min_energy, lepton.theta_min, lepton.theta_max,
-                   float(lepton_mass), float(lambda_theta), tuple(quadrature))).encode())  # fmt: skip
+                   float(lepton_mass), tuple(quadrature))).encode())  # fmt: skip
     for a in (m_grid, logp, theta, lepton.map_p_edges, lepton.map_theta_edges, lepton.map_values):
         if a is not None:
             h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
@@ -532,11 +658,21 @@ class FiducialRegion:
         return cls(pa, float(d["min_acceptance"]))
 
 
-def fiducial_from_config(cfg: Any) -> FiducialRegion | None:
+def fiducial_from_config(cfg: Any, lambda_theta: Any = None) -> FiducialRegion | None:
     """The fiducial region of an analysis config (``unfold.lepton_acceptance`` with the
     selection's lepton cuts on top, ``unfold.decay_lambda_theta``, ``unfold.min_acceptance``;
     mass range of the selection, momenta up to the beam energy); ``None`` without
-    ``unfold.lepton_acceptance``."""
+    ``unfold.lepton_acceptance``.
+
+    Arguments:
+        cfg: the analysis config.
+        lambda_theta: λ_θ to use instead of the config's (one, or one per mass node). With
+            ``decay_lambda_theta: measured`` and none given, the measured λ_θ(m) that the
+            selection used is read from ``<output>/select.json`` (``unfold.fiducial``).
+
+    Raises:
+        InputError: ``measured`` and the run directory has no selection that measured it.
+    """
     u = cfg.unfold
     if u.lepton_acceptance is None:
         return None
@@ -544,11 +680,29 @@ def fiducial_from_config(cfg: Any) -> FiducialRegion | None:
     lepton = LeptonAcceptance.from_config(u.lepton_acceptance, resolve=cfg.resolve).intersect(
         sel.lepton_min_energy, sel.lepton_theta_min, sel.lepton_theta_max
     )
+    lam = u.decay_lambda_theta if lambda_theta is None else lambda_theta
+    if isinstance(lam, str):  # "measured": the selection's
+        lam = _selected_lambda(cfg.output_dir / "select.json")
     pa = PairAcceptance.build(
         lepton,
         lepton_mass=cfg.input.lepton_mass,
         mass_range=(sel.mass_min, sel.mass_max),
         p_max=cfg.beam.energy,
-        lambda_theta=u.decay_lambda_theta,
+        lambda_theta=lam,
     )
     return FiducialRegion(pa, float(u.min_acceptance))
+
+
+def _selected_lambda(path: Any) -> Any:
+    """The λ_θ per mass node the selection of ``path`` (``select.json``) used."""
+    import json
+
+    try:
+        fid = json.loads(path.read_text())["unfold"]["fiducial"]
+        lam = fid["lambda_theta"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path}: unfold.decay_lambda_theta is 'measured' but this run directory has no "
+            "selection with a fiducial region that measured it; run 'gammastar select' first"
+        ) from exc
+    return lam

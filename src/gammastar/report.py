@@ -486,6 +486,36 @@ def _flags_text(f: Any) -> str:
     return ", ".join(str(x) for x in f) if isinstance(f, list) and f else "—"
 
 
+def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
+    """The measured decay angular distribution (``yields.json`` → ``polarisation``)."""
+    edges = _as_list(pol.get("mass_edges"))
+    cols = {k: _as_list(pol.get(k)) for k in (
+        "lambda_theta", "lambda_theta_err", "lambda_phi", "lambda_phi_err",
+        "lambda_theta_phi", "lambda_theta_phi_err", "n_pairs")}  # fmt: skip
+
+    def pm(k: str, i: int) -> str:
+        v, e = cols[k], cols[f"{k}_err"]
+        if i >= len(v) or _num(v[i]) is None:
+            return "n/a"
+        return f"{fmt(v[i], '+.3f')} ± {fmt(e[i], '.3f') if i < len(e) else 'n/a'}"
+
+    rows = [
+        (f"{fmt(edges[i], '.3f')}–{fmt(edges[i + 1], '.3f')}",
+         fmt(cols["n_pairs"][i]) if i < len(cols["n_pairs"]) else "n/a",
+         pm("lambda_theta", i), pm("lambda_phi", i), pm("lambda_theta_phi", i))
+        for i in range(len(edges) - 1)
+    ]  # fmt: skip
+    s.add(f"<h3>Decay angular distribution, {esc(fmt(pol.get('frame')))} frame</h3>")
+    s.add(table(["m (GeV)", "OS pairs", "λ_θ", "λ_φ", "λ_θφ"], rows, "num"))
+    s.add(
+        '<p class="note">1 + λ_θ cos²θ* + λ_φ sin²θ* cos2φ* + λ_θφ sin2θ* cosφ*, measured from '
+        "the like-sign-subtracted, efficiency-corrected pairs with the acceptance in the "
+        "likelihood; used in the per-pair acceptance: "
+        + esc(fmt(pol.get("used_in_acceptance")))
+        + " (docs/selection.md, λ_θ).</p>"
+    )
+
+
 def _yields_section(run: Path, s: Section) -> None:
     doc = _section_json(run / rundir.YIELDS, s)
     if doc is None:
@@ -515,6 +545,9 @@ def _yields_section(run: Path, s: Section) -> None:
             + (f" (σ_y = {fmt(sig[0], '.3f')} ± {fmt(sig_err, '.3f')})" if sig else "")
             + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
         )
+    pol = doc.get("polarisation")
+    if isinstance(pol, dict):
+        _polarisation_table(pol, s)
     ap = doc.get("aprime")
     if isinstance(ap, dict):
         mass = _as_list(ap.get("mass"))

@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAIR_COLUMNS = ("event", "m", "pT", "E", "y", "pz", "charge", "channel", "eff")
+PAIR_COLUMNS = (
+    "event", "m", "pT", "E", "y", "pz", "charge", "channel", "eff", "cos_theta_hel", "phi_hel",
+)  # fmt: skip
 """Columns the processor returns per chunk (``qT`` and the weights are added later)."""
 
 CUTFLOW_KEYS = (
@@ -244,6 +246,7 @@ def select_chunk(
     charge = np.asarray(ak.flatten(pa.charge + pb.charge)).astype(np.int8)
     ev = np.repeat(event_id, np.asarray(npairs))
     ch = np.repeat(channel, np.asarray(npairs))
+    qa = np.asarray(ak.flatten(pa.charge))
 
     keep = (m >= cuts.mass_min) & (m < cuts.mass_max)
     flow["pairs_mass"] = int(keep.sum())
@@ -273,6 +276,7 @@ def select_chunk(
     flow["os"] = int((keep & (charge == 0)).sum())
     flow["pp"] = int((keep & (charge == 2)).sum())
     flow["mm"] = int((keep & (charge == -2)).sum())
+    cos_hel, phi_hel = _helicity_columns(pa, pb, keep, qa)
     out = {
         "event": ev[keep],
         "m": m[keep],
@@ -282,10 +286,29 @@ def select_chunk(
         "pz": pz[keep],
         "charge": charge[keep],
         "channel": ch[keep],
+        "cos_theta_hel": cos_hel,
+        "phi_hel": phi_hel,
     }
     if mixed is not None:
         out.update(mixed)
     return out, flow
+
+
+def _helicity_columns(pa: Any, pb: Any, keep: np.ndarray, qa: np.ndarray):
+    """cos θ*, φ* (helicity frame, :func:`gammastar.polarisation.helicity_angles`) of the
+    pairs in ``keep``: of the positive lepton for OS pairs, of the first for SS pairs."""
+    import awkward as ak
+
+    from gammastar.polarisation import helicity_angles
+
+    def p4(v: Any) -> np.ndarray:
+        return np.stack([np.asarray(ak.flatten(getattr(v, k)), dtype=np.float64)[keep]
+                         for k in ("px", "py", "pz", "E")])  # fmt: skip
+
+    a, b = p4(pa), p4(pb)
+    swap = qa[keep] < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
+    a[:, swap], b[:, swap] = b[:, swap], a[:, swap].copy()
+    return helicity_angles(a, b)
 
 
 MIXED_COLUMNS = ("_mix_m", "_mix_pT", "_mix_charge")
@@ -770,6 +793,8 @@ _DTYPES = {
     "channel": np.int8,
     "pz": np.float64,
     "eff": np.float64,
+    "cos_theta_hel": np.float64,
+    "phi_hel": np.float64,
 }
 _FINAL_EXTRA = ("acc", "weight_raw", "weight")
 """Columns of ``pairs.parquet`` after :data:`_DTYPES`."""
@@ -928,12 +953,39 @@ def select(
         acc_path, acc_key = split_map_spec(cfg.unfold.acceptance_map)
         am = load_acceptance_map(cfg.resolve(acc_path), acc_key)
         phase_space = PHASE_SPACE_FULL
-    fiducial = fiducial_from_config(cfg)
+    measured = cfg.unfold.decay_lambda_theta == "measured"
+    fiducial = fiducial_from_config(cfg, lambda_theta=0.0 if measured else None)
     if fiducial is not None:
         am = fiducial.acceptance
         phase_space = PHASE_SPACE_FIDUCIAL
 
     t_checked = time.perf_counter()
+    run_args: dict[str, Any] = {
+        "cfg": cfg,
+        "executor": executor,
+        "scheduler": scheduler,
+        "workers": workers,
+        "skip_bad_files": skip_bad_files,
+        "chunksize": chunksize,
+        "dask_processes": dask_processes,
+        "shared_staging": shared_staging,
+        "t0": t0,
+        "t_checked": t_checked,
+        "checked": checked,
+        "em": em,
+        "phase_space": phase_space,
+    }
+    if measured and fiducial is not None:
+        # unfold.decay_lambda_theta: measured: a first pass with isotropic decays measures
+        # λ_θ(m) (the fit has the acceptance in it, so the first pass's weights do not bias
+        # it); the selection is then run with the acceptance of that λ_θ(m)
+        from gammastar.polarisation import lambda_for_acceptance
+
+        first = _select_pass(run_args, Path(tempfile.mkdtemp(prefix=".gammastar-parts-",
+                                                              dir=outdir)), am)  # fmt: skip
+        pol_edges, lam = lambda_for_acceptance(first, "select (first pass)")
+        am = am.with_lambda(am.lambda_nodes(pol_edges, lam))
+        run_args["t_checked"] = time.perf_counter()
     spec = WeightSpec.from_config(cfg, am)
     # chunk-local weights on a parallel executor: stream the pairs into pairs.parquet as the
     # chunks come in, through a staging directory next to the outputs (always removed)
@@ -944,28 +996,71 @@ def select(
     )
     try:
         return _select_run(
-            cfg=cfg,
-            executor=executor,
-            scheduler=scheduler,
-            workers=workers,
-            skip_bad_files=skip_bad_files,
+            **run_args,
             force=force,
-            chunksize=chunksize,
-            dask_processes=dask_processes,
-            shared_staging=shared_staging,
-            t0=t0,
-            t_checked=t_checked,
             outdir=outdir,
-            checked=checked,
-            em=em,
             am=am,
-            phase_space=phase_space,
             spec=spec,
             staging=staging,
+            polarisation_used=measured,
         )
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _select_pass(run_args: dict[str, Any], tmpdir: Path, am: Any) -> dict[str, Any]:
+    """A selection into the temporary directory ``tmpdir`` (removed afterwards): its
+    ``polarisation`` block (the first pass of ``unfold.decay_lambda_theta: measured``)."""
+    import json
+
+    try:
+        spec = WeightSpec.from_config(run_args["cfg"], am)
+        staging = (
+            Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=tmpdir))
+            if spec is not None and run_args["executor"] != "iterative"
+            else None
+        )
+        res = _select_run(**run_args, force=True, outdir=tmpdir, am=am, spec=spec,
+                          staging=staging, polarisation_used=False)  # fmt: skip
+        return json.loads((res.output_dir / "select.json").read_text())["polarisation"]
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _measure_polarisation(
+    cfg: AnalysisConfig, am: Any, pairs: Any, streamed: Any, used: bool
+) -> dict[str, Any]:
+    """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
+    on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
+    where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
+    bin)."""
+    from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
+
+    cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
+    if pairs is None:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(streamed, columns=list(cols))
+        data = {c: table.column(c).to_numpy() for c in cols}
+    else:
+        data = {c: pairs[c].to_numpy() for c in cols}
+    os_in = (data["charge"] == 0) & (data["weight"] != 0)
+    sel = cfg.selection
+    # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
+    n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
+    edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
+    pol = measure(data, am, edges, used_in_acceptance=used)
+    log.info(
+        "select: lambda_theta (helicity frame) per mass bin %s",
+        ", ".join(
+            f"{0.5 * (a + b):.2f} GeV: {v:.2f} ± {e:.2f}"
+            for a, b, v, e in zip(
+                edges[:-1], edges[1:], pol.lambda_theta, pol.lambda_theta_err, strict=True
+            )
+        ),
+    )
+    return pol.as_dict()
 
 
 def _select_run(
@@ -988,6 +1083,7 @@ def _select_run(
     phase_space: str,
     spec: WeightSpec | None,
     staging: Path | None,
+    polarisation_used: bool = False,
 ) -> SelectResult:
     """The part of :func:`select` after the input checks: process, weight, write."""
     import time
@@ -1000,6 +1096,7 @@ def _select_run(
     from gammastar.plausibility import Plausibility
     from gammastar.processor import ChunkSink, DileptonProcessor, run_processor
     from gammastar.unfold import (
+        PHASE_SPACE_FIDUCIAL,
         AcceptanceReport,
         UnfoldReport,
         acceptance_weights,
@@ -1299,6 +1396,11 @@ def _select_run(
         min_like_sign=cfg.background.min_like_sign,
         phase_space=phase_space,
     )
+    polarisation = (
+        _measure_polarisation(cfg, am, pairs, streamed, polarisation_used)
+        if phase_space == PHASE_SPACE_FIDUCIAL
+        else None
+    )
     doc = {
         "meta": meta,
         "counts": counts,
@@ -1335,6 +1437,7 @@ def _select_run(
             "min_like_sign": cfg.background.min_like_sign,
             "comb_estimate": counts["comb_estimate"],
         },
+        "polarisation": polarisation,
         "bad_files": bad_files,
         "entries": {p: n for p, n in checked.entries.items() if p in files_used},
         "elapsed_s": time.perf_counter() - t0,

@@ -955,6 +955,10 @@ def compute_yields(
         doc["aprime"].update(doc_fid["aprime"])
         doc["mcp"].update(doc_fid["mcp"])
         doc["extrapolation"] = doc_fid["extrapolation"]
+    # the decay angular distribution the selection measured (gammastar.polarisation)
+    from gammastar.polarisation import read_polarisation
+
+    doc["polarisation"] = read_polarisation(run_dir)
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, m_chi)
     if ycfg.compare_with is not None:  # issue 14: lepton universality (gammastar.universality)

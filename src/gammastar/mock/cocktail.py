@@ -4,9 +4,10 @@ Channels (``gammastar.channels.Channel``): η → γμμ, η → μμ, η′ →
 ρ → μμ, φ → μμ. Meson kinematics: 1/pT dN/dpT ∝ exp(−m_T/T) (m_T scaling, same T for all
 mesons), Gaussian lab rapidity, uniform azimuth. Decays:
 
-* two-body V → μμ, η → μμ: isotropic in the parent frame, parent at its PDG mass (ω, φ and η
-  widths are below the 30 MeV resolution);
-* ρ → μμ: mass from :func:`gammastar.physics.dalitz.rho_line_shape`, then isotropic;
+* two-body V → μμ, η → μμ: parent at its PDG mass (ω, φ and η widths are below the 30 MeV
+  resolution); η → μμ isotropic, V → μμ 1 + λ_θ cos²θ* in the meson's helicity frame with
+  λ_θ = ``mock.decay_lambda_theta`` (default 0: isotropic);
+* ρ → μμ: mass from :func:`gammastar.physics.dalitz.rho_line_shape`, then as V → μμ;
 * P → γμμ, V → Pμμ: dimuon mass from the Kroll–Wada / V → Pℓℓ shapes with the form factors
   of the config; γ* isotropic in the parent frame; muons in the γ* rest frame with
   dN/dcosθ ∝ 1 + cos²θ + (4m_μ²/m²) sin²θ about the γ* flight direction.
@@ -243,6 +244,13 @@ class Cocktail:
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return kin.meson_four_momentum(masses, pt, y, phi)
 
+    def lambda_theta(self, spec: ChannelSpec) -> float:
+        """λ_θ of a two-body decay in the parent's helicity frame (``mock.decay_lambda_theta``
+        for ρ, ω, φ → μμ; 0 for η → μμ, a spin-0 parent)."""
+        if spec.channel == Channel.ETA_MUMU:
+            return 0.0
+        return float(getattr(self.cfg.decay_lambda_theta, spec.parent))
+
     def generate(self, rng: np.random.Generator, spec: ChannelSpec, n: int) -> Sources:
         """Generate ``n`` decays of one channel (true lab four-momenta)."""
         big_m = self.parent_mass[spec.channel]
@@ -255,10 +263,16 @@ class Cocktail:
 
         if spec.kind in ("two_body", "rho"):
             p = kin.two_body_momentum(masses, m_l, m_l)
-            cos_t = rng.uniform(-1.0, 1.0, n)
-            phi = rng.uniform(0.0, 2.0 * np.pi, n)
-            a, b = kin.back_to_back(p, m_l, cos_t, phi)
-            mu1, mu2 = kin.boost(a, parent), kin.boost(b, parent)
+            lam = self.lambda_theta(spec)
+            if lam == 0.0:  # isotropic: the decay frame's orientation does not matter
+                cos_t = rng.uniform(-1.0, 1.0, n)
+                phi = rng.uniform(0.0, 2.0 * np.pi, n)
+                a, b = kin.back_to_back(p, m_l, cos_t, phi)
+                mu1, mu2 = kin.boost(a, parent), kin.boost(b, parent)
+            else:  # 1 + λ cos²θ* in the helicity frame
+                cos_t = kin.sample_polar_cos(rng, lam, n)
+                phi = rng.uniform(0.0, 2.0 * np.pi, n)
+                mu1, mu2 = kin.decay_in_helicity_frame(parent, m_l, cos_t, phi, mass=masses)
             m_gstar = masses
         else:
             m_gstar = self.mass_samplers[spec.channel].sample(rng, n)

@@ -405,6 +405,16 @@ TRUTH_MASS_AXIS = (2000, 0.0, 2.0)
 """``truth_all_m``: 1 MeV bins from 0 to 2 GeV (true γ* mass)."""
 
 
+TRUTH_HELICITY = {
+    "truth_hel_cos2_m": "cos^2 theta*",
+    "truth_hel_sin2cos2phi_m": "sin^2 theta* cos 2phi*",
+    "truth_hel_sin2thetacosphi_m": "sin 2theta* cos phi*",
+}
+"""Histograms (on :data:`TRUTH_MASS_AXIS`) of the sums of the angular functions of every
+generated γ* source's decay (μ+ in the γ* lab helicity frame): with ``truth_all_m`` the
+generator's true λ_θ, λ_φ, λ_θφ per mass bin (:func:`gammastar.mock.truth.truth_polarisation`)."""
+
+
 def _bin_index(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Bin of ``x`` on ``edges`` (−1 below, len(edges) − 1 at or above the last edge)."""
     return np.searchsorted(edges, x, side="right") - 1
@@ -439,6 +449,8 @@ class AcceptanceAccumulator:
         self._truth_scale = n / (hi - lo)
         self.truth = np.zeros(n + 2)
         """``truth_all_m`` counts, underflow first and overflow last."""
+        self.hel = np.zeros((len(TRUTH_HELICITY), n + 2))
+        """Σ of the helicity-frame angular functions per truth bin (:data:`TRUTH_HELICITY`)."""
         step = (hi - lo) / n
         k = (self.m_edges - lo) / step
         self._m_table = None
@@ -462,6 +474,12 @@ class AcceptanceAccumulator:
         acc = inside & chunk.reco.in_acceptance
         self.accepted += np.bincount(cell[acc], minlength=nx * ny).reshape(nx, ny)
         self.truth += np.bincount(fine[sig], minlength=n + 2)
+        # the true decay angles of the μ+ in the γ*'s lab helicity frame (polarisation truth)
+        from gammastar.polarisation import angular_functions, helicity_angles
+
+        cos_t, phi = helicity_angles(s.mu1[:, sig], s.mu2[:, sig])
+        for i, f in enumerate(angular_functions(cos_t, phi)):
+            self.hel[i] += np.bincount(fine[sig], weights=f, minlength=n + 2)
 
     def _m_index(self, m: np.ndarray, fine: np.ndarray) -> np.ndarray:
         """Row of the acceptance map: a table lookup on the 1 MeV truth bins when every edge
@@ -503,12 +521,22 @@ class AcceptanceAccumulator:
         )
         truth.view(flow=True)["value"] = self.truth
         truth.view(flow=True)["variance"] = self.truth
-        return {"acceptance": acc, "acceptance_generated": gen, "truth_all_m": truth}
+        out = {"acceptance": acc, "acceptance_generated": gen, "truth_all_m": truth}
+        for name, values in zip(TRUTH_HELICITY, self.hel, strict=True):
+            h = hist.Hist(
+                hist.axis.Regular(*TRUTH_MASS_AXIS, name="m", label="m [GeV]"),
+                storage=hist.storage.Double(),
+                name=f"all generated gamma* sources: sum of {TRUTH_HELICITY[name]} (helicity "
+                "frame, mu+) per true-mass bin",
+            )
+            h.view(flow=True)[...] = values
+            out[name] = h
+        return out
 
     def summary(self) -> dict[str, Any]:
         n = float(self.generated.sum())
         return {
-            "histograms": ["acceptance", "acceptance_generated", "truth_all_m"],
+            "histograms": ["acceptance", "acceptance_generated", "truth_all_m", *TRUTH_HELICITY],
             "sources": "all cocktail channels except ETA_MUMU (combinatorial excluded)",
             "axes": "x = true gamma* mass (GeV), y = true pair pT (GeV)",
             "n_gamma_star_generated": int(self.truth.sum()),

@@ -10,13 +10,14 @@ feeds one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.channels import Channel
 
-__all__ = ["GstarTruth", "truth_gstar"]
+__all__ = ["GstarTruth", "truth_gstar", "truth_polarisation"]
 
 
 @dataclass(frozen=True)
@@ -123,3 +124,45 @@ def empirical_smearing(path, *, bin_width: float = 0.01):
         return m_true + d[pick]
 
     return smear
+
+
+def truth_polarisation(path, edges) -> dict[str, Any]:
+    """The generator's true λ_θ, λ_φ, λ_θφ (γ* lab helicity frame) per mass bin (true mass)
+    from the mock file's ``truth_hel_*`` and ``truth_all_m`` histograms, by moments
+    (:func:`gammastar.polarisation.truth_lambdas`' formulas; ``lambda_theta_err`` from the
+    spread of cos²θ* of an isotropic-to-transverse decay, ≤ √(4/45 / n) × 20/(5⟨c²⟩ − 3)²).
+
+    Arguments:
+        path: the mock ROOT file. edges: mass bin edges (GeV; multiples of 1 MeV).
+    """
+    import uproot
+
+    from gammastar.mock.generate import TRUTH_HELICITY
+
+    edges = np.asarray(edges, dtype=np.float64)
+    with uproot.open(path) as f:
+        n_all = f["truth_all_m"].to_hist()
+        sums = [f[name].to_hist() for name in TRUTH_HELICITY]
+    centres = n_all.axes[0].centers
+    idx = np.searchsorted(edges, centres, side="right") - 1
+    ok = (idx >= 0) & (idx < edges.size - 1)
+    nb = edges.size - 1
+
+    def rebin(h):
+        return np.bincount(idx[ok], weights=np.asarray(h.values())[ok], minlength=nb)
+
+    n = rebin(n_all)
+    s = np.stack([rebin(h) for h in sums])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = s[0] / n
+        lt = (5.0 - 15.0 * c2) / (5.0 * c2 - 3.0)
+        norm = 1.0 + lt / 3.0
+        err = np.sqrt(4.0 / 45.0 / n) * 20.0 / (5.0 * c2 - 3.0) ** 2
+        return {
+            "mass_edges": edges,
+            "lambda_theta": lt,
+            "lambda_theta_err": err,
+            "lambda_phi": s[1] / n * norm * 3.75,
+            "lambda_theta_phi": s[2] / n * norm * 3.75,
+            "n": n,
+        }

@@ -1,0 +1,414 @@
+r"""The lepton decay angular distribution of the γ*, measured from the data (issues 12, 15).
+
+In the γ* helicity frame (z along the pair's lab momentum, y along beam × z, x = y × z; the
+rest frame reached by a pure boost) the decay of a spin-1 state into two leptons is
+
+.. math:: W(\cos\theta^*, \phi^*) \propto 1 + \lambda_\theta\cos^2\theta^*
+          + \lambda_\phi\sin^2\theta^*\cos 2\phi^* + \lambda_{\theta\phi}\sin 2\theta^*\cos\phi^*.
+
+The spectrometer sculpts the angles, so they are fitted with the **acceptance-aware
+conditional likelihood** of each pair's angles given its kinematics (m, p, θ):
+
+.. math:: P(\Omega^* \mid m, p, \theta) = \frac{W(\Omega^*)\,a(\Omega^*; m, p, \theta)}
+          {\langle a\rangle + \lambda_\theta\langle c^2 a\rangle + \lambda_\phi\langle s^2
+          \cos 2\phi\, a\rangle + \lambda_{\theta\phi}\langle \sin 2\theta\cos\phi\, a\rangle},
+
+where a is the pair's pass probability and ⟨·⟩ the averages over the uniform decay sphere,
+the moment tables of :class:`gammastar.pair_acceptance.PairAcceptance` (a(Ω*) itself does not
+depend on the λ and drops out). The production spectrum cancels, so the fit needs no model
+of it. Each pair enters with its efficiency-corrected, like-sign-subtracting weight (OS
+1/ε, SS −k_b/ε: ``weight · acc`` of ``pairs.parquet``); the errors are the sandwich
+covariance of the weighted likelihood, H⁻¹ (Σ w² g gᵀ) H⁻¹, which is right for weights of
+both signs. Fitted per mass bin (equal numbers of OS pairs).
+
+:func:`helicity_angles` gives the pair's angles; :func:`fit_lambdas` the fit of one sample;
+:func:`measure` the per-bin measurement (:class:`Polarisation`, written to ``select.json`` and
+``yields.json`` → ``polarisation``); :func:`truth_lambdas` the generator's truth from moments.
+
+References:
+    P. Faccioli, C. Lourenço, J. Seixas, H. Wöhri, Eur. Phys. J. C 69 (2010) 657 (frames,
+    the general form of W and its positivity);
+    C. Langenbruch, Eur. Phys. J. C 82 (2022) 393 (uncertainties of weighted unbinned
+    maximum-likelihood fits: the sandwich estimator);
+    NA60, Phys. Rev. Lett. 102 (2009) 222301 (λ, μ, ν of low-mass dimuons in the
+    Collins–Soper frame, the same acceptance-corrected angular analysis).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.errors import InputError
+
+__all__ = [
+    "FRAME",
+    "Polarisation",
+    "angular_functions",
+    "fit_lambdas",
+    "helicity_angles",
+    "measure",
+    "polarisation_edges",
+    "read_polarisation",
+    "truth_lambdas",
+]
+
+FRAME = "helicity"
+METHOD = (
+    "per mass bin, acceptance-aware conditional likelihood of the helicity-frame decay angles "
+    "given each pair's (m, p, theta) (moment tables of the per-pair acceptance), pairs weighted "
+    "weight*acc (OS 1/eff, SS -k_b/eff), sandwich covariance"
+)
+MIN_PAIRS = 200
+"""Fewer OS pairs than this in a bin: no measurement (NaN)."""
+PARAMS = ("lambda_theta", "lambda_phi", "lambda_theta_phi")
+
+
+def helicity_angles(
+    l1: ArrayLike, l2: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """cos θ* and φ* of lepton 1 in the pair's helicity frame.
+
+    z* = the pair's lab momentum direction, y* = beam (+z) × z*, x* = y* × z*; lepton 1 is
+    boosted into the pair rest frame along the pair momentum (the axes are unchanged by that
+    boost). A pair along the beam (no production plane) gets φ* about the lab x axis.
+
+    Arguments:
+        l1, l2: lab four-momenta, arrays of shape (4, n) ordered (px, py, pz, E).
+
+    Returns:
+        ``(cos_theta, phi)``, φ* in (−π, π].
+
+    Example:
+        >>> import numpy as np
+        >>> m, pstar = 0.5, np.sqrt(0.25**2 - 0.1057**2)
+        >>> e = np.hypot(pstar, 0.1057)   # leptons along ±x* at rest, pair at rest
+        >>> c, phi = helicity_angles(np.array([[pstar], [0], [0], [e]]),
+        ...                          np.array([[-pstar], [0], [0], [e]]))
+        >>> round(float(c[0]), 12), round(float(phi[0]), 12)
+        (0.0, 0.0)
+    """
+    a = np.asarray(l1, dtype=np.float64)
+    b = np.asarray(l2, dtype=np.float64)
+    pair = a + b
+    pvec = pair[:3]
+    pabs = np.sqrt((pvec**2).sum(axis=0))
+    mass = np.sqrt(np.clip(pair[3] ** 2 - pabs**2, 1e-300, None))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(
+            pabs > 0, pvec / np.where(pabs > 0, pabs, 1.0), np.array([[0.0], [0.0], [1.0]])
+        )
+    # lepton 1 in the rest frame: the component along z is boosted, the transverse ones not
+    gamma = pair[3] / mass
+    bg = pabs / mass
+    l_par = (a[:3] * z).sum(axis=0)
+    l_par_rest = gamma * l_par - bg * a[3]
+    l_perp = a[:3] - l_par * z
+    # y* = beam × z*, x* = y* × z*
+    y = np.stack([-z[1], z[0], np.zeros_like(z[0])])
+    ny = np.sqrt((y**2).sum(axis=0))
+    along = ny < 1e-12
+    y = np.where(along, np.array([[0.0], [1.0], [0.0]]), y / np.where(along, 1.0, ny))
+    x = np.cross(y, z, axis=0)
+    lx = (l_perp * x).sum(axis=0)
+    ly = (l_perp * y).sum(axis=0)
+    p_rest = np.sqrt(lx**2 + ly**2 + l_par_rest**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos_t = np.clip(l_par_rest / p_rest, -1.0, 1.0)
+    return cos_t, np.arctan2(ly, lx)
+
+
+def angular_functions(cos_theta: ArrayLike, phi: ArrayLike) -> NDArray[np.float64]:
+    """(3, n): cos²θ*, sin²θ* cos2φ*, sin2θ* cosφ* (the terms of W after the 1).
+
+    Example:
+        >>> angular_functions([0.0], [0.0]).ravel().tolist()
+        [0.0, 1.0, 0.0]
+    """
+    c = np.asarray(cos_theta, dtype=np.float64)
+    ph = np.asarray(phi, dtype=np.float64)
+    s2 = 1.0 - c * c
+    return np.stack([c * c, s2 * np.cos(2 * ph), 2.0 * c * np.sqrt(s2) * np.cos(ph)])
+
+
+def fit_lambdas(
+    u: NDArray[np.float64],
+    a0: NDArray[np.float64],
+    v: NDArray[np.float64],
+    w: NDArray[np.float64],
+    *,
+    n_params: int = 3,
+    max_iter: int = 50,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Maximise Σ wᵢ [ln(1 + λ·uᵢ) − ln(a0ᵢ + λ·vᵢ)] (damped Newton with analytic
+    derivatives) and return λ with its sandwich covariance.
+
+    Arguments:
+        u: (3, n) angular functions of the pairs (:func:`angular_functions`).
+        a0: (n,) ⟨a⟩ of each pair (:meth:`PairAcceptance.moments_at`, row 0).
+        v: (3, n) the pairs' moments ⟨c² a⟩, ⟨s² cos2φ a⟩, ⟨sin2θ cosφ a⟩ (rows 1–3).
+        w: (n,) weights (may be negative: like-sign subtraction).
+        n_params: fit λ_θ only (1), λ_θ and λ_φ (2), or all three (3); the others are 0.
+
+    Returns:
+        ``(lam, cov)``: the λ (n_params) and their covariance (n_params × n_params).
+
+    Raises:
+        ValueError: the fit does not converge (e.g. too few pairs, a singular Hessian).
+
+    References:
+        C. Langenbruch, Eur. Phys. J. C 82 (2022) 393 (the sandwich covariance).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(1)   # 1 + 0.5 c², full acceptance: a0 = 1, v = (1/3, 0, 0)
+        >>> c = rng.uniform(-1, 1, 400000)
+        >>> c = c[rng.uniform(0, 1.5, c.size) < 1 + 0.5 * c**2]
+        >>> u = angular_functions(c, rng.uniform(-np.pi, np.pi, c.size))
+        >>> v = np.zeros((3, c.size)); v[0] = 1 / 3
+        >>> lam, cov = fit_lambdas(u, np.ones(c.size), v, np.ones(c.size), n_params=1)
+        >>> bool(abs(lam[0] - 0.5) < 4 * np.sqrt(cov[0, 0]))
+        True
+    """
+    u = np.asarray(u, dtype=np.float64)[:n_params]
+    v = np.asarray(v, dtype=np.float64)[:n_params]
+    a0 = np.asarray(a0, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+
+    def parts(lam):
+        num = 1.0 + lam @ u
+        den = a0 + lam @ v
+        return num, den
+
+    def nll(lam):
+        num, den = parts(lam)
+        if np.any(num[w != 0] <= 0) or np.any(den[w != 0] <= 0):
+            return np.inf
+        return -float(np.sum(w * (np.log(num) - np.log(den))))
+
+    lam = np.zeros(n_params)
+    f = nll(lam)
+    if not np.isfinite(f):
+        raise ValueError("the acceptance moments vanish for some pairs")
+    for _ in range(max_iter):
+        num, den = parts(lam)
+        gu, gv = u / num, v / den
+        grad = -(gu - gv) @ w  # of the NLL
+        hess = (gu * w) @ gu.T - (gv * w) @ gv.T
+        try:
+            step = -np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError as exc:
+            raise ValueError("singular Hessian") from exc
+        if grad @ step > 0:  # not a descent direction: gradient step instead
+            step = -grad / max(np.abs(np.diag(hess)).max(), 1e-300)
+        t = 1.0
+        while t > 1e-6:
+            f_new = nll(lam + t * step)
+            if f_new <= f:
+                break
+            t *= 0.5
+        else:
+            break
+        lam = lam + t * step
+        converged = abs(f - f_new) < 1e-10 * max(1.0, abs(f)) and np.max(np.abs(t * step)) < 1e-8
+        f = f_new
+        if converged:
+            break
+    num, den = parts(lam)
+    gu, gv = u / num, v / den
+    hess = (gu * w) @ gu.T - (gv * w) @ gv.T
+    g = gu - gv  # per-pair score of ℓ
+    meat = (g * w**2) @ g.T
+    try:
+        hinv = np.linalg.inv(hess)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError("singular Hessian at the minimum") from exc
+    cov = hinv @ meat @ hinv
+    if not np.all(np.isfinite(cov)) or np.any(np.diag(cov) <= 0):
+        raise ValueError("no finite covariance at the minimum")
+    return lam, cov
+
+
+@dataclass(frozen=True)
+class Polarisation:
+    """λ_θ, λ_φ, λ_θφ per mass bin (helicity frame) with their 1σ errors (NaN: no fit)."""
+
+    mass_edges: NDArray[np.float64]
+    lambda_theta: NDArray[np.float64]
+    lambda_theta_err: NDArray[np.float64]
+    lambda_phi: NDArray[np.float64]
+    lambda_phi_err: NDArray[np.float64]
+    lambda_theta_phi: NDArray[np.float64]
+    lambda_theta_phi_err: NDArray[np.float64]
+    n_pairs: NDArray[np.int64]
+    n_eff: NDArray[np.float64]
+    used_in_acceptance: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``polarisation`` block of ``select.json`` / ``yields.json`` (NaN → null by
+        :func:`gammastar.artifacts.json_text`)."""
+
+        def lst(x):
+            return [float(v) for v in np.asarray(x, dtype=np.float64)]
+
+        return {
+            "frame": FRAME,
+            "mass_edges": lst(self.mass_edges),
+            "lambda_theta": lst(self.lambda_theta),
+            "lambda_theta_err": lst(self.lambda_theta_err),
+            "lambda_phi": lst(self.lambda_phi),
+            "lambda_phi_err": lst(self.lambda_phi_err),
+            "lambda_theta_phi": lst(self.lambda_theta_phi),
+            "lambda_theta_phi_err": lst(self.lambda_theta_phi_err),
+            "n_pairs": [int(n) for n in self.n_pairs],
+            "n_eff": lst(self.n_eff),
+            "method": METHOD,
+            "used_in_acceptance": bool(self.used_in_acceptance),
+        }
+
+
+def polarisation_edges(m: ArrayLike, n_bins: int, lo: float, hi: float) -> NDArray[np.float64]:
+    """Mass edges with equal numbers of the given masses per bin (rounded to 1 MeV; ``lo``
+    and ``hi`` the outer edges; duplicate edges merged).
+
+    Example:
+        >>> polarisation_edges(np.linspace(0.3, 0.9, 601), 3, 0.2, 1.0).tolist()
+        [0.2, 0.5, 0.7, 1.0]
+    """
+    m = np.asarray(m, dtype=np.float64)
+    m = m[(m >= lo) & (m < hi)]
+    if m.size == 0 or n_bins == 1:
+        return np.array([lo, hi])
+    inner = np.round(np.quantile(m, np.linspace(0, 1, n_bins + 1)[1:-1]), 3)
+    inner = inner[(inner > lo) & (inner < hi)]
+    return np.unique(np.concatenate([[lo], inner, [hi]]))
+
+
+def measure(
+    pairs: Any,
+    acceptance: Any,
+    edges: ArrayLike,
+    *,
+    used_in_acceptance: bool = False,
+    min_pairs: int = MIN_PAIRS,
+) -> Polarisation:
+    """λ_θ, λ_φ, λ_θφ per mass bin from the pairs (helicity frame).
+
+    Arguments:
+        pairs: mapping with the ``pairs.parquet`` columns ``m``, ``pT``, ``pz``, ``charge``,
+            ``cos_theta_hel``, ``phi_hel``, ``weight``, ``acc``.
+        acceptance: the :class:`~gammastar.pair_acceptance.PairAcceptance` of the selection
+            (its moment tables).
+        edges: mass bin edges.
+        used_in_acceptance: recorded (whether the selection's weights follow this λ_θ).
+        min_pairs: fewer OS pairs with weight in a bin: NaN there.
+
+    Returns:
+        :class:`Polarisation`.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    col = {k: np.asarray(pairs[k]) for k in ("m", "pT", "pz", "charge", "weight", "acc")}
+    c = np.asarray(pairs["cos_theta_hel"], dtype=np.float64)
+    ph = np.asarray(pairs["phi_hel"], dtype=np.float64)
+    # the efficiency-corrected, like-sign-subtracting weight (the acceptance is in the fit)
+    w_all = col["weight"] * col["acc"]
+    use = (w_all != 0) & np.isfinite(w_all) & np.isfinite(c) & np.isfinite(ph)
+    nb = edges.size - 1
+    out = {k: np.full(nb, np.nan) for k in PARAMS}
+    err = {k: np.full(nb, np.nan) for k in PARAMS}
+    n_pairs = np.zeros(nb, dtype=np.int64)
+    n_eff = np.zeros(nb)
+    idx = np.searchsorted(edges, col["m"], side="right") - 1
+    for b in range(nb):
+        k = np.flatnonzero(use & (idx == b))
+        n_pairs[b] = int(np.count_nonzero(col["charge"][k] == 0))
+        w = w_all[k]
+        n_eff[b] = float(w.sum() ** 2 / np.sum(w**2)) if k.size else 0.0
+        if n_pairs[b] < min_pairs:
+            continue
+        p = np.hypot(col["pT"][k], col["pz"][k])
+        mom = acceptance.moments_at(col["m"][k], p, np.arctan2(col["pT"][k], col["pz"][k]))
+        ok = mom[0] > 0
+        u = angular_functions(c[k][ok], ph[k][ok])
+        try:
+            lam, cov = fit_lambdas(u, mom[0, ok], mom[1:, ok], w[ok], n_params=3)
+        except ValueError:
+            continue
+        for i, name in enumerate(PARAMS):
+            out[name][b] = lam[i]
+            err[name][b] = float(np.sqrt(cov[i, i]))
+    return Polarisation(
+        edges, out["lambda_theta"], err["lambda_theta"], out["lambda_phi"], err["lambda_phi"],
+        out["lambda_theta_phi"], err["lambda_theta_phi"], n_pairs, n_eff, used_in_acceptance,
+    )  # fmt: skip
+
+
+def truth_lambdas(
+    m: ArrayLike, cos_theta: ArrayLike, phi: ArrayLike, edges: ArrayLike
+) -> dict[str, NDArray[np.float64]]:
+    r"""The λ of a full-phase-space sample per mass bin, from its moments (no fit): for W of
+    the module docstring, ⟨cos²θ*⟩ = (1/3 + λ_θ/5)/(1 + λ_θ/3), ⟨sin²θ* cos2φ*⟩ =
+    (4/15) λ_φ/(1 + λ_θ/3), ⟨sin2θ* cosφ*⟩ = (4/15) λ_θφ/(1 + λ_θ/3) (integrals over the
+    sphere). Used for the mock's truth.
+
+    Returns:
+        ``{"lambda_theta", "lambda_theta_err", "lambda_phi", "lambda_theta_phi", "n"}`` per
+        bin (errors: the moment's standard error propagated).
+
+    Example:
+        >>> import numpy as np
+        >>> rng = np.random.default_rng(4)
+        >>> c = rng.uniform(-1, 1, 10**6); c = c[rng.uniform(0, 2, c.size) < 1 + c**2]
+        >>> t = truth_lambdas(np.full(c.size, 0.5), c, rng.uniform(-3, 3, c.size), [0, 1])
+        >>> bool(abs(t["lambda_theta"][0] - 1) < 3 * t["lambda_theta_err"][0])
+        True
+    """
+    m = np.asarray(m, dtype=np.float64)
+    u = angular_functions(cos_theta, phi)
+    edges = np.asarray(edges, dtype=np.float64)
+    n = np.histogram(m, edges)[0].astype(float)
+    s = np.stack([np.histogram(m, edges, weights=x)[0] for x in u])
+    s2 = np.histogram(m, edges, weights=u[0] ** 2)[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = s / n
+        c2 = mean[0]
+        lt = (5.0 - 15.0 * c2) / (5.0 * c2 - 3.0)
+        dc2 = np.sqrt(np.clip(s2 / n - c2**2, 0, None) / n)
+        dlt = 20.0 / (5.0 * c2 - 3.0) ** 2 * dc2  # d lt/d c2 = 20/(5 c2 − 3)²
+        norm = 1.0 + lt / 3.0
+        lp = mean[1] * norm * 15.0 / 4.0
+        ltp = mean[2] * norm * 15.0 / 4.0
+    return {"lambda_theta": lt, "lambda_theta_err": dlt, "lambda_phi": lp,
+            "lambda_theta_phi": ltp, "n": n}  # fmt: skip
+
+
+def read_polarisation(run_dir: str | Path) -> dict[str, Any] | None:
+    """The ``polarisation`` block of ``<run_dir>/select.json`` (``None`` when absent)."""
+    path = Path(run_dir) / "select.json"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc.get("polarisation")
+
+
+def lambda_for_acceptance(block: dict[str, Any], source: str) -> tuple[NDArray, NDArray]:
+    """(mass edges, λ_θ per bin) from a ``polarisation`` block, for the acceptance.
+
+    Raises:
+        InputError: the block has no usable λ_θ (naming ``source``).
+    """
+    edges = np.asarray(block.get("mass_edges") or [], dtype=np.float64)
+    lam = np.array([np.nan if x is None else x for x in block.get("lambda_theta") or []])
+    if edges.size < 2 or lam.size != edges.size - 1 or not np.any(np.isfinite(lam)):
+        raise InputError(
+            f"{source}: unfold.decay_lambda_theta is 'measured' but the polarisation "
+            f"measurement has no valid mass bin (it needs {MIN_PAIRS} opposite-sign pairs "
+            "inside the fiducial region); give a number instead"
+        )
+    return edges, lam
