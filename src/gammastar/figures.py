@@ -26,7 +26,8 @@ def save_figure(
 
     Arguments:
         fig: a matplotlib figure.
-        path: output file; its suffix gives the format (``default_format`` without one).
+        path: output file (its folder is created); its suffix gives the format
+            (``default_format`` without one).
         force: overwrite an existing file (else :class:`gammastar.errors.OutputExistsError`).
         close: close the figure afterwards (``matplotlib.pyplot.close``).
         default_format: the format of a path without a suffix.
@@ -44,6 +45,7 @@ def save_figure(
         True
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or default_format
     with atomic_path(path, force=force) as tmp:
         fig.savefig(tmp, format=fmt, **savefig)
