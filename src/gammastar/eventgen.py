@@ -411,7 +411,9 @@ def _decay_z(l1: float, l2: float | None, ell: NDArray, u: NDArray) -> tuple[NDA
     return z, np.where(np.isfinite(prob), prob, 0.0)
 
 
-def production_vertex(st: Any, n: int, rng: np.random.Generator) -> tuple[NDArray, NDArray, NDArray]:
+def production_vertex(
+    st: Any, n: int, rng: np.random.Generator
+) -> tuple[NDArray, NDArray, NDArray]:
     """Production vertices (x, y, z), m: the beam spot (Gaussian σ ``st.beam_spot``) and the
     depth e^{−z/λ_I} (``st.target_lambda``) over ``st.target_lengths`` interaction lengths."""
     x0 = rng.normal(0.0, st.beam_spot[0], n) if st.beam_spot[0] > 0 else np.zeros(n)
@@ -848,7 +850,8 @@ def generate_dark(
         "aprime_E": k.e,
         "psi2_pdg": sign * st.psi2_pdgid,
         "partner_pdg": np.where(two, -st.psi2_pdgid, -sign * st.psi1_pdgid)
-        if d["dirac"] else np.full(n, st.psi1_pdgid, dtype=np.int32),
+        if d["dirac"]
+        else np.full(n, st.psi1_pdgid, dtype=np.int32),
         "decay_x": x0 + zrel * kin.px / kin.pz,
         "decay_y": y0 + zrel * kin.py / kin.pz,
         "decay_z": z0 + zrel,

@@ -70,19 +70,22 @@ __all__ = [
     "sample_cos_theta",
 ]
 
-from gammastar.eventgen import (  # the machinery, shared with the acceptance
+from gammastar.eventgen import (  # the machinery, shared with the acceptance  # the dark-sector chains (issue 16)
     APRIME_PDGID,
     CHANNEL_CODE,
+    DARK_CHAINS,
     DECAYS,
     EXPECTATION_SAMPLES,
     M_PROTON,
     PDG_PROTON,
     PDG_SYSTEM,
+    PSI2_CHANNELS,
     STATUS_BEAM,
     STATUS_DECAYED,
     STATUS_DOC,
     STATUS_FINAL,
     AprimeKinematics,
+    DarkEventSettings,
     Decay,
     EventSettings,
     Unweighter,
@@ -94,15 +97,10 @@ from gammastar.eventgen import (  # the machinery, shared with the acceptance
     detector_hits,
     generate,
     generate_chunks,
+    generate_dark_chunks,
     mass_range,
     rho00_from_lambda,
     sample_cos_theta,
-)
-from gammastar.eventgen import (  # the dark-sector chains (issue 16)
-    DARK_CHAINS,
-    PSI2_CHANNELS,
-    DarkEventSettings,
-    generate_dark_chunks,
 )
 
 
@@ -1022,12 +1020,12 @@ def _dark_render(
     parts: list[Any] = [
         "E ", i(cols["event"]), f" {n_vtx} {n_part}\nU GEV MM\nW ", f(cols["weight"]), " ",
         f(cols["weight_decay"]),
-        f"\nA 0 GenCrossSection {st.sigma_pb_per_event:.8e} 0 {n_attempted} {n_attempted}"
-        f"\nA 0 chain {'psi2_psi2' if two else 'psi1_psi2'}\nA 0 channel ",
+        (f"\nA 0 GenCrossSection {st.sigma_pb_per_event:.8e} 0 {n_attempted} {n_attempted}"
+         f"\nA 0 chain {'psi2_psi2' if two else 'psi1_psi2'}\nA 0 channel "),
         ("s", np.asarray(cols["channel"], dtype=np.int64)), "\nA 0 detected ",
         i(cols["detected"]), "\nA 0 extrapolated ", i(cols["extrapolated"]),
-        f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
-        f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}\nV -1 0 [1,2] @ ",
+        (f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
+         f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}\nV -1 0 [1,2] @ "),
         f(cols["prod_x"] * mm), " ", f(cols["prod_y"] * mm), " ", f(cols["prod_z"] * mm),
         f" 0\nP 3 -1 {st.aprime_pdgid} ", f(ax), " ", f(ay), " ", f(az), " ", f(ae),
         f" {st.mass!r} {STATUS_DECAYED}\nP 4 -1 {PDG_SYSTEM} ", f(xx), " ", f(xy), " ", f(xz),
@@ -1091,7 +1089,9 @@ def _aprime_source(config: Any, mass: float, extrapolate: bool, sampler: Any) ->
     }  # fmt: skip
 
 
-def dark_settings(config: Any, mass: float, eps: float, src: Mapping[str, Any]) -> DarkEventSettings:
+def dark_settings(
+    config: Any, mass: float, eps: float, src: Mapping[str, Any]
+) -> DarkEventSettings:
     """:class:`DarkEventSettings` of the config's ``idm`` section at (m_A′, ε)."""
     from gammastar.acceptance import Geometry
     from gammastar.physics.darksector import aprime_branching_ratios, psi2_ctau, psi2_width
