@@ -1048,7 +1048,9 @@ def _dark_render(
     return _render_pyarrow(parts, names, n)
 
 
-def _aprime_source(config: Any, mass: float, extrapolate: bool, sampler: Any) -> dict[str, Any]:
+def _aprime_source(
+    config: Any, mass: float | None, extrapolate: bool, sampler: Any
+) -> dict[str, Any]:
     """The A′ production of the config at ``mass`` for the dark events and the iDM reach: the
     yields (fiducial when ``reach.extrapolation: refuse``), N_POT, the yield scale, the sampler
     (the flow; outside its range only with ``extrapolate``) and the target depth."""
@@ -1069,7 +1071,7 @@ def _aprime_source(config: Any, mass: float, extrapolate: bool, sampler: Any) ->
     if sampler is None:
         sampler, desc = _sampler_from_config(config, yields)
     frange = mass_range(sampler)
-    if frange is not None and not frange[0] <= mass <= frange[1]:
+    if mass is not None and frange is not None and not frange[0] <= mass <= frange[1]:
         if not extrapolate:
             raise InputError(
                 f"--mass {mass:g} GeV is outside the flow's mass range [{frange[0]:g}, "
