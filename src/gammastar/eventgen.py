@@ -808,8 +808,13 @@ def generate_dark(
     prob = np.where(fwd, prob, 0.0)
     lm, lp = d["lminus"].T, d["lplus"].T
     hit = dark_hits(geo, kin, lm, lp, zrel[:, None], st.min_opening_angle)[:, 0] > 0
-    pabs = kin.p
-    path = zrel * pabs / kin.pz
+    # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach the
+    # volume: weight 0) where its free exponential law puts it
+    p2 = d["psi2"]
+    pabs = np.linalg.norm(p2[:, :3], axis=1)
+    u2 = p2[:, :3] / np.where(pabs > 0, pabs, 1.0)[:, None]
+    free = -(pabs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
+    path = np.where(fwd, zrel * kin.p / kin.pz, free)
     # b: free exponential decay along its direction (i2DM psi2 psi2 only)
     two = d["chain"] == 1
     pb = d["partner"]
@@ -852,10 +857,10 @@ def generate_dark(
         "partner_pdg": np.where(two, -st.psi2_pdgid, -sign * st.psi1_pdgid)
         if d["dirac"]
         else np.full(n, st.psi1_pdgid, dtype=np.int32),
-        "decay_x": x0 + zrel * kin.px / kin.pz,
-        "decay_y": y0 + zrel * kin.py / kin.pz,
-        "decay_z": z0 + zrel,
-        "decay_t": path * kin.e / pabs,
+        "decay_x": x0 + path * u2[:, 0],
+        "decay_y": y0 + path * u2[:, 1],
+        "decay_z": np.where(fwd, z0 + zrel, z0 + path * u2[:, 2]),
+        "decay_t": path * p2[:, 3] / np.where(pabs > 0, pabs, 1.0),
         "b_decay_x": np.where(two, x0 + ell_b * ub[:, 0], nan),
         "b_decay_y": np.where(two, y0 + ell_b * ub[:, 1], nan),
         "b_decay_z": np.where(two, z0 + zb, nan),
