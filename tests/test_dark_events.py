@@ -205,6 +205,20 @@ def test_reach_idm(tmp_path):
     d["output"] = str(tmp_path / "run4")
     doc4 = json.loads(run_idm_reach(config_from_dict(d, source=cfg.source)).read_text())
     assert np.allclose(np.array(doc4["y_low"]["0"]) / lo, 0.5, rtol=1e-3)
+    # the report shows the iDM reach (numbers and figure) in its dark-sector section
+    from gammastar.report import build_report
+
+    page = build_report(cfg).read_text()
+    sec = page.split('<section id="darksector">')[1].split("</section>")[0]
+    assert "iDM reach" in sec
+    assert "figures/reach_idm.png" in sec
+    assert f"{min(lo):.3e}" in sec
+    # and the millicharged reach when reach_mcp.json exists (numbers as written)
+    mcp = {"cl": 0.9, "mass": [0.1, 0.2], "q_low": {"0": [2.5e-4, None]}}
+    (cfg.output_dir / "reach_mcp.json").write_text(json.dumps(mcp))
+    sec = build_report(cfg).read_text().split('<section id="darksector">')[1]
+    assert "millicharged reach" in sec.split("</section>")[0]
+    assert "2.500e-04" in sec.split("</section>")[0]
 
 
 @pytest.mark.parametrize(
