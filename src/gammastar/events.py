@@ -1159,14 +1159,14 @@ def run_dark_events(
 
     Weights sum to the expected detected events (:func:`gammastar.eventgen.generate_dark`);
     the meta carries the expectation from the iDM acceptance
-    (:func:`gammastar.eventgen.dark_sample`, the same machinery, the decay integrated exactly)
+    (:func:`gammastar.acceptance.draw_dark`, the same machinery, the decay integrated exactly)
     for the ψ₁ψ₂ chain.
 
     Raises:
         GammastarError: bad arguments (one line naming the option or key), outputs that exist.
     """
+    from gammastar.acceptance import draw_dark
     from gammastar.artifacts import check_writable, make_meta
-    from gammastar.eventgen import dark_sample
     from gammastar.physics.target import interaction_probability
 
     if not (isinstance(n, int) and n > 0):
@@ -1200,7 +1200,7 @@ def run_dark_events(
         n_expect = max(config.reach.samples, EXPECTATION_SAMPLES // 5)
         acc = 0.0
         for c, br in st.br_psi2.items():
-            smp = dark_sample(src["sampler"], st.model, st.geometry, n_expect, final_state=c,
+            smp = draw_dark(src["sampler"], st.model, st.geometry, n_expect, final_state=c,
                               min_opening_angle=st.min_opening_angle, seed=seed)  # fmt: skip
             acc += br * float(smp.acceptance(st.ctau))
         n_exp_12 = st.scale * st.br_chain["psi1 psi2"] * acc

@@ -366,7 +366,7 @@ def idm_acceptance(
     min_opening_angle: float = 0.0,
 ) -> Callable[[ArrayLike], NDArray[np.float64]]:
     """Σ_ℓ BR(ψ₂ → ψ₁ℓℓ) · P(ψ₂ decays in the volume and is detected) as a function of ε,
-    from the event machinery (:func:`gammastar.eventgen.dark_sample`: the events' chains and
+    from the event machinery (:func:`gammastar.acceptance.draw_dark`: the events' chains and
     :func:`gammastar.eventgen.dark_hits`, the decay position integrated exactly per cell).
 
     The branching fractions do not depend on ε (every ψ₂ width is ∝ ε²), cτ(ψ₂) ∝ ε⁻².
@@ -374,7 +374,7 @@ def idm_acceptance(
     Returns:
         ``acc(eps)``, vectorised; zero where no channel is open.
     """
-    from gammastar.eventgen import dark_sample
+    from gammastar.acceptance import draw_dark
 
     eps_ref = 1e-3
     tot = float(psi2_width(model, eps_ref, "total"))
@@ -384,7 +384,7 @@ def idm_acceptance(
     for ch, kid in zip(channels, kids, strict=True):
         br = float(psi2_width(model, eps_ref, ch)) / tot if tot > 0 else 0.0
         if br > 0:
-            smp = dark_sample(sampler, model, geometry, n, final_state=ch,
+            smp = draw_dark(sampler, model, geometry, n, final_state=ch,
                               min_opening_angle=min_opening_angle,
                               seed=int(kid.generate_state(1)[0]))  # fmt: skip
             parts.append((br, smp))
@@ -500,7 +500,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
             channels=list(idm.channels),
             min_opening_angle=idm.min_opening_angle,
             samples=idm.samples,
-            acceptance="gammastar.eventgen.dark_sample (the events' chains and dark_hits)",
+            acceptance="gammastar.acceptance.draw_dark (the events' chains and dark_hits)",
         ),
     }
     rundir.validate(doc, rundir.REACH_IDM, where=str(out))
