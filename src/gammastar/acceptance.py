@@ -57,6 +57,7 @@ __all__ = [
     "acceptance_eps_grid",
     "acceptance_grid",
     "draw",
+    "draw_dark",
     "plot_acceptance_comparison",
 ]
 
@@ -311,6 +312,51 @@ def draw(
         cells=cells,
         efficiency=geometry.efficiency,
         extrapolated=k.extrapolated,
+    )
+
+
+def draw_dark(
+    sampler: Any,
+    model: Any,
+    geometry: Any,
+    n: int,
+    *,
+    final_state: str,
+    min_opening_angle: float = 0.0,
+    seed: int | None,
+) -> Any:
+    """ψ₂ samples of A′ → ψ₁ψ₂, ψ₂ → ψ₁ℓ⁻ℓ⁺ with the detector's verdict per decay-volume cell:
+    a :class:`gammastar.acceptance.KinematicSample` whose ``acceptance(cτ(ψ₂))`` is the
+    probability that the ψ₂ decays in the volume and is detected
+    (:func:`gammastar.eventgen.dark_hits`, on the chains of :func:`gammastar.eventgen
+    .dark_chains`: the events' machinery), the decay position integrated exactly per cell as
+    for the visible A′ (:func:`draw`).
+
+    Arguments:
+        sampler: A′ kinematics; model: scalar ``IDM`` (its ψ₁ψ₂ chain).
+        geometry: :class:`gammastar.acceptance.Geometry`.
+        n: chains; final_state: ``ee`` or ``mumu``; min_opening_angle: rad; seed: seed.
+    """
+    from gammastar.eventgen import _psi2_kin, dark_chains, dark_hits
+
+    d = dark_chains(sampler, model, n, chains={"psi1 psi2": 1.0},
+                    channels={final_state: 1.0}, seed=seed)  # fmt: skip
+    m2 = float(model.m2)
+    kin, fwd = _psi2_kin(d["k"], d["psi2"], m2)
+    cells = geometry.cells
+    zmid = _cell_mid(cells, geometry)
+    lm = np.where(fwd[:, None], d["lminus"], 0.0).T
+    lp = np.where(fwd[:, None], d["lplus"], 0.0).T
+    hits = dark_hits(geometry, kin, lm, lp, zmid[None, :], min_opening_angle)
+    if hits.shape[1] != cells.size - 1:
+        hits = np.repeat(hits[:, :1], cells.size - 1, axis=1)
+    return KinematicSample(
+        mass=m2,
+        gbc=np.where(fwd, kin.pz / m2, 1.0),
+        hits=np.ascontiguousarray(hits),
+        cells=cells,
+        efficiency=geometry.efficiency,
+        extrapolated=d["k"].extrapolated,
     )
 
 

@@ -1013,6 +1013,80 @@ class McpConfig(Section):
         return self
 
 
+# --------------------------------------------------------------------------- idm (issue 16)
+class IdmConfig(Section):
+    """Semi-visible dark photon: A′ → ψ₁ψ₂ (iDM) or ψ₂ψ̄₂, ψ₁ψ̄₂ + ψ₂ψ̄₁ (i2DM), ψ₂ → ψ₁ℓ⁺ℓ⁻
+    (``gammastar events --dark``, ``gammastar reach-idm``; docs/darksector.md).
+
+    α_D, Δ and m_A′/m₁ default to the literature's benchmark (Izaguirre, Krnjaic, Schuster,
+    Toro PRD 96 (2017) 055007; Berlin, Gori, Schuster, Toro PRD 98 (2018) 035011): model
+    conventions of the y plane, not experiment numbers. The experiment's numbers (background,
+    N_POT uncertainty) have no defaults; N_POT, the target and the decay volume are the
+    config's ``reach``/``beam``/``detector`` ones (one definition of a detected event).
+    """
+
+    model: Literal["idm", "i2dm"] = "idm"
+    alpha_d: PositiveFloat = 0.1
+    """Dark coupling α_D = g_D²/4π."""
+    delta: PositiveFloat = 0.1
+    """Δ = (m₂ − m₁)/m₁."""
+    mass_ratio: PositiveFloat = 3.0
+    """m_A′/m₁ (A′ → ψ₁ψ₂ needs ≥ 2 + Δ)."""
+    theta: Annotated[float, Field(gt=0, lt=1.5707963267948966)] | None = None
+    """i2DM mixing angle θ in rad (required with ``model: i2dm``)."""
+    channels: list[Literal["ee", "mumu"]] = Field(default_factory=lambda: ["ee", "mumu"])
+    """ψ₂ → ψ₁ℓ⁺ℓ⁻ final states written and counted (each with its branching fraction)."""
+    min_opening_angle: NonNegFloat = 0.0
+    """Lab opening angle of the ℓ⁺ℓ⁻ pair, rad (the lepton energy and angle cuts, the decay
+    volume and the downstream plane are ``detector``'s, applied to both leptons)."""
+    psi1_pdgid: int = 1000022
+    """PDG id written for ψ₁ (default: the PDG Monte Carlo numbering's χ̃⁰₁ slot, as the
+    dark-fermion UFO models use it; i2DM's Dirac antiparticle: the negative)."""
+    psi2_pdgid: int = 1000023
+    """PDG id written for ψ₂ (default: the χ̃⁰₂ slot)."""
+    background: NonNegFloat
+    """Expected background events of the iDM selection (the experiment's; no default)."""
+    n_pot_rel_uncertainty: NonNegFloat
+    """Relative N_POT uncertainty of the likelihood (the experiment's; no default)."""
+    m1_range: tuple[PositiveFloat, PositiveFloat] | None = None
+    """(m₁ min, m₁ max) of the scan, GeV; None: the A′ yields' mass range / ``mass_ratio``."""
+    m1_points: Annotated[int, Field(ge=1, le=500)] = 20
+    samples: Annotated[int, Field(ge=100)] = 20_000
+    """Chains per m₁ and ψ₂ channel for the acceptance."""
+    y_range: tuple[PositiveFloat, PositiveFloat] = (1e-16, 1e-2)
+    y_points: Annotated[int, Field(ge=10, le=2000)] = 241
+    cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+
+    @model_validator(mode="after")
+    def _check(self) -> IdmConfig:
+        if self.mass_ratio < 2 + self.delta:
+            raise ValueError(
+                f"mass_ratio ({self.mass_ratio}) must be >= 2 + delta ({2 + self.delta}): "
+                "m_A' < m1 + m2 closes A' -> psi1 psi2"
+            )
+        if self.model == "i2dm" and self.theta is None:
+            raise ValueError("theta (the i2DM mixing angle, rad) is required with model: i2dm")
+        if self.model == "idm" and self.theta is not None:
+            raise ValueError("theta is an i2DM parameter (model: i2dm)")
+        if not self.channels:
+            raise ValueError("channels: at least one of ee, mumu")
+        if self.m1_range is not None and self.m1_range[1] <= self.m1_range[0]:
+            raise ValueError(f"m1_range {self.m1_range}: max must exceed min")
+        if self.y_range[1] <= self.y_range[0]:
+            raise ValueError(f"y_range {self.y_range}: max must exceed min")
+        return self
+
+    def dark_model(self, m_aprime: float) -> Any:
+        """The :class:`~gammastar.physics.darksector.IDM` / ``I2DM`` at this A′ mass."""
+        from gammastar.physics import darksector
+
+        m1 = m_aprime / self.mass_ratio
+        kw = {"m1": m1, "delta": self.delta, "m_aprime": m_aprime, "alpha_d": self.alpha_d}
+        if self.model == "i2dm":
+            return darksector.I2DM(**kw, theta=self.theta)
+        return darksector.IDM(**kw)
+
+
 # --------------------------------------------------------------------------- top level
 class AnalysisConfig(Section):
     """A whole analysis: one YAML file."""
@@ -1035,6 +1109,7 @@ class AnalysisConfig(Section):
     reach: ReachConfig = Field(default_factory=ReachConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
     mcp: McpConfig | None = None
+    idm: IdmConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

@@ -411,6 +411,21 @@ def _decay_z(l1: float, l2: float | None, ell: NDArray, u: NDArray) -> tuple[NDA
     return z, np.where(np.isfinite(prob), prob, 0.0)
 
 
+def production_vertex(
+    st: Any, n: int, rng: np.random.Generator
+) -> tuple[NDArray, NDArray, NDArray]:
+    """Production vertices (x, y, z), m: the beam spot (Gaussian σ ``st.beam_spot``) and the
+    depth e^{−z/λ_I} (``st.target_lambda``) over ``st.target_lengths`` interaction lengths."""
+    x0 = rng.normal(0.0, st.beam_spot[0], n) if st.beam_spot[0] > 0 else np.zeros(n)
+    y0 = rng.normal(0.0, st.beam_spot[1], n) if st.beam_spot[1] > 0 else np.zeros(n)
+    u = rng.uniform(0.0, 1.0, n)
+    if st.target_lambda > 0:
+        z0 = -st.target_lambda * np.log1p(u * np.expm1(-st.target_lengths))
+    else:
+        z0 = np.zeros(n)
+    return x0, y0, z0
+
+
 def generate(
     sampler: Any, st: EventSettings, n: int, *, seed: int | None, n_norm: int | None = None
 ) -> dict[str, NDArray]:
@@ -441,14 +456,7 @@ def generate(
     k, daughters, cos_t, phi = _kinematics(
         sampler, st.mass, n, s_kin, s_dec, [DECAYS[c] for c in ch_names], ch_idx, st.rho00
     )
-    # production vertex: beam spot (Gaussian) and depth e^{−z/λ_I} within the target
-    x0 = rng_v.normal(0.0, st.beam_spot[0], n) if st.beam_spot[0] > 0 else np.zeros(n)
-    y0 = rng_v.normal(0.0, st.beam_spot[1], n) if st.beam_spot[1] > 0 else np.zeros(n)
-    u = rng_v.uniform(0.0, 1.0, n)
-    if st.target_lambda > 0:
-        z0 = -st.target_lambda * np.log1p(u * np.expm1(-st.target_lengths))
-    else:
-        z0 = np.zeros(n)
+    x0, y0, z0 = production_vertex(st, n, rng_v)
     # decay vertex, forced into [l1, l2] (distances from the production point, as the reach)
     p = k.p
     gbc = np.where(k.ok, k.pz / k.mass, 1.0)  # (p/m) cos θ: decay length along z per unit cτ
@@ -557,3 +565,281 @@ class Unweighter:
 
 
 # --------------------------------------------------------------------------- HepMC3 writer
+
+
+# --------------------------------------------------------------------------- dark sectors
+PSI1_PDGID = 1000022
+"""Default PDG id of ψ₁: the PDG Monte Carlo numbering's χ̃⁰₁ slot (a neutral, long-lived
+fermion, as dark-fermion UFO models write it; configurable as ``idm.psi1_pdgid``)."""
+PSI2_PDGID = 1000023
+"""Default PDG id of ψ₂: the χ̃⁰₂ slot (``idm.psi2_pdgid``)."""
+DARK_CHAINS = ("psi1 psi2", "psi2 psi2")
+"""The A′ → dark-fermion chains written (code = index): iDM has ``psi1 psi2`` only; i2DM
+both (``psi1 psi1`` is invisible and not written)."""
+PSI2_CHANNELS = ("ee", "mumu")
+"""ψ₂ → ψ₁ℓ⁻ℓ⁺ final states (code = index)."""
+_LEPTON_PDG = {"ee": 11, "mumu": 13}
+
+
+def dark_hits(
+    geometry: Any,
+    psi2: AprimeKinematics,
+    lminus: NDArray,
+    lplus: NDArray,
+    z: NDArray,
+    min_opening_angle: float = 0.0,
+) -> NDArray[np.float64]:
+    """The detector's verdict (1/0) for ψ₂ → ψ₁ℓ⁻ℓ⁺ decays at distance ``z`` (m, along the
+    beam from the production point): :func:`detector_hits` with the ψ₂ as the decaying particle
+    and both leptons as its daughters (angles, energies ≥ ``min_daughter_energy``, the downstream
+    plane), and the lab opening angle of the pair ≥ ``min_opening_angle``. The one definition of
+    a detected semi-visible event (``gammastar events --dark``, ``gammastar reach-idm``).
+
+    Arguments:
+        geometry: the :class:`gammastar.acceptance.Geometry`.
+        psi2: ψ₂ lab kinematics (``ok`` false: not detected).
+        lminus, lplus: (4, n) lepton lab four-momenta.
+        z: decay distances, broadcast against (n, 1).
+        min_opening_angle: rad.
+
+    Returns:
+        Hit indicator, the broadcast shape of (n, 1) and ``z``.
+    """
+    hits = detector_hits(geometry, psi2, (lminus, lplus), z)
+    if min_opening_angle > 0:
+        a, b = lminus[:3], lplus[:3]
+        na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
+        cos = np.sum(a * b, axis=0) / np.where(na * nb > 0, na * nb, 1.0)
+        ok = np.arccos(np.clip(cos, -1.0, 1.0)) >= min_opening_angle
+        hits = hits * ok[:, None]
+    return hits
+
+
+def _rows(p: NDArray) -> NDArray:
+    return np.ascontiguousarray(p.T)
+
+
+def dark_chains(
+    sampler: Any,
+    model: Any,
+    n: int,
+    *,
+    chains: Mapping[str, float],
+    channels: Mapping[str, float],
+    seed: int | None,
+) -> dict[str, Any]:
+    """The random steps of A′ → ψψ, ψ₂ → ψ₁ℓ⁻ℓ⁺ (no vertices): shared by the dark events and
+    the iDM acceptance.
+
+    The A′ from ``sampler`` (:func:`aprime_kinematics`), its chain drawn ∝ ``chains`` (BR of
+    :data:`DARK_CHAINS`), the isotropic two-body decay (:func:`gammastar.physics.darkchain
+    .two_body_decay`; the A′ spin density is not applied: its Γ ∝ α_D decay is prompt and the
+    dark fermions are not measured), the forced ψ₂ ("a") with its final state drawn ∝
+    ``channels`` and its three-body decay from the matrix element
+    (:func:`gammastar.physics.darkchain.sample_psi2_decay`), and for ``psi2 psi2`` the second
+    ψ₂ ("b") decayed the same way. The partner is p_A′ − p_a and each ψ₁ from a ψ₂ decay is
+    p_ψ₂ − p_ℓ⁻ − p_ℓ⁺: four-momentum is conserved to rounding at every vertex.
+
+    Returns:
+        Dict: ``k`` (A′ :class:`AprimeKinematics`), ``chain``, ``channel``, ``b_channel``
+        (−1 without a second ψ₂) code arrays, ``sign`` (+1 ψ₂, −1 ψ̄₂ for i2DM's Dirac
+        fermions, +1 for iDM), (n, 4) rows ``psi2``, ``partner``, ``psi1``, ``lminus``,
+        ``lplus`` and ``b_psi1``, ``b_lminus``, ``b_lplus`` (NaN without a second ψ₂).
+    """
+    from gammastar.physics.darkchain import boost, sample_psi2_decay, two_body_decay
+
+    ma, m1, m2 = float(model.m_aprime), float(model.m1), float(model.m2)
+    ss = np.random.SeedSequence(seed)
+    s_kin, s_dec = ss.spawn(2)
+    rng = np.random.default_rng(s_dec)
+    k = aprime_kinematics(sampler, ma, n, seed=int(s_kin.generate_state(1)[0]), rng=rng)
+    a = np.stack([k.px, k.py, k.pz, k.e], axis=1)
+    cn = list(chains)
+    cbr = np.array([chains[c] for c in cn], dtype=np.float64)
+    pick = rng.choice(len(cn), size=n, p=cbr / cbr.sum()) if len(cn) > 1 else np.zeros(n, int)
+    chain = np.array([DARK_CHAINS.index(c) for c in cn], dtype=np.int8)[pick]
+    psi2 = np.empty((n, 4))
+    for code, mb in ((0, m1), (1, m2)):
+        sel = np.nonzero(chain == code)[0]
+        if sel.size:
+            psi2[sel] = two_body_decay(a[sel], m2, mb, rng)[0]
+    partner = a - psi2
+    chn = list(channels)
+    fbr = np.array([channels[c] for c in chn], dtype=np.float64)
+    codes = np.array([PSI2_CHANNELS.index(c) for c in chn], dtype=np.int8)
+
+    def decay(parent: NDArray, mask: NDArray) -> tuple[NDArray, ...]:
+        ch = np.full(n, -1, dtype=np.int8)
+        idx = np.nonzero(mask)[0]
+        ch[idx] = codes[rng.choice(len(chn), size=idx.size, p=fbr / fbr.sum())]
+        out = [np.full((n, 4), np.nan) for _ in range(3)]
+        for c in chn:
+            sel = np.nonzero(ch == PSI2_CHANNELS.index(c))[0]
+            if not sel.size:
+                continue
+            d = sample_psi2_decay(model, sel.size, final_state=c, seed=rng)
+            lm, lp = boost(d["lminus"], parent[sel]), boost(d["lplus"], parent[sel])
+            out[0][sel] = parent[sel] - lm - lp
+            out[1][sel], out[2][sel] = lm, lp
+        return ch, *out
+
+    channel, psi1, lminus, lplus = decay(psi2, np.ones(n, dtype=bool))
+    b_channel, b_psi1, b_lminus, b_lplus = decay(partner, chain == 1)
+    dirac = hasattr(model, "theta")
+    sign = np.where(rng.uniform(size=n) < 0.5, 1, -1) if dirac else np.ones(n, dtype=int)
+    sign = np.where(chain == 1, 1, sign).astype(np.int8)  # psi2 psi2: a = ψ₂, b = ψ̄₂
+    return {
+        "k": k, "chain": chain, "channel": channel, "b_channel": b_channel, "sign": sign,
+        "dirac": dirac, "psi2": psi2, "partner": partner, "psi1": psi1, "lminus": lminus,
+        "lplus": lplus, "b_psi1": b_psi1, "b_lminus": b_lminus, "b_lplus": b_lplus,
+    }  # fmt: skip
+
+
+def _psi2_kin(k: AprimeKinematics, p: NDArray, m2: float) -> tuple[AprimeKinematics, NDArray]:
+    fwd = k.ok & (p[:, 2] > 0) & np.all(np.isfinite(p), axis=1)
+    q = np.where(fwd[:, None], p, [0.0, 0.0, 1.0, np.hypot(1.0, m2)])
+    kin = AprimeKinematics(m2, q[:, 0], q[:, 1], q[:, 2], q[:, 3], fwd)
+    return kin, fwd
+
+
+@dataclass
+class DarkEventSettings:
+    """Everything one semi-visible (m_A′, ε) event sample needs (built by
+    :func:`gammastar.events.run_dark_events`). ``scale`` = the A′ produced (N_POT · yield
+    scale · Y_A′(m) · ε²); ``br_chain`` the A′ branching ratios of the chains written,
+    ``br_psi2`` Γ(ψ₂ → ψ₁ℓℓ)/Γ_tot of the channels written; ``ctau`` = cτ(ψ₂), m."""
+
+    mass: float
+    eps: float
+    model: Any
+    geometry: Any
+    scale: float
+    br_chain: dict[str, float]
+    br_psi2: dict[str, float]
+    ctau: float
+    min_opening_angle: float = 0.0
+    beam_energy: float = 400.0
+    beam_spot: tuple[float, float] = (0.0, 0.0)
+    target_lambda: float = 0.0
+    target_lengths: float = math.inf
+    aprime_pdgid: int = APRIME_PDGID
+    psi1_pdgid: int = PSI1_PDGID
+    psi2_pdgid: int = PSI2_PDGID
+    sigma_pb_per_event: float = 0.0
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        return ()  # per-channel sums of write_events are the visible A′'s
+
+
+def generate_dark(
+    sampler: Any, st: DarkEventSettings, n: int, *, seed: int | None, n_norm: int | None = None
+) -> dict[str, NDArray]:
+    """One chunk of ``n`` weighted semi-visible events as columns (docs/events.md).
+
+    The forced ψ₂ ("a") decays in [l₁, l₂] (distances along the beam from the production
+    point, as the visible A′), weight P(decay in volume); the second ψ₂ of i2DM's ψ₂ψ̄₂ ("b")
+    decays where its exponential law puts it. Weights: with X = decays in the volume into a
+    written channel and detected, ``weight`` = scale · BR_chain · p_a · H_a · BR_ψ₂ for ψ₁ψ₂
+    and · (2 − BR_ψ₂ X_b) for ψ₂ψ̄₂, whose mean is P(X_a or X_b) = 2E[X_a] − E[X_a X_b]
+    (the two ψ₂ are alike; a forced, b free); ``weight_decay`` the same before the detector.
+    Rows are ordered by chain (ψ₁ψ₂ first) so that the HepMC3 records are rendered per layout.
+
+    Returns:
+        Dict of numpy columns; ``weight`` sums (over all chunks) to the expected detected
+        events, ``weight_decay`` to the ψ₂ decays in the volume into the written channels.
+    """
+    geo = st.geometry
+    ss = np.random.SeedSequence(seed)
+    s_ch, s_vtx = ss.spawn(2)
+    rng_v = np.random.default_rng(s_vtx)
+    d = dark_chains(sampler, st.model, n, chains=st.br_chain, channels=st.br_psi2,
+                    seed=int(s_ch.generate_state(1)[0]))  # fmt: skip
+    k, m2 = d["k"], float(st.model.m2)
+    x0, y0, z0 = production_vertex(st, n, rng_v)
+    br_c = float(sum(st.br_chain.values()))
+    br_f = float(sum(st.br_psi2.values()))
+    # a: forced into the decay volume
+    kin, fwd = _psi2_kin(k, d["psi2"], m2)
+    zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng_v.uniform(0.0, 1.0, n))
+    prob = np.where(fwd, prob, 0.0)
+    lm, lp = d["lminus"].T, d["lplus"].T
+    hit = dark_hits(geo, kin, lm, lp, zrel[:, None], st.min_opening_angle)[:, 0] > 0
+    # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach the
+    # volume: weight 0) where its free exponential law puts it
+    p2 = d["psi2"]
+    pabs = np.linalg.norm(p2[:, :3], axis=1)
+    u2 = p2[:, :3] / np.where(pabs > 0, pabs, 1.0)[:, None]
+    free = -(pabs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
+    path = np.where(fwd, zrel * kin.p / kin.pz, free)
+    # b: free exponential decay along its direction (i2DM psi2 psi2 only)
+    two = d["chain"] == 1
+    pb = d["partner"]
+    pb_abs = np.linalg.norm(pb[:, :3], axis=1)
+    ell_b = -(pb_abs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
+    ub = pb[:, :3] / np.where(pb_abs > 0, pb_abs, 1.0)[:, None]
+    zb = ell_b * ub[:, 2]
+    vol_b = two & k.ok & (zb >= geo.l1) & ((zb <= geo.l2) if geo.l2 is not None else True)
+    kin_b, fwd_b = _psi2_kin(k, np.where(two[:, None], pb, np.nan), m2)
+    blm = np.where(two[:, None], d["b_lminus"], 0.0).T
+    blp = np.where(two[:, None], d["b_lplus"], 0.0).T
+    hit_b = vol_b & fwd_b & (
+        dark_hits(geo, kin_b, blm, blp, np.where(vol_b, zb, geo.l1)[:, None],
+                  st.min_opening_angle)[:, 0] > 0
+    )  # fmt: skip
+    w0 = st.scale * br_c * br_f * prob / float(n_norm or n)
+    w_decay = w0 * np.where(two, 2.0 - br_f * vol_b, 1.0)
+    w = w0 * hit * np.where(two, 2.0 - br_f * hit_b, 1.0) * geo.efficiency
+    nan = np.full(n, np.nan)
+    sign = d["sign"].astype(np.int32)
+    cols: dict[str, NDArray] = {
+        "chain": d["chain"],
+        "channel": d["channel"],
+        "b_channel": d["b_channel"],
+        "weight": w,
+        "weight_decay": w_decay,
+        "p_decay": prob,
+        "detected": hit,
+        "b_in_volume": vol_b,
+        "b_detected": hit_b,
+        "extrapolated": (k.extrapolated if k.extrapolated is not None else np.zeros(n, dtype=bool)),
+        "prod_x": x0,
+        "prod_y": y0,
+        "prod_z": z0,
+        "aprime_px": k.px,
+        "aprime_py": k.py,
+        "aprime_pz": k.pz,
+        "aprime_E": k.e,
+        "psi2_pdg": sign * st.psi2_pdgid,
+        "partner_pdg": np.where(two, -st.psi2_pdgid, -sign * st.psi1_pdgid)
+        if d["dirac"]
+        else np.full(n, st.psi1_pdgid, dtype=np.int32),
+        "decay_x": x0 + path * u2[:, 0],
+        "decay_y": y0 + path * u2[:, 1],
+        "decay_z": np.where(fwd, z0 + zrel, z0 + path * u2[:, 2]),
+        "decay_t": path * p2[:, 3] / np.where(pabs > 0, pabs, 1.0),
+        "b_decay_x": np.where(two, x0 + ell_b * ub[:, 0], nan),
+        "b_decay_y": np.where(two, y0 + ell_b * ub[:, 1], nan),
+        "b_decay_z": np.where(two, z0 + zb, nan),
+        "b_decay_t": np.where(two, ell_b * pb[:, 3] / np.where(pb_abs > 0, pb_abs, 1.0), nan),
+    }
+    for name, p in (("psi2", d["psi2"]), ("partner", d["partner"]), ("psi1", d["psi1"]),
+                    ("lminus", d["lminus"]), ("lplus", d["lplus"]), ("b_psi1", d["b_psi1"]),
+                    ("b_lminus", d["b_lminus"]), ("b_lplus", d["b_lplus"])):  # fmt: skip
+        for j, comp in enumerate(("px", "py", "pz", "E")):
+            cols[f"{name}_{comp}"] = p[:, j]
+    keep = np.nonzero(k.ok)[0]
+    keep = keep[np.argsort(cols["chain"][keep], kind="stable")]
+    return {name: np.ascontiguousarray(v[keep]) for name, v in cols.items()}
+
+
+def generate_dark_chunks(
+    sampler: Any, st: DarkEventSettings, n: int, *, seed: int | None, chunk: int = 100_000
+) -> Iterator[dict[str, NDArray]]:
+    """:func:`generate_dark` over chunks (as :func:`generate_chunks`)."""
+    first = 0
+    for size, s in chunk_seeds(seed, n, chunk):
+        cols = generate_dark(sampler, st, size, seed=s, n_norm=n)
+        cols = {"event": np.arange(first, first + cols["weight"].size, dtype=np.int64), **cols}
+        first += size
+        yield cols

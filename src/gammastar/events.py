@@ -64,24 +64,28 @@ __all__ = [
     "generate_chunks",
     "hepmc_text",
     "rho00_from_lambda",
+    "run_dark_events",
     "run_events",
     "run_mcp_events",
     "sample_cos_theta",
 ]
 
-from gammastar.eventgen import (  # the machinery, shared with the acceptance
+from gammastar.eventgen import (  # the machinery, shared with the acceptance  # the dark-sector chains (issue 16)
     APRIME_PDGID,
     CHANNEL_CODE,
+    DARK_CHAINS,
     DECAYS,
     EXPECTATION_SAMPLES,
     M_PROTON,
     PDG_PROTON,
     PDG_SYSTEM,
+    PSI2_CHANNELS,
     STATUS_BEAM,
     STATUS_DECAYED,
     STATUS_DOC,
     STATUS_FINAL,
     AprimeKinematics,
+    DarkEventSettings,
     Decay,
     EventSettings,
     Unweighter,
@@ -93,6 +97,7 @@ from gammastar.eventgen import (  # the machinery, shared with the acceptance
     detector_hits,
     generate,
     generate_chunks,
+    generate_dark_chunks,
     mass_range,
     rho00_from_lambda,
     sample_cos_theta,
@@ -936,6 +941,315 @@ def run_mcp_events(
     t0 = time.perf_counter()
     stats = write_events(chunks(), outputs, st, meta, force=force, n_attempted=n,
                          text=mcp_hepmc_text)  # fmt: skip
+    stats["seconds"] = time.perf_counter() - t0
+    stats["outputs"] = [str(p) for p in outputs]
+    return {**stats, "meta": meta}
+
+
+# --------------------------------------------------------------------------- dark sectors
+def dark_hepmc_text(
+    cols: Mapping[str, NDArray], st: DarkEventSettings, n_attempted: int, *, backend: str = "numba"
+) -> bytes:
+    """HepMC3 Asciiv3 records of semi-visible events (rows ordered by chain; units GeV, mm).
+
+    Vertex −1: beam proton + target nucleon (status 4) → A′ (status 2) + X (PDG 90, status 3);
+    vertex −2 at the same point (prompt A′ decay): partner (ψ₁, status 1; or the second ψ₂,
+    status 2) + ψ₂ (status 2); vertex −3 (ψ₂ decay, in the decay volume): ψ₁ ℓ⁻ ℓ⁺ (status 1);
+    for ψ₂ψ̄₂ vertex −4 (the partner's decay): ψ̄₁ ℓ⁻ ℓ⁺. Weights ``weight``, ``weight_decay``;
+    attributes GenCrossSection (pb), ``chain``, ``channel``, ``detected``, ``extrapolated``.
+    """
+    n = cols["weight"].size
+    if n == 0:
+        return b""
+    chain = np.asarray(cols["chain"])
+    cut = int(np.searchsorted(chain, 1))
+    out = b""
+    for lo, hi in ((0, cut), (cut, n)):
+        if hi > lo:
+            sub = {k: np.asarray(v)[lo:hi] for k, v in cols.items()}
+            out += _dark_render(sub, st, n_attempted, two=bool(chain[lo] == 1), backend=backend)
+    return out
+
+
+dark_hepmc_text.weight_names = "weight\\|weight_decay"  # type: ignore[attr-defined]
+
+
+def _dark_render(
+    cols: Mapping[str, NDArray], st: DarkEventSettings, n_attempted: int, *, two: bool,
+    backend: str,
+) -> bytes:  # fmt: skip
+    from gammastar.physics.darksector import FINAL_STATES
+
+    n = cols["weight"].size
+    mm = 1000.0
+    eb = st.beam_energy
+    pb = math.sqrt(max(eb**2 - M_PROTON**2, 0.0))
+    ax, ay, az, ae = (cols[f"aprime_{c}"] for c in ("px", "py", "pz", "E"))
+    xx, xy, xz, xe = -ax, -ay, pb - az, eb + M_PROTON - ae
+    xm2 = xe**2 - xx**2 - xy**2 - xz**2
+    xm = np.sign(xm2) * np.sqrt(np.abs(xm2))
+    m1, m2 = repr(float(st.model.m1)), repr(float(st.model.m2))
+    ml = np.array([FINAL_STATES[c] for c in PSI2_CHANNELS])
+    lpdg = np.array([11, 13], dtype=np.int64)
+
+    def f(x: NDArray) -> tuple[str, NDArray]:
+        return ("f", np.asarray(x, dtype=np.float64))
+
+    def i(x: NDArray) -> tuple[str, NDArray]:
+        return ("i", np.asarray(x, dtype=np.int64))
+
+    def p4(name: str) -> list[Any]:
+        return [f(cols[f"{name}_px"]), " ", f(cols[f"{name}_py"]), " ", f(cols[f"{name}_pz"]),
+                " ", f(cols[f"{name}_E"])]  # fmt: skip
+
+    def decay(no: int, vtx: int, pre: str, psi1_pdg: NDArray, ch: NDArray) -> list[Any]:
+        ch = np.asarray(ch, dtype=np.int64)
+        return [
+            f"\nV {vtx} 0 [{no}] @ ", f(cols[f"{pre}decay_x"] * mm), " ",
+            f(cols[f"{pre}decay_y"] * mm), " ", f(cols[f"{pre}decay_z"] * mm), " ",
+            f(cols[f"{pre}decay_t"] * mm), f"\nP {-3 * vtx - 2} {vtx} ", i(psi1_pdg), " ",
+            *p4(f"{pre}psi1"), f" {m1} {STATUS_FINAL}\nP {-3 * vtx - 1} {vtx} ", i(lpdg[ch]), " ",
+            *p4(f"{pre}lminus"), " ", f(ml[ch]), f" {STATUS_FINAL}\nP {-3 * vtx} {vtx} ",
+            i(-lpdg[ch]), " ", *p4(f"{pre}lplus"), " ", f(ml[ch]), f" {STATUS_FINAL}",
+        ]  # fmt: skip
+
+    sign = np.sign(np.asarray(cols["psi2_pdg"], dtype=np.int64))
+    psi1_a = sign * st.psi1_pdgid
+    partner_mass, partner_status = (m2, STATUS_DECAYED) if two else (m1, STATUS_FINAL)
+    n_vtx, n_part = (4, 12) if two else (3, 9)
+    parts: list[Any] = [
+        "E ", i(cols["event"]), f" {n_vtx} {n_part}\nU GEV MM\nW ", f(cols["weight"]), " ",
+        f(cols["weight_decay"]),
+        (f"\nA 0 GenCrossSection {st.sigma_pb_per_event:.8e} 0 {n_attempted} {n_attempted}"
+         f"\nA 0 chain {'psi2_psi2' if two else 'psi1_psi2'}\nA 0 channel "),
+        ("s", np.asarray(cols["channel"], dtype=np.int64)), "\nA 0 detected ",
+        i(cols["detected"]), "\nA 0 extrapolated ", i(cols["extrapolated"]),
+        (f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
+         f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}\nV -1 0 [1,2] @ "),
+        f(cols["prod_x"] * mm), " ", f(cols["prod_y"] * mm), " ", f(cols["prod_z"] * mm),
+        f" 0\nP 3 -1 {st.aprime_pdgid} ", f(ax), " ", f(ay), " ", f(az), " ", f(ae),
+        f" {st.mass!r} {STATUS_DECAYED}\nP 4 -1 {PDG_SYSTEM} ", f(xx), " ", f(xy), " ", f(xz),
+        " ", f(xe), " ", f(xm), f" {STATUS_DOC}\nV -2 0 [3] @ ", f(cols["prod_x"] * mm), " ",
+        f(cols["prod_y"] * mm), " ", f(cols["prod_z"] * mm), " 0\nP 5 -2 ",
+        i(cols["partner_pdg"]), " ", *p4("partner"), f" {partner_mass} {partner_status}",
+        "\nP 6 -2 ", i(cols["psi2_pdg"]), " ", *p4("psi2"), f" {m2} {STATUS_DECAYED}",
+        *decay(6, -3, "", psi1_a, cols["channel"]),
+    ]  # fmt: skip
+    if two:
+        parts += decay(5, -4, "b_", -psi1_a, cols["b_channel"])
+    parts.append("\n")
+    names = [c.encode() for c in PSI2_CHANNELS]
+    if backend == "numba":
+        out = _render_numba(parts, names, n)
+        if out is not None:
+            return out
+    elif backend != "pyarrow":
+        raise GammastarError(f"hepmc_text: unknown backend {backend!r}")
+    return _render_pyarrow(parts, names, n)
+
+
+def _aprime_source(
+    config: Any, mass: float | None, extrapolate: bool, sampler: Any
+) -> dict[str, Any]:
+    """The A′ production of the config at ``mass`` for the dark events and the iDM reach: the
+    yields (fiducial when ``reach.extrapolation: refuse``), N_POT, the yield scale, the sampler
+    (the flow; outside its range only with ``extrapolate``) and the target depth."""
+    from gammastar.reach import _sampler_from_config, load_yields, resolve_yield_scale
+
+    src = config.source or "<config>"
+    yields_path = config.resolve(config.reach.yields)
+    yields = load_yields(yields_path)
+    if yields.extrapolation is not None and config.reach.extrapolation == "refuse":
+        yields = load_yields(yields_path, fiducial=True)
+    scale_y, scale_info = resolve_yield_scale(config, yields)
+    n_pot = config.reach.n_pot if config.reach.n_pot is not None else config.beam.n_pot
+    if not isinstance(n_pot, int | float):
+        n_pot = yields.meta.get("n_pot")
+    if not isinstance(n_pot, int | float) or not n_pot > 0:
+        raise ConfigError(f"{src}: reach.n_pot or beam.n_pot must be a number")
+    desc = "given"
+    if sampler is None:
+        sampler, desc = _sampler_from_config(config, yields)
+    frange = mass_range(sampler)
+    if mass is not None and frange is not None and not frange[0] <= mass <= frange[1]:
+        if not extrapolate:
+            raise InputError(
+                f"--mass {mass:g} GeV is outside the flow's mass range [{frange[0]:g}, "
+                f"{frange[1]:g}] GeV; --extrapolate uses the analytic model there (labelled)"
+            )
+        from gammastar.acceptance import ParametricSampler
+
+        sampler = _Labelled(ParametricSampler())
+        desc = "parametric (physics.md §3.2 defaults), outside the flow's range: extrapolated"
+    tl = config.reach.target_interaction_lengths
+    if tl is None or tl == "data":
+        tl = config.beam.interaction_lengths
+    return {
+        "yields_path": yields_path, "yields": yields, "scale_y": scale_y,
+        "scale_info": scale_info, "n_pot": float(n_pot), "sampler": sampler, "desc": desc,
+        "lengths": math.inf if tl == "dump" else float(tl),
+    }  # fmt: skip
+
+
+def dark_settings(
+    config: Any, mass: float, eps: float, src: Mapping[str, Any]
+) -> DarkEventSettings:
+    """:class:`DarkEventSettings` of the config's ``idm`` section at (m_A′, ε)."""
+    from gammastar.acceptance import Geometry
+    from gammastar.physics.darksector import aprime_branching_ratios, psi2_ctau, psi2_width
+
+    idm = config.idm
+    where = config.source or "<config>"
+    if idm is None:
+        raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
+    model = idm.dark_model(float(mass))
+    y, _ = src["yields"].at(mass)
+    if not np.isfinite(y):
+        lo, hi = src["yields"].mass_range
+        raise InputError(
+            f"--mass {mass:g}: no A' yield there ({src['yields_path']} covers {lo:g}-{hi:g} GeV)"
+        )
+    br = aprime_branching_ratios(model, eps)
+    br_chain = {c: float(br[c]) for c in DARK_CHAINS if c in br and float(br[c]) > 0}
+    tot = float(psi2_width(model, eps, "total"))
+    ml_ok = {c: float(psi2_width(model, eps, c)) / tot for c in idm.channels}
+    br_psi2 = {c: v for c, v in ml_ok.items() if v > 0}
+    if not br_psi2:
+        raise InputError(
+            f"--mass {mass:g}: psi2 -> psi1 ll is closed for idm.channels {list(idm.channels)} "
+            f"(m2 - m1 = {float(model.m2 - model.m1):.4g} GeV)"
+        )
+    ev = config.events
+    return DarkEventSettings(
+        mass=float(mass),
+        eps=float(eps),
+        model=model,
+        geometry=Geometry.from_config(config.detector),
+        scale=src["n_pot"] * src["scale_y"] * float(y) * eps**2,
+        br_chain=br_chain,
+        br_psi2=br_psi2,
+        ctau=float(psi2_ctau(model, eps)),
+        min_opening_angle=float(idm.min_opening_angle),
+        beam_energy=float(config.beam.energy),
+        beam_spot=(float(ev.beam_spot_sigma[0]), float(ev.beam_spot_sigma[1])),
+        target_lambda=float(ev.target_interaction_length),
+        target_lengths=src["lengths"],
+        aprime_pdgid=int(ev.aprime_pdgid),
+        psi1_pdgid=int(idm.psi1_pdgid),
+        psi2_pdgid=int(idm.psi2_pdgid),
+    )
+
+
+def run_dark_events(
+    config: Any,
+    *,
+    mass: float,
+    eps: float,
+    n: int,
+    output: str | Path,
+    table: str | Path | None = None,
+    extrapolate: bool = False,
+    seed: int | None = None,
+    chunk: int = 100_000,
+    force: bool = False,
+    sampler: Any = None,
+) -> dict[str, Any]:
+    """``gammastar events --dark``: semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁻ℓ⁺ events of the config's
+    ``idm`` section (iDM or i2DM) at A′ mass ``mass`` (m₁ = mass / ``idm.mass_ratio``) and ε.
+
+    Weights sum to the expected detected events (:func:`gammastar.eventgen.generate_dark`);
+    the meta carries the expectation from the iDM acceptance
+    (:func:`gammastar.acceptance.draw_dark`, the same machinery, the decay integrated exactly)
+    for the ψ₁ψ₂ chain.
+
+    Raises:
+        GammastarError: bad arguments (one line naming the option or key), outputs that exist.
+    """
+    from gammastar.acceptance import draw_dark
+    from gammastar.artifacts import check_writable, make_meta
+    from gammastar.physics.target import interaction_probability
+
+    if not (isinstance(n, int) and n > 0):
+        raise GammastarError(f"-n: the number of events must be a positive integer, not {n}")
+    if not (math.isfinite(eps) and eps > 0):
+        raise GammastarError(f"--eps: the kinetic mixing must be > 0, not {eps:g}")
+    if not (math.isfinite(mass) and mass > 0):
+        raise GammastarError(f"--mass: the A' mass must be > 0 GeV, not {mass:g}")
+    if chunk <= 0:
+        raise GammastarError(f"--chunk must be positive, not {chunk}")
+    outputs = [Path(output)] + ([Path(table)] if table is not None else [])
+    for p in outputs:
+        output_kind(p)
+    if len({p.resolve() for p in outputs}) != len(outputs):
+        raise GammastarError("--table: the same file as the output")
+    for p in outputs:
+        check_writable(p, force)
+    where = config.source or "<config>"
+    if config.idm is None:
+        raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/darksector.md)")
+    for key in ("beam_spot_sigma", "target_interaction_length"):
+        if getattr(config.events, key) is None:
+            raise ConfigError(f"{where}: events.{key}: not given (docs/events.md)")
+    src = _aprime_source(config, float(mass), extrapolate, sampler)
+    st = dark_settings(config, float(mass), float(eps), src)
+    seed = config.seed if seed is None else int(seed)
+    t0 = time.perf_counter()
+    # expected detected events of the psi1 psi2 chain, decay integrated exactly (the reach's)
+    n_exp_12 = None
+    if "psi1 psi2" in st.br_chain:
+        n_expect = max(config.reach.samples, EXPECTATION_SAMPLES // 5)
+        acc = 0.0
+        for c, br in st.br_psi2.items():
+            smp = draw_dark(src["sampler"], st.model, st.geometry, n_expect, final_state=c,
+                              min_opening_angle=st.min_opening_angle, seed=seed)  # fmt: skip
+            acc += br * float(smp.acceptance(st.ctau))
+        n_exp_12 = st.scale * st.br_chain["psi1 psi2"] * acc
+    lengths = src["lengths"]
+    p_int = float(interaction_probability(lengths if math.isfinite(lengths) else "dump"))
+    model = st.model
+    meta = make_meta(
+        config_sha256=config.section_sha256("beam", "detector", "reach", "events", "idm", "seed"),
+        seed=seed,
+        inputs=[src["yields_path"]],
+        stage="events",
+        mode="dark",
+        model=config.idm.model,
+        mass=float(mass),
+        eps=float(eps),
+        m1=float(model.m1),
+        m2=float(model.m2),
+        alpha_d=float(model.alpha_d),
+        delta=float(model.delta),
+        theta=getattr(model, "theta", None),
+        y=float(model.y(eps)),
+        ctau_psi2_m=st.ctau,
+        n_requested=n,
+        chunk=chunk,
+        chain_codes={c: i for i, c in enumerate(DARK_CHAINS)},
+        channel_codes={c: i for i, c in enumerate(PSI2_CHANNELS)},
+        branching_ratios_aprime=st.br_chain,
+        branching_ratios_psi2=st.br_psi2,
+        aprime_pdgid=st.aprime_pdgid,
+        psi1_pdgid=st.psi1_pdgid,
+        psi2_pdgid=st.psi2_pdgid,
+        min_opening_angle=st.min_opening_angle,
+        sampler=src["desc"],
+        units={"hepmc": "GeV, mm (c t in mm)", "table": TABLE_UNITS},
+        n_pot=src["n_pot"],
+        yield_scale=src["scale_y"],
+        **src["scale_info"],
+        aprime_produced=st.scale,
+        n_sig_expected_psi1_psi2=n_exp_12,
+        beam_spot_sigma_m=list(st.beam_spot),
+        target_interaction_length_m=st.target_lambda,
+        geometry=st.geometry.__dict__,
+    )
+    chunks = list(generate_dark_chunks(src["sampler"], st, n, seed=seed, chunk=chunk))
+    total = float(sum(c["weight"].sum() for c in chunks))
+    st.sigma_pb_per_event = config.beam.sigma_inel_mb * 1e9 * total / (src["n_pot"] * p_int)
+    meta["cross_section_pb"] = st.sigma_pb_per_event
+    stats = write_events(iter(chunks), outputs, st, meta, force=force, n_attempted=n,
+                         text=dark_hepmc_text)  # fmt: skip
     stats["seconds"] = time.perf_counter() - t0
     stats["outputs"] = [str(p) for p in outputs]
     return {**stats, "meta": meta}

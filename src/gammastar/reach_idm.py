@@ -37,9 +37,11 @@ from gammastar.physics.darksector import IDM, aprime_branching_ratios, psi2_ctau
 __all__ = [
     "IdmSignalTable",
     "SoftLeptonSelection",
+    "idm_acceptance",
     "idm_reach",
     "idm_signal_table",
     "plot_idm_reach",
+    "run_idm_reach",
 ]
 
 
@@ -351,3 +353,157 @@ def _edges(y: NDArray, sig: NDArray, s_up: float) -> tuple[float | None, float |
     lo = cross(i - 1, i) if i > 0 else float(y[0])
     hi = cross(j, j + 1) if j < len(y) - 1 else float(y[-1])
     return lo, hi
+
+
+def idm_acceptance(
+    sampler: Any,
+    model: IDM,
+    geometry: Any,
+    *,
+    channels: tuple[str, ...],
+    n: int,
+    seed: int,
+    min_opening_angle: float = 0.0,
+) -> Callable[[ArrayLike], NDArray[np.float64]]:
+    """Σ_ℓ BR(ψ₂ → ψ₁ℓℓ) · P(ψ₂ decays in the volume and is detected) as a function of ε,
+    from the event machinery (:func:`gammastar.acceptance.draw_dark`: the events' chains and
+    :func:`gammastar.eventgen.dark_hits`, the decay position integrated exactly per cell).
+
+    The branching fractions do not depend on ε (every ψ₂ width is ∝ ε²), cτ(ψ₂) ∝ ε⁻².
+
+    Returns:
+        ``acc(eps)``, vectorised; zero where no channel is open.
+    """
+    from gammastar.acceptance import draw_dark
+
+    eps_ref = 1e-3
+    tot = float(psi2_width(model, eps_ref, "total"))
+    ctau_ref = float(psi2_ctau(model, eps_ref))
+    parts = []
+    kids = np.random.SeedSequence(seed).spawn(len(channels))
+    for ch, kid in zip(channels, kids, strict=True):
+        br = float(psi2_width(model, eps_ref, ch)) / tot if tot > 0 else 0.0
+        if br > 0:
+            smp = draw_dark(sampler, model, geometry, n, final_state=ch,
+                              min_opening_angle=min_opening_angle,
+                              seed=int(kid.generate_state(1)[0]))  # fmt: skip
+            parts.append((br, smp))
+
+    def acc(eps: ArrayLike) -> NDArray[np.float64]:
+        e = np.asarray(eps, dtype=np.float64)
+        ct = ctau_ref * (eps_ref / e) ** 2
+        return sum((br * smp.acceptance(ct) for br, smp in parts), np.zeros(e.shape))
+
+    return acc
+
+
+def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> Any:
+    """``gammastar reach-idm``: the expected iDM reach of ``config.idm`` in the (m₁, y) plane
+    (and (m_A′, ε) at these dark parameters); writes ``reach_idm.json`` and
+    ``figures/reach_idm.png``.
+
+    Signal per (m₁, ε): N_POT · yield scale · Y_A′(m_A′) ε² · BR(A′ → ψ₁ψ₂)(ε) ·
+    :func:`idm_acceptance` (the decay volume and cuts of ``detector`` plus
+    ``idm.min_opening_angle``: the events' definition of a detected event); the exact CLs of
+    :mod:`gammastar.stats` with ``idm.background`` and ``idm.n_pot_rel_uncertainty``, one bin.
+
+    Raises:
+        ConfigError: no ``idm`` section; ``model: i2dm`` (its reach is not built: events only).
+    """
+    from pathlib import Path
+
+    from gammastar import rundir, stats
+    from gammastar.acceptance import Geometry
+    from gammastar.artifacts import make_meta, write_json
+    from gammastar.config import load_config
+    from gammastar.errors import ConfigError
+    from gammastar.eventgen import mass_range
+    from gammastar.events import _aprime_source
+
+    cfg = load_config(config) if not hasattr(config, "idm") else config
+    idm = cfg.idm
+    where = cfg.source or "<config>"
+    if idm is None:
+        raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
+    if idm.model != "idm":
+        raise ConfigError(
+            f"{where}: idm.model: reach-idm computes the iDM reach only (i2DM: events --dark)"
+        )
+    src = _aprime_source(cfg, None, False, None)
+    yields, sampler = src["yields"], src["sampler"]
+    geometry = Geometry.from_config(cfg.detector)
+    if idm.m1_range is not None:
+        lo, hi = idm.m1_range
+    else:
+        lo, hi = (m / idm.mass_ratio for m in yields.mass_range)
+    m1 = np.geomspace(lo, hi, idm.m1_points)
+    frange = mass_range(sampler)
+    model_b = stats.Model(
+        [stats.Channel("idm", [1.0], [max(idm.background, 1e-9)])],
+        n_pot_unc=idm.n_pot_rel_uncertainty,
+    )
+    s_up = stats.upper_limit(model_b, cl=idm.cl, method="exact").expected
+    y = np.geomspace(*idm.y_range, idm.y_points)
+    out_lo: dict[str, list[float | None]] = {b: [] for b in s_up}
+    out_hi: dict[str, list[float | None]] = {b: [] for b in s_up}
+    n_pot_eff = src["n_pot"] * src["scale_y"]
+    seeds = np.random.SeedSequence([cfg.seed, 16]).spawn(len(m1))
+    for mm, sd in zip(m1, seeds, strict=True):
+        model = idm.dark_model(float(mm) * idm.mass_ratio)
+        ma = float(model.m_aprime)
+        ya = float(np.asarray(yields.at(ma)[0]))
+        inside = frange is None or frange[0] <= ma <= frange[1]
+        acc = None
+        if inside and np.isfinite(ya) and ya > 0:
+            acc = idm_acceptance(sampler, model, geometry, channels=tuple(idm.channels),
+                                 n=idm.samples, seed=int(sd.generate_state(1)[0]),
+                                 min_opening_angle=idm.min_opening_angle)  # fmt: skip
+        for b in s_up:
+            out_lo[b].append(None)
+            out_hi[b].append(None)
+        if acc is None:
+            continue
+        eps = np.sqrt(y / (idm.alpha_d / idm.mass_ratio**4))
+        br_dark = aprime_branching_ratios(model, eps)["psi1 psi2"]
+        sig = n_pot_eff * ya * eps**2 * br_dark * acc(eps)
+        for b, s in s_up.items():
+            out_lo[b][-1], out_hi[b][-1] = _edges(y, sig, s)
+    to_eps = idm.mass_ratio**4 / idm.alpha_d
+
+    def eps_of(d: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
+        return {k: [None if v is None else float(np.sqrt(v * to_eps)) for v in vs]
+                for k, vs in d.items()}  # fmt: skip
+
+    out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_IDM
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "model": idm.model,
+        "alpha_d": idm.alpha_d,
+        "delta": idm.delta,
+        "mass_ratio": idm.mass_ratio,
+        "cl": idm.cl,
+        "background": idm.background,
+        "m1": m1.tolist(),
+        "m_aprime": (idm.mass_ratio * m1).tolist(),
+        "s_up": {k: float(v) for k, v in s_up.items()},
+        "y_low": out_lo,
+        "y_high": out_hi,
+        "eps_low": eps_of(out_lo),
+        "eps_high": eps_of(out_hi),
+        "meta": make_meta(
+            config_sha256=cfg.section_sha256("beam", "detector", "reach", "idm", "seed"),
+            seed=cfg.seed,
+            inputs=[src["yields_path"]],
+            n_pot=src["n_pot"],
+            yield_scale=src["scale_y"],
+            sampler=src["desc"],
+            channels=list(idm.channels),
+            min_opening_angle=idm.min_opening_angle,
+            samples=idm.samples,
+            acceptance="gammastar.acceptance.draw_dark (the events' chains and dark_hits)",
+        ),
+    }
+    rundir.validate(doc, rundir.REACH_IDM, where=str(out))
+    written = write_json(out, doc, force=force)
+    plot_idm_reach(doc, out.parent / "figures" / "reach_idm.png", title=cfg.name)
+    return written

@@ -53,6 +53,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("validation", "Flow validation"),
     ("acceptance", "Acceptance"),
     ("reach", "Reach"),
+    ("darksector", "Dark sectors: millicharged and iDM reach"),
     ("other", "Other figures"),
 )
 
@@ -65,6 +66,7 @@ FIGURE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("yields", ("yields",)),
     ("flow", ("flow",)),
     ("acceptance", ("acceptance",)),
+    ("darksector", ("reach_mcp", "reach_idm")),
     ("reach", ("reach",)),
 )
 
@@ -262,6 +264,8 @@ def _caption(rel: str) -> str:
         "flow_kinematics": "qT and E of the flow vs data in mass windows (Fig. 5 analogue)",
         "acceptance": "LLP detector acceptance",
         "reach": "Expected CLs reach in (m_A′, ε)",
+        "reach_mcp": "Millicharged-particle detection reach: expected Q_low(m_χ) (reach_mcp.json)",
+        "reach_idm": "iDM reach: expected excluded y = ε²α_D(m₁/m_A′)⁴ per m₁ (reach_idm.json)",
     }
     if rel.startswith("flow/") and stem == "loss":
         return "Flow training and validation loss per epoch (flow/loss.png)"
@@ -1099,6 +1103,47 @@ CSP = (
     "script-src 'unsafe-inline'"
 )
 
+
+def _dark_section(run: Path, s: Section) -> None:
+    """reach_mcp.json and reach_idm.json (``gammastar reach-mcp``, ``reach-idm``), if present;
+    the section is left out of the page when neither exists."""
+    for name, what in ((rundir.REACH_MCP, "millicharged"), (rundir.REACH_IDM, "iDM")):
+        path = run / name
+        if not path.exists():
+            continue
+        s.ran = True
+        doc = _read_json(path, s)
+        if doc is None:
+            continue
+        cl = _num(doc.get("cl"))
+        rows: list[tuple[str, Any]] = [
+            ("file", name),
+            ("confidence level", f"{100 * cl:.0f} % CLs" if cl is not None else "n/a"),
+        ]
+        if what == "millicharged":
+            mass = _as_list(doc.get("mass"))
+            q = [v for v in _as_list(_get(doc, "q_low", "0")) if _is_number(v)]
+            rows += [
+                ("m_χ points", fmt(len(mass))),
+                ("masses with a reach (median)", fmt(len(q))),
+                ("smallest expected Q_low/e", fmt(min(q), ".3e") if q else "none"),
+            ]
+        else:
+            m1 = _as_list(doc.get("m1"))
+            lo = [v for v in _as_list(_get(doc, "y_low", "0")) if _is_number(v)]
+            rows += [
+                ("model", fmt(doc.get("model"))),
+                ("α_D, Δ, m_A′/m₁",
+                 f"{fmt(doc.get('alpha_d'))}, {fmt(doc.get('delta'))}, {fmt(doc.get('mass_ratio'))}"),
+                ("background (events)", fmt(doc.get("background"))),
+                ("m₁ points", fmt(len(m1))),
+                ("masses with a reach (median)", fmt(len(lo))),
+                ("smallest expected y_low", fmt(min(lo), ".3e") if lo else "none"),
+            ]  # fmt: skip
+        s.add(f"<h3>{esc(what)} reach</h3>")
+        s.add(kv_table(rows))
+
+
 SECTION_BUILDERS: dict[str, Callable[..., None]] = {
     "selection": _selection_section,
     "spectra": _spectra_section,
@@ -1107,6 +1152,7 @@ SECTION_BUILDERS: dict[str, Callable[..., None]] = {
     "validation": _validation_section,
     "acceptance": _acceptance_section,
     "reach": _reach_section,
+    "darksector": _dark_section,
 }
 
 
@@ -1132,7 +1178,7 @@ def render(config: Any, run: Path) -> str:
 
     nav, body = [], []
     for ident, s in sections.items():
-        if ident == "other" and not s.figures:
+        if ident in ("other", "darksector") and not s.figures and not s.ran:
             continue
         if ident != "other" and not s.ran and s.figures:
             s.ran = True  # figures without the numbers: still show them

@@ -62,6 +62,7 @@ WORKSPACES_INDEX = f"{WORKSPACES_DIR}/index.json"
 ACCEPTANCE_CTAU = "acceptance_ctau.npz"
 ACCEPTANCE_CTAU_JSON = "acceptance_ctau.json"
 REACH_MCP = "reach_mcp.json"
+REACH_IDM = "reach_idm.json"
 REPORT = "report.html"
 FIGURES_DIR = "figures"
 STATE_DIR = ".gammastar"
@@ -143,6 +144,9 @@ ARTIFACTS: dict[str, Artifact] = {
         # `gammastar reach-mcp` (a command of its own, not a pipeline stage)
         Artifact(REACH_MCP, "json", "reach-mcp", "reach_mcp.json", doc="χ detection reach"),
         Artifact("figures/reach_mcp.png", "png", "reach-mcp", tracked=False),
+        # `gammastar reach-idm` (a command of its own, not a pipeline stage)
+        Artifact(REACH_IDM, "json", "reach-idm", "reach_idm.json", doc="iDM reach in (m1, y)"),
+        Artifact("figures/reach_idm.png", "png", "reach-idm", tracked=False),
         Artifact(REPORT, "html", None, doc="the run report"),
     )
 }

@@ -24,6 +24,14 @@ def events_command(
         ),
     ] = None,
     charge: Annotated[float, typer.Option("--charge", help="Millicharge Q/e (with --mchi).")] = 1.0,
+    dark: Annotated[
+        bool,
+        typer.Option(
+            "--dark",
+            help="Semi-visible A' -> psi psi, psi2 -> psi1 l+l- chains of the config's idm section "
+            "(iDM or i2DM) at --mass (the A' mass) and --eps.",
+        ),
+    ] = False,
     n: Annotated[
         int | None, typer.Option("-n", help="Events (weighted: drawn; unweighted: written).")
     ] = None,
@@ -63,13 +71,32 @@ def events_command(
 ) -> None:
     """A' -> ll, pipi, KK decay chains at (m, eps): production vertex, A' from the flow, decay
     vertex forced into the decay volume (weight = decay probability), daughters; or, with
-    --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8)."""
+    --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8); or, with --dark, the
+    semi-visible A' -> psi1 psi2 (psi2 psi2), psi2 -> psi1 l+l- chains (config section idm)."""
     from gammastar.errors import GammastarError
     from gammastar.events import run_events, run_mcp_events
 
     if n is None or out is None:
         raise GammastarError("give -n (number of events) and -o (output file)")
     cfg = load(config, output)
+    if dark:
+        if mchi is not None or unweighted or channels is not None or decay != "data":
+            raise GammastarError(
+                "--dark: not with --mchi, --channels (use idm.channels), --decay or --unweighted"
+            )
+        if mass is None or eps is None:
+            raise GammastarError("--dark: give --mass (the A' mass) and --eps")
+        from gammastar.events import run_dark_events
+
+        res = run_dark_events(
+            cfg, mass=mass, eps=eps, n=n, output=out, table=table, extrapolate=extrapolate,
+            seed=seed, chunk=chunk, force=force,
+        )  # fmt: skip
+        typer.echo(
+            f"events: {res['events']} {res['meta']['model']} events, sum of weights "
+            f"{res['sum_weight']:.6g} (expected detected events); wrote {', '.join(res['outputs'])}"
+        )
+        return
     if mchi is not None:
         if mass is not None or eps is not None or unweighted or channels is not None:
             raise GammastarError("--mchi: not with --mass, --eps, --channels or --unweighted")
