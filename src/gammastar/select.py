@@ -1,16 +1,12 @@
-"""Columnar dilepton selection: four-vectors, cuts, OS/SS pairs, histograms, outputs.
+"""Columnar dilepton selection: the driver of ``gammastar select``.
 
-The chunk-level functions are pure (arrays in, arrays out) and run inside the coffea
-processor (:mod:`gammastar.processor`); :func:`select` is the Python twin of
-``gammastar select CONFIG``: it checks the inputs, runs the processor on the chosen executor,
-applies the like-sign subtraction (:mod:`gammastar.background`) and the efficiency
-unfolding (:mod:`gammastar.unfold`), and writes ``pairs.parquet``, ``histograms.root`` and
-``select.json`` atomically in the run directory.
-
-Every layout goes through one construction path, :func:`make_leptons`, which builds
-``vector`` Momentum4D records (with a ``charge`` field) per event from the layout's registry
-entry (:data:`gammastar.io.LAYOUTS`); flat pre-paired inputs become events of exactly two
-leptons, so pairing is the same ``ak.combinations`` for all.
+:func:`select` (the Python twin of ``gammastar select CONFIG``) is a thin orchestration over
+steps: check the inputs and maps, run the coffea processor (:mod:`gammastar.processor`) over
+the pure chunk steps of :mod:`gammastar.chunk` (four-vectors, cuts, pairs, per-pair weights,
+re-exported here), the like-sign estimate (:mod:`gammastar.background`), the weights of the
+whole table where they need the whole sample (through the same
+:func:`gammastar.chunk.pair_weights`), the histograms, and ``pairs.parquet``,
+``histograms.root`` and ``select.json`` written atomically (docs/selection.md).
 """
 
 from __future__ import annotations

@@ -1,36 +1,12 @@
-r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8, Section III B).
+r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8; docs/yields.md).
 
-Pure functions turn an unfolded dilepton mass spectrum into
-
-* the dark-photon yield per POT per ε² versus m_A′ (Eq. 6, binned at the mass resolution)
-
-  .. math:: \frac{N_{A'}(m)}{\varepsilon^2 N_{\rm POT}} = \frac{3\pi m}{2\alpha K_\ell(m)}\,
-     \frac{1}{N_{\rm POT}}\frac{dN_\gamma}{dm},
-
-* the millicharged-pair yield per POT per Q² versus m_χ (Eq. 8)
-
-  .. math:: \frac{N_{\chi\chi}(m_\chi)}{Q^2 N_{\rm POT}} = \frac{1}{N_{\rm POT}}
-     \sum_{i:\, m_i > 2m_\chi} w_i\, \frac{K_\chi(m_i)}{K_\ell(m_i)}
-
-  (a sum over pairs of ``pairs.parquet``, exact, or over the bins of ``unfolded_m``).
-
-:func:`compute_yields` is the ``gammastar yields`` stage: it reads ``histograms.root`` (and
-``pairs.parquet`` when present) from the run directory and writes ``yields.json``,
-``yields_aprime.csv``, ``yields_mcp.csv`` (and, optionally, the Fig. 2/3 analogues).
-
-Errors. ``stat_err`` is the full statistical error, from the sum of squared weights: the
-selection stage fills ``unfolded_m`` with every pair's weight, OS pairs positive and SS pairs
-negative (DEVELOPERS.md), so Σw² already contains the like-sign (background-subtraction)
-variance. It is also reported on its own (``bkg_sub_err``): exactly from the SS pairs when the
-pairs table is given, otherwise from the ``comb_m`` variance scaled by the bin's mean unfolding
-factor (unfolded/signal).
-
-Flags (documented in docs/yields.md), one list per output point:
-``negative`` (the unfolded content is < 0: over-subtraction; the value is kept, not clipped),
-``empty`` (no entries), ``below_threshold`` (K_ℓ = 0), ``partial_bin`` (the last, narrower
-bin), ``below_data_range`` (χχ̄: 2m_χ below the lowest measured mass, so the yield misses the
-unmeasured masses and is a lower bound), ``above_data_range`` (χχ̄: 2m_χ above the highest
-measured mass: yield 0), ``outside_data_range`` (A′ yield asked at a mass outside the data).
+Offers the pure yield functions with typed results: :func:`aprime_yield` and
+:func:`aprime_yield_from_pairs` (Eq. 6, :class:`AprimeYield`), :func:`mcp_yield_from_hist` and
+:func:`mcp_yield_from_pairs` (Eq. 8, :class:`McpYield`); N_POT (:func:`resolve_n_pot`), the
+comparison curves (:func:`theory_curves`); and the ``gammastar yields`` stage
+:func:`compute_yields`, a thin orchestration (:func:`read_yield_inputs`, the yields,
+:func:`yields_document`, the writers) returning a :class:`YieldsResult`. The errors
+(``stat_err``, ``bkg_sub_err``) and the flags are documented in docs/yields.md.
 """
 
 from __future__ import annotations
