@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gammastar import pipeline
+from gammastar import pipeline, rundir
 from gammastar.config import AnalysisConfig, config_from_dict
 from gammastar.errors import GammastarError
 
@@ -274,3 +274,12 @@ def test_unusable_run_directory_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "cannot create the run directory" in err
     assert "afile" in err
+
+
+def test_stages_follow_the_run_directory_order() -> None:
+    """The pipeline's stages are those of rundir.STAGE_ORDER, in that order (the report orders
+    its stage table by it without importing the pipeline), and each one's outputs are the run
+    directory's table's."""
+    assert tuple(s.name for s in REAL_STAGES) == rundir.STAGE_ORDER
+    for s in REAL_STAGES:
+        assert s.outputs == rundir.stage_outputs(s.name)

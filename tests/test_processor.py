@@ -289,6 +289,63 @@ def test_global_weight_modes_on_every_executor(tmp_path, over):
         assert np.allclose(w, res.histograms["comb_m"].values())
 
 
+@pytest.mark.parametrize("ss_weight", ["binwise", "constant"])
+def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
+    """The two weighting paths of select: per chunk (WeightSpec, gammastar.chunk.weight_chunk;
+    binwise SS weights rescaled by k_b on the driver) and on the whole table in the driver (the
+    path of η→μμ ``rate``, forced here by WeightSpec.from_config returning None) go through
+    the one per-pair function gammastar.chunk.pair_weights: the same acc and weight per pair,
+    and the same acceptance report (below-min and outside-map pairs included), with
+    ``remove_eta_mumu: none`` so that the rate reweighting does not enter."""
+    from _tolerance import EPS64, reorder_tol
+
+    import gammastar.select as sel
+
+    files = _two_files(tmp_path)
+    m_edges, pt_edges = np.array([0.3, 0.55, 0.8]), np.array([0.0, 0.5, 1.0])
+    _write_accmap(tmp_path / "acc.root", np.array([[0.005, 0.5], [0.3, 0.6]]), m_edges, pt_edges)
+    over = {
+        "unfold": {
+            "acceptance_map": f"{tmp_path / 'acc.root'}:acceptance",
+            "outside_map": "nearest",
+            "min_acceptance": 0.01,
+        },
+        # R = 1.3: the SS factor (−R, or k_b = 2R√(N++N−−)/(N++ + N−−)) is not −1
+        "background": {"ss_weight": ss_weight, "remove_eta_mumu": "none", "r_factor": 1.3},
+    }
+    chunks = _run_all(tmp_path, files, "chunks", ("iterative",), **over)["iterative"]
+    monkeypatch.setattr(sel.WeightSpec, "from_config", classmethod(lambda cls, cfg, am=None: None))
+    driver = _run_all(tmp_path, files, "driver", ("iterative",), **over)["iterative"]
+    a, b = chunks[0].pairs, driver[0].pairs
+    assert list(a.columns) == list(b.columns)
+    assert a.drop(columns=["acc", "weight"]).equals(b.drop(columns=["acc", "weight"]))
+    assert np.array_equal(a["acc"].to_numpy(), b["acc"].to_numpy())  # the same map lookup
+    # weight = 1 · 1/ε · 1/A · s: 3 products, each rounded (≤ u = eps/2), and the binwise k_b
+    # applied as (x · −1) · k vs x · (−k): ≤ 4 roundings per weight, so ≤ 4 eps relative
+    wa, wb = a["weight"].to_numpy(), b["weight"].to_numpy()
+    assert np.all(np.abs(wa - wb) <= 4 * EPS64 * np.abs(wa))
+    ss = a["charge"].to_numpy() != 0
+    assert np.all(wa[ss] <= 0)
+    nominal = 1.0 / (a["eff"].to_numpy() * a["acc"].to_numpy())
+    assert not np.allclose(-wa[ss & (wa < 0)], nominal[ss & (wa < 0)])  # a factor ≠ 1 applied
+    assert (wa == 0).any()  # pairs below min_acceptance
+    ra, rb = chunks[1]["unfold"]["acceptance"], driver[1]["unfold"]["acceptance"]
+    assert ra["n_below_min_acceptance"] > 0
+    assert ra["n_outside_map"] > 0
+    # the lost fraction: ratios of sums of the same n terms, summed per chunk then added vs
+    # over the table: each sum within n · eps · Σ|w| of the other (tests/_tolerance.py), a
+    # ratio of two within twice that relative to |Σw|
+    # ratio of two within twice that relative to |Σw|. binwise: the chunks' sums take SS
+    # pairs at −1, not −k_b (docs/selection.md "Where the weights are computed"): counts only
+    rel = 2 * reorder_tol(len(wa), np.abs(wa).sum(), EPS64) / abs(wa.sum())
+    for key, val in ra.items():
+        if isinstance(val, float) and key.startswith("lost_fraction_estimate_pairs"):
+            if ss_weight == "constant":
+                assert rb[key] == pytest.approx(val, rel=rel), key
+        else:
+            assert rb[key] == val, key
+
+
 def test_no_shared_filesystem_fallback(tmp_path):
     """shared_staging=False (workers that cannot see the staging directory): the parts come
     back through the executor as bytes; the same pairs.parquet."""

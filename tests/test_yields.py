@@ -221,6 +221,15 @@ def test_stage_falls_back_to_histogram_when_pairs_disagree(tmp_path):
     assert doc_p["mcp"]["source"] == "histogram"
     # SS pairs give the exact background-subtraction error in the per-pair estimator
     assert np.all(np.asarray(doc_p["aprime"]["bkg_sub_err"]) > 0)
+    # the typed result: the document written to yields.json, made from its typed yields
+    written = json.loads((run / "yields.json").read_text())
+    assert written["aprime"]["per_pot_per_eps2"] == pytest.approx(
+        list(doc_p.aprime.per_pot_per_eps2), rel=1e-15  # JSON floats round-trip (repr)
+    )
+    assert written["mcp"]["mass"] == pytest.approx(list(doc_p.mcp.mass), rel=1e-15)
+    assert doc_p.aprime_source == "pairs"
+    assert doc_p.inputs.consistent is False
+    assert doc_p.files["yields.json"] == run / "yields.json"
 
 
 # --------------------------------------------------------------------------- Eq. 8

@@ -1,37 +1,11 @@
-r"""Long-lived-particle acceptance (paper App. B, Eq. B1; physics.md §9).
+r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; physics.md §9).
 
-For A′ kinematic samples (q_T, E) at a mass m (from the flow, ``gammastar.flow.load(path)
-.sample(mass, n, seed)``, or any sampler), the acceptance is the sample average
-
-.. math:: \mathcal{E}(m, c\tau) = \epsilon_{\rm sel} \Big\langle \sum_k h_k\,
-          \big[e^{-z_k/\ell_z} - e^{-z_{k+1}/\ell_z}\big] \Big\rangle,
-          \qquad \ell_z = \frac{p}{m} c\tau \cos\theta,
-
-the probability that the A′ decays between the planes z = L1 and z = L2 (L2 = ∞ if open) times
-the geometric hit indicator ``h`` (cells z_k of the decay volume), times the selection
-efficiency. ``z`` is measured along the beam from the production point; the decay position along
-the flight path s is exponential with mean ℓ = (p/m) cτ, so z = s cos θ is exponential with mean
-ℓ cos θ. For the paper's mock detector (Eq. B1) the indicator is the angular window
-θ_min < θ_A′ < θ_max and there is one cell [L1, ∞); with θ ≤ 0.12 the difference between L and
-L/cos θ is below 0.8%.
-
-General geometries (:class:`Geometry`):
-
-* ``both_daughters``: decay A′ → ℓℓ isotropically in its rest frame (seeded), boost to the lab,
-  and require both leptons in the angular window (instead of the A′ direction) and above
-  ``min_daughter_energy``;
-* ``plane_z``, ``r_min``, ``r_max``: transverse acceptance at a downstream plane (for example a
-  calorimeter face): the lepton (or A′) line from the decay vertex must cross the plane at a radius
-  in [r_min, r_max]; the hit indicator then depends on the vertex z and is evaluated in
-  ``z_steps`` cells between L1 and L2 (exact for the exponential, midpoint for the geometry).
-
-The A′ kinematics, its decay and the detector verdict come from the event machinery of
-:mod:`gammastar.events` (``gammastar events`` writes the same events as HepMC3): the
-acceptance is the weighted fraction of events passing the detector, with the decay position
-integrated exactly per cell (docs/events.md).
-
-Analytic check (``tests/test_acceptance.py``): a monochromatic A′ along the axis gives exactly
-e^{−L1/ℓ} − e^{−L2/ℓ}.
+Offers :class:`Geometry` (angular window on the A′ or on both daughters, a transverse annulus
+at a downstream plane, decay-volume cells), kinematic samplers (:class:`ParametricSampler`,
+:class:`WeightedPairSampler`, or a flow), :func:`draw` (samples through the event machinery of
+:mod:`gammastar.eventgen`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
+(:func:`acceptance_grid`, :func:`acceptance_eps_grid`), and the Fig. 9/10 comparison plot.
+The method, its approximations, checks and measured comparisons: docs/reach.md §2.
 """
 
 from __future__ import annotations

@@ -1,32 +1,11 @@
-"""Same-sign (like-sign) combinatorial background and non-γ* removal (physics.md §4).
+"""Like-sign combinatorial background and η → μμ removal (physics.md §4; docs/selection.md
+"Background").
 
-Bin by bin the combinatorial opposite-sign background is estimated from the like-sign pairs,
-
-    N_comb^{+−} = 2 R √(N^{++} N^{−−}),
-
-(NA60, NA45 and heavy-ion practice; R = 1 for charge-symmetric acceptance, a config value).
-Its variance propagates the like-sign variances (Weight storage, so weighted inputs work):
-
-    σ²(N_comb) = R² (N^{−−}/N^{++} σ²_{++} + N^{++}/N^{−−} σ²_{−−}),
-
-and where one of the two like-sign counts is zero (the estimate is 0 there) the variance
-falls back to R² (σ²_{++} + σ²_{−−}), the variance of the arithmetic-mean estimate
-R (N^{++} + N^{−−}) that agrees with the geometric mean for charge-symmetric background.
-
-Event-level (per-pair) version, for stages that train on subtracted data: SS pairs carry
-negative weights, −k_b per pair of mass bin b, with the same k_b in the histograms, so that
-``comb_m`` = k_b (N^{++}_b + N^{−−}_b) = Σ of the SS weights (:func:`like_sign_estimate`).
-``geometric`` (``ss_weight: binwise``, the default): k_b = 2R√(P M)/(P + M) with P, M the
-like-sign counts of bin b, i.e. exactly 2R√(N^{++}_b N^{−−}_b); where a bin holds fewer than
-``min_counts`` of either sign, P and M are summed over the narrowest symmetric window of
-neighbouring bins that holds enough of both (the ratio k/R depends only on the charge
-asymmetry, which varies slowly with mass). ``arithmetic`` (``ss_weight: constant``):
-k_b = R, i.e. R(N^{++} + N^{−−}), equal to the geometric mean only for charge-symmetric
-background (8% above it at a μ⁺ fraction of 0.6).
-
-η → μμ is not a single virtual photon [paper] and is removed: by truth tag on mock data
-(done in the selection), or by rate: N(η → μμ) = BR(η → μμ)/BR(η → γμμ) · N(η → γμμ), a
-Gaussian peak at m_η subtracted from the unfolded spectrum (:func:`eta_mumu_rate_peak`).
+Offers the like-sign estimate per mass bin (:func:`like_sign_estimate`: 2R√(N++N−−) or
+R(N++ + N−−), with variances and sparse-bin windows; :class:`LikeSignEstimate`), the per-pair
+SS factors k_b that reproduce it (:func:`ss_pair_weights`, :func:`pair_factors`), R from
+mixed events (:func:`r_factor_mixed`), and the η → μμ peak predicted from the η Dalitz rate
+(:func:`eta_mumu_rate_peak`). Formulas, estimator choice and measurements: docs/selection.md.
 """
 
 from __future__ import annotations

@@ -120,6 +120,36 @@ def hepmc_header(meta: Mapping[str, Any], weights: str = "weight\\|weight_decay"
 HEPMC_FOOTER = "HepMC::Asciiv3-END_EVENT_LISTING\n"
 
 
+def _float_column(x: NDArray) -> tuple[str, NDArray]:
+    """A float column of a HepMC3 text program (:func:`_render_numba`, :func:`_render_pyarrow`)."""
+    return ("f", np.asarray(x, dtype=np.float64))
+
+
+def _int_column(x: NDArray) -> tuple[str, NDArray]:
+    """An integer column of a HepMC3 text program."""
+    return ("i", np.asarray(x, dtype=np.int64))
+
+
+def _beams_and_recoil(
+    beam_energy: float, px: NDArray, py: NDArray, pz: NDArray, e: NDArray
+) -> tuple[str, tuple[NDArray, NDArray, NDArray, NDArray, NDArray]]:
+    """The HepMC3 text of the production vertex's incoming particles (beam proton along +z,
+    target nucleon at rest, status 4; up to the vertex position) and the recoil system X of
+    each event (beam + target − the produced particle of four-momentum (px, py, pz, e):
+    four-momentum balance; its mass signed, √|m²|·sign(m²))."""
+    eb = float(beam_energy)
+    pb = math.sqrt(max(eb**2 - M_PROTON**2, 0.0))
+    xx, xy, xz, xe = -px, -py, pb - pz, eb + M_PROTON - e
+    xm2 = xe**2 - xx**2 - xy**2 - xz**2
+    xm = np.sign(xm2) * np.sqrt(np.abs(xm2))
+    beams = (
+        f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
+        f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}"
+        "\nV -1 0 [1,2] @ "
+    )
+    return beams, (xx, xy, xz, xe, xm)
+
+
 def hepmc_text(
     cols: Mapping[str, NDArray], st: EventSettings, n_attempted: int, *, backend: str = "numba"
 ) -> bytes:
@@ -139,24 +169,11 @@ def hepmc_text(
     if n == 0:
         return b""
     mm = 1000.0
-    eb = st.beam_energy
-    pb = math.sqrt(max(eb**2 - M_PROTON**2, 0.0))
     ax, ay, az, ae = (cols[f"aprime_{c}"] for c in ("px", "py", "pz", "E"))
-    xx, xy, xz, xe = -ax, -ay, pb - az, eb + M_PROTON - ae
-    xm2 = xe**2 - xx**2 - xy**2 - xz**2
-    xm = np.sign(xm2) * np.sqrt(np.abs(xm2))
+    beams, (xx, xy, xz, xe, xm) = _beams_and_recoil(st.beam_energy, ax, ay, az, ae)
     xs = st.sigma_pb_per_event
-    beams = (
-        f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
-        f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}"
-        "\nV -1 0 [1,2] @ "
-    )
 
-    def f(x: NDArray) -> tuple[str, NDArray]:
-        return ("f", np.asarray(x, dtype=np.float64))
-
-    def i(x: NDArray) -> tuple[str, NDArray]:
-        return ("i", np.asarray(x, dtype=np.int64))
+    f, i = _float_column, _int_column
 
     parts: list[Any] = [
         "E ", i(cols["event"]), " 2 6\nU GEV MM\nW ", f(cols["weight"]), " ",
@@ -729,23 +746,14 @@ def mcp_hepmc_text(
     if n == 0:
         return b""
     mm = 1000.0
-    eb = st.beam_energy
-    pb = math.sqrt(max(eb**2 - M_PROTON**2, 0.0))
     gx, gy, gz, ge = (cols[f"gstar_{c}"] for c in ("px", "py", "pz", "E"))
-    xx, xy, xz, xe = -gx, -gy, pb - gz, eb + M_PROTON - ge
-    xm2 = xe**2 - xx**2 - xy**2 - xz**2
-    xm = np.sign(xm2) * np.sqrt(np.abs(xm2))
+    beams, (xx, xy, xz, xe, xm) = _beams_and_recoil(st.beam_energy, gx, gy, gz, ge)
     xs = st.sigma_pb_per_event
 
-    def f(x: NDArray) -> tuple[str, NDArray]:
-        return ("f", np.asarray(x, dtype=np.float64))
+    f = _float_column
 
     vx, vy, vz = f(cols["prod_x"] * mm), f(cols["prod_y"] * mm), f(cols["prod_z"] * mm)
     mc = repr(float(st.m_chi))
-    beams = (
-        f"\nP 1 0 {PDG_PROTON} 0 0 {pb!r} {eb!r} {M_PROTON!r} {STATUS_BEAM}"
-        f"\nP 2 0 {PDG_PROTON} 0 0 0 {M_PROTON!r} {M_PROTON!r} {STATUS_BEAM}\nV -1 0 [1,2] @ "
-    )
     parts: list[Any] = [
         "E ", ("i", np.asarray(cols["event"], dtype=np.int64)), " 2 6\nU GEV MM\nW ",
         f(cols["weight"]),

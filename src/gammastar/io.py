@@ -37,7 +37,7 @@ class Layout:
 
     Adding a layout is one :class:`Layout` in :data:`LAYOUTS`: the config's ``input.layout``,
     the branch checks (:func:`branch_map`, :func:`check_inputs`), the lepton construction
-    (:func:`gammastar.select.make_leptons`), the plausibility checks
+    (:func:`gammastar.chunk.make_leptons`), the plausibility checks
     (:mod:`gammastar.plausibility`) and the processor's warm-up all take it from there.
 
     Attributes:

@@ -4,7 +4,7 @@
 dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
 any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
 ``(file, first entry)``. When every weight factor is chunk-local
-(:class:`~gammastar.select.WeightSpec`), the payload holds the final per-pair columns, the
+(:class:`~gammastar.chunk.WeightSpec`), the payload holds the final per-pair columns, the
 unfolded histograms and the report sums of the chunk, and, on the parallel executors, the
 pairs as this chunk's part of ``pairs.parquet`` (a file in a staging directory, or bytes);
 otherwise the pair columns with ε, weighted by the driver.
@@ -37,10 +37,7 @@ import pyarrow.parquet  # noqa: F401
 import vector
 from coffea import processor
 
-from gammastar.errors import ChunkError, InputError
-from gammastar.plausibility import Plausibility
-from gammastar.pqconcat import ParquetConcat, part_bytes
-from gammastar.select import (
+from gammastar.chunk import (
     MIX_WEIGHT_QUANTUM,
     MIXED_COLUMNS,
     Cuts,
@@ -52,6 +49,9 @@ from gammastar.select import (
     unfolded_histograms,
     weight_chunk,
 )
+from gammastar.errors import ChunkError, InputError
+from gammastar.plausibility import Plausibility
+from gammastar.pqconcat import ParquetConcat, part_bytes
 from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 # What every chunk uses is imported with this module (above: pyarrow imports pandas on its
@@ -120,14 +120,14 @@ class Counts(dict):
 
 
 class DileptonProcessor(processor.ProcessorABC):
-    """Dilepton pair selection of one chunk (see :func:`gammastar.select.select_chunk`).
+    """Dilepton pair selection of one chunk (see :func:`gammastar.chunk.select_chunk`).
 
     Per chunk it also looks up each pair's ε (column ``eff``; NaN outside the map unless
     ``nearest``) and fills the raw-count histograms (``os_m``, ``pp_m``, ``mm_m`` and their
     (m, qT, E) versions), which add exactly across chunks. With ``weights`` (chunk-local
     weight modes) it also computes the final columns (``qT``, ``acc``, ``weight_raw``,
     ``weight``), the unfolded histograms and the report counts and sums of the chunk
-    (:func:`gammastar.select.weight_chunk`).
+    (:func:`gammastar.chunk.weight_chunk`).
 
     Arguments:
         layout: input layout (:mod:`gammastar.io`).

@@ -328,11 +328,10 @@ def plot_idm_reach(result: dict[str, Any], path: Any = None, *, title: str = "")
         )
         ax.legend(fontsize=14)
         if path is not None:
-            from gammastar.artifacts import atomic_path
+            from gammastar.figures import save_figure
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(path, force=True) as tmp:
-                fig.savefig(tmp, format="png", bbox_inches="tight", dpi=110)
+            save_figure(fig, path, bbox_inches="tight", dpi=110)
     plt.close(fig)
     return fig
 

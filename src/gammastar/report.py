@@ -989,9 +989,7 @@ def _stage_table(run: Path) -> Raw | None:
     state = run / rundir.STATE_DIR
     if not state.is_dir():
         return None
-    from gammastar.pipeline import stage_names
-
-    order = {name: i for i, name in enumerate(stage_names())}
+    order = {name: i for i, name in enumerate(rundir.STAGE_ORDER)}
     rows = []
     for p in sorted(state.glob("*.json"), key=lambda q: (order.get(q.stem, len(order)), q.stem)):
         d = _read_quiet(p)

@@ -69,6 +69,11 @@ STATE_DIR = ".gammastar"
 """The pipeline's state: ``.gammastar/<stage>.json`` (and the writer lock, :mod:`gammastar.runlock`)."""
 
 
+STAGE_ORDER = ("generate", "select", "yields", "train", "validate", "reach")
+"""The pipeline's stages in run order (``gammastar.pipeline.STAGES`` follows it; readers of a
+run directory such as the report order by it without importing the pipeline)."""
+
+
 def workspace_name(mass: float) -> str:
     """The pyhf workspace of one mass point, relative to the run directory.
 

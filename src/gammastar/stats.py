@@ -1,41 +1,12 @@
-r"""Likelihoods and CLs limits for the reach, as pyhf workspaces (physics.md §10).
+"""Likelihoods and CLs limits for the reach, as pyhf workspaces (physics.md §10; docs/reach.md §3).
 
-The statistical model follows the NA62 beam-dump analysis (seed paper, Sec. V and App. B):
-per decay channel (ee, μμ) a Poisson count (or reconstructed-mass bins with a Gaussian signal at
-m_A′ of width the mass resolution), a signal sample scaled by the parameter of interest, and
-
-* ``n_pot``: N_POT log-normal uncertainty (20%; NA62: "log-normal with shape 1.2"), one
-  parameter shared by all channels (pyhf ``normsys`` with hi = κ, lo = 1/κ; pyhf's default
-  exponential interpolation makes the yield scale exactly κ^α with α ~ N(0, 1): log-normal);
-* ``eff_<ch>``: signal selection efficiency (NA62: 2.9%), normsys per channel;
-* ``bkg_<ch>``: background yield, log-normal normsys (NA62: shape 1.125 for μμ, 4.0 for ee);
-* ``mcstat_<ch>``: MC (yield) statistics of the signal template, ``staterror``.
-
-The parameter of interest ``n_signal`` multiplies a signal template normalised to **one expected
-event summed over channels**, so its upper limit is the event-count limit s_up. Channel fractions
-are BR(A′ → ℓℓ) × each channel's acceptance, taken as independent of ε: the ε scan needs only
-s_up(m) (see :mod:`gammastar.reach`).
-
-Methods (``method=``; the registry :data:`METHODS`, one :class:`Method` each), recorded in every
-result:
-
-* ``"exact"`` – the hybrid (Cousins–Highland) CLs construction computed exactly: test statistic
-  t = Σ_i n_i ln(1 + μ s_i/b_i) (the likelihood ratio at nominal nuisances, as at LEP), Poisson
-  probabilities summed exactly over the count configurations, the log-normal nuisances integrated
-  by Gauss–Hermite quadrature (the shared N_POT node outermost, so that the channels stay
-  correlated through it). CLs = P(t ≤ t_obs | μ)/P(t ≤ t_obs | 0). For 0 observed and b → 0 it
-  gives CLs = ⟨e^{−μκ^α}⟩, hence s_up = ln 10 = 2.303 at 90% CL without systematics.
-* ``"toys"`` – pyhf's toy calculator (q̃_μ, frequentist pseudo-experiments).
-* ``"asymptotic"`` – pyhf asymptotic formulae (Cowan et al. 2011), valid for large counts only:
-  for 0 observed over 0.0094 expected background (no systematics, 90% CL) pyhf 0.7.6 gives
-  s_up = 1.37 observed (1.40 expected) instead of the exact 2.30.
-* ``"auto"`` – the first method of :data:`METHODS` whose ``auto`` rule accepts the model:
-  ``"exact"`` when the count configurations can be enumerated (counting bins, low background),
-  else ``"asymptotic"`` when every background bin has ≥ 10 events, else ``"toys"``.
-
-``pyhf cls WORKSPACE --test-poi S`` on a written workspace gives the asymptotic (or with
-``--calctype toybased`` the toy) CLs for S signal events; :func:`cls` with the same method gives
-the same numbers (tested).
+Offers the statistical model (:class:`Channel`, :class:`Model`, :func:`make_model`: per decay
+channel a count or mass bins, a signal template normalised to one expected event, the NA62
+nuisance parameters), its pyhf spec (:func:`build_spec`, :func:`validate_spec`,
+:func:`load_workspace`), and the limit calculations (:func:`upper_limit`, :func:`cls`) of the
+registered methods (:data:`METHODS`: ``exact`` hybrid CLs, pyhf ``toys`` and ``asymptotic``;
+``auto`` picks the first whose rule accepts the model). Why which method, and the numbers
+they give: docs/reach.md "Which CLs calculation, and why".
 """
 
 from __future__ import annotations

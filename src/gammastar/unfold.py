@@ -61,7 +61,9 @@ class EfficiencyMap:
 
 
 def load_efficiency_map(
-    path: str | os.PathLike[str] | None, name: str = "efficiency"
+    path: str | os.PathLike[str] | None,
+    name: str = "efficiency",
+    key: str = "unfold.efficiency_map",
 ) -> EfficiencyMap:
     """Read and check an efficiency map (ROOT TH2 ``efficiency``; ``None`` means ε = 1).
 
@@ -69,33 +71,19 @@ def load_efficiency_map(
     finite edges, contents finite and within [0, 1]. Zero bins are allowed here; pairs that
     land in them are handled by :func:`efficiency_weights`.
 
+    Arguments:
+        path: the ROOT file (``None``: ε = 1).
+        name: the histogram.
+        key: the config key named in errors.
+
     Raises:
-        InputError: naming the file and what is wrong.
+        InputError: naming the config key, the file and what is wrong.
     """
     if path is None:
         return EfficiencyMap.unity()
-    import uproot
-
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise InputError(f"{path}: efficiency map not found (unfold.efficiency_map)")
-    try:
-        with uproot.open(path) as f:
-            classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
-            if name not in classes:
-                th2 = [k for k, v in classes.items() if v.startswith("TH2")]
-                if len(th2) != 1:
-                    raise InputError(f"{path}: no 2-D histogram {name!r} (found {sorted(classes)})")
-                name = th2[0]
-            if not classes[name].startswith("TH2"):
-                raise InputError(f"{path}: {name!r} is a {classes[name]}, not a TH2")
-            h = f[name].to_hist()
-    except InputError:
-        raise
-    except Exception as err:  # noqa: BLE001
-        raise InputError(
-            f"{path}: cannot read the efficiency map ({type(err).__name__}: {err})"
-        ) from None
+    name, h = _read_root_hist(path, name, kind="TH2", key=key, what="efficiency map",
+                              only_of_kind=True, missing=InputError)  # fmt: skip
     m_edges, pt_edges, values = _checked_grid(h, f"{path}:{name}", "efficiency")
     return EfficiencyMap(m_edges, pt_edges, values, path)
 
@@ -385,29 +373,51 @@ def read_root_histogram(path: str, name: str, *, kind: str, key: str, what: str)
         ConfigError: the file or the histogram does not exist; InputError: another class, or
             an unreadable file.
     """
+    return _read_root_hist(path, name, kind=kind, key=key, what=what)[1]
+
+
+def _read_root_hist(
+    path: str,
+    name: str,
+    *,
+    kind: str,
+    key: str,
+    what: str,
+    only_of_kind: bool = False,
+    missing: type[GammastarError] | None = None,
+) -> tuple[str, Any]:
+    """:func:`read_root_histogram`, the one ROOT-histogram reader: ``(name read, hist)``.
+    ``only_of_kind``: without ``name``, the file's only histogram of class ``kind``;
+    ``missing``: the error class of a missing file or histogram (default ConfigError)."""
     import uproot
 
     from gammastar.errors import ConfigError
 
+    missing = missing or ConfigError
     path = os.fspath(path)
-    label = f"{key}: {path}:{name}"
     if not os.path.exists(path):
-        raise ConfigError(f"{key}: {path} not found (histogram {name!r})")
+        raise missing(f"{key}: {path} not found (histogram {name!r})")
     try:
         with uproot.open(path) as f:
             classes = {k.split(";")[0]: v for k, v in f.classnames().items()}
+            if name not in classes and only_of_kind:
+                of_kind = [k for k, v in classes.items() if v.startswith(kind)]
+                name = of_kind[0] if len(of_kind) == 1 else name
             if name not in classes:
-                raise ConfigError(
+                raise missing(
                     f"{key}: {path} has no histogram {name!r}: no such histogram "
                     f"(found {sorted(classes)})"
                 )
+            label = f"{key}: {path}:{name}"
             if not classes[name].startswith(kind):
                 raise InputError(f"{label} is a {classes[name]}, not a {kind} ({what})")
-            return f[name].to_hist()
-    except (ConfigError, InputError):
+            return name, f[name].to_hist()
+    except GammastarError:
         raise
     except Exception as err:  # noqa: BLE001  (a broken file: name it, no library traceback)
-        raise InputError(f"{label}: cannot read ({type(err).__name__}: {err})") from None
+        raise InputError(
+            f"{key}: {path}:{name}: cannot read ({type(err).__name__}: {err})"
+        ) from None
 
 
 @dataclass(frozen=True)

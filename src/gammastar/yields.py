@@ -1,36 +1,12 @@
-r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8, Section III B).
+r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8; docs/yields.md).
 
-Pure functions turn an unfolded dilepton mass spectrum into
-
-* the dark-photon yield per POT per ε² versus m_A′ (Eq. 6, binned at the mass resolution)
-
-  .. math:: \frac{N_{A'}(m)}{\varepsilon^2 N_{\rm POT}} = \frac{3\pi m}{2\alpha K_\ell(m)}\,
-     \frac{1}{N_{\rm POT}}\frac{dN_\gamma}{dm},
-
-* the millicharged-pair yield per POT per Q² versus m_χ (Eq. 8)
-
-  .. math:: \frac{N_{\chi\chi}(m_\chi)}{Q^2 N_{\rm POT}} = \frac{1}{N_{\rm POT}}
-     \sum_{i:\, m_i > 2m_\chi} w_i\, \frac{K_\chi(m_i)}{K_\ell(m_i)}
-
-  (a sum over pairs of ``pairs.parquet``, exact, or over the bins of ``unfolded_m``).
-
-:func:`compute_yields` is the ``gammastar yields`` stage: it reads ``histograms.root`` (and
-``pairs.parquet`` when present) from the run directory and writes ``yields.json``,
-``yields_aprime.csv``, ``yields_mcp.csv`` (and, optionally, the Fig. 2/3 analogues).
-
-Errors. ``stat_err`` is the full statistical error, from the sum of squared weights: the
-selection stage fills ``unfolded_m`` with every pair's weight, OS pairs positive and SS pairs
-negative (DEVELOPERS.md), so Σw² already contains the like-sign (background-subtraction)
-variance. It is also reported on its own (``bkg_sub_err``): exactly from the SS pairs when the
-pairs table is given, otherwise from the ``comb_m`` variance scaled by the bin's mean unfolding
-factor (unfolded/signal).
-
-Flags (documented in docs/yields.md), one list per output point:
-``negative`` (the unfolded content is < 0: over-subtraction; the value is kept, not clipped),
-``empty`` (no entries), ``below_threshold`` (K_ℓ = 0), ``partial_bin`` (the last, narrower
-bin), ``below_data_range`` (χχ̄: 2m_χ below the lowest measured mass, so the yield misses the
-unmeasured masses and is a lower bound), ``above_data_range`` (χχ̄: 2m_χ above the highest
-measured mass: yield 0), ``outside_data_range`` (A′ yield asked at a mass outside the data).
+Offers the pure yield functions with typed results: :func:`aprime_yield` and
+:func:`aprime_yield_from_pairs` (Eq. 6, :class:`AprimeYield`), :func:`mcp_yield_from_hist` and
+:func:`mcp_yield_from_pairs` (Eq. 8, :class:`McpYield`); N_POT (:func:`resolve_n_pot`), the
+comparison curves (:func:`theory_curves`); and the ``gammastar yields`` stage
+:func:`compute_yields`, a thin orchestration (:func:`read_yield_inputs`, the yields,
+:func:`yields_document`, the writers) returning a :class:`YieldsResult`. The errors
+(``stat_err``, ``bkg_sub_err``) and the flags are documented in docs/yields.md.
 """
 
 from __future__ import annotations
@@ -793,6 +769,37 @@ def _write_csv(
         tmp.write_text("\n".join(lines) + "\n")
 
 
+@dataclass
+class YieldInputs:
+    """What the yields stage reads from the run directory (:func:`read_yield_inputs`)."""
+
+    hists: dict[str, Any]
+    """``unfolded_m`` and, when present, ``comb_m``, ``signal_m``."""
+    phase_space: str
+    n_pot: float
+    n_pot_source: str
+    pairs: Any
+    """The pairs table (``m``, ``weight``, ``charge``; ``pT``, ``y`` in the fiducial phase
+    space), or ``None`` when no source uses it."""
+    consistent: bool | None
+    """Whether the pairs' weights sum to ``unfolded_m`` (``None``: no pairs)."""
+    inputs: list[Path]
+    polarisation: dict[str, Any] | None = None
+    """``select.json``'s ``polarisation`` block (λ_θ, λ_φ, λ_θφ per mass bin), or ``None``."""
+
+
+@dataclass(eq=False, repr=False)
+class YieldsResult(dict):
+    """What :func:`compute_yields` produced: the ``yields.json`` document (this dict, as
+    written) and the typed yields it was made from."""
+
+    aprime: AprimeYield = field(repr=False)
+    mcp: McpYield = field(repr=False)
+    aprime_source: str = "histogram"
+    inputs: YieldInputs | None = field(default=None, repr=False)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
 def compute_yields(
     config: AnalysisConfig | str | os.PathLike[str],
     *,
@@ -800,7 +807,7 @@ def compute_yields(
     force: bool = False,
     plots: bool = True,
     theory: bool = True,
-) -> dict[str, Any]:
+) -> YieldsResult:
     """The ``gammastar yields`` stage: A′ and χχ̄ yields per POT from the run directory.
 
     Reads ``histograms.root`` (``unfolded_m``, ``comb_m``, ``signal_m``) and, when present,
@@ -816,12 +823,12 @@ def compute_yields(
         theory: compute the bremsstrahlung / π0 / J/ψ comparison curves (in ``theory``).
 
     Returns:
-        The ``yields.json`` document.
+        A :class:`YieldsResult`: the ``yields.json`` document (a dict) with the typed yields.
 
     Raises:
         GammastarError: missing inputs, bad N_POT, outputs exist without ``force``.
     """
-    from gammastar.artifacts import check_writable, make_meta
+    from gammastar.artifacts import check_writable
     from gammastar.config import AnalysisConfig, load_config
 
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
@@ -831,21 +838,37 @@ def compute_yields(
     outs = [run_dir / n for n in OUTPUT_FILES] + ([run_dir / n for n in FIGURES] if plots else [])
     for p in outs:  # refuse early, before any work
         check_writable(p, force)
+    inp = read_yield_inputs(cfg)
+    ap, ap_source, mcp, fid = _yields(cfg, inp)
+    loss = read_acceptance_loss(run_dir) if inp.phase_space == "full" else None
+    lost_fraction = (
+        flag_acceptance_loss(loss, ap, mcp, cfg.input.lepton_mass) if loss is not None else None
+    )
+    _warn_flags(ap)
+    res = YieldsResult(ap, mcp, ap_source, inp, {n: run_dir / n for n in OUTPUT_FILES})
+    res.update(yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory))
+    _write_outputs(cfg, res, force, plots)
+    return res
 
+
+def read_yield_inputs(cfg: AnalysisConfig) -> YieldInputs:
+    """The run directory's inputs of the yields stage, checked: ``select.json`` (schema),
+    ``histograms.root``, N_POT and the pairs table where a source (``yields.*_source``) or the
+    fiducial phase space needs it."""
+    run_dir = cfg.output_dir
     rd = rundir.RunDir(run_dir)
+    polarisation = None
     if rd.path(rundir.SELECT).exists():  # schema check: refuse an invalid/unknown-version one
-        rd.read_json(rundir.SELECT)
+        # the decay angular distribution the selection measured (gammastar.polarisation)
+        polarisation = rd.read_json(rundir.SELECT).get("polarisation")
     hpath = rd.path(rundir.HISTOGRAMS)
     hists = _read_histograms(hpath)
     phase_space = read_phase_space(run_dir)
     n_pot, n_pot_source = resolve_n_pot(cfg, run_dir)
-    m_lepton = cfg.input.lepton_mass
     inputs: list[Path] = [hpath]
-
     ppath = rd.path(rundir.PAIRS)
     pairs = None
-    ycfg = cfg.yields
-    wanted = {ycfg.mcp_source, ycfg.aprime_source}
+    wanted = {cfg.yields.mcp_source, cfg.yields.aprime_source}
     if "pairs" in wanted and not ppath.exists():
         raise InputError(f"{ppath}: yields.*_source is 'pairs' but the file does not exist")
     fiducial_ps = phase_space == PHASE_SPACE_FIDUCIAL
@@ -858,65 +881,64 @@ def compute_yields(
         cols = ["m", "weight", "charge"] + (["pT", "y"] if fiducial_ps else [])
         pairs = rd.read_pairs(cols)  # those columns checked against the contract
         inputs.append(ppath)
-
-    unf = hists["unfolded_m"]
-    edges = np.asarray(unf.axes[0].edges)
     consistent = None
     if pairs is not None:
-        consistent = pairs_match_histogram(pairs["m"], pairs["weight"], unf)
+        consistent = pairs_match_histogram(pairs["m"], pairs["weight"], hists["unfolded_m"])
         if not consistent:
             log.warning(
                 "yields: %s weights do not sum to unfolded_m (resolution unfolding?); "
                 "'auto' sources use the histogram",
                 ppath,
             )
+    return YieldInputs(
+        hists, phase_space, n_pot, n_pot_source, pairs, consistent, inputs, polarisation
+    )
+
+
+def _yields(
+    cfg: AnalysisConfig, inp: YieldInputs
+) -> tuple[AprimeYield, str, McpYield, dict[str, Any] | None]:
+    """``(A′ yield, its source, χχ̄ yield, fiducial-region document or None)``: from the pairs
+    (``pairs``, or ``auto`` when they sum to ``unfolded_m``; always in the fiducial phase
+    space, with the full-phase-space weights) or from the histogram."""
+    ycfg, m_lepton, n_pot = cfg.yields, cfg.input.lepton_mass, inp.n_pot
+    unf = inp.hists["unfolded_m"]
+    edges = np.asarray(unf.axes[0].edges)
+    m_chi = np.asarray(ycfg.mcp_masses, dtype=np.float64)
+    pairs, fid = inp.pairs, None
+    if inp.phase_space == PHASE_SPACE_FIDUCIAL:
+        fid = _fiducial_yields(cfg, pairs, edges, n_pot, m_chi, m_lepton)
+        # from here on the pairs stand for the full phase space: each weight / f_F(m)
+        pairs = pairs.assign(weight=fid.pop("weight_full"))
 
     def use_pairs(choice: str) -> bool:
-        return pairs is not None and (choice == "pairs" or (choice == "auto" and consistent))
-
-    m_chi = np.asarray(ycfg.mcp_masses, dtype=np.float64)
-    if fiducial_ps:
-        doc_fid = _fiducial_yields(cfg, pairs, edges, n_pot, m_chi, m_lepton)
-        # from here on the pairs stand for the full phase space: each weight / f_F(m)
-        pairs = pairs.assign(weight=doc_fid.pop("weight_full"))
-        consistent = True
-    if pairs is not None:  # (the full-phase-space weights when fiducial_ps)
-        m_pairs, w_pairs = pairs["m"].to_numpy(), pairs["weight"].to_numpy()
-    if use_pairs(ycfg.aprime_source) or fiducial_ps:
-        ap = aprime_yield_from_pairs(
-            m_pairs,
-            w_pairs,
-            n_pot,
-            edges,
-            m_lepton=m_lepton,
-            bin_width=ycfg.mass_bin_width,
-            charge=pairs["charge"].to_numpy(),
+        return pairs is not None and (
+            fid is not None or choice == "pairs" or (choice == "auto" and bool(inp.consistent))
         )
+
+    if use_pairs(ycfg.aprime_source):
+        ap = aprime_yield_from_pairs(
+            pairs["m"].to_numpy(), pairs["weight"].to_numpy(), n_pot, edges, m_lepton=m_lepton,
+            bin_width=ycfg.mass_bin_width, charge=pairs["charge"].to_numpy(),
+        )  # fmt: skip
         ap_source = "pairs"
     else:
         ap = aprime_yield(
-            unf,
-            n_pot,
-            m_lepton=m_lepton,
-            bin_width=ycfg.mass_bin_width,
-            comb=hists.get("comb_m"),
-            signal=hists.get("signal_m"),
-        )
+            unf, n_pot, m_lepton=m_lepton, bin_width=ycfg.mass_bin_width,
+            comb=inp.hists.get("comb_m"), signal=inp.hists.get("signal_m"),
+        )  # fmt: skip
         ap_source = "histogram"
-    if use_pairs(ycfg.mcp_source) or fiducial_ps:
+    if use_pairs(ycfg.mcp_source):
         mcp = mcp_yield_from_pairs(
-            m_pairs,
-            w_pairs,
-            n_pot,
-            m_chi,
-            m_lepton=m_lepton,
+            pairs["m"].to_numpy(), pairs["weight"].to_numpy(), n_pot, m_chi, m_lepton=m_lepton,
             mass_range=(float(edges[0]), float(edges[-1])),
-        )
+        )  # fmt: skip
     else:
         mcp = mcp_yield_from_hist(unf, n_pot, m_chi, m_lepton=m_lepton)
+    return ap, ap_source, mcp, fid
 
-    loss = read_acceptance_loss(run_dir) if phase_space == "full" else None
-    lost_fraction = flag_acceptance_loss(loss, ap, mcp, m_lepton) if loss is not None else None
+
+def _warn_flags(ap: AprimeYield) -> None:
     serious = {"negative", "empty", "below_threshold"}
     n_flagged = sum(1 for f in ap.flags if serious & set(f))
     if n_flagged:
@@ -926,6 +948,21 @@ def compute_yields(
             n_flagged,
             len(ap.flags),
         )
+
+
+def yields_document(
+    cfg: AnalysisConfig,
+    inp: YieldInputs,
+    ap: AprimeYield,
+    ap_source: str,
+    mcp: McpYield,
+    fid: dict[str, Any] | None,
+    lost_fraction: list[float] | None,
+    theory: bool,
+) -> dict[str, Any]:
+    """The ``yields.json`` document (design.md "Public contracts"; schemas/…/yields.json):
+    the JSON assembly, in one place."""
+
     doc: dict[str, Any] = {
         "aprime": {
             "mass": ap.mass,
@@ -945,27 +982,37 @@ def compute_yields(
             "source": mcp.source,
         },
     }
-    if fiducial_ps:
-        f, f_err = (
-            doc_fid["aprime"]["fiducial_fraction"],
-            doc_fid["aprime"]["fiducial_fraction_err"],
-        )
+    inputs = list(inp.inputs)
+    if fid is not None:
+        f, f_err = fid["aprime"]["fiducial_fraction"], fid["aprime"]["fiducial_fraction_err"]
         # the full-phase-space yield's uncertainty from the extrapolation (the fit's, 1σ)
-        doc_fid["aprime"]["extrapolation_err"] = np.abs(ap.per_pot_per_eps2) * f_err / f
-        doc["aprime"].update(doc_fid["aprime"])
-        doc["mcp"].update(doc_fid["mcp"])
-        doc["extrapolation"] = doc_fid["extrapolation"]
-    # the decay angular distribution the selection measured (gammastar.polarisation)
-    from gammastar.polarisation import read_polarisation
-
-    doc["polarisation"] = read_polarisation(run_dir)
+        fid["aprime"]["extrapolation_err"] = np.abs(ap.per_pot_per_eps2) * f_err / f
+        doc["aprime"].update(fid["aprime"])
+        doc["mcp"].update(fid["mcp"])
+        doc["extrapolation"] = fid["extrapolation"]
+    doc["polarisation"] = inp.polarisation  # measured by the selection (gammastar.polarisation)
     if theory:
-        doc["theory"] = theory_curves(cfg, ap.mass, m_chi)
-    if ycfg.compare_with is not None:  # issue 14: lepton universality (gammastar.universality)
-        other = cfg.resolve(ycfg.compare_with)
-        doc.update(_universality(doc["aprime"], other, cfg.input.lepton, ycfg))
+        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
+    if cfg.yields.compare_with is not None:  # issue 14: lepton universality
+        other = cfg.resolve(cfg.yields.compare_with)
+        doc.update(_universality(doc["aprime"], other, cfg.input.lepton, cfg.yields))
         inputs.append(other)
-    doc["meta"] = make_meta(
+    doc["meta"] = _yields_meta(cfg, inp, ap, inputs, pairs_match=True if fid is not None else None)
+    return doc
+
+
+def _yields_meta(
+    cfg: AnalysisConfig,
+    inp: YieldInputs,
+    ap: AprimeYield,
+    inputs: list[Path],
+    pairs_match: bool | None = None,
+) -> dict[str, Any]:
+    """``yields.json`` ``meta`` (``pairs_match``: overrides ``inp.consistent``; the fiducial
+    phase space's full-phase-space weights are the yields' by construction)."""
+    from gammastar.artifacts import make_meta
+
+    return make_meta(
         config_sha256=cfg.section_sha256(
             "input", "selection", "background", "unfold", "beam", "yields"
         ),
@@ -973,12 +1020,12 @@ def compute_yields(
         inputs=inputs,
         stage="yields",
         config_sha256_full=cfg.sha256,
-        n_pot=n_pot,
-        n_pot_source=n_pot_source,
+        n_pot=inp.n_pot,
+        n_pot_source=inp.n_pot_source,
         target_interaction_lengths=cfg.beam.interaction_lengths,
-        phase_space=phase_space,
-        pairs_match_unfolded_m=consistent,
-        lepton_mass=m_lepton,
+        phase_space=inp.phase_space,
+        pairs_match_unfolded_m=inp.consistent if pairs_match is None else pairs_match,
+        lepton_mass=cfg.input.lepton_mass,
         lepton=cfg.input.lepton,
         mass_bin_width=float(np.median(np.diff(ap.edges))) if len(ap.edges) > 1 else None,
         units={
@@ -989,10 +1036,16 @@ def compute_yields(
         stat_err="sqrt(sum w^2) incl. like-sign subtraction; bkg_sub_err is that part alone",
         flags_doc="docs/yields.md#flags",
     )
-    rd.write_json(rundir.YIELDS, doc, force)  # schema-checked
+
+
+def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: bool) -> None:
+    """``yields.json`` (schema-checked), the two CSV tables and, with ``plots``, the figures."""
+    rd = rundir.RunDir(cfg.output_dir)
+    ap, mcp, inp = res.aprime, res.mcp, res.inputs
+    rd.write_json(rundir.YIELDS, dict(res), force)  # schema-checked
     comment = (
-        f"gammastar yields; n_pot={n_pot:.6g} ({n_pot_source}); phase_space={phase_space}; "
-        "see yields.json meta"
+        f"gammastar yields; n_pot={inp.n_pot:.6g} ({inp.n_pot_source}); "
+        f"phase_space={inp.phase_space}; see yields.json meta"
     )
     _write_csv(
         rd.path(rundir.YIELDS_APRIME_CSV),
@@ -1025,9 +1078,8 @@ def compute_yields(
     if plots:
         from gammastar.yields_plots import plot_aprime, plot_mcp
 
-        plot_aprime(doc, run_dir / FIGURES[0], force=force)
-        plot_mcp(doc, run_dir / FIGURES[1], force=force)
-    return doc
+        plot_aprime(dict(res), cfg.output_dir / FIGURES[0], force=force)
+        plot_mcp(dict(res), cfg.output_dir / FIGURES[1], force=force)
 
 
 # ``gammastar.yields(config, ...)`` runs the stage (gammastar._api).

@@ -80,7 +80,7 @@ class MockGenerator:
         if self.cfg.backend == "pythia":
             _pythia_backend()
         self.efficiency_path = resolve_efficiency_map(config)
-        eff = load_efficiency_map(self.efficiency_path)  # None: ε = 1
+        eff = load_efficiency_map(self.efficiency_path, key="mock.efficiency_map")  # None: ε = 1
         # the Gaussian rapidity truncated at the kinematic limit E ≤ beam.energy, on request
         e_max = config.beam.energy if self.cfg.kinematic_limit else None
         self.cocktail = Cocktail(self.cfg, beam_energy=e_max)
