@@ -922,11 +922,21 @@ def compute_yields(
         doc["aprime"].update(doc_fid["aprime"])
         doc["mcp"].update(doc_fid["mcp"])
         doc["extrapolation"] = doc_fid["extrapolation"]
+    if cfg.uncertainties.enabled:  # named nuisances (gammastar.uncertainties, issue 19)
+        from gammastar.uncertainties import yield_uncertainties
+
+        unc_pairs = None
+        if ppath.exists():
+            cols = ["m", "weight", "charge"] + (["pT", "pz"] if fiducial_ps else [])
+            unc_pairs = rd.read_pairs(cols)
+        doc["uncertainties"] = yield_uncertainties(
+            cfg, _jsonable(doc), hists=hists, pairs=unc_pairs
+        )
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, m_chi)
     doc["meta"] = make_meta(
         config_sha256=cfg.section_sha256(
-            "input", "selection", "background", "unfold", "beam", "yields"
+            "input", "selection", "background", "unfold", "beam", "yields", "uncertainties"
         ),
         seed=None,
         inputs=inputs,
@@ -986,6 +996,13 @@ def compute_yields(
         plot_aprime(doc, run_dir / FIGURES[0], force=force)
         plot_mcp(doc, run_dir / FIGURES[1], force=force)
     return doc
+
+
+def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``aprime`` arrays as lists (what :func:`gammastar.uncertainties.yield_uncertainties`
+    reads, the same as in the written file)."""
+    ap = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in doc["aprime"].items()}
+    return {**doc, "aprime": ap}
 
 
 # ``gammastar.yields(config, ...)`` runs the stage (gammastar._api).
