@@ -83,6 +83,9 @@ class Yields:
     meta: dict[str, Any]
     extrapolation: dict[str, Any] | None = None
     """``yields.json`` ``extrapolation`` (fiducial-region yields), else ``None``."""
+    uncertainties: dict[str, Any] | None = None
+    """``yields.json`` ``uncertainties`` (:func:`gammastar.uncertainties.read_uncertainties`),
+    else ``None``."""
 
     def __post_init__(self) -> None:
         good = np.isfinite(self.per_pot_per_eps2) & (self.per_pot_per_eps2 > 0)
@@ -132,8 +135,13 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
     if not (arrays[0].size == arrays[1].size == arrays[2].size) or arrays[0].size == 0:
         raise InputError(f"{path}: aprime.mass, per_pot_per_eps2 and stat_err differ in length")
     try:
+        from gammastar.uncertainties import read_uncertainties
+
         return Yields(
-            *arrays, meta=dict(data.get("meta", {})), extrapolation=data.get("extrapolation")
+            *arrays,
+            meta=dict(data.get("meta", {})),
+            extrapolation=data.get("extrapolation"),
+            uncertainties=read_uncertainties(data, source=str(path)) or None,
         )
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
@@ -308,6 +316,7 @@ def mass_model(
     mass_range: tuple[float, float] | None = None,
     dark: darkphoton.DarkSector | None = None,
     acceptance: Mapping[str, float] | None = None,
+    signal_nuisances: Mapping[str, float] | None = None,
 ) -> Model:
     """The per-mass likelihood: signal template (one event in total) split over the channels by
     BR(A′ → ℓℓ) (× ``acceptance``, when the channels' acceptances differ), background counts
@@ -322,6 +331,9 @@ def mass_model(
             placed in the central bin, the conservative choice).
         acceptance: per channel, a number proportional to its acceptance (``None``: the same
             for every channel).
+        signal_nuisances: named relative signal-rate uncertainties, each one parameter shared
+            by the channels (:mod:`gammastar.uncertainties`); ``data_stat`` among them replaces
+            ``mc_stat``.
     """
     for key, given in (("background", background), ("background_kappa", background_kappa)):
         lost = [ch for ch in channels if ch not in given]
@@ -376,10 +388,15 @@ def mass_model(
                 observed=ob,
                 bkg_kappa=float(background_kappa[ch]),
                 eff_unc=efficiency_uncertainty,
-                mc_stat=mc_stat,
+                mc_stat=0.0 if "data_stat" in (signal_nuisances or {}) else mc_stat,
             )
         )
-    return Model(chans, n_pot_unc=n_pot_unc, meta={"mass": mass, "br": brs})
+    return Model(
+        chans,
+        n_pot_unc=n_pot_unc,
+        meta={"mass": mass, "br": brs},
+        signal_nuisances=dict(signal_nuisances or {}),
+    )
 
 
 # --------------------------------------------------------------------------- observed
@@ -553,13 +570,15 @@ def scan(
     mass_bins: int = 6,
     event_lines: tuple[float, ...] = (2.3, 3.0),
     dark: darkphoton.DarkSector | None = None,
+    signal_nuisances: Mapping[str, ArrayLike] | None = None,
 ) -> ScanResult:
     """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
 
     The statistics inputs (``background``, ``background_kappa``, ``n_pot_unc``,
     ``efficiency_uncertainty``) have no defaults. ``observed``: per channel one count for every
     mass point, or an array with one entry (a count, or the counts per mass bin) per mass point
-    (:func:`observed_counts` makes it from the config).
+    (:func:`observed_counts` makes it from the config). ``signal_nuisances``: per name the
+    relative signal-rate uncertainty at each mass (:func:`gammastar.uncertainties.at_masses`).
     """
     masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
     eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=np.float64)))
@@ -650,6 +669,9 @@ def scan(
             mass_range=(float(masses[0]), float(masses[-1])),
             dark=dark,
             acceptance=shares,
+            signal_nuisances=None
+            if signal_nuisances is None
+            else {k: float(np.asarray(v)[i]) for k, v in signal_nuisances.items()},
         )
         hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
         lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s, hint=hint)
@@ -1019,6 +1041,9 @@ def run_reach(
             resolve=config.resolve,
         )
     dark = darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None
+    from gammastar.uncertainties import reach_nuisances
+
+    nuis, nuis_record = reach_nuisances(config, yields, masses)
     t0 = time.perf_counter()
     res = scan(
         masses,
@@ -1044,6 +1069,7 @@ def run_reach(
         mass_bins=rc.mass_bins,
         event_lines=tuple(rc.event_lines),
         dark=dark,
+        signal_nuisances=nuis,
     )
     wall = time.perf_counter() - t0
     meta = make_meta(
@@ -1116,6 +1142,7 @@ def run_reach(
         },
         "signal_limit": limits_json,
         "extrapolation": _extrapolation_json(res, rc.extrapolation, yields),
+        **({"nuisances": nuis_record} if nuis_record is not None else {}),
         "meta": meta,
     }
     from gammastar.artifacts import atomic_paths

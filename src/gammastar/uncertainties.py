@@ -467,3 +467,48 @@ def check_unique(names: list[str], *, key: str) -> None:
         if n in seen:
             raise GammastarError(f"{key}: nuisance {n!r} given twice")
         seen.add(n)
+
+
+def reach_nuisances(
+    config: Any, yields: Any, masses: ArrayLike
+) -> tuple[dict[str, NDArray[np.float64]] | None, dict[str, Any] | None]:
+    """The named signal nuisances of a reach at ``masses`` and their ``reach.json`` record.
+
+    ``data_stat`` is the loaded yield's own relative error (the fiducial one with
+    ``reach.extrapolation: refuse``), ``extrapolation`` only where the reach uses the
+    extrapolated yield (``label``); the others are the ``yields.json`` sizes, interpolated.
+
+    Returns:
+        ``(None, None)`` with ``uncertainties.enabled: false``; else ``({name: r(m)}, record)``.
+
+    Raises:
+        InputError: ``uncertainties.enabled`` but the yields file has no ``uncertainties``.
+    """
+    if not config.uncertainties.enabled:
+        return None, None
+    unc = yields.uncertainties
+    if not unc:
+        raise InputError(
+            f"{config.reach.yields}: no 'uncertainties' block, but uncertainties.enabled is "
+            "true; rerun `gammastar yields` with the uncertainties section"
+        )
+    masses = np.atleast_1d(np.asarray(masses, dtype=float))
+    sizes = at_masses(unc, masses)
+    refuse = config.reach.extrapolation == "refuse"
+    if refuse:
+        sizes.pop("extrapolation", None)
+    if "data_stat" in sizes:
+        sizes["data_stat"] = np.nan_to_num(yields.at(masses)[1])
+    record: dict[str, Any] = {"mass": masses.tolist(), "nuisances": {}}
+    for name, r in sizes.items():
+        n = unc["nuisances"][name]
+        record["nuisances"][name] = {
+            "kind": n.get("kind", NUISANCE_KIND),
+            "rel": [float(v) for v in r],
+            "origin": n.get("origin", ""),
+            "correlation": n.get("correlation", CORRELATED),
+            "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
+        }
+    if refuse and "extrapolation" in unc["nuisances"]:
+        record["not_included"] = {"extrapolation": "reach.extrapolation: refuse (fiducial only)"}
+    return sizes, record
