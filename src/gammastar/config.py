@@ -836,6 +836,9 @@ class UncertaintiesConfig(Section):
     """``background.remove_eta_mumu: rate``: relative 1σ error of the subtracted η → μμ peak
     (the PDG errors of BR(η → μμ)/BR(η → γμμ)); required there."""
     extra: list[ExtraNuisance] = Field(default_factory=list)
+    impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
+    """The reach's impact table (``reach.json`` ``impact``): at this many evenly spaced
+    masses, s_up and ε_low/ε_high with each nuisance fixed at ±1σ (0: none)."""
 
     @field_validator("lambda_theta_err")
     @classmethod

@@ -543,6 +543,8 @@ class ScanResult:
     acceptance_extrapolated: NDArray[np.float64] | None = None
     """The part of ``acceptance`` from samples outside the data's fiducial region (a model);
     ``None`` when the sampler labels none."""
+    impact: dict[str, Any] | None = None
+    """Each nuisance fixed at ±1σ at a few masses (:func:`gammastar.uncertainties.impact`)."""
 
 
 def scan(
@@ -571,6 +573,7 @@ def scan(
     event_lines: tuple[float, ...] = (2.3, 3.0),
     dark: darkphoton.DarkSector | None = None,
     signal_nuisances: Mapping[str, ArrayLike] | None = None,
+    impact_points: int = 0,
 ) -> ScanResult:
     """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
 
@@ -578,7 +581,9 @@ def scan(
     ``efficiency_uncertainty``) have no defaults. ``observed``: per channel one count for every
     mass point, or an array with one entry (a count, or the counts per mass bin) per mass point
     (:func:`observed_counts` makes it from the config). ``signal_nuisances``: per name the
-    relative signal-rate uncertainty at each mass (:func:`gammastar.uncertainties.at_masses`).
+    relative signal-rate uncertainty at each mass (:func:`gammastar.uncertainties.at_masses`);
+    ``impact_points``: at that many evenly spaced masses, each nuisance fixed at ±1σ
+    (:func:`gammastar.uncertainties.impact`).
     """
     masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
     eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=np.float64)))
@@ -593,6 +598,8 @@ def scan(
                     f"reach.observed.{ch}: {np.shape(v)[0]} entries for {masses.size} masses"
                 )
     seeds = np.random.SeedSequence(seed).spawn(masses.size)
+    impact_at = set(np.linspace(0, masses.size - 1, impact_points).round().astype(int).tolist())
+    impact_rows: list[dict[str, Any]] = []
     y, rel = yields.at(masses)
     keys = [*BANDS, *(["obs"] if observed else []), *(f"events_{v:g}" for v in event_lines)]
     bounds = {k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in keys}
@@ -602,7 +609,7 @@ def scan(
     labelled = False
     limits: list[LimitResult | None] = []
     models: list[Model | None] = []
-    t_acc = t_lim = t_bnd = 0.0
+    t_acc = t_lim = t_bnd = t_imp = 0.0
     methods = set()
     for i, m in enumerate(masses):
         open_ch = tuple(ch for ch in channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
@@ -687,6 +694,28 @@ def scan(
                 done[s_up] = eps_boundaries(nsig, eps, s_up, values=nsig_grid[i])
             bounds[k][0][i], bounds[k][1][i] = done[s_up]
         t3 = time.perf_counter()
+        if i in impact_at and np.isfinite(lim.expected["0"]):
+            from gammastar.uncertainties import impact
+
+            impact_rows.append(
+                {
+                    "mass": float(m),
+                    "s_up": lim.expected["0"],
+                    "eps_low": bounds["0"][0][i],
+                    "eps_high": bounds["0"][1][i],
+                    "shifts": impact(
+                        model,
+                        nsig,
+                        eps,
+                        nsig_grid[i],
+                        cl=cl,
+                        method=lim.method,
+                        seed=s,
+                        s_up=lim.expected["0"],
+                    ),
+                }
+            )
+        t_imp += time.perf_counter() - t3
         t_acc += t1 - t0
         t_lim += t2 - t1
         t_bnd += t3 - t2
@@ -723,8 +752,39 @@ def scan(
         models=models,
         acceptance_extrapolated=extrap_grid if labelled else None,
         method="+".join(sorted(methods)),
-        seconds={"acceptance": t_acc, "limits": t_lim, "boundaries": t_bnd},
+        seconds={
+            "acceptance": t_acc,
+            "limits": t_lim,
+            "boundaries": t_bnd,
+            **({"impact": t_imp} if impact_rows else {}),
+        },
+        impact=_impact_table(impact_rows) if impact_rows else None,
     )
+
+
+def _impact_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``reach.json`` ``impact``: per nuisance and ±1σ, s_up and ε_low/ε_high at each mass."""
+
+    def num(v: float | None) -> float | None:
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    names = list(dict.fromkeys(n for r in rows for n in r["shifts"]))
+    table: dict[str, Any] = {
+        "mass": [r["mass"] for r in rows],
+        "nominal": {k: [num(r[k]) for r in rows] for k in ("s_up", "eps_low", "eps_high")},
+        "nuisances": {},
+        "note": "median expected limit with one nuisance fixed at +1/-1 sigma and the others "
+        "integrated (gammastar.uncertainties.impact); s_up in events of the nominal N_sig",
+    }
+    for n in names:
+        table["nuisances"][n] = {
+            side: {
+                k: [num(r["shifts"].get(n, {}).get(side, {}).get(k)) for r in rows]
+                for k in ("s_up", "eps_low", "eps_high")
+            }
+            for side in ("+1", "-1")
+        }
+    return table
 
 
 # --------------------------------------------------------------------------- plots
@@ -1070,6 +1130,7 @@ def run_reach(
         event_lines=tuple(rc.event_lines),
         dark=dark,
         signal_nuisances=nuis,
+        impact_points=config.uncertainties.impact_masses if nuis is not None else 0,
     )
     wall = time.perf_counter() - t0
     meta = make_meta(
@@ -1143,6 +1204,7 @@ def run_reach(
         "signal_limit": limits_json,
         "extrapolation": _extrapolation_json(res, rc.extrapolation, yields),
         **({"nuisances": nuis_record} if nuis_record is not None else {}),
+        **({"impact": res.impact} if res.impact is not None else {}),
         "meta": meta,
     }
     from gammastar.artifacts import atomic_paths

@@ -210,7 +210,11 @@ def build_spec(model: Model, *, observed: bool | None = None) -> dict[str, Any]:
         for name, r in model.signal_nuisances.items():
             if r > 0:
                 smods.append(
-                    {"name": name, "type": "normsys", "data": {"hi": 1.0 + r, "lo": 1.0 / (1.0 + r)}}
+                    {
+                        "name": name,
+                        "type": "normsys",
+                        "data": {"hi": 1.0 + r, "lo": 1.0 / (1.0 + r)},
+                    }
                 )
         if c.eff_unc > 0:
             smods.append(
