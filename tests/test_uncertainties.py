@@ -139,7 +139,7 @@ class _Table:
 
 def test_lambda_theta_variation_reweights_each_pair():
     # weights ∝ 1/A: with A_λ' the weight becomes w A_λ/A_λ' (0.5/0.4 = 1.25, 0.5/0.6 = 5/6);
-    # a table below min_acceptance drops the pairs (they leave the fiducial region)
+    # the fiducial region is the nominal one: a nominal A below min_acceptance keeps w = 0
     pairs = {"m": [0.3, 0.31, 0.6], "pT": [1, 1, 1], "pz": [50, 50, 50], "weight": [2, 2, 1]}
     up, down = lambda_theta_variation(
         pairs, [0.2, 0.5, 0.8], _Table(0.5), (_Table(0.4), _Table(0.6)), min_acceptance=0.05
@@ -147,7 +147,7 @@ def test_lambda_theta_variation_reweights_each_pair():
     np.testing.assert_allclose(up, [0.25, 0.25])
     np.testing.assert_allclose(down, [-1 / 6, -1 / 6])
     up, _ = lambda_theta_variation(
-        pairs, [0.2, 0.5, 0.8], _Table(0.5), (_Table(0.01), _Table(0.6)), min_acceptance=0.05
+        pairs, [0.2, 0.5, 0.8], _Table(0.01), (_Table(0.02), _Table(0.6)), min_acceptance=0.05
     )
     np.testing.assert_allclose(up, [-1.0, -1.0])
 

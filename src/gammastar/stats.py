@@ -9,7 +9,10 @@ m_A′ of width the mass resolution), a signal sample scaled by the parameter of
   exponential interpolation makes the yield scale exactly κ^α with α ~ N(0, 1): log-normal);
 * ``eff_<ch>``: signal selection efficiency (NA62: 2.9%), normsys per channel;
 * ``bkg_<ch>``: background yield, log-normal normsys (NA62: shape 1.125 for μμ, 4.0 for ee);
-* ``mcstat_<ch>``: MC (yield) statistics of the signal template, ``staterror``.
+* ``mcstat_<ch>``: MC (yield) statistics of the signal template, ``staterror``;
+* named signal nuisances (:attr:`Model.signal_nuisances`: the yield's own sources of
+  :mod:`gammastar.uncertainties`, ``data_stat`` replacing ``mcstat``), log-normal ``normsys``
+  each shared by all channels like ``n_pot``.
 
 The parameter of interest ``n_signal`` multiplies a signal template normalised to **one expected
 event summed over channels**, so its upper limit is the event-count limit s_up. Channel fractions
@@ -23,7 +26,8 @@ result:
   t = Σ_i n_i ln(1 + μ s_i/b_i) (the likelihood ratio at nominal nuisances, as at LEP), Poisson
   probabilities summed exactly over the count configurations, the log-normal nuisances integrated
   by Gauss–Hermite quadrature (the shared N_POT node outermost, so that the channels stay
-  correlated through it). CLs = P(t ≤ t_obs | μ)/P(t ≤ t_obs | 0). For 0 observed and b → 0 it
+  correlated through it; the named signal nuisances are independent log-normals of the same
+  common scale, so they join that node: one log-normal of width √(Σ ln²(1 + r))). CLs = P(t ≤ t_obs | μ)/P(t ≤ t_obs | 0). For 0 observed and b → 0 it
   gives CLs = ⟨e^{−μκ^α}⟩, hence s_up = ln 10 = 2.303 at 90% CL without systematics.
 * ``"toys"`` – pyhf's toy calculator (q̃_μ, frequentist pseudo-experiments).
 * ``"asymptotic"`` – pyhf asymptotic formulae (Cowan et al. 2011), valid for large counts only:

@@ -152,8 +152,10 @@ def lambda_theta_variation(
     """Relative yield change per mass bin with the per-pair acceptance of another λ_θ.
 
     Each pair's weight w (∝ 1/A_λ) becomes w·A_λ/A_λ′, both looked up in the tables (so that
-    their interpolation errors cancel); pairs whose A_λ′ falls below ``min_acceptance`` leave
-    the fiducial region and are dropped, as the selection would drop them.
+    their interpolation errors cancel). The fiducial region stays the nominal one (A_λ ≥
+    ``min_acceptance``, where the weights are non-zero): the variation is that of the
+    acceptance correction, not of the region's definition (moving pairs across its edge would
+    add the extrapolation's change, a separate nuisance, and the noise of the largest weights).
 
     Arguments:
         pairs: ``m``, ``pT``, ``pz``, ``weight`` (the pairs table).
@@ -179,7 +181,7 @@ def lambda_theta_variation(
     out = []
     for table in varied:
         a1 = table.lookup(m, pt, pz)
-        ok = (a0 > 0) & (a1 >= min_acceptance)
+        ok = (a0 >= min_acceptance) & (a1 > 0)
         ratio = np.where(ok, a0 / np.where(ok, a1, 1.0), 0.0)
         w1 = _bin_sums(m, w * ratio, edges)
         with np.errstate(divide="ignore", invalid="ignore"):
