@@ -303,6 +303,15 @@ def test_reach_with_nuisances_and_impact(tmp_path):
     names = {x["name"] for x in first["channels"][0]["samples"][0]["modifiers"]}
     assert {"data_stat", "like_sign_r", "n_pot"} <= names
     assert not any(x.startswith("mcstat_") for x in names)  # data_stat replaces it
+    # the ranking plot (reach stage) and the report's table of the same numbers
+    assert (tmp_path / "run" / "figures" / "reach_impact.png").stat().st_size > 1000
+    from gammastar.report import Section, _reach_section
+
+    sec = Section("reach", "Reach")
+    _reach_section(tmp_path / "run", sec)
+    html = "".join(map(str, sec.parts))
+    assert "Impact of each nuisance" in html
+    assert "like_sign_r" in html
     r_off = run_reach(cfg, force=True)
     # the added log-normal nuisances widen the limit (exact construction), at every mass
     s_on = np.array(r_on["signal_limit"]["0"], float)

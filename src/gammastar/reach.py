@@ -1242,9 +1242,13 @@ def run_reach(
         tmps[-1].write_text(rd.json_text(rundir.REACH, reach))  # schema-checked
     import matplotlib.pyplot as plt
 
-    reach_png, decays_png = map(rd.path, rundir.stage_figures("reach"))
+    reach_png, decays_png, impact_png = map(rd.path, rundir.stage_figures("reach"))
     fig = plot_reach(res, reach_png, title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
     plt.close(fig)
+    if res.impact is not None:
+        from gammastar.uncertainties import plot_impact
+
+        plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))
     return reach
 
