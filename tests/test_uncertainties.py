@@ -343,3 +343,75 @@ def test_reach_refuses_enabled_without_yields_block(tmp_path):
     )
     with pytest.raises(InputError, match="no 'uncertainties' block"):
         run_reach(on)
+
+
+# --------------------------------------------------------------------------- kinematic model
+def _scan_kw(tmp_path):
+    from test_reach import NA62_LIKE, synthetic_yields
+
+    from gammastar.acceptance import Geometry
+    from gammastar.reach import load_yields
+
+    return {
+        "geometry": Geometry(**NA62_LIKE),
+        "yields": load_yields(synthetic_yields(tmp_path / "y.json")),
+        "n_pot": 1e20,
+        "channels": ("mumu",),
+        "background": {"mumu": 0.0},
+        "background_kappa": {"mumu": 1.0},
+        "n_pot_unc": 0.2,
+        "efficiency_uncertainty": 0.0,
+        "samples": 3000,
+        "seed": 4,
+        "method": "exact",
+    }
+
+
+def test_ensemble_spread_enters_as_kinematic_model(tmp_path):
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.reach import scan
+
+    kw = _scan_kw(tmp_path)
+    masses, eps = np.array([0.3, 0.6]), np.geomspace(1e-7, 1e-3, 30)
+    nominal = ParametricSampler()
+    base = scan(masses, eps, sampler=nominal, **kw)
+    # identical members, same A′ seeds: no spread, the same limits
+    same = scan(masses, eps, sampler=nominal, ensemble=[nominal, ParametricSampler()], **kw)
+    np.testing.assert_array_equal(same.acceptance_members[0], same.acceptance_members[1])
+    assert [k["rel"] for k in same.kinematic] == [0.0, 0.0]
+    for a, b in zip(base.limits, same.limits, strict=True):
+        assert a.expected["0"] == pytest.approx(b.expected["0"], rel=1e-6)
+    # a harder energy spectrum (narrower rapidity): the spread of two members, std (ddof 1)
+    # over mean = |A1 − A2|/√2 / mean, taken at the first pass's median ε_high
+    other = ParametricSampler(y_sigma=0.8)
+    res = scan(masses, eps, sampler=nominal, ensemble=[nominal, other], **kw)
+    a1, a2 = res.acceptance_members
+    mean = 0.5 * (a1 + a2)
+    rel = np.abs(a1 - a2) / math.sqrt(2) / np.where(mean > 0, mean, 1.0)  # 0 where both are 0
+    for i, row in enumerate(res.kinematic):
+        hi = base.boundaries["0"][1][i]
+        assert row["eps_high"] == pytest.approx(
+            np.interp(np.log(hi), np.log(eps), rel[i]), rel=1e-9
+        )
+        assert row["rel"] == row["eps_high"]
+        assert res.limits[i].expected["0"] > base.limits[i].expected["0"]
+    np.testing.assert_array_equal(res.acceptance, base.acceptance)  # the central value
+
+
+def test_ensemble_bad_input(tmp_path):
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.errors import GammastarError
+    from gammastar.reach import scan
+
+    kw = _scan_kw(tmp_path)
+    with pytest.raises(GammastarError, match="at least 2 members"):
+        scan([0.3], [1e-6, 1e-5], sampler=ParametricSampler(), ensemble=[ParametricSampler()], **kw)
+    with pytest.raises(ConfigError, match=r"kinematic_model: needs enabled"):
+        config_from_dict({"uncertainties": {"kinematic_model": True}})
+    from test_reach import make_config
+
+    from gammastar.uncertainties import ensemble_samplers
+
+    cfg = make_config(tmp_path, mass_points=2, channels=["mumu"])
+    with pytest.raises(ConfigError, match=r"uncertainties\.kinematic_model: needs reach\.flow"):
+        ensemble_samplers(cfg, None, ParametricSampler())

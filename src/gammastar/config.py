@@ -836,6 +836,11 @@ class UncertaintiesConfig(Section):
     """``background.remove_eta_mumu: rate``: relative 1σ error of the subtracted η → μμ peak
     (the PDG errors of BR(η → μμ)/BR(η → γμμ)); required there."""
     extra: list[ExtraNuisance] = Field(default_factory=list)
+    kinematic_model: bool = False
+    """The reach's ``kinematic_model`` nuisance: the acceptance's spread over the flow ensemble
+    of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...);
+    each member costs one more acceptance sampling per mass. Off by default (the demo's
+    ensemble costs a training per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
     """The reach's impact table (``reach.json`` ``impact``): at this many evenly spaced
     masses, s_up and ε_low/ε_high with each nuisance fixed at ±1σ (0: none)."""
@@ -849,6 +854,8 @@ class UncertaintiesConfig(Section):
 
     @model_validator(mode="after")
     def _unique(self) -> UncertaintiesConfig:
+        if self.kinematic_model and not self.enabled:
+            raise ValueError("kinematic_model: needs enabled: true (a nuisance of the reach)")
         seen: set[str] = set(BUILTIN_NUISANCES) | {"n_pot"}
         for i, x in enumerate(self.extra):
             if x.name in seen or x.name.startswith(("eff_", "bkg_", "mcstat_")):

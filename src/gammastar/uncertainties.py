@@ -22,8 +22,9 @@ Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
   ``uncertainties.eta_mumu_rel_err`` for the rate method.
 * ``extrapolation`` – ``aprime.extrapolation_err`` (the fiducial fraction's fit error), only
   where the yields extrapolate beyond the fiducial region.
-* ``kinematic_model`` – not a yield source: the reach's acceptance spread over a flow ensemble
-  (not implemented yet; see docs/reach.md).
+* ``kinematic_model`` – not a yield source: the reach's acceptance spread over the flow
+  ensemble (``uncertainties.kinematic_model``; :func:`ensemble_samplers`,
+  :func:`gammastar.reach.scan`).
 * ``extra`` – stated normalisation uncertainties (``uncertainties.extra``).
 
 Every modifier is a ``normsys``: none of these sources moves the reconstructed-mass template of
@@ -633,3 +634,35 @@ def plot_impact(table: Mapping[str, Any], path: Any = None, *, title: str = "") 
         if path is not None:
             fig.savefig(path, dpi=100)
     return fig
+
+
+def ensemble_samplers(config: Any, yields: Any, nominal: Any) -> tuple[list[Any], list[Any]]:
+    """The A′ samplers of the flow ensemble of ``reach.flow`` (``flow/`` and
+    ``flow/ensemble/<i>/``), each wrapped like the nominal one (the fitted extrapolation
+    outside the fiducial region), and the members' training seeds.
+
+    Raises:
+        ConfigError: ``reach.flow`` is not a flow, or its ensemble has fewer than 2 members.
+    """
+    from gammastar import flow
+    from gammastar.reach import _sampler_from_config
+
+    src = config.source or "<config>"
+    if config.reach.flow is None:
+        raise ConfigError(
+            f"{src}: uncertainties.kinematic_model: needs reach.flow (a flow ensemble), "
+            "not the analytic sampler"
+        )
+    path = config.resolve(config.reach.flow)
+    ens = flow.load_ensemble(path)
+    if len(ens) < 2:
+        raise ConfigError(
+            f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
+            f"{len(ens)} member; train >= 2 (flow.ensemble) for its spread"
+        )
+    out, seeds = [nominal], []
+    for k, model in enumerate(ens.models):
+        seeds.append(model.meta.get("meta", {}).get("seed"))
+        if k > 0:
+            out.append(_sampler_from_config(config, yields, base=model)[0])
+    return out, seeds
