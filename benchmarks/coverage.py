@@ -173,6 +173,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "mean_pull": float(np.mean(p)), "rms_pull": float(np.std(p)),
                 "mean_ratio_dd_truth": float(np.mean([x["nsig_dd"] / x["nsig_truth"] for x in sel])),
                 "mean_rel_sigma": float(np.mean([x["rel_sigma"] for x in sel])),
+                "pulls": [round(float(v), 4) for v in p],
             })  # fmt: skip
             t = table[-1]
             print(f"m = {m:.2f} GeV, ctau = {ct:g} m: ±1σ {f1:.2f} ± {t['cover_1sigma_err']:.2f}, "
