@@ -1087,6 +1087,79 @@ class IdmConfig(Section):
         return darksector.IDM(**kw)
 
 
+
+# --------------------------------------------------------------------------- uncertainties
+BUILTIN_NUISANCES = (
+    "data_stat",
+    "like_sign_r",
+    "acceptance_lambda_theta",
+    "eta_mumu",
+    "extrapolation",
+    "kinematic_model",
+)
+"""Names of the prediction's own nuisance parameters (``gammastar.uncertainties``); together
+with the reach's ``n_pot``, ``eff_<channel>`` and ``bkg_<channel>`` they are reserved."""
+
+
+class ExtraNuisance(Section):
+    """A further normalisation uncertainty of the A′ yield, the same at every mass."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    rel: NonNegFloat
+    """Relative size (log-normal width ln(1 + rel), as the reach's other normsys)."""
+    origin: Annotated[str, Field(min_length=1)]
+    """Where the number comes from (written to yields.json and the workspaces' docs)."""
+
+
+class UncertaintiesConfig(Section):
+    """The prediction's own uncertainties (issue 19; docs/reach.md "Nuisance parameters"):
+    named nuisances in ``yields.json`` ``uncertainties`` and in the reach's workspaces."""
+
+    enabled: bool = False
+    """Write ``yields.json`` ``uncertainties`` and use them as named nuisances in the reach.
+    Off by default: the sizes below are experiment-specific and must be stated (``false``:
+    the yield's statistical error alone, as ``mcstat_<channel>``)."""
+    r_factor_rel_err: NonNegFloat | None = None
+    """Relative 1σ error of the like-sign normalisation R (``background.r_factor``); required
+    with ``enabled`` (0 on purpose for an exactly known R)."""
+    lambda_theta_err: float | None = None
+    """1σ error of the decay anisotropy λ_θ (``unfold.decay_lambda_theta``) when ``yields.json``
+    has no measured ``polarisation.lambda_theta_err``; used with ``unfold.lepton_acceptance``."""
+    eta_mumu_rel_err: NonNegFloat | None = None
+    """``background.remove_eta_mumu: rate``: relative 1σ error of the subtracted η → μμ peak
+    (the PDG errors of BR(η → μμ)/BR(η → γμμ)); required there."""
+    extra: list[ExtraNuisance] = Field(default_factory=list)
+    kinematic_model: bool = False
+    """The reach's ``kinematic_model`` nuisance: the acceptance's spread over the flow ensemble
+    of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...);
+    each member costs one more acceptance sampling per mass. Off by default (the demo's
+    ensemble costs a training per member)."""
+    impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
+    """The reach's impact table (``reach.json`` ``impact``): at this many evenly spaced
+    masses, s_up and ε_low/ε_high with each nuisance fixed at ±1σ (0: none)."""
+
+    @field_validator("lambda_theta_err")
+    @classmethod
+    def _lambda_err(cls, v: float | None) -> float | None:
+        if v is not None and not v >= 0:
+            raise ValueError(f"the λ_θ error must be >= 0 (a 1σ width), not {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _unique(self) -> UncertaintiesConfig:
+        if self.kinematic_model and not self.enabled:
+            raise ValueError("kinematic_model: needs enabled: true (a nuisance of the reach)")
+        seen: set[str] = set(BUILTIN_NUISANCES) | {"n_pot"}
+        for i, x in enumerate(self.extra):
+            if x.name in seen or x.name.startswith(("eff_", "bkg_", "mcstat_")):
+                raise ValueError(
+                    f"extra[{i}].name: nuisance {x.name!r} given twice (built-in names "
+                    f"{list(BUILTIN_NUISANCES)}, n_pot, eff_*, bkg_*, mcstat_* are reserved)"
+                )
+            seen.add(x.name)
+        return self
+
+
 # --------------------------------------------------------------------------- top level
 class AnalysisConfig(Section):
     """A whole analysis: one YAML file."""
@@ -1110,6 +1183,8 @@ class AnalysisConfig(Section):
     events: EventsConfig = Field(default_factory=EventsConfig)
     mcp: McpConfig | None = None
     idm: IdmConfig | None = None
+
+    uncertainties: UncertaintiesConfig = Field(default_factory=UncertaintiesConfig)
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 

@@ -225,7 +225,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "yields",
         "gammastar.pipeline:_run_yields",
-        sections=("beam", "yields"),
+        sections=("beam", "yields", "uncertainties"),
         outputs=rundir.stage_outputs("yields"),
         needs=("generate", "select"),
     ),
@@ -246,7 +246,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "reach",
         "gammastar.pipeline:_run_reach",
-        sections=("seed", "beam", "detector", "reach"),
+        sections=("seed", "beam", "detector", "reach", "uncertainties"),
         outputs=rundir.stage_outputs("reach"),
         needs=("yields", "train"),
         external=_reach_inputs,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,9 @@ class Yields:
     meta: dict[str, Any]
     extrapolation: dict[str, Any] | None = None
     """``yields.json`` ``extrapolation`` (fiducial-region yields), else ``None``."""
+    uncertainties: dict[str, Any] | None = None
+    """``yields.json`` ``uncertainties`` (:func:`gammastar.uncertainties.read_uncertainties`),
+    else ``None``."""
 
     def __post_init__(self) -> None:
         good = np.isfinite(self.per_pot_per_eps2) & (self.per_pot_per_eps2 > 0)
@@ -132,8 +135,13 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
     if not (arrays[0].size == arrays[1].size == arrays[2].size) or arrays[0].size == 0:
         raise InputError(f"{path}: aprime.mass, per_pot_per_eps2 and stat_err differ in length")
     try:
+        from gammastar.uncertainties import read_uncertainties
+
         return Yields(
-            *arrays, meta=dict(data.get("meta", {})), extrapolation=data.get("extrapolation")
+            *arrays,
+            meta=dict(data.get("meta", {})),
+            extrapolation=data.get("extrapolation"),
+            uncertainties=read_uncertainties(data, source=str(path)) or None,
         )
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
@@ -308,6 +316,7 @@ def mass_model(
     mass_range: tuple[float, float] | None = None,
     dark: darkphoton.DarkSector | None = None,
     acceptance: Mapping[str, float] | None = None,
+    signal_nuisances: Mapping[str, float] | None = None,
 ) -> Model:
     """The per-mass likelihood: signal template (one event in total) split over the channels by
     BR(A′ → ℓℓ) (× ``acceptance``, when the channels' acceptances differ), background counts
@@ -322,6 +331,9 @@ def mass_model(
             placed in the central bin, the conservative choice).
         acceptance: per channel, a number proportional to its acceptance (``None``: the same
             for every channel).
+        signal_nuisances: named relative signal-rate uncertainties, each one parameter shared
+            by the channels (:mod:`gammastar.uncertainties`); ``data_stat`` among them replaces
+            ``mc_stat``.
     """
     for key, given in (("background", background), ("background_kappa", background_kappa)):
         lost = [ch for ch in channels if ch not in given]
@@ -376,10 +388,15 @@ def mass_model(
                 observed=ob,
                 bkg_kappa=float(background_kappa[ch]),
                 eff_unc=efficiency_uncertainty,
-                mc_stat=mc_stat,
+                mc_stat=0.0 if "data_stat" in (signal_nuisances or {}) else mc_stat,
             )
         )
-    return Model(chans, n_pot_unc=n_pot_unc, meta={"mass": mass, "br": brs})
+    return Model(
+        chans,
+        n_pot_unc=n_pot_unc,
+        meta={"mass": mass, "br": brs},
+        signal_nuisances=dict(signal_nuisances or {}),
+    )
 
 
 # --------------------------------------------------------------------------- observed
@@ -526,6 +543,12 @@ class ScanResult:
     acceptance_extrapolated: NDArray[np.float64] | None = None
     """The part of ``acceptance`` from samples outside the data's fiducial region (a model);
     ``None`` when the sampler labels none."""
+    impact: dict[str, Any] | None = None
+    """Each nuisance fixed at ±1σ at a few masses (:func:`gammastar.uncertainties.impact`)."""
+    acceptance_members: NDArray[np.float64] | None = None
+    """The ensemble members' acceptance, shape (members, mass, ε); ``None`` without one."""
+    kinematic: list[dict[str, Any]] | None = None
+    """Per mass: the ``kinematic_model`` size used and the spread at ε_low / ε_high."""
 
 
 def scan(
@@ -553,13 +576,23 @@ def scan(
     mass_bins: int = 6,
     event_lines: tuple[float, ...] = (2.3, 3.0),
     dark: darkphoton.DarkSector | None = None,
+    signal_nuisances: Mapping[str, ArrayLike] | None = None,
+    impact_points: int = 0,
+    ensemble: Sequence[SamplerLike] | None = None,
 ) -> ScanResult:
     """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
 
     The statistics inputs (``background``, ``background_kappa``, ``n_pot_unc``,
     ``efficiency_uncertainty``) have no defaults. ``observed``: per channel one count for every
     mass point, or an array with one entry (a count, or the counts per mass bin) per mass point
-    (:func:`observed_counts` makes it from the config).
+    (:func:`observed_counts` makes it from the config). ``signal_nuisances``: per name the
+    relative signal-rate uncertainty at each mass (:func:`gammastar.uncertainties.at_masses`);
+    ``impact_points``: at that many evenly spaced masses, each nuisance fixed at ±1σ
+    (:func:`gammastar.uncertainties.impact`); ``ensemble``: ≥ 2 samplers (flow ensemble
+    members, the nominal ``sampler`` among them or not) whose acceptance spread (standard
+    deviation over the members / their mean, per (m, ε)) enters each mass's likelihood as the
+    signal nuisance ``kinematic_model``, taken at the median expected ε_high of a first pass
+    (else ε_low) and the limit and boundaries recomputed with it.
     """
     masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
     eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=np.float64)))
@@ -574,6 +607,13 @@ def scan(
                     f"reach.observed.{ch}: {np.shape(v)[0]} entries for {masses.size} masses"
                 )
     seeds = np.random.SeedSequence(seed).spawn(masses.size)
+    impact_at = set(np.linspace(0, masses.size - 1, impact_points).round().astype(int).tolist())
+    impact_rows: list[dict[str, Any]] = []
+    kin_rows: list[dict[str, Any]] = []
+    ensemble = list(ensemble or [])
+    if len(ensemble) == 1:
+        raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
+    members_grid = np.zeros((len(ensemble), masses.size, eps.size))
     y, rel = yields.at(masses)
     keys = [*BANDS, *(["obs"] if observed else []), *(f"events_{v:g}" for v in event_lines)]
     bounds = {k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in keys}
@@ -583,7 +623,7 @@ def scan(
     labelled = False
     limits: list[LimitResult | None] = []
     models: list[Model | None] = []
-    t_acc = t_lim = t_bnd = 0.0
+    t_acc = t_lim = t_bnd = t_imp = 0.0
     methods = set()
     for i, m in enumerate(masses):
         open_ch = tuple(ch for ch in channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
@@ -631,40 +671,102 @@ def scan(
         shares = None
         if len({id(x) for x in samples_ch.values()}) > 1:
             shares = {ch: float(samples_ch[ch].acceptance(ctau_i).sum()) for ch in open_ch}
+        # the kinematic model's spread over a flow ensemble (issue 19): each member's acceptance
+        # with the same A′ seeds; its relative spread enters as `kinematic_model` at the ε
+        # where the contour is drawn (a second pass, below)
+        kin_rel = None
+        if ensemble:
+            member_acc = []
+            for smp in ensemble:
+                if smp is sampler:
+                    member_acc.append(acc_grid[i])
+                    continue
+                sc = channel_samples(smp, float(m), samples, geometry, seed=s, channels=open_ch)
+                member_acc.append(_combined(sc, brs, ctau_i, "acceptance"))
+            members_grid[:, i] = member_acc
+            mean_k = members_grid[:, i].mean(axis=0)
+            sd_k = members_grid[:, i].std(axis=0, ddof=1)
+            kin_rel = np.where(mean_k > 0, sd_k / np.where(mean_k > 0, mean_k, 1.0), 0.0)
         t1 = time.perf_counter()
-        model = mass_model(
-            float(m),
-            channels=open_ch,
-            background={ch: background[ch] for ch in open_ch},
-            background_kappa=background_kappa,
-            observed=None
-            if not observed
-            else {ch: (v if np.ndim(v) == 0 else np.asarray(v)[i]) for ch, v in observed.items()},
-            n_pot_unc=n_pot_unc,
-            efficiency_uncertainty=efficiency_uncertainty,
-            mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
-            template=template,
-            mass_resolution=mass_resolution,
-            window_sigmas=window_sigmas,
-            mass_bins=mass_bins,
-            mass_range=(float(masses[0]), float(masses[-1])),
-            dark=dark,
-            acceptance=shares,
+        nuis_i = (
+            {}
+            if signal_nuisances is None
+            else {k: float(np.asarray(v)[i]) for k, v in signal_nuisances.items()}
         )
-        hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
-        lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s, hint=hint)
-        methods.add(lim.method)
-        t2 = time.perf_counter()
-        targets = {b: lim.expected[b] for b in BANDS}
-        if observed:
-            targets["obs"] = lim.observed if lim.observed is not None else float("nan")
-        targets.update({f"events_{v:g}": v for v in event_lines})
-        done: dict[float, tuple[float, float]] = {}  # bands sharing a limit share boundaries
-        for k, s_up in targets.items():
-            if s_up not in done:
-                done[s_up] = eps_boundaries(nsig, eps, s_up, values=nsig_grid[i])
-            bounds[k][0][i], bounds[k][1][i] = done[s_up]
+        for kin_pass in (0, 1) if kin_rel is not None else (0,):
+            if kin_pass == 1:
+                # r at the median expected ε_high of the first pass (the exponentially sensitive
+                # edge), else at ε_low, else where N_sig peaks
+                lo_i, hi_i = bounds["0"][0][i], bounds["0"][1][i]
+                at = {
+                    "eps_low": _interp_log(eps, kin_rel, lo_i),
+                    "eps_high": _interp_log(eps, kin_rel, hi_i),
+                }
+                r_used = next(
+                    (v for v in (at["eps_high"], at["eps_low"]) if v is not None),
+                    float(kin_rel[int(np.argmax(nsig_grid[i]))]),
+                )
+                nuis_i["kinematic_model"] = r_used
+                kin_rows.append({"mass": float(m), "rel": r_used, **at})
+            model = mass_model(
+                float(m),
+                channels=open_ch,
+                background={ch: background[ch] for ch in open_ch},
+                background_kappa=background_kappa,
+                observed=None
+                if not observed
+                else {
+                    ch: (v if np.ndim(v) == 0 else np.asarray(v)[i]) for ch, v in observed.items()
+                },
+                n_pot_unc=n_pot_unc,
+                efficiency_uncertainty=efficiency_uncertainty,
+                mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
+                template=template,
+                mass_resolution=mass_resolution,
+                window_sigmas=window_sigmas,
+                mass_bins=mass_bins,
+                mass_range=(float(masses[0]), float(masses[-1])),
+                dark=dark,
+                acceptance=shares,
+                signal_nuisances=nuis_i or None,
+            )
+            hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
+            lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s, hint=hint)
+            methods.add(lim.method)
+            t2 = time.perf_counter()
+            targets = {b: lim.expected[b] for b in BANDS}
+            if observed:
+                targets["obs"] = lim.observed if lim.observed is not None else float("nan")
+            targets.update({f"events_{v:g}": v for v in event_lines})
+            done: dict[float, tuple[float, float]] = {}  # bands sharing a limit share boundaries
+            for k, s_up in targets.items():
+                if s_up not in done:
+                    done[s_up] = eps_boundaries(nsig, eps, s_up, values=nsig_grid[i])
+                bounds[k][0][i], bounds[k][1][i] = done[s_up]
         t3 = time.perf_counter()
+        if i in impact_at and np.isfinite(lim.expected["0"]):
+            from gammastar.uncertainties import impact
+
+            impact_rows.append(
+                {
+                    "mass": float(m),
+                    "s_up": lim.expected["0"],
+                    "eps_low": bounds["0"][0][i],
+                    "eps_high": bounds["0"][1][i],
+                    "shifts": impact(
+                        model,
+                        nsig,
+                        eps,
+                        nsig_grid[i],
+                        cl=cl,
+                        method=lim.method,
+                        seed=s,
+                        s_up=lim.expected["0"],
+                        boundaries=eps_boundaries,
+                    ),
+                }
+            )
+        t_imp += time.perf_counter() - t3
         t_acc += t1 - t0
         t_lim += t2 - t1
         t_bnd += t3 - t2
@@ -701,8 +803,48 @@ def scan(
         models=models,
         acceptance_extrapolated=extrap_grid if labelled else None,
         method="+".join(sorted(methods)),
-        seconds={"acceptance": t_acc, "limits": t_lim, "boundaries": t_bnd},
+        seconds={
+            "acceptance": t_acc,
+            "limits": t_lim,
+            "boundaries": t_bnd,
+            **({"impact": t_imp} if impact_rows else {}),
+        },
+        impact=_impact_table(impact_rows) if impact_rows else None,
+        acceptance_members=members_grid if ensemble else None,
+        kinematic=kin_rows or None,
     )
+
+
+def _interp_log(eps: NDArray, values: NDArray, at: float) -> float | None:
+    """``values`` (on the ε grid) at ε = ``at``, linear in log ε; ``None`` for a NaN ``at``."""
+    if not np.isfinite(at):
+        return None
+    return float(np.interp(math.log(at), np.log(eps), values))
+
+
+def _impact_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``reach.json`` ``impact``: per nuisance and ±1σ, s_up and ε_low/ε_high at each mass."""
+
+    def num(v: float | None) -> float | None:
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    names = list(dict.fromkeys(n for r in rows for n in r["shifts"]))
+    table: dict[str, Any] = {
+        "mass": [r["mass"] for r in rows],
+        "nominal": {k: [num(r[k]) for r in rows] for k in ("s_up", "eps_low", "eps_high")},
+        "nuisances": {},
+        "note": "median expected limit with one nuisance fixed at +1/-1 sigma and the others "
+        "integrated (gammastar.uncertainties.impact); s_up in events of the nominal N_sig",
+    }
+    for n in names:
+        table["nuisances"][n] = {
+            side: {
+                k: [num(r["shifts"].get(n, {}).get(side, {}).get(k)) for r in rows]
+                for k in ("s_up", "eps_low", "eps_high")
+            }
+            for side in ("+1", "-1")
+        }
+    return table
 
 
 # --------------------------------------------------------------------------- plots
@@ -845,14 +987,18 @@ def _extrapolation_json(res: ScanResult, mode: str, yields: Yields) -> dict[str,
     return out
 
 
-def _sampler_from_config(cfg: Any, yields: Yields | None = None) -> tuple[SamplerLike, str]:
+def _sampler_from_config(
+    cfg: Any, yields: Yields | None = None, *, base: Any = None
+) -> tuple[SamplerLike, str]:
     """The A′ kinematics of the reach: the flow (``reach.flow``), inside the yields' fiducial
     region when they have one, with the fitted model outside it (``reach.extrapolation:
     label``); without a flow the analytic sampler (the fitted model when there is one)."""
     rc = cfg.reach
     ex = None if yields is None else yields.extrapolation
-    base, desc = None, "parametric (physics.md §3.2 defaults)"
-    if rc.flow is not None:
+    given, base, desc = base, None, "parametric (physics.md §3.2 defaults)"
+    if given is not None:  # a flow ensemble member (gammastar.uncertainties)
+        base, desc = given, "flow ensemble member"
+    elif rc.flow is not None:
         from gammastar import flow
 
         path = cfg.resolve(rc.flow)
@@ -1019,6 +1165,14 @@ def run_reach(
             resolve=config.resolve,
         )
     dark = darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None
+    from gammastar.uncertainties import reach_nuisances
+
+    nuis, nuis_record = reach_nuisances(config, yields, masses)
+    ensemble, ensemble_seeds = None, None
+    if config.uncertainties.kinematic_model:
+        from gammastar.uncertainties import ensemble_samplers
+
+        ensemble, ensemble_seeds = ensemble_samplers(config, yields, sampler, _sampler_from_config)
     t0 = time.perf_counter()
     res = scan(
         masses,
@@ -1044,7 +1198,26 @@ def run_reach(
         mass_bins=rc.mass_bins,
         event_lines=tuple(rc.event_lines),
         dark=dark,
+        signal_nuisances=nuis,
+        impact_points=config.uncertainties.impact_masses if nuis is not None else 0,
+        ensemble=ensemble,
     )
+    if res.kinematic and nuis_record is not None:
+        nuis_record["nuisances"]["kinematic_model"] = {
+            "kind": "normsys",
+            "rel": [None] * masses.size,
+            "origin": f"acceptance spread (std/mean) over the {len(ensemble or [])} members of "
+            f"the flow ensemble (training seeds {ensemble_seeds}), at the median expected "
+            "eps_high of a first pass (else eps_low)",
+            "correlation": "one parameter shared by all channels and mass points",
+            "at_eps_low": [None] * masses.size,
+            "at_eps_high": [None] * masses.size,
+        }
+        kin = nuis_record["nuisances"]["kinematic_model"]
+        for row in res.kinematic:
+            j = int(np.argmin(np.abs(masses - row["mass"])))
+            kin["rel"][j], kin["at_eps_low"][j] = row["rel"], row["eps_low"]
+            kin["at_eps_high"][j] = row["eps_high"]
     wall = time.perf_counter() - t0
     meta = make_meta(
         config_sha256=config.section_sha256("beam", "detector", "reach", "seed"),
@@ -1097,6 +1270,11 @@ def run_reach(
         yields_n_pot=yields.meta.get("n_pot"),
         seconds=dict(res.seconds, total=wall),
         workspaces_poi="n_signal = expected signal events (template normalised to 1 event)",
+        **(
+            {"kinematic_ensemble": {"members": len(ensemble), "seeds": ensemble_seeds}}
+            if ensemble
+            else {}
+        ),
     )
     limits_json = {
         "mass": res.masses.tolist(),
@@ -1116,6 +1294,8 @@ def run_reach(
         },
         "signal_limit": limits_json,
         "extrapolation": _extrapolation_json(res, rc.extrapolation, yields),
+        **({"nuisances": nuis_record} if nuis_record is not None else {}),
+        **({"impact": res.impact} if res.impact is not None else {}),
         "meta": meta,
     }
     from gammastar.artifacts import atomic_paths
@@ -1149,13 +1329,25 @@ def run_reach(
                     if res.acceptance_extrapolated is not None
                     else np.zeros_like(res.acceptance)
                 ),
+                **(
+                    {
+                        "acceptance_members": res.acceptance_members,
+                        "acceptance_spread": res.acceptance_members.std(axis=0, ddof=1),
+                    }
+                    if res.acceptance_members is not None
+                    else {}
+                ),
             )
         tmps[-1].write_text(rd.json_text(rundir.REACH, reach))  # schema-checked
     import matplotlib.pyplot as plt
 
-    reach_png, decays_png = map(rd.path, rundir.stage_figures("reach"))
+    reach_png, decays_png, impact_png = map(rd.path, rundir.stage_figures("reach"))
     fig = plot_reach(res, reach_png, title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
     plt.close(fig)
+    if res.impact is not None:
+        from gammastar.uncertainties import plot_impact
+
+        plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))
     return reach
 

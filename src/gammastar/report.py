@@ -883,6 +883,36 @@ def _reach_section(run: Path, s: Section) -> None:
                 table(["m_A′ (GeV)"] + [f"{b}σ" for b in names], rows, "num"),
             )
         )
+    _impact_table(doc, s)
+
+
+def _impact_table(doc: dict[str, Any], s: Section) -> None:
+    """reach.json ``impact`` (issue 19): s_up with each nuisance fixed at ±1σ, per mass."""
+    imp = doc.get("impact") if isinstance(doc.get("impact"), dict) else None
+    if not imp or not isinstance(imp.get("nuisances"), dict):
+        return
+    masses = _as_list(imp.get("mass"))
+    nominal = _as_list(_get(imp, "nominal", "s_up"))
+
+    def cell(v: dict[str, Any], i: int) -> str:
+        up = _as_list(_get(v, "+1", "s_up"))
+        dn = _as_list(_get(v, "-1", "s_up"))
+        if i < len(up) and i < len(dn) and _is_number(up[i]) and _is_number(dn[i]):
+            return f"{fmt(up[i], '.3f')} / {fmt(dn[i], '.3f')}"
+        return "—"
+
+    rows = [["nominal"] + [fmt(v, ".3f") for v in nominal]]
+    rows += [
+        [name] + [cell(v, i) for i in range(len(masses))]
+        for name, v in imp["nuisances"].items()
+        if isinstance(v, dict)
+    ]
+    s.add(
+        "<h3>Impact of each nuisance (median expected s_up at +1σ / −1σ)</h3>"
+        '<p class="note">Each nuisance fixed at ±1σ, the others integrated '
+        "(gammastar.uncertainties.impact; docs/reach.md, named nuisance parameters).</p>"
+    )
+    s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 
 
 def _read_quiet(path: Path) -> Any:

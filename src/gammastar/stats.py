@@ -2,7 +2,7 @@
 
 Offers the statistical model (:class:`Channel`, :class:`Model`, :func:`make_model`: per decay
 channel a count or mass bins, a signal template normalised to one expected event, the NA62
-nuisance parameters), its pyhf spec (:func:`build_spec`, :func:`validate_spec`,
+nuisance parameters and the yield's named signal nuisances of :mod:`gammastar.uncertainties`), its pyhf spec (:func:`build_spec`, :func:`validate_spec`,
 :func:`load_workspace`), and the limit calculations (:func:`upper_limit`, :func:`cls`) of the
 registered methods (:data:`METHODS`: ``exact`` hybrid CLs, pyhf ``toys`` and ``asymptotic``;
 ``auto`` picks the first whose rule accepts the model). Why which method, and the numbers
@@ -104,6 +104,10 @@ class Model:
     n_pot_unc: float = 0.2
     poi_max: float | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    signal_nuisances: dict[str, float] = field(default_factory=dict)
+    """Named relative signal-rate uncertainties r (log-normal, ``normsys`` hi = 1 + r,
+    lo = 1/(1 + r)), each one parameter shared by every channel, like ``n_pot``
+    (:mod:`gammastar.uncertainties`: the yield's own sources)."""
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -116,6 +120,18 @@ class Model:
             raise GammastarError("signal template is empty (zero expected signal in all channels)")
         if self.n_pot_unc < 0:
             raise GammastarError(f"n_pot_unc must be >= 0, not {self.n_pot_unc}")
+        for name, r in self.signal_nuisances.items():
+            if name == POI or name == "n_pot" or name.startswith(("eff_", "bkg_", "mcstat_")):
+                raise GammastarError(f"signal nuisance {name!r}: the name is reserved")
+            if not (np.isfinite(r) and r >= 0):
+                raise GammastarError(f"signal nuisance {name!r}: size must be >= 0, not {r}")
+
+    @property
+    def signal_log_width(self) -> float:
+        """Width of ln(signal scale) from the shared nuisances: √(Σ ln²(1 + r)) over
+        ``n_pot`` and :attr:`signal_nuisances` (independent log-normals multiply into one)."""
+        terms = [self.n_pot_unc, *self.signal_nuisances.values()]
+        return math.sqrt(sum(math.log1p(r) ** 2 for r in terms))
 
     @property
     def has_observed(self) -> bool:
@@ -162,6 +178,15 @@ def build_spec(model: Model, *, observed: bool | None = None) -> dict[str, Any]:
             smods.append(
                 {"name": "n_pot", "type": "normsys", "data": {"hi": kpot, "lo": 1.0 / kpot}}
             )
+        for name, r in model.signal_nuisances.items():
+            if r > 0:
+                smods.append(
+                    {
+                        "name": name,
+                        "type": "normsys",
+                        "data": {"hi": 1.0 + r, "lo": 1.0 / (1.0 + r)},
+                    }
+                )
         if c.eff_unc > 0:
             smods.append(
                 {
@@ -647,8 +672,11 @@ class _Exact:
         )
         x, w = np.polynomial.hermite_e.hermegauss(nodes[0])
         w = w / w.sum()
-        self.k0 = np.exp(math.log1p(model.n_pot_unc) * x) if model.n_pot_unc > 0 else np.ones(1)
-        self.w0 = w if model.n_pot_unc > 0 else np.ones(1)
+        # the shared nuisances (n_pot and the named signal ones): independent log-normals of
+        # the common signal scale multiply into one log-normal, integrated at the outer node
+        s0 = model.signal_log_width
+        self.k0 = np.exp(s0 * x) if s0 > 0 else np.ones(1)
+        self.w0 = w if s0 > 0 else np.ones(1)
         self.kc, self.wc, self.kb, self.wb = [], [], [], []
         for c in model.channels:
             sig_s = math.sqrt(math.log1p(c.eff_unc) ** 2 + float(np.mean(c.mc_stat)) ** 2)

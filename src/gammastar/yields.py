@@ -991,6 +991,8 @@ def yields_document(
         doc["mcp"].update(fid["mcp"])
         doc["extrapolation"] = fid["extrapolation"]
     doc["polarisation"] = inp.polarisation  # measured by the selection (gammastar.polarisation)
+    if cfg.uncertainties.enabled:  # named nuisances (gammastar.uncertainties, issue 19)
+        doc["uncertainties"] = _uncertainties(cfg, doc, inp, fiducial=fid is not None)
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
     if cfg.yields.compare_with is not None:  # issue 14: lepton universality
@@ -1014,7 +1016,7 @@ def _yields_meta(
 
     return make_meta(
         config_sha256=cfg.section_sha256(
-            "input", "selection", "background", "unfold", "beam", "yields"
+            "input", "selection", "background", "unfold", "beam", "yields", "uncertainties"
         ),
         seed=None,
         inputs=inputs,
@@ -1080,6 +1082,27 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
 
         plot_aprime(dict(res), cfg.output_dir / FIGURES[0], force=force)
         plot_mcp(dict(res), cfg.output_dir / FIGURES[1], force=force)
+
+
+def _uncertainties(
+    cfg: AnalysisConfig, doc: dict[str, Any], inp: YieldInputs, *, fiducial: bool
+) -> dict[str, Any]:
+    """``yields.json`` ``uncertainties``: :func:`gammastar.uncertainties.yield_uncertainties`
+    on the document so far (with ``polarisation``), the histograms and the pairs."""
+    from gammastar.uncertainties import yield_uncertainties
+
+    rd = rundir.RunDir(cfg.output_dir)
+    pairs = None
+    if rd.path(rundir.PAIRS).exists():
+        pairs = rd.read_pairs(["m", "weight", "charge"] + (["pT", "pz"] if fiducial else []))
+    return yield_uncertainties(cfg, _jsonable(doc), hists=inp.hists, pairs=pairs)
+
+
+def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:
+    """The ``aprime`` arrays as lists (what :func:`gammastar.uncertainties.yield_uncertainties`
+    reads, the same as in the written file)."""
+    ap = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in doc["aprime"].items()}
+    return {**doc, "aprime": ap}
 
 
 # ``gammastar.yields(config, ...)`` runs the stage (gammastar._api).

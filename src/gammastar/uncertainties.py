@@ -1,0 +1,683 @@
+r"""The prediction's own uncertainties as named nuisance parameters (issue 19).
+
+The yields stage writes, per A′ mass bin, the relative effect of every source on the yield
+per POT per ε² (``yields.json`` ``uncertainties``, :func:`yield_uncertainties`); the reach
+interpolates them to its masses (:func:`at_masses`) and puts each one into every workspace as
+one ``normsys`` modifier of the signal, **one parameter shared by all channels** (the A′ yield
+is the same dimuon measurement for every decay channel) and named the same at every mass, so
+that a combination of mass points correlates it (docs/reach.md "Nuisance parameters").
+
+Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
+
+* ``data_stat`` – the yield's statistical error √Σw² (today's ``mcstat``), incl. the like-sign
+  subtraction's statistics; independent between mass bins.
+* ``like_sign_r`` – R of N_comb = 2R√(N⁺⁺N⁻⁻) varied by ``uncertainties.r_factor_rel_err``:
+  the subtracted combinatorial yield C scales with R, so δY/Y = ∓δR·C/W per bin (W the
+  unfolded, subtracted sum of weights).
+* ``acceptance_lambda_theta`` – the per-pair acceptance A(m, q) recomputed at λ_θ ± δλ
+  (:class:`gammastar.pair_acceptance.PairAcceptance`), each pair re-weighted by
+  A_λ/A_{λ±δλ}; δλ from ``yields.json`` ``polarisation.lambda_theta_err`` when measured (per
+  mass bin, linear scaling of the ±δλ_max variation), else ``uncertainties.lambda_theta_err``.
+* ``eta_mumu`` – η → μμ removal: 0 for the truth tag (exact), the subtracted peak ×
+  ``uncertainties.eta_mumu_rel_err`` for the rate method.
+* ``extrapolation`` – ``aprime.extrapolation_err`` (the fiducial fraction's fit error), only
+  where the yields extrapolate beyond the fiducial region.
+* ``kinematic_model`` – not a yield source: the reach's acceptance spread over the flow
+  ensemble (``uncertainties.kinematic_model``; :func:`ensemble_samplers`,
+  :func:`gammastar.reach.scan`).
+* ``extra`` – stated normalisation uncertainties (``uncertainties.extra``).
+
+Every modifier is a ``normsys``: none of these sources moves the reconstructed-mass template of
+the signal (a Gaussian at m_A′ of the detector's resolution); each changes only the rate at
+that mass. Asymmetric up/down effects are recorded and symmetrised for the likelihood
+(log-normal width ln(1 + r), r the mean of |up| and |down|), which the exact CLs construction
+integrates exactly (:mod:`gammastar.stats`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.errors import ConfigError, GammastarError, InputError
+
+__all__ = [
+    "NUISANCE_KIND",
+    "Nuisance",
+    "at_masses",
+    "lambda_theta_variation",
+    "like_sign_variation",
+    "read_uncertainties",
+    "symmetrised",
+    "yield_uncertainties",
+]
+
+NUISANCE_KIND = "normsys"
+CORRELATED = "one parameter shared by all channels and mass points"
+PER_BIN = "one parameter per mass point (independent between the yield's mass bins)"
+
+
+@dataclass
+class Nuisance:
+    """One source: its relative effect on the yield per mass bin (up = +1σ, down = −1σ)."""
+
+    name: str
+    up: NDArray[np.float64]
+    down: NDArray[np.float64]
+    origin: str
+    correlation: str = CORRELATED
+    kind: str = NUISANCE_KIND
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "up": _list(self.up),
+            "down": _list(self.down),
+            "rel": _list(symmetrised(self.up, self.down)),
+            "origin": self.origin,
+            "correlation": self.correlation,
+        }
+
+
+def _list(a: ArrayLike) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=float)]
+
+
+def symmetrised(up: ArrayLike, down: ArrayLike) -> NDArray[np.float64]:
+    """The symmetric relative size r = (|up| + |down|)/2 (NaN → 0).
+
+    Example:
+        >>> symmetrised([0.1, np.nan], [-0.3, 0.0]).tolist()
+        [0.2, 0.0]
+    """
+    u = np.nan_to_num(np.abs(np.asarray(up, dtype=float)))
+    d = np.nan_to_num(np.abs(np.asarray(down, dtype=float)))
+    return 0.5 * (u + d)
+
+
+def _bin_sums(m: NDArray, w: NDArray, edges: NDArray) -> NDArray[np.float64]:
+    return np.histogram(m, bins=edges, weights=w)[0]
+
+
+def _rebin(native_edges: NDArray, values: NDArray, edges: NDArray) -> NDArray[np.float64]:
+    """Sum native bins into ``edges`` (a subset of the native edges: the merged bins)."""
+    idx = np.searchsorted(native_edges, edges, side="left")
+    idx = np.clip(idx, 0, values.size)
+    cum = np.concatenate([[0.0], np.cumsum(values)])
+    return np.diff(cum[idx])
+
+
+def like_sign_variation(
+    w_total: ArrayLike, comb: ArrayLike, rel_err: float
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Relative yield change per mass bin when R → R(1 ± δR).
+
+    N_comb = 2R√(N⁺⁺N⁻⁻) (and the per-pair like-sign weights) scale linearly with R, so the
+    subtracted yield W = N_OS − C changes by ∓δR·C.
+
+    Arguments:
+        w_total: the subtracted, unfolded yield W per bin (Σ of all pair weights).
+        comb: the subtracted combinatorial part C per bin (unfolded, > 0).
+        rel_err: δR/R.
+
+    Returns:
+        ``(up, down)`` relative changes (NaN where W = 0).
+
+    References:
+        physics.md §4 (like-sign estimate); :mod:`gammastar.background`.
+
+    Example:
+        >>> up, down = like_sign_variation([100.0], [50.0], 0.02)
+        >>> up.tolist(), down.tolist()
+        ([-0.01], [0.01])
+    """
+    w = np.asarray(w_total, dtype=float)
+    c = np.asarray(comb, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(w != 0, rel_err * c / np.abs(w), np.nan)
+    return -rel, rel
+
+
+def lambda_theta_variation(
+    pairs: Mapping[str, ArrayLike],
+    edges: ArrayLike,
+    nominal: Any,
+    varied: tuple[Any, Any],
+    *,
+    min_acceptance: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Relative yield change per mass bin with the per-pair acceptance of another λ_θ.
+
+    Each pair's weight w (∝ 1/A_λ) becomes w·A_λ/A_λ′, both looked up in the tables (so that
+    their interpolation errors cancel). The fiducial region stays the nominal one (A_λ ≥
+    ``min_acceptance``, where the weights are non-zero): the variation is that of the
+    acceptance correction, not of the region's definition (moving pairs across its edge would
+    add the extrapolation's change, a separate nuisance, and the noise of the largest weights).
+
+    Arguments:
+        pairs: ``m``, ``pT``, ``pz``, ``weight`` (the pairs table).
+        edges: the yield's mass-bin edges.
+        nominal: the :class:`~gammastar.pair_acceptance.PairAcceptance` the weights used.
+        varied: the tables at λ_θ + δλ and λ_θ − δλ.
+        min_acceptance: ``unfold.min_acceptance``.
+
+    Returns:
+        ``(up, down)`` relative changes of the bins' Σw (NaN where Σw = 0).
+
+    References:
+        Faccioli et al., Eur. Phys. J. C 69 (2010) 657 (the 1 + λ_θ cos²θ* decay
+        distribution); :mod:`gammastar.pair_acceptance`.
+    """
+    m = np.asarray(pairs["m"], dtype=float)
+    pt = np.asarray(pairs["pT"], dtype=float)
+    pz = np.asarray(pairs["pz"], dtype=float)
+    w = np.asarray(pairs["weight"], dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    a0 = nominal.lookup(m, pt, pz)
+    w0 = _bin_sums(m, w, edges)
+    out = []
+    for table in varied:
+        a1 = table.lookup(m, pt, pz)
+        ok = (a0 >= min_acceptance) & (a1 > 0)
+        ratio = np.where(ok, a0 / np.where(ok, a1, 1.0), 0.0)
+        w1 = _bin_sums(m, w * ratio, edges)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out.append(np.where(w0 != 0, (w1 - w0) / np.abs(w0), np.nan))
+    return out[0], out[1]
+
+
+def _lambda_errors(doc: Mapping[str, Any], masses: NDArray, cfg: Any) -> NDArray | None:
+    """δλ_θ per mass bin: measured (``polarisation.lambda_theta_err``) or the config's."""
+    pol = doc.get("polarisation")
+    if isinstance(pol, Mapping) and pol.get("lambda_theta_err") is not None:
+        err = np.asarray(
+            [np.nan if v is None else v for v in np.atleast_1d(pol["lambda_theta_err"])],
+            dtype=float,
+        )
+        if np.any(err[np.isfinite(err)] < 0):
+            raise InputError("yields.json polarisation.lambda_theta_err: a negative λ_θ error")
+        if err.size == 1 and np.isfinite(err[0]):
+            return np.full(masses.size, float(err[0]))
+        if "mass" in pol:
+            pm = np.asarray(pol["mass"], dtype=float)
+        else:  # the measurement's bins (gammastar.polarisation): their centres
+            edges = np.asarray(pol.get("mass_edges", []), dtype=float)
+            pm = 0.5 * (edges[1:] + edges[:-1]) if edges.size > 1 else np.zeros(0)
+        if pm.size != err.size:
+            raise InputError(
+                "yields.json polarisation: lambda_theta_err needs one mass bin per entry "
+                "(polarisation.mass_edges or polarisation.mass)"
+            )
+        good = np.isfinite(err)
+        fallback = cfg.uncertainties.lambda_theta_err
+        if good.any():
+            return np.interp(masses, pm[good], err[good])
+        if fallback is None:
+            return None
+        return np.full(masses.size, float(fallback))
+    val = cfg.uncertainties.lambda_theta_err
+    return None if val is None else np.full(masses.size, float(val))
+
+
+def yield_uncertainties(
+    cfg: Any,
+    doc: Mapping[str, Any],
+    *,
+    hists: Mapping[str, Any],
+    pairs: Any = None,
+    grid: tuple[int, int, int] | None = None,
+) -> dict[str, Any]:
+    """The ``yields.json`` ``uncertainties`` block (module docstring).
+
+    Arguments:
+        cfg: the analysis config (``uncertainties``, ``background``, ``unfold``).
+        doc: the ``yields.json`` document so far (``aprime`` with ``mass``, ``bin_edges``,
+            ``per_pot_per_eps2``, ``stat_err``, optionally ``extrapolation_err``;
+            ``polarisation`` when measured).
+        hists: ``unfolded_m``, ``comb_m``, ``signal_m`` of ``histograms.root``.
+        pairs: the pairs table (``m``, ``weight``, ``charge``; ``pT``, ``pz`` for the λ_θ
+            variation), or ``None`` (the histograms then give the like-sign part).
+        grid: the λ_θ tables' grid (default: that of the selection's table).
+
+    Returns:
+        ``{"mass": [...], "nuisances": {name: {kind, up, down, rel, origin, correlation}},
+        "not_included": {name: why}}``.
+
+    Raises:
+        ConfigError: a source that applies has no stated size (names the key).
+    """
+    uc, bg = cfg.uncertainties, cfg.background
+    src = cfg.source or "<config>"
+    ap = doc["aprime"]
+    mass = np.asarray(ap["mass"], dtype=float)
+    edges = np.asarray(ap["bin_edges"], dtype=float)
+    y = np.asarray([np.nan if v is None else v for v in ap["per_pot_per_eps2"]], dtype=float)
+    err = np.asarray([np.nan if v is None else v for v in ap["stat_err"]], dtype=float)
+    out: dict[str, Nuisance] = {}
+    skipped: dict[str, str] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(y != 0, err / np.abs(y), np.nan)
+    out["data_stat"] = Nuisance(
+        "data_stat",
+        rel,
+        -rel,
+        "yields.json aprime.stat_err / per_pot_per_eps2: sqrt(sum w^2) of the unfolded pairs, "
+        "incl. the like-sign subtraction's statistics",
+        PER_BIN,
+    )
+    # like-sign normalisation R
+    if uc.r_factor_rel_err is None:
+        raise ConfigError(
+            f"{src}: uncertainties.r_factor_rel_err: not given (relative 1σ error of the "
+            "like-sign normalisation R; 0 on purpose for an exactly known R, or set "
+            "uncertainties.enabled: false)"
+        )
+    unf = hists["unfolded_m"]
+    native = np.asarray(unf.axes[0].edges, dtype=float)
+    if pairs is not None:
+        m_p = np.asarray(pairs["m"], dtype=float)
+        w_p = np.asarray(pairs["weight"], dtype=float)
+        ss = np.asarray(pairs["charge"]) != 0
+        w_tot = _bin_sums(m_p, w_p, edges)
+        comb = -_bin_sums(m_p[ss], w_p[ss], edges)
+        how = "the like-sign pairs' weights"
+    else:
+        w_tot = _rebin(native, np.asarray(unf.values(), dtype=float), edges)
+        c = np.asarray(hists["comb_m"].values(), dtype=float)
+        s = np.asarray(hists["signal_m"].values(), dtype=float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            f = np.where(s > 0, np.asarray(unf.values(), dtype=float) / s, 0.0)
+        comb = _rebin(native, c * f, edges)
+        how = "comb_m times the bin's unfolding factor"
+    up, down = like_sign_variation(w_tot, comb, float(uc.r_factor_rel_err))
+    out["like_sign_r"] = Nuisance(
+        "like_sign_r",
+        up,
+        down,
+        f"background.r_factor varied by ±uncertainties.r_factor_rel_err = "
+        f"{uc.r_factor_rel_err:g}; subtracted combinatorial yield from {how}",
+    )
+    # acceptance-correction model: λ_θ
+    if cfg.unfold.lepton_acceptance is None:
+        skipped["acceptance_lambda_theta"] = (
+            "no unfold.lepton_acceptance: the acceptance map comes from the generator, "
+            "not from an assumed decay distribution"
+        )
+    elif pairs is None or not {"pT", "pz"} <= set(getattr(pairs, "columns", pairs)):
+        skipped["acceptance_lambda_theta"] = "the pairs table (pT, pz) is not available"
+    else:
+        dl = _lambda_errors(doc, mass, cfg)
+        if dl is None:
+            raise ConfigError(
+                f"{src}: uncertainties.lambda_theta_err: not given and yields.json has no "
+                "measured polarisation.lambda_theta_err (the per-pair acceptance assumes "
+                "unfold.decay_lambda_theta; state its 1σ error)"
+            )
+        pol = doc.get("polarisation")
+        measured = isinstance(pol, Mapping) and pol.get("lambda_theta_err") is not None
+        up, down, origin = _lambda_nuisance(cfg, pairs, edges, dl, grid, measured)
+        out["acceptance_lambda_theta"] = Nuisance("acceptance_lambda_theta", up, down, origin)
+    # η → μμ removal
+    if bg.remove_eta_mumu == "truth":
+        z = np.zeros(mass.size)
+        out["eta_mumu"] = Nuisance(
+            "eta_mumu", z, z, "background.remove_eta_mumu: truth (exact truth tag): no error"
+        )
+    elif bg.remove_eta_mumu == "rate":
+        if uc.eta_mumu_rel_err is None:
+            raise ConfigError(
+                f"{src}: uncertainties.eta_mumu_rel_err: not given (relative 1σ error of "
+                "the η → μμ peak that background.remove_eta_mumu: rate subtracts)"
+            )
+        from gammastar.background import eta_mumu_rate_peak
+
+        peak, _, _ = eta_mumu_rate_peak(
+            native,
+            np.asarray(unf.values(), dtype=float),
+            dalitz_window=tuple(bg.eta_dalitz_window),
+            sigma=bg.eta_peak_sigma,
+        )
+        pk = _rebin(native, peak, edges)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(w_tot != 0, float(uc.eta_mumu_rel_err) * pk / np.abs(w_tot), np.nan)
+        out["eta_mumu"] = Nuisance(
+            "eta_mumu",
+            r,
+            -r,
+            f"the subtracted η → μμ peak (rate method) × uncertainties.eta_mumu_rel_err = "
+            f"{uc.eta_mumu_rel_err:g}",
+        )
+    else:
+        skipped["eta_mumu"] = "background.remove_eta_mumu: none (the peak is kept, not removed)"
+    # fiducial extrapolation
+    if ap.get("extrapolation_err") is not None:
+        e = np.asarray([np.nan if v is None else v for v in ap["extrapolation_err"]], float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(y != 0, e / np.abs(y), np.nan)
+        out["extrapolation"] = Nuisance(
+            "extrapolation",
+            r,
+            -r,
+            "yields.json aprime.extrapolation_err: the fitted fiducial fraction's 1σ error "
+            "(reach.extrapolation: label)",
+        )
+    else:
+        skipped["extrapolation"] = "the yields are not extrapolated beyond a fiducial region"
+    skipped["kinematic_model"] = "a reach-stage source (the acceptance's flow ensemble)"
+    for x in uc.extra:
+        r = np.full(mass.size, float(x.rel))
+        out[x.name] = Nuisance(x.name, r, -r, f"uncertainties.extra: {x.origin}")
+    return {
+        "mass": _list(mass),
+        "nuisances": {k: v.as_dict() for k, v in out.items()},
+        "not_included": skipped,
+        "note": "relative effect on aprime.per_pot_per_eps2 per mass bin at ±1σ; every "
+        "modifier is a normsys of the signal (docs/reach.md, Nuisance parameters)",
+    }
+
+
+def _lambda_nuisance(
+    cfg: Any,
+    pairs: Any,
+    edges: NDArray,
+    dl: NDArray,
+    grid: tuple[int, int, int] | None,
+    measured: bool,
+) -> tuple[NDArray, NDArray, str]:
+    from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
+
+    u, sel = cfg.unfold, cfg.selection
+    lam = float(u.decay_lambda_theta)
+    dmax = float(np.nanmax(dl)) if np.any(np.isfinite(dl)) else 0.0
+    if not dmax > 0:
+        z = np.zeros(edges.size - 1)
+        return z, z, f"unfold.decay_lambda_theta = {lam:g} with a zero error"
+    lepton = LeptonAcceptance.from_config(u.lepton_acceptance, resolve=cfg.resolve).intersect(
+        sel.lepton_min_energy, sel.lepton_theta_min, sel.lepton_theta_max
+    )
+    kw: dict[str, Any] = {
+        "lepton_mass": cfg.input.lepton_mass,
+        "mass_range": (sel.mass_min, sel.mass_max),
+        "p_max": cfg.beam.energy,
+    }
+    if grid is not None:
+        kw["grid"] = grid
+    lam_up, lam_dn = min(lam + dmax, 1.0), max(lam - dmax, -1.0)
+    tables = [PairAcceptance.build(lepton, lambda_theta=v, **kw) for v in (lam, lam_up, lam_dn)]
+    up, down = lambda_theta_variation(
+        pairs, edges, tables[0], (tables[1], tables[2]), min_acceptance=float(u.min_acceptance)
+    )
+    # per-bin δλ: the ±δλ_max effect scaled linearly (the acceptance is smooth in λ_θ)
+    scale = np.where(np.isfinite(dl), dl / dmax, 0.0)
+    origin = (
+        f"per-pair acceptance recomputed at λ_θ = {lam:g} ± {dmax:g} "
+        f"(λ_θ ∈ [{lam_dn:g}, {lam_up:g}]), scaled per mass bin by δλ(m)/{dmax:g}; δλ from "
+        + (
+            "yields.json polarisation.lambda_theta_err (measured)"
+            if measured
+            else "uncertainties.lambda_theta_err (stated)"
+        )
+    )
+    return up * scale, down * scale, origin
+
+
+# --------------------------------------------------------------------------- reading
+def read_uncertainties(doc: Mapping[str, Any], *, source: str = "yields.json") -> dict[str, Any]:
+    """The ``uncertainties`` block of a ``yields.json`` document, checked ({} if absent).
+
+    Raises:
+        InputError: a nuisance without ``rel`` per mass, or a negative size.
+    """
+    unc = doc.get("uncertainties")
+    if unc is None:
+        return {}
+    try:
+        mass = np.asarray(unc["mass"], dtype=float)
+        out = {}
+        for name, n in unc["nuisances"].items():
+            rel = np.asarray([np.nan if v is None else v for v in n["rel"]], dtype=float)
+            if rel.size != mass.size:
+                raise InputError(f"{source}: uncertainties.nuisances.{name}.rel: wrong length")
+            if np.any(rel[np.isfinite(rel)] < 0):
+                raise InputError(f"{source}: uncertainties.nuisances.{name}.rel: negative size")
+            out[name] = {**n, "rel": rel}
+    except (KeyError, TypeError, ValueError) as err:
+        raise InputError(f"{source}: invalid uncertainties block ({err})") from None
+    return {"mass": mass, "nuisances": out}
+
+
+def at_masses(unc: Mapping[str, Any], masses: ArrayLike) -> dict[str, NDArray[np.float64]]:
+    """Each nuisance's symmetric relative size at ``masses`` (linear interpolation between
+    the yield's mass bins, NaN bins skipped, 0 where none is finite).
+
+    Example:
+        >>> u = {"mass": np.array([0.3, 0.5]),
+        ...      "nuisances": {"a": {"rel": np.array([0.1, 0.3])}}}
+        >>> at_masses(u, [0.4])["a"].round(6).tolist()
+        [0.2]
+    """
+    masses = np.atleast_1d(np.asarray(masses, dtype=float))
+    out = {}
+    for name, n in unc.get("nuisances", {}).items():
+        rel = np.asarray(n["rel"], dtype=float)
+        good = np.isfinite(rel)
+        if not np.any(good):
+            out[name] = np.zeros(masses.size)
+            continue
+        out[name] = np.interp(masses, unc["mass"][good], rel[good])
+    return out
+
+
+def check_unique(names: list[str], *, key: str) -> None:
+    """Refuse a nuisance name given twice (``key``: the config key named in the error)."""
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise GammastarError(f"{key}: nuisance {n!r} given twice")
+        seen.add(n)
+
+
+def reach_nuisances(
+    config: Any, yields: Any, masses: ArrayLike
+) -> tuple[dict[str, NDArray[np.float64]] | None, dict[str, Any] | None]:
+    """The named signal nuisances of a reach at ``masses`` and their ``reach.json`` record.
+
+    ``data_stat`` is the loaded yield's own relative error (the fiducial one with
+    ``reach.extrapolation: refuse``), ``extrapolation`` only where the reach uses the
+    extrapolated yield (``label``); the others are the ``yields.json`` sizes, interpolated.
+
+    Returns:
+        ``(None, None)`` with ``uncertainties.enabled: false``; else ``({name: r(m)}, record)``.
+
+    Raises:
+        InputError: ``uncertainties.enabled`` but the yields file has no ``uncertainties``.
+    """
+    if not config.uncertainties.enabled:
+        return None, None
+    unc = yields.uncertainties
+    if not unc:
+        raise InputError(
+            f"{config.reach.yields}: no 'uncertainties' block, but uncertainties.enabled is "
+            "true; rerun `gammastar yields` with the uncertainties section"
+        )
+    masses = np.atleast_1d(np.asarray(masses, dtype=float))
+    sizes = at_masses(unc, masses)
+    refuse = config.reach.extrapolation == "refuse"
+    if refuse:
+        sizes.pop("extrapolation", None)
+    if "data_stat" in sizes:
+        sizes["data_stat"] = np.nan_to_num(yields.at(masses)[1])
+    record: dict[str, Any] = {"mass": masses.tolist(), "nuisances": {}}
+    for name, r in sizes.items():
+        n = unc["nuisances"][name]
+        record["nuisances"][name] = {
+            "kind": n.get("kind", NUISANCE_KIND),
+            "rel": [float(v) for v in r],
+            "origin": n.get("origin", ""),
+            "correlation": n.get("correlation", CORRELATED),
+            "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
+        }
+    if refuse and "extrapolation" in unc["nuisances"]:
+        record["not_included"] = {"extrapolation": "reach.extrapolation: refuse (fiducial only)"}
+    return sizes, record
+
+
+# --------------------------------------------------------------------------- impact
+def impact(
+    model: Any,
+    nsig: Any,
+    eps: NDArray[np.float64],
+    values: NDArray[np.float64],
+    *,
+    cl: float,
+    method: str,
+    seed: int | None,
+    s_up: float,
+    boundaries: Any,
+) -> dict[str, dict[str, Any]]:
+    r"""Shift of s_up and of ε_low/ε_high at one mass with each nuisance fixed at ±1σ.
+
+    A rate nuisance of the signal (``n_pot`` and the named ones, log-normal width
+    ln(1 + r)) fixed at ±1σ scales the signal by (1 + r)^{±1} and leaves the other
+    nuisances free: s_up(±1σ) = s_up(model without it)/(1 + r)^{±1}, in events of the nominal
+    prediction N_sig(m, ε) (so that the ε boundaries follow from N_sig = s_up(±1σ)). A
+    background ``bkg_<channel>`` fixed at ±1σ scales that background by κ^{±1}. The ranking
+    follows cabinetry's impact (pre-fit, ±1σ, the rest profiled; here integrated, as in the
+    exact construction).
+
+    Arguments:
+        model: the mass point's :class:`gammastar.stats.Model`.
+        nsig: N_sig(ε) at this mass (exact), for :func:`gammastar.reach.eps_boundaries`.
+        eps, values: the ε grid and N_sig on it.
+        cl, method, seed: as the reach's limit.
+        s_up: the nominal median expected limit.
+        boundaries: ``(nsig, eps, s, values=) → (ε_low, ε_high)``: the reach's
+            :func:`gammastar.reach.eps_boundaries` (passed in: the reach imports this module).
+
+    Returns:
+        ``{name: {"+1": {"s_up", "eps_low", "eps_high"}, "-1": {...}}}``.
+
+    References:
+        cabinetry ``fit.ranking`` (impact of a nuisance fixed at ±1σ); Cousins & Highland,
+        Nucl. Instrum. Meth. A 320 (1992) 331 (integrated nuisances).
+    """
+    import copy
+
+    from gammastar.stats import upper_limit
+
+    def limit(mod: Any) -> float:
+        return float(upper_limit(mod, cl=cl, method=method, seed=seed, hint=s_up).expected["0"])
+
+    def row(s: float) -> dict[str, float | None]:
+        lo, hi = boundaries(nsig, eps, s, values=values)
+        return {
+            "s_up": s,
+            "eps_low": float(lo) if np.isfinite(lo) else None,
+            "eps_high": float(hi) if np.isfinite(hi) else None,
+        }
+
+    out: dict[str, dict[str, Any]] = {}
+    rates = {"n_pot": model.n_pot_unc, **model.signal_nuisances}
+    for name, r in rates.items():
+        if not r > 0:
+            continue
+        mod = copy.deepcopy(model)
+        if name == "n_pot":
+            mod.n_pot_unc = 0.0
+        else:
+            mod.signal_nuisances[name] = 0.0
+        base = limit(mod)
+        out[name] = {"+1": row(base / (1.0 + r)), "-1": row(base * (1.0 + r))}
+    for ci, c in enumerate(model.channels):
+        if not c.bkg_kappa > 1.0 or not np.any(c.background > 0):
+            continue
+        res = {}
+        for key, power in (("+1", 1.0), ("-1", -1.0)):
+            mod = copy.deepcopy(model)
+            ch = mod.channels[ci]
+            ch.background = ch.background * c.bkg_kappa**power
+            ch.bkg_kappa = 1.0
+            res[key] = row(limit(mod))
+        out[f"bkg_{c.name}"] = res
+    return out
+
+
+def plot_impact(table: Mapping[str, Any], path: Any = None, *, title: str = "") -> Any:
+    """The impact table as a ranking plot: per nuisance (rows, largest first) the relative
+    shift of the median expected s_up at +1σ (filled) and −1σ (open), one marker colour per
+    mass (cabinetry's ranking plot, on s_up instead of the POI).
+
+    Returns:
+        The matplotlib figure (saved to ``path`` when given).
+    """
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    nominal = np.asarray(table["nominal"]["s_up"], dtype=float)
+    names = list(table["nuisances"])
+    shifts = {
+        n: {
+            side: np.asarray(table["nuisances"][n][side]["s_up"], dtype=float) / nominal - 1.0
+            for side in ("+1", "-1")
+        }
+        for n in names
+    }
+    names.sort(key=lambda n: np.nanmax(np.abs(np.r_[shifts[n]["+1"], shifts[n]["-1"]])))
+    with plt.style.context(mplhep.style.ROOT):
+        fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * len(names)))
+        colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for k, m in enumerate(table["mass"]):
+            y = np.arange(len(names)) + 0.15 * (k - (len(table["mass"]) - 1) / 2)
+            c = colours[k % len(colours)]
+            ax.scatter([shifts[n]["+1"][k] for n in names], y, color=c, label=f"m = {m:.3f} GeV")
+            ax.scatter([shifts[n]["-1"][k] for n in names], y, facecolors="none", edgecolors=c)
+        ax.axvline(0.0, color="grey", lw=1)
+        ax.set_yticks(np.arange(len(names)), names)
+        ax.set_xlabel(r"$s_{\rm up}(\pm1\sigma)/s_{\rm up} - 1$ (filled: +1σ, open: −1σ)")
+        ax.legend(fontsize="x-small", loc="best")
+        if title:
+            ax.set_title(title, fontsize="small")
+        fig.tight_layout()
+        if path is not None:
+            from gammastar.figures import save_figure
+
+            save_figure(fig, path, dpi=100)
+    return fig
+
+
+def ensemble_samplers(
+    config: Any, yields: Any, nominal: Any, wrap: Any = None
+) -> tuple[list[Any], list[Any]]:
+    """The A′ samplers of the flow ensemble of ``reach.flow`` (``flow/`` and
+    ``flow/ensemble/<i>/``), each wrapped like the nominal one by ``wrap(config, yields,
+    base=model)`` (the reach's ``_sampler_from_config``: the fitted extrapolation outside the
+    fiducial region; passed in, the reach imports this module), and the members' seeds.
+
+    Raises:
+        ConfigError: ``reach.flow`` is not a flow, or its ensemble has fewer than 2 members.
+    """
+    from gammastar import flow
+
+    src = config.source or "<config>"
+    if config.reach.flow is None:
+        raise ConfigError(
+            f"{src}: uncertainties.kinematic_model: needs reach.flow (a flow ensemble), "
+            "not the analytic sampler"
+        )
+    path = config.resolve(config.reach.flow)
+    ens = flow.load_ensemble(path)
+    if len(ens) < 2:
+        raise ConfigError(
+            f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
+            f"{len(ens)} member; train >= 2 (flow.ensemble) for its spread"
+        )
+    out, seeds = [nominal], []
+    for k, model in enumerate(ens.models):
+        seeds.append(model.meta.get("meta", {}).get("seed"))
+        if k > 0:
+            out.append(wrap(config, yields, base=model)[0])
+    return out, seeds

@@ -1,0 +1,439 @@
+"""The prediction's own uncertainties (issue 19): the named nuisances of yields.json, their
+modifiers in the pyhf workspaces, their integration in the exact CLs, the impact table and
+the bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import integrate, optimize, stats
+
+from gammastar.config import config_from_dict
+from gammastar.errors import ConfigError, InputError
+from gammastar.stats import Channel, Model, build_spec, cls, quiet_pyhf, upper_limit
+from gammastar.uncertainties import (
+    at_masses,
+    lambda_theta_variation,
+    like_sign_variation,
+    read_uncertainties,
+)
+
+PYHF = str(Path(sys.executable).with_name("pyhf"))
+
+
+# --------------------------------------------------------------------------- exact CLs
+def _limit_zero_background(sigma: float, cl: float = 0.9) -> float:
+    """Independent reference: 0 observed, no background, signal scale K log-normal with
+    ln K ~ N(0, σ²): CLs(μ) = E[exp(−μK)] (the hybrid CLs of 0 events, stats module
+    docstring), integrated with scipy's adaptive quadrature; root CLs = 1 − cl."""
+
+    def cls_mu(mu: float) -> float:
+        def f(x: float) -> float:
+            return stats.norm.pdf(x) * math.exp(-mu * math.exp(sigma * x))
+
+        return integrate.quad(f, -12, 12, epsabs=1e-13, limit=200)[0]
+
+    return optimize.brentq(lambda mu: cls_mu(mu) - (1 - cl), 0.1, 50, xtol=1e-10)
+
+
+def test_exact_cls_integrates_named_nuisances_as_one_log_normal():
+    # two named signal nuisances and N_POT: independent log-normals multiply into one of
+    # width sqrt(sum ln^2(1 + r)); the exact construction must give that limit
+    r = {"data_stat": 0.1, "like_sign_r": 0.3}
+    m = Model([Channel("mumu", [1.0], [1e-9], observed=[0])], n_pot_unc=0.2, signal_nuisances=r)
+    sigma = math.sqrt(sum(math.log1p(v) ** 2 for v in (0.2, *r.values())))
+    ref = _limit_zero_background(sigma)
+    got = upper_limit(m, cl=0.9, method="exact").observed
+    # 20 Gauss-Hermite nodes integrate exp(-mu e^{sigma x}) (sigma ~ 0.35) to ~1e-8 relative;
+    # the root search's rtol is 1e-7: 1e-5 is a safe margin
+    assert got == pytest.approx(ref, rel=1e-5)
+    # and it is wider than without them (the no-systematics limit is ln 10 = 2.303)
+    assert (
+        got
+        > upper_limit(
+            Model([Channel("mumu", [1.0], [1e-9], observed=[0])], n_pot_unc=0.2), method="exact"
+        ).observed
+    )
+
+
+def test_exact_cls_with_background_matches_equivalent_n_pot():
+    # a named rate nuisance r is the same log-normal as an N_POT uncertainty r: identical
+    # model, identical CLs (same quadrature nodes, so equal to float precision)
+    ch = [Channel("mumu", [1.0], [0.8], observed=[1]), Channel("ee", [0.5], [0.3], observed=[0])]
+    a = Model(ch, n_pot_unc=0.0, signal_nuisances={"extrapolation": 0.25})
+    b = Model(ch, n_pot_unc=0.25)
+    for mu in (1.0, 3.0):
+        ca, cb = cls(a, mu, method="exact"), cls(b, mu, method="exact")
+        assert ca["CLs_obs"] == pytest.approx(cb["CLs_obs"], rel=1e-12)
+        np.testing.assert_allclose(ca["CLs_exp"], cb["CLs_exp"], rtol=1e-12)
+
+
+def test_model_refuses_reserved_names_and_negative_sizes():
+    from gammastar.errors import GammastarError
+
+    ch = [Channel("mumu", [1.0], [0.1])]
+    with pytest.raises(GammastarError, match="reserved"):
+        Model(ch, signal_nuisances={"n_pot": 0.1})
+    with pytest.raises(GammastarError, match=">= 0"):
+        Model(ch, signal_nuisances={"a": -0.1})
+
+
+# --------------------------------------------------------------------------- workspaces
+def test_workspace_modifiers_shared_across_channels_and_pyhf_cls(tmp_path):
+    m = Model(
+        [Channel("mumu", [0.7], [0.5], eff_unc=0.03), Channel("ee", [0.3], [0.2], eff_unc=0.03)],
+        n_pot_unc=0.2,
+        signal_nuisances={"data_stat": 0.05, "acceptance_lambda_theta": 0.04, "eta_mumu": 0.0},
+    ).normalised()
+    spec = build_spec(m)
+    import pyhf
+
+    with quiet_pyhf():
+        pyhf.schema.validate(spec, "workspace.json")
+        model = pyhf.Workspace(spec).model()
+    names = model.config.par_names
+    # one parameter per source, shared by both channels; a zero-size source is left out
+    for n in ("data_stat", "acceptance_lambda_theta", "n_pot", "eff_mumu", "eff_ee"):
+        assert names.count(n) == 1
+    assert "eta_mumu" not in names
+    for ch in spec["channels"]:
+        mods = {x["name"]: x for x in ch["samples"][0]["modifiers"]}
+        assert mods["data_stat"]["type"] == "normsys"
+        assert mods["data_stat"]["data"] == {"hi": 1.05, "lo": pytest.approx(1 / 1.05)}
+    path = tmp_path / "ws.json"
+    path.write_text(json.dumps(spec))
+    out = subprocess.run(
+        [PYHF, "cls", str(path), "--test-poi", "3"], capture_output=True, text=True, check=True
+    )
+    got = json.loads(out.stdout)
+    # `pyhf cls` is pyhf's asymptotic hypotest: stats.cls(spec, asymptotic) is the same call
+    ref = cls(spec, 3.0, method="asymptotic")
+    assert got["CLs_obs"] == pytest.approx(ref["CLs_obs"], rel=1e-6)
+
+
+# --------------------------------------------------------------------------- yield sources
+def test_like_sign_variation_is_linear_in_r():
+    # N_comb = 2R sqrt(N++N--): W = N_OS - C, so R(1 + d) moves W by -d C
+    w, c = np.array([200.0, 50.0, 0.0]), np.array([20.0, 25.0, 3.0])
+    up, down = like_sign_variation(w, c, 0.05)
+    np.testing.assert_allclose(up[:2], [-0.005, -0.025])
+    np.testing.assert_allclose(down[:2], [0.005, 0.025])
+    assert np.isnan(up[2])
+
+
+class _Table:
+    """A stand-in acceptance table with a constant A per pair."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def lookup(self, m, pt, pz):
+        return np.full(np.shape(m), self.a)
+
+
+def test_lambda_theta_variation_reweights_each_pair():
+    # weights ∝ 1/A: with A_λ' the weight becomes w A_λ/A_λ' (0.5/0.4 = 1.25, 0.5/0.6 = 5/6);
+    # the fiducial region is the nominal one: a nominal A below min_acceptance keeps w = 0
+    pairs = {"m": [0.3, 0.31, 0.6], "pT": [1, 1, 1], "pz": [50, 50, 50], "weight": [2, 2, 1]}
+    up, down = lambda_theta_variation(
+        pairs, [0.2, 0.5, 0.8], _Table(0.5), (_Table(0.4), _Table(0.6)), min_acceptance=0.05
+    )
+    np.testing.assert_allclose(up, [0.25, 0.25])
+    np.testing.assert_allclose(down, [-1 / 6, -1 / 6])
+    up, _ = lambda_theta_variation(
+        pairs, [0.2, 0.5, 0.8], _Table(0.01), (_Table(0.02), _Table(0.6)), min_acceptance=0.05
+    )
+    np.testing.assert_allclose(up, [-1.0, -1.0])
+
+
+def test_lambda_theta_variation_on_real_tables_has_the_sign_of_the_acceptance():
+    # a window of small lab angles favours decays along the flight direction (cos θ* ≈ ±1):
+    # more weight in cos²θ* (λ > 0) raises A, so the unfolded yield (∝ 1/A) falls: up < 0
+    from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
+
+    la = LeptonAcceptance(3.0, 0.035, 0.12)
+    kw = {"lepton_mass": 0.10566, "mass_range": (0.25, 0.8), "p_max": 200.0}
+    kw["grid"] = (6, 24, 40)
+    kw["quadrature"] = (16, 16)
+    tabs = [PairAcceptance.build(la, lambda_theta=v, **kw) for v in (0.0, 0.3, -0.3)]
+    rng = np.random.default_rng(3)
+    m = rng.uniform(0.3, 0.7, 400)
+    pz = rng.uniform(40, 120, 400)
+    pt = pz * rng.uniform(0.05, 0.09, 400)
+    a0 = tabs[0].lookup(m, pt, pz)
+    keep = a0 > 0.05
+    pairs = {"m": m[keep], "pT": pt[keep], "pz": pz[keep], "weight": 1 / a0[keep]}
+    up, down = lambda_theta_variation(
+        pairs, [0.3, 0.5, 0.7], tabs[0], (tabs[1], tabs[2]), min_acceptance=0.0
+    )
+    a_up = tabs[1].lookup(m, pt, pz)[keep]
+    # the exact re-weighting: sum(1/A') / sum(1/A) - 1 per bin
+    b = np.digitize(m[keep], [0.3, 0.5, 0.7]) - 1
+    ref = [np.sum(1 / a_up[b == i]) / np.sum(1 / a0[keep][b == i]) - 1 for i in (0, 1)]
+    np.testing.assert_allclose(up, ref, rtol=1e-12)
+    assert np.all(np.sign(up) == -np.sign(down))
+
+
+def test_read_and_interpolate_uncertainties():
+    doc = {
+        "uncertainties": {
+            "mass": [0.3, 0.5, 0.7],
+            "nuisances": {
+                "a": {"kind": "normsys", "rel": [0.1, None, 0.3], "origin": "x"},
+                "b": {"kind": "normsys", "rel": [0.0, 0.0, 0.0], "origin": "y"},
+            },
+        }
+    }
+    u = read_uncertainties(doc)
+    got = at_masses(u, [0.4, 0.7])
+    np.testing.assert_allclose(got["a"], [0.15, 0.3])  # the null bin skipped
+    np.testing.assert_allclose(got["b"], [0.0, 0.0])
+    doc["uncertainties"]["nuisances"]["a"]["rel"] = [0.1, -0.2, 0.1]
+    with pytest.raises(InputError, match="negative"):
+        read_uncertainties(doc)
+
+
+# --------------------------------------------------------------------------- yields stage
+def _yields_run(tmp_path, **unc):
+    from test_yields import histograms_like_select, synthetic_pairs, write_run
+
+    run = tmp_path / "run"
+    pairs = synthetic_pairs(r=1.0)
+    write_run(run, pairs, histograms_like_select(pairs))
+    cfg = config_from_dict(
+        {"output": str(run), "beam": {"n_pot": 1e13}, "uncertainties": {"enabled": True, **unc}}
+    )
+    return run, pairs, cfg
+
+
+def test_yields_json_records_each_source(tmp_path):
+    from gammastar.yields import compute_yields
+
+    run, pairs, cfg = _yields_run(
+        tmp_path,
+        r_factor_rel_err=0.05,
+        extra=[{"name": "target_length", "rel": 0.03, "origin": "survey"}],
+    )
+    compute_yields(cfg, plots=False, theory=False)
+    doc = json.loads((run / "yields.json").read_text())
+    unc = doc["uncertainties"]
+    nu = unc["nuisances"]
+    y = np.array(doc["aprime"]["per_pot_per_eps2"], float)
+    err = np.array(doc["aprime"]["stat_err"], float)
+    np.testing.assert_allclose(np.array(nu["data_stat"]["rel"], float), err / np.abs(y))
+    # like-sign: -dR * C / W with C = -(sum of SS weights) per bin (select's convention)
+    edges = np.array(doc["aprime"]["bin_edges"])
+    m, w, q = pairs["m"].to_numpy(), pairs["weight"].to_numpy(), pairs["charge"].to_numpy()
+    c = -np.histogram(m[q != 0], edges, weights=w[q != 0])[0]
+    wt = np.histogram(m, edges, weights=w)[0]
+    np.testing.assert_allclose(np.array(nu["like_sign_r"]["up"], float), -0.05 * c / np.abs(wt))
+    assert nu["eta_mumu"]["rel"] == [0.0] * len(y)  # truth removal (the default): exact
+    assert nu["target_length"]["rel"] == [0.03] * len(y)
+    assert {"acceptance_lambda_theta", "extrapolation", "kinematic_model"} <= set(
+        unc["not_included"]
+    )
+    assert all(n["kind"] == "normsys" and n["origin"] for n in nu.values())
+
+
+def test_missing_sizes_are_one_line_errors(tmp_path):
+    from gammastar.yields import compute_yields
+
+    _, _, cfg = _yields_run(tmp_path)
+    with pytest.raises(ConfigError, match=r"uncertainties\.r_factor_rel_err: not given"):
+        compute_yields(cfg, plots=False, theory=False)
+
+
+@pytest.mark.parametrize(
+    ("unc", "match"),
+    [
+        ({"lambda_theta_err": -0.1}, r"uncertainties\.lambda_theta_err.*must be >= 0"),
+        (
+            {
+                "extra": [
+                    {"name": "a", "rel": 0.1, "origin": "x"},
+                    {"name": "a", "rel": 0.2, "origin": "y"},
+                ]
+            },
+            r"extra\[1\]\.name: nuisance 'a' given twice",
+        ),
+        (
+            {"extra": [{"name": "data_stat", "rel": 0.1, "origin": "x"}]},
+            r"extra\[0\]\.name: nuisance 'data_stat' given twice",
+        ),
+    ],
+)
+def test_bad_uncertainties_config(tmp_path, unc, match):
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({"uncertainties": unc}, source=str(tmp_path / "c.yaml"))
+
+
+# --------------------------------------------------------------------------- reach
+def test_reach_with_nuisances_and_impact(tmp_path):
+    from test_reach import make_config
+
+    from gammastar.artifacts import make_meta, write_json
+    from gammastar.reach import run_reach
+
+    cfg = make_config(tmp_path, mass_points=4, channels=["mumu"])
+    ypath = Path(cfg.reach.yields)
+    doc = json.loads(ypath.read_text())
+    n = len(doc["aprime"]["mass"])
+    doc["uncertainties"] = {
+        "mass": doc["aprime"]["mass"],
+        "nuisances": {
+            "data_stat": {"kind": "normsys", "rel": [0.05] * n, "origin": "stat"},
+            "like_sign_r": {"kind": "normsys", "rel": [0.3] * n, "origin": "R"},
+        },
+    }
+    doc["meta"] = make_meta(config_sha256=None, seed=None, n_pot=1e13)
+    write_json(ypath, doc, force=True)
+    on = cfg.model_copy(
+        update={"uncertainties": cfg.uncertainties.model_copy(update={"enabled": True})}
+    )
+    r_on = run_reach(on)
+    # the workspaces carry them
+    ws = json.loads((tmp_path / "run" / "workspaces" / "index.json").read_text())
+    first = json.loads((tmp_path / "run" / ws["workspaces"][0]["file"]).read_text())
+    names = {x["name"] for x in first["channels"][0]["samples"][0]["modifiers"]}
+    assert {"data_stat", "like_sign_r", "n_pot"} <= names
+    assert not any(x.startswith("mcstat_") for x in names)  # data_stat replaces it
+    # the ranking plot (reach stage) and the report's table of the same numbers
+    assert (tmp_path / "run" / "figures" / "reach_impact.png").stat().st_size > 1000
+    from gammastar.report import Section, _reach_section
+
+    sec = Section("reach", "Reach")
+    _reach_section(tmp_path / "run", sec)
+    html = "".join(map(str, sec.parts))
+    assert "Impact of each nuisance" in html
+    assert "like_sign_r" in html
+    r_off = run_reach(cfg, force=True)
+    # the added log-normal nuisances widen the limit (exact construction), at every mass
+    s_on = np.array(r_on["signal_limit"]["0"], float)
+    s_off = np.array(r_off["signal_limit"]["0"], float)
+    assert np.all(s_on > s_off)
+    assert set(r_on["nuisances"]["nuisances"]) == {"data_stat", "like_sign_r"}
+    imp = r_on["impact"]
+    assert len(imp["mass"]) == 4
+    # like_sign_r fixed at +1σ: s_up(rest)/(1 + 0.3) (uncertainties.impact's definition)
+    lsr = imp["nuisances"]["like_sign_r"]
+    ratio = np.array(lsr["-1"]["s_up"]) / np.array(lsr["+1"]["s_up"])
+    np.testing.assert_allclose(ratio, 1.3**2, rtol=1e-9)
+    # a signal up-shift excludes more: a lower eps_low
+    lo_up = np.array(lsr["+1"]["eps_low"], float)
+    lo_nom = np.array(imp["nominal"]["eps_low"], float)
+    ok = np.isfinite(lo_up) & np.isfinite(lo_nom)
+    assert ok.any()
+    assert np.all(lo_up[ok] <= lo_nom[ok])
+
+
+def test_reach_refuses_enabled_without_yields_block(tmp_path):
+    from test_reach import make_config
+
+    from gammastar.reach import run_reach
+
+    cfg = make_config(tmp_path, mass_points=2, channels=["mumu"])
+    on = cfg.model_copy(
+        update={"uncertainties": cfg.uncertainties.model_copy(update={"enabled": True})}
+    )
+    with pytest.raises(InputError, match="no 'uncertainties' block"):
+        run_reach(on)
+
+
+# --------------------------------------------------------------------------- kinematic model
+def _scan_kw(tmp_path):
+    from test_reach import NA62_LIKE, synthetic_yields
+
+    from gammastar.acceptance import Geometry
+    from gammastar.reach import load_yields
+
+    return {
+        "geometry": Geometry(**NA62_LIKE),
+        "yields": load_yields(synthetic_yields(tmp_path / "y.json")),
+        "n_pot": 1e20,
+        "channels": ("mumu",),
+        "background": {"mumu": 0.0},
+        "background_kappa": {"mumu": 1.0},
+        "n_pot_unc": 0.2,
+        "efficiency_uncertainty": 0.0,
+        "samples": 3000,
+        "seed": 4,
+        "method": "exact",
+    }
+
+
+def test_ensemble_spread_enters_as_kinematic_model(tmp_path):
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.reach import scan
+
+    kw = _scan_kw(tmp_path)
+    masses, eps = np.array([0.3, 0.6]), np.geomspace(1e-7, 1e-3, 30)
+    nominal = ParametricSampler()
+    base = scan(masses, eps, sampler=nominal, **kw)
+    # identical members, same A′ seeds: no spread, the same limits
+    same = scan(masses, eps, sampler=nominal, ensemble=[nominal, ParametricSampler()], **kw)
+    np.testing.assert_array_equal(same.acceptance_members[0], same.acceptance_members[1])
+    assert [k["rel"] for k in same.kinematic] == [0.0, 0.0]
+    for a, b in zip(base.limits, same.limits, strict=True):
+        assert a.expected["0"] == pytest.approx(b.expected["0"], rel=1e-6)
+    # a harder energy spectrum (narrower rapidity): the spread of two members, std (ddof 1)
+    # over mean = |A1 − A2|/√2 / mean, taken at the first pass's median ε_high
+    other = ParametricSampler(y_sigma=0.8)
+    res = scan(masses, eps, sampler=nominal, ensemble=[nominal, other], **kw)
+    a1, a2 = res.acceptance_members
+    mean = 0.5 * (a1 + a2)
+    rel = np.abs(a1 - a2) / math.sqrt(2) / np.where(mean > 0, mean, 1.0)  # 0 where both are 0
+    for i, row in enumerate(res.kinematic):
+        hi = base.boundaries["0"][1][i]
+        assert row["eps_high"] == pytest.approx(
+            np.interp(np.log(hi), np.log(eps), rel[i]), rel=1e-9
+        )
+        assert row["rel"] == row["eps_high"]
+        assert res.limits[i].expected["0"] > base.limits[i].expected["0"]
+    np.testing.assert_array_equal(res.acceptance, base.acceptance)  # the central value
+
+
+def test_ensemble_bad_input(tmp_path):
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.errors import GammastarError
+    from gammastar.reach import scan
+
+    kw = _scan_kw(tmp_path)
+    with pytest.raises(GammastarError, match="at least 2 members"):
+        scan([0.3], [1e-6, 1e-5], sampler=ParametricSampler(), ensemble=[ParametricSampler()], **kw)
+    with pytest.raises(ConfigError, match=r"kinematic_model: needs enabled"):
+        config_from_dict({"uncertainties": {"kinematic_model": True}})
+    from test_reach import make_config
+
+    from gammastar.uncertainties import ensemble_samplers
+
+    cfg = make_config(tmp_path, mass_points=2, channels=["mumu"])
+    with pytest.raises(ConfigError, match=r"uncertainties\.kinematic_model: needs reach\.flow"):
+        ensemble_samplers(cfg, None, ParametricSampler())
+
+
+def test_lambda_errors_read_the_measured_polarisation_block():
+    """The λ_θ nuisance takes δλ per mass from yields.json ``polarisation`` as the selection
+    writes it (gammastar.polarisation: ``mass_edges`` and one error per bin, ``null`` where a
+    bin has no fit): linear in the bin centres, the config's value only where nothing was
+    measured; a negative error is refused."""
+    from types import SimpleNamespace
+
+    from gammastar.errors import InputError
+    from gammastar.uncertainties import _lambda_errors
+
+    cfg = SimpleNamespace(uncertainties=SimpleNamespace(lambda_theta_err=0.2))
+    pol = {"mass_edges": [0.2, 0.4, 0.6, 0.8], "lambda_theta_err": [0.1, None, 0.3]}
+    got = _lambda_errors({"polarisation": pol}, np.array([0.3, 0.5, 0.7]), cfg)
+    # centres 0.3, 0.5, 0.7; the null bin is interpolated between its neighbours: 0.2
+    np.testing.assert_allclose(got, [0.1, 0.2, 0.3], rtol=1e-12)
+    none = {"mass_edges": [0.2, 0.4], "lambda_theta_err": [None]}
+    np.testing.assert_allclose(_lambda_errors({"polarisation": none}, np.array([0.3]), cfg), [0.2])
+    bad = {"mass_edges": [0.2, 0.4], "lambda_theta_err": [-0.1]}
+    with pytest.raises(InputError, match="negative"):
+        _lambda_errors({"polarisation": bad}, np.array([0.3]), cfg)
