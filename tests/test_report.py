@@ -401,3 +401,41 @@ def test_chromium_selfcheck_detects_failures(tmp_path: Path, png_bytes: bytes) -
     assert check["broken"] == ["figures/reach.png", "https://example.invalid/x.png"]
     assert any("boom" in e for e in check["errors"]), check
     assert any("Content-Security-Policy" in e for e in check["errors"]), check
+
+
+def test_yields_section_shows_lepton_universality(tmp_path: Path, png_bytes: bytes) -> None:
+    # yields.compare_with (docs/yields.md "Lepton universality"): the report shows the ratio
+    # per shared bin with its error, χ²/ndf, p-value and the combined yield, as written
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    doc = json.loads((run / "yields.json").read_text())
+    doc["lepton_universality"] = {
+        "ratio_of": "ee/mumu",
+        "mass": [0.275, 0.325],
+        "bin_edges": [0.25, 0.3, 0.35],
+        "ratio": [0.983, 1.0061],
+        "ratio_err": [0.025, 0.03],
+        "chi2": 3.912,
+        "ndf": 2,
+        "p_value": 0.1414,
+        "mass_range": [0.25, 0.35],
+    }
+    doc["aprime_combined"] = {
+        "mass": [0.275, 0.325],
+        "bin_edges": [0.25, 0.3, 0.35],
+        "per_pot_per_eps2": [2.4681e-3, 1.9e-3],
+        "stat_err": [4e-5, 5e-5],
+        "syst_err": [2e-5, 1e-6],
+        "compared_with": "runs/mu/yields.json",
+    }
+    (run / "yields.json").unlink()
+    write_json(run / "yields.json", doc)
+    yl = _section(build_report(_config(tmp_path, run)).read_text(), "yields")
+    assert "Lepton universality" in yl
+    assert "ee/mumu" in yl
+    assert "0.983 ± 0.025" in yl
+    assert "1.006 ± 0.03" in yl
+    assert "3.91 / 2" in yl
+    assert "0.141" in yl
+    assert "2.4681e-03" in yl
+    assert "runs/mu/yields.json" in yl

@@ -233,3 +233,59 @@ def test_a_method_is_one_registry_entry(monkeypatch):
     assert upper_limit(low, method="fixed").expected["0"] == 7.0
     assert upper_limit(low).method == "fixed"  # first in the registry: auto takes it
     assert cls(low, 3.0, method="fixed")["CLs_exp"] == [1.0] * 5
+
+
+def _lognormal_zero_b_limit(sigma_sig, n_pot_unc=0.2, alpha=0.1):
+    # b = 0, 0 observed: CLs(s) = E[exp(-s K0 Kc)] over the log-normal N_POT (shape 1 + u) and
+    # signal (shape 1 + r) nuisances, with the quadrature the exact method documents
+    # (Gauss-Hermite, 20 nodes for N_POT, 5 for the signal), solved independently here
+    x0, w0 = np.polynomial.hermite_e.hermegauss(20)
+    xs, ws = np.polynomial.hermite_e.hermegauss(5)
+    k = np.exp(math.log1p(n_pot_unc) * x0)[:, None] * np.exp(sigma_sig * xs)[None, :]
+    w = (w0 / w0.sum())[:, None] * (ws / ws.sum())[None, :]
+    f = lambda ls: float((w * np.exp(-math.exp(ls) * k)).sum()) - alpha
+    return math.exp(optimize.brentq(f, 0.0, math.log(1e7), xtol=1e-10))
+
+
+@pytest.mark.parametrize("r", [0.3, 500.0])
+def test_huge_relative_yield_error_with_zero_background(r):
+    # regression (issue 14): `gammastar run analysis/na60_like_ee.yaml` died in the reach with
+    # "cannot convert float NaN to integer": a mass bin whose A' yield is consistent with zero
+    # has a relative error r ~ 500 (reach passes it as mc_stat); exp(r x) at the quadrature
+    # nodes overflowed, 0 x inf gave NaN probabilities, CLs stuck at 1 and the limit search
+    # ran to n_signal ~ 1e25. r enters as a log-normal of shape 1 + r, like eff_unc.
+    sigma = math.sqrt(math.log1p(0.029) ** 2 + math.log1p(r) ** 2)
+    ref = _lognormal_zero_b_limit(sigma)
+    one = Model([Channel("ee", [1.0], [0.0], eff_unc=0.029, mc_stat=r)])
+    # a second bin without signal or background changes nothing, but it takes the
+    # enumerated path (t, CLs+b over count configurations) where the crash was
+    two = Model([Channel("ee", [0.0, 1.0], [0.0, 0.0], eff_unc=0.029, mc_stat=r)])
+    for model in (one, two):
+        res = upper_limit(model, cl=0.9, method="exact")
+        for b in BANDS:  # brentq xtol 1e-6 on ln s in the method
+            assert res.expected[b] == pytest.approx(ref, rel=1e-5)
+    # ee + mumu, both b = 0: two independent signal nuisances average out, so the limit lies
+    # between the one without signal uncertainty and the one-channel limit
+    both = Model(
+        [
+            Channel("ee", [0.7], [0.0], eff_unc=0.029, mc_stat=r),
+            Channel("mumu", [0.3], [0.0], eff_unc=0.029, mc_stat=r),
+        ]
+    )
+    lim = upper_limit(both, cl=0.9, method="exact").expected["0"]
+    assert _lognormal_zero_b_limit(math.log1p(0.029)) < lim < ref
+
+
+def test_exact_cls_finite_at_overflowing_signal_over_background():
+    # mu s / b overflows (b = 0 floored at 1e-300, mu = 1e12): t must stay finite; every
+    # count configuration with t <= t_ref is "no event", whose probability under s + b is
+    # E[exp(-1e12 K0)] = 0 to double precision (K0 >= 1.2^-7.7 at the outermost node)
+    two = Model([Channel("ee", [0.0, 1.0], [0.0, 0.0])])
+    out = cls(two, 1e12, method="exact")
+    assert all(0.0 <= v < 1e-12 for v in out["CLs_exp"])
+
+
+def test_mc_stat_must_be_finite_and_non_negative():
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(GammastarError, match="mc_stat"):
+            Channel("ee", [1.0], [0.0], mc_stat=bad)

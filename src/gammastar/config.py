@@ -621,6 +621,9 @@ class FlowConfig(Section):
     times, λ its expected count) and carries sign(w)·Σ|w|/Σw in the loss; ``sampler`` draws
     ∝ |weight| with replacement (multinomial); ``likelihood`` draws uniformly and puts the
     weights in the loss (high gradient variance for strongly varying weights; docs/flow.md)."""
+    mass_context: Literal["linear", "log"] = "linear"
+    """The flow's context: the standardised mass or the standardised ln m (``log``: for a
+    range over decades, e.g. dielectrons from 20 MeV; docs/flow.md "Mass context")."""
     mass_flatten: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Up-weight sparse masses: weights × ρ(m)^(−mass_flatten), ρ the mass density (0: off)."""
     epochs: Annotated[int, Field(gt=0)] = 30

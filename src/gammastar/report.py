@@ -593,6 +593,7 @@ def _yields_section(run: Path, s: Section) -> None:
             )
     else:
         s.warn("yields.json has no 'aprime'")
+    _universality_block(doc, s)
     mcp = doc.get("mcp")
     if isinstance(mcp, dict):
         mass = _as_list(mcp.get("mass"))
@@ -612,6 +613,49 @@ def _yields_section(run: Path, s: Section) -> None:
         s.add(table(["m_χ (GeV)", "χχ̄ per POT per Q²", "stat. error", "flags"], rows, "num"))
     else:
         s.warn("yields.json has no 'mcp'")
+
+
+def _universality_block(doc: dict[str, Any], s: Section) -> None:
+    """Lepton universality (``yields.compare_with``, docs/yields.md): the A′-yield ratio of
+    the two flavours per shared mass bin with its error, χ²/ndf and p-value, and the
+    combined yield where ``aprime_combined`` holds it."""
+    uni = doc.get("lepton_universality")
+    if not isinstance(uni, dict):
+        return
+    mass = _as_list(uni.get("mass"))
+    ratio, rerr = _as_list(uni.get("ratio")), _as_list(uni.get("ratio_err"))
+    comb = doc.get("aprime_combined") if isinstance(doc.get("aprime_combined"), dict) else {}
+    cy, cerr = _as_list(comb.get("per_pot_per_eps2")), _as_list(comb.get("stat_err"))
+    csys = _as_list(comb.get("syst_err"))
+    rows = [
+        (
+            fmt(mass[i], ".4f"),
+            fmt_err(ratio[i], rerr[i] if i < len(rerr) else None, ".3f")
+            if i < len(ratio)
+            else "n/a",
+            fmt(cy[i], ".4e") if i < len(cy) else "n/a",
+            fmt(cerr[i], ".2e") if i < len(cerr) else "n/a",
+            fmt(csys[i], ".2e") if i < len(csys) else "n/a",
+        )
+        for i in range(len(mass))
+    ]
+    label = esc(fmt(uni.get("ratio_of")))
+    s.add(f"<h3>Lepton universality: A′ yield ratio {label}</h3>")
+    rng = _as_list(uni.get("mass_range"))
+    s.add(
+        kv_table(
+            [
+                ("compared with", fmt(comb.get("compared_with"))),
+                ("χ² / ndf", f"{fmt(_num(uni.get('chi2')), '.2f')} / {fmt(uni.get('ndf'))}"),
+                ("p-value", fmt(_num(uni.get("p_value")), ".3g")),
+                ("χ² mass range (GeV)", " – ".join(fmt(v, ".3g") for v in rng) if rng else "all"),
+            ]
+        )
+    )
+    headers = ["m (GeV)", f"ratio {label}", "combined A′ per POT per ε²", "stat.", "syst."]
+    s.add(table(headers, [rows[i] for i in _pick(len(rows), 8)], "num"))
+    if len(rows) > 8:
+        s.add(details(f"all {len(rows)} shared mass bins", table(headers, rows, "num")))
 
 
 def _flow_section(run: Path, s: Section) -> None:

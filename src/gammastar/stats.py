@@ -58,7 +58,8 @@ class Channel:
         observed: observed counts per bin, or None.
         bkg_kappa: log-normal shape of the background yield (1 = exact).
         eff_unc: relative signal-efficiency uncertainty.
-        mc_stat: relative MC-statistics uncertainty of the signal template (scalar or per bin).
+        mc_stat: relative MC-statistics uncertainty r of the signal template (scalar or per bin);
+            the exact method integrates it as a log-normal of shape 1 + r (σ = ln(1 + r)).
     """
 
     name: str
@@ -94,6 +95,8 @@ class Channel:
         self.mc_stat = np.broadcast_to(
             np.asarray(self.mc_stat, dtype=np.float64), self.signal.shape
         ).copy()
+        if np.any(~np.isfinite(self.mc_stat)) or np.any(self.mc_stat < 0):
+            raise GammastarError(f"channel {self.name}: mc_stat must be finite and >= 0")
 
 
 @dataclass
@@ -679,7 +682,12 @@ class _Exact:
         self.w0 = w if s0 > 0 else np.ones(1)
         self.kc, self.wc, self.kb, self.wb = [], [], [], []
         for c in model.channels:
-            sig_s = math.sqrt(math.log1p(c.eff_unc) ** 2 + float(np.mean(c.mc_stat)) ** 2)
+            # log-normal shapes 1 + u (as the normsys of eff_unc): ln(1 + r) stays finite for
+            # the huge relative errors r of yields consistent with zero (r = 500: 6.2, where
+            # r itself overflowed exp() at the quadrature nodes and gave NaN CLs)
+            sig_s = math.sqrt(
+                math.log1p(c.eff_unc) ** 2 + math.log1p(float(np.mean(c.mc_stat))) ** 2
+            )
             xs, ws = np.polynomial.hermite_e.hermegauss(nodes[1])
             self.kc.append(np.exp(sig_s * xs) if sig_s > 0 else np.ones(1))
             self.wc.append(ws / ws.sum() if sig_s > 0 else np.ones(1))
@@ -745,13 +753,16 @@ class _Exact:
             else:
                 rows, inv = np.unique(n[:, sel], axis=0, return_inverse=True)  # (nu, nbins)
                 inv = inv.ravel()
-            lam = (
-                mu
-                * s[None, None, None, :]
-                * self.k0[:, None, None, None]
-                * self.kc[ci][None, :, None, None]
-                + b[None, None, None, :] * self.kb[ci][None, None, :, None]
-            )  # (n0, nkc, nkb, nbins)
+            lam = b[None, None, None, :] * self.kb[ci][None, None, :, None]  # (1, 1, nkb, nbins)
+            if mu > 0:  # (at mu = 0 no signal term: 0 × a huge node would be NaN)
+                lam = (
+                    mu
+                    * s[None, None, None, :]
+                    * self.k0[:, None, None, None]
+                    * self.kc[ci][None, :, None, None]
+                    + lam
+                )  # (n0, nkc, nkb, nbins)
+            lam = np.broadcast_to(lam, (self.k0.size, self.kc[ci].size, self.kb[ci].size, b.size))
             loglam = np.log(np.maximum(lam, 1e-300))
             # log P(rows | lam) summed over bins: (nu, n0, nkc, nkb)
             logp = np.einsum("ub,aijb->uaij", rows.astype(float), loglam) - lam.sum(-1)[None]
@@ -760,9 +771,23 @@ class _Exact:
             joint *= p[:, inv]
         return self.w0 @ joint
 
+    def _w(self, mu: float) -> NDArray:
+        """ln(1 + μ s_i/b_i) per bin, finite for b_i = 0 (floored at 1e-300) and any μ.
+
+        For b_i = 0 the ratio overflows at μ s_i > 1.8e8 (1.8e308 × 1e-300): then ln(μ s_i) − ln b_i
+        (the same to double precision), never inf (0 counts × inf was NaN).
+        """
+        b = np.maximum(self.b, 1e-300)
+        with np.errstate(over="ignore"):
+            r = mu * self.s / b
+        big = ~np.isfinite(r)
+        if np.any(big):
+            r = np.where(big, 0.0, r)
+            return np.where(big, np.log(mu * np.where(big, self.s, 1.0)) - np.log(b), np.log1p(r))
+        return np.log1p(r)
+
     def _t(self, mu: float, n: NDArray) -> NDArray:
-        w = np.log1p(mu * self.s / np.maximum(self.b, 1e-300))
-        return n @ w
+        return n @ self._w(mu)
 
     def zero_class(self, band: str | None) -> bool:
         """Whether the band's reference outcome is "no event anywhere" (t = 0) for every μ.
@@ -813,11 +838,16 @@ class _Exact:
         sel = t <= t_ref + tol
         clb = float(self.p0[sel].sum())
         clsb = self._clsb(mu, t_ref + tol)
+        if not (math.isfinite(clb) and math.isfinite(clsb)):
+            raise GammastarError(
+                f"exact CLs: non-finite probabilities at n_signal = {mu:g} (CLb {clb}, "
+                f"CLs+b {clsb}); use method 'toys'"
+            )
         return clsb / clb if clb > 0 else 1.0
 
     def _clsb(self, mu: float, t_max: float) -> float:
         # configurations with t <= t_max; each count bounded by t_max / w_i
-        w = np.log1p(mu * self.s / np.maximum(self.b, 1e-300))
+        w = self._w(mu)
         lim = np.where(w > 0, np.floor(t_max / np.where(w > 0, w, 1.0) + 1e-12), self.kmax)
         lim = np.minimum(lim, 400).astype(int)
         w_min = float(w[w > 0].min()) if np.any(w > 0) else 0.0

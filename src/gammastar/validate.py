@@ -410,19 +410,25 @@ def plot_kinematics(
         s = model.sample(m0, 10 * n, seed=int(rng.integers(2**63)))
         for i, (key, label) in enumerate((("qT", r"$q_T$ [GeV]"), ("E", "E [GeV]"))):
             ax = axes[i, j]
-            vals = getattr(data, key)[sel]
-            hi = np.quantile(np.concatenate([vals, s[key]]), 0.995) if vals.size else 1
-            lo = 0.0 if key == "qT" else np.quantile(s[key], 0.001)
+            vals, wts = getattr(data, key)[sel], data.weight[sel]
+            both = np.concatenate([vals, s[key]])
+            both = both[np.isfinite(both)]
+            hi = float(np.quantile(both, 0.995)) if both.size else 1.0
+            lo = 0.0 if key == "qT" else float(np.quantile(both, 0.001)) if both.size else 0.0
+            if not hi > lo:  # a window without spread (sparse data): nothing to draw
+                ax.set_xlabel(label)
+                continue
             bins = np.linspace(lo, hi, 40)
-            ax.hist(
-                vals,
-                bins=bins,
-                weights=data.weight[sel],
-                density=True,
-                histtype="step",
-                color="k",
-                label="data",
-            )
+            if vals.size and wts.sum() > 0:  # density needs a positive total (SS-subtracted)
+                ax.hist(
+                    vals,
+                    bins=bins,
+                    weights=wts,
+                    density=True,
+                    histtype="step",
+                    color="k",
+                    label="data",
+                )
             ax.hist(s[key], bins=bins, density=True, histtype="step", color="C1", label="flow")
             ax.set_xlabel(label)
             if i == 0:

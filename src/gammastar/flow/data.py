@@ -30,33 +30,43 @@ QT_FLOOR = 1e-6
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Log transform and standardisation (stored in ``meta.json``)."""
+    """Log transform and standardisation (stored in ``meta.json``).
+
+    The context is the standardised mass, or with ``mass_transform="log"`` the standardised
+    ln m (``flow.mass_context``): over 20 MeV – 1.1 GeV (dielectrons) the linear mass squeezes
+    the π⁰-Dalitz region, where most pairs are, into 2% of the context range.
+    ``mass_mean``/``mass_std`` are those of the transformed mass.
+    """
 
     feature_mean: tuple[float, float]
     feature_std: tuple[float, float]
     mass_mean: float
     mass_std: float
+    mass_transform: str = "linear"
 
     @classmethod
-    def fit(cls, qT, E, m, w) -> Preprocessing:
+    def fit(cls, qT, E, m, w, mass_transform: str = "linear") -> Preprocessing:
         u = _log_features(qT, E)
         ww = np.abs(w) / np.abs(w).sum()
         mean = (ww[:, None] * u).sum(0)
         std = np.sqrt((ww[:, None] * (u - mean) ** 2).sum(0))
-        mm = float((ww * m).sum())
-        ms = float(np.sqrt((ww * (m - mm) ** 2).sum()))
+        mt = _mass_transform(m, mass_transform)
+        mm = float((ww * mt).sum())
+        ms = float(np.sqrt((ww * (mt - mm) ** 2).sum()))
         return cls(
             (float(mean[0]), float(mean[1])),
             (float(std[0]), float(std[1])),
             mm,
             ms if ms > 0 else 1.0,
+            mass_transform,
         )
 
     def features(self, qT, E) -> np.ndarray:
         return (_log_features(qT, E) - np.asarray(self.feature_mean)) / np.asarray(self.feature_std)
 
     def context(self, m) -> np.ndarray:
-        return ((np.asarray(m, dtype=np.float64) - self.mass_mean) / self.mass_std)[:, None]
+        mt = _mass_transform(m, self.mass_transform)
+        return ((mt - self.mass_mean) / self.mass_std)[:, None]
 
     def inverse(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         u = x * np.asarray(self.feature_std) + np.asarray(self.feature_mean)
@@ -75,6 +85,7 @@ class Preprocessing:
             "feature_std": list(self.feature_std),
             "mass_mean": self.mass_mean,
             "mass_std": self.mass_std,
+            "mass_transform": self.mass_transform,
         }
 
     @classmethod
@@ -84,7 +95,17 @@ class Preprocessing:
             tuple(float(v) for v in d["feature_std"]),
             float(d["mass_mean"]),
             float(d["mass_std"]),
+            str(d.get("mass_transform", "linear")),  # models written before it: linear
         )
+
+
+def _mass_transform(m, kind: str) -> np.ndarray:
+    m = np.asarray(m, dtype=np.float64)
+    if kind == "linear":
+        return m
+    if kind == "log":
+        return np.log(np.maximum(m, 1e-6))  # (masses are > 2 m_e > 1 MeV; no log 0)
+    raise GammastarError(f"unknown flow mass transform {kind!r} (use 'linear' or 'log')")
 
 
 def _log_features(qT, E) -> np.ndarray:

@@ -198,7 +198,13 @@ def fit_rows(data: TrainingData, cfg: FlowConfig, seed: int) -> FitRows:
     import torch
 
     tr_idx, val_idx = split_indices(data.n, cfg.validation_fraction, seed)
-    pre = Preprocessing.fit(data.qT[tr_idx], data.E[tr_idx], data.m[tr_idx], data.weight[tr_idx])
+    pre = Preprocessing.fit(
+        data.qT[tr_idx],
+        data.E[tr_idx],
+        data.m[tr_idx],
+        data.weight[tr_idx],
+        mass_transform=cfg.mass_context,
+    )
 
     def tensors(idx):
         x = torch.as_tensor(pre.features(data.qT[idx], data.E[idx]), dtype=torch.float32)
