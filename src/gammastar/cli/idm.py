@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import typer
-
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app
 
 
 @app.command("reach-idm")
@@ -18,16 +16,8 @@ def reach_idm_command(
 
     Writes reach_idm.json and figures/reach_idm.png in the run directory (docs/darksector.md).
     """
-    from gammastar.errors import ConfigError
+    from gammastar.cli._darksector_reach import run_reach_command
     from gammastar.reach_idm import run_idm_reach
 
-    cfg = load(config, output)
-    if cfg.idm is None:
-        raise ConfigError(f"{config}: no 'idm' section (docs/darksector.md)")
-    load(config, output, lock=True, wait=wait)
-    path = run_idm_reach(cfg, force=force)
-    import json
-
-    doc = json.loads(path.read_text())
-    n = sum(v is not None for v in doc["y_low"]["0"])
-    typer.echo(f"reach-idm: {n}/{len(doc['m1'])} masses with a reach; wrote {path}")
+    run_reach_command("reach-idm", config, output, force=force, wait=wait, section="idm",
+                      hint="docs/darksector.md", run=run_idm_reach, axis="m1", edge="y_low")  # fmt: skip

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import typer
-
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app
 
 
 @app.command("reach-mcp")
@@ -18,16 +16,9 @@ def reach_mcp_command(
 
     Writes reach_mcp.json and figures/reach_mcp.png in the run directory (docs/darksector.md).
     """
-    from gammastar.errors import ConfigError
+    from gammastar.cli._darksector_reach import run_reach_command
     from gammastar.reach_mcp import run_mcp_reach
 
-    cfg = load(config, output)
-    if cfg.mcp is None:
-        raise ConfigError(f"{config}: no 'mcp' section (see analysis/mcp_submet_like.yaml)")
-    load(config, output, lock=True, wait=wait)
-    path = run_mcp_reach(cfg, force=force)
-    import json
-
-    doc = json.loads(path.read_text())
-    n = sum(q is not None for q in doc["q_low"]["0"])
-    typer.echo(f"reach-mcp: {n}/{len(doc['mass'])} masses with a reach; wrote {path}")
+    run_reach_command("reach-mcp", config, output, force=force, wait=wait, section="mcp",
+                      hint="see analysis/mcp_submet_like.yaml", run=run_mcp_reach, axis="mass",
+                      edge="q_low")  # fmt: skip
