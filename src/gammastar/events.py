@@ -199,10 +199,7 @@ def run_events(
     from gammastar.artifacts import make_meta
     from gammastar.reach import signal_events
 
-    check_request(n, chunk, (eps, "--eps: the kinetic mixing must be > 0"),
-                  (mass, "--mass: the A' mass must be > 0 GeV"))  # fmt: skip
-    outputs = event_outputs(output, table, force)
-    require_events_keys(config, ("beam_spot_sigma", "target_interaction_length"))
+    outputs = _aprime_request(config, n, chunk, mass, eps, output, table, force)
     src = aprime_source(config, mass, extrapolate, sampler)
     y = aprime_yield(src, mass)
     sampler = src["sampler"]
@@ -479,13 +476,10 @@ def run_dark_events(
     from gammastar.acceptance import draw_dark
     from gammastar.artifacts import make_meta
 
-    check_request(n, chunk, (eps, "--eps: the kinetic mixing must be > 0"),
-                  (mass, "--mass: the A' mass must be > 0 GeV"))  # fmt: skip
-    outputs = event_outputs(output, table, force)
+    outputs = _aprime_request(config, n, chunk, mass, eps, output, table, force)
     if config.idm is None:
         where = config.source or "<config>"
         raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/darksector.md)")
-    require_events_keys(config, ("beam_spot_sigma", "target_interaction_length"))
     src = aprime_source(config, float(mass), extrapolate, sampler)
     st = dark_settings(config, float(mass), float(eps), src)
     seed = config.seed if seed is None else int(seed)
@@ -544,6 +538,19 @@ def run_dark_events(
     stats["seconds"] = time.perf_counter() - t0
     stats["outputs"] = [str(p) for p in outputs]
     return {**stats, "meta": meta}
+
+
+def _aprime_request(
+    config: Any, n: Any, chunk: int, mass: float, eps: float, output: str | Path,
+    table: str | Path | None, force: bool,
+) -> list[Path]:  # fmt: skip
+    """The checks of an A′ events request (:func:`run_events`, :func:`run_dark_events`)
+    before any work: the numbers, the outputs, the ``events`` keys; returns the outputs."""
+    check_request(n, chunk, (eps, "--eps: the kinetic mixing must be > 0"),
+                  (mass, "--mass: the A' mass must be > 0 GeV"))  # fmt: skip
+    outputs = event_outputs(output, table, force)
+    require_events_keys(config, ("beam_spot_sigma", "target_interaction_length"))
+    return outputs
 
 
 def _chunks_forever(

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app
+from pathlib import Path
+from typing import Any
+
+from gammastar.cli._darksector_reach import reach_command
 
 
-@app.command("reach-mcp")
-def reach_mcp_command(
-    config: ConfigArg,
-    output: OutputOpt = None,
-    force: ForceOpt = False,
-    wait: WaitOpt = False,
-) -> None:
-    """Expected (±1σ, ±2σ) lower edge Q_low(m_χ) of a scintillator detector (config `mcp`).
-
-    Writes reach_mcp.json and figures/reach_mcp.png in the run directory (docs/darksector.md).
-    """
-    from gammastar.cli._darksector_reach import run_reach_command
+def _run(cfg: Any, force: bool) -> Path:
     from gammastar.reach_mcp import run_mcp_reach
 
-    run_reach_command("reach-mcp", config, output, force=force, wait=wait, section="mcp",
-                      hint="see analysis/mcp_submet_like.yaml", run=run_mcp_reach, axis="mass",
-                      edge="q_low")  # fmt: skip
+    return run_mcp_reach(cfg, force=force)
+
+
+reach_mcp_command = reach_command(
+    "reach-mcp",
+    doc="""Expected (±1σ, ±2σ) lower edge Q_low(m_χ) of a scintillator detector (config `mcp`).
+
+    Writes reach_mcp.json and figures/reach_mcp.png in the run directory (docs/darksector.md).
+    """,
+    section="mcp",
+    hint="see analysis/mcp_submet_like.yaml",
+    run=_run,
+    axis="mass",
+    edge="q_low",
+)
