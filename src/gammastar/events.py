@@ -300,9 +300,7 @@ def run_events(
     if unw is not None:
         stats["over_max"] = unw.over_max
         stats["generated"] = unw.generated
-    stats["seconds"] = time.perf_counter() - t0
-    stats["outputs"] = [str(p) for p in outputs]
-    return {**stats, "meta": meta}
+    return _summary(stats, t0, outputs, meta)
 
 
 # --------------------------------------------------------------------------- millicharged
@@ -425,9 +423,7 @@ def run_mcp_events(
     t0 = time.perf_counter()
     stats = write_events(chunks, outputs, st, meta, force=force, n_attempted=n,
                          text=mcp_hepmc_text)  # fmt: skip
-    stats["seconds"] = time.perf_counter() - t0
-    stats["outputs"] = [str(p) for p in outputs]
-    return {**stats, "meta": meta}
+    return _summary(stats, t0, outputs, meta)
 
 
 class _FlowOrAnalytic:
@@ -535,9 +531,7 @@ def run_dark_events(
     meta["cross_section_pb"] = st.sigma_pb_per_event
     stats = write_events(iter(chunks), outputs, st, meta, force=force, n_attempted=n,
                          text=dark_hepmc_text)  # fmt: skip
-    stats["seconds"] = time.perf_counter() - t0
-    stats["outputs"] = [str(p) for p in outputs]
-    return {**stats, "meta": meta}
+    return _summary(stats, t0, outputs, meta)
 
 
 def _aprime_request(
@@ -551,6 +545,15 @@ def _aprime_request(
     outputs = event_outputs(output, table, force)
     require_events_keys(config, ("beam_spot_sigma", "target_interaction_length"))
     return outputs
+
+
+def _summary(
+    stats: dict[str, Any], t0: float, outputs: list[Path], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The result of an events command: the sums of :func:`write_events`, the seconds since
+    ``t0``, the outputs and the meta."""
+    return {**stats, "seconds": time.perf_counter() - t0, "outputs": [str(p) for p in outputs],
+            "meta": meta}  # fmt: skip
 
 
 def _chunks_forever(
