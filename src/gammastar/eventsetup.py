@@ -46,6 +46,13 @@ def check_request(n: Any, chunk: int, *positive: tuple[float, str]) -> None:
 
     Raises:
         GammastarError: the first bad one, naming its option.
+
+    Example:
+        >>> check_request(10, 5, (1e-6, "--eps: the kinetic mixing must be > 0"))
+        >>> check_request(10, 5, (0.0, "--eps: the kinetic mixing must be > 0"))
+        Traceback (most recent call last):
+        ...
+        gammastar.errors.GammastarError: --eps: the kinetic mixing must be > 0, not 0
     """
     if not (isinstance(n, int) and n > 0):
         raise GammastarError(f"-n: the number of events must be a positive integer, not {n}")
@@ -178,7 +185,13 @@ def cross_section_pb(config: Any, src: Mapping[str, Any], expected: float) -> fl
 
 def exposure_meta(src: Mapping[str, Any], *, data: bool = False) -> dict[str, Any]:
     """Meta keys of the exposure: ``n_pot`` (``n_pot_data`` with ``data``), ``yield_scale``
-    and the yield scale's provenance."""
+    and the yield scale's provenance, in this order (the order of the written meta).
+
+    Example:
+        >>> src = {"n_pot": 1e17, "n_pot_data": 1e13, "scale_y": 2.0, "scale_info": {"a": 1}}
+        >>> list(exposure_meta(src, data=True))
+        ['n_pot', 'n_pot_data', 'yield_scale', 'a']
+    """
     out: dict[str, Any] = {"n_pot": src["n_pot"]}
     if data:
         out["n_pot_data"] = src["n_pot_data"]

@@ -53,7 +53,12 @@ HEPMC_FOOTER = "HepMC::Asciiv3-END_EVENT_LISTING\n"
 
 
 def hepmc_header(meta: Mapping[str, Any], weights: str = "weight\\|weight_decay") -> str:
-    """The HepMC3 Asciiv3 header: weight names, tool, run attribute ``gammastar_meta``."""
+    """The HepMC3 Asciiv3 header: weight names, tool, run attribute ``gammastar_meta``.
+
+    Example:
+        >>> hepmc_header({"seed": 1}).splitlines()[-1]
+        'A gammastar_meta {"seed":1}'
+    """
     from gammastar._version import __version__
 
     js = json.dumps(meta, separators=(",", ":"), default=str).replace("\n", " ")
@@ -140,6 +145,11 @@ def render(parts: list[Any], names: list[bytes], n: int, backend: str = "numba")
 
     Raises:
         GammastarError: an unknown backend.
+
+    Example:
+        >>> render(["E ", ("i", np.array([7, 8])), " ", ("f", np.array([0.5, 2.0])), "\\n"], [], 2,
+        ...        backend="pyarrow")
+        b'E 7 0.5\\nE 8 2\\n'
     """
     if backend == "numba":
         out = _render_numba(parts, names, n)
