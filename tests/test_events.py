@@ -433,6 +433,12 @@ def test_mcp_events(tmp_path):
             assert ids == [(2212, 4), (2212, 4), (22, 2), (90, 3), (9900001, 1), (-9900001, 1)]
             prod, dec = ev.vertices
             assert dec.position.z == prod.position.z  # prompt γ* decay
+            # the shared production vertex (hepmc._production): p_beam + p_target = p_γ* + p_X,
+            # ≤ 4 roundings per component as in test_hepmc_round_trip → 8 eps × Σ|E|
+            pin = sum(np.array(list(p.momentum)) for p in prod.particles_in)
+            pout = sum(np.array(list(p.momentum)) for p in prod.particles_out)
+            scale = sum(p.momentum.e for p in [*prod.particles_in, *prod.particles_out])
+            assert np.all(np.abs(pin - pout) <= 8 * EPS64 * scale)
             n_read += 1
     assert n_read == 2000
     with pytest.raises(GammastarError, match=r"events\.mcp_pdgid"):
@@ -440,7 +446,36 @@ def test_mcp_events(tmp_path):
                        spectrum=mcp_spectrum())  # fmt: skip
     with pytest.raises(InputError, match="no gamma"):
         run_mcp_events(cfg, m_chi=0.6, n=10, output=tmp_path / "y.hepmc", spectrum=mcp_spectrum())
+    # the request checks shared with the A' modes (eventsetup.check_request, eventio.event_outputs)
+    with pytest.raises(GammastarError, match="--chunk"):
+        run_mcp_events(cfg, m_chi=m_chi, n=10, output=tmp_path / "y.hepmc", chunk=0,
+                       spectrum=mcp_spectrum())  # fmt: skip
+    with pytest.raises(GammastarError, match="--table"):
+        run_mcp_events(cfg, m_chi=m_chi, n=10, output=tmp_path / "y.parquet",
+                       table=tmp_path / "y.parquet", spectrum=mcp_spectrum())  # fmt: skip
     assert not (tmp_path / "y.hepmc").exists()
+    assert not (tmp_path / "y.parquet").exists()
+
+
+def test_events_keeps_its_public_names():
+    """The split of gammastar.events (docs/events.md "Code layout") keeps every public name
+    importable from it, as the very object of the module that now defines it, and
+    ``gammastar.events(config, ...)`` callable (it runs run_events)."""
+    import importlib
+
+    import gammastar
+    import gammastar.events as ev
+
+    homes = [importlib.import_module(f"gammastar.{m}")
+             for m in ("eventgen", "eventio", "eventsetup", "hepmc", "mcpgen")]  # fmt: skip
+    for name in ev.__all__:
+        obj = getattr(ev, name)
+        owners = [h for h in homes if getattr(h, name, None) is obj]
+        assert owners or getattr(obj, "__module__", None) == "gammastar.events", name
+    for name in ("hepmc_text", "write_events", "output_kind", "polarisation", "McpSettings",
+                 "generate_mcp", "mcp_bins", "dark_settings", "run_dark_events"):  # fmt: skip
+        assert name in ev.__all__
+    assert callable(gammastar.events)
 
 
 def test_cli_mode_errors(tmp_path, capsys):

@@ -8,7 +8,7 @@ The physics and the references are in :mod:`gammastar.events` and docs/events.md
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -524,12 +524,22 @@ def generate_chunks(
 ) -> Iterator[dict[str, NDArray]]:
     """:func:`generate` over chunks of at most ``chunk`` events (bounded memory), weights
     normalised to ``n``; event numbers run from 0 over all chunks."""
+    return numbered_chunks(
+        lambda size, s: generate(sampler, st, size, seed=s, n_norm=n), n, seed=seed, chunk=chunk
+    )
+
+
+def numbered_chunks(
+    make: Callable[[int, int], dict[str, NDArray]], n: int, *, seed: int | None, chunk: int
+) -> Iterator[dict[str, NDArray]]:
+    """The chunks ``make(size, seed)`` of :func:`chunk_seeds` (``n`` events in chunks of at
+    most ``chunk``), each with a column ``event`` (int64) in front: event numbers from 0 over
+    all chunks, counting the drawn events (a chunk's rows may be fewer: events cut away)."""
     first = 0
     for size, s in chunk_seeds(seed, n, chunk):
-        cols = generate(sampler, st, size, seed=s, n_norm=n)
-        cols = {"event": np.arange(first, first + cols["weight"].size, dtype=np.int64), **cols}
+        cols = make(size, s)
+        yield {"event": np.arange(first, first + cols["weight"].size, dtype=np.int64), **cols}
         first += size
-        yield cols
 
 
 class Unweighter:
@@ -837,9 +847,7 @@ def generate_dark_chunks(
     sampler: Any, st: DarkEventSettings, n: int, *, seed: int | None, chunk: int = 100_000
 ) -> Iterator[dict[str, NDArray]]:
     """:func:`generate_dark` over chunks (as :func:`generate_chunks`)."""
-    first = 0
-    for size, s in chunk_seeds(seed, n, chunk):
-        cols = generate_dark(sampler, st, size, seed=s, n_norm=n)
-        cols = {"event": np.arange(first, first + cols["weight"].size, dtype=np.int64), **cols}
-        first += size
-        yield cols
+    return numbered_chunks(
+        lambda size, s: generate_dark(sampler, st, size, seed=s, n_norm=n), n, seed=seed,
+        chunk=chunk,
+    )  # fmt: skip

@@ -298,8 +298,6 @@ def plot_idm_reach(result: dict[str, Any], path: Any = None, *, title: str = "")
     Returns:
         The matplotlib figure.
     """
-    from pathlib import Path
-
     import matplotlib.pyplot as plt
     import mplhep
 
@@ -330,7 +328,6 @@ def plot_idm_reach(result: dict[str, Any], path: Any = None, *, title: str = "")
         if path is not None:
             from gammastar.figures import save_figure
 
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
             save_figure(fig, path, bbox_inches="tight", dpi=110)
     plt.close(fig)
     return fig
@@ -417,7 +414,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     from gammastar.config import load_config
     from gammastar.errors import ConfigError
     from gammastar.eventgen import mass_range
-    from gammastar.events import _aprime_source
+    from gammastar.eventsetup import aprime_source
 
     cfg = load_config(config) if not hasattr(config, "idm") else config
     idm = cfg.idm
@@ -428,7 +425,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
         raise ConfigError(
             f"{where}: idm.model: reach-idm computes the iDM reach only (i2DM: events --dark)"
         )
-    src = _aprime_source(cfg, None, False, None)
+    src = aprime_source(cfg, None, False, None)
     yields, sampler = src["yields"], src["sampler"]
     geometry = Geometry.from_config(cfg.detector)
     if idm.m1_range is not None:
