@@ -388,41 +388,51 @@ def _lambda_nuisance(
     grid: tuple[int, int, int] | None,
     measured: bool,
 ) -> tuple[NDArray, NDArray, str]:
-    from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
+    """The yield's relative shifts when the per-pair acceptance's λ_θ(m) moves by ±δλ(m).
 
-    u, sel = cfg.unfold, cfg.selection
-    lam = float(u.decay_lambda_theta)
-    dmax = float(np.nanmax(dl)) if np.any(np.isfinite(dl)) else 0.0
-    if not dmax > 0:
+    The nominal table is the selection's (:func:`gammastar.pair_acceptance.fiducial_from_config`:
+    the configured λ_θ, or with ``unfold.decay_lambda_theta: measured`` the λ_θ(m) the selection
+    measured and used); the varied ones follow from its decay-angle moments without a new
+    tabulation (:meth:`~gammastar.pair_acceptance.PairAcceptance.with_lambda`), λ_θ ± δλ per
+    mass node, clipped to [−1, 1]."""
+    from gammastar.pair_acceptance import PairAcceptance, fiducial_from_config
+
+    fid = fiducial_from_config(cfg)
+    nominal = fid.acceptance
+    if grid is not None:  # a coarser table (tests): the same λ_θ at its own nodes
+        lam0 = np.broadcast_to(nominal.lambda_theta, nominal.m_grid.shape)
+        sel = cfg.selection
+        coarse = PairAcceptance.build(
+            nominal.lepton,
+            lepton_mass=nominal.lepton_mass,
+            mass_range=(sel.mass_min, sel.mass_max),
+            p_max=cfg.beam.energy,
+            grid=grid,
+        )
+        nominal = coarse.with_lambda(np.interp(coarse.m_grid, nominal.m_grid, lam0))
+    if not np.any(np.isfinite(dl) & (dl > 0)):
         z = np.zeros(edges.size - 1)
-        return z, z, f"unfold.decay_lambda_theta = {lam:g} with a zero error"
-    lepton = LeptonAcceptance.from_config(u.lepton_acceptance, resolve=cfg.resolve).intersect(
-        sel.lepton_min_energy, sel.lepton_theta_min, sel.lepton_theta_max
+        return z, z, "λ_θ with a zero error"
+    lam = np.broadcast_to(np.asarray(nominal.lambda_theta, dtype=float), nominal.m_grid.shape)
+    dnode = nominal.lambda_nodes(edges, dl)
+    tables = (
+        nominal.with_lambda(np.clip(lam + dnode, -1.0, 1.0)),
+        nominal.with_lambda(np.clip(lam - dnode, -1.0, 1.0)),
     )
-    kw: dict[str, Any] = {
-        "lepton_mass": cfg.input.lepton_mass,
-        "mass_range": (sel.mass_min, sel.mass_max),
-        "p_max": cfg.beam.energy,
-    }
-    if grid is not None:
-        kw["grid"] = grid
-    lam_up, lam_dn = min(lam + dmax, 1.0), max(lam - dmax, -1.0)
-    tables = [PairAcceptance.build(lepton, lambda_theta=v, **kw) for v in (lam, lam_up, lam_dn)]
     up, down = lambda_theta_variation(
-        pairs, edges, tables[0], (tables[1], tables[2]), min_acceptance=float(u.min_acceptance)
+        pairs, edges, nominal, tables, min_acceptance=float(cfg.unfold.min_acceptance)
     )
-    # per-bin δλ: the ±δλ_max effect scaled linearly (the acceptance is smooth in λ_θ)
-    scale = np.where(np.isfinite(dl), dl / dmax, 0.0)
     origin = (
-        f"per-pair acceptance recomputed at λ_θ = {lam:g} ± {dmax:g} "
-        f"(λ_θ ∈ [{lam_dn:g}, {lam_up:g}]), scaled per mass bin by δλ(m)/{dmax:g}; δλ from "
+        "per-pair acceptance at λ_θ(m) ± δλ(m) around the selection's λ_θ ("
+        + ("measured" if isinstance(cfg.unfold.decay_lambda_theta, str) else "configured")
+        + "), from the table's decay-angle moments; δλ from "
         + (
             "yields.json polarisation.lambda_theta_err (measured)"
             if measured
             else "uncertainties.lambda_theta_err (stated)"
         )
     )
-    return up * scale, down * scale, origin
+    return up, down, origin
 
 
 # --------------------------------------------------------------------------- reading
