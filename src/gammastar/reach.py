@@ -806,6 +806,54 @@ def _boundaries(
     return {k: done[s_up] for k, s_up in targets.items()}
 
 
+@dataclass
+class _MassLimit:
+    """One mass point's statistics: the likelihood, the limit and the ε boundaries per band
+    (of the second pass with an ensemble), the ``kinematic_model`` row, the methods used."""
+
+    model: Model
+    limit: LimitResult
+    boundaries: dict[str, tuple[float, float]]
+    kinematic: dict[str, Any] | None
+    methods: set[str]
+    seconds: dict[str, float]
+
+
+def _mass_limit(
+    sig: _MassSignal,
+    i: int,
+    masses: NDArray,
+    eps: NDArray,
+    st: ScanSettings,
+    nuisances: dict[str, float],
+    mc_stat: float,
+    hint: float | None,
+    kin_rel: NDArray | None,
+) -> _MassLimit:
+    """The limit (:func:`gammastar.stats.upper_limit`) and ε boundaries of mass point ``i``;
+    with an ensemble spread ``kin_rel`` a second pass with ``kinematic_model`` taken at the
+    first pass's median expected boundaries (:func:`_kinematic_row`)."""
+    nuis, kin_row, methods = dict(nuisances), None, set()
+    secs = {"limits": 0.0, "boundaries": 0.0}
+    bnd: dict[str, tuple[float, float]] = {}
+    for kin_pass in (0, 1) if kin_rel is not None else (0,):
+        if kin_pass == 1:
+            lo, hi = bnd["0"]
+            kin_row = _kinematic_row(eps, kin_rel, lo, hi, sig.nsig_grid, sig.mass)
+            nuis["kinematic_model"] = kin_row["rel"]
+        t1 = time.perf_counter()
+        model = _mass_model_for(sig, i, masses, st, mc_stat, nuis)
+        lim = upper_limit(
+            model, cl=st.cl, method=st.method, ntoys=st.ntoys, seed=sig.seed, hint=hint
+        )
+        methods.add(lim.method)
+        t2 = time.perf_counter()
+        bnd = _boundaries(lim, sig, eps, st)
+        secs["limits"] += t2 - t1
+        secs["boundaries"] += time.perf_counter() - t2
+    return _MassLimit(model, lim, bnd, kin_row, methods, secs)
+
+
 def _check_scan(
     limits: list[LimitResult | None],
     masses: NDArray,
@@ -975,22 +1023,15 @@ def scan_with(
         nuis_i = {k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()}
         mc_stat = float(rel[i]) if np.isfinite(rel[i]) else 0.0
         hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
-        for kin_pass in (0, 1) if kin_rel is not None else (0,):
-            if kin_pass == 1:  # the ensemble's spread at the first pass's boundaries
-                row = _kinematic_row(
-                    eps, kin_rel, bounds["0"][0][i], bounds["0"][1][i], sig.nsig_grid, float(m)
-                )
-                nuis_i["kinematic_model"] = row["rel"]
-                kin_rows.append(row)
-            t1 = time.perf_counter()
-            model = _mass_model_for(sig, i, masses, st, mc_stat, nuis_i)
-            lim = upper_limit(model, cl=st.cl, method=st.method, ntoys=st.ntoys, seed=s, hint=hint)
-            methods.add(lim.method)
-            t2 = time.perf_counter()
-            for k, (lo, hi) in _boundaries(lim, sig, eps, st).items():
-                bounds[k][0][i], bounds[k][1][i] = lo, hi
-            secs["limits"] += t2 - t1
-            secs["boundaries"] += time.perf_counter() - t2
+        ml = _mass_limit(sig, i, masses, eps, st, nuis_i, mc_stat, hint, kin_rel)
+        model, lim = ml.model, ml.limit
+        for k, (lo, hi) in ml.boundaries.items():
+            bounds[k][0][i], bounds[k][1][i] = lo, hi
+        if ml.kinematic is not None:
+            kin_rows.append(ml.kinematic)
+        methods |= ml.methods
+        for k, v in ml.seconds.items():
+            secs[k] += v
         t3 = time.perf_counter()
         if i in impact_at and np.isfinite(lim.expected["0"]):
             impact_rows.append(
