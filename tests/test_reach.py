@@ -447,3 +447,26 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
         fr = {c.name: float(c.signal.sum()) for c in res.models[i].channels}
         share = br["ee"] * acc["ee"].sum() / sum(br[ch] * acc[ch].sum() for ch in acc)
         assert fr["ee"] == pytest.approx(share, rel=1e-12)
+
+
+def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
+    """The stage's first steps read and resolve without writing (issue 13: thin stages)."""
+    from gammastar.reach import ScanSettings, reach_inputs
+
+    cfg = make_config(tmp_path)
+    inp = reach_inputs(cfg)
+    assert not (tmp_path / "run").exists()  # nothing written before the scan
+    # yield scale from the data's 0.01 λ_I target to a dump: 1/(1 − e^{−0.01}) (docs/reach.md §4)
+    assert inp.yield_scale == pytest.approx(1 / (1 - np.exp(-0.01)), rel=1e-12)
+    assert inp.n_pot == 1.4e17  # reach.n_pot as given
+    # the mass grid spans the synthetic yields' range (0.215–1.1 GeV), reach.mass_points points
+    np.testing.assert_allclose(inp.masses, np.linspace(0.215, 1.1, 8), rtol=1e-12)
+    assert inp.eps.size == 25
+    assert inp.observed is None
+    assert inp.ensemble is None
+    st = ScanSettings.from_config(cfg, inp)
+    assert st.n_pot == pytest.approx(1.4e17 * inp.yield_scale, rel=1e-12)
+    assert st.channels == ("mumu", "ee")
+    assert st.impact_points == 0  # no nuisances: no impact
+    with pytest.raises(GammastarError, match=r"reach\.background: nothing given for channel 'ee'"):
+        ScanSettings(**{**st.__dict__, "background": {"mumu": 0.016}}).check(inp.masses)

@@ -52,6 +52,9 @@ from gammastar.stats import (
 )
 
 __all__ = [
+    "ReachInputs",
+    "ScanResult",
+    "ScanSettings",
     "Yields",
     "check_config",
     "eps_boundaries",
@@ -59,10 +62,13 @@ __all__ = [
     "mass_model",
     "observed_counts",
     "plot_reach",
+    "reach_document",
+    "reach_inputs",
     "read_mass_histogram",
     "resolve_yield_scale",
     "run_reach",
     "scan",
+    "scan_with",
     "signal_events",
     "window_edges",
 ]
@@ -551,6 +557,335 @@ class ScanResult:
     """Per mass: the ``kinematic_model`` size used and the spread at ε_low / ε_high."""
 
 
+@dataclass(frozen=True)
+class ScanSettings:
+    """What :func:`scan` needs besides the grids and the samplers: the signal inputs and the
+    per-mass statistics (:meth:`from_config` builds it for the ``reach`` stage).
+
+    The statistics inputs (``background``, ``background_kappa``, ``n_pot_unc``,
+    ``efficiency_uncertainty``) have no defaults; see :func:`scan` for the meaning of each.
+    """
+
+    geometry: Geometry
+    yields: Yields
+    n_pot: float
+    background: Mapping[str, float]
+    background_kappa: Mapping[str, float]
+    n_pot_unc: float
+    efficiency_uncertainty: float
+    channels: tuple[str, ...] = ("mumu",)
+    observed: Mapping[str, ArrayLike] | None = None
+    cl: float = 0.9
+    method: str = "auto"
+    ntoys: int = 500
+    samples: int = 20_000
+    seed: int | None = 0
+    template: str = "counting"
+    mass_resolution: float | None = None
+    window_sigmas: float = 3.0
+    mass_bins: int = 6
+    event_lines: tuple[float, ...] = (2.3, 3.0)
+    dark: darkphoton.DarkSector | None = None
+    signal_nuisances: Mapping[str, ArrayLike] | None = None
+    impact_points: int = 0
+
+    @classmethod
+    def from_config(cls, config: Any, inputs: ReachInputs) -> ScanSettings:
+        """The ``reach`` section (and ``seed``, ``uncertainties.impact_masses``) as scan settings.
+
+        Arguments:
+            config: the :class:`~gammastar.config.AnalysisConfig`.
+            inputs: what :func:`reach_inputs` read and resolved for it.
+        """
+        rc = config.reach
+        return cls(
+            geometry=inputs.geometry,
+            yields=inputs.yields,
+            n_pot=inputs.n_pot * inputs.yield_scale,
+            channels=tuple(rc.channels),
+            background=rc.background,
+            background_kappa=rc.background_kappa,
+            observed=inputs.observed,
+            n_pot_unc=rc.n_pot_rel_uncertainty,
+            efficiency_uncertainty=rc.efficiency_uncertainty,
+            cl=rc.cl,
+            method=rc.method,
+            ntoys=rc.ntoys,
+            samples=rc.samples,
+            seed=config.seed,
+            template=rc.template,
+            mass_resolution=rc.mass_resolution,
+            window_sigmas=rc.mass_window_sigmas,
+            mass_bins=rc.mass_bins,
+            event_lines=tuple(rc.event_lines),
+            dark=inputs.dark,
+            signal_nuisances=inputs.nuisances,
+            impact_points=config.uncertainties.impact_masses if inputs.nuisances is not None else 0,
+        )
+
+    def check(self, masses: NDArray) -> None:
+        """Refuse a channel without background inputs, or observed counts of the wrong length.
+
+        Raises:
+            GammastarError: naming the ``reach`` key.
+        """
+        for key, given in (
+            ("background", self.background),
+            ("background_kappa", self.background_kappa),
+        ):
+            lost = [ch for ch in self.channels if ch not in given]
+            if lost:
+                raise GammastarError(f"reach.{key}: nothing given for channel {lost[0]!r}")
+        for ch, v in (self.observed or {}).items():
+            if np.ndim(v) >= 1 and np.shape(v)[0] != masses.size:
+                raise GammastarError(
+                    f"reach.observed.{ch}: {np.shape(v)[0]} entries for {masses.size} masses"
+                )
+
+    def band_keys(self) -> list[str]:
+        """The boundaries a scan draws: the expected bands, ``obs``, ``events_<n>``."""
+        obs = ["obs"] if self.observed else []
+        return [*BANDS, *obs, *(f"events_{v:g}" for v in self.event_lines)]
+
+
+@dataclass
+class _MassSignal:
+    """One mass point's signal: the A′ samples per open channel and N_sig on the ε grid."""
+
+    mass: float
+    seed: int
+    channels: tuple[str, ...]
+    samples: dict[str, KinematicSample]
+    brs: dict[str, float]
+    ctau: NDArray[np.float64]
+    nsig: Callable[[NDArray], NDArray]
+    """N_sig(ε) exactly (for the boundaries' root finding)."""
+    nsig_grid: NDArray[np.float64]
+    acceptance: NDArray[np.float64]
+    extrapolated: NDArray[np.float64] | None
+    shares: dict[str, float] | None
+    """Each channel's BR-free acceptance sum over the ε grid when the channels' samples differ."""
+
+
+def _mass_signal(
+    sampler: SamplerLike,
+    m: float,
+    y: float,
+    seed: int,
+    eps: NDArray,
+    st: ScanSettings,
+    open_ch: tuple[str, ...],
+) -> _MassSignal:
+    """Draw the A′ samples at mass ``m`` and evaluate the acceptance and N_sig on the ε grid
+    (NA62 Eq. A1 with the data-driven yield ``y`` per POT per ε²; see the module docstring)."""
+    samples_ch = channel_samples(sampler, m, st.samples, st.geometry, seed=seed, channels=open_ch)
+    brs = {ch: float(darkphoton.branching_ratio(m, ch)) for ch in open_ch}
+    ctau = darkphoton.ctau(m, eps, dark=st.dark)
+    acc = _combined(samples_ch, brs, ctau, "acceptance")
+    sample = next(iter(samples_ch.values()))
+    extrap = None
+    if sample.extrapolated is not None:
+        extrap = _combined(samples_ch, brs, ctau, "extrapolated_acceptance")
+    if st.dark is None:
+        # no dark sector: BRs do not depend on ε and cτ(m, ε) = cτ(m, 1)/ε²
+        scale = st.n_pot * y * sum(brs[ch] for ch in open_ch)
+        ct1 = float(darkphoton.ctau(m, 1.0))
+
+        def nsig(e: NDArray) -> NDArray:
+            e = np.asarray(e, dtype=np.float64)
+            return scale * e**2 * _combined(samples_ch, brs, ct1 / e**2, "acceptance")
+
+        nsig_grid = scale * eps**2 * acc
+    else:
+        dark, n_pot = st.dark, st.n_pot
+
+        def nsig(e: NDArray) -> NDArray:
+            parts = signal_events(
+                m,
+                e,
+                yield_per_pot_eps2=y,
+                n_pot=n_pot,
+                sample=samples_ch,
+                channels=open_ch,
+                dark=dark,
+            )
+            return sum(parts.values())
+
+        nsig_grid = nsig(eps)
+    # each channel's share of the signal: BR × its acceptance over the ε grid (the per-mass
+    # likelihood's split; exact when the channels' acceptances differ by a factor)
+    shares = None
+    if len({id(x) for x in samples_ch.values()}) > 1:
+        shares = {ch: float(samples_ch[ch].acceptance(ctau).sum()) for ch in open_ch}
+    return _MassSignal(
+        m, seed, open_ch, samples_ch, brs, ctau, nsig, nsig_grid, acc, extrap, shares
+    )
+
+
+def _ensemble_acceptance(
+    ensemble: Sequence[SamplerLike], sampler: SamplerLike, sig: _MassSignal, st: ScanSettings
+) -> NDArray[np.float64]:
+    """Each ensemble member's acceptance on the ε grid, shape (members, ε), with the A′ seeds
+    of the nominal sampler (issue 19; the nominal's own row reused)."""
+    rows = []
+    for smp in ensemble:
+        if smp is sampler:
+            rows.append(sig.acceptance)
+            continue
+        sc = channel_samples(
+            smp, sig.mass, st.samples, st.geometry, seed=sig.seed, channels=sig.channels
+        )
+        rows.append(_combined(sc, sig.brs, sig.ctau, "acceptance"))
+    return np.asarray(rows)
+
+
+def _relative_spread(members: NDArray) -> NDArray[np.float64]:
+    """Standard deviation over the members / their mean per ε (0 where the mean is 0)."""
+    mean_k = members.mean(axis=0)
+    sd_k = members.std(axis=0, ddof=1)
+    return np.where(mean_k > 0, sd_k / np.where(mean_k > 0, mean_k, 1.0), 0.0)
+
+
+def _kinematic_row(
+    eps: NDArray, kin_rel: NDArray, lo: float, hi: float, nsig_grid: NDArray, m: float
+) -> dict[str, Any]:
+    """The ``kinematic_model`` size for a mass: r at the median expected ε_high of the first
+    pass (the exponentially sensitive edge), else at ε_low, else where N_sig peaks."""
+    at = {"eps_low": _interp_log(eps, kin_rel, lo), "eps_high": _interp_log(eps, kin_rel, hi)}
+    r_used = next(
+        (v for v in (at["eps_high"], at["eps_low"]) if v is not None),
+        float(kin_rel[int(np.argmax(nsig_grid))]),
+    )
+    return {"mass": m, "rel": r_used, **at}
+
+
+def _mass_model_for(
+    sig: _MassSignal,
+    i: int,
+    masses: NDArray,
+    st: ScanSettings,
+    mc_stat: float,
+    nuisances: dict[str, float],
+) -> Model:
+    """The per-mass likelihood (:func:`mass_model`) of mass point ``i`` from the settings."""
+    return mass_model(
+        sig.mass,
+        channels=sig.channels,
+        background={ch: st.background[ch] for ch in sig.channels},
+        background_kappa=st.background_kappa,
+        observed=None
+        if not st.observed
+        else {ch: (v if np.ndim(v) == 0 else np.asarray(v)[i]) for ch, v in st.observed.items()},
+        n_pot_unc=st.n_pot_unc,
+        efficiency_uncertainty=st.efficiency_uncertainty,
+        mc_stat=mc_stat,
+        template=st.template,
+        mass_resolution=st.mass_resolution,
+        window_sigmas=st.window_sigmas,
+        mass_bins=st.mass_bins,
+        mass_range=(float(masses[0]), float(masses[-1])),
+        dark=st.dark,
+        acceptance=sig.shares,
+        signal_nuisances=nuisances or None,
+    )
+
+
+def _boundaries(
+    lim: LimitResult, sig: _MassSignal, eps: NDArray, st: ScanSettings
+) -> dict[str, tuple[float, float]]:
+    """ε_low, ε_high of every band where N_sig(ε) = the band's signal count
+    (:func:`eps_boundaries`); bands sharing a count share the boundaries."""
+    targets = {b: lim.expected[b] for b in BANDS}
+    if st.observed:
+        targets["obs"] = lim.observed if lim.observed is not None else float("nan")
+    targets.update({f"events_{v:g}": v for v in st.event_lines})
+    done: dict[float, tuple[float, float]] = {}
+    for s_up in targets.values():
+        if s_up not in done:
+            done[s_up] = eps_boundaries(sig.nsig, eps, s_up, values=sig.nsig_grid)
+    return {k: done[s_up] for k, s_up in targets.items()}
+
+
+@dataclass
+class _MassLimit:
+    """One mass point's statistics: the likelihood, the limit and the ε boundaries per band
+    (of the second pass with an ensemble), the ``kinematic_model`` row, the methods used."""
+
+    model: Model
+    limit: LimitResult
+    boundaries: dict[str, tuple[float, float]]
+    kinematic: dict[str, Any] | None
+    methods: set[str]
+    seconds: dict[str, float]
+
+
+def _mass_limit(
+    sig: _MassSignal,
+    i: int,
+    masses: NDArray,
+    eps: NDArray,
+    st: ScanSettings,
+    nuisances: dict[str, float],
+    mc_stat: float,
+    hint: float | None,
+    kin_rel: NDArray | None,
+) -> _MassLimit:
+    """The limit (:func:`gammastar.stats.upper_limit`) and ε boundaries of mass point ``i``;
+    with an ensemble spread ``kin_rel`` a second pass with ``kinematic_model`` taken at the
+    first pass's median expected boundaries (:func:`_kinematic_row`)."""
+    nuis, kin_row, methods = dict(nuisances), None, set()
+    secs = {"limits": 0.0, "boundaries": 0.0}
+    bnd: dict[str, tuple[float, float]] = {}
+    for kin_pass in (0, 1) if kin_rel is not None else (0,):
+        if kin_pass == 1:
+            lo, hi = bnd["0"]
+            kin_row = _kinematic_row(eps, kin_rel, lo, hi, sig.nsig_grid, sig.mass)
+            nuis["kinematic_model"] = kin_row["rel"]
+        t1 = time.perf_counter()
+        model = _mass_model_for(sig, i, masses, st, mc_stat, nuis)
+        lim = upper_limit(
+            model, cl=st.cl, method=st.method, ntoys=st.ntoys, seed=sig.seed, hint=hint
+        )
+        methods.add(lim.method)
+        t2 = time.perf_counter()
+        bnd = _boundaries(lim, sig, eps, st)
+        secs["limits"] += t2 - t1
+        secs["boundaries"] += time.perf_counter() - t2
+    return _MassLimit(model, lim, bnd, kin_row, methods, secs)
+
+
+def _check_scan(
+    limits: list[LimitResult | None],
+    masses: NDArray,
+    yields: Yields,
+    acc_grid: NDArray,
+    extrap_grid: NDArray | None,
+    sampler: SamplerLike,
+) -> None:
+    """Refuse a scan with no mass point, no acceptance, or acceptance wholly extrapolated."""
+    if not any(lim is not None for lim in limits):
+        raise GammastarError(
+            "reach: no mass point has both a yield and an open decay channel "
+            f"(masses {masses[0]:g}–{masses[-1]:g} GeV, yields {yields.mass_range})"
+        )
+    if not np.any(acc_grid > 0):
+        raise GammastarError(
+            "reach: the acceptance is zero on the whole (m, eps) grid: no sampled A' reaches the "
+            "detector (check the geometry, and whether the kinematic model covers the angles "
+            "and energies it needs: a flow only knows the phase space of its training data)"
+        )
+    if (
+        extrap_grid is not None
+        and getattr(sampler, "inside", None) is not None
+        and not np.any(acc_grid - extrap_grid > 1e-12 * acc_grid.max())
+    ):
+        raise InputError(
+            "detector: the acceptance lies wholly outside the data's fiducial region (every "
+            "accepted A' comes from the extrapolation model, none from the data); set "
+            "reach.flow: null to use the model on purpose, or change the detector"
+        )
+
+
 def scan(
     masses: ArrayLike,
     eps: ArrayLike,
@@ -582,9 +917,10 @@ def scan(
 ) -> ScanResult:
     """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
 
-    The statistics inputs (``background``, ``background_kappa``, ``n_pot_unc``,
-    ``efficiency_uncertainty``) have no defaults. ``observed``: per channel one count for every
-    mass point, or an array with one entry (a count, or the counts per mass bin) per mass point
+    The keyword interface of :func:`scan_with` and :class:`ScanSettings`. The statistics
+    inputs (``background``, ``background_kappa``, ``n_pot_unc``, ``efficiency_uncertainty``)
+    have no defaults. ``observed``: per channel one count for every mass point, or an array
+    with one entry (a count, or the counts per mass bin) per mass point
     (:func:`observed_counts` makes it from the config). ``signal_nuisances``: per name the
     relative signal-rate uncertainty at each mass (:func:`gammastar.uncertainties.at_masses`);
     ``impact_points``: at that many evenly spaced masses, each nuisance fixed at ±1σ
@@ -594,205 +930,119 @@ def scan(
     signal nuisance ``kinematic_model``, taken at the median expected ε_high of a first pass
     (else ε_low) and the limit and boundaries recomputed with it.
     """
+    settings = ScanSettings(
+        geometry=geometry,
+        yields=yields,
+        n_pot=n_pot,
+        channels=channels,
+        background=background,
+        background_kappa=background_kappa,
+        n_pot_unc=n_pot_unc,
+        efficiency_uncertainty=efficiency_uncertainty,
+        observed=observed,
+        cl=cl,
+        method=method,
+        ntoys=ntoys,
+        samples=samples,
+        seed=seed,
+        template=template,
+        mass_resolution=mass_resolution,
+        window_sigmas=window_sigmas,
+        mass_bins=mass_bins,
+        event_lines=event_lines,
+        dark=dark,
+        signal_nuisances=signal_nuisances,
+        impact_points=impact_points,
+    )
+    return scan_with(masses, eps, sampler=sampler, settings=settings, ensemble=ensemble)
+
+
+def scan_with(
+    masses: ArrayLike,
+    eps: ArrayLike,
+    *,
+    sampler: SamplerLike,
+    settings: ScanSettings,
+    ensemble: Sequence[SamplerLike] | None = None,
+) -> ScanResult:
+    """:func:`scan` with its settings grouped: per mass the signal (:func:`_mass_signal`), the
+    ensemble spread, the limit and the ε boundaries (one pass, two with an ensemble), the
+    impact at ``settings.impact_points`` masses.
+
+    Arguments:
+        masses, eps: the grid (ε sorted here).
+        sampler: the nominal A′ kinematics.
+        settings: the signal and statistics inputs (:class:`ScanSettings`).
+        ensemble: ≥ 2 samplers for the ``kinematic_model`` nuisance, or ``None``.
+
+    Returns:
+        The :class:`ScanResult`.
+    """
+    st = settings
     masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
     eps = np.sort(np.atleast_1d(np.asarray(eps, dtype=np.float64)))
-    for key, given in (("background", background), ("background_kappa", background_kappa)):
-        lost = [ch for ch in channels if ch not in given]
-        if lost:
-            raise GammastarError(f"reach.{key}: nothing given for channel {lost[0]!r}")
-    if observed:
-        for ch, v in observed.items():
-            if np.ndim(v) >= 1 and np.shape(v)[0] != masses.size:
-                raise GammastarError(
-                    f"reach.observed.{ch}: {np.shape(v)[0]} entries for {masses.size} masses"
-                )
-    seeds = np.random.SeedSequence(seed).spawn(masses.size)
-    impact_at = set(np.linspace(0, masses.size - 1, impact_points).round().astype(int).tolist())
-    impact_rows: list[dict[str, Any]] = []
-    kin_rows: list[dict[str, Any]] = []
+    st.check(masses)
     ensemble = list(ensemble or [])
     if len(ensemble) == 1:
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
+    seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
+    impact_at = set(np.linspace(0, masses.size - 1, st.impact_points).round().astype(int).tolist())
+    impact_rows: list[dict[str, Any]] = []
+    kin_rows: list[dict[str, Any]] = []
     members_grid = np.zeros((len(ensemble), masses.size, eps.size))
-    y, rel = yields.at(masses)
-    keys = [*BANDS, *(["obs"] if observed else []), *(f"events_{v:g}" for v in event_lines)]
-    bounds = {k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in keys}
+    y, rel = st.yields.at(masses)
+    bounds = {
+        k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in st.band_keys()
+    }
     nsig_grid = np.zeros((masses.size, eps.size))
     acc_grid = np.zeros((masses.size, eps.size))
     extrap_grid = np.zeros((masses.size, eps.size))
     labelled = False
     limits: list[LimitResult | None] = []
     models: list[Model | None] = []
-    t_acc = t_lim = t_bnd = t_imp = 0.0
+    secs = dict.fromkeys(("acceptance", "limits", "boundaries", "impact"), 0.0)
     methods = set()
     for i, m in enumerate(masses):
-        open_ch = tuple(ch for ch in channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
+        open_ch = tuple(ch for ch in st.channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
         if not open_ch or not np.isfinite(y[i]):
             limits.append(None)
             models.append(None)
             continue
         t0 = time.perf_counter()
         s = int(seeds[i].generate_state(1)[0])
-        samples_ch = channel_samples(sampler, float(m), samples, geometry, seed=s, channels=open_ch)
-        sample = next(iter(samples_ch.values()))
-        brs = {ch: float(darkphoton.branching_ratio(m, ch)) for ch in open_ch}
-
-        if dark is None:
-            # no dark sector: BRs do not depend on ε and cτ(m, ε) = cτ(m, 1)/ε²
-            brsum = sum(brs[ch] for ch in open_ch)
-            scale = n_pot * float(y[i]) * brsum
-            ct1 = float(darkphoton.ctau(m, 1.0))
-
-            def nsig(e: NDArray, _k=scale, _c1=ct1, _s=samples_ch, _b=brs) -> NDArray:
-                e = np.asarray(e, dtype=np.float64)
-                return _k * e**2 * _combined(_s, _b, _c1 / e**2, "acceptance")
-
-        else:
-
-            def nsig(
-                e: NDArray, _m: float = float(m), _y: float = float(y[i]), _s=samples_ch, _c=open_ch
-            ) -> NDArray:
-                parts = signal_events(
-                    _m, e, yield_per_pot_eps2=_y, n_pot=n_pot, sample=_s, channels=_c, dark=dark
-                )
-                return sum(parts.values())
-
-        ctau_i = darkphoton.ctau(m, eps, dark=dark)
-        acc_grid[i] = _combined(samples_ch, brs, ctau_i, "acceptance")
-        if sample.extrapolated is not None:
+        sig = _mass_signal(sampler, float(m), float(y[i]), s, eps, st, open_ch)
+        acc_grid[i], nsig_grid[i] = sig.acceptance, sig.nsig_grid
+        if sig.extrapolated is not None:
             labelled = True
-            extrap_grid[i] = _combined(samples_ch, brs, ctau_i, "extrapolated_acceptance")
-        if dark is None:
-            nsig_grid[i] = scale * eps**2 * acc_grid[i]
-        else:
-            nsig_grid[i] = nsig(eps)
-        # each channel's share of the signal: BR × its acceptance over the ε grid (the
-        # per-mass likelihood's split; exact when the channels' acceptances differ by a factor)
-        shares = None
-        if len({id(x) for x in samples_ch.values()}) > 1:
-            shares = {ch: float(samples_ch[ch].acceptance(ctau_i).sum()) for ch in open_ch}
-        # the kinematic model's spread over a flow ensemble (issue 19): each member's acceptance
-        # with the same A′ seeds; its relative spread enters as `kinematic_model` at the ε
-        # where the contour is drawn (a second pass, below)
+            extrap_grid[i] = sig.extrapolated
         kin_rel = None
         if ensemble:
-            member_acc = []
-            for smp in ensemble:
-                if smp is sampler:
-                    member_acc.append(acc_grid[i])
-                    continue
-                sc = channel_samples(smp, float(m), samples, geometry, seed=s, channels=open_ch)
-                member_acc.append(_combined(sc, brs, ctau_i, "acceptance"))
-            members_grid[:, i] = member_acc
-            mean_k = members_grid[:, i].mean(axis=0)
-            sd_k = members_grid[:, i].std(axis=0, ddof=1)
-            kin_rel = np.where(mean_k > 0, sd_k / np.where(mean_k > 0, mean_k, 1.0), 0.0)
-        t1 = time.perf_counter()
-        nuis_i = (
-            {}
-            if signal_nuisances is None
-            else {k: float(np.asarray(v)[i]) for k, v in signal_nuisances.items()}
-        )
-        for kin_pass in (0, 1) if kin_rel is not None else (0,):
-            if kin_pass == 1:
-                # r at the median expected ε_high of the first pass (the exponentially sensitive
-                # edge), else at ε_low, else where N_sig peaks
-                lo_i, hi_i = bounds["0"][0][i], bounds["0"][1][i]
-                at = {
-                    "eps_low": _interp_log(eps, kin_rel, lo_i),
-                    "eps_high": _interp_log(eps, kin_rel, hi_i),
-                }
-                r_used = next(
-                    (v for v in (at["eps_high"], at["eps_low"]) if v is not None),
-                    float(kin_rel[int(np.argmax(nsig_grid[i]))]),
-                )
-                nuis_i["kinematic_model"] = r_used
-                kin_rows.append({"mass": float(m), "rel": r_used, **at})
-            model = mass_model(
-                float(m),
-                channels=open_ch,
-                background={ch: background[ch] for ch in open_ch},
-                background_kappa=background_kappa,
-                observed=None
-                if not observed
-                else {
-                    ch: (v if np.ndim(v) == 0 else np.asarray(v)[i]) for ch, v in observed.items()
-                },
-                n_pot_unc=n_pot_unc,
-                efficiency_uncertainty=efficiency_uncertainty,
-                mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
-                template=template,
-                mass_resolution=mass_resolution,
-                window_sigmas=window_sigmas,
-                mass_bins=mass_bins,
-                mass_range=(float(masses[0]), float(masses[-1])),
-                dark=dark,
-                acceptance=shares,
-                signal_nuisances=nuis_i or None,
-            )
-            hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
-            lim = upper_limit(model, cl=cl, method=method, ntoys=ntoys, seed=s, hint=hint)
-            methods.add(lim.method)
-            t2 = time.perf_counter()
-            targets = {b: lim.expected[b] for b in BANDS}
-            if observed:
-                targets["obs"] = lim.observed if lim.observed is not None else float("nan")
-            targets.update({f"events_{v:g}": v for v in event_lines})
-            done: dict[float, tuple[float, float]] = {}  # bands sharing a limit share boundaries
-            for k, s_up in targets.items():
-                if s_up not in done:
-                    done[s_up] = eps_boundaries(nsig, eps, s_up, values=nsig_grid[i])
-                bounds[k][0][i], bounds[k][1][i] = done[s_up]
+            members_grid[:, i] = _ensemble_acceptance(ensemble, sampler, sig, st)
+            kin_rel = _relative_spread(members_grid[:, i])
+        secs["acceptance"] += time.perf_counter() - t0
+        nuis_i = {k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()}
+        mc_stat = float(rel[i]) if np.isfinite(rel[i]) else 0.0
+        hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
+        ml = _mass_limit(sig, i, masses, eps, st, nuis_i, mc_stat, hint, kin_rel)
+        model, lim = ml.model, ml.limit
+        for k, (lo, hi) in ml.boundaries.items():
+            bounds[k][0][i], bounds[k][1][i] = lo, hi
+        if ml.kinematic is not None:
+            kin_rows.append(ml.kinematic)
+        methods |= ml.methods
+        for k, v in ml.seconds.items():
+            secs[k] += v
         t3 = time.perf_counter()
         if i in impact_at and np.isfinite(lim.expected["0"]):
-            from gammastar.uncertainties import impact
-
             impact_rows.append(
-                {
-                    "mass": float(m),
-                    "s_up": lim.expected["0"],
-                    "eps_low": bounds["0"][0][i],
-                    "eps_high": bounds["0"][1][i],
-                    "shifts": impact(
-                        model,
-                        nsig,
-                        eps,
-                        nsig_grid[i],
-                        cl=cl,
-                        method=lim.method,
-                        seed=s,
-                        s_up=lim.expected["0"],
-                        boundaries=eps_boundaries,
-                    ),
-                }
+                _impact_row(model, lim, sig, eps, bounds["0"][0][i], bounds["0"][1][i], st.cl)
             )
-        t_imp += time.perf_counter() - t3
-        t_acc += t1 - t0
-        t_lim += t2 - t1
-        t_bnd += t3 - t2
+        secs["impact"] += time.perf_counter() - t3
         limits.append(lim)
         models.append(model)
-    if not any(lim is not None for lim in limits):
-        raise GammastarError(
-            "reach: no mass point has both a yield and an open decay channel "
-            f"(masses {masses[0]:g}–{masses[-1]:g} GeV, yields {yields.mass_range})"
-        )
-    if not np.any(acc_grid > 0):
-        raise GammastarError(
-            "reach: the acceptance is zero on the whole (m, eps) grid: no sampled A' reaches the "
-            "detector (check the geometry, and whether the kinematic model covers the angles "
-            "and energies it needs: a flow only knows the phase space of its training data)"
-        )
-    if (
-        labelled
-        and getattr(sampler, "inside", None) is not None
-        and not np.any(acc_grid - extrap_grid > 1e-12 * acc_grid.max())
-    ):
-        raise InputError(
-            "detector: the acceptance lies wholly outside the data's fiducial region (every "
-            "accepted A' comes from the extrapolation model, none from the data); set "
-            "reach.flow: null to use the model on purpose, or change the detector"
-        )
+    _check_scan(limits, masses, st.yields, acc_grid, extrap_grid if labelled else None, sampler)
+    if not impact_rows:
+        del secs["impact"]
     return ScanResult(
         masses=masses,
         eps=eps,
@@ -803,16 +1053,37 @@ def scan(
         models=models,
         acceptance_extrapolated=extrap_grid if labelled else None,
         method="+".join(sorted(methods)),
-        seconds={
-            "acceptance": t_acc,
-            "limits": t_lim,
-            "boundaries": t_bnd,
-            **({"impact": t_imp} if impact_rows else {}),
-        },
+        seconds=secs,
         impact=_impact_table(impact_rows) if impact_rows else None,
         acceptance_members=members_grid if ensemble else None,
         kinematic=kin_rows or None,
     )
+
+
+def _impact_row(
+    model: Model, lim: LimitResult, sig: _MassSignal, eps: NDArray, lo: float, hi: float, cl: float
+) -> dict[str, Any]:
+    """One mass's row of the impact table: each nuisance fixed at ±1σ
+    (:func:`gammastar.uncertainties.impact`)."""
+    from gammastar.uncertainties import impact
+
+    return {
+        "mass": sig.mass,
+        "s_up": lim.expected["0"],
+        "eps_low": lo,
+        "eps_high": hi,
+        "shifts": impact(
+            model,
+            sig.nsig,
+            eps,
+            sig.nsig_grid,
+            cl=cl,
+            method=lim.method,
+            seed=sig.seed,
+            s_up=lim.expected["0"],
+            boundaries=eps_boundaries,
+        ),
+    }
 
 
 def _interp_log(eps: NDArray, values: NDArray, at: float) -> float | None:
@@ -1097,36 +1368,46 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
     }
 
 
-def run_reach(
-    config: Any,
-    *,
-    force: bool = False,
-    sampler: SamplerLike | None = None,
-    output: str | Path | None = None,
-) -> dict[str, Any]:
-    """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,
-    ``acceptance.npz``, ``figures/reach.png`` and ``figures/aprime_decays.png`` in the run directory.
+@dataclass
+class ReachInputs:
+    """What the ``reach`` stage reads and resolves before the scan (:func:`reach_inputs`)."""
 
-    Arguments:
-        config: the :class:`~gammastar.config.AnalysisConfig`.
-        force: overwrite existing outputs.
-        sampler: A′ kinematics sampler (default: the config's flow).
-        output: run directory (default: the config's).
+    output: Path
+    yields_path: Path
+    yields: Yields
+    yield_scale: float
+    yield_scale_info: dict[str, Any]
+    n_pot: float
+    """The facility's protons on target (before the yield scale)."""
+    sampler: SamplerLike
+    sampler_desc: str
+    geometry: Geometry
+    masses: NDArray[np.float64]
+    eps: NDArray[np.float64]
+    observed: dict[str, NDArray] | None
+    dark: darkphoton.DarkSector | None
+    nuisances: dict[str, NDArray] | None
+    nuisance_record: dict[str, Any] | None
+    ensemble: list[SamplerLike] | None
+    ensemble_seeds: list[int] | None
 
-    Returns:
-        The ``reach.json`` content.
+
+def _reach_yields(config: Any) -> tuple[Path, Yields]:
+    """``reach.yields`` (its fiducial part only with ``reach.extrapolation: refuse``)."""
+    path = config.resolve(config.reach.yields)
+    yields = load_yields(path)
+    if yields.extrapolation is not None and config.reach.extrapolation == "refuse":
+        yields = load_yields(path, fiducial=True)
+    return path, yields
+
+
+def _reach_n_pot(config: Any, yields: Yields) -> float:
+    """``reach.n_pot``, else ``beam.n_pot``, else (``from_input``) the yields' ``meta.n_pot``.
+
+    Raises:
+        GammastarError: none of them is a positive number.
     """
-    rc, det = config.reach, config.detector
-    check_config(config)
-    out = Path(output) if output is not None else config.output_dir
-    for name in OUTPUTS:
-        check_writable(out / name, force)
-    yields_path = config.resolve(rc.yields)
-    yields = load_yields(yields_path)
-    if yields.extrapolation is not None and rc.extrapolation == "refuse":
-        yields = load_yields(yields_path, fiducial=True)
-    scale, scale_info = resolve_yield_scale(config, yields)
-    n_pot = rc.n_pot if rc.n_pot is not None else config.beam.n_pot
+    n_pot = config.reach.n_pot if config.reach.n_pot is not None else config.beam.n_pot
     if not isinstance(n_pot, int | float):  # beam.n_pot: from_input → the data's own exposure
         n_pot = yields.meta.get("n_pot")
     if not isinstance(n_pot, int | float) or not n_pot > 0:
@@ -1134,10 +1415,18 @@ def run_reach(
             f"{config.source or 'config'}: reach.n_pot or beam.n_pot must be a number for the "
             "reach (the facility's protons on target)"
         )
-    sampler_desc = "given"
-    if sampler is None:
-        sampler, sampler_desc = _sampler_from_config(config, yields)
-    geometry = Geometry.from_config(det)
+    return float(n_pot)
+
+
+def _reach_masses(config: Any, yields: Yields, sampler: SamplerLike) -> NDArray[np.float64]:
+    """The mass grid: ``reach.mass_min``/``mass_max`` (default: the yields' range within the
+    flow's), ``reach.mass_points`` points.
+
+    Raises:
+        InputError: the range leaves the flow's mass range.
+        GammastarError: the range is empty.
+    """
+    rc = config.reach
     lo, hi = yields.mass_range
     frange = getattr(sampler, "mass_range", None)
     if frange is not None:
@@ -1151,8 +1440,30 @@ def run_reach(
         )
     if m_hi <= m_lo:
         raise GammastarError(f"reach: empty mass range [{m_lo:g}, {m_hi:g}] GeV")
-    masses = np.linspace(m_lo, m_hi, rc.mass_points)
-    eps = np.geomspace(rc.eps_min, rc.eps_max, rc.eps_points)
+    return np.linspace(m_lo, m_hi, rc.mass_points)
+
+
+def reach_inputs(
+    config: Any, *, sampler: SamplerLike | None = None, output: str | Path | None = None
+) -> ReachInputs:
+    """Read and resolve everything the reach scan needs from the config (nothing written).
+
+    Arguments:
+        config: the :class:`~gammastar.config.AnalysisConfig`.
+        sampler: A′ kinematics sampler (default: the config's flow).
+        output: run directory (default: the config's).
+
+    Returns:
+        The :class:`ReachInputs`.
+    """
+    rc = config.reach
+    yields_path, yields = _reach_yields(config)
+    scale, scale_info = resolve_yield_scale(config, yields)
+    n_pot = _reach_n_pot(config, yields)
+    sampler_desc = "given"
+    if sampler is None:
+        sampler, sampler_desc = _sampler_from_config(config, yields)
+    masses = _reach_masses(config, yields, sampler)
     observed = None
     if rc.observed is not None:
         observed = observed_counts(
@@ -1164,7 +1475,6 @@ def run_reach(
             mass_bins=rc.mass_bins,
             resolve=config.resolve,
         )
-    dark = darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None
     from gammastar.uncertainties import reach_nuisances
 
     nuis, nuis_record = reach_nuisances(config, yields, masses)
@@ -1173,56 +1483,89 @@ def run_reach(
         from gammastar.uncertainties import ensemble_samplers
 
         ensemble, ensemble_seeds = ensemble_samplers(config, yields, sampler, _sampler_from_config)
-    t0 = time.perf_counter()
-    res = scan(
-        masses,
-        eps,
-        sampler=sampler,
-        geometry=geometry,
+    return ReachInputs(
+        output=Path(output) if output is not None else config.output_dir,
+        yields_path=yields_path,
         yields=yields,
-        n_pot=float(n_pot) * scale,
-        channels=tuple(rc.channels),
-        background=rc.background,
-        background_kappa=rc.background_kappa,
+        yield_scale=scale,
+        yield_scale_info=scale_info,
+        n_pot=n_pot,
+        sampler=sampler,
+        sampler_desc=sampler_desc,
+        geometry=Geometry.from_config(config.detector),
+        masses=masses,
+        eps=np.geomspace(rc.eps_min, rc.eps_max, rc.eps_points),
         observed=observed,
-        n_pot_unc=rc.n_pot_rel_uncertainty,
-        efficiency_uncertainty=rc.efficiency_uncertainty,
-        cl=rc.cl,
-        method=rc.method,
-        ntoys=rc.ntoys,
-        samples=rc.samples,
-        seed=config.seed,
-        template=rc.template,
-        mass_resolution=rc.mass_resolution,
-        window_sigmas=rc.mass_window_sigmas,
-        mass_bins=rc.mass_bins,
-        event_lines=tuple(rc.event_lines),
-        dark=dark,
-        signal_nuisances=nuis,
-        impact_points=config.uncertainties.impact_masses if nuis is not None else 0,
+        dark=darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None,
+        nuisances=nuis,
+        nuisance_record=nuis_record,
         ensemble=ensemble,
+        ensemble_seeds=ensemble_seeds,
     )
-    if res.kinematic and nuis_record is not None:
-        nuis_record["nuisances"]["kinematic_model"] = {
-            "kind": "normsys",
-            "rel": [None] * masses.size,
-            "origin": f"acceptance spread (std/mean) over the {len(ensemble or [])} members of "
-            f"the flow ensemble (training seeds {ensemble_seeds}), at the median expected "
-            "eps_high of a first pass (else eps_low)",
-            "correlation": "one parameter shared by all channels and mass points",
-            "at_eps_low": [None] * masses.size,
-            "at_eps_high": [None] * masses.size,
+
+
+def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
+    """Add the ``kinematic_model`` nuisance the scan measured to ``inp.nuisance_record``."""
+    if not res.kinematic or inp.nuisance_record is None:
+        return
+    n = inp.masses.size
+    kin = inp.nuisance_record["nuisances"]["kinematic_model"] = {
+        "kind": "normsys",
+        "rel": [None] * n,
+        "origin": f"acceptance spread (std/mean) over the {len(inp.ensemble or [])} members of "
+        f"the flow ensemble (training seeds {inp.ensemble_seeds}), at the median expected "
+        "eps_high of a first pass (else eps_low)",
+        "correlation": "one parameter shared by all channels and mass points",
+        "at_eps_low": [None] * n,
+        "at_eps_high": [None] * n,
+    }
+    for row in res.kinematic:
+        j = int(np.argmin(np.abs(inp.masses - row["mass"])))
+        kin["rel"][j], kin["at_eps_low"][j] = row["rel"], row["eps_low"]
+        kin["at_eps_high"][j] = row["eps_high"]
+
+
+def _observed_source(v: Any) -> str:
+    """How one channel's observed counts were given (``reach.observed.<channel>``)."""
+    if getattr(v, "histogram", None):
+        return "histogram " + v.histogram
+    if getattr(v, "masses", None) is not None:
+        return "event masses"
+    return "per mass point" if isinstance(v, list) else "one count for every mass point"
+
+
+def _statistics_meta(config: Any, inp: ReachInputs) -> dict[str, Any]:
+    """``reach.json`` ``meta.statistics``: the statistics inputs as used."""
+    rc = config.reach
+    observed = None
+    if inp.observed is not None:
+        n = inp.masses.size
+        observed = {
+            ch: np.asarray(v).reshape(n, -1).sum(axis=1).round().astype(int).tolist()
+            for ch, v in inp.observed.items()
         }
-        kin = nuis_record["nuisances"]["kinematic_model"]
-        for row in res.kinematic:
-            j = int(np.argmin(np.abs(masses - row["mass"])))
-            kin["rel"][j], kin["at_eps_low"][j] = row["rel"], row["eps_low"]
-            kin["at_eps_high"][j] = row["eps_high"]
-    wall = time.perf_counter() - t0
-    meta = make_meta(
+    return {
+        "background": dict(rc.background),
+        "background_kappa": dict(rc.background_kappa),
+        "efficiency_uncertainty": rc.efficiency_uncertainty,
+        "n_pot_rel_uncertainty": rc.n_pot_rel_uncertainty,
+        "template": rc.template,
+        "mass_resolution": rc.mass_resolution,
+        "window_sigmas": rc.mass_window_sigmas,
+        "observed_counts": observed,
+        "observed_source": None
+        if rc.observed is None
+        else {ch: _observed_source(v) for ch, v in rc.observed.items()},
+    }
+
+
+def reach_meta(config: Any, inp: ReachInputs, res: ScanResult, wall: float) -> dict[str, Any]:
+    """``reach.json`` ``meta`` (also the workspaces index's): provenance, method, inputs."""
+    rc = config.reach
+    return make_meta(
         config_sha256=config.section_sha256("beam", "detector", "reach", "seed"),
         seed=config.seed,
-        inputs=[yields_path],
+        inputs=[inp.yields_path],
         stage="reach",
         method=res.method,
         method_note=(
@@ -1231,58 +1574,38 @@ def run_reach(
         ),
         eps_method="per-mass upper limit on the signal count, eps boundaries where "
         "N_sig(m, eps) = s_up(m) (see gammastar.reach)",
-        n_pot=float(n_pot),
-        yield_scale=scale,
-        **scale_info,
+        n_pot=inp.n_pot,
+        yield_scale=inp.yield_scale,
+        **inp.yield_scale_info,
         n_pot_rel_uncertainty=rc.n_pot_rel_uncertainty,
-        statistics={
-            "background": dict(rc.background),
-            "background_kappa": dict(rc.background_kappa),
-            "efficiency_uncertainty": rc.efficiency_uncertainty,
-            "n_pot_rel_uncertainty": rc.n_pot_rel_uncertainty,
-            "template": rc.template,
-            "mass_resolution": rc.mass_resolution,
-            "window_sigmas": rc.mass_window_sigmas,
-            "observed_counts": None
-            if observed is None
-            else {
-                ch: np.asarray(v).reshape(masses.size, -1).sum(axis=1).round().astype(int).tolist()
-                for ch, v in observed.items()
-            },
-            "observed_source": None
-            if rc.observed is None
-            else {
-                ch: (
-                    "histogram " + v.histogram
-                    if getattr(v, "histogram", None)
-                    else "event masses"
-                    if getattr(v, "masses", None) is not None
-                    else "per mass point"
-                    if isinstance(v, list)
-                    else "one count for every mass point"
-                )
-                for ch, v in rc.observed.items()
-            },
-        },
+        statistics=_statistics_meta(config, inp),
         channels=list(rc.channels),
-        sampler=sampler_desc,
-        geometry=geometry.model_dump(),
-        yields_n_pot=yields.meta.get("n_pot"),
+        sampler=inp.sampler_desc,
+        geometry=inp.geometry.model_dump(),
+        yields_n_pot=inp.yields.meta.get("n_pot"),
         seconds=dict(res.seconds, total=wall),
         workspaces_poi="n_signal = expected signal events (template normalised to 1 event)",
         **(
-            {"kinematic_ensemble": {"members": len(ensemble), "seeds": ensemble_seeds}}
-            if ensemble
+            {"kinematic_ensemble": {"members": len(inp.ensemble), "seeds": inp.ensemble_seeds}}
+            if inp.ensemble
             else {}
         ),
     )
+
+
+def reach_document(
+    config: Any, inp: ReachInputs, res: ScanResult, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``reach.json`` content (design.md contract) of a scan."""
+    rc = config.reach
     limits_json = {
         "mass": res.masses.tolist(),
         **{b: [None if lim is None else lim.expected[b] for lim in res.limits] for b in BANDS},
         "observed": [None if lim is None else lim.observed for lim in res.limits],
         "method": [None if lim is None else lim.method for lim in res.limits],
     }
-    reach = {
+    nuis_record, impact = inp.nuisance_record, res.impact
+    return {
         "cl": rc.cl,
         "expected": _bands_json(res, "0"),
         "bands": {b: _bands_json(res, b) for b in ("-2", "-1", "+1", "+2")},
@@ -1293,15 +1616,48 @@ def run_reach(
             if k.startswith("events_")
         },
         "signal_limit": limits_json,
-        "extrapolation": _extrapolation_json(res, rc.extrapolation, yields),
+        "extrapolation": _extrapolation_json(res, rc.extrapolation, inp.yields),
         **({"nuisances": nuis_record} if nuis_record is not None else {}),
-        **({"impact": res.impact} if res.impact is not None else {}),
+        **({"impact": impact} if impact is not None else {}),
         "meta": meta,
     }
+
+
+def _acceptance_arrays(res: ScanResult, dark: darkphoton.DarkSector | None) -> dict[str, NDArray]:
+    """``acceptance.npz``'s arrays."""
+    members = {}
+    if res.acceptance_members is not None:
+        members = {
+            "acceptance_members": res.acceptance_members,
+            "acceptance_spread": res.acceptance_members.std(axis=0, ddof=1),
+        }
+    return {
+        "mass": res.masses,
+        "eps": res.eps,
+        "acceptance": res.acceptance,
+        "nsig": res.nsig,
+        "ctau": darkphoton.ctau(res.masses[:, None], res.eps[None, :], dark=dark),
+        "acceptance_extrapolated": (
+            res.acceptance_extrapolated
+            if res.acceptance_extrapolated is not None
+            else np.zeros_like(res.acceptance)
+        ),
+        **members,
+    }
+
+
+def write_reach(
+    out: Path,
+    res: ScanResult,
+    reach: dict[str, Any],
+    dark: darkphoton.DarkSector | None,
+    *,
+    force: bool,
+) -> None:
+    """Write the workspaces, their index, ``acceptance.npz`` and ``reach.json`` as one set,
+    ``reach.json`` (the mark of a finished run) renamed into place last."""
     from gammastar.artifacts import atomic_paths
 
-    # the workspaces, their index, the acceptance table and reach.json as one set, reach.json
-    # (the mark of a finished run) renamed into place last
     docs: dict[str, Any] = {}
     index = []
     for m, model in zip(res.masses, res.models, strict=True):
@@ -1311,44 +1667,73 @@ def run_reach(
         docs[name] = build_spec(model)
         index.append({"mass": float(m), "file": name})
     rd = rundir.RunDir(out)
-    docs[rundir.WORKSPACES_INDEX] = {"workspaces": index, "meta": meta}
+    docs[rundir.WORKSPACES_INDEX] = {"workspaces": index, "meta": reach["meta"]}
     names = [*docs, rundir.ACCEPTANCE, rundir.REACH]
     with atomic_paths([out / n for n in names], force=force) as tmps:
         for tmp, (name, doc) in zip(tmps[: len(docs)], docs.items(), strict=True):
             tmp.write_text(rd.json_text(name, doc))  # the index schema-checked
         with open(tmps[-2], "wb") as f:
-            np.savez(
-                f,
-                mass=res.masses,
-                eps=res.eps,
-                acceptance=res.acceptance,
-                nsig=res.nsig,
-                ctau=darkphoton.ctau(res.masses[:, None], res.eps[None, :], dark=dark),
-                acceptance_extrapolated=(
-                    res.acceptance_extrapolated
-                    if res.acceptance_extrapolated is not None
-                    else np.zeros_like(res.acceptance)
-                ),
-                **(
-                    {
-                        "acceptance_members": res.acceptance_members,
-                        "acceptance_spread": res.acceptance_members.std(axis=0, ddof=1),
-                    }
-                    if res.acceptance_members is not None
-                    else {}
-                ),
-            )
+            np.savez(f, **_acceptance_arrays(res, dark))
         tmps[-1].write_text(rd.json_text(rundir.REACH, reach))  # schema-checked
+
+
+def plot_reach_figures(config: Any, out: Path, res: ScanResult) -> None:
+    """``figures/reach.png``, ``figures/reach_impact.png`` (with an impact table) and
+    ``figures/aprime_decays.png``."""
     import matplotlib.pyplot as plt
 
+    rd = rundir.RunDir(out)
     reach_png, decays_png, impact_png = map(rd.path, rundir.stage_figures("reach"))
-    fig = plot_reach(res, reach_png, title=f"{config.name}: {rc.cl:.0%} CL, {res.method}")
-    plt.close(fig)
+    title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
+    plt.close(plot_reach(res, reach_png, title=title))
     if res.impact is not None:
         from gammastar.uncertainties import plot_impact
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))
+
+
+def run_reach(
+    config: Any,
+    *,
+    force: bool = False,
+    sampler: SamplerLike | None = None,
+    output: str | Path | None = None,
+) -> dict[str, Any]:
+    """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,
+    ``acceptance.npz``, ``figures/reach.png`` and ``figures/aprime_decays.png`` in the run directory.
+
+    A thin orchestration: :func:`reach_inputs`, :meth:`ScanSettings.from_config`,
+    :func:`scan_with`, :func:`reach_meta`, :func:`reach_document`, :func:`write_reach`,
+    :func:`plot_reach_figures`.
+
+    Arguments:
+        config: the :class:`~gammastar.config.AnalysisConfig`.
+        force: overwrite existing outputs.
+        sampler: A′ kinematics sampler (default: the config's flow).
+        output: run directory (default: the config's).
+
+    Returns:
+        The ``reach.json`` content.
+    """
+    check_config(config)
+    out = Path(output) if output is not None else config.output_dir
+    for name in OUTPUTS:
+        check_writable(out / name, force)
+    inp = reach_inputs(config, sampler=sampler, output=out)
+    t0 = time.perf_counter()
+    res = scan_with(
+        inp.masses,
+        inp.eps,
+        sampler=inp.sampler,
+        settings=ScanSettings.from_config(config, inp),
+        ensemble=inp.ensemble,
+    )
+    _record_kinematic(inp, res)
+    meta = reach_meta(config, inp, res, time.perf_counter() - t0)
+    reach = reach_document(config, inp, res, meta)
+    write_reach(out, res, reach, inp.dark, force=force)
+    plot_reach_figures(config, out, res)
     return reach
 
 

@@ -4,12 +4,15 @@ Offers :func:`validate` (the ``gammastar validate`` stage: per validation mass t
 k-NN KL of flow samples to the held-out pairs against the data-vs-data band, the held-out vs
 training NLL, common random numbers across the members of a seed ensemble; writes
 ``validation.json`` and the Fig. 4/5 analogues), :func:`plot_kl` and :func:`plot_kinematics`.
-The method, the outputs and the checks are described in docs/flow.md "Validation".
+The stage is a thin orchestration over :func:`validation_inputs` (typed
+:class:`ValidationInputs`) and :func:`validation_document`. The method, the outputs and the
+checks are described in docs/flow.md "Validation".
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -161,6 +164,208 @@ def _quantiles(v: list[float], lo: float, hi: float) -> list[float]:
     return [float(q[0]), float(q[1])]
 
 
+@dataclass
+class ValidationInputs:
+    """What :func:`validate` compares, per validation mass (:func:`validation_inputs`)."""
+
+    seed: int
+    masses: list[float]
+    skipped: list[float]
+    """Validation masses outside the flow's mass range."""
+    held: TrainingData | None
+    data: TrainingData
+    split: dict[str, Any] | None
+    streams: list[np.random.SeedSequence]
+    """Per mass one stream, re-created for every model (common random numbers)."""
+    wdata: list[tuple[Any, Any, Any]]
+    """Per mass the compared pairs' window (qT, E, weights)."""
+    tdata: list[tuple[Any, Any, Any]] | None
+    """Per mass the training pairs' window, with a hold-out."""
+
+    @property
+    def compare(self) -> TrainingData:
+        """The pairs the flow is compared with: the held-out ones, else the training ones."""
+        return self.held if self.held is not None else self.data
+
+
+def validation_inputs(
+    config: AnalysisConfig, model: FlowModel, pairs: pd.DataFrame, seed: int
+) -> ValidationInputs:
+    """The hold-out split the model records, the masses inside its range and their windows.
+
+    Raises:
+        GammastarError: every ``validate.masses`` lies outside the flow's mass range.
+    """
+    vcfg = config.validate_
+    held, data, split = _split_data(model, config, pairs, seed)
+    lo, hi = model.mass_range
+    masses = [float(m) for m in vcfg.masses if lo <= m <= hi]
+    skipped = [float(m) for m in vcfg.masses if not lo <= m <= hi]
+    if not masses:
+        raise GammastarError(
+            f"validate.masses {vcfg.masses} are all outside the flow's mass range "
+            f"[{lo:.4g}, {hi:.4g}] GeV"
+        )
+    # common random numbers: per mass one stream for the data draws and the flow-sample seeds,
+    # re-created for every model (module docstring)
+    compare = held if held is not None else data
+    return ValidationInputs(
+        seed=seed,
+        masses=masses,
+        skipped=skipped,
+        held=held,
+        data=data,
+        split=split,
+        streams=np.random.SeedSequence(seed).spawn(len(masses)),
+        wdata=[window_data(compare, m0, vcfg.window) for m0 in masses],
+        tdata=[window_data(data, m0, vcfg.window) for m0 in masses] if held is not None else None,
+    )
+
+
+def _score(fm: FlowModel, inp: ValidationInputs, vcfg: Any, i: int) -> dict[str, Any]:
+    """:func:`kl_window` of model ``fm`` at mass ``i`` on that mass's re-created stream."""
+    qT, E, w = inp.wdata[i]
+    # the per-mass stream is re-created for every model (common random numbers)
+    rng = np.random.default_rng(inp.streams[i])
+    return kl_window(
+        fm,
+        qT,
+        E,
+        inp.masses[i],
+        k=vcfg.k,
+        repeats=vcfg.repeats,
+        max_points=vcfg.max_points,
+        rng=rng,
+        weights=w,
+        train=inp.tdata[i] if inp.tdata is not None else None,
+    )
+
+
+def _model_windows(model: FlowModel, inp: ValidationInputs, vcfg: Any) -> list[dict[str, Any]]:
+    """Per mass the model's KL (:func:`_score`) with ``mass`` and the held-out/training NLL."""
+    windows = []
+    for i, m0 in enumerate(inp.masses):
+        res = _score(model, inp, vcfg, i)
+        res["mass"] = m0
+        held = inp.held is not None
+        nll_h = window_nll(model, inp.compare, m0, vcfg.window) if held else None
+        nll_t = window_nll(model, inp.data, m0, vcfg.window)
+        res["nll"] = {"holdout": nll_h, "train": nll_t}
+        windows.append(res)
+    return windows
+
+
+def _member_runs(
+    model: FlowModel, windows: list[dict[str, Any]], inp: ValidationInputs, vcfg: Any
+) -> tuple[list[list[dict[str, Any]]], list[Any]]:
+    """The seed ensemble's scores ``[member][mass]`` and the members' training seeds (empty
+    without an ensemble).
+
+    The spread of the mean KL over members is the initialisation uncertainty (paper App. A:
+    0.002, 0.006, 0.012 at m = 0.3, 0.7, 1.1 GeV). Only the members flow/meta.json records
+    (``ensemble_size``) are scored: directories left from an older, larger ensemble are not.
+    """
+    from gammastar.flow import ensemble_size, load_ensemble
+
+    runs: list[list[dict[str, Any]]] = []
+    seeds: list[Any] = []
+    size = ensemble_size(model)
+    if model.path is not None and (
+        size > 1 if size is not None else (model.path / rundir.ENSEMBLE_DIR).is_dir()
+    ):
+        # member 0 is this model (flow/ itself), scored above on the same random streams
+        for k, member in enumerate(load_ensemble(model.path).models):
+            seeds.append(member.meta.get("meta", {}).get("seed"))
+            runs.append(
+                windows
+                if k == 0
+                else [_score(member, inp, vcfg, i) for i in range(len(inp.masses))]
+            )
+    return runs, seeds
+
+
+def _validation_meta(
+    config: AnalysisConfig,
+    model: FlowModel,
+    inp: ValidationInputs,
+    inputs: list[Any],
+    member_seeds: list[Any],
+) -> dict[str, Any]:
+    """``validation.json`` ``meta``."""
+    vcfg = config.validate_
+    return make_meta(
+        config_sha256=config.section_sha256("flow", "validate"),
+        seed=inp.seed,
+        inputs=[*inputs, model.path / rundir.MODEL_FILE] if model.path else inputs,
+        k=vcfg.k,
+        window=vcfg.window,
+        repeats=vcfg.repeats,
+        space="standardised (ln qT, ln E)",
+        kl_estimator="weighted k-NN (gammastar.kl.knn_kl with the pairs' weights)",
+        validated_on=(
+            "held-out pairs (B) vs training pairs (A)"
+            if inp.held is not None
+            else "training pairs (the model records no hold-out): random halves"
+        ),
+        holdout=inp.split,
+        skipped_masses=inp.skipped,
+        flow_sha256=model.meta.get("model_sha256"),
+        ensemble_seeds=member_seeds or None,
+        common_random_numbers=(
+            "per mass: window data, A/B splits and flow-sample seeds shared by the model "
+            "and every ensemble member (streams spawned from seed)"
+        ),
+    )
+
+
+def validation_document(
+    inp: ValidationInputs,
+    windows: list[dict[str, Any]],
+    member_runs: list[list[dict[str, Any]]],
+    meta: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``validation.json`` content (keys described in :func:`validate`)."""
+    from gammastar.flow import effective_sample_size
+
+    held = inp.held is not None
+    by_mass = list(zip(*member_runs, strict=True)) if member_runs else []
+    return {
+        "mass": inp.masses,
+        "kl_model": [w["kl_model"] for w in windows],
+        "kl_data_68": [_quantiles(w["kl_data"], 0.16, 0.84) for w in windows],
+        "kl_data_95": [_quantiles(w["kl_data"], 0.025, 0.975) for w in windows],
+        "kl_model_std": [w["kl_model_std"] for w in windows],
+        "kl_data_median": [
+            float(np.median(w["kl_data"])) if w["kl_data"] else float("nan") for w in windows
+        ],
+        "n_data": [w["n_data"] for w in windows],
+        "n_eff": [w["n_eff"] for w in windows],
+        "n_eff_train": (
+            [effective_sample_size(t[2]) for t in inp.tdata]
+            if inp.tdata is not None
+            else [w["n_eff"] for w in windows]
+        ),
+        "n_eff_total": {
+            "train": inp.data.n_eff,
+            "holdout": inp.held.n_eff if inp.held is not None else None,
+        },
+        "nll_holdout": [w["nll"]["holdout"][0] for w in windows] if held else None,
+        "nll_holdout_err": [w["nll"]["holdout"][1] for w in windows] if held else None,
+        "nll_train": [w["nll"]["train"][0] for w in windows],
+        "nll_train_err": [w["nll"]["train"][1] for w in windows],
+        "kl_model_members": (
+            [[r["kl_model"] for r in runs] for runs in by_mass] if member_runs else None
+        ),
+        "kl_model_seed_std": (
+            [float(np.std([r["kl_model"] for r in runs], ddof=1)) for runs in by_mass]
+            if member_runs
+            else None
+        ),
+        "kl_model_seed_noise": [seed_noise(runs) for runs in by_mass] if member_runs else None,
+        "meta": meta,
+    }
+
+
 def validate(
     config: AnalysisConfig,
     *,
@@ -184,17 +389,19 @@ def validate(
     is well above this)) and, with ``figures``, ``figures/flow_kl.png`` (Fig. 4 analogue) and
     ``figures/flow_kinematics.png`` (Fig. 5 analogue).
 
+    A thin orchestration: :func:`validation_inputs`, the model's and the ensemble members'
+    windows, :func:`validation_document`, writing and figures.
+
     Returns:
         The JSON content as a dict.
     """
-    from gammastar.flow import effective_sample_size, ensemble_size, load, load_ensemble, read_pairs
+    from gammastar.flow import load, read_pairs
 
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
     vcfg = config.validate_
     rd = rundir.RunDir(config.output_dir)
-    out_json = rd.path(rundir.VALIDATION)
-    check_writable(out_json, force)
+    check_writable(rd.path(rundir.VALIDATION), force)
     if model is None:
         model = load(rd.path(rundir.FLOW_DIR))
     inputs: list[Any] = []
@@ -202,128 +409,18 @@ def validate(
         pairs, src = read_pairs(config)
         inputs.append(src)
     s = int(seed if seed is not None else config.seed)
-    held, data, split = _split_data(model, config, pairs, s)
-    lo, hi = model.mass_range
-    masses = [float(m) for m in vcfg.masses if lo <= m <= hi]
-    skipped = [float(m) for m in vcfg.masses if not lo <= m <= hi]
-    if not masses:
-        raise GammastarError(
-            f"validate.masses {vcfg.masses} are all outside the flow's mass range "
-            f"[{lo:.4g}, {hi:.4g}] GeV"
-        )
-    # common random numbers: per mass one stream for the data draws and the flow-sample seeds,
-    # re-created for every model (module docstring)
-    streams = np.random.SeedSequence(s).spawn(len(masses))
-    compare = held if held is not None else data
-    wdata = [window_data(compare, m0, vcfg.window) for m0 in masses]
-    tdata = [window_data(data, m0, vcfg.window) for m0 in masses] if held is not None else None
-
-    def run(fm: FlowModel, i: int) -> dict[str, Any]:
-        qT, E, w = wdata[i]
-        # the per-mass stream is re-created for every model (common random numbers)
-        rng = np.random.default_rng(streams[i])
-        return kl_window(
-            fm,
-            qT,
-            E,
-            masses[i],
-            k=vcfg.k,
-            repeats=vcfg.repeats,
-            max_points=vcfg.max_points,
-            rng=rng,
-            weights=w,
-            train=tdata[i] if tdata is not None else None,
-        )
-
-    windows = []
-    for i, m0 in enumerate(masses):
-        res = run(model, i)
-        res["mass"] = m0
-        nll_h = window_nll(model, compare, m0, vcfg.window) if held is not None else None
-        nll_t = window_nll(model, data, m0, vcfg.window)
-        res["nll"] = {"holdout": nll_h, "train": nll_t}
-        windows.append(res)
-    # seed ensemble (flow.ensemble > 1): the spread of the mean KL over members is the
-    # initialisation uncertainty (paper App. A: 0.002, 0.006, 0.012 at m = 0.3, 0.7, 1.1 GeV)
-    member_runs: list[list[dict[str, Any]]] = []  # [member][mass]
-    member_seeds: list[Any] = []
-    # only the members flow/meta.json records (ensemble_size): directories left from an older,
-    # larger ensemble are not validated
-    size = ensemble_size(model)
-    if model.path is not None and (
-        size > 1 if size is not None else (model.path / rundir.ENSEMBLE_DIR).is_dir()
-    ):
-        # member 0 is this model (flow/ itself), scored above on the same random streams
-        members = load_ensemble(model.path).models
-        for k, member in enumerate(members):
-            member_seeds.append(member.meta.get("meta", {}).get("seed"))
-            member_runs.append(windows if k == 0 else [run(member, i) for i in range(len(masses))])
-    by_mass = list(zip(*member_runs, strict=True)) if member_runs else []
-    result: dict[str, Any] = {
-        "mass": masses,
-        "kl_model": [w["kl_model"] for w in windows],
-        "kl_data_68": [_quantiles(w["kl_data"], 0.16, 0.84) for w in windows],
-        "kl_data_95": [_quantiles(w["kl_data"], 0.025, 0.975) for w in windows],
-        "kl_model_std": [w["kl_model_std"] for w in windows],
-        "kl_data_median": [
-            float(np.median(w["kl_data"])) if w["kl_data"] else float("nan") for w in windows
-        ],
-        "n_data": [w["n_data"] for w in windows],
-        "n_eff": [w["n_eff"] for w in windows],
-        "n_eff_train": (
-            [effective_sample_size(t[2]) for t in tdata]
-            if tdata is not None
-            else [w["n_eff"] for w in windows]
-        ),
-        "n_eff_total": {
-            "train": data.n_eff,
-            "holdout": held.n_eff if held is not None else None,
-        },
-        "nll_holdout": ([w["nll"]["holdout"][0] for w in windows] if held is not None else None),
-        "nll_holdout_err": (
-            [w["nll"]["holdout"][1] for w in windows] if held is not None else None
-        ),
-        "nll_train": [w["nll"]["train"][0] for w in windows],
-        "nll_train_err": [w["nll"]["train"][1] for w in windows],
-        "kl_model_members": (
-            [[r["kl_model"] for r in runs] for runs in by_mass] if member_runs else None
-        ),
-        "kl_model_seed_std": (
-            [float(np.std([r["kl_model"] for r in runs], ddof=1)) for runs in by_mass]
-            if member_runs
-            else None
-        ),
-        "kl_model_seed_noise": [seed_noise(runs) for runs in by_mass] if member_runs else None,
-        "meta": make_meta(
-            config_sha256=config.section_sha256("flow", "validate"),
-            seed=s,
-            inputs=[*inputs, model.path / rundir.MODEL_FILE] if model.path else inputs,
-            k=vcfg.k,
-            window=vcfg.window,
-            repeats=vcfg.repeats,
-            space="standardised (ln qT, ln E)",
-            kl_estimator="weighted k-NN (gammastar.kl.knn_kl with the pairs' weights)",
-            validated_on=(
-                "held-out pairs (B) vs training pairs (A)"
-                if held is not None
-                else "training pairs (the model records no hold-out): random halves"
-            ),
-            holdout=split,
-            skipped_masses=skipped,
-            flow_sha256=model.meta.get("model_sha256"),
-            ensemble_seeds=member_seeds or None,
-            common_random_numbers=(
-                "per mass: window data, A/B splits and flow-sample seeds shared by the model "
-                "and every ensemble member (streams spawned from seed)"
-            ),
-        ),
-    }
+    inp = validation_inputs(config, model, pairs, s)
+    windows = _model_windows(model, inp, vcfg)
+    member_runs, member_seeds = _member_runs(model, windows, inp, vcfg)
+    meta = _validation_meta(config, model, inp, inputs, member_seeds)
+    result = validation_document(inp, windows, member_runs, meta)
     rd.write_json(rundir.VALIDATION, result, force=force)  # schema-checked
     if figures:
         kl_png, kin_png = map(rd.path, rundir.stage_figures("validate"))
         plot_kl(result, kl_png, force=True)
+        lo, hi = model.mass_range
         fig_masses = [m for m in vcfg.figure_masses if lo <= m <= hi]
-        plot_kinematics(model, compare, fig_masses, vcfg.window, kin_png, s)
+        plot_kinematics(model, inp.compare, fig_masses, vcfg.window, kin_png, s)
     return result
 
 
