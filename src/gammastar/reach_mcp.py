@@ -517,8 +517,17 @@ def data_driven_yields(
     target_interaction_lengths: float | str,
     *,
     seed: Any,
+    full_phase_space: bool = True,
+    extrapolated: list[float] | None = None,
 ) -> NDArray[np.float64]:
     """χ crossing the detector per POT per unit Q² from a finished dilepton run (Eq. 8).
+
+    ``pairs.parquet`` covers the data's fiducial region only (issue 12). When ``yields.json``
+    states an ``extrapolation`` and ``full_phase_space``, each pair is carried to the full
+    phase space with the yields' fiducial fraction at its mass, weight w/f_F(m) (the very
+    weight of ``yields.json`` ``mcp``: :func:`gammastar.extrapolation.Extrapolation.at`, as
+    :func:`gammastar.yields` and ``gammastar events --mchi``). The extrapolated part takes the
+    kinematics of the fiducial pairs of its mass (a model; labelled by ``extrapolated``).
 
     Arguments:
         run: run directory with ``pairs.parquet`` and ``yields.json``.
@@ -527,6 +536,11 @@ def data_driven_yields(
         target_interaction_lengths: the facility's target (the data's comes from
             ``yields.json`` meta; :func:`gammastar.physics.target.yield_scale`).
         seed: seed, SeedSequence or Generator (one stream for all masses).
+        full_phase_space: carry the fiducial pairs to the full phase space (above); False:
+            the fiducial region only (a lower bound).
+        extrapolated: if a list, filled with the share of each mass's yield from outside the
+            fiducial region (1 − fiducial/full with the same χ draws; 0 without an
+            extrapolation or with ``full_phase_space`` False).
 
     Returns:
         Array over m_χ: Σ w K_χ/K_ℓ hits / N_POT(data) × P_int(facility)/P_int(data).
@@ -542,7 +556,8 @@ def data_driven_yields(
     for name in (rundir.YIELDS, rundir.PAIRS):
         if not rd.path(name).exists():
             raise InputError(f"mcp.data_driven.run: {rd.path(name)} not found (a finished run?)")
-    meta = rd.read_json(rundir.YIELDS)["meta"]  # schema-checked (n_pot required)
+    ydoc = rd.read_json(rundir.YIELDS)  # schema-checked (n_pot required)
+    meta = ydoc["meta"]
     try:
         n_pot = float(meta["n_pot"])
         thick = meta["target_interaction_lengths"]
@@ -555,21 +570,26 @@ def data_driven_yields(
     scale = yield_scale(target_interaction_lengths, thick) / n_pot
     rng = np.random.default_rng(seed)
     m_chi = np.atleast_1d(np.asarray(m_chi, dtype=np.float64))
-    return scale * np.array(
-        [
-            gstar_chi_yield(
-                df["m"],
-                df["qT"],
-                df["pz"],
-                df["weight"],
-                float(mc),
-                detector,
-                m_lepton=m_l,
-                seed=rng,
-            )
-            for mc in m_chi
-        ]
-    )
+    w_fid = df["weight"].to_numpy(dtype=np.float64)
+    w = w_fid
+    if full_phase_space and ydoc.get("extrapolation") is not None:
+        from gammastar.extrapolation import Extrapolation
+
+        f_f = Extrapolation.from_dict(ydoc["extrapolation"]).at(df["m"].to_numpy())[0]
+        w = np.where(f_f > 0, w_fid / np.where(f_f > 0, f_f, 1.0), 0.0)
+    full, fid = np.empty(m_chi.size), np.empty(m_chi.size)
+    for i, mc in enumerate(m_chi):
+        s = int(rng.integers(2**63))  # one draw per mass: the full and fiducial sums share it
+        args = (df["m"], df["qT"], df["pz"])
+        full[i] = gstar_chi_yield(*args, w, float(mc), detector, m_lepton=m_l, seed=s)
+        fid[i] = (
+            gstar_chi_yield(*args, w_fid, float(mc), detector, m_lepton=m_l, seed=s)
+            if w is not w_fid
+            else full[i]
+        )
+    if extrapolated is not None:
+        extrapolated[:] = np.where(full != 0, 1.0 - fid / np.where(full != 0, full, 1.0), 0.0)
+    return scale * full
 
 
 def detector_from_config(section: Any) -> ScintillatorDetector:
@@ -653,6 +673,7 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
         seed=cfg.seed,
         errors=mc_err,
     )
+    share: list[float] = []
     if mc.data_driven is not None:
         parts["data"] = data_driven_yields(
             cfg.resolve(mc.data_driven.run),
@@ -660,6 +681,7 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
             det,
             mc.target_interaction_lengths,
             seed=np.random.SeedSequence([cfg.seed, 1]),
+            extrapolated=share,
         )
     total = np.sum(list(parts.values()), axis=0) if parts else np.zeros_like(masses)
     res = mcp_reach(
@@ -679,6 +701,11 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
         **res.to_dict(),
         "yield_by_source": {k: v.tolist() for k, v in parts.items()},
         "yield_mc_error_by_source": {k: v.tolist() for k, v in mc_err.items()},
+        **(
+            {"data_extrapolated_share": [float(x) for x in share]}
+            if mc.data_driven is not None
+            else {}
+        ),
         "meta": make_meta(
             config_sha256=cfg.section_sha256("mcp"),
             seed=cfg.seed,
