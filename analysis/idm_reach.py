@@ -1,12 +1,12 @@
-"""Benchmark: the iDM expected reach in (m₁, y) from a finished NA60-like run (docs/darksector.md).
+"""Analysis script: the iDM expected reach in (m₁, y) from a finished NA60-like run (docs/darksector.md).
 
 A′ yields of ``<run>/yields.json`` carried to a thick dump (× P_int(dump)/P_int(0.01)), 1e18
 POT, background-free with a 20% N_POT uncertainty; A′ kinematics from ``<run>/flow`` (or the
 analytic sampler with ``--parametric``); α_D = 0.1, Δ = 0.1, m_A′ = 3m₁; the paper's mock
 detector as a decay volume from 5 m, both leptons in 35–120 mrad with E > 1 GeV.
 
-Usage: PYTHONPATH=src python -P benchmarks/idm_reach.py [--run runs/na60_like] [--parametric]
-(-P: benchmarks/select.py would shadow the standard library's select for torch.)
+Usage: PYTHONPATH=src python analysis/idm_reach.py [--run runs/na60_like] [--parametric]
+(the function-level entry is gammastar reach-idm; this script keeps the fixed settings above.)
 The last line of the output is one JSON object.
 """
 
