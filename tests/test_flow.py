@@ -43,16 +43,11 @@ def e_median(m):
 SIG_QT, SIG_E = 0.5, 0.4
 
 
-def synthetic_pairs(n: int = 20000, seed: int = 0, ss_fraction: float = 0.0) -> pd.DataFrame:
-    """OS pairs with ln q_T ~ N(ln(0.3 + 0.4 m), 0.5), ln E ~ N(ln(20 + 10 m), 0.4), m in
-    [0.22, 1.1] falling exponentially; optional SS rows (weight −1) from a broader background
-    that is also added to the OS rows, so that OS − SS is the signal."""
-    rng = np.random.default_rng(seed)
-    m = 0.22 + rng.exponential(0.3, 3 * n)
-    m = m[m < 1.1][:n]
-    qT = rng.lognormal(np.log(qt_median(m)), SIG_QT)
-    E = rng.lognormal(np.log(e_median(m)), SIG_E)
-    df = pd.DataFrame(
+def os_pairs(m: np.ndarray, qT: np.ndarray, E: np.ndarray) -> pd.DataFrame:
+    """A pairs table of unit-weight OS pairs with these kinematics (the pairs.parquet columns
+    the flow reads)."""
+    n = m.size
+    return pd.DataFrame(
         {
             "event": np.arange(n),
             "m": m,
@@ -64,6 +59,18 @@ def synthetic_pairs(n: int = 20000, seed: int = 0, ss_fraction: float = 0.0) -> 
             "channel": np.ones(n, dtype=np.int32),
         }
     )
+
+
+def synthetic_pairs(n: int = 20000, seed: int = 0, ss_fraction: float = 0.0) -> pd.DataFrame:
+    """OS pairs with ln q_T ~ N(ln(0.3 + 0.4 m), 0.5), ln E ~ N(ln(20 + 10 m), 0.4), m in
+    [0.22, 1.1] falling exponentially; optional SS rows (weight −1) from a broader background
+    that is also added to the OS rows, so that OS − SS is the signal."""
+    rng = np.random.default_rng(seed)
+    m = 0.22 + rng.exponential(0.3, 3 * n)
+    m = m[m < 1.1][:n]
+    qT = rng.lognormal(np.log(qt_median(m)), SIG_QT)
+    E = rng.lognormal(np.log(e_median(m)), SIG_E)
+    df = os_pairs(m, qT, E)
     if ss_fraction > 0:
         nb = int(ss_fraction * n)
         frames = [df]
@@ -528,18 +535,7 @@ def decades_pairs(n: int = 12000, seed: int = 0) -> pd.DataFrame:
     m = np.exp(rng.uniform(np.log(0.02), np.log(1.1), n))
     qT = rng.lognormal(np.log(0.05 + 0.1 * np.log(m / 0.02)), 0.5)
     E = rng.lognormal(np.log(8 * (m / 0.02) ** 0.3), 0.4)
-    return pd.DataFrame(
-        {
-            "event": np.arange(n),
-            "m": m,
-            "qT": qT,
-            "E": E,
-            "charge": np.zeros(n, dtype=np.int8),
-            "weight_raw": 1.0,
-            "weight": 1.0,
-            "channel": np.ones(n, dtype=np.int32),
-        }
-    )
+    return os_pairs(m, qT, E)
 
 
 @pytest.mark.slow

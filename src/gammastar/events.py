@@ -152,8 +152,6 @@ __all__ = [
     "write_events",
 ]
 
-_aprime_source = aprime_source  # its name here before the split (gammastar.eventsetup)
-
 
 def run_events(
     config: Any,
