@@ -32,6 +32,7 @@ __all__ = [
     "MODEL_NAME",
     "ExtrapolatedSampler",
     "Extrapolation",
+    "beam_rapidity",
     "fiducial_fraction",
     "fit_extrapolation",
 ]
@@ -40,8 +41,33 @@ MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
 _Y = np.linspace(-3.0, 9.0, 241)[1:] - 0.025  # midpoints, 0.05
 _BOUNDS = ((0.03, 1.5), (-1.0, 8.0), (0.1, 5.0))
+M_NUCLEON = 0.93891875
+"""The nucleon mass of the target (the mean of m_p and m_n, CODATA/PDG), GeV."""
 MIN_EFF_PAIRS = 400.0
 """Adjacent mass bins are fitted together until their Kish effective size reaches this."""
+
+
+def beam_rapidity(e_beam: float, m_target: float = M_NUCLEON) -> float:
+    r"""The lab rapidity of the beam–nucleon centre of mass, y_cm = artanh(p_beam/(E_beam + m_N))
+    (a fixed target; p_beam = √(E² − m_p²)): the centre of the produced mesons' rapidity
+    distribution in a symmetric (beam–nucleon) collision.
+
+    Arguments:
+        e_beam: beam energy (GeV; a proton beam).
+        m_target: target nucleon mass (GeV).
+
+    Returns:
+        y_cm.
+
+    References:
+        PDG Review "Kinematics" §49.5 (rapidity; y_cm = ln(√s/m_N) for E ≫ m).
+
+    Example:
+        >>> round(beam_rapidity(400.0), 2)  # the mock's rapidity_mean: 3.37
+        3.37
+    """
+    p = math.sqrt(max(e_beam**2 - M_NUCLEON**2, 0.0))
+    return float(math.atanh(p / (e_beam + m_target)))
 
 
 def _log_pt(m: NDArray, pt: NDArray, t: float) -> NDArray:
@@ -98,6 +124,8 @@ class Extrapolation:
     fiducial_fraction_err: NDArray[np.float64] | None = None
     """1σ of f_F from the profile likelihood in σ_y (statistical, of the fit)."""
     y_sigma_err: float | None = None
+    y_mean_fixed: bool = False
+    """ȳ fixed (to the beam's c.m. rapidity, :func:`beam_rapidity`) rather than fitted."""
 
     def at(self, m: ArrayLike) -> tuple[NDArray, NDArray, NDArray, NDArray]:
         """(f_F, T, ȳ, σ_y) at masses ``m`` (linear between bin centres, constant beyond)."""
@@ -121,6 +149,7 @@ class Extrapolation:
                 None if self.fiducial_fraction_err is None else self.fiducial_fraction_err.tolist()
             ),
             "y_sigma_err": self.y_sigma_err,
+            "y_mean_source": "beam c.m. rapidity (fixed)" if self.y_mean_fixed else "fitted",
             "fiducial": self.fiducial,
             "reference": "docs/yields.md#the-fiducial-region-and-the-extrapolation",
         }
@@ -134,7 +163,8 @@ class Extrapolation:
         return cls(arr["mass"], arr["bin_edges"], arr["fiducial_fraction"], arr["temperature"],
                    arr["y_mean"], arr["y_sigma"], arr["n_eff"], d["fiducial"],
                    None if err is None else np.asarray(err, dtype=np.float64),
-                   d.get("y_sigma_err"))  # fmt: skip
+                   d.get("y_sigma_err"),
+                   d.get("y_mean_source", "fitted") != "fitted")  # fmt: skip
 
 
 REFERENCE = (0.3, 3.4, 2.0)
@@ -186,14 +216,15 @@ def _dlogp(m, pt, y, t, mu, s):
     ])  # fmt: skip
 
 
-def _nll_and_grad(par, data, sigma):
-    """Weighted truncated NLL per unit weight and its gradient; ``par`` = (ȳ, [σ_y], T_g...)
-    with σ_y fixed to ``sigma`` when given."""
-    mu = par[0]
-    if sigma is None:
-        s, ts = par[1], par[2:]
-    else:
-        s, ts = sigma, par[1:]
+def _nll_and_grad(par, data, sigma, mu_fixed=None):
+    """Weighted truncated NLL per unit weight and its gradient; ``par`` = ([ȳ], [σ_y], T_g...)
+    with σ_y fixed to ``sigma`` and ȳ to ``mu_fixed`` when given."""
+    i = 0
+    mu = par[i] if mu_fixed is None else mu_fixed
+    i += mu_fixed is None
+    s = par[i] if sigma is None else sigma
+    i += sigma is None
+    ts = par[i:]
     wtot = 0.0
     tot = 0.0
     g_mu = g_s = 0.0
@@ -206,13 +237,13 @@ def _nll_and_grad(par, data, sigma):
         tot += float(np.sum(w * lp)) - wsum * lpf
         gd = _dlogp(m, pt, y, t, mu, s) @ w - wsum * gpf
         g_t[k], g_mu, g_s = gd[0], g_mu + gd[1], g_s + gd[2]
-    grad = [g_mu] + ([g_s] if sigma is None else []) + list(g_t)
+    grad = ([g_mu] if mu_fixed is None else []) + ([g_s] if sigma is None else []) + list(g_t)
     return -tot / wtot, -np.asarray(grad) / wtot
 
 
-def _fit_joint(data, start, sigma=None):
+def _fit_joint(data, start, sigma=None, mu_fixed=None):
     """Joint weighted fit: one (ȳ, σ_y) for all groups, one T per group (σ_y fixed to
-    ``sigma`` when given: the profile).
+    ``sigma`` when given: the profile; ȳ fixed to ``mu_fixed`` when given).
 
     ``data``: per group (m, pT, y, w, :class:`_Reference`).
 
@@ -221,13 +252,16 @@ def _fit_joint(data, start, sigma=None):
     """
     from scipy.optimize import minimize
 
-    free_s = sigma is None
-    x0 = [start[1]] + ([start[2]] if free_s else []) + [start[0]] * len(data)
-    bounds = [_BOUNDS[1]] + ([_BOUNDS[2]] if free_s else []) + [_BOUNDS[0]] * len(data)
-    res = minimize(_nll_and_grad, x0, args=(data, sigma), jac=True, method="L-BFGS-B",
-                   bounds=bounds, options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})  # fmt: skip
-    x = res.x if free_s else np.concatenate([res.x[:1], [sigma], res.x[1:]])
-    return x, float(res.fun)
+    free_mu, free_s = mu_fixed is None, sigma is None
+    x0 = ([start[1]] if free_mu else []) + ([start[2]] if free_s else []) + [start[0]] * len(data)
+    bounds = (([_BOUNDS[1]] if free_mu else []) + ([_BOUNDS[2]] if free_s else [])
+              + [_BOUNDS[0]] * len(data))  # fmt: skip
+    res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed), jac=True,
+                   method="L-BFGS-B", bounds=bounds,
+                   options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})  # fmt: skip
+    x = list(res.x)
+    head = [x.pop(0) if free_mu else mu_fixed, x.pop(0) if free_s else sigma]
+    return np.asarray(head + x, dtype=np.float64), float(res.fun)
 
 
 PROFILE_STEP = 0.1
@@ -244,6 +278,7 @@ def fit_extrapolation(
     *,
     start: tuple[float, float, float] = (0.2, 3.0, 1.0),
     seed: int = 0,
+    y_mean: float | None = None,
 ) -> Extrapolation:
     """Fit the model to the weighted pairs inside the fiducial region, per mass bin.
 
@@ -257,6 +292,10 @@ def fit_extrapolation(
         fiducial: the :class:`~gammastar.pair_acceptance.FiducialRegion`.
         start: initial (T, ȳ, σ_y).
         seed: seed of the reference samples behind P_F (recorded by the caller).
+        y_mean: ȳ fixed to this value (the beam's c.m. rapidity, :func:`beam_rapidity`);
+            ``None``: fitted. The fiducial data see about ±0.5 units of rapidity around the
+            peak, where ȳ and σ_y are strongly correlated: fitted together they drift along
+            that valley (docs/yields.md).
 
     Returns:
         :class:`Extrapolation`.
@@ -305,7 +344,9 @@ def fit_extrapolation(
         fitted.append((g, ws * ws / ws2))
     if not data:
         raise InputError("extrapolation: no mass range with a positive weighted sum to fit")
-    x, nll0 = _fit_joint(data, start)
+    if y_mean is not None:
+        start = (start[0], float(y_mean), start[2])
+    x, nll0 = _fit_joint(data, start, mu_fixed=y_mean)
     # uncertainty: the profile likelihood in σ_y (the weakly constrained parameter), with the
     # weighted NLL scaled to the Kish effective size, (Σw)²/Σw² / Σw per unit weight
     wsum = sum(float(np.sum(d[3])) for d in data)
@@ -314,12 +355,14 @@ def fit_extrapolation(
     sides = []
     for step in (-PROFILE_STEP, PROFILE_STEP):
         s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
-        xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p)
+        xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p, mu_fixed=y_mean)
         sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
     # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
     d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
-    x_lo, _ = _fit_joint(data, (x[2], x[0], x[1] - d_sigma), sigma=max(x[1] - d_sigma, 0.1))
-    x_hi, _ = _fit_joint(data, (x[2], x[0], x[1] + d_sigma), sigma=x[1] + d_sigma)
+    x_lo, _ = _fit_joint(data, (x[2], x[0], x[1] - d_sigma), sigma=max(x[1] - d_sigma, 0.1),
+                         mu_fixed=y_mean)  # fmt: skip
+    x_hi, _ = _fit_joint(data, (x[2], x[0], x[1] + d_sigma), sigma=x[1] + d_sigma,
+                         mu_fixed=y_mean)  # fmt: skip
     frac_err = np.full(nb, np.nan)
     for k, ((g, n_eff), t) in enumerate(zip(fitted, x[2:], strict=True)):
         for i in g:
@@ -335,7 +378,7 @@ def fit_extrapolation(
     for a_ in (temp, mu, sig, frac, frac_err):  # bins of a failed group: the nearest fitted
         a_[~ok] = np.interp(centre[~ok], centre[ok], a_[ok])
     return Extrapolation(centre, edges, frac, temp, mu, sig, np.nan_to_num(neff),
-                         fiducial.as_dict(), frac_err, d_sigma)  # fmt: skip
+                         fiducial.as_dict(), frac_err, d_sigma, y_mean is not None)  # fmt: skip
 
 
 class ExtrapolatedSampler:

@@ -622,7 +622,7 @@ def _fiducial_yields(
 
     The A′ yield of the main keys is then computed from ``weight_full``: inside the fiducial
     region it is the data's, outside the model's (docs/yields.md)."""
-    from gammastar.extrapolation import fit_extrapolation
+    from gammastar.extrapolation import beam_rapidity, fit_extrapolation
     from gammastar.pair_acceptance import fiducial_from_config
 
     fiducial = fiducial_from_config(cfg)
@@ -635,8 +635,10 @@ def _fiducial_yields(
     mcp_fid = mcp_yield_from_pairs(
         m, w, n_pot, m_chi, m_lepton=m_lepton, mass_range=(float(edges[0]), float(edges[-1]))
     )
+    # ȳ fixed at the beam–nucleon c.m. rapidity (computed from beam.energy): the fiducial data
+    # cannot separate ȳ from σ_y (docs/yields.md "the fiducial region and the extrapolation")
     ex = fit_extrapolation(m, pairs["pT"].to_numpy(), pairs["y"].to_numpy(), w, ap_fid.edges,
-                           fiducial)  # fmt: skip
+                           fiducial, y_mean=beam_rapidity(cfg.beam.energy))  # fmt: skip
     f_pair = ex.at(m)[0]
     ext = ex.as_dict()
     truth = _mock_fiducial_fraction(cfg, fiducial, ap_fid.edges)
