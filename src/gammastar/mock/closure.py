@@ -32,9 +32,21 @@ def reach_closure(
     inside: Any = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{geometry, mass, ctau, acc_dd, acc_truth, nsig_dd, nsig_truth, acc_err,
-    extrapolated_fraction, fiducial_fraction_dd, fiducial_fraction_truth, n_truth_window}``
-    (N as Y·𝓔 per POT per ε²; ``acc_err`` the binomial error of the truth acceptance;
-    ``n_truth_window`` the true γ* the truth side resamples).
+    acc_dd_err, nsig_dd_err, nsig_truth_err, nsig_pull, extrapolated_fraction,
+    fiducial_fraction_dd, fiducial_fraction_dd_err, fiducial_fraction_truth, n_truth_window}``
+    (N as Y·𝓔 per POT per ε²; ``n_truth_window`` the true γ* the truth side resamples).
+
+    Errors (1σ, per row; rows of one geometry and mass share their samples, hence correlated):
+
+    * ``nsig_dd_err``: the yield's statistical error (Σw², background subtraction included),
+      the fit's f_F error carried through the extrapolated share x of N_sig
+      (N = Y_F [𝓔_in + (1/f_F − 1) 𝓔_out] ⇒ δN/N = x δf_F / (f_F (1 − f_F))) and the
+      binomial error of 𝓔 from ``samples`` draws; ``acc_dd_err`` the last two for 𝓔 alone
+      (δ𝓔 = |𝓔_in − 𝓔_out| δf_F);
+    * ``nsig_truth_err``: the truth yield's statistical error and the binomial error of 𝓔
+      from ``samples`` draws out of ``n_truth_window`` γ* (resampling with replacement:
+      1/n = 1/samples + 1/n_truth_window); ``acc_err`` the latter alone;
+    * ``nsig_pull`` = (N_dd − N_truth)/√(δN_dd² + δN_truth²).
 
     Arguments:
         cfg: the analysis config of a finished run (yields.json and flow/ in its run dir).
@@ -91,16 +103,37 @@ def reach_closure(
             yd, yt = float(y_dd.at(m)[0]), float(y_tr.at(m)[0])
             win = np.abs(truth.m - m) < ts.half_width
             f_tr = float(inside[win].mean()) if win.any() else float("nan")
-            f_dd = float(np.interp(m, y_dd.extrapolation["mass"],
-                                   y_dd.extrapolation["fiducial_fraction"]))  # fmt: skip
+            ex = y_dd.extrapolation or {}
+            f_dd = float(np.interp(m, ex["mass"], ex["fiducial_fraction"])) if ex else 1.0
+            f_err = ex.get("fiducial_fraction_err") if ex else None
+            f_err = float(np.interp(m, ex["mass"], f_err)) if f_err is not None else 0.0
+            rel_yd, rel_yt = float(y_dd.at(m)[1]), float(y_tr.at(m)[1])
+            n_tr_eff = 1.0 / (1.0 / samples + 1.0 / max(int(win.sum()), 1))
             for k, ct in enumerate(ctaus):
+                a, at, ax = float(a_dd[k]), float(a_tr[k]), float(a_x[k])
+                x = ax / a if a > 0 else None
+                bin_dd = np.sqrt(max(a * (1 - a), 0.0) / samples)
+                bin_tr = np.sqrt(max(at * (1 - at), 0.0) / n_tr_eff)
+                # 𝓔 = f 𝓔_in + (1 − f) 𝓔_out: the inside and outside acceptances of the sampler
+                e_in = (a - ax) / f_dd if f_dd > 0 else 0.0
+                e_out = ax / (1 - f_dd) if f_dd < 1 else 0.0
+                acc_dd_err = float(np.hypot(bin_dd, abs(e_in - e_out) * f_err))
+                rel_f = (x or 0.0) * f_err / (f_dd * (1 - f_dd)) if 0 < f_dd < 1 else 0.0
+                rel_a = bin_dd / a if a > 0 else 0.0
+                n_dd, n_tr = yd * a, yt * at
+                e_dd = abs(n_dd) * float(np.sqrt(rel_yd**2 + rel_f**2 + rel_a**2))
+                e_tr = float(np.hypot(abs(n_tr) * rel_yt, abs(yt) * bin_tr))
+                err = float(np.hypot(e_dd, e_tr))
                 rows.append({
                     "geometry": gname, "mass": float(m), "ctau": float(ct),
-                    "acc_dd": float(a_dd[k]), "acc_truth": float(a_tr[k]),
-                    "acc_err": float(np.sqrt(max(a_tr[k] * (1 - a_tr[k]), 0.0) / samples)),
-                    "nsig_dd": yd * float(a_dd[k]), "nsig_truth": yt * float(a_tr[k]),
-                    "extrapolated_fraction": float(a_x[k] / a_dd[k]) if a_dd[k] > 0 else None,
-                    "fiducial_fraction_dd": f_dd, "fiducial_fraction_truth": f_tr,
+                    "acc_dd": a, "acc_truth": at, "acc_err": float(bin_tr),
+                    "acc_dd_err": acc_dd_err,
+                    "nsig_dd": n_dd, "nsig_truth": n_tr,
+                    "nsig_dd_err": float(e_dd), "nsig_truth_err": e_tr,
+                    "nsig_pull": float((n_dd - n_tr) / err) if err > 0 else float("nan"),
+                    "extrapolated_fraction": x,
+                    "fiducial_fraction_dd": f_dd, "fiducial_fraction_dd_err": f_err,
+                    "fiducial_fraction_truth": f_tr,
                     "n_truth_window": int(win.sum()),
                 })  # fmt: skip
     return rows
