@@ -5,8 +5,8 @@ gammastar.mock.closure.reach_closure: the data-driven acceptance 𝓔(m, cτ) an
 per ε²) against the generator's full-phase-space γ*, for the paper's mock LLP detector and an
 annulus at a downstream plane, 8 masses in 0.25–1.0 GeV, 7 lifetimes (table in docs/reach.md).
 
-What holds today is asserted; what does not is a strict xfail naming why, so that it turns
-into a failure the day it holds (and the docs must be updated).
+Asserted: N_sig within the stated tolerance where the data see the signal, and issue 12's
+target ("within 10% or 2σ of the statistics") at every point.
 """
 
 from __future__ import annotations
@@ -67,16 +67,17 @@ def test_nsig_closes_where_the_data_see_the_signal(rows):
         assert r["nsig_dd"] / r["nsig_truth"] == pytest.approx(1.0, abs=_tolerance(doc, r)), r
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12 open: the rapidity extrapolation beyond the fiducial region is 1.5-2 sigma "
-    "off (f_F high, docs/yields.md), so the full-phase-space acceptance is up to 1.2x the truth "
-    "and N_sig is low where much of it is extrapolated; the threshold region (m < 0.35 GeV) is "
-    "low by 10-15%, the mock's 10-25% momentum smearing (docs/reach.md 2.1)",
-)
 def test_acceptance_and_nsig_close_everywhere(rows):
-    doc, table = rows
+    """Issue 12's target at every point with 𝓔_truth > 10⁻³ (8 masses × 7 lifetimes × 2
+    geometries): N_sig and 𝓔 data-driven / truth within 10%, or within 2σ of the statistics
+    (reach_closure's per-row errors: the yield's Σw², the extrapolation fit's f_F error through
+    the extrapolated share, the samples' binomial errors, the truth's). Before ȳ was fixed at
+    the beam's c.m. rapidity this was a strict xfail (N_sig 0.83–1.08, 𝓔 up to 1.27×; docs/reach.md
+    §2.1)."""
+    _, table = rows
     for r in table:
-        tol = _tolerance(doc, r)
-        assert r["nsig_dd"] / r["nsig_truth"] == pytest.approx(1.0, abs=tol), r
-        assert r["acc_dd"] / r["acc_truth"] == pytest.approx(1.0, abs=tol), r
+        rn = r["nsig_dd"] / r["nsig_truth"]
+        assert abs(rn - 1) <= 0.10 or abs(r["nsig_pull"]) <= 2, r
+        ra = r["acc_dd"] / r["acc_truth"]
+        pull_a = (r["acc_dd"] - r["acc_truth"]) / np.hypot(r["acc_dd_err"], r["acc_err"])
+        assert abs(ra - 1) <= 0.10 or abs(pull_a) <= 2, r

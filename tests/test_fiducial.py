@@ -105,6 +105,37 @@ def test_yields_carry_fiducial_and_full_phase_space(run, truth):
     assert np.all(np.array(mcp["per_pot_per_q2"]) >= np.array(mcp["per_pot_per_q2_fiducial"]))
 
 
+def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
+    """The fitted f_F (ȳ fixed at the beam's c.m. rapidity, σ_y and T fitted) against the
+    generator's true fraction of γ* inside F (``fiducial_fraction_mock_truth``, 10⁶ sources):
+    within 2σ of the fit's error and the truth's binomial error, below 0.9 GeV. Below 0.36 GeV
+    the Dalitz γ* are not of the model's factorised m_T × Gaussian-y form: on the generator's
+    own γ* at its parameters (3.37, 1.2) the model's f_F is 4–10% high there (docs/yields.md),
+    added to the tolerance. (A statistical closure: on this 4·10⁵-source sample the pulls are
+    −0.6…+0.2; the fit with ȳ free gives −0.04…+0.8 here and passes too; the 10⁶-source default
+    job tells them apart, docs/yields.md.)"""
+    from gammastar.extrapolation import beam_rapidity
+
+    _, _, doc = run
+    ex = doc["extrapolation"]
+    assert ex["y_mean_source"] == "beam c.m. rapidity (fixed)"
+    assert ex["y_mean"][0] == pytest.approx(beam_rapidity(400.0), abs=1e-12)
+    # y_cm of 400 GeV protons on nucleons: artanh(p/(E + m_N)) ≈ ln(√s/m_N) = ½ ln(2E/m_N)
+    assert beam_rapidity(400.0) == pytest.approx(0.5 * np.log(2 * 400.0 / 0.9389), abs=2e-3)
+    f = np.asarray(ex["fiducial_fraction"], dtype=float)
+    f_err = np.asarray(ex["fiducial_fraction_err"], dtype=float)
+    truth = np.array([np.nan if v is None else v for v in ex["fiducial_fraction_mock_truth"]])
+    mass = np.asarray(ex["mass"], dtype=float)
+    # above 0.9 GeV the generator makes few γ* per bin (the φ alone at 1.02): truth too noisy
+    ok = np.isfinite(truth) & (mass < 0.9)
+    assert np.all(f_err[ok] > 0)
+    # binomial error of the truth: ≥ 10³ generated γ* per bin below 0.9 GeV at 10⁶ sources
+    t_err = np.sqrt(truth * (1 - truth) / 1e3)
+    model = np.where(mass < 0.36, 0.10 * truth, 0.0)
+    bad = np.abs(f - truth) > 2 * np.hypot(f_err, t_err) + model
+    assert not np.any(bad[ok]), list(zip(mass[ok], f[ok], truth[ok], f_err[ok], strict=True))
+
+
 def _reach_cfg(cfg, **detector):
     from gammastar.config import DetectorConfig, ReachConfig
 
