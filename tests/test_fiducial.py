@@ -110,7 +110,7 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     generator's true fraction of γ* inside F (``fiducial_fraction_mock_truth``, 10⁶ sources):
     within 2σ of the fit's error and the truth's binomial error, below 0.9 GeV. Below 0.36 GeV
     the Dalitz γ* are not of the model's factorised m_T × Gaussian-y form: on the generator's
-    own γ* at its parameters (3.37, 1.2) the model's f_F is 4–10% high there (docs/yields.md),
+    own γ* at its parameters (3.37, 1.2) the model's f_F is 3–11% high there (docs/yields.md),
     added to the tolerance. (A statistical closure: on this 4·10⁵-source sample the pulls are
     −0.6…+0.2; the fit with ȳ free gives −0.04…+0.8 here and passes too; the 10⁶-source default
     job tells them apart, docs/yields.md.)"""
@@ -131,7 +131,7 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     assert np.all(f_err[ok] > 0)
     # binomial error of the truth: ≥ 10³ generated γ* per bin below 0.9 GeV at 10⁶ sources
     t_err = np.sqrt(truth * (1 - truth) / 1e3)
-    model = np.where(mass < 0.36, 0.10 * truth, 0.0)
+    model = np.where(mass < 0.36, 0.11 * truth, 0.0)
     bad = np.abs(f - truth) > 2 * np.hypot(f_err, t_err) + model
     assert not np.any(bad[ok]), list(zip(mass[ok], f[ok], truth[ok], f_err[ok], strict=True))
 
