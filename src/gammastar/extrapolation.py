@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
-from gammastar.physics.kinematics import rapidity
+from gammastar.physics.kinematics import cm_rapidity, rapidity
 
 __all__ = [
     "MODEL_NAME",
@@ -41,33 +41,26 @@ MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
 _Y = np.linspace(-3.0, 9.0, 241)[1:] - 0.025  # midpoints, 0.05
 _BOUNDS = ((0.03, 1.5), (-1.0, 8.0), (0.1, 5.0))
-M_NUCLEON = 0.93891875
-"""The nucleon mass of the target (the mean of m_p and m_n, CODATA/PDG), GeV."""
 MIN_EFF_PAIRS = 400.0
 """Adjacent mass bins are fitted together until their Kish effective size reaches this."""
 
 
-def beam_rapidity(e_beam: float, m_target: float = M_NUCLEON) -> float:
-    r"""The lab rapidity of the beam–nucleon centre of mass, y_cm = artanh(p_beam/(E_beam + m_N))
-    (a fixed target; p_beam = √(E² − m_p²)): the centre of the produced mesons' rapidity
-    distribution in a symmetric (beam–nucleon) collision.
+def beam_rapidity(e_beam: float) -> float:
+    """The lab rapidity of the beam–nucleon centre of mass of a fixed-target proton beam (the
+    centre of the produced mesons' rapidity distribution in a beam–nucleon collision):
+    :func:`gammastar.physics.kinematics.cm_rapidity`.
 
     Arguments:
-        e_beam: beam energy (GeV; a proton beam).
-        m_target: target nucleon mass (GeV).
+        e_beam: beam energy (GeV).
 
     Returns:
         y_cm.
-
-    References:
-        PDG Review "Kinematics" §49.5 (rapidity; y_cm = ln(√s/m_N) for E ≫ m).
 
     Example:
         >>> round(beam_rapidity(400.0), 2)  # the mock's rapidity_mean: 3.37
         3.37
     """
-    p = math.sqrt(max(e_beam**2 - M_NUCLEON**2, 0.0))
-    return float(math.atanh(p / (e_beam + m_target)))
+    return cm_rapidity(e_beam)
 
 
 def _log_pt(m: NDArray, pt: NDArray, t: float) -> NDArray:

@@ -69,8 +69,9 @@ def y_cm(beam_energy: float) -> float:
         >>> round(y_cm(400.0), 2)    # physics.md §2: 3.37
         3.37
     """
-    p = np.sqrt(beam_energy**2 - M_PROTON**2)
-    return float(np.arcsinh(p / M_PROTON) / 2)
+    from gammastar.physics.kinematics import cm_rapidity
+
+    return cm_rapidity(beam_energy)
 
 
 def meson_kinematics(

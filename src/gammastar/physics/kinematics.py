@@ -169,6 +169,27 @@ def rapidity(p: ArrayLike) -> Array:
     return 0.5 * np.log((p[3] + p[2]) / np.clip(p[3] - p[2], 1e-300, None))
 
 
+M_PROTON = 0.93827208816
+"""Proton mass, GeV (CODATA 2018), of :func:`cm_rapidity`."""
+
+
+def cm_rapidity(beam_energy: float, target_mass: float = M_PROTON) -> float:
+    """Lab rapidity of the centre of mass of a fixed-target collision of a proton beam of
+    ``beam_energy`` on a nucleon at rest: y_cm = asinh(p/m_p)/2 (half the beam rapidity, equal
+    masses; the centre of the produced hadrons' rapidity distribution).
+
+    References:
+        PDG Review "Kinematics" §49.5 (rapidity).
+
+    Example:
+        >>> round(cm_rapidity(400.0), 2)    # physics.md §2: 3.37
+        3.37
+    """
+    p = np.sqrt(beam_energy**2 - M_PROTON**2)
+    # tanh y_cm = p/(E + m_t); for m_t = m_p this is asinh(p/m_p)/2
+    return float(np.arctanh(p / (np.sqrt(p**2 + M_PROTON**2) + target_mass)))
+
+
 def invariant_mass(p: Array) -> Array:
     """√(E² − |p|²) of four-momenta ``(4, n)``, 0 where negative by rounding.
 
