@@ -8,7 +8,9 @@ kinematics, fitted per mass range to the acceptance-corrected pairs inside F:
           \exp\!\Big[-\frac{(y - \bar y)^2}{2\sigma_y^2}\Big],
 
 the m_T-scaling thermal spectrum with a Gaussian lab rapidity used for hadron production in
-fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; physics.md §3.2). The fit
+fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; physics.md §3.2), with ȳ fixed
+at the beam–nucleon c.m. rapidity when the caller gives it (``yields`` does: the fiducial data
+see ±0.5 units around the peak, where ȳ and σ_y cannot be told apart). The fit
 maximises the weighted likelihood of the model truncated to F,
 Σ_i w_i [ln p(x_i) − ln P_F], with P_F = ∫_F p by importance sampling on a fixed broad reference
 sample (smooth in the parameters). It gives the fiducial fraction f_F(m) = P_F, so that the full-phase-space
