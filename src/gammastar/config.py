@@ -160,7 +160,8 @@ class MockCombinatorial(Section):
 
 
 class MockDetector(Section):
-    """NA60-like detector model of the mock generator (physics.md §3.5)."""
+    """NA60-like detector model of the mock generator (physics.md §3.5; docs/mock.md
+    "Detector"; :mod:`gammastar.mock.detector`)."""
 
     muon_min_energy: NonNegFloat = 3.0
     """Muon lab energy needed to cross the hadron absorber, GeV [paper]."""
@@ -168,25 +169,57 @@ class MockDetector(Section):
     """Smallest muon polar angle in the lab, rad (NA50/NA60 muon spectrometer)."""
     theta_max: PositiveFloat = 0.120
     """Largest muon polar angle in the lab, rad."""
+    resolution_model: Literal["scattering", "momentum"] = "scattering"
+    """How the muons are smeared. ``scattering`` (default): a spectrometer behind a hadron
+    absorber: each muon's momentum is measured to ``momentum_resolution`` (⊕
+    ``momentum_resolution_slope`` · p) and its direction is deflected by multiple scattering,
+    θ₀ = K/(βp) per plane (PDG), with the one absorber constant K computed from
+    ``mass_resolution`` at ``mass_resolution_ref``: σ_m at other masses follows from the
+    kinematics. ``momentum``: the former model, each muon's momentum scaled by 1 + δ with the
+    width set per pair so that σ_m(m) follows ``mass_resolution``·(m/ref)^exponent at every
+    mass (capped at ``max_momentum_smearing``), directions kept."""
     mass_resolution: NonNegFloat = 0.030
-    """Dimuon mass resolution σ_m in GeV at ``mass_resolution_ref`` [paper: about 30 MeV]."""
+    """Dimuon mass resolution σ_m in GeV at ``mass_resolution_ref`` (the RMS of m_reco − m_true
+    of isotropic two-body decays there, in acceptance) [paper: about 30 MeV]."""
     mass_resolution_ref: PositiveFloat = 0.78266
     """Reference mass of ``mass_resolution`` (the ω), GeV."""
     mass_resolution_exponent: float = 0.0
-    """σ_m(m) = mass_resolution · (m / mass_resolution_ref)^exponent (0: constant)."""
+    """σ_m(m) = mass_resolution · (m / mass_resolution_ref)^exponent (0: constant);
+    ``resolution_model: momentum`` only (with ``scattering`` σ_m(m) follows from the model)."""
+    momentum_resolution: Annotated[float, Field(ge=0, le=0.2)] = 0.015
+    """a of the muon momentum resolution σ_p/p = a ⊕ b·p (``scattering``) [assumed: a muon
+    spectrometer measures momenta to 1–2%]."""
+    momentum_resolution_slope: NonNegFloat = 0.0
+    """b of σ_p/p = a ⊕ b·p, GeV⁻¹ (``scattering``; 0: a constant σ_p/p)."""
     toroid_pt_kick: NonNegFloat = 0.0
     """Charge-dependent acceptance (a stand-in for a toroidal spectrometer magnet): the
     radial transverse-momentum kick in GeV that bends μ+ outwards and μ− inwards before the
     angular window, which then applies to tan θ' = (p_T + q · kick)/p_z. 0: charge-blind."""
     max_momentum_smearing: Annotated[float, Field(gt=0, le=0.5)] = 0.25
-    """Cap on the relative momentum smearing of a muon; near the 2m_μ threshold, where the pair
-    mass hardly depends on the momenta, the mass resolution then falls below the target."""
+    """``resolution_model: momentum`` only: cap on the relative momentum smearing of a muon;
+    near the 2m_μ threshold, where the pair mass hardly depends on the momenta, the mass
+    resolution then falls below the target."""
 
     @model_validator(mode="after")
     def _check_window(self) -> MockDetector:
         if self.theta_max <= self.theta_min:
             raise ValueError(
                 f"theta_max ({self.theta_max}) must be larger than theta_min ({self.theta_min})"
+            )
+        # a key of the other resolution model is an error, not silently ignored
+        foreign = {
+            "momentum": ("momentum_resolution", "momentum_resolution_slope"),
+            "scattering": ("max_momentum_smearing",),
+        }[self.resolution_model]
+        for key in foreign:
+            if key in self.model_fields_set:
+                raise ValueError(
+                    f"{key} does not apply to resolution_model: {self.resolution_model}"
+                )
+        if self.resolution_model == "scattering" and self.mass_resolution_exponent != 0:
+            raise ValueError(
+                "mass_resolution_exponent applies to resolution_model: momentum; with "
+                "scattering sigma_m(m) follows from the model (docs/mock.md 'Detector')"
             )
         return self
 

@@ -85,7 +85,8 @@ class MockGenerator:
         e_max = config.beam.energy if self.cfg.kinematic_limit else None
         self.cocktail = Cocktail(self.cfg, beam_energy=e_max)
         self.combinatorial = Combinatorial(self.cfg, beam_energy=e_max)
-        self.detector = Detector(self.cfg.detector, eff)
+        # the scattering model calibrates its absorber on the cocktail's meson spectra
+        self.detector = Detector(self.cfg.detector, eff, parents=self.cocktail._parents)
         self.muons = "mu" in self.cfg.leptons
         self.electrons = "e" in self.cfg.leptons
         self.classes: list[Channel] = []
@@ -269,6 +270,7 @@ class MockGenerator:
             channel_codes={c.name: int(c) for c in Channel},
             pilot=self.pilot,
             detector=cfg.detector.model_dump(mode="json"),
+            detector_calibration=self.detector.calibration(),
             efficiency_map=eff,
             mock_config=cfg.model_dump(mode="json"),
             **extra,
