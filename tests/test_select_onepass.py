@@ -11,6 +11,7 @@ block → :func:`gammastar.polarisation.lambda_for_acceptance` →
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from pathlib import Path
@@ -108,9 +109,10 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
             _close(a[c].to_numpy(), x, reorder_tol(PAIR_OPS, 1.0, EPS64) * np.abs(x), c)
     n = len(a)
     w_abs = float(np.abs(b["weight"]).sum())
-    with uproot.open(one.files["histograms.root"]) as f1, uproot.open(
-        two.files["histograms.root"]
-    ) as f2:
+    with (
+        uproot.open(one.files["histograms.root"]) as f1,
+        uproot.open(two.files["histograms.root"]) as f2,
+    ):
         for name in ("os_m", "pp_m", "mm_m", "comb_m", "signal_m", "unfolded_m"):
             h1, h2 = f1[name].to_hist(), f2[name].to_hist()
             # Σ over ≤ n pairs in another order (chunks, then the chunk sums)
@@ -141,7 +143,8 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
     assert len(set(np.round(f1["lambda_theta"], 6))) > 1  # a λ_θ(m), not one number
     p1, p2 = d1["polarisation"], d2["polarisation"]
     assert p1["used_in_acceptance"] is True
-    assert p1["mass_edges"] == p2["mass_edges"] and p1["n_pairs"] == p2["n_pairs"]
+    assert p1["mass_edges"] == p2["mass_edges"]
+    assert p1["n_pairs"] == p2["n_pairs"]
     for k in ("lambda_theta", "lambda_phi", "lambda_theta_phi"):
         _close(p1[k], p2[k], FIT_TOL, k)
     assert "fit_lambda" in d1["timings_s"]
@@ -175,8 +178,9 @@ def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
     # coffea splits the file into ⌈entries/CHUNK⌉ equal chunks: together every entry, once
     spans = sorted((a, b) for _, a, b in seen)
     assert len(spans) == -(-entries // CHUNK) > 1
-    assert spans[0][0] == 0 and spans[-1][1] == entries
-    assert all(b == a2 for (_, b), (a2, _) in zip(spans, spans[1:]))
+    assert spans[0][0] == 0
+    assert spans[-1][1] == entries
+    assert all(b == a2 for (_, b), (a2, _) in itertools.pairwise(spans))
     doc = json.loads((res.output_dir / "select.json").read_text())
     assert doc["polarisation"]["used_in_acceptance"] is True
     assert doc["cutflow"]["events"] == entries

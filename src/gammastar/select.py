@@ -439,6 +439,9 @@ class _Weighted:
     acc_report: dict[str, Any] | None
     unfolded: Mapping[str, hist.Hist] | None
     eta: dict[str, Any]
+    moments: np.ndarray | None = None
+    """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
+    computed them (both fits use them)."""
 
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
@@ -673,7 +676,10 @@ def _measured_acceptance(
     _weigh_table(cfg, run, w, n_outside, edges)  # the isotropic weights (reports: the final's)
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
-    block = _measure_polarisation(cfg, run.am, w.pairs, None, False)
+    pt, pz = w.pairs["pT"].to_numpy(), w.pairs["pz"].to_numpy()
+    # the moments at every pair, once for both fits (this one and the final weights')
+    w.moments = run.am.moments_at(w.pairs["m"].to_numpy(), np.hypot(pt, pz), np.arctan2(pt, pz))
+    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
     return run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
 
@@ -957,7 +963,9 @@ def _select_doc(
             "comb_estimate": counts["comb_estimate"],
         },
         "polarisation": (
-            _measure_polarisation(cfg, run.am, w.pairs, w.streamed, run.polarisation_used)
+            _measure_polarisation(
+                cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments
+            )
             if phase_space == "fiducial"
             else None
         ),
@@ -969,12 +977,12 @@ def _select_doc(
 
 
 def _measure_polarisation(
-    cfg: AnalysisConfig, am: Any, pairs: Any, streamed: Any, used: bool
+    cfg: AnalysisConfig, am: Any, pairs: Any, streamed: Any, used: bool, moments: Any = None
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
     on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
     where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
-    bin)."""
+    bin; ``moments``: the acceptance's moments at every pair, when already computed)."""
     from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -990,7 +998,7 @@ def _measure_polarisation(
     # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
     n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
     edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
-    pol = measure(data, am, edges, used_in_acceptance=used)
+    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
         ", ".join(
