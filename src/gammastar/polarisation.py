@@ -185,9 +185,11 @@ def fit_lambdas(
         den = a0 + lam @ v
         return num, den
 
+    nz = w != 0
+
     def nll(lam):
         num, den = parts(lam)
-        if np.any(num[w != 0] <= 0) or np.any(den[w != 0] <= 0):
+        if np.any((num <= 0) & nz) or np.any((den <= 0) & nz):
             return np.inf
         return -float(np.sum(w * (np.log(num) - np.log(den))))
 

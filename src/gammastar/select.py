@@ -673,15 +673,32 @@ def _measured_acceptance(
     """
     from gammastar.polarisation import lambda_for_acceptance
 
-    _weigh_table(cfg, run, w, n_outside, edges)  # the isotropic weights (reports: the final's)
+    pt, pz = w.pairs["pT"].to_numpy(), w.pairs["pz"].to_numpy()
+    # the moments at every pair, once for both fits (this one and the final weights'); the
+    # isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as the table's lookup clips it)
+    w.moments = run.am.moments_at(w.pairs["m"].to_numpy(), np.hypot(pt, pz), np.arctan2(pt, pz))
+    a0 = _AtPairs(np.clip(w.moments[0], 0.0, 1.0), run.am.source)
+    _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
-    pt, pz = w.pairs["pT"].to_numpy(), w.pairs["pz"].to_numpy()
-    # the moments at every pair, once for both fits (this one and the final weights')
-    w.moments = run.am.moments_at(w.pairs["m"].to_numpy(), np.hypot(pt, pz), np.arctan2(pt, pz))
     block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
     return run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
+
+
+@dataclass(frozen=True)
+class _AtPairs:
+    """A per-pair acceptance already evaluated at the pairs of the table, in its row order
+    (the isotropic A of a measured λ_θ, from the moments at every pair): what
+    :func:`gammastar.unfold.acceptance_weights` looks up, without a second lookup."""
+
+    values: np.ndarray
+    source: str
+
+    def lookup(self, m: np.ndarray, pt: np.ndarray, pz: np.ndarray) -> np.ndarray:
+        if len(m) != len(self.values):
+            raise ValueError(f"{len(m)} pairs for {len(self.values)} acceptance values")
+        return self.values
 
 
 def _like_sign_estimate(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
@@ -701,11 +718,17 @@ def _like_sign_estimate(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> An
 
 
 def _weigh_table(
-    cfg: AnalysisConfig, run: _Run, w: _Weighted, n_outside: int, edges: np.ndarray
+    cfg: AnalysisConfig,
+    run: _Run,
+    w: _Weighted,
+    n_outside: int,
+    edges: np.ndarray,
+    acceptance: Any = None,
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The final weights of the whole table (``w.pairs``, columns added in place) with
     :func:`gammastar.chunk.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
-    like-sign factor k_b of the pair's mass bin; returns the report counts and sums."""
+    like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``);
+    returns the report counts and sums."""
     from gammastar.background import pair_factors
     from gammastar.unfold import inverse_weights
 
@@ -720,7 +743,7 @@ def _weigh_table(
         cols,
         inv,
         ss_factor,
-        acceptance=run.am,
+        acceptance=run.am if acceptance is None else acceptance,
         min_acceptance=cfg.unfold.min_acceptance,
         outside_map=cfg.unfold.outside_map,
     )
