@@ -491,6 +491,7 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best)
                 "overhead_wall": meas / ref - 1,
                 "overhead_cpu": cpu["measured_lambda"] / cpu["no_acceptance"] - 1,
                 "fit_lambda_seconds": b["measured_lambda"]["timings"].get("fit_lambda"),
+                "peak_rss_mb": {k: b[k]["peak_rss_mb"] for k in names},
                 "per_repeat": {k: [r["seconds"] for r in v] for k, v in runs.items()},
                 "cpu_per_repeat": {k: [r["cpu_s"] for r in v] for k, v in runs.items()},
                 "counts_agree": same,
