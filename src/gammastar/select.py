@@ -658,8 +658,10 @@ def _measured_acceptance(
     """``unfold.decay_lambda_theta: measured``: the acceptance of the λ_θ(m) measured on this
     run's pairs (``w.pairs``, in memory), without a second pass over the input files.
 
-    The pairs are weighted as the isotropic selection weighs them (:func:`_weigh_table` with
-    ``run.am``, λ_θ = 0; the η → μμ ``rate`` scaling too), λ_θ(m) is fitted to them
+    The acceptance's four decay-angle moments are interpolated at every pair once (kept in
+    ``w.moments`` for the final ``polarisation`` fit too); the pairs are weighted as the
+    isotropic selection weighs them (:func:`_weigh_table` with A = ⟨a⟩, the first moment,
+    which is ``run.am`` at λ_θ = 0; the η → μμ ``rate`` scaling too), λ_θ(m) is fitted to them
     (:func:`_measure_polarisation`, the ``polarisation`` block such a selection writes), and
     the acceptance follows it at the table's mass nodes
     (:meth:`~gammastar.pair_acceptance.PairAcceptance.with_lambda`: the moment tables, no new
