@@ -30,6 +30,11 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
   memory is reported (workers are separate processes), and for this one the largest
   worker peak too.
 
+``--acceptance`` times only the single-process run with and without the per-pair acceptance
+(``unfold.lepton_acceptance``, at a fixed λ_θ = 0); ``--measured-lambda`` adds the third side,
+``unfold.decay_lambda_theta: measured`` (λ_θ(m) fitted on the selected pairs, one pass over the
+file), and prints its ratio to both (docs/selection.md).
+
 In every gammastar run, ``gammastar.select`` and ``gammastar.processor`` (with what they
 import) are imported before the timer (``import_s``), in the driver and, for
 ``dask-running``, on the workers; everything ``select(...)`` does is inside it.
@@ -109,12 +114,13 @@ path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
 import os as _os
 per_pair = _os.environ.get("GAMMASTAR_BENCH_ACCEPTANCE", "1") == "1"
+lam = _os.environ.get("GAMMASTAR_BENCH_LAMBDA", "0")
 cfg = cfg.model_copy(update={
     "unfold": cfg.unfold.model_copy(update={
         "outside_map": "nearest", "acceptance_map": None,
-        # one pass at a fixed lambda_theta: decay_lambda_theta "measured" (the default job)
-        # runs the selection twice, its own cost (docs/selection.md)
-        "decay_lambda_theta": 0.0,
+        # a fixed lambda_theta (0) unless --measured-lambda: decay_lambda_theta "measured"
+        # (the default job) also fits lambda_theta(m) on the pairs, its own cost
+        "decay_lambda_theta": lam if lam == "measured" else float(lam),
         # --acceptance reference: no per-pair acceptance (1/eps only, as before issue 12)
         **({} if per_pair else {"lepton_acceptance": None}),
     }),
@@ -271,6 +277,13 @@ def main() -> None:
         help="only the single-process run, with and without the per-pair acceptance "
         "(unfold.lepton_acceptance, issue 12), interleaved: its cost",
     )
+    ap.add_argument(
+        "--measured-lambda",
+        action="store_true",
+        help="only the single-process run: without the per-pair acceptance, with it at a "
+        "fixed lambda_theta and with decay_lambda_theta: measured (one pass: the fit on the "
+        "selected pairs), interleaved: the cost of the measured lambda_theta",
+    )
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -307,6 +320,9 @@ def main() -> None:
         return
     if args.acceptance:
         acceptance_cost(path, args, work, best)
+        return
+    if args.measured_lambda:
+        measured_lambda_cost(path, args, work, best)
         return
 
     singles, refs, runnings, caps = [], [], [], []
@@ -423,6 +439,62 @@ def acceptance_cost(path: Path, args: argparse.Namespace, work: Path, best) -> N
                 "overhead_cpu": cpu_on / cpu_off - 1,
                 "with_per_repeat": [r["seconds"] for r in runs["with"]],
                 "without_per_repeat": [r["seconds"] for r in runs["without"]],
+                "repeats": args.repeat,
+                "target": "overhead <= 0.20",
+            }
+        )
+    )
+
+
+def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best) -> None:
+    """The cost of ``unfold.decay_lambda_theta: measured`` (issue 12): single-process select
+    without the per-pair acceptance (1/ε only: the reference of ``--acceptance``), with it at
+    a fixed λ_θ = 0, and with λ_θ(m) measured (one pass over the file: the fit on the
+    selected pairs, then their weights), interleaved (each repeat in another order). The same
+    file, cuts, like-sign subtraction and outputs on every side; the measured side also
+    writes the fitted λ_θ(m) in ``unfold.fiducial`` and its ``polarisation`` block."""
+    kinds = {
+        "no_acceptance": {"GAMMASTAR_BENCH_ACCEPTANCE": "0"},
+        "fixed_lambda": {"GAMMASTAR_BENCH_ACCEPTANCE": "1", "GAMMASTAR_BENCH_LAMBDA": "0"},
+        "measured_lambda": {"GAMMASTAR_BENCH_ACCEPTANCE": "1",
+                            "GAMMASTAR_BENCH_LAMBDA": "measured"},
+    }  # fmt: skip
+    names = list(kinds)
+    runs: dict[str, list[dict]] = {k: [] for k in names}
+    for i in range(args.repeat):
+        for kind in names[i % 3 :] + names[: i % 3]:  # each kind first in turn
+            r = child(GAMMASTAR, str(path), args.config, str(work / f"run_{kind}"),
+                      "iterative", env_extra=kinds[kind])  # fmt: skip
+            runs[kind].append(r)
+            fit = r["timings"].get("fit_lambda")
+            print(
+                f"{kind}: {r['seconds']:.2f} s (CPU {r['cpu_s']:.2f} s"
+                + (f"; lambda fit {fit:.3f} s" if fit is not None else "")
+                + ")",
+                flush=True,
+            )
+    b = {k: best(v) for k, v in runs.items()}
+    cpu = {k: min(r["cpu_s"] for r in v) for k, v in runs.items()}
+    same = all(b[names[0]][c] == b[k][c] for k in names for c in ("events", "os", "pp", "mm"))
+    ref, fixed, meas = (b[k]["seconds"] for k in names)
+    print(
+        json.dumps(
+            {
+                "benchmark": "select-measured-lambda",
+                "input_events": b["measured_lambda"]["events"],
+                "no_acceptance_seconds": ref,
+                "fixed_lambda_seconds": fixed,
+                "measured_lambda_seconds": meas,
+                "measured_vs_no_acceptance": meas / ref,
+                "fixed_vs_no_acceptance": fixed / ref,
+                "measured_vs_fixed": meas / fixed,
+                "overhead_wall": meas / ref - 1,
+                "overhead_cpu": cpu["measured_lambda"] / cpu["no_acceptance"] - 1,
+                "fit_lambda_seconds": b["measured_lambda"]["timings"].get("fit_lambda"),
+                "peak_rss_mb": {k: b[k]["peak_rss_mb"] for k in names},
+                "per_repeat": {k: [r["seconds"] for r in v] for k, v in runs.items()},
+                "cpu_per_repeat": {k: [r["cpu_s"] for r in v] for k, v in runs.items()},
+                "counts_agree": same,
                 "repeats": args.repeat,
                 "target": "overhead <= 0.20",
             }

@@ -545,7 +545,8 @@ class UnfoldConfig(Section):
     """Polar anisotropy λ_θ of the lepton decay angles in the γ* helicity frame,
     1 + λ_θ cos²θ*, assumed by the per-pair acceptance: a number (0: isotropic) or
     ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.polarisation`, per mass bin,
-    linear between the bins' centres); the selection then runs twice (docs/selection.md)."""
+    linear between the bins' centres), fitted on the selected pairs in the one pass over the
+    input (docs/selection.md)."""
     polarisation_bins: Annotated[int, Field(ge=1, le=100)] = 8
     """Mass bins of the polarisation measurement (equal numbers of opposite-sign pairs inside
     the fiducial region, at least 200 per bin: fewer bins for a small sample; written to

@@ -185,9 +185,11 @@ def fit_lambdas(
         den = a0 + lam @ v
         return num, den
 
+    nz = w != 0
+
     def nll(lam):
         num, den = parts(lam)
-        if np.any(num[w != 0] <= 0) or np.any(den[w != 0] <= 0):
+        if np.any((num <= 0) & nz) or np.any((den <= 0) & nz):
             return np.inf
         return -float(np.sum(w * (np.log(num) - np.log(den))))
 
@@ -296,6 +298,7 @@ def measure(
     *,
     used_in_acceptance: bool = False,
     min_pairs: int = MIN_PAIRS,
+    moments: NDArray[np.float64] | None = None,
 ) -> Polarisation:
     """λ_θ, λ_φ, λ_θφ per mass bin from the pairs (helicity frame).
 
@@ -307,6 +310,9 @@ def measure(
         edges: mass bin edges.
         used_in_acceptance: recorded (whether the selection's weights follow this λ_θ).
         min_pairs: fewer OS pairs with weight in a bin: NaN there.
+        moments: (4, n) the acceptance's moments at every pair (``acceptance.moments_at``
+            of their (m, p, θ)) when already computed (a measured λ_θ fits the same pairs
+            twice): taken instead of looking them up per bin, the same numbers.
 
     Returns:
         :class:`Polarisation`.
@@ -331,8 +337,11 @@ def measure(
         n_eff[b] = float(w.sum() ** 2 / np.sum(w**2)) if k.size else 0.0
         if n_pairs[b] < min_pairs:
             continue
-        p = np.hypot(col["pT"][k], col["pz"][k])
-        mom = acceptance.moments_at(col["m"][k], p, np.arctan2(col["pT"][k], col["pz"][k]))
+        if moments is not None:
+            mom = moments[:, k]
+        else:
+            p = np.hypot(col["pT"][k], col["pz"][k])
+            mom = acceptance.moments_at(col["m"][k], p, np.arctan2(col["pT"][k], col["pz"][k]))
         ok = mom[0] > 0
         u = angular_functions(c[k][ok], ph[k][ok])
         try:

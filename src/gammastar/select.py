@@ -364,16 +364,14 @@ def select(
     checked = _checked_inputs(cfg, inputs, skip_bad_files)
     measured = cfg.unfold.decay_lambda_theta == "measured"
     em, am, phase_space = _unfolding_maps(cfg, lambda_theta=0.0 if measured else None)
-    if measured and phase_space == "fiducial":
-        # unfold.decay_lambda_theta: measured: a first pass with isotropic decays measures
-        # λ_θ(m) (the fit has the acceptance in it, so the first pass's weights do not bias
-        # it); the selection is then run with the acceptance of that λ_θ(m)
-        from gammastar.polarisation import lambda_for_acceptance
-
-        first = _first_pass_polarisation(cfg, opt, checked, em, am, phase_space, t0)
-        pol_edges, lam = lambda_for_acceptance(first, "select (first pass)")
-        am = am.with_lambda(am.lambda_nodes(pol_edges, lam))
-    spec = WeightSpec.from_config(cfg, am)
+    # unfold.decay_lambda_theta: measured: ONE pass over the input. The chunks return the
+    # pairs with ε and everything the fit and the weights need (m, pT, pz, charge, cos θ*,
+    # φ*); the driver weights them with the isotropic acceptance, fits λ_θ(m) (the fit has
+    # the acceptance in it, so those weights do not bias it), then weights them with the
+    # acceptance of that λ_θ(m) (:func:`_measured_acceptance`), through the same
+    # pair_weights as the chunks: the numbers of the former two passes over the files
+    fit_lambda = measured and phase_space == "fiducial"
+    spec = None if fit_lambda else WeightSpec.from_config(cfg, am)
     # chunk-local weights on a parallel executor: stream the pairs into pairs.parquet as the
     # chunks come in, through a staging directory next to the outputs (always removed)
     staging = (
@@ -381,36 +379,13 @@ def select(
         if spec is not None and executor != "iterative"
         else None
     )
-    run = _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured)
+    run = _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
+               fit_lambda)  # fmt: skip
     try:
         return _select_run(cfg, opt, run)
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
-
-
-def _first_pass_polarisation(
-    cfg: AnalysisConfig, opt: _Options, checked: Any, em: Any, am: Any, phase_space: str, t0: float
-) -> dict[str, Any]:
-    """A selection into a temporary directory (removed afterwards; its prefix is one
-    ``runlock.sweep`` removes after a killed run): its ``polarisation`` block, the first pass
-    of ``unfold.decay_lambda_theta: measured``."""
-    import json
-    from dataclasses import replace as dc_replace
-
-    tmpdir = Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
-    try:
-        spec = WeightSpec.from_config(cfg, am)
-        staging = (
-            Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=tmpdir))
-            if spec is not None and opt.executor != "iterative"
-            else None
-        )
-        run = _Run(tmpdir, checked, em, am, phase_space, spec, staging, t0, False)
-        res = _select_run(cfg, dc_replace(opt, force=True), run)
-        return json.loads((res.output_dir / rundir.SELECT).read_text())["polarisation"]
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- driver steps
@@ -443,6 +418,9 @@ class _Run:
     t0: float
     polarisation_used: bool = False
     """The acceptance follows the measured λ_θ(m) (``unfold.decay_lambda_theta: measured``)."""
+    fit_lambda: bool = False
+    """λ_θ(m) is fitted in this run (:func:`_measured_acceptance`): ``am`` is the isotropic
+    acceptance until then, the one of the fitted λ_θ(m) after."""
     times: dict[str, float] = field(default_factory=dict)
 
 
@@ -461,6 +439,9 @@ class _Weighted:
     acc_report: dict[str, Any] | None
     unfolded: Mapping[str, hist.Hist] | None
     eta: dict[str, Any]
+    moments: np.ndarray | None = None
+    """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
+    computed them (both fits use them)."""
 
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
@@ -614,7 +595,10 @@ def _weigh(
 ) -> _Weighted:
     """The pairs with their final weights: from the chunks (``run.spec``: checked here, SS
     pairs rescaled by k_b for ``binwise``) or computed here on the whole table (η → μμ
-    ``rate``), both through :func:`gammastar.chunk.pair_weights`."""
+    ``rate``; a measured λ_θ, fitted here first), both through
+    :func:`gammastar.chunk.pair_weights`."""
+    import time
+
     from gammastar.unfold import UnfoldReport, check_unfoldable
 
     streamed = result.get("streamed")
@@ -641,9 +625,16 @@ def _weigh(
     edges = np.asarray(mass_axis(cfg).edges)
     w = _Weighted(pairs, None if streamed is None else Path(streamed), raw, est, None, None,
                   None, {"mode": cfg.background.remove_eta_mumu})  # fmt: skip
-    if run.spec is None:  # weights of the whole sample (η → μμ rate): computed here
+    if run.spec is None:  # weights of the whole sample (η → μμ rate, measured λ_θ): here
+        if run.fit_lambda:
+            t = time.perf_counter()
+            run.am = _measured_acceptance(cfg, run, w, cutflow["pairs_outside_map"], edges)
+            run.times["fit_lambda"] = time.perf_counter() - t
         counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges)
-        w.eta.update(_remove_eta_mumu_rate(cfg, pairs, edges))
+        if cfg.background.remove_eta_mumu == "rate":
+            w.eta.update(_remove_eta_mumu_rate(cfg, pairs, edges))
+        elif cfg.background.remove_eta_mumu == "truth":
+            w.eta["pairs_removed"] = cutflow["pairs_eta_mumu_removed"]
     else:  # the chunks' weights: their summed report counts checked here
         counts = {k: int(v) for k, v in result.get("report", {}).items()}
         sums = result.get("sums", {})
@@ -659,6 +650,57 @@ def _weigh(
     if run.am is not None:
         w.acc_report = _acceptance_report(cfg, run.am, counts, sums, edges)
     return w
+
+
+def _measured_acceptance(
+    cfg: AnalysisConfig, run: _Run, w: _Weighted, n_outside: int, edges: np.ndarray
+) -> Any:
+    """``unfold.decay_lambda_theta: measured``: the acceptance of the λ_θ(m) measured on this
+    run's pairs (``w.pairs``, in memory), without a second pass over the input files.
+
+    The acceptance's four decay-angle moments are interpolated at every pair once (kept in
+    ``w.moments`` for the final ``polarisation`` fit too); the pairs are weighted as the
+    isotropic selection weighs them (:func:`_weigh_table` with A = ⟨a⟩, the first moment,
+    which is ``run.am`` at λ_θ = 0; the η → μμ ``rate`` scaling too), λ_θ(m) is fitted to them
+    (:func:`_measure_polarisation`, the ``polarisation`` block such a selection writes), and
+    the acceptance follows it at the table's mass nodes
+    (:meth:`~gammastar.pair_acceptance.PairAcceptance.with_lambda`: the moment tables, no new
+    tabulation). The caller then weights the same table again with it: pair by pair the
+    numbers of the former first pass (a selection at λ_θ = 0) and second pass (one with the
+    acceptance of its λ_θ(m)); the sums over pairs in another order (one table instead of
+    chunks), so equal to rounding (``tests/test_select_onepass.py``).
+
+    Raises:
+        InputError: no mass bin has a fit (:func:`gammastar.polarisation.lambda_for_acceptance`).
+    """
+    from gammastar.polarisation import lambda_for_acceptance
+
+    pt, pz = w.pairs["pT"].to_numpy(), w.pairs["pz"].to_numpy()
+    # the moments at every pair, once for both fits (this one and the final weights'); the
+    # isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as the table's lookup clips it)
+    w.moments = run.am.moments_at(w.pairs["m"].to_numpy(), np.hypot(pt, pz), np.arctan2(pt, pz))
+    a0 = _AtPairs(np.clip(w.moments[0], 0.0, 1.0), run.am.source)
+    _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
+    if cfg.background.remove_eta_mumu == "rate":
+        _remove_eta_mumu_rate(cfg, w.pairs, edges)
+    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
+    pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
+    return run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
+
+
+@dataclass(frozen=True)
+class _AtPairs:
+    """A per-pair acceptance already evaluated at the pairs of the table, in its row order
+    (the isotropic A of a measured λ_θ, from the moments at every pair): what
+    :func:`gammastar.unfold.acceptance_weights` looks up, without a second lookup."""
+
+    values: np.ndarray
+    source: str
+
+    def lookup(self, m: np.ndarray, pt: np.ndarray, pz: np.ndarray) -> np.ndarray:
+        if len(m) != len(self.values):
+            raise ValueError(f"{len(m)} pairs for {len(self.values)} acceptance values")
+        return self.values
 
 
 def _like_sign_estimate(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
@@ -678,11 +720,17 @@ def _like_sign_estimate(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> An
 
 
 def _weigh_table(
-    cfg: AnalysisConfig, run: _Run, w: _Weighted, n_outside: int, edges: np.ndarray
+    cfg: AnalysisConfig,
+    run: _Run,
+    w: _Weighted,
+    n_outside: int,
+    edges: np.ndarray,
+    acceptance: Any = None,
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The final weights of the whole table (``w.pairs``, columns added in place) with
     :func:`gammastar.chunk.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
-    like-sign factor k_b of the pair's mass bin; returns the report counts and sums."""
+    like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``);
+    returns the report counts and sums."""
     from gammastar.background import pair_factors
     from gammastar.unfold import inverse_weights
 
@@ -697,7 +745,7 @@ def _weigh_table(
         cols,
         inv,
         ss_factor,
-        acceptance=run.am,
+        acceptance=run.am if acceptance is None else acceptance,
         min_acceptance=cfg.unfold.min_acceptance,
         outside_map=cfg.unfold.outside_map,
     )
@@ -940,7 +988,9 @@ def _select_doc(
             "comb_estimate": counts["comb_estimate"],
         },
         "polarisation": (
-            _measure_polarisation(cfg, run.am, w.pairs, w.streamed, run.polarisation_used)
+            _measure_polarisation(
+                cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments
+            )
             if phase_space == "fiducial"
             else None
         ),
@@ -952,12 +1002,12 @@ def _select_doc(
 
 
 def _measure_polarisation(
-    cfg: AnalysisConfig, am: Any, pairs: Any, streamed: Any, used: bool
+    cfg: AnalysisConfig, am: Any, pairs: Any, streamed: Any, used: bool, moments: Any = None
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
     on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
     where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
-    bin)."""
+    bin; ``moments``: the acceptance's moments at every pair, when already computed)."""
     from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -973,7 +1023,7 @@ def _measure_polarisation(
     # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
     n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
     edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
-    pol = measure(data, am, edges, used_in_acceptance=used)
+    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
         ", ".join(
@@ -1036,6 +1086,8 @@ def _write_outputs(
             "postprocess": t_post - t["processed"],
             "write_data": time.perf_counter() - t_post,
         }
+        if "fit_lambda" in t:  # in postprocess: the λ_θ(m) fit (decay_lambda_theta: measured)
+            doc["timings_s"]["fit_lambda"] = t["fit_lambda"]
         js_tmp.write_text(rundir.RunDir(run.outdir).json_text(rundir.SELECT, doc))  # checked
 
 
