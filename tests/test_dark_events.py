@@ -221,6 +221,32 @@ def test_reach_idm(tmp_path):
     assert "2.500e-04" in sec.split("</section>")[0]
 
 
+def test_reach_i2dm(tmp_path):
+    """reach-idm with model: i2dm: schema-valid, θ and the ψ₂ψ̄₂ share recorded, and the
+    long-lived scaling (each ψ₂ decays in the volume ∝ ε², the X_aX_b term ∝ ε⁴ is negligible
+    there: N ∝ y², so 4× N_POT halves y_low, log-log edges: exact for a power law)."""
+    from gammastar import rundir
+    from gammastar.reach_idm import run_idm_reach
+
+    kw = {"samples": 1000, "m1_points": 2, "m1_range": [0.15, 0.3], "model": "i2dm",
+          "theta": 0.1, "alpha_d": 0.5}  # fmt: skip
+    cfg = dark_config(tmp_path, **kw)
+    doc = json.loads(run_idm_reach(cfg).read_text())
+    rundir.validate(doc, rundir.REACH_IDM, where="test")
+    assert doc["model"] == "i2dm" and doc["theta"] == 0.1
+    lo = np.array(doc["y_low"]["0"], dtype=float)
+    assert np.all(np.isfinite(lo))
+    # θ = 0.1: BR(ψ₁ψ₂)/BR(ψ₂ψ₂) ≈ 2 tan²θ × phase space ≈ 2 %: ψ₂ψ̄₂ carries the signal
+    share = np.array(doc["psi2psi2_share"], dtype=float)
+    assert np.all((share > 0.9) & (share <= 1.0))
+    assert np.all(np.array(doc["both_detected_share"], dtype=float) < 0.01)
+    d = cfg.model_dump(exclude={"source"}, by_alias=True)
+    d["reach"]["n_pot"] *= 4
+    d["output"] = str(tmp_path / "run4")
+    doc4 = json.loads(run_idm_reach(config_from_dict(d, source=cfg.source)).read_text())
+    assert np.allclose(np.array(doc4["y_low"]["0"]) / lo, 0.5, rtol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("idm", "key"),
     [
@@ -263,9 +289,14 @@ def test_bad_dark_cli(tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e.hepmc").exists()
     c2 = dark_config(tmp_path, model="i2dm", theta=0.2)
-    from gammastar.reach_idm import run_idm_reach
-
-    with pytest.raises(ConfigError, match=r"idm\.model"):
-        run_idm_reach(c2)
+    # θ outside (0, π/2) in an i2DM config: one line naming idm.theta, exit status 2
+    for theta in ("0.0", "1.6", "-0.1"):
+        bad = tmp_path / f"i2dm_{theta}.yaml"
+        bad.write_text(f"idm: {{model: i2dm, theta: {theta}, background: 0.1, "
+                       "n_pot_rel_uncertainty: 0.1}\n")  # fmt: skip
+        assert main(["reach-idm", str(bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("gammastar: error:") and "idm.theta" in err
+        assert len(err.strip().splitlines()) == 1
     with pytest.raises(GammastarError, match="--eps"):
         run_dark_events(c2, mass=0.6, eps=0.0, n=5, output=tmp_path / "x.hepmc")
