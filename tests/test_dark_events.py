@@ -233,7 +233,8 @@ def test_reach_i2dm(tmp_path):
     cfg = dark_config(tmp_path, **kw)
     doc = json.loads(run_idm_reach(cfg).read_text())
     rundir.validate(doc, rundir.REACH_IDM, where="test")
-    assert doc["model"] == "i2dm" and doc["theta"] == 0.1
+    assert doc["model"] == "i2dm"
+    assert doc["theta"] == 0.1
     lo = np.array(doc["y_low"]["0"], dtype=float)
     assert np.all(np.isfinite(lo))
     # θ = 0.1: BR(ψ₁ψ₂)/BR(ψ₂ψ₂) ≈ 2 tan²θ × phase space ≈ 2 %: ψ₂ψ̄₂ carries the signal
@@ -296,7 +297,8 @@ def test_bad_dark_cli(tmp_path, capsys):
                        "n_pot_rel_uncertainty: 0.1}\n")  # fmt: skip
         assert main(["reach-idm", str(bad)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith("gammastar: error:") and "idm.theta" in err
+        assert err.startswith("gammastar: error:")
+        assert "idm.theta" in err
         assert len(err.strip().splitlines()) == 1
     with pytest.raises(GammastarError, match="--eps"):
         run_dark_events(c2, mass=0.6, eps=0.0, n=5, output=tmp_path / "x.hepmc")
