@@ -241,6 +241,12 @@ def test_reach_i2dm(tmp_path):
     share = np.array(doc["psi2psi2_share"], dtype=float)
     assert np.all((share > 0.9) & (share <= 1.0))
     assert np.all(np.array(doc["both_detected_share"], dtype=float) < 0.01)
+    # the report's dark-sector section names the model and embeds the plot
+    from gammastar.report import build_report
+
+    sec = build_report(cfg).read_text().split('<section id="darksector">')[1].split("</section>")[0]
+    assert "i2DM reach" in sec
+    assert "figures/reach_idm.png" in sec
     d = cfg.model_dump(exclude={"source"}, by_alias=True)
     d["reach"]["n_pot"] *= 4
     d["output"] = str(tmp_path / "run4")
