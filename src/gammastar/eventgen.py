@@ -777,6 +777,8 @@ class DarkEventSettings:
     psi1_pdgid: int = PSI1_PDGID
     psi2_pdgid: int = PSI2_PDGID
     sigma_pb_per_event: float = 0.0
+    rho00: float | None = None
+    """A′ spin density of A′ → ψψ (None: isotropic; :func:`dark_decay_coefficients`)."""
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -805,7 +807,7 @@ def generate_dark(
     s_ch, s_vtx = ss.spawn(2)
     rng_v = np.random.default_rng(s_vtx)
     d = dark_chains(sampler, st.model, n, chains=st.br_chain, channels=st.br_psi2,
-                    seed=int(s_ch.generate_state(1)[0]))  # fmt: skip
+                    seed=int(s_ch.generate_state(1)[0]), rho00=st.rho00)  # fmt: skip
     k, m2 = d["k"], float(st.model.m2)
     x0, y0, z0 = production_vertex(st, n, rng_v)
     br_c = float(sum(st.br_chain.values()))

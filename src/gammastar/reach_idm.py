@@ -361,10 +361,12 @@ def idm_acceptance(
     n: int,
     seed: int,
     min_opening_angle: float = 0.0,
+    rho00: float | None = None,
 ) -> Callable[[ArrayLike], NDArray[np.float64]]:
     """Σ_ℓ BR(ψ₂ → ψ₁ℓℓ) · P(ψ₂ decays in the volume and is detected) as a function of ε,
     from the event machinery (:func:`gammastar.acceptance.draw_dark`: the events' chains and
-    :func:`gammastar.eventgen.dark_hits`, the decay position integrated exactly per cell).
+    :func:`gammastar.eventgen.dark_hits`, the decay position integrated exactly per cell);
+    ``rho00``: the A′ spin density of A′ → ψψ (None: isotropic).
 
     The branching fractions do not depend on ε (every ψ₂ width is ∝ ε²), cτ(ψ₂) ∝ ε⁻².
 
@@ -383,7 +385,7 @@ def idm_acceptance(
         if br > 0:
             smp = draw_dark(sampler, model, geometry, n, final_state=ch,
                               min_opening_angle=min_opening_angle,
-                              seed=int(kid.generate_state(1)[0]))  # fmt: skip
+                              seed=int(kid.generate_state(1)[0]), rho00=rho00)  # fmt: skip
             parts.append((br, smp))
 
     def acc(eps: ArrayLike) -> NDArray[np.float64]:
@@ -403,6 +405,7 @@ def chain_acceptances(
     n: int,
     seed: int,
     min_opening_angle: float = 0.0,
+    rho00: float | None = None,
 ) -> dict[str, Callable[[ArrayLike], NDArray[np.float64]]]:
     """The acceptance of each visible A′ → dark-fermion chain as a function of ε: the signal is
     N_POT Y_A′ ε² Σ_chain BR(A′ → chain)(ε) · acc_chain(ε).
@@ -420,6 +423,7 @@ def chain_acceptances(
         sampler: A′ kinematics. model: scalar :class:`IDM` or :class:`I2DM`.
         geometry: :class:`gammastar.acceptance.Geometry`. channels: ψ₂ → ψ₁ℓℓ final states.
         n: chains. seed: seed. min_opening_angle: rad.
+        rho00: A′ spin density ρ₀₀ of A′ → ψψ (None: isotropic).
 
     Returns:
         ``{chain: acc(eps)}``; empty where no ψ₂ channel is open.
@@ -429,7 +433,7 @@ def chain_acceptances(
 
     if not isinstance(model, I2DM):
         return {"psi1 psi2": idm_acceptance(sampler, model, geometry, channels=channels, n=n,
-                                            seed=seed, min_opening_angle=min_opening_angle)}  # fmt: skip
+                                            seed=seed, min_opening_angle=min_opening_angle, rho00=rho00)}  # fmt: skip
     eps_ref = 1e-3
     tot = float(psi2_width(model, eps_ref, "total"))
     brs = {c: float(psi2_width(model, eps_ref, c)) / tot if tot > 0 else 0.0 for c in channels}
@@ -438,10 +442,10 @@ def chain_acceptances(
     ctau_ref = float(psi2_ctau(model, eps_ref))
     s12, s22 = (int(k.generate_state(1)[0]) for k in np.random.SeedSequence(seed).spawn(2))
     out = {"psi1 psi2": idm_acceptance(sampler, model, geometry, channels=channels, n=n,
-                                       seed=s12, min_opening_angle=min_opening_angle)}  # fmt: skip
+                                       seed=s12, min_opening_angle=min_opening_angle, rho00=rho00)}  # fmt: skip
     if float(model.m_aprime) > 2 * float(model.m2):
         pair = draw_dark_pair(sampler, model, geometry, n, channels=brs,
-                              min_opening_angle=min_opening_angle, seed=s22)  # fmt: skip
+                              min_opening_angle=min_opening_angle, seed=s22, rho00=rho00)  # fmt: skip
 
         def acc22(eps: ArrayLike) -> NDArray[np.float64]:
             e = np.asarray(eps, dtype=np.float64)
@@ -476,7 +480,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     from gammastar.config import load_config
     from gammastar.errors import ConfigError
     from gammastar.eventgen import mass_range
-    from gammastar.eventsetup import aprime_source
+    from gammastar.eventsetup import aprime_source, polarisation
 
     cfg = load_config(config) if not hasattr(config, "idm") else config
     idm = cfg.idm
@@ -502,6 +506,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     out_hi: dict[str, list[float | None]] = {b: [] for b in s_up}
     n_pot_eff = src["n_pot"] * src["scale_y"]
     seeds = np.random.SeedSequence([cfg.seed, 16]).spawn(len(m1))
+    pols: list[dict[str, Any]] = []  # the A′ spin density used per m₁ (from the data)
     share: list[float | None] = []  # i2DM: ψ₂ψ̄₂'s share of the signal at the median y_low
     double: list[float | None] = []  # i2DM: share of ψ₂ψ̄₂ events with both ψ₂ detected there
     for mm, sd in zip(m1, seeds, strict=True):
@@ -511,9 +516,12 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
         inside = frange is None or frange[0] <= ma <= frange[1]
         accs = {}
         if inside and np.isfinite(ya) and ya > 0:
+            rho00, pol = polarisation("data", cfg, ma, src["yields_doc"])
+            pols.append({"m_aprime": ma, **pol})
             accs = chain_acceptances(sampler, model, geometry, channels=tuple(idm.channels),
                                      n=idm.samples, seed=int(sd.generate_state(1)[0]),
-                                     min_opening_angle=idm.min_opening_angle)  # fmt: skip
+                                     min_opening_angle=idm.min_opening_angle,
+                                     rho00=rho00)  # fmt: skip
         for b in s_up:
             out_lo[b].append(None)
             out_hi[b].append(None)
@@ -569,6 +577,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
             min_opening_angle=idm.min_opening_angle,
             samples=idm.samples,
             acceptance="gammastar.acceptance.draw_dark (the events' chains and dark_hits)",
+            aprime_polarisation=pols,
         ),
     }
     rundir.validate(doc, rundir.REACH_IDM, where=str(out))
