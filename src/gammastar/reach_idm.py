@@ -4,7 +4,10 @@ Offers :class:`SoftLeptonSelection` (a decay volume along the beam and cuts on t
 leptons: energy, angle to the beam), :func:`idm_signal_table` (per m₁: the data-driven A′
 kinematics pushed through :func:`gammastar.physics.darkchain.idm_chain` once, with the
 ε-dependence of the decay-in-volume weight kept analytic) and :func:`idm_reach` (the expected
-boundaries y_low, y_high per m₁ with the exact CLs of :mod:`gammastar.stats`, one counting bin).
+boundaries y_low, y_high per m₁ with the exact CLs of :mod:`gammastar.stats`, one counting bin);
+:func:`run_idm_reach` (``gammastar reach-idm``) does the same from a config through the events'
+machinery for iDM and i2DM (:func:`chain_acceptances`: i2DM's ψ₂ψ̄₂ counted when at least one
+ψ₂ is detected), with the A′ spin density measured in the data.
 
 Signal at (m₁, ε), fixed α_D, Δ and m_A′/m₁ (defaults of the literature: 0.1, 0.1, 3;
 physics.md §13):
