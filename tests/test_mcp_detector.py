@@ -65,14 +65,15 @@ def test_geometry_solid_angle():
     assert abs(f - expect) < 5 * np.sqrt(expect / n)
 
 
-def test_jpsi_yield_against_hand_acceptance():
+@pytest.mark.parametrize("m_chi", [0.1, 0.3, 1.0])  # Fig. 3's J/ψ curve at three m_χ
+def test_jpsi_yield_against_hand_acceptance(m_chi):
     # The χ yield of an on-axis detector: BR(J/ψ → χχ̄) (millicharge.py, Eq. 8 with the PDG
     # Γ_ee) × a hand-computed acceptance. Hand acceptance for a J/ψ of fixed momentum along
     # the axis and a small detector: dN/dΩ_lab(θ = 0) per χ = γ²[(1 + β/β*)² + (β/β* − 1)²]/4π
     # (forward and, since β > β*, backward emission; Jacobian of the boost at θ = 0), times
     # the solid angle area/d² of the back face, times 2 for χ and χ̄.
     det = ScintillatorDetector(**{**DET, "distance": 400.0, "area": 1.0, "layer_length": 0.5})
-    m_chi, mj, pz = 0.3, mass("jpsi"), 60.0
+    mj, pz = mass("jpsi"), 60.0
     n = 2_000  # identical parents: no sampling noise
     parents = np.tile([0.0, 0.0, pz, np.hypot(pz, mj)], (n, 1))
     acc, _ = meson_chi_acceptance(
@@ -104,7 +105,7 @@ def test_jpsi_yield_against_hand_acceptance():
         seed=3,
     )["jpsi"]
     br = channel_branching_ratios("jpsi", [m_chi], 1.0)["chichi"]
-    # BR(J/ψ → ee) = 5.97% (PDG) × (M² + 2m²)√(M² − 4m²)/M³ (m_e neglected), hand: 0.9994
+    # BR(J/ψ → ee) = 5.97% (PDG) × (M² + 2m²)√(M² − 4m²)/M³ (m_e neglected; Eq. 8 two-body)
     hand_br = 5.97e-2 * (mj**2 + 2 * m_chi**2) * np.sqrt(mj**2 - 4 * m_chi**2) / mj**3
     assert br[0] == pytest.approx(hand_br, rel=0.01)  # 1%: the PDG edition of the package
     acc2, _ = meson_chi_acceptance(
@@ -118,6 +119,31 @@ def test_jpsi_yield_against_hand_acceptance():
         seed=np.random.default_rng(np.random.SeedSequence(3).spawn(1)[0]),
     )
     assert ys[0] == pytest.approx(0.5 * 2e-6 * br[0] * acc2, rel=1e-12)
+
+
+@pytest.mark.parametrize("m_chi", [0.005, 0.02, 0.05])  # Fig. 3's π⁰ curve at three m_χ
+def test_pi0_dalitz_branching_ratio_by_hand(m_chi):
+    # BR(π⁰ → γχχ̄)/Q² = BR(π⁰ → γγ) ∫_{4m_χ²}^{m_π²} dm² (2α/3π) m⁻² (1 − m²/m_π²)³ K_χ(m)
+    # |F(m²)|² (Kroll–Wada, physics.md §3.3 with the χ in place of the lepton: Eq. 8),
+    # K_χ = (1 + 2m_χ²/m²)√(1 − 4m_χ²/m²), |F|² = (1 − a_π m²/m_π²)⁻², a_π = 0.0332 (PDG
+    # slope); scipy quad in log m² (hand). The BR(π⁰ → γγ) is the package's PDG value.
+    from scipy import integrate
+
+    from gammastar.physics.aprime_meson import pdg_branching_ratio
+    from gammastar.physics.constants import ALPHA_EM
+
+    mp = mass("pi0")
+
+    def f(lm2):
+        m2 = np.exp(lm2)
+        k = (1 + 2 * m_chi**2 / m2) * np.sqrt(max(1 - 4 * m_chi**2 / m2, 0.0))
+        ff = (1 - 0.0332 * m2 / mp**2) ** -2
+        return 2 * ALPHA_EM / (3 * np.pi) * (1 - m2 / mp**2) ** 3 * k * ff
+
+    hand = integrate.quad(f, np.log(4 * m_chi**2), np.log(mp**2), epsabs=0, epsrel=1e-10)[0]
+    hand *= pdg_branching_ratio("pi0->gammagamma")
+    br = channel_branching_ratios("pi0", [m_chi], 1.0)["gamma chichi"][0]
+    assert br == pytest.approx(hand, rel=1e-6)  # both are quadratures of the same integral
 
 
 def test_pi0_dalitz_acceptance_at_rest():

@@ -625,6 +625,37 @@ def dark_hits(
     return hits
 
 
+def dark_decay_coefficients(rho00: float, m: float, m_a: float, m_b: float) -> tuple[float, float]:
+    r"""(a, b) of W(cos θ*) ∝ a + b cos²θ* for A′ → ψ_a ψ̄_b (vector current, masses m_a, m_b)
+    of an A′ of mass ``m`` with spin density ρ₀₀ (helicity frame, azimuth averaged).
+
+    Hand-derived: the fermion trace 4[p_a^μ p_b^ν + p_a^ν p_b^μ − g^{μν}(p_a·p_b + m_a m_b)]
+    (:mod:`gammastar.physics.darksector`, whose ε-summed contraction is the published iDM width)
+    contracted with the A′ polarisation vectors in its rest frame, |ε₀·n|² = cos²θ*,
+    |ε_±·n|² = sin²θ*/2, gives W ∝ (p_a·p_b + m_a m_b) − 2p*²[ρ₀₀cos²θ* + (1 − ρ₀₀)sin²θ*/2];
+    with p_a·p_b + m_a m_b = (m² − δ²)/2 and p*² = (m² − σ²)(m² − δ²)/4m² (δ = m_b − m_a,
+    σ = m_a + m_b) and κ = (1 − σ²/m²)/2:
+
+    .. math:: a = 1 - \kappa(1 - \rho_{00}), \quad b = \kappa(1 - 3\rho_{00}),
+              \quad \lambda' = b/a .
+
+    For m_a = m_b = m_ℓ it is :func:`decay_coefficients` of a lepton pair (κ = β²/2); for
+    massless fermions λ′ = (1 − 3ρ₀₀)/(1 + ρ₀₀) (Faccioli, Lourenço, Seixas, Wöhri, EPJC 69
+    (2010) 657). ρ₀₀ comes from the λ_θ of the data's dileptons (:func:`rho00_from_lambda`).
+
+    Example:
+        >>> a, b = dark_decay_coefficients(0.0, 1.0, 0.0, 0.0)     # transverse, massless
+        >>> round(b / a, 12)
+        1.0
+        >>> a, b = dark_decay_coefficients(0.0, 1.0, 0.2, 0.2)     # = the lepton formula
+        >>> a2, b2 = decay_coefficients(0.0, 1.0, Decay("x", 1, -1, 0.2, 0.2, True))
+        >>> bool(abs(b / a - b2 / a2) < 1e-12)
+        True
+    """
+    kappa = max(1.0 - (m_a + m_b) ** 2 / m**2, 0.0) / 2
+    return 1.0 - kappa * (1.0 - rho00), kappa * (1.0 - 3.0 * rho00)
+
+
 def _rows(p: NDArray) -> NDArray:
     return np.ascontiguousarray(p.T)
 
@@ -637,14 +668,16 @@ def dark_chains(
     chains: Mapping[str, float],
     channels: Mapping[str, float],
     seed: int | None,
+    rho00: float | None = None,
 ) -> dict[str, Any]:
     """The random steps of A′ → ψψ, ψ₂ → ψ₁ℓ⁻ℓ⁺ (no vertices): shared by the dark events and
     the iDM acceptance.
 
     The A′ from ``sampler`` (:func:`aprime_kinematics`), its chain drawn ∝ ``chains`` (BR of
-    :data:`DARK_CHAINS`), the isotropic two-body decay (:func:`gammastar.physics.darkchain
-    .two_body_decay`; the A′ spin density is not applied: its Γ ∝ α_D decay is prompt and the
-    dark fermions are not measured), the forced ψ₂ ("a") with its final state drawn ∝
+    :data:`DARK_CHAINS`), the two-body decay A′ → ψψ: isotropic (:func:`gammastar.physics
+    .darkchain.two_body_decay`) with ``rho00`` None, else with the A′ spin density ρ₀₀ (the
+    γ* polarisation measured in the data, :func:`rho00_from_lambda`) in the A′ helicity frame,
+    W(cos θ*) ∝ a + b cos²θ* of :func:`dark_decay_coefficients`; the forced ψ₂ ("a") with its final state drawn ∝
     ``channels`` and its three-body decay from the matrix element
     (:func:`gammastar.physics.darkchain.sample_psi2_decay`), and for ``psi2 psi2`` the second
     ψ₂ ("b") decayed the same way. The partner is p_A′ − p_a and each ψ₁ from a ψ₂ decay is
@@ -671,8 +704,16 @@ def dark_chains(
     psi2 = np.empty((n, 4))
     for code, mb in ((0, m1), (1, m2)):
         sel = np.nonzero(chain == code)[0]
-        if sel.size:
+        if not sel.size:
+            continue
+        if rho00 is None:
             psi2[sel] = two_body_decay(a[sel], m2, mb, rng)[0]
+            continue
+        ca, cb = dark_decay_coefficients(rho00, ma, m2, mb)
+        cos_t = sample_cos_theta(ca, cb, sel.size, rng)
+        phi = rng.uniform(0.0, 2 * np.pi, sel.size)
+        ks = AprimeKinematics(ma, k.px[sel], k.py[sel], k.pz[sel], k.e[sel], k.ok[sel])
+        psi2[sel] = decay_daughters(ks, m2, mb, cos_t, phi)[0].T
     partner = a - psi2
     chn = list(channels)
     fbr = np.array([channels[c] for c in chn], dtype=np.float64)
@@ -736,6 +777,8 @@ class DarkEventSettings:
     psi1_pdgid: int = PSI1_PDGID
     psi2_pdgid: int = PSI2_PDGID
     sigma_pb_per_event: float = 0.0
+    rho00: float | None = None
+    """A′ spin density of A′ → ψψ (None: isotropic; :func:`dark_decay_coefficients`)."""
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -764,7 +807,7 @@ def generate_dark(
     s_ch, s_vtx = ss.spawn(2)
     rng_v = np.random.default_rng(s_vtx)
     d = dark_chains(sampler, st.model, n, chains=st.br_chain, channels=st.br_psi2,
-                    seed=int(s_ch.generate_state(1)[0]))  # fmt: skip
+                    seed=int(s_ch.generate_state(1)[0]), rho00=st.rho00)  # fmt: skip
     k, m2 = d["k"], float(st.model.m2)
     x0, y0, z0 = production_vertex(st, n, rng_v)
     br_c = float(sum(st.br_chain.values()))

@@ -476,6 +476,8 @@ def run_dark_events(
         raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/darksector.md)")
     src = aprime_source(config, float(mass), extrapolate, sampler)
     st = dark_settings(config, float(mass), float(eps), src)
+    # the A′ inherits the γ* polarisation measured in the data (as --decay data for A′ → ℓℓ)
+    st.rho00, pol_info = polarisation("data", config, float(mass), src["yields_doc"])
     seed = config.seed if seed is None else int(seed)
     t0 = time.perf_counter()
     # expected detected events of the psi1 psi2 chain, decay integrated exactly (the reach's)
@@ -485,7 +487,8 @@ def run_dark_events(
         acc = 0.0
         for c, br in st.br_psi2.items():
             smp = draw_dark(src["sampler"], st.model, st.geometry, n_expect, final_state=c,
-                              min_opening_angle=st.min_opening_angle, seed=seed)  # fmt: skip
+                              min_opening_angle=st.min_opening_angle, seed=seed,
+                              rho00=st.rho00)  # fmt: skip
             acc += br * float(smp.acceptance(st.ctau))
         n_exp_12 = st.scale * st.br_chain["psi1 psi2"] * acc
     model = st.model
@@ -516,6 +519,7 @@ def run_dark_events(
         psi2_pdgid=st.psi2_pdgid,
         min_opening_angle=st.min_opening_angle,
         sampler=src["desc"],
+        polarisation=pol_info,
         units={"hepmc": "GeV, mm (c t in mm)", "table": TABLE_UNITS},
         **exposure_meta(src),
         aprime_produced=st.scale,

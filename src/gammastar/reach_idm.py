@@ -4,7 +4,10 @@ Offers :class:`SoftLeptonSelection` (a decay volume along the beam and cuts on t
 leptons: energy, angle to the beam), :func:`idm_signal_table` (per m₁: the data-driven A′
 kinematics pushed through :func:`gammastar.physics.darkchain.idm_chain` once, with the
 ε-dependence of the decay-in-volume weight kept analytic) and :func:`idm_reach` (the expected
-boundaries y_low, y_high per m₁ with the exact CLs of :mod:`gammastar.stats`, one counting bin).
+boundaries y_low, y_high per m₁ with the exact CLs of :mod:`gammastar.stats`, one counting bin);
+:func:`run_idm_reach` (``gammastar reach-idm``) does the same from a config through the events'
+machinery for iDM and i2DM (:func:`chain_acceptances`: i2DM's ψ₂ψ̄₂ counted when at least one
+ψ₂ is detected), with the A′ spin density measured in the data.
 
 Signal at (m₁, ε), fixed α_D, Δ and m_A′/m₁ (defaults of the literature: 0.1, 0.1, 3;
 physics.md §13):
@@ -37,6 +40,7 @@ from gammastar.physics.darksector import IDM, aprime_branching_ratios, psi2_ctau
 __all__ = [
     "IdmSignalTable",
     "SoftLeptonSelection",
+    "chain_acceptances",
     "idm_acceptance",
     "idm_reach",
     "idm_signal_table",
@@ -360,10 +364,12 @@ def idm_acceptance(
     n: int,
     seed: int,
     min_opening_angle: float = 0.0,
+    rho00: float | None = None,
 ) -> Callable[[ArrayLike], NDArray[np.float64]]:
     """Σ_ℓ BR(ψ₂ → ψ₁ℓℓ) · P(ψ₂ decays in the volume and is detected) as a function of ε,
     from the event machinery (:func:`gammastar.acceptance.draw_dark`: the events' chains and
-    :func:`gammastar.eventgen.dark_hits`, the decay position integrated exactly per cell).
+    :func:`gammastar.eventgen.dark_hits`, the decay position integrated exactly per cell);
+    ``rho00``: the A′ spin density of A′ → ψψ (None: isotropic).
 
     The branching fractions do not depend on ε (every ψ₂ width is ∝ ε²), cτ(ψ₂) ∝ ε⁻².
 
@@ -382,7 +388,7 @@ def idm_acceptance(
         if br > 0:
             smp = draw_dark(sampler, model, geometry, n, final_state=ch,
                               min_opening_angle=min_opening_angle,
-                              seed=int(kid.generate_state(1)[0]))  # fmt: skip
+                              seed=int(kid.generate_state(1)[0]), rho00=rho00)  # fmt: skip
             parts.append((br, smp))
 
     def acc(eps: ArrayLike) -> NDArray[np.float64]:
@@ -391,6 +397,66 @@ def idm_acceptance(
         return sum((br * smp.acceptance(ct) for br, smp in parts), np.zeros(e.shape))
 
     return acc
+
+
+def chain_acceptances(
+    sampler: Any,
+    model: IDM,
+    geometry: Any,
+    *,
+    channels: tuple[str, ...],
+    n: int,
+    seed: int,
+    min_opening_angle: float = 0.0,
+    rho00: float | None = None,
+) -> dict[str, Callable[[ArrayLike], NDArray[np.float64]]]:
+    """The acceptance of each visible A′ → dark-fermion chain as a function of ε: the signal is
+    N_POT Y_A′ ε² Σ_chain BR(A′ → chain)(ε) · acc_chain(ε).
+
+    * ``psi1 psi2`` (iDM; i2DM's ψ₁ψ̄₂ + ψ₂ψ̄₁): :func:`idm_acceptance`, ``n`` chains per ψ₂
+      channel (for iDM with ``seed`` itself, so iDM results do not depend on this function);
+    * ``psi2 psi2`` (i2DM, where m_A′ > 2m₂): P(at least one of the two ψ₂ decays in the volume
+      into a counted channel and is detected) × the event efficiency,
+      :func:`gammastar.acceptance.draw_dark_pair` (``n`` chains, each ψ₂'s channel drawn ∝ BR;
+      no double counting: X_a + X_b − X_aX_b per chain).
+
+    ``psi1 psi1`` is invisible (no entry). BRs of ψ₂ do not depend on ε, cτ(ψ₂) ∝ ε⁻².
+
+    Arguments:
+        sampler: A′ kinematics. model: scalar :class:`IDM` or :class:`I2DM`.
+        geometry: :class:`gammastar.acceptance.Geometry`. channels: ψ₂ → ψ₁ℓℓ final states.
+        n: chains. seed: seed. min_opening_angle: rad.
+        rho00: A′ spin density ρ₀₀ of A′ → ψψ (None: isotropic).
+
+    Returns:
+        ``{chain: acc(eps)}``; empty where no ψ₂ channel is open.
+    """
+    from gammastar.acceptance import draw_dark_pair
+    from gammastar.physics.darksector import I2DM
+
+    if not isinstance(model, I2DM):
+        return {"psi1 psi2": idm_acceptance(sampler, model, geometry, channels=channels, n=n,
+                                            seed=seed, min_opening_angle=min_opening_angle, rho00=rho00)}  # fmt: skip
+    eps_ref = 1e-3
+    tot = float(psi2_width(model, eps_ref, "total"))
+    brs = {c: float(psi2_width(model, eps_ref, c)) / tot if tot > 0 else 0.0 for c in channels}
+    if not any(v > 0 for v in brs.values()):
+        return {}
+    ctau_ref = float(psi2_ctau(model, eps_ref))
+    s12, s22 = (int(k.generate_state(1)[0]) for k in np.random.SeedSequence(seed).spawn(2))
+    out = {"psi1 psi2": idm_acceptance(sampler, model, geometry, channels=channels, n=n,
+                                       seed=s12, min_opening_angle=min_opening_angle, rho00=rho00)}  # fmt: skip
+    if float(model.m_aprime) > 2 * float(model.m2):
+        pair = draw_dark_pair(sampler, model, geometry, n, channels=brs,
+                              min_opening_angle=min_opening_angle, seed=s22, rho00=rho00)  # fmt: skip
+
+        def acc22(eps: ArrayLike) -> NDArray[np.float64]:
+            e = np.asarray(eps, dtype=np.float64)
+            return pair.acceptance(ctau_ref * (eps_ref / e) ** 2)
+
+        acc22.sample = pair  # type: ignore[attr-defined]
+        out["psi2 psi2"] = acc22
+    return out
 
 
 def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> Any:
@@ -402,9 +468,12 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     :func:`idm_acceptance` (the decay volume and cuts of ``detector`` plus
     ``idm.min_opening_angle``: the events' definition of a detected event); the exact CLs of
     :mod:`gammastar.stats` with ``idm.background`` and ``idm.n_pot_rel_uncertainty``, one bin.
+    With ``model: i2dm`` the signal sums the visible chains (:func:`chain_acceptances`):
+    BR(ψ₁ψ̄₂ + ψ₂ψ̄₁) · acc₁₂ + BR(ψ₂ψ̄₂) · P(≥ 1 of the two ψ₂ detected); the A′ branching
+    fractions c⁴ : 2s²c² : s⁴ × phase space are :func:`aprime_branching_ratios`'.
 
     Raises:
-        ConfigError: no ``idm`` section; ``model: i2dm`` (its reach is not built: events only).
+        ConfigError: no ``idm`` section.
     """
     from pathlib import Path
 
@@ -414,17 +483,13 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     from gammastar.config import load_config
     from gammastar.errors import ConfigError
     from gammastar.eventgen import mass_range
-    from gammastar.eventsetup import aprime_source
+    from gammastar.eventsetup import aprime_source, polarisation
 
     cfg = load_config(config) if not hasattr(config, "idm") else config
     idm = cfg.idm
     where = cfg.source or "<config>"
     if idm is None:
         raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
-    if idm.model != "idm":
-        raise ConfigError(
-            f"{where}: idm.model: reach-idm computes the iDM reach only (i2DM: events --dark)"
-        )
     src = aprime_source(cfg, None, False, None)
     yields, sampler = src["yields"], src["sampler"]
     geometry = Geometry.from_config(cfg.detector)
@@ -444,26 +509,42 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     out_hi: dict[str, list[float | None]] = {b: [] for b in s_up}
     n_pot_eff = src["n_pot"] * src["scale_y"]
     seeds = np.random.SeedSequence([cfg.seed, 16]).spawn(len(m1))
+    pols: list[dict[str, Any]] = []  # the A′ spin density used per m₁ (from the data)
+    share: list[float | None] = []  # i2DM: ψ₂ψ̄₂'s share of the signal at the median y_low
+    double: list[float | None] = []  # i2DM: share of ψ₂ψ̄₂ events with both ψ₂ detected there
     for mm, sd in zip(m1, seeds, strict=True):
         model = idm.dark_model(float(mm) * idm.mass_ratio)
         ma = float(model.m_aprime)
         ya = float(np.asarray(yields.at(ma)[0]))
         inside = frange is None or frange[0] <= ma <= frange[1]
-        acc = None
+        accs = {}
         if inside and np.isfinite(ya) and ya > 0:
-            acc = idm_acceptance(sampler, model, geometry, channels=tuple(idm.channels),
-                                 n=idm.samples, seed=int(sd.generate_state(1)[0]),
-                                 min_opening_angle=idm.min_opening_angle)  # fmt: skip
+            rho00, pol = polarisation("data", cfg, ma, src["yields_doc"])
+            pols.append({"m_aprime": ma, **pol})
+            accs = chain_acceptances(sampler, model, geometry, channels=tuple(idm.channels),
+                                     n=idm.samples, seed=int(sd.generate_state(1)[0]),
+                                     min_opening_angle=idm.min_opening_angle,
+                                     rho00=rho00)  # fmt: skip
         for b in s_up:
             out_lo[b].append(None)
             out_hi[b].append(None)
-        if acc is None:
+        share.append(None)
+        double.append(None)
+        if not accs:
             continue
         eps = np.sqrt(y / (idm.alpha_d / idm.mass_ratio**4))
-        br_dark = aprime_branching_ratios(model, eps)["psi1 psi2"]
-        sig = n_pot_eff * ya * eps**2 * br_dark * acc(eps)
+        br = aprime_branching_ratios(model, eps)
+        parts = {c: n_pot_eff * ya * eps**2 * br[c] * f(eps) for c, f in accs.items()}
+        sig = sum(parts.values())
         for b, s in s_up.items():
             out_lo[b][-1], out_hi[b][-1] = _edges(y, sig, s)
+        ylo = out_lo["0"][-1] if "0" in out_lo else None
+        if "psi2 psi2" in parts and ylo is not None:
+            i = int(np.argmin(np.abs(np.log(y / ylo))))
+            share[-1] = float(parts["psi2 psi2"][i] / sig[i]) if sig[i] > 0 else None
+            smp = accs["psi2 psi2"].sample  # type: ignore[attr-defined]
+            ct = float(psi2_ctau(model, eps[i]))
+            double[-1] = float(smp.double_share(ct)[0])
     to_eps = idm.mass_ratio**4 / idm.alpha_d
 
     def eps_of(d: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
@@ -474,6 +555,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "model": idm.model,
+        "theta": idm.theta,
         "alpha_d": idm.alpha_d,
         "delta": idm.delta,
         "mass_ratio": idm.mass_ratio,
@@ -486,6 +568,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
         "y_high": out_hi,
         "eps_low": eps_of(out_lo),
         "eps_high": eps_of(out_hi),
+        **({"psi2psi2_share": share, "both_detected_share": double} if idm.model == "i2dm" else {}),
         "meta": make_meta(
             config_sha256=cfg.section_sha256("beam", "detector", "reach", "idm", "seed"),
             seed=cfg.seed,
@@ -497,6 +580,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
             min_opening_angle=idm.min_opening_angle,
             samples=idm.samples,
             acceptance="gammastar.acceptance.draw_dark (the events' chains and dark_hits)",
+            aprime_polarisation=pols,
         ),
     }
     rundir.validate(doc, rundir.REACH_IDM, where=str(out))

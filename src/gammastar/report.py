@@ -265,7 +265,7 @@ def _caption(rel: str) -> str:
         "acceptance": "LLP detector acceptance",
         "reach": "Expected CLs reach in (m_A′, ε)",
         "reach_mcp": "Millicharged-particle detection reach: expected Q_low(m_χ) (reach_mcp.json)",
-        "reach_idm": "iDM reach: expected excluded y = ε²α_D(m₁/m_A′)⁴ per m₁ (reach_idm.json)",
+        "reach_idm": "iDM / i2DM reach: expected excluded y = ε²α_D(m₁/m_A′)⁴ per m₁ (reach_idm.json)",
     }
     if rel.startswith("flow/") and stem == "loss":
         return "Flow training and validation loss per epoch (flow/loss.png)"
@@ -1203,6 +1203,9 @@ def _dark_section(run: Path, s: Section) -> None:
         else:
             m1 = _as_list(doc.get("m1"))
             lo = [v for v in _as_list(_get(doc, "y_low", "0")) if _is_number(v)]
+            if doc.get("model") == "i2dm":
+                what = "i2DM"
+                rows.append(("mixing θ (rad)", fmt(doc.get("theta"))))
             rows += [
                 ("model", fmt(doc.get("model"))),
                 ("α_D, Δ, m_A′/m₁",
