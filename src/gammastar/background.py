@@ -429,10 +429,11 @@ class ConversionTemplate:
         """``select.json`` ``background.conversions``: the source and, per mass bin from
         ``mass_min`` with some R > 0, the largest R over pT."""
         r = self.ratio.max(axis=1)
-        keep = (self.m_edges[1:] > mass_min) & (r > 0)
+        hi = self.m_edges[1:]
+        keep = (hi > mass_min + 1e-9 * max(abs(mass_min), 1.0)) & (r > 0)
         return {
             "template": self.source,
-            "mass_low_edges": [float(x) for x in self.m_edges[:-1][keep]],
+            "mass_low_edges": [round(float(x), 9) for x in self.m_edges[:-1][keep]],
             "max_ratio": [float(x) for x in r[keep]],
         }
 
