@@ -106,5 +106,5 @@ def test_template_factor_and_bad_template(tmp_path, mock_file):
     assert 0.1 < t.ratio[10, 1] < 0.8
     f = t.factor(np.array([0.0105, 0.5]), np.array([0.15, 0.15]))
     np.testing.assert_allclose(f, [1.0 / (1.0 + t.ratio[10, 1]), 1.0], rtol=1e-12)
-    with pytest.raises(ConfigError, match="background.conversion_template"):
+    with pytest.raises(ConfigError, match=r"background\.conversion_template"):
         load_conversion_template(f"{path}:nope", lambda p: p)

@@ -255,6 +255,33 @@ class MockGenerator:
         h.view()["variance"] = var
         return h
 
+    def lepton_acceptance_ee(self, n_per_bin: int = 5_000) -> Any:
+        """``lepton_acceptance_ee``: the electron arm's single-electron acceptance in (true p,
+        true θ) (:meth:`~gammastar.mock.electrons.ElectronDetector.lepton_acceptance`;
+        :data:`LEPTON_MAP_P_EDGES`, θ edges 0, θ_min, θ_max, π), on its own random stream.
+
+        Returns:
+            A 2-D ``hist.Hist`` (Weight storage), or ``None`` without electrons.
+        """
+        import hist
+
+        if not self.electrons:
+            return None
+        c = self.cfg.electrons.detector
+        p_edges = np.geomspace(*LEPTON_MAP_P_EDGES)
+        t_edges = np.array([0.0, c.theta_min, c.theta_max, np.pi])
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, LEPTON_MAP_STREAM]))
+        prob, var = self.ee_detector.lepton_acceptance(rng, p_edges, t_edges, n_per_bin)
+        h = hist.Hist(
+            hist.axis.Variable(p_edges, name="p", label="p [GeV]"),
+            hist.axis.Variable(t_edges, name="theta", label="theta [rad]"),
+            storage=hist.storage.Weight(),
+            name="single-electron acceptance (radiation, resolution, E and angle cuts)",
+        )
+        h.view()["value"] = prob
+        h.view()["variance"] = var
+        return h
+
     # ------------------------------------------------------------------ normalisation
     def sources_per_collision(self) -> float:
         """Σ_m ⟨n_m⟩ BR_m over the generated flavours' cocktails (dielectrons: with the
@@ -460,6 +487,13 @@ above 40 MeV: < 10⁻⁵ of them, docs/mock.md)."""
 CONVERSION_TEMPLATE_STREAM = 0x636F6E76
 """Entropy word of the conversion template's seed sequence ([seed, this]): a stream apart
 from the events' (``SeedSequence(seed).spawn``)."""
+
+LEPTON_MAP_P_EDGES = (0.5, 500.0, 181)
+"""``lepton_acceptance_ee`` momentum edges: ``np.geomspace(0.5, 500, 181)`` GeV (4% steps;
+the 1 GeV threshold's radiative and resolution smearing spans several)."""
+
+LEPTON_MAP_STREAM = 0x6C6D6170
+"""Entropy word of ``lepton_acceptance_ee``'s seed sequence ([seed, this])."""
 
 TRUTH_MASS_AXIS = (2000, 0.0, 2.0)
 """``truth_all_m``: 1 MeV bins from 0 to 2 GeV (true γ* mass)."""
@@ -727,6 +761,9 @@ def generate_file(
             for _, _, acc, suffix in flavours:
                 for name, h in acc.histograms().items():
                     f[name + suffix] = h
+            lepton_map = gen.lepton_acceptance_ee()
+            if lepton_map is not None:
+                f["lepton_acceptance_ee"] = lepton_map
             template = gen.conversion_template()
             if template is not None:
                 f["conversion_ratio_ee"] = template
