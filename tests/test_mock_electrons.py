@@ -6,6 +6,8 @@ analytic references are named in each test.
 
 from __future__ import annotations
 
+import itertools
+
 import awkward as ak
 import numpy as np
 import pytest
@@ -154,6 +156,55 @@ def test_radiative_tail():
     assert np.mean(reco.m < mass("omega") - 0.05) > 0.05
 
 
+@pytest.mark.parametrize("case", ["resolution", "radiation"])
+def test_lepton_acceptance_map(case):
+    """The single-electron acceptance in (p, θ) against its closed forms (E_min = 1 GeV):
+    resolution only (σ_E/E = b = 0.05): P = Φ((1 − E_min/E)/b); radiation only (t = 0.05 X0):
+    P = P(−ln z ≤ ln(E/E_min)), −ln z ~ Γ(t/ln 2). Each averaged over the bin's log-uniform p
+    (200-point quadrature); 4σ binomial of n_per_bin = 20000; 0 in the θ rows outside the
+    window."""
+    if case == "resolution":
+        det_cfg = MockElectronDetector(material_x0=0.0, energy_stochastic=0.0, energy_constant=0.05)
+
+        def closed(e):
+            return stats.norm.cdf((1.0 - 1.0 / e) / 0.05)
+    else:
+        det_cfg = MockElectronDetector(material_x0=0.05, energy_stochastic=0.0, energy_constant=0.0)
+
+        def closed(e):
+            return stats.gamma(0.05 / np.log(2)).cdf(np.log(np.maximum(e, 1.0)))
+
+    det = ElectronDetector(det_cfg)
+    p_edges = np.array([0.9, 0.95, 1.0, 1.05, 1.1, 1.2, 1.5, 3.0, 30.0])
+    t_edges = np.array([0.0, 0.005, 0.1, np.pi])
+    n = 20_000
+    prob, var = det.lepton_acceptance(np.random.default_rng(8), p_edges, t_edges, n)
+    assert prob.shape == (8, 3)
+    assert np.all(prob[:, [0, 2]] == 0.0)
+    for i, (lo, hi) in enumerate(itertools.pairwise(p_edges)):
+        e = np.geomspace(lo, hi, 200)  # E = p here (m_e/p < 1e-3: (E − p)/p < 1.3e-7)
+        expected = closed(e).mean()
+        sigma = np.sqrt(max(expected * (1 - expected), 1e-4) / n)
+        assert abs(prob[i, 1] - expected) < 4 * sigma, (i, prob[i, 1], expected)
+    np.testing.assert_allclose(var[:, 1], prob[:, 1] * (1 - prob[:, 1]) / n)
+
+
+def test_truth_gstar_of_electrons():
+    """With input.lepton e the mock truth (the true fiducial fraction's sample) is the
+    dielectron cocktail's γ*: codes of EE_CHANNELS only, masses from 2m_e (π0 → γee below
+    2m_μ), the same N_POT formula."""
+    from gammastar.config import config_from_dict
+    from gammastar.mock.truth import truth_gstar
+
+    cfg = config_from_dict(
+        {"input": {"lepton": "e"}, "mock": {"leptons": ["e"], "efficiency_map": None}}
+    )
+    tr = truth_gstar(cfg, 20_000, seed=4)
+    assert set(np.unique(tr.channel)) <= {int(s.channel) for s in EE_CHANNELS}
+    assert tr.m.min() >= 2 * M_E
+    assert np.mean(tr.m < 2 * 0.1056583755) > 0.9  # π0 Dalitz dominates (σ_π0/σ_ω = 9)
+
+
 def test_combinatorial_like_sign_relation():
     """Independent symmetric charges: N+− = 2√(N++ N−−) within 4σ (multinomial)."""
     bg = ElectronBackgrounds(MockConfig())
@@ -168,10 +219,14 @@ def test_file_layout_electrons_only(tmp_path):
     """leptons [e]: electron_* branches (float64), no muon branches, truth_ee, acceptance_ee;
     every event holds two electrons; N_POT = N_cocktail/(P_int n_ω Σ w) with conversions."""
     path = tmp_path / "ee.root"
-    res = generate_file(ee_config(), path, events=40_000, chunk_size=15_000)
+    cfg = ee_config(electrons={"conversion_template_sources": 200_000})  # layout only
+    res = generate_file(cfg, path, events=40_000, chunk_size=15_000)
     with uproot.open(path) as f:
         keys = {k.split(";")[0] for k in f}
         assert {"events", "truth_ee", "acceptance_ee", "truth_all_m_ee"} <= keys
+        # the conversion template (background.conversion_template) and the single-electron
+        # acceptance (unfold.lepton_acceptance.map), from their own simulations
+        assert {"conversion_ratio_ee", "lepton_acceptance_ee"} <= keys
         assert "truth" not in keys
         tree = f["events"]
         assert "nmuon" not in tree

@@ -458,15 +458,20 @@ class WeightSpec:
     acceptance: Any = None
     """The :class:`~gammastar.unfold.AcceptanceMap` (``None``: A = 1)."""
     min_acceptance: float = 0.01
+    conversion: Any = None
+    """The :class:`~gammastar.background.ConversionTemplate` (``None``: no subtraction)."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
+        from gammastar.background import conversion_template_from_config
+
         b = cfg.background
         if b.remove_eta_mumu == "rate":
             return None
         chunk_local = b.ss_weight == "constant" and b.r_factor != "mixed"
         r = float(b.r_factor) if chunk_local else 1.0
-        return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance)
+        return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance,
+                   conversion_template_from_config(cfg))  # fmt: skip
 
 
 WEIGHT_COUNTS = (
@@ -492,6 +497,7 @@ def pair_weights(
     acceptance: Any = None,
     min_acceptance: float = 0.01,
     outside_map: str = "error",
+    conversion: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, int], dict[str, float]]:
     """The per-pair weights: the one implementation, used by the chunks
     (:func:`weight_chunk`) and by the driver (:func:`gammastar.select.select` when the weights
@@ -512,6 +518,8 @@ def pair_weights(
             (``None``: A = 1).
         min_acceptance: ``unfold.min_acceptance``.
         outside_map: ``unfold.outside_map`` (``error`` and ``drop``: weight 0 outside).
+        conversion: a :class:`~gammastar.background.ConversionTemplate`: s times its
+            1/(1 + R(m, pT)) (``None``: no conversion subtraction).
 
     Returns:
         ``(acc, weight, counts, sums)``: A and the weight per pair, the acceptance counts of
@@ -528,6 +536,8 @@ def pair_weights(
     from gammastar.unfold import acceptance_weights
 
     n = len(pairs["m"])
+    if conversion is not None:
+        ss_factor = ss_factor * conversion.factor(pairs["m"], pairs["pT"])
     counts = {k: 0 for k in WEIGHT_COUNTS if k.startswith("acc_")}
     sums = dict.fromkeys(WEIGHT_SUMS, 0.0)
     if acceptance is not None:
@@ -603,6 +613,7 @@ def weight_chunk(
         acceptance=spec.acceptance,
         min_acceptance=spec.min_acceptance,
         outside_map=spec.outside_map,
+        conversion=spec.conversion,
     )
     counts = {"n_zero_efficiency": rep.n_zero, **acc_counts}
     out = {c: np.asarray(pairs["pT" if c == "qT" else c], dtype=t) for c, t in _DTYPES.items()}

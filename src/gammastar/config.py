@@ -279,6 +279,11 @@ class MockElectrons(Section):
     unrelated π0 Dalitz electrons, charges independent and symmetric)."""
     conversions: bool = True
     """Generate photon conversions γ → ee in ``detector.material_x0`` (photons of π0 → γγ)."""
+    conversion_template_sources: Annotated[int, Field(ge=0)] = 2_000_000
+    """Sources of the separate simulation (its own random stream, not the data's events) of
+    the dielectron cocktail and the conversions through the electron detector that fills
+    ``conversion_ratio_ee``, the conversion template R(m) = conversion pairs / γ* pairs per
+    reconstructed-mass bin (``background.conversion_template``); 0: not written."""
 
 
 _ACC_PT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
@@ -481,6 +486,14 @@ class BackgroundConfig(Section):
     """``rate`` mode: mass window (GeV) whose unfolded yield is taken as η → γμμ."""
     eta_peak_sigma: PositiveFloat = 0.012
     """``rate`` mode: mass resolution (GeV) at m_η, the width of the removed peak."""
+    conversion_template: str | None = None
+    """Photon-conversion subtraction (dielectrons): a ROOT TH1 R(m) = conversion pairs /
+    γ* pairs per reconstructed-mass bin, from the experiment's simulation of its material
+    (the mock writes ``conversion_ratio_ee``), ``"path"`` (histogram
+    ``conversion_ratio_ee``) or ``"path:key"``; ``${output}`` allowed. Every pair (OS and
+    SS) is weighted by 1/(1 + R(m)), which removes the conversions from the like-sign
+    subtracted yield (docs/selection.md "Conversions"); R = 0 above the histogram.
+    ``None``: no subtraction (the conversions must be cut away by ``selection.mass_min``)."""
 
     @model_validator(mode="after")
     def _check_window(self) -> BackgroundConfig:

@@ -729,9 +729,9 @@ def _weigh_table(
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The final weights of the whole table (``w.pairs``, columns added in place) with
     :func:`gammastar.chunk.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
-    like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``);
-    returns the report counts and sums."""
-    from gammastar.background import pair_factors
+    like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``),
+    the conversion template's 1/(1 + R) where configured; returns the report counts and sums."""
+    from gammastar.background import conversion_template_from_config, pair_factors
     from gammastar.unfold import inverse_weights
 
     pairs = w.pairs
@@ -748,6 +748,7 @@ def _weigh_table(
         acceptance=run.am if acceptance is None else acceptance,
         min_acceptance=cfg.unfold.min_acceptance,
         outside_map=cfg.unfold.outside_map,
+        conversion=conversion_template_from_config(cfg),
     )
     pairs["acc"] = acc
     pairs["weight_raw"] = np.ones(len(pairs))
@@ -986,6 +987,7 @@ def _select_doc(
             **mixed,
             "min_like_sign": bkg.min_like_sign,
             "comb_estimate": counts["comb_estimate"],
+            "conversions": _conversions_report(cfg),
         },
         "polarisation": (
             _measure_polarisation(
@@ -999,6 +1001,15 @@ def _select_doc(
         "elapsed_s": time.perf_counter() - run.t0,
     }
     return meta, doc
+
+
+def _conversions_report(cfg: AnalysisConfig) -> dict[str, Any] | None:
+    """``select.json`` ``background.conversions``: the template and its R per 1/(1 + R)
+    weighted mass bin (``None`` without ``background.conversion_template``)."""
+    from gammastar.background import conversion_template_from_config
+
+    t = conversion_template_from_config(cfg)
+    return None if t is None else t.summary(cfg.selection.mass_min)
 
 
 def _measure_polarisation(

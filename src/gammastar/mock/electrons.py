@@ -214,6 +214,39 @@ class ElectronDetector:
         theta = np.arctan2(np.hypot(e[0], e[1]), e[2])
         return (theta >= self.cfg.theta_min) & (theta <= self.cfg.theta_max)
 
+    def lepton_acceptance(
+        self,
+        rng: np.random.Generator,
+        p_edges: NDArray[np.float64],
+        theta_edges: NDArray[np.float64],
+        n_per_bin: int,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Single-electron acceptance in (true p, true θ): what an experiment's detector
+        simulation of single electrons gives (``unfold.lepton_acceptance.map``).
+
+        Per momentum bin ``n_per_bin`` electrons (p log-uniform inside the bin) radiate and
+        are smeared as in :meth:`apply`; the probability is the fraction with reconstructed
+        E ≥ ``min_energy``, times 1 for θ bins inside [θ_min, θ_max] (the window is on the
+        true direction) and 0 outside; the θ edges should hold θ_min and θ_max. The pair
+        efficiency is not in it (ε, a separate factor).
+
+        Returns:
+            ``(probability, variance)``, shape (len(p_edges) − 1, len(theta_edges) − 1).
+        """
+        c = self.cfg
+        lo, hi = np.log(p_edges[:-1]), np.log(p_edges[1:])
+        n_p = len(lo)
+        p = np.exp(lo[:, None] + (hi - lo)[:, None] * rng.random((n_p, n_per_bin)))
+        e_true = np.sqrt(p**2 + M_E**2)
+        e_rad = np.maximum(e_true * self.radiate(rng, p.size).reshape(p.shape), M_E)
+        g = rng.standard_normal(p.shape)
+        e_reco = np.maximum(e_rad * (1.0 + self.sigma_e(e_rad) * g), 1.0001 * M_E)
+        frac = (e_reco >= c.min_energy).mean(axis=1)
+        centres = 0.5 * (theta_edges[:-1] + theta_edges[1:])
+        window = ((centres >= c.theta_min) & (centres <= c.theta_max)).astype(float)
+        prob = frac[:, None] * window[None, :]
+        return prob, prob * (1.0 - prob) / n_per_bin
+
     def apply(self, rng: np.random.Generator, src: Sources) -> Reconstructed:
         """Radiate, smear, cut and apply the efficiency to a batch of dielectron sources."""
         n = len(src)

@@ -204,6 +204,85 @@ class MockGenerator:
             event = np.arange(start, start + n, dtype=np.int64)
             yield Chunk(event, src, reco, dict(zip(self.classes, counts.tolist(), strict=True)))
 
+    def conversion_template(self, n: int | None = None) -> Any:
+        """The conversion template ``conversion_ratio_ee``: R(m, pT) = recorded conversion
+        pairs / recorded γ* pairs per cell of reconstructed mass (:data:`CONVERSION_TEMPLATE_AXIS`)
+        and pair pT (``mock.acceptance_pt_edges``, the acceptance map's: inside a cell the
+        conversion and γ* pairs then share their 1/A), from a separate simulation of ``n``
+        dielectron sources (cocktail and conversions at their rates per collision, no
+        combinatorial; default ``mock.electrons.conversion_template_sources``) through the
+        electron detector, on its own random stream (the data's events are not used: the
+        experiment's simulation of its material). Variances R²(1/N_conv + 1/N_γ*); R = 0
+        where no γ* pair was simulated.
+
+        Returns:
+            A 2-D ``hist.Hist`` (Weight storage), or ``None`` without electrons, conversions
+            or with ``n`` = 0.
+        """
+        import hist
+
+        n = self.cfg.electrons.conversion_template_sources if n is None else int(n)
+        if not self.electrons or self.ee_backgrounds.conversion_weight == 0.0 or n <= 0:
+            return None
+        w = np.append(self.ee_cocktail.weights, self.ee_backgrounds.conversion_weight)
+        nb, lo, hi = CONVERSION_TEMPLATE_AXIS
+        m_edges = np.linspace(lo, hi, nb + 1)
+        pt_edges = np.asarray(self.cfg.acceptance_pt_edges, dtype=np.float64)
+        conv = np.zeros((nb, len(pt_edges) - 1))
+        gstar = np.zeros_like(conv)
+        size = int(self.cfg.chunk_size)
+        ss = np.random.SeedSequence([self.seed, CONVERSION_TEMPLATE_STREAM])
+        for i, child in enumerate(ss.spawn(max(1, -(-n // size)))):
+            rng = np.random.default_rng(child)
+            counts = np.append(rng.multinomial(min(size, n - i * size), w / w.sum()), 0)
+            src = self.ee_sources(rng, counts)
+            reco = self.ee_detector.apply(rng, src)
+            ok = reco.accepted
+            for out, sel in (
+                (conv, ok & (src.channel == int(Channel.CONVERSION))),
+                (gstar, ok & np.isin(src.channel, list(EE_GSTAR))),
+            ):
+                out += np.histogram2d(reco.m[sel], reco.pt[sel], (m_edges, pt_edges))[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = np.where(gstar > 0, conv / gstar, 0.0)
+            var = np.where((gstar > 0) & (conv > 0), r**2 * (1.0 / conv + 1.0 / gstar), 0.0)
+        h = hist.Hist(
+            hist.axis.Regular(nb, lo, hi, name="m", label="m [GeV]"),
+            hist.axis.Variable(pt_edges, name="pT", label="p_T [GeV]"),
+            storage=hist.storage.Weight(),
+            name="conversion template: recorded conversion / gamma* ee pairs per (m, pT) cell",
+        )
+        h.view()["value"] = r
+        h.view()["variance"] = var
+        return h
+
+    def lepton_acceptance_ee(self, n_per_bin: int = 5_000) -> Any:
+        """``lepton_acceptance_ee``: the electron arm's single-electron acceptance in (true p,
+        true θ) (:meth:`~gammastar.mock.electrons.ElectronDetector.lepton_acceptance`;
+        :data:`LEPTON_MAP_P_EDGES`, θ edges 0, θ_min, θ_max, π), on its own random stream.
+
+        Returns:
+            A 2-D ``hist.Hist`` (Weight storage), or ``None`` without electrons.
+        """
+        import hist
+
+        if not self.electrons:
+            return None
+        c = self.cfg.electrons.detector
+        p_edges = np.geomspace(*LEPTON_MAP_P_EDGES)
+        t_edges = np.array([0.0, c.theta_min, c.theta_max, np.pi])
+        rng = np.random.default_rng(np.random.SeedSequence([self.seed, LEPTON_MAP_STREAM]))
+        prob, var = self.ee_detector.lepton_acceptance(rng, p_edges, t_edges, n_per_bin)
+        h = hist.Hist(
+            hist.axis.Variable(p_edges, name="p", label="p [GeV]"),
+            hist.axis.Variable(t_edges, name="theta", label="theta [rad]"),
+            storage=hist.storage.Weight(),
+            name="single-electron acceptance (radiation, resolution, E and angle cuts)",
+        )
+        h.view()["value"] = prob
+        h.view()["variance"] = var
+        return h
+
     # ------------------------------------------------------------------ normalisation
     def sources_per_collision(self) -> float:
         """Σ_m ⟨n_m⟩ BR_m over the generated flavours' cocktails (dielectrons: with the
@@ -402,6 +481,21 @@ EE_ACCEPTANCE_MASS_EDGES = (
 )
 """Mass edges (GeV) of ``acceptance_ee``: 5–20 MeV steps below the π0 mass (the π0 Dalitz
 region, where the acceptance changes fast with m), then the muon map's rows."""
+
+CONVERSION_TEMPLATE_AXIS = (60, 0.0, 0.06)
+"""``conversion_ratio_ee``: 1 MeV bins of the reconstructed ee mass, 0–60 MeV (conversions
+above 40 MeV: < 10⁻⁵ of them, docs/mock.md)."""
+
+CONVERSION_TEMPLATE_STREAM = 0x636F6E76
+"""Entropy word of the conversion template's seed sequence ([seed, this]): a stream apart
+from the events' (``SeedSequence(seed).spawn``)."""
+
+LEPTON_MAP_P_EDGES = (0.5, 500.0, 181)
+"""``lepton_acceptance_ee`` momentum edges: ``np.geomspace(0.5, 500, 181)`` GeV (4% steps;
+the 1 GeV threshold's radiative and resolution smearing spans several)."""
+
+LEPTON_MAP_STREAM = 0x6C6D6170
+"""Entropy word of ``lepton_acceptance_ee``'s seed sequence ([seed, this])."""
 
 TRUTH_MASS_AXIS = (2000, 0.0, 2.0)
 """``truth_all_m``: 1 MeV bins from 0 to 2 GeV (true γ* mass)."""
@@ -648,6 +742,12 @@ def generate_file(
             if gen.electrons:
                 extra_ee = {"n_truth_ee": n_truth_by["truth_ee"]}
                 extra_ee["acceptance_map_ee"] = flavours[-1][2].summary()
+                if gen.ee_backgrounds.conversion_weight > 0.0:
+                    extra_ee["conversion_template"] = {
+                        "histogram": "conversion_ratio_ee",
+                        "sources": int(cfg.electrons.conversion_template_sources),
+                        "seed_sequence": [gen.seed, CONVERSION_TEMPLATE_STREAM],
+                    }
             else:
                 extra_ee = {}
             meta = gen.meta(
@@ -663,6 +763,12 @@ def generate_file(
             for _, _, acc, suffix in flavours:
                 for name, h in acc.histograms().items():
                     f[name + suffix] = h
+            lepton_map = gen.lepton_acceptance_ee()
+            if lepton_map is not None:
+                f["lepton_acceptance_ee"] = lepton_map
+            template = gen.conversion_template()
+            if template is not None:
+                f["conversion_ratio_ee"] = template
             f["meta"] = json.dumps(meta, sort_keys=True, allow_nan=False, default=str)
     n_cocktail = sum(v for k, v in n_generated.items() if k not in _COMBINATORIAL)
     return GenerateResult(

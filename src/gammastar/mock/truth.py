@@ -43,7 +43,9 @@ class GstarTruth:
 
 
 def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
-    """Generate ``n_sources`` cocktail sources of ``config``'s mock and return the γ*.
+    """Generate ``n_sources`` cocktail sources of ``config``'s mock and return the γ*: the
+    dielectron cocktail's with ``input.lepton: e`` (and ``e`` in ``mock.leptons``), else the
+    muon cocktail's.
 
     Arguments:
         config: an :class:`~gammastar.config.AnalysisConfig` with a ``mock`` section.
@@ -57,8 +59,16 @@ def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
 
     gen = MockGenerator(config, seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
-    counts = np.concatenate([rng.multinomial(n_sources, gen.cocktail.probabilities), [0]])
-    src = gen.sources(rng, counts)
+    if config.input.lepton == "e" and gen.electrons:  # the dielectron γ* sources (codes 8–14)
+        from gammastar.mock.cocktail import Sources
+
+        cocktail = gen.ee_cocktail
+        counts = rng.multinomial(n_sources, cocktail.probabilities)
+        parts = zip(cocktail.specs, counts, strict=True)
+        src = Sources.concatenate([cocktail.generate(rng, sp, int(n)) for sp, n in parts if n])
+    else:
+        counts = np.concatenate([rng.multinomial(n_sources, gen.cocktail.probabilities), [0]])
+        src = gen.sources(rng, counts)
     keep = src.channel != int(Channel.ETA_MUMU)
     g = src.gstar[:, keep]
     return GstarTruth(
