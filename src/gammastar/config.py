@@ -1144,7 +1144,8 @@ class UncertaintiesConfig(Section):
     extra: list[ExtraNuisance] = Field(default_factory=list)
     kinematic_model: bool = False
     """The reach's ``kinematic_model`` nuisance: the acceptance's spread over the flow ensemble
-    of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...);
+    of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...;
+    with ``flow.bootstrap`` the spread of the ≥ 2 Poisson replicas, members ≥ 1);
     each member costs one more acceptance sampling per mass. Off by default (the demo's
     ensemble costs a training per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
