@@ -3,21 +3,40 @@
 Independent mock realisations of one config (generator seeds ``--first-seed`` …, the config's
 data size) are each taken through ``generate`` → ``select`` → ``yields`` (with the config's
 ``uncertainties``); at each mass and cτ the data-driven N_sig = Y(m)·𝓔(m, cτ) per POT per ε²
-per unit BR (as :func:`gammastar.mock.closure.reach_closure` defines it) gets the quoted
-relative error σ = √(Σ_named r² + σ_MC²): every named nuisance of ``yields.json`` at that mass
-(``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``, ``eta_mumu``, ``extrapolation``)
-and the binomial error of the A′ samples' acceptance. The truth (the generator's γ*, at the
-data's mass resolution; computed once, ``--truth-sources``) is inside the ±1σ (±2σ) interval
-when |N_dd − N_truth| ≤ 1 (2) × √(σ² N_dd² + σ_truth² N_truth²), σ_truth the truth's own
-statistical error. The fractions should be 68% (95%) within their binomial errors.
+per unit BR (as :func:`gammastar.mock.closure.reach_closure` defines it) gets a quoted relative
+error σ, and the truth (the generator's γ*, at the data's mass resolution; ``--truth-sources``)
+is inside the ±1σ (±2σ) interval when |N_dd − N_truth| ≤ 1 (2) × √(σ² N_dd² + σ_t² N_truth²),
+σ_t the truth's own statistical error. The fractions should be 68% (95%) within their
+binomial errors. Two arms (``--arms``), the same generator seeds:
+
+* ``full``: every realisation draws the truth parameters that the named systematics stand for
+  from the priors the nuisances quote (:func:`varied_config`): λ_θ of ρ, ω, φ → μμ
+  (``mock.decay_lambda_theta``, one common shift ~ N(0, ``uncertainties.lambda_theta_err``),
+  clipped to [−1, 1]: ``acceptance_lambda_theta``) and the like-sign normalisation
+  (``like_sign_r``: the mock pairs its combinatorial muons independently, so its R is 1 and has
+  no knob; the analysis's ``background.r_factor`` is drawn from N(R, R·``r_factor_rel_err``)
+  instead, the same mismatch the nuisance describes). σ = √(Σ named² + σ_MC²): every named
+  nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
+  ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
+* ``stat``: the config's parameters; the coverage of ``data_stat`` alone (√(data_stat² + σ_MC²))
+  and of the statistical part √(data_stat² + extrapolation² + σ_MC²) (the extrapolation's error
+  is the fit's statistical error on the same data), which must cover on their own.
+
+Not varied (no mock knob, or not a parameter): ``eta_mumu`` (0 with ``remove_eta_mumu:
+truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`` (a statistical
+fit error: each realisation refits; the mock's spectra have the model's form), the
+acceptance-map statistics (no nuisance yet: the mock and the analysis share one map).
+The truth is computed once: neither varied parameter changes it (λ_θ moves the muons, not the
+γ*; R is an analysis parameter); the empirical mass smearing is that of the first realisation.
 
 Reduced on purpose: the A′ kinematics inside the fiducial region come from one fixed flow
-(``--flow``, trained on one realisation; retraining per realisation is not affordable here),
-so the kinematic model's fluctuation is not sampled and ``kinematic_model`` is not in σ; each
-realisation's own extrapolation fit is used outside the fiducial region.
+(``--flow``, trained on one realisation of the config; a flow ensemble per realisation is not
+affordable on this machine), so ``kinematic_model`` is not in σ; each realisation's own
+extrapolation fit is used outside the fiducial region.
 
 Usage: python benchmarks/coverage.py --flow runs/na60_like/flow [--realisations 30]
-The last line of the output is one JSON object.
+[--arms full stat]. Output: one progress line per realisation, the coverage table of each arm
+as markdown rows, and as the last line one JSON object (``arms.<arm>.table``).
 """
 
 from __future__ import annotations
@@ -40,6 +59,37 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+VARIED = ("lambda_theta", "like_sign_r")
+"""The truth parameters the ``full`` arm draws (module docstring)."""
+
+
+def varied_config(base: Any, rng: np.random.Generator) -> tuple[Any, dict[str, float]]:
+    """``base`` with the parameters behind the named systematics drawn from their priors.
+
+    Arguments:
+        base: the analysis config (its ``uncertainties`` give the priors' widths).
+        rng: the realisation's generator.
+
+    Returns:
+        (the varied config, the drawn values: ``lambda_theta_shift``, ``r_factor``).
+    """
+    u, mock, bkg = base.uncertainties, base.mock, base.background
+    drawn: dict[str, float] = {}
+    dl = float(u.lambda_theta_err or 0.0)
+    shift = float(rng.normal(0.0, dl)) if dl > 0 else 0.0
+    pol = mock.decay_lambda_theta
+    lam = {k: float(np.clip(getattr(pol, k) + shift, -1.0, 1.0)) for k in ("rho", "omega", "phi")}
+    drawn["lambda_theta_shift"] = shift
+    new_mock = mock.model_copy(update={"decay_lambda_theta": pol.model_copy(update=lam)})
+    upd: dict[str, Any] = {"mock": new_mock}
+    dr = float(u.r_factor_rel_err or 0.0)
+    if isinstance(bkg.r_factor, float) and dr > 0:
+        r = float(bkg.r_factor * (1.0 + dr * rng.normal()))
+        drawn["r_factor"] = r
+        upd["background"] = bkg.model_copy(update={"r_factor": r})
+    return base.model_copy(update=upd), drawn
+
+
 def realisation(cfg: Any) -> None:
     """generate → select → yields for one config (its own seed and run directory)."""
     import gammastar
@@ -53,13 +103,9 @@ def truth_side(cfg: Any, run: Path, masses, ctaus, geo, *, sources: int, samples
     """Truth Y(m)·𝓔(m, cτ) and its relative statistical error, per (mass, cτ)."""
     from gammastar import rundir
     from gammastar.acceptance import draw
+    from gammastar.mock.closure import truth_aprime_yield
     from gammastar.mock.detector import Detector
-    from gammastar.mock.truth import (
-        TruthSampler,
-        empirical_smearing,
-        truth_aprime_yield,
-        truth_gstar,
-    )
+    from gammastar.mock.truth import TruthSampler, empirical_smearing, truth_gstar
     from gammastar.reach import Yields, load_yields
     from gammastar.unfold import EfficiencyMap
 
@@ -106,9 +152,72 @@ def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, sampl
         named["data_stat"] = rel_stat
         for k, ct in enumerate(ctaus):
             rel_a = math.sqrt(max(a[k] * (1 - a[k]), 0.0) / samples) / a[k] if a[k] > 0 else 0
-            sigma = math.sqrt(sum(r**2 for r in named.values()) + rel_a**2)
-            out[(m, float(ct))] = (yv * float(a[k]), sigma, named)
+            out[(m, float(ct))] = (yv * float(a[k]), {**named, "mc_acceptance": rel_a})
     return out
+
+
+SIGMAS = {
+    "all": None,
+    "data_stat": ("data_stat", "mc_acceptance"),
+    "stat": ("data_stat", "extrapolation", "mc_acceptance"),
+}
+"""Quoted σ variants: every component (``all``) or the named subset."""
+ARM_SIGMAS = {"full": ("all", "data_stat"), "stat": ("data_stat", "stat", "all")}
+
+
+def quoted(parts: dict[str, float], which: str) -> float:
+    """√ of the sum of squares of the σ components ``SIGMAS[which]``."""
+    keys = SIGMAS[which] or tuple(parts)
+    return math.sqrt(sum(parts.get(k, 0.0) ** 2 for k in keys))
+
+
+def coverage_table(rows: list[dict[str, Any]], masses, ctaus, sigmas) -> list[dict[str, Any]]:
+    """Per (mass, cτ): the ±1σ/±2σ coverage (binomial errors), pulls, dd/truth, per σ variant."""
+    table = []
+    for m in masses:
+        for ct in ctaus:
+            sel = [x for x in rows if x["mass"] == m and x["ctau"] == float(ct)]
+            t: dict[str, Any] = {"mass": m, "ctau": float(ct), "n": len(sel)}
+            t["mean_ratio_dd_truth"] = float(np.mean([x["nsig_dd"] / x["nsig_truth"] for x in sel]))
+            for which in sigmas:
+                p = np.array([x["pulls"][which] for x in sel])
+                n = p.size
+                f1, f2 = float(np.mean(np.abs(p) <= 1)), float(np.mean(np.abs(p) <= 2))
+                t[which] = {
+                    "cover_1sigma": f1, "cover_1sigma_err": math.sqrt(f1 * (1 - f1) / n),
+                    "cover_2sigma": f2, "cover_2sigma_err": math.sqrt(f2 * (1 - f2) / n),
+                    "mean_pull": float(np.mean(p)), "rms_pull": float(np.std(p)),
+                    "mean_rel_sigma": float(np.mean([quoted(x["sigma"], which) for x in sel])),
+                    "pulls": [round(float(v), 4) for v in p],
+                }  # fmt: skip
+            table.append(t)
+    return table
+
+
+def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
+    """The table as markdown rows: per σ variant ±1σ, ±2σ (binomial errors), mean/rms pull,
+    quoted σ; N_dd/N_truth."""
+
+    def cov(f: float, e: float) -> str:
+        return f"{f:.2f} ± {e:.2f}" if 0 < f < 1 else f"{f:.2f}"
+
+    head = "| m (GeV) | cτ (m) | n | N_dd/N_truth |"
+    sep = "| --- | --- | --- | --- |"
+    for w in sigmas:
+        head += f" ±1σ ({w}) | ±2σ ({w}) | pull mean/rms ({w}) | σ ({w}) |"
+        sep += " --- | --- | --- | --- |"
+    lines = [head, sep]
+    for t in table:
+        row = f"| {t['mass']:.2f} | {t['ctau']:g} | {t['n']} | {t['mean_ratio_dd_truth']:.3f} |"
+        for w in sigmas:
+            c = t[w]
+            row += (
+                f" {cov(c['cover_1sigma'], c['cover_1sigma_err'])} |"
+                f" {cov(c['cover_2sigma'], c['cover_2sigma_err'])} |"
+                f" {c['mean_pull']:+.2f} / {c['rms_pull']:.2f} | {100 * c['mean_rel_sigma']:.1f}% |"
+            )
+        lines.append(row)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -123,6 +232,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--samples", type=int, default=40_000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/gammastar_coverage"))
     ap.add_argument("--seed", type=int, default=11, help="truth and A′ samples")
+    ap.add_argument(
+        "--arms", nargs="+", choices=list(ARM_SIGMAS), default=["full", "stat"],
+        help="full: systematics' parameters drawn per realisation; stat: the config's",
+    )  # fmt: skip
+    ap.add_argument("--vary-seed", type=int, default=2026, help="draws of the full arm")
     args = ap.parse_args(argv)
 
     from gammastar import flow
@@ -133,62 +247,60 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     geo = Geometry.from_config(base.detector)
     model = flow.load(args.flow)
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
-    rows: list[dict[str, Any]] = []
     truth = None
     t0 = time.perf_counter()
-    for r in range(args.realisations):
-        seed = args.first_seed + r
-        run = args.workdir / f"seed{seed}"
-        run.mkdir(parents=True, exist_ok=True)
-        cfg = base.model_copy(update={"seed": seed, "output": str(run)})
-        realisation(cfg)
-        if truth is None:
-            truth = truth_side(
-                cfg, run, masses, ctaus, geo,
-                sources=args.truth_sources, samples=args.samples, seed=args.seed,
-            )  # fmt: skip
-        dd = data_side(cfg, run, model, masses, ctaus, geo, samples=args.samples, seed=args.seed)
-        for key, (n_dd, sig, named) in dd.items():
-            n_tr, sig_tr = truth[key]
-            width = math.hypot(sig * n_dd, sig_tr * n_tr)
-            rows.append({
-                "seed": seed, "mass": key[0], "ctau": key[1], "nsig_dd": n_dd,
-                "nsig_truth": n_tr, "rel_sigma": sig, "rel_sigma_truth": sig_tr,
-                "pull": (n_dd - n_tr) / width if width > 0 else float("nan"),
-                "named": named,
-            })  # fmt: skip
-        print(f"realisation {r + 1}/{args.realisations} (seed {seed}): "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
-    table = []
-    for m in masses:
-        for ct in ctaus:
-            p = np.array([x["pull"] for x in rows if x["mass"] == m and x["ctau"] == ct])
-            n = p.size
-            f1, f2 = float(np.mean(np.abs(p) <= 1)), float(np.mean(np.abs(p) <= 2))
-            sel = [x for x in rows if x["mass"] == m and x["ctau"] == ct]
-            table.append({
-                "mass": m, "ctau": float(ct), "n": n,
-                "cover_1sigma": f1, "cover_1sigma_err": math.sqrt(f1 * (1 - f1) / n),
-                "cover_2sigma": f2, "cover_2sigma_err": math.sqrt(f2 * (1 - f2) / n),
-                "mean_pull": float(np.mean(p)), "rms_pull": float(np.std(p)),
-                "mean_ratio_dd_truth": float(np.mean([x["nsig_dd"] / x["nsig_truth"] for x in sel])),
-                "mean_rel_sigma": float(np.mean([x["rel_sigma"] for x in sel])),
-                "pulls": [round(float(v), 4) for v in p],
-            })  # fmt: skip
-            t = table[-1]
-            print(f"m = {m:.2f} GeV, ctau = {ct:g} m: ±1σ {f1:.2f} ± {t['cover_1sigma_err']:.2f}, "
-                  f"±2σ {f2:.2f} ± {t['cover_2sigma_err']:.2f}; mean pull {t['mean_pull']:+.2f}, "
-                  f"rms {t['rms_pull']:.2f}; dd/truth {t['mean_ratio_dd_truth']:.3f}; "
-                  f"quoted σ {t['mean_rel_sigma']:.3f}", flush=True)  # fmt: skip
+    arms: dict[str, Any] = {}
+    for arm in args.arms:
+        rows: list[dict[str, Any]] = []
+        for r in range(args.realisations):
+            seed = args.first_seed + r
+            run = args.workdir / f"{arm}_seed{seed}"
+            run.mkdir(parents=True, exist_ok=True)
+            cfg, drawn = base, {}
+            if arm == "full":
+                cfg, drawn = varied_config(base, np.random.default_rng([args.vary_seed, seed]))
+            cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
+            realisation(cfg)
+            if truth is None:
+                truth = truth_side(
+                    cfg, run, masses, ctaus, geo,
+                    sources=args.truth_sources, samples=args.samples, seed=args.seed,
+                )  # fmt: skip
+            dd = data_side(
+                cfg, run, model, masses, ctaus, geo, samples=args.samples, seed=args.seed
+            )
+            for key, (n_dd, parts) in dd.items():
+                n_tr, sig_tr = truth[key]
+                pulls = {}
+                for which in ARM_SIGMAS[arm]:
+                    width = math.hypot(quoted(parts, which) * n_dd, sig_tr * n_tr)
+                    pulls[which] = (n_dd - n_tr) / width if width > 0 else float("nan")
+                rows.append({
+                    "seed": seed, "mass": key[0], "ctau": key[1], "nsig_dd": n_dd,
+                    "nsig_truth": n_tr, "rel_sigma_truth": sig_tr, "sigma": parts,
+                    "pulls": pulls, "drawn": drawn,
+                })  # fmt: skip
+            print(f"{arm} realisation {r + 1}/{args.realisations} (seed {seed}, drawn {drawn}): "
+                  f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
+        table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
+        print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
+        arms[arm] = {
+            "sigmas": {w: list(SIGMAS[w] or ["every named nuisance", "mc_acceptance"])
+                       for w in ARM_SIGMAS[arm]},
+            "varied": list(VARIED) if arm == "full" else [],
+            "drawn": [x["drawn"] for x in rows[:: len(masses) * len(ctaus)]],
+            "table": table,
+        }  # fmt: skip
     out = {
         "benchmark": "coverage",
         "config": str(args.config),
         "flow": str(args.flow),
         "realisations": args.realisations,
         "seeds": [args.first_seed, args.first_seed + args.realisations - 1],
+        "vary_seed": args.vary_seed,
         "truth_sources": args.truth_sources,
         "samples": args.samples,
-        "table": table,
+        "arms": arms,
         "seconds": round(time.perf_counter() - t0, 1),
         "load_average_end": os.getloadavg(),
     }

@@ -29,6 +29,7 @@ TINY = {
     "batch_size": 1000,
     "learning_rate": 5e-3,
     "checkpoint_every": 2,
+    "workers": 1,  # members in this process (spawning workers costs seconds; tested below)
 }
 
 
@@ -377,6 +378,62 @@ def test_ensemble(tmp_path):
     mean, std = ens.spread(lambda d: np.median(d["qT"]), 0.5, 20000, seed=2)
     assert std > 0
     assert 0.2 < mean < 1.0
+
+
+def test_bootstrap_weights_are_poisson_one():
+    """The Poisson bootstrap's multiplicities: mean 1 and variance 1 (Poisson(1)), members
+    independent. Tolerances: 5 standard errors at n = 10⁶: the mean's 1/√n, the sample
+    variance's √((μ₄ − σ⁴)/n) with μ₄ = λ(1 + 3λ) = 4 for Poisson(1), the correlation's 1/√n."""
+    n = 1_000_000
+    k1 = F.bootstrap_weights(n, seed=3, member=1)
+    k2 = F.bootstrap_weights(n, seed=3, member=2)
+    assert np.all(k1 == np.round(k1))
+    assert k1.min() == 0
+    assert abs(k1.mean() - 1.0) < 5 / np.sqrt(n)
+    assert abs(k1.var() - 1.0) < 5 * np.sqrt(3.0 / n)
+    assert abs(np.corrcoef(k1, k2)[0, 1]) < 5 / np.sqrt(n)
+    # P(k = 0) = e^-1: the share of rows a replica leaves out (binomial error, 5σ)
+    p0 = np.exp(-1.0)
+    assert abs(np.mean(k1 == 0) - p0) < 5 * np.sqrt(p0 * (1 - p0) / n)
+    np.testing.assert_array_equal(k1, F.bootstrap_weights(n, seed=3, member=1))  # seeded
+
+
+def test_bootstrap_ensemble_members(tmp_path):
+    """flow.bootstrap: member 0 is the nominal fit; members ≥ 1 fit Poisson-weighted replicas.
+    Two ensembles with the same training seeds but different bootstrap seeds have the same
+    member 0 (same rows, same seed: bit-equal in one process) and different members 1."""
+    pairs = synthetic_pairs(3000, seed=8)
+    kw = {"ensemble": 2, "epochs": 2, "bootstrap": True}
+    a = F.train(make_config(tmp_path / "a", bootstrap_seed=1, **kw), pairs=pairs)
+    b = F.train(make_config(tmp_path / "b", bootstrap_seed=2, **kw), pairs=pairs)
+    ea, eb = F.load_ensemble(a), F.load_ensemble(b)
+    ma, mb = (e.models[1].meta["meta"] for e in (ea, eb))
+    assert ma["seed"] == mb["seed"] == 8  # the same training seed (seed 7 + member 1)
+    assert ma["bootstrap"]["seed"] == 1
+    assert mb["bootstrap"]["seed"] == 2
+    assert ma["bootstrap"]["method"] == "poisson"
+    assert ea.models[0].meta["meta"]["bootstrap"] is None
+    # a replica leaves out ~e^-1 of the fitted rows (binomial, 5σ)
+    n = ma["n_train_rows"]
+    p0 = np.exp(-1.0)
+    assert abs(ma["bootstrap"]["rows_not_drawn"] / n - p0) < 5 * np.sqrt(p0 * (1 - p0) / n)
+    sa, sb = ea.sample(0.5, 2000, seed=1), eb.sample(0.5, 2000, seed=1)
+    np.testing.assert_array_equal(sa["qT"][0], sb["qT"][0])
+    assert not np.allclose(sa["qT"][1], sb["qT"][1])
+
+
+def test_ensemble_trained_in_worker_processes(tmp_path):
+    """flow.workers 2: the members are fitted in two spawned processes (one torch thread each)
+    and load as one ensemble, each member with its seed and replica recorded."""
+    pairs = synthetic_pairs(3000, seed=8)
+    cfg = make_config(tmp_path, ensemble=2, epochs=2, bootstrap=True, workers=2)
+    assert F.ensemble_workers(cfg.flow) == 2
+    ens = F.load_ensemble(F.train(cfg, pairs=pairs))
+    assert [m.meta["meta"]["seed"] for m in ens.models] == [7, 8]
+    assert ens.models[1].meta["meta"]["bootstrap"]["seed"] == 7  # default: member 0's seed
+    s = ens.sample(0.5, 1000, seed=1)
+    assert np.all(np.isfinite(s["qT"]))
+    assert not np.allclose(s["qT"][0], s["qT"][1])
 
 
 # --------------------------------------------------------------------------- mCP recipe

@@ -437,3 +437,37 @@ def test_lambda_errors_read_the_measured_polarisation_block():
     bad = {"mass_edges": [0.2, 0.4], "lambda_theta_err": [-0.1]}
     with pytest.raises(InputError, match="negative"):
         _lambda_errors({"polarisation": bad}, np.array([0.3]), cfg)
+
+
+def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path):
+    """flow.bootstrap: the kinematic_model spread is taken over the Poisson replicas (members
+    ≥ 1), not the nominal fit at their centre; fewer than 2 replicas is one clear error."""
+    from types import SimpleNamespace
+
+    from test_flow import make_config as flow_config
+    from test_flow import synthetic_pairs
+
+    from gammastar import flow
+    from gammastar.uncertainties import ensemble_samplers
+
+    pairs = synthetic_pairs(2000, seed=3)
+
+    def cfg_of(out):
+        return SimpleNamespace(
+            source="a.yaml", reach=SimpleNamespace(flow=str(out)), resolve=lambda p: p
+        )
+
+    def wrap(config, yields, base):
+        return (base,)
+
+    kw = {"epochs": 1, "bootstrap": True}
+    out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs)
+    samplers, seeds = ensemble_samplers(cfg_of(out3), None, "nominal", wrap)
+    assert seeds == [8, 9]  # members 1 and 2 (training seeds 7 + 1, 7 + 2), not member 0
+    assert "nominal" not in samplers
+    assert all(
+        s.meta["meta"]["bootstrap"]["member"] == k for k, s in zip((1, 2), samplers, strict=True)
+    )
+    out2 = flow.train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs)
+    with pytest.raises(ConfigError, match=r"1 bootstrap replica; train >= 3 members"):
+        ensemble_samplers(cfg_of(out2), None, "nominal", wrap)

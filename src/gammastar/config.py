@@ -697,6 +697,16 @@ class FlowConfig(Section):
     """Epochs between checkpoints (``flow/checkpoint.pt``, used by ``--resume``)."""
     ensemble: Annotated[int, Field(gt=0)] = 1
     """Number of models trained with seeds seed, seed+1, ... (``flow/ensemble/<i>/``)."""
+    bootstrap: bool = False
+    """Members i ≥ 1 of the ensemble fit a Poisson-bootstrap replica of the training pairs:
+    each pair's weight × k, k ~ Poisson(1) (seeded by ``bootstrap_seed`` and i), so that their
+    spread covers the data's finite statistics as well as the training's variance; member 0
+    (``flow/``) stays the nominal fit to the data (docs/flow.md "Ensemble")."""
+    bootstrap_seed: Annotated[int, Field(ge=0)] | None = None
+    """Seed of the bootstrap replicas (default: the training seed of member 0)."""
+    workers: Annotated[int, Field(gt=0)] | None = None
+    """Processes training the ensemble's members in parallel (torch with one thread each);
+    default: min(ensemble, the usable CPU cores); 1: one after the other in this process."""
     seed: Annotated[int, Field(ge=0)] | None = None
     """Training seed (default: the top-level ``seed``)."""
     max_pairs: Annotated[int, Field(gt=0)] | None = None
@@ -1181,7 +1191,8 @@ class UncertaintiesConfig(Section):
     extra: list[ExtraNuisance] = Field(default_factory=list)
     kinematic_model: bool = False
     """The reach's ``kinematic_model`` nuisance: the acceptance's spread over the flow ensemble
-    of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...);
+    of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...;
+    with ``flow.bootstrap`` the spread of the ≥ 2 Poisson replicas, members ≥ 1);
     each member costs one more acceptance sampling per mass. Off by default (the demo's
     ensemble costs a training per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4

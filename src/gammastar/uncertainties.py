@@ -665,7 +665,9 @@ def ensemble_samplers(
     """The A′ samplers of the flow ensemble of ``reach.flow`` (``flow/`` and
     ``flow/ensemble/<i>/``), each wrapped like the nominal one by ``wrap(config, yields,
     base=model)`` (the reach's ``_sampler_from_config``: the fitted extrapolation outside the
-    fiducial region; passed in, the reach imports this module), and the members' seeds.
+    fiducial region; passed in, the reach imports this module), and the members' seeds. With
+    a bootstrapped ensemble (``flow.bootstrap``) only the replicas (members ≥ 1), whose spread
+    is the nominal fit's error.
 
     Raises:
         ConfigError: ``reach.flow`` is not a flow, or its ensemble has fewer than 2 members.
@@ -685,6 +687,19 @@ def ensemble_samplers(
             f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
             f"{len(ens)} member; train >= 2 (flow.ensemble) for its spread"
         )
+    boot = [bool(m.meta.get("meta", {}).get("bootstrap")) for m in ens.models]
+    if any(boot):
+        # Poisson-bootstrap replicas (flow.bootstrap): their spread estimates the nominal fit's
+        # error; the nominal (member 0, no resample) sits at their centre and would shrink it
+        replicas = [m for m, b in zip(ens.models, boot, strict=True) if b]
+        if len(replicas) < 2:
+            raise ConfigError(
+                f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
+                f"{len(replicas)} bootstrap replica; train >= 3 members (flow.ensemble) with "
+                "flow.bootstrap for its spread"
+            )
+        out = [wrap(config, yields, base=m)[0] for m in replicas]
+        return out, [m.meta.get("meta", {}).get("seed") for m in replicas]
     out, seeds = [nominal], []
     for k, model in enumerate(ens.models):
         seeds.append(model.meta.get("meta", {}).get("seed"))

@@ -58,7 +58,14 @@ from gammastar.flow.model import (
     save_model,
     write_samples,
 )
-from gammastar.flow.stage import holdout_seed_of, train, weight_report
+from gammastar.flow.stage import (
+    bootstrap_weights,
+    ensemble_workers,
+    holdout_seed_of,
+    member_data,
+    train,
+    weight_report,
+)
 from gammastar.flow.training import (
     CheckpointMismatchError,
     EpochPlan,
@@ -103,10 +110,12 @@ __all__ = [
     "TrainingData",
     "ZukoSampler",
     "architecture_from_config",
+    "bootstrap_weights",
     "build_flow",
     "decay_two_body",
     "effective_sample_size",
     "ensemble_size",
+    "ensemble_workers",
     "fit",
     "fit_rows",
     "holdout_mask",
@@ -117,6 +126,7 @@ __all__ = [
     "lu_matrix",
     "made_layers",
     "mass_spectrum_from_pairs",
+    "member_data",
     "n_eff_in_windows",
     "plot_losses",
     "read_pairs",

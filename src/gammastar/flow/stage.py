@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -90,34 +91,155 @@ def train(
         pairs, cfg, source=str(src), seed=seed0, part="holdout", holdout_seed=hseed
     )
     mass_range = (float(data.m.min()), float(data.m.max()))
-    cfg_hash = config.section_sha256("flow")
+    jobs = []
     for member in range(cfg.ensemble):
-        s = seed0 + member
         d = out if member == 0 else out / rundir.ENSEMBLE_DIR / str(member)
         if member > 0 and (d / rundir.MODEL_FILE).exists() and not (force or resume):
             raise OutputExistsError(f"{d / 'model.pt'}: output exists already; use --force")
-        ck = d / rundir.CHECKPOINT_FILE
-        res = fit(
-            data,
-            cfg,
-            seed=s,
-            checkpoint=ck,
-            resume=resume and ck.exists(),
-            progress=progress,
-            stop_after=stop_after,
-            identity={"config_sha256": cfg_hash},
-        )
-        if stop_after is not None and res.epochs_run < cfg.epochs and not res.stopped_early:
-            return out
-        arch = architecture_from_config(cfg)
-        meta = member_meta(config, res, data, held, inputs=inputs, seed=s, member=member)
-        save_model(d, res.flow, res.preprocessing, arch, mass_range, meta, force=True)
-        rundir.write_artifact(
-            d / rundir.HISTORY_FILE, {**res.history, "meta": meta}, "flow_history.json", force=True
-        )
-        plot_losses(res.history, d / "loss.png")
+        jobs.append(
+            _MemberJob(
+                config=config, data=data, held=held, inputs=list(inputs), member=member,
+                seed=seed0 + member, directory=d, mass_range=mass_range, resume=resume,
+            )
+        )  # fmt: skip
+    workers = ensemble_workers(cfg)
+    if workers > 1 and stop_after is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: a fresh interpreter per worker (torch is not fork-safe); one torch thread each
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+            for _ in ex.map(_train_member, jobs, [1] * len(jobs)):
+                pass
+    else:
+        for job in jobs:
+            if not _train_member(job, None, progress=progress, stop_after=stop_after):
+                return out
     remove_stale_members(out / rundir.ENSEMBLE_DIR, cfg.ensemble)
     return out
+
+
+def ensemble_workers(cfg: Any) -> int:
+    """Processes for the ensemble's training: ``flow.workers``, else min(ensemble, usable
+    cores); 1 for a single model."""
+    if cfg.ensemble < 2:
+        return 1
+    if cfg.workers is not None:
+        return min(int(cfg.workers), int(cfg.ensemble))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(int(cfg.ensemble), cores))
+
+
+def bootstrap_weights(n: int, seed: int, member: int) -> np.ndarray:
+    """Poisson(1) multiplicities of ``n`` rows: the Poisson bootstrap of member ``member``.
+
+    Resampling n rows with replacement gives each a Binomial(n, 1/n) count, which tends to
+    Poisson(1); independent Poisson(1) counts (mean 1, variance 1) are the bootstrap of a data
+    set whose size is itself Poisson, the case of counted pairs.
+
+    Arguments:
+        n: number of rows.
+        seed: the bootstrap seed (``flow.bootstrap_seed``).
+        member: the ensemble member (its own independent stream ``[seed, member]``).
+
+    Returns:
+        float64 array of n non-negative integers.
+
+    References:
+        A. B. Owen and D. Eckles, Ann. Appl. Stat. 6 (2012) 895 (the Poisson bootstrap);
+        Hanley and MacGibbon, Comput. Methods Programs Biomed. 83 (2006) 57.
+
+    >>> k = bootstrap_weights(5, seed=1, member=1)
+    >>> k.shape, bool((k >= 0).all() and (k == k.round()).all())
+    ((5,), True)
+    """
+    return np.random.default_rng([int(seed), int(member)]).poisson(1.0, int(n)).astype(np.float64)
+
+
+def member_data(
+    data: TrainingData, cfg: Any, seed0: int, member: int
+) -> tuple[TrainingData, dict[str, Any] | None]:
+    """The rows member ``member`` fits: ``data`` itself for member 0 or without
+    ``flow.bootstrap``; else its weights × :func:`bootstrap_weights` (the data hash is the
+    nominal one, so that the members are recognised as one training; the replica is recorded
+    in the returned ``bootstrap`` block: method, seed, member, rows drawn 0 times)."""
+    if not cfg.bootstrap or member == 0:
+        return data, None
+    bseed = int(cfg.bootstrap_seed if cfg.bootstrap_seed is not None else seed0)
+    k = bootstrap_weights(data.n, bseed, member)
+    info = {
+        "method": "poisson",
+        "seed": bseed,
+        "member": member,
+        "rows_not_drawn": int(np.count_nonzero(k == 0)),
+    }
+    return replace(data, weight=data.weight * k), info
+
+
+@dataclass(frozen=True)
+class _MemberJob:
+    """One ensemble member's training (picklable: runs in a worker process)."""
+
+    config: Any
+    data: TrainingData
+    held: TrainingData
+    inputs: list[Any]
+    member: int
+    seed: int
+    directory: Path
+    mass_range: tuple[float, float]
+    resume: bool
+
+
+def _train_member(
+    job: _MemberJob,
+    threads: int | None,
+    *,
+    progress: bool = False,
+    stop_after: int | None = None,
+) -> bool:
+    """Fit one member and write its ``model.pt``, ``meta.json``, ``history.json``,
+    ``loss.png``; False when ``stop_after`` stopped it before the end (nothing written)."""
+    config, cfg = job.config, job.config.flow
+    if threads is not None and not cfg.threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    seed0 = job.seed - job.member
+    data, boot = member_data(job.data, cfg, seed0, job.member)
+    ck = job.directory / rundir.CHECKPOINT_FILE
+    res = fit(
+        data,
+        cfg,
+        seed=job.seed,
+        checkpoint=ck,
+        resume=job.resume and ck.exists(),
+        progress=progress,
+        stop_after=stop_after,
+        identity={
+            "config_sha256": config.section_sha256("flow"),
+            **({"bootstrap": boot} if boot else {}),
+        },
+    )
+    if stop_after is not None and res.epochs_run < cfg.epochs and not res.stopped_early:
+        return False
+    arch = architecture_from_config(cfg)
+    meta = member_meta(
+        config, res, data, job.held, inputs=job.inputs, seed=job.seed, member=job.member
+    )
+    meta["bootstrap"] = boot
+    save_model(job.directory, res.flow, res.preprocessing, arch, job.mass_range, meta, force=True)
+    rundir.write_artifact(
+        job.directory / rundir.HISTORY_FILE,
+        {**res.history, "meta": meta},
+        "flow_history.json",
+        force=True,
+    )
+    plot_losses(res.history, job.directory / "loss.png")
+    return True
 
 
 def member_meta(
