@@ -104,7 +104,7 @@ def test_eta_to_gamma_aprime_from_eta_dalitz(tmp_path, lepton):
         # spectrum (no resolution unfolding) biases the 0.25 and 0.45–0.5 GeV bins by +2%
         # and +5%, 5σ of this sample's 0.4–1.6% errors
         det = {"muon_min_energy": 1.0, "theta_min": 0.005, "theta_max": 0.2,
-               "mass_resolution": 0.001}  # fmt: skip
+               "mass_resolution": 0.001, "resolution_model": "momentum"}  # fmt: skip
         mock = {"combinatorial": {"os_fraction": 0.0, "pilot_events": 20_000}, "detector": det}
         channel, acc = Channel.ETA_DALITZ, "acceptance"
         sel = {"lepton_min_energy": 1.0}

@@ -1039,6 +1039,7 @@ def test_mock_respects_the_kinematic_limit(tmp_path):
                     "theta_min": 0.0,
                     "theta_max": 1.55,
                     "mass_resolution": 0.0,  # no smearing: the limit itself is seen
+                    "resolution_model": "momentum",
                 },
             },
         }

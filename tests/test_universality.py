@@ -56,6 +56,7 @@ def test_universality_on_the_mock(tmp_path):
             "theta_min": 0.005,
             "theta_max": 0.2,
             "mass_resolution": 0.005,
+            "resolution_model": "momentum",  # a 5 MeV Gaussian σ_m (scattering: ≥ 7 MeV)
         },
         combinatorial={"os_fraction": 0.0, "pilot_events": 20_000},
         electrons={"pi0": {"sigma_rel": 0.0}, "conversions": False, "combinatorial_fraction": 0},

@@ -371,6 +371,8 @@ def mock_config(run: Path, resolution: float, seed: int = 5):
                     "theta_min": 0.0,
                     "theta_max": 1.55,
                     "mass_resolution": resolution,
+                    # a tunable Gaussian σ_m (0: none): the momentum-smearing detector
+                    "resolution_model": "momentum",
                 },
             },
             "selection": {"lepton_min_energy": 0.0},
