@@ -322,27 +322,37 @@ def _cells(shape, m, p, th, ps0, ps1, lp0, lp1, t1, m_lep):
     return (i * np_ + j) * nt + k, x, y, z, dead
 
 
+_BLOCK = 8192
+"""Points per block of :func:`_contract`: its temporaries stay in the CPU cache (half the
+time of whole-sample arrays at 2·10⁶ pairs, the same numbers)."""
+
+
 def _contract(flat, shape, cells):
     """Trilinear interpolation of the tables ``flat`` ((n_nodes,) or (n_tables, n_nodes):
     tables of ``shape``, flattened) at the points of ``cells`` (:func:`_cells`); (n,) or
     (n_tables, n). Several tables share one cell computation and are gathered and weighted
-    together (the same arithmetic, in the same order, for every table)."""
+    together (the same arithmetic, in the same order, for every table), in blocks of
+    :data:`_BLOCK` points."""
     _, np_, nt = shape
     base, x, y, z, dead = cells
     axis = flat.ndim - 1
+    n = base.size
     out = np.zeros(flat.shape[:-1] + base.shape)
-    for a in (0, 1):
-        wa = x if a else 1.0 - x
-        for b in (0, 1):
-            wab = wa * (y if b else 1.0 - y)
-            idx = base + (a * np_ + b) * nt
-            lo = flat.take(idx, axis=axis)
-            hi = flat.take(idx + 1, axis=axis)
-            hi -= lo
-            hi *= z
-            hi += lo
-            hi *= wab
-            out += hi
+    for b0 in range(0, n, _BLOCK):
+        sl = slice(b0, min(n, b0 + _BLOCK))
+        xb, yb, zb, ob = x[sl], y[sl], z[sl], out[..., sl]
+        for a in (0, 1):
+            wa = xb if a else 1.0 - xb
+            for b in (0, 1):
+                wab = wa * (yb if b else 1.0 - yb)
+                idx = base[sl] + (a * np_ + b) * nt
+                lo = flat.take(idx, axis=axis)
+                hi = flat.take(idx + 1, axis=axis)
+                hi -= lo
+                hi *= zb
+                hi += lo
+                hi *= wab
+                ob += hi
     out[..., dead] = 0.0
     return out
 
