@@ -137,7 +137,7 @@ def angular_functions(cos_theta: ArrayLike, phi: ArrayLike) -> NDArray[np.float6
     c2 = c * c
     s2 = 1.0 - c2
     cp = np.cos(ph)
-    out = np.empty((3,) + c2.shape)
+    out = np.empty((3, *c2.shape))
     out[0] = c2
     np.multiply(s2, 2.0 * cp * cp - 1.0, out=out[1])  # cos2φ = 2cos²φ − 1
     np.multiply(2.0 * c * np.sqrt(s2), cp, out=out[2])
