@@ -33,7 +33,10 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
 ``--acceptance`` times only the single-process run with and without the per-pair acceptance
 (``unfold.lepton_acceptance``, at a fixed λ_θ = 0); ``--measured-lambda`` adds the third side,
 ``unfold.decay_lambda_theta: measured`` (λ_θ(m) fitted on the selected pairs, one pass over the
-file), and prints its ratio to both (docs/selection.md).
+file), and prints its ratio to both (docs/selection.md), with the breakdown of the per-pair
+acceptance's cost: the A lookup alone, the four decay-angle moments at every pair and the
+``polarisation`` measurement (CPU, best of 3, on the fixed-λ run's pairs after its timed call),
+and ``select.json`` ``timings_s.polarisation`` of each run.
 
 In every gammastar run, ``gammastar.select`` and ``gammastar.processor`` (with what they
 import) are imported before the timer (``import_s``), in the driver and, for
@@ -169,7 +172,31 @@ if cluster is not None:
     cluster.stdin.close()
     cluster.wait(timeout=60)
 info = json.loads((res.output_dir / "select.json").read_text())
+breakdown = None
+if per_pair and os.environ.get("GAMMASTAR_BENCH_BREAKDOWN") == "1":
+    # after the timed call, on its pairs: the per-pair acceptance's parts alone (CPU, best
+    # of 3): the A lookup, the four decay-angle moments at every pair, and the polarisation
+    # block's measurement as every fiducial selection runs it (moments per bin, the fit)
+    import numpy as np
+    from gammastar.select import _measure_polarisation, _unfolding_maps
+    am = _unfolding_maps(cfg, lambda_theta=0.0)[1]
+    pairs = res.pairs
+    m, pt, pz = (pairs[c].to_numpy() for c in ("m", "pT", "pz"))
+    def best_cpu(f, n=3):
+        out = []
+        for _ in range(n):
+            c = time.process_time()
+            f()
+            out.append(time.process_time() - c)
+        return min(out)
+    breakdown = {
+        "pairs": len(m),
+        "acceptance_lookup": best_cpu(lambda: am.lookup(m, pt, pz)),
+        "moments": best_cpu(lambda: am.moments_at(m, np.hypot(pt, pz), np.arctan2(pt, pz))),
+        "polarisation": best_cpu(lambda: _measure_polarisation(cfg, am, pairs, None, False)),
+    }
 print(json.dumps({
+    "breakdown_cpu_s": breakdown,
     "seconds": t1 - t0, "cpu_s": cpu_s, "guard_s": guard_s, "import_s": t0 - t_start,
     "worker_peak_rss_mb": workers_rss,
     "timings": info["timings_s"],
@@ -455,7 +482,8 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best)
     writes the fitted λ_θ(m) in ``unfold.fiducial`` and its ``polarisation`` block."""
     kinds = {
         "no_acceptance": {"GAMMASTAR_BENCH_ACCEPTANCE": "0"},
-        "fixed_lambda": {"GAMMASTAR_BENCH_ACCEPTANCE": "1", "GAMMASTAR_BENCH_LAMBDA": "0"},
+        "fixed_lambda": {"GAMMASTAR_BENCH_ACCEPTANCE": "1", "GAMMASTAR_BENCH_LAMBDA": "0",
+                         "GAMMASTAR_BENCH_BREAKDOWN": "1"},
         "measured_lambda": {"GAMMASTAR_BENCH_ACCEPTANCE": "1",
                             "GAMMASTAR_BENCH_LAMBDA": "measured"},
     }  # fmt: skip
@@ -467,10 +495,20 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best)
                       "iterative", env_extra=kinds[kind])  # fmt: skip
             runs[kind].append(r)
             fit = r["timings"].get("fit_lambda")
+            pol = r["timings"].get("polarisation")
+            bd = r.get("breakdown_cpu_s")
             print(
                 f"{kind}: {r['seconds']:.2f} s (CPU {r['cpu_s']:.2f} s"
                 + (f"; lambda fit {fit:.3f} s" if fit is not None else "")
-                + ")",
+                + (f"; polarisation block {pol:.3f} s" if pol is not None else "")
+                + ")"
+                + (
+                    f"; alone, CPU: A lookup {bd['acceptance_lookup']:.3f} s, moments "
+                    f"{bd['moments']:.3f} s, polarisation measurement {bd['polarisation']:.3f} s"
+                    f" ({bd['pairs']} pairs)"
+                    if bd
+                    else ""
+                ),
                 flush=True,
             )
     b = {k: best(v) for k, v in runs.items()}
@@ -491,6 +529,17 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best)
                 "overhead_wall": meas / ref - 1,
                 "overhead_cpu": cpu["measured_lambda"] / cpu["no_acceptance"] - 1,
                 "fit_lambda_seconds": b["measured_lambda"]["timings"].get("fit_lambda"),
+                "overhead_cpu_fixed_lambda": cpu["fixed_lambda"] / cpu["no_acceptance"] - 1,
+                # the parts alone (CPU, best over the repeats; fixed-λ side's pairs)
+                "breakdown_cpu_s": {
+                    key: min(r["breakdown_cpu_s"][key] for r in runs["fixed_lambda"])
+                    for key in ("acceptance_lookup", "moments", "polarisation")
+                },
+                "polarisation_block_seconds": {
+                    k: min(r["timings"].get("polarisation", float("nan")) for r in runs[k])
+                    for k in names[1:]
+                },
+                "cpu_seconds": cpu,
                 "peak_rss_mb": {k: b[k]["peak_rss_mb"] for k in names},
                 "per_repeat": {k: [r["seconds"] for r in v] for k, v in runs.items()},
                 "cpu_per_repeat": {k: [r["cpu_s"] for r in v] for k, v in runs.items()},

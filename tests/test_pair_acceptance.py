@@ -183,3 +183,36 @@ def test_config_errors_name_the_key(tmp_path):
     ]:  # fmt: skip
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             config_from_dict({"unfold": {**base["unfold"], **bad}}, source="c.yaml")
+
+
+def test_moments_at_equals_one_interpolation_per_table(table):
+    """moments_at computes each point's trilinear cell once and contracts it with the four
+    moment tables together; the former path interpolated each table on its own
+    (``_interpolate(moments[k], ...)``). The same formula with the same roundings per table:
+    equal to the float64 roundings of one trilinear interpolation (8 corners: ≲ 16 products
+    and sums, tests/_tolerance.py) times the moments' magnitude (≤ 1). Points: the pairs'
+    kinematic range and beyond it (below 2 m_μ, beyond the tabulated angles, below the p
+    range), where both give 0."""
+    from _tolerance import EPS64, reorder_tol
+
+    from gammastar.pair_acceptance import N_MOMENTS, _interpolate
+
+    rng = np.random.default_rng(7)
+    n = 20_000
+    m = rng.uniform(0.18, 1.2, n)
+    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
+    th = rng.uniform(-0.01, 0.5, n)
+    got = table.moments_at(m, p, th)
+    args = (*table._ps_range, table.logp_grid[0], table.logp_grid[-1], table.theta_grid[-1],
+            table.lepton_mass)  # fmt: skip
+    ref = np.stack([_interpolate(table.moments[k], m, p, th, *args, clip=False)
+                    for k in range(N_MOMENTS)])  # fmt: skip
+    assert got.shape == (N_MOMENTS, n)
+    assert np.all(np.abs(got - ref) <= reorder_tol(16, 1.0, EPS64))
+    dead = (m < 2 * M_MU) | (th > table.theta_grid[-1]) | (th < 0)
+    assert dead.sum() > 100
+    assert np.all(got[:, dead] == 0.0)
+    assert np.count_nonzero(got[0] > 0.05) > 1000  # the comparison covers accepted points
+    # the first moment is the isotropic A itself (the table at λ_θ = 0), unclipped
+    np.testing.assert_allclose(np.clip(got[0], 0, 1), table(m, p, th), rtol=0,
+                               atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip

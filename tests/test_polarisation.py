@@ -243,3 +243,75 @@ def test_report_shows_the_polarisation(tmp_path):
     assert "helicity frame" in html
     assert "+0.250 ± 0.050" in html
     assert "0.500–1.000</td><td>12</td><td>n/a" in html
+
+
+def _toy_sample(seed: int):
+    """Pairs with W of λ = (0.4, 0.15, −0.2) seen through a per-pair window |cos θ*| < c_i
+    (c_i uniform in 0.3–1; its moments: ⟨a⟩ = c_i, ⟨c² a⟩ = c_i³/3, φ-symmetric: the other
+    two 0), weights 1/ε with ε uniform in 0.5–1, and a like-sign-like pair of isotropic
+    samples with weights +1.5 and −1.5 (negative weights, statistically cancelling)."""
+    rng = np.random.default_rng(seed)
+    lam = np.array([0.4, 0.15, -0.2])
+    n = 400_000
+    c, ph = rng.uniform(-1, 1, n), rng.uniform(-np.pi, np.pi, n)
+    wmax = 1 + np.abs(lam).sum()
+    hit = rng.uniform(0, wmax, n) < 1 + lam @ angular_functions(c, ph)  # accept–reject
+    c, ph = c[hit], ph[hit]
+    cut = rng.uniform(0.3, 1.0, c.size)
+    keep = np.abs(c) < cut
+    c, ph, cut = c[keep][:60_000], ph[keep][:60_000], cut[keep][:60_000]
+    w = 1.0 / rng.uniform(0.5, 1.0, c.size)
+    for sign in (1.0, -1.0):
+        k = 10_000
+        cb = rng.uniform(0.3, 1.0, k)
+        c = np.concatenate([c, rng.uniform(-1, 1, k) * cb])
+        ph = np.concatenate([ph, rng.uniform(-np.pi, np.pi, k)])
+        cut = np.concatenate([cut, cb])
+        w = np.concatenate([w, np.full(k, 1.5 * sign)])
+    v = np.zeros((3, c.size))
+    v[0] = cut**3 / 3
+    return angular_functions(c, ph), cut, v, w, lam
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_newton_fit_equals_the_damped_fit(seed, monkeypatch):
+    """fit_lambdas (Newton from λ = 0, one pass per step, stops at |step| ≤ STEP_TOL·σ) against
+    the former fit (_fit_lambdas_damped: line search on the likelihood, converged to 1e-8 in λ
+    and 1e-10 in the likelihood), on samples with negative weights. Tolerances: λ within
+    STEP_TOL·σ (the stopping rule: the last step taken is ≤ STEP_TOL·σ and Newton's error after
+    it is ≪ that step), σ within 1e-3 relative (the sandwich at two λ at most STEP_TOL·σ ≈ 2e-4
+    apart; σ varies by O(σ) per unit λ here, i.e. ~1e-6 relative: 1e-3 is a loose bound, far
+    below the statistical uncertainty of σ itself, 1/√(2n) ≈ 2.5e-3). The Newton path must
+    converge by itself (no fallback) in at most 7 passes over the pairs (5 here)."""
+    from gammastar import polarisation as pol
+
+    u, a0, v, w, truth = _toy_sample(seed)
+    ref, ref_cov = pol._fit_lambdas_damped(u, a0, v, w)
+    passes = []
+    call = pol._NewtonPass.__call__
+    monkeypatch.setattr(pol._NewtonPass, "__call__",
+                        lambda self, lam: passes.append(1) or call(self, lam))  # fmt: skip
+    monkeypatch.setattr(pol, "_fit_lambdas_damped", None)  # a fallback would raise TypeError
+    lam, cov = pol.fit_lambdas(u, a0, v, w)
+    err, ref_err = np.sqrt(np.diag(cov)), np.sqrt(np.diag(ref_cov))
+    assert np.all(np.abs(lam - ref) <= pol.STEP_TOL * ref_err), (lam - ref) / ref_err
+    np.testing.assert_allclose(err, ref_err, rtol=1e-3)
+    assert len(passes) <= 7
+    # and the fit measures: the configured λ within 4σ (the sample's own fluctuation)
+    assert np.all(np.abs(lam - truth) < 4 * err), (lam, truth, err)
+
+
+def test_newton_fit_starts_anywhere_feasible_and_reports_bad_input():
+    """A start outside the region where 1 + λ·u > 0 for every pair falls back to λ = 0 and
+    gives the same λ; moments that vanish for a pair are a ValueError (as before)."""
+    u, a0, v, w, _ = _toy_sample(4)
+    lam, cov = fit_lambdas(u, a0, v, w)
+    err = np.sqrt(np.diag(cov))
+    lam2, _ = fit_lambdas(u, a0, v, w, start=[5.0, 5.0, 5.0])  # 1 + 5c² + … < 0 somewhere
+    from gammastar.polarisation import STEP_TOL
+
+    assert np.all(np.abs(lam2 - lam) <= 2 * STEP_TOL * err)
+    a0[0] = 0.0
+    v[:, 0] = 0.0
+    with pytest.raises(ValueError, match="vanish"):
+        fit_lambdas(u, a0, v, w)
