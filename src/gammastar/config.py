@@ -353,9 +353,16 @@ class MockConfig(Section):
             raise ValueError(f"each flavour at most once, got {v}")
         return v
 
-    @field_validator("acceptance_mass_edges", "acceptance_pt_edges")
+    acceptance_y_edges: list[float] | None = None
+    """Pair lab-rapidity edges (true γ* y) of a 3-D map ``acceptance_3d`` (TH3: x = mass,
+    y = pT on the 2-D map's edges, z = y) and ``acceptance_3d_generated`` written beside the
+    2-D map (muons only); ``None`` (default): no 3-D map."""
+
+    @field_validator("acceptance_mass_edges", "acceptance_pt_edges", "acceptance_y_edges")
     @classmethod
-    def _check_edges(cls, v: list[float]) -> list[float]:
+    def _check_edges(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
         if len(v) < 2 or any(b <= a for a, b in itertools.pairwise(v)):
             raise ValueError("must hold at least two strictly increasing edges")
         return v
@@ -543,7 +550,9 @@ class UnfoldConfig(Section):
     ``select.json`` and a warning; ``drop`` gives them weight 0, counts and reports them.
     Pairs at ε = 0 stop the run unless ``drop``."""
     acceptance_map: str | None = None
-    """Geometric acceptance A(m, pT) (ROOT TH2, x = mass, y = pair pT, contents in [0, 1]):
+    """Geometric acceptance A(m, pT) (ROOT TH2, x = mass, y = pair pT, contents in [0, 1]) or
+    A(m, pT, y) (ROOT TH3, z = the pair's lab rapidity; the dimension is read from the file,
+    e.g. ``"${output}/mock.root:acceptance_3d"`` with ``mock.acceptance_y_edges``):
     ``"path"`` (histogram ``acceptance``) or ``"path:key"``; ``${output}`` allowed, e.g.
     ``"${output}/mock.root:acceptance"`` (the map the mock generator writes). Set: each pair
     is weighted by 1/(A ε) and the unfolded spectrum stands for the full phase space

@@ -497,7 +497,9 @@ def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> t
     am, phase_space = None, PHASE_SPACE_DETECTOR
     if cfg.unfold.acceptance_map is not None:
         acc_path, acc_key = split_map_spec(cfg.unfold.acceptance_map)
-        am, phase_space = load_acceptance_map(cfg.resolve(acc_path), acc_key), PHASE_SPACE_FULL
+        mass_range = (cfg.selection.mass_min, cfg.selection.mass_max)  # a TH3's check
+        am = load_acceptance_map(cfg.resolve(acc_path), acc_key, mass_range=mass_range)
+        phase_space = PHASE_SPACE_FULL
     fiducial = fiducial_from_config(cfg, lambda_theta=lambda_theta)
     if fiducial is not None:
         am, phase_space = fiducial.acceptance, PHASE_SPACE_FIDUCIAL
@@ -827,7 +829,7 @@ def _acceptance_report(
     if arep.n_below_min or arep.n_outside:
         pct = lambda f: "n/a" if f is None else f"{100 * f:.1f}%"
         log.warning(
-            "%d of %d pair(s) (%d OS, %d SS) in (m, pT) bins with acceptance A < %g get "
+            "%d of %d pair(s) (%d OS, %d SS) in map bins with acceptance A < %g get "
             "weight 0 (%s); estimated lost fraction of the full-phase-space yield: %s "
             "(pairs), %s (map); %d pair(s) outside the map (%s)",
             arep.n_below_min,

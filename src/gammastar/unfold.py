@@ -2,7 +2,8 @@
 
 Each pair gets the weight 1/ε(m, pT) from the efficiency map (a TH2 with x = mass,
 y = pair pT, contents in (0, 1]) and, with ``unfold.acceptance_map``, also 1/A(m, pT) from a
-geometric-acceptance map: the unfolded spectrum then stands for the full phase space
+geometric-acceptance map (a TH2 in (m, pT), or a TH3 in (m, pT, y) with y the pair's lab
+rapidity: :class:`AcceptanceMap3D`): the unfolded spectrum then stands for the full phase space
 (``phase_space: full``) instead of the inside of the detector acceptance. Pairs in bins with
 A < ``unfold.min_acceptance`` get weight 0, counted and reported with an estimate of the lost
 fraction. Pairs outside the map or in a bin with ε = 0 are never
@@ -89,16 +90,23 @@ def load_efficiency_map(
 
 
 def _checked_grid(h: Any, label: str, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edges and contents of a (mass, pT) map, checked.
+    """Edges and contents of a (mass, pT) map, checked (:func:`_check_grid`)."""
+    m_edges = np.asarray(h.axes[0].edges, dtype=float)
+    pt_edges = np.asarray(h.axes[1].edges, dtype=float)
+    values = np.asarray(h.values(), dtype=float)
+    _check_grid(m_edges, pt_edges, values, label, what)
+    return m_edges, pt_edges, values
 
-    Checks: finite, increasing edges starting at ≥ 0 (GeV); finite contents in [0, 1].
+
+def _check_grid(
+    m_edges: np.ndarray, pt_edges: np.ndarray, values: np.ndarray, label: str, what: str
+) -> None:
+    """Checks of a (mass, pT[, ...]) map: finite, increasing edges starting at ≥ 0 (GeV);
+    finite contents in [0, 1].
 
     Raises:
         InputError: naming ``label`` (file and histogram) and what is wrong.
     """
-    m_edges = np.asarray(h.axes[0].edges, dtype=float)
-    pt_edges = np.asarray(h.axes[1].edges, dtype=float)
-    values = np.asarray(h.values(), dtype=float)
     for axis, e in (("x (mass)", m_edges), ("y (pT)", pt_edges)):
         if not (np.all(np.isfinite(e)) and np.all(np.diff(e) > 0)):
             raise InputError(f"{label}: {axis} axis edges are not finite and increasing")
@@ -110,7 +118,6 @@ def _checked_grid(h: Any, label: str, what: str) -> tuple[np.ndarray, np.ndarray
         raise InputError(
             f"{label}: {what} contents must lie in [0, 1] (found {values.min():g}..{values.max():g})"
         )
-    return m_edges, pt_edges, values
 
 
 @dataclass
@@ -430,34 +437,144 @@ class AcceptanceMap:
     source: str
 
 
-def load_acceptance_map(path: str | os.PathLike[str], key: str = "acceptance") -> AcceptanceMap:
-    """Read an acceptance map (ROOT TH2 ``key``: x = mass, y = pair pT, contents in [0, 1]).
+def load_acceptance_map(
+    path: str | os.PathLike[str],
+    key: str = "acceptance",
+    mass_range: tuple[float, float] | None = None,
+) -> AcceptanceMap | AcceptanceMap3D:
+    """Read an acceptance map: ROOT TH2 ``key`` (x = mass, y = pair pT) or TH3 ``key``
+    (x = mass, y = pair pT, z = pair lab rapidity; :class:`AcceptanceMap3D`), contents in
+    [0, 1]; the dimension is the file's.
 
-    Unlike :func:`load_efficiency_map` the histogram is looked up by its exact name. A TH2
-    ``<key>_generated`` with the same binning (generated sources per bin), when present, is
-    read too.
+    Unlike :func:`load_efficiency_map` the histogram is looked up by its exact name. A
+    histogram ``<key>_generated`` with the same binning (generated sources per bin), when
+    present, is read too.
+
+    Arguments:
+        path, key: the file and the histogram.
+        mass_range: the selection's ``(mass_min, mass_max)``: a TH3 whose mass axis does not
+            cover it is an error (``None``: not checked).
 
     Raises:
         ConfigError: the file or the histogram does not exist (naming ``unfold.acceptance_map``,
-            the file and the key); InputError: unreadable or invalid contents.
+            the file and the key); InputError: not a TH2/TH3, unreadable or invalid contents.
     """
     path = os.fspath(path)
     label = f"{path}:{key}"
-    h = read_root_histogram(path, key, kind="TH2", key="unfold.acceptance_map",
-                            what="x = mass, y = pair pT")  # fmt: skip
+    h = read_root_histogram(path, key, kind="TH", key="unfold.acceptance_map",
+                            what="x = mass, y = pair pT[, z = pair rapidity]")  # fmt: skip
+    if len(h.axes) not in (2, 3):
+        raise InputError(
+            f"unfold.acceptance_map: {label} is a {len(h.axes)}-D histogram, not a TH2 "
+            "(m, pT) or TH3 (m, pT, y)"
+        )
     gen = None
     try:
-        gen = read_root_histogram(path, f"{key}_generated", kind="TH2",
+        gen = read_root_histogram(path, f"{key}_generated", kind="TH",
                                   key="unfold.acceptance_map", what="generated counts")  # fmt: skip
     except GammastarError:  # optional: the lost-fraction estimate needs it, nothing else
         gen = None
+    if len(h.axes) == 3:
+        return _acceptance_map_3d(h, gen, label, mass_range)
     m_edges, pt_edges, values = _checked_grid(h, label, "acceptance")
     generated = None
-    if gen is not None:
+    if gen is not None and len(gen.axes) == 2:
         g = np.asarray(gen.values(), dtype=float)
         same = g.shape == values.shape and np.allclose(gen.axes[0].edges, m_edges)
         generated = g if same and np.allclose(gen.axes[1].edges, pt_edges) else None
     return AcceptanceMap(EfficiencyMap(m_edges, pt_edges, values, label), generated, label)
+
+
+def _acceptance_map_3d(
+    h: Any, gen: Any, label: str, mass_range: tuple[float, float] | None
+) -> AcceptanceMap3D:
+    """The checked :class:`AcceptanceMap3D` of a TH3 (the 2-D checks on every y slice, y edges
+    finite and increasing, the mass axis covering ``mass_range``)."""
+    m_edges, pt_edges, y_edges = (np.asarray(a.edges, dtype=float) for a in h.axes)
+    values = np.asarray(h.values(), dtype=float)
+    _check_grid(m_edges, pt_edges, values, label, "acceptance")  # the 2-D map's checks
+    if not (np.all(np.isfinite(y_edges)) and np.all(np.diff(y_edges) > 0)):
+        raise InputError(f"{label}: z (rapidity) axis edges are not finite and increasing")
+    if mass_range is not None and (
+        m_edges[0] > mass_range[0] + 1e-12 or m_edges[-1] < mass_range[1] - 1e-12
+    ):
+        raise InputError(
+            f"{label}: the map's mass axis {m_edges[0]:g}..{m_edges[-1]:g} GeV does not cover "
+            f"the selection's {mass_range[0]:g}..{mass_range[1]:g} GeV"
+        )
+    generated = None
+    if gen is not None and len(gen.axes) == 3:
+        g = np.asarray(gen.values(), dtype=float)
+        same = g.shape == values.shape and all(
+            np.allclose(gen.axes[i].edges, e) for i, e in enumerate((m_edges, pt_edges, y_edges))
+        )
+        generated = g if same else None
+    return AcceptanceMap3D(m_edges, pt_edges, y_edges, values, generated, label)
+
+
+@dataclass(frozen=True)
+class AcceptanceMap3D:
+    """A(m, pT, y) on a 3-D grid (y: the pair's lab rapidity), with the generated counts per
+    bin when the file has them; picklable (plain numpy arrays).
+
+    The lookup is the 2-D map's: the bin holding the pair, or for a pair outside the map the
+    nearest bin (``unfold.outside_map: nearest``) or NaN (``error``/``drop``). The pair's
+    rapidity is computed from its (m, pT, pz) with :func:`gammastar.physics.kinematics.rapidity`.
+    """
+
+    m_edges: np.ndarray
+    pt_edges: np.ndarray
+    y_edges: np.ndarray
+    values: np.ndarray
+    """Shape ``(n_m, n_pT, n_y)``."""
+    generated: np.ndarray | None
+    """``<key>_generated`` (same binning), for the lost-fraction estimate."""
+    source: str
+
+    def lookup(
+        self, m: np.ndarray, pt: np.ndarray, pz: np.ndarray, *, nearest: bool = False
+    ) -> tuple[np.ndarray, int]:
+        """A per pair and the number of pairs outside the map.
+
+        Returns:
+            ``(acc, n_outside)``; ``acc`` is NaN outside the map unless ``nearest``.
+
+        Example:
+            >>> am = AcceptanceMap3D(np.array([0., 1.]), np.array([0., 1.]),
+            ...                      np.array([0., 2., 4.]), np.array([[[0.5, 0.25]]]), None, "a")
+            >>> pz = np.array([1.0, 5.0, 1e4])   # y = asinh(pz/m_T) ≈ 1.1, 2.7, 10.2 (m_T² = 0.5)
+            >>> acc, n = am.lookup(np.full(3, .5), np.full(3, .5), pz)
+            >>> acc.tolist(), n
+            ([0.5, 0.25, nan], 1)
+            >>> am.lookup(np.full(3, .5), np.full(3, .5), pz, nearest=True)[0].tolist()
+            [0.5, 0.25, 0.25]
+        """
+        from gammastar.physics.kinematics import rapidity
+
+        m = np.asarray(m, dtype=float)
+        pt = np.asarray(pt, dtype=float)
+        pz = np.asarray(pz, dtype=float)
+        e = np.sqrt(m * m + pt * pt + pz * pz)
+        y = rapidity(np.stack([np.zeros_like(pz), np.zeros_like(pz), pz, e]))
+        idx, inside = [], np.ones(m.shape, dtype=bool)
+        for edges, x, n in zip(
+            (self.m_edges, self.pt_edges, self.y_edges), (m, pt, y), self.values.shape, strict=True
+        ):
+            i = np.searchsorted(edges, x, side="right") - 1
+            inside &= (i >= 0) & (i < n)
+            idx.append(np.clip(i, 0, n - 1))
+        acc = self.values[idx[0], idx[1], idx[2]]
+        n_outside = int((~inside).sum())
+        if not nearest:
+            acc = np.where(inside, acc, np.nan)
+        return acc, n_outside
+
+    def range_text(self) -> str:
+        """The map's ranges, for messages."""
+        return (
+            f"m {self.m_edges[0]:g}..{self.m_edges[-1]:g} GeV, pT {self.pt_edges[0]:g}.."
+            f"{self.pt_edges[-1]:g} GeV, y {self.y_edges[0]:g}..{self.y_edges[-1]:g}"
+        )
 
 
 @dataclass
@@ -506,11 +623,11 @@ def acceptance_weights(
     """Per-pair A and 1/A; pairs with A < ``min_acceptance`` get 1/A = 0 and are counted.
 
     Arguments:
-        am: the :class:`AcceptanceMap`, or a per-pair acceptance
+        am: the :class:`AcceptanceMap` or :class:`AcceptanceMap3D`, or a per-pair acceptance
             (:class:`gammastar.pair_acceptance.PairAcceptance`: A(m, q) from ``m``, ``pt``
             and ``pz``, defined everywhere).
         m, pt: pair mass and pT (reconstructed: the map is applied at the measured values).
-        pz: pair longitudinal momentum (needed by a per-pair acceptance).
+        pz: pair longitudinal momentum (needed by a 3-D map and a per-pair acceptance).
         min_acceptance: smallest A that is unfolded.
         on_missing: pairs outside the map: ``error`` raises, ``nearest`` takes the nearest
             bin's A, ``drop`` gives them 1/A = 0 (all counted in ``n_outside``).
@@ -531,7 +648,11 @@ def acceptance_weights(
     """
     if on_missing not in ("error", "drop", "nearest"):
         raise ValueError(f"unknown on_missing {on_missing!r}")
-    if not isinstance(am, AcceptanceMap):
+    if isinstance(am, AcceptanceMap3D):
+        if pz is None:
+            raise ValueError("a 3-D acceptance map needs the pairs' pz")
+        acc, n_outside = am.lookup(m, pt, pz, nearest=on_missing == "nearest")
+    elif not isinstance(am, AcceptanceMap):
         acc, n_outside = am.lookup(m, pt, pz), 0
     else:
         acc, n_outside = lookup_efficiency(am.map, m, pt, nearest=on_missing == "nearest")
@@ -555,18 +676,24 @@ def acceptance_weights(
     return acc, inv, rep
 
 
-def check_acceptance_outside(am: AcceptanceMap, n_outside: int) -> None:
+def check_acceptance_outside(am: AcceptanceMap | AcceptanceMap3D, n_outside: int) -> None:
     """Raise for pairs outside the acceptance map (``unfold.outside_map: error``).
 
     Raises:
         InputError: ``n_outside`` > 0, naming the map and its range.
     """
-    em = am.map
     if n_outside:
+        if isinstance(am, AcceptanceMap3D):
+            ranges = am.range_text()
+        else:
+            em = am.map
+            ranges = (
+                f"m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
+                f"{em.pt_edges[-1]:g} GeV"
+            )
         raise InputError(
             f"{am.source}: {n_outside} selected pair(s) lie outside the acceptance map "
-            f"(m {em.m_edges[0]:g}..{em.m_edges[-1]:g} GeV, pT {em.pt_edges[0]:g}.."
-            f"{em.pt_edges[-1]:g} GeV); extend the map, tighten the selection, or set "
+            f"({ranges}); extend the map, tighten the selection, or set "
             "unfold.outside_map: nearest or drop"
         )
 
@@ -614,7 +741,7 @@ def lost_fraction_from_sums(
 
 
 def lost_fraction_from_map(
-    am: AcceptanceMap, min_acceptance: float, mass_edges: np.ndarray
+    am: AcceptanceMap | AcceptanceMap3D, min_acceptance: float, mass_edges: np.ndarray
 ) -> tuple[float | None, list[float] | None]:
     """Fraction of the generated γ* sources (the map's ``<key>_generated``) in bins with
     A < ``min_acceptance``: over ``mass_edges[0]..mass_edges[-1]`` and per mass bin.
@@ -627,11 +754,16 @@ def lost_fraction_from_map(
     """
     if am.generated is None:
         return None, None
-    em = am.map
+    values, m_edges = (
+        (am.values, am.m_edges)
+        if isinstance(am, AcceptanceMap3D)
+        else (am.map.values, am.map.m_edges)
+    )
     gen = am.generated
-    lost_row = np.where(em.values < min_acceptance, gen, 0.0).sum(axis=1)
-    all_row = gen.sum(axis=1)
-    lo, hi = em.m_edges[:-1], em.m_edges[1:]
+    other = tuple(range(1, gen.ndim))  # pT (and y): summed per mass row
+    lost_row = np.where(values < min_acceptance, gen, 0.0).sum(axis=other)
+    all_row = gen.sum(axis=other)
+    lo, hi = m_edges[:-1], m_edges[1:]
 
     def frac(a: float, b: float) -> float:
         w = np.clip(np.minimum(hi, b) - np.maximum(lo, a), 0, None) / (hi - lo)

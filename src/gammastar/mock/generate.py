@@ -523,7 +523,9 @@ class AcceptanceAccumulator:
     pairs excluded. Per (true mass, true pair pT) bin: all generated sources (``generated``)
     and those whose two (smeared) muons pass the energy and angle cuts (``accepted``); the
     efficiency accept/reject is not applied. ``truth`` histograms the true mass of all γ*
-    sources on the fine axis :data:`TRUTH_MASS_AXIS` (under/overflow kept).
+    sources on the fine axis :data:`TRUTH_MASS_AXIS` (under/overflow kept). With ``y_edges``
+    (``mock.acceptance_y_edges``) the same counts per (true mass, true pT, true lab rapidity y)
+    cell too (``generated3``, ``accepted3``: the 3-D map ``acceptance_3d``).
     """
 
     def __init__(
@@ -531,6 +533,7 @@ class AcceptanceAccumulator:
         cfg: MockConfig,
         codes: frozenset[int] = MUON_GSTAR,
         m_edges: list[float] | None = None,
+        y_edges: list[float] | None = None,
     ) -> None:
         self.codes = np.array(sorted(codes), dtype=np.int32)
         """The channel codes of the γ* sources counted (default: the muon ones)."""
@@ -541,6 +544,10 @@ class AcceptanceAccumulator:
         shape = (len(self.m_edges) - 1, len(self.pt_edges) - 1)
         self.generated = np.zeros(shape)
         self.accepted = np.zeros(shape)
+        self.y_edges = None if y_edges is None else np.asarray(y_edges, dtype=np.float64)
+        shape3 = (*shape, 0 if self.y_edges is None else len(self.y_edges) - 1)
+        self.generated3 = np.zeros(shape3)
+        self.accepted3 = np.zeros(shape3)
         n, lo, hi = TRUTH_MASS_AXIS
         self._truth_scale = n / (hi - lo)
         self.truth = np.zeros(n + 2)
@@ -569,6 +576,17 @@ class AcceptanceAccumulator:
         self.generated += np.bincount(cell[inside], minlength=nx * ny).reshape(nx, ny)
         acc = inside & chunk.reco.in_acceptance
         self.accepted += np.bincount(cell[acc], minlength=nx * ny).reshape(nx, ny)
+        if self.y_edges is not None:
+            from gammastar.physics.kinematics import rapidity
+
+            nz = len(self.y_edges) - 1
+            iz = _bin_index(self.y_edges, rapidity(s.gstar[:4]))
+            in3 = inside & (iz >= 0) & (iz < nz)
+            cell3 = cell * nz + iz
+            size = nx * ny * nz
+            self.generated3 += np.bincount(cell3[in3], minlength=size).reshape(nx, ny, nz)
+            acc3 = in3 & chunk.reco.in_acceptance
+            self.accepted3 += np.bincount(cell3[acc3], minlength=size).reshape(nx, ny, nz)
         self.truth += np.bincount(fine[sig], minlength=n + 2)
         # the true decay angles of the μ+ in the γ*'s lab helicity frame (polarisation truth)
         from gammastar.polarisation import angular_functions, helicity_angles
@@ -618,6 +636,8 @@ class AcceptanceAccumulator:
         truth.view(flow=True)["value"] = self.truth
         truth.view(flow=True)["variance"] = self.truth
         out = {"acceptance": acc, "acceptance_generated": gen, "truth_all_m": truth}
+        if self.y_edges is not None:
+            out.update(self._histograms_3d(axes))
         for name, values in zip(TRUTH_HELICITY, self.hel, strict=True):
             h = hist.Hist(
                 hist.axis.Regular(*TRUTH_MASS_AXIS, name="m", label="m [GeV]"),
@@ -629,10 +649,43 @@ class AcceptanceAccumulator:
             out[name] = h
         return out
 
+    def _histograms_3d(self, axes: tuple[Any, Any]) -> dict[str, Any]:
+        """``acceptance_3d`` (TH3: A per (m, pT, y) cell, binomial variances) and
+        ``acceptance_3d_generated`` (N per cell)."""
+        import hist
+
+        assert self.y_edges is not None
+        n, k = self.generated3, self.accepted3
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a = np.where(n > 0, k / n, 0.0)
+            var = np.where(n > 0, a * (1.0 - a) / n, 0.0)
+        axes3 = (*axes, hist.axis.Variable(self.y_edges, name="y", label="y (lab)"))
+        acc = hist.Hist(
+            *axes3,
+            storage=hist.storage.Weight(),
+            name="geometric acceptance A(m_true, pT_true, y_true) of gamma* sources",
+        )
+        acc.view()["value"] = a
+        acc.view()["variance"] = var
+        gen = hist.Hist(
+            *axes3,
+            storage=hist.storage.Double(),
+            name="generated gamma* sources per (m_true, pT_true, y_true) bin",
+        )
+        gen.view()[...] = n
+        return {"acceptance_3d": acc, "acceptance_3d_generated": gen}
+
     def summary(self) -> dict[str, Any]:
         n = float(self.generated.sum())
+        three_d = [] if self.y_edges is None else ["acceptance_3d", "acceptance_3d_generated"]
         return {
-            "histograms": ["acceptance", "acceptance_generated", "truth_all_m", *TRUTH_HELICITY],
+            "histograms": [
+                "acceptance",
+                "acceptance_generated",
+                *three_d,
+                "truth_all_m",
+                *TRUTH_HELICITY,
+            ],
             "sources": "all cocktail channels except ETA_MUMU (combinatorial excluded)",
             "axes": "x = true gamma* mass (GeV), y = true pair pT (GeV)",
             "n_gamma_star_generated": int(self.truth.sum()),
@@ -706,7 +759,8 @@ def generate_file(
             # (tree name, channel codes, acceptance accumulator, histogram-name suffix)
             flavours = []
             if gen.muons:
-                flavours.append(("truth", None, AcceptanceAccumulator(cfg), ""))
+                acc_mu = AcceptanceAccumulator(cfg, y_edges=cfg.acceptance_y_edges)
+                flavours.append(("truth", None, acc_mu, ""))
             if gen.electrons:
                 acc_ee = AcceptanceAccumulator(cfg, EE_GSTAR, list(EE_ACCEPTANCE_MASS_EDGES))
                 flavours.append(("truth_ee", EE_GSTAR, acc_ee, "_ee"))
