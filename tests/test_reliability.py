@@ -1051,3 +1051,31 @@ def test_mock_respects_the_kinematic_limit(tmp_path):
     # storage: relative rounding 6e-8). With the default 30 MeV mass resolution the smeared
     # muon energies of this sample reach 535 GeV, inside the bound's factor 2 (801.9 GeV).
     assert e.max() <= cfg.beam.energy * (1 + 1e-6)
+
+
+def test_signal_turned_into_another_exception_is_still_the_interruption(monkeypatch, capsys):
+    """A SIGTERM that arrives while a C extension initialises surfaces as ``ImportError:
+    initialization failed`` (seen in CI, test_signal_during_select): the command still
+    reports the interruption, one line, exit 143, not an unexpected error."""
+    from gammastar import cli, interrupt
+
+    def app(self, *args, **kwargs):  # the command run by main: Typer.__call__
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except interrupt.Interrupted:
+            raise ImportError("initialization failed") from None
+
+    monkeypatch.setattr(type(cli.app), "__call__", app)
+    assert cli.main(["select", "c.yaml"]) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.count("gammastar:") == 1
+    assert "interrupted by SIGTERM" in err
+    assert "unexpected" not in err
+    # a plain failure without a signal is still reported as unexpected (exit 1)
+    def failing(self, *args, **kwargs):
+        raise ImportError("x")
+
+    monkeypatch.setattr(type(cli.app), "__call__", failing)
+    assert cli.main(["select", "c.yaml"]) == 1
+    assert "unexpected ImportError: x" in capsys.readouterr().err

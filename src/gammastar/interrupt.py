@@ -21,6 +21,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals turned into :class:`Interrupted`."""
 
 _STAGES: list[str] = []
+_RECEIVED: list[Interrupted] = []
 
 
 class Interrupted(BaseException):
@@ -67,7 +68,16 @@ def _again(signum: int, frame: object) -> None:
 def _raise(signum: int, frame: object) -> None:
     for s in SIGNALS:
         signal.signal(s, _again)
-    raise Interrupted(signum, current_stage())
+    exc = Interrupted(signum, current_stage())
+    _RECEIVED.append(exc)
+    raise exc
+
+
+def received() -> Interrupted | None:
+    """The interruption raised inside :func:`signals_as_exceptions`, if one was, even when
+    a library turned it into another exception on its way out (a C extension's module
+    initialisation reports any exception as ``ImportError: initialization failed``)."""
+    return _RECEIVED[-1] if _RECEIVED else None
 
 
 @contextlib.contextmanager
@@ -78,6 +88,7 @@ def signals_as_exceptions() -> Iterator[None]:
         yield
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
+    _RECEIVED.clear()
     for s in SIGNALS:
         signal.signal(s, _raise)
     try:

@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     ``GAMMASTAR_DEBUG=1`` re-raises it with its traceback.
     """
     from gammastar import interrupt, runlock
-    from gammastar.artifacts import ENVIRONMENT_ERRNOS, os_error_text
 
     _register()
     debug = bool(os.environ.get("GAMMASTAR_DEBUG"))
@@ -129,39 +128,50 @@ def main(argv: list[str] | None = None) -> int:
     except interrupt.Interrupted as exc:
         typer.echo(f"gammastar: {interrupt.message(exc, command)}", err=True)
         return exc.status
-    except GammastarError as err:
-        if debug:
+    except Exception as exc:
+        # a signal whose Interrupted a library turned into another exception (an import
+        # running when it arrived): still the interruption, 128 + signal
+        if (sig := interrupt.received()) is not None:
+            typer.echo(f"gammastar: {interrupt.message(sig, command)}", err=True)
+            return sig.status
+        status = _report(exc, debug, hint)
+        if status is None:  # GAMMASTAR_DEBUG: the traceback
             raise
-        return _fail(str(err), int(getattr(err, "exit_status", 2)))
-    except ChunkError as err:
-        if debug:
-            raise
-        return _fail(f"{err}{hint}", 1)
+        return status
     except KeyboardInterrupt:  # signals_as_exceptions not active (not the main thread)
         typer.echo("gammastar: interrupted; a rerun redoes it", err=True)
         return 130
     except SystemExit as exc:  # typer.Exit
         return int(exc.code or 0)
-    except Exception as exc:
-        # Usage errors of the (possibly vendored) click inside typer: show them like click does.
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
-            return int(exc.exit_code)
-        if type(exc).__name__ in {"Exit", "Abort"}:
-            return int(getattr(exc, "exit_code", 1))
-        if debug:
-            raise
-        if isinstance(exc, OSError):
-            where = exc.filename if exc.filename is not None else "gammastar"
-            cause = os_error_text(exc)
-            if exc.errno in ENVIRONMENT_ERRNOS:
-                return _fail(f"{where}: {cause}", 1)
-            return _fail(f"{where}: {cause}{hint}", 1)
-        if isinstance(exc, MemoryError):
-            return _fail(f"out of memory{hint}", 1)
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        return _fail(f"unexpected {type(exc).__name__}: {text[:300]}{hint}", 1)
     return status if isinstance(status, int) else 0
+
+
+def _report(exc: Exception, debug: bool, hint: str) -> int | None:
+    """The one line and exit status of an exception (``None``: re-raise it, debug)."""
+    from gammastar.artifacts import ENVIRONMENT_ERRNOS, os_error_text
+
+    # Usage errors of the (possibly vendored) click inside typer: show them like click does.
+    if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+        exc.show()
+        return int(exc.exit_code)
+    if type(exc).__name__ in {"Exit", "Abort"}:
+        return int(getattr(exc, "exit_code", 1))
+    if debug:
+        return None
+    if isinstance(exc, GammastarError):
+        return _fail(str(exc), int(getattr(exc, "exit_status", 2)))
+    if isinstance(exc, ChunkError):
+        return _fail(f"{exc}{hint}", 1)
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else "gammastar"
+        cause = os_error_text(exc)
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            return _fail(f"{where}: {cause}", 1)
+        return _fail(f"{where}: {cause}{hint}", 1)
+    if isinstance(exc, MemoryError):
+        return _fail(f"out of memory{hint}", 1)
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return _fail(f"unexpected {type(exc).__name__}: {text[:300]}{hint}", 1)
 
 
 if __name__ == "__main__":  # pragma: no cover
