@@ -608,26 +608,14 @@ class AcceptanceAccumulator:
         import hist
 
         n, k = self.generated, self.accepted
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.where(n > 0, k / n, 0.0)
-            var = np.where(n > 0, a * (1.0 - a) / n, 0.0)
         axes = (
             hist.axis.Variable(self.m_edges, name="m", label="m [GeV]"),
             hist.axis.Variable(self.pt_edges, name="pT", label="p_T [GeV]"),
         )
-        acc = hist.Hist(
-            *axes,
-            storage=hist.storage.Weight(),
-            name="geometric acceptance A(m_true, pT_true) of gamma* sources (E and angle cuts)",
-        )
-        acc.view()["value"] = a
-        acc.view()["variance"] = var
-        gen = hist.Hist(
-            *axes,
-            storage=hist.storage.Double(),
-            name="generated gamma* sources per (m_true, pT_true) bin",
-        )
-        gen.view()[...] = n
+        acc, gen = _acceptance_hists(
+            n, k, axes, "(m_true, pT_true)",
+            "geometric acceptance A(m_true, pT_true) of gamma* sources (E and angle cuts)",
+        )  # fmt: skip
         truth = hist.Hist(
             hist.axis.Regular(*TRUTH_MASS_AXIS, name="m", label="m [GeV]"),
             storage=hist.storage.Weight(),
@@ -655,24 +643,11 @@ class AcceptanceAccumulator:
         import hist
 
         assert self.y_edges is not None
-        n, k = self.generated3, self.accepted3
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a = np.where(n > 0, k / n, 0.0)
-            var = np.where(n > 0, a * (1.0 - a) / n, 0.0)
         axes3 = (*axes, hist.axis.Variable(self.y_edges, name="y", label="y (lab)"))
-        acc = hist.Hist(
-            *axes3,
-            storage=hist.storage.Weight(),
-            name="geometric acceptance A(m_true, pT_true, y_true) of gamma* sources",
-        )
-        acc.view()["value"] = a
-        acc.view()["variance"] = var
-        gen = hist.Hist(
-            *axes3,
-            storage=hist.storage.Double(),
-            name="generated gamma* sources per (m_true, pT_true, y_true) bin",
-        )
-        gen.view()[...] = n
+        acc, gen = _acceptance_hists(
+            self.generated3, self.accepted3, axes3, "(m_true, pT_true, y_true)",
+            "geometric acceptance A(m_true, pT_true, y_true) of gamma* sources",
+        )  # fmt: skip
         return {"acceptance_3d": acc, "acceptance_3d_generated": gen}
 
     def summary(self) -> dict[str, Any]:
@@ -842,3 +817,21 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
     with uproot.open(path) as f:
         return json.loads(str(f["meta"]))
+
+
+def _acceptance_hists(n, k, axes, cell: str, title: str) -> tuple[Any, Any]:
+    """A = k/n per cell (binomial variances A(1 − A)/n; 0 where nothing was generated) and
+    the generated counts n, as ``hist`` histograms on ``axes``."""
+    import hist
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = np.where(n > 0, k / n, 0.0)
+        var = np.where(n > 0, a * (1.0 - a) / n, 0.0)
+    acc = hist.Hist(*axes, storage=hist.storage.Weight(), name=title)
+    acc.view()["value"] = a
+    acc.view()["variance"] = var
+    gen = hist.Hist(
+        *axes, storage=hist.storage.Double(), name=f"generated gamma* sources per {cell} bin"
+    )
+    gen.view()[...] = n
+    return acc, gen
