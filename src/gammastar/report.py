@@ -625,6 +625,15 @@ def _universality_block(doc: dict[str, Any], s: Section) -> None:
     mass = _as_list(uni.get("mass"))
     ratio, rerr = _as_list(uni.get("ratio")), _as_list(uni.get("ratio_err"))
     comb = doc.get("aprime_combined") if isinstance(doc.get("aprime_combined"), dict) else {}
+    ap = doc.get("aprime") if isinstance(doc.get("aprime"), dict) else {}
+    if not comb and "weights" in ap:  # both channels in one run: `aprime` is the combination
+        at = {round(float(m), 9): i for i, m in enumerate(_as_list(ap.get("mass")))}
+        pick = [at.get(round(float(m), 9)) for m in mass]
+        comb = {
+            k: [_as_list(ap.get(k))[i] if i is not None else None for i in pick]
+            for k in ("per_pot_per_eps2", "stat_err", "syst_err")
+        }
+        comb["compared_with"] = "the other channel of this run (yields.json flavours)"
     cy, cerr = _as_list(comb.get("per_pot_per_eps2")), _as_list(comb.get("stat_err"))
     csys = _as_list(comb.get("syst_err"))
     rows = [
