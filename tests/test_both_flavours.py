@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import uproot
 from _tolerance import EPS64
+from _universality_mock import write_universality_mock
 
 from gammastar.config import AnalysisConfig, MockConfig, config_from_dict, flavour_config
 from gammastar.errors import ConfigError, InputError
@@ -33,27 +34,9 @@ SELECTION = {
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    """The universality test's [mu, e] mock (tests/test_universality.py): a wide muon arm,
-    5 MeV muon resolution, no conversions or combinatorial electrons; 4e5 sources, seed 5."""
+    """The universality tests' [mu, e] mock (tests/_universality_mock.py): 4e5 sources."""
     tmp = tmp_path_factory.mktemp("both")
-    mock = MockConfig(
-        leptons=["mu", "e"],
-        efficiency_map=None,
-        dalitz_br="kroll_wada",
-        cross_sections={"rho": 0.0, "phi": 0.0},
-        detector={
-            "muon_min_energy": 1.0,
-            "theta_min": 0.005,
-            "theta_max": 0.2,
-            "mass_resolution": 0.005,
-            "resolution_model": "momentum",
-        },
-        combinatorial={"os_fraction": 0.0, "pilot_events": 20_000},
-        electrons={"pi0": {"sigma_rel": 0.0}, "conversions": False, "combinatorial_fraction": 0},
-    )
-    path = tmp / "mock.root"
-    generate_file(AnalysisConfig(seed=5, mock=mock), path, events=400_000)
-    return tmp, path
+    return tmp, write_universality_mock(tmp / "mock.root")
 
 
 def _config(tmp, path, name, lepton, **extra):
