@@ -157,7 +157,8 @@ def combine_channels(blocks: dict[str, dict[str, Any]], *, tol: float = 1e-9) ->
     Arguments:
         blocks: ``{channel: aprime block}`` (``bin_edges``, ``per_pot_per_eps2``,
             ``stat_err``, ``flags``, optionally ``bkg_sub_err``), in priority order (where
-            neither measures a shared bin, the first one's entry is kept).
+            neither measures a bin, the first one having it keeps its flagged entry and
+            weight 1).
 
     Returns:
         JSON-ready ``aprime`` block: ``mass``, ``bin_edges`` (n + 1), ``per_pot_per_eps2``,
