@@ -222,3 +222,14 @@ def test_bad_both_channel_inputs(mock, tmp_path):
     with pytest.raises(InputError, match="electron_px") as err:
         select(cfg)
     assert "\n" not in str(err.value)
+
+
+def test_pipeline_trains_after_the_yields(runs):
+    """`gammastar run`: the flow of a both-channels run reads yields.json (its channel shares),
+    so `train` tracks it there, and only there (a single-flavour flow does not retrain when
+    the yields section changes)."""
+    from gammastar.pipeline import STAGES
+
+    train = next(s for s in STAGES if s.name == "train")
+    assert runs["both"].output_dir / "yields.json" in train.inputs(runs["both"])
+    assert runs["mu"].output_dir / "yields.json" not in train.inputs(runs["mu"])
