@@ -233,3 +233,19 @@ def test_pipeline_trains_after_the_yields(runs):
     train = next(s for s in STAGES if s.name == "train")
     assert runs["both"].output_dir / "yields.json" in train.inputs(runs["both"])
     assert runs["mu"].output_dir / "yields.json" not in train.inputs(runs["mu"])
+
+
+def test_report_shows_both_channels(runs):
+    """The report of a both-channels run: a row per channel (OS pairs as select.json
+    flavours has them) and the universality table with the combined yield (issue 14: "the
+    ratio per mass bin with its error, in yields.json and the report")."""
+    import gammastar
+
+    both = runs["both"]
+    gammastar.report(both, force=True)
+    html = (both.output_dir / "report.html").read_text()
+    assert "Channels (both in one run)" in html
+    assert "Lepton universality: A′ yield ratio ee/mumu" in html
+    assert "the other channel of this run" in html
+    sel = json.loads((both.output_dir / "select.json").read_text())
+    assert f"{sel['flavours']['ee']['counts']['os']:,}" in html

@@ -368,6 +368,20 @@ def _selection_section(run: Path, s: Section) -> None:
     if doc is None:
         return
     counts = doc.get("counts")
+    flavours = doc.get("flavours") if isinstance(doc.get("flavours"), dict) else {}
+    if flavours:  # both channels in one run: the tables below are the primary flavour's
+        rows = [
+            (esc(ch), fmt(_get(b, "counts", "os")), fmt(_get(b, "counts", "pp")),
+             fmt(_get(b, "counts", "mm")), fmt(_get(b, "phase_space")))
+            for ch, b in flavours.items()
+        ]  # fmt: skip
+        s.add("<h3>Channels (both in one run)</h3>")
+        s.add(table(["channel", "OS pairs", "++ pairs", "−− pairs", "phase space"], rows, "num"))
+        s.add(
+            f'<p class="note">The counts, cut flow and unfolding below are the '
+            f"{esc(next(iter(flavours)))} channel's (the primary flavour); each channel's are "
+            "in select.json flavours.</p>"
+        )
     if isinstance(counts, dict):
         s.add("<h3>Pair counts</h3>")
         s.add(
