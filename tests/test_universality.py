@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from _universality_mock import write_universality_mock
 from scipy import stats
 
-from gammastar.config import AnalysisConfig, MockConfig, config_from_dict
+from gammastar.config import config_from_dict
 from gammastar.errors import InputError
-from gammastar.mock import generate_file
 from gammastar.select import select
 from gammastar.universality import compare_aprime
 from gammastar.yields import compute_yields
@@ -46,23 +46,7 @@ def test_universality_on_the_mock(tmp_path):
     quantile, in yields.json next to the contract keys. A wide muon arm and a 5 MeV muon
     resolution (the NA60-like window has A < 1% near 2m_μ; the test is about Eq. 6, not about
     the acceptance extrapolation)."""
-    mock = MockConfig(
-        leptons=["mu", "e"],
-        efficiency_map=None,
-        dalitz_br="kroll_wada",
-        cross_sections={"rho": 0.0, "phi": 0.0},  # two-body BRs: PDG, not K_ℓ-consistent
-        detector={
-            "muon_min_energy": 1.0,
-            "theta_min": 0.005,
-            "theta_max": 0.2,
-            "mass_resolution": 0.005,
-            "resolution_model": "momentum",  # a 5 MeV Gaussian σ_m (scattering: ≥ 7 MeV)
-        },
-        combinatorial={"os_fraction": 0.0, "pilot_events": 20_000},
-        electrons={"pi0": {"sigma_rel": 0.0}, "conversions": False, "combinatorial_fraction": 0},
-    )
-    path = tmp_path / "mock.root"
-    generate_file(AnalysisConfig(seed=5, mock=mock), path, events=400_000)
+    path = write_universality_mock(tmp_path / "mock.root")
 
     def run(lepton, acc, extra=None):
         cfg = config_from_dict(

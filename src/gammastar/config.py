@@ -394,6 +394,20 @@ class InputConfig(Section):
     nonfinite: Literal["cut", "bad_file"] = "cut"
     """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
     ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
+    leptons: list[Literal["mu", "e"]] | None = None
+    """Both channels in one run (issue 14): set by ``lepton: [mu, e]`` (a list; the first is
+    the primary flavour: ``lepton`` and ``lepton_mass`` are its, and the contract
+    histograms of ``histograms.root`` are its pairs'). Each flavour is selected as a
+    single-flavour run with its ``per_flavour`` overrides (:func:`flavour_config`);
+    ``None``: one flavour, ``lepton``."""
+    per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
+    """Keys of this section that differ for one flavour of ``lepton: [mu, e]`` (e.g.
+    ``{e: {branches: {...}}}``); validated as this section with them."""
+
+    @property
+    def flavours(self) -> list[str]:
+        """The flavours of the run: ``leptons``, else ``[lepton]``."""
+        return list(self.leptons) if self.leptons else [self.lepton]
 
     @model_validator(mode="before")
     @classmethod
@@ -402,6 +416,17 @@ class InputConfig(Section):
             return data
         from gammastar.physics.darkphoton import LEPTON_CHANNELS
 
+        if isinstance(data.get("lepton"), list):  # lepton: [mu, e]: both channels, one run
+            given = data["lepton"]
+            if not given or len(set(map(str, given))) != len(given):
+                raise ValueError(f"lepton: give each flavour once (mu, e), got {given}")
+            if data.get("leptons") not in (None, given):
+                raise ValueError("give the flavours once: lepton: [mu, e] or leptons")
+            if "lepton_mass" in data:
+                raise ValueError(
+                    "lepton_mass: not with several flavours (each flavour has its lepton's mass)"
+                )
+            data = {**data, "lepton": given[0], "leptons": list(given) if len(given) > 1 else None}
         lepton = data.get("lepton", "mu")
         ch = next((c for c in LEPTON_CHANNELS.values() if c.flavour == lepton), None)
         if ch is None:
@@ -443,6 +468,10 @@ class SelectionConfig(Section):
     """Bins of the E axis of the 3-D histograms, from ``energy_min`` to ``energy_max``."""
     energy_min: NonNegFloat = 0.0
     energy_max: PositiveFloat = 200.0
+    per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
+    """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
+    e.g. ``{e: {mass_min: 0.01}}`` (a shallow merge over this section; validated as it,
+    unknown keys are errors; see :func:`flavour_config`)."""
 
     @model_validator(mode="after")
     def _check_windows(self) -> SelectionConfig:
@@ -501,6 +530,10 @@ class BackgroundConfig(Section):
     SS) is weighted by 1/(1 + R(m)), which removes the conversions from the like-sign
     subtracted yield (docs/selection.md "Conversions"); R = 0 above the histogram.
     ``None``: no subtraction (the conversions must be cut away by ``selection.mass_min``)."""
+    per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
+    """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
+    e.g. ``{e: {mass_min: 0.01}}`` (a shallow merge over this section; validated as it,
+    unknown keys are errors; see :func:`flavour_config`)."""
 
     @model_validator(mode="after")
     def _check_window(self) -> BackgroundConfig:
@@ -593,6 +626,10 @@ class UnfoldConfig(Section):
 
     mass_bins: Annotated[int, Field(gt=0)] = 89
     """Number of mass bins between ``selection.mass_min`` and ``selection.mass_max``."""
+    per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
+    """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
+    e.g. ``{e: {mass_min: 0.01}}`` (a shallow merge over this section; validated as it,
+    unknown keys are errors; see :func:`flavour_config`)."""
 
 
 # --------------------------------------------------------------------------- yields
@@ -1261,6 +1298,35 @@ class AnalysisConfig(Section):
     # Set by load_config: where the file was, for resolving relative paths.
     source: str | None = Field(default=None, exclude=True)
 
+    @model_validator(mode="after")
+    def _flavour_overrides(self) -> AnalysisConfig:
+        """``per_flavour`` overrides name flavours of ``input.lepton`` and are valid sections."""
+        flavours = self.input.flavours
+        for name in FLAVOUR_SECTIONS:
+            sec = getattr(self, name)
+            for f in sec.per_flavour:
+                if f not in flavours:
+                    raise ValueError(
+                        f"{name}.per_flavour.{f}: flavour {f!r} is not in input.lepton "
+                        f"({', '.join(flavours)})"
+                    )
+                try:
+                    _flavour_section(sec, f)
+                except ValidationError as err:
+                    e = err.errors()[0]
+                    loc = ".".join(str(p) for p in e["loc"])
+                    msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+                    raise ValueError(
+                        f"{name}.per_flavour.{f}{'.' + loc if loc else ''}: "
+                        + msg.removeprefix("Value error, ")
+                    ) from None
+        if len(flavours) > 1 and self.yields.compare_with is not None:
+            raise ValueError(
+                "yields.compare_with: this run holds both flavours (the universality check "
+                "is built in); drop compare_with"
+            )
+        return self
+
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
@@ -1327,8 +1393,53 @@ def _format_errors(err: ValidationError, source: str) -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
+        if not e["loc"] and e["type"] == "value_error":  # a whole-config rule names its keys
+            lines.append(f"{source}: {msg.removeprefix('Value error, ')}")
+            continue
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)
+
+
+FLAVOUR_SECTIONS = ("input", "selection", "background", "unfold")
+"""The sections with ``per_flavour`` overrides (``input.lepton: [mu, e]``, issue 14)."""
+
+
+def _flavour_section(sec: Section, flavour: str) -> Section:
+    """``sec`` for one flavour: its values (without ``per_flavour``; for ``input`` the
+    flavour as ``lepton`` and that lepton's mass) with ``sec.per_flavour[flavour]`` over them,
+    validated."""
+    data = sec.model_dump(mode="python", by_alias=True, exclude={"per_flavour"})
+    if isinstance(sec, InputConfig):
+        for k in ("leptons", "lepton_mass"):
+            data.pop(k, None)
+        data["lepton"] = flavour
+    data.update(getattr(sec, "per_flavour", {}).get(flavour, {}))
+    return type(sec).model_validate(data)
+
+
+def flavour_config(cfg: AnalysisConfig, flavour: str) -> AnalysisConfig:
+    """The single-flavour config of one flavour of a both-channels run (``input.lepton:
+    [mu, e]``, issue 14): ``input.lepton`` = ``flavour`` and every section of
+    :data:`FLAVOUR_SECTIONS` with its ``per_flavour`` overrides. The selection and the
+    per-flavour yields of a both-channels run are those of this config's single-flavour run.
+
+    Raises:
+        ConfigError: ``flavour`` is not one of the run's.
+
+    Example:
+        >>> c = config_from_dict({"input": {"lepton": ["mu", "e"]},
+        ...                       "selection": {"per_flavour": {"e": {"mass_min": 0.01}}}})
+        >>> e = flavour_config(c, "e")
+        >>> e.input.lepton, e.input.leptons, e.selection.mass_min, c.selection.mass_min
+        ('e', None, 0.01, 0.2113)
+    """
+    if flavour not in cfg.input.flavours:
+        raise ConfigError(
+            f"{cfg.source or '<config>'}: input.lepton: no flavour {flavour!r} in this run "
+            f"({', '.join(cfg.input.flavours)})"
+        )
+    update = {name: _flavour_section(getattr(cfg, name), flavour) for name in FLAVOUR_SECTIONS}
+    return cfg.model_copy(update=update)
 
 
 def config_from_dict(data: dict[str, Any], source: str | None = None) -> AnalysisConfig:

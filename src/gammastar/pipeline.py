@@ -42,6 +42,7 @@ class Stage:
         sections: config sections (top-level keys) the stage reads.
         outputs: run-directory-relative files the stage writes.
         needs: upstream stages whose outputs this stage reads.
+        needs_if: further upstream stages for some configs (a function of the config).
         external: callable giving further files the stage reads (absolute paths).
         enabled: whether the stage applies to this config.
         check: raises a ``GammastarError`` for a config the stage would refuse; called for
@@ -53,6 +54,9 @@ class Stage:
     sections: tuple[str, ...]
     outputs: tuple[str, ...]
     needs: tuple[str, ...] = ()
+    needs_if: Callable[[AnalysisConfig], tuple[str, ...]] = field(default=lambda cfg: ())
+    """Further upstream stages for some configs (``train`` of a both-channels run reads
+    ``yields.json``'s combination weights)."""
     external: Callable[[AnalysisConfig], list[Path]] = field(default=lambda cfg: [])
     enabled: Callable[[AnalysisConfig], bool] = field(default=lambda cfg: True)
     check: Callable[[AnalysisConfig], None] = field(default=lambda cfg: None)
@@ -67,7 +71,7 @@ class Stage:
         upstream = [
             config.output_dir / o
             for s in STAGES
-            if s.name in self.needs and s.enabled(config)
+            if (s.name in self.needs or s.name in self.needs_if(config)) and s.enabled(config)
             for o in s.outputs
         ]
         produced = {
@@ -173,7 +177,14 @@ def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
 
 def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
     """Input files plus ``unfold.efficiency_map``, ``unfold.acceptance_map`` and
-    ``unfold.lepton_acceptance.map`` (when set)."""
+    ``unfold.lepton_acceptance.map`` (when set), of every flavour (``input.lepton: [mu, e]``)."""
+    if len(cfg.input.flavours) > 1:
+        from gammastar.config import flavour_config
+
+        out = []
+        for f in cfg.input.flavours:
+            out += [p for p in _select_inputs(flavour_config(cfg, f)) if p not in out]
+        return out
     from gammastar.unfold import split_map_spec
 
     out = _input_files(cfg)
@@ -235,6 +246,9 @@ STAGES: tuple[Stage, ...] = (
         sections=("seed", "flow"),
         outputs=rundir.stage_outputs("train"),
         needs=("select",),
+        # both channels in one run: the flow weights each pair by its channel's share of
+        # the combined A′ yield (yields.json aprime.weights)
+        needs_if=lambda cfg: ("yields",) if len(cfg.input.flavours) > 1 else (),
     ),
     Stage(
         "validate",

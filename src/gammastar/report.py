@@ -368,6 +368,20 @@ def _selection_section(run: Path, s: Section) -> None:
     if doc is None:
         return
     counts = doc.get("counts")
+    flavours = doc.get("flavours") if isinstance(doc.get("flavours"), dict) else {}
+    if flavours:  # both channels in one run: the tables below are the primary flavour's
+        rows = [
+            (esc(ch), fmt(_get(b, "counts", "os")), fmt(_get(b, "counts", "pp")),
+             fmt(_get(b, "counts", "mm")), fmt(_get(b, "phase_space")))
+            for ch, b in flavours.items()
+        ]  # fmt: skip
+        s.add("<h3>Channels (both in one run)</h3>")
+        s.add(table(["channel", "OS pairs", "++ pairs", "−− pairs", "phase space"], rows, "num"))
+        s.add(
+            f'<p class="note">The counts, cut flow and unfolding below are the '
+            f"{esc(next(iter(flavours)))} channel's (the primary flavour); each channel's are "
+            "in select.json flavours.</p>"
+        )
     if isinstance(counts, dict):
         s.add("<h3>Pair counts</h3>")
         s.add(
@@ -625,6 +639,15 @@ def _universality_block(doc: dict[str, Any], s: Section) -> None:
     mass = _as_list(uni.get("mass"))
     ratio, rerr = _as_list(uni.get("ratio")), _as_list(uni.get("ratio_err"))
     comb = doc.get("aprime_combined") if isinstance(doc.get("aprime_combined"), dict) else {}
+    ap = doc.get("aprime") if isinstance(doc.get("aprime"), dict) else {}
+    if not comb and "weights" in ap:  # both channels in one run: `aprime` is the combination
+        at = {round(float(m), 9): i for i, m in enumerate(_as_list(ap.get("mass")))}
+        pick = [at.get(round(float(m), 9)) for m in mass]
+        comb = {
+            k: [_as_list(ap.get(k))[i] if i is not None else None for i in pick]
+            for k in ("per_pot_per_eps2", "stat_err", "syst_err")
+        }
+        comb["compared_with"] = "the other channel of this run (yields.json flavours)"
     cy, cerr = _as_list(comb.get("per_pot_per_eps2")), _as_list(comb.get("stat_err"))
     csys = _as_list(comb.get("syst_err"))
     rows = [

@@ -361,7 +361,23 @@ def select(
     )  # fmt: skip
     for name in OUTPUT_FILES:
         check_writable(cfg.output_dir / name, force)
-    checked = _checked_inputs(cfg, inputs, skip_bad_files)
+    if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: one selection per flavour
+        return _select_flavours(cfg, opt, inputs, t0)
+    run = _prepare_run(cfg, opt, inputs, t0)
+    try:
+        return _select_run(cfg, opt, run)
+    finally:
+        if run.staging is not None:
+            shutil.rmtree(run.staging, ignore_errors=True)
+
+
+def _prepare_run(
+    cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float, *, stream: bool = True
+) -> _Run:
+    """The input checks and the unfolding maps of one (single-flavour) selection: its
+    :class:`_Run` (``stream``: chunk-local weights on a parallel executor go to a staging
+    directory next to the outputs, which the caller removes)."""
+    checked = _checked_inputs(cfg, inputs, opt.skip_bad_files)
     measured = cfg.unfold.decay_lambda_theta == "measured"
     em, am, phase_space = _unfolding_maps(cfg, lambda_theta=0.0 if measured else None)
     # unfold.decay_lambda_theta: measured: ONE pass over the input. The chunks return the
@@ -376,16 +392,11 @@ def select(
     # chunks come in, through a staging directory next to the outputs (always removed)
     staging = (
         Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
-        if spec is not None and executor != "iterative"
+        if spec is not None and opt.executor != "iterative" and stream
         else None
     )
-    run = _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
-               fit_lambda)  # fmt: skip
-    try:
-        return _select_run(cfg, opt, run)
-    finally:
-        if staging is not None:
-            shutil.rmtree(staging, ignore_errors=True)
+    return _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
+                fit_lambda)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- driver steps
@@ -506,8 +517,8 @@ def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> t
     return em, am, phase_space
 
 
-def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
-    """The part of :func:`select` after the input checks: process, weight, fill, write."""
+def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
+    """Process, weight, fill and document one (single-flavour) selection; nothing written."""
     import time
 
     run.times["checked"] = time.perf_counter()
@@ -517,6 +528,28 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
     w = _weigh(cfg, run, result, cutflow, files_used)
     hists, bayes = _histograms(cfg, run, w)
     meta, doc = _select_doc(cfg, opt, run, w, cutflow, hists, bayes, bad_files, files_used)
+    return _Selected(run, w, hists, meta, doc, cutflow, bad_files)
+
+
+@dataclass
+class _Selected:
+    """One flavour's selection, computed (:func:`_select_compute`), not yet written."""
+
+    run: _Run
+    w: _Weighted
+    hists: dict[str, Any]
+    meta: dict[str, Any]
+    doc: dict[str, Any]
+    cutflow: dict[str, int]
+    bad_files: dict[str, str]
+
+
+def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
+    """The part of :func:`select` after the input checks: process, weight, fill, write."""
+    sel = _select_compute(cfg, opt, run)
+    w, hists, meta, doc, cutflow, bad_files = (
+        sel.w, sel.hists, sel.meta, sel.doc, sel.cutflow, sel.bad_files
+    )  # fmt: skip
     _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s",
@@ -1109,9 +1142,95 @@ def _write_outputs(
         js_tmp.write_text(rundir.RunDir(run.outdir).json_text(rundir.SELECT, doc))  # checked
 
 
+# --------------------------------------------------------------------------- both channels
+FLAVOUR_CODES = {"mu": 13, "e": 11}
+"""``pairs.parquet`` ``flavour`` (a run with ``input.lepton: [mu, e]``): the |PDG id| of the
+pair's leptons."""
+
+
+def flavour_channel(flavour: str) -> str:
+    """The dilepton channel name of a flavour (``mu`` → ``mumu``, ``e`` → ``ee``;
+    :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`): the suffix of its histograms
+    (``os_m_ee``) and its key in ``select.json``/``yields.json`` ``flavours``."""
+    from gammastar.physics.darkphoton import LEPTON_CHANNELS
+
+    return next(c.name for c in LEPTON_CHANNELS.values() if c.flavour == flavour)
+
+
+def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float) -> SelectResult:
+    """``input.lepton: [mu, e]``: each flavour selected as its single-flavour run
+    (:func:`gammastar.config.flavour_config`: its branches, cuts, background, unfolding), in
+    memory, then written as one set: ``pairs.parquet`` with a ``flavour`` column
+    (:data:`FLAVOUR_CODES`), ``histograms.root`` with the primary (first) flavour's
+    histograms under the contract names and every flavour's with its channel as suffix
+    (``unfolded_m_ee``, ``unfolded_m_mumu``), ``select.json`` the primary's document with
+    ``flavours`` {channel: that flavour's document}."""
+    import dataclasses
+    import time
+
+    import pandas as pd
+
+    from gammastar.config import flavour_config
+
+    parts: dict[str, _Selected] = {}
+    for f in cfg.input.flavours:
+        fcfg = flavour_config(cfg, f)
+        run = _prepare_run(fcfg, opt, inputs, time.perf_counter(), stream=False)
+        parts[f] = _select_compute(fcfg, opt, run)
+        log.info("select: %s pairs: %s", flavour_channel(f), parts[f].doc["counts"])
+    first = parts[cfg.input.flavours[0]]
+    pairs = pd.concat(
+        [p.w.pairs.assign(flavour=np.int8(FLAVOUR_CODES[f])) for f, p in parts.items()],
+        ignore_index=True,
+    )
+    hists = dict(first.hists)
+    for f, p in parts.items():
+        hists.update({f"{name}_{flavour_channel(f)}": h for name, h in p.hists.items()})
+    meta = {
+        **first.meta,
+        "config_sha256": cfg.section_sha256("input", "selection", "background", "unfold"),
+        "config_sha256_full": cfg.sha256,
+        "flavours": [flavour_channel(f) for f in cfg.input.flavours],
+    }
+    doc = {**first.doc, "meta": meta}
+    doc["flavours"] = {
+        flavour_channel(f): {
+            **{k: v for k, v in p.doc.items() if k != "meta"},
+            "lepton": f,
+            "phase_space": p.run.phase_space,
+            "n_pairs": len(p.w.pairs),
+        }
+        for f, p in parts.items()
+    }
+    doc["bad_files"] = {k: v for p in parts.values() for k, v in p.bad_files.items()}
+    # the timings of the whole: the flavours' checks and processing summed
+    n_check = sum(p.run.times["checked"] - p.run.t0 for p in parts.values())
+    n_proc = sum(p.run.times["processed"] - p.run.times["checked"] for p in parts.values())
+    run = dataclasses.replace(
+        first.run, outdir=cfg.output_dir, t0=t0,
+        times={"checked": t0 + n_check, "processed": t0 + n_check + n_proc},
+    )  # fmt: skip
+    w = dataclasses.replace(first.w, pairs=pairs, streamed=None)
+    _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
+    log.info("select: %s → %s", ", ".join(f"{len(p.w.pairs)} {flavour_channel(f)} pairs"
+                                           for f, p in parts.items()), run.outdir)  # fmt: skip
+    return SelectResult(
+        output_dir=run.outdir,
+        _pairs=pairs,
+        histograms=hists,
+        cutflow=first.cutflow,
+        counts=doc["counts"],
+        unfold=doc["unfold"],
+        bad_files=doc["bad_files"],
+        meta=meta,
+        files={n: run.outdir / n for n in OUTPUT_FILES},
+    )
+
+
 __all__ = [
     "CUTFLOW_KEYS",
     "ETA_PDGID",
+    "FLAVOUR_CODES",
     "MIXED_COLUMNS",
     "MIX_WEIGHT_QUANTUM",
     "PAIR_COLUMNS",
@@ -1123,6 +1242,7 @@ __all__ = [
     "WeightSpec",
     "fill_histograms",
     "finite_leptons",
+    "flavour_channel",
     "like_sign",
     "make_leptons",
     "mass_axis",

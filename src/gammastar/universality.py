@@ -97,8 +97,7 @@ def compare_aprime(
     chi2_i = (ya - yb) ** 2 / (ea**2 + eb**2)
     chi2 = float(chi2_i[inside].sum())
     ndf = int(inside.sum())
-    w_a, w_b = 1 / ea**2, 1 / eb**2
-    comb = (w_a * ya + w_b * yb) / (w_a + w_b)
+    comb, comb_err, comb_syst, _ = combine(ya, ea, yb, eb)
     return {
         "ratio_of": f"{labels[0]}/{labels[1]}",
         "mass": (0.5 * (lo + hi)).tolist(),
@@ -111,7 +110,162 @@ def compare_aprime(
         "mass_range": list(mass_range) if mass_range is not None else None,
         "combined": {
             "per_pot_per_eps2": comb.tolist(),
-            "stat_err": (1 / np.sqrt(w_a + w_b)).tolist(),
-            "syst_err": (0.5 * np.abs(ya - yb)).tolist(),
+            "stat_err": comb_err.tolist(),
+            "syst_err": comb_syst.tolist(),
         },
     }
+
+
+def combine(
+    ya: np.ndarray, ea: np.ndarray, yb: np.ndarray, eb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The inverse-variance weighted mean of two measurements of one quantity (what
+    :func:`compare_aprime` returns as ``combined``).
+
+    Returns:
+        ``(mean, stat_err, syst_err, weight_a)``: stat_err = (σa⁻² + σb⁻²)^(-1/2),
+        syst_err = |a − b|/2 (the disagreement), weight_a = σa⁻²/(σa⁻² + σb⁻²) the share of
+        ``a`` in the mean (``1 − weight_a`` that of ``b``).
+
+    References:
+        PDG, "Statistics" (weighted mean).
+
+    Example:
+        >>> y, s, d, wa = combine(np.array([2.0]), np.array([1.0]), np.array([1.0]),
+        ...                       np.array([1.0]))
+        >>> float(y[0]), round(float(s[0]), 4), float(d[0]), float(wa[0])
+        (1.5, 0.7071, 0.5, 0.5)
+    """
+    w_a, w_b = 1 / np.asarray(ea, float) ** 2, 1 / np.asarray(eb, float) ** 2
+    ya, yb = np.asarray(ya, float), np.asarray(yb, float)
+    return (
+        (w_a * ya + w_b * yb) / (w_a + w_b),
+        1 / np.sqrt(w_a + w_b),
+        0.5 * np.abs(ya - yb),
+        w_a / (w_a + w_b),
+    )
+
+
+def combine_channels(blocks: dict[str, dict[str, Any]], *, tol: float = 1e-9) -> dict[str, Any]:
+    """One A′ yield from two channels' ``aprime`` blocks (a run with both flavours).
+
+    The mass bins of the two are united: a bin that both have (the same edges) and both
+    measure (no serious flag, a finite, positive error) holds the inverse-variance weighted
+    mean (:func:`combine`) with half the difference as ``syst_err``; a bin that one has or
+    measures holds that one (``syst_err`` 0); a gap between them is an ``empty`` bin.
+
+    Arguments:
+        blocks: ``{channel: aprime block}`` (``bin_edges``, ``per_pot_per_eps2``,
+            ``stat_err``, ``flags``, optionally ``bkg_sub_err``), in priority order (where
+            neither measures a bin, the first one having it keeps its flagged entry and
+            weight 1).
+
+    Returns:
+        JSON-ready ``aprime`` block: ``mass``, ``bin_edges`` (n + 1), ``per_pot_per_eps2``,
+        ``stat_err``, ``syst_err``, ``bkg_sub_err``, ``flags``, ``channels`` (per bin, the
+        channels whose measurement it holds; none for a bin neither measures) and
+        ``weights`` {channel: its share λ of each bin's mean: 1 where it alone measures
+        the bin, 0 where it does not}.
+
+    Raises:
+        InputError: bins of the two overlap without coinciding (the channels' mass grids
+            differ; the message names the mass).
+
+    Example:
+        >>> a = {"bin_edges": [0.1, 0.2, 0.3], "per_pot_per_eps2": [1.0, 2.0],
+        ...      "stat_err": [0.1, 0.2], "flags": [[], []]}
+        >>> b = {"bin_edges": [0.2, 0.3, 0.4], "per_pot_per_eps2": [4.0, 3.0],
+        ...      "stat_err": [0.2, 0.3], "flags": [[], []]}
+        >>> c = combine_channels({"ee": a, "mumu": b})
+        >>> c["per_pot_per_eps2"], c["weights"]["ee"]
+        ([1.0, 3.0, 3.0], [1.0, 0.5, 0.0])
+    """
+    names = list(blocks)
+    if len(names) != 2:
+        raise InputError(f"combine_channels: two channels, got {names}")
+    parsed = {}
+    for n in names:
+        p = _block(blocks[n], n)
+        p["flags"] = list(blocks[n].get("flags") or [[] for _ in p["y"]])
+        bkg = blocks[n].get("bkg_sub_err")
+        p["bkg"] = (
+            np.asarray([np.nan if v is None else v for v in bkg], float)
+            if bkg is not None
+            else np.full(p["y"].size, np.nan)
+        )
+        parsed[n] = p
+    bins: list[tuple[float, float, dict[str, int]]] = []
+    for n in names:
+        p = parsed[n]
+        for i, (lo, hi) in enumerate(zip(p["lo"], p["hi"], strict=True)):
+            for b in bins:
+                if abs(b[0] - lo) < tol and abs(b[1] - hi) < tol:
+                    b[2][n] = i
+                    break
+            else:
+                bins.append((float(lo), float(hi), {n: i}))
+    bins.sort(key=lambda b: b[0])
+    filled: list[tuple[float, float, dict[str, int]]] = []
+    for b in bins:
+        if filled and b[0] < filled[-1][1] - tol:
+            raise InputError(
+                f"combining the channels: a {'/'.join(b[2])} mass bin [{b[0]:.6g}, {b[1]:.6g}] "
+                f"GeV overlaps [{filled[-1][0]:.6g}, {filled[-1][1]:.6g}] without coinciding; "
+                "put both flavours' mass bins on one grid (selection.mass_min, "
+                "unfold.mass_bins per flavour, yields.mass_bin_width)"
+            )
+        if filled and b[0] > filled[-1][1] + tol:
+            filled.append((filled[-1][1], b[0], {}))  # a gap between the channels: empty
+        filled.append(b)
+    out: dict[str, Any] = {k: [] for k in ("mass", "per_pot_per_eps2", "stat_err", "syst_err",
+                                           "bkg_sub_err", "flags", "channels")}  # fmt: skip
+    weights: dict[str, list[float]] = {n: [] for n in names}
+    for lo, hi, idx in filled:
+        out["mass"].append(0.5 * (lo + hi))
+        ok = [n for n in names if n in idx and parsed[n]["ok"][idx[n]]]
+        lam = dict.fromkeys(names, 0.0)
+        if len(ok) == 2:
+            a, b = (parsed[n] for n in ok)
+            i, j = idx[ok[0]], idx[ok[1]]
+            y, s, d, wa = (float(v[0]) for v in combine(
+                a["y"][i:i + 1], a["err"][i:i + 1], b["y"][j:j + 1], b["err"][j:j + 1]))  # fmt: skip
+            lam[ok[0]], lam[ok[1]] = wa, 1.0 - wa
+            bkg = float(np.hypot(wa * a["bkg"][i], (1 - wa) * b["bkg"][j]))
+            flags = sorted(set(a["flags"][i]) | set(b["flags"][j]))
+        elif idx:
+            n = ok[0] if ok else next(n for n in names if n in idx)
+            p, i = parsed[n], idx[n]
+            y, s, d, bkg = float(p["y"][i]), float(p["err"][i]), 0.0, float(p["bkg"][i])
+            lam[n] = 1.0
+            flags = list(p["flags"][i])
+        else:
+            y = s = d = bkg = float("nan")
+            flags = ["empty"]
+        for k, v in (("per_pot_per_eps2", y), ("stat_err", s), ("syst_err", d),
+                     ("bkg_sub_err", bkg)):  # fmt: skip
+            out[k].append(v if np.isfinite(v) else None)
+        out["flags"].append(flags)
+        out["channels"].append(ok)
+        for n in names:
+            weights[n].append(lam[n])
+    out["bin_edges"] = [filled[0][0]] + [b[1] for b in filled]
+    out["weights"] = weights
+    return out
+
+
+def channel_weights(combined: dict[str, Any], channel: str, m: np.ndarray) -> np.ndarray:
+    """The share λ of ``channel`` (``combined["weights"]``, :func:`combine_channels`) in the
+    combined bin holding each mass ``m``; 1 outside the combined bins (a pair there is in
+    no combination).
+
+    Example:
+        >>> c = {"bin_edges": [0.1, 0.2, 0.3], "weights": {"ee": [1.0, 0.25]}}
+        >>> channel_weights(c, "ee", np.array([0.15, 0.25, 0.5])).tolist()
+        [1.0, 0.25, 1.0]
+    """
+    edges = np.asarray(combined["bin_edges"], float)
+    lam = np.asarray(combined["weights"][channel], float)
+    m = np.asarray(m, float)
+    i = np.searchsorted(edges, m, side="right") - 1
+    inside = (i >= 0) & (i < lam.size)
+    return np.where(inside, lam[np.clip(i, 0, lam.size - 1)], 1.0)

@@ -11,6 +11,7 @@ comparison curves (:func:`theory_curves`); and the ``gammastar yields`` stage
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -581,7 +582,9 @@ def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) 
 
 
 # --------------------------------------------------------------------------- stage
-def _read_histograms(path: Path) -> dict[str, Any]:
+def _read_histograms(path: Path, suffix: str = "") -> dict[str, Any]:
+    """``unfolded_m``, ``comb_m``, ``signal_m`` (``suffix``: one flavour's of a both-channels
+    run, e.g. ``_ee``, returned under the plain names)."""
     import uproot
 
     if not path.exists():
@@ -589,12 +592,12 @@ def _read_histograms(path: Path) -> dict[str, Any]:
     out = {}
     try:
         with uproot.open(path) as f:
-            if "unfolded_m" not in f:
-                raise InputError(f"{path}: no histogram 'unfolded_m'")
+            if "unfolded_m" + suffix not in f:
+                raise InputError(f"{path}: no histogram 'unfolded_m{suffix}'")
             rundir.RunDir(path.parent).check_histograms(f)  # schema check (one clear error)
             for name in ("unfolded_m", "comb_m", "signal_m"):
-                if name in f:
-                    out[name] = f[name].to_hist()
+                if name + suffix in f:
+                    out[name] = f[name + suffix].to_hist()
     except GammastarError:
         raise
     except Exception as err:  # noqa: BLE001 - reported with the file name
@@ -682,14 +685,20 @@ ACCEPTANCE_LOST_FLAG = 0.05
 γ* of its mass range lies in (m, pT) bins below ``unfold.min_acceptance`` (full phase space)."""
 
 
-def read_acceptance_loss(run_dir: Path) -> tuple[np.ndarray, np.ndarray] | None:
+def read_acceptance_loss(
+    run_dir: Path, channel: str | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """``(edges, lost fraction per mass bin)`` from ``select.json`` → ``unfold.acceptance``
-    (``lost_fraction_map_per_mass_bin``; NaN where unknown), or ``None``."""
+    (``lost_fraction_map_per_mass_bin``; NaN where unknown), or ``None``; ``channel``: that
+    flavour's (``flavours.<channel>``) of a both-channels run."""
     sel = run_dir / rundir.SELECT
     try:
-        acc = json.loads(sel.read_text()).get("unfold", {}).get("acceptance") or {}
+        doc = json.loads(sel.read_text())
     except (OSError, ValueError):
         return None
+    if channel is not None:  # one flavour of a both-channels run
+        doc = (doc.get("flavours") or {}).get(channel) or {}
+    acc = doc.get("unfold", {}).get("acceptance") or {}
     per_bin = acc.get("lost_fraction_map_per_mass_bin")
     if not per_bin:
         return None
@@ -788,6 +797,9 @@ class YieldInputs:
     inputs: list[Path]
     polarisation: dict[str, Any] | None = None
     """``select.json``'s ``polarisation`` block (λ_θ, λ_φ, λ_θφ per mass bin), or ``None``."""
+    flavour: str | None = None
+    """One flavour of a both-channels run (``input.lepton: [mu, e]``): these are its
+    histograms (``unfolded_m_ee``, ...) and pairs (``pairs.parquet`` ``flavour``)."""
 
 
 @dataclass(eq=False, repr=False)
@@ -840,6 +852,10 @@ def compute_yields(
     outs = [run_dir / n for n in OUTPUT_FILES] + ([run_dir / n for n in FIGURES] if plots else [])
     for p in outs:  # refuse early, before any work
         check_writable(p, force)
+    if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: both channels in one run
+        res = _flavour_yields(cfg, theory)
+        _write_outputs(cfg, res, force, plots)
+        return res
     inp = read_yield_inputs(cfg)
     ap, ap_source, mcp, fid = _yields(cfg, inp)
     loss = read_acceptance_loss(run_dir) if inp.phase_space == "full" else None
@@ -853,19 +869,34 @@ def compute_yields(
     return res
 
 
-def read_yield_inputs(cfg: AnalysisConfig) -> YieldInputs:
+def read_yield_inputs(cfg: AnalysisConfig, flavour: str | None = None) -> YieldInputs:
     """The run directory's inputs of the yields stage, checked: ``select.json`` (schema),
     ``histograms.root``, N_POT and the pairs table where a source (``yields.*_source``) or the
-    fiducial phase space needs it."""
+    fiducial phase space needs it; ``flavour``: that flavour's of a both-channels run
+    (``cfg`` is then :func:`gammastar.config.flavour_config`'s)."""
     run_dir = cfg.output_dir
     rd = rundir.RunDir(run_dir)
     polarisation = None
+    suffix, block = "", None
+    if flavour is not None:
+        from gammastar.select import flavour_channel
+
+        suffix = "_" + flavour_channel(flavour)
     if rd.path(rundir.SELECT).exists():  # schema check: refuse an invalid/unknown-version one
         # the decay angular distribution the selection measured (gammastar.polarisation)
-        polarisation = rd.read_json(rundir.SELECT).get("polarisation")
+        sel = rd.read_json(rundir.SELECT)
+        if flavour is not None:
+            block = (sel.get("flavours") or {}).get(suffix[1:])
+            if block is None:
+                raise InputError(
+                    f"{rd.path(rundir.SELECT)}: no flavours.{suffix[1:]} block: the selection "
+                    f"did not select {flavour!r} (input.lepton); rerun select"
+                )
+            sel = block
+        polarisation = sel.get("polarisation")
     hpath = rd.path(rundir.HISTOGRAMS)
-    hists = _read_histograms(hpath)
-    phase_space = read_phase_space(run_dir)
+    hists = _read_histograms(hpath, suffix)
+    phase_space = block["phase_space"] if block is not None else read_phase_space(run_dir)
     n_pot, n_pot_source = resolve_n_pot(cfg, run_dir)
     inputs: list[Path] = [hpath]
     ppath = rd.path(rundir.PAIRS)
@@ -881,7 +912,7 @@ def read_yield_inputs(cfg: AnalysisConfig) -> YieldInputs:
         )
     if (wanted & {"auto", "pairs"} or fiducial_ps) and ppath.exists():
         cols = ["m", "weight", "charge"] + (["pT", "y"] if fiducial_ps else [])
-        pairs = rd.read_pairs(cols)  # those columns checked against the contract
+        pairs = _read_pairs(rd, cols, flavour)  # those columns checked against the contract
         inputs.append(ppath)
     consistent = None
     if pairs is not None:
@@ -893,8 +924,20 @@ def read_yield_inputs(cfg: AnalysisConfig) -> YieldInputs:
                 ppath,
             )
     return YieldInputs(
-        hists, phase_space, n_pot, n_pot_source, pairs, consistent, inputs, polarisation
+        hists, phase_space, n_pot, n_pot_source, pairs, consistent, inputs, polarisation, flavour
     )
+
+
+def _read_pairs(rd: rundir.RunDir, cols: list[str], flavour: str | None) -> Any:
+    """``cols`` of ``pairs.parquet``; ``flavour``: only that flavour's rows (``flavour``
+    column of a both-channels run, :data:`gammastar.select.FLAVOUR_CODES`)."""
+    if flavour is None:
+        return rd.read_pairs(cols)
+    from gammastar.select import FLAVOUR_CODES
+
+    pairs = rd.read_pairs([*cols, "flavour"])
+    keep = pairs["flavour"].to_numpy() == FLAVOUR_CODES[flavour]
+    return pairs.loc[keep, cols].reset_index(drop=True)
 
 
 def _yields(
@@ -1096,8 +1139,179 @@ def _uncertainties(
     rd = rundir.RunDir(cfg.output_dir)
     pairs = None
     if rd.path(rundir.PAIRS).exists():
-        pairs = rd.read_pairs(["m", "weight", "charge"] + (["pT", "pz"] if fiducial else []))
+        cols = ["m", "weight", "charge"] + (["pT", "pz"] if fiducial else [])
+        pairs = _read_pairs(rd, cols, inp.flavour)
     return yield_uncertainties(cfg, _jsonable(doc), hists=inp.hists, pairs=pairs)
+
+
+# --------------------------------------------------------------------------- both channels
+def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
+    """The yields of a both-channels run (``input.lepton: [mu, e]``, issue 14).
+
+    Each flavour's yields are those of its single-flavour run
+    (:func:`gammastar.config.flavour_config` on its histograms and pairs:
+    :func:`read_yield_inputs` with ``flavour``), in ``flavours.<channel>``. ``aprime`` is
+    their combination (:func:`gammastar.universality.combine_channels`: the inverse-variance
+    mean where both measure a bin, half the difference as ``syst_err``; one channel alone
+    elsewhere, e.g. ee below 2m_μ), with each channel's share per bin in ``aprime.weights``
+    (what the flow's training weights use); ``lepton_universality`` the ee/μμ ratio per
+    shared bin and its χ² (:func:`gammastar.universality.compare_aprime`); ``mcp`` per χ
+    mass the combination of the channels whose data reach down to 2m_χ."""
+    from gammastar.config import flavour_config
+    from gammastar.select import flavour_channel
+    from gammastar.universality import combine, combine_channels, compare_aprime
+
+    per: dict[str, Any] = {}
+    for f in cfg.input.flavours:
+        fcfg = flavour_config(cfg, f)
+        ch = flavour_channel(f)
+        inp = read_yield_inputs(fcfg, f)
+        ap, ap_source, mcp, fid = _yields(fcfg, inp)
+        loss = read_acceptance_loss(cfg.output_dir, ch) if inp.phase_space == "full" else None
+        lost = flag_acceptance_loss(loss, ap, mcp, fcfg.input.lepton_mass) if loss else None
+        _warn_flags(ap)
+        doc = _jsonable(yields_document(fcfg, inp, ap, ap_source, mcp, fid, lost, theory=False))
+        per[ch] = {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": mcp, "doc": doc}
+    chans = list(per)
+    comb = combine_channels({c: per[c]["doc"]["aprime"] for c in chans})
+    first = per[chans[0]]
+    n_pot = first["inp"].n_pot
+    edges = np.asarray(comb["bin_edges"], float)
+    nan = lambda v: np.asarray([np.nan if x is None else x for x in v], float)
+    ap = AprimeYield(np.asarray(comb["mass"]), edges, nan(comb["per_pot_per_eps2"]),
+                     nan(comb["stat_err"]), nan(comb["bkg_sub_err"]), comb["flags"], n_pot)  # fmt: skip
+    universality = None
+    if {"ee", "mumu"} <= set(chans):
+        try:
+            universality = compare_aprime(
+                per["ee"]["doc"]["aprime"], per["mumu"]["doc"]["aprime"],
+                labels=("ee", "mumu"), mass_range=cfg.yields.universality_mass_range,
+            )  # fmt: skip
+            universality.pop("combined")  # the combination is `aprime`
+        except InputError as err:
+            log.warning("yields: no lepton-universality comparison (%s)", err)
+    mcp = _combined_mcp(per, combine)
+    doc: dict[str, Any] = {
+        "aprime": {
+            **{k: v for k, v in comb.items() if k != "index"},
+            "source": "combined",
+            "combination": "inverse-variance mean of the channels measuring a bin; syst_err "
+            "= |difference|/2 (the disagreement); weights: each channel's share per bin",
+        },
+        "mcp": mcp,
+        "lepton_universality": universality,
+        "flavours": {c: {k: v for k, v in per[c]["doc"].items() if k != "meta"} for c in chans},
+        "polarisation": first["doc"].get("polarisation"),
+    }
+    if cfg.uncertainties.enabled:
+        doc["uncertainties"] = _combined_uncertainties(per, comb)
+    if theory:
+        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
+    inputs = list(dict.fromkeys(p for c in chans for p in per[c]["inp"].inputs))
+    meta_inp = dataclasses.replace(
+        first["inp"], consistent=all(bool(per[c]["inp"].consistent) for c in chans)
+    )
+    doc["meta"] = {
+        **_yields_meta(cfg, meta_inp, ap, inputs),
+        "flavours": chans,
+        "lepton_masses": {c: per[c]["cfg"].input.lepton_mass for c in chans},
+        "phase_space_per_flavour": {c: per[c]["inp"].phase_space for c in chans},
+    }
+    mcp_y = McpYield(np.asarray(mcp["mass"]), nan(mcp["per_pot_per_q2"]), nan(mcp["stat_err"]),
+                     mcp["flags"], n_pot, mcp["source"])  # fmt: skip
+    res = YieldsResult(ap, mcp_y, "combined", first["inp"],
+                       {n: cfg.output_dir / n for n in OUTPUT_FILES})  # fmt: skip
+    res.update(doc)
+    return res
+
+
+def _combined_mcp(per: dict[str, Any], combine: Any) -> dict[str, Any]:
+    """``mcp`` of a both-channels run: per χ mass the channels whose data start at or below
+    2m_χ (their Eq. 8 sums cover the same γ* masses), inverse-variance combined where two
+    do (``syst_err`` half their difference), one alone elsewhere (ee for light χ)."""
+    chans = list(per)
+    docs = {c: per[c]["doc"]["mcp"] for c in chans}
+    lows = {c: float(per[c]["doc"]["aprime"]["bin_edges"][0]) for c in chans}
+    out: dict[str, Any] = {k: [] for k in ("per_pot_per_q2", "stat_err", "syst_err", "flags",
+                                           "channels")}  # fmt: skip
+    mass = [float(v) for v in docs[chans[0]]["mass"]]
+    for i, mc in enumerate(mass):
+        ok = [
+            c for c in chans
+            if lows[c] <= 2 * mc + 1e-9 and docs[c]["per_pot_per_q2"][i] is not None
+            and docs[c]["stat_err"][i] not in (None, 0.0)
+        ]  # fmt: skip
+        if not ok:  # no channel reaches 2m_χ: the lowest-reaching one's (flagged) value
+            ok = [min(chans, key=lambda c: lows[c])]
+        if len(ok) == 2:
+            y, s, d, _ = (float(v[0]) for v in combine(
+                *(np.array([docs[c][k][i]], float) for c in ok for k in ("per_pot_per_q2",
+                                                                         "stat_err"))))  # fmt: skip
+        else:
+            y, s, d = docs[ok[0]]["per_pot_per_q2"][i], docs[ok[0]]["stat_err"][i], 0.0
+        out["per_pot_per_q2"].append(y)
+        out["stat_err"].append(s)
+        out["syst_err"].append(d)
+        out["flags"].append(sorted({f for c in ok for f in docs[c]["flags"][i]}))
+        out["channels"].append(ok)
+    return {"mass": mass, **out, "source": "combined"}
+
+
+def _combined_uncertainties(per: dict[str, Any], comb: dict[str, Any]) -> dict[str, Any]:
+    """``uncertainties`` of the combined A′ yield: each named nuisance's relative size per
+    combined bin propagated linearly through the mean (Σ_ℓ λ_ℓ y_ℓ r_ℓ / y; a source of one
+    channel only scales its share), ``data_stat`` the combination's own, plus
+    ``universality``: the channels' disagreement ``syst_err``/y. The per-channel blocks stay
+    in ``flavours.<channel>.uncertainties``."""
+    chans = list(per)
+    mass = np.asarray(comb["mass"], float)
+    y = np.asarray([np.nan if v is None else v for v in comb["per_pot_per_eps2"]], float)
+    lo, hi = np.asarray(comb["bin_edges"][:-1]), np.asarray(comb["bin_edges"][1:])
+    names: dict[str, dict[str, Any]] = {}
+    for c in chans:
+        for n, blk in (per[c]["doc"].get("uncertainties") or {}).get("nuisances", {}).items():
+            names.setdefault(n, blk)
+    rel_sum = {n: np.zeros(mass.size) for n in names}
+    for c in chans:
+        blk = per[c]["doc"]["aprime"]
+        ce = np.asarray(blk["bin_edges"], float)
+        yc = np.asarray([np.nan if v is None else v for v in blk["per_pot_per_eps2"]], float)
+        lam = np.asarray(comb["weights"][c], float)
+        unc = (per[c]["doc"].get("uncertainties") or {}).get("nuisances", {})
+        for k in range(mass.size):
+            j = np.flatnonzero((np.abs(ce[:-1] - lo[k]) < 1e-9) & (np.abs(ce[1:] - hi[k]) < 1e-9))
+            if not j.size or lam[k] == 0:
+                continue
+            for n in names:
+                r = (unc.get(n) or {}).get("rel")
+                rv = r[j[0]] if r is not None and r[j[0]] is not None else 0.0
+                rel_sum[n][k] += lam[k] * yc[j[0]] * rv
+    out: dict[str, Any] = {}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for n, blk in names.items():
+            rel = np.abs(rel_sum[n] / y)
+            if n == "data_stat":
+                rel = np.asarray([np.nan if v is None else v for v in comb["stat_err"]]) / np.abs(y)
+            out[n] = {**{k: v for k, v in blk.items() if k not in ("up", "down", "rel")},
+                      "up": _nan_list(rel), "down": _nan_list(-rel), "rel": _nan_list(rel)}  # fmt: skip
+        syst = np.asarray([np.nan if v is None else v for v in comb["syst_err"]], float)
+        rel = syst / np.abs(y)
+    out["universality"] = {
+        "kind": "normsys", "up": _nan_list(rel), "down": _nan_list(-rel), "rel": _nan_list(rel),
+        "origin": "half the ee - mumu difference of the A′ yield where both channels measure "
+        "a bin (yields.json aprime.syst_err)",
+        "correlation": "one parameter shared by all channels and mass points",
+    }  # fmt: skip
+    not_included = {
+        k: v for c in chans
+        for k, v in ((per[c]["doc"].get("uncertainties") or {}).get("not_included") or {}).items()
+    }  # fmt: skip
+    return {"mass": mass.tolist(), "nuisances": out, "not_included": not_included,
+            "combination": "each channel's nuisances propagated through the mean (linear)"}  # fmt: skip
+
+
+def _nan_list(a: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, float)]
 
 
 def _jsonable(doc: dict[str, Any]) -> dict[str, Any]:

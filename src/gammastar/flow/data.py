@@ -344,7 +344,58 @@ def read_pairs(config: AnalysisConfig) -> tuple[pd.DataFrame, Path]:
     from gammastar import rundir
 
     rd = rundir.RunDir(config.output_dir)
-    return rd.read_pairs(require=("m", "qT", "E", "charge")), rd.path(rundir.PAIRS)
+    pairs = rd.read_pairs(require=("m", "qT", "E", "charge"))
+    if len(config.input.flavours) > 1:
+        pairs = combination_weighted(pairs, config, rd.read_json(rundir.YIELDS))
+    return pairs, rd.path(rundir.PAIRS)
+
+
+def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Mapping) -> Any:
+    """The pairs of a both-channels run (``input.lepton: [mu, e]``) weighted for one flow.
+
+    The γ* kinematics p(q_T, E | m) do not depend on the flavour it decays into, so both
+    channels' unfolded pairs train one flow; where both measure a mass bin of the combined
+    A′ yield they must not count twice. Each pair's ``weight`` (and ``weight_raw``) is
+    multiplied by its channel's share λ_ℓ of that bin's inverse-variance mean
+    (``yields.json`` ``aprime.weights``, :func:`gammastar.universality.channel_weights`) and
+    by F_ℓ(m)/F_ref(m), F = :func:`gammastar.physics.kinematics.aprime_factor` of the
+    channel's lepton mass and of the lightest one's (Eq. 6: a μμ pair stands for
+    F_μ/F_e ee pairs of the same γ* mass). Per mass bin the weights then sum to
+    λ_e Y_e + λ_μ Y_μ in ee-pair units: the combined yield's spectrum, each pair counted by
+    its share.
+
+    Raises:
+        InputError: ``pairs.parquet`` has no ``flavour`` column or ``yields.json`` no
+            ``aprime.weights`` (run select and yields of this config first).
+    """
+    from gammastar.config import flavour_config
+    from gammastar.physics.kinematics import aprime_factor
+    from gammastar.select import FLAVOUR_CODES, flavour_channel
+    from gammastar.universality import channel_weights
+
+    ap = yields.get("aprime", {})
+    if "flavour" not in pairs.columns or "weights" not in ap:
+        raise InputError(
+            f"{config.output_dir}: the flow of a both-channels run needs pairs.parquet's "
+            "flavour column and yields.json's aprime.weights; run `gammastar select` and "
+            "`gammastar yields` of this config first"
+        )
+    masses = {f: flavour_config(config, f).input.lepton_mass for f in config.input.flavours}
+    m_ref = min(masses.values())
+    m = pairs["m"].to_numpy(np.float64)
+    code = pairs["flavour"].to_numpy()
+    factor = np.zeros(len(pairs))
+    for f, ml in masses.items():
+        sel = code == FLAVOUR_CODES[f]
+        lam = channel_weights(ap, flavour_channel(f), m[sel])
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            conv = aprime_factor(m[sel], ml) / aprime_factor(m[sel], m_ref)
+            factor[sel] = np.where(np.isfinite(conv), lam * conv, 0.0)  # 0: below 2m_ℓ
+    out = pairs.copy()
+    for col in ("weight", "weight_raw"):
+        if col in out.columns:
+            out[col] = out[col].to_numpy(np.float64) * factor
+    return out
 
 
 def mass_spectrum_from_pairs(
