@@ -130,10 +130,17 @@ def test_error_method_is_recorded_and_read_back():
     back = Extrapolation.from_dict(d)
     assert back.error_method == "sandwich"
     np.testing.assert_allclose(back.fiducial_fraction_err_alt, ex.fiducial_fraction_err_alt)
+    cov = d["parameter_covariance"]  # ȳ fixed: σ_y and the one group's T
+    assert cov["parameters"] == ["y_sigma", "T_0"]
+    assert cov["bin_group"] == [0]
+    np.testing.assert_allclose(back.covariance, ex.covariance)
+    assert np.sqrt(ex.covariance[0, 0]) == pytest.approx(ex.y_sigma_err, rel=1e-12)
     old = {k: v for k, v in d.items() if k not in (
         "error_method", "error_method_reference", "fiducial_fraction_err_kish_profile",
         "y_sigma_err_kish_profile")}  # fmt: skip
+    old.pop("parameter_covariance")
     assert Extrapolation.from_dict(old).error_method == "kish_profile"
+    assert Extrapolation.from_dict(old).covariance is None
     k = _fit(region, _toy(region, 20_000, seed=3), error_method="kish_profile")
     assert k.as_dict()["error_method"] == "kish_profile"
     np.testing.assert_allclose(k.fiducial_fraction_err, ex.fiducial_fraction_err_alt, rtol=1e-9)
@@ -152,3 +159,54 @@ def test_sandwich_covariance_shape_with_free_mean():
     cov = sandwich_covariance(data, x)
     assert cov.shape == (3, 3)
     assert np.all(np.linalg.eigvalsh(cov) > 0)
+
+
+def _all_seeing(kin, hit):
+    """A KinematicSample whose detector sees the samples ``hit`` with probability 1 whatever
+    their lifetime (one cell from 0 to ∞: survival 1 at its start, 0 at its end)."""
+    from gammastar.acceptance import KinematicSample
+
+    n = len(kin["qT"])
+    return KinematicSample(
+        MASS, np.ones(n), np.asarray(hit, float)[:, None], np.array([0.0, np.inf]), 1.0
+    )
+
+
+def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
+    """With an acceptance of 1 everywhere, 𝓔_in = 𝓔_out = 1 and N = Y_F/f_F, so the fit's
+    relative error of N_sig is δf_F/f_F, the yield's: the reweighted gradient of E_x on the
+    drawn samples must reproduce the quadrature's ∂f_F/∂θ. Tolerance 5%: the Monte Carlo mean
+    of ∂ln p/∂θ over the ~10⁵ extrapolated samples (≈ 1%) and the |y| of the few samples at
+    y < 0 (0.3% of the model there). A detector that sees only the fiducial part gets 0."""
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.extrapolation import (
+        ExtrapolatedSampler,
+        nsig_relative_error,
+        per_sample_acceptance,
+    )
+
+    region = _ToyRegion()
+    ex = _fit(region, _toy(region, 20_000, seed=21))
+    sampler = ExtrapolatedSampler(ParametricSampler(*TRUE), ex, region)
+    kin = sampler.sample(MASS, 200_000, seed=4)
+    ks = _all_seeing(kin, np.ones(len(kin["qT"])))
+    assert per_sample_acceptance(ks, [1.0, 50.0]) == pytest.approx(1.0, abs=1e-15)
+    rel = nsig_relative_error(ex, region, MASS, kin, ks, [1.0, 50.0])
+    want = ex.fiducial_fraction_err[0] / ex.fiducial_fraction[0]
+    assert rel == pytest.approx(np.full(2, want), rel=0.05)
+    inside_only = _all_seeing(kin, ~kin["extrapolated"])
+    assert nsig_relative_error(ex, region, MASS, kin, inside_only, [1.0]) == pytest.approx(0.0)
+
+
+def test_per_sample_acceptance_averages_to_the_samples_acceptance():
+    """:func:`per_sample_acceptance` is the per-sample term of
+    :meth:`KinematicSample.acceptance`: their mean agrees to rounding (≈ n_cells · eps per
+    sample, summed in another order)."""
+    from gammastar.acceptance import Geometry, ParametricSampler, draw
+    from gammastar.extrapolation import per_sample_acceptance
+
+    geo = Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120)
+    ks = draw(ParametricSampler(), 0.4, 5000, geo, seed=3)
+    ct = np.array([0.1, 1.0, 100.0])
+    np.testing.assert_allclose(per_sample_acceptance(ks, ct).mean(axis=0), ks.acceptance(ct),
+                               rtol=1e-10, atol=1e-15)  # fmt: skip

@@ -45,6 +45,8 @@ __all__ = [
     "beam_rapidity",
     "fiducial_fraction",
     "fit_extrapolation",
+    "nsig_relative_error",
+    "per_sample_acceptance",
     "sandwich_covariance",
 ]
 
@@ -137,6 +139,12 @@ class Extrapolation:
     fiducial_fraction_err_alt: NDArray[np.float64] | None = None
     """The other method's 1σ of f_F, for comparison (``None``: not computed)."""
     y_sigma_err_alt: float | None = None
+    covariance: NDArray[np.float64] | None = None
+    """Sandwich covariance of the free fit parameters ([ȳ], σ_y, T_0, T_1, ...; ȳ only when
+    fitted), ``None`` when not computed (:func:`nsig_relative_error` propagates it)."""
+    bin_group: NDArray[np.int64] | None = None
+    """Per mass bin, the fit group whose T_g it took (index into the T's of
+    :attr:`covariance`)."""
 
     def at(self, m: ArrayLike) -> tuple[NDArray, NDArray, NDArray, NDArray]:
         """(f_F, T, ȳ, σ_y) at masses ``m`` (linear between bin centres, constant beyond)."""
@@ -163,9 +171,24 @@ class Extrapolation:
             "error_method": self.error_method,
             "error_method_reference": ERROR_REFERENCES[self.error_method],
             **self._alt_dict(),
+            **self._cov_dict(),
             "y_mean_source": "beam c.m. rapidity (fixed)" if self.y_mean_fixed else "fitted",
             "fiducial": self.fiducial,
             "reference": "docs/yields.md#the-fiducial-region-and-the-extrapolation",
+        }
+
+    def _cov_dict(self) -> dict[str, Any]:
+        if self.covariance is None or self.bin_group is None:
+            return {}
+        n_t = self.covariance.shape[0] - (1 if self.y_mean_fixed else 2)
+        names = ([] if self.y_mean_fixed else ["y_mean"]) + ["y_sigma"]
+        return {
+            "parameter_covariance": {
+                "parameters": names + [f"T_{g}" for g in range(n_t)],
+                "matrix": self.covariance.tolist(),
+                "bin_group": self.bin_group.tolist(),
+                "method": "sandwich",
+            }
         }
 
     def _alt_dict(self) -> dict[str, Any]:
@@ -185,13 +208,16 @@ class Extrapolation:
         err = d.get("fiducial_fraction_err")
         method = d.get("error_method", "kish_profile")
         alt = d.get(f"fiducial_fraction_err_{_OTHER.get(method, '')}")
+        cov = d.get("parameter_covariance")
         return cls(arr["mass"], arr["bin_edges"], arr["fiducial_fraction"], arr["temperature"],
                    arr["y_mean"], arr["y_sigma"], arr["n_eff"], d["fiducial"],
                    None if err is None else np.asarray(err, dtype=np.float64),
                    d.get("y_sigma_err"),
                    d.get("y_mean_source", "fitted") != "fitted", method,
                    None if alt is None else np.asarray(alt, dtype=np.float64),
-                   d.get(f"y_sigma_err_{_OTHER.get(method, '')}"))  # fmt: skip
+                   d.get(f"y_sigma_err_{_OTHER.get(method, '')}"),
+                   None if cov is None else np.asarray(cov["matrix"], dtype=np.float64),
+                   None if cov is None else np.asarray(cov["bin_group"], dtype=np.int64))  # fmt: skip
 
 
 ERROR_METHODS = ("sandwich", "kish_profile")
@@ -519,6 +545,7 @@ def fit_extrapolation(
         start = (start[0], float(y_mean), start[2])
     x, nll0 = _fit_joint(data, start, mu_fixed=y_mean)
     errs: dict[str, tuple[NDArray, float]] = {}
+    cov = None
     for method in (error_method, _OTHER[error_method]) if compare else (error_method,):
         if method == "sandwich":
             cov = sandwich_covariance(data, x, y_mean)
@@ -539,10 +566,122 @@ def fit_extrapolation(
         a_[~ok] = np.interp(centre[~ok], centre[ok], a_[ok])  # a failed group: the nearest
     frac_err, d_sigma = errs[error_method]
     alt = errs.get(_OTHER[error_method])
+    bin_group = np.full(nb, -1, dtype=np.int64)
+    for k, (g, _) in enumerate(fitted):
+        bin_group[g] = k
+    have = np.flatnonzero(bin_group >= 0)
+    if have.size:  # bins of a failed group: the nearest fitted bin's group
+        near = have[np.abs(np.arange(nb)[:, None] - have[None, :]).argmin(axis=1)]
+        bin_group = bin_group[near]
     return Extrapolation(centre, edges, frac, temp, mu, sig, np.nan_to_num(neff),
                          fiducial.as_dict(), frac_err, d_sigma, y_mean is not None,
                          error_method, None if alt is None else alt[0],
-                         None if alt is None else alt[1])  # fmt: skip
+                         None if alt is None else alt[1], cov,
+                         None if cov is None else bin_group)  # fmt: skip
+
+
+def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
+    """Each sample's own acceptance at the proper decay lengths ``ctau``: the detector
+    efficiency × Σ_cells hit × (survival to the cell's start − to its end), the per-sample
+    term of :meth:`gammastar.acceptance.KinematicSample.acceptance` (whose mean it is).
+
+    Returns:
+        shape (n, len(ctau)).
+    """
+    ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+    z = np.asarray(sample.cells, dtype=np.float64)
+    out = np.empty((sample.n, ctau.size))
+    for j, c in enumerate(ctau):
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            x = z[None, :] / (sample.gbc[:, None] * c)
+            surv = np.exp(-np.where(np.isnan(x), 0.0, x))
+        out[:, j] = np.sum(sample.hits * (surv[:, :-1] - surv[:, 1:]), axis=1)
+    return sample.efficiency * out
+
+
+def nsig_relative_error(
+    extrapolation: Extrapolation,
+    fiducial: Any,
+    mass: float,
+    kinematics: dict[str, ArrayLike],
+    sample: Any,
+    ctau: ArrayLike,
+) -> NDArray[np.float64]:
+    r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
+    signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
+
+    With the full-phase-space yield Y = Y_F / f_F and the acceptance
+    𝓔 = f_F 𝓔_in + (1 − f_F) 𝓔_out (:class:`ExtrapolatedSampler`),
+    N/Y_F = 𝓔_in + E_x(θ)/f_F(θ), E_x = (1 − f_F) 𝓔_out = ∫_{∉F} p_θ a: only the model's part
+    depends on the fit parameters θ = (T, [ȳ], σ_y), and a change of σ_y that moves f_F moves
+    E_x nearly in proportion where the detector sees kinematics next to F (the paper's mock
+    detector shares the spectrometer's angular window), so N_sig is much less sensitive than Y.
+    The gradient of E_x is taken on the drawn samples themselves by reweighting,
+    ∂E_x/∂θ = (1/n) Σ_{extrapolated i} a_i ∂ln p_θ(x_i)/∂θ (no resampling noise), that of f_F
+    by :func:`fiducial_fraction`'s central differences; the two are propagated linearly through
+    the sandwich covariance (:attr:`Extrapolation.covariance`: σ_y, [ȳ], and the T_g of the
+    mass's fit group).
+
+    Arguments:
+        extrapolation: the fitted :class:`Extrapolation` with its ``covariance``.
+        fiducial: the :class:`~gammastar.pair_acceptance.FiducialRegion`.
+        mass: the A′ mass (GeV).
+        kinematics: the sampler's output of the draw (``qT``, ``E``, ``extrapolated``), in
+            the order of ``sample``.
+        sample: the :class:`~gammastar.acceptance.KinematicSample` drawn from them.
+        ctau: proper decay lengths (m).
+
+    Returns:
+        δN/N per cτ (0 where N = 0).
+
+    Raises:
+        InputError: the extrapolation has no covariance (written with ``kish_profile`` alone,
+            or before the sandwich).
+
+    References:
+        Linear error propagation of the sandwich covariance (:func:`sandwich_covariance`);
+        the reweighting identity ∫ p_θ a = E_{p_θ0}[a p_θ/p_θ0] (importance sampling).
+    """
+    ex = extrapolation
+    if ex.covariance is None or ex.bin_group is None:
+        raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
+    ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+    f0, t, mu, s = (float(v) for v in ex.at(mass))
+    qt = np.asarray(kinematics["qT"], dtype=np.float64)
+    e = np.asarray(kinematics["E"], dtype=np.float64)
+    out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
+    a = per_sample_acceptance(sample, ctau)  # (n, n_ct)
+    n = a.shape[0]
+    tot = a.mean(axis=0)
+    if not np.any(out_mask):
+        return np.zeros(ctau.size)
+    mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
+    y = np.arccosh(np.maximum(e[out_mask] / mt, 1.0))
+    dlp = _dlogp(mass, qt[out_mask], y, t, mu, s)  # (3, n_out): (T, ȳ, σ_y)
+    e_x = a[out_mask].sum(axis=0) / n  # (n_ct,)
+    de_x = dlp @ a[out_mask] / n  # (3, n_ct)
+    base = np.array([t, mu, s])
+    inside = _grid_in_f(fiducial, mass)
+    df = np.empty(3)
+    for j in range(3):
+        h = 1e-4 * max(abs(base[j]), 0.1)
+        up, dn = base.copy(), base.copy()
+        up[j] += h
+        dn[j] -= h
+        df[j] = (fiducial_fraction(fiducial, mass, tuple(up), inside)
+                 - fiducial_fraction(fiducial, mass, tuple(dn), inside)) / (2 * h)  # fmt: skip
+    # ∂(E_x/f)/∂θ, θ in (T, ȳ, σ_y)
+    grad = (de_x - np.outer(df, e_x) / f0) / f0  # (3, n_ct)
+    g = int(ex.bin_group[int(np.argmin(np.abs(ex.mass - mass)))])
+    n_head = 1 if ex.y_mean_fixed else 2
+    rows = [(0, n_head + g), (2, n_head - 1)] + ([] if ex.y_mean_fixed else [(1, 0)])
+    c = ex.covariance[np.ix_([q for _, q in rows], [q for _, q in rows])]
+    gr = grad[[j for j, _ in rows]]  # (k, n_ct)
+    var = np.einsum("ic,ij,jc->c", gr, c, gr)
+    n_over_yf = tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.where(n_over_yf > 0, np.sqrt(np.maximum(var, 0.0)) / n_over_yf, 0.0)
+    return rel
 
 
 class ExtrapolatedSampler:
