@@ -1096,7 +1096,8 @@ def _uncertainties(
     rd = rundir.RunDir(cfg.output_dir)
     pairs = None
     if rd.path(rundir.PAIRS).exists():
-        pairs = rd.read_pairs(["m", "weight", "charge"] + (["pT", "pz"] if fiducial else []))
+        kin = fiducial or cfg.unfold.acceptance_map is not None  # λ_θ, the map's statistics
+        pairs = rd.read_pairs(["m", "weight", "charge"] + (["pT", "pz"] if kin else []))
     return yield_uncertainties(cfg, _jsonable(doc), hists=inp.hists, pairs=pairs)
 
 
