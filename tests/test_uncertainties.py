@@ -584,3 +584,24 @@ def test_yields_record_the_acceptance_map_statistics(tmp_path):
     _map_statistics(cfg3, None, edges, doc["aprime"]["mass"], out, skipped)
     assert out["acceptance_map_stat"].up.tolist() == [0.0] * len(doc["aprime"]["mass"])
     assert "no error" in out["acceptance_map_stat"].origin
+
+
+def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
+    """A 3-D map (m, p_T, y) whose one rapidity bin spans every pair is the 2-D map: the same
+    propagated size (to rounding: the same sums in the same order)."""
+    from gammastar.uncertainties import acceptance_map_variation
+    from gammastar.unfold import AcceptanceMap3D
+
+    amap, a, n = _toy_map()
+    m3 = AcceptanceMap3D(amap.map.m_edges, amap.map.pt_edges, np.array([-20.0, 20.0]),
+                         a[:, :, None], n[:, :, None], "toy3d")  # fmt: skip
+    rng = np.random.default_rng(5)
+    m, pt = rng.uniform(0.2, 1.0, 3000), rng.exponential(0.5, 3000).clip(0, 1.99)
+    w = (
+        1.0
+        / a[np.searchsorted(amap.map.m_edges, m) - 1, np.searchsorted(amap.map.pt_edges, pt) - 1]
+    )
+    edges = np.array([0.2, 0.5, 1.0])
+    r2 = acceptance_map_variation(m, pt, w, edges, amap)
+    r3 = acceptance_map_variation(m, pt, w, edges, m3, pz=rng.uniform(5, 50, 3000))
+    np.testing.assert_allclose(r3, r2, rtol=1e-12)
