@@ -66,25 +66,13 @@ def make_run(events: int) -> Path:
     return out
 
 
-class _Capture:
-    """A sampler that keeps its last output (the draw's kinematics, in the samples' order)."""
-
-    def __init__(self, inner):
-        self.inner, self.last = inner, None
-        self.mass_range = inner.mass_range
-
-    def sample(self, mass, n, seed=None):
-        self.last = self.inner.sample(mass, n, seed=seed)
-        return self.last
-
-
 def nsig_pulls(cfg, rows, *, samples: int = 40_000, seed: int = 11) -> None:
     """Add ``nsig_pull_nsig_error`` to each row: the pull with the fit's error carried to N_sig
     (module docstring), the data-driven samples redrawn as ``reach_closure`` draws them (the
     same sampler and seed, hence the same samples)."""
     from gammastar import rundir
     from gammastar.acceptance import draw
-    from gammastar.extrapolation import Extrapolation, nsig_relative_error
+    from gammastar.extrapolation import Extrapolation, RecordingSampler, nsig_relative_error
     from gammastar.pair_acceptance import FiducialRegion
     from gammastar.reach import _sampler_from_config, load_yields
 
@@ -93,7 +81,7 @@ def nsig_pulls(cfg, rows, *, samples: int = 40_000, seed: int = 11) -> None:
     fid = FiducialRegion.from_dict(y_dd.extrapolation["fiducial"])
     sampler, _ = _sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
         update={"flow": str(cfg.output_dir / rundir.FLOW_DIR), "extrapolation": "label"})}), y_dd)  # fmt: skip
-    cap = _Capture(sampler)
+    cap = RecordingSampler(sampler)
     by_point: dict = {}
     for r in rows:
         by_point.setdefault((r["geometry"], r["mass"]), []).append(r)

@@ -31,7 +31,8 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
 Not varied (no mock knob, or not a parameter): ``eta_mumu`` (0 with ``remove_eta_mumu:
 truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`` (a statistical
 fit error: each realisation refits; the mock's spectra have the model's form), the
-acceptance-map statistics (no nuisance yet: the mock and the analysis share one map).
+acceptance-map statistics (``acceptance_map_stat``: 0 with the config-computed per-lepton
+acceptance of this config).
 The truth is computed once: neither varied parameter changes it (λ_θ moves the muons, not the
 γ*; R is an analysis parameter); the empirical mass smearing is that of the first realisation.
 
@@ -139,7 +140,12 @@ def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, sampl
     """Data-driven N_sig per (mass, cτ) and its quoted relative error (module docstring)."""
     from gammastar import rundir
     from gammastar.acceptance import draw
-    from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation, nsig_relative_error
+    from gammastar.extrapolation import (
+        ExtrapolatedSampler,
+        Extrapolation,
+        RecordingSampler,
+        nsig_relative_error,
+    )
     from gammastar.pair_acceptance import FiducialRegion
     from gammastar.reach import load_yields
     from gammastar.uncertainties import at_masses
@@ -148,7 +154,7 @@ def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, sampl
     ex = y.extrapolation
     extrap = Extrapolation.from_dict(ex)
     fiducial = FiducialRegion.from_dict(ex["fiducial"])
-    sampler = _Capture(ExtrapolatedSampler(flow_model, extrap, fiducial))
+    sampler = RecordingSampler(ExtrapolatedSampler(flow_model, extrap, fiducial))
     sizes = at_masses(y.uncertainties or {}, masses)
     out = {}
     for i, m in enumerate(masses):
@@ -168,18 +174,6 @@ def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, sampl
                 parts["extrapolation"] = float(rel_ex[k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
     return out
-
-
-class _Capture:
-    """A sampler that keeps its last output (the draw's kinematics, in the samples' order)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.last = inner, None
-        self.mass_range = inner.mass_range
-
-    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, Any]:
-        self.last = self.inner.sample(mass, n, seed=seed)
-        return self.last
 
 
 SIGMAS = {

@@ -42,6 +42,7 @@ __all__ = [
     "MODEL_NAME",
     "ExtrapolatedSampler",
     "Extrapolation",
+    "RecordingSampler",
     "beam_rapidity",
     "fiducial_fraction",
     "fit_extrapolation",
@@ -682,6 +683,20 @@ def nsig_relative_error(
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(n_over_yf > 0, np.sqrt(np.maximum(var, 0.0)) / n_over_yf, 0.0)
     return rel
+
+
+class RecordingSampler:
+    """A sampler that keeps its last output (``last``: the draw's kinematics, in the samples'
+    order), the ``kinematics`` that :func:`nsig_relative_error` needs beside the drawn
+    :class:`~gammastar.acceptance.KinematicSample`."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.last = inner, None
+        self.mass_range = inner.mass_range
+
+    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, Any]:
+        self.last = self.inner.sample(mass, n, seed=seed)
+        return self.last
 
 
 class ExtrapolatedSampler:
