@@ -18,14 +18,21 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   instead, the same mismatch the nuisance describes). σ = √(Σ named² + σ_MC²): every named
   nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
+  ``extrapolation`` here is the fit's error carried to N_sig itself
+  (:func:`gammastar.extrapolation.nsig_relative_error`: the sandwich covariance of the fit
+  through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ), per cτ); ``all_yield`` is the same sum with the
+  yield's δf_F/f_F (``yields.json`` ``uncertainties.extrapolation``, what the workspace's
+  ``extrapolation`` normsys holds) in its place, for comparison.
 * ``stat``: the config's parameters; the coverage of ``data_stat`` alone (√(data_stat² + σ_MC²))
   and of the statistical part √(data_stat² + extrapolation² + σ_MC²) (the extrapolation's error
-  is the fit's statistical error on the same data), which must cover on their own.
+  is the fit's statistical error on the same data, at the N_sig level), which must cover on
+  their own.
 
 Not varied (no mock knob, or not a parameter): ``eta_mumu`` (0 with ``remove_eta_mumu:
 truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`` (a statistical
 fit error: each realisation refits; the mock's spectra have the model's form), the
-acceptance-map statistics (no nuisance yet: the mock and the analysis share one map).
+acceptance-map statistics (``acceptance_map_stat``: 0 with the config-computed per-lepton
+acceptance of this config).
 The truth is computed once: neither varied parameter changes it (λ_θ moves the muons, not the
 γ*; R is an analysis parameter); the empirical mass smearing is that of the first realisation.
 
@@ -133,41 +140,60 @@ def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, sampl
     """Data-driven N_sig per (mass, cτ) and its quoted relative error (module docstring)."""
     from gammastar import rundir
     from gammastar.acceptance import draw
-    from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
+    from gammastar.extrapolation import (
+        ExtrapolatedSampler,
+        Extrapolation,
+        RecordingSampler,
+        nsig_relative_error,
+    )
     from gammastar.pair_acceptance import FiducialRegion
     from gammastar.reach import load_yields
     from gammastar.uncertainties import at_masses
 
     y = load_yields(run / rundir.YIELDS)
     ex = y.extrapolation
-    sampler = ExtrapolatedSampler(
-        flow_model, Extrapolation.from_dict(ex), FiducialRegion.from_dict(ex["fiducial"])
-    )
+    extrap = Extrapolation.from_dict(ex)
+    fiducial = FiducialRegion.from_dict(ex["fiducial"])
+    sampler = RecordingSampler(ExtrapolatedSampler(flow_model, extrap, fiducial))
     sizes = at_masses(y.uncertainties or {}, masses)
     out = {}
     for i, m in enumerate(masses):
-        a = draw(sampler, m, samples, geo, seed=seed + 1).acceptance(ctaus)
+        ks = draw(sampler, m, samples, geo, seed=seed + 1)
+        a = ks.acceptance(ctaus)
+        # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F)
+        rel_ex = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
         named["data_stat"] = rel_stat
+        if "extrapolation" in named:
+            named["extrapolation_yield"] = named.pop("extrapolation")
         for k, ct in enumerate(ctaus):
             rel_a = math.sqrt(max(a[k] * (1 - a[k]), 0.0) / samples) / a[k] if a[k] > 0 else 0
-            out[(m, float(ct))] = (yv * float(a[k]), {**named, "mc_acceptance": rel_a})
+            parts = {**named, "mc_acceptance": rel_a}
+            if "extrapolation_yield" in named:
+                parts["extrapolation"] = float(rel_ex[k])
+            out[(m, float(ct))] = (yv * float(a[k]), parts)
     return out
 
 
 SIGMAS = {
     "all": None,
+    "all_yield": None,
     "data_stat": ("data_stat", "mc_acceptance"),
     "stat": ("data_stat", "extrapolation", "mc_acceptance"),
 }
-"""Quoted σ variants: every component (``all``) or the named subset."""
-ARM_SIGMAS = {"full": ("all", "data_stat"), "stat": ("data_stat", "stat", "all")}
+"""Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
+``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
+holds today) or the named subset."""
+EXCLUDE = {"all": ("extrapolation_yield",), "all_yield": ("extrapolation",)}
+ARM_SIGMAS = {"full": ("all", "all_yield", "data_stat"), "stat": ("data_stat", "stat", "all")}
 
 
 def quoted(parts: dict[str, float], which: str) -> float:
-    """√ of the sum of squares of the σ components ``SIGMAS[which]``."""
-    keys = SIGMAS[which] or tuple(parts)
+    """√ of the sum of squares of the σ components ``SIGMAS[which]`` (every component but
+    those of ``EXCLUDE[which]`` for ``all``/``all_yield``)."""
+    drop = EXCLUDE.get(which, ())
+    keys = SIGMAS[which] or tuple(k for k in parts if k not in drop)
     return math.sqrt(sum(parts.get(k, 0.0) ** 2 for k in keys))
 
 
@@ -285,7 +311,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
         arms[arm] = {
-            "sigmas": {w: list(SIGMAS[w] or ["every named nuisance", "mc_acceptance"])
+            "sigmas": {w: list(SIGMAS[w] or ["every named nuisance", "mc_acceptance",
+                                             f"not {EXCLUDE[w][0]}"])
                        for w in ARM_SIGMAS[arm]},
             "varied": list(VARIED) if arm == "full" else [],
             "drawn": [x["drawn"] for x in rows[:: len(masses) * len(ctaus)]],

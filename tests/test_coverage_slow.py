@@ -54,7 +54,8 @@ def test_reduced_coverage(tmp_path):
     assert all(abs(d["lambda_theta_shift"]) < 1.0 and abs(d["r_factor"] - 1) < 0.05 for d in drawn)
     assert len({d["r_factor"] for d in drawn}) == 3
     assert out["arms"]["stat"]["drawn"] == [{}, {}, {}]
-    for arm, sigmas in (("full", ("all", "data_stat")), ("stat", ("data_stat", "stat", "all"))):
+    arms = (("full", ("all", "all_yield", "data_stat")), ("stat", ("data_stat", "stat", "all")))
+    for arm, sigmas in arms:
         table = out["arms"][arm]["table"]
         assert [(t["mass"], t["ctau"], t["n"]) for t in table] == [(0.6, 1.0, 3), (0.6, 100.0, 3)]
         for t in table:
@@ -65,5 +66,10 @@ def test_reduced_coverage(tmp_path):
             assert np.all(np.abs(t["all"]["pulls"]) < 4), t["all"]["pulls"]
             assert 0.05 < t["all"]["mean_rel_sigma"] < 0.5
             for w in sigmas:
+                if w == "all_yield":
+                    # the yield's δf_F/f_F instead of the fit's effect on N_sig: at 0.6 GeV
+                    # ~14% against ~2-3% (docs/reach.md "Coverage on the mock"), so wider
+                    assert t[w]["mean_rel_sigma"] > t["all"]["mean_rel_sigma"]
+                    continue
                 # a subset of the components is never wider than all of them
                 assert t[w]["mean_rel_sigma"] <= t["all"]["mean_rel_sigma"] + 1e-12

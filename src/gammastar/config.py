@@ -1199,6 +1199,7 @@ BUILTIN_NUISANCES = (
     "data_stat",
     "like_sign_r",
     "acceptance_lambda_theta",
+    "acceptance_map_stat",
     "eta_mumu",
     "extrapolation",
     "kinematic_model",

@@ -18,6 +18,10 @@ Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
   (:class:`gammastar.pair_acceptance.PairAcceptance`), each pair re-weighted by
   A_λ/A_{λ±δλ}; δλ from ``yields.json`` ``polarisation.lambda_theta_err`` when measured (per
   mass bin, linear scaling of the ±δλ_max variation), else ``uncertainties.lambda_theta_err``.
+* ``acceptance_map_stat`` – the statistics of an ``unfold.acceptance_map`` (2-D or 3-D): each
+  map bin's binomial error √(A(1 − A)/N) (N its ``<key>_generated`` count) propagated to the
+  yield per mass bin (:func:`acceptance_map_variation`; the pairs of one map bin share its
+  error); 0 with a per-lepton acceptance computed from configured cuts (no map statistics).
 * ``eta_mumu`` – η → μμ removal: 0 for the truth tag (exact), the subtracted peak ×
   ``uncertainties.eta_mumu_rel_err`` for the rate method.
 * ``extrapolation`` – ``aprime.extrapolation_err`` (the fiducial fraction's fit error), only
@@ -48,6 +52,7 @@ from gammastar.errors import ConfigError, GammastarError, InputError
 __all__ = [
     "NUISANCE_KIND",
     "Nuisance",
+    "acceptance_map_variation",
     "at_masses",
     "lambda_theta_variation",
     "like_sign_variation",
@@ -109,6 +114,83 @@ def _rebin(native_edges: NDArray, values: NDArray, edges: NDArray) -> NDArray[np
     idx = np.clip(idx, 0, values.size)
     cum = np.concatenate([[0.0], np.cumsum(values)])
     return np.diff(cum[idx])
+
+
+def acceptance_map_variation(
+    m: ArrayLike,
+    pt: ArrayLike,
+    weight: ArrayLike,
+    edges: ArrayLike,
+    amap: Any,
+    *,
+    pz: ArrayLike | None = None,
+) -> NDArray[np.float64]:
+    r"""Relative 1σ of the yield per mass bin from the acceptance map's own statistics.
+
+    A pair in map bin b carries w ∝ 1/A_b, so a change δA_b moves the weights of all the pairs
+    in that bin together by −w δA_b/A_b. The map's bins are independent binomial estimates,
+    δA_b² = A_b(1 − A_b)/N_b (N_b the generated sources of the bin), hence per yield bin j
+
+    .. math:: \delta Y_j^2 = \sum_b \Big(\sum_{i \in b,\, j} w_i\Big)^2
+              \frac{A_b (1 - A_b)}{N_b\,A_b^2}, \qquad r_j = \delta Y_j / |W_j|,
+
+    W_j = Σ_{i∈j} w_i (the subtracted yield; like-sign pairs carry their negative weights, so
+    a map bin's error acts on its net weight). Linear in δA_b/A_b (valid while N_b A_b ≫ 1).
+
+    Arguments:
+        m, pt, weight: the pairs (mass, pair p_T, the ``weight`` column).
+        edges: the yield's mass bin edges.
+        amap: the :class:`gammastar.unfold.AcceptanceMap` (its ``map`` has ``m_edges``,
+            ``pt_edges``, ``values``) or :class:`gammastar.unfold.AcceptanceMap3D` (also
+            ``y_edges``; then ``pz`` is needed), with ``generated`` counts.
+        pz: the pairs' p_z (3-D map: the lab rapidity of the lookup).
+
+    Returns:
+        r_j per mass bin (NaN where W_j = 0).
+
+    Raises:
+        ValueError: the map has no generated counts.
+
+    References:
+        Binomial error of an efficiency, e.g. T. Ullrich, Z. Xu, arXiv:physics/0701199 (the
+        normal approximation A(1 − A)/N); linear error propagation of w ∝ 1/A.
+    """
+    if amap.generated is None:
+        raise ValueError("the acceptance map has no generated counts")
+    m = np.asarray(m, dtype=float)
+    pt = np.asarray(pt, dtype=float)
+    w = np.asarray(weight, dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    grid = getattr(amap, "map", amap)
+    axes = [(grid.m_edges, m), (grid.pt_edges, pt)]
+    if hasattr(amap, "y_edges"):
+        from gammastar.physics.kinematics import rapidity
+
+        pz = np.asarray(pz, dtype=float)
+        e = np.sqrt(m * m + pt * pt + pz * pz)
+        y = rapidity(np.stack([np.zeros_like(pz), np.zeros_like(pz), pz, e]))
+        axes.append((amap.y_edges, y))
+    values = np.asarray(grid.values, dtype=float)
+    gen = np.asarray(amap.generated, dtype=float)
+    # the map bin of each pair (the nearest bin outside the map: the selection's `nearest`)
+    idx = [np.clip(np.searchsorted(ed, x, side="right") - 1, 0, len(ed) - 2) for ed, x in axes]
+    flat = np.ravel_multi_index(tuple(idx), values.shape)
+    a = values.ravel()[flat]
+    n = gen.ravel()[flat]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel_a = np.where((a > 0) & (n > 0), np.sqrt(np.clip(a * (1 - a), 0, None) / n) / a, 0.0)
+    j = np.searchsorted(edges, m, side="right") - 1
+    ok = (j >= 0) & (j < edges.size - 1) & (w != 0)
+    # Σ w per (yield bin, map bin), then Σ_b (W_jb δA_b/A_b)² per yield bin
+    key = j[ok] * values.size + flat[ok]
+    uniq, inv = np.unique(key, return_inverse=True)
+    w_jb = np.bincount(inv, weights=w[ok], minlength=uniq.size)
+    r_b = np.zeros(uniq.size)
+    r_b[inv] = rel_a[ok]
+    var = np.bincount(uniq // values.size, weights=(w_jb * r_b) ** 2, minlength=edges.size - 1)
+    w_tot = _bin_sums(m, w, edges)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(w_tot != 0, np.sqrt(var) / np.abs(w_tot), np.nan)
 
 
 def like_sign_variation(
@@ -321,6 +403,7 @@ def yield_uncertainties(
         measured = isinstance(pol, Mapping) and pol.get("lambda_theta_err") is not None
         up, down, origin = _lambda_nuisance(cfg, pairs, edges, dl, grid, measured)
         out["acceptance_lambda_theta"] = Nuisance("acceptance_lambda_theta", up, down, origin)
+    _map_statistics(cfg, pairs, edges, mass, out, skipped)
     # η → μμ removal
     if bg.remove_eta_mumu == "truth":
         z = np.zeros(mass.size)
@@ -378,6 +461,63 @@ def yield_uncertainties(
         "note": "relative effect on aprime.per_pot_per_eps2 per mass bin at ±1σ; every "
         "modifier is a normsys of the signal (docs/reach.md, Nuisance parameters)",
     }
+
+
+def _map_statistics(
+    cfg: Any, pairs: Any, edges: NDArray, mass: ArrayLike, out: dict, skipped: dict
+) -> None:
+    """The ``acceptance_map_stat`` source (module docstring) into ``out`` or ``skipped``."""
+    name = "acceptance_map_stat"
+    mass = np.asarray(mass, dtype=float)
+    u = cfg.unfold
+    if u.lepton_acceptance is not None:
+        if u.lepton_acceptance.map is not None:
+            skipped[name] = (
+                "unfold.lepton_acceptance.map: the (p, θ) map's statistics are not propagated "
+                "yet (issue 19)"
+            )
+            return
+        z = np.zeros(mass.size)
+        out[name] = Nuisance(
+            name, z, z,
+            "unfold.lepton_acceptance: computed from the configured per-lepton cuts (no map "
+            "statistics): no error",
+            PER_BIN,
+        )  # fmt: skip
+        return
+    if u.acceptance_map is None:
+        skipped[name] = "no acceptance map (unfold.acceptance_map) and no lepton acceptance"
+        return
+    cols = set() if pairs is None else set(getattr(pairs, "columns", pairs))
+    if "pT" not in cols:
+        skipped[name] = "the pairs table (pT) is not available"
+        return
+    from gammastar.unfold import load_acceptance_map, split_map_spec
+
+    path, key = split_map_spec(u.acceptance_map)
+    amap = load_acceptance_map(cfg.resolve(path), key,
+                               mass_range=(cfg.selection.mass_min, cfg.selection.mass_max))  # fmt: skip
+    three_d = hasattr(amap, "y_edges")
+    if amap.generated is None:
+        skipped[name] = (
+            f"unfold.acceptance_map: {amap.source} has no {key}_generated counts: the map's "
+            "binomial errors are unknown"
+        )
+        return
+    if three_d and "pz" not in cols:
+        skipped[name] = "the pairs table (pz) is not available for the 3-D map"
+        return
+    r = acceptance_map_variation(
+        pairs["m"], pairs["pT"], pairs["weight"], edges, amap,
+        pz=pairs["pz"] if three_d else None,
+    )  # fmt: skip
+    out[name] = Nuisance(
+        name, r, -r,
+        f"unfold.acceptance_map {amap.source} ({'3' if three_d else '2'}-D): binomial error "
+        f"sqrt(A(1-A)/N) per map bin (N from {key}_generated), propagated to the pairs' "
+        "weights 1/A; the pairs of one map bin share it",
+        PER_BIN,
+    )  # fmt: skip
 
 
 def _lambda_nuisance(

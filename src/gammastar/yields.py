@@ -1139,7 +1139,8 @@ def _uncertainties(
     rd = rundir.RunDir(cfg.output_dir)
     pairs = None
     if rd.path(rundir.PAIRS).exists():
-        cols = ["m", "weight", "charge"] + (["pT", "pz"] if fiducial else [])
+        kin = fiducial or cfg.unfold.acceptance_map is not None  # λ_θ, the map's statistics
+        cols = ["m", "weight", "charge"] + (["pT", "pz"] if kin else [])
         pairs = _read_pairs(rd, cols, inp.flavour)
     return yield_uncertainties(cfg, _jsonable(doc), hists=inp.hists, pairs=pairs)
 
