@@ -133,16 +133,31 @@ def angular_functions(cos_theta: ArrayLike, phi: ArrayLike) -> NDArray[np.float6
         >>> angular_functions([0.0], [0.0]).ravel().tolist()
         [0.0, 1.0, 0.0]
     """
-    c = np.asarray(cos_theta, dtype=np.float64)
-    ph = np.asarray(phi, dtype=np.float64)
+    c, ph = np.broadcast_arrays(
+        np.asarray(cos_theta, dtype=np.float64), np.asarray(phi, dtype=np.float64)
+    )
+    out = np.empty((3, *c.shape))
+    if c.ndim != 1:
+        _angular_block(c, ph, out)
+        return out
+    for b0 in range(0, c.size, _BLOCK):  # the temporaries of a block stay in the cache
+        sl = slice(b0, b0 + _BLOCK)
+        _angular_block(c[sl], ph[sl], out[:, sl])
+    return out
+
+
+_BLOCK = 1 << 16
+"""Pairs per block of :func:`angular_functions` (the same numbers as one block)."""
+
+
+def _angular_block(c: NDArray[np.float64], ph: NDArray[np.float64], out: NDArray[np.float64]):
+    """:func:`angular_functions` of ``c``, ``ph`` into ``out`` (3, ...)."""
     c2 = c * c
     s2 = 1.0 - c2
     cp = np.cos(ph)
-    out = np.empty((3, *c2.shape))
     out[0] = c2
     np.multiply(s2, 2.0 * cp * cp - 1.0, out=out[1])  # cos2φ = 2cos²φ − 1
     np.multiply(2.0 * c * np.sqrt(s2), cp, out=out[2])
-    return out
 
 
 def fit_lambdas(

@@ -521,6 +521,7 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
     w = _weigh(cfg, run, result, cutflow, files_used)
     hists, bayes = _histograms(cfg, run, w)
     meta, doc = _select_doc(cfg, opt, run, w, cutflow, hists, bayes, bad_files, files_used)
+    w.moments = w.angular = None  # not needed for the writing (whose own peak comes next)
     _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s",
@@ -750,19 +751,44 @@ def _weigh_table(
     )  # fmt: skip
     cols = {c: pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge")}
     ss_factor = pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor)
-    acc, weight, counts, sums = pair_weights(
-        cols,
-        inv,
-        ss_factor,
-        acceptance=run.am if acceptance is None else acceptance,
-        min_acceptance=cfg.unfold.min_acceptance,
-        outside_map=cfg.unfold.outside_map,
-        conversion=conversion_template_from_config(cfg),
-    )
+    conversion = conversion_template_from_config(cfg)
+    n = len(pairs)
+    acc, weight = np.empty(n), np.empty(n)
+    counts: dict[str, int] = {}
+    sums: dict[str, float] = {}
+    # in blocks of rows, as the chunks do: pair_weights' temporaries stay small (on the whole
+    # table they were ~10 arrays of its length at once: memory the process had to grow into)
+    for b0 in range(0, max(n, 1), _WEIGH_ROWS):
+        sl = slice(b0, min(n, b0 + _WEIGH_ROWS))
+        acc[sl], weight[sl], c_blk, s_blk = pair_weights(
+            {c: v[sl] for c, v in cols.items()},
+            inv[sl],
+            ss_factor[sl],
+            acceptance=_rows_of(run.am if acceptance is None else acceptance, sl),
+            min_acceptance=cfg.unfold.min_acceptance,
+            outside_map=cfg.unfold.outside_map,
+            conversion=conversion,
+        )
+        for k, v in c_blk.items():
+            counts[k] = counts.get(k, 0) + v
+        for k, v in s_blk.items():
+            sums[k] = sums.get(k, 0.0) + v
     pairs["acc"] = acc
-    pairs["weight_raw"] = np.ones(len(pairs))
+    pairs["weight_raw"] = np.ones(n)
     pairs["weight"] = weight
     return counts, sums
+
+
+_WEIGH_ROWS = 1 << 17
+"""Rows per :func:`~gammastar.chunk.pair_weights` call of :func:`_weigh_table`."""
+
+
+def _rows_of(acceptance: Any, sl: slice) -> Any:
+    """The acceptance for the rows ``sl`` of the table: an :class:`_AtPairs` (values per
+    row) is sliced; a map or table looks the rows up itself."""
+    if isinstance(acceptance, _AtPairs):
+        return _AtPairs(acceptance.values[sl], acceptance.source)
+    return acceptance
 
 
 def _rescale_chunk_weights(
