@@ -470,7 +470,6 @@ def measure(
     used_in_acceptance: bool = False,
     min_pairs: int = MIN_PAIRS,
     moments: NDArray[np.float64] | None = None,
-    angular: NDArray[np.float64] | None = None,
     start: Mapping[str, Any] | None = None,
 ) -> Polarisation:
     """λ_θ, λ_φ, λ_θφ per mass bin from the pairs (helicity frame).
@@ -486,9 +485,6 @@ def measure(
         moments: (4, n) the acceptance's moments at every pair (``acceptance.moments_at``
             of their (m, p, θ)) when already computed (a measured λ_θ fits the same pairs
             twice): taken instead of looking them up per bin, the same numbers.
-        angular: (3, n) :func:`angular_functions` of every pair's ``cos_theta_hel``,
-            ``phi_hel`` when already computed: taken instead of computing them per bin,
-            the same numbers.
         start: the ``polarisation`` block (:meth:`Polarisation.as_dict`) of nearly the
             same pairs in as many bins (a measured λ_θ's fit before the final weights):
             each bin's fit starts from its λ (:func:`fit_lambdas` ``start``; from 0 where
@@ -529,7 +525,7 @@ def measure(
         ok = mom[0] > 0
         if not ok.all():
             k, mom, w = k[ok], mom[:, ok], w[ok]
-        u = angular_functions(c[k], ph[k]) if angular is None else _rows(angular, k)
+        u = angular_functions(c[k], ph[k])
         first = lam0[b] if np.all(np.isfinite(lam0[b])) else None
         try:
             lam, cov = fit_lambdas(u, mom[0], mom[1:], w, n_params=3, start=first)

@@ -442,8 +442,6 @@ class _Weighted:
     moments: np.ndarray | None = None
     """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
     computed them (both fits use them)."""
-    angular: np.ndarray | None = None
-    """(3, n) the decay-angle functions of every pair (likewise)."""
     first_fit: dict[str, Any] | None = None
     """A measured λ_θ's fit (its ``polarisation`` block): the final fit starts from it."""
 
@@ -521,7 +519,7 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
     w = _weigh(cfg, run, result, cutflow, files_used)
     hists, bayes = _histograms(cfg, run, w)
     meta, doc = _select_doc(cfg, opt, run, w, cutflow, hists, bayes, bad_files, files_used)
-    w.moments = w.angular = None  # not needed for the writing (whose own peak comes next)
+    w.moments = None  # not needed for the writing (whose own peak comes next)
     _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s",
@@ -680,19 +678,17 @@ def _measured_acceptance(
     Raises:
         InputError: no mass bin has a fit (:func:`gammastar.polarisation.lambda_for_acceptance`).
     """
-    from gammastar.polarisation import angular_functions, lambda_for_acceptance
+    from gammastar.polarisation import lambda_for_acceptance
 
     pt, pz = w.pairs["pT"].to_numpy(), w.pairs["pz"].to_numpy()
-    # the moments and the angular functions at every pair, once for both fits (this one and
-    # the final weights'); the isotropic A is the first moment, ⟨a⟩ (clipped to [0, 1] as
-    # the table's lookup clips it)
+    # the moments at every pair, once for both fits (this one and the final weights'); the
+    # isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as the table's lookup clips it)
     w.moments = run.am.moments_at(w.pairs["m"].to_numpy(), np.hypot(pt, pz), np.arctan2(pt, pz))
-    w.angular = angular_functions(w.pairs["cos_theta_hel"], w.pairs["phi_hel"])
     a0 = _AtPairs(np.clip(w.moments[0], 0.0, 1.0), run.am.source)
     _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
-    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments, w.angular)
+    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
     w.first_fit = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
     return run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
@@ -972,9 +968,8 @@ def _select_doc(
     if phase_space == "fiducial":  # timed: select.json timings_s.polarisation
         t_pol = time.perf_counter()
         polarisation = _measure_polarisation(
-            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments, w.angular,
-            w.first_fit,
-        )  # fmt: skip
+            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments, w.first_fit
+        )
         run.times["polarisation"] = time.perf_counter() - t_pol
 
     counts: dict[str, Any] = {"events": cutflow["events"], **n_q}
@@ -1057,15 +1052,13 @@ def _measure_polarisation(
     streamed: Any,
     used: bool,
     moments: Any = None,
-    angular: Any = None,
     start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
     on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
     where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
-    bin; ``moments``, ``angular``: the acceptance's moments and the angular functions at
-    every pair, when already computed; ``start``: a block of nearly the same pairs whose λ
-    the fits start from)."""
+    bin; ``moments``: the acceptance's moments at every pair, when already computed;
+    ``start``: a block of nearly the same pairs whose λ the fits start from)."""
     from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -1081,8 +1074,7 @@ def _measure_polarisation(
     # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
     n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
     edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
-    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, angular=angular,
-                  start=start)  # fmt: skip
+    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, start=start)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
         ", ".join(
