@@ -182,7 +182,7 @@ def fit_lambdas(
     pass's), so the λ returned is Newton's iterate after the small one, within ~(that step)²
     of the maximum whatever the start (Newton converges quadratically): a start near the
     maximum (a fit of nearly the same pairs) takes two passes and gives the λ of a fit from
-    0 to far below ``tol``·σ. The covariance is the last pass's, at a λ that differs from the
+    0 to the roundings of the score's sum over the pairs. The covariance is the last pass's, at a λ that differs from the
     one returned by that last, second-order small step (until 2026-11-23 the λ returned was
     the last pass's, one Newton step less converged). Pairs with w = 0 are dropped first. A
     Hessian that is not positive definite, or no convergence in ``max_iter`` steps, falls
@@ -488,8 +488,8 @@ def measure(
         start: the ``polarisation`` block (:meth:`Polarisation.as_dict`) of nearly the
             same pairs in as many bins (a measured λ_θ's fit before the final weights):
             each bin's fit starts from its λ (:func:`fit_lambdas` ``start``; from 0 where
-            it has none), two Newton passes instead of four to five, the same λ to far
-            below ``STEP_TOL``·σ.
+            it has none), two Newton passes instead of four to five, the same λ to the
+            roundings of the bin's score (:func:`fit_lambdas`).
 
     Returns:
         :class:`Polarisation`.
