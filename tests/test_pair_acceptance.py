@@ -216,3 +216,46 @@ def test_moments_at_equals_one_interpolation_per_table(table):
     # the first moment is the isotropic A itself (the table at λ_θ = 0), unclipped
     np.testing.assert_allclose(np.clip(got[0], 0, 1), table(m, p, th), rtol=0,
                                atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip
+
+
+def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
+    """The lookup computes each block's cells and contracts them while they are in the cache
+    (pair_acceptance._trilinear; the clip and the NaN → 0 of the offsets in one fmax/fmin).
+    Reference: scipy's RegularGridInterpolator (linear) on the same nodes, p* of the mass,
+    log p, θ: an independent trilinear interpolation. Tolerance (tests/_tolerance.py): the
+    8 corners' sum rounds in another order (≲ 16 roundings of a value ≤ 1), and the offsets
+    in a cell are computed another way, ours in units of the node spacing, where a point
+    sits up to n − 1 = 159 cells from the first node (≲ 4 roundings of a number ≤ 159,
+    times the table's change across a cell, ≤ 1). The points: 3 blocks and a partial one
+    (block edges), inside the table; and points outside the kinematic range (0 there, as
+    documented), among them NaN and negative p."""
+    from _tolerance import EPS64, reorder_tol
+    from scipy.interpolate import RegularGridInterpolator
+
+    from gammastar import pair_acceptance as pa
+
+    rng = np.random.default_rng(11)
+    n = 3 * pa._BLOCK + 123
+    ps_lo, ps_hi = table._ps_range
+    ps = rng.uniform(ps_lo, ps_hi, n)
+    m = 2.0 * np.sqrt(ps**2 + M_MU**2)
+    logp = rng.uniform(table.logp_grid[0], table.logp_grid[-1], n)
+    th = rng.uniform(0.0, table.theta_grid[-1], n)
+    nodes = (pa._pstar(table.m_grid, M_MU), table.logp_grid, table.theta_grid)
+    nodes[0][[0, -1]] = ps_lo, ps_hi  # the end nodes exactly (the table's own range)
+    got = table.moments_at(m, np.exp(logp), th)
+    # the coordinates as the lookup computes them from (m, p) (their round trips differ by
+    # an ulp, which the table's slopes would amplify)
+    at = np.column_stack([pa._pstar(m, M_MU), np.log(np.exp(logp)), th])
+    for k in range(pa.N_MOMENTS):
+        ref = RegularGridInterpolator(nodes, table.moments[k])(at)
+        tol = reorder_tol(16, 1.0, EPS64) + reorder_tol(4, max(table.moments.shape) - 1, EPS64)
+        assert np.all(np.abs(got[k] - ref) <= tol), k
+    assert np.count_nonzero(got[0] > 0.05) > 1000  # accepted points are compared
+    # the table of λ_θ = 0 is the first moment, clipped to [0, 1]
+    np.testing.assert_array_equal(table(m, np.exp(logp), th), np.clip(got[0], 0.0, 1.0))
+    # outside the range: 0, also for p ≤ 0 or NaN (log p NaN or −∞: no NaN index)
+    bad_p = np.array([0.0, -1.0, np.nan, 10.0, 10.0, 10.0])
+    bad_th = np.array([0.05, 0.05, 0.05, np.nan, -0.01, table.theta_grid[-1] + 0.1])
+    out = table.moments_at(np.full(6, 0.5), bad_p, bad_th)
+    np.testing.assert_array_equal(out, 0.0)

@@ -251,11 +251,12 @@ def test_report_shows_the_polarisation(tmp_path):
     assert "0.500–1.000</td><td>12</td><td>n/a" in html
 
 
-def _toy_sample(seed: int):
+def _toy_sample(seed: int, angles: bool = False):
     """Pairs with W of λ = (0.4, 0.15, −0.2) seen through a per-pair window |cos θ*| < c_i
     (c_i uniform in 0.3–1; its moments: ⟨a⟩ = c_i, ⟨c² a⟩ = c_i³/3, φ-symmetric: the other
     two 0), weights 1/ε with ε uniform in 0.5–1, and a like-sign-like pair of isotropic
-    samples with weights +1.5 and −1.5 (negative weights, statistically cancelling)."""
+    samples with weights +1.5 and −1.5 (negative weights, statistically cancelling); with
+    ``angles`` also cos θ* and φ* themselves."""
     rng = np.random.default_rng(seed)
     lam = np.array([0.4, 0.15, -0.2])
     n = 400_000
@@ -276,7 +277,7 @@ def _toy_sample(seed: int):
         w = np.concatenate([w, np.full(k, 1.5 * sign)])
     v = np.zeros((3, c.size))
     v[0] = cut**3 / 3
-    return angular_functions(c, ph), cut, v, w, lam
+    return angular_functions(c, ph), cut, v, w, lam, *((c, ph) if angles else ())
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -321,3 +322,76 @@ def test_newton_fit_starts_anywhere_feasible_and_reports_bad_input():
     v[:, 0] = 0.0
     with pytest.raises(ValueError, match="vanish"):
         fit_lambdas(u, a0, v, w)
+
+
+def test_fit_started_near_the_maximum_takes_two_passes_and_gives_the_same_lambda(monkeypatch):
+    """A measured λ_θ fits nearly the same pairs twice (the isotropic weights, then the
+    final ones): the second fit starts from the first's λ. Here the start is the fit of the
+    sample without 2% of its pairs (λ ≈ 0.07σ away). Started there, the fit takes at most 3
+    passes over the pairs (from 0: 5) and gives the λ of the fit from 0 to the roundings of
+    its score, a sum over the n pairs: |Δλ| ≤ |H⁻¹| · n·eps·Σ|w g| (tests/_tolerance.py; the
+    Newton residual of both, ~(step)² after a step ≤ STEP_TOL·σ, is far below that); σ to
+    the change of the sandwich between two λ that far apart (1e-6 relative: σ varies by
+    O(σ) per unit λ). From the maximum itself: 2 passes."""
+    from _tolerance import EPS64, reorder_tol
+
+    from gammastar import polarisation as pol
+
+    u, a0, v, w, _ = _toy_sample(5)
+    lam, cov = fit_lambdas(u, a0, v, w)
+    keep = np.random.default_rng(6).uniform(size=w.size) > 0.02
+    near, _ = fit_lambdas(u[:, keep], a0[keep], v[:, keep], w[keep])
+    err = np.sqrt(np.diag(cov))
+    assert np.any(np.abs(near - lam) > 0.05 * err)  # a start that is not the answer
+    passes = []
+    call = pol._NewtonPass.__call__
+    monkeypatch.setattr(pol._NewtonPass, "__call__",
+                        lambda self, x: passes.append(1) or call(self, x))  # fmt: skip
+    monkeypatch.setattr(pol, "_fit_lambdas_damped", None)  # a fallback would raise TypeError
+    warm, warm_cov = fit_lambdas(u, a0, v, w, start=near)
+    assert len(passes) <= 3
+    _, hess, _ = call(pol._NewtonPass(u, a0, v, w), lam)
+    g = u / (1 + lam @ u) - v / (a0 + lam @ v)  # per-pair score at the maximum
+    score_tol = np.array([reorder_tol(w.size, s, EPS64) for s in np.abs(w * g).sum(axis=1)])
+    tol = np.abs(np.linalg.inv(hess)) @ score_tol
+    assert np.all(np.abs(warm - lam) <= tol), (warm - lam, tol)
+    np.testing.assert_allclose(np.sqrt(np.diag(warm_cov)), err, rtol=1e-6)
+    passes.clear()
+    again, _ = fit_lambdas(u, a0, v, w, start=lam)
+    assert len(passes) == 2
+    assert np.all(np.abs(again - lam) <= tol)
+
+
+def test_measure_started_from_a_nearby_block_gives_the_same_block():
+    """``measure`` as a measured λ_θ calls it for its final block: each bin's fit started
+    from a block of nearly the same pairs (the λ of the fits from 0 to far below 1e-10, the
+    bound of tests/test_select_onepass.py; the errors to 1e-6 relative, see the test above).
+    Toy pairs in 4 mass bins (each bin another λ), moments of a per-pair window as in
+    ``_toy_sample``, negative weights among them. And the angular functions, computed in
+    blocks of polarisation._BLOCK pairs (this sample: 5 blocks), are the numbers of one
+    block (2-d input) pair by pair."""
+    from gammastar import polarisation as pol
+    from gammastar.polarisation import PARAMS, measure
+
+    rng = np.random.default_rng(8)
+    parts = []
+    for i, m0 in enumerate((0.3, 0.5, 0.7, 0.9)):
+        _, a0, v, w, _, c, phi = _toy_sample(20 + i, angles=True)
+        parts.append((m0 + rng.uniform(-0.05, 0.05, w.size), c, phi, a0, v, w))
+    m, c, phi, a0, v, w = (np.concatenate(x, axis=-1) for x in zip(*parts, strict=True))
+    pairs = {"m": m, "pT": np.ones(m.size), "pz": np.ones(m.size), "charge": np.zeros(m.size),
+             "cos_theta_hel": c, "phi_hel": phi, "weight": w, "acc": np.ones(m.size)}  # fmt: skip
+    ang = angular_functions(c, phi)
+    assert c.size > 4 * pol._BLOCK
+    np.testing.assert_array_equal(ang, angular_functions(c[None], phi[None])[:, 0])
+    mom = np.vstack([a0, v])
+    edges = [0.2, 0.4, 0.6, 0.8, 1.0]
+    ref = measure(pairs, None, edges, moments=mom).as_dict()
+    first = measure({**pairs, "weight": w * (rng.uniform(size=w.size) > 0.02)}, None, edges,
+                    moments=mom).as_dict()  # fmt: skip
+    warm = measure(pairs, None, edges, moments=mom, start=first).as_dict()
+    for k in PARAMS:
+        assert np.all(np.isfinite(ref[k]))
+        assert np.max(np.abs(np.subtract(first[k], ref[k]))) > 1e-4  # the start is not the answer
+        np.testing.assert_allclose(warm[k], ref[k], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(warm[f"{k}_err"], ref[f"{k}_err"], rtol=1e-6)

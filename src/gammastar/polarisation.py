@@ -37,6 +37,7 @@ References:
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,16 +133,31 @@ def angular_functions(cos_theta: ArrayLike, phi: ArrayLike) -> NDArray[np.float6
         >>> angular_functions([0.0], [0.0]).ravel().tolist()
         [0.0, 1.0, 0.0]
     """
-    c = np.asarray(cos_theta, dtype=np.float64)
-    ph = np.asarray(phi, dtype=np.float64)
+    c, ph = np.broadcast_arrays(
+        np.asarray(cos_theta, dtype=np.float64), np.asarray(phi, dtype=np.float64)
+    )
+    out = np.empty((3, *c.shape))
+    if c.ndim != 1:
+        _angular_block(c, ph, out)
+        return out
+    for b0 in range(0, c.size, _BLOCK):  # the temporaries of a block stay in the cache
+        sl = slice(b0, b0 + _BLOCK)
+        _angular_block(c[sl], ph[sl], out[:, sl])
+    return out
+
+
+_BLOCK = 1 << 16
+"""Pairs per block of :func:`angular_functions` (the same numbers as one block)."""
+
+
+def _angular_block(c: NDArray[np.float64], ph: NDArray[np.float64], out: NDArray[np.float64]):
+    """:func:`angular_functions` of ``c``, ``ph`` into ``out`` (3, ...)."""
     c2 = c * c
     s2 = 1.0 - c2
     cp = np.cos(ph)
-    out = np.empty((3, *c2.shape))
     out[0] = c2
     np.multiply(s2, 2.0 * cp * cp - 1.0, out=out[1])  # cos2φ = 2cos²φ − 1
     np.multiply(2.0 * c * np.sqrt(s2), cp, out=out[2])
-    return out
 
 
 def fit_lambdas(
@@ -160,12 +176,17 @@ def fit_lambdas(
 
     Newton from ``start`` (λ = 0: the first step is the one-step estimate), each iteration
     one vectorised pass over the pairs that gives the gradient, the Hessian and the sandwich
-    covariance together (one matrix product of the stacked per-pair derivatives); stops when
-    every component of the step is below ``tol`` times its error (the step is taken: Newton
-    converges quadratically, so the λ returned is within ≪ tol·σ of the maximum); the
-    covariance is the one at the λ returned (the pass that the last step's check needs
-    anyway). Pairs with w = 0 are dropped first. A Hessian that is not positive definite, or no convergence in
-    ``max_iter`` steps, falls back to the damped Newton with a line search on the likelihood
+    covariance together (one matrix product of the stacked per-pair derivatives). It stops
+    after a pass whose step is below ``tol`` times the errors and that followed a step below
+    it: that last step is added without a further pass (its score and Hessian are that
+    pass's), so the λ returned is Newton's iterate after the small one, within ~(that step)²
+    of the maximum whatever the start (Newton converges quadratically): a start near the
+    maximum (a fit of nearly the same pairs) takes two passes and gives the λ of a fit from
+    0 to the roundings of the score's sum over the pairs. The covariance is the last pass's, at a λ that differs from the
+    one returned by that last, second-order small step (until 2026-11-23 the λ returned was
+    the last pass's, one Newton step less converged). Pairs with w = 0 are dropped first. A
+    Hessian that is not positive definite, or no convergence in ``max_iter`` steps, falls
+    back to the damped Newton with a line search on the likelihood
     (:func:`_fit_lambdas_damped`, the fit until 2026-11-23).
 
     Arguments:
@@ -215,23 +236,22 @@ def fit_lambdas(
         parts = one_pass(lam)
     if parts is None:
         raise ValueError("the acceptance moments vanish for some pairs")
+    settled = False  # the step that led to this pass was below tol·σ (and taken whole)
     for _ in range(max_iter):
         cov = _sandwich(*parts[1:])
         if cov is None:
             break  # not a minimum's neighbourhood: the damped fit
         step = np.linalg.solve(parts[1], parts[0])  # H⁻¹ · score: the Newton step
-        converged = bool(np.all(np.abs(step) <= tol * np.sqrt(np.diag(cov))))
+        small = bool(np.all(np.abs(step) <= tol * np.sqrt(np.diag(cov))))
+        if small and settled:  # a second small step: taken without another pass
+            return lam + step, cov
         t = 1.0
         while (new := one_pass(lam + t * step)) is None and t > 1e-6:
             t *= 0.5  # a step out of the region where W and the moments are positive
         if new is None:
             break
         lam, parts = lam + t * step, new
-        if converged and t == 1.0:  # the covariance at the λ returned (this last pass)
-            cov = _sandwich(*parts[1:])
-            if cov is None:
-                break
-            return lam, cov
+        settled = small and t == 1.0
     return _fit_lambdas_damped(u, a0, v, w, n_params=n_params)
 
 
@@ -450,6 +470,7 @@ def measure(
     used_in_acceptance: bool = False,
     min_pairs: int = MIN_PAIRS,
     moments: NDArray[np.float64] | None = None,
+    start: Mapping[str, Any] | None = None,
 ) -> Polarisation:
     """λ_θ, λ_φ, λ_θφ per mass bin from the pairs (helicity frame).
 
@@ -464,6 +485,11 @@ def measure(
         moments: (4, n) the acceptance's moments at every pair (``acceptance.moments_at``
             of their (m, p, θ)) when already computed (a measured λ_θ fits the same pairs
             twice): taken instead of looking them up per bin, the same numbers.
+        start: the ``polarisation`` block (:meth:`Polarisation.as_dict`) of nearly the
+            same pairs in as many bins (a measured λ_θ's fit before the final weights):
+            each bin's fit starts from its λ (:func:`fit_lambdas` ``start``; from 0 where
+            it has none), two Newton passes instead of four to five, the same λ to the
+            roundings of the bin's score (:func:`fit_lambdas`).
 
     Returns:
         :class:`Polarisation`.
@@ -481,6 +507,9 @@ def measure(
     n_pairs = np.zeros(nb, dtype=np.int64)
     n_eff = np.zeros(nb)
     idx = np.searchsorted(edges, col["m"], side="right") - 1
+    lam0 = np.full((nb, len(PARAMS)), np.nan)
+    if start is not None and len(start["mass_edges"]) == edges.size:
+        lam0 = np.array([[np.nan if x is None else x for x in start[k]] for k in PARAMS]).T
     for b in range(nb):
         k = np.flatnonzero(use & (idx == b))
         n_pairs[b] = int(np.count_nonzero(col["charge"][k] == 0))
@@ -489,9 +518,7 @@ def measure(
         if n_pairs[b] < min_pairs:
             continue
         if moments is not None:
-            mom = np.empty((moments.shape[0], k.size))
-            for r in range(moments.shape[0]):  # row by row: 1-d gathers, 2–3× faster
-                moments[r].take(k, out=mom[r])
+            mom = _rows(moments, k)
         else:
             p = np.hypot(col["pT"][k], col["pz"][k])
             mom = acceptance.moments_at(col["m"][k], p, np.arctan2(col["pT"][k], col["pz"][k]))
@@ -499,8 +526,9 @@ def measure(
         if not ok.all():
             k, mom, w = k[ok], mom[:, ok], w[ok]
         u = angular_functions(c[k], ph[k])
+        first = lam0[b] if np.all(np.isfinite(lam0[b])) else None
         try:
-            lam, cov = fit_lambdas(u, mom[0], mom[1:], w, n_params=3)
+            lam, cov = fit_lambdas(u, mom[0], mom[1:], w, n_params=3, start=first)
         except ValueError:
             continue
         for i, name in enumerate(PARAMS):
@@ -510,6 +538,15 @@ def measure(
         edges, out["lambda_theta"], err["lambda_theta"], out["lambda_phi"], err["lambda_phi"],
         out["lambda_theta_phi"], err["lambda_theta_phi"], n_pairs, n_eff, used_in_acceptance,
     )  # fmt: skip
+
+
+def _rows(table: NDArray[np.float64], k: NDArray[np.intp]) -> NDArray[np.float64]:
+    """The columns ``k`` of a (rows, n) table, gathered row by row (1-d gathers: 2–3×
+    faster than ``table[:, k]``)."""
+    out = np.empty((table.shape[0], k.size))
+    for r in range(table.shape[0]):
+        table[r].take(k, out=out[r])
+    return out
 
 
 def truth_lambdas(

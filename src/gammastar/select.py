@@ -453,6 +453,8 @@ class _Weighted:
     moments: np.ndarray | None = None
     """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
     computed them (both fits use them)."""
+    first_fit: dict[str, Any] | None = None
+    """A measured λ_θ's fit (its ``polarisation`` block): the final fit starts from it."""
 
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
@@ -528,6 +530,7 @@ def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
     w = _weigh(cfg, run, result, cutflow, files_used)
     hists, bayes = _histograms(cfg, run, w)
     meta, doc = _select_doc(cfg, opt, run, w, cutflow, hists, bayes, bad_files, files_used)
+    w.moments = None  # not needed for the writing (whose own peak comes next)
     return _Selected(run, w, hists, meta, doc, cutflow, bad_files)
 
 
@@ -719,6 +722,7 @@ def _measured_acceptance(
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
     block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
+    w.first_fit = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
     return run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
 
@@ -776,19 +780,44 @@ def _weigh_table(
     )  # fmt: skip
     cols = {c: pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge")}
     ss_factor = pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor)
-    acc, weight, counts, sums = pair_weights(
-        cols,
-        inv,
-        ss_factor,
-        acceptance=run.am if acceptance is None else acceptance,
-        min_acceptance=cfg.unfold.min_acceptance,
-        outside_map=cfg.unfold.outside_map,
-        conversion=conversion_template_from_config(cfg),
-    )
+    conversion = conversion_template_from_config(cfg)
+    n = len(pairs)
+    acc, weight = np.empty(n), np.empty(n)
+    counts: dict[str, int] = {}
+    sums: dict[str, float] = {}
+    # in blocks of rows, as the chunks do: pair_weights' temporaries stay small (on the whole
+    # table they were ~10 arrays of its length at once: memory the process had to grow into)
+    for b0 in range(0, max(n, 1), _WEIGH_ROWS):
+        sl = slice(b0, min(n, b0 + _WEIGH_ROWS))
+        acc[sl], weight[sl], c_blk, s_blk = pair_weights(
+            {c: v[sl] for c, v in cols.items()},
+            inv[sl],
+            ss_factor[sl],
+            acceptance=_rows_of(run.am if acceptance is None else acceptance, sl),
+            min_acceptance=cfg.unfold.min_acceptance,
+            outside_map=cfg.unfold.outside_map,
+            conversion=conversion,
+        )
+        for k, v in c_blk.items():
+            counts[k] = counts.get(k, 0) + v
+        for k, v in s_blk.items():
+            sums[k] = sums.get(k, 0.0) + v
     pairs["acc"] = acc
-    pairs["weight_raw"] = np.ones(len(pairs))
+    pairs["weight_raw"] = np.ones(n)
     pairs["weight"] = weight
     return counts, sums
+
+
+_WEIGH_ROWS = 1 << 17
+"""Rows per :func:`~gammastar.chunk.pair_weights` call of :func:`_weigh_table`."""
+
+
+def _rows_of(acceptance: Any, sl: slice) -> Any:
+    """The acceptance for the rows ``sl`` of the table: an :class:`_AtPairs` (values per
+    row) is sliced; a map or table looks the rows up itself."""
+    if isinstance(acceptance, _AtPairs):
+        return _AtPairs(acceptance.values[sl], acceptance.source)
+    return acceptance
 
 
 def _rescale_chunk_weights(
@@ -972,7 +1001,7 @@ def _select_doc(
     if phase_space == "fiducial":  # timed: select.json timings_s.polarisation
         t_pol = time.perf_counter()
         polarisation = _measure_polarisation(
-            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments
+            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments, w.first_fit
         )
         run.times["polarisation"] = time.perf_counter() - t_pol
 
@@ -1050,12 +1079,19 @@ def _conversions_report(cfg: AnalysisConfig) -> dict[str, Any] | None:
 
 
 def _measure_polarisation(
-    cfg: AnalysisConfig, am: Any, pairs: Any, streamed: Any, used: bool, moments: Any = None
+    cfg: AnalysisConfig,
+    am: Any,
+    pairs: Any,
+    streamed: Any,
+    used: bool,
+    moments: Any = None,
+    start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
     on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
     where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
-    bin; ``moments``: the acceptance's moments at every pair, when already computed)."""
+    bin; ``moments``: the acceptance's moments at every pair, when already computed;
+    ``start``: a block of nearly the same pairs whose λ the fits start from)."""
     from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -1071,7 +1107,7 @@ def _measure_polarisation(
     # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
     n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
     edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
-    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments)
+    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, start=start)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
         ", ".join(
