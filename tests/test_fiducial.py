@@ -223,3 +223,61 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
         tol = np.hypot(2 * rel_stat, 2 * rel_truth) + LAMBDA_SYST
         tol += r["extrapolated_fraction"] * 2 * f_err / (1 - f)
         assert r["nsig_dd"] / r["nsig_truth"] == pytest.approx(1.0, abs=tol), r
+
+
+def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
+    """The reach's ``extrapolation`` nuisance (issue 19): its size is the fit's error carried
+    to N_sig (:func:`gammastar.extrapolation.nsig_relative_error`) on the scan's own draw, at
+    the first pass's median expected ε_low/ε_high (the larger), not the yield's δf_F/f_F.
+    Reference: a scan whose extrapolation has no covariance keeps the yield-level size and
+    gives the first pass (the same seeds, the same draws); the expected values are recomputed
+    here from that pass's boundaries. For the demo's detector, which shares the spectrometer's
+    window, the model's acceptance outside F moves with f_F, so the N_sig-level size is the
+    smaller (coverage study, docs/reach.md) and the expected limit tightens."""
+    import dataclasses
+
+    from gammastar.acceptance import Geometry, WeightedPairSampler, draw
+    from gammastar.extrapolation import (
+        ExtrapolatedSampler,
+        Extrapolation,
+        RecordingSampler,
+        nsig_relative_error,
+    )
+    from gammastar.pair_acceptance import FiducialRegion
+    from gammastar.physics import darkphoton
+    from gammastar.reach import load_yields, scan
+
+    cfg, res, _ = run
+    y = load_yields(cfg.output_dir / "yields.json")
+    ex = Extrapolation.from_dict(y.extrapolation)
+    assert ex.covariance is not None
+    assert ex.error_method == "sandwich"
+    region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
+    p = res.pairs
+    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    geo = Geometry.from_config(cfg.detector)
+    masses, eps = np.array([0.45, 0.6]), np.geomspace(1e-9, 1e-4, 40)
+    rel_yield = 0.14  # the demo's δf_F/f_F (docs/reach.md), one value for both masses
+    kw = {"geometry": geo, "yields": y, "n_pot": 1e18, "background": {"mumu": 0.0},
+          "background_kappa": {"mumu": 1.0}, "n_pot_unc": 0.0, "efficiency_uncertainty": 0.0,
+          "samples": 20000, "seed": 5, "method": "exact",
+          "signal_nuisances": {"extrapolation": np.full(2, rel_yield)}}  # fmt: skip
+    no_cov = ExtrapolatedSampler(inside, dataclasses.replace(ex, covariance=None), region)
+    first = scan(masses, eps, sampler=no_cov, **kw)
+    assert first.extrapolation_nsig is None
+    out = scan(masses, eps, sampler=ExtrapolatedSampler(inside, ex, region), **kw)
+    np.testing.assert_array_equal(out.acceptance, first.acceptance)  # the same draws
+    seeds = np.random.SeedSequence(5).spawn(masses.size)
+    for i, row in enumerate(out.extrapolation_nsig):
+        rec = RecordingSampler(ExtrapolatedSampler(inside, ex, region))
+        s = int(seeds[i].generate_state(1)[0])
+        sample = draw(rec, masses[i], 20000, geo, seed=s, channel="mumu")
+        ctau = darkphoton.ctau(masses[i], np.sort(eps))
+        rel = nsig_relative_error(ex, region, masses[i], rec.last, sample, ctau)
+        lo, hi = first.boundaries["0"][0][i], first.boundaries["0"][1][i]
+        want = [np.interp(np.log(b), np.log(eps), rel) for b in (lo, hi)]
+        # the same computation on the same arrays; interpolation in log ε: a few roundings
+        assert [row["eps_low"], row["eps_high"]] == pytest.approx(want, rel=1e-9)
+        assert row["rel"] == pytest.approx(max(want), rel=1e-9)
+        assert 0 < row["rel"] < rel_yield
+        assert out.limits[i].expected["0"] < first.limits[i].expected["0"]

@@ -555,6 +555,9 @@ class ScanResult:
     """The ensemble members' acceptance, shape (members, mass, ε); ``None`` without one."""
     kinematic: list[dict[str, Any]] | None = None
     """Per mass: the ``kinematic_model`` size used and the spread at ε_low / ε_high."""
+    extrapolation_nsig: list[dict[str, Any]] | None = None
+    """Per mass: the ``extrapolation`` size used, the fit's error carried to N_sig
+    (:func:`_extrapolation_rel`) at ε_low / ε_high."""
 
 
 @dataclass(frozen=True)
@@ -722,6 +725,34 @@ def _mass_signal(
     )
 
 
+def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | None:
+    """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
+    (:func:`gammastar.extrapolation.nsig_relative_error` on the nominal draw that
+    ``sampler``, a :class:`~gammastar.extrapolation.RecordingSampler` around an
+    :class:`~gammastar.extrapolation.ExtrapolatedSampler`, recorded), or ``None`` when the
+    sampler has no fitted extrapolation with a covariance. Decay channels with their own
+    samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
+    linear errors of one set of fit parameters add at most so (an upper bound, exact when
+    the channels' gradients are parallel)."""
+    inner = getattr(sampler, "inner", None)
+    ex = getattr(inner, "extrapolation", None)
+    if ex is None or getattr(ex, "covariance", None) is None or sampler.last is None:
+        return None
+    from gammastar.extrapolation import nsig_relative_error
+
+    unique = {id(x): (ch, x) for ch, x in sig.samples.items()}
+    if len(unique) == 1:
+        sample = next(iter(sig.samples.values()))
+        return nsig_relative_error(ex, inner.fiducial, sig.mass, sampler.last, sample, sig.ctau)
+    parts = {ch: sig.brs[ch] * x.acceptance(sig.ctau) for ch, x in unique.values()}
+    total = sum(parts.values())
+    out = np.zeros(sig.ctau.size)
+    for ch, x in unique.values():
+        rel = nsig_relative_error(ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau)
+        out += np.where(total > 0, parts[ch] / np.where(total > 0, total, 1.0), 0.0) * rel
+    return out
+
+
 def _ensemble_acceptance(
     ensemble: Sequence[SamplerLike], sampler: SamplerLike, sig: _MassSignal, st: ScanSettings
 ) -> NDArray[np.float64]:
@@ -756,6 +787,19 @@ def _kinematic_row(
         (v for v in (at["eps_high"], at["eps_low"]) if v is not None),
         float(kin_rel[int(np.argmax(nsig_grid))]),
     )
+    return {"mass": m, "rel": r_used, **at}
+
+
+def _extrapolation_row(
+    eps: NDArray, ex_rel: NDArray, lo: float, hi: float, nsig_grid: NDArray, m: float
+) -> dict[str, Any]:
+    """The ``extrapolation`` size for a mass: the larger of the fit's N_sig error at the first
+    pass's median expected ε_low and ε_high (the extrapolated share is largest at ε_low, the
+    long lifetimes; the sensitivity to the energy spectrum at ε_high), else where N_sig
+    peaks."""
+    at = {"eps_low": _interp_log(eps, ex_rel, lo), "eps_high": _interp_log(eps, ex_rel, hi)}
+    vals = [v for v in at.values() if v is not None]
+    r_used = max(vals) if vals else float(ex_rel[int(np.argmax(nsig_grid))])
     return {"mass": m, "rel": r_used, **at}
 
 
@@ -817,6 +861,7 @@ class _MassLimit:
     kinematic: dict[str, Any] | None
     methods: set[str]
     seconds: dict[str, float]
+    extrapolation: dict[str, Any] | None = None
 
 
 def _mass_limit(
@@ -829,18 +874,29 @@ def _mass_limit(
     mc_stat: float,
     hint: float | None,
     kin_rel: NDArray | None,
+    ex_rel: NDArray | None = None,
 ) -> _MassLimit:
     """The limit (:func:`gammastar.stats.upper_limit`) and ε boundaries of mass point ``i``;
-    with an ensemble spread ``kin_rel`` a second pass with ``kinematic_model`` taken at the
-    first pass's median expected boundaries (:func:`_kinematic_row`)."""
-    nuis, kin_row, methods = dict(nuisances), None, set()
+    with an ensemble spread ``kin_rel`` or the extrapolation fit's N_sig error ``ex_rel``
+    (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
+    ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
+    boundaries."""
+    nuis, kin_row, ex_row, methods = dict(nuisances), None, None, set()
     secs = {"limits": 0.0, "boundaries": 0.0}
     bnd: dict[str, tuple[float, float]] = {}
-    for kin_pass in (0, 1) if kin_rel is not None else (0,):
+    if "extrapolation" not in nuis:
+        ex_rel = None
+    two = kin_rel is not None or ex_rel is not None
+    for kin_pass in (0, 1) if two else (0,):
         if kin_pass == 1:
             lo, hi = bnd["0"]
-            kin_row = _kinematic_row(eps, kin_rel, lo, hi, sig.nsig_grid, sig.mass)
-            nuis["kinematic_model"] = kin_row["rel"]
+            if kin_rel is not None:
+                kin_row = _kinematic_row(eps, kin_rel, lo, hi, sig.nsig_grid, sig.mass)
+                nuis["kinematic_model"] = kin_row["rel"]
+            if ex_rel is not None:
+                ex_row = _extrapolation_row(eps, ex_rel, lo, hi, sig.nsig_grid, sig.mass)
+                ex_row["rel_yield"] = nuis["extrapolation"]
+                nuis["extrapolation"] = ex_row["rel"]
         t1 = time.perf_counter()
         model = _mass_model_for(sig, i, masses, st, mc_stat, nuis)
         lim = upper_limit(
@@ -851,7 +907,7 @@ def _mass_limit(
         bnd = _boundaries(lim, sig, eps, st)
         secs["limits"] += t2 - t1
         secs["boundaries"] += time.perf_counter() - t2
-    return _MassLimit(model, lim, bnd, kin_row, methods, secs)
+    return _MassLimit(model, lim, bnd, kin_row, methods, secs, ex_row)
 
 
 def _check_scan(
@@ -986,6 +1042,14 @@ def scan_with(
     if len(ensemble) == 1:
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
     seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
+    ex_record = None
+    if "extrapolation" in (st.signal_nuisances or {}) and getattr(
+        getattr(sampler, "extrapolation", None), "covariance", None
+    ) is not None:  # the fit's error carried to N_sig (issue 19), on the nominal draws
+        from gammastar.extrapolation import RecordingSampler
+
+        ex_record = RecordingSampler(sampler)
+    ex_rows: list[dict[str, Any]] = []
     impact_at = set(np.linspace(0, masses.size - 1, st.impact_points).round().astype(int).tolist())
     impact_rows: list[dict[str, Any]] = []
     kin_rows: list[dict[str, Any]] = []
@@ -1010,7 +1074,7 @@ def scan_with(
             continue
         t0 = time.perf_counter()
         s = int(seeds[i].generate_state(1)[0])
-        sig = _mass_signal(sampler, float(m), float(y[i]), s, eps, st, open_ch)
+        sig = _mass_signal(ex_record or sampler, float(m), float(y[i]), s, eps, st, open_ch)
         acc_grid[i], nsig_grid[i] = sig.acceptance, sig.nsig_grid
         if sig.extrapolated is not None:
             labelled = True
@@ -1023,12 +1087,15 @@ def scan_with(
         nuis_i = {k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()}
         mc_stat = float(rel[i]) if np.isfinite(rel[i]) else 0.0
         hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
-        ml = _mass_limit(sig, i, masses, eps, st, nuis_i, mc_stat, hint, kin_rel)
+        ex_rel = _extrapolation_rel(ex_record, sig) if ex_record is not None else None
+        ml = _mass_limit(sig, i, masses, eps, st, nuis_i, mc_stat, hint, kin_rel, ex_rel)
         model, lim = ml.model, ml.limit
         for k, (lo, hi) in ml.boundaries.items():
             bounds[k][0][i], bounds[k][1][i] = lo, hi
         if ml.kinematic is not None:
             kin_rows.append(ml.kinematic)
+        if ml.extrapolation is not None:
+            ex_rows.append(ml.extrapolation)
         methods |= ml.methods
         for k, v in ml.seconds.items():
             secs[k] += v
@@ -1057,6 +1124,7 @@ def scan_with(
         impact=_impact_table(impact_rows) if impact_rows else None,
         acceptance_members=members_grid if ensemble else None,
         kinematic=kin_rows or None,
+        extrapolation_nsig=ex_rows or None,
     )
 
 
@@ -1525,6 +1593,30 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         kin["at_eps_high"][j] = row["eps_high"]
 
 
+def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
+    """Replace the yield-level ``extrapolation`` size in ``inp.nuisance_record`` by the
+    N_sig-level one the scan used (:func:`_extrapolation_row`), keeping the former as
+    ``rel_yield``."""
+    if not res.extrapolation_nsig or inp.nuisance_record is None:
+        return
+    rec = inp.nuisance_record["nuisances"].get("extrapolation")
+    if rec is None:
+        return
+    n = inp.masses.size
+    rec["rel_yield"] = list(rec["rel"])
+    rec["at_eps_low"], rec["at_eps_high"] = [None] * n, [None] * n
+    rec["origin"] = (
+        "the extrapolation fit's sandwich covariance carried to N_sig "
+        "(gammastar.extrapolation.nsig_relative_error: the model's acceptance outside the "
+        "fiducial region moves with f_F), the larger of its values at the median expected "
+        "eps_low and eps_high of a first pass; rel_yield: the yield's delta f_F / f_F"
+    )
+    for row in res.extrapolation_nsig:
+        j = int(np.argmin(np.abs(inp.masses - row["mass"])))
+        rec["rel"][j], rec["at_eps_low"][j] = row["rel"], row["eps_low"]
+        rec["at_eps_high"][j] = row["eps_high"]
+
+
 def _observed_source(v: Any) -> str:
     """How one channel's observed counts were given (``reach.observed.<channel>``)."""
     if getattr(v, "histogram", None):
@@ -1730,6 +1822,7 @@ def run_reach(
         ensemble=inp.ensemble,
     )
     _record_kinematic(inp, res)
+    _record_extrapolation(inp, res)
     meta = reach_meta(config, inp, res, time.perf_counter() - t0)
     reach = reach_document(config, inp, res, meta)
     write_reach(out, res, reach, inp.dark, force=force)
