@@ -12,8 +12,11 @@ from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.mock import generate_file
 
 
-def write_universality_mock(path: Path, *, seed: int = 5, events: int = 400_000) -> Path:
-    """Generate the mock into ``path`` (``events`` sources of both flavours, ``seed``)."""
+def write_universality_mock(
+    path: Path, *, seed: int = 5, events: int = 400_000, prescale: float = 1.0
+) -> Path:
+    """Generate the mock into ``path`` (``events`` sources of both flavours, ``seed``; the
+    dielectron trigger's ``prescale``, ``mock.electrons.prescale``)."""
     mock = MockConfig(
         leptons=["mu", "e"],
         efficiency_map=None,
@@ -27,7 +30,12 @@ def write_universality_mock(path: Path, *, seed: int = 5, events: int = 400_000)
             "resolution_model": "momentum",  # a 5 MeV Gaussian σ_m (scattering: ≥ 7 MeV)
         },
         combinatorial={"os_fraction": 0.0, "pilot_events": 20_000},
-        electrons={"pi0": {"sigma_rel": 0.0}, "conversions": False, "combinatorial_fraction": 0},
+        electrons={
+            "pi0": {"sigma_rel": 0.0},
+            "conversions": False,
+            "combinatorial_fraction": 0,
+            "prescale": prescale,
+        },
     )
     generate_file(AnalysisConfig(seed=seed, mock=mock), path, events=events)
     return path
