@@ -167,3 +167,25 @@ def test_resolve_n_pot_per_flavour(mocks, tmp_path):
         _config(tmp_path, pre, "z", prescale={"e": 0.5})
     with pytest.raises(ConfigError, match=r"mock.electrons.prescale.*greater than or equal"):
         config_from_dict({"mock": {"leptons": ["mu", "e"], "electrons": {"prescale": 0}}})
+
+
+def test_flow_weights_per_pot_of_the_run(yields):
+    """The flow's training weights of a both-channels run (flow.data.combination_weighted)
+    count each channel's pairs at the run's exposure: below 2m_μ (ee alone, share λ_e = 1)
+    Σ weight / N_POT of the run is the ee yield's, the same without and with the prescale
+    within the two samples' statistics (4σ of √Σw² in quadrature); at the ee trigger's own
+    exposure it would be K = 4 times smaller."""
+    from gammastar.flow.data import read_pairs
+
+    out = []
+    for name in ("plain", "pre"):
+        cfg, doc = yields[name]
+        pairs, _ = read_pairs(cfg)
+        m, w = pairs["m"].to_numpy(), pairs["weight"].to_numpy()
+        k = (pairs["flavour"].to_numpy() == 11) & (m >= 0.02) & (m < 0.2)
+        n_pot = doc["meta"]["n_pot"]
+        out.append((w[k].sum() / n_pot, np.sqrt(np.sum(w[k] ** 2)) / n_pot))
+    (s0, e0), (s1, e1) = out
+    sigma = math.hypot(e0, e1)
+    assert sigma < 0.1 * s0
+    assert abs(s1 - s0) < 4 * sigma, out

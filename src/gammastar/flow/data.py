@@ -360,9 +360,11 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     (``yields.json`` ``aprime.weights``, :func:`gammastar.universality.channel_weights`) and
     by F_ℓ(m)/F_ref(m), F = :func:`gammastar.physics.kinematics.aprime_factor` of the
     channel's lepton mass and of the lightest one's (Eq. 6: a μμ pair stands for
-    F_μ/F_e ee pairs of the same γ* mass). Per mass bin the weights then sum to
-    λ_e Y_e + λ_μ Y_μ in ee-pair units: the combined yield's spectrum, each pair counted by
-    its share.
+    F_μ/F_e ee pairs of the same γ* mass), and by N_POT / N_POT,ℓ (``yields.json``
+    ``meta.n_pot`` over ``meta.n_pot_by_flavour``: a prescaled trigger's pairs stand for k
+    times their number; 1 without prescale). Per mass bin the weights then sum to
+    N_POT (λ_e y_e + λ_μ y_μ) in ee-pair units, y_ℓ the yields per POT: the combined yield's
+    spectrum, each pair counted by its share.
 
     Raises:
         InputError: ``pairs.parquet`` has no ``flavour`` column or ``yields.json`` no
@@ -382,15 +384,20 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
         )
     masses = {f: flavour_config(config, f).input.lepton_mass for f in config.input.flavours}
     m_ref = min(masses.values())
+    meta = yields.get("meta", {})
+    by = meta.get("n_pot_by_flavour") or {}
     m = pairs["m"].to_numpy(np.float64)
     code = pairs["flavour"].to_numpy()
     factor = np.zeros(len(pairs))
     for f, ml in masses.items():
         sel = code == FLAVOUR_CODES[f]
-        lam = channel_weights(ap, flavour_channel(f), m[sel])
+        ch = flavour_channel(f)
+        lam = channel_weights(ap, ch, m[sel])
+        # the flavour's exposure relative to the run's (its trigger's prescale)
+        expo = float(meta["n_pot"]) / float(by[ch]) if ch in by and meta.get("n_pot") else 1.0
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             conv = aprime_factor(m[sel], ml) / aprime_factor(m[sel], m_ref)
-            factor[sel] = np.where(np.isfinite(conv), lam * conv, 0.0)  # 0: below 2m_ℓ
+            factor[sel] = np.where(np.isfinite(conv), lam * conv * expo, 0.0)  # 0: below 2m_ℓ
     out = pairs.copy()
     for col in ("weight", "weight_raw"):
         if col in out.columns:
