@@ -11,6 +11,16 @@ from pathlib import Path
 from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.mock import generate_file
 
+# The same 10 MeV grid for both flavours (ee from 10 MeV, μμ from 0.21 GeV: 0.21 - 0.01 is
+# 20 ee bins), merged to 50 MeV from there: every μμ yield bin is an ee yield bin too (the
+# selection of the both-channels runs of tests/test_both_flavours.py, tests/test_prescale.py).
+SELECTION = {
+    "mass_min": 0.21,
+    "mass_max": 1.1,
+    "lepton_min_energy": 1.0,
+    "per_flavour": {"e": {"mass_min": 0.01}},
+}
+
 
 def write_universality_mock(
     path: Path, *, seed: int = 5, events: int = 400_000, prescale: float = 1.0

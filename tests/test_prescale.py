@@ -9,8 +9,9 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
-from _universality_mock import write_universality_mock
+from _universality_mock import SELECTION, write_universality_mock
 
 from gammastar.config import config_from_dict, flavour_config
 from gammastar.errors import ConfigError
@@ -21,14 +22,7 @@ from gammastar.yields import compute_yields, resolve_n_pot
 K = 4.0
 """The prescale of the tests: large enough that normalising the ee yield by the run's N_POT
 instead of N_POT/k (a factor 4) is ~10² standard deviations off, small enough that the
-prescaled ee arm keeps ~10⁴ pairs of the 3 × 10⁵ sources."""
-
-SELECTION = {  # tests/test_both_flavours.py's grid: μμ from 0.21 GeV, ee from 10 MeV
-    "mass_min": 0.21,
-    "mass_max": 1.1,
-    "lepton_min_energy": 1.0,
-    "per_flavour": {"e": {"mass_min": 0.01}},
-}
+prescaled ee arm of 3 × 10⁵ sources still measures its yield to < 10% (asserted below)."""
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +183,34 @@ def test_flow_weights_per_pot_of_the_run(yields):
     sigma = math.hypot(e0, e1)
     assert sigma < 0.1 * s0
     assert abs(s1 - s0) < 4 * sigma, out
+
+
+def test_flow_leaves_out_fiducial_only_pairs(tmp_path):
+    """A both-channels run whose μμ arm is unfolded to the fiducial region only (the default
+    demo: na60_like_both.yaml) trains its flow on the full-phase-space ee pairs alone: the μμ
+    pairs (inside the spectrometer's fiducial region only) get weight 0 and the ee pairs
+    their share renormalised to 1 (the weight × N_POT/N_POT_e, the ee exposure); with both
+    channels in full phase space the shares stay λ (construction: exact to 1 ulp)."""
+    from gammastar.flow.data import combination_weighted
+
+    cfg = _config(tmp_path, tmp_path / "x.root", "f")
+    pairs = pd.DataFrame(
+        {
+            "m": [0.05, 0.3, 0.3, 0.35],
+            "weight": [2.0, 3.0, 5.0, 7.0],
+            "flavour": np.array([11, 11, 13, 13], dtype=np.int8),
+        }
+    )
+    ap = {"bin_edges": [0.01, 0.2, 0.4], "weights": {"ee": [1.0, 0.25], "mumu": [0.0, 0.75]}}
+    meta = {"n_pot": 4e10, "n_pot_by_flavour": {"mumu": 4e10, "ee": 1e10}}
+    fid = {"mumu": "fiducial", "ee": "full"}
+    out = combination_weighted(pairs, cfg, {"aprime": ap, "meta": {**meta,
+                               "phase_space_per_flavour": fid}})  # fmt: skip
+    np.testing.assert_allclose(out["weight"], [8.0, 12.0, 0.0, 0.0], rtol=4e-16)
+    both_full = {"mumu": "full", "ee": "full"}
+    out = combination_weighted(pairs, cfg, {"aprime": ap, "meta": {**meta,
+                               "phase_space_per_flavour": both_full}})  # fmt: skip
+    w = out["weight"].to_numpy()
+    np.testing.assert_allclose(w[:2], [8.0, 0.25 * 4 * 3.0], rtol=4e-16)
+    # μμ: 0.75 × F_μ/F_e (Eq. 6's factor, > 0 above 2m_μ) × exposure 1
+    assert np.all(w[2:] > 0)
