@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: install
-	$(BIN)/gammastar run analysis/na60_like.yaml
+	$(BIN)/gammastar run analysis/na60_like_both.yaml
 
 test: install
 	$(BIN)/python -m pytest -n 2

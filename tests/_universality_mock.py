@@ -11,9 +11,22 @@ from pathlib import Path
 from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.mock import generate_file
 
+# The same 10 MeV grid for both flavours (ee from 10 MeV, μμ from 0.21 GeV: 0.21 - 0.01 is
+# 20 ee bins), merged to 50 MeV from there: every μμ yield bin is an ee yield bin too (the
+# selection of the both-channels runs of tests/test_both_flavours.py, tests/test_prescale.py).
+SELECTION = {
+    "mass_min": 0.21,
+    "mass_max": 1.1,
+    "lepton_min_energy": 1.0,
+    "per_flavour": {"e": {"mass_min": 0.01}},
+}
 
-def write_universality_mock(path: Path, *, seed: int = 5, events: int = 400_000) -> Path:
-    """Generate the mock into ``path`` (``events`` sources of both flavours, ``seed``)."""
+
+def write_universality_mock(
+    path: Path, *, seed: int = 5, events: int = 400_000, prescale: float = 1.0
+) -> Path:
+    """Generate the mock into ``path`` (``events`` sources of both flavours, ``seed``; the
+    dielectron trigger's ``prescale``, ``mock.electrons.prescale``)."""
     mock = MockConfig(
         leptons=["mu", "e"],
         efficiency_map=None,
@@ -27,7 +40,12 @@ def write_universality_mock(path: Path, *, seed: int = 5, events: int = 400_000)
             "resolution_model": "momentum",  # a 5 MeV Gaussian σ_m (scattering: ≥ 7 MeV)
         },
         combinatorial={"os_fraction": 0.0, "pilot_events": 20_000},
-        electrons={"pi0": {"sigma_rel": 0.0}, "conversions": False, "combinatorial_fraction": 0},
+        electrons={
+            "pi0": {"sigma_rel": 0.0},
+            "conversions": False,
+            "combinatorial_fraction": 0,
+            "prescale": prescale,
+        },
     )
     generate_file(AnalysisConfig(seed=seed, mock=mock), path, events=events)
     return path

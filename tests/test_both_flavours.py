@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import uproot
 from _tolerance import EPS64
-from _universality_mock import write_universality_mock
+from _universality_mock import SELECTION, write_universality_mock
 
 from gammastar.config import AnalysisConfig, MockConfig, config_from_dict, flavour_config
 from gammastar.errors import ConfigError, InputError
@@ -21,15 +21,6 @@ from gammastar.universality import compare_aprime
 from gammastar.yields import compute_yields
 
 M_E, M_MU = 0.51099895e-3, 0.1056583755
-
-# The same 10 MeV grid for both flavours (ee from 10 MeV, μμ from 0.21 GeV: 0.21 - 0.01 is
-# 20 ee bins), merged to 50 MeV from there: every μμ yield bin is an ee yield bin too.
-SELECTION = {
-    "mass_min": 0.21,
-    "mass_max": 1.1,
-    "lepton_min_energy": 1.0,
-    "per_flavour": {"e": {"mass_min": 0.01}},
-}
 
 
 @pytest.fixture(scope="module")
@@ -249,3 +240,7 @@ def test_report_shows_both_channels(runs):
     assert "the other channel of this run" in html
     sel = json.loads((both.output_dir / "select.json").read_text())
     assert f"{sel['flavours']['ee']['counts']['os']:,}" in html
+    # each channel's exposure (yields.json meta.n_pot_by_flavour; no prescale here: equal)
+    n = json.loads((both.output_dir / "yields.json").read_text())["meta"]["n_pot_by_flavour"]
+    assert "N_POT per channel" in html
+    assert f"ee {n['ee']:.4e}" in html

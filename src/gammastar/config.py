@@ -76,6 +76,11 @@ class BeamConfig(Section):
     """Beam proton energy in GeV."""
     n_pot: PositiveFloat | Literal["from_input"] = "from_input"
     """Protons on target; ``from_input`` takes it from the mock file's metadata."""
+    prescale: dict[Literal["mu", "e"], Annotated[float, Field(ge=1)]] = Field(default_factory=dict)
+    """Trigger prescale k ≥ 1 per flavour (e.g. ``{e: 200}``: the dielectron trigger records
+    1/200 of the collisions): that flavour's yields are normalised to N_POT / k (default 1: no
+    prescale). With ``n_pot: from_input`` the mock file's ``meta.n_pot_by_flavour`` already
+    holds it (``mock.electrons.prescale``); a value here must then equal the file's."""
     target: str = "Pb"
     interaction_lengths: PositiveFloat = 0.01
     """Target thickness L in nuclear interaction lengths: a fraction P_int = 1 − e^{−L} of the
@@ -279,6 +284,11 @@ class MockElectrons(Section):
     unrelated π0 Dalitz electrons, charges independent and symmetric)."""
     conversions: bool = True
     """Generate photon conversions γ → ee in ``detector.material_x0`` (photons of π0 → γγ)."""
+    prescale: Annotated[float, Field(ge=1)] = 1.0
+    """The dielectron trigger's prescale k relative to the dimuon one (``leptons: [mu, e]``):
+    the dielectron sources are generated for 1/k of the collisions, so that the file's
+    ``meta.n_pot_by_flavour`` holds N_POT / k for ``e`` (``meta.n_pot`` and ``mu``: N_POT);
+    1: both flavours of every collision, in proportion (docs/mock.md "Prescale")."""
     conversion_template_sources: Annotated[int, Field(ge=0)] = 2_000_000
     """Sources of the separate simulation (its own random stream, not the data's events) of
     the dielectron cocktail and the conversions through the electron detector that fills
@@ -1321,6 +1331,12 @@ class AnalysisConfig(Section):
                         f"{name}.per_flavour.{f}{'.' + loc if loc else ''}: "
                         + msg.removeprefix("Value error, ")
                     ) from None
+        for f in self.beam.prescale:
+            if f not in flavours:
+                raise ValueError(
+                    f"beam.prescale.{f}: flavour {f!r} is not in input.lepton "
+                    f"({', '.join(flavours)})"
+                )
         if len(flavours) > 1 and self.yields.compare_with is not None:
             raise ValueError(
                 "yields.compare_with: this run holds both flavours (the universality check "

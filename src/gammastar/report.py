@@ -251,6 +251,14 @@ def _num(v: Any) -> float | None:
     return float(v) if _is_number(v) else None
 
 
+def _per_flavour(d: Any) -> str:
+    """``{flavour: N_POT}`` (``meta.n_pot_by_flavour``, a prescaled trigger's N_POT / k) as
+    ``mu 1.2e11, e 4.0e8``; ``n/a`` without it."""
+    if not isinstance(d, dict) or not d:
+        return "n/a"
+    return ", ".join(f"{k} {fmt(_num(v), '.4e')}" for k, v in d.items())
+
+
 # =========================================================================== figures
 def _caption(rel: str) -> str:
     stem = Path(rel).stem
@@ -340,6 +348,7 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
                 ("file", rundir.MOCK),
                 ("generator", fmt(meta.get("generator"))),
                 ("equivalent protons on target N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
+                ("N_POT per flavour", _per_flavour(meta.get("n_pot_by_flavour"))),
                 ("generated sources (requested)", fmt(meta.get("events"))),
                 ("generated sources (total)", fmt(meta.get("n_generated_total"))),
                 ("recorded events (≥ 2 muons)", fmt(meta.get("n_events_written"))),
@@ -544,6 +553,7 @@ def _yields_section(run: Path, s: Section) -> None:
             [
                 ("N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
                 ("N_POT source", fmt(meta.get("n_pot_source"))),
+                ("N_POT per channel", _per_flavour(meta.get("n_pot_by_flavour"))),
                 ("A′ source", fmt(_get(doc, "aprime", "source"))),
                 ("χχ̄ source", fmt(_get(doc, "mcp", "source"))),
                 ("mass bin width (GeV)", fmt(meta.get("mass_bin_width"))),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -475,18 +476,31 @@ def _input_paths(cfg: AnalysisConfig) -> list[Path]:
     return out
 
 
-def resolve_n_pot(cfg: AnalysisConfig, run_dir: Path | None = None) -> tuple[float, str]:
+def resolve_n_pot(
+    cfg: AnalysisConfig, run_dir: Path | None = None, flavour: str | None = None
+) -> tuple[float, str]:
     """N_POT and where it came from: the config, ``select.json``, or the input files' ``meta``.
 
     With ``beam.n_pot: from_input``: ``select.json`` in the run directory when it carries
     ``n_pot`` (top level or ``meta``); otherwise the sum of ``n_pot`` over the input ROOT files'
     ``meta`` JSON strings (the mock generator's files, DEVELOPERS.md).
 
+    The flavour's effective exposure (``flavour``, default the config's one flavour; a
+    both-flavour config without ``flavour``: the run's N_POT): the mock file's
+    ``meta.n_pot_by_flavour`` (``mock.electrons.prescale``), else the run's N_POT divided by
+    ``beam.prescale`` of the flavour (1 when not given).
+
     Raises:
-        ConfigError / InputError: no N_POT found, or a non-positive one (naming the source).
+        ConfigError / InputError: no N_POT found, or a non-positive one (naming the source);
+            ``beam.prescale`` different from the prescale an input file records.
     """
+    flavours = cfg.input.flavours
+    if flavour is None and len(flavours) == 1:
+        flavour = flavours[0]
+    k = float(cfg.beam.prescale.get(flavour, 1.0)) if flavour is not None else 1.0
+    tag = f" / beam.prescale.{flavour}" if k != 1.0 else ""
     if cfg.beam.n_pot != "from_input":
-        return check_n_pot(cfg.beam.n_pot, "beam.n_pot"), "config:beam.n_pot"
+        return check_n_pot(cfg.beam.n_pot, "beam.n_pot") / k, "config:beam.n_pot" + tag
     run_dir = run_dir or cfg.output_dir
     sel = run_dir / rundir.SELECT
     if sel.exists():
@@ -496,7 +510,8 @@ def resolve_n_pot(cfg: AnalysisConfig, run_dir: Path | None = None) -> tuple[flo
             raise InputError(f"{sel}: not valid JSON") from None
         for where in (doc, doc.get("meta", {})):
             if isinstance(where, dict) and where.get("n_pot") is not None:
-                return check_n_pot(where["n_pot"], f"{sel}: n_pot"), f"select.json:{sel}"
+                n = check_n_pot(where["n_pot"], f"{sel}: n_pot")
+                return n / k, f"select.json:{sel}{tag}"
     total, used = 0.0, []
     for path in _input_paths(cfg):
         if not path.exists():
@@ -507,14 +522,32 @@ def resolve_n_pot(cfg: AnalysisConfig, run_dir: Path | None = None) -> tuple[flo
                 f"{path}: no 'meta' with n_pot; set beam.n_pot in the config "
                 "(beam.n_pot: from_input needs the mock generator's metadata)"
             )
-        total += check_n_pot(meta["n_pot"], f"{path}: meta.n_pot")
+        total += _file_n_pot(path, meta, flavour, k)
         used.append(str(path))
     if not used:
         raise ConfigError(
             "beam.n_pot is 'from_input' but neither select.json nor any input file "
             "carries n_pot; set beam.n_pot"
         )
-    return total, "input_meta:" + ",".join(used)
+    by = f" (n_pot_by_flavour.{flavour})" if flavour is not None and len(flavours) > 1 else ""
+    return total, "input_meta:" + ",".join(used) + by
+
+
+def _file_n_pot(path: Path, meta: dict[str, Any], flavour: str | None, k: float) -> float:
+    """One input file's N_POT for ``flavour``: ``meta.n_pot_by_flavour`` when the file
+    records it (then ``beam.prescale`` k must equal the file's ``meta.prescale``), else
+    ``meta.n_pot`` / k."""
+    by = meta.get("n_pot_by_flavour")
+    if flavour is None or not isinstance(by, dict) or flavour not in by:
+        return check_n_pot(meta["n_pot"], f"{path}: meta.n_pot") / k
+    recorded = (meta.get("prescale") or {}).get(flavour, 1.0)
+    if k != 1.0 and not math.isclose(k, float(recorded), rel_tol=1e-12):
+        raise ConfigError(
+            f"beam.prescale.{flavour}: {k:g}, but {path} records the mock's prescale "
+            f"{recorded:g} (meta.prescale; its meta.n_pot_by_flavour already holds it): "
+            f"drop beam.prescale.{flavour} with beam.n_pot: from_input"
+        )
+    return check_n_pot(by[flavour], f"{path}: meta.n_pot_by_flavour.{flavour}")
 
 
 # --------------------------------------------------------------------------- theory
@@ -897,7 +930,7 @@ def read_yield_inputs(cfg: AnalysisConfig, flavour: str | None = None) -> YieldI
     hpath = rd.path(rundir.HISTOGRAMS)
     hists = _read_histograms(hpath, suffix)
     phase_space = block["phase_space"] if block is not None else read_phase_space(run_dir)
-    n_pot, n_pot_source = resolve_n_pot(cfg, run_dir)
+    n_pot, n_pot_source = resolve_n_pot(cfg, run_dir, flavour)
     inputs: list[Path] = [hpath]
     ppath = rd.path(rundir.PAIRS)
     pairs = None
@@ -1176,7 +1209,9 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     chans = list(per)
     comb = combine_channels({c: per[c]["doc"]["aprime"] for c in chans})
     first = per[chans[0]]
-    n_pot = first["inp"].n_pot
+    # the run's N_POT (meta.n_pot); each flavour's yields are per its own effective N_POT
+    # (a prescaled trigger's: N_POT / k, resolve_n_pot), in meta.n_pot_by_flavour
+    n_pot, n_pot_source = resolve_n_pot(cfg, cfg.output_dir)
     edges = np.asarray(comb["bin_edges"], float)
     nan = lambda v: np.asarray([np.nan if x is None else x for x in v], float)
     ap = AprimeYield(np.asarray(comb["mass"]), edges, nan(comb["per_pot_per_eps2"]),
@@ -1210,10 +1245,12 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
         doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
     inputs = list(dict.fromkeys(p for c in chans for p in per[c]["inp"].inputs))
     meta_inp = dataclasses.replace(
-        first["inp"], consistent=all(bool(per[c]["inp"].consistent) for c in chans)
-    )
+        first["inp"], consistent=all(bool(per[c]["inp"].consistent) for c in chans),
+        n_pot=n_pot, n_pot_source=n_pot_source,
+    )  # fmt: skip
     doc["meta"] = {
         **_yields_meta(cfg, meta_inp, ap, inputs),
+        "n_pot_by_flavour": {c: per[c]["inp"].n_pot for c in chans},
         "flavours": chans,
         "lepton_masses": {c: per[c]["cfg"].input.lepton_mass for c in chans},
         "phase_space_per_flavour": {c: per[c]["inp"].phase_space for c in chans},

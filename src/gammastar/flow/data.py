@@ -360,9 +360,20 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     (``yields.json`` ``aprime.weights``, :func:`gammastar.universality.channel_weights`) and
     by F_ℓ(m)/F_ref(m), F = :func:`gammastar.physics.kinematics.aprime_factor` of the
     channel's lepton mass and of the lightest one's (Eq. 6: a μμ pair stands for
-    F_μ/F_e ee pairs of the same γ* mass). Per mass bin the weights then sum to
-    λ_e Y_e + λ_μ Y_μ in ee-pair units: the combined yield's spectrum, each pair counted by
-    its share.
+    F_μ/F_e ee pairs of the same γ* mass), and by N_POT / N_POT,ℓ (``yields.json``
+    ``meta.n_pot`` over ``meta.n_pot_by_flavour``: a prescaled trigger's pairs stand for k
+    times their number; 1 without prescale). Per mass bin the weights then sum to
+    N_POT (λ_e y_e + λ_μ y_μ) in ee-pair units, y_ℓ the yields per POT: the combined yield's
+    spectrum, each pair counted by its share.
+
+    A channel unfolded to the fiducial region only (``yields.json``
+    ``meta.phase_space_per_flavour``: ``fiducial``, the per-lepton acceptance route) has
+    pairs inside that region alone: mixed with a full-phase-space channel they would pull
+    the flow's p(q_T, E | m) into the fiducial region (in the default demo the μμ pairs are
+    86–98% of the weight above 2m_μ). When a channel with ``full`` phase space is in the run,
+    the fiducial ones get weight 0 and the full ones the shares renormalised among
+    themselves (1 where only they are left); the fiducial channel still enters the yields'
+    combination.
 
     Raises:
         InputError: ``pairs.parquet`` has no ``flavour`` column or ``yields.json`` no
@@ -382,15 +393,27 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
         )
     masses = {f: flavour_config(config, f).input.lepton_mass for f in config.input.flavours}
     m_ref = min(masses.values())
+    meta = yields.get("meta", {})
+    by = meta.get("n_pot_by_flavour") or {}
+    phase = meta.get("phase_space_per_flavour") or {}
+    full = [flavour_channel(f) for f in masses if phase.get(flavour_channel(f)) == "full"]
     m = pairs["m"].to_numpy(np.float64)
     code = pairs["flavour"].to_numpy()
     factor = np.zeros(len(pairs))
     for f, ml in masses.items():
         sel = code == FLAVOUR_CODES[f]
-        lam = channel_weights(ap, flavour_channel(f), m[sel])
+        ch = flavour_channel(f)
+        lam = channel_weights(ap, ch, m[sel])
+        if full and ch not in full:  # fiducial-region pairs beside full-phase-space ones
+            continue
+        if full:  # the shares among the full-phase-space channels
+            tot = sum(channel_weights(ap, c, m[sel]) for c in full)
+            lam = np.divide(lam, tot, out=np.ones_like(lam), where=tot > 0)
+        # the flavour's exposure relative to the run's (its trigger's prescale)
+        expo = float(meta["n_pot"]) / float(by[ch]) if ch in by and meta.get("n_pot") else 1.0
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             conv = aprime_factor(m[sel], ml) / aprime_factor(m[sel], m_ref)
-            factor[sel] = np.where(np.isfinite(conv), lam * conv, 0.0)  # 0: below 2m_ℓ
+            factor[sel] = np.where(np.isfinite(conv), lam * conv * expo, 0.0)  # 0: below 2m_ℓ
     out = pairs.copy()
     for col in ("weight", "weight_raw"):
         if col in out.columns:

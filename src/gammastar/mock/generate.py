@@ -89,6 +89,8 @@ class MockGenerator:
         self.detector = Detector(self.cfg.detector, eff, parents=self.cocktail._parents)
         self.muons = "mu" in self.cfg.leptons
         self.electrons = "e" in self.cfg.leptons
+        self.prescale = {"mu": 1.0, "e": float(self.cfg.electrons.prescale)}
+        """Trigger prescale per flavour (``mock.electrons.prescale``; the muons' is 1)."""
         self.classes: list[Channel] = []
         if self.muons:
             self.classes += [s.channel for s in self.cocktail.specs] + [Channel.COMBINATORIAL]
@@ -110,7 +112,8 @@ class MockGenerator:
             w = np.append(self.ee_cocktail.weights, self.ee_backgrounds.conversion_weight)
             q = self.cfg.electrons.combinatorial_fraction
             parts.append(np.append((1.0 - q) * w / w.sum(), q))
-            block.append(w.sum() / (1.0 - q))
+            # the dielectron trigger's prescale: its sources of 1/k of the collisions
+            block.append(w.sum() / (1.0 - q) / self.prescale["e"])
         if len(parts) == 1:
             self.probabilities = parts[0]
         else:  # each flavour's block in proportion to its sources per collision
@@ -286,20 +289,29 @@ class MockGenerator:
     # ------------------------------------------------------------------ normalisation
     def sources_per_collision(self) -> float:
         """Σ_m ⟨n_m⟩ BR_m over the generated flavours' cocktails (dielectrons: with the
-        conversions), per inelastic collision."""
+        conversions, divided by their prescale ``mock.electrons.prescale``: the recorded
+        sources per inelastic collision)."""
         out = self.cocktail.mesons_per_collision() if self.muons else 0.0
         if self.electrons:
-            out += self.ee_cocktail.mesons_per_collision()
-            out += self.cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight
+            ee = self.ee_cocktail.mesons_per_collision()
+            ee += self.cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight
+            out += ee / self.prescale["e"]
         return out
 
     def n_pot(self, n_cocktail: int) -> float:
-        """Equivalent POT: N_cocktail / (P_int(L) × Σ_m ⟨n_m⟩ BR_m), with
+        """Equivalent POT of the run: N_cocktail / (P_int(L) × Σ_m ⟨n_m⟩ BR_m), with
         P_int(L) = 1 − e^{−L} (:func:`gammastar.physics.target.interaction_probability`, the
         formula the reach's ``yield_scale`` uses) and L = ``beam.interaction_lengths``;
-        N_cocktail: every generated source but the combinatorial ones."""
+        N_cocktail: every generated source but the combinatorial ones; the sum
+        :meth:`sources_per_collision` (a prescaled flavour's sources count 1/k)."""
         p_int = interaction_probability(self.config.beam.interaction_lengths)
         return n_cocktail / (p_int * self.sources_per_collision())
+
+    def n_pot_by_flavour(self, n_cocktail: int) -> dict[str, float]:
+        """Each generated flavour's effective N_POT: the run's :meth:`n_pot` divided by the
+        flavour's prescale (N_POT / k for ``e`` with ``mock.electrons.prescale`` k)."""
+        n = self.n_pot(n_cocktail)
+        return {f: n / self.prescale[f] for f in self.cfg.leptons}
 
     def meta(self, n_generated: dict[Channel, int], **extra: Any) -> dict[str, Any]:
         """The ``meta`` JSON of the file."""
@@ -330,6 +342,8 @@ class MockGenerator:
             inputs=[self.efficiency_path] if self.efficiency_path else [],
             generator=GENERATOR_NAME,
             n_pot=self.n_pot(n_cocktail),
+            n_pot_by_flavour=self.n_pot_by_flavour(n_cocktail),
+            prescale={f: self.prescale[f] for f in cfg.leptons},
             target_interaction_lengths=self.config.beam.interaction_lengths,
             sigma_inel_mb=self.config.beam.sigma_inel_mb,
             beam_energy=self.config.beam.energy,

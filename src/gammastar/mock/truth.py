@@ -56,6 +56,7 @@ def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
         :class:`GstarTruth`.
     """
     from gammastar.mock.generate import MockGenerator
+    from gammastar.physics.target import interaction_probability
 
     gen = MockGenerator(config, seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
@@ -67,8 +68,13 @@ def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
         parts = zip(cocktail.specs, counts, strict=True)
         src = Sources.concatenate([cocktail.generate(rng, sp, int(n)) for sp, n in parts if n])
     else:
+        cocktail = gen.cocktail
         counts = np.concatenate([rng.multinomial(n_sources, gen.cocktail.probabilities), [0]])
         src = gen.sources(rng, counts)
+    # the collisions that make n_sources of this cocktail (its own ⟨n⟩ BR per collision: no
+    # other flavour's sources, conversions or prescale; the generator's n_pot formula)
+    p_int = interaction_probability(config.beam.interaction_lengths)
+    n_pot = n_sources / (p_int * cocktail.mesons_per_collision())
     keep = src.channel != int(Channel.ETA_MUMU)
     g = src.gstar[:, keep]
     return GstarTruth(
@@ -77,7 +83,7 @@ def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
         E=g[3],
         pz=g[2],
         channel=src.channel[keep],
-        n_pot=gen.n_pot(n_sources),
+        n_pot=n_pot,
     )
 
 

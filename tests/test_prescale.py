@@ -1,0 +1,216 @@
+"""The dielectron trigger's prescale (issue 14): ``mock.electrons.prescale`` k generates the ee
+sources of 1/k of the collisions and records each flavour's effective N_POT in the mock's
+``meta.n_pot_by_flavour``; the yields normalise each flavour by its own exposure
+(``beam.n_pot: from_input``: the file's; real data: ``beam.prescale``)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from _universality_mock import SELECTION, write_universality_mock
+
+from gammastar.config import config_from_dict, flavour_config
+from gammastar.errors import ConfigError
+from gammastar.mock.generate import read_meta
+from gammastar.select import select
+from gammastar.yields import compute_yields, resolve_n_pot
+
+K = 4.0
+"""The prescale of the tests: large enough that normalising the ee yield by the run's N_POT
+instead of N_POT/k (a factor 4) is ~10² standard deviations off, small enough that the
+prescaled ee arm of 3 × 10⁵ sources still measures its yield to < 10% (asserted below)."""
+
+
+@pytest.fixture(scope="module")
+def mocks(tmp_path_factory):
+    """The universality tests' [mu, e] mock (tests/_universality_mock.py) without and with
+    the prescale K: two independent samples (different seeds) of 3e5 sources each."""
+    tmp = tmp_path_factory.mktemp("prescale")
+    plain = write_universality_mock(tmp / "plain.root", seed=5, events=300_000)
+    pre = write_universality_mock(tmp / "pre.root", seed=6, events=300_000, prescale=K)
+    return tmp, plain, pre
+
+
+def _config(tmp, path, name, lepton=("mu", "e"), **beam):
+    sel = dict(SELECTION) if len(lepton) > 1 else {**SELECTION, "per_flavour": {}}
+    per_e = {"e": {"acceptance_map": f"{path}:acceptance_ee", "mass_bins": 109}}
+    if lepton == ["e"]:
+        sel["mass_min"] = 0.01
+    return config_from_dict(
+        {
+            "name": name,
+            "output": str(tmp / name),
+            "beam": beam,
+            "input": {"files": [str(path)], "lepton": list(lepton)},
+            "unfold": {
+                "efficiency_map": None,
+                "acceptance_map": f"{path}:acceptance",
+                "mass_bins": 89,
+                "per_flavour": per_e if len(lepton) > 1 else {},
+            },
+            "background": {"remove_eta_mumu": "truth"},
+            "selection": sel,
+            "yields": {"mass_bin_width": 0.05, "universality_mass_range": [0.25, 0.5]},
+        },
+        source=str(tmp / f"{name}.yaml"),
+    )
+
+
+def test_meta_records_each_flavours_n_pot(mocks):
+    """meta.n_pot_by_flavour: mu = the run's N_POT, e = N_POT / K exactly by construction
+    (one division: 1 ulp); meta.prescale records K; the generated ee share of the sources
+    falls by ~K (the ee/μμ source ratio per collision / K, within the multinomial's
+    statistics)."""
+    _, plain, pre = mocks
+    m0, m1 = read_meta(plain), read_meta(pre)
+    assert m1["prescale"] == {"mu": 1.0, "e": K}
+    assert m0["prescale"] == {"mu": 1.0, "e": 1.0}
+    assert math.isclose(m1["n_pot_by_flavour"]["mu"], m1["n_pot"], rel_tol=4e-16)
+    assert math.isclose(m1["n_pot_by_flavour"]["e"], m1["n_pot"] / K, rel_tol=4e-16)
+    assert math.isclose(m0["n_pot_by_flavour"]["e"], m0["n_pot"], rel_tol=4e-16)
+
+    def ee_to_mumu(m):
+        n = m["n_generated"]
+        ee = sum(v for c, v in n.items() if c.endswith("_EE") or c == "CONVERSION")
+        return ee / (sum(n.values()) - ee), ee
+
+    r0, _ = ee_to_mumu(m0)
+    r1, n_ee = ee_to_mumu(m1)
+    # ~1e5 ee sources each: the ratio's relative error ≲ 1%; 5% is > 5σ
+    assert r1 * K == pytest.approx(r0, rel=0.05)
+    assert n_ee > 20_000
+
+
+@pytest.fixture(scope="module")
+def yields(mocks):
+    """select + yields of both mocks as both-channels runs (input.lepton: [mu, e])."""
+    tmp, plain, pre = mocks
+    out = {}
+    for name, path in (("plain", plain), ("pre", pre)):
+        cfg = _config(tmp, path, name)
+        select(cfg)
+        compute_yields(cfg, plots=False, theory=False)
+        out[name] = (cfg, json.loads((cfg.output_dir / "yields.json").read_text()))
+    return out
+
+
+def _integral(ap, lo, hi):
+    """Σ of the A′ yield per POT per ε² over the bins inside [lo, hi] GeV, and its error."""
+    e = np.asarray(ap["bin_edges"], float)
+    y = np.asarray([np.nan if v is None else v for v in ap["per_pot_per_eps2"]], float)
+    s = np.asarray([np.nan if v is None else v for v in ap["stat_err"]], float)
+    k = (e[:-1] >= lo - 1e-9) & (e[1:] <= hi + 1e-9) & np.isfinite(y)
+    assert k.sum() >= 3
+    return float(np.sum(y[k])), float(np.sqrt(np.sum(s[k] ** 2)))
+
+
+@pytest.mark.parametrize(("ch", "lo", "hi"), [("ee", 0.01, 0.2), ("ee", 0.26, 0.51),
+                                               ("mumu", 0.26, 0.51)])  # fmt: skip
+def test_per_flavour_yields_per_pot_agree(yields, ch, lo, hi):
+    """Each flavour's A′ yield per POT of the prescaled run equals the unprescaled run's
+    within the two independent samples' statistics (|Δ| < 4σ of the summed bins' stat_err in
+    quadrature): the prescaled ee yield is normalised to N_POT / K (normalised to N_POT it
+    would be K = 4 times smaller, ≫ 4σ away)."""
+    (_, d0), (_, d1) = yields["plain"], yields["pre"]
+    y0, s0 = _integral(d0["flavours"][ch]["aprime"], lo, hi)
+    y1, s1 = _integral(d1["flavours"][ch]["aprime"], lo, hi)
+    sigma = math.hypot(s0, s1)
+    assert sigma < 0.1 * y0  # the check resolves a factor K
+    assert abs(y1 - y0) < 4 * sigma, (y0, s0, y1, s1)
+    n_pot = d1["meta"]["n_pot_by_flavour"]
+    assert math.isclose(n_pot["mumu"] / n_pot["ee"], K, rel_tol=1e-12)
+
+
+def test_resolve_n_pot_per_flavour(mocks, tmp_path):
+    """resolve_n_pot: from_input → the file's meta.n_pot_by_flavour per flavour (the run's
+    N_POT without a flavour); an explicit beam.n_pot divided by beam.prescale; a beam.prescale
+    contradicting the file's recorded prescale, or naming a flavour not in input.lepton, is
+    a one-line ConfigError naming the key."""
+    _, _, pre = mocks
+    meta = read_meta(pre)
+    both = _config(tmp_path, pre, "r")
+    n_run, _ = resolve_n_pot(both)
+    assert math.isclose(n_run, meta["n_pot"], rel_tol=1e-15)
+    for f in ("mu", "e"):
+        n, src = resolve_n_pot(flavour_config(both, f), flavour=f)
+        assert math.isclose(n, meta["n_pot_by_flavour"][f], rel_tol=1e-15)
+        assert src.startswith("input_meta:")
+    # the file's prescale given again in the config: the same exposure, not divided twice
+    same = _config(tmp_path, pre, "s", prescale={"e": K})
+    n, _ = resolve_n_pot(flavour_config(same, "e"), flavour="e")
+    assert math.isclose(n, meta["n_pot_by_flavour"]["e"], rel_tol=1e-15)
+    bad = _config(tmp_path, pre, "b", prescale={"e": 2.0})
+    with pytest.raises(ConfigError, match=r"beam.prescale.e: 2, but .* records .* 4") as err:
+        resolve_n_pot(flavour_config(bad, "e"), flavour="e")
+    assert "\n" not in str(err.value)
+    # real data: an explicit N_POT, the ee trigger prescaled 1:50
+    real = _config(tmp_path, pre, "x", n_pot=1e12, prescale={"e": 50})
+    n, src = resolve_n_pot(flavour_config(real, "e"), flavour="e")
+    assert math.isclose(n, 1e12 / 50, rel_tol=1e-15)
+    assert "beam.prescale.e" in src
+    n, _ = resolve_n_pot(flavour_config(real, "mu"), flavour="mu")
+    assert math.isclose(n, 1e12, rel_tol=1e-15)
+    with pytest.raises(ConfigError, match=r"beam.prescale.mu: flavour 'mu' is not in") as err:
+        _config(tmp_path, pre, "y", lepton=["e"], prescale={"mu": 2})
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=r"beam.prescale.e.*greater than or equal to 1"):
+        _config(tmp_path, pre, "z", prescale={"e": 0.5})
+    with pytest.raises(ConfigError, match=r"mock.electrons.prescale.*greater than or equal"):
+        config_from_dict({"mock": {"leptons": ["mu", "e"], "electrons": {"prescale": 0}}})
+
+
+def test_flow_weights_per_pot_of_the_run(yields):
+    """The flow's training weights of a both-channels run (flow.data.combination_weighted)
+    count each channel's pairs at the run's exposure: below 2m_μ (ee alone, share λ_e = 1)
+    Σ weight / N_POT of the run is the ee yield's, the same without and with the prescale
+    within the two samples' statistics (4σ of √Σw² in quadrature); at the ee trigger's own
+    exposure it would be K = 4 times smaller."""
+    from gammastar.flow.data import read_pairs
+
+    out = []
+    for name in ("plain", "pre"):
+        cfg, doc = yields[name]
+        pairs, _ = read_pairs(cfg)
+        m, w = pairs["m"].to_numpy(), pairs["weight"].to_numpy()
+        k = (pairs["flavour"].to_numpy() == 11) & (m >= 0.02) & (m < 0.2)
+        n_pot = doc["meta"]["n_pot"]
+        out.append((w[k].sum() / n_pot, np.sqrt(np.sum(w[k] ** 2)) / n_pot))
+    (s0, e0), (s1, e1) = out
+    sigma = math.hypot(e0, e1)
+    assert sigma < 0.1 * s0
+    assert abs(s1 - s0) < 4 * sigma, out
+
+
+def test_flow_leaves_out_fiducial_only_pairs(tmp_path):
+    """A both-channels run whose μμ arm is unfolded to the fiducial region only (the default
+    demo: na60_like_both.yaml) trains its flow on the full-phase-space ee pairs alone: the μμ
+    pairs (inside the spectrometer's fiducial region only) get weight 0 and the ee pairs
+    their share renormalised to 1 (the weight × N_POT/N_POT_e, the ee exposure); with both
+    channels in full phase space the shares stay λ (construction: exact to 1 ulp)."""
+    from gammastar.flow.data import combination_weighted
+
+    cfg = _config(tmp_path, tmp_path / "x.root", "f")
+    pairs = pd.DataFrame(
+        {
+            "m": [0.05, 0.3, 0.3, 0.35],
+            "weight": [2.0, 3.0, 5.0, 7.0],
+            "flavour": np.array([11, 11, 13, 13], dtype=np.int8),
+        }
+    )
+    ap = {"bin_edges": [0.01, 0.2, 0.4], "weights": {"ee": [1.0, 0.25], "mumu": [0.0, 0.75]}}
+    meta = {"n_pot": 4e10, "n_pot_by_flavour": {"mumu": 4e10, "ee": 1e10}}
+    fid = {"mumu": "fiducial", "ee": "full"}
+    out = combination_weighted(pairs, cfg, {"aprime": ap, "meta": {**meta,
+                               "phase_space_per_flavour": fid}})  # fmt: skip
+    np.testing.assert_allclose(out["weight"], [8.0, 12.0, 0.0, 0.0], rtol=4e-16)
+    both_full = {"mumu": "full", "ee": "full"}
+    out = combination_weighted(pairs, cfg, {"aprime": ap, "meta": {**meta,
+                               "phase_space_per_flavour": both_full}})  # fmt: skip
+    w = out["weight"].to_numpy()
+    np.testing.assert_allclose(w[:2], [8.0, 0.25 * 4 * 3.0], rtol=4e-16)
+    # μμ: 0.75 × F_μ/F_e (Eq. 6's factor, > 0 above 2m_μ) × exposure 1
+    assert np.all(w[2:] > 0)
