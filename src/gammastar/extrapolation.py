@@ -150,6 +150,13 @@ class Extrapolation:
     """Per mass bin, the fit group whose T_g it took (index into the T's of
     :attr:`covariance`)."""
 
+    def full_fraction(self, m: ArrayLike, seam: float | None = None) -> NDArray[np.float64]:
+        """f_F at masses ``m`` (:meth:`at`), and 1 below ``seam`` (a both-channels run's
+        ``extrapolation.seam``: there the yields are full phase space already)."""
+        m = np.asarray(m, dtype=np.float64)
+        f = self.at(m)[0]
+        return f if seam is None else np.where(m < float(seam), 1.0, f)
+
     def at(self, m: ArrayLike) -> tuple[NDArray, NDArray, NDArray, NDArray]:
         """(f_F, T, ȳ, σ_y) at masses ``m`` (linear between bin centres, constant beyond)."""
         m = np.asarray(m, dtype=np.float64)
@@ -710,19 +717,28 @@ class ExtrapolatedSampler:
     the samples from ``inside`` (``extrapolated`` False), the rest drawn from the model and
     kept only outside the region (``extrapolated`` True). ``inside=None``: the model
     everywhere (every sample labelled extrapolated).
+
+    ``seam`` (GeV; a both-channels run, ``yields.json`` ``extrapolation.seam``): below it
+    ``inside`` is the full phase space (the flow of the full-phase-space channel) and samples
+    it alone, nothing labelled extrapolated; at and above it as above. The mass range then
+    starts at ``inside``'s lower end rather than at the extrapolation's first bin edge.
     """
 
-    def __init__(self, inside: Any, extrapolation: Extrapolation, fiducial: Any) -> None:
+    def __init__(
+        self, inside: Any, extrapolation: Extrapolation, fiducial: Any, seam: float | None = None
+    ) -> None:
         self.inside = inside
         self.extrapolation = extrapolation
         self.fiducial = fiducial
+        self.seam = None if seam is None or inside is None else float(seam)
         lo, hi = float(extrapolation.edges[0]), float(extrapolation.edges[-1])
         rng = getattr(inside, "mass_range", None)
         meta = getattr(inside, "meta", None)
         if rng is None and isinstance(meta, dict) and "mass_range" in meta:
             rng = meta["mass_range"]
         if rng is not None:
-            lo, hi = max(lo, float(rng[0])), min(hi, float(rng[1]))
+            lo = float(rng[0]) if self.seam is not None else max(lo, float(rng[0]))
+            hi = min(hi, float(rng[1]))
         self.mass_range = (lo, hi)
         self.model = MODEL_NAME
 
@@ -731,6 +747,11 @@ class ExtrapolatedSampler:
 
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)
+        if self.seam is not None and mass < self.seam:  # full phase space: the flow alone
+            got = self.inside.sample(mass, n, seed=int(s_in.generate_state(1)[0]))
+            q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()
+            e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
+            return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
         f, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
         if self.inside is None:
             out = ParametricSampler(t, mu, s).sample(mass, n, seed=int(s_out.generate_state(1)[0]))
