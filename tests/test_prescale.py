@@ -245,7 +245,8 @@ def test_flow_weights_stitched_at_the_seam(tmp_path):
     qt = np.array([0.1, 0.1, 2.8, 2.8, 0.1, 2.8, 2.8])
     e = np.full(m.size, 40.0)
     inside = region.contains(m, qt, e)
-    assert inside[3] and not inside[4]
+    assert inside[3]
+    assert not inside[4]
     pairs = pd.DataFrame({"m": m, "qT": qt, "E": e, "weight": [2.0, 3.0, 5.0, 3.0, 3.0, 5.0, 7.0],
                           "flavour": np.array([11, 11, 13, 11, 11, 13, 13], dtype=np.int8)})  # fmt: skip
     cfg = _config(tmp_path, tmp_path / "x.root", "s")
@@ -261,16 +262,17 @@ def test_flow_weights_stitched_at_the_seam(tmp_path):
 
 def test_sampler_stitched_at_the_seam():
     """ExtrapolatedSampler with a seam (a both-channels run): below it the flow's samples
-    alone, none labelled extrapolated; at and above it the flow for a binomial share f_F and
-    the model outside F for the rest, every model sample labelled and outside F. f_F = 0.4,
+    alone, none labelled extrapolated (outside F too); at and above it the flow's samples
+    inside F for a binomial share f_F and the model outside F for the rest, every model
+    sample labelled and outside F. f_F = 0.4,
     n = 4000: the labelled share 0.6 within 4σ = 4·√(0.24/4000) = 0.031. Seeds 1, 2."""
     from gammastar.extrapolation import ExtrapolatedSampler
 
-    class Flow:  # a marker sampler: every sample at q_T = 0.05 GeV, E = 50 GeV
+    class Flow:  # a marker sampler: E = 50 GeV, q_T = 0.05 GeV, every 4th 0.5 (outside F)
         mass_range = (0.01, 1.1)
 
         def sample(self, mass, n, seed=None):
-            return {"qT": np.full(n, 0.05), "E": np.full(n, 50.0)}
+            return {"qT": np.where(np.arange(n) % 4 == 3, 0.5, 0.05), "E": np.full(n, 50.0)}
 
     class Model:  # the fitted model's parameters: f_F, T, ȳ, σ_y (400 GeV beam, y_cm 3.37)
         edges = np.array([0.22, 1.1])
@@ -286,11 +288,12 @@ def test_sampler_stitched_at_the_seam():
     assert s.mass_range == pytest.approx((0.01, 1.1), rel=1e-12)
     low = s.sample(0.1, 4000, seed=1)
     assert not low["extrapolated"].any()
-    np.testing.assert_allclose(low["qT"], 0.05, rtol=1e-12)
+    assert np.mean(low["qT"] == 0.5) == pytest.approx(0.25, rel=1e-12)  # the flow as it is
     high = s.sample(0.5, 4000, seed=2)
     lab = high["extrapolated"]
     assert abs(lab.mean() - 0.6) < 0.031
     assert np.all(high["qT"][lab] >= 0.3)
+    # the flow's samples kept inside F only (its q_T = 0.5 ones rejected)
     np.testing.assert_allclose(high["qT"][~lab], 0.05, rtol=1e-12)
     # without a seam the extrapolation's first edge bounds the range (single-flavour runs)
     assert ExtrapolatedSampler(Flow(), Model(), Region()).mass_range[0] == pytest.approx(0.22)
