@@ -214,3 +214,110 @@ def test_flow_leaves_out_fiducial_only_pairs(tmp_path):
     np.testing.assert_allclose(w[:2], [8.0, 0.25 * 4 * 3.0], rtol=4e-16)
     # μμ: 0.75 × F_μ/F_e (Eq. 6's factor, > 0 above 2m_μ) × exposure 1
     assert np.all(w[2:] > 0)
+
+
+def _na60_region():
+    """The NA60-like spectrometer's fiducial region F (analysis/na60_like.yaml: E_ℓ > 3 GeV,
+    35–120 mrad, A ≥ 0.05) on a coarse table (6 × 24 × 24, quadrature 8 × 8: F's membership,
+    not A's accuracy, matters here), as ``yields.json`` ``extrapolation.fiducial`` holds it."""
+    from gammastar.pair_acceptance import FiducialRegion, LeptonAcceptance, PairAcceptance
+
+    pa = PairAcceptance.build(LeptonAcceptance(3.0, 0.035, 0.120), lepton_mass=0.1056583755,
+                              mass_range=(0.22, 1.1), p_max=400.0, grid=(6, 24, 24),
+                              quadrature=(8, 8))  # fmt: skip
+    return FiducialRegion(pa, 0.05)
+
+
+def test_flow_weights_stitched_at_the_seam(tmp_path):
+    """A both-channels run whose μμ arm is fiducial and whose yields carry the μμ
+    extrapolation's seam m_s = 0.22 GeV (docs/yields.md "Both channels in one run"): below
+    m_s the ee pairs at share 1 × the ee exposure N_POT/N_POT_e = 4 and the μμ pairs at 0
+    (even at 0.215 GeV > 2m_μ, where the combination gives μμ a share); at and above m_s the
+    μμ pairs at their share λ_μ × F_μ/F_e (Eq. 6) × 1, the ee pairs inside F at λ_e × 4 and
+    those outside F at 0. Exact up to float rounding (1e-12)."""
+    from gammastar.flow.data import combination_weighted
+    from gammastar.physics.kinematics import aprime_factor
+
+    region = _na60_region()
+    # at m = 0.3 GeV a γ* of 40 GeV at 70 mrad (q_T 2.8) sends both muons into 35–120 mrad
+    # (A = 1 on the table); one along the beam (q_T 0.1) none (A = 0)
+    m = np.array([0.05, 0.215, 0.215, 0.3, 0.3, 0.3, 0.35])
+    qt = np.array([0.1, 0.1, 2.8, 2.8, 0.1, 2.8, 2.8])
+    e = np.full(m.size, 40.0)
+    inside = region.contains(m, qt, e)
+    assert inside[3]
+    assert not inside[4]
+    pairs = pd.DataFrame({"m": m, "qT": qt, "E": e, "weight": [2.0, 3.0, 5.0, 3.0, 3.0, 5.0, 7.0],
+                          "flavour": np.array([11, 11, 13, 11, 11, 13, 13], dtype=np.int8)})  # fmt: skip
+    cfg = _config(tmp_path, tmp_path / "x.root", "s")
+    ap = {"bin_edges": [0.01, 0.2, 0.4], "weights": {"ee": [1.0, 0.25], "mumu": [0.0, 0.75]}}
+    meta = {"n_pot": 4e10, "n_pot_by_flavour": {"mumu": 4e10, "ee": 1e10},
+            "phase_space_per_flavour": {"mumu": "fiducial", "ee": "full"}}  # fmt: skip
+    ex = {"seam": 0.22, "channel": "mumu", "fiducial": region.as_dict()}
+    out = combination_weighted(pairs, cfg, {"aprime": ap, "meta": meta, "extrapolation": ex})
+    conv = aprime_factor(m, 0.1056583755) / aprime_factor(m, 0.51099895e-3)
+    expect = [8.0, 12.0, 0.0, 0.25 * 4 * 3.0, 0.0, 0.75 * conv[5] * 5.0, 0.75 * conv[6] * 7.0]
+    np.testing.assert_allclose(out["weight"], expect, rtol=1e-12)
+
+
+def test_sampler_stitched_at_the_seam():
+    """ExtrapolatedSampler with a seam (a both-channels run): below it the flow's samples
+    alone, none labelled extrapolated (outside F too); at and above it the flow's samples
+    inside F for a binomial share f_F and the model outside F for the rest, every model
+    sample labelled and outside F. f_F = 0.4,
+    n = 4000: the labelled share 0.6 within 4σ = 4·√(0.24/4000) = 0.031. Seeds 1, 2."""
+    from gammastar.extrapolation import ExtrapolatedSampler
+
+    class Flow:  # a marker sampler: E = 50 GeV, q_T = 0.05 GeV, every 4th 0.5 (outside F)
+        mass_range = (0.01, 1.1)
+
+        def sample(self, mass, n, seed=None):
+            return {"qT": np.where(np.arange(n) % 4 == 3, 0.5, 0.05), "E": np.full(n, 50.0)}
+
+    class Model:  # the fitted model's parameters: f_F, T, ȳ, σ_y (400 GeV beam, y_cm 3.37)
+        edges = np.array([0.22, 1.1])
+
+        def at(self, m):
+            return tuple(np.full(np.shape(m), v) for v in (0.4, 0.15, 3.37, 1.1))
+
+    class Region:  # F: q_T < 0.3 GeV
+        def contains(self, m, qt, e):
+            return np.asarray(qt) < 0.3
+
+    s = ExtrapolatedSampler(Flow(), Model(), Region(), seam=0.22)
+    assert s.mass_range == pytest.approx((0.01, 1.1), rel=1e-12)
+    low = s.sample(0.1, 4000, seed=1)
+    assert not low["extrapolated"].any()
+    assert np.mean(low["qT"] == 0.5) == pytest.approx(0.25, rel=1e-12)  # the flow as it is
+    high = s.sample(0.5, 4000, seed=2)
+    lab = high["extrapolated"]
+    assert abs(lab.mean() - 0.6) < 0.031
+    assert np.all(high["qT"][lab] >= 0.3)
+    # the flow's samples kept inside F only (its q_T = 0.5 ones rejected)
+    np.testing.assert_allclose(high["qT"][~lab], 0.05, rtol=1e-12)
+    # without a seam the extrapolation's first edge bounds the range (single-flavour runs)
+    assert ExtrapolatedSampler(Flow(), Model(), Region()).mass_range[0] == pytest.approx(0.22)
+
+
+def test_yields_top_level_extrapolation_of_a_both_run():
+    """yields.json of a both-channels run: the top-level ``extrapolation`` is the fiducial
+    channel's block plus ``channel`` and ``seam`` (its first bin edge, 0.22 GeV here); none
+    when no channel is fiducial or both are (single-flavour runs never take this path)."""
+    from types import SimpleNamespace
+
+    from gammastar.yields import _seam_extrapolation
+
+    ex = {"bin_edges": [0.22, 0.25, 1.1], "model": "m"}
+
+    def per(mu, e):
+        def one(phase, doc):
+            return {"inp": SimpleNamespace(phase_space=phase), "doc": doc}
+
+        return {"mumu": one(mu, {"extrapolation": ex} if mu == "fiducial" else {}),
+                "ee": one(e, {})}  # fmt: skip
+
+    got = _seam_extrapolation(per("fiducial", "full"))
+    assert got["channel"] == "mumu"
+    assert got["seam"] == pytest.approx(0.22, rel=1e-15)
+    assert {k: got[k] for k in ex} == ex
+    assert _seam_extrapolation(per("full", "full")) is None

@@ -354,9 +354,9 @@ def run_mcp_events(
             # sampler (ExtrapolatedSampler) draws the outside part from the fitted model
             from gammastar.extrapolation import Extrapolation
 
-            f_f = Extrapolation.from_dict(yields.extrapolation).at(0.5 * (edges[1:] + edges[:-1]))[
-                0
-            ]
+            f_f = Extrapolation.from_dict(yields.extrapolation).full_fraction(
+                0.5 * (edges[1:] + edges[:-1]), yields.extrapolation.get("seam")
+            )  # 1 below a both-channels run's seam (full phase space there)
             contents = np.where(f_f > 0, contents / np.where(f_f > 0, f_f, 1.0), 0.0)
             phase = "full: fiducial spectrum / f_F(m) (yields.json extrapolation), labelled"
         else:

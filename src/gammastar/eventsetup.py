@@ -104,12 +104,19 @@ def aprime_source(
     """
     from gammastar.artifacts import read_json
     from gammastar.physics.target import interaction_probability
-    from gammastar.reach import _sampler_from_config, load_yields, resolve_yield_scale
+    from gammastar.reach import (
+        _sampler_from_config,
+        check_refuse,
+        load_yields,
+        resolve_yield_scale,
+    )
 
     where = config.source or "<config>"
     yields_path = config.resolve(config.reach.yields)
     yields = load_yields(yields_path)
     refuse = config.reach.extrapolation == "refuse"
+    if refuse and yields.extrapolation is not None:
+        check_refuse(config, yields)
     if fiducial_on_refuse and refuse and yields.extrapolation is not None:
         yields = load_yields(yields_path, fiducial=True)  # as the reach: fiducial region only
     yields_doc = read_json(yields_path, what="yields file")

@@ -1331,7 +1331,12 @@ def _sampler_from_config(
 ) -> tuple[SamplerLike, str]:
     """The A′ kinematics of the reach: the flow (``reach.flow``), inside the yields' fiducial
     region when they have one, with the fitted model outside it (``reach.extrapolation:
-    label``); without a flow the analytic sampler (the fitted model when there is one)."""
+    label``); without a flow the analytic sampler (the fitted model when there is one).
+
+    The one place that builds the reach's sampler from the yields (the reach, ``gammastar
+    acceptance`` and ``gammastar events`` via :mod:`gammastar.eventsetup`). A both-channels
+    run's ``extrapolation.seam``: the flow alone below it (full phase space, nothing
+    labelled), flow inside / model outside the fiducial region from it up."""
     rc = cfg.reach
     ex = None if yields is None else yields.extrapolation
     given, base, desc = base, None, "parametric (physics.md §3.2 defaults)"
@@ -1359,9 +1364,28 @@ def _sampler_from_config(
     label = f"{ex.get('model', 'model')} fitted to the fiducial data"
     if base is None:
         return ExtrapolatedSampler(None, extrap, region), f"{label} (everywhere: no flow)"
+    seam = ex.get("seam")  # a both-channels run: full phase space below (docs/yields.md)
+    where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
     return ExtrapolatedSampler(
-        base, extrap, region
-    ), f"{desc} inside the fiducial region; {label} outside"
+        base, extrap, region, seam=seam
+    ), f"{desc} inside the fiducial region{where}; {label} outside"
+
+
+def check_refuse(config: Any, yields: Yields) -> None:
+    """Refuse ``reach.extrapolation: refuse`` on a both-channels run's yields (stitched at
+    ``extrapolation.seam``: the combined yield has no fiducial-region-only part).
+
+    Raises:
+        ConfigError: one line naming ``reach.extrapolation``.
+    """
+    ex = yields.extrapolation or {}
+    if ex.get("seam") is not None:
+        raise ConfigError(
+            f"{config.source or '<config>'}: reach.extrapolation: 'refuse' does not apply to a "
+            f"both-channels run's yields (full phase space below the seam m = "
+            f"{float(ex['seam']):g} GeV, extrapolated from the {ex.get('channel')} fiducial "
+            "region above); use 'label'"
+        )
 
 
 def check_config(config: Any) -> None:
@@ -1465,6 +1489,7 @@ def _reach_yields(config: Any) -> tuple[Path, Yields]:
     path = config.resolve(config.reach.yields)
     yields = load_yields(path)
     if yields.extrapolation is not None and config.reach.extrapolation == "refuse":
+        check_refuse(config, yields)
         yields = load_yields(path, fiducial=True)
     return path, yields
 

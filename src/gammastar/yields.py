@@ -1239,6 +1239,9 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
         "flavours": {c: {k: v for k, v in per[c]["doc"].items() if k != "meta"} for c in chans},
         "polarisation": first["doc"].get("polarisation"),
     }
+    seam = _seam_extrapolation(per)
+    if seam is not None:
+        doc["extrapolation"] = seam
     if cfg.uncertainties.enabled:
         doc["uncertainties"] = _combined_uncertainties(per, comb)
     if theory:
@@ -1261,6 +1264,24 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
                        {n: cfg.output_dir / n for n in OUTPUT_FILES})  # fmt: skip
     res.update(doc)
     return res
+
+
+def _seam_extrapolation(per: dict[str, Any]) -> dict[str, Any] | None:
+    """The top-level ``extrapolation`` of a both-channels run: the fiducial channel's
+    (``flavours.<channel>.extrapolation``, kept there too) with ``channel`` and ``seam`` (its
+    lowest mass bin edge, GeV: where its yields start), when one channel is fiducial and
+    another full phase space; else ``None`` (docs/yields.md "Both channels in one run").
+
+    Below the seam the run's flow and yields are the full-phase-space channel's alone;
+    at and above it the reach samples the flow inside the fiducial region and the fitted
+    model outside (:class:`gammastar.extrapolation.ExtrapolatedSampler` ``seam``).
+    """
+    fid = [c for c in per if per[c]["inp"].phase_space == "fiducial"]
+    full = [c for c in per if per[c]["inp"].phase_space == "full"]
+    ex = per[fid[0]]["doc"].get("extrapolation") if len(fid) == 1 and full else None
+    if ex is None:
+        return None
+    return {**ex, "channel": fid[0], "seam": float(ex["bin_edges"][0])}
 
 
 def _combined_mcp(per: dict[str, Any], combine: Any) -> dict[str, Any]:

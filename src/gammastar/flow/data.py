@@ -366,14 +366,21 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     N_POT (λ_e y_e + λ_μ y_μ) in ee-pair units, y_ℓ the yields per POT: the combined yield's
     spectrum, each pair counted by its share.
 
-    A channel unfolded to the fiducial region only (``yields.json``
+    A channel unfolded to the fiducial region F only (``yields.json``
     ``meta.phase_space_per_flavour``: ``fiducial``, the per-lepton acceptance route) has
-    pairs inside that region alone: mixed with a full-phase-space channel they would pull
-    the flow's p(q_T, E | m) into the fiducial region (in the default demo the μμ pairs are
-    86–98% of the weight above 2m_μ). When a channel with ``full`` phase space is in the run,
-    the fiducial ones get weight 0 and the full ones the shares renormalised among
-    themselves (1 where only they are left); the fiducial channel still enters the yields'
-    combination.
+    pairs inside F alone, and its yields reach the full phase space through the fitted
+    extrapolation model (``yields.json`` ``extrapolation``, with its ``seam``: the lowest
+    bin edge of that channel's extrapolation, ≈ 2m_μ). Beside a channel with ``full`` phase
+    space the flow is stitched at the seam m_s (docs/yields.md "Both channels in one run"):
+    below m_s the full-phase-space channels' pairs (shares renormalised among them, 1 where
+    one is left) and the fiducial channel's at weight 0; at and above m_s the pairs inside F:
+    the fiducial channel's and the full channels' pairs that lie inside F
+    (:meth:`gammastar.pair_acceptance.FiducialRegion.contains`), each at its share λ_ℓ, and
+    the full channels' pairs outside F at weight 0. The flow then learns p(q_T, E | m) in the
+    full phase space below m_s and inside F above it, where the reach's sampler
+    (:class:`gammastar.extrapolation.ExtrapolatedSampler` with ``seam``) takes it inside F
+    and the fitted model outside. Without a fiducial channel's extrapolation (no
+    ``extrapolation.seam``) the fiducial channels get weight 0 at every mass.
 
     Raises:
         InputError: ``pairs.parquet`` has no ``flavour`` column or ``yields.json`` no
@@ -399,16 +406,23 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     full = [flavour_channel(f) for f in masses if phase.get(flavour_channel(f)) == "full"]
     m = pairs["m"].to_numpy(np.float64)
     code = pairs["flavour"].to_numpy()
+    seam, in_f = seam_region(pairs, yields) if full else (None, None)
     factor = np.zeros(len(pairs))
     for f, ml in masses.items():
         sel = code == FLAVOUR_CODES[f]
         ch = flavour_channel(f)
         lam = channel_weights(ap, ch, m[sel])
-        if full and ch not in full:  # fiducial-region pairs beside full-phase-space ones
+        if full and ch not in full and seam is None:  # fiducial pairs, no seam: not used
             continue
-        if full:  # the shares among the full-phase-space channels
+        if full:  # below the seam: the shares among the full-phase-space channels
             tot = sum(channel_weights(ap, c, m[sel]) for c in full)
-            lam = np.divide(lam, tot, out=np.ones_like(lam), where=tot > 0)
+            below = np.divide(lam, tot, out=np.ones_like(lam), where=tot > 0)
+            below = below if ch in full else np.zeros_like(lam)
+            if seam is None:
+                lam = below
+            else:  # from the seam up: the pairs inside F, the fiducial channel's all are
+                above = lam * in_f[sel] if ch in full else lam
+                lam = np.where(m[sel] < seam, below, above)
         # the flavour's exposure relative to the run's (its trigger's prescale)
         expo = float(meta["n_pot"]) / float(by[ch]) if ch in by and meta.get("n_pot") else 1.0
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -419,6 +433,27 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
         if col in out.columns:
             out[col] = out[col].to_numpy(np.float64) * factor
     return out
+
+
+def seam_region(pairs: pd.DataFrame, yields: Mapping) -> tuple[float | None, np.ndarray | None]:
+    """The seam m_s of a both-channels run and which pairs lie inside the fiducial region F.
+
+    ``yields.json`` ``extrapolation`` of a both-channels run is the fiducial channel's, with
+    ``seam`` (m_s, GeV) and ``channel``; F is its ``fiducial`` block
+    (:class:`gammastar.pair_acceptance.FiducialRegion`, a region of (m, q_T, E)).
+
+    Returns:
+        ``(m_s, inside F per pair)``; ``(None, None)`` without a seam (single-flavour yields,
+        or a both-channels run without a fiducial channel).
+    """
+    from gammastar.pair_acceptance import FiducialRegion
+
+    ex = yields.get("extrapolation") or {}
+    if ex.get("seam") is None or "fiducial" not in ex:
+        return None, None
+    region = FiducialRegion.from_dict(ex["fiducial"])
+    cols = [pairs[c].to_numpy(np.float64) for c in ("m", "qT", "E")]
+    return float(ex["seam"]), np.asarray(region.contains(*cols), dtype=bool)
 
 
 def mass_spectrum_from_pairs(
