@@ -12,7 +12,7 @@ checks are described in docs/flow.md "Validation".
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,7 @@ def kl_window(
     rng: np.random.Generator,
     weights: np.ndarray | None = None,
     train: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    keep: Any = None,
 ) -> dict[str, Any]:
     """Model-vs-data and data-vs-data KL for one mass window (see the module docstring).
 
@@ -87,6 +88,8 @@ def kl_window(
         rng: random stream.
         train: (q_T, E, weight) of the window's training pairs: A is drawn from them and B is
             the comparison data; ``None``: A and B are random halves of the comparison data.
+        keep: ``None``, or a ``(qT, E) → mask``: only the flow samples it keeps are compared
+            (:func:`sample_kept`; the flow inside the fiducial region above a seam).
 
     ``rng`` is consumed in the same order for any model (the B subset; per repeat the A
     draw, then the flow-sample seed), so a generator re-created with the same seed gives every
@@ -120,7 +123,7 @@ def kl_window(
             ia = rng.permutation(len(xt))[:half]
             xa, wa = xt[ia], wt[ia]
         kl_dd.append(knn_kl(xa, xb, k=k, p_weights=wa, q_weights=wb))
-        s = model.sample(m0, half, seed=int(rng.integers(2**63)), extrapolate=True)
+        s = sample_kept(model, m0, half, int(rng.integers(2**63)), keep)
         xm = model.pre.features(s["qT"], s["E"])
         kl_md.append(knn_kl(xm, xb, k=k, q_weights=wb))
         neff_b.append(effective_sample_size(wb))
@@ -181,6 +184,11 @@ class ValidationInputs:
     """Per mass the compared pairs' window (qT, E, weights)."""
     tdata: list[tuple[Any, Any, Any]] | None
     """Per mass the training pairs' window, with a hold-out."""
+    keep: list[Any] = field(default_factory=list)
+    """Per mass ``None`` or a ``(qT, E) → inside`` mask for the flow's samples: a
+    both-channels run stitched at a seam (:func:`fiducial_above_seam`) trains and uses its
+    flow inside the fiducial region F above the seam, so it is compared there (the sampler,
+    :class:`gammastar.extrapolation.ExtrapolatedSampler`, keeps those samples alone too)."""
 
     @property
     def compare(self) -> TrainingData:
@@ -209,7 +217,15 @@ def validation_inputs(
     # common random numbers: per mass one stream for the data draws and the flow-sample seeds,
     # re-created for every model (module docstring)
     compare = held if held is not None else data
+    above = fiducial_above_seam(config)
+    keep = [
+        None
+        if above is None or m0 < above[0]
+        else (lambda q, e, m0=m0: above[1].contains(np.full(len(q), m0), q, e))
+        for m0 in masses
+    ]
     return ValidationInputs(
+        keep=keep,
         seed=seed,
         masses=masses,
         skipped=skipped,
@@ -238,7 +254,54 @@ def _score(fm: FlowModel, inp: ValidationInputs, vcfg: Any, i: int) -> dict[str,
         rng=rng,
         weights=w,
         train=inp.tdata[i] if inp.tdata is not None else None,
+        keep=inp.keep[i] if inp.keep else None,
     )
+
+
+def fiducial_above_seam(config: AnalysisConfig) -> tuple[float, Any] | None:
+    """``(m_s, F)`` of a both-channels run stitched at a seam (``yields.json``
+    ``extrapolation.seam`` and its ``fiducial`` region,
+    :class:`gammastar.pair_acceptance.FiducialRegion`), else ``None``."""
+    if len(config.input.flavours) < 2:
+        return None
+    rd = rundir.RunDir(config.output_dir)
+    if not rd.path(rundir.YIELDS).exists():
+        return None
+    from gammastar.pair_acceptance import FiducialRegion
+
+    ex = rd.read_json(rundir.YIELDS).get("extrapolation") or {}
+    if ex.get("seam") is None or "fiducial" not in ex:
+        return None
+    return float(ex["seam"]), FiducialRegion.from_dict(ex["fiducial"])
+
+
+def sample_kept(model: FlowModel, m0: float, n: int, seed: int, keep: Any = None) -> Any:
+    """``n`` flow samples at ``m0`` (``seed``), those for which ``keep(qT, E)`` holds when
+    given (accept–reject in batches seeded from ``seed``).
+
+    Raises:
+        GammastarError: fewer than ``n`` kept after 100 batches.
+    """
+    if keep is None:
+        return model.sample(m0, n, seed=seed, extrapolate=True)
+    sub = np.random.default_rng(seed)
+    qs, es, have = [], [], 0
+    for _ in range(100):
+        if have >= n:
+            break
+        s = model.sample(m0, max(2 * (n - have), 1000), seed=int(sub.integers(2**63)),
+                         extrapolate=True)  # fmt: skip
+        q, e = np.asarray(s["qT"], np.float64), np.asarray(s["E"], np.float64)
+        k = np.asarray(keep(q, e), dtype=bool)
+        qs.append(q[k])
+        es.append(e[k])
+        have += int(k.sum())
+    if have < n:
+        raise GammastarError(
+            f"validate: the flow has (almost) no samples inside the fiducial region at "
+            f"m = {m0:g} GeV"
+        )
+    return {"qT": np.concatenate(qs)[:n], "E": np.concatenate(es)[:n]}
 
 
 def _model_windows(model: FlowModel, inp: ValidationInputs, vcfg: Any) -> list[dict[str, Any]]:
