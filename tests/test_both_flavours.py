@@ -244,3 +244,20 @@ def test_report_shows_both_channels(runs):
     n = json.loads((both.output_dir / "yields.json").read_text())["meta"]["n_pot_by_flavour"]
     assert "N_POT per channel" in html
     assert f"ee {n['ee']:.4e}" in html
+
+
+def test_mcp_data_driven_refuses_a_both_channels_run(runs):
+    """reach-mcp's data-driven χ flux reads the pairs with one lepton mass and one N_POT; a
+    both-channels run's pairs hold two of each: one line naming the file, not a silently
+    mixed flux (the single-flavour runs of the same file are accepted)."""
+    from gammastar.errors import InputError
+    from gammastar.physics.scintillator import ScintillatorDetector
+    from gammastar.reach_mcp import data_driven_yields
+
+    det = ScintillatorDetector(distance=10.0, n_layers=3, layer_length=1.0, area=1.0,
+                               npe_per_q2=1.0)  # fmt: skip
+    with pytest.raises(InputError, match=r"both-channels run.*single-flavour run"):
+        data_driven_yields(runs["both"].output_dir, [0.05], det, 1.0, seed=1)
+    out = data_driven_yields(runs["e"].output_dir, [0.05], det, 1.0, seed=1)
+    assert out.shape == (1,)
+    assert np.isfinite(out[0])

@@ -547,7 +547,8 @@ def data_driven_yields(
         Array over m_χ: Σ w K_χ/K_ℓ hits / N_POT(data) × P_int(facility)/P_int(data).
 
     Raises:
-        InputError: a missing or unreadable ``pairs.parquet``/``yields.json``.
+        InputError: a missing or unreadable ``pairs.parquet``/``yields.json``; a
+            both-channels run (its pairs mix two lepton masses and exposures: not supported).
     """
     from gammastar import rundir
     from gammastar.errors import InputError
@@ -558,6 +559,12 @@ def data_driven_yields(
         if not rd.path(name).exists():
             raise InputError(f"mcp.data_driven.run: {rd.path(name)} not found (a finished run?)")
     ydoc = rd.read_json(rundir.YIELDS)  # schema-checked (n_pot required)
+    if ydoc.get("flavours"):
+        raise InputError(
+            f"mcp.data_driven.run: {rd.path(rundir.YIELDS)} is a both-channels run "
+            f"({', '.join(ydoc['flavours'])}: its pairs hold two lepton masses and exposures); "
+            "point it at a single-flavour run (input.lepton: mu or e)"
+        )
     meta = ydoc["meta"]
     try:
         n_pot = float(meta["n_pot"])
