@@ -297,6 +297,19 @@ def test_sampler_stitched_at_the_seam():
     np.testing.assert_allclose(high["qT"][~lab], 0.05, rtol=1e-12)
     # without a seam the extrapolation's first edge bounds the range (single-flavour runs)
     assert ExtrapolatedSampler(Flow(), Model(), Region()).mass_range[0] == pytest.approx(0.22)
+    # no flow (reach.flow: null, the NA62-like config): below the seam the physics.md
+    # analytic sampler (the reach then covers the ee range), above it the fitted model; every
+    # sample a model's, so every one labelled
+    from gammastar.acceptance import ParametricSampler
+
+    bare = ExtrapolatedSampler(None, Model(), Region(), seam=0.22)
+    assert bare.mass_range[0] < 0.22
+    low = bare.sample(0.05, 2000, seed=3)
+    assert low["extrapolated"].all()
+    ss = np.random.SeedSequence(3).spawn(3)[2]  # the sampler's own stream for the model
+    ref = ParametricSampler().sample(0.05, 2000, seed=int(ss.generate_state(1)[0]))
+    np.testing.assert_array_equal(low["E"], ref["E"])  # the same seeded draw, copied
+    assert bare.sample(0.5, 2000, seed=4)["extrapolated"].all()
 
 
 def test_yields_top_level_extrapolation_of_a_both_run():

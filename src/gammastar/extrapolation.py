@@ -723,7 +723,10 @@ class ExtrapolatedSampler:
     it alone, nothing labelled extrapolated; at and above it as above, the ``inside``
     samples kept inside F only (accept–reject: the stitched flow leaks out of F near the
     seam). The mass range then starts at ``inside``'s lower end rather than at the
-    extrapolation's first bin edge.
+    extrapolation's first bin edge. ``inside=None`` with a seam (no flow): below the seam the
+    analytic sampler of the physics.md defaults (:class:`gammastar.acceptance.ParametricSampler`),
+    every sample labelled extrapolated (kinematics from a model, not the data), as the fitted
+    model's are above it.
     """
 
     def __init__(
@@ -732,12 +735,16 @@ class ExtrapolatedSampler:
         self.inside = inside
         self.extrapolation = extrapolation
         self.fiducial = fiducial
-        self.seam = None if seam is None or inside is None else float(seam)
+        self.seam = None if seam is None else float(seam)
         lo, hi = float(extrapolation.edges[0]), float(extrapolation.edges[-1])
         rng = getattr(inside, "mass_range", None)
         meta = getattr(inside, "meta", None)
         if rng is None and isinstance(meta, dict) and "mass_range" in meta:
             rng = meta["mass_range"]
+        if rng is None and inside is None and self.seam is not None:
+            from gammastar.acceptance import ParametricSampler
+
+            rng = ParametricSampler().mass_range  # below the seam: the analytic sampler's
         if rng is not None:
             lo = float(rng[0]) if self.seam is not None else max(lo, float(rng[0]))
             hi = min(hi, float(rng[1]))
@@ -749,6 +756,10 @@ class ExtrapolatedSampler:
 
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)
+        if self.seam is not None and mass < self.seam and self.inside is None:
+            # no flow: the physics.md analytic sampler below the seam, a model: labelled
+            out = ParametricSampler().sample(mass, n, seed=int(s_out.generate_state(1)[0]))
+            return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
         if self.seam is not None and mass < self.seam:  # full phase space: the flow alone
             got = self.inside.sample(mass, n, seed=int(s_in.generate_state(1)[0]))
             q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()

@@ -1362,9 +1362,12 @@ def _sampler_from_config(
     extrap = Extrapolation.from_dict(ex)
     region = FiducialRegion.from_dict(ex["fiducial"])
     label = f"{ex.get('model', 'model')} fitted to the fiducial data"
-    if base is None:
-        return ExtrapolatedSampler(None, extrap, region), f"{label} (everywhere: no flow)"
     seam = ex.get("seam")  # a both-channels run: full phase space below (docs/yields.md)
+    if base is None:
+        below = "" if seam is None else (
+            f" from the seam m = {float(seam):g} GeV up, physics.md defaults below")
+        return ExtrapolatedSampler(None, extrap, region, seam=seam), (
+            f"{label} (everywhere: no flow){below}")
     where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
     return ExtrapolatedSampler(
         base, extrap, region, seam=seam
