@@ -261,3 +261,17 @@ def test_mcp_data_driven_refuses_a_both_channels_run(runs):
     out = data_driven_yields(runs["e"].output_dir, [0.05], det, 1.0, seed=1)
     assert out.shape == (1,)
     assert np.isfinite(out[0])
+
+
+def test_chi_spectrum_refuses_a_both_channels_run(runs):
+    """The χχ̄ events' γ* mass spectrum (flow.data.run_mass_spectrum: `gammastar events --mchi`,
+    `gammastar sample --mcp-mass`) takes one lepton mass: a both-channels run is one line, not
+    the primary flavour's spectrum from 2m_μ silently."""
+    from gammastar.errors import InputError
+    from gammastar.flow.data import run_mass_spectrum
+
+    with pytest.raises(InputError, match="both-channels run"):
+        run_mass_spectrum(runs["both"])
+    edges, contents, _ = run_mass_spectrum(runs["e"])
+    assert edges[0] < 0.05  # the ee run's spectrum starts below 2m_μ
+    assert contents.sum() > 0

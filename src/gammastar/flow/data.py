@@ -474,9 +474,20 @@ def run_mass_spectrum(config: AnalysisConfig) -> tuple[np.ndarray, np.ndarray, s
 
     Returns:
         (edges, contents clipped at 0, a description of the source).
+
+    Raises:
+        InputError: a both-channels run (``input.lepton: [mu, e]``): its ``unfolded_m`` is the
+            primary flavour's and its pairs hold two lepton masses and exposures, so the χχ̄
+            spectrum (Eq. 8 with one m_ℓ) is not defined from it; use a single-flavour run.
     """
     from gammastar import rundir
 
+    if len(config.input.flavours) > 1:
+        raise InputError(
+            f"{config.output_dir}: the chi-chibar mass spectrum of a both-channels run "
+            f"(input.lepton: {list(config.input.flavours)}) is not supported; use a "
+            "single-flavour run (input.lepton: mu or e)"
+        )
     rd = rundir.RunDir(config.output_dir)
     hpath = rd.path(rundir.HISTOGRAMS)
     if hpath.exists():
