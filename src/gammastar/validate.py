@@ -277,31 +277,23 @@ def fiducial_above_seam(config: AnalysisConfig) -> tuple[float, Any] | None:
 
 def sample_kept(model: FlowModel, m0: float, n: int, seed: int, keep: Any = None) -> Any:
     """``n`` flow samples at ``m0`` (``seed``), those for which ``keep(qT, E)`` holds when
-    given (accept–reject in batches seeded from ``seed``).
+    given (:func:`gammastar.extrapolation.sample_accepted`, batches seeded from ``seed``).
 
     Raises:
-        GammastarError: fewer than ``n`` kept after 100 batches.
+        InputError: fewer than ``n`` kept after 100 batches.
     """
     if keep is None:
         return model.sample(m0, n, seed=seed, extrapolate=True)
-    sub = np.random.default_rng(seed)
-    qs, es, have = [], [], 0
-    for _ in range(100):
-        if have >= n:
-            break
-        s = model.sample(m0, max(2 * (n - have), 1000), seed=int(sub.integers(2**63)),
-                         extrapolate=True)  # fmt: skip
-        q, e = np.asarray(s["qT"], np.float64), np.asarray(s["E"], np.float64)
-        k = np.asarray(keep(q, e), dtype=bool)
-        qs.append(q[k])
-        es.append(e[k])
-        have += int(k.sum())
-    if have < n:
-        raise GammastarError(
-            f"validate: the flow has (almost) no samples inside the fiducial region at "
-            f"m = {m0:g} GeV"
-        )
-    return {"qT": np.concatenate(qs)[:n], "E": np.concatenate(es)[:n]}
+    from gammastar.extrapolation import sample_accepted
+
+    q, e = sample_accepted(
+        lambda k, s: model.sample(m0, k, seed=s, extrapolate=True),
+        n,
+        np.random.default_rng(seed),
+        keep,
+        f"validate: at m = {m0:g} GeV",
+    )
+    return {"qT": q, "E": e}
 
 
 def _model_windows(model: FlowModel, inp: ValidationInputs, vcfg: Any) -> list[dict[str, Any]]:
