@@ -337,9 +337,15 @@ def pairs_match_histogram(m: ArrayLike, weight: ArrayLike, h: hist.Hist) -> bool
     """Whether the pairs' weights, histogrammed, reproduce ``unfolded_m`` (rtol 1e-6).
 
     False e.g. when ``unfolded_m`` was resolution unfolded (``unfold.bayesian_iterations``).
+    The pairs are filled into the histogram's own axis (its bin rule, as select filled it):
+    ``np.histogram`` on the axis's edges puts a pair within a rounding of an edge into the
+    other bin (a pair at m ≈ 1.0 GeV of the 10 MeV grid did, in the both-channels demo).
     """
-    edges = np.asarray(h.axes[0].edges)
-    summed = np.histogram(np.asarray(m), bins=edges, weights=np.asarray(weight))[0]
+    import hist as _hist
+
+    filled = _hist.Hist(h.axes[0], storage=_hist.storage.Double())
+    filled.fill(np.asarray(m, dtype=np.float64), weight=np.asarray(weight, dtype=np.float64))
+    summed = np.asarray(filled.values(), dtype=np.float64)
     values = np.asarray(h.values(), dtype=np.float64)
     scale = max(float(np.abs(values).max(initial=0.0)), 1e-300)
     return bool(np.allclose(summed, values, rtol=1e-6, atol=1e-9 * scale))
