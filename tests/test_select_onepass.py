@@ -202,7 +202,10 @@ def test_weights_in_row_blocks_equal_one_block(tmp_path, mock, monkeypatch):
     blk = sel.select(_cfg(tmp_path / "blk", "measured"), [mock], chunksize=CHUNK)
     a, b = one.pairs, blk.pairs
     assert len(a) > 5 * 1000
-    pd.testing.assert_frame_equal(a, b, check_exact=True)
+    # elementwise formulas, but through libm calls whose SIMD and scalar paths (the blocks
+    # move pairs between them) may differ by an ulp, which reaches the λ fit and the final
+    # A: the fit's tolerance FIT_TOL, × |dA/dλ|/A ≲ 10 on the mock (integers stay exact)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=10 * FIT_TOL, atol=0.0)
     d1 = json.loads((one.output_dir / "select.json").read_text())["unfold"]["acceptance"]
     d2 = json.loads((blk.output_dir / "select.json").read_text())["unfold"]["acceptance"]
     w_abs = float(np.abs(a["weight"]).sum())
