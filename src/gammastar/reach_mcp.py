@@ -583,8 +583,8 @@ def data_driven_yields(
     if full_phase_space and ydoc.get("extrapolation") is not None:
         from gammastar.extrapolation import Extrapolation
 
-        ex = ydoc["extrapolation"]  # f_F = 1 below a both-channels run's seam
-        f_f = Extrapolation.from_dict(ex).full_fraction(df["m"].to_numpy(), ex.get("seam"))
+        # a single-flavour run (both-channels runs, with a seam, are refused above)
+        f_f = Extrapolation.from_dict(ydoc["extrapolation"]).at(df["m"].to_numpy())[0]
         w = np.where(f_f > 0, w_fid / np.where(f_f > 0, f_f, 1.0), 0.0)
     full, fid = np.empty(m_chi.size), np.empty(m_chi.size)
     for i, mc in enumerate(m_chi):
