@@ -616,6 +616,18 @@ class UnfoldConfig(Section):
     """Mass bins of the polarisation measurement (equal numbers of opposite-sign pairs inside
     the fiducial region, at least 200 per bin: fewer bins for a small sample; written to
     ``select.json`` and ``yields.json`` → ``polarisation``)."""
+    polarisation_edges: list[float] | None = None
+    """Explicit mass bin edges (GeV, increasing) of the polarisation measurement instead of
+    ``polarisation_bins``' equal counts; edges outside the selection's mass range are ignored
+    (its limits are the outer edges)."""
+    polarisation_peak_window: PositiveFloat | None = None
+    """Half-width (GeV) around each narrow vector meson (ω, φ, J/ψ, ψ(2S), Υ; PDG masses) in
+    which no polarisation bin edge may sit: such an edge moves to the window's side, so each
+    peak is measured whole (:func:`gammastar.polarisation.peak_safe_edges`). An edge through a
+    peak narrower than the bins selects the pairs' decay angles through the mass resolution
+    and biases λ_θ there (docs/selection.md); about 3.5 σ_m of the experiment at the peak.
+    ``None``: edges as given or equal-count (a warning with a measured λ_θ when a peak lies in
+    the mass range)."""
     min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
     """Pairs with A below this get weight 0 (outside the fiducial region); they are counted,
     reported in ``select.json`` (``unfold.acceptance``) with an estimate of the lost fraction,
@@ -627,6 +639,9 @@ class UnfoldConfig(Section):
             raise ValueError(
                 "lepton_acceptance and acceptance_map are exclusive: give one acceptance"
             )
+        e = self.polarisation_edges
+        if e is not None and (len(e) < 2 or any(b <= a for a, b in itertools.pairwise(e))):
+            raise ValueError(f"polarisation_edges must be >= 2 increasing masses, not {e}")
         if self.decay_lambda_theta == "measured" and self.lepton_acceptance is None:
             raise ValueError(
                 "decay_lambda_theta: 'measured' needs lepton_acceptance (the fit uses the "

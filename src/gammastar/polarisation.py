@@ -54,6 +54,8 @@ __all__ = [
     "fit_lambdas",
     "helicity_angles",
     "measure",
+    "narrow_peaks",
+    "peak_safe_edges",
     "polarisation_edges",
     "read_polarisation",
     "truth_lambdas",
@@ -443,6 +445,96 @@ class Polarisation:
             "method": METHOD,
             "used_in_acceptance": bool(self.used_in_acceptance),
         }
+
+
+NARROW_PEAKS = ("omega", "phi", "jpsi")
+"""The narrow vector mesons (:func:`gammastar.physics.constants.mass`, PDG) whose dilepton
+peaks :func:`peak_safe_edges` keeps inside one polarisation bin; with them ψ(2S) and Υ(1S–3S)
+(PDG masses 3.6861, 9.4603, 10.0233, 10.3552 GeV) for heavier mass ranges."""
+_HEAVY_PEAKS = (3.68610, 9.46040, 10.02326, 10.35520)
+
+
+def narrow_peaks() -> tuple[float, ...]:
+    """PDG masses (GeV) of the narrow vector mesons of :data:`NARROW_PEAKS` and the heavier
+    ones, ascending."""
+    from gammastar.physics.constants import mass
+
+    return tuple(sorted([mass(n) for n in NARROW_PEAKS] + list(_HEAVY_PEAKS)))
+
+
+def peak_safe_edges(
+    edges: ArrayLike,
+    m: ArrayLike,
+    window: float,
+    *,
+    peaks: ArrayLike | None = None,
+    min_pairs: int = MIN_PAIRS,
+) -> NDArray[np.float64]:
+    r"""Polarisation bin edges with no inner edge within ``window`` of a narrow resonance.
+
+    Why: near a peak narrower than the bins, which pairs are reconstructed on which side of an
+    edge depends on their decay angles (the mass resolution differs between symmetric and
+    asymmetric decays: the softer muon scatters more), so a reconstructed-mass bin that cuts
+    through a peak selects cos θ*: on the default mock (σ_m = 30 MeV at the ω, λ_θ = 0 for
+    every vector meson) the equal-count bin 0.772–0.812 GeV measured λ_θ = −0.52 ± 0.02 and
+    0.812–1.1 GeV +0.44 ± 0.05 (mean of 10 realisations), and the fiducial yield followed:
+    0.95 of the truth at the ω, 1.12 at the φ (docs/selection.md). With the peaks kept whole
+    (window 0.105 GeV = 3.5 σ_m) the same pairs give +0.02 ± 0.03 and +0.01 ± 0.06.
+
+    Each inner edge inside a window (p − window, p + window) moves to the window's nearer side
+    (inside the outer edges and no other window; none: the edge is dropped); then, while a
+    bin holds fewer than ``min_pairs`` of the masses ``m`` (the OS pairs), its edge shared
+    with the smaller neighbour is dropped.
+
+    Arguments:
+        edges: the edges to fix (outer edges kept).
+        m: the masses the bins count (the fiducial OS pairs).
+        window: half-width (GeV) around each peak: a few σ_m (the experiment's mass
+            resolution at that peak).
+        peaks: peak masses (GeV; default :func:`narrow_peaks`).
+        min_pairs: fewest masses per bin.
+
+    Returns:
+        The edges, ascending.
+
+    Example:
+        >>> m = np.linspace(0.3, 1.1, 8001)
+        >>> peak_safe_edges([0.2, 0.5, 0.77, 0.8, 1.1], m, 0.1, peaks=[0.78]).tolist()
+        [0.2, 0.5, 0.68, 0.88, 1.1]
+    """
+    e = np.asarray(edges, dtype=np.float64)
+    lo, hi = float(e[0]), float(e[-1])
+    pk = np.asarray(narrow_peaks() if peaks is None else peaks, dtype=np.float64)
+    wins = [(p - window, p + window) for p in pk if p + window > lo and p - window < hi]
+
+    def inside(x: float) -> bool:
+        return any(a < x < b for a, b in wins)
+
+    inner = []
+    for x in e[1:-1]:
+        if inside(x):
+            sides = [c for a, b in wins if a < x < b for c in (a, b)]
+            ok = [c for c in sides if lo < c < hi and not inside(c)]
+            if not ok:
+                continue
+            x = min(ok, key=lambda c: abs(c - x))
+        inner.append(round(float(x), 3))
+    out = np.unique(np.concatenate([[lo], inner, [hi]]))
+    m = np.asarray(m, dtype=np.float64)
+    while out.size > 2:
+        n = np.histogram(m, bins=out)[0]
+        k = int(np.argmin(n))
+        if n[k] >= min_pairs:
+            break
+        # drop the edge towards the smaller neighbour (the only one at either end)
+        if k == 0:
+            drop = 1
+        elif k == n.size - 1:
+            drop = out.size - 2
+        else:
+            drop = k if n[k - 1] <= n[k + 1] else k + 1
+        out = np.delete(out, drop)
+    return out
 
 
 def polarisation_edges(m: ArrayLike, n_bins: int, lo: float, hi: float) -> NDArray[np.float64]:

@@ -1088,11 +1088,9 @@ def _measure_polarisation(
     start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
-    on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
-    where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
-    bin; ``moments``: the acceptance's moments at every pair, when already computed;
+    on the weighted pairs in the bins of :func:`_polarisation_edges`; ``moments``: the acceptance's moments at every pair, when already computed;
     ``start``: a block of nearly the same pairs whose λ the fits start from)."""
-    from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
+    from gammastar.polarisation import measure
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
     if pairs is None:
@@ -1103,10 +1101,7 @@ def _measure_polarisation(
     else:
         data = {c: pairs[c].to_numpy() for c in cols}
     os_in = (data["charge"] == 0) & (data["weight"] != 0)
-    sel = cfg.selection
-    # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
-    n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
-    edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
+    edges = _polarisation_edges(cfg, data["m"][os_in])
     pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, start=start)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
@@ -1118,6 +1113,33 @@ def _measure_polarisation(
         ),
     )
     return pol.as_dict()
+
+
+def _polarisation_edges(cfg: AnalysisConfig, m_os: np.ndarray) -> np.ndarray:
+    """The polarisation bins' mass edges: ``unfold.polarisation_edges`` or at most
+    ``polarisation_bins`` of equal OS counts with :data:`~gammastar.polarisation.MIN_PAIRS`
+    each (a small sample: fewer bins), kept off the narrow peaks by
+    ``polarisation_peak_window`` (:func:`gammastar.polarisation.peak_safe_edges`)."""
+    from gammastar.polarisation import MIN_PAIRS, narrow_peaks, peak_safe_edges, polarisation_edges
+
+    u, lo, hi = cfg.unfold, cfg.selection.mass_min, cfg.selection.mass_max
+    if u.polarisation_edges is not None:
+        inner = [x for x in u.polarisation_edges if lo < x < hi]
+        edges = np.array([lo, *inner, hi], dtype=np.float64)
+    else:
+        n_bins = max(1, min(u.polarisation_bins, int(m_os.size) // MIN_PAIRS))
+        edges = polarisation_edges(m_os, n_bins, lo, hi)
+    if u.polarisation_peak_window is not None:
+        return peak_safe_edges(edges, m_os, u.polarisation_peak_window)
+    near = [p for p in narrow_peaks() if lo < p < hi]
+    if u.decay_lambda_theta == "measured" and u.polarisation_edges is None and near:
+        log.warning(
+            "select: unfold.polarisation_peak_window is not set: the equal-count polarisation "
+            "bins may cut the peak(s) at %s GeV, which biases the measured lambda_theta there "
+            "(docs/selection.md); set it to ~3.5 sigma_m of your mass resolution",
+            ", ".join(f"{p:.3f}" for p in near),
+        )
+    return edges
 
 
 WEIGHT_CONVENTION = (
