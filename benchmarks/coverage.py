@@ -38,8 +38,16 @@ The truth is computed once: neither varied parameter changes it (λ_θ moves the
 
 Reduced on purpose: the A′ kinematics inside the fiducial region come from one fixed flow
 (``--flow``, trained on one realisation of the config; a flow ensemble per realisation is not
-affordable on this machine), so ``kinematic_model`` is not in σ; each realisation's own
-extrapolation fit is used outside the fiducial region.
+affordable on this machine); each realisation's own extrapolation fit is used outside the
+fiducial region. That flow's own quoted error, ``kinematic_model`` (what the reach carries with
+``uncertainties.kinematic_model``), is in σ when ``--flow`` holds a bootstrapped ensemble
+(``flow.ensemble`` ≥ 3 with ``flow.bootstrap``, as ``gammastar train`` writes it): the relative
+spread of 𝓔(m, cτ) over the Poisson-bootstrap replicas
+(:func:`gammastar.uncertainties.ensemble_samplers`'s choice; standard deviation / mean, as
+:func:`gammastar.reach._relative_spread`), each wrapped in the realisation's extrapolation with
+the nominal draw's seed, per realisation. The flow, and so its error, is common to all
+realisations: the coverage samples the flow's own error once (a common shift of the pulls), the
+rest of σ thirty times.
 
 Usage: python benchmarks/coverage.py --flow runs/na60_like/flow [--realisations 30]
 [--arms full stat]. Output: one progress line per realisation, the coverage table of each arm
@@ -136,7 +144,10 @@ def truth_side(cfg: Any, run: Path, masses, ctaus, geo, *, sources: int, samples
     return out
 
 
-def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, samples: int, seed: int):
+def data_side(
+    cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, samples: int, seed: int,
+    replicas: list[Any] | None = None,
+):
     """Data-driven N_sig per (mass, cτ) and its quoted relative error (module docstring)."""
     from gammastar import rundir
     from gammastar.acceptance import draw
@@ -160,6 +171,7 @@ def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, sampl
     for i, m in enumerate(masses):
         ks = draw(sampler, m, samples, geo, seed=seed + 1)
         a = ks.acceptance(ctaus)
+        kin = kinematic_spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed + 1)
         # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F)
         rel_ex = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
@@ -170,10 +182,39 @@ def data_side(cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, sampl
         for k, ct in enumerate(ctaus):
             rel_a = math.sqrt(max(a[k] * (1 - a[k]), 0.0) / samples) / a[k] if a[k] > 0 else 0
             parts = {**named, "mc_acceptance": rel_a}
+            if kin is not None:
+                parts["kinematic_model"] = float(kin[k])
             if "extrapolation_yield" in named:
                 parts["extrapolation"] = float(rel_ex[k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
     return out
+
+
+def bootstrap_replicas(flow_dir: Path) -> list[Any] | None:
+    """The Poisson-bootstrap replicas of the ensemble in ``flow_dir`` (members ≥ 1 trained with
+    ``flow.bootstrap``), or ``None`` when it has fewer than two (no ``kinematic_model``)."""
+    from gammastar import flow
+
+    ens = flow.load_ensemble(flow_dir)
+    reps = [m for m in ens.models if m.meta.get("meta", {}).get("bootstrap")]
+    return reps if len(reps) >= 2 else None
+
+
+def kinematic_spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed):
+    """Relative spread (standard deviation, ddof 1, / mean) of 𝓔(m, cτ) over the flow's
+    bootstrap replicas, each inside the fiducial region with ``extrap`` outside it; ``None``
+    without replicas."""
+    if not replicas:
+        return None
+    from gammastar.acceptance import draw
+    from gammastar.extrapolation import ExtrapolatedSampler
+
+    acc = np.array([
+        draw(ExtrapolatedSampler(r, extrap, fiducial), m, samples, geo, seed=seed).acceptance(ctaus)
+        for r in replicas
+    ])  # fmt: skip
+    mean = acc.mean(axis=0)
+    return np.where(mean > 0, acc.std(axis=0, ddof=1) / np.where(mean > 0, mean, 1.0), 0.0)
 
 
 SIGMAS = {
@@ -272,6 +313,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     base = load_config(args.config)
     geo = Geometry.from_config(base.detector)
     model = flow.load(args.flow)
+    replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
     truth = None
     t0 = time.perf_counter()
@@ -293,7 +335,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     sources=args.truth_sources, samples=args.samples, seed=args.seed,
                 )  # fmt: skip
             dd = data_side(
-                cfg, run, model, masses, ctaus, geo, samples=args.samples, seed=args.seed
+                cfg, run, model, masses, ctaus, geo, samples=args.samples, seed=args.seed,
+                replicas=replicas,
             )
             for key, (n_dd, parts) in dd.items():
                 n_tr, sig_tr = truth[key]
@@ -322,6 +365,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "coverage",
         "config": str(args.config),
         "flow": str(args.flow),
+        "kinematic_model": None if replicas is None else {
+            "replicas": len(replicas),
+            "seeds": [r.meta.get("meta", {}).get("seed") for r in replicas],
+            "common": "one flow for all realisations: its error is sampled once",
+        },
         "realisations": args.realisations,
         "seeds": [args.first_seed, args.first_seed + args.realisations - 1],
         "vary_seed": args.vary_seed,
