@@ -159,11 +159,11 @@ def test_closure_through_select_and_yields(tmp_path):
     and yields.json. At the ω and φ peaks and at 0.6 GeV (ρ continuum with ω Dalitz decays)
     the measured λ_θ equals the generator's (truth_hel_* moments of the same mass bins) within
     3σ of the fit plus the 0.05 interpolation allowance; the selection's acceptance used it.
-    (Below 0.45 GeV the mock's 10–25% momentum smearing biases the measured angles: not
-    asserted, docs/selection.md.) The mock keeps the momentum-smearing detector this closure
-    was measured with: under the scattering default the resolution depends on the decay angle
-    and a mass bin at a narrow peak selects by it (ω: λ_θ 0.02 for a truth of 0.59; the
-    known bias of docs/selection.md "A known bias at narrow peaks")."""
+    (Below 0.45 GeV the mock's resolution biases the measured angles: not asserted,
+    docs/selection.md.) The mock is the default scattering spectrometer, whose resolution
+    depends on the decay angle: the config's ``polarisation_peak_window`` keeps the ω and φ
+    peaks whole in one bin each (with the equal-count bins the ω gave λ_θ 0.02 for a truth of
+    0.59, docs/selection.md "Narrow peaks")."""
     from gammastar.mock import generate_file
     from gammastar.mock.truth import truth_polarisation
     from gammastar.select import select
@@ -171,10 +171,7 @@ def test_closure_through_select_and_yields(tmp_path):
 
     lam = {"rho": 0.6, "omega": 0.6, "phi": -0.5}
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
-    det = cfg.mock.detector.model_copy(update={"resolution_model": "momentum"})
-    mock = cfg.mock.model_copy(
-        update={"decay_lambda_theta": MockPolarisation(**lam), "detector": det}
-    )
+    mock = cfg.mock.model_copy(update={"decay_lambda_theta": MockPolarisation(**lam)})
     unf = cfg.unfold.model_copy(update={"decay_lambda_theta": "measured"})
     cfg = cfg.model_copy(update={"output": str(tmp_path), "mock": mock, "unfold": unf})
     generate_file(cfg, tmp_path / "mock.root", events=2_000_000, seed=31)
@@ -424,7 +421,8 @@ def test_peak_safe_edges_keep_each_narrow_peak_whole():
     assert got.tolist() == [0.4, 1.1]
     pk = narrow_peaks()
     assert pk[:2] == (mass("omega"), mass("phi"))
-    assert abs(pk[0] - 0.78266) < 1e-4 and abs(pk[1] - 1.019461) < 1e-4  # PDG 2024
+    assert abs(pk[0] - 0.78266) < 1e-4  # PDG 2024
+    assert abs(pk[1] - 1.019461) < 1e-4
 
 
 def test_polarisation_edges_config_and_warning(tmp_path, caplog):
@@ -490,9 +488,11 @@ def test_bins_through_a_peak_select_the_decay_angles_and_peak_safe_bins_do_not(t
         return float(lam[0]), float(np.sqrt(cov[0, 0]))
 
     core, err = fit(0.772, 0.812)
-    assert core < -5 * err and core < -0.15, (core, err)
+    assert core < -5 * err, (core, err)
+    assert core < -0.15, (core, err)
     edges = peak_safe_edges([0.2113, 0.692, 0.772, 0.812, 1.1], m, 0.105)
     b = int(np.searchsorted(edges, 0.7827) - 1)
-    assert edges[b] <= 0.678 and edges[b + 1] >= 0.887
+    assert edges[b] <= 0.678
+    assert edges[b + 1] >= 0.887
     whole, err = fit(edges[b], edges[b + 1])
     assert abs(whole) < 3 * err + 0.05, (whole, err)
