@@ -33,8 +33,10 @@ truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`
 fit error: each realisation refits; the mock's spectra have the model's form), the
 acceptance-map statistics (``acceptance_map_stat``: 0 with the config-computed per-lepton
 acceptance of this config).
-The truth is computed once: neither varied parameter changes it (λ_θ moves the muons, not the
-γ*; R is an analysis parameter); the empirical mass smearing is that of the first realisation.
+The truth's γ* and their acceptance are computed once: neither varied parameter changes them
+(λ_θ moves the muons, not the γ*; R is an analysis parameter); its yield is smeared per
+realisation with that realisation's own mass response (:func:`truth_nsig`), which the drawn
+λ_θ changes (the resolution depends on the decay angles).
 
 Reduced on purpose: the A′ kinematics inside the fiducial region come from one fixed flow
 (``--flow``, trained on one realisation of the config; a flow ensemble per realisation is not
@@ -114,38 +116,67 @@ def realisation(cfg: Any) -> None:
     gammastar.yields(cfg, force=True, plots=False, theory=False)
 
 
-def truth_side(cfg: Any, run: Path, masses, ctaus, geo, *, sources: int, samples: int, seed: int):
-    """Truth Y(m)·𝓔(m, cτ) and its relative statistical error, per (mass, cτ)."""
-    from gammastar import rundir
+def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed: int):
+    """The generator's γ* (``sources`` cocktail sources) and their A′ acceptance 𝓔(m, cτ) with
+    its relative binomial error, per (mass, cτ): the parts of the truth that no realisation
+    changes (λ_θ moves the muons, not the γ*; R is an analysis parameter)."""
     from gammastar.acceptance import draw
+    from gammastar.mock.truth import TruthSampler, truth_gstar
+
+    gstar = truth_gstar(cfg, sources, seed=seed)
+    ts = TruthSampler(gstar)
+    acc = {}
+    for m in masses:
+        a = draw(ts, m, samples, geo, seed=seed + 2).acceptance(ctaus)
+        for k, ct in enumerate(ctaus):
+            rel_a = math.sqrt(max(a[k] * (1 - a[k]), 0.0) / samples) / a[k] if a[k] > 0 else 0
+            acc[(m, float(ct))] = (float(a[k]), rel_a)
+    return {"gstar": gstar, "acceptance": acc}
+
+
+def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int):
+    """Truth Y(m)·𝓔(m, cτ) and its relative statistical error, per (mass, cτ), for one
+    realisation: the γ* of :func:`truth_side` smeared with the mass response of that
+    realisation's own mock (:func:`gammastar.mock.truth.empirical_smearing` of its ``truth``
+    tree), the resolution its data-driven yield carries. The response depends on the decay
+    angles (the softer muon of an asymmetric decay scatters most), so a realisation whose
+    λ_θ is drawn has its own tails; until 2026-11-23 every realisation was compared with the
+    first one's (the full arm's seed 1000, λ_θ shift +0.26: wider tails, more truth in the
+    valley at 0.9 GeV, N_dd/N_truth 0.87 there)."""
+    from gammastar import rundir
     from gammastar.mock.closure import truth_aprime_yield
     from gammastar.mock.detector import Detector
-    from gammastar.mock.truth import TruthSampler, empirical_smearing, truth_gstar
+    from gammastar.mock.truth import empirical_smearing
     from gammastar.reach import Yields, load_yields
     from gammastar.unfold import EfficiencyMap
 
     y_dd = load_yields(run / rundir.YIELDS)
     edges = np.asarray(y_dd.extrapolation["bin_edges"]) if y_dd.extrapolation else None
-    truth = truth_gstar(cfg, sources, seed=seed)
     det = Detector(cfg.mock.detector, EfficiencyMap.unity())
-    smear = empirical_smearing(run / rundir.MOCK)
     ty = truth_aprime_yield(
-        truth, edges, m_lepton=cfg.input.lepton_mass, sigma_m=det.sigma_m, seed=seed, smear=smear
-    )
+        truth["gstar"], edges, m_lepton=cfg.input.lepton_mass, sigma_m=det.sigma_m, seed=seed,
+        smear=empirical_smearing(run / rundir.MOCK),
+    )  # fmt: skip
     y_tr = Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {})
-    ts = TruthSampler(truth)
     out = {}
     for m in masses:
-        a = draw(ts, m, samples, geo, seed=seed + 2).acceptance(ctaus)
         y, rel = (float(v[0]) for v in y_tr.at([m]))
-        for k, ct in enumerate(ctaus):
-            rel_a = math.sqrt(max(a[k] * (1 - a[k]), 0.0) / samples) / a[k] if a[k] > 0 else 0
-            out[(m, float(ct))] = (y * float(a[k]), math.hypot(rel, rel_a))
+        for key, (a, rel_a) in truth["acceptance"].items():
+            if key[0] == m:
+                out[key] = (y * a, math.hypot(rel, rel_a))
     return out
 
 
 def data_side(
-    cfg: Any, run: Path, flow_model: Any, masses, ctaus, geo, *, samples: int, seed: int,
+    cfg: Any,
+    run: Path,
+    flow_model: Any,
+    masses,
+    ctaus,
+    geo,
+    *,
+    samples: int,
+    seed: int,
     replicas: list[Any] | None = None,
 ):
     """Data-driven N_sig per (mass, cτ) and its quoted relative error (module docstring)."""
@@ -304,6 +335,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="full: systematics' parameters drawn per realisation; stat: the config's",
     )  # fmt: skip
     ap.add_argument("--vary-seed", type=int, default=2026, help="draws of the full arm")
+    ap.add_argument(
+        "--reuse", action="store_true",
+        help="take a realisation's run directory as it is when it has a yields.json (a rerun "
+             "of the statistics on the same realisations; recorded in the output)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
 
     from gammastar import flow
@@ -328,18 +364,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if arm == "full":
                 cfg, drawn = varied_config(base, np.random.default_rng([args.vary_seed, seed]))
             cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
-            realisation(cfg)
+            if not (args.reuse and (run / "yields.json").exists()):
+                realisation(cfg)
             if truth is None:
                 truth = truth_side(
-                    cfg, run, masses, ctaus, geo,
+                    cfg, masses, ctaus, geo,
                     sources=args.truth_sources, samples=args.samples, seed=args.seed,
                 )  # fmt: skip
+            n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed)
             dd = data_side(
-                cfg, run, model, masses, ctaus, geo, samples=args.samples, seed=args.seed,
+                cfg,
+                run,
+                model,
+                masses,
+                ctaus,
+                geo,
+                samples=args.samples,
+                seed=args.seed,
                 replicas=replicas,
             )
             for key, (n_dd, parts) in dd.items():
-                n_tr, sig_tr = truth[key]
+                n_tr, sig_tr = n_truth[key]
                 pulls = {}
                 for which in ARM_SIGMAS[arm]:
                     width = math.hypot(quoted(parts, which) * n_dd, sig_tr * n_tr)
@@ -365,7 +410,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "coverage",
         "config": str(args.config),
         "flow": str(args.flow),
-        "kinematic_model": None if replicas is None else {
+        "reused_runs": bool(args.reuse),
+        "kinematic_model": None
+        if replicas is None
+        else {
             "replicas": len(replicas),
             "seeds": [r.meta.get("meta", {}).get("seed") for r in replicas],
             "common": "one flow for all realisations: its error is sampled once",
