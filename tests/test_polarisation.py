@@ -394,8 +394,41 @@ def test_measure_started_from_a_nearby_block_gives_the_same_block():
     first = measure({**pairs, "weight": w * (rng.uniform(size=w.size) > 0.02)}, None, edges,
                     moments=mom).as_dict()  # fmt: skip
     warm = measure(pairs, None, edges, moments=mom, start=first).as_dict()
+    # the angular functions computed once for all pairs (a measured λ_θ, for both fits):
+    # pair by pair a few ulp from the per-bin ones (above), so the λ the same to the
+    # roundings of the bins' scores, the errors to those of the sandwich
+    once = measure(pairs, None, edges, moments=mom, angular=ang).as_dict()
+    for k in PARAMS:
+        np.testing.assert_allclose(once[k], ref[k], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(once[f"{k}_err"], ref[f"{k}_err"], rtol=1e-10)
+    assert once["n_pairs"] == ref["n_pairs"] and once["n_eff"] == ref["n_eff"]
     for k in PARAMS:
         assert np.all(np.isfinite(ref[k]))
         assert np.max(np.abs(np.subtract(first[k], ref[k]))) > 1e-4  # the start is not the answer
         np.testing.assert_allclose(warm[k], ref[k], rtol=0, atol=1e-10)
         np.testing.assert_allclose(warm[f"{k}_err"], ref[f"{k}_err"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_quantiles_by_counting_equal_numpys(seed):
+    """polarisation._quantiles (the order statistics found by counting in cells, then
+    numpy's interpolation) against np.quantile, exactly: the same order statistics and the
+    same interpolation, so the same numbers; on masses like the pairs' (continuous, rounded
+    to 1 MeV: many ties, and the distribution of polarisation_edges' input), a skewed
+    sample with an outlier (most cells empty) and a sample too small for the counting."""
+    from gammastar.polarisation import _QUANTILE_CELLS, _quantiles, polarisation_edges
+
+    rng = np.random.default_rng(seed)
+    q = np.linspace(0, 1, 9)[1:-1]
+    n = 300_000
+    samples = [
+        rng.uniform(0.2113, 1.1, n),
+        np.round(rng.uniform(0.2113, 1.1, n), 3),
+        np.concatenate([rng.exponential(0.05, n), [50.0]]),
+        rng.normal(size=4 * _QUANTILE_CELLS - 1),
+    ]
+    for x in samples:
+        assert np.array_equal(_quantiles(x, q), np.quantile(x, q))
+    m = rng.uniform(0.2113, 1.1, n)
+    ref = np.round(np.quantile(m, q), 3)
+    assert polarisation_edges(m, 8, 0.2113, 1.1).tolist() == [0.2113, *ref.tolist(), 1.1]
