@@ -453,6 +453,15 @@ class _Weighted:
     moments: np.ndarray | None = None
     """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
     computed them (both fits use them)."""
+    angular: np.ndarray | None = None
+    """(3, n) the angular functions of every pair's decay angles, when a measured λ_θ
+    computed them (both fits use them)."""
+    acceptance: _AtPairs | None = None
+    """A measured λ_θ's acceptance at every pair (the final weights'; ``None``: ``run.am``
+    looks the pairs up itself)."""
+    factors: tuple[np.ndarray, Any, np.ndarray] | None = None
+    """1/ε, its report and the like-sign factor of every pair (:func:`_weigh_table`),
+    computed once where the table is weighted twice (a measured λ_θ)."""
     first_fit: dict[str, Any] | None = None
     """A measured λ_θ's fit (its ``polarisation`` block): the final fit starts from it."""
 
@@ -668,7 +677,7 @@ def _weigh(
             t = time.perf_counter()
             run.am = _measured_acceptance(cfg, run, w, cutflow["pairs_outside_map"], edges)
             run.times["fit_lambda"] = time.perf_counter() - t
-        counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges)
+        counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges, w.acceptance)
         if cfg.background.remove_eta_mumu == "rate":
             w.eta.update(_remove_eta_mumu_rate(cfg, pairs, edges))
         elif cfg.background.remove_eta_mumu == "truth":
@@ -711,20 +720,27 @@ def _measured_acceptance(
     Raises:
         InputError: no mass bin has a fit (:func:`gammastar.polarisation.lambda_for_acceptance`).
     """
-    from gammastar.polarisation import lambda_for_acceptance
+    from gammastar.polarisation import angular_functions, lambda_for_acceptance
 
-    pt, pz = w.pairs["pT"].to_numpy(), w.pairs["pz"].to_numpy()
+    m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
+    p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
     # the moments at every pair, once for both fits (this one and the final weights'); the
     # isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as the table's lookup clips it)
-    w.moments = run.am.moments_at(w.pairs["m"].to_numpy(), np.hypot(pt, pz), np.arctan2(pt, pz))
+    w.moments = run.am.moments_at(m, p, theta)
     a0 = _AtPairs(np.clip(w.moments[0], 0.0, 1.0), run.am.source)
     _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
-    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
+    w.angular = angular_functions(
+        w.pairs["cos_theta_hel"].to_numpy(), w.pairs["phi_hel"].to_numpy()
+    )
+    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments, angular=w.angular)
     w.first_fit = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
-    return run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
+    am = run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
+    # its A at every pair for the final weights: its lookup's numbers, at the (p, θ) above
+    w.acceptance = _AtPairs(am(m, p, theta), am.source)
+    return am
 
 
 @dataclass(frozen=True)
@@ -774,12 +790,14 @@ def _weigh_table(
     from gammastar.unfold import inverse_weights
 
     pairs = w.pairs
-    inv, w.eff_report = inverse_weights(
-        pairs["eff"].to_numpy(), n_outside=n_outside, on_missing=cfg.unfold.outside_map,
-        em=run.em,
-    )  # fmt: skip
     cols = {c: pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge")}
-    ss_factor = pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor)
+    if w.factors is None:  # the same for every weighting of the table
+        inv, report = inverse_weights(
+            pairs["eff"].to_numpy(), n_outside=n_outside, on_missing=cfg.unfold.outside_map,
+            em=run.em,
+        )  # fmt: skip
+        w.factors = (inv, report, pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor))
+    inv, w.eff_report, ss_factor = w.factors
     conversion = conversion_template_from_config(cfg)
     n = len(pairs)
     acc, weight = np.empty(n), np.empty(n)
@@ -1001,7 +1019,14 @@ def _select_doc(
     if phase_space == "fiducial":  # timed: select.json timings_s.polarisation
         t_pol = time.perf_counter()
         polarisation = _measure_polarisation(
-            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments, w.first_fit
+            cfg,
+            run.am,
+            w.pairs,
+            w.streamed,
+            run.polarisation_used,
+            w.moments,
+            w.first_fit,
+            angular=w.angular,
         )
         run.times["polarisation"] = time.perf_counter() - t_pol
 
@@ -1086,12 +1111,15 @@ def _measure_polarisation(
     used: bool,
     moments: Any = None,
     start: dict[str, Any] | None = None,
+    *,
+    angular: Any = None,
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
     on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
     where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
-    bin; ``moments``: the acceptance's moments at every pair, when already computed;
-    ``start``: a block of nearly the same pairs whose λ the fits start from)."""
+    bin; ``moments``, ``angular``: the acceptance's moments and the angular functions at
+    every pair, when already computed; ``start``: a block of nearly the same pairs whose λ
+    the fits start from)."""
     from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -1107,7 +1135,8 @@ def _measure_polarisation(
     # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
     n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
     edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
-    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, start=start)
+    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, angular=angular,
+                  start=start)  # fmt: skip
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
         ", ".join(
