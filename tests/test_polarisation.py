@@ -394,14 +394,6 @@ def test_measure_started_from_a_nearby_block_gives_the_same_block():
     first = measure({**pairs, "weight": w * (rng.uniform(size=w.size) > 0.02)}, None, edges,
                     moments=mom).as_dict()  # fmt: skip
     warm = measure(pairs, None, edges, moments=mom, start=first).as_dict()
-    # the angular functions computed once for all pairs (a measured λ_θ, for both fits):
-    # pair by pair a few ulp from the per-bin ones (above), so the λ the same to the
-    # roundings of the bins' scores, the errors to those of the sandwich
-    once = measure(pairs, None, edges, moments=mom, angular=ang).as_dict()
-    for k in PARAMS:
-        np.testing.assert_allclose(once[k], ref[k], rtol=0, atol=1e-10)
-        np.testing.assert_allclose(once[f"{k}_err"], ref[f"{k}_err"], rtol=1e-10)
-    assert once["n_pairs"] == ref["n_pairs"] and once["n_eff"] == ref["n_eff"]
     for k in PARAMS:
         assert np.all(np.isfinite(ref[k]))
         assert np.max(np.abs(np.subtract(first[k], ref[k]))) > 1e-4  # the start is not the answer
@@ -432,3 +424,31 @@ def test_quantiles_by_counting_equal_numpys(seed):
     m = rng.uniform(0.2113, 1.1, n)
     ref = np.round(np.quantile(m, q), 3)
     assert polarisation_edges(m, 8, 0.2113, 1.1).tolist() == [0.2113, *ref.tolist(), 1.1]
+
+
+def test_measure_counts_each_pair_in_searchsorteds_bin():
+    """measure's bin of a pair (the edges at or below its mass, by comparisons) is
+    searchsorted(edges, m, "right") − 1: pairs exactly on an edge go up, below the first and
+    from the last edge on (and NaN masses, weights or angles) nowhere; n_pairs counts the
+    OS pairs with a fit weight per bin, n_eff follows the same pairs."""
+    from gammastar.polarisation import measure
+
+    rng = np.random.default_rng(3)
+    edges = np.array([0.2113, 0.3, 0.45, 0.7, 1.1])
+    m = np.concatenate([rng.uniform(0.1, 1.2, 5000), edges, np.nextafter(edges, 0), [np.nan]])
+    n = m.size
+    pairs = {"m": m, "pT": np.ones(n), "pz": np.ones(n), "charge": rng.choice([0, 2], n),
+             "cos_theta_hel": rng.uniform(-1, 1, n), "phi_hel": rng.uniform(-3, 3, n),
+             "weight": rng.uniform(0.5, 2.0, n), "acc": np.ones(n)}  # fmt: skip
+    pairs["weight"][:100] = 0.0  # no fit weight
+    pairs["phi_hel"][100:150] = np.nan  # no angles
+    res = measure(pairs, None, edges, min_pairs=n + 1)  # counts only: no bin is fitted
+    b = np.searchsorted(edges, m, side="right") - 1
+    use = (pairs["weight"] != 0) & np.isfinite(pairs["phi_hel"])
+    expect = [int(np.sum(use & (b == i) & (pairs["charge"] == 0))) for i in range(4)]
+    assert res.n_pairs.tolist() == expect
+    assert sum(expect) < np.sum(pairs["charge"] == 0)  # some pairs are in no bin
+    w = pairs["weight"]
+    n_eff = [w[use & (b == i)].sum() ** 2 / np.sum(w[use & (b == i)] ** 2) for i in range(4)]
+    np.testing.assert_allclose(res.n_eff, n_eff, rtol=1e-12)
+    assert np.all(np.isnan(res.lambda_theta))

@@ -453,9 +453,6 @@ class _Weighted:
     moments: np.ndarray | None = None
     """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
     computed them (both fits use them)."""
-    angular: np.ndarray | None = None
-    """(3, n) the angular functions of every pair's decay angles, when a measured λ_θ
-    computed them (both fits use them)."""
     acceptance: _AtPairs | None = None
     """A measured λ_θ's acceptance at every pair (the final weights'; ``None``: ``run.am``
     looks the pairs up itself)."""
@@ -720,7 +717,7 @@ def _measured_acceptance(
     Raises:
         InputError: no mass bin has a fit (:func:`gammastar.polarisation.lambda_for_acceptance`).
     """
-    from gammastar.polarisation import angular_functions, lambda_for_acceptance
+    from gammastar.polarisation import lambda_for_acceptance
 
     m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
     p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
@@ -731,10 +728,7 @@ def _measured_acceptance(
     _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
-    w.angular = angular_functions(
-        w.pairs["cos_theta_hel"].to_numpy(), w.pairs["phi_hel"].to_numpy()
-    )
-    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments, angular=w.angular)
+    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
     w.first_fit = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
     am = run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
@@ -1019,14 +1013,7 @@ def _select_doc(
     if phase_space == "fiducial":  # timed: select.json timings_s.polarisation
         t_pol = time.perf_counter()
         polarisation = _measure_polarisation(
-            cfg,
-            run.am,
-            w.pairs,
-            w.streamed,
-            run.polarisation_used,
-            w.moments,
-            w.first_fit,
-            angular=w.angular,
+            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments, w.first_fit
         )
         run.times["polarisation"] = time.perf_counter() - t_pol
 
@@ -1111,15 +1098,12 @@ def _measure_polarisation(
     used: bool,
     moments: Any = None,
     start: dict[str, Any] | None = None,
-    *,
-    angular: Any = None,
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
     on the weighted pairs, ``unfold.polarisation_bins`` mass bins of equal OS counts, fewer
     where the sample has less than :data:`~gammastar.polarisation.MIN_PAIRS` OS pairs per
-    bin; ``moments``, ``angular``: the acceptance's moments and the angular functions at
-    every pair, when already computed; ``start``: a block of nearly the same pairs whose λ
-    the fits start from)."""
+    bin; ``moments``: the acceptance's moments at every pair, when already computed;
+    ``start``: a block of nearly the same pairs whose λ the fits start from)."""
     from gammastar.polarisation import MIN_PAIRS, measure, polarisation_edges
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -1135,8 +1119,7 @@ def _measure_polarisation(
     # at most polarisation_bins, each with MIN_PAIRS OS pairs (a small sample: fewer bins)
     n_bins = max(1, min(cfg.unfold.polarisation_bins, int(os_in.sum()) // MIN_PAIRS))
     edges = polarisation_edges(data["m"][os_in], n_bins, sel.mass_min, sel.mass_max)
-    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, angular=angular,
-                  start=start)  # fmt: skip
+    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, start=start)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
         ", ".join(
