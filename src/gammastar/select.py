@@ -456,9 +456,6 @@ class _Weighted:
     acceptance: _AtPairs | None = None
     """A measured λ_θ's acceptance at every pair (the final weights'; ``None``: ``run.am``
     looks the pairs up itself)."""
-    factors: tuple[np.ndarray, Any, np.ndarray] | None = None
-    """1/ε, its report and the like-sign factor of every pair (:func:`_weigh_table`),
-    computed once where the table is weighted twice (a measured λ_θ)."""
     first_fit: dict[str, Any] | None = None
     """A measured λ_θ's fit (its ``polarisation`` block): the final fit starts from it."""
 
@@ -675,6 +672,7 @@ def _weigh(
             run.am = _measured_acceptance(cfg, run, w, cutflow["pairs_outside_map"], edges)
             run.times["fit_lambda"] = time.perf_counter() - t
         counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges, w.acceptance)
+        w.acceptance = None  # not held while the outputs are written
         if cfg.background.remove_eta_mumu == "rate":
             w.eta.update(_remove_eta_mumu_rate(cfg, pairs, edges))
         elif cfg.background.remove_eta_mumu == "truth":
@@ -784,14 +782,12 @@ def _weigh_table(
     from gammastar.unfold import inverse_weights
 
     pairs = w.pairs
+    inv, w.eff_report = inverse_weights(
+        pairs["eff"].to_numpy(), n_outside=n_outside, on_missing=cfg.unfold.outside_map,
+        em=run.em,
+    )  # fmt: skip
     cols = {c: pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge")}
-    if w.factors is None:  # the same for every weighting of the table
-        inv, report = inverse_weights(
-            pairs["eff"].to_numpy(), n_outside=n_outside, on_missing=cfg.unfold.outside_map,
-            em=run.em,
-        )  # fmt: skip
-        w.factors = (inv, report, pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor))
-    inv, w.eff_report, ss_factor = w.factors
+    ss_factor = pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor)
     conversion = conversion_template_from_config(cfg)
     n = len(pairs)
     acc, weight = np.empty(n), np.empty(n)
