@@ -496,3 +496,56 @@ def test_bins_through_a_peak_select_the_decay_angles_and_peak_safe_bins_do_not(t
     assert edges[b + 1] >= 0.887
     whole, err = fit(edges[b], edges[b + 1])
     assert abs(whole) < 3 * err + 0.05, (whole, err)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_quantiles_by_counting_equal_numpys(seed):
+    """polarisation._quantiles (the order statistics found by counting in cells, then
+    numpy's interpolation) against np.quantile, exactly: the same order statistics and the
+    same interpolation, so the same numbers; on masses like the pairs' (continuous, rounded
+    to 1 MeV: many ties, and the distribution of polarisation_edges' input), a skewed
+    sample with an outlier (most cells empty) and a sample too small for the counting."""
+    from gammastar.polarisation import _QUANTILE_CELLS, _quantiles, polarisation_edges
+
+    rng = np.random.default_rng(seed)
+    q = np.linspace(0, 1, 9)[1:-1]
+    n = 300_000
+    samples = [
+        rng.uniform(0.2113, 1.1, n),
+        np.round(rng.uniform(0.2113, 1.1, n), 3),
+        np.concatenate([rng.exponential(0.05, n), [50.0]]),
+        rng.normal(size=4 * _QUANTILE_CELLS - 1),
+    ]
+    for x in samples:
+        assert np.array_equal(_quantiles(x, q), np.quantile(x, q))
+    m = rng.uniform(0.2113, 1.1, n)
+    ref = np.round(np.quantile(m, q), 3)
+    assert polarisation_edges(m, 8, 0.2113, 1.1).tolist() == [0.2113, *ref.tolist(), 1.1]
+
+
+def test_measure_counts_each_pair_in_searchsorteds_bin():
+    """measure's bin of a pair (the edges at or below its mass, by comparisons) is
+    searchsorted(edges, m, "right") − 1: pairs exactly on an edge go up, below the first and
+    from the last edge on (and NaN masses, weights or angles) nowhere; n_pairs counts the
+    OS pairs with a fit weight per bin, n_eff follows the same pairs."""
+    from gammastar.polarisation import measure
+
+    rng = np.random.default_rng(3)
+    edges = np.array([0.2113, 0.3, 0.45, 0.7, 1.1])
+    m = np.concatenate([rng.uniform(0.1, 1.2, 5000), edges, np.nextafter(edges, 0), [np.nan]])
+    n = m.size
+    pairs = {"m": m, "pT": np.ones(n), "pz": np.ones(n), "charge": rng.choice([0, 2], n),
+             "cos_theta_hel": rng.uniform(-1, 1, n), "phi_hel": rng.uniform(-3, 3, n),
+             "weight": rng.uniform(0.5, 2.0, n), "acc": np.ones(n)}  # fmt: skip
+    pairs["weight"][:100] = 0.0  # no fit weight
+    pairs["phi_hel"][100:150] = np.nan  # no angles
+    res = measure(pairs, None, edges, min_pairs=n + 1)  # counts only: no bin is fitted
+    b = np.searchsorted(edges, m, side="right") - 1
+    use = (pairs["weight"] != 0) & np.isfinite(pairs["phi_hel"])
+    expect = [int(np.sum(use & (b == i) & (pairs["charge"] == 0))) for i in range(4)]
+    assert res.n_pairs.tolist() == expect
+    assert sum(expect) < np.sum(pairs["charge"] == 0)  # some pairs are in no bin
+    w = pairs["weight"]
+    n_eff = [w[use & (b == i)].sum() ** 2 / np.sum(w[use & (b == i)] ** 2) for i in range(4)]
+    np.testing.assert_allclose(res.n_eff, n_eff, rtol=1e-12)
+    assert np.all(np.isnan(res.lambda_theta))

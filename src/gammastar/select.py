@@ -453,6 +453,9 @@ class _Weighted:
     moments: np.ndarray | None = None
     """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
     computed them (both fits use them)."""
+    acceptance: _AtPairs | None = None
+    """A measured λ_θ's acceptance at every pair (the final weights'; ``None``: ``run.am``
+    looks the pairs up itself)."""
     first_fit: dict[str, Any] | None = None
     """A measured λ_θ's fit (its ``polarisation`` block): the final fit starts from it."""
 
@@ -668,7 +671,8 @@ def _weigh(
             t = time.perf_counter()
             run.am = _measured_acceptance(cfg, run, w, cutflow["pairs_outside_map"], edges)
             run.times["fit_lambda"] = time.perf_counter() - t
-        counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges)
+        counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges, w.acceptance)
+        w.acceptance = None  # not held while the outputs are written
         if cfg.background.remove_eta_mumu == "rate":
             w.eta.update(_remove_eta_mumu_rate(cfg, pairs, edges))
         elif cfg.background.remove_eta_mumu == "truth":
@@ -713,10 +717,11 @@ def _measured_acceptance(
     """
     from gammastar.polarisation import lambda_for_acceptance
 
-    pt, pz = w.pairs["pT"].to_numpy(), w.pairs["pz"].to_numpy()
+    m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
+    p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
     # the moments at every pair, once for both fits (this one and the final weights'); the
     # isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as the table's lookup clips it)
-    w.moments = run.am.moments_at(w.pairs["m"].to_numpy(), np.hypot(pt, pz), np.arctan2(pt, pz))
+    w.moments = run.am.moments_at(m, p, theta)
     a0 = _AtPairs(np.clip(w.moments[0], 0.0, 1.0), run.am.source)
     _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
     if cfg.background.remove_eta_mumu == "rate":
@@ -724,7 +729,10 @@ def _measured_acceptance(
     block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
     w.first_fit = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
-    return run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
+    am = run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
+    # its A at every pair for the final weights: its lookup's numbers, at the (p, θ) above
+    w.acceptance = _AtPairs(am(m, p, theta), am.source)
+    return am
 
 
 @dataclass(frozen=True)
