@@ -9,7 +9,8 @@ polarisation bin (``select.json`` ``polarisation``): the measured λ_θ and its 
 the generator's truth in the same bin (:func:`gammastar.mock.truth.truth_polarisation`, the
 γ* lab helicity frame, all sources of the bin at their true mass); with ``--flow``, N_sig =
 Y(m)·𝓔(m, cτ) at ``--masses`` as ``coverage.data_side`` computes it, against the truth of
-``coverage.truth_side`` (computed once: λ_θ moves the muons, not the γ*).
+``coverage.truth_side`` (the γ* and their acceptance, computed once: λ_θ moves the muons, not
+the γ*) smeared with each realisation's own mass response (``coverage.truth_nsig``).
 
 The seeds are the same for every shift, and the decays are drawn by inverting the CDF of
 1 + λ cos²θ* from the same uniforms (:func:`gammastar.mock.kinematics.sample_polar_cos`), so
@@ -293,16 +294,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if model is not None:
                 if truth is None:
                     truth = cov.truth_side(
-                        cfg, run, masses, ctaus, geo,
+                        cfg, masses, ctaus, geo,
                         sources=args.truth_sources, samples=args.samples, seed=args.seed,
                     )  # fmt: skip
+                n_truth = cov.truth_nsig(cfg, run, truth, masses, seed=args.seed)
                 dd = cov.data_side(
                     cfg, run, model, masses, ctaus, geo, samples=args.samples, seed=args.seed
                 )
                 row["nsig"] = {
                     f"{m:.2f} GeV, {ct:g} m": {
-                        "ratio": n / truth[(m, ct)][0], "nsig_dd": n,
-                        "nsig_truth": truth[(m, ct)][0],
+                        "ratio": n / n_truth[(m, ct)][0], "nsig_dd": n,
+                        "nsig_truth": n_truth[(m, ct)][0],
                         "acceptance_lambda_theta": parts.get("acceptance_lambda_theta", 0.0),
                         "data_stat": parts["data_stat"],
                     }
