@@ -239,13 +239,13 @@ def kinematic_spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed):
         return None
     from gammastar.acceptance import draw
     from gammastar.extrapolation import ExtrapolatedSampler
+    from gammastar.reach import _relative_spread
 
     acc = np.array([
         draw(ExtrapolatedSampler(r, extrap, fiducial), m, samples, geo, seed=seed).acceptance(ctaus)
         for r in replicas
     ])  # fmt: skip
-    mean = acc.mean(axis=0)
-    return np.where(mean > 0, acc.std(axis=0, ddof=1) / np.where(mean > 0, mean, 1.0), 0.0)
+    return _relative_spread(acc)  # the reach's own kinematic_model size
 
 
 SIGMAS = {

@@ -387,6 +387,8 @@ def _prepare_run(
     # acceptance of that λ_θ(m) (:func:`_measured_acceptance`), through the same
     # pair_weights as the chunks: the numbers of the former two passes over the files
     fit_lambda = measured and phase_space == "fiducial"
+    if fit_lambda:
+        _warn_peak_window(cfg)
     spec = None if fit_lambda else WeightSpec.from_config(cfg, am)
     # chunk-local weights on a parallel executor: stream the pairs into pairs.parquet as the
     # chunks come in, through a staging directory next to the outputs (always removed)
@@ -1096,8 +1098,9 @@ def _measure_polarisation(
     start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
-    on the weighted pairs in the bins of :func:`_polarisation_edges`; ``moments``: the acceptance's moments at every pair, when already computed;
-    ``start``: a block of nearly the same pairs whose λ the fits start from)."""
+    on the weighted pairs in the bins of :func:`_polarisation_edges`; ``moments``: the
+    acceptance's moments at every pair, when already computed; ``start``: a block of nearly
+    the same pairs whose λ the fits start from)."""
     from gammastar.polarisation import measure
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -1128,7 +1131,7 @@ def _polarisation_edges(cfg: AnalysisConfig, m_os: np.ndarray) -> np.ndarray:
     ``polarisation_bins`` of equal OS counts with :data:`~gammastar.polarisation.MIN_PAIRS`
     each (a small sample: fewer bins), kept off the narrow peaks by
     ``polarisation_peak_window`` (:func:`gammastar.polarisation.peak_safe_edges`)."""
-    from gammastar.polarisation import MIN_PAIRS, narrow_peaks, peak_safe_edges, polarisation_edges
+    from gammastar.polarisation import MIN_PAIRS, peak_safe_edges, polarisation_edges
 
     u, lo, hi = cfg.unfold, cfg.selection.mass_min, cfg.selection.mass_max
     if u.polarisation_edges is not None:
@@ -1139,15 +1142,23 @@ def _polarisation_edges(cfg: AnalysisConfig, m_os: np.ndarray) -> np.ndarray:
         edges = polarisation_edges(m_os, n_bins, lo, hi)
     if u.polarisation_peak_window is not None:
         return peak_safe_edges(edges, m_os, u.polarisation_peak_window)
+    return edges
+
+
+def _warn_peak_window(cfg: AnalysisConfig) -> None:
+    """Once per selection: a measured λ_θ in equal-count bins without
+    ``unfold.polarisation_peak_window`` while a narrow peak lies in the mass range."""
+    from gammastar.polarisation import narrow_peaks
+
+    u, lo, hi = cfg.unfold, cfg.selection.mass_min, cfg.selection.mass_max
     near = [p for p in narrow_peaks() if lo < p < hi]
-    if u.decay_lambda_theta == "measured" and u.polarisation_edges is None and near:
+    if u.polarisation_peak_window is None and u.polarisation_edges is None and near:
         log.warning(
             "select: unfold.polarisation_peak_window is not set: the equal-count polarisation "
             "bins may cut the peak(s) at %s GeV, which biases the measured lambda_theta there "
             "(docs/selection.md); set it to ~3.5 sigma_m of your mass resolution",
             ", ".join(f"{p:.3f}" for p in near),
         )
-    return edges
 
 
 WEIGHT_CONVENTION = (

@@ -25,6 +25,10 @@ PDGID = {
     "omega": 223,
     "phi": 333,
     "jpsi": 443,
+    "psi2S": 100443,
+    "upsilon1S": 553,
+    "upsilon2S": 100553,
+    "upsilon3S": 200553,
     "proton": 2212,
 }
 
