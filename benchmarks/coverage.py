@@ -33,10 +33,13 @@ truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`
 fit error: each realisation refits; the mock's spectra have the model's form), the
 acceptance-map statistics (``acceptance_map_stat``: 0 with the config-computed per-lepton
 acceptance of this config).
-The truth's γ* and their acceptance are computed once: neither varied parameter changes them
-(λ_θ moves the muons, not the γ*; R is an analysis parameter); its yield is smeared per
-realisation with that realisation's own mass response (:func:`truth_nsig`), which the drawn
-λ_θ changes (the resolution depends on the decay angles).
+The truth's γ* and their acceptance are computed once (``--truth-sources``, 2·10⁷: 2.6·10⁴ γ*
+within ±15 MeV of 0.9 GeV; 𝓔_t's error from resampling them, :func:`truth_side`): neither
+varied parameter changes them (λ_θ moves the muons, not the γ*; R is an analysis parameter);
+its yield is smeared with the mass response of the realisation's detector and decay angles,
+sampled from ``--response-sources`` cocktail sources of its own config (:func:`mass_response`,
+one sample per drawn λ_θ, which changes the resolution's tails), and σ_t includes that
+sample's own error (:func:`truth_nsig`).
 
 Reduced on purpose: the A′ kinematics inside the fiducial region come from one fixed flow
 (``--flow``, trained on one realisation of the config; a flow ensemble per realisation is not
@@ -116,54 +119,103 @@ def realisation(cfg: Any) -> None:
     gammastar.yields(cfg, force=True, plots=False, theory=False)
 
 
+TRUTH_BATCH = 5_000_000
+"""Cocktail sources per :func:`~gammastar.mock.truth.truth_gstar` call (memory)."""
+BOOTSTRAP = 8
+"""Replicas of the truth's γ* behind 𝓔_t's error (:func:`truth_side`)."""
+
+
 def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed: int):
-    """The generator's γ* (``sources`` cocktail sources) and their A′ acceptance 𝓔(m, cτ) with
-    its relative binomial error, per (mass, cτ): the parts of the truth that no realisation
-    changes (λ_θ moves the muons, not the γ*; R is an analysis parameter)."""
+    """The generator's γ* (``sources`` cocktail sources, in batches of :data:`TRUTH_BATCH`)
+    and their A′ acceptance 𝓔(m, cτ) with its relative error, per (mass, cτ): the parts of the
+    truth that no realisation changes (λ_θ moves the muons, not the γ*; R is an analysis
+    parameter). The error is the spread over :data:`BOOTSTRAP` resamplings of the γ* inside the
+    sampler's mass window (each with its own A′ draws): the γ* there are few where the spectrum
+    is low (2636 at 0.9 ± 0.015 GeV of 2·10⁶ sources: ±3%, against ±0.7–1% from the draws'
+    binomial error alone, the error quoted until 2026-11-23), and the truth is common to every
+    realisation."""
     from gammastar.acceptance import draw
-    from gammastar.mock.truth import TruthSampler, truth_gstar
+    from gammastar.mock.truth import GstarTruth, TruthSampler, truth_gstar
 
-    gstar = truth_gstar(cfg, sources, seed=seed)
-    ts = TruthSampler(gstar)
+    parts = [truth_gstar(cfg, min(TRUTH_BATCH, sources - k), seed=seed + 1000 * i)
+             for i, k in enumerate(range(0, sources, TRUTH_BATCH))]  # fmt: skip
+    gstar = GstarTruth(*(np.concatenate([getattr(g, f) for g in parts])
+                         for f in ("m", "qT", "E", "pz", "channel")),
+                       n_pot=float(sum(g.n_pot for g in parts)))  # fmt: skip
+    del parts
+    half = TruthSampler(gstar).half_width
     acc = {}
+    rng = np.random.default_rng([seed, 7])
     for m in masses:
-        a = draw(ts, m, samples, geo, seed=seed + 2).acceptance(ctaus)
+        a = draw(TruthSampler(gstar), m, samples, geo, seed=seed + 2).acceptance(ctaus)
+        win = gstar.in_window(m, half)
+        reps = []
+        for b in range(BOOTSTRAP):
+            k = rng.integers(0, win.m.size, win.m.size)
+            g = GstarTruth(win.m[k], win.qT[k], win.E[k], win.pz[k], win.channel[k], win.n_pot)
+            reps.append(draw(TruthSampler(g), m, samples, geo, seed=seed + 3 + b).acceptance(ctaus))
+        rel = np.std(reps, axis=0, ddof=1) / np.maximum(np.mean(reps, axis=0), 1e-300)
         for k, ct in enumerate(ctaus):
-            rel_a = math.sqrt(max(a[k] * (1 - a[k]), 0.0) / samples) / a[k] if a[k] > 0 else 0
-            acc[(m, float(ct))] = (float(a[k]), rel_a)
-    return {"gstar": gstar, "acceptance": acc}
+            acc[(m, float(ct))] = (float(a[k]), float(rel[k]))
+    return {
+        "gstar": gstar,
+        "acceptance": acc,
+        "window_gstar": {m: int(gstar.in_window(m, half).m.size) for m in masses},
+    }
 
 
-def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int):
+_RESPONSES: dict[Any, Any] = {}
+
+
+def mass_response(cfg: Any, drawn: dict[str, float], sources: int, seed: int):
+    """The mass response of ``cfg``'s mock detector from ``sources`` cocktail sources of its own
+    (:func:`gammastar.mock.truth.response_residuals`), cached per drawn λ_θ (every realisation
+    of the ``stat`` arm has the same detector and decay angles, so one sample serves them all);
+    returns ``(smear, smear_a, smear_b)``: the whole sample's and its two halves' (the halves
+    give the response sample's own error, :func:`truth_nsig`)."""
+    from gammastar.mock.truth import response_residuals, smearing_from_residuals
+
+    key = round(float(drawn.get("lambda_theta_shift", 0.0)), 12)
+    if key not in _RESPONSES:
+        _RESPONSES.clear()  # one at a time (memory)
+        mt, d = response_residuals(cfg, sources, seed=seed)
+        h = mt.size // 2
+        _RESPONSES[key] = (smearing_from_residuals(mt, d), smearing_from_residuals(mt[:h], d[:h]),
+                           smearing_from_residuals(mt[h:], d[h:]))  # fmt: skip
+    return _RESPONSES[key]
+
+
+def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int, response):
     """Truth Y(m)·𝓔(m, cτ) and its relative statistical error, per (mass, cτ), for one
     realisation: the γ* of :func:`truth_side` smeared with the mass response of that
-    realisation's own mock (:func:`gammastar.mock.truth.empirical_smearing` of its ``truth``
-    tree), the resolution its data-driven yield carries. The response depends on the decay
-    angles (the softer muon of an asymmetric decay scatters most), so a realisation whose
-    λ_θ is drawn has its own tails; until 2026-11-23 every realisation was compared with the
-    first one's (the full arm's seed 1000, λ_θ shift +0.26: wider tails, more truth in the
-    valley at 0.9 GeV, N_dd/N_truth 0.87 there)."""
+    realisation's mock detector (``response``, :func:`mass_response`: the resolution its
+    data-driven yield carries; a drawn λ_θ changes it, as the softer muon of an asymmetric
+    decay scatters most). The error adds the truth yield's Poisson error, 𝓔_t's
+    (:func:`truth_side`) and the response sample's own, (Y_a − Y_b)/2 from its two halves.
+
+    Until 2026-11-23 the response was that of the realisation's own demo-sized file
+    (:func:`gammastar.mock.truth.empirical_smearing`): its ~4.5·10⁴ recorded sources sample the
+    ω and φ tails that fill the valley at 0.9 GeV to ±5% between files, an error neither
+    removed nor quoted (and before that, every realisation used the first one's)."""
     from gammastar import rundir
     from gammastar.mock.closure import truth_aprime_yield
-    from gammastar.mock.detector import Detector
-    from gammastar.mock.truth import empirical_smearing
     from gammastar.reach import Yields, load_yields
-    from gammastar.unfold import EfficiencyMap
 
     y_dd = load_yields(run / rundir.YIELDS)
     edges = np.asarray(y_dd.extrapolation["bin_edges"]) if y_dd.extrapolation else None
-    det = Detector(cfg.mock.detector, EfficiencyMap.unity())
-    ty = truth_aprime_yield(
-        truth["gstar"], edges, m_lepton=cfg.input.lepton_mass, sigma_m=det.sigma_m, seed=seed,
-        smear=empirical_smearing(run / rundir.MOCK),
-    )  # fmt: skip
-    y_tr = Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {})
+    ys = []
+    for smear in response:
+        ty = truth_aprime_yield(truth["gstar"], edges, m_lepton=cfg.input.lepton_mass,
+                                seed=seed, smear=smear)  # fmt: skip
+        ys.append(Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {}))
     out = {}
     for m in masses:
-        y, rel = (float(v[0]) for v in y_tr.at([m]))
+        y, rel = (float(v[0]) for v in ys[0].at([m]))
+        ya, yb = (float(t.at([m])[0][0]) for t in ys[1:])
+        rel_resp = abs(ya - yb) / 2 / y if y > 0 else 0.0
         for key, (a, rel_a) in truth["acceptance"].items():
             if key[0] == m:
-                out[key] = (y * a, math.hypot(rel, rel_a))
+                out[key] = (y * a, math.sqrt(rel**2 + rel_a**2 + rel_resp**2))
     return out
 
 
@@ -326,7 +378,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--masses", type=float, nargs="+", default=[0.3, 0.6, 0.9])
     ap.add_argument("--ctaus", type=float, nargs="+", default=[1.0, 100.0])
-    ap.add_argument("--truth-sources", type=int, default=4_000_000)
+    ap.add_argument("--truth-sources", type=int, default=20_000_000)
+    ap.add_argument(
+        "--response-sources", type=int, default=10_000_000,
+        help="cocktail sources of the mass-response sample (per drawn lambda_theta)",
+    )  # fmt: skip
     ap.add_argument("--samples", type=int, default=40_000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/gammastar_coverage"))
     ap.add_argument("--seed", type=int, default=11, help="truth and A′ samples")
@@ -371,7 +427,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     cfg, masses, ctaus, geo,
                     sources=args.truth_sources, samples=args.samples, seed=args.seed,
                 )  # fmt: skip
-            n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed)
+            response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
+            n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed, response=response)
             dd = data_side(
                 cfg,
                 run,
@@ -422,6 +479,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": [args.first_seed, args.first_seed + args.realisations - 1],
         "vary_seed": args.vary_seed,
         "truth_sources": args.truth_sources,
+        "truth_window_gstar": {str(k): v for k, v in (truth or {}).get("window_gstar", {}).items()},
+        "response_sources": args.response_sources,
         "samples": args.samples,
         "arms": arms,
         "seconds": round(time.perf_counter() - t0, 1),

@@ -42,7 +42,8 @@ def test_reduced_coverage(tmp_path):
     out = cov.main(
         [
             "--flow", str(run / "flow"), "--realisations", "3", "--masses", "0.6",
-            "--ctaus", "1", "100", "--truth-sources", "1000000", "--samples", "20000",
+            "--ctaus", "1", "100", "--truth-sources", "1000000", "--response-sources", "1000000",
+            "--samples", "20000",
             "--workdir", str(tmp_path / "cov"),
         ]
     )  # fmt: skip

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from gammastar.channels import Channel
 
-__all__ = ["GstarTruth", "truth_gstar", "truth_polarisation"]
+__all__ = [
+    "GstarTruth",
+    "empirical_smearing",
+    "response_residuals",
+    "smearing_from_residuals",
+    "truth_gstar",
+    "truth_polarisation",
+]
 
 
 @dataclass(frozen=True)
@@ -111,18 +118,37 @@ class TruthSampler:
 
 def empirical_smearing(path, *, bin_width: float = 0.01):
     """The mock detector's mass response, measured on the file's ``truth`` tree (reco ``m``
-    against ``m_true`` of the recorded sources): returns ``smear(m_true, rng)`` drawing for
-    each mass a residual m − m_true of a recorded source of the same ``bin_width`` bin of true
-    mass (the nearest populated bin outside). This is the resolution the data-driven yield
-    carries (no resolution unfolding).
+    against ``m_true`` of the recorded sources): :func:`smearing_from_residuals` of those
+    sources. This is the resolution the data-driven yield carries (no resolution unfolding).
     """
     import uproot
 
     with uproot.open(path) as f:
         t = f["truth"].arrays(["m", "m_true"], library="np")
-    mt, d = np.asarray(t["m_true"], float), np.asarray(t["m"] - t["m_true"], float)
+    mt = np.asarray(t["m_true"], float)
+    return smearing_from_residuals(mt, np.asarray(t["m"], float) - mt, bin_width=bin_width)
+
+
+def smearing_from_residuals(m_true: ArrayLike, residual: ArrayLike, *, bin_width: float = 0.01):
+    """A mass response from recorded sources: returns ``smear(m_true, rng)`` drawing for each
+    mass a residual m − m_true of a recorded source of the same ``bin_width`` bin of true
+    mass (the nearest populated bin outside).
+
+    Arguments:
+        m_true: true masses of the recorded sources (GeV).
+        residual: their m − m_true (GeV); non-finite entries are dropped.
+        bin_width: width of the true-mass bins (GeV).
+
+    Example:
+        >>> smear = smearing_from_residuals([0.5, 0.5, 0.7], [0.01, 0.01, -0.02])
+        >>> smear(np.array([0.5, 0.69]), np.random.default_rng(1)).round(3).tolist()
+        [0.51, 0.67]
+    """
+    mt, d = np.asarray(m_true, float), np.asarray(residual, float)
     ok = np.isfinite(mt) & np.isfinite(d)
     mt, d = mt[ok], d[ok]
+    if mt.size == 0:
+        raise ValueError("smearing_from_residuals: no recorded source with a finite residual")
     lo = float(mt.min())
     idx = np.floor((mt - lo) / bin_width).astype(np.int64)
     order = np.argsort(idx, kind="stable")
@@ -140,6 +166,37 @@ def empirical_smearing(path, *, bin_width: float = 0.01):
         return m_true + d[pick]
 
     return smear
+
+
+def response_residuals(
+    config, n_sources: int, seed: int, *, chunk: int = 1_000_000
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The mock detector's mass response from a sample of its own: ``n_sources`` cocktail
+    sources of ``config``'s muon mock (no combinatorial pairs) through its detector, in chunks;
+    returns ``(m_true, m − m_true)`` of the recorded ones (in acceptance, efficiency passed),
+    what the file's ``truth`` tree holds (:func:`empirical_smearing`) but for as many sources
+    as asked: a response sampled from one demo-sized file carries its recorded sources' noise
+    into the tails (±5% of the smeared truth at 0.9 GeV between files, between the ω and φ).
+
+    Arguments:
+        config: an :class:`~gammastar.config.AnalysisConfig` with a ``mock`` section.
+        n_sources: cocktail sources to generate.
+        seed: random seed.
+        chunk: sources per chunk (memory).
+    """
+    from gammastar.mock.generate import MockGenerator
+
+    gen = MockGenerator(config, seed=seed)
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
+    mt, d = [], []
+    for k0 in range(0, int(n_sources), int(chunk)):
+        n = min(int(chunk), int(n_sources) - k0)
+        counts = np.concatenate([rng.multinomial(n, gen.cocktail.probabilities), [0]])
+        reco = gen.detector.apply(rng, gen.sources(rng, counts))
+        ok = reco.accepted
+        mt.append(reco.m_true[ok])
+        d.append(reco.m[ok] - reco.m_true[ok])
+    return np.concatenate(mt), np.concatenate(d)
 
 
 def truth_polarisation(path, edges) -> dict[str, Any]:
