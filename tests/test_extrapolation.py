@@ -52,6 +52,9 @@ def _toy(region, n_sources, seed, scale=1.0):
 
 
 def _fit(region, pairs, **kw):
+    """The fit of the toy pairs; the sandwich alone (the statistical error these tests check)
+    unless ``model_variations=True``."""
+    kw.setdefault("model_variations", False)
     return fit_extrapolation(*pairs, [0.45, 0.55], region, y_mean=TRUE[1], seed=7, **kw)
 
 
@@ -210,3 +213,64 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
     ct = np.array([0.1, 1.0, 100.0])
     np.testing.assert_allclose(per_sample_acceptance(ks, ct).mean(axis=0), ks.acceptance(ct),
                                rtol=1e-10, atol=1e-15)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["nominal", "mt_boltzmann", "logistic_y"])
+def test_model_forms_are_normalised_densities_with_their_derivatives(name):
+    """Each form of :data:`gammastar.extrapolation.FORMS` is a normalised density in p_T and
+    in y (quadrature to 1e-6), the rapidity forms have rms σ_y (the logistic's w = σ_y √12/π),
+    and the analytic ∂ln p/∂(T, ȳ, σ_y) equals the central difference (step 1e-6: truncation
+    ~1e-12, rounding ~1e-10 relative)."""
+    from scipy.integrate import quad
+
+    from gammastar.extrapolation import FORMS
+
+    form = FORMS[name]
+    m, t, mu, s = 0.3, 0.17, 3.37, 1.2
+    norm_pt = quad(lambda p: np.exp(form.log_pt(m, np.array([p]), t))[0], 0, 20, limit=200)[0]
+    assert norm_pt == pytest.approx(1.0, abs=1e-6)
+    dens_y = lambda y: np.exp(form.log_y(np.array([y]), mu, s))[0]  # noqa: E731
+    assert quad(dens_y, mu - 40, mu + 40, limit=400)[0] == pytest.approx(1.0, abs=1e-6)
+    var = quad(lambda y: (y - mu) ** 2 * dens_y(y), mu - 40, mu + 40, limit=400)[0]
+    assert np.sqrt(var) == pytest.approx(s, rel=1e-6)
+    pt, y = np.array([0.05, 0.4, 1.3]), np.array([2.1, 3.5, 4.9])
+    ana = form.dlogp(m, pt, y, t, mu, s)
+    base = np.array([t, mu, s])
+    for j in range(3):
+        h = 1e-6
+        up, dn = base.copy(), base.copy()
+        up[j] += h
+        dn[j] -= h
+        lp = lambda b: form.log_pt(m, pt, b[0]) + form.log_y(y, b[1], b[2])  # noqa: E731
+        np.testing.assert_allclose(ana[j], (lp(up) - lp(dn)) / (2 * h), rtol=1e-6, atol=1e-8)
+
+
+def test_model_variations_join_the_covariance():
+    """The model's form as an error: each alternative form is fitted to the same pairs, and
+    the nominal form at the recorded parameter shift reproduces its f_F (the Boltzmann p_T
+    form through the group's T, to brentq's 1e-7 in T; the logistic rapidity through σ_y, by
+    least squares: 1 bin here, so exactly up to the bounded search's 1e-7); the covariance is
+    the sandwich plus Σ δδᵀ (kept apart as ``covariance_stat``), so the total error is at least
+    the statistical one, and both survive the round trip through ``yields.json``."""
+    from gammastar.extrapolation import FORMS, MODEL_VARIATIONS
+
+    region = _ToyRegion()
+    ex = _fit(region, _toy(region, 20_000, seed=31), model_variations=True, compare=False)
+    assert set(ex.model_variations) == set(MODEL_VARIATIONS)
+    deltas = []
+    for name, rec in ex.model_variations.items():
+        d = np.asarray(rec["parameter_shift"])
+        deltas.append(d)
+        shifted = (ex.temperature[0] + d[1], ex.y_mean[0], ex.y_sigma[0] + d[0])
+        assert rec["maps_to"] == FORMS[name].maps_to
+        f_alt = rec["fiducial_fraction"][0]
+        assert fiducial_fraction(region, MASS, shifted) == pytest.approx(f_alt, abs=1e-6)
+    np.testing.assert_allclose(
+        ex.covariance, ex.covariance_stat + sum(np.outer(d, d) for d in deltas), rtol=1e-12
+    )
+    assert ex.fiducial_fraction_err[0] >= ex.fiducial_fraction_err_stat[0]
+    back = Extrapolation.from_dict(ex.as_dict())
+    np.testing.assert_allclose(back.covariance_stat, ex.covariance_stat)
+    np.testing.assert_allclose(back.fiducial_fraction_err_stat, ex.fiducial_fraction_err_stat)
+    assert back.model_variations == ex.model_variations
+    assert "model-form" in ex.as_dict()["parameter_covariance"]["method"]

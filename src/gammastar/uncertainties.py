@@ -445,8 +445,9 @@ def yield_uncertainties(
             "extrapolation",
             r,
             -r,
-            "yields.json aprime.extrapolation_err: the fitted fiducial fraction's 1σ error "
-            "(reach.extrapolation: label)",
+            "yields.json aprime.extrapolation_err: the fitted fiducial fraction's 1σ error, "
+            "the fit's sandwich covariance plus the model's form (alternative p_T and "
+            "rapidity forms fitted to the same pairs; reach.extrapolation: label)",
         )
     else:
         skipped["extrapolation"] = "the yields are not extrapolated beyond a fiducial region"
