@@ -396,6 +396,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="take a realisation's run directory as it is when it has a yields.json (a rerun "
              "of the statistics on the same realisations; recorded in the output)",
     )  # fmt: skip
+    ap.add_argument(
+        "--redo-yields", action="store_true",
+        help="with --reuse: rerun `yields` on each reused selection (the yields' code changed)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
 
     from gammastar import flow
@@ -422,6 +426,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
             if not (args.reuse and (run / "yields.json").exists()):
                 realisation(cfg)
+            elif args.redo_yields:
+                import gammastar
+
+                gammastar.yields(cfg, force=True, plots=False, theory=False)
             if truth is None:
                 truth = truth_side(
                     cfg, masses, ctaus, geo,
@@ -468,6 +476,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config": str(args.config),
         "flow": str(args.flow),
         "reused_runs": bool(args.reuse),
+        "redone_yields": bool(args.redo_yields),
         "kinematic_model": None
         if replicas is None
         else {
