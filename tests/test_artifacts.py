@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,45 @@ def test_large_replace_removes_leftovers_small_replace_is_direct(
     (tmp_path / "new").write_bytes(b"n")
     replace(tmp_path / "new", tmp_path / "out")
     assert [Path(c).name for c in calls] == ["out"]
+
+
+def test_a_signal_during_the_temporary_files_creation_still_cleans_it_up(tmp_path, monkeypatch):
+    """A raising signal handler (SIGTERM → exception, as the command line installs it) that
+    fires right after the temporary file's open — the moment a run is most often stopped,
+    as the file has just appeared — leaves nothing: the name was recorded before the open
+    (with ``tempfile.mkstemp`` the name came back only after it, and the ``.part`` file stayed,
+    seen under load in tests/test_reliability.py)."""
+    import signal
+
+    from gammastar import artifacts
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Stop
+
+    real = os.open
+
+    def open_then_signal(*a, **k):
+        fd = real(*a, **k)
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs at the next bytecode
+        return fd
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        monkeypatch.setattr(artifacts.os, "open", open_then_signal)
+        with pytest.raises(Stop), artifacts.atomic_paths([tmp_path / "out.txt"]) as (tmp,):
+            tmp.write_text("never")
+    finally:
+        monkeypatch.undo()
+        signal.signal(signal.SIGTERM, old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    # the names keep the pattern the run-directory sweep knows
+    with artifacts.atomic_paths([tmp_path / "x.txt"]) as (tmp,):
+        from gammastar import runlock
+
+        assert runlock.is_temporary(tmp.name)
+        assert tmp.name.startswith(f".x.txt.{os.getpid()}.")
+        tmp.write_text("ok")
+    assert (tmp_path / "x.txt").read_text() == "ok"

@@ -229,7 +229,7 @@ def test_model_forms_are_normalised_densities_with_their_derivatives(name):
     m, t, mu, s = 0.3, 0.17, 3.37, 1.2
     norm_pt = quad(lambda p: np.exp(form.log_pt(m, np.array([p]), t))[0], 0, 20, limit=200)[0]
     assert norm_pt == pytest.approx(1.0, abs=1e-6)
-    dens_y = lambda y: np.exp(form.log_y(np.array([y]), mu, s))[0]  # noqa: E731
+    dens_y = lambda y: np.exp(form.log_y(np.array([y]), mu, s))[0]
     assert quad(dens_y, mu - 40, mu + 40, limit=400)[0] == pytest.approx(1.0, abs=1e-6)
     var = quad(lambda y: (y - mu) ** 2 * dens_y(y), mu - 40, mu + 40, limit=400)[0]
     assert np.sqrt(var) == pytest.approx(s, rel=1e-6)
@@ -241,7 +241,7 @@ def test_model_forms_are_normalised_densities_with_their_derivatives(name):
         up, dn = base.copy(), base.copy()
         up[j] += h
         dn[j] -= h
-        lp = lambda b: form.log_pt(m, pt, b[0]) + form.log_y(y, b[1], b[2])  # noqa: E731
+        lp = lambda b: form.log_pt(m, pt, b[0]) + form.log_y(y, b[1], b[2])
         np.testing.assert_allclose(ana[j], (lp(up) - lp(dn)) / (2 * h), rtol=1e-6, atol=1e-8)
 
 

@@ -268,12 +268,11 @@ def atomic_paths(
     mode = file_mode()
     try:
         for path in targets:
-            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".part", dir=path.parent)
+            fd = _create_temporary(path, tmps)
             try:
                 os.fchmod(fd, mode)  # the umask's mode, not mkstemp's 0600
             finally:
                 os.close(fd)
-            tmps.append(Path(tmp))
         yield list(tmps)
         if len(targets) > 1 and os.path.lexists(targets[-1]):
             os.unlink(targets[-1])
@@ -289,6 +288,28 @@ def atomic_paths(
         if failure is not None:
             raise failure from err
         raise
+
+
+_TEMP_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+
+
+def _create_temporary(path: Path, tmps: list[Path]) -> int:
+    """Create ``path``'s temporary file (``.<name>.<pid>.<8 random>.part``, exclusive) and
+    return its descriptor. Its name joins ``tmps`` *before* the file exists: a raising signal
+    handler (SIGTERM, Ctrl-C) runs between any two bytecodes, and one between the open and the
+    recording would leave a file the cleanup does not know (seen under load, where the signal
+    follows the file's appearance; ``tempfile.mkstemp`` returns the name only after its open)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(100):
+        tmp = path.parent / f"{temp_prefix(path)}{''.join(rng.choices(_TEMP_CHARS, k=8))}.part"
+        tmps.append(tmp)
+        try:
+            return os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            tmps.pop()  # another's: never removed by this cleanup
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
 def _failed_target(err: BaseException, tmps: list[Path], targets: list[Path]) -> Path:
