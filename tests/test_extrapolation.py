@@ -199,6 +199,19 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     assert rel == pytest.approx(np.full(2, want), rel=0.05)
     inside_only = _all_seeing(kin, ~kin["extrapolated"])
     assert nsig_relative_error(ex, region, MASS, kin, inside_only, [1.0]) == pytest.approx(0.0)
+    # with the model's forms: each alternative's own N changes as the yield does, f/f_alt − 1,
+    # when the detector sees everything (E_x,alt/f_alt − E_x/f = 1/f_alt − 1/f, N/Y_F = 1/f);
+    # the statistical part is that of the sandwich alone. Tolerance: the reweighted E_x,alt's
+    # Monte Carlo mean (~1% of each form's change) on top of the 5% above.
+    exv = _fit(region, _toy(region, 20_000, seed=21), model_variations=True)
+    rel_v = nsig_relative_error(exv, region, MASS, kin, ks, [1.0, 50.0])
+    f = exv.fiducial_fraction[0]
+    forms = [f / r["fiducial_fraction"][0] - 1 for r in exv.model_variations.values()]
+    stat = exv.fiducial_fraction_err_stat[0] / f
+    assert stat == pytest.approx(want, rel=1e-6)  # the same fit: the same sandwich
+    want_v = np.sqrt(stat**2 + sum(d**2 for d in forms))
+    assert rel_v == pytest.approx(np.full(2, want_v), rel=0.05)
+    assert max(abs(d) for d in forms) > 0.2 * stat  # the forms' part is not negligible here
 
 
 def test_per_sample_acceptance_averages_to_the_samples_acceptance():
