@@ -399,6 +399,22 @@ def test_measure_started_from_a_nearby_block_gives_the_same_block():
 
 
 # --------------------------------------------------------------------------- bins at the peaks
+def test_counts_in_equals_numpys_histogram():
+    """peak_safe_edges counts the masses per bin by comparisons with the edges
+    (polarisation._counts_in): np.histogram's integers, masses on the edges (the last bin
+    closed), outside them and NaN included."""
+    from gammastar.polarisation import _counts_in
+
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        edges = np.unique(np.round(rng.uniform(0.1, 1.1, rng.integers(2, 10)), 2))
+        if edges.size < 2:
+            continue
+        m = np.concatenate([rng.uniform(0.0, 1.2, rng.integers(0, 3000)), edges, [np.nan]])
+        ref = np.histogram(m[np.isfinite(m)], bins=edges)[0]
+        assert np.array_equal(_counts_in(m, edges), ref)
+
+
 def test_peak_safe_edges_keep_each_narrow_peak_whole():
     """Inner edges inside a peak's window move to its nearer side; a bin left with fewer than
     ``min_pairs`` masses merges into its smaller neighbour; peaks outside the range and the

@@ -520,7 +520,7 @@ def peak_safe_edges(
     out = np.unique(np.concatenate([[lo], inner, [hi]]))
     m = np.asarray(m, dtype=np.float64)
     while out.size > 2:
-        n = np.histogram(m, bins=out)[0]
+        n = _counts_in(m, out)
         k = int(np.argmin(n))
         if n[k] >= min_pairs:
             break
@@ -533,6 +533,15 @@ def peak_safe_edges(
             drop = k if n[k - 1] <= n[k + 1] else k + 1
         out = np.delete(out, drop)
     return out
+
+
+def _counts_in(m: NDArray[np.float64], edges: NDArray[np.float64]) -> NDArray[np.int64]:
+    """``np.histogram(m, bins=edges)[0]`` (bins [e_i, e_i+1), the last closed; NaN and
+    values outside in none) by one comparison per edge: np.histogram sorts the values for
+    unequal bins (66 ms on 10⁶ masses, against ~1 ms per edge here)."""
+    at_or_above = [np.count_nonzero(m >= e) for e in edges[:-1]]
+    ge = np.array([*at_or_above, np.count_nonzero(m > edges[-1])], dtype=np.int64)
+    return ge[:-1] - ge[1:]
 
 
 def polarisation_edges(m: ArrayLike, n_bins: int, lo: float, hi: float) -> NDArray[np.float64]:
