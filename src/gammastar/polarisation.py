@@ -587,7 +587,10 @@ def polarisation_edges(m: ArrayLike, n_bins: int, lo: float, hi: float) -> NDArr
     m = m[(m >= lo) & (m < hi)]
     if m.size == 0 or n_bins == 1:
         return np.array([lo, hi])
-    inner = np.round(np.quantile(m, np.linspace(0, 1, n_bins + 1)[1:-1]), 3)
+    # m is the filtered copy above: np.quantile may partition it in place (the same numbers,
+    # without a second copy of ~10⁶ masses)
+    q = np.quantile(m, np.linspace(0, 1, n_bins + 1)[1:-1], overwrite_input=True)
+    inner = np.round(q, 3)
     inner = inner[(inner > lo) & (inner < hi)]
     return np.unique(np.concatenate([[lo], inner, [hi]]))
 
