@@ -6,7 +6,10 @@ and the driver fits and weights them (``gammastar.select._measured_acceptance``)
 reference here is the two passes rebuilt from the public steps: a selection at λ_θ = 0, its
 block → :func:`gammastar.polarisation.lambda_for_acceptance` →
 ``PairAcceptance.with_lambda(lambda_nodes(...))``, a second selection with that acceptance
-(what ``select`` did until 2026-11-23). Input: a small NA60-like mock (the default job's config).
+(what ``select`` did until 2026-11-23). The ``polarisation`` block written is the fit of the
+first pass (the pairs of the isotropic fiducial region with their isotropic weights): the
+one-pass selection does not refit on the final weights' pairs. Input: a small NA60-like mock
+(the default job's config).
 """
 
 from __future__ import annotations
@@ -37,10 +40,9 @@ PAIR_OPS = 20
 # The λ fit (polarisation.fit_lambdas): both sides end with Newton's step after one below
 # 0.01σ, within ~(that step)² of the maximum, so the λ of two fits of the same pairs (whose
 # weights differ by rounding) agree to the roundings of the score's sum over a bin's
-# n ≈ 1.4e3 pairs, whatever their start (the one-pass final fit starts from the first fit's
-# λ, the second pass's from 0): n·eps·Σ|w g|/H ≈ n·eps·O(1–10) ≲ 1e-11 (1e-12 measured; with
-# the former fit, which returned the λ before that last step, the two starts differed by
-# Newton's residual, up to (0.01σ)² ≈ 4e-6 at σ ≈ 0.2)
+# n ≈ 1.4e3 pairs, whatever their start: n·eps·Σ|w g|/H ≈ n·eps·O(1–10) ≲ 1e-11 (1e-12
+# measured; with the former fit, which returned the λ before that last step, two starts
+# differed by Newton's residual, up to (0.01σ)² ≈ 4e-6 at σ ≈ 0.2)
 FIT_TOL = 1e-10
 
 
@@ -66,7 +68,8 @@ def _cfg(tmp_path, lam, **background):
 
 
 def _two_passes(tmp_path, mock, monkeypatch, **background):
-    """The former two-pass selection, rebuilt: λ_θ = 0, the fit, the selection again."""
+    """The former two-pass selection, rebuilt: λ_θ = 0, the fit, the selection again.
+    Returns ``(first, second)``."""
     first = sel.select(
         _cfg(tmp_path / "first", 0.0, **background), [mock], chunksize=CHUNK, force=True
     )
@@ -80,7 +83,7 @@ def _two_passes(tmp_path, mock, monkeypatch, **background):
 
     with monkeypatch.context() as m:
         m.setattr(sel, "_unfolding_maps", measured_maps)
-        return sel.select(
+        return first, sel.select(
             _cfg(tmp_path / "second", 0.0, **background), [mock], chunksize=CHUNK, force=True
         )
 
@@ -98,8 +101,11 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
     """Pairs table, histograms and select.json of the one-pass measured-λ selection equal
     those of the two passes it replaces: pair by pair to the roundings of one weight, sums
     over pairs (the two passes summed chunk by chunk) to the roundings of a sum over all pairs
-    (tests/_tolerance.py), λ to the fit's convergence."""
-    two = _two_passes(tmp_path, mock, monkeypatch, ss_weight=ss_weight)
+    (tests/_tolerance.py), λ to the fit's convergence. The ``polarisation`` block is the first
+    pass's (the fit on the isotropic fiducial region's pairs and weights), with
+    ``used_in_acceptance``; the second pass's (a fit on the final weights' pairs, the block
+    until 2026-11-23) is a different fit: other pairs cross ``min_acceptance``."""
+    first, two = _two_passes(tmp_path, mock, monkeypatch, ss_weight=ss_weight)
     one = sel.select(
         _cfg(tmp_path / "one", "measured", ss_weight=ss_weight), [mock], chunksize=CHUNK
     )
@@ -146,13 +152,23 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
     f1, f2 = d1["unfold"]["fiducial"], d2["unfold"]["fiducial"]
     assert f1["lambda_theta"] == pytest.approx(f2["lambda_theta"], abs=FIT_TOL)
     assert len(set(np.round(f1["lambda_theta"], 6))) > 1  # a λ_θ(m), not one number
-    p1, p2 = d1["polarisation"], d2["polarisation"]
+    p1 = d1["polarisation"]
+    p0 = json.loads((first.output_dir / "select.json").read_text())["polarisation"]
     assert p1["used_in_acceptance"] is True
-    assert p1["mass_edges"] == p2["mass_edges"]
-    assert p1["n_pairs"] == p2["n_pairs"]
+    assert p0["used_in_acceptance"] is False
+    assert p1["mass_edges"] == p0["mass_edges"]
+    assert p1["n_pairs"] == p0["n_pairs"]
     for k in ("lambda_theta", "lambda_phi", "lambda_theta_phi"):
-        _close(p1[k], p2[k], FIT_TOL, k)
+        _close(p1[k], p0[k], FIT_TOL, k)
+        err0 = np.asarray(p0[f"{k}_err"], dtype=np.float64)
+        _close(p1[f"{k}_err"], err0, 1e-9 * np.nanmax(err0), k)
+    _close(p1["n_eff"], p0["n_eff"], 1e-9 * np.max(p0["n_eff"]), "n_eff")
+    # the acceptance of the written λ_θ(m): its nodes are those of the block itself
+    nodes = sel._unfolding_maps(_cfg(tmp_path / "nodes", 0.0), lambda_theta=0.0)[1]
+    pe, lam = lambda_for_acceptance(p1, "test")
+    _close(f1["lambda_theta"], nodes.lambda_nodes(pe, lam), 1e-15, "lambda nodes")
     assert "fit_lambda" in d1["timings_s"]
+    assert "polarisation" in d1["timings_s"]
 
 
 def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):

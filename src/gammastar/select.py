@@ -452,14 +452,12 @@ class _Weighted:
     acc_report: dict[str, Any] | None
     unfolded: Mapping[str, hist.Hist] | None
     eta: dict[str, Any]
-    moments: np.ndarray | None = None
-    """(4, n) the acceptance's decay-angle moments at every pair, when a measured λ_θ
-    computed them (both fits use them)."""
     acceptance: _AtPairs | None = None
     """A measured λ_θ's acceptance at every pair (the final weights'; ``None``: ``run.am``
     looks the pairs up itself)."""
-    first_fit: dict[str, Any] | None = None
-    """A measured λ_θ's fit (its ``polarisation`` block): the final fit starts from it."""
+    polarisation: dict[str, Any] | None = None
+    """A measured λ_θ's fit, on the pairs of the isotropic fiducial region: the
+    ``polarisation`` block (:func:`_measured_acceptance`)."""
 
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
@@ -535,7 +533,6 @@ def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
     w = _weigh(cfg, run, result, cutflow, files_used)
     hists, bayes = _histograms(cfg, run, w)
     meta, doc = _select_doc(cfg, opt, run, w, cutflow, hists, bayes, bad_files, files_used)
-    w.moments = None  # not needed for the writing (whose own peak comes next)
     return _Selected(run, w, hists, meta, doc, cutflow, bad_files)
 
 
@@ -702,34 +699,44 @@ def _measured_acceptance(
     """``unfold.decay_lambda_theta: measured``: the acceptance of the λ_θ(m) measured on this
     run's pairs (``w.pairs``, in memory), without a second pass over the input files.
 
-    The acceptance's four decay-angle moments are interpolated at every pair once (kept in
-    ``w.moments`` for the final ``polarisation`` fit too); the pairs are weighted as the
-    isotropic selection weighs them (:func:`_weigh_table` with A = ⟨a⟩, the first moment,
-    which is ``run.am`` at λ_θ = 0; the η → μμ ``rate`` scaling too), λ_θ(m) is fitted to them
-    (:func:`_measure_polarisation`, the ``polarisation`` block such a selection writes), and
-    the acceptance follows it at the table's mass nodes
-    (:meth:`~gammastar.pair_acceptance.PairAcceptance.with_lambda`: the moment tables, no new
-    tabulation). The caller then weights the same table again with it: pair by pair the
-    numbers of the former first pass (a selection at λ_θ = 0) and second pass (one with the
-    acceptance of its λ_θ(m)); the sums over pairs in another order (one table instead of
-    chunks), so equal to rounding (``tests/test_select_onepass.py``).
+    The acceptance's four decay-angle moments are interpolated at every pair once; the pairs
+    are weighted as the isotropic selection weighs them (:func:`_weigh_table` with A = ⟨a⟩,
+    the first moment, which is ``run.am`` at λ_θ = 0; the η → μμ ``rate`` scaling too), and
+    λ_θ(m) is fitted to them (:func:`_measure_polarisation`): **the measured λ_θ(m) is the fit
+    on the pairs of the isotropic fiducial region** (A at λ_θ = 0 ≥ ``unfold.min_acceptance``,
+    fit weights k_b/ε), and that fit is the ``polarisation`` block the selection writes
+    (``w.polarisation``, ``used_in_acceptance`` true). The acceptance follows it at the
+    table's mass nodes (:meth:`~gammastar.pair_acceptance.PairAcceptance.with_lambda`: the
+    moment tables, no new tabulation). The caller then weights the same table again with it:
+    pair by pair the numbers of the former first pass (a selection at λ_θ = 0, whose block
+    this is) and second pass (one with the acceptance of its λ_θ(m)); the sums over pairs in
+    another order (one table instead of chunks), so equal to rounding
+    (``tests/test_select_onepass.py``). There is no second fit on the final weights' pairs
+    (until 2026-11-23 the block was refitted on them: the ~0.1% of pairs that cross
+    ``min_acceptance`` moved the λ far below their errors, docs/selection.md).
 
     Raises:
         InputError: no mass bin has a fit (:func:`gammastar.polarisation.lambda_for_acceptance`).
     """
+    import time
+
     from gammastar.polarisation import lambda_for_acceptance
 
     m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
     p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
-    # the moments at every pair, once for both fits (this one and the final weights'); the
-    # isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as the table's lookup clips it)
-    w.moments = run.am.moments_at(m, p, theta)
-    a0 = _AtPairs(np.clip(w.moments[0], 0.0, 1.0), run.am.source)
+    # the moments at every pair; the isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as
+    # the table's lookup clips it)
+    moments = run.am.moments_at(m, p, theta)
+    a0 = _AtPairs(np.clip(moments[0], 0.0, 1.0), run.am.source)
     _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
+    del a0
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
-    block = _measure_polarisation(cfg, run.am, w.pairs, None, False, w.moments)
-    w.first_fit = block
+    t = time.perf_counter()
+    block = _measure_polarisation(cfg, run.am, w.pairs, None, True, moments)
+    run.times["polarisation"] = time.perf_counter() - t  # select.json timings_s
+    del moments  # released before the final weights' columns are made
+    w.polarisation = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
     am = run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
     # its A at every pair for the final weights: its lookup's numbers, at the (p, θ) above
@@ -812,10 +819,20 @@ def _weigh_table(
             counts[k] = counts.get(k, 0) + v
         for k, v in s_blk.items():
             sums[k] = sums.get(k, 0.0) + v
-    pairs["acc"] = acc
-    pairs["weight_raw"] = np.ones(n)
-    pairs["weight"] = weight
+    _set_column(pairs, "acc", acc)
+    if "weight_raw" not in pairs:  # 1 (the measured λ_θ's second weighting: already there)
+        _set_column(pairs, "weight_raw", np.ones(n))
+    _set_column(pairs, "weight", weight)
     return counts, sums
+
+
+def _set_column(df: pd.DataFrame, name: str, values: np.ndarray) -> None:
+    """``df[name] = values`` without a copy: pandas (copy-on-write) copies a plain array it
+    is given, a Series built on it without a copy it keeps (a 16 MB column on 2·10⁶ pairs:
+    its copy's fresh pages cost ~30 ms of system time on the benchmark machine)."""
+    import pandas as pd
+
+    df[name] = pd.Series(values, index=df.index, copy=False)
 
 
 _WEIGH_ROWS = 1 << 17
@@ -938,7 +955,7 @@ def _remove_eta_mumu_rate(
         scale = np.where(unf > 0, np.clip(1.0 - peak / unf, 0.0, None), 1.0)
     idx = np.clip(np.searchsorted(edges, mvals, side="right") - 1, 0, len(scale) - 1)
     old_w = pairs["weight"].to_numpy()
-    pairs["weight"] = old_w * scale[idx]
+    _set_column(pairs, "weight", old_w * scale[idx])
     # predicted vs what the reweighting took out (less where a bin holds fewer than the
     # predicted peak, the scale clipped at 0, or a bin is empty)
     return {
@@ -1007,11 +1024,11 @@ def _select_doc(
         h = hists[name]
         return float(h.values().sum()), float(np.sqrt(h.variances().sum()))
 
-    polarisation = None
-    if phase_space == "fiducial":  # timed: select.json timings_s.polarisation
+    polarisation = w.polarisation  # a measured λ_θ: its fit (timed there)
+    if phase_space == "fiducial" and polarisation is None:  # timed: timings_s.polarisation
         t_pol = time.perf_counter()
         polarisation = _measure_polarisation(
-            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments, w.first_fit
+            cfg, run.am, w.pairs, w.streamed, run.polarisation_used
         )
         run.times["polarisation"] = time.perf_counter() - t_pol
 
@@ -1095,12 +1112,10 @@ def _measure_polarisation(
     streamed: Any,
     used: bool,
     moments: Any = None,
-    start: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.polarisation.measure`
     on the weighted pairs in the bins of :func:`_polarisation_edges`; ``moments``: the
-    acceptance's moments at every pair, when already computed; ``start``: a block of nearly
-    the same pairs whose λ the fits start from)."""
+    acceptance's moments at every pair, when already computed)."""
     from gammastar.polarisation import measure
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
@@ -1113,7 +1128,7 @@ def _measure_polarisation(
         data = {c: pairs[c].to_numpy() for c in cols}
     os_in = (data["charge"] == 0) & (data["weight"] != 0)
     edges = _polarisation_edges(cfg, data["m"][os_in])
-    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments, start=start)
+    pol = measure(data, am, edges, used_in_acceptance=used, moments=moments)
     log.info(
         "select: lambda_theta (helicity frame) per mass bin %s",
         ", ".join(
