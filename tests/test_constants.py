@@ -1,18 +1,39 @@
-"""Particle masses (gammastar.physics.constants): `particle`'s PDG table read directly."""
+"""Particle masses (gammastar.physics.constants): `particle`'s numbers, cached per version."""
 
 from __future__ import annotations
 
+import json
 
-def test_masses_are_particles_numbers():
-    """mass() reads `particle`'s PDG table file without importing `particle`
-    (constants._pdg_table_masses): every particle of PDGID is found there (the fast path is
-    the one taken) and its mass is the number Particle.from_pdgid gives, exactly."""
+
+def test_masses_are_particles_numbers_through_the_cache(tmp_path, monkeypatch):
+    """mass() gives Particle.from_pdgid's mass exactly, computed (empty cache) and read back
+    from the per-version cache file in a fresh lookup; a corrupt or incomplete cache file is
+    remade, and GAMMASTAR_CACHE="" (no cache) still gives the numbers."""
+    from importlib.metadata import version
+
     from particle import Particle
 
-    from gammastar.physics.constants import PDGID, _pdg_table_masses, mass
+    from gammastar.physics import constants as c
 
-    table = _pdg_table_masses()
-    assert set(table) == set(PDGID.values())
-    for name, pdgid in PDGID.items():
-        assert table[pdgid] == float(Particle.from_pdgid(pdgid).mass), name
-        assert mass(name) == float(Particle.from_pdgid(pdgid).mass) / 1000.0, name
+    want = {pdgid: float(Particle.from_pdgid(pdgid).mass) for pdgid in c.PDGID.values()}
+    monkeypatch.setenv("GAMMASTAR_CACHE", str(tmp_path))
+    path = tmp_path / "constants" / f"pdg_masses-{version('particle')}.json"
+    for content in (None, "{not json", json.dumps({"13": 105.0})):
+        if content is not None:
+            path.write_text(content)
+        c._pdg_masses.cache_clear()
+        assert c._pdg_masses() == want
+        assert {int(k): v for k, v in json.loads(path.read_text()).items()} == want
+    c._pdg_masses.cache_clear()
+    real = c._masses_from_particle
+    monkeypatch.setattr(c, "_masses_from_particle", dict)  # not called: the cache is read
+    assert c._pdg_masses() == want
+    c.mass.cache_clear()
+    for name, pdgid in c.PDGID.items():
+        assert c.mass(name) == want[pdgid] / 1000.0, name
+    monkeypatch.setattr(c, "_masses_from_particle", real)
+    monkeypatch.setenv("GAMMASTAR_CACHE", "")  # no cache: computed
+    c._pdg_masses.cache_clear()
+    assert c._pdg_masses() == want
+    c._pdg_masses.cache_clear()
+    c.mass.cache_clear()

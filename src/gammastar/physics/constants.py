@@ -35,8 +35,8 @@ PDGID = {
 
 @cache
 def mass(name: str) -> float:
-    """PDG mass in GeV of a particle named as in :data:`PDGID` (`particle`'s PDG table:
-    :func:`_pdg_table_masses`, else ``Particle.from_pdgid``; the same numbers).
+    """PDG mass in GeV of a particle named as in :data:`PDGID` (`particle`'s
+    ``Particle.from_pdgid``, through :func:`_pdg_masses`' cache).
 
     Example:
         >>> round(mass("mu"), 7)
@@ -46,44 +46,60 @@ def mass(name: str) -> float:
         pdgid = PDGID[name]
     except KeyError:
         raise KeyError(f"unknown particle {name!r}; known: {sorted(PDGID)}") from None
-    m = _pdg_table_masses().get(pdgid)
-    if m is None:
-        from particle import Particle
+    return _pdg_masses()[pdgid] / 1000.0
 
-        m = float(Particle.from_pdgid(pdgid).mass)
-    return m / 1000.0
+
+def _masses_from_particle() -> dict[int, float]:
+    """{PDG id: mass in MeV} of :data:`PDGID`, from ``particle.Particle.from_pdgid``."""
+    from particle import Particle
+
+    return {pdgid: float(Particle.from_pdgid(pdgid).mass) for pdgid in PDGID.values()}
 
 
 @cache
-def _pdg_table_masses() -> dict[int, float]:
-    """{PDG id: mass in MeV} of the particles of :data:`PDGID`, read from `particle`'s own
-    PDG table (its newest ``particleYYYY.csv``, the file ``Particle.load_table`` reads by
-    default, parsed as it parses it: ``float`` of the ``Mass`` column) without importing
-    `particle`: its import and first lookup (which loads that table and the nuclei's,
-    ~1800 rows) cost ~0.13 s CPU in every process, 5% of a selection of 2·10⁶ pairs with the
-    polarisation bins' peaks (issue 12). Empty where the file is not found (then
-    ``Particle.from_pdgid``); ``tests/test_constants.py`` checks every mass against it."""
-    import csv
-    import importlib.util
-    from pathlib import Path
+def _pdg_masses() -> dict[int, float]:
+    """:func:`_masses_from_particle`, cached on disk per installed `particle` version (in
+    :func:`gammastar.pair_acceptance.cache_dir`, ``constants/pdg_masses-<version>.json``,
+    written atomically; a missing, unreadable or incomplete file is remade, an unwritable
+    cache skipped). Importing `particle` and its first lookup load its whole PDG table,
+    ~0.12 s CPU in every process: 5% of a selection of 2·10⁶ pairs that keeps the narrow
+    peaks whole in its polarisation bins (issue 12). The numbers are `particle`'s own,
+    version by version (``tests/test_constants.py``)."""
+    import json
+    import os
+    import tempfile
+    from importlib.metadata import PackageNotFoundError, version
 
-    spec = importlib.util.find_spec("particle")
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    tables = sorted(data.glob("particle[0-9][0-9][0-9][0-9].csv"))
-    if not tables:
-        return {}
-    want = set(PDGID.values())
-    out: dict[int, float] = {}
-    with tables[-1].open(encoding="utf_8") as f:
-        for row in csv.DictReader(line for line in f if not line.startswith("#")):
-            try:
-                pdgid = int(row["ID"])
-                if pdgid in want:
-                    out[pdgid] = float(row["Mass"])
-            except (KeyError, TypeError, ValueError):
-                continue
+    from gammastar.pair_acceptance import cache_dir
+
+    try:
+        key = version("particle")
+    except PackageNotFoundError:
+        key = None
+    d = cache_dir()
+    path = (
+        None if d is None or key is None else os.path.join(d, "constants", f"pdg_masses-{key}.json")
+    )
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                got = {int(k): float(v) for k, v in json.load(f).items()}
+            if set(got) == set(PDGID.values()):
+                return got
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass
+    out = _masses_from_particle()
+    if path is not None:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(
+                prefix=".pdg_masses.", suffix=".part", dir=os.path.dirname(path)
+            )
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({str(k): v for k, v in out.items()}, f)
+            os.replace(tmp, path)
+        except OSError:
+            pass
     return out
 
 
