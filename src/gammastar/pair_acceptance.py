@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.cachedir import cache_dir
 from gammastar.errors import ConfigError, InputError
 
 __all__ = ["FiducialRegion", "LeptonAcceptance", "PairAcceptance", "load_lepton_map"]
@@ -612,18 +613,6 @@ def _lambda_label(lam: float | tuple[float, ...]) -> str:
     if isinstance(lam, float):
         return f"{lam:g}"
     return f"measured ({min(lam):.2f}..{max(lam):.2f} over mass)"
-
-
-def cache_dir() -> str | None:
-    """Where tables are cached: ``$GAMMASTAR_CACHE`` (empty: no cache), else
-    ``$XDG_CACHE_HOME/gammastar`` or ``~/.cache/gammastar``."""
-    import os
-
-    env = os.environ.get("GAMMASTAR_CACHE")
-    if env is not None:
-        return env or None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "gammastar")
 
 
 def _cache_key(lepton, lepton_mass, m_grid, logp, theta, quadrature) -> str:

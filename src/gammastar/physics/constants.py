@@ -59,7 +59,7 @@ def _masses_from_particle() -> dict[int, float]:
 @cache
 def _pdg_masses() -> dict[int, float]:
     """:func:`_masses_from_particle`, cached on disk per installed `particle` version (in
-    :func:`gammastar.pair_acceptance.cache_dir`, ``constants/pdg_masses-<version>.json``,
+    :func:`gammastar.cachedir.cache_dir`, ``constants/pdg_masses-<version>.json``,
     written atomically; a missing, unreadable or incomplete file is remade, an unwritable
     cache skipped). Importing `particle` and its first lookup load its whole PDG table,
     ~0.12 s CPU in every process: 5% of a selection of 2·10⁶ pairs that keeps the narrow
@@ -70,7 +70,7 @@ def _pdg_masses() -> dict[int, float]:
     import tempfile
     from importlib.metadata import PackageNotFoundError, version
 
-    from gammastar.pair_acceptance import cache_dir
+    from gammastar.cachedir import cache_dir
 
     try:
         key = version("particle")
