@@ -12,7 +12,7 @@ averaged over the lepton decay angles (θ*, φ*) in the γ* rest frame (helicity
 axis along the γ* lab momentum; the detector is azimuthally symmetric, so A does not depend on
 the γ* azimuth). It is tabulated once on a (m, log p, θ) grid (mass nodes uniform in the
 decay momentum p*; a numba kernel, midpoint quadrature in cos θ* and φ*; cached on disk,
-:func:`cache_dir`) and looked up per pair by trilinear interpolation. Pairs with
+:func:`gammastar.cachedir.cache_dir`) and looked up per pair by trilinear interpolation. Pairs with
 A below ``min_acceptance`` are outside the *fiducial region*, which :class:`FiducialRegion`
 states (and reproduces for any sample of kinematics).
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.cachedir import cache_dir
+from gammastar.cachedir import cache_path, store
 from gammastar.errors import ConfigError, InputError
 
 __all__ = ["FiducialRegion", "LeptonAcceptance", "PairAcceptance", "load_lepton_map"]
@@ -633,12 +633,9 @@ def _cache_load(key: str) -> NDArray[np.float64] | None:
     cache as the interpolation touches them, instead of a 20 MB copy into fresh memory
     (6 ms instead of 23–66 ms CPU, most of it system time, per process). The cache file is
     replaced atomically (:func:`_cache_store`), so a mapped one never changes."""
-    import os
-
-    d = cache_dir()
-    if d is None:
+    path = cache_path("pair_acceptance", f"{key}.npy")
+    if path is None:
         return None
-    path = os.path.join(d, "pair_acceptance", f"{key}.npy")
     try:
         return np.asarray(np.load(path, allow_pickle=False, mmap_mode="r"))
     except (OSError, ValueError):
@@ -646,22 +643,10 @@ def _cache_load(key: str) -> NDArray[np.float64] | None:
 
 
 def _cache_store(key: str, table: NDArray[np.float64]) -> None:
-    """Cache a table (atomic rename; an unwritable cache is skipped: it only saves time)."""
-    import os
-    import tempfile
-
-    d = cache_dir()
-    if d is None:
-        return
-    folder = os.path.join(d, "pair_acceptance")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".part", dir=folder)
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, table, allow_pickle=False)
-        os.replace(tmp, os.path.join(folder, f"{key}.npy"))
-    except OSError:
-        return
+    """Cache a table (:func:`gammastar.cachedir.store`: atomic; skipped when unwritable)."""
+    path = cache_path("pair_acceptance", f"{key}.npy")
+    if path is not None:
+        store(path, lambda f: np.save(f, table, allow_pickle=False))
 
 
 @dataclass(frozen=True)

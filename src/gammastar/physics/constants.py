@@ -66,20 +66,14 @@ def _pdg_masses() -> dict[int, float]:
     peaks whole in its polarisation bins (issue 12). The numbers are `particle`'s own,
     version by version (``tests/test_constants.py``)."""
     import json
-    import os
-    import tempfile
     from importlib.metadata import PackageNotFoundError, version
 
-    from gammastar.cachedir import cache_dir
+    from gammastar.cachedir import cache_path, store
 
     try:
-        key = version("particle")
+        path = cache_path("constants", f"pdg_masses-{version('particle')}.json")
     except PackageNotFoundError:
-        key = None
-    d = cache_dir()
-    path = (
-        None if d is None or key is None else os.path.join(d, "constants", f"pdg_masses-{key}.json")
-    )
+        path = None
     if path is not None:
         try:
             with open(path, encoding="utf-8") as f:
@@ -90,16 +84,8 @@ def _pdg_masses() -> dict[int, float]:
             pass
     out = _masses_from_particle()
     if path is not None:
-        try:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(
-                prefix=".pdg_masses.", suffix=".part", dir=os.path.dirname(path)
-            )
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({str(k): v for k, v in out.items()}, f)
-            os.replace(tmp, path)
-        except OSError:
-            pass
+        text = json.dumps({str(k): v for k, v in out.items()}).encode("utf-8")
+        store(path, lambda f: f.write(text))
     return out
 
 
