@@ -370,6 +370,18 @@ def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
     return lines
 
 
+def add_truth_arguments(ap: argparse.ArgumentParser) -> None:
+    """The truth side's options (:func:`truth_side`, :func:`mass_response`, the A′ draws),
+    shared with ``benchmarks/lambda_response.py``."""
+    ap.add_argument("--truth-sources", type=int, default=20_000_000)
+    ap.add_argument(
+        "--response-sources", type=int, default=10_000_000,
+        help="cocktail sources of the mass-response sample (per drawn lambda_theta)",
+    )  # fmt: skip
+    ap.add_argument("--samples", type=int, default=40_000)
+    ap.add_argument("--seed", type=int, default=11, help="truth and A′ samples")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
@@ -378,14 +390,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--masses", type=float, nargs="+", default=[0.3, 0.6, 0.9])
     ap.add_argument("--ctaus", type=float, nargs="+", default=[1.0, 100.0])
-    ap.add_argument("--truth-sources", type=int, default=20_000_000)
-    ap.add_argument(
-        "--response-sources", type=int, default=10_000_000,
-        help="cocktail sources of the mass-response sample (per drawn lambda_theta)",
-    )  # fmt: skip
-    ap.add_argument("--samples", type=int, default=40_000)
+    add_truth_arguments(ap)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/gammastar_coverage"))
-    ap.add_argument("--seed", type=int, default=11, help="truth and A′ samples")
     ap.add_argument(
         "--arms", nargs="+", choices=list(ARM_SIGMAS), default=["full", "stat"],
         help="full: systematics' parameters drawn per realisation; stat: the config's",

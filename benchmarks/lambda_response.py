@@ -10,7 +10,8 @@ the generator's truth in the same bin (:func:`gammastar.mock.truth.truth_polaris
 γ* lab helicity frame, all sources of the bin at their true mass); with ``--flow``, N_sig =
 Y(m)·𝓔(m, cτ) at ``--masses`` as ``coverage.data_side`` computes it, against the truth of
 ``coverage.truth_side`` (the γ* and their acceptance, computed once: λ_θ moves the muons, not
-the γ*) smeared with each realisation's own mass response (``coverage.truth_nsig``).
+the γ*) smeared with the mass response of each realisation's config and λ_θ shift
+(``coverage.mass_response``, ``coverage.truth_nsig``).
 
 The seeds are the same for every shift, and the decays are drawn by inverting the CDF of
 1 + λ cos²θ* from the same uniforms (:func:`gammastar.mock.kinematics.sample_polar_cos`), so
@@ -231,9 +232,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--masses", type=float, nargs="+", default=[0.8, 0.9, 1.0])
     ap.add_argument("--ctaus", type=float, nargs="+", default=[1.0])
     ap.add_argument("--range", type=float, nargs=2, default=[0.65, 1.1], help="yield bins shown")
-    ap.add_argument("--truth-sources", type=int, default=2_000_000)
-    ap.add_argument("--samples", type=int, default=40_000)
-    ap.add_argument("--seed", type=int, default=11, help="truth and A′ samples")
+    cov = _coverage()
+    cov.add_truth_arguments(ap)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/lam09"))
     ap.add_argument(
         "--analysis-lambda",
@@ -252,7 +252,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     from gammastar.config import load_config
 
-    cov = _coverage()
     base = load_config(args.config)
     shifts = sorted(args.shifts)
     rows: list[dict[str, Any]] = []
@@ -297,7 +296,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         cfg, masses, ctaus, geo,
                         sources=args.truth_sources, samples=args.samples, seed=args.seed,
                     )  # fmt: skip
-                n_truth = cov.truth_nsig(cfg, run, truth, masses, seed=args.seed)
+                response = cov.mass_response(
+                    cfg, {"lambda_theta_shift": x}, args.response_sources, seed=args.seed + 5
+                )
+                n_truth = cov.truth_nsig(cfg, run, truth, masses, seed=args.seed, response=response)
                 dd = cov.data_side(
                     cfg, run, model, masses, ctaus, geo, samples=args.samples, seed=args.seed
                 )
