@@ -155,20 +155,26 @@ class ModelForm:
                                self.dlog_y(y, mu, s)])  # fmt: skip
 
 
-NOMINAL = ModelForm(
-    "nominal", MODEL_NAME, _log_pt, _dlog_pt, _log_y, _dlog_y, maps_to=""
-)
+NOMINAL = ModelForm("nominal", MODEL_NAME, _log_pt, _dlog_pt, _log_y, _dlog_y, maps_to="")
 FORMS: dict[str, ModelForm] = {
     "nominal": NOMINAL,
     "mt_boltzmann": ModelForm(
         "mt_boltzmann",
         "1/p_T dN/dp_T ∝ m_T exp(−m_T/T) (the Boltzmann form at fixed y) instead of exp(−m_T/T)",
-        _log_pt_boltzmann, _dlog_pt_boltzmann, _log_y, _dlog_y, maps_to="T",
+        _log_pt_boltzmann,
+        _dlog_pt_boltzmann,
+        _log_y,
+        _dlog_y,
+        maps_to="T",
     ),
     "logistic_y": ModelForm(
         "logistic_y",
         "dN/dy ∝ sech²((y − ȳ)/w), w = σ_y √12/π (logistic; heavier tails) instead of a Gaussian",
-        _log_pt, _dlog_pt, _log_y_logistic, _dlog_y_logistic, maps_to="y_sigma",
+        _log_pt,
+        _dlog_pt,
+        _log_y_logistic,
+        _dlog_y_logistic,
+        maps_to="y_sigma",
     ),
 }
 """The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
@@ -277,9 +283,14 @@ class Extrapolation:
                 None if self.fiducial_fraction_err is None else self.fiducial_fraction_err.tolist()
             ),
             "y_sigma_err": self.y_sigma_err,
-            **({} if self.fiducial_fraction_err_stat is None else {
-                "fiducial_fraction_err_stat": _none_nan(self.fiducial_fraction_err_stat)}),
-            **({} if self.model_variations is None else {"model_variations": self.model_variations}),
+            **(
+                {}
+                if self.fiducial_fraction_err_stat is None
+                else {"fiducial_fraction_err_stat": _none_nan(self.fiducial_fraction_err_stat)}
+            ),
+            **(
+                {} if self.model_variations is None else {"model_variations": self.model_variations}
+            ),
             "error_method": self.error_method,
             "error_method_reference": ERROR_REFERENCES[self.error_method],
             **self._alt_dict(),
@@ -520,9 +531,10 @@ def sandwich_covariance(data, x: ArrayLike, mu_fixed: float | None = None) -> ND
     return hinv @ jmat @ hinv
 
 
-def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed) -> NDArray:
+def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside) -> NDArray:
     """1σ of f_F per bin: the gradient of :func:`fiducial_fraction` (central differences in
-    ([ȳ], σ_y, T_g)) through ``cov`` (linear propagation)."""
+    ([ȳ], σ_y, T_g)) through ``cov`` (linear propagation); ``inside``: F on each bin's
+    quadrature grid (:func:`_fiducial_grids`)."""
     free_mu = mu_fixed is None
     n_head = 2 if free_mu else 1
     out = np.full(len(centre), np.nan)
@@ -532,10 +544,8 @@ def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed) -> NDArray:
         pairs = [(0, n_head + k), (2, n_head - 1)] + ([(1, 0)] if free_mu else [])
         idx = [q for _, q in pairs]
         c = cov[np.ix_(idx, idx)]
-        inside = {}
         for i in g:
             mi = float(centre[i])
-            inside[i] = _grid_in_f(fiducial, mi)
             grad = np.empty(len(pairs))
             for a, (j, _) in enumerate(pairs):
                 h = 1e-4 * max(abs(base[j]), 0.1)
@@ -550,7 +560,14 @@ def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed) -> NDArray:
     return out
 
 
-def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed):
+def _fiducial_grids(fiducial, centre, fitted) -> dict[int, NDArray[np.bool_]]:
+    """F on the quadrature grid of each fitted bin (:func:`_grid_in_f`), computed once per
+    fit: every f_F of the fit, its errors and the model's forms reuse it (the acceptance of
+    5.8·10⁴ grid points per bin is the expensive part of :func:`fiducial_fraction`)."""
+    return {i: _grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
+
+
+def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside):
     """The ``kish_profile`` error: (f_F 1σ per bin, δσ_y). The profile likelihood in σ_y (the
     weakly constrained parameter), with the weighted NLL scaled to the Kish effective size,
     (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y."""
@@ -571,8 +588,9 @@ def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed):
     frac_err = np.full(len(centre), np.nan)
     for k, (g, _) in enumerate(fitted):
         for i in g:
-            f_lo = fiducial_fraction(fiducial, float(centre[i]), (x_lo[2 + k], x_lo[0], x_lo[1]))
-            f_hi = fiducial_fraction(fiducial, float(centre[i]), (x_hi[2 + k], x_hi[0], x_hi[1]))
+            c = float(centre[i])
+            f_lo = fiducial_fraction(fiducial, c, (x_lo[2 + k], x_lo[0], x_lo[1]), inside[i])
+            f_hi = fiducial_fraction(fiducial, c, (x_hi[2 + k], x_hi[0], x_hi[1]), inside[i])
             frac_err[i] = 0.5 * abs(f_hi - f_lo)
     return frac_err, d_sigma
 
@@ -669,21 +687,22 @@ def fit_extrapolation(
     if y_mean is not None:
         start = (start[0], float(y_mean), start[2])
     x, nll0 = _fit_joint(data, start, mu_fixed=y_mean)
+    inside = _fiducial_grids(fiducial, centre, fitted)
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = None
     for method in (error_method, _OTHER[error_method]) if compare else (error_method,):
         if method == "sandwich":
             cov = sandwich_covariance(data, x, y_mean)
             s_idx = 0 if y_mean is not None else 1
-            errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean),
+            errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside),
                             math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
-            errs[method] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean)
+            errs[method] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean, inside)
     for (g, n_eff), t in zip(fitted, x[2:], strict=True):
         for i in g:
             temp[i], mu[i], sig[i] = t, x[0], x[1]
             neff[i] = n_eff
-            frac[i] = fiducial_fraction(fiducial, float(centre[i]), (t, x[0], x[1]))
+            frac[i] = fiducial_fraction(fiducial, float(centre[i]), (t, x[0], x[1]), inside[i])
     ok = np.isfinite(frac)
     if not np.any(ok):
         raise InputError("extrapolation: the fit failed in every mass bin")
@@ -693,10 +712,10 @@ def fit_extrapolation(
     alt = errs.get(_OTHER[error_method])
     cov_stat = err_stat = variations = None
     if model_variations and error_method == "sandwich" and cov is not None:
-        variations, shifts = _model_variations(data, x, fiducial, centre, fitted, y_mean)
+        variations, shifts = _model_variations(data, x, fiducial, centre, fitted, y_mean, inside)
         cov_stat, err_stat = cov, frac_err
         cov = cov + sum(np.outer(d, d) for d in shifts)
-        frac_err = _fraction_errors(fiducial, centre, fitted, x, cov, y_mean)
+        frac_err = _fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside)
         s_idx = 0 if y_mean is not None else 1
         d_sigma = math.sqrt(max(float(cov[s_idx, s_idx]), 0.0))
         ok_e = np.isfinite(frac_err)
@@ -717,7 +736,7 @@ def fit_extrapolation(
                          variations)  # fmt: skip
 
 
-def _model_variations(data, x, fiducial, centre, fitted, mu_fixed):
+def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs (ȳ as the nominal fit), its f_F per bin, and the shift δ of the
     nominal parameters that reproduces those f_F — a p_T form moves each fit group's T
@@ -746,7 +765,6 @@ def _model_variations(data, x, fiducial, centre, fitted, mu_fixed):
 
     n_head = 1 if mu_fixed is not None else 2
     nb = len(centre)
-    inside = {i: _grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
 
     def f_nom(i, t, s):
         return fiducial_fraction(fiducial, float(centre[i]), (t, x[0], s), inside[i])
@@ -1050,7 +1068,6 @@ class ExtrapolatedSampler:
         e = np.concatenate([*parts_e, np.concatenate(e_out)[:need]]) if need else parts_e[0]
         flag = np.concatenate([np.zeros(n_in, dtype=bool), np.ones(need, dtype=bool)])
         return {"qT": q, "E": e, "extrapolated": flag}
-
 
     def _inside_f(self, mass: float, n: int, rng: Any) -> tuple[list, list]:
         """``n`` samples of ``inside`` that lie inside F (:func:`sample_accepted`): a flow
