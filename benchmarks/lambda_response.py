@@ -328,6 +328,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "analysis_lambda": args.analysis_lambda,
         "mock_from": None if args.mock_from is None else str(args.mock_from),
         "seeds": summary["seeds"],
+        "truth": {
+            k: getattr(args, k) for k in ("truth_sources", "response_sources", "samples", "seed")
+        },
         "summary": summary,
         "seconds": round(time.perf_counter() - t0, 1),
         "load_average_end": os.getloadavg(),
