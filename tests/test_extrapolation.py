@@ -290,3 +290,62 @@ def test_model_variations_join_the_covariance():
     np.testing.assert_allclose(back.fiducial_fraction_err_stat, ex.fiducial_fraction_err_stat)
     assert back.model_variations == ex.model_variations
     assert "model-form" in ex.as_dict()["parameter_covariance"]["method"]
+
+
+def test_an_external_sigma_y_is_fixed_and_its_error_reaches_f_f():
+    """``y_sigma=(value, error)``: σ_y is not fitted but fixed; the covariance holds the T's
+    sandwich at that σ_y plus the shift δ of the fits at σ_y ± error (σ_y's entry = error
+    exactly), so the quoted f_F error is √(T's² + Δf²) with Δf the half-difference of f_F at
+    the two refits (linear propagation: within 2% of it on this toy, where f_F is nearly
+    linear over ±0.1 in σ_y). With the truth's σ_y the fitted f_F equals the truth's within 3σ
+    of its (T-only) error; with σ_y 0.1 off at an error of 0.1 the pull is about 1."""
+    region = _ToyRegion()
+    pairs = _toy(region, 20_000, seed=31)
+    f_true = fiducial_fraction(region, MASS, TRUE)
+    at_truth = _fit(region, pairs, y_sigma=(TRUE[2], 0.0), y_sigma_source="toy truth")
+    assert at_truth.y_sigma[0] == TRUE[2]
+    assert at_truth.covariance[0, 0] == 0.0
+    err0 = at_truth.fiducial_fraction_err[0]
+    assert err0 > 0
+    assert abs(at_truth.fiducial_fraction[0] - f_true) < 3 * err0 + 1e-9
+
+    ex = _fit(region, pairs, y_sigma=(1.3, 0.1), y_sigma_source="toy")
+    assert ex.y_sigma[0] == 1.3
+    assert ex.y_sigma_err == pytest.approx(0.1, rel=1e-12)
+    f_up = fiducial_fraction(region, MASS, (ex.temperature[0], TRUE[1], 1.4))
+    f_dn = fiducial_fraction(region, MASS, (ex.temperature[0], TRUE[1], 1.2))
+    expect = np.hypot(0.5 * (f_up - f_dn), err0)
+    assert ex.fiducial_fraction_err[0] == pytest.approx(expect, rel=0.02)
+    pull = (ex.fiducial_fraction[0] - f_true) / ex.fiducial_fraction_err[0]
+    assert 0.5 < abs(pull) < 1.5
+    d = ex.as_dict()
+    assert d["y_sigma_source"] == "external (fixed): toy"
+    back = Extrapolation.from_dict(json.loads(json.dumps(d)))
+    assert back.y_sigma_external == {"value": 1.3, "error": 0.1, "source": "toy"}
+
+
+@pytest.mark.parametrize(
+    ("y_sigma", "source", "match"),
+    [((1.2, -0.1), "x", "error >= 0"), ((0.0, 0.1), "x", "must lie in"),
+     ((1.2, 0.1), "", "needs its source")],
+)  # fmt: skip
+def test_a_bad_external_sigma_y_is_a_clear_error(y_sigma, source, match):
+    from gammastar.errors import InputError
+
+    region = _ToyRegion()
+    with pytest.raises(InputError, match=match):
+        _fit(region, _toy(region, 2_000, seed=3), y_sigma=y_sigma, y_sigma_source=source)
+
+
+def test_the_config_states_an_external_sigma_y_with_its_error_and_source():
+    from gammastar.config import YieldsConfig
+    from gammastar.errors import ConfigError
+
+    ok = YieldsConfig.model_validate(
+        {"extrapolation_y_sigma": {"value": 1.25, "error": 0.2, "source": "PYTHIA"}}
+    )
+    assert ok.extrapolation_y_sigma.error == 0.2
+    assert YieldsConfig().extrapolation_y_sigma is None  # no silent default: fitted
+    for bad in ({"value": 1.25, "error": -0.1, "source": "x"}, {"value": 1.25, "error": 0.1}):
+        with pytest.raises((ConfigError, ValueError), match="extrapolation_y_sigma"):
+            YieldsConfig.model_validate({"extrapolation_y_sigma": bad})

@@ -658,6 +658,15 @@ class UnfoldConfig(Section):
 
 
 # --------------------------------------------------------------------------- yields
+class ExternalValue(Section):
+    """A model parameter taken from outside the data, with its 1σ error and where it comes
+    from (recorded in the outputs)."""
+
+    value: PositiveFloat
+    error: Annotated[float, Field(ge=0)]
+    source: Annotated[str, Field(min_length=1)]
+
+
 class YieldsConfig(Section):
     """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons (physics.md §8).
 
@@ -695,6 +704,12 @@ class YieldsConfig(Section):
     jpsi_per_pot: PositiveFloat = 6.7e-8
     """J/ψ per POT for the J/ψ → χχ̄ line: σ(p–Pb → J/ψ) ≈ 11.5 µb (≈ 85 nb/nucleon × A^0.92)
     / σ_inel 1.72 b × 0.01 [default, check]."""
+    extrapolation_y_sigma: ExternalValue | None = None
+    """σ_y of the extrapolation model (:mod:`gammastar.extrapolation`) taken from outside the
+    data, ``{value, error, source}``: fixed in the fit, its error propagated to f_F and N_sig.
+    ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
+    rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
+    rapidity (docs/yields.md "σ_y from outside"). Experiment-specific: no default."""
     compare_with: str | None = None
     """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
     ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
@@ -1216,7 +1231,6 @@ class IdmConfig(Section):
         if self.model == "i2dm":
             return darksector.I2DM(**kw, theta=self.theta)
         return darksector.IDM(**kw)
-
 
 
 # --------------------------------------------------------------------------- uncertainties

@@ -246,13 +246,18 @@ class Extrapolation:
     """Per mass bin, the fit group whose T_g it took (index into the T's of
     :attr:`covariance`)."""
     covariance_stat: NDArray[np.float64] | None = None
-    """The sandwich covariance alone (the fit's statistical part of :attr:`covariance`; ``None``:
-    no model-form variations were added, :attr:`covariance` is the sandwich)."""
+    """The sandwich covariance alone (the fit's statistical part of :attr:`covariance`, with an
+    external σ_y's error when σ_y is not fitted; ``None``: no model-form variations were
+    added, :attr:`covariance` is that part)."""
     fiducial_fraction_err_stat: NDArray[np.float64] | None = None
     """1σ of f_F from :attr:`covariance_stat` (``None``: as :attr:`fiducial_fraction_err`)."""
     model_variations: dict[str, Any] | None = None
     """Per alternative form (:data:`MODEL_VARIATIONS`): its fit's f_F per bin and the shift of
     the nominal parameters that reproduces it (added to :attr:`covariance` as δδᵀ)."""
+    y_sigma_external: dict[str, Any] | None = None
+    """``{value, error, source}`` when σ_y was fixed to an external value rather than fitted
+    (:func:`fit_extrapolation` ``y_sigma``): its error is in :attr:`covariance` and
+    :attr:`covariance_stat` (the T_g's response to it included)."""
 
     def full_fraction(self, m: ArrayLike, seam: float | None = None) -> NDArray[np.float64]:
         """f_F at masses ``m`` (:meth:`at`), and 1 below ``seam`` (a both-channels run's
@@ -296,6 +301,16 @@ class Extrapolation:
             **self._alt_dict(),
             **self._cov_dict(),
             "y_mean_source": "beam c.m. rapidity (fixed)" if self.y_mean_fixed else "fitted",
+            "y_sigma_source": (
+                "fitted"
+                if self.y_sigma_external is None
+                else f"external (fixed): {self.y_sigma_external['source']}"
+            ),
+            **(
+                {}
+                if self.y_sigma_external is None
+                else {"y_sigma_external": dict(self.y_sigma_external)}
+            ),
             "fiducial": self.fiducial,
             "reference": "docs/yields.md#the-fiducial-region-and-the-extrapolation",
         }
@@ -348,7 +363,7 @@ class Extrapolation:
                    None if d.get("fiducial_fraction_err_stat") is None
                    else np.array([np.nan if v is None else v
                                   for v in d["fiducial_fraction_err_stat"]], dtype=np.float64),
-                   d.get("model_variations"))  # fmt: skip
+                   d.get("model_variations"), d.get("y_sigma_external"))  # fmt: skip
 
 
 ERROR_METHODS = ("sandwich", "kish_profile")
@@ -468,7 +483,9 @@ def _free(x: NDArray, mu_fixed: float | None) -> NDArray:
     return np.asarray(x[1:] if mu_fixed is not None else x, dtype=np.float64)
 
 
-def sandwich_covariance(data, x: ArrayLike, mu_fixed: float | None = None) -> NDArray:
+def sandwich_covariance(
+    data, x: ArrayLike, mu_fixed: float | None = None, sigma_fixed: bool = False
+) -> NDArray:
     r"""The robust (sandwich) covariance of the weighted truncated-likelihood fit.
 
     For a fit maximising ln L_w(θ) = Σ_i w_i l_i(θ), l_i = ln p(x_i; θ) − ln P_F(θ), with weights
@@ -487,6 +504,9 @@ def sandwich_covariance(data, x: ArrayLike, mu_fixed: float | None = None) -> ND
         data: per fit group (m, p_T, y, w, :class:`_Reference`), as :func:`_fit_joint` takes.
         x: the fitted (ȳ, σ_y, T_g...).
         mu_fixed: ȳ fixed at this value (then not a parameter), or ``None``.
+        sigma_fixed: σ_y was not fitted (an external value, :func:`fit_extrapolation`
+            ``y_sigma``): the covariance of the others at that σ_y, with zeros in σ_y's row
+            and column (its external error is added by the caller).
 
     Returns:
         The covariance of the free parameters ([ȳ], σ_y, T_g...), shape (k, k).
@@ -516,19 +536,24 @@ def sandwich_covariance(data, x: ArrayLike, mu_fixed: float | None = None) -> ND
         idx = [*range(n_head), n_head + g]
         jmat[np.ix_(idx, idx)] += blk
     wtot = sum(float(np.sum(d[3])) for d in data)
+    # the fitted parameters: all but σ_y when it is external
+    fit = np.array([j for j in range(k) if not (sigma_fixed and j == n_head - 1)])
+    q = p[fit]
 
     def grad(par: NDArray) -> NDArray:  # gradient of −ln L_w (not per unit weight)
-        return _nll_and_grad(par, data, None, mu_fixed)[1] * wtot
+        return _nll_and_grad(par, data, s if sigma_fixed else None, mu_fixed)[1] * wtot
 
-    hmat = np.empty((k, k))
-    for j in range(k):
-        h = 1e-5 * max(abs(p[j]), 0.1)
-        e = np.zeros(k)
+    hmat = np.empty((q.size, q.size))
+    for j in range(q.size):
+        h = 1e-5 * max(abs(q[j]), 0.1)
+        e = np.zeros(q.size)
         e[j] = h
-        hmat[:, j] = (grad(p + e) - grad(p - e)) / (2 * h)
+        hmat[:, j] = (grad(q + e) - grad(q - e)) / (2 * h)
     hmat = 0.5 * (hmat + hmat.T)
     hinv = np.linalg.pinv(hmat)
-    return hinv @ jmat @ hinv
+    out = np.zeros((k, k))
+    out[np.ix_(fit, fit)] = hinv @ jmat[np.ix_(fit, fit)] @ hinv
+    return out
 
 
 def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside) -> NDArray:
@@ -567,20 +592,24 @@ def _fiducial_grids(fiducial, centre, fitted) -> dict[int, NDArray[np.bool_]]:
     return {i: _grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
 
 
-def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside):
+def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, sigma_err=None):
     """The ``kish_profile`` error: (f_F 1σ per bin, δσ_y). The profile likelihood in σ_y (the
     weakly constrained parameter), with the weighted NLL scaled to the Kish effective size,
-    (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y."""
-    wsum = sum(float(np.sum(d[3])) for d in data)
-    w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
-    scale = wsum * wsum / w2sum
-    sides = []
-    for step in (-PROFILE_STEP, PROFILE_STEP):
-        s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
-        xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p, mu_fixed=mu_fixed)
-        sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
-    # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
-    d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
+    (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y (δσ_y = ``sigma_err``,
+    an external σ_y's error, when given: no profile)."""
+    if sigma_err is None:
+        wsum = sum(float(np.sum(d[3])) for d in data)
+        w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
+        scale = wsum * wsum / w2sum
+        sides = []
+        for step in (-PROFILE_STEP, PROFILE_STEP):
+            s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
+            xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p, mu_fixed=mu_fixed)
+            sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
+        # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
+        d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
+    else:
+        d_sigma = float(sigma_err)
     x_lo, _ = _fit_joint(data, (x[2], x[0], x[1] - d_sigma), sigma=max(x[1] - d_sigma, 0.1),
                          mu_fixed=mu_fixed)  # fmt: skip
     x_hi, _ = _fit_joint(data, (x[2], x[0], x[1] + d_sigma), sigma=x[1] + d_sigma,
@@ -609,6 +638,8 @@ def fit_extrapolation(
     error_method: Literal["sandwich", "kish_profile"] = "sandwich",
     compare: bool = True,
     model_variations: bool = True,
+    y_sigma: tuple[float, float] | None = None,
+    y_sigma_source: str | None = None,
 ) -> Extrapolation:
     """Fit the model to the weighted pairs inside the fiducial region, per mass bin.
 
@@ -634,6 +665,15 @@ def fit_extrapolation(
             (:func:`_model_variations`: each form of :data:`MODEL_VARIATIONS` fitted to the same
             pairs, its f_F reproduced by a shift δ of the nominal parameters, δδᵀ added to the
             covariance); the sandwich alone stays in ``covariance_stat``.
+        y_sigma: ``(value, error)``: σ_y fixed to an external value instead of fitted (the
+            configuration's ``yields.extrapolation_y_sigma``), its error propagated as the
+            shift of the parameters when σ_y moves by it (the T_g refitted at σ_y ± error,
+            :func:`_external_shift`, added to the covariance and to ``covariance_stat``).
+            Why: F sees about ±0.5 units of rapidity, where the Gaussian's curvature is a
+            few-% effect; a 1% distortion of the weighted pairs' rapidity inside F (the
+            acceptance correction's, at the detector's resolution) moves the fitted σ_y by
+            ≈ 0.3 (docs/yields.md "σ_y from outside").
+        y_sigma_source: where the external σ_y comes from (recorded; required with it).
 
     Returns:
         :class:`Extrapolation`.
@@ -686,18 +726,26 @@ def fit_extrapolation(
         raise InputError("extrapolation: no mass range with a positive weighted sum to fit")
     if y_mean is not None:
         start = (start[0], float(y_mean), start[2])
-    x, nll0 = _fit_joint(data, start, mu_fixed=y_mean)
+    external = _external_sigma(y_sigma, y_sigma_source)
+    if external is not None:
+        start = (start[0], start[1], external["value"])
+    x, nll0 = _fit_joint(data, start, mu_fixed=y_mean,
+                         sigma=None if external is None else external["value"])  # fmt: skip
     inside = _fiducial_grids(fiducial, centre, fitted)
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = None
     for method in (error_method, _OTHER[error_method]) if compare else (error_method,):
         if method == "sandwich":
-            cov = sandwich_covariance(data, x, y_mean)
+            cov = sandwich_covariance(data, x, y_mean, sigma_fixed=external is not None)
+            if external is not None:
+                d = _external_shift(data, x, y_mean, external["error"])
+                cov = cov + np.outer(d, d)
             s_idx = 0 if y_mean is not None else 1
             errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside),
                             math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
-            errs[method] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean, inside)
+            errs[method] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean, inside,
+                                         None if external is None else external["error"])  # fmt: skip
     for (g, n_eff), t in zip(fitted, x[2:], strict=True):
         for i in g:
             temp[i], mu[i], sig[i] = t, x[0], x[1]
@@ -712,7 +760,8 @@ def fit_extrapolation(
     alt = errs.get(_OTHER[error_method])
     cov_stat = err_stat = variations = None
     if model_variations and error_method == "sandwich" and cov is not None:
-        variations, shifts = _model_variations(data, x, fiducial, centre, fitted, y_mean, inside)
+        variations, shifts = _model_variations(data, x, fiducial, centre, fitted, y_mean, inside,
+                                               sigma_fixed=external is not None)  # fmt: skip
         cov_stat, err_stat = cov, frac_err
         cov = cov + sum(np.outer(d, d) for d in shifts)
         frac_err = _fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside)
@@ -733,10 +782,40 @@ def fit_extrapolation(
                          error_method, None if alt is None else alt[0],
                          None if alt is None else alt[1], cov,
                          None if cov is None else bin_group, cov_stat, err_stat,
-                         variations)  # fmt: skip
+                         variations, external)  # fmt: skip
 
 
-def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside):
+def _external_sigma(y_sigma, source) -> dict[str, Any] | None:
+    """The external σ_y record ``{value, error, source}`` of :func:`fit_extrapolation`
+    (``None``: σ_y fitted); a clear error for a bad value."""
+    if y_sigma is None:
+        return None
+    value, error = (float(v) for v in y_sigma)
+    lo, hi = _BOUNDS[2]
+    if not (lo <= value <= hi) or not (math.isfinite(error) and error >= 0):
+        raise InputError(
+            f"extrapolation: the external sigma_y must lie in [{lo}, {hi}] with an error >= 0, "
+            f"not {value} +- {error}"
+        )
+    if not source:
+        raise InputError("extrapolation: an external sigma_y needs its source")
+    return {"value": value, "error": error, "source": str(source)}
+
+
+def _external_shift(data, x, mu_fixed, error: float) -> NDArray[np.float64]:
+    """δ of the free parameters ([ȳ], σ_y, T_g...) when an external σ_y moves by its 1σ
+    ``error``: half the difference of the fits at σ_y + error and σ_y − error (the T_g
+    refitted, σ_y's own entry = error); zeros for a zero error."""
+    if error == 0:
+        return np.zeros(_free(x, mu_fixed).size)
+    sides = []
+    for sign in (1.0, -1.0):
+        s_ = float(np.clip(x[1] + sign * error, *_BOUNDS[2]))
+        sides.append(_fit_joint(data, (x[2], x[0], s_), sigma=s_, mu_fixed=mu_fixed)[0])
+    return (_free(sides[0], mu_fixed) - _free(sides[1], mu_fixed)) / 2
+
+
+def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma_fixed=False):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs (ȳ as the nominal fit), its f_F per bin, and the shift δ of the
     nominal parameters that reproduces those f_F — a p_T form moves each fit group's T
@@ -772,7 +851,8 @@ def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside):
     record, shifts = {}, []
     for name in MODEL_VARIATIONS:
         form = FORMS[name]
-        xa, _ = _fit_joint(data, (float(np.mean(x[2:])), x[0], x[1]), mu_fixed=mu_fixed, form=form)
+        xa, _ = _fit_joint(data, (float(np.mean(x[2:])), x[0], x[1]), mu_fixed=mu_fixed, form=form,
+                           sigma=x[1] if sigma_fixed else None)  # fmt: skip
         f_alt = np.full(nb, np.nan)
         t_alt = np.full(nb, np.nan)
         for k, (g, _) in enumerate(fitted):

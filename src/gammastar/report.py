@@ -570,7 +570,12 @@ def _yields_section(run: Path, s: Section) -> None:
             + esc(fmt(_get(ex, "fiducial", "min_acceptance")))
             + "); beyond it extrapolated with the fitted model "
             + esc(fmt(ex.get("model")))
-            + (f" (σ_y = {fmt(sig[0], '.3f')} ± {fmt(sig_err, '.3f')})" if sig else "")
+            + (f" (σ_y = {fmt(sig[0], '.3f')} ± {fmt(sig_err, '.3f')}" if sig else "")
+            + (
+                (", external: " + esc(str(_get(ex, "y_sigma_external", "source"))) + ")")
+                if sig and isinstance(ex.get("y_sigma_external"), dict)
+                else (")" if sig else "")
+            )
             + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
         )
     pol = doc.get("polarisation")

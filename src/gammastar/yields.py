@@ -679,8 +679,11 @@ def _fiducial_yields(
     )
     # ȳ fixed at the beam–nucleon c.m. rapidity (computed from beam.energy): the fiducial data
     # cannot separate ȳ from σ_y (docs/yields.md "the fiducial region and the extrapolation")
+    ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
     ex = fit_extrapolation(m, pairs["pT"].to_numpy(), pairs["y"].to_numpy(), w, ap_fid.edges,
-                           fiducial, y_mean=beam_rapidity(cfg.beam.energy))  # fmt: skip
+                           fiducial, y_mean=beam_rapidity(cfg.beam.energy),
+                           y_sigma=None if ys is None else (ys.value, ys.error),
+                           y_sigma_source=None if ys is None else ys.source)  # fmt: skip
     f_pair = ex.at(m)[0]
     ext = ex.as_dict()
     truth = _mock_fiducial_fraction(cfg, fiducial, ap_fid.edges)
