@@ -441,13 +441,21 @@ def yield_uncertainties(
         e = np.asarray([np.nan if v is None else v for v in ap["extrapolation_err"]], float)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = np.where(y != 0, e / np.abs(y), np.nan)
+        ext = doc.get("extrapolation")
+        ys = ext.get("y_sigma_external") if isinstance(ext, Mapping) else None
         out["extrapolation"] = Nuisance(
             "extrapolation",
             r,
             -r,
             "yields.json aprime.extrapolation_err: the fitted fiducial fraction's 1σ error, "
             "the fit's sandwich covariance plus the model's form (alternative p_T and "
-            "rapidity forms fitted to the same pairs; reach.extrapolation: label)",
+            "rapidity forms fitted to the same pairs; reach.extrapolation: label)"
+            + (
+                f"; sigma_y external, {ys.get('value')} +- {ys.get('error')} "
+                f"({ys.get('source')}), its error included"
+                if isinstance(ys, Mapping)
+                else ""
+            ),
         )
     else:
         skipped["extrapolation"] = "the yields are not extrapolated beyond a fiducial region"
