@@ -106,7 +106,9 @@ def test_yields_carry_fiducial_and_full_phase_space(run, truth):
 
 
 def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
-    """The fitted f_F (ȳ fixed at the beam's c.m. rapidity, σ_y and T fitted) against the
+    """The fitted f_F (ȳ fixed at the beam's c.m. rapidity, σ_y the configuration's external
+    value with its error, ``yields.extrapolation_y_sigma``: PYTHIA's 1.25 ± 0.20, not the
+    mock's 1.2; T fitted) against the
     generator's true fraction of γ* inside F (``fiducial_fraction_mock_truth``, 10⁶ sources):
     within 2σ of the fit's error and the truth's binomial error, below 0.9 GeV. The fit's error
     includes the model's form (``model_variations``): below 0.36 GeV the Dalitz γ* are not of
@@ -122,6 +124,14 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     assert ex["y_mean"][0] == pytest.approx(beam_rapidity(400.0), abs=1e-12)
     # y_cm of 400 GeV protons on nucleons: artanh(p/(E + m_N)) ≈ ln(√s/m_N) = ½ ln(2E/m_N)
     assert beam_rapidity(400.0) == pytest.approx(0.5 * np.log(2 * 400.0 / 0.9389), abs=2e-3)
+    # σ_y from outside, recorded with its source and error, and named by the yield's nuisance
+    ys = load_config(REPO / "analysis" / "na60_like.yaml").yields.extrapolation_y_sigma
+    assert ex["y_sigma_source"] == f"external (fixed): {ys.source}"
+    assert ex["y_sigma_external"] == {"value": ys.value, "error": ys.error, "source": ys.source}
+    np.testing.assert_allclose(ex["y_sigma"], ys.value, rtol=1e-12)
+    assert ex["y_sigma_err"] >= ys.error  # plus the logistic form's shift of σ_y
+    origin = doc["uncertainties"]["nuisances"]["extrapolation"]["origin"]
+    assert "sigma_y external" in origin
     f = np.asarray(ex["fiducial_fraction"], dtype=float)
     f_err = np.asarray(ex["fiducial_fraction_err"], dtype=float)
     truth = np.array([np.nan if v is None else v for v in ex["fiducial_fraction_mock_truth"]])
