@@ -79,8 +79,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-VARIED = ("lambda_theta", "like_sign_r")
+VARIED = ("lambda_theta", "like_sign_r", "y_sigma")
 """The truth parameters the ``full`` arm draws (module docstring)."""
+Y_SIGMA_POINTS = (-1.4652, -0.5935, 0.0, 0.5935, 1.4652)
+"""The ``full`` arm's draws of an external σ_y, in units of its error around its value, each
+equally likely: the normal quantiles at 0.1, 0.3, …, 0.9 scaled to unit variance (the prior's
+mean and variance), so that five truth samples serve all realisations (a truth of 2·10⁷
+sources per realisation is not affordable)."""
 
 
 def varied_config(base: Any, rng: np.random.Generator) -> tuple[Any, dict[str, float]]:
@@ -91,7 +96,10 @@ def varied_config(base: Any, rng: np.random.Generator) -> tuple[Any, dict[str, f
         rng: the realisation's generator.
 
     Returns:
-        (the varied config, the drawn values: ``lambda_theta_shift``, ``r_factor``).
+        (the varied config, the drawn values: ``lambda_theta_shift``, ``r_factor``, and with
+        an external σ_y of the extrapolation (``yields.extrapolation_y_sigma``) the mock's
+        rapidity width ``y_sigma``, drawn from :data:`Y_SIGMA_POINTS` around the stated value:
+        the truth the stated error stands for).
     """
     u, mock, bkg = base.uncertainties, base.mock, base.background
     drawn: dict[str, float] = {}
@@ -107,6 +115,11 @@ def varied_config(base: Any, rng: np.random.Generator) -> tuple[Any, dict[str, f
         r = float(bkg.r_factor * (1.0 + dr * rng.normal()))
         drawn["r_factor"] = r
         upd["background"] = bkg.model_copy(update={"r_factor": r})
+    ys = base.yields.extrapolation_y_sigma
+    if ys is not None and ys.error > 0:
+        z = Y_SIGMA_POINTS[int(rng.integers(len(Y_SIGMA_POINTS)))]
+        drawn["y_sigma"] = float(ys.value + ys.error * z)
+        upd["mock"] = new_mock.model_copy(update={"rapidity_sigma": drawn["y_sigma"]})
     return base.model_copy(update=upd), drawn
 
 
@@ -255,8 +268,11 @@ def data_side(
         ks = draw(sampler, m, samples, geo, seed=seed + 1)
         a = ks.acceptance(ctaus)
         kin = kinematic_spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed + 1)
-        # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F)
+        # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F), with and
+        # without an external σ_y's (a systematic: only the full arm draws its truth)
         rel_ex = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus)
+        rel_fit = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus,
+                                      external=False)  # fmt: skip
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
         named["data_stat"] = rel_stat
@@ -269,6 +285,7 @@ def data_side(
                 parts["kinematic_model"] = float(kin[k])
             if "extrapolation_yield" in named:
                 parts["extrapolation"] = float(rel_ex[k])
+                parts["extrapolation_fit"] = float(rel_fit[k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
     return out
 
@@ -304,12 +321,15 @@ SIGMAS = {
     "all": None,
     "all_yield": None,
     "data_stat": ("data_stat", "mc_acceptance"),
-    "stat": ("data_stat", "extrapolation", "mc_acceptance"),
+    "stat": ("data_stat", "extrapolation_fit", "mc_acceptance"),
 }
 """Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
 ``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
 holds today) or the named subset."""
-EXCLUDE = {"all": ("extrapolation_yield",), "all_yield": ("extrapolation",)}
+EXCLUDE = {
+    "all": ("extrapolation_yield", "extrapolation_fit"),
+    "all_yield": ("extrapolation", "extrapolation_fit"),
+}
 ARM_SIGMAS = {"full": ("all", "all_yield", "data_stat"), "stat": ("data_stat", "stat", "all")}
 
 
@@ -417,7 +437,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = flow.load(args.flow)
     replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
-    truth = None
+    truths: dict[float, Any] = {}
     t0 = time.perf_counter()
     arms: dict[str, Any] = {}
     for arm in args.arms:
@@ -436,11 +456,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 import gammastar
 
                 gammastar.yields(cfg, force=True, plots=False, theory=False)
-            if truth is None:
-                truth = truth_side(
+            key = float(cfg.mock.rapidity_sigma)  # the γ*' truth moves only with σ_y
+            if key not in truths:
+                truths[key] = truth_side(
                     cfg, masses, ctaus, geo,
                     sources=args.truth_sources, samples=args.samples, seed=args.seed,
                 )  # fmt: skip
+            truth = truths[key]
             response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
             n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed, response=response)
             dd = data_side(
@@ -494,7 +516,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "seeds": [args.first_seed, args.first_seed + args.realisations - 1],
         "vary_seed": args.vary_seed,
         "truth_sources": args.truth_sources,
-        "truth_window_gstar": {str(k): v for k, v in (truth or {}).get("window_gstar", {}).items()},
+        "truth_window_gstar": {
+            f"y_sigma={ys:g}": {str(k): v for k, v in t.get("window_gstar", {}).items()}
+            for ys, t in truths.items()
+        },
         "response_sources": args.response_sources,
         "samples": args.samples,
         "arms": arms,

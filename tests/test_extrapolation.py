@@ -214,6 +214,17 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     want_v = np.sqrt(stat**2 + sum(d**2 for d in forms))
     assert rel_v == pytest.approx(np.full(2, want_v), rel=0.05)
     assert max(abs(d) for d in forms) > 0.2 * stat  # the forms' part is not negligible here
+    # an external σ_y: with everything seen its error is the yield's, δf_F/f_F from the
+    # covariance with its shift (the same 5%); without it (``external=False``), the T's
+    # sandwich alone, far smaller here (f_F hardly depends on T on this toy)
+    exe = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.1), y_sigma_source="t")
+    kin_e = ExtrapolatedSampler(ParametricSampler(*TRUE), exe, region).sample(MASS, 200_000, seed=4)
+    ks_e = _all_seeing(kin_e, np.ones(len(kin_e["qT"])))
+    rel_e = nsig_relative_error(exe, region, MASS, kin_e, ks_e, [1.0])
+    want_e = exe.fiducial_fraction_err[0] / exe.fiducial_fraction[0]
+    assert rel_e == pytest.approx(np.full(1, want_e), rel=0.05)
+    rel_fit = nsig_relative_error(exe, region, MASS, kin_e, ks_e, [1.0], external=False)
+    assert rel_fit[0] < 0.2 * rel_e[0]
 
 
 def test_per_sample_acceptance_averages_to_the_samples_acceptance():
@@ -321,7 +332,14 @@ def test_an_external_sigma_y_is_fixed_and_its_error_reaches_f_f():
     d = ex.as_dict()
     assert d["y_sigma_source"] == "external (fixed): toy"
     back = Extrapolation.from_dict(json.loads(json.dumps(d)))
-    assert back.y_sigma_external == {"value": 1.3, "error": 0.1, "source": "toy"}
+    rec = back.y_sigma_external
+    assert {k: rec[k] for k in ("value", "error", "source")} == {"value": 1.3, "error": 0.1,
+                                                                 "source": "toy"}  # fmt: skip
+    assert rec["parameter_shift"][0] == pytest.approx(0.1, rel=1e-12)  # σ_y's own entry
+    # less δδᵀ, the covariance is the T's sandwich at the fixed σ_y (σ_y's row and column 0)
+    sandwich = back.covariance - np.outer(rec["parameter_shift"], rec["parameter_shift"])
+    np.testing.assert_allclose(sandwich[0], 0.0, atol=1e-15)
+    assert sandwich[1, 1] > 0
 
 
 @pytest.mark.parametrize(

@@ -127,7 +127,8 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     # σ_y from outside, recorded with its source and error, and named by the yield's nuisance
     ys = load_config(REPO / "analysis" / "na60_like.yaml").yields.extrapolation_y_sigma
     assert ex["y_sigma_source"] == f"external (fixed): {ys.source}"
-    assert ex["y_sigma_external"] == {"value": ys.value, "error": ys.error, "source": ys.source}
+    rec = ex["y_sigma_external"]
+    assert (rec["value"], rec["error"], rec["source"]) == (ys.value, ys.error, ys.source)
     np.testing.assert_allclose(ex["y_sigma"], ys.value, rtol=1e-12)
     assert ex["y_sigma_err"] >= ys.error  # plus the logistic form's shift of σ_y
     origin = doc["uncertainties"]["nuisances"]["extrapolation"]["origin"]

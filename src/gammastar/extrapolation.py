@@ -255,9 +255,10 @@ class Extrapolation:
     """Per alternative form (:data:`MODEL_VARIATIONS`): its fit's f_F per bin and the shift of
     the nominal parameters that reproduces it (added to :attr:`covariance` as δδᵀ)."""
     y_sigma_external: dict[str, Any] | None = None
-    """``{value, error, source}`` when σ_y was fixed to an external value rather than fitted
-    (:func:`fit_extrapolation` ``y_sigma``): its error is in :attr:`covariance` and
-    :attr:`covariance_stat` (the T_g's response to it included)."""
+    """``{value, error, source, parameter_shift}`` when σ_y was fixed to an external value
+    rather than fitted (:func:`fit_extrapolation` ``y_sigma``): its error is in
+    :attr:`covariance` and :attr:`covariance_stat` as δδᵀ, δ = ``parameter_shift`` (the free
+    parameters' shift at σ_y ± error, the T_g's response included)."""
 
     def full_fraction(self, m: ArrayLike, seam: float | None = None) -> NDArray[np.float64]:
         """f_F at masses ``m`` (:meth:`at`), and 1 below ``seam`` (a both-channels run's
@@ -739,6 +740,7 @@ def fit_extrapolation(
             cov = sandwich_covariance(data, x, y_mean, sigma_fixed=external is not None)
             if external is not None:
                 d = _external_shift(data, x, y_mean, external["error"])
+                external["parameter_shift"] = d.tolist()
                 cov = cov + np.outer(d, d)
             s_idx = 0 if y_mean is not None else 1
             errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside),
@@ -924,6 +926,8 @@ def nsig_relative_error(
     kinematics: dict[str, ArrayLike],
     sample: Any,
     ctau: ArrayLike,
+    *,
+    external: bool = True,
 ) -> NDArray[np.float64]:
     r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
     signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
@@ -954,6 +958,9 @@ def nsig_relative_error(
             the order of ``sample``.
         sample: the :class:`~gammastar.acceptance.KinematicSample` drawn from them.
         ctau: proper decay lengths (m).
+        external: include an external σ_y's error (:attr:`Extrapolation.y_sigma_external`;
+            ``False``: the fit's statistical part and the forms only, e.g. for a coverage
+            test at a fixed truth, which cannot test a systematic).
 
     Returns:
         δN/N per cτ (0 where N = 0).
@@ -1002,6 +1009,9 @@ def nsig_relative_error(
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)
     cov = ex.covariance if ex.covariance_stat is None else ex.covariance_stat
+    shift = (ex.y_sigma_external or {}).get("parameter_shift")
+    if not external and shift is not None:
+        cov = cov - np.outer(shift, shift)
     c = cov[np.ix_([q for _, q in rows], [q for _, q in rows])]
     gr = grad[[j for j, _ in rows]]  # (k, n_ct)
     var = np.einsum("ic,ij,jc->c", gr, c, gr)
