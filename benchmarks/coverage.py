@@ -15,7 +15,10 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   clipped to [−1, 1]: ``acceptance_lambda_theta``) and the like-sign normalisation
   (``like_sign_r``: the mock pairs its combinatorial muons independently, so its R is 1 and has
   no knob; the analysis's ``background.r_factor`` is drawn from N(R, R·``r_factor_rel_err``)
-  instead, the same mismatch the nuisance describes). σ = √(Σ named² + σ_MC²): every named
+  instead, the same mismatch the nuisance describes), and, when the config takes the
+  extrapolation's σ_y from outside (``yields.extrapolation_y_sigma``), the mock's rapidity
+  width from that prior (:data:`Y_SIGMA_POINTS`; the γ*' truth is recomputed per drawn
+  width). σ = √(Σ named² + σ_MC²): every named
   nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
   ``extrapolation`` here is the fit's error carried to N_sig itself
@@ -24,9 +27,10 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   yield's δf_F/f_F (``yields.json`` ``uncertainties.extrapolation``, what the workspace's
   ``extrapolation`` normsys holds) in its place, for comparison.
 * ``stat``: the config's parameters; the coverage of ``data_stat`` alone (√(data_stat² + σ_MC²))
-  and of the statistical part √(data_stat² + extrapolation² + σ_MC²) (the extrapolation's error
-  is the fit's statistical error on the same data, at the N_sig level), which must cover on
-  their own.
+  and of the statistical part √(data_stat² + extrapolation_fit² + σ_MC²) (the extrapolation's
+  error at the N_sig level without an external σ_y's: the fit's statistical error on the same
+  data and the model's forms; a systematic cannot be tested at a fixed truth), which must
+  cover on their own.
 
 Not varied (no mock knob, or not a parameter): ``eta_mumu`` (0 with ``remove_eta_mumu:
 truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`` (a statistical
