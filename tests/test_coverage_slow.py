@@ -54,6 +54,10 @@ def test_reduced_coverage(tmp_path):
     # 5σ bounds, and the three realisations draw different values
     assert all(abs(d["lambda_theta_shift"]) < 1.0 and abs(d["r_factor"] - 1) < 0.05 for d in drawn)
     assert len({d["r_factor"] for d in drawn}) == 3
+    # the mock's rapidity width from the stated external σ_y (value ± error at the five points)
+    ys = cfg.yields.extrapolation_y_sigma
+    grid = [ys.value + ys.error * z for z in cov.Y_SIGMA_POINTS]
+    assert all(min(abs(d["y_sigma"] - g) for g in grid) < 1e-12 for d in drawn)
     assert out["arms"]["stat"]["drawn"] == [{}, {}, {}]
     arms = (("full", ("all", "all_yield", "data_stat")), ("stat", ("data_stat", "stat", "all")))
     for arm, sigmas in arms:
