@@ -218,6 +218,51 @@ def test_moments_at_equals_one_interpolation_per_table(table):
                                atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip
 
 
+@pytest.mark.parametrize("kind", ["per_node", "one", "table_default"])
+def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
+    """acceptance_at (A of a λ_θ per mass node from the moments interpolated once,
+    pair_moments) against the lookup of with_lambda's table at the same points. The lookup
+    interpolates (⟨a⟩ + λ⟨c² a⟩)/(1 + λ⟨c²⟩) per node; acceptance_at the two moments, split by
+    the cell's mass node, and combines them after: the same terms regrouped, so equal to the
+    roundings of one trilinear interpolation (≲ 16 of a value ≤ 1) plus those of the
+    regrouping (the lower node's share as the sum less the upper's, the combination's 4
+    products and sums: ≲ 8 more), tests/_tolerance.py. pair_moments' moments are
+    moments_at's bit for bit (the same arithmetic in the same order). Points: 3 blocks and a
+    partial one, inside the table and beyond it (0 there, as the lookup); a λ_θ(m) that
+    changes sign over the mass nodes (each cell's two λ differ), one λ_θ, and the table's
+    own."""
+    from _tolerance import EPS64, reorder_tol
+
+    from gammastar import pair_acceptance as pa
+
+    rng = np.random.default_rng(23)
+    n = 3 * pa._BLOCK + 77
+    m = rng.uniform(0.18, 1.2, n)
+    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
+    th = rng.uniform(-0.01, 0.5, n)
+    pm = table.pair_moments(m, p, th)
+    np.testing.assert_array_equal(pm.values, table.moments_at(m, p, th))
+    assert pm.upper.shape == (2, n)
+    assert pm.node.shape == (n,)
+    assert pm.node.min() >= 0
+    assert pm.node.max() <= table.m_grid.size - 2
+    if kind == "per_node":
+        lam = table.lambda_nodes([0.2, 0.5, 0.8, 1.1], [0.9, -0.6, 0.4])
+        ref_table, got = table.with_lambda(lam), table.acceptance_at(pm, lam)
+    elif kind == "one":
+        ref_table, got = table.with_lambda(-0.7), table.acceptance_at(pm, -0.7)
+    else:
+        ref_table = table.with_lambda(0.5)
+        got = ref_table.acceptance_at(ref_table.pair_moments(m, p, th))
+    ref = ref_table(m, p, th)
+    assert np.all(np.abs(got - ref) <= reorder_tol(24, 1.0, EPS64))
+    assert np.count_nonzero(ref > 0.05) > 1000  # accepted points are compared
+    dead = (m < 2 * M_MU) | (th > table.theta_grid[-1]) | (th < 0)
+    assert dead.sum() > 100
+    assert np.all(got[dead] == 0.0)
+    assert np.all((got >= 0.0) & (got <= 1.0))
+
+
 def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
     """The lookup computes each block's cells and contracts them while they are in the cache
     (pair_acceptance._trilinear; the clip and the NaN → 0 of the offsets in one fmax/fmin).

@@ -33,7 +33,13 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.cachedir import cache_path, store
 from gammastar.errors import ConfigError, InputError
 
-__all__ = ["FiducialRegion", "LeptonAcceptance", "PairAcceptance", "load_lepton_map"]
+__all__ = [
+    "FiducialRegion",
+    "LeptonAcceptance",
+    "PairAcceptance",
+    "PairMoments",
+    "load_lepton_map",
+]
 
 
 @dataclass(frozen=True)
@@ -339,16 +345,21 @@ _BLOCK = 8192
 time of whole-sample arrays at 2·10⁶ pairs, the same numbers)."""
 
 
-def _contract(flat, shape, cells, out):
+def _contract(flat, shape, cells, out, split=None):
     """Trilinear interpolation of the tables ``flat`` ((n_nodes,) or (n_tables, n_nodes):
     tables of ``shape``, flattened) at the points of ``cells`` (:func:`_cells`), written to
     ``out`` ((n,) or (n_tables, n)). Several tables share one cell computation and are
     gathered and weighted together (the same arithmetic, in the same order, for every
-    table)."""
+    table). ``split``: ``(upper, node)``, also written: the first two tables' share from the
+    cell's upper mass node ((2, n), the terms that ``out`` adds for it) and the cell's lower
+    mass node ((n,) integers), for :meth:`PairAcceptance.acceptance_at`."""
     _, np_, nt = shape
     base, x, y, z, dead = cells
     axis = flat.ndim - 1
     out[...] = 0.0
+    upper = None if split is None else split[0]
+    if upper is not None:
+        upper[...] = 0.0
     for a in (0, 1):
         wa = x if a else 1.0 - x
         for b in (0, 1):
@@ -361,22 +372,29 @@ def _contract(flat, shape, cells, out):
             hi += lo
             hi *= wab
             out += hi
+            if a and upper is not None:
+                upper += hi[:2]
     out[..., dead] = 0.0
+    if upper is not None:
+        upper[..., dead] = 0.0
+        np.floor_divide(base, np_ * nt, out=split[1], casting="same_kind")
     return out
 
 
-def _trilinear(flat, shape, m, p, th, *grid):
+def _trilinear(flat, shape, m, p, th, *grid, split=None):
     """Trilinear interpolation of the tables ``flat`` (see :func:`_contract`) at the points
     (m, p, θ) on the grid (``grid``: the arguments of :func:`_cells` after the points), in
     blocks of :data:`_BLOCK` points: each block's cells are computed and contracted while
     they are in the CPU cache (until 2026-11-23 the cells of all points first, then the
     contraction in blocks: the same numbers; the one-table lookup took 1.5× as long, the
-    four moments about as long, their contraction being most of their time)."""
+    four moments about as long, their contraction being most of their time). ``split``:
+    ``(upper, node)`` arrays of all points, filled as :func:`_contract` says."""
     n = m.size
     out = np.empty((*flat.shape[:-1], n))
     for b0 in range(0, n, _BLOCK):
         sl = slice(b0, min(n, b0 + _BLOCK))
-        _contract(flat, shape, _cells(shape, m[sl], p[sl], th[sl], *grid), out[..., sl])
+        part = None if split is None else (split[0][:, sl], split[1][sl])
+        _contract(flat, shape, _cells(shape, m[sl], p[sl], th[sl], *grid), out[..., sl], part)
     return out
 
 
@@ -392,6 +410,22 @@ def _interpolate(table, m, p, th, ps0, ps1, lp0, lp1, t1, m_lep, clip=True):
 
 
 # --------------------------------------------------------------------------- the table
+@dataclass(frozen=True)
+class PairMoments:
+    """The decay-angle moments of a :class:`PairAcceptance` interpolated at n points
+    (:meth:`PairAcceptance.pair_moments`), with the share of the first two from each point's
+    upper mass node: what A of a λ_θ that varies over the mass nodes needs
+    (:meth:`PairAcceptance.acceptance_at`)."""
+
+    values: NDArray[np.float64]
+    """(4, n): :meth:`PairAcceptance.moments_at` of the points (the same numbers)."""
+    upper: NDArray[np.float64]
+    """(2, n): the terms of ⟨a⟩ and ⟨cos²θ* a⟩ from the four corners of each point's cell at
+    its upper mass node (0 where the moments are)."""
+    node: NDArray[np.integer]
+    """(n,): the lower mass node of each point's cell (the upper is the next one)."""
+
+
 @dataclass(frozen=True)
 class PairAcceptance:
     """A(m, p, θ) on a grid (picklable: plain numpy arrays); see the module docstring.
@@ -520,15 +554,85 @@ class PairAcceptance:
         The interpolation cell and weights of each point are computed once for the four
         tables (one gather of each corner's four values; before 2026-11-23 once per table:
         four times the arithmetic for the same numbers)."""
+        return self._moments(m, p, theta, split=False)
+
+    def pair_moments(self, m: ArrayLike, p: ArrayLike, theta: ArrayLike) -> PairMoments:
+        """The four decay-angle moments at (m, p, θ), as :meth:`moments_at` (the same
+        numbers), with what :meth:`acceptance_at` needs for A of any λ_θ per mass node at the
+        same points without a second interpolation (issue 12's cost work, 2026-11-23).
+
+        Arguments:
+            m: pair masses (GeV).
+            p: pair lab momenta (GeV).
+            theta: pair lab polar angles (rad).
+
+        Returns:
+            :class:`PairMoments`.
+        """
+        return self._moments(m, p, theta, split=True)
+
+    def _moments(self, m: ArrayLike, p: ArrayLike, theta: ArrayLike, split: bool) -> Any:
         if self.moments is None:
             raise ValueError("this PairAcceptance has no moment table")
         m = np.ascontiguousarray(np.asarray(m, dtype=np.float64).ravel())
         p = np.ascontiguousarray(np.asarray(p, dtype=np.float64).ravel())
         th = np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel())
         shape = self.moments.shape[1:]
-        return _trilinear(self.moments.reshape(N_MOMENTS, -1), shape, m, p, th,
-                          *self._ps_range, self.logp_grid[0], self.logp_grid[-1],
-                          self.theta_grid[-1], self.lepton_mass)  # fmt: skip
+        parts = None
+        if split:
+            node_type = np.int16 if shape[0] < 2**15 else np.intp
+            parts = (np.empty((2, m.size)), np.empty(m.size, dtype=node_type))
+        values = _trilinear(self.moments.reshape(N_MOMENTS, -1), shape, m, p, th,
+                            *self._ps_range, self.logp_grid[0], self.logp_grid[-1],
+                            self.theta_grid[-1], self.lepton_mass, split=parts)  # fmt: skip
+        return values if parts is None else PairMoments(values, parts[0], parts[1])
+
+    def acceptance_at(
+        self, moments: PairMoments, lambda_theta: float | ArrayLike | None = None
+    ) -> NDArray[np.float64]:
+        r"""A at the points of ``moments`` for λ_θ (one, or one per mass node; default this
+        table's), from their interpolated moments: the lookup of :meth:`with_lambda`'s table
+        at the same (m, p, θ) without its second interpolation.
+
+        The table of λ_θ holds (⟨a⟩ + λ_θ⟨cos²θ* a⟩)/(1 + λ_θ⟨cos²θ*⟩) at each node, λ_θ that
+        of the node's mass, and is interpolated linearly; so a point's A is that combination
+        of the moments' interpolation terms from its cell's lower mass node (their sum less
+        the upper node's share, :attr:`PairMoments.upper`) with the lower node's λ_θ plus
+        that of the upper node's share with the upper node's λ_θ, clipped to [0, 1] as the
+        lookup clips it. Equal to the lookup to the roundings of one trilinear interpolation
+        (a term regrouped: ``tests/test_pair_acceptance.py``).
+
+        Arguments:
+            moments: :meth:`pair_moments` of the points (of this table's grid).
+            lambda_theta: polar anisotropy, 1 + λ_θ cos²θ* (helicity frame): one number in
+                [−1, 1], or one per mass node (e.g. :meth:`lambda_nodes`).
+
+        Returns:
+            A at each point, (n,).
+        """
+        lam = self.lambda_theta if lambda_theta is None else lambda_theta
+        lam = np.broadcast_to(np.asarray(_check_lambda(lam, self.m_grid.size)), self.m_grid.shape)
+        inv = 1.0 / (1.0 + lam * quadrature_c2(int(self.quadrature[0])))  # per mass node
+        slope = lam * inv
+        a0, c2 = moments.values[0], moments.values[1]
+        n = a0.size
+        out = np.empty(n)
+        for b0 in range(0, n, _BLOCK):  # the temporaries of a block stay in the cache
+            sl = slice(b0, min(n, b0 + _BLOCK))
+            lo = moments.node[sl]
+            hi = lo + 1
+            up0, up1 = moments.upper[0, sl], moments.upper[1, sl]
+            t = a0[sl] - up0  # the lower mass node's terms
+            t *= inv.take(lo)
+            u = c2[sl] - up1
+            u *= slope.take(lo)
+            t += u
+            np.multiply(up0, inv.take(hi), out=u)  # the upper node's
+            t += u
+            np.multiply(up1, slope.take(hi), out=u)
+            t += u
+            out[sl] = t
+        return np.clip(out, 0.0, 1.0, out=out)
 
     @property
     def source(self) -> str:
