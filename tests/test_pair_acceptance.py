@@ -263,6 +263,42 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
     assert np.all((got >= 0.0) & (got <= 1.0))
 
 
+def test_pair_moments_in_single_precision(table):
+    """pair_moments(dtype=float32) (the measured λ_θ's moments at every pair): the moments,
+    and A of a λ_θ(m) from them (acceptance_at, computed in float64), within ≲ 20 float32
+    roundings of a value ≤ 1 of the float64 numbers (the tables rounded to float32, the
+    cell's offsets, 8 corners × 2 products and their sum; tests/_tolerance.py), plus the
+    float64 regrouping's 24 roundings for A; 0 outside the kinematic range as in float64; the
+    same mass nodes. Another dtype is an error."""
+    from _tolerance import EPS32, EPS64, reorder_tol
+
+    from gammastar import pair_acceptance as pa
+
+    rng = np.random.default_rng(29)
+    n = 2 * pa._BLOCK + 5
+    m = rng.uniform(0.18, 1.2, n)
+    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
+    th = rng.uniform(-0.01, 0.5, n)
+    p64 = table.pair_moments(m, p, th)
+    p32 = table.pair_moments(m, p, th, dtype=np.float32)
+    assert p32.values.dtype == np.float32
+    assert p32.upper.dtype == np.float32
+    tol = reorder_tol(20, 1.0, EPS32)
+    assert np.all(np.abs(p32.values - p64.values) <= tol)
+    assert np.all(np.abs(p32.upper - p64.upper) <= tol)
+    np.testing.assert_array_equal(p32.node, p64.node)
+    np.testing.assert_array_equal(p32.values == 0.0, p64.values == 0.0)
+    lam = table.lambda_nodes([0.2, 0.5, 0.8, 1.1], [0.9, -0.6, 0.4])
+    got = table.acceptance_at(p32, lam)
+    assert got.dtype == np.float64
+    ref = table.with_lambda(lam)(m, p, th)
+    assert np.all(np.abs(got - ref) <= tol + reorder_tol(24, 1.0, EPS64))
+    assert np.count_nonzero(ref > 0.05) > 1000  # accepted points are compared
+    assert np.max(np.abs(got - ref)) > 0  # single precision: not the float64 numbers
+    with pytest.raises(ValueError, match="float16"):
+        table.pair_moments(m, p, th, dtype=np.float16)
+
+
 def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
     """The lookup computes each block's cells and contracts them while they are in the cache
     (pair_acceptance._trilinear; the clip and the NaN → 0 of the offsets in one fmax/fmin).

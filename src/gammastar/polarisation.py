@@ -621,7 +621,9 @@ def measure(
         min_pairs: fewer OS pairs with weight in a bin: NaN there.
         moments: (4, n) the acceptance's moments at every pair (``acceptance.moments_at``
             of their (m, p, θ)) when already computed (a measured λ_θ computes them for its
-            isotropic weights): taken instead of looking them up per bin, the same numbers.
+            isotropic weights): taken instead of looking them up per bin, the same numbers
+            (float64; or float32, :meth:`~gammastar.pair_acceptance.PairAcceptance.
+            pair_moments`: gathered in it, the fit in float64 from them).
 
     Returns:
         :class:`Polarisation`.
@@ -676,8 +678,8 @@ def measure(
 
 def _rows(table: NDArray[np.float64], k: NDArray[np.intp]) -> NDArray[np.float64]:
     """The columns ``k`` of a (rows, n) table, gathered row by row (1-d gathers: 2–3×
-    faster than ``table[:, k]``)."""
-    out = np.empty((table.shape[0], k.size))
+    faster than ``table[:, k]``), in the table's dtype."""
+    out = np.empty((table.shape[0], k.size), dtype=table.dtype)
     for r in range(table.shape[0]):
         table[r].take(k, out=out[r])
     return out
