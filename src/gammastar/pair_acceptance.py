@@ -346,24 +346,19 @@ _BLOCK = 8192
 time of whole-sample arrays at 2·10⁶ pairs, the same numbers)."""
 
 
-def _contract(flat, shape, cells, out, split=None):
+def _contract(flat, shape, cells, out):
     """Trilinear interpolation of the tables ``flat`` ((n_nodes,) or (n_tables, n_nodes):
     tables of ``shape``, flattened) at the points of ``cells`` (:func:`_cells`), written to
     ``out`` ((n,) or (n_tables, n)). Several tables share one cell computation and are
     gathered and weighted together (the same arithmetic, in the same order, for every
-    table). ``split``: ``(upper, node)``, also written: the first two tables' share from the
-    cell's upper mass node ((2, n), the terms that ``out`` adds for it) and the cell's lower
-    mass node ((n,) integers), for :meth:`PairAcceptance.acceptance_at`. Tables in single
-    precision are interpolated in it (the cells' offsets rounded to it)."""
+    table). Tables in single precision are interpolated in it (the cells' offsets rounded
+    to it)."""
     _, np_, nt = shape
     base, x, y, z, dead = cells
     if flat.dtype != x.dtype:
         x, y, z = (v.astype(flat.dtype) for v in (x, y, z))
     axis = flat.ndim - 1
     out[...] = 0.0
-    upper = None if split is None else split[0]
-    if upper is not None:
-        upper[...] = 0.0
     for a in (0, 1):
         wa = x if a else 1.0 - x
         for b in (0, 1):
@@ -376,30 +371,60 @@ def _contract(flat, shape, cells, out, split=None):
             hi += lo
             hi *= wab
             out += hi
-            if a and upper is not None:
-                upper += hi[:2]
     out[..., dead] = 0.0
-    if upper is not None:
-        upper[..., dead] = 0.0
-        np.floor_divide(base, np_ * nt, out=split[1], casting="same_kind")
     return out
 
 
-def _trilinear(flat, shape, m, p, th, *grid, split=None):
+def _contract_rows(rows, shape, cells, out, upper, node):
+    """:func:`_contract` of tables in row layout, ``rows`` (n_nodes, n_tables): each node's
+    values side by side, so that a corner is one gather of rows instead of one per table
+    (a third of the gather time), written to ``out`` (n, n_tables); also ``upper`` ((n, 2):
+    the first two tables' terms from the cell's upper mass node, which ``out`` adds) and
+    ``node`` ((n,): the cell's lower mass node), for :meth:`PairAcceptance.acceptance_at`.
+    The block's rows are worked on flattened, the offsets repeated per table: the same
+    arithmetic in the same order for every value, so :func:`_contract`'s numbers bit for bit
+    (``tests/test_pair_acceptance.py``)."""
+    _, np_, nt = shape
+    base, x, y, z, dead = cells
+    n_tab = rows.shape[1]
+    x, y, z = (np.repeat(v.astype(rows.dtype, copy=False), n_tab) for v in (x, y, z))
+    acc = out.reshape(-1)  # a view: out is a block of whole rows
+    acc[...] = 0.0
+    up = np.zeros_like(acc)
+    for a in (0, 1):
+        wa = x if a else 1.0 - x
+        for b in (0, 1):
+            wab = wa * (y if b else 1.0 - y)
+            idx = base + (a * np_ + b) * nt
+            lo = rows.take(idx, axis=0).reshape(-1)
+            hi = rows.take(idx + 1, axis=0).reshape(-1)
+            hi -= lo
+            hi *= z
+            hi += lo
+            hi *= wab
+            acc += hi
+            if a:
+                up += hi
+    out[dead] = 0.0
+    up = up.reshape(out.shape)
+    up[dead] = 0.0
+    upper[...] = up[:, :2]
+    np.floor_divide(base, np_ * nt, out=node, casting="same_kind")
+
+
+def _trilinear(flat, shape, m, p, th, *grid):
     """Trilinear interpolation of the tables ``flat`` (see :func:`_contract`) at the points
     (m, p, θ) on the grid (``grid``: the arguments of :func:`_cells` after the points), in
     blocks of :data:`_BLOCK` points: each block's cells are computed and contracted while
     they are in the CPU cache (until 2026-11-23 the cells of all points first, then the
     contraction in blocks: the same numbers; the one-table lookup took 1.5× as long, the
-    four moments about as long, their contraction being most of their time). ``split``:
-    ``(upper, node)`` arrays of all points, filled as :func:`_contract` says. The result has
+    four moments about as long, their contraction being most of their time). The result has
     the tables' dtype."""
     n = m.size
     out = np.empty((*flat.shape[:-1], n), dtype=flat.dtype)
     for b0 in range(0, n, _BLOCK):
         sl = slice(b0, min(n, b0 + _BLOCK))
-        part = None if split is None else (split[0][:, sl], split[1][sl])
-        _contract(flat, shape, _cells(shape, m[sl], p[sl], th[sl], *grid), out[..., sl], part)
+        _contract(flat, shape, _cells(shape, m[sl], p[sl], th[sl], *grid), out[..., sl])
     return out
 
 
@@ -423,10 +448,11 @@ class PairMoments:
     (:meth:`PairAcceptance.acceptance_at`)."""
 
     values: NDArray[np.float64]
-    """(4, n): :meth:`PairAcceptance.moments_at` of the points (the same numbers)."""
+    """(4, n): :meth:`PairAcceptance.moments_at` of the points (the same numbers in float64);
+    a transposed view of the points' rows (n, 4)."""
     upper: NDArray[np.float64]
     """(2, n): the terms of ⟨a⟩ and ⟨cos²θ* a⟩ from the four corners of each point's cell at
-    its upper mass node (0 where the moments are)."""
+    its upper mass node (0 where the moments are); a transposed view, as ``values``."""
     node: NDArray[np.integer]
     """(n,): the lower mass node of each point's cell (the upper is the next one)."""
 
@@ -585,9 +611,14 @@ class PairAcceptance:
         return self._moments(m, p, theta, split=True, dtype=dtype)
 
     @functools.cached_property
-    def _moments32(self) -> NDArray[np.float32]:
-        """The moment tables in single precision, flattened (4, n_nodes), made once."""
-        return self.moments.reshape(N_MOMENTS, -1).astype(np.float32)
+    def _rows64(self) -> NDArray[np.float64]:
+        """The moment tables in row layout (n_nodes, 4), made once (:func:`_contract_rows`)."""
+        return np.ascontiguousarray(self.moments.reshape(N_MOMENTS, -1).T)
+
+    @functools.cached_property
+    def _rows32(self) -> NDArray[np.float32]:
+        """:attr:`_rows64` in single precision."""
+        return self._rows64.astype(np.float32)
 
     def _moments(
         self, m: ArrayLike, p: ArrayLike, theta: ArrayLike, split: bool, dtype: Any = np.float64
@@ -598,20 +629,25 @@ class PairAcceptance:
         p = np.ascontiguousarray(np.asarray(p, dtype=np.float64).ravel())
         th = np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel())
         shape = self.moments.shape[1:]
+        grid = (*self._ps_range, self.logp_grid[0], self.logp_grid[-1], self.theta_grid[-1],
+                self.lepton_mass)  # fmt: skip
+        if not split:
+            return _trilinear(self.moments.reshape(N_MOMENTS, -1), shape, m, p, th, *grid)
         if np.dtype(dtype) == np.float32:
-            flat = self._moments32
+            rows = self._rows32
         elif np.dtype(dtype) == np.float64:
-            flat = self.moments.reshape(N_MOMENTS, -1)
+            rows = self._rows64
         else:
             raise ValueError(f"moments in float64 or float32, not {dtype}")
-        parts = None
-        if split:
-            node_type = np.int16 if shape[0] < 2**15 else np.intp
-            parts = (np.empty((2, m.size), dtype=flat.dtype), np.empty(m.size, dtype=node_type))
-        values = _trilinear(flat, shape, m, p, th,
-                            *self._ps_range, self.logp_grid[0], self.logp_grid[-1],
-                            self.theta_grid[-1], self.lepton_mass, split=parts)  # fmt: skip
-        return values if parts is None else PairMoments(values, parts[0], parts[1])
+        n = m.size
+        out = np.empty((n, N_MOMENTS), dtype=rows.dtype)  # the points' rows
+        upper = np.empty((n, 2), dtype=rows.dtype)
+        node = np.empty(n, dtype=np.int16 if shape[0] < 2**15 else np.intp)
+        for b0 in range(0, n, _BLOCK):
+            sl = slice(b0, min(n, b0 + _BLOCK))
+            _contract_rows(rows, shape, _cells(shape, m[sl], p[sl], th[sl], *grid), out[sl],
+                           upper[sl], node[sl])  # fmt: skip
+        return PairMoments(out.T, upper.T, node)
 
     def acceptance_at(
         self, moments: PairMoments, lambda_theta: float | ArrayLike | None = None
