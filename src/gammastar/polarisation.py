@@ -228,10 +228,12 @@ def fit_lambdas(
         >>> bool(abs(lam[0] - 0.5) < 4 * np.sqrt(cov[0, 0]))
         True
     """
-    w = np.asarray(w, dtype=np.float64)
-    a0 = np.asarray(a0, dtype=np.float64)
-    u = np.asarray(u, dtype=np.float64)[:n_params]
-    v = np.asarray(v, dtype=np.float64)[:n_params]
+    # C-contiguous float64 (a transposed or float32 input, e.g. rows of PairMoments, would
+    # otherwise keep its strides through every pass's slices)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    a0 = np.ascontiguousarray(a0, dtype=np.float64)
+    u = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
+    v = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
     if not np.all(w != 0):  # only the pairs that count
         nz = w != 0
         u, v, a0, w = u[:, nz], v[:, nz], a0[nz], w[nz]
