@@ -297,6 +297,13 @@ def test_pair_moments_in_single_precision(table):
     assert np.max(np.abs(got - ref)) > 0  # single precision: not the float64 numbers
     with pytest.raises(ValueError, match="float16"):
         table.pair_moments(m, p, th, dtype=np.float16)
+    # the row-layout caches are not pickled (the table travels to the workers)
+    import pickle
+
+    back = pickle.loads(pickle.dumps(table))
+    assert "_rows32" in table.__dict__
+    assert "_rows32" not in back.__dict__
+    np.testing.assert_array_equal(back.pair_moments(m, p, th, dtype=np.float32).values, p32.values)
 
 
 def test_blocked_interpolation_equals_an_independent_trilinear_one(table):

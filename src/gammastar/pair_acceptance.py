@@ -610,6 +610,11 @@ class PairAcceptance:
         """
         return self._moments(m, p, theta, split=True, dtype=dtype)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the row-layout caches (:attr:`_rows64`, :attr:`_rows32`: made
+        again where they are needed)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_rows64", "_rows32")}
+
     @functools.cached_property
     def _rows64(self) -> NDArray[np.float64]:
         """The moment tables in row layout (n_nodes, 4), made once (:func:`_contract_rows`)."""

@@ -703,7 +703,8 @@ def _measured_acceptance(
     """``unfold.decay_lambda_theta: measured``: the acceptance of the λ_θ(m) measured on this
     run's pairs (``w.pairs``, in memory), without a second pass over the input files.
 
-    The acceptance's four decay-angle moments are interpolated at every pair once; the pairs
+    The acceptance's four decay-angle moments are interpolated at every pair once, in single
+    precision (:meth:`~gammastar.pair_acceptance.PairAcceptance.pair_moments`); the pairs
     are weighted as the isotropic selection weighs them (:func:`_weigh_table` with A = ⟨a⟩,
     the first moment, which is ``run.am`` at λ_θ = 0; the η → μμ ``rate`` scaling too), and
     λ_θ(m) is fitted to them (:func:`_measure_polarisation`): **the measured λ_θ(m) is the fit
@@ -711,11 +712,14 @@ def _measured_acceptance(
     fit weights k_b/ε), and that fit is the ``polarisation`` block the selection writes
     (``w.polarisation``, ``used_in_acceptance`` true). The acceptance follows it at the
     table's mass nodes (:meth:`~gammastar.pair_acceptance.PairAcceptance.with_lambda`: the
-    moment tables, no new tabulation). The caller then weights the same table again with it:
-    pair by pair the numbers of the former first pass (a selection at λ_θ = 0, whose block
-    this is) and second pass (one with the acceptance of its λ_θ(m)); the sums over pairs in
-    another order (one table instead of chunks), so equal to rounding
-    (``tests/test_select_onepass.py``). There is no second fit on the final weights' pairs
+    moment tables, no new tabulation), its A at every pair from the same moments
+    (:meth:`~gammastar.pair_acceptance.PairAcceptance.acceptance_at`, no second
+    interpolation). The caller then weights the same table again with it: pair by pair the
+    numbers of the former first pass (a selection at λ_θ = 0, whose block this is) and second
+    pass (one with the acceptance of its λ_θ(m)) to the moments' single precision (A within
+    ~2·10⁻⁶; λ far below its errors), the sums over pairs in another order (one table instead
+    of chunks) (``tests/test_select_onepass.py``; docs/selection.md, "Cost after the
+    ``cost10`` work"). There is no second fit on the final weights' pairs
     (until 2026-11-23 the block was refitted on them: the ~0.1% of pairs that cross
     ``min_acceptance`` moved the λ far below their errors, docs/selection.md).
 
