@@ -218,6 +218,94 @@ def test_moments_at_equals_one_interpolation_per_table(table):
                                atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip
 
 
+@pytest.mark.parametrize("kind", ["per_node", "one", "table_default"])
+def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
+    """acceptance_at (A of a λ_θ per mass node from the moments interpolated once,
+    pair_moments) against the lookup of with_lambda's table at the same points. The lookup
+    interpolates (⟨a⟩ + λ⟨c² a⟩)/(1 + λ⟨c²⟩) per node; acceptance_at the two moments, split by
+    the cell's mass node, and combines them after: the same terms regrouped, so equal to the
+    roundings of one trilinear interpolation (≲ 16 of a value ≤ 1) plus those of the
+    regrouping (the lower node's share as the sum less the upper's, the combination's 4
+    products and sums: ≲ 8 more), tests/_tolerance.py. pair_moments' moments are
+    moments_at's bit for bit (the same arithmetic in the same order). Points: 3 blocks and a
+    partial one, inside the table and beyond it (0 there, as the lookup); a λ_θ(m) that
+    changes sign over the mass nodes (each cell's two λ differ), one λ_θ, and the table's
+    own."""
+    from _tolerance import EPS64, reorder_tol
+
+    from gammastar import pair_acceptance as pa
+
+    rng = np.random.default_rng(23)
+    n = 3 * pa._BLOCK + 77
+    m = rng.uniform(0.18, 1.2, n)
+    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
+    th = rng.uniform(-0.01, 0.5, n)
+    pm = table.pair_moments(m, p, th)
+    np.testing.assert_array_equal(pm.values, table.moments_at(m, p, th))
+    assert pm.upper.shape == (2, n)
+    assert pm.node.shape == (n,)
+    assert pm.node.min() >= 0
+    assert pm.node.max() <= table.m_grid.size - 2
+    if kind == "per_node":
+        lam = table.lambda_nodes([0.2, 0.5, 0.8, 1.1], [0.9, -0.6, 0.4])
+        ref_table, got = table.with_lambda(lam), table.acceptance_at(pm, lam)
+    elif kind == "one":
+        ref_table, got = table.with_lambda(-0.7), table.acceptance_at(pm, -0.7)
+    else:
+        ref_table = table.with_lambda(0.5)
+        got = ref_table.acceptance_at(ref_table.pair_moments(m, p, th))
+    ref = ref_table(m, p, th)
+    assert np.all(np.abs(got - ref) <= reorder_tol(24, 1.0, EPS64))
+    assert np.count_nonzero(ref > 0.05) > 1000  # accepted points are compared
+    dead = (m < 2 * M_MU) | (th > table.theta_grid[-1]) | (th < 0)
+    assert dead.sum() > 100
+    assert np.all(got[dead] == 0.0)
+    assert np.all((got >= 0.0) & (got <= 1.0))
+
+
+def test_pair_moments_in_single_precision(table):
+    """pair_moments(dtype=float32) (the measured λ_θ's moments at every pair): the moments,
+    and A of a λ_θ(m) from them (acceptance_at, computed in float64), within ≲ 20 float32
+    roundings of a value ≤ 1 of the float64 numbers (the tables rounded to float32, the
+    cell's offsets, 8 corners × 2 products and their sum; tests/_tolerance.py), plus the
+    float64 regrouping's 24 roundings for A; 0 outside the kinematic range as in float64; the
+    same mass nodes. Another dtype is an error."""
+    from _tolerance import EPS32, EPS64, reorder_tol
+
+    from gammastar import pair_acceptance as pa
+
+    rng = np.random.default_rng(29)
+    n = 2 * pa._BLOCK + 5
+    m = rng.uniform(0.18, 1.2, n)
+    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
+    th = rng.uniform(-0.01, 0.5, n)
+    p64 = table.pair_moments(m, p, th)
+    p32 = table.pair_moments(m, p, th, dtype=np.float32)
+    assert p32.values.dtype == np.float32
+    assert p32.upper.dtype == np.float32
+    tol = reorder_tol(20, 1.0, EPS32)
+    assert np.all(np.abs(p32.values - p64.values) <= tol)
+    assert np.all(np.abs(p32.upper - p64.upper) <= tol)
+    np.testing.assert_array_equal(p32.node, p64.node)
+    np.testing.assert_array_equal(p32.values == 0.0, p64.values == 0.0)
+    lam = table.lambda_nodes([0.2, 0.5, 0.8, 1.1], [0.9, -0.6, 0.4])
+    got = table.acceptance_at(p32, lam)
+    assert got.dtype == np.float64
+    ref = table.with_lambda(lam)(m, p, th)
+    assert np.all(np.abs(got - ref) <= tol + reorder_tol(24, 1.0, EPS64))
+    assert np.count_nonzero(ref > 0.05) > 1000  # accepted points are compared
+    assert np.max(np.abs(got - ref)) > 0  # single precision: not the float64 numbers
+    with pytest.raises(ValueError, match="float16"):
+        table.pair_moments(m, p, th, dtype=np.float16)
+    # the row-layout caches are not pickled (the table travels to the workers)
+    import pickle
+
+    back = pickle.loads(pickle.dumps(table))
+    assert "_rows32" in table.__dict__
+    assert "_rows32" not in back.__dict__
+    np.testing.assert_array_equal(back.pair_moments(m, p, th, dtype=np.float32).values, p32.values)
+
+
 def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
     """The lookup computes each block's cells and contracts them while they are in the cache
     (pair_acceptance._trilinear; the clip and the NaN → 0 of the offsets in one fmax/fmin).

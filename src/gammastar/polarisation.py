@@ -228,10 +228,12 @@ def fit_lambdas(
         >>> bool(abs(lam[0] - 0.5) < 4 * np.sqrt(cov[0, 0]))
         True
     """
-    w = np.asarray(w, dtype=np.float64)
-    a0 = np.asarray(a0, dtype=np.float64)
-    u = np.asarray(u, dtype=np.float64)[:n_params]
-    v = np.asarray(v, dtype=np.float64)[:n_params]
+    # C-contiguous float64 (a transposed or float32 input, e.g. rows of PairMoments, would
+    # otherwise keep its strides through every pass's slices)
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    a0 = np.ascontiguousarray(a0, dtype=np.float64)
+    u = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
+    v = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
     if not np.all(w != 0):  # only the pairs that count
         nz = w != 0
         u, v, a0, w = u[:, nz], v[:, nz], a0[nz], w[nz]
@@ -621,7 +623,9 @@ def measure(
         min_pairs: fewer OS pairs with weight in a bin: NaN there.
         moments: (4, n) the acceptance's moments at every pair (``acceptance.moments_at``
             of their (m, p, θ)) when already computed (a measured λ_θ computes them for its
-            isotropic weights): taken instead of looking them up per bin, the same numbers.
+            isotropic weights): taken instead of looking them up per bin, the same numbers
+            (float64; or float32, :meth:`~gammastar.pair_acceptance.PairAcceptance.
+            pair_moments`: gathered in it, the fit in float64 from them).
 
     Returns:
         :class:`Polarisation`.
@@ -676,8 +680,12 @@ def measure(
 
 def _rows(table: NDArray[np.float64], k: NDArray[np.intp]) -> NDArray[np.float64]:
     """The columns ``k`` of a (rows, n) table, gathered row by row (1-d gathers: 2–3×
-    faster than ``table[:, k]``)."""
-    out = np.empty((table.shape[0], k.size))
+    faster than ``table[:, k]``), in the table's dtype. A transposed view of rows
+    (:attr:`~gammastar.pair_acceptance.PairMoments.values`): one gather of the rows (a
+    transposed view of them returned)."""
+    if table.T.flags.c_contiguous and not table.flags.c_contiguous:
+        return table.T.take(k, axis=0).T
+    out = np.empty((table.shape[0], k.size), dtype=table.dtype)
     for r in range(table.shape[0]):
         table[r].take(k, out=out[r])
     return out

@@ -458,6 +458,9 @@ class _Weighted:
     polarisation: dict[str, Any] | None = None
     """A measured λ_θ's fit, on the pairs of the isotropic fiducial region: the
     ``polarisation`` block (:func:`_measured_acceptance`)."""
+    reuse: dict[str, Any] = field(default_factory=dict)
+    """What a measured λ_θ's isotropic weighting shares with the final one
+    (:func:`_weigh_table`'s ``reuse``)."""
 
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
@@ -670,8 +673,9 @@ def _weigh(
             t = time.perf_counter()
             run.am = _measured_acceptance(cfg, run, w, cutflow["pairs_outside_map"], edges)
             run.times["fit_lambda"] = time.perf_counter() - t
-        counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges, w.acceptance)
-        w.acceptance = None  # not held while the outputs are written
+        counts, sums = _weigh_table(cfg, run, w, cutflow["pairs_outside_map"], edges,
+                                    w.acceptance, w.reuse)  # fmt: skip
+        w.acceptance, w.reuse = None, {}  # not held while the outputs are written
         if cfg.background.remove_eta_mumu == "rate":
             w.eta.update(_remove_eta_mumu_rate(cfg, pairs, edges))
         elif cfg.background.remove_eta_mumu == "truth":
@@ -699,7 +703,8 @@ def _measured_acceptance(
     """``unfold.decay_lambda_theta: measured``: the acceptance of the λ_θ(m) measured on this
     run's pairs (``w.pairs``, in memory), without a second pass over the input files.
 
-    The acceptance's four decay-angle moments are interpolated at every pair once; the pairs
+    The acceptance's four decay-angle moments are interpolated at every pair once, in single
+    precision (:meth:`~gammastar.pair_acceptance.PairAcceptance.pair_moments`); the pairs
     are weighted as the isotropic selection weighs them (:func:`_weigh_table` with A = ⟨a⟩,
     the first moment, which is ``run.am`` at λ_θ = 0; the η → μμ ``rate`` scaling too), and
     λ_θ(m) is fitted to them (:func:`_measure_polarisation`): **the measured λ_θ(m) is the fit
@@ -707,11 +712,14 @@ def _measured_acceptance(
     fit weights k_b/ε), and that fit is the ``polarisation`` block the selection writes
     (``w.polarisation``, ``used_in_acceptance`` true). The acceptance follows it at the
     table's mass nodes (:meth:`~gammastar.pair_acceptance.PairAcceptance.with_lambda`: the
-    moment tables, no new tabulation). The caller then weights the same table again with it:
-    pair by pair the numbers of the former first pass (a selection at λ_θ = 0, whose block
-    this is) and second pass (one with the acceptance of its λ_θ(m)); the sums over pairs in
-    another order (one table instead of chunks), so equal to rounding
-    (``tests/test_select_onepass.py``). There is no second fit on the final weights' pairs
+    moment tables, no new tabulation), its A at every pair from the same moments
+    (:meth:`~gammastar.pair_acceptance.PairAcceptance.acceptance_at`, no second
+    interpolation). The caller then weights the same table again with it: pair by pair the
+    numbers of the former first pass (a selection at λ_θ = 0, whose block this is) and second
+    pass (one with the acceptance of its λ_θ(m)) to the moments' single precision (A within
+    ~2·10⁻⁶; λ far below its errors), the sums over pairs in another order (one table instead
+    of chunks) (``tests/test_select_onepass.py``; docs/selection.md, "Cost after the
+    ``cost10`` work"). There is no second fit on the final weights' pairs
     (until 2026-11-23 the block was refitted on them: the ~0.1% of pairs that cross
     ``min_acceptance`` moved the λ far below their errors, docs/selection.md).
 
@@ -726,21 +734,27 @@ def _measured_acceptance(
     p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
     # the moments at every pair; the isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as
     # the table's lookup clips it)
-    moments = run.am.moments_at(m, p, theta)
-    a0 = _AtPairs(np.clip(moments[0], 0.0, 1.0), run.am.source)
-    _weigh_table(cfg, run, w, n_outside, edges, a0)  # the isotropic weights (reports: final's)
+    # in single precision (≲ 2·10⁻⁶ from the float64 numbers, far below the tables' own
+    # ~10⁻³ accuracy and the λ's errors: docs/selection.md, session 10): 0.065 s and 48 MB less
+    moments = run.am.pair_moments(m, p, theta, dtype=np.float32)
+    del p, theta
+    a0 = _AtPairs(np.clip(moments.values[0], 0.0, 1.0, out=np.empty(len(m))), run.am.source)
+    # the isotropic weights (reports: final's); w.reuse: what the final weighting shares
+    _weigh_table(cfg, run, w, n_outside, edges, a0, w.reuse)
     del a0
     if cfg.background.remove_eta_mumu == "rate":
         _remove_eta_mumu_rate(cfg, w.pairs, edges)
     t = time.perf_counter()
-    block = _measure_polarisation(cfg, run.am, w.pairs, None, True, moments)
+    block = _measure_polarisation(cfg, run.am, w.pairs, None, True, moments.values)
     run.times["polarisation"] = time.perf_counter() - t  # select.json timings_s
-    del moments  # released before the final weights' columns are made
     w.polarisation = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
-    am = run.am.with_lambda(run.am.lambda_nodes(pol_edges, lam))
-    # its A at every pair for the final weights: its lookup's numbers, at the (p, θ) above
-    w.acceptance = _AtPairs(am(m, p, theta), am.source)
+    nodes = run.am.lambda_nodes(pol_edges, lam)
+    am = run.am.with_lambda(nodes)
+    # its A at every pair for the final weights: its lookup's numbers to rounding, from the
+    # moments interpolated above (no second interpolation); they are released before the
+    # final weights are computed
+    w.acceptance = _AtPairs(run.am.acceptance_at(moments, nodes), am.source)
     return am
 
 
@@ -782,24 +796,39 @@ def _weigh_table(
     n_outside: int,
     edges: np.ndarray,
     acceptance: Any = None,
+    reuse: dict[str, Any] | None = None,
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The final weights of the whole table (``w.pairs``, columns added in place) with
     :func:`gammastar.chunk.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
     like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``),
-    the conversion template's 1/(1 + R) where configured; returns the report counts and sums."""
+    the conversion template's 1/(1 + R) where configured; returns the report counts and sums.
+
+    ``reuse``: a dict that the first of two weightings of the same table (a measured λ_θ's
+    isotropic one) fills and the second takes from: 1/ε with its report, the like-sign
+    factors, the template, and the ``acc`` and ``weight`` arrays, which the second call
+    overwrites (the same numbers, without computing them twice, and no fresh memory for two
+    new 16 MB columns on 2·10⁶ pairs, whose first touch costs system time)."""
     from gammastar.background import conversion_template_from_config, pair_factors
     from gammastar.unfold import inverse_weights
 
     pairs = w.pairs
-    inv, w.eff_report = inverse_weights(
-        pairs["eff"].to_numpy(), n_outside=n_outside, on_missing=cfg.unfold.outside_map,
-        em=run.em,
-    )  # fmt: skip
-    cols = {c: pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge")}
-    ss_factor = pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor)
-    conversion = conversion_template_from_config(cfg)
     n = len(pairs)
-    acc, weight = np.empty(n), np.empty(n)
+    reuse = {} if reuse is None else reuse
+    if "inv" in reuse:
+        inv, w.eff_report = reuse["inv"], reuse["eff_report"]
+        cols, ss_factor, conversion = reuse["cols"], reuse["ss_factor"], reuse["conversion"]
+        acc, weight = reuse["acc"], reuse["weight"]
+    else:
+        inv, w.eff_report = inverse_weights(
+            pairs["eff"].to_numpy(), n_outside=n_outside, on_missing=cfg.unfold.outside_map,
+            em=run.em,
+        )  # fmt: skip
+        cols = {c: pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge")}
+        ss_factor = pair_factors(cols["m"], cols["charge"], edges, w.estimate.factor)
+        conversion = conversion_template_from_config(cfg)
+        acc, weight = np.empty(n), np.empty(n)
+        reuse.update(inv=inv, eff_report=w.eff_report, cols=cols, ss_factor=ss_factor,
+                     conversion=conversion, acc=acc, weight=weight)  # fmt: skip
     counts: dict[str, int] = {}
     sums: dict[str, float] = {}
     # in blocks of rows, as the chunks do: pair_weights' temporaries stay small (on the whole
