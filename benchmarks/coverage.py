@@ -276,7 +276,9 @@ def data_side(
         # without an external σ_y's (a systematic: only the full arm draws its truth)
         rel_ex = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus)
         rel_fit = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus,
-                                      external=False)  # fmt: skip
+                                      external=False, forms=False)  # fmt: skip
+        rel_varied = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus,
+                                         forms=False)  # fmt: skip
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
         named["data_stat"] = rel_stat
@@ -290,6 +292,7 @@ def data_side(
             if "extrapolation_yield" in named:
                 parts["extrapolation"] = float(rel_ex[k])
                 parts["extrapolation_fit"] = float(rel_fit[k])
+                parts["extrapolation_varied"] = float(rel_varied[k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
     return out
 
@@ -326,15 +329,23 @@ SIGMAS = {
     "all_yield": None,
     "data_stat": ("data_stat", "mc_acceptance"),
     "stat": ("data_stat", "extrapolation_fit", "mc_acceptance"),
+    "varied": None,
 }
 """Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
 ``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
 holds today) or the named subset."""
+_EXTRA = ("extrapolation_fit", "extrapolation_varied")
 EXCLUDE = {
-    "all": ("extrapolation_yield", "extrapolation_fit"),
-    "all_yield": ("extrapolation", "extrapolation_fit"),
+    "all": ("extrapolation_yield", *_EXTRA),
+    "all_yield": ("extrapolation", *_EXTRA),
+    # what the full arm varies: not the model's forms (the mock's spectra keep theirs) nor
+    # the flow's kinematic_model (one flow for all realisations: its error sampled once)
+    "varied": ("extrapolation_yield", "extrapolation", "extrapolation_fit", "kinematic_model"),
 }
-ARM_SIGMAS = {"full": ("all", "all_yield", "data_stat"), "stat": ("data_stat", "stat", "all")}
+ARM_SIGMAS = {
+    "full": ("all", "varied", "all_yield", "data_stat"),
+    "stat": ("data_stat", "stat", "all"),
+}
 
 
 def quoted(parts: dict[str, float], which: str) -> float:
@@ -497,11 +508,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
         arms[arm] = {
             "sigmas": {w: list(SIGMAS[w] or ["every named nuisance", "mc_acceptance",
-                                             f"not {EXCLUDE[w][0]}"])
+                                             *(f"not {x}" for x in EXCLUDE[w])])
                        for w in ARM_SIGMAS[arm]},
             "varied": list(VARIED) if arm == "full" else [],
             "drawn": [x["drawn"] for x in rows[:: len(masses) * len(ctaus)]],
             "table": table,
+            # each realisation's numbers, so that another σ variant needs no rerun
+            "rows": [{k: x[k] for k in ("seed", "mass", "ctau", "nsig_dd", "nsig_truth",
+                                        "rel_sigma_truth", "sigma")} for x in rows],
         }  # fmt: skip
     out = {
         "benchmark": "coverage",

@@ -59,7 +59,8 @@ def test_reduced_coverage(tmp_path):
     grid = [ys.value + ys.error * z for z in cov.Y_SIGMA_POINTS]
     assert all(min(abs(d["y_sigma"] - g) for g in grid) < 1e-12 for d in drawn)
     assert out["arms"]["stat"]["drawn"] == [{}, {}, {}]
-    arms = (("full", ("all", "all_yield", "data_stat")), ("stat", ("data_stat", "stat", "all")))
+    arms = (("full", ("all", "varied", "all_yield", "data_stat")),
+            ("stat", ("data_stat", "stat", "all")))
     for arm, sigmas in arms:
         table = out["arms"][arm]["table"]
         assert [(t["mass"], t["ctau"], t["n"]) for t in table] == [(0.6, 1.0, 3), (0.6, 100.0, 3)]

@@ -928,6 +928,7 @@ def nsig_relative_error(
     ctau: ArrayLike,
     *,
     external: bool = True,
+    forms: bool = True,
 ) -> NDArray[np.float64]:
     r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
     signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
@@ -961,6 +962,9 @@ def nsig_relative_error(
         external: include an external σ_y's error (:attr:`Extrapolation.y_sigma_external`;
             ``False``: the fit's statistical part and the forms only, e.g. for a coverage
             test at a fixed truth, which cannot test a systematic).
+        forms: include the model's forms (:attr:`Extrapolation.model_variations`; ``False``:
+            the fit's statistical part and an external σ_y's only, e.g. for a coverage test on
+            a mock whose spectra keep one form).
 
     Returns:
         δN/N per cτ (0 where N = 0).
@@ -1015,7 +1019,7 @@ def nsig_relative_error(
     c = cov[np.ix_([q for _, q in rows], [q for _, q in rows])]
     gr = grad[[j for j, _ in rows]]  # (k, n_ct)
     var = np.einsum("ic,ij,jc->c", gr, c, gr)
-    if ex.covariance_stat is not None:
+    if ex.covariance_stat is not None and forms:
         var = var + _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s), f0)
     n_over_yf = tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
     with np.errstate(divide="ignore", invalid="ignore"):
