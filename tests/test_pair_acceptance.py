@@ -197,11 +197,8 @@ def test_moments_at_equals_one_interpolation_per_table(table):
 
     from gammastar.pair_acceptance import N_MOMENTS, _interpolate
 
-    rng = np.random.default_rng(7)
     n = 20_000
-    m = rng.uniform(0.18, 1.2, n)
-    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
-    th = rng.uniform(-0.01, 0.5, n)
+    m, p, th = _pair_points(n, seed=7)
     got = table.moments_at(m, p, th)
     args = (*table._ps_range, table.logp_grid[0], table.logp_grid[-1], table.theta_grid[-1],
             table.lepton_mass)  # fmt: skip
@@ -216,6 +213,15 @@ def test_moments_at_equals_one_interpolation_per_table(table):
     # the first moment is the isotropic A itself (the table at λ_θ = 0), unclipped
     np.testing.assert_allclose(np.clip(got[0], 0, 1), table(m, p, th), rtol=0,
                                atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip
+
+def _pair_points(n, seed):
+    """``n`` pairs' (m, p, θ) spread over the table and beyond it (masses below 2m_μ, θ < 0
+    and above the table's last θ), for the moment tests."""
+    rng = np.random.default_rng(seed)
+    m = rng.uniform(0.18, 1.2, n)
+    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
+    return m, p, rng.uniform(-0.01, 0.5, n)
+
 
 
 @pytest.mark.parametrize("kind", ["per_node", "one", "table_default"])
@@ -235,11 +241,8 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
 
     from gammastar import pair_acceptance as pa
 
-    rng = np.random.default_rng(23)
     n = 3 * pa._BLOCK + 77
-    m = rng.uniform(0.18, 1.2, n)
-    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
-    th = rng.uniform(-0.01, 0.5, n)
+    m, p, th = _pair_points(n, seed=23)
     pm = table.pair_moments(m, p, th)
     np.testing.assert_array_equal(pm.values, table.moments_at(m, p, th))
     assert pm.upper.shape == (2, n)
@@ -274,11 +277,8 @@ def test_pair_moments_in_single_precision(table):
 
     from gammastar import pair_acceptance as pa
 
-    rng = np.random.default_rng(29)
     n = 2 * pa._BLOCK + 5
-    m = rng.uniform(0.18, 1.2, n)
-    p = np.exp(rng.uniform(np.log(0.5), np.log(450.0), n))
-    th = rng.uniform(-0.01, 0.5, n)
+    m, p, th = _pair_points(n, seed=29)
     p64 = table.pair_moments(m, p, th)
     p32 = table.pair_moments(m, p, th, dtype=np.float32)
     assert p32.values.dtype == np.float32
