@@ -314,14 +314,14 @@ def test_an_external_sigma_y_is_fixed_and_its_error_reaches_f_f():
     pairs = _toy(region, 20_000, seed=31)
     f_true = fiducial_fraction(region, MASS, TRUE)
     at_truth = _fit(region, pairs, y_sigma=(TRUE[2], 0.0), y_sigma_source="toy truth")
-    assert at_truth.y_sigma[0] == TRUE[2]
-    assert at_truth.covariance[0, 0] == 0.0
+    assert at_truth.y_sigma[0] == TRUE[2]  # copied, not computed
+    assert at_truth.covariance[0, 0] == 0.0  # σ_y's row: zeros placed, and a zero error
     err0 = at_truth.fiducial_fraction_err[0]
     assert err0 > 0
     assert abs(at_truth.fiducial_fraction[0] - f_true) < 3 * err0 + 1e-9
 
     ex = _fit(region, pairs, y_sigma=(1.3, 0.1), y_sigma_source="toy")
-    assert ex.y_sigma[0] == 1.3
+    assert ex.y_sigma[0] == 1.3  # copied
     assert ex.y_sigma_err == pytest.approx(0.1, rel=1e-12)
     f_up = fiducial_fraction(region, MASS, (ex.temperature[0], TRUE[1], 1.4))
     f_dn = fiducial_fraction(region, MASS, (ex.temperature[0], TRUE[1], 1.2))

@@ -244,7 +244,10 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
     n = 3 * pa._BLOCK + 77
     m, p, th = _pair_points(n, seed=23)
     pm = table.pair_moments(m, p, th)
-    np.testing.assert_array_equal(pm.values, table.moments_at(m, p, th))
+    # the same arithmetic in another memory layout: equal up to the interpolation's ≲ 16
+    # roundings (numpy's loops may group the sums otherwise on another CPU)
+    np.testing.assert_allclose(pm.values, table.moments_at(m, p, th), rtol=0,
+                               atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip
     assert pm.upper.shape == (2, n)
     assert pm.node.shape == (n,)
     assert pm.node.min() >= 0
@@ -262,7 +265,7 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
     assert np.count_nonzero(ref > 0.05) > 1000  # accepted points are compared
     dead = (m < 2 * M_MU) | (th > table.theta_grid[-1]) | (th < 0)
     assert dead.sum() > 100
-    assert np.all(got[dead] == 0.0)
+    assert np.all(got[dead] == 0.0)  # assigned, not computed: exactly 0
     assert np.all((got >= 0.0) & (got <= 1.0))
 
 
@@ -287,6 +290,7 @@ def test_pair_moments_in_single_precision(table):
     assert np.all(np.abs(p32.values - p64.values) <= tol)
     assert np.all(np.abs(p32.upper - p64.upper) <= tol)
     np.testing.assert_array_equal(p32.node, p64.node)
+    # outside the table the moments are assigned 0 (not computed): the same points in both
     np.testing.assert_array_equal(p32.values == 0.0, p64.values == 0.0)
     lam = table.lambda_nodes([0.2, 0.5, 0.8, 1.1], [0.9, -0.6, 0.4])
     got = table.acceptance_at(p32, lam)
@@ -303,7 +307,9 @@ def test_pair_moments_in_single_precision(table):
     back = pickle.loads(pickle.dumps(table))
     assert "_rows32" in table.__dict__
     assert "_rows32" not in back.__dict__
-    np.testing.assert_array_equal(back.pair_moments(m, p, th, dtype=np.float32).values, p32.values)
+    # rebuilt caches give the same numbers up to the float32 interpolation's roundings
+    np.testing.assert_allclose(back.pair_moments(m, p, th, dtype=np.float32).values,
+                               p32.values, rtol=0, atol=tol)  # fmt: skip
 
 
 def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
