@@ -255,7 +255,7 @@ def data_side(
         ExtrapolatedSampler,
         Extrapolation,
         RecordingSampler,
-        nsig_relative_error,
+        nsig_error_parts,
     )
     from gammastar.pair_acceptance import FiducialRegion
     from gammastar.reach import load_yields
@@ -274,11 +274,10 @@ def data_side(
         kin = kinematic_spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed + 1)
         # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F), with and
         # without an external σ_y's (a systematic: only the full arm draws its truth)
-        rel_ex = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus)
-        rel_fit = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus,
-                                      external=False, forms=False)  # fmt: skip
-        rel_varied = nsig_relative_error(extrap, fiducial, m, sampler.last, ks, ctaus,
-                                         forms=False)  # fmt: skip
+        ep = nsig_error_parts(extrap, fiducial, m, sampler.last, ks, ctaus)
+        rel_fit = ep["fit"]
+        rel_varied = np.hypot(ep["fit"], ep["external"])
+        rel_ex = np.sqrt(rel_varied**2 + ep["forms"] ** 2)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
         named["data_stat"] = rel_stat

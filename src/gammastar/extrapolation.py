@@ -50,6 +50,7 @@ __all__ = [
     "beam_rapidity",
     "fiducial_fraction",
     "fit_extrapolation",
+    "nsig_error_parts",
     "nsig_relative_error",
     "per_sample_acceptance",
     "sandwich_covariance",
@@ -593,12 +594,13 @@ def _fiducial_grids(fiducial, centre, fitted) -> dict[int, NDArray[np.bool_]]:
     return {i: _grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
 
 
-def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, sigma_err=None):
+def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, external=None):
     """The ``kish_profile`` error: (f_F 1σ per bin, δσ_y). The profile likelihood in σ_y (the
     weakly constrained parameter), with the weighted NLL scaled to the Kish effective size,
-    (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y (δσ_y = ``sigma_err``,
-    an external σ_y's error, when given: no profile)."""
-    if sigma_err is None:
+    (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y (with an external σ_y,
+    ``external`` = (its error, the fits at σ_y ± error of :func:`_external_sides`): no
+    profile, those fits)."""
+    if external is None:
         wsum = sum(float(np.sum(d[3])) for d in data)
         w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
         scale = wsum * wsum / w2sum
@@ -610,11 +612,17 @@ def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, sig
         # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
         d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
     else:
-        d_sigma = float(sigma_err)
+        d_sigma, (x_hi, x_lo) = external
+        return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi), d_sigma
     x_lo, _ = _fit_joint(data, (x[2], x[0], x[1] - d_sigma), sigma=max(x[1] - d_sigma, 0.1),
                          mu_fixed=mu_fixed)  # fmt: skip
     x_hi, _ = _fit_joint(data, (x[2], x[0], x[1] + d_sigma), sigma=x[1] + d_sigma,
                          mu_fixed=mu_fixed)  # fmt: skip
+    return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi), d_sigma
+
+
+def _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi) -> NDArray:
+    """Half the difference of f_F per bin between the fits ``x_lo`` and ``x_hi``."""
     frac_err = np.full(len(centre), np.nan)
     for k, (g, _) in enumerate(fitted):
         for i in g:
@@ -622,7 +630,7 @@ def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, sig
             f_lo = fiducial_fraction(fiducial, c, (x_lo[2 + k], x_lo[0], x_lo[1]), inside[i])
             f_hi = fiducial_fraction(fiducial, c, (x_hi[2 + k], x_hi[0], x_hi[1]), inside[i])
             frac_err[i] = 0.5 * abs(f_hi - f_lo)
-    return frac_err, d_sigma
+    return frac_err
 
 
 def fit_extrapolation(
@@ -733,21 +741,27 @@ def fit_extrapolation(
     x, nll0 = _fit_joint(data, start, mu_fixed=y_mean,
                          sigma=None if external is None else external["value"])  # fmt: skip
     inside = _fiducial_grids(fiducial, centre, fitted)
+    sides = None  # the fits at an external σ_y ± its error, shared by both error methods
+    if external is not None and external["error"] > 0:
+        sides = _external_sides(data, x, y_mean, external["error"])
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = None
     for method in (error_method, _OTHER[error_method]) if compare else (error_method,):
         if method == "sandwich":
             cov = sandwich_covariance(data, x, y_mean, sigma_fixed=external is not None)
             if external is not None:
-                d = _external_shift(data, x, y_mean, external["error"])
+                d = _external_shift(x, y_mean, sides)
                 external["parameter_shift"] = d.tolist()
                 cov = cov + np.outer(d, d)
             s_idx = 0 if y_mean is not None else 1
             errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside),
                             math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
+            ext = None
+            if external is not None:  # the same fits as the sandwich's shift (x itself at 0)
+                ext = (external["error"], sides if sides is not None else (x, x))
             errs[method] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean, inside,
-                                         None if external is None else external["error"])  # fmt: skip
+                                         ext)  # fmt: skip
     for (g, n_eff), t in zip(fitted, x[2:], strict=True):
         for i in g:
             temp[i], mu[i], sig[i] = t, x[0], x[1]
@@ -804,16 +818,23 @@ def _external_sigma(y_sigma, source) -> dict[str, Any] | None:
     return {"value": value, "error": error, "source": str(source)}
 
 
-def _external_shift(data, x, mu_fixed, error: float) -> NDArray[np.float64]:
-    """δ of the free parameters ([ȳ], σ_y, T_g...) when an external σ_y moves by its 1σ
-    ``error``: half the difference of the fits at σ_y + error and σ_y − error (the T_g
-    refitted, σ_y's own entry = error); zeros for a zero error."""
-    if error == 0:
-        return np.zeros(_free(x, mu_fixed).size)
+def _external_sides(data, x, mu_fixed, error: float) -> tuple[NDArray, NDArray]:
+    """The fits at an external σ_y + ``error`` and − ``error`` (the T_g refitted; σ_y within
+    its bounds): the external error's effect (:func:`_external_shift`, and the ``kish_profile``
+    comparison at the same σ_y ± error)."""
     sides = []
     for sign in (1.0, -1.0):
         s_ = float(np.clip(x[1] + sign * error, *_BOUNDS[2]))
         sides.append(_fit_joint(data, (x[2], x[0], s_), sigma=s_, mu_fixed=mu_fixed)[0])
+    return sides[0], sides[1]
+
+
+def _external_shift(x, mu_fixed, sides) -> NDArray[np.float64]:
+    """δ of the free parameters ([ȳ], σ_y, T_g...) when an external σ_y moves by its 1σ:
+    half the difference of the two fits of :func:`_external_sides` (σ_y's own entry = the
+    error); zeros without them (a zero error)."""
+    if sides is None:
+        return np.zeros(_free(x, mu_fixed).size)
     return (_free(sides[0], mu_fixed) - _free(sides[1], mu_fixed)) / 2
 
 
@@ -977,6 +998,24 @@ def nsig_relative_error(
         Linear error propagation of the sandwich covariance (:func:`sandwich_covariance`);
         the reweighting identity ∫ p_θ a = E_{p_θ0}[a p_θ/p_θ0] (importance sampling).
     """
+    parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau)
+    keep = ("fit",) + (("external",) if external else ()) + (("forms",) if forms else ())
+    return np.sqrt(sum(parts[k] ** 2 for k in keep))
+
+
+def nsig_error_parts(
+    extrapolation: Extrapolation,
+    fiducial: Any,
+    mass: float,
+    kinematics: dict[str, ArrayLike],
+    sample: Any,
+    ctau: ArrayLike,
+) -> dict[str, NDArray[np.float64]]:
+    """The parts of :func:`nsig_relative_error`, each a relative 1σ of N_sig per cτ whose
+    quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
+    external σ_y's error, its ``parameter_shift`` δ through the same gradient: (g·δ)²; 0
+    without one), ``forms`` (the model's alternative forms; 0 without them). Computed once,
+    any subset combined by the caller (arguments as :func:`nsig_relative_error`)."""
     ex = extrapolation
     if ex.covariance is None or ex.bin_group is None:
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
@@ -989,7 +1028,7 @@ def nsig_relative_error(
     n = a.shape[0]
     tot = a.mean(axis=0)
     if not np.any(out_mask):
-        return np.zeros(ctau.size)
+        return {k: np.zeros(ctau.size) for k in ("fit", "external", "forms")}
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
     y = np.arccosh(np.maximum(e[out_mask] / mt, 1.0))
     dlp = _dlogp(mass, qt[out_mask], y, t, mu, s)  # (3, n_out): (T, ȳ, σ_y)
@@ -1013,18 +1052,25 @@ def nsig_relative_error(
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)
     cov = ex.covariance if ex.covariance_stat is None else ex.covariance_stat
-    shift = (ex.y_sigma_external or {}).get("parameter_shift")
-    if not external and shift is not None:
-        cov = cov - np.outer(shift, shift)
-    c = cov[np.ix_([q for _, q in rows], [q for _, q in rows])]
+    q = [q for _, q in rows]
     gr = grad[[j for j, _ in rows]]  # (k, n_ct)
-    var = np.einsum("ic,ij,jc->c", gr, c, gr)
-    if ex.covariance_stat is not None and forms:
-        var = var + _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s), f0)
+    var_stat = np.einsum("ic,ij,jc->c", gr, cov[np.ix_(q, q)], gr)
+    shift = (ex.y_sigma_external or {}).get("parameter_shift")
+    # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
+    var_ext = (np.asarray(shift, dtype=np.float64)[q] @ gr) ** 2 if shift is not None else 0.0
+    var_forms = (
+        _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s), f0)
+        if ex.covariance_stat is not None
+        else 0.0
+    )
     n_over_yf = tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = np.where(n_over_yf > 0, np.sqrt(np.maximum(var, 0.0)) / n_over_yf, 0.0)
-    return rel
+
+    def rel(var):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
+            return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
+
+    return {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms)}
 
 
 def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> NDArray[np.float64]:
