@@ -61,6 +61,11 @@ class _Fixed:
         return {"qT": self.q[:n], "E": self.e[:n]}
 
 
+def _sem(x) -> float:
+    """The standard error of the mean of ``x``."""
+    return float(np.std(x, ddof=1) / math.sqrt(x.size))
+
+
 def _inside(fiducial, m, q, e):
     return fiducial.contains(np.full(q.size, m), q, e)
 
@@ -146,19 +151,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     half = TruthSampler(g).half_width
     out: dict[str, Any] = {"benchmark": "coverage_parts", "coverage": str(args.coverage),
                            "arm": args.arm, "realisations": len(runs), "points": []}  # fmt: skip
-    print("| m (GeV) | cτ (m) | N_dd/N_t | yield part | acceptance part | f_dd/f_t | 𝓔_in flow/t "
-          "| 𝓔_in pairs/t | 𝓔_out model/t | share of 𝓔_t outside F |")
+    print(
+        "| m (GeV) | cτ (m) | N_dd/N_t | yield part | acceptance part | f_dd/f_t | 𝓔_in flow/t "
+        "| 𝓔_in pairs/t | 𝓔_out model/t | share of 𝓔_t outside F |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in args.masses:
         win = g.in_window(m, half)
         ins = _inside(fid, m, win.qT, win.E)
         f_t = float(ins.mean())
 
-        def part(k, seed, win=win):
-            gg = GstarTruth(win.m[k], win.qT[k], win.E[k], win.pz[k], win.channel[k], g.n_pot)
-            return draw(TruthSampler(gg), m, n, geo, seed=seed).acceptance(ctaus)
-
-        et_in, et_out = part(ins, args.seed + 20), part(~ins, args.seed + 21)
+        et_in, et_out = (
+            draw(TruthSampler(GstarTruth(win.m[k], win.qT[k], win.E[k], win.pz[k],
+                                         win.channel[k], g.n_pot)),
+                 m, n, geo, seed=args.seed + 20 + i).acceptance(ctaus)
+            for i, k in enumerate((ins, ~ins))
+        )  # fmt: skip
         et = f_t * et_in + (1 - f_t) * et_out
         e_flow = draw(flow_inside(model, fid, m, n, args.seed + 22), m, n, geo,
                       seed=args.seed + 23).acceptance(ctaus)  # fmt: skip
@@ -182,23 +190,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             nr = np.array([ratio[s] for s in seeds])
             ap_ = np.array([x[j] for x in acc_part])
             yp = nr / ap_
-            sem = lambda x: float(np.std(x, ddof=1) / math.sqrt(x.size))  # noqa: E731
             pt = {
                 "mass": m, "ctau": float(ct), "n": int(nr.size),
-                "nsig_ratio": float(nr.mean()), "nsig_ratio_sem": sem(nr),
-                "yield_part": float(yp.mean()), "yield_part_sem": sem(yp),
-                "acceptance_part": float(ap_.mean()), "acceptance_part_sem": sem(ap_),
+                "nsig_ratio": float(nr.mean()), "nsig_ratio_sem": _sem(nr),
+                "yield_part": float(yp.mean()), "yield_part_sem": _sem(yp),
+                "acceptance_part": float(ap_.mean()), "acceptance_part_sem": _sem(ap_),
                 "f_ratio": float(np.mean(f_dd)), "e_in_flow_ratio": float(e_flow[j] / et_in[j]),
                 "e_in_pairs_ratio": float(e_pairs[j] / et_in[j]), "pairs": int(q.size),
                 "e_out_model_ratio": float(np.mean([x[j] for x in e_out])),
                 "share_outside": float((1 - f_t) * et_out[j] / et[j]), "f_truth": f_t,
             }  # fmt: skip
             out["points"].append(pt)
-            print(f"| {m:.2f} | {ct:g} | {pt['nsig_ratio']:.3f} ± {pt['nsig_ratio_sem']:.3f} | "
-                  f"{pt['yield_part']:.3f} ± {pt['yield_part_sem']:.3f} | "
-                  f"{pt['acceptance_part']:.3f} | {pt['f_ratio']:.3f} | "
-                  f"{pt['e_in_flow_ratio']:.3f} | {pt['e_in_pairs_ratio']:.3f} ({q.size}) | "
-                  f"{pt['e_out_model_ratio']:.3f} | {pt['share_outside']:.2f} |", flush=True)
+            print(
+                f"| {m:.2f} | {ct:g} | {pt['nsig_ratio']:.3f} ± {pt['nsig_ratio_sem']:.3f} | "
+                f"{pt['yield_part']:.3f} ± {pt['yield_part_sem']:.3f} | "
+                f"{pt['acceptance_part']:.3f} | {pt['f_ratio']:.3f} | "
+                f"{pt['e_in_flow_ratio']:.3f} | {pt['e_in_pairs_ratio']:.3f} ({q.size}) | "
+                f"{pt['e_out_model_ratio']:.3f} | {pt['share_outside']:.2f} |",
+                flush=True,
+            )
     out["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out))
     return out
