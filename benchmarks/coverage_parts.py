@@ -176,6 +176,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         a = a if a.shape[0] == q.size else a.T
         k = _inside(fid, m, q, e)
         e_pairs = (w[k, None] * a[k]).sum(0) / w[k].sum()
+        # its statistical error: the weighted mean's, sqrt(sum w^2 (a - mean)^2) / sum w
+        e_pairs_err = np.sqrt((w[k, None] ** 2 * (a[k] - e_pairs) ** 2).sum(0)) / w[k].sum()
         f_dd, e_out, acc_part = [], [], []
         for i, ex in enumerate(extraps):
             f = float(ex.at(m)[0])
@@ -196,7 +198,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "yield_part": float(yp.mean()), "yield_part_sem": _sem(yp),
                 "acceptance_part": float(ap_.mean()), "acceptance_part_sem": _sem(ap_),
                 "f_ratio": float(np.mean(f_dd)), "e_in_flow_ratio": float(e_flow[j] / et_in[j]),
-                "e_in_pairs_ratio": float(e_pairs[j] / et_in[j]), "pairs": int(q.size),
+                "e_in_pairs_ratio": float(e_pairs[j] / et_in[j]),
+                "e_in_pairs_ratio_err": float(e_pairs_err[j] / et_in[j]), "pairs": int(q.size),
                 "e_out_model_ratio": float(np.mean([x[j] for x in e_out])),
                 "share_outside": float((1 - f_t) * et_out[j] / et[j]), "f_truth": f_t,
             }  # fmt: skip
@@ -205,7 +208,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"| {m:.2f} | {ct:g} | {pt['nsig_ratio']:.3f} ± {pt['nsig_ratio_sem']:.3f} | "
                 f"{pt['yield_part']:.3f} ± {pt['yield_part_sem']:.3f} | "
                 f"{pt['acceptance_part']:.3f} | {pt['f_ratio']:.3f} | "
-                f"{pt['e_in_flow_ratio']:.3f} | {pt['e_in_pairs_ratio']:.3f} ({q.size}) | "
+                f"{pt['e_in_flow_ratio']:.3f} | {pt['e_in_pairs_ratio']:.3f} ± "
+                f"{pt['e_in_pairs_ratio_err']:.3f} ({q.size}) | "
                 f"{pt['e_out_model_ratio']:.3f} | {pt['share_outside']:.2f} |",
                 flush=True,
             )
