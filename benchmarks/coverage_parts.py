@@ -70,11 +70,15 @@ def _inside(fiducial, m, q, e):
     return fiducial.contains(np.full(q.size, m), q, e)
 
 
-def model_outside(extrap, fiducial, m: float, n: int, seed: int) -> _Fixed:
-    """``n`` samples of the fitted model at mass ``m`` that lie outside F."""
+def model_outside(
+    extrap, fiducial, m: float, n: int, seed: int, y_sigma: float | None = None, t_scale=1.0
+) -> _Fixed:
+    """``n`` samples of the fitted model at mass ``m`` that lie outside F (with σ_y replaced
+    by ``y_sigma`` and T scaled by ``t_scale`` when given: what-ifs)."""
     from gammastar.acceptance import ParametricSampler
 
     _, t, mu, s = (float(x) for x in extrap.at(m))
+    t, s = t * t_scale, s if y_sigma is None else y_sigma
     model, rng = ParametricSampler(t, mu, s), np.random.default_rng(seed)
     qs, es, have = [], [], 0
     while have < n:
@@ -121,6 +125,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
     ap.add_argument("--masses", type=float, nargs="+", default=[0.3, 0.6, 0.9])
     ap.add_argument("--window", type=float, default=0.015, help="pooled pairs: ± GeV")
+    ap.add_argument(
+        "--model-y-sigma", type=float, default=None,
+        help="what-if for the 𝓔_out column: the model outside F at this σ_y (f_F and the "
+        "acceptance part keep the fit's)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--model-t-scale", type=float, default=1.0,
+        help="what-if for the 𝓔_out column: each realisation's T times this",
+    )  # fmt: skip
     coverage.add_truth_arguments(ap)
     args = ap.parse_args(argv)
 
@@ -150,7 +163,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     g, half, n = truth["gstar"], None, args.samples
     half = TruthSampler(g).half_width
     out: dict[str, Any] = {"benchmark": "coverage_parts", "coverage": str(args.coverage),
-                           "arm": args.arm, "realisations": len(runs), "points": []}  # fmt: skip
+                           "arm": args.arm, "realisations": len(runs),
+                           "model_y_sigma": args.model_y_sigma,
+                           "model_t_scale": args.model_t_scale, "points": []}  # fmt: skip
     print(
         "| m (GeV) | cτ (m) | N_dd/N_t | yield part | acceptance part | f_dd/f_t | 𝓔_in flow/t "
         "| 𝓔_in pairs/t | 𝓔_out model/t | share of 𝓔_t outside F |"
@@ -181,8 +196,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f_dd, e_out, acc_part = [], [], []
         for i, ex in enumerate(extraps):
             f = float(ex.at(m)[0])
-            eo = draw(model_outside(ex, fid, m, n, args.seed + 30 + i), m, n, geo,
-                      seed=args.seed + 25).acceptance(ctaus)  # fmt: skip
+            outside = model_outside(ex, fid, m, n, args.seed + 30 + i, args.model_y_sigma,
+                                    args.model_t_scale)  # fmt: skip
+            eo = draw(outside, m, n, geo, seed=args.seed + 25).acceptance(ctaus)
             f_dd.append(f / f_t)
             e_out.append(eo / et_out)
             acc_part.append(((f * e_flow + (1 - f) * eo) / f) / (et / f_t))
