@@ -70,6 +70,30 @@ def test_helicity_angles_recover_the_generated_decay_frame():
     assert np.abs(np.angle(np.exp(1j * (ph2 - ph0 - np.pi)))).max() < 1e-7
 
 
+def test_helicity_angles_of_a_pair_along_the_beam_and_inputs_untouched():
+    """A pair along the beam has no production plane: y* is the lab y axis, x* = y* × z*
+    the lab x axis (module docstring), so a decay lepton along lab +x has φ* = 0 and one
+    along lab +y φ* = π/2, both at cos θ* = 0; the lab momenta passed in are not changed (the
+    function works in place on its own temporaries only)."""
+    m_pair, pz, pstar = 0.78, 20.0, 0.3
+    e_star = np.hypot(pstar, M_MU)
+    gamma, bg = np.hypot(pz, m_pair) / m_pair, pz / m_pair
+    # rest-frame leptons along ±x and ±y, boosted along +z
+    rest = np.array([[pstar, -pstar, 0.0, 0.0], [0.0, 0.0, pstar, -pstar],
+                     [0.0, 0.0, 0.0, 0.0], [e_star] * 4])  # fmt: skip
+    lab = rest.copy()
+    lab[2] = bg * rest[3]
+    lab[3] = gamma * rest[3]
+    a, b = lab[:, [0, 2]], lab[:, [1, 3]]
+    a_in, b_in = a.copy(), b.copy()
+    c, ph = helicity_angles(a, b)
+    assert np.abs(c).max() < 1e-12
+    assert np.allclose(ph, [0.0, np.pi / 2], atol=1e-12)
+    # untouched: the very same numbers (nothing computed, so exact equality is the check)
+    assert np.array_equal(a, a_in)
+    assert np.array_equal(b, b_in)
+
+
 def test_mock_vector_meson_truth_follows_the_config():
     """Full phase space (no detector): the moments of the generated decay angles give back
     the configured λ_θ (and λ_φ = λ_θφ = 0) within the moment's statistical error."""
