@@ -28,9 +28,9 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   ``extrapolation`` normsys holds) in its place, for comparison.
 * ``stat``: the config's parameters; the coverage of ``data_stat`` alone (√(data_stat² + σ_MC²))
   and of the statistical part √(data_stat² + extrapolation_fit² + σ_MC²) (the extrapolation's
-  error at the N_sig level without an external σ_y's: the fit's statistical error on the same
-  data and the model's forms; a systematic cannot be tested at a fixed truth), which must
-  cover on their own.
+  error at the N_sig level, the fit's statistical part alone: neither an external σ_y's error
+  nor the model's forms, systematics that a fixed truth cannot test), which must cover on
+  their own.
 
 Not varied (no mock knob, or not a parameter): ``eta_mumu`` (0 with ``remove_eta_mumu:
 truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`` (a statistical

@@ -100,8 +100,8 @@ def flow_inside(model, fiducial, m: float, n: int, seed: int) -> _Fixed:
     return _Fixed(q, e)
 
 
-def pooled_pairs(runs, m: float, window: float):
-    """The weighted pairs of every run within ±``window`` of ``m`` (E moved to mass m)."""
+def read_pairs(runs) -> dict[str, np.ndarray]:
+    """The weighted pairs (m, q_T, E, weight) of every run, concatenated (read once)."""
     import pyarrow.parquet as pq
 
     cols = ("m", "qT", "E", "weight")
@@ -110,9 +110,14 @@ def pooled_pairs(runs, m: float, window: float):
         t = pq.read_table(run / "pairs.parquet", columns=list(cols))
         for k in cols:
             got[k].append(t.column(k).to_numpy())
-    c = {k: np.concatenate(v) for k, v in got.items()}
-    keep = (np.abs(c["m"] - m) < window) & (c["weight"] != 0)
-    q, e, w, mm = c["qT"][keep], c["E"][keep], c["weight"][keep], c["m"][keep]
+    return {k: np.concatenate(v) for k, v in got.items()}
+
+
+def pooled_pairs(pairs, m: float, window: float):
+    """The pairs of :func:`read_pairs` within ±``window`` of ``m`` with a weight, their energy
+    moved to mass m at their own p_T and rapidity: (q_T, E, weight)."""
+    keep = (np.abs(pairs["m"] - m) < window) & (pairs["weight"] != 0)
+    q, e, w, mm = (pairs[k][keep] for k in ("qT", "E", "weight", "m"))
     return q, e * np.sqrt(q**2 + m**2) / np.sqrt(q**2 + mm**2), w
 
 
@@ -145,14 +150,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gammastar.pair_acceptance import FiducialRegion
     from gammastar.reach import load_yields
 
+    if args.arm == "full":
+        raise SystemExit("coverage_parts: the full arm draws the truth per realisation; use stat")
     t0 = time.perf_counter()
     rows = json.loads(args.coverage.read_text())["arms"][args.arm]["rows"]
     ctaus = np.array(sorted({r["ctau"] for r in rows}))
     seeds = sorted({r["seed"] for r in rows})
     runs = [args.workdir / f"{args.arm}_seed{s}" for s in seeds]
     cfg = load_config(args.config)
-    if args.arm == "full":
-        raise SystemExit("coverage_parts: the full arm draws the truth per realisation; use stat")
     geo = Geometry.from_config(cfg.detector)
     model = flow.load(args.flow)
     extraps = [load_yields(r / "yields.json").extrapolation for r in runs]
@@ -160,8 +165,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     extraps = [Extrapolation.from_dict(x) for x in extraps]
     truth = coverage.truth_side(cfg, args.masses, ctaus, geo, sources=args.truth_sources,
                                 samples=args.samples, seed=args.seed)  # fmt: skip
-    g, half, n = truth["gstar"], None, args.samples
+    g, n = truth["gstar"], args.samples
     half = TruthSampler(g).half_width
+    pairs = read_pairs(runs)
     out: dict[str, Any] = {"benchmark": "coverage_parts", "coverage": str(args.coverage),
                            "arm": args.arm, "realisations": len(runs),
                            "model_y_sigma": args.model_y_sigma,
@@ -185,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         et = f_t * et_in + (1 - f_t) * et_out
         e_flow = draw(flow_inside(model, fid, m, n, args.seed + 22), m, n, geo,
                       seed=args.seed + 23).acceptance(ctaus)  # fmt: skip
-        q, e, w = pooled_pairs(runs, m, args.window)
+        q, e, w = pooled_pairs(pairs, m, args.window)
         a = np.asarray(per_sample_acceptance(
             draw(_Fixed(q, e), m, q.size, geo, seed=args.seed + 24), ctaus))  # fmt: skip
         a = a if a.shape[0] == q.size else a.T

@@ -439,3 +439,15 @@ def test_yields_section_shows_lepton_universality(tmp_path: Path, png_bytes: byt
     assert "0.141" in yl
     assert "2.4681e-03" in yl
     assert "runs/mu/yields.json" in yl
+
+
+def test_the_yields_section_names_an_external_sigma_y_escaped():
+    """The extrapolation's σ_y in the yields section: its value ± error, and the source of an
+    external σ_y (yields.json ``extrapolation.y_sigma_external``) HTML-escaped; nothing
+    without a σ_y."""
+    from gammastar.report import _sigma_y_text
+
+    ext = {"y_sigma_external": {"value": 1.25, "error": 0.2, "source": "PYTHIA <8.3>"}}
+    assert _sigma_y_text(ext, [1.25], 0.2) == " (σ_y = 1.250 ± 0.200, external: PYTHIA &lt;8.3&gt;)"
+    assert _sigma_y_text({}, [1.1], 0.05) == " (σ_y = 1.100 ± 0.050)"
+    assert _sigma_y_text({}, [], None) == ""

@@ -600,20 +600,19 @@ def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, ext
     (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y (with an external σ_y,
     ``external`` = (its error, the fits at σ_y ± error of :func:`_external_sides`): no
     profile, those fits)."""
-    if external is None:
-        wsum = sum(float(np.sum(d[3])) for d in data)
-        w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
-        scale = wsum * wsum / w2sum
-        sides = []
-        for step in (-PROFILE_STEP, PROFILE_STEP):
-            s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
-            xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p, mu_fixed=mu_fixed)
-            sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
-        # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
-        d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
-    else:
+    if external is not None:
         d_sigma, (x_hi, x_lo) = external
         return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi), d_sigma
+    wsum = sum(float(np.sum(d[3])) for d in data)
+    w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
+    scale = wsum * wsum / w2sum
+    sides = []
+    for step in (-PROFILE_STEP, PROFILE_STEP):
+        s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
+        xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p, mu_fixed=mu_fixed)
+        sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
+    # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
+    d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
     x_lo, _ = _fit_joint(data, (x[2], x[0], x[1] - d_sigma), sigma=max(x[1] - d_sigma, 0.1),
                          mu_fixed=mu_fixed)  # fmt: skip
     x_hi, _ = _fit_joint(data, (x[2], x[0], x[1] + d_sigma), sigma=x[1] + d_sigma,
@@ -741,25 +740,22 @@ def fit_extrapolation(
     x, nll0 = _fit_joint(data, start, mu_fixed=y_mean,
                          sigma=None if external is None else external["value"])  # fmt: skip
     inside = _fiducial_grids(fiducial, centre, fitted)
-    sides = None  # the fits at an external σ_y ± its error, shared by both error methods
-    if external is not None and external["error"] > 0:
-        sides = _external_sides(data, x, y_mean, external["error"])
+    # the fits at an external σ_y ± its error, shared by both error methods
+    sides = None if external is None else _external_sides(data, x, y_mean, external["error"])
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = None
     for method in (error_method, _OTHER[error_method]) if compare else (error_method,):
         if method == "sandwich":
             cov = sandwich_covariance(data, x, y_mean, sigma_fixed=external is not None)
             if external is not None:
-                d = _external_shift(x, y_mean, sides)
+                d = _external_shift(y_mean, sides)
                 external["parameter_shift"] = d.tolist()
                 cov = cov + np.outer(d, d)
             s_idx = 0 if y_mean is not None else 1
             errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside),
                             math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
-            ext = None
-            if external is not None:  # the same fits as the sandwich's shift (x itself at 0)
-                ext = (external["error"], sides if sides is not None else (x, x))
+            ext = None if external is None else (external["error"], sides)  # the same fits
             errs[method] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean, inside,
                                          ext)  # fmt: skip
     for (g, n_eff), t in zip(fitted, x[2:], strict=True):
@@ -820,8 +816,10 @@ def _external_sigma(y_sigma, source) -> dict[str, Any] | None:
 
 def _external_sides(data, x, mu_fixed, error: float) -> tuple[NDArray, NDArray]:
     """The fits at an external σ_y + ``error`` and − ``error`` (the T_g refitted; σ_y within
-    its bounds): the external error's effect (:func:`_external_shift`, and the ``kish_profile``
-    comparison at the same σ_y ± error)."""
+    its bounds; ``x`` itself for both at a zero error): the external error's effect
+    (:func:`_external_shift`, and the ``kish_profile`` comparison at the same σ_y ± error)."""
+    if error == 0:
+        return x, x
     sides = []
     for sign in (1.0, -1.0):
         s_ = float(np.clip(x[1] + sign * error, *_BOUNDS[2]))
@@ -829,12 +827,10 @@ def _external_sides(data, x, mu_fixed, error: float) -> tuple[NDArray, NDArray]:
     return sides[0], sides[1]
 
 
-def _external_shift(x, mu_fixed, sides) -> NDArray[np.float64]:
+def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
     """δ of the free parameters ([ȳ], σ_y, T_g...) when an external σ_y moves by its 1σ:
     half the difference of the two fits of :func:`_external_sides` (σ_y's own entry = the
-    error); zeros without them (a zero error)."""
-    if sides is None:
-        return np.zeros(_free(x, mu_fixed).size)
+    error; zeros at a zero error)."""
     return (_free(sides[0], mu_fixed) - _free(sides[1], mu_fixed)) / 2
 
 

@@ -543,6 +543,15 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
     )
 
 
+def _sigma_y_text(ex: dict, sig: list, sig_err: Any) -> str:
+    """The text " (σ_y = v ± e[, external: source])" of the extrapolation block ("" without)."""
+    if not sig:
+        return ""
+    ext = ex.get("y_sigma_external")
+    src = f", external: {esc(str(ext.get('source')))}" if isinstance(ext, dict) else ""
+    return f" (σ_y = {fmt(sig[0], '.3f')} ± {fmt(sig_err, '.3f')}{src})"
+
+
 def _yields_section(run: Path, s: Section) -> None:
     doc = _section_json(run / rundir.YIELDS, s)
     if doc is None:
@@ -570,12 +579,7 @@ def _yields_section(run: Path, s: Section) -> None:
             + esc(fmt(_get(ex, "fiducial", "min_acceptance")))
             + "); beyond it extrapolated with the fitted model "
             + esc(fmt(ex.get("model")))
-            + (f" (σ_y = {fmt(sig[0], '.3f')} ± {fmt(sig_err, '.3f')}" if sig else "")
-            + (
-                (", external: " + esc(str(_get(ex, "y_sigma_external", "source"))) + ")")
-                if sig and isinstance(ex.get("y_sigma_external"), dict)
-                else (")" if sig else "")
-            )
+            + _sigma_y_text(ex, sig, sig_err)
             + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
         )
     pol = doc.get("polarisation")
