@@ -18,7 +18,10 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   instead, the same mismatch the nuisance describes), and, when the config takes the
   extrapolation's σ_y from outside (``yields.extrapolation_y_sigma``), the mock's rapidity
   width from that prior (:data:`Y_SIGMA_POINTS`; the γ*' truth is recomputed per drawn
-  width). σ = √(Σ named² + σ_MC²): every named
+  width), and with ``--form-flow`` the mock mesons' p_T form (``mock.pt_mt_power`` a of
+  m_T^a e^{−m_T/T}, :data:`FORM_POINTS`): the extrapolation's ``mt_boltzmann`` form (a = 1)
+  is its quoted 1σ, so a ~ N(0, 1) is the truth the form's error stands for (the γ*' truth
+  and the fiducial flow per drawn a). σ = √(Σ named² + σ_MC²): every named
   nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
   ``extrapolation`` here is the fit's error carried to N_sig itself
@@ -33,8 +36,9 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   their own.
 
 Not varied (no mock knob, or not a parameter): ``eta_mumu`` (0 with ``remove_eta_mumu:
-truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation`` (a statistical
-fit error: each realisation refits; the mock's spectra have the model's form), the
+truth``, exact; the mock's BR(η → μμ) has no config knob), ``extrapolation``'s rapidity form
+(``logistic_y``: the mock's rapidity stays Gaussian; its p_T form is drawn with
+``--form-flow``, above), the
 acceptance-map statistics (``acceptance_map_stat``: 0 with the config-computed per-lepton
 acceptance of this config).
 The truth's γ* and their acceptance are computed once (``--truth-sources``, 2·10⁷: 2.6·10⁴ γ*
@@ -83,8 +87,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-VARIED = ("lambda_theta", "like_sign_r", "y_sigma")
-"""The truth parameters the ``full`` arm draws (module docstring)."""
+VARIED = ("lambda_theta", "like_sign_r", "y_sigma", "pt_form")
+"""The truth parameters the ``full`` arm draws (module docstring; ``pt_form`` with
+``--form-flow``)."""
+FORM_POINTS = (-1.2247, 0.0, 1.2247)
+"""The ``full`` arm's draws of the mock mesons' p_T form a (``mock.pt_mt_power``) in units of
+the extrapolation's ``mt_boltzmann`` form (a = 1, its quoted 1σ), each equally likely: ±√(3/2)
+and 0, the three-point distribution of mean 0 and variance 1 (the prior's), so that three
+fiducial flows and γ* truths (× the σ_y points) serve all realisations."""
+DRAWN_FORMS = {"pt_form": "mt_boltzmann"}
+"""The model's alternative form whose truth each drawn parameter varies (its N_sig part,
+``form_<name>`` of :func:`gammastar.extrapolation.nsig_error_parts`, joins ``varied``)."""
 Y_SIGMA_POINTS = (-1.4652, -0.5935, 0.0, 0.5935, 1.4652)
 """The ``full`` arm's draws of an external σ_y, in units of its error around its value, each
 equally likely: the normal quantiles at 0.1, 0.3, …, 0.9 scaled to unit variance (the prior's
@@ -92,12 +105,16 @@ mean and variance), so that five truth samples serve all realisations (a truth o
 sources per realisation is not affordable)."""
 
 
-def varied_config(base: Any, rng: np.random.Generator) -> tuple[Any, dict[str, float]]:
+def varied_config(
+    base: Any, rng: np.random.Generator, *, pt_form: bool = False
+) -> tuple[Any, dict[str, float]]:
     """``base`` with the parameters behind the named systematics drawn from their priors.
 
     Arguments:
         base: the analysis config (its ``uncertainties`` give the priors' widths).
         rng: the realisation's generator.
+        pt_form: draw the mock mesons' p_T form ``pt_mt_power`` from :data:`FORM_POINTS`
+            (drawn after the others: the other draws of a seed are those without it).
 
     Returns:
         (the varied config, the drawn values: ``lambda_theta_shift``, ``r_factor``, and with
@@ -123,7 +140,12 @@ def varied_config(base: Any, rng: np.random.Generator) -> tuple[Any, dict[str, f
     if ys is not None and ys.error > 0:
         z = Y_SIGMA_POINTS[int(rng.integers(len(Y_SIGMA_POINTS)))]
         drawn["y_sigma"] = float(ys.value + ys.error * z)
-        upd["mock"] = new_mock.model_copy(update={"rapidity_sigma": drawn["y_sigma"]})
+        new_mock = new_mock.model_copy(update={"rapidity_sigma": drawn["y_sigma"]})
+        upd["mock"] = new_mock
+    if pt_form:
+        z = FORM_POINTS[int(rng.integers(len(FORM_POINTS)))]
+        drawn["pt_form"] = float(mock.pt_mt_power + z)
+        upd["mock"] = new_mock.model_copy(update={"pt_mt_power": drawn["pt_form"]})
     return base.model_copy(update=upd), drawn
 
 
@@ -142,11 +164,14 @@ BOOTSTRAP = 8
 """Replicas of the truth's γ* behind 𝓔_t's error (:func:`truth_side`)."""
 
 
-def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed: int):
+def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed: int,
+               masses_only: bool = False):  # fmt: skip
     """The generator's γ* (``sources`` cocktail sources, in batches of :data:`TRUTH_BATCH`)
     and their A′ acceptance 𝓔(m, cτ) with its relative error, per (mass, cτ): the parts of the
     truth that no realisation changes (λ_θ moves the muons, not the γ*; R is an analysis
-    parameter). The error is the spread over :data:`BOOTSTRAP` resamplings of the γ* inside the
+    parameter). ``masses_only``: the returned γ* keep their masses alone (all that the
+    truth's yield needs, :func:`truth_nsig`; one truth per drawn (σ_y, p_T form) is held).
+    The error is the spread over :data:`BOOTSTRAP` resamplings of the γ* inside the
     sampler's mass window (each with its own A′ draws): the γ* there are few where the spectrum
     is low (2636 at 0.9 ± 0.015 GeV of 2·10⁶ sources: ±3%, against ±0.7–1% from the draws'
     binomial error alone, the error quoted until 2026-11-23), and the truth is common to every
@@ -175,7 +200,9 @@ def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed
         for k, ct in enumerate(ctaus):
             acc[(m, float(ct))] = (float(a[k]), float(rel[k]))
     return {
-        "gstar": gstar,
+        "gstar": GstarTruth(gstar.m, *(np.empty(0),) * 3, np.empty(0, int), gstar.n_pot)
+        if masses_only
+        else gstar,
         "acceptance": acc,
         "window_gstar": {m: int(gstar.in_window(m, half).m.size) for m in masses},
     }
@@ -247,8 +274,11 @@ def data_side(
     samples: int,
     seed: int,
     replicas: list[Any] | None = None,
+    drawn_forms: tuple[str, ...] = (),
 ):
-    """Data-driven N_sig per (mass, cτ) and its quoted relative error (module docstring)."""
+    """Data-driven N_sig per (mass, cτ) and its quoted relative error (module docstring);
+    ``drawn_forms``: the model's alternative forms whose truth the arm draws (their N_sig
+    parts join ``extrapolation_varied``)."""
     from gammastar import rundir
     from gammastar.acceptance import draw
     from gammastar.extrapolation import (
@@ -276,7 +306,9 @@ def data_side(
         # without an external σ_y's (a systematic: only the full arm draws its truth)
         ep = nsig_error_parts(extrap, fiducial, m, sampler.last, ks, ctaus)
         rel_fit = ep["fit"]
-        rel_varied = np.hypot(ep["fit"], ep["external"])
+        rel_varied = np.sqrt(
+            ep["fit"] ** 2 + ep["external"] ** 2 + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms)
+        )
         rel_ex = np.sqrt(rel_varied**2 + ep["forms"] ** 2)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
@@ -292,6 +324,9 @@ def data_side(
                 parts["extrapolation"] = float(rel_ex[k])
                 parts["extrapolation_fit"] = float(rel_fit[k])
                 parts["extrapolation_varied"] = float(rel_varied[k])
+                for name in FORM_PARTS:  # each form's own part, for the record (not summed)
+                    if f"form_{name}" in ep:
+                        parts[f"extrapolation_form_{name}"] = float(ep[f"form_{name}"][k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
     return out
 
@@ -333,13 +368,23 @@ SIGMAS = {
 """Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
 ``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
 holds today) or the named subset."""
-_EXTRA = ("extrapolation_fit", "extrapolation_varied")
+FORM_PARTS = ("mt_boltzmann", "logistic_y")
+"""The model's forms whose N_sig parts each row records (``extrapolation_form_<name>``)."""
+_EXTRA = ("extrapolation_fit", "extrapolation_varied",
+          *(f"extrapolation_form_{k}" for k in FORM_PARTS))  # fmt: skip
 EXCLUDE = {
     "all": ("extrapolation_yield", *_EXTRA),
     "all_yield": ("extrapolation", *_EXTRA),
-    # what the full arm varies: not the model's forms (the mock's spectra keep theirs) nor
-    # the flow's kinematic_model (one flow for all realisations: its error sampled once)
-    "varied": ("extrapolation_yield", "extrapolation", "extrapolation_fit", "kinematic_model"),
+    # what the full arm varies: not the model's forms beyond those it draws (in
+    # extrapolation_varied) nor the flow's kinematic_model (one flow per drawn form for all
+    # realisations: its error sampled once)
+    "varied": (
+        "extrapolation_yield",
+        "extrapolation",
+        "extrapolation_fit",
+        "kinematic_model",
+        *(f"extrapolation_form_{k}" for k in FORM_PARTS),
+    ),
 }
 ARM_SIGMAS = {
     "full": ("all", "varied", "all_yield", "data_stat"),
@@ -432,6 +477,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # fmt: skip
     ap.add_argument("--vary-seed", type=int, default=2026, help="draws of the full arm")
     ap.add_argument(
+        "--form-flow", nargs=2, action="append", metavar=("A", "DIR"), default=[],
+        help="the full arm draws the mock mesons' p_T form (FORM_POINTS): the fiducial flow "
+             "trained on a realisation of pt_mt_power A (one per drawn A other than the "
+             "config's, whose flow is --flow)",
+    )  # fmt: skip
+    ap.add_argument(
         "--reuse", action="store_true",
         help="take a realisation's run directory as it is when it has a yields.json (a rerun "
              "of the statistics on the same realisations; recorded in the output)",
@@ -450,19 +501,29 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     geo = Geometry.from_config(base.detector)
     model = flow.load(args.flow)
     replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
+    a0 = float(base.mock.pt_mt_power)
+    models = {round(a0, 6): model} | {round(float(a), 6): flow.load(Path(d))
+                                      for a, d in args.form_flow}  # fmt: skip
+    draw_form = bool(args.form_flow)
+    missing = [a0 + z for z in FORM_POINTS if round(a0 + z, 6) not in models]
+    if draw_form and missing:
+        ap.error(f"--form-flow: no flow for pt_mt_power {', '.join(f'{a:g}' for a in missing)}")
+    drawn_forms = tuple(DRAWN_FORMS.values()) if draw_form else ()
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
     truths: dict[float, Any] = {}
     t0 = time.perf_counter()
     arms: dict[str, Any] = {}
     for arm in args.arms:
         rows: list[dict[str, Any]] = []
+        arm_forms = drawn_forms if arm == "full" else ()
         for r in range(args.realisations):
             seed = args.first_seed + r
             run = args.workdir / f"{arm}_seed{seed}"
             run.mkdir(parents=True, exist_ok=True)
             cfg, drawn = base, {}
             if arm == "full":
-                cfg, drawn = varied_config(base, np.random.default_rng([args.vary_seed, seed]))
+                cfg, drawn = varied_config(base, np.random.default_rng([args.vary_seed, seed]),
+                                           pt_form=draw_form)  # fmt: skip
             cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
             if not (args.reuse and (run / "yields.json").exists()):
                 realisation(cfg)
@@ -470,11 +531,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 import gammastar
 
                 gammastar.yields(cfg, force=True, plots=False, theory=False)
-            key = float(cfg.mock.rapidity_sigma)  # the γ*' truth moves only with σ_y
+            # the γ*' truth moves only with σ_y and the p_T form
+            key = (float(cfg.mock.rapidity_sigma), float(cfg.mock.pt_mt_power))
             if key not in truths:
                 truths[key] = truth_side(
                     cfg, masses, ctaus, geo,
                     sources=args.truth_sources, samples=args.samples, seed=args.seed,
+                    masses_only=True,
                 )  # fmt: skip
             truth = truths[key]
             response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
@@ -482,13 +545,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             dd = data_side(
                 cfg,
                 run,
-                model,
+                models[round(float(cfg.mock.pt_mt_power), 6)],
                 masses,
                 ctaus,
                 geo,
                 samples=args.samples,
                 seed=args.seed,
                 replicas=replicas,
+                drawn_forms=arm_forms,
             )
             for key, (n_dd, parts) in dd.items():
                 n_tr, sig_tr = n_truth[key]
@@ -509,7 +573,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "sigmas": {w: list(SIGMAS[w] or ["every named nuisance", "mc_acceptance",
                                              *(f"not {x}" for x in EXCLUDE[w])])
                        for w in ARM_SIGMAS[arm]},
-            "varied": list(VARIED) if arm == "full" else [],
+            "varied": [v for v in VARIED if v != "pt_form" or draw_form] if arm == "full" else [],
+            "drawn_forms": list(arm_forms),
             "drawn": [x["drawn"] for x in rows[:: len(masses) * len(ctaus)]],
             "table": table,
             # each realisation's numbers, so that another σ variant needs no rerun
@@ -520,6 +585,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "benchmark": "coverage",
         "config": str(args.config),
         "flow": str(args.flow),
+        "form_flows": {a: d for a, d in args.form_flow},
         "reused_runs": bool(args.reuse),
         "redone_yields": bool(args.redo_yields),
         "kinematic_model": None
@@ -534,8 +600,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "vary_seed": args.vary_seed,
         "truth_sources": args.truth_sources,
         "truth_window_gstar": {
-            f"y_sigma={ys:g}": {str(k): v for k, v in t.get("window_gstar", {}).items()}
-            for ys, t in truths.items()
+            f"y_sigma={ys:g},pt_mt_power={a:g}": {
+                str(k): v for k, v in t.get("window_gstar", {}).items()
+            }
+            for (ys, a), t in truths.items()
         },
         "response_sources": args.response_sources,
         "samples": args.samples,

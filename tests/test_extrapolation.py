@@ -214,6 +214,15 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     want_v = np.sqrt(stat**2 + sum(d**2 for d in forms))
     assert rel_v == pytest.approx(np.full(2, want_v), rel=0.05)
     assert max(abs(d) for d in forms) > 0.2 * stat  # the forms' part is not negligible here
+    # each form's own part (``form_<name>``): that form's f/f_alt − 1, the same tolerance;
+    # their quadrature sum is ``forms`` (float64 rounding of a sum of two squares)
+    from gammastar.extrapolation import nsig_error_parts
+
+    parts = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0])
+    for name, d in zip(exv.model_variations, forms, strict=True):
+        assert parts[f"form_{name}"] == pytest.approx(np.full(2, abs(d)), rel=0.05)
+    each = sum(parts[f"form_{k}"] ** 2 for k in exv.model_variations)
+    assert np.sqrt(each) == pytest.approx(parts["forms"], rel=1e-12)
     # an external σ_y: with everything seen its error is the yield's, δf_F/f_F from the
     # covariance with its shift (the same 5%); without it (``external=False``), the T's
     # sandwich alone, far smaller here (f_F hardly depends on T on this toy)

@@ -186,9 +186,11 @@ def test_decay_angles_from_generated_four_vectors(monkeypatch, channel, third):
         assert stats.kstest((cos_t + 1) / 2, "uniform").pvalue < 1e-3
 
 
-def test_meson_pt_and_rapidity_spectra():
-    """m_T-exponential pT (mean from the analytic density) and Gaussian rapidity."""
-    cfg = MockConfig()
+@pytest.mark.parametrize("power", [0.0, 1.0, -1.2247])
+def test_meson_pt_and_rapidity_spectra(power):
+    """pT of 1/pT dN/dpT ∝ m_T^a exp(−m_T/T) (``pt_mt_power`` a; mean from the analytic
+    density, by quadrature) and Gaussian rapidity."""
+    cfg = MockConfig(pt_mt_power=power)
     cocktail = Cocktail(cfg)
     spec = next(s for s in CHANNELS if s.channel == Channel.OMEGA_MUMU)
     src = cocktail.generate(np.random.default_rng(7), spec, 200_000)
@@ -197,7 +199,7 @@ def test_meson_pt_and_rapidity_spectra():
     y = 0.5 * np.log((parent[3] + parent[2]) / (parent[3] - parent[2]))
     m, t = mass("omega"), cfg.pt_temperature
     grid = np.linspace(0, 6, 60_001)
-    w = grid * np.exp(-np.sqrt(m**2 + grid**2) / t)
+    w = grid * np.sqrt(m**2 + grid**2) ** power * np.exp(-np.sqrt(m**2 + grid**2) / t)
     mean_pt = np.trapezoid(grid * w, grid) / np.trapezoid(w, grid)
     assert pt.mean() == pytest.approx(mean_pt, abs=4 * pt.std() / np.sqrt(pt.size))
     assert y.mean() == pytest.approx(cfg.rapidity_mean, abs=4 * cfg.rapidity_sigma / 447)

@@ -318,6 +318,11 @@ class MockConfig(Section):
     cross_sections: MockCrossSections = Field(default_factory=MockCrossSections)
     pt_temperature: PositiveFloat = 0.20
     """T of 1/pT dN/dpT ∝ exp(−m_T/T), GeV, for all mesons and the π/K parents (m_T scaling)."""
+    pt_mt_power: Annotated[float, Field(gt=-2, le=5)] = 0.0
+    """a of the cocktail mesons' 1/pT dN/dpT ∝ m_T^a exp(−m_T/T): 0 the m_T-exponential
+    (default), 1 the Boltzmann form at fixed rapidity, the extrapolation model's alternative
+    ``mt_boltzmann`` (:mod:`gammastar.extrapolation`); a knob that lets a mock study draw the
+    spectral form (``benchmarks/coverage.py``). The combinatorial π/K parents keep a = 0."""
     rapidity_mean: float = 3.37
     """Mean of the Gaussian lab rapidity (y_cm of 400 GeV p on a fixed target)."""
     rapidity_sigma: PositiveFloat = 1.2

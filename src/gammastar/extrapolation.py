@@ -1011,7 +1011,10 @@ def nsig_error_parts(
     quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
     external σ_y's error, its ``parameter_shift`` δ through the same gradient: (g·δ)²; 0
     without one), ``forms`` (the model's alternative forms; 0 without them). Computed once,
-    any subset combined by the caller (arguments as :func:`nsig_relative_error`)."""
+    any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
+    them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
+    ``forms`` (their quadrature sum), for a study that draws one form's truth and not the
+    other's (``benchmarks/coverage.py``); not to be added to ``forms``."""
     ex = extrapolation
     if ex.covariance is None or ex.bin_group is None:
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
@@ -1024,7 +1027,8 @@ def nsig_error_parts(
     n = a.shape[0]
     tot = a.mean(axis=0)
     if not np.any(out_mask):
-        return {k: np.zeros(ctau.size) for k in ("fit", "external", "forms")}
+        names = [f"form_{k}" for k in (ex.model_variations or {}) if k in FORMS]
+        return {k: np.zeros(ctau.size) for k in ("fit", "external", "forms", *names)}
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
     y = np.arccosh(np.maximum(e[out_mask] / mt, 1.0))
     dlp = _dlogp(mass, qt[out_mask], y, t, mu, s)  # (3, n_out): (T, ȳ, σ_y)
@@ -1054,11 +1058,12 @@ def nsig_error_parts(
     shift = (ex.y_sigma_external or {}).get("parameter_shift")
     # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
     var_ext = (np.asarray(shift, dtype=np.float64)[q] @ gr) ** 2 if shift is not None else 0.0
-    var_forms = (
+    var_each = (
         _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s), f0)
         if ex.covariance_stat is not None
-        else 0.0
+        else {}
     )
+    var_forms = sum(var_each.values(), np.zeros(ctau.size))
     n_over_yf = tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
 
     def rel(var):
@@ -1066,11 +1071,13 @@ def nsig_error_parts(
             v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
             return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
 
-    return {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms)}
+    parts = {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms)}
+    return parts | {f"form_{k}": rel(v) for k, v in var_each.items()}
 
 
-def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> NDArray[np.float64]:
-    """Σ over the model's alternative forms of (Δ(N/Y_F))², per cτ: each form's own
+def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.float64]]:
+    """Per alternative form of the model, (Δ(N/Y_F))² per cτ (their sum is the forms' part):
+    each form's own
     E_x,alt/f_alt − E_x/f_F, E_x = (1 − f) 𝓔_out, with f_alt its fit's f_F
     (:attr:`Extrapolation.model_variations`) and 𝓔_out,alt the acceptance of the nominal
     draw's extrapolated samples reweighted by p_alt/p_nom, self-normalised (the alternative's
@@ -1079,7 +1086,7 @@ def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> NDArray[np.float64]:
     toy). Forms not in :data:`FORMS` are skipped."""
     t, mu, s = nominal
     lp_nom = NOMINAL.log_pt(mass, qt, t) + NOMINAL.log_y(y, mu, s)
-    out = np.zeros(a_out.shape[1])
+    out: dict[str, NDArray[np.float64]] = {}
     for name, rec in (ex.model_variations or {}).items():
         form = FORMS.get(name)
         if form is None:
@@ -1096,7 +1103,7 @@ def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> NDArray[np.float64]:
         w = np.exp(lp - lp_nom)
         acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
         acc_nom = a_out.mean(axis=0)
-        out += ((1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom) ** 2
+        out[name] = ((1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom) ** 2
     return out
 
 

@@ -1,0 +1,75 @@
+"""The coverage benchmark's draws of the mock's p_T form (benchmarks/coverage.py, issue 19).
+
+The ``full`` arm draws the mock mesons' p_T form ``mock.pt_mt_power`` a of m_T^a e^{−m_T/T}
+from :data:`FORM_POINTS` (mean 0, variance 1), a = 1 being the extrapolation model's
+``mt_boltzmann`` alternative, its quoted 1σ. Tested here: the mock at a = 1 samples exactly the
+model's Boltzmann form, and the draws are the stated prior without moving the other draws.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cov():
+    spec = importlib.util.spec_from_file_location(
+        "coverage_bench", REPO / "benchmarks" / "coverage.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_form_points_have_the_priors_moments(cov):
+    z = np.asarray(cov.FORM_POINTS)
+    assert abs(z.mean()) < 1e-12  # symmetric points
+    assert z.var() == pytest.approx(1.0, abs=1e-4)  # ±1.2247 rounds √(3/2) to 4 decimals
+
+
+@pytest.mark.parametrize("mass", [0.55, 0.78])
+def test_mock_at_power_one_is_the_models_boltzmann_form(mass):
+    """⟨p_T⟩ of the mock's sampler at a = 1 equals that of the extrapolation's ``mt_boltzmann``
+    density (quadrature on a fine grid), within 4 standard errors of 4·10⁵ samples; the
+    nominal form (a = 0) is 3σ+ away, so the test tells the forms apart."""
+    from gammastar.extrapolation import FORMS
+    from gammastar.mock.kinematics import sample_mt_power
+
+    t = 0.2
+    grid = np.linspace(1e-6, 8.0, 400_001)
+    means = {}
+    for name in ("mt_boltzmann", "nominal"):
+        p = np.exp(FORMS[name].log_pt(mass, grid, t))
+        assert np.trapezoid(p, grid) == pytest.approx(1.0, abs=1e-6)  # normalised densities
+        means[name] = float(np.trapezoid(grid * p, grid))
+    pt = sample_mt_power(np.random.default_rng(3), np.full(400_000, mass), t, 1.0)
+    err = pt.std() / math.sqrt(pt.size)
+    assert abs(pt.mean() - means["mt_boltzmann"]) < 4 * err
+    assert abs(pt.mean() - means["nominal"]) > 20 * err
+
+
+def test_full_arm_draws_the_form_from_the_prior(cov):
+    """Each drawn a is one of the points (equally likely: each count within 4σ of n/3, binomial)
+    and the mock gets it; λ_θ, R and σ_y are the draws without the form, value for value (the
+    form is drawn last from the same generator)."""
+    from gammastar.config import load_config
+
+    base = load_config(REPO / "analysis" / "na60_like.yaml")
+    n = 300
+    counts = dict.fromkeys(cov.FORM_POINTS, 0)
+    for seed in range(n):
+        cfg, drawn = cov.varied_config(base, np.random.default_rng([2026, seed]), pt_form=True)
+        _, plain = cov.varied_config(base, np.random.default_rng([2026, seed]))
+        assert {k: v for k, v in drawn.items() if k != "pt_form"} == plain  # the same draws
+        assert cfg.mock.pt_mt_power == drawn["pt_form"]  # assigned, not computed
+        assert cfg.mock.rapidity_sigma == drawn["y_sigma"]
+        counts[drawn["pt_form"]] += 1
+    sd = math.sqrt(n * (1 / 3) * (2 / 3))
+    assert all(abs(c - n / 3) < 4 * sd for c in counts.values()), counts
