@@ -449,6 +449,36 @@ def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
     return lines
 
 
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """The coverage tables of the realisations of several outputs of this script (each arm's
+    ``rows``, pulls recomputed from them as :func:`main` makes them), for seed ranges run in
+    separate processes; a seed found twice in an arm is refused. Prints the markdown rows and,
+    last, the JSON object (``arms.<arm>.table``, ``sources``)."""
+    outs = [json.loads(Path(p).read_text()) for p in paths]
+    arms: dict[str, Any] = {}
+    for arm in dict.fromkeys(a for o in outs for a in o["arms"]):
+        rows = [r for o in outs for r in o["arms"].get(arm, {}).get("rows", [])]
+        keys = [(r["seed"], r["mass"], r["ctau"]) for r in rows]
+        if len(set(keys)) != len(keys):
+            raise SystemExit(f"--merge: arm {arm!r} holds a realisation twice (the same seed)")
+        for r in rows:
+            width = {w: math.hypot(quoted(r["sigma"], w) * r["nsig_dd"],
+                                   r["rel_sigma_truth"] * r["nsig_truth"])
+                     for w in ARM_SIGMAS[arm]}  # fmt: skip
+            r["pulls"] = {w: (r["nsig_dd"] - r["nsig_truth"]) / v if v > 0 else float("nan")
+                          for w, v in width.items()}  # fmt: skip
+        masses = sorted({r["mass"] for r in rows})
+        ctaus = sorted({r["ctau"] for r in rows})
+        table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
+        print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
+        drawn = [d for o in outs for d in o["arms"].get(arm, {}).get("drawn", [])]
+        arms[arm] = {"realisations": len({r["seed"] for r in rows}), "drawn": drawn,
+                     "table": table}  # fmt: skip
+    out = {"benchmark": "coverage", "merged": [str(p) for p in paths], "arms": arms}
+    print(json.dumps(out))
+    return out
+
+
 def add_truth_arguments(ap: argparse.ArgumentParser) -> None:
     """The truth side's options (:func:`truth_side`, :func:`mass_response`, the A′ draws),
     shared with ``benchmarks/lambda_response.py``."""
@@ -464,7 +494,7 @@ def add_truth_arguments(ap: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
-    ap.add_argument("--flow", type=Path, required=True, help="fixed flow (fiducial kinematics)")
+    ap.add_argument("--flow", type=Path, help="fixed flow (fiducial kinematics)")
     ap.add_argument("--realisations", type=int, default=30)
     ap.add_argument("--first-seed", type=int, default=1000)
     ap.add_argument("--masses", type=float, nargs="+", default=[0.3, 0.6, 0.9])
@@ -491,7 +521,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--redo-yields", action="store_true",
         help="with --reuse: rerun `yields` on each reused selection (the yields' code changed)",
     )  # fmt: skip
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", metavar="JSON",
+        help="no realisations: combine the rows of these runs' outputs (e.g. seed ranges run "
+             "in parallel) into one table per arm",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(args.merge)
+    if args.flow is None:
+        ap.error("--flow is required (unless --merge)")
 
     from gammastar import flow
     from gammastar.acceptance import Geometry

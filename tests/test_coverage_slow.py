@@ -1,11 +1,11 @@
 """Coverage of the quoted N_sig interval on mock realisations, reduced (issue 19; slow).
 
 benchmarks/coverage.py with 3 realisations per arm at one mass and two cτ: the chain (generate
-→ select → yields with the named nuisances) runs for each seed, in the ``full`` arm with λ_θ and
-R drawn from the nuisances' priors, and the data-driven N_sig lies within 4 of its quoted σ of
-the generator's truth in every realisation (the full run, its table in docs/reach.md, has 30
-realisations at 3 masses). benchmarks/coverage_parts.py then splits the stat arm's
-N_dd/N_truth into its yield and acceptance parts on the same runs.
+→ select → yields with the named nuisances) runs for each seed, in the ``full`` arm with λ_θ, R,
+σ_y and the mesons' p_T form drawn from the nuisances' priors, and the data-driven N_sig lies
+within 4 of its quoted σ of the generator's truth in every realisation (the full run, its table
+in docs/reach.md, has 60 realisations at 3 masses). benchmarks/coverage_parts.py then splits the
+stat arm's N_dd/N_truth into its yield and acceptance parts on the same runs.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ def test_reduced_coverage(tmp_path):
             "--ctaus", "1", "100", "--truth-sources", "1000000", "--response-sources", "1000000",
             "--samples", "20000",
             "--workdir", str(tmp_path / "cov"),
+            # the full arm draws the p_T form too; one flow serves the three forms here (the
+            # mechanics: a truth per drawn form, the form's part in varied)
+            "--form-flow", "-1.2247", str(run / "flow"), "--form-flow", "1.2247", str(run / "flow"),
         ]
     )  # fmt: skip
     assert set(out["arms"]) == {"full", "stat"}
@@ -61,9 +64,21 @@ def test_reduced_coverage(tmp_path):
     ys = cfg.yields.extrapolation_y_sigma
     grid = [ys.value + ys.error * z for z in cov.Y_SIGMA_POINTS]
     assert all(min(abs(d["y_sigma"] - g) for g in grid) < 1e-12 for d in drawn)
+    assert all(d["pt_form"] in cov.FORM_POINTS for d in drawn)  # a = 0 + z in the config
     assert out["arms"]["stat"]["drawn"] == [{}, {}, {}]
-    arms = (("full", ("all", "varied", "all_yield", "data_stat")),
-            ("stat", ("data_stat", "stat", "all")))
+    assert out["arms"]["full"]["drawn_forms"] == ["mt_boltzmann"]
+    assert out["arms"]["stat"]["drawn_forms"] == []
+    for r in out["arms"]["full"]["rows"]:
+        sg = r["sigma"]
+        # varied holds the fit's part and the drawn form's, and is within the whole
+        assert sg["extrapolation_varied"] >= math.hypot(
+            sg["extrapolation_fit"], sg["extrapolation_form_mt_boltzmann"]
+        ) * (1 - 1e-12)
+        assert sg["extrapolation_varied"] <= sg["extrapolation"] * (1 + 1e-12)
+    arms = (
+        ("full", ("all", "varied", "all_yield", "data_stat")),
+        ("stat", ("data_stat", "stat", "all")),
+    )
     for arm, sigmas in arms:
         table = out["arms"][arm]["table"]
         assert [(t["mass"], t["ctau"], t["n"]) for t in table] == [(0.6, 1.0, 3), (0.6, 100.0, 3)]
@@ -85,6 +100,17 @@ def test_reduced_coverage(tmp_path):
 
     # the decomposition of the stat arm's N_dd/N_truth (benchmarks/coverage_parts.py)
     (tmp_path / "cov.json").write_text(json.dumps(out))
+    # --merge of this one output rebuilds its tables from the rows (the pulls recomputed by
+    # the same formula: equal within rounding); an output merged with itself is refused
+    merged = cov.main(["--merge", str(tmp_path / "cov.json")])
+    for arm, sigmas in arms:
+        for t, u in zip(out["arms"][arm]["table"], merged["arms"][arm]["table"], strict=True):
+            for w in sigmas:
+                assert u[w]["cover_1sigma"] == t[w]["cover_1sigma"]  # counts of |pull| <= 1
+                assert u[w]["cover_2sigma"] == t[w]["cover_2sigma"]
+                np.testing.assert_allclose(u[w]["pulls"], t[w]["pulls"], rtol=1e-9, atol=1e-4)
+    with pytest.raises(SystemExit, match="twice"):
+        cov.main(["--merge", str(tmp_path / "cov.json"), str(tmp_path / "cov.json")])
     parts = _coverage_module("coverage_parts").main(
         [
             "--coverage", str(tmp_path / "cov.json"), "--workdir", str(tmp_path / "cov"),
