@@ -282,6 +282,7 @@ def data_side(
     from gammastar import rundir
     from gammastar.acceptance import draw
     from gammastar.extrapolation import (
+        FORMS,
         ExtrapolatedSampler,
         Extrapolation,
         RecordingSampler,
@@ -306,8 +307,11 @@ def data_side(
         # without an external σ_y's (a systematic: only the full arm draws its truth)
         ep = nsig_error_parts(extrap, fiducial, m, sampler.last, ks, ctaus)
         rel_fit = ep["fit"]
+        # a fitted m_T power holds the p_T forms: their error is in the fit's part
+        forms_here = [k for k in drawn_forms
+                      if not (extrap.pt_power_fitted and FORMS[k].maps_to == "T")]  # fmt: skip
         rel_varied = np.sqrt(
-            ep["fit"] ** 2 + ep["external"] ** 2 + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms)
+            ep["fit"] ** 2 + ep["external"] ** 2 + sum(ep[f"form_{k}"] ** 2 for k in forms_here)
         )
         rel_ex = np.sqrt(rel_varied**2 + ep["forms"] ** 2)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))

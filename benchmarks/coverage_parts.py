@@ -79,7 +79,8 @@ def model_outside(
 
     _, t, mu, s = (float(x) for x in extrap.at(m))
     t, s = t * t_scale, s if y_sigma is None else y_sigma
-    model, rng = ParametricSampler(t, mu, s), np.random.default_rng(seed)
+    model = ParametricSampler(t, mu, s, power=float(extrap.power_at(m)))  # the fitted p_T form
+    rng = np.random.default_rng(seed)
     qs, es, have = [], [], 0
     while have < n:
         got = model.sample(m, 4 * n, seed=int(rng.integers(2**62)))

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from gammastar.config import DetectorConfig
 from gammastar.errors import GammastarError, InputError
-from gammastar.mock.kinematics import sample_mt_exponential
+from gammastar.mock.kinematics import sample_mt_power
 
 __all__ = [
     "DarkPairSample",
@@ -89,9 +89,11 @@ class ParametricSampler:
     """A simple analytic A′ kinematics sampler, for tests, benchmarks and flow-less configs.
 
     m_T-exponential transverse momentum, 1/p_T dN/dp_T ∝ exp(−m_T/T), and a Gaussian lab
-    rapidity (physics.md §3.2 defaults: T = 0.2 GeV, y = 3.37 ± 1.2 for 400 GeV protons).
-    p_T is drawn by :func:`gammastar.mock.kinematics.sample_mt_exponential`, the mock
-    generator's meson spectrum (exact for every mass). ``sample(mass, n, seed)`` returns
+    rapidity (physics.md §3.2 defaults: T = 0.2 GeV, y = 3.37 ± 1.2 for 400 GeV protons);
+    with ``power`` a, 1/p_T dN/dp_T ∝ m_T^a exp(−m_T/T).
+    p_T is drawn by :func:`gammastar.mock.kinematics.sample_mt_power`, the mock
+    generator's meson spectrum (exact for every mass; at a = 0
+    :func:`~gammastar.mock.kinematics.sample_mt_exponential`'s stream). ``sample(mass, n, seed)`` returns
     ``{"qT", "E"}``; ``seed`` (an int, or None for fresh entropy) seeds a
     ``numpy.random.default_rng`` used for this call only, so equal seeds give equal samples.
 
@@ -107,18 +109,20 @@ class ParametricSampler:
         y_mean: float = 3.37,
         y_sigma: float = 1.2,
         mass_range: tuple[float, float] = (0.0, 10.0),
+        power: float = 0.0,
     ) -> None:
         self.temperature = temperature
         self.y_mean = y_mean
         self.y_sigma = y_sigma
         self.mass_range = mass_range
+        self.power = float(power)
 
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
         rng = np.random.default_rng(seed)
         # 1/p_T dN/dp_T ∝ exp(−m_T/T) means dN/dm_T ∝ m_T exp(−m_T/T) for m_T ≥ m: with
         # u = m_T − m, dN/du ∝ (u + m) e^{−u/T}, a mixture of Γ(2, T) (weight T) and Exp(T)
         # (weight m), not Γ(2, T) alone (that holds only for m = 0).
-        pt = sample_mt_exponential(rng, np.full(n, float(mass)), self.temperature)
+        pt = sample_mt_power(rng, np.full(n, float(mass)), self.temperature, self.power)
         mt = np.sqrt(pt**2 + mass**2)
         y = rng.normal(self.y_mean, self.y_sigma, n)
         return {"qT": pt, "E": mt * np.cosh(y)}

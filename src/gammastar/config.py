@@ -715,6 +715,12 @@ class YieldsConfig(Section):
     ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
     rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
     rapidity (docs/yields.md "σ_y from outside"). Experiment-specific: no default."""
+    extrapolation_pt_power: float | Literal["fitted"] = 0.0
+    """The m_T power a of the extrapolation model's p_T form m_T^a exp(−m_T/T)
+    (:func:`gammastar.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
+    m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
+    ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
+    covariance; docs/yields.md "The p_T form fitted")."""
     compare_with: str | None = None
     """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
     ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
@@ -728,6 +734,12 @@ class YieldsConfig(Section):
             raise ValueError(
                 f"brems_z_max ({self.brems_z_max}) must be larger than brems_z_min "
                 f"({self.brems_z_min})"
+            )
+        a = self.extrapolation_pt_power
+        if a != "fitted" and not (-2.0 < float(a) <= 5.0):
+            raise ValueError(
+                f"extrapolation_pt_power must be 'fitted' or a number in (-2, 5] (m_T^a "
+                f"exp(-m_T/T) is normalisable for a > -2; 5 the fit's bound), not {a}"
             )
         return self
 

@@ -8,7 +8,9 @@ kinematics, fitted per mass range to the acceptance-corrected pairs inside F:
           \exp\!\Big[-\frac{(y - \bar y)^2}{2\sigma_y^2}\Big],
 
 the m_T-scaling thermal spectrum with a Gaussian lab rapidity used for hadron production in
-fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; physics.md §3.2), with ȳ fixed
+fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; physics.md §3.2) — or, with
+``pt_power``, its family m_T^a e^{−m_T/T} with the power a fixed or fitted per mass range
+(:func:`_log_pt_power`; a = 1 the Boltzmann form) —, with ȳ fixed
 at the beam–nucleon c.m. rapidity when the caller gives it (``yields`` does: the fiducial data
 see ±0.5 units around the peak, where ȳ and σ_y cannot be told apart). The fit
 maximises the weighted likelihood of the model truncated to F,
@@ -117,6 +119,69 @@ def _dlog_pt_boltzmann(m, pt, t):
     return (mt - m) / t**2 - 1.0 / t - (2 * m + 4 * t) / (m * m + 2 * m * t + 2 * t * t)
 
 
+POWER_BOUNDS = (-1.9, 5.0)
+"""Bounds of a fitted m_T power a (the normalisation needs a > −2; the mock's
+``mock.pt_mt_power`` allows (−2, 5])."""
+_NORM_NODES = 257
+
+
+def _log_norm_power(m: ArrayLike, t: float, a: float) -> NDArray:
+    """ln ∫_m^∞ x^{a+1} e^{−(x − m)/T} dx = ln[T^{a+2} e^{m/T} Γ(a + 2, m/T)], the p_T
+    normalisation of m_T^a e^{−(m_T − m)/T} (x = m_T). For a per-pair array of masses (more
+    than :data:`_NORM_NODES`), interpolated linearly between that many nodes over its range
+    (smooth in m: ≲ 10⁻⁷ on a 60 MeV fit group, ≲ 10⁻⁶ on 0.2 GeV; 0.2 µs per incomplete
+    gamma function otherwise at every pair and every step of the fit)."""
+    from scipy.special import gammaincc, gammaln
+
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim and m.size > _NORM_NODES:
+        lo, hi = float(m.min()), float(m.max())
+        if hi > lo:
+            nodes = np.linspace(lo, hi, _NORM_NODES)
+            return np.interp(m, nodes, _log_norm_power(nodes, t, a))
+    s = a + 2.0
+    return s * math.log(t) + m / t + np.log(gammaincc(s, m / t)) + gammaln(s)
+
+
+def _log_pt_power(m: NDArray, pt: NDArray, t: float, a: float = 0.0) -> NDArray:
+    """ln of p_T m_T^a e^{−(m_T − m)/T} / N (normalised over p_T ≥ 0, N of
+    :func:`_log_norm_power`): the m_T-exponential at a = 0 (:func:`_log_pt`, its closed form
+    used there), the Boltzmann form at a = 1 (:func:`_log_pt_boltzmann`, likewise); the family
+    the mock draws its mesons from (:func:`gammastar.mock.kinematics.sample_mt_power`)."""
+    if a == 0.0:
+        return _log_pt(m, pt, t)
+    if a == 1.0:
+        return _log_pt_boltzmann(m, pt, t)
+    mt = np.sqrt(pt**2 + m**2)
+    with np.errstate(divide="ignore"):
+        return np.log(pt) + a * np.log(mt) - (mt - m) / t - _log_norm_power(m, t, a)
+
+
+def _dlog_pt_power(m, pt, t, a=0.0):
+    """∂ ln p(p_T) / ∂T of :func:`_log_pt_power`: (m_T − m)/T² − (⟨m_T⟩ − m)/T², ⟨m_T⟩ =
+    N(a + 1)/N(a)."""
+    if a == 0.0:
+        return _dlog_pt(m, pt, t)
+    if a == 1.0:
+        return _dlog_pt_boltzmann(m, pt, t)
+    mt = np.sqrt(pt**2 + m**2)
+    mean_mt = np.exp(_log_norm_power(m, t, a + 1.0) - _log_norm_power(m, t, a))
+    return (mt - mean_mt) / t**2
+
+
+POWER_STEP = 1e-5
+"""Step of the central difference of ln N in a (:func:`_dlog_pt_power_da`)."""
+
+
+def _dlog_pt_power_da(m, pt, t, a=0.0):
+    """∂ ln p(p_T) / ∂a of :func:`_log_pt_power`: ln m_T − ∂ ln N/∂a (the latter by a
+    central difference, step :data:`POWER_STEP`)."""
+    h = POWER_STEP
+    mt = np.sqrt(pt**2 + m**2)
+    dn = (_log_norm_power(m, t, a + h) - _log_norm_power(m, t, a - h)) / (2 * h)
+    return np.log(mt) - dn
+
+
 _LOGISTIC = math.sqrt(12.0) / math.pi
 """w/σ of sech²((y − ȳ)/w)/(2w), whose variance is π²w²/12: σ_y stays the rms."""
 
@@ -137,42 +202,50 @@ def _dlog_y_logistic(y, mu, s):
 
 @dataclass(frozen=True)
 class ModelForm:
-    """One form of the model's densities: ln p(p_T | m, T), ln p(y | ȳ, σ_y) and their
+    """One form of the model's densities: ln p(p_T | m, T, a) of the m_T-power family
+    (:func:`_log_pt_power`, at the power a + :attr:`power_offset`), ln p(y | ȳ, σ_y) and their
     derivatives, with the parameter of the nominal form its change maps onto
-    (:func:`fit_extrapolation` ``model_variations``)."""
+    (:func:`fit_extrapolation` ``model_variations``). ``a`` is the fit's m_T power (0 unless
+    ``pt_power`` says otherwise)."""
 
     name: str
     description: str
-    log_pt: Callable[..., NDArray]
-    dlog_pt: Callable[..., NDArray]
     log_y: Callable[..., NDArray]
     dlog_y: Callable[..., NDArray]
     maps_to: str
     """``T`` (a p_T form: each fit group's T) or ``y_sigma`` (a rapidity form)."""
+    power_offset: float = 0.0
+    """The form's m_T power relative to the fit's: 1 for the Boltzmann form m_T e^{−m_T/T}."""
 
-    def dlogp(self, m, pt, y, t, mu, s) -> NDArray:
+    def log_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
+        return _log_pt_power(m, pt, t, a + self.power_offset)
+
+    def dlog_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
+        return _dlog_pt_power(m, pt, t, a + self.power_offset)
+
+    def dlog_pt_da(self, m, pt, t, a: float = 0.0) -> NDArray:
+        return _dlog_pt_power_da(m, pt, t, a + self.power_offset)
+
+    def dlogp(self, m, pt, y, t, mu, s, a: float = 0.0) -> NDArray:
         """∂ ln p / ∂(T, ȳ, σ_y) per point, shape (3, n)."""
-        return np.concatenate([np.atleast_2d(self.dlog_pt(m, pt, t) + 0.0 * y),
+        return np.concatenate([np.atleast_2d(self.dlog_pt(m, pt, t, a) + 0.0 * y),
                                self.dlog_y(y, mu, s)])  # fmt: skip
 
 
-NOMINAL = ModelForm("nominal", MODEL_NAME, _log_pt, _dlog_pt, _log_y, _dlog_y, maps_to="")
+NOMINAL = ModelForm("nominal", MODEL_NAME, _log_y, _dlog_y, maps_to="")
 FORMS: dict[str, ModelForm] = {
     "nominal": NOMINAL,
     "mt_boltzmann": ModelForm(
         "mt_boltzmann",
         "1/p_T dN/dp_T ∝ m_T exp(−m_T/T) (the Boltzmann form at fixed y) instead of exp(−m_T/T)",
-        _log_pt_boltzmann,
-        _dlog_pt_boltzmann,
         _log_y,
         _dlog_y,
         maps_to="T",
+        power_offset=1.0,
     ),
     "logistic_y": ModelForm(
         "logistic_y",
         "dN/dy ∝ sech²((y − ȳ)/w), w = σ_y √12/π (logistic; heavier tails) instead of a Gaussian",
-        _log_pt,
-        _dlog_pt,
         _log_y_logistic,
         _dlog_y_logistic,
         maps_to="y_sigma",
@@ -193,7 +266,7 @@ def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
 def fiducial_fraction(
     fiducial: Any,
     m: float,
-    params: tuple[float, float, float],
+    params: tuple[float, ...],
     inside: NDArray | None = None,
     form: ModelForm = NOMINAL,
 ) -> float:
@@ -202,14 +275,15 @@ def fiducial_fraction(
     Arguments:
         fiducial: a :class:`~gammastar.pair_acceptance.FiducialRegion`.
         m: mass (GeV).
-        params: (T, ȳ, σ_y).
+        params: (T, ȳ, σ_y) or (T, ȳ, σ_y, a), a the m_T power (0 when not given).
         inside: F on the quadrature grid (:func:`_grid_in_f`; computed when not given).
         form: the model's form (:data:`FORMS`).
     """
-    t, mu, s = params
+    t, mu, s = params[:3]
+    a = float(params[3]) if len(params) > 3 else 0.0
     if inside is None:
         inside = _grid_in_f(fiducial, m)
-    dens = np.exp(form.log_pt(m, _PT, t))[:, None] * np.exp(form.log_y(_Y, mu, s))[None, :]
+    dens = np.exp(form.log_pt(m, _PT, t, a))[:, None] * np.exp(form.log_y(_Y, mu, s))[None, :]
     dpt, dy = _PT[1] - _PT[0], _Y[1] - _Y[0]
     return float(np.sum(dens * inside) * dpt * dy)
 
@@ -260,6 +334,19 @@ class Extrapolation:
     rather than fitted (:func:`fit_extrapolation` ``y_sigma``): its error is in
     :attr:`covariance` and :attr:`covariance_stat` as δδᵀ, δ = ``parameter_shift`` (the free
     parameters' shift at σ_y ± error, the T_g's response included)."""
+    pt_power: NDArray[np.float64] | None = None
+    """Per mass bin, the m_T power a of the model's p_T form m_T^a e^{−m_T/T} (``None``: 0, files
+    written before the power)."""
+    pt_power_fitted: bool = False
+    """The powers were fitted (one per fit group, after the T_g in :attr:`covariance`) rather
+    than fixed (``yields.extrapolation_pt_power``)."""
+
+    def power_at(self, m: ArrayLike) -> NDArray[np.float64]:
+        """The m_T power a at masses ``m`` (as :meth:`at`; 0 without :attr:`pt_power`)."""
+        m = np.asarray(m, dtype=np.float64)
+        if self.pt_power is None:
+            return np.zeros(m.shape)
+        return np.interp(m, self.mass, self.pt_power)
 
     def full_fraction(self, m: ArrayLike, seam: float | None = None) -> NDArray[np.float64]:
         """f_F at masses ``m`` (:meth:`at`), and 1 below ``seam`` (a both-channels run's
@@ -313,6 +400,12 @@ class Extrapolation:
                 if self.y_sigma_external is None
                 else {"y_sigma_external": dict(self.y_sigma_external)}
             ),
+            "pt_power": (
+                [0.0] * len(self.mass) if self.pt_power is None else self.pt_power.tolist()
+            ),
+            "pt_power_source": (
+                "fitted: one m_T power per fit group" if self.pt_power_fitted else "fixed"
+            ),
             "fiducial": self.fiducial,
             "reference": "docs/yields.md#the-fiducial-region-and-the-extrapolation",
         }
@@ -322,8 +415,13 @@ class Extrapolation:
             return {}
         n_t = self.covariance.shape[0] - (1 if self.y_mean_fixed else 2)
         names = ([] if self.y_mean_fixed else ["y_mean"]) + ["y_sigma"]
+        if self.pt_power_fitted:  # T_0 ... T_{G-1}, a_0 ... a_{G-1}
+            n_t //= 2
+            names_t = [f"T_{g}" for g in range(n_t)] + [f"a_{g}" for g in range(n_t)]
+        else:
+            names_t = [f"T_{g}" for g in range(n_t)]
         out = {
-            "parameters": names + [f"T_{g}" for g in range(n_t)],
+            "parameters": names + names_t,
             "matrix": self.covariance.tolist(),
             "bin_group": self.bin_group.tolist(),
             "method": "sandwich",
@@ -365,7 +463,10 @@ class Extrapolation:
                    None if d.get("fiducial_fraction_err_stat") is None
                    else np.array([np.nan if v is None else v
                                   for v in d["fiducial_fraction_err_stat"]], dtype=np.float64),
-                   d.get("model_variations"), d.get("y_sigma_external"))  # fmt: skip
+                   d.get("model_variations"), d.get("y_sigma_external"),
+                   None if d.get("pt_power") is None
+                   else np.asarray(d["pt_power"], dtype=np.float64),
+                   str(d.get("pt_power_source", "fixed")).startswith("fitted"))  # fmt: skip
 
 
 ERROR_METHODS = ("sandwich", "kish_profile")
@@ -407,68 +508,117 @@ class _Reference:
         self.y = rapidity(np.stack([self.pt, np.zeros(self.pt.size), pz[keep], e[keep]]))
         self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
 
-    def fraction(self, t: float, mu: float, s: float, form: ModelForm = NOMINAL) -> float:
-        lp = form.log_pt(self.m, self.pt, t) + form.log_y(self.y, mu, s)
+    def fraction(
+        self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0
+    ) -> float:
+        lp = form.log_pt(self.m, self.pt, t, a) + form.log_y(self.y, mu, s)
         return float(np.sum(np.exp(lp - self.log_ref)) / self.n)
 
-    def log_fraction_and_grad(self, t: float, mu: float, s: float, form: ModelForm = NOMINAL):
-        """ln P_F and its gradient in (T, ȳ, σ_y) (the sample is the nominal form's: any
-        form's P_F is its importance-weighted mean)."""
-        lp = form.log_pt(self.m, self.pt, t) + form.log_y(self.y, mu, s)
+    def log_fraction_and_grad(
+        self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0,
+        with_power: bool = False,
+    ):  # fmt: skip
+        """ln P_F and its gradient in (T, ȳ, σ_y) — and the m_T power a with ``with_power`` —
+        (the sample is the nominal form's: any form's P_F is its importance-weighted mean)."""
+        lp = form.log_pt(self.m, self.pt, t, a) + form.log_y(self.y, mu, s)
         e = np.exp(lp - self.log_ref)
         tot = float(np.sum(e))
         if tot <= 0:
-            return -700.0, np.zeros(3)
-        g = form.dlogp(self.m, self.pt, self.y, t, mu, s) @ e / tot
+            return -700.0, np.zeros(4 if with_power else 3)
+        g = form.dlogp(self.m, self.pt, self.y, t, mu, s, a) @ e / tot
+        if with_power:
+            g = np.append(g, form.dlog_pt_da(self.m, self.pt, t, a) @ e / tot)
         return math.log(tot / self.n), g
 
 
-def _dlogp(m, pt, y, t, mu, s):
+def _dlogp(m, pt, y, t, mu, s, a=0.0):
     """∂ ln p / ∂(T, ȳ, σ_y) per point of the nominal form, shape (3, n)."""
-    return NOMINAL.dlogp(m, pt, y, t, mu, s)
+    return NOMINAL.dlogp(m, pt, y, t, mu, s, a)
 
 
-def _nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL):
-    """Weighted truncated NLL per unit weight and its gradient; ``par`` = ([ȳ], [σ_y], T_g...)
-    with σ_y fixed to ``sigma`` and ȳ to ``mu_fixed`` when given."""
+def _split(par, n_groups: int, power: float | None) -> tuple[NDArray, NDArray]:
+    """The T_g and the m_T powers a_g of the tail ``par`` (T_g..., [a_g...]): the a_g from
+    ``par`` when fitted (``power=None``), else ``power`` for every group."""
+    par = np.asarray(par, dtype=np.float64)
+    if power is None:
+        return par[:n_groups], par[n_groups : 2 * n_groups]
+    return par[:n_groups], np.full(n_groups, float(power))
+
+
+def _nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
+    """Weighted truncated NLL per unit weight and its gradient; ``par`` = ([ȳ], [σ_y], T_g...,
+    [a_g...]) with σ_y fixed to ``sigma`` and ȳ to ``mu_fixed`` when given, the m_T powers
+    a_g fitted when ``power`` is ``None`` (else all equal to it)."""
     i = 0
     mu = par[i] if mu_fixed is None else mu_fixed
     i += mu_fixed is None
     s = par[i] if sigma is None else sigma
     i += sigma is None
-    ts = par[i:]
+    ts, powers = _split(par[i:], len(data), power)
     wtot = 0.0
     tot = 0.0
     g_mu = g_s = 0.0
     g_t = np.zeros(len(ts))
-    for k, ((m, pt, y, w, ref), t) in enumerate(zip(data, ts, strict=True)):
+    g_a = np.zeros(len(ts))
+    fit_a = power is None
+    for k, ((m, pt, y, w, ref), t, a) in enumerate(zip(data, ts, powers, strict=True)):
         wsum = float(np.sum(w))
         wtot += wsum
-        lp = form.log_pt(m, pt, t) + form.log_y(y, mu, s)
-        lpf, gpf = ref.log_fraction_and_grad(t, mu, s, form)
+        lp = form.log_pt(m, pt, t, a) + form.log_y(y, mu, s)
+        lpf, gpf = ref.log_fraction_and_grad(t, mu, s, form, a, with_power=fit_a)
         tot += float(np.sum(w * lp)) - wsum * lpf
-        gd = form.dlogp(m, pt, y, t, mu, s) @ w - wsum * gpf
+        gd = form.dlogp(m, pt, y, t, mu, s, a) @ w - wsum * gpf[:3]
         g_t[k], g_mu, g_s = gd[0], g_mu + gd[1], g_s + gd[2]
-    grad = ([g_mu] if mu_fixed is None else []) + ([g_s] if sigma is None else []) + list(g_t)
+        if fit_a:
+            g_a[k] = float(form.dlog_pt_da(m, pt, t, a) @ w) - wsum * gpf[3]
+    grad = (([g_mu] if mu_fixed is None else []) + ([g_s] if sigma is None else []) + list(g_t)
+            + (list(g_a) if fit_a else []))  # fmt: skip
     return -tot / wtot, -np.asarray(grad) / wtot
 
 
-def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL):
+def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, x_start=None):
     """Joint weighted fit: one (ȳ, σ_y) for all groups, one T per group (σ_y fixed to
-    ``sigma`` when given: the profile; ȳ fixed to ``mu_fixed`` when given).
+    ``sigma`` when given: the profile; ȳ fixed to ``mu_fixed`` when given), and with
+    ``power=None`` one m_T power a per group (else every a = ``power``).
 
-    ``data``: per group (m, pT, y, w, :class:`_Reference`).
+    ``data``: per group (m, pT, y, w, :class:`_Reference`). ``start``: (T, ȳ, σ_y[, a]) for
+    every group; ``x_start``: instead, a previous fit's (ȳ, σ_y, T_g..., [a_g...]).
 
     Returns:
-        ``(x, nll)``: (ȳ, σ_y, T_g...) and the NLL per unit weight at the minimum.
+        ``(x, nll)``: (ȳ, σ_y, T_g..., [a_g...]) and the NLL per unit weight at the minimum.
     """
     from scipy.optimize import minimize
 
-    free_mu, free_s = mu_fixed is None, sigma is None
-    x0 = ([start[1]] if free_mu else []) + ([start[2]] if free_s else []) + [start[0]] * len(data)
+    free_mu, free_s, fit_a = mu_fixed is None, sigma is None, power is None
+    g = len(data)
+    if x_start is not None:
+        mu0, s0 = x_start[0], x_start[1]
+        t0 = np.asarray(x_start[2 : 2 + g], dtype=np.float64)
+        a0 = np.asarray(x_start[2 + g : 2 + 2 * g], dtype=np.float64)
+        if a0.size != g:
+            a0 = np.zeros(g)
+    else:
+        t0, mu0, s0 = np.full(g, start[0]), start[1], start[2]
+        a0 = np.full(g, float(start[3]) if len(start) > 3 else 0.0)
+    s0 = s0 if sigma is None else sigma
+    if fit_a and not free_mu and not free_s and g > 1:
+        # nothing shared: the groups' (T_g, a_g) fits are independent, and the joint NLL per
+        # unit weight their weighted mean (one joint L-BFGS over 2G strongly correlated
+        # parameters takes ~500 steps over every group, these ~30 over one)
+        xs, tot, wtot = [], 0.0, 0.0
+        for k in range(g):
+            xk, nk = _fit_joint(data[k : k + 1], (t0[k], mu_fixed, sigma, a0[k]), sigma=sigma,
+                                mu_fixed=mu_fixed, form=form, power=None)  # fmt: skip
+            wk = float(np.sum(data[k][3]))
+            xs.append(xk[2:])
+            tot, wtot = tot + wk * nk, wtot + wk
+        ts_, as_ = np.array([v[0] for v in xs]), np.array([v[1] for v in xs])
+        return np.concatenate([[mu_fixed, sigma], ts_, as_]), tot / wtot
+    x0 = (([mu0] if free_mu else []) + ([s0] if free_s else []) + list(t0)
+          + (list(a0) if fit_a else []))  # fmt: skip
     bounds = (([_BOUNDS[1]] if free_mu else []) + ([_BOUNDS[2]] if free_s else [])
-              + [_BOUNDS[0]] * len(data))  # fmt: skip
-    res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed, form), jac=True,
+              + [_BOUNDS[0]] * g + ([POWER_BOUNDS] * g if fit_a else []))  # fmt: skip
+    res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed, form, power), jac=True,
                    method="L-BFGS-B", bounds=bounds,
                    options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})  # fmt: skip
     x = list(res.x)
@@ -481,12 +631,17 @@ PROFILE_STEP = 0.1
 
 
 def _free(x: NDArray, mu_fixed: float | None) -> NDArray:
-    """The free parameters ([ȳ], σ_y, T_g...) of a full (ȳ, σ_y, T_g...) vector."""
+    """The free parameters ([ȳ], σ_y, T_g..., [a_g...]) of a full (ȳ, σ_y, T_g..., [a_g...])
+    vector."""
     return np.asarray(x[1:] if mu_fixed is not None else x, dtype=np.float64)
 
 
 def sandwich_covariance(
-    data, x: ArrayLike, mu_fixed: float | None = None, sigma_fixed: bool = False
+    data,
+    x: ArrayLike,
+    mu_fixed: float | None = None,
+    sigma_fixed: bool = False,
+    power: float | None = 0.0,
 ) -> NDArray:
     r"""The robust (sandwich) covariance of the weighted truncated-likelihood fit.
 
@@ -509,9 +664,12 @@ def sandwich_covariance(
         sigma_fixed: σ_y was not fitted (an external value, :func:`fit_extrapolation`
             ``y_sigma``): the covariance of the others at that σ_y, with zeros in σ_y's row
             and column (its external error is added by the caller).
+        power: the m_T power every group's p_T form was fixed at, or ``None``: one power
+            per group fitted (``x`` ends with them; their score ∂l_i/∂a is
+            :func:`_dlog_pt_power_da` minus ∂ ln P_F/∂a).
 
     Returns:
-        The covariance of the free parameters ([ȳ], σ_y, T_g...), shape (k, k).
+        The covariance of the free parameters ([ȳ], σ_y, T_g..., [a_g...]), shape (k, k).
 
     References:
         C. Langenbruch, "Parameter uncertainties in weighted unbinned maximum likelihood fits",
@@ -525,17 +683,23 @@ def sandwich_covariance(
     mu = x[0]
     s = x[1]
     n_head = 2 if free_mu else 1
+    n_g = len(data)
+    ts, powers = _split(x[2:], n_g, power)
+    fit_a = power is None
     jmat = np.zeros((k, k))
     for g, (m, pt, y, w, ref) in enumerate(data):
-        t = x[2 + g]
-        _, gpf = ref.log_fraction_and_grad(t, mu, s)
-        d = _dlogp(m, pt, y, t, mu, s) - gpf[:, None]  # (3, n): ∂l_i/∂(T, ȳ, σ_y)
+        t, a = ts[g], powers[g]
+        _, gpf = ref.log_fraction_and_grad(t, mu, s, NOMINAL, a, with_power=fit_a)
+        d = _dlogp(m, pt, y, t, mu, s, a) - gpf[:3, None]  # (3, n): ∂l_i/∂(T, ȳ, σ_y)
         rows = ([1] if free_mu else []) + [2]
-        sc = np.zeros((n_head + 1, d.shape[1]))
+        sc = np.zeros((n_head + 1 + fit_a, d.shape[1]))
         sc[:n_head] = d[rows]
         sc[n_head] = d[0]
-        blk = (sc * w**2) @ sc.T
         idx = [*range(n_head), n_head + g]
+        if fit_a:
+            sc[n_head + 1] = NOMINAL.dlog_pt_da(m, pt, t, a) - gpf[3]
+            idx.append(n_head + n_g + g)
+        blk = (sc * w**2) @ sc.T
         jmat[np.ix_(idx, idx)] += blk
     wtot = sum(float(np.sum(d[3])) for d in data)
     # the fitted parameters: all but σ_y when it is external
@@ -543,7 +707,8 @@ def sandwich_covariance(
     q = p[fit]
 
     def grad(par: NDArray) -> NDArray:  # gradient of −ln L_w (not per unit weight)
-        return _nll_and_grad(par, data, s if sigma_fixed else None, mu_fixed)[1] * wtot
+        return _nll_and_grad(par, data, s if sigma_fixed else None, mu_fixed, NOMINAL,
+                             power)[1] * wtot  # fmt: skip
 
     hmat = np.empty((q.size, q.size))
     for j in range(q.size):
@@ -558,17 +723,20 @@ def sandwich_covariance(
     return out
 
 
-def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside) -> NDArray:
+def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0) -> NDArray:
     """1σ of f_F per bin: the gradient of :func:`fiducial_fraction` (central differences in
-    ([ȳ], σ_y, T_g)) through ``cov`` (linear propagation); ``inside``: F on each bin's
-    quadrature grid (:func:`_fiducial_grids`)."""
+    ([ȳ], σ_y, T_g[, a_g])) through ``cov`` (linear propagation); ``inside``: F on each
+    bin's quadrature grid (:func:`_fiducial_grids`); ``power``: as :func:`_fit_joint`."""
     free_mu = mu_fixed is None
     n_head = 2 if free_mu else 1
+    n_g = len(fitted)
+    ts, powers = _split(x[2:], n_g, power)
     out = np.full(len(centre), np.nan)
-    for k, ((g, _), t) in enumerate(zip(fitted, x[2:], strict=True)):
-        base = np.array([t, x[0], x[1]])
-        # parameter index in (T, ȳ, σ_y) ↔ index in the free vector
-        pairs = [(0, n_head + k), (2, n_head - 1)] + ([(1, 0)] if free_mu else [])
+    for k, (g, _) in enumerate(fitted):
+        base = np.array([ts[k], x[0], x[1], powers[k]])
+        # parameter index in (T, ȳ, σ_y, a) ↔ index in the free vector
+        pairs = ([(0, n_head + k), (2, n_head - 1)] + ([(1, 0)] if free_mu else [])
+                 + ([(3, n_head + n_g + k)] if power is None else []))  # fmt: skip
         idx = [q for _, q in pairs]
         c = cov[np.ix_(idx, idx)]
         for i in g:
@@ -594,40 +762,47 @@ def _fiducial_grids(fiducial, centre, fitted) -> dict[int, NDArray[np.bool_]]:
     return {i: _grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
 
 
-def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, external=None):
+def _group_params(x, k: int, n_groups: int, power: float | None) -> tuple[float, ...]:
+    """(T, ȳ, σ_y, a) of fit group ``k`` of a full vector (ȳ, σ_y, T_g..., [a_g...])."""
+    ts, powers = _split(np.asarray(x)[2:], n_groups, power)
+    return float(ts[k]), float(x[0]), float(x[1]), float(powers[k])
+
+
+def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, external=None,
+                  power=0.0):  # fmt: skip
     """The ``kish_profile`` error: (f_F 1σ per bin, δσ_y). The profile likelihood in σ_y (the
     weakly constrained parameter), with the weighted NLL scaled to the Kish effective size,
     (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y (with an external σ_y,
     ``external`` = (its error, the fits at σ_y ± error of :func:`_external_sides`): no
-    profile, those fits)."""
+    profile, those fits). ``power``: as :func:`_fit_joint` (fitted powers are profiled with
+    the T_g)."""
     if external is not None:
         d_sigma, (x_hi, x_lo) = external
-        return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi), d_sigma
+        return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power), d_sigma
     wsum = sum(float(np.sum(d[3])) for d in data)
     w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
     scale = wsum * wsum / w2sum
     sides = []
     for step in (-PROFILE_STEP, PROFILE_STEP):
         s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
-        xp, nllp = _fit_joint(data, (x[2], x[0], s_p), sigma=s_p, mu_fixed=mu_fixed)
+        xp, nllp = _refit_at_sigma(data, x, s_p, mu_fixed, power)
         sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
     # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
     d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
-    x_lo, _ = _fit_joint(data, (x[2], x[0], x[1] - d_sigma), sigma=max(x[1] - d_sigma, 0.1),
-                         mu_fixed=mu_fixed)  # fmt: skip
-    x_hi, _ = _fit_joint(data, (x[2], x[0], x[1] + d_sigma), sigma=x[1] + d_sigma,
-                         mu_fixed=mu_fixed)  # fmt: skip
-    return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi), d_sigma
+    x_lo, _ = _refit_at_sigma(data, x, max(x[1] - d_sigma, 0.1), mu_fixed, power)
+    x_hi, _ = _refit_at_sigma(data, x, x[1] + d_sigma, mu_fixed, power)
+    return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power), d_sigma
 
 
-def _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi) -> NDArray:
+def _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power=0.0) -> NDArray:
     """Half the difference of f_F per bin between the fits ``x_lo`` and ``x_hi``."""
     frac_err = np.full(len(centre), np.nan)
+    n_g = len(fitted)
     for k, (g, _) in enumerate(fitted):
         for i in g:
             c = float(centre[i])
-            f_lo = fiducial_fraction(fiducial, c, (x_lo[2 + k], x_lo[0], x_lo[1]), inside[i])
-            f_hi = fiducial_fraction(fiducial, c, (x_hi[2 + k], x_hi[0], x_hi[1]), inside[i])
+            f_lo = fiducial_fraction(fiducial, c, _group_params(x_lo, k, n_g, power), inside[i])
+            f_hi = fiducial_fraction(fiducial, c, _group_params(x_hi, k, n_g, power), inside[i])
             frac_err[i] = 0.5 * abs(f_hi - f_lo)
     return frac_err
 
@@ -648,6 +823,7 @@ def fit_extrapolation(
     model_variations: bool = True,
     y_sigma: tuple[float, float] | None = None,
     y_sigma_source: str | None = None,
+    pt_power: float | Literal["fitted"] = 0.0,
 ) -> Extrapolation:
     """Fit the model to the weighted pairs inside the fiducial region, per mass bin.
 
@@ -682,6 +858,12 @@ def fit_extrapolation(
             acceptance correction's, at the detector's resolution) moves the fitted σ_y by
             ≈ 0.3 (docs/yields.md "σ_y from outside").
         y_sigma_source: where the external σ_y comes from (recorded; required with it).
+        pt_power: the m_T power a of the p_T form m_T^a e^{−m_T/T} (:func:`_log_pt_power`):
+            a number fixes it (0: the m_T-exponential, the default); ``"fitted"``: one a per
+            fit group, fitted with its T (within :data:`POWER_BOUNDS`), its error in the
+            sandwich covariance beside the others'. Then the p_T form is the data's, not an
+            assumption: the Boltzmann alternative (a + 1) lies inside the fitted family and is
+            not added as a model variation (the rapidity forms still are).
 
     Returns:
         :class:`Extrapolation`.
@@ -691,6 +873,7 @@ def fit_extrapolation(
     """
     if error_method not in ERROR_METHODS:
         raise ValueError(f"error_method must be one of {ERROR_METHODS}, not {error_method!r}")
+    power = _pt_power(pt_power)
     m = np.asarray(m, dtype=np.float64)
     pt = np.asarray(pt, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
@@ -737,46 +920,53 @@ def fit_extrapolation(
     external = _external_sigma(y_sigma, y_sigma_source)
     if external is not None:
         start = (start[0], start[1], external["value"])
-    x, nll0 = _fit_joint(data, start, mu_fixed=y_mean,
-                         sigma=None if external is None else external["value"])  # fmt: skip
+    x, nll0 = _fit_joint(data, (*start[:3], 0.0 if power is None else power), mu_fixed=y_mean,
+                         sigma=None if external is None else external["value"],
+                         power=power)  # fmt: skip
     inside = _fiducial_grids(fiducial, centre, fitted)
     # the fits at an external σ_y ± its error, shared by both error methods
-    sides = None if external is None else _external_sides(data, x, y_mean, external["error"])
+    sides = (None if external is None
+             else _external_sides(data, x, y_mean, external["error"], power))  # fmt: skip
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = None
     for method in (error_method, _OTHER[error_method]) if compare else (error_method,):
         if method == "sandwich":
-            cov = sandwich_covariance(data, x, y_mean, sigma_fixed=external is not None)
+            cov = sandwich_covariance(data, x, y_mean, sigma_fixed=external is not None,
+                                      power=power)  # fmt: skip
             if external is not None:
                 d = _external_shift(y_mean, sides)
                 external["parameter_shift"] = d.tolist()
                 cov = cov + np.outer(d, d)
             s_idx = 0 if y_mean is not None else 1
-            errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside),
+            errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside,
+                                             power),
                             math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
             ext = None if external is None else (external["error"], sides)  # the same fits
             errs[method] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean, inside,
-                                         ext)  # fmt: skip
-    for (g, n_eff), t in zip(fitted, x[2:], strict=True):
+                                         ext, power)  # fmt: skip
+    pt_pow = np.full(nb, np.nan)
+    for k, (g, n_eff) in enumerate(fitted):
+        par = _group_params(x, k, len(fitted), power)
         for i in g:
-            temp[i], mu[i], sig[i] = t, x[0], x[1]
+            temp[i], mu[i], sig[i], pt_pow[i] = par
             neff[i] = n_eff
-            frac[i] = fiducial_fraction(fiducial, float(centre[i]), (t, x[0], x[1]), inside[i])
+            frac[i] = fiducial_fraction(fiducial, float(centre[i]), par, inside[i])
     ok = np.isfinite(frac)
     if not np.any(ok):
         raise InputError("extrapolation: the fit failed in every mass bin")
-    for a_ in (temp, mu, sig, frac, *(e for e, _ in errs.values())):
+    for a_ in (temp, mu, sig, pt_pow, frac, *(e for e, _ in errs.values())):
         a_[~ok] = np.interp(centre[~ok], centre[ok], a_[ok])  # a failed group: the nearest
     frac_err, d_sigma = errs[error_method]
     alt = errs.get(_OTHER[error_method])
     cov_stat = err_stat = variations = None
     if model_variations and error_method == "sandwich" and cov is not None:
         variations, shifts = _model_variations(data, x, fiducial, centre, fitted, y_mean, inside,
-                                               sigma_fixed=external is not None)  # fmt: skip
+                                               sigma_fixed=external is not None,
+                                               power=power)  # fmt: skip
         cov_stat, err_stat = cov, frac_err
-        cov = cov + sum(np.outer(d, d) for d in shifts)
-        frac_err = _fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside)
+        cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
+        frac_err = _fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside, power)
         s_idx = 0 if y_mean is not None else 1
         d_sigma = math.sqrt(max(float(cov[s_idx, s_idx]), 0.0))
         ok_e = np.isfinite(frac_err)
@@ -794,7 +984,23 @@ def fit_extrapolation(
                          error_method, None if alt is None else alt[0],
                          None if alt is None else alt[1], cov,
                          None if cov is None else bin_group, cov_stat, err_stat,
-                         variations, external)  # fmt: skip
+                         variations, external, pt_pow, power is None)  # fmt: skip
+
+
+def _pt_power(pt_power: float | str) -> float | None:
+    """:func:`fit_extrapolation`'s ``pt_power`` as ``_fit_joint`` takes it (``None``: fitted);
+    a clear error for a bad value."""
+    if isinstance(pt_power, str):
+        if pt_power == "fitted":
+            return None
+        raise InputError(f"extrapolation: pt_power must be a number or 'fitted', not {pt_power!r}")
+    a = float(pt_power)
+    if not (-2.0 < a <= POWER_BOUNDS[1]):
+        raise InputError(
+            f"extrapolation: pt_power must lie in (-2, {POWER_BOUNDS[1]:g}] (the p_T form "
+            f"m_T^a exp(-m_T/T) is normalisable for a > -2), not {a}"
+        )
+    return a
 
 
 def _external_sigma(y_sigma, source) -> dict[str, Any] | None:
@@ -814,17 +1020,26 @@ def _external_sigma(y_sigma, source) -> dict[str, Any] | None:
     return {"value": value, "error": error, "source": str(source)}
 
 
-def _external_sides(data, x, mu_fixed, error: float) -> tuple[NDArray, NDArray]:
-    """The fits at an external σ_y + ``error`` and − ``error`` (the T_g refitted; σ_y within
-    its bounds; ``x`` itself for both at a zero error): the external error's effect
-    (:func:`_external_shift`, and the ``kish_profile`` comparison at the same σ_y ± error)."""
+def _external_sides(data, x, mu_fixed, error: float, power=0.0) -> tuple[NDArray, NDArray]:
+    """The fits at an external σ_y + ``error`` and − ``error`` (the T_g — and fitted powers —
+    refitted; σ_y within its bounds; ``x`` itself for both at a zero error): the external
+    error's effect (:func:`_external_shift`, and the ``kish_profile`` comparison at the same
+    σ_y ± error)."""
     if error == 0:
         return x, x
     sides = []
     for sign in (1.0, -1.0):
         s_ = float(np.clip(x[1] + sign * error, *_BOUNDS[2]))
-        sides.append(_fit_joint(data, (x[2], x[0], s_), sigma=s_, mu_fixed=mu_fixed)[0])
+        sides.append(_refit_at_sigma(data, x, s_, mu_fixed, power)[0])
     return sides[0], sides[1]
+
+
+def _refit_at_sigma(data, x, sigma: float, mu_fixed, power):
+    """:func:`_fit_joint` at σ_y = ``sigma`` near the fit ``x``: from ``x`` itself with fitted
+    powers, else from every T = the first group's (as before the powers)."""
+    if power is None:
+        return _fit_joint(data, None, sigma=sigma, mu_fixed=mu_fixed, power=None, x_start=x)
+    return _fit_joint(data, (x[2], x[0], sigma), sigma=sigma, mu_fixed=mu_fixed, power=power)
 
 
 def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
@@ -834,7 +1049,8 @@ def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
     return (_free(sides[0], mu_fixed) - _free(sides[1], mu_fixed)) / 2
 
 
-def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma_fixed=False):
+def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma_fixed=False,
+                      power=0.0):  # fmt: skip
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs (ȳ as the nominal fit), its f_F per bin, and the shift δ of the
     nominal parameters that reproduces those f_F — a p_T form moves each fit group's T
@@ -849,9 +1065,13 @@ def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma
     ~2%: the Dalitz γ* are not of the factorised m_T-exponential × Gaussian form
     (docs/yields.md).
 
+    With fitted m_T powers (``power=None``) the p_T forms (``maps_to == "T"``) are skipped:
+    the fitted family holds them, and the data's error of the power is in the sandwich.
+
     Returns:
         ``(record, shifts)``: per form ``{description, fiducial_fraction, temperature,
-        y_sigma, parameter_shift}`` and the list of δ (free-parameter vectors).
+        pt_power, y_sigma, y_mean, maps_to, parameter_shift}`` and the list of δ
+        (free-parameter vectors).
 
     References:
         Alternative functional forms as a model uncertainty of an extrapolation: e.g. NA60,
@@ -864,23 +1084,35 @@ def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma
     n_head = 1 if mu_fixed is not None else 2
     nb = len(centre)
 
+    n_g = len(fitted)
+    ts, powers = _split(x[2:], n_g, power)
+    group_of = {i: k for k, (g, _) in enumerate(fitted) for i in g}
+
     def f_nom(i, t, s):
-        return fiducial_fraction(fiducial, float(centre[i]), (t, x[0], s), inside[i])
+        par = (t, x[0], s, powers[group_of[i]])
+        return fiducial_fraction(fiducial, float(centre[i]), par, inside[i])
 
     record, shifts = {}, []
     for name in MODEL_VARIATIONS:
         form = FORMS[name]
-        xa, _ = _fit_joint(data, (float(np.mean(x[2:])), x[0], x[1]), mu_fixed=mu_fixed, form=form,
-                           sigma=x[1] if sigma_fixed else None)  # fmt: skip
+        if power is None and form.maps_to == "T":
+            continue  # a p_T power form: inside the fitted family (fit_extrapolation pt_power)
+        if power is None:
+            xa, _ = _fit_joint(data, None, mu_fixed=mu_fixed, form=form, power=None, x_start=x,
+                               sigma=x[1] if sigma_fixed else None)  # fmt: skip
+        else:
+            xa, _ = _fit_joint(data, (float(np.mean(ts)), x[0], x[1]), mu_fixed=mu_fixed,
+                               form=form, sigma=x[1] if sigma_fixed else None,
+                               power=power)  # fmt: skip
         f_alt = np.full(nb, np.nan)
         t_alt = np.full(nb, np.nan)
+        a_alt = np.full(nb, np.nan)
         for k, (g, _) in enumerate(fitted):
+            par = _group_params(xa, k, n_g, power)
             for i in g:
-                t_alt[i] = xa[2 + k]
-                f_alt[i] = fiducial_fraction(
-                    fiducial, float(centre[i]), (xa[2 + k], xa[0], xa[1]), inside[i], form
-                )
-        delta = np.zeros(n_head + len(fitted))
+                t_alt[i], a_alt[i] = par[0], par[3]
+                f_alt[i] = fiducial_fraction(fiducial, float(centre[i]), par, inside[i], form)
+        delta = np.zeros(_free(x, mu_fixed).size)
         if form.maps_to == "T":
             lo, hi = _BOUNDS[0]
             for k, (g, _) in enumerate(fitted):
@@ -894,11 +1126,11 @@ def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma
                     t_new = brentq(resid, lo, hi, xtol=1e-7)
                 else:  # no root inside the bounds: the nearer bound
                     t_new = lo if abs(r_lo) < abs(r_hi) else hi
-                delta[n_head + k] = t_new - x[2 + k]
+                delta[n_head + k] = t_new - ts[k]
         else:  # y_sigma: one shift for all bins
 
             def loss(s_, f_alt=f_alt):
-                return sum((f_nom(i, x[2 + k], s_) - f_alt[i]) ** 2
+                return sum((f_nom(i, ts[k], s_) - f_alt[i]) ** 2
                            for k, (g, _) in enumerate(fitted) for i in g)  # fmt: skip
 
             res = minimize_scalar(loss, bounds=_BOUNDS[2], method="bounded",
@@ -909,6 +1141,7 @@ def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma
             "description": form.description,
             "fiducial_fraction": _none_nan(f_alt),
             "temperature": _none_nan(t_alt),
+            "pt_power": _none_nan(a_alt),
             "y_sigma": float(xa[1]),
             "y_mean": float(xa[0]),
             "maps_to": form.maps_to,
@@ -1020,6 +1253,7 @@ def nsig_error_parts(
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     f0, t, mu, s = (float(v) for v in ex.at(mass))
+    a_pow = float(ex.power_at(mass))
     qt = np.asarray(kinematics["qT"], dtype=np.float64)
     e = np.asarray(kinematics["E"], dtype=np.float64)
     out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
@@ -1031,24 +1265,28 @@ def nsig_error_parts(
         return {k: np.zeros(ctau.size) for k in ("fit", "external", "forms", *names)}
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
     y = np.arccosh(np.maximum(e[out_mask] / mt, 1.0))
-    dlp = _dlogp(mass, qt[out_mask], y, t, mu, s)  # (3, n_out): (T, ȳ, σ_y)
+    dlp = _dlogp(mass, qt[out_mask], y, t, mu, s, a_pow)  # (3, n_out): (T, ȳ, σ_y)
+    if ex.pt_power_fitted:  # and the m_T power: (4, n_out)
+        dlp = np.vstack([dlp, NOMINAL.dlog_pt_da(mass, qt[out_mask], t, a_pow)])
     e_x = a[out_mask].sum(axis=0) / n  # (n_ct,)
-    de_x = dlp @ a[out_mask] / n  # (3, n_ct)
-    base = np.array([t, mu, s])
+    de_x = dlp @ a[out_mask] / n  # (3 or 4, n_ct)
+    base = np.array([t, mu, s, a_pow])
     inside = _grid_in_f(fiducial, mass)
-    df = np.empty(3)
-    for j in range(3):
+    df = np.empty(dlp.shape[0])
+    for j in range(df.size):
         h = 1e-4 * max(abs(base[j]), 0.1)
         up, dn = base.copy(), base.copy()
         up[j] += h
         dn[j] -= h
         df[j] = (fiducial_fraction(fiducial, mass, tuple(up), inside)
                  - fiducial_fraction(fiducial, mass, tuple(dn), inside)) / (2 * h)  # fmt: skip
-    # ∂(E_x/f)/∂θ, θ in (T, ȳ, σ_y)
-    grad = (de_x - np.outer(df, e_x) / f0) / f0  # (3, n_ct)
+    # ∂(E_x/f)/∂θ, θ in (T, ȳ, σ_y[, a])
+    grad = (de_x - np.outer(df, e_x) / f0) / f0  # (3 or 4, n_ct)
     g = int(ex.bin_group[int(np.argmin(np.abs(ex.mass - mass)))])
     n_head = 1 if ex.y_mean_fixed else 2
     rows = [(0, n_head + g), (2, n_head - 1)] + ([] if ex.y_mean_fixed else [(1, 0)])
+    if ex.pt_power_fitted:  # the a_g follow the T_g in the covariance
+        rows.append((3, n_head + (ex.covariance.shape[0] - n_head) // 2 + g))
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)
     cov = ex.covariance if ex.covariance_stat is None else ex.covariance_stat
@@ -1059,7 +1297,7 @@ def nsig_error_parts(
     # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
     var_ext = (np.asarray(shift, dtype=np.float64)[q] @ gr) ** 2 if shift is not None else 0.0
     var_each = (
-        _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s), f0)
+        _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s, a_pow), f0)
         if ex.covariance_stat is not None
         else {}
     )
@@ -1084,8 +1322,8 @@ def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.fl
     normalisation outside F is 1 − f_alt, exactly; a plain reweighted mean would miss the
     heavier-tailed form's tails, where the nominal draw has few samples: −4% of E_x on the
     toy). Forms not in :data:`FORMS` are skipped."""
-    t, mu, s = nominal
-    lp_nom = NOMINAL.log_pt(mass, qt, t) + NOMINAL.log_y(y, mu, s)
+    t, mu, s, a_pow = nominal
+    lp_nom = NOMINAL.log_pt(mass, qt, t, a_pow) + NOMINAL.log_y(y, mu, s)
     out: dict[str, NDArray[np.float64]] = {}
     for name, rec in (ex.model_variations or {}).items():
         form = FORMS.get(name)
@@ -1099,7 +1337,12 @@ def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.fl
         f_alt = float(np.interp(mass, ex.mass[ok], f_a[ok]))
         t_alt = float(np.interp(mass, ex.mass[ok], t_a[ok]))
         mu_alt = float(rec.get("y_mean", mu))
-        lp = form.log_pt(mass, qt, t_alt) + form.log_y(y, mu_alt, float(rec["y_sigma"]))
+        a_alt = a_pow  # the nominal's power (the form adds its offset); fitted: its own fit's
+        p_a = np.array([np.nan if v is None else v for v in rec.get("pt_power") or []], float)
+        if p_a.size == ex.mass.size and np.any(np.isfinite(p_a)):
+            ok_a = np.isfinite(p_a)
+            a_alt = float(np.interp(mass, ex.mass[ok_a], p_a[ok_a]))
+        lp = form.log_pt(mass, qt, t_alt, a_alt) + form.log_y(y, mu_alt, float(rec["y_sigma"]))
         w = np.exp(lp - lp_nom)
         acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
         acc_nom = a_out.mean(axis=0)
@@ -1178,8 +1421,12 @@ class ExtrapolatedSampler:
             e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
             return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
         f, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
+        power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
+        a_pow = 0.0 if power_at is None else float(power_at(mass))
         if self.inside is None:
-            out = ParametricSampler(t, mu, s).sample(mass, n, seed=int(s_out.generate_state(1)[0]))
+            out = ParametricSampler(t, mu, s, power=a_pow).sample(
+                mass, n, seed=int(s_out.generate_state(1)[0])
+            )
             return {**out, "extrapolated": np.ones(n, dtype=bool)}
         n_in = int(np.random.default_rng(s_split).binomial(n, min(max(f, 0.0), 1.0)))
         parts_q, parts_e = [], []
@@ -1190,7 +1437,7 @@ class ExtrapolatedSampler:
             parts_q.append(np.asarray(_np(got["qT"]), dtype=np.float64).ravel())
             parts_e.append(np.asarray(_np(got["E"]), dtype=np.float64).ravel())
         need = n - n_in
-        model = ParametricSampler(t, mu, s)
+        model = ParametricSampler(t, mu, s, power=a_pow)
         rng_out = np.random.default_rng(s_out)
         q_out, e_out, have = [], [], 0
         for _ in range(1000):

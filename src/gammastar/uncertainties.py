@@ -443,13 +443,22 @@ def yield_uncertainties(
             r = np.where(y != 0, e / np.abs(y), np.nan)
         ext = doc.get("extrapolation")
         ys = ext.get("y_sigma_external") if isinstance(ext, Mapping) else None
+        fitted = isinstance(ext, Mapping) and str(ext.get("pt_power_source", "")).startswith(
+            "fitted"
+        )
+        forms = (
+            "the p_T form's m_T power fitted per mass range (its error in the covariance), "
+            "alternative rapidity forms fitted to the same pairs"
+            if fitted
+            else "alternative p_T and rapidity forms fitted to the same pairs"
+        )
         out["extrapolation"] = Nuisance(
             "extrapolation",
             r,
             -r,
             "yields.json aprime.extrapolation_err: the fitted fiducial fraction's 1σ error, "
-            "the fit's sandwich covariance plus the model's form (alternative p_T and "
-            "rapidity forms fitted to the same pairs; reach.extrapolation: label)"
+            f"the fit's sandwich covariance plus the model's form ({forms}; "
+            "reach.extrapolation: label)"
             + (
                 f"; sigma_y external, {ys.get('value')} +- {ys.get('error')} "
                 f"({ys.get('source')}), its error included"

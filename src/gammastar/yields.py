@@ -683,7 +683,8 @@ def _fiducial_yields(
     ex = fit_extrapolation(m, pairs["pT"].to_numpy(), pairs["y"].to_numpy(), w, ap_fid.edges,
                            fiducial, y_mean=beam_rapidity(cfg.beam.energy),
                            y_sigma=None if ys is None else (ys.value, ys.error),
-                           y_sigma_source=None if ys is None else ys.source)  # fmt: skip
+                           y_sigma_source=None if ys is None else ys.source,
+                           pt_power=cfg.yields.extrapolation_pt_power)  # fmt: skip
     f_pair = ex.at(m)[0]
     ext = ex.as_dict()
     truth = _mock_fiducial_fraction(cfg, fiducial, ap_fid.edges)
