@@ -24,11 +24,15 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   and the fiducial flow per drawn a). σ = √(Σ named² + σ_MC²): every named
   nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
-  ``extrapolation`` here is the fit's error carried to N_sig itself
-  (:func:`gammastar.extrapolation.nsig_relative_error`: the sandwich covariance of the fit
-  through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ), per cτ); ``all_yield`` is the same sum with the
-  yield's δf_F/f_F (``yields.json`` ``uncertainties.extrapolation``, what the workspace's
-  ``extrapolation`` normsys holds) in its place, for comparison.
+  ``extrapolation`` here is the extrapolation's error carried to N_sig itself
+  (:func:`gammastar.extrapolation.nsig_relative_error`: through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ),
+  per cτ, √(fit² + external² + forms²) of :func:`~gammastar.extrapolation.nsig_error_parts`:
+  the fit's sandwich covariance, an external σ_y's error, and the model's alternative forms,
+  each form once). The ``varied`` σ has ``extrapolation_varied`` in its place, √(fit² +
+  external² + Σ form_<drawn>²) with the forms whose truth the arm draws alone, and leaves out
+  the flow's ``kinematic_model`` (one flow per drawn form for all realisations). ``all_yield`` is
+  the ``all`` sum with the yield's δf_F/f_F (``yields.json`` ``uncertainties.extrapolation``,
+  what the workspace's ``extrapolation`` normsys holds) in its place, for comparison.
 * ``stat``: the config's parameters; the coverage of ``data_stat`` alone (√(data_stat² + σ_MC²))
   and of the statistical part √(data_stat² + extrapolation_fit² + σ_MC²) (the extrapolation's
   error at the N_sig level, the fit's statistical part alone: neither an external σ_y's error
@@ -305,11 +309,17 @@ def data_side(
         # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F), with and
         # without an external σ_y's (a systematic: only the full arm draws its truth)
         ep = nsig_error_parts(extrap, fiducial, m, sampler.last, ks, ctaus)
+        for k in drawn_forms:
+            if f"form_{k}" not in ep:
+                raise SystemExit(f"--form-flow: the yields' extrapolation has no {k} variation "
+                                 f"({run / rundir.YIELDS})")  # fmt: skip
         rel_fit = ep["fit"]
         rel_varied = np.sqrt(
             ep["fit"] ** 2 + ep["external"] ** 2 + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms)
         )
-        rel_ex = np.sqrt(rel_varied**2 + ep["forms"] ** 2)
+        # the whole: every form once (``forms`` is the quadrature sum of the form_<name>,
+        # the drawn ones' included, so it is not added to rel_varied)
+        rel_ex = np.sqrt(ep["fit"] ** 2 + ep["external"] ** 2 + ep["forms"] ** 2)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
         named["data_stat"] = rel_stat
