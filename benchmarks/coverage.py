@@ -459,15 +459,63 @@ def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
     return lines
 
 
+MERGE_HEADER = ("config", "flow", "form_flows", "vary_seed", "truth_seed", "truth_sources",
+                "response_sources", "samples")  # fmt: skip
+"""The fields of an output that every output merged by :func:`merge` must share: the same
+config, flows, draws and truth (only the generator seeds differ). A field absent from a file
+(an output written before it existed) reads as ``None``."""
+MERGE_ARM_HEADER = ("varied", "drawn_forms")
+"""The fields of an arm that every output holding it must share (:func:`merge`)."""
+
+
+def _read_output(path: Path) -> dict[str, Any]:
+    """One output of this script (its JSON object), or a one-line SystemExit naming the file."""
+    try:
+        out = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise SystemExit(f"--merge: cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise SystemExit(f"--merge: {path} is not JSON ({e})") from None
+    if not (isinstance(out, dict) and out.get("benchmark") == "coverage"
+            and isinstance(out.get("arms"), dict)):  # fmt: skip
+        raise SystemExit(f"--merge: {path} is not an output of benchmarks/coverage.py "
+                         "(no benchmark 'coverage' with arms)")  # fmt: skip
+    return out
+
+
+def _points(arm: dict[str, Any]) -> list[tuple[float, float]]:
+    """The (mass, cτ) of an arm's rows, sorted."""
+    return sorted({(r["mass"], r["ctau"]) for r in arm.get("rows", [])})
+
+
 def merge(paths: list[Path]) -> dict[str, Any]:
     """The coverage tables of the realisations of several outputs of this script (each arm's
     ``rows``, pulls recomputed from them as :func:`main` makes them), for seed ranges run in
-    separate processes; a seed found twice in an arm is refused. Prints the markdown rows and,
-    last, the JSON object (``arms.<arm>.table``, ``sources``)."""
-    outs = [json.loads(Path(p).read_text()) for p in paths]
+    separate processes. Refused, with a one-line SystemExit naming the field (or the point set)
+    and the two files: outputs whose :data:`MERGE_HEADER` fields differ, an arm whose
+    :data:`MERGE_ARM_HEADER` fields or (mass, cτ) points differ between the outputs holding
+    it, a seed found twice in an arm, and a file that is missing or not such an output.
+    Prints the markdown rows and, last, the JSON object: the shared header fields, ``merged``
+    (the files) and per arm ``table``, ``rows``, ``drawn``, ``varied``, ``drawn_forms``."""
+    outs = [_read_output(p) for p in paths]
+    for field in MERGE_HEADER:
+        for p, o in zip(paths[1:], outs[1:], strict=True):
+            if o.get(field) != outs[0].get(field):
+                raise SystemExit(f"--merge: {field} differs: {outs[0].get(field)!r} in "
+                                 f"{paths[0]}, {o.get(field)!r} in {p}")  # fmt: skip
     arms: dict[str, Any] = {}
     for arm in dict.fromkeys(a for o in outs for a in o["arms"]):
-        rows = [r for o in outs for r in o["arms"].get(arm, {}).get("rows", [])]
+        held = [(p, o["arms"][arm]) for p, o in zip(paths, outs, strict=True) if arm in o["arms"]]
+        (p0, a0), rest = held[0], held[1:]
+        for p, a in rest:
+            for field in MERGE_ARM_HEADER:
+                if a.get(field) != a0.get(field):
+                    raise SystemExit(f"--merge: arm {arm!r} {field} differs: {a0.get(field)!r} "
+                                     f"in {p0}, {a.get(field)!r} in {p}")  # fmt: skip
+            if _points(a) != _points(a0):
+                raise SystemExit(f"--merge: arm {arm!r} covers other (mass, ctau) points: "
+                                 f"{_points(a0)} in {p0}, {_points(a)} in {p}")  # fmt: skip
+        rows = [r for _, a in held for r in a.get("rows", [])]
         keys = [(r["seed"], r["mass"], r["ctau"]) for r in rows]
         if len(set(keys)) != len(keys):
             raise SystemExit(f"--merge: arm {arm!r} holds a realisation twice (the same seed)")
@@ -481,10 +529,15 @@ def merge(paths: list[Path]) -> dict[str, Any]:
         ctaus = sorted({r["ctau"] for r in rows})
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
-        drawn = [d for o in outs for d in o["arms"].get(arm, {}).get("drawn", [])]
-        arms[arm] = {"realisations": len({r["seed"] for r in rows}), "drawn": drawn,
-                     "table": table}  # fmt: skip
-    out = {"benchmark": "coverage", "merged": [str(p) for p in paths], "arms": arms}
+        arms[arm] = {
+            "realisations": len({r["seed"] for r in rows}),
+            **{f: a0.get(f) for f in MERGE_ARM_HEADER},
+            "drawn": [d for _, a in held for d in a.get("drawn", [])],
+            "table": table,
+            "rows": [{k: v for k, v in r.items() if k != "pulls"} for r in rows],
+        }
+    out = {"benchmark": "coverage", "merged": [str(p) for p in paths],
+           **{f: outs[0].get(f) for f in MERGE_HEADER}, "arms": arms}  # fmt: skip
     print(json.dumps(out))
     return out
 
@@ -647,6 +700,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "realisations": args.realisations,
         "seeds": [args.first_seed, args.first_seed + args.realisations - 1],
         "vary_seed": args.vary_seed,
+        "truth_seed": args.seed,
         "truth_sources": args.truth_sources,
         "truth_window_gstar": {
             f"y_sigma={ys:g},pt_mt_power={a:g}": {
