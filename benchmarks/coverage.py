@@ -109,6 +109,25 @@ mean and variance), so that five truth samples serve all realisations (a truth o
 sources per realisation is not affordable)."""
 
 
+def pt_mt_power_bounds() -> tuple[float, float]:
+    """(lower, upper) of ``mock.pt_mt_power`` a, the config's own bounds: a > lower, a ≤ upper
+    (:class:`gammastar.config.MockConfig`; ``model_copy`` does not validate, so a drawn a is
+    checked against them here)."""
+    from gammastar.config import MockConfig
+
+    meta = MockConfig.model_fields["pt_mt_power"].metadata
+    lo = next(float(m.gt) for m in meta if getattr(m, "gt", None) is not None)
+    hi = next(float(m.le) for m in meta if getattr(m, "le", None) is not None)
+    return lo, hi
+
+
+def pt_mt_power_error(a: float) -> str | None:
+    """Why ``a`` cannot be ``mock.pt_mt_power`` (outside :func:`pt_mt_power_bounds`), or
+    ``None``."""
+    lo, hi = pt_mt_power_bounds()
+    return None if lo < a <= hi else f"a = {a:g} lies outside mock.pt_mt_power's ({lo:g}, {hi:g}]"
+
+
 def varied_config(
     base: Any, rng: np.random.Generator, *, pt_form: bool = False
 ) -> tuple[Any, dict[str, float]]:
@@ -149,6 +168,9 @@ def varied_config(
     if pt_form:
         z = FORM_POINTS[int(rng.integers(len(FORM_POINTS)))]
         drawn["pt_form"] = float(mock.pt_mt_power + z)
+        if (why := pt_mt_power_error(drawn["pt_form"])) is not None:
+            raise SystemExit(f"mock.pt_mt_power: the drawn p_T form {why} (the config's "
+                             f"{mock.pt_mt_power:g} plus {z:g})")  # fmt: skip
         upd["mock"] = new_mock.model_copy(update={"pt_mt_power": drawn["pt_form"]})
     return base.model_copy(update=upd), drawn
 
@@ -554,6 +576,45 @@ def add_truth_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--seed", type=int, default=11, help="truth and A′ samples")
 
 
+def form_flow_arguments(ap: argparse.ArgumentParser, pairs: list[list[str]]) -> dict[float, Path]:
+    """``--form-flow A DIR`` pairs as {a: flow directory}; ``ap.error`` when an A is not a
+    finite number or is given twice."""
+    out: dict[float, Path] = {}
+    for text, d in pairs:
+        try:
+            a = float(text)
+        except ValueError:
+            a = math.nan
+        if not math.isfinite(a):
+            ap.error(f"--form-flow: A must be a number (a drawn mock.pt_mt_power), not {text!r}")
+        if any(round(a, 6) == round(b, 6) for b in out):
+            ap.error(f"--form-flow: A = {text} given twice")
+        out[a] = Path(d)
+    return out
+
+
+def check_form_flows(ap: argparse.ArgumentParser, form_flows: dict[float, Path], a0: float) -> None:
+    """``ap.error`` unless ``form_flows`` holds one flow for each drawn p_T form a0 + z
+    (:data:`FORM_POINTS`) other than the config's a0 (whose flow is ``--flow``), and every
+    drawn a is within ``mock.pt_mt_power``'s bounds."""
+    points = {round(a0 + z, 6): a0 + z for z in FORM_POINTS if z != 0.0}
+    for a in points.values():
+        if (why := pt_mt_power_error(a)) is not None:
+            ap.error(f"mock.pt_mt_power: the drawn p_T form {why} (the config's {a0:g} + "
+                     f"FORM_POINTS)")  # fmt: skip
+    wanted = ", ".join(f"{a:g}" for a in points.values())
+    for a in form_flows:
+        if round(a, 6) == round(a0, 6):
+            ap.error(f"--form-flow: A = {a:g} is the config's mock.pt_mt_power, whose flow is "
+                     f"--flow")  # fmt: skip
+        if round(a, 6) not in points:
+            ap.error(f"--form-flow: A = {a:g} is not a drawn p_T form (mock.pt_mt_power "
+                     f"{a0:g} + FORM_POINTS: {wanted})")  # fmt: skip
+    missing = [a for k, a in points.items() if k not in {round(b, 6) for b in form_flows}]
+    if missing:
+        ap.error(f"--form-flow: no flow for pt_mt_power {', '.join(f'{a:g}' for a in missing)}")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
@@ -594,22 +655,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return merge(args.merge)
     if args.flow is None:
         ap.error("--flow is required (unless --merge)")
+    form_flows = form_flow_arguments(ap, args.form_flow)
+    draw_form = bool(form_flows)
+    if draw_form and "full" not in args.arms:
+        ap.error(
+            f"--form-flow: only the full arm draws the p_T form (--arms {' '.join(args.arms)})"
+        )
 
     from gammastar import flow
     from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.errors import GammastarError
 
-    base = load_config(args.config)
-    geo = Geometry.from_config(base.detector)
-    model = flow.load(args.flow)
-    replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
+    try:
+        base = load_config(args.config)
+    except GammastarError as e:
+        ap.error(f"--config: {e}")
     a0 = float(base.mock.pt_mt_power)
-    models = {round(a0, 6): model} | {round(float(a), 6): flow.load(Path(d))
-                                      for a, d in args.form_flow}  # fmt: skip
-    draw_form = bool(args.form_flow)
-    missing = [a0 + z for z in FORM_POINTS if round(a0 + z, 6) not in models]
-    if draw_form and missing:
-        ap.error(f"--form-flow: no flow for pt_mt_power {', '.join(f'{a:g}' for a in missing)}")
+    if draw_form:
+        check_form_flows(ap, form_flows, a0)
+    dirs = {"--flow": args.flow} | {f"--form-flow {a:g}": d for a, d in form_flows.items()}
+    for opt, d in dirs.items():
+        if not d.is_dir():
+            ap.error(f"{opt}: {d} is not a directory")
+
+    def load(opt: str, path: Path) -> Any:
+        try:
+            return flow.load(path)
+        except GammastarError as e:
+            ap.error(f"{opt}: {e}")
+
+    geo = Geometry.from_config(base.detector)
+    model = load("--flow", args.flow)
+    replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
+    models = {round(a0, 6): model} | {round(a, 6): load(f"--form-flow {a:g}", d)
+                                      for a, d in form_flows.items()}  # fmt: skip
     drawn_forms = tuple(DRAWN_FORMS.values()) if draw_form else ()
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
     truths: dict[float, Any] = {}

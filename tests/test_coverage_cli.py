@@ -8,6 +8,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,3 +131,92 @@ def test_merge_refuses_a_missing_or_foreign_file(cov, tmp_path):
     other = _write(tmp_path, "other.json", {"benchmark": "closure", "arms": {}})
     with pytest.raises(SystemExit, match=rf"--merge: {_re(other)} is not an output of"):
         cov.main(["--merge", str(a), str(other)])
+
+
+# --------------------------------------------------------------------------- --form-flow
+
+
+def _error(cov, capsys, argv) -> str:
+    """The one-line message of ``ap.error`` (exit status 2) for ``argv``."""
+    with pytest.raises(SystemExit) as exc:
+        cov.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("form_flows", "message"),
+    [
+        (["abc", "D"], "--form-flow: A must be a number (a drawn mock.pt_mt_power), not 'abc'"),
+        (["nan", "D"], "--form-flow: A must be a number (a drawn mock.pt_mt_power), not 'nan'"),
+        (["1.2", "D"], ("--form-flow: A = 1.2 is not a drawn p_T form (mock.pt_mt_power 0 + "
+                        "FORM_POINTS: -1.2247, 1.2247)")),
+        (["0", "D"], "--form-flow: A = 0 is the config's mock.pt_mt_power, whose flow is --flow"),
+        (["1.2247", "D", "1.2247", "D"], "--form-flow: A = 1.2247 given twice"),
+        (["1.2247", "D"], "--form-flow: no flow for pt_mt_power -1.2247"),
+        (["1.2247", "D", "-1.2247", "NOWHERE"], "--form-flow -1.2247: NOWHERE is not a directory"),
+    ],
+)  # fmt: skip
+def test_form_flow_arguments_are_checked(cov, tmp_path, capsys, form_flows, message):
+    """A is a number, one of the drawn forms a0 + FORM_POINTS but not the config's a0 (its
+    flow is --flow), once; every drawn form has its flow, and DIR is a directory."""
+    given = {"D": str(tmp_path), "NOWHERE": str(tmp_path / "nowhere")}
+    argv = ["--flow", str(tmp_path)]
+    for i in range(0, len(form_flows), 2):
+        argv += ["--form-flow", form_flows[i], given[form_flows[i + 1]]]
+    assert _error(cov, capsys, argv).endswith(message.replace("NOWHERE", given["NOWHERE"]))
+
+
+def test_form_flow_needs_the_full_arm(cov, tmp_path, capsys):
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--arms", "stat",
+                               "--form-flow", "1.2247", str(tmp_path)])  # fmt: skip
+    assert msg.endswith("--form-flow: only the full arm draws the p_T form (--arms stat)")
+
+
+def test_a_directory_without_a_flow_is_named(cov, tmp_path, capsys):
+    """A flow directory that exists but holds no flow: gammastar's own error, as the option's."""
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--arms", "stat"])
+    assert msg.endswith(f"--flow: {tmp_path}: no flow model here (expected model.pt and meta.json)")
+
+
+# --------------------------------------------------------------------------- the p_T form's bound
+
+
+@pytest.fixture(scope="module")
+def base():
+    from gammastar.config import load_config
+
+    return load_config(REPO / "analysis" / "na60_like.yaml")
+
+
+def _with_power(cfg, a):
+    return cfg.model_copy(update={"mock": cfg.mock.model_copy(update={"pt_mt_power": a})})
+
+
+def test_drawn_forms_beyond_the_configs_bound_are_refused(cov, base, tmp_path, capsys, monkeypatch):
+    """``model_copy`` skips the config's validation: a config a0 whose drawn a0 + 1.2247 passes
+    mock.pt_mt_power's upper bound (5) is refused before any work, naming the field, and a
+    draw beyond it in :func:`varied_config` too; the draws within it are kept."""
+    assert cov.pt_mt_power_bounds() == (-2.0, 5.0)
+    monkeypatch.setattr("gammastar.config.load_config", lambda path: _with_power(base, 4.5))
+    argv = ["--flow", str(tmp_path), "--form-flow", "3.2753", str(tmp_path),
+            "--form-flow", "5.7247", str(tmp_path)]  # fmt: skip
+    assert _error(cov, capsys, argv).endswith(
+        "mock.pt_mt_power: the drawn p_T form a = 5.7247 lies outside mock.pt_mt_power's (-2, 5] "
+        "(the config's 4.5 + FORM_POINTS)"
+    )
+    high = _with_power(base, 4.5)
+    refused = 0
+    for seed in range(12):
+        _, plain = cov.varied_config(base, np.random.default_rng([2026, seed]), pt_form=True)
+        rng = np.random.default_rng([2026, seed])
+        if plain["pt_form"] > 0:  # 4.5 + 1.2247
+            refused += 1
+            with pytest.raises(
+                SystemExit, match=r"^mock.pt_mt_power: the drawn p_T form a = 5.7247"
+            ):
+                cov.varied_config(high, rng, pt_form=True)
+        else:
+            cfg, drawn = cov.varied_config(high, rng, pt_form=True)
+            assert cfg.mock.pt_mt_power == drawn["pt_form"] == 4.5 + plain["pt_form"]
+    assert 0 < refused < 12
