@@ -220,3 +220,39 @@ def test_drawn_forms_beyond_the_configs_bound_are_refused(cov, base, tmp_path, c
             cfg, drawn = cov.varied_config(high, rng, pt_form=True)
             assert cfg.mock.pt_mt_power == drawn["pt_form"] == 4.5 + plain["pt_form"]
     assert 0 < refused < 12
+
+
+@pytest.fixture(scope="module")
+def flows():
+    spec = importlib.util.spec_from_file_location(
+        "coverage_flows_bench", REPO / "benchmarks" / "coverage_flows.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_coverage_flows_default_powers_are_the_drawn_forms(flows, base, tmp_path, monkeypatch):
+    """Without --powers: the config's a0 (the ensemble, the coverage's --flow), then a0 plus
+    the other FORM_POINTS; each realisation and training gets its a (recorded, not run)."""
+    seen = []
+    monkeypatch.setattr(flows, "load_config", lambda path: _with_power(base, 0.5))
+    monkeypatch.setattr(flows.coverage, "realisation", lambda cfg: None)
+    monkeypatch.setattr(flows.flow, "train", lambda cfg: seen.append(
+        (cfg.mock.pt_mt_power, cfg.flow.ensemble, cfg.flow.bootstrap)))  # fmt: skip
+    out = flows.main(["--workdir", str(tmp_path)])
+    z = flows.coverage.FORM_POINTS[-1]
+    assert [a for a, *_ in seen] == [0.5, 0.5 - z, 0.5 + z]
+    assert [s[1:] for s in seen] == [(4, True)] + [(base.flow.ensemble, base.flow.bootstrap)] * 2
+    assert list(out["flows"]) == [f"{a:+.4f}" for a, *_ in seen]
+
+
+def test_coverage_flows_refuses_a_power_beyond_the_bound(flows, capsys):
+    """benchmarks/coverage_flows.py --powers: an a outside (-2, 5] is refused before any
+    realisation, naming the option."""
+    for a in ("6", "-2"):
+        with pytest.raises(SystemExit) as exc:
+            flows.main(["--powers", "0", a])
+        assert exc.value.code == 2
+        msg = capsys.readouterr().err.strip().splitlines()[-1]
+        assert msg.endswith(f"--powers: a = {a} lies outside mock.pt_mt_power's (-2, 5]")
