@@ -184,6 +184,47 @@ def realisation(cfg: Any) -> None:
     gammastar.yields(cfg, force=True, plots=False, theory=False)
 
 
+REUSE_MOCK_FIELDS = ("pt_mt_power", "rapidity_sigma", "decay_lambda_theta")
+"""The mock parameters a realisation's truth depends on and the ``full`` arm draws: a run
+directory is reused (``--reuse``) only when its mock file was generated with the wanted ones
+(:func:`reuse_mismatch`)."""
+_MOCK_FIELD_BEFORE = {"pt_mt_power": 0.0}
+"""What a mock file written before a field existed generated (the m_T-exponential, a = 0)."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` equals ``b``, numbers to 1e-12 relative, dicts key by key."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
+
+
+def reuse_mismatch(run: Path, cfg: Any) -> str | None:
+    """Why the realisation in ``run`` cannot be reused for ``cfg`` (``--reuse``), or ``None``
+    when it can: it has no ``yields.json``, its mock file's recorded mock section (the file's
+    ``meta.mock_config``) is unreadable, or it differs from ``cfg.mock`` in one of
+    :data:`REUSE_MOCK_FIELDS` (a realisation of another truth)."""
+    from gammastar import rundir
+    from gammastar.mock.generate import read_meta
+
+    if not (run / rundir.YIELDS).exists():
+        return f"no {rundir.YIELDS}"
+    try:
+        stored = read_meta(run / rundir.MOCK)["mock_config"]
+    except (OSError, KeyError, ValueError) as e:  # regenerate rather than trust it
+        return f"no readable mock config in {rundir.MOCK} ({type(e).__name__}: {e})"
+    if not isinstance(stored, dict):
+        return f"no readable mock config in {rundir.MOCK}"
+    wanted = cfg.mock.model_dump(mode="json")
+    for field in REUSE_MOCK_FIELDS:
+        have = stored.get(field, _MOCK_FIELD_BEFORE.get(field))
+        if not _same(have, wanted[field]):
+            return f"its mock.{field} is {have}, not {wanted[field]}"
+    return None
+
+
 TRUTH_BATCH = 5_000_000
 """Cocktail sources per :func:`~gammastar.mock.truth.truth_gstar` call (memory)."""
 BOOTSTRAP = 8
@@ -638,8 +679,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # fmt: skip
     ap.add_argument(
         "--reuse", action="store_true",
-        help="take a realisation's run directory as it is when it has a yields.json (a rerun "
-             "of the statistics on the same realisations; recorded in the output)",
+        help="take a realisation's run directory as it is when it has a yields.json and its "
+             "mock file was generated with the wanted mock parameters (REUSE_MOCK_FIELDS; "
+             "a rerun of the statistics on the same realisations; recorded in the output)",
     )  # fmt: skip
     ap.add_argument(
         "--redo-yields", action="store_true",
@@ -707,7 +749,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 cfg, drawn = varied_config(base, np.random.default_rng([args.vary_seed, seed]),
                                            pt_form=draw_form)  # fmt: skip
             cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
-            if not (args.reuse and (run / "yields.json").exists()):
+            reuse = args.reuse and (why := reuse_mismatch(run, cfg)) is None
+            if not reuse:
+                if args.reuse:
+                    print(f"{arm} seed {seed}: not reused, generated ({why})", flush=True)
                 realisation(cfg)
             elif args.redo_yields:
                 import gammastar

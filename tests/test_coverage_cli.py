@@ -256,3 +256,50 @@ def test_coverage_flows_refuses_a_power_beyond_the_bound(flows, capsys):
         assert exc.value.code == 2
         msg = capsys.readouterr().err.strip().splitlines()[-1]
         assert msg.endswith(f"--powers: a = {a} lies outside mock.pt_mt_power's (-2, 5]")
+
+
+# --------------------------------------------------------------------------- --reuse
+
+
+def _run_dir(path, mock_config):
+    """A run directory holding a yields.json and a mock file whose meta records
+    ``mock_config`` (what the generator writes)."""
+    import uproot
+
+    path.mkdir()
+    (path / "yields.json").write_text("{}")
+    with uproot.recreate(path / "mock.root") as f:
+        f["meta"] = json.dumps({"mock_config": mock_config})
+    return path
+
+
+def test_reuse_takes_only_a_realisation_of_the_wanted_truth(cov, base, tmp_path):
+    """--reuse keeps a run directory only when its mock file was generated with the wanted
+    p_T form, rapidity width and λ_θ (the full arm's draws); a file from before pt_mt_power
+    existed generated a = 0."""
+    cfg = base
+    stored = base.mock.model_dump(mode="json")
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "same", stored), cfg) is None
+    other = {**stored, "pt_mt_power": 1.2247}
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "a", other), cfg) == (
+        "its mock.pt_mt_power is 1.2247, not 0.0"
+    )
+    other = {**stored, "rapidity_sigma": 0.95696}
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "ys", other), cfg).startswith(
+        "its mock.rapidity_sigma is 0.95696, not "
+    )
+    lam = {k: v + 0.1 for k, v in stored["decay_lambda_theta"].items()}
+    other = {**stored, "decay_lambda_theta": lam}
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "lam", other), cfg).startswith(
+        "its mock.decay_lambda_theta is "
+    )
+    old = _run_dir(tmp_path / "old", {k: v for k, v in stored.items() if k != "pt_mt_power"})
+    assert cov.reuse_mismatch(old, cfg) is None
+    assert cov.reuse_mismatch(old, _with_power(base, 1.2247)) == (
+        "its mock.pt_mt_power is 0.0, not 1.2247"
+    )
+    (tmp_path / "none").mkdir()
+    assert cov.reuse_mismatch(tmp_path / "none", cfg) == "no yields.json"
+    broken = _run_dir(tmp_path / "broken", stored)
+    (broken / "mock.root").write_text("not a ROOT file")
+    assert cov.reuse_mismatch(broken, cfg).startswith("no readable mock config in mock.root")
