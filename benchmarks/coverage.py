@@ -280,13 +280,18 @@ _RESPONSES: dict[Any, Any] = {}
 
 def mass_response(cfg: Any, drawn: dict[str, float], sources: int, seed: int):
     """The mass response of ``cfg``'s mock detector from ``sources`` cocktail sources of its own
-    (:func:`gammastar.mock.truth.response_residuals`), cached per drawn λ_θ (every realisation
-    of the ``stat`` arm has the same detector and decay angles, so one sample serves them all);
-    returns ``(smear, smear_a, smear_b)``: the whole sample's and its two halves' (the halves
-    give the response sample's own error, :func:`truth_nsig`)."""
+    (:func:`gammastar.mock.truth.response_residuals`), cached per (drawn λ_θ shift, rapidity
+    width, p_T form ``pt_mt_power``), what the sources' kinematics depend on (every realisation
+    of the ``stat`` arm has the same detector, decay angles and spectra, so one sample serves
+    them all); returns ``(smear, smear_a, smear_b)``: the whole sample's and its two halves'
+    (the halves give the response sample's own error, :func:`truth_nsig`)."""
     from gammastar.mock.truth import response_residuals, smearing_from_residuals
 
-    key = round(float(drawn.get("lambda_theta_shift", 0.0)), 12)
+    key = (
+        round(float(drawn.get("lambda_theta_shift", 0.0)), 12),
+        float(cfg.mock.rapidity_sigma),
+        float(cfg.mock.pt_mt_power),
+    )
     if key not in _RESPONSES:
         _RESPONSES.clear()  # one at a time (memory)
         mt, d = response_residuals(cfg, sources, seed=seed)

@@ -73,3 +73,31 @@ def test_full_arm_draws_the_form_from_the_prior(cov):
         counts[drawn["pt_form"]] += 1
     sd = math.sqrt(n * (1 / 3) * (2 / 3))
     assert all(abs(c - n / 3) < 4 * sd for c in counts.values()), counts
+
+
+def test_mass_response_is_sampled_anew_for_each_drawn_truth(cov, monkeypatch):
+    """The cached mass response serves a realisation only when its λ_θ shift, rapidity width
+    and p_T form are those it was sampled with (each moves the sources' kinematics)."""
+    from gammastar.config import load_config
+
+    calls = []
+
+    def residuals(cfg, sources, seed):
+        calls.append((cfg.mock.rapidity_sigma, cfg.mock.pt_mt_power))
+        return np.zeros(4), np.zeros(4)
+
+    monkeypatch.setattr("gammastar.mock.truth.response_residuals", residuals)
+    monkeypatch.setattr("gammastar.mock.truth.smearing_from_residuals", lambda mt, d: mt.size)
+    monkeypatch.setattr(cov, "_RESPONSES", {})
+    base = load_config(REPO / "analysis" / "na60_like.yaml")
+
+    def mock(**upd):
+        return base.model_copy(update={"mock": base.mock.model_copy(update=upd)})
+
+    assert cov.mass_response(base, {}, 100, seed=1) == (4, 2, 2)
+    cov.mass_response(base, {"lambda_theta_shift": 0.0}, 100, seed=1)
+    assert len(calls) == 1  # the same truth: cached
+    cov.mass_response(mock(rapidity_sigma=0.95696), {}, 100, seed=1)
+    cov.mass_response(mock(pt_mt_power=1.2247), {}, 100, seed=1)
+    cov.mass_response(base, {"lambda_theta_shift": 0.1}, 100, seed=1)
+    assert calls[1:] == [(0.95696, 0.0), (base.mock.rapidity_sigma, 1.2247), calls[0]]
