@@ -20,8 +20,9 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   width from that prior (:data:`Y_SIGMA_POINTS`; the γ*' truth is recomputed per drawn
   width), and with ``--form-flow`` the mock mesons' p_T form (``mock.pt_mt_power`` a of
   m_T^a e^{−m_T/T}, :data:`FORM_POINTS`): the extrapolation's ``mt_boltzmann`` form (a = 1)
-  is its quoted 1σ, so a ~ N(0, 1) is the truth the form's error stands for (the γ*' truth
-  and the fiducial flow per drawn a). σ = √(Σ named² + σ_MC²): every named
+  is its quoted 1σ, so a drawn with mean 0 and variance 1 is the meson-level analogue of the
+  form's error (the mock draws the mesons' p_T form, the extrapolation fits the γ*'s; the γ*'
+  truth and the fiducial flow per drawn a). σ = √(Σ named² + σ_MC²): every named
   nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
   ``extrapolation`` here is the extrapolation's error carried to N_sig itself
@@ -88,13 +89,18 @@ from typing import Any
 
 import numpy as np
 
+from gammastar.extrapolation import MODEL_VARIATIONS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 VARIED = ("lambda_theta", "like_sign_r", "y_sigma", "pt_form")
 """The truth parameters the ``full`` arm draws (module docstring; ``pt_form`` with
 ``--form-flow``)."""
-FORM_POINTS = (-1.2247, 0.0, 1.2247)
+# ±√(3/2) and 0, equally likely: the three points of mean 0 and variance 1 (to 4 decimals,
+# as --form-flow A and the flows' directories write them: ±1.2247)
+_FORM_Z = round(math.sqrt(1.5), 4)
+FORM_POINTS = (-_FORM_Z, 0.0, _FORM_Z)
 """The ``full`` arm's draws of the mock mesons' p_T form a (``mock.pt_mt_power``) in units of
 the extrapolation's ``mt_boltzmann`` form (a = 1, its quoted 1σ), each equally likely: ±√(3/2)
 and 0, the three-point distribution of mean 0 and variance 1 (the prior's), so that three
@@ -402,7 +408,7 @@ def data_side(
                 parts["extrapolation"] = float(rel_ex[k])
                 parts["extrapolation_fit"] = float(rel_fit[k])
                 parts["extrapolation_varied"] = float(rel_varied[k])
-                for name in FORM_PARTS:  # each form's own part, for the record (not summed)
+                for name in MODEL_VARIATIONS:  # each form's own part, for the record (not summed)
                     if f"form_{name}" in ep:
                         parts[f"extrapolation_form_{name}"] = float(ep[f"form_{name}"][k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
@@ -446,10 +452,10 @@ SIGMAS = {
 """Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
 ``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
 holds today) or the named subset."""
-FORM_PARTS = ("mt_boltzmann", "logistic_y")
-"""The model's forms whose N_sig parts each row records (``extrapolation_form_<name>``)."""
+# each row records the N_sig part of every form of the model (MODEL_VARIATIONS),
+# ``extrapolation_form_<name>``
 _EXTRA = ("extrapolation_fit", "extrapolation_varied",
-          *(f"extrapolation_form_{k}" for k in FORM_PARTS))  # fmt: skip
+          *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS))  # fmt: skip
 EXCLUDE = {
     "all": ("extrapolation_yield", *_EXTRA),
     "all_yield": ("extrapolation", *_EXTRA),
@@ -461,7 +467,7 @@ EXCLUDE = {
         "extrapolation",
         "extrapolation_fit",
         "kinematic_model",
-        *(f"extrapolation_form_{k}" for k in FORM_PARTS),
+        *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
     ),
 }
 ARM_SIGMAS = {
@@ -739,7 +745,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                       for a, d in form_flows.items()}  # fmt: skip
     drawn_forms = tuple(DRAWN_FORMS.values()) if draw_form else ()
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
-    truths: dict[float, Any] = {}
+    truths: dict[tuple[float, float], Any] = {}  # per (rapidity_sigma, pt_mt_power)
     t0 = time.perf_counter()
     arms: dict[str, Any] = {}
     for arm in args.arms:
