@@ -341,6 +341,22 @@ def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int,
     return out
 
 
+def extrapolation_errors(ep: dict[str, Any], drawn_forms: tuple[str, ...], where: Path):
+    """(``extrapolation_fit``, ``extrapolation_varied``, ``extrapolation``) per cτ from the parts
+    of :func:`gammastar.extrapolation.nsig_error_parts` ``ep``: the fit's part; √(fit² +
+    external² + Σ form_<drawn>²); √(fit² + external² + forms²), every form once (``forms`` is
+    the quadrature sum of the form_<name>, the drawn ones' included). A drawn form without its
+    part (an extrapolation fitted without that variation, ``where`` its ``yields.json``) is a
+    one-line SystemExit naming it."""
+    for k in drawn_forms:
+        if f"form_{k}" not in ep:
+            raise SystemExit(f"--form-flow: the yields' extrapolation has no {k} variation "
+                             f"({where})")  # fmt: skip
+    fit_ext = ep["fit"] ** 2 + ep["external"] ** 2
+    varied = np.sqrt(fit_ext + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms))
+    return ep["fit"], varied, np.sqrt(fit_ext + ep["forms"] ** 2)
+
+
 def data_side(
     cfg: Any,
     run: Path,
@@ -383,17 +399,7 @@ def data_side(
         # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F), with and
         # without an external σ_y's (a systematic: only the full arm draws its truth)
         ep = nsig_error_parts(extrap, fiducial, m, sampler.last, ks, ctaus)
-        for k in drawn_forms:
-            if f"form_{k}" not in ep:
-                raise SystemExit(f"--form-flow: the yields' extrapolation has no {k} variation "
-                                 f"({run / rundir.YIELDS})")  # fmt: skip
-        rel_fit = ep["fit"]
-        rel_varied = np.sqrt(
-            ep["fit"] ** 2 + ep["external"] ** 2 + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms)
-        )
-        # the whole: every form once (``forms`` is the quadrature sum of the form_<name>,
-        # the drawn ones' included, so it is not added to rel_varied)
-        rel_ex = np.sqrt(ep["fit"] ** 2 + ep["external"] ** 2 + ep["forms"] ** 2)
+        rel_fit, rel_varied, rel_ex = extrapolation_errors(ep, drawn_forms, run / rundir.YIELDS)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
         named["data_stat"] = rel_stat

@@ -102,3 +102,23 @@ def test_mass_response_is_sampled_anew_for_each_drawn_truth(cov, monkeypatch):
     cov.mass_response(mock(pt_mt_power=1.2247), {}, 100, seed=1)
     cov.mass_response(base, {"lambda_theta_shift": 0.1}, 100, seed=1)
     assert calls[1:] == [(0.95696, 0.0), (base.mock.rapidity_sigma, 1.2247), calls[0]]
+
+
+def test_extrapolation_errors_count_each_form_once(cov):
+    """``varied`` holds the fit, the external σ_y and the drawn form's part; ``extrapolation``
+    (the ``all`` σ) the fit, the external σ_y and every form once, the drawn one not added a
+    second time; a drawn form the extrapolation has no part for is a one-line error naming it."""
+    one = np.ones(2)
+    ep = {"fit": 0.01 * one, "external": 0.02 * one, "forms": 0.05 * one,
+          "form_mt_boltzmann": 0.03 * one, "form_logistic_y": 0.04 * one}  # fmt: skip
+    fit, varied, whole = cov.extrapolation_errors(ep, ("mt_boltzmann",), Path("y.json"))
+    np.testing.assert_allclose(fit, 0.01 * one)
+    np.testing.assert_allclose(varied, math.sqrt(1 + 4 + 9) / 100 * one)
+    np.testing.assert_allclose(whole, math.sqrt(1 + 4 + 9 + 16) / 100 * one)
+    _, varied, whole_none = cov.extrapolation_errors(ep, (), Path("y.json"))
+    np.testing.assert_allclose(varied, math.sqrt(1 + 4) / 100 * one)
+    np.testing.assert_allclose(whole_none, whole)  # the whole does not depend on the draws
+    del ep["form_mt_boltzmann"]
+    with pytest.raises(SystemExit, match=r"^--form-flow: the yields' extrapolation has no "
+                       r"mt_boltzmann variation \(y.json\)$"):  # fmt: skip
+        cov.extrapolation_errors(ep, ("mt_boltzmann",), Path("y.json"))
