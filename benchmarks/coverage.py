@@ -586,15 +586,15 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     arms: dict[str, Any] = {}
     for arm in dict.fromkeys(a for o in outs for a in o["arms"]):
         held = [(p, o["arms"][arm]) for p, o in zip(paths, outs, strict=True) if arm in o["arms"]]
-        (p0, a0), rest = held[0], held[1:]
+        (p_ref, ref), rest = held[0], held[1:]
         for p, a in rest:
             for field in MERGE_ARM_HEADER:
-                if a.get(field) != a0.get(field):
-                    raise SystemExit(f"--merge: arm {arm!r} {field} differs: {a0.get(field)!r} "
-                                     f"in {p0}, {a.get(field)!r} in {p}")  # fmt: skip
-            if _points(a) != _points(a0):
+                if a.get(field) != ref.get(field):
+                    raise SystemExit(f"--merge: arm {arm!r} {field} differs: {ref.get(field)!r} "
+                                     f"in {p_ref}, {a.get(field)!r} in {p}")  # fmt: skip
+            if _points(a) != _points(ref):
                 raise SystemExit(f"--merge: arm {arm!r} covers other (mass, ctau) points: "
-                                 f"{_points(a0)} in {p0}, {_points(a)} in {p}")  # fmt: skip
+                                 f"{_points(ref)} in {p_ref}, {_points(a)} in {p}")  # fmt: skip
         rows = [r for _, a in held for r in a.get("rows", [])]
         keys = [(r["seed"], r["mass"], r["ctau"]) for r in rows]
         if len(set(keys)) != len(keys):
@@ -611,7 +611,7 @@ def merge(paths: list[Path]) -> dict[str, Any]:
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
         arms[arm] = {
             "realisations": len({r["seed"] for r in rows}),
-            **{f: a0.get(f) for f in MERGE_ARM_HEADER},
+            **{f: ref.get(f) for f in MERGE_ARM_HEADER},
             "drawn": [d for _, a in held for d in a.get("drawn", [])],
             "table": table,
             "rows": [{k: v for k, v in r.items() if k != "pulls"} for r in rows],
