@@ -20,15 +20,20 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   width from that prior (:data:`Y_SIGMA_POINTS`; the γ*' truth is recomputed per drawn
   width), and with ``--form-flow`` the mock mesons' p_T form (``mock.pt_mt_power`` a of
   m_T^a e^{−m_T/T}, :data:`FORM_POINTS`): the extrapolation's ``mt_boltzmann`` form (a = 1)
-  is its quoted 1σ, so a ~ N(0, 1) is the truth the form's error stands for (the γ*' truth
-  and the fiducial flow per drawn a). σ = √(Σ named² + σ_MC²): every named
+  is its quoted 1σ, so a drawn with mean 0 and variance 1 is the meson-level analogue of the
+  form's error (the mock draws the mesons' p_T form, the extrapolation fits the γ*'s; the γ*'
+  truth and the fiducial flow per drawn a). σ = √(Σ named² + σ_MC²): every named
   nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
-  ``extrapolation`` here is the fit's error carried to N_sig itself
-  (:func:`gammastar.extrapolation.nsig_relative_error`: the sandwich covariance of the fit
-  through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ), per cτ); ``all_yield`` is the same sum with the
-  yield's δf_F/f_F (``yields.json`` ``uncertainties.extrapolation``, what the workspace's
-  ``extrapolation`` normsys holds) in its place, for comparison.
+  ``extrapolation`` here is the extrapolation's error carried to N_sig itself
+  (:func:`gammastar.extrapolation.nsig_relative_error`: through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ),
+  per cτ, √(fit² + external² + forms²) of :func:`~gammastar.extrapolation.nsig_error_parts`:
+  the fit's sandwich covariance, an external σ_y's error, and the model's alternative forms,
+  each form once). The ``varied`` σ has ``extrapolation_varied`` in its place, √(fit² +
+  external² + Σ form_<drawn>²) with the forms whose truth the arm draws alone, and leaves out
+  the flow's ``kinematic_model`` (one flow per drawn form for all realisations). ``all_yield`` is
+  the ``all`` sum with the yield's δf_F/f_F (``yields.json`` ``uncertainties.extrapolation``,
+  what the workspace's ``extrapolation`` normsys holds) in its place, for comparison.
 * ``stat``: the config's parameters; the coverage of ``data_stat`` alone (√(data_stat² + σ_MC²))
   and of the statistical part √(data_stat² + extrapolation_fit² + σ_MC²) (the extrapolation's
   error at the N_sig level, the fit's statistical part alone: neither an external σ_y's error
@@ -84,13 +89,18 @@ from typing import Any
 
 import numpy as np
 
+from gammastar.extrapolation import MODEL_VARIATIONS
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 VARIED = ("lambda_theta", "like_sign_r", "y_sigma", "pt_form")
 """The truth parameters the ``full`` arm draws (module docstring; ``pt_form`` with
 ``--form-flow``)."""
-FORM_POINTS = (-1.2247, 0.0, 1.2247)
+# ±√(3/2) and 0, equally likely: the three points of mean 0 and variance 1 (to 4 decimals,
+# as --form-flow A and the flows' directories write them: ±1.2247)
+_FORM_Z = round(math.sqrt(1.5), 4)
+FORM_POINTS = (-_FORM_Z, 0.0, _FORM_Z)
 """The ``full`` arm's draws of the mock mesons' p_T form a (``mock.pt_mt_power``) in units of
 the extrapolation's ``mt_boltzmann`` form (a = 1, its quoted 1σ), each equally likely: ±√(3/2)
 and 0, the three-point distribution of mean 0 and variance 1 (the prior's), so that three
@@ -103,6 +113,25 @@ Y_SIGMA_POINTS = (-1.4652, -0.5935, 0.0, 0.5935, 1.4652)
 equally likely: the normal quantiles at 0.1, 0.3, …, 0.9 scaled to unit variance (the prior's
 mean and variance), so that five truth samples serve all realisations (a truth of 2·10⁷
 sources per realisation is not affordable)."""
+
+
+def pt_mt_power_bounds() -> tuple[float, float]:
+    """(lower, upper) of ``mock.pt_mt_power`` a, the config's own bounds: a > lower, a ≤ upper
+    (:class:`gammastar.config.MockConfig`; ``model_copy`` does not validate, so a drawn a is
+    checked against them here)."""
+    from gammastar.config import MockConfig
+
+    meta = MockConfig.model_fields["pt_mt_power"].metadata
+    lo = next(float(m.gt) for m in meta if getattr(m, "gt", None) is not None)
+    hi = next(float(m.le) for m in meta if getattr(m, "le", None) is not None)
+    return lo, hi
+
+
+def pt_mt_power_error(a: float) -> str | None:
+    """Why ``a`` cannot be ``mock.pt_mt_power`` (outside :func:`pt_mt_power_bounds`), or
+    ``None``."""
+    lo, hi = pt_mt_power_bounds()
+    return None if lo < a <= hi else f"a = {a:g} lies outside mock.pt_mt_power's ({lo:g}, {hi:g}]"
 
 
 def varied_config(
@@ -145,6 +174,9 @@ def varied_config(
     if pt_form:
         z = FORM_POINTS[int(rng.integers(len(FORM_POINTS)))]
         drawn["pt_form"] = float(mock.pt_mt_power + z)
+        if (why := pt_mt_power_error(drawn["pt_form"])) is not None:
+            raise SystemExit(f"mock.pt_mt_power: the drawn p_T form {why} (the config's "
+                             f"{mock.pt_mt_power:g} plus {z:g})")  # fmt: skip
         upd["mock"] = new_mock.model_copy(update={"pt_mt_power": drawn["pt_form"]})
     return base.model_copy(update=upd), drawn
 
@@ -156,6 +188,47 @@ def realisation(cfg: Any) -> None:
     gammastar.generate(cfg, force=True)
     gammastar.select(cfg, force=True)
     gammastar.yields(cfg, force=True, plots=False, theory=False)
+
+
+REUSE_MOCK_FIELDS = ("pt_mt_power", "rapidity_sigma", "decay_lambda_theta")
+"""The mock parameters a realisation's truth depends on and the ``full`` arm draws: a run
+directory is reused (``--reuse``) only when its mock file was generated with the wanted ones
+(:func:`reuse_mismatch`)."""
+_MOCK_FIELD_BEFORE = {"pt_mt_power": 0.0}
+"""What a mock file written before a field existed generated (the m_T-exponential, a = 0)."""
+
+
+def _same(a: Any, b: Any) -> bool:
+    """``a`` equals ``b``, numbers to 1e-12 relative, dicts key by key."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
+
+
+def reuse_mismatch(run: Path, cfg: Any) -> str | None:
+    """Why the realisation in ``run`` cannot be reused for ``cfg`` (``--reuse``), or ``None``
+    when it can: it has no ``yields.json``, its mock file's recorded mock section (the file's
+    ``meta.mock_config``) is unreadable, or it differs from ``cfg.mock`` in one of
+    :data:`REUSE_MOCK_FIELDS` (a realisation of another truth)."""
+    from gammastar import rundir
+    from gammastar.mock.generate import read_meta
+
+    if not (run / rundir.YIELDS).exists():
+        return f"no {rundir.YIELDS}"
+    try:
+        stored = read_meta(run / rundir.MOCK)["mock_config"]
+    except (OSError, KeyError, ValueError) as e:  # regenerate rather than trust it
+        return f"no readable mock config in {rundir.MOCK} ({type(e).__name__}: {e})"
+    if not isinstance(stored, dict):
+        return f"no readable mock config in {rundir.MOCK}"
+    wanted = cfg.mock.model_dump(mode="json")
+    for field in REUSE_MOCK_FIELDS:
+        have = stored.get(field, _MOCK_FIELD_BEFORE.get(field))
+        if not _same(have, wanted[field]):
+            return f"its mock.{field} is {have}, not {wanted[field]}"
+    return None
 
 
 TRUTH_BATCH = 5_000_000
@@ -213,13 +286,18 @@ _RESPONSES: dict[Any, Any] = {}
 
 def mass_response(cfg: Any, drawn: dict[str, float], sources: int, seed: int):
     """The mass response of ``cfg``'s mock detector from ``sources`` cocktail sources of its own
-    (:func:`gammastar.mock.truth.response_residuals`), cached per drawn λ_θ (every realisation
-    of the ``stat`` arm has the same detector and decay angles, so one sample serves them all);
-    returns ``(smear, smear_a, smear_b)``: the whole sample's and its two halves' (the halves
-    give the response sample's own error, :func:`truth_nsig`)."""
+    (:func:`gammastar.mock.truth.response_residuals`), cached per (drawn λ_θ shift, rapidity
+    width, p_T form ``pt_mt_power``), what the sources' kinematics depend on (every realisation
+    of the ``stat`` arm has the same detector, decay angles and spectra, so one sample serves
+    them all); returns ``(smear, smear_a, smear_b)``: the whole sample's and its two halves'
+    (the halves give the response sample's own error, :func:`truth_nsig`)."""
     from gammastar.mock.truth import response_residuals, smearing_from_residuals
 
-    key = round(float(drawn.get("lambda_theta_shift", 0.0)), 12)
+    key = (
+        round(float(drawn.get("lambda_theta_shift", 0.0)), 12),
+        float(cfg.mock.rapidity_sigma),
+        float(cfg.mock.pt_mt_power),
+    )
     if key not in _RESPONSES:
         _RESPONSES.clear()  # one at a time (memory)
         mt, d = response_residuals(cfg, sources, seed=seed)
@@ -261,6 +339,22 @@ def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int,
             if key[0] == m:
                 out[key] = (y * a, math.sqrt(rel**2 + rel_a**2 + rel_resp**2))
     return out
+
+
+def extrapolation_errors(ep: dict[str, Any], drawn_forms: tuple[str, ...], where: Path):
+    """(``extrapolation_fit``, ``extrapolation_varied``, ``extrapolation``) per cτ from the parts
+    of :func:`gammastar.extrapolation.nsig_error_parts` ``ep``: the fit's part; √(fit² +
+    external² + Σ form_<drawn>²); √(fit² + external² + forms²), every form once (``forms`` is
+    the quadrature sum of the form_<name>, the drawn ones' included). A drawn form without its
+    part (an extrapolation fitted without that variation, ``where`` its ``yields.json``) is a
+    one-line SystemExit naming it."""
+    for k in drawn_forms:
+        if f"form_{k}" not in ep:
+            raise SystemExit(f"--form-flow: the yields' extrapolation has no {k} variation "
+                             f"({where})")  # fmt: skip
+    fit_ext = ep["fit"] ** 2 + ep["external"] ** 2
+    varied = np.sqrt(fit_ext + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms))
+    return ep["fit"], varied, np.sqrt(fit_ext + ep["forms"] ** 2)
 
 
 def data_side(
@@ -306,14 +400,10 @@ def data_side(
         # the fit's error carried to N_sig itself (the model also sets 𝓔 outside F), with and
         # without an external σ_y's (a systematic: only the full arm draws its truth)
         ep = nsig_error_parts(extrap, fiducial, m, sampler.last, ks, ctaus)
-        rel_fit = ep["fit"]
         # a fitted m_T power holds the p_T forms: their error is in the fit's part
-        forms_here = [k for k in drawn_forms
-                      if not (extrap.pt_power_fitted and FORMS[k].maps_to == "T")]  # fmt: skip
-        rel_varied = np.sqrt(
-            ep["fit"] ** 2 + ep["external"] ** 2 + sum(ep[f"form_{k}"] ** 2 for k in forms_here)
-        )
-        rel_ex = np.sqrt(rel_varied**2 + ep["forms"] ** 2)
+        forms_here = tuple(k for k in drawn_forms
+                           if not (extrap.pt_power_fitted and FORMS[k].maps_to == "T"))  # fmt: skip
+        rel_fit, rel_varied, rel_ex = extrapolation_errors(ep, forms_here, run / rundir.YIELDS)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
         named["data_stat"] = rel_stat
@@ -328,7 +418,7 @@ def data_side(
                 parts["extrapolation"] = float(rel_ex[k])
                 parts["extrapolation_fit"] = float(rel_fit[k])
                 parts["extrapolation_varied"] = float(rel_varied[k])
-                for name in FORM_PARTS:  # each form's own part, for the record (not summed)
+                for name in MODEL_VARIATIONS:  # each form's own part, for the record (not summed)
                     if f"form_{name}" in ep:
                         parts[f"extrapolation_form_{name}"] = float(ep[f"form_{name}"][k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
@@ -372,10 +462,10 @@ SIGMAS = {
 """Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
 ``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
 holds today) or the named subset."""
-FORM_PARTS = ("mt_boltzmann", "logistic_y")
-"""The model's forms whose N_sig parts each row records (``extrapolation_form_<name>``)."""
+# each row records the N_sig part of every form of the model (MODEL_VARIATIONS),
+# ``extrapolation_form_<name>``
 _EXTRA = ("extrapolation_fit", "extrapolation_varied",
-          *(f"extrapolation_form_{k}" for k in FORM_PARTS))  # fmt: skip
+          *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS))  # fmt: skip
 EXCLUDE = {
     "all": ("extrapolation_yield", *_EXTRA),
     "all_yield": ("extrapolation", *_EXTRA),
@@ -387,7 +477,7 @@ EXCLUDE = {
         "extrapolation",
         "extrapolation_fit",
         "kinematic_model",
-        *(f"extrapolation_form_{k}" for k in FORM_PARTS),
+        *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
     ),
 }
 ARM_SIGMAS = {
@@ -453,15 +543,63 @@ def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
     return lines
 
 
+MERGE_HEADER = ("config", "flow", "form_flows", "vary_seed", "truth_seed", "truth_sources",
+                "response_sources", "samples")  # fmt: skip
+"""The fields of an output that every output merged by :func:`merge` must share: the same
+config, flows, draws and truth (only the generator seeds differ). A field absent from a file
+(an output written before it existed) reads as ``None``."""
+MERGE_ARM_HEADER = ("varied", "drawn_forms")
+"""The fields of an arm that every output holding it must share (:func:`merge`)."""
+
+
+def _read_output(path: Path) -> dict[str, Any]:
+    """One output of this script (its JSON object), or a one-line SystemExit naming the file."""
+    try:
+        out = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise SystemExit(f"--merge: cannot read {path}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise SystemExit(f"--merge: {path} is not JSON ({e})") from None
+    if not (isinstance(out, dict) and out.get("benchmark") == "coverage"
+            and isinstance(out.get("arms"), dict)):  # fmt: skip
+        raise SystemExit(f"--merge: {path} is not an output of benchmarks/coverage.py "
+                         "(no benchmark 'coverage' with arms)")  # fmt: skip
+    return out
+
+
+def _points(arm: dict[str, Any]) -> list[tuple[float, float]]:
+    """The (mass, cτ) of an arm's rows, sorted."""
+    return sorted({(r["mass"], r["ctau"]) for r in arm.get("rows", [])})
+
+
 def merge(paths: list[Path]) -> dict[str, Any]:
     """The coverage tables of the realisations of several outputs of this script (each arm's
     ``rows``, pulls recomputed from them as :func:`main` makes them), for seed ranges run in
-    separate processes; a seed found twice in an arm is refused. Prints the markdown rows and,
-    last, the JSON object (``arms.<arm>.table``, ``sources``)."""
-    outs = [json.loads(Path(p).read_text()) for p in paths]
+    separate processes. Refused, with a one-line SystemExit naming the field (or the point set)
+    and the two files: outputs whose :data:`MERGE_HEADER` fields differ, an arm whose
+    :data:`MERGE_ARM_HEADER` fields or (mass, cτ) points differ between the outputs holding
+    it, a seed found twice in an arm, and a file that is missing or not such an output.
+    Prints the markdown rows and, last, the JSON object: the shared header fields, ``merged``
+    (the files) and per arm ``table``, ``rows``, ``drawn``, ``varied``, ``drawn_forms``."""
+    outs = [_read_output(p) for p in paths]
+    for field in MERGE_HEADER:
+        for p, o in zip(paths[1:], outs[1:], strict=True):
+            if o.get(field) != outs[0].get(field):
+                raise SystemExit(f"--merge: {field} differs: {outs[0].get(field)!r} in "
+                                 f"{paths[0]}, {o.get(field)!r} in {p}")  # fmt: skip
     arms: dict[str, Any] = {}
     for arm in dict.fromkeys(a for o in outs for a in o["arms"]):
-        rows = [r for o in outs for r in o["arms"].get(arm, {}).get("rows", [])]
+        held = [(p, o["arms"][arm]) for p, o in zip(paths, outs, strict=True) if arm in o["arms"]]
+        (p_ref, ref), rest = held[0], held[1:]
+        for p, a in rest:
+            for field in MERGE_ARM_HEADER:
+                if a.get(field) != ref.get(field):
+                    raise SystemExit(f"--merge: arm {arm!r} {field} differs: {ref.get(field)!r} "
+                                     f"in {p_ref}, {a.get(field)!r} in {p}")  # fmt: skip
+            if _points(a) != _points(ref):
+                raise SystemExit(f"--merge: arm {arm!r} covers other (mass, ctau) points: "
+                                 f"{_points(ref)} in {p_ref}, {_points(a)} in {p}")  # fmt: skip
+        rows = [r for _, a in held for r in a.get("rows", [])]
         keys = [(r["seed"], r["mass"], r["ctau"]) for r in rows]
         if len(set(keys)) != len(keys):
             raise SystemExit(f"--merge: arm {arm!r} holds a realisation twice (the same seed)")
@@ -475,10 +613,15 @@ def merge(paths: list[Path]) -> dict[str, Any]:
         ctaus = sorted({r["ctau"] for r in rows})
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
-        drawn = [d for o in outs for d in o["arms"].get(arm, {}).get("drawn", [])]
-        arms[arm] = {"realisations": len({r["seed"] for r in rows}), "drawn": drawn,
-                     "table": table}  # fmt: skip
-    out = {"benchmark": "coverage", "merged": [str(p) for p in paths], "arms": arms}
+        arms[arm] = {
+            "realisations": len({r["seed"] for r in rows}),
+            **{f: ref.get(f) for f in MERGE_ARM_HEADER},
+            "drawn": [d for _, a in held for d in a.get("drawn", [])],
+            "table": table,
+            "rows": [{k: v for k, v in r.items() if k != "pulls"} for r in rows],
+        }
+    out = {"benchmark": "coverage", "merged": [str(p) for p in paths],
+           **{f: outs[0].get(f) for f in MERGE_HEADER}, "arms": arms}  # fmt: skip
     print(json.dumps(out))
     return out
 
@@ -493,6 +636,45 @@ def add_truth_arguments(ap: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     ap.add_argument("--samples", type=int, default=40_000)
     ap.add_argument("--seed", type=int, default=11, help="truth and A′ samples")
+
+
+def form_flow_arguments(ap: argparse.ArgumentParser, pairs: list[list[str]]) -> dict[float, Path]:
+    """``--form-flow A DIR`` pairs as {a: flow directory}; ``ap.error`` when an A is not a
+    finite number or is given twice."""
+    out: dict[float, Path] = {}
+    for text, d in pairs:
+        try:
+            a = float(text)
+        except ValueError:
+            a = math.nan
+        if not math.isfinite(a):
+            ap.error(f"--form-flow: A must be a number (a drawn mock.pt_mt_power), not {text!r}")
+        if any(round(a, 6) == round(b, 6) for b in out):
+            ap.error(f"--form-flow: A = {text} given twice")
+        out[a] = Path(d)
+    return out
+
+
+def check_form_flows(ap: argparse.ArgumentParser, form_flows: dict[float, Path], a0: float) -> None:
+    """``ap.error`` unless ``form_flows`` holds one flow for each drawn p_T form a0 + z
+    (:data:`FORM_POINTS`) other than the config's a0 (whose flow is ``--flow``), and every
+    drawn a is within ``mock.pt_mt_power``'s bounds."""
+    points = {round(a0 + z, 6): a0 + z for z in FORM_POINTS if z != 0.0}
+    for a in points.values():
+        if (why := pt_mt_power_error(a)) is not None:
+            ap.error(f"mock.pt_mt_power: the drawn p_T form {why} (the config's {a0:g} + "
+                     f"FORM_POINTS)")  # fmt: skip
+    wanted = ", ".join(f"{a:g}" for a in points.values())
+    for a in form_flows:
+        if round(a, 6) == round(a0, 6):
+            ap.error(f"--form-flow: A = {a:g} is the config's mock.pt_mt_power, whose flow is "
+                     f"--flow")  # fmt: skip
+        if round(a, 6) not in points:
+            ap.error(f"--form-flow: A = {a:g} is not a drawn p_T form (mock.pt_mt_power "
+                     f"{a0:g} + FORM_POINTS: {wanted})")  # fmt: skip
+    missing = [a for k, a in points.items() if k not in {round(b, 6) for b in form_flows}]
+    if missing:
+        ap.error(f"--form-flow: no flow for pt_mt_power {', '.join(f'{a:g}' for a in missing)}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -518,8 +700,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )  # fmt: skip
     ap.add_argument(
         "--reuse", action="store_true",
-        help="take a realisation's run directory as it is when it has a yields.json (a rerun "
-             "of the statistics on the same realisations; recorded in the output)",
+        help="take a realisation's run directory as it is when it has a yields.json and its "
+             "mock file was generated with the wanted mock parameters (REUSE_MOCK_FIELDS; "
+             "a rerun of the statistics on the same realisations; recorded in the output)",
     )  # fmt: skip
     ap.add_argument(
         "--redo-yields", action="store_true",
@@ -535,25 +718,44 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return merge(args.merge)
     if args.flow is None:
         ap.error("--flow is required (unless --merge)")
+    form_flows = form_flow_arguments(ap, args.form_flow)
+    draw_form = bool(form_flows)
+    if draw_form and "full" not in args.arms:
+        ap.error(
+            f"--form-flow: only the full arm draws the p_T form (--arms {' '.join(args.arms)})"
+        )
 
     from gammastar import flow
     from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.errors import GammastarError
 
-    base = load_config(args.config)
-    geo = Geometry.from_config(base.detector)
-    model = flow.load(args.flow)
-    replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
+    try:
+        base = load_config(args.config)
+    except GammastarError as e:
+        ap.error(f"--config: {e}")
     a0 = float(base.mock.pt_mt_power)
-    models = {round(a0, 6): model} | {round(float(a), 6): flow.load(Path(d))
-                                      for a, d in args.form_flow}  # fmt: skip
-    draw_form = bool(args.form_flow)
-    missing = [a0 + z for z in FORM_POINTS if round(a0 + z, 6) not in models]
-    if draw_form and missing:
-        ap.error(f"--form-flow: no flow for pt_mt_power {', '.join(f'{a:g}' for a in missing)}")
+    if draw_form:
+        check_form_flows(ap, form_flows, a0)
+    dirs = {"--flow": args.flow} | {f"--form-flow {a:g}": d for a, d in form_flows.items()}
+    for opt, d in dirs.items():
+        if not d.is_dir():
+            ap.error(f"{opt}: {d} is not a directory")
+
+    def load(opt: str, path: Path) -> Any:
+        try:
+            return flow.load(path)
+        except GammastarError as e:
+            ap.error(f"{opt}: {e}")
+
+    geo = Geometry.from_config(base.detector)
+    model = load("--flow", args.flow)
+    replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
+    models = {round(a0, 6): model} | {round(a, 6): load(f"--form-flow {a:g}", d)
+                                      for a, d in form_flows.items()}  # fmt: skip
     drawn_forms = tuple(DRAWN_FORMS.values()) if draw_form else ()
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
-    truths: dict[float, Any] = {}
+    truths: dict[tuple[float, float], Any] = {}  # per (rapidity_sigma, pt_mt_power)
     t0 = time.perf_counter()
     arms: dict[str, Any] = {}
     for arm in args.arms:
@@ -568,7 +770,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 cfg, drawn = varied_config(base, np.random.default_rng([args.vary_seed, seed]),
                                            pt_form=draw_form)  # fmt: skip
             cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
-            if not (args.reuse and (run / "yields.json").exists()):
+            reuse = args.reuse and (why := reuse_mismatch(run, cfg)) is None
+            if not reuse:
+                if args.reuse:
+                    print(f"{arm} seed {seed}: not reused, generated ({why})", flush=True)
                 realisation(cfg)
             elif args.redo_yields:
                 import gammastar
@@ -641,6 +846,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "realisations": args.realisations,
         "seeds": [args.first_seed, args.first_seed + args.realisations - 1],
         "vary_seed": args.vary_seed,
+        "truth_seed": args.seed,
         "truth_sources": args.truth_sources,
         "truth_window_gstar": {
             f"y_sigma={ys:g},pt_mt_power={a:g}": {

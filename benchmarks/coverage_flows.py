@@ -1,10 +1,12 @@
 """The fiducial flows that ``benchmarks/coverage.py`` takes (``--flow``, ``--form-flow A DIR``).
 
-Per mock p_T form ``mock.pt_mt_power`` a (``--powers``): one realisation of the config at that a
-(generator seed ``--seed``, the config's data size) taken through ``generate`` → ``select`` →
-``yields`` and its flow trained like the closure run; with ``--ensemble N`` (default 4) the
-a = 0 flow is a bootstrapped ensemble (the ``kinematic_model`` spread of the stat arm), the
-others single flows. The flow of a lies in ``WORKDIR/flow_a{a:+.4f}/flow``. Last line: JSON.
+Per mock p_T form ``mock.pt_mt_power`` a (``--powers``; default the coverage's drawn forms
+a0 + ``FORM_POINTS``, a0 the config's): one realisation of the config at that a (generator seed
+``--seed``, the config's data size) taken through ``generate`` → ``select`` → ``yields`` and its
+flow trained like the closure run; with ``--ensemble N`` (default 4) the a = a0 flow (the
+coverage's ``--flow``) is a bootstrapped ensemble (the ``kinematic_model`` spread of the stat
+arm), the others single flows. The flow of a lies in ``WORKDIR/flow_a{a:+.4f}/flow``. An a
+outside mock.pt_mt_power's bounds is refused. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 
 from gammastar import flow
 from gammastar.config import load_config
+from gammastar.errors import GammastarError
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("coverage", REPO / "benchmarks" / "coverage.py")
@@ -32,12 +35,25 @@ _spec.loader.exec_module(coverage)
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
-    ap.add_argument("--powers", type=float, nargs="+", default=[0.0, -1.2247, 1.2247])
+    ap.add_argument(
+        "--powers", type=float, nargs="+",
+        help="the flows' pt_mt_power a (default: the config's a0, then a0 + the other "
+             "FORM_POINTS of benchmarks/coverage.py)",
+    )  # fmt: skip
     ap.add_argument("--seed", type=int, default=500, help="generator and training seed")
-    ap.add_argument("--ensemble", type=int, default=4, help="members of the a = 0 flow")
+    ap.add_argument("--ensemble", type=int, default=4, help="members of the a = a0 flow")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/gammastar_coverage"))
     args = ap.parse_args(argv)
-    base = load_config(args.config)
+    try:
+        base = load_config(args.config)
+    except GammastarError as e:
+        ap.error(f"--config: {e}")
+    a0 = float(base.mock.pt_mt_power)
+    if args.powers is None:
+        args.powers = [a0] + [a0 + z for z in coverage.FORM_POINTS if z != 0.0]
+    for a in args.powers:
+        if (why := coverage.pt_mt_power_error(a)) is not None:
+            ap.error(f"--powers: {why}")
     out: dict = {"benchmark": "coverage_flows", "config": str(args.config), "seed": args.seed,
                  "flows": {}, "seconds": {}}  # fmt: skip
     for a in args.powers:
@@ -46,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
         run.mkdir(parents=True, exist_ok=True)
         upd = {"output": str(run), "seed": args.seed,
                "mock": base.mock.model_copy(update={"pt_mt_power": a})}  # fmt: skip
-        if a == 0.0 and args.ensemble > 1:
+        if round(a, 6) == round(a0, 6) and args.ensemble > 1:
             upd["flow"] = base.flow.model_copy(
                 update={"ensemble": args.ensemble, "bootstrap": True, "workers": 1}
             )

@@ -38,7 +38,8 @@ def test_form_points_have_the_priors_moments(cov):
 def test_mock_at_power_one_is_the_models_boltzmann_form(mass):
     """⟨p_T⟩ of the mock's sampler at a = 1 equals that of the extrapolation's ``mt_boltzmann``
     density (quadrature on a fine grid), within 4 standard errors of 4·10⁵ samples; the
-    nominal form (a = 0) is 3σ+ away, so the test tells the forms apart."""
+    nominal form (a = 0) is more than 20 standard errors away, so the test tells the forms
+    apart."""
     from gammastar.extrapolation import FORMS
     from gammastar.mock.kinematics import sample_mt_power
 
@@ -73,3 +74,51 @@ def test_full_arm_draws_the_form_from_the_prior(cov):
         counts[drawn["pt_form"]] += 1
     sd = math.sqrt(n * (1 / 3) * (2 / 3))
     assert all(abs(c - n / 3) < 4 * sd for c in counts.values()), counts
+
+
+def test_mass_response_is_sampled_anew_for_each_drawn_truth(cov, monkeypatch):
+    """The cached mass response serves a realisation only when its λ_θ shift, rapidity width
+    and p_T form are those it was sampled with (each moves the sources' kinematics)."""
+    from gammastar.config import load_config
+
+    calls = []
+
+    def residuals(cfg, sources, seed):
+        calls.append((cfg.mock.rapidity_sigma, cfg.mock.pt_mt_power))
+        return np.zeros(4), np.zeros(4)
+
+    monkeypatch.setattr("gammastar.mock.truth.response_residuals", residuals)
+    monkeypatch.setattr("gammastar.mock.truth.smearing_from_residuals", lambda mt, d: mt.size)
+    monkeypatch.setattr(cov, "_RESPONSES", {})
+    base = load_config(REPO / "analysis" / "na60_like.yaml")
+
+    def mock(**upd):
+        return base.model_copy(update={"mock": base.mock.model_copy(update=upd)})
+
+    assert cov.mass_response(base, {}, 100, seed=1) == (4, 2, 2)
+    cov.mass_response(base, {"lambda_theta_shift": 0.0}, 100, seed=1)
+    assert len(calls) == 1  # the same truth: cached
+    cov.mass_response(mock(rapidity_sigma=0.95696), {}, 100, seed=1)
+    cov.mass_response(mock(pt_mt_power=1.2247), {}, 100, seed=1)
+    cov.mass_response(base, {"lambda_theta_shift": 0.1}, 100, seed=1)
+    assert calls[1:] == [(0.95696, 0.0), (base.mock.rapidity_sigma, 1.2247), calls[0]]
+
+
+def test_extrapolation_errors_count_each_form_once(cov):
+    """``varied`` holds the fit, the external σ_y and the drawn form's part; ``extrapolation``
+    (the ``all`` σ) the fit, the external σ_y and every form once, the drawn one not added a
+    second time; a drawn form the extrapolation has no part for is a one-line error naming it."""
+    one = np.ones(2)
+    ep = {"fit": 0.01 * one, "external": 0.02 * one, "forms": 0.05 * one,
+          "form_mt_boltzmann": 0.03 * one, "form_logistic_y": 0.04 * one}  # fmt: skip
+    fit, varied, whole = cov.extrapolation_errors(ep, ("mt_boltzmann",), Path("y.json"))
+    np.testing.assert_allclose(fit, 0.01 * one)
+    np.testing.assert_allclose(varied, math.sqrt(1 + 4 + 9) / 100 * one)
+    np.testing.assert_allclose(whole, math.sqrt(1 + 4 + 9 + 16) / 100 * one)
+    _, varied, whole_none = cov.extrapolation_errors(ep, (), Path("y.json"))
+    np.testing.assert_allclose(varied, math.sqrt(1 + 4) / 100 * one)
+    np.testing.assert_allclose(whole_none, whole)  # the whole does not depend on the draws
+    del ep["form_mt_boltzmann"]
+    with pytest.raises(SystemExit, match=r"^--form-flow: the yields' extrapolation has no "
+                       r"mt_boltzmann variation \(y.json\)$"):  # fmt: skip
+        cov.extrapolation_errors(ep, ("mt_boltzmann",), Path("y.json"))

@@ -236,6 +236,40 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     assert rel_fit[0] < 0.2 * rel_e[0]
 
 
+def test_nsig_error_parts_carry_every_form_even_when_not_computed():
+    """``form_<name>`` is there for every alternative form of the fit, 0 where its part is not
+    computed: without ``covariance_stat`` (an extrapolation whose covariance holds the forms)
+    and for a form with no finite fit (its f_F and T all ``None``); the other form keeps its
+    own, nonzero part."""
+    import dataclasses
+
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.extrapolation import MODEL_VARIATIONS, ExtrapolatedSampler, nsig_error_parts
+
+    region = _ToyRegion()
+    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True)
+    kin = ExtrapolatedSampler(ParametricSampler(*TRUE), exv, region).sample(MASS, 20_000, seed=4)
+    ks = _all_seeing(kin, np.ones(len(kin["qT"])))
+    keys = {f"form_{k}" for k in MODEL_VARIATIONS}
+    full = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0])
+    assert keys <= set(full)
+    assert all(np.all(full[k] > 0) for k in keys)
+    no_stat = dataclasses.replace(exv, covariance_stat=None)
+    parts = nsig_error_parts(no_stat, region, MASS, kin, ks, [1.0, 50.0])
+    assert keys <= set(parts)
+    for k in (*keys, "forms"):
+        np.testing.assert_array_equal(parts[k], np.zeros(2))
+    lost, kept = MODEL_VARIATIONS
+    rec = dict(exv.model_variations[lost])
+    rec["fiducial_fraction"] = [None] * len(rec["fiducial_fraction"])
+    rec["temperature"] = [None] * len(rec["temperature"])
+    unfit = dataclasses.replace(exv, model_variations={**exv.model_variations, lost: rec})
+    parts = nsig_error_parts(unfit, region, MASS, kin, ks, [1.0, 50.0])
+    np.testing.assert_array_equal(parts[f"form_{lost}"], np.zeros(2))
+    np.testing.assert_allclose(parts[f"form_{kept}"], full[f"form_{kept}"], rtol=1e-12)
+    np.testing.assert_allclose(parts["forms"], full[f"form_{kept}"], rtol=1e-12)
+
+
 def test_per_sample_acceptance_averages_to_the_samples_acceptance():
     """:func:`per_sample_acceptance` is the per-sample term of
     :meth:`KinematicSample.acceptance`: their mean agrees to rounding (≈ n_cells · eps per

@@ -1247,7 +1247,10 @@ def nsig_error_parts(
     any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
     them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
     ``forms`` (their quadrature sum), for a study that draws one form's truth and not the
-    other's (``benchmarks/coverage.py``); not to be added to ``forms``."""
+    other's (``benchmarks/coverage.py``); not to be added to ``forms``. Every form of
+    ``model_variations`` that :data:`FORMS` holds has its key, 0 where its part is not
+    computed: without ``covariance_stat`` (the covariance then holds the forms, in ``fit``)
+    or for a form with no finite fit."""
     ex = extrapolation
     if ex.covariance is None or ex.bin_group is None:
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
@@ -1310,7 +1313,8 @@ def nsig_error_parts(
             return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
 
     parts = {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms)}
-    return parts | {f"form_{k}": rel(v) for k, v in var_each.items()}
+    names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
+    return parts | {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
 
 
 def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.float64]]:

@@ -1,0 +1,305 @@
+"""benchmarks/coverage.py's refusals (issue 19): each a one-line error naming the option, field
+or file, before any realisation is run. Fast: no chain, no flow, no truth."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cov():
+    spec = importlib.util.spec_from_file_location(
+        "coverage_bench", REPO / "benchmarks" / "coverage.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+# --------------------------------------------------------------------------- --merge
+
+
+def _output(seeds, *, points=((0.6, 1.0), (0.6, 100.0)), **header):
+    """A minimal output of coverage.py: the stat arm's rows for ``seeds`` at ``points``."""
+    rows = [
+        {"seed": s, "mass": m, "ctau": ct, "nsig_dd": 1.0 + 0.01 * s, "nsig_truth": 1.0,
+         "rel_sigma_truth": 0.01, "sigma": {"data_stat": 0.02, "mc_acceptance": 0.005}}
+        for s in seeds for m, ct in points
+    ]  # fmt: skip
+    out = {
+        "benchmark": "coverage", "config": "analysis/na60_like.yaml", "flow": "flow",
+        "form_flows": {}, "vary_seed": 2026, "truth_seed": 11, "truth_sources": 1000,
+        "response_sources": 1000, "samples": 100,
+        "arms": {"stat": {"varied": [], "drawn_forms": [], "drawn": [{} for _ in seeds],
+                          "rows": rows}},
+    }  # fmt: skip
+    out.update(header)
+    return out
+
+
+def _re(path) -> str:
+    """``path`` as a regular expression matching it literally."""
+    return re.escape(str(path))
+
+
+def _write(tmp_path, name, out):
+    path = tmp_path / name
+    path.write_text(json.dumps(out))
+    return path
+
+
+def test_merge_keeps_the_header_rows_and_forms(cov, tmp_path, capsys):
+    """Two seed ranges of one run merge into one table of all their realisations; the merged
+    output keeps the shared header, each arm's rows, varied and drawn_forms (so that it can be
+    merged again) and names the files under ``merged``."""
+    a = _write(tmp_path, "a.json", _output([1, 2]))
+    b = _write(tmp_path, "b.json", _output([3]))
+    out = cov.main(["--merge", str(a), str(b)])
+    capsys.readouterr()
+    assert out["merged"] == [str(a), str(b)]
+    assert (out["config"], out["vary_seed"], out["truth_seed"]) == (
+        "analysis/na60_like.yaml",
+        2026,
+        11,
+    )
+    arm = out["arms"]["stat"]
+    assert arm["realisations"] == 3
+    assert (arm["varied"], arm["drawn_forms"]) == ([], [])
+    assert sorted({r["seed"] for r in arm["rows"]}) == [1, 2, 3]
+    assert all("pulls" not in r for r in arm["rows"])  # as main writes them
+    assert [t["n"] for t in arm["table"]] == [3, 3]
+    again = cov.main(["--merge", str(_write(tmp_path, "ab.json", out)), str(
+        _write(tmp_path, "c.json", _output([4])))])  # fmt: skip
+    assert again["arms"]["stat"]["realisations"] == 4
+
+
+@pytest.mark.parametrize(
+    ("changed", "field"),
+    [
+        ({"vary_seed": 7}, "vary_seed"),
+        ({"config": "other.yaml"}, "config"),
+        ({"truth_sources": 2000}, "truth_sources"),
+        ({"samples": 200}, "samples"),
+        ({"flow": "other"}, "flow"),
+        ({"form_flows": {"1.2247": "f"}}, "form_flows"),
+    ],
+)
+def test_merge_refuses_outputs_of_other_runs(cov, tmp_path, changed, field):
+    a = _write(tmp_path, "a.json", _output([1]))
+    b = _write(tmp_path, "b.json", _output([2], **changed))
+    with pytest.raises(
+        SystemExit,
+        match=rf"--merge: {field} differs: .* in {_re(a)}, .* in {_re(b)}",
+    ):
+        cov.main(["--merge", str(a), str(b)])
+
+
+def test_merge_refuses_an_arm_of_another_draw_or_other_points(cov, tmp_path):
+    a = _write(tmp_path, "a.json", _output([1]))
+    other = _output([2])
+    other["arms"]["stat"]["drawn_forms"] = ["mt_boltzmann"]
+    b = _write(tmp_path, "b.json", other)
+    with pytest.raises(
+        SystemExit,
+        match=rf"arm 'stat' drawn_forms differs: .* in {_re(a)}, .* in {_re(b)}",
+    ):
+        cov.main(["--merge", str(a), str(b)])
+    c = _write(tmp_path, "c.json", _output([3], points=((0.6, 1.0), (0.9, 1.0))))
+    with pytest.raises(
+        SystemExit, match=rf"arm 'stat' covers other \(mass, ctau\) points: .*{_re(c)}"
+    ):
+        cov.main(["--merge", str(a), str(c)])
+
+
+def test_merge_refuses_a_missing_or_foreign_file(cov, tmp_path):
+    a = _write(tmp_path, "a.json", _output([1]))
+    missing = tmp_path / "nowhere.json"
+    with pytest.raises(SystemExit, match=rf"--merge: cannot read {_re(missing)}"):
+        cov.main(["--merge", str(a), str(missing)])
+    log = tmp_path / "run.log"
+    log.write_text("full realisation 1/30 ...\n")
+    with pytest.raises(SystemExit, match=rf"--merge: {_re(log)} is not JSON"):
+        cov.main(["--merge", str(a), str(log)])
+    other = _write(tmp_path, "other.json", {"benchmark": "closure", "arms": {}})
+    with pytest.raises(SystemExit, match=rf"--merge: {_re(other)} is not an output of"):
+        cov.main(["--merge", str(a), str(other)])
+
+
+# --------------------------------------------------------------------------- --form-flow
+
+
+def _error(cov, capsys, argv) -> str:
+    """The one-line message of ``ap.error`` (exit status 2) for ``argv``."""
+    with pytest.raises(SystemExit) as exc:
+        cov.main(argv)
+    assert exc.value.code == 2
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("form_flows", "message"),
+    [
+        (["abc", "D"], "--form-flow: A must be a number (a drawn mock.pt_mt_power), not 'abc'"),
+        (["nan", "D"], "--form-flow: A must be a number (a drawn mock.pt_mt_power), not 'nan'"),
+        (["1.2", "D"], ("--form-flow: A = 1.2 is not a drawn p_T form (mock.pt_mt_power 0 + "
+                        "FORM_POINTS: -1.2247, 1.2247)")),
+        (["0", "D"], "--form-flow: A = 0 is the config's mock.pt_mt_power, whose flow is --flow"),
+        (["1.2247", "D", "1.2247", "D"], "--form-flow: A = 1.2247 given twice"),
+        (["1.2247", "D"], "--form-flow: no flow for pt_mt_power -1.2247"),
+        (["1.2247", "D", "-1.2247", "NOWHERE"], "--form-flow -1.2247: NOWHERE is not a directory"),
+    ],
+)  # fmt: skip
+def test_form_flow_arguments_are_checked(cov, tmp_path, capsys, form_flows, message):
+    """A is a number, one of the drawn forms a0 + FORM_POINTS but not the config's a0 (its
+    flow is --flow), once; every drawn form has its flow, and DIR is a directory."""
+    given = {"D": str(tmp_path), "NOWHERE": str(tmp_path / "nowhere")}
+    argv = ["--flow", str(tmp_path)]
+    for i in range(0, len(form_flows), 2):
+        argv += ["--form-flow", form_flows[i], given[form_flows[i + 1]]]
+    assert _error(cov, capsys, argv).endswith(message.replace("NOWHERE", given["NOWHERE"]))
+
+
+def test_form_flow_needs_the_full_arm(cov, tmp_path, capsys):
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--arms", "stat",
+                               "--form-flow", "1.2247", str(tmp_path)])  # fmt: skip
+    assert msg.endswith("--form-flow: only the full arm draws the p_T form (--arms stat)")
+
+
+def test_a_directory_without_a_flow_is_named(cov, tmp_path, capsys):
+    """A flow directory that exists but holds no flow: gammastar's own error, as the option's."""
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--arms", "stat"])
+    assert msg.endswith(f"--flow: {tmp_path}: no flow model here (expected model.pt and meta.json)")
+
+
+# --------------------------------------------------------------------------- the p_T form's bound
+
+
+@pytest.fixture(scope="module")
+def base():
+    from gammastar.config import load_config
+
+    return load_config(REPO / "analysis" / "na60_like.yaml")
+
+
+def _with_power(cfg, a):
+    return cfg.model_copy(update={"mock": cfg.mock.model_copy(update={"pt_mt_power": a})})
+
+
+def test_drawn_forms_beyond_the_configs_bound_are_refused(cov, base, tmp_path, capsys, monkeypatch):
+    """``model_copy`` skips the config's validation: a config a0 whose drawn a0 + 1.2247 passes
+    mock.pt_mt_power's upper bound (5) is refused before any work, naming the field, and a
+    draw beyond it in :func:`varied_config` too; the draws within it are kept."""
+    assert cov.pt_mt_power_bounds() == (-2.0, 5.0)
+    monkeypatch.setattr("gammastar.config.load_config", lambda path: _with_power(base, 4.5))
+    argv = ["--flow", str(tmp_path), "--form-flow", "3.2753", str(tmp_path),
+            "--form-flow", "5.7247", str(tmp_path)]  # fmt: skip
+    assert _error(cov, capsys, argv).endswith(
+        "mock.pt_mt_power: the drawn p_T form a = 5.7247 lies outside mock.pt_mt_power's (-2, 5] "
+        "(the config's 4.5 + FORM_POINTS)"
+    )
+    high = _with_power(base, 4.5)
+    refused = 0
+    for seed in range(12):
+        _, plain = cov.varied_config(base, np.random.default_rng([2026, seed]), pt_form=True)
+        rng = np.random.default_rng([2026, seed])
+        if plain["pt_form"] > 0:  # 4.5 + 1.2247
+            refused += 1
+            with pytest.raises(
+                SystemExit, match=r"^mock.pt_mt_power: the drawn p_T form a = 5.7247"
+            ):
+                cov.varied_config(high, rng, pt_form=True)
+        else:
+            cfg, drawn = cov.varied_config(high, rng, pt_form=True)
+            assert cfg.mock.pt_mt_power == drawn["pt_form"] == 4.5 + plain["pt_form"]
+    assert 0 < refused < 12
+
+
+@pytest.fixture(scope="module")
+def flows():
+    spec = importlib.util.spec_from_file_location(
+        "coverage_flows_bench", REPO / "benchmarks" / "coverage_flows.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_coverage_flows_default_powers_are_the_drawn_forms(flows, base, tmp_path, monkeypatch):
+    """Without --powers: the config's a0 (the ensemble, the coverage's --flow), then a0 plus
+    the other FORM_POINTS; each realisation and training gets its a (recorded, not run)."""
+    seen = []
+    monkeypatch.setattr(flows, "load_config", lambda path: _with_power(base, 0.5))
+    monkeypatch.setattr(flows.coverage, "realisation", lambda cfg: None)
+    monkeypatch.setattr(flows.flow, "train", lambda cfg: seen.append(
+        (cfg.mock.pt_mt_power, cfg.flow.ensemble, cfg.flow.bootstrap)))  # fmt: skip
+    out = flows.main(["--workdir", str(tmp_path)])
+    z = flows.coverage.FORM_POINTS[-1]
+    assert [a for a, *_ in seen] == [0.5, 0.5 - z, 0.5 + z]
+    assert [s[1:] for s in seen] == [(4, True)] + [(base.flow.ensemble, base.flow.bootstrap)] * 2
+    assert list(out["flows"]) == [f"{a:+.4f}" for a, *_ in seen]
+
+
+def test_coverage_flows_refuses_a_power_beyond_the_bound(flows, capsys):
+    """benchmarks/coverage_flows.py --powers: an a outside (-2, 5] is refused before any
+    realisation, naming the option."""
+    for a in ("6", "-2"):
+        with pytest.raises(SystemExit) as exc:
+            flows.main(["--powers", "0", a])
+        assert exc.value.code == 2
+        msg = capsys.readouterr().err.strip().splitlines()[-1]
+        assert msg.endswith(f"--powers: a = {a} lies outside mock.pt_mt_power's (-2, 5]")
+
+
+# --------------------------------------------------------------------------- --reuse
+
+
+def _run_dir(path, mock_config):
+    """A run directory holding a yields.json and a mock file whose meta records
+    ``mock_config`` (what the generator writes)."""
+    import uproot
+
+    path.mkdir()
+    (path / "yields.json").write_text("{}")
+    with uproot.recreate(path / "mock.root") as f:
+        f["meta"] = json.dumps({"mock_config": mock_config})
+    return path
+
+
+def test_reuse_takes_only_a_realisation_of_the_wanted_truth(cov, base, tmp_path):
+    """--reuse keeps a run directory only when its mock file was generated with the wanted
+    p_T form, rapidity width and λ_θ (the full arm's draws); a file from before pt_mt_power
+    existed generated a = 0."""
+    cfg = base
+    stored = base.mock.model_dump(mode="json")
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "same", stored), cfg) is None
+    other = {**stored, "pt_mt_power": 1.2247}
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "a", other), cfg) == (
+        "its mock.pt_mt_power is 1.2247, not 0.0"
+    )
+    other = {**stored, "rapidity_sigma": 0.95696}
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "ys", other), cfg).startswith(
+        "its mock.rapidity_sigma is 0.95696, not "
+    )
+    lam = {k: v + 0.1 for k, v in stored["decay_lambda_theta"].items()}
+    other = {**stored, "decay_lambda_theta": lam}
+    assert cov.reuse_mismatch(_run_dir(tmp_path / "lam", other), cfg).startswith(
+        "its mock.decay_lambda_theta is "
+    )
+    old = _run_dir(tmp_path / "old", {k: v for k, v in stored.items() if k != "pt_mt_power"})
+    assert cov.reuse_mismatch(old, cfg) is None
+    assert cov.reuse_mismatch(old, _with_power(base, 1.2247)) == (
+        "its mock.pt_mt_power is 0.0, not 1.2247"
+    )
+    (tmp_path / "none").mkdir()
+    assert cov.reuse_mismatch(tmp_path / "none", cfg) == "no yields.json"
+    broken = _run_dir(tmp_path / "broken", stored)
+    (broken / "mock.root").write_text("not a ROOT file")
+    assert cov.reuse_mismatch(broken, cfg).startswith("no readable mock config in mock.root")
