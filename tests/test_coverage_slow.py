@@ -70,10 +70,12 @@ def test_reduced_coverage(tmp_path):
     assert out["arms"]["stat"]["drawn_forms"] == []
     for r in out["arms"]["full"]["rows"]:
         sg = r["sigma"]
-        # varied holds the fit's part and the drawn form's, and is within the whole
-        assert sg["extrapolation_varied"] >= math.hypot(
-            sg["extrapolation_fit"], sg["extrapolation_form_mt_boltzmann"]
-        ) * (1 - 1e-12)
+        # the default job fits the p_T form's power (yields.extrapolation_pt_power): the drawn
+        # form's error is in the fit's part, no Boltzmann variation is added; varied holds the
+        # fit's part and is within the whole
+        assert "extrapolation_form_mt_boltzmann" not in sg
+        assert "extrapolation_form_logistic_y" in sg
+        assert sg["extrapolation_varied"] >= sg["extrapolation_fit"] * (1 - 1e-12)
         assert sg["extrapolation_varied"] <= sg["extrapolation"] * (1 + 1e-12)
     arms = (
         ("full", ("all", "varied", "all_yield", "data_stat")),
