@@ -3,25 +3,20 @@ or file, before any realisation is run. Fast: no chain, no flow, no truth."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _benchmarks import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def cov():
-    spec = importlib.util.spec_from_file_location(
-        "coverage_bench", REPO / "benchmarks" / "coverage.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("coverage")
 
 
 # --------------------------------------------------------------------------- --merge
@@ -224,12 +219,7 @@ def test_drawn_forms_beyond_the_configs_bound_are_refused(cov, base, tmp_path, c
 
 @pytest.fixture(scope="module")
 def flows():
-    spec = importlib.util.spec_from_file_location(
-        "coverage_flows_bench", REPO / "benchmarks" / "coverage_flows.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("coverage_flows")
 
 
 def test_coverage_flows_default_powers_are_the_drawn_forms(flows, base, tmp_path, monkeypatch):

@@ -8,24 +8,19 @@ model's Boltzmann form, and the draws are the stated prior without moving the ot
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _benchmarks import load_benchmark
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def cov():
-    spec = importlib.util.spec_from_file_location(
-        "coverage_bench", REPO / "benchmarks" / "coverage.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("coverage")
 
 
 def test_form_points_have_the_priors_moments(cov):

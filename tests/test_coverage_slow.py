@@ -10,25 +10,20 @@ stat arm's N_dd/N_truth into its yield and acceptance parts on the same runs.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _benchmarks import load_benchmark
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _coverage_module(name="coverage"):
-    spec = importlib.util.spec_from_file_location(
-        f"{name}_bench", REPO / "benchmarks" / f"{name}.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark(name)
 
 
 def test_reduced_coverage(tmp_path):
