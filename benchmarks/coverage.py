@@ -30,7 +30,9 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   per cτ, √(fit² + external² + forms²) of :func:`~gammastar.extrapolation.nsig_error_parts`:
   the fit's sandwich covariance, an external σ_y's error, and the model's alternative forms,
   each form once). The ``varied`` σ has ``extrapolation_varied`` in its place, √(fit² +
-  external² + Σ form_<drawn>²) with the forms whose truth the arm draws alone, and leaves out
+  external² + Σ form_<drawn>²) with the forms whose truth the arm draws alone (with the p_T
+  form's power fitted, ``yields.extrapolation_pt_power: fitted``, no p_T form is an
+  alternative: the drawn form's error is the fit's, in ``fit``), and leaves out
   the flow's ``kinematic_model`` (one flow per drawn form for all realisations). ``all_yield`` is
   the ``all`` sum with the yield's δf_F/f_F (``yields.json`` ``uncertainties.extrapolation``,
   what the workspace's ``extrapolation`` normsys holds) in its place, for comparison.
