@@ -63,10 +63,8 @@ def propagate(run: Path, flow_model, geo, mass: float, ctaus, samples: int, draw
     f0, t, mu, s = (float(v) for v in ex.at(mass))
     a0 = float(ex.power_at(mass))
     e_in = acc[~out].sum(axis=0) / acc.shape[0]
-    n_head = 1 if ex.y_mean_fixed else 2
-    n_groups = (ex.covariance_stat.shape[0] - n_head) // 2
     g = int(ex.bin_group[int(np.argmin(np.abs(ex.mass - mass)))])
-    idx = [n_head + g, n_head + n_groups + g]
+    idx = [ex.parameter_index("T", g), ex.parameter_index("a", g)]
     cov = ex.covariance_stat[np.ix_(idx, idx)]
     inside = _grid_in_f(fid, mass)
     lp0 = NOMINAL.log_pt(mass, qt, t, a0)

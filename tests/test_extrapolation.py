@@ -257,7 +257,7 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed():
     no_stat = dataclasses.replace(exv, covariance_stat=None)
     parts = nsig_error_parts(no_stat, region, MASS, kin, ks, [1.0, 50.0])
     assert keys <= set(parts)
-    for k in (*keys, "forms"):
+    for k in (*keys, "forms"):  # exactly 0: zeros put there, nothing computed
         np.testing.assert_array_equal(parts[k], np.zeros(2))
     lost, kept = MODEL_VARIATIONS
     rec = dict(exv.model_variations[lost])
@@ -265,7 +265,7 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed():
     rec["temperature"] = [None] * len(rec["temperature"])
     unfit = dataclasses.replace(exv, model_variations={**exv.model_variations, lost: rec})
     parts = nsig_error_parts(unfit, region, MASS, kin, ks, [1.0, 50.0])
-    np.testing.assert_array_equal(parts[f"form_{lost}"], np.zeros(2))
+    np.testing.assert_array_equal(parts[f"form_{lost}"], np.zeros(2))  # put there, not computed
     np.testing.assert_allclose(parts[f"form_{kept}"], full[f"form_{kept}"], rtol=1e-12)
     np.testing.assert_allclose(parts["forms"], full[f"form_{kept}"], rtol=1e-12)
 

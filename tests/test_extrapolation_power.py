@@ -120,7 +120,7 @@ def test_fitted_power_recovers_the_truth_where_a_fixed_form_is_biased():
     assert abs(fit.fiducial_fraction[0] - f_true) < 3 * fit.fiducial_fraction_err[0]
     fixed = _fit(region, pairs, 0.0)
     assert not fixed.pt_power_fitted
-    assert fixed.pt_power[0] == 0.0
+    assert fixed.pt_power[0] == 0.0  # the fixed value copied, not fitted
     assert abs(fixed.fiducial_fraction[0] - f_true) > 3 * fixed.fiducial_fraction_err[0]
     assert fit.as_dict()["pt_power_source"].startswith("fitted")
     assert fixed.as_dict()["pt_power_source"] == "fixed"
@@ -160,12 +160,15 @@ def test_fitted_power_round_trip_and_the_samplers_form():
     region = _PtRegion()
     fit = _fit(region, _toy(region, 16_000, seed=5), "fitted")
     d = json.loads(json.dumps(fit.as_dict()))
-    assert d["parameter_covariance"]["parameters"] == ["y_sigma", "T_0", "a_0"]
+    names = d["parameter_covariance"]["parameters"]
+    assert names == ["y_sigma", "T_0", "a_0"]
     back = Extrapolation.from_dict(d)
+    for name, key in (("y_sigma", "y_sigma"), ("T", "T_0"), ("a", "a_0")):
+        assert back.parameter_index(name, 0) == names.index(key)
     assert back.pt_power_fitted
     np.testing.assert_allclose(back.pt_power, fit.pt_power)
     old = {k: v for k, v in d.items() if k not in ("pt_power", "pt_power_source")}
-    assert Extrapolation.from_dict(old).power_at(MASS) == 0.0
+    assert Extrapolation.from_dict(old).power_at(MASS) == 0.0  # np.zeros: no power recorded
     assert not Extrapolation.from_dict(old).pt_power_fitted
     kin = ExtrapolatedSampler(None, fit, region).sample(MASS, 100_000, seed=3)
     t, a = float(fit.temperature[0]), float(fit.pt_power[0])

@@ -341,6 +341,21 @@ class Extrapolation:
     """The powers were fitted (one per fit group, after the T_g in :attr:`covariance`) rather
     than fixed (``yields.extrapolation_pt_power``)."""
 
+    def parameter_index(self, name: str, group: int = 0) -> int:
+        """The index of a free parameter in :attr:`covariance`: ``y_mean`` (when fitted),
+        ``y_sigma``, or fit group ``group``'s ``T`` or ``a`` (the fitted powers follow the T_g)."""
+        n_head = 1 if self.y_mean_fixed else 2
+        if name == "y_mean" and not self.y_mean_fixed:
+            return 0
+        if name == "y_sigma":
+            return n_head - 1
+        n_t = self.covariance.shape[0] - n_head
+        if name == "T":
+            return n_head + group
+        if name == "a" and self.pt_power_fitted:
+            return n_head + n_t // 2 + group
+        raise KeyError(f"no free parameter {name!r} in this extrapolation's covariance")
+
     def power_at(self, m: ArrayLike) -> NDArray[np.float64]:
         """The m_T power a at masses ``m`` (as :meth:`at`; 0 without :attr:`pt_power`)."""
         m = np.asarray(m, dtype=np.float64)
@@ -1289,7 +1304,7 @@ def nsig_error_parts(
     n_head = 1 if ex.y_mean_fixed else 2
     rows = [(0, n_head + g), (2, n_head - 1)] + ([] if ex.y_mean_fixed else [(1, 0)])
     if ex.pt_power_fitted:  # the a_g follow the T_g in the covariance
-        rows.append((3, n_head + (ex.covariance.shape[0] - n_head) // 2 + g))
+        rows.append((3, ex.parameter_index("a", g)))
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)
     cov = ex.covariance if ex.covariance_stat is None else ex.covariance_stat
