@@ -3,8 +3,9 @@
 :func:`gammastar.extrapolation.nsig_error_parts` carries the fit's covariance to N/Y_F =
 𝓔_in + (1 − f_F) 𝓔_out / f_F linearly. With a fitted m_T power the group's T and a are
 correlated at ≈ −0.99, so this script checks the linear ``fit`` part against a Monte Carlo one
-on realisations of a coverage run: (T, a) of the mass's fit group drawn ``--draws`` times from
-their covariance (``covariance_stat``; σ_y and ȳ held: an external σ_y's error is its own
+on realisations of a coverage run: (T, a) of the fit groups that set the model at the mass
+(:meth:`~gammastar.extrapolation.Extrapolation.group_weights`: the two bins around it) drawn
+``--draws`` times from their covariance and interpolated to the mass (``covariance_stat``; σ_y and ȳ held: an external σ_y's error is its own
 part), N/Y_F recomputed at each draw (f_F by the quadrature of :func:`fiducial_fraction`, 𝓔_out
 by reweighting the nominal draw's extrapolated samples to the drawn parameters, self-normalised,
 as :func:`~gammastar.extrapolation.nsig_error_parts` does for the forms). Printed per
@@ -63,9 +64,14 @@ def propagate(run: Path, flow_model, geo, mass: float, ctaus, samples: int, draw
     f0, t, mu, s = (float(v) for v in ex.at(mass))
     a0 = float(ex.power_at(mass))
     e_in = acc[~out].sum(axis=0) / acc.shape[0]
-    g = int(ex.bin_group[int(np.argmin(np.abs(ex.mass - mass)))])
-    idx = [ex.parameter_index("T", g), ex.parameter_index("a", g)]
-    cov = ex.covariance_stat[np.ix_(idx, idx)]
+    # (T, a) at the mass: the weighted sum over the groups of the two bins around it
+    groups = ex.group_weights(mass)
+    idx = [ex.parameter_index(p, g) for g in groups for p in ("T", "a")]
+    cov_g = ex.covariance_stat[np.ix_(idx, idx)]
+    lin = np.zeros((2, len(idx)))  # (T, a) at the mass from the groups' (T_g, a_g)
+    for k, wg in enumerate(groups.values()):
+        lin[0, 2 * k], lin[1, 2 * k + 1] = wg, wg
+    cov = lin @ cov_g @ lin.T
     inside = _grid_in_f(fid, mass)
     lp0 = NOMINAL.log_pt(mass, qt, t, a0)
 
@@ -75,7 +81,12 @@ def propagate(run: Path, flow_model, geo, mass: float, ctaus, samples: int, draw
         return e_in / f0 + (1 - f) / f * (w @ acc[out] / w.sum())
 
     nom = n_over_yf(t, a0)
-    pars = np.random.default_rng(seed).multivariate_normal([t, a0], cov, size=draws)
+    first = {g: int(np.flatnonzero(ex.bin_group == g)[0]) for g in groups}
+    centre = np.array(
+        [v for g in groups for v in (ex.temperature[first[g]], ex.pt_power[first[g]])]
+    )
+    drawn = np.random.default_rng(seed).multivariate_normal(centre, cov_g, size=draws)
+    pars = (drawn - centre) @ lin.T + np.array([t, a0])  # around the interpolated nominal
     ok = (pars[:, 0] > 0.03) & (pars[:, 1] > -1.9)  # inside the fit's bounds
     vals = np.array([n_over_yf(tt, aa) for tt, aa in pars[ok]])
     sd = vals.std(axis=0, ddof=1) / nom

@@ -223,3 +223,35 @@ def test_a_bad_power_is_a_clear_error(value, match):
     with pytest.raises(ValidationError, match="extrapolation_pt_power"):
         YieldsConfig(extrapolation_pt_power=value)
     assert YieldsConfig(extrapolation_pt_power="fitted").extrapolation_pt_power == "fitted"
+
+
+def test_nsig_error_between_two_fit_groups_takes_each_groups_share():
+    """Two mass bins fitted as two groups (each its own (T, a), independent toys of ≈ 9·10³
+    pairs): the model at a mass between their centres interpolates T and a with weights 1 − t
+    and t (:meth:`Extrapolation.group_weights`), so with an acceptance of 1 everywhere
+    (N = Y_F/f_F) the fit's relative error of N_sig is √((1 − t)² r₀² + t² r₁²), r_b the bins'
+    δf_F/f_F (linear propagation: the bins' f_F gradients equal the mass's to ≈ 1%; 10%
+    allowed for the Monte Carlo means of the scores), not the nearest group's r₀ (√2 too
+    large at t = ½, the rule until 2026-11-25); at a bin centre it is that bin's r_b."""
+    from gammastar.acceptance import KinematicSample, ParametricSampler
+    from gammastar.extrapolation import nsig_relative_error
+
+    region = _PtRegion()
+    parts = [_toy(region, 32_000, seed=s) for s in (31, 32)]
+    m = np.concatenate([np.full(p[0].size, c) for p, c in zip(parts, (0.29, 0.31), strict=True)])
+    pairs = (m, *(np.concatenate([p[k] for p in parts]) for k in (1, 2, 3)))
+    ex = fit_extrapolation(*pairs, [0.28, 0.30, 0.32], region, y_mean=Y_MEAN, seed=7,
+                           y_sigma=(Y_SIGMA, 0.0), y_sigma_source="toy", pt_power="fitted",
+                           model_variations=False, compare=False)  # fmt: skip
+    assert ex.bin_group.tolist() == [0, 1]
+    r = ex.fiducial_fraction_err / ex.fiducial_fraction
+    inside = ParametricSampler(T_TRUE, Y_MEAN, Y_SIGMA, power=A_TRUE)
+    got = {}
+    for mass, want in ((0.29, r[0]), (0.30, np.hypot(0.5 * r[0], 0.5 * r[1])), (0.31, r[1])):
+        kin = ExtrapolatedSampler(inside, ex, region).sample(mass, 200_000, seed=4)
+        n = len(kin["qT"])
+        ks = KinematicSample(mass, np.ones(n), np.ones((n, 1)), np.array([0.0, np.inf]), 1.0)
+        got[mass] = float(nsig_relative_error(ex, region, mass, kin, ks, [1.0])[0])
+        assert got[mass] == pytest.approx(want, rel=0.10), mass
+    assert ex.group_weights(0.30) == pytest.approx({0: 0.5, 1: 0.5})
+    assert got[0.30] < 0.8 * min(r)  # the nearest group's whole error would be ≈ r₀ or r₁

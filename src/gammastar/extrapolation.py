@@ -356,6 +356,44 @@ class Extrapolation:
             return n_head + n_t // 2 + group
         raise KeyError(f"no free parameter {name!r} in this extrapolation's covariance")
 
+    def bin_weights(self, m: float) -> list[tuple[int, float]]:
+        """The mass bins whose values :meth:`at` interpolates at ``m``, with their weights:
+        ``[(bin, 1 − t), (bin + 1, t)]`` between two bin centres, ``[(bin, 1.0)]`` at or
+        beyond an end (np.interp's rule)."""
+        xp = np.asarray(self.mass, dtype=np.float64)
+        if m <= xp[0] or xp.size == 1:
+            return [(0, 1.0)]
+        if m >= xp[-1]:
+            return [(xp.size - 1, 1.0)]
+        j = int(np.searchsorted(xp, m, side="right"))
+        t = float((m - xp[j - 1]) / (xp[j] - xp[j - 1]))
+        return [(j - 1, 1.0 - t), (j, t)]
+
+    def group_weights(self, m: float) -> dict[int, float]:
+        """The fit groups whose parameters set the model at mass ``m``, with their weights:
+        :meth:`at` and :meth:`power_at` interpolate T and a linearly between the two bin
+        centres around ``m`` (constant beyond the ends), so a parameter of the model at ``m``
+        is Σ_g w_g θ_g over these groups (the weights sum to 1; one group with weight 1 where
+        both bins share it). What carries a group's covariance to a quantity at ``m``
+        (:func:`nsig_error_parts`); until 2026-11-25 the nearest bin's group took the whole
+        gradient, which between two independently fitted groups overstated the error by up
+        to √2 (0.3 GeV on the NA60-like mock: docs/reach.md, session 15).
+
+        Example:
+            >>> ex = Extrapolation(np.array([0.25, 0.35]), np.array([0.2, 0.3, 0.4]),
+            ...     np.full(2, 0.2), np.full(2, 0.2), np.zeros(2), np.ones(2), np.ones(2), {},
+            ...     bin_group=np.array([0, 1]))
+            >>> {g: round(w, 3) for g, w in ex.group_weights(0.32).items()}
+            {0: 0.3, 1: 0.7}
+        """
+        if self.bin_group is None:
+            raise ValueError("this extrapolation has no fit groups (no covariance)")
+        out: dict[int, float] = {}
+        for b, w in self.bin_weights(m):
+            g = int(self.bin_group[b])
+            out[g] = out.get(g, 0.0) + w
+        return {g: w for g, w in out.items() if w > 0}
+
     def power_at(self, m: ArrayLike) -> NDArray[np.float64]:
         """The m_T power a at masses ``m`` (as :meth:`at`; 0 without :attr:`pt_power`)."""
         m = np.asarray(m, dtype=np.float64)
@@ -1208,7 +1246,8 @@ def nsig_relative_error(
     ∂E_x/∂θ = (1/n) Σ_{extrapolated i} a_i ∂ln p_θ(x_i)/∂θ (no resampling noise), that of f_F
     by :func:`fiducial_fraction`'s central differences; the two are propagated linearly through
     the sandwich covariance (:attr:`Extrapolation.covariance_stat`, else
-    :attr:`Extrapolation.covariance`: σ_y, [ȳ], and the T_g of the mass's fit group). An
+    :attr:`Extrapolation.covariance`: σ_y, [ȳ], and the T_g [and a_g] of the fit groups
+    that :meth:`Extrapolation.group_weights` gives at the mass, each with its weight). An
     extrapolation with model-form variations (:func:`_model_variations`) adds, in quadrature,
     each alternative form's own change of N/Y_F, E_x,alt/f_alt − E_x/f_F, its E_x by
     reweighting the same extrapolated samples with p_alt/p_nom (its parameters from
@@ -1300,16 +1339,21 @@ def nsig_error_parts(
                  - fiducial_fraction(fiducial, mass, tuple(dn), inside)) / (2 * h)  # fmt: skip
     # ∂(E_x/f)/∂θ, θ in (T, ȳ, σ_y[, a])
     grad = (de_x - np.outer(df, e_x) / f0) / f0  # (3 or 4, n_ct)
-    g = int(ex.bin_group[int(np.argmin(np.abs(ex.mass - mass)))])
-    n_head = 1 if ex.y_mean_fixed else 2
-    rows = [(0, n_head + g), (2, n_head - 1)] + ([] if ex.y_mean_fixed else [(1, 0)])
-    if ex.pt_power_fitted:  # the a_g follow the T_g in the covariance
-        rows.append((3, ex.parameter_index("a", g)))
+    # (T, a) at the mass are interpolated between the groups of the two bins around it
+    # (Extrapolation.group_weights): each group's parameters carry their share of the gradient;
+    # ȳ and σ_y are shared by all groups
+    rows = [(2, ex.parameter_index("y_sigma"), 1.0)]
+    if not ex.y_mean_fixed:
+        rows.append((1, ex.parameter_index("y_mean"), 1.0))
+    for g, wg in ex.group_weights(mass).items():
+        rows.append((0, ex.parameter_index("T", g), wg))
+        if ex.pt_power_fitted:  # the a_g follow the T_g in the covariance
+            rows.append((3, ex.parameter_index("a", g), wg))
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)
     cov = ex.covariance if ex.covariance_stat is None else ex.covariance_stat
-    q = [q for _, q in rows]
-    gr = grad[[j for j, _ in rows]]  # (k, n_ct)
+    q = [q for _, q, _ in rows]
+    gr = grad[[j for j, _, _ in rows]] * np.array([wg for _, _, wg in rows])[:, None]  # (k, n_ct)
     var_stat = np.einsum("ic,ij,jc->c", gr, cov[np.ix_(q, q)], gr)
     shift = (ex.y_sigma_external or {}).get("parameter_shift")
     # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
