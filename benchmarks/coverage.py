@@ -347,16 +347,22 @@ def extrapolation_errors(ep: dict[str, Any], drawn_forms: tuple[str, ...], where
     """(``extrapolation_fit``, ``extrapolation_varied``, ``extrapolation``) per cτ from the parts
     of :func:`gammastar.extrapolation.nsig_error_parts` ``ep``: the fit's part; √(fit² +
     external² + Σ form_<drawn>²); √(fit² + external² + forms²), every form once (``forms`` is
-    the quadrature sum of the form_<name>, the drawn ones' included). A drawn form without its
+    the quadrature sum of the form_<name>, the drawn ones' included). Each holds the fit's
+    covariance with the fiducial yield, ``yield_cross`` (2 Cov(ln Y_F, ln(N/Y_F)), signed)
+    inside its square root, as :func:`~gammastar.extrapolation.nsig_relative_error` does, so
+    that added in quadrature to ``data_stat`` it gives N_sig's statistical variance (since
+    2026-11-25; ``extrapolation_yield_cross`` records it). A drawn form without its
     part (an extrapolation fitted without that variation, ``where`` its ``yields.json``) is a
     one-line SystemExit naming it."""
     for k in drawn_forms:
         if f"form_{k}" not in ep:
             raise SystemExit(f"--form-flow: the yields' extrapolation has no {k} variation "
                              f"({where})")  # fmt: skip
-    fit_ext = ep["fit"] ** 2 + ep["external"] ** 2
-    varied = np.sqrt(fit_ext + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms))
-    return ep["fit"], varied, np.sqrt(fit_ext + ep["forms"] ** 2)
+    cross = ep.get("yield_cross", 0.0)
+    fit_ext = ep["fit"] ** 2 + ep["external"] ** 2 + cross
+    varied = fit_ext + sum(ep[f"form_{k}"] ** 2 for k in drawn_forms)
+    return tuple(np.sqrt(np.maximum(v, 0.0))
+                 for v in (ep["fit"] ** 2 + cross, varied, fit_ext + ep["forms"] ** 2))  # fmt: skip
 
 
 def data_side(
@@ -420,6 +426,7 @@ def data_side(
                 parts["extrapolation"] = float(rel_ex[k])
                 parts["extrapolation_fit"] = float(rel_fit[k])
                 parts["extrapolation_varied"] = float(rel_varied[k])
+                parts["extrapolation_yield_cross"] = float(ep["yield_cross"][k])  # a variance
                 for name in MODEL_VARIATIONS:  # each form's own part, for the record (not summed)
                     if f"form_{name}" in ep:
                         parts[f"extrapolation_form_{name}"] = float(ep[f"form_{name}"][k])
@@ -466,7 +473,7 @@ SIGMAS = {
 holds today) or the named subset."""
 # each row records the N_sig part of every form of the model (MODEL_VARIATIONS),
 # ``extrapolation_form_<name>``
-_EXTRA = ("extrapolation_fit", "extrapolation_varied",
+_EXTRA = ("extrapolation_fit", "extrapolation_varied", "extrapolation_yield_cross",
           *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS))  # fmt: skip
 EXCLUDE = {
     "all": ("extrapolation_yield", *_EXTRA),
@@ -478,6 +485,7 @@ EXCLUDE = {
         "extrapolation_yield",
         "extrapolation",
         "extrapolation_fit",
+        "extrapolation_yield_cross",
         "kinematic_model",
         *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
     ),

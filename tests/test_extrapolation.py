@@ -196,17 +196,19 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     kin = sampler.sample(MASS, 200_000, seed=4)
     ks = _all_seeing(kin, np.ones(len(kin["qT"])))
     assert per_sample_acceptance(ks, [1.0, 50.0]) == pytest.approx(1.0, abs=1e-15)
-    rel = nsig_relative_error(ex, region, MASS, kin, ks, [1.0, 50.0])
+    rel = nsig_relative_error(ex, region, MASS, kin, ks, [1.0, 50.0], yield_cross=False)
     want = ex.fiducial_fraction_err[0] / ex.fiducial_fraction[0]
     assert rel == pytest.approx(np.full(2, want), rel=0.05)
     inside_only = _all_seeing(kin, ~kin["extrapolated"])
-    assert nsig_relative_error(ex, region, MASS, kin, inside_only, [1.0]) == pytest.approx(0.0)
+    assert nsig_relative_error(
+        ex, region, MASS, kin, inside_only, [1.0], yield_cross=False
+    ) == pytest.approx(0.0)
     # with the model's forms: each alternative's own N changes as the yield does, f/f_alt − 1,
     # when the detector sees everything (E_x,alt/f_alt − E_x/f = 1/f_alt − 1/f, N/Y_F = 1/f);
     # the statistical part is that of the sandwich alone. Tolerance: the reweighted E_x,alt's
     # Monte Carlo mean (~1% of each form's change) on top of the 5% above.
     exv = _fit(region, _toy(region, 20_000, seed=21), model_variations=True)
-    rel_v = nsig_relative_error(exv, region, MASS, kin, ks, [1.0, 50.0])
+    rel_v = nsig_relative_error(exv, region, MASS, kin, ks, [1.0, 50.0], yield_cross=False)
     f = exv.fiducial_fraction[0]
     forms = [f / r["fiducial_fraction"][0] - 1 for r in exv.model_variations.values()]
     stat = exv.fiducial_fraction_err_stat[0] / f
@@ -229,10 +231,12 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     exe = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.1), y_sigma_source="t")
     kin_e = ExtrapolatedSampler(ParametricSampler(*TRUE), exe, region).sample(MASS, 200_000, seed=4)
     ks_e = _all_seeing(kin_e, np.ones(len(kin_e["qT"])))
-    rel_e = nsig_relative_error(exe, region, MASS, kin_e, ks_e, [1.0])
+    rel_e = nsig_relative_error(exe, region, MASS, kin_e, ks_e, [1.0], yield_cross=False)
     want_e = exe.fiducial_fraction_err[0] / exe.fiducial_fraction[0]
     assert rel_e == pytest.approx(np.full(1, want_e), rel=0.05)
-    rel_fit = nsig_relative_error(exe, region, MASS, kin_e, ks_e, [1.0], external=False)
+    rel_fit = nsig_relative_error(
+        exe, region, MASS, kin_e, ks_e, [1.0], external=False, yield_cross=False
+    )
     assert rel_fit[0] < 0.2 * rel_e[0]
 
 

@@ -340,6 +340,12 @@ class Extrapolation:
     pt_power_fitted: bool = False
     """The powers were fitted (one per fit group, after the T_g in :attr:`covariance`) rather
     than fixed (``yields.extrapolation_pt_power``)."""
+    yield_covariance: NDArray[np.float64] | None = None
+    """(n_bins, k): per mass bin b, the covariance of the free parameters (the order of
+    :attr:`covariance`) with ln S_b, S_b the bin's weighted pair sum inside F (the fiducial
+    yield's statistics): the fit and the yield use the same pairs, so their errors are
+    correlated (:func:`_sandwich`); ``None``: not computed (files written before
+    2026-11-25, or without the sandwich). :func:`nsig_error_parts` carries it to N_sig."""
 
     def parameter_index(self, name: str, group: int = 0) -> int:
         """The index of a free parameter in :attr:`covariance`: ``y_mean`` (when fitted),
@@ -482,6 +488,12 @@ class Extrapolation:
         if self.covariance_stat is not None:
             out["matrix_stat"] = self.covariance_stat.tolist()
             out["method"] = "sandwich + model-form variations (sum of their shifts' outer products)"
+        if self.yield_covariance is not None:
+            out["yield_covariance"] = self.yield_covariance.tolist()
+            out["yield_covariance_meaning"] = (
+                "per mass bin b: Cov(parameters, ln S_b), S_b the bin's weighted pair sum "
+                "inside the fiducial region (the fit and the fiducial yield share the pairs)"
+            )
         return {"parameter_covariance": out}
 
     def _alt_dict(self) -> dict[str, Any]:
@@ -519,7 +531,9 @@ class Extrapolation:
                    d.get("model_variations"), d.get("y_sigma_external"),
                    None if d.get("pt_power") is None
                    else np.asarray(d["pt_power"], dtype=np.float64),
-                   str(d.get("pt_power_source", "fixed")).startswith("fitted"))  # fmt: skip
+                   str(d.get("pt_power_source", "fixed")).startswith("fitted"),
+                   None if cov is None or "yield_covariance" not in cov
+                   else np.asarray(cov["yield_covariance"], dtype=np.float64))  # fmt: skip
 
 
 ERROR_METHODS = ("sandwich", "kish_profile")
@@ -729,6 +743,17 @@ def sandwich_covariance(
         Eur. Phys. J. C 82 (2022) 393, eq. (18) (weights that depend on the observables only);
         the sandwich estimator of misspecified/weighted ML: H. White, Econometrica 50 (1982) 1.
     """
+    return _sandwich(data, x, mu_fixed, sigma_fixed, power)[0]
+
+
+def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n_bins=0):
+    """:func:`sandwich_covariance`, and with ``bins`` (per group, each pair's mass bin) also
+    the covariance of the parameters with the logarithm of each bin's weighted sum S_b =
+    Σ_{i∈b} w_i (the fiducial yield's bin): to first order θ̂ − θ = H⁻¹ Σ_i w_i ∇l_i, and for
+    Poisson-distributed pairs Cov(Σ w_i a_i, Σ w_i b_i) = Σ w_i² a_i b_i, so
+    Cov(θ̂, ln S_b) = H⁻¹ Σ_{i∈b} w_i² ∇l_i / S_b (the same H and scores as the sandwich;
+    zeros where σ_y is external, its row). Returns ``(cov, cross)``, ``cross`` of shape
+    (n_bins, k) or ``None`` without ``bins``."""
     x = np.asarray(x, dtype=np.float64)
     p = _free(x, mu_fixed)
     k = p.size
@@ -740,6 +765,8 @@ def sandwich_covariance(
     ts, powers = _split(x[2:], n_g, power)
     fit_a = power is None
     jmat = np.zeros((k, k))
+    score_w2 = np.zeros((n_bins, k)) if bins is not None else None  # Σ_{i∈b} w_i² ∇l_i
+    sums = np.zeros(n_bins)
     for g, (m, pt, y, w, ref) in enumerate(data):
         t, a = ts[g], powers[g]
         _, gpf = ref.log_fraction_and_grad(t, mu, s, NOMINAL, a, with_power=fit_a)
@@ -754,6 +781,11 @@ def sandwich_covariance(
             idx.append(n_head + n_g + g)
         blk = (sc * w**2) @ sc.T
         jmat[np.ix_(idx, idx)] += blk
+        if bins is not None:
+            b = np.asarray(bins[g], dtype=np.intp)
+            for j, row in zip(idx, sc * w**2, strict=True):
+                score_w2[:, j] += np.bincount(b, weights=row, minlength=n_bins)
+            sums += np.bincount(b, weights=w, minlength=n_bins)
     wtot = sum(float(np.sum(d[3])) for d in data)
     # the fitted parameters: all but σ_y when it is external
     fit = np.array([j for j in range(k) if not (sigma_fixed and j == n_head - 1)])
@@ -773,7 +805,14 @@ def sandwich_covariance(
     hinv = np.linalg.pinv(hmat)
     out = np.zeros((k, k))
     out[np.ix_(fit, fit)] = hinv @ jmat[np.ix_(fit, fit)] @ hinv
-    return out
+    if bins is None:
+        return out, None
+    cross = np.zeros((n_bins, k))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = score_w2[:, fit] / sums[:, None]
+    ok = sums > 0
+    cross[np.ix_(ok, fit)] = rel[ok] @ hinv.T
+    return out, cross
 
 
 def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0) -> NDArray:
@@ -957,7 +996,7 @@ def fit_extrapolation(
             groups.append(cur)
     centre = 0.5 * (edges[1:] + edges[:-1])
     temp, mu, sig, neff, frac = (np.full(nb, np.nan) for _ in range(5))
-    data, fitted = [], []
+    data, fitted, pair_bins = [], [], []
     for g in groups:
         k = (idx >= g[0]) & (idx <= g[-1])
         ws, ws2 = float(np.sum(w[k])), float(np.sum(w[k] ** 2))
@@ -965,6 +1004,7 @@ def fit_extrapolation(
             continue
         m_c = float(np.sum(w[k] * m[k]) / ws)
         data.append((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + len(data))))
+        pair_bins.append(idx[k])
         fitted.append((g, ws * ws / ws2))
     if not data:
         raise InputError("extrapolation: no mass range with a positive weighted sum to fit")
@@ -981,11 +1021,11 @@ def fit_extrapolation(
     sides = (None if external is None
              else _external_sides(data, x, y_mean, external["error"], power))  # fmt: skip
     errs: dict[str, tuple[NDArray, float]] = {}
-    cov = None
+    cov = cross = None
     for method in (error_method, _OTHER[error_method]) if compare else (error_method,):
         if method == "sandwich":
-            cov = sandwich_covariance(data, x, y_mean, sigma_fixed=external is not None,
-                                      power=power)  # fmt: skip
+            cov, cross = _sandwich(data, x, y_mean, sigma_fixed=external is not None,
+                                   power=power, bins=pair_bins, n_bins=nb)  # fmt: skip
             if external is not None:
                 d = _external_shift(y_mean, sides)
                 external["parameter_shift"] = d.tolist()
@@ -1037,7 +1077,7 @@ def fit_extrapolation(
                          error_method, None if alt is None else alt[0],
                          None if alt is None else alt[1], cov,
                          None if cov is None else bin_group, cov_stat, err_stat,
-                         variations, external, pt_pow, power is None)  # fmt: skip
+                         variations, external, pt_pow, power is None, cross)  # fmt: skip
 
 
 def _pt_power(pt_power: float | str) -> float | None:
@@ -1232,6 +1272,7 @@ def nsig_relative_error(
     *,
     external: bool = True,
     forms: bool = True,
+    yield_cross: bool = True,
 ) -> NDArray[np.float64]:
     r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
     signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
@@ -1269,6 +1310,11 @@ def nsig_relative_error(
         forms: include the model's forms (:attr:`Extrapolation.model_variations`; ``False``:
             the fit's statistical part and an external σ_y's only, e.g. for a coverage test on
             a mock whose spectra keep one form).
+        yield_cross: add the fit's covariance with the fiducial yield's statistics,
+            2 Cov(ln Y_F, ln(N/Y_F)) (:func:`nsig_error_parts` ``yield_cross``), to the
+            variance, so that the result added in quadrature to the yield's statistical error
+            is N_sig's whole statistical variance (the reach's ``extrapolation`` normsys beside
+            ``mcstat``); the sum is clipped at 0. ``False``: the extrapolation's own error.
 
     Returns:
         δN/N per cτ (0 where N = 0).
@@ -1283,7 +1329,8 @@ def nsig_relative_error(
     """
     parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau)
     keep = ("fit",) + (("external",) if external else ()) + (("forms",) if forms else ())
-    return np.sqrt(sum(parts[k] ** 2 for k in keep))
+    var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if yield_cross else 0.0)
+    return np.sqrt(np.maximum(var, 0.0))
 
 
 def nsig_error_parts(
@@ -1297,7 +1344,12 @@ def nsig_error_parts(
     """The parts of :func:`nsig_relative_error`, each a relative 1σ of N_sig per cτ whose
     quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
     external σ_y's error, its ``parameter_shift`` δ through the same gradient: (g·δ)²; 0
-    without one), ``forms`` (the model's alternative forms; 0 without them). Computed once,
+    without one), ``forms`` (the model's alternative forms; 0 without them); and
+    ``yield_cross``, not a σ but a signed relative variance: 2 Cov(ln Y_F, ln(N/Y_F)) at the
+    mass, the fit's covariance with the fiducial yield's statistics
+    (:attr:`Extrapolation.yield_covariance`; 0 without it), which N_sig = Y_F · N/Y_F's
+    variance holds beside the yield's and the fit's own (on the NA60-like mock at 0.3 GeV the
+    two correlate by ≈ +0.45–0.58: docs/reach.md, session 15). Computed once,
     any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
     them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
     ``forms`` (their quadrature sum), for a study that draws one form's truth and not the
@@ -1319,7 +1371,8 @@ def nsig_error_parts(
     tot = a.mean(axis=0)
     if not np.any(out_mask):
         names = [f"form_{k}" for k in (ex.model_variations or {}) if k in FORMS]
-        return {k: np.zeros(ctau.size) for k in ("fit", "external", "forms", *names)}
+        return {k: np.zeros(ctau.size)
+                for k in ("fit", "external", "forms", "yield_cross", *names)}  # fmt: skip
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
     y = np.arccosh(np.maximum(e[out_mask] / mt, 1.0))
     dlp = _dlogp(mass, qt[out_mask], y, t, mu, s, a_pow)  # (3, n_out): (T, ȳ, σ_y)
@@ -1365,13 +1418,21 @@ def nsig_error_parts(
     )
     var_forms = sum(var_each.values(), np.zeros(ctau.size))
     n_over_yf = tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
+    # the fit and the fiducial yield share the pairs: 2 Cov(ln Y_F(m), ln(N/Y_F)), Y_F(m)
+    # log-linear between the bins around m (as gammastar.reach.Yields.at interpolates it)
+    cross = np.zeros(ctau.size)
+    if ex.yield_covariance is not None:
+        c_m = sum(wb * ex.yield_covariance[b] for b, wb in ex.bin_weights(mass))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(n_over_yf > 0, 2.0 * (np.asarray(c_m)[q] @ gr) / n_over_yf, 0.0)
 
     def rel(var):
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
             return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
 
-    parts = {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms)}
+    parts = {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms),
+             "yield_cross": cross}  # fmt: skip
     names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
     return parts | {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
 
