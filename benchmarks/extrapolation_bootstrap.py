@@ -17,8 +17,9 @@ group_weights`) are refitted as the yields fitted them (σ_y and ȳ held, each g
   replica's parameters (self-normalised), as ``benchmarks/coverage_propagation.py`` does.
 
 Printed per cτ: the bootstrap's relative standard deviations of Y_F, of N/Y_F and of N against
-the quoted ``data_stat``, ``fit`` and their quadrature sum, and the correlation of Y_F with
-N/Y_F (what the quadrature sum leaves out). Also the fit's part as the nearest bin's group alone
+the quoted ``data_stat``, ``fit`` and N's statistical error √(data_stat² + fit² + yield_cross)
+(``yield_cross`` = 2 Cov(ln Y_F, ln(N/Y_F)) from the sandwich, since 2026-11-25; the plain
+quadrature sum beside it), and the bootstrap's correlation of Y_F with N/Y_F. Also the fit's part as the nearest bin's group alone
 would give it (the rule until 2026-11-25), for comparison.
 
 Usage::
@@ -148,7 +149,10 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
         res[f"ctau_{c:g}"] = {
             "boot_n_over_yf": float(ny.std(ddof=1)),
             "boot_n": float(n.std(ddof=1)),
-            "quoted_n": float(np.hypot(data_stat, parts["fit"][k])),
+            "quoted_n": float(
+                np.sqrt(max(data_stat**2 + parts["fit"][k] ** 2 + parts["yield_cross"][k], 0.0))
+            ),
+            "quoted_n_quadrature": float(np.hypot(data_stat, parts["fit"][k])),
             "corr_y_f_n_over_yf": float(np.corrcoef(r[:, 0], ny)[0, 1]),
         }
     return res
@@ -185,7 +189,8 @@ def main(argv: list[str] | None = None) -> dict:
             q = r[f"ctau_{c:g}"]
             print(f"  ctau {c:g} m: N/Y_F boot {q['boot_n_over_yf']:.4f} vs fit {r['fit'][k]:.4f}"
                   f" (nearest group alone {r['fit_nearest_group'][k]:.4f}); N boot "
-                  f"{q['boot_n']:.4f} vs quoted {q['quoted_n']:.4f}; corr(Y_F, N/Y_F) "
+                  f"{q['boot_n']:.4f} vs quoted {q['quoted_n']:.4f} (without the yield_cross "
+                  f"term {q['quoted_n_quadrature']:.4f}); corr(Y_F, N/Y_F) "
                   f"{q['corr_y_f_n_over_yf']:+.2f}", flush=True)  # fmt: skip
     ratios = {f"ctau_{c:g}": {
         "n_over_yf_boot_over_fit": float(np.mean(
