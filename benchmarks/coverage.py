@@ -687,6 +687,46 @@ def check_form_flows(ap: argparse.ArgumentParser, form_flows: dict[float, Path],
         ap.error(f"--form-flow: no flow for pt_mt_power {', '.join(f'{a:g}' for a in missing)}")
 
 
+TRUTH_FROM_KEYS = ("truth_seed", "truth_sources", "samples", "vary_seed", "response_sources")
+"""What an earlier output (``--truth-from``) must share with this run for its truths to hold."""
+
+
+def truths_from(ap: Any, args: Any) -> dict[tuple[str, int], dict[str, Any]]:
+    """``--truth-from``: per (arm, seed) of the earlier outputs (the benchmark's own last
+    lines, one file each), the drawn values and each (mass, cτ)'s ``(N_truth, σ_t)``. A file
+    that is unreadable, that differs from this run in one of :data:`TRUTH_FROM_KEYS`, lacks a
+    wanted (mass, cτ) or gives a seed twice is a one-line error naming it."""
+    here = {"truth_seed": args.seed, "truth_sources": args.truth_sources,
+            "samples": args.samples, "vary_seed": args.vary_seed,
+            "response_sources": args.response_sources}  # fmt: skip
+    wanted = {(float(m), float(c)) for m in args.masses for c in args.ctaus}
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in args.truth_from:
+        try:
+            doc = json.loads(path.read_text().strip().splitlines()[-1])
+            first, last = doc["seeds"]
+            arms = doc["arms"]
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            ap.error(f"--truth-from {path}: not an output of this benchmark ({e})")
+        for k in TRUTH_FROM_KEYS:
+            if doc.get(k) != here[k]:
+                ap.error(f"--truth-from {path}: its {k} is {doc.get(k)}, this run's {here[k]}")
+        for arm, data in arms.items():
+            seeds = range(first, last + 1)
+            truth: dict[int, dict[tuple[float, float], tuple[float, float]]] = {}
+            for row in data["rows"]:
+                truth.setdefault(row["seed"], {})[(row["mass"], row["ctau"])] = (
+                    row["nsig_truth"], row["rel_sigma_truth"])  # fmt: skip
+            for seed, drawn in zip(seeds, data["drawn"], strict=True):
+                if (arm, seed) in out:
+                    ap.error(f"--truth-from {path}: seed {seed} ({arm}) given twice")
+                if not wanted <= set(truth.get(seed, {})):
+                    ap.error(f"--truth-from {path}: seed {seed} ({arm}) lacks some of the "
+                             f"masses and ctaus asked for")  # fmt: skip
+                out[(arm, seed)] = {"drawn": drawn, "truth": truth[seed]}
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
@@ -719,6 +759,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="with --reuse: rerun `yields` on each reused selection (the yields' code changed)",
     )  # fmt: skip
     ap.add_argument(
+        "--truth-from", type=Path, nargs="+", metavar="JSON",
+        help="earlier outputs of this benchmark (the same config, truth seed and sources, "
+        "samples, vary seed and drawn forms): each realisation's N_truth and its error are "
+        "taken from their rows instead of recomputed (with --reuse --redo-yields, a rerun of "
+        "the data side alone)",
+    )  # fmt: skip
+    ap.add_argument(
         "--merge", type=Path, nargs="+", metavar="JSON",
         help="no realisations: combine the rows of these runs' outputs (e.g. seed ranges run "
              "in parallel) into one table per arm",
@@ -728,6 +775,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return merge(args.merge)
     if args.flow is None:
         ap.error("--flow is required (unless --merge)")
+    truth_from = truths_from(ap, args) if args.truth_from else {}
     form_flows = form_flow_arguments(ap, args.form_flow)
     draw_form = bool(form_flows)
     if draw_form and "full" not in args.arms:
@@ -791,15 +839,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 gammastar.yields(cfg, force=True, plots=False, theory=False)
             # the γ*' truth moves only with σ_y and the p_T form
             key = (float(cfg.mock.rapidity_sigma), float(cfg.mock.pt_mt_power))
-            if key not in truths:
+            earlier = truth_from.get((arm, seed))
+            if earlier is not None and earlier["drawn"] != drawn:
+                raise SystemExit(f"--truth-from: seed {seed} ({arm}) drew {earlier['drawn']} "
+                                 f"there, {drawn} here")  # fmt: skip
+            if earlier is not None:
+                n_truth = earlier["truth"]
+            elif key not in truths:
                 truths[key] = truth_side(
                     cfg, masses, ctaus, geo,
                     sources=args.truth_sources, samples=args.samples, seed=args.seed,
                     masses_only=True,
                 )  # fmt: skip
-            truth = truths[key]
-            response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
-            n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed, response=response)
+            if earlier is None:
+                truth = truths[key]
+                response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
+                n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed, response=response)
             dd = data_side(
                 cfg,
                 run,
@@ -845,6 +900,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "flow": str(args.flow),
         "form_flows": {a: d for a, d in args.form_flow},
         "reused_runs": bool(args.reuse),
+        "truth_from": [str(x) for x in args.truth_from or []],
         "redone_yields": bool(args.redo_yields),
         "kinematic_model": None
         if replicas is None

@@ -293,3 +293,41 @@ def test_reuse_takes_only_a_realisation_of_the_wanted_truth(cov, base, tmp_path)
     broken = _run_dir(tmp_path / "broken", stored)
     (broken / "mock.root").write_text("not a ROOT file")
     assert cov.reuse_mismatch(broken, cfg).startswith("no readable mock config in mock.root")
+
+
+# --------------------------------------------------------------------------- --truth-from
+
+
+def _truth_args(tmp_path, path, *extra):
+    return ["--flow", str(tmp_path), "--arms", "stat", "--truth-from", str(path),
+            "--seed", "11", "--truth-sources", "1000", "--response-sources", "1000",
+            "--samples", "100", "--masses", "0.6", *extra]  # fmt: skip
+
+
+def test_truth_from_takes_each_seeds_truth_and_draws(cov, tmp_path):
+    """An earlier output's truths per (arm, seed) with the drawn values, keyed by (m, cτ)."""
+    path = _write(tmp_path, "a.json", _output([7, 8]) | {"seeds": [7, 8]})
+    args = cov.argparse.Namespace(truth_from=[path], seed=11, truth_sources=1000, samples=100,
+                                  vary_seed=2026, response_sources=1000, masses=[0.6],
+                                  ctaus=[1.0, 100.0])  # fmt: skip
+    got = cov.truths_from(None, args)
+    assert set(got) == {("stat", 7), ("stat", 8)}
+    assert got[("stat", 8)]["truth"][(0.6, 100.0)] == (1.0, 0.01)  # the row's, copied
+    assert got[("stat", 7)]["drawn"] == {}
+
+
+@pytest.mark.parametrize(
+    ("header", "extra", "message"),
+    [
+        ({"truth_sources": 999}, (), "its truth_sources is 999, this run's 1000"),
+        ({}, ("--masses", "0.9"), "seed 7 (stat) lacks some of the masses and ctaus asked for"),
+        ({"seeds": None}, (), "not an output of this benchmark"),
+    ],
+)  # fmt: skip
+def test_truth_from_refuses_another_runs_truth(cov, tmp_path, capsys, header, extra, message):
+    """A truth of other sources, points this run needs that it lacks, or a file that is not
+    the benchmark's output: one line naming the file, before anything runs."""
+    path = _write(tmp_path, "a.json", _output([7]) | {"seeds": [7, 7]} | header)
+    msg = _error(cov, capsys, _truth_args(tmp_path, path, *extra))
+    assert f"--truth-from {path}: " in msg
+    assert message in msg
