@@ -22,6 +22,11 @@ and its median expected CLs against the exact one.
 
 Setup: NA62-like geometry and backgrounds (analysis/na62_dump.yaml), μμ + ee combined, a
 synthetic yield (or ``--yields`` yields.json) and the analytic A′ sampler (or ``--flow``).
+With ``--yields`` of a run whose yields carry the fitted extrapolation, the sampler is the
+reach's own (``ExtrapolatedSampler``: the fitted model, as the NA62-like config's
+``reach.flow: null`` has it; with ``--flow`` the flow inside the fiducial region), so that ``--nuisances`` includes the ``extrapolation`` nuisance at
+the N_sig level (its error propagated on each mass's draw, a second pass of the limits), the
+reach's costliest nuisance; both sides use the same sampler and grid.
 
 Usage: OMP_NUM_THREADS=1 python benchmarks/reach.py [--subset 30] [--rounds 3] [--toy-points 1]
 The last line of the output is one JSON object.
@@ -80,12 +85,21 @@ def main() -> None:
         m = np.linspace(0.215, 1.1, 90)
         y = 3e-3 * np.exp(-(m - 0.2) / 0.4)  # NA60-like magnitude (per POT per ε², 0.01 λ_I)
         yields = Yields(m, y, 0.05 * y, {"target_interaction_lengths": 0.01})
+    base = None
     if args.flow:
         from gammastar import flow
 
-        sampler = flow.load(args.flow)
-    else:
-        sampler = ParametricSampler()
+        base = flow.load(args.flow)
+    sampler = base if base is not None else ParametricSampler()
+    if args.yields and (yields.extrapolation or {}).get("parameter_covariance"):
+        from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
+        from gammastar.pair_acceptance import FiducialRegion
+
+        ex = yields.extrapolation
+        sampler = ExtrapolatedSampler(
+            base, Extrapolation.from_dict(ex), FiducialRegion.from_dict(ex["fiducial"])
+        )
+        print(f"sampler: the fitted model{' outside the fiducial region' if base else ''}")
     lo, hi = yields.mass_range
     masses = np.linspace(max(lo, 0.215), hi, 60)
     eps = np.geomspace(rc.eps_min, rc.eps_max, 60)
@@ -238,6 +252,7 @@ def main() -> None:
         ri = scan(masses, eps, signal_nuisances=nuis, impact_points=4, **kw)
         out["with_nuisances"] = {
             "names": sorted(nuis),
+            "extrapolation_at_nsig": ri.extrapolation_nsig is not None,
             "full_scan_s": round(t_n, 3),
             "scan_statistics_s": round(t_ns, 3),
             "ratio_full": round(t_n / t_scan, 3),

@@ -246,7 +246,8 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
 
 def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     """The reach's ``extrapolation`` nuisance (issue 19): its size is the fit's error carried
-    to N_sig (:func:`gammastar.extrapolation.nsig_relative_error`) on the scan's own draw, at
+    to N_sig (:func:`gammastar.extrapolation.nsig_relative_error`, ``propagation="log"``, the
+    log-normal's r from the width of ln N_sig) on the scan's own draw, at
     the first pass's median expected ε_low/ε_high (the larger), not the yield's δf_F/f_F.
     Reference: a scan whose extrapolation has no covariance keeps the yield-level size and
     gives the first pass (the same seeds, the same draws); the expected values are recomputed
@@ -296,7 +297,7 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
         s = int(seeds[i].generate_state(1)[0])
         sample = draw(rec, masses[i], 20000, geo, seed=s, channel="mumu")
         ctau = darkphoton.ctau(masses[i], np.sort(eps))
-        rel = nsig_relative_error(ex, region, masses[i], rec.last, sample, ctau)
+        rel = nsig_relative_error(ex, region, masses[i], rec.last, sample, ctau, propagation="log")
         lo, hi = first.boundaries["0"][0][i], first.boundaries["0"][1][i]
         want = [np.interp(np.log(b), np.log(eps), rel) for b in (lo, hi)]
         # the same computation on the same arrays; interpolation in log ε: a few roundings

@@ -201,7 +201,8 @@ class KinematicSample:
         h = np.asarray(self.hits, dtype=np.float64)
         pad = np.zeros((h.shape[0], 1))
         coef = np.diff(np.concatenate([pad, h, pad], axis=1), axis=1)  # (n, n_edges)
-        idx, edge = np.nonzero(coef)
+        idx, edge = np.nonzero(coef)  # row-major: idx ascending
+        self._i_e = idx
         self._gbc_e = self.gbc[idx]
         self._z_e = self.cells[edge]
         self._c_e = coef[idx, edge]
@@ -221,6 +222,24 @@ class KinematicSample:
                     surv = np.exp(-np.where(np.isnan(x), 0.0, x))
                 out[start : start + step] = surv @ self._c_e
         return self.efficiency * (out / self.n).reshape(ctau.shape)
+
+    def acceptance_per_sample(self, ctau: ArrayLike, *, chunk: int = 4_000_000) -> NDArray:
+        """Each sample's own term of :meth:`acceptance` (their mean), shape (n, len(ctau)):
+        the efficiency × Σ_e c_e S(z_e) over the sample's few edges where its hit pattern
+        changes (the telescoped Σ_k h_k [S(z_k) − S(z_{k+1})]), ``chunk`` edge × cτ values at
+        a time."""
+        ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+        out = np.zeros((self.n, ctau.size))
+        if self._c_e.size:
+            rows, first = np.unique(self._i_e, return_index=True)
+            step = max(1, chunk // self._c_e.size)
+            for start in range(0, ctau.size, step):
+                c = ctau[start : start + step]
+                with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                    x = self._z_e[:, None] / (self._gbc_e[:, None] * c[None, :])
+                    terms = np.exp(-np.where(np.isnan(x), 0.0, x)) * self._c_e[:, None]
+                out[rows, start : start + step] = np.add.reduceat(terms, first, axis=0)
+        return self.efficiency * out
 
 
 def draw(

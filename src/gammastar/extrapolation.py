@@ -1252,6 +1252,8 @@ def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
         shape (n, len(ctau)).
     """
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+    if hasattr(sample, "acceptance_per_sample"):  # a KinematicSample: over its edges only
+        return sample.acceptance_per_sample(ctau)
     z = np.asarray(sample.cells, dtype=np.float64)
     out = np.empty((sample.n, ctau.size))
     for j, c in enumerate(ctau):
@@ -1273,6 +1275,7 @@ def nsig_relative_error(
     external: bool = True,
     forms: bool = True,
     yield_cross: bool = True,
+    propagation: str = "linear",
 ) -> NDArray[np.float64]:
     r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
     signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
@@ -1315,6 +1318,13 @@ def nsig_relative_error(
             variance, so that the result added in quadrature to the yield's statistical error
             is N_sig's whole statistical variance (the reach's ``extrapolation`` normsys beside
             ``mcstat``); the sum is clipped at 0. ``False``: the extrapolation's own error.
+        propagation: ``"linear"``: δN/N from the gradient of N (exact for N linear in the
+            parameters); ``"log"``: the width w of ln N from ±1σ steps along the covariance's
+            principal axes (:func:`nsig_error_parts` ``log=True``), returned as e^w − 1, the
+            r of a log-normal ``normsys`` hi = 1 + r (exact for ln N linear in the
+            parameters: a detector that sees only a tail of the model, where N moves
+            exponentially, e.g. the NA62-like one behind the NA60-like data, docs/reach.md).
+            The two agree to second order in the parameters' errors.
 
     Returns:
         δN/N per cτ (0 where N = 0).
@@ -1327,10 +1337,14 @@ def nsig_relative_error(
         Linear error propagation of the sandwich covariance (:func:`sandwich_covariance`);
         the reweighting identity ∫ p_θ a = E_{p_θ0}[a p_θ/p_θ0] (importance sampling).
     """
-    parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau)
+    if propagation not in ("linear", "log"):
+        raise ValueError(f"propagation must be 'linear' or 'log', not {propagation!r}")
+    log = propagation == "log"
+    parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau, log=log)
     keep = ("fit",) + (("external",) if external else ()) + (("forms",) if forms else ())
     var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if yield_cross else 0.0)
-    return np.sqrt(np.maximum(var, 0.0))
+    width = np.sqrt(np.maximum(var, 0.0))
+    return np.expm1(width) if log else width
 
 
 def nsig_error_parts(
@@ -1340,6 +1354,8 @@ def nsig_error_parts(
     kinematics: dict[str, ArrayLike],
     sample: Any,
     ctau: ArrayLike,
+    *,
+    log: bool = False,
 ) -> dict[str, NDArray[np.float64]]:
     """The parts of :func:`nsig_relative_error`, each a relative 1σ of N_sig per cτ whose
     quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
@@ -1356,7 +1372,15 @@ def nsig_error_parts(
     other's (``benchmarks/coverage.py``); not to be added to ``forms``. Every form of
     ``model_variations`` that :data:`FORMS` holds has its key, 0 where its part is not
     computed: without ``covariance_stat`` (the covariance then holds the forms, in ``fit``)
-    or for a form with no finite fit."""
+    or for a form with no finite fit.
+
+    With ``log=True`` every part is a 1σ of ln N instead, each found without the gradient:
+    N/Y_F recomputed (the extrapolated samples reweighted, f_F by quadrature) at ±1σ along
+    each principal axis of the fit's covariance (without the external shift δ), half the
+    difference of ln N per axis, added in quadrature (exact when ln N is linear in the
+    parameters, whatever their errors); ``external`` the same along ±δ; ``forms`` |ln(N_alt/N)|.
+    ``yield_cross`` stays the linear 2 Cov(ln Y_F, ln(N/Y_F)), a covariance of logarithms
+    already. Costs 2k + 2 more evaluations of N/Y_F (k ≤ 5 parameters)."""
     ex = extrapolation
     if ex.covariance is None or ex.bin_group is None:
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
@@ -1411,11 +1435,12 @@ def nsig_error_parts(
     shift = (ex.y_sigma_external or {}).get("parameter_shift")
     # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
     var_ext = (np.asarray(shift, dtype=np.float64)[q] @ gr) ** 2 if shift is not None else 0.0
-    var_each = (
+    shifts = (
         _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s, a_pow), f0)
         if ex.covariance_stat is not None
         else {}
     )
+    var_each = {k: d**2 for k, d in shifts.items()}
     var_forms = sum(var_each.values(), np.zeros(ctau.size))
     n_over_yf = tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
     # the fit and the fiducial yield share the pairs: 2 Cov(ln Y_F(m), ln(N/Y_F)), Y_F(m)
@@ -1426,9 +1451,30 @@ def nsig_error_parts(
         with np.errstate(divide="ignore", invalid="ignore"):
             cross = np.where(n_over_yf > 0, 2.0 * (np.asarray(c_m)[q] @ gr) / n_over_yf, 0.0)
 
+    if log:  # every part a 1σ of ln N, from N/Y_F at ±1σ (docstring)
+        step = _LogSteps(fiducial, mass, qt[out_mask], y, a[out_mask], tot, out_mask,
+                         (t, mu, s, a_pow), f0, rows, inside)  # fmt: skip
+        sub = cov[np.ix_(q, q)]
+        d_ext = np.zeros(len(q)) if shift is None else np.asarray(shift, np.float64)[q]
+        var_ext = step.along(d_ext) ** 2
+        lam, vec = np.linalg.eigh(sub - np.outer(d_ext, d_ext))
+        var_stat = var_ext + sum(
+            (step.along(np.sqrt(lv) * vec[:, j]) ** 2 for j, lv in enumerate(lam) if lv > 0),
+            np.zeros(ctau.size),
+        )
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = {k: 1.0 + d / n_over_yf for k, d in shifts.items()}
+            var_each = {
+                k: np.where((n_over_yf > 0) & (r > 0), np.log(np.where(r > 0, r, 1.0)), 0.0) ** 2
+                for k, r in ratio.items()
+            }
+        var_forms = sum(var_each.values(), np.zeros(ctau.size))
+
     def rel(var):
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
+            if log:
+                return np.where(n_over_yf > 0, np.sqrt(v), 0.0)
             return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
 
     parts = {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms),
@@ -1438,8 +1484,8 @@ def nsig_error_parts(
 
 
 def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.float64]]:
-    """Per alternative form of the model, (Δ(N/Y_F))² per cτ (their sum is the forms' part):
-    each form's own
+    """Per alternative form of the model, Δ(N/Y_F) per cτ, signed (the sum of their squares is
+    the forms' part): each form's own
     E_x,alt/f_alt − E_x/f_F, E_x = (1 − f) 𝓔_out, with f_alt its fit's f_F
     (:attr:`Extrapolation.model_variations`) and 𝓔_out,alt the acceptance of the nominal
     draw's extrapolated samples reweighted by p_alt/p_nom, self-normalised (the alternative's
@@ -1470,8 +1516,49 @@ def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.fl
         w = np.exp(lp - lp_nom)
         acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
         acc_nom = a_out.mean(axis=0)
-        out[name] = ((1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom) ** 2
+        out[name] = (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom
     return out
+
+
+class _LogSteps:
+    """ln N at parameter steps for :func:`nsig_error_parts` ``log=True``: N/Y_F = 𝓔_in +
+    (1 − f_F(θ))/f_F(θ) 𝓔_out(θ), 𝓔_out(θ) the extrapolated samples' acceptance reweighted
+    by p_θ/p_θ0 (self-normalised, as :func:`_form_shifts`), f_F by quadrature. A step is
+    given in the covariance's rows (``rows``: (kind, index, weight), kind 0–3 = T, ȳ, σ_y,
+    a; a group's T and a enter the mass's with its interpolation weight)."""
+
+    def __init__(self, fiducial, mass, qt, y, a_out, tot, out_mask, nominal, f0, rows, inside):
+        self.fid, self.mass, self.qt, self.y, self.a_out = fiducial, mass, qt, y, a_out
+        self.base = np.asarray(nominal, dtype=np.float64)
+        self.rows, self.inside = rows, inside  # F on the quadrature grid (_grid_in_f)
+        n = out_mask.size
+        in_sum = tot * n - a_out.sum(axis=0)  # the samples inside F: not moved by θ
+        self.e_in = in_sum / n / f0  # 𝓔_in (the inside share of the draw is f_F)
+        self.lp0 = self._logp(self.base)
+        self.n0 = self._n_over_yf(self.base)  # the reweighting's own nominal
+
+    def _logp(self, p):
+        t, mu, s, a = p
+        return NOMINAL.log_pt(self.mass, self.qt, t, a) + NOMINAL.log_y(self.y, mu, s)
+
+    def _n_over_yf(self, p):
+        f = fiducial_fraction(self.fid, self.mass, tuple(p), self.inside)
+        lw = self._logp(p) - self.lp0
+        w = np.exp(lw - lw.max()) if lw.size else lw
+        acc = w @ self.a_out / max(float(w.sum()), 1e-300)
+        return self.e_in + (1 - f) / f * acc
+
+    def along(self, d):
+        """Half the change of ln N between the steps +d and −d of the rows' parameters."""
+        dp = np.zeros(4)
+        for (kind, _, wg), dv in zip(self.rows, d, strict=True):
+            dp[kind] += wg * dv
+        if not np.any(dp):
+            return np.zeros(self.n0.shape)
+        up, dn = self._n_over_yf(self.base + dp), self._n_over_yf(self.base - dp)
+        ok = (up > 0) & (dn > 0) & (self.n0 > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, 0.5 * np.log(np.where(ok, up / np.where(ok, dn, 1), 1.0)), 0.0)
 
 
 class RecordingSampler:

@@ -747,7 +747,9 @@ def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | 
     """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
     (:func:`gammastar.extrapolation.nsig_relative_error` on the nominal draw that
     ``sampler``, a :class:`~gammastar.extrapolation.RecordingSampler` around an
-    :class:`~gammastar.extrapolation.ExtrapolatedSampler`, recorded), or ``None`` when the
+    :class:`~gammastar.extrapolation.ExtrapolatedSampler`, recorded; ``propagation="log"``
+    since 2026-11-25: the r of the log-normal ``normsys`` from the width of ln N_sig, which a
+    detector seeing only the model's tail needs, docs/reach.md), or ``None`` when the
     sampler has no fitted extrapolation with a covariance. Decay channels with their own
     samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
     linear errors of one set of fit parameters add at most so (an upper bound, exact when
@@ -761,12 +763,16 @@ def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | 
     unique = {id(x): (ch, x) for ch, x in sig.samples.items()}
     if len(unique) == 1:
         sample = next(iter(sig.samples.values()))
-        return nsig_relative_error(ex, inner.fiducial, sig.mass, sampler.last, sample, sig.ctau)
+        return nsig_relative_error(
+            ex, inner.fiducial, sig.mass, sampler.last, sample, sig.ctau, propagation="log"
+        )
     parts = {ch: sig.brs[ch] * x.acceptance(sig.ctau) for ch, x in unique.values()}
     total = sum(parts.values())
     out = np.zeros(sig.ctau.size)
     for ch, x in unique.values():
-        rel = nsig_relative_error(ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau)
+        rel = nsig_relative_error(
+            ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, propagation="log"
+        )
         out += np.where(total > 0, parts[ch] / np.where(total > 0, total, 1.0), 0.0) * rel
     return out
 
@@ -1654,8 +1660,10 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
     rec["origin"] = (
         "the extrapolation fit's sandwich covariance carried to N_sig "
         "(gammastar.extrapolation.nsig_relative_error: the model's acceptance outside the "
-        "fiducial region moves with f_F), the larger of its values at the median expected "
-        "eps_low and eps_high of a first pass; rel_yield: the yield's delta f_F / f_F"
+        "fiducial region moves with f_F; propagation 'log': the 1 sigma w of ln N_sig from "
+        "N_sig recomputed at +-1 sigma along the covariance's principal axes, rel = e^w - 1), "
+        "the larger of its values at the median expected eps_low and eps_high of a first "
+        "pass; rel_yield: the yield's delta f_F / f_F"
     )
     for row in res.extrapolation_nsig:
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
