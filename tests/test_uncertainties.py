@@ -606,3 +606,35 @@ def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
     r2 = acceptance_map_variation(m, pt, w, edges, amap)
     r3 = acceptance_map_variation(m, pt, w, edges, m3, pz=rng.uniform(5, 50, 3000))
     np.testing.assert_allclose(r3, r2, rtol=1e-12)
+
+
+def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
+    """The ranking plot (:func:`gammastar.uncertainties.plot_impact`): the relative shift on a
+    linear axis while every ±1σ moves s_up by less than a factor 1.5 (the demo), the ratio on a
+    logarithmic one beyond (the NA62-like extrapolation: 0.01–1.4), its range holding every
+    point; the +1σ markers are where the table puts them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from gammastar.uncertainties import plot_impact
+
+    def table(up, dn):
+        return {"mass": [0.3, 0.6], "nominal": {"s_up": [2.0, 4.0]},
+                "nuisances": {"a": {"+1": {"s_up": up}, "-1": {"s_up": dn}},
+                              "b": {"+1": {"s_up": [2.0, 4.0]}, "-1": {"s_up": [2.0, 4.0]}}}}  # fmt: skip
+
+    fig = plot_impact(table([1.8, 3.6], [2.2, 4.4]))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "linear"
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["b", "a"]  # largest last (top)
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], [0.0, -0.1])
+    plt.close(fig)
+    fig = plot_impact(table([0.02, 3.6], [2.8, 4.4]))
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log"
+    lo, hi = ax.get_xlim()
+    assert lo < 0.01 and hi > 100.0  # symmetric in ln around 1, 15% beyond the farthest
+    np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], [1.0, 0.01])
+    plt.close(fig)

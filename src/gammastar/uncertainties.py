@@ -777,7 +777,9 @@ def impact(
 def plot_impact(table: Mapping[str, Any], path: Any = None, *, title: str = "") -> Any:
     """The impact table as a ranking plot: per nuisance (rows, largest first) the relative
     shift of the median expected s_up at +1σ (filled) and −1σ (open), one marker colour per
-    mass (cabinetry's ranking plot, on s_up instead of the POI).
+    mass (cabinetry's ranking plot, on s_up instead of the POI); the ratio s_up(±1σ)/s_up on a
+    logarithmic axis when a nuisance moves it by more than a factor 1.5 (a log-normal's ±1σ
+    are then symmetric), the masses' legend beside the axes.
 
     Returns:
         The matplotlib figure (saved to ``path`` when given).
@@ -795,21 +797,38 @@ def plot_impact(table: Mapping[str, Any], path: Any = None, *, title: str = "") 
         for n in names
     }
     names.sort(key=lambda n: np.nanmax(np.abs(np.r_[shifts[n]["+1"], shifts[n]["-1"]])))
+    ratios = 1.0 + np.array([np.r_[s["+1"], s["-1"]] for s in shifts.values()]).ravel()
+    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    log = ratios.size > 0 and float(np.max(np.abs(np.log(ratios)))) > np.log(1.5)
+    off = 1.0 if log else 0.0  # plotted: the ratio on a log axis, else the relative shift
     with plt.style.context(mplhep.style.ROOT):
-        fig, ax = plt.subplots(figsize=(8, 1.2 + 0.6 * len(names)))
+        fig, ax = plt.subplots(figsize=(10, 2.2 + 0.6 * len(names)), layout="constrained")
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for k, m in enumerate(table["mass"]):
             y = np.arange(len(names)) + 0.15 * (k - (len(table["mass"]) - 1) / 2)
             c = colours[k % len(colours)]
-            ax.scatter([shifts[n]["+1"][k] for n in names], y, color=c, label=f"m = {m:.3f} GeV")
-            ax.scatter([shifts[n]["-1"][k] for n in names], y, facecolors="none", edgecolors=c)
-        ax.axvline(0.0, color="grey", lw=1)
+            up = [shifts[n]["+1"][k] + off for n in names]
+            ax.scatter(up, y, color=c, label=f"m = {m:.3f} GeV")
+            dn = [shifts[n]["-1"][k] + off for n in names]
+            ax.scatter(dn, y, facecolors="none", edgecolors=c)
+        ax.axvline(off, color="grey", lw=1)
         ax.set_yticks(np.arange(len(names)), names)
-        ax.set_xlabel(r"$s_{\rm up}(\pm1\sigma)/s_{\rm up} - 1$ (filled: +1σ, open: −1σ)")
-        ax.legend(fontsize="x-small", loc="best")
+        if log:
+            from matplotlib import ticker
+
+            half = 1.15 * float(np.max(np.abs(np.log(ratios))))
+            ax.set_xscale("log")
+            ax.set_xlim(np.exp(-half), np.exp(half))
+            ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 3.0)))
+            ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_locator(ticker.NullLocator())
+            ax.set_xlabel(r"$s_{\rm up}(\pm1\sigma)/s_{\rm up}$ (filled: +1σ, open: −1σ)")
+        else:
+            ax.set_xlabel(r"$s_{\rm up}(\pm1\sigma)/s_{\rm up} - 1$ (filled: +1σ, open: −1σ)")
+        ax.margins(x=0.08)
+        fig.legend(fontsize="x-small", loc="outside lower center", ncols=min(len(table["mass"]), 2))
         if title:
             ax.set_title(title, fontsize="small")
-        fig.tight_layout()
         if path is not None:
             from gammastar.figures import save_figure
 
