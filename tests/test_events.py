@@ -243,7 +243,8 @@ def test_data_polarisation_from_yields(tmp_path):
     info = res["meta"]["polarisation"]
     # linear between the bin centres 0.35 (0.2) and 0.65 (0.6): 0.2 + 0.4 · 0.15/0.3 = 0.4
     assert info["lambda_theta"] == pytest.approx(0.4, rel=1e-12)
-    assert info["lambda_theta_err"] == pytest.approx(0.1, rel=1e-12)
+    # the error of that mean of two independent bins: √(0.1² + 0.1²)/2
+    assert info["lambda_theta_err"] == pytest.approx(0.1 / math.sqrt(2), rel=1e-12)
     assert info["source"].startswith("yields.json")
     # no measurement: the config's unfold.decay_lambda_theta
     cfg2 = make_config(tmp_path / "b")

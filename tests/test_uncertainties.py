@@ -420,8 +420,9 @@ def test_ensemble_bad_input(tmp_path):
 def test_lambda_errors_read_the_measured_polarisation_block():
     """The λ_θ nuisance takes δλ per mass from yields.json ``polarisation`` as the selection
     writes it (gammastar.polarisation: ``mass_edges`` and one error per bin, ``null`` where a
-    bin has no fit): linear in the bin centres, the config's value only where nothing was
-    measured; a negative error is refused."""
+    bin has no fit): the error of λ_θ interpolated linearly between the bin centres (the
+    bins independent: √(Σ T² σ²)), the config's value only where nothing was measured; a
+    negative error is refused."""
     from types import SimpleNamespace
 
     from gammastar.errors import InputError
@@ -430,13 +431,40 @@ def test_lambda_errors_read_the_measured_polarisation_block():
     cfg = SimpleNamespace(uncertainties=SimpleNamespace(lambda_theta_err=0.2))
     pol = {"mass_edges": [0.2, 0.4, 0.6, 0.8], "lambda_theta_err": [0.1, None, 0.3]}
     got = _lambda_errors({"polarisation": pol}, np.array([0.3, 0.5, 0.7]), cfg)
-    # centres 0.3, 0.5, 0.7; the null bin is interpolated between its neighbours: 0.2
-    np.testing.assert_allclose(got, [0.1, 0.2, 0.3], rtol=1e-12)
+    # centres 0.3, 0.5, 0.7; the null bin's λ is the mean of its neighbours': √(0.1² + 0.3²)/2
+    np.testing.assert_allclose(got, [0.1, np.hypot(0.1, 0.3) / 2, 0.3], rtol=1e-12)
     none = {"mass_edges": [0.2, 0.4], "lambda_theta_err": [None]}
     np.testing.assert_allclose(_lambda_errors({"polarisation": none}, np.array([0.3]), cfg), [0.2])
     bad = {"mass_edges": [0.2, 0.4], "lambda_theta_err": [-0.1]}
     with pytest.raises(InputError, match="negative"):
         _lambda_errors({"polarisation": bad}, np.array([0.3]), cfg)
+
+
+def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
+    """δλ(m) of the λ_θ nuisance is the spread of the λ_θ(m) that the per-pair acceptance
+    uses (PairAcceptance.lambda_nodes: linear between the measured bins' centres, the end
+    values beyond) when the bins' λ̂ scatter independently by their errors: 20000 drawn sets
+    of λ̂, the sample sd within 5 of its standard errors (1/√(2n) relative: 2.5%). Until
+    2026-11-25 the errors were interpolated linearly, √2 too large midway (also asserted)."""
+    from types import SimpleNamespace
+
+    from gammastar.pair_acceptance import PairAcceptance
+    from gammastar.uncertainties import interpolated_error
+
+    edges = np.array([0.2, 0.3, 0.45, 0.7, 1.1])
+    err = np.array([0.05, 0.08, 0.12, 0.2])
+    m = np.linspace(0.2, 1.1, 37)
+    rng = np.random.default_rng(7)
+    n = 20000
+    draws = rng.normal(0.0, err, size=(n, err.size))
+    table = SimpleNamespace(m_grid=m)
+    lam = np.array([PairAcceptance.lambda_nodes(table, edges, d) for d in draws])
+    sd = lam.std(axis=0, ddof=1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    want = interpolated_error(m, centres, err)
+    np.testing.assert_allclose(sd, want, rtol=5 / np.sqrt(2 * n))
+    mid = np.isclose(m, 0.45)  # between the centres 0.375 and 0.575, t = 3/8
+    assert np.interp(0.45, centres, err) > 1.2 * want[mid][0]
 
 
 def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path):

@@ -254,8 +254,12 @@ def polarisation(
             "source": "yields.json polarisation (helicity frame)",
             "lambda_theta": lt,
         }
-        if err is not None and err.size == lam.size:
-            info["lambda_theta_err"] = float(np.interp(mass, centres[good], err[good]))
+        if err is not None and err.size == lam.size and np.isfinite(err[good]).all():
+            from gammastar.uncertainties import interpolated_error
+
+            # the error of the interpolated λ_θ (the bins are independent)
+            e = interpolated_error(mass, centres[good], err[good])
+            info["lambda_theta_err"] = float(e)
         if pol.get("lambda_phi") is not None:
             info["lambda_phi_note"] = "lambda_phi measured but not applied (uniform azimuth)"
     else:
