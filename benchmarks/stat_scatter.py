@@ -50,13 +50,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def realisation(cfg: Any, run: Path, seed: int, reuse: bool) -> None:
-    """``generate`` → ``select`` → ``yields`` of one seed into ``run`` (kept with ``reuse``)."""
+    """``generate`` → ``select`` → ``yields`` of one seed into ``run`` (with ``reuse`` kept
+    when it has a ``yields.json`` and its mock file records this seed)."""
     import gammastar
+    from gammastar.mock.generate import read_meta
 
     if reuse and (run / "yields.json").exists():
-        meta = json.loads((run / "yields.json").read_text()).get("meta", {})
-        if meta.get("seed") == seed:
-            return
+        try:
+            if read_meta(run / "mock.root").get("seed") == seed:
+                return
+        except (OSError, KeyError, ValueError):
+            pass  # regenerate rather than trust it
     run.mkdir(parents=True, exist_ok=True)
     cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
     gammastar.generate(cfg, force=True)
