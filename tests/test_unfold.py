@@ -12,6 +12,7 @@ from gammastar.unfold import (
     bayesian_unfold,
     bayesian_unfold_variance,
     efficiency_weights,
+    inverse_weights,
     load_efficiency_map,
     response_matrix,
 )
@@ -52,6 +53,23 @@ def test_missing_pairs_counted_or_error():
     assert (rep.n_outside, rep.n_zero) == (1, 1)
     assert inv.tolist() == [2.0, 0.0, 0.0]
     assert np.isnan(eff[2])
+
+
+def test_inverse_weights_of_unusable_efficiencies_are_zero():
+    """1/ε where ε is finite and > 0; 0 for NaN (outside the map), 0, negative and infinite ε,
+    the finite ε ≤ 0 counted as n_zero (the division is done in place with a mask since
+    2026-11-25: the same numbers as the former boolean gather and scatter, each a single
+    correctly rounded division)."""
+    eff = np.array([0.5, np.nan, 0.0, -0.2, np.inf, -np.inf, 0.25, 1.0])
+    inv, rep = inverse_weights(eff, n_outside=1, on_missing="drop")
+    assert inv.tolist() == [2.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 1.0]  # exact: 1/2^k
+    assert (rep.n_pairs, rep.n_outside, rep.n_zero) == (8, 1, 2)
+    rng = np.random.default_rng(3)
+    e = rng.uniform(0.01, 1.0, 1000)
+    inv, _ = inverse_weights(e, n_outside=0)
+    assert np.array_equal(inv, 1.0 / e)  # one IEEE division per value, in both forms
+    with pytest.raises(InputError, match="2 fall in bins"):
+        inverse_weights(eff, n_outside=0, on_missing="nearest")
 
 
 def test_bayesian_unfolding_recovers_truth():

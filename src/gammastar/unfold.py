@@ -191,7 +191,9 @@ def inverse_weights(
     ok = np.isfinite(eff) & (eff > 0)
     n_zero = int((np.isfinite(eff) & (eff <= 0)).sum())
     inv = np.zeros(len(eff))
-    inv[ok] = 1.0 / eff[ok]
+    # divide where ok (the same numbers as inv[ok] = 1/eff[ok], without the two boolean
+    # gathers and the scatter: 0.07 → 0.009 s on 2·10⁶ pairs, docs/selection.md)
+    np.divide(1.0, eff, out=inv, where=ok)
     rep = UnfoldReport(len(eff), n_outside, n_zero, em.source)
     check_unfoldable(rep, on_missing, em)
     return inv, rep
