@@ -97,10 +97,18 @@ def bin_shifts(table: Any, mass_edges, values, errors) -> dict[str, np.ndarray]:
     return out
 
 
-def reweighted_run(cfg: Any, run: Path, dest: Path, nominal: Any, table: Any) -> Path:
+def reweighted_run(
+    cfg: Any, run: Path, dest: Path, nominal: Any, table: Any, shift: np.ndarray | None = None
+) -> Path:
     """A copy of ``run``'s selection with each pair's weight times A_λ/A_λ′ (0 where the
     nominal A < ``unfold.min_acceptance`` or A_λ′ = 0, as the nuisance) and ``acc`` = A_λ′,
-    and the ``yields`` stage run on it; returns the copy's directory."""
+    and the ``yields`` stage run on it; returns the copy's directory.
+
+    ``shift`` (one per polarisation bin): the fiducial region follows λ′ as the selection's
+    own does (A_λ′ ≥ ``unfold.min_acceptance``; pairs leave and enter it; the copy's
+    ``select.json`` holds λ̂ + shift, from which ``yields`` takes the region F): each pair's
+    weight is then its 1/ε times its like-sign factor (for a pair outside the nominal region:
+    1 for OS, the median of its yield bin's SS pairs for SS) over A_λ′."""
     import pandas as pd
 
     import gammastar
@@ -114,10 +122,33 @@ def reweighted_run(cfg: Any, run: Path, dest: Path, nominal: Any, table: Any) ->
     pairs = pd.read_parquet(run / "pairs.parquet")
     m, pt, pz = (pairs[c].to_numpy() for c in ("m", "pT", "pz"))
     a0, a1 = nominal.lookup(m, pt, pz), table.lookup(m, pt, pz)
-    ok = (a0 >= float(cfg.unfold.min_acceptance)) & (a1 > 0)
-    ratio = np.where(ok, a0 / np.where(ok, a1, 1.0), 0.0)
-    pairs["weight"] = pairs["weight"].to_numpy() * ratio
-    pairs["acc"] = np.where(ok, a1, pairs["acc"].to_numpy())
+    amin = float(cfg.unfold.min_acceptance)
+    if shift is None:
+        ok = (a0 >= amin) & (a1 > 0)
+        ratio = np.where(ok, a0 / np.where(ok, a1, 1.0), 0.0)
+        pairs["weight"] = pairs["weight"].to_numpy() * ratio
+        pairs["acc"] = np.where(ok, a1, pairs["acc"].to_numpy())
+    else:
+        w, acc = pairs["weight"].to_numpy(), pairs["acc"].to_numpy()
+        eff, q = pairs["eff"].to_numpy(), pairs["charge"].to_numpy()
+        base = w * acc  # 1/ε × s inside the nominal region
+        edges = np.asarray(json.loads((run / "yields.json").read_text())["aprime"]["bin_edges"])
+        b = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, edges.size - 2)
+        for k in np.unique(b[w == 0]):
+            ss = (b == k) & (q != 0) & (w != 0)
+            kb = float(np.median(base[ss] * eff[ss])) if ss.any() else -1.0
+            fill = (b == k) & (w == 0)
+            base[fill] = np.where(q[fill] == 0, 1.0, kb) / eff[fill]
+        ok = a1 >= amin
+        pairs["weight"] = np.where(ok, base / np.where(ok, a1, 1.0), 0.0)
+        pairs["acc"] = a1
+        sel = json.loads((run / "select.json").read_text())
+        pol = sel["polarisation"]
+        pol["lambda_theta"] = [
+            None if v is None else float(v + d)
+            for v, d in zip(pol["lambda_theta"], shift, strict=True)
+        ]
+        (dest / "select.json").write_text(json.dumps(sel))
     pairs.to_parquet(dest / "pairs.parquet")
     sub = cfg.model_copy(update={"output": str(dest)})
     gammastar.yields(sub, force=True, plots=False, theory=False)
@@ -184,6 +215,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--ctaus", type=float, nargs="+", default=[1.0, 100.0], help="metres")
     ap.add_argument("--samples", type=int, default=40000, help="A′ draws per mass")
     ap.add_argument("--seed", type=int, default=12, help="the A′ draws' seed")
+    ap.add_argument(
+        "--moving-region", action="store_true",
+        help="also every polarisation bin at λ̂ ± σ with the fiducial region held and with it "
+        "following λ′ (A_λ′ ≥ unfold.min_acceptance), as the selection's own region does",
+    )  # fmt: skip
     args = ap.parse_args(argv)
 
     from gammastar import flow as gflow
@@ -230,9 +266,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             }
             changes[name]["refit_and_flow"] = parts(nom, moved["up"], moved["down"], "ln_n", dl)
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    if args.moving_region:  # every polarisation bin at λ̂_k ± σ_k, region fixed and moving
+        pol = doc["polarisation"]
+        err = np.array([np.nan if v is None else v for v in pol["lambda_theta_err"]], float)
+        err = np.nan_to_num(err)
+        lam0 = np.broadcast_to(np.asarray(nominal.lambda_theta, float), nominal.m_grid.shape)
+        dnode = nominal.lambda_nodes(pol["mass_edges"], np.where(err > 0, err, np.nan))
+        tabs = [nominal.with_lambda(np.clip(lam0 + sg * dnode, -1.0, 1.0)) for sg in (1, -1)]
+        for name, moving in (("pol_fixed_region", False), ("pol_moving_region", True)):
+            runs = {
+                side: reweighted_run(cfg, run, args.workdir / f"lambda_{name}_{side}", nominal,
+                                     t, sg * err if moving else None)
+                for side, t, sg in (("up", tabs[0], 1), ("down", tabs[1], -1))
+            }  # fmt: skip
+            fixed = {k: nsig(r, flow, geo, **kw) for k, r in runs.items()}
+            changes[name] = {
+                "yield_fiducial": parts(nom, fixed["up"], fixed["down"], "ln_yf", dl),
+                "refit": parts(nom, fixed["up"], fixed["down"], "ln_n", dl),
+            }
+            print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
     unc = load_yields(run / "yields.json").uncertainties or {}
     quoted = at_masses(unc, masses).get("acceptance_lambda_theta")
-    bins = [k for k in changes if k != "all"]
+    bins = [k for k in changes if k.startswith("bin")]
 
     def quad(key: str) -> np.ndarray:  # the independent bins' changes in quadrature
         return np.sqrt(sum(np.asarray(changes[k][key]["rel"]) ** 2 for k in bins))
@@ -259,6 +314,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{fl['rel'][i][k]:.4f} ({fl['slope'][i][k]:+.3f}) | "
                 f"{independent['yield_fiducial'][i]:.4f} | {independent['refit'][i][k]:.4f} |"
             )
+    if args.moving_region:
+        print(
+            "| m (GeV) | cτ (m) | λ̂_k ± σ_k, region held: Y_F r / N r | region following λ′: Y_F r / N r |"
+        )
+        print("| --- | --- | --- | --- |")
+        fx, mv = changes["pol_fixed_region"], changes["pol_moving_region"]
+        for i, m in enumerate(masses):
+            for k, ct in enumerate(args.ctaus):
+                print(
+                    f"| {m:g} | {ct:g} | {fx['yield_fiducial']['rel'][i]:.4f} / "
+                    f"{fx['refit']['rel'][i][k]:.4f} | {mv['yield_fiducial']['rel'][i]:.4f} / "
+                    f"{mv['refit']['rel'][i][k]:.4f} |"
+                )
     out = {
         "benchmark": "lambda_nsig", "config": str(args.config), "run": str(run),
         "masses": masses, "ctaus": args.ctaus, "samples": args.samples, "seed": args.seed,
