@@ -72,3 +72,23 @@ def test_missing_run_is_named(bench, tmp_path, capsys):
         bench.main(["--config", str(cfg), "--workdir", str(tmp_path / "w")])
     assert "--run: " in capsys.readouterr().err  # argparse names the option
     assert not (tmp_path / "w").exists()  # nothing written
+
+
+def test_lambda_yield_scatter_slope_and_interpolation():
+    """benchmarks/lambda_yield_scatter.py's helpers: the least-squares slope and its error on a
+    drawn line (y = 0.3 x + noise 0.01, x scatter 0.05, 2000 points: slope within 5 of its
+    σ = 0.01/(0.05 √2000)), a covariate that is pure noise leaving it within the same
+    tolerance; the interpolation fraction between centres, clipped beyond them."""
+    ys = load_benchmark("lambda_yield_scatter")
+    rng = np.random.default_rng(5)
+    x = rng.normal(0.1, 0.05, 2000)
+    y = 0.3 * x + rng.normal(0.0, 0.01, x.size)
+    b, e = ys.slope(y, x)
+    assert e == pytest.approx(0.01 / (0.05 * np.sqrt(x.size)), rel=0.1)
+    assert abs(b - 0.3) < 5 * e
+    b2, _ = ys.slope(y, x, rng.normal(size=(x.size, 2)))
+    assert abs(b2 - 0.3) < 5 * e
+    c = np.array([0.25, 0.35, 0.5])
+    assert ys.interp_weights(c, 0.3) == (1, pytest.approx(0.5))
+    assert ys.interp_weights(c, 0.45) == (2, pytest.approx(2 / 3))
+    assert ys.interp_weights(c, 0.9) == (2, 1.0)
