@@ -60,7 +60,7 @@ def varied_tables(cfg: Any, doc: dict[str, Any]) -> tuple[Any, dict[str, tuple],
     λ̂_k ± σ_k alone (the bins' fits are independent: λ_θ(m) = Σ_k T_k(m) λ̂_k moves by T_k σ_k,
     :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes`); and δλ per yield bin."""
     from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.uncertainties import _lambda_errors
+    from gammastar.uncertainties import _lambda_errors, lambda_tables
 
     ap = doc["aprime"]
     mass, edges = np.asarray(ap["mass"], float), np.asarray(ap["bin_edges"], float)
@@ -68,24 +68,18 @@ def varied_tables(cfg: Any, doc: dict[str, Any]) -> tuple[Any, dict[str, tuple],
     if dl is None:
         raise SystemExit("the run's yields.json has no λ_θ error (unfold.decay_lambda_theta)")
     nominal = fiducial_from_config(cfg).acceptance
-    lam = np.broadcast_to(np.asarray(nominal.lambda_theta, dtype=float), nominal.m_grid.shape)
-
-    def pm(dnode: np.ndarray) -> tuple[Any, Any]:
-        return tuple(nominal.with_lambda(np.clip(lam + s * dnode, -1.0, 1.0)) for s in (1, -1))
-
-    out = {"all": pm(nominal.lambda_nodes(edges, dl))}
+    out = {"all": lambda_tables(nominal, edges, dl)}
     pol = doc["polarisation"]
-    shifts = bin_shifts(nominal, pol["mass_edges"], pol["lambda_theta"], pol["lambda_theta_err"])
-    out.update({name: pm(dnode) for name, dnode in shifts.items()})
+    pe = pol["mass_edges"]
+    for name, err in bin_errors(pol["lambda_theta"], pol["lambda_theta_err"]).items():
+        out[name] = lambda_tables(nominal, pe, err)
     return nominal, out, dl
 
 
-def bin_shifts(table: Any, mass_edges, values, errors) -> dict[str, np.ndarray]:
-    """``{"bin<k>": δλ at the table's mass nodes}`` when polarisation bin k's λ̂_k moves by its
-    σ_k alone: T_k(m) σ_k, as :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes`
-    interpolates λ_θ(m) between the bins' centres (bins without a value or an error are
-    skipped, as there)."""
-    pe = np.asarray(mass_edges, dtype=float)
+def bin_errors(values, errors) -> dict[str, np.ndarray]:
+    """``{"bin<k>": σ_k in bin k, 0 in the other measured bins, NaN where unmeasured}``: polarisation
+    bin k's λ̂_k moved by its σ_k alone (bins without a value or an error are skipped, as
+    :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes` skips them)."""
     err = np.array([np.nan if v is None else v for v in errors], dtype=float)
     val = np.array([np.nan if v is None else v for v in values], dtype=float)
     good = np.isfinite(err) & np.isfinite(val)
@@ -93,8 +87,29 @@ def bin_shifts(table: Any, mass_edges, values, errors) -> dict[str, np.ndarray]:
     for k in np.flatnonzero(good):
         e = np.where(good, 0.0, np.nan)
         e[k] = err[k]
-        out[f"bin{k}"] = table.lambda_nodes(pe, e)
+        out[f"bin{k}"] = e
     return out
+
+
+def bin_shifts(table: Any, mass_edges, values, errors) -> dict[str, np.ndarray]:
+    """``{"bin<k>": δλ at the table's mass nodes}`` when polarisation bin k's λ̂_k moves by its
+    σ_k alone: T_k(m) σ_k, as :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes`
+    interpolates λ_θ(m) between the bins' centres (:func:`bin_errors`)."""
+    return {k: table.lambda_nodes(mass_edges, e) for k, e in bin_errors(values, errors).items()}
+
+
+def base_weights(w, acc, eff, charge, bins) -> np.ndarray:
+    """Each pair's 1/ε times its like-sign factor: ``w·acc`` inside the selection's region;
+    outside it (``w`` = 0) 1/ε for OS and, for SS, the median factor of the SS pairs of its
+    ``bins`` entry (their ``w·acc·ε``; −1 if there are none) over ε. What a pair would weigh
+    with its A divided out, for a region that follows λ_θ."""
+    base = np.asarray(w, dtype=float) * acc
+    for k in np.unique(bins[w == 0]):
+        ss = (bins == k) & (charge != 0) & (w != 0)
+        kb = float(np.median(base[ss] * eff[ss])) if ss.any() else -1.0
+        fill = (bins == k) & (w == 0)
+        base[fill] = np.where(charge[fill] == 0, 1.0, kb) / eff[fill]
+    return base
 
 
 def reweighted_run(
@@ -131,14 +146,9 @@ def reweighted_run(
     else:
         w, acc = pairs["weight"].to_numpy(), pairs["acc"].to_numpy()
         eff, q = pairs["eff"].to_numpy(), pairs["charge"].to_numpy()
-        base = w * acc  # 1/ε × s inside the nominal region
         edges = np.asarray(json.loads((run / "yields.json").read_text())["aprime"]["bin_edges"])
         b = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, edges.size - 2)
-        for k in np.unique(b[w == 0]):
-            ss = (b == k) & (q != 0) & (w != 0)
-            kb = float(np.median(base[ss] * eff[ss])) if ss.any() else -1.0
-            fill = (b == k) & (w == 0)
-            base[fill] = np.where(q[fill] == 0, 1.0, kb) / eff[fill]
+        base = base_weights(w, acc, eff, q, b)
         ok = a1 >= amin
         pairs["weight"] = np.where(ok, base / np.where(ok, a1, 1.0), 0.0)
         pairs["acc"] = a1
@@ -226,7 +236,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gammastar.acceptance import Geometry
     from gammastar.config import load_config
     from gammastar.reach import load_yields
-    from gammastar.uncertainties import at_masses
+    from gammastar.uncertainties import at_masses, lambda_tables
 
     if not args.config.exists():
         ap.error(f"--config: {args.config} does not exist")
@@ -270,9 +280,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pol = doc["polarisation"]
         err = np.array([np.nan if v is None else v for v in pol["lambda_theta_err"]], float)
         err = np.nan_to_num(err)
-        lam0 = np.broadcast_to(np.asarray(nominal.lambda_theta, float), nominal.m_grid.shape)
-        dnode = nominal.lambda_nodes(pol["mass_edges"], np.where(err > 0, err, np.nan))
-        tabs = [nominal.with_lambda(np.clip(lam0 + sg * dnode, -1.0, 1.0)) for sg in (1, -1)]
+        tabs = lambda_tables(nominal, pol["mass_edges"], np.where(err > 0, err, np.nan))
         for name, moving in (("pol_fixed_region", False), ("pol_moving_region", True)):
             runs = {
                 side: reweighted_run(cfg, run, args.workdir / f"lambda_{name}_{side}", nominal,

@@ -38,6 +38,22 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _script(name: str) -> Any:
+    """``benchmarks/<name>.py`` as a module (a script, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"{name}_bench", REPO / "benchmarks" / f"{name}.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_nsig = _script("lambda_nsig")  # base_weights
+_scatter = _script("stat_scatter")  # lambda_at
+
+
 def _arr(v: list) -> np.ndarray:
     return np.array([np.nan if x is None else x for x in v], dtype=float)
 
@@ -46,14 +62,6 @@ def interp_weights(centres: np.ndarray, m: float) -> tuple[int, float]:
     """(j, t): m lies between centres j − 1 and j, at the fraction t (clipped to [0, 1])."""
     j = int(np.clip(np.searchsorted(centres, m), 1, centres.size - 1))
     return j, float(np.clip((m - centres[j - 1]) / (centres[j] - centres[j - 1]), 0.0, 1.0))
-
-
-def lambda_at(pol: dict[str, Any], m: float) -> float:
-    """λ̂_θ(m), linear between the polarisation bins' centres (bins without a fit skipped)."""
-    e = np.asarray(pol["mass_edges"], dtype=float)
-    c, v = 0.5 * (e[1:] + e[:-1]), _arr(pol["lambda_theta"])
-    ok = np.isfinite(v)
-    return float(np.interp(m, c[ok], v[ok]))
 
 
 def slope(y: np.ndarray, x: np.ndarray, extra: np.ndarray | None = None) -> tuple[float, float]:
@@ -88,17 +96,11 @@ class Realisation:
         return (1 - self.t) * np.log(y1) + self.t * np.log(y2)
 
     def base(self) -> np.ndarray:
-        """1/ε × the like-sign factor of every pair (outside the region: 1 for OS, the median
-        of its yield bin's SS pairs for SS)."""
+        """1/ε × the like-sign factor of every pair (``lambda_nsig.base_weights``, per yield
+        bin)."""
         d = self.df
         w, acc, eff, q, m = (d[c].to_numpy() for c in ("weight", "acc", "eff", "charge", "m"))
-        base = w * acc
-        for half in (m < self.mid, m >= self.mid):
-            ss = half & (q != 0) & (w != 0)
-            kb = float(np.median(base[ss] * eff[ss])) if ss.any() else -1.0
-            fill = half & (w == 0)
-            base[fill] = np.where(q[fill] == 0, 1.0, kb) / eff[fill]
-        return base
+        return _nsig.base_weights(w, acc, eff, q, (m >= self.mid).astype(int))
 
 
 def acceptance(cfg: Any, run: Path) -> Any:
@@ -107,11 +109,10 @@ def acceptance(cfg: Any, run: Path) -> Any:
     return fiducial_from_config(cfg.model_copy(update={"output": str(run)})).acceptance
 
 
-def within(cfg: Any, r: Realisation, mass: float) -> float:
+def within(cfg: Any, r: Realisation, am: Any, mass: float) -> float:
     """Corr(ln Y_F(m), λ̂(m)) from influence functions within one realisation."""
     from gammastar.polarisation import _NewtonPass, angular_functions, fit_lambdas
 
-    am = acceptance(cfg, r.run)
     d = r.all
     m, pt, pz = (d[c].to_numpy() for c in ("m", "pT", "pz"))
     p, th = np.hypot(pt, pz), np.arctan2(pt, pz)
@@ -147,9 +148,8 @@ def within(cfg: Any, r: Realisation, mass: float) -> float:
     return float(np.sum(coef * inf_l) / np.sqrt(np.sum(coef**2) * np.sum(inf_l**2)))
 
 
-def region_slopes(cfg: Any, r: Realisation, shift: float) -> tuple[float, float]:
+def region_slopes(cfg: Any, r: Realisation, am: Any, shift: float) -> tuple[float, float]:
     """d ln Y_F(m)/dλ for a common shift of λ_θ at every node: region held, following."""
-    am = acceptance(cfg, r.run)
     d = r.df
     m, pt, pz = (d[c].to_numpy() for c in ("m", "pT", "pz"))
     a0 = am.lookup(m, pt, pz)
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         a0 = am0.lookup(*(d[c].to_numpy() for c in ("m", "pT", "pz")))
         y.append(r.ln_y(w))
         y0.append(r.ln_y(np.where(a0 > 0, w * acc / np.where(a0 > 0, a0, 1.0), 0.0)))
-        lam.append(lambda_at(r.sel["polarisation"], args.mass))
+        lam.append(float(_scatter.lambda_at(r.sel["polarisation"], [args.mass])[0][0]))
         edges.append(r.sel["polarisation"]["mass_edges"][1:4])
     y, y0, lam, edges = map(np.asarray, (y, y0, lam, edges))
     res = {
@@ -207,8 +207,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }  # fmt: skip
     for s in args.within:
         r = Realisation(args.workdir / f"seed{s}", args.mass)
-        res["within_corr"][s] = within(cfg, r, args.mass)
-        res["region_slopes"][s] = region_slopes(cfg, r, args.shift)
+        am = acceptance(cfg, r.run)
+        res["within_corr"][s] = within(cfg, r, am, args.mass)
+        res["region_slopes"][s] = region_slopes(cfg, r, am, args.shift)
     print(f"over {len(y)} realisations at m = {args.mass:g} GeV: ln Y_F on λ̂ "
           f"{res['slope_ln_yf'][0]:+.3f} ± {res['slope_ln_yf'][1]:.3f}; Y0 (A at λ = "
           f"{args.fixed_lambda:g}) {res['slope_ln_y0'][0]:+.3f} ± {res['slope_ln_y0'][1]:.3f} "

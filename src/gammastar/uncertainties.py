@@ -56,6 +56,7 @@ __all__ = [
     "acceptance_map_variation",
     "at_masses",
     "interpolated_error",
+    "lambda_tables",
     "lambda_theta_variation",
     "like_sign_variation",
     "read_uncertainties",
@@ -573,6 +574,17 @@ def _map_statistics(
     )  # fmt: skip
 
 
+def lambda_tables(nominal: Any, edges: ArrayLike, dl: ArrayLike) -> tuple[Any, Any]:
+    """The per-pair acceptance at λ_θ(m) + δλ(m) and at λ_θ(m) − δλ(m) (clipped to [−1, 1])
+    around ``nominal``'s, δλ given per mass bin of ``edges`` and taken to the table's mass
+    nodes as :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes` takes values:
+    from the decay-angle moments, without a new tabulation. The tables of the
+    ``acceptance_lambda_theta`` nuisance (and of ``benchmarks/lambda_nsig.py``)."""
+    lam = np.broadcast_to(np.asarray(nominal.lambda_theta, dtype=float), nominal.m_grid.shape)
+    dnode = nominal.lambda_nodes(edges, dl)
+    return tuple(nominal.with_lambda(np.clip(lam + s * dnode, -1.0, 1.0)) for s in (1, -1))
+
+
 def _lambda_nuisance(
     cfg: Any,
     pairs: Any,
@@ -606,12 +618,7 @@ def _lambda_nuisance(
     if not np.any(np.isfinite(dl) & (dl > 0)):
         z = np.zeros(edges.size - 1)
         return z, z, "λ_θ with a zero error"
-    lam = np.broadcast_to(np.asarray(nominal.lambda_theta, dtype=float), nominal.m_grid.shape)
-    dnode = nominal.lambda_nodes(edges, dl)
-    tables = (
-        nominal.with_lambda(np.clip(lam + dnode, -1.0, 1.0)),
-        nominal.with_lambda(np.clip(lam - dnode, -1.0, 1.0)),
-    )
+    tables = lambda_tables(nominal, edges, dl)
     up, down = lambda_theta_variation(
         pairs, edges, nominal, tables, min_acceptance=float(cfg.unfold.min_acceptance)
     )
