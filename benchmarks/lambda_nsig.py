@@ -98,20 +98,6 @@ def bin_shifts(table: Any, mass_edges, values, errors) -> dict[str, np.ndarray]:
     return {k: table.lambda_nodes(mass_edges, e) for k, e in bin_errors(values, errors).items()}
 
 
-def base_weights(w, acc, eff, charge, bins) -> np.ndarray:
-    """Each pair's 1/ε times its like-sign factor: ``w·acc`` inside the selection's region;
-    outside it (``w`` = 0) 1/ε for OS and, for SS, the median factor of the SS pairs of its
-    ``bins`` entry (their ``w·acc·ε``; −1 if there are none) over ε. What a pair would weigh
-    with its A divided out, for a region that follows λ_θ."""
-    base = np.asarray(w, dtype=float) * acc
-    for k in np.unique(bins[w == 0]):
-        ss = (bins == k) & (charge != 0) & (w != 0)
-        kb = float(np.median(base[ss] * eff[ss])) if ss.any() else -1.0
-        fill = (bins == k) & (w == 0)
-        base[fill] = np.where(charge[fill] == 0, 1.0, kb) / eff[fill]
-    return base
-
-
 def reweighted_run(
     cfg: Any, run: Path, dest: Path, nominal: Any, table: Any, shift: np.ndarray | None = None
 ) -> Path:
@@ -127,6 +113,7 @@ def reweighted_run(
     import pandas as pd
 
     import gammastar
+    from gammastar.uncertainties import acceptance_free_weights
 
     if dest.exists():
         shutil.rmtree(dest)
@@ -148,7 +135,7 @@ def reweighted_run(
         eff, q = pairs["eff"].to_numpy(), pairs["charge"].to_numpy()
         edges = np.asarray(json.loads((run / "yields.json").read_text())["aprime"]["bin_edges"])
         b = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, edges.size - 2)
-        base = base_weights(w, acc, eff, q, b)
+        base = acceptance_free_weights(w, acc, eff, q, b)
         ok = a1 >= amin
         pairs["weight"] = np.where(ok, base / np.where(ok, a1, 1.0), 0.0)
         pairs["acc"] = a1
@@ -163,6 +150,28 @@ def reweighted_run(
     sub = cfg.model_copy(update={"output": str(dest)})
     gammastar.yields(sub, force=True, plots=False, theory=False)
     return dest
+
+
+def package_moving(cfg: Any, run: Path, doc: dict, nominal: Any, masses) -> dict[str, list]:
+    """The package's moving-region λ_θ variation on the run's pairs
+    (:func:`gammastar.uncertainties.lambda_theta_moving_variation`): r = (|up| + |down|)/2 of the
+    fiducial yield (what ``yields.json`` quotes) and of the full-phase-space yield with the
+    extrapolation refitted in each moved region, interpolated to ``masses``."""
+    import pandas as pd
+
+    from gammastar.extrapolation import Extrapolation
+    from gammastar.uncertainties import lambda_theta_moving_variation
+
+    pairs = pd.read_parquet(run / "pairs.parquet")
+    ap = doc["aprime"]
+    kw = {"min_acceptance": float(cfg.unfold.min_acceptance)}
+    out = {}
+    for key, ex in (("fiducial", None), ("refit", Extrapolation.from_dict(doc["extrapolation"]))):
+        up, down = lambda_theta_moving_variation(
+            pairs, ap["bin_edges"], nominal, doc["polarisation"], extrapolation=ex, **kw
+        )
+        out[key] = np.interp(masses, ap["mass"], 0.5 * (abs(up) + abs(down))).tolist()
+    return out
 
 
 def nsig(run: Path, flow: Any, geo: Any, masses, ctaus, samples: int, seed: int,
@@ -293,17 +302,36 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 "refit": parts(nom, fixed["up"], fixed["down"], "ln_n", dl),
             }
             print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+        # each polarisation bin alone with the region following λ′ (the bins are independent)
+        for name, e in bin_errors(pol["lambda_theta"], pol["lambda_theta_err"]).items():
+            t_up, t_down = variations[name]
+            shift = np.nan_to_num(e)
+            runs = {
+                side: reweighted_run(cfg, run, args.workdir / f"lambda_{name}m_{side}", nominal,
+                                     t, sg * shift)
+                for side, t, sg in (("up", t_up, 1), ("down", t_down, -1))
+            }  # fmt: skip
+            fixed = {k: nsig(r, flow, geo, **kw) for k, r in runs.items()}
+            changes[f"{name}_moving"] = {
+                "yield_fiducial": parts(nom, fixed["up"], fixed["down"], "ln_yf", dl),
+                "refit": parts(nom, fixed["up"], fixed["down"], "ln_n", dl),
+            }
+            print(f"{name}_moving: {time.perf_counter() - t0:.0f} s", flush=True)
     unc = load_yields(run / "yields.json").uncertainties or {}
     quoted = at_masses(unc, masses).get("acceptance_lambda_theta")
-    bins = [k for k in changes if k.startswith("bin")]
+    package = package_moving(cfg, run, doc, nominal, masses) if args.moving_region else None
+    bins = [k for k in changes if k.startswith("bin") and not k.endswith("_moving")]
 
-    def quad(key: str) -> np.ndarray:  # the independent bins' changes in quadrature
-        return np.sqrt(sum(np.asarray(changes[k][key]["rel"]) ** 2 for k in bins))
+    def quad(key: str, suffix: str = "") -> np.ndarray:  # the independent bins in quadrature
+        return np.sqrt(sum(np.asarray(changes[k + suffix][key]["rel"]) ** 2 for k in bins))
 
     independent = {
         "yield_fiducial": quad("yield_fiducial").tolist(),
         "refit": quad("refit").tolist(),
     }
+    if args.moving_region:
+        independent["yield_fiducial_moving"] = quad("yield_fiducial", "_moving").tolist()
+        independent["refit_moving"] = quad("refit", "_moving").tolist()
     al = changes["all"]
     print(f"λ_θ ± δλ(m) at m = {masses}: δλ = {np.round(dl, 4).tolist()}; bins: {len(bins)}")
     print(
@@ -324,23 +352,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             )
     if args.moving_region:
         print(
-            "| m (GeV) | cτ (m) | λ̂_k ± σ_k, region held: Y_F r / N r | region following λ′: Y_F r / N r |"
+            "| m (GeV) | cτ (m) | λ̂_k ± σ_k, region held: Y_F r / N r | region following λ′: "
+            "Y_F r / N r | each bin alone, region following, in quadrature: Y_F r / N r |"
         )
-        print("| --- | --- | --- | --- |")
+        print("| --- | --- | --- | --- | --- |")
         fx, mv = changes["pol_fixed_region"], changes["pol_moving_region"]
         for i, m in enumerate(masses):
             for k, ct in enumerate(args.ctaus):
                 print(
                     f"| {m:g} | {ct:g} | {fx['yield_fiducial']['rel'][i]:.4f} / "
                     f"{fx['refit']['rel'][i][k]:.4f} | {mv['yield_fiducial']['rel'][i]:.4f} / "
-                    f"{mv['refit']['rel'][i][k]:.4f} |"
+                    f"{mv['refit']['rel'][i][k]:.4f} | "
+                    f"{independent['yield_fiducial_moving'][i]:.4f} / "
+                    f"{independent['refit_moving'][i][k]:.4f} |"
                 )
+        print(
+            "package (gammastar.uncertainties.lambda_theta_moving_variation) at m = "
+            f"{masses}: fiducial yield r {np.round(package['fiducial'], 4).tolist()} (the "
+            f"nuisance), full-phase-space yield with the refit r "
+            f"{np.round(package['refit'], 4).tolist()}"
+        )
     out = {
         "benchmark": "lambda_nsig", "config": str(args.config), "run": str(run),
         "masses": masses, "ctaus": args.ctaus, "samples": args.samples, "seed": args.seed,
         "delta_lambda": dl.tolist(),
         "nuisance_rel": None if quoted is None else np.asarray(quoted).tolist(),
-        "changes": changes, "independent_bins": independent,
+        "changes": changes, "independent_bins": independent, "package_moving": package,
         "seconds": round(time.perf_counter() - t0, 1),
     }  # fmt: skip
     print(json.dumps(out))

@@ -50,7 +50,6 @@ def _script(name: str) -> Any:
     return mod
 
 
-_nsig = _script("lambda_nsig")  # base_weights
 _scatter = _script("stat_scatter")  # lambda_at
 
 
@@ -96,11 +95,13 @@ class Realisation:
         return (1 - self.t) * np.log(y1) + self.t * np.log(y2)
 
     def base(self) -> np.ndarray:
-        """1/ε × the like-sign factor of every pair (``lambda_nsig.base_weights``, per yield
+        """1/ε × the like-sign factor of every pair (``uncertainties.acceptance_free_weights``, per yield
         bin)."""
         d = self.df
         w, acc, eff, q, m = (d[c].to_numpy() for c in ("weight", "acc", "eff", "charge", "m"))
-        return _nsig.base_weights(w, acc, eff, q, (m >= self.mid).astype(int))
+        from gammastar.uncertainties import acceptance_free_weights
+
+        return acceptance_free_weights(w, acc, eff, q, (m >= self.mid).astype(int))
 
 
 def acceptance(cfg: Any, run: Path) -> Any:

@@ -502,3 +502,36 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     assert lin_a["external"][0] > 0.05  # (the fit's T hardly moves f_F on this toy: ~10⁻⁶)
     with pytest.raises(ValueError, match="propagation"):
         nsig_relative_error(ex, region, MASS, kin, ks, [1.0], propagation="quadratic")
+
+
+class _NarrowRegion(_ToyRegion):
+    """The toy's region at a higher ``min_acceptance`` (0.1): a region that moved."""
+
+    def contains(self, m, qt, e):
+        return self.acceptance(m, qt, e) >= 0.1
+
+
+@pytest.mark.parametrize("y_sigma", [(1.3, 0.1), None])
+def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
+    """:func:`refit_fractions` redoes ``ex``'s fit (its groups, fixed ȳ, external or fitted σ_y,
+    the reference seeds) on other weights in another region: on the same pairs and region it
+    returns ``ex``'s f_F, in a narrower region with the pairs below it dropped it returns what
+    a new :func:`fit_extrapolation` there gives (both to the fits' tolerance, 1e-6 of f_F);
+    with no group to refit (σ_y fixed) ``ex``'s f_F is returned unchanged."""
+    from gammastar.extrapolation import refit_fractions
+
+    region, narrow = _ToyRegion(), _NarrowRegion()
+    m, pt, y, w = _toy(region, 20_000, seed=41)
+    kw = {} if y_sigma is None else {"y_sigma": y_sigma, "y_sigma_source": "toy"}
+    ex = _fit(region, (m, pt, y, w), **kw)
+    same = refit_fractions(ex, m, pt, y, w, region, seed=7)
+    np.testing.assert_allclose(same, ex.fiducial_fraction, rtol=1e-6)
+    a = region.acceptance(MASS, pt, np.sqrt(pt**2 + MASS**2) * np.cosh(y))
+    w2 = np.where(a >= 0.1, w, 0.0)
+    new = _fit(narrow, (m, pt, y, w2), **kw)
+    got = refit_fractions(ex, m, pt, y, w2, narrow, seed=7)
+    assert got[0] < 0.95 * ex.fiducial_fraction[0]  # the region is smaller (0.77 vs 0.84)
+    np.testing.assert_allclose(got, new.fiducial_fraction, rtol=1e-6)
+    if y_sigma is not None:
+        kept = refit_fractions(ex, m, pt, y, w2, narrow, groups=[], seed=7)
+        np.testing.assert_array_equal(kept, ex.fiducial_fraction)

@@ -667,3 +667,68 @@ def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
     assert hi > 100.0
     np.testing.assert_allclose(ax.collections[0].get_offsets()[:, 0], [1.0, 0.01])
     plt.close(fig)
+
+
+class _LinearTable:
+    """A stand-in per-pair acceptance A = a(p_T) + 0.1·λ_θ(m), λ_θ linear between three mass
+    nodes, with the table's λ interface (``with_lambda``, ``lambda_nodes``)."""
+
+    m_grid = np.array([0.2, 0.5, 0.8])
+
+    def __init__(self, lam=0.0):
+        self.lambda_theta = np.broadcast_to(np.asarray(lam, dtype=float), (3,))
+
+    def lookup(self, m, pt, pz):
+        base = np.where(np.asarray(pt) > 1.5, 0.045, 0.06)
+        return base + 0.1 * np.interp(m, self.m_grid, self.lambda_theta)
+
+    def with_lambda(self, lam):
+        return _LinearTable(lam)
+
+    def lambda_nodes(self, mass_edges, values):
+        from gammastar.pair_acceptance import PairAcceptance
+
+        return PairAcceptance.lambda_nodes(self, mass_edges, values)
+
+
+def test_lambda_theta_moving_variation_moves_the_region_with_each_bin():
+    """Each polarisation bin's λ̂ moved alone; pairs cross A = min_acceptance both ways:
+    entering ones weigh 1/ε (OS) or the bin's like-sign factor / ε (SS) over A_λ′; the bins'
+    changes add in quadrature (hand-computed from A = a(p_T) + 0.1 λ(m))."""
+    from gammastar.uncertainties import lambda_theta_moving_variation
+
+    a = 0.06
+    pairs = {  # p1 in F, p2 (OS) and p4 (SS) outside it, p5 SS in F (factor 0.8), p6, p3
+        "m": [0.2, 0.2, 0.2, 0.2, 0.5, 0.8],
+        "pT": [1, 2, 2, 1, 1, 1],
+        "pz": [50] * 6,
+        "charge": [0, 0, 2, -2, 0, 0],
+        "eff": [1.0, 0.5, 1.0, 1.0, 1.0, 1.0],
+        "acc": [a, 0.045, 0.045, a, a, a],
+        "weight": [1 / a, 0.0, 0.0, -0.8 / a, 1 / a, 1 / a],
+    }
+    pol = {"mass_edges": [0.2, 0.5, 0.8], "lambda_theta": [0.0, 0.0],
+           "lambda_theta_err": [0.08, 0.16]}  # fmt: skip
+    up, down = lambda_theta_moving_variation(
+        pairs, [0.1, 0.45, 0.55, 0.9], _LinearTable(), pol, min_acceptance=0.05
+    )
+    y0 = 1 / a - 0.8 / a
+    # bin 0 up: λ′(0.2) = 0.08, A 0.068 in F and 0.053 for the entering pairs (bin 1 leaves
+    # λ(0.2) alone)
+    want_up0 = (1 / 0.068 + 2 / 0.053 - 0.8 / 0.053 - 0.8 / 0.068) / y0 - 1
+    want_down0 = (1 / 0.052 - 0.8 / 0.052) / y0 - 1  # A 0.052: still inside; 0.037: still out
+    # 0.5 GeV, half-way between the bins' centres: λ′ = ±0.04 (bin 0) and ±0.08 (bin 1)
+    d_up = [a / (a + 0.004) - 1, a / (a + 0.008) - 1]
+    d_down = [a / (a - 0.004) - 1, a / (a - 0.008) - 1]
+    np.testing.assert_allclose(up[0], want_up0, rtol=1e-12)
+    np.testing.assert_allclose(down[0], want_down0, rtol=1e-12)
+    np.testing.assert_allclose(up[1], -np.hypot(*d_up), rtol=1e-12)
+    np.testing.assert_allclose(down[1], np.hypot(*d_down), rtol=1e-12)
+    # 0.8 GeV: bin 1 moves λ by ±0.16: A 0.076, and 0.044 < min_acceptance (the pair leaves)
+    np.testing.assert_allclose([up[2], down[2]], [a / 0.076 - 1, -1.0], rtol=1e-12)
+    # no measured error: no change
+    zero = dict(pol, lambda_theta_err=[None, 0.0])
+    z = lambda_theta_moving_variation(
+        pairs, [0.1, 0.45, 0.55, 0.9], _LinearTable(), zero, min_acceptance=0.05
+    )
+    np.testing.assert_array_equal(np.concatenate(z), 0.0)

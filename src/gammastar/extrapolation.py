@@ -55,6 +55,7 @@ __all__ = [
     "nsig_error_parts",
     "nsig_relative_error",
     "per_sample_acceptance",
+    "refit_fractions",
     "sandwich_covariance",
 ]
 
@@ -1078,6 +1079,79 @@ def fit_extrapolation(
                          None if alt is None else alt[1], cov,
                          None if cov is None else bin_group, cov_stat, err_stat,
                          variations, external, pt_pow, power is None, cross)  # fmt: skip
+
+
+def refit_fractions(
+    ex: Extrapolation,
+    m: ArrayLike,
+    pt: ArrayLike,
+    y: ArrayLike,
+    weight: ArrayLike,
+    fiducial: Any,
+    *,
+    groups: ArrayLike | None = None,
+    seed: int = 0,
+) -> NDArray[np.float64]:
+    """f_F per mass bin of ``ex``'s model fitted again to other weights inside another region.
+
+    The fit of :func:`fit_extrapolation` redone as ``ex`` was made (its fit groups, its fixed
+    ȳ, external σ_y and m_T-power settings, the same reference samples' seeds ``seed + g``),
+    started at ``ex``'s parameters, without errors. Where σ_y and ȳ are fixed the groups' fits
+    are independent and only ``groups`` are refitted (the other bins keep ``ex``'s f_F); with
+    a fitted σ_y or ȳ every group is. What the extrapolation does when the fiducial region
+    follows a varied λ_θ (:func:`gammastar.uncertainties.lambda_theta_moving_variation`).
+
+    Arguments:
+        ex: the nominal :class:`Extrapolation` (with its fit groups, ``bin_group``).
+        m, pt, y, weight: the pairs with their new weights (0 outside ``fiducial``).
+        fiducial: the new :class:`~gammastar.pair_acceptance.FiducialRegion`.
+        groups: the fit groups to refit (default: all).
+        seed: :func:`fit_extrapolation`'s ``seed`` of the nominal fit.
+
+    Returns:
+        f_F per mass bin of ``ex``.
+
+    Raises:
+        ValueError: ``ex`` has no fit groups (written before they were recorded).
+    """
+    if ex.bin_group is None:
+        raise ValueError("this extrapolation has no fit groups (no covariance): refit it")
+    m, pt, y, w = (np.asarray(a, dtype=np.float64) for a in (m, pt, y, weight))
+    use = (w != 0) & np.isfinite(y) & (pt > 0)
+    m, pt, y, w = m[use], pt[use], y[use], w[use]
+    edges = np.asarray(ex.edges, dtype=np.float64)
+    idx = np.searchsorted(edges, m, side="right") - 1
+    bg = np.asarray(ex.bin_group)
+    n_g = int(bg.max()) + 1
+    external = ex.y_sigma_external
+    mu_fixed = float(ex.y_mean[0]) if ex.y_mean_fixed else None
+    sigma = float(external["value"]) if external else None
+    power = None if ex.pt_power_fitted else float(ex.power_at(ex.mass[:1])[0])
+    todo = range(n_g) if groups is None or mu_fixed is None or sigma is None else groups
+    data, fitted, first = [], [], []
+    for g in sorted({int(g) for g in todo}):
+        bins = np.flatnonzero(bg == g)
+        k = np.isin(idx, bins)
+        ws = float(np.sum(w[k]))
+        if ws <= 0:
+            continue
+        m_c = float(np.sum(w[k] * m[k]) / ws)
+        data.append((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + g)))
+        fitted.append(bins)
+        first.append(bins[0])
+    frac = np.array(ex.fiducial_fraction, dtype=np.float64)
+    if not data:
+        return frac
+    first = np.asarray(first)
+    a0 = ex.power_at(ex.mass[first])
+    x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
+    x, _ = _fit_joint(data, (), sigma=sigma, mu_fixed=mu_fixed, power=power, x_start=x0)
+    for j, bins in enumerate(fitted):
+        par = _group_params(x, j, len(data), power)
+        for i in bins:
+            c = float(ex.mass[i])
+            frac[i] = fiducial_fraction(fiducial, c, par, _grid_in_f(fiducial, c))
+    return frac
 
 
 def _pt_power(pt_power: float | str) -> float | None:
