@@ -16,9 +16,10 @@ Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
   unfolded, subtracted sum of weights).
 * ``acceptance_lambda_theta`` – the per-pair acceptance A(m, q) recomputed at λ_θ ± δλ
   (:class:`gammastar.pair_acceptance.PairAcceptance`), each pair re-weighted by
-  A_λ/A_{λ±δλ}; δλ from ``yields.json`` ``polarisation.lambda_theta_err`` when measured (the
-  error of λ_θ(m) interpolated between the independent bins, :func:`interpolated_error`), else
-  ``uncertainties.lambda_theta_err``.
+  A_λ/A_{λ±δλ}. A configured λ_θ (``uncertainties.lambda_theta_err``) holds the fiducial
+  region (:func:`lambda_theta_variation`); a measured one (``yields.json``
+  ``polarisation.lambda_theta_err``) moves it as the selection's own region moves with λ̂,
+  each polarisation bin alone, in quadrature (:func:`lambda_theta_moving_variation`).
 * ``acceptance_map_stat`` – the statistics of an ``unfold.acceptance_map`` (2-D or 3-D): each
   map bin's binomial error √(A(1 − A)/N) (N its ``<key>_generated`` count) propagated to the
   yield per mass bin (:func:`acceptance_map_variation`; the pairs of one map bin share its
