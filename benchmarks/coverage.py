@@ -582,6 +582,48 @@ def _points(arm: dict[str, Any]) -> list[tuple[float, float]]:
     return sorted({(r["mass"], r["ctau"]) for r in arm.get("rows", [])})
 
 
+REGRESSORS = ("y_sigma", "pt_form", "lambda_theta_shift", "r_factor")
+"""The drawn parameters :func:`drawn_regression` takes as covariates (those a row has)."""
+
+
+def drawn_regression(rows: list[dict[str, Any]], drawn: dict[int, dict[str, float]],
+                     y_sigma: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Per (mass, cτ): the least-squares slopes of ln N_truth, ln N_dd and ln(N_dd/N_truth) on
+    the full arm's drawn parameters (:data:`REGRESSORS`, each realisation's draws by seed),
+    with their standard errors, and the residual scatter of ln(N_dd/N_truth). A systematic's
+    quoted size is right when the realised bias slope times the prior's width matches it; for
+    σ_y (``y_sigma``: the drawn value's centre) the quoted external part per unit σ_y is
+    given beside it (√(``extrapolation_varied``² − ``extrapolation_fit``²) over the prior's
+    width, the median over the rows: exact when ``varied`` holds no model form)."""
+    out = []
+    for m, ct in sorted({(r["mass"], r["ctau"]) for r in rows}):
+        sel = [r for r in rows if (r["mass"], r["ctau"]) == (m, ct) and r["seed"] in drawn]
+        names = [k for k in REGRESSORS if all(k in drawn[r["seed"]] for r in sel)]
+        if len(sel) <= len(names) + 1:
+            continue
+        centre = {"y_sigma": y_sigma or 0.0, "r_factor": 1.0}
+        x = np.array([[1.0] + [drawn[r["seed"]][k] - centre.get(k, 0.0) for k in names]
+                      for r in sel])  # fmt: skip
+        xtx = np.linalg.inv(x.T @ x)
+        row: dict[str, Any] = {"mass": m, "ctau": ct, "n": len(sel), "covariates": names}
+        for key, y in (("truth", np.log([r["nsig_truth"] for r in sel])),
+                       ("dd", np.log([r["nsig_dd"] for r in sel])),
+                       ("bias", np.log([r["nsig_dd"] / r["nsig_truth"] for r in sel]))):  # fmt: skip
+            beta = xtx @ x.T @ y
+            res = y - x @ beta
+            se = np.sqrt(np.diag(xtx) * res.var(ddof=x.shape[1]))
+            row[key] = {k: [float(beta[i + 1]), float(se[i + 1])] for i, k in enumerate(names)}
+            if key == "bias":
+                row["bias_sd"], row["bias_residual_sd"] = float(y.std()), float(res.std())
+        parts = [r["sigma"] for r in sel]
+        if all("extrapolation_varied" in p and "extrapolation_fit" in p for p in parts):
+            ext = [math.sqrt(max(p["extrapolation_varied"] ** 2 - p["extrapolation_fit"] ** 2,
+                                 0.0)) for p in parts]  # fmt: skip
+            row["quoted_external"] = float(np.median(ext))
+        out.append(row)
+    return out
+
+
 def merge(paths: list[Path]) -> dict[str, Any]:
     """The coverage tables of the realisations of several outputs of this script (each arm's
     ``rows``, pulls recomputed from them as :func:`main` makes them), for seed ranges run in
@@ -623,17 +665,46 @@ def merge(paths: list[Path]) -> dict[str, Any]:
         ctaus = sorted({r["ctau"] for r in rows})
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
+        drawn_by_seed = {}
+        for (_, a), o in zip(held, (o for o in outs if arm in o["arms"]), strict=True):
+            first = (o.get("seeds") or [None])[0]
+            if first is not None:
+                drawn_by_seed.update(zip(range(first, first + len(a.get("drawn", []))),
+                                         a.get("drawn", []), strict=True))  # fmt: skip
+        regression = drawn_regression(rows, drawn_by_seed, _y_sigma_centre(outs[0]))
+        for g in regression:
+            print(f"m {g['mass']:g} ctau {g['ctau']:g}: ln(dd/truth) sd {g['bias_sd']:.4f}, "
+                  f"less the draws {g['bias_residual_sd']:.4f}; slopes (truth / dd / bias): "
+                  + "; ".join(f"{k} {g['truth'][k][0]:+.3f} / {g['dd'][k][0]:+.3f} / "
+                              f"{g['bias'][k][0]:+.3f} ± {g['bias'][k][1]:.3f}"
+                              for k in g["covariates"])
+                  + (f"; quoted external {g['quoted_external']:.4f}"
+                     if "quoted_external" in g else ""), flush=True)  # fmt: skip
         arms[arm] = {
             "realisations": len({r["seed"] for r in rows}),
             **{f: ref.get(f) for f in MERGE_ARM_HEADER},
             "drawn": [d for _, a in held for d in a.get("drawn", [])],
             "table": table,
+            "regression": regression,
             "rows": [{k: v for k, v in r.items() if k != "pulls"} for r in rows],
         }
     out = {"benchmark": "coverage", "merged": [str(p) for p in paths],
            **{f: outs[0].get(f) for f in MERGE_HEADER}, "arms": arms}  # fmt: skip
     print(json.dumps(out))
     return out
+
+
+def _y_sigma_centre(out: dict[str, Any]) -> float | None:
+    """The config's external σ_y (``yields.extrapolation_y_sigma.value``) of an output, the
+    centre of the drawn σ_y (``None``: not readable, or not configured)."""
+    from gammastar.config import load_config
+    from gammastar.errors import GammastarError
+
+    try:
+        ys = load_config(out["config"]).yields.extrapolation_y_sigma
+    except (GammastarError, OSError, KeyError, TypeError):  # the config moved: no centre
+        return None
+    return None if ys is None else float(ys.value)
 
 
 def add_truth_arguments(ap: argparse.ArgumentParser) -> None:

@@ -331,3 +331,34 @@ def test_truth_from_refuses_another_runs_truth(cov, tmp_path, capsys, header, ex
     msg = _error(cov, capsys, _truth_args(tmp_path, path, *extra))
     assert f"--truth-from {path}: " in msg
     assert message in msg
+
+
+def test_drawn_regression_recovers_the_slopes_of_the_draws(cov):
+    """The merge's regression of ln N on the full arm's draws: rows made with ln N_truth =
+    −0.6 (σ_y − 1.25) + 0.05 a exactly and ln(N_dd/N_truth) = 0.1 (σ_y − 1.25) + N(0, 0.01)
+    give the truth's slopes to rounding and the bias's within 4 standard errors, which are
+    the least-squares ones (0.01/√(Σ(σ_y − mean)²) for σ_y, the draws nearly uncorrelated);
+    the residual scatter is the noise's; a row whose seed has no draws is left out."""
+    rng = np.random.default_rng(5)
+    seeds = list(range(200))
+    drawn = {s: {"y_sigma": float(1.25 + 0.2 * rng.standard_normal()),
+                 "pt_form": float(rng.choice([-1.2247, 0.0, 1.2247]))} for s in seeds}  # fmt: skip
+    rows = []
+    for s in [*seeds, 999]:
+        d = drawn.get(s, {"y_sigma": 1.25, "pt_form": 0.0})
+        truth = np.exp(-0.6 * (d["y_sigma"] - 1.25) + 0.05 * d["pt_form"])
+        dd = truth * np.exp(0.1 * (d["y_sigma"] - 1.25) + 0.01 * rng.standard_normal())
+        rows.append({"seed": s, "mass": 0.3, "ctau": 1.0, "nsig_dd": dd, "nsig_truth": truth,
+                     "sigma": {"extrapolation_varied": 0.05, "extrapolation_fit": 0.03}})  # fmt: skip
+    (g,) = cov.drawn_regression(rows, drawn, y_sigma=1.25)
+    assert g["n"] == 200
+    assert g["covariates"] == ["y_sigma", "pt_form"]
+    assert g["truth"]["y_sigma"][0] == pytest.approx(-0.6, abs=1e-9)
+    assert g["truth"]["pt_form"][0] == pytest.approx(0.05, abs=1e-9)
+    slope, se = g["bias"]["y_sigma"]
+    ys = np.array([drawn[s]["y_sigma"] for s in seeds])
+    assert se == pytest.approx(0.01 / np.sqrt(np.sum((ys - ys.mean()) ** 2)), rel=0.2)
+    assert abs(slope - 0.1) < 4 * se
+    assert abs(g["bias"]["pt_form"][0]) < 4 * g["bias"]["pt_form"][1]
+    assert g["bias_residual_sd"] == pytest.approx(0.01, rel=0.15)  # 200 draws: ±5%
+    assert g["quoted_external"] == pytest.approx(0.04)  # √(0.05² − 0.03²)
