@@ -395,10 +395,10 @@ def lambda_theta_moving_variation(
             w1 = np.where(a1 == a0, w, w1)  # where λ′ = λ̂: the same table values, exactly
             frac = None
             if extrapolation is not None:
-                moved = w1 != w  # exactly where λ′ = λ̂ (the same table values)
-                reach = np.unique(groups[np.unique(ex_bin[moved])]) if moved.any() else []
+                moved = w1 != w  # the pairs at masses where λ′ ≠ λ̂: their fit groups
+                touched = np.unique(groups[np.unique(ex_bin[moved])]) if moved.any() else []
                 region = FiducialRegion(table, min_acceptance)
-                frac = refit_fractions(extrapolation, m, pt, y, w1, region, groups=reach,
+                frac = refit_fractions(extrapolation, m, pt, y, w1, region, groups=touched,
                                        seed=seed)  # fmt: skip
             with np.errstate(divide="ignore", invalid="ignore"):
                 shifts[sign].append(np.where(y0 != 0, full(w1, frac) / y0 - 1.0, np.nan))
