@@ -305,3 +305,23 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
         assert row["rel"] == pytest.approx(max(want), rel=1e-9)
         assert 0 < row["rel"] < rel_yield
         assert out.limits[i].expected["0"] < first.limits[i].expected["0"]
+
+
+def test_measured_lambda_nuisance_moves_the_region(run):
+    """With ``decay_lambda_theta: measured`` the ``acceptance_lambda_theta`` nuisance is the
+    moving-region one (each polarisation bin alone, the region following λ′): its origin says
+    so, and its size at every filled mass bin is finite, positive and below a loose ceiling:
+    A(λ) = (⟨a⟩ + λ⟨c²a⟩)/(1 + λ⟨c²⟩) changes by less than |δλ| relative (⟨c²a⟩ ≤ ⟨a⟩,
+    ⟨c²⟩ ≤ 1), so r stays below max σ_k plus the share of the pairs crossing the edge; the
+    ceiling is that bound with the largest σ_k of the run's own measurement (a wrong weighting,
+    e.g. entering pairs at 1/ε without their 1/A′, breaks it)."""
+    _, _, doc = run
+    nu = doc["uncertainties"]["nuisances"]["acceptance_lambda_theta"]
+    assert "fiducial region following it" in nu["origin"]
+    y = np.array([np.nan if v is None else v for v in doc["aprime"]["per_pot_per_eps2"]])
+    rel = np.array([np.nan if v is None else v for v in nu["rel"]], dtype=float)
+    filled = np.isfinite(y) & (y > 0)
+    assert np.all(np.isfinite(rel[filled]))
+    err = np.array([np.nan if v is None else v for v in doc["polarisation"]["lambda_theta_err"]])
+    crossing = 0.1  # the edge's pairs: ~0.1% of all cross between λ = 0 and λ̂ (select.py)
+    assert np.all((rel[filled] > 0) & (rel[filled] < np.nanmax(err) + crossing))
