@@ -22,10 +22,23 @@ the quoted ``data_stat``, ``fit`` and N's statistical error √(data_stat² + fi
 quadrature sum beside it), and the bootstrap's correlation of Y_F with N/Y_F. Also the fit's part as the nearest bin's group alone
 would give it (the rule until 2026-11-25), for comparison.
 
+With ``--lambda-region`` (session 18) every replica also does what the selection does with a
+measured λ_θ: λ̂_θ(m) refitted on the replica's pairs of the isotropic fiducial region
+(:func:`gammastar.polarisation.measure` on the run's polarisation bins, weights 1/ε × the
+like-sign factor × the Poisson multiplier), the per-pair acceptance at that λ̂ deciding the
+region F′ (A′ ≥ ``unfold.min_acceptance``) and the weights (1/ε × factor / A′), Y_F summed in
+F′, the groups refitted in F′ (their reference samples in F′), and N/Y_F with F′: the nominal
+draw's samples inside F′ (flow ones, and model ones where F′ grew) averaged with equal weights,
+those outside F′ reweighted to the refitted model (flow samples where F′ shrank taken as the
+nominal model's), f_F of F′ by quadrature. So its spread holds the realisation-level
+correlations of λ̂, the region and the yield that no error at a fixed λ̂ sees (docs/reach.md,
+"Coverage on the mock, session 18"); ``--config`` gives the fiducial region (its output set
+to each run).
+
 Usage::
 
     python benchmarks/extrapolation_bootstrap.py --runs RUN [RUN ...] --flow FLOW_DIR \\
-        [--mass 0.3] [--ctaus 1 100] [--replicas 200]
+        [--mass 0.3] [--ctaus 1 100] [--replicas 200] [--lambda-region --config CFG]
 
 The last line is one JSON object.
 """
@@ -57,8 +70,10 @@ def _nearest_group_fit(ex, fid, mass, kin, ks, ctaus):
 
 
 def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, replicas: int,
-              seed: int) -> dict:  # fmt: skip
-    """The bootstrap of one realisation (module docstring)."""
+              seed: int, cfg=None, hold: bool = False) -> dict:  # fmt: skip
+    """The bootstrap of one realisation (module docstring); ``cfg``: the analysis config,
+    with ``--lambda-region`` (:class:`_LambdaRegion`; ``hold``: its machinery with λ̂ and F
+    held, which must give the plain bootstrap's numbers)."""
     import pandas as pd
 
     from gammastar.acceptance import draw
@@ -89,7 +104,10 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
     fit_nearest = _nearest_group_fit(ex, fid, mass, kin, ks, ct)
     data_stat = float(load_yields(run / "yields.json").at([mass])[1][0])
 
-    pairs = pd.read_parquet(run / "pairs.parquet", columns=["event", "m", "pT", "y", "weight"])
+    cols = ["event", "m", "pT", "y", "weight"]
+    if cfg is not None:  # what the λ fit and the per-pair acceptance need
+        cols += ["pz", "charge", "eff", "acc", "cos_theta_hel", "phi_hel"]
+    pairs = pd.read_parquet(run / "pairs.parquet", columns=cols)
     m, pt, y, w, ev = (pairs[c].to_numpy() for c in ("m", "pT", "y", "weight", "event"))
     use = (w != 0) & np.isfinite(y) & (pt > 0)
     edges = np.asarray(ex.edges)
@@ -129,9 +147,27 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
     nom_ny, nom_yf = n_over_yf(t0, a0), y_f(w)
     rng = np.random.default_rng(seed)
     uev, inv = np.unique(ev, return_inverse=True)
-    rows = []
+    moving = None
+    if cfg is not None:
+        moving = _LambdaRegion(cfg.model_copy(update={"output": str(run)}), run, pairs, mass,
+                               kin, acc, (t0, mu, s, a0), bins, b_of, hold)  # fmt: skip
+    rows, lams = [], []
     for _ in range(replicas):
-        wr = w * rng.poisson(1.0, uev.size)[inv]
+        pois = rng.poisson(1.0, uev.size)[inv]
+        if moving is not None:
+            wr, fid_r, yf_r, out_r, e_in_r = moving.replica(pois)
+            tt = aa = 0.0
+            for g, wg in groups.items():
+                k = np.isin(b_of, np.flatnonzero(ex.bin_group == g)) & (wr != 0)
+                m_c = float(np.sum(wr[k] * m[k]) / np.sum(wr[k]))
+                x, _ = _fit_joint([(m[k], pt[k], y[k], wr[k], _Reference(fid_r, m_c, g))],
+                                  fits[g][2], sigma=s, mu_fixed=mu, power=None)  # fmt: skip
+                tt, aa = tt + wg * x[2], aa + wg * x[3]
+            ny = moving.n_over_yf(fid_r, out_r, e_in_r, tt, aa)
+            rows.append((yf_r / nom_yf, *(ny / nom_ny)))
+            lams.append(getattr(moving, "lam", None))
+            continue
+        wr = w * pois
         tt = aa = 0.0
         for g, wg in groups.items():
             k, ref, start = fits[g]
@@ -142,6 +178,9 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
         rows.append((y_f(wr) / nom_yf, *(n_over_yf(tt, aa) / nom_ny)))
     r = np.array(rows)  # (replicas, 1 + n_ct): Y_F/Y_F0, then N/Y_F over its nominal per cτ
     res = {"run": str(run), "mass": mass, "groups": {str(g): v for g, v in groups.items()},
+           "lambda_region": moving is not None,
+           "replica_lambda_theta": [None if v is None else np.asarray(v).tolist() for v in lams],
+           "replica_ratios": np.asarray(rows).tolist(),
            "replicas": replicas, "data_stat": data_stat, "boot_y_f": float(r[:, 0].std(ddof=1)),
            "fit": parts["fit"].tolist(), "fit_nearest_group": fit_nearest.tolist()}  # fmt: skip
     for k, c in enumerate(ct):
@@ -158,6 +197,79 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
     return res
 
 
+class _LambdaRegion:
+    """A replica's λ̂_θ, fiducial region, weights, Y_F and N/Y_F ingredients (``--lambda-region``,
+    module docstring)."""
+
+    def __init__(self, cfg, run, pairs, mass, kin, acc, params, bins, b_of, hold=False):
+        from gammastar.extrapolation import NOMINAL, Extrapolation
+        from gammastar.pair_acceptance import fiducial_from_config
+        from gammastar.uncertainties import acceptance_free_weights
+
+        self.amin, self.hold = float(cfg.unfold.min_acceptance), hold
+        self.table = fiducial_from_config(cfg).acceptance  # at the run's own λ̂
+        doc = json.loads((run / "yields.json").read_text())
+        self.pol_edges = np.asarray(doc["polarisation"]["mass_edges"], dtype=float)
+        self.pairs = pairs
+        m, pt, pz = (pairs[c].to_numpy() for c in ("m", "pT", "pz"))
+        self.m, self.pt, self.pz = m, pt, pz
+        edges = np.asarray(Extrapolation.from_dict(doc["extrapolation"]).edges)
+        self.base = acceptance_free_weights(pairs["weight"].to_numpy(), pairs["acc"].to_numpy(),
+                                            pairs["eff"].to_numpy(), pairs["charge"].to_numpy(),
+                                            np.clip(np.searchsorted(edges, m, side="right") - 1,
+                                                    0, edges.size - 2))  # fmt: skip
+        # the isotropic region and A of the selection's λ fit (A at λ_θ = 0)
+        self.iso = self.table.with_lambda(np.zeros(self.table.m_grid.size)).lookup(m, pt, pz)
+        t0, self.mu, self.s, a0 = params
+        self.mass, self.acc, self.bins, self.b_of = mass, acc, bins, b_of
+        self.qt, self.e = np.asarray(kin["qT"]), np.asarray(kin["E"])
+        self.y_s = np.arccosh(np.maximum(self.e / np.sqrt(self.qt**2 + mass**2), 1.0))
+        # the nominal model's density at every sample (those where F′ shrank are flow ones,
+        # taken as the model's: the two agree at F's edge, where the model is fitted)
+        self.lp0_all = (NOMINAL.log_pt(mass, self.qt, t0, a0)
+                        + NOMINAL.log_y(self.y_s, self.mu, self.s))  # fmt: skip
+
+    def replica(self, pois):
+        """(weights, region F′, Y_F at the mass, samples outside F′, 𝓔 of those inside)."""
+        from gammastar.pair_acceptance import FiducialRegion
+        from gammastar.polarisation import lambda_for_acceptance, measure
+
+        base = self.base * pois
+        ok = self.iso >= self.amin
+        iso_w = np.where(ok, base / np.where(ok, self.iso, 1.0), 0.0)
+        view = {c: self.pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge",
+                                                      "cos_theta_hel", "phi_hel")}  # fmt: skip
+        view.update(weight=iso_w, acc=self.iso)
+        if self.hold:  # the check: λ̂ and F held, the plain bootstrap's numbers
+            table = self.table
+        else:
+            block = measure(view, self.table, self.pol_edges).as_dict()
+            edges, lam = lambda_for_acceptance(block, "bootstrap replica")
+            table = self.table.with_lambda(self.table.lambda_nodes(edges, lam))
+            self.lam = lam  # the replica's λ̂ per polarisation bin (for the record)
+        a1 = table.lookup(self.m, self.pt, self.pz)
+        inside = a1 >= self.amin
+        wr = np.where(inside, base / np.where(inside, a1, 1.0), 0.0)
+        fid = FiducialRegion(table, self.amin)
+        yf = float(np.exp(sum(wb * np.log(np.sum(wr[self.b_of == b])) for b, wb in self.bins)))
+        in_f = fid.contains(np.full(self.qt.size, self.mass), self.qt, self.e)
+        n = self.acc.shape[0]
+        e_in = self.acc[in_f].sum(axis=0) / n
+        return wr, fid, yf, ~in_f, e_in
+
+    def n_over_yf(self, fid, out, e_in, tt, aa):
+        """N/Y_F = 𝓔_in′/f′_samples + (1 − f′)/f′ ⟨a⟩ outside F′ under the refitted model."""
+        from gammastar.extrapolation import NOMINAL, _grid_in_f, fiducial_fraction
+
+        f = fiducial_fraction(fid, self.mass, (tt, self.mu, self.s, aa),
+                              _grid_in_f(fid, self.mass))  # fmt: skip
+        frac_in = 1.0 - out.mean()  # the samples' share inside F′ (the nominal draw's f)
+        lp = (NOMINAL.log_pt(self.mass, self.qt[out], tt, aa)
+              + NOMINAL.log_y(self.y_s[out], self.mu, self.s))  # fmt: skip
+        r = np.exp(lp - self.lp0_all[out])
+        return e_in / frac_in + (1 - f) / f * (r @ self.acc[out] / r.sum())
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=Path, nargs="+", required=True, help="realisations' run dirs")
@@ -168,12 +280,22 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--samples", type=int, default=40_000)
     ap.add_argument("--replicas", type=int, default=200)
     ap.add_argument("--seed", type=int, default=12)
+    ap.add_argument(
+        "--lambda-region", action="store_true",
+        help="each replica refits lambda_theta and moves the fiducial region with it",
+    )  # fmt: skip
+    ap.add_argument(
+        "--hold-lambda", action="store_true",
+        help="with --lambda-region: its machinery with lambda and the region held (a check: "
+        "the plain bootstrap's numbers)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
     from gammastar import flow
     from gammastar.acceptance import Geometry
     from gammastar.config import load_config
 
-    geo = Geometry.from_config(load_config(args.config).detector)
+    cfg = load_config(args.config)
+    geo = Geometry.from_config(cfg.detector)
     model = flow.load(args.flow)
     rows = []
     t0 = time.perf_counter()
@@ -181,7 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not (run / "yields.json").exists() or not (run / "pairs.parquet").exists():
             raise SystemExit(f"{run}: no yields.json or pairs.parquet")
         r = bootstrap(run, model, geo, args.mass, args.ctaus, args.samples, args.replicas,
-                      args.seed)  # fmt: skip
+                      args.seed, cfg if args.lambda_region else None,
+                      args.hold_lambda)  # fmt: skip
         rows.append(r)
         print(f"{run.name}: m {args.mass:g}, groups {r['groups']}; Y_F: boot "
               f"{r['boot_y_f']:.4f} vs data_stat {r['data_stat']:.4f}")  # fmt: skip
@@ -199,6 +322,7 @@ def main(argv: list[str] | None = None) -> dict:
             [r[f"ctau_{c:g}"]["boot_n"] / r[f"ctau_{c:g}"]["quoted_n"] for r in rows])),
     } for k, c in enumerate(args.ctaus)}  # fmt: skip
     out = {"benchmark": "extrapolation_bootstrap", "mass": args.mass, "ctaus": args.ctaus,
+           "lambda_region": args.lambda_region, "hold_lambda": args.hold_lambda,
            "replicas": args.replicas, "seed": args.seed, "mean_ratios": ratios,
            "seconds": time.perf_counter() - t0, "rows": rows}  # fmt: skip
     print(json.dumps(out))
