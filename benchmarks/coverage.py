@@ -592,9 +592,10 @@ def drawn_regression(rows: list[dict[str, Any]], drawn: dict[int, dict[str, floa
     the full arm's drawn parameters (:data:`REGRESSORS`, each realisation's draws by seed),
     with their standard errors, and the residual scatter of ln(N_dd/N_truth). A systematic's
     quoted size is right when the realised bias slope times the prior's width matches it; for
-    σ_y (``y_sigma``: the drawn value's centre) the quoted external part per unit σ_y is
-    given beside it (√(``extrapolation_varied``² − ``extrapolation_fit``²) over the prior's
-    width, the median over the rows: exact when ``varied`` holds no model form)."""
+    σ_y (``y_sigma``: the drawn value's centre) the quoted external part at ±1σ of the prior
+    is given beside it (``quoted_external``: √(``extrapolation_varied``² −
+    ``extrapolation_fit``²), the median over the rows, exact when ``varied`` holds no model
+    form; to compare with the bias slope times the prior's width)."""
     out = []
     for m, ct in sorted({(r["mass"], r["ctau"]) for r in rows}):
         sel = [r for r in rows if (r["mass"], r["ctau"]) == (m, ct) and r["seed"] in drawn]

@@ -110,7 +110,8 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
         cols += ["pz", "charge", "eff", "acc", "cos_theta_hel", "phi_hel"]
     pairs = pd.read_parquet(run / "pairs.parquet", columns=cols)
     m, pt, y, w, ev = (pairs[c].to_numpy() for c in ("m", "pT", "y", "weight", "event"))
-    use = (w != 0) & np.isfinite(y) & (pt > 0)
+    kin_ok = np.isfinite(y) & (pt > 0)  # what fit_extrapolation can fit
+    use = (w != 0) & kin_ok
     edges = np.asarray(ex.edges)
     b_of = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, len(edges) - 2)
     mu, s = float(ex.y_mean[0]), float(ex.y_sigma[0])
@@ -159,7 +160,7 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
             wr, fid_r, yf_r, out_r, e_in_r = moving.replica(pois)
             tt = aa = 0.0
             for g, wg in groups.items():
-                k = np.isin(b_of, np.flatnonzero(ex.bin_group == g)) & (wr != 0)
+                k = np.isin(b_of, np.flatnonzero(ex.bin_group == g)) & (wr != 0) & kin_ok
                 m_c = float(np.sum(wr[k] * m[k]) / np.sum(wr[k]))
                 x, _ = _fit_joint([(m[k], pt[k], y[k], wr[k], _Reference(fid_r, m_c, g))],
                                   fits[g][2], sigma=s, mu_fixed=mu, power=None)  # fmt: skip

@@ -77,15 +77,16 @@ def varied_tables(cfg: Any, doc: dict[str, Any]) -> tuple[Any, dict[str, tuple],
 
 
 def bin_errors(values, errors) -> dict[str, np.ndarray]:
-    """``{"bin<k>": σ_k in bin k, 0 in the other measured bins, NaN where unmeasured}``: polarisation
-    bin k's λ̂_k moved by its σ_k alone (bins without a value or an error are skipped, as
-    :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes` skips them)."""
+    """``{"bin<k>": σ_k in bin k, 0 in the other bins with a λ̂, NaN where there is none}``:
+    polarisation bin k's λ̂_k moved by its σ_k alone (bins without a value are skipped, as
+    :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes` skips them; a bin with a
+    λ̂ and no error is held, not moved)."""
     err = np.array([np.nan if v is None else v for v in errors], dtype=float)
     val = np.array([np.nan if v is None else v for v in values], dtype=float)
     good = np.isfinite(err) & np.isfinite(val)
     out = {}
     for k in np.flatnonzero(good):
-        e = np.where(good, 0.0, np.nan)
+        e = np.where(np.isfinite(val), 0.0, np.nan)  # every λ̂ is a node; held unless k
         e[k] = err[k]
         out[f"bin{k}"] = e
     return out
@@ -289,7 +290,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pol = doc["polarisation"]
         err = np.array([np.nan if v is None else v for v in pol["lambda_theta_err"]], float)
         err = np.nan_to_num(err)
-        tabs = lambda_tables(nominal, pol["mass_edges"], np.where(err > 0, err, np.nan))
+        val = np.array([np.nan if v is None else v for v in pol["lambda_theta"]], float)
+        # every bin with a λ̂ is a node: moved by its σ, or held where it has none
+        tabs = lambda_tables(nominal, pol["mass_edges"], np.where(np.isfinite(val), err, np.nan))
         for name, moving in (("pol_fixed_region", False), ("pol_moving_region", True)):
             runs = {
                 side: reweighted_run(cfg, run, args.workdir / f"lambda_{name}_{side}", nominal,

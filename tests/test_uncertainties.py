@@ -732,3 +732,32 @@ def test_lambda_theta_moving_variation_moves_the_region_with_each_bin():
         pairs, [0.1, 0.45, 0.55, 0.9], _LinearTable(), zero, min_acceptance=0.05
     )
     np.testing.assert_array_equal(np.concatenate(z), 0.0)
+
+
+def test_lambda_theta_moving_variation_edge_cases():
+    """A bin with a λ̂ but no error is a node held in place (the selection's λ_θ(m) passes
+    through it): only the other bin moves, and the pairs it does not reach do not change; an
+    entering pair with an unusable ε (NaN, 0) weighs 0 instead of blanking the yield's bins;
+    an opposite-sign pair entering the region takes its bin's opposite-sign factor (here 0.5:
+    a stand-in for a conversion or η-rate scale the selection applies)."""
+    from gammastar.uncertainties import acceptance_free_weights, lambda_theta_moving_variation
+
+    a = 0.06
+    pairs = {
+        "m": [0.2, 0.2, 0.2, 0.8], "pT": [1, 2, 2, 1], "pz": [50] * 4,
+        "charge": [0, 0, 0, 0], "eff": [1.0, np.nan, 0.0, 1.0], "acc": [a, 0.045, 0.045, a],
+        "weight": [0.5 / a, 0.0, 0.0, 1 / a],
+    }  # fmt: skip
+    pol = {"mass_edges": [0.2, 0.5, 0.8], "lambda_theta": [0.0, 0.0],
+           "lambda_theta_err": [0.08, None]}  # fmt: skip
+    up, down = lambda_theta_moving_variation(
+        pairs, [0.1, 0.5, 0.9], _LinearTable(), pol, min_acceptance=0.05
+    )
+    # bin 0 up: p1 at A 0.068; the entering pairs' ε are unusable: weight 0
+    np.testing.assert_allclose([up[0], down[0]], [a / 0.068 - 1, a / 0.052 - 1], rtol=1e-12)
+    # λ(0.8) held at λ̂: no change, to the rounding of the bin sums (np.histogram with unequal
+    # edges takes them from one cumulative sum over every pair: ~1e-16 of the largest bin's)
+    np.testing.assert_allclose([up[1], down[1]], [0.0, 0.0], atol=1e-13)
+    # the opposite-sign factor of an entering pair: its bin's in-region median (0.5 here)
+    base = acceptance_free_weights([0.5 / a, 0.0], [a, 0.045], [1.0, 0.5], [0, 0], [0, 0])
+    np.testing.assert_allclose(base, [0.5, 1.0])

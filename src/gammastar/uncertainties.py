@@ -279,18 +279,28 @@ def lambda_theta_variation(
 
 
 def acceptance_free_weights(
-    weight: ArrayLike, acc: ArrayLike, eff: ArrayLike, charge: ArrayLike, bins: ArrayLike
+    weight: ArrayLike,
+    acc: ArrayLike,
+    eff: ArrayLike,
+    charge: ArrayLike,
+    bins: ArrayLike,
+    inside: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
-    """Each pair's weight with its acceptance divided out: 1/ε times its like-sign factor.
+    """Each pair's weight with its acceptance divided out: its factor (1 for opposite-sign
+    pairs, the like-sign −k_b, times what else the selection applies per pair: a conversion
+    template's 1/(1 + R), an η → μμ rate scale) over ε.
 
-    Inside the selection's region (``weight`` ≠ 0) that is ``weight·acc``; outside it, 1/ε
-    for an opposite-sign pair and, for a like-sign one, the median factor of the like-sign
-    pairs of its ``bins`` entry (their ``weight·acc·ε``; −1 where there are none) over ε.
-    What a pair weighs in a fiducial region that follows another λ_θ (over its A_λ′).
+    Inside the selection's region that is ``weight·acc``. Outside it the pair has no weight to
+    read: its factor is the median ``weight·acc·ε`` of the pairs of the same charge class
+    (opposite- or like-sign) inside the region in its ``bins`` entry (1 for opposite-sign,
+    0 for like-sign pairs where the bin has none), over ε (0 where ε is not finite and
+    positive, as :func:`gammastar.unfold.inverse_weights` treats it). What a pair weighs in a
+    fiducial region that follows another λ_θ (over its A_λ′).
 
     Arguments:
         weight, acc, eff, charge: the pairs table's columns (``charge`` 0 for OS).
-        bins: each pair's mass-bin index (the like-sign factors' bins).
+        bins: each pair's mass-bin index (the factors' bins).
+        inside: whether each pair lies in the selection's region (default: ``weight`` ≠ 0).
 
     Returns:
         The weights times the acceptance, per pair.
@@ -303,12 +313,17 @@ def acceptance_free_weights(
     w = np.asarray(weight, dtype=float)
     eff = np.asarray(eff, dtype=float)
     charge, bins = np.asarray(charge), np.asarray(bins)
+    inside = w != 0 if inside is None else np.asarray(inside, dtype=bool)
     base = w * np.asarray(acc, dtype=float)
-    for k in np.unique(bins[w == 0]):
-        ss = (bins == k) & (charge != 0) & (w != 0)
-        kb = float(np.median(base[ss] * eff[ss])) if ss.any() else -1.0
-        fill = (bins == k) & (w == 0)
-        base[fill] = np.where(charge[fill] == 0, 1.0, kb) / eff[fill]
+    ok_eff = np.isfinite(eff) & (eff > 0)
+    for k in np.unique(bins[~inside]):
+        fill = (bins == k) & ~inside
+        for like_sign, fallback in ((False, 1.0), (True, 0.0)):
+            cls = (charge != 0) == like_sign
+            ref = (bins == k) & cls & inside & ok_eff
+            factor = float(np.median(base[ref] * eff[ref])) if ref.any() else fallback
+            f = fill & cls
+            base[f] = np.where(ok_eff[f], factor / np.where(ok_eff[f], eff[f], 1.0), 0.0)
     return base
 
 
@@ -327,14 +342,20 @@ def lambda_theta_moving_variation(
 
     With ``unfold.decay_lambda_theta: measured`` the region F is A_λ̂ ≥ ``min_acceptance`` at
     the measured λ̂: a statistical fluctuation of λ̂ moves F's edge, where pairs carry the
-    largest weights (up to 1/(``min_acceptance``·ε)), and the extrapolation refitted inside
-    the moved F takes back most of what crosses it. Holding F fixed
-    (:func:`lambda_theta_variation`) over-states the yield's response at 0.3 GeV on the
-    NA60-like mock 2–2.5× (140 realisations, docs/reach.md "Why 0.3 GeV over-quotes").
+    largest weights (up to 1/(``min_acceptance``·ε)). Holding F fixed
+    (:func:`lambda_theta_variation`) over-states N_sig's response at 0.3 GeV on the NA60-like
+    mock (the whole chain, each polarisation bin alone in quadrature: 0.0074–0.0087 with F
+    following λ, against the held nuisance's 0.0135; this function's fiducial yield: 0.0110;
+    docs/reach.md "The λ_θ nuisance with the region following λ̂"). The extrapolation refitted
+    in the moved F moves the full-phase-space yield 2.3× more than the fiducial one at 0.3 GeV,
+    but not N_sig, where f_F also weighs the extrapolated part: hence the fiducial yield's
+    change, by default.
 
     Each polarisation bin k is moved alone by ±σ_k (the bins' fits use disjoint pairs;
-    λ_θ(m) moves by T_k(m)σ_k, :func:`lambda_tables`); every pair then weighs
-    :func:`acceptance_free_weights` / A_λ′ where A_λ′ ≥ ``min_acceptance`` (0 elsewhere),
+    λ_θ(m) moves by T_k(m)σ_k, :func:`lambda_tables`; bins with a λ̂ and no error stay where
+    they are); every pair then weighs w·A_λ/A_λ′ inside the selection's region, or
+    :func:`acceptance_free_weights` / A_λ′ outside it, where A_λ′ ≥ ``min_acceptance`` (0
+    elsewhere),
     the fiducial yield is summed per mass bin, and with an ``extrapolation`` its model is
     refitted inside the moved F (:func:`gammastar.extrapolation.refit_fractions`, the fit
     groups the move reaches) and the full-phase-space yield Σ w/f_F(m) compared. The bins'
@@ -365,8 +386,9 @@ def lambda_theta_moving_variation(
     edges = np.asarray(edges, dtype=float)
     nb = edges.size - 1
     b = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, nb - 1)
-    base = acceptance_free_weights(w, pairs["acc"], pairs["eff"], pairs["charge"], b)
     a0 = nominal.lookup(m, pt, pz)
+    inside0 = a0 >= min_acceptance  # the selection's region (weight ≠ 0 there, or a zero k_b)
+    base = acceptance_free_weights(w, pairs["acc"], pairs["eff"], pairs["charge"], b, inside0)
     if extrapolation is not None:
         y = np.asarray(pairs["y"], dtype=float)
         mass = np.asarray(extrapolation.mass, dtype=float)
@@ -384,14 +406,16 @@ def lambda_theta_moving_variation(
     good = np.isfinite(err) & np.isfinite(val) & (err > 0)
     shifts = {1: [], -1: []}
     for k in np.flatnonzero(good):
-        e = np.where(np.isfinite(err) & np.isfinite(val), 0.0, np.nan)
+        # every bin with a λ̂ is a node of the selection's λ_θ(m) (lambda_for_acceptance):
+        # held at 0 shift, error or not; bin k moved by its σ
+        e = np.where(np.isfinite(val), 0.0, np.nan)
         e[k] = err[k]
         tables = lambda_tables(nominal, polarisation["mass_edges"], e)
         for sign, table in zip((1, -1), tables, strict=True):
             a1 = table.lookup(m, pt, pz)
             inside = a1 >= min_acceptance
             # inside F: w·A_λ/A_λ′ (as lambda_theta_variation; the tables' errors cancel)
-            w1 = np.where(inside, np.where(w != 0, w * a0, base) / np.where(inside, a1, 1.0), 0)
+            w1 = np.where(inside, np.where(inside0, w * a0, base) / np.where(inside, a1, 1.0), 0)
             w1 = np.where(a1 == a0, w, w1)  # where λ′ = λ̂: the same table values, exactly
             frac = None
             if extrapolation is not None:
@@ -401,7 +425,7 @@ def lambda_theta_moving_variation(
                 frac = refit_fractions(extrapolation, m, pt, y, w1, region, groups=touched,
                                        seed=seed)  # fmt: skip
             with np.errstate(divide="ignore", invalid="ignore"):
-                shifts[sign].append(np.where(y0 != 0, full(w1, frac) / y0 - 1.0, np.nan))
+                shifts[sign].append(np.where(y0 != 0, (full(w1, frac) - y0) / np.abs(y0), np.nan))
     if not shifts[1]:
         z = np.zeros(nb)
         return z, z
