@@ -800,7 +800,7 @@ def _lambda_nuisance(
             "per-pair acceptance with each polarisation bin's measured λ_θ moved alone by "
             "±σ (yields.json polarisation.lambda_theta_err), the fiducial region following it "
             "as the selection's does (A_λ′ ≥ unfold.min_acceptance; pairs entering it weighted "
-            "1/ε × their like-sign factor over A_λ′); the fiducial yield's change, the bins in "
+            "their bin's in-region factor over ε A_λ′); the fiducial yield's change, the bins in "
             "quadrature (docs/reach.md, session 18)"
         )
         return up, down, origin
