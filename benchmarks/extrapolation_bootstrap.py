@@ -153,6 +153,8 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
     if cfg is not None:
         moving = _LambdaRegion(cfg.model_copy(update={"output": str(run)}), run, pairs, mass,
                                kin, acc, (t0, mu, s, a0), bins, b_of, hold)  # fmt: skip
+    # each fit group's pairs that fit_extrapolation can fit (the replica's weights decide the rest)
+    group_pairs = {g: np.isin(b_of, np.flatnonzero(ex.bin_group == g)) & kin_ok for g in groups}
     rows, lams = [], []
     for _ in range(replicas):
         pois = rng.poisson(1.0, uev.size)[inv]
@@ -160,7 +162,7 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
             wr, fid_r, yf_r, out_r, e_in_r = moving.replica(pois)
             tt = aa = 0.0
             for g, wg in groups.items():
-                k = np.isin(b_of, np.flatnonzero(ex.bin_group == g)) & (wr != 0) & kin_ok
+                k = group_pairs[g] & (wr != 0)
                 m_c = float(np.sum(wr[k] * m[k]) / np.sum(wr[k]))
                 x, _ = _fit_joint([(m[k], pt[k], y[k], wr[k], _Reference(fid_r, m_c, g))],
                                   fits[g][2], sigma=s, mu_fixed=mu, power=None)  # fmt: skip
@@ -222,6 +224,10 @@ class _LambdaRegion:
                                                     0, edges.size - 2))  # fmt: skip
         # the isotropic region and A of the selection's λ fit (A at λ_θ = 0)
         self.iso = self.table.with_lambda(np.zeros(self.table.m_grid.size)).lookup(m, pt, pz)
+        ok = self.iso >= self.amin  # the isotropic region: 1/A there, 0 outside
+        self.inv_iso = np.where(ok, 1.0 / np.where(ok, self.iso, 1.0), 0.0)
+        self.view = {c: pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge",
+                                                      "cos_theta_hel", "phi_hel")}  # fmt: skip
         t0, self.mu, self.s, a0 = params
         self.mass, self.acc, self.bins, self.b_of = mass, acc, bins, b_of
         self.qt, self.e = np.asarray(kin["qT"]), np.asarray(kin["E"])
@@ -237,11 +243,7 @@ class _LambdaRegion:
         from gammastar.polarisation import lambda_for_acceptance, measure
 
         base = self.base * pois
-        ok = self.iso >= self.amin
-        iso_w = np.where(ok, base / np.where(ok, self.iso, 1.0), 0.0)
-        view = {c: self.pairs[c].to_numpy() for c in ("m", "pT", "pz", "charge",
-                                                      "cos_theta_hel", "phi_hel")}  # fmt: skip
-        view.update(weight=iso_w, acc=self.iso)
+        view = dict(self.view, weight=base * self.inv_iso, acc=self.iso)
         if self.hold:  # the check: λ̂ and F held, the plain bootstrap's numbers
             table = self.table
         else:

@@ -77,19 +77,11 @@ def varied_tables(cfg: Any, doc: dict[str, Any]) -> tuple[Any, dict[str, tuple],
 
 
 def bin_errors(values, errors) -> dict[str, np.ndarray]:
-    """``{"bin<k>": σ_k in bin k, 0 in the other bins with a λ̂, NaN where there is none}``:
-    polarisation bin k's λ̂_k moved by its σ_k alone (bins without a value are skipped, as
-    :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes` skips them; a bin with a
-    λ̂ and no error is held, not moved)."""
-    err = np.array([np.nan if v is None else v for v in errors], dtype=float)
-    val = np.array([np.nan if v is None else v for v in values], dtype=float)
-    good = np.isfinite(err) & np.isfinite(val)
-    out = {}
-    for k in np.flatnonzero(good):
-        e = np.where(np.isfinite(val), 0.0, np.nan)  # every λ̂ is a node; held unless k
-        e[k] = err[k]
-        out[f"bin{k}"] = e
-    return out
+    """``{"bin<k>": shifts}``: polarisation bin k's λ̂_k moved by its σ_k alone
+    (:func:`gammastar.uncertainties.lambda_bin_errors`, the nuisance's own choice)."""
+    from gammastar.uncertainties import lambda_bin_errors
+
+    return {f"bin{k}": e for k, e in lambda_bin_errors(values, errors).items()}
 
 
 def bin_shifts(table: Any, mass_edges, values, errors) -> dict[str, np.ndarray]:

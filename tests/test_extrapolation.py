@@ -534,4 +534,5 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
     np.testing.assert_allclose(got, new.fiducial_fraction, rtol=1e-6)
     if y_sigma is not None:
         kept = refit_fractions(ex, m, pt, y, w2, narrow, groups=[], seed=7)
+        # nothing refitted: ex's f_F copied, not computed (exact)
         np.testing.assert_array_equal(kept, ex.fiducial_fraction)

@@ -58,6 +58,7 @@ __all__ = [
     "acceptance_map_variation",
     "at_masses",
     "interpolated_error",
+    "lambda_bin_errors",
     "lambda_tables",
     "lambda_theta_moving_variation",
     "lambda_theta_variation",
@@ -327,6 +328,27 @@ def acceptance_free_weights(
     return base
 
 
+def lambda_bin_errors(values: Any, errors: Any) -> dict[int, NDArray[np.float64]]:
+    """Each measured polarisation bin moved alone: ``{k: shifts}`` with σ_k in bin k, 0 in the
+    other bins with a λ̂ (held nodes of the selection's λ_θ(m), error or not) and NaN where
+    there is no λ̂ (skipped, as :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes`
+    skips it); only bins with a λ̂ and a positive error are moved (``None`` reads as missing).
+
+    Example:
+        >>> {k: v.tolist() for k, v in lambda_bin_errors([0.1, None, 0.2, 0.0],
+        ...                                            [0.05, 0.1, None, 0.07]).items()}
+        {0: [0.05, nan, 0.0, 0.0], 3: [0.0, nan, 0.0, 0.07]}
+    """
+    val = np.array([np.nan if v is None else v for v in values], dtype=float)
+    err = np.array([np.nan if v is None else v for v in errors], dtype=float)
+    out = {}
+    for k in np.flatnonzero(np.isfinite(val) & np.isfinite(err) & (err > 0)):
+        e = np.where(np.isfinite(val), 0.0, np.nan)
+        e[k] = err[k]
+        out[int(k)] = e
+    return out
+
+
 def lambda_theta_moving_variation(
     pairs: Mapping[str, ArrayLike],
     edges: ArrayLike,
@@ -400,16 +422,9 @@ def lambda_theta_moving_variation(
         return _bin_sums(m, weights if frac is None else weights / np.interp(m, mass, frac), edges)
 
     y0 = full(w, None if extrapolation is None else f0)
-    vals = [np.nan if v is None else v for v in polarisation["lambda_theta"]]
-    errs = [np.nan if v is None else v for v in polarisation["lambda_theta_err"]]
-    val, err = np.asarray(vals, dtype=float), np.asarray(errs, dtype=float)
-    good = np.isfinite(err) & np.isfinite(val) & (err > 0)
     shifts = {1: [], -1: []}
-    for k in np.flatnonzero(good):
-        # every bin with a λ̂ is a node of the selection's λ_θ(m) (lambda_for_acceptance):
-        # held at 0 shift, error or not; bin k moved by its σ
-        e = np.where(np.isfinite(val), 0.0, np.nan)
-        e[k] = err[k]
+    moves = lambda_bin_errors(polarisation["lambda_theta"], polarisation["lambda_theta_err"])
+    for e in moves.values():
         tables = lambda_tables(nominal, polarisation["mass_edges"], e)
         for sign, table in zip((1, -1), tables, strict=True):
             a1 = table.lookup(m, pt, pz)
