@@ -56,10 +56,17 @@ sampled from ``--response-sources`` cocktail sources of its own config (:func:`m
 one sample per drawn λ_θ, which changes the resolution's tails), and σ_t includes that
 sample's own error (:func:`truth_nsig`).
 
-Reduced on purpose: the A′ kinematics inside the fiducial region come from one fixed flow
+Reduced by default: the A′ kinematics inside the fiducial region come from one fixed flow
 (``--flow``, trained on one realisation of the config; a flow ensemble per realisation is not
-affordable on this machine); each realisation's own extrapolation fit is used outside the
-fiducial region. That flow's own quoted error, ``kinematic_model`` (what the reach carries with
+affordable on this machine), and every realisation draws its A′ samples with the same seed;
+each realisation's own extrapolation fit is used outside the fiducial region. With
+``--own-flow`` every realisation is taken through the whole chain: it trains its own flow on
+its own pairs (:func:`own_flow`: the config's recipe, one member, its own seed; ≈ 10 s) and
+draws its A′ samples with its own seed, so that the flow's error and the samples' binomial
+error are realised as often as they are quoted; its σ is ``varied_flow`` (``varied`` with
+``kinematic_model``, the quoted size still taken from ``--flow``'s bootstrap replicas, what one
+realisation's ensemble quotes), and its p_T form is drawn with ``--draw-pt-form`` (no form
+flows: each realisation's flow follows its draw). That flow's own quoted error, ``kinematic_model`` (what the reach carries with
 ``uncertainties.kinematic_model``), is in σ when ``--flow`` holds a bootstrapped ensemble
 (``flow.ensemble`` ≥ 3 with ``flow.bootstrap``, as ``gammastar train`` writes it): the relative
 spread of 𝓔(m, cτ) over the Poisson-bootstrap replicas
@@ -70,7 +77,7 @@ realisations: the coverage samples the flow's own error once (a common shift of 
 rest of σ thirty times.
 
 Usage: python benchmarks/coverage.py --flow runs/na60_like/flow [--realisations 30]
-[--arms full stat]. Output: one progress line per realisation, the coverage table of each arm
+[--arms full stat] [--own-flow [--draw-pt-form]]. Output: one progress line per realisation, the coverage table of each arm
 as markdown rows, and as the last line one JSON object (``arms.<arm>.table``).
 """
 
@@ -181,6 +188,17 @@ def varied_config(
                              f"{mock.pt_mt_power:g} plus {z:g})")  # fmt: skip
         upd["mock"] = new_mock.model_copy(update={"pt_mt_power": drawn["pt_form"]})
     return base.model_copy(update=upd), drawn
+
+
+def own_flow(cfg: Any, run: Path) -> Any:
+    """The realisation's own flow (``--own-flow``): the chain's ``train`` on its pairs in
+    ``run`` (the config's recipe, one member, no bootstrap, one worker; the realisation's seed),
+    loaded. Retrained on every call (``force``): its seed and pairs are the realisation's."""
+    from gammastar import flow
+
+    upd = {"ensemble": 1, "bootstrap": False, "workers": 1}
+    flow.train(cfg.model_copy(update={"flow": cfg.flow.model_copy(update=upd)}), force=True)
+    return flow.load(run / "flow")
 
 
 def realisation(cfg: Any) -> None:
@@ -467,6 +485,7 @@ SIGMAS = {
     "data_stat": ("data_stat", "mc_acceptance"),
     "stat": ("data_stat", "extrapolation_fit", "mc_acceptance"),
     "varied": None,
+    "varied_flow": None,
 }
 """Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
 ``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
@@ -489,9 +508,18 @@ EXCLUDE = {
         "kinematic_model",
         *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
     ),
+    # ``varied`` with the flow's kinematic_model: what the full arm varies when every
+    # realisation trains its own flow (--own-flow), so that the flow's error is realised too
+    "varied_flow": (
+        "extrapolation_yield",
+        "extrapolation",
+        "extrapolation_fit",
+        "extrapolation_yield_cross",
+        *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
+    ),
 }
 ARM_SIGMAS = {
-    "full": ("all", "varied", "all_yield", "data_stat"),
+    "full": ("all", "varied", "varied_flow", "all_yield", "data_stat"),
     "stat": ("data_stat", "stat", "all"),
 }
 
@@ -553,8 +581,8 @@ def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
     return lines
 
 
-MERGE_HEADER = ("config", "flow", "form_flows", "vary_seed", "truth_seed", "truth_sources",
-                "response_sources", "samples")  # fmt: skip
+MERGE_HEADER = ("config", "flow", "form_flows", "own_flow", "vary_seed", "truth_seed",
+                "truth_sources", "response_sources", "samples")  # fmt: skip
 """The fields of an output that every output merged by :func:`merge` must share: the same
 config, flows, draws and truth (only the generator seeds differ). A field absent from a file
 (an output written before it existed) reads as ``None``."""
@@ -737,15 +765,19 @@ def form_flow_arguments(ap: argparse.ArgumentParser, pairs: list[list[str]]) -> 
     return out
 
 
-def check_form_flows(ap: argparse.ArgumentParser, form_flows: dict[float, Path], a0: float) -> None:
-    """``ap.error`` unless ``form_flows`` holds one flow for each drawn p_T form a0 + z
-    (:data:`FORM_POINTS`) other than the config's a0 (whose flow is ``--flow``), and every
-    drawn a is within ``mock.pt_mt_power``'s bounds."""
-    points = {round(a0 + z, 6): a0 + z for z in FORM_POINTS if z != 0.0}
-    for a in points.values():
-        if (why := pt_mt_power_error(a)) is not None:
+def check_drawn_forms(ap: argparse.ArgumentParser, a0: float) -> None:
+    """``ap.error`` unless every drawn p_T form a0 + z (:data:`FORM_POINTS`) is within
+    ``mock.pt_mt_power``'s bounds."""
+    for z in FORM_POINTS:
+        if (why := pt_mt_power_error(a0 + z)) is not None:
             ap.error(f"mock.pt_mt_power: the drawn p_T form {why} (the config's {a0:g} + "
                      f"FORM_POINTS)")  # fmt: skip
+
+
+def check_form_flows(ap: argparse.ArgumentParser, form_flows: dict[float, Path], a0: float) -> None:
+    """``ap.error`` unless ``form_flows`` holds one flow for each drawn p_T form a0 + z
+    (:data:`FORM_POINTS`) other than the config's a0 (whose flow is ``--flow``)."""
+    points = {round(a0 + z, 6): a0 + z for z in FORM_POINTS if z != 0.0}
     wanted = ", ".join(f"{a:g}" for a in points.values())
     for a in form_flows:
         if round(a, 6) == round(a0, 6):
@@ -821,6 +853,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              "config's, whose flow is --flow)",
     )  # fmt: skip
     ap.add_argument(
+        "--own-flow", action="store_true",
+        help="every realisation trains its own flow on its own pairs (the chain's train: one "
+             "member, the realisation's seed) and its A' draws are seeded per realisation, so "
+             "that the flow's and the draws' errors are realised as quoted (varied_flow); "
+             "--flow's bootstrap replicas still give the quoted kinematic_model",
+    )  # fmt: skip
+    ap.add_argument(
+        "--draw-pt-form", action="store_true",
+        help="with --own-flow: the full arm draws the mock mesons' p_T form (FORM_POINTS) "
+             "without --form-flow (each realisation's own flow follows its drawn form)",
+    )  # fmt: skip
+    ap.add_argument(
         "--reuse", action="store_true",
         help="take a realisation's run directory as it is when it has a yields.json and its "
              "mock file was generated with the wanted mock parameters (REUSE_MOCK_FIELDS; "
@@ -849,7 +893,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error("--flow is required (unless --merge)")
     truth_from = truths_from(ap, args) if args.truth_from else {}
     form_flows = form_flow_arguments(ap, args.form_flow)
-    draw_form = bool(form_flows)
+    if args.own_flow and form_flows:
+        ap.error("--form-flow: not used with --own-flow (each realisation's own flow follows "
+                 "its drawn p_T form); give --draw-pt-form instead")  # fmt: skip
+    if args.draw_pt_form and not args.own_flow:
+        ap.error("--draw-pt-form: only with --own-flow (else --form-flow gives the drawn "
+                 "forms' flows)")  # fmt: skip
+    draw_form = bool(form_flows) or args.draw_pt_form
     if draw_form and "full" not in args.arms:
         ap.error(
             f"--form-flow: only the full arm draws the p_T form (--arms {' '.join(args.arms)})"
@@ -866,6 +916,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error(f"--config: {e}")
     a0 = float(base.mock.pt_mt_power)
     if draw_form:
+        check_drawn_forms(ap, a0)
+    if form_flows:
         check_form_flows(ap, form_flows, a0)
     dirs = {"--flow": args.flow} | {f"--form-flow {a:g}": d for a, d in form_flows.items()}
     for opt, d in dirs.items():
@@ -927,15 +979,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 truth = truths[key]
                 response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
                 n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed, response=response)
+            if args.own_flow:  # the chain's flow of this realisation; its draws its own
+                model_here, dd_seed = own_flow(cfg, run), seed
+            else:
+                model_here, dd_seed = models[round(float(cfg.mock.pt_mt_power), 6)], args.seed
             dd = data_side(
                 cfg,
                 run,
-                models[round(float(cfg.mock.pt_mt_power), 6)],
+                model_here,
                 masses,
                 ctaus,
                 geo,
                 samples=args.samples,
-                seed=args.seed,
+                seed=dd_seed,
                 replicas=replicas,
                 drawn_forms=arm_forms,
             )
@@ -971,6 +1027,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "config": str(args.config),
         "flow": str(args.flow),
         "form_flows": {a: d for a, d in args.form_flow},
+        "own_flow": bool(args.own_flow),
+        "a_prime_seed": "the realisation's seed" if args.own_flow else args.seed,
         "reused_runs": bool(args.reuse),
         "truth_from": [str(x) for x in args.truth_from or []],
         "redone_yields": bool(args.redo_yields),
@@ -979,7 +1037,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else {
             "replicas": len(replicas),
             "seeds": [r.meta.get("meta", {}).get("seed") for r in replicas],
-            "common": "one flow for all realisations: its error is sampled once",
+            "common": "each realisation trains its own flow: these replicas give the quoted "
+            "size only"
+            if args.own_flow
+            else "one flow for all realisations: its error is sampled once",
         },
         "realisations": args.realisations,
         "seeds": [args.first_seed, args.first_seed + args.realisations - 1],

@@ -85,6 +85,7 @@ def test_merge_keeps_the_header_rows_and_forms(cov, tmp_path, capsys):
         ({"samples": 200}, "samples"),
         ({"flow": "other"}, "flow"),
         ({"form_flows": {"1.2247": "f"}}, "form_flows"),
+        ({"own_flow": True}, "own_flow"),  # each realisation's own flow, or one for all
     ],
 )
 def test_merge_refuses_outputs_of_other_runs(cov, tmp_path, changed, field):
@@ -166,6 +167,38 @@ def test_form_flow_needs_the_full_arm(cov, tmp_path, capsys):
     msg = _error(cov, capsys, ["--flow", str(tmp_path), "--arms", "stat",
                                "--form-flow", "1.2247", str(tmp_path)])  # fmt: skip
     assert msg.endswith("--form-flow: only the full arm draws the p_T form (--arms stat)")
+
+
+def test_own_flow_takes_no_form_flows_and_draw_pt_form_needs_it(cov, tmp_path, capsys):
+    """--own-flow: every realisation's own flow follows its drawn p_T form, so form flows are
+    refused beside it; --draw-pt-form (the draw without form flows) only with it."""
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--own-flow",
+                               "--form-flow", "1.2247", str(tmp_path)])  # fmt: skip
+    assert msg.endswith("--form-flow: not used with --own-flow (each realisation's own flow "
+                        "follows its drawn p_T form); give --draw-pt-form instead")  # fmt: skip
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--draw-pt-form"])
+    assert msg.endswith("--draw-pt-form: only with --own-flow (else --form-flow gives the drawn "
+                        "forms' flows)")  # fmt: skip
+
+
+def test_own_flow_trains_one_member_of_the_realisation(cov, base, tmp_path, monkeypatch):
+    """The realisation's own flow is the chain's ``train`` on its config (its seed and run
+    directory, the config's recipe) with one member, no bootstrap, one worker, retrained
+    (``force``), and is loaded from the run's ``flow``."""
+    seen = {}
+
+    def train(cfg, **kw):
+        seen.update(cfg=cfg, kw=kw)
+
+    monkeypatch.setattr("gammastar.flow.train", train)
+    monkeypatch.setattr("gammastar.flow.load", lambda path: ("loaded", path))
+    cfg = base.model_copy(update={"seed": 1234, "output": str(tmp_path)})
+    assert cov.own_flow(cfg, tmp_path) == ("loaded", tmp_path / "flow")
+    f = seen["cfg"].flow
+    assert (f.ensemble, f.bootstrap, f.workers) == (1, False, 1)
+    assert (f.epochs, f.learning_rate) == (base.flow.epochs, base.flow.learning_rate)
+    assert (seen["cfg"].seed, seen["cfg"].output, seen["kw"]) == (1234, str(tmp_path),
+                                                                  {"force": True})  # fmt: skip
 
 
 def test_a_directory_without_a_flow_is_named(cov, tmp_path, capsys):
