@@ -66,7 +66,8 @@ draws its A′ samples with its own seed, so that the flow's error and the sampl
 error are realised as often as they are quoted; its σ is ``varied_flow`` (``varied`` with
 ``kinematic_model``, the quoted size still taken from ``--flow``'s bootstrap replicas, what one
 realisation's ensemble quotes), and its p_T form is drawn with ``--draw-pt-form`` (no form
-flows: each realisation's flow follows its draw). That flow's own quoted error, ``kinematic_model`` (what the reach carries with
+flows: each realisation's flow follows its draw). ``--merge … --against …`` (the same seeds
+run with the fixed flow) measures the flow's realised error, :func:`flow_scatter`. That flow's own quoted error, ``kinematic_model`` (what the reach carries with
 ``uncertainties.kinematic_model``), is in σ when ``--flow`` holds a bootstrapped ensemble
 (``flow.ensemble`` ≥ 3 with ``flow.bootstrap``, as ``gammastar train`` writes it): the relative
 spread of 𝓔(m, cτ) over the Poisson-bootstrap replicas
@@ -653,7 +654,39 @@ def drawn_regression(rows: list[dict[str, Any]], drawn: dict[int, dict[str, floa
     return out
 
 
-def merge(paths: list[Path]) -> dict[str, Any]:
+def flow_scatter(rows: list[dict[str, Any]], reference: list[dict[str, Any]],
+                 drawn: dict[int, dict[str, float]]) -> list[dict[str, Any]]:  # fmt: skip
+    """Per (mass, cτ): how much each realisation's own flow (``--own-flow`` ``rows``) moves
+    N_dd from the fixed flow's (``reference``: rows of the same seeds from a run without
+    ``--own-flow``; the same data, truth and extrapolation, only the flow and the A′ draws
+    differ). The standard deviation of ln(N_own/N_fixed) less its least-squares regression on
+    the draws (:data:`REGRESSORS`: an own flow follows its realisation's draws, the fixed one
+    does not), against the quoted ``kinematic_model`` (rms over the rows) and the own draws'
+    binomial error ``mc_acceptance`` (the fixed flow's draws share one seed: inside F they are
+    the same sample in every realisation, a common shift); ``flow_realised`` = √(sd² − mc²), the
+    flow's error as the realisations show it (all of the rest taken as the flow's)."""
+    ref = {(r["seed"], r["mass"], r["ctau"]): r for r in reference}
+    out = []
+    for m, ct in sorted({(r["mass"], r["ctau"]) for r in rows}):
+        sel = [r for r in rows if (r["mass"], r["ctau"]) == (m, ct)
+               and (r["seed"], m, ct) in ref and r["seed"] in drawn]  # fmt: skip
+        names = [k for k in REGRESSORS if all(k in drawn[r["seed"]] for r in sel)]
+        if len(sel) <= len(names) + 2:
+            continue
+        y = np.log([r["nsig_dd"] / ref[(r["seed"], m, ct)]["nsig_dd"] for r in sel])
+        x = np.array([[1.0] + [drawn[r["seed"]][k] for k in names] for r in sel])
+        res = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
+        sd = float(np.sqrt(res @ res / (len(sel) - x.shape[1])))
+        kin = float(np.sqrt(np.mean([r["sigma"].get("kinematic_model", 0.0) ** 2 for r in sel])))
+        mc = float(np.sqrt(np.mean([r["sigma"]["mc_acceptance"] ** 2 for r in sel])))
+        out.append({"mass": m, "ctau": ct, "n": len(sel), "mean": float(y.mean()), "sd": sd,
+                    "sd_err": sd / math.sqrt(2 * (len(sel) - x.shape[1])),
+                    "quoted_kinematic_model": kin, "mc_acceptance": mc,
+                    "flow_realised": math.sqrt(max(sd**2 - mc**2, 0.0))})  # fmt: skip
+    return out
+
+
+def merge(paths: list[Path], against: list[Path] | None = None) -> dict[str, Any]:
     """The coverage tables of the realisations of several outputs of this script (each arm's
     ``rows``, pulls recomputed from them as :func:`main` makes them), for seed ranges run in
     separate processes. Refused, with a one-line SystemExit naming the field (or the point set)
@@ -701,6 +734,17 @@ def merge(paths: list[Path]) -> dict[str, Any]:
                 drawn_by_seed.update(zip(range(first, first + len(a.get("drawn", []))),
                                          a.get("drawn", []), strict=True))  # fmt: skip
         regression = drawn_regression(rows, drawn_by_seed, _y_sigma_centre(outs[0]))
+        scatter = None
+        if against:
+            refs = [r for o in map(_read_output, against) for r in o["arms"].get(arm, {}).get(
+                "rows", [])]  # fmt: skip
+            scatter = flow_scatter(rows, refs, drawn_by_seed)
+            for g in scatter:
+                print(f"m {g['mass']:g} ctau {g['ctau']:g}: ln(N_own/N_fixed) over {g['n']}: mean "
+                      f"{g['mean']:+.4f}, sd less the draws {g['sd']:.4f} ± {g['sd_err']:.4f}; "
+                      f"quoted kinematic_model {g['quoted_kinematic_model']:.4f}, own draws' MC "
+                      f"{g['mc_acceptance']:.4f}: the flow's realised error "
+                      f"{g['flow_realised']:.4f}", flush=True)  # fmt: skip
         for g in regression:
             print(f"m {g['mass']:g} ctau {g['ctau']:g}: ln(dd/truth) sd {g['bias_sd']:.4f}, "
                   f"less the draws {g['bias_residual_sd']:.4f}; slopes (truth / dd / bias): "
@@ -715,6 +759,7 @@ def merge(paths: list[Path]) -> dict[str, Any]:
             "drawn": [d for _, a in held for d in a.get("drawn", [])],
             "table": table,
             "regression": regression,
+            **({"flow_scatter": scatter} if scatter is not None else {}),
             "rows": [{k: v for k, v in r.items() if k != "pulls"} for r in rows],
         }
     out = {"benchmark": "coverage", "merged": [str(p) for p in paths],
@@ -886,9 +931,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="no realisations: combine the rows of these runs' outputs (e.g. seed ranges run "
              "in parallel) into one table per arm",
     )  # fmt: skip
+    ap.add_argument(
+        "--against", type=Path, nargs="+", metavar="JSON",
+        help="with --merge of --own-flow outputs: outputs of the same seeds with the fixed flow; "
+             "the scatter of ln(N_own/N_fixed) against the quoted kinematic_model "
+             "(flow_scatter)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.against and not args.merge:
+        ap.error("--against: only with --merge")
     if args.merge:
-        return merge(args.merge)
+        return merge(args.merge, args.against)
     if args.flow is None:
         ap.error("--flow is required (unless --merge)")
     truth_from = truths_from(ap, args) if args.truth_from else {}

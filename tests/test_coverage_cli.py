@@ -395,3 +395,31 @@ def test_drawn_regression_recovers_the_slopes_of_the_draws(cov):
     assert abs(g["bias"]["pt_form"][0]) < 4 * g["bias"]["pt_form"][1]
     assert g["bias_residual_sd"] == pytest.approx(0.01, rel=0.15)  # 200 draws: ±5%
     assert g["quoted_external"] == pytest.approx(0.04)  # √(0.05² − 0.03²)
+
+
+def test_flow_scatter_is_the_own_flows_scatter_less_the_draws(cov):
+    """--merge --against: rows whose own flow moves ln N by 0.2 (σ_y − 1.25) (the draws, which
+    the fixed flow does not follow) plus N(0, 0.03) give a scatter less the draws of 0.03 within
+    15% (300 rows: ±4%), its quoted error the sd/√(2 dof) one, and the flow's realised error
+    √(sd² − mc²) with the rows' MC error 0.01; seeds missing from the reference are left out."""
+    rng = np.random.default_rng(7)
+    drawn = {s: {"y_sigma": float(1.25 + 0.2 * rng.standard_normal())} for s in range(300)}
+    rows, ref = [], []
+    for s, d in drawn.items():
+        fixed = float(np.exp(0.1 * rng.standard_normal()))
+        own = fixed * np.exp(0.2 * (d["y_sigma"] - 1.25) + 0.03 * rng.standard_normal())
+        sig = {"kinematic_model": 0.005, "mc_acceptance": 0.01}
+        rows.append({"seed": s, "mass": 0.9, "ctau": 1.0, "nsig_dd": own, "sigma": sig})
+        if s != 0:
+            ref.append({"seed": s, "mass": 0.9, "ctau": 1.0, "nsig_dd": fixed, "sigma": sig})
+    (g,) = cov.flow_scatter(rows, ref, drawn)
+    assert g["n"] == 299
+    assert g["sd"] == pytest.approx(0.03, rel=0.15)
+    assert g["sd_err"] == pytest.approx(g["sd"] / np.sqrt(2 * (299 - 2)))
+    assert g["quoted_kinematic_model"] == pytest.approx(0.005)
+    assert g["flow_realised"] == pytest.approx(np.sqrt(g["sd"] ** 2 - 0.01**2))
+
+
+def test_against_needs_merge(cov, tmp_path, capsys):
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--against", str(tmp_path / "x.json")])
+    assert msg.endswith("--against: only with --merge")
