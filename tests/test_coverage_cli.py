@@ -423,3 +423,28 @@ def test_flow_scatter_is_the_own_flows_scatter_less_the_draws(cov):
 def test_against_needs_merge(cov, tmp_path, capsys):
     msg = _error(cov, capsys, ["--flow", str(tmp_path), "--against", str(tmp_path / "x.json")])
     assert msg.endswith("--against: only with --merge")
+
+
+# --------------------------------------------------------------------------- flow_spread.py
+
+
+def test_flow_spread_is_the_relative_sd_with_its_own_error():
+    """benchmarks/flow_spread.py's spread: the relative standard deviation (ddof 1) over the
+    flows and its Gaussian error r/√(2(k − 1)); 200 flows drawn with a 3% spread give 3%
+    within 4 of those errors; one flow is refused."""
+    fs = load_benchmark("flow_spread")
+    rng = np.random.default_rng(3)
+    acc = 0.2 * (1.0 + 0.03 * rng.standard_normal((200, 2)))
+    rel, err = fs.spread(acc)
+    assert err == pytest.approx(rel / np.sqrt(2 * 199))
+    assert np.all(np.abs(rel - 0.03) < 4 * err)
+    with pytest.raises(ValueError, match="at least two flows"):
+        fs.spread(acc[:1])
+
+
+def test_flow_spread_refuses_a_single_flow(tmp_path, capsys):
+    fs = load_benchmark("flow_spread")
+    with pytest.raises(SystemExit) as exc:
+        fs.main(["--run", str(tmp_path), "--flows", str(tmp_path), "--ensembles", str(tmp_path)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().endswith("--flows: give at least two flows")
