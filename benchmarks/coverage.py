@@ -61,13 +61,14 @@ Reduced by default: the A′ kinematics inside the fiducial region come from one
 affordable on this machine), and every realisation draws its A′ samples with the same seed;
 each realisation's own extrapolation fit is used outside the fiducial region. With
 ``--own-flow`` every realisation is taken through the whole chain: it trains its own flow on
-its own pairs (:func:`own_flow`: the config's recipe, one member, its own seed; ≈ 10 s) and
+its own pairs (:func:`own_flow`: the config's recipe, one member, its own seed; 30–70 s) and
 draws its A′ samples with its own seed, so that the flow's error and the samples' binomial
 error are realised as often as they are quoted; its σ is ``varied_flow`` (``varied`` with
 ``kinematic_model``, the quoted size still taken from ``--flow``'s bootstrap replicas, what one
 realisation's ensemble quotes), and its p_T form is drawn with ``--draw-pt-form`` (no form
 flows: each realisation's flow follows its draw). ``--merge … --against …`` (the same seeds
-run with the fixed flow) measures the flow's realised error, :func:`flow_scatter`. That flow's own quoted error, ``kinematic_model`` (what the reach carries with
+run with the fixed flow) measures the flow's realised error, :func:`flow_scatter`. That
+flow's own quoted error, ``kinematic_model`` (what the reach carries with
 ``uncertainties.kinematic_model``), is in σ when ``--flow`` holds a bootstrapped ensemble
 (``flow.ensemble`` ≥ 3 with ``flow.bootstrap``, as ``gammastar train`` writes it): the relative
 spread of 𝓔(m, cτ) over the Poisson-bootstrap replicas
@@ -78,8 +79,9 @@ realisations: the coverage samples the flow's own error once (a common shift of 
 rest of σ thirty times.
 
 Usage: python benchmarks/coverage.py --flow runs/na60_like/flow [--realisations 30]
-[--arms full stat] [--own-flow [--draw-pt-form]]. Output: one progress line per realisation, the coverage table of each arm
-as markdown rows, and as the last line one JSON object (``arms.<arm>.table``).
+[--arms full stat] [--own-flow [--draw-pt-form]]. Output: one progress line per realisation,
+the coverage table of each arm as markdown rows, and as the last line one JSON object
+(``arms.<arm>.table``).
 """
 
 from __future__ import annotations
