@@ -617,6 +617,16 @@ REGRESSORS = ("y_sigma", "pt_form", "lambda_theta_shift", "r_factor")
 """The drawn parameters :func:`drawn_regression` takes as covariates (those a row has)."""
 
 
+def _draw_design(sel: list[dict[str, Any]], drawn: dict[int, dict[str, float]],
+                 centre: dict[str, float]) -> tuple[list[str], np.ndarray]:  # fmt: skip
+    """The regressors that every row of ``sel`` has drawn (:data:`REGRESSORS`) and the design
+    matrix [1, draw − centre, ...] of the rows (a regressor without a centre: 0)."""
+    names = [k for k in REGRESSORS if all(k in drawn[r["seed"]] for r in sel)]
+    x = np.array([[1.0] + [drawn[r["seed"]][k] - centre.get(k, 0.0) for k in names]
+                  for r in sel])  # fmt: skip
+    return names, x.reshape(len(sel), len(names) + 1)
+
+
 def drawn_regression(rows: list[dict[str, Any]], drawn: dict[int, dict[str, float]],
                      y_sigma: float | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Per (mass, cτ): the least-squares slopes of ln N_truth, ln N_dd and ln(N_dd/N_truth) on
@@ -630,12 +640,9 @@ def drawn_regression(rows: list[dict[str, Any]], drawn: dict[int, dict[str, floa
     out = []
     for m, ct in sorted({(r["mass"], r["ctau"]) for r in rows}):
         sel = [r for r in rows if (r["mass"], r["ctau"]) == (m, ct) and r["seed"] in drawn]
-        names = [k for k in REGRESSORS if all(k in drawn[r["seed"]] for r in sel)]
+        names, x = _draw_design(sel, drawn, {"y_sigma": y_sigma or 0.0, "r_factor": 1.0})
         if len(sel) <= len(names) + 1:
             continue
-        centre = {"y_sigma": y_sigma or 0.0, "r_factor": 1.0}
-        x = np.array([[1.0] + [drawn[r["seed"]][k] - centre.get(k, 0.0) for k in names]
-                      for r in sel])  # fmt: skip
         xtx = np.linalg.inv(x.T @ x)
         row: dict[str, Any] = {"mass": m, "ctau": ct, "n": len(sel), "covariates": names}
         for key, y in (("truth", np.log([r["nsig_truth"] for r in sel])),
@@ -672,11 +679,10 @@ def flow_scatter(rows: list[dict[str, Any]], reference: list[dict[str, Any]],
     for m, ct in sorted({(r["mass"], r["ctau"]) for r in rows}):
         sel = [r for r in rows if (r["mass"], r["ctau"]) == (m, ct)
                and (r["seed"], m, ct) in ref and r["seed"] in drawn]  # fmt: skip
-        names = [k for k in REGRESSORS if all(k in drawn[r["seed"]] for r in sel)]
+        names, x = _draw_design(sel, drawn, {})
         if len(sel) <= len(names) + 2:
             continue
         y = np.log([r["nsig_dd"] / ref[(r["seed"], m, ct)]["nsig_dd"] for r in sel])
-        x = np.array([[1.0] + [drawn[r["seed"]][k] for k in names] for r in sel])
         res = y - x @ np.linalg.lstsq(x, y, rcond=None)[0]
         sd = float(np.sqrt(res @ res / (len(sel) - x.shape[1])))
         kin = float(np.sqrt(np.mean([r["sigma"].get("kinematic_model", 0.0) ** 2 for r in sel])))
@@ -698,6 +704,7 @@ def merge(paths: list[Path], against: list[Path] | None = None) -> dict[str, Any
     Prints the markdown rows and, last, the JSON object: the shared header fields, ``merged``
     (the files) and per arm ``table``, ``rows``, ``drawn``, ``varied``, ``drawn_forms``."""
     outs = [_read_output(p) for p in paths]
+    refs_out = [_read_output(p) for p in against or []]  # read once, used per arm
     for field in MERGE_HEADER:
         for p, o in zip(paths[1:], outs[1:], strict=True):
             if o.get(field) != outs[0].get(field):
@@ -738,8 +745,7 @@ def merge(paths: list[Path], against: list[Path] | None = None) -> dict[str, Any
         regression = drawn_regression(rows, drawn_by_seed, _y_sigma_centre(outs[0]))
         scatter = None
         if against:
-            refs = [r for o in map(_read_output, against) for r in o["arms"].get(arm, {}).get(
-                "rows", [])]  # fmt: skip
+            refs = [r for o in refs_out for r in o["arms"].get(arm, {}).get("rows", [])]
             scatter = flow_scatter(rows, refs, drawn_by_seed)
             for g in scatter:
                 print(f"m {g['mass']:g} ctau {g['ctau']:g}: ln(N_own/N_fixed) over {g['n']}: mean "

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import importlib.util
 import json
 import math
 import time
@@ -30,23 +31,29 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("coverage", REPO / "benchmarks" / "coverage.py")
+coverage = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(coverage)
 
 
 def spread(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Relative standard deviation (ddof 1) over the first axis of ``acc`` (flows × points) and
-    its statistical error r/√(2(k − 1)) for k flows (the standard deviation of a Gaussian
-    sample's standard deviation).
+    """Relative standard deviation (ddof 1) over the first axis of ``acc`` (flows × points; the
+    reach's own ``kinematic_model`` size, :func:`gammastar.reach._relative_spread`) and its
+    statistical error r/√(2(k − 1)) for k flows (the standard deviation of a Gaussian sample's
+    standard deviation).
 
     Example:
         >>> r, e = spread(np.array([[0.9], [1.0], [1.1]]))
         >>> round(float(r[0]), 4), round(float(e[0]), 4)
         (0.1, 0.05)
     """
+    from gammastar.reach import _relative_spread
+
     acc = np.asarray(acc, dtype=np.float64)
     k = acc.shape[0]
     if k < 2:
         raise ValueError("a spread needs at least two flows")
-    rel = acc.std(axis=0, ddof=1) / acc.mean(axis=0)
+    rel = _relative_spread(acc)
     return rel, rel / math.sqrt(2 * (k - 1))
 
 
@@ -56,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--run", type=Path, required=True, help="run directory: its extrapolation")
     ap.add_argument("--flows", type=Path, nargs="+", required=True, help="independent flows")
     ap.add_argument("--ensembles", type=Path, nargs="+", required=True,
-                    help="flow directories with bootstrap replicas (pooled)")  # fmt: skip
+                    help="flow directories with >= 2 bootstrap replicas each (pooled)")  # fmt: skip
     ap.add_argument("--masses", type=float, nargs="+", default=[0.3, 0.6, 0.9])
     ap.add_argument("--ctaus", type=float, nargs="+", default=[1.0, 100.0])
     ap.add_argument("--samples", type=int, default=40_000)
@@ -84,8 +91,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     geo = Geometry.from_config(cfg.detector)
     try:
         flows = [flow.load(d) for d in args.flows]
-        replicas = [m for d in args.ensembles for m in flow.load_ensemble(d).models
-                    if m.meta.get("meta", {}).get("bootstrap")]  # fmt: skip
+        replicas = [m for d in args.ensembles for m in coverage.bootstrap_replicas(d) or []]
     except GammastarError as e:
         ap.error(str(e))
     if len(replicas) < 2:
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ctaus = np.asarray(args.ctaus, dtype=float)
     t0 = time.perf_counter()
 
-    def acc(models):
+    def acc(models):  # (flows, masses, ctaus): each flow as coverage.kinematic_spread draws it
         return np.array([[draw(ExtrapolatedSampler(f, extrap, fid), m, args.samples, geo,
                                seed=args.seed).acceptance(ctaus) for m in args.masses]
                          for f in models])  # fmt: skip

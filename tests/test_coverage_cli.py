@@ -193,6 +193,7 @@ def test_own_flow_trains_one_member_of_the_realisation(cov, base, tmp_path, monk
     monkeypatch.setattr("gammastar.flow.train", train)
     monkeypatch.setattr("gammastar.flow.load", lambda path: ("loaded", path))
     cfg = base.model_copy(update={"seed": 1234, "output": str(tmp_path)})
+    # exact: a returned stub, integers and flags, and values copied from the config
     assert cov.own_flow(cfg, tmp_path) == ("loaded", tmp_path / "flow")
     f = seen["cfg"].flow
     assert (f.ensemble, f.bootstrap, f.workers) == (1, False, 1)
