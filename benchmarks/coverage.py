@@ -193,15 +193,44 @@ def varied_config(
     return base.model_copy(update=upd), drawn
 
 
-def own_flow(cfg: Any, run: Path) -> Any:
+def own_flow(cfg: Any, run: Path, reuse: bool = False) -> Any:
     """The realisation's own flow (``--own-flow``): the chain's ``train`` on its pairs in
     ``run`` (the config's recipe, one member, no bootstrap, one worker; the realisation's seed),
-    loaded. Retrained on every call (``force``): its seed and pairs are the realisation's."""
+    loaded. Retrained (``force``) unless ``reuse`` and the flow in ``run`` is this training's
+    (:func:`own_flow_mismatch`)."""
     from gammastar import flow
 
     upd = {"ensemble": 1, "bootstrap": False, "workers": 1}
-    flow.train(cfg.model_copy(update={"flow": cfg.flow.model_copy(update=upd)}), force=True)
+    cfg = cfg.model_copy(update={"flow": cfg.flow.model_copy(update=upd)})
+    if not (reuse and own_flow_mismatch(cfg, run) is None):
+        flow.train(cfg, force=True)
     return flow.load(run / "flow")
+
+
+def own_flow_mismatch(cfg: Any, run: Path) -> str | None:
+    """Why the flow in ``run`` is not the own flow ``cfg`` would train (``None``: it is): no
+    model, one of another seed, flow config (``section_sha256("flow")``), ensemble size or
+    training data (the pairs' training rows, hashed as the training hashes them)."""
+    from gammastar import flow
+    from gammastar.errors import GammastarError
+    from gammastar.flow.data import read_pairs, training_data
+    from gammastar.flow.stage import holdout_seed_of
+
+    try:
+        meta = flow.load(run / "flow").meta.get("meta", {})
+    except (GammastarError, OSError) as e:
+        return f"no readable flow ({e})"
+    seed = int(cfg.flow.seed if cfg.flow.seed is not None else cfg.seed)
+    if meta.get("seed") != seed or meta.get("ensemble_size") != 1:
+        return f"trained with seed {meta.get('seed')}, {meta.get('ensemble_size')} member(s)"
+    if meta.get("config_sha256") != cfg.section_sha256("flow"):
+        return "trained with another flow config"
+    pairs, src = read_pairs(cfg)
+    data = training_data(pairs, cfg.flow, source=str(src), seed=seed,
+                         holdout_seed=holdout_seed_of(cfg))  # fmt: skip
+    if meta.get("data_sha256") != data.sha256:
+        return "trained on other pairs"
+    return None
 
 
 def realisation(cfg: Any) -> None:
@@ -455,13 +484,30 @@ def data_side(
     return out
 
 
-def bootstrap_replicas(flow_dir: Path) -> list[Any] | None:
+def bootstrap_replicas(flow_dir: Path, more: list[Path] = ()) -> list[Any] | None:
     """The Poisson-bootstrap replicas of the ensemble in ``flow_dir`` (members ≥ 1 trained with
-    ``flow.bootstrap``), or ``None`` when it has fewer than two (no ``kinematic_model``)."""
+    ``flow.bootstrap``) and of the ensembles in ``more`` (``--replicas``: more replicas of the
+    same training pairs, pooled), or ``None`` when they are fewer than two (no
+    ``kinematic_model``).
+
+    Raises:
+        ValueError: an ensemble of ``more`` has no replica, or was trained on other pairs
+            (another training data hash) than ``flow_dir``.
+    """
     from gammastar import flow
 
-    ens = flow.load_ensemble(flow_dir)
-    reps = [m for m in ens.models if m.meta.get("meta", {}).get("bootstrap")]
+    def replicas(d: Path) -> list[Any]:
+        return [m for m in flow.load_ensemble(d).models if m.meta.get("meta", {}).get("bootstrap")]
+
+    reps = replicas(flow_dir)
+    data = flow.load(flow_dir).meta.get("meta", {}).get("data_sha256")
+    for d in more:
+        extra = replicas(d)
+        if not extra:
+            raise ValueError(f"{d}: no bootstrap replica (train it with flow.bootstrap)")
+        if flow.load(d).meta.get("meta", {}).get("data_sha256") != data:
+            raise ValueError(f"{d}: trained on other pairs than {flow_dir} (data_sha256)")
+        reps += extra
     return reps if len(reps) >= 2 else None
 
 
@@ -913,6 +959,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              "--flow's bootstrap replicas still give the quoted kinematic_model",
     )  # fmt: skip
     ap.add_argument(
+        "--replicas", type=Path, nargs="+", metavar="DIR", default=[],
+        help="flow ensembles trained with flow.bootstrap on --flow's pairs: their replicas "
+             "join --flow's for the quoted kinematic_model (the spread of k replicas is "
+             "uncertain by 1/sqrt(2(k-1)))",
+    )  # fmt: skip
+    ap.add_argument(
         "--draw-pt-form", action="store_true",
         help="with --own-flow: the full arm draws the mock mesons' p_T form (FORM_POINTS) "
              "without --form-flow (each realisation's own flow follows its drawn form)",
@@ -921,7 +973,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--reuse", action="store_true",
         help="take a realisation's run directory as it is when it has a yields.json and its "
              "mock file was generated with the wanted mock parameters (REUSE_MOCK_FIELDS; "
-             "a rerun of the statistics on the same realisations; recorded in the output)",
+             "a rerun of the statistics on the same realisations; recorded in the output); "
+             "with --own-flow, also its own flow when it is this training's (own_flow_mismatch)",
     )  # fmt: skip
     ap.add_argument(
         "--redo-yields", action="store_true",
@@ -993,7 +1046,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     geo = Geometry.from_config(base.detector)
     model = load("--flow", args.flow)
-    replicas = bootstrap_replicas(args.flow)  # the flow's kinematic_model, when it has them
+    try:  # the flow's kinematic_model, when it has replicas
+        replicas = bootstrap_replicas(args.flow, args.replicas)
+    except (ValueError, GammastarError) as e:
+        ap.error(f"--replicas: {e}")
     models = {round(a0, 6): model} | {round(a, 6): load(f"--form-flow {a:g}", d)
                                       for a, d in form_flows.items()}  # fmt: skip
     drawn_forms = tuple(DRAWN_FORMS.values()) if draw_form else ()
@@ -1041,7 +1097,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
                 n_truth = truth_nsig(cfg, run, truth, masses, seed=args.seed, response=response)
             if args.own_flow:  # the chain's flow of this realisation; its draws its own
-                model_here, dd_seed = own_flow(cfg, run), seed
+                model_here, dd_seed = own_flow(cfg, run, reuse=args.reuse), seed
             else:
                 model_here, dd_seed = models[round(float(cfg.mock.pt_mt_power), 6)], args.seed
             dd = data_side(
@@ -1098,6 +1154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         else {
             "replicas": len(replicas),
             "seeds": [r.meta.get("meta", {}).get("seed") for r in replicas],
+            "ensembles": [str(d) for d in [args.flow, *args.replicas]],
             "common": "each realisation trains its own flow: these replicas give the quoted "
             "size only"
             if args.own_flow

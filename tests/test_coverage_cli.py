@@ -202,6 +202,64 @@ def test_own_flow_trains_one_member_of_the_realisation(cov, base, tmp_path, monk
                                                                   {"force": True})  # fmt: skip
 
 
+def _tiny_run(tmp_path, name, *, pairs_seed=0, **flow):
+    """A run directory with synthetic pairs and its tiny flow config (tests/test_flow.py)."""
+    from test_flow import make_config, synthetic_pairs
+
+    cfg = make_config(tmp_path / name, epochs=1, **flow)
+    cfg.output_dir.mkdir(parents=True)
+    synthetic_pairs(2000, seed=pairs_seed).to_parquet(cfg.output_dir / "pairs.parquet")
+    return cfg
+
+
+def test_own_flow_is_reused_only_when_it_is_this_training(cov, tmp_path, monkeypatch):
+    """--reuse --own-flow: the run's flow is taken as it is only when it is what this training
+    would write (the seed, the flow config, one member, the same training rows); each change
+    is named, and a changed one is retrained."""
+    cfg = _tiny_run(tmp_path, "a")
+    run = cfg.output_dir
+    cov.own_flow(cfg, run)  # a real (tiny) training
+    own = cfg.model_copy(update={"flow": cfg.flow.model_copy(update={"workers": 1})})
+    assert cov.own_flow_mismatch(own, run) is None
+    calls = []
+    monkeypatch.setattr("gammastar.flow.train", lambda c, **kw: calls.append(c.seed))
+    cov.own_flow(cfg, run, reuse=True)
+    assert calls == []  # reused: not retrained
+    other_seed = own.model_copy(update={"seed": 8})
+    assert cov.own_flow_mismatch(other_seed, run) == "trained with seed 7, 1 member(s)"
+    cov.own_flow(cfg.model_copy(update={"seed": 8}), run, reuse=True)
+    assert calls == [8]  # retrained with the realisation's seed
+    epochs = own.model_copy(update={"flow": own.flow.model_copy(update={"epochs": 2})})
+    assert cov.own_flow_mismatch(epochs, run) == "trained with another flow config"
+    from test_flow import synthetic_pairs
+
+    synthetic_pairs(2000, seed=1).to_parquet(run / "pairs.parquet")  # the realisation redone
+    assert cov.own_flow_mismatch(own, run) == "trained on other pairs"
+
+
+def test_replicas_pool_ensembles_of_the_same_training_rows(cov, tmp_path, capsys):
+    """--replicas: the bootstrap replicas of more ensembles trained on --flow's training rows
+    join its own (2 + 2 here); an ensemble of other pairs, or one without replicas, is
+    refused, naming it."""
+    from gammastar import flow
+
+    a = flow.train(_tiny_run(tmp_path, "a", ensemble=3, bootstrap=True, workers=1))
+    b = flow.train(_tiny_run(tmp_path, "b", ensemble=3, bootstrap=True, seed=20, workers=1))
+    reps = cov.bootstrap_replicas(a, [b])
+    # member seeds: 7 + 1, 7 + 2 and 20 + 1, 20 + 2 (integers, exact)
+    assert [r.meta["meta"]["seed"] for r in reps] == [8, 9, 21, 22]
+    other = flow.train(
+        _tiny_run(tmp_path, "c", pairs_seed=5, ensemble=3, bootstrap=True, workers=1)
+    )
+    with pytest.raises(ValueError, match=f"{_re(other)}: trained on other pairs than"):
+        cov.bootstrap_replicas(a, [other])
+    plain = flow.train(_tiny_run(tmp_path, "d", ensemble=2, workers=1))
+    with pytest.raises(ValueError, match=f"{_re(plain)}: no bootstrap replica"):
+        cov.bootstrap_replicas(a, [plain])
+    msg = _error(cov, capsys, ["--flow", str(a), "--replicas", str(plain), "--arms", "stat"])
+    assert msg.endswith(f"--replicas: {plain}: no bootstrap replica (train it with flow.bootstrap)")
+
+
 def test_a_directory_without_a_flow_is_named(cov, tmp_path, capsys):
     """A flow directory that exists but holds no flow: gammastar's own error, as the option's."""
     msg = _error(cov, capsys, ["--flow", str(tmp_path), "--arms", "stat"])

@@ -398,6 +398,28 @@ def test_ensemble_spread_enters_as_kinematic_model(tmp_path):
     np.testing.assert_array_equal(res.acceptance, base.acceptance)  # the central value
 
 
+def test_kinematic_record_states_its_own_error():
+    """reach.json's kinematic_model row records the members its spread is taken over and the
+    spread's own relative error 1/√(2(k − 1)) (the standard deviation of k Gaussian draws):
+    three replicas 0.5, eleven 0.224; the rows land at their masses."""
+    from types import SimpleNamespace
+
+    from gammastar.reach import _record_kinematic
+
+    for k, want in ((3, 0.5), (11, 1 / math.sqrt(20))):
+        inp = SimpleNamespace(
+            masses=np.array([0.3, 0.9]), ensemble=[object()] * k,
+            ensemble_seeds=list(range(k)), nuisance_record={"nuisances": {}},
+        )  # fmt: skip
+        rows = [{"mass": 0.9, "rel": 0.03, "eps_low": 0.02, "eps_high": 0.03}]
+        _record_kinematic(inp, SimpleNamespace(kinematic=rows))
+        kin = inp.nuisance_record["nuisances"]["kinematic_model"]
+        assert kin["members"] == k  # an integer count, exact
+        assert kin["size_rel_err"] == pytest.approx(want, rel=1e-12)
+        assert kin["rel"] == [None, 0.03]  # copied values, exact
+        assert kin["at_eps_low"] == [None, 0.02]
+
+
 def test_ensemble_bad_input(tmp_path):
     from gammastar.acceptance import ParametricSampler
     from gammastar.errors import GammastarError

@@ -1628,16 +1628,20 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
     """Add the ``kinematic_model`` nuisance the scan measured to ``inp.nuisance_record``."""
     if not res.kinematic or inp.nuisance_record is None:
         return
-    n = inp.masses.size
+    n, k = inp.masses.size, len(inp.ensemble or [])
     kin = inp.nuisance_record["nuisances"]["kinematic_model"] = {
         "kind": "normsys",
         "rel": [None] * n,
-        "origin": f"acceptance spread (std/mean) over the {len(inp.ensemble or [])} members of "
+        "origin": f"acceptance spread (std/mean) over the {k} members of "
         f"the flow ensemble (training seeds {inp.ensemble_seeds}), at the median expected "
         "eps_high of a first pass (else eps_low)",
         "correlation": "one parameter shared by all channels and mass points",
         "at_eps_low": [None] * n,
         "at_eps_high": [None] * n,
+        # the standard deviation of k draws is itself uncertain (Gaussian: 1/sqrt(2(k-1)));
+        # docs/reach.md "Coverage on the mock, session 20": >= 10 replicas
+        "members": k,
+        "size_rel_err": 1.0 / math.sqrt(2 * (k - 1)) if k > 1 else None,
     }
     for row in res.kinematic:
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
