@@ -489,7 +489,7 @@ def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
     assert np.interp(0.45, centres, err) > 1.2 * want[mid][0]
 
 
-def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path):
+def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
     """flow.bootstrap: the kinematic_model spread is taken over the Poisson replicas (members
     ≥ 1), not the nominal fit at their centre; fewer than 2 replicas is one clear error."""
     from types import SimpleNamespace
@@ -512,7 +512,12 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path):
 
     kw = {"epochs": 1, "bootstrap": True}
     out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs)
-    samplers, seeds = ensemble_samplers(cfg_of(out3), None, "nominal", wrap)
+    with caplog.at_level("WARNING", logger="gammastar.uncertainties"):
+        samplers, seeds = ensemble_samplers(cfg_of(out3), None, "nominal", wrap)
+    # two replicas: the spread's own error 1/√(2(2 − 1)) = 71%, a warning naming the advice
+    assert "the spread over the 2 members" in caplog.text
+    assert "uncertain by ±71%" in caplog.text
+    assert "train >= 10 (flow.ensemble) for ±24%" in caplog.text
     assert seeds == [8, 9]  # members 1 and 2 (training seeds 7 + 1, 7 + 2), not member 0
     assert "nominal" not in samplers
     assert all(
