@@ -166,6 +166,31 @@ def test_spline_kernel_gradients():
             assert torch.allclose(a, b, atol=1e-10)
 
 
+def test_vjp_in_chunks_equals_one_serial_pass():
+    """The backward's parallel kernel over 1, 3 and 7 chunks gives what the serial
+    ``vjp_range`` gives over all points (the single-chunk path; docs/flow.md "Ensemble"), and
+    both are gy·jy + gl·jl, gy·jx[0] + gl·jx[1] (numpy; float32 rounding of two products)."""
+    from gammastar import _flow_training as FT
+
+    rng = np.random.default_rng(5)
+    n, f, p = 1000, 2, 17
+    jy, jl = (rng.normal(size=(n, f, p)).astype(np.float32) for _ in range(2))
+    jx = rng.normal(size=(2, n, f)).astype(np.float32)
+    gy, gl = (rng.normal(size=(n, f)).astype(np.float32) for _ in range(2))
+    gphi, gx = np.empty_like(jy), np.empty_like(gy)
+    FT.vjp_range(jy, jl, jx, gy, gl, gphi, gx, 0, n)
+    want_phi = gy[..., None] * jy + gl[..., None] * jl
+    np.testing.assert_allclose(gphi, want_phi, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gx, gy * jx[0] + gl * jx[1], rtol=1e-6, atol=1e-6)
+    for chunks in (1, 3, 7):
+        cphi, cx = np.empty_like(jy), np.empty_like(gy)
+        FT.vjp(jy, jl, jx, gy, gl, cphi, cx, chunks)
+        # the same per-point arithmetic split in ranges; two compilations may round (or fuse)
+        # differently: float32's 2^-23 on a sum of two products, a few ulps
+        np.testing.assert_allclose(cphi, gphi, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(cx, gx, rtol=1e-6, atol=1e-6)
+
+
 def test_fast_log_prob_gradient_equals_autograd():
     """Parameter gradients of the fused density (compiled splines) == autograd through zuko's
     Flow.log_prob (the reference), float32."""

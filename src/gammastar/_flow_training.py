@@ -160,18 +160,27 @@ def rqs_forward(e, fq, x, bound, y, lj, jy, jl, jx, need_jac):
             jl[n, f, 2 * K + i1] += f1 * bd1 if use1 else 0.0
 
 
+@njit(cache=True, nogil=True)
+def vjp_range(jy, jl, jx, gy, gl, gphi, gx, start, stop):
+    """gphi = gy·jy + gl·jl, gx = gy·jx[0] + gl·jx[1] for the points start … stop − 1."""
+    n_feat, n_par = jy.shape[1], jy.shape[2]
+    for n in range(start, stop):
+        for f in range(n_feat):
+            a = gy[n, f]
+            b = gl[n, f]
+            for i in range(n_par):
+                gphi[n, f, i] = a * jy[n, f, i] + b * jl[n, f, i]
+            gx[n, f] = a * jx[0, n, f] + b * jx[1, n, f]
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def vjp(jy, jl, jx, gy, gl, gphi, gx, chunks):
-    """gphi = gy·jy + gl·jl, gx = gy·jx[0] + gl·jx[1] (one pass, ``chunks`` threads)."""
-    n_pts, n_feat, n_par = jy.shape
+    """:func:`vjp_range` over all points, ``chunks`` contiguous ranges in parallel (call
+    :func:`vjp_range` for one chunk: a parallel region costs a barrier of every numba thread,
+    which stalls when the threads outnumber the free cores)."""
+    n_pts = jy.shape[0]
     for c in prange(chunks):
-        for n in range(c * n_pts // chunks, (c + 1) * n_pts // chunks):
-            for f in range(n_feat):
-                a = gy[n, f]
-                b = gl[n, f]
-                for i in range(n_par):
-                    gphi[n, f, i] = a * jy[n, f, i] + b * jl[n, f, i]
-                gx[n, f] = a * jx[0, n, f] + b * jx[1, n, f]
+        vjp_range(jy, jl, jx, gy, gl, gphi, gx, c * n_pts // chunks, (c + 1) * n_pts // chunks)
 
 
 def _bounded_exp(phi, slope: float, grad: bool = True):
@@ -236,10 +245,12 @@ def _make_function():
             gphi = torch.empty_like(jy)
             gx = torch.empty_like(gy)
             chunks = min(torch.get_num_threads(), _MAX_THREADS, max(1, gy.shape[0] // 512))
-            vjp(
-                jy.numpy(), jl.numpy(), jx.numpy(), gy.numpy(), gl.numpy(),
-                gphi.numpy(), gx.numpy(), chunks,
-            )  # fmt: skip
+            args = (jy.numpy(), jl.numpy(), jx.numpy(), gy.numpy(), gl.numpy(), gphi.numpy(),
+                    gx.numpy())  # fmt: skip
+            if chunks > 1:
+                vjp(*args, chunks)
+            else:  # no parallel region (see vjp)
+                vjp_range(*args, 0, gy.shape[0])
             return gphi, gx, None, None
 
     return RQSpline
@@ -354,3 +365,4 @@ def warm_up() -> None:
     j = np.zeros((2, 2, 17), np.float32)
     g = np.zeros((2, 2), np.float32)
     vjp(j, j, np.zeros((2, 2, 2), np.float32), g, g, j.copy(), g.copy(), 2)
+    vjp_range(j, j, np.zeros((2, 2, 2), np.float32), g, g, j.copy(), g.copy(), 0, 2)
