@@ -191,6 +191,31 @@ def test_vjp_in_chunks_equals_one_serial_pass():
         np.testing.assert_allclose(cx, gx, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "launch",
+    [
+        "from gammastar import _flow_training as FT; FT.warm_up()",  # a training's start
+        "from gammastar._threads import ensure_pool; ensure_pool()",  # pair_acceptance's call
+    ],
+)
+def test_numba_pool_keeps_torch_threads(launch):
+    """OMP_NUM_THREADS=1 stays one torch thread after numba's first parallel kernel: numba's
+    OpenMP layer set the process's OpenMP count (torch's) to every core, so that single-slot
+    jobs ran on every core and stalled each other (docs/flow.md "Ensemble"). A fresh
+    interpreter: the launch happens once per process."""
+    import os
+    import subprocess
+    import sys
+
+    code = f"{launch}\nimport torch\nprint(torch.get_num_threads())"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == "1"  # a thread count: an integer, exact
+
+
 def test_fast_log_prob_gradient_equals_autograd():
     """Parameter gradients of the fused density (compiled splines) == autograd through zuko's
     Flow.log_prob (the reference), float32."""

@@ -16,6 +16,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from gammastar._threads import ensure_pool
 from gammastar.flow.architecture import lu_matrix, made_layers, split_transforms
 
 _MAX_THREADS = numba.config.NUMBA_NUM_THREADS
@@ -218,6 +219,7 @@ def _spline(phi, x, bound: float, slope: float, jac: bool):
     args = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
     chunks = min(torch.get_num_threads(), _MAX_THREADS, max(1, x.shape[0] // 512))
     if chunks > 1:
+        ensure_pool()
         rqs_forward_parallel(*args, chunks)
     else:
         rqs_forward(*args)
@@ -248,6 +250,7 @@ def _make_function():
             args = (jy.numpy(), jl.numpy(), jx.numpy(), gy.numpy(), gl.numpy(), gphi.numpy(),
                     gx.numpy())  # fmt: skip
             if chunks > 1:
+                ensure_pool()
                 vjp(*args, chunks)
             else:  # no parallel region (see vjp)
                 vjp_range(*args, 0, gy.shape[0])
@@ -354,6 +357,7 @@ def warm_up() -> None:
     installation) so that the first training step does not pay for it."""
     import torch
 
+    ensure_pool()  # first: numba's launch must not change torch's thread count
     phi = torch.zeros((2, 2, 17))
     x = torch.zeros((2, 2))
     for jac in (False, True):

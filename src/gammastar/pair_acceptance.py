@@ -271,6 +271,9 @@ _TABULATE = None
 def _tabulate(*args):
     global _TABULATE
     if _TABULATE is None:
+        from gammastar._threads import ensure_pool
+
+        ensure_pool()  # numba's launch must not change torch's thread count
         _TABULATE = _kernel()
     return _TABULATE(*args)
 
