@@ -491,22 +491,35 @@ def bootstrap_replicas(flow_dir: Path, more: list[Path] = ()) -> list[Any] | Non
     ``kinematic_model``).
 
     Raises:
-        ValueError: an ensemble of ``more`` has no replica, or was trained on other pairs
-            (another training data hash) than ``flow_dir``.
+        ValueError: an ensemble of ``more`` has no replica, was trained on other pairs
+            (another training data hash) than ``flow_dir``, is given twice, or repeats a
+            replica already pooled (the same bootstrap seed and member).
     """
     from gammastar import flow
 
     def replicas(d: Path) -> list[Any]:
         return [m for m in flow.load_ensemble(d).models if m.meta.get("meta", {}).get("bootstrap")]
 
+    def key(m: Any) -> tuple[Any, Any]:
+        boot = m.meta.get("meta", {}).get("bootstrap") or {}
+        return boot.get("seed"), boot.get("member")
+
     reps = replicas(flow_dir)
     data = flow.load(flow_dir).meta.get("meta", {}).get("data_sha256")
+    seen_dirs = {Path(flow_dir).resolve()}
     for d in more:
+        if Path(d).resolve() in seen_dirs:
+            raise ValueError(f"{d}: given twice (with --flow or --replicas)")
+        seen_dirs.add(Path(d).resolve())
         extra = replicas(d)
         if not extra:
             raise ValueError(f"{d}: no bootstrap replica (train it with flow.bootstrap)")
         if flow.load(d).meta.get("meta", {}).get("data_sha256") != data:
             raise ValueError(f"{d}: trained on other pairs than {flow_dir} (data_sha256)")
+        have = {key(m) for m in reps}
+        if same := sorted(str(k) for k in {key(m) for m in extra} & have):
+            raise ValueError(f"{d}: replicas {', '.join(same)} (bootstrap seed, member) are "
+                             "already pooled: the same resamples counted twice")  # fmt: skip
         reps += extra
     return reps if len(reps) >= 2 else None
 
@@ -630,8 +643,8 @@ def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
     return lines
 
 
-MERGE_HEADER = ("config", "flow", "form_flows", "own_flow", "vary_seed", "truth_seed",
-                "truth_sources", "response_sources", "samples")  # fmt: skip
+MERGE_HEADER = ("config", "flow", "form_flows", "own_flow", "kinematic_model", "vary_seed",
+                "truth_seed", "truth_sources", "response_sources", "samples")  # fmt: skip
 """The fields of an output that every output merged by :func:`merge` must share: the same
 config, flows, draws and truth (only the generator seeds differ). A field absent from a file
 (an output written before it existed) reads as ``None``."""

@@ -86,6 +86,7 @@ def test_merge_keeps_the_header_rows_and_forms(cov, tmp_path, capsys):
         ({"flow": "other"}, "flow"),
         ({"form_flows": {"1.2247": "f"}}, "form_flows"),
         ({"own_flow": True}, "own_flow"),  # each realisation's own flow, or one for all
+        ({"kinematic_model": {"replicas": 11}}, "kinematic_model"),  # another replica set
     ],
 )
 def test_merge_refuses_outputs_of_other_runs(cov, tmp_path, changed, field):
@@ -239,8 +240,9 @@ def test_own_flow_is_reused_only_when_it_is_this_training(cov, tmp_path, monkeyp
 
 def test_replicas_pool_ensembles_of_the_same_training_rows(cov, tmp_path, capsys):
     """--replicas: the bootstrap replicas of more ensembles trained on --flow's training rows
-    join its own (2 + 2 here); an ensemble of other pairs, or one without replicas, is
-    refused, naming it."""
+    join its own (2 + 2 here); an ensemble of other pairs, one without replicas, one given
+    twice, or one repeating pooled resamples (its bootstrap seed and members) is refused,
+    naming it."""
     from gammastar import flow
 
     a = flow.train(_tiny_run(tmp_path, "a", ensemble=3, bootstrap=True, workers=1))
@@ -253,6 +255,12 @@ def test_replicas_pool_ensembles_of_the_same_training_rows(cov, tmp_path, capsys
     )
     with pytest.raises(ValueError, match=f"{_re(other)}: trained on other pairs than"):
         cov.bootstrap_replicas(a, [other])
+    with pytest.raises(ValueError, match=f"{_re(b)}: given twice"):
+        cov.bootstrap_replicas(a, [b, b])
+    # the same seed on the same rows: the same resamples, refused
+    again = flow.train(_tiny_run(tmp_path, "e", ensemble=3, bootstrap=True, workers=1))
+    with pytest.raises(ValueError, match=r"replicas \(7, 1\), \(7, 2\) .* already pooled"):
+        cov.bootstrap_replicas(a, [again])
     plain = flow.train(_tiny_run(tmp_path, "d", ensemble=2, workers=1))
     with pytest.raises(ValueError, match=f"{_re(plain)}: no bootstrap replica"):
         cov.bootstrap_replicas(a, [plain])

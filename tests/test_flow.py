@@ -172,6 +172,7 @@ def test_vjp_in_chunks_equals_one_serial_pass():
     both are gy·jy + gl·jl, gy·jx[0] + gl·jx[1] (numpy; float32 rounding of two products)."""
     from gammastar import _flow_training as FT
 
+    FT.ensure_pool()  # launch numba's pool without changing torch's thread count
     rng = np.random.default_rng(5)
     n, f, p = 1000, 2, 17
     jy, jl = (rng.normal(size=(n, f, p)).astype(np.float32) for _ in range(2))
@@ -195,10 +196,20 @@ def test_vjp_in_chunks_equals_one_serial_pass():
     "launch",
     [
         "from gammastar import _flow_training as FT; FT.warm_up()",  # a training's start
-        "from gammastar._threads import ensure_pool; ensure_pool()",  # pair_acceptance's call
+        # pair_acceptance's table, computed (an empty cache): its kernel is parallel
+        (
+            "from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance; "
+            "PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057, "
+            "mass_range=(0.3, 0.5), p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))"
+        ),
+        # a worker's thread setting (flow.stage._train_member with threads=1)
+        (
+            "import torch, numba; from gammastar._threads import ensure_pool; ensure_pool(); "
+            "torch.set_num_threads(1); numba.set_num_threads(1)"
+        ),
     ],
 )
-def test_numba_pool_keeps_torch_threads(launch):
+def test_numba_pool_keeps_torch_threads(launch, tmp_path):
     """OMP_NUM_THREADS=1 stays one torch thread after numba's first parallel kernel: numba's
     OpenMP layer set the process's OpenMP count (torch's) to every core, so that single-slot
     jobs ran on every core and stalled each other (docs/flow.md "Ensemble"). A fresh
@@ -208,7 +219,7 @@ def test_numba_pool_keeps_torch_threads(launch):
     import sys
 
     code = f"{launch}\nimport torch\nprint(torch.get_num_threads())"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GAMMASTAR_CACHE": str(tmp_path)}
     out = subprocess.run(
         [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True
     )

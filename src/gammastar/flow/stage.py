@@ -208,9 +208,13 @@ def _train_member(
         import numba
         import torch
 
+        from gammastar._threads import ensure_pool
+
+        # numba's pool first: its launch (also by set_num_threads) resets torch's count
+        ensure_pool()
         torch.set_num_threads(threads)
         # the compiled kernels' thread pool too: workers × numba's default (all cores) threads
-        # stall every parallel region (docs/flow.md "Ensemble": 6.8× slower on 2 cores)
+        # stall every parallel region (docs/flow.md "Ensemble")
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     seed0 = job.seed - job.member
     data, boot = member_data(job.data, cfg, seed0, job.member)
