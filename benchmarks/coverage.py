@@ -497,24 +497,26 @@ def bootstrap_replicas(flow_dir: Path, more: list[Path] = ()) -> list[Any] | Non
     """
     from gammastar import flow
 
-    def replicas(d: Path) -> list[Any]:
-        return [m for m in flow.load_ensemble(d).models if m.meta.get("meta", {}).get("bootstrap")]
+    def replicas(d: Path) -> tuple[Any, list[Any]]:
+        """The training data hash of ``d``'s ensemble and its replicas (one read)."""
+        models = flow.load_ensemble(d).models
+        data = models[0].meta.get("meta", {}).get("data_sha256")
+        return data, [m for m in models if m.meta.get("meta", {}).get("bootstrap")]
 
     def key(m: Any) -> tuple[Any, Any]:
         boot = m.meta.get("meta", {}).get("bootstrap") or {}
         return boot.get("seed"), boot.get("member")
 
-    reps = replicas(flow_dir)
-    data = flow.load(flow_dir).meta.get("meta", {}).get("data_sha256")
+    data, reps = replicas(flow_dir)
     seen_dirs = {Path(flow_dir).resolve()}
     for d in more:
         if Path(d).resolve() in seen_dirs:
             raise ValueError(f"{d}: given twice (with --flow or --replicas)")
         seen_dirs.add(Path(d).resolve())
-        extra = replicas(d)
+        data_d, extra = replicas(d)
         if not extra:
             raise ValueError(f"{d}: no bootstrap replica (train it with flow.bootstrap)")
-        if flow.load(d).meta.get("meta", {}).get("data_sha256") != data:
+        if data_d != data:
             raise ValueError(f"{d}: trained on other pairs than {flow_dir} (data_sha256)")
         have = {key(m) for m in reps}
         if same := sorted(str(k) for k in {key(m) for m in extra} & have):

@@ -202,10 +202,10 @@ def test_vjp_in_chunks_equals_one_serial_pass():
             "PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057, "
             "mass_range=(0.3, 0.5), p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))"
         ),
-        # a worker's thread setting (flow.stage._train_member with threads=1)
+        # a worker's thread setting, then its training's start (flow.stage._train_member)
         (
-            "import torch, numba; from gammastar._threads import ensure_pool; ensure_pool(); "
-            "torch.set_num_threads(1); numba.set_num_threads(1)"
+            "import torch; torch.set_num_threads(1); "
+            "from gammastar import _flow_training as FT; FT.warm_up()"
         ),
     ],
 )

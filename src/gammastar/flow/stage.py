@@ -205,17 +205,11 @@ def _train_member(
     ``loss.png``; False when ``stop_after`` stopped it before the end (nothing written)."""
     config, cfg = job.config, job.config.flow
     if threads is not None and not cfg.threads:
-        import numba
         import torch
 
-        from gammastar._threads import ensure_pool
-
-        # numba's pool first: its launch (also by set_num_threads) resets torch's count
-        ensure_pool()
+        # kept through numba's launch (warm_up's ensure_pool): with one thread the kernels
+        # run serially, no parallel region (docs/flow.md "Ensemble")
         torch.set_num_threads(threads)
-        # the compiled kernels' thread pool too: workers × numba's default (all cores) threads
-        # stall every parallel region (docs/flow.md "Ensemble")
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     seed0 = job.seed - job.member
     data, boot = member_data(job.data, cfg, seed0, job.member)
     ck = job.directory / rundir.CHECKPOINT_FILE
