@@ -289,6 +289,19 @@ BOOTSTRAP = 8
 """Replicas of the truth's γ* behind 𝓔_t's error (:func:`truth_side`)."""
 
 
+def generator_gstar(cfg: Any, *, sources: int, seed: int) -> Any:
+    """The generator's γ* of ``sources`` cocktail sources of ``cfg``'s mock, in batches of
+    :data:`TRUTH_BATCH` (batch i seeded ``seed + 1000 i``): the truth of :func:`truth_side`
+    and of ``benchmarks/coverage_parts.py``."""
+    from gammastar.mock.truth import GstarTruth, truth_gstar
+
+    parts = [truth_gstar(cfg, min(TRUTH_BATCH, sources - k), seed=seed + 1000 * i)
+             for i, k in enumerate(range(0, sources, TRUTH_BATCH))]  # fmt: skip
+    return GstarTruth(*(np.concatenate([getattr(g, f) for g in parts])
+                        for f in ("m", "qT", "E", "pz", "channel")),
+                      n_pot=float(sum(g.n_pot for g in parts)))  # fmt: skip
+
+
 def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed: int,
                masses_only: bool = False):  # fmt: skip
     """The generator's γ* (``sources`` cocktail sources, in batches of :data:`TRUTH_BATCH`)
@@ -302,14 +315,9 @@ def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed
     binomial error alone, the error quoted until 2026-11-23), and the truth is common to every
     realisation."""
     from gammastar.acceptance import draw
-    from gammastar.mock.truth import GstarTruth, TruthSampler, truth_gstar
+    from gammastar.mock.truth import GstarTruth, TruthSampler
 
-    parts = [truth_gstar(cfg, min(TRUTH_BATCH, sources - k), seed=seed + 1000 * i)
-             for i, k in enumerate(range(0, sources, TRUTH_BATCH))]  # fmt: skip
-    gstar = GstarTruth(*(np.concatenate([getattr(g, f) for g in parts])
-                         for f in ("m", "qT", "E", "pz", "channel")),
-                       n_pot=float(sum(g.n_pot for g in parts)))  # fmt: skip
-    del parts
+    gstar = generator_gstar(cfg, sources=sources, seed=seed)
     half = TruthSampler(gstar).half_width
     acc = {}
     rng = np.random.default_rng([seed, 7])

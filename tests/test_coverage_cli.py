@@ -515,3 +515,72 @@ def test_flow_spread_refuses_a_single_flow(tmp_path, capsys):
         fs.main(["--run", str(tmp_path), "--flows", str(tmp_path), "--ensembles", str(tmp_path)])
     assert exc.value.code == 2
     assert capsys.readouterr().err.strip().endswith("--flows: give at least two flows")
+
+
+# --------------------------------------------------------------------------- coverage_parts
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return load_benchmark("coverage_parts")
+
+
+def _full(first, n):
+    """A coverage output of the full arm for seeds first … first + n − 1 (drawn σ_y, a)."""
+    out = _output(range(first, first + n))
+    out["seeds"] = [first, first + n - 1]
+    arm = out["arms"].pop("stat")
+    arm["drawn"] = [{"y_sigma": 1.25 + 0.1 * i, "pt_form": 0.0} for i in range(n)]
+    out["arms"]["full"] = arm
+    return out
+
+
+def test_parts_pool_outputs_and_refuse_a_seed_twice(parts, tmp_path):
+    """The rows and draws of several outputs are pooled by seed; an output given twice, or
+    one without the arm, is a one-line error naming the file."""
+    a, b = _write(tmp_path, "a.json", _full(10, 2)), _write(tmp_path, "b.json", _full(12, 3))
+    rows, drawn = parts.read_outputs([a, b], "full")
+    assert sorted({r["seed"] for r in rows}) == [10, 11, 12, 13, 14]
+    assert drawn[11]["y_sigma"] == pytest.approx(1.35)
+    assert drawn[14]["y_sigma"] == pytest.approx(1.45)
+    with pytest.raises(SystemExit, match=rf"{_re(a)}: seed 10 given twice"):
+        parts.read_outputs([a, a], "full")
+    with pytest.raises(SystemExit, match=rf"{_re(a)}: no arm 'stat'"):
+        parts.read_outputs([a], "stat")
+
+
+def test_parts_truth_is_the_realisations_draw(parts, base):
+    """A full-arm realisation's truth is the mock at its drawn rapidity width and p_T form; a
+    stat realisation's (nothing drawn) the config itself."""
+    cfg = parts.truth_config(base, {"y_sigma": 1.1313, "pt_form": -1.2247, "r_factor": 1.01})
+    assert cfg.mock.rapidity_sigma == 1.1313
+    assert cfg.mock.pt_mt_power == -1.2247
+    assert cfg.background == base.background  # R is the analysis's, not the truth's
+    assert parts.truth_config(base, {}) is base
+
+
+def test_parts_flow_over_pairs_is_a_ratio_of_means(parts):
+    """The flow against the pairs is the ratio of their means over realisations: exact for
+    a flow equal to the truth and pairs scattering ±30% around it, where the mean of the
+    per-realisation ratios is biased up by Jensen's inequality (≈ 1 + 0.3² here)."""
+    rng = np.random.default_rng(1)
+    pairs_ratio = 1 + 0.3 * np.where(rng.random(400) < 0.5, -1.0, 1.0)  # mean exactly 1
+    pairs_ratio *= 1 / pairs_ratio.mean()
+    per = [{"nsig": [1.0], "acc": [1.0], "f": 1.0, "e_in_flow": [1.0], "e_in_pairs": [p],
+            "e_in_pairs_err": [0.3], "pairs": 100, "e_out": [1.0], "share_out": [0.5]}
+           for p in pairs_ratio]  # fmt: skip
+    pt = parts.summarise(per, 0.9, 0, 1.0)
+    assert pt["flow_over_pairs"] == pytest.approx(1.0, rel=1e-12)
+    assert np.mean(1 / pairs_ratio) == pytest.approx(1 + 0.3**2 / (1 - 0.3**2), rel=0.02)
+    # its error: the pairs' scatter over √n (the flow is exact here)
+    assert pt["flow_over_pairs_sem"] == pytest.approx(np.std(pairs_ratio, ddof=1) / 20, rel=1e-9)
+    assert pt["yield_part"] == pytest.approx(1.0, rel=1e-12)
+    assert pt["n"] == 400
+
+
+def test_parts_need_one_flow_choice(parts, tmp_path, capsys):
+    cov_json = _write(tmp_path, "a.json", _full(10, 1))
+    for extra in ([], ["--flow", str(tmp_path), "--own-flow"]):
+        with pytest.raises(SystemExit):
+            parts.main(["--coverage", str(cov_json), "--workdir", str(tmp_path), *extra])
+        assert "give --flow (one fixed flow) or --own-flow" in capsys.readouterr().err
