@@ -133,16 +133,16 @@ def pairs_inside(pairs, fiducial, m: float, window: float, geo, ctaus, seed: int
     """The A′ acceptance of the weighted pairs inside F within ±``window`` of ``m``
     (:func:`pooled_pairs`), per cτ: (𝓔_in, its statistical error, the pairs' count). The error
     is the weighted mean's, √(Σ w² (a − 𝓔_in)²) / Σ w (like-sign pairs at their negative
-    weights)."""
+    weights); NaN where no pair, or no net weight, is left."""
     from gammastar.acceptance import draw
     from gammastar.extrapolation import per_sample_acceptance
 
     q, e, w = pooled_pairs(pairs, m, window)
     k = _inside(fiducial, m, q, e)
     q, e, w = q[k], e[k], w[k]
-    if q.size == 0 or w.sum() <= 0:
-        raise SystemExit(f"coverage_parts: no weighted pair inside F within ±{window:g} GeV "
-                         f"of {m:g} GeV; widen --window")  # fmt: skip
+    if q.size == 0 or w.sum() <= 0:  # none with a net weight: no figure (the summary skips it)
+        nan = np.full(np.size(ctaus), np.nan)
+        return nan, nan, int(q.size)
     a = np.asarray(per_sample_acceptance(draw(_Fixed(q, e), m, q.size, geo, seed=seed), ctaus))
     a = a if a.shape[0] == q.size else a.T
     e_in = (w[:, None] * a).sum(0) / w.sum()
@@ -150,25 +150,67 @@ def pairs_inside(pairs, fiducial, m: float, window: float, geo, ctaus, seed: int
     return e_in, err, int(q.size)
 
 
-def read_outputs(paths, arm: str) -> tuple[list[dict], dict[int, dict]]:
-    """The rows of ``arm`` of several ``coverage.py`` outputs (each file's last line) and the
-    drawn values per seed; a seed given twice or a file without the arm is a one-line
-    SystemExit naming it."""
-    rows, drawn = [], {}
+TRUTH_KEYS = ("truth_seed", "truth_sources")
+"""What every pooled output must share, and this run's truth with them (``--seed``,
+``--truth-sources``): the γ* its N_truth came from."""
+
+
+def read_outputs(paths, arm: str) -> tuple[list[dict], dict[int, dict], dict[str, Any]]:
+    """The rows of ``arm`` of several ``coverage.py`` outputs (each file's last line), the
+    drawn values per seed, and the first output's header (:data:`TRUTH_KEYS`, ``own_flow``,
+    ``drawn_forms``, ``config``). A seed given twice, a file without the arm, a merged output (no seed
+    range: its draws cannot be told apart), other (mass, cτ) points or another truth than
+    the first file's is a one-line SystemExit naming the file."""
+    rows, drawn, head, points = [], {}, None, None
     for path in paths:
         try:
             doc = json.loads(Path(path).read_text().strip().splitlines()[-1])
             data = doc["arms"][arm]
-            first = doc["seeds"][0]
         except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
             raise SystemExit(f"coverage_parts: {path}: no arm {arm!r} of a coverage.py "
                              f"output ({e})") from None  # fmt: skip
+        if not isinstance(doc.get("seeds"), list) or len(doc["seeds"]) != 2:
+            raise SystemExit(f"coverage_parts: {path}: no seed range (a --merge output?); give "
+                             "the outputs of the realisations' own runs")  # fmt: skip
+        first = int(doc["seeds"][0])
         seeds = range(first, first + len(data["drawn"]))
         if twice := sorted(set(seeds) & set(drawn)):
             raise SystemExit(f"coverage_parts: {path}: seed {twice[0]} given twice")
+        if {r["seed"] for r in data["rows"]} != set(seeds):
+            raise SystemExit(f"coverage_parts: {path}: its rows' seeds are not its seed range")
+        here = {(r["mass"], r["ctau"]) for r in data["rows"]}
+        this = {k: doc.get(k) for k in TRUTH_KEYS} | {
+            "own_flow": bool(doc.get("own_flow")),
+            "drawn_forms": data.get("drawn_forms", []),
+            "config": doc.get("config"),
+        }
+        if head is None:
+            head, points = this, here
+        elif this != head or here != points:
+            what = "(mass, cτ) points" if here != points else "truth, config, flow or drawn forms"
+            raise SystemExit(f"coverage_parts: {path}: other {what} than {paths[0]}")
         drawn.update(zip(seeds, data["drawn"], strict=True))
         rows += data["rows"]
-    return rows, drawn
+    return rows, drawn, head or {}
+
+
+def check_config(head: dict[str, Any], config: Path) -> None:
+    """The outputs were run with ``config`` (their ``config``): else a one-line SystemExit."""
+    if head.get("config") and Path(head["config"]).resolve() != Path(config).resolve():
+        raise SystemExit(f"coverage_parts: the outputs were run with {head['config']}, not "
+                         f"--config {config}")  # fmt: skip
+
+
+def check_runs(workdir: Path, arm: str, seeds, own_flow: bool) -> None:
+    """Each realisation's directory holds what the split reads (``yields.json``,
+    ``pairs.parquet`` and, with ``own_flow``, ``flow/model.pt``): else a one-line SystemExit
+    naming the first missing file."""
+    need = ("yields.json", "pairs.parquet") + (("flow/model.pt",) if own_flow else ())
+    for s in seeds:
+        for f in need:
+            if not (workdir / f"{arm}_seed{s}" / f).is_file():
+                raise SystemExit(f"coverage_parts: {workdir / f'{arm}_seed{s}' / f}: missing "
+                                 "(--workdir must be the coverage run's)")  # fmt: skip
 
 
 def truth_config(base, drawn: dict[str, float]):
@@ -212,21 +254,23 @@ def summarise(per: list[dict], m: float, j: int, ct: float) -> dict[str, Any]:
     pt: dict[str, Any] = {"mass": m, "ctau": float(ct), "n": len(per)}
     for name, x in (("nsig_ratio", col["nsig"]), ("yield_part", col["nsig"] / col["acc"]),
                     ("acceptance_part", col["acc"]), ("e_in_flow_ratio", col["e_in_flow"]),
-                    ("e_in_pairs_ratio", col["e_in_pairs"]),
                     ("e_out_model_ratio", col["e_out"])):  # fmt: skip
         pt[name], pt[f"{name}_sem"] = _mean_sem(x)
     pt["f_ratio"] = float(col["f"].mean())
     pt["share_outside"] = float(col["share_out"].mean())
-    fl, pa = col["e_in_flow"], col["e_in_pairs"]
+    ok = np.isfinite(col["e_in_pairs"])  # a realisation without pairs in the window: skipped
+    pt["e_in_pairs_ratio"], pt["e_in_pairs_ratio_sem"] = _mean_sem(col["e_in_pairs"][ok])
+    pt["pairs_realisations"] = int(ok.sum())
+    fl, pa = col["e_in_flow"][ok], col["e_in_pairs"][ok]
     pt["flow_over_pairs"] = float(fl.mean() / pa.mean())
-    if len(per) > 1:  # the ratio of means' error, its numerator and denominator correlated
-        c = np.cov(fl, pa) / len(per)
+    if fl.size > 1:  # the ratio of means' error, its numerator and denominator correlated
+        c = np.cov(fl, pa) / fl.size
         rf, rp = fl.mean(), pa.mean()
         pt["flow_over_pairs_sem"] = float(pt["flow_over_pairs"] * math.sqrt(max(
             c[0, 0] / rf**2 + c[1, 1] / rp**2 - 2 * c[0, 1] / (rf * rp), 0.0)))  # fmt: skip
     else:
         pt["flow_over_pairs_sem"] = float("nan")
-    pt["e_in_pairs_rel_err"] = float(np.median([r["e_in_pairs_err"][j] for r in per]))
+    pt["e_in_pairs_rel_err"] = float(np.nanmedian([r["e_in_pairs_err"][j] for r in per]))
     pt["pairs_per_realisation"] = float(np.mean([r["pairs"] for r in per]))
     return pt
 
@@ -274,12 +318,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gammastar.reach import load_yields
 
     t0 = time.perf_counter()
-    rows, drawn = read_outputs(args.coverage, args.arm)
+    rows, drawn, head = read_outputs(args.coverage, args.arm)
+    here = {"truth_seed": args.seed, "truth_sources": args.truth_sources}
+    if diff := [k for k in TRUTH_KEYS if head.get(k) != here[k]]:
+        k = diff[0]
+        raise SystemExit(f"coverage_parts: the outputs' {k} is {head.get(k)}, this run's "
+                         f"{here[k]} (--seed, --truth-sources): another truth")  # fmt: skip
+    check_config(head, args.config)
+    if args.own_flow and not head.get("own_flow"):
+        raise SystemExit("coverage_parts: --own-flow on outputs run without it (their "
+                         "realisations have no flow of their own)")  # fmt: skip
     ratio = {(r["seed"], r["mass"], r["ctau"]): r["nsig_dd"] / r["nsig_truth"] for r in rows}
     ctaus = np.array(sorted({r["ctau"] for r in rows}))
     seeds = sorted({r["seed"] for r in rows})
     if missing := [m for m in args.masses if not any(k[1] == m for k in ratio)]:
         raise SystemExit(f"coverage_parts: the outputs have no rows at {missing} GeV")
+    check_runs(args.workdir, args.arm, seeds, args.own_flow)
     base = load_config(args.config)
     geo = Geometry.from_config(base.detector)
     fixed = None if args.own_flow else flow.load(args.flow)
@@ -287,9 +341,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     per: dict[float, list[dict]] = {m: [] for m in args.masses}
     n = args.samples
 
-    def truth_key(s):
-        d = drawn.get(s, {})
-        return (d.get("y_sigma", 0.0), d.get("pt_form", 0.0))
+    def truth_key(s):  # the mock the realisation's γ* came from
+        mock = truth_config(base, drawn.get(s, {})).mock
+        return (float(mock.rapidity_sigma), float(mock.pt_mt_power))
 
     for s in sorted(seeds, key=lambda s: (truth_key(s), s)):  # one truth per drawn (σ_y, a)
         run = args.workdir / f"{args.arm}_seed{s}"

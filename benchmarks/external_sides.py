@@ -44,14 +44,12 @@ def _load(name: str):
 
 
 coverage, parts = _load("coverage"), _load("coverage_parts")
-OTHERS = ("data_stat", "like_sign_r", "acceptance_lambda_theta", "acceptance_map_stat",
-          "eta_mumu", "mc_acceptance", "kinematic_model")  # fmt: skip
-"""``varied_flow``'s parts beside ``extrapolation_varied`` (``coverage.EXCLUDE``)."""
 
 
 def sides(cfg, run: Path, model, masses, ctaus, geo, *, samples: int, seed: int):
     """Per mass: the one-sided changes ln N(σ_y ∓ error)/N per cτ and the quoted symmetric
-    ``external`` part (log propagation), all on the same A′ draw's seed."""
+    ``external`` part (log propagation), all on the same A′ draw's seed. The refits take all
+    of ``pairs.parquet``: a one-flavour run's, as the coverage's."""
     import pyarrow.parquet as pq
 
     from gammastar.acceptance import draw
@@ -96,25 +94,28 @@ def sides(cfg, run: Path, model, masses, ctaus, geo, *, samples: int, seed: int)
     return out
 
 
-def requote(rows, got) -> dict[tuple, dict[str, list[float]]]:
-    """Per (mass, cτ): the pulls of ``varied_flow`` as quoted (``symmetric``) and with the
-    larger side's |ln N| in place of the symmetric ``external`` (``larger``), the external part
-    of a row being √(varied² − fit²) of its ``extrapolation_varied`` and ``extrapolation_fit``
-    (no drawn form's part: the p_T power is fitted) scaled by larger/quoted."""
+def requote(rows, got, drawn_forms=()) -> dict[tuple, dict[str, list[float]]]:
+    """Per (mass, cτ) of ``got``: the pulls of ``varied_flow`` as quoted (``symmetric``) and
+    with the larger side's |ln N| in place of the symmetric ``external`` part (``larger``).
+    A row's external part is √(varied² − fit² − Σ drawn form²) of its
+    ``extrapolation_varied``, ``extrapolation_fit`` and ``extrapolation_form_<drawn>``, scaled
+    by larger/quoted (the quoted part of :func:`sides`, on its own draw); the rest of σ is
+    the row's ``varied_flow`` (``coverage.quoted``) less that part. Rows of a seed or mass
+    that ``got`` lacks are skipped."""
+    ctaus = sorted({x["ctau"] for x in rows})
     pulls: dict[tuple, dict[str, list[float]]] = {}
     for r in rows:
-        if r["seed"] not in got:
+        sd = got.get(r["seed"], {}).get(r["mass"])
+        if sd is None:
             continue
-        sg = r["sigma"]
-        sd = got[r["seed"]][r["mass"]]
-        j = sorted({x["ctau"] for x in rows}).index(r["ctau"])
-        fit2 = sg["extrapolation_fit"] ** 2
-        ext = math.sqrt(max(sg["extrapolation_varied"] ** 2 - fit2, 0.0))
+        sg, j = r["sigma"], ctaus.index(r["ctau"])
+        forms2 = sum(sg.get(f"extrapolation_form_{k}", 0.0) ** 2 for k in drawn_forms)
+        ext2 = max(sg["extrapolation_varied"] ** 2 - sg["extrapolation_fit"] ** 2 - forms2, 0.0)
         larger = max(abs(sd["down"][j]), abs(sd["up"][j]))
-        ext_l = ext * larger / sd["quoted"][j] if sd["quoted"][j] > 0 else ext
-        rest = sum(sg.get(k, 0.0) ** 2 for k in OTHERS) + fit2
-        for name, e in (("symmetric", ext), ("larger", ext_l)):
-            width = math.hypot(math.sqrt(rest + e**2) * r["nsig_dd"],
+        scale = larger / sd["quoted"][j] if sd["quoted"][j] > 0 else 1.0
+        rest2 = max(coverage.quoted(sg, "varied_flow") ** 2 - ext2, 0.0)
+        for name, e2 in (("symmetric", ext2), ("larger", ext2 * scale**2)):
+            width = math.hypot(math.sqrt(rest2 + e2) * r["nsig_dd"],
                                r["rel_sigma_truth"] * r["nsig_truth"])  # fmt: skip
             pulls.setdefault((r["mass"], r["ctau"]), {}).setdefault(name, []).append(
                 (r["nsig_dd"] - r["nsig_truth"]) / width)  # fmt: skip
@@ -142,20 +143,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gammastar.config import load_config
 
     t0 = time.perf_counter()
-    rows, _ = parts.read_outputs(args.coverage, args.arm)
+    rows, _, head = parts.read_outputs(args.coverage, args.arm)
+    parts.check_config(head, args.config)
+    if args.own_flow and not head.get("own_flow"):
+        raise SystemExit("external_sides: --own-flow on outputs run without it")
+    if missing := sorted(set(args.masses) - {r["mass"] for r in rows}):
+        raise SystemExit(f"external_sides: the outputs have no rows at {missing} GeV")
     ctaus = np.array(sorted({r["ctau"] for r in rows}))
+    seeds = sorted({r["seed"] for r in rows})[: args.max_realisations]
+    parts.check_runs(args.workdir, args.arm, seeds, args.own_flow)
     cfg = load_config(args.config)
     geo = Geometry.from_config(cfg.detector)
     fixed = None if args.own_flow else flow.load(args.flow)
     got = {}
-    for s in sorted({r["seed"] for r in rows})[: args.max_realisations]:
+    for s in seeds:
         run = args.workdir / f"{args.arm}_seed{s}"
         model = flow.load(run / "flow") if args.own_flow else fixed
         got[s] = sides(cfg, run, model, args.masses, ctaus, geo, samples=args.samples, seed=s + 1)
         print(f"seed {s}: {time.perf_counter() - t0:.0f} s", flush=True)
     out: dict[str, Any] = {"benchmark": "external_sides", "arm": args.arm,
                            "realisations": len(got), "points": []}  # fmt: skip
-    pulls = requote(rows, got)
+    pulls = requote(rows, got, head.get("drawn_forms", ()))
     print("| m (GeV) | cτ (m) | median |ln N(−)/N| | median |ln N(+)/N| | median quoted | "
           "±1σ symmetric / larger | ±2σ symmetric / larger |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")

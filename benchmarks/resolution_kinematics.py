@@ -17,6 +17,14 @@ generator:
 * the share of those γ* whose true mass lies more than ``--far`` from m, and the yield's own
   ratio (smeared/true counts in the window).
 
+With ``--runs`` (realisation directories of the same mock: ``pairs.parquet`` and
+``mock.root``, whose ``events`` tree tags each pair with its γ*'s true mass), the data's side
+too: per true-mass slice (``--slices``), the realisations' weighted pairs (opposite-sign,
+signal-tagged, at their acceptance-correction weights) in each yield bin around ``--at``
+against the truth's smeared γ* of that slice in the same bin, per POT: the fiducial fraction
+that the pairs of each slice carry at the reconstructed mass (the truth counts the full phase
+space), and the slice's share of the smeared truth.
+
 The reference of each ratio is 𝓔_true, computed in the same run. The response draws a
 residual per true-mass bin regardless of the γ*'s kinematics, so what the folding misses is the
 resolution's dependence on them (it moves the scattering's large residuals to soft pairs).
@@ -83,6 +91,60 @@ def compare(g, m_smeared, masses, ctaus, geo, *, samples: int, seed: int, far: f
     return rows
 
 
+def slices_at(runs, g, m_smeared, edges, at: float, slices):
+    """Per yield bin next to ``at`` (the one holding it and the nearer neighbour) and per
+    true-mass slice: the realisations' signal pairs' Σw per POT, the truth's smeared γ* per
+    POT, their ratio (the slice's fiducial fraction at the reconstructed mass) and the slice's
+    share of the smeared truth."""
+    import pyarrow.parquet as pq
+    import uproot
+
+    from gammastar.channels import Channel
+
+    edges = np.asarray(edges)
+    b = int(np.searchsorted(edges, at, side="right") - 1)
+    if not 0 <= b < edges.size - 1:
+        raise SystemExit(f"resolution_kinematics: --at {at:g} GeV lies outside the yield bins "
+                         f"[{edges[0]:g}, {edges[-1]:g}]")  # fmt: skip
+    near = b + 1 if at > 0.5 * (edges[b] + edges[b + 1]) else b - 1
+    bins = sorted({b} | ({near} if 0 <= near < edges.size - 1 else set()))
+    data = np.zeros((len(bins), len(slices)))
+    n_pot = 0.0
+    not_signal = (int(Channel.COMBINATORIAL), int(Channel.ETA_MUMU))
+    for run in runs:
+        n_pot += float(json.loads((run / "yields.json").read_text())["meta"]["n_pot"])
+        t = pq.read_table(
+            run / "pairs.parquet", columns=["event", "m", "weight", "charge", "channel"]
+        )
+        p = {k: t.column(k).to_numpy() for k in t.column_names}
+        ev = uproot.open(run / "mock.root")["events"].arrays(["event", "truth_gstar_m"],
+                                                              library="np")  # fmt: skip
+        order = np.argsort(ev["event"])
+        sig = (p["charge"] == 0) & ~np.isin(p["channel"], not_signal)
+        ids = ev["event"][order]
+        pos = np.minimum(np.searchsorted(ids, p["event"][sig]), ids.size - 1)
+        if not np.array_equal(ids[pos], p["event"][sig]):
+            raise SystemExit(f"resolution_kinematics: {run}: pairs of events that mock.root's "
+                             "events tree does not hold (another file's pairs?)")  # fmt: skip
+        m_true = ev["truth_gstar_m"][order][pos]
+        for i, k in enumerate(bins):
+            inb = (p["m"][sig] >= edges[k]) & (p["m"][sig] < edges[k + 1])
+            for j, (lo, hi) in enumerate(slices):
+                data[i, j] += p["weight"][sig][inb & (m_true >= lo) & (m_true < hi)].sum()
+    truth = np.array([[np.sum((m_smeared >= edges[k]) & (m_smeared < edges[k + 1])
+                               & (g.m >= lo) & (g.m < hi)) for lo, hi in slices]
+                      for k in bins], dtype=float)  # fmt: skip
+    rows = []
+    for i, k in enumerate(bins):
+        for j, (lo, hi) in enumerate(slices):
+            t_pot = truth[i, j] / g.n_pot
+            rows.append({"bin": [float(edges[k]), float(edges[k + 1])], "slice": [lo, hi],
+                         "data_per_pot": data[i, j] / n_pot, "truth_per_pot": t_pot,
+                         "ratio": data[i, j] / n_pot / t_pot if t_pot > 0 else float("nan"),
+                         "share": truth[i, j] / truth[i].sum() if truth[i].sum() else 0.0})  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
@@ -92,6 +154,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="the mock's rapidity width (default: the config's mock)")  # fmt: skip
     ap.add_argument("--far", type=float, default=0.06,
                     help="GeV: a γ* from farther than this has migrated (2σ_m of the mock)")  # fmt: skip
+    ap.add_argument("--runs", type=Path, nargs="*", default=[],
+                    help="realisation directories of this mock (pairs.parquet, mock.root)")  # fmt: skip
+    ap.add_argument("--at", type=float, default=0.9, help="--runs: the mass (GeV)")
+    ap.add_argument("--slices", type=float, nargs="+", default=[0.0, 0.70, 0.84, 0.96, 1.10, 9.0],
+                    help="--runs: true-mass slice edges (GeV)")  # fmt: skip
     coverage.add_truth_arguments(ap)
     args = ap.parse_args(argv)
 
@@ -117,10 +184,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for r in rows:
         print(f"| {r['mass']:g} | {' / '.join(f'{v:.3f}' for v in r['ratio'])} | "
               f"{r['far_share']:.3f} | {r['yield_smeared_over_true']:.2f} |")  # fmt: skip
+    by_slice = []
+    if args.runs:
+        edges = json.loads((args.runs[0] / "yields.json").read_text())["extrapolation"]["bin_edges"]
+        slices = list(zip(args.slices[:-1], args.slices[1:], strict=True))
+        by_slice = slices_at(args.runs, g, m_smeared, edges, args.at, slices)
+        print(
+            f"\nThe {len(args.runs)} realisations' signal pairs per true-mass slice in the "
+            f"yield bins next to {args.at:g} GeV, against the smeared truth (full phase space):"
+        )
+        print("| bin (GeV) | true mass (GeV) | share of the smeared truth | pairs / truth |")
+        print("| --- | --- | --- | --- |")
+        for r in by_slice:
+            print(f"| {r['bin'][0]:.3f}–{r['bin'][1]:.3f} | {r['slice'][0]:.2f}–"
+                  f"{r['slice'][1]:.2f} | {r['share']:.3f} | {r['ratio']:.3f} |")  # fmt: skip
     out = {"benchmark": "resolution_kinematics", "config": str(args.config),
            "y_sigma": float(cfg.mock.rapidity_sigma), "truth_sources": args.truth_sources,
            "response_sources": args.response_sources, "samples": args.samples,
            "seed": args.seed, "ctaus": args.ctaus, "rows": rows,
+           "runs": [str(r) for r in args.runs], "by_slice": by_slice,
            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     print(json.dumps(out))
     return out

@@ -539,7 +539,8 @@ def test_parts_pool_outputs_and_refuse_a_seed_twice(parts, tmp_path):
     """The rows and draws of several outputs are pooled by seed; an output given twice, or
     one without the arm, is a one-line error naming the file."""
     a, b = _write(tmp_path, "a.json", _full(10, 2)), _write(tmp_path, "b.json", _full(12, 3))
-    rows, drawn = parts.read_outputs([a, b], "full")
+    rows, drawn, head = parts.read_outputs([a, b], "full")
+    assert head["truth_seed"] == 11
     assert sorted({r["seed"] for r in rows}) == [10, 11, 12, 13, 14]
     assert drawn[11]["y_sigma"] == pytest.approx(1.35)
     assert drawn[14]["y_sigma"] == pytest.approx(1.45)
@@ -584,3 +585,39 @@ def test_parts_need_one_flow_choice(parts, tmp_path, capsys):
         with pytest.raises(SystemExit):
             parts.main(["--coverage", str(cov_json), "--workdir", str(tmp_path), *extra])
         assert "give --flow (one fixed flow) or --own-flow" in capsys.readouterr().err
+
+
+def test_parts_refuse_outputs_that_do_not_pool(parts, tmp_path):
+    """Outputs of other (mass, cτ) points, another truth, or a --merge output (no seed range:
+    its draws cannot be told apart) are one-line errors naming the file."""
+    a = _write(tmp_path, "a.json", _full(10, 2))
+    other_points = _full(12, 1)
+    for r in other_points["arms"]["full"]["rows"]:
+        r["mass"] = 0.9
+    b = _write(tmp_path, "b.json", other_points)
+    with pytest.raises(SystemExit, match=rf"{_re(b)}: other \(mass, cτ\) points"):
+        parts.read_outputs([a, b], "full")
+    c = _write(tmp_path, "c.json", {**_full(12, 1), "truth_seed": 12})
+    with pytest.raises(SystemExit, match=rf"{_re(c)}: other truth"):
+        parts.read_outputs([a, c], "full")
+    merged = _full(12, 1)
+    del merged["seeds"]
+    d = _write(tmp_path, "d.json", merged)
+    with pytest.raises(SystemExit, match=rf"{_re(d)}: no seed range"):
+        parts.read_outputs([d], "full")
+
+
+def test_external_sides_requote_swaps_only_the_external_part():
+    """A row whose σ is the external part alone (fit 0, nothing else) has its pull divided by
+    larger/quoted; rows of masses that were not refitted are skipped."""
+    es = load_benchmark("external_sides")
+    row = {"seed": 1, "mass": 0.6, "ctau": 1.0, "nsig_dd": 1.1, "nsig_truth": 1.0,
+           "rel_sigma_truth": 0.0,
+           "sigma": {"extrapolation_varied": 0.05, "extrapolation_fit": 0.0}}  # fmt: skip
+    skipped = {**row, "mass": 0.9}
+    got = {1: {0.6: {"down": [-0.04], "up": [0.02], "quoted": [0.03]}}}
+    pulls = es.requote([row, skipped], got)
+    assert set(pulls) == {(0.6, 1.0)}
+    sym, lar = pulls[(0.6, 1.0)]["symmetric"][0], pulls[(0.6, 1.0)]["larger"][0]
+    assert sym == pytest.approx(0.1 / (0.05 * 1.1), rel=1e-12)
+    assert lar == pytest.approx(sym * 0.03 / 0.04, rel=1e-12)

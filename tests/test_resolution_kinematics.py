@@ -5,6 +5,7 @@ sample is known exactly."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -52,3 +53,53 @@ def test_a_shifted_response_folds_the_lower_masses_in(setup):
     assert np.all(np.abs(m_true - 0.5) < 0.015)
     # moved to 0.6 GeV at fixed p_T and rapidity: E² − p_z² = q_T² + m²
     np.testing.assert_allclose(moved.E**2 - moved.pz**2, moved.qT**2 + 0.36, rtol=1e-9)
+
+
+def _run(tmp_path, events, m_true, m, weight, charge, channel, n_pot):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import uproot
+
+    tmp_path.mkdir()
+    pq.write_table(pa.table({"event": np.asarray(events, np.int64), "m": np.asarray(m, float),
+                             "weight": np.asarray(weight, float),
+                             "charge": np.asarray(charge, np.int8),
+                             "channel": np.asarray(channel, np.int8)}),
+                   tmp_path / "pairs.parquet")  # fmt: skip
+    with uproot.recreate(tmp_path / "mock.root") as f:
+        f["events"] = {"event": np.asarray(events, np.int64),
+                       "truth_gstar_m": np.asarray(m_true, float)}  # fmt: skip
+    (tmp_path / "yields.json").write_text(json.dumps({"meta": {"n_pot": n_pot}}))
+    return tmp_path
+
+
+def test_slices_split_the_pairs_by_their_true_mass(setup, tmp_path):
+    """Two signal pairs in the bin around 0.9 GeV, one from the ω (true 0.78) and one local,
+    and a combinatorial one that the split leaves out: each slice's Σw per POT against the
+    truth's smeared γ* of that slice per POT, and the slice's share of the truth."""
+    from gammastar.mock.truth import GstarTruth
+
+    bench = setup[0]
+    run = _run(tmp_path / "r", events=[5, 3, 9], m_true=[0.78, 0.90, 0.0], m=[0.89, 0.895, 0.89],
+               weight=[2.0, 3.0, 7.0], charge=[0, 0, 0], channel=[4, 6, 0], n_pot=10.0)  # fmt: skip
+    # the truth: 4 γ* of true mass 0.78 and 2 of 0.90 smeared into 0.87–0.90; n_pot 100
+    g = GstarTruth(np.array([0.78] * 4 + [0.90] * 2), *(np.ones(6),) * 3, np.zeros(6, int),
+                   100.0)  # fmt: skip
+    m_smeared = np.full(6, 0.885)
+    edges = [0.84, 0.87, 0.90, 0.93]
+    rows = bench.slices_at([run], g, m_smeared, edges, 0.88, [(0.7, 0.84), (0.84, 0.96)])
+    lower = [r for r in rows if r["bin"] == [0.87, 0.90]]
+    assert [r["share"] for r in lower] == pytest.approx([4 / 6, 2 / 6])
+    # pairs / truth per POT: (2/10)/(4/100) = 5 for the ω slice, (3/10)/(2/100) = 15 local
+    assert [r["ratio"] for r in lower] == pytest.approx([5.0, 15.0])
+    with pytest.raises(SystemExit, match="outside the yield bins"):
+        bench.slices_at([run], g, m_smeared, edges, 1.2, [(0.7, 0.84)])
+    other = _run(tmp_path / "o", events=[5, 4], m_true=[0.78, 0.9], m=[0.89, 0.89],
+                 weight=[1.0, 1.0], charge=[0, 0], channel=[4, 6], n_pot=1.0)  # fmt: skip
+    (other / "mock.root").unlink()
+    import uproot
+
+    with uproot.recreate(other / "mock.root") as f:  # event 4 missing from the tree
+        f["events"] = {"event": np.array([5, 6]), "truth_gstar_m": np.array([0.78, 0.9])}
+    with pytest.raises(SystemExit, match="events tree does not hold"):
+        bench.slices_at([other], g, m_smeared, edges, 0.88, [(0.7, 0.84)])
