@@ -327,3 +327,34 @@ def test_measured_lambda_nuisance_moves_the_region(run):
     # largest weights; 0.1 of a bin's yield is a generous allowance for them
     crossing = 0.1
     assert np.all((rel[filled] > 0) & (rel[filled] < np.nanmax(err) + crossing))
+
+
+def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path, caplog,
+                                                                  monkeypatch):  # fmt: skip
+    """The fiducial-region yields come from the pairs' weights: an ``unfolded_m`` that no
+    longer matches them (a resolution unfolding, ``unfold.bayesian_iterations``) leaves the
+    A′ yield as it was, at the data's mass resolution, and the stage says so."""
+    import logging
+    import shutil
+
+    from gammastar import yields
+
+    cfg, _, doc = run
+    out = tmp_path / "run"
+    shutil.copytree(cfg.output_dir, out)
+    read = yields._read_histograms
+
+    def unfolded(path, suffix=""):  # unfolded_m as an unfolding would move it
+        hists = read(path, suffix)
+        h = hists["unfolded_m"]
+        h.view()["value"] *= np.linspace(0.5, 1.5, h.values().size)
+        return hists
+
+    monkeypatch.setattr(yields, "_read_histograms", unfolded)
+    moved = cfg.model_copy(update={"output": str(out)})
+    with caplog.at_level(logging.WARNING, logger="gammastar"):
+        again = compute_yields(moved, plots=False, theory=False, force=True)
+    assert "unfold.bayesian_iterations does not change them" in caplog.text
+    assert again["aprime"]["source"] == "pairs"
+    np.testing.assert_allclose(again["aprime"]["per_pot_per_eps2"],
+                               doc["aprime"]["per_pot_per_eps2"], rtol=1e-9)  # fmt: skip

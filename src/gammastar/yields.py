@@ -960,7 +960,16 @@ def read_yield_inputs(cfg: AnalysisConfig, flavour: str | None = None) -> YieldI
     consistent = None
     if pairs is not None:
         consistent = pairs_match_histogram(pairs["m"], pairs["weight"], hists["unfolded_m"])
-        if not consistent:
+        if not consistent and fiducial_ps:
+            # the fiducial-region yields come from the pairs whatever the sources say: a
+            # resolution unfolding of unfolded_m (unfold.bayesian_iterations) does not reach them
+            log.warning(
+                "yields: %s weights do not sum to unfolded_m (resolution unfolding?); the "
+                "fiducial-region yields (unfold.lepton_acceptance) are the pairs', at the data's "
+                "mass resolution: unfold.bayesian_iterations does not change them",
+                ppath,
+            )
+        elif not consistent:
             log.warning(
                 "yields: %s weights do not sum to unfolded_m (resolution unfolding?); "
                 "'auto' sources use the histogram",
