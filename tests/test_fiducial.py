@@ -355,6 +355,11 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
     with caplog.at_level(logging.WARNING, logger="gammastar"):
         again = compute_yields(moved, plots=False, theory=False, force=True)
     assert "unfold.bayesian_iterations does not change them" in caplog.text
+    assert "'auto' sources use the histogram" not in caplog.text
+    assert doc["meta"]["pairs_match_unfolded_m"] is True
+    assert again["meta"]["pairs_match_unfolded_m"] is False
     assert again["aprime"]["source"] == "pairs"
     np.testing.assert_allclose(again["aprime"]["per_pot_per_eps2"],
                                doc["aprime"]["per_pot_per_eps2"], rtol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(again["mcp"]["per_pot_per_q2"], doc["mcp"]["per_pot_per_q2"],
+                               rtol=1e-9)  # fmt: skip

@@ -1096,7 +1096,7 @@ def yields_document(
         other = cfg.resolve(cfg.yields.compare_with)
         doc.update(_universality(doc["aprime"], other, cfg.input.lepton, cfg.yields))
         inputs.append(other)
-    doc["meta"] = _yields_meta(cfg, inp, ap, inputs, pairs_match=True if fid is not None else None)
+    doc["meta"] = _yields_meta(cfg, inp, ap, inputs)
     return doc
 
 
@@ -1107,8 +1107,9 @@ def _yields_meta(
     inputs: list[Path],
     pairs_match: bool | None = None,
 ) -> dict[str, Any]:
-    """``yields.json`` ``meta`` (``pairs_match``: overrides ``inp.consistent``; the fiducial
-    phase space's full-phase-space weights are the yields' by construction)."""
+    """``yields.json`` ``meta`` (``pairs_match``: overrides ``inp.consistent``, whether the
+    pairs' weights sum to ``unfolded_m``; in the fiducial phase space the yields are the pairs'
+    whatever it says, and it is False only after a resolution unfolding of ``unfolded_m``)."""
     from gammastar.artifacts import make_meta
 
     return make_meta(
