@@ -621,3 +621,21 @@ def test_external_sides_requote_swaps_only_the_external_part():
     sym, lar = pulls[(0.6, 1.0)]["symmetric"][0], pulls[(0.6, 1.0)]["larger"][0]
     assert sym == pytest.approx(0.1 / (0.05 * 1.1), rel=1e-12)
     assert lar == pytest.approx(sym * 0.03 / 0.04, rel=1e-12)
+
+
+def test_flow_recipe_closure_summary_and_refusal(tmp_path, capsys):
+    """Old and new flows against the pairs are ratios of means (a realisation without pairs in
+    the window left out); new/old the mean of the paired ratios. A --variant key that is not a
+    flow key is a one-line error naming it."""
+    fr = load_benchmark("flow_recipe_closure")
+    pairs = [1.0, 2.0, float("nan")]
+    rows = [{"old_0.6": [1.02 * p if np.isfinite(p) else 3.0], "new_0.6": [1.01 * p if np.isfinite(p) else 3.0],
+             "pairs_0.6": [p]} for p in pairs]  # fmt: skip
+    (t,) = fr.summary(rows, [0.6], [1.0])
+    assert t["old_over_pairs"] == pytest.approx(1.02, rel=1e-12)
+    assert t["new_over_pairs"] == pytest.approx(1.01, rel=1e-12)
+    assert t["new_over_old"] == pytest.approx((2 * 1.01 / 1.02 + 1.0) / 3, rel=1e-12)
+    with pytest.raises(SystemExit):
+        fr.main(["--workdir", str(tmp_path), "--seeds", "1", "2", "--out", str(tmp_path),
+                 "--variant", '{"hidden_featurez": [64]}'])  # fmt: skip
+    assert "--variant: hidden_featurez: not flow keys" in capsys.readouterr().err
