@@ -9,7 +9,9 @@ to the realisation's pairs, and draws both flows inside F with the same seeds: p
 the A′ acceptance inside F of each flow against the realisation's own weighted pairs within
 ±``--window`` (ratio of means over realisations, :func:`coverage_parts.pairs_inside`), and the
 new against the old flow (the mean of the paired ratios, ± its standard error). The reference
-is the old recipe on the same pairs and draws.
+is the old recipe on the same pairs and draws. The JSON keeps each realisation's figures
+(``realisations``), so that runs over parts of the seeds combine (:func:`summary` of their
+rows).
 
 Usage: ``python benchmarks/flow_recipe_closure.py --workdir /tmp/s19/work --arm full --seeds
 1060 1119 --config /tmp/cov18/na60.yaml --variant '{"hidden_features": [64, 64]}' --out
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{t['new_over_old_sem']:.4f} |")  # fmt: skip
     out = {"benchmark": "flow_recipe_closure", "variant": args.variant, "config": str(args.config),
            "seeds": list(args.seeds), "window": args.window, "samples": n, "rows": table,
+           "realisations": rows,
            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     print(json.dumps(out))
     return out
