@@ -142,6 +142,20 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
     }
     reach = json.loads((run / "reach.json").read_text())
     assert reach["meta"]["schema_version"] == 1
+    # the flow against its own pairs where the detector looks (gammastar.flow_closure), at
+    # validate.masses: the tiny run's flow is full phase space (an acceptance map, no F)
+    fc = reach["flow_closure"]
+    assert fc["masses"] == [0.4, 0.75]
+    assert fc["pairs"] == str(run / "pairs.parquet")
+    # (the tiny run excludes nothing: compared where the expected signal peaks)
+    compared = [p for p in fc["points"] if p.get("eps_peak", {}).get("ratio") is not None]
+    assert compared
+    assert all(not p["inside_fiducial"] and p["n_pairs"] > 0 for p in compared)
+    assert fc["ndf"] >= len(compared)
+    assert (run / "figures" / "reach_flow_closure.png").stat().st_size > 1000
+    assert "The flow against its own pairs where the detector looks" in (
+        run / "report.html"
+    ).read_text(encoding="utf-8")
 
 
 def test_bad_config_is_one_line(tmp_path: Path) -> None:

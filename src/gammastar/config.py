@@ -1004,6 +1004,10 @@ class ReachConfig(Section):
     Either way a detector that sees nothing of the fiducial region is an error."""
     samples: Annotated[int, Field(gt=0)] = 20_000
     """A′ kinematic samples per mass for the acceptance."""
+    flow_closure: bool = True
+    """With a flow: its detector acceptance against that of the pairs it learnt, at the
+    ``validate.masses`` and the median expected ε_low / ε_high (``reach.json``
+    ``flow_closure``, ``figures/reach_flow_closure.png``; :mod:`gammastar.flow_closure`)."""
     dark_alpha: NonNegFloat = 0.0
     """Dark coupling α_D of an optional dark state (semi-visible A′); 0 = minimal A′."""
     dark_mass: NonNegFloat = 0.0

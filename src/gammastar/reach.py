@@ -1827,13 +1827,21 @@ def write_reach(
         tmps[-1].write_text(rd.json_text(rundir.REACH, reach))  # schema-checked
 
 
-def plot_reach_figures(config: Any, out: Path, res: ScanResult) -> None:
-    """``figures/reach.png``, ``figures/reach_impact.png`` (with an impact table) and
-    ``figures/aprime_decays.png``."""
+def plot_reach_figures(
+    config: Any,
+    out: Path,
+    res: ScanResult,
+    *,
+    closure: dict[str, Any] | None = None,
+    nuisances: dict[str, Any] | None = None,
+) -> None:
+    """``figures/reach.png``, ``figures/reach_impact.png`` (with an impact table),
+    ``figures/aprime_decays.png`` and ``figures/reach_flow_closure.png`` (with a
+    ``flow_closure`` record that compared something)."""
     import matplotlib.pyplot as plt
 
     rd = rundir.RunDir(out)
-    reach_png, decays_png, impact_png = map(rd.path, rundir.stage_figures("reach"))
+    reach_png, decays_png, impact_png, closure_png = map(rd.path, rundir.stage_figures("reach"))
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
     plt.close(plot_reach(res, reach_png, title=title))
     if res.impact is not None:
@@ -1841,6 +1849,14 @@ def plot_reach_figures(config: Any, out: Path, res: ScanResult) -> None:
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))
+    if closure is not None and closure.get("ndf"):
+        from gammastar.flow_closure import plot_closure
+
+        kin = None
+        if nuisances is not None and "kinematic_model" in nuisances.get("nuisances", {}):
+            kin = {"mass": nuisances["mass"], **nuisances["nuisances"]["kinematic_model"]}
+        title = f"{config.name}: the flow against its pairs where the detector looks"
+        plt.close(plot_closure(closure, closure_png, kinematic=kin, title=title))
 
 
 def run_reach(
@@ -1881,10 +1897,19 @@ def run_reach(
     )
     _record_kinematic(inp, res)
     _record_extrapolation(inp, res)
+    closure = None
+    if config.reach.flow_closure:
+        from gammastar.flow_closure import closure_record
+
+        t1 = time.perf_counter()
+        closure = closure_record(config, inp, res)
+        res.seconds["flow_closure"] = time.perf_counter() - t1
     meta = reach_meta(config, inp, res, time.perf_counter() - t0)
     reach = reach_document(config, inp, res, meta)
+    if closure is not None:
+        reach["flow_closure"] = closure
     write_reach(out, res, reach, inp.dark, force=force)
-    plot_reach_figures(config, out, res)
+    plot_reach_figures(config, out, res, closure=closure, nuisances=inp.nuisance_record)
     return reach
 
 

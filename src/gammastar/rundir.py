@@ -142,6 +142,7 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact("figures/reach.png", "png", "reach", tracked=False),
         Artifact("figures/aprime_decays.png", "png", "reach", tracked=False),
         Artifact("figures/reach_impact.png", "png", "reach", tracked=False),
+        Artifact("figures/reach_flow_closure.png", "png", "reach", tracked=False),
         # `gammastar acceptance` (a command of its own, not a pipeline stage)
         Artifact(ACCEPTANCE_CTAU, "npz", "acceptance", doc="acceptance per (mass, cτ)"),
         Artifact(ACCEPTANCE_CTAU_JSON, "json", "acceptance", "acceptance_ctau.json"),
