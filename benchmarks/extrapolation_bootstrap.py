@@ -31,7 +31,7 @@ F′, the groups refitted in F′ (their reference samples in F′), and N/Y_F w
 draw's samples inside F′ (flow ones, and model ones where F′ grew) averaged with equal weights,
 those outside F′ reweighted to the refitted model (flow samples where F′ shrank taken as the
 nominal model's), f_F of F′ by quadrature. So its spread holds the realisation-level
-correlations of λ̂, the region and the yield that no error at a fixed λ̂ sees (docs/reach.md,
+correlations of λ̂, the region and the yield that no error at a fixed λ̂ sees (docs/coverage.md,
 "Coverage on the mock, session 18"); ``--config`` gives the fiducial region (its output set
 to each run).
 

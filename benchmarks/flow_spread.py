@@ -7,7 +7,7 @@ trained on independent realisations of one config (e.g. ``benchmarks/coverage.py
 directories whose Poisson-bootstrap replicas (``flow.bootstrap``) give the quoted
 ``kinematic_model``, pooled. Per (mass, cτ): each set's relative standard deviation of 𝓔
 (ddof 1) with its own statistical error, 1/√(2(k − 1)) for k flows (Gaussian), and their ratio.
-The replicas' spread is meant to estimate the independent flows' (docs/reach.md, "Coverage on
+The replicas' spread is meant to estimate the independent flows' (docs/coverage.md, "Coverage on
 the mock, session 19"). Last line: one JSON object.
 
 Usage: python benchmarks/flow_spread.py --run RUN --flows F1 F2 ... --ensembles E1 [E2 ...]

@@ -6,7 +6,7 @@ depends on λ_θ through what the same reweighted pairs set besides the yield: t
 fitted to them (f_F and the model outside F) and the flow trained on them (the kinematics
 inside F). ``benchmarks/stat_scatter.py`` measured, over 140 realisations with one fixed flow,
 a slope of ln N on the measured λ_θ of 0.144 at 0.3 GeV against the nuisance's 0.225
-(docs/reach.md, "Coverage on the mock, session 15"): the refit takes up part of the change,
+(docs/coverage.md, "Coverage on the mock, session 15"): the refit takes up part of the change,
 and no realisation there includes the flow's share. This script computes all three on one
 finished run, at the nuisance's own ±δλ(m):
 

@@ -17,7 +17,7 @@ with ``pairs.parquet``, ``select.json``, ``yields.json``, ``mock.root``) and, at
   λ_θ(m) at every node, per ``--within`` seed (pairs outside the nominal region weighted 1/ε
   times their like-sign factor: 1 for OS, the median of their yield bin's SS pairs for SS).
 
-docs/reach.md "The measured λ̂_θ and the yield are anti-correlated statistics (session 17)".
+docs/coverage.md "The measured λ̂_θ and the yield are anti-correlated statistics (session 17)".
 Usage: python benchmarks/lambda_yield_scatter.py --workdir /tmp/scatter [--first-seed 3000
 --realisations 140]. The last line is one JSON object.
 """

@@ -20,7 +20,7 @@ one fixed flow inside the fiducial region and the realisation's own extrapolatio
   interpolated_error`).
 
 Each figure is printed against its quoted value (ratio realised/quoted; the standard error of a
-scatter is 1/√(2(n − 1))). Measured results: docs/reach.md "Coverage on the mock, session 15".
+scatter is 1/√(2(n − 1))). Measured results: docs/coverage.md "Coverage on the mock, session 15".
 
 Usage::
 

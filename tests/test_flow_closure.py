@@ -120,3 +120,41 @@ def test_flow_rows_needs_the_pairs_beside_the_flow(tmp_path):
     (tmp_path / "run" / "flow").mkdir(parents=True)
     with pytest.raises(InputError, match=r"no pairs\.parquet beside the flow"):
         flow_rows(cfg, tmp_path / "run" / "flow")
+
+
+def test_closure_record_says_why_it_skips(tmp_path):
+    """Without the pairs beside the flow the reach records why (nothing else is lost); without
+    a flow in the config there is no record."""
+    from types import SimpleNamespace
+
+    from gammastar.config import config_from_dict
+    from gammastar.flow_closure import closure_record
+
+    cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run")},
+                           source=str(tmp_path / "c.yaml"))  # fmt: skip
+    (tmp_path / "run" / "flow").mkdir(parents=True)
+    inp = SimpleNamespace(sampler=ToyFlow(), geometry=GEO)
+    rec = closure_record(cfg, inp, None)
+    assert "no pairs.parquet beside the flow" in rec["skipped"]
+    no_flow = cfg.model_copy(update={"reach": cfg.reach.model_copy(update={"flow": None})})
+    assert closure_record(no_flow, inp, None) is None
+
+
+def test_pull_with_the_quoted_kinematic_model():
+    """With the reach's ensemble spread the pull is against it and the pairs' statistics in
+    quadrature (relative sizes: the model's r times the ratio)."""
+    from types import SimpleNamespace
+
+    from gammastar.flow_closure import _with_model
+
+    kin = {"rel": [0.1, 0.03], "at_eps_low": [0.1, 0.02], "at_eps_high": [0.1, None]}
+    inp = SimpleNamespace(masses=np.array([0.3, 0.5]))
+    row = {"ratio": 1.05, "ratio_err": 0.03, "pull": 0.05 / 0.03}
+    _with_model(row, kin, inp, 0.49, "eps_low")
+    assert row["kinematic_model"] == 0.02
+    assert row["pull_with_model"] == pytest.approx(0.05 / np.hypot(0.03, 1.05 * 0.02), rel=1e-12)
+    high = {"ratio": 1.05, "ratio_err": 0.03, "pull": 0.05 / 0.03}
+    _with_model(high, kin, inp, 0.49, "eps_high")  # no size there: nothing added
+    assert "pull_with_model" not in high
+    _with_model(high, None, inp, 0.49, "eps_low")
+    assert "pull_with_model" not in high

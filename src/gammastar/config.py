@@ -1306,7 +1306,7 @@ class UncertaintiesConfig(Section):
     of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...;
     with ``flow.bootstrap`` the spread of the ≥ 2 Poisson replicas, members ≥ 1);
     each member costs one more acceptance sampling per mass. The spread of k members is itself
-    uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below, docs/reach.md
+    uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below, docs/coverage.md
     "Coverage on the mock, session 20"). Off by default (the demo's ensemble costs a training
     per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4

@@ -384,7 +384,7 @@ class Extrapolation:
         both bins share it). What carries a group's covariance to a quantity at ``m``
         (:func:`nsig_error_parts`); until 2026-11-25 the nearest bin's group took the whole
         gradient, which between two independently fitted groups overstated the error by up
-        to √2 (0.3 GeV on the NA60-like mock: docs/reach.md, session 15).
+        to √2 (0.3 GeV on the NA60-like mock: docs/coverage.md, session 15).
 
         Example:
             >>> ex = Extrapolation(np.array([0.25, 0.35]), np.array([0.2, 0.3, 0.4]),
@@ -1439,7 +1439,7 @@ def nsig_error_parts(
     mass, the fit's covariance with the fiducial yield's statistics
     (:attr:`Extrapolation.yield_covariance`; 0 without it), which N_sig = Y_F · N/Y_F's
     variance holds beside the yield's and the fit's own (on the NA60-like mock at 0.3 GeV the
-    two correlate by ≈ +0.45–0.58: docs/reach.md, session 15). Computed once,
+    two correlate by ≈ +0.45–0.58: docs/coverage.md, session 15). Computed once,
     any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
     them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
     ``forms`` (their quadrature sum), for a study that draws one form's truth and not the

@@ -1639,7 +1639,7 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         "at_eps_low": [None] * n,
         "at_eps_high": [None] * n,
         # the standard deviation of k draws is itself uncertain (Gaussian: 1/sqrt(2(k-1)));
-        # docs/reach.md "Coverage on the mock, session 20": >= 10 replicas
+        # docs/coverage.md "Coverage on the mock, session 20": >= 10 replicas
         "members": k,
         "size_rel_err": 1.0 / math.sqrt(2 * (k - 1)) if k > 1 else None,
     }

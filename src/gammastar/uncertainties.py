@@ -59,7 +59,7 @@ KINEMATIC_MEMBERS_ADVISED = 10
 """Members (replicas with ``flow.bootstrap``) below which the reach warns that the
 ``kinematic_model`` size is poorly measured: the standard deviation of k draws is uncertain by
 1/√(2(k − 1)), ±24% at 10; three replicas quoted 0.4–0.6% where flows of independent mock
-realisations scatter by 3.5% (docs/reach.md, "Coverage on the mock, session 20")."""
+realisations scatter by 3.5% (docs/coverage.md, "Coverage on the mock, session 20")."""
 
 __all__ = [
     "NUISANCE_KIND",
@@ -378,7 +378,7 @@ def lambda_theta_moving_variation(
     (:func:`lambda_theta_variation`) over-states N_sig's response at 0.3 GeV on the NA60-like
     mock (the whole chain, each polarisation bin alone in quadrature: 0.0074–0.0087 with F
     following λ, against the held nuisance's 0.0135; this function's fiducial yield: 0.0110;
-    docs/reach.md "The λ_θ nuisance with the region following λ̂"). The extrapolation refitted
+    docs/coverage.md "The λ_θ nuisance with the region following λ̂"). The extrapolation refitted
     in the moved F moves the full-phase-space yield 2.3× more than the fiducial one at 0.3 GeV,
     but not N_sig, where f_F also weighs the extrapolated part: hence the fiducial yield's
     change, by default.
@@ -826,7 +826,7 @@ def _lambda_nuisance(
             "±σ (yields.json polarisation.lambda_theta_err), the fiducial region following it "
             "as the selection's does (A_λ′ ≥ unfold.min_acceptance; pairs entering it weighted "
             "their bin's in-region factor over ε A_λ′); the fiducial yield's change, the bins in "
-            "quadrature (docs/reach.md, session 18)"
+            "quadrature (docs/coverage.md, session 18)"
         )
         return up, down, origin
     tables = lambda_tables(nominal, edges, dl)
