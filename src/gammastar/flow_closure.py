@@ -67,15 +67,18 @@ def per_sample_acceptance(
     channels: Sequence[str], brs: Sequence[float], seed: int,
 ) -> NDArray[np.float64]:
     """Each A′ of kinematics (q_T, E) at ``mass``: its acceptance at each cτ, the decay
-    channels' BR-weighted mean, shape (n, len(ctaus)) (:func:`gammastar.reach.channel_samples`,
-    one decay drawn per A′)."""
-    from gammastar.reach import channel_samples
+    channels' BR-weighted mean, shape (n, len(ctaus)), one decay drawn per A′ (each channel
+    its own daughters when the detector needs both, as the reach draws them)."""
+    from gammastar.acceptance import draw
 
-    samples = channel_samples(_Given(q, e), mass, q.size, geometry, seed=seed,
-                              channels=tuple(channels))  # fmt: skip
+    given = _Given(q, e)
+    if not geometry.both_daughters:  # the A′ direction alone decides: one draw serves all
+        return draw(given, mass, q.size, geometry, seed=seed,
+                    channel=channels[0]).acceptance_per_sample(ctaus)  # fmt: skip
     out = np.zeros((q.size, ctaus.size))
     for ch, br in zip(channels, brs, strict=True):
-        out += br * samples[ch].acceptance_per_sample(ctaus)
+        out += br * draw(given, mass, q.size, geometry, seed=seed,
+                         channel=ch).acceptance_per_sample(ctaus)  # fmt: skip
     return out / float(np.sum(brs))
 
 
