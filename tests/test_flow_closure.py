@@ -175,3 +175,15 @@ def test_benchmark_summary_takes_the_ratio_of_means():
     assert row["ratio_mean"] == pytest.approx(np.mean([2.0, 1.0, 1 / 1.5]), rel=1e-12)
     assert row["n"] == 3
     assert row["at"] == "eps_low"
+
+
+def test_no_ratio_from_a_handful_of_pairs():
+    """Five pairs carry at most five effective pairs' worth of acceptance (Kish): below
+    MIN_CARRIERS no ratio is quoted, the pairs' acceptance still is."""
+    from gammastar.flow_closure import MIN_CARRIERS
+
+    out = detector_closure(ToyFlow(), _rows(2, n=5), M, CTAUS, GEO, window=0.03, seed=1)
+    assert out["ratio"] == [None] * 3
+    assert out["pull"] == [None] * 3
+    assert all(c <= 5 < MIN_CARRIERS for c in out["carriers"])
+    assert all(p is not None and p > 0 for p in out["pairs"])

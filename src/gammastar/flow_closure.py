@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 AT = ("eps_low", "eps_high", "eps_peak")
 """Where a mass is compared: the median expected ε_low and ε_high, or, at a mass not excluded,
 the ε of the largest expected signal."""
+MIN_CARRIERS = 10.0
+"""The fewest pairs (Kish's effective number of Σ w_i a_i) that must carry 𝓔_pairs for a ratio:
+at short cτ a few pairs at the top of the energy spectrum carry it all."""
 PULL_WARN = 3.0
 """|ratio − 1| / error above which the reach warns that the flow misses its data."""
 
@@ -125,9 +128,10 @@ def detector_closure(
         seed: seed of the flow samples and of the decays.
 
     Returns:
-        ``{"mass", "n_pairs", "ctau", "pairs", "flow", "ratio", "ratio_err", "pull"}``,
-        the last five per cτ (``None`` where no pair, no net weight or no acceptance is left),
-        and ``"why"`` when nothing could be compared.
+        ``{"mass", "n_pairs", "ctau", "pairs", "flow", "ratio", "ratio_err", "pull",
+        "carriers"}``, the last six per cτ (``None`` where no pair, no net weight or no
+        acceptance is left, or fewer than :data:`MIN_CARRIERS` effective pairs carry it;
+        ``carriers`` that number), and ``"why"`` when nothing could be compared.
 
     Example:
         >>> from gammastar.acceptance import Geometry
@@ -185,6 +189,12 @@ def detector_closure(
     if W <= 0:
         out["why"] = "no net weight left inside the fiducial region"
         return out
+    wa = w[:, None] * a_pairs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_eff = np.where(den > 0, den**2 / (wa**2).sum(0), 0.0)  # Kish: pairs carrying 𝓔
+    e_pairs = den / W
+    den = np.where(n_eff >= MIN_CARRIERS, den, 0.0)  # a ratio of a handful is no figure
+    out["carriers"] = [float(x) for x in n_eff]
     with np.errstate(divide="ignore", invalid="ignore"):
         r = np.where(den > 0, num / den, np.nan)
         err = np.sqrt((w[:, None] ** 2 * (a_bar - r * a_pairs) ** 2).sum(0)) / den
@@ -193,7 +203,7 @@ def detector_closure(
     def clean(x: NDArray) -> list[float | None]:
         return [float(v) if np.isfinite(v) else None for v in x]
 
-    out.update(pairs=clean(den / W), flow=clean(num / W), ratio=clean(r),
+    out.update(pairs=clean(e_pairs), flow=clean(num / W), ratio=clean(r),
                ratio_err=clean(np.where(den > 0, err, np.nan)),
                pull=clean(np.where(den > 0, pull, np.nan)))  # fmt: skip
     return out
@@ -212,7 +222,7 @@ def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path]:
     from gammastar.flow.data import read_pairs, training_data
 
     run = flow_path.parent if flow_path.suffix == ".pt" else flow_path
-    run = run.parent  # <run>/flow/ → <run>
+    run = run.parent.resolve()  # <run>/flow/ → <run> (absolute: the config resolves against its file)
     if not (run / "pairs.parquet").exists():
         raise InputError(f"{run}: no pairs.parquet beside the flow {flow_path}: "
                          "the flow's closure needs the pairs it was trained on")  # fmt: skip
@@ -321,13 +331,15 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
         for k, (key, (eps, ct)) in enumerate(at.items()):
             point[key] = {"eps": eps, "ctau": ct,
                           **{f: one[f][k] for f in ("flow", "pairs", "ratio", "ratio_err",
-                                                    "pull")}}  # fmt: skip
+                                                    "pull")},
+                          "carriers": one.get("carriers", [None] * len(at))[k]}  # fmt: skip
             if one["pull"][k] is not None:
                 pulls.append(one["pull"][k])
                 _with_model(point[key], kin, inp, mass, key)
         points.append(point)
-    big = [p for p in points for k in AT if k in p and p[k]["pull"] is not None
-           and abs(p[k].get("pull_with_model", p[k]["pull"])) > PULL_WARN]  # fmt: skip
+    big = [p for p in points if any(
+        k in p and p[k]["pull"] is not None
+        and abs(p[k].get("pull_with_model", p[k]["pull"])) > PULL_WARN for k in AT)]
     for p in big:
         log.warning(
             "reach: the flow's A′ acceptance differs from its own pairs' at m = %.3g GeV "
