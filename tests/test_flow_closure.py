@@ -187,3 +187,46 @@ def test_no_ratio_from_a_handful_of_pairs():
     assert out["pull"] == [None] * 3
     assert all(c <= 5 < MIN_CARRIERS for c in out["carriers"])
     assert all(p is not None and p > 0 for p in out["pairs"])
+
+
+def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_path, caplog):
+    """A 4σ pull warns once per mass when at least WARN_CARRIERS effective pairs carry it, not
+    when 20 do (heavy-tailed ratios: the ε_high pulls' rms 1.1-1.6 on the mock)."""
+    from types import SimpleNamespace
+
+    import gammastar.flow_closure as fc
+    from gammastar.config import config_from_dict
+
+    cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run"),
+                            "validate": {"masses": [0.5]}},
+                           source=str(tmp_path / "c.yaml"))  # fmt: skip
+    monkeypatch.setattr(fc, "flow_rows", lambda config, path: ({}, tmp_path / "p.parquet"))
+
+    def fake(carriers):
+        def closure(flow, rows, mass, ctaus, geometry, **kw):
+            n = len(ctaus)
+            return {"n_pairs": 100, "pairs": [0.5] * n, "flow": [0.6] * n, "ratio": [1.2] * n,
+                    "ratio_err": [0.05] * n, "pull": [4.0] * n, "carriers": [carriers] * n}
+
+        return closure
+
+    res = SimpleNamespace(masses=np.array([0.5]), eps=np.array([1e-8, 1e-7, 1e-6]),
+                          boundaries={"0": (np.array([1e-8]), np.array([1e-6]))},
+                          nsig=np.ones((1, 3)))  # fmt: skip
+    inp = SimpleNamespace(sampler=ToyFlow(), geometry=GEO, masses=np.array([0.5]),
+                          nuisance_record=None)  # fmt: skip
+
+    def warned():
+        return [r for r in caplog.records if "differs from its own pairs" in r.getMessage()]
+
+    monkeypatch.setattr(fc, "detector_closure", fake(20.0))
+    with caplog.at_level("WARNING", logger="gammastar.flow_closure"):
+        rec = fc.closure_record(cfg, inp, res)
+    assert not warned()
+    assert rec["ndf"] == 2
+    assert rec["max_abs_pull"] == 4.0
+    assert rec["points"][0]["eps_low"]["carriers"] == 20.0
+    monkeypatch.setattr(fc, "detector_closure", fake(fc.WARN_CARRIERS))
+    with caplog.at_level("WARNING", logger="gammastar.flow_closure"):
+        fc.closure_record(cfg, inp, res)
+    assert len(warned()) == 1
