@@ -999,7 +999,8 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
     s.add(
         "<h3>The flow against its own pairs where the detector looks</h3>"
         '<p class="note">𝓔 of the flow / 𝓔 of the weighted pairs it learnt, within '
-        f"±{esc(fmt(fc.get('window')))} GeV, inside the data's fiducial region, at the median "
+        f"±{esc(fmt(fc.get('window')))} GeV, inside the data's fiducial region where the flow "
+        "is (the full phase space below a both-channels seam), at the median "
         "expected ε boundaries (where the signal peaks at a mass not excluded); the error is "
         "the pairs' statistics "
         f"(χ² = {esc(fmt(chi2, '.1f') if _is_number(chi2) else 'n/a')} for {esc(fmt(ndf))} "
