@@ -14,6 +14,10 @@ of the flow that the data show without any truth. This module measures it on the
 * :func:`closure_record`: the reach's ``flow_closure`` block (``reach.json``) at the
   ``validate.masses``, at the median expected ε_low and ε_high of the scan;
 * :func:`plot_closure`: the ratio against the mass, with the ``kinematic_model`` spread.
+
+The pairs are the data at their mass resolution: next to a narrow peak its resolution tail
+(pairs that migrated in mass with mis-measured momenta) carries other kinematics than the γ* of
+that mass, so there a closure against the pairs is not one against the A′ (docs/reach.md).
 """
 
 from __future__ import annotations
