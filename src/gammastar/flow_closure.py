@@ -230,7 +230,7 @@ def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path]:
     from gammastar.flow.data import read_pairs, training_data
 
     run = flow_path.parent if flow_path.suffix == ".pt" else flow_path
-    run = run.parent.resolve()  # <run>/flow/ → <run> (absolute: the config resolves against its file)
+    run = run.parent.resolve()  # <run>/flow/ → <run>; absolute: a config resolves against its file
     if not (run / "pairs.parquet").exists():
         raise InputError(f"{run}: no pairs.parquet beside the flow {flow_path}: "
                          "the flow's closure needs the pairs it was trained on")  # fmt: skip
@@ -240,14 +240,14 @@ def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path]:
     return {"m": td.m, "qT": td.qT, "E": td.E, "weight": td.weight}, path
 
 
-def _boundary_ctau(res: Any, mass: float, key: str) -> tuple[float | None, float | None]:
-    """The median expected ε boundary ``key`` (0: ε_low, 1: ε_high) of the scan mass nearest
+def _boundary_ctau(res: Any, mass: float, side: int) -> tuple[float | None, float | None]:
+    """The median expected ε boundary ``side`` (0: ε_low, 1: ε_high) of the scan mass nearest
     ``mass`` and its cτ at ``mass``: (ε, cτ), or (None, None) where that mass is not
     excluded."""
     from gammastar.physics import darkphoton
 
     j = int(np.argmin(np.abs(res.masses - mass)))
-    eps = res.boundaries["0"][key][j]
+    eps = res.boundaries["0"][side][j]
     if not np.isfinite(eps):
         return None, None
     return float(eps), float(darkphoton.ctau(mass, eps))
