@@ -151,7 +151,7 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
     compared = [p for p in fc["points"] if p.get("eps_peak", {}).get("ratio") is not None]
     assert compared
     assert all(not p["inside_fiducial"] and p["n_pairs"] > 0 for p in compared)
-    assert fc["ndf"] >= len(compared)
+    assert fc["n_compared"] >= len(compared)
     assert (run / "figures" / "reach_flow_closure.png").stat().st_size > 1000
     assert "The flow against its own pairs where the detector looks" in (
         run / "report.html"

@@ -45,7 +45,7 @@ def _rows(seed, n=1500):
     rng = np.random.default_rng(seed)
     q, e = _kinematics(rng, n)
     m = rng.uniform(M - 0.025, M + 0.025, n)
-    w = rng.uniform(0.5, 2.0, n)  # unfolding weights 1/(A eps) of varying size
+    w = rng.lognormal(0.0, 0.8, n)  # unfolding weights 1/(A eps) of strongly varying size
     return {"m": m, "qT": q, "E": e, "weight": w}
 
 
@@ -111,15 +111,35 @@ def test_moved_energy_keeps_pt_and_rapidity():
     assert np.arccosh(e1 / mt1) == pytest.approx(np.arccosh(e / mt0), rel=1e-12)
 
 
-def test_flow_rows_needs_the_pairs_beside_the_flow(tmp_path):
+def _flow_dir(tmp_path, cfg, pairs=None, sha=None):
+    """A flow directory with only the meta.json that flow_rows reads."""
+    import json
+
+    d = tmp_path / "run" / "flow"
+    d.mkdir(parents=True, exist_ok=True)
+    meta = {"inputs": [{"path": str(pairs or tmp_path / "run" / "pairs.parquet")}],
+            "config_sha256": sha or cfg.section_sha256("flow")}  # fmt: skip
+    (d / "meta.json").write_text(json.dumps({"meta": meta}))
+    return d
+
+
+def test_flow_rows_needs_the_flow_its_pairs_and_its_recipe(tmp_path):
+    """One clear line each: no flow there, no pairs where its meta.json says, a flow trained
+    with another flow section (its rows cannot be rebuilt with this one)."""
     from gammastar.config import config_from_dict
     from gammastar.errors import InputError
 
     cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run")},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
-    (tmp_path / "run" / "flow").mkdir(parents=True)
-    with pytest.raises(InputError, match=r"no pairs\.parquet beside the flow"):
-        flow_rows(cfg, tmp_path / "run" / "flow")
+    with pytest.raises(InputError, match=r"no readable flow meta\.json"):
+        flow_rows(cfg, tmp_path / "nowhere")
+    d = _flow_dir(tmp_path, cfg)
+    with pytest.raises(InputError, match=r"no pairs\.parquet of the flow"):
+        flow_rows(cfg, d)
+    (tmp_path / "run" / "pairs.parquet").write_bytes(b"")
+    _flow_dir(tmp_path, cfg, sha="0" * 64)
+    with pytest.raises(InputError, match="trained with another flow section"):
+        flow_rows(cfg, tmp_path / "run")  # the run directory: its flow/ is found
 
 
 def test_closure_record_says_why_it_skips(tmp_path):
@@ -132,10 +152,10 @@ def test_closure_record_says_why_it_skips(tmp_path):
 
     cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run")},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
-    (tmp_path / "run" / "flow").mkdir(parents=True)
+    _flow_dir(tmp_path, cfg)
     inp = SimpleNamespace(sampler=ToyFlow(), geometry=GEO)
     rec = closure_record(cfg, inp, None)
-    assert "no pairs.parquet beside the flow" in rec["skipped"]
+    assert "no pairs.parquet of the flow" in rec["skipped"]
     no_flow = cfg.model_copy(update={"reach": cfg.reach.model_copy(update={"flow": None})})
     assert closure_record(no_flow, inp, None) is None
 
@@ -196,6 +216,8 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
 
     import gammastar.flow_closure as fc
     from gammastar.config import config_from_dict
+    from gammastar.errors import GammastarError
+    from gammastar.physics import darkphoton
 
     cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run"),
                             "validate": {"masses": [0.5]}},
@@ -223,10 +245,108 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
     with caplog.at_level("WARNING", logger="gammastar.flow_closure"):
         rec = fc.closure_record(cfg, inp, res)
     assert not warned()
-    assert rec["ndf"] == 2
-    assert rec["max_abs_pull"] == 4.0
-    assert rec["points"][0]["eps_low"]["carriers"] == 20.0
+    assert rec["n_compared"] == 2
+    assert rec["ndf"] == 0  # χ² only over the pulls the warning trusts
+    assert rec["max_abs_pull"] is None
+    low, high = rec["points"][0]["eps_low"], rec["points"][0]["eps_high"]
+    assert low["carriers"] == 20.0
+    # each boundary at its own ε and that ε's cτ (darkphoton.ctau at the mass)
+    assert (low["eps"], high["eps"]) == (1e-8, 1e-6)
+    assert low["ctau"] == pytest.approx(float(darkphoton.ctau(0.5, 1e-8)), rel=1e-12)
+    assert high["ctau"] == pytest.approx(float(darkphoton.ctau(0.5, 1e-6)), rel=1e-12)
     monkeypatch.setattr(fc, "detector_closure", fake(fc.WARN_CARRIERS))
     with caplog.at_level("WARNING", logger="gammastar.flow_closure"):
-        fc.closure_record(cfg, inp, res)
+        rec = fc.closure_record(cfg, inp, res)
     assert len(warned()) == 1
+    assert rec["ndf"] == 2
+    assert rec["max_abs_pull"] == 4.0
+
+    def broken(*args, **kwargs):
+        raise GammastarError("the flow's samples stay unphysical")
+
+    monkeypatch.setattr(fc, "detector_closure", broken)  # a check never stops the reach
+    rec = fc.closure_record(cfg, inp, res)
+    assert "unphysical" in rec["points"][0]["why"]
+    assert rec["n_compared"] == 0
+
+
+class MassFlow:
+    """A flow whose kinematics scale with the mass (q_T and E × (1 + 10 (m − 0.5))); with
+    ``centre`` it ignores the masses it is given and samples there: an unpaired comparison."""
+
+    mass_range = (0.2, 1.2)
+
+    def __init__(self, centre=None):
+        self.centre = centre
+
+    def sample(self, masses, n, seed=None):
+        m = np.full(n, self.centre) if self.centre is not None else np.asarray(masses)
+        q, e = _kinematics(np.random.default_rng(seed), n)
+        scale = 1 + 10 * (m - 0.5)
+        return {"qT": q * scale, "E": e * scale}
+
+
+def test_pairing_each_pair_with_its_own_mass():
+    """80% of the window's pairs sit at 0.52 GeV, whose kinematics are 1.2× those at 0.5 GeV:
+    the flow drawn at each pair's mass closes (|pull| < 4), the same flow drawn at the window's
+    centre does not (|pull| > 5 at every cτ; 8.8-11 in four trials)."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    m = np.where(rng.random(n) < 0.8, rng.normal(0.52, 0.003, n), rng.uniform(0.47, 0.53, n))
+    q, e = _kinematics(rng, n)
+    scale = 1 + 10 * (m - 0.5)
+    rows = {"m": m, "qT": q * scale, "E": e * scale, "weight": rng.uniform(0.5, 2.0, n)}
+    paired = detector_closure(MassFlow(), rows, M, CTAUS, GEO, window=0.03, seed=2)
+    centre = detector_closure(MassFlow(0.5), rows, M, CTAUS, GEO, window=0.03, seed=2)
+    assert np.all(np.abs(paired["pull"]) < 4)
+    assert np.all(np.abs(centre["pull"]) > 5)
+
+
+def test_no_flow_sample_inside_the_region():
+    """A flow all of whose samples leak out of the fiducial region: said, no ratio (not the
+    error of a draw of no samples)."""
+
+    class Leaky:
+        mass_range = (0.2, 1.2)
+
+        def sample(self, masses, n, seed=None):
+            return {"qT": np.full(n, 50.0), "E": np.full(n, 60.0)}
+
+    class QRegion:
+        def contains(self, m, q, e):
+            return np.asarray(q) < Q_CUT
+
+    out = detector_closure(Leaky(), _rows(3, n=50), M, CTAUS, GEO, window=0.03, seed=1,
+                           fiducial=QRegion())  # fmt: skip
+    assert out["why"] == "no flow sample inside the fiducial region"
+    assert out["ratio"] == [None] * 3
+
+
+def test_the_region_applies_from_the_seam_up():
+    """Below a both-channels seam the pairs are the full phase space: none is cut there."""
+
+    class Nothing:
+        def contains(self, m, q, e):
+            return np.zeros(np.shape(m), dtype=bool)
+
+    rows = _rows(4, n=300)
+    below = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, window=0.03, seed=1,
+                             fiducial=Nothing(), seam=0.6)  # fmt: skip
+    assert below["n_pairs"] == 300
+    above = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, window=0.03, seed=1,
+                             fiducial=Nothing(), seam=0.4)  # fmt: skip
+    assert above["n_pairs"] == 0
+
+
+def test_a_given_sampler_is_not_compared_with_the_configs_flow(tmp_path):
+    """run_reach(sampler=...) draws another sampler's kinematics: the closure of the config's
+    flow (reach.flow, its default) does not apply to it and is not computed."""
+    from test_reach import make_config
+
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.reach import run_reach
+
+    cfg = make_config(tmp_path, mass_points=3, channels=["mumu"],
+                      flow=str(tmp_path / "run" / "flow"))  # fmt: skip
+    doc = run_reach(cfg, sampler=ParametricSampler())
+    assert "flow_closure" not in doc

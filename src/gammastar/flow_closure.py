@@ -59,6 +59,18 @@ class _Given:
         return {"qT": self.q[:n], "E": self.e[:n]}
 
 
+class _Above:
+    """The fiducial region from ``seam`` up, the full phase space below it (``seam`` None:
+    the region everywhere)."""
+
+    def __init__(self, fiducial: Any, seam: float | None) -> None:
+        self.fiducial, self.seam = fiducial, seam
+
+    def contains(self, m: NDArray, q: NDArray, e: NDArray) -> NDArray[np.bool_]:
+        inside = np.asarray(self.fiducial.contains(m, q, e), dtype=bool)
+        return inside if self.seam is None else inside | (np.asarray(m) < self.seam)
+
+
 def moved_energy(q: ArrayLike, e: ArrayLike, m_from: ArrayLike, m_to: float) -> NDArray:
     """The energy of a pair of mass ``m_from`` moved to mass ``m_to`` at its own p_T and
     rapidity: E · m_T(m_to) / m_T(m_from) (E = m_T cosh y; hand-written kinematics).
@@ -102,6 +114,7 @@ def detector_closure(
     *,
     window: float,
     fiducial: Any = None,
+    seam: float | None = None,
     channels: Sequence[str] = ("mumu",),
     brs: Sequence[float] = (1.0,),
     per_pair: int = 4,
@@ -131,6 +144,8 @@ def detector_closure(
         window: half-width of the mass window (GeV).
         fiducial: the data's fiducial region (``contains(m, q_T, E)``), or ``None``: the flow
             and the pairs in the full phase space.
+        seam: a both-channels run's seam (GeV): the region applies to the pairs (and their
+            flow samples) at and above it only, the full phase space below.
         channels, brs: the decay channels and their branching ratios.
         per_pair: flow samples per pair.
         seed: seed of the flow samples and of the decays.
@@ -159,8 +174,9 @@ def detector_closure(
     keep = (np.abs(m - mass) < window) & (w != 0) & np.isfinite(q) & np.isfinite(e)
     lo, hi = getattr(flow, "mass_range", (-np.inf, np.inf))
     keep &= (m >= lo) & (m <= hi)
-    if fiducial is not None and keep.any():
-        keep[keep] = np.asarray(fiducial.contains(m[keep], q[keep], e[keep]), dtype=bool)
+    region = None if fiducial is None else _Above(fiducial, seam)
+    if region is not None and keep.any():
+        keep[keep] = region.contains(m[keep], q[keep], e[keep])
     m, q, e, w = m[keep], q[keep], e[keep], w[keep]
     none = [None] * ctaus.size
     out: dict[str, Any] = {"mass": float(mass), "n_pairs": int(m.size),
@@ -177,8 +193,11 @@ def detector_closure(
     fe = np.asarray(got["E"], dtype=np.float64).ravel()
     idx = np.repeat(np.arange(m.size), per_pair)
     ok = np.isfinite(fq) & np.isfinite(fe) & (fe > 0)
-    if fiducial is not None:
-        ok &= np.asarray(fiducial.contains(m_rep, fq, fe), dtype=bool)
+    if region is not None:
+        ok &= region.contains(m_rep, fq, fe)
+    if not ok.any():
+        out["why"] = "no flow sample inside the fiducial region"
+        return out
     kept = np.bincount(idx[ok], minlength=m.size)
     a_pairs = per_sample_acceptance(q, moved_energy(q, e, m, mass), mass, ctaus, geometry,
                                     channels=channels, brs=brs, seed=s_pairs)  # fmt: skip
@@ -218,29 +237,44 @@ def detector_closure(
 
 
 def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path]:
-    """The rows the flow at ``flow_path`` learnt, with the weights it learnt them with: the
-    pairs of its run directory (``pairs.parquet`` beside ``flow/``; both channels combined
-    as :func:`gammastar.flow.data.read_pairs` does), every row of ``flow.data`` (the training
-    rows and the held-out ones: the closure tests a bias, which needs the statistics).
+    """The rows the flow at ``flow_path`` (a run directory, its ``flow/`` or ``model.pt``)
+    learnt, with the weights it learnt them with: the pairs its ``meta.json`` names (else
+    ``pairs.parquet`` beside ``flow/``; both channels combined as
+    :func:`gammastar.flow.data.read_pairs` does), every row of ``flow.data`` (the training rows
+    and the held-out ones: the closure tests a bias, which needs the statistics). The rows are
+    rebuilt with ``config``'s ``flow`` section, so that must be the one the flow was trained
+    with (its ``meta.config_sha256``).
 
     Raises:
-        InputError: no ``pairs.parquet`` in the flow's run directory.
+        InputError: no flow there, no pairs, or a flow trained with another ``flow`` section.
     """
-    from gammastar.errors import InputError
-    from gammastar.flow.data import read_pairs, training_data
+    import json
 
-    run = flow_path.parent if flow_path.suffix == ".pt" else flow_path
-    run = run.parent.resolve()  # <run>/flow/ → <run>; absolute: a config resolves against its file
-    if not (run / "pairs.parquet").exists():
-        raise InputError(f"{run}: no pairs.parquet beside the flow {flow_path}: "
+    from gammastar.errors import GammastarError, InputError
+    from gammastar.flow.data import read_pairs, training_data
+    from gammastar.flow.model import resolve_model_dir
+
+    try:
+        model_dir = resolve_model_dir(flow_path).resolve()
+        meta = json.loads((model_dir / "meta.json").read_text()).get("meta", {})
+    except (GammastarError, OSError, ValueError) as exc:
+        raise InputError(f"{flow_path}: no readable flow meta.json ({exc})") from None
+    inputs = meta.get("inputs") or [{}]
+    pairs_path = Path(inputs[0].get("path") or model_dir.parent / "pairs.parquet")
+    if not pairs_path.exists():
+        raise InputError(f"{pairs_path}: no pairs.parquet of the flow {model_dir}: "
                          "the flow's closure needs the pairs it was trained on")  # fmt: skip
-    cfg = config.model_copy(update={"output": str(run)})
+    if meta.get("config_sha256") not in (None, config.section_sha256("flow")):
+        raise InputError(f"{model_dir}: trained with another flow section than this config's, "
+                         "so its training rows cannot be rebuilt here")  # fmt: skip
+    cfg = config.model_copy(update={"output": str(pairs_path.parent.resolve())})
     pairs, path = read_pairs(cfg)
     td = training_data(pairs, config.flow, source=str(path), seed=config.seed or 0, part="all")
     return {"m": td.m, "qT": td.qT, "E": td.E, "weight": td.weight}, path
 
 
-def _boundary_ctau(res: Any, mass: float, side: int) -> tuple[float | None, float | None]:
+def _boundary_ctau(res: Any, mass: float, side: int,
+                   dark: Any = None) -> tuple[float | None, float | None]:
     """The median expected ε boundary ``side`` (0: ε_low, 1: ε_high) of the scan mass nearest
     ``mass`` and its cτ at ``mass``: (ε, cτ), or (None, None) where that mass is not
     excluded."""
@@ -250,7 +284,7 @@ def _boundary_ctau(res: Any, mass: float, side: int) -> tuple[float | None, floa
     eps = res.boundaries["0"][side][j]
     if not np.isfinite(eps):
         return None, None
-    return float(eps), float(darkphoton.ctau(mass, eps))
+    return float(eps), float(darkphoton.ctau(mass, eps, dark=dark))
 
 
 def _with_model(row: dict[str, Any], kin: dict[str, Any] | None, inp: Any, mass: float,
@@ -283,11 +317,12 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
     at least :data:`WARN_CARRIERS` effective pairs exceeds :data:`PULL_WARN`.
 
     Returns:
-        ``{"masses", "window", "pairs", "method", "points", "chi2", "ndf", "max_abs_pull"}``,
+        ``{"masses", "window", "pairs", "method", "points", "chi2", "ndf", "max_abs_pull",
+        "n_compared"}`` (χ² over the pulls the warning trusts, ``n_compared`` every ratio),
         or ``{"skipped": why}`` where it cannot apply (no flow, no pairs), or ``None``
         without a flow in the config.
     """
-    from gammastar.errors import InputError
+    from gammastar.errors import GammastarError, InputError
     from gammastar.physics import darkphoton
 
     rc = config.reach
@@ -318,7 +353,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
         brs = [float(darkphoton.branching_ratio(mass, ch)) for ch in open_ch]
         at = {}
         for key, j in (("eps_low", 0), ("eps_high", 1)):
-            eps, ct = _boundary_ctau(res, mass, j)
+            eps, ct = _boundary_ctau(res, mass, j, dark=getattr(inp, "dark", None))
             if ct is not None:
                 at[key] = (eps, ct)
         if not at:  # not excluded: where the expected signal is largest
@@ -328,13 +363,18 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
                 points.append({"mass": mass, "why": "no expected signal at this mass"})
                 continue
             eps = float(res.eps[k])
-            at["eps_peak"] = (eps, float(darkphoton.ctau(mass, eps)))
-        fid = fiducial if seam is None or mass >= seam else None  # full phase space below it
-        one = detector_closure(flow, rows, mass, [ct for _, ct in at.values()], inp.geometry,
-                               window=window, fiducial=fid, channels=open_ch, brs=brs,
-                               per_pair=per_pair,
-                               seed=int(ss.generate_state(1)[0]))  # fmt: skip
-        point = {"mass": mass, "n_pairs": one["n_pairs"], "inside_fiducial": fid is not None}
+            at["eps_peak"] = (eps, float(darkphoton.ctau(mass, eps,
+                                                         dark=getattr(inp, "dark", None))))
+        try:
+            one = detector_closure(flow, rows, mass, [ct for _, ct in at.values()],
+                                   inp.geometry, window=window, fiducial=fiducial, seam=seam,
+                                   channels=open_ch, brs=brs, per_pair=per_pair,
+                                   seed=int(ss.generate_state(1)[0]))  # fmt: skip
+        except GammastarError as exc:  # a check: it never stops the reach
+            points.append({"mass": mass, "why": f"not compared: {exc}"})
+            continue
+        inside = fiducial is not None and (seam is None or mass >= seam)
+        point = {"mass": mass, "n_pairs": one["n_pairs"], "inside_fiducial": inside}
         if "why" in one:
             point["why"] = one["why"]
         for k, (key, (eps, ct)) in enumerate(at.items()):
@@ -343,8 +383,9 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
                                                     "pull")},
                           "carriers": one.get("carriers", [None] * len(at))[k]}  # fmt: skip
             if one["pull"][k] is not None:
-                pulls.append(one["pull"][k])
                 _with_model(point[key], kin, inp, mass, key)
+                if (point[key]["carriers"] or 0) >= WARN_CARRIERS:  # the trusted ones
+                    pulls.append(point[key].get("pull_with_model", point[key]["pull"]))
         points.append(point)
     big = [p for p in points if any(
         k in p and p[k]["pull"] is not None and (p[k]["carriers"] or 0) >= WARN_CARRIERS
@@ -366,9 +407,13 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
         "per_pair": per_pair,
         "masses": masses,
         "points": points,
+        # over the pulls the warning trusts (>= WARN_CARRIERS effective pairs; with the
+        # ensemble's spread where the reach has one)
         "chi2": float(np.sum(np.square(pulls))) if pulls else None,
         "ndf": len(pulls),
         "max_abs_pull": float(np.max(np.abs(pulls))) if pulls else None,
+        "chi2_carriers_min": WARN_CARRIERS,
+        "n_compared": sum(p.get(k, {}).get("ratio") is not None for p in points for k in AT),
     }
 
 

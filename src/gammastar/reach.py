@@ -1849,7 +1849,7 @@ def plot_reach_figures(
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))
-    if closure is not None and closure.get("ndf"):
+    if closure is not None and closure.get("n_compared"):
         from gammastar.flow_closure import plot_closure
 
         kin = None
@@ -1898,11 +1898,16 @@ def run_reach(
     _record_kinematic(inp, res)
     _record_extrapolation(inp, res)
     closure = None
-    if config.reach.flow_closure:
+    if config.reach.flow_closure and sampler is None:  # the config's flow, not a given sampler
         from gammastar.flow_closure import closure_record
+        from gammastar.flow_closure import log as closure_log
 
         t1 = time.perf_counter()
-        closure = closure_record(config, inp, res)
+        try:
+            closure = closure_record(config, inp, res)
+        except GammastarError as exc:  # a check: it never stops the reach
+            closure_log.warning("reach: the flow's closure was not computed: %s", exc)
+            closure = {"skipped": str(exc)}
         res.seconds["flow_closure"] = time.perf_counter() - t1
     meta = reach_meta(config, inp, res, time.perf_counter() - t0)
     reach = reach_document(config, inp, res, meta)
