@@ -50,22 +50,13 @@ from typing import Any
 
 import numpy as np
 
+from gammastar.flow_closure import GivenSampler, moved_energy
+
 REPO = Path(__file__).resolve().parents[1]
+
 _spec = importlib.util.spec_from_file_location("coverage", REPO / "benchmarks" / "coverage.py")
 coverage = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(coverage)
-
-
-class _Fixed:
-    """A sampler returning given (q_T, E), for :func:`gammastar.acceptance.draw`."""
-
-    mass_range = (0.0, 100.0)
-
-    def __init__(self, q, e):
-        self.q, self.e = np.asarray(q, float), np.asarray(e, float)
-
-    def sample(self, mass, n, seed=None):
-        return {"qT": self.q[:n], "E": self.e[:n]}
 
 
 def _sem(x) -> float:
@@ -79,7 +70,7 @@ def _inside(fiducial, m, q, e):
 
 def model_outside(
     extrap, fiducial, m: float, n: int, seed: int, y_sigma: float | None = None, t_scale=1.0
-) -> _Fixed:
+) -> GivenSampler:
     """``n`` samples of the fitted model at mass ``m`` that lie outside F (with σ_y replaced
     by ``y_sigma`` and T scaled by ``t_scale`` when given: what-ifs)."""
     from gammastar.acceptance import ParametricSampler
@@ -95,17 +86,17 @@ def model_outside(
         qs.append(got["qT"][out])
         es.append(got["E"][out])
         have += int(out.sum())
-    return _Fixed(np.concatenate(qs)[:n], np.concatenate(es)[:n])
+    return GivenSampler(np.concatenate(qs)[:n], np.concatenate(es)[:n])
 
 
-def flow_inside(model, fiducial, m: float, n: int, seed: int) -> _Fixed:
+def flow_inside(model, fiducial, m: float, n: int, seed: int) -> GivenSampler:
     """``n`` samples of the flow at mass ``m`` that lie inside F."""
     from gammastar.extrapolation import sample_accepted
 
     q, e = sample_accepted(lambda k, seed: model.sample(m, k, seed=seed), n,
                            np.random.default_rng(seed), lambda q, e: _inside(fiducial, m, q, e),
                            f"flow at {m} GeV")  # fmt: skip
-    return _Fixed(q, e)
+    return GivenSampler(q, e)
 
 
 def read_pairs(runs) -> dict[str, np.ndarray]:
@@ -126,7 +117,7 @@ def pooled_pairs(pairs, m: float, window: float):
     moved to mass m at their own p_T and rapidity: (q_T, E, weight)."""
     keep = (np.abs(pairs["m"] - m) < window) & (pairs["weight"] != 0)
     q, e, w, mm = (pairs[k][keep] for k in ("qT", "E", "weight", "m"))
-    return q, e * np.sqrt(q**2 + m**2) / np.sqrt(q**2 + mm**2), w
+    return q, moved_energy(q, e, mm, m), w
 
 
 def pairs_inside(pairs, fiducial, m: float, window: float, geo, ctaus, seed: int):
@@ -143,7 +134,7 @@ def pairs_inside(pairs, fiducial, m: float, window: float, geo, ctaus, seed: int
     if q.size == 0 or w.sum() <= 0:  # none with a net weight: no figure (the summary skips it)
         nan = np.full(np.size(ctaus), np.nan)
         return nan, nan, int(q.size)
-    a = np.asarray(per_sample_acceptance(draw(_Fixed(q, e), m, q.size, geo, seed=seed), ctaus))
+    a = np.asarray(per_sample_acceptance(draw(GivenSampler(q, e), m, q.size, geo, seed=seed), ctaus))
     a = a if a.shape[0] == q.size else a.T
     e_in = (w[:, None] * a).sum(0) / w.sum()
     err = np.sqrt((w[:, None] ** 2 * (a - e_in) ** 2).sum(0)) / w.sum()

@@ -51,37 +51,51 @@ LINKED = ("pairs.parquet", "select.json", "yields.json")
 """What a variant's flow and reach read from the realisation's directory (linked, not copied)."""
 
 
-def run_one(base: Any, seed: int, workdir: Path, mass_points: int, reuse: bool,
-            variant: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One realisation through the chain; its ``flow_closure`` block. With ``variant`` (``flow``
-    keys) the realisation's pairs (run first when missing) train that recipe in
-    ``<workdir>/variant_<sha>/seed<S>/`` and its own reach compares it with them."""
-    import hashlib
+def linked_dir(src: Path, dst: Path, extra: tuple[str, ...] = ()) -> Path:
+    """``dst`` created with links to ``src``'s :data:`LINKED` files (and ``extra`` ones that
+    exist): a run directory for another recipe on the same pairs."""
     import os
 
-    import gammastar
-    from gammastar import flow
-    from gammastar.reach import run_reach
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in (*LINKED, *extra):
+        if (src / f).exists() and not (dst / f).exists():
+            os.symlink(src.resolve() / f, dst / f)
+    return dst
 
-    out = workdir / f"seed{seed}"
-    cfg = base.model_copy(update={
+
+def realisation_config(base: Any, seed: int, out: Path, mass_points: int = 20) -> Any:
+    """The config of one realisation: its seed and directory, one flow member, the named
+    nuisances off, ``mass_points`` reach masses, the closure on (its flow section is the one
+    :func:`gammastar.flow_closure.flow_rows` needs to rebuild the flow's rows)."""
+    return base.model_copy(update={
         "seed": seed, "output": str(out),
         "flow": base.flow.model_copy(update={"ensemble": 1, "bootstrap": False, "workers": 1}),
         "uncertainties": base.uncertainties.model_copy(update={"enabled": False,
                                                                "kinematic_model": False}),
         "reach": base.reach.model_copy(update={"mass_points": mass_points, "flow_closure": True}),
     })  # fmt: skip
+
+
+def run_one(base: Any, seed: int, workdir: Path, mass_points: int, reuse: bool,
+            variant: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One realisation through the chain; its ``flow_closure`` block. With ``variant`` (``flow``
+    keys) the realisation's pairs (run first when missing) train that recipe in
+    ``<workdir>/variant_<sha>/seed<S>/`` and its own reach compares it with them."""
+    import hashlib
+
+    import gammastar
+    from gammastar import flow
+    from gammastar.reach import run_reach
+
+    out = workdir / f"seed{seed}"
+    cfg = realisation_config(base, seed, out, mass_points)
     if not (reuse and (out / "yields.json").exists()):
         gammastar.generate(cfg, force=True)
         gammastar.select(cfg, force=True)
         gammastar.yields(cfg, force=True, plots=False, theory=False)
     if variant:
         tag = hashlib.sha256(json.dumps(variant, sort_keys=True).encode()).hexdigest()[:8]
-        vout = workdir / f"variant_{tag}" / f"seed{seed}"
-        vout.mkdir(parents=True, exist_ok=True)
-        for f in LINKED:
-            if not (vout / f).exists():
-                os.symlink(out / f, vout / f)
+        vout = linked_dir(out, workdir / f"variant_{tag}" / f"seed{seed}")
         cfg = cfg.model_copy(update={"output": str(vout),
                                      "flow": cfg.flow.model_copy(update=variant)})  # fmt: skip
         out = vout
@@ -99,18 +113,13 @@ def recipe_on_run(base: Any, run: Path, workdir: Path, seed: int,
     through the reach: per validation mass the closure at ε_low and ε_high and the KL with its
     band."""
     import hashlib
-    import os
 
     from gammastar import flow, validate
     from gammastar.reach import run_reach
 
     tag = "config" if not variant else "variant_" + hashlib.sha256(
         json.dumps(variant, sort_keys=True).encode()).hexdigest()[:8]
-    out = workdir / f"{tag}_s{seed}"
-    out.mkdir(parents=True, exist_ok=True)
-    for f in (*LINKED, "histograms.root"):
-        if (run / f).exists() and not (out / f).exists():
-            os.symlink(run.resolve() / f, out / f)
+    out = linked_dir(run, workdir / f"{tag}_s{seed}", extra=("histograms.root",))
     cfg = base.model_copy(update={
         "output": str(out),
         "flow": base.flow.model_copy(update={**(variant or {}), "seed": seed, "ensemble": 1,
@@ -244,31 +253,24 @@ def energy_tails(base: Any, workdir: Path, seeds: range, masses: list[float],
     p_T and rapidity), of the pairs and of 4 flow samples at each pair's mass: the high-energy
     tail that carries 𝓔 at short lifetimes."""
     from gammastar import flow
-    from gammastar.flow_closure import flow_rows, moved_energy
+    from gammastar.flow_closure import flow_rows, paired_kinematics
     from gammastar.pair_acceptance import FiducialRegion
 
     window = float(base.yields.mass_bin_width)
     acc = {m0: ([], []) for m0 in masses}
     for s in seeds:
         run = workdir / f"seed{s}"
-        cfg = base.model_copy(update={"output": str(run), "seed": s})
-        rows, _ = flow_rows(cfg, run / "flow")
+        rows, _ = flow_rows(realisation_config(base, s, run), run / "flow")
         fid = FiducialRegion.from_dict(
             json.loads((run / "yields.json").read_text())["extrapolation"]["fiducial"])
         model = flow.load(run / "flow")
         for m0 in masses:
-            m, q, e, w = (rows[k] for k in ("m", "qT", "E", "weight"))
-            k = (np.abs(m - m0) < window) & (w != 0)
-            k[k] = fid.contains(m[k], q[k], e[k])
-            m, q, e, w = m[k], q[k], e[k], w[k]
-            mr = np.repeat(m, 4)
-            got = model.sample(mr, mr.size, seed=s)
-            ok = np.asarray(fid.contains(mr, got["qT"], got["E"]), dtype=bool)
-            e_p = moved_energy(q, e, m, m0)
-            e_f = moved_energy(got["qT"][ok], got["E"][ok], mr[ok], m0)
-            w_f = np.repeat(w, 4)[ok]
-            acc[m0][0].append([np.sum(w * (e_p > c)) / w.sum() for c in cuts])
-            acc[m0][1].append([np.sum(w_f * (e_f > c)) / w_f.sum() for c in cuts])
+            p = paired_kinematics(model, rows, m0, window=window, fiducial=fid, seed=s)
+            if isinstance(p, str):
+                continue
+            w_f = p.w[p.idx]
+            acc[m0][0].append([np.sum(p.w * (p.e > c)) / p.w.sum() for c in cuts])
+            acc[m0][1].append([np.sum(w_f * (p.fe > c)) / w_f.sum() for c in cuts])
     out = []
     for m0, (p, f) in acc.items():
         p, f = np.asarray(p), np.asarray(f)

@@ -171,7 +171,7 @@ def test_pull_with_the_quoted_kinematic_model():
     inp = SimpleNamespace(masses=np.array([0.3, 0.5]))
     row = {"ratio": 1.05, "ratio_err": 0.03, "pull": 0.05 / 0.03}
     _with_model(row, kin, inp, 0.49, "eps_low")
-    assert row["kinematic_model"] == 0.02
+    assert row["kinematic_model"] == pytest.approx(0.02, rel=1e-15)  # copied from kin
     assert row["pull_with_model"] == pytest.approx(0.05 / np.hypot(0.03, 1.05 * 0.02), rel=1e-12)
     high = {"ratio": 1.05, "ratio_err": 0.03, "pull": 0.05 / 0.03}
     _with_model(high, kin, inp, 0.49, "eps_high")  # no size there: nothing added
@@ -249,9 +249,10 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
     assert rec["ndf"] == 0  # χ² only over the pulls the warning trusts
     assert rec["max_abs_pull"] is None
     low, high = rec["points"][0]["eps_low"], rec["points"][0]["eps_high"]
-    assert low["carriers"] == 20.0
+    assert low["carriers"] == pytest.approx(20.0, rel=1e-15)  # copied from the fake closure
     # each boundary at its own ε and that ε's cτ (darkphoton.ctau at the mass)
-    assert (low["eps"], high["eps"]) == (1e-8, 1e-6)
+    # copied from res.boundaries
+    assert (low["eps"], high["eps"]) == pytest.approx((1e-8, 1e-6), rel=1e-15)
     assert low["ctau"] == pytest.approx(float(darkphoton.ctau(0.5, 1e-8)), rel=1e-12)
     assert high["ctau"] == pytest.approx(float(darkphoton.ctau(0.5, 1e-6)), rel=1e-12)
     monkeypatch.setattr(fc, "detector_closure", fake(fc.WARN_CARRIERS))
@@ -259,7 +260,7 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
         rec = fc.closure_record(cfg, inp, res)
     assert len(warned()) == 1
     assert rec["ndf"] == 2
-    assert rec["max_abs_pull"] == 4.0
+    assert rec["max_abs_pull"] == pytest.approx(4.0, rel=1e-15)  # the fake closure's pull
 
     def broken(*args, **kwargs):
         raise GammastarError("the flow's samples stay unphysical")

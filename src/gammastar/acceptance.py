@@ -31,6 +31,7 @@ __all__ = [
     "acceptance",
     "acceptance_eps_grid",
     "acceptance_grid",
+    "channel_samples",
     "draw",
     "draw_dark",
     "draw_dark_pair",
@@ -344,6 +345,32 @@ def _dark_side(
         efficiency=efficiency,
         extrapolated=d["k"].extrapolated,
     )
+
+
+def channel_samples(
+    sampler: SamplerLike,
+    mass: float,
+    n: int,
+    geometry: Geometry,
+    *,
+    seed: int | None,
+    channels: tuple[str, ...],
+) -> dict[str, KinematicSample]:
+    """The acceptance samples of each decay channel at one mass.
+
+    Every channel gets the same A′ samples (the same ``seed``); with daughters in the detector
+    (``both_daughters``) each channel decays them into its own leptons
+    (:data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`: the lepton mass sets the opening
+    angles and energies that the detector's cuts see), otherwise one sample serves them all
+    (the A′ direction alone decides).
+
+    Returns:
+        ``{channel: KinematicSample}`` (the same object for every channel when shared).
+    """
+    if not geometry.both_daughters:
+        one = draw(sampler, mass, n, geometry, seed=seed, channel=channels[0])
+        return dict.fromkeys(channels, one)
+    return {ch: draw(sampler, mass, n, geometry, seed=seed, channel=ch) for ch in channels}
 
 
 def draw_dark(

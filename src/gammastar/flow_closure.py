@@ -8,6 +8,8 @@ there at 0.6 GeV (180 realisations, docs/coverage.md "Coverage on the mock, sess
 of the flow that the data show without any truth. This module measures it on the data:
 
 * :func:`flow_rows`: the rows the flow learnt (``flow.data``), weighted as it learnt them;
+* :func:`paired_kinematics`: the pairs of a mass window and the flow drawn at each pair's own
+  mass, moved to one mass (:class:`Paired`);
 * :func:`detector_closure`: 𝓔 of the flow against 𝓔 of the weighted pairs of a mass window
   at given cτ, paired pair by pair (the flow drawn at each pair's own mass), with the
   statistical error of the ratio;
@@ -25,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +50,14 @@ only when many pairs carry 𝓔 (on 35 mock realisations the pulls at ε_high, c
 pairs, have an rms of 1.1–1.6; docs/reach.md)."""
 
 
-class _Given:
-    """A sampler returning given (q_T, E) in order, for :func:`gammastar.acceptance.draw`."""
+class GivenSampler:
+    """A sampler returning given (q_T, E) in order: given kinematics through
+    :func:`gammastar.acceptance.draw`.
+
+    Example:
+        >>> GivenSampler(np.array([0.1, 0.2]), np.array([30.0, 40.0])).sample(0.5, 1)
+        {'qT': array([0.1]), 'E': array([30.])}
+    """
 
     mass_range = (0.0, np.inf)
 
@@ -85,24 +94,87 @@ def moved_energy(q: ArrayLike, e: ArrayLike, m_from: ArrayLike, m_to: float) -> 
     )
 
 
-def per_sample_acceptance(
+def _pair_acceptance(
     q: NDArray, e: NDArray, mass: float, ctaus: NDArray, geometry: Any, *,
     channels: Sequence[str], brs: Sequence[float], seed: int,
 ) -> NDArray[np.float64]:
     """Each A′ of kinematics (q_T, E) at ``mass``: its acceptance at each cτ, the decay
-    channels' BR-weighted mean, shape (n, len(ctaus)), one decay drawn per A′ (each channel
-    its own daughters when the detector needs both, as the reach draws them)."""
-    from gammastar.acceptance import draw
+    channels' BR-weighted mean, shape (n, len(ctaus)), one decay drawn per A′, drawn as the
+    reach draws them (:func:`gammastar.acceptance.channel_samples`)."""
+    from gammastar.acceptance import channel_samples
 
-    given = _Given(q, e)
-    if not geometry.both_daughters:  # the A′ direction alone decides: one draw serves all
-        return draw(given, mass, q.size, geometry, seed=seed,
-                    channel=channels[0]).acceptance_per_sample(ctaus)  # fmt: skip
-    out = np.zeros((q.size, ctaus.size))
-    for ch, br in zip(channels, brs, strict=True):
-        out += br * draw(given, mass, q.size, geometry, seed=seed,
-                         channel=ch).acceptance_per_sample(ctaus)  # fmt: skip
+    samples = channel_samples(GivenSampler(q, e), mass, q.size, geometry, seed=seed,
+                              channels=tuple(channels))  # fmt: skip
+    unique = {id(x): x for x in samples.values()}
+    if len(unique) == 1:  # one sample serves every channel
+        return next(iter(unique.values())).acceptance_per_sample(ctaus)
+    out = sum(br * samples[ch].acceptance_per_sample(ctaus)
+              for ch, br in zip(channels, brs, strict=True))  # fmt: skip
     return out / float(np.sum(brs))
+
+
+@dataclass(frozen=True)
+class Paired:
+    """The pairs of a mass window and the flow drawn at each pair's own mass, all moved to
+    the window's mass (:func:`paired_kinematics`): the pairs' ``q``, ``e``, ``w``; the flow
+    samples' ``fq``, ``fe`` and ``idx`` (the pair each belongs to)."""
+
+    q: NDArray
+    e: NDArray
+    w: NDArray
+    fq: NDArray
+    fe: NDArray
+    idx: NDArray
+
+
+def paired_kinematics(
+    flow: Any,
+    rows: dict[str, NDArray],
+    mass: float,
+    *,
+    window: float,
+    fiducial: Any = None,
+    seam: float | None = None,
+    per_pair: int = 4,
+    seed: int = 0,
+) -> Paired | str:
+    """The weighted pairs within ±``window`` of ``mass`` (inside ``fiducial`` at their own mass
+    when given, from ``seam`` up) and ``per_pair`` flow samples at each pair's own mass (inside
+    the region there, the flow's leaks dropped), all moved to ``mass`` at their own p_T and
+    rapidity (:func:`moved_energy`); or why there is nothing to compare.
+
+    Example:
+        >>> rows = {"m": np.array([0.49, 0.51]), "qT": np.array([0.3, 0.5]),
+        ...         "E": np.array([30.0, 40.0]), "weight": np.array([1.0, 2.0])}
+        >>> class Echo:
+        ...     def sample(self, masses, n, seed=None):
+        ...         return {"qT": np.repeat(rows["qT"], 2), "E": np.repeat(rows["E"], 2)}
+        >>> p = paired_kinematics(Echo(), rows, 0.5, window=0.03, per_pair=2)
+        >>> p.idx.tolist(), bool(np.allclose(p.fe, np.repeat(p.e, 2)))
+        ([0, 0, 1, 1], True)
+    """
+    m, q, e, w = (np.asarray(rows[k], dtype=np.float64) for k in ("m", "qT", "E", "weight"))
+    keep = (np.abs(m - mass) < window) & (w != 0) & np.isfinite(q) & np.isfinite(e)
+    lo, hi = getattr(flow, "mass_range", (-np.inf, np.inf))
+    keep &= (m >= lo) & (m <= hi)
+    region = None if fiducial is None else _Above(fiducial, seam)
+    if region is not None and keep.any():
+        keep[keep] = region.contains(m[keep], q[keep], e[keep])
+    m, q, e, w = m[keep], q[keep], e[keep], w[keep]
+    if m.size == 0 or w.sum() <= 0:
+        return f"no pairs with a net weight within ±{window:g} GeV"
+    m_rep = np.repeat(m, per_pair)
+    got = flow.sample(m_rep, m_rep.size, seed=seed)
+    fq = np.asarray(got["qT"], dtype=np.float64).ravel()
+    fe = np.asarray(got["E"], dtype=np.float64).ravel()
+    ok = np.isfinite(fq) & np.isfinite(fe) & (fe > 0)
+    if region is not None:
+        ok &= region.contains(m_rep, fq, fe)
+    if not ok.any():
+        return "no flow sample inside the fiducial region"
+    return Paired(q, moved_energy(q, e, m, mass), w, fq[ok],
+                  moved_energy(fq[ok], fe[ok], m_rep[ok], mass),
+                  np.repeat(np.arange(m.size), per_pair)[ok])  # fmt: skip
 
 
 def detector_closure(
@@ -170,45 +242,26 @@ def detector_closure(
         (500, True)
     """
     ctaus = np.atleast_1d(np.asarray(ctaus, dtype=np.float64))
-    m, q, e, w = (np.asarray(rows[k], dtype=np.float64) for k in ("m", "qT", "E", "weight"))
-    keep = (np.abs(m - mass) < window) & (w != 0) & np.isfinite(q) & np.isfinite(e)
-    lo, hi = getattr(flow, "mass_range", (-np.inf, np.inf))
-    keep &= (m >= lo) & (m <= hi)
-    region = None if fiducial is None else _Above(fiducial, seam)
-    if region is not None and keep.any():
-        keep[keep] = region.contains(m[keep], q[keep], e[keep])
-    m, q, e, w = m[keep], q[keep], e[keep], w[keep]
-    none = [None] * ctaus.size
-    out: dict[str, Any] = {"mass": float(mass), "n_pairs": int(m.size),
-                           "ctau": ctaus.tolist(), "pairs": none, "flow": none,
-                           "ratio": none, "ratio_err": none, "pull": none}  # fmt: skip
-    if m.size == 0 or w.sum() <= 0:
-        out["why"] = f"no pairs with a net weight within ±{window:g} GeV"
-        return out
     ss = np.random.SeedSequence(seed)
     s_flow, s_pairs, s_fdec = (int(x.generate_state(1)[0]) for x in ss.spawn(3))
-    m_rep = np.repeat(m, per_pair)
-    got = flow.sample(m_rep, m_rep.size, seed=s_flow)
-    fq = np.asarray(got["qT"], dtype=np.float64).ravel()
-    fe = np.asarray(got["E"], dtype=np.float64).ravel()
-    idx = np.repeat(np.arange(m.size), per_pair)
-    ok = np.isfinite(fq) & np.isfinite(fe) & (fe > 0)
-    if region is not None:
-        ok &= region.contains(m_rep, fq, fe)
-    if not ok.any():
-        out["why"] = "no flow sample inside the fiducial region"
+    p = paired_kinematics(flow, rows, mass, window=window, fiducial=fiducial, seam=seam,
+                          per_pair=per_pair, seed=s_flow)  # fmt: skip
+    none = [None] * ctaus.size
+    out: dict[str, Any] = {"mass": float(mass), "n_pairs": 0 if isinstance(p, str) else p.w.size,
+                           "ctau": ctaus.tolist(), "pairs": none, "flow": none,
+                           "ratio": none, "ratio_err": none, "pull": none}  # fmt: skip
+    if isinstance(p, str):
+        out["why"] = p
         return out
-    kept = np.bincount(idx[ok], minlength=m.size)
-    a_pairs = per_sample_acceptance(q, moved_energy(q, e, m, mass), mass, ctaus, geometry,
-                                    channels=channels, brs=brs, seed=s_pairs)  # fmt: skip
-    a_flow = per_sample_acceptance(fq[ok], moved_energy(fq[ok], fe[ok], m_rep[ok], mass), mass,
-                                   ctaus, geometry, channels=channels, brs=brs,
-                                   seed=s_fdec)  # fmt: skip
-    sums = np.zeros((m.size, ctaus.size))
-    np.add.at(sums, idx[ok], a_flow)
+    kw = {"channels": channels, "brs": brs}
+    a_pairs = _pair_acceptance(p.q, p.e, mass, ctaus, geometry, seed=s_pairs, **kw)
+    a_flow = _pair_acceptance(p.fq, p.fe, mass, ctaus, geometry, seed=s_fdec, **kw)
+    kept = np.bincount(p.idx, minlength=p.w.size)
+    sums = np.zeros((p.w.size, ctaus.size))
+    np.add.at(sums, p.idx, a_flow)
     has = kept > 0  # a pair none of whose flow samples stayed inside F is left out
     a_bar = sums[has] / kept[has, None]
-    w, a_pairs = w[has], a_pairs[has]
+    w, a_pairs = p.w[has], a_pairs[has]
     W = w.sum()
     num = (w[:, None] * a_bar).sum(0)
     den = (w[:, None] * a_pairs).sum(0)

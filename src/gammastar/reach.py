@@ -37,7 +37,13 @@ from scipy import optimize
 
 from gammastar import rundir
 from gammastar._api import make_callable as _make_callable
-from gammastar.acceptance import Geometry, KinematicSample, ParametricSampler, SamplerLike, draw
+from gammastar.acceptance import (
+    Geometry,
+    KinematicSample,
+    ParametricSampler,
+    SamplerLike,
+    channel_samples,
+)
 from gammastar.artifacts import check_writable, make_meta
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
@@ -192,6 +198,7 @@ def signal_events(
         ``{channel: N_sig(ε)}``; the acceptance includes the selection efficiency.
 
     Example:
+        >>> from gammastar.acceptance import draw
         >>> g = Geometry(l1=5.0, theta_min=0.0, theta_max=1.0)
         >>> s = draw(ParametricSampler(), 0.4, 1000, g, seed=1)
         >>> n = signal_events(0.4, [1e-7, 1e-3], yield_per_pot_eps2=1e-5, n_pot=1e18, sample=s)
@@ -213,32 +220,6 @@ def signal_events(
         * darkphoton.branching_ratio(mass, ch, eps=eps if dark else None, dark=dark)
         for ch in channels
     }
-
-
-def channel_samples(
-    sampler: SamplerLike,
-    mass: float,
-    n: int,
-    geometry: Geometry,
-    *,
-    seed: int | None,
-    channels: tuple[str, ...],
-) -> dict[str, KinematicSample]:
-    """The acceptance samples of each decay channel at one mass.
-
-    Every channel gets the same A′ samples (the same ``seed``); with daughters in the detector
-    (``both_daughters``) each channel decays them into its own leptons
-    (:data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`: the lepton mass sets the opening
-    angles and energies that the detector's cuts see), otherwise one sample serves them all
-    (the A′ direction alone decides).
-
-    Returns:
-        ``{channel: KinematicSample}`` (the same object for every channel when shared).
-    """
-    if not geometry.both_daughters:
-        one = draw(sampler, mass, n, geometry, seed=seed, channel=channels[0])
-        return dict.fromkeys(channels, one)
-    return {ch: draw(sampler, mass, n, geometry, seed=seed, channel=ch) for ch in channels}
 
 
 def _combined(
