@@ -25,9 +25,20 @@ Per yield bin of the config (``yields.mass_bin_width`` from ``selection.mass_min
 * at ``--at``: per true-mass slice (``--slices``) its share of the bin's smeared yield and its
   in-F fraction at the reconstructed mass (session 21's table, from the simulation).
 
+With ``--runs DIR …`` (finished run directories of the config, e.g. the 40× realisations of
+``benchmarks/closure_reach.py --events 40000000``), each run's own ``mock.root`` is the
+simulation and the data side is taken apart per bin against it: the signal-tagged
+opposite-sign pairs' 1/(A ε) inside F against the truth tree's 1/A inside F (the fiducial
+yield's closure: efficiency and acceptance correction), the subtracted sum of all pairs' weights
+against the signal pairs' (the like-sign subtraction), and the extrapolation model's f_F
+(``yields.json``) against f_reco and f_true (the yield's full-phase-space step: f_reco/f_F is
+its yield part when Y_F closes).
+
 Usage: ``python benchmarks/resolution_migration.py [--config analysis/na60_like.yaml]
 [--files 5] [--sources 8000000] [--first-seed 801] [--workdir /tmp/migration] [--reuse]``
-(about 1 min of generation per 8·10⁶ sources on one core). The last line is one JSON object.
+(about 1 min of generation per 8·10⁶ sources on one core), or ``--runs DIR …``. The config's
+fiducial region with ``decay_lambda_theta: measured`` reads the λ_θ of its run directory's
+``select.json`` (each run's own with ``--runs``). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -148,6 +159,63 @@ def slices_at(rows, gen, fine, w, edges, at: float, slices) -> list[dict[str, An
     return out
 
 
+def run_parts(run: Path, edges: np.ndarray, fiducial) -> dict[str, np.ndarray]:
+    """The data side of one run directory against its own ``mock.root`` (module docstring):
+    per bin of ``edges`` ``fiducial_closure``, ``subtraction``, ``f_model_over_reco``,
+    ``f_model_over_true``; ``fiducial`` the run's region (its measured λ_θ)."""
+    import pyarrow.parquet as pq
+
+    from gammastar.mock.generate import MUON_GSTAR
+
+    rows, gen, fine = read_simulation([run / "mock.root"])
+    res = migration(rows, gen, fine, fiducial, edges, bootstrap=0, seed=0)
+    t = pq.read_table(
+        run / "pairs.parquet", columns=["m", "qT", "E", "weight", "charge", "channel"]
+    )
+    p = {k: t.column(k).to_numpy() for k in t.column_names}
+    sig = (p["charge"] == 0) & np.isin(p["channel"], list(MUON_GSTAR))
+    in_f = fiducial.acceptance.of_kinematics(p["m"], p["qT"], p["E"]) >= fiducial.min_acceptance
+
+    def summed(k):
+        return np.histogram(p["m"][k], edges, weights=p["weight"][k])[0]
+
+    truth_f = np.histogram(rows["m"], edges, weights=res["weights"])[0]
+    ex = json.loads((run / "yields.json").read_text())["extrapolation"]
+    f_model = np.asarray(ex["fiducial_fraction"], float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return {"fiducial_closure": summed(sig & in_f) / truth_f,
+                "subtraction": summed(np.ones(sig.size, bool)) / summed(sig),
+                "f_model_over_reco": f_model / res["f_reco"],
+                "f_model_over_true": f_model / res["f_true"]}  # fmt: skip
+
+
+def main_runs(args, cfg, merge_factor) -> dict[str, Any]:
+    """``--runs``: :func:`run_parts` per run, the table of their means, one JSON line."""
+    t0 = time.perf_counter()
+    from gammastar.pair_acceptance import fiducial_from_config
+
+    edges = yield_edges(cfg, merge_factor)
+    parts = [run_parts(r, edges, fiducial_from_config(cfg.model_copy(update={"output": str(r)})))
+             for r in args.runs]  # fmt: skip
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    keys = ("fiducial_closure", "subtraction", "f_model_over_reco", "f_model_over_true")
+    mean = {k: np.mean([p[k] for p in parts], axis=0) for k in keys}
+    print(f"{len(parts)} run(s), each against its own mock.root; means over the runs\n")
+    print(
+        "| m (GeV) | pairs in F / truth in F | subtracted / signal | f_F / f_reco | f_F / f_true |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    for i, m in enumerate(centres):
+        print(f"| {m:.3f} | " + " | ".join(f"{mean[k][i]:.4f}" for k in keys) + " |")
+    out = {"benchmark": "resolution_migration", "mode": "runs",
+           "runs": [str(r) for r in args.runs], "mass": centres.tolist(),
+           **{k: mean[k].tolist() for k in keys},
+           "per_run": [{k: p[k].tolist() for k in keys} for p in parts],
+           "seconds": time.perf_counter() - t0}  # fmt: skip
+    print(json.dumps(out))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
@@ -159,6 +227,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--bootstrap", type=int, default=30)
     ap.add_argument("--at", type=float, default=0.88)
     ap.add_argument("--slices", type=float, nargs="+", default=[0.0, 0.70, 0.84, 0.96, 1.10, 9.0])
+    ap.add_argument("--runs", type=Path, nargs="+", default=[],
+                    help="run directories of the config: their data side against their mock.root")  # fmt: skip
     args = ap.parse_args(argv)
 
     from gammastar.config import load_config
@@ -167,6 +237,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from gammastar.yields import merge_factor
 
     cfg = load_config(args.config)
+    if args.runs:
+        return main_runs(args, cfg, merge_factor)
     fiducial = fiducial_from_config(cfg)
     if fiducial is None:
         raise SystemExit(f"{args.config}: unfold.lepton_acceptance is not set: no fiducial region")

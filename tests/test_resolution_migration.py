@@ -72,3 +72,45 @@ def test_smeared_counts_spreads_by_the_residuals():
                                np.array([0.05, 0.05]), np.array([-0.01, 0.07]),
                                np.array([0.0, 0.1, 0.2]))  # fmt: skip
     np.testing.assert_allclose(out, [5.0, 5.0], rtol=1e-12)
+
+
+def test_run_parts_by_counting(tmp_path):
+    """A run directory written by hand: 400 γ* at 0.35 GeV (half inside F) recorded with
+    no migration, the same as opposite-sign signal pairs (weight 1 = 1/A), plus one
+    combinatorial OS pair of weight 1 and one like-sign pair of weight −2 in the same bin, and
+    a model f_F of 0.4: fiducial closure 1, subtracted/signal (400 − 1)/400, f_F/f_reco = 0.8,
+    all by counting."""
+    import hist
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import uproot
+
+    from gammastar.channels import Channel
+    from gammastar.mock.generate import MUON_GSTAR
+
+    bench = load_benchmark("resolution_migration")
+    code = min(MUON_GSTAR)
+    n = 400
+    qt = np.where(np.arange(n) % 2 == 0, 0.5, 2.0)
+    m = np.full(n, 0.3505)
+    h = hist.Hist(hist.axis.Regular(2000, 0.0, 2.0), storage=hist.storage.Weight())
+    h.fill(m)
+    with uproot.recreate(tmp_path / "mock.root") as f:
+        f["truth"] = {"channel": np.full(n, code, np.int32), "m": m, "qT": qt,
+                      "E": np.full(n, 10.0), "m_true": m}  # fmt: skip
+        f["truth_all_m"] = h
+    comb = int(Channel.COMBINATORIAL)
+    pq.write_table(pa.table({
+        "m": np.append(m, [0.36, 0.37]), "qT": np.append(qt, [0.5, 0.5]),
+        "E": np.full(n + 2, 10.0), "weight": np.append(np.ones(n), [1.0, -2.0]),
+        "charge": np.append(np.zeros(n, np.int8), [0, 2]).astype(np.int8),
+        "channel": np.append(np.full(n, code), [comb, comb]).astype(np.int32),
+    }), tmp_path / "pairs.parquet")  # fmt: skip
+    (tmp_path / "yields.json").write_text(
+        '{"extrapolation": {"fiducial_fraction": [0.4, 0.4, 0.4]}}'
+    )
+    out = bench.run_parts(tmp_path, EDGES, _Fiducial())
+    assert out["fiducial_closure"][1] == pytest.approx(1.0, rel=1e-12)
+    assert out["subtraction"][1] == pytest.approx(399 / 400, rel=1e-12)
+    assert out["f_model_over_reco"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
+    assert out["f_model_over_true"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
