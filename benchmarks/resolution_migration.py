@@ -29,14 +29,15 @@ With ``--runs DIR …`` (finished run directories of the config, e.g. the 40× r
 ``benchmarks/closure_reach.py --events 40000000``), each run's own ``mock.root`` is the
 simulation and the data side is taken apart per bin against it: the signal-tagged
 opposite-sign pairs' 1/(A ε) inside F against the truth tree's 1/A inside F (the fiducial
-yield's closure: efficiency and acceptance correction), the subtracted sum of all pairs' weights
-against the signal pairs' (the like-sign subtraction), and the extrapolation model's f_F
+yield's closure: efficiency and acceptance correction), the subtracted sum of the pairs' weights
+inside F against the signal pairs' (the like-sign subtraction), and the extrapolation model's f_F
 (``yields.json``) against f_reco and f_true (the yield's full-phase-space step: f_reco/f_F is
 its yield part when Y_F closes).
 
 Usage: ``python benchmarks/resolution_migration.py [--config analysis/na60_like.yaml]
 [--files 5] [--sources 8000000] [--first-seed 801] [--workdir /tmp/migration] [--reuse]``
-(about 1 min of generation per 8·10⁶ sources on one core), or ``--runs DIR …``. The config's
+(about 10 s of generation per 8·10⁶ sources on one core; the response's own statistics are
+not in the bootstrap, which varies the recorded sources' in-F sums only), or ``--runs DIR …``. The config's
 fiducial region with ``decay_lambda_theta: measured`` reads the λ_θ of its run directory's
 ``select.json`` (each run's own with ``--runs``). The last line is one JSON object.
 """
@@ -60,36 +61,6 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def smeared_counts(counts, fine_edges, m_true, residual, edges, bin_width: float = 0.01):
-    """The expected counts per bin of ``edges`` of sources counted by true mass (``counts`` in
-    the bins ``fine_edges``, each at its bin centre), each smeared by the residuals m − m_true
-    of the recorded sources of its ``bin_width`` bin of true mass (the nearest populated bin
-    where none), as :func:`gammastar.mock.truth.smearing_from_residuals` draws them; exact
-    (a histogram of every residual), not a random draw.
-
-    Example:
-        >>> smeared_counts(np.array([10.0, 0.0]), np.array([0.0, 0.1, 0.2]),
-        ...     np.array([0.05, 0.05]), np.array([-0.01, 0.07]), np.array([0.0, 0.1, 0.2]))
-        array([5., 5.])
-    """
-    counts = np.asarray(counts, float)
-    fine_edges, edges = np.asarray(fine_edges, float), np.asarray(edges, float)
-    m_true, residual = np.asarray(m_true, float), np.asarray(residual, float)
-    lo = float(m_true.min())
-    g_rows = np.floor((m_true - lo) / bin_width).astype(np.int64)
-    filled = np.unique(g_rows)
-    centres = 0.5 * (fine_edges[1:] + fine_edges[:-1])
-    g_fine = np.floor((centres - lo) / bin_width).astype(np.int64)
-    out = np.zeros(edges.size - 1)
-    for g in np.unique(g_fine[counts > 0]):
-        near = filled[np.argmin(np.abs(filled - g))]
-        d = residual[g_rows == near]
-        for c0, n in zip(centres[(g_fine == g) & (counts > 0)], counts[(g_fine == g) & (counts > 0)],
-                         strict=True):  # fmt: skip
-            out += n * np.histogram(c0 + d, edges)[0] / d.size
-    return out
-
-
 def yield_edges(cfg, merge_factor) -> np.ndarray:
     """The yields' mass-bin edges: ``unfold.mass_bins`` from ``selection.mass_min`` to
     ``mass_max``, merged by ``yields.mass_bin_width`` as the yields stage merges them."""
@@ -98,54 +69,36 @@ def yield_edges(cfg, merge_factor) -> np.ndarray:
     return np.append(native[:-1:k], native[-1])
 
 
-def read_simulation(paths) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """The γ* rows of the files' ``truth`` trees (η → μμ left out, as the data remove it) and
-    the summed ``truth_all_m`` counts with their edges."""
-    import uproot
+def read_simulation(paths):
+    """:func:`gammastar.migration.read_simulation` of the files (η → μμ left out)."""
+    from gammastar.migration import read_simulation as read
 
-    from gammastar.mock.generate import MUON_GSTAR
-
-    parts, gen, fine = [], None, None
-    for path in paths:
-        with uproot.open(path) as f:
-            t = f["truth"].arrays(["channel", "m", "qT", "E", "m_true"], library="np")
-            h = f["truth_all_m"]
-            gen = h.values() if gen is None else gen + h.values()
-            fine = h.axes[0].edges()
-        keep = np.isin(t["channel"], list(MUON_GSTAR))
-        parts.append({k: np.asarray(t[k][keep], float) for k in ("m", "qT", "E", "m_true")})
-    rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return rows, np.asarray(gen, float), np.asarray(fine, float)
+    return read([str(p) for p in paths])
 
 
 def migration(rows, gen, fine, fiducial, edges, *, bootstrap: int, seed: int) -> dict[str, Any]:
-    """f_reco, f_true, c and c's bootstrap 1σ per bin (module docstring)."""
-    a = fiducial.acceptance.of_kinematics(rows["m"], rows["qT"], rows["E"])
-    w = np.where(a >= fiducial.min_acceptance, 1.0 / np.maximum(a, 1e-12), 0.0)
-    centres = 0.5 * (fine[1:] + fine[:-1])
-    n_true = np.histogram(centres, edges, weights=gen)[0]
+    """f_reco, f_true, c and c's bootstrap 1σ per bin (:func:`gammastar.migration.migration_correction`),
+    with the recorded γ*' in-F weights and the smeared yield."""
+    from gammastar.migration import fiducial_weights, migration_correction, smeared_counts
+
+    res = migration_correction(rows, gen, fine, fiducial, edges, bootstrap=bootstrap, seed=seed)
     y_smeared = smeared_counts(gen, fine, rows["m_true"], rows["m"] - rows["m_true"], edges)
-
-    def ratio(weights):
-        with np.errstate(divide="ignore", invalid="ignore"):  # NaN in a bin with no γ* (0/0)
-            f_reco = np.histogram(rows["m"], edges, weights=weights)[0] / y_smeared
-            f_true = np.histogram(rows["m_true"], edges, weights=weights)[0] / n_true
-            return f_reco, f_true, f_true / f_reco
-
-    f_reco, f_true, c = ratio(w)
-    rng = np.random.default_rng(seed)
-    boot = [ratio(w * rng.poisson(1.0, w.size))[2] for _ in range(bootstrap)]
-    c_err = np.std(boot, axis=0, ddof=1) if bootstrap > 1 else np.full(c.size, np.nan)
-    return {"f_reco": f_reco, "f_true": f_true, "c": c, "c_err": c_err,
-            "weights": w, "y_smeared": y_smeared}  # fmt: skip
+    return {"f_reco": res.f_reco, "f_true": res.f_true, "c": res.correction,
+            "c_err": res.correction_err, "weights": fiducial_weights(rows, fiducial),
+            "y_smeared": y_smeared}  # fmt: skip
 
 
 def slices_at(rows, gen, fine, w, edges, at: float, slices) -> list[dict[str, Any]]:
     """At the bin holding ``at``: per true-mass slice, its share of the smeared yield and its
     in-F fraction at the reconstructed mass (± the sources' Poisson error)."""
     b = int(np.searchsorted(edges, at, side="right") - 1)
+    if not 0 <= b < edges.size - 1:
+        raise SystemExit(f"resolution_migration: --at {at:g} GeV lies outside the yield bins "
+                         f"[{edges[0]:g}, {edges[-1]:g}]")  # fmt: skip
     centres = 0.5 * (fine[1:] + fine[:-1])
     resid = rows["m"] - rows["m_true"]
+    from gammastar.migration import smeared_counts
+
     total = smeared_counts(gen, fine, rows["m_true"], resid, edges)[b]
     out = []
     for lo, hi in itertools.pairwise(slices):
@@ -181,10 +134,12 @@ def run_parts(run: Path, edges: np.ndarray, fiducial) -> dict[str, np.ndarray]:
 
     truth_f = np.histogram(rows["m"], edges, weights=res["weights"])[0]
     ex = json.loads((run / "yields.json").read_text())["extrapolation"]
+    if "bin_edges" in ex and not np.allclose(ex["bin_edges"], edges, rtol=0, atol=1e-12):
+        raise SystemExit(f"{run}: yields.json's bins are not the config's (another config?)")
     f_model = np.asarray(ex["fiducial_fraction"], float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return {"fiducial_closure": summed(sig & in_f) / truth_f,
-                "subtraction": summed(np.ones(sig.size, bool)) / summed(sig),
+                "subtraction": summed(in_f) / summed(sig & in_f),
                 "f_model_over_reco": f_model / res["f_reco"],
                 "f_model_over_true": f_model / res["f_true"]}  # fmt: skip
 
@@ -195,8 +150,14 @@ def main_runs(args, cfg, merge_factor) -> dict[str, Any]:
     from gammastar.pair_acceptance import fiducial_from_config
 
     edges = yield_edges(cfg, merge_factor)
-    parts = [run_parts(r, edges, fiducial_from_config(cfg.model_copy(update={"output": str(r)})))
-             for r in args.runs]  # fmt: skip
+    parts = []
+    for r in args.runs:
+        fiducial = fiducial_from_config(cfg.model_copy(update={"output": str(r)}))
+        if fiducial is None:
+            raise SystemExit(
+                f"{args.config}: unfold.lepton_acceptance is not set: no fiducial region"
+            )
+        parts.append(run_parts(r, edges, fiducial))
     centres = 0.5 * (edges[1:] + edges[:-1])
     keys = ("fiducial_closure", "subtraction", "f_model_over_reco", "f_model_over_true")
     mean = {k: np.mean([p[k] for p in parts], axis=0) for k in keys}

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gammastar.config import load_config
+from gammastar.config import ResolutionMigrationConfig, load_config
 from gammastar.errors import InputError
 from gammastar.select import select
 from gammastar.yields import compute_yields
@@ -363,3 +363,49 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
                                doc["aprime"]["per_pot_per_eps2"], rtol=1e-9)  # fmt: skip
     np.testing.assert_allclose(again["mcp"]["per_pot_per_q2"], doc["mcp"]["per_pot_per_q2"],
                                rtol=1e-9)  # fmt: skip
+
+
+def test_resolution_migration_corrects_the_full_phase_space_yield(run, tmp_path):
+    """With a detector simulation (another mock sample, its own seed) each A′ bin's yield is
+    the uncorrected one times the simulation's c of that bin (the pairs' full-phase-space
+    weights are scaled per bin, so exactly, to rounding), the fiducial yields stay, the
+    nuisance is c's relative 1σ per bin, and a missing file is one error naming it."""
+    import shutil
+
+    from gammastar.mock import generate_file
+
+    cfg, _, doc = run
+    out = tmp_path / "run"
+    shutil.copytree(cfg.output_dir, out)
+    sim = tmp_path / "simulation.root"
+    generate_file(cfg, sim, events=1_000_000, seed=SEED + 1000)
+    ycfg = cfg.yields.model_copy(update={"resolution_migration": ResolutionMigrationConfig(
+        simulation=[str(sim)], bootstrap=5, seed=3)})  # fmt: skip
+    moved = cfg.model_copy(update={"output": str(out), "yields": ycfg})
+    again = compute_yields(moved, plots=False, theory=False, force=True)
+    mig = again["extrapolation"]["resolution_migration"]
+    assert mig["applied"] is True
+    assert (mig["seed"], mig["bootstrap"]) == (3, 5)
+    assert doc["extrapolation"]["resolution_migration"]["applied"] is False
+    np.testing.assert_allclose(mig["bin_edges"], again["aprime"]["bin_edges"], rtol=0, atol=1e-12)
+    c = np.array([np.nan if v is None else v for v in mig["correction"]])
+    ok = np.isfinite(c) & (c > 0)
+    assert ok.sum() >= 20
+    assert np.any(np.abs(c[ok] - 1) > 1e-3)  # a correction, not 1
+    y0 = np.array(doc["aprime"]["per_pot_per_eps2"], dtype=float)
+    y1 = np.array(again["aprime"]["per_pot_per_eps2"], dtype=float)
+    np.testing.assert_allclose(y1[ok], y0[ok] * c[ok], rtol=1e-9)
+    np.testing.assert_allclose(again["aprime"]["per_pot_per_eps2_fiducial"],
+                               doc["aprime"]["per_pot_per_eps2_fiducial"], rtol=1e-12)  # fmt: skip
+    nu = again["uncertainties"]["nuisances"]["resolution_migration"]
+    dc = np.array([np.nan if v is None else v for v in mig["correction_err"]])
+    np.testing.assert_allclose(np.array(nu["up"])[ok], (dc / c)[ok], rtol=1e-9)
+    assert "independent" in nu["correlation"]
+    assert "resolution_migration" in doc["uncertainties"]["not_included"]
+
+    missing = tmp_path / "nope.root"
+    ycfg = cfg.yields.model_copy(update={"resolution_migration": ResolutionMigrationConfig(
+        simulation=[str(missing)])})  # fmt: skip
+    with pytest.raises(InputError, match=r"nope\.root"):
+        compute_yields(moved.model_copy(update={"yields": ycfg}), plots=False, theory=False,
+                       force=True)  # fmt: skip

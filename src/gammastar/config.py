@@ -677,6 +677,23 @@ class ExternalValue(Section):
     source: Annotated[str, Field(min_length=1)]
 
 
+class ResolutionMigrationConfig(Section):
+    """The detector simulation behind the fiducial yields' migration correction
+    (:mod:`gammastar.migration`): per mass bin c = f_true/f_reco, applied as Y = Y_F c / f_F,
+    its statistics the ``resolution_migration`` nuisance."""
+
+    simulation: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """ROOT files (relative to the config; ``${output}`` allowed) in the mock's ntuple layout:
+    the γ* inside the spectrometer (reconstructed ``m``, ``qT``, ``E``; ``m_true``) and a
+    histogram of all generated γ* by true mass. Independent of the data (another sample)."""
+    tree: Annotated[str, Field(min_length=1)] = "truth"
+    histogram: Annotated[str, Field(min_length=1)] = "truth_all_m"
+    bootstrap: Annotated[int, Field(ge=2)] = 30
+    """Poisson replicas of the simulated sources for the correction's 1σ."""
+    seed: int | None = None
+    """The replicas' seed (default: the analysis ``seed``); recorded in ``yields.json``."""
+
+
 class YieldsConfig(Section):
     """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons (physics.md §8).
 
@@ -726,6 +743,11 @@ class YieldsConfig(Section):
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
     covariance; docs/yields.md "The p_T form fitted")."""
+    resolution_migration: ResolutionMigrationConfig | None = None
+    """A detector simulation whose mass response corrects the fiducial extrapolation for the
+    γ* that the resolution brings in from other masses (between ω and φ: +2–3% on the
+    NA60-like mock; docs/coverage.md, session 23). ``None``: not corrected (the yield is
+    Y_F/f_F), said in ``yields.json``."""
     compare_with: str | None = None
     """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
     ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
@@ -1267,6 +1289,7 @@ BUILTIN_NUISANCES = (
     "acceptance_map_stat",
     "eta_mumu",
     "extrapolation",
+    "resolution_migration",
     "kinematic_model",
 )
 """Names of the prediction's own nuisance parameters (``gammastar.uncertainties``); together

@@ -28,6 +28,9 @@ Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
   ``uncertainties.eta_mumu_rel_err`` for the rate method.
 * ``extrapolation`` – ``aprime.extrapolation_err`` (the fiducial fraction's fit error), only
   where the yields extrapolate beyond the fiducial region.
+* ``resolution_migration`` – the statistics of the detector simulation behind the fiducial
+  yields' migration correction (``yields.resolution_migration``, :mod:`gammastar.migration`);
+  independent between mass bins; only where the correction is applied.
 * ``kinematic_model`` – not a yield source: the reach's acceptance spread over the flow
   ensemble (``uncertainties.kinematic_model``; :func:`ensemble_samplers`,
   :func:`gammastar.reach.scan`).
@@ -698,6 +701,7 @@ def yield_uncertainties(
         )
     else:
         skipped["extrapolation"] = "the yields are not extrapolated beyond a fiducial region"
+    _migration_nuisance(doc, edges, out, skipped)
     skipped["kinematic_model"] = "a reach-stage source (the acceptance's flow ensemble)"
     for x in uc.extra:
         r = np.full(mass.size, float(x.rel))
@@ -709,6 +713,39 @@ def yield_uncertainties(
         "note": "relative effect on aprime.per_pot_per_eps2 per mass bin at ±1σ; every "
         "modifier is a normsys of the signal (docs/reach.md, Nuisance parameters)",
     }
+
+
+def _migration_nuisance(
+    doc: Mapping[str, Any], edges: NDArray, out: dict[str, Nuisance], skipped: dict[str, str]
+) -> None:
+    """``resolution_migration``: the migration correction's statistical 1σ per bin
+    (``extrapolation.resolution_migration``, :mod:`gammastar.migration`), when applied."""
+    ext = doc.get("extrapolation")
+    mig = ext.get("resolution_migration") if isinstance(ext, Mapping) else None
+    if not isinstance(mig, Mapping) or not mig.get("applied"):
+        skipped["resolution_migration"] = (
+            "yields.resolution_migration not given: the fiducial yields are not corrected for "
+            "the mass resolution's migration"
+        )
+        return
+    c = np.asarray([np.nan if v is None else v for v in mig["correction"]], dtype=float)
+    dc = np.asarray([np.nan if v is None else v for v in mig["correction_err"]], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_mig = np.where((c > 0) & np.isfinite(dc), dc / c, 0.0)
+    mig_edges = np.asarray(mig["bin_edges"], dtype=float)
+    if mig_edges.size != edges.size or not np.allclose(mig_edges, edges, rtol=0, atol=1e-9):
+        r_mig = np.interp(0.5 * (edges[1:] + edges[:-1]),
+                          0.5 * (mig_edges[1:] + mig_edges[:-1]), r_mig)  # fmt: skip
+    out["resolution_migration"] = Nuisance(
+        "resolution_migration",
+        r_mig,
+        -r_mig,
+        f"extrapolation.resolution_migration.correction_err / correction: the statistics of "
+        f"the detector simulation ({mig.get('sources')} recorded γ*, Poisson bootstrap of "
+        f"{mig.get('bootstrap')}, seed {mig.get('seed')}) behind the migration correction "
+        "c = f_true/f_reco (gammastar.migration); the simulation's cocktail is assumed",
+        PER_BIN,
+    )
 
 
 def _map_statistics(
@@ -906,8 +943,9 @@ def reach_nuisances(
     """The named signal nuisances of a reach at ``masses`` and their ``reach.json`` record.
 
     ``data_stat`` is the loaded yield's own relative error (the fiducial one with
-    ``reach.extrapolation: refuse``), ``extrapolation`` only where the reach uses the
-    extrapolated yield (``label``); the others are the ``yields.json`` sizes, interpolated.
+    ``reach.extrapolation: refuse``), ``extrapolation`` and ``resolution_migration`` only where
+    the reach uses the extrapolated yield (``label``); the others are the ``yields.json``
+    sizes, interpolated.
 
     Returns:
         ``(None, None)`` with ``uncertainties.enabled: false``; else ``({name: r(m)}, record)``.
@@ -926,8 +964,10 @@ def reach_nuisances(
     masses = np.atleast_1d(np.asarray(masses, dtype=float))
     sizes = at_masses(unc, masses)
     refuse = config.reach.extrapolation == "refuse"
+    full_ps_only = ("extrapolation", "resolution_migration")  # corrections of Y_F → Y only
     if refuse:
-        sizes.pop("extrapolation", None)
+        for name in full_ps_only:
+            sizes.pop(name, None)
     if "data_stat" in sizes:
         sizes["data_stat"] = np.nan_to_num(yields.at(masses)[1])
     record: dict[str, Any] = {"mass": masses.tolist(), "nuisances": {}}
@@ -940,8 +980,9 @@ def reach_nuisances(
             "correlation": n.get("correlation", CORRELATED),
             "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
         }
-    if refuse and "extrapolation" in unc["nuisances"]:
-        record["not_included"] = {"extrapolation": "reach.extrapolation: refuse (fiducial only)"}
+    dropped = [n for n in full_ps_only if refuse and n in unc["nuisances"]]
+    if dropped:
+        record["not_included"] = {n: "reach.extrapolation: refuse (fiducial only)" for n in dropped}
     return sizes, record
 
 

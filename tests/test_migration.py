@@ -1,9 +1,12 @@
-"""benchmarks/resolution_migration.py: the fiducial fraction by reconstructed against true mass.
+"""gammastar.migration and benchmarks/resolution_migration.py: the fiducial fraction by
+reconstructed against true mass.
 
 Synthetic simulations whose answer is known by counting: no migration (c = 1 exactly) and a
 population moved by a constant residual into the next bin with another in-F fraction."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,19 +69,54 @@ def test_migrants_with_another_fiducial_fraction():
 
 
 def test_smeared_counts_spreads_by_the_residuals():
-    """Each source spread over its residuals in equal parts (exact, no draw)."""
-    bench = load_benchmark("resolution_migration")
-    out = bench.smeared_counts(np.array([10.0, 0.0]), np.array([0.0, 0.1, 0.2]),
+    """10 sources uniform over 0–0.1 GeV, half moved by −0.01 (9 stay in 0–0.1, 1 leaves the
+    range) and half by +0.07 (3 stay, 7 go to 0.1–0.2): (9 + 3)/2 and 7/2, exact (no draw)."""
+    from gammastar.migration import smeared_counts
+
+    out = smeared_counts(np.array([10.0, 0.0]), np.array([0.0, 0.1, 0.2]),
                                np.array([0.05, 0.05]), np.array([-0.01, 0.07]),
                                np.array([0.0, 0.1, 0.2]))  # fmt: skip
-    np.testing.assert_allclose(out, [5.0, 5.0], rtol=1e-12)
+    np.testing.assert_allclose(out, [6.0, 3.5], rtol=1e-12)
+
+
+def test_edges_off_the_fine_grid():
+    """400 γ* spread uniformly over 0.350–0.351 GeV (one 1 MeV bin of truth_all_m), no
+    migration, every other one inside F, and a yield edge at 0.3504 GeV inside that fine bin:
+    160 and 240 sources on either side by their exact masses and by the uniform fine bin
+    alike, so f_true = f_reco = 1/2 and c = 1 in both bins (labelling the fine bin by its
+    centre would put all 400 in the upper bin's denominator)."""
+    bench = load_benchmark("resolution_migration")
+    n = 400
+    m = 0.350 + (np.arange(n) + 0.5) / n * 0.001
+    rows = {"m_true": m, "m": m.copy(), "qT": np.where(np.arange(n) % 2 == 0, 0.5, 2.0),
+            "E": np.full(n, 10.0)}  # fmt: skip
+    gen = np.histogram(m, FINE)[0].astype(float)
+    edges = np.array([0.2, 0.3504, 0.5])
+    res = bench.migration(rows, gen, FINE, _Fiducial(), edges, bootstrap=0, seed=1)
+    np.testing.assert_allclose(res["f_true"], 0.5, rtol=1e-9)
+    np.testing.assert_allclose(res["f_reco"], 0.5, rtol=1e-9)
+    np.testing.assert_allclose(res["y_smeared"], [160.0, 240.0], rtol=1e-9)
+
+
+def test_yield_edges_are_the_yields_stage_bins():
+    """The benchmark's bins against the yields stage's own merge (gammastar.yields._merge) of
+    the analysis config's native bins."""
+    from gammastar.config import load_config
+    from gammastar.yields import _merge, merge_factor
+
+    bench = load_benchmark("resolution_migration")
+    cfg = load_config(Path(__file__).resolve().parents[1] / "analysis" / "na60_like.yaml")
+    native = np.linspace(cfg.selection.mass_min, cfg.selection.mass_max, cfg.unfold.mass_bins + 1)
+    k = merge_factor(native, cfg.yields.mass_bin_width)
+    want = _merge(native, [np.zeros(native.size - 1)], k)[0]
+    np.testing.assert_allclose(bench.yield_edges(cfg, merge_factor), want, rtol=0, atol=1e-15)
 
 
 def test_run_parts_by_counting(tmp_path):
     """A run directory written by hand: 400 γ* at 0.35 GeV (half inside F) recorded with
     no migration, the same as opposite-sign signal pairs (weight 1 = 1/A), plus one
     combinatorial OS pair of weight 1 and one like-sign pair of weight −2 in the same bin, and
-    a model f_F of 0.4: fiducial closure 1, subtracted/signal (400 − 1)/400, f_F/f_reco = 0.8,
+    a model f_F of 0.4: fiducial closure 1, subtracted/signal inside F (200 − 1)/200, f_F/f_reco = 0.8,
     all by counting."""
     import hist
     import pyarrow as pa
@@ -111,6 +149,6 @@ def test_run_parts_by_counting(tmp_path):
     )
     out = bench.run_parts(tmp_path, EDGES, _Fiducial())
     assert out["fiducial_closure"][1] == pytest.approx(1.0, rel=1e-12)
-    assert out["subtraction"][1] == pytest.approx(399 / 400, rel=1e-12)
+    assert out["subtraction"][1] == pytest.approx(199 / 200, rel=1e-12)  # inside F
     assert out["f_model_over_reco"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
     assert out["f_model_over_true"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
