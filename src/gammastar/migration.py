@@ -11,7 +11,8 @@ with F judged at the reconstructed kinematics and A the per-pair acceptance ther
 (N(t) all generated γ* by true mass, R the simulation's own mass response) and the yield of
 bin b at the data's resolution is Y_F(b) c(b) / f_F(b) with c = f_true/f_reco
 (:func:`migration_correction`). Its 1σ is the simulation's statistics (a Poisson bootstrap
-of the recorded sources); it assumes the simulation's cocktail, not the data's.
+of the recorded sources' in-F sums; the response's own residual sample, which spreads the
+generated counts, is held fixed); it assumes the simulation's cocktail, not the data's.
 
 The simulation is ROOT files of the mock's ntuple layout (DEVELOPERS.md, "Mock ntuple"): a
 tree (``truth``) of the γ* sources inside the spectrometer with the reconstructed ``m``,
