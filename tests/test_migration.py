@@ -152,3 +152,127 @@ def test_run_parts_by_counting(tmp_path):
     assert out["subtraction"][1] == pytest.approx(199 / 200, rel=1e-12)  # inside F
     assert out["f_model_over_reco"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
     assert out["f_model_over_true"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
+
+
+def test_a_gap_in_the_response_takes_the_next_group_above():
+    """Recorded sources only in the 10 MeV true-mass groups at 0.05 and 0.07 GeV (residuals 0
+    and +0.1): counts in the empty group between them are smeared by the group above (as
+    gammastar.mock.truth.smearing_from_residuals draws them), all 10 moved into 0.1–0.2."""
+    from gammastar.migration import smeared_counts
+
+    fine = np.linspace(0.0, 0.2, 201)
+    counts = np.zeros(200)
+    counts[65] = 10.0  # 0.065–0.066 GeV: the empty group
+    out = smeared_counts(counts, fine, np.array([0.0505, 0.0705]), np.array([0.0, 0.1]),
+                         np.array([0.0, 0.1, 0.2]))  # fmt: skip
+    np.testing.assert_allclose(out, [0.0, 10.0], rtol=1e-12)
+
+
+def _write_simulation(path, channel, m_true):
+    import hist
+    import uproot
+
+    n = m_true.size
+    h = hist.Hist(hist.axis.Regular(2000, 0.0, 2.0), storage=hist.storage.Weight())
+    h.fill(m_true)
+    with uproot.recreate(path) as f:
+        f["truth"] = {"channel": np.asarray(channel, np.int32), "m": m_true, "qT": np.full(n, 0.5),
+                      "E": np.full(n, 10.0), "m_true": m_true}  # fmt: skip
+        f["truth_all_m"] = h
+
+
+def test_read_simulation_drops_eta_mumu_and_names_the_file(tmp_path):
+    """η → μμ and combinatorial rows are not γ* (the data remove them): 3 of 5 rows kept; a
+    missing file, tree or branch is one InputError naming the file."""
+    import uproot
+
+    from gammastar.channels import Channel
+    from gammastar.errors import InputError
+    from gammastar.migration import read_simulation
+
+    sim = tmp_path / "sim.root"
+    ch = [int(Channel.ETA_MUMU), int(Channel.COMBINATORIAL), int(Channel.OMEGA_DALITZ),
+          int(Channel.RHO_MUMU), int(Channel.PHI_MUMU)]  # fmt: skip
+    _write_simulation(sim, ch, np.array([0.547, 0.5, 0.6, 0.7, 1.019]))
+    rows, gen, _ = read_simulation([sim])
+    np.testing.assert_allclose(rows["m_true"], [0.6, 0.7, 1.019], rtol=1e-6)  # float32 copies
+    assert gen.sum() == pytest.approx(5.0, abs=1e-12)  # the histogram as written
+    with pytest.raises(InputError, match=r"nope\.root"):
+        read_simulation([tmp_path / "nope.root"])
+    with pytest.raises(InputError, match="no 'other'"):
+        read_simulation([sim], tree="other")
+    bad = tmp_path / "bad.root"
+    with uproot.recreate(bad) as f:
+        f["truth"] = {"m": np.ones(2), "qT": np.ones(2), "E": np.ones(2)}
+        f["truth_all_m"] = np.histogram(np.ones(2), np.linspace(0, 2, 3))
+    with pytest.raises(InputError, match=r"bad\.root: tree 'truth' has no branch 'm_true'"):
+        read_simulation([bad])
+
+
+def test_bins_without_a_measured_correction_stay_at_one():
+    """A bin whose bootstrap error is not finite (a replica with nothing inside F) is left at
+    c = 1 and listed; a pair outside the bins gets 1."""
+    from gammastar.migration import MigrationCorrection
+
+    f = np.full(3, 0.3)
+    mc = MigrationCorrection(np.array([0.3, 0.4, 0.5, 0.6]), np.array([1.05, 0.9, 1.2]),
+                             np.array([0.01, np.inf, 0.02]), f, f, 0, [], 5, 1)  # fmt: skip
+    assert mc.uncorrected == [1]
+    np.testing.assert_allclose(mc.at_pairs([0.35, 0.45, 0.55, 0.65]), [1.05, 1.0, 1.2, 1.0],
+                               rtol=1e-15)  # fmt: skip
+    assert mc.as_dict()["uncorrected_bins"] == [1]
+
+
+def test_config_refuses_what_the_correction_cannot_serve():
+    """Both flavours in one run, no fiducial region, a negative seed: one line naming the key."""
+    from gammastar.config import config_from_dict
+    from gammastar.errors import ConfigError
+
+    mig = {"simulation": ["sim.root"]}
+    with pytest.raises(ConfigError, match="resolution_migration: one simulation serves one"):
+        config_from_dict({"input": {"lepton": ["mu", "e"]}, "yields": {"resolution_migration": mig},
+                          "unfold": {"lepton_acceptance": {"min_energy": 3.0, "theta_min": 0.035,
+                                                           "theta_max": 0.12}}})  # fmt: skip
+    with pytest.raises(ConfigError, match=r"needs unfold\.lepton_acceptance"):
+        config_from_dict({"yields": {"resolution_migration": mig}})
+    with pytest.raises(ConfigError, match="seed"):
+        config_from_dict({"yields": {"resolution_migration": {**mig, "seed": -1}}})
+
+
+def test_reach_drops_the_correction_with_the_fiducial_yield():
+    """reach.extrapolation: refuse takes the fiducial yield, which no migration correction
+    touches: resolution_migration leaves the workspace with extrapolation, said why."""
+    from types import SimpleNamespace
+
+    from gammastar.uncertainties import reach_nuisances
+
+    unc = {"mass": np.array([0.3, 0.6]), "nuisances": {
+        n: {"kind": "normsys", "rel": [0.02, 0.03], "origin": n}
+        for n in ("like_sign_r", "extrapolation", "resolution_migration")}}  # fmt: skip
+    yields = SimpleNamespace(
+        uncertainties=unc, at=lambda m: (np.ones(len(m)), np.full(len(m), 0.05))
+    )
+    for how, kept in (("refuse", {"like_sign_r"}),
+                      ("label", {"like_sign_r", "extrapolation", "resolution_migration"})):  # fmt: skip
+        config = SimpleNamespace(uncertainties=SimpleNamespace(enabled=True),
+                                 reach=SimpleNamespace(extrapolation=how, yields="y.json"))  # fmt: skip
+        sizes, record = reach_nuisances(config, yields, [0.45])
+        assert set(sizes) == kept
+        if how == "refuse":
+            assert set(record["not_included"]) == {"extrapolation", "resolution_migration"}
+        np.testing.assert_allclose(sizes["like_sign_r"], [0.025], rtol=1e-12)  # interpolated
+
+
+def test_the_yields_stage_reads_the_simulation(tmp_path):
+    """The pipeline tracks the simulation files as the yields stage's inputs (a changed
+    simulation reruns it) and the analysis seed as one of its sections (the bootstrap's
+    default seed)."""
+    from gammastar.config import config_from_dict
+    from gammastar.pipeline import STAGES
+
+    la = {"min_energy": 3.0, "theta_min": 0.035, "theta_max": 0.12}
+    cfg = config_from_dict({"output": str(tmp_path / "run"), "unfold": {"lepton_acceptance": la},
+                            "yields": {"resolution_migration": {"simulation": [str(tmp_path / "s.root")]}}})  # fmt: skip
+    stage = next(s for s in STAGES if s.name == "yields")
+    assert tmp_path / "s.root" in stage.inputs(cfg)
+    assert "seed" in stage.sections

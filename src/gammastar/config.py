@@ -690,7 +690,7 @@ class ResolutionMigrationConfig(Section):
     histogram: Annotated[str, Field(min_length=1)] = "truth_all_m"
     bootstrap: Annotated[int, Field(ge=2)] = 30
     """Poisson replicas of the simulated sources for the correction's 1σ."""
-    seed: int | None = None
+    seed: Annotated[int, Field(ge=0)] | None = None
     """The replicas' seed (default: the analysis ``seed``); recorded in ``yields.json``."""
 
 
@@ -1422,6 +1422,17 @@ class AnalysisConfig(Section):
                 "yields.compare_with: this run holds both flavours (the universality check "
                 "is built in); drop compare_with"
             )
+        if self.yields.resolution_migration is not None:
+            if len(flavours) > 1:
+                raise ValueError(
+                    "yields.resolution_migration: one simulation serves one flavour; not "
+                    "available for input.lepton: [mu, e] (run the flavours apart)"
+                )
+            if self.unfold.lepton_acceptance is None:
+                raise ValueError(
+                    "yields.resolution_migration: corrects the fiducial extrapolation, which "
+                    "needs unfold.lepton_acceptance (the fiducial region)"
+                )
         return self
 
     @field_validator("name")

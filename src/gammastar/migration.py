@@ -44,6 +44,9 @@ __all__ = [
     "smeared_counts",
 ]
 
+_CHUNK = 100_000
+"""Residuals folded at once by :func:`smeared_counts` (bounds its memory)."""
+
 RESPONSE_BIN_WIDTH = 0.01
 """True-mass bins (GeV) of the response: one residual distribution each, as
 :func:`gammastar.mock.truth.smearing_from_residuals` draws them."""
@@ -87,6 +90,8 @@ def smeared_counts(
     edges = np.asarray(edges, dtype=np.float64)
     m_true = np.asarray(m_true, dtype=np.float64)
     residual = np.asarray(residual, dtype=np.float64)
+    ok = np.isfinite(m_true) & np.isfinite(residual)
+    m_true, residual = m_true[ok], residual[ok]
     lo = float(m_true.min())
     g_rows = np.floor((m_true - lo) / bin_width).astype(np.int64)
     filled = np.unique(g_rows)
@@ -97,8 +102,9 @@ def smeared_counts(
     for g in np.unique(near[counts > 0]):
         d = residual[g_rows == g]
         cum = np.concatenate([[0.0], np.cumsum(np.where(near == g, counts, 0.0))])
-        at = np.interp(edges[None, :] - d[:, None], fine_edges, cum)  # each residual's shift
-        out += np.diff(at, axis=1).sum(axis=0) / d.size
+        for k in range(0, d.size, _CHUNK):  # each residual's shift, in chunks (memory)
+            at = np.interp(edges[None, :] - d[k : k + _CHUNK, None], fine_edges, cum)
+            out += np.diff(at, axis=1).sum(axis=0) / d.size
     return out
 
 
@@ -124,14 +130,35 @@ class MigrationCorrection:
     bootstrap: int
     seed: int
 
+    @property
+    def uncorrected(self) -> list[int]:
+        """Bins left at c = 1 (:meth:`at_pairs`): no γ* of the simulation, or c or its error
+        not finite (a bootstrap replica with nothing inside F)."""
+        bad = ~(np.isfinite(self.correction) & (self.correction > 0))
+        if self.bootstrap > 1:
+            bad |= ~np.isfinite(self.correction_err)
+        return [int(i) for i in np.flatnonzero(bad)]
+
     def at_pairs(self, m: ArrayLike) -> NDArray[np.float64]:
-        """c of the bin holding each mass (1 outside the bins or where c is not finite)."""
+        """c of the bin holding each mass (a bin is [low, high)); 1 outside the bins and in
+        the :attr:`uncorrected` ones.
+
+        Example:
+            >>> f = np.full(2, 0.3)
+            >>> mc = MigrationCorrection(np.array([0.3, 0.4, 0.5]), np.array([1.1, np.nan]),
+            ...     np.array([0.01, np.nan]), f, f, 0, [], 2, 0)
+            >>> mc.at_pairs([0.29, 0.3, 0.45, 0.5]).tolist()
+            [1.0, 1.1, 1.0, 1.0]
+        """
         m = np.asarray(m, dtype=np.float64)
         b = np.searchsorted(self.edges, m, side="right") - 1
         ok = (b >= 0) & (b < self.correction.size)
+        good = np.ones(self.correction.size, dtype=bool)
+        good[self.uncorrected] = False
+        ok &= good[np.clip(b, 0, self.correction.size - 1)]
         c = np.ones(m.shape)
         c[ok] = self.correction[b[ok]]
-        return np.where(np.isfinite(c) & (c > 0), c, 1.0)
+        return c
 
     def as_dict(self) -> dict[str, Any]:
         def lst(a):
@@ -141,10 +168,35 @@ class MigrationCorrection:
             "bin_edges": lst(self.edges), "correction": lst(self.correction),
             "correction_err": lst(self.correction_err), "f_reco": lst(self.f_reco),
             "f_true": lst(self.f_true), "sources": self.sources,
+            "uncorrected_bins": self.uncorrected,
             "simulation": self.simulation, "bootstrap": self.bootstrap, "seed": self.seed,
             "note": "the yield at the data's resolution is Y_F c / f_F per bin; c = f_true/f_reco "
             "of the simulation (gammastar.migration), its error the simulation's statistics",
         }  # fmt: skip
+
+
+def _read_one(path: Any, tree: str, histogram: str) -> tuple[dict, NDArray, NDArray]:
+    """One file's tree columns, histogram counts and edges (:func:`read_simulation`)."""
+    import uproot
+
+    with uproot.open(path) as f:
+        names = {k.split(";")[0] for k in f.keys(recursive=False)}
+        for what in (tree, histogram):
+            if what not in names:
+                raise InputError(f"{path}: no '{what}' (yields.resolution_migration)")
+        t = f[tree]
+        if not hasattr(t, "arrays"):
+            raise InputError(f"{path}: '{tree}' is not a tree")
+        need = ["m", "qT", "E", "m_true"]
+        branches = set(t.keys())
+        missing = [b for b in need if b not in branches]
+        if missing:
+            raise InputError(f"{path}: tree '{tree}' has no branch {missing[0]!r}")
+        arr = t.arrays([*need, "channel"] if "channel" in branches else need, library="np")
+        h = f[histogram]
+        if not hasattr(h, "axes") or len(h.axes) != 1:
+            raise InputError(f"{path}: '{histogram}' is not a 1-D histogram")
+        return arr, np.asarray(h.values(), np.float64), np.asarray(h.axes[0].edges(), np.float64)
 
 
 def read_simulation(
@@ -158,34 +210,23 @@ def read_simulation(
         InputError: a file, tree, branch or histogram is missing or unreadable, or the files'
             histograms have different mass axes (each names the file).
     """
-    import uproot
-
     from gammastar.channels import Channel
 
     drop = [int(Channel.ETA_MUMU), int(Channel.COMBINATORIAL)]
     parts, gen, fine = [], None, None
     for path in paths:
         try:
-            f = uproot.open(path)
-        except (OSError, ValueError) as err:
-            raise InputError(f"{path}: cannot open the simulation ({err})") from None
-        with f:
-            if tree not in f or histogram not in f:
-                what = tree if tree not in f else histogram
-                raise InputError(f"{path}: no '{what}' (yields.resolution_migration)")
-            t = f[tree]
-            need = ["m", "qT", "E", "m_true"]
-            branches = set(t.keys())
-            missing = [b for b in need if b not in branches]
-            if missing:
-                raise InputError(f"{path}: tree '{tree}' has no branch {missing[0]!r}")
-            arr = t.arrays([*need, "channel"] if "channel" in branches else need, library="np")
-            h = f[histogram]
-            edges = np.asarray(h.axes[0].edges(), dtype=np.float64)
-            if fine is not None and not np.array_equal(fine, edges):
-                raise InputError(f"{path}: '{histogram}' has another mass axis than {paths[0]}'s")
-            gen = h.values() if gen is None else gen + h.values()
-            fine = edges
+            arr, counts, edges = _read_one(path, tree, histogram)
+        except InputError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any reader failure, named with the file
+            text = " ".join(str(err).split())
+            raise InputError(f"{path}: cannot read the simulation ({text})") from None
+        if fine is not None and not np.array_equal(fine, edges):
+            raise InputError(f"{path}: '{histogram}' has another mass axis than {paths[0]}'s")
+        gen = counts if gen is None else gen + counts
+        fine = edges
+        need = ["m", "qT", "E", "m_true"]
         keep = ~np.isin(arr["channel"], drop) if "channel" in arr else slice(None)
         parts.append({k: np.asarray(arr[k][keep], dtype=np.float64) for k in need})
     if not parts:

@@ -175,6 +175,12 @@ def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
     return [path] if path is not None else []
 
 
+def _yields_inputs(cfg: AnalysisConfig) -> list[Path]:
+    """The detector simulation of ``yields.resolution_migration`` (when set)."""
+    mc = cfg.yields.resolution_migration
+    return [] if mc is None else [cfg.resolve(p) for p in mc.simulation]
+
+
 def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
     """Input files plus ``unfold.efficiency_map``, ``unfold.acceptance_map`` and
     ``unfold.lepton_acceptance.map`` (when set), of every flavour (``input.lepton: [mu, e]``)."""
@@ -236,9 +242,11 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "yields",
         "gammastar.pipeline:_run_yields",
-        sections=("beam", "yields", "uncertainties"),
+        # seed: the mock's true fiducial fraction and the migration bootstrap's default seed
+        sections=("seed", "beam", "yields", "uncertainties"),
         outputs=rundir.stage_outputs("yields"),
         needs=("generate", "select"),
+        external=_yields_inputs,
     ),
     Stage(
         "train",

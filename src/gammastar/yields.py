@@ -720,16 +720,18 @@ def _migration(cfg: AnalysisConfig, fiducial: Any, edges: NDArray) -> Any:
     mc = cfg.yields.resolution_migration
     if mc is None:
         return None
-    if len(cfg.input.flavours) > 1:
-        raise ConfigError(
-            f"{cfg.source or '<config>'}: yields.resolution_migration: one simulation serves one "
-            "flavour; not available for input.lepton: [mu, e] (run the flavours apart)"
-        )
     paths = [cfg.resolve(p) for p in mc.simulation]
     rows, gen, fine = read_simulation(paths, tree=mc.tree, histogram=mc.histogram)
     seed = cfg.seed if mc.seed is None else mc.seed
     mig = migration_correction(rows, gen, fine, fiducial, edges, bootstrap=mc.bootstrap,
                                seed=seed, simulation=[str(p) for p in paths])  # fmt: skip
+    if mig.uncorrected:
+        log.warning(
+            "yields: resolution_migration: %d mass bin(s) left uncorrected (no simulated γ*, or "
+            "a bootstrap replica without any in F): %s GeV",
+            len(mig.uncorrected),
+            ", ".join(f"{0.5 * (edges[i] + edges[i + 1]):.3f}" for i in mig.uncorrected),
+        )
     centres = 0.5 * (edges[1:] + edges[:-1])
     k = np.argsort(np.abs(np.nan_to_num(mig.correction, nan=1.0) - 1.0))[::-1][:3]
     largest = ", ".join(
@@ -1115,6 +1117,9 @@ def yields_document(
         },
     }
     inputs = list(inp.inputs)
+    mc = cfg.yields.resolution_migration
+    if fid is not None and mc is not None:  # the detector simulation behind the correction
+        inputs += [cfg.resolve(p) for p in mc.simulation]
     if fid is not None:
         f, f_err = fid["aprime"]["fiducial_fraction"], fid["aprime"]["fiducial_fraction_err"]
         # the full-phase-space yield's uncertainty from the extrapolation (the fit's, 1σ)
