@@ -69,37 +69,31 @@ def yield_edges(cfg, merge_factor) -> np.ndarray:
     return np.append(native[:-1:k], native[-1])
 
 
-def read_simulation(paths):
-    """:func:`gammastar.migration.read_simulation` of the files (η → μμ left out)."""
-    from gammastar.migration import read_simulation as read
-
-    return read([str(p) for p in paths])
-
-
 def migration(rows, gen, fine, fiducial, edges, *, bootstrap: int, seed: int) -> dict[str, Any]:
     """f_reco, f_true, c and c's bootstrap 1σ per bin (:func:`gammastar.migration.migration_correction`),
     with the recorded γ*' in-F weights and the smeared yield."""
-    from gammastar.migration import fiducial_weights, migration_correction, smeared_counts
+    from gammastar.migration import fiducial_weights, migration_correction
 
-    res = migration_correction(rows, gen, fine, fiducial, edges, bootstrap=bootstrap, seed=seed)
-    y_smeared = smeared_counts(gen, fine, rows["m_true"], rows["m"] - rows["m_true"], edges)
+    w = fiducial_weights(rows, fiducial)
+    res = migration_correction(rows, gen, fine, fiducial, edges, bootstrap=bootstrap, seed=seed,
+                               weights=w)  # fmt: skip
     return {"f_reco": res.f_reco, "f_true": res.f_true, "c": res.correction,
-            "c_err": res.correction_err, "weights": fiducial_weights(rows, fiducial),
-            "y_smeared": y_smeared}  # fmt: skip
+            "c_err": res.correction_err, "weights": w, "y_smeared": res.y_smeared}  # fmt: skip
 
 
-def slices_at(rows, gen, fine, w, edges, at: float, slices) -> list[dict[str, Any]]:
-    """At the bin holding ``at``: per true-mass slice, its share of the smeared yield and its
-    in-F fraction at the reconstructed mass (± the sources' Poisson error)."""
+def slices_at(rows, gen, fine, w, y_smeared, edges, at: float, slices) -> list[dict[str, Any]]:
+    """At the bin holding ``at``: per true-mass slice, its share of the smeared yield
+    ``y_smeared`` and its in-F fraction at the reconstructed mass (± the sources' Poisson
+    error)."""
     b = int(np.searchsorted(edges, at, side="right") - 1)
     if not 0 <= b < edges.size - 1:
         raise SystemExit(f"resolution_migration: --at {at:g} GeV lies outside the yield bins "
                          f"[{edges[0]:g}, {edges[-1]:g}]")  # fmt: skip
-    centres = 0.5 * (fine[1:] + fine[:-1])
-    resid = rows["m"] - rows["m_true"]
     from gammastar.migration import smeared_counts
 
-    total = smeared_counts(gen, fine, rows["m_true"], resid, edges)[b]
+    centres = 0.5 * (fine[1:] + fine[:-1])
+    resid = rows["m"] - rows["m_true"]
+    total = y_smeared[b]
     out = []
     for lo, hi in itertools.pairwise(slices):
         part = np.where((centres >= lo) & (centres < hi), gen, 0.0)
@@ -118,6 +112,7 @@ def run_parts(run: Path, edges: np.ndarray, fiducial) -> dict[str, np.ndarray]:
     ``f_model_over_true``; ``fiducial`` the run's region (its measured λ_θ)."""
     import pyarrow.parquet as pq
 
+    from gammastar.migration import read_simulation
     from gammastar.mock.generate import MUON_GSTAR
 
     rows, gen, fine = read_simulation([run / "mock.root"])
@@ -193,6 +188,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
 
     from gammastar.config import load_config
+    from gammastar.migration import read_simulation
     from gammastar.mock.generate import generate_file
     from gammastar.pair_acceptance import fiducial_from_config
     from gammastar.yields import merge_factor
@@ -225,7 +221,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for i, m in enumerate(centres):
         print(f"| {m:.3f} | {res['f_reco'][i]:.4f} | {res['f_true'][i]:.4f} | "
               f"{res['c'][i]:.4f} | {res['c_err'][i]:.4f} |")  # fmt: skip
-    sl = slices_at(rows, gen, fine, res["weights"], edges, args.at, args.slices)
+    sl = slices_at(rows, gen, fine, res["weights"], res["y_smeared"], edges, args.at, args.slices)
     b = int(np.searchsorted(edges, args.at, side="right") - 1)
     print(f"\nbin {edges[b]:.3f}–{edges[b + 1]:.3f} GeV by true mass:\n")
     print("| true mass (GeV) | share of the smeared yield | in F at the reco mass |")

@@ -124,6 +124,8 @@ class MigrationCorrection:
     correction_err: NDArray[np.float64]
     f_reco: NDArray[np.float64]
     f_true: NDArray[np.float64]
+    y_smeared: NDArray[np.float64]
+    """Σ_t R(b|t) N(t): all generated γ* at the simulation's resolution, per bin."""
     sources: int
     """Recorded simulation γ* (rows of the trees) used."""
     simulation: list[str]
@@ -146,7 +148,7 @@ class MigrationCorrection:
         Example:
             >>> f = np.full(2, 0.3)
             >>> mc = MigrationCorrection(np.array([0.3, 0.4, 0.5]), np.array([1.1, np.nan]),
-            ...     np.array([0.01, np.nan]), f, f, 0, [], 2, 0)
+            ...     np.array([0.01, np.nan]), f, f, f, 0, [], 2, 0)
             >>> mc.at_pairs([0.29, 0.3, 0.45, 0.5]).tolist()
             [1.0, 1.1, 1.0, 1.0]
         """
@@ -222,7 +224,11 @@ def read_simulation(
         except Exception as err:  # noqa: BLE001 - any reader failure, named with the file
             text = " ".join(str(err).split())
             raise InputError(f"{path}: cannot read the simulation ({text})") from None
-        if fine is not None and not np.array_equal(fine, edges):
+        same = fine is None or (
+            fine.shape == edges.shape
+            and np.allclose(fine, edges, rtol=0, atol=1e-9 * float(np.min(np.diff(edges))))
+        )
+        if not same:
             raise InputError(f"{path}: '{histogram}' has another mass axis than {paths[0]}'s")
         gen = counts if gen is None else gen + counts
         fine = edges
@@ -247,6 +253,7 @@ def migration_correction(
     bootstrap: int = 30,
     seed: int = 0,
     simulation: Sequence[str] = (),
+    weights: ArrayLike | None = None,
 ) -> MigrationCorrection:
     """c = f_true/f_reco per bin of ``edges`` (module docstring) and its 1σ.
 
@@ -260,6 +267,7 @@ def migration_correction(
         bootstrap: Poisson replicas of the recorded sources for c's error (< 2: no error).
         seed: the replicas' seed.
         simulation: the files' names, recorded.
+        weights: :func:`fiducial_weights` of ``rows`` when the caller has them already.
 
     Returns:
         A :class:`MigrationCorrection` (NaN where a bin has no γ*).
@@ -280,7 +288,7 @@ def migration_correction(
     gen = np.asarray(gen, dtype=np.float64)
     fine_edges = np.asarray(fine_edges, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)
-    w = fiducial_weights(rows, fiducial)
+    w = fiducial_weights(rows, fiducial) if weights is None else np.asarray(weights, np.float64)
     n_true = binned(gen, fine_edges, edges)
     y_smeared = smeared_counts(gen, fine_edges, rows["m_true"], rows["m"] - rows["m_true"], edges)
 
@@ -294,5 +302,5 @@ def migration_correction(
     rng = np.random.default_rng(seed)
     boot = [ratio(w * rng.poisson(1.0, w.size))[2] for _ in range(bootstrap)]
     c_err = np.std(boot, axis=0, ddof=1) if bootstrap > 1 else np.full(c.size, np.nan)
-    return MigrationCorrection(edges, c, c_err, f_reco, f_true, int(w.size),
+    return MigrationCorrection(edges, c, c_err, f_reco, f_true, y_smeared, int(w.size),
                                [str(p) for p in simulation], int(bootstrap), int(seed))  # fmt: skip

@@ -732,10 +732,10 @@ def _migration_nuisance(
     dc = np.asarray([np.nan if v is None else v for v in mig["correction_err"]], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         r_mig = np.where((c > 0) & np.isfinite(dc), dc / c, 0.0)
-    mig_edges = np.asarray(mig["bin_edges"], dtype=float)
-    if mig_edges.size != edges.size or not np.allclose(mig_edges, edges, rtol=0, atol=1e-9):
-        r_mig = np.interp(0.5 * (edges[1:] + edges[:-1]),
-                          0.5 * (mig_edges[1:] + mig_edges[:-1]), r_mig)  # fmt: skip
+    if len(mig["bin_edges"]) != edges.size:  # the correction is made on the yield bins
+        raise InputError(
+            "yields.json: extrapolation.resolution_migration has other mass bins than aprime"
+        )
     out["resolution_migration"] = Nuisance(
         "resolution_migration",
         r_mig,
