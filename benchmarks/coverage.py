@@ -93,6 +93,7 @@ from pathlib import Path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -341,6 +342,40 @@ def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed
     }
 
 
+def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str, Any], make):
+    """:func:`truth_side`'s result (``masses_only``) for the drawn (σ_y, p_T form) ``key``,
+    from ``cache`` (``--truth-cache``: one ``.npy`` of the γ* masses and one ``.json`` of the
+    acceptances per key, beside the ``fields`` they were made with) or made by ``make()`` and
+    written there, atomically; without ``cache`` simply ``make()``. A cached truth made with
+    other ``fields`` (sources, samples, seed, masses, cτ, config) is made again."""
+    from gammastar.mock.truth import GstarTruth
+
+    if cache is None:
+        return make()
+    stem = cache / f"truth_ys{key[0]:.6f}_a{key[1]:+.6f}"
+    meta_path, m_path = stem.with_suffix(".json"), stem.with_suffix(".npy")
+    if meta_path.exists() and m_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if meta["fields"] == fields:
+            acc = {(float(m), float(c)): tuple(v) for m, c, *v in meta["acceptance"]}
+            return {"gstar": GstarTruth(np.load(m_path), *(np.empty(0),) * 3,
+                                        np.empty(0, int), meta["n_pot"]),
+                    "acceptance": acc,
+                    "window_gstar": {float(k): v for k, v in meta["window_gstar"].items()}}  # fmt: skip
+    out = make()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = m_path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, out["gstar"].m)
+    os.replace(tmp, m_path)
+    meta = {"fields": fields, "n_pot": float(out["gstar"].n_pot),
+            "acceptance": [[m, c, *v] for (m, c), v in out["acceptance"].items()],
+            "window_gstar": {str(k): v for k, v in out["window_gstar"].items()}}  # fmt: skip
+    tmp_j = meta_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_j.write_text(json.dumps(meta))
+    os.replace(tmp_j, meta_path)
+    return out
+
+
 _RESPONSES: dict[Any, Any] = {}
 
 
@@ -490,6 +525,29 @@ def data_side(
                         parts[f"extrapolation_form_{name}"] = float(ep[f"form_{name}"][k])
             out[(m, float(ct))] = (yv * float(a[k]), parts)
     return out
+
+
+def migration_at(run: Path, masses) -> dict[float, float]:
+    """Per mass, the resolution-migration factor c(m) that the run's A′ yield carries
+    (``yields.json`` ``extrapolation.resolution_migration``, ``yields.resolution_migration``),
+    interpolated as :meth:`gammastar.reach.Yields.at` interpolates the yield (ln c linear
+    between the bins' centres, so that Y_corrected(m) = c(m) · Y(m) exactly); 1 at every mass
+    when no correction was applied. Recorded per row (``migration``) so that ``--merge
+    --undo-migration`` gives the uncorrected coverage of the same realisations."""
+    from gammastar import rundir
+
+    doc = json.loads((run / rundir.YIELDS).read_text())
+    mig = (doc.get("extrapolation") or {}).get("resolution_migration") or {}
+    if not mig.get("applied"):
+        return {float(m): 1.0 for m in masses}
+    centres = np.asarray(doc["aprime"]["mass"], dtype=np.float64)
+    c = np.array([1.0 if v is None else v for v in mig["correction"]], dtype=np.float64)
+    if c.size != centres.size:
+        raise SystemExit(f"{run / rundir.YIELDS}: resolution_migration has {c.size} bins, the "
+                         f"yield {centres.size}")  # fmt: skip
+    order = np.argsort(centres)
+    return {float(m): float(np.exp(np.interp(m, centres[order], np.log(c[order]))))
+            for m in masses}  # fmt: skip
 
 
 def bootstrap_replicas(flow_dir: Path, more: list[Path] = ()) -> list[Any] | None:
@@ -763,7 +821,9 @@ def flow_scatter(rows: list[dict[str, Any]], reference: list[dict[str, Any]],
     return out
 
 
-def merge(paths: list[Path], against: list[Path] | None = None) -> dict[str, Any]:
+def merge(
+    paths: list[Path], against: list[Path] | None = None, *, undo_migration: bool = False
+) -> dict[str, Any]:
     """The coverage tables of the realisations of several outputs of this script (each arm's
     ``rows``, pulls recomputed from them as :func:`main` makes them), for seed ranges run in
     separate processes. Refused, with a one-line SystemExit naming the field (or the point set)
@@ -771,7 +831,10 @@ def merge(paths: list[Path], against: list[Path] | None = None) -> dict[str, Any
     :data:`MERGE_ARM_HEADER` fields or (mass, cτ) points differ between the outputs holding
     it, a seed found twice in an arm, and a file that is missing or not such an output.
     Prints the markdown rows and, last, the JSON object: the shared header fields, ``merged``
-    (the files) and per arm ``table``, ``rows``, ``drawn``, ``varied``, ``drawn_forms``."""
+    (the files) and per arm ``table``, ``rows``, ``drawn``, ``varied``, ``drawn_forms``.
+    ``undo_migration``: each row's N_dd divided by the resolution-migration factor it carries
+    (``migration``, :func:`migration_at`) and its ``resolution_migration`` part dropped: the
+    same realisations without ``yields.resolution_migration``."""
     outs = [_read_output(p) for p in paths]
     refs_out = [_read_output(p) for p in against or []]  # read once, used per arm
     for field in MERGE_HEADER:
@@ -796,6 +859,10 @@ def merge(paths: list[Path], against: list[Path] | None = None) -> dict[str, Any
         if len(set(keys)) != len(keys):
             raise SystemExit(f"--merge: arm {arm!r} holds a realisation twice (the same seed)")
         for r in rows:
+            if undo_migration:
+                r["nsig_dd"] /= r.get("migration", 1.0)
+                r["migration"] = 1.0
+                r["sigma"].pop("resolution_migration", None)
             width = {w: math.hypot(quoted(r["sigma"], w) * r["nsig_dd"],
                                    r["rel_sigma_truth"] * r["nsig_truth"])
                      for w in ARM_SIGMAS[arm]}  # fmt: skip
@@ -1011,6 +1078,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "the data side alone)",
     )  # fmt: skip
     ap.add_argument(
+        "--truth-cache", type=Path, metavar="DIR",
+        help="keep each drawn (sigma_y, p_T form)'s truth in DIR and take it from there in "
+             "later runs of the same truth options (seed ranges run one after the other)",
+    )  # fmt: skip
+    ap.add_argument(
         "--merge", type=Path, nargs="+", metavar="JSON",
         help="no realisations: combine the rows of these runs' outputs (e.g. seed ranges run "
              "in parallel) into one table per arm",
@@ -1021,11 +1093,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
              "the scatter of ln(N_own/N_fixed) against the quoted kinematic_model "
              "(flow_scatter)",
     )  # fmt: skip
+    ap.add_argument(
+        "--undo-migration", action="store_true",
+        help="with --merge: the rows without their yields.resolution_migration (N_dd / c(m), "
+             "its nuisance dropped): the uncorrected coverage of the same realisations",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    if args.undo_migration and not args.merge:
+        ap.error("--undo-migration: only with --merge")
     if args.against and not args.merge:
         ap.error("--against: only with --merge")
     if args.merge:
-        return merge(args.merge, args.against)
+        return merge(args.merge, args.against, undo_migration=args.undo_migration)
     if args.flow is None:
         ap.error("--flow is required (unless --merge)")
     truth_from = truths_from(ap, args) if args.truth_from else {}
@@ -1110,11 +1189,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if earlier is not None:
                 n_truth = earlier["truth"]
             elif key not in truths:
-                truths[key] = truth_side(
-                    cfg, masses, ctaus, geo,
+                fields = {"sources": args.truth_sources, "samples": args.samples,
+                          "seed": args.seed, "masses": [float(m) for m in masses],
+                          "ctaus": [float(c) for c in ctaus], "config": str(args.config)}  # fmt: skip
+                make = functools.partial(
+                    truth_side, cfg, masses, ctaus, geo,
                     sources=args.truth_sources, samples=args.samples, seed=args.seed,
                     masses_only=True,
                 )  # fmt: skip
+                truths[key] = cached_truth(args.truth_cache, key, fields, make)
             if earlier is None:
                 truth = truths[key]
                 response = mass_response(cfg, drawn, args.response_sources, seed=args.seed + 5)
@@ -1135,6 +1218,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 replicas=replicas,
                 drawn_forms=arm_forms,
             )
+            c_mig = migration_at(run, masses)
             for key, (n_dd, parts) in dd.items():
                 n_tr, sig_tr = n_truth[key]
                 pulls = {}
@@ -1144,7 +1228,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rows.append({
                     "seed": seed, "mass": key[0], "ctau": key[1], "nsig_dd": n_dd,
                     "nsig_truth": n_tr, "rel_sigma_truth": sig_tr, "sigma": parts,
-                    "pulls": pulls, "drawn": drawn,
+                    "pulls": pulls, "drawn": drawn, "migration": c_mig[key[0]],
                 })  # fmt: skip
             print(f"{arm} realisation {r + 1}/{args.realisations} (seed {seed}, drawn {drawn}): "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip

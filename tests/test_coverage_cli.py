@@ -492,6 +492,89 @@ def test_against_needs_merge(cov, tmp_path, capsys):
     assert msg.endswith("--against: only with --merge")
 
 
+def test_undo_migration_needs_merge(cov, tmp_path, capsys):
+    msg = _error(cov, capsys, ["--flow", str(tmp_path), "--undo-migration"])
+    assert msg.endswith("--undo-migration: only with --merge")
+
+
+def test_merge_undoes_the_resolution_migration(cov, tmp_path, capsys):
+    """``--merge --undo-migration``: each row's N_dd over the factor it carries and its
+    ``resolution_migration`` part gone, so that the pulls are those of the uncorrected chain;
+    without it the rows stay as written."""
+    out = _output([1, 2])
+    for r in out["arms"]["stat"]["rows"]:
+        r["migration"] = 1.05
+        r["sigma"]["resolution_migration"] = 0.01
+    path = _write(tmp_path, "a.json", out)
+    kept = cov.main(["--merge", str(path)])
+    undone = cov.main(["--merge", str(path), "--undo-migration"])
+    capsys.readouterr()
+    for k, u in zip(kept["arms"]["stat"]["rows"], undone["arms"]["stat"]["rows"], strict=True):
+        assert u["nsig_dd"] == pytest.approx(k["nsig_dd"] / 1.05, rel=1e-12)
+        assert "resolution_migration" not in u["sigma"]
+        assert k["sigma"]["resolution_migration"] == 0.01  # copied, untouched
+    t = undone["arms"]["stat"]["table"][0]
+    want = np.mean([(1.0 + 0.01 * s) / 1.05 for s in (1, 2)])  # nsig_truth = 1
+    assert t["mean_ratio_dd_truth"] == pytest.approx(want, rel=1e-12)
+
+
+def test_migration_at_interpolates_ln_c_as_the_yield(cov, tmp_path):
+    """:func:`migration_at` gives c(m) with ln c linear between the bins' centres, the
+    interpolation of :meth:`gammastar.reach.Yields.at`, so that a yield corrected bin by bin is
+    c(m) × the uncorrected one at every mass; 1 where no correction was applied."""
+    from gammastar import rundir
+    from gammastar.reach import Yields
+
+    mass = np.array([0.3, 0.4, 0.5])
+    c = np.array([1.0, 1.1, 0.9])
+    y = np.array([2.0, 1.0, 0.5])
+    doc = {"aprime": {"mass": mass.tolist()},
+           "extrapolation": {"resolution_migration": {"applied": True,
+                                                      "correction": c.tolist()}}}  # fmt: skip
+    (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
+    at = cov.migration_at(tmp_path, [0.3, 0.35, 0.47])
+    rel = np.full(3, 0.1)
+    plain, corrected = Yields(mass, y, rel, {}), Yields(mass, y * c, rel, {})
+    for m, cm in at.items():
+        want = corrected.at([m])[0][0] / plain.at([m])[0][0]
+        assert cm == pytest.approx(float(want), rel=1e-12)
+    assert at[0.3] == pytest.approx(1.0, rel=1e-12)
+    doc["extrapolation"]["resolution_migration"] = {"applied": False}
+    (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
+    assert cov.migration_at(tmp_path, [0.35]) == {0.35: 1.0}
+
+
+def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_path):
+    """``--truth-cache``: a truth made once is read back equal (the γ* masses bit for bit, a
+    file copy; the acceptances and window counts as made), a second call does not make it
+    again, and other truth options make it anew."""
+    from gammastar.mock.truth import GstarTruth
+
+    made = []
+
+    def make():
+        made.append(1)
+        m = np.random.default_rng(3).uniform(0.2, 1.1, 1000)
+        return {"gstar": GstarTruth(m, *(np.empty(0),) * 3, np.empty(0, int), 123.5),
+                "acceptance": {(0.6, 1.0): (0.25, 0.01), (0.6, 100.0): (0.5, 0.02)},
+                "window_gstar": {0.6: 42}}  # fmt: skip
+
+    fields = {"sources": 1000, "samples": 10, "seed": 11, "masses": [0.6], "ctaus": [1.0, 100.0],
+              "config": "c.yaml"}  # fmt: skip
+    first = cov.cached_truth(tmp_path, (1.25, 0.0), fields, make)
+    again = cov.cached_truth(tmp_path, (1.25, 0.0), fields, make)
+    assert len(made) == 1
+    assert np.array_equal(again["gstar"].m, first["gstar"].m)
+    assert again["gstar"].n_pot == 123.5
+    assert again["acceptance"] == first["acceptance"]
+    assert again["window_gstar"] == {0.6: 42}
+    cov.cached_truth(tmp_path, (1.25, 0.0), fields | {"sources": 2000}, make)
+    cov.cached_truth(tmp_path, (1.05, 0.0), fields, make)  # another drawn σ_y
+    assert len(made) == 3
+    cov.cached_truth(None, (1.25, 0.0), fields, make)  # no cache: always made
+    assert len(made) == 4
+
+
 # --------------------------------------------------------------------------- flow_spread.py
 
 
