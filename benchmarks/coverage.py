@@ -352,8 +352,9 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
 
     if cache is None:
         return make()
-    stem = cache / f"truth_ys{key[0]:.6f}_a{key[1]:+.6f}"
-    meta_path, m_path = stem.with_suffix(".json"), stem.with_suffix(".npy")
+    fields = {**fields, "key": [float(key[0]), float(key[1])]}
+    stem = f"truth_ys{key[0]:.6f}_a{key[1]:+.6f}".replace(".", "p")  # no dot: no suffix
+    meta_path, m_path = cache / f"{stem}.json", cache / f"{stem}.npy"
     if meta_path.exists() and m_path.exists():
         meta = json.loads(meta_path.read_text())
         if meta["fields"] == fields:
@@ -364,13 +365,13 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
                     "window_gstar": {float(k): v for k, v in meta["window_gstar"].items()}}  # fmt: skip
     out = make()
     cache.mkdir(parents=True, exist_ok=True)
-    tmp = m_path.with_suffix(f".{os.getpid()}.tmp.npy")
+    tmp = cache / f"{stem}.{os.getpid()}.tmp.npy"
     np.save(tmp, out["gstar"].m)
     os.replace(tmp, m_path)
     meta = {"fields": fields, "n_pot": float(out["gstar"].n_pot),
             "acceptance": [[m, c, *v] for (m, c), v in out["acceptance"].items()],
             "window_gstar": {str(k): v for k, v in out["window_gstar"].items()}}  # fmt: skip
-    tmp_j = meta_path.with_suffix(f".{os.getpid()}.tmp")
+    tmp_j = cache / f"{stem}.{os.getpid()}.tmp.json"
     tmp_j.write_text(json.dumps(meta))
     os.replace(tmp_j, meta_path)
     return out

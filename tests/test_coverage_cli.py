@@ -571,8 +571,12 @@ def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_
     cov.cached_truth(tmp_path, (1.25, 0.0), fields | {"sources": 2000}, make)
     cov.cached_truth(tmp_path, (1.05, 0.0), fields, make)  # another drawn σ_y
     assert len(made) == 3
+    for a in (0.5, 0.25, 1.2247):  # keys that differ after their first decimal: other files
+        cov.cached_truth(tmp_path, (1.25, a), fields, make)
+    assert len(made) == 6
+    assert len(list(tmp_path.glob("*.npy"))) == 5  # the remade (1.25, 0) rewrote its own file
     cov.cached_truth(None, (1.25, 0.0), fields, make)  # no cache: always made
-    assert len(made) == 4
+    assert len(made) == 7
 
 
 # --------------------------------------------------------------------------- flow_spread.py
