@@ -861,7 +861,10 @@ def merge(
             raise SystemExit(f"--merge: arm {arm!r} holds a realisation twice (the same seed)")
         for r in rows:
             if undo_migration:
-                r["nsig_dd"] /= r.get("migration", 1.0)
+                if "migration" not in r:
+                    raise SystemExit(f"--undo-migration: arm {arm!r} seed {r['seed']} has no "
+                                     "migration factor (an output of an older coverage.py)")  # fmt: skip
+                r["nsig_dd"] /= r["migration"]
                 r["migration"] = 1.0
                 r["sigma"].pop("resolution_migration", None)
             width = {w: math.hypot(quoted(r["sigma"], w) * r["nsig_dd"],
@@ -1245,7 +1248,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "table": table,
             # each realisation's numbers, so that another σ variant needs no rerun
             "rows": [{k: x[k] for k in ("seed", "mass", "ctau", "nsig_dd", "nsig_truth",
-                                        "rel_sigma_truth", "sigma")} for x in rows],
+                                        "rel_sigma_truth", "sigma", "migration")} for x in rows],
         }  # fmt: skip
     out = {
         "benchmark": "coverage",

@@ -72,6 +72,10 @@ def test_reduced_coverage(tmp_path):
         assert "extrapolation_form_logistic_y" in sg
         assert sg["extrapolation_varied"] >= sg["extrapolation_fit"] * (1 - 1e-12)
         assert sg["extrapolation_varied"] <= sg["extrapolation"] * (1 + 1e-12)
+        # the demo applies no yields.resolution_migration: each row's factor is 1 and
+        # --merge --undo-migration reads it
+        assert r["migration"] == 1.0
+        assert "resolution_migration" not in sg
     arms = (
         ("full", ("all", "varied", "all_yield", "data_stat")),
         ("stat", ("data_stat", "stat", "all")),
