@@ -40,12 +40,17 @@ The last line of the output is one JSON object with all figures.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# benchmarks/ holds select.py: keep it off sys.path so the stdlib `select` is found
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 import argparse
 import importlib.util
 import json
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -134,7 +139,9 @@ def pairs_inside(pairs, fiducial, m: float, window: float, geo, ctaus, seed: int
     if q.size == 0 or w.sum() <= 0:  # none with a net weight: no figure (the summary skips it)
         nan = np.full(np.size(ctaus), np.nan)
         return nan, nan, int(q.size)
-    a = np.asarray(per_sample_acceptance(draw(GivenSampler(q, e), m, q.size, geo, seed=seed), ctaus))
+    a = np.asarray(
+        per_sample_acceptance(draw(GivenSampler(q, e), m, q.size, geo, seed=seed), ctaus)
+    )
     a = a if a.shape[0] == q.size else a.T
     e_in = (w[:, None] * a).sum(0) / w.sum()
     err = np.sqrt((w[:, None] ** 2 * (a - e_in) ** 2).sum(0)) / w.sum()

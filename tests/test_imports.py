@@ -203,3 +203,43 @@ def test_every_module_imports_in_isolation():
     assert res.returncode == 0, res.stderr[-3000:]
     failed = res.stdout.strip().splitlines()[-1].removeprefix("FAILED").split()
     assert not failed, f"{failed}\n{res.stderr[-3000:]}"
+
+
+SAFE_BEFORE_PATH_FIX = {
+    "__future__", "sys", "os", "pathlib", "argparse", "json", "math", "time", "logging",
+    "tempfile", "typing", "dataclasses", "collections", "functools", "itertools", "re",
+    "textwrap", "hashlib", "shutil", "warnings", "contextlib", "csv", "random", "io",
+    "importlib.util", "numpy",
+}  # fmt: skip
+"""Modules a benchmark may import before it takes benchmarks/ off ``sys.path``: none of them
+imports the standard library's ``select`` (checked by
+:func:`test_modules_safe_before_the_path_fix_do_not_import_select`)."""
+
+
+def test_modules_safe_before_the_path_fix_do_not_import_select():
+    code = f"import sys\nfor m in {sorted(SAFE_BEFORE_PATH_FIX - {'__future__'})!r}:\n" \
+           "    __import__(m)\nprint('select' in sys.modules)"  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    "script", sorted((SRC.parent / "benchmarks").glob("*.py")), ids=lambda p: p.name
+)
+def test_benchmark_scripts_drop_their_folder_from_sys_path_first(script):
+    """``python benchmarks/X.py`` puts benchmarks/ first on ``sys.path``, where
+    ``benchmarks/select.py`` shadows the standard library's ``select`` (which pydantic,
+    subprocess and asyncio import): a script must take its folder off ``sys.path`` before its
+    first import beyond :data:`SAFE_BEFORE_PATH_FIX` (``benchmarks/coverage_parts.py`` could
+    not print its ``--help`` until 2026-11-25)."""
+    tree = ast.parse(script.read_text())
+    fixed = False
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
+            if fixed or all(n in SAFE_BEFORE_PATH_FIX for n in names):
+                continue
+            raise AssertionError(f"{script.name}: line {node.lineno} imports {names} before "
+                                 f"sys.path is fixed")  # fmt: skip
+        if "sys.path" in ast.unparse(node):
+            fixed = True
