@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             eo = draw(outside, m, n, geo, seed=args.seed + 25).acceptance(ctaus)
             acc = ((f * e_flow + (1 - f) * eo) / f) / (et / f_t)
             per[m].append({
-                "seed": s, "y_sigma": d.get("y_sigma"),
+                "seed": s, "y_sigma": d.get("y_sigma"), "pt_form": d.get("pt_form"),
                 "nsig": [ratio[(s, m, float(c))] for c in ctaus], "acc": acc, "f": f / f_t,
                 "e_in_flow": e_flow / et_in, "e_in_pairs": e_pairs / et_in,
                 "e_in_pairs_err": e_err / e_pairs, "pairs": n_pairs, "e_out": eo / et_out,
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                            "own_flow": args.own_flow, "realisations": len(seeds),
                            "window": args.window, "model_y_sigma": args.model_y_sigma,
                            "model_t_scale": args.model_t_scale, "points": [],
-                           "by_y_sigma": []}  # fmt: skip
+                           "by_y_sigma": [], "by_pt_form": []}  # fmt: skip
     print(
         "| m (GeV) | cτ (m) | N_dd/N_t | yield part | acceptance part | f_dd/f_t | 𝓔_in flow/t "
         "| 𝓔_in pairs/t | 𝓔_in flow/pairs | 𝓔_out model/t | share of 𝓔_t outside F |"
@@ -398,19 +398,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{_fmt(pt, 'e_in_flow_ratio')} | {_fmt(pt, 'e_in_pairs_ratio')} | "
                   f"{_fmt(pt, 'flow_over_pairs')} | {_fmt(pt, 'e_out_model_ratio')} | "
                   f"{pt['share_outside']:.2f} |", flush=True)  # fmt: skip
-    ys = sorted({r["y_sigma"] for r in per[args.masses[0]] if r["y_sigma"] is not None})
-    if ys:
-        print("\nBy the drawn σ_y (the mock's rapidity width; the analysis keeps its stated one):")
-        print("| m (GeV) | cτ (m) | σ_y | n | N_dd/N_t | acceptance part | yield part |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
+    drawn_keys = {
+        "y_sigma": "σ_y (the mock's rapidity width; the analysis keeps its stated one)",
+        "pt_form": "p_T form (the mock mesons' m_T power a; the analysis fits its own)",
+    }
+    for key, what in drawn_keys.items():
+        vals = sorted({r[key] for r in per[args.masses[0]] if r.get(key) is not None})
+        if not vals:
+            continue
+        print(f"\nBy the drawn {what}:")
+        print(f"| m (GeV) | cτ (m) | {key} | n | N_dd/N_t | acceptance part | yield part | "
+              "f_dd/f_t | 𝓔_in flow/t | 𝓔_in pairs/t | 𝓔_out model/t |")  # fmt: skip
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for m in args.masses:
             for j, ct in enumerate(ctaus):
-                for v in ys:
-                    sub = [r for r in per[m] if r["y_sigma"] == v]
-                    pt = {**summarise(sub, m, j, ct), "y_sigma": v}
-                    out["by_y_sigma"].append(pt)
+                for v in vals:
+                    sub = [r for r in per[m] if r.get(key) == v]
+                    pt = {**summarise(sub, m, j, ct), key: v}
+                    out[f"by_{key}"].append(pt)
                     print(f"| {m:.2f} | {ct:g} | {v:.3f} | {pt['n']} | {_fmt(pt, 'nsig_ratio')} "
-                          f"| {_fmt(pt, 'acceptance_part')} | {_fmt(pt, 'yield_part')} |")  # fmt: skip
+                          f"| {_fmt(pt, 'acceptance_part')} | {_fmt(pt, 'yield_part')} | "
+                          f"{pt['f_ratio']:.3f} | {_fmt(pt, 'e_in_flow_ratio')} | "
+                          f"{_fmt(pt, 'e_in_pairs_ratio')} | {_fmt(pt, 'e_out_model_ratio')} |")  # fmt: skip
     out["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(out))
     return out
