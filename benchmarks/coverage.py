@@ -94,6 +94,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 import argparse
 import functools
+import hashlib
 import json
 import math
 import os
@@ -353,11 +354,14 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
     if cache is None:
         return make()
     fields = {**fields, "key": [float(key[0]), float(key[1])]}
+    if fields.get("config") and Path(fields["config"]).is_file():  # its content, not its name
+        fields["config"] = hashlib.sha256(Path(fields["config"]).read_bytes()).hexdigest()
     stem = f"truth_ys{key[0]:.6f}_a{key[1]:+.6f}".replace(".", "p")  # no dot: no suffix
     meta_path, m_path = cache / f"{stem}.json", cache / f"{stem}.npy"
     if meta_path.exists() and m_path.exists():
         meta = json.loads(meta_path.read_text())
-        if meta["fields"] == fields:
+        sha = hashlib.sha256(m_path.read_bytes()).hexdigest()
+        if meta["fields"] == fields and meta.get("npy_sha256") == sha:
             acc = {(float(m), float(c)): tuple(v) for m, c, *v in meta["acceptance"]}
             return {"gstar": GstarTruth(np.load(m_path), *(np.empty(0),) * 3,
                                         np.empty(0, int), meta["n_pot"]),
@@ -369,6 +373,7 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
     np.save(tmp, out["gstar"].m)
     os.replace(tmp, m_path)
     meta = {"fields": fields, "n_pot": float(out["gstar"].n_pot),
+            "npy_sha256": hashlib.sha256(m_path.read_bytes()).hexdigest(),
             "acceptance": [[m, c, *v] for (m, c), v in out["acceptance"].items()],
             "window_gstar": {str(k): v for k, v in out["window_gstar"].items()}}  # fmt: skip
     tmp_j = cache / f"{stem}.{os.getpid()}.tmp.json"
@@ -532,8 +537,9 @@ def migration_at(run: Path, masses) -> dict[float, float]:
     """Per mass, the resolution-migration factor c(m) that the run's A′ yield carries
     (``yields.json`` ``extrapolation.resolution_migration``, ``yields.resolution_migration``),
     interpolated as :meth:`gammastar.reach.Yields.at` interpolates the yield (ln c linear
-    between the bins' centres, so that Y_corrected(m) = c(m) · Y(m) exactly); 1 at every mass
-    when no correction was applied. Recorded per row (``migration``) so that ``--merge
+    between the centres of the bins it keeps, so that Y_corrected(m) = c(m) · Y(m) exactly
+    inside the yield's range; the end value beyond it); the bins the yields stage left
+    uncorrected at 1; 1 at every mass when no correction was applied. Recorded per row (``migration``) so that ``--merge
     --undo-migration`` gives the uncorrected coverage of the same realisations."""
     from gammastar import rundir
 
@@ -542,13 +548,18 @@ def migration_at(run: Path, masses) -> dict[float, float]:
     if not mig.get("applied"):
         return {float(m): 1.0 for m in masses}
     centres = np.asarray(doc["aprime"]["mass"], dtype=np.float64)
-    c = np.array([1.0 if v is None else v for v in mig["correction"]], dtype=np.float64)
-    if c.size != centres.size:
+    y = np.array([np.nan if v is None else v for v in doc["aprime"]["per_pot_per_eps2"]], float)
+    c = np.array([np.nan if v is None else v for v in mig["correction"]], dtype=np.float64)
+    if not c.size == centres.size == y.size:
         raise SystemExit(f"{run / rundir.YIELDS}: resolution_migration has {c.size} bins, the "
                          f"yield {centres.size}")  # fmt: skip
-    order = np.argsort(centres)
-    return {float(m): float(np.exp(np.interp(m, centres[order], np.log(c[order]))))
-            for m in masses}  # fmt: skip
+    # the bins the yields stage left at 1 (no finite c or error) and what Yields.at drops
+    c[list(mig.get("uncorrected_bins") or [])] = 1.0
+    c = np.where(np.isfinite(c) & (c > 0), c, 1.0)
+    good = np.isfinite(y) & (y > 0) & np.isfinite(centres)
+    order = np.argsort(centres[good])
+    mg, lc = centres[good][order], np.log(c[good][order])
+    return {float(m): float(np.exp(np.interp(m, mg, lc))) for m in masses}
 
 
 def bootstrap_replicas(flow_dir: Path, more: list[Path] = ()) -> list[Any] | None:
@@ -713,7 +724,8 @@ def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
 
 
 MERGE_HEADER = ("config", "flow", "form_flows", "own_flow", "kinematic_model", "vary_seed",
-                "truth_seed", "truth_sources", "response_sources", "samples")  # fmt: skip
+                "truth_seed", "truth_sources", "response_sources", "samples",
+                "migration_undone")  # fmt: skip
 """The fields of an output that every output merged by :func:`merge` must share: the same
 config, flows, draws and truth (only the generator seeds differ). A field absent from a file
 (an output written before it existed) reads as ``None``."""
@@ -912,6 +924,8 @@ def merge(
         }
     out = {"benchmark": "coverage", "merged": [str(p) for p in paths],
            **{f: outs[0].get(f) for f in MERGE_HEADER}, "arms": arms}  # fmt: skip
+    if undo_migration:  # not to be merged again with outputs that keep their correction
+        out["migration_undone"] = True
     print(json.dumps(out))
     return out
 
@@ -1105,6 +1119,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     if args.undo_migration and not args.merge:
         ap.error("--undo-migration: only with --merge")
+    if args.undo_migration and args.against:
+        ap.error("--undo-migration: not with --against (its rows would keep their factor)")
     if args.against and not args.merge:
         ap.error("--against: only with --merge")
     if args.merge:

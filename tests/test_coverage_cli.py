@@ -502,20 +502,40 @@ def test_merge_undoes_the_resolution_migration(cov, tmp_path, capsys):
     ``resolution_migration`` part gone, so that the pulls are those of the uncorrected chain;
     without it the rows stay as written."""
     out = _output([1, 2])
+    factor = {1: 1.05, 2: 0.97}  # per realisation: a mix-up of rows shows
     for r in out["arms"]["stat"]["rows"]:
-        r["migration"] = 1.05
+        r["migration"] = factor[r["seed"]]
         r["sigma"]["resolution_migration"] = 0.01
     path = _write(tmp_path, "a.json", out)
     kept = cov.main(["--merge", str(path)])
     undone = cov.main(["--merge", str(path), "--undo-migration"])
     capsys.readouterr()
     for k, u in zip(kept["arms"]["stat"]["rows"], undone["arms"]["stat"]["rows"], strict=True):
-        assert u["nsig_dd"] == pytest.approx(k["nsig_dd"] / 1.05, rel=1e-12)
+        assert u["nsig_dd"] == pytest.approx(k["nsig_dd"] / factor[k["seed"]], rel=1e-12)
         assert "resolution_migration" not in u["sigma"]
         assert k["sigma"]["resolution_migration"] == 0.01  # copied, untouched
     t = undone["arms"]["stat"]["table"][0]
-    want = np.mean([(1.0 + 0.01 * s) / 1.05 for s in (1, 2)])  # nsig_truth = 1
+    want = np.mean([(1.0 + 0.01 * s) / factor[s] for s in (1, 2)])  # nsig_truth = 1
     assert t["mean_ratio_dd_truth"] == pytest.approx(want, rel=1e-12)
+    # the widths are taken without the dropped part: `all` is data_stat ⊕ mc_acceptance
+    assert t["all"]["mean_rel_sigma"] == pytest.approx(np.hypot(0.02, 0.005), rel=1e-12)
+    assert kept["arms"]["stat"]["table"][0]["all"]["mean_rel_sigma"] == pytest.approx(
+        np.sqrt(0.02**2 + 0.005**2 + 0.01**2), rel=1e-12
+    )
+    # an undone output says so, and does not merge with one that keeps its correction
+    assert undone["migration_undone"] is True
+    both = [str(_write(tmp_path, "u.json", undone)), str(_write(tmp_path, "b.json", _output([3])))]
+    with pytest.raises(SystemExit, match="migration_undone differs"):
+        cov.main(["--merge", *both])
+    capsys.readouterr()
+
+
+def test_undo_migration_refuses_rows_without_a_factor_and_against(cov, tmp_path, capsys):
+    path = _write(tmp_path, "a.json", _output([1]))  # rows of an older coverage.py
+    with pytest.raises(SystemExit, match="seed 1 has no migration factor"):
+        cov.main(["--merge", str(path), "--undo-migration"])
+    msg = _error(cov, capsys, ["--merge", str(path), "--undo-migration", "--against", str(path)])
+    assert msg.endswith("--undo-migration: not with --against (its rows would keep their factor)")
 
 
 def test_migration_at_interpolates_ln_c_as_the_yield(cov, tmp_path):
@@ -528,7 +548,7 @@ def test_migration_at_interpolates_ln_c_as_the_yield(cov, tmp_path):
     mass = np.array([0.3, 0.4, 0.5])
     c = np.array([1.0, 1.1, 0.9])
     y = np.array([2.0, 1.0, 0.5])
-    doc = {"aprime": {"mass": mass.tolist()},
+    doc = {"aprime": {"mass": mass.tolist(), "per_pot_per_eps2": y.tolist()},
            "extrapolation": {"resolution_migration": {"applied": True,
                                                       "correction": c.tolist()}}}  # fmt: skip
     (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
@@ -542,6 +562,21 @@ def test_migration_at_interpolates_ln_c_as_the_yield(cov, tmp_path):
     doc["extrapolation"]["resolution_migration"] = {"applied": False}
     (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
     assert cov.migration_at(tmp_path, [0.35]) == {0.35: 1.0}
+    # a bin the yields stage left uncorrected counts as 1 (its finite c is not applied), and a
+    # bin without a positive yield is skipped, as Yields.at skips it
+    mass4, c4 = np.array([0.3, 0.4, 0.5, 0.6]), np.array([1.0, 1.2, 1.1, 0.9])
+    y4 = np.array([2.0, 0.0, 0.5, 0.25])
+    applied = c4.copy()
+    applied[2] = 1.0
+    doc = {"aprime": {"mass": mass4.tolist(), "per_pot_per_eps2": y4.tolist()},
+           "extrapolation": {"resolution_migration": {
+               "applied": True, "correction": c4.tolist(), "uncorrected_bins": [2]}}}  # fmt: skip
+    (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
+    plain, corrected = Yields(mass4, y4, np.full(4, 0.1), {}), Yields(mass4, y4 * applied,
+                                                                      np.full(4, 0.1), {})  # fmt: skip
+    for m, cm in cov.migration_at(tmp_path, [0.3, 0.42, 0.55]).items():
+        want = corrected.at([m])[0][0] / plain.at([m])[0][0]
+        assert cm == pytest.approx(float(want), rel=1e-12)
 
 
 def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_path):
@@ -574,9 +609,11 @@ def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_
     for a in (0.5, 0.25, 1.2247):  # keys that differ after their first decimal: other files
         cov.cached_truth(tmp_path, (1.25, a), fields, make)
     assert len(made) == 6
+    cov.cached_truth(tmp_path, (1.25, 1.2247 + 1e-8), fields, make)  # the same file name:
+    assert len(made) == 7  # the recorded key tells them apart, the truth is made again
     assert len(list(tmp_path.glob("*.npy"))) == 5  # the remade (1.25, 0) rewrote its own file
     cov.cached_truth(None, (1.25, 0.0), fields, make)  # no cache: always made
-    assert len(made) == 7
+    assert len(made) == 8
 
 
 # --------------------------------------------------------------------------- flow_spread.py
