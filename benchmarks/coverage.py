@@ -360,11 +360,10 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
     meta_path, m_path = cache / f"{stem}.json", cache / f"{stem}.npy"
     if meta_path.exists() and m_path.exists():
         meta = json.loads(meta_path.read_text())
-        sha = hashlib.sha256(m_path.read_bytes()).hexdigest()
-        if meta["fields"] == fields and meta.get("npy_sha256") == sha:
-            acc = {(float(m), float(c)): tuple(v) for m, c, *v in meta["acceptance"]}
-            return {"gstar": GstarTruth(np.load(m_path), *(np.empty(0),) * 3,
-                                        np.empty(0, int), meta["n_pot"]),
+        m = np.load(m_path) if meta["fields"] == fields else None
+        if m is not None and meta.get("masses_sha256") == hashlib.sha256(m.tobytes()).hexdigest():
+            acc = {(float(mass), float(ct)): tuple(v) for mass, ct, *v in meta["acceptance"]}
+            return {"gstar": GstarTruth(m, *(np.empty(0),) * 3, np.empty(0, int), meta["n_pot"]),
                     "acceptance": acc,
                     "window_gstar": {float(k): v for k, v in meta["window_gstar"].items()}}  # fmt: skip
     out = make()
@@ -373,7 +372,7 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
     np.save(tmp, out["gstar"].m)
     os.replace(tmp, m_path)
     meta = {"fields": fields, "n_pot": float(out["gstar"].n_pot),
-            "npy_sha256": hashlib.sha256(m_path.read_bytes()).hexdigest(),
+            "masses_sha256": hashlib.sha256(out["gstar"].m.tobytes()).hexdigest(),
             "acceptance": [[m, c, *v] for (m, c), v in out["acceptance"].items()],
             "window_gstar": {str(k): v for k, v in out["window_gstar"].items()}}  # fmt: skip
     tmp_j = cache / f"{stem}.{os.getpid()}.tmp.json"
@@ -535,31 +534,38 @@ def data_side(
 
 def migration_at(run: Path, masses) -> dict[float, float]:
     """Per mass, the resolution-migration factor c(m) that the run's A′ yield carries
-    (``yields.json`` ``extrapolation.resolution_migration``, ``yields.resolution_migration``),
-    interpolated as :meth:`gammastar.reach.Yields.at` interpolates the yield (ln c linear
-    between the centres of the bins it keeps, so that Y_corrected(m) = c(m) · Y(m) exactly
-    inside the yield's range; the end value beyond it); the bins the yields stage left
-    uncorrected at 1; 1 at every mass when no correction was applied. Recorded per row (``migration``) so that ``--merge
-    --undo-migration`` gives the uncorrected coverage of the same realisations."""
+    (``yields.json`` ``extrapolation.resolution_migration``, ``yields.resolution_migration``):
+    the corrected yield over the uncorrected one (each bin divided by its c; the bins the
+    yields stage left uncorrected at 1), both interpolated by :meth:`gammastar.reach.Yields.at`,
+    so that Y_corrected(m) = c(m) · Y(m) exactly; 1 where no correction was applied or outside
+    the yield's range (where ``Yields.at`` has no yield). Recorded per row (``migration``) so
+    that ``--merge --undo-migration`` gives the uncorrected coverage of the same
+    realisations."""
     from gammastar import rundir
+    from gammastar.reach import load_yields
 
-    doc = json.loads((run / rundir.YIELDS).read_text())
-    mig = (doc.get("extrapolation") or {}).get("resolution_migration") or {}
+    return migration_factors(load_yields(run / rundir.YIELDS), masses, where=run / rundir.YIELDS)
+
+
+def migration_factors(y: Any, masses, *, where: Any = "yields") -> dict[float, float]:
+    """:func:`migration_at` of a loaded :class:`gammastar.reach.Yields` ``y`` (``where`` names
+    it in the error of a correction with another number of bins than the yield)."""
+    from gammastar.reach import Yields
+
+    mig = (y.extrapolation or {}).get("resolution_migration") or {}
     if not mig.get("applied"):
         return {float(m): 1.0 for m in masses}
-    centres = np.asarray(doc["aprime"]["mass"], dtype=np.float64)
-    y = np.array([np.nan if v is None else v for v in doc["aprime"]["per_pot_per_eps2"]], float)
     c = np.array([np.nan if v is None else v for v in mig["correction"]], dtype=np.float64)
-    if not c.size == centres.size == y.size:
-        raise SystemExit(f"{run / rundir.YIELDS}: resolution_migration has {c.size} bins, the "
-                         f"yield {centres.size}")  # fmt: skip
-    # the bins the yields stage left at 1 (no finite c or error) and what Yields.at drops
+    if c.size != y.mass.size:
+        raise SystemExit(f"{where}: resolution_migration has {c.size} bins, the yield "
+                         f"{y.mass.size}")  # fmt: skip
     c[list(mig.get("uncorrected_bins") or [])] = 1.0
     c = np.where(np.isfinite(c) & (c > 0), c, 1.0)
-    good = np.isfinite(y) & (y > 0) & np.isfinite(centres)
-    order = np.argsort(centres[good])
-    mg, lc = centres[good][order], np.log(c[good][order])
-    return {float(m): float(np.exp(np.interp(m, mg, lc))) for m in masses}
+    plain = Yields(y.mass, y.per_pot_per_eps2 / c, y.stat_err / c, y.meta)
+    ratio = y.at(masses)[0] / plain.at(masses)[0]
+    return {
+        float(m): float(r) if np.isfinite(r) else 1.0 for m, r in zip(masses, ratio, strict=True)
+    }
 
 
 def bootstrap_replicas(flow_dir: Path, more: list[Path] = ()) -> list[Any] | None:

@@ -538,45 +538,45 @@ def test_undo_migration_refuses_rows_without_a_factor_and_against(cov, tmp_path,
     assert msg.endswith("--undo-migration: not with --against (its rows would keep their factor)")
 
 
-def test_migration_at_interpolates_ln_c_as_the_yield(cov, tmp_path):
-    """:func:`migration_at` gives c(m) with ln c linear between the bins' centres, the
-    interpolation of :meth:`gammastar.reach.Yields.at`, so that a yield corrected bin by bin is
-    c(m) × the uncorrected one at every mass; 1 where no correction was applied."""
-    from gammastar import rundir
+def test_migration_at_interpolates_ln_c_as_the_yield(cov):
+    """:func:`migration_factors` (what :func:`migration_at` gives for a run's yields.json) is
+    the corrected yield over the uncorrected one, both by :meth:`gammastar.reach.Yields.at`
+    (ln y linear between the bins' centres): c(m) with ln c linear, so that a yield corrected
+    bin by bin is c(m) × the uncorrected one at every mass; 1 where no correction was
+    applied. The expected values are computed here independently from ln c."""
     from gammastar.reach import Yields
 
     mass = np.array([0.3, 0.4, 0.5])
     c = np.array([1.0, 1.1, 0.9])
     y = np.array([2.0, 1.0, 0.5])
-    doc = {"aprime": {"mass": mass.tolist(), "per_pot_per_eps2": y.tolist()},
-           "extrapolation": {"resolution_migration": {"applied": True,
-                                                      "correction": c.tolist()}}}  # fmt: skip
-    (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
-    at = cov.migration_at(tmp_path, [0.3, 0.35, 0.47])
     rel = np.full(3, 0.1)
-    plain, corrected = Yields(mass, y, rel, {}), Yields(mass, y * c, rel, {})
+    mig = {"resolution_migration": {"applied": True, "correction": c.tolist()}}
+    at = cov.migration_factors(Yields(mass, y * c, rel, {}, extrapolation=mig), [0.3, 0.35, 0.47])
     for m, cm in at.items():
-        want = corrected.at([m])[0][0] / plain.at([m])[0][0]
+        want = np.exp(np.interp(m, mass, np.log(c)))
         assert cm == pytest.approx(float(want), rel=1e-12)
-    assert at[0.3] == pytest.approx(1.0, rel=1e-12)
-    doc["extrapolation"]["resolution_migration"] = {"applied": False}
-    (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
-    assert cov.migration_at(tmp_path, [0.35]) == {0.35: 1.0}
+    assert at[0.35] != pytest.approx(1.05, rel=1e-4)  # not c interpolated linearly
+    off = {"resolution_migration": {"applied": False}}
+    assert cov.migration_factors(Yields(mass, y, rel, {}, extrapolation=off), [0.35]) == {
+        0.35: 1.0  # the literal 1 of an uncorrected yield
+    }
     # a bin the yields stage left uncorrected counts as 1 (its finite c is not applied), and a
     # bin without a positive yield is skipped, as Yields.at skips it
     mass4, c4 = np.array([0.3, 0.4, 0.5, 0.6]), np.array([1.0, 1.2, 1.1, 0.9])
     y4 = np.array([2.0, 0.0, 0.5, 0.25])
     applied = c4.copy()
     applied[2] = 1.0
-    doc = {"aprime": {"mass": mass4.tolist(), "per_pot_per_eps2": y4.tolist()},
-           "extrapolation": {"resolution_migration": {
-               "applied": True, "correction": c4.tolist(), "uncorrected_bins": [2]}}}  # fmt: skip
-    (tmp_path / rundir.YIELDS).write_text(json.dumps(doc))
-    plain, corrected = Yields(mass4, y4, np.full(4, 0.1), {}), Yields(mass4, y4 * applied,
-                                                                      np.full(4, 0.1), {})  # fmt: skip
-    for m, cm in cov.migration_at(tmp_path, [0.3, 0.42, 0.55]).items():
-        want = corrected.at([m])[0][0] / plain.at([m])[0][0]
+    mig4 = {"resolution_migration": {"applied": True, "correction": c4.tolist(),
+                                     "uncorrected_bins": [2]}}  # fmt: skip
+    at4 = cov.migration_factors(Yields(mass4, y4 * applied, np.full(4, 0.1), {},
+                                       extrapolation=mig4), [0.3, 0.42, 0.55])  # fmt: skip
+    keep = y4 > 0  # Yields.at's nodes
+    for m, cm in at4.items():
+        want = np.exp(np.interp(m, mass4[keep], np.log(applied[keep])))
         assert cm == pytest.approx(float(want), rel=1e-12)
+    bad = {"resolution_migration": {"applied": True, "correction": [1.0, 1.1]}}
+    with pytest.raises(SystemExit, match="2 bins, the yield 3"):
+        cov.migration_factors(Yields(mass, y, rel, {}, extrapolation=bad), [0.35])
 
 
 def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_path):
@@ -599,8 +599,8 @@ def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_
     first = cov.cached_truth(tmp_path, (1.25, 0.0), fields, make)
     again = cov.cached_truth(tmp_path, (1.25, 0.0), fields, make)
     assert len(made) == 1
-    assert np.array_equal(again["gstar"].m, first["gstar"].m)
-    assert again["gstar"].n_pot == 123.5
+    assert np.array_equal(again["gstar"].m, first["gstar"].m)  # a file copy: the same bits
+    assert again["gstar"].n_pot == 123.5  # copied through JSON, exact
     assert again["acceptance"] == first["acceptance"]
     assert again["window_gstar"] == {0.6: 42}
     cov.cached_truth(tmp_path, (1.25, 0.0), fields | {"sources": 2000}, make)

@@ -74,7 +74,7 @@ def test_reduced_coverage(tmp_path):
         assert sg["extrapolation_varied"] <= sg["extrapolation"] * (1 + 1e-12)
         # the demo applies no yields.resolution_migration: each row's factor is 1 and
         # --merge --undo-migration reads it
-        assert r["migration"] == 1.0
+        assert r["migration"] == 1.0  # the literal 1 migration_at returns without one
         assert "resolution_migration" not in sg
     arms = (
         ("full", ("all", "varied", "all_yield", "data_stat")),
