@@ -1,0 +1,244 @@
+"""The fiducial yield Y_F of demo-sized realisations against the generator's truth, taken apart.
+
+``benchmarks/coverage_parts.py`` located the coverage's 0.6 GeV shortfall in the yield part
+c·Y_F/(Y_t f_t) of the realisations drawn with the harder p_T form (docs/coverage.md, session
+24), pooled over drawn rapidity widths and with each realisation's own flow. This script
+measures that part on its own, at one stated mock (``--pt-form`` a, the mesons' m_T power;
+``--y-sigma``, their rapidity width, by default the analysis's stated σ_y so that the
+extrapolation's f_F is not tested against a drawn width), on ``--realisations`` runs of the
+config (generate → select → yields; no flow), and splits each run's ratio at each mass into
+
+* ``Y``, ``f``, ``YF``: the chain's full-phase-space yield Y(m), its f_F(m) and Y·f_F over the
+  truth's (Y_t at the data's mass resolution, as ``coverage.py``'s truth, and f_t, the
+  generator's γ* at mass m inside the run's F);
+* ``closure``: the signal-tagged pairs' 1/(A ε) inside F over the run's own truth tree's 1/A
+  inside F (efficiency and per-pair acceptance at the same λ_θ; ``resolution_migration.py
+  --runs``), and ``subtraction``: all pairs' weights inside F over the signal pairs' (the
+  like-sign subtraction);
+* ``acc_measured``, ``acc_iso``: the run's own truth-tree γ* (true mass in a ±``--window``
+  slice) Σ 1/A inside F over their number × f_t, with A at the run's measured λ_θ(m) and at
+  λ_θ = 0: the per-pair acceptance correction against the true count; their ratio is what the
+  measured λ_θ moves the yield by;
+* ``lambda_theta``: the λ_θ the run measured in the polarisation bin that holds the mass,
+
+and gives the generator's own λ_θ of the γ* inside F at each mass (:func:`truth_lambdas` of
+the decay angles in the pair's helicity frame, true muons): the λ_θ a correct measurement
+returns. Means over the realisations with their standard errors. The realisations are
+``<workdir>/seed<S>``; ``--reuse`` keeps one whose mock file was generated with the same mock
+parameters (``coverage.reuse_mismatch``).
+
+Usage: ``python benchmarks/fiducial_yield.py [--config analysis/na60_like.yaml] --workdir W
+[--pt-form 1.2247] [--y-sigma 1.25] [--realisations 20] [--first-seed 2000]`` (about 24 s
+per realisation on one core, plus 40 s for the truth). The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/ holds select.py: keep it off sys.path so the stdlib `select` is found
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import importlib.util
+import json
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+coverage = _load("coverage")
+resolution_migration = _load("resolution_migration")
+
+KEYS = ("Y", "f", "YF", "closure", "subtraction", "acc_measured", "acc_iso", "lambda_theta")
+
+
+def stated_mock(base: Any, pt_form: float | None, y_sigma: float | None) -> Any:
+    """``base`` with the mock's p_T form and rapidity width replaced where given; the
+    rapidity width defaults to the analysis's stated σ_y (``yields.extrapolation_y_sigma``)."""
+    if y_sigma is None and base.yields.extrapolation_y_sigma is not None:
+        y_sigma = float(base.yields.extrapolation_y_sigma.value)
+    upd = {k: float(v) for k, v in (("pt_mt_power", pt_form), ("rapidity_sigma", y_sigma))
+           if v is not None}  # fmt: skip
+    if not upd:
+        return base
+    if (why := coverage.pt_mt_power_error(upd.get("pt_mt_power", 0.0))) is not None:
+        raise SystemExit(f"fiducial_yield: --pt-form {why}")
+    return base.model_copy(update={"mock": base.mock.model_copy(update=upd)})
+
+
+def truth_lambda(cfg: Any, fiducial: Any, masses, window: float, *, sources: int, seed: int):
+    """The generator's λ_θ (± its error) of the γ* inside F (λ_θ = 0) within ±``window`` of
+    each mass: :func:`gammastar.polarisation.truth_lambdas` of the true muons' helicity-frame
+    angles (μ⁺ as lepton 1, the convention of the selection)."""
+    from gammastar.mock.generate import MUON_GSTAR, MockGenerator
+    from gammastar.polarisation import helicity_angles, truth_lambdas
+
+    iso = type(fiducial)(fiducial.acceptance.with_lambda(0.0), fiducial.min_acceptance)
+    got: dict[str, list] = {"m": [], "c": [], "phi": []}
+    for ch in MockGenerator(cfg, seed=seed).chunks(sources):
+        s = ch.sources
+        keep = np.isin(s.channel, list(MUON_GSTAR))
+        g = s.gstar[:, keep]
+        near = np.zeros(g.shape[1], bool)
+        for m in masses:
+            near |= np.abs(g[4] - m) < window
+        near &= iso.contains(g[4], np.hypot(g[0], g[1]), g[3])
+        plus = (s.charge1[keep] > 0)[near]
+        mu1, mu2 = s.mu1[:, keep][:, near], s.mu2[:, keep][:, near]
+        c, phi = helicity_angles(np.where(plus, mu1, mu2), np.where(plus, mu2, mu1))
+        for k, v in (("m", g[4, near]), ("c", c), ("phi", phi)):
+            got[k].append(v)
+    m, c, phi = (np.concatenate(got[k]) for k in ("m", "c", "phi"))
+    out = {}
+    for x in masses:
+        t = truth_lambdas(m, c, phi, [x - window, x + window])
+        out[x] = (float(t["lambda_theta"][0]), float(t["lambda_theta_err"][0]))
+    return out
+
+
+def measured_lambda(run: Path, m: float) -> float:
+    """The λ_θ the run's selection measured in the polarisation bin holding ``m``."""
+    pol = json.loads((run / "select.json").read_text())["polarisation"]
+    edges = np.asarray(pol["mass_edges"], float)
+    b = int(np.clip(np.searchsorted(edges, m, side="right") - 1, 0, edges.size - 2))
+    return float(pol["lambda_theta"][b])
+
+
+def acceptance_closure(rows, gen, fine, fiducial, f_t: float, m: float, window: float) -> float:
+    """Σ 1/A inside F of the run's truth-tree γ* of true mass within ±``window`` of ``m``, over
+    their generated number × ``f_t``: the per-pair acceptance correction against the truth."""
+    from gammastar.migration import binned, fiducial_weights
+
+    w = fiducial_weights(rows, fiducial)
+    k = np.abs(rows["m_true"] - m) < window
+    n = binned(gen, fine, np.array([m - window, m + window]))[0]
+    return float(w[k].sum() / (n * f_t)) if n > 0 and f_t > 0 else float("nan")
+
+
+def one_run(cfg: Any, run: Path, g: Any, smear: Any, masses, window: float) -> dict[str, Any]:
+    """The split of one finished realisation (module docstring)."""
+    from gammastar.extrapolation import Extrapolation
+    from gammastar.migration import read_simulation
+    from gammastar.mock.closure import truth_aprime_yield
+    from gammastar.mock.truth import TruthSampler
+    from gammastar.pair_acceptance import FiducialRegion
+    from gammastar.reach import Yields, load_yields
+
+    y = load_yields(run / "yields.json")
+    ex = Extrapolation.from_dict(y.extrapolation)
+    fid = FiducialRegion.from_dict(y.extrapolation["fiducial"])
+    iso = FiducialRegion(fid.acceptance.with_lambda(0.0), fid.min_acceptance)
+    ty = truth_aprime_yield(g, ex.edges, m_lepton=cfg.input.lepton_mass, seed=cfg.seed, smear=smear)
+    yt = Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {})
+    parts = resolution_migration.run_parts(run, ex.edges, fid)
+    rows, gen, fine = read_simulation([run / "mock.root"])
+    half = TruthSampler(g).half_width
+    out: dict[str, Any] = {"seed": cfg.seed}
+    for m in masses:
+        win = g.in_window(m, half)
+        at_m = np.full(win.qT.size, m)
+        f_t = float(fid.contains(at_m, win.qT, win.E).mean())
+        f_iso = float(iso.contains(at_m, win.qT, win.E).mean())
+        y_dd, y_t, f_dd = float(y.at([m])[0][0]), float(yt.at([m])[0][0]), float(ex.at(m)[0])
+        b = int(np.searchsorted(ex.edges, m, side="right") - 1)
+        out[str(m)] = {
+            "Y": y_dd / y_t, "f": f_dd / f_t, "YF": y_dd * f_dd / (y_t * f_t),
+            "closure": float(parts["fiducial_closure"][b]),
+            "subtraction": float(parts["subtraction"][b]),
+            "acc_measured": acceptance_closure(rows, gen, fine, fid, f_t, m, window),
+            "acc_iso": acceptance_closure(rows, gen, fine, iso, f_iso, m, window),
+            "lambda_theta": measured_lambda(run, m),
+        }  # fmt: skip
+    return out
+
+
+def summary(per: list[dict[str, Any]], masses) -> dict[str, dict[str, list[float]]]:
+    """Per mass and key: [mean, its standard error] over the realisations."""
+    out = {}
+    for m in masses:
+        out[str(m)] = {}
+        for k in KEYS:
+            x = np.array([r[str(m)][k] for r in per], float)
+            x = x[np.isfinite(x)]
+            sem = float(x.std(ddof=1) / math.sqrt(x.size)) if x.size > 1 else float("nan")
+            out[str(m)][k] = [float(x.mean()) if x.size else float("nan"), sem]
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
+    ap.add_argument("--workdir", type=Path, required=True)
+    ap.add_argument("--pt-form", type=float, default=None,
+                    help="the mock mesons' m_T power a (default: the config's)")  # fmt: skip
+    ap.add_argument("--y-sigma", type=float, default=None,
+                    help="the mock's rapidity width (default: the analysis's stated σ_y)")  # fmt: skip
+    ap.add_argument("--realisations", type=int, default=20)
+    ap.add_argument("--first-seed", type=int, default=2000)
+    ap.add_argument("--masses", type=float, nargs="+", default=[0.3, 0.6, 0.9])
+    ap.add_argument("--window", type=float, default=0.03, help="± GeV of the mass slices")
+    ap.add_argument("--truth-sources", type=int, default=20_000_000)
+    ap.add_argument("--seed", type=int, default=99, help="the truth's seed")
+    ap.add_argument("--reuse", action="store_true")
+    args = ap.parse_args(argv)
+    if args.realisations < 2:
+        ap.error("--realisations must be at least 2 (the means' errors)")
+
+    from gammastar.config import load_config
+    from gammastar.pair_acceptance import fiducial_from_config
+
+    t0 = time.perf_counter()
+    base = stated_mock(load_config(args.config), args.pt_form, args.y_sigma)
+    g = coverage.generator_gstar(base, sources=args.truth_sources, seed=args.seed)
+    smear = coverage.mass_response(base, {}, sources=args.truth_sources // 5, seed=args.seed + 1)[0]
+    lam_t = truth_lambda(base, fiducial_from_config(base, lambda_theta=0.0), args.masses,
+                         args.window, sources=args.truth_sources // 2, seed=args.seed + 2)  # fmt: skip
+    print(f"truth: {args.truth_sources:.2g} sources, {time.perf_counter() - t0:.0f} s", flush=True)
+    per = []
+    for s in range(args.first_seed, args.first_seed + args.realisations):
+        run = args.workdir / f"seed{s}"
+        cfg = base.model_copy(update={"seed": s, "output": str(run)})
+        if not (args.reuse and coverage.reuse_mismatch(run, cfg) is None):
+            coverage.realisation(cfg)
+        per.append(one_run(cfg, run, g, smear, args.masses, args.window))
+        r = per[-1][str(args.masses[len(args.masses) // 2])]
+        print(f"seed {s}: " + ", ".join(f"{k} {r[k]:.3f}" for k in KEYS), flush=True)
+    summ = summary(per, args.masses)
+    mock = base.mock
+    print(f"\n{len(per)} realisations, mock p_T form a = {mock.pt_mt_power:g}, σ_y = "
+          f"{mock.rapidity_sigma:g}; means ± their errors\n")  # fmt: skip
+    print("| m (GeV) | Y/Y_t | f_F/f_t | Y_F/(Y_t f_t) | pairs / truth tree in F | "
+          "subtracted / signal | Σ1/A (measured λ_θ) / N f_t | Σ1/A (λ_θ = 0) / N f_t | "
+          "λ_θ measured | λ_θ truth in F |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for m in args.masses:
+        v = summ[str(m)]
+        cells = [f"{v[k][0]:.4f} ± {v[k][1]:.4f}" for k in KEYS[:-1]]
+        cells.append(f"{v['lambda_theta'][0]:+.3f} ± {v['lambda_theta'][1]:.3f}")
+        cells.append(f"{lam_t[m][0]:+.3f} ± {lam_t[m][1]:.3f}")
+        print(f"| {m:.2f} | " + " | ".join(cells) + " |")
+    out = {"benchmark": "fiducial_yield", "config": str(args.config),
+           "pt_form": float(mock.pt_mt_power), "y_sigma": float(mock.rapidity_sigma),
+           "realisations": len(per), "first_seed": args.first_seed, "truth_seed": args.seed,
+           "truth_sources": args.truth_sources, "window": args.window,
+           "summary": summ, "truth_lambda_theta": {str(m): lam_t[m] for m in args.masses},
+           "per_run": per, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""benchmarks/fiducial_yield.py's pieces (issue 19): the stated mock, the measured λ_θ's bin,
+the acceptance correction's closure against a truth with a known answer, the means. Fast: no
+chain, no truth generation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from _benchmarks import load_benchmark
+
+from gammastar.config import load_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def fy():
+    return load_benchmark("fiducial_yield")
+
+
+@pytest.fixture(scope="module")
+def base():
+    return load_config(REPO / "analysis" / "na60_like.yaml")
+
+
+def test_stated_mock_takes_the_analysis_width_and_the_given_form(fy, base):
+    stated = base.yields.extrapolation_y_sigma.value
+    cfg = fy.stated_mock(base, 1.2247, None)
+    # literals copied into the config: exact
+    assert cfg.mock.pt_mt_power == 1.2247
+    assert cfg.mock.rapidity_sigma == stated
+    assert fy.stated_mock(base, None, 0.9).mock.rapidity_sigma == 0.9
+    assert fy.stated_mock(base, None, 0.9).mock.pt_mt_power == base.mock.pt_mt_power
+
+
+def test_stated_mock_refuses_a_form_outside_the_samplers_range(fy, base):
+    with pytest.raises(SystemExit, match="--pt-form"):
+        fy.stated_mock(base, -2.5, None)
+
+
+def test_measured_lambda_reads_the_bin_that_holds_the_mass(fy, tmp_path):
+    pol = {"mass_edges": [0.2, 0.45, 0.7, 1.1], "lambda_theta": [0.1, -0.2, 0.3]}
+    (tmp_path / "select.json").write_text(json.dumps({"polarisation": pol}))
+    got = [fy.measured_lambda(tmp_path, m) for m in (0.3, 0.45, 0.6, 1.1, 0.1)]
+    # copies through JSON: exact; an edge belongs to the bin above, the ends clip
+    assert got == [0.1, -0.2, -0.2, 0.3, 0.1]
+
+
+class _FlatAcceptance:
+    """A per-pair acceptance of one value everywhere (the fiducial region is then all or
+    nothing)."""
+
+    def __init__(self, a):
+        self.a = a
+
+    def of_kinematics(self, m, qt, e):
+        return np.full(np.shape(m), self.a)
+
+
+def test_acceptance_closure_is_one_when_a_is_the_recorded_fraction(fy):
+    # 4000 generated γ* spread evenly over 0.50–0.70 GeV (1 MeV bins); every second one of
+    # 0.55–0.65 recorded: A = 1/2 is the truth, so Σ 1/A over the recorded equals the number
+    # generated in the slice, 2000, and the closure is 1 (up to the float sums' rounding)
+    fine = np.linspace(0.5, 0.7, 201)
+    gen = np.full(200, 20.0)
+    m_true = np.repeat(0.5 + 0.001 * (np.arange(200) + 0.5), 10)  # 10 recorded per bin
+    rows = {"m": m_true, "qT": np.ones(m_true.size), "E": np.full(m_true.size, 10.0),
+            "m_true": m_true}  # fmt: skip
+    fid = SimpleNamespace(acceptance=_FlatAcceptance(0.5), min_acceptance=0.05)
+    got = fy.acceptance_closure(rows, gen, fine, fid, 1.0, 0.6, 0.05)
+    assert math.isclose(got, 1.0, rel_tol=1e-12)
+    # A stated at 0.4 over-corrects by 0.5/0.4; F's true fraction halved doubles it
+    fid.acceptance = _FlatAcceptance(0.4)
+    assert math.isclose(fy.acceptance_closure(rows, gen, fine, fid, 0.5, 0.6, 0.05),
+                        2 * 1.25, rel_tol=1e-12)  # fmt: skip
+    # outside F (A below min_acceptance) nothing is counted
+    fid.acceptance = _FlatAcceptance(0.01)
+    assert fy.acceptance_closure(rows, gen, fine, fid, 1.0, 0.6, 0.05) == 0.0
+
+
+def test_summary_gives_the_mean_and_its_error_without_the_nans(fy):
+    keys = fy.KEYS
+    per = [{"0.6": {k: v for k in keys}} for v in (1.0, 2.0, 3.0, float("nan"))]
+    got = fy.summary(per, [0.6])["0.6"]
+    for k in keys:  # mean 2, sd 1 of three values: error 1/√3
+        assert math.isclose(got[k][0], 2.0, rel_tol=1e-12)
+        assert math.isclose(got[k][1], 1 / math.sqrt(3), rel_tol=1e-12)
