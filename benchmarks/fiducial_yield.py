@@ -16,10 +16,11 @@ config (generate → select → yields; no flow), and splits each run's ratio at
   --runs``), and ``subtraction``: all pairs' weights inside F over the signal pairs' (the
   like-sign subtraction);
 * ``acc_measured``, ``acc_iso``: the run's own truth-tree γ* (true mass in a ±``--window``
-  slice) Σ 1/A inside F over their number × f_t, with A at the run's measured λ_θ(m) and at
+  slice) Σ 1/A inside F over their generated number × f_t, with A at the run's measured λ_θ(m) and at
   λ_θ = 0: the per-pair acceptance correction against the true count; their ratio is what the
   measured λ_θ moves the yield by;
-* ``lambda_theta``: the λ_θ the run measured in the polarisation bin that holds the mass,
+* ``lambda_theta``: the λ_θ the run measured in the polarisation bin that holds the mass
+  (the acceptance interpolates λ_θ between the bins' centres, so near an edge A mixes two),
 
 and gives the generator's own λ_θ of the γ* inside F at each mass (:func:`truth_lambdas` of
 the decay angles in the pair's helicity frame, true muons): the λ_θ a correct measurement
@@ -153,7 +154,7 @@ def one_run(cfg: Any, run: Path, g: Any, smear: Any, masses, window: float) -> d
         f_t = float(fid.contains(at_m, win.qT, win.E).mean())
         f_iso = float(iso.contains(at_m, win.qT, win.E).mean())
         y_dd, y_t, f_dd = float(y.at([m])[0][0]), float(yt.at([m])[0][0]), float(ex.at(m)[0])
-        b = int(np.searchsorted(ex.edges, m, side="right") - 1)
+        b = int(np.clip(np.searchsorted(ex.edges, m, side="right") - 1, 0, ex.edges.size - 2))
         out[str(m)] = {
             "Y": y_dd / y_t, "f": f_dd / f_t, "YF": y_dd * f_dd / (y_t * f_t),
             "closure": float(parts["fiducial_closure"][b]),

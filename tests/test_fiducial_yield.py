@@ -63,13 +63,14 @@ class _FlatAcceptance:
 
 
 def test_acceptance_closure_is_one_when_a_is_the_recorded_fraction(fy):
-    # 4000 generated γ* spread evenly over 0.50–0.70 GeV (1 MeV bins); every second one of
-    # 0.55–0.65 recorded: A = 1/2 is the truth, so Σ 1/A over the recorded equals the number
-    # generated in the slice, 2000, and the closure is 1 (up to the float sums' rounding)
+    # 4000 generated γ* spread evenly over 0.50–0.70 GeV (20 per 1 MeV bin), 10 of each bin's
+    # 20 recorded: A = 1/2 is the truth, so Σ 1/A over the recorded γ* of true mass in
+    # 0.55–0.65 equals the number generated there, 2000, and the closure is 1 (up to the float
+    # sums' rounding). Their reconstructed masses are 80 MeV higher: the slice is by true mass
     fine = np.linspace(0.5, 0.7, 201)
     gen = np.full(200, 20.0)
-    m_true = np.repeat(0.5 + 0.001 * (np.arange(200) + 0.5), 10)  # 10 recorded per bin
-    rows = {"m": m_true, "qT": np.ones(m_true.size), "E": np.full(m_true.size, 10.0),
+    m_true = np.repeat(0.5 + 0.001 * (np.arange(200) + 0.5), 10)
+    rows = {"m": m_true + 0.08, "qT": np.ones(m_true.size), "E": np.full(m_true.size, 10.0),
             "m_true": m_true}  # fmt: skip
     fid = SimpleNamespace(acceptance=_FlatAcceptance(0.5), min_acceptance=0.05)
     got = fy.acceptance_closure(rows, gen, fine, fid, 1.0, 0.6, 0.05)
@@ -85,8 +86,10 @@ def test_acceptance_closure_is_one_when_a_is_the_recorded_fraction(fy):
 
 def test_summary_gives_the_mean_and_its_error_without_the_nans(fy):
     keys = fy.KEYS
-    per = [{"0.6": {k: v for k in keys}} for v in (1.0, 2.0, 3.0, float("nan"))]
+    # key i takes (1, 2, 3) + 10 i and one NaN: mean 2 + 10 i, sd 1 of three, error 1/√3
+    per = [{"0.6": {k: v + 10 * i for i, k in enumerate(keys)}}
+           for v in (1.0, 2.0, 3.0, float("nan"))]  # fmt: skip
     got = fy.summary(per, [0.6])["0.6"]
-    for k in keys:  # mean 2, sd 1 of three values: error 1/√3
-        assert math.isclose(got[k][0], 2.0, rel_tol=1e-12)
+    for i, k in enumerate(keys):
+        assert math.isclose(got[k][0], 2.0 + 10 * i, rel_tol=1e-12)
         assert math.isclose(got[k][1], 1 / math.sqrt(3), rel_tol=1e-12)
