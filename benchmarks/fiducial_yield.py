@@ -110,44 +110,58 @@ def truth_lambda(cfg: Any, fiducial: Any, masses, window: float, *, sources: int
     return out
 
 
-def measured_lambda(run: Path, m: float) -> float:
-    """The λ_θ the run's selection measured in the polarisation bin holding ``m``."""
-    pol = json.loads((run / "select.json").read_text())["polarisation"]
-    edges = np.asarray(pol["mass_edges"], float)
+def measured_lambda(polarisation: dict[str, Any], m: float) -> float:
+    """The λ_θ a selection measured (its ``select.json`` ``polarisation``) in the bin holding
+    ``m`` (the ends clip)."""
+    edges = np.asarray(polarisation["mass_edges"], float)
     b = int(np.clip(np.searchsorted(edges, m, side="right") - 1, 0, edges.size - 2))
-    return float(pol["lambda_theta"][b])
+    return float(polarisation["lambda_theta"][b])
 
 
-def acceptance_closure(rows, gen, fine, fiducial, f_t: float, m: float, window: float) -> float:
-    """Σ 1/A inside F of the run's truth-tree γ* of true mass within ±``window`` of ``m``, over
-    their generated number × ``f_t``: the per-pair acceptance correction against the truth."""
-    from gammastar.migration import binned, fiducial_weights
+def acceptance_closure(rows, weights, gen, fine, f_t: float, m: float, window: float) -> float:
+    """Σ ``weights`` (1/A inside F, :func:`gammastar.migration.fiducial_weights`) of the run's
+    truth-tree γ* of true mass within ±``window`` of ``m``, over their generated number ×
+    ``f_t``: the per-pair acceptance correction against the truth."""
+    from gammastar.migration import binned
 
-    w = fiducial_weights(rows, fiducial)
     k = np.abs(rows["m_true"] - m) < window
     n = binned(gen, fine, np.array([m - window, m + window]))[0]
-    return float(w[k].sum() / (n * f_t)) if n > 0 and f_t > 0 else float("nan")
+    return float(weights[k].sum() / (n * f_t)) if n > 0 and f_t > 0 else float("nan")
 
 
-def one_run(cfg: Any, run: Path, g: Any, smear: Any, masses, window: float) -> dict[str, Any]:
-    """The split of one finished realisation (module docstring)."""
-    from gammastar.extrapolation import Extrapolation
-    from gammastar.migration import read_simulation
+def truth_yield(g: Any, edges, *, m_lepton: float, smear: Any, seed: int) -> Any:
+    """The truth's A′ yield per POT per ε² in the yields' bins ``edges``, its γ* smeared with
+    the data's mass response (as ``coverage.truth_nsig``; one for all realisations)."""
     from gammastar.mock.closure import truth_aprime_yield
+    from gammastar.reach import Yields
+
+    ty = truth_aprime_yield(g, edges, m_lepton=m_lepton, seed=seed, smear=smear)
+    return Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {})
+
+
+def one_run(run: Path, seed: int, g: Any, truth: tuple[Any, Any], masses, window: float):
+    """The split of one finished realisation (module docstring) as a dict; ``truth`` the
+    yield bins' edges and the truth's yield in them (:func:`truth_yield`)."""
+    from gammastar.extrapolation import Extrapolation
+    from gammastar.migration import fiducial_weights, read_simulation
     from gammastar.mock.truth import TruthSampler
     from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import Yields, load_yields
+    from gammastar.reach import load_yields
 
     y = load_yields(run / "yields.json")
     ex = Extrapolation.from_dict(y.extrapolation)
+    edges, yt = truth
+    if ex.edges.shape != edges.shape or not np.allclose(ex.edges, edges, rtol=0, atol=1e-12):
+        raise SystemExit(f"fiducial_yield: {run}: other yield bins than the first run's")
     fid = FiducialRegion.from_dict(y.extrapolation["fiducial"])
     iso = FiducialRegion(fid.acceptance.with_lambda(0.0), fid.min_acceptance)
-    ty = truth_aprime_yield(g, ex.edges, m_lepton=cfg.input.lepton_mass, seed=cfg.seed, smear=smear)
-    yt = Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {})
-    parts = resolution_migration.run_parts(run, ex.edges, fid)
-    rows, gen, fine = read_simulation([run / "mock.root"])
+    sim = read_simulation([run / "mock.root"])
+    rows, gen, fine = sim
+    parts = resolution_migration.run_parts(run, ex.edges, fid, simulation=sim)
+    w_fid, w_iso = fiducial_weights(rows, fid), fiducial_weights(rows, iso)
+    pol = json.loads((run / "select.json").read_text())["polarisation"]
     half = TruthSampler(g).half_width
-    out: dict[str, Any] = {"seed": cfg.seed}
+    out: dict[str, Any] = {"seed": seed}
     for m in masses:
         win = g.in_window(m, half)
         at_m = np.full(win.qT.size, m)
@@ -159,9 +173,9 @@ def one_run(cfg: Any, run: Path, g: Any, smear: Any, masses, window: float) -> d
             "Y": y_dd / y_t, "f": f_dd / f_t, "YF": y_dd * f_dd / (y_t * f_t),
             "closure": float(parts["fiducial_closure"][b]),
             "subtraction": float(parts["subtraction"][b]),
-            "acc_measured": acceptance_closure(rows, gen, fine, fid, f_t, m, window),
-            "acc_iso": acceptance_closure(rows, gen, fine, iso, f_iso, m, window),
-            "lambda_theta": measured_lambda(run, m),
+            "acc_measured": acceptance_closure(rows, w_fid, gen, fine, f_t, m, window),
+            "acc_iso": acceptance_closure(rows, w_iso, gen, fine, f_iso, m, window),
+            "lambda_theta": measured_lambda(pol, m),
         }  # fmt: skip
     return out
 
@@ -208,13 +222,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     lam_t = truth_lambda(base, fiducial_from_config(base, lambda_theta=0.0), args.masses,
                          args.window, sources=args.truth_sources // 2, seed=args.seed + 2)  # fmt: skip
     print(f"truth: {args.truth_sources:.2g} sources, {time.perf_counter() - t0:.0f} s", flush=True)
-    per = []
+    per, truth = [], None
     for s in range(args.first_seed, args.first_seed + args.realisations):
         run = args.workdir / f"seed{s}"
         cfg = base.model_copy(update={"seed": s, "output": str(run)})
         if not (args.reuse and coverage.reuse_mismatch(run, cfg) is None):
             coverage.realisation(cfg)
-        per.append(one_run(cfg, run, g, smear, args.masses, args.window))
+        if truth is None:  # the yields' bins, the same for every realisation of the config
+            edges = np.asarray(json.loads((run / "yields.json").read_text())["extrapolation"]
+                               ["bin_edges"], float)  # fmt: skip
+            truth = edges, truth_yield(g, edges, m_lepton=base.input.lepton_mass, smear=smear,
+                                       seed=args.seed + 3)  # fmt: skip
+        per.append(one_run(run, s, g, truth, args.masses, args.window))
         r = per[-1][str(args.masses[len(args.masses) // 2])]
         print(f"seed {s}: " + ", ".join(f"{k} {r[k]:.3f}" for k in KEYS), flush=True)
     summ = summary(per, args.masses)

@@ -106,16 +106,17 @@ def slices_at(rows, gen, fine, w, y_smeared, edges, at: float, slices) -> list[d
     return out
 
 
-def run_parts(run: Path, edges: np.ndarray, fiducial) -> dict[str, np.ndarray]:
+def run_parts(run: Path, edges: np.ndarray, fiducial, simulation=None) -> dict[str, np.ndarray]:
     """The data side of one run directory against its own ``mock.root`` (module docstring):
     per bin of ``edges`` ``fiducial_closure``, ``subtraction``, ``f_model_over_reco``,
-    ``f_model_over_true``; ``fiducial`` the run's region (its measured λ_θ)."""
+    ``f_model_over_true``; ``fiducial`` the run's region (its measured λ_θ); ``simulation``
+    that file's :func:`gammastar.migration.read_simulation`, when the caller has read it."""
     import pyarrow.parquet as pq
 
     from gammastar.migration import read_simulation
     from gammastar.mock.generate import MUON_GSTAR
 
-    rows, gen, fine = read_simulation([run / "mock.root"])
+    rows, gen, fine = simulation or read_simulation([run / "mock.root"])
     res = migration(rows, gen, fine, fiducial, edges, bootstrap=0, seed=0)
     t = pq.read_table(
         run / "pairs.parquet", columns=["m", "qT", "E", "weight", "charge", "channel"]

@@ -4,7 +4,6 @@ chain, no truth generation."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,6 +13,7 @@ import pytest
 from _benchmarks import load_benchmark
 
 from gammastar.config import load_config
+from gammastar.migration import fiducial_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,11 +43,10 @@ def test_stated_mock_refuses_a_form_outside_the_samplers_range(fy, base):
         fy.stated_mock(base, -2.5, None)
 
 
-def test_measured_lambda_reads_the_bin_that_holds_the_mass(fy, tmp_path):
+def test_measured_lambda_reads_the_bin_that_holds_the_mass(fy):
     pol = {"mass_edges": [0.2, 0.45, 0.7, 1.1], "lambda_theta": [0.1, -0.2, 0.3]}
-    (tmp_path / "select.json").write_text(json.dumps({"polarisation": pol}))
-    got = [fy.measured_lambda(tmp_path, m) for m in (0.3, 0.45, 0.6, 1.1, 0.1)]
-    # copies through JSON: exact; an edge belongs to the bin above, the ends clip
+    got = [fy.measured_lambda(pol, m) for m in (0.3, 0.45, 0.6, 1.1, 0.1)]
+    # the list's own values, copied: exact; an edge belongs to the bin above, the ends clip
     assert got == [0.1, -0.2, -0.2, 0.3, 0.1]
 
 
@@ -73,15 +72,18 @@ def test_acceptance_closure_is_one_when_a_is_the_recorded_fraction(fy):
     rows = {"m": m_true + 0.08, "qT": np.ones(m_true.size), "E": np.full(m_true.size, 10.0),
             "m_true": m_true}  # fmt: skip
     fid = SimpleNamespace(acceptance=_FlatAcceptance(0.5), min_acceptance=0.05)
-    got = fy.acceptance_closure(rows, gen, fine, fid, 1.0, 0.6, 0.05)
+    got = fy.acceptance_closure(rows, fiducial_weights(rows, fid), gen, fine, 1.0, 0.6, 0.05)
     assert math.isclose(got, 1.0, rel_tol=1e-12)
     # A stated at 0.4 over-corrects by 0.5/0.4; F's true fraction halved doubles it
     fid.acceptance = _FlatAcceptance(0.4)
-    assert math.isclose(fy.acceptance_closure(rows, gen, fine, fid, 0.5, 0.6, 0.05),
-                        2 * 1.25, rel_tol=1e-12)  # fmt: skip
+    w = fiducial_weights(rows, fid)
+    assert math.isclose(fy.acceptance_closure(rows, w, gen, fine, 0.5, 0.6, 0.05), 2 * 1.25,
+                        rel_tol=1e-12)  # fmt: skip
     # outside F (A below min_acceptance) nothing is counted
     fid.acceptance = _FlatAcceptance(0.01)
-    assert fy.acceptance_closure(rows, gen, fine, fid, 1.0, 0.6, 0.05) == 0.0
+    w = fiducial_weights(rows, fid)
+    assert math.isclose(fy.acceptance_closure(rows, w, gen, fine, 1.0, 0.6, 0.05), 0.0,
+                        abs_tol=1e-15)  # fmt: skip
 
 
 def test_summary_gives_the_mean_and_its_error_without_the_nans(fy):
