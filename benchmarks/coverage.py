@@ -304,6 +304,14 @@ def generator_gstar(cfg: Any, *, sources: int, seed: int) -> Any:
                       n_pot=float(sum(g.n_pot for g in parts)))  # fmt: skip
 
 
+def gstar_masses_only(m, n_pot: float) -> Any:
+    """γ* that keep their masses alone (and the POT they stand for): all that the truth's
+    yield needs (:func:`truth_nsig`)."""
+    from gammastar.mock.truth import GstarTruth
+
+    return GstarTruth(m, *(np.empty(0),) * 3, np.empty(0, int), n_pot)
+
+
 def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed: int,
                masses_only: bool = False):  # fmt: skip
     """The generator's γ* (``sources`` cocktail sources, in batches of :data:`TRUTH_BATCH`)
@@ -335,9 +343,7 @@ def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed
         for k, ct in enumerate(ctaus):
             acc[(m, float(ct))] = (float(a[k]), float(rel[k]))
     return {
-        "gstar": GstarTruth(gstar.m, *(np.empty(0),) * 3, np.empty(0, int), gstar.n_pot)
-        if masses_only
-        else gstar,
+        "gstar": gstar_masses_only(gstar.m, gstar.n_pot) if masses_only else gstar,
         "acceptance": acc,
         "window_gstar": {m: int(gstar.in_window(m, half).m.size) for m in masses},
     }
@@ -349,7 +355,6 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
     acceptances per key, beside the ``fields`` they were made with) or made by ``make()`` and
     written there, atomically; without ``cache`` simply ``make()``. A cached truth made with
     other ``fields`` (sources, samples, seed, masses, cτ, config) is made again."""
-    from gammastar.mock.truth import GstarTruth
 
     if cache is None:
         return make()
@@ -363,7 +368,7 @@ def cached_truth(cache: Path | None, key: tuple[float, float], fields: dict[str,
         m = np.load(m_path) if meta["fields"] == fields else None
         if m is not None and meta.get("masses_sha256") == hashlib.sha256(m.tobytes()).hexdigest():
             acc = {(float(mass), float(ct)): tuple(v) for mass, ct, *v in meta["acceptance"]}
-            return {"gstar": GstarTruth(m, *(np.empty(0),) * 3, np.empty(0, int), meta["n_pot"]),
+            return {"gstar": gstar_masses_only(m, meta["n_pot"]),
                     "acceptance": acc,
                     "window_gstar": {float(k): v for k, v in meta["window_gstar"].items()}}  # fmt: skip
     out = make()
@@ -550,17 +555,16 @@ def migration_at(run: Path, masses) -> dict[float, float]:
 def migration_factors(y: Any, masses, *, where: Any = "yields") -> dict[float, float]:
     """:func:`migration_at` of a loaded :class:`gammastar.reach.Yields` ``y`` (``where`` names
     it in the error of a correction with another number of bins than the yield)."""
+    from gammastar.migration import applied_correction
     from gammastar.reach import Yields
 
     mig = (y.extrapolation or {}).get("resolution_migration") or {}
     if not mig.get("applied"):
         return {float(m): 1.0 for m in masses}
-    c = np.array([np.nan if v is None else v for v in mig["correction"]], dtype=np.float64)
+    c = applied_correction(mig)[0]
     if c.size != y.mass.size:
         raise SystemExit(f"{where}: resolution_migration has {c.size} bins, the yield "
                          f"{y.mass.size}")  # fmt: skip
-    c[list(mig.get("uncorrected_bins") or [])] = 1.0
-    c = np.where(np.isfinite(c) & (c > 0), c, 1.0)
     plain = Yields(y.mass, y.per_pot_per_eps2 / c, y.stat_err / c, y.meta)
     ratio = y.at(masses)[0] / plain.at(masses)[0]
     return {

@@ -29,8 +29,8 @@ returns. Means over the realisations with their standard errors. The realisation
 parameters (``coverage.reuse_mismatch``).
 
 Usage: ``python benchmarks/fiducial_yield.py [--config analysis/na60_like.yaml] --workdir W
-[--pt-form 1.2247] [--y-sigma 1.25] [--realisations 20] [--first-seed 2000]`` (about 30 s
-per realisation on one core, 24 s of it the chain, and 1 min for the truth). The last line is one JSON object.
+[--pt-form 1.2247] [--y-sigma 1.25] [--realisations 20] [--first-seed 2000]`` (about 25 s
+per realisation on one core, nearly all of it the chain, and 1 min for the truth). The last line is one JSON object.
 """
 
 from __future__ import annotations

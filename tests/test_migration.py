@@ -6,6 +6,7 @@ population moved by a constant residual into the next bin with another in-F frac
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -213,6 +214,25 @@ def test_read_simulation_drops_eta_mumu_and_names_the_file(tmp_path):
         read_simulation([bad])
 
 
+def test_read_simulation_drops_rows_with_a_non_finite_value(tmp_path):
+    """A row with NaN in any column reaches no sum (the weights, the histograms, the response):
+    2 of 4 kept."""
+    import uproot
+
+    from gammastar.channels import Channel
+    from gammastar.migration import read_simulation
+
+    sim = tmp_path / "sim.root"
+    with uproot.recreate(sim) as f:  # NaN in m_true of row 2, in E of row 4
+        f["truth"] = {"channel": np.full(4, int(Channel.RHO_MUMU), np.int32),
+                      "m": np.array([0.6, 0.65, 0.7, 0.8]), "qT": np.full(4, 0.5),
+                      "E": np.array([10.0, 10.0, 10.0, np.nan]),
+                      "m_true": np.array([0.6, np.nan, 0.7, 0.8])}  # fmt: skip
+        f["truth_all_m"] = np.histogram([0.6, 0.7, 0.8], np.linspace(0.0, 2.0, 2001))
+    rows, _, _ = read_simulation([sim])
+    np.testing.assert_allclose(rows["m_true"], [0.6, 0.7], rtol=1e-15)  # copies
+
+
 def test_bins_without_a_measured_correction_stay_at_one():
     """A bin whose bootstrap error is not finite (a replica with nothing inside F) is left at
     c = 1 and listed; a pair outside the bins gets 1."""
@@ -226,6 +246,23 @@ def test_bins_without_a_measured_correction_stay_at_one():
     np.testing.assert_allclose(mc.at_pairs([0.35, 0.45, 0.55, 0.65]), [1.05, 1.0, 1.2, 1.0],
                                rtol=1e-15)  # fmt: skip
     assert mc.as_dict()["uncorrected_bins"] == [1]
+
+
+def test_a_written_correction_applies_what_the_yields_applied():
+    """:func:`applied_correction` of the written block: c with 1 in its uncorrected bins; a
+    block written before ``uncorrected_bins`` gives the same by the object's rule."""
+    from gammastar.migration import MigrationCorrection, applied_correction
+
+    f = np.full(4, 0.3)
+    mc = MigrationCorrection(np.linspace(0.3, 0.7, 5), np.array([1.05, 0.9, np.nan, 1.2]),
+                             np.array([0.01, np.inf, np.nan, 0.02]), f, f, f, 0, [], 5, 1)  # fmt: skip
+    block = json.loads(json.dumps(mc.as_dict()))  # as yields.json holds it (NaN → null)
+    old = {k: v for k, v in block.items() if k != "uncorrected_bins"}
+    for b in (block, old):
+        c, corrected = applied_correction(b)
+        # copied values and literals, no arithmetic
+        np.testing.assert_allclose(c, [1.05, 1.0, 1.0, 1.2], rtol=1e-15)
+        assert corrected.tolist() == [True, False, False, True]
 
 
 def test_config_refuses_what_the_correction_cannot_serve():
@@ -281,3 +318,22 @@ def test_the_yields_stage_reads_the_simulation(tmp_path):
     stage = next(s for s in STAGES if s.name == "yields")
     assert tmp_path / "s.root" in stage.inputs(cfg)
     assert "seed" in stage.sections
+
+
+def test_the_nuisance_refuses_a_correction_on_other_bins():
+    """The correction is made on the yield bins: other edges (even as many) are one InputError;
+    on the same bins the nuisance is dc/c in the corrected bins and 0 in the uncorrected."""
+    from gammastar.errors import InputError
+    from gammastar.uncertainties import _migration_nuisance
+
+    mig = {"applied": True, "bin_edges": [0.3, 0.4, 0.5], "correction": [1.1, None],
+           "correction_err": [0.022, None], "uncorrected_bins": [1], "bootstrap": 30}  # fmt: skip
+    doc = {"extrapolation": {"resolution_migration": mig}}
+    out, skipped = {}, {}
+    _migration_nuisance(doc, np.array([0.3, 0.4, 0.5]), out, skipped)
+    nu = out["resolution_migration"]
+    # 0.022 / 1.1 in the corrected bin, 0 in the uncorrected one
+    np.testing.assert_allclose(nu.up, [0.02, 0.0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(nu.down, [-0.02, 0.0], rtol=1e-12, atol=1e-15)
+    with pytest.raises(InputError, match="other mass bins"):
+        _migration_nuisance(doc, np.array([0.3, 0.45, 0.5]), {}, {})

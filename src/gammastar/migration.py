@@ -37,6 +37,7 @@ from gammastar.errors import InputError
 
 __all__ = [
     "MigrationCorrection",
+    "applied_correction",
     "binned",
     "fiducial_weights",
     "migration_correction",
@@ -134,11 +135,8 @@ class MigrationCorrection:
 
     @property
     def uncorrected(self) -> list[int]:
-        """Bins left at c = 1 (:meth:`at_pairs`): no γ* of the simulation, or c or its error
-        not finite (a bootstrap replica with nothing inside F)."""
-        bad = ~(np.isfinite(self.correction) & (self.correction > 0))
-        if self.bootstrap > 1:
-            bad |= ~np.isfinite(self.correction_err)
+        """Bins left at c = 1 (:meth:`at_pairs`): :func:`_uncorrected`."""
+        bad = _uncorrected(self.correction, self.correction_err, self.bootstrap)
         return [int(i) for i in np.flatnonzero(bad)]
 
     def at_pairs(self, m: ArrayLike) -> NDArray[np.float64]:
@@ -177,6 +175,45 @@ class MigrationCorrection:
         }  # fmt: skip
 
 
+def _uncorrected(correction: NDArray, correction_err: NDArray, bootstrap: int) -> NDArray:
+    """Per bin, whether the yields leave it at c = 1: no γ* of the simulation (c not finite
+    or ≤ 0), or, with a bootstrap, an error that is not finite (a replica with nothing inside
+    F)."""
+    bad = ~(np.isfinite(correction) & (correction > 0))
+    if bootstrap > 1:
+        bad |= ~np.isfinite(correction_err)
+    return bad
+
+
+def applied_correction(block: Any) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """The per-bin factor a written correction (``yields.json`` ``extrapolation.
+    resolution_migration``, :meth:`MigrationCorrection.as_dict`) applied and which bins it
+    applied it to: c, and 1 in its ``uncorrected_bins`` (blocks written before that field:
+    the same rule from c, its error and the bootstrap, :func:`_uncorrected`).
+
+    Example:
+        >>> applied_correction({"correction": [1.1, None], "correction_err": [0.01, None],
+        ...                     "bootstrap": 30})[0].tolist()
+        [1.1, 1.0]
+    """
+
+    def arr(key):  # None (JSON's NaN) and a missing error as NaN
+        vals = block.get(key) or [None] * len(block["correction"])
+        return np.asarray([np.nan if v is None else v for v in vals], dtype=np.float64)
+
+    c = arr("correction")
+    if "uncorrected_bins" in block:
+        bad = np.zeros(c.size, dtype=bool)
+        bad[[int(i) for i in block["uncorrected_bins"]]] = True
+    else:
+        bad = _uncorrected(c, arr("correction_err"), int(block.get("bootstrap", 0)))
+    return np.where(bad, 1.0, c), ~bad
+
+
+_COLUMNS = ("m", "qT", "E", "m_true")
+"""The simulation tree's branches the correction reads (``channel`` too when present)."""
+
+
 def _read_one(path: Any, tree: str, histogram: str) -> tuple[dict, NDArray, NDArray]:
     """One file's tree columns, histogram counts and edges (:func:`read_simulation`)."""
     import uproot
@@ -189,12 +226,12 @@ def _read_one(path: Any, tree: str, histogram: str) -> tuple[dict, NDArray, NDAr
         t = f[tree]
         if not hasattr(t, "arrays"):
             raise InputError(f"{path}: '{tree}' is not a tree")
-        need = ["m", "qT", "E", "m_true"]
         branches = set(t.keys())
-        missing = [b for b in need if b not in branches]
+        missing = [b for b in _COLUMNS if b not in branches]
         if missing:
             raise InputError(f"{path}: tree '{tree}' has no branch {missing[0]!r}")
-        arr = t.arrays([*need, "channel"] if "channel" in branches else need, library="np")
+        need = [*_COLUMNS, "channel"] if "channel" in branches else list(_COLUMNS)
+        arr = t.arrays(need, library="np")
         h = f[histogram]
         if not hasattr(h, "axes") or len(h.axes) != 1:
             raise InputError(f"{path}: '{histogram}' is not a 1-D histogram")
@@ -205,8 +242,8 @@ def read_simulation(
     paths: Sequence[str | Path], *, tree: str = "truth", histogram: str = "truth_all_m"
 ) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64], NDArray[np.float64]]:
     """The γ* rows (``m``, ``qT``, ``E``, ``m_true``) of the files' ``tree`` (η → μμ and
-    combinatorial rows dropped when a ``channel`` branch says so) and the summed ``histogram``
-    counts with their edges.
+    combinatorial rows dropped when a ``channel`` branch says so, and rows with a non-finite
+    value) and the summed ``histogram`` counts with their edges.
 
     Raises:
         InputError: a file, tree, branch or histogram is missing or unreadable, or the files'
@@ -232,9 +269,11 @@ def read_simulation(
             raise InputError(f"{path}: '{histogram}' has another mass axis than {paths[0]}'s")
         gen = counts if gen is None else gen + counts
         fine = edges
-        need = ["m", "qT", "E", "m_true"]
-        keep = ~np.isin(arr["channel"], drop) if "channel" in arr else slice(None)
-        parts.append({k: np.asarray(arr[k][keep], dtype=np.float64) for k in need})
+        row = {k: np.asarray(arr[k], dtype=np.float64) for k in _COLUMNS}
+        keep = np.logical_and.reduce([np.isfinite(v) for v in row.values()])  # unusable rows
+        if "channel" in arr:
+            keep &= ~np.isin(arr["channel"], drop)
+        parts.append({k: v[keep] for k, v in row.items()})
     if not parts:
         raise InputError("yields.resolution_migration.simulation: no file given")
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}

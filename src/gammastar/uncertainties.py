@@ -55,6 +55,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.migration import applied_correction
 
 log = logging.getLogger(__name__)
 
@@ -728,11 +729,13 @@ def _migration_nuisance(
             "the mass resolution's migration"
         )
         return
-    c = np.asarray([np.nan if v is None else v for v in mig["correction"]], dtype=float)
+    c, corrected = applied_correction(mig)
     dc = np.asarray([np.nan if v is None else v for v in mig["correction_err"]], dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r_mig = np.where((c > 0) & np.isfinite(dc), dc / c, 0.0)
-    if len(mig["bin_edges"]) != edges.size:  # the correction is made on the yield bins
+        r_mig = np.where(corrected & np.isfinite(dc), dc / c, 0.0)
+    e_mig = np.asarray(mig["bin_edges"], dtype=float)
+    # the correction is made on the yield bins
+    if e_mig.shape != edges.shape or not np.allclose(e_mig, edges, rtol=0, atol=1e-9):
         raise InputError(
             "yields.json: extrapolation.resolution_migration has other mass bins than aprime"
         )
