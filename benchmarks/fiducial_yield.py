@@ -80,6 +80,16 @@ def stated_mock(base: Any, pt_form: float | None, y_sigma: float | None) -> Any:
     return base.model_copy(update={"mock": base.mock.model_copy(update=upd)})
 
 
+def with_lambda_simulation(base: Any, paths) -> Any:
+    """``base`` whose selection corrects its measured λ_θ with the simulation ``paths``
+    (``unfold.polarisation_correction``)."""
+    from gammastar.config import PolarisationCorrectionConfig
+
+    pc = PolarisationCorrectionConfig(simulation=[str(Path(p).resolve()) for p in paths])
+    return base.model_copy(update={"unfold": base.unfold.model_copy(
+        update={"polarisation_correction": pc})})  # fmt: skip
+
+
 def truth_lambda(cfg: Any, fiducial: Any, masses, window: float, *, sources: int, seed: int):
     """The generator's λ_θ (± its error) of the γ* inside F (λ_θ = 0) within ±``window`` of
     each mass: :func:`gammastar.polarisation.truth_lambdas` of the true muons' helicity-frame
@@ -208,6 +218,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--truth-sources", type=int, default=20_000_000)
     ap.add_argument("--seed", type=int, default=99, help="the truth's seed")
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument("--lambda-simulation", type=Path, nargs="+", default=[],
+                    help="simulation files: the runs correct their measured λ_θ with them "
+                         "(unfold.polarisation_correction; e.g. resolution_migration.py's)")  # fmt: skip
     args = ap.parse_args(argv)
     if args.realisations < 2:
         ap.error("--realisations must be at least 2 (the means' errors)")
@@ -217,6 +230,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     base = stated_mock(load_config(args.config), args.pt_form, args.y_sigma)
+    if args.lambda_simulation:
+        base = with_lambda_simulation(base, args.lambda_simulation)
     g = coverage.generator_gstar(base, sources=args.truth_sources, seed=args.seed)
     smear = coverage.mass_response(base, {}, sources=args.truth_sources // 5, seed=args.seed + 1)[0]
     lam_t = truth_lambda(base, fiducial_from_config(base, lambda_theta=0.0), args.masses,
@@ -254,6 +269,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "pt_form": float(mock.pt_mt_power), "y_sigma": float(mock.rapidity_sigma),
            "realisations": len(per), "first_seed": args.first_seed, "truth_seed": args.seed,
            "truth_sources": args.truth_sources, "window": args.window,
+           "lambda_simulation": [str(p) for p in args.lambda_simulation],
            "summary": summ, "truth_lambda_theta": {str(m): lam_t[m] for m in args.masses},
            "per_run": per, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     print(json.dumps(out))

@@ -451,3 +451,33 @@ def test_the_yields_section_names_an_external_sigma_y_escaped():
     assert _sigma_y_text(ext, [1.25], 0.2) == " (σ_y = 1.250 ± 0.200, external: PYTHIA &lt;8.3&gt;)"
     assert _sigma_y_text({}, [1.1], 0.05) == " (σ_y = 1.100 ± 0.050)"
     assert _sigma_y_text({}, [], None) == ""
+
+
+def test_the_polarisation_table_shows_the_corrected_and_the_fitted_lambda():
+    """With ``selection_correction`` in the block the table gives λ_θ (corrected) and the
+    fit's own λ_θ side by side; without it the four columns of before."""
+    from gammastar.report import Section, _polarisation_table
+
+    pol = {"frame": "helicity", "mass_edges": [0.5, 0.6], "lambda_theta": [0.04],
+           "lambda_theta_err": [0.18], "lambda_phi": [0.01], "lambda_phi_err": [0.05],
+           "lambda_theta_phi": [0.0], "lambda_theta_phi_err": [0.05], "n_pairs": [900],
+           "used_in_acceptance": True}  # fmt: skip
+    plain = Section("y", "Yields")
+    _polarisation_table(pol, plain)
+    assert "as fitted" not in "".join(plain.parts)
+    s = Section("y", "Yields")
+    _polarisation_table(
+        pol
+        | {
+            "selection_correction": {
+                "lambda_theta_measured": [0.146],
+                "lambda_theta_measured_err": [0.186],
+            }
+        },
+        s,
+    )
+    text = "".join(s.parts)
+    assert "λ_θ as fitted" in text
+    assert "+0.146 ± 0.186" in text
+    assert "+0.040 ± 0.180" in text
+    assert "unfold.polarisation_correction" in text

@@ -589,6 +589,21 @@ class LeptonAcceptanceConfig(Section):
         return self
 
 
+class PolarisationCorrectionConfig(Section):
+    """The detector simulation behind the measured λ_θ's selection correction
+    (:mod:`gammastar.lambda_correction`): per polarisation bin δ = λ_θ fitted to the
+    simulation's reconstructed γ* − its generator's λ_θ by true mass; the data's λ_θ − δ is
+    the acceptance's, its error δ's added in quadrature."""
+
+    simulation: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """ROOT files (relative to the config; ``${output}`` allowed) in the mock's ntuple layout:
+    the γ* inside the spectrometer (reconstructed ``m``, ``pT``, ``pz``, ``cos_theta_hel``,
+    ``phi_hel``), the histogram of all generated γ* by true mass and its ``truth_hel_*``
+    decay-angle sums. Independent of the data (another sample)."""
+    tree: Annotated[str, Field(min_length=1)] = "truth"
+    histogram: Annotated[str, Field(min_length=1)] = "truth_all_m"
+
+
 class UnfoldConfig(Section):
     """Acceptance × efficiency unfolding (physics.md §4)."""
 
@@ -638,6 +653,11 @@ class UnfoldConfig(Section):
     and biases λ_θ there (docs/selection.md); about 3.5 σ_m of the experiment at the peak.
     ``None``: edges as given or equal-count (a warning with a measured λ_θ when a peak lies in
     the mass range)."""
+    polarisation_correction: PolarisationCorrectionConfig | None = None
+    """With ``decay_lambda_theta: measured``: the detector simulation that corrects the
+    measured λ_θ for the reconstructed-mass bins' selection of decay angles
+    (:mod:`gammastar.lambda_correction`; ``select.json`` → ``polarisation`` →
+    ``selection_correction``). ``None``: the fit's λ_θ as measured."""
     min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
     """Pairs with A below this get weight 0 (outside the fiducial region); they are counted,
     reported in ``select.json`` (``unfold.acceptance``) with an estimate of the lost fraction,
@@ -656,6 +676,11 @@ class UnfoldConfig(Section):
             raise ValueError(
                 "decay_lambda_theta: 'measured' needs lepton_acceptance (the fit uses the "
                 "per-pair acceptance's decay-angle moments); give a number"
+            )
+        if self.polarisation_correction is not None and self.decay_lambda_theta != "measured":
+            raise ValueError(
+                "polarisation_correction corrects a measured λ_θ: it needs "
+                "decay_lambda_theta: 'measured'"
             )
         return self
 
@@ -1421,6 +1446,11 @@ class AnalysisConfig(Section):
             raise ValueError(
                 "yields.compare_with: this run holds both flavours (the universality check "
                 "is built in); drop compare_with"
+            )
+        if self.unfold.polarisation_correction is not None and len(flavours) > 1:
+            raise ValueError(
+                "unfold.polarisation_correction: one simulation serves one flavour; not "
+                "available for input.lepton: [mu, e] (run the flavours apart)"
             )
         if self.yields.resolution_migration is not None:
             if len(flavours) > 1:

@@ -42,6 +42,7 @@ __all__ = [
     "fiducial_weights",
     "migration_correction",
     "read_simulation",
+    "read_simulation_arrays",
     "smeared_counts",
 ]
 
@@ -214,36 +215,54 @@ _COLUMNS = ("m", "qT", "E", "m_true")
 """The simulation tree's branches the correction reads (``channel`` too when present)."""
 
 
-def _read_one(path: Any, tree: str, histogram: str) -> tuple[dict, NDArray, NDArray]:
-    """One file's tree columns, histogram counts and edges (:func:`read_simulation`)."""
+def _read_one(
+    path: Any, tree: str, histograms: Sequence[str], columns: Sequence[str], key: str
+) -> tuple[dict, list[NDArray], NDArray]:
+    """One file's tree columns, histograms' counts and the first one's edges
+    (:func:`read_simulation_arrays`)."""
     import uproot
 
     with uproot.open(path) as f:
         names = {k.split(";")[0] for k in f.keys(recursive=False)}
-        for what in (tree, histogram):
+        for what in (tree, *histograms):
             if what not in names:
-                raise InputError(f"{path}: no '{what}' (yields.resolution_migration)")
+                raise InputError(f"{path}: no '{what}' ({key})")
         t = f[tree]
         if not hasattr(t, "arrays"):
             raise InputError(f"{path}: '{tree}' is not a tree")
         branches = set(t.keys())
-        missing = [b for b in _COLUMNS if b not in branches]
+        missing = [b for b in columns if b not in branches]
         if missing:
-            raise InputError(f"{path}: tree '{tree}' has no branch {missing[0]!r}")
-        need = [*_COLUMNS, "channel"] if "channel" in branches else list(_COLUMNS)
+            raise InputError(f"{path}: tree '{tree}' has no branch {missing[0]!r} ({key})")
+        need = [*columns, "channel"] if "channel" in branches else list(columns)
         arr = t.arrays(need, library="np")
-        h = f[histogram]
-        if not hasattr(h, "axes") or len(h.axes) != 1:
-            raise InputError(f"{path}: '{histogram}' is not a 1-D histogram")
-        return arr, np.asarray(h.values(), np.float64), np.asarray(h.axes[0].edges(), np.float64)
+        counts, edges = [], None
+        for name in histograms:
+            h = f[name]
+            if not hasattr(h, "axes") or len(h.axes) != 1:
+                raise InputError(f"{path}: '{name}' is not a 1-D histogram")
+            e = np.asarray(h.axes[0].edges(), np.float64)
+            if edges is not None and not (
+                e.shape == edges.shape and np.allclose(e, edges, rtol=0, atol=1e-12)
+            ):
+                raise InputError(f"{path}: '{name}' has another mass axis than '{histograms[0]}'")
+            edges = e if edges is None else edges
+            counts.append(np.asarray(h.values(), np.float64))
+        return arr, counts, edges
 
 
-def read_simulation(
-    paths: Sequence[str | Path], *, tree: str = "truth", histogram: str = "truth_all_m"
-) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64], NDArray[np.float64]]:
-    """The γ* rows (``m``, ``qT``, ``E``, ``m_true``) of the files' ``tree`` (η → μμ and
-    combinatorial rows dropped when a ``channel`` branch says so, and rows with a non-finite
-    value) and the summed ``histogram`` counts with their edges.
+def read_simulation_arrays(
+    paths: Sequence[str | Path],
+    *,
+    tree: str,
+    histograms: Sequence[str],
+    columns: Sequence[str],
+    key: str,
+) -> tuple[dict[str, NDArray[np.float64]], list[NDArray[np.float64]], NDArray[np.float64]]:
+    """The ``columns`` of the files' γ* ``tree`` (η → μμ and combinatorial rows dropped when a
+    ``channel`` branch says so, and rows with a non-finite value) and each of ``histograms``
+    summed over the files, with the mass edges they share; ``key`` names the config entry in
+    the errors.
 
     Raises:
         InputError: a file, tree, branch or histogram is missing or unreadable, or the files'
@@ -255,7 +274,7 @@ def read_simulation(
     parts, gen, fine = [], None, None
     for path in paths:
         try:
-            arr, counts, edges = _read_one(path, tree, histogram)
+            arr, counts, edges = _read_one(path, tree, histograms, columns, key)
         except InputError:
             raise
         except Exception as err:  # noqa: BLE001 - any reader failure, named with the file
@@ -266,20 +285,37 @@ def read_simulation(
             and np.allclose(fine, edges, rtol=0, atol=1e-9 * float(np.min(np.diff(edges))))
         )
         if not same:
-            raise InputError(f"{path}: '{histogram}' has another mass axis than {paths[0]}'s")
-        gen = counts if gen is None else gen + counts
+            raise InputError(f"{path}: '{histograms[0]}' has another mass axis than {paths[0]}'s")
+        gen = counts if gen is None else [g + c for g, c in zip(gen, counts, strict=True)]
         fine = edges
-        row = {k: np.asarray(arr[k], dtype=np.float64) for k in _COLUMNS}
+        row = {k: np.asarray(arr[k], dtype=np.float64) for k in columns}
         keep = np.logical_and.reduce([np.isfinite(v) for v in row.values()])  # unusable rows
         if "channel" in arr:
             keep &= ~np.isin(arr["channel"], drop)
         parts.append({k: v[keep] for k, v in row.items()})
     if not parts:
-        raise InputError("yields.resolution_migration.simulation: no file given")
+        raise InputError(f"{key}.simulation: no file given")
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if rows["m"].size == 0:
         raise InputError(f"{paths[0]}: the simulation records no γ* in '{tree}'")
-    return rows, np.asarray(gen, dtype=np.float64), fine
+    return rows, [np.asarray(g, dtype=np.float64) for g in gen], fine
+
+
+def read_simulation(
+    paths: Sequence[str | Path], *, tree: str = "truth", histogram: str = "truth_all_m"
+) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64], NDArray[np.float64]]:
+    """The γ* rows (``m``, ``qT``, ``E``, ``m_true``) of the files' ``tree`` and the summed
+    ``histogram`` counts with their edges (:func:`read_simulation_arrays`).
+
+    Raises:
+        InputError: a file, tree, branch or histogram is missing or unreadable, or the files'
+            histograms have different mass axes (each names the file).
+    """
+    rows, (gen,), fine = read_simulation_arrays(
+        paths, tree=tree, histograms=[histogram], columns=_COLUMNS,
+        key="yields.resolution_migration",
+    )  # fmt: skip
+    return rows, gen, fine
 
 
 def migration_correction(

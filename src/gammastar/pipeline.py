@@ -182,8 +182,9 @@ def _yields_inputs(cfg: AnalysisConfig) -> list[Path]:
 
 
 def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
-    """Input files plus ``unfold.efficiency_map``, ``unfold.acceptance_map`` and
-    ``unfold.lepton_acceptance.map`` (when set), of every flavour (``input.lepton: [mu, e]``)."""
+    """Input files plus ``unfold.efficiency_map``, ``unfold.acceptance_map``,
+    ``unfold.lepton_acceptance.map`` and ``unfold.polarisation_correction.simulation`` (when
+    set), of every flavour (``input.lepton: [mu, e]``)."""
     if len(cfg.input.flavours) > 1:
         from gammastar.config import flavour_config
 
@@ -204,6 +205,9 @@ def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
     lepton = cfg.unfold.lepton_acceptance
     if lepton is not None and lepton.map is not None:  # the per-lepton acceptance map
         out.append(cfg.resolve(split_map_spec(lepton.map)[0]))
+    pc = cfg.unfold.polarisation_correction
+    if pc is not None:  # the λ_θ correction's detector simulation
+        out += [cfg.resolve(p) for p in pc.simulation]
     return out
 
 

@@ -52,6 +52,7 @@ __all__ = [
     "angular_functions",
     "fit_lambdas",
     "helicity_angles",
+    "lambdas_from_sums",
     "measure",
     "narrow_peaks",
     "peak_safe_edges",
@@ -768,6 +769,29 @@ def truth_lambdas(
         ltp = mean[2] * norm * 15.0 / 4.0
     return {"lambda_theta": lt, "lambda_theta_err": dlt, "lambda_phi": lp,
             "lambda_theta_phi": ltp, "n": n}  # fmt: skip
+
+
+def lambdas_from_sums(n: ArrayLike, sums: ArrayLike) -> dict[str, NDArray[np.float64]]:
+    r"""The λ per bin of a full-phase-space sample from its counts ``n`` and its sums (3, bins)
+    of the :func:`angular_functions` (a generator's histograms): :func:`truth_lambdas`'
+    moment formulas; ``lambda_theta_err`` the bound of cos²θ*'s spread, variance ≤ 4/45,
+    propagated, √(4/45/n) · 20/(5⟨c²⟩ − 3)² (the histograms do not hold Σ cos⁴θ*).
+
+    Example:
+        >>> t = lambdas_from_sums([3.0], [[1.0], [0.0], [0.0]])   # ⟨cos²θ*⟩ = 1/3: isotropic
+        >>> abs(float(t["lambda_theta"][0])) < 1e-12
+        True
+    """
+    n = np.asarray(n, dtype=np.float64)
+    s = np.asarray(sums, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c2 = s[0] / n
+        lt = (5.0 - 15.0 * c2) / (5.0 * c2 - 3.0)
+        norm = 1.0 + lt / 3.0
+        return {"lambda_theta": lt,
+                "lambda_theta_err": np.sqrt(4.0 / 45.0 / n) * 20.0 / (5.0 * c2 - 3.0) ** 2,
+                "lambda_phi": s[1] / n * norm * 3.75, "lambda_theta_phi": s[2] / n * norm * 3.75,
+                "n": n}  # fmt: skip
 
 
 def read_polarisation(run_dir: str | Path) -> dict[str, Any] | None:

@@ -534,8 +534,21 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
          pm("lambda_theta", i), pm("lambda_phi", i), pm("lambda_theta_phi", i))
         for i in range(len(edges) - 1)
     ]  # fmt: skip
+    head = ["m (GeV)", "OS pairs", "λ_θ", "λ_φ", "λ_θφ"]
+    sc = pol.get("selection_correction")
+    if isinstance(sc, dict):  # unfold.polarisation_correction: the fit's own λ_θ beside it
+        cols["fit"] = _as_list(sc.get("lambda_theta_measured"))
+        cols["fit_err"] = _as_list(sc.get("lambda_theta_measured_err"))
+        rows = [(*r[:3], pm("fit", i), *r[3:]) for i, r in enumerate(rows)]
+        head = ["m (GeV)", "OS pairs", "λ_θ (corrected)", "λ_θ as fitted", "λ_φ", "λ_θφ"]
     s.add(f"<h3>Decay angular distribution, {esc(fmt(pol.get('frame')))} frame</h3>")
-    s.add(table(["m (GeV)", "OS pairs", "λ_θ", "λ_φ", "λ_θφ"], rows, "num"))
+    s.add(table(head, rows, "num"))
+    if isinstance(sc, dict):
+        s.add(
+            '<p class="note">λ_θ corrected for the mass bins\' selection of decay angles with a '
+            "detector simulation (unfold.polarisation_correction: its fit and its generator's "
+            "λ_θ, inverted through the response's slope; docs/selection.md).</p>"
+        )
     s.add(
         '<p class="note">1 + λ_θ cos²θ* + λ_φ sin²θ* cos2φ* + λ_θφ sin2θ* cosφ*, measured from '
         "the like-sign-subtracted, efficiency-corrected pairs with the acceptance in the "
@@ -982,7 +995,9 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
     if not fc:
         return
     if "skipped" in fc:
-        s.add(f'<p class="note">Flow closure in the detector: not computed ({esc(fmt(fc["skipped"]))}).</p>')
+        s.add(
+            f'<p class="note">Flow closure in the detector: not computed ({esc(fmt(fc["skipped"]))}).</p>'
+        )
         return
 
     def cell(p: dict[str, Any], key: str) -> str:

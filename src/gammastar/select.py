@@ -747,6 +747,10 @@ def _measured_acceptance(
     t = time.perf_counter()
     block = _measure_polarisation(cfg, run.am, w.pairs, None, True, moments.values)
     run.times["polarisation"] = time.perf_counter() - t  # select.json timings_s
+    if cfg.unfold.polarisation_correction is not None:
+        t = time.perf_counter()
+        block = _correct_polarisation(cfg, run.am, block)
+        run.times["polarisation_correction"] = time.perf_counter() - t
     w.polarisation = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
     nodes = run.am.lambda_nodes(pol_edges, lam)
@@ -756,6 +760,31 @@ def _measured_acceptance(
     # final weights are computed
     w.acceptance = _AtPairs(run.am.acceptance_at(moments, nodes), am.source)
     return am
+
+
+def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -> dict[str, Any]:
+    """``unfold.polarisation_correction``: the measured λ_θ corrected for the bins' selection
+    of decay angles with the configured simulation (:mod:`gammastar.lambda_correction`)."""
+    from gammastar.lambda_correction import corrected, read_simulation, selection_correction
+
+    pc = cfg.unfold.polarisation_correction
+    paths = [cfg.resolve(p) for p in pc.simulation]
+    sim = read_simulation(paths, tree=pc.tree, histogram=pc.histogram)
+    corr = selection_correction(sim, am, block["mass_edges"], cfg.unfold.min_acceptance)
+    out = corrected(block, corr)
+    out["selection_correction"]["simulation"] = [str(p) for p in paths]
+    bad = out["selection_correction"]["uncorrected_bins"]
+    if bad:
+        log.warning(
+            "select: unfold.polarisation_correction: %d polarisation bin(s) left as measured "
+            "(no λ_θ fit in the simulation there): %s", len(bad), bad,
+        )  # fmt: skip
+    log.info(
+        "select: lambda_theta corrected for the bins' selection (simulation: shift at its truth, "
+        "response slope) %s",
+        ", ".join(f"{d:+.3f}, {s:.2f}" for d, s in zip(corr.delta, corr.slope, strict=True)),
+    )
+    return out
 
 
 @dataclass(frozen=True)
@@ -1255,9 +1284,10 @@ def _write_outputs(
             "postprocess": t_post - t["processed"],
             "write_data": time.perf_counter() - t_post,
         }
-        for k in ("fit_lambda", "polarisation"):
-            # in postprocess: the λ_θ(m) fit (decay_lambda_theta: measured) and the
-            # polarisation block's measurement (every fiducial selection)
+        for k in ("fit_lambda", "polarisation", "polarisation_correction"):
+            # in postprocess: the λ_θ(m) fit (decay_lambda_theta: measured), the
+            # polarisation block's measurement (every fiducial selection) and its
+            # correction (unfold.polarisation_correction)
             if k in t:
                 doc["timings_s"][k] = t[k]
         js_tmp.write_text(rundir.RunDir(run.outdir).json_text(rundir.SELECT, doc))  # checked

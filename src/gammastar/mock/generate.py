@@ -472,13 +472,27 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
     sel = r.in_acceptance & np.isin(s.channel, list(codes))
     f32 = np.float32
     pt = r.pt[sel].astype(f32)
+    # the reconstructed μ+'s decay angles in the pair's helicity frame, as the selection
+    # computes them (lepton 1 the positive one): the λ_θ selection correction's simulation
+    from gammastar.polarisation import helicity_angles
+
+    plus = s.charge1[sel] > 0
+    mu1, mu2 = r.mu1[:, sel], r.mu2[:, sel]
+    t1, t2 = s.mu1[:, sel], s.mu2[:, sel]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos_t, phi = helicity_angles(np.where(plus, mu1, mu2), np.where(plus, mu2, mu1))
+        cos_true = helicity_angles(np.where(plus, t1, t2), np.where(plus, t2, t1))[0]
     return {
         "event": chunk.event[sel],
         "channel": s.channel[sel],
         "m": r.m[sel].astype(f32),
         "pT": pt,
         "qT": pt,
+        "pz": r.pair[2, sel].astype(f32),
         "E": r.pair[3, sel].astype(f32),
+        "cos_theta_hel": cos_t.astype(f32),
+        "phi_hel": phi.astype(f32),
+        "cos_theta_hel_true": cos_true.astype(f32),
         "y": r.y[sel].astype(f32),
         "m_true": s.gstar[4, sel].astype(f32),
         "eff": r.eff[sel].astype(f32),

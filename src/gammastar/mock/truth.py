@@ -225,17 +225,6 @@ def truth_polarisation(path, edges) -> dict[str, Any]:
         return np.bincount(idx[ok], weights=np.asarray(h.values())[ok], minlength=nb)
 
     n = rebin(n_all)
-    s = np.stack([rebin(h) for h in sums])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c2 = s[0] / n
-        lt = (5.0 - 15.0 * c2) / (5.0 * c2 - 3.0)
-        norm = 1.0 + lt / 3.0
-        err = np.sqrt(4.0 / 45.0 / n) * 20.0 / (5.0 * c2 - 3.0) ** 2
-        return {
-            "mass_edges": edges,
-            "lambda_theta": lt,
-            "lambda_theta_err": err,
-            "lambda_phi": s[1] / n * norm * 3.75,
-            "lambda_theta_phi": s[2] / n * norm * 3.75,
-            "n": n,
-        }
+    from gammastar.polarisation import lambdas_from_sums
+
+    return {"mass_edges": edges, **lambdas_from_sums(n, [rebin(h) for h in sums])}

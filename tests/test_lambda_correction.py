@@ -1,0 +1,232 @@
+"""gammastar.lambda_correction: the measured λ_θ's selection shift from a detector simulation,
+and the selection that applies it (``unfold.polarisation_correction``).
+
+The synthetic detector below has no acceptance cuts (a = 1) but drops a fixed share of the
+decays with |cos θ*| < 0.3 from the reconstructed sample, the way a mass bin selects decays by
+their angle-dependent resolution; the fit then returns a λ_θ above the truth. The numbers
+asserted are the generated λ_θ (the truth) and the fits' own errors.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gammastar.config import PolarisationCorrectionConfig, load_config
+from gammastar.errors import InputError
+from gammastar.lambda_correction import (
+    LambdaCorrection,
+    Simulation,
+    corrected,
+    read_simulation,
+    selection_correction,
+)
+from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
+from gammastar.polarisation import angular_functions, fit_lambdas, measure
+
+REPO = Path(__file__).resolve().parents[1]
+EDGES = np.array([0.4, 0.5, 0.6])
+
+
+@pytest.fixture(scope="module")
+def open_detector():
+    """A per-pair acceptance without cuts: a = 1 for every decay (its moments ⟨c²⟩ = 1/3 etc.
+    to the default quadrature's ~10⁻⁴; a coarse one biases the fit's λ_θ)."""
+    return PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057,
+                                mass_range=(0.4, 0.6), p_max=100.0, grid=(3, 4, 5))  # fmt: skip
+
+
+def _decays(lam: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """cos θ*, φ* of n decays of W ∝ 1 + λ cos²θ* (accept-reject)."""
+    c = rng.uniform(-1, 1, 3 * n)
+    c = c[rng.uniform(0, 1 + max(lam, 0), c.size) < 1 + lam * c**2][:n]
+    return c, rng.uniform(-np.pi, np.pi, c.size)
+
+
+def _sample(lam: float, n: int, seed: int, drop: float):
+    """(rows after the detector's angle selection, the generator's true angles)."""
+    rng = np.random.default_rng(seed)
+    c, phi = _decays(lam, n, rng)
+    m = rng.uniform(0.4, 0.6, c.size)
+    keep = ~((np.abs(c) < 0.3) & (rng.uniform(size=c.size) < drop))
+    rows = {"m": m[keep], "pT": rng.uniform(0.2, 1.5, c.size)[keep],
+            "pz": rng.uniform(15.0, 40.0, c.size)[keep], "cos_theta_hel": c[keep],
+            "phi_hel": phi[keep], "cos_theta_hel_true": c[keep]}  # fmt: skip
+    return rows, (m, c, phi)
+
+
+def _simulation(lam: float, n: int, seed: int, drop: float) -> Simulation:
+    """A :class:`Simulation` whose generator histograms hold every generated decay."""
+    rows, (m, c, phi) = _sample(lam, n, seed, drop)
+    fine = np.linspace(0.4, 0.6, 21)
+    counts = np.histogram(m, fine)[0].astype(float)
+    sums = np.stack([np.histogram(m, fine, weights=u)[0] for u in angular_functions(c, phi)])
+    return Simulation(rows, counts, sums, fine, ())
+
+
+def _fit(rows, pa) -> tuple[np.ndarray, np.ndarray]:
+    n = rows["m"].size
+    pol = measure({**rows, "charge": np.zeros(n, np.int8), "weight": np.ones(n),
+                   "acc": np.ones(n)}, pa, EDGES)  # fmt: skip
+    return pol.lambda_theta, pol.lambda_theta_err
+
+
+@pytest.mark.parametrize("lam_data", [-0.3, 0.3])
+def test_the_correction_returns_the_truth_of_data_with_another_lambda(open_detector, lam_data):
+    """Simulation generated isotropic, data with λ_θ = ∓0.3, the same detector (25% of the
+    decays with |cos θ*| < 0.3 dropped: a +0.33 shift at λ_θ = 0 that grows with λ_θ): the
+    data's fit is off by many σ, and so is the fit minus the simulation's shift at its own
+    truth (the response's slope is 1.28, not 1: ±0.08 off at ∓0.3); the corrected λ_θ lies
+    within 3σ of the truth in both bins (measured: within 0.007)."""
+    sim = _simulation(0.0, 1_000_000, seed=1, drop=0.25)
+    corr = selection_correction(sim, open_detector, EDGES, 0.01)
+    shift_err = np.hypot(corr.reco_err, corr.generator_err)
+    assert np.all(corr.delta > 10 * shift_err)  # the selection shifts λ_θ up
+    # the generator side: the isotropic truth within its error
+    assert np.all(np.abs(corr.generator) < 3 * corr.generator_err)
+    assert np.all(corr.slope > 1.15)  # measured: 1.28 (a clear non-unit slope)
+    rows, _ = _sample(lam_data, 1_000_000, seed=2, drop=0.25)
+    lam, err = _fit(rows, open_detector)
+    assert np.all(np.abs(lam - lam_data) > 5 * err)  # uncorrected: far off
+    assert np.all(np.abs(lam - corr.delta - lam_data) > 3 * np.hypot(err, shift_err))
+    block = {"mass_edges": EDGES.tolist(), "lambda_theta": lam.tolist(),
+             "lambda_theta_err": err.tolist()}  # fmt: skip
+    out = corrected(block, corr)
+    got, got_err = np.array(out["lambda_theta"]), np.array(out["lambda_theta_err"])
+    want_err = np.sqrt((err / corr.slope) ** 2 + (corr.reco_err / corr.slope) ** 2
+                       + corr.generator_err**2)  # fmt: skip
+    np.testing.assert_allclose(got_err, want_err, rtol=1e-12)
+    assert np.all(np.abs(got - lam_data) < 3 * got_err), (got, got_err)
+
+
+def test_a_detector_without_selection_needs_no_correction(open_detector):
+    """No angle selection and a = 1: the shift is 0 within its error at λ_θ = +0.5 (the fit
+    and the generator's moments agree) and the slope 1 (the reweighted truth's λ_θ ± 0.2 is
+    what the fit returns: within 3σ of its ±0.2 shifts' error on the 2·10⁵ decays per bin,
+    about 0.01/0.4)."""
+    corr = selection_correction(_simulation(0.5, 400_000, seed=3, drop=0.0), open_detector,
+                                EDGES, 0.01)  # fmt: skip
+    assert np.all(np.abs(corr.delta) < 3 * np.hypot(corr.reco_err, corr.generator_err))
+    assert np.all(np.abs(corr.slope - 1.0) < 0.08)
+    assert np.all(np.abs(corr.generator - 0.5) < 3 * corr.generator_err)
+
+
+def test_fit_lambdas_agrees_with_measure_on_the_simulation(open_detector):
+    """selection_correction's fit is the selection's (measure): the same λ_θ as fit_lambdas
+    on the bin's rows directly (to the fit's convergence, 10⁻⁶)."""
+    sim = _simulation(0.2, 200_000, seed=4, drop=0.3)
+    corr = selection_correction(sim, open_detector, EDGES, 0.01)
+    r = sim.rows
+    k = (r["m"] >= 0.4) & (r["m"] < 0.5)
+    mom = open_detector.moments_at(r["m"][k], np.hypot(r["pT"][k], r["pz"][k]),
+                                   np.arctan2(r["pT"][k], r["pz"][k]))  # fmt: skip
+    lam, _ = fit_lambdas(angular_functions(r["cos_theta_hel"][k], r["phi_hel"][k]), mom[0],
+                         mom[1:], np.ones(int(k.sum())), n_params=3)  # fmt: skip
+    assert corr.reco[0] == pytest.approx(lam[0], abs=1e-6)
+
+
+def test_corrected_refuses_other_bins_and_keeps_unfitted_bins():
+    c = LambdaCorrection(EDGES, np.array([0.2, np.nan]), np.array([0.03, np.nan]),
+                         np.array([0.05, 0.0]), np.array([0.04, 0.04]), np.array([1.25, np.nan]),
+                         np.array([900, 10]))  # fmt: skip
+    with pytest.raises(ValueError, match="other mass bins"):
+        corrected({"mass_edges": [0.4, 0.55, 0.6], "lambda_theta": [0, 0],
+                   "lambda_theta_err": [0.1, 0.1]}, c)  # fmt: skip
+    block = {"mass_edges": EDGES.tolist(), "lambda_theta": [0.3, None],
+             "lambda_theta_err": [0.12, None], "lambda_phi": [0.01, 0.02]}  # fmt: skip
+    out = corrected(block, c)
+    assert out["lambda_theta"][0] == pytest.approx(0.05 + 0.1 / 1.25, abs=1e-12)
+    assert np.isnan(out["lambda_theta"][1])  # no fit in the data either: stays without one
+    assert out["lambda_phi"] == [0.01, 0.02]  # not the acceptance's: as measured (copied)
+    sc = out["selection_correction"]
+    assert sc["uncorrected_bins"] == [1]
+    assert sc["lambda_theta_measured"][0] == pytest.approx(0.3, abs=1e-12)
+    assert block["lambda_theta"] == [0.3, None]  # the input block is not changed (copied)
+
+
+@pytest.fixture(scope="module")
+def simulation_file(tmp_path_factory):
+    """A small mock file of the NA60-like config: the simulation's layout."""
+    from gammastar.mock import generate_file
+
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml")
+    path = tmp_path_factory.mktemp("lamsim") / "sim.root"
+    generate_file(cfg, path, events=300_000, seed=801)
+    return path
+
+
+def test_read_simulation_names_the_missing_branch(simulation_file, tmp_path):
+    sim = read_simulation([simulation_file])
+    assert set(sim.rows) == {"m", "pT", "pz", "cos_theta_hel", "phi_hel", "cos_theta_hel_true"}
+    assert sim.sums.shape == (3, sim.counts.size)
+    assert sim.fine.size == sim.counts.size + 1
+    # the truth tree's cos θ* of the μ+ lie in [-1, 1] (float32) and the reconstructed ones
+    # follow the true ones (the mock's angular resolution: correlation near 1)
+    for c in ("cos_theta_hel", "cos_theta_hel_true"):
+        assert np.all(np.abs(sim.rows[c]) <= 1 + 1e-6)
+    assert np.corrcoef(sim.rows["cos_theta_hel"], sim.rows["cos_theta_hel_true"])[0, 1] > 0.9
+    with pytest.raises(InputError, match=r"no 'nope'.*unfold\.polarisation_correction"):
+        read_simulation([simulation_file], tree="nope")
+    import uproot
+
+    bad = tmp_path / "old.root"
+    with uproot.open(simulation_file) as f:
+        t = f["truth"].arrays(["m", "pT", "pz"], library="np")
+        hists = {k: f[k] for k in ("truth_all_m", "truth_hel_cos2_m", "truth_hel_sin2cos2phi_m",
+                                   "truth_hel_sin2thetacosphi_m")}  # fmt: skip
+        with uproot.recreate(bad) as out:
+            out["truth"] = t
+            for k, h in hists.items():
+                out[k] = h
+    with pytest.raises(InputError, match=r"old\.root.*no branch 'cos_theta_hel'"):
+        read_simulation([bad])
+
+
+def test_select_applies_the_correction(simulation_file, tmp_path):
+    """The selection with ``unfold.polarisation_correction``: select.json's λ_θ is the
+    measured minus the simulation's δ, its error both in quadrature, and the acceptance's
+    nodes follow the corrected values; the simulation is an input of the select stage."""
+    from gammastar.mock import generate_file
+    from gammastar.pipeline import _select_inputs
+    from gammastar.select import select
+
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml")
+    pc = PolarisationCorrectionConfig(simulation=[str(simulation_file)])
+    cfg = cfg.model_copy(update={"output": str(tmp_path), "unfold": cfg.unfold.model_copy(
+        update={"polarisation_correction": pc})})  # fmt: skip
+    generate_file(cfg, tmp_path / "mock.root", events=200_000, seed=21)
+    assert simulation_file in _select_inputs(cfg)
+    select(cfg)
+    pol = json.loads((tmp_path / "select.json").read_text())["polarisation"]
+    sc = pol["selection_correction"]
+    ok = [i for i in range(len(pol["lambda_theta"])) if i not in sc["uncorrected_bins"]]
+    assert ok, "the simulation corrects at least one bin"
+    for i in ok:
+        s = sc["simulation_slope"][i]
+        want = sc["simulation_generator"][i] + (sc["lambda_theta_measured"][i]
+                                                - sc["simulation_reco"][i]) / s  # fmt: skip
+        assert pol["lambda_theta"][i] == pytest.approx(want, abs=1e-12)
+        want_err = np.sqrt((sc["lambda_theta_measured_err"][i] / s) ** 2
+                           + (sc["simulation_reco_err"][i] / s) ** 2
+                           + sc["simulation_generator_err"][i] ** 2)  # fmt: skip
+        assert pol["lambda_theta_err"][i] == pytest.approx(want_err, rel=1e-12)
+    assert sc["simulation"] == [str(simulation_file)]
+    fid = json.loads((tmp_path / "select.json").read_text())["unfold"]["fiducial"]
+    # the acceptance's λ_θ nodes interpolate the corrected values: within their range
+    lam = np.array([x for x in pol["lambda_theta"] if x is not None])
+    nodes = np.asarray(fid["lambda_theta"], float)
+    assert nodes.min() >= lam.min() - 1e-9
+    assert nodes.max() <= lam.max() + 1e-9
+
+
+def test_config_refuses_a_correction_without_a_measured_lambda():
+    from pydantic import ValidationError
+
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml")
+    raw = cfg.unfold.model_dump()
+    raw.update(decay_lambda_theta=0.0, polarisation_correction={"simulation": ["s.root"]})
+    with pytest.raises(ValidationError, match="needs decay_lambda_theta: 'measured'"):
+        type(cfg.unfold).model_validate(raw)
