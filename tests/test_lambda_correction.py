@@ -1,10 +1,13 @@
 """gammastar.lambda_correction: the measured λ_θ's selection shift from a detector simulation,
 and the selection that applies it (``unfold.polarisation_correction``).
 
-The synthetic detector below has no acceptance cuts (a = 1) but drops a fixed share of the
-decays with |cos θ*| < 0.3 from the reconstructed sample, the way a mass bin selects decays by
-their angle-dependent resolution; the fit then returns a λ_θ above the truth. The numbers
-asserted are the generated λ_θ (the truth) and the fits' own errors.
+The synthetic detector below has no acceptance cuts (a = 1) and a mass resolution that depends
+on the decay angle, as the mock's scattering does: decays with |cos θ*| > 0.8 are
+reconstructed 40 MeV low. A tenth of the γ* sit in a narrow peak at 0.53 GeV, so the bin below
+it, 0.4–0.5 GeV, collects the peak's asymmetric decays and its fit returns a λ_θ above the truth
+(+0.31 at an isotropic truth, the response's slope 1.26), and the peak's own bin one below it
+(−0.24, slope 0.80). The numbers asserted are the generated λ_θ (the truth) and the
+fits' own errors.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ import pytest
 from gammastar.config import PolarisationCorrectionConfig, load_config
 from gammastar.errors import InputError
 from gammastar.lambda_correction import (
+    RECO,
+    TRUE,
     LambdaCorrection,
-    Simulation,
     corrected,
     read_simulation,
     selection_correction,
@@ -36,7 +40,7 @@ def open_detector():
     """A per-pair acceptance without cuts: a = 1 for every decay (its moments ⟨c²⟩ = 1/3 etc.
     to the default quadrature's ~10⁻⁴; a coarse one biases the fit's λ_θ)."""
     return PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057,
-                                mass_range=(0.4, 0.6), p_max=100.0, grid=(3, 4, 5))  # fmt: skip
+                                mass_range=(0.3, 0.7), p_max=100.0, grid=(3, 4, 5))  # fmt: skip
 
 
 def _decays(lam: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -46,80 +50,82 @@ def _decays(lam: float, n: int, rng) -> tuple[np.ndarray, np.ndarray]:
     return c, rng.uniform(-np.pi, np.pi, c.size)
 
 
-def _sample(lam: float, n: int, seed: int, drop: float):
-    """(rows after the detector's angle selection, the generator's true angles)."""
+def _sample(lam: float, n: int, seed: int, shift: float = 0.04) -> dict[str, np.ndarray]:
+    """Simulation rows (:data:`RECO` and :data:`TRUE` columns) of n γ* of λ_θ = ``lam``: half
+    9/10 uniform in 0.4–0.65 GeV, 1/10 in a peak at 0.525–0.535 GeV; |cos θ*| > 0.8
+    reconstructed ``shift`` low, everything else exact."""
     rng = np.random.default_rng(seed)
     c, phi = _decays(lam, n, rng)
-    m = rng.uniform(0.4, 0.6, c.size)
-    keep = ~((np.abs(c) < 0.3) & (rng.uniform(size=c.size) < drop))
-    rows = {"m": m[keep], "pT": rng.uniform(0.2, 1.5, c.size)[keep],
-            "pz": rng.uniform(15.0, 40.0, c.size)[keep], "cos_theta_hel": c[keep],
-            "phi_hel": phi[keep], "cos_theta_hel_true": c[keep]}  # fmt: skip
-    return rows, (m, c, phi)
-
-
-def _simulation(lam: float, n: int, seed: int, drop: float) -> Simulation:
-    """A :class:`Simulation` whose generator histograms hold every generated decay."""
-    rows, (m, c, phi) = _sample(lam, n, seed, drop)
-    fine = np.linspace(0.4, 0.6, 21)
-    counts = np.histogram(m, fine)[0].astype(float)
-    sums = np.stack([np.histogram(m, fine, weights=u)[0] for u in angular_functions(c, phi)])
-    return Simulation(rows, counts, sums, fine, ())
+    n = c.size
+    m = np.where(rng.uniform(size=n) < 0.9, rng.uniform(0.4, 0.65, n), rng.uniform(0.525, 0.535, n))
+    pt, pz = rng.uniform(0.2, 1.5, n), rng.uniform(15.0, 40.0, n)
+    true = dict(zip(TRUE, (m, pt, pz, c, phi), strict=True))
+    reco = dict(zip(RECO, (m - shift * (np.abs(c) > 0.8), pt, pz, c, phi), strict=True))
+    return reco | true
 
 
 def _fit(rows, pa) -> tuple[np.ndarray, np.ndarray]:
+    """The data's fit: reconstructed bins, weight 1."""
     n = rows["m"].size
-    pol = measure({**rows, "charge": np.zeros(n, np.int8), "weight": np.ones(n),
-                   "acc": np.ones(n)}, pa, EDGES)  # fmt: skip
+    pol = measure({**{k: rows[k] for k in RECO}, "charge": np.zeros(n, np.int8),
+                   "weight": np.ones(n), "acc": np.ones(n)}, pa, EDGES)  # fmt: skip
     return pol.lambda_theta, pol.lambda_theta_err
 
 
+@pytest.fixture(scope="module")
+def correction(open_detector):
+    """The response of the synthetic detector, from an isotropic simulation of 10⁶ γ*."""
+    return selection_correction(_sample(0.0, 1_000_000, seed=1), open_detector, EDGES, 0.01)
+
+
+def test_the_simulation_sees_the_shift_and_the_truth(correction):
+    """At the simulation's own truth (isotropic) the fit at the truth returns 0 within 3σ, the
+    fit as the data's is shifted up in the bin below the peak and down in the peak's, by many σ."""
+    c = correction
+    assert np.all(np.abs(c.truth) < 3 * c.truth_err)
+    err = np.hypot(c.reco_err, c.truth_err)
+    assert c.delta[0] > 10 * err[0]
+    assert c.delta[1] < -10 * err[1]
+
+
 @pytest.mark.parametrize("lam_data", [-0.3, 0.3])
-def test_the_correction_returns_the_truth_of_data_with_another_lambda(open_detector, lam_data):
-    """Simulation generated isotropic, data with λ_θ = ∓0.3, the same detector (25% of the
-    decays with |cos θ*| < 0.3 dropped: a +0.33 shift at λ_θ = 0 that grows with λ_θ): the
-    data's fit is off by many σ, and so is the fit minus the simulation's shift at its own
-    truth (the response's slope is 1.28, not 1: ±0.08 off at ∓0.3); the corrected λ_θ lies
-    within 3σ of the truth in both bins (measured: within 0.007)."""
-    sim = _simulation(0.0, 1_000_000, seed=1, drop=0.25)
-    corr = selection_correction(sim, open_detector, EDGES, 0.01)
-    shift_err = np.hypot(corr.reco_err, corr.generator_err)
-    assert np.all(corr.delta > 10 * shift_err)  # the selection shifts λ_θ up
-    # the generator side: the isotropic truth within its error
-    assert np.all(np.abs(corr.generator) < 3 * corr.generator_err)
-    assert np.all(corr.slope > 1.15)  # measured: 1.28 (a clear non-unit slope)
-    rows, _ = _sample(lam_data, 1_000_000, seed=2, drop=0.25)
-    lam, err = _fit(rows, open_detector)
+def test_the_correction_returns_the_truth_of_data_with_another_lambda(
+    open_detector, correction, lam_data
+):
+    """Data with λ_θ = ∓0.3 through the same detector: its fit is off by many σ, and so is the
+    fit minus the simulation's shift at its own truth (the response's slope is not 1: 0.08 off);
+    the corrected λ_θ lies within 3σ of the truth in both bins (measured: within 0.005), its
+    error the three in quadrature."""
+    corr = correction
+    lam, err = _fit(_sample(lam_data, 1_000_000, seed=2), open_detector)
     assert np.all(np.abs(lam - lam_data) > 5 * err)  # uncorrected: far off
+    shift_err = np.hypot(corr.reco_err, corr.truth_err)
     assert np.all(np.abs(lam - corr.delta - lam_data) > 3 * np.hypot(err, shift_err))
     block = {"mass_edges": EDGES.tolist(), "lambda_theta": lam.tolist(),
              "lambda_theta_err": err.tolist()}  # fmt: skip
     out = corrected(block, corr)
     got, got_err = np.array(out["lambda_theta"]), np.array(out["lambda_theta_err"])
     want_err = np.sqrt((err / corr.slope) ** 2 + (corr.reco_err / corr.slope) ** 2
-                       + corr.generator_err**2)  # fmt: skip
+                       + corr.truth_err**2)  # fmt: skip
     np.testing.assert_allclose(got_err, want_err, rtol=1e-12)
     assert np.all(np.abs(got - lam_data) < 3 * got_err), (got, got_err)
 
 
-def test_a_detector_without_selection_needs_no_correction(open_detector):
-    """No angle selection and a = 1: the shift is 0 within its error at λ_θ = +0.5 (the fit
-    and the generator's moments agree) and the slope 1 (the reweighted truth's λ_θ ± 0.2 is
-    what the fit returns: within 3σ of its ±0.2 shifts' error on the 2·10⁵ decays per bin,
-    about 0.01/0.4)."""
-    corr = selection_correction(_simulation(0.5, 400_000, seed=3, drop=0.0), open_detector,
-                                EDGES, 0.01)  # fmt: skip
-    assert np.all(np.abs(corr.delta) < 3 * np.hypot(corr.reco_err, corr.generator_err))
-    assert np.all(np.abs(corr.slope - 1.0) < 0.08)
-    assert np.all(np.abs(corr.generator - 0.5) < 3 * corr.generator_err)
+def test_a_detector_without_resolution_needs_no_correction(open_detector):
+    """Reconstructed = true: no shift at λ_θ = +0.5 and a slope of 1 (the two fits are the
+    same numbers, to their rounding)."""
+    corr = selection_correction(_sample(0.5, 200_000, seed=3, shift=0.0), open_detector, EDGES,
+                                0.01)  # fmt: skip
+    np.testing.assert_allclose(corr.delta, 0.0, atol=1e-12)
+    np.testing.assert_allclose(corr.slope, 1.0, rtol=1e-9)
+    assert np.all(np.abs(corr.truth - 0.5) < 3 * corr.truth_err)
 
 
 def test_fit_lambdas_agrees_with_measure_on_the_simulation(open_detector):
     """selection_correction's fit is the selection's (measure): the same λ_θ as fit_lambdas
     on the bin's rows directly (to the fit's convergence, 10⁻⁶)."""
-    sim = _simulation(0.2, 200_000, seed=4, drop=0.3)
-    corr = selection_correction(sim, open_detector, EDGES, 0.01)
-    r = sim.rows
+    r = _sample(0.2, 200_000, seed=4)
+    corr = selection_correction(r, open_detector, EDGES, 0.01)
     k = (r["m"] >= 0.4) & (r["m"] < 0.5)
     mom = open_detector.moments_at(r["m"][k], np.hypot(r["pT"][k], r["pz"][k]),
                                    np.arctan2(r["pT"][k], r["pz"][k]))  # fmt: skip
@@ -159,36 +165,34 @@ def simulation_file(tmp_path_factory):
 
 
 def test_read_simulation_names_the_missing_branch(simulation_file, tmp_path):
-    sim = read_simulation([simulation_file])
-    assert set(sim.rows) == {"m", "pT", "pz", "cos_theta_hel", "phi_hel", "cos_theta_hel_true"}
-    assert sim.sums.shape == (3, sim.counts.size)
-    assert sim.fine.size == sim.counts.size + 1
+    rows = read_simulation([simulation_file])
+    assert set(rows) == set(RECO + TRUE)
     # the truth tree's cos θ* of the μ+ lie in [-1, 1] (float32) and the reconstructed ones
-    # follow the true ones (the mock's angular resolution: correlation near 1)
+    # follow the true ones, as the masses and momenta do (the mock's resolution: correlation
+    # near 1)
     for c in ("cos_theta_hel", "cos_theta_hel_true"):
-        assert np.all(np.abs(sim.rows[c]) <= 1 + 1e-6)
-    assert np.corrcoef(sim.rows["cos_theta_hel"], sim.rows["cos_theta_hel_true"])[0, 1] > 0.9
+        assert np.all(np.abs(rows[c]) <= 1 + 1e-6)
+    for r, t in zip(RECO, TRUE, strict=True):
+        f = np.cos if r == "phi_hel" else np.asarray  # φ* wraps at ±π
+        assert np.corrcoef(f(rows[r]), f(rows[t]))[0, 1] > 0.9, r
     with pytest.raises(InputError, match=r"no 'nope'.*unfold\.polarisation_correction"):
         read_simulation([simulation_file], tree="nope")
     import uproot
 
-    bad = tmp_path / "old.root"
+    bad = tmp_path / "old.root"  # a truth tree of before the angles
     with uproot.open(simulation_file) as f:
-        t = f["truth"].arrays(["m", "pT", "pz"], library="np")
-        hists = {k: f[k] for k in ("truth_all_m", "truth_hel_cos2_m", "truth_hel_sin2cos2phi_m",
-                                   "truth_hel_sin2thetacosphi_m")}  # fmt: skip
-        with uproot.recreate(bad) as out:
-            out["truth"] = t
-            for k, h in hists.items():
-                out[k] = h
+        t = f["truth"].arrays(["m", "pT", "pz", "m_true"], library="np")
+    with uproot.recreate(bad) as out:
+        out["truth"] = t
     with pytest.raises(InputError, match=r"old\.root.*no branch 'cos_theta_hel'"):
         read_simulation([bad])
 
 
 def test_select_applies_the_correction(simulation_file, tmp_path):
     """The selection with ``unfold.polarisation_correction``: select.json's λ_θ is the
-    measured minus the simulation's δ, its error both in quadrature, and the acceptance's
-    nodes follow the corrected values; the simulation is an input of the select stage."""
+    measured one through the simulation's response, its error the three in quadrature, and the
+    acceptance's nodes follow the corrected values; the simulation is an input of the select
+    stage."""
     from gammastar.mock import generate_file
     from gammastar.pipeline import _select_inputs
     from gammastar.select import select
@@ -206,12 +210,12 @@ def test_select_applies_the_correction(simulation_file, tmp_path):
     assert ok, "the simulation corrects at least one bin"
     for i in ok:
         s = sc["simulation_slope"][i]
-        want = sc["simulation_generator"][i] + (sc["lambda_theta_measured"][i]
-                                                - sc["simulation_reco"][i]) / s  # fmt: skip
+        want = sc["simulation_truth"][i] + (sc["lambda_theta_measured"][i]
+                                            - sc["simulation_reco"][i]) / s  # fmt: skip
         assert pol["lambda_theta"][i] == pytest.approx(want, abs=1e-12)
         want_err = np.sqrt((sc["lambda_theta_measured_err"][i] / s) ** 2
                            + (sc["simulation_reco_err"][i] / s) ** 2
-                           + sc["simulation_generator_err"][i] ** 2)  # fmt: skip
+                           + sc["simulation_truth_err"][i] ** 2)  # fmt: skip
         assert pol["lambda_theta_err"][i] == pytest.approx(want_err, rel=1e-12)
     assert sc["simulation"] == [str(simulation_file)]
     fid = json.loads((tmp_path / "select.json").read_text())["unfold"]["fiducial"]

@@ -591,17 +591,16 @@ class LeptonAcceptanceConfig(Section):
 
 class PolarisationCorrectionConfig(Section):
     """The detector simulation behind the measured λ_θ's selection correction
-    (:mod:`gammastar.lambda_correction`): per polarisation bin δ = λ_θ fitted to the
-    simulation's reconstructed γ* − its generator's λ_θ by true mass; the data's λ_θ − δ is
-    the acceptance's, its error δ's added in quadrature."""
+    (:mod:`gammastar.lambda_correction`): per polarisation bin the simulation's λ_θ fitted as
+    the data are and at its true mass, kinematics and angles, and the response's slope; the
+    data's λ_θ is mapped through that response onto the truth."""
 
     simulation: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     """ROOT files (relative to the config; ``${output}`` allowed) in the mock's ntuple layout:
-    the γ* inside the spectrometer (reconstructed ``m``, ``pT``, ``pz``, ``cos_theta_hel``,
-    ``phi_hel``), the histogram of all generated γ* by true mass and its ``truth_hel_*``
-    decay-angle sums. Independent of the data (another sample)."""
+    the γ* inside the spectrometer, reconstructed (``m``, ``pT``, ``pz``, ``cos_theta_hel``,
+    ``phi_hel``) and true (``m_true``, ``pT_true``, ``pz_true``, ``cos_theta_hel_true``,
+    ``phi_hel_true``). Independent of the data (another sample)."""
     tree: Annotated[str, Field(min_length=1)] = "truth"
-    histogram: Annotated[str, Field(min_length=1)] = "truth_all_m"
 
 
 class UnfoldConfig(Section):

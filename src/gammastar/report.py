@@ -546,8 +546,8 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
     if isinstance(sc, dict):
         s.add(
             '<p class="note">λ_θ corrected for the mass bins\' selection of decay angles with a '
-            "detector simulation (unfold.polarisation_correction: its fit and its generator's "
-            "λ_θ, inverted through the response's slope; docs/selection.md).</p>"
+            "detector simulation (unfold.polarisation_correction: its fit as the data's and at "
+            "its truth, inverted through the response's slope; docs/selection.md).</p>"
         )
     s.add(
         '<p class="note">1 + λ_θ cos²θ* + λ_φ sin²θ* cos2φ* + λ_θφ sin2θ* cosφ*, measured from '

@@ -769,8 +769,8 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
 
     pc = cfg.unfold.polarisation_correction
     paths = [cfg.resolve(p) for p in pc.simulation]
-    sim = read_simulation(paths, tree=pc.tree, histogram=pc.histogram)
-    corr = selection_correction(sim, am, block["mass_edges"], cfg.unfold.min_acceptance)
+    rows = read_simulation(paths, tree=pc.tree)
+    corr = selection_correction(rows, am, block["mass_edges"], cfg.unfold.min_acceptance)
     out = corrected(block, corr)
     out["selection_correction"]["simulation"] = [str(p) for p in paths]
     bad = out["selection_correction"]["uncorrected_bins"]

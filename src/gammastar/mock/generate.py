@@ -481,7 +481,8 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
     t1, t2 = s.mu1[:, sel], s.mu2[:, sel]
     with np.errstate(invalid="ignore", divide="ignore"):
         cos_t, phi = helicity_angles(np.where(plus, mu1, mu2), np.where(plus, mu2, mu1))
-        cos_true = helicity_angles(np.where(plus, t1, t2), np.where(plus, t2, t1))[0]
+        cos_true, phi_true = helicity_angles(np.where(plus, t1, t2), np.where(plus, t2, t1))
+    g = s.gstar[:, sel]
     return {
         "event": chunk.event[sel],
         "channel": s.channel[sel],
@@ -492,7 +493,10 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
         "E": r.pair[3, sel].astype(f32),
         "cos_theta_hel": cos_t.astype(f32),
         "phi_hel": phi.astype(f32),
+        "pT_true": np.hypot(g[0], g[1]).astype(f32),
+        "pz_true": g[2].astype(f32),
         "cos_theta_hel_true": cos_true.astype(f32),
+        "phi_hel_true": phi_true.astype(f32),
         "y": r.y[sel].astype(f32),
         "m_true": s.gstar[4, sel].astype(f32),
         "eff": r.eff[sel].astype(f32),
