@@ -214,6 +214,12 @@ class _LambdaRegion:
         self.table = fiducial_from_config(cfg).acceptance  # at the run's own λ̂
         doc = json.loads((run / "yields.json").read_text())
         self.pol_edges = np.asarray(doc["polarisation"]["mass_edges"], dtype=float)
+        # a run whose λ̂ the simulation corrected: each replica's λ̂ through the same response
+        self.lam_correction = None
+        if "selection_correction" in doc["polarisation"]:
+            from gammastar.lambda_correction import LambdaCorrection
+
+            self.lam_correction = LambdaCorrection.from_block(doc["polarisation"])
         self.pairs = pairs
         m, pt, pz = (pairs[c].to_numpy() for c in ("m", "pT", "pz"))
         self.m, self.pt, self.pz = m, pt, pz
@@ -239,6 +245,7 @@ class _LambdaRegion:
 
     def replica(self, pois):
         """(weights, region F′, Y_F at the mass, samples outside F′, 𝓔 of those inside)."""
+        from gammastar.lambda_correction import corrected
         from gammastar.pair_acceptance import FiducialRegion
         from gammastar.polarisation import lambda_for_acceptance, measure
 
@@ -248,6 +255,8 @@ class _LambdaRegion:
             table = self.table
         else:
             block = measure(view, self.table, self.pol_edges).as_dict()
+            if self.lam_correction is not None:  # the run's unfold.polarisation_correction
+                block = corrected(block, self.lam_correction)
             edges, lam = lambda_for_acceptance(block, "bootstrap replica")
             table = self.table.with_lambda(self.table.lambda_nodes(edges, lam))
             self.lam = lam  # the replica's λ̂ per polarisation bin (for the record)

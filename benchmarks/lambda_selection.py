@@ -16,12 +16,23 @@ the isotropic fiducial region) in each bin of ``--edges``, three ways:
 * ``selection``: the detector's pairs and mass bins, but each with its true kinematics and
   angles: a difference from ``truth`` here is the bin selecting the decay angles through the
   angle-dependent resolution (docs/selection.md, "Narrow peaks"), one from ``detector`` the
-  angles' own smearing.
+  angles' own smearing;
+* ``tree``: the detector's pairs (the mock's ``truth`` tree) in true mass bins with their true
+  kinematics and angles: the truth side of ``unfold.polarisation_correction``
+  (:mod:`gammastar.lambda_correction`); a difference from ``truth`` is the reconstructed
+  selection's edges.
+
+With ``--simulation FILES`` it prints instead what :mod:`gammastar.lambda_correction` measures on
+those simulation files in the bins of ``--edges`` (λ_r, λ_t, the slope) and the response matrix
+R(b, b′) = Δλ_r(b)/Δλ_t(b′) of the γ* of one true-mass bin b′ reweighted at a time (its row sums
+are the slopes the correction uses).
 
 Usage: ``python benchmarks/lambda_selection.py [--config analysis/na60_like.yaml]
 [--sources 10000000] [--pt-form 0] [--edges 0.25 0.3 0.443 0.613 0.678]`` (about 1 min per 10⁷
-sources). The default edges are the peak-safe polarisation bins of the demo-sized NA60-like
-runs around 0.6 GeV and a reference bin at 0.25–0.3 GeV. The last line is one JSON object.
+sources), or ``python benchmarks/lambda_selection.py --simulation FILES [--edges …]`` (about
+30 s per 10⁶ simulated γ*). The default edges are the peak-safe polarisation bins of the
+demo-sized NA60-like runs around 0.6 GeV and a reference bin at 0.25–0.3 GeV. The last line is
+one JSON object.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-WAYS = ("truth", "detector", "selection")
+WAYS = ("truth", "detector", "selection", "tree")
 
 
 def pair_kinematics(l1: np.ndarray, l2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -82,9 +93,10 @@ def collect(cfg: Any, acceptance: Any, *, sources: int, seed: int, lo: float, hi
             reco_a = helicity_angles(*reco_l)
         lepton = acceptance.lepton
         sel = {"truth": _passes(t1, lepton) & _passes(t2, lepton),
-               "detector": r.in_acceptance[keep], "selection": r.in_acceptance[keep]}  # fmt: skip
+               "detector": r.in_acceptance[keep], "selection": r.in_acceptance[keep],
+               "tree": r.in_acceptance[keep]}  # fmt: skip
         for way in WAYS:
-            m_bin = true_k[0] if way == "truth" else reco_k[0]
+            m_bin = true_k[0] if way in ("truth", "tree") else reco_k[0]
             kin, ang = (reco_k, reco_a) if way == "detector" else (true_k, true_a)
             k = sel[way] & (m_bin >= lo) & (m_bin < hi)
             mom = acceptance.moments_at(kin[0][k], kin[1][k], kin[2][k])
@@ -114,6 +126,63 @@ def fit_bins(m, c, phi, mom, edges, min_acceptance: float) -> list[dict[str, flo
     return out
 
 
+def response_matrix(rows, acceptance, edges, min_acceptance: float, step: float = 0.2):
+    """R(b, b′) of the module docstring: the simulation's fit as the data's in bin b against its
+    fit at the truth in bin b′, the γ* of true-mass bin b′ (those outside the bins with the
+    nearest) reweighted to λ_t(b′) + ``step``."""
+    from gammastar.lambda_correction import RECO, TRUE, fit_inputs
+    from gammastar.polarisation import measure
+
+    edges = np.asarray(edges, dtype=np.float64)
+    nb = edges.size - 1
+    reco, mom_r, in_r = fit_inputs(rows, RECO, acceptance, min_acceptance)
+    true, mom_t, in_t = fit_inputs(rows, TRUE, acceptance, min_acceptance)
+    nom_r = measure({**reco, "weight": in_r}, acceptance, edges, moments=mom_r)
+    nom_t = measure({**true, "weight": in_t}, acceptance, edges, moments=mom_t)
+    b = np.clip(np.searchsorted(edges, true["m"], side="right") - 1, 0, nb - 1)
+    inside = (true["m"] >= edges[0]) & (true["m"] < edges[-1])
+    lam_t = np.clip(np.nan_to_num(nom_t.lambda_theta), -1.0 + step, 1.0 - step)
+    c2 = true["cos_theta_hel"] ** 2
+    out = np.full((nb, nb), np.nan)
+    for j in range(nb):
+        rows_j = b == j
+        w = np.ones(c2.size)
+        w[rows_j] = 1.0 + step * c2[rows_j] / (1.0 + lam_t[j] * c2[rows_j])
+        up_r = measure({**reco, "weight": in_r * w}, acceptance, edges, moments=mom_r)
+        kt = np.flatnonzero(rows_j & inside)
+        up_t = measure({c: v[kt] for c, v in true.items()} | {"weight": (in_t * w)[kt]},
+                       acceptance, edges[j : j + 2], moments=mom_t[:, kt])  # fmt: skip
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[:, j] = (up_r.lambda_theta - nom_r.lambda_theta) / (
+                up_t.lambda_theta[0] - nom_t.lambda_theta[j])  # fmt: skip
+    return out
+
+
+def main_simulation(args, cfg, fid, edges) -> dict[str, Any]:
+    """``--simulation``: the correction's numbers and the response matrix, one JSON line."""
+    from gammastar.lambda_correction import read_simulation, selection_correction
+
+    t0 = time.perf_counter()
+    rows = read_simulation(args.simulation)
+    corr = selection_correction(rows, fid.acceptance, edges, fid.min_acceptance)
+    resp = response_matrix(rows, fid.acceptance, edges, fid.min_acceptance)
+    print(f"simulation: {len(args.simulation)} file(s), {rows['m'].size} γ*\n")
+    print("| bin (GeV) | λ_r (as the data) | λ_t (truth in F) | slope | R row (b′ = each bin) |")
+    print("| --- | --- | --- | --- | --- |")
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
+        print(f"| {lo:.3f}–{hi:.3f} | {corr.reco[i]:+.3f} ± {corr.reco_err[i]:.3f} | "
+              f"{corr.truth[i]:+.3f} ± {corr.truth_err[i]:.3f} | {corr.slope[i]:.3f} | "
+              + " ".join(f"{x:.3f}" for x in resp[i]) + " |")  # fmt: skip
+    out = {"benchmark": "lambda_selection", "mode": "simulation",
+           "simulation": [str(p) for p in args.simulation], "edges": edges.tolist(),
+           "reco": corr.reco.tolist(), "reco_err": corr.reco_err.tolist(),
+           "truth": corr.truth.tolist(), "truth_err": corr.truth_err.tolist(),
+           "slope": corr.slope.tolist(), "response": resp.tolist(),
+           "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+    print(json.dumps(out))
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
@@ -122,6 +191,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--pt-form", type=float, default=None,
                     help="the mock mesons' m_T power a (default: the config's)")  # fmt: skip
     ap.add_argument("--edges", type=float, nargs="+", default=[0.25, 0.3, 0.443, 0.613, 0.678])
+    ap.add_argument("--simulation", type=Path, nargs="+", default=[],
+                    help="simulation files: the λ_θ correction's numbers on them (no generation)")  # fmt: skip
     args = ap.parse_args(argv)
     edges = np.asarray(args.edges, dtype=np.float64)
     if edges.size < 2 or np.any(np.diff(edges) <= 0):
@@ -138,13 +209,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     fid = fiducial_from_config(cfg, lambda_theta=0.0)
     if fid is None:
         raise SystemExit(f"{args.config}: unfold.lepton_acceptance is not set: no acceptance")
+    if args.simulation:
+        return main_simulation(args, cfg, fid, edges)
     got = collect(cfg, fid.acceptance, sources=args.sources, seed=args.seed,
                   lo=float(edges[0]), hi=float(edges[-1]))  # fmt: skip
     fits = {w: fit_bins(*got[w], edges, fid.min_acceptance) for w in WAYS}
     print(f"{args.sources:.2g} sources (seed {args.seed}), mock p_T form a = "
           f"{cfg.mock.pt_mt_power:g}; λ_θ (± its error) [λ_φ, λ_θφ]\n")  # fmt: skip
-    print("| bin (GeV) | truth | detector | selection, true angles |")
-    print("| --- | --- | --- | --- |")
+    print("| bin (GeV) | truth | detector | selection, true angles | tree (true bins) |")
+    print("| --- | --- | --- | --- | --- |")
     for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
         cells = [f"{f[i]['lambda_theta']:+.3f} ± {f[i]['lambda_theta_err']:.3f} "
                  f"[{f[i]['lambda_phi']:+.3f}, {f[i]['lambda_theta_phi']:+.3f}]"

@@ -466,18 +466,17 @@ def test_the_polarisation_table_shows_the_corrected_and_the_fitted_lambda():
     _polarisation_table(pol, plain)
     assert "as fitted" not in "".join(plain.parts)
     s = Section("y", "Yields")
-    _polarisation_table(
-        pol
-        | {
-            "selection_correction": {
-                "lambda_theta_measured": [0.146],
-                "lambda_theta_measured_err": [0.186],
-            }
-        },
-        s,
-    )
+    sc = {"lambda_theta_measured": [0.146], "lambda_theta_measured_err": [0.186],
+          "uncorrected_bins": []}  # fmt: skip
+    _polarisation_table(pol | {"selection_correction": sc}, s)
     text = "".join(s.parts)
     assert "λ_θ as fitted" in text
     assert "+0.146 ± 0.186" in text
     assert "+0.040 ± 0.180" in text
     assert "unfold.polarisation_correction" in text
+    assert "(as fitted)" not in text
+    kept = Section("y", "Yields")  # a bin the simulation left as measured is marked
+    sc = {"lambda_theta_measured": [0.04], "lambda_theta_measured_err": [0.18],
+          "uncorrected_bins": [0]}  # fmt: skip
+    _polarisation_table(pol | {"selection_correction": sc}, kept)
+    assert "+0.040 ± 0.180 (as fitted)" in "".join(kept.parts)

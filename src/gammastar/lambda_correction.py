@@ -4,7 +4,8 @@ The selection fits λ_θ per reconstructed-mass bin (:mod:`gammastar.polarisatio
 mass resolution depends on the decay angles, a reconstructed-mass bin selects its γ* by decay
 angle: below the ω's peak window the bin holds the ω's low tail, made of asymmetric decays whose
 soft muon scatters most, and the fit returns a λ_θ that is not that of the γ* of the bin's mass
-(+0.14–0.16 too high in the NA60-like mock, docs/coverage.md, session 25;
+(+0.17–0.27 too high in the NA60-like mock, docs/coverage.md, sessions 25–26, and
+docs/selection.md;
 ``benchmarks/lambda_selection.py``). The per-pair acceptance at that λ_θ over-corrects the
 fiducial yield. A detector simulation measures the fit's response per polarisation bin b. Its γ*
 are fitted twice (:func:`gammastar.polarisation.measure`, the data's fit: weight 1, since the
@@ -17,20 +18,31 @@ simulation has no background and its efficiency is not applied):
   which the per-pair acceptance needs (outside F the λ_θ of the Dalitz γ* differs: 0.05
   against 0.15 at 0.3–0.44 GeV in the mock).
 
-Reweighted by their true decay angle, (1 + (λ_t + Δ) cos²θ*_true)/(1 + λ_t cos²θ*_true) (λ_t
-of the row's true-mass bin), the same γ* stand for another truth; the fits at Δ = ±:data:`STEP`
-give the response's slope s = Δλ_r/Δλ_t (above 1 where the bin selects by angle: the shift
-grows with λ_θ). The data's λ_θ(b) corresponds to the truth
+Reweighted by their true decay angle, (1 + (λ_t + Δ) cos²θ*_true)/(1 + λ_t cos²θ*_true) (λ_t of
+the row's true-mass bin; a γ* of true mass outside the bins, which the resolution brings into
+the first or last, with the nearest), the same γ* stand for a truth higher by Δ in every bin; the
+fits at Δ = ±:data:`STEP` give the response's slope s = Δλ_r/Δλ_t (above 1 where the bin selects
+by angle: the shift grows with λ_θ). The data's λ_θ corresponds to the truth
 
 .. math:: \lambda_\theta^{\rm corr}(b) = \lambda_t(b) + \frac{\lambda_\theta(b) - \lambda_r(b)}{s(b)},
 
-with the error (σ_data/s) ⊕ (σ_r/s) ⊕ σ_t (the two simulation fits share their γ* and are
-positively correlated, so this over-states their part; the slope's own statistical error is left
-out). It assumes the simulation's cocktail (how much ω tail a bin holds) and a response linear
-over the distance from λ_t; λ_φ and λ_θφ, which the acceptance does not use, are left as
-measured. The γ* of the simulation's tree are those its detector reconstructs, so the fit at the
-truth sees the reconstructed selection's edges (a lepton that crosses an energy or angle cut);
-``benchmarks/lambda_selection.py`` measures how far that is from the truth of every generated γ*.
+with the error (σ/s) ⊕ (σ_r/s) ⊕ σ_t (the two simulation fits share their γ* and are positively
+correlated, so this over-states their part; the slope's own statistical error is left out). It
+assumes the simulation's cocktail (how much ω tail a bin holds), a response linear over the
+distance from λ_t, and a λ_θ(m) whose neighbouring bins move together: the bin below the ω takes
+a quarter of its response from the ω's bin and a quarter from the bin below it (the response
+matrix of the NA60-like mock, ``benchmarks/lambda_selection.py --simulation``,
+docs/selection.md), so an ω polarised otherwise than the simulation's is booked partly as that
+bin's own truth (``tests/test_lambda_correction.py``: a peak at +0.6 in
+data isotropic elsewhere, against an isotropic simulation, leaves the bin below it at +0.07
+against its truth 0, where the fit is +0.39). Inverting the whole matrix instead would remove
+that, at the price of amplifying the data's errors (its diagonal 0.54 in that bin); λ_φ and λ_θφ, which the
+acceptance does not use, are left as measured. The γ* of the simulation's tree are those its
+detector reconstructs, so the fit at the truth sees the reconstructed selection's edges (a
+lepton whose reconstructed momentum crosses an energy or angle cut): 0.01–0.04 below the truth of
+every generated γ* in the NA60-like mock (``benchmarks/lambda_selection.py``'s ``tree`` way,
+docs/selection.md). The simulation's rows are those its detector accepts: its cuts must be at
+least as loose as the analysis's lepton cuts, which the fits' acceptance applies.
 
 :func:`read_simulation` reads the simulation (ROOT files in the mock's layout, DEVELOPERS.md
 "Mock ntuple", the ``truth`` tree), :func:`selection_correction` measures the response,
@@ -51,7 +63,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["LambdaCorrection", "corrected", "read_simulation", "selection_correction"]
+from gammastar.errors import InputError
+
+__all__ = [
+    "LambdaCorrection",
+    "corrected",
+    "fit_inputs",
+    "read_simulation",
+    "selection_correction",
+]
 
 RECO = ("m", "pT", "pz", "cos_theta_hel", "phi_hel")
 """The simulation tree's reconstructed columns (the data's ``pairs.parquet`` names)."""
@@ -65,8 +85,8 @@ STEP = 0.2
 """The reweighted truth's shift ±Δ at which the response's slope is measured."""
 
 MIN_SLOPE = 0.5
-"""A bin whose fit responds to the truth by less (half as sensitive) is left as measured: the
-inversion would blow its error up and rest on a response far from the unit one."""
+"""A bin whose fit responds to its own truth by less (half as sensitive) is left as measured:
+the inversion would blow its error up and rest on a response far from the unit one."""
 
 
 def read_simulation(
@@ -89,7 +109,8 @@ def read_simulation(
 @dataclass(frozen=True)
 class LambdaCorrection:
     """Per polarisation bin the simulation's fit as the data's λ_r (``reco``), at the truth λ_t
-    (``truth``), the response's slope s (NaN where a fit fails) and the fits' pairs."""
+    (``truth``) with their errors, the response's slope s (NaN where a fit fails) and the reco
+    fits' pairs."""
 
     mass_edges: NDArray[np.float64]
     reco: NDArray[np.float64]
@@ -104,20 +125,42 @@ class LambdaCorrection:
         """The shift at the simulation's own truth, λ_r − λ_t."""
         return self.reco - self.truth
 
+    def usable(self) -> NDArray[np.bool_]:
+        """Bins the simulation corrects: both fits and a slope of at least :data:`MIN_SLOPE`."""
+        with np.errstate(invalid="ignore"):
+            return np.isfinite(self.reco) & np.isfinite(self.truth) & (self.slope >= MIN_SLOPE)
+
     def apply(
         self, lam: ArrayLike, err: ArrayLike
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """The truth λ_θ (and its 1σ) that a measured ``lam`` ± ``err`` corresponds to."""
-        s = self.slope
-        out = self.truth + (np.asarray(lam, dtype=np.float64) - self.reco) / s
-        e = np.sqrt((np.asarray(err, np.float64) / s) ** 2 + (self.reco_err / s) ** 2
-                    + self.truth_err**2)  # fmt: skip
-        return out, e
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+        """The truth λ_θ (and its 1σ) that a measured ``lam`` ± ``err`` corresponds to, in the
+        :meth:`usable` bins where the data have a value (the third array); the others as given."""
+        lam = np.asarray(lam, dtype=np.float64)
+        err = np.asarray(err, dtype=np.float64)
+        ok = self.usable() & np.isfinite(lam) & np.isfinite(err)
+        s = np.where(ok, self.slope, 1.0)
+        out = np.where(ok, self.truth + (lam - self.reco) / s, lam)
+        e = np.sqrt((err / s) ** 2 + (self.reco_err / s) ** 2 + self.truth_err**2)
+        return out, np.where(ok, e, err), ok
+
+    @classmethod
+    def from_block(cls, block: dict[str, Any]) -> LambdaCorrection:
+        """The correction a ``polarisation`` block's ``selection_correction`` records (to apply it
+        to another fit on the same bins, e.g. a bootstrap replica's)."""
+        sc = block["selection_correction"]
+
+        def arr(key):
+            return np.array([np.nan if x is None else x for x in sc[key]], dtype=np.float64)
+
+        return cls(np.asarray(block["mass_edges"], dtype=np.float64), arr("simulation_reco"),
+                   arr("simulation_reco_err"), arr("simulation_truth"), arr("simulation_truth_err"),
+                   arr("simulation_slope"), np.asarray(sc["simulation_pairs"], dtype=np.int64))  # fmt: skip
 
 
-def _side(rows, names, acceptance, edges, min_acceptance):
-    """One side's fit input: the pairs mapping of :func:`~gammastar.polarisation.measure` for
-    ``names`` (:data:`RECO` or :data:`TRUE`), the moments and the isotropic F indicator."""
+def fit_inputs(rows, names, acceptance, min_acceptance):
+    """One side's fit input from the simulation ``rows``: the pairs mapping of
+    :func:`~gammastar.polarisation.measure` for ``names`` (:data:`RECO` or :data:`TRUE`), the
+    acceptance's moments at them and the isotropic F indicator (1 inside, 0 outside)."""
     m, pt, pz, c, phi = (rows[k] for k in names)
     mom = acceptance.moments_at(m, np.hypot(pt, pz), np.arctan2(pt, pz))
     in_f = (np.clip(mom[0], 0.0, 1.0) >= min_acceptance).astype(np.float64)
@@ -141,6 +184,9 @@ def selection_correction(
     Returns:
         :class:`LambdaCorrection`.
 
+    Raises:
+        InputError: the simulation has no γ* in the bins.
+
     Example (a detector without cuts and resolution measures the truth: shift 0, slope 1):
         >>> import numpy as np
         >>> from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
@@ -152,7 +198,7 @@ def selection_correction(
         ...         "phi_hel": rng.uniform(-np.pi, np.pi, n)}
         >>> rows = reco | {t: reco[r] for r, t in zip(RECO, TRUE)}
         >>> d = selection_correction(rows, pa, [0.4, 0.6], 0.01)
-        >>> float(d.delta[0]), round(float(d.slope[0]), 9)
+        >>> round(float(d.delta[0]), 9), round(float(d.slope[0]), 9)
         (0.0, 1.0)
     """
     from gammastar.polarisation import measure
@@ -163,21 +209,27 @@ def selection_correction(
         return (m >= edges[0]) & (m < edges[-1])
 
     k = within(rows["m"]) | within(rows["m_true"])
+    if not k.any():
+        raise InputError(
+            f"unfold.polarisation_correction: the simulation has no γ* in the polarisation bins "
+            f"{edges[0]:g}–{edges[-1]:g} GeV (another mass range or flavour?)"
+        )
     sub = {c: v[k] for c, v in rows.items()}
-    reco, mom_r, in_r = _side(sub, RECO, acceptance, edges, min_acceptance)
-    true, mom_t, in_t = _side(sub, TRUE, acceptance, edges, min_acceptance)
+    reco, mom_r, in_r = fit_inputs(sub, RECO, acceptance, min_acceptance)
+    true, mom_t, in_t = fit_inputs(sub, TRUE, acceptance, min_acceptance)
+    nominal_r = measure({**reco, "weight": in_r}, acceptance, edges, moments=mom_r)
     nominal_t = measure({**true, "weight": in_t}, acceptance, edges, moments=mom_t)
-    # the reweighting to a truth λ_t + Δ: λ_t of each row's true-mass bin
+    # each row's true-mass bin's λ_t (the γ* of true mass outside the bins with the nearest;
+    # kept where the weights of λ_t ± STEP stay positive over the sphere)
     b = np.clip(np.searchsorted(edges, true["m"], side="right") - 1, 0, edges.size - 2)
-    lam_t = np.nan_to_num(nominal_t.lambda_theta)[b]
+    lam_t = np.clip(np.nan_to_num(nominal_t.lambda_theta), -1.0 + STEP, 1.0 - STEP)[b]
     c2 = true["cos_theta_hel"] ** 2
 
     def fits(delta):
-        w = (1.0 + (lam_t + delta) * c2) / (1.0 + lam_t * c2)
+        w = 1.0 + delta * c2 / (1.0 + lam_t * c2)
         return (measure({**reco, "weight": in_r * w}, acceptance, edges, moments=mom_r),
                 measure({**true, "weight": in_t * w}, acceptance, edges, moments=mom_t))  # fmt: skip
 
-    nominal_r = fits(0.0)[0]
     (up_r, up_t), (down_r, down_t) = fits(STEP), fits(-STEP)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = (up_r.lambda_theta - down_r.lambda_theta) / (
@@ -190,9 +242,9 @@ def selection_correction(
 
 def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
     """The ``polarisation`` block with λ_θ and its error corrected (:meth:`LambdaCorrection.apply`)
-    where the simulation has both fits and a slope of at least :data:`MIN_SLOPE` (elsewhere as
-    measured, listed in ``uncorrected_bins``); the measured values and the simulation's numbers
-    under ``selection_correction``.
+    in the bins the simulation corrects and the data have a fit (elsewhere as measured, listed
+    in ``uncorrected_bins``); the measured values and the simulation's numbers under
+    ``selection_correction``.
 
     Raises:
         ValueError: ``corr`` was measured on other bins than the block's.
@@ -218,16 +270,14 @@ def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
         return np.array([np.nan if x is None else x for x in block[key]], dtype=np.float64)
 
     lam, err = arr("lambda_theta"), arr("lambda_theta_err")
-    new, new_err = corr.apply(lam, err)
-    with np.errstate(invalid="ignore"):
-        ok = np.isfinite(corr.reco) & np.isfinite(corr.truth) & (corr.slope >= MIN_SLOPE)
+    new, new_err, ok = corr.apply(lam, err)
 
     def lst(x):
         return [float(v) for v in x]
 
     out = dict(block)
-    out["lambda_theta"] = lst(np.where(ok, new, lam))
-    out["lambda_theta_err"] = lst(np.where(ok, new_err, err))
+    out["lambda_theta"] = lst(new)
+    out["lambda_theta_err"] = lst(new_err)
     out["selection_correction"] = {
         "method": METHOD,
         "lambda_theta_measured": lst(lam),

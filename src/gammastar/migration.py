@@ -229,7 +229,7 @@ def _read_one(
                 raise InputError(f"{path}: no '{what}' ({key})")
         t = f[tree]
         if not hasattr(t, "arrays"):
-            raise InputError(f"{path}: '{tree}' is not a tree")
+            raise InputError(f"{path}: '{tree}' is not a tree ({key})")
         branches = set(t.keys())
         missing = [b for b in columns if b not in branches]
         if missing:
@@ -279,7 +279,7 @@ def read_simulation_arrays(
             raise
         except Exception as err:  # noqa: BLE001 - any reader failure, named with the file
             text = " ".join(str(err).split())
-            raise InputError(f"{path}: cannot read the simulation ({text})") from None
+            raise InputError(f"{path}: cannot read the simulation ({text}) ({key})") from None
         same = fine is None or (
             fine.shape == edges.shape
             and np.allclose(fine, edges, rtol=0, atol=1e-9 * float(np.min(np.diff(edges))))

@@ -539,7 +539,9 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
     if isinstance(sc, dict):  # unfold.polarisation_correction: the fit's own λ_θ beside it
         cols["fit"] = _as_list(sc.get("lambda_theta_measured"))
         cols["fit_err"] = _as_list(sc.get("lambda_theta_measured_err"))
-        rows = [(*r[:3], pm("fit", i), *r[3:]) for i, r in enumerate(rows)]
+        kept = set(_as_list(sc.get("uncorrected_bins")))  # as measured: marked
+        rows = [(*r[:2], r[2] + (" (as fitted)" if i in kept else ""), pm("fit", i), *r[3:])
+                for i, r in enumerate(rows)]  # fmt: skip
         head = ["m (GeV)", "OS pairs", "λ_θ (corrected)", "λ_θ as fitted", "λ_φ", "λ_θφ"]
     s.add(f"<h3>Decay angular distribution, {esc(fmt(pol.get('frame')))} frame</h3>")
     s.add(table(head, rows, "num"))

@@ -765,7 +765,12 @@ def _measured_acceptance(
 def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -> dict[str, Any]:
     """``unfold.polarisation_correction``: the measured λ_θ corrected for the bins' selection
     of decay angles with the configured simulation (:mod:`gammastar.lambda_correction`)."""
-    from gammastar.lambda_correction import corrected, read_simulation, selection_correction
+    from gammastar.lambda_correction import (
+        MIN_SLOPE,
+        corrected,
+        read_simulation,
+        selection_correction,
+    )
 
     pc = cfg.unfold.polarisation_correction
     paths = [cfg.resolve(p) for p in pc.simulation]
@@ -777,7 +782,8 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
     if bad:
         log.warning(
             "select: unfold.polarisation_correction: %d polarisation bin(s) left as measured "
-            "(no λ_θ fit in the simulation there): %s", len(bad), bad,
+            "(no λ_θ fit in the data or the simulation there, or a response slope below %g): "
+            "%s", len(bad), MIN_SLOPE, bad,
         )  # fmt: skip
     log.info(
         "select: lambda_theta corrected for the bins' selection (simulation: shift at its truth, "
