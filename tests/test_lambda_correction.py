@@ -271,3 +271,16 @@ def test_config_refuses_a_correction_without_a_measured_lambda():
     raw.update(decay_lambda_theta=0.0, polarisation_correction={"simulation": ["s.root"]})
     with pytest.raises(ValidationError, match="needs decay_lambda_theta: 'measured'"):
         type(cfg.unfold).model_validate(raw)
+
+
+def test_from_block_gives_back_the_correction_a_block_records(correction):
+    """A written block's ``selection_correction`` rebuilds the correction (what a bootstrap
+    replica's refit applies): the same numbers (copies through floats, compared exactly), and
+    applied to the same fit the same corrected λ_θ."""
+    lam, err = np.array([0.35, -0.2]), np.array([0.05, 0.04])
+    block = corrected({"mass_edges": EDGES.tolist(), "lambda_theta": lam.tolist(),
+                       "lambda_theta_err": err.tolist()}, correction)  # fmt: skip
+    back = LambdaCorrection.from_block(json.loads(json.dumps(block)))
+    for field in ("mass_edges", "reco", "reco_err", "truth", "truth_err", "slope", "n_reco"):
+        np.testing.assert_array_equal(getattr(back, field), getattr(correction, field))
+    np.testing.assert_array_equal(back.apply(lam, err)[0], block["lambda_theta"])
