@@ -15,12 +15,15 @@ config (generate → select → yields; no flow), and splits each run's ratio at
   inside F (efficiency and per-pair acceptance at the same λ_θ; ``resolution_migration.py
   --runs``), and ``subtraction``: all pairs' weights inside F over the signal pairs' (the
   like-sign subtraction);
-* ``acc_measured``, ``acc_iso``: the run's own truth-tree γ* (true mass in a ±``--window``
-  slice) Σ 1/A inside F over their generated number × f_t, with A at the run's measured λ_θ(m) and at
-  λ_θ = 0: the per-pair acceptance correction against the true count; their ratio is what the
-  measured λ_θ moves the yield by;
-* ``lambda_theta``: the λ_θ the run measured in the polarisation bin that holds the mass
-  (the acceptance interpolates λ_θ between the bins' centres, so near an edge A mixes two),
+* ``acc_measured``, ``acc_fitted``, ``acc_iso``: the run's own truth-tree γ* (true mass in a
+  ±``--window`` slice) Σ 1/A inside F over their generated number × f_t, with A at the run's
+  measured λ_θ(m) (the acceptance's: with ``--lambda-simulation`` the corrected one), at the
+  fit's own λ_θ(m) (before ``unfold.polarisation_correction``; without it the same) and at
+  λ_θ = 0: the per-pair acceptance correction against the true count; their ratios are what
+  the λ_θ moves the yield by;
+* ``lambda_theta``, ``lambda_fitted``: the λ_θ the run's acceptance used and the fit's own, in
+  the polarisation bin that holds the mass (the acceptance interpolates λ_θ between the bins'
+  centres, so near an edge A mixes two),
 
 and gives the generator's own λ_θ of the γ* inside F at each mass (:func:`truth_lambdas` of
 the decay angles in the pair's helicity frame, true muons): the λ_θ a correct measurement
@@ -63,7 +66,18 @@ def _load(name: str) -> Any:
 coverage = _load("coverage")
 resolution_migration = _load("resolution_migration")
 
-KEYS = ("Y", "f", "YF", "closure", "subtraction", "acc_measured", "acc_iso", "lambda_theta")
+KEYS = (
+    "Y",
+    "f",
+    "YF",
+    "closure",
+    "subtraction",
+    "acc_measured",
+    "acc_fitted",
+    "acc_iso",
+    "lambda_theta",
+    "lambda_fitted",
+)
 
 
 def stated_mock(base: Any, pt_form: float | None, y_sigma: float | None) -> Any:
@@ -170,6 +184,17 @@ def one_run(run: Path, seed: int, g: Any, truth: tuple[Any, Any], masses, window
     parts = resolution_migration.run_parts(run, ex.edges, fid, simulation=sim)
     w_fid, w_iso = fiducial_weights(rows, fid), fiducial_weights(rows, iso)
     pol = json.loads((run / "select.json").read_text())["polarisation"]
+    # the fit's own λ_θ before unfold.polarisation_correction (the same as the used one without)
+    fitted = dict(
+        pol,
+        lambda_theta=pol.get("selection_correction", pol)[
+            "lambda_theta_measured" if "selection_correction" in pol else "lambda_theta"
+        ],
+    )
+    fit_fid = FiducialRegion(fid.acceptance.with_lambda(fid.acceptance.lambda_nodes(
+        fitted["mass_edges"], [np.nan if x is None else x for x in fitted["lambda_theta"]])),
+        fid.min_acceptance)  # fmt: skip
+    w_fit = fiducial_weights(rows, fit_fid)
     half = TruthSampler(g).half_width
     out: dict[str, Any] = {"seed": seed}
     for m in masses:
@@ -177,6 +202,7 @@ def one_run(run: Path, seed: int, g: Any, truth: tuple[Any, Any], masses, window
         at_m = np.full(win.qT.size, m)
         f_t = float(fid.contains(at_m, win.qT, win.E).mean())
         f_iso = float(iso.contains(at_m, win.qT, win.E).mean())
+        f_fit = float(fit_fid.contains(at_m, win.qT, win.E).mean())
         y_dd, y_t, f_dd = float(y.at([m])[0][0]), float(yt.at([m])[0][0]), float(ex.at(m)[0])
         b = int(np.clip(np.searchsorted(ex.edges, m, side="right") - 1, 0, ex.edges.size - 2))
         out[str(m)] = {
@@ -184,8 +210,10 @@ def one_run(run: Path, seed: int, g: Any, truth: tuple[Any, Any], masses, window
             "closure": float(parts["fiducial_closure"][b]),
             "subtraction": float(parts["subtraction"][b]),
             "acc_measured": acceptance_closure(rows, w_fid, gen, fine, f_t, m, window),
+            "acc_fitted": acceptance_closure(rows, w_fit, gen, fine, f_fit, m, window),
             "acc_iso": acceptance_closure(rows, w_iso, gen, fine, f_iso, m, window),
             "lambda_theta": measured_lambda(pol, m),
+            "lambda_fitted": measured_lambda(fitted, m),
         }  # fmt: skip
     return out
 
@@ -256,13 +284,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"\n{len(per)} realisations, mock p_T form a = {mock.pt_mt_power:g}, σ_y = "
           f"{mock.rapidity_sigma:g}; means ± their errors\n")  # fmt: skip
     print("| m (GeV) | Y/Y_t | f_F/f_t | Y_F/(Y_t f_t) | pairs / truth tree in F | "
-          "subtracted / signal | Σ1/A (measured λ_θ) / N f_t | Σ1/A (λ_θ = 0) / N f_t | "
-          "λ_θ measured | λ_θ truth in F |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "subtracted / signal | Σ1/A (measured λ_θ) / N f_t | Σ1/A (the fit's own λ_θ) / N f_t "
+          "| Σ1/A (λ_θ = 0) / N f_t | λ_θ measured | λ_θ fitted | λ_θ truth in F |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for m in args.masses:
         v = summ[str(m)]
-        cells = [f"{v[k][0]:.4f} ± {v[k][1]:.4f}" for k in KEYS[:-1]]
-        cells.append(f"{v['lambda_theta'][0]:+.3f} ± {v['lambda_theta'][1]:.3f}")
+        cells = [f"{v[k][0]:.4f} ± {v[k][1]:.4f}" for k in KEYS[:-2]]
+        cells += [f"{v[k][0]:+.3f} ± {v[k][1]:.3f}" for k in ("lambda_theta", "lambda_fitted")]
         cells.append(f"{lam_t[m][0]:+.3f} ± {lam_t[m][1]:.3f}")
         print(f"| {m:.2f} | " + " | ".join(cells) + " |")
     out = {"benchmark": "fiducial_yield", "config": str(args.config),

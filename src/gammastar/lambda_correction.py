@@ -4,7 +4,7 @@ The selection fits λ_θ per reconstructed-mass bin (:mod:`gammastar.polarisatio
 mass resolution depends on the decay angles, a reconstructed-mass bin selects its γ* by decay
 angle: below the ω's peak window the bin holds the ω's low tail, made of asymmetric decays whose
 soft muon scatters most, and the fit returns a λ_θ that is not that of the γ* of the bin's mass
-(+0.17–0.27 too high in the NA60-like mock, docs/coverage.md, sessions 25–26, and
+(0.17–0.27 too high in the NA60-like mock, docs/coverage.md, sessions 25–26, and
 docs/selection.md;
 ``benchmarks/lambda_selection.py``). The per-pair acceptance at that λ_θ over-corrects the
 fiducial yield. A detector simulation measures the fit's response per polarisation bin b. Its γ*
