@@ -284,3 +284,18 @@ def test_from_block_gives_back_the_correction_a_block_records(correction):
     for field in ("mass_edges", "reco", "reco_err", "truth", "truth_err", "slope", "n_reco"):
         np.testing.assert_array_equal(getattr(back, field), getattr(correction, field))
     np.testing.assert_array_equal(back.apply(lam, err)[0], block["lambda_theta"])
+
+
+def test_config_refuses_a_correction_for_both_flavours(tmp_path):
+    """One simulation serves one flavour: ``input.lepton: [mu, e]`` with the key is refused,
+    naming it (here by the ee flavour's own rule first: its λ_θ is a number, not measured)."""
+    import yaml
+
+    from gammastar.errors import ConfigError
+
+    raw = yaml.safe_load((REPO / "analysis" / "na60_like_both.yaml").read_text())
+    raw["unfold"]["polarisation_correction"] = {"simulation": ["s.root"]}
+    path = tmp_path / "both.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"both\.yaml: unfold\..*polarisation_correction"):
+        load_config(path)
