@@ -126,35 +126,20 @@ def fit_bins(m, c, phi, mom, edges, min_acceptance: float) -> list[dict[str, flo
     return out
 
 
-def response_matrix(rows, acceptance, edges, min_acceptance: float, step: float = 0.2):
+def response_matrix(rows, acceptance, edges, min_acceptance: float):
     """R(b, b′) of the module docstring: the simulation's fit as the data's in bin b against its
     fit at the truth in bin b′, the γ* of true-mass bin b′ (those outside the bins with the
-    nearest) reweighted to λ_t(b′) + ``step``."""
-    from gammastar.lambda_correction import RECO, TRUE, fit_inputs
-    from gammastar.polarisation import measure
+    nearest) reweighted to λ_t(b′) + ``STEP`` (:class:`gammastar.lambda_correction.ResponseFits`)."""
+    from gammastar.lambda_correction import STEP, ResponseFits
 
-    edges = np.asarray(edges, dtype=np.float64)
-    nb = edges.size - 1
-    reco, mom_r, in_r = fit_inputs(rows, RECO, acceptance, min_acceptance)
-    true, mom_t, in_t = fit_inputs(rows, TRUE, acceptance, min_acceptance)
-    nom_r = measure({**reco, "weight": in_r}, acceptance, edges, moments=mom_r)
-    nom_t = measure({**true, "weight": in_t}, acceptance, edges, moments=mom_t)
-    b = np.clip(np.searchsorted(edges, true["m"], side="right") - 1, 0, nb - 1)
-    inside = (true["m"] >= edges[0]) & (true["m"] < edges[-1])
-    lam_t = np.clip(np.nan_to_num(nom_t.lambda_theta), -1.0 + step, 1.0 - step)
-    c2 = true["cos_theta_hel"] ** 2
+    f = ResponseFits.build(rows, acceptance, edges, min_acceptance)
+    nb = f.edges.size - 1
     out = np.full((nb, nb), np.nan)
     for j in range(nb):
-        rows_j = b == j
-        w = np.ones(c2.size)
-        w[rows_j] = 1.0 + step * c2[rows_j] / (1.0 + lam_t[j] * c2[rows_j])
-        up_r = measure({**reco, "weight": in_r * w}, acceptance, edges, moments=mom_r)
-        kt = np.flatnonzero(rows_j & inside)
-        up_t = measure({c: v[kt] for c, v in true.items()} | {"weight": (in_t * w)[kt]},
-                       acceptance, edges[j : j + 2], moments=mom_t[:, kt])  # fmt: skip
+        w = f.weight(STEP, f.true_bin == j)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[:, j] = (up_r.lambda_theta - nom_r.lambda_theta) / (
-                up_t.lambda_theta[0] - nom_t.lambda_theta[j])  # fmt: skip
+            out[:, j] = (f.fit_reco(w).lambda_theta - f.nominal_reco.lambda_theta) / (
+                f.fit_truth(w).lambda_theta[j] - f.nominal_truth.lambda_theta[j])  # fmt: skip
     return out
 
 

@@ -67,6 +67,7 @@ from gammastar.errors import InputError
 
 __all__ = [
     "LambdaCorrection",
+    "ResponseFits",
     "corrected",
     "fit_inputs",
     "read_simulation",
@@ -169,6 +170,79 @@ def fit_inputs(rows, names, acceptance, min_acceptance):
     return pairs, mom, in_f
 
 
+def _fit(side, acceptance, edges, w):
+    """:func:`~gammastar.polarisation.measure` of one side (:func:`fit_inputs`) with the rows
+    weighted by ``w`` inside F."""
+    from gammastar.polarisation import measure
+
+    pairs, mom, in_f = side
+    return measure({**pairs, "weight": in_f * w}, acceptance, edges, moments=mom)
+
+
+@dataclass(frozen=True)
+class ResponseFits:
+    """The simulation's γ* in ``edges`` ready for both fits (:func:`fit_inputs`), their nominal
+    fits, and the reweighting of the module docstring (:meth:`weight`): what
+    :func:`selection_correction` and ``benchmarks/lambda_selection.py``'s response matrix share."""
+
+    edges: NDArray[np.float64]
+    acceptance: Any
+    reco: tuple[dict[str, Any], NDArray[np.float64], NDArray[np.float64]]
+    true: tuple[dict[str, Any], NDArray[np.float64], NDArray[np.float64]]
+    nominal_reco: Any
+    nominal_truth: Any
+    true_bin: NDArray[np.intp]
+    """Each row's true-mass bin (rows of true mass outside the bins: the nearest)."""
+
+    @classmethod
+    def build(
+        cls, rows: dict[str, NDArray[np.float64]], acceptance: Any, edges: ArrayLike,
+        min_acceptance: float,
+    ) -> ResponseFits:  # fmt: skip
+        """The rows with a reconstructed or true mass inside ``edges``, both sides' inputs and
+        nominal fits.
+
+        Raises:
+            InputError: the simulation has no γ* in the bins.
+        """
+        edges = np.asarray(edges, dtype=np.float64)
+
+        def within(m):
+            return (m >= edges[0]) & (m < edges[-1])
+
+        k = within(rows["m"]) | within(rows["m_true"])
+        if not k.any():
+            raise InputError(
+                f"unfold.polarisation_correction: the simulation has no γ* in the polarisation "
+                f"bins {edges[0]:g}–{edges[-1]:g} GeV (another mass range or flavour?)"
+            )
+        sub = {c: v[k] for c, v in rows.items()}
+        reco = fit_inputs(sub, RECO, acceptance, min_acceptance)
+        true = fit_inputs(sub, TRUE, acceptance, min_acceptance)
+        b = np.clip(np.searchsorted(edges, true[0]["m"], side="right") - 1, 0, edges.size - 2)
+        one = np.ones(b.size)
+        return cls(edges, acceptance, reco, true, _fit(reco, acceptance, edges, one),
+                   _fit(true, acceptance, edges, one), b)  # fmt: skip
+
+    def fit_reco(self, w: NDArray[np.float64]) -> Any:
+        """The fit as the data's with the rows weighted by ``w``
+        (:class:`~gammastar.polarisation.Polarisation`)."""
+        return _fit(self.reco, self.acceptance, self.edges, w)
+
+    def fit_truth(self, w: NDArray[np.float64]) -> Any:
+        """The fit at the truth with the rows weighted by ``w``."""
+        return _fit(self.true, self.acceptance, self.edges, w)
+
+    def weight(self, delta: float, rows: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
+        """Per row (1 outside ``rows``, when given): (1 + (λ_t + δ) cos²θ*_true)/(1 + λ_t
+        cos²θ*_true), λ_t the nominal truth fit of the row's true-mass bin, kept where the
+        weights of λ_t ± :data:`STEP` stay positive over the sphere."""
+        lam_t = np.clip(np.nan_to_num(self.nominal_truth.lambda_theta), -1.0 + STEP, 1.0 - STEP)
+        c2 = self.true[0]["cos_theta_hel"] ** 2
+        w = 1.0 + delta * c2 / (1.0 + lam_t[self.true_bin] * c2)
+        return w if rows is None else np.where(rows, w, 1.0)
+
+
 def selection_correction(
     rows: dict[str, NDArray[np.float64]], acceptance: Any, edges: ArrayLike, min_acceptance: float
 ) -> LambdaCorrection:
@@ -201,43 +275,15 @@ def selection_correction(
         >>> round(float(d.delta[0]), 9), round(float(d.slope[0]), 9)
         (0.0, 1.0)
     """
-    from gammastar.polarisation import measure
-
-    edges = np.asarray(edges, dtype=np.float64)
-
-    def within(m):
-        return (m >= edges[0]) & (m < edges[-1])
-
-    k = within(rows["m"]) | within(rows["m_true"])
-    if not k.any():
-        raise InputError(
-            f"unfold.polarisation_correction: the simulation has no γ* in the polarisation bins "
-            f"{edges[0]:g}–{edges[-1]:g} GeV (another mass range or flavour?)"
-        )
-    sub = {c: v[k] for c, v in rows.items()}
-    reco, mom_r, in_r = fit_inputs(sub, RECO, acceptance, min_acceptance)
-    true, mom_t, in_t = fit_inputs(sub, TRUE, acceptance, min_acceptance)
-    nominal_r = measure({**reco, "weight": in_r}, acceptance, edges, moments=mom_r)
-    nominal_t = measure({**true, "weight": in_t}, acceptance, edges, moments=mom_t)
-    # each row's true-mass bin's λ_t (the γ* of true mass outside the bins with the nearest;
-    # kept where the weights of λ_t ± STEP stay positive over the sphere)
-    b = np.clip(np.searchsorted(edges, true["m"], side="right") - 1, 0, edges.size - 2)
-    lam_t = np.clip(np.nan_to_num(nominal_t.lambda_theta), -1.0 + STEP, 1.0 - STEP)[b]
-    c2 = true["cos_theta_hel"] ** 2
-
-    def fits(delta):
-        w = 1.0 + delta * c2 / (1.0 + lam_t * c2)
-        return (measure({**reco, "weight": in_r * w}, acceptance, edges, moments=mom_r),
-                measure({**true, "weight": in_t * w}, acceptance, edges, moments=mom_t))  # fmt: skip
-
-    (up_r, up_t), (down_r, down_t) = fits(STEP), fits(-STEP)
+    f = ResponseFits.build(rows, acceptance, edges, min_acceptance)
+    up, down = f.weight(STEP), f.weight(-STEP)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = (up_r.lambda_theta - down_r.lambda_theta) / (
-            up_t.lambda_theta - down_t.lambda_theta
+        slope = (f.fit_reco(up).lambda_theta - f.fit_reco(down).lambda_theta) / (
+            f.fit_truth(up).lambda_theta - f.fit_truth(down).lambda_theta
         )
-    return LambdaCorrection(edges, nominal_r.lambda_theta, nominal_r.lambda_theta_err,
-                            nominal_t.lambda_theta, nominal_t.lambda_theta_err, slope,
-                            nominal_r.n_pairs)  # fmt: skip
+    r, t = f.nominal_reco, f.nominal_truth
+    return LambdaCorrection(f.edges, r.lambda_theta, r.lambda_theta_err, t.lambda_theta,
+                            t.lambda_theta_err, slope, r.n_pairs)  # fmt: skip
 
 
 def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
