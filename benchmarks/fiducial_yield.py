@@ -94,12 +94,13 @@ def stated_mock(base: Any, pt_form: float | None, y_sigma: float | None) -> Any:
     return base.model_copy(update={"mock": base.mock.model_copy(update=upd)})
 
 
-def with_lambda_simulation(base: Any, paths) -> Any:
+def with_lambda_simulation(base: Any, paths, generated_tree: str | None = None) -> Any:
     """``base`` whose selection corrects its measured λ_θ with the simulation ``paths``
-    (``unfold.polarisation_correction``)."""
+    (``unfold.polarisation_correction``; its truth side from ``generated_tree`` when given)."""
     from gammastar.config import PolarisationCorrectionConfig
 
-    pc = PolarisationCorrectionConfig(simulation=[str(Path(p).resolve()) for p in paths])
+    pc = PolarisationCorrectionConfig(simulation=[str(Path(p).resolve()) for p in paths],
+                                      generated_tree=generated_tree)  # fmt: skip
     return base.model_copy(update={"unfold": base.unfold.model_copy(
         update={"polarisation_correction": pc})})  # fmt: skip
 
@@ -249,6 +250,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--lambda-simulation", type=Path, nargs="+", default=[],
                     help="simulation files: the runs correct their measured λ_θ with them "
                          "(unfold.polarisation_correction; e.g. resolution_migration.py's)")  # fmt: skip
+    ap.add_argument("--generated-tree", default=None,
+                    help="with --lambda-simulation: its generator-level tree for the truth side "
+                         "(the mock's truth_generated)")  # fmt: skip
     args = ap.parse_args(argv)
     if args.realisations < 2:
         ap.error("--realisations must be at least 2 (the means' errors)")
@@ -259,7 +263,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     t0 = time.perf_counter()
     base = stated_mock(load_config(args.config), args.pt_form, args.y_sigma)
     if args.lambda_simulation:
-        base = with_lambda_simulation(base, args.lambda_simulation)
+        base = with_lambda_simulation(base, args.lambda_simulation, args.generated_tree)
     g = coverage.generator_gstar(base, sources=args.truth_sources, seed=args.seed)
     smear = coverage.mass_response(base, {}, sources=args.truth_sources // 5, seed=args.seed + 1)[0]
     lam_t = truth_lambda(base, fiducial_from_config(base, lambda_theta=0.0), args.masses,
@@ -298,6 +302,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
            "realisations": len(per), "first_seed": args.first_seed, "truth_seed": args.seed,
            "truth_sources": args.truth_sources, "window": args.window,
            "lambda_simulation": [str(p) for p in args.lambda_simulation],
+           "generated_tree": args.generated_tree,
            "summary": summ, "truth_lambda_theta": {str(m): lam_t[m] for m in args.masses},
            "per_run": per, "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     print(json.dumps(out))

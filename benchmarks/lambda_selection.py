@@ -22,8 +22,10 @@ the isotropic fiducial region) in each bin of ``--edges``, three ways:
   (:mod:`gammastar.lambda_correction`); a difference from ``truth`` is the reconstructed
   selection's edges.
 
-With ``--simulation FILES`` it prints instead what :mod:`gammastar.lambda_correction` measures on
-those simulation files in the bins of ``--edges`` (λ_r, λ_t, the slope) and the response matrix
+With ``--simulation FILES [--generated-tree truth_generated]`` it prints instead what
+:mod:`gammastar.lambda_correction` measures on those simulation files in the bins of ``--edges``
+(λ_r, λ_t, the slope; λ_t from the generator-level tree when given, beside the reconstructed γ*'s)
+and the response matrix
 R(b, b′) = Δλ_r(b)/Δλ_t(b′) of the γ* of one true-mass bin b′ reweighted at a time (its row sums
 are the slopes the correction uses).
 
@@ -126,43 +128,54 @@ def fit_bins(m, c, phi, mom, edges, min_acceptance: float) -> list[dict[str, flo
     return out
 
 
-def response_matrix(rows, acceptance, edges, min_acceptance: float):
+def response_matrix(rows, acceptance, edges, min_acceptance: float, generated=None):
     """R(b, b′) of the module docstring: the simulation's fit as the data's in bin b against its
     fit at the truth in bin b′, the γ* of true-mass bin b′ (those outside the bins with the
     nearest) reweighted to λ_t(b′) + ``STEP`` (:class:`gammastar.lambda_correction.ResponseFits`)."""
     from gammastar.lambda_correction import STEP, ResponseFits
 
-    f = ResponseFits.build(rows, acceptance, edges, min_acceptance)
+    f = ResponseFits.build(rows, acceptance, edges, min_acceptance, generated)
     nb = f.edges.size - 1
     out = np.full((nb, nb), np.nan)
     for j in range(nb):
-        w = f.weight(STEP, f.true_bin == j)
+        w, wt = f.weight(STEP, j), f.weight(STEP, j, side="truth")
         with np.errstate(invalid="ignore", divide="ignore"):
             out[:, j] = (f.fit_reco(w).lambda_theta - f.nominal_reco.lambda_theta) / (
-                f.fit_truth(w).lambda_theta[j] - f.nominal_truth.lambda_theta[j])  # fmt: skip
+                f.fit_truth(wt).lambda_theta[j] - f.nominal_truth.lambda_theta[j])  # fmt: skip
     return out
 
 
 def main_simulation(args, cfg, fid, edges) -> dict[str, Any]:
     """``--simulation``: the correction's numbers and the response matrix, one JSON line."""
-    from gammastar.lambda_correction import read_simulation, selection_correction
+    from gammastar.lambda_correction import read_generated, read_simulation, selection_correction
 
     t0 = time.perf_counter()
     rows = read_simulation(args.simulation)
-    corr = selection_correction(rows, fid.acceptance, edges, fid.min_acceptance)
-    resp = response_matrix(rows, fid.acceptance, edges, fid.min_acceptance)
-    print(f"simulation: {len(args.simulation)} file(s), {rows['m'].size} γ*\n")
-    print("| bin (GeV) | λ_r (as the data) | λ_t (truth in F) | slope | R row (b′ = each bin) |")
-    print("| --- | --- | --- | --- | --- |")
+    gen = None if args.generated_tree is None else read_generated(args.simulation,
+                                                                  tree=args.generated_tree)  # fmt: skip
+    corr = selection_correction(rows, fid.acceptance, edges, fid.min_acceptance, gen)
+    resp = response_matrix(rows, fid.acceptance, edges, fid.min_acceptance, gen)
+    # the reconstructed γ* at their truth beside it (the truth side without the generated tree)
+    tree = corr if gen is None else selection_correction(rows, fid.acceptance, edges,
+                                                         fid.min_acceptance)  # fmt: skip
+    side = "reconstructed γ*" if gen is None else f"'{args.generated_tree}'"
+    print(f"simulation: {len(args.simulation)} file(s), {rows['m'].size} γ*; the truth side: "
+          f"{side}\n")  # fmt: skip
+    print("| bin (GeV) | λ_r (as the data) | λ_t (truth in F) | slope | λ_t, reconstructed γ* "
+          "(slope) | R row (b′ = each bin) |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- |")
     for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
         print(f"| {lo:.3f}–{hi:.3f} | {corr.reco[i]:+.3f} ± {corr.reco_err[i]:.3f} | "
               f"{corr.truth[i]:+.3f} ± {corr.truth_err[i]:.3f} | {corr.slope[i]:.3f} | "
+              f"{tree.truth[i]:+.3f} ({tree.slope[i]:.3f}) | "
               + " ".join(f"{x:.3f}" for x in resp[i]) + " |")  # fmt: skip
     out = {"benchmark": "lambda_selection", "mode": "simulation",
            "simulation": [str(p) for p in args.simulation], "edges": edges.tolist(),
+           "generated_tree": args.generated_tree,
            "reco": corr.reco.tolist(), "reco_err": corr.reco_err.tolist(),
            "truth": corr.truth.tolist(), "truth_err": corr.truth_err.tolist(),
            "slope": corr.slope.tolist(), "response": resp.tolist(),
+           "truth_reconstructed": tree.truth.tolist(), "slope_reconstructed": tree.slope.tolist(),
            "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
     print(json.dumps(out))
     return out
@@ -178,6 +191,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--edges", type=float, nargs="+", default=[0.25, 0.3, 0.443, 0.613, 0.678])
     ap.add_argument("--simulation", type=Path, nargs="+", default=[],
                     help="simulation files: the λ_θ correction's numbers on them (no generation)")  # fmt: skip
+    ap.add_argument("--generated-tree", default=None,
+                    help="with --simulation: the generator-level tree for the truth side "
+                    "(the mock's truth_generated)")  # fmt: skip
     args = ap.parse_args(argv)
     edges = np.asarray(args.edges, dtype=np.float64)
     if edges.size < 2 or np.any(np.diff(edges) <= 0):

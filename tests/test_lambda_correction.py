@@ -159,8 +159,88 @@ def test_a_resolution_blind_to_the_angle_needs_no_correction(open_detector):
     assert np.all(np.abs(corr.truth - 0.5) < 3 * corr.truth_err)
     f = ResponseFits.build(rows, open_detector, EDGES, 0.01)
     for delta in (STEP, -STEP):
-        moved = f.fit_truth(f.weight(delta)).lambda_theta - f.nominal_truth.lambda_theta
+        moved = (
+            f.fit_truth(f.weight(delta, side="truth")).lambda_theta - f.nominal_truth.lambda_theta
+        )
         assert np.all(np.abs(moved - delta) < 3 * corr.truth_err), moved
+
+
+@pytest.fixture(scope="module")
+def energy_cut():
+    """A per-pair acceptance with one lepton cut, E ≥ 4 GeV (no angular window): a pair of
+    10–30 GeV keeps only its symmetric decays, |cos θ*| below 0.2–0.8 (a quadrature fine in
+    cos θ*, since φ* does not matter here)."""
+    return PairAcceptance.build(LeptonAcceptance(4.0, 0.0, 3.1), lepton_mass=ML, mass_range=(0.35, 0.65),
+                                p_max=40.0, grid=(13, 64, 3), quadrature=(256, 4))  # fmt: skip
+
+
+ML = 0.1057
+
+
+def _smeared_cut(lam: float, n: int, seed: int, res: float = 0.2):
+    """n γ* of 0.4–0.6 GeV and 10–30 GeV with λ_θ = ``lam``, each lepton's energy E± =
+    γ(E* ± β p* cos θ*) measured with a ``res`` relative resolution and cut at 4 GeV on the
+    measured value (a reconstruction that migrates decays across the cut's edge in cos θ*); the
+    kinematics and angles are measured exactly. Returns the simulation's reconstructed rows
+    (:data:`RECO` and :data:`TRUE`) and its generator-level rows (:data:`GENERATED`: every γ*,
+    the cut left to the analysis)."""
+    from gammastar.lambda_correction import GENERATED
+
+    rng = np.random.default_rng(seed)
+    m, p = rng.uniform(0.4, 0.6, n), rng.uniform(10.0, 30.0, n)
+    th = rng.uniform(0.04, 0.1, n)
+    c, phi = _decays(lam, n, rng)
+    e = np.hypot(p, m)
+    gamma, beta, e_star = e / m, p / e, m / 2
+    p_star = np.sqrt(e_star**2 - ML**2)
+    e_plus, e_minus = gamma * (e_star + beta * p_star * c), gamma * (e_star - beta * p_star * c)
+    true = dict(zip(TRUE, (m, p * np.sin(th), p * np.cos(th), c, phi), strict=True))
+    gen = dict(zip(GENERATED, (*true.values(), e_plus, np.full(n, 0.05), e_minus,
+                               np.full(n, 0.05)), strict=True))  # fmt: skip
+    seen = np.ones(n, bool)
+    for energy in (e_plus, e_minus):
+        seen &= energy * (1.0 + res * rng.standard_normal(n)) >= 4.0
+    rows = {r: true[t][seen] for r, t in zip(RECO, TRUE, strict=True)}
+    return rows | {t: v[seen] for t, v in true.items()}, gen
+
+
+def test_the_generated_tree_removes_the_reconstructed_selection_at_the_cut(energy_cut):
+    """A reconstruction that smears the lepton energies across the analysis's cut selects the
+    recorded γ* by decay angle at the cut's edge, so their true angles fitted with the cut's
+    acceptance (the truth side without a generator-level tree) return λ_θ ≈ +0.42 for a truth of
+    +0.3 (measured +0.41–0.44, 5σ); the generator-level rows at the analysis's cut return the
+    truth within 3σ (measured 0.29–0.31). Data of λ_θ = −0.2 through the same detector, fitted
+    at −0.10/−0.12 (±0.02): the correction with the generated truth side gives the data's truth
+    within 3σ; the reconstructed one cannot see the selection (its two sides are the same rows,
+    slope 1) and returns the fit unchanged."""
+    rows, gen = _smeared_cut(0.3, 400_000, seed=3)
+    tree = selection_correction(rows, energy_cut, EDGES, 0.01)
+    fixed = selection_correction(rows, energy_cut, EDGES, 0.01, gen)
+    assert np.all(np.abs(fixed.truth - 0.3) < 3 * fixed.truth_err), fixed.truth
+    assert np.all(tree.truth - 0.3 > 3 * tree.truth_err), tree.truth
+    np.testing.assert_allclose(tree.slope, 1.0, rtol=1e-9)  # the same rows on both sides
+    data, _ = _smeared_cut(-0.2, 400_000, seed=4)
+    lam, err = _fit(data, energy_cut)
+    block = {"mass_edges": EDGES.tolist(), "lambda_theta": lam.tolist(),
+             "lambda_theta_err": err.tolist()}  # fmt: skip
+    good = np.array(corrected(block, fixed)["lambda_theta"])
+    good_err = np.array(corrected(block, fixed)["lambda_theta_err"])
+    bad = np.array(corrected(block, tree)["lambda_theta"])
+    assert np.all(np.abs(good + 0.2) < 3 * good_err), (good, good_err)
+    # the reconstructed truth side returns the fit itself (λ_t = λ_r, s = 1), which is off
+    np.testing.assert_allclose(bad, lam, rtol=0, atol=1e-9)
+    assert np.all(np.abs(lam + 0.2) > 3 * err), (lam, err)
+
+
+def test_generated_weight_is_the_lepton_cuts_at_the_truth(energy_cut):
+    """Each generated row weighs 1 when both its leptons pass the analysis's cut at their true
+    energies and 0 otherwise (the cut's own numbers: 4 GeV)."""
+    from gammastar.lambda_correction import generated_weight
+
+    rows = {"E_plus_true": np.array([5.0, 3.0, 4.0, 10.0]),
+            "E_minus_true": np.array([5.0, 9.0, 4.0, 3.99]),
+            "theta_plus_true": np.full(4, 0.05), "theta_minus_true": np.full(4, 0.05)}  # fmt: skip
+    assert generated_weight(rows, energy_cut).tolist() == [1.0, 0.0, 1.0, 0.0]  # 0/1 exactly
 
 
 def test_fit_lambdas_agrees_with_measure_on_the_simulation(open_detector):
@@ -230,17 +310,53 @@ def test_read_simulation_names_the_missing_branch(simulation_file, tmp_path):
         read_simulation([bad])
 
 
-def test_select_applies_the_correction(simulation_file, tmp_path):
+def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
+    """The mock's ``truth_generated`` tree holds exactly the muon γ* sources whose two true
+    muons pass the analysis's lepton cuts (E ≥ 3 GeV, 35–120 mrad; NA60-like), reconstructed or
+    not: the same event numbers as the generator's sources (same seed) selected here with
+    :class:`LeptonAcceptance` at their true momenta; its energies and angles are those muons'."""
+    from gammastar.lambda_correction import read_generated
+    from gammastar.mock.generate import GENERATED_TREE, MUON_GSTAR, MockGenerator
+
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml")
+    lep = LeptonAcceptance.from_config(cfg.unfold.lepton_acceptance)
+    want = []
+    for ch in MockGenerator(cfg, seed=801).chunks(300_000):
+        s = ch.sources
+        ok = np.isin(s.channel, list(MUON_GSTAR)) & lep.passes(s.mu1) & lep.passes(s.mu2)
+        want.append(ch.event[ok])
+    import uproot
+
+    with uproot.open(simulation_file) as f:
+        got = f[GENERATED_TREE].arrays(library="np")
+    # η → μμ rows are in the tree too (the truth tree's channels); the sets agree without them
+    from gammastar.channels import Channel
+
+    mine = got["event"][got["channel"] != int(Channel.ETA_MUMU)]
+    assert np.array_equal(np.sort(mine), np.sort(np.concatenate(want)))
+    rows = read_generated([simulation_file], tree=GENERATED_TREE)
+    for e in ("E_plus_true", "E_minus_true"):  # the cuts, to the tree's float32 rounding
+        assert rows[e].min() >= 3.0 * (1 - 1e-6)
+    for t in ("theta_plus_true", "theta_minus_true"):
+        assert rows[t].min() >= 0.035 * (1 - 1e-6)
+        assert rows[t].max() <= 0.120 * (1 + 1e-6)
+    with pytest.raises(InputError, match=r"no 'nope'.*generated_tree"):
+        read_generated([simulation_file], tree="nope")
+
+
+@pytest.mark.parametrize("generated_tree", [None, "truth_generated"])
+def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree):
     """The selection with ``unfold.polarisation_correction``: select.json's λ_θ is the
     measured one through the simulation's response, its error the three in quadrature, and the
     acceptance's nodes follow the corrected values; the simulation is an input of the select
-    stage."""
+    stage; the truth side's rows are recorded (the generator-level tree when configured)."""
     from gammastar.mock import generate_file
     from gammastar.pipeline import _select_inputs
     from gammastar.select import select
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
-    pc = PolarisationCorrectionConfig(simulation=[str(simulation_file)])
+    pc = PolarisationCorrectionConfig(simulation=[str(simulation_file)],
+                                      generated_tree=generated_tree)  # fmt: skip
     cfg = cfg.model_copy(update={"output": str(tmp_path), "unfold": cfg.unfold.model_copy(
         update={"polarisation_correction": pc})})  # fmt: skip
     generate_file(cfg, tmp_path / "mock.root", events=200_000, seed=21)
@@ -260,6 +376,8 @@ def test_select_applies_the_correction(simulation_file, tmp_path):
                            + sc["simulation_truth_err"][i] ** 2)  # fmt: skip
         assert pol["lambda_theta_err"][i] == pytest.approx(want_err, rel=1e-12)
     assert sc["simulation"] == [str(simulation_file)]
+    assert sc["truth_side"].startswith(f"'{generated_tree or 'truth'}': the "
+                                       + ("generator-level" if generated_tree else "reconstructed"))  # fmt: skip
     fid = json.loads((tmp_path / "select.json").read_text())["unfold"]["fiducial"]
     # the acceptance's λ_θ nodes are the corrected values' (not the fit's own)
     from gammastar.pair_acceptance import fiducial_from_config

@@ -601,6 +601,15 @@ class PolarisationCorrectionConfig(Section):
     ``phi_hel``) and true (``m_true``, ``pT_true``, ``pz_true``, ``cos_theta_hel_true``,
     ``phi_hel_true``). Independent of the data (another sample)."""
     tree: Annotated[str, Field(min_length=1)] = "truth"
+    generated_tree: Annotated[str, Field(min_length=1)] | None = None
+    """A generator-level tree of the same files (the mock's ``truth_generated``): the γ* whose
+    true leptons pass the detector's cuts, reconstructed or not, with the
+    ``{m,pT,pz,cos_theta_hel,phi_hel}_true`` columns and each lepton's true energy and polar
+    angle (``E_plus_true``, ``theta_plus_true``, ``E_minus_true``, ``theta_minus_true``). The
+    fit at the truth then takes these, at the analysis's lepton cuts, instead of ``tree``'s
+    reconstructed γ*, whose true λ_θ carries the reconstruction's selection at the cuts' edges
+    (0.01–0.04 low on the NA60-like mock). Its preselection must be at least as loose as the
+    analysis's lepton cuts. Not given: ``tree``'s rows (docs/selection.md)."""
 
 
 class UnfoldConfig(Section):

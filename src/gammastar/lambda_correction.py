@@ -37,15 +37,20 @@ bin's own truth (``tests/test_lambda_correction.py``: a peak at +0.6 in
 data isotropic elsewhere, against an isotropic simulation, leaves the bin below it at +0.07
 against its truth 0, where the fit is +0.39). Inverting the whole matrix instead would remove
 that, at the price of amplifying the data's errors (its diagonal 0.54 in that bin); λ_φ and λ_θφ, which the
-acceptance does not use, are left as measured. The γ* of the simulation's tree are those its
-detector reconstructs, so the fit at the truth sees the reconstructed selection's edges (a
-lepton whose reconstructed momentum crosses an energy or angle cut): 0.01–0.04 below the truth of
-every generated γ* in the NA60-like mock (``benchmarks/lambda_selection.py``'s ``tree`` way,
-docs/selection.md). The simulation's rows are those its detector accepts: its cuts must be at
-least as loose as the analysis's lepton cuts, which the fits' acceptance applies.
+acceptance does not use, are left as measured. The γ* of the simulation's reconstructed tree are
+those its detector reconstructs, so a fit at their truth sees the reconstructed selection's edges
+(a lepton whose reconstructed momentum crosses an energy or angle cut): 0.02–0.04 below the truth
+of every generated γ* in the NA60-like mock (docs/selection.md). A generator-level tree
+(``generated``, :func:`read_generated`: every γ* whose true leptons pass the detector's cuts,
+reconstructed or not, the mock's ``truth_generated``) removes that: the truth side then fits
+those rows, each weighted by the probability that the analysis's lepton cuts accept it at its
+truth (:func:`generated_weight`). The simulation's rows are those its detector accepts: its
+cuts (and the generated tree's preselection) must be at least as loose as the analysis's lepton
+cuts, which the fits' acceptance applies.
 
 :func:`read_simulation` reads the simulation (ROOT files in the mock's layout, DEVELOPERS.md
-"Mock ntuple", the ``truth`` tree), :func:`selection_correction` measures the response,
+"Mock ntuple", the ``truth`` tree; :func:`read_generated` its ``truth_generated`` tree),
+:func:`selection_correction` measures the response,
 :func:`corrected` applies it to a ``polarisation`` block.
 
 References:
@@ -70,6 +75,8 @@ __all__ = [
     "ResponseFits",
     "corrected",
     "fit_inputs",
+    "generated_weight",
+    "read_generated",
     "read_simulation",
     "selection_correction",
 ]
@@ -79,6 +86,10 @@ RECO = ("m", "pT", "pz", "cos_theta_hel", "phi_hel")
 
 TRUE = ("m_true", "pT_true", "pz_true", "cos_theta_hel_true", "phi_hel_true")
 """Its true columns, in the order of :data:`RECO`."""
+
+GENERATED = (*TRUE, "E_plus_true", "theta_plus_true", "E_minus_true", "theta_minus_true")
+"""The generator-level tree's columns: :data:`TRUE` and the true energy and polar angle of the
+positive and of the negative lepton (the mock's ``truth_generated``, DEVELOPERS.md)."""
 
 METHOD = "simulation_truth + (lambda_theta - simulation_reco) / simulation_slope"
 
@@ -104,6 +115,21 @@ def read_simulation(
 
     rows, _, _ = read_simulation_arrays(paths, tree=tree, histograms=(), columns=RECO + TRUE,
                                         key="unfold.polarisation_correction")  # fmt: skip
+    return rows
+
+
+def read_generated(paths: Sequence[str | Path], *, tree: str) -> dict[str, NDArray[np.float64]]:
+    """The generator-level γ* rows (:data:`GENERATED` columns) of the simulation files' ``tree``
+    (``unfold.polarisation_correction.generated_tree``; η → μμ, combinatorial and non-finite
+    rows dropped).
+
+    Raises:
+        InputError: a file, tree or branch is missing or unreadable (naming it).
+    """
+    from gammastar.migration import read_simulation_arrays
+
+    rows, _, _ = read_simulation_arrays(paths, tree=tree, histograms=(), columns=GENERATED,
+                                        key="unfold.polarisation_correction.generated_tree")  # fmt: skip
     return rows
 
 
@@ -179,28 +205,50 @@ def _fit(side, acceptance, edges, w):
     return measure({**pairs, "weight": in_f * w}, acceptance, edges, moments=mom)
 
 
+def generated_weight(rows: dict[str, NDArray[np.float64]], acceptance: Any) -> NDArray[np.float64]:
+    """Each generator-level row's probability that the analysis's lepton cuts accept both its
+    leptons at their true energies and polar angles (``acceptance.lepton``,
+    :meth:`~gammastar.pair_acceptance.LeptonAcceptance.probability`): the fit's acceptance
+    model then describes the rows exactly."""
+    lep, m_l = acceptance.lepton, acceptance.lepton_mass
+    w = np.ones(rows["E_plus_true"].size)
+    for e, th in (("E_plus_true", "theta_plus_true"), ("E_minus_true", "theta_minus_true")):
+        p = np.sqrt(np.maximum(rows[e] ** 2 - m_l**2, 0.0))
+        w *= lep.probability(rows[e], rows[th], p)
+    return w
+
+
 @dataclass(frozen=True)
 class ResponseFits:
     """The simulation's γ* in ``edges`` ready for both fits (:func:`fit_inputs`), their nominal
     fits, and the reweighting of the module docstring (:meth:`weight`): what
-    :func:`selection_correction` and ``benchmarks/lambda_selection.py``'s response matrix share."""
+    :func:`selection_correction` and ``benchmarks/lambda_selection.py``'s response matrix share.
+    The truth side's rows are the reconstructed γ* (``generated`` not given) or the
+    generator-level ones, each weighted by the probability that the analysis's lepton cuts
+    accept it at its truth (:func:`generated_weight`)."""
 
     edges: NDArray[np.float64]
     acceptance: Any
     reco: tuple[dict[str, Any], NDArray[np.float64], NDArray[np.float64]]
     true: tuple[dict[str, Any], NDArray[np.float64], NDArray[np.float64]]
+    true_weight: NDArray[np.float64]
+    """The truth side's rows' own weights (1, or their lepton cuts' pass probability)."""
     nominal_reco: Any
     nominal_truth: Any
     true_bin: NDArray[np.intp]
-    """Each row's true-mass bin (rows of true mass outside the bins: the nearest)."""
+    """Each reconstructed row's true-mass bin (rows of true mass outside the bins: the nearest)."""
+    truth_bin: NDArray[np.intp]
+    """Each truth-side row's true-mass bin (``true_bin`` without ``generated``)."""
+    reco_c2: NDArray[np.float64]
+    """The reconstructed rows' true cos²θ*."""
 
     @classmethod
     def build(
         cls, rows: dict[str, NDArray[np.float64]], acceptance: Any, edges: ArrayLike,
-        min_acceptance: float,
+        min_acceptance: float, generated: dict[str, NDArray[np.float64]] | None = None,
     ) -> ResponseFits:  # fmt: skip
         """The rows with a reconstructed or true mass inside ``edges``, both sides' inputs and
-        nominal fits.
+        nominal fits; the truth side from ``generated`` (:func:`read_generated`) when given.
 
         Raises:
             InputError: the simulation has no γ* in the bins.
@@ -210,6 +258,9 @@ class ResponseFits:
         def within(m):
             return (m >= edges[0]) & (m < edges[-1])
 
+        def bins(m):
+            return np.clip(np.searchsorted(edges, m, side="right") - 1, 0, edges.size - 2)
+
         k = within(rows["m"]) | within(rows["m_true"])
         if not k.any():
             raise InputError(
@@ -218,34 +269,56 @@ class ResponseFits:
             )
         sub = {c: v[k] for c, v in rows.items()}
         reco = fit_inputs(sub, RECO, acceptance, min_acceptance)
-        true = fit_inputs(sub, TRUE, acceptance, min_acceptance)
-        b = np.clip(np.searchsorted(edges, true[0]["m"], side="right") - 1, 0, edges.size - 2)
-        one = np.ones(b.size)
-        return cls(edges, acceptance, reco, true, _fit(reco, acceptance, edges, one),
-                   _fit(true, acceptance, edges, one), b)  # fmt: skip
+        true_bin = bins(sub["m_true"])
+        if generated is None:
+            true, tw, truth_bin = fit_inputs(sub, TRUE, acceptance, min_acceptance), None, true_bin
+        else:
+            g = {c: v[within(generated["m_true"])] for c, v in generated.items()}
+            tw = generated_weight(g, acceptance)
+            g = {c: v[tw > 0] for c, v in g.items()}
+            tw = tw[tw > 0]
+            if tw.size == 0:
+                raise InputError(
+                    "unfold.polarisation_correction.generated_tree: no generated γ* passes the "
+                    f"lepton cuts in the polarisation bins {edges[0]:g}–{edges[-1]:g} GeV"
+                )
+            true, truth_bin = fit_inputs(g, TRUE, acceptance, min_acceptance), bins(g["m_true"])
+        tw = np.ones(truth_bin.size) if tw is None else tw
+        return cls(edges, acceptance, reco, true, tw, _fit(reco, acceptance, edges, 1.0),
+                   _fit(true, acceptance, edges, tw), true_bin, truth_bin,
+                   sub["cos_theta_hel_true"] ** 2)  # fmt: skip
 
     def fit_reco(self, w: NDArray[np.float64]) -> Any:
-        """The fit as the data's with the rows weighted by ``w``
+        """The fit as the data's with the reconstructed rows weighted by ``w``
         (:class:`~gammastar.polarisation.Polarisation`)."""
         return _fit(self.reco, self.acceptance, self.edges, w)
 
     def fit_truth(self, w: NDArray[np.float64]) -> Any:
-        """The fit at the truth with the rows weighted by ``w``."""
-        return _fit(self.true, self.acceptance, self.edges, w)
+        """The fit at the truth with the truth side's rows weighted by ``w``."""
+        return _fit(self.true, self.acceptance, self.edges, self.true_weight * w)
 
-    def weight(self, delta: float, rows: NDArray[np.bool_] | None = None) -> NDArray[np.float64]:
-        """Per row (1 outside ``rows``, when given): (1 + (λ_t + δ) cos²θ*_true)/(1 + λ_t
-        cos²θ*_true), λ_t the nominal truth fit of the row's true-mass bin, kept where the
-        weights of λ_t ± :data:`STEP` stay positive over the sphere."""
+    def weight(
+        self, delta: float, true_bin: int | None = None, *, side: str = "reco"
+    ) -> NDArray[np.float64]:
+        """Per row of ``side`` (``"reco"``: the reconstructed rows, ``"truth"``: the truth
+        side's): (1 + (λ_t + δ) cos²θ*_true)/(1 + λ_t cos²θ*_true), λ_t the nominal truth fit of
+        the row's true-mass bin, kept where the weights of λ_t ± :data:`STEP` stay positive over
+        the sphere; 1 for rows outside true-mass bin ``true_bin``, when given."""
         lam_t = np.clip(np.nan_to_num(self.nominal_truth.lambda_theta), -1.0 + STEP, 1.0 - STEP)
-        c2 = self.true[0]["cos_theta_hel"] ** 2
-        w = 1.0 + delta * c2 / (1.0 + lam_t[self.true_bin] * c2)
-        return w if rows is None else np.where(rows, w, 1.0)
+        if side == "reco":
+            c2, b = self.reco_c2, self.true_bin
+        elif side == "truth":
+            c2, b = self.true[0]["cos_theta_hel"] ** 2, self.truth_bin
+        else:
+            raise ValueError(f"side must be 'reco' or 'truth', not {side!r}")
+        w = 1.0 + delta * c2 / (1.0 + lam_t[b] * c2)
+        return w if true_bin is None else np.where(b == true_bin, w, 1.0)
 
 
 def selection_correction(
-    rows: dict[str, NDArray[np.float64]], acceptance: Any, edges: ArrayLike, min_acceptance: float
-) -> LambdaCorrection:
+    rows: dict[str, NDArray[np.float64]], acceptance: Any, edges: ArrayLike, min_acceptance: float,
+    generated: dict[str, NDArray[np.float64]] | None = None,
+) -> LambdaCorrection:  # fmt: skip
     """λ_r, λ_t and the slope s of the module docstring in the bins ``edges``.
 
     Arguments:
@@ -254,6 +327,8 @@ def selection_correction(
             moment tables; its isotropic A ≥ ``min_acceptance`` is the fits' fiducial region).
         edges: the data's polarisation bins (``polarisation.mass_edges``).
         min_acceptance: ``unfold.min_acceptance``.
+        generated: the simulation's generator-level γ* (:func:`read_generated`) for the truth
+            side; without them the truth side is the reconstructed γ* at their truth.
 
     Returns:
         :class:`LambdaCorrection`.
@@ -275,12 +350,13 @@ def selection_correction(
         >>> round(float(d.delta[0]), 9), round(float(d.slope[0]), 9)
         (0.0, 1.0)
     """
-    f = ResponseFits.build(rows, acceptance, edges, min_acceptance)
-    up, down = f.weight(STEP), f.weight(-STEP)
+    f = ResponseFits.build(rows, acceptance, edges, min_acceptance, generated)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slope = (f.fit_reco(up).lambda_theta - f.fit_reco(down).lambda_theta) / (
-            f.fit_truth(up).lambda_theta - f.fit_truth(down).lambda_theta
-        )
+        slope = (f.fit_reco(f.weight(STEP)).lambda_theta
+                 - f.fit_reco(f.weight(-STEP)).lambda_theta) / (
+            f.fit_truth(f.weight(STEP, side="truth")).lambda_theta
+            - f.fit_truth(f.weight(-STEP, side="truth")).lambda_theta
+        )  # fmt: skip
     r, t = f.nominal_reco, f.nominal_truth
     return LambdaCorrection(f.edges, r.lambda_theta, r.lambda_theta_err, t.lambda_theta,
                             t.lambda_theta_err, slope, r.n_pairs)  # fmt: skip

@@ -768,6 +768,7 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
     from gammastar.lambda_correction import (
         MIN_SLOPE,
         corrected,
+        read_generated,
         read_simulation,
         selection_correction,
     )
@@ -775,9 +776,14 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
     pc = cfg.unfold.polarisation_correction
     paths = [cfg.resolve(p) for p in pc.simulation]
     rows = read_simulation(paths, tree=pc.tree)
-    corr = selection_correction(rows, am, block["mass_edges"], cfg.unfold.min_acceptance)
+    gen = None if pc.generated_tree is None else read_generated(paths, tree=pc.generated_tree)
+    corr = selection_correction(rows, am, block["mass_edges"], cfg.unfold.min_acceptance, gen)
     out = corrected(block, corr)
     out["selection_correction"]["simulation"] = [str(p) for p in paths]
+    out["selection_correction"]["truth_side"] = (
+        f"'{pc.tree}': the reconstructed γ* at their truth" if gen is None else
+        f"'{pc.generated_tree}': the generator-level γ* at the analysis's lepton cuts"
+    )  # fmt: skip
     bad = out["selection_correction"]["uncorrected_bins"]
     if bad:
         log.warning(

@@ -504,6 +504,45 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
     }
 
 
+def _generated_arrays(chunk: Chunk, detector: Any) -> dict[str, np.ndarray]:
+    """The ``truth_generated`` tree's rows: every muon γ* source (the ``truth`` tree's channels)
+    whose two true muons pass the spectrometer's cuts at their true momenta
+    (:meth:`~gammastar.mock.detector.Detector.passes`), reconstructed or not: the generator-level
+    sample in which the λ_θ selection correction fits its truth side
+    (:mod:`gammastar.lambda_correction`). True γ* kinematics and decay angles (as the ``truth``
+    tree's ``*_true``) and each muon's true energy and polar angle."""
+    s = chunk.sources
+    codes = MUON_GSTAR | {int(Channel.ETA_MUMU)}
+    sel = np.isin(s.channel, list(codes))
+    sel &= detector.passes(s.mu1, s.charge1) & detector.passes(s.mu2, s.charge2)
+    from gammastar.polarisation import helicity_angles
+
+    plus = s.charge1[sel] > 0
+    t1, t2 = s.mu1[:, sel], s.mu2[:, sel]
+    tp, tm = np.where(plus, t1, t2), np.where(plus, t2, t1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos_true, phi_true = helicity_angles(tp, tm)
+    g = s.gstar[:, sel]
+    f32 = np.float32
+    return {
+        "event": chunk.event[sel],
+        "channel": s.channel[sel],
+        "m_true": g[4].astype(f32),
+        "pT_true": np.hypot(g[0], g[1]).astype(f32),
+        "pz_true": g[2].astype(f32),
+        "cos_theta_hel_true": cos_true.astype(f32),
+        "phi_hel_true": phi_true.astype(f32),
+        "E_plus_true": tp[3].astype(f32),
+        "theta_plus_true": np.arctan2(np.hypot(tp[0], tp[1]), tp[2]).astype(f32),
+        "E_minus_true": tm[3].astype(f32),
+        "theta_minus_true": np.arctan2(np.hypot(tm[0], tm[1]), tm[2]).astype(f32),
+    }
+
+
+GENERATED_TREE = "truth_generated"
+"""The generator-level tree of the muon γ* inside the spectrometer at their truth
+(:func:`_generated_arrays`)."""
+
 _LISTS = ("muon", "electron")
 
 EE_ACCEPTANCE_MASS_EDGES = (
@@ -772,6 +811,7 @@ def generate_file(
                 acc_ee = AcceptanceAccumulator(cfg, EE_GSTAR, list(EE_ACCEPTANCE_MASS_EDGES))
                 flavours.append(("truth_ee", EE_GSTAR, acc_ee, "_ee"))
             truth_trees: dict[str, Any] = {}
+            generated_tree, n_generated_rows = None, 0
             n_truth_by = dict.fromkeys([fl[0] for fl in flavours], 0)
             for chunk in gen.chunks(int(n_events), chunk_size):
                 for k, v in chunk.counts.items():
@@ -798,6 +838,17 @@ def generate_file(
                     if len(tr["event"]):
                         truth_trees[name].extend(tr)
                     n_truth_by[name] += len(tr["event"])
+                if gen.muons:
+                    gt = _generated_arrays(chunk, gen.detector)
+                    if generated_tree is None:
+                        generated_tree = f.mktree(
+                            GENERATED_TREE,
+                            {k: v.dtype for k, v in gt.items()},
+                            title="muon signal sources whose true muons pass the spectrometer",
+                        )
+                    if len(gt["event"]):
+                        generated_tree.extend(gt)
+                    n_generated_rows += len(gt["event"])
                 del chunk, ev
             n_truth = n_truth_by.get("truth", 0)
             if gen.electrons:
@@ -815,6 +866,7 @@ def generate_file(
                 n_generated,
                 n_events_written=n_written,
                 n_truth=n_truth,
+                **({"n_truth_generated": n_generated_rows} if gen.muons else {}),
                 n_generated_total=int(sum(n_generated.values())),
                 events=int(n_events),
                 chunk_size=int(chunk_size or cfg.chunk_size),
