@@ -29,7 +29,8 @@ and gives the generator's own λ_θ of the γ* inside F at each mass (:func:`tru
 the decay angles in the pair's helicity frame, true muons): the λ_θ a correct measurement
 returns. Means over the realisations with their standard errors. The realisations are
 ``<workdir>/seed<S>``; ``--reuse`` keeps one whose mock file was generated with the same mock
-parameters (``coverage.reuse_mismatch``).
+parameters (``coverage.reuse_mismatch``), and redoes its selection and yields when its λ_θ
+correction is not the one asked for (:func:`correction_mismatch`).
 
 Usage: ``python benchmarks/fiducial_yield.py [--config analysis/na60_like.yaml] --workdir W
 [--pt-form 1.2247] [--y-sigma 1.25] [--realisations 20] [--first-seed 2000]`` (about 25 s
@@ -103,6 +104,35 @@ def with_lambda_simulation(base: Any, paths, generated_tree: str | None = None) 
                                       generated_tree=generated_tree)  # fmt: skip
     return base.model_copy(update={"unfold": base.unfold.model_copy(
         update={"polarisation_correction": pc})})  # fmt: skip
+
+
+def correction_mismatch(run: Path, cfg: Any) -> str | None:
+    """Why the selection in ``run`` is not ``cfg``'s λ_θ correction (``--reuse`` keeps a run's
+    mock file; its selection must be redone when ``--lambda-simulation`` or
+    ``--generated-tree`` differ), or ``None``: the wanted ``unfold.polarisation_correction``
+    against its ``select.json`` → ``polarisation.selection_correction`` (files and truth side)."""
+    try:
+        pol = json.loads((run / "select.json").read_text()).get("polarisation") or {}
+    except (OSError, ValueError) as e:
+        return f"no readable select.json ({type(e).__name__})"
+    have, pc = pol.get("selection_correction"), cfg.unfold.polarisation_correction
+    if pc is None:
+        return None if have is None else "it corrects λ_θ, this run does not"
+    if have is None:
+        return "it does not correct λ_θ"
+    if have.get("simulation") != [str(cfg.resolve(p)) for p in pc.simulation]:
+        return "another λ_θ simulation"
+    if not str(have.get("truth_side", "")).startswith(f"'{pc.generated_tree or pc.tree}'"):
+        return f"another truth side ({have.get('truth_side', 'the reconstructed γ*')})"
+    return None
+
+
+def rerun_selection(cfg: Any) -> None:
+    """select → yields again on a realisation's own mock file."""
+    import gammastar
+
+    gammastar.select(cfg, force=True)
+    gammastar.yields(cfg, force=True, plots=False, theory=False)
 
 
 def truth_lambda(cfg: Any, fiducial: Any, masses, window: float, *, sources: int, seed: int):
@@ -254,6 +284,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="with --lambda-simulation: its generator-level tree for the truth side "
                          "(the mock's truth_generated)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.generated_tree is not None and not args.lambda_simulation:
+        ap.error("--generated-tree needs --lambda-simulation (the files that hold the tree)")
     if args.realisations < 2:
         ap.error("--realisations must be at least 2 (the means' errors)")
 
@@ -275,6 +307,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cfg = base.model_copy(update={"seed": s, "output": str(run)})
         if not (args.reuse and coverage.reuse_mismatch(run, cfg) is None):
             coverage.realisation(cfg)
+        elif (why := correction_mismatch(run, cfg)) is not None:  # the same mock file
+            print(f"seed {s}: select and yields again ({why})", flush=True)
+            rerun_selection(cfg)
         if truth is None:  # the yields' bins, the same for every realisation of the config
             edges = np.asarray(json.loads((run / "yields.json").read_text())["extrapolation"]
                                ["bin_edges"], float)  # fmt: skip

@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="with --simulation: the generator-level tree for the truth side "
                     "(the mock's truth_generated)")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.generated_tree is not None and not args.simulation:
+        ap.error("--generated-tree needs --simulation (the files that hold the tree)")
     edges = np.asarray(args.edges, dtype=np.float64)
     if edges.size < 2 or np.any(np.diff(edges) <= 0):
         ap.error("--edges: at least two, increasing")

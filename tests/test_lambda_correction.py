@@ -241,6 +241,17 @@ def test_generated_weight_is_the_lepton_cuts_at_the_truth(energy_cut):
             "E_minus_true": np.array([5.0, 9.0, 4.0, 3.99]),
             "theta_plus_true": np.full(4, 0.05), "theta_minus_true": np.full(4, 0.05)}  # fmt: skip
     assert generated_weight(rows, energy_cut).tolist() == [1.0, 0.0, 1.0, 0.0]  # 0/1 exactly
+    # with a window each lepton's angle goes with its own energy: the minus lepton outside
+    # the window fails its pair, a soft plus lepton fails its pair whatever the angles
+    from types import SimpleNamespace
+
+    window = SimpleNamespace(lepton=LeptonAcceptance(4.0, 0.035, 0.12), lepton_mass=ML)
+    rows = {"E_plus_true": np.array([5.0, 5.0, 3.0]), "theta_plus_true": np.array([0.05, 0.2, 0.05]),
+            "E_minus_true": np.array([10.0, 10.0, 10.0]),
+            "theta_minus_true": np.array([0.2, 0.05, 0.05])}  # fmt: skip
+    assert generated_weight(rows, window).tolist() == [0.0, 0.0, 0.0]
+    rows["theta_minus_true"][0] = 0.1
+    assert generated_weight(rows, window).tolist() == [1.0, 0.0, 0.0]
 
 
 def test_fit_lambdas_agrees_with_measure_on_the_simulation(open_detector):
@@ -333,7 +344,15 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
     from gammastar.channels import Channel
 
     mine = got["event"][got["channel"] != int(Channel.ETA_MUMU)]
-    assert np.array_equal(np.sort(mine), np.sort(np.concatenate(want)))
+    assert np.array_equal(np.sort(mine), np.sort(np.concatenate(want)))  # integers
+    # the rows also in the truth tree (reconstructed too) carry its true γ* and μ+ angles (the
+    # same float32 numbers from the same muons; compared to their rounding)
+    with uproot.open(simulation_file) as f:
+        tr = f["truth"].arrays(library="np")
+    common, i, j = np.intersect1d(got["event"], tr["event"], return_indices=True)
+    assert common.size > 0.8 * got["event"].size  # most are reconstructed too
+    for c in ("m_true", "pT_true", "pz_true", "cos_theta_hel_true", "phi_hel_true"):
+        np.testing.assert_allclose(got[c][i], tr[c][j], rtol=1e-6, atol=1e-6, err_msg=c)
     rows = read_generated([simulation_file], tree=GENERATED_TREE)
     for e in ("E_plus_true", "E_minus_true"):  # the cuts, to the tree's float32 rounding
         assert rows[e].min() >= 3.0 * (1 - 1e-6)
@@ -376,6 +395,17 @@ def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree
                            + sc["simulation_truth_err"][i] ** 2)  # fmt: skip
         assert pol["lambda_theta_err"][i] == pytest.approx(want_err, rel=1e-12)
     assert sc["simulation"] == [str(simulation_file)]
+    if generated_tree is not None:  # the truth side is the generator level's fit
+        from gammastar.lambda_correction import read_generated
+        from gammastar.pair_acceptance import fiducial_from_config as fid_of
+
+        want = selection_correction(
+            read_simulation([simulation_file]), fid_of(cfg, lambda_theta=0.0).acceptance,
+            pol["mass_edges"], cfg.unfold.min_acceptance,
+            read_generated([simulation_file], tree=generated_tree),
+        )  # fmt: skip
+        got_t = np.array([np.nan if x is None else x for x in sc["simulation_truth"]], float)
+        np.testing.assert_allclose(got_t, want.truth, rtol=1e-9, equal_nan=True)
     assert sc["truth_side"].startswith(f"'{generated_tree or 'truth'}': the "
                                        + ("generator-level" if generated_tree else "reconstructed"))  # fmt: skip
     fid = json.loads((tmp_path / "select.json").read_text())["unfold"]["fiducial"]
@@ -407,12 +437,23 @@ def test_from_block_gives_back_the_correction_a_block_records(correction):
     """A written block's ``selection_correction`` rebuilds the correction (what a bootstrap
     replica's refit applies): the same numbers (copies through floats, compared exactly), and
     applied to the same fit the same corrected λ_θ."""
+    from dataclasses import replace
+
+    from gammastar.artifacts import json_text
+
     lam, err = np.array([0.35, -0.2]), np.array([0.05, 0.04])
     block = corrected({"mass_edges": EDGES.tolist(), "lambda_theta": lam.tolist(),
                        "lambda_theta_err": err.tolist()}, correction)  # fmt: skip
-    back = LambdaCorrection.from_block(json.loads(json.dumps(block)))
+    back = LambdaCorrection.from_block(json.loads(json_text(block)))  # select.json's writer
     for field in ("mass_edges", "reco", "reco_err", "truth", "truth_err", "slope", "n_reco"):
         np.testing.assert_array_equal(getattr(back, field), getattr(correction, field))
+    # a bin without a simulation fit is written as null and read back as NaN
+    nan_bin = replace(correction, slope=np.array([correction.slope[0], np.nan]))
+    again = LambdaCorrection.from_block(json.loads(json_text(corrected(
+        {"mass_edges": EDGES.tolist(), "lambda_theta": lam.tolist(),
+         "lambda_theta_err": err.tolist()}, nan_bin))))  # fmt: skip
+    assert np.isnan(again.slope[1])
+    assert not again.usable()[1]
     # recomputed from those copies by the same arithmetic: equal to its rounding
     np.testing.assert_allclose(back.apply(lam, err)[0], block["lambda_theta"], rtol=1e-14)
 

@@ -608,7 +608,7 @@ class PolarisationCorrectionConfig(Section):
     angle (``E_plus_true``, ``theta_plus_true``, ``E_minus_true``, ``theta_minus_true``). The
     fit at the truth then takes these, at the analysis's lepton cuts, instead of ``tree``'s
     reconstructed γ*, whose true λ_θ carries the reconstruction's selection at the cuts' edges
-    (0.01–0.04 low on the NA60-like mock). Its preselection must be at least as loose as the
+    (0.02–0.04 low on the NA60-like mock). Its preselection must be at least as loose as the
     analysis's lepton cuts. Not given: ``tree``'s rows (docs/selection.md)."""
 
 

@@ -297,7 +297,7 @@ def read_simulation_arrays(
         raise InputError(f"{key}.simulation: no file given")
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if rows[columns[0]].size == 0:
-        raise InputError(f"{paths[0]}: the simulation records no γ* in '{tree}'")
+        raise InputError(f"{paths[0]}: the simulation records no γ* in '{tree}' ({key})")
     return rows, [np.asarray(g, dtype=np.float64) for g in gen], fine
 
 

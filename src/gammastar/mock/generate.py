@@ -510,7 +510,9 @@ def _generated_arrays(chunk: Chunk, detector: Any) -> dict[str, np.ndarray]:
     (:meth:`~gammastar.mock.detector.Detector.passes`), reconstructed or not: the generator-level
     sample in which the λ_θ selection correction fits its truth side
     (:mod:`gammastar.lambda_correction`). True γ* kinematics and decay angles (as the ``truth``
-    tree's ``*_true``) and each muon's true energy and polar angle."""
+    tree's ``*_true``) and each muon's true energy and polar angle. With
+    ``mock.detector.toroid_pt_kick`` the window applies to the bent angle θ′, which the analysis's
+    lepton cuts (at θ) do not model: the tree is then no generator level for them."""
     s = chunk.sources
     codes = MUON_GSTAR | {int(Channel.ETA_MUMU)}
     sel = np.isin(s.channel, list(codes))
