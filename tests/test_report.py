@@ -474,9 +474,14 @@ def test_the_polarisation_table_shows_the_corrected_and_the_fitted_lambda():
     assert "+0.146 ± 0.186" in text
     assert "+0.040 ± 0.180" in text
     assert "unfold.polarisation_correction" in text
+    assert "Truth side: the reconstructed γ* at their truth." in text  # a block before the key
     assert "(as fitted)" not in text
     kept = Section("y", "Yields")  # a bin the simulation left as measured is marked
     sc = {"lambda_theta_measured": [0.04], "lambda_theta_measured_err": [0.18],
           "uncorrected_bins": [0]}  # fmt: skip
     _polarisation_table(pol | {"selection_correction": sc}, kept)
     assert "+0.040 ± 0.180 (as fitted)" in "".join(kept.parts)
+    gen = Section("y", "Yields")  # the truth side the selection recorded
+    side = "'truth_generated': the generator-level γ* at the analysis's lepton cuts"
+    _polarisation_table(pol | {"selection_correction": sc | {"truth_side": side}}, gen)
+    assert "Truth side: &#x27;truth_generated&#x27;: the generator-level" in "".join(gen.parts)

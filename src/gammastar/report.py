@@ -549,7 +549,9 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
         s.add(
             '<p class="note">λ_θ corrected for the mass bins\' selection of decay angles with a '
             "detector simulation (unfold.polarisation_correction: its fit as the data's and at "
-            "its truth, inverted through the response's slope; docs/selection.md).</p>"
+            "its truth, inverted through the response's slope; docs/selection.md). Truth side: "
+            + esc(fmt(sc.get("truth_side", "the reconstructed γ* at their truth")))
+            + ".</p>"
         )
     s.add(
         '<p class="note">1 + λ_θ cos²θ* + λ_φ sin²θ* cos2φ* + λ_θφ sin2θ* cosφ*, measured from '
