@@ -122,8 +122,8 @@ def correction_mismatch(run: Path, cfg: Any) -> str | None:
         return "it does not correct λ_θ"
     if have.get("simulation") != [str(cfg.resolve(p)) for p in pc.simulation]:
         return "another λ_θ simulation"
-    if not str(have.get("truth_side", "")).startswith(f"'{pc.generated_tree or pc.tree}'"):
-        return f"another truth side ({have.get('truth_side', 'the reconstructed γ*')})"
+    if have.get("truth_tree") != (pc.generated_tree or pc.tree):  # absent: made before the key
+        return f"its truth side's tree is {have.get('truth_tree', 'not recorded')}"
     return None
 
 
@@ -216,12 +216,8 @@ def one_run(run: Path, seed: int, g: Any, truth: tuple[Any, Any], masses, window
     w_fid, w_iso = fiducial_weights(rows, fid), fiducial_weights(rows, iso)
     pol = json.loads((run / "select.json").read_text())["polarisation"]
     # the fit's own λ_θ before unfold.polarisation_correction (the same as the used one without)
-    fitted = dict(
-        pol,
-        lambda_theta=pol.get("selection_correction", pol)[
-            "lambda_theta_measured" if "selection_correction" in pol else "lambda_theta"
-        ],
-    )
+    sc = pol.get("selection_correction")
+    fitted = pol if sc is None else {**pol, "lambda_theta": sc["lambda_theta_measured"]}
     fit_fid = FiducialRegion(fid.acceptance.with_lambda(fid.acceptance.lambda_nodes(
         fitted["mass_edges"], [np.nan if x is None else x for x in fitted["lambda_theta"]])),
         fid.min_acceptance)  # fmt: skip

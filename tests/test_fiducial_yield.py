@@ -95,3 +95,30 @@ def test_summary_gives_the_mean_and_its_error_without_the_nans(fy):
     for i, k in enumerate(keys):
         assert math.isclose(got[k][0], 2.0 + 10 * i, rel_tol=1e-12)
         assert math.isclose(got[k][1], 1 / math.sqrt(3), rel_tol=1e-12)
+
+
+def test_reuse_redoes_a_selection_with_another_lambda_correction(fy, base, tmp_path):
+    """``--reuse`` keeps a run's mock file but not a selection made with another λ_θ
+    correction: no correction asked and none made, or the same files and truth-side tree, keep
+    it; anything else (a correction added or dropped, another file, another truth tree, a
+    selection made before the tree was recorded) names why it is redone."""
+    import json
+
+    sim = tmp_path / "sim.root"
+    sc = {"simulation": [str(sim)], "truth_tree": "truth_generated"}
+
+    def why(block, cfg):
+        (tmp_path / "select.json").write_text(json.dumps({"polarisation": block}))
+        return fy.correction_mismatch(tmp_path, cfg)
+
+    gen = fy.with_lambda_simulation(base, [sim], "truth_generated")
+    assert why({}, base) is None
+    assert why({"selection_correction": sc}, gen) is None
+    assert "does not correct" in why({}, gen)
+    assert "this run does not" in why({"selection_correction": sc}, base)
+    assert "another λ_θ simulation" in why(
+        {"selection_correction": sc | {"simulation": ["x"]}}, gen
+    )
+    assert "is truth" in why({"selection_correction": sc | {"truth_tree": "truth"}}, gen)
+    no_key = {k: v for k, v in sc.items() if k != "truth_tree"}
+    assert "not recorded" in why({"selection_correction": no_key}, gen)

@@ -240,7 +240,7 @@ def test_generated_weight_is_the_lepton_cuts_at_the_truth(energy_cut):
     rows = {"E_plus_true": np.array([5.0, 3.0, 4.0, 10.0]),
             "E_minus_true": np.array([5.0, 9.0, 4.0, 3.99]),
             "theta_plus_true": np.full(4, 0.05), "theta_minus_true": np.full(4, 0.05)}  # fmt: skip
-    assert generated_weight(rows, energy_cut).tolist() == [1.0, 0.0, 1.0, 0.0]  # 0/1 exactly
+    np.testing.assert_allclose(generated_weight(rows, energy_cut), [1, 0, 1, 0], rtol=0, atol=1e-12)
     # with a window each lepton's angle goes with its own energy: the minus lepton outside
     # the window fails its pair, a soft plus lepton fails its pair whatever the angles
     from types import SimpleNamespace
@@ -249,9 +249,9 @@ def test_generated_weight_is_the_lepton_cuts_at_the_truth(energy_cut):
     rows = {"E_plus_true": np.array([5.0, 5.0, 3.0]), "theta_plus_true": np.array([0.05, 0.2, 0.05]),
             "E_minus_true": np.array([10.0, 10.0, 10.0]),
             "theta_minus_true": np.array([0.2, 0.05, 0.05])}  # fmt: skip
-    assert generated_weight(rows, window).tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_allclose(generated_weight(rows, window), [0, 0, 0], rtol=0, atol=1e-12)
     rows["theta_minus_true"][0] = 0.1
-    assert generated_weight(rows, window).tolist() == [1.0, 0.0, 0.0]
+    np.testing.assert_allclose(generated_weight(rows, window), [1, 0, 0], rtol=0, atol=1e-12)
 
 
 def test_fit_lambdas_agrees_with_measure_on_the_simulation(open_detector):
@@ -406,6 +406,7 @@ def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree
         )  # fmt: skip
         got_t = np.array([np.nan if x is None else x for x in sc["simulation_truth"]], float)
         np.testing.assert_allclose(got_t, want.truth, rtol=1e-9, equal_nan=True)
+    assert sc["truth_tree"] == (generated_tree or "truth")  # the config's name, copied
     assert sc["truth_side"].startswith(f"'{generated_tree or 'truth'}': the "
                                        + ("generator-level" if generated_tree else "reconstructed"))  # fmt: skip
     fid = json.loads((tmp_path / "select.json").read_text())["unfold"]["fiducial"]

@@ -271,7 +271,8 @@ class ResponseFits:
         reco = fit_inputs(sub, RECO, acceptance, min_acceptance)
         true_bin = bins(sub["m_true"])
         if generated is None:
-            true, tw, truth_bin = fit_inputs(sub, TRUE, acceptance, min_acceptance), None, true_bin
+            true, truth_bin = fit_inputs(sub, TRUE, acceptance, min_acceptance), true_bin
+            tw = np.ones(truth_bin.size)
         else:
             g = {c: v[within(generated["m_true"])] for c, v in generated.items()}
             tw = generated_weight(g, acceptance)
@@ -283,7 +284,6 @@ class ResponseFits:
                     f"lepton cuts in the polarisation bins {edges[0]:g}–{edges[-1]:g} GeV"
                 )
             true, truth_bin = fit_inputs(g, TRUE, acceptance, min_acceptance), bins(g["m_true"])
-        tw = np.ones(truth_bin.size) if tw is None else tw
         return cls(edges, acceptance, reco, true, tw, _fit(reco, acceptance, edges, 1.0),
                    _fit(true, acceptance, edges, tw), true_bin, truth_bin,
                    sub["cos_theta_hel_true"] ** 2)  # fmt: skip

@@ -780,6 +780,7 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
     corr = selection_correction(rows, am, block["mass_edges"], cfg.unfold.min_acceptance, gen)
     out = corrected(block, corr)
     out["selection_correction"]["simulation"] = [str(p) for p in paths]
+    out["selection_correction"]["truth_tree"] = pc.generated_tree or pc.tree
     out["selection_correction"]["truth_side"] = (
         f"'{pc.tree}': the reconstructed γ* at their truth" if gen is None else
         f"'{pc.generated_tree}': the generator-level γ* at the analysis's lepton cuts"

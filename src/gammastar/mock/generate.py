@@ -465,24 +465,48 @@ EE_GSTAR = frozenset(int(c) for c in ELECTRON_CHANNELS) - {
 """Channel codes of the dielectron γ* sources (``truth_ee``, ``acceptance_ee``)."""
 
 
+MUON_TRUTH = MUON_GSTAR | {int(Channel.ETA_MUMU)}
+"""Channel codes of the ``truth`` and ``truth_generated`` trees: the muon signal sources (every
+cocktail channel, η → μμ included)."""
+
+
+def _plus_minus(a: np.ndarray, b: np.ndarray, plus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The four-momenta (4, n) of the positive and of the negative lepton of pairs (a, b)."""
+    return np.where(plus, a, b), np.where(plus, b, a)
+
+
+def _true_gstar(
+    chunk: Chunk, sel: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """The ``*_true`` columns of the sources ``sel`` (the true γ* and the true μ+'s decay angles
+    in its helicity frame, float32) and the true μ+ and μ− four-momenta."""
+    from gammastar.polarisation import helicity_angles
+
+    s = chunk.sources
+    tp, tm = _plus_minus(s.mu1[:, sel], s.mu2[:, sel], s.charge1[sel] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos_true, phi_true = helicity_angles(tp, tm)
+    g = s.gstar[:, sel]
+    f32 = np.float32
+    cols = {"m_true": g[4].astype(f32), "pT_true": np.hypot(g[0], g[1]).astype(f32),
+            "pz_true": g[2].astype(f32), "cos_theta_hel_true": cos_true.astype(f32),
+            "phi_hel_true": phi_true.astype(f32)}  # fmt: skip
+    return cols, tp, tm
+
+
 def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str, np.ndarray]:
     s, r = chunk.sources, chunk.reco
-    if codes is None:  # the muon signal sources (every cocktail channel, η → μμ included)
-        codes = MUON_GSTAR | {int(Channel.ETA_MUMU)}
-    sel = r.in_acceptance & np.isin(s.channel, list(codes))
+    sel = r.in_acceptance & np.isin(s.channel, list(MUON_TRUTH if codes is None else codes))
     f32 = np.float32
     pt = r.pt[sel].astype(f32)
     # the reconstructed μ+'s decay angles in the pair's helicity frame, as the selection
     # computes them (lepton 1 the positive one): the λ_θ selection correction's simulation
     from gammastar.polarisation import helicity_angles
 
-    plus = s.charge1[sel] > 0
-    mu1, mu2 = r.mu1[:, sel], r.mu2[:, sel]
-    t1, t2 = s.mu1[:, sel], s.mu2[:, sel]
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos_t, phi = helicity_angles(np.where(plus, mu1, mu2), np.where(plus, mu2, mu1))
-        cos_true, phi_true = helicity_angles(np.where(plus, t1, t2), np.where(plus, t2, t1))
-    g = s.gstar[:, sel]
+        cos_t, phi = helicity_angles(*_plus_minus(r.mu1[:, sel], r.mu2[:, sel],
+                                                  s.charge1[sel] > 0))  # fmt: skip
+    true, _, _ = _true_gstar(chunk, sel)
     return {
         "event": chunk.event[sel],
         "channel": s.channel[sel],
@@ -493,12 +517,12 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
         "E": r.pair[3, sel].astype(f32),
         "cos_theta_hel": cos_t.astype(f32),
         "phi_hel": phi.astype(f32),
-        "pT_true": np.hypot(g[0], g[1]).astype(f32),
-        "pz_true": g[2].astype(f32),
-        "cos_theta_hel_true": cos_true.astype(f32),
-        "phi_hel_true": phi_true.astype(f32),
+        "pT_true": true["pT_true"],
+        "pz_true": true["pz_true"],
+        "cos_theta_hel_true": true["cos_theta_hel_true"],
+        "phi_hel_true": true["phi_hel_true"],
         "y": r.y[sel].astype(f32),
-        "m_true": s.gstar[4, sel].astype(f32),
+        "m_true": true["m_true"],
         "eff": r.eff[sel].astype(f32),
         "accepted": r.accepted[sel],
     }
@@ -514,26 +538,14 @@ def _generated_arrays(chunk: Chunk, detector: Any) -> dict[str, np.ndarray]:
     ``mock.detector.toroid_pt_kick`` the window applies to the bent angle θ′, which the analysis's
     lepton cuts (at θ) do not model: the tree is then no generator level for them."""
     s = chunk.sources
-    codes = MUON_GSTAR | {int(Channel.ETA_MUMU)}
-    sel = np.isin(s.channel, list(codes))
+    sel = np.isin(s.channel, list(MUON_TRUTH))
     sel &= detector.passes(s.mu1, s.charge1) & detector.passes(s.mu2, s.charge2)
-    from gammastar.polarisation import helicity_angles
-
-    plus = s.charge1[sel] > 0
-    t1, t2 = s.mu1[:, sel], s.mu2[:, sel]
-    tp, tm = np.where(plus, t1, t2), np.where(plus, t2, t1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos_true, phi_true = helicity_angles(tp, tm)
-    g = s.gstar[:, sel]
+    true, tp, tm = _true_gstar(chunk, sel)
     f32 = np.float32
     return {
         "event": chunk.event[sel],
         "channel": s.channel[sel],
-        "m_true": g[4].astype(f32),
-        "pT_true": np.hypot(g[0], g[1]).astype(f32),
-        "pz_true": g[2].astype(f32),
-        "cos_theta_hel_true": cos_true.astype(f32),
-        "phi_hel_true": phi_true.astype(f32),
+        **true,
         "E_plus_true": tp[3].astype(f32),
         "theta_plus_true": np.arctan2(np.hypot(tp[0], tp[1]), tp[2]).astype(f32),
         "E_minus_true": tm[3].astype(f32),
