@@ -13,6 +13,7 @@ fits' own errors.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 from gammastar.config import PolarisationCorrectionConfig, load_config
 from gammastar.errors import InputError
 from gammastar.lambda_correction import (
+    MAX_SIMULATION_SHARE,
     RECO,
     TRUE,
     LambdaCorrection,
@@ -364,11 +366,13 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
 
 
 @pytest.mark.parametrize("generated_tree", [None, "truth_generated"])
-def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree):
+def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree, caplog):
     """The selection with ``unfold.polarisation_correction``: select.json's λ_θ is the
     measured one through the simulation's response, its error the three in quadrature, and the
     acceptance's nodes follow the corrected values; the simulation is an input of the select
-    stage; the truth side's rows are recorded (the generator-level tree when configured)."""
+    stage; the truth side's rows are recorded (the generator-level tree when configured); the
+    simulation's share of the variance is recorded, and a simulation hardly larger than the
+    data (3·10⁵ against 2·10⁵ sources) is warned about in the bins where it dominates."""
     from gammastar.mock import generate_file
     from gammastar.pipeline import _select_inputs
     from gammastar.select import select
@@ -380,20 +384,32 @@ def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree
         update={"polarisation_correction": pc})})  # fmt: skip
     generate_file(cfg, tmp_path / "mock.root", events=200_000, seed=21)
     assert simulation_file in _select_inputs(cfg)
-    select(cfg)
+    with caplog.at_level(logging.WARNING, logger="gammastar"):
+        select(cfg)
     pol = json.loads((tmp_path / "select.json").read_text())["polarisation"]
     sc = pol["selection_correction"]
     ok = [i for i in range(len(pol["lambda_theta"])) if i not in sc["uncorrected_bins"]]
     assert ok, "the simulation corrects at least one bin"
+    shares = []
     for i in ok:
         s = sc["simulation_slope"][i]
         want = sc["simulation_truth"][i] + (sc["lambda_theta_measured"][i]
                                             - sc["simulation_reco"][i]) / s  # fmt: skip
         assert pol["lambda_theta"][i] == pytest.approx(want, abs=1e-12)
-        want_err = np.sqrt((sc["lambda_theta_measured_err"][i] / s) ** 2
-                           + (sc["simulation_reco_err"][i] / s) ** 2
-                           + sc["simulation_truth_err"][i] ** 2)  # fmt: skip
+        sim_var = (sc["simulation_reco_err"][i] / s) ** 2 + sc["simulation_truth_err"][i] ** 2
+        want_err = np.sqrt((sc["lambda_theta_measured_err"][i] / s) ** 2 + sim_var)
         assert pol["lambda_theta_err"][i] == pytest.approx(want_err, rel=1e-12)
+        assert sc["simulation_share"][i] == pytest.approx(sim_var / want_err**2, rel=1e-12)
+        shares.append(sc["simulation_share"][i])
+    assert all(sc["simulation_share"][i] is None for i in sc["uncorrected_bins"])
+    # 1.5× the data's sources: the simulation's part is a large share of the variance
+    # (0.3–0.5 in these bins), warned about bin by bin
+    big = [i for i, x in zip(ok, shares, strict=True) if x > MAX_SIMULATION_SHARE]
+    assert big, shares
+    warned = [r.getMessage() for r in caplog.records if "own statistics" in r.getMessage()]
+    assert len(warned) == 1
+    e = pol["mass_edges"]
+    assert all(f"{e[i]:.3f}-{e[i + 1]:.3f}" in warned[0] for i in big)
     assert sc["simulation"] == [str(simulation_file)]
     if generated_tree is not None:  # the truth side is the generator level's fit
         from gammastar.lambda_correction import read_generated

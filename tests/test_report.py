@@ -485,3 +485,13 @@ def test_the_polarisation_table_shows_the_corrected_and_the_fitted_lambda():
     side = "'truth_generated': the generator-level γ* at the analysis's lepton cuts"
     _polarisation_table(pol | {"selection_correction": sc | {"truth_side": side}}, gen)
     assert "Truth side: &#x27;truth_generated&#x27;: the generator-level" in "".join(gen.parts)
+    assert "own statistics" not in "".join(gen.parts)  # a block before simulation_share
+    shared = Section("y", "Yields")  # the largest share of the simulation's statistics, and where
+    pol2 = pol | {"mass_edges": [0.5, 0.6, 0.7], "lambda_theta": [0.04, 0.1]}
+    sc2 = sc | {"simulation_share": [0.04, 0.31], "uncorrected_bins": []}
+    _polarisation_table(pol2 | {"selection_correction": sc2}, shared)
+    assert "at most 31% of a corrected λ_θ's variance (0.600–0.700 GeV)" in "".join(shared.parts)
+    none = Section("y", "Yields")  # bins without a share (uncorrected: null) are skipped
+    _polarisation_table(pol2 | {"selection_correction": sc2 | {"simulation_share": [None, 0.02]}},
+                        none)  # fmt: skip
+    assert "at most 2% of" in "".join(none.parts)

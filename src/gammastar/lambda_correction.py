@@ -100,6 +100,13 @@ MIN_SLOPE = 0.5
 """A bin whose fit responds to its own truth by less (half as sensitive) is left as measured:
 the inversion would blow its error up and rest on a response far from the unit one."""
 
+MAX_SIMULATION_SHARE = 0.25
+"""Above this share of a corrected λ_θ's variance from the simulation's own statistics, the
+selection warns: every analysis of the same simulation shares its fluctuation (it does not
+average out over data sets), so the simulation should be several times the data (at 0.25 its
+error is 0.58 of the data's). Measured on four NA60-like simulations of 4·10⁷ sources, whose
+shift below the ω scatters by ±0.04 (docs/selection.md, "The simulation's own statistics")."""
+
 
 def read_simulation(
     paths: Sequence[str | Path], *, tree: str = "truth"
@@ -169,6 +176,17 @@ class LambdaCorrection:
         out = np.where(ok, self.truth + (lam - self.reco) / s, lam)
         e = np.sqrt((err / s) ** 2 + (self.reco_err / s) ** 2 + self.truth_err**2)
         return out, np.where(ok, e, err), ok
+
+    def simulation_share(self, err: ArrayLike) -> NDArray[np.float64]:
+        """Per bin, the share of the corrected λ_θ's variance (:meth:`apply` for a measured
+        error ``err``) that the simulation's own statistics make, ((σ_r/s)² + σ_t²) over the
+        total; NaN in the bins it does not correct."""
+        err = np.asarray(err, dtype=np.float64)
+        ok = self.usable() & np.isfinite(err)
+        s = np.where(ok, self.slope, 1.0)
+        sim = (self.reco_err / s) ** 2 + self.truth_err**2
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, sim / (sim + (err / s) ** 2), np.nan)
 
     @classmethod
     def from_block(cls, block: dict[str, Any]) -> LambdaCorrection:
@@ -381,6 +399,8 @@ def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
         ([0.13, 0.1], [0.107, 0.2])
         >>> b["selection_correction"]["uncorrected_bins"]
         [1]
+        >>> round(b["selection_correction"]["simulation_share"][0], 3)  # (0.024² + 0.04²)/0.107²
+        0.191
     """
     edges = np.asarray(block["mass_edges"], dtype=np.float64)
     if edges.shape != corr.mass_edges.shape or not np.allclose(
@@ -412,5 +432,6 @@ def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
         "step": STEP,
         "simulation_pairs": [int(n) for n in corr.n_reco],
         "uncorrected_bins": [int(i) for i in np.flatnonzero(~ok)],
+        "simulation_share": lst(np.where(ok, corr.simulation_share(err), np.nan)),
     }
     return out

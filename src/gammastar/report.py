@@ -551,7 +551,9 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
             "detector simulation (unfold.polarisation_correction: its fit as the data's and at "
             "its truth, inverted through the response's slope; docs/selection.md). Truth side: "
             + esc(fmt(sc.get("truth_side", "the reconstructed γ* at their truth")))
-            + ".</p>"
+            + "."
+            + _simulation_share_text(sc, edges)
+            + "</p>"
         )
     s.add(
         '<p class="note">1 + λ_θ cos²θ* + λ_φ sin²θ* cos2φ* + λ_θφ sin2θ* cosφ*, measured from '
@@ -559,6 +561,26 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
         "likelihood; used in the per-pair acceptance: "
         + esc(fmt(pol.get("used_in_acceptance")))
         + " (docs/selection.md, λ_θ).</p>"
+    )
+
+
+def _simulation_share_text(sc: dict, edges: list) -> str:
+    """The sentence "The simulation's own statistics make at most …" of a
+    ``selection_correction`` block with ``simulation_share`` ("" without a share)."""
+    share = [
+        (_num(x), i)
+        for i, x in enumerate(_as_list(sc.get("simulation_share")))
+        if _num(x) is not None
+    ]
+    if not share:
+        return ""
+    x, i = max(share)
+    where = (
+        f"{fmt(edges[i], '.3f')}–{fmt(edges[i + 1], '.3f')} GeV" if i + 1 < len(edges) else "n/a"
+    )
+    return (
+        f" The simulation's own statistics make at most {100 * x:.0f}% of a corrected λ_θ's "
+        f"variance ({esc(where)}), a fluctuation every analysis of that simulation shares."
     )
 
 

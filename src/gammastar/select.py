@@ -766,6 +766,7 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
     """``unfold.polarisation_correction``: the measured λ_θ corrected for the bins' selection
     of decay angles with the configured simulation (:mod:`gammastar.lambda_correction`)."""
     from gammastar.lambda_correction import (
+        MAX_SIMULATION_SHARE,
         MIN_SLOPE,
         corrected,
         read_generated,
@@ -791,6 +792,20 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
             "select: unfold.polarisation_correction: %d polarisation bin(s) left as measured "
             "(no λ_θ fit in the data or the simulation there, or a response slope below %g): "
             "%s", len(bad), MIN_SLOPE, bad,
+        )  # fmt: skip
+    share = np.array([np.nan if x is None else x for x in out["selection_correction"]
+                      ["simulation_share"]], dtype=np.float64)  # fmt: skip
+    with np.errstate(invalid="ignore"):
+        big = np.flatnonzero(share > MAX_SIMULATION_SHARE)
+    if big.size:
+        edges = block["mass_edges"]
+        log.warning(
+            "select: unfold.polarisation_correction: the simulation's own statistics make %s of "
+            "the corrected lambda_theta's variance (above %g) in the polarisation bin(s) %s GeV: "
+            "its fluctuation is shared by every analysis that uses it; a simulation several "
+            "times the data's size keeps it small (docs/selection.md)",
+            "/".join(f"{share[i]:.0%}" for i in big), MAX_SIMULATION_SHARE,
+            ", ".join(f"{edges[i]:.3f}-{edges[i + 1]:.3f}" for i in big),
         )  # fmt: skip
     log.info(
         "select: lambda_theta corrected for the bins' selection (simulation: shift at its truth, "
