@@ -104,8 +104,9 @@ MAX_SIMULATION_SHARE = 0.25
 """Above this share of a corrected λ_θ's variance from the simulation's own statistics, the
 selection warns: every analysis of the same simulation shares its fluctuation (it does not
 average out over data sets), so the simulation should be several times the data (at 0.25 its
-error is 0.58 of the data's). Measured on four NA60-like simulations of 4·10⁷ sources, whose
-shift below the ω scatters by ±0.04 (docs/selection.md, "The simulation's own statistics")."""
+error is 0.58 of the data's). On the NA60-like mock two simulations of 4·10⁷ sources differ by
+0.04 in their shift below the ω (+0.25 and +0.21; two data samples' own: +0.19 and +0.14;
+docs/selection.md, "The simulation's own statistics")."""
 
 
 def read_simulation(
@@ -180,7 +181,7 @@ class LambdaCorrection:
     def simulation_share(self, err: ArrayLike) -> NDArray[np.float64]:
         """Per bin, the share of the corrected λ_θ's variance (:meth:`apply` for a measured
         error ``err``) that the simulation's own statistics make, ((σ_r/s)² + σ_t²) over the
-        total; NaN in the bins it does not correct."""
+        total; NaN in the bins it cannot correct (not :meth:`usable`, or no finite ``err``)."""
         err = np.asarray(err, dtype=np.float64)
         ok = self.usable() & np.isfinite(err)
         s = np.where(ok, self.slope, 1.0)

@@ -801,10 +801,10 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
         edges = block["mass_edges"]
         log.warning(
             "select: unfold.polarisation_correction: the simulation's own statistics make %s of "
-            "the corrected lambda_theta's variance (above %g) in the polarisation bin(s) %s GeV: "
-            "its fluctuation is shared by every analysis that uses it; a simulation several "
-            "times the data's size keeps it small (docs/selection.md)",
-            "/".join(f"{share[i]:.0%}" for i in big), MAX_SIMULATION_SHARE,
+            "the corrected lambda_theta's variance (above %.0f%%) in the polarisation bin(s) %s "
+            "GeV: its fluctuation is shared by every analysis that uses it; a simulation "
+            "several times the data's size keeps it small (docs/selection.md)",
+            "/".join(f"{share[i]:.0%}" for i in big), 100 * MAX_SIMULATION_SHARE,
             ", ".join(f"{edges[i]:.3f}-{edges[i + 1]:.3f}" for i in big),
         )  # fmt: skip
     log.info(
