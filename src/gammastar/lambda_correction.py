@@ -175,19 +175,21 @@ class LambdaCorrection:
         ok = self.usable() & np.isfinite(lam) & np.isfinite(err)
         s = np.where(ok, self.slope, 1.0)
         out = np.where(ok, self.truth + (lam - self.reco) / s, lam)
-        e = np.sqrt((err / s) ** 2 + (self.reco_err / s) ** 2 + self.truth_err**2)
+        e = np.sqrt((err / s) ** 2 + self._simulation_variance(s))
         return out, np.where(ok, e, err), ok
 
-    def simulation_share(self, err: ArrayLike) -> NDArray[np.float64]:
-        """Per bin, the share of the corrected λ_θ's variance (:meth:`apply` for a measured
-        error ``err``) that the simulation's own statistics make, ((σ_r/s)² + σ_t²) over the
-        total; NaN in the bins it cannot correct (not :meth:`usable`, or no finite ``err``)."""
-        err = np.asarray(err, dtype=np.float64)
-        ok = self.usable() & np.isfinite(err)
-        s = np.where(ok, self.slope, 1.0)
-        sim = (self.reco_err / s) ** 2 + self.truth_err**2
+    def _simulation_variance(self, s: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The simulation's part of the corrected λ_θ's variance, (σ_r/s)² + σ_t²."""
+        return (self.reco_err / s) ** 2 + self.truth_err**2
+
+    def simulation_share(self, lam: ArrayLike, err: ArrayLike) -> NDArray[np.float64]:
+        """Per bin, the share of the corrected λ_θ's variance (:meth:`apply` of ``lam`` ±
+        ``err``) that the simulation's own statistics make; NaN in the bins it leaves as
+        measured."""
+        _, e, ok = self.apply(lam, err)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(ok, sim / (sim + (err / s) ** 2), np.nan)
+            share = self._simulation_variance(np.where(ok, self.slope, 1.0)) / e**2
+        return np.where(ok, share, np.nan)
 
     @classmethod
     def from_block(cls, block: dict[str, Any]) -> LambdaCorrection:
@@ -400,8 +402,8 @@ def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
         ([0.13, 0.1], [0.107, 0.2])
         >>> b["selection_correction"]["uncorrected_bins"]
         [1]
-        >>> round(b["selection_correction"]["simulation_share"][0], 3)  # (0.024² + 0.04²)/0.107²
-        0.191
+        >>> [round(x, 3) for x in b["selection_correction"]["simulation_share"]]  # (0.024² + 0.04²)/0.107²
+        [0.191, nan]
     """
     edges = np.asarray(block["mass_edges"], dtype=np.float64)
     if edges.shape != corr.mass_edges.shape or not np.allclose(
@@ -433,6 +435,6 @@ def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
         "step": STEP,
         "simulation_pairs": [int(n) for n in corr.n_reco],
         "uncorrected_bins": [int(i) for i in np.flatnonzero(~ok)],
-        "simulation_share": lst(np.where(ok, corr.simulation_share(err), np.nan)),
+        "simulation_share": lst(corr.simulation_share(lam, err)),
     }
     return out

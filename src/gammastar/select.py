@@ -793,10 +793,8 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
             "(no λ_θ fit in the data or the simulation there, or a response slope below %g): "
             "%s", len(bad), MIN_SLOPE, bad,
         )  # fmt: skip
-    share = np.array([np.nan if x is None else x for x in out["selection_correction"]
-                      ["simulation_share"]], dtype=np.float64)  # fmt: skip
-    with np.errstate(invalid="ignore"):
-        big = np.flatnonzero(share > MAX_SIMULATION_SHARE)
+    share = np.asarray(out["selection_correction"]["simulation_share"], dtype=np.float64)
+    big = np.flatnonzero(share > MAX_SIMULATION_SHARE)  # NaN (bins left as measured): False
     if big.size:
         edges = block["mass_edges"]
         log.warning(
