@@ -763,3 +763,57 @@ def test_flow_recipe_closure_summary_and_refusal(tmp_path, capsys):
         fr.main(["--workdir", str(tmp_path), "--seeds", "1", "2", "--out", str(tmp_path),
                  "--variant", '{"hidden_featurez": [64]}'])  # fmt: skip
     assert "--variant: hidden_featurez: not flow keys" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- coverage_scatter
+
+
+@pytest.fixture(scope="module")
+def scat():
+    return load_benchmark("coverage_scatter")
+
+
+def test_scatter_within_groups_against_the_quote(scat):
+    """Realisations in 40 groups of 50 (each group's own mean: the drawn truth), ln Y_F and
+    ln(N/Y_F) Gaussian within them with sd 0.02 and 0.03 and correlation +0.5: the pooled
+    within-group sds and the realised 2 Cov come back within 4 of their standard errors
+    (1/√(2 dof) for an sd, dof = 2000 − 40), whatever the groups' means; the quoted parts add
+    as the docstring says (Y_F: data_stat ⊕ λ_θ; N/Y_F: fit ⊕ kinematic ⊕ MC; N: all with the
+    cross term)."""
+    rng = np.random.default_rng(7)
+    n, groups = 2000, np.repeat(np.arange(40), 50)
+    z = rng.multivariate_normal(
+        [0, 0], [[0.02**2, 0.5 * 0.02 * 0.03], [0.5 * 0.02 * 0.03, 0.03**2]], n
+    )
+    offsets = rng.normal(0, 0.5, (40, 2))[groups]  # far larger than the scatter
+    quoted = {k: np.full(n, v) for k, v in (("data_stat", 0.02), ("acceptance_lambda_theta", 0.01),
+              ("fit", 0.02), ("cross", 0.0006), ("kinematic_model", 0.02), ("mc_acceptance", 0.01),
+              ("other", 0.005))}  # fmt: skip
+    out = scat.scatter(*(z + offsets).T, quoted, [(0.1 * g, 0.0) for g in groups])
+    assert out["dof"] == n - 40
+    tol = 4 * out["sd_err_rel"]
+    assert out["sd_ln_yf"] == pytest.approx(0.02, rel=tol)
+    assert out["sd_ln_n_over_yf"] == pytest.approx(0.03, rel=tol)
+    assert out["cov2"] == pytest.approx(2 * 0.5 * 0.02 * 0.03, abs=4 * 2 * 0.02 * 0.03 / np.sqrt(n))
+    assert out["sd_ln_n"] == pytest.approx(np.sqrt(0.02**2 + 0.03**2 + 0.0006), rel=tol)
+    assert out["q_yf"] == pytest.approx(np.hypot(0.02, 0.01), rel=1e-12)
+    assert out["q_n_over_yf"] == pytest.approx(0.03, rel=1e-12)
+    assert out["q_n"] == pytest.approx(np.sqrt(0.0005 + 0.0009 + 0.0006 + 0.005**2), rel=1e-12)
+    with pytest.raises(ValueError, match="degrees of freedom"):
+        scat.scatter(z[:3, 0], z[:3, 1], {k: v[:3] for k, v in quoted.items()}, [0, 1, 2])
+
+
+def test_scatter_names_a_missing_run(scat, tmp_path):
+    """A realisation without its run directory in any --workdir, or a yields.json without a
+    fiducial yield, is a one-line error naming what was searched."""
+    (tmp_path / "w1").mkdir()
+    with pytest.raises(SystemExit, match=r"no full_seed5/yields.json in .*w1, .*w2"):
+        scat.find_run([tmp_path / "w1", tmp_path / "w2"], "full", 5)
+    y = tmp_path / "yields.json"
+    y.write_text(json.dumps({"aprime": {"mass": [0.3], "per_pot_per_eps2": [1.0]}}))
+    with pytest.raises(SystemExit, match=rf"{_re(y)}: no fiducial yield"):
+        scat.fiducial_yield(y, [0.3])
+    y.write_text(
+        json.dumps({"aprime": {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0]}})
+    )
+    assert scat.fiducial_yield(y, [0.3])[0.3] == pytest.approx(2.0, rel=1e-12)  # log-linear

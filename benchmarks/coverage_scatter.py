@@ -1,0 +1,200 @@
+"""How far a coverage arm's quoted σ of N_sig matches its realisations' scatter, part by part.
+
+``benchmarks/coverage.py`` quotes per realisation σ = √(Σ parts²) of N = Y_F · (N/Y_F), Y_F
+the chain's fiducial yield at the mass (Y(m)·f_F(m)) and N/Y_F = 𝓔_in + E_x/f_F the
+acceptance per fiducial yield. Realisations that share their drawn truth (the mock's rapidity
+width and p_T form: ``coverage_parts.truth_config``) scatter around one mean, so the pooled
+standard deviation within those groups (each group's mean removed; dof = n − groups) is the
+realised statistical scatter, without the systematic parts that move the truth itself. This
+script sets it against the rms over the realisations of the parts that quote it:
+
+* ln Y_F against ``data_stat`` and ``data_stat`` ⊕ ``acceptance_lambda_theta`` (the measured
+  λ_θ moves the per-pair acceptance);
+* ln(N/Y_F) against the extrapolation fit's part (``extrapolation_fit`` less its covariance
+  with the yield) ⊕ ``kinematic_model`` ⊕ ``mc_acceptance``;
+* 2 Cov(ln Y_F, ln(N/Y_F)) against the quoted ``extrapolation_yield_cross``;
+* ln N against all of these together (with ``like_sign_r`` and ``resolution_migration``).
+
+Each realised sd carries the relative error 1/√(2 dof) (a Gaussian's). Reads the coverage
+outputs of the realisations' own runs (each file's last line; not a ``--merge`` output: its
+draws cannot be told apart) and each realisation's ``yields.json`` in the ``--workdir``
+directories. Seconds; no flow, no truth.
+
+Usage::
+
+    python benchmarks/coverage_scatter.py --coverage /tmp/out/cov_*.json \\
+        --workdir /tmp/workA /tmp/workB --config /tmp/cfg.yaml --arm full
+
+The last line of the output is one JSON object with all figures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# benchmarks/ holds select.py: keep it off sys.path so the stdlib `select` is found
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import importlib.util
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+_spec = importlib.util.spec_from_file_location(
+    "coverage_parts", REPO / "benchmarks" / "coverage_parts.py"
+)
+coverage_parts = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(coverage_parts)
+
+
+def within_groups(x, groups) -> tuple[np.ndarray, int]:
+    """The columns of ``x`` (n, k) less their group means, and the degrees of freedom left
+    (n − the number of groups).
+
+    >>> r, dof = within_groups(np.array([[1.0], [3.0], [10.0], [12.0]]), [0, 0, 1, 1])
+    >>> r.ravel().tolist(), dof
+    ([-1.0, 1.0, -1.0, 1.0], 2)
+    """
+    x = np.asarray(x, dtype=np.float64)
+    x = x[:, None] if x.ndim == 1 else x
+    index: dict[Any, int] = {}
+    g = np.array([index.setdefault(k, len(index)) for k in groups])
+    means = np.zeros((g.max() + 1, x.shape[1]))
+    np.add.at(means, g, x)
+    means /= np.bincount(g)[:, None]
+    return x - means[g], x.shape[0] - means.shape[0]
+
+
+def scatter(ln_yf, ln_ny, quoted: dict[str, np.ndarray], groups) -> dict[str, Any]:
+    """The within-group scatter of ln Y_F, ln(N/Y_F) and ln N = their sum (:func:`within_groups`)
+    against the rms of the ``quoted`` parts per realisation (``data_stat``,
+    ``acceptance_lambda_theta``, ``fit`` without the cross term, ``cross`` = the quoted 2 Cov,
+    ``kinematic_model``, ``mc_acceptance``, ``other``: the rest of the statistical parts).
+
+    Returns:
+        ``sd_*`` (realised), ``q_*`` (quoted), ``sd_err_rel`` = 1/√(2 dof), ``rho`` the
+        realised correlation of ln Y_F and ln(N/Y_F), ``cov2`` = 2 Cov realised, ``n``,
+        ``dof``.
+    """
+    r, dof = within_groups(np.column_stack([ln_yf, ln_ny]), groups)
+    if dof < 2:
+        raise ValueError(f"{dof} degrees of freedom within the groups: too few realisations")
+    v = r.T @ r / dof
+    q = {k: float(np.sqrt(np.mean(np.square(a)))) for k, a in quoted.items() if k != "cross"}
+    cross = float(np.mean(quoted["cross"]))
+    q_yf = math.hypot(q["data_stat"], q["acceptance_lambda_theta"])
+    q_ny = math.sqrt(q["fit"] ** 2 + q["kinematic_model"] ** 2 + q["mc_acceptance"] ** 2)
+    return {
+        "n": int(r.shape[0]), "dof": int(dof), "sd_err_rel": 1 / math.sqrt(2 * dof),
+        "sd_ln_yf": math.sqrt(v[0, 0]), "q_data_stat": q["data_stat"], "q_yf": q_yf,
+        "sd_ln_n_over_yf": math.sqrt(v[1, 1]), "q_fit": q["fit"], "q_n_over_yf": q_ny,
+        "rho": float(v[0, 1] / math.sqrt(v[0, 0] * v[1, 1])), "cov2": float(2 * v[0, 1]),
+        "q_cross": cross, "sd_ln_n": math.sqrt(v.sum()),
+        "q_n": math.sqrt(max(q_yf**2 + q_ny**2 + cross + q["other"] ** 2, 0.0)),
+    }  # fmt: skip
+
+
+def find_run(workdirs: list[Path], arm: str, seed: int) -> Path:
+    """The realisation's run directory among ``workdirs`` (its ``yields.json``): else a
+    one-line SystemExit naming the directories searched."""
+    for w in workdirs:
+        if (w / f"{arm}_seed{seed}" / "yields.json").is_file():
+            return w / f"{arm}_seed{seed}"
+    raise SystemExit(f"coverage_scatter: no {arm}_seed{seed}/yields.json in "
+                     f"{', '.join(map(str, workdirs))} (--workdir: the coverage run's)")  # fmt: skip
+
+
+def fiducial_yield(path: Path, masses) -> dict[float, float]:
+    """The fiducial yield Y_F per mass of a ``yields.json`` (``aprime.per_pot_per_eps2_fiducial``,
+    log-linear between the bin centres as :meth:`gammastar.reach.Yields.at` interpolates Y):
+    else a one-line SystemExit naming the file."""
+    try:
+        ap = json.loads(path.read_text())["aprime"]
+        c = np.asarray(ap["mass"], float)
+        y = np.asarray(ap["per_pot_per_eps2_fiducial"], float)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise SystemExit(f"coverage_scatter: {path}: no fiducial yield ({err}); the yields "
+                         "must be extrapolated beyond a fiducial region") from None  # fmt: skip
+    ok = y > 0
+    return {m: float(np.exp(np.interp(m, c[ok], np.log(y[ok])))) for m in masses}
+
+
+OTHER = ("like_sign_r", "resolution_migration", "eta_mumu", "acceptance_map_stat")
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--coverage", type=Path, nargs="+", required=True,
+                    help="coverage.py outputs of the realisations' own runs")  # fmt: skip
+    ap.add_argument("--workdir", type=Path, nargs="+", required=True,
+                    help="the directories holding their run directories")  # fmt: skip
+    ap.add_argument("--arm", default="full")
+    ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
+    args = ap.parse_args(argv)
+
+    from gammastar.config import load_config
+
+    rows, drawn, head = coverage_parts.read_outputs(args.coverage, args.arm)
+    coverage_parts.check_config(head, args.config)
+    base = load_config(args.config)
+    seeds = sorted({r["seed"] for r in rows})
+    yf: dict[tuple[int, float], float] = {}
+    for s in seeds:
+        path = find_run(args.workdir, args.arm, s) / "yields.json"
+        yf.update({(s, m): v for m, v in fiducial_yield(path, {r["mass"] for r in rows}).items()})
+
+    def key(s):  # the realisation's truth
+        mock = coverage_parts.truth_config(base, drawn.get(s, {})).mock
+        return (float(mock.rapidity_sigma), float(mock.pt_mt_power))
+
+    table = []
+    for m, ct in sorted({(r["mass"], r["ctau"]) for r in rows}):
+        pts = sorted((r for r in rows if (r["mass"], r["ctau"]) == (m, ct)),
+                     key=lambda r: r["seed"])  # fmt: skip
+        sig = [r["sigma"] for r in pts]
+        cross = np.array([p.get("extrapolation_yield_cross", 0.0) for p in sig])
+        quoted = {
+            "data_stat": np.array([p["data_stat"] for p in sig]),
+            "acceptance_lambda_theta": np.array([p.get("acceptance_lambda_theta", 0.0) for p in sig]),
+            "fit": np.sqrt(np.maximum([p.get("extrapolation_fit", 0.0) ** 2 for p in sig] - cross, 0)),
+            "cross": cross,
+            "kinematic_model": np.array([p.get("kinematic_model", 0.0) for p in sig]),
+            "mc_acceptance": np.array([p.get("mc_acceptance", 0.0) for p in sig]),
+            "other": np.sqrt([sum(p.get(k, 0.0) ** 2 for k in OTHER) for p in sig]),
+        }  # fmt: skip
+        ln_yf = np.log([yf[r["seed"], m] for r in pts])
+        ln_ny = np.log([r["nsig_dd"] for r in pts]) - ln_yf
+        table.append({"mass": m, "ctau": ct, "groups": len({key(r["seed"]) for r in pts}),
+                      **scatter(ln_yf, ln_ny, quoted, [key(r["seed"]) for r in pts])})  # fmt: skip
+
+    print(
+        f"{len(seeds)} realisations of {args.arm!r}; within-group sd (± relative "
+        f"{table[0]['sd_err_rel']:.0%}) against the quoted rms\n"
+    )
+    print(
+        "| m (GeV) | cτ (m) | ln Y_F: sd / data_stat / ⊕λ_θ | ln(N/Y_F): sd / fit / ⊕kin⊕MC "
+        "| 2Cov: realised / quoted (ρ) | ln N: sd / quoted | ratio |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for t in table:
+        print(
+            f"| {t['mass']:.2f} | {t['ctau']:g} | {t['sd_ln_yf']:.4f} / {t['q_data_stat']:.4f}"
+            f" / {t['q_yf']:.4f} | {t['sd_ln_n_over_yf']:.4f} / {t['q_fit']:.4f} / "
+            f"{t['q_n_over_yf']:.4f} | {t['cov2']:+.5f} / {t['q_cross']:+.5f} ({t['rho']:+.2f})"
+            f" | {t['sd_ln_n']:.4f} / {t['q_n']:.4f} | {t['q_n'] / t['sd_ln_n']:.2f} |"
+        )
+    out = {"benchmark": "coverage_scatter", "arm": args.arm, "config": str(args.config),
+           "coverage": [str(p) for p in args.coverage], "realisations": len(seeds),
+           "table": table}  # fmt: skip
+    print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()
