@@ -844,6 +844,23 @@ def flow_scatter(rows: list[dict[str, Any]], reference: list[dict[str, Any]],
     return out
 
 
+def _drawn_by_seed(out: dict[str, Any], arm_out: dict[str, Any], arm: str, path: Path):
+    """An output's draws of ``arm`` by seed: a run's ``seeds`` range, or a merged output's
+    ``drawn_seeds`` (since 2026-11-26; none from an older merge). Draws that do not match
+    their seeds in number are a one-line SystemExit naming the file."""
+    drawn = arm_out.get("drawn", [])
+    if "drawn_seeds" in arm_out:
+        seeds = list(arm_out["drawn_seeds"])
+    elif (first := (out.get("seeds") or [None])[0]) is not None:
+        seeds = list(range(first, first + len(drawn)))
+    else:
+        return {}
+    if len(seeds) != len(drawn):
+        raise SystemExit(f"--merge: arm {arm!r} of {path}: {len(drawn)} draws for "
+                         f"{len(seeds)} seeds")  # fmt: skip
+    return dict(zip(seeds, drawn, strict=True))
+
+
 def merge(
     paths: list[Path], against: list[Path] | None = None, *, undo_migration: bool = False
 ) -> dict[str, Any]:
@@ -854,7 +871,9 @@ def merge(
     :data:`MERGE_ARM_HEADER` fields or (mass, cτ) points differ between the outputs holding
     it, a seed found twice in an arm, and a file that is missing or not such an output.
     Prints the markdown rows and, last, the JSON object: the shared header fields, ``merged``
-    (the files) and per arm ``table``, ``rows``, ``drawn``, ``varied``, ``drawn_forms``.
+    (the files) and per arm ``table``, ``rows``, ``drawn`` (the outputs' in turn) with their
+    ``drawn_seeds`` where every output tells them (so that a merged output merges again with
+    its draws: :func:`drawn_regression`), ``varied``, ``drawn_forms``.
     ``undo_migration``: each row's N_dd divided by the resolution-migration factor it carries
     (``migration``, :func:`migration_at`) and its ``resolution_migration`` part dropped: the
     same realisations without ``yields.resolution_migration``."""
@@ -898,13 +917,15 @@ def merge(
         ctaus = sorted({r["ctau"] for r in rows})
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
-        drawn_by_seed = {}
-        for (_, a), o in zip(held, (o for o in outs if arm in o["arms"]), strict=True):
-            first = (o.get("seeds") or [None])[0]
-            if first is not None:
-                drawn_by_seed.update(zip(range(first, first + len(a.get("drawn", []))),
-                                         a.get("drawn", []), strict=True))  # fmt: skip
+        drawn_by_seed, complete = {}, True
+        for (p, a), o in zip(held, (o for o in outs if arm in o["arms"]), strict=True):
+            here = _drawn_by_seed(o, a, arm, p)
+            complete &= len(here) == len(a.get("drawn", []))
+            drawn_by_seed.update(here)
         regression = drawn_regression(rows, drawn_by_seed, _y_sigma_centre(outs[0]))
+        if without := len({r["seed"] for r in rows} - set(drawn_by_seed)):
+            print(f"arm {arm}: {without} realisations have no draws by seed (an older --merge "
+                  "output): the regression below leaves them out", flush=True)  # fmt: skip
         scatter = None
         if against:
             refs = [r for o in refs_out for r in o["arms"].get(arm, {}).get("rows", [])]
@@ -927,6 +948,7 @@ def merge(
             "realisations": len({r["seed"] for r in rows}),
             **{f: ref.get(f) for f in MERGE_ARM_HEADER},
             "drawn": [d for _, a in held for d in a.get("drawn", [])],
+            **({"drawn_seeds": list(drawn_by_seed)} if complete else {}),
             "table": table,
             "regression": regression,
             **({"flow_scatter": scatter} if scatter is not None else {}),

@@ -817,3 +817,40 @@ def test_scatter_names_a_missing_run(scat, tmp_path):
         json.dumps({"aprime": {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0]}})
     )
     assert scat.fiducial_yield(y, [0.3])[0.3] == pytest.approx(2.0, rel=1e-12)  # log-linear
+
+
+def test_merge_of_merges_keeps_the_draws_by_seed(cov, tmp_path, capsys):
+    """A merged output records its draws' seeds (``drawn_seeds``), so that merged again with
+    a run's output the regression on the draws holds every realisation; a merged output
+    without them (before 2026-11-26) is said in one line and left out of the regression, not
+    silently; draws that do not match their seeds in number name the file."""
+
+    def full(seeds):
+        out = _output(seeds, points=((0.3, 1.0),))
+        out["seeds"] = [seeds[0], seeds[-1]]
+        arm = out["arms"].pop("stat")
+        arm["drawn"] = [
+            {"y_sigma": 1.25 + 0.01 * s, "pt_form": 1.2247 * (s % 3 - 1)} for s in seeds
+        ]
+        for r in arm["rows"]:
+            r["sigma"] |= {"extrapolation_varied": 0.05, "extrapolation_fit": 0.03}
+        out["arms"]["full"] = arm
+        return out
+
+    a, b, c = (_write(tmp_path, f"{k}.json", full(s))
+               for k, s in (("a", [1, 2, 3, 4]), ("b", [5, 6, 7]), ("c", list(range(8, 14)))))  # fmt: skip
+    ab = cov.main(["--merge", str(a), str(b)])
+    assert ab["arms"]["full"]["drawn_seeds"] == [1, 2, 3, 4, 5, 6, 7]
+    again = cov.main(["--merge", str(_write(tmp_path, "ab.json", ab)), str(c)])
+    assert again["arms"]["full"]["regression"][0]["n"] == 13
+    assert again["arms"]["full"]["drawn_seeds"] == list(range(1, 14))
+    capsys.readouterr()
+    del ab["arms"]["full"]["drawn_seeds"]  # as an older merge wrote it
+    old = cov.main(["--merge", str(_write(tmp_path, "old.json", ab)), str(c)])
+    assert old["arms"]["full"]["regression"][0]["n"] == 6
+    assert "drawn_seeds" not in old["arms"]["full"]
+    assert "arm full: 7 realisations have no draws by seed" in capsys.readouterr().out
+    ab["arms"]["full"]["drawn_seeds"] = [1, 2]
+    bad = _write(tmp_path, "bad.json", ab)
+    with pytest.raises(SystemExit, match=rf"arm 'full' of {_re(bad)}: 7 draws for 2 seeds"):
+        cov.main(["--merge", str(bad), str(c)])
