@@ -552,6 +552,30 @@ def migration_at(run: Path, masses) -> dict[float, float]:
     return migration_factors(load_yields(run / rundir.YIELDS), masses, where=run / rundir.YIELDS)
 
 
+def fiducial_yield_at(path: Path, masses) -> dict[float, float | None]:
+    """Per mass, the run's fiducial yield Y_F (``yields.json`` ``aprime.per_pot_per_eps2_fiducial``,
+    log-linear between the bin centres as :meth:`gammastar.reach.Yields.at` interpolates the
+    yield), recorded per row (``yield_fiducial``) so that ``benchmarks/coverage_scatter.py``
+    splits N_dd into Y_F and N/Y_F from the output alone; ``None`` without a positive fiducial
+    yield (yields not extrapolated beyond a fiducial region).
+
+    >>> import json, tempfile
+    >>> doc = {"aprime": {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0]}}
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    ...     json.dump(doc, f)
+    >>> round(fiducial_yield_at(Path(f.name), [0.3])[0.3], 12)
+    2.0
+    """
+    ap = json.loads(Path(path).read_text()).get("aprime", {})
+    c = np.asarray(ap.get("mass", []), dtype=float)
+    y = np.asarray([np.nan if v is None else v
+                    for v in ap.get("per_pot_per_eps2_fiducial", [])], dtype=float)  # fmt: skip
+    ok = np.isfinite(y) & (y > 0) if y.size == c.size else np.zeros(c.size, bool)
+    if not ok.any():
+        return {float(m): None for m in masses}
+    return {float(m): float(np.exp(np.interp(m, c[ok], np.log(y[ok])))) for m in masses}
+
+
 def migration_factors(y: Any, masses, *, where: Any = "yields") -> dict[float, float]:
     """:func:`migration_at` of a loaded :class:`gammastar.reach.Yields` ``y`` (``where`` names
     it in the error of a correction with another number of bins than the yield)."""
@@ -855,9 +879,9 @@ def _drawn_by_seed(out: dict[str, Any], arm_out: dict[str, Any], arm: str, path:
         seeds = list(range(first, first + len(drawn)))
     else:
         return {}
-    if len(seeds) != len(drawn):
+    if len(seeds) != len(drawn) or len(set(seeds)) != len(seeds):
         raise SystemExit(f"--merge: arm {arm!r} of {path}: {len(drawn)} draws for "
-                         f"{len(seeds)} seeds")  # fmt: skip
+                         f"{len(set(seeds))} distinct seeds")  # fmt: skip
     return dict(zip(seeds, drawn, strict=True))
 
 
@@ -924,8 +948,9 @@ def merge(
             drawn_by_seed.update(here)
         regression = drawn_regression(rows, drawn_by_seed, _y_sigma_centre(outs[0]))
         if without := len({r["seed"] for r in rows} - set(drawn_by_seed)):
-            print(f"arm {arm}: {without} realisations have no draws by seed (an older --merge "
-                  "output): the regression below leaves them out", flush=True)  # fmt: skip
+            print(f"arm {arm}: {without} realisations have no draws by seed (a merged output "
+                  "without drawn_seeds, or fewer draws than seeds): the regression below leaves "
+                  "them out", flush=True)  # fmt: skip
         scatter = None
         if against:
             refs = [r for o in refs_out for r in o["arms"].get(arm, {}).get("rows", [])]
@@ -1173,7 +1198,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"--form-flow: only the full arm draws the p_T form (--arms {' '.join(args.arms)})"
         )
 
-    from gammastar import flow
+    from gammastar import flow, rundir
     from gammastar.acceptance import Geometry
     from gammastar.config import load_config
     from gammastar.errors import GammastarError
@@ -1271,6 +1296,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 drawn_forms=arm_forms,
             )
             c_mig = migration_at(run, masses)
+            y_fid = fiducial_yield_at(run / rundir.YIELDS, masses)
             for key, (n_dd, parts) in dd.items():
                 n_tr, sig_tr = n_truth[key]
                 pulls = {}
@@ -1281,6 +1307,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "seed": seed, "mass": key[0], "ctau": key[1], "nsig_dd": n_dd,
                     "nsig_truth": n_tr, "rel_sigma_truth": sig_tr, "sigma": parts,
                     "pulls": pulls, "drawn": drawn, "migration": c_mig[key[0]],
+                    "yield_fiducial": y_fid[key[0]],
                 })  # fmt: skip
             print(f"{arm} realisation {r + 1}/{args.realisations} (seed {seed}, drawn {drawn}): "
                   f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
@@ -1296,7 +1323,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "table": table,
             # each realisation's numbers, so that another σ variant needs no rerun
             "rows": [{k: x[k] for k in ("seed", "mass", "ctau", "nsig_dd", "nsig_truth",
-                                        "rel_sigma_truth", "sigma", "migration")} for x in rows],
+                                        "rel_sigma_truth", "sigma", "migration",
+                                        "yield_fiducial")} for x in rows],
         }  # fmt: skip
     out = {
         "benchmark": "coverage",

@@ -156,9 +156,10 @@ TRUTH_KEYS = ("truth_seed", "truth_sources")
 def read_outputs(paths, arm: str) -> tuple[list[dict], dict[int, dict], dict[str, Any]]:
     """The rows of ``arm`` of several ``coverage.py`` outputs (each file's last line), the
     drawn values per seed, and the first output's header (:data:`TRUTH_KEYS`, ``own_flow``,
-    ``drawn_forms``, ``config``). A seed given twice, a file without the arm, a merged output (no seed
-    range: its draws cannot be told apart), other (mass, cτ) points or another truth than
-    the first file's is a one-line SystemExit naming the file."""
+    ``drawn_forms``, ``config``). A merged output counts with its ``drawn_seeds`` (since
+    2026-11-26). A seed given twice, a file without the arm, a merged output without them (its
+    draws cannot be told apart), other (mass, cτ) points or another truth than the first
+    file's is a one-line SystemExit naming the file."""
     rows, drawn, head, points = [], {}, None, None
     for path in paths:
         try:
@@ -167,11 +168,15 @@ def read_outputs(paths, arm: str) -> tuple[list[dict], dict[int, dict], dict[str
         except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
             raise SystemExit(f"coverage_parts: {path}: no arm {arm!r} of a coverage.py "
                              f"output ({e})") from None  # fmt: skip
-        if not isinstance(doc.get("seeds"), list) or len(doc["seeds"]) != 2:
-            raise SystemExit(f"coverage_parts: {path}: no seed range (a --merge output?); give "
-                             "the outputs of the realisations' own runs")  # fmt: skip
-        first = int(doc["seeds"][0])
-        seeds = range(first, first + len(data["drawn"]))
+        if isinstance(data.get("drawn_seeds"), list):  # a merged output with its draws' seeds
+            seeds = [int(s) for s in data["drawn_seeds"]]
+        elif isinstance(doc.get("seeds"), list) and len(doc["seeds"]) == 2:
+            first = int(doc["seeds"][0])
+            seeds = range(first, first + len(data["drawn"]))
+        else:
+            raise SystemExit(f"coverage_parts: {path}: no seed range (a --merge output from "
+                             "before 2026-11-26?); give the outputs of the realisations' own "
+                             "runs")  # fmt: skip
         if twice := sorted(set(seeds) & set(drawn)):
             raise SystemExit(f"coverage_parts: {path}: seed {twice[0]} given twice")
         if {r["seed"] for r in data["rows"]} != set(seeds):

@@ -13,12 +13,17 @@ script sets it against the rms over the realisations of the parts that quote it:
 * ln(N/Y_F) against the extrapolation fit's part (``extrapolation_fit`` less its covariance
   with the yield) ⊕ ``kinematic_model`` ⊕ ``mc_acceptance``;
 * 2 Cov(ln Y_F, ln(N/Y_F)) against the quoted ``extrapolation_yield_cross``;
-* ln N against all of these together (with ``like_sign_r`` and ``resolution_migration``).
+* ln N against all of these together (with the rest of the statistical parts:
+  ``like_sign_r``, ``resolution_migration``, ``eta_mumu``, ``acceptance_map_stat``, :data:`OTHER`).
 
-Each realised sd carries the relative error 1/√(2 dof) (a Gaussian's). Reads the coverage
-outputs of the realisations' own runs (each file's last line; not a ``--merge`` output: its
-draws cannot be told apart) and each realisation's ``yields.json`` in the ``--workdir``
-directories. Seconds; no flow, no truth.
+N_dd carries the resolution-migration factor c(m) and Y_F does not, so ln c (its scatter is
+``resolution_migration``'s, in :data:`OTHER`) sits in ln(N/Y_F). The fit's part is
+``extrapolation_fit``² less the cross term; where coverage.py clipped their sum at 0 it is
+unknown, and the rows so clipped are counted in the output. Each realised sd carries the
+relative error 1/√(2 dof) (a Gaussian's). Reads coverage outputs (each file's last line: the
+realisations' own runs, or merged outputs with their ``drawn_seeds``); Y_F is each row's
+``yield_fiducial`` (recorded since 2026-11-26), or for older rows read from the realisation's
+``yields.json`` in the ``--workdir`` directories. Seconds; no flow, no truth.
 
 Usage::
 
@@ -110,19 +115,30 @@ def find_run(workdirs: list[Path], arm: str, seed: int) -> Path:
                      f"{', '.join(map(str, workdirs))} (--workdir: the coverage run's)")  # fmt: skip
 
 
-def fiducial_yield(path: Path, masses) -> dict[float, float]:
-    """The fiducial yield Y_F per mass of a ``yields.json`` (``aprime.per_pot_per_eps2_fiducial``,
-    log-linear between the bin centres as :meth:`gammastar.reach.Yields.at` interpolates Y):
-    else a one-line SystemExit naming the file."""
-    try:
-        ap = json.loads(path.read_text())["aprime"]
-        c = np.asarray(ap["mass"], float)
-        y = np.asarray(ap["per_pot_per_eps2_fiducial"], float)
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise SystemExit(f"coverage_scatter: {path}: no fiducial yield ({err}); the yields "
-                         "must be extrapolated beyond a fiducial region") from None  # fmt: skip
-    ok = y > 0
-    return {m: float(np.exp(np.interp(m, c[ok], np.log(y[ok])))) for m in masses}
+def fiducial_yields(rows, workdirs: list[Path], arm: str) -> dict[tuple[int, float], float]:
+    """Y_F per (seed, mass): the rows' ``yield_fiducial``, or for rows without it the
+    realisation's ``yields.json`` (:func:`find_run`, ``coverage.fiducial_yield_at``). A row
+    without either, or a yield file without a fiducial yield, is a one-line SystemExit."""
+    out, need = {}, {}
+    for r in rows:
+        if r.get("yield_fiducial") is not None:
+            out[r["seed"], r["mass"]] = float(r["yield_fiducial"])
+        else:
+            need.setdefault(r["seed"], set()).add(r["mass"])
+    if need and not workdirs:
+        raise SystemExit(f"coverage_scatter: seed {min(need)}: its rows have no yield_fiducial "
+                         "(an output from before 2026-11-26): give --workdir")  # fmt: skip
+    for s, masses in need.items():
+        path = find_run(workdirs, arm, s) / "yields.json"
+        try:
+            got = coverage_parts.coverage.fiducial_yield_at(path, sorted(masses))
+        except (OSError, ValueError, TypeError, AttributeError) as err:
+            raise SystemExit(f"coverage_scatter: {path}: unreadable ({err})") from None
+        if any(v is None for v in got.values()):
+            raise SystemExit(f"coverage_scatter: {path}: no fiducial yield; the yields must be "
+                             "extrapolated beyond a fiducial region")  # fmt: skip
+        out.update({(s, m): v for m, v in got.items()})
+    return out
 
 
 OTHER = ("like_sign_r", "resolution_migration", "eta_mumu", "acceptance_map_stat")
@@ -131,9 +147,10 @@ OTHER = ("like_sign_r", "resolution_migration", "eta_mumu", "acceptance_map_stat
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--coverage", type=Path, nargs="+", required=True,
-                    help="coverage.py outputs of the realisations' own runs")  # fmt: skip
-    ap.add_argument("--workdir", type=Path, nargs="+", required=True,
-                    help="the directories holding their run directories")  # fmt: skip
+                    help="coverage.py outputs: the runs' own, or merged with drawn_seeds")  # fmt: skip
+    ap.add_argument("--workdir", type=Path, nargs="*", default=[],
+                    help="the directories holding their run directories (for rows without "
+                         "yield_fiducial)")  # fmt: skip
     ap.add_argument("--arm", default="full")
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
     args = ap.parse_args(argv)
@@ -144,10 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     coverage_parts.check_config(head, args.config)
     base = load_config(args.config)
     seeds = sorted({r["seed"] for r in rows})
-    yf: dict[tuple[int, float], float] = {}
-    for s in seeds:
-        path = find_run(args.workdir, args.arm, s) / "yields.json"
-        yf.update({(s, m): v for m, v in fiducial_yield(path, {r["mass"] for r in rows}).items()})
+    yf = fiducial_yields(rows, args.workdir, args.arm)
 
     def key(s):  # the realisation's truth
         mock = coverage_parts.truth_config(base, drawn.get(s, {})).mock
@@ -170,7 +184,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }  # fmt: skip
         ln_yf = np.log([yf[r["seed"], m] for r in pts])
         ln_ny = np.log([r["nsig_dd"] for r in pts]) - ln_yf
+        clipped = int(
+            sum(
+                p.get("extrapolation_fit", 0.0) == 0 and c < 0
+                for p, c in zip(sig, cross, strict=True)
+            )
+        )
         table.append({"mass": m, "ctau": ct, "groups": len({key(r["seed"]) for r in pts}),
+                      "fit_clipped": clipped,
                       **scatter(ln_yf, ln_ny, quoted, [key(r["seed"]) for r in pts])})  # fmt: skip
 
     print(
@@ -189,6 +210,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"{t['q_n_over_yf']:.4f} | {t['cov2']:+.5f} / {t['q_cross']:+.5f} ({t['rho']:+.2f})"
             f" | {t['sd_ln_n']:.4f} / {t['q_n']:.4f} | {t['q_n'] / t['sd_ln_n']:.2f} |"
         )
+    if clipped := {(t["mass"], t["ctau"]): t["fit_clipped"] for t in table if t["fit_clipped"]}:
+        print(f"rows whose fit part coverage.py clipped at 0 (unknown here): {clipped}")
     out = {"benchmark": "coverage_scatter", "arm": args.arm, "config": str(args.config),
            "coverage": [str(p) for p in args.coverage], "realisations": len(seeds),
            "table": table}  # fmt: skip

@@ -729,6 +729,11 @@ def test_parts_refuse_outputs_that_do_not_pool(parts, tmp_path):
     d = _write(tmp_path, "d.json", merged)
     with pytest.raises(SystemExit, match=rf"{_re(d)}: no seed range"):
         parts.read_outputs([d], "full")
+    # a merged output with its draws' seeds (coverage.py --merge since 2026-11-26) pools
+    merged["arms"]["full"]["drawn_seeds"] = [12]
+    _, drawn, _ = parts.read_outputs([a, _write(tmp_path, "e.json", merged)], "full")
+    assert sorted(drawn) == [10, 11, 12]
+    assert drawn[12]["y_sigma"] == pytest.approx(1.25)
 
 
 def test_external_sides_requote_swaps_only_the_external_part():
@@ -804,26 +809,35 @@ def test_scatter_within_groups_against_the_quote(scat):
 
 
 def test_scatter_names_a_missing_run(scat, tmp_path):
-    """A realisation without its run directory in any --workdir, or a yields.json without a
-    fiducial yield, is a one-line error naming what was searched."""
+    """Y_F comes from the rows' ``yield_fiducial``; for rows without it (older outputs) from
+    the run's yields.json in a --workdir. A realisation without its run directory, no
+    --workdir for such rows, or a yields.json without a fiducial yield is a one-line error
+    naming what was searched; the yield is log-linear between the bin centres."""
+    rows = [{"seed": 5, "mass": 0.3, "yield_fiducial": 2.5}]
+    assert scat.fiducial_yields(rows, [], "full") == {(5, 0.3): 2.5}
+    rows = [{"seed": 5, "mass": 0.3}]
+    with pytest.raises(SystemExit, match=r"seed 5: its rows have no yield_fiducial .* --workdir"):
+        scat.fiducial_yields(rows, [], "full")
     (tmp_path / "w1").mkdir()
     with pytest.raises(SystemExit, match=r"no full_seed5/yields.json in .*w1, .*w2"):
-        scat.find_run([tmp_path / "w1", tmp_path / "w2"], "full", 5)
-    y = tmp_path / "yields.json"
+        scat.fiducial_yields(rows, [tmp_path / "w1", tmp_path / "w2"], "full")
+    run = tmp_path / "w2" / "full_seed5"
+    run.mkdir(parents=True)
+    y = run / "yields.json"
     y.write_text(json.dumps({"aprime": {"mass": [0.3], "per_pot_per_eps2": [1.0]}}))
     with pytest.raises(SystemExit, match=rf"{_re(y)}: no fiducial yield"):
-        scat.fiducial_yield(y, [0.3])
-    y.write_text(
-        json.dumps({"aprime": {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0]}})
-    )
-    assert scat.fiducial_yield(y, [0.3])[0.3] == pytest.approx(2.0, rel=1e-12)  # log-linear
+        scat.fiducial_yields(rows, [tmp_path / "w1", tmp_path / "w2"], "full")
+    fid = {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0]}
+    y.write_text(json.dumps({"aprime": fid}))
+    got = scat.fiducial_yields(rows, [tmp_path / "w1", tmp_path / "w2"], "full")
+    assert got[5, 0.3] == pytest.approx(2.0, rel=1e-12)  # log-linear: √(1 · 4)
 
 
 def test_merge_of_merges_keeps_the_draws_by_seed(cov, tmp_path, capsys):
     """A merged output records its draws' seeds (``drawn_seeds``), so that merged again with
     a run's output the regression on the draws holds every realisation; a merged output
     without them (before 2026-11-26) is said in one line and left out of the regression, not
-    silently; draws that do not match their seeds in number name the file."""
+    silently; draws that do not match their seeds in number, or a seed twice, name the file."""
 
     def full(seeds):
         out = _output(seeds, points=((0.3, 1.0),))
@@ -852,5 +866,11 @@ def test_merge_of_merges_keeps_the_draws_by_seed(cov, tmp_path, capsys):
     assert "arm full: 7 realisations have no draws by seed" in capsys.readouterr().out
     ab["arms"]["full"]["drawn_seeds"] = [1, 2]
     bad = _write(tmp_path, "bad.json", ab)
-    with pytest.raises(SystemExit, match=rf"arm 'full' of {_re(bad)}: 7 draws for 2 seeds"):
+    with pytest.raises(
+        SystemExit, match=rf"arm .full. of {_re(bad)}: 7 draws for 2 distinct seeds"
+    ):
+        cov.main(["--merge", str(bad), str(c)])
+    ab["arms"]["full"]["drawn_seeds"] = [1, 1, 2, 3, 4, 5, 6]  # a seed twice
+    bad = _write(tmp_path, "bad2.json", ab)
+    with pytest.raises(SystemExit, match=rf"of {_re(bad)}: 7 draws for 6 distinct seeds"):
         cov.main(["--merge", str(bad), str(c)])
