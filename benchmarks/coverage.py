@@ -565,6 +565,7 @@ def fiducial_yield_at(path: Path, masses) -> dict[float, float | None]:
     ...     json.dump(doc, f)
     >>> round(fiducial_yield_at(Path(f.name), [0.3])[0.3], 12)
     2.0
+    >>> Path(f.name).unlink()
     """
     ap = json.loads(Path(path).read_text()).get("aprime", {})
     c = np.asarray(ap.get("mass", []), dtype=float)
@@ -871,7 +872,7 @@ def flow_scatter(rows: list[dict[str, Any]], reference: list[dict[str, Any]],
 def _drawn_by_seed(out: dict[str, Any], arm_out: dict[str, Any], arm: str, path: Path):
     """An output's draws of ``arm`` by seed: a run's ``seeds`` range, or a merged output's
     ``drawn_seeds`` (since 2026-11-26; none from an older merge). Draws that do not match
-    their seeds in number are a one-line SystemExit naming the file."""
+    their seeds in number, or a seed twice, are a one-line SystemExit naming the file."""
     drawn = arm_out.get("drawn", [])
     if "drawn_seeds" in arm_out:
         seeds = list(arm_out["drawn_seeds"])
