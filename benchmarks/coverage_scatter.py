@@ -25,6 +25,10 @@ realisations' own runs, or merged outputs with their ``drawn_seeds``); Y_F is ea
 ``yield_fiducial`` (recorded since 2026-11-26), or for older rows read from the realisation's
 ``yields.json`` in the ``--workdir`` directories. Seconds; no flow, no truth.
 
+With ``--per-bin``, every fiducial-yield bin's scatter against its ``stat_err_fiducial``,
+before and after a regression on the measured λ̂ and the drawn λ_θ shift and R
+(:func:`per_bin`; reads the runs' ``yields.json`` and ``select.json``).
+
 Usage::
 
     python benchmarks/coverage_scatter.py --coverage /tmp/out/cov_*.json \\
@@ -105,6 +109,64 @@ def scatter(ln_yf, ln_ny, quoted: dict[str, np.ndarray], groups) -> dict[str, An
     }  # fmt: skip
 
 
+def bin_scatter(ln_y, rel_err, covariates, groups) -> dict[str, Any]:
+    """One yield bin's within-group scatter against its quoted relative error, before and after
+    a least-squares regression on ``covariates`` (n, k), each taken within the groups as well:
+    what is left once the measured λ̂ and the drawn parameters are taken out is the pairs'
+    own statistics, which ``stat_err`` quotes.
+
+    Returns:
+        ``sd`` and ``sd_less`` (after the regression; dof − k), ``quoted`` (the rms of
+        ``rel_err``), ``ratio`` and ``ratio_less`` (sd over quoted), ``slopes``, ``dof``.
+
+    >>> rng = np.random.default_rng(3)
+    >>> g, x = np.repeat(np.arange(20), 10), rng.normal(size=200)
+    >>> y = 0.3 * g + 0.1 * x + rng.normal(0, 0.05, 200)
+    >>> out = bin_scatter(y, np.full(200, 0.05), x[:, None], list(g))
+    >>> round(out["ratio_less"], 1), round(out["slopes"][0], 2)
+    (1.0, 0.1)
+    """
+    r, dof = within_groups(ln_y, groups)
+    x, _ = within_groups(covariates, groups)
+    coef, *_ = np.linalg.lstsq(x, r[:, 0], rcond=None)
+    rest = r[:, 0] - x @ coef
+    quoted = float(np.sqrt(np.mean(np.square(rel_err))))
+    sd, less = math.sqrt(r[:, 0] @ r[:, 0] / dof), math.sqrt(rest @ rest / (dof - x.shape[1]))
+    return {"sd": sd, "sd_less": less, "quoted": quoted, "ratio": sd / quoted,
+            "ratio_less": less / quoted, "slopes": coef.tolist(), "dof": int(dof)}  # fmt: skip
+
+
+def per_bin(seeds, workdirs, arm: str, drawn: dict, key) -> list[dict[str, Any]]:
+    """:func:`bin_scatter` of every fiducial-yield bin (``aprime.per_pot_per_eps2_fiducial``
+    against ``stat_err_fiducial``) over the realisations ``seeds``, read from their run
+    directories (``yields.json``, ``select.json``), less the measured λ̂ of the polarisation
+    bin holding the yield bin's centre and the drawn λ_θ shift and R (``--per-bin``)."""
+    ys, qs, lam, rows = [], [], [], []
+    for s in seeds:
+        run = find_run(workdirs, arm, s)
+        ap = json.loads((run / "yields.json").read_text())["aprime"]
+        pol = json.loads((run / "select.json").read_text()).get("polarisation") or {}
+        y = np.asarray(ap["per_pot_per_eps2_fiducial"], float)
+        ys.append(np.log(np.where(y > 0, y, np.nan)))
+        qs.append(np.asarray(ap["stat_err_fiducial"], float) / y)
+        edges = np.asarray(pol.get("mass_edges", [0.0, np.inf]), float)
+        k = np.clip(np.searchsorted(edges, ap["mass"]) - 1, 0, edges.size - 2)
+        lt = [np.nan if v is None else v for v in pol.get("lambda_theta", [0.0] * (edges.size - 1))]
+        lam.append(np.asarray(lt, float)[k])
+        d = drawn.get(s, {})
+        rows.append((d.get("lambda_theta_shift", 0.0), d.get("r_factor", 1.0)))
+        mass = ap["mass"]
+    ys, qs, lam, rows = map(np.asarray, (ys, qs, lam, rows))
+    groups = [key(s) for s in seeds]
+    out = []
+    for j, m in enumerate(mass):
+        cov = np.column_stack([lam[:, j], rows])
+        if not (np.all(np.isfinite(ys[:, j])) and np.all(np.isfinite(cov))):
+            continue  # a realisation without a yield or a λ̂ there
+        out.append({"mass": float(m), **bin_scatter(ys[:, j], qs[:, j], cov, groups)})
+    return out
+
+
 def find_run(workdirs: list[Path], arm: str, seed: int) -> Path:
     """The realisation's run directory among ``workdirs`` (its ``yields.json``): else a
     one-line SystemExit naming the directories searched."""
@@ -152,6 +214,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="the directories holding their run directories (for rows without "
                          "yield_fiducial)")  # fmt: skip
     ap.add_argument("--arm", default="full")
+    ap.add_argument("--per-bin", action="store_true",
+                    help="also every fiducial-yield bin against its stat_err (needs --workdir)")  # fmt: skip
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
     args = ap.parse_args(argv)
 
@@ -212,9 +276,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
     if clipped := {(t["mass"], t["ctau"]): t["fit_clipped"] for t in table if t["fit_clipped"]}:
         print(f"rows whose fit part coverage.py clipped at 0 (unknown here): {clipped}")
+    bins = None
+    if args.per_bin:
+        if not args.workdir:
+            raise SystemExit(
+                "coverage_scatter: --per-bin reads the runs' directories: give --workdir"
+            )
+        bins = per_bin(seeds, args.workdir, args.arm, drawn, key)
+        print("\n| bin centre (GeV) | ln Y_F: sd / stat_err | less λ̂, drawn λ_θ, R | λ̂ slope |")
+        print("| --- | --- | --- | --- |")
+        for b in bins:
+            print(
+                f"| {b['mass']:.3f} | {b['sd']:.4f} / {b['quoted']:.4f} ({b['ratio']:.2f}) | "
+                f"{b['sd_less']:.4f} ({b['ratio_less']:.2f}) | {b['slopes'][0]:+.3f} |"
+            )
     out = {"benchmark": "coverage_scatter", "arm": args.arm, "config": str(args.config),
            "coverage": [str(p) for p in args.coverage], "realisations": len(seeds),
-           "table": table}  # fmt: skip
+           "table": table, **({"per_bin": bins} if bins is not None else {})}  # fmt: skip
     print(json.dumps(out))
     return out
 

@@ -874,3 +874,32 @@ def test_merge_of_merges_keeps_the_draws_by_seed(cov, tmp_path, capsys):
     bad = _write(tmp_path, "bad2.json", ab)
     with pytest.raises(SystemExit, match=rf"of {_re(bad)}: 7 draws for 6 distinct seeds"):
         cov.main(["--merge", str(bad), str(c)])
+
+
+def test_scatter_per_bin_takes_out_the_measured_lambda(scat, tmp_path):
+    """--per-bin: yield bins whose ln Y_F = group offset + 0.15 λ̂ + N(0, 0.05), with a quoted
+    stat_err of 5%: the scatter less the λ̂ regression is the quoted one within 4/√(2 dof) and
+    the slope within 4 of its standard error; before the regression the sd holds λ̂'s part
+    too. Read from run directories (yields.json, select.json), λ̂ of the polarisation bin that
+    holds each yield bin's centre."""
+    rng = np.random.default_rng(11)
+    seeds, work = list(range(300)), tmp_path / "w"
+    drawn = {s: {"y_sigma": 1.0 + 0.1 * (s % 3), "lambda_theta_shift": 0.0, "r_factor": 1.0}
+             for s in seeds}  # fmt: skip
+    for s in seeds:
+        lam = rng.normal(0, 0.3, 2)
+        y = np.exp(0.2 * (s % 3) + 0.15 * lam + rng.normal(0, 0.05, 2))
+        run = work / f"full_seed{s}"
+        run.mkdir(parents=True)
+        run.joinpath("yields.json").write_text(json.dumps({"aprime": {
+            "mass": [0.3, 0.6], "per_pot_per_eps2_fiducial": y.tolist(),
+            "stat_err_fiducial": (0.05 * y).tolist()}}))  # fmt: skip
+        run.joinpath("select.json").write_text(json.dumps({"polarisation": {
+            "mass_edges": [0.2, 0.45, 0.7], "lambda_theta": lam.tolist()}}))  # fmt: skip
+    bins = scat.per_bin(seeds, [work], "full", drawn, lambda s: drawn[s]["y_sigma"])
+    assert [b["mass"] for b in bins] == [0.3, 0.6]
+    for b in bins:
+        assert b["quoted"] == pytest.approx(0.05, rel=1e-12)
+        assert b["ratio_less"] == pytest.approx(1.0, abs=4 / np.sqrt(2 * b["dof"]))
+        assert b["slopes"][0] == pytest.approx(0.15, abs=4 * 0.05 / (0.3 * np.sqrt(b["dof"])))
+        assert b["sd"] == pytest.approx(np.hypot(0.05, 0.15 * 0.3), rel=4 / np.sqrt(2 * b["dof"]))
