@@ -553,28 +553,40 @@ def migration_at(run: Path, masses) -> dict[float, float]:
 
 
 def fiducial_yield_at(path: Path, masses) -> dict[float, float | None]:
-    """Per mass, the run's fiducial yield Y_F (``yields.json`` ``aprime.per_pot_per_eps2_fiducial``,
-    log-linear between the bin centres as :meth:`gammastar.reach.Yields.at` interpolates the
-    yield), recorded per row (``yield_fiducial``) so that ``benchmarks/coverage_scatter.py``
-    splits N_dd into Y_F and N/Y_F from the output alone; ``None`` without a positive fiducial
-    yield (yields not extrapolated beyond a fiducial region).
+    """Per mass, the run's fiducial yield Y_F (``yields.json``
+    ``aprime.per_pot_per_eps2_fiducial``, interpolated by :meth:`gammastar.reach.Yields.at` as
+    the yield itself), recorded per row (``yield_fiducial``) so that
+    ``benchmarks/coverage_scatter.py`` splits N_dd into Y_F and N/Y_F from the output alone;
+    ``None`` without a positive fiducial yield (yields not extrapolated beyond a fiducial
+    region) or outside its masses.
 
     >>> import json, tempfile
-    >>> doc = {"aprime": {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0]}}
+    >>> doc = {"aprime": {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0],
+    ...                   "stat_err_fiducial": [0.1, 0.4]}}
     >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
     ...     json.dump(doc, f)
     >>> round(fiducial_yield_at(Path(f.name), [0.3])[0.3], 12)
     2.0
     >>> Path(f.name).unlink()
     """
+    from gammastar.errors import InputError
+    from gammastar.reach import Yields
+
     ap = json.loads(Path(path).read_text()).get("aprime", {})
-    c = np.asarray(ap.get("mass", []), dtype=float)
-    y = np.asarray([np.nan if v is None else v
-                    for v in ap.get("per_pot_per_eps2_fiducial", [])], dtype=float)  # fmt: skip
-    ok = np.isfinite(y) & (y > 0) if y.size == c.size else np.zeros(c.size, bool)
-    if not ok.any():
+
+    def column(k):
+        return np.asarray([np.nan if v is None else v for v in ap.get(k, [])], dtype=np.float64)
+
+    y_fid = column("per_pot_per_eps2_fiducial")
+    err = column("stat_err_fiducial")  # only the value is used: its error may be absent
+    try:
+        y = Yields(column("mass"), y_fid, err if err.size == y_fid.size else 0 * y_fid, {})
+        got = y.at(np.asarray(masses, dtype=np.float64))[0]
+    except (InputError, ValueError, IndexError):  # no positive fiducial yield, or none at all
         return {float(m): None for m in masses}
-    return {float(m): float(np.exp(np.interp(m, c[ok], np.log(y[ok])))) for m in masses}
+    return {
+        float(m): float(v) if np.isfinite(v) else None for m, v in zip(masses, got, strict=True)
+    }
 
 
 def migration_factors(y: Any, masses, *, where: Any = "yields") -> dict[float, float]:
@@ -869,10 +881,11 @@ def flow_scatter(rows: list[dict[str, Any]], reference: list[dict[str, Any]],
     return out
 
 
-def _drawn_by_seed(out: dict[str, Any], arm_out: dict[str, Any], arm: str, path: Path):
+def drawn_by_seed(out: dict[str, Any], arm_out: dict[str, Any], arm: str, path: Path):
     """An output's draws of ``arm`` by seed: a run's ``seeds`` range, or a merged output's
-    ``drawn_seeds`` (since 2026-11-26; none from an older merge). Draws that do not match
-    their seeds in number, or a seed twice, are a one-line SystemExit naming the file."""
+    ``drawn_seeds`` (since 2026-11-26; none, ``{}``, from an older merge). Draws that do not
+    match their seeds in number, or a seed twice, are a one-line SystemExit naming the file
+    (``--merge`` here, ``benchmarks/coverage_parts.py`` beside it)."""
     drawn = arm_out.get("drawn", [])
     if "drawn_seeds" in arm_out:
         seeds = list(arm_out["drawn_seeds"])
@@ -881,7 +894,7 @@ def _drawn_by_seed(out: dict[str, Any], arm_out: dict[str, Any], arm: str, path:
     else:
         return {}
     if len(seeds) != len(drawn) or len(set(seeds)) != len(seeds):
-        raise SystemExit(f"--merge: arm {arm!r} of {path}: {len(drawn)} draws for "
+        raise SystemExit(f"coverage: arm {arm!r} of {path}: {len(drawn)} draws for "
                          f"{len(set(seeds))} distinct seeds")  # fmt: skip
     return dict(zip(seeds, drawn, strict=True))
 
@@ -942,20 +955,20 @@ def merge(
         ctaus = sorted({r["ctau"] for r in rows})
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
-        drawn_by_seed, complete = {}, True
+        by_seed, complete = {}, True
         for (p, a), o in zip(held, (o for o in outs if arm in o["arms"]), strict=True):
-            here = _drawn_by_seed(o, a, arm, p)
+            here = drawn_by_seed(o, a, arm, p)
             complete &= len(here) == len(a.get("drawn", []))
-            drawn_by_seed.update(here)
-        regression = drawn_regression(rows, drawn_by_seed, _y_sigma_centre(outs[0]))
-        if without := len({r["seed"] for r in rows} - set(drawn_by_seed)):
+            by_seed.update(here)
+        regression = drawn_regression(rows, by_seed, _y_sigma_centre(outs[0]))
+        if without := len({r["seed"] for r in rows} - set(by_seed)):
             print(f"arm {arm}: {without} realisations have no draws by seed (a merged output "
                   "without drawn_seeds, or fewer draws than seeds): the regression below leaves "
                   "them out", flush=True)  # fmt: skip
         scatter = None
         if against:
             refs = [r for o in refs_out for r in o["arms"].get(arm, {}).get("rows", [])]
-            scatter = flow_scatter(rows, refs, drawn_by_seed)
+            scatter = flow_scatter(rows, refs, by_seed)
             for g in scatter:
                 print(f"m {g['mass']:g} ctau {g['ctau']:g}: ln(N_own/N_fixed) over {g['n']}: mean "
                       f"{g['mean']:+.4f}, sd less the draws {g['sd']:.4f} ± {g['sd_err']:.4f}; "
@@ -974,7 +987,7 @@ def merge(
             "realisations": len({r["seed"] for r in rows}),
             **{f: ref.get(f) for f in MERGE_ARM_HEADER},
             "drawn": [d for _, a in held for d in a.get("drawn", [])],
-            **({"drawn_seeds": list(drawn_by_seed)} if complete else {}),
+            **({"drawn_seeds": list(by_seed)} if complete else {}),
             "table": table,
             "regression": regression,
             **({"flow_scatter": scatter} if scatter is not None else {}),

@@ -168,15 +168,12 @@ def read_outputs(paths, arm: str) -> tuple[list[dict], dict[int, dict], dict[str
         except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
             raise SystemExit(f"coverage_parts: {path}: no arm {arm!r} of a coverage.py "
                              f"output ({e})") from None  # fmt: skip
-        if isinstance(data.get("drawn_seeds"), list):  # a merged output with its draws' seeds
-            seeds = [int(s) for s in data["drawn_seeds"]]
-        elif isinstance(doc.get("seeds"), list) and len(doc["seeds"]) == 2:
-            first = int(doc["seeds"][0])
-            seeds = range(first, first + len(data["drawn"]))
-        else:
+        by_seed = coverage.drawn_by_seed(doc, data, arm, path)
+        if not by_seed:
             raise SystemExit(f"coverage_parts: {path}: no seed range (a --merge output from "
                              "before 2026-11-26?); give the outputs of the realisations' own "
                              "runs")  # fmt: skip
+        seeds = list(by_seed)
         if twice := sorted(set(seeds) & set(drawn)):
             raise SystemExit(f"coverage_parts: {path}: seed {twice[0]} given twice")
         if {r["seed"] for r in data["rows"]} != set(seeds):
@@ -192,7 +189,7 @@ def read_outputs(paths, arm: str) -> tuple[list[dict], dict[int, dict], dict[str
         elif this != head or here != points:
             what = "(mass, cτ) points" if here != points else "truth, config, flow or drawn forms"
             raise SystemExit(f"coverage_parts: {path}: other {what} than {paths[0]}")
-        drawn.update(zip(seeds, data["drawn"], strict=True))
+        drawn.update(by_seed)
         rows += data["rows"]
     return rows, drawn, head or {}
 

@@ -116,7 +116,7 @@ def bin_scatter(ln_y, rel_err, covariates, groups) -> dict[str, Any]:
     own statistics, which ``stat_err`` quotes.
 
     Returns:
-        ``sd`` and ``sd_less`` (after the regression; dof − k), ``quoted`` (the rms of
+        ``sd`` and ``sd_less`` (after the regression; dof less its rank), ``quoted`` (the rms of
         ``rel_err``), ``ratio`` and ``ratio_less`` (sd over quoted), ``slopes``, ``dof``.
 
     >>> rng = np.random.default_rng(3)
@@ -128,10 +128,10 @@ def bin_scatter(ln_y, rel_err, covariates, groups) -> dict[str, Any]:
     """
     r, dof = within_groups(ln_y, groups)
     x, _ = within_groups(covariates, groups)
-    coef, *_ = np.linalg.lstsq(x, r[:, 0], rcond=None)
+    coef, _, rank, _ = np.linalg.lstsq(x, r[:, 0], rcond=None)  # a constant draw: rank < k
     rest = r[:, 0] - x @ coef
     quoted = float(np.sqrt(np.mean(np.square(rel_err))))
-    sd, less = math.sqrt(r[:, 0] @ r[:, 0] / dof), math.sqrt(rest @ rest / (dof - x.shape[1]))
+    sd, less = math.sqrt(r[:, 0] @ r[:, 0] / dof), math.sqrt(rest @ rest / (dof - rank))
     return {"sd": sd, "sd_less": less, "quoted": quoted, "ratio": sd / quoted,
             "ratio_less": less / quoted, "slopes": coef.tolist(), "dof": int(dof)}  # fmt: skip
 
@@ -141,10 +141,13 @@ def per_bin(seeds, workdirs, arm: str, drawn: dict, key) -> list[dict[str, Any]]
     against ``stat_err_fiducial``) over the realisations ``seeds``, read from their run
     directories (``yields.json``, ``select.json``), less the measured λ̂ of the polarisation
     bin holding the yield bin's centre and the drawn λ_θ shift and R (``--per-bin``)."""
-    ys, qs, lam, rows = [], [], [], []
+    ys, qs, lam, rows, mass = [], [], [], [], None
     for s in seeds:
         run = find_run(workdirs, arm, s)
         ap = json.loads((run / "yields.json").read_text())["aprime"]
+        if mass is not None and ap["mass"] != mass:
+            raise SystemExit(f"coverage_scatter: {run}: other yield bins than the first run's")
+        mass = ap["mass"]
         pol = json.loads((run / "select.json").read_text()).get("polarisation") or {}
         y = np.asarray(ap["per_pot_per_eps2_fiducial"], float)
         ys.append(np.log(np.where(y > 0, y, np.nan)))
@@ -155,7 +158,6 @@ def per_bin(seeds, workdirs, arm: str, drawn: dict, key) -> list[dict[str, Any]]
         lam.append(np.asarray(lt, float)[k])
         d = drawn.get(s, {})
         rows.append((d.get("lambda_theta_shift", 0.0), d.get("r_factor", 1.0)))
-        mass = ap["mass"]
     ys, qs, lam, rows = map(np.asarray, (ys, qs, lam, rows))
     groups = [key(s) for s in seeds]
     out = []

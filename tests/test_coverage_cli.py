@@ -897,7 +897,7 @@ def test_scatter_per_bin_takes_out_the_measured_lambda(scat, tmp_path):
         run.joinpath("select.json").write_text(json.dumps({"polarisation": {
             "mass_edges": [0.2, 0.45, 0.7], "lambda_theta": lam.tolist()}}))  # fmt: skip
     bins = scat.per_bin(seeds, [work], "full", drawn, lambda s: drawn[s]["y_sigma"])
-    assert [b["mass"] for b in bins] == [0.3, 0.6]
+    assert [b["mass"] for b in bins] == pytest.approx([0.3, 0.6], rel=1e-12)
     for b in bins:
         assert b["quoted"] == pytest.approx(0.05, rel=1e-12)
         assert b["ratio_less"] == pytest.approx(1.0, abs=4 / np.sqrt(2 * b["dof"]))
