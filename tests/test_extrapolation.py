@@ -518,7 +518,7 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
     returns ``ex``'s f_F, in a narrower region with the pairs below it dropped it returns what
     a new :func:`fit_extrapolation` there gives (both to the fits' tolerance, 1e-6 of f_F);
     with no group to refit (σ_y fixed) ``ex``'s f_F is returned unchanged."""
-    from gammastar.extrapolation import refit_fractions
+    from gammastar.extrapolation import refit, refit_fractions
 
     region, narrow = _ToyRegion(), _NarrowRegion()
     m, pt, y, w = _toy(region, 20_000, seed=41)
@@ -526,6 +526,10 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
     ex = _fit(region, (m, pt, y, w), **kw)
     same = refit_fractions(ex, m, pt, y, w, region, seed=7)
     np.testing.assert_allclose(same, ex.fiducial_fraction, rtol=1e-6)
+    rec = refit(ex, m, pt, y, w, region, seed=7)  # the whole record: the same fit's T and σ_y
+    np.testing.assert_allclose(rec["fiducial_fraction"], same, rtol=1e-12)
+    np.testing.assert_allclose(rec["temperature"], ex.temperature, rtol=1e-6)
+    assert rec["y_sigma"] == pytest.approx(float(ex.y_sigma[0]), rel=1e-6)
     a = region.acceptance(MASS, pt, np.sqrt(pt**2 + MASS**2) * np.cosh(y))
     w2 = np.where(a >= 0.1, w, 0.0)
     new = _fit(narrow, (m, pt, y, w2), **kw)
@@ -536,3 +540,111 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
         kept = refit_fractions(ex, m, pt, y, w2, narrow, groups=[], seed=7)
         # nothing refitted: ex's f_F copied, not computed (exact)
         np.testing.assert_array_equal(kept, ex.fiducial_fraction)
+
+
+class _Table:
+    """A per-pair acceptance table's kinematic lookup (``of_kinematics``): the toy's A(y)
+    divided by ``scale`` (a λ move that reweights every pair by the same factor)."""
+
+    def __init__(self, scale=1.0):
+        self.scale = scale
+
+    def of_kinematics(self, m, qt, e):
+        return _ToyRegion().acceptance(m, qt, e) / self.scale
+
+
+class _MovedRegion:
+    """A fiducial region as a λ move gives it (``contains``, ``acceptance``): A(y) ≥ ``a_min``
+    with the table ``acceptance``."""
+
+    def __init__(self, a_min=A_MIN, scale=1.0):
+        self.a_min, self.acceptance = a_min, _Table(scale)
+
+    def contains(self, m, qt, e):
+        return _ToyRegion().acceptance(m, qt, e) >= self.a_min
+
+
+class _InRegion:
+    """The fitted model's samples inside the region only (as a flow trained on F's pairs
+    samples), by accept–reject."""
+
+    def __init__(self, params, region):
+        from gammastar.acceptance import ParametricSampler
+
+        self.inner, self.region = ParametricSampler(*params), region
+
+    def sample(self, mass, n, seed=None):
+        rng = np.random.default_rng(seed)
+        qt, e = [], []
+        while sum(x.size for x in qt) < n:
+            d = self.inner.sample(mass, 2 * n, seed=int(rng.integers(2**31)))
+            keep = self.region.contains(mass, d["qT"], d["E"])
+            qt.append(d["qT"][keep])
+            e.append(d["E"][keep])
+        return {"qT": np.concatenate(qt)[:n], "E": np.concatenate(e)[:n]}
+
+
+def _record(ex, region, t, s=None):
+    """The fit record of :func:`gammastar.extrapolation.refit` with T = ``t`` (and σ_y = ``s``,
+    default ``ex``'s) in ``region``."""
+    mu, s = float(ex.y_mean[0]), float(ex.y_sigma[0]) if s is None else s
+    f = fiducial_fraction(region, MASS, (t, mu, s))
+    return {"fiducial_fraction": [f], "temperature": [t], "y_mean": mu, "y_sigma": s}
+
+
+def test_lambda_theta_at_n_level_follows_the_moved_world():
+    """:func:`nsig_lambda_theta` (the measured λ_θ's moves carried to N_sig) on the toy, whose
+    in-region samples are drawn from the fitted model itself inside F (it describes the
+    data, as a flow trained on F's pairs would):
+
+    - a move that reweights every pair by 1 + δ (the same region and fit) moves N by 1 + δ,
+      exactly;
+    - with a detector that sees everything, N = Y_F/f_F: a refit (σ_y × 1.1) that moves f_F
+      moves N by f/f′ (tolerance 0.5%: the in-region share of the 200 000 samples is binomial about
+      f_F, ±0.1%);
+    - a region that moves alone (the pairs' weights unchanged, the fit's f′/f the data's share
+      of F in F′) leaves N unchanged, to 0.5% (the binomial shares of the samples in F and in
+      F∖F′, 0.1% each), while the fiducial yield moves by −7%: what the yield-level nuisance
+      quoted.
+    The part is (|up| + |down|)/2 of the moves' N′/N − 1 (logarithms by default)."""
+    from gammastar.extrapolation import ExtrapolatedSampler, nsig_lambda_theta
+
+    region = _ToyRegion()
+    ex = _fit(region, _toy(region, 20_000, seed=21))
+    fitted = tuple(float(v) for v in ex.at(MASS)[1:])  # the data drawn from the fitted model
+    data = _InRegion(fitted, region)
+    kin = ExtrapolatedSampler(data, ex, region).sample(MASS, 200_000, seed=4)
+    y = np.arccosh(kin["E"] / np.sqrt(kin["qT"] ** 2 + MASS**2))
+    part_seen = _all_seeing(kin, y > 3.0)  # a detector across F's lower edge (y > 1.92)
+    everything = _all_seeing(kin, np.ones(y.size))
+    t0 = float(ex.temperature[0])
+    nominal = _record(ex, region, t0)
+    fid = _MovedRegion()
+    fid_ex = type("F", (), {"acceptance": _Table(), "contains": _ToyRegion().contains})()
+
+    def move(sign, ys, fit, moved):
+        return {"sign": sign, "yield_shift": ys, "fit": fit, "region": moved}
+
+    def part(moves, sample, log=True):
+        return nsig_lambda_theta(ex, fid_ex, MASS, kin, sample, [1.0], moves, log=log)[0]
+
+    d_up, d_dn = 0.03, -0.05
+    uniform = [move(1, d_up, nominal, _MovedRegion(scale=1 + d_up)),
+               move(-1, d_dn, nominal, _MovedRegion(scale=1 + d_dn))]  # fmt: skip
+    assert part(uniform, part_seen, log=False) == pytest.approx(0.04, rel=1e-9)
+    assert part(uniform, part_seen) == pytest.approx(
+        0.5 * (np.log1p(d_up) - np.log1p(d_dn)), rel=1e-9
+    )
+    refit = _record(ex, region, t0, 1.1 * float(ex.y_sigma[0]))
+    f0, f1 = ex.fiducial_fraction[0], refit["fiducial_fraction"][0]
+    assert f1 / f0 - 1 < -0.03  # (a wider rapidity: less of it in F)
+    one = [move(1, 0.0, refit, fid)]
+    assert part(one, everything, log=False) == pytest.approx(0.5 * abs(f0 / f1 - 1), rel=0.02)
+    narrow = _MovedRegion(a_min=0.1)
+    big = data.sample(MASS, 1_000_000, seed=9)  # the data's share of F in F′ (±0.03%)
+    share = float(np.mean(narrow.contains(MASS, big["qT"], big["E"])))
+    assert share < 0.95  # the fiducial yield's change: what the yield-level size quoted
+    same_fit = dict(nominal, fiducial_fraction=[f0 * share])  # the fit that matches the data
+    alone = [move(1, share - 1, same_fit, narrow)]
+    assert 2 * part(alone, part_seen, log=False) < 0.005
+    assert 2 * part(alone, everything, log=False) < 0.005

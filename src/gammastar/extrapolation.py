@@ -33,8 +33,9 @@ model's acceptance outside F moves with f_F, so N_sig moves far less than the yi
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -53,8 +54,10 @@ __all__ = [
     "fiducial_fraction",
     "fit_extrapolation",
     "nsig_error_parts",
+    "nsig_lambda_theta",
     "nsig_relative_error",
     "per_sample_acceptance",
+    "refit",
     "refit_fractions",
     "sandwich_covariance",
 ]
@@ -1100,6 +1103,7 @@ def refit_fractions(
     are independent and only ``groups`` are refitted (the other bins keep ``ex``'s f_F); with
     a fitted σ_y or ȳ every group is. What the extrapolation does when the fiducial region
     follows a varied λ_θ (:func:`gammastar.uncertainties.lambda_theta_moving_variation`).
+    The fraction of :func:`refit`'s record.
 
     Arguments:
         ex: the nominal :class:`Extrapolation` (with its fit groups, ``bin_group``).
@@ -1110,6 +1114,36 @@ def refit_fractions(
 
     Returns:
         f_F per mass bin of ``ex``.
+
+    Raises:
+        ValueError: ``ex`` has no fit groups (written before they were recorded).
+    """
+    rec = refit(ex, m, pt, y, weight, fiducial, groups=groups, seed=seed)
+    return np.asarray(rec["fiducial_fraction"], dtype=np.float64)
+
+
+def refit(
+    ex: Extrapolation,
+    m: ArrayLike,
+    pt: ArrayLike,
+    y: ArrayLike,
+    weight: ArrayLike,
+    fiducial: Any,
+    *,
+    groups: ArrayLike | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``ex``'s model fitted again to other weights inside another region (as
+    :func:`refit_fractions`), the whole fit per mass bin of ``ex``.
+
+    Arguments:
+        as :func:`refit_fractions`.
+
+    Returns:
+        ``{fiducial_fraction, temperature, pt_power}`` (lists per mass bin of ``ex``; bins of
+        groups not refitted keep ``ex``'s values) and ``y_mean``, ``y_sigma`` (floats): a
+        record as :attr:`Extrapolation.model_variations` holds one per form, which
+        :func:`nsig_error_parts` evaluates N/Y_F at (``lambda_theta``).
 
     Raises:
         ValueError: ``ex`` has no fit groups (written before they were recorded).
@@ -1140,18 +1174,27 @@ def refit_fractions(
         fitted.append(bins)
         first.append(bins[0])
     frac = np.array(ex.fiducial_fraction, dtype=np.float64)
-    if not data:
-        return frac
-    first = np.asarray(first)
-    a0 = ex.power_at(ex.mass[first])
-    x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
-    x, _ = _fit_joint(data, (), sigma=sigma, mu_fixed=mu_fixed, power=power, x_start=x0)
-    for j, bins in enumerate(fitted):
-        par = _group_params(x, j, len(data), power)
-        for i in bins:
-            c = float(ex.mass[i])
-            frac[i] = fiducial_fraction(fiducial, c, par, _grid_in_f(fiducial, c))
-    return frac
+    temp = np.array(ex.temperature, dtype=np.float64)
+    a_pow = ex.power_at(ex.mass)
+    rec = {"y_mean": float(ex.y_mean[0]), "y_sigma": float(ex.y_sigma[0])}
+    if data:
+        first = np.asarray(first)
+        a0 = ex.power_at(ex.mass[first])
+        x0 = np.concatenate(
+            [[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0]
+        )
+        x, _ = _fit_joint(data, (), sigma=sigma, mu_fixed=mu_fixed, power=power, x_start=x0)
+        for j, bins in enumerate(fitted):
+            par = _group_params(x, j, len(data), power)
+            for i in bins:
+                c = float(ex.mass[i])
+                frac[i] = fiducial_fraction(fiducial, c, par, _grid_in_f(fiducial, c))
+                temp[i] = par[0]
+                if len(par) > 3:
+                    a_pow[i] = par[3]
+            rec = {"y_mean": float(par[1]), "y_sigma": float(par[2])}
+    return {"fiducial_fraction": frac.tolist(), "temperature": temp.tolist(),
+            "pt_power": a_pow.tolist(), **rec}  # fmt: skip
 
 
 def _pt_power(pt_power: float | str) -> float | None:
@@ -1430,6 +1473,7 @@ def nsig_error_parts(
     ctau: ArrayLike,
     *,
     log: bool = False,
+    lambda_theta: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """The parts of :func:`nsig_relative_error`, each a relative 1σ of N_sig per cτ whose
     quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
@@ -1454,7 +1498,17 @@ def nsig_error_parts(
     difference of ln N per axis, added in quadrature (exact when ln N is linear in the
     parameters, whatever their errors); ``external`` the same along ±δ; ``forms`` |ln(N_alt/N)|.
     ``yield_cross`` stays the linear 2 Cov(ln Y_F, ln(N/Y_F)), a covariance of logarithms
-    already. Costs 2k + 2 more evaluations of N/Y_F (k ≤ 5 parameters)."""
+    already. Costs 2k + 2 more evaluations of N/Y_F (k ≤ 5 parameters).
+
+    With ``lambda_theta`` (:func:`gammastar.uncertainties.lambda_refits_at`: per polarisation
+    bin and sign, the fiducial yield's relative change at the mass, ``yield_shift``, and the
+    extrapolation refitted in the moved region, ``fit``, a :func:`refit` record) also
+    ``lambda_theta``: the decay anisotropy's 1σ at N's level, each move's
+    (1 + δY_F/Y_F)(1 + Δ(N/Y_F)/(N/Y_F)) − 1 (logarithms with ``log=True``), Δ(N/Y_F) its
+    refit's as :func:`_form_shifts` evaluates a form's (𝓔_out reweighted, f_F the refit's in
+    the moved region), the bins in quadrature signed as the largest, (|up| + |down|)/2. The
+    measured λ̂ moves f_F against Y_F (the mock at 0.6 GeV: N 1.13× the fiducial yield,
+    docs/coverage.md session 29), which the fiducial yield's change alone misses."""
     ex = extrapolation
     if ex.covariance is None or ex.bin_group is None:
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
@@ -1469,8 +1523,12 @@ def nsig_error_parts(
     tot = a.mean(axis=0)
     if not np.any(out_mask):
         names = [f"form_{k}" for k in (ex.model_variations or {}) if k in FORMS]
-        return {k: np.zeros(ctau.size)
+        zero = {k: np.zeros(ctau.size)
                 for k in ("fit", "external", "forms", "yield_cross", *names)}  # fmt: skip
+        if lambda_theta is not None:
+            ratio = functools.partial(_lambda_ratio, ex, fiducial, mass, qt, e, out_mask, a, f0)
+            zero["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
+        return zero
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
     y = np.arccosh(np.maximum(e[out_mask] / mt, 1.0))
     dlp = _dlogp(mass, qt[out_mask], y, t, mu, s, a_pow)  # (3, n_out): (T, ȳ, σ_y)
@@ -1554,7 +1612,129 @@ def nsig_error_parts(
     parts = {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms),
              "yield_cross": cross}  # fmt: skip
     names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
-    return parts | {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
+    parts |= {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
+    if lambda_theta is not None:
+        ratio = functools.partial(_lambda_ratio, ex, fiducial, mass, qt, e, out_mask, a, f0)
+        parts["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
+    return parts
+
+
+def nsig_lambda_theta(
+    extrapolation: Extrapolation,
+    fiducial: Any,
+    mass: float,
+    kinematics: dict[str, ArrayLike],
+    sample: Any,
+    ctau: ArrayLike,
+    moves: Sequence[Mapping[str, Any]],
+    *,
+    log: bool = True,
+) -> NDArray[np.float64]:
+    """The measured λ_θ's 1σ carried to N_sig at one mass, per cτ: :func:`nsig_error_parts`'
+    ``lambda_theta`` part alone (arguments as there; ``moves`` from
+    :func:`gammastar.uncertainties.lambda_refits_at`), without the fit's other parts.
+
+    Returns:
+        The relative 1σ (of ln N_sig with ``log``) per cτ.
+    """
+    ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+    qt = np.asarray(kinematics["qT"], dtype=np.float64)
+    e = np.asarray(kinematics["E"], dtype=np.float64)
+    out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
+    a = per_sample_acceptance(sample, ctau)
+    f0 = float(extrapolation.at(mass)[0])
+    ratio = functools.partial(_lambda_ratio, extrapolation, fiducial, mass, qt, e, out_mask, a, f0)
+    return _lambda_part(moves, ratio, ctau.size, log)
+
+
+def _lambda_ratio(ex, fiducial, mass, qt, e, out_mask, a, f0, mv) -> NDArray[np.float64]:
+    r"""N′/N per cτ of one λ_θ move (:func:`nsig_error_parts` ``lambda_theta``): the nominal
+    draw (flow samples in F, the model's outside) reweighted to the moved world, its region
+    F′ (``mv["region"]``), its refitted model θ′ (``mv["fit"]``, f′ its fraction in F′) and
+    the fiducial yield Y_F′ = Y_F (1 + ``yield_shift``):
+
+    N′/N = [Σ_{F∩F′} r a + (Y_F′ f_F)/(Y_F f′) (Σ_{F′∖F} u a + n (1 − f′) ⟨a⟩_{u, ∉F′})] / T,
+
+    r = A_λ̂/A_λ′ the pairs' own reweighting (flow samples that stay in the region),
+    u = p_θ′/p_θ (the model's samples, and the flow's that leave F′, where the model stands
+    for the data), ⟨a⟩_{u, ∉F′} the u-weighted mean outside F′ (normalised to the model's
+    1 − f′ there exactly), T the same sum at the nominal (1 at no move, exactly). A sample
+    changes its role only where F′ differs from F (a flow sample beyond F, where the flow
+    leaks, stays the flow's)."""
+    par = _record_params(mv["fit"], ex.mass, mass, ex.at(mass), ex.power_at(mass))
+    if par is None:  # no finite refit: the move's yield change alone
+        return np.full(a.shape[1], 1.0 + float(mv["yield_shift"]))
+    f1, t1, mu1, s1, a1 = par
+    _, t, mu, s = (float(v) for v in ex.at(mass))
+    a_pow = float(ex.power_at(mass))
+    mt = np.sqrt(qt**2 + mass**2)
+    y = np.arccosh(np.maximum(e / mt, 1.0))
+    lw = (NOMINAL.log_pt(mass, qt, t1, a1) + NOMINAL.log_y(y, mu1, s1)
+          - NOMINAL.log_pt(mass, qt, t, a_pow) - NOMINAL.log_y(y, mu, s))  # fmt: skip
+    u = np.exp(lw)
+    region = mv["region"]
+    in0 = ~out_mask  # the samples' roles: the flow's (the data's) or the model's
+    m_s = np.full(qt.shape, mass)
+    g0 = np.asarray(fiducial.contains(m_s, qt, e), dtype=bool)
+    g1 = np.asarray(region.contains(m_s, qt, e), dtype=bool)
+    leave, enter = in0 & g0 & ~g1, ~in0 & ~g0 & g1  # (a flow sample beyond F keeps its role)
+    n = a.shape[0]
+
+    def total(stay, enter, outside, r, w, f, scale):
+        sw = float(w[outside].sum())
+        out = (w[outside] @ a[outside]) / sw * n * (1.0 - f) if sw > 0 else 0.0
+        return r[stay] @ a[stay] + scale * (w[enter] @ a[enter] + out)
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = fiducial.acceptance.of_kinematics(m_s, qt, e) / region.acceptance.of_kinematics(
+            m_s, qt, e
+        )
+    stay = in0 & ~leave
+    r = np.where(stay & np.isfinite(ratio), ratio, 1.0)
+    one, none = np.ones(n), np.zeros(n, dtype=bool)
+    nominal = total(in0, none, ~in0, one, one, f0, 1.0)
+    scale = (1.0 + float(mv["yield_shift"])) * f0 / f1
+    moved = total(stay, enter, (~in0 & ~enter) | leave, r, u, f1, scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(nominal > 0, moved / np.where(nominal > 0, nominal, 1.0), 1.0)
+
+
+def _record_params(rec, ex_mass, mass, at, power) -> tuple[float, ...] | None:
+    """(f_F, T, ȳ, σ_y, a) of a fit record (:func:`refit`) at ``mass`` (``None``: no finite
+    fit); ``at``, ``power``: the nominal's (:meth:`Extrapolation.at`,
+    :meth:`Extrapolation.power_at`) for what it lacks."""
+    f_a = np.array([np.nan if v is None else v for v in rec["fiducial_fraction"]], float)
+    t_a = np.array([np.nan if v is None else v for v in rec["temperature"]], float)
+    ok = np.isfinite(f_a) & np.isfinite(t_a)
+    if not np.any(ok):
+        return None
+    a_alt = float(power)
+    p_a = np.array([np.nan if v is None else v for v in rec.get("pt_power") or []], float)
+    if p_a.size == ex_mass.size and np.any(np.isfinite(p_a)):
+        ok_a = np.isfinite(p_a)
+        a_alt = float(np.interp(mass, ex_mass[ok_a], p_a[ok_a]))
+    return (float(np.interp(mass, ex_mass[ok], f_a[ok])), float(np.interp(mass, ex_mass[ok], t_a[ok])),
+            float(rec.get("y_mean", at[2])), float(rec.get("y_sigma", at[3])), a_alt)  # fmt: skip
+
+
+def _lambda_part(moves, ratio, n_ct: int, log: bool) -> NDArray[np.float64]:
+    """:func:`nsig_error_parts`' ``lambda_theta``: per move N′/N (``ratio(move)``, per cτ),
+    the moves of one sign in quadrature signed as the largest (relative changes, or
+    logarithms with ``log``), (|up| + |down|)/2."""
+    side: dict[int, list[NDArray]] = {1: [], -1: []}
+    for mv in moves:
+        r = np.broadcast_to(np.asarray(ratio(mv), dtype=np.float64), (n_ct,))
+        d = np.log(np.maximum(r, 1e-300)) if log else r - 1.0
+        side[1 if mv["sign"] > 0 else -1].append(d)
+    out = []
+    for sgn in (1, -1):
+        if not side[sgn]:
+            out.append(np.zeros(n_ct))
+            continue
+        d = np.stack(side[sgn])
+        big = np.take_along_axis(d, np.argmax(np.abs(d), axis=0)[None], 0)[0]
+        out.append(np.copysign(np.sqrt(np.sum(d**2, axis=0)), big))
+    return 0.5 * (np.abs(out[0]) + np.abs(out[1]))
 
 
 def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.float64]]:
@@ -1566,32 +1746,32 @@ def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.fl
     normalisation outside F is 1 − f_alt, exactly; a plain reweighted mean would miss the
     heavier-tailed form's tails, where the nominal draw has few samples: −4% of E_x on the
     toy). Forms not in :data:`FORMS` are skipped."""
-    t, mu, s, a_pow = nominal
-    lp_nom = NOMINAL.log_pt(mass, qt, t, a_pow) + NOMINAL.log_y(y, mu, s)
     out: dict[str, NDArray[np.float64]] = {}
     for name, rec in (ex.model_variations or {}).items():
         form = FORMS.get(name)
         if form is None:
             continue
-        f_a = np.array([np.nan if v is None else v for v in rec["fiducial_fraction"]], float)
-        t_a = np.array([np.nan if v is None else v for v in rec["temperature"]], float)
-        ok = np.isfinite(f_a) & np.isfinite(t_a)
-        if not np.any(ok):
-            continue
-        f_alt = float(np.interp(mass, ex.mass[ok], f_a[ok]))
-        t_alt = float(np.interp(mass, ex.mass[ok], t_a[ok]))
-        mu_alt = float(rec.get("y_mean", mu))
-        a_alt = a_pow  # the nominal's power (the form adds its offset); fitted: its own fit's
-        p_a = np.array([np.nan if v is None else v for v in rec.get("pt_power") or []], float)
-        if p_a.size == ex.mass.size and np.any(np.isfinite(p_a)):
-            ok_a = np.isfinite(p_a)
-            a_alt = float(np.interp(mass, ex.mass[ok_a], p_a[ok_a]))
-        lp = form.log_pt(mass, qt, t_alt, a_alt) + form.log_y(y, mu_alt, float(rec["y_sigma"]))
-        w = np.exp(lp - lp_nom)
-        acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
-        acc_nom = a_out.mean(axis=0)
-        out[name] = (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom
+        d = _record_shift(form, rec, ex.mass, mass, qt, y, a_out, nominal, f0)
+        if d is not None:
+            out[name] = d
     return out
+
+
+def _record_shift(form, rec, ex_mass, mass, qt, y, a_out, nominal, f0) -> NDArray | None:
+    """Δ(N/Y_F) per cτ of one fit record (``fiducial_fraction``, ``temperature`` per mass bin
+    ``ex_mass``, ``y_mean``, ``y_sigma``, optionally ``pt_power``) of the model's ``form``
+    against the nominal (:func:`_form_shifts`); ``None`` where the record has no finite fit."""
+    t, mu, s, a_pow = nominal
+    par = _record_params(rec, ex_mass, mass, (f0, t, mu, s), a_pow)
+    if par is None:
+        return None
+    f_alt, t_alt, mu_alt, s_alt, a_alt = par
+    lp_nom = NOMINAL.log_pt(mass, qt, t, a_pow) + NOMINAL.log_y(y, mu, s)
+    lp = form.log_pt(mass, qt, t_alt, a_alt) + form.log_y(y, mu_alt, s_alt)
+    w = np.exp(lp - lp_nom)
+    acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
+    acc_nom = a_out.mean(axis=0)
+    return (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom
 
 
 class _LogSteps:

@@ -555,6 +555,9 @@ class ScanResult:
     kinematic: list[dict[str, Any]] | None = None
     """Per mass: the ``kinematic_model`` size used and the spread at ε_low / ε_high."""
     extrapolation_nsig: list[dict[str, Any]] | None = None
+    lambda_theta_nsig: list[dict[str, Any]] | None = None
+    """Per mass, ``acceptance_lambda_theta`` at N's level as the scan used it
+    (:func:`_lambda_rel`; ``rel_yield`` the yield's size)."""
     """Per mass: the ``extrapolation`` size used, the fit's error carried to N_sig
     (:func:`_extrapolation_rel`) at ε_low / ε_high."""
 
@@ -590,6 +593,10 @@ class ScanSettings:
     dark: darkphoton.DarkSector | None = None
     signal_nuisances: Mapping[str, ArrayLike] | None = None
     impact_points: int = 0
+    lambda_refits: Mapping[str, Any] | None = None
+    """``yields.json`` ``uncertainties.lambda_theta_refits``: the measured λ_θ's moves, which
+    the scan carries to N_sig (``acceptance_lambda_theta`` at N's level, as ``extrapolation``)
+    where the sampler extrapolates; ``None``: the yield's size."""
 
     @classmethod
     def from_config(cls, config: Any, inputs: ReachInputs) -> ScanSettings:
@@ -623,6 +630,9 @@ class ScanSettings:
             dark=inputs.dark,
             signal_nuisances=inputs.nuisances,
             impact_points=config.uncertainties.impact_masses if inputs.nuisances is not None else 0,
+            lambda_refits=(inputs.yields.uncertainties or {}).get("lambda_theta_refits")
+            if "acceptance_lambda_theta" in (inputs.nuisances or {})
+            else None,
         )
 
     def check(self, masses: NDArray) -> None:
@@ -741,20 +751,51 @@ def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | 
         return None
     from gammastar.extrapolation import nsig_relative_error
 
+    def rel(x: Any) -> NDArray[np.float64]:
+        return nsig_relative_error(
+            ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, propagation="log"
+        )
+
+    return _by_channel_shares(sig, rel)
+
+
+def _lambda_rel(
+    sampler: Any, sig: _MassSignal, refits: Mapping[str, Any], regions: list[Any]
+) -> NDArray[np.float64] | None:
+    """The measured λ_θ's 1σ relative error of N_sig on the ε grid of one mass: its moves
+    (``yields.json`` ``uncertainties.lambda_theta_refits``, each with its moved fiducial
+    ``regions``) carried to N_sig on the nominal draw
+    (:func:`gammastar.extrapolation.nsig_lambda_theta`, the width w of ln N_sig, rel =
+    e^w − 1), channels combined as :func:`_extrapolation_rel`; ``None`` without an
+    extrapolating sampler's draw."""
+    inner = getattr(sampler, "inner", None)
+    ex = getattr(inner, "extrapolation", None)
+    if ex is None or sampler.last is None:
+        return None
+    from gammastar.extrapolation import nsig_lambda_theta
+    from gammastar.uncertainties import lambda_refits_at
+
+    moves = lambda_refits_at(refits, sig.mass, regions)
+
+    def rel(x: Any) -> NDArray[np.float64]:
+        w = nsig_lambda_theta(ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, moves)
+        return np.expm1(w)
+
+    return _by_channel_shares(sig, rel)
+
+
+def _by_channel_shares(sig: _MassSignal, rel: Callable[[Any], NDArray]) -> NDArray[np.float64]:
+    """``rel(sample)`` of the one sample, or with a sample per channel Σ_c s_c rel_c, s_c the
+    channel's share of N_sig per ε."""
     unique = {id(x): (ch, x) for ch, x in sig.samples.items()}
     if len(unique) == 1:
-        sample = next(iter(sig.samples.values()))
-        return nsig_relative_error(
-            ex, inner.fiducial, sig.mass, sampler.last, sample, sig.ctau, propagation="log"
-        )
+        return rel(next(iter(sig.samples.values())))
     parts = {ch: sig.brs[ch] * x.acceptance(sig.ctau) for ch, x in unique.values()}
     total = sum(parts.values())
     out = np.zeros(sig.ctau.size)
     for ch, x in unique.values():
-        rel = nsig_relative_error(
-            ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, propagation="log"
-        )
-        out += np.where(total > 0, parts[ch] / np.where(total > 0, total, 1.0), 0.0) * rel
+        share = np.where(total > 0, parts[ch] / np.where(total > 0, total, 1.0), 0.0)
+        out += share * rel(x)
     return out
 
 
@@ -867,6 +908,7 @@ class _MassLimit:
     methods: set[str]
     seconds: dict[str, float]
     extrapolation: dict[str, Any] | None = None
+    lambda_theta: dict[str, Any] | None = None
 
 
 def _mass_limit(
@@ -880,18 +922,22 @@ def _mass_limit(
     hint: float | None,
     kin_rel: NDArray | None,
     ex_rel: NDArray | None = None,
+    lam_rel: NDArray | None = None,
 ) -> _MassLimit:
     """The limit (:func:`gammastar.stats.upper_limit`) and ε boundaries of mass point ``i``;
     with an ensemble spread ``kin_rel`` or the extrapolation fit's N_sig error ``ex_rel``
     (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
     ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
-    boundaries."""
+    boundaries; likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``."""
     nuis, kin_row, ex_row, methods = dict(nuisances), None, None, set()
+    lam_row = None
     secs = {"limits": 0.0, "boundaries": 0.0}
     bnd: dict[str, tuple[float, float]] = {}
     if "extrapolation" not in nuis:
         ex_rel = None
-    two = kin_rel is not None or ex_rel is not None
+    if "acceptance_lambda_theta" not in nuis:
+        lam_rel = None
+    two = kin_rel is not None or ex_rel is not None or lam_rel is not None
     for kin_pass in (0, 1) if two else (0,):
         if kin_pass == 1:
             lo, hi = bnd["0"]
@@ -902,6 +948,10 @@ def _mass_limit(
                 ex_row = _extrapolation_row(eps, ex_rel, lo, hi, sig.nsig_grid, sig.mass)
                 ex_row["rel_yield"] = nuis["extrapolation"]
                 nuis["extrapolation"] = ex_row["rel"]
+            if lam_rel is not None:
+                lam_row = _extrapolation_row(eps, lam_rel, lo, hi, sig.nsig_grid, sig.mass)
+                lam_row["rel_yield"] = nuis["acceptance_lambda_theta"]
+                nuis["acceptance_lambda_theta"] = lam_row["rel"]
         t1 = time.perf_counter()
         model = _mass_model_for(sig, i, masses, st, mc_stat, nuis)
         lim = upper_limit(
@@ -912,7 +962,7 @@ def _mass_limit(
         bnd = _boundaries(lim, sig, eps, st)
         secs["limits"] += t2 - t1
         secs["boundaries"] += time.perf_counter() - t2
-    return _MassLimit(model, lim, bnd, kin_row, methods, secs, ex_row)
+    return _MassLimit(model, lim, bnd, kin_row, methods, secs, ex_row, lam_row)
 
 
 def _check_scan(
@@ -1048,13 +1098,24 @@ def scan_with(
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
     seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
     ex_record = None
-    if "extrapolation" in (st.signal_nuisances or {}) and getattr(
-        getattr(sampler, "extrapolation", None), "covariance", None
-    ) is not None:  # the fit's error carried to N_sig (issue 19), on the nominal draws
+    if (
+        "extrapolation" in (st.signal_nuisances or {})
+        and getattr(getattr(sampler, "extrapolation", None), "covariance", None) is not None
+    ):  # the fit's error carried to N_sig (issue 19), on the nominal draws
         from gammastar.extrapolation import RecordingSampler
 
         ex_record = RecordingSampler(sampler)
+    lam_regions = None
+    if (
+        ex_record is not None
+        and st.lambda_refits
+        and "acceptance_lambda_theta" in (st.signal_nuisances or {})
+    ):  # the measured λ_θ's moves carried to N_sig (issue 19)
+        from gammastar.uncertainties import lambda_regions
+
+        lam_regions = lambda_regions(st.lambda_refits, sampler.fiducial)
     ex_rows: list[dict[str, Any]] = []
+    lam_rows: list[dict[str, Any]] = []
     impact_at = set(np.linspace(0, masses.size - 1, st.impact_points).round().astype(int).tolist())
     impact_rows: list[dict[str, Any]] = []
     kin_rows: list[dict[str, Any]] = []
@@ -1093,7 +1154,10 @@ def scan_with(
         mc_stat = float(rel[i]) if np.isfinite(rel[i]) else 0.0
         hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
         ex_rel = _extrapolation_rel(ex_record, sig) if ex_record is not None else None
-        ml = _mass_limit(sig, i, masses, eps, st, nuis_i, mc_stat, hint, kin_rel, ex_rel)
+        lam_rel = None
+        if lam_regions is not None:
+            lam_rel = _lambda_rel(ex_record, sig, st.lambda_refits, lam_regions)
+        ml = _mass_limit(sig, i, masses, eps, st, nuis_i, mc_stat, hint, kin_rel, ex_rel, lam_rel)
         model, lim = ml.model, ml.limit
         for k, (lo, hi) in ml.boundaries.items():
             bounds[k][0][i], bounds[k][1][i] = lo, hi
@@ -1101,6 +1165,8 @@ def scan_with(
             kin_rows.append(ml.kinematic)
         if ml.extrapolation is not None:
             ex_rows.append(ml.extrapolation)
+        if ml.lambda_theta is not None:
+            lam_rows.append(ml.lambda_theta)
         methods |= ml.methods
         for k, v in ml.seconds.items():
             secs[k] += v
@@ -1130,6 +1196,7 @@ def scan_with(
         acceptance_members=members_grid if ensemble else None,
         kinematic=kin_rows or None,
         extrapolation_nsig=ex_rows or None,
+        lambda_theta_nsig=lam_rows or None,
     )
 
 
@@ -1369,10 +1436,14 @@ def _sampler_from_config(
     label = f"{ex.get('model', 'model')} fitted to the fiducial data"
     seam = ex.get("seam")  # a both-channels run: full phase space below (docs/yields.md)
     if base is None:
-        below = "" if seam is None else (
-            f" from the seam m = {float(seam):g} GeV up, physics.md defaults below")
+        below = (
+            ""
+            if seam is None
+            else (f" from the seam m = {float(seam):g} GeV up, physics.md defaults below")
+        )
         return ExtrapolatedSampler(None, extrap, region, seam=seam), (
-            f"{label} (everywhere: no flow){below}")
+            f"{label} (everywhere: no flow){below}"
+        )
     where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
     return ExtrapolatedSampler(
         base, extrap, region, seam=seam
@@ -1631,26 +1702,41 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
 
 
 def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
-    """Replace the yield-level ``extrapolation`` size in ``inp.nuisance_record`` by the
-    N_sig-level one the scan used (:func:`_extrapolation_row`), keeping the former as
-    ``rel_yield``."""
-    if not res.extrapolation_nsig or inp.nuisance_record is None:
-        return
-    rec = inp.nuisance_record["nuisances"].get("extrapolation")
-    if rec is None:
-        return
-    n = inp.masses.size
-    rec["rel_yield"] = list(rec["rel"])
-    rec["at_eps_low"], rec["at_eps_high"] = [None] * n, [None] * n
-    rec["origin"] = (
+    """Replace the yield-level ``extrapolation`` and ``acceptance_lambda_theta`` sizes in
+    ``inp.nuisance_record`` by the N_sig-level ones the scan used (:func:`_extrapolation_row`),
+    keeping the former as ``rel_yield``."""
+    _record_nsig_level(inp, res.extrapolation_nsig, "extrapolation", (
         "the extrapolation fit's sandwich covariance carried to N_sig "
         "(gammastar.extrapolation.nsig_relative_error: the model's acceptance outside the "
         "fiducial region moves with f_F; propagation 'log': the 1 sigma w of ln N_sig from "
         "N_sig recomputed at +-1 sigma along the covariance's principal axes, rel = e^w - 1), "
         "the larger of its values at the median expected eps_low and eps_high of a first "
         "pass; rel_yield: the yield's delta f_F / f_F"
-    )
-    for row in res.extrapolation_nsig:
+    ))  # fmt: skip
+    _record_nsig_level(inp, res.lambda_theta_nsig, "acceptance_lambda_theta", (
+        "the measured lambda_theta moved per polarisation bin by +-1 sigma, the fiducial "
+        "region following it, carried to N_sig (gammastar.extrapolation.nsig_lambda_theta: "
+        "the fiducial yield's change, the extrapolation refitted in the moved region, the "
+        "A' samples reweighted; the width w of ln N_sig, rel = e^w - 1), the larger of its "
+        "values at the median expected eps_low and eps_high of a first pass; rel_yield: the "
+        "fiducial yield's change (yields.json)"
+    ))  # fmt: skip
+
+
+def _record_nsig_level(
+    inp: ReachInputs, rows: list[dict[str, Any]] | None, name: str, origin: str
+) -> None:
+    """Nuisance ``name``'s record at N_sig's level from the scan's ``rows``."""
+    if not rows or inp.nuisance_record is None:
+        return
+    rec = inp.nuisance_record["nuisances"].get(name)
+    if rec is None:
+        return
+    n = inp.masses.size
+    rec["rel_yield"] = list(rec["rel"])
+    rec["at_eps_low"], rec["at_eps_high"] = [None] * n, [None] * n
+    rec["origin"] = origin
+    for row in rows:
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
         rec["rel"][j], rec["at_eps_low"][j] = row["rel"], row["eps_low"]
         rec["at_eps_high"][j] = row["eps_high"]

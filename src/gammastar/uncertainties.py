@@ -73,8 +73,11 @@ __all__ = [
     "at_masses",
     "interpolated_error",
     "lambda_bin_errors",
+    "lambda_refits_at",
+    "lambda_regions",
     "lambda_tables",
     "lambda_theta_moving_variation",
+    "lambda_theta_refits",
     "lambda_theta_variation",
     "like_sign_variation",
     "read_uncertainties",
@@ -418,43 +421,28 @@ def lambda_theta_moving_variation(
     from gammastar.extrapolation import refit_fractions
     from gammastar.pair_acceptance import FiducialRegion
 
-    m, pt, pz, w = (np.asarray(pairs[k], dtype=float) for k in ("m", "pT", "pz", "weight"))
+    m = np.asarray(pairs["m"], dtype=float)
+    w = np.asarray(pairs["weight"], dtype=float)
     edges = np.asarray(edges, dtype=float)
     nb = edges.size - 1
-    b = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, nb - 1)
-    a0 = nominal.lookup(m, pt, pz)
-    inside0 = a0 >= min_acceptance  # the selection's region (weight ≠ 0 there, or a zero k_b)
-    base = acceptance_free_weights(w, pairs["acc"], pairs["eff"], pairs["charge"], b, inside0)
     if extrapolation is not None:
-        y = np.asarray(pairs["y"], dtype=float)
+        pt, y = (np.asarray(pairs[k], dtype=float) for k in ("pT", "y"))
         mass = np.asarray(extrapolation.mass, dtype=float)
         f0 = np.asarray(extrapolation.fiducial_fraction, dtype=float)
-        groups = np.asarray(extrapolation.bin_group)
-        ex_bin = np.clip(np.searchsorted(extrapolation.edges, m, side="right") - 1, 0, f0.size - 1)
 
     def full(weights: NDArray, frac: NDArray | None) -> NDArray:
         return _bin_sums(m, weights if frac is None else weights / np.interp(m, mass, frac), edges)
 
     y0 = full(w, None if extrapolation is None else f0)
     shifts = {1: [], -1: []}
-    moves = lambda_bin_errors(polarisation["lambda_theta"], polarisation["lambda_theta_err"])
-    for e in moves.values():
-        tables = lambda_tables(nominal, polarisation["mass_edges"], e)
-        for sign, table in zip((1, -1), tables, strict=True):
-            a1 = table.lookup(m, pt, pz)
-            inside = a1 >= min_acceptance
-            # inside F: w·A_λ/A_λ′ (as lambda_theta_variation; the tables' errors cancel)
-            w1 = np.where(inside, np.where(inside0, w * a0, base) / np.where(inside, a1, 1.0), 0)
-            w1 = np.where(a1 == a0, w, w1)  # where λ′ = λ̂: the same table values, exactly
-            frac = None
-            if extrapolation is not None:
-                moved = w1 != w  # the pairs at masses where λ′ ≠ λ̂: their fit groups
-                touched = np.unique(groups[np.unique(ex_bin[moved])]) if moved.any() else []
-                region = FiducialRegion(table, min_acceptance)
-                frac = refit_fractions(extrapolation, m, pt, y, w1, region, groups=touched,
-                                       seed=seed)  # fmt: skip
-            with np.errstate(divide="ignore", invalid="ignore"):
-                shifts[sign].append(np.where(y0 != 0, (full(w1, frac) - y0) / np.abs(y0), np.nan))
+    for _, sign, _, table, w1 in _lambda_moves(pairs, edges, nominal, polarisation, min_acceptance):
+        frac = None
+        if extrapolation is not None:
+            touched = _touched_groups(extrapolation, m, w1 != w)
+            region = FiducialRegion(table, min_acceptance)
+            frac = refit_fractions(extrapolation, m, pt, y, w1, region, groups=touched, seed=seed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shifts[sign].append(np.where(y0 != 0, (full(w1, frac) - y0) / np.abs(y0), np.nan))
     if not shifts[1]:
         z = np.zeros(nb)
         return z, z
@@ -464,6 +452,128 @@ def lambda_theta_moving_variation(
         big = np.take_along_axis(d, np.nanargmax(np.abs(np.nan_to_num(d)), axis=0)[None], 0)[0]
         out.append(np.copysign(np.sqrt(np.sum(d**2, axis=0)), big))
     return out[0], out[1]
+
+
+def lambda_theta_refits(
+    pairs: Mapping[str, ArrayLike],
+    edges: ArrayLike,
+    nominal: Any,
+    polarisation: Mapping[str, Any],
+    *,
+    min_acceptance: float,
+    extrapolation: Any,
+    seed: int = 0,
+) -> dict[str, Any]:
+    r"""The measured λ_θ's moves carried to N_sig's level: per polarisation bin k and sign,
+    the fiducial yield's relative change per mass bin and the extrapolation refitted in the
+    moved region (:func:`gammastar.extrapolation.refit`), for
+    :func:`gammastar.extrapolation.nsig_error_parts` ``lambda_theta``.
+
+    The moves are :func:`lambda_theta_moving_variation`'s (each bin alone by ±σ_k, the fiducial
+    region following λ′). Its fiducial yield's change is what ``acceptance_lambda_theta``
+    quotes for the yield; N_sig = Y_F · N/Y_F also moves with the refitted f_F and model,
+    against or with the yield: on the NA60-like mock at 0.6 GeV the measured λ̂ moves ln f_F by
+    −0.0164 and ln Y_F by +0.142 per unit (docs/coverage.md, session 29). Only the fit groups a
+    move reaches are refitted.
+
+    Arguments:
+        as :func:`lambda_theta_moving_variation` (``pairs`` with ``y``); ``extrapolation``
+        required.
+
+    Returns:
+        ``{"mass": yield bin centres, "lambda_edges": the polarisation bins, "moves":
+        [{"lambda_bin", "sign", "lambda_shift" (σ_k in bin k, 0 or None elsewhere),
+        "yield_shift" (per mass bin, NaN where the yield is 0), "fit" (a refit record)}]}``.
+    """
+    from gammastar.extrapolation import refit
+    from gammastar.pair_acceptance import FiducialRegion
+
+    m, pt, y, w = (np.asarray(pairs[k], dtype=float) for k in ("m", "pT", "y", "weight"))
+    edges = np.asarray(edges, dtype=float)
+    y0 = _bin_sums(m, w, edges)
+    moves = []
+    for k, sign, e, table, w1 in _lambda_moves(pairs, edges, nominal, polarisation, min_acceptance):
+        touched = _touched_groups(extrapolation, m, w1 != w)
+        region = FiducialRegion(table, min_acceptance)
+        rec = refit(extrapolation, m, pt, y, w1, region, groups=touched, seed=seed)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ys = np.where(y0 != 0, (_bin_sums(m, w1, edges) - y0) / np.abs(y0), np.nan)
+        moves.append({"lambda_bin": int(k), "sign": int(sign), "lambda_shift": _list(e),
+                      "yield_shift": ys, "fit": rec})  # fmt: skip
+    return {
+        "mass": 0.5 * (edges[1:] + edges[:-1]),
+        "lambda_edges": _list(polarisation["mass_edges"]),
+        "moves": moves,
+    }
+
+
+def lambda_regions(block: Mapping[str, Any], fiducial: Any) -> list[Any]:
+    """Per move of :func:`lambda_theta_refits`' ``block``, the moved fiducial region
+    (``fiducial``'s table at λ̂ ± σ_k, :func:`lambda_tables`; its ``min_acceptance``)."""
+    from gammastar.pair_acceptance import FiducialRegion
+
+    out = []
+    for mv in block["moves"]:
+        dl = [np.nan if v is None else v for v in mv["lambda_shift"]]
+        table = lambda_tables(fiducial.acceptance, block["lambda_edges"], dl)[mv["sign"] < 0]
+        out.append(FiducialRegion(table, fiducial.min_acceptance))
+    return out
+
+
+def lambda_refits_at(
+    block: Mapping[str, Any], mass: float, regions: list[Any]
+) -> list[dict[str, Any]]:
+    """:func:`lambda_theta_refits`' moves at one ``mass`` for
+    :func:`gammastar.extrapolation.nsig_error_parts` ``lambda_theta``: each ``yield_shift``
+    interpolated linearly between the bins (NaN bins skipped, 0 where none is finite), as
+    :func:`at_masses` interpolates a nuisance, with its moved region (``regions``,
+    :func:`lambda_regions`).
+
+    Example:
+        >>> blk = {"mass": [0.3, 0.5], "moves": [{"sign": 1, "yield_shift": [0.1, None],
+        ...        "fit": {}}]}
+        >>> lambda_refits_at(blk, 0.4, [None])[0]["yield_shift"]
+        0.1
+    """
+    centres = np.asarray(block["mass"], dtype=float)
+    out = []
+    for mv, region in zip(block["moves"], regions, strict=True):
+        ys = np.array([np.nan if v is None else v for v in mv["yield_shift"]], dtype=float)
+        good = np.isfinite(ys)
+        at = float(np.interp(mass, centres[good], ys[good])) if np.any(good) else 0.0
+        out.append({**mv, "yield_shift": at, "region": region})
+    return out
+
+
+def _lambda_moves(pairs: Mapping[str, ArrayLike], edges: NDArray, nominal: Any,
+                  polarisation: Mapping[str, Any], min_acceptance: float):  # fmt: skip
+    """Per polarisation bin k and sign: ``(k, sign, shift, table, w1)``, the pairs' weights
+    when bin k's λ̂ moves by ±σ_k (``shift``: :func:`lambda_bin_errors`' σ_k per bin) and the fiducial region follows it
+    (:func:`lambda_theta_moving_variation`'s docstring; ``edges``: the yield's mass bins)."""
+    m, pt, pz, w = (np.asarray(pairs[k], dtype=float) for k in ("m", "pT", "pz", "weight"))
+    b = np.clip(np.searchsorted(edges, m, side="right") - 1, 0, edges.size - 2)
+    a0 = nominal.lookup(m, pt, pz)
+    inside0 = a0 >= min_acceptance  # the selection's region (weight ≠ 0 there, or a zero k_b)
+    base = acceptance_free_weights(w, pairs["acc"], pairs["eff"], pairs["charge"], b, inside0)
+    moves = lambda_bin_errors(polarisation["lambda_theta"], polarisation["lambda_theta_err"])
+    for k, e in moves.items():
+        tables = lambda_tables(nominal, polarisation["mass_edges"], e)
+        for sign, table in zip((1, -1), tables, strict=True):
+            a1 = table.lookup(m, pt, pz)
+            inside = a1 >= min_acceptance
+            # inside F: w·A_λ/A_λ′ (as lambda_theta_variation; the tables' errors cancel)
+            w1 = np.where(inside, np.where(inside0, w * a0, base) / np.where(inside, a1, 1.0), 0)
+            w1 = np.where(a1 == a0, w, w1)  # where λ′ = λ̂: the same table values, exactly
+            yield k, sign, e, table, w1
+
+
+def _touched_groups(extrapolation: Any, m: NDArray, moved: NDArray) -> NDArray:
+    """The extrapolation's fit groups holding the ``moved`` pairs (masses where λ′ ≠ λ̂)."""
+    if not moved.any():
+        return np.array([], dtype=int)
+    f0 = np.asarray(extrapolation.fiducial_fraction)
+    ex_bin = np.clip(np.searchsorted(extrapolation.edges, m, side="right") - 1, 0, f0.size - 1)
+    return np.unique(np.asarray(extrapolation.bin_group)[np.unique(ex_bin[moved])])
 
 
 def interpolated_error(m: ArrayLike, centres: ArrayLike, err: ArrayLike) -> NDArray[np.float64]:
@@ -568,6 +678,7 @@ def yield_uncertainties(
     err = np.asarray([np.nan if v is None else v for v in ap["stat_err"]], dtype=float)
     out: dict[str, Nuisance] = {}
     skipped: dict[str, str] = {}
+    refits = None  # the measured λ_θ's moves at N_sig's level (lambda_theta_refits)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(y != 0, err / np.abs(y), np.nan)
     out["data_stat"] = Nuisance(
@@ -633,8 +744,19 @@ def yield_uncertainties(
             and isinstance(cfg.unfold.decay_lambda_theta, str)
             and {"acc", "eff"} <= set(getattr(pairs, "columns", pairs))
         )
-        up, down, origin = _lambda_nuisance(
-            cfg, pairs, edges, dl, grid, measured, pol if moving else None
+        ext = doc.get("extrapolation")
+        refit_ex = None
+        if (
+            moving
+            and isinstance(ext, Mapping)
+            and ext.get("bin_group") is not None
+            and ("y" in set(getattr(pairs, "columns", pairs)))
+        ):  # the moves carried to N_sig's level through the refitted extrapolation
+            from gammastar.extrapolation import Extrapolation
+
+            refit_ex = Extrapolation.from_dict(dict(ext))
+        up, down, origin, refits = _lambda_nuisance(
+            cfg, pairs, edges, dl, grid, measured, pol if moving else None, refit_ex
         )
         out["acceptance_lambda_theta"] = Nuisance("acceptance_lambda_theta", up, down, origin)
     _map_statistics(cfg, pairs, edges, mass, out, skipped)
@@ -707,13 +829,22 @@ def yield_uncertainties(
     for x in uc.extra:
         r = np.full(mass.size, float(x.rel))
         out[x.name] = Nuisance(x.name, r, -r, f"uncertainties.extra: {x.origin}")
-    return {
+    block = {
         "mass": _list(mass),
         "nuisances": {k: v.as_dict() for k, v in out.items()},
         "not_included": skipped,
         "note": "relative effect on aprime.per_pot_per_eps2 per mass bin at ±1σ; every "
         "modifier is a normsys of the signal (docs/reach.md, Nuisance parameters)",
     }
+    if refits is not None:
+        block["lambda_theta_refits"] = {
+            "mass": _list(refits["mass"]),
+            "moves": [{**mv, "yield_shift": _list(mv["yield_shift"])} for mv in refits["moves"]],
+            "note": "per polarisation bin and sign: the fiducial yield's relative change and "
+            "the extrapolation refitted in the moved region; the reach carries them to "
+            "N_sig (acceptance_lambda_theta at N's level, docs/reach.md)",
+        }
+    return block
 
 
 def _migration_nuisance(
@@ -827,7 +958,8 @@ def _lambda_nuisance(
     grid: tuple[int, int, int] | None,
     measured: bool,
     polarisation: Mapping[str, Any] | None = None,
-) -> tuple[NDArray, NDArray, str]:
+    extrapolation: Any = None,
+) -> tuple[NDArray, NDArray, str, dict[str, Any] | None]:
     """The yield's relative shifts when the per-pair acceptance's λ_θ(m) moves by ±δλ(m).
 
     The nominal table is the selection's (:func:`gammastar.pair_acceptance.fiducial_from_config`:
@@ -837,7 +969,8 @@ def _lambda_nuisance(
     mass node, clipped to [−1, 1]. A configured λ_θ holds the fiducial region (it does not move
     with the data: :func:`lambda_theta_variation`); a measured one (``polarisation``, the pairs
     with ``acc`` and ``eff``) moves it, each polarisation bin alone
-    (:func:`lambda_theta_moving_variation`)."""
+    (:func:`lambda_theta_moving_variation`), and with an ``extrapolation`` the moves' refits
+    (:func:`lambda_theta_refits`; else ``None``)."""
     from gammastar.pair_acceptance import PairAcceptance, fiducial_from_config
 
     fid = fiducial_from_config(cfg)
@@ -855,7 +988,7 @@ def _lambda_nuisance(
         nominal = coarse.with_lambda(np.interp(coarse.m_grid, nominal.m_grid, lam0))
     if not np.any(np.isfinite(dl) & (dl > 0)):
         z = np.zeros(edges.size - 1)
-        return z, z, "λ_θ with a zero error"
+        return z, z, "λ_θ with a zero error", None
     amin = float(cfg.unfold.min_acceptance)
     if polarisation is not None:
         up, down = lambda_theta_moving_variation(
@@ -868,7 +1001,14 @@ def _lambda_nuisance(
             "their bin's in-region factor over ε A_λ′); the fiducial yield's change, the bins in "
             "quadrature (docs/coverage.md, session 18)"
         )
-        return up, down, origin
+        refits = None
+        if extrapolation is not None:
+            refits = lambda_theta_refits(
+                pairs, edges, nominal, polarisation, min_acceptance=amin,
+                extrapolation=extrapolation,
+            )  # fmt: skip
+            origin += "; in the reach at N_sig's level with the extrapolation refitted"
+        return up, down, origin, refits
     tables = lambda_tables(nominal, edges, dl)
     up, down = lambda_theta_variation(pairs, edges, nominal, tables, min_acceptance=amin)
     origin = (
@@ -881,7 +1021,7 @@ def _lambda_nuisance(
             else "uncertainties.lambda_theta_err (stated)"
         )
     )
-    return up, down, origin
+    return up, down, origin, None
 
 
 # --------------------------------------------------------------------------- reading
@@ -906,7 +1046,37 @@ def read_uncertainties(doc: Mapping[str, Any], *, source: str = "yields.json") -
             out[name] = {**n, "rel": rel}
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(f"{source}: invalid uncertainties block ({err})") from None
-    return {"mass": mass, "nuisances": out}
+    block = {"mass": mass, "nuisances": out}
+    refits = unc.get("lambda_theta_refits")
+    if refits is not None:
+        _check_refits(refits, f"{source}: uncertainties.lambda_theta_refits")
+        block["lambda_theta_refits"] = refits
+    return block
+
+
+def _check_refits(refits: Any, where: str) -> None:
+    """Refuse a ``lambda_theta_refits`` block that :func:`lambda_refits_at` cannot read
+    (one-line :class:`InputError` naming ``where`` and the key)."""
+    if not isinstance(refits, Mapping):
+        raise InputError(f"{where}: not a mapping")
+    for key in ("mass", "lambda_edges", "moves"):
+        if not isinstance(refits.get(key), list):
+            raise InputError(f"{where}.{key}: missing or not a list")
+    for i, mv in enumerate(refits["moves"]):
+        bad = (
+            not isinstance(mv, Mapping)
+            or mv.get("sign") not in (1, -1)
+            or not isinstance(mv.get("yield_shift"), list)
+            or len(mv["yield_shift"]) != len(refits["mass"])
+            or not isinstance(mv.get("lambda_shift"), list)
+            or not isinstance(mv.get("fit"), Mapping)
+            or not {"fiducial_fraction", "temperature", "y_sigma"} <= set(mv["fit"])
+        )
+        if bad:
+            raise InputError(
+                f"{where}.moves[{i}]: needs sign ±1, yield_shift per mass, lambda_shift and a "
+                "fit (fiducial_fraction, temperature, y_sigma)"
+            )
 
 
 def at_masses(unc: Mapping[str, Any], masses: ArrayLike) -> dict[str, NDArray[np.float64]]:

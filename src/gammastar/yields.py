@@ -1235,7 +1235,7 @@ def _uncertainties(
         kin = fiducial or cfg.unfold.acceptance_map is not None  # λ_θ, the map's statistics
         cols = ["m", "weight", "charge"] + (["pT", "pz"] if kin else [])
         if fiducial and isinstance(cfg.unfold.decay_lambda_theta, str):
-            cols += ["acc", "eff"]  # a measured λ_θ moves the region (pairs entering it)
+            cols += ["acc", "eff", "y"]  # a measured λ_θ moves the region (and the fit)
         pairs = _read_pairs(rd, cols, inp.flavour)
     return yield_uncertainties(cfg, _jsonable(doc), hists=inp.hists, pairs=pairs)
 
