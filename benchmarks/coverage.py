@@ -492,10 +492,11 @@ def data_side(
         Extrapolation,
         RecordingSampler,
         nsig_error_parts,
+        nsig_lambda_theta,
     )
     from gammastar.pair_acceptance import FiducialRegion
     from gammastar.reach import load_yields
-    from gammastar.uncertainties import at_masses
+    from gammastar.uncertainties import at_masses, lambda_refits_at, lambda_regions
 
     y = load_yields(run / rundir.YIELDS)
     ex = y.extrapolation
@@ -503,6 +504,8 @@ def data_side(
     fiducial = FiducialRegion.from_dict(ex["fiducial"])
     sampler = RecordingSampler(ExtrapolatedSampler(flow_model, extrap, fiducial))
     sizes = at_masses(y.uncertainties or {}, masses)
+    refits = (y.uncertainties or {}).get("lambda_theta_refits")  # λ_θ at N's level, as the reach
+    regions = lambda_regions(refits, fiducial) if refits else None
     out = {}
     for i, m in enumerate(masses):
         ks = draw(sampler, m, samples, geo, seed=seed + 1)
@@ -517,12 +520,19 @@ def data_side(
         rel_fit, rel_varied, rel_ex = extrapolation_errors(ep, forms_here, run / rundir.YIELDS)
         yv, rel_stat = (float(v[0]) for v in y.at([m]))
         named = {k: float(v[i]) for k, v in sizes.items()}
+        if regions is not None and "acceptance_lambda_theta" in named:
+            moves = lambda_refits_at(refits, m, regions)
+            w = nsig_lambda_theta(extrap, fiducial, m, sampler.last, ks, ctaus, moves)
+            named["acceptance_lambda_theta_yield"] = named.pop("acceptance_lambda_theta")
+            lam_n = np.expm1(w)  # the reach's r (its _lambda_rel)
         named["data_stat"] = rel_stat
         if "extrapolation" in named:
             named["extrapolation_yield"] = named.pop("extrapolation")
         for k, ct in enumerate(ctaus):
             rel_a = math.sqrt(max(a[k] * (1 - a[k]), 0.0) / samples) / a[k] if a[k] > 0 else 0
             parts = {**named, "mc_acceptance": rel_a}
+            if "acceptance_lambda_theta_yield" in parts:
+                parts["acceptance_lambda_theta"] = float(lam_n[k])
             if kin is not None:
                 parts["kinematic_model"] = float(kin[k])
             if "extrapolation_yield" in named:
@@ -682,7 +692,10 @@ holds today) or the named subset."""
 # each row records the N_sig part of every form of the model (MODEL_VARIATIONS),
 # ``extrapolation_form_<name>``
 _EXTRA = ("extrapolation_fit", "extrapolation_varied", "extrapolation_yield_cross",
-          *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS))  # fmt: skip
+          *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
+          "acceptance_lambda_theta_yield")  # fmt: skip
+# with yields.json uncertainties.lambda_theta_refits a row's acceptance_lambda_theta is at
+# N's level (the reach's) and acceptance_lambda_theta_yield the yield's, for the record
 EXCLUDE = {
     "all": ("extrapolation_yield", *_EXTRA),
     "all_yield": ("extrapolation", *_EXTRA),
@@ -696,6 +709,7 @@ EXCLUDE = {
         "extrapolation_yield_cross",
         "kinematic_model",
         *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
+        "acceptance_lambda_theta_yield",
     ),
     # ``varied`` with the flow's kinematic_model: what the full arm varies when every
     # realisation trains its own flow (--own-flow), so that the flow's error is realised too
@@ -705,6 +719,7 @@ EXCLUDE = {
         "extrapolation_fit",
         "extrapolation_yield_cross",
         *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
+        "acceptance_lambda_theta_yield",
     ),
 }
 ARM_SIGMAS = {

@@ -83,7 +83,8 @@ def within_groups(x, groups) -> tuple[np.ndarray, int]:
 def scatter(ln_yf, ln_ny, quoted: dict[str, np.ndarray], groups) -> dict[str, Any]:
     """The within-group scatter of ln Y_F, ln(N/Y_F) and ln N = their sum (:func:`within_groups`)
     against the rms of the ``quoted`` parts per realisation (``data_stat``,
-    ``acceptance_lambda_theta``, ``fit`` without the cross term, ``cross`` = the quoted 2 Cov,
+    ``acceptance_lambda_theta`` (Y_F's), ``lambda_n`` (N's, optional: else Y_F's), ``fit``
+    without the cross term, ``cross`` = the quoted 2 Cov,
     ``kinematic_model``, ``mc_acceptance``, ``other``: the rest of the statistical parts).
 
     Returns:
@@ -105,7 +106,8 @@ def scatter(ln_yf, ln_ny, quoted: dict[str, np.ndarray], groups) -> dict[str, An
         "sd_ln_n_over_yf": math.sqrt(v[1, 1]), "q_fit": q["fit"], "q_n_over_yf": q_ny,
         "rho": float(v[0, 1] / math.sqrt(v[0, 0] * v[1, 1])), "cov2": float(2 * v[0, 1]),
         "q_cross": cross, "sd_ln_n": math.sqrt(v.sum()),
-        "q_n": math.sqrt(max(q_yf**2 + q_ny**2 + cross + q["other"] ** 2, 0.0)),
+        "q_n": math.sqrt(max(q["data_stat"] ** 2 + q.get("lambda_n", q["acceptance_lambda_theta"])
+                             ** 2 + q_ny**2 + cross + q["other"] ** 2, 0.0)),
     }  # fmt: skip
 
 
@@ -241,7 +243,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cross = np.array([p.get("extrapolation_yield_cross", 0.0) for p in sig])
         quoted = {
             "data_stat": np.array([p["data_stat"] for p in sig]),
-            "acceptance_lambda_theta": np.array([p.get("acceptance_lambda_theta", 0.0) for p in sig]),
+            # Y_F's λ_θ part; with the N-level one beside it (rows since 2026-11-26) ln N's
+            "acceptance_lambda_theta": np.array([p.get("acceptance_lambda_theta_yield", p.get(
+                "acceptance_lambda_theta", 0.0)) for p in sig]),
+            "lambda_n": np.array([p.get("acceptance_lambda_theta", 0.0) for p in sig]),
             "fit": np.sqrt(np.maximum([p.get("extrapolation_fit", 0.0) ** 2 for p in sig] - cross, 0)),
             "cross": cross,
             "kinematic_model": np.array([p.get("kinematic_model", 0.0) for p in sig]),
