@@ -746,15 +746,12 @@ def yield_uncertainties(
         )
         ext = doc.get("extrapolation")
         refit_ex = None
-        if (
-            moving
-            and isinstance(ext, Mapping)
-            and ext.get("bin_group") is not None
-            and ("y" in set(getattr(pairs, "columns", pairs)))
-        ):  # the moves carried to N_sig's level through the refitted extrapolation
+        if moving and isinstance(ext, Mapping) and "y" in set(getattr(pairs, "columns", pairs)):
             from gammastar.extrapolation import Extrapolation
 
-            refit_ex = Extrapolation.from_dict(dict(ext))
+            refit_ex = Extrapolation.from_dict(dict(ext))  # its moves carried to N_sig's level
+            if refit_ex.bin_group is None:  # written before the fit groups: not refittable
+                refit_ex = None
         up, down, origin, refits = _lambda_nuisance(
             cfg, pairs, edges, dl, grid, measured, pol if moving else None, refit_ex
         )
@@ -839,6 +836,7 @@ def yield_uncertainties(
     if refits is not None:
         block["lambda_theta_refits"] = {
             "mass": _list(refits["mass"]),
+            "lambda_edges": refits["lambda_edges"],
             "moves": [{**mv, "yield_shift": _list(mv["yield_shift"])} for mv in refits["moves"]],
             "note": "per polarisation bin and sign: the fiducial yield's relative change and "
             "the extrapolation refitted in the moved region; the reach carries them to "
