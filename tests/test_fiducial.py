@@ -409,3 +409,78 @@ def test_resolution_migration_corrects_the_full_phase_space_yield(run, tmp_path)
     with pytest.raises(InputError, match=r"nope\.root"):
         compute_yields(moved.model_copy(update={"yields": ycfg}), plots=False, theory=False,
                        force=True)  # fmt: skip
+
+
+def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
+    """The measured λ_θ's moves (``uncertainties.lambda_theta_refits``): per mass bin the
+    quadrature of their fiducial-yield shifts of each sign is the yield-level nuisance's
+    up / down (the same moves, summed as :func:`lambda_theta_moving_variation` sums them: to
+    rounding); the reach carries them to N_sig: its ``acceptance_lambda_theta`` row per mass is
+    :func:`gammastar.extrapolation.nsig_lambda_theta` on the scan's own draw (e^w − 1) at the
+    first pass's median expected ε_low / ε_high (the larger), and the yield's size is kept as
+    ``rel_yield``. Reference: the scan whose extrapolation has no covariance, which keeps the
+    yield-level sizes (its one pass is the other's first)."""
+    import dataclasses
+
+    from _tolerance import EPS64, reorder_tol
+
+    from gammastar.acceptance import Geometry, WeightedPairSampler, draw
+    from gammastar.extrapolation import (
+        ExtrapolatedSampler,
+        Extrapolation,
+        RecordingSampler,
+        nsig_lambda_theta,
+    )
+    from gammastar.pair_acceptance import FiducialRegion
+    from gammastar.physics import darkphoton
+    from gammastar.reach import load_yields, scan
+    from gammastar.uncertainties import lambda_refits_at, lambda_regions
+
+    cfg, res, doc = run
+    block = doc["uncertainties"]["lambda_theta_refits"]
+    nu = doc["uncertainties"]["nuisances"]["acceptance_lambda_theta"]
+    assert "N_sig's level" in nu["origin"]
+    ys = {s: np.array([[np.nan if v is None else v for v in mv["yield_shift"]]
+                       for mv in block["moves"] if mv["sign"] == s]) for s in (1, -1)}  # fmt: skip
+    for s, key in ((1, "up"), (-1, "down")):
+        want = np.array([np.nan if v is None else v for v in nu[key]], dtype=float)
+        got = np.sqrt(np.nansum(ys[s] ** 2, axis=0))
+        ok = np.isfinite(want)
+        np.testing.assert_allclose(got[ok], np.abs(want[ok]), rtol=1e-9, atol=1e-15)
+    y = load_yields(cfg.output_dir / "yields.json")
+    assert y.uncertainties["lambda_theta_refits"]["moves"]
+    ex = Extrapolation.from_dict(y.extrapolation)
+    region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
+    p = res.pairs
+    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    geo = Geometry.from_config(cfg.detector)
+    masses, eps = np.array([0.45, 0.6]), np.geomspace(1e-9, 1e-4, 40)
+    r_yield = 0.05
+    kw = {"geometry": geo, "yields": y, "n_pot": 1e18, "background": {"mumu": 0.0},
+          "background_kappa": {"mumu": 1.0}, "n_pot_unc": 0.0, "efficiency_uncertainty": 0.0,
+          "samples": 20000, "seed": 5, "method": "exact",
+          "signal_nuisances": {"acceptance_lambda_theta": np.full(2, r_yield),
+                               "extrapolation": np.full(2, 0.1)}}  # fmt: skip
+    # the first pass: a scan that keeps every yield-level size (no covariance, no refits)
+    no_cov = ExtrapolatedSampler(inside, dataclasses.replace(ex, covariance=None), region)
+    first = scan(masses, eps, sampler=no_cov, **kw, lambda_refits=block)
+    assert first.lambda_theta_nsig is None
+    out = scan(masses, eps, sampler=ExtrapolatedSampler(inside, ex, region), **kw,
+               lambda_refits=block)  # fmt: skip
+    np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,
+                               atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
+    regions = lambda_regions(block, region)
+    seeds = np.random.SeedSequence(5).spawn(masses.size)
+    for i, row in enumerate(out.lambda_theta_nsig):
+        rec = RecordingSampler(ExtrapolatedSampler(inside, ex, region))
+        s = int(seeds[i].generate_state(1)[0])
+        sample = draw(rec, masses[i], 20000, geo, seed=s, channel="mumu")
+        ctau = darkphoton.ctau(masses[i], np.sort(eps))
+        moves = lambda_refits_at(block, masses[i], regions)
+        rel = np.expm1(nsig_lambda_theta(ex, region, masses[i], rec.last, sample, ctau, moves))
+        lo, hi = first.boundaries["0"][0][i], first.boundaries["0"][1][i]
+        want = [np.interp(np.log(b), np.log(eps), rel) for b in (lo, hi)]
+        assert [row["eps_low"], row["eps_high"]] == pytest.approx(want, rel=1e-9)
+        assert row["rel"] == pytest.approx(max(want), rel=1e-9)
+        assert row["rel_yield"] == r_yield
+        assert 0 < row["rel"] < 1

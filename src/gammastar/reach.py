@@ -1025,6 +1025,7 @@ def scan(
     signal_nuisances: Mapping[str, ArrayLike] | None = None,
     impact_points: int = 0,
     ensemble: Sequence[SamplerLike] | None = None,
+    lambda_refits: Mapping[str, Any] | None = None,
 ) -> ScanResult:
     """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
 
@@ -1039,7 +1040,8 @@ def scan(
     members, the nominal ``sampler`` among them or not) whose acceptance spread (standard
     deviation over the members / their mean, per (m, ε)) enters each mass's likelihood as the
     signal nuisance ``kinematic_model``, taken at the median expected ε_high of a first pass
-    (else ε_low) and the limit and boundaries recomputed with it.
+    (else ε_low) and the limit and boundaries recomputed with it; ``lambda_refits``:
+    :attr:`ScanSettings.lambda_refits`.
     """
     settings = ScanSettings(
         geometry=geometry,
@@ -1064,6 +1066,7 @@ def scan(
         dark=dark,
         signal_nuisances=signal_nuisances,
         impact_points=impact_points,
+        lambda_refits=lambda_refits,
     )
     return scan_with(masses, eps, sampler=sampler, settings=settings, ensemble=ensemble)
 
