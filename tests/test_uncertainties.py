@@ -788,3 +788,52 @@ def test_lambda_theta_moving_variation_edge_cases():
     # the opposite-sign factor of an entering pair: its bin's in-region median (0.5 here)
     base = acceptance_free_weights([0.5 / a, 0.0], [a, 0.045], [1.0, 0.5], [0, 0], [0, 0])
     np.testing.assert_allclose(base, [0.5, 1.0])
+
+
+def test_lambda_record_at_nsig_level_keeps_the_yields_size():
+    """reach.json's ``acceptance_lambda_theta`` after a scan with the refits: the N-level size
+    at each mass the scan reached, the yield's kept as ``rel_yield``, the origin saying so;
+    ``extrapolation`` untouched when the scan has no row of its own."""
+    from types import SimpleNamespace
+
+    from gammastar.reach import _record_extrapolation
+
+    rec = {"nuisances": {
+        "acceptance_lambda_theta": {"rel": [0.01, 0.04], "origin": "yield"},
+        "extrapolation": {"rel": [0.1, 0.2], "origin": "yield's δf/f"}}}  # fmt: skip
+    inp = SimpleNamespace(masses=np.array([0.3, 0.6]), nuisance_record=rec)
+    rows = [{"mass": 0.3, "rel": 0.02, "eps_low": 0.015, "eps_high": 0.02}]
+    _record_extrapolation(inp, SimpleNamespace(extrapolation_nsig=None, lambda_theta_nsig=rows))
+    lam = rec["nuisances"]["acceptance_lambda_theta"]
+    assert lam["rel"] == [0.02, 0.04]  # copied values, exact
+    assert lam["rel_yield"] == [0.01, 0.04]
+    assert lam["at_eps_low"] == [0.015, None]
+    assert "carried to N_sig" in lam["origin"]
+    assert rec["nuisances"]["extrapolation"] == {"rel": [0.1, 0.2], "origin": "yield's δf/f"}
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"mass": [0.3], "moves": []}, r"lambda_edges: missing"),
+        ({"mass": [0.3], "lambda_edges": [0.2, 0.4], "moves": [{"sign": 2}]}, r"moves\[0\]"),
+        (
+            {
+                "mass": [0.3],
+                "lambda_edges": [0.2, 0.4],
+                "moves": [{"sign": 1, "fit": {}, "yield_shift": [0.1, 0.2], "lambda_shift": [0.1]}],
+            },
+            r"moves\[0\]: needs sign",
+        ),
+    ],
+)
+def test_a_bad_lambda_refits_block_is_a_one_line_error(bad, match):
+    """A yields.json whose ``uncertainties.lambda_theta_refits`` the reach cannot read (a key
+    missing, a sign that is not ±1, a yield_shift of the wrong length): one line naming the
+    file and the key."""
+    from gammastar.errors import InputError
+    from gammastar.uncertainties import read_uncertainties
+
+    doc = {"uncertainties": {"mass": [0.3], "nuisances": {}, "lambda_theta_refits": bad}}
+    with pytest.raises(InputError, match=rf"y\.json: uncertainties\.lambda_theta_refits\.{match}"):
+        read_uncertainties(doc, source="y.json")
