@@ -685,6 +685,7 @@ SIGMAS = {
     "stat": ("data_stat", "extrapolation_fit", "mc_acceptance"),
     "varied": None,
     "varied_flow": None,
+    "varied_flow_lambda_yield": None,
 }
 """Quoted σ variants: every component (``all``: the extrapolation carried to N_sig;
 ``all_yield``: with the yield's δf_F/f_F instead, what the workspace's ``extrapolation`` normsys
@@ -722,16 +723,24 @@ EXCLUDE = {
         "acceptance_lambda_theta_yield",
     ),
 }
+# ``varied_flow`` with the yield-level λ_θ size in place of the N-level one (the quote before
+# session 30; rows without the N-level size have only that one)
+EXCLUDE["varied_flow_lambda_yield"] = EXCLUDE["varied_flow"]
+SWAP = {"varied_flow_lambda_yield": ("acceptance_lambda_theta", "acceptance_lambda_theta_yield")}
 ARM_SIGMAS = {
-    "full": ("all", "varied", "varied_flow", "all_yield", "data_stat"),
+    "full": ("all", "varied", "varied_flow", "all_yield", "data_stat", "varied_flow_lambda_yield"),
     "stat": ("data_stat", "stat", "all"),
 }
 
 
 def quoted(parts: dict[str, float], which: str) -> float:
     """√ of the sum of squares of the σ components ``SIGMAS[which]`` (every component but
-    those of ``EXCLUDE[which]`` for ``all``/``all_yield``)."""
+    those of ``EXCLUDE[which]`` for ``all``/``all_yield``/``varied*``), a component swapped for
+    another first where ``SWAP[which]`` names one the row has."""
     drop = EXCLUDE.get(which, ())
+    if which in SWAP and SWAP[which][1] in parts:
+        old, new = SWAP[which]
+        parts = {k: v for k, v in parts.items() if k != old} | {old: parts[new]}
     keys = SIGMAS[which] or tuple(k for k in parts if k not in drop)
     return math.sqrt(sum(parts.get(k, 0.0) ** 2 for k in keys))
 

@@ -903,3 +903,17 @@ def test_scatter_per_bin_takes_out_the_measured_lambda(scat, tmp_path):
         assert b["ratio_less"] == pytest.approx(1.0, abs=4 / np.sqrt(2 * b["dof"]))
         assert b["slopes"][0] == pytest.approx(0.15, abs=4 * 0.05 / (0.3 * np.sqrt(b["dof"])))
         assert b["sd"] == pytest.approx(np.hypot(0.05, 0.15 * 0.3), rel=4 / np.sqrt(2 * b["dof"]))
+
+
+def test_the_yield_level_lambda_variant_swaps_one_part(cov):
+    """``varied_flow_lambda_yield``: ``varied_flow`` with the yield-level λ_θ size in place of
+    the N-level one (rows since session 30 carry both); a row with only one λ_θ size (before
+    session 30) gives ``varied_flow`` itself. Quadrature sums of three parts (float64)."""
+    both = {"data_stat": 0.03, "acceptance_lambda_theta": 0.04,
+            "acceptance_lambda_theta_yield": 0.02, "extrapolation_fit": 0.5}  # fmt: skip
+    assert cov.quoted(both, "varied_flow") == pytest.approx(0.05, rel=1e-12)
+    assert cov.quoted(both, "varied_flow_lambda_yield") == pytest.approx(
+        np.hypot(0.03, 0.02), rel=1e-12
+    )
+    old = {"data_stat": 0.03, "acceptance_lambda_theta": 0.04}
+    assert cov.quoted(old, "varied_flow_lambda_yield") == cov.quoted(old, "varied_flow")
