@@ -27,7 +27,10 @@ realisations' own runs, or merged outputs with their ``drawn_seeds``); Y_F is ea
 
 With ``--per-bin``, every fiducial-yield bin's scatter against its ``stat_err_fiducial``,
 before and after a regression on the measured λ̂ and the drawn λ_θ shift and R
-(:func:`per_bin`; reads the runs' ``yields.json`` and ``select.json``).
+(:func:`per_bin`; reads the runs' ``yields.json`` and ``select.json``). With
+``--lambda-response``, the slopes of ln N, ln Y_F and ln f_F on the measured λ̂ at each mass
+and N's over Y_F's, against the quoted ratio of the N-level and yield-level λ_θ sizes
+(:func:`lambda_response`).
 
 Usage::
 
@@ -171,6 +174,56 @@ def per_bin(seeds, workdirs, arm: str, drawn: dict, key) -> list[dict[str, Any]]
     return out
 
 
+def lambda_response(rows, workdirs, arm: str, drawn: dict, key, yf) -> list[dict[str, Any]]:
+    """Per (mass, cτ): how ln N_dd, ln Y_F and ln f_F move with the measured λ̂ at the mass
+    (``select.json`` ``polarisation.lambda_theta`` interpolated at m between the bins' centres)
+    within the truth groups, the drawn λ_θ shift and R regressed out beside it (least squares
+    with a mean per group; slope ± its standard error); ``ratio`` = N's slope / Y_F's (what
+    ``acceptance_lambda_theta`` at N's level quotes beside the yield's: ``quoted_ratio``, the
+    mean over the rows carrying both sizes, else ``None``). ``--lambda-response``."""
+    runs: dict[int, tuple[Any, Any]] = {}
+    for s in {r["seed"] for r in rows}:
+        run = find_run(workdirs, arm, s)
+        runs[s] = (json.loads((run / "select.json").read_text()).get("polarisation") or {},
+                   json.loads((run / "yields.json").read_text())["extrapolation"])  # fmt: skip
+    out = []
+    for m, ct in sorted({(r["mass"], r["ctau"]) for r in rows}):
+        pts = sorted((r for r in rows if (r["mass"], r["ctau"]) == (m, ct)),
+                     key=lambda r: r["seed"])  # fmt: skip
+        lam, f_f = [], []
+        for r in pts:
+            pol, ex = runs[r["seed"]]
+            e = np.asarray(pol["mass_edges"], float)
+            lt = np.array([np.nan if v is None else v for v in pol["lambda_theta"]], float)
+            ok = np.isfinite(lt)
+            lam.append(np.interp(m, (0.5 * (e[1:] + e[:-1]))[ok], lt[ok]))
+            f_f.append(np.interp(m, ex["mass"], ex["fiducial_fraction"]))
+        d = [drawn.get(r["seed"], {}) for r in pts]
+        cov = np.column_stack([lam, [x.get("lambda_theta_shift", 0.0) for x in d],
+                               [x.get("r_factor", 1.0) for x in d]])  # fmt: skip
+        groups = [key(r["seed"]) for r in pts]
+        xr, dof = within_groups(cov, groups)
+        dof -= np.linalg.matrix_rank(xr)
+        fit = {}
+        for name, v in (("ln_n", np.log([r["nsig_dd"] for r in pts])),
+                        ("ln_yf", np.log([yf[r["seed"], m] for r in pts])),
+                        ("ln_f", np.log(f_f))):  # fmt: skip
+            yr, _ = within_groups(v[:, None], groups)
+            b, *_ = np.linalg.lstsq(xr, yr[:, 0], rcond=None)
+            res = yr[:, 0] - xr @ b
+            c = np.linalg.pinv(xr.T @ xr) * (res @ res / dof)
+            fit[name] = (float(b[0]), float(np.sqrt(c[0, 0])))
+        both = [r["sigma"] for r in pts if "acceptance_lambda_theta_yield" in r["sigma"]]
+        q = [p["acceptance_lambda_theta"] / p["acceptance_lambda_theta_yield"] for p in both
+             if p["acceptance_lambda_theta_yield"] > 0]  # fmt: skip
+        out.append({"mass": m, "ctau": ct, "n": len(pts), "dof": int(dof),
+                    **{f"slope_{k}": v[0] for k, v in fit.items()},
+                    **{f"slope_{k}_err": v[1] for k, v in fit.items()},
+                    "ratio": fit["ln_n"][0] / fit["ln_yf"][0],
+                    "quoted_ratio": float(np.mean(q)) if q else None})  # fmt: skip
+    return out
+
+
 def find_run(workdirs: list[Path], arm: str, seed: int) -> Path:
     """The realisation's run directory among ``workdirs`` (its ``yields.json``): else a
     one-line SystemExit naming the directories searched."""
@@ -220,6 +273,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--arm", default="full")
     ap.add_argument("--per-bin", action="store_true",
                     help="also every fiducial-yield bin against its stat_err (needs --workdir)")  # fmt: skip
+    ap.add_argument("--lambda-response", action="store_true",
+                    help="also the slopes of ln N, ln Y_F, ln f_F on the measured λ̂ (needs "
+                         "--workdir)")  # fmt: skip
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
     args = ap.parse_args(argv)
 
@@ -297,9 +353,26 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"| {b['mass']:.3f} | {b['sd']:.4f} / {b['quoted']:.4f} ({b['ratio']:.2f}) | "
                 f"{b['sd_less']:.4f} ({b['ratio_less']:.2f}) | {b['slopes'][0]:+.3f} |"
             )
+    lam = None
+    if args.lambda_response:
+        if not args.workdir:
+            raise SystemExit(
+                "coverage_scatter: --lambda-response reads the runs' directories: give --workdir"
+            )
+        lam = lambda_response(rows, args.workdir, args.arm, drawn, key, yf)
+        print("\n| m (GeV) | cτ (m) | per unit λ̂: ln N | ln Y_F | ln f_F | N / Y_F | quoted |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for t in lam:
+            q = "–" if t["quoted_ratio"] is None else f"{t['quoted_ratio']:.2f}"
+            print(
+                f"| {t['mass']:.2f} | {t['ctau']:g} | {t['slope_ln_n']:+.3f} ± "
+                f"{t['slope_ln_n_err']:.3f} | {t['slope_ln_yf']:+.3f} ± {t['slope_ln_yf_err']:.3f}"
+                f" | {t['slope_ln_f']:+.4f} ± {t['slope_ln_f_err']:.4f} | {t['ratio']:.2f} | {q} |"
+            )
     out = {"benchmark": "coverage_scatter", "arm": args.arm, "config": str(args.config),
            "coverage": [str(p) for p in args.coverage], "realisations": len(seeds),
-           "table": table, **({"per_bin": bins} if bins is not None else {})}  # fmt: skip
+           "table": table, **({"per_bin": bins} if bins is not None else {}),
+           **({"lambda_response": lam} if lam is not None else {})}  # fmt: skip
     print(json.dumps(out))
     return out
 

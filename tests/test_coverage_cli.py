@@ -917,3 +917,37 @@ def test_the_yield_level_lambda_variant_swaps_one_part(cov):
     )
     old = {"data_stat": 0.03, "acceptance_lambda_theta": 0.04}
     assert cov.quoted(old, "varied_flow_lambda_yield") == cov.quoted(old, "varied_flow")
+
+
+def test_scatter_lambda_response_is_the_slope_on_the_measured_lambda(scat, tmp_path):
+    """--lambda-response: realisations whose ln Y_F = group offset + 0.15 λ̂ + N(0, 0.03) and
+    ln N = ln Y_F + 0.06 λ̂ + N(0, 0.01), ln f_F = −0.05 λ̂ (exactly), λ̂ at the mass read
+    between the polarisation bins' centres: the slopes within 4 standard errors each (the fit's
+    own), N's over Y_F's near 0.21/0.15 = 1.4, and the quoted ratio the rows' mean of the
+    N-level over the yield-level λ_θ size (2.0 here, exact arithmetic)."""
+    rng = np.random.default_rng(7)
+    seeds, work = list(range(200)), tmp_path / "w"
+    drawn = {s: {"y_sigma": 1.0 + 0.1 * (s % 3), "lambda_theta_shift": 0.0, "r_factor": 1.0}
+             for s in seeds}  # fmt: skip
+    rows, yf = [], {}
+    for s in seeds:
+        lam = rng.normal(0, 0.3)
+        ln_y = 0.2 * (s % 3) + 0.15 * lam + rng.normal(0, 0.03)
+        run = work / f"full_seed{s}"
+        run.mkdir(parents=True)
+        run.joinpath("select.json").write_text(json.dumps({"polarisation": {
+            "mass_edges": [0.2, 0.4, 0.8], "lambda_theta": [lam, lam]}}))  # fmt: skip
+        run.joinpath("yields.json").write_text(json.dumps({"extrapolation": {
+            "mass": [0.3, 0.6], "fiducial_fraction": [0.5 * np.exp(-0.05 * lam)] * 2}}))  # fmt: skip
+        yf[s, 0.6] = float(np.exp(ln_y))
+        rows.append({"seed": s, "mass": 0.6, "ctau": 1.0,
+                     "nsig_dd": float(np.exp(ln_y + 0.06 * lam + rng.normal(0, 0.01))),
+                     "sigma": {"acceptance_lambda_theta": 0.04,
+                               "acceptance_lambda_theta_yield": 0.02}})  # fmt: skip
+    (t,) = scat.lambda_response(rows, [work], "full", drawn, lambda s: drawn[s]["y_sigma"], yf)
+    assert t["n"] == 200
+    assert t["slope_ln_yf"] == pytest.approx(0.15, abs=4 * t["slope_ln_yf_err"])
+    assert t["slope_ln_n"] == pytest.approx(0.21, abs=4 * t["slope_ln_n_err"])
+    assert t["slope_ln_f"] == pytest.approx(-0.05, abs=1e-9)
+    assert t["ratio"] == pytest.approx(1.4, abs=4 * t["slope_ln_n_err"] / 0.15)
+    assert t["quoted_ratio"] == pytest.approx(2.0, rel=1e-12)
