@@ -33,7 +33,6 @@ model's acceptance outside F moves with f_F, so N_sig moves far less than the yi
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -1526,7 +1525,7 @@ def nsig_error_parts(
         zero = {k: np.zeros(ctau.size)
                 for k in ("fit", "external", "forms", "yield_cross", *names)}  # fmt: skip
         if lambda_theta is not None:
-            ratio = functools.partial(_lambda_ratio, ex, fiducial, mass, qt, e, out_mask, a, f0)
+            ratio = _LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
             zero["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
         return zero
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
@@ -1614,7 +1613,7 @@ def nsig_error_parts(
     names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
     parts |= {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
     if lambda_theta is not None:
-        ratio = functools.partial(_lambda_ratio, ex, fiducial, mass, qt, e, out_mask, a, f0)
+        ratio = _LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
         parts["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
     return parts
 
@@ -1642,16 +1641,15 @@ def nsig_lambda_theta(
     e = np.asarray(kinematics["E"], dtype=np.float64)
     out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
     a = per_sample_acceptance(sample, ctau)
-    f0 = float(extrapolation.at(mass)[0])
-    ratio = functools.partial(_lambda_ratio, extrapolation, fiducial, mass, qt, e, out_mask, a, f0)
+    ratio = _LambdaDraw(extrapolation, fiducial, mass, qt, e, out_mask, a).ratio
     return _lambda_part(moves, ratio, ctau.size, log)
 
 
-def _lambda_ratio(ex, fiducial, mass, qt, e, out_mask, a, f0, mv) -> NDArray[np.float64]:
-    r"""N′/N per cτ of one λ_θ move (:func:`nsig_error_parts` ``lambda_theta``): the nominal
-    draw (flow samples in F, the model's outside) reweighted to the moved world, its region
-    F′ (``mv["region"]``), its refitted model θ′ (``mv["fit"]``, f′ its fraction in F′) and
-    the fiducial yield Y_F′ = Y_F (1 + ``yield_shift``):
+class _LambdaDraw:
+    r"""N′/N per cτ of the λ_θ moves on one draw (:func:`nsig_error_parts` ``lambda_theta``):
+    the nominal draw (flow samples in F, the model's outside) reweighted to each moved world,
+    its region F′ (``mv["region"]``), its refitted model θ′ (``mv["fit"]``, f′ its fraction in
+    F′) and the fiducial yield Y_F′ = Y_F (1 + ``yield_shift``):
 
     N′/N = [Σ_{F∩F′} r a + (Y_F′ f_F)/(Y_F f′) (Σ_{F′∖F} u a + n (1 − f′) ⟨a⟩_{u, ∉F′})] / T,
 
@@ -1660,43 +1658,53 @@ def _lambda_ratio(ex, fiducial, mass, qt, e, out_mask, a, f0, mv) -> NDArray[np.
     for the data), ⟨a⟩_{u, ∉F′} the u-weighted mean outside F′ (normalised to the model's
     1 − f′ there exactly), T the same sum at the nominal (1 at no move, exactly). A sample
     changes its role only where F′ differs from F (a flow sample beyond F, where the flow
-    leaks, stays the flow's)."""
-    par = _record_params(mv["fit"], ex.mass, mass, ex.at(mass), ex.power_at(mass))
-    if par is None:  # no finite refit: the move's yield change alone
-        return np.full(a.shape[1], 1.0 + float(mv["yield_shift"]))
-    f1, t1, mu1, s1, a1 = par
-    _, t, mu, s = (float(v) for v in ex.at(mass))
-    a_pow = float(ex.power_at(mass))
-    mt = np.sqrt(qt**2 + mass**2)
-    y = np.arccosh(np.maximum(e / mt, 1.0))
-    lw = (NOMINAL.log_pt(mass, qt, t1, a1) + NOMINAL.log_y(y, mu1, s1)
-          - NOMINAL.log_pt(mass, qt, t, a_pow) - NOMINAL.log_y(y, mu, s))  # fmt: skip
-    u = np.exp(lw)
-    region = mv["region"]
-    in0 = ~out_mask  # the samples' roles: the flow's (the data's) or the model's
-    m_s = np.full(qt.shape, mass)
-    g0 = np.asarray(fiducial.contains(m_s, qt, e), dtype=bool)
-    g1 = np.asarray(region.contains(m_s, qt, e), dtype=bool)
-    leave, enter = in0 & g0 & ~g1, ~in0 & ~g0 & g1  # (a flow sample beyond F keeps its role)
-    n = a.shape[0]
+    leaks, stays the flow's). What the moves share (the nominal region's lookups, the model's
+    density) is computed once; a move that changes nothing at the mass (``null`` from
+    :func:`gammastar.uncertainties.lambda_refits_at`, and the nominal fit there) gives 1."""
 
-    def total(stay, enter, outside, r, w, f, scale):
+    def __init__(self, ex, fiducial, mass, qt, e, out_mask, a) -> None:
+        self.ex, self.mass, self.qt, self.e, self.a = ex, mass, qt, e, a
+        self.f0, t, mu, s = (float(v) for v in ex.at(mass))
+        self.nominal = (t, mu, s, float(ex.power_at(mass)))
+        self.y = np.arccosh(np.maximum(e / np.sqrt(qt**2 + mass**2), 1.0))
+        self.lp = NOMINAL.log_pt(mass, qt, t, self.nominal[3]) + NOMINAL.log_y(self.y, mu, s)
+        self.in0 = ~out_mask  # the samples' roles: the flow's (the data's) or the model's
+        self.m_s = np.full(qt.shape, mass)
+        self.g0 = np.asarray(fiducial.contains(self.m_s, qt, e), dtype=bool)
+        self.a0 = fiducial.acceptance.of_kinematics(self.m_s, qt, e)
+        one, none = np.ones(qt.size), np.zeros(qt.size, dtype=bool)
+        self.t0 = self._total(self.in0, none, ~self.in0, one, one, self.f0, 1.0)
+
+    def _total(self, stay, enter, outside, r, w, f, scale):
+        a, n = self.a, self.a.shape[0]
         sw = float(w[outside].sum())
         out = (w[outside] @ a[outside]) / sw * n * (1.0 - f) if sw > 0 else 0.0
         return r[stay] @ a[stay] + scale * (w[enter] @ a[enter] + out)
 
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = fiducial.acceptance.of_kinematics(m_s, qt, e) / region.acceptance.of_kinematics(
-            m_s, qt, e
-        )
-    stay = in0 & ~leave
-    r = np.where(stay & np.isfinite(ratio), ratio, 1.0)
-    one, none = np.ones(n), np.zeros(n, dtype=bool)
-    nominal = total(in0, none, ~in0, one, one, f0, 1.0)
-    scale = (1.0 + float(mv["yield_shift"])) * f0 / f1
-    moved = total(stay, enter, (~in0 & ~enter) | leave, r, u, f1, scale)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(nominal > 0, moved / np.where(nominal > 0, nominal, 1.0), 1.0)
+    def ratio(self, mv: Mapping[str, Any]) -> NDArray[np.float64]:
+        ex, mass, qt, e = self.ex, self.mass, self.qt, self.e
+        par = _record_params(mv["fit"], ex.mass, mass, ex.at(mass), ex.power_at(mass))
+        if par is None:  # no finite refit: the move's yield change alone
+            return np.full(self.a.shape[1], 1.0 + float(mv["yield_shift"]))
+        f1, t1, mu1, s1, a1 = par
+        if mv.get("null") and (f1, t1, mu1, s1, a1) == (self.f0, *self.nominal):
+            return np.ones(self.a.shape[1])
+        u = np.exp(NOMINAL.log_pt(mass, qt, t1, a1) + NOMINAL.log_y(self.y, mu1, s1) - self.lp)
+        region, in0, g0 = mv["region"], self.in0, self.g0
+        a1k = region.acceptance.of_kinematics(self.m_s, qt, e)
+        if hasattr(region, "min_acceptance"):  # a FiducialRegion: contains() is this lookup
+            g1 = a1k >= region.min_acceptance
+        else:
+            g1 = np.asarray(region.contains(self.m_s, qt, e), dtype=bool)
+        leave, enter = in0 & g0 & ~g1, ~in0 & ~g0 & g1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = self.a0 / a1k
+        stay = in0 & ~leave
+        r = np.where(stay & np.isfinite(ratio), ratio, 1.0)
+        scale = (1.0 + float(mv["yield_shift"])) * self.f0 / f1
+        moved = self._total(stay, enter, (~in0 & ~enter) | leave, r, u, f1, scale)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.t0 > 0, moved / np.where(self.t0 > 0, self.t0, 1.0), 1.0)
 
 
 def _record_params(rec, ex_mass, mass, at, power) -> tuple[float, ...] | None:

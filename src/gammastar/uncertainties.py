@@ -527,7 +527,9 @@ def lambda_refits_at(
     :func:`gammastar.extrapolation.nsig_error_parts` ``lambda_theta``: each ``yield_shift``
     interpolated linearly between the bins (NaN bins skipped, 0 where none is finite), as
     :func:`at_masses` interpolates a nuisance, with its moved region (``regions``,
-    :func:`lambda_regions`).
+    :func:`lambda_regions`) and ``null``: no pair of the bins around the mass moved (their
+    shifts exactly 0: λ′ = λ̂ there), which with the nominal fit at the mass leaves N as it
+    is (:func:`gammastar.extrapolation.nsig_lambda_theta` skips it).
 
     Example:
         >>> blk = {"mass": [0.3, 0.5], "moves": [{"sign": 1, "yield_shift": [0.1, None],
@@ -540,8 +542,13 @@ def lambda_refits_at(
     for mv, region in zip(block["moves"], regions, strict=True):
         ys = np.array([np.nan if v is None else v for v in mv["yield_shift"]], dtype=float)
         good = np.isfinite(ys)
-        at = float(np.interp(mass, centres[good], ys[good])) if np.any(good) else 0.0
-        out.append({**mv, "yield_shift": at, "region": region})
+        at, null = 0.0, True
+        if np.any(good):
+            c, v = centres[good], ys[good]
+            at = float(np.interp(mass, c, v))
+            j = int(np.searchsorted(c, mass))
+            null = bool(np.all(v[max(j - 1, 0) : j + 1] == 0.0))
+        out.append({**mv, "yield_shift": at, "region": region, "null": null})
     return out
 
 
