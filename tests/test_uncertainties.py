@@ -837,3 +837,20 @@ def test_a_bad_lambda_refits_block_is_a_one_line_error(bad, match):
     doc = {"uncertainties": {"mass": [0.3], "nuisances": {}, "lambda_theta_refits": bad}}
     with pytest.raises(InputError, match=rf"y\.json: uncertainties\.lambda_theta_refits\.{match}"):
         read_uncertainties(doc, source="y.json")
+
+
+def test_lambda_refits_at_marks_the_moves_that_change_nothing_there():
+    """A move is ``null`` at a mass when the yield bins around it (the two centres that
+    bracket it, NaN bins skipped) did not move at all: λ′ = λ̂ for their pairs. Its interpolated
+    shift is then 0; a move with a shift in either bracketing bin is not null."""
+    from gammastar.uncertainties import lambda_refits_at
+
+    blk = {"mass": [0.3, 0.4, 0.5, 0.6], "moves": [
+        {"sign": 1, "yield_shift": [0.0, 0.0, 0.02, None], "fit": {}},
+        {"sign": -1, "yield_shift": [0.01, 0.0, 0.0, 0.0], "fit": {}}]}  # fmt: skip
+    at = {m: lambda_refits_at(blk, m, [None, None]) for m in (0.35, 0.45, 0.55, 0.7)}
+    assert [mv["null"] for mv in at[0.35]] == [True, False]
+    assert [mv["null"] for mv in at[0.45]] == [False, True]
+    assert [mv["null"] for mv in at[0.55]] == [False, True]  # 0.6 is NaN: 0.5 brackets alone
+    assert at[0.55][0]["yield_shift"] == pytest.approx(0.02, rel=1e-12)
+    assert [mv["null"] for mv in at[0.7]] == [False, True]
