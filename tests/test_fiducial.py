@@ -244,6 +244,20 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
         assert r["nsig_dd"] / r["nsig_truth"] == pytest.approx(1.0, abs=tol), r
 
 
+def _scan_draws(sampler, masses, eps, geo, *, seed):
+    """Per mass, the A′ draw a :func:`gammastar.reach.scan` with ``seed`` makes (its seeds,
+    20000 samples, the μμ channel), redone: ``(kinematics, sample, cτ on the sorted ε)``."""
+    from gammastar.acceptance import draw
+    from gammastar.extrapolation import RecordingSampler
+    from gammastar.physics import darkphoton
+
+    seeds = np.random.SeedSequence(seed).spawn(len(masses))
+    for m, sq in zip(masses, seeds, strict=True):
+        rec = RecordingSampler(sampler)
+        sample = draw(rec, m, 20000, geo, seed=int(sq.generate_state(1)[0]), channel="mumu")
+        yield rec.last, sample, darkphoton.ctau(m, np.sort(eps))
+
+
 def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     """The reach's ``extrapolation`` nuisance (issue 19): its size is the fit's error carried
     to N_sig (:func:`gammastar.extrapolation.nsig_relative_error`, ``propagation="log"``, the
@@ -258,15 +272,13 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
 
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.acceptance import Geometry, WeightedPairSampler, draw
+    from gammastar.acceptance import Geometry, WeightedPairSampler
     from gammastar.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
-        RecordingSampler,
         nsig_relative_error,
     )
     from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.physics import darkphoton
     from gammastar.reach import load_yields, scan
 
     cfg, res, _ = run
@@ -291,13 +303,9 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     # the same seeded draws; each acceptance a mean over the 20000 samples
     np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,
                                atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
-    seeds = np.random.SeedSequence(5).spawn(masses.size)
-    for i, row in enumerate(out.extrapolation_nsig):
-        rec = RecordingSampler(ExtrapolatedSampler(inside, ex, region))
-        s = int(seeds[i].generate_state(1)[0])
-        sample = draw(rec, masses[i], 20000, geo, seed=s, channel="mumu")
-        ctau = darkphoton.ctau(masses[i], np.sort(eps))
-        rel = nsig_relative_error(ex, region, masses[i], rec.last, sample, ctau, propagation="log")
+    draws = _scan_draws(ExtrapolatedSampler(inside, ex, region), masses, eps, geo, seed=5)
+    for i, (row, (kin, sample, ctau)) in enumerate(zip(out.extrapolation_nsig, draws, strict=True)):
+        rel = nsig_relative_error(ex, region, masses[i], kin, sample, ctau, propagation="log")
         lo, hi = first.boundaries["0"][0][i], first.boundaries["0"][1][i]
         want = [np.interp(np.log(b), np.log(eps), rel) for b in (lo, hi)]
         # the same computation on the same arrays; interpolation in log ε: a few roundings
@@ -424,15 +432,13 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
 
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.acceptance import Geometry, WeightedPairSampler, draw
+    from gammastar.acceptance import Geometry, WeightedPairSampler
     from gammastar.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
-        RecordingSampler,
         nsig_lambda_theta,
     )
     from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.physics import darkphoton
     from gammastar.reach import load_yields, scan
     from gammastar.uncertainties import lambda_refits_at, lambda_regions
 
@@ -470,14 +476,10 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,
                                atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
     regions = lambda_regions(block, region)
-    seeds = np.random.SeedSequence(5).spawn(masses.size)
-    for i, row in enumerate(out.lambda_theta_nsig):
-        rec = RecordingSampler(ExtrapolatedSampler(inside, ex, region))
-        s = int(seeds[i].generate_state(1)[0])
-        sample = draw(rec, masses[i], 20000, geo, seed=s, channel="mumu")
-        ctau = darkphoton.ctau(masses[i], np.sort(eps))
+    draws = _scan_draws(ExtrapolatedSampler(inside, ex, region), masses, eps, geo, seed=5)
+    for i, (row, (kin, sample, ctau)) in enumerate(zip(out.lambda_theta_nsig, draws, strict=True)):
         moves = lambda_refits_at(block, masses[i], regions)
-        rel = np.expm1(nsig_lambda_theta(ex, region, masses[i], rec.last, sample, ctau, moves))
+        rel = np.expm1(nsig_lambda_theta(ex, region, masses[i], kin, sample, ctau, moves))
         lo, hi = first.boundaries["0"][0][i], first.boundaries["0"][1][i]
         want = [np.interp(np.log(b), np.log(eps), rel) for b in (lo, hi)]
         assert [row["eps_low"], row["eps_high"]] == pytest.approx(want, rel=1e-9)
