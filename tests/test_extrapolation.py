@@ -648,3 +648,21 @@ def test_lambda_theta_at_n_level_follows_the_moved_world():
     alone = [move(1, share - 1, same_fit, narrow)]
     assert 2 * part(alone, part_seen, log=False) < 0.005
     assert 2 * part(alone, everything, log=False) < 0.005
+
+
+def test_a_refit_record_reads_missing_values_as_the_nominals_and_refuses_other_bins():
+    """A refit record read back from yields.json: a ȳ or σ_y written as null (a NaN of the
+    fit) takes the nominal's value; fractions for another number of bins than the
+    extrapolation's are a one-line error, not an index error deep inside."""
+    from gammastar.errors import InputError
+    from gammastar.extrapolation import _record_params
+
+    ex_mass = np.array([0.3, 0.5])
+    rec = {"fiducial_fraction": [0.2, 0.4], "temperature": [0.2, 0.3], "y_mean": None,
+           "y_sigma": float("nan")}  # fmt: skip
+    got = _record_params(rec, ex_mass, 0.4, (0.5, 0.25, 3.37, 1.2), 0.0)
+    assert got == pytest.approx((0.3, 0.25, 3.37, 1.2, 0.0), rel=1e-12)
+    with pytest.raises(InputError, match="3 / 2 fiducial_fraction / temperature bins, the "
+                                         "extrapolation 2"):  # fmt: skip
+        _record_params(dict(rec, fiducial_fraction=[0.1, 0.2, 0.3]), ex_mass, 0.4,
+                       (0.5, 0.25, 3.37, 1.2), 0.0)  # fmt: skip

@@ -469,8 +469,12 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
                                "extrapolation": np.full(2, 0.1)}}  # fmt: skip
     # the first pass: a scan that keeps every yield-level size (no covariance, no refits)
     no_cov = ExtrapolatedSampler(inside, dataclasses.replace(ex, covariance=None), region)
-    first = scan(masses, eps, sampler=no_cov, **kw, lambda_refits=block)
+    first = scan(masses, eps, sampler=no_cov, **kw)
     assert first.lambda_theta_nsig is None
+    # the refits without the fit's covariance: λ_θ at N's level all the same
+    alone = scan(masses, eps, sampler=no_cov, **kw, lambda_refits=block)
+    assert alone.extrapolation_nsig is None
+    assert len(alone.lambda_theta_nsig) == masses.size
     out = scan(masses, eps, sampler=ExtrapolatedSampler(inside, ex, region), **kw,
                lambda_refits=block)  # fmt: skip
     np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,

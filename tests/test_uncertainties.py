@@ -816,14 +816,14 @@ def test_lambda_record_at_nsig_level_keeps_the_yields_size():
     ("bad", "match"),
     [
         ({"mass": [0.3], "moves": []}, r"lambda_edges: missing"),
-        ({"mass": [0.3], "lambda_edges": [0.2, 0.4], "moves": [{"sign": 2}]}, r"moves\[0\]"),
+        ({"mass": [0.3], "lambda_edges": [0.2, 0.4], "moves": [{"sign": 2}]}, r"moves\[0\]\.sign"),
         (
             {
                 "mass": [0.3],
                 "lambda_edges": [0.2, 0.4],
                 "moves": [{"sign": 1, "fit": {}, "yield_shift": [0.1, 0.2], "lambda_shift": [0.1]}],
             },
-            r"moves\[0\]: needs sign",
+            r"moves\[0\]\.yield_shift: needs one value per mass",
         ),
     ],
 )

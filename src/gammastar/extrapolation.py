@@ -1687,6 +1687,8 @@ class _LambdaDraw:
         if par is None:  # no finite refit: the move's yield change alone
             return np.full(self.a.shape[1], 1.0 + float(mv["yield_shift"]))
         f1, t1, mu1, s1, a1 = par
+        if not f1 > 0:  # no fraction in the moved region: the move's yield change alone
+            return np.full(self.a.shape[1], 1.0 + float(mv["yield_shift"]))
         if mv.get("null") and (f1, t1, mu1, s1, a1) == (self.f0, *self.nominal):
             return np.ones(self.a.shape[1])
         u = np.exp(NOMINAL.log_pt(mass, qt, t1, a1) + NOMINAL.log_y(self.y, mu1, s1) - self.lp)
@@ -1713,6 +1715,9 @@ def _record_params(rec, ex_mass, mass, at, power) -> tuple[float, ...] | None:
     :meth:`Extrapolation.power_at`) for what it lacks."""
     f_a = np.array([np.nan if v is None else v for v in rec["fiducial_fraction"]], float)
     t_a = np.array([np.nan if v is None else v for v in rec["temperature"]], float)
+    if f_a.size != ex_mass.size or t_a.size != ex_mass.size:
+        raise InputError(f"a refit record has {f_a.size} / {t_a.size} fiducial_fraction / "
+                         f"temperature bins, the extrapolation {ex_mass.size}")  # fmt: skip
     ok = np.isfinite(f_a) & np.isfinite(t_a)
     if not np.any(ok):
         return None
@@ -1722,13 +1727,18 @@ def _record_params(rec, ex_mass, mass, at, power) -> tuple[float, ...] | None:
         ok_a = np.isfinite(p_a)
         a_alt = float(np.interp(mass, ex_mass[ok_a], p_a[ok_a]))
     return (float(np.interp(mass, ex_mass[ok], f_a[ok])), float(np.interp(mass, ex_mass[ok], t_a[ok])),
-            float(rec.get("y_mean", at[2])), float(rec.get("y_sigma", at[3])), a_alt)  # fmt: skip
+            _finite_or(rec.get("y_mean"), at[2]), _finite_or(rec.get("y_sigma"), at[3]), a_alt)  # fmt: skip
+
+
+def _finite_or(v: Any, default: float) -> float:
+    """``v`` as a float, or ``default`` where it is missing (None) or not finite."""
+    return float(v) if v is not None and np.isfinite(float(v)) else float(default)
 
 
 def _lambda_part(moves, ratio, n_ct: int, log: bool) -> NDArray[np.float64]:
     """:func:`nsig_error_parts`' ``lambda_theta``: per move N′/N (``ratio(move)``, per cτ),
-    the moves of one sign in quadrature signed as the largest (relative changes, or
-    logarithms with ``log``), (|up| + |down|)/2."""
+    the moves of one sign in quadrature (relative changes, or logarithms with ``log``),
+    (|up| + |down|)/2."""
     side: dict[int, list[NDArray]] = {1: [], -1: []}
     for mv in moves:
         r = np.broadcast_to(np.asarray(ratio(mv), dtype=np.float64), (n_ct,))

@@ -555,11 +555,11 @@ class ScanResult:
     kinematic: list[dict[str, Any]] | None = None
     """Per mass: the ``kinematic_model`` size used and the spread at ε_low / ε_high."""
     extrapolation_nsig: list[dict[str, Any]] | None = None
+    """Per mass: the ``extrapolation`` size used, the fit's error carried to N_sig
+    (:func:`_extrapolation_rel`) at ε_low / ε_high."""
     lambda_theta_nsig: list[dict[str, Any]] | None = None
     """Per mass, ``acceptance_lambda_theta`` at N's level as the scan used it
     (:func:`_lambda_rel`; ``rel_yield`` the yield's size)."""
-    """Per mass: the ``extrapolation`` size used, the fit's error carried to N_sig
-    (:func:`_extrapolation_rel`) at ε_low / ε_high."""
 
 
 @dataclass(frozen=True)
@@ -1101,19 +1101,17 @@ def scan_with(
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
     seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
     ex_record = None
-    if (
-        "extrapolation" in (st.signal_nuisances or {})
-        and getattr(getattr(sampler, "extrapolation", None), "covariance", None) is not None
-    ):  # the fit's error carried to N_sig (issue 19), on the nominal draws
+    nus = st.signal_nuisances or {}
+    ex_model = getattr(sampler, "extrapolation", None)
+    want_lam = bool(st.lambda_refits) and "acceptance_lambda_theta" in nus
+    if ex_model is not None and (
+        ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
+    ):  # the fit's error and λ_θ's moves carried to N_sig (issue 19), on the nominal draws
         from gammastar.extrapolation import RecordingSampler
 
         ex_record = RecordingSampler(sampler)
     lam_regions = None
-    if (
-        ex_record is not None
-        and st.lambda_refits
-        and "acceptance_lambda_theta" in (st.signal_nuisances or {})
-    ):  # the measured λ_θ's moves carried to N_sig (issue 19)
+    if ex_record is not None and want_lam:  # the measured λ_θ's moves carried to N_sig
         from gammastar.uncertainties import lambda_regions
 
         lam_regions = lambda_regions(st.lambda_refits, sampler.fiducial)

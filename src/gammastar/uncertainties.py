@@ -1068,20 +1068,23 @@ def _check_refits(refits: Any, where: str) -> None:
         if not isinstance(refits.get(key), list):
             raise InputError(f"{where}.{key}: missing or not a list")
     for i, mv in enumerate(refits["moves"]):
-        bad = (
-            not isinstance(mv, Mapping)
-            or mv.get("sign") not in (1, -1)
-            or not isinstance(mv.get("yield_shift"), list)
-            or len(mv["yield_shift"]) != len(refits["mass"])
-            or not isinstance(mv.get("lambda_shift"), list)
-            or not isinstance(mv.get("fit"), Mapping)
-            or not {"fiducial_fraction", "temperature", "y_sigma"} <= set(mv["fit"])
-        )
-        if bad:
-            raise InputError(
-                f"{where}.moves[{i}]: needs sign ±1, yield_shift per mass, lambda_shift and a "
-                "fit (fiducial_fraction, temperature, y_sigma)"
-            )
+        if not isinstance(mv, Mapping):
+            raise InputError(f"{where}.moves[{i}]: not a mapping")
+        fit = mv.get("fit")
+        checks = (
+            ("sign", mv.get("sign") in (1, -1), "±1"),
+            ("yield_shift", isinstance(mv.get("yield_shift"), list)
+             and len(mv["yield_shift"]) == len(refits["mass"]), "one value per mass"),
+            ("lambda_shift", isinstance(mv.get("lambda_shift"), list)
+             and len(mv["lambda_shift"]) == len(refits["lambda_edges"]) - 1,
+             "one value per polarisation bin"),
+            ("fit", isinstance(fit, Mapping)
+             and {"fiducial_fraction", "temperature", "y_sigma"} <= set(fit),
+             "fiducial_fraction, temperature, y_sigma"),
+        )  # fmt: skip
+        for key, ok, want in checks:
+            if not ok:
+                raise InputError(f"{where}.moves[{i}].{key}: needs {want}")
 
 
 def at_masses(unc: Mapping[str, Any], masses: ArrayLike) -> dict[str, NDArray[np.float64]]:
