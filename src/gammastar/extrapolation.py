@@ -1664,7 +1664,8 @@ class _LambdaDraw:
 
     def __init__(self, ex, fiducial, mass, qt, e, out_mask, a) -> None:
         self.ex, self.mass, self.qt, self.e, self.a = ex, mass, qt, e, a
-        self.f0, t, mu, s = (float(v) for v in ex.at(mass))
+        self.at = ex.at(mass)
+        self.f0, t, mu, s = (float(v) for v in self.at)
         self.nominal = (t, mu, s, float(ex.power_at(mass)))
         self.y = np.arccosh(np.maximum(e / np.sqrt(qt**2 + mass**2), 1.0))
         self.lp = NOMINAL.log_pt(mass, qt, t, self.nominal[3]) + NOMINAL.log_y(self.y, mu, s)
@@ -1683,7 +1684,7 @@ class _LambdaDraw:
 
     def ratio(self, mv: Mapping[str, Any]) -> NDArray[np.float64]:
         ex, mass, qt, e = self.ex, self.mass, self.qt, self.e
-        par = _record_params(mv["fit"], ex.mass, mass, ex.at(mass), ex.power_at(mass))
+        par = _record_params(mv["fit"], ex.mass, mass, self.at, self.nominal[3])
         if par is None:  # no finite refit: the move's yield change alone
             return np.full(self.a.shape[1], 1.0 + float(mv["yield_shift"]))
         f1, t1, mu1, s1, a1 = par

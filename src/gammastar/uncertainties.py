@@ -443,6 +443,12 @@ def lambda_theta_moving_variation(
             frac = refit_fractions(extrapolation, m, pt, y, w1, region, groups=touched, seed=seed)
         with np.errstate(divide="ignore", invalid="ignore"):
             shifts[sign].append(np.where(y0 != 0, (full(w1, frac) - y0) / np.abs(y0), np.nan))
+    return _signed_quadrature(shifts, nb)
+
+
+def _signed_quadrature(shifts: Mapping[int, list], nb: int) -> tuple[NDArray, NDArray]:
+    """``(up, down)``: per sign the moves' relative shifts per mass bin (``shifts[±1]``) in
+    quadrature, signed as the largest (zeros without a move)."""
     if not shifts[1]:
         z = np.zeros(nb)
         return z, z
@@ -996,9 +1002,19 @@ def _lambda_nuisance(
         return z, z, "λ_θ with a zero error", None
     amin = float(cfg.unfold.min_acceptance)
     if polarisation is not None:
-        up, down = lambda_theta_moving_variation(
-            pairs, edges, nominal, polarisation, min_acceptance=amin
-        )
+        refits = None
+        if extrapolation is None:
+            up, down = lambda_theta_moving_variation(
+                pairs, edges, nominal, polarisation, min_acceptance=amin
+            )
+        else:  # the same moves, refitted too: their yield shifts are the nuisance
+            refits = lambda_theta_refits(
+                pairs, edges, nominal, polarisation, min_acceptance=amin,
+                extrapolation=extrapolation,
+            )  # fmt: skip
+            shifts = {s: [mv["yield_shift"] for mv in refits["moves"] if mv["sign"] == s]
+                      for s in (1, -1)}  # fmt: skip
+            up, down = _signed_quadrature(shifts, edges.size - 1)
         origin = (
             "per-pair acceptance with each polarisation bin's measured λ_θ moved alone by "
             "±σ (yields.json polarisation.lambda_theta_err), the fiducial region following it "
@@ -1006,12 +1022,7 @@ def _lambda_nuisance(
             "their bin's in-region factor over ε A_λ′); the fiducial yield's change, the bins in "
             "quadrature (docs/coverage.md, session 18)"
         )
-        refits = None
-        if extrapolation is not None:
-            refits = lambda_theta_refits(
-                pairs, edges, nominal, polarisation, min_acceptance=amin,
-                extrapolation=extrapolation,
-            )  # fmt: skip
+        if refits is not None:
             origin += "; in the reach at N_sig's level with the extrapolation refitted"
         return up, down, origin, refits
     tables = lambda_tables(nominal, edges, dl)
