@@ -768,6 +768,118 @@ def coverage_table(rows: list[dict[str, Any]], masses, ctaus, sigmas) -> list[di
     return table
 
 
+COVER_P = (math.erf(1 / math.sqrt(2)), math.erf(2 / math.sqrt(2)))
+"""The ±1σ and ±2σ fractions a calibrated Gaussian quote covers: 0.6827, 0.9545."""
+JOINT_TOYS = 20000
+"""Toy tables behind :func:`joint_test`'s critical value and p-value (its precision at 5%:
+±0.0015)."""
+
+
+def joint_test(rows: list[dict[str, Any]], which: str, *, toys: int = JOINT_TOYS,
+               seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """The coverage table's fractions against a calibrated quote, jointly, for σ variant
+    ``which`` (``rows`` with their ``pulls``).
+
+    Each of the 2·k fractions (±1σ, ±2σ at k (mass, cτ) points) gets
+    z = (f − p)/√(p(1 − p)/n), p of :data:`COVER_P` (the error of the expected fraction, not of
+    the observed one, which is 0 at f = 1); the statistic is max |z|. Its distribution for a
+    calibrated quote comes from ``toys`` tables of n Gaussian pull vectors with the pulls'
+    measured correlation between the points (the cτ of one mass share nearly everything, the
+    masses the drawn systematics), so the 5% critical value and the p-value count the 2·k
+    looks and their correlations (a Šidák-like bound for correlated tests, by simulation).
+    The issue's letter, every fraction within its own binomial error, is reported beside it
+    with the rate at which a calibrated quote meets it (a few per cent at 2·k = 12: it is
+    not a test of the quote).
+
+    Arguments:
+        rows: the realisations' rows (``seed``, ``mass``, ``ctau``, ``pulls``); only seeds
+            with every point are used.
+        which: the σ variant (a key of the rows' ``pulls``).
+        toys: toy tables; seed: their generator's seed.
+
+    Returns:
+        ``{sigma, n, z: [{mass, ctau, z_1sigma, z_2sigma}], max_abs_z, critical_5pct,
+        p_value, consistent (max |z| ≤ critical), letter (every fraction within its own
+        binomial error), letter_rate_calibrated, toys, seed}``.
+
+    References:
+        Z. Šidák, J. Am. Stat. Assoc. 62 (1967) 626 (joint confidence for several looks);
+        the binomial error of a coverage fraction as in G. Cowan, Statistical Data Analysis
+        (1998), Sec. 9.
+
+    Example:
+        >>> rng = np.random.default_rng(1)
+        >>> rows = [{"seed": s, "mass": 0.5, "ctau": c, "pulls": {"q": float(p)}}
+        ...         for s, p in enumerate(rng.normal(size=400)) for c in (1.0, 10.0)]
+        >>> joint_test(rows, "q", toys=2000)["consistent"]
+        True
+    """
+    points = sorted({(r["mass"], r["ctau"]) for r in rows})
+    by_seed: dict[int, dict[tuple[float, float], float]] = {}
+    for r in rows:
+        by_seed.setdefault(r["seed"], {})[(r["mass"], r["ctau"])] = r["pulls"][which]
+    pulls = np.array([[d[pt] for pt in points] for d in by_seed.values() if len(d) == len(points)])
+    pulls = pulls[np.all(np.isfinite(pulls), axis=1)]
+    n, k = pulls.shape
+    if n < 3:
+        raise ValueError(f"joint_test: {n} complete realisations for {which!r}, need >= 3")
+    p = np.array(COVER_P)
+    err = np.sqrt(p * (1 - p) / n)
+
+    def fractions(x):  # (..., n, k) → (..., 2, k)
+        return np.stack([np.mean(np.abs(x) <= 1, axis=-2), np.mean(np.abs(x) <= 2, axis=-2)], -2)
+
+    f = fractions(pulls)
+    z = (f - p[:, None]) / err[:, None]
+    f_err = np.sqrt(f * (1 - f) / n)
+    letter = bool(np.all(np.abs(f - p[:, None]) <= f_err))
+    corr = np.corrcoef(pulls.T) if k > 1 else np.ones((1, 1))
+    w, v = np.linalg.eigh(np.nan_to_num(corr, nan=0.0) + 1e-12 * np.eye(k))
+    chol = v * np.sqrt(np.clip(w, 0.0, None))  # a square root of the correlation
+    rng = np.random.default_rng(seed)
+    stat, met = [], 0
+    for start in range(0, toys, 500):
+        x = rng.normal(size=(min(500, toys - start), n, k)) @ chol.T
+        ft = fractions(x)
+        stat.append(np.abs((ft - p[:, None]) / err[:, None]).max(axis=(-2, -1)))
+        met += int(np.sum(np.all(np.abs(ft - p[:, None]) <= np.sqrt(ft * (1 - ft) / n),
+                                 axis=(-2, -1))))  # fmt: skip
+    stat = np.concatenate(stat)
+    obs = float(np.abs(z).max())
+    crit = float(np.quantile(stat, 0.95))
+    return {
+        "sigma": which, "n": int(n),
+        "z": [{"mass": m, "ctau": c, "z_1sigma": float(z[0, i]), "z_2sigma": float(z[1, i])}
+              for i, (m, c) in enumerate(points)],
+        "max_abs_z": obs, "critical_5pct": crit,
+        "p_value": float(np.mean(stat >= obs)), "consistent": obs <= crit,
+        "letter": letter, "letter_rate_calibrated": met / toys, "toys": toys, "seed": seed,
+    }  # fmt: skip
+
+
+def joint_tests(rows: list[dict[str, Any]], sigmas) -> dict[str, dict[str, Any]]:
+    """:func:`joint_test` per σ variant of ``sigmas``, those with fewer than 3 complete
+    realisations left out (a short run: no joint test)."""
+    out = {}
+    for w in sigmas:
+        try:
+            out[w] = joint_test(rows, w)
+        except ValueError:
+            continue
+    return out
+
+
+def joint_lines(tests: dict[str, dict[str, Any]]) -> list[str]:
+    """One printed line per σ variant of :func:`joint_test`."""
+    return [f"joint test ({w}): max |z| {t['max_abs_z']:.2f} over {2 * len(t['z'])} fractions "
+            f"of {t['n']} realisations, 5% critical {t['critical_5pct']:.2f}, p = "
+            f"{t['p_value']:.3f}: {'consistent' if t['consistent'] else 'NOT consistent'} with "
+            f"a calibrated quote; every fraction within its own error: "
+            f"{'yes' if t['letter'] else 'no'} (a calibrated quote: "
+            f"{100 * t['letter_rate_calibrated']:.1f}% of tables)"
+            for w, t in tests.items()]  # fmt: skip
+
+
 def markdown(table: list[dict[str, Any]], sigmas) -> list[str]:
     """The table as markdown rows: per σ variant ±1σ, ±2σ (binomial errors), mean/rms pull,
     quoted σ; N_dd/N_truth."""
@@ -979,6 +1091,8 @@ def merge(
         ctaus = sorted({r["ctau"] for r in rows})
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
+        joint = joint_tests(rows, ARM_SIGMAS[arm])
+        print("\n".join(joint_lines(joint)), flush=True)
         by_seed, complete = {}, True
         for (p, a), o in zip(held, (o for o in outs if arm in o["arms"]), strict=True):
             here = drawn_by_seed(o, a, arm, p)
@@ -1013,6 +1127,7 @@ def merge(
             "drawn": [d for _, a in held for d in a.get("drawn", [])],
             **({"drawn_seeds": list(by_seed)} if complete else {}),
             "table": table,
+            "joint": joint,
             "regression": regression,
             **({"flow_scatter": scatter} if scatter is not None else {}),
             "rows": [{k: v for k, v in r.items() if k != "pulls"} for r in rows],
@@ -1351,6 +1466,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                   f"{time.perf_counter() - t0:.0f} s", flush=True)  # fmt: skip
         table = coverage_table(rows, masses, ctaus, ARM_SIGMAS[arm])
         print(f"\n## arm {arm}\n" + "\n".join(markdown(table, ARM_SIGMAS[arm])) + "\n", flush=True)
+        joint = joint_tests(rows, ARM_SIGMAS[arm])
+        print("\n".join(joint_lines(joint)), flush=True)
         arms[arm] = {
             "sigmas": {w: list(SIGMAS[w] or ["every named nuisance", "mc_acceptance",
                                              *(f"not {x}" for x in EXCLUDE[w])])
@@ -1359,6 +1476,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "drawn_forms": list(arm_forms),
             "drawn": [x["drawn"] for x in rows[:: len(masses) * len(ctaus)]],
             "table": table,
+            "joint": joint,
             # each realisation's numbers, so that another σ variant needs no rerun
             "rows": [{k: x[k] for k in ("seed", "mass", "ctau", "nsig_dd", "nsig_truth",
                                         "rel_sigma_truth", "sigma", "migration",
