@@ -540,6 +540,7 @@ def data_side(
                 parts["extrapolation_fit"] = float(rel_fit[k])
                 parts["extrapolation_varied"] = float(rel_varied[k])
                 parts["extrapolation_yield_cross"] = float(ep["yield_cross"][k])  # a variance
+                parts["extrapolation_external"] = float(ep["external"][k])  # for the record
                 for name in MODEL_VARIATIONS:  # each form's own part, for the record (not summed)
                     if f"form_{name}" in ep:
                         parts[f"extrapolation_form_{name}"] = float(ep[f"form_{name}"][k])
@@ -693,7 +694,7 @@ holds today) or the named subset."""
 # each row records the N_sig part of every form of the model (MODEL_VARIATIONS),
 # ``extrapolation_form_<name>``
 _EXTRA = ("extrapolation_fit", "extrapolation_varied", "extrapolation_yield_cross",
-          *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
+          "extrapolation_external", *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
           "acceptance_lambda_theta_yield")  # fmt: skip
 # with yields.json uncertainties.lambda_theta_refits a row's acceptance_lambda_theta is at
 # N's level (the reach's) and acceptance_lambda_theta_yield the yield's, for the record
@@ -708,6 +709,7 @@ EXCLUDE = {
         "extrapolation",
         "extrapolation_fit",
         "extrapolation_yield_cross",
+        "extrapolation_external",
         "kinematic_model",
         *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
         "acceptance_lambda_theta_yield",
@@ -719,6 +721,7 @@ EXCLUDE = {
         "extrapolation",
         "extrapolation_fit",
         "extrapolation_yield_cross",
+        "extrapolation_external",
         *(f"extrapolation_form_{k}" for k in MODEL_VARIATIONS),
         "acceptance_lambda_theta_yield",
     ),
