@@ -471,6 +471,7 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
     ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
+    del ex.y_sigma_external["parameter_sides"]  # a record without the sides: δ, linear
     kin = ExtrapolatedSampler(ParametricSampler(*TRUE), ex, region).sample(MASS, 200_000, seed=5)
     # the model's samples in the tail (the inner sampler's, here the truth, are not the model's)
     hit = tail.contains(MASS, kin["qT"], kin["E"]) & kin["extrapolated"]
@@ -502,6 +503,53 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     assert lin_a["external"][0] > 0.05  # (the fit's T hardly moves f_F on this toy: ~10⁻⁶)
     with pytest.raises(ValueError, match="propagation"):
         nsig_relative_error(ex, region, MASS, kin, ks, [1.0], propagation="quadratic")
+
+
+def test_the_external_part_is_the_response_at_both_sides():
+    """With the two fits' own shifts (``parameter_sides``, [+error, −error] in σ_y) the
+    external part is N's response itself: ln N(z) = a z + b z² through the fits at z = ±1, its
+    sd over z ~ N(0, 1) √(a² + 2b²) (Var(a z + b z²) = a² + 2b² for a standard normal z).
+    Checked against ln N = ln(P_tail/f_F) computed by quadrature at each side, for the
+    tail-seeing detector of the test above (where the response is far from linear: b/a ≈ 0.2)
+    and one that sees everything; 3% as there (the reweighting of the nominal draw's tail
+    samples). The same with ``log=True``; the sides' σ_y entries are ±error exactly."""
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.extrapolation import ExtrapolatedSampler, nsig_error_parts
+
+    region, tail = _ToyRegion(), _TailRegion(5.6)
+    ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
+    sides = [np.asarray(v) for v in ex.y_sigma_external["parameter_sides"]]
+    i_t, i_s = ex.parameter_index("T"), ex.parameter_index("y_sigma")
+    assert sides[0][i_s] == pytest.approx(0.3, rel=1e-12)
+    assert sides[1][i_s] == pytest.approx(-0.3, rel=1e-12)
+    # the half-difference is the linear record's δ
+    np.testing.assert_allclose((sides[0] - sides[1]) / 2,
+                               ex.y_sigma_external["parameter_shift"], rtol=1e-12)  # fmt: skip
+    kin = ExtrapolatedSampler(ParametricSampler(*TRUE), ex, region).sample(MASS, 200_000, seed=5)
+    t, mu, s = (float(v) for v in ex.at(MASS)[1:])
+
+    def ln_n(d, seen):
+        p = (t + d[i_t], mu, s + d[i_s])
+        return np.log(fiducial_fraction(seen, MASS, p) / fiducial_fraction(region, MASS, p))
+
+    zero = np.zeros_like(sides[0])
+    for seen, hit in (
+        (tail, tail.contains(MASS, kin["qT"], kin["E"]) & kin["extrapolated"]),
+        (None, np.ones(kin["qT"].size)),
+    ):
+        ks = _all_seeing(kin, hit)
+        if seen is None:  # everything: N/Y_F = 1/f_F
+            up, dn = (-np.log(fiducial_fraction(region, MASS, (t + d[i_t], mu, s + d[i_s])))
+                      + np.log(fiducial_fraction(region, MASS, (t, mu, s))) for d in sides)  # fmt: skip
+        else:
+            up, dn = (ln_n(d, seen) - ln_n(zero, seen) for d in sides)
+        a, b = (up - dn) / 2, (up + dn) / 2
+        want = np.sqrt(a**2 + 2 * b**2)
+        for log in (False, True):
+            got = nsig_error_parts(ex, region, MASS, kin, ks, [1.0], log=log)["external"][0]
+            assert got == pytest.approx(want, rel=0.03)
+        if seen is not None:
+            assert abs(b) > 0.1 * abs(a)  # the curvature counts here
 
 
 class _NarrowRegion(_ToyRegion):

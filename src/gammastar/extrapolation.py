@@ -333,10 +333,12 @@ class Extrapolation:
     """Per alternative form (:data:`MODEL_VARIATIONS`): its fit's f_F per bin and the shift of
     the nominal parameters that reproduces it (added to :attr:`covariance` as δδᵀ)."""
     y_sigma_external: dict[str, Any] | None = None
-    """``{value, error, source, parameter_shift}`` when σ_y was fixed to an external value
-    rather than fitted (:func:`fit_extrapolation` ``y_sigma``): its error is in
+    """``{value, error, source, parameter_shift, parameter_sides}`` when σ_y was fixed to an
+    external value rather than fitted (:func:`fit_extrapolation` ``y_sigma``): its error is in
     :attr:`covariance` and :attr:`covariance_stat` as δδᵀ, δ = ``parameter_shift`` (the free
-    parameters' shift at σ_y ± error, the T_g's response included)."""
+    parameters' shift at σ_y ± error, the T_g's response included, half the difference of the
+    two fits); ``parameter_sides`` each fit's own shift from the nominal ([+error, −error]; since
+    2026-11-26), at which :func:`nsig_error_parts` evaluates N_sig's response itself."""
     pt_power: NDArray[np.float64] | None = None
     """Per mass bin, the m_T power a of the model's p_T form m_T^a e^{−m_T/T} (``None``: 0, files
     written before the power)."""
@@ -1032,6 +1034,9 @@ def fit_extrapolation(
             if external is not None:
                 d = _external_shift(y_mean, sides)
                 external["parameter_shift"] = d.tolist()
+                # each side's own shift: N_sig's response evaluated at them, not linearised
+                x0 = _free(x, y_mean)
+                external["parameter_sides"] = [(_free(sd, y_mean) - x0).tolist() for sd in sides]
                 cov = cov + np.outer(d, d)
             s_idx = 0 if y_mean is not None else 1
             errs[method] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside,
@@ -1476,8 +1481,11 @@ def nsig_error_parts(
 ) -> dict[str, NDArray[np.float64]]:
     """The parts of :func:`nsig_relative_error`, each a relative 1σ of N_sig per cτ whose
     quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
-    external σ_y's error, its ``parameter_shift`` δ through the same gradient: (g·δ)²; 0
-    without one), ``forms`` (the model's alternative forms; 0 without them); and
+    external σ_y's error: N's response itself at the two fits σ_y ± error
+    (``parameter_sides``), ln N = a z + b z² through them and its sd over a Gaussian prior
+    √(a² + 2b²); for a record without the sides, its ``parameter_shift`` δ through the same
+    gradient, (g·δ)², linear, which misses the response's curvature: docs/coverage.md,
+    session 31; 0 without one), ``forms`` (the model's alternative forms; 0 without them); and
     ``yield_cross``, not a σ but a signed relative variance: 2 Cov(ln Y_F, ln(N/Y_F)) at the
     mass, the fit's covariance with the fiducial yield's statistics
     (:attr:`Extrapolation.yield_covariance`; 0 without it), which N_sig = Y_F · N/Y_F's
@@ -1566,6 +1574,19 @@ def nsig_error_parts(
     shift = (ex.y_sigma_external or {}).get("parameter_shift")
     # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
     var_ext = (np.asarray(shift, dtype=np.float64)[q] @ gr) ** 2 if shift is not None else 0.0
+    sides = (ex.y_sigma_external or {}).get("parameter_sides")
+    steps = None
+    if log or sides is not None:
+        steps = _LogSteps(fiducial, mass, qt[out_mask], y, a[out_mask], tot, out_mask,
+                          (t, mu, s, a_pow), f0, rows, inside)  # fmt: skip
+    # with the two fits' own shifts, the external part is N's response itself at σ_y ± error,
+    # ln N = a z + b z² through them, its sd over z ~ N(0, 1): √(a² + 2b²) (not linearised:
+    # the mock's response is convex, −7.8% / +3.7% at ∓1.47σ at 0.6 GeV, docs/coverage.md
+    # session 31)
+    sd_ext = None
+    if sides is not None:
+        up, dn = (steps.at(np.asarray(sd, dtype=np.float64)[q]) for sd in sides)
+        sd_ext = np.sqrt(((up - dn) / 2) ** 2 + 2 * ((up + dn) / 2) ** 2)
     shifts = (
         _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s, a_pow), f0)
         if ex.covariance_stat is not None
@@ -1583,8 +1604,7 @@ def nsig_error_parts(
             cross = np.where(n_over_yf > 0, 2.0 * (np.asarray(c_m)[q] @ gr) / n_over_yf, 0.0)
 
     if log:  # every part a 1σ of ln N, from N/Y_F at ±1σ (docstring)
-        step = _LogSteps(fiducial, mass, qt[out_mask], y, a[out_mask], tot, out_mask,
-                         (t, mu, s, a_pow), f0, rows, inside)  # fmt: skip
+        step = steps
         sub = cov[np.ix_(q, q)]
         d_ext = np.zeros(len(q)) if shift is None else np.asarray(shift, np.float64)[q]
         var_ext = step.along(d_ext) ** 2
@@ -1608,7 +1628,8 @@ def nsig_error_parts(
                 return np.where(n_over_yf > 0, np.sqrt(v), 0.0)
             return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
 
-    parts = {"fit": rel(var_stat - var_ext), "external": rel(var_ext), "forms": rel(var_forms),
+    ext_part = rel(var_ext) if sd_ext is None else np.where(n_over_yf > 0, sd_ext, 0.0)
+    parts = {"fit": rel(var_stat - var_ext), "external": ext_part, "forms": rel(var_forms),
              "yield_cross": cross}  # fmt: skip
     names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
     parts |= {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
@@ -1820,6 +1841,16 @@ class _LogSteps:
         w = np.exp(lw - lw.max()) if lw.size else lw
         acc = w @ self.a_out / max(float(w.sum()), 1e-300)
         return self.e_in + (1 - f) / f * acc
+
+    def at(self, d):
+        """ln(N/N₀) at the step d of the rows' parameters (0 where N is not positive)."""
+        dp = np.zeros(4)
+        for (kind, _, wg), dv in zip(self.rows, d, strict=True):
+            dp[kind] += wg * dv
+        n = self._n_over_yf(self.base + dp)
+        ok = (n > 0) & (self.n0 > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, np.log(np.where(ok, n / np.where(ok, self.n0, 1), 1.0)), 0.0)
 
     def along(self, d):
         """Half the change of ln N between the steps +d and −d of the rows' parameters."""
