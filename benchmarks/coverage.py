@@ -80,8 +80,11 @@ rest of σ thirty times.
 
 Usage: python benchmarks/coverage.py --flow runs/na60_like/flow [--realisations 30]
 [--arms full stat] [--own-flow [--draw-pt-form]]. Output: one progress line per realisation,
-the coverage table of each arm as markdown rows, and as the last line one JSON object
-(``arms.<arm>.table``).
+the coverage table of each arm as markdown rows, a joint test of each σ variant's twelve
+fractions against a calibrated quote (:func:`joint_test`: max |z| against Gaussian toys with
+the pulls' correlations; every fraction within its own binomial error, the issue's letter, is
+met by a calibrated quote in only a few per cent of tables), and as the last line one JSON
+object (``arms.<arm>.table``, ``arms.<arm>.joint``).
 """
 
 from __future__ import annotations
