@@ -799,13 +799,14 @@ def joint_test(rows: list[dict[str, Any]], which: str, *, toys: int = JOINT_TOYS
 
     Arguments:
         rows: the realisations' rows (``seed``, ``mass``, ``ctau``, ``pulls``); only seeds
-            with every point are used.
+            with every point and finite pulls are used (:func:`coverage_table` counts a NaN
+            pull as not covered, so its n can be larger).
         which: the σ variant (a key of the rows' ``pulls``).
         toys: toy tables; seed: their generator's seed.
 
     Returns:
         ``{sigma, n, z: [{mass, ctau, z_1sigma, z_2sigma}], max_abs_z, critical_5pct,
-        p_value, consistent (max |z| ≤ critical), letter (every fraction within its own
+        p_value ((1 + toys at or above it)/(1 + toys)), consistent (max |z| ≤ critical), letter (every fraction within its own
         binomial error), letter_rate_calibrated, toys, seed}``.
 
     References:
@@ -824,7 +825,8 @@ def joint_test(rows: list[dict[str, Any]], which: str, *, toys: int = JOINT_TOYS
     by_seed: dict[int, dict[tuple[float, float], float]] = {}
     for r in rows:
         by_seed.setdefault(r["seed"], {})[(r["mass"], r["ctau"])] = r["pulls"][which]
-    pulls = np.array([[d[pt] for pt in points] for d in by_seed.values() if len(d) == len(points)])
+    full = [[d[pt] for pt in points] for d in by_seed.values() if len(d) == len(points)]
+    pulls = np.array(full, dtype=np.float64).reshape(len(full), len(points))
     pulls = pulls[np.all(np.isfinite(pulls), axis=1)]
     n, k = pulls.shape
     if n < 3:
@@ -839,8 +841,10 @@ def joint_test(rows: list[dict[str, Any]], which: str, *, toys: int = JOINT_TOYS
     z = (f - p[:, None]) / err[:, None]
     f_err = np.sqrt(f * (1 - f) / n)
     letter = bool(np.all(np.abs(f - p[:, None]) <= f_err))
-    corr = np.corrcoef(pulls.T) if k > 1 else np.ones((1, 1))
-    w, v = np.linalg.eigh(np.nan_to_num(corr, nan=0.0) + 1e-12 * np.eye(k))
+    with np.errstate(invalid="ignore", divide="ignore"):  # a constant column: NaN, below
+        corr = np.nan_to_num(np.corrcoef(pulls.T), nan=0.0) if k > 1 else np.ones((1, 1))
+    np.fill_diagonal(corr, 1.0)  # a column of constant pulls: uncorrelated, unit variance
+    w, v = np.linalg.eigh(corr + 1e-12 * np.eye(k))
     chol = v * np.sqrt(np.clip(w, 0.0, None))  # a square root of the correlation
     rng = np.random.default_rng(seed)
     stat, met = [], 0
@@ -858,7 +862,7 @@ def joint_test(rows: list[dict[str, Any]], which: str, *, toys: int = JOINT_TOYS
         "z": [{"mass": m, "ctau": c, "z_1sigma": float(z[0, i]), "z_2sigma": float(z[1, i])}
               for i, (m, c) in enumerate(points)],
         "max_abs_z": obs, "critical_5pct": crit,
-        "p_value": float(np.mean(stat >= obs)), "consistent": obs <= crit,
+        "p_value": float((1 + np.sum(stat >= obs)) / (1 + toys)), "consistent": obs <= crit,
         "letter": letter, "letter_rate_calibrated": met / toys, "toys": toys, "seed": seed,
     }  # fmt: skip
 

@@ -3,9 +3,10 @@ the part that quotes it (issue 19, the coverage's σ_y draws).
 
 With ``yields.extrapolation_y_sigma`` the extrapolation takes the rapidity width outside the
 fiducial region from outside the data, and ``benchmarks/coverage.py`` quotes its error at
-N_sig's level as ``extrapolation_external``: the fits at σ_y ± its error, carried to N/Y_F
-through the gradient (:func:`gammastar.extrapolation.nsig_error_parts`, linear in the
-parameters' shift). This script measures the response itself: for each realisation (a run
+N_sig's level as ``extrapolation_external``: the fits at σ_y ± its error carried to N/Y_F
+(:func:`gammastar.extrapolation.nsig_error_parts`: through the gradient, linear in the
+parameters' shift, until session 31; since then N/Y_F at the two fits themselves, by
+reweighting the nominal draw). This script measures the response itself: for each realisation (a run
 directory of a coverage output, its drawn config rebuilt from the output's ``vary_seed`` and
 the seed), the ``yields`` stage is rerun in a copy with σ_y set to value + z · error for each
 ``--z`` (0 included: the reference, the same recipe), and N_sig drawn from the realisation's
@@ -79,6 +80,15 @@ def nsig_at(cfg: Any, run: Path, masses, ctaus, geo, samples: int, seed: int):
                               drawn_forms=("mt_boltzmann",))  # fmt: skip
 
 
+def _ratio(a: float, b: float) -> float | None:
+    """a/b, ``None`` where b is 0 (nothing extrapolated at the point: no quoted part)."""
+    return a / b if b != 0 else None
+
+
+def _f(v: float | None, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
 def summary(rec: dict[tuple[float, float], dict[float, list[float]]], quoted, zs):
     """Per (mass, cτ): mean ± error of ln(N_z/N_0) per z, against the quoted part × z; chord
     and curvature of each symmetric pair of z."""
@@ -91,15 +101,15 @@ def summary(rec: dict[tuple[float, float], dict[float, list[float]]], quoted, zs
             if z == 0.0:
                 continue
             v = np.asarray(by_z[z])
-            err = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else float("nan")
-            row["response"][f"{z:+g}"] = {"mean": float(v.mean()), "err": err,
-                                          "quoted": q * z, "ratio": float(v.mean() / (q * z))}  # fmt: skip
+            err = float(v.std(ddof=1) / math.sqrt(v.size)) if v.size > 1 else None
+            row["response"][f"{z:+g}"] = {"mean": float(v.mean()), "err": err, "quoted": q * z,
+                                          "ratio": _ratio(float(v.mean()), q * z)}  # fmt: skip
         pairs = sorted({abs(z) for z in zs if z > 0 and -z in zs})
         row["pairs"] = []
         for z in pairs:
             up, dn = np.asarray(by_z[z]), np.asarray(by_z[-z])
             chord = float(np.mean(up - dn) / (2 * z))
-            row["pairs"].append({"z": z, "chord": chord, "chord_over_quoted": chord / q,
+            row["pairs"].append({"z": z, "chord": chord, "chord_over_quoted": _ratio(chord, q),
                                  "curvature": float(np.mean(up + dn) / 2)})  # fmt: skip
         out.append(row)
     return out
@@ -141,18 +151,40 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if ys is None or not ys.error > 0:
         ap.error("--config: yields.extrapolation_y_sigma with an error > 0 is needed")
     zs = sorted({0.0, *args.z})
+    lo = float(ys.value + zs[0] * ys.error)
+    if not lo > 0:
+        ap.error(f"--z: σ_y = {ys.value:g} + z · {ys.error:g} must stay > 0 (z = {zs[0]:g} "
+                 f"gives {lo:g})")  # fmt: skip
     geo = Geometry.from_config(base.detector)
     ctaus = np.asarray(args.ctaus, dtype=float)
     rec: dict[tuple[float, float], dict[float, list[float]]] = {}
     quoted: dict[tuple[float, float], list[float]] = {}
     tmp = args.tmp or Path(tempfile.mkdtemp(prefix="external_sigma_"))
+    try:
+        run_all(args, ap, base, drawn, out["vary_seed"], ys, zs, geo, ctaus, tmp, rec, quoted)
+    finally:
+        if args.tmp is None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    rows = summary(rec, quoted, zs)
+    report(rows)
+    res = {"benchmark": "external_sigma", "coverage": str(args.coverage),
+           "config": str(args.config), "seeds": args.seeds, "z": zs,
+           "y_sigma": {"value": ys.value, "error": ys.error}, "samples": args.samples,
+           "points": rows}  # fmt: skip
+    print(json.dumps(res))
+    return res
+
+
+def run_all(args, ap, base, drawn, vary_seed, ys, zs, geo, ctaus, tmp, rec, quoted) -> None:
+    """Every seed at every z: N_sig per (mass, cτ) into ``rec`` (ln N_z/N_0) and the quoted
+    part at z = 0 into ``quoted``."""
     for seed in args.seeds:
         src = next((d / f"full_seed{seed}" for d in args.workdir
                     if (d / f"full_seed{seed}" / "yields.json").exists()), None)  # fmt: skip
         if src is None or seed not in drawn:
             ap.error(f"--seeds: no run directory full_seed{seed} with yields.json under "
                      f"--workdir, or no draw of it in --coverage")  # fmt: skip
-        cfg, d = coverage.varied_config(base, np.random.default_rng([out["vary_seed"], seed]),
+        cfg, d = coverage.varied_config(base, np.random.default_rng([vary_seed, seed]),
                                         pt_form="pt_form" in drawn[seed])  # fmt: skip
         if d != drawn[seed]:
             ap.error(f"--coverage: seed {seed} drew {drawn[seed]} there, {d} here")
@@ -172,25 +204,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 flush=True,
             )
         for key, (n0, parts) in n[0.0].items():
+            if not all(n[z][key][0] > 0 for z in zs):
+                print(f"seed {seed} {key}: N_sig 0 at some z, left out", flush=True)
+                continue
             quoted.setdefault(key, []).append(parts["extrapolation_external"])
             for z in zs:
                 rec.setdefault(key, {}).setdefault(z, []).append(math.log(n[z][key][0] / n0))
-    if args.tmp is None:
-        shutil.rmtree(tmp, ignore_errors=True)
-    rows = summary(rec, quoted, zs)
+
+
+def report(rows) -> None:
+    """One printed line per (mass, cτ) of :func:`summary`."""
     for r in rows:
         print(f"m {r['mass']:g} ctau {r['ctau']:g} (n {r['n']}): quoted {r['quoted']:.4f}; "
-              + "; ".join(f"z {z}: {v['mean']:+.4f} ± {v['err']:.4f} (quoted {v['quoted']:+.4f}, "
-                          f"ratio {v['ratio']:.2f})" for z, v in r["response"].items())
-              + "".join(f"; |z| {p['z']:g}: chord {p['chord']:.4f} ({p['chord_over_quoted']:.2f}× "
+              + "; ".join(f"z {z}: {v['mean']:+.4f} ± {_f(v['err'], '.4f')} (quoted "
+                          f"{v['quoted']:+.4f}, ratio {_f(v['ratio'], '.2f')})"
+                          for z, v in r["response"].items())
+              + "".join(f"; |z| {p['z']:g}: chord {p['chord']:.4f} "
+                        f"({_f(p['chord_over_quoted'], '.2f')}× "
                         f"quoted), curvature {p['curvature']:+.4f}" for p in r["pairs"]),
               flush=True)  # fmt: skip
-    res = {"benchmark": "external_sigma", "coverage": str(args.coverage),
-           "config": str(args.config), "seeds": args.seeds, "z": zs,
-           "y_sigma": {"value": ys.value, "error": ys.error}, "samples": args.samples,
-           "points": rows}  # fmt: skip
-    print(json.dumps(res))
-    return res
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def test_critical_value_between_one_and_two_looks(cov):
     pulls = np.random.default_rng(5).normal(size=(2000, 1))
     t = cov.joint_test(rows_from(pulls, [(0.5, 1.0)]), "q", toys=4000)
     assert 1.96 < t["critical_5pct"] < 2.24
-    assert len(t["z"]) == 1  # one point: copied structure
+    assert len(t["z"]) == 1  # one point, one entry (an integer count)
 
 
 def test_letter_is_rarely_met_by_a_calibrated_quote(cov):
@@ -77,3 +77,26 @@ def test_letter_is_rarely_met_by_a_calibrated_quote(cov):
 def test_too_few_realisations_is_an_error(cov):
     with pytest.raises(ValueError, match="need >= 3"):
         cov.joint_test(rows_from(np.zeros((2, 6))), "q")
+
+
+def test_a_constant_pull_column_does_not_make_every_table_consistent(cov):
+    """A point whose pulls are all equal (a NaN correlation) joins the toys as an independent
+    unit Gaussian: pulls all 0 there cover 100% at ±1σ, z ≈ +4.5 at 64 realisations, beyond
+    the critical value (a zeroed diagonal made the toys' own |z| explode and passed it)."""
+    pulls = np.random.default_rng(2).normal(size=(64, 6))
+    pulls[:, 0] = 0.0
+    t = cov.joint_test(rows_from(pulls), "q", toys=2000)
+    assert t["critical_5pct"] < 3.5
+    assert not t["consistent"]
+
+
+def test_the_record_of_the_external_part_is_in_no_quote(cov):
+    """``extrapolation_external`` is recorded for the record only: no σ variant sums it."""
+    parts = {"data_stat": 0.03, "extrapolation": 0.04, "extrapolation_varied": 0.035,
+             "extrapolation_fit": 0.02, "kinematic_model": 0.01, "mc_acceptance": 0.005,
+             "acceptance_lambda_theta": 0.02, "acceptance_lambda_theta_yield": 0.015,
+             "extrapolation_yield": 0.19}  # fmt: skip
+    for w in cov.SIGMAS:
+        assert cov.quoted({**parts, "extrapolation_external": 5.0}, w) == pytest.approx(
+            cov.quoted(parts, w), rel=1e-12
+        )

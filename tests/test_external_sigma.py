@@ -31,3 +31,16 @@ def test_chord_and_curvature_of_a_quadratic_response(ext):
     assert r["mean"] == pytest.approx(a * 1.5 + b * 2.25, rel=1e-12)
     assert r["ratio"] == pytest.approx((a * 1.5 + b * 2.25) / (q * 1.5), rel=1e-12)
     assert r["err"] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_one_realisation_and_no_quoted_part_give_none_not_nan(ext):
+    """One realisation has no error of its mean, and a point with nothing extrapolated has a
+    quoted part 0: both are ``None`` in the output (valid JSON), not NaN or a division error."""
+    import json
+
+    rec = {(0.9, 1.0): {-1.0: [-0.02], 0.0: [0.0], 1.0: [0.01]}}
+    (row,) = ext.summary(rec, {(0.9, 1.0): [0.0]}, [-1.0, 0.0, 1.0])
+    assert row["response"]["+1"]["err"] is None
+    assert row["response"]["+1"]["ratio"] is None
+    assert row["pairs"][0]["chord_over_quoted"] is None
+    json.loads(json.dumps(row, allow_nan=False))  # raises on NaN

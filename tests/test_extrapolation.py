@@ -405,6 +405,13 @@ def test_an_external_sigma_y_is_fixed_and_its_error_reaches_f_f():
     assert {k: rec[k] for k in ("value", "error", "source")} == {"value": 1.3, "error": 0.1,
                                                                  "source": "toy"}  # fmt: skip
     assert rec["parameter_shift"][0] == pytest.approx(0.1, rel=1e-12)  # σ_y's own entry
+    # each fit's own shift survives the JSON text; its half-difference is δ
+    assert rec["parameter_sides"][0][0] == pytest.approx(0.1, rel=1e-12)
+    assert rec["parameter_sides"][1][0] == pytest.approx(-0.1, rel=1e-12)
+    np.testing.assert_allclose(
+        (np.asarray(rec["parameter_sides"][0]) - rec["parameter_sides"][1]) / 2,
+        rec["parameter_shift"], rtol=1e-12, atol=1e-15,
+    )  # fmt: skip
     # less δδᵀ, the covariance is the T's sandwich at the fixed σ_y (σ_y's row and column 0)
     sandwich = back.covariance - np.outer(rec["parameter_shift"], rec["parameter_shift"])
     np.testing.assert_allclose(sandwich[0], 0.0, atol=1e-15)
@@ -550,6 +557,29 @@ def test_the_external_part_is_the_response_at_both_sides():
             assert got == pytest.approx(want, rel=0.03)
         if seen is not None:
             assert abs(b) > 0.1 * abs(a)  # the curvature counts here
+
+
+def test_the_external_response_follows_a_side_clipped_by_a_bound():
+    """A side that σ_y's bound clipped sits at z ≠ ±1 (here +1 and −0.5, error 0.2): the
+    parabola a z + b z² is taken through the sides where they are, so a response that is
+    exactly quadratic (a = 0.04, b = −0.01) gives √(a² + 2b²) exactly; at a zero error, 0."""
+    from types import SimpleNamespace
+
+    from gammastar.extrapolation import _external_response
+
+    a, b = 0.04, -0.01
+    ex = SimpleNamespace(y_sigma_external={"error": 0.2}, parameter_index=lambda name: 0)
+
+    class Steps:  # ln N at a step: the quadratic in z = the step's σ_y entry / error
+        def at(self, d):
+            z = d[0] / 0.2
+            return np.array([a * z + b * z * z])
+
+    sides = [[0.2, 0.01], [-0.1, -0.02]]  # σ_y first (index 0), then a T
+    got = _external_response(ex, Steps(), sides, [0, 1])
+    assert got[0] == pytest.approx(np.sqrt(a**2 + 2 * b**2), rel=1e-12)
+    ex0 = SimpleNamespace(y_sigma_external={"error": 0.0}, parameter_index=lambda name: 0)
+    assert _external_response(ex0, Steps(), [[0.0, 0.0], [0.0, 0.0]], [0, 1])[0] == 0.0  # exact
 
 
 class _NarrowRegion(_ToyRegion):

@@ -1503,7 +1503,9 @@ def nsig_error_parts(
     N/Y_F recomputed (the extrapolated samples reweighted, f_F by quadrature) at ±1σ along
     each principal axis of the fit's covariance (without the external shift δ), half the
     difference of ln N per axis, added in quadrature (exact when ln N is linear in the
-    parameters, whatever their errors); ``external`` the same along ±δ; ``forms`` |ln(N_alt/N)|.
+    parameters, whatever their errors); ``external`` the same along ±δ for a record without
+    ``parameter_sides`` (with them it is the response at the two fits in both modes, a 1σ of
+    ln N); ``forms`` |ln(N_alt/N)|.
     ``yield_cross`` stays the linear 2 Cov(ln Y_F, ln(N/Y_F)), a covariance of logarithms
     already. Costs 2k + 2 more evaluations of N/Y_F (k ≤ 5 parameters).
 
@@ -1581,12 +1583,11 @@ def nsig_error_parts(
                           (t, mu, s, a_pow), f0, rows, inside)  # fmt: skip
     # with the two fits' own shifts, the external part is N's response itself at σ_y ± error,
     # ln N = a z + b z² through them, its sd over z ~ N(0, 1): √(a² + 2b²) (not linearised:
-    # the mock's response is convex, −7.8% / +3.7% at ∓1.47σ at 0.6 GeV, docs/coverage.md
-    # session 31)
+    # on the mock ln N is concave in σ_y, −7.7% / +4.1% at ∓1.47σ at 0.6 GeV, 100 m,
+    # docs/coverage.md session 31)
     sd_ext = None
     if sides is not None:
-        up, dn = (steps.at(np.asarray(sd, dtype=np.float64)[q]) for sd in sides)
-        sd_ext = np.sqrt(((up - dn) / 2) ** 2 + 2 * ((up + dn) / 2) ** 2)
+        sd_ext = _external_response(ex, steps, sides, q)
     shifts = (
         _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s, a_pow), f0)
         if ex.covariance_stat is not None
@@ -1814,8 +1815,27 @@ def _record_shift(form, rec, ex_mass, mass, qt, y, a_out, nominal, f0) -> NDArra
     return (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom
 
 
+def _external_response(ex: Extrapolation, steps: Any, sides, q) -> NDArray[np.float64]:
+    """The external σ_y's 1σ of ln N from N/Y_F at its two fits (``parameter_sides``, free
+    parameters' shifts; ``q`` the covariance rows at the mass): ln N = a z + b z² through
+    (z₊, ln N₊), (z₋, ln N₋) and (0, 0), z = the side's σ_y shift / error (±1 unless a bound
+    clipped it), and √(a² + 2b²), the sd of a z + b z² over z ~ N(0, 1); 0 at a zero error."""
+    err = float(ex.y_sigma_external["error"])
+    i_s = ex.parameter_index("y_sigma")
+    z = [float(sd[i_s]) / err if err > 0 else 0.0 for sd in sides]
+    up, dn = (steps.at(np.asarray(sd, dtype=np.float64)[q]) for sd in sides)
+    det = z[0] * z[1] * (z[1] - z[0])
+    if not (err > 0) or abs(det) < 1e-12:
+        return np.zeros_like(up)
+    # a z + b z² = ln N at z₊ and z₋ (Cramer's rule)
+    a = (up * z[1] ** 2 - dn * z[0] ** 2) / det
+    b = (dn * z[0] - up * z[1]) / det
+    return np.sqrt(a**2 + 2 * b**2)
+
+
 class _LogSteps:
-    """ln N at parameter steps for :func:`nsig_error_parts` ``log=True``: N/Y_F = 𝓔_in +
+    """ln N at parameter steps for :func:`nsig_error_parts` (``log=True``, and an external
+    σ_y's two fits in both modes): N/Y_F = 𝓔_in +
     (1 − f_F(θ))/f_F(θ) 𝓔_out(θ), 𝓔_out(θ) the extrapolated samples' acceptance reweighted
     by p_θ/p_θ0 (self-normalised, as :func:`_form_shifts`), f_F by quadrature. A step is
     given in the covariance's rows (``rows``: (kind, index, weight), kind 0–3 = T, ȳ, σ_y,
