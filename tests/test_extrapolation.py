@@ -582,6 +582,37 @@ def test_the_external_response_follows_a_side_clipped_by_a_bound():
     assert _external_response(ex0, Steps(), [[0.0, 0.0], [0.0, 0.0]], [0, 1])[0] == 0.0  # exact
 
 
+class _EmptyRegion(_ToyRegion):
+    """A region with no area at all: f_F by quadrature is 0 there."""
+
+    def contains(self, m, qt, e):
+        return np.zeros(np.broadcast(np.asarray(m), np.asarray(qt), np.asarray(e)).shape, bool)
+
+
+def test_a_mass_where_f_has_no_area_keeps_the_linear_parts():
+    """Where F has no area at the mass on the quadrature grid (the NA62-like reach on the
+    two-flavour demo's yields met one: a ZeroDivisionError before session 31), N/Y_F cannot be
+    re-evaluated: ``log=True`` and the external part's sides fall back to the linear parts,
+    the same numbers as ``log=False`` on a record without the sides (to rounding)."""
+    import copy
+
+    from gammastar.acceptance import ParametricSampler
+    from gammastar.extrapolation import ExtrapolatedSampler, nsig_error_parts
+
+    region = _ToyRegion()
+    ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
+    kin = ExtrapolatedSampler(ParametricSampler(*TRUE), ex, region).sample(MASS, 50_000, seed=5)
+    ks = _all_seeing(kin, np.ones(kin["qT"].size))
+    linear = copy.deepcopy(ex)
+    del linear.y_sigma_external["parameter_sides"]
+    want = nsig_error_parts(linear, _EmptyRegion(), MASS, kin, ks, [1.0])
+    for log in (False, True):
+        got = nsig_error_parts(ex, _EmptyRegion(), MASS, kin, ks, [1.0], log=log)
+        for k in ("fit", "external", "forms"):
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-15)
+    assert want["external"][0] > 0
+
+
 class _NarrowRegion(_ToyRegion):
     """The toy's region at a higher ``min_acceptance`` (0.1): a region that moved."""
 

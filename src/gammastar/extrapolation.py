@@ -1604,7 +1604,9 @@ def nsig_error_parts(
         with np.errstate(divide="ignore", invalid="ignore"):
             cross = np.where(n_over_yf > 0, 2.0 * (np.asarray(c_m)[q] @ gr) / n_over_yf, 0.0)
 
-    if log:  # every part a 1σ of ln N, from N/Y_F at ±1σ (docstring)
+    # where F has no area at the mass on the quadrature grid N/Y_F is undefined: linear parts
+    use_log = log and bool(np.all(np.isfinite(steps.n0)))
+    if use_log:  # every part a 1σ of ln N, from N/Y_F at ±1σ (docstring)
         step = steps
         sub = cov[np.ix_(q, q)]
         d_ext = np.zeros(len(q)) if shift is None else np.asarray(shift, np.float64)[q]
@@ -1625,11 +1627,13 @@ def nsig_error_parts(
     def rel(var):
         with np.errstate(divide="ignore", invalid="ignore"):
             v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
-            if log:
+            if use_log:
                 return np.where(n_over_yf > 0, np.sqrt(v), 0.0)
             return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
 
-    ext_part = rel(var_ext) if sd_ext is None else np.where(n_over_yf > 0, sd_ext, 0.0)
+    ext_part = rel(var_ext)
+    if sd_ext is not None:  # the response itself where it is defined, else the linear part
+        ext_part = np.where(np.isfinite(sd_ext), np.where(n_over_yf > 0, sd_ext, 0.0), ext_part)
     parts = {"fit": rel(var_stat - var_ext), "external": ext_part, "forms": rel(var_forms),
              "yield_cross": cross}  # fmt: skip
     names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
@@ -1819,7 +1823,8 @@ def _external_response(ex: Extrapolation, steps: Any, sides, q) -> NDArray[np.fl
     """The external σ_y's 1σ of ln N from N/Y_F at its two fits (``parameter_sides``, free
     parameters' shifts; ``q`` the covariance rows at the mass): ln N = a z + b z² through
     (z₊, ln N₊), (z₋, ln N₋) and (0, 0), z = the side's σ_y shift / error (±1 unless a bound
-    clipped it), and √(a² + 2b²), the sd of a z + b z² over z ~ N(0, 1); 0 at a zero error."""
+    clipped it), and √(a² + 2b²), the sd of a z + b z² over z ~ N(0, 1); 0 at a zero error,
+    NaN where N/Y_F is undefined at a side (the caller then keeps the linear part)."""
     err = float(ex.y_sigma_external["error"])
     i_s = ex.parameter_index("y_sigma")
     z = [float(sd[i_s]) / err if err > 0 else 0.0 for sd in sides]
@@ -1857,20 +1862,23 @@ class _LogSteps:
 
     def _n_over_yf(self, p):
         f = fiducial_fraction(self.fid, self.mass, tuple(p), self.inside)
+        if not f > 0:  # F has no area at this mass on the quadrature grid: N/Y_F undefined
+            return np.full(np.shape(self.e_in), np.nan)
         lw = self._logp(p) - self.lp0
         w = np.exp(lw - lw.max()) if lw.size else lw
         acc = w @ self.a_out / max(float(w.sum()), 1e-300)
         return self.e_in + (1 - f) / f * acc
 
     def at(self, d):
-        """ln(N/N₀) at the step d of the rows' parameters (0 where N is not positive)."""
+        """ln(N/N₀) at the step d of the rows' parameters (NaN where N or N₀ is not positive
+        or undefined)."""
         dp = np.zeros(4)
         for (kind, _, wg), dv in zip(self.rows, d, strict=True):
             dp[kind] += wg * dv
         n = self._n_over_yf(self.base + dp)
         ok = (n > 0) & (self.n0 > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(ok, np.log(np.where(ok, n / np.where(ok, self.n0, 1), 1.0)), 0.0)
+            return np.where(ok, np.log(np.where(ok, n / np.where(ok, self.n0, 1), 1.0)), np.nan)
 
     def along(self, d):
         """Half the change of ln N between the steps +d and −d of the rows' parameters."""
