@@ -1869,28 +1869,34 @@ class _LogSteps:
         acc = w @ self.a_out / max(float(w.sum()), 1e-300)
         return self.e_in + (1 - f) / f * acc
 
-    def at(self, d):
-        """ln(N/N₀) at the step d of the rows' parameters (NaN where N or N₀ is not positive
-        or undefined)."""
+    def _step(self, d):
+        """The step d of the rows' parameters in (T, ȳ, σ_y, a)."""
         dp = np.zeros(4)
         for (kind, _, wg), dv in zip(self.rows, d, strict=True):
             dp[kind] += wg * dv
+        return dp
+
+    def _ln_ratio(self, dp):
+        """ln(N/N₀) at base + dp (NaN where N or N₀ is not positive or undefined)."""
         n = self._n_over_yf(self.base + dp)
         ok = (n > 0) & (self.n0 > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(ok, np.log(np.where(ok, n / np.where(ok, self.n0, 1), 1.0)), np.nan)
 
+    def at(self, d):
+        """ln(N/N₀) at the step d of the rows' parameters (NaN where N or N₀ is not positive
+        or undefined)."""
+        return self._ln_ratio(self._step(d))
+
     def along(self, d):
-        """Half the change of ln N between the steps +d and −d of the rows' parameters."""
-        dp = np.zeros(4)
-        for (kind, _, wg), dv in zip(self.rows, d, strict=True):
-            dp[kind] += wg * dv
+        """Half the change of ln N between the steps +d and −d of the rows' parameters (0
+        where N is not positive or undefined at either)."""
+        dp = self._step(d)
         if not np.any(dp):
             return np.zeros(self.n0.shape)
-        up, dn = self._n_over_yf(self.base + dp), self._n_over_yf(self.base - dp)
-        ok = (up > 0) & (dn > 0) & (self.n0 > 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(ok, 0.5 * np.log(np.where(ok, up / np.where(ok, dn, 1), 1.0)), 0.0)
+        up, dn = self._ln_ratio(dp), self._ln_ratio(-dp)
+        ok = np.isfinite(up) & np.isfinite(dn)
+        return np.where(ok, 0.5 * (np.where(ok, up, 0.0) - np.where(ok, dn, 0.0)), 0.0)
 
 
 class RecordingSampler:
