@@ -1072,6 +1072,7 @@ def test_signal_turned_into_another_exception_is_still_the_interruption(monkeypa
     assert err.count("gammastar:") == 1
     assert "interrupted by SIGTERM" in err
     assert "unexpected" not in err
+
     # a plain failure without a signal is still reported as unexpected (exit 1)
     def failing(self, *args, **kwargs):
         raise ImportError("x")
@@ -1079,3 +1080,66 @@ def test_signal_turned_into_another_exception_is_still_the_interruption(monkeypa
     monkeypatch.setattr(type(cli.app), "__call__", failing)
     assert cli.main(["select", "c.yaml"]) == 1
     assert "unexpected ImportError: x" in capsys.readouterr().err
+
+
+def test_signal_swallowed_by_a_weakref_callback_is_delivered_again():
+    """A SIGTERM whose Interrupted is raised inside a weakref callback (the import system's
+    module-lock callback in CI, test_signal_during_select, which then ran to its end and
+    exited 0) is not lost: Python can only print it as "Exception ignored in", so it is
+    raised again in the main code right after the callback."""
+    import sys
+    import weakref
+
+    from gammastar import interrupt
+
+    class Referent:
+        pass
+
+    after_callback = []
+    hook = sys.unraisablehook
+
+    def callback(_):
+        signal.raise_signal(signal.SIGTERM)  # the handler runs at the callback's next bytecode
+        sum(range(10))
+
+    def command():
+        with interrupt.signals_as_exceptions():
+            obj = Referent()
+            ref = weakref.ref(obj, callback)  # noqa: F841 (kept alive: the callback fires)
+            del obj  # the callback runs here; its Interrupted cannot propagate
+            after_callback.append(True)  # raised again at this call, before it runs
+
+    with pytest.raises(interrupt.Interrupted) as info:
+        command()
+    assert info.value.signum == signal.SIGTERM
+    assert after_callback == []
+    assert interrupt.received() is info.value
+    # the handlers, the hook and the profiler are restored on the way out
+    assert signal.getsignal(signal.SIGTERM) is not interrupt._raise
+    assert sys.unraisablehook is hook
+    assert sys.getprofile() is None
+
+
+def test_other_unraisable_exceptions_go_to_the_previous_hook(monkeypatch):
+    """Only an Interrupted is re-delivered; another exception ignored in a callback still
+    reaches the hook that was installed before (pytest's, here)."""
+    import sys
+    import weakref
+
+    from gammastar import interrupt
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
+
+    class Referent:
+        pass
+
+    def callback(_):
+        raise ValueError("in a callback")
+
+    with interrupt.signals_as_exceptions():
+        obj = Referent()
+        ref = weakref.ref(obj, callback)  # noqa: F841
+        del obj
+    assert seen == [ValueError]
+    assert interrupt.received() is None

@@ -7,6 +7,9 @@ The command line (:func:`gammastar.cli.main`) turns SIGINT and SIGTERM into
 directory's lock released. The command then prints one line naming the interrupted stage
 (:func:`stage`, :func:`current_stage`) and exits with ``128 + signal`` (130, 143), as a shell
 reports a process killed by that signal. A second signal during that clean-up exits at once.
+An interruption that Python swallows where it cannot propagate (raised inside a weakref
+callback or ``__del__``, such as the import system's module-lock callbacks) is delivered again
+at once instead of being lost.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -73,6 +77,34 @@ def _raise(signum: int, frame: object) -> None:
     raise exc
 
 
+def _redeliver(unraisable: object, previous: object) -> None:
+    """``sys.unraisablehook`` inside :func:`signals_as_exceptions`.
+
+    An :class:`Interrupted` that Python could only report as "Exception ignored in ..."
+    (raised in a weakref callback, a finaliser or ``__del__``) is raised again at the next
+    call or return of the main code, once this hook has returned (:func:`sys.setprofile`;
+    the profiler set before, if any, is restored first), instead of letting the command run
+    to its end. Raising it here, or signalling again from here, would only be swallowed once
+    more. Any other unraisable exception goes to the previous hook.
+    """
+    exc = getattr(unraisable, "exc_value", None)
+    if not isinstance(exc, Interrupted):
+        previous(unraisable)  # type: ignore[operator]
+        return
+    if exc in _RECEIVED:
+        _RECEIVED.remove(exc)
+    profiler = sys.getprofile()
+    inside = {_redeliver.__code__, getattr(sys.unraisablehook, "__code__", None)}
+
+    def deliver(frame, event, arg):  # the profiler's signature
+        if frame.f_code in inside:
+            return
+        sys.setprofile(profiler)
+        _raise(exc.signum, frame)
+
+    sys.setprofile(deliver)
+
+
 def received() -> Interrupted | None:
     """The interruption raised inside :func:`signals_as_exceptions`, if one was, even when
     a library turned it into another exception on its way out (a C extension's module
@@ -88,12 +120,15 @@ def signals_as_exceptions() -> Iterator[None]:
         yield
         return
     previous = {s: signal.getsignal(s) for s in SIGNALS}
+    hook = sys.unraisablehook
     _RECEIVED.clear()
     for s in SIGNALS:
         signal.signal(s, _raise)
+    sys.unraisablehook = lambda unraisable: _redeliver(unraisable, hook)
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for s, h in previous.items():
             signal.signal(s, h)
 
