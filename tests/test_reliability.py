@@ -1114,7 +1114,7 @@ def test_signal_swallowed_by_a_weakref_callback_is_delivered_again():
     assert info.value.signum == signal.SIGTERM
     assert after_callback == []
     assert interrupt.received() is info.value
-    # the handlers, the hook and the profiler are restored on the way out
+    # the handlers and the hook are restored on the way out, and the one-shot profiler gone
     assert signal.getsignal(signal.SIGTERM) is not interrupt._raise
     assert sys.unraisablehook is hook
     assert sys.getprofile() is None

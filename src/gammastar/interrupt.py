@@ -82,10 +82,11 @@ def _redeliver(unraisable: object, previous: object) -> None:
 
     An :class:`Interrupted` that Python could only report as "Exception ignored in ..."
     (raised in a weakref callback, a finaliser or ``__del__``) is raised again at the next
-    call or return of the main code, once this hook has returned (:func:`sys.setprofile`;
-    the profiler set before, if any, is restored first), instead of letting the command run
-    to its end. Raising it here, or signalling again from here, would only be swallowed once
-    more. Any other unraisable exception goes to the previous hook.
+    call or return of the main code, once this hook has returned (a one-shot
+    :func:`sys.setprofile`, which Python removes when it raises: a profiler active then, such
+    as cProfile, is dropped as the command stops), instead of letting the command run to its
+    end. Raising it here, or signalling again from here, would only be swallowed once more.
+    Any other unraisable exception goes to the previous hook.
     """
     exc = getattr(unraisable, "exc_value", None)
     if not isinstance(exc, Interrupted):
@@ -93,14 +94,12 @@ def _redeliver(unraisable: object, previous: object) -> None:
         return
     if exc in _RECEIVED:
         _RECEIVED.remove(exc)
-    profiler = sys.getprofile()
     inside = {_redeliver.__code__, getattr(sys.unraisablehook, "__code__", None)}
 
     def deliver(frame, event, arg):  # the profiler's signature
         if frame.f_code in inside:
             return
-        sys.setprofile(profiler)
-        _raise(exc.signum, frame)
+        _raise(exc.signum, frame)  # Python unsets the profiler on the way out
 
     sys.setprofile(deliver)
 
