@@ -1143,3 +1143,53 @@ def test_other_unraisable_exceptions_go_to_the_previous_hook(monkeypatch):
         del obj
     assert seen == [ValueError]
     assert interrupt.received() is None
+
+
+def test_signal_swallowed_as_the_block_ends_is_raised_by_its_exit():
+    """A swallowed SIGTERM with no call left in the block is raised as the block ends, after
+    the handlers and the unraisable hook are restored (a generator-based context manager left
+    them to the garbage collector: a later SIGTERM would then exit at once, os._exit)."""
+    import sys
+    import weakref
+
+    from gammastar import interrupt
+
+    class Referent:
+        pass
+
+    def callback(_):
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(10))
+
+    handler, hook = signal.getsignal(signal.SIGTERM), sys.unraisablehook
+
+    def command():
+        with interrupt.signals_as_exceptions():
+            obj = Referent()
+            ref = weakref.ref(obj, callback)  # noqa: F841 (kept alive: the callback fires)
+            del obj  # the last statement: the block ends before any call
+
+    with pytest.raises(interrupt.Interrupted) as info:
+        command()
+    assert info.value.signum == signal.SIGTERM
+    assert interrupt.received() is info.value
+    assert signal.getsignal(signal.SIGTERM) is handler
+    assert sys.unraisablehook is hook
+    assert sys.getprofile() is None
+
+
+def test_signals_as_exceptions_outside_the_main_thread_is_a_no_op():
+    import threading
+
+    from gammastar import interrupt
+
+    seen = []
+
+    def worker():
+        with interrupt.signals_as_exceptions():
+            seen.append(signal.getsignal(signal.SIGTERM) is interrupt._raise)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [False]

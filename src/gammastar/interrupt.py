@@ -26,6 +26,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 _STAGES: list[str] = []
 _RECEIVED: list[Interrupted] = []
+_ARMED: list[Interrupted] = []  # swallowed, to be raised again (_redeliver)
 
 
 class Interrupted(BaseException):
@@ -84,9 +85,10 @@ def _redeliver(unraisable: object, previous: object) -> None:
     (raised in a weakref callback, a finaliser or ``__del__``) is raised again at the next
     call or return of the main code, once this hook has returned (a one-shot
     :func:`sys.setprofile`, which Python removes when it raises: a profiler active then, such
-    as cProfile, is dropped as the command stops), instead of letting the command run to its
-    end. Raising it here, or signalling again from here, would only be swallowed once more.
-    Any other unraisable exception goes to the previous hook.
+    as cProfile, is dropped as the command stops), or, when the block ends first, as it
+    ends, instead of letting the command run to its end. Raising it here, or signalling again
+    from here, would only be swallowed once more. Any other unraisable exception goes to the
+    previous hook.
     """
     exc = getattr(unraisable, "exc_value", None)
     if not isinstance(exc, Interrupted):
@@ -94,14 +96,32 @@ def _redeliver(unraisable: object, previous: object) -> None:
         return
     if exc in _RECEIVED:
         _RECEIVED.remove(exc)
-    inside = {_redeliver.__code__, getattr(sys.unraisablehook, "__code__", None)}
+    _ARMED[:] = [exc]
+    inside = {
+        _redeliver.__code__,
+        getattr(sys.unraisablehook, "__code__", None),
+        _disarm.__code__,
+        _Signals.__exit__.__code__,  # the block's end restores first, then raises it
+    }
 
     def deliver(frame, event, arg):  # the profiler's signature
         if frame.f_code in inside:
             return
+        _ARMED.clear()
         _raise(exc.signum, frame)  # Python unsets the profiler on the way out
 
     sys.setprofile(deliver)
+
+
+def _disarm() -> Interrupted | None:
+    """The interruption :func:`_redeliver` armed and not yet raised (now received), the
+    profiler removed; ``None`` when there is none."""
+    if not _ARMED:
+        return None
+    exc = _ARMED.pop()
+    sys.setprofile(None)
+    _RECEIVED.append(exc)
+    return exc
 
 
 def received() -> Interrupted | None:
@@ -111,25 +131,48 @@ def received() -> Interrupted | None:
     return _RECEIVED[-1] if _RECEIVED else None
 
 
-@contextlib.contextmanager
-def signals_as_exceptions() -> Iterator[None]:
-    """Inside, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only; elsewhere
-    a no-op); the previous handlers are restored on exit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.getsignal(s) for s in SIGNALS}
-    hook = sys.unraisablehook
-    _RECEIVED.clear()
-    for s in SIGNALS:
-        signal.signal(s, _raise)
-    sys.unraisablehook = lambda unraisable: _redeliver(unraisable, hook)
-    try:
-        yield
-    finally:
-        sys.unraisablehook = hook
-        for s, h in previous.items():
+class _Signals:
+    """The context manager of :func:`signals_as_exceptions` (a class, not a generator: its
+    exit restores the handlers and the hook even when an interruption is raised as the block
+    ends, and a generator's ``finally`` would then wait for the garbage collector)."""
+
+    def __enter__(self) -> None:
+        self.active = threading.current_thread() is threading.main_thread()
+        if not self.active:
+            return
+        self.previous = {s: signal.getsignal(s) for s in SIGNALS}
+        self.hook = sys.unraisablehook
+        _RECEIVED.clear()
+        _ARMED.clear()
+        for s in SIGNALS:
+            signal.signal(s, _raise)
+        hook = self.hook
+        sys.unraisablehook = lambda unraisable: _redeliver(unraisable, hook)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        if not self.active:
+            return False
+        armed = _disarm()
+        sys.unraisablehook = self.hook
+        for s, h in self.previous.items():
             signal.signal(s, h)
+        if armed is not None and exc_type is None:
+            raise armed  # swallowed just before the block ended: raised as it ends
+        return False
+
+
+def signals_as_exceptions() -> _Signals:
+    """Inside, SIGINT and SIGTERM raise :class:`Interrupted` (main thread only; elsewhere
+    a no-op); the previous handlers and ``sys.unraisablehook`` are restored on exit.
+
+    Example:
+        >>> with signals_as_exceptions():
+        ...     signal.getsignal(signal.SIGTERM) is _raise
+        True
+        >>> signal.getsignal(signal.SIGTERM) is _raise
+        False
+    """
+    return _Signals()
 
 
 def message(exc: Interrupted, command: str | None = None) -> str:
