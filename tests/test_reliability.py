@@ -1193,3 +1193,38 @@ def test_signals_as_exceptions_outside_the_main_thread_is_a_no_op():
     t.start()
     t.join()
     assert seen == [False]
+
+
+def test_swallowed_signal_reaches_the_main_code_through_a_wrapping_hook():
+    """Another unraisable hook installed over ours inside the block (a library's, calling
+    ours): the interruption is still raised in the main code, not in that hook's return (where
+    Python would print it as ignored once more)."""
+    import sys
+    import weakref
+
+    from gammastar import interrupt
+
+    class Referent:
+        pass
+
+    def callback(_):
+        signal.raise_signal(signal.SIGTERM)
+        sum(range(10))
+
+    after = []
+
+    def command():
+        with interrupt.signals_as_exceptions():
+            ours = sys.unraisablehook
+            sys.unraisablehook = lambda unraisable: ours(unraisable)
+            try:
+                obj = Referent()
+                ref = weakref.ref(obj, callback)  # noqa: F841 (kept alive: the callback fires)
+                del obj
+                after.append(True)
+            finally:
+                sys.unraisablehook = ours
+
+    with pytest.raises(interrupt.Interrupted):
+        command()
+    assert after == []

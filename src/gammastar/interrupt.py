@@ -8,8 +8,8 @@ directory's lock released. The command then prints one line naming the interrupt
 (:func:`stage`, :func:`current_stage`) and exits with ``128 + signal`` (130, 143), as a shell
 reports a process killed by that signal. A second signal during that clean-up exits at once.
 An interruption that Python swallows where it cannot propagate (raised inside a weakref
-callback or ``__del__``, such as the import system's module-lock callbacks) is delivered again
-at once instead of being lost.
+callback or ``__del__``, such as the import system's module-lock callbacks) is raised again at
+the next call or return, or as the block ends, instead of being lost.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _STAGES: list[str] = []
 _RECEIVED: list[Interrupted] = []
 _ARMED: list[Interrupted] = []  # swallowed, to be raised again (_redeliver)
+_HOOK_CODE: list[object] = []  # the code of the unraisable hook signals_as_exceptions installs
 
 
 class Interrupted(BaseException):
@@ -89,6 +90,10 @@ def _redeliver(unraisable: object, previous: object) -> None:
     ends, instead of letting the command run to its end. Raising it here, or signalling again
     from here, would only be swallowed once more. Any other unraisable exception goes to the
     previous hook.
+
+    Where that next call is the next finaliser of the same cascade (objects freed together),
+    the interruption is raised, and swallowed, there too and armed again: those finalisers'
+    bodies are cut short, as a signal arriving in each would cut it.
     """
     exc = getattr(unraisable, "exc_value", None)
     if not isinstance(exc, Interrupted):
@@ -99,7 +104,8 @@ def _redeliver(unraisable: object, previous: object) -> None:
     _ARMED[:] = [exc]
     inside = {
         _redeliver.__code__,
-        getattr(sys.unraisablehook, "__code__", None),
+        *_HOOK_CODE,  # ours, even where another hook was installed over it and calls it,
+        getattr(sys.unraisablehook, "__code__", None),  # and that one
         _disarm.__code__,
         _Signals.__exit__.__code__,  # the block's end restores first, then raises it
     }
@@ -148,6 +154,7 @@ class _Signals:
             signal.signal(s, _raise)
         hook = self.hook
         sys.unraisablehook = lambda unraisable: _redeliver(unraisable, hook)
+        _HOOK_CODE[:] = [sys.unraisablehook.__code__]
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
         if not self.active:
