@@ -8,11 +8,14 @@ coverage table. This script recomputes that part alone for every realisation of 
 with the replicas given here, exactly as ``coverage.py``'s ``data_side`` does (the
 realisation's ``yields.json`` extrapolation and fiducial region, ``--samples`` A′ draws seeded
 with the realisation's seed + 1), and writes the output with the new part: ``coverage.py
---merge`` reads it like any other. Each row keeps the part it had as ``kinematic_model_before``.
+--merge`` reads it like any other (only the ``--arm`` arm is kept). Each row keeps the part it
+had as ``kinematic_model_before``. ``--config`` and ``--flow`` must be the outputs' own; a
+realisation whose ``yields.json`` no longer gives the row's fiducial yield (its yields rerun
+since) is named in a warning and in the output's ``yields_changed``.
 
 Printed: per (mass, cτ) the rms of the part before and after and their ratio, the coverage
 table and the joint test of each σ variant before and after (``coverage.py``'s functions on
-the same rows). About 7 s per realisation on one core with 24 replicas.
+the same rows). About 6 s per realisation on one core with 27 replicas.
 
 Usage::
 
@@ -105,20 +108,26 @@ def rms_by_point(rows: list[dict[str, Any]], key) -> dict[tuple[float, float], f
 _WORKER: dict[str, Any] = {}
 
 
+def _load_geometry(config: str | Path) -> Any:
+    """The detector geometry of ``config``."""
+    from gammastar.acceptance import Geometry
+    from gammastar.config import load_config
+
+    return Geometry.from_config(load_config(config).detector)
+
+
 def _init(config: str, flow: str, replicas: list[str]) -> None:
     """Each worker process: one thread, the geometry and the replicas loaded once."""
     import torch
 
-    from gammastar.acceptance import Geometry
-    from gammastar.config import load_config
-
     torch.set_num_threads(1)
-    _WORKER["geo"] = Geometry.from_config(load_config(config).detector)
+    _WORKER["geo"] = _load_geometry(config)
     _WORKER["replicas"] = coverage.bootstrap_replicas(Path(flow), [Path(r) for r in replicas])
 
 
 def _spread(job: tuple[int, str, list[float], list[float], int]):
-    """``coverage.data_side``'s kinematic_model of one realisation: {(mass, cτ): part}."""
+    """``coverage.data_side``'s kinematic_model of one realisation: its seed, {(mass, cτ):
+    part} and the fiducial yield its ``yields.json`` gives at each mass."""
     from gammastar.extrapolation import Extrapolation
     from gammastar.pair_acceptance import FiducialRegion
     from gammastar.reach import load_yields
@@ -131,7 +140,19 @@ def _spread(job: tuple[int, str, list[float], list[float], int]):
         kin = coverage.kinematic_spread(_WORKER["replicas"], extrap, fiducial, m,
                                         np.asarray(ctaus), _WORKER["geo"], samples, seed + 1)  # fmt: skip
         out.update({(m, float(c)): float(k) for c, k in zip(ctaus, kin, strict=True)})
-    return seed, out
+    return seed, out, coverage.fiducial_yield_at(Path(run) / "yields.json", masses)
+
+
+def changed_yields(rows: list[dict[str, Any]], y_fid: dict[int, dict[float, float | None]]):
+    """The seeds whose recorded ``yield_fiducial`` differs (relative 1e-9: the JSON round
+    trip) from the one their run's ``yields.json`` gives now; rows without one are not
+    compared."""
+    out = set()
+    for r in rows:
+        was, now = r.get("yield_fiducial"), y_fid.get(r["seed"], {}).get(r["mass"])
+        if was is not None and (now is None or not math.isclose(was, now, rel_tol=1e-9)):
+            out.add(r["seed"])
+    return sorted(out)
 
 
 def quiet_merge(paths: list[Path]) -> dict[str, Any]:
@@ -168,9 +189,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
     if args.out.exists():
         ap.error(f"--out: {args.out} exists (choose a new file)")
+    if not args.out.parent.is_dir():
+        ap.error(f"--out: {args.out.parent} is not a directory")
     if args.jobs < 1:
         ap.error("--jobs: at least 1")
+    if args.samples is not None and args.samples < 1:
+        ap.error("--samples: at least 1")
+    try:  # here, not first in a worker
+        _load_geometry(args.config)
+    except Exception as e:  # noqa: BLE001 (one line naming the option)
+        ap.error(f"--config: {e}")
     before = quiet_merge(args.coverage)
+    for opt, given in (("config", args.config), ("flow", args.flow)):
+        if before.get(opt) and Path(before[opt]).resolve() != given.resolve():
+            ap.error(f"--{opt}: {given} is not the outputs' {before[opt]}")
     if args.arm not in before["arms"]:
         ap.error(f"--arm: no arm {args.arm!r} in the outputs ({', '.join(before['arms'])})")
     if not before.get("own_flow"):
@@ -193,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     jobs = [(s, str(d), masses, ctaus, int(samples)) for s, d in dirs.items()]
     init = (str(args.config), str(args.flow), [str(r) for r in args.replicas])
     kin: dict[int, dict[tuple[float, float], float]] = {}
+    y_fid: dict[int, dict[float, float | None]] = {}
     if args.jobs == 1:
         _init(*init)
         results = map(_spread, jobs)
@@ -200,14 +233,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pool = ProcessPoolExecutor(args.jobs, initializer=_init, initargs=init)
         results = pool.map(_spread, jobs)
     try:
-        for i, (seed, parts) in enumerate(results, 1):
-            kin[seed] = parts
+        for i, (seed, parts, y) in enumerate(results, 1):
+            kin[seed], y_fid[seed] = parts, y
             if i % 8 == 0 or i == len(jobs):
                 print(f"{i}/{len(jobs)} realisations re-quoted", flush=True)
     finally:
         if args.jobs > 1:
             pool.shutdown(cancel_futures=True)
     new_rows = requote_rows(rows, kin)
+    if changed := changed_yields(rows, y_fid):
+        print(f"warning: {len(changed)} realisations' yields.json no longer give their rows' "
+              f"fiducial yield (rerun since): seeds {', '.join(map(str, changed))}; their "
+              "part is computed on today's extrapolation", flush=True)  # fmt: skip
     out = {k: v for k, v in before.items() if k not in ("arms", "merged")}
     out["kinematic_model"] = {  # coverage.py's record, for the replicas of this quote
         "replicas": len(replicas),
@@ -218,7 +255,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["kinematic_requote"] = {
         "from": [str(p) for p in args.coverage], "flow": str(args.flow),
         "replicas": [str(r) for r in args.replicas], "members": len(replicas),
-        "samples": int(samples),
+        "samples": int(samples), "yields_changed": changed,
     }  # fmt: skip
     out["arms"] = {args.arm: {k: v for k, v in arm.items() if k not in ("table", "joint",
                                                                           "regression")}
@@ -245,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("\n".join(coverage.joint_lines(a["joint"])), flush=True)
     summary = {
         "benchmark": "kinematic_requote", "out": str(args.out), "realisations": len(dirs),
-        "members": len(replicas),
+        "members": len(replicas), "yields_changed": changed,
         "kinematic_model": [{"mass": p[0], "ctau": p[1], "before": rb[p], "after": ra[p],
                              "ratio": ra[p] / rb[p] if rb[p] > 0 else None} for p in rb],
         "joint": {name: {w: {k: res["arms"][args.arm]["joint"][w].get(k)
@@ -255,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "table": {name: res["arms"][args.arm]["table"] for name, res in (("before", before),
                                                                           ("after", after))},
     }  # fmt: skip
-    print(json.dumps(summary))
+    print(json.dumps(summary, allow_nan=False))
     return summary
 
 

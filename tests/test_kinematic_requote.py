@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from _benchmarks import REPO, load_benchmark
@@ -53,33 +54,42 @@ def _runs(tmp_path: Path) -> Path:
     return work
 
 
-def _stub(kr, monkeypatch, factor: float):
-    """``_spread`` returning ``factor`` × each row's recorded part; no flow is loaded."""
-    rows = json.loads(SAMPLE.read_text())["arms"]["full"]["rows"]
+HEADER = json.loads(SAMPLE.read_text())
+PATHS = ["--config", HEADER["config"], "--flow", HEADER["flow"]]  # the outputs' own (not read)
+
+
+def _stub(kr, monkeypatch, factor: float, moved: int | None = None):
+    """``_spread`` returning ``factor`` × each row's recorded part and the rows' fiducial
+    yields (seed ``moved``'s 1% off); no config or flow is loaded."""
+    rows = HEADER["arms"]["full"]["rows"]
     old = {(r["seed"], r["mass"], r["ctau"]): r["sigma"]["kinematic_model"] for r in rows}
+    y_f = {(r["seed"], r["mass"]): r["yield_fiducial"] for r in rows}
 
     class Replica:
         def __init__(self):
             self.meta = {"meta": {"seed": 1}}
 
     monkeypatch.setattr(kr, "_init", lambda *a: None)
+    monkeypatch.setattr(kr, "_load_geometry", lambda config: None)
     monkeypatch.setattr(
         kr.coverage, "bootstrap_replicas", lambda flow, more: [Replica() for _ in range(27)]
     )
     monkeypatch.setattr(kr, "_spread", lambda job: (job[0], {
-        (m, float(c)): factor * old[(job[0], m, float(c))] for m in job[2] for c in job[3]}))  # fmt: skip
+        (m, float(c)): factor * old[(job[0], m, float(c))] for m in job[2] for c in job[3]},
+        {m: y_f[(job[0], m)] * (1.01 if job[0] == moved else 1.0) for m in job[2]}))  # fmt: skip
 
 
 def test_wider_part_covers_at_least_as_often(kr, tmp_path, monkeypatch, capsys):
-    _stub(kr, monkeypatch, 2.0)
+    _stub(kr, monkeypatch, 2.0, moved=1640)
     out = tmp_path / "requoted.json"
-    args = ["--coverage", str(SAMPLE), "--workdir", str(_runs(tmp_path)), "--config", "c.yaml",
-            "--flow", "f", "--out", str(out)]  # fmt: skip
+    args = ["--coverage", str(SAMPLE), "--workdir", str(_runs(tmp_path)), *PATHS,
+            "--out", str(out)]  # fmt: skip
     summary = kr.main(args)
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert json.loads(last)["benchmark"] == "kinematic_requote"  # the last line: one JSON
     assert summary["realisations"] == 32
     assert summary["members"] == 27
+    assert summary["yields_changed"] == [1640]  # its yields.json moved since: named
     for p in summary["kinematic_model"]:
         assert p["ratio"] == pytest.approx(2.0, rel=1e-12)
     before, after = summary["table"]["before"], summary["table"]["after"]
@@ -112,6 +122,51 @@ def test_fixed_flow_outputs_are_refused(kr, tmp_path, monkeypatch, capsys):
     path = tmp_path / "fixed.json"
     path.write_text(json.dumps(d))
     with pytest.raises(SystemExit):
-        kr.main(["--coverage", str(path), "--workdir", str(_runs(tmp_path)), "--config", "c",
-                 "--flow", "f", "--out", str(tmp_path / "o.json")])  # fmt: skip
+        kr.main(["--coverage", str(path), "--workdir", str(_runs(tmp_path)), *PATHS,
+                 "--out", str(tmp_path / "o.json")])  # fmt: skip
     assert "not --own-flow outputs" in capsys.readouterr().err
+
+
+def test_another_config_than_the_outputs_is_refused(kr, tmp_path, monkeypatch, capsys):
+    """The geometry and the flow of the re-quote must be the outputs' own: another config is
+    a one-line error naming --config, before any work."""
+    _stub(kr, monkeypatch, 1.0)
+    with pytest.raises(SystemExit):
+        kr.main(["--coverage", str(SAMPLE), "--workdir", str(tmp_path), "--config", "other.yaml",
+                 "--flow", HEADER["flow"], "--out", str(tmp_path / "o.json")])  # fmt: skip
+    assert f"--config: other.yaml is not the outputs' {HEADER['config']}" in capsys.readouterr().err
+
+
+def test_spread_follows_data_side_recipe(kr, monkeypatch):
+    """``_spread`` hands ``coverage.kinematic_spread`` what ``coverage.data_side`` does: the
+    worker's replicas and geometry, the run's extrapolation and fiducial region, each mass,
+    the cτ as an array, the samples and the realisation's seed + 1."""
+    import numpy as np
+
+    import gammastar.extrapolation as ge
+    import gammastar.pair_acceptance as pa
+    import gammastar.reach as gr
+
+    calls = []
+    monkeypatch.setattr(
+        gr, "load_yields", lambda path: SimpleNamespace(extrapolation={"fiducial": "F"})
+    )
+    monkeypatch.setattr(ge.Extrapolation, "from_dict", staticmethod(lambda d: "EX"))
+    monkeypatch.setattr(pa.FiducialRegion, "from_dict", staticmethod(lambda d: f"FR({d})"))
+    monkeypatch.setattr(kr.coverage, "fiducial_yield_at", lambda path, masses: {0.9: 1.0})
+
+    def spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed):
+        calls.append((replicas, extrap, fiducial, m, ctaus, geo, samples, seed))
+        return np.asarray(ctaus) * m
+
+    monkeypatch.setattr(kr.coverage, "kinematic_spread", spread)
+    monkeypatch.setitem(kr._WORKER, "replicas", "R")
+    monkeypatch.setitem(kr._WORKER, "geo", "G")
+    seed, parts, y = kr._spread((1640, "/runs/full_seed1640", [0.9], [1.0, 100.0], 40000))
+    assert seed == 1640
+    assert y == {0.9: 1.0}
+    ((replicas, extrap, fiducial, m, ctaus, geo, samples, s),) = calls
+    assert (replicas, extrap, fiducial, m, geo, samples, s) == ("R", "EX", "FR(F)", 0.9, "G",
+                                                                40000, 1641)  # fmt: skip
+    assert isinstance(ctaus, np.ndarray)
+    assert parts == pytest.approx({(0.9, 1.0): 0.9, (0.9, 100.0): 90.0}, rel=1e-12)
