@@ -30,10 +30,13 @@ def test_requote_rows_keeps_the_first_part(kr):
              "sigma": {"kinematic_model": 0.017, "data_stat": 0.12}}]  # fmt: skip
     once = kr.requote_rows(rows, {7: {(0.9, 100.0): 0.03}})
     twice = kr.requote_rows(once, {7: {(0.9, 100.0): 0.04}})
-    assert twice[0]["sigma"] == {"kinematic_model": 0.04, "data_stat": 0.12}
-    assert twice[0]["kinematic_model_before"] == 0.017
+    # copied values, compared with a tolerance all the same
+    assert twice[0]["sigma"] == pytest.approx(
+        {"kinematic_model": 0.04, "data_stat": 0.12}, rel=1e-15
+    )
+    assert twice[0]["kinematic_model_before"] == pytest.approx(0.017, rel=1e-15)
     assert "pulls" not in twice[0]  # recomputed by coverage.merge from the new parts
-    assert rows[0]["sigma"]["kinematic_model"] == 0.017
+    assert rows[0]["sigma"]["kinematic_model"] == pytest.approx(0.017, rel=1e-15)
 
 
 def test_run_dirs_name_the_missing_seeds(kr, tmp_path):
@@ -164,9 +167,10 @@ def test_spread_follows_data_side_recipe(kr, monkeypatch):
     monkeypatch.setitem(kr._WORKER, "geo", "G")
     seed, parts, y = kr._spread((1640, "/runs/full_seed1640", [0.9], [1.0, 100.0], 40000))
     assert seed == 1640
-    assert y == {0.9: 1.0}
+    assert y == pytest.approx({0.9: 1.0}, rel=1e-15)  # the stub's, passed through
     ((replicas, extrap, fiducial, m, ctaus, geo, samples, s),) = calls
-    assert (replicas, extrap, fiducial, m, geo, samples, s) == ("R", "EX", "FR(F)", 0.9, "G",
-                                                                40000, 1641)  # fmt: skip
+    assert (replicas, extrap, fiducial, geo, samples, s) == ("R", "EX", "FR(F)", "G", 40000,
+                                                             1641)  # fmt: skip
+    assert m == pytest.approx(0.9, rel=1e-15)  # the job's mass, passed through
     assert isinstance(ctaus, np.ndarray)
     assert parts == pytest.approx({(0.9, 1.0): 0.9, (0.9, 100.0): 90.0}, rel=1e-12)
