@@ -41,7 +41,6 @@ import importlib.util
 import io
 import json
 import math
-import os
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -161,16 +160,6 @@ def quiet_merge(paths: list[Path]) -> dict[str, Any]:
         return coverage.merge(paths)
 
 
-def write_json(path: Path, obj: dict[str, Any]) -> None:
-    """``obj`` as JSON at ``path`` through a temporary file renamed into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
-    try:
-        tmp.write_text(json.dumps(obj, allow_nan=False) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coverage", type=Path, nargs="+", required=True,
@@ -260,7 +249,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["arms"] = {args.arm: {k: v for k, v in arm.items() if k not in ("table", "joint",
                                                                           "regression")}
                    | {"rows": new_rows}}  # fmt: skip
-    write_json(args.out, out)
+    from gammastar.artifacts import write_json
+
+    write_json(args.out, out)  # atomic, as the user's umask allows
     after = quiet_merge([args.out])
     rb = rms_by_point(new_rows, lambda r: r["kinematic_model_before"])
     ra = rms_by_point(new_rows, lambda r: r["sigma"]["kinematic_model"])

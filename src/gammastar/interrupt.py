@@ -27,7 +27,6 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _STAGES: list[str] = []
 _RECEIVED: list[Interrupted] = []
 _ARMED: list[Interrupted] = []  # swallowed, to be raised again (_redeliver)
-_HOOK_CODE: list[object] = []  # the code of the unraisable hook signals_as_exceptions installs
 
 
 class Interrupted(BaseException):
@@ -104,7 +103,7 @@ def _redeliver(unraisable: object, previous: object) -> None:
     _ARMED[:] = [exc]
     inside = {
         _redeliver.__code__,
-        *_HOOK_CODE,  # ours, even where another hook was installed over it and calls it,
+        _Signals.unraisable.__code__,  # ours, even where another hook wraps it,
         getattr(sys.unraisablehook, "__code__", None),  # and that one
         _disarm.__code__,
         _Signals.__exit__.__code__,  # the block's end restores first, then raises it
@@ -152,9 +151,11 @@ class _Signals:
         _ARMED.clear()
         for s in SIGNALS:
             signal.signal(s, _raise)
-        hook = self.hook
-        sys.unraisablehook = lambda unraisable: _redeliver(unraisable, hook)
-        _HOOK_CODE[:] = [sys.unraisablehook.__code__]
+        sys.unraisablehook = self.unraisable
+
+    def unraisable(self, unraisable: object) -> None:
+        """The ``sys.unraisablehook`` installed inside: :func:`_redeliver`."""
+        _redeliver(unraisable, self.hook)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
         if not self.active:
