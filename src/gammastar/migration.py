@@ -51,7 +51,7 @@ _CHUNK = 100_000
 
 RESPONSE_BIN_WIDTH = 0.01
 """True-mass bins (GeV) of the response: one residual distribution each, as
-:func:`gammastar.mock.truth.smearing_from_residuals` draws them."""
+``gammastar_validation.truth.smearing_from_residuals`` (validation/) draws them."""
 
 
 def binned(counts: ArrayLike, fine_edges: ArrayLike, edges: ArrayLike) -> NDArray[np.float64]:
@@ -79,8 +79,8 @@ def smeared_counts(
     bins ``fine_edges``, uniform within each), each smeared by the residuals m − m_true of the
     recorded sources of its ``bin_width`` bin of true mass (that of the fine bin's centre;
     without recorded sources the next populated bin above, or the last), as
-    :func:`gammastar.mock.truth.smearing_from_residuals` draws them: exact, every residual
-    applied to the uniform fine bins, not a random draw.
+    ``gammastar_validation.truth.smearing_from_residuals`` (validation/) draws them: exact,
+    every residual applied to the uniform fine bins, not a random draw.
 
     Example:
         >>> smeared_counts(np.array([10.0, 0.0]), np.array([0.0, 0.1, 0.2]),

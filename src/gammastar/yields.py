@@ -694,9 +694,6 @@ def _fiducial_yields(
         else {"applied": True, **mig.as_dict()}
     )
     c_pair = np.ones(m.shape) if mig is None else mig.at_pairs(m)
-    truth = _mock_fiducial_fraction(cfg, fiducial, ap_fid.edges)
-    if truth is not None:
-        ext["fiducial_fraction_mock_truth"] = truth
     aprime = {
         "per_pot_per_eps2_fiducial": ap_fid.per_pot_per_eps2,
         "stat_err_fiducial": ap_fid.stat_err,
@@ -740,24 +737,6 @@ def _migration(cfg: AnalysisConfig, fiducial: Any, edges: NDArray) -> Any:
     )
     log.info("yields: resolution migration from %d simulated γ*: c = %s", mig.sources, largest)
     return mig
-
-
-MOCK_TRUTH_SOURCES = 1_000_000
-"""Cocktail sources drawn to report the mock's true fiducial fraction (a check only)."""
-
-
-def _mock_fiducial_fraction(cfg: AnalysisConfig, fiducial: Any, edges: NDArray) -> list | None:
-    """The mock generator's true fraction of γ* inside the fiducial region per mass bin
-    (``None`` without a ``mock`` section): reported next to the model's, never used."""
-    if cfg.mock is None:
-        return None
-    from gammastar.mock.truth import truth_gstar
-
-    tr = truth_gstar(cfg, MOCK_TRUTH_SOURCES, seed=cfg.seed + 1)
-    inside = fiducial.contains(tr.m, tr.qT, tr.E)
-    n_all = np.histogram(tr.m, edges)[0].astype(float)
-    n_in = np.histogram(tr.m[inside], edges)[0].astype(float)
-    return [float(a / b) if b > 0 else None for a, b in zip(n_in, n_all, strict=True)]
 
 
 ACCEPTANCE_LOST_FLAG = 0.05

@@ -593,7 +593,8 @@ TRUTH_HELICITY = {
 }
 """Histograms (on :data:`TRUTH_MASS_AXIS`) of the sums of the angular functions of every
 generated γ* source's decay (μ+ in the γ* lab helicity frame): with ``truth_all_m`` the
-generator's true λ_θ, λ_φ, λ_θφ per mass bin (:func:`gammastar.mock.truth.truth_polarisation`)."""
+generator's true λ_θ, λ_φ, λ_θφ per mass bin (``gammastar_validation.truth.truth_polarisation``,
+in validation/)."""
 
 
 def _bin_index(edges: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""The mock generator's full-phase-space γ* truth, for closure tests and benchmarks.
+"""The mock generator's full-phase-space γ* truth, for the closure studies and their tests.
 
 :func:`truth_gstar` draws cocktail sources (no detector: every γ*, every angle and energy)
 with the generator of an analysis config and returns their true γ* kinematics with the
@@ -22,6 +22,7 @@ __all__ = [
     "empirical_smearing",
     "response_residuals",
     "smearing_from_residuals",
+    "true_fiducial_fraction",
     "truth_gstar",
     "truth_polarisation",
 ]
@@ -92,6 +93,35 @@ def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
         channel=src.channel[keep],
         n_pot=n_pot,
     )
+
+
+TRUTH_FIDUCIAL_SOURCES = 1_000_000
+"""Cocktail sources :func:`true_fiducial_fraction` draws by default."""
+
+
+def true_fiducial_fraction(config, fiducial, edges, *, sources: int = TRUTH_FIDUCIAL_SOURCES,
+                           seed: int | None = None) -> list[float | None]:  # fmt: skip
+    """The mock generator's true fraction of γ* inside the fiducial region per mass bin, the
+    truth that the extrapolation's fitted f_F (``yields.json`` ``extrapolation.
+    fiducial_fraction``) is checked against.
+
+    Arguments:
+        config: an :class:`~gammastar.config.AnalysisConfig` with a ``mock`` section.
+        fiducial: the fiducial region (:class:`gammastar.pair_acceptance.FiducialRegion`).
+        edges: mass bin edges (GeV), true mass.
+        sources: cocktail sources of the truth sample.
+        seed: its seed (default: the config's seed + 1).
+
+    Returns:
+        per bin the fraction inside, ``None`` for a bin without a true γ*.
+    """
+    if config.mock is None:
+        raise ValueError("true_fiducial_fraction: the config has no mock section")
+    tr = truth_gstar(config, sources, seed=config.seed + 1 if seed is None else seed)
+    inside = fiducial.contains(tr.m, tr.qT, tr.E)
+    n_all = np.histogram(tr.m, edges)[0].astype(float)
+    n_in = np.histogram(tr.m[inside], edges)[0].astype(float)
+    return [float(a / b) if b > 0 else None for a, b in zip(n_in, n_all, strict=True)]
 
 
 class TruthSampler:

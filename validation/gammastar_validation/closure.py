@@ -5,7 +5,7 @@ generator's full-phase-space γ*.
 expected signal (per POT per ε² and per unit BR: Y(m)·𝓔(m, cτ)) that a run directory's
 yields and flow give (with the fitted extrapolation outside the fiducial region, as
 ``gammastar reach`` uses them) with the same quantities from the generator's own γ*
-(:mod:`gammastar.mock.truth`; the truth yield is taken at the data's mass resolution, which
+(:mod:`gammastar_validation.truth`; the truth yield is taken at the data's mass resolution, which
 the data-driven yield carries: no resolution unfolding, as in the paper; the response is the
 mock detector's own, measured on the file's ``truth`` tree). It checks; it never
 feeds a correction.
@@ -60,14 +60,14 @@ def reach_closure(
     from gammastar import rundir
     from gammastar.acceptance import draw
     from gammastar.mock.detector import Detector
-    from gammastar.mock.truth import (
+    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.reach import Yields, _sampler_from_config, load_yields
+    from gammastar.unfold import EfficiencyMap
+    from gammastar_validation.truth import (
         TruthSampler,
         empirical_smearing,
         truth_gstar,
     )
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.reach import Yields, _sampler_from_config, load_yields
-    from gammastar.unfold import EfficiencyMap
 
     run = cfg.output_dir
     y_dd = load_yields(run / rundir.YIELDS)
