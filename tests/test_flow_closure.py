@@ -180,23 +180,6 @@ def test_pull_with_the_quoted_kinematic_model():
     assert "pull_with_model" not in high
 
 
-def test_benchmark_summary_takes_the_ratio_of_means():
-    """benchmarks/flow_closure.py: over realisations the ratio of the mean acceptances, not
-    the mean of the ratios (which a noisy denominator biases upward, E[1/x] > 1/E[x])."""
-    from _benchmarks import load_benchmark
-
-    bench = load_benchmark("flow_closure")
-    pairs = [0.5, 1.0, 1.5]  # the flow equal to the mean: the ratio of means is 1
-    recs = [{"points": [{"mass": 0.6, "eps_low": {
-        "flow": 1.0, "pairs": d, "ratio": 1.0 / d, "ratio_err": 0.1, "pull": 0.0,
-        "ctau": 1.0}}]} for d in pairs]  # fmt: skip
-    (row,) = bench.summary(recs)
-    assert row["ratio_of_means"] == pytest.approx(1.0, rel=1e-12)
-    assert row["ratio_mean"] == pytest.approx(np.mean([2.0, 1.0, 1 / 1.5]), rel=1e-12)
-    assert row["n"] == 3
-    assert row["at"] == "eps_low"
-
-
 def test_no_ratio_from_a_handful_of_pairs():
     """Five pairs carry at most five effective pairs' worth of acceptance (Kish): below
     MIN_CARRIERS no ratio is quoted, the pairs' acceptance still is."""

@@ -378,28 +378,6 @@ def test_mass_resolution_equals_the_configured_one(ref):
     assert np.std(p_reco / p_true - 1) < 0.015
 
 
-def test_response_residuals_carry_the_detectors_mass_resolution():
-    """``response_residuals`` (the coverage benchmark's mass response, from a sample larger
-    than one file): the recorded sources' m − m_true at the ω have the configured 30 MeV
-    (the absorber's calibration mass) within 4σ_stat + 1% (as test_mass_resolution); and
-    ``smearing_from_residuals`` draws each mass's residual from its own true-mass bin: masses
-    at the ω get the ω bin's spread, masses near threshold the far narrower one there."""
-    from gammastar.mock.truth import response_residuals, smearing_from_residuals
-
-    cfg = make_config(combinatorial={"pilot_events": 1000})
-    mt, d = response_residuals(cfg, 400_000, seed=8, chunk=150_000)
-    omega = np.abs(mt - mass("omega")) < 0.01
-    assert omega.sum() > 2000
-    sigma, err = _spread(d[omega])
-    assert sigma == pytest.approx(0.030, abs=4 * err + 0.01 * 0.030)
-    smear = smearing_from_residuals(mt, d)
-    rng = np.random.default_rng(9)
-    at_omega = smear(np.full(100_000, mass("omega")), rng) - mass("omega")
-    near = smear(np.full(100_000, 0.25), rng) - 0.25
-    assert at_omega.std() == pytest.approx(sigma, rel=0.1)
-    assert near.std() < 0.5 * at_omega.std()  # σ_m ∝ β* falls towards threshold
-
-
 def test_multiple_scattering_kicks():
     """Each muon's direction is kicked by θ₀ = K/(βp) per plane (PDG RPP eq. 34.16): the
     polar-angle change of muons along z is Rayleigh with <Δθ²> = 2θ₀², and K scales as

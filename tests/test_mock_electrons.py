@@ -189,22 +189,6 @@ def test_lepton_acceptance_map(case):
     np.testing.assert_allclose(var[:, 1], prob[:, 1] * (1 - prob[:, 1]) / n)
 
 
-def test_truth_gstar_of_electrons():
-    """With input.lepton e the mock truth (the true fiducial fraction's sample) is the
-    dielectron cocktail's γ*: codes of EE_CHANNELS only, masses from 2m_e (π0 → γee below
-    2m_μ), the same N_POT formula."""
-    from gammastar.config import config_from_dict
-    from gammastar.mock.truth import truth_gstar
-
-    cfg = config_from_dict(
-        {"input": {"lepton": "e"}, "mock": {"leptons": ["e"], "efficiency_map": None}}
-    )
-    tr = truth_gstar(cfg, 20_000, seed=4)
-    assert set(np.unique(tr.channel)) <= {int(s.channel) for s in EE_CHANNELS}
-    assert tr.m.min() >= 2 * M_E
-    assert np.mean(tr.m < 2 * 0.1056583755) > 0.9  # π0 Dalitz dominates (σ_π0/σ_ω = 9)
-
-
 def test_combinatorial_like_sign_relation():
     """Independent symmetric charges: N+− = 2√(N++ N−−) within 4σ (multinomial)."""
     bg = ElectronBackgrounds(MockConfig())

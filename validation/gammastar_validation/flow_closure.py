@@ -21,29 +21,25 @@ through the reach, and the table gives per validation mass the closure at ε_low
 the KL with its data-vs-data band, side by side (how the demo's ``mass_flatten`` was chosen,
 docs/reach.md).
 
-Usage: ``python benchmarks/flow_closure.py --realisations 15 --first-seed 3100 --workdir
-/tmp/fc [--reuse] [--variant '{"mass_flatten": 0.5}']``; ``--merge OUT …`` pools outputs (their
-last lines); ``--run runs/na60_like_both --config analysis/na60_like_both.yaml --variant
-'{"mass_flatten": 0.0}' --workdir /tmp/fcrun``. The last line is one JSON object.
+Usage: ``python validation/scripts/flow_closure.py --realisations 15 --first-seed 3100
+--workdir WORK [--reuse] [--variant '{"mass_flatten": 0.5}']``; ``--merge OUT …`` pools
+outputs (their last lines); ``--run runs/na60_like_both --config analysis/na60_like_both.yaml
+--variant '{"mass_flatten": 0.0}' --workdir WORK``. The last line is one JSON object.
 """
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# benchmarks/ holds select.py etc.: keep it off sys.path so the stdlib `select` is found
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import json
 import math
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KEYS = ("eps_low", "eps_high", "eps_peak")
 
 
@@ -181,9 +177,11 @@ def summary(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
+    ap.add_argument("--events", type=int, default=None,
+                    help="mock.events of every realisation (default: the config's): a quick run")
     ap.add_argument("--realisations", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=3100)
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/gammastar_flow_closure"))
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gammastar_flow_closure")
     ap.add_argument("--mass-points", type=int, default=20)
     ap.add_argument("--reuse", action="store_true",
                     help="keep a realisation's finished yields and reach")  # fmt: skip
@@ -222,7 +220,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     else:
         from gammastar.config import load_config
 
-        base = load_config(args.config)
+        from gammastar_validation.coverage import with_events
+
+        base = with_events(load_config(args.config), args.events)
         records = []
         for s in range(args.first_seed, args.first_seed + args.realisations):
             t = time.perf_counter()
@@ -240,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               f"{r['ratio_sd']:.3f} | {r['ratio_err_median']:.3f} | "
               f"{r['pull_mean']:+.2f} / {r['pull_rms']:.2f} |")
     result = {"benchmark": "flow_closure", "seconds": time.perf_counter() - t0,
+              "events": args.events,
               "variant": getattr(args, "variant", None), "summary": rows,
               "records": records}  # fmt: skip
     print(json.dumps(result))
@@ -290,8 +291,9 @@ def recipes_main(args: Any, t0: float) -> dict[str, Any]:
     from gammastar.config import load_config
 
     base = load_config(args.config)
+    recipes = (None, args.variant) if args.variant else (None,)  # the config's alone: once
     out = [recipe_on_run(base, args.run, args.workdir, s, v)
-           for v in (None, args.variant) for s in args.seeds]  # fmt: skip
+           for v in recipes for s in args.seeds]  # fmt: skip
     print("| recipe | seed | m (GeV) | 𝓔_flow/𝓔_pairs at ε_low | at ε_high | KL (95% band edge) |")
     print("| --- | --- | --- | --- | --- | --- |")
 

@@ -1,4 +1,4 @@
-"""The coverage table's joint test (benchmarks/coverage.py ``joint_test``, issue 19).
+"""The coverage table's joint test (:func:`gammastar_validation.coverage.joint_test`).
 
 Twelve fractions (±1σ, ±2σ at six (mass, cτ) points) each within its own binomial error is met
 by a calibrated quote in only a few per cent of tables; the joint test compares max |z| with its
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _benchmarks import load_benchmark
+
+from gammastar_validation import coverage
 
 POINTS = [(m, c) for m in (0.3, 0.6, 0.9) for c in (1.0, 100.0)]
 
 
 @pytest.fixture(scope="module")
 def cov():
-    return load_benchmark("coverage")
+    return coverage
 
 
 def rows_from(pulls: np.ndarray, points=POINTS) -> list[dict]:

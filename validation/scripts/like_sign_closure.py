@@ -1,5 +1,10 @@
 """Charge-asymmetric like-sign closure on the NA60-like mock (docs/selection.md).
 
+Claim: with a charge-asymmetric combinatorial background (N++ ≠ N−−) the geometric like-sign
+estimate 2R√(N++N−−) (``background.ss_weight: binwise``) gives the generated OS combinatorial
+count and a background-subtracted spectrum that closes on the cocktail (χ²/ndf ≈ 1), where the
+arithmetic one (``constant``) overestimates it.
+
 Generates a mock with a charge-asymmetric combinatorial background (``--mu-plus``, default
 0.6; half of the recorded OS pairs combinatorial; ``--kick``: the toroid-like
 charge-dependent acceptance), selects it with the geometric (``ss_weight: binwise``) and the
@@ -12,8 +17,8 @@ arithmetic (``constant``) like-sign estimator and compares, per estimator:
 * ``unfolded_m`` (Σ weight, 1/ε) with the generator's ``truth`` tree (signal sources inside
   the acceptance, no efficiency, η → μμ excluded), above 0.25 GeV, as tests/test_select_closure.
 
-Usage:  python analysis/like_sign_closure.py [--events 3000000] [--mu-plus 0.6] [--kick 0]
-        [--seed 7] [--workdir DIR]
+Usage:  python validation/scripts/like_sign_closure.py [--events 3000000] [--mu-plus 0.6]
+        [--kick 0] [--seed 7] [--workdir DIR]
 The last line printed is one JSON object.
 """
 
@@ -33,11 +38,11 @@ from gammastar.config import load_config
 from gammastar.mock import generate_file
 from gammastar.select import select
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _config(mu_plus: float, kick: float, ss_weight: str):
-    cfg = load_config(HERE / "na60_like.yaml")
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     m = cfg.mock
     mock = m.model_copy(
         update={

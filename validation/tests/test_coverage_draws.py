@@ -1,4 +1,4 @@
-"""The coverage benchmark's draws of the mock's p_T form (benchmarks/coverage.py, issue 19).
+"""The coverage study's draws of the mock's p_T form (:mod:`gammastar_validation.coverage`).
 
 The ``full`` arm draws the mock mesons' p_T form ``mock.pt_mt_power`` a of m_T^a e^{−m_T/T}
 from :data:`FORM_POINTS` (mean 0, variance 1), a = 1 being the extrapolation model's
@@ -13,14 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _benchmarks import load_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
+from gammastar_validation import coverage
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cov():
-    return load_benchmark("coverage")
+    return coverage
 
 
 def test_form_points_have_the_priors_moments(cov):
@@ -82,8 +83,8 @@ def test_mass_response_is_sampled_anew_for_each_drawn_truth(cov, monkeypatch):
         calls.append((cfg.mock.rapidity_sigma, cfg.mock.pt_mt_power))
         return np.zeros(4), np.zeros(4)
 
-    monkeypatch.setattr("gammastar.mock.truth.response_residuals", residuals)
-    monkeypatch.setattr("gammastar.mock.truth.smearing_from_residuals", lambda mt, d: mt.size)
+    monkeypatch.setattr("gammastar_validation.truth.response_residuals", residuals)
+    monkeypatch.setattr("gammastar_validation.truth.smearing_from_residuals", lambda mt, d: mt.size)
     monkeypatch.setattr(cov, "_RESPONSES", {})
     base = load_config(REPO / "analysis" / "na60_like.yaml")
 

@@ -1,5 +1,6 @@
-"""benchmarks/coverage.py's refusals (issue 19): each a one-line error naming the option, field
-or file, before any realisation is run. Fast: no chain, no flow, no truth."""
+"""The coverage study's refusals (:mod:`gammastar_validation.coverage`): each a one-line error
+naming the option, field or file, before any realisation is run. Fast: no chain, no flow, no
+truth."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _benchmarks import load_benchmark
 
-REPO = Path(__file__).resolve().parents[1]
+from gammastar_validation import coverage, coverage_flows
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def cov():
-    return load_benchmark("coverage")
+    return coverage
 
 
 # --------------------------------------------------------------------------- --merge
@@ -204,8 +206,8 @@ def test_own_flow_trains_one_member_of_the_realisation(cov, base, tmp_path, monk
 
 
 def _tiny_run(tmp_path, name, *, pairs_seed=0, **flow):
-    """A run directory with synthetic pairs and its tiny flow config (tests/test_flow.py)."""
-    from test_flow import make_config, synthetic_pairs
+    """A run directory with synthetic pairs and its tiny flow config (_tiny_flow)."""
+    from _tiny_flow import make_config, synthetic_pairs
 
     cfg = make_config(tmp_path / name, epochs=1, **flow)
     cfg.output_dir.mkdir(parents=True)
@@ -232,7 +234,7 @@ def test_own_flow_is_reused_only_when_it_is_this_training(cov, tmp_path, monkeyp
     assert calls == [8]  # retrained with the realisation's seed
     epochs = own.model_copy(update={"flow": own.flow.model_copy(update={"epochs": 2})})
     assert cov.own_flow_mismatch(epochs, run) == "trained with another flow config"
-    from test_flow import synthetic_pairs
+    from _tiny_flow import synthetic_pairs
 
     synthetic_pairs(2000, seed=1).to_parquet(run / "pairs.parquet")  # the realisation redone
     assert cov.own_flow_mismatch(own, run) == "trained on other pairs"
@@ -319,7 +321,7 @@ def test_drawn_forms_beyond_the_configs_bound_are_refused(cov, base, tmp_path, c
 
 @pytest.fixture(scope="module")
 def flows():
-    return load_benchmark("coverage_flows")
+    return coverage_flows
 
 
 def test_coverage_flows_default_powers_are_the_drawn_forms(flows, base, tmp_path, monkeypatch):
@@ -338,7 +340,7 @@ def test_coverage_flows_default_powers_are_the_drawn_forms(flows, base, tmp_path
 
 
 def test_coverage_flows_refuses_a_power_beyond_the_bound(flows, capsys):
-    """benchmarks/coverage_flows.py --powers: an a outside (-2, 5] is refused before any
+    """coverage_flows --powers: an a outside (-2, 5] is refused before any
     realisation, naming the option."""
     for a in ("6", "-2"):
         with pytest.raises(SystemExit) as exc:
@@ -421,7 +423,7 @@ def test_truth_from_takes_each_seeds_truth_and_draws(cov, tmp_path):
     [
         ({"truth_sources": 999}, (), "its truth_sources is 999, this run's 1000"),
         ({}, ("--masses", "0.9"), "seed 7 (stat) lacks some of the masses and ctaus asked for"),
-        ({"seeds": None}, (), "not an output of this benchmark"),
+        ({"seeds": None}, (), "not an output of this study"),
     ],
 )  # fmt: skip
 def test_truth_from_refuses_another_runs_truth(cov, tmp_path, capsys, header, extra, message):
@@ -583,7 +585,7 @@ def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_
     """``--truth-cache``: a truth made once is read back equal (the γ* masses bit for bit, a
     file copy; the acceptances and window counts as made), a second call does not make it
     again, and other truth options make it anew."""
-    from gammastar.mock.truth import GstarTruth
+    from gammastar_validation.truth import GstarTruth
 
     made = []
 
@@ -616,227 +618,10 @@ def test_truth_cache_returns_what_was_made_and_remakes_on_other_fields(cov, tmp_
     assert len(made) == 8
 
 
-# --------------------------------------------------------------------------- flow_spread.py
-
-
-def test_flow_spread_is_the_relative_sd_with_its_own_error():
-    """benchmarks/flow_spread.py's spread: the relative standard deviation (ddof 1) over the
-    flows and its Gaussian error r/√(2(k − 1)); 200 flows drawn with a 3% spread give 3%
-    within 4 of those errors; one flow is refused."""
-    fs = load_benchmark("flow_spread")
-    rng = np.random.default_rng(3)
-    acc = 0.2 * (1.0 + 0.03 * rng.standard_normal((200, 2)))
-    rel, err = fs.spread(acc)
-    assert err == pytest.approx(rel / np.sqrt(2 * 199))
-    assert np.all(np.abs(rel - 0.03) < 4 * err)
-    with pytest.raises(ValueError, match="at least two flows"):
-        fs.spread(acc[:1])
-
-
-def test_flow_spread_refuses_a_single_flow(tmp_path, capsys):
-    fs = load_benchmark("flow_spread")
-    with pytest.raises(SystemExit) as exc:
-        fs.main(["--run", str(tmp_path), "--flows", str(tmp_path), "--ensembles", str(tmp_path)])
-    assert exc.value.code == 2
-    assert capsys.readouterr().err.strip().endswith("--flows: give at least two flows")
-
-
-# --------------------------------------------------------------------------- coverage_parts
-
-
-@pytest.fixture(scope="module")
-def parts():
-    return load_benchmark("coverage_parts")
-
-
-def _full(first, n):
-    """A coverage output of the full arm for seeds first … first + n − 1 (drawn σ_y, a)."""
-    out = _output(range(first, first + n))
-    out["seeds"] = [first, first + n - 1]
-    arm = out["arms"].pop("stat")
-    arm["drawn"] = [{"y_sigma": 1.25 + 0.1 * i, "pt_form": 0.0} for i in range(n)]
-    out["arms"]["full"] = arm
-    return out
-
-
-def test_parts_pool_outputs_and_refuse_a_seed_twice(parts, tmp_path):
-    """The rows and draws of several outputs are pooled by seed; an output given twice, or
-    one without the arm, is a one-line error naming the file."""
-    a, b = _write(tmp_path, "a.json", _full(10, 2)), _write(tmp_path, "b.json", _full(12, 3))
-    rows, drawn, head = parts.read_outputs([a, b], "full")
-    assert head["truth_seed"] == 11
-    assert sorted({r["seed"] for r in rows}) == [10, 11, 12, 13, 14]
-    assert drawn[11]["y_sigma"] == pytest.approx(1.35)
-    assert drawn[14]["y_sigma"] == pytest.approx(1.45)
-    with pytest.raises(SystemExit, match=rf"{_re(a)}: seed 10 given twice"):
-        parts.read_outputs([a, a], "full")
-    with pytest.raises(SystemExit, match=rf"{_re(a)}: no arm 'stat'"):
-        parts.read_outputs([a], "stat")
-
-
-def test_parts_truth_is_the_realisations_draw(parts, base):
-    """A full-arm realisation's truth is the mock at its drawn rapidity width and p_T form; a
-    stat realisation's (nothing drawn) the config itself."""
-    cfg = parts.truth_config(base, {"y_sigma": 1.1313, "pt_form": -1.2247, "r_factor": 1.01})
-    assert cfg.mock.rapidity_sigma == 1.1313
-    assert cfg.mock.pt_mt_power == -1.2247
-    assert cfg.background == base.background  # R is the analysis's, not the truth's
-    assert parts.truth_config(base, {}) is base
-
-
-def test_parts_flow_over_pairs_is_a_ratio_of_means(parts):
-    """The flow against the pairs is the ratio of their means over realisations: exact for
-    a flow equal to the truth and pairs scattering ±30% around it, where the mean of the
-    per-realisation ratios is biased up by Jensen's inequality (≈ 1 + 0.3² here)."""
-    rng = np.random.default_rng(1)
-    pairs_ratio = 1 + 0.3 * np.where(rng.random(400) < 0.5, -1.0, 1.0)  # mean exactly 1
-    pairs_ratio *= 1 / pairs_ratio.mean()
-    per = [{"nsig": [1.0], "acc": [1.0], "f": 1.0, "e_in_flow": [1.0], "e_in_pairs": [p],
-            "e_in_pairs_err": [0.3], "pairs": 100, "e_out": [1.0], "share_out": [0.5]}
-           for p in pairs_ratio]  # fmt: skip
-    pt = parts.summarise(per, 0.9, 0, 1.0)
-    assert pt["flow_over_pairs"] == pytest.approx(1.0, rel=1e-12)
-    assert np.mean(1 / pairs_ratio) == pytest.approx(1 + 0.3**2 / (1 - 0.3**2), rel=0.02)
-    # its error: the pairs' scatter over √n (the flow is exact here)
-    assert pt["flow_over_pairs_sem"] == pytest.approx(np.std(pairs_ratio, ddof=1) / 20, rel=1e-9)
-    assert pt["yield_part"] == pytest.approx(1.0, rel=1e-12)
-    assert pt["n"] == 400
-
-
-def test_parts_need_one_flow_choice(parts, tmp_path, capsys):
-    cov_json = _write(tmp_path, "a.json", _full(10, 1))
-    for extra in ([], ["--flow", str(tmp_path), "--own-flow"]):
-        with pytest.raises(SystemExit):
-            parts.main(["--coverage", str(cov_json), "--workdir", str(tmp_path), *extra])
-        assert "give --flow (one fixed flow) or --own-flow" in capsys.readouterr().err
-
-
-def test_parts_refuse_outputs_that_do_not_pool(parts, tmp_path):
-    """Outputs of other (mass, cτ) points, another truth, or a --merge output (no seed range:
-    its draws cannot be told apart) are one-line errors naming the file."""
-    a = _write(tmp_path, "a.json", _full(10, 2))
-    other_points = _full(12, 1)
-    for r in other_points["arms"]["full"]["rows"]:
-        r["mass"] = 0.9
-    b = _write(tmp_path, "b.json", other_points)
-    with pytest.raises(SystemExit, match=rf"{_re(b)}: other \(mass, cτ\) points"):
-        parts.read_outputs([a, b], "full")
-    c = _write(tmp_path, "c.json", {**_full(12, 1), "truth_seed": 12})
-    with pytest.raises(SystemExit, match=rf"{_re(c)}: other truth"):
-        parts.read_outputs([a, c], "full")
-    merged = _full(12, 1)
-    del merged["seeds"]
-    d = _write(tmp_path, "d.json", merged)
-    with pytest.raises(SystemExit, match=rf"{_re(d)}: no seed range"):
-        parts.read_outputs([d], "full")
-    # a merged output with its draws' seeds (coverage.py --merge since 2026-11-26) pools
-    merged["arms"]["full"]["drawn_seeds"] = [12]
-    _, drawn, _ = parts.read_outputs([a, _write(tmp_path, "e.json", merged)], "full")
-    assert sorted(drawn) == [10, 11, 12]
-    assert drawn[12]["y_sigma"] == pytest.approx(1.25)
-
-
-def test_external_sides_requote_swaps_only_the_external_part():
-    """A row whose σ is the external part alone (fit 0, nothing else) has its pull divided by
-    larger/quoted; rows of masses that were not refitted are skipped."""
-    es = load_benchmark("external_sides")
-    row = {"seed": 1, "mass": 0.6, "ctau": 1.0, "nsig_dd": 1.1, "nsig_truth": 1.0,
-           "rel_sigma_truth": 0.0,
-           "sigma": {"extrapolation_varied": 0.05, "extrapolation_fit": 0.0}}  # fmt: skip
-    skipped = {**row, "mass": 0.9}
-    got = {1: {0.6: {"down": [-0.04], "up": [0.02], "quoted": [0.03]}}}
-    pulls = es.requote([row, skipped], got)
-    assert set(pulls) == {(0.6, 1.0)}
-    sym, lar = pulls[(0.6, 1.0)]["symmetric"][0], pulls[(0.6, 1.0)]["larger"][0]
-    assert sym == pytest.approx(0.1 / (0.05 * 1.1), rel=1e-12)
-    assert lar == pytest.approx(sym * 0.03 / 0.04, rel=1e-12)
-
-
-def test_flow_recipe_closure_summary_and_refusal(tmp_path, capsys):
-    """Old and new flows against the pairs are ratios of means (a realisation without pairs in
-    the window left out); new/old the mean of the paired ratios. A --variant key that is not a
-    flow key is a one-line error naming it."""
-    fr = load_benchmark("flow_recipe_closure")
-    pairs = [1.0, 2.0, float("nan")]
-    rows = [{"old_0.6": [1.02 * p if np.isfinite(p) else 3.0], "new_0.6": [1.01 * p if np.isfinite(p) else 3.0],
-             "pairs_0.6": [p]} for p in pairs]  # fmt: skip
-    (t,) = fr.summary(rows, [0.6], [1.0])
-    assert t["old_over_pairs"] == pytest.approx(1.02, rel=1e-12)
-    assert t["new_over_pairs"] == pytest.approx(1.01, rel=1e-12)
-    assert t["new_over_old"] == pytest.approx((2 * 1.01 / 1.02 + 1.0) / 3, rel=1e-12)
-    with pytest.raises(SystemExit):
-        fr.main(["--workdir", str(tmp_path), "--seeds", "1", "2", "--out", str(tmp_path),
-                 "--variant", '{"hidden_featurez": [64]}'])  # fmt: skip
-    assert "--variant: hidden_featurez: not flow keys" in capsys.readouterr().err
-
-
-# --------------------------------------------------------------------------- coverage_scatter
-
-
-@pytest.fixture(scope="module")
-def scat():
-    return load_benchmark("coverage_scatter")
-
-
-def test_scatter_within_groups_against_the_quote(scat):
-    """Realisations in 40 groups of 50 (each group's own mean: the drawn truth), ln Y_F and
-    ln(N/Y_F) Gaussian within them with sd 0.02 and 0.03 and correlation +0.5: the pooled
-    within-group sds and the realised 2 Cov come back within 4 of their standard errors
-    (1/√(2 dof) for an sd, dof = 2000 − 40), whatever the groups' means; the quoted parts add
-    as the docstring says (Y_F: data_stat ⊕ λ_θ; N/Y_F: fit ⊕ kinematic ⊕ MC; N: all with the
-    cross term)."""
-    rng = np.random.default_rng(7)
-    n, groups = 2000, np.repeat(np.arange(40), 50)
-    z = rng.multivariate_normal(
-        [0, 0], [[0.02**2, 0.5 * 0.02 * 0.03], [0.5 * 0.02 * 0.03, 0.03**2]], n
-    )
-    offsets = rng.normal(0, 0.5, (40, 2))[groups]  # far larger than the scatter
-    quoted = {k: np.full(n, v) for k, v in (("data_stat", 0.02), ("acceptance_lambda_theta", 0.01),
-              ("fit", 0.02), ("cross", 0.0006), ("kinematic_model", 0.02), ("mc_acceptance", 0.01),
-              ("other", 0.005))}  # fmt: skip
-    out = scat.scatter(*(z + offsets).T, quoted, [(0.1 * g, 0.0) for g in groups])
-    assert out["dof"] == n - 40
-    tol = 4 * out["sd_err_rel"]
-    assert out["sd_ln_yf"] == pytest.approx(0.02, rel=tol)
-    assert out["sd_ln_n_over_yf"] == pytest.approx(0.03, rel=tol)
-    assert out["cov2"] == pytest.approx(2 * 0.5 * 0.02 * 0.03, abs=4 * 2 * 0.02 * 0.03 / np.sqrt(n))
-    assert out["sd_ln_n"] == pytest.approx(np.sqrt(0.02**2 + 0.03**2 + 0.0006), rel=tol)
-    assert out["q_yf"] == pytest.approx(np.hypot(0.02, 0.01), rel=1e-12)
-    assert out["q_n_over_yf"] == pytest.approx(0.03, rel=1e-12)
-    assert out["q_n"] == pytest.approx(np.sqrt(0.0005 + 0.0009 + 0.0006 + 0.005**2), rel=1e-12)
-    with pytest.raises(ValueError, match="degrees of freedom"):
-        scat.scatter(z[:3, 0], z[:3, 1], {k: v[:3] for k, v in quoted.items()}, [0, 1, 2])
-
-
-def test_scatter_names_a_missing_run(scat, tmp_path):
-    """Y_F comes from the rows' ``yield_fiducial``; for rows without it (older outputs) from
-    the run's yields.json in a --workdir. A realisation without its run directory, no
-    --workdir for such rows, or a yields.json without a fiducial yield is a one-line error
-    naming what was searched; the yield is log-linear between the bin centres."""
-    rows = [{"seed": 5, "mass": 0.3, "yield_fiducial": 2.5}]
-    assert scat.fiducial_yields(rows, [], "full") == {(5, 0.3): 2.5}
-    rows = [{"seed": 5, "mass": 0.3}]
-    with pytest.raises(SystemExit, match=r"seed 5: its rows have no yield_fiducial .* --workdir"):
-        scat.fiducial_yields(rows, [], "full")
-    (tmp_path / "w1").mkdir()
-    with pytest.raises(SystemExit, match=r"no full_seed5/yields.json in .*w1, .*w2"):
-        scat.fiducial_yields(rows, [tmp_path / "w1", tmp_path / "w2"], "full")
-    run = tmp_path / "w2" / "full_seed5"
-    run.mkdir(parents=True)
-    y = run / "yields.json"
-    y.write_text(json.dumps({"aprime": {"mass": [0.3], "per_pot_per_eps2": [1.0]}}))
-    with pytest.raises(SystemExit, match=rf"{_re(y)}: no fiducial yield"):
-        scat.fiducial_yields(rows, [tmp_path / "w1", tmp_path / "w2"], "full")
-    fid = {"mass": [0.25, 0.35], "per_pot_per_eps2_fiducial": [1.0, 4.0]}
-    y.write_text(json.dumps({"aprime": fid}))
-    got = scat.fiducial_yields(rows, [tmp_path / "w1", tmp_path / "w2"], "full")
-    assert got[5, 0.3] == pytest.approx(2.0, rel=1e-12)  # log-linear: √(1 · 4)
-
-
 def test_merge_of_merges_keeps_the_draws_by_seed(cov, tmp_path, capsys):
     """A merged output records its draws' seeds (``drawn_seeds``), so that merged again with
     a run's output the regression on the draws holds every realisation; a merged output
-    without them (before 2026-11-26) is said in one line and left out of the regression, not
+    without them (an older merge) is said in one line and left out of the regression, not
     silently; draws that do not match their seeds in number, or a seed twice, name the file."""
 
     def full(seeds):
@@ -876,39 +661,10 @@ def test_merge_of_merges_keeps_the_draws_by_seed(cov, tmp_path, capsys):
         cov.main(["--merge", str(bad), str(c)])
 
 
-def test_scatter_per_bin_takes_out_the_measured_lambda(scat, tmp_path):
-    """--per-bin: yield bins whose ln Y_F = group offset + 0.15 λ̂ + N(0, 0.05), with a quoted
-    stat_err of 5%: the scatter less the λ̂ regression is the quoted one within 4/√(2 dof) and
-    the slope within 4 of its standard error; before the regression the sd holds λ̂'s part
-    too. Read from run directories (yields.json, select.json), λ̂ of the polarisation bin that
-    holds each yield bin's centre."""
-    rng = np.random.default_rng(11)
-    seeds, work = list(range(300)), tmp_path / "w"
-    drawn = {s: {"y_sigma": 1.0 + 0.1 * (s % 3), "lambda_theta_shift": 0.0, "r_factor": 1.0}
-             for s in seeds}  # fmt: skip
-    for s in seeds:
-        lam = rng.normal(0, 0.3, 2)
-        y = np.exp(0.2 * (s % 3) + 0.15 * lam + rng.normal(0, 0.05, 2))
-        run = work / f"full_seed{s}"
-        run.mkdir(parents=True)
-        run.joinpath("yields.json").write_text(json.dumps({"aprime": {
-            "mass": [0.3, 0.6], "per_pot_per_eps2_fiducial": y.tolist(),
-            "stat_err_fiducial": (0.05 * y).tolist()}}))  # fmt: skip
-        run.joinpath("select.json").write_text(json.dumps({"polarisation": {
-            "mass_edges": [0.2, 0.45, 0.7], "lambda_theta": lam.tolist()}}))  # fmt: skip
-    bins = scat.per_bin(seeds, [work], "full", drawn, lambda s: drawn[s]["y_sigma"])
-    assert [b["mass"] for b in bins] == pytest.approx([0.3, 0.6], rel=1e-12)
-    for b in bins:
-        assert b["quoted"] == pytest.approx(0.05, rel=1e-12)
-        assert b["ratio_less"] == pytest.approx(1.0, abs=4 / np.sqrt(2 * b["dof"]))
-        assert b["slopes"][0] == pytest.approx(0.15, abs=4 * 0.05 / (0.3 * np.sqrt(b["dof"])))
-        assert b["sd"] == pytest.approx(np.hypot(0.05, 0.15 * 0.3), rel=4 / np.sqrt(2 * b["dof"]))
-
-
 def test_the_yield_level_lambda_variant_swaps_one_part(cov):
     """``varied_flow_lambda_yield``: ``varied_flow`` with the yield-level λ_θ size in place of
-    the N-level one (rows since session 30 carry both); a row with only one λ_θ size (before
-    session 30) gives ``varied_flow`` itself. Quadrature sums of three parts (float64)."""
+    the N-level one (newer rows carry both); a row with only one λ_θ size (an older output)
+    gives ``varied_flow`` itself. Quadrature sums of three parts (float64)."""
     both = {"data_stat": 0.03, "acceptance_lambda_theta": 0.04,
             "acceptance_lambda_theta_yield": 0.02, "extrapolation_fit": 0.5}  # fmt: skip
     assert cov.quoted(both, "varied_flow") == pytest.approx(0.05, rel=1e-12)
@@ -920,36 +676,3 @@ def test_the_yield_level_lambda_variant_swaps_one_part(cov):
         cov.quoted(old, "varied_flow"), rel=1e-12
     )
 
-
-def test_scatter_lambda_response_is_the_slope_on_the_measured_lambda(scat, tmp_path):
-    """--lambda-response: realisations whose ln Y_F = group offset + 0.15 λ̂ + N(0, 0.03) and
-    ln N = ln Y_F + 0.06 λ̂ + N(0, 0.01), ln f_F = −0.05 λ̂ (exactly), λ̂ at the mass read
-    between the polarisation bins' centres: the slopes within 4 standard errors each (the fit's
-    own), N's over Y_F's near 0.21/0.15 = 1.4, and the quoted ratio the rows' mean of the
-    N-level over the yield-level λ_θ size (2.0 here, exact arithmetic)."""
-    rng = np.random.default_rng(7)
-    seeds, work = list(range(200)), tmp_path / "w"
-    drawn = {s: {"y_sigma": 1.0 + 0.1 * (s % 3), "lambda_theta_shift": 0.0, "r_factor": 1.0}
-             for s in seeds}  # fmt: skip
-    rows, yf = [], {}
-    for s in seeds:
-        lam = rng.normal(0, 0.3)
-        ln_y = 0.2 * (s % 3) + 0.15 * lam + rng.normal(0, 0.03)
-        run = work / f"full_seed{s}"
-        run.mkdir(parents=True)
-        run.joinpath("select.json").write_text(json.dumps({"polarisation": {
-            "mass_edges": [0.2, 0.4, 0.8], "lambda_theta": [lam, lam]}}))  # fmt: skip
-        run.joinpath("yields.json").write_text(json.dumps({"extrapolation": {
-            "mass": [0.3, 0.6], "fiducial_fraction": [0.5 * np.exp(-0.05 * lam)] * 2}}))  # fmt: skip
-        yf[s, 0.6] = float(np.exp(ln_y))
-        rows.append({"seed": s, "mass": 0.6, "ctau": 1.0,
-                     "nsig_dd": float(np.exp(ln_y + 0.06 * lam + rng.normal(0, 0.01))),
-                     "sigma": {"acceptance_lambda_theta": 0.04,
-                               "acceptance_lambda_theta_yield": 0.02}})  # fmt: skip
-    (t,) = scat.lambda_response(rows, [work], "full", drawn, lambda s: drawn[s]["y_sigma"], yf)
-    assert t["n"] == 200
-    assert t["slope_ln_yf"] == pytest.approx(0.15, abs=4 * t["slope_ln_yf_err"])
-    assert t["slope_ln_n"] == pytest.approx(0.21, abs=4 * t["slope_ln_n_err"])
-    assert t["slope_ln_f"] == pytest.approx(-0.05, abs=1e-9)
-    assert t["ratio"] == pytest.approx(1.4, abs=4 * t["slope_ln_n_err"] / 0.15)
-    assert t["quoted_ratio"] == pytest.approx(2.0, rel=1e-12)

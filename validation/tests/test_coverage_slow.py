@@ -1,29 +1,25 @@
-"""Coverage of the quoted N_sig interval on mock realisations, reduced (issue 19; slow).
+"""Coverage of the quoted N_sig interval on mock realisations, reduced (slow).
 
-benchmarks/coverage.py with 3 realisations per arm at one mass and two cτ: the chain (generate
+The coverage study (:mod:`gammastar_validation.coverage`) with 3 realisations per arm at one mass and two cτ: the chain (generate
 → select → yields with the named nuisances) runs for each seed, in the ``full`` arm with λ_θ, R,
 σ_y and the mesons' p_T form drawn from the nuisances' priors, and the data-driven N_sig lies
 within 4 of its quoted σ of the generator's truth in every realisation (the full run, its table
-in docs/reach.md, has 60 realisations at 3 masses). benchmarks/coverage_parts.py then splits the
-stat arm's N_dd/N_truth into its yield and acceptance parts on the same runs.
+in docs/reach.md, has 60 realisations at 3 masses); ``--merge`` rebuilds its tables from the
+rows.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from _benchmarks import load_benchmark
+
+from gammastar_validation import coverage as cov
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
-
-
-def _coverage_module(name="coverage"):
-    return load_benchmark(name)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_reduced_coverage(tmp_path):
@@ -34,7 +30,6 @@ def test_reduced_coverage(tmp_path):
     run = tmp_path / "flowrun"
     run.mkdir()
     cfg = cfg.model_copy(update={"output": str(run), "seed": 500})
-    cov = _coverage_module()
     cov.realisation(cfg)
     flow.train(cfg)
     out = cov.main(
@@ -99,7 +94,6 @@ def test_reduced_coverage(tmp_path):
                 # a subset of the components is never wider than all of them
                 assert t[w]["mean_rel_sigma"] <= t["all"]["mean_rel_sigma"] + 1e-12
 
-    # the decomposition of the stat arm's N_dd/N_truth (benchmarks/coverage_parts.py)
     (tmp_path / "cov.json").write_text(json.dumps(out))
     # --merge of this one output rebuilds its tables from the rows (the pulls recomputed by
     # the same formula: equal within rounding); an output merged with itself is refused
@@ -112,27 +106,3 @@ def test_reduced_coverage(tmp_path):
                 np.testing.assert_allclose(u[w]["pulls"], t[w]["pulls"], rtol=1e-9, atol=1e-4)
     with pytest.raises(SystemExit, match="twice"):
         cov.main(["--merge", str(tmp_path / "cov.json"), str(tmp_path / "cov.json")])
-    parts = _coverage_module("coverage_parts").main(
-        [
-            "--coverage", str(tmp_path / "cov.json"), "--workdir", str(tmp_path / "cov"),
-            "--flow", str(run / "flow"), "--masses", "0.6", "--truth-sources", "1000000",
-            "--samples", "20000",
-        ]
-    )  # fmt: skip
-    ratios = {(r["ctau"], r["seed"]): r["nsig_dd"] / r["nsig_truth"]
-              for r in out["arms"]["stat"]["rows"]}  # fmt: skip
-    for p in parts["points"]:
-        n_ratio = np.mean([v for (ct, _), v in ratios.items() if ct == p["ctau"]])
-        assert math.isclose(p["nsig_ratio"], n_ratio, rel_tol=1e-12)
-        # the parts' product is each realisation's ratio, so their means multiply to within
-        # the realisations' spread (3 of them)
-        assert abs(p["yield_part"] * p["acceptance_part"] / p["nsig_ratio"] - 1) < 0.05
-        # the weighted pairs inside F carry the truth's kinematics there: their A' acceptance
-        # equals the generator's gamma* inside F within 4 sigma, sigma = the mean's error over
-        # the 3 realisations (each ~4% from ~2000 pairs within +-30 MeV) and the truth's
-        # (~4500 gamma* inside F at 0.6 +- 0.015 GeV of 1e6 sources: <= 2%)
-        assert p["pairs_per_realisation"] > 500
-        sigma = math.hypot(p["e_in_pairs_rel_err"] / math.sqrt(p["n"]), 0.02)
-        assert abs(p["e_in_pairs_ratio"] - 1) < 4 * sigma, p
-        # the fit's fiducial fraction against the generator's (docs/reach.md §2.1: 0.97-1.06)
-        assert abs(p["f_ratio"] - 1) < 0.15, p

@@ -1,4 +1,4 @@
-"""The fiducial flows that ``benchmarks/coverage.py`` takes (``--flow``, ``--form-flow A DIR``).
+"""The fiducial flows that the coverage study (:mod:`gammastar_validation.coverage`) takes (``--flow``, ``--form-flow A DIR``).
 
 Per mock p_T form ``mock.pt_mt_power`` a (``--powers``; default the coverage's drawn forms
 a0 + ``FORM_POINTS``, a0 the config's): one realisation of the config at that a (generator seed
@@ -11,41 +11,35 @@ outside mock.pt_mt_power's bounds is refused. Last line: JSON.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# benchmarks/ holds select.py: keep it off sys.path so the stdlib `select` is found
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
-import importlib.util
 import json
+import tempfile
 import time
+from pathlib import Path
 
 from gammastar import flow
 from gammastar.config import load_config
 from gammastar.errors import GammastarError
-
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("coverage", REPO / "benchmarks" / "coverage.py")
-coverage = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(coverage)
+from gammastar_validation import coverage
+from gammastar_validation.coverage import REPO
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", type=Path, default=REPO / "analysis" / "na60_like.yaml")
+    ap.add_argument("--events", type=int, default=None,
+                    help="mock.events of every realisation (default: the config's): a quick run")
     ap.add_argument(
         "--powers", type=float, nargs="+",
         help="the flows' pt_mt_power a (default: the config's a0, then a0 + the other "
-             "FORM_POINTS of benchmarks/coverage.py)",
+             "FORM_POINTS of gammastar_validation.coverage)",
     )  # fmt: skip
     ap.add_argument("--seed", type=int, default=500, help="generator and training seed")
     ap.add_argument("--ensemble", type=int, default=4, help="members of the a = a0 flow")
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/gammastar_coverage"))
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gammastar_coverage")
     args = ap.parse_args(argv)
     try:
-        base = load_config(args.config)
+        base = coverage.with_events(load_config(args.config), args.events)
     except GammastarError as e:
         ap.error(f"--config: {e}")
     a0 = float(base.mock.pt_mt_power)
