@@ -1,5 +1,4 @@
-"""gammastar.migration and benchmarks/resolution_migration.py: the fiducial fraction by
-reconstructed against true mass.
+"""gammastar.migration: the fiducial fraction by reconstructed against true mass.
 
 Synthetic simulations whose answer is known by counting: no migration (c = 1 exactly) and a
 population moved by a constant residual into the next bin with another in-F fraction."""
@@ -7,11 +6,11 @@ population moved by a constant residual into the next bin with another in-F frac
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from _benchmarks import load_benchmark
+
+from gammastar.migration import migration_correction
 
 
 class _Acceptance:
@@ -45,30 +44,23 @@ def _simulation(n1: int, n2: int, shift: float, in_f2: float):
 
 def test_no_migration_gives_one():
     """m = m_true: the reconstructed and true labelling are the same sums, c = 1 to rounding."""
-    bench = load_benchmark("resolution_migration")
     rows, gen = _simulation(400, 400, 0.0, 0.25)
-    res = bench.migration(rows, gen, FINE, _Fiducial(), EDGES, bootstrap=5, seed=1)
-    np.testing.assert_allclose(res["c"][:2], 1.0, rtol=1e-12)
-    np.testing.assert_allclose(res["f_reco"][:2], [0.25, 0.5], rtol=1e-12)  # by counting
+    res = migration_correction(rows, gen, FINE, _Fiducial(), EDGES, bootstrap=5, seed=1)
+    np.testing.assert_allclose(res.correction[:2], 1.0, rtol=1e-12)
+    np.testing.assert_allclose(res.f_reco[:2], [0.25, 0.5], rtol=1e-12)  # by counting
 
 
 def test_migrants_with_another_fiducial_fraction():
     """400 natives (half in F) and 400 migrants from the bin below (a quarter in F) in the
     bin 0.3–0.4 GeV: f_reco = (200 + 100)/800, f_true = 200/400, c = 4/3 by counting; the
     bin below keeps no γ* (f_reco = 0/0, NaN) and the bootstrap error is positive."""
-    bench = load_benchmark("resolution_migration")
     rows, gen = _simulation(400, 400, 0.1, 0.25)
-    res = bench.migration(rows, gen, FINE, _Fiducial(), EDGES, bootstrap=20, seed=2)
-    assert res["f_reco"][1] == pytest.approx(300 / 800, rel=1e-12)
-    assert res["f_true"][1] == pytest.approx(0.5, rel=1e-12)
-    assert res["c"][1] == pytest.approx(4 / 3, rel=1e-12)
-    assert np.isnan(res["f_reco"][0])
-    assert 0 < res["c_err"][1] < 0.2  # Poisson weights over 800 sources
-    sl = bench.slices_at(
-        rows, gen, FINE, res["weights"], res["y_smeared"], EDGES, 0.35, [0.2, 0.3, 0.4]
-    )
-    assert [s["share"] for s in sl] == pytest.approx([0.5, 0.5], rel=1e-12)
-    assert [s["f_reco"] for s in sl] == pytest.approx([0.25, 0.5], rel=1e-12)
+    res = migration_correction(rows, gen, FINE, _Fiducial(), EDGES, bootstrap=20, seed=2)
+    assert res.f_reco[1] == pytest.approx(300 / 800, rel=1e-12)
+    assert res.f_true[1] == pytest.approx(0.5, rel=1e-12)
+    assert res.correction[1] == pytest.approx(4 / 3, rel=1e-12)
+    assert np.isnan(res.f_reco[0])
+    assert 0 < res.correction_err[1] < 0.2  # Poisson weights over 800 sources
 
 
 def test_smeared_counts_spreads_by_the_residuals():
@@ -88,81 +80,22 @@ def test_edges_off_the_fine_grid():
     160 and 240 sources on either side by their exact masses and by the uniform fine bin
     alike, so f_true = f_reco = 1/2 and c = 1 in both bins (labelling the fine bin by its
     centre would put all 400 in the upper bin's denominator)."""
-    bench = load_benchmark("resolution_migration")
     n = 400
     m = 0.350 + (np.arange(n) + 0.5) / n * 0.001
     rows = {"m_true": m, "m": m.copy(), "qT": np.where(np.arange(n) % 2 == 0, 0.5, 2.0),
             "E": np.full(n, 10.0)}  # fmt: skip
     gen = np.histogram(m, FINE)[0].astype(float)
     edges = np.array([0.2, 0.3504, 0.5])
-    res = bench.migration(rows, gen, FINE, _Fiducial(), edges, bootstrap=0, seed=1)
-    np.testing.assert_allclose(res["f_true"], 0.5, rtol=1e-9)
-    np.testing.assert_allclose(res["f_reco"], 0.5, rtol=1e-9)
-    np.testing.assert_allclose(res["y_smeared"], [160.0, 240.0], rtol=1e-9)
-
-
-def test_yield_edges_are_the_yields_stage_bins():
-    """The benchmark's bins against the yields stage's own merge (gammastar.yields._merge) of
-    the analysis config's native bins."""
-    from gammastar.config import load_config
-    from gammastar.yields import _merge, merge_factor
-
-    bench = load_benchmark("resolution_migration")
-    cfg = load_config(Path(__file__).resolve().parents[1] / "analysis" / "na60_like.yaml")
-    native = np.linspace(cfg.selection.mass_min, cfg.selection.mass_max, cfg.unfold.mass_bins + 1)
-    k = merge_factor(native, cfg.yields.mass_bin_width)
-    want = _merge(native, [np.zeros(native.size - 1)], k)[0]
-    # the same linspace and merge on both sides: equal to the last bits; 1e-12 GeV allows
-    # another CPU's rounding
-    np.testing.assert_allclose(bench.yield_edges(cfg, merge_factor), want, rtol=0, atol=1e-12)
-
-
-def test_run_parts_by_counting(tmp_path):
-    """A run directory written by hand: 400 γ* at 0.35 GeV (half inside F) recorded with
-    no migration, the same as opposite-sign signal pairs (weight 1 = 1/A), plus one
-    combinatorial OS pair of weight 1 and one like-sign pair of weight −2 in the same bin, and
-    a model f_F of 0.4: fiducial closure 1, subtracted/signal inside F (200 − 1)/200, f_F/f_reco = 0.8,
-    all by counting."""
-    import hist
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-    import uproot
-
-    from gammastar.channels import Channel
-    from gammastar.mock.generate import MUON_GSTAR
-
-    bench = load_benchmark("resolution_migration")
-    code = min(MUON_GSTAR)
-    n = 400
-    qt = np.where(np.arange(n) % 2 == 0, 0.5, 2.0)
-    m = np.full(n, 0.3505)
-    h = hist.Hist(hist.axis.Regular(2000, 0.0, 2.0), storage=hist.storage.Weight())
-    h.fill(m)
-    with uproot.recreate(tmp_path / "mock.root") as f:
-        f["truth"] = {"channel": np.full(n, code, np.int32), "m": m, "qT": qt,
-                      "E": np.full(n, 10.0), "m_true": m}  # fmt: skip
-        f["truth_all_m"] = h
-    comb = int(Channel.COMBINATORIAL)
-    pq.write_table(pa.table({
-        "m": np.append(m, [0.36, 0.37]), "qT": np.append(qt, [0.5, 0.5]),
-        "E": np.full(n + 2, 10.0), "weight": np.append(np.ones(n), [1.0, -2.0]),
-        "charge": np.append(np.zeros(n, np.int8), [0, 2]).astype(np.int8),
-        "channel": np.append(np.full(n, code), [comb, comb]).astype(np.int32),
-    }), tmp_path / "pairs.parquet")  # fmt: skip
-    (tmp_path / "yields.json").write_text(
-        '{"extrapolation": {"fiducial_fraction": [0.4, 0.4, 0.4]}}'
-    )
-    out = bench.run_parts(tmp_path, EDGES, _Fiducial())
-    assert out["fiducial_closure"][1] == pytest.approx(1.0, rel=1e-12)
-    assert out["subtraction"][1] == pytest.approx(199 / 200, rel=1e-12)  # inside F
-    assert out["f_model_over_reco"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
-    assert out["f_model_over_true"][1] == pytest.approx(0.4 / 0.5, rel=1e-12)
+    res = migration_correction(rows, gen, FINE, _Fiducial(), edges, bootstrap=0, seed=1)
+    np.testing.assert_allclose(res.f_true, 0.5, rtol=1e-9)
+    np.testing.assert_allclose(res.f_reco, 0.5, rtol=1e-9)
+    np.testing.assert_allclose(res.y_smeared, [160.0, 240.0], rtol=1e-9)
 
 
 def test_a_gap_in_the_response_takes_the_next_group_above():
     """Recorded sources only in the 10 MeV true-mass groups at 0.05 and 0.07 GeV (residuals 0
     and +0.1): counts in the empty group between them are smeared by the group above (as
-    gammastar.mock.truth.smearing_from_residuals draws them), all 10 moved into 0.1–0.2."""
+    gammastar_validation.truth.smearing_from_residuals draws them), all 10 moved into 0.1–0.2."""
     from gammastar.migration import smeared_counts
 
     fine = np.linspace(0.0, 0.2, 201)
