@@ -6,7 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gammastar-installed
 
-.PHONY: install demo test test-all test-generic-kernels lint bench clean
+.PHONY: install demo test test-all test-generic-kernels lint bench bench-quick validate \
+	validation-install clean
 
 # The numeric tests whose results go through torch kernels (flow training and sampling, the
 # KL validation, the small flow on the mock): .ci/run runs them once more on torch's generic
@@ -23,6 +24,18 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# validation/: the studies of the method against the mock's truth (not in the wheel). Their
+# helper package gammastar_validation is installed editable into the same environment.
+VALIDATION_STAMP := $(VENV)/.gammastar-validation-installed
+VALIDATE_WORK ?= runs/validate
+VPY := OMP_NUM_THREADS=1 $(BIN)/python
+
+$(VALIDATION_STAMP): $(STAMP) validation/pyproject.toml
+	$(BIN)/python -m pip install --quiet --no-deps -e validation
+	touch $(VALIDATION_STAMP)
+
+validation-install: $(VALIDATION_STAMP)
+
 demo: install
 	$(BIN)/gammastar run analysis/na60_like_both.yaml
 
@@ -37,7 +50,51 @@ test-all: install
 	$(BIN)/python -m pytest -n 2 -m ""
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks analysis
+	$(BIN)/ruff check src tests benchmarks analysis validation
+
+# The tests of the study code, then every kept study reduced (few sources, masses, samples and
+# realisations): that each runs and prints its figures, not their full statistics (the full
+# commands and their results: validation/README.md).
+validate: $(VALIDATION_STAMP)
+	rm -rf $(VALIDATE_WORK) && mkdir -p $(VALIDATE_WORK)
+	$(BIN)/python -m pytest -n 2 validation/tests validation/gammastar_validation
+	$(VPY) validation/scripts/corruption.py --trials 1 --compressions zstd
+	$(VPY) validation/scripts/like_sign_closure.py --events 300000 \
+		--workdir $(VALIDATE_WORK)/like_sign
+	$(VPY) validation/scripts/polarisation_closure.py --events 300000 --truth-sources 500000
+	$(VPY) validation/scripts/reach_closure.py --workdir $(VALIDATE_WORK)/run --events 300000 \
+		--truth-sources 1000000 --samples 10000 --masses 0.3 0.6 --ctaus 1 100
+	$(VPY) validation/scripts/na62_decomposition.py --run $(VALIDATE_WORK)/run --masses 6 \
+		--truth-sources 500000
+	$(VPY) validation/scripts/flow_closure.py --events 300000 --realisations 2 \
+		--mass-points 4 --workdir $(VALIDATE_WORK)/flow_closure
+	$(VPY) validation/scripts/coverage_flows.py --events 300000 --powers 0 --ensemble 1 \
+		--workdir $(VALIDATE_WORK)/coverage
+	$(VPY) validation/scripts/nsig_coverage.py --events 300000 --realisations 2 --arms stat \
+		--flow $(VALIDATE_WORK)/coverage/flow_a+0.0000/flow --masses 0.6 --ctaus 1 \
+		--truth-sources 500000 --response-sources 500000 --samples 5000 \
+		--workdir $(VALIDATE_WORK)/coverage
+
+# The performance benchmarks at the settings of README.md's Performance table (long: tens of
+# minutes); bench-quick runs each at its smallest settings (that it runs, not its figures).
+bench: install
+	$(VPY) benchmarks/generate.py
+	$(VPY) benchmarks/bench_select.py
+	$(VPY) benchmarks/events.py
+	$(BIN)/python benchmarks/flow.py
+	$(BIN)/python benchmarks/ensemble.py
+	$(VPY) benchmarks/reach.py
+
+bench-quick: install
+	$(VPY) benchmarks/generate.py --sizes 200000 --reference-sizes 200000 400000
+	$(VPY) benchmarks/bench_select.py --events 200000 --sources 200000 --repeat 1 \
+		--workdir $(VALIDATE_WORK)/bench_select
+	$(VPY) benchmarks/events.py --n 20000 --loop 1000 --repeat 1
+	$(BIN)/python benchmarks/flow.py --pairs 20000 --epochs 1 --paper-epochs 2 \
+		--default-epochs 2 --sample-n 100000
+	$(BIN)/python benchmarks/ensemble.py --members 2 --pairs 5000 --epochs 2
+	$(VPY) benchmarks/reach.py --subset 5 --boundary-masses 1 --rounds 1 --toy-points 0 \
+		--samples 2000
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,4 +1,4 @@
-"""HepMC3 writing speed of `gammastar events` (issue 15): events/s of the column-wise writers
+"""HepMC3 writing speed of `gammastar events`: events/s of the column-wise writers
 (:func:`gammastar.events.hepmc_text`: compiled numba formatter, and pyarrow string kernels)
 against a plain per-event pyhepmc loop (GenEvent built and written with ``pyhepmc.io.WriterAscii``) for the same events, the
 column-wise file read back with pyhepmc, and the peak memory of a streamed run.
@@ -8,11 +8,6 @@ Last line: one JSON object.
 """
 
 from __future__ import annotations
-
-import sys
-
-# benchmarks/select.py would shadow the standard library's select module
-sys.path[:] = [p for p in sys.path if not p.endswith("benchmarks")]
 
 import argparse
 import json

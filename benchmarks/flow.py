@@ -42,18 +42,13 @@ The last line printed is one JSON object.
 
 from __future__ import annotations
 
-import os
-import sys
-
-# benchmarks/ holds scripts named like stdlib modules (select.py): keep it off sys.path
-_here = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _here]
-
 import argparse
 import json
 import math
+import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 

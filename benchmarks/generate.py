@@ -1,4 +1,4 @@
-"""Benchmark of `gammastar generate` (issue 2): events/s and peak memory for 1e6 and 1e7 events.
+"""Benchmark of `gammastar generate`: events/s and peak memory for 1e6 and 1e7 events.
 
 Each measurement runs in a fresh subprocess (one core: OMP_NUM_THREADS=1), timing the
 ``generate_file`` call and reading the process's peak resident memory
@@ -11,29 +11,23 @@ run (shared machine) but extrapolated linearly from the two reference points.
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generate.py [--sizes 1000000 10000000]
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generate.py --leptons e  # dielectrons (issue 14)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/generate.py --leptons e  # dielectrons
 
 ``--leptons`` sets ``mock.leptons`` (``mu``, ``e`` or ``mu,e``); the CPU time of the child
 (``cpu_s``) is printed next to the wall time, since on a shared machine the wall time measures
 the load as much as the generator.
 
-The last line of the output is one JSON object with all figures. Target (issue 2):
+The last line of the output is one JSON object with all figures. Target:
 1e7 events in under 60 s on one core, peak memory under 2 GB.
 """
 
 from __future__ import annotations
 
-import sys
-
-# Running `python benchmarks/generate.py` puts benchmarks/ first on sys.path, where sibling
-# scripts (e.g. benchmarks/select.py) would shadow standard-library modules: drop it.
-if sys.path and sys.path[0] and __file__.startswith(sys.path[0]):
-    sys.path.pop(0)
-
 import argparse
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -118,6 +112,18 @@ def main() -> None:
             "reference extrapolated to 1e7 events (one chunk): "
             f"{results['reference_unchunked_extrapolated_1e7_mb']:.0f} MB"
         )
+    # like for like: the same size chunked and in one chunk
+    by_size = {r["events"]: r for r in results["chunked"]}
+    results["unchunked_over_chunked"] = {}
+    for r in refs:
+        c = by_size.get(r["events"])
+        if c is None:
+            continue
+        ratio = {"peak_rss": r["peak_rss_mb"] / c["peak_rss_mb"],
+                 "seconds": r["seconds"] / c["seconds"]}  # fmt: skip
+        results["unchunked_over_chunked"][str(r["events"])] = ratio
+        print(f"{r['events']} events, one chunk / chunked: peak memory {ratio['peak_rss']:.2f}x, "
+              f"time {ratio['seconds']:.2f}x")
     big = max(results["chunked"], key=lambda r: r["events"])
     results["target"] = {
         "events": big["events"],

@@ -34,21 +34,15 @@ The last line of the output is one JSON object.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# benchmarks/ holds select.py etc.: keep it off sys.path so the stdlib `select` is found
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 from gammastar.acceptance import Geometry, ParametricSampler
 from gammastar.config import load_config
@@ -72,7 +66,7 @@ def main() -> None:
     ap.add_argument(
         "--nuisances",
         action="store_true",
-        help="also time the scan with the named nuisances of issue 19 (interleaved rounds)",
+        help="also time the scan with the named nuisances (interleaved rounds)",
     )
     args = ap.parse_args()
 

@@ -205,41 +205,44 @@ def test_every_module_imports_in_isolation():
     assert not failed, f"{failed}\n{res.stderr[-3000:]}"
 
 
-SAFE_BEFORE_PATH_FIX = {
-    "__future__", "sys", "os", "pathlib", "argparse", "json", "math", "time", "logging",
-    "tempfile", "typing", "dataclasses", "collections", "functools", "itertools", "re",
-    "textwrap", "hashlib", "shutil", "warnings", "contextlib", "csv", "random", "io",
-    "importlib.util", "numpy",
-}  # fmt: skip
-"""Modules a benchmark may import before it takes benchmarks/ off ``sys.path``: none of them
-imports the standard library's ``select`` (checked by
-:func:`test_modules_safe_before_the_path_fix_do_not_import_select`)."""
+REPO = SRC.parent
+SCRIPT_DIRS = ("benchmarks", "validation/scripts", "analysis", "analysis/figures", "data")
+"""Folders of scripts run as ``python <dir>/X.py``, which puts ``<dir>`` first on ``sys.path``."""
 
 
-def test_modules_safe_before_the_path_fix_do_not_import_select():
-    code = f"import sys\nfor m in {sorted(SAFE_BEFORE_PATH_FIX - {'__future__'})!r}:\n" \
-           "    __import__(m)\nprint('select' in sys.modules)"  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+def _scripts() -> list[Path]:
+    return sorted(p for d in SCRIPT_DIRS for p in (REPO / d).glob("*.py"))
 
 
-@pytest.mark.parametrize(
-    "script", sorted((SRC.parent / "benchmarks").glob("*.py")), ids=lambda p: p.name
-)
-def test_benchmark_scripts_drop_their_folder_from_sys_path_first(script):
-    """``python benchmarks/X.py`` puts benchmarks/ first on ``sys.path``, where
-    ``benchmarks/select.py`` shadows the standard library's ``select`` (which pydantic,
-    subprocess and asyncio import): a script must take its folder off ``sys.path`` before its
-    first import beyond :data:`SAFE_BEFORE_PATH_FIX` (``benchmarks/coverage_parts.py`` could
-    not print its ``--help`` until 2026-11-25)."""
-    tree = ast.parse(script.read_text())
-    fixed = False
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module]
-            if fixed or all(n in SAFE_BEFORE_PATH_FIX for n in names):
-                continue
-            raise AssertionError(f"{script.name}: line {node.lineno} imports {names} before "
-                                 f"sys.path is fixed")  # fmt: skip
-        if "sys.path" in ast.unparse(node):
-            fixed = True
+@pytest.mark.parametrize("script", _scripts(), ids=lambda p: str(p.relative_to(REPO)))
+def test_scripts_shadow_no_module_and_leave_sys_path_alone(script):
+    """A script named like a standard-library module (``select.py``) shadows it for every
+    library that imports it once its folder is first on ``sys.path``, so no script takes such a
+    name, and no script edits ``sys.path`` (gammastar and gammastar_validation are installed
+    packages; a sibling script is imported by its name)."""
+    assert script.stem not in sys.stdlib_module_names, f"{script} shadows the stdlib"
+    for node in ast.walk(ast.parse(script.read_text())):
+        if isinstance(node, ast.Attribute) and node.attr == "path":
+            assert ast.unparse(node) != "sys.path", f"{script}: line {node.lineno} edits sys.path"
+
+
+def test_no_test_loads_a_script_by_its_path_and_the_product_never_imports_validation():
+    """Tests import package code (gammastar, gammastar_validation), never a script from its
+    file; the product imports nothing of validation/ (the mock's truth and the closure
+    studies stay out of the wheel)."""
+    for folder in (REPO / "tests", REPO / "validation" / "tests"):
+        for p in folder.glob("*.py"):
+            assert "spec_from_file_location" not in p.read_text(), p
+    for name, path in modules().items():
+        bad = {n for n in _all_imports(path) if n.split(".")[0] == "gammastar_validation"}
+        assert not bad, f"{name} imports {sorted(bad)}"
+
+
+def _all_imports(path: Path) -> set[str]:
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out.add(node.module)
+    return out

@@ -1,11 +1,11 @@
-"""Benchmark of `gammastar select` (issue 3): events/s and peak memory on a 5e6-event mock file.
+"""Benchmark of `gammastar select`: events/s and peak memory on a 5e6-event mock file.
 
 Input: a mock ntuple with 5e6 recorded events (entries of the ``events`` tree). The mock
 generator records about 4.6 events per 100 generated sources, so rather than generating
 1.1e8 sources the script generates ``--sources`` (default 5e6) once with
 ``gammastar.mock.generate_file`` and tiles that sample (event numbers renumbered) up to
 ``--events`` entries, written with uproot in the mock schema. Kept in ``--workdir``
-(default ``/tmp/gammastar_bench``) and reused.
+(default ``gammastar_bench`` in the system temporary directory) and reused.
 
 Runs (best of ``--repeat``, interleaved, since the machine may be shared), each in a fresh
 subprocess (``OMP_NUM_THREADS=1``), timing the call and reading the
@@ -21,9 +21,9 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
 * ``capacity``: two independent single-process runs started at the same time (their imports
   take the same time, so their timed calls overlap); 2 × (solo call time) / (the slower of
   their two call times) is the parallel speed-up this machine can give right now (2 on two
-  free cores; less when the cores are shared), the ceiling for the Dask figure. (Until
-  2026-11-22 the wall time of both whole processes, imports included, was the denominator,
-  which understated the capacity: 1.5–1.6 instead of ≈ 1.9 on the idle machine.)
+  free cores; less when the cores are shared), the ceiling for the Dask figure. (The wall
+  time of both whole processes, imports included, would understate it: 1.5–1.6 instead of
+  ≈ 1.9 on the idle machine.)
 * ``dask-running``: the same on a two-worker ``LocalCluster`` started before the timer in a
   process of its own (as a facility's cluster would be; ``--scheduler ADDRESS``), with gammastar imported on the
   workers before the timer. For both Dask runs the driver's peak
@@ -33,8 +33,8 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
 ``--acceptance`` times only the single-process run with and without the per-pair acceptance
 (``unfold.lepton_acceptance``, at a fixed λ_θ = 0); ``--measured-lambda`` adds the side
 ``unfold.decay_lambda_theta: measured`` (λ_θ(m) fitted on the selected pairs, one pass over the
-file) and the selection as it was when issue 12 was filed (weights 1/(A(m, p_T) ε) with the
-mock's own acceptance map, ``unfold.acceptance_map``: "today's selection" of its target), and
+file) and the acceptance-map selection (weights 1/(A(m, p_T) ε) with the mock's own acceptance
+map, ``unfold.acceptance_map``: the selection the per-pair acceptance replaced), and
 prints the ratios to both references (docs/selection.md), with the breakdown of the per-pair
 acceptance's cost: the A lookup alone, the four decay-angle moments at every pair and the
 ``polarisation`` measurement (CPU, best of 3, on the fixed-λ run's pairs after its timed call),
@@ -46,9 +46,9 @@ import) are imported before the timer (``import_s``), in the driver and, for
 
 Usage::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/select.py [--events 5000000]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py [--events 5000000]
 
-The last line of the output is one JSON object with all figures. Targets (issue 3): at least
+The last line of the output is one JSON object with all figures. Targets: at least
 as fast per core as the reference, memory bounded by the chunk size, ≥ 1.7× with 2 Dask workers.
 """
 
@@ -62,10 +62,6 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# This file is named select.py: keep its directory from shadowing the standard library's
-# `select` module (imported by subprocess), which Python would otherwise find first.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
 
 PREPARE = r"""
 import sys, numpy as np, awkward as ak, uproot
@@ -119,7 +115,7 @@ path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
 import os as _os
 per_pair = _os.environ.get("GAMMASTAR_BENCH_ACCEPTANCE", "1") == "1"
-amap = _os.environ.get("GAMMASTAR_BENCH_MAP")  # the selection of before issue 12: A(m, pT)
+amap = _os.environ.get("GAMMASTAR_BENCH_MAP")  # the acceptance-map selection: A(m, pT)
 lam = _os.environ.get("GAMMASTAR_BENCH_LAMBDA", "0")
 cfg = cfg.model_copy(update={
     "unfold": cfg.unfold.model_copy(update={
@@ -299,13 +295,13 @@ def main() -> None:
         "--guards",
         action="store_true",
         help="only the single-process run, with and without the input plausibility checks and "
-        "the run-directory lock (issue 20), interleaved: their cost",
+        "the run-directory lock, interleaved: their cost",
     )
     ap.add_argument(
         "--acceptance",
         action="store_true",
         help="only the single-process run, with and without the per-pair acceptance "
-        "(unfold.lepton_acceptance, issue 12), interleaved: its cost",
+        "(unfold.lepton_acceptance), interleaved: its cost",
     )
     ap.add_argument(
         "--measured-lambda",
@@ -451,7 +447,7 @@ def interleaved(path: Path, args: argparse.Namespace, run_dir: Path, var: str, l
 
 
 def acceptance_cost(path: Path, args: argparse.Namespace, work: Path, best) -> None:
-    """The cost of issue 12's per-pair acceptance: single-process select with
+    """The cost of the per-pair acceptance: single-process select with
     ``unfold.lepton_acceptance`` (the default config) and without it (1/ε only, the selection
     as it was), interleaved."""
     runs = interleaved(path, args, work / "run_acc", "GAMMASTAR_BENCH_ACCEPTANCE", "per-pair A")
@@ -478,11 +474,11 @@ def acceptance_cost(path: Path, args: argparse.Namespace, work: Path, best) -> N
 
 
 def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best, amap: str) -> None:
-    """The cost of the per-pair acceptance with ``unfold.decay_lambda_theta: measured``
-    (issue 12): single-process select without any acceptance (1/ε only: the reference of
-    ``--acceptance``), with the selection of before issue 12 (``unfold.acceptance_map`` =
-    ``amap``, the mock's own A(m, p_T) map: weights 1/(A(m, p_T) ε), what the default config
-    did when the issue was filed: "today's selection" of its target), with the per-pair
+    """The cost of the per-pair acceptance with ``unfold.decay_lambda_theta: measured``:
+    single-process select without any acceptance (1/ε only: the reference of
+    ``--acceptance``), with the acceptance-map selection (``unfold.acceptance_map`` =
+    ``amap``, the mock's own A(m, p_T) map: weights 1/(A(m, p_T) ε), the selection the
+    per-pair acceptance replaced: the target's "today's selection"), with the per-pair
     acceptance at a fixed λ_θ = 0, and with λ_θ(m) measured (one pass over the file: the fit
     on the selected pairs, then their weights), interleaved (each repeat in another order).
     The same file, cuts, like-sign subtraction and outputs on every side; the measured side
@@ -532,8 +528,8 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best,
                 "fixed_lambda_seconds": fixed,
                 "measured_lambda_seconds": meas,
                 "map_acceptance_seconds": mapped,
-                # the issue's figure: "today's selection" when issue 12 was filed weighted the
-                # pairs 1/(A(m, pT) eps) with the mock's acceptance map (its default config)
+                # the target's figure: "today's selection" weighted the pairs 1/(A(m, pT) eps)
+                # with the mock's acceptance map
                 "measured_vs_map_acceptance": meas / mapped,
                 # the target's words: the throughput the per-pair acceptance costs, as a
                 # fraction of today's (1 - t_today / t_measured)
@@ -561,7 +557,7 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best,
                 "cpu_per_repeat": {k: [r["cpu_s"] for r in v] for k, v in runs.items()},
                 "counts_agree": same,
                 "repeats": args.repeat,
-                "target": "throughput_cost_vs_map_acceptance <= 0.20 (issue 12: 'costs at most "
+                "target": "throughput_cost_vs_map_acceptance <= 0.20 ('costs at most "
                 "20% of today's selection throughput')",
             }
         )
@@ -569,7 +565,7 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best,
 
 
 def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
-    """The cost of issue 20's guards: single-process select with the plausibility checks and
+    """The cost of the input guards: single-process select with the plausibility checks and
     the run-directory lock, and without (``GAMMASTAR_BENCH_GUARDS=0``), interleaved."""
     runs = interleaved(path, args, work / "run_guards", "GAMMASTAR_BENCH_GUARDS", "guards")
     on, off = best(runs["with"]), best(runs["without"])
