@@ -322,7 +322,8 @@ class MockConfig(Section):
     """a of the cocktail mesons' 1/pT dN/dpT ∝ m_T^a exp(−m_T/T): 0 the m_T-exponential
     (default), 1 the Boltzmann form at fixed rapidity, the extrapolation model's alternative
     ``mt_boltzmann`` (:mod:`gammastar.extrapolation`); a knob that lets a mock study draw the
-    spectral form (``benchmarks/coverage.py``). The combinatorial π/K parents keep a = 0.
+    spectral form (``validation/scripts/nsig_coverage.py``). The combinatorial π/K parents keep
+    a = 0.
     Bounds: a > −2, where dN/dm_T ∝ m_T^(1+a) e^(−m_T/T) is the Gamma(2 + a, T) the sampler
     inverts (:func:`gammastar.mock.kinematics.sample_mt_power`); a ≤ 5 is a plausibility
     bound, not the sampler's (exact beyond it): at a = 5 the ω's ⟨p_T⟩ is 1.22 GeV at
