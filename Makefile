@@ -31,7 +31,7 @@ VALIDATE_WORK ?= runs/validate
 VPY := OMP_NUM_THREADS=1 $(BIN)/python
 
 $(VALIDATION_STAMP): $(STAMP) validation/pyproject.toml
-	$(BIN)/python -m pip install --quiet --no-deps -e validation
+	$(BIN)/python -m pip install --quiet --no-deps -e ./validation
 	touch $(VALIDATION_STAMP)
 
 validation-install: $(VALIDATION_STAMP)
