@@ -57,7 +57,7 @@ lint: install
 # commands and their results: validation/README.md).
 validate: $(VALIDATION_STAMP)
 	rm -rf $(VALIDATE_WORK) && mkdir -p $(VALIDATE_WORK)
-	$(BIN)/python -m pytest -n 2 validation/tests validation/gammastar_validation
+	$(BIN)/python -m pytest -n 2 --dist loadfile validation/tests validation/gammastar_validation
 	$(VPY) validation/scripts/corruption.py --trials 1 --compressions zstd
 	$(VPY) validation/scripts/like_sign_closure.py --events 300000 \
 		--workdir $(VALIDATE_WORK)/like_sign

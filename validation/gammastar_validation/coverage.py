@@ -1411,7 +1411,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         arm_forms = drawn_forms if arm == "full" else ()
         for r in range(args.realisations):
             seed = args.first_seed + r
-            run = args.workdir / f"{arm}_seed{seed}"
+            run = args.workdir.resolve() / f"{arm}_seed{seed}"
             run.mkdir(parents=True, exist_ok=True)
             cfg, drawn = base, {}
             if arm == "full":

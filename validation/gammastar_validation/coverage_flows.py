@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
                  "flows": {}, "seconds": {}}  # fmt: skip
     for a in args.powers:
         t0 = time.perf_counter()
-        run = args.workdir / f"flow_a{a:+.4f}"
+        run = args.workdir.resolve() / f"flow_a{a:+.4f}"
         run.mkdir(parents=True, exist_ok=True)
         upd = {"output": str(run), "seed": args.seed,
                "mock": base.mock.model_copy(update={"pt_mt_power": a})}  # fmt: skip

@@ -196,6 +196,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="in realisations already run (--first-seed, --realisations): the "
                     "pairs' and the flow's fraction above 20/30/40/60 GeV at these masses")  # fmt: skip
     args = ap.parse_args(argv)
+    # a config resolves a relative output against its own folder: hand it absolute paths
+    args.workdir = args.workdir.resolve()
+    if args.run:
+        args.run = args.run.resolve()
     t0 = time.perf_counter()
     if args.run:
         return recipes_main(args, t0)
@@ -219,7 +223,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             records += json.loads(p.read_text().strip().splitlines()[-1])["records"]
     else:
         from gammastar.config import load_config
-
         from gammastar_validation.coverage import with_events
 
         base = with_events(load_config(args.config), args.events)

@@ -56,7 +56,10 @@ def _config(mu_plus: float, kick: float, ss_weight: str):
         update={
             "mock": mock,
             "unfold": cfg.unfold.model_copy(
-                update={"outside_map": "nearest", "acceptance_map": None}
+                # 1/ε alone, so that unfolded_m compares with the truth tree (sources inside
+                # the acceptance): no acceptance map, no per-pair acceptance
+                update={"outside_map": "nearest", "acceptance_map": None,
+                        "lepton_acceptance": None, "decay_lambda_theta": 0.0}
             ),
             "background": cfg.background.model_copy(update={"ss_weight": ss_weight}),
         }

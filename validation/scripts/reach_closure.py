@@ -61,7 +61,7 @@ def make_run(events: int, seed: int | None = None, workdir: Path | None = None) 
     from gammastar.select import select
     from gammastar.yields import compute_yields
 
-    out = workdir or Path(tempfile.mkdtemp(prefix="gammastar-closure-"))
+    out = (workdir or Path(tempfile.mkdtemp(prefix="gammastar-closure-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
     cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(update={"output": str(out)})
     generate_file(cfg, out / "mock.root", events=events, seed=cfg.seed if seed is None else seed,
