@@ -52,9 +52,10 @@ test-all: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks analysis validation
 
-# The tests of the study code, then every kept study reduced (few sources, masses, samples and
-# realisations): that each runs and prints its figures, not their full statistics (the full
-# commands and their results: validation/README.md).
+# The tests of the study code, then every kept study reduced (few sources, masses, samples,
+# realisations and training epochs; the coverage takes the closure run's flow, whose
+# coverage_flows.py the tests cover): that each runs and prints its figures, not their full
+# statistics (the full commands and their results: validation/README.md).
 validate: $(VALIDATION_STAMP)
 	rm -rf $(VALIDATE_WORK) && mkdir -p $(VALIDATE_WORK)
 	$(BIN)/python -m pytest -n 2 --dist loadfile validation/tests validation/gammastar_validation
@@ -67,13 +68,11 @@ validate: $(VALIDATION_STAMP)
 	$(VPY) validation/scripts/na62_decomposition.py --run $(VALIDATE_WORK)/run --masses 6 \
 		--truth-sources 500000
 	$(VPY) validation/scripts/flow_closure.py --events 300000 --realisations 2 \
-		--mass-points 4 --workdir $(VALIDATE_WORK)/flow_closure
-	$(VPY) validation/scripts/coverage_flows.py --events 300000 --powers 0 --ensemble 1 \
-		--workdir $(VALIDATE_WORK)/coverage
+		--mass-points 4 --variant '{"epochs": 4, "points_per_epoch": 20000}' \
+		--workdir $(VALIDATE_WORK)/flow_closure
 	$(VPY) validation/scripts/nsig_coverage.py --events 300000 --realisations 2 --arms stat \
-		--flow $(VALIDATE_WORK)/coverage/flow_a+0.0000/flow --masses 0.6 --ctaus 1 \
-		--truth-sources 500000 --response-sources 500000 --samples 5000 \
-		--workdir $(VALIDATE_WORK)/coverage
+		--flow $(VALIDATE_WORK)/run/flow --masses 0.6 --ctaus 1 --truth-sources 500000 \
+		--response-sources 500000 --samples 5000 --workdir $(VALIDATE_WORK)/coverage
 
 # The performance benchmarks at the settings of README.md's Performance table (long: tens of
 # minutes); bench-quick runs each at its smallest settings (that it runs, not its figures).
