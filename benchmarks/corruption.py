@@ -7,7 +7,7 @@ one branch (``muon_px``, ``muon_pz``, ``muon_E``, ``muon_charge``), ``--trials``
 outcome classified:
 
 * ``error``: an :class:`~gammastar.errors.InputError` naming the file (decompression or
-  decoding failed, or the plausibility checks of :mod:`gammastar.plausibility` fired);
+  decoding failed, or the plausibility checks of :mod:`gammastar.selection.plausibility` fired);
 * ``crash``: a :class:`~gammastar.errors.ChunkError` (exit 1, not skippable: what a damaged
   charge basket gave before issue 20, ``ValueError: cannot broadcast nested list``);
 * ``unchanged``: exit 0 and exactly the undamaged file's cut flow and pair counts (the bytes
@@ -44,7 +44,7 @@ def main() -> None:
 
     from gammastar.config import config_from_dict
     from gammastar.errors import ChunkError, InputError
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10)
@@ -56,7 +56,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.no_checks:
-        from gammastar.plausibility import Plausibility
+        from gammastar.selection.plausibility import Plausibility
 
         Plausibility.check = lambda *a, **k: None
     logging.disable(logging.WARNING)

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.flow_closure import GivenSampler, moved_energy
+from gammastar.reach.flow_closure import GivenSampler, moved_energy
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def model_outside(
 ) -> GivenSampler:
     """``n`` samples of the fitted model at mass ``m`` that lie outside F (with σ_y replaced
     by ``y_sigma`` and T scaled by ``t_scale`` when given: what-ifs)."""
-    from gammastar.acceptance import ParametricSampler
+    from gammastar.physics.sampling import ParametricSampler
 
     _, t, mu, s = (float(x) for x in extrap.at(m))
     t, s = t * t_scale, s if y_sigma is None else y_sigma
@@ -96,7 +96,7 @@ def model_outside(
 
 def flow_inside(model, fiducial, m: float, n: int, seed: int) -> GivenSampler:
     """``n`` samples of the flow at mass ``m`` that lie inside F."""
-    from gammastar.extrapolation import sample_accepted
+    from gammastar.yields.extrapolation import sample_accepted
 
     q, e = sample_accepted(lambda k, seed: model.sample(m, k, seed=seed), n,
                            np.random.default_rng(seed), lambda q, e: _inside(fiducial, m, q, e),
@@ -130,8 +130,8 @@ def pairs_inside(pairs, fiducial, m: float, window: float, geo, ctaus, seed: int
     (:func:`pooled_pairs`), per cτ: (𝓔_in, its statistical error, the pairs' count). The error
     is the weighted mean's, √(Σ w² (a − 𝓔_in)²) / Σ w (like-sign pairs at their negative
     weights); NaN where no pair, or no net weight, is left."""
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import per_sample_acceptance
+    from gammastar.reach.acceptance import draw
+    from gammastar.yields.extrapolation import per_sample_acceptance
 
     q, e, w = pooled_pairs(pairs, m, window)
     k = _inside(fiducial, m, q, e)
@@ -225,8 +225,8 @@ def truth_config(base, drawn: dict[str, float]):
 def truth_parts(g, fiducial, m: float, ctaus, geo, n: int, seed: int):
     """The truth's fiducial fraction f_t and 𝓔_in, 𝓔_out (the generator's γ* at mass m
     inside and outside F) per cτ."""
-    from gammastar.acceptance import draw
     from gammastar.mock.truth import GstarTruth, TruthSampler
+    from gammastar.reach.acceptance import draw
 
     win = g.in_window(m, TruthSampler(g).half_width)
     ins = _inside(fiducial, m, win.qT, win.E)
@@ -311,11 +311,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error("give --flow (one fixed flow) or --own-flow (each realisation's), not both")
 
     from gammastar import flow
-    from gammastar.acceptance import Geometry, draw
     from gammastar.config import load_config
-    from gammastar.extrapolation import Extrapolation
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import Extrapolation
 
     t0 = time.perf_counter()
     rows, drawn, head = read_outputs(args.coverage, args.arm)

@@ -1,14 +1,14 @@
 """The extrapolation fit's N_sig error, linear against Monte Carlo propagation (issue 19).
 
-:func:`gammastar.extrapolation.nsig_error_parts` carries the fit's covariance to N/Y_F =
+:func:`gammastar.yields.extrapolation.nsig_error_parts` carries the fit's covariance to N/Y_F =
 𝓔_in + (1 − f_F) 𝓔_out / f_F linearly. With a fitted m_T power the group's T and a are
 correlated at ≈ −0.99, so this script checks the linear ``fit`` part against a Monte Carlo one
 on realisations of a coverage run: (T, a) of the fit groups that set the model at the mass
-(:meth:`~gammastar.extrapolation.Extrapolation.group_weights`: the two bins around it) drawn
+(:meth:`~gammastar.yields.extrapolation.Extrapolation.group_weights`: the two bins around it) drawn
 ``--draws`` times from their covariance and interpolated to the mass (``covariance_stat``; σ_y and ȳ held: an external σ_y's error is its own
 part), N/Y_F recomputed at each draw (f_F by the quadrature of :func:`fiducial_fraction`, 𝓔_out
 by reweighting the nominal draw's extrapolated samples to the drawn parameters, self-normalised,
-as :func:`~gammastar.extrapolation.nsig_error_parts` does for the forms). Printed per
+as :func:`~gammastar.yields.extrapolation.nsig_error_parts` does for the forms). Printed per
 realisation and cτ: the linear part (the reference), the draws' standard deviation and
 16–84% half-width over the nominal, their ratio, and the draws' mean shift.
 
@@ -36,8 +36,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 def propagate(run: Path, flow_model, geo, mass: float, ctaus, samples: int, draws: int, seed: int):
     """Linear and Monte Carlo fit errors of N/Y_F at ``mass`` for one realisation's run."""
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.yields.extrapolation import (
         NOMINAL,
         ExtrapolatedSampler,
         Extrapolation,
@@ -47,7 +48,6 @@ def propagate(run: Path, flow_model, geo, mass: float, ctaus, samples: int, draw
         nsig_error_parts,
         per_sample_acceptance,
     )
-    from gammastar.pair_acceptance import FiducialRegion
 
     doc = json.loads((run / "yields.json").read_text())["extrapolation"]
     ex, fid = Extrapolation.from_dict(doc), FiducialRegion.from_dict(doc["fiducial"])
@@ -113,8 +113,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=12)
     args = ap.parse_args(argv)
     from gammastar import flow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.source.geometry import Geometry
 
     geo = Geometry.from_config(load_config(args.config).detector)
     model = flow.load(args.flow)

@@ -2,7 +2,7 @@
 
 The reach quotes an external σ_y's error (``yields.extrapolation_y_sigma``) at the N_sig level
 as half the change of ln N between the parameter shifts ±δ, δ the half-difference of the two
-refits (:func:`gammastar.extrapolation.nsig_error_parts`, ``external``): symmetric by
+refits (:func:`gammastar.yields.extrapolation.nsig_error_parts`, ``external``): symmetric by
 construction. This script refits each coverage realisation's pairs at σ_y − error and
 σ_y + error (``fit_extrapolation`` as the yields stage calls it; the model's forms and the
 other error method left out: they do not move the central fit), draws its N/Y_F = 𝓔/f_F with
@@ -52,8 +52,10 @@ def sides(cfg, run: Path, model, masses, ctaus, geo, *, samples: int, seed: int)
     of ``pairs.parquet``: a one-flavour run's, as the coverage's."""
     import pyarrow.parquet as pq
 
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         RecordingSampler,
@@ -61,8 +63,6 @@ def sides(cfg, run: Path, model, masses, ctaus, geo, *, samples: int, seed: int)
         fit_extrapolation,
         nsig_error_parts,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
 
     ys = cfg.yields.extrapolation_y_sigma
     if ys is None or ys.error <= 0:
@@ -139,8 +139,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error("give --flow (one fixed flow) or --own-flow (each realisation's), not both")
 
     from gammastar import flow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.source.geometry import Geometry
 
     t0 = time.perf_counter()
     rows, _, head = parts.read_outputs(args.coverage, args.arm)

@@ -4,7 +4,7 @@ the part that quotes it (issue 19, the coverage's σ_y draws).
 With ``yields.extrapolation_y_sigma`` the extrapolation takes the rapidity width outside the
 fiducial region from outside the data, and ``benchmarks/coverage.py`` quotes its error at
 N_sig's level as ``extrapolation_external``: the fits at σ_y ± its error carried to N/Y_F
-(:func:`gammastar.extrapolation.nsig_error_parts`: through the gradient, linear in the
+(:func:`gammastar.yields.extrapolation.nsig_error_parts`: through the gradient, linear in the
 parameters' shift, until session 31; since then N/Y_F at the two fits themselves, by
 reweighting the nominal draw). This script measures the response itself: for each realisation (a run
 directory of a coverage output, its drawn config rebuilt from the output's ``vary_seed`` and
@@ -74,7 +74,7 @@ def nsig_at(cfg: Any, run: Path, masses, ctaus, geo, samples: int, seed: int):
     side, the realisation's own flow and seed)."""
     import gammastar
 
-    gammastar.yields(cfg, force=True, plots=False, theory=False)
+    gammastar.compute_yields(cfg, force=True, plots=False, theory=False)
     model = coverage.own_flow(cfg, run, reuse=True)
     return coverage.data_side(cfg, run, model, masses, ctaus, geo, samples=samples, seed=seed,
                               drawn_forms=("mt_boltzmann",))  # fmt: skip
@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "temporary directory, removed)")  # fmt: skip
     args = ap.parse_args(argv)
 
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
     from gammastar.errors import GammastarError
+    from gammastar.source.geometry import Geometry
 
     try:
         out = json.loads(args.coverage.read_text().strip().splitlines()[-1])

@@ -1,17 +1,17 @@
 """The statistical part of N_sig's error against a bootstrap of the data (issue 19).
 
 The coverage run quotes for N_sig = Y_F · N/Y_F the yield's ``data_stat`` and the
-extrapolation fit's part of N/Y_F (:func:`gammastar.extrapolation.nsig_error_parts` ``fit``)
+extrapolation fit's part of N/Y_F (:func:`gammastar.yields.extrapolation.nsig_error_parts` ``fit``)
 and adds them in quadrature. Both come from the same pairs: this script resamples them and
 redoes both. For one realisation's run directory (``pairs.parquet`` and ``yields.json`` of
 ``gammastar select`` and ``yields``), ``--replicas`` times: every event's pairs get one Poisson(1)
 multiplier of their weight (an event-level bootstrap: pairs of one event move together), the
-fit groups that set the model at ``--mass`` (:meth:`~gammastar.extrapolation.Extrapolation.
+fit groups that set the model at ``--mass`` (:meth:`~gammastar.yields.extrapolation.Extrapolation.
 group_weights`) are refitted as the yields fitted them (σ_y and ȳ held, each group's own
 (T, a) from its own pairs and its reference sample), and
 
 * Y_F at the mass: the log-linear interpolation of the two bins' weighted sums (as
-  :meth:`gammastar.reach.Yields.at`);
+  :meth:`gammastar.source.production.Yields.at`);
 * N/Y_F = 𝓔_in + E_x(θ)/f_F(θ): the nominal draw's inside-F acceptance, f_F by quadrature at
   the interpolated (T, a), 𝓔_out by reweighting the nominal draw's extrapolated samples to the
   replica's parameters (self-normalised), as ``benchmarks/coverage_propagation.py`` does.
@@ -24,7 +24,7 @@ would give it (the rule until 2026-11-25), for comparison.
 
 With ``--lambda-region`` (session 18) every replica also does what the selection does with a
 measured λ_θ: λ̂_θ(m) refitted on the replica's pairs of the isotropic fiducial region
-(:func:`gammastar.polarisation.measure` on the run's polarisation bins, weights 1/ε × the
+(:func:`gammastar.corrections.polarisation.measure` on the run's polarisation bins, weights 1/ε × the
 like-sign factor × the Poisson multiplier), the per-pair acceptance at that λ̂ deciding the
 region F′ (A′ ≥ ``unfold.min_acceptance``) and the weights (1/ε × factor / A′), Y_F summed in
 F′, the groups refitted in F′ (their reference samples in F′), and N/Y_F with F′: the nominal
@@ -62,7 +62,7 @@ def _nearest_group_fit(ex, fid, mass, kin, ks, ctaus):
     """``nsig_error_parts``' fit part with the nearest bin's group alone (the former rule)."""
     import dataclasses
 
-    from gammastar.extrapolation import nsig_error_parts
+    from gammastar.yields.extrapolation import nsig_error_parts
 
     b = int(np.argmin(np.abs(ex.mass - mass)))
     one = dataclasses.replace(ex, bin_group=np.full(ex.bin_group.shape, ex.bin_group[b]))
@@ -77,8 +77,10 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
     groups' reference mass and the samples' share inside F taken from the replica)."""
     import pandas as pd
 
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         NOMINAL,
         ExtrapolatedSampler,
         Extrapolation,
@@ -90,8 +92,6 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, samples: int, repl
         nsig_error_parts,
         per_sample_acceptance,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
 
     doc = json.loads((run / "yields.json").read_text())["extrapolation"]
     ex, fid = Extrapolation.from_dict(doc), FiducialRegion.from_dict(doc["fiducial"])
@@ -206,9 +206,9 @@ class _LambdaRegion:
     module docstring)."""
 
     def __init__(self, cfg, run, pairs, mass, kin, acc, params, bins, b_of, hold=False):
-        from gammastar.extrapolation import NOMINAL, Extrapolation
-        from gammastar.pair_acceptance import fiducial_from_config
-        from gammastar.uncertainties import acceptance_free_weights
+        from gammastar.corrections.pair_acceptance import fiducial_from_config
+        from gammastar.yields.extrapolation import NOMINAL, Extrapolation
+        from gammastar.yields.uncertainties import acceptance_free_weights
 
         self.amin, self.hold = float(cfg.unfold.min_acceptance), hold
         self.table = fiducial_from_config(cfg).acceptance  # at the run's own λ̂
@@ -217,7 +217,7 @@ class _LambdaRegion:
         # a run whose λ̂ the simulation corrected: each replica's λ̂ through the same response
         self.lam_correction = None
         if "selection_correction" in doc["polarisation"]:
-            from gammastar.lambda_correction import LambdaCorrection
+            from gammastar.corrections.lambda_correction import LambdaCorrection
 
             self.lam_correction = LambdaCorrection.from_block(doc["polarisation"])
         self.pairs = pairs
@@ -245,9 +245,9 @@ class _LambdaRegion:
 
     def replica(self, pois):
         """(weights, region F′, Y_F at the mass, samples outside F′, 𝓔 of those inside)."""
-        from gammastar.lambda_correction import corrected
-        from gammastar.pair_acceptance import FiducialRegion
-        from gammastar.polarisation import lambda_for_acceptance, measure
+        from gammastar.corrections.lambda_correction import corrected
+        from gammastar.corrections.pair_acceptance import FiducialRegion
+        from gammastar.corrections.polarisation import lambda_for_acceptance, measure
 
         base = self.base * pois
         view = dict(self.view, weight=base * self.inv_iso, acc=self.iso)
@@ -272,7 +272,7 @@ class _LambdaRegion:
 
     def n_over_yf(self, fid, out, e_in, tt, aa):
         """N/Y_F = 𝓔_in′/f′_samples + (1 − f′)/f′ ⟨a⟩ outside F′ under the refitted model."""
-        from gammastar.extrapolation import NOMINAL, _grid_in_f, fiducial_fraction
+        from gammastar.yields.extrapolation import NOMINAL, _grid_in_f, fiducial_fraction
 
         f = fiducial_fraction(fid, self.mass, (tt, self.mu, self.s, aa),
                               _grid_in_f(fid, self.mass))  # fmt: skip
@@ -304,8 +304,8 @@ def main(argv: list[str] | None = None) -> dict:
     )  # fmt: skip
     args = ap.parse_args(argv)
     from gammastar import flow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.source.geometry import Geometry
 
     cfg = load_config(args.config)
     geo = Geometry.from_config(cfg.detector)

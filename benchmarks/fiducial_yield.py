@@ -132,15 +132,15 @@ def rerun_selection(cfg: Any) -> None:
     import gammastar
 
     gammastar.select(cfg, force=True)
-    gammastar.yields(cfg, force=True, plots=False, theory=False)
+    gammastar.compute_yields(cfg, force=True, plots=False, theory=False)
 
 
 def truth_lambda(cfg: Any, fiducial: Any, masses, window: float, *, sources: int, seed: int):
     """The generator's λ_θ (± its error) of the γ* inside F (λ_θ = 0) within ±``window`` of
-    each mass: :func:`gammastar.polarisation.truth_lambdas` of the true muons' helicity-frame
+    each mass: :func:`gammastar.corrections.polarisation.truth_lambdas` of the true muons' helicity-frame
     angles (μ⁺ as lepton 1, the convention of the selection)."""
+    from gammastar.corrections.polarisation import helicity_angles, truth_lambdas
     from gammastar.mock.generate import MUON_GSTAR, MockGenerator
-    from gammastar.polarisation import helicity_angles, truth_lambdas
 
     iso = type(fiducial)(fiducial.acceptance.with_lambda(0.0), fiducial.min_acceptance)
     got: dict[str, list] = {"m": [], "c": [], "phi": []}
@@ -174,10 +174,10 @@ def measured_lambda(polarisation: dict[str, Any], m: float) -> float:
 
 
 def acceptance_closure(rows, weights, gen, fine, f_t: float, m: float, window: float) -> float:
-    """Σ ``weights`` (1/A inside F, :func:`gammastar.migration.fiducial_weights`) of the run's
+    """Σ ``weights`` (1/A inside F, :func:`gammastar.corrections.migration.fiducial_weights`) of the run's
     truth-tree γ* of true mass within ±``window`` of ``m``, over their generated number ×
     ``f_t``: the per-pair acceptance correction against the truth."""
-    from gammastar.migration import binned
+    from gammastar.corrections.migration import binned
 
     k = np.abs(rows["m_true"] - m) < window
     n = binned(gen, fine, np.array([m - window, m + window]))[0]
@@ -188,7 +188,7 @@ def truth_yield(g: Any, edges, *, m_lepton: float, smear: Any, seed: int) -> Any
     """The truth's A′ yield per POT per ε² in the yields' bins ``edges``, its γ* smeared with
     the data's mass response (as ``coverage.truth_nsig``; one for all realisations)."""
     from gammastar.mock.closure import truth_aprime_yield
-    from gammastar.reach import Yields
+    from gammastar.source.production import Yields
 
     ty = truth_aprime_yield(g, edges, m_lepton=m_lepton, seed=seed, smear=smear)
     return Yields(ty.mass, ty.per_pot_per_eps2, ty.stat_err, {})
@@ -197,11 +197,11 @@ def truth_yield(g: Any, edges, *, m_lepton: float, smear: Any, seed: int) -> Any
 def one_run(run: Path, seed: int, g: Any, truth: tuple[Any, Any], masses, window: float):
     """The split of one finished realisation (module docstring) as a dict; ``truth`` the
     yield bins' edges and the truth's yield in them (:func:`truth_yield`)."""
-    from gammastar.extrapolation import Extrapolation
-    from gammastar.migration import fiducial_weights, read_simulation
+    from gammastar.corrections.migration import fiducial_weights, read_simulation
+    from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.mock.truth import TruthSampler
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import Extrapolation
 
     y = load_yields(run / "yields.json")
     ex = Extrapolation.from_dict(y.extrapolation)
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error("--realisations must be at least 2 (the means' errors)")
 
     from gammastar.config import load_config
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     t0 = time.perf_counter()
     base = stated_mock(load_config(args.config), args.pt_form, args.y_sigma)

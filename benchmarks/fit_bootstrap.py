@@ -1,12 +1,12 @@
 """The extrapolation fit's N_sig error: the sandwich against a bootstrap of the pairs (issue 19).
 
-:func:`gammastar.extrapolation.nsig_error_parts` carries the weighted fit's sandwich covariance
+:func:`gammastar.yields.extrapolation.nsig_error_parts` carries the weighted fit's sandwich covariance
 to N/Y_F (its ``fit`` part, the reference here). This script refits the fit groups that set
-the model at the mass (:meth:`~gammastar.extrapolation.Extrapolation.group_weights`) to
+the model at the mass (:meth:`~gammastar.yields.extrapolation.Extrapolation.group_weights`) to
 ``--replicas`` Poisson(1) resamples of the realisation's pairs
-(:func:`gammastar.extrapolation.refit`, σ_y and ȳ held as the nominal fit holds them, the
+(:func:`gammastar.yields.extrapolation.refit`, σ_y and ȳ held as the nominal fit holds them, the
 same region) and recomputes N/Y_F for each on the nominal draw (the moved world of
-:func:`gammastar.extrapolation.nsig_lambda_theta` with the region and the fiducial yield
+:func:`gammastar.yields.extrapolation.nsig_lambda_theta` with the region and the fiducial yield
 unchanged: f_F by quadrature, the model's samples reweighted). Printed per realisation, mass
 and cτ: the replicas' standard deviation of ln(N/Y_F), the sandwich's part and their ratio
 (± 1/√(2(B − 1)), the standard deviation's own error); the same resampling assumption as the
@@ -42,8 +42,9 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, *, samples: int, r
     """The replicas' sd of ln(N/Y_F) and the sandwich's ``fit`` part at ``mass``, per cτ."""
     import pandas as pd
 
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         RecordingSampler,
@@ -52,7 +53,6 @@ def bootstrap(run: Path, flow_model, geo, mass: float, ctaus, *, samples: int, r
         per_sample_acceptance,
         refit,
     )
-    from gammastar.pair_acceptance import FiducialRegion
 
     doc = json.loads((run / "yields.json").read_text())["extrapolation"]
     ex, fid = Extrapolation.from_dict(doc), FiducialRegion.from_dict(doc["fiducial"])
@@ -95,8 +95,8 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error("--replicas: at least 2 for a standard deviation")
 
     from gammastar import flow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.source.geometry import Geometry
 
     geo = Geometry.from_config(load_config(args.config).detector)
     model = flow.load(args.flow)

@@ -98,10 +98,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
 
     from gammastar import flow
-    from gammastar.acceptance import Geometry, draw
     from gammastar.config import load_config
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
 
     t0 = time.perf_counter()
     base = load_config(args.config)

@@ -38,7 +38,7 @@ _spec.loader.exec_module(coverage)
 
 def spread(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Relative standard deviation (ddof 1) over the first axis of ``acc`` (flows × points; the
-    reach's own ``kinematic_model`` size, :func:`gammastar.reach._relative_spread`) and its
+    reach's own ``kinematic_model`` size, :func:`gammastar.reach.stage._relative_spread`) and its
     statistical error r/√(2(k − 1)) for k flows (the standard deviation of a Gaussian sample's
     standard deviation).
 
@@ -47,7 +47,7 @@ def spread(acc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         >>> round(float(r[0]), 4), round(float(e[0]), 4)
         (0.1, 0.05)
     """
-    from gammastar.reach import _relative_spread
+    from gammastar.reach.stage import _relative_spread
 
     acc = np.asarray(acc, dtype=np.float64)
     k = acc.shape[0]
@@ -73,12 +73,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error("--flows: give at least two flows")
 
     from gammastar import flow
-    from gammastar.acceptance import Geometry, draw
     from gammastar.config import load_config
+    from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.errors import GammastarError
-    from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
     try:
         cfg = load_config(args.config)

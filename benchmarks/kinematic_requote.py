@@ -109,8 +109,8 @@ _WORKER: dict[str, Any] = {}
 
 def _load_geometry(config: str | Path) -> Any:
     """The detector geometry of ``config``."""
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.source.geometry import Geometry
 
     return Geometry.from_config(load_config(config).detector)
 
@@ -127,9 +127,9 @@ def _init(config: str, flow: str, replicas: list[str]) -> None:
 def _spread(job: tuple[int, str, list[float], list[float], int]):
     """``coverage.data_side``'s kinematic_model of one realisation: its seed, {(mass, cτ):
     part} and the fiducial yield its ``yields.json`` gives at each mass."""
-    from gammastar.extrapolation import Extrapolation
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import Extrapolation
 
     seed, run, masses, ctaus, samples = job
     ex = load_yields(Path(run) / "yields.json").extrapolation
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out["arms"] = {args.arm: {k: v for k, v in arm.items() if k not in ("table", "joint",
                                                                           "regression")}
                    | {"rows": new_rows}}  # fmt: skip
-    from gammastar.artifacts import write_json
+    from gammastar.core.artifacts import write_json
 
     write_json(args.out, out)  # atomic, as the user's umask allows
     after = quiet_merge([args.out])

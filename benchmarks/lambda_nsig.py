@@ -1,7 +1,7 @@
 """How N_sig moves with the per-pair acceptance's λ_θ, part by part (issue 19).
 
 The ``acceptance_lambda_theta`` nuisance is the *yield's* shift when the per-pair acceptance's
-λ_θ(m) moves by ±δλ(m) (:func:`gammastar.uncertainties.lambda_theta_variation`). N_sig also
+λ_θ(m) moves by ±δλ(m) (:func:`gammastar.yields.uncertainties.lambda_theta_variation`). N_sig also
 depends on λ_θ through what the same reweighted pairs set besides the yield: the extrapolation
 fitted to them (f_F and the model outside F) and the flow trained on them (the kinematics
 inside F). ``benchmarks/stat_scatter.py`` measured, over 140 realisations with one fixed flow,
@@ -11,11 +11,11 @@ and no realisation there includes the flow's share. This script computes all thr
 finished run, at the nuisance's own ±δλ(m):
 
 * ``yield``: the nuisance as ``yields.json`` quotes it (``uncertainties.nuisances.
-  acceptance_lambda_theta`` at m, :func:`gammastar.uncertainties.at_masses`);
+  acceptance_lambda_theta`` at m, :func:`gammastar.yields.uncertainties.at_masses`);
 * ``refit``: the pairs reweighted by A_λ/A_λ±δλ (the nuisance's own reweighting, the nominal
   fiducial region), the ``yields`` stage run again on them (fiducial yield, extrapolation
   fit), and N = Y(m)·𝓔(m, cτ) with the same flow inside F and the refitted model outside
-  (:class:`gammastar.extrapolation.ExtrapolatedSampler`, the reach's sampler; the same A′
+  (:class:`gammastar.yields.extrapolation.ExtrapolatedSampler`, the reach's sampler; the same A′
   draws' seed): the chain with a fixed flow, as the coverage and scatter benchmarks run it;
 * ``flow``: the same, with the flow's samples inside F reweighted by A_λ/A_λ±δλ at their own
   (m, q_T, E), normalised inside F: the flow retrained on the reweighted pairs, to first
@@ -56,11 +56,11 @@ SELECT_FILES = ("pairs.parquet", "histograms.root", "select.json")
 def varied_tables(cfg: Any, doc: dict[str, Any]) -> tuple[Any, dict[str, tuple], np.ndarray]:
     """The nominal per-pair acceptance and the varied ones, ``{name: (table at +, at −)}``:
     ``all``, λ_θ(m) ± δλ(m) at every mass together, as the nuisance builds them
-    (:func:`gammastar.uncertainties._lambda_nuisance`), and ``bin<k>``, polarisation bin k's
+    (:func:`gammastar.yields.uncertainties._lambda_nuisance`), and ``bin<k>``, polarisation bin k's
     λ̂_k ± σ_k alone (the bins' fits are independent: λ_θ(m) = Σ_k T_k(m) λ̂_k moves by T_k σ_k,
-    :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes`); and δλ per yield bin."""
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.uncertainties import _lambda_errors, lambda_tables
+    :meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes`); and δλ per yield bin."""
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
+    from gammastar.yields.uncertainties import _lambda_errors, lambda_tables
 
     ap = doc["aprime"]
     mass, edges = np.asarray(ap["mass"], float), np.asarray(ap["bin_edges"], float)
@@ -78,15 +78,15 @@ def varied_tables(cfg: Any, doc: dict[str, Any]) -> tuple[Any, dict[str, tuple],
 
 def bin_errors(values, errors) -> dict[str, np.ndarray]:
     """``{"bin<k>": shifts}``: polarisation bin k's λ̂_k moved by its σ_k alone
-    (:func:`gammastar.uncertainties.lambda_bin_errors`, the nuisance's own choice)."""
-    from gammastar.uncertainties import lambda_bin_errors
+    (:func:`gammastar.yields.uncertainties.lambda_bin_errors`, the nuisance's own choice)."""
+    from gammastar.yields.uncertainties import lambda_bin_errors
 
     return {f"bin{k}": e for k, e in lambda_bin_errors(values, errors).items()}
 
 
 def bin_shifts(table: Any, mass_edges, values, errors) -> dict[str, np.ndarray]:
     """``{"bin<k>": δλ at the table's mass nodes}`` when polarisation bin k's λ̂_k moves by its
-    σ_k alone: T_k(m) σ_k, as :meth:`~gammastar.pair_acceptance.PairAcceptance.lambda_nodes`
+    σ_k alone: T_k(m) σ_k, as :meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes`
     interpolates λ_θ(m) between the bins' centres (:func:`bin_errors`)."""
     return {k: table.lambda_nodes(mass_edges, e) for k, e in bin_errors(values, errors).items()}
 
@@ -106,7 +106,7 @@ def reweighted_run(
     import pandas as pd
 
     import gammastar
-    from gammastar.uncertainties import acceptance_free_weights
+    from gammastar.yields.uncertainties import acceptance_free_weights
 
     if dest.exists():
         shutil.rmtree(dest)
@@ -141,19 +141,19 @@ def reweighted_run(
         (dest / "select.json").write_text(json.dumps(sel))
     pairs.to_parquet(dest / "pairs.parquet")
     sub = cfg.model_copy(update={"output": str(dest)})
-    gammastar.yields(sub, force=True, plots=False, theory=False)
+    gammastar.compute_yields(sub, force=True, plots=False, theory=False)
     return dest
 
 
 def package_moving(cfg: Any, run: Path, doc: dict, nominal: Any, masses) -> dict[str, list]:
     """The package's moving-region λ_θ variation on the run's pairs
-    (:func:`gammastar.uncertainties.lambda_theta_moving_variation`): r = (|up| + |down|)/2 of the
+    (:func:`gammastar.yields.uncertainties.lambda_theta_moving_variation`): r = (|up| + |down|)/2 of the
     fiducial yield (what ``yields.json`` quotes) and of the full-phase-space yield with the
     extrapolation refitted in each moved region, interpolated to ``masses``."""
     import pandas as pd
 
-    from gammastar.extrapolation import Extrapolation
-    from gammastar.uncertainties import lambda_theta_moving_variation
+    from gammastar.yields.extrapolation import Extrapolation
+    from gammastar.yields.uncertainties import lambda_theta_moving_variation
 
     pairs = pd.read_parquet(run / "pairs.parquet")
     ap = doc["aprime"]
@@ -172,15 +172,15 @@ def nsig(run: Path, flow: Any, geo: Any, masses, ctaus, samples: int, seed: int,
     """ln N(m, cτ) (per POT per ε², times the acceptance), ln Y_F(m), f_F(m) of a run's
     ``yields.json`` with ``flow`` inside F; ``reweight`` = (A_λ, A_λ′): the flow's samples
     inside F weighted by A_λ/A_λ′, normalised inside F."""
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         RecordingSampler,
         per_sample_acceptance,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
 
     y = load_yields(run / "yields.json")
     ex = Extrapolation.from_dict(y.extrapolation)
@@ -235,10 +235,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
 
     from gammastar import flow as gflow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
-    from gammastar.reach import load_yields
-    from gammastar.uncertainties import at_masses, lambda_tables
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.uncertainties import at_masses, lambda_tables
 
     if not args.config.exists():
         ap.error(f"--config: {args.config} does not exist")
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"{independent['refit_moving'][i][k]:.4f} |"
                 )
         print(
-            "package (gammastar.uncertainties.lambda_theta_moving_variation) at m = "
+            "package (gammastar.yields.uncertainties.lambda_theta_moving_variation) at m = "
             f"{masses}: fiducial yield r {np.round(package['fiducial'], 4).tolist()} (the "
             f"nuisance), full-phase-space yield with the refit r "
             f"{np.round(package['refit'], 4).tolist()}"

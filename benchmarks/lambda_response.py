@@ -14,7 +14,7 @@ the γ*) smeared with the mass response of each realisation's config and λ_θ s
 (``coverage.mass_response``, ``coverage.truth_nsig``).
 
 The seeds are the same for every shift, and the decays are drawn by inverting the CDF of
-1 + λ cos²θ* from the same uniforms (:func:`gammastar.mock.kinematics.sample_polar_cos`), so
+1 + λ cos²θ* from the same uniforms (:func:`gammastar.physics.sampling.sample_polar_cos`), so
 the realisations of one seed differ only by the decay angles of ρ, ω, φ: the ratios between
 shifts are nearly free of the data's statistical error. A shift of exactly 0 takes the
 generator's isotropic branch (another orientation of the decay frame, so another random
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     masses, ctaus = list(args.masses), np.asarray(args.ctaus, dtype=float)
     if args.flow is not None:
         from gammastar import flow
-        from gammastar.acceptance import Geometry
+        from gammastar.source.geometry import Geometry
 
         geo = Geometry.from_config(base.detector)
         model = flow.load(args.flow)
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
                 shutil.copyfile(args.mock_from / run.name / "mock.root", run / "mock.root")
                 gammastar.select(cfg, force=True)
-                gammastar.yields(cfg, force=True, plots=False, theory=False)
+                gammastar.compute_yields(cfg, force=True, plots=False, theory=False)
             else:
                 cov.realisation(cfg)
             row = {"seed": seed, "shift": x, **one_run(cfg, run)}

@@ -3,7 +3,7 @@ bin at the truth, at the detector, and with the detector's selection but the tru
 
 ``benchmarks/fiducial_yield.py`` found the λ_θ the selection measures at 0.6 GeV to be +0.09–0.10
 against a truth of +0.01–0.02 (docs/coverage.md, session 25). This script fits λ_θ, λ_φ, λ_θφ
-(:func:`gammastar.polarisation.fit_lambdas`, the selection's acceptance-aware likelihood with
+(:func:`gammastar.corrections.polarisation.fit_lambdas`, the selection's acceptance-aware likelihood with
 the moment tables of the config's per-pair acceptance at λ_θ = 0) to the muon γ* of
 ``--sources`` mock sources (no combinatorial pairs, no efficiency: every pair weight 1, inside
 the isotropic fiducial region) in each bin of ``--edges``, three ways:
@@ -19,11 +19,11 @@ the isotropic fiducial region) in each bin of ``--edges``, three ways:
   angles' own smearing;
 * ``tree``: the detector's pairs (the mock's ``truth`` tree) in true mass bins with their true
   kinematics and angles: the truth side of ``unfold.polarisation_correction``
-  (:mod:`gammastar.lambda_correction`); a difference from ``truth`` is the reconstructed
+  (:mod:`gammastar.corrections.lambda_correction`); a difference from ``truth`` is the reconstructed
   selection's edges.
 
 With ``--simulation FILES [--generated-tree truth_generated]`` it prints instead what
-:mod:`gammastar.lambda_correction` measures on those simulation files in the bins of ``--edges``
+:mod:`gammastar.corrections.lambda_correction` measures on those simulation files in the bins of ``--edges``
 (λ_r, λ_t, the slope; λ_t from the generator-level tree when given, beside the reconstructed γ*'s)
 and the response matrix
 R(b, b′) = Δλ_r(b)/Δλ_t(b′) of the γ* of one true-mass bin b′ reweighted at a time (its row sums
@@ -60,7 +60,7 @@ WAYS = ("truth", "detector", "selection", "tree")
 
 def pair_kinematics(l1: np.ndarray, l2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(m, p, θ) of the pair of lab four-momenta ``l1``, ``l2`` ((4, n), (px, py, pz, E)): the
-    arguments of :meth:`gammastar.pair_acceptance.PairAcceptance.moments_at`."""
+    arguments of :meth:`gammastar.corrections.pair_acceptance.PairAcceptance.moments_at`."""
     import vector
 
     pair = vector.array({"px": l1[0], "py": l1[1], "pz": l1[2], "E": l1[3]}) + vector.array(
@@ -78,8 +78,8 @@ def _passes(mu: np.ndarray, lepton: Any) -> np.ndarray:
 def collect(cfg: Any, acceptance: Any, *, sources: int, seed: int, lo: float, hi: float):
     """Per way of :data:`WAYS`: the γ* with a (reconstructed or true) mass in [lo, hi) as
     ``(m, cos θ*, φ*, moments)``, the μ⁺ as lepton 1 (the selection's convention)."""
+    from gammastar.corrections.polarisation import helicity_angles
     from gammastar.mock.generate import MUON_GSTAR, MockGenerator
-    from gammastar.polarisation import helicity_angles
 
     got: dict[str, list] = {w: [] for w in WAYS}
     for ch in MockGenerator(cfg, seed=seed).chunks(sources):
@@ -110,7 +110,7 @@ def collect(cfg: Any, acceptance: Any, *, sources: int, seed: int, lo: float, hi
 def fit_bins(m, c, phi, mom, edges, min_acceptance: float) -> list[dict[str, float]]:
     """Per bin of ``edges``: λ_θ, λ_φ, λ_θφ and λ_θ's error of the γ* inside the isotropic
     fiducial region (⟨a⟩ ≥ ``min_acceptance``), weight 1; NaN where the fit fails."""
-    from gammastar.polarisation import angular_functions, fit_lambdas
+    from gammastar.corrections.polarisation import angular_functions, fit_lambdas
 
     out = []
     for lo, hi in itertools.pairwise(edges):
@@ -131,8 +131,8 @@ def fit_bins(m, c, phi, mom, edges, min_acceptance: float) -> list[dict[str, flo
 def response_matrix(rows, acceptance, edges, min_acceptance: float, generated=None):
     """R(b, b′) of the module docstring: the simulation's fit as the data's in bin b against its
     fit at the truth in bin b′, the γ* of true-mass bin b′ (those outside the bins with the
-    nearest) reweighted to λ_t(b′) + ``STEP`` (:class:`gammastar.lambda_correction.ResponseFits`)."""
-    from gammastar.lambda_correction import STEP, ResponseFits
+    nearest) reweighted to λ_t(b′) + ``STEP`` (:class:`gammastar.corrections.lambda_correction.ResponseFits`)."""
+    from gammastar.corrections.lambda_correction import STEP, ResponseFits
 
     f = ResponseFits.build(rows, acceptance, edges, min_acceptance, generated)
     nb = f.edges.size - 1
@@ -147,7 +147,11 @@ def response_matrix(rows, acceptance, edges, min_acceptance: float, generated=No
 
 def main_simulation(args, cfg, fid, edges) -> dict[str, Any]:
     """``--simulation``: the correction's numbers and the response matrix, one JSON line."""
-    from gammastar.lambda_correction import read_generated, read_simulation, selection_correction
+    from gammastar.corrections.lambda_correction import (
+        read_generated,
+        read_simulation,
+        selection_correction,
+    )
 
     t0 = time.perf_counter()
     rows = read_simulation(args.simulation)
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error("--edges: at least two, increasing")
 
     from gammastar.config import load_config
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     t0 = time.perf_counter()
     cfg = load_config(args.config)

@@ -10,7 +10,7 @@ with ``pairs.parquet``, ``select.json``, ``yields.json``, ``mock.root``) and, at
   data's fluctuation without the correction's; Y₀'s slope again with the polarisation edges'
   positions as covariates;
 * within realisations (``--within`` seeds), the covariance of ln Y_F(m) with λ̂_θ(m) from the
-  λ fit's influence functions IFᵢ = H⁻¹wᵢgᵢ (:func:`gammastar.polarisation.fit_lambdas`' H and
+  λ fit's influence functions IFᵢ = H⁻¹wᵢgᵢ (:func:`gammastar.corrections.polarisation.fit_lambdas`' H and
   scores, the fit refitted here on the isotropic region's weights) summed with the yield's
   weights: what an event bootstrap of one realisation would give;
 * with the region held or following λ′: d ln Y_F(m)/dλ for a common shift ``--shift`` of
@@ -99,20 +99,20 @@ class Realisation:
         bin)."""
         d = self.df
         w, acc, eff, q, m = (d[c].to_numpy() for c in ("weight", "acc", "eff", "charge", "m"))
-        from gammastar.uncertainties import acceptance_free_weights
+        from gammastar.yields.uncertainties import acceptance_free_weights
 
         return acceptance_free_weights(w, acc, eff, q, (m >= self.mid).astype(int))
 
 
 def acceptance(cfg: Any, run: Path) -> Any:
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     return fiducial_from_config(cfg.model_copy(update={"output": str(run)})).acceptance
 
 
 def within(cfg: Any, r: Realisation, am: Any, mass: float) -> float:
     """Corr(ln Y_F(m), λ̂(m)) from influence functions within one realisation."""
-    from gammastar.polarisation import _NewtonPass, angular_functions, fit_lambdas
+    from gammastar.corrections.polarisation import _NewtonPass, angular_functions, fit_lambdas
 
     d = r.all
     m, pt, pz = (d[c].to_numpy() for c in ("m", "pT", "pz"))

@@ -47,10 +47,10 @@ def main() -> None:
         ap.add_argument(f"--{v}", type=float, default=None)
     args = ap.parse_args()
 
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar.mock import generate_file
     from gammastar.mock.truth import truth_gstar, truth_polarisation
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     base = load_config(REPO / "analysis" / "na60_like.yaml")
     lam = {k: getattr(args, k) for k in ("rho", "omega", "phi") if getattr(args, k) is not None}

@@ -71,8 +71,8 @@ def folded(g, m_smeared, m: float, half: float):
 def compare(g, m_smeared, masses, ctaus, geo, *, samples: int, seed: int, far: float):
     """Per mass: 𝓔_true and 𝓔_folded per cτ (the same A′ draws), their ratio, the share of
     the folded γ* from farther than ``far``, and the smeared/true yield in the window."""
-    from gammastar.acceptance import draw
     from gammastar.mock.truth import TruthSampler
+    from gammastar.reach.acceptance import draw
 
     half = TruthSampler(g).half_width
     rows = []
@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     coverage.add_truth_arguments(ap)
     args = ap.parse_args(argv)
 
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
     from gammastar.mock.truth import response_residuals, smearing_from_residuals
+    from gammastar.source.geometry import Geometry
 
     t0 = time.perf_counter()
     cfg = load_config(args.config)

@@ -70,9 +70,9 @@ def yield_edges(cfg, merge_factor) -> np.ndarray:
 
 
 def migration(rows, gen, fine, fiducial, edges, *, bootstrap: int, seed: int) -> dict[str, Any]:
-    """f_reco, f_true, c and c's bootstrap 1σ per bin (:func:`gammastar.migration.migration_correction`),
+    """f_reco, f_true, c and c's bootstrap 1σ per bin (:func:`gammastar.corrections.migration.migration_correction`),
     with the recorded γ*' in-F weights and the smeared yield."""
-    from gammastar.migration import fiducial_weights, migration_correction
+    from gammastar.corrections.migration import fiducial_weights, migration_correction
 
     w = fiducial_weights(rows, fiducial)
     res = migration_correction(rows, gen, fine, fiducial, edges, bootstrap=bootstrap, seed=seed,
@@ -89,7 +89,7 @@ def slices_at(rows, gen, fine, w, y_smeared, edges, at: float, slices) -> list[d
     if not 0 <= b < edges.size - 1:
         raise SystemExit(f"resolution_migration: --at {at:g} GeV lies outside the yield bins "
                          f"[{edges[0]:g}, {edges[-1]:g}]")  # fmt: skip
-    from gammastar.migration import smeared_counts
+    from gammastar.corrections.migration import smeared_counts
 
     centres = 0.5 * (fine[1:] + fine[:-1])
     resid = rows["m"] - rows["m_true"]
@@ -110,10 +110,10 @@ def run_parts(run: Path, edges: np.ndarray, fiducial, simulation=None) -> dict[s
     """The data side of one run directory against its own ``mock.root`` (module docstring):
     per bin of ``edges`` ``fiducial_closure``, ``subtraction``, ``f_model_over_reco``,
     ``f_model_over_true``; ``fiducial`` the run's region (its measured λ_θ); ``simulation``
-    that file's :func:`gammastar.migration.read_simulation`, when the caller has read it."""
+    that file's :func:`gammastar.corrections.migration.read_simulation`, when the caller has read it."""
     import pyarrow.parquet as pq
 
-    from gammastar.migration import read_simulation
+    from gammastar.corrections.migration import read_simulation
     from gammastar.mock.generate import MUON_GSTAR
 
     rows, gen, fine = simulation or read_simulation([run / "mock.root"])
@@ -143,7 +143,7 @@ def run_parts(run: Path, edges: np.ndarray, fiducial, simulation=None) -> dict[s
 def main_runs(args, cfg, merge_factor) -> dict[str, Any]:
     """``--runs``: :func:`run_parts` per run, the table of their means, one JSON line."""
     t0 = time.perf_counter()
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     edges = yield_edges(cfg, merge_factor)
     parts = []
@@ -189,10 +189,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = ap.parse_args(argv)
 
     from gammastar.config import load_config
-    from gammastar.migration import read_simulation
+    from gammastar.corrections.migration import read_simulation
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar.mock.generate import generate_file
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.yields import merge_factor
+    from gammastar.yields.stage import merge_factor
 
     cfg = load_config(args.config)
     if args.runs:

@@ -5,18 +5,18 @@ this script holds the truth fixed and asks, part by part, whether each quoted 1�
 scatter it claims. Independent mock realisations of one config (generator seeds
 ``--first-seed`` …) go through ``generate`` → ``select`` → ``yields``; at each mass and cτ, with
 one fixed flow inside the fiducial region and the realisation's own extrapolation outside
-(:class:`gammastar.extrapolation.ExtrapolatedSampler`, the reach's sampler), it records
+(:class:`gammastar.yields.extrapolation.ExtrapolatedSampler`, the reach's sampler), it records
 
-* ln Y_F (the fiducial yield at m, :meth:`gammastar.reach.Yields.at` times the fitted f_F) with
-  the quoted ``data_stat``, and ``acceptance_lambda_theta`` (:func:`gammastar.uncertainties.
+* ln Y_F (the fiducial yield at m, :meth:`gammastar.source.production.Yields.at` times the fitted f_F) with
+  the quoted ``data_stat``, and ``acceptance_lambda_theta`` (:func:`gammastar.yields.uncertainties.
   at_masses`): the realisations measure λ_θ, so its error is in their scatter;
 * ln(N/Y_F) (the acceptance per fiducial yield, which the extrapolation fit sets) with the
-  quoted fit part (:func:`gammastar.extrapolation.nsig_error_parts`, ``fit``);
+  quoted fit part (:func:`gammastar.yields.extrapolation.nsig_error_parts`, ``fit``);
 * their correlation against the quoted ``yield_cross`` (2 Cov, a relative variance);
 * ln N less its regression on the λ_θ(m) that the acceptance used (the measured bins
-  interpolated as :meth:`gammastar.pair_acceptance.PairAcceptance.lambda_nodes` does), against
+  interpolated as :meth:`gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes` does), against
   √(stat² + fit² + cross), and that slope against the λ_θ nuisance's yield-level one;
-* the scatter of λ_θ(m) against its quoted error (:func:`gammastar.uncertainties.
+* the scatter of λ_θ(m) against its quoted error (:func:`gammastar.yields.uncertainties.
   interpolated_error`).
 
 Each figure is printed against its quoted value (ratio realised/quoted; the standard error of a
@@ -65,13 +65,13 @@ def realisation(cfg: Any, run: Path, seed: int, reuse: bool) -> None:
     cfg = cfg.model_copy(update={"seed": seed, "output": str(run)})
     gammastar.generate(cfg, force=True)
     gammastar.select(cfg, force=True)
-    gammastar.yields(cfg, force=True, plots=False, theory=False)
+    gammastar.compute_yields(cfg, force=True, plots=False, theory=False)
 
 
 def lambda_at(pol: dict[str, Any], masses: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """λ_θ(m) as the acceptance uses it (linear between the fitted bins' centres) and its
     quoted error."""
-    from gammastar.uncertainties import interpolated_error
+    from gammastar.yields.uncertainties import interpolated_error
 
     e = np.asarray(pol["mass_edges"], dtype=float)
     lam = np.array([np.nan if v is None else v for v in pol["lambda_theta"]], dtype=float)
@@ -83,16 +83,16 @@ def lambda_at(pol: dict[str, Any], masses: list[float]) -> tuple[np.ndarray, np.
 
 def measure(run: Path, flow_model: Any, geo: Any, masses, ctaus, samples: int, seed: int):
     """Per mass: ln N (per cτ), ln Y_F, ln(N/Y_F), the quoted parts and λ_θ(m)."""
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         RecordingSampler,
         nsig_error_parts,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
-    from gammastar.uncertainties import at_masses
+    from gammastar.yields.uncertainties import at_masses
 
     y = load_yields(run / "yields.json")
     doc = json.loads((run / "yields.json").read_text())
@@ -256,8 +256,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ap.error(f"{opt}: {p} does not exist")
 
     from gammastar import flow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.source.geometry import Geometry
 
     cfg = load_config(args.config)
     if cfg.unfold.decay_lambda_theta != "measured":

@@ -1,22 +1,22 @@
-"""Long-lived-particle acceptance (gammastar.acceptance, paper Eq. B1)."""
+"""Long-lived-particle acceptance (gammastar.reach.acceptance, paper Eq. B1)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gammastar.acceptance import (
-    Geometry,
-    ParametricSampler,
+from gammastar.config import config_from_dict
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics import darkphoton
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import (
     acceptance,
     acceptance_eps_grid,
     acceptance_grid,
     draw,
     plot_acceptance_comparison,
 )
-from gammastar.config import config_from_dict
-from gammastar.errors import ConfigError, GammastarError, InputError
-from gammastar.physics import darkphoton
+from gammastar.source.geometry import Geometry
 
 
 class Mono:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gammastar.background import (
+from gammastar.corrections.background import (
     combinatorial,
     eta_br_ratio,
     eta_dalitz_spectrum,

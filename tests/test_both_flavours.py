@@ -16,9 +16,9 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.flow.data import read_pairs, training_data
 from gammastar.mock import generate_file
 from gammastar.physics.kinematics import aprime_factor
-from gammastar.select import FLAVOUR_CODES, select
-from gammastar.universality import compare_aprime
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import FLAVOUR_CODES, select
+from gammastar.yields.stage import compute_yields
+from gammastar.yields.universality import compare_aprime
 
 M_E, M_MU = 0.51099895e-3, 0.1056583755
 
@@ -233,7 +233,7 @@ def test_report_shows_both_channels(runs):
     import gammastar
 
     both = runs["both"]
-    gammastar.report(both, force=True)
+    gammastar.build_report(both, force=True)
     html = (both.output_dir / "report.html").read_text()
     assert "Channels (both in one run)" in html
     assert "Lepton universality: A′ yield ratio ee/mumu" in html
@@ -252,7 +252,7 @@ def test_mcp_data_driven_refuses_a_both_channels_run(runs):
     mixed flux (the single-flavour runs of the same file are accepted)."""
     from gammastar.errors import InputError
     from gammastar.physics.scintillator import ScintillatorDetector
-    from gammastar.reach_mcp import data_driven_yields
+    from gammastar.reach.mcp import data_driven_yields
 
     det = ScintillatorDetector(distance=10.0, n_layers=3, layer_length=1.0, area=1.0,
                                npe_per_q2=1.0)  # fmt: skip

@@ -25,8 +25,8 @@ from gammastar.mock import generate_file
 from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.physics.target import interaction_probability
-from gammastar.select import select
-from gammastar.yields import aprime_yield_from_pairs
+from gammastar.selection.stage import select
+from gammastar.yields.stage import aprime_yield_from_pairs
 
 ONLY_ETA = {"eta": 0.8, "eta_prime": 0.0, "rho": 0.0, "omega": 0.0, "phi": 0.0}
 

@@ -24,12 +24,12 @@ LAMBDA_SYST = 0.04  # the decay angular distribution: λ_θ measured ±0.1–0.2
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
     from gammastar import flow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
     from gammastar.mock import generate_file
     from gammastar.mock.closure import reach_closure
-    from gammastar.select import select
-    from gammastar.yields import compute_yields
+    from gammastar.selection.stage import select
+    from gammastar.source.geometry import Geometry
+    from gammastar.yields.stage import compute_yields
 
     out = tmp_path_factory.mktemp("closure")
     cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(update={"output": str(out)})

@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gammastar.background import ConversionTemplate, load_conversion_template
 from gammastar.config import AnalysisConfig, MockConfig, config_from_dict
+from gammastar.corrections.background import ConversionTemplate, load_conversion_template
 from gammastar.errors import ConfigError
 from gammastar.mock import generate_file
 from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E
 from gammastar.physics.target import interaction_probability
-from gammastar.select import select
-from gammastar.yields import aprime_yield_from_pairs
+from gammastar.selection.stage import select
+from gammastar.yields.stage import aprime_yield_from_pairs
 
 # only π0 → γee below 30 MeV (the muon cocktail needs one σ > 0: φ → ee, at 1.02 GeV)
 NO_OTHER_MESONS = {"eta": 0.0, "eta_prime": 0.0, "rho": 0.0, "omega": 0.0, "phi": 1e-6}

@@ -540,11 +540,11 @@ def test_undo_migration_refuses_rows_without_a_factor_and_against(cov, tmp_path,
 
 def test_migration_at_interpolates_ln_c_as_the_yield(cov):
     """:func:`migration_factors` (what :func:`migration_at` gives for a run's yields.json) is
-    the corrected yield over the uncorrected one, both by :meth:`gammastar.reach.Yields.at`
+    the corrected yield over the uncorrected one, both by :meth:`gammastar.source.production.Yields.at`
     (ln y linear between the bins' centres): c(m) with ln c linear, so that a yield corrected
     bin by bin is c(m) × the uncorrected one at every mass; 1 where no correction was
     applied. The expected values are computed here independently from ln c."""
-    from gammastar.reach import Yields
+    from gammastar.source.production import Yields
 
     mass = np.array([0.3, 0.4, 0.5])
     c = np.array([1.0, 1.1, 0.9])

@@ -12,13 +12,13 @@ import pytest
 from _tolerance import EPS64
 from test_events import make_config, read_table
 
-from gammastar.acceptance import Geometry
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, GammastarError
-from gammastar.eventgen import AprimeKinematics, dark_hits
-from gammastar.events import run_dark_events
+from gammastar.events.stage import run_dark_events
 from gammastar.physics.darksector import aprime_branching_ratios
+from gammastar.source.eventgen import AprimeKinematics, dark_hits
+from gammastar.source.geometry import Geometry
 
 # a decay volume with the soft-lepton cuts of both tracks (energy threshold, angles, plane)
 SOFT = {
@@ -118,7 +118,7 @@ def test_idm_hepmc_round_trip(tmp_path):
 
 def test_idm_sum_of_weights_is_the_acceptance(tmp_path):
     """Σ weights of the events (vertex drawn) = the reach's expectation (decay integrated
-    exactly per cell, :func:`gammastar.acceptance.draw_dark`), within the events' statistical
+    exactly per cell, :func:`gammastar.reach.acceptance.draw_dark`), within the events' statistical
     error (5 σ from Σw²) plus the expectation's (its sample is 5× larger)."""
     cfg = dark_config(tmp_path)
     res = run_dark_events(cfg, mass=0.6, eps=3e-4, n=6000, output=tmp_path / "d.parquet",
@@ -185,8 +185,8 @@ def test_opening_angle_cut():
 
 
 def test_reach_idm(tmp_path):
-    from gammastar import rundir
-    from gammastar.reach_idm import run_idm_reach
+    from gammastar.core import rundir
+    from gammastar.reach.idm import run_idm_reach
 
     kw = {"samples": 1000, "m1_points": 3, "m1_range": [0.1, 0.3]}
     cfg = dark_config(tmp_path, **kw)
@@ -225,8 +225,8 @@ def test_reach_i2dm(tmp_path):
     """reach-idm with model: i2dm: schema-valid, θ and the ψ₂ψ̄₂ share recorded, and the
     long-lived scaling (each ψ₂ decays in the volume ∝ ε², the X_aX_b term ∝ ε⁴ is negligible
     there: N ∝ y², so 4× N_POT halves y_low, log-log edges: exact for a power law)."""
-    from gammastar import rundir
-    from gammastar.reach_idm import run_idm_reach
+    from gammastar.core import rundir
+    from gammastar.reach.idm import run_idm_reach
 
     kw = {"samples": 1000, "m1_points": 2, "m1_range": [0.15, 0.3], "model": "i2dm",
           "theta": 0.1, "alpha_d": 0.5}  # fmt: skip
@@ -319,10 +319,10 @@ def test_aprime_spin_density_in_dark_decay(rho00):
     the same sample against isotropy: p < 1e-6 (the test has power)."""
     from scipy import stats as sps
 
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.eventgen import dark_chains, dark_decay_coefficients
+    from gammastar.corrections.polarisation import helicity_angles
     from gammastar.physics.darksector import IDM
-    from gammastar.polarisation import helicity_angles
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.source.eventgen import dark_chains, dark_decay_coefficients
 
     model = IDM(m1=0.2, delta=0.4, m_aprime=0.6)
     n = 50_000

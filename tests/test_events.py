@@ -1,4 +1,4 @@
-"""Signal events (gammastar.events, issue 15): round trips, weights, polarisation, bad input."""
+"""Signal events (gammastar.events.stage, issue 15): round trips, weights, polarisation, bad input."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import pyhepmc
 import pytest
 from _tolerance import EPS64
 
-from gammastar.acceptance import Geometry, ParametricSampler, draw
-from gammastar.artifacts import make_meta, write_json
 from gammastar.cli import main
 from gammastar.config import config_from_dict
+from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import EnvironmentFailure, GammastarError, InputError, OutputExistsError
-from gammastar.events import (
+from gammastar.events.stage import (
     APRIME_PDGID,
     DECAYS,
     branching_ratios,
@@ -27,6 +26,9 @@ from gammastar.events import (
 )
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import draw
+from gammastar.source.geometry import Geometry
 
 # NA62-like dump geometry (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B)
 NA62_LIKE = {"l1": 82.0, "l2": 157.0, "theta_min": 0.0, "theta_max": 0.05, "efficiency": 0.9}
@@ -168,7 +170,7 @@ def test_one_code_path_sum_of_weights_is_the_acceptance(tmp_path):
 def test_sum_of_weights_is_reach_nsig(tmp_path, detector):
     """Σ weight against reach.signal_events with an independent large sample: within 4σ
     (σ² = Σ w² of the events, plus the reference sample's share n/N of it)."""
-    from gammastar.reach import signal_events
+    from gammastar.reach.stage import signal_events
 
     cfg = make_config(tmp_path, detector=detector)
     # ε such that the mean decay length (≈ 10-100 m) is comparable with the decay volume:
@@ -360,7 +362,7 @@ def test_float_text_round_trips():
     """17 correctly rounded significant digits read back as the same double (Matula 1968);
     random doubles over 540 decades, tiny and subnormal ones, and the fallback for what the
     compiled writer refuses."""
-    from gammastar._hepmc_ascii import format_floats
+    from gammastar.events._hepmc_ascii import format_floats
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=20_000) * 10.0 ** rng.uniform(-270, 270, 20_000)
@@ -374,7 +376,7 @@ def test_float_text_round_trips():
 
 def test_hepmc_backends_agree(tmp_path):
     """The compiled and the pyarrow writer give the same numbers, token by token."""
-    from gammastar.events import EventSettings, generate_chunks, hepmc_text
+    from gammastar.events.stage import EventSettings, generate_chunks, hepmc_text
 
     geo = Geometry(l1=82.0, l2=157.0, theta_min=0.0, theta_max=0.05)
     st = EventSettings(0.5, 3e-7, geo, 1e6, channels=("mumu", "pipi"), beam_spot=(1e-3, 1e-3),
@@ -397,7 +399,7 @@ def mcp_spectrum():
 
 
 def test_mcp_events(tmp_path):
-    from gammastar.events import run_mcp_events
+    from gammastar.events.stage import run_mcp_events
     from gammastar.physics.kinematics import mcp_factor
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
@@ -459,24 +461,24 @@ def test_mcp_events(tmp_path):
 
 
 def test_events_keeps_its_public_names():
-    """The split of gammastar.events (docs/events.md "Code layout") keeps every public name
+    """The split of gammastar.events.stage (docs/events.md "Code layout") keeps every public name
     importable from it, as the very object of the module that now defines it, and
-    ``gammastar.events(config, ...)`` callable (it runs run_events)."""
+    ``gammastar.write_events(config, ...)`` callable (it runs run_events)."""
     import importlib
 
     import gammastar
-    import gammastar.events as ev
+    import gammastar.events.stage as ev
 
     homes = [importlib.import_module(f"gammastar.{m}")
              for m in ("eventgen", "eventio", "eventsetup", "hepmc", "mcpgen")]  # fmt: skip
     for name in ev.__all__:
         obj = getattr(ev, name)
         owners = [h for h in homes if getattr(h, name, None) is obj]
-        assert owners or getattr(obj, "__module__", None) == "gammastar.events", name
+        assert owners or getattr(obj, "__module__", None) == "gammastar.events.stage", name
     for name in ("hepmc_text", "write_events", "output_kind", "polarisation", "McpSettings",
                  "generate_mcp", "mcp_bins", "dark_settings", "run_dark_events"):  # fmt: skip
         assert name in ev.__all__
-    assert callable(gammastar.events)
+    assert callable(gammastar.events.stage)
 
 
 def test_cli_mode_errors(tmp_path, capsys):
@@ -512,7 +514,7 @@ def test_default_channels_are_the_open_ones(tmp_path):
 def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
     """With fiducial-region yields (an ``extrapolation`` block), the spectrum is carried to
     the full phase space bin by bin with f_F(m): a constant f_F = 0.25 gives 4× the pairs."""
-    from gammastar.events import run_mcp_events
+    from gammastar.events.stage import run_mcp_events
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
     kw = {"m_chi": 0.12, "n": 200, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}

@@ -19,8 +19,8 @@ import pytest
 
 from gammastar.config import ResolutionMigrationConfig, load_config
 from gammastar.errors import InputError
-from gammastar.select import select
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS, SEED = 400_000, 21
@@ -63,7 +63,7 @@ def test_select_records_the_fiducial_region(run):
 def test_fiducial_yield_equals_the_generators_gamma_star_inside_the_region(run, truth):
     """Σ weights / N_POT over 0.4–0.7 GeV (wide: the 30 MeV resolution moves little across
     its edges) = the generator's γ* inside the fiducial region per POT."""
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     cfg, res, _ = run
     pairs = res.pairs
@@ -120,7 +120,7 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     in the sandwich, ``model_variations`` only the rapidity form). The statistical error alone
     must be the smaller, and the rapidity form's part is measurable (≥ 5% of it in
     quadrature)."""
-    from gammastar.extrapolation import beam_rapidity
+    from gammastar.yields.extrapolation import beam_rapidity
 
     _, _, doc = run
     ex = doc["extrapolation"]
@@ -171,7 +171,7 @@ def _reach_cfg(cfg, **detector):
 def test_reach_labels_the_extrapolated_signal(run):
     """With no flow every A′ sample comes from the fitted model outside... and inside the
     fiducial region: all of it is labelled extrapolated (fraction 1 at every boundary)."""
-    from gammastar.reach import run_reach
+    from gammastar.reach.stage import run_reach
 
     cfg = _reach_cfg(run[0], l1=5.0, l2=None, theta_min=0.035, theta_max=0.12)
     doc = run_reach(cfg, force=True)
@@ -189,11 +189,12 @@ def test_detector_wholly_outside_the_data_is_refused(run, truth):
     opens by ≲ 2m/E ≈ 27 mrad at 0.4 GeV, so with its direction inside 5 mrad neither muon
     reaches the spectrometer's 35 mrad): every accepted A′ would come from the model → one
     error."""
-    from gammastar.acceptance import Geometry
-    from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
+    from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.mock.truth import GstarTruth, TruthSampler
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields, scan
+    from gammastar.reach.stage import scan
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
     cfg = run[0]
     y = load_yields(cfg.output_dir / "yields.json")
@@ -222,8 +223,9 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
     weighted pairs themselves (WeightedPairSampler; the flow is the slow test's). Tolerance:
     2σ of the fiducial yield's statistics (yields.json) and of the truth sample's, the λ_θ
     systematic, and the extrapolated share × 2σ of the model's f_F (yields.json)."""
-    from gammastar.acceptance import Geometry, WeightedPairSampler
     from gammastar.mock.closure import reach_closure
+    from gammastar.reach.acceptance import WeightedPairSampler
+    from gammastar.source.geometry import Geometry
 
     cfg, res, doc = run
     p = res.pairs
@@ -246,11 +248,11 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
 
 
 def _scan_draws(sampler, masses, eps, geo, *, seed):
-    """Per mass, the A′ draw a :func:`gammastar.reach.scan` with ``seed`` makes (its seeds,
+    """Per mass, the A′ draw a :func:`gammastar.reach.stage.scan` with ``seed`` makes (its seeds,
     20000 samples, the μμ channel), redone: ``(kinematics, sample, cτ on the sorted ε)``."""
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import RecordingSampler
     from gammastar.physics import darkphoton
+    from gammastar.reach.acceptance import draw
+    from gammastar.yields.extrapolation import RecordingSampler
 
     seeds = np.random.SeedSequence(seed).spawn(len(masses))
     for m, sq in zip(masses, seeds, strict=True):
@@ -261,7 +263,7 @@ def _scan_draws(sampler, masses, eps, geo, *, seed):
 
 def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     """The reach's ``extrapolation`` nuisance (issue 19): its size is the fit's error carried
-    to N_sig (:func:`gammastar.extrapolation.nsig_relative_error`, ``propagation="log"``, the
+    to N_sig (:func:`gammastar.yields.extrapolation.nsig_relative_error`, ``propagation="log"``, the
     log-normal's r from the width of ln N_sig) on the scan's own draw, at
     the first pass's median expected ε_low/ε_high (the larger), not the yield's δf_F/f_F.
     Reference: a scan whose extrapolation has no covariance keeps the yield-level size and
@@ -273,14 +275,16 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
 
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.acceptance import Geometry, WeightedPairSampler
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import WeightedPairSampler
+    from gammastar.reach.stage import scan
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         nsig_relative_error,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields, scan
 
     cfg, res, _ = run
     y = load_yields(cfg.output_dir / "yields.json")
@@ -346,7 +350,7 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
     import logging
     import shutil
 
-    from gammastar import yields
+    from gammastar.yields import stage as yields
 
     cfg, _, doc = run
     out = tmp_path / "run"
@@ -425,7 +429,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     quadrature of their fiducial-yield shifts of each sign is the yield-level nuisance's
     up / down (the same moves, summed as :func:`lambda_theta_moving_variation` sums them: to
     rounding); the reach carries them to N_sig: its ``acceptance_lambda_theta`` row per mass is
-    :func:`gammastar.extrapolation.nsig_lambda_theta` on the scan's own draw (e^w − 1) at the
+    :func:`gammastar.yields.extrapolation.nsig_lambda_theta` on the scan's own draw (e^w − 1) at the
     first pass's median expected ε_low / ε_high (the larger), and the yield's size is kept as
     ``rel_yield``. Reference: the scan whose extrapolation has no covariance, which keeps the
     yield-level sizes (its one pass is the other's first)."""
@@ -433,15 +437,17 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
 
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.acceptance import Geometry, WeightedPairSampler
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import WeightedPairSampler
+    from gammastar.reach.stage import scan
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         nsig_lambda_theta,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields, scan
-    from gammastar.uncertainties import lambda_refits_at, lambda_regions
+    from gammastar.yields.uncertainties import lambda_refits_at, lambda_regions
 
     cfg, res, doc = run
     block = doc["uncertainties"]["lambda_theta_refits"]
@@ -451,8 +457,8 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
                        for mv in block["moves"] if mv["sign"] == s]) for s in (1, -1)}  # fmt: skip
     # the same moves summed by lambda_theta_moving_variation on the run's pairs (its own
     # pass over them; the yield-level nuisance is made from the refits' shifts)
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.uncertainties import lambda_theta_moving_variation
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
+    from gammastar.yields.uncertainties import lambda_theta_moving_variation
 
     cols = ["m", "pT", "pz", "weight", "acc", "eff", "charge"]
     pairs = pd.read_parquet(cfg.output_dir / "pairs.parquet", columns=cols)

@@ -13,7 +13,7 @@ import pytest
 from _benchmarks import load_benchmark
 
 from gammastar.config import load_config
-from gammastar.migration import fiducial_weights
+from gammastar.corrections.migration import fiducial_weights
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -143,7 +143,7 @@ def test_spline_kernel_gradients():
     operations on O(10) values."""
     from zuko.transforms import MonotonicRQSTransform
 
-    from gammastar import _flow_training as FT
+    from gammastar.flow import _training_kernels as FT
 
     gen = torch.Generator().manual_seed(3)
     for bins in (4, 6):
@@ -170,7 +170,7 @@ def test_vjp_in_chunks_equals_one_serial_pass():
     """The backward's parallel kernel over 1, 3 and 7 chunks gives what the serial
     ``vjp_range`` gives over all points (the single-chunk path; docs/flow.md "Ensemble"), and
     both are gy·jy + gl·jl, gy·jx[0] + gl·jx[1] (numpy; float32 rounding of two products)."""
-    from gammastar import _flow_training as FT
+    from gammastar.flow import _training_kernels as FT
 
     FT.ensure_pool()  # launch numba's pool without changing torch's thread count
     rng = np.random.default_rng(5)
@@ -198,7 +198,7 @@ def test_vjp_in_chunks_equals_one_serial_pass():
         "from gammastar import _flow_training as FT; FT.warm_up()",  # a training's start
         # pair_acceptance's table, computed (an empty cache): its kernel is parallel
         (
-            "from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance; "
+            "from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance; "
             "PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057, "
             "mass_range=(0.3, 0.5), p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))"
         ),
@@ -297,7 +297,7 @@ def test_tampered_and_foreign_files_fail_cleanly(trained, tmp_path):
     with pytest.raises(GammastarError, match="checksum"):
         F.load(bad)
     # 2. foreign file with a matching checksum (someone edited meta.json too)
-    from gammastar.artifacts import sha256_file
+    from gammastar.core.artifacts import sha256_file
 
     info = json.loads((out / "meta.json").read_text())
     for payload in (b"not a torch file at all", None):

@@ -18,8 +18,8 @@ import torch
 from gammastar import flow as F
 from gammastar.channels import Channel
 from gammastar.config import load_config
-from gammastar.kl import knn_kl
-from gammastar.validate import validate
+from gammastar.flow.kl import knn_kl
+from gammastar.flow.validate import validate
 
 mock = pytest.importorskip("gammastar.mock")
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def _cfg(repo_dir, out, **flow):
 
 @pytest.fixture(scope="module")
 def mock_pairs(repo_dir, tmp_path_factory):
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("flowmock")

@@ -30,7 +30,7 @@ def small_flow(repo_dir, tmp_path_factory):
     """Mock (5e5 sources) → select → a 4-step flow (MADE 2 × 32) trained for 12 epochs of 4e4
     points (~10 s on one free core) on the recorded OS signal pairs, unweighted: the flow
     learns the recorded (q_T, E | m), the population of the truth tree's ``accepted`` rows."""
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("flowquick") / "run"

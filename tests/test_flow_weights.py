@@ -17,10 +17,10 @@ import torch
 from test_flow import SIG_QT, make_config, qt_median, synthetic_pairs
 
 from gammastar import flow as F
-from gammastar.artifacts import make_meta
 from gammastar.config import FlowConfig
+from gammastar.core.artifacts import make_meta
 from gammastar.errors import InputError
-from gammastar.validate import validate
+from gammastar.flow.validate import validate
 
 torch.set_num_threads(1)
 

@@ -35,8 +35,8 @@ from gammastar.physics.aprime_meson import branching_ratio, pdg_branching_ratio
 from gammastar.physics.constants import M_MU, mass
 from gammastar.physics.kinematics import aprime_factor
 from gammastar.physics.target import interaction_probability
-from gammastar.select import select
-from gammastar.yields import aprime_yield_from_pairs, compute_yields, read_phase_space
+from gammastar.selection.stage import select
+from gammastar.yields.stage import aprime_yield_from_pairs, compute_yields, read_phase_space
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS, SEED = 1_200_000, 7
@@ -401,7 +401,7 @@ def test_below_min_acceptance_counted_and_reported(fullps, tmp_path, caplog):
             ),
         }
     )
-    with caplog.at_level(logging.WARNING, logger="gammastar.select"):
+    with caplog.at_level(logging.WARNING, logger="gammastar.selection.stage"):
         res2 = select(cfg2)
     assert res2.unfold["acceptance"]["n_below_min_acceptance"] > rep["n_below_min_acceptance"]
     assert any("acceptance A < 0.05" in r.getMessage() for r in caplog.records)
@@ -451,7 +451,7 @@ def test_phase_space_labels(tmp_path):
     assert read_phase_space(tmp_path) == "full"
     (tmp_path / "select.json").write_text(json.dumps({"meta": {}}))
     assert read_phase_space(tmp_path) == "unknown"
-    from gammastar.yields_plots import _phase_space_line
+    from gammastar.yields.plots import _phase_space_line
 
     assert "full phase space" in _phase_space_line({"meta": {"phase_space": "full"}})
     det = _phase_space_line({"meta": {"phase_space": "detector_acceptance"}})

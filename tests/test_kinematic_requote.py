@@ -146,9 +146,9 @@ def test_spread_follows_data_side_recipe(kr, monkeypatch):
     the cτ as an array, the samples and the realisation's seed + 1."""
     import numpy as np
 
-    import gammastar.extrapolation as ge
-    import gammastar.pair_acceptance as pa
-    import gammastar.reach as gr
+    import gammastar.corrections.pair_acceptance as pa
+    import gammastar.reach.stage as gr
+    import gammastar.yields.extrapolation as ge
 
     calls = []
     monkeypatch.setattr(

@@ -16,7 +16,7 @@ import pytest
 import vector
 from _tolerance import EPS64, reorder_tol
 
-from gammastar.events import AprimeKinematics, decay_daughters
+from gammastar.events.stage import AprimeKinematics, decay_daughters
 from gammastar.physics import kinematics as K
 from gammastar.physics.mcp_sampling import decay_two_body
 

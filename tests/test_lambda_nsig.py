@@ -1,5 +1,5 @@
 """benchmarks/lambda_nsig.py's pure parts (issue 19): the per-bin λ_θ shifts against the
-interpolated error of :func:`gammastar.uncertainties.interpolated_error`, the relative changes
+interpolated error of :func:`gammastar.yields.uncertainties.interpolated_error`, the relative changes
 and slopes from ln shifts, and a missing input named. Fast: no chain."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 from _benchmarks import load_benchmark
 from _tolerance import EPS64, reorder_tol
 
-from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
+from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
 from gammastar.physics.constants import M_MU
-from gammastar.uncertainties import interpolated_error
+from gammastar.yields.uncertainties import interpolated_error
 
 
 @pytest.fixture(scope="module")

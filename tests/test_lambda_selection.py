@@ -41,10 +41,10 @@ def test_pair_kinematics_of_a_pair_at_rest_and_one_along_x(ls):
 def test_the_fit_at_the_truth_returns_the_generators_lambda(ls):
     """The acceptance-aware fit of the true angles of the γ* that pass the lepton cuts (the
     ``truth`` way) against the moments of every generated γ* inside F (no acceptance, the
-    generator's λ_θ: :func:`gammastar.polarisation.truth_lambdas`): equal within 3σ of the
+    generator's λ_θ: :func:`gammastar.corrections.polarisation.truth_lambdas`): equal within 3σ of the
     two errors combined (the passing γ* are a subset, so the errors overlap: conservative)."""
     from gammastar.config import load_config
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     fid = fiducial_from_config(cfg, lambda_theta=0.0)
@@ -52,8 +52,8 @@ def test_the_fit_at_the_truth_returns_the_generators_lambda(ls):
     m, c, phi, mom = got["truth"]
     fit = ls.fit_bins(m, c, phi, mom, np.array([0.25, 0.45]), fid.min_acceptance)[0]
     # the same γ*' truth: all of them inside F, from their moments (no fit, no acceptance)
+    from gammastar.corrections.polarisation import helicity_angles, truth_lambdas
     from gammastar.mock.generate import MUON_GSTAR, MockGenerator
-    from gammastar.polarisation import helicity_angles, truth_lambdas
 
     ms, cs, ps = [], [], []
     for ch in MockGenerator(cfg, seed=3).chunks(1_000_000):

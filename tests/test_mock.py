@@ -20,9 +20,9 @@ from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig, MockDetector
 from gammastar.errors import GammastarError
 from gammastar.mock import MockGenerator, generate_file, read_meta
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import CHANNELS, Cocktail
 from gammastar.physics import dalitz
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, mass
 
 EFF_MAP = Path(__file__).resolve().parents[1] / "data" / "efficiency_na60_like.root"

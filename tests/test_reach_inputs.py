@@ -13,18 +13,13 @@ import uproot
 import yaml
 
 from gammastar import pipeline
-from gammastar.artifacts import make_meta, write_json
 from gammastar.cli import main
 from gammastar.config import config_from_dict, load_config
+from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.target import interaction_probability, yield_scale
-from gammastar.reach import (
-    load_yields,
-    observed_counts,
-    resolve_yield_scale,
-    run_reach,
-    window_edges,
-)
+from gammastar.reach.stage import observed_counts, run_reach, window_edges
+from gammastar.source.production import load_yields, resolve_yield_scale
 
 # NA62's statistics inputs (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B, Table I)
 NA62_STATS = {

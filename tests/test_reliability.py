@@ -24,11 +24,11 @@ import uproot
 from _select_data import write_mock
 
 import gammastar
-from gammastar import runlock
-from gammastar.artifacts import atomic_path, write_json
 from gammastar.config import config_from_dict
+from gammastar.core import runlock
+from gammastar.core.artifacts import atomic_path, write_json
 from gammastar.errors import EnvironmentFailure, InputError
-from gammastar.plausibility import Plausibility, max_lepton_energy
+from gammastar.selection.plausibility import Plausibility, max_lepton_energy
 
 REPO = Path(__file__).resolve().parents[1]
 EFF_MAP = REPO / "data" / "efficiency_na60_like.root"
@@ -261,9 +261,9 @@ def _writer(barrier, done, cfg: str, base: str, rounds: int, queue, wait: bool) 
     import io
     import types
 
-    import gammastar.select as sel
-    from gammastar.artifacts import check_writable, write_json
+    import gammastar.selection.stage as sel
     from gammastar.cli import main
+    from gammastar.core.artifacts import check_writable, write_json
 
     entered = {"x": False}
 
@@ -491,7 +491,7 @@ def not_ours(run: Path):
 
 
 READ = (
-    "import sys; from gammastar.artifacts import read_json; import pandas as pd; "
+    "import sys; from gammastar.core.artifacts import read_json; import pandas as pd; "
     "print(read_json(sys.argv[1] + '/select.json')['counts']['os'], "
     "len(pd.read_parquet(sys.argv[1] + '/pairs.parquet')))"
 )
@@ -540,7 +540,7 @@ PROBE = r"""
 import contextlib, errno, io, json, os, sys
 import numpy as np
 from pathlib import Path
-from gammastar.artifacts import atomic_path, write_json
+from gammastar.core.artifacts import atomic_path, write_json
 from gammastar.cli import app, main
 
 mode, targets = sys.argv[1], json.loads(sys.argv[2])  # kind -> output file
@@ -763,7 +763,7 @@ def test_corrupted_basket_is_a_bad_file(tmp_path, compression, branch):
     """16 inverted bytes in a ZSTD or uncompressed basket (no checksum): an InputError
     naming the file; with skip_bad_files exactly the good file's counts and the damaged file
     listed in select.json."""
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     good, bad = tmp_path / "good.root", tmp_path / "bad.root"
     write_mock(good, 5)
@@ -811,7 +811,7 @@ def test_inconsistent_multiplicities_are_a_bad_file(tmp_path):
     """Per-lepton branches of one event with different lengths (what a damaged charge basket
     decoded to: `ValueError: cannot broadcast nested list` before issue 20) name the file,
     branches and entries; skipped with skip_bad_files."""
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     good, bad = tmp_path / "good.root", tmp_path / "bad.root"
     write_mock(good, 5)
@@ -1057,7 +1057,8 @@ def test_signal_turned_into_another_exception_is_still_the_interruption(monkeypa
     """A SIGTERM that arrives while a C extension initialises surfaces as ``ImportError:
     initialization failed`` (seen in CI, test_signal_during_select): the command still
     reports the interruption, one line, exit 143, not an unexpected error."""
-    from gammastar import cli, interrupt
+    from gammastar import cli
+    from gammastar.core import interrupt
 
     def app(self, *args, **kwargs):  # the command run by main: Typer.__call__
         try:
@@ -1090,7 +1091,7 @@ def test_signal_swallowed_by_a_weakref_callback_is_delivered_again():
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     class Referent:
         pass
@@ -1126,7 +1127,7 @@ def test_other_unraisable_exceptions_go_to_the_previous_hook(monkeypatch):
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
@@ -1152,7 +1153,7 @@ def test_signal_swallowed_as_the_block_ends_is_raised_by_its_exit():
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     class Referent:
         pass
@@ -1181,7 +1182,7 @@ def test_signal_swallowed_as_the_block_ends_is_raised_by_its_exit():
 def test_signals_as_exceptions_outside_the_main_thread_is_a_no_op():
     import threading
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     seen = []
 
@@ -1202,7 +1203,7 @@ def test_swallowed_signal_reaches_the_main_code_through_a_wrapping_hook():
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     class Referent:
         pass

@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import uproot
 
-from gammastar.artifacts import make_meta, write_json
 from gammastar.cli import main
 from gammastar.config import load_config
+from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import GammastarError
 from gammastar.report import build_report, find_figures
-from gammastar.select import CUTFLOW_KEYS
+from gammastar.selection.stage import CUTFLOW_KEYS
 
 FIGURES = (
     "figures/mock_mass.png",

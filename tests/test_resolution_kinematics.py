@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def setup():
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
+    from gammastar.source.geometry import Geometry
 
     bench = load_benchmark("resolution_kinematics")
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")

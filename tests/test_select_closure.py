@@ -15,7 +15,7 @@ from scipy import stats
 
 from gammastar.channels import Channel
 from gammastar.config import load_config
-from gammastar.select import select
+from gammastar.selection.stage import select
 
 mock = pytest.importorskip("gammastar.mock")
 

@@ -17,7 +17,7 @@ from scipy.optimize import curve_fit
 from scipy.special import voigt_profile
 
 from gammastar.config import load_config
-from gammastar.select import select
+from gammastar.selection.stage import select
 
 M_Z = 91.1876  # PDG 2024, GeV
 GAMMA_Z = 2.4955  # PDG 2024, GeV

@@ -2,9 +2,9 @@
 
 The selection used to run twice: a first pass at λ_θ = 0 measured λ_θ(m) (its ``polarisation``
 block), a second pass used the acceptance of that λ_θ(m). Now the chunks return the pairs once
-and the driver fits and weights them (``gammastar.select._measured_acceptance``). The
+and the driver fits and weights them (``gammastar.selection.stage._measured_acceptance``). The
 reference here is the two passes rebuilt from the public steps: a selection at λ_θ = 0, its
-block → :func:`gammastar.polarisation.lambda_for_acceptance` →
+block → :func:`gammastar.corrections.polarisation.lambda_for_acceptance` →
 ``PairAcceptance.with_lambda(lambda_nodes(...))``, a second selection with that acceptance
 (what ``select`` did until 2026-11-23). The ``polarisation`` block written is the fit of the
 first pass (the pairs of the isotropic fiducial region with their isotropic weights): the
@@ -25,9 +25,9 @@ import pytest
 import uproot
 from _tolerance import EPS32, EPS64, reorder_tol
 
-from gammastar import select as sel
 from gammastar.config import load_config
-from gammastar.polarisation import lambda_for_acceptance
+from gammastar.corrections.polarisation import lambda_for_acceptance
+from gammastar.selection import stage as sel
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 300_000  # ≈ 1.1e4 selected pairs: every polarisation bin has ≥ MIN_PAIRS OS pairs
@@ -204,7 +204,7 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
 def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
     """The measured-λ selection reads the input once: one processor run, each chunk
     (file, first entry) processed exactly once (the former selection: twice)."""
-    from gammastar import processor
+    from gammastar.selection import processor
 
     seen: Counter = Counter()
     runs = []

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from _select_data import write_effmap
 
-from gammastar.errors import InputError
-from gammastar.unfold import (
+from gammastar.corrections.unfold import (
     EfficiencyMap,
     bayesian_unfold,
     bayesian_unfold_variance,
@@ -16,6 +15,7 @@ from gammastar.unfold import (
     load_efficiency_map,
     response_matrix,
 )
+from gammastar.errors import InputError
 
 
 def test_map_roundtrip_and_lookup(tmp_path):
@@ -108,7 +108,7 @@ def test_invalid_map_contents_name_file_and_histogram(tmp_path, kind, bad) -> No
     import hist
     import uproot
 
-    from gammastar.unfold import load_acceptance_map, load_efficiency_map
+    from gammastar.corrections.unfold import load_acceptance_map, load_efficiency_map
 
     h = hist.Hist(hist.axis.Regular(4, 0.2, 1.2), hist.axis.Regular(3, 0.0, 3.0))
     h.view()[...] = 0.5

@@ -11,9 +11,9 @@ from scipy import stats
 
 from gammastar.config import config_from_dict
 from gammastar.errors import InputError
-from gammastar.select import select
-from gammastar.universality import compare_aprime
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields
+from gammastar.yields.universality import compare_aprime
 
 
 def _block(y, err, edges):

@@ -1,4 +1,4 @@
-"""k-NN KL validation (gammastar.validate): closure on a known conditional density.
+"""k-NN KL validation (gammastar.flow.validate): closure on a known conditional density.
 
 A flow trained on synthetic pairs (q_T, E log-normal with mass-dependent medians, see
 tests/test_flow.py) must have a model-vs-data KL inside the data-vs-data 95% band at every
@@ -17,7 +17,7 @@ from test_flow import make_config, synthetic_pairs
 
 from gammastar import flow as F
 from gammastar.errors import GammastarError, OutputExistsError
-from gammastar.validate import validate
+from gammastar.flow.validate import validate
 
 torch.set_num_threads(1)
 
@@ -87,7 +87,7 @@ def test_validate_masses_outside_range(closure):
 
 
 def test_window_with_too_few_points_gives_nan(closure):
-    from gammastar.validate import kl_window
+    from gammastar.flow.validate import kl_window
 
     cfg, _ = closure
     model = F.load(cfg.output_dir / "flow")
@@ -140,7 +140,7 @@ def test_seed_noise_recovers_the_unshared_noise():
     """K[j, r] = member offset + shared repeat noise + unshared noise N(0, σ): seed_noise is
     σ/√R; the shared part (common random numbers) does not count. σ_e from (J−1)(R−1) = 1596
     degrees of freedom has a relative error 1/√(2·1596) = 1.8%; tolerance 4 of those."""
-    from gammastar.validate import seed_noise
+    from gammastar.flow.validate import seed_noise
 
     rng = np.random.default_rng(5)
     n_m, n_r, sigma = 5, 400, 0.01
@@ -186,7 +186,7 @@ def test_kinematics_figure_survives_sparse_windows(tmp_path):
     # 0.9 GeV held a few like-sign-subtracted pairs (Σw < 0: density=True divides by it) and
     # bins from quantiles of different samples came out decreasing. Such panels stay empty.
     from gammastar.flow.data import TrainingData
-    from gammastar.validate import plot_kinematics
+    from gammastar.flow.validate import plot_kinematics
 
     class Stub:
         def sample(self, m, n, seed=None):
@@ -216,7 +216,7 @@ def test_sample_kept_accepts_inside_only_and_reproducibly():
     (validate.sample_kept: accept–reject, the sampler's own rule): exactly n samples, all
     kept, the same for the same seed; the kept fraction of a uniform draw (q_T < 0.3: 30%)
     leaves the kept q_T uniform on [0, 0.3) (mean 0.15 within 5 standard errors)."""
-    from gammastar.validate import sample_kept
+    from gammastar.flow.validate import sample_kept
 
     flow = _UniformFlow()
     keep = lambda q, e: q < 0.3

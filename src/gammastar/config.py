@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from gammastar import rundir
-from gammastar.artifacts import sha256_json
+from gammastar.core import rundir
+from gammastar.core.artifacts import sha256_json
 from gammastar.errors import ConfigError
 from gammastar.io import LAYOUTS
 
@@ -321,10 +321,10 @@ class MockConfig(Section):
     pt_mt_power: Annotated[float, Field(gt=-2, le=5)] = 0.0
     """a of the cocktail mesons' 1/pT dN/dpT ∝ m_T^a exp(−m_T/T): 0 the m_T-exponential
     (default), 1 the Boltzmann form at fixed rapidity, the extrapolation model's alternative
-    ``mt_boltzmann`` (:mod:`gammastar.extrapolation`); a knob that lets a mock study draw the
+    ``mt_boltzmann`` (:mod:`gammastar.yields.extrapolation`); a knob that lets a mock study draw the
     spectral form (``benchmarks/coverage.py``). The combinatorial π/K parents keep a = 0.
     Bounds: a > −2, where dN/dm_T ∝ m_T^(1+a) e^(−m_T/T) is the Gamma(2 + a, T) the sampler
-    inverts (:func:`gammastar.mock.kinematics.sample_mt_power`); a ≤ 5 is a plausibility
+    inverts (:func:`gammastar.physics.sampling.sample_mt_power`); a ≤ 5 is a plausibility
     bound, not the sampler's (exact beyond it): at a = 5 the ω's ⟨p_T⟩ is 1.22 GeV at
     T = 0.2 GeV, twice the a = 0 spectrum's 0.60 GeV; a larger a is far outside the shapes a
     study varies around the nominal (the coverage draws a0 ± 1.22) and more likely a typo."""
@@ -568,7 +568,7 @@ class BackgroundConfig(Section):
 class LeptonAcceptanceConfig(Section):
     """The spectrometer's single-lepton acceptance (experiment-specific: every number must be
     given). The per-pair acceptance A(m, q) is computed from it
-    (:mod:`gammastar.pair_acceptance`); the selection's own lepton cuts are applied on top."""
+    (:mod:`gammastar.corrections.pair_acceptance`); the selection's own lepton cuts are applied on top."""
 
     min_energy: NonNegFloat
     """Lepton energy threshold (GeV), e.g. the hadron absorber's range-out energy."""
@@ -591,7 +591,7 @@ class LeptonAcceptanceConfig(Section):
 
 class PolarisationCorrectionConfig(Section):
     """The detector simulation behind the measured λ_θ's selection correction
-    (:mod:`gammastar.lambda_correction`): per polarisation bin the simulation's λ_θ fitted as
+    (:mod:`gammastar.corrections.lambda_correction`): per polarisation bin the simulation's λ_θ fitted as
     the data are and at its true mass, kinematics and angles, and the response's slope; the
     data's λ_θ is mapped through that response onto the truth."""
 
@@ -636,13 +636,13 @@ class UnfoldConfig(Section):
     (``phase_space: detector_acceptance``)."""
     lepton_acceptance: LeptonAcceptanceConfig | None = None
     """The spectrometer's per-lepton acceptance: each pair is weighted by 1/(A ε) with the fully
-    differential A(m, q) of :mod:`gammastar.pair_acceptance`, inside the fiducial region
+    differential A(m, q) of :mod:`gammastar.corrections.pair_acceptance`, inside the fiducial region
     A ≥ ``min_acceptance`` (``phase_space: fiducial``); the yields extrapolate to the full
     phase space with a stated model (docs/yields.md). Exclusive with ``acceptance_map``."""
     decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)] | Literal["measured"] = 0.0
     """Polar anisotropy λ_θ of the lepton decay angles in the γ* helicity frame,
     1 + λ_θ cos²θ*, assumed by the per-pair acceptance: a number (0: isotropic) or
-    ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.polarisation`, per mass bin,
+    ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.corrections.polarisation`, per mass bin,
     linear between the bins' centres), fitted on the selected pairs in the one pass over the
     input (docs/selection.md)."""
     polarisation_bins: Annotated[int, Field(ge=1, le=100)] = 8
@@ -656,7 +656,7 @@ class UnfoldConfig(Section):
     polarisation_peak_window: PositiveFloat | None = None
     """Half-width (GeV) around each narrow vector meson (ω, φ, J/ψ, ψ(2S), Υ; PDG masses) in
     which no polarisation bin edge may sit: such an edge moves to the window's side, so each
-    peak is measured whole (:func:`gammastar.polarisation.peak_safe_edges`). An edge through a
+    peak is measured whole (:func:`gammastar.corrections.polarisation.peak_safe_edges`). An edge through a
     peak narrower than the bins selects the pairs' decay angles through the mass resolution
     and biases λ_θ there (docs/selection.md); about 3.5 σ_m of the experiment at the peak.
     ``None``: edges as given or equal-count (a warning with a measured λ_θ when a peak lies in
@@ -664,7 +664,7 @@ class UnfoldConfig(Section):
     polarisation_correction: PolarisationCorrectionConfig | None = None
     """With ``decay_lambda_theta: measured``: the detector simulation that corrects the
     measured λ_θ for the reconstructed-mass bins' selection of decay angles
-    (:mod:`gammastar.lambda_correction`; ``select.json`` → ``polarisation`` →
+    (:mod:`gammastar.corrections.lambda_correction`; ``select.json`` → ``polarisation`` →
     ``selection_correction``). ``None``: the fit's λ_θ as measured."""
     min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
     """Pairs with A below this get weight 0 (outside the fiducial region); they are counted,
@@ -712,7 +712,7 @@ class ExternalValue(Section):
 
 class ResolutionMigrationConfig(Section):
     """The detector simulation behind the fiducial yields' migration correction
-    (:mod:`gammastar.migration`): per mass bin c = f_true/f_reco, applied as Y = Y_F c / f_F,
+    (:mod:`gammastar.corrections.migration`): per mass bin c = f_true/f_reco, applied as Y = Y_F c / f_F,
     its statistics the ``resolution_migration`` nuisance."""
 
     simulation: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
@@ -730,7 +730,7 @@ class ResolutionMigrationConfig(Section):
 class YieldsConfig(Section):
     """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons (physics.md §8).
 
-    Owned by ``gammastar.yields``; see docs/yields.md.
+    Owned by ``gammastar.yields.stage``; see docs/yields.md.
     """
 
     mass_bin_width: PositiveFloat = 0.03
@@ -765,14 +765,14 @@ class YieldsConfig(Section):
     """J/ψ per POT for the J/ψ → χχ̄ line: σ(p–Pb → J/ψ) ≈ 11.5 µb (≈ 85 nb/nucleon × A^0.92)
     / σ_inel 1.72 b × 0.01 [default, check]."""
     extrapolation_y_sigma: ExternalValue | None = None
-    """σ_y of the extrapolation model (:mod:`gammastar.extrapolation`) taken from outside the
+    """σ_y of the extrapolation model (:mod:`gammastar.yields.extrapolation`) taken from outside the
     data, ``{value, error, source}``: fixed in the fit, its error propagated to f_F and N_sig.
     ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
     rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
     rapidity (docs/yields.md "σ_y from outside"). Experiment-specific: no default."""
     extrapolation_pt_power: float | Literal["fitted"] = 0.0
     """The m_T power a of the extrapolation model's p_T form m_T^a exp(−m_T/T)
-    (:func:`gammastar.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
+    (:func:`gammastar.yields.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
     covariance; docs/yields.md "The p_T form fitted")."""
@@ -784,7 +784,7 @@ class YieldsConfig(Section):
     compare_with: str | None = None
     """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
     ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
-    χ²) and ``aprime_combined`` (:mod:`gammastar.universality`)."""
+    χ²) and ``aprime_combined`` (:mod:`gammastar.yields.universality`)."""
     universality_mass_range: tuple[float, float] | None = None
     """Mass range (GeV) of the universality χ² (default: every shared bin)."""
 
@@ -897,7 +897,7 @@ class ValidateConfig(Section):
 
 # --------------------------------------------------------------------------- detector
 class DetectorConfig(Section):
-    """Long-lived-particle detector geometry (paper App. B, physics.md §9; gammastar.acceptance).
+    """Long-lived-particle detector geometry (paper App. B, physics.md §9; gammastar.reach.acceptance).
 
     Distances are along the beam (z) from the A′ production point.
     """
@@ -967,8 +967,8 @@ ObservedCount = Annotated[int, Field(ge=0)]
 class ObservedMasses(Section):
     """Observed events of one channel as reconstructed masses: a list, or a ROOT TH1.
 
-    Converted to counts in each mass point's signal window (``gammastar.reach.observed_counts``,
-    the windows of ``gammastar.reach.window_edges``).
+    Converted to counts in each mass point's signal window (``gammastar.reach.stage.observed_counts``,
+    the windows of ``gammastar.reach.stage.window_edges``).
     """
 
     masses: list[PositiveFloat] | None = None
@@ -985,13 +985,13 @@ class ObservedMasses(Section):
 
 
 class ReachConfig(Section):
-    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach).
+    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach.stage).
 
     The statistics inputs have no defaults: ``background``, ``background_kappa``,
     ``efficiency_uncertainty``, ``n_pot_rel_uncertainty`` and the facility's target
     (``target_interaction_lengths``, or an explicit ``yield_scale``) must be given, 0 (or 1 for
     a κ) on purpose where they do not apply; ``gammastar reach`` names the first one missing
-    before it writes anything (``gammastar.reach.check_config``).
+    before it writes anything (``gammastar.reach.stage.check_config``).
     """
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
@@ -1025,9 +1025,9 @@ class ReachConfig(Section):
     """Relative (log-normal) uncertainty of the signal normalisation N_POT, one parameter
     shared by the channels (NA62: 0.2, "log-normal with shape 1.2"); required."""
     method: Annotated[
-        str, _registered("gammastar.stats:METHODS", "statistics method", always=("auto",))
+        str, _registered("gammastar.reach.stats:METHODS", "statistics method", always=("auto",))
     ] = "auto"
-    """CLs calculation: ``auto`` or a key of :data:`gammastar.stats.METHODS` (exact hybrid
+    """CLs calculation: ``auto`` or a key of :data:`gammastar.reach.stats.METHODS` (exact hybrid
     construction, pyhf toys or asymptotics)."""
     ntoys: Annotated[int, Field(gt=0)] = 500
     template: Literal["counting", "mass"] = "counting"
@@ -1062,7 +1062,7 @@ class ReachConfig(Section):
     flow_closure: bool = True
     """With a flow: its detector acceptance against that of the pairs it learnt, at the
     ``validate.masses`` and the median expected ε_low / ε_high (``reach.json``
-    ``flow_closure``, ``figures/reach_flow_closure.png``; :mod:`gammastar.flow_closure`)."""
+    ``flow_closure``, ``figures/reach_flow_closure.png``; :mod:`gammastar.reach.flow_closure`)."""
     dark_alpha: NonNegFloat = 0.0
     """Dark coupling α_D of an optional dark state (semi-visible A′); 0 = minimal A′."""
     dark_mass: NonNegFloat = 0.0
@@ -1191,7 +1191,7 @@ class McpDetectorConfig(Section):
 
 
 class McpSource(Section):
-    """A meson source of χχ̄ outside the data (``gammastar.reach_mcp``)."""
+    """A meson source of χχ̄ outside the data (``gammastar.reach.mcp``)."""
 
     per_collision: PositiveFloat
     """Mesons per inelastic proton–target collision."""
@@ -1213,7 +1213,7 @@ McpMeson = Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi"]
 
 
 class McpConfig(Section):
-    """Millicharged-particle detection reach in (m_χ, Q) (``gammastar.reach_mcp``)."""
+    """Millicharged-particle detection reach in (m_χ, Q) (``gammastar.reach.mcp``)."""
 
     detector: McpDetectorConfig
     beam_energy: PositiveFloat
@@ -1325,7 +1325,7 @@ BUILTIN_NUISANCES = (
     "resolution_migration",
     "kinematic_model",
 )
-"""Names of the prediction's own nuisance parameters (``gammastar.uncertainties``); together
+"""Names of the prediction's own nuisance parameters (``gammastar.yields.uncertainties``); together
 with the reach's ``n_pot``, ``eff_<channel>`` and ``bkg_<channel>`` they are reserved."""
 
 

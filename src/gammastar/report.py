@@ -30,10 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gammastar import rundir
-from gammastar._api import make_callable as _make_callable
 from gammastar._version import __version__
-from gammastar.artifacts import atomic_path
+from gammastar.core import rundir
+from gammastar.core.artifacts import atomic_path
 from gammastar.errors import GammastarError
 
 REPORT_NAME = rundir.REPORT
@@ -1045,7 +1044,7 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
         "expected ε boundaries (where the signal peaks at a mass not excluded); the error is "
         "the pairs' statistics "
         f"(χ² = {esc(fmt(chi2, '.1f') if _is_number(chi2) else 'n/a')} for {esc(fmt(ndf))} "
-        "points; gammastar.flow_closure, docs/reach.md).</p>"
+        "points; gammastar.reach.flow_closure, docs/reach.md).</p>"
     )
     heads = ["m_A′ (GeV)", "pairs", "at ε_low", "at ε_high", "at the signal's peak (not excluded)"]
     s.add(table(heads, rows, "num"))
@@ -1075,7 +1074,7 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(
         "<h3>Impact of each nuisance (median expected s_up at +1σ / −1σ)</h3>"
         '<p class="note">Each nuisance fixed at ±1σ, the others integrated '
-        "(gammastar.uncertainties.impact; docs/reach.md, named nuisance parameters).</p>"
+        "(gammastar.reach.impact.impact; docs/reach.md, named nuisance parameters).</p>"
     )
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 
@@ -1442,7 +1441,3 @@ def build_report(
     with atomic_path(path, force=force) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
-
-
-# ``gammastar.report(config, ...)`` runs the stage (gammastar._api).
-_make_callable(__name__, "build_report")

@@ -74,7 +74,7 @@ def events_command(
     --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8); or, with --dark, the
     semi-visible A' -> psi1 psi2 (psi2 psi2), psi2 -> psi1 l+l- chains (config section idm)."""
     from gammastar.errors import GammastarError
-    from gammastar.events import run_events, run_mcp_events
+    from gammastar.events.stage import run_events, run_mcp_events
 
     if n is None or out is None:
         raise GammastarError("give -n (number of events) and -o (output file)")
@@ -86,7 +86,7 @@ def events_command(
             )
         if mass is None or eps is None:
             raise GammastarError("--dark: give --mass (the A' mass) and --eps")
-        from gammastar.events import run_dark_events
+        from gammastar.events.stage import run_dark_events
 
         res = run_dark_events(
             cfg, mass=mass, eps=eps, n=n, output=out, table=table, extrapolate=extrapolate,

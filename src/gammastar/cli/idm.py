@@ -9,7 +9,7 @@ from gammastar.cli._darksector_reach import reach_command
 
 
 def _run(cfg: Any, force: bool) -> Path:
-    from gammastar.reach_idm import run_idm_reach
+    from gammastar.reach.idm import run_idm_reach
 
     return run_idm_reach(cfg, force=force)
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar import rundir
-from gammastar.artifacts import make_meta
+from gammastar.core import rundir
+from gammastar.core.artifacts import make_meta
 from gammastar.errors import OutputExistsError
 from gammastar.flow.architecture import architecture_from_config
 from gammastar.flow.data import (

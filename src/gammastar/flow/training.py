@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.artifacts import atomic_path
+from gammastar.core.artifacts import atomic_path
+from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError, InputError
-from gammastar.figures import save_figure
 from gammastar.flow.architecture import architecture_from_config, build_flow
 from gammastar.flow.data import (
     Preprocessing,
@@ -284,7 +284,7 @@ class TrainState:
         """A freshly initialised flow (seeded) with its AdamW optimiser and schedule."""
         import torch
 
-        from gammastar import _flow_training
+        from gammastar.flow import _training_kernels as _flow_training
 
         _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
         torch.manual_seed(seed)
@@ -443,7 +443,7 @@ def fit(
     """
     import torch
 
-    from gammastar import _flow_training
+    from gammastar.flow import _training_kernels as _flow_training
 
     t_start = time.perf_counter()
     if cfg.threads:

@@ -31,8 +31,8 @@ from numpy.typing import NDArray
 from gammastar.channels import Channel
 from gammastar.config import MockConfig
 from gammastar.errors import ConfigError
-from gammastar.mock import kinematics as kin
 from gammastar.physics import dalitz
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, M_MU, PDGID, mass, width
 from gammastar.physics.pdgdata import BranchingRatio, branching_ratio
 

@@ -23,9 +23,9 @@ import numpy as np
 from gammastar.channels import Channel
 from gammastar.config import MockConfig
 from gammastar.errors import GammastarError
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
 from gammastar.mock.detector import loose_energy_bound
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, PDGID, mass
 from gammastar.physics.pdgdata import branching_ratio
 

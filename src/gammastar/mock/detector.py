@@ -45,7 +45,7 @@
    bends μ+ and μ− apart): a charge-dependent acceptance (default 0: charge-blind).
 3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
    accept/reject (flat outside the map: nearest bin). The map is read and checked by
-   :func:`gammastar.unfold.load_efficiency_map`, the reader the unfolding uses.
+   :func:`gammastar.corrections.unfold.load_efficiency_map`, the reader the unfolding uses.
 
 References:
     R. L. Workman et al. (Particle Data Group), PTEP 2022 083C01, "Passage of particles
@@ -63,13 +63,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig, MockDetector
+from gammastar.corrections.pair_acceptance import LeptonAcceptance
+from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ConfigError
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
-from gammastar.pair_acceptance import LeptonAcceptance
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU
 from gammastar.physics.kinematics import rapidity
-from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 SHIPPED_MAP = "efficiency_na60_like.root"
 
@@ -500,7 +500,7 @@ class Detector:
     def passes(
         self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
     ) -> NDArray[np.bool_]:
-        """Single-muon acceptance (:class:`~gammastar.pair_acceptance.LeptonAcceptance`, the
+        """Single-muon acceptance (:class:`~gammastar.corrections.pair_acceptance.LeptonAcceptance`, the
         class the analysis uses): E ≥ E_min and θ_min ≤ θ' ≤ θ_max (:meth:`in_window`)."""
         return (mu[3] >= self.lepton.min_energy) & self.in_window(mu, charge)
 
