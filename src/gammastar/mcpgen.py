@@ -1,4 +1,4 @@
-"""Millicharged-particle events (issue 15): γ* → χχ̄ pairs with the data-driven γ* mass
+"""Millicharged-particle events: γ* → χχ̄ pairs with the data-driven γ* mass
 spectrum, kinematics and polarisation (the paper's recipe, Sec. III C 2, Eq. 8), built on the
 machinery of :mod:`gammastar.eventgen`; written by ``gammastar events --mchi``
 (:func:`gammastar.events.run_mcp_events`).

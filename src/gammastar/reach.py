@@ -119,9 +119,8 @@ class Yields:
         two nearest bins, ln y = (1 − t) ln y₁ + t ln y₂; NaN outside).
 
         The bins' counts are independent, so the interpolated value's relative error is
-        √((1 − t)² r₁² + t² r₂²), not the interpolated (1 − t) r₁ + t r₂ (until 2026-11-23:
-        up to √2 too large between bins; the coverage study's quoted ``data_stat`` with it,
-        docs/reach.md).
+        √((1 − t)² r₁² + t² r₂²), not the interpolated (1 − t) r₁ + t r₂ (up to √2
+        too large between bins, docs/reach.md).
 
         Example:
             >>> y = Yields(np.array([1.0, 2.0]), np.array([4.0, 4.0]), np.array([0.4, 0.4]), {})
@@ -738,8 +737,8 @@ def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | 
     """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
     (:func:`gammastar.extrapolation.nsig_relative_error` on the nominal draw that
     ``sampler``, a :class:`~gammastar.extrapolation.RecordingSampler` around an
-    :class:`~gammastar.extrapolation.ExtrapolatedSampler`, recorded; ``propagation="log"``
-    since 2026-11-25: the r of the log-normal ``normsys`` from the width of ln N_sig, which a
+    :class:`~gammastar.extrapolation.ExtrapolatedSampler`, recorded; ``propagation="log"``:
+    the r of the log-normal ``normsys`` from the width of ln N_sig, which a
     detector seeing only the model's tail needs, docs/reach.md), or ``None`` when the
     sampler has no fitted extrapolation with a covariance. Decay channels with their own
     samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
@@ -803,7 +802,7 @@ def _ensemble_acceptance(
     ensemble: Sequence[SamplerLike], sampler: SamplerLike, sig: _MassSignal, st: ScanSettings
 ) -> NDArray[np.float64]:
     """Each ensemble member's acceptance on the ε grid, shape (members, ε), with the A′ seeds
-    of the nominal sampler (issue 19; the nominal's own row reused)."""
+    of the nominal sampler (the nominal's own row reused)."""
     rows = []
     for smp in ensemble:
         if smp is sampler:
@@ -1106,7 +1105,7 @@ def scan_with(
     want_lam = bool(st.lambda_refits) and "acceptance_lambda_theta" in nus
     if ex_model is not None and (
         ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
-    ):  # the fit's error and λ_θ's moves carried to N_sig (issue 19), on the nominal draws
+    ):  # the fit's error and λ_θ's moves carried to N_sig, on the nominal draws
         from gammastar.extrapolation import RecordingSampler
 
         ex_record = RecordingSampler(sampler)
@@ -1692,7 +1691,7 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         "at_eps_low": [None] * n,
         "at_eps_high": [None] * n,
         # the standard deviation of k draws is itself uncertain (Gaussian: 1/sqrt(2(k-1)));
-        # docs/coverage.md "Coverage on the mock, session 20": >= 10 replicas
+        # train >= 10 replicas for a size known to ±24% (docs/coverage.md)
         "members": k,
         "size_rel_err": 1.0 / math.sqrt(2 * (k - 1)) if k > 1 else None,
     }

@@ -103,9 +103,9 @@ META_ARTIFACTS = (
 )
 
 
-# =========================================================================== HTML helpers
+# ====================================================================== HTML pieces
 class Raw(str):
-    """Text that is already HTML (not escaped again by the helpers)."""
+    """Text that is already HTML (not escaped again by the functions below)."""
 
 
 def esc(value: Any) -> Raw:
@@ -1015,7 +1015,7 @@ def _reach_section(run: Path, s: Section) -> None:
 
 
 def _closure_table(doc: dict[str, Any], s: Section) -> None:
-    """reach.json ``flow_closure`` (issue 19): the flow's A′ acceptance over its own pairs' at
+    """reach.json ``flow_closure``: the flow's A′ acceptance over its own pairs' at
     the validation masses, at the expected ε_low and ε_high."""
     fc = doc.get("flow_closure") if isinstance(doc.get("flow_closure"), dict) else None
     if not fc:
@@ -1052,7 +1052,7 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
 
 
 def _impact_table(doc: dict[str, Any], s: Section) -> None:
-    """reach.json ``impact`` (issue 19): s_up with each nuisance fixed at ±1σ, per mass."""
+    """reach.json ``impact``: s_up with each nuisance fixed at ±1σ, per mass."""
     imp = doc.get("impact") if isinstance(doc.get("impact"), dict) else None
     if not imp or not isinstance(imp.get("nuisances"), dict):
         return
