@@ -1,4 +1,4 @@
-"""The Python API mirrors the CLI (issue 7): stage modules are callable like their commands."""
+"""The Python API mirrors the CLI: stage modules are callable like their commands."""
 
 from __future__ import annotations
 

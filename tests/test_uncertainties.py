@@ -1,4 +1,4 @@
-"""The prediction's own uncertainties (issue 19): the named nuisances of yields.json, their
+"""The prediction's own uncertainties: the named nuisances of yields.json, their
 modifiers in the pyhf workspaces, their integration in the exact CLs, the impact table and
 the bad-input errors."""
 
@@ -466,8 +466,8 @@ def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
     """δλ(m) of the λ_θ nuisance is the spread of the λ_θ(m) that the per-pair acceptance
     uses (PairAcceptance.lambda_nodes: linear between the measured bins' centres, the end
     values beyond) when the bins' λ̂ scatter independently by their errors: 20000 drawn sets
-    of λ̂, the sample sd within 5 of its standard errors (1/√(2n) relative: 2.5%). Until
-    2026-11-25 the errors were interpolated linearly, √2 too large midway (also asserted)."""
+    of λ̂, the sample sd within 5 of its standard errors (1/√(2n) relative: 2.5%). Errors
+    interpolated linearly are √2 too large midway (also asserted)."""
     from types import SimpleNamespace
 
     from gammastar.pair_acceptance import PairAcceptance
