@@ -1,5 +1,4 @@
-"""The Python API: one function per CLI command, each taking a config or its YAML path; the
-public names of ``gammastar`` are pinned (as pyhf pins ``dir(pyhf)``)."""
+"""The Python API mirrors the CLI: stage modules are callable like their commands."""
 
 from __future__ import annotations
 
@@ -71,7 +70,7 @@ def test_stage_function_calls_its_stage(
 def test_top_level_functions_validate_their_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("flow: {epochz: 3}\n")
-    for func in (gammastar.run, gammastar.generate, gammastar.train, gammastar.select):
+    for func in (gammastar.run, gammastar.generate, gammastar.train, gammastar.selection.stage):
         with pytest.raises(ConfigError, match=r"flow\.epochz: unknown key"):
             func(bad)
 

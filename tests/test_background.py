@@ -1,4 +1,4 @@
-"""Like-sign subtraction: formula, error propagation, per-pair weights, η → μμ rate (issue 3)."""
+"""Like-sign subtraction: formula, error propagation, per-pair weights, η → μμ rate."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Both channels in one run (issue 14, ``input.lepton: [mu, e]``): one selection holding the ee
+"""Both channels in one run (``input.lepton: [mu, e]``): one selection holding the ee
 and μμ pairs, per-flavour yields, their combination and the universality ratio, one flow."""
 
 from __future__ import annotations
@@ -228,8 +228,8 @@ def test_pipeline_trains_after_the_yields(runs):
 
 def test_report_shows_both_channels(runs):
     """The report of a both-channels run: a row per channel (OS pairs as select.json
-    flavours has them) and the universality table with the combined yield (issue 14: "the
-    ratio per mass bin with its error, in yields.json and the report")."""
+    flavours has them) and the universality table with the combined yield (the
+    ratio per mass bin with its error, in yields.json and the report)."""
     import gammastar
 
     both = runs["both"]

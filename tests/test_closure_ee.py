@@ -1,4 +1,4 @@
-"""Closure of Eq. 6 applied to a meson decay (paper Sec. II A; issue 14), on the mock.
+"""Closure of Eq. 6 applied to a meson decay (paper Sec. II A), on the mock.
 
 The A′ yield per POT per ε² recovered from the reconstructed, acceptance-corrected Dalitz
 pairs of one meson (selected by the mock's truth channel; ``select`` with the file's own
@@ -68,7 +68,7 @@ def _assert_closes(y, expected):
 
 
 def test_pi0_to_gamma_aprime_from_pi0_dalitz_ee(tmp_path):
-    """π0 → γA′ from π0 → γee at 8 mass bins in 10–120 MeV (≥ 5 masses, issue 14)."""
+    """π0 → γA′ from π0 → γee at 8 mass bins in 10–120 MeV (≥ 5 masses)."""
     edges = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12])
     mock = {
         "leptons": ["e"],

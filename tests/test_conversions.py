@@ -1,4 +1,4 @@
-"""Conversion subtraction with a template (``background.conversion_template``; issue 14).
+"""Conversion subtraction with a template (``background.conversion_template``).
 
 The mock's photon conversions (π0 → γγ, γ → ee in 1% X0) reach 10–20 MeV after the detector
 (docs/mock.md: 2.4% of them above 10 MeV, i.e. 0.2–0.4 of the π0 → γee pairs per 1 MeV bin

@@ -1,4 +1,4 @@
-"""Semi-visible dark photons through the event machinery (issue 16): `gammastar events --dark`
+"""Semi-visible dark photons through the event machinery: `gammastar events --dark`
 (iDM, i2DM chains, HepMC3 round trip), the soft-lepton verdict and `gammastar reach-idm`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""End to end through the CLI (issue 7): every stage, nothing recomputed on a rerun, only the
+"""End to end through the CLI: every stage, nothing recomputed on a rerun, only the
 affected stages after a config change, and an interrupted training that resumes."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Signal events (gammastar.events.stage, issue 15): round trips, weights, polarisation, bad input."""
+"""Signal events (gammastar.events.stage): round trips, weights, polarisation, bad input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The extrapolation fit's error (issue 19): the sandwich covariance of the weighted fit against
+"""The extrapolation fit's error: the sandwich covariance of the weighted fit against
 the scatter of the fitted f_F over toy realisations drawn from the model itself."""
 
 from __future__ import annotations
@@ -68,8 +68,8 @@ def test_sandwich_error_matches_the_scatter_of_toy_fits(monkeypatch):
     Gaussian f_F and n = 50), since the fitted f_F of a weakly constrained σ_y has heavier tails
     than a Gaussian. Also: f_F is unbiased within 3 standard errors of the mean, and the pulls'
     rms is 1 within the same relative tolerance.
-    The earlier Kish-scaled profile error (``error_method="kish_profile"``) need not match and
-    does not here: ≈ 0.010 against a scatter of ≈ 0.015 (measured on toys of this set-up; the
+    The Kish-scaled profile error (``error_method="kish_profile"``) need not match and
+    does not here: ≈ 0.010 against a scatter of ≈ 0.015 (measured with toys of this set-up; the
     sandwich gives 0.0160 against 0.0155 on these 50, SE 10%; on the mock it was larger than the
     scatter: whether it under- or overstates depends on where in F the
     large weights sit)."""
@@ -598,7 +598,7 @@ class _EmptyRegion(_ToyRegion):
 
 def test_a_mass_where_f_has_no_area_keeps_the_linear_parts():
     """Where F has no area at the mass on the quadrature grid (the NA62-like reach on the
-    two-flavour demo's yields met one: a ZeroDivisionError before session 31), N/Y_F cannot be
+    two-flavour demo's yields meets one, which must not divide by zero), N/Y_F cannot be
     re-evaluated: ``log=True`` and the external part's sides fall back to the linear parts,
     the same numbers as ``log=False`` on a record without the sides (to rounding)."""
     import copy

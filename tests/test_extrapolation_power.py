@@ -1,4 +1,4 @@
-"""The extrapolation's p_T form with a fitted m_T power (issue 19): 1/p_T dN/dp_T ∝
+"""The extrapolation's p_T form with a fitted m_T power: 1/p_T dN/dp_T ∝
 m_T^a e^{−m_T/T}, a fitted per group with T (``fit_extrapolation(pt_power="fitted")``,
 ``yields.extrapolation_pt_power``), checked against toys drawn from the family itself."""
 
@@ -233,7 +233,7 @@ def test_nsig_error_between_two_fit_groups_takes_each_groups_share():
     (N = Y_F/f_F) the fit's relative error of N_sig is √((1 − t)² r₀² + t² r₁²), r_b the bins'
     δf_F/f_F (linear propagation: the bins' f_F gradients equal the mass's to ≈ 1%; 10%
     allowed for the Monte Carlo means of the scores), not the nearest group's r₀ (√2 too
-    large at t = ½, the rule until 2026-11-25); at a bin centre it is that bin's r_b."""
+    large at t = ½); at a bin centre it is that bin's r_b."""
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import KinematicSample
     from gammastar.yields.extrapolation import nsig_relative_error

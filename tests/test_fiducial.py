@@ -1,4 +1,4 @@
-"""One phase space (issue 12): fiducial-region yields on the NA60-like mock, the stated
+"""One phase space: fiducial-region yields on the NA60-like mock, the stated
 extrapolation, and the reach's labelling of the signal outside the fiducial region.
 
 Truth: the generator's own γ* (gammastar.mock.truth: every source, no detector), used only to
@@ -114,12 +114,11 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     within 2σ of the fit's error and the truth's binomial error, below 0.9 GeV. The fit's error
     includes the model's form: below 0.36 GeV the Dalitz γ* are not of the fixed
     m_T-exponential × Gaussian-y form (on the generator's own γ* its f_F is 10–17% high there,
-    docs/yields.md), which until 2026-11-23 this test allowed for by hand (+11% of the truth
-    below 0.36 GeV) rather than the error quoting it. Since 2026-11-24 the default job fits the
-    p_T form's m_T power per mass range (``yields.extrapolation_pt_power: fitted``; its error
-    in the sandwich, ``model_variations`` only the rapidity form). The statistical error alone
-    must be the smaller, and the rapidity form's part is measurable (≥ 5% of it in
-    quadrature)."""
+    docs/yields.md), which the quoted error must cover rather than an allowance in this
+    test. The default job fits the p_T form's m_T power per mass range
+    (``yields.extrapolation_pt_power: fitted``; its error in the sandwich, ``model_variations``
+    only the rapidity form). The statistical error alone must be the smaller, and the rapidity
+    form's part is measurable (≥ 5% of it in quadrature)."""
     from gammastar.yields.extrapolation import beam_rapidity
 
     _, _, doc = run
@@ -262,7 +261,7 @@ def _scan_draws(sampler, masses, eps, geo, *, seed):
 
 
 def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
-    """The reach's ``extrapolation`` nuisance (issue 19): its size is the fit's error carried
+    """The reach's ``extrapolation`` nuisance: its size is the fit's error carried
     to N_sig (:func:`gammastar.yields.extrapolation.nsig_relative_error`, ``propagation="log"``, the
     log-normal's r from the width of ln N_sig) on the scan's own draw, at
     the first pass's median expected ε_low/ε_high (the larger), not the yield's δf_F/f_F.

@@ -1,4 +1,4 @@
-"""input.lepton (issue 14): branch names, lepton mass and the flavour checks of the input."""
+"""input.lepton: branch names, lepton mass and the flavour checks of the input."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The flow against its own pairs where the detector looks (gammastar.reach.flow_closure, issue 19):
+"""The flow against its own pairs where the detector looks (gammastar.reach.flow_closure):
 the paired ratio's error against the scatter of independent samples, a biased flow seen, the
 fiducial region and the pairs' mass window applied, the skip without pairs."""
 

@@ -1,4 +1,4 @@
-"""The flow on the NA60-like mock (issue 5 "Show"): KL inside the data band in the mass
+"""The flow on the NA60-like mock: KL inside the data band in the mass
 windows 0.25–1.0 GeV (up to the binomial allowance of a 95% band), interpolation into a
 held-out mass window, and the effect of the combinatorial background on the learned q_T and E
 distributions (paper App. B).
@@ -64,10 +64,10 @@ def test_kl_inside_data_band_every_window(repo_dir, mock_pairs):
     """The model-vs-data KL inside the data-vs-data 95% band in the 16 windows 0.25–1.0 GeV,
     up to the exceedances a perfect model has: each window lies above its band with
     probability 0.05, so the count is binomial(16, 0.05) and exceeds 2 with probability 4.3%
-    (until 2026-11-23 every window was required inside, which a perfect model passes only
-    with 0.95¹⁶ = 44% if the windows were independent; it held while the bands were wide: the
-    polarisation bins that keep the ω whole made the weights at 0.75 GeV more uniform and its
-    band narrower, 0.085 → 0.040, and the flow's 0.034–0.042 there now sits at its edge)."""
+    (requiring every window inside would fail a perfect model with probability 1 − 0.95¹⁶ =
+    56% if the windows were independent; the polarisation bins that keep the ω whole make the
+    weights at 0.75 GeV more uniform and its band narrower, and the flow sits at its edge
+    there)."""
     from scipy.stats import binom
 
     tmp, pairs = mock_pairs

@@ -1,4 +1,4 @@
-"""A small flow trained on a small NA60-like mock run in the default suite (issue 13): the
+"""A small flow trained on a small NA60-like mock run in the default suite: the
 learned p(q_T, E | m) against the mock's truth, with statistical tolerances.
 
 The full-size checks (default architecture and training, every mass window, KL inside the

@@ -1,4 +1,4 @@
-"""Training and validation on strongly varying weights (issue 12, item 3).
+"""Training and validation on strongly varying weights.
 
 Weighted likelihood with the stratified |w| sampler, Kish's effective sample size, the
 event-hash hold-out split and overfitting seen on the held-out pairs. The synthetic pairs are

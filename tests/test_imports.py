@@ -1,4 +1,4 @@
-"""The package's import structure (issue 13): every module imports on its own, and the module
+"""The package's import structure: every module imports on its own, and the module
 import graph has no cycles.
 
 The graph counts every ``import`` statement of a module (top level and inside functions: a
@@ -21,7 +21,7 @@ import gammastar
 
 SRC = Path(gammastar.__file__).resolve().parent.parent
 
-# Cycles tolerated for now (none left: processor/select share gammastar.selection.chunk, the report
+# Cycles tolerated (none: processor/select share gammastar.selection.chunk, the report
 # orders stages by rundir.STAGE_ORDER); an entry whose cycle is gone must be removed
 # (test_known_cycles_are_still_there then fails as a reminder).
 KNOWN_CYCLES: set[frozenset[str]] = set()
@@ -230,8 +230,8 @@ def test_benchmark_scripts_drop_their_folder_from_sys_path_first(script):
     """``python benchmarks/X.py`` puts benchmarks/ first on ``sys.path``, where
     ``benchmarks/select.py`` shadows the standard library's ``select`` (which pydantic,
     subprocess and asyncio import): a script must take its folder off ``sys.path`` before its
-    first import beyond :data:`SAFE_BEFORE_PATH_FIX` (``benchmarks/coverage_parts.py`` could
-    not print its ``--help`` until 2026-11-25)."""
+    first import beyond :data:`SAFE_BEFORE_PATH_FIX` (otherwise a script such as
+    ``benchmarks/coverage_parts.py`` cannot even print its ``--help``)."""
     tree = ast.parse(script.read_text())
     fixed = False
     for node in tree.body:

@@ -1,4 +1,4 @@
-"""Input handling: layouts, branch mapping, files/globs/filesets, and every bad input (issue 3)."""
+"""Input handling: layouts, branch mapping, files/globs/filesets, and every bad input."""
 
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def test_efficiency_map_outside(tmp_path):
     res = select(cfg, force=True)
     assert res.unfold["n_outside_map"] == outside.sum()
     assert (res.pairs.loc[outside, "eff"] == 0.5).all()
-    # the default is now `error`: a map not covering the selection stops the run
+    # the default is `error`: a map not covering the selection stops the run
     cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small})
     with pytest.raises(InputError, match="outside the efficiency map"):
         select(cfg, force=True)

@@ -368,7 +368,7 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
 @pytest.mark.parametrize("generated_tree", [None, "truth_generated"])
 def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree, caplog):
     """The selection with ``unfold.polarisation_correction``: select.json's λ_θ is the
-    measured one through the simulation's response, its error the three in quadrature, and the
+    measured λ_θ through the simulation's response, its error the three in quadrature, and the
     acceptance's nodes follow the corrected values; the simulation is an input of the select
     stage; the truth side's rows are recorded (the generator-level tree when configured); the
     simulation's share of the variance is recorded, and a simulation hardly larger than the

@@ -1,5 +1,5 @@
-"""The 3-D acceptance map A(m, pT, y) (``unfold.acceptance_map`` naming a TH3, issue 12 build
-item 1's alternative) on the NA60-like mock.
+"""The 3-D acceptance map A(m, pT, y) (``unfold.acceptance_map`` naming a TH3) on the
+NA60-like mock.
 
 The mock writes ``acceptance_3d`` (true γ* mass, pT, lab rapidity y; ``mock.acceptance_y_edges``)
 beside the 2-D ``acceptance``. Unfolded with it, the signal pairs' Σ 1/(A ε) is the number of
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 MIN_ACC = 0.01
 Y_EDGES = [2.5, 3.0, 3.5, 4.0, 4.5]
 """The pair rapidity range the NA60-like window (35–120 mrad, E_μ > 3 GeV, 400 GeV beam)
-accepts: measured on the mock, no accepted γ* outside 2.75 < y < 4.25; about half of the
+accepts: measured with the mock, no accepted γ* outside 2.75 < y < 4.25; about half of the
 generated γ* lie outside 2.5–4.5 (y_cm = 3.37, the generator's width)."""
 
 
@@ -88,7 +88,7 @@ def test_3d_map_closes_on_the_covered_truth(unfolded_3d):
     in the map's cells with A ≥ min_acceptance in that mass range (the map's rows 0.30–0.70)
     within 3σ, σ² = Σw² (conservative: the map is the same sample, so the accept/reject of the
     geometric cuts does not fluctuate the sum; only ε's accept/reject and migrations do).
-    Mass migration across 0.30/0.70 (σ_m = 30 MeV) and y migration were measured on 4 more
+    Mass migration across 0.30/0.70 (σ_m = 30 MeV) and y migration were measured with 4 more
     seeds at 200k events: pulls −0.7, 1.2, −1.3, −0.9 (this seed: 0.1). The full-phase-space
     truth (``truth_all_m``) in the same range is 2.9× larger: the map's yield is the covered
     region's, by construction."""

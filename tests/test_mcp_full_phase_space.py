@@ -1,4 +1,4 @@
-"""The data-driven χ flux of ``reach-mcp`` in the full phase space (issue 16): the fiducial
+"""The data-driven χ flux of ``reach-mcp`` in the full phase space: the fiducial
 pairs of a small NA60-like mock run carried with the yields' fiducial fraction reproduce the
 stage's own full-phase-space χχ̄ yield (``yields.json`` ``mcp``, Eq. 8) for a 4π detector."""
 
@@ -37,7 +37,7 @@ def test_full_phase_space_chi_yield_4pi_equals_yields_mcp(run, monkeypatch):
 
     cfg, _ = run
     doc = json.loads((cfg.output_dir / "yields.json").read_text())
-    assert doc.get("extrapolation") is not None  # the NA60-like run is fiducial (issue 12)
+    assert doc.get("extrapolation") is not None  # the NA60-like run is fiducial
     # a 4π detector: both χ of every γ* cross it (2 per pair; yields.json counts pairs)
     monkeypatch.setattr(
         reach_mcp, "chi_flux_into_detector", lambda g, m, det, seed: np.full(len(g), 2.0)

@@ -1,4 +1,4 @@
-"""The dielectron mock (issue 14): cocktail with m_e, π0 source, conversions, electron detector.
+"""The dielectron mock: cocktail with m_e, π0 source, conversions, electron detector.
 
 Statistical tests use fixed seeds and 4σ tolerances (or KS p > 1e-3) of the sample size; the
 analytic references are named in each test.

@@ -187,7 +187,7 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_moments_at_equals_one_interpolation_per_table(table):
     """moments_at computes each point's trilinear cell once and contracts it with the four
-    moment tables together; the former path interpolated each table on its own
+    moment tables together, against interpolating each table on its own
     (``_interpolate(moments[k], ...)``). The same formula with the same roundings per table:
     equal to the float64 roundings of one trilinear interpolation (8 corners: ≲ 16 products
     and sums, tests/_tolerance.py) times the moments' magnitude (≤ 1). Points: the pairs'

@@ -1,4 +1,4 @@
-"""The decay angular distribution measured from the data (gammastar.corrections.polarisation, issues 12/15).
+"""The decay angular distribution measured from the data (gammastar.corrections.polarisation).
 
 Truths: the mock generator's configured λ_θ of ρ, ω, φ → μμ (1 + λ_θ cos²θ* in the meson's
 helicity frame, mock.decay_lambda_theta) and the angular moments of every generated γ*
@@ -304,7 +304,7 @@ def _toy_sample(seed: int, angles: bool = False):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_newton_fit_equals_the_damped_fit(seed, monkeypatch):
     """fit_lambdas (Newton from λ = 0, one pass per step, stops after a step ≤ STEP_TOL·σ
-    whose predicted Newton residual is ≤ STEP_TOL²·σ) against the former fit
+    whose predicted Newton residual is ≤ STEP_TOL²·σ) against the reference fit
     (_fit_lambdas_damped: line search on the likelihood, converged to 1e-8 in λ and 1e-10 in
     the likelihood), on samples with negative weights. Tolerances: λ within STEP_TOL²·σ (the
     stopping rule's residual) + 1e-8 (the damped fit's own convergence), σ within 1e-3
@@ -574,7 +574,7 @@ def test_measured_lambda_closes_at_the_narrow_peaks(tmp_path):
     the equal-count edges (0.773 and 0.813 GeV) this seed's ω core bin gave −0.06 ± 0.12 for a
     truth of +0.50 (4.5σ; on 20 seeds at shifts −0.3, 0, +0.3, λ_θ − truth −0.42 to −0.56 in the
     core bin and +0.43 to +0.47 above it: ``benchmarks/lambda_response.py``, docs/reach.md).
-    Written on branch lam09 (session 8) with a 0.12 GeV window, run here with the config's."""
+    The peak window is the config's."""
     from gammastar.mock import generate_file
     from gammastar.mock.truth import truth_polarisation
     from gammastar.physics.constants import mass

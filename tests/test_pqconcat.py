@@ -1,6 +1,6 @@
 """Byte-level concatenation of parquet parts (gammastar.core.parquet): the rows of the parts in
-order, readable with row-group statistics intact (issue 3, parallel
-selection)."""
+order, readable with row-group statistics intact (the parallel
+selection's ``pairs.parquet``)."""
 
 from __future__ import annotations
 

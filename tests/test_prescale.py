@@ -1,4 +1,4 @@
-"""The dielectron trigger's prescale (issue 14): ``mock.electrons.prescale`` k generates the ee
+"""The dielectron trigger's prescale: ``mock.electrons.prescale`` k generates the ee
 sources of 1/k of the collisions and records each flavour's effective N_POT in the mock's
 ``meta.n_pot_by_flavour``; the yields normalise each flavour by its own exposure
 (``beam.n_pot: from_input``: the file's; real data: ``beam.prescale``)."""

@@ -1,4 +1,4 @@
-"""The coffea processor: picklable, and the same histograms on every executor (issue 3)."""
+"""The coffea processor: picklable, and the same histograms on every executor."""
 
 from __future__ import annotations
 

@@ -406,7 +406,7 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
     """With both daughters in the detector, A′ → ee and A′ → μμ are accepted differently (the
     lepton mass sets the daughters' opening angles and energies): N_sig(m, ε) is
     Σ_c N_POT y(m) ε² BR_c A_c(cτ) with each channel's own acceptance A_c (physics.md §9-10).
-    The scan used to draw the first open channel's acceptance (``channel=open_ch[0]``) for all.
+    Drawing the first open channel's acceptance (``channel=open_ch[0]``) for all would fail.
     The reference draws each channel with the scan's own per-mass seed (the same samples), so
     the only difference left is the float rounding of a few products: rtol 1e-12."""
     from gammastar.physics import darkphoton
@@ -453,7 +453,7 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
 
 
 def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
-    """The stage's first steps read and resolve without writing (issue 13: thin stages)."""
+    """The stage's first steps read and resolve without writing (a thin stage)."""
     from gammastar.reach.stage import ScanSettings, reach_inputs
 
     cfg = make_config(tmp_path)
@@ -478,7 +478,7 @@ def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
 def test_yield_between_bins_has_the_error_of_independent_bins():
     """Yields.at between two bins: the log-linear interpolation of two independent Poisson
     counts scatters by √((1 − t)² r₁² + t² r₂²) (toys), which it quotes; the interpolated
-    (1 − t) r₁ + t r₂ (before 2026-11-23) is √2 too large at the midpoint. 20000 toys: the
+    (1 − t) r₁ + t r₂ is √2 too large at the midpoint. 20000 toys: the
     scatter's own relative error is 1/√(2·20000) = 0.5%; 3% allowed."""
     from gammastar.source.production import Yields
 

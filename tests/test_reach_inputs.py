@@ -1,4 +1,4 @@
-"""The reach's statistics inputs (issue 12, item 6): no experiment-specific defaults, the yield
+"""The reach's statistics inputs: no experiment-specific defaults, the yield
 scale derived from the targets with the formula of the mock's N_POT, observed counts per mass
 point or as observed reconstructed masses (a list or a ROOT TH1)."""
 

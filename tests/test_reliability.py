@@ -1,4 +1,4 @@
-"""Runs a team can trust (issue 20): signals, one writer per run directory, umask modes,
+"""Runs a team can trust: signals, one writer per run directory, umask modes,
 one-line environment failures, corrupted input never silent (docs/reliability.md).
 
 Most tests start real ``gammastar`` processes (``python -m gammastar``), each bounded in time.
@@ -355,7 +355,7 @@ def test_second_writer_waits_then_refuses_to_overwrite(tmp_path):
 @pytest.mark.slow
 def test_two_real_selects_started_together(tmp_path, reference):
     """The real command twice at once without --force: one writes, the other is refused
-    naming it (the bug of issue 20: both printed `wrote …`)."""
+    naming it (not both printing `wrote …`)."""
     run = tmp_path / "run"
     run.mkdir()
     os.link(reference / "mock.root", run / "mock.root")
@@ -407,7 +407,7 @@ def test_stale_lock_taken_over(tmp_path):
     ],
 )
 def test_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
-    """Files 0666 & ~umask, directories 0777 & ~umask (issue 20: every output was 0600)."""
+    """Files 0666 & ~umask, directories 0777 & ~umask (not 0600 whatever the umask)."""
     run = tmp_path / "run"
     cfg = write_config(tmp_path / "c.yaml", run, events=5000)
     out = subprocess.run(
@@ -549,7 +549,7 @@ big = np.random.default_rng(1).normal(size=200_000)  # ~1.6 MB: more than the tm
 def full(*a, **k):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-if mode == "patch":  # what each library raises on a full disk (measured on a tmpfs)
+if mode == "patch":  # what each library raises on a full disk (as seen on a full tmpfs)
     from pathlib import Path as _P
     _P.write_text = full
     import uproot.sink.file
@@ -809,7 +809,7 @@ def test_corrupted_zstd_on_the_command_line(tmp_path):
 
 def test_inconsistent_multiplicities_are_a_bad_file(tmp_path):
     """Per-lepton branches of one event with different lengths (what a damaged charge basket
-    decoded to: `ValueError: cannot broadcast nested list` before issue 20) name the file,
+    decodes to; unchecked they end in `ValueError: cannot broadcast nested list`) name the file,
     branches and entries; skipped with skip_bad_files."""
     from gammastar.selection.stage import select
 
@@ -937,7 +937,7 @@ def test_ptetaphi_and_flat_pairs():
 
 # --------------------------------------------------------------------------- exit status
 def test_usage_and_exit_status(tmp_path):
-    """The status typer returns is the process's (issue 20: it was discarded)."""
+    """The status typer returns is the process's exit status (not discarded)."""
     out = run_cli("select", str(tmp_path / "missing.yaml"))
     assert out.returncode == 2
     assert len(gs_lines(out.stderr)) == 1
@@ -1003,7 +1003,7 @@ def _on_shell(n: int, mass: float, seed: int = 4) -> dict[str, ak.Array]:
 def test_mass_shell_rule():
     """Energies that follow E² = p² + m²: a lepton far off the shell is damage (a pz of
     20 GeV inverted into a small one keeps E ≥ |p|); electrons or taus in a muon config,
-    and energies measured on their own (many off the shell), pass."""
+    and energies measured independently (many off the shell), pass."""
     cols = _on_shell(2000, 0.1056583755)
     _check(cols)
     pz = ak.to_numpy(ak.flatten(cols["pz"])).copy()

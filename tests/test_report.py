@@ -374,7 +374,7 @@ def render_selfcheck(page: Path, tmp: Path) -> dict:
 
 
 def test_report_renders_in_chromium(tmp_path: Path, png_bytes: bytes) -> None:
-    """The Show item of issue 7: the report opens without errors and shows its figures."""
+    """The report opens in a headless browser without errors and shows its figures."""
     run = tmp_path / "run"
     write_full_run(run, png_bytes)
     page = build_report(_config(tmp_path, run))

@@ -1,4 +1,4 @@
-"""The run-directory object (gammastar.core.rundir, issue 13 item 2): one table of artifact names,
+"""The run-directory object (gammastar.core.rundir): one table of artifact names,
 every JSON artifact checked against its versioned schema on write and on read, a clear error
 naming the file and the failing key for an invalid or unknown-version artifact, and typed
 readers that give back what was written."""
@@ -53,8 +53,8 @@ def _copy_run(cfg, tmp_path: Path):
 
 # --------------------------------------------------------------------------- the table
 def test_pipeline_and_stages_take_their_outputs_from_the_table() -> None:
-    """pipeline.STAGES, reach.OUTPUTS, select/yields OUTPUT_FILES: all from ARTIFACTS (they
-    disagreed before: the pipeline did not track acceptance.npz, issue 13)."""
+    """pipeline.STAGES, reach.OUTPUTS, select/yields OUTPUT_FILES: all from ARTIFACTS (so that
+    every stage's outputs, acceptance.npz included, are tracked by the pipeline)."""
     from gammastar.reach import stage as reach
     from gammastar.selection import stage as select
     from gammastar.yields import stage as yields

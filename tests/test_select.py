@@ -1,4 +1,4 @@
-"""Selection on synthetic ntuples with hand-counted content, outputs and the CLI (issue 3)."""
+"""Selection on synthetic ntuples with hand-counted content, outputs and the CLI."""
 
 from __future__ import annotations
 

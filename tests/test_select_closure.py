@@ -1,4 +1,4 @@
-"""Closure on the NA60-like mock (issue 3): SS subtraction + η → μμ removal + 1/ε unfolding of
+"""Closure on the NA60-like mock: SS subtraction + η → μμ removal + 1/ε unfolding of
 the recorded OS spectrum gives back the generator's truth γ* spectrum (``truth`` tree: no
 background, no efficiency), and the like-sign estimate gives back the generated
 combinatorial OS count."""

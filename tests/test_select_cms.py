@@ -1,4 +1,4 @@
-"""The shipped CMS open-data configs on real data no one here wrote (issue 3).
+"""The shipped CMS open-data configs on real data no one here wrote.
 
 * ``uproot-Zmumu.root`` (flat pairs): the Z peak position and width.
 * ``Run2012BC_DoubleMuParked_Muons_1000evts_rntuple`` (NanoAOD-like RNTuple): OS and SS pair

@@ -249,7 +249,7 @@ def _lognormal_zero_b_limit(sigma_sig, n_pot_unc=0.2, alpha=0.1):
 
 @pytest.mark.parametrize("r", [0.3, 500.0])
 def test_huge_relative_yield_error_with_zero_background(r):
-    # regression (issue 14): `gammastar run analysis/na60_like_ee.yaml` died in the reach with
+    # regression: `gammastar run analysis/na60_like_ee.yaml` died in the reach with
     # "cannot convert float NaN to integer": a mass bin whose A' yield is consistent with zero
     # has a relative error r ~ 500 (reach passes it as mc_stat); exp(r x) at the quadrature
     # nodes overflowed, 0 x inf gave NaN probabilities, CLs stuck at 1 and the limit search

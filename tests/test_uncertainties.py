@@ -1,4 +1,4 @@
-"""The prediction's own uncertainties (issue 19): the named nuisances of yields.json, their
+"""The prediction's own uncertainties: the named nuisances of yields.json, their
 modifiers in the pyhf workspaces, their integration in the exact CLs, the impact table and
 the bad-input errors."""
 
@@ -466,8 +466,8 @@ def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
     """δλ(m) of the λ_θ nuisance is the spread of the λ_θ(m) that the per-pair acceptance
     uses (PairAcceptance.lambda_nodes: linear between the measured bins' centres, the end
     values beyond) when the bins' λ̂ scatter independently by their errors: 20000 drawn sets
-    of λ̂, the sample sd within 5 of its standard errors (1/√(2n) relative: 2.5%). Until
-    2026-11-25 the errors were interpolated linearly, √2 too large midway (also asserted)."""
+    of λ̂, the sample sd within 5 of its standard errors (1/√(2n) relative: 2.5%). Errors
+    interpolated linearly are √2 too large midway (also asserted)."""
     from types import SimpleNamespace
 
     from gammastar.corrections.pair_acceptance import PairAcceptance
@@ -664,7 +664,7 @@ def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
 
 
 def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
-    """The ranking plot (:func:`gammastar.reach.impact.plot_impact`): the relative shift on a
+    """The ranking plot (:func:`gammastar.reach.stage.impact.plot_impact`): the relative shift on a
     linear axis while every ±1σ moves s_up by less than a factor 1.5 (the demo), the ratio on a
     logarithmic one beyond (the NA62-like extrapolation: 0.01–1.4), its range holding every
     point; the +1σ markers are where the table puts them."""
@@ -672,8 +672,7 @@ def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from gammastar.reach.impact import plot_impact
+    from gammastar.reach.stage.impact import plot_impact
 
     def table(up, dn):
         return {"mass": [0.3, 0.6], "nominal": {"s_up": [2.0, 4.0]},

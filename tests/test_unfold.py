@@ -1,4 +1,4 @@
-"""Efficiency unfolding and iterative Bayesian resolution unfolding (issue 3)."""
+"""Efficiency unfolding and iterative Bayesian resolution unfolding."""
 
 from __future__ import annotations
 
@@ -57,9 +57,9 @@ def test_missing_pairs_counted_or_error():
 
 def test_inverse_weights_of_unusable_efficiencies_are_zero():
     """1/ε where ε is finite and > 0; 0 for NaN (outside the map), 0, negative and infinite ε,
-    the finite ε ≤ 0 counted as n_zero (the division is done in place with a mask since
-    2026-11-25: the same numbers as the former boolean gather and scatter, each a single
-    correctly rounded division)."""
+    the finite ε ≤ 0 counted as n_zero (the division is done in place with a mask: the
+    same numbers as a boolean gather and scatter, each a single correctly rounded
+    division)."""
     eff = np.array([0.5, np.nan, 0.0, -0.2, np.inf, -np.inf, 0.25, 1.0])
     from _tolerance import EPS64
 
@@ -124,7 +124,7 @@ def test_invalid_map_contents_name_file_and_histogram(tmp_path, kind, bad) -> No
 @pytest.mark.parametrize("iterations", [1, 4])
 def test_bayesian_unfolding_variance_matches_toys(iterations):
     """The propagated variance equals the spread of the unfolded spectrum over Poisson toys
-    of the measured one (prior = the measured spectrum, as in the selection). 4000 toys: the
+    of the measured spectrum (prior = the measured spectrum, as in the selection). 4000 toys: the
     toy variance is known to sqrt(2/4000) = 2.2%; tolerance 10% per bin (first-order
     propagation, a mildly non-linear function). The input variance alone (what was kept
     before) is off by far more in the bins that migrations mix."""

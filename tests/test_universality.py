@@ -1,4 +1,4 @@
-"""Lepton universality of the A′ yield (issue 14): ee/μμ ratio per bin, χ², combination."""
+"""Lepton universality of the A′ yield: ee/μμ ratio per bin, χ², combination."""
 
 from __future__ import annotations
 

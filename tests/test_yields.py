@@ -456,7 +456,7 @@ def mock_run(tmp_path_factory):
 
 
 def test_on_mock_data_driven_aprime_matches_truth(mock_run):
-    """Mock (issue 2) → select (issue 3) → Eq. 6: the η → γμμ and ω → π0μμ A′ yields agree
+    """Mock → select → Eq. 6: the η → γμμ and ω → π0μμ A′ yields agree
     with the generator's truth × BR(η → γA′), BR(ω → π0A′) within the statistical errors
     (no resolution smearing; the ε(m, pT) unfolding on; the pairs are taken by truth channel,
     so the like-sign subtraction is tested apart, in
@@ -586,7 +586,7 @@ def test_on_mock_stage_uses_all_pairs(mock_run):
 @pytest.mark.slow
 def test_on_mock_with_resolution_level(tmp_path):
     """With the default 30 MeV resolution the data-driven yield is the resolution-smeared one
-    (as in the paper's Fig. 2). Measured (seed 6, 2e5 sources, mock of 2026-11-22): error-weighted
+    (as in the paper's Fig. 2). Measured (seed 6, 2e5 sources): error-weighted
     mean ratio to truth × formula 0.99 ± 0.006 (η and ω); per bin the η ratio runs from 0.91 at
     0.30 GeV to 1.1–1.2 at 0.43–0.49 GeV and ≫ 1 in the last bins below m_η, where smearing
     carries pairs across the kinematic end point."""

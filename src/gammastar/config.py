@@ -180,7 +180,7 @@ class MockDetector(Section):
     ``momentum_resolution_slope`` · p) and its direction is deflected by multiple scattering,
     θ₀ = K/(βp) per plane (PDG), with the one absorber constant K computed from
     ``mass_resolution`` at ``mass_resolution_ref``: σ_m at other masses follows from the
-    kinematics. ``momentum``: the former model, each muon's momentum scaled by 1 + δ with the
+    kinematics. ``momentum``: the alternative model, each muon's momentum scaled by 1 + δ with the
     width set per pair so that σ_m(m) follows ``mass_resolution``·(m/ref)^exponent at every
     mass (capped at ``max_momentum_smearing``), directions kept."""
     mass_resolution: NonNegFloat = 0.030
@@ -404,7 +404,7 @@ class InputConfig(Section):
     step_size: Annotated[int, Field(gt=0)] = 500_000
     """Entries per chunk (the coffea chunk size): memory is bounded by it."""
     lepton: Literal["mu", "e"] = "mu"
-    """The lepton flavour of the pairs (issue 14): the default branch names (``muon_*`` /
+    """The lepton flavour of the pairs: the default branch names (``muon_*`` /
     ``electron_*``, ``Muon_*`` / ``Electron_*``), ``lepton_mass`` and with it K_ℓ and the 2m_ℓ
     thresholds of the yields (``gammastar.physics.darkphoton.LEPTON_CHANNELS``)."""
     lepton_mass: PositiveFloat = 0.1056583755
@@ -415,7 +415,7 @@ class InputConfig(Section):
     """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
     ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
     leptons: list[Literal["mu", "e"]] | None = None
-    """Both channels in one run (issue 14): set by ``lepton: [mu, e]`` (a list; the first is
+    """Both channels in one run: set by ``lepton: [mu, e]`` (a list; the first is
     the primary flavour: ``lepton`` and ``lepton_mass`` are its, and the contract
     histograms of ``histograms.root`` are its pairs'). Each flavour is selected as a
     single-flavour run with its ``per_flavour`` overrides (:func:`flavour_config`);
@@ -455,7 +455,7 @@ class InputConfig(Section):
         if "lepton_mass" not in data:
             return {**data, "lepton_mass": m}
         if "lepton" not in data:
-            return data  # no flavour named: lepton_mass stands alone (as before issue 14)
+            return data  # no flavour named: lepton_mass stands alone
         given = data["lepton_mass"]
         if isinstance(given, int | float) and abs(given - m) > 1e-3 * m:
             raise ValueError(
@@ -608,7 +608,7 @@ class PolarisationCorrectionConfig(Section):
     angle (``E_plus_true``, ``theta_plus_true``, ``E_minus_true``, ``theta_minus_true``). The
     fit at the truth then takes these, at the analysis's lepton cuts, instead of ``tree``'s
     reconstructed γ*, whose true λ_θ carries the reconstruction's selection at the cuts' edges
-    (0.02–0.04 low on the NA60-like mock). Its preselection must be at least as loose as the
+    (low on the NA60-like mock). Its preselection must be at least as loose as the
     analysis's lepton cuts. Not given: ``tree``'s rows (docs/selection.md)."""
 
 
@@ -778,11 +778,11 @@ class YieldsConfig(Section):
     covariance; docs/yields.md "The p_T form fitted")."""
     resolution_migration: ResolutionMigrationConfig | None = None
     """A detector simulation whose mass response corrects the fiducial extrapolation for the
-    γ* that the resolution brings in from other masses (between ω and φ: +2–3% on the
-    NA60-like mock; docs/coverage.md, session 23). ``None``: not corrected (the yield is
+    γ* that the resolution brings in from other masses (between ω and φ on the NA60-like
+    mock; docs/coverage.md). ``None``: not corrected (the yield is
     Y_F/f_F), said in ``yields.json``."""
     compare_with: str | None = None
-    """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
+    """``yields.json`` of the same data's other lepton flavour: this run's
     ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
     χ²) and ``aprime_combined`` (:mod:`gammastar.yields.universality`)."""
     universality_mass_range: tuple[float, float] | None = None
@@ -1158,7 +1158,7 @@ class ReachConfig(Section):
         return out
 
 
-# --------------------------------------------------------------------------- mcp (issue 16)
+# --------------------------------------------------------------------------- mcp
 class McpDetectorConfig(Section):
     """Scintillator-bar millicharge detector (``gammastar.physics.scintillator``): all
     experiment-specific, no defaults except the optional background and efficiency terms."""
@@ -1240,7 +1240,7 @@ class McpConfig(Section):
         return self
 
 
-# --------------------------------------------------------------------------- idm (issue 16)
+# --------------------------------------------------------------------------- idm
 class IdmConfig(Section):
     """Semi-visible dark photon: A′ → ψ₁ψ₂ (iDM) or ψ₂ψ̄₂, ψ₁ψ̄₂ + ψ₂ψ̄₁ (i2DM), ψ₂ → ψ₁ℓ⁺ℓ⁻
     (``gammastar events --dark``, ``gammastar reach-idm``; docs/darksector.md).
@@ -1340,7 +1340,7 @@ class ExtraNuisance(Section):
 
 
 class UncertaintiesConfig(Section):
-    """The prediction's own uncertainties (issue 19; docs/reach.md "Nuisance parameters"):
+    """The prediction's own uncertainties (docs/reach.md "Nuisance parameters"):
     named nuisances in ``yields.json`` ``uncertainties`` and in the reach's workspaces."""
 
     enabled: bool = False
@@ -1362,8 +1362,8 @@ class UncertaintiesConfig(Section):
     of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...;
     with ``flow.bootstrap`` the spread of the ≥ 2 Poisson replicas, members ≥ 1);
     each member costs one more acceptance sampling per mass. The spread of k members is itself
-    uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below, docs/coverage.md
-    "Coverage on the mock, session 20"). Off by default (the demo's ensemble costs a training
+    uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below,
+    docs/coverage.md). Off by default (the demo's ensemble costs a training
     per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
     """The reach's impact table (``reach.json`` ``impact``): at this many evenly spaced
@@ -1547,7 +1547,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 
 FLAVOUR_SECTIONS = ("input", "selection", "background", "unfold")
-"""The sections with ``per_flavour`` overrides (``input.lepton: [mu, e]``, issue 14)."""
+"""The sections with ``per_flavour`` overrides (``input.lepton: [mu, e]``)."""
 
 
 def _flavour_section(sec: Section, flavour: str) -> Section:
@@ -1565,7 +1565,7 @@ def _flavour_section(sec: Section, flavour: str) -> Section:
 
 def flavour_config(cfg: AnalysisConfig, flavour: str) -> AnalysisConfig:
     """The single-flavour config of one flavour of a both-channels run (``input.lepton:
-    [mu, e]``, issue 14): ``input.lepton`` = ``flavour`` and every section of
+    [mu, e]``): ``input.lepton`` = ``flavour`` and every section of
     :data:`FLAVOUR_SECTIONS` with its ``per_flavour`` overrides. The selection and the
     per-flavour yields of a both-channels run are those of this config's single-flavour run.
 

@@ -102,9 +102,9 @@ META_ARTIFACTS = (
 )
 
 
-# =========================================================================== HTML helpers
+# ====================================================================== HTML pieces
 class Raw(str):
-    """Text that is already HTML (not escaped again by the helpers)."""
+    """Text that is already HTML (not escaped again by the functions below)."""
 
 
 def esc(value: Any) -> Raw:
@@ -1014,7 +1014,7 @@ def _reach_section(run: Path, s: Section) -> None:
 
 
 def _closure_table(doc: dict[str, Any], s: Section) -> None:
-    """reach.json ``flow_closure`` (issue 19): the flow's A′ acceptance over its own pairs' at
+    """reach.json ``flow_closure``: the flow's A′ acceptance over its own pairs' at
     the validation masses, at the expected ε_low and ε_high."""
     fc = doc.get("flow_closure") if isinstance(doc.get("flow_closure"), dict) else None
     if not fc:
@@ -1051,7 +1051,7 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
 
 
 def _impact_table(doc: dict[str, Any], s: Section) -> None:
-    """reach.json ``impact`` (issue 19): s_up with each nuisance fixed at ±1σ, per mass."""
+    """reach.json ``impact``: s_up with each nuisance fixed at ±1σ, per mass."""
     imp = doc.get("impact") if isinstance(doc.get("impact"), dict) else None
     if not imp or not isinstance(imp.get("nuisances"), dict):
         return
@@ -1074,7 +1074,7 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(
         "<h3>Impact of each nuisance (median expected s_up at +1σ / −1σ)</h3>"
         '<p class="note">Each nuisance fixed at ±1σ, the others integrated '
-        "(gammastar.reach.impact.impact; docs/reach.md, named nuisance parameters).</p>"
+        "(gammastar.reach.stage.impact.impact; docs/reach.md, named nuisance parameters).</p>"
     )
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 

@@ -1,4 +1,4 @@
-"""`gammastar reach-idm`: inelastic dark matter reach in (m₁, y) (issue 16)."""
+"""`gammastar reach-idm`: inelastic dark matter reach in (m₁, y)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`gammastar reach-mcp`: millicharged-particle detection reach in (m_χ, Q) (issue 16)."""
+"""`gammastar reach-mcp`: millicharged-particle detection reach in (m_χ, Q)."""
 
 from __future__ import annotations
 

@@ -188,10 +188,11 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     """Rename ``src`` onto ``dst`` (same directory).
 
     ``os.replace`` onto an existing file makes ext4 (``auto_da_alloc``) start writing the
-    new file's data to disk inside the rename: 0.1-0.4 s for a 250 MB ``pairs.parquet``
-    on the development machine, against < 1 ms onto a free name. So a large new file
-    (:data:`MOVE_ASIDE_BYTES`) is renamed onto a free ``dst``: the old one is first renamed
-    to a hidden name and removed after (put back if the second rename fails); in between
+    new file's data to disk inside the rename: a large ``pairs.parquet`` then takes a
+    noticeable fraction of a second, against well under a millisecond onto a free name. So a
+    large new file (:data:`MOVE_ASIDE_BYTES`) is renamed onto a free ``dst``: the old one is
+    first renamed to a hidden name and removed after (put back if the second rename fails); in
+    between
     ``dst`` is briefly absent, never half-written, and a hidden leftover of an interrupted
     replace is removed by the next one. Smaller files are renamed directly (the flush costs
     nothing there, and ``dst`` never disappears).

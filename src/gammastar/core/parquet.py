@@ -266,8 +266,8 @@ class ParquetConcat:
     def _copy(self, data: memoryview, start: int, end: int, src: int | None) -> None:
         """Write ``data[start:end]`` at the end of the output: in the kernel
         (``os.copy_file_range``, Linux) when the part is a file, else (or if the kernel
-        refuses) through this process. For a 25 MB part the kernel copy takes about a
-        third of the CPU time of a write from the mapped file (measured)."""
+        refuses) through this process. The kernel copy takes a fraction of the CPU time of a
+        write from the mapped file."""
         copy_range = getattr(os, "copy_file_range", None)
         if src is not None and copy_range is not None:
             self._fh.flush()

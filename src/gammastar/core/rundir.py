@@ -11,9 +11,9 @@ failing key. ``histograms.root`` is checked through its description
 (:func:`describe_histograms`), ``pairs.parquet`` through its contract columns.
 
 Example:
-    >>> rd = RunDir("/tmp/run")
+    >>> rd = RunDir("/data/run")
     >>> rd.path(SELECT).as_posix()
-    '/tmp/run/select.json'
+    '/data/run/select.json'
     >>> stage_outputs("select")
     ('pairs.parquet', 'histograms.root', 'select.json')
 """

@@ -3,9 +3,9 @@
 Offers :func:`ensure_pool`, called before every parallel numba kernel. numba's OpenMP
 threading layer sets the process's OpenMP thread count, which torch shares, to its own pool's
 size (every core) on its first parallel call: ``OMP_NUM_THREADS=1`` (one batch slot, or
-processes side by side) then became every core for torch too, and the kernels split each step
-into parallel regions whose threads other processes held (two single-threaded trainings on two
-cores: 522 s each against 24 s; docs/flow.md "Ensemble").
+processes side by side) would become every core for torch too, and the kernels would split
+each step into parallel regions whose threads other processes hold, many times slower
+(docs/flow.md "Ensemble").
 """
 
 from __future__ import annotations

@@ -396,7 +396,7 @@ class ConversionTemplate:
     the counts, and for the 1/(A ε) weighted sums where A is constant inside a cell (the
     mock's template has the acceptance map's pT edges and 1 MeV mass bins inside its 5 MeV
     rows). A template in m only (a TH1) assumes conversion and γ* pairs of a mass bin share
-    their mean 1/A: on the mock their ⟨1/A⟩ differs by 15–35% at 10–20 MeV (conversions sit
+    their mean 1/A: on the mock their ⟨1/A⟩ differs markedly at 10–20 MeV (conversions sit
     at higher pT), which over-subtracts (tests/test_conversions.py). R's normalisation
     follows the simulated material budget X/X0 and BR(π0 → γγ)/BR(π0 → γee): a real
     experiment's uncertainty on X/X0 scales R.

@@ -4,8 +4,7 @@ The selection fits λ_θ per reconstructed-mass bin (:mod:`gammastar.corrections
 mass resolution depends on the decay angles, a reconstructed-mass bin selects its γ* by decay
 angle: below the ω's peak window the bin holds the ω's low tail, made of asymmetric decays whose
 soft muon scatters most, and the fit returns a λ_θ that is not that of the γ* of the bin's mass
-(0.17–0.27 too high in the NA60-like mock, docs/coverage.md, sessions 25–26, and
-docs/selection.md;
+(too high in the NA60-like mock: docs/coverage.md, docs/selection.md,
 ``benchmarks/lambda_selection.py``). The per-pair acceptance at that λ_θ over-corrects the
 fiducial yield. A detector simulation measures the fit's response per polarisation bin b. Its γ*
 are fitted twice (:func:`gammastar.corrections.polarisation.measure`, the data's fit: weight 1, since the
@@ -15,8 +14,8 @@ simulation has no background and its efficiency is not applied):
   region at the reconstructed kinematics: λ_r(b);
 * at the truth: true mass bins, the true γ*'s kinematics and the true decay angles, inside the
   fiducial region at the true kinematics: λ_t(b), the λ_θ of the γ* of mass in b inside F,
-  which the per-pair acceptance needs (outside F the λ_θ of the Dalitz γ* differs: 0.05
-  against 0.15 at 0.3–0.44 GeV in the mock).
+  which the per-pair acceptance needs (outside F the λ_θ of the Dalitz γ* of the
+  mock differs).
 
 Reweighted by their true decay angle, (1 + (λ_t + Δ) cos²θ*_true)/(1 + λ_t cos²θ*_true) (λ_t of
 the row's true-mass bin; a γ* of true mass outside the bins, which the resolution brings into
@@ -33,13 +32,13 @@ distance from λ_t, and a λ_θ(m) whose neighbouring bins move together: the bi
 a quarter of its response from the ω's bin and a quarter from the bin below it (the response
 matrix of the NA60-like mock, ``benchmarks/lambda_selection.py --simulation``,
 docs/selection.md), so an ω polarised otherwise than the simulation's is booked partly as that
-bin's own truth (``tests/test_lambda_correction.py``: a peak at +0.6 in
-data isotropic elsewhere, against an isotropic simulation, leaves the bin below it at +0.07
-against its truth 0, where the fit is +0.39). Inverting the whole matrix instead would remove
-that, at the price of amplifying the data's errors (its diagonal 0.54 in that bin); λ_φ and λ_θφ, which the
+bin's own truth (``tests/test_lambda_correction.py``: a polarised ω in data isotropic
+elsewhere, against an isotropic simulation, leaves the bin below it near, not at, its truth).
+Inverting the whole matrix instead would remove that, at the price of amplifying the data's
+errors (the matrix's diagonal is well below 1 in that bin); λ_φ and λ_θφ, which the
 acceptance does not use, are left as measured. The γ* of the simulation's reconstructed tree are
 those its detector reconstructs, so a fit at their truth sees the reconstructed selection's edges
-(a lepton whose reconstructed momentum crosses an energy or angle cut): 0.02–0.04 below the truth
+(a lepton whose reconstructed momentum crosses an energy or angle cut): below the truth
 of every generated γ* in the NA60-like mock (docs/selection.md). A generator-level tree
 (``generated``, :func:`read_generated`: every γ* whose true leptons pass the detector's cuts,
 reconstructed or not, the mock's ``truth_generated``) removes that: the truth side then fits
@@ -54,8 +53,8 @@ cuts, which the fits' acceptance applies.
 :func:`corrected` applies it to a ``polarisation`` block.
 
 References:
-    docs/coverage.md, sessions 25–26; docs/selection.md, "Narrow peaks" (the bin edge that
-    selects the decay angles through the resolution).
+    docs/coverage.md; docs/selection.md, "Narrow peaks" (the bin edge that selects the
+    decay angles through the resolution).
 """
 
 from __future__ import annotations
@@ -390,7 +389,7 @@ def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
     ``selection_correction``.
 
     Raises:
-        ValueError: ``corr`` was measured on other bins than the block's.
+        ValueError: ``corr`` was measured in other bins than the block's.
 
     Example:
         >>> c = LambdaCorrection(np.array([0.4, 0.5, 0.6]), np.array([0.2, np.nan]),
@@ -409,7 +408,7 @@ def corrected(block: dict[str, Any], corr: LambdaCorrection) -> dict[str, Any]:
     if edges.shape != corr.mass_edges.shape or not np.allclose(
         edges, corr.mass_edges, rtol=0, atol=1e-12
     ):
-        raise ValueError("the λ_θ correction was measured on other mass bins than the block's")
+        raise ValueError("the λ_θ correction was measured in other mass bins than the block's")
 
     def arr(key):
         return np.array([np.nan if x is None else x for x in block[key]], dtype=np.float64)

@@ -316,7 +316,7 @@ def _cells(shape, m, p, th, ps0, ps1, lp0, lp1, t1, m_lep):
     the cell along the three axes and the points outside the kinematic range (A = 0 there).
     Computed once per point and contracted with any table of that grid (:func:`_contract`);
     in place where it can (``fmax``/``fmin`` clip and send NaN, dead points, to 0 in one
-    go: until 2026-11-23 ``clip`` and ``nan_to_num``, the same numbers)."""
+    go, the numbers ``clip`` and ``nan_to_num`` give)."""
     nm, np_, nt = shape
     with np.errstate(divide="ignore", invalid="ignore"):
         lp = np.log(p)
@@ -419,10 +419,8 @@ def _trilinear(flat, shape, m, p, th, *grid):
     """Trilinear interpolation of the tables ``flat`` (see :func:`_contract`) at the points
     (m, p, θ) on the grid (``grid``: the arguments of :func:`_cells` after the points), in
     blocks of :data:`_BLOCK` points: each block's cells are computed and contracted while
-    they are in the CPU cache (until 2026-11-23 the cells of all points first, then the
-    contraction in blocks: the same numbers; the one-table lookup took 1.5× as long, the
-    four moments about as long, their contraction being most of their time). The result has
-    the tables' dtype."""
+    they are in the CPU cache (the same numbers as all cells first, then the contraction,
+    faster for a one-table lookup). The result has the tables' dtype."""
     n = m.size
     out = np.empty((*flat.shape[:-1], n), dtype=flat.dtype)
     for b0 in range(0, n, _BLOCK):
@@ -586,8 +584,8 @@ class PairAcceptance:
         """The four decay-angle moments (4, n) at (m, p, θ) (trilinear, 0 where A is).
 
         The interpolation cell and weights of each point are computed once for the four
-        tables (one gather of each corner's four values; before 2026-11-23 once per table:
-        four times the arithmetic for the same numbers)."""
+        tables (one gather of each corner's four values, not four times the arithmetic for the same
+        numbers)."""
         return self._moments(m, p, theta, split=False)
 
     def pair_moments(
@@ -595,7 +593,7 @@ class PairAcceptance:
     ) -> PairMoments:
         """The four decay-angle moments at (m, p, θ), as :meth:`moments_at` (in float64 the
         same numbers), with what :meth:`acceptance_at` needs for A of any λ_θ per mass node at
-        the same points without a second interpolation (issue 12's cost work, 2026-11-23).
+        the same points without a second interpolation.
 
         Arguments:
             m: pair masses (GeV).
@@ -605,8 +603,8 @@ class PairAcceptance:
                 from a float32 copy of the moment tables (the cells in float64, their offsets
                 rounded to float32): each value within ≲ 20 float32 roundings of one ≤ 1,
                 ≈ 2·10⁻⁶, of the float64 numbers (``tests/test_pair_acceptance.py``; the
-                tables' own quadrature and interpolation errors are ~10⁻³), in 0.65× the time
-                and half the memory (2·10⁶ points: 0.175 → 0.11 s, 96 → 48 MB).
+                tables' own quadrature and interpolation errors are ~10⁻³), in less time and half
+                the memory.
 
         Returns:
             :class:`PairMoments`.
@@ -807,8 +805,8 @@ def _cache_key(lepton, lepton_mass, m_grid, logp, theta, quadrature) -> str:
 def _cache_load(key: str) -> NDArray[np.float64] | None:
     """A cached table (``None`` when absent or unreadable: it is then recomputed), mapped
     read-only from the file (a plain ndarray on the mapping): its pages come from the page
-    cache as the interpolation touches them, instead of a 20 MB copy into fresh memory
-    (6 ms instead of 23–66 ms CPU, most of it system time, per process). The cache file is
+    cache as the interpolation touches them, instead of a copy into fresh memory
+    (whose first touch costs system time in every process). The cache file is
     replaced atomically (:func:`_cache_store`), so a mapped one never changes."""
     path = cache_path("pair_acceptance", f"{key}.npy")
     if path is None:

@@ -1,4 +1,4 @@
-r"""The lepton decay angular distribution of the γ*, measured from the data (issues 12, 15).
+r"""The lepton decay angular distribution of the γ*, measured from the data.
 
 In the γ* helicity frame (z along the pair's lab momentum, y along beam × z, x = y × z; the
 rest frame reached by a pure boost) the decay of a spin-1 state into two leptons is
@@ -102,8 +102,7 @@ def helicity_angles(
     b = np.asarray(l2, dtype=np.float64)
     # component by component, in place where a temporary can be reused: the numbers of the
     # (3, n) vector form (np.cross, sums over the axis) bit for bit, in a third of its
-    # temporaries (the select's per-chunk call: 0.02 s per 5·10⁵ pairs against 0.04–0.14 s,
-    # most of it first-touch page faults; docs/selection.md, session 11)
+    # temporaries, whose first-touch page faults are most of the vector form's time
     ax, ay, az, ae = a
     px, py, pz, pe = (a[i] + b[i] for i in range(4))  # the pair
     pabs = px * px
@@ -225,17 +224,16 @@ def fit_lambdas(
     from the quadratic convergence with the constant of the last two steps (r³/r_prev²,
     r_prev the step that led to this pass, taken whole, in the same σ), or the step itself,
     is below ``tol``²; that last step is added without a further pass (its score and Hessian
-    are that pass's). So the λ returned is within ~tol²·σ = 10⁻⁴σ of the maximum (on the
-    2·10⁶-pair benchmark ≤ 10⁻⁶σ; 3 passes per bin from λ = 0, 2 from a start near the
-    maximum). The meat is computed on a pass whose step the last two predict below
-    10·``tol`` (or that follows a step below it); elsewhere the step sizes are measured in
-    √diag(H⁻¹)·√(Σw²/|Σw|), the sandwich error of equal weights. Until 2026-11-23 (issue 12's
-    cost work) the fit stopped only after two consecutive steps below ``tol``·σ (the λ to
-    float precision, one pass per bin more) and computed the meat on every pass. The
-    covariance is the last pass's, at a λ that differs from the one returned by that last,
-    small step. Pairs with w = 0 are dropped first. A Hessian that is not positive definite,
-    or no convergence in ``max_iter`` steps, falls back to the damped Newton with a line
-    search on the likelihood (:func:`_fit_lambdas_damped`, the fit until 2026-11-23).
+    are that pass's). So the λ returned is within ~tol²·σ = 10⁻⁴σ of the maximum (typically 3
+    passes per bin from λ = 0, 2 from a start near the maximum). The meat is computed on a
+    pass whose step the last two predict below 10·``tol`` (or that follows a step below it);
+    elsewhere the step sizes are measured in √diag(H⁻¹)·√(Σw²/|Σw|), the sandwich error of
+    equal weights. Stopping after two consecutive steps below ``tol``·σ would give the λ to
+    float precision at one pass per bin more. The covariance is the last pass's, at a λ that
+    differs from the one returned by that last, small step. Pairs with w = 0 are dropped
+    first. A Hessian that is not positive definite, or no convergence in ``max_iter`` steps,
+    falls back to the damped Newton with a line search on the likelihood
+    (:func:`_fit_lambdas_damped`).
 
     Arguments:
         u: (3, n) angular functions of the pairs (:func:`angular_functions`).
@@ -399,9 +397,9 @@ def _fit_lambdas_damped(
     max_iter: int = 50,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""The fit of :func:`fit_lambdas` by damped Newton with a line search on the likelihood
-    from λ = 0, converged to 10⁻⁸ in λ and 10⁻¹⁰ in the likelihood (the fit until 2026-11-23,
-    5–6 steps of three passes over the pairs each; now the fallback of :func:`fit_lambdas`
-    and its reference in the tests).
+    from λ = 0, converged to 10⁻⁸ in λ and 10⁻¹⁰ in the likelihood (5–6 steps of three
+    passes over the pairs each): the fallback of :func:`fit_lambdas` and its reference in the
+    tests.
 
     Arguments:
         u: (3, n) angular functions of the pairs (:func:`angular_functions`).
@@ -548,10 +546,10 @@ def peak_safe_edges(
     edge depends on their decay angles (the mass resolution differs between symmetric and
     asymmetric decays: the softer muon scatters more), so a reconstructed-mass bin that cuts
     through a peak selects cos θ*: on the default mock (σ_m = 30 MeV at the ω, λ_θ = 0 for
-    every vector meson) the equal-count bin 0.772–0.812 GeV measured λ_θ = −0.52 ± 0.02 and
-    0.812–1.1 GeV +0.44 ± 0.05 (mean of 10 realisations), and the fiducial yield followed:
-    0.95 of the truth at the ω, 1.12 at the φ (docs/selection.md). With the peaks kept whole
-    (window 0.105 GeV = 3.5 σ_m) the same pairs give +0.02 ± 0.03 and +0.01 ± 0.06.
+    every vector meson) equal-count bins that cut through the ω measure a λ_θ far from the
+    truth on either side of the edge, and the fiducial yield follows (docs/selection.md
+    "Narrow peaks"). With the peaks kept whole (window 0.105 GeV = 3.5 σ_m) the same pairs
+    give λ_θ consistent with 0.
 
     Each inner edge inside a window (p − window, p + window) moves to the window's nearer side
     (inside the outer edges and no other window; none: the edge is dropped); then, while a
@@ -612,7 +610,7 @@ def peak_safe_edges(
 def _counts_in(m: NDArray[np.float64], edges: NDArray[np.float64]) -> NDArray[np.int64]:
     """``np.histogram(m, bins=edges)[0]`` (bins [e_i, e_i+1), the last closed; NaN and
     values outside in none) by one comparison per edge: np.histogram sorts the values for
-    unequal bins (66 ms on 10⁶ masses, against ~1 ms per edge here)."""
+    unequal bins, which costs far more than a few comparisons."""
     at_or_above = [np.count_nonzero(m >= e) for e in edges[:-1]]
     ge = np.array([*at_or_above, np.count_nonzero(m > edges[-1])], dtype=np.int64)
     return ge[:-1] - ge[1:]

@@ -192,7 +192,7 @@ def inverse_weights(
     n_zero = int((np.isfinite(eff) & (eff <= 0)).sum())
     inv = np.zeros(len(eff))
     # divide where ok (the same numbers as inv[ok] = 1/eff[ok], without the two boolean
-    # gathers and the scatter: 0.07 → 0.009 s on 2·10⁶ pairs, docs/selection.md)
+    # gathers and the scatter, several times faster)
     np.divide(1.0, eff, out=inv, where=ok)
     rep = UnfoldReport(len(eff), n_outside, n_zero, em.source)
     check_unfoldable(rep, on_missing, em)
@@ -308,7 +308,7 @@ def bayesian_unfold_variance(
 ) -> np.ndarray:
     """Variance of :func:`bayesian_unfold`'s result, propagated to first order.
 
-    The unfolded spectrum is a smooth function u(n) of the measured one (the prior too
+    The unfolded spectrum is a smooth function u(n) of the measured spectrum n (the prior too
     depends on n when it defaults to ``measured``); with J = ∂u/∂n from central finite
     differences, Var(u_i) = Σ_j J_ij² Var(n_j) (reco bins independent). This is the full
     first-order propagation of Adye, which D'Agostini's original formula approximates by

@@ -65,7 +65,7 @@ def hepmc_header(meta: Mapping[str, Any], weights: str = "weight\\|weight_decay"
     return (
         "HepMC::Version 3.02.05\nHepMC::Asciiv3-START_EVENT_LISTING\n"
         f"W {weights}\n"
-        f"T gammastar\\|{__version__}\\|signal events (issue 15)\n"
+        f"T gammastar\\|{__version__}\\|signal events\n"
         f"A gammastar_meta {js}\n"
     )
 

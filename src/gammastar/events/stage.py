@@ -1,11 +1,11 @@
-r"""Signal events for detector simulation (issue 15): whole A′ decay chains (A′ → ee, μμ,
+r"""Signal events for detector simulation: whole A′ decay chains (A′ → ee, μμ,
 ππ, K⁺K⁻, K_S K_L) and millicharged γ* → χχ̄ pairs with the data-driven kinematics and
 polarisation, written as HepMC3 and as a columnar event table (docs/events.md).
 
 One event machinery for the events command and the acceptance stage
 (:func:`gammastar.reach.acceptance.draw` builds on :func:`aprime_kinematics`,
 :func:`decay_daughters` and :func:`detector_hits`): an A′ of mass m with (q_T, E) from the
-kinematics sampler (the flow, the fiducial/extrapolated split of issue 12), a uniform azimuth,
+kinematics sampler (the flow, with its fiducial/extrapolated split), a uniform azimuth,
 a two-body decay A′ → a b in its helicity frame (polar axis along the A′ lab momentum, x axis in
 the plane of the beam and the A′) with the angular distribution of a vector of spin-density
 element ρ₀₀, the decay vertex forced into the decay volume with the decay probability as the

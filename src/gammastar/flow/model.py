@@ -79,7 +79,7 @@ class FlowModel:
         self.path = path
         self._sampler: Any = None
 
-    # ----------------------------------------------------------------------- helpers
+    # --------------------------------------------------------------------- internals
     def _check_mass(self, m: np.ndarray, extrapolate: bool) -> None:
         lo, hi = self.mass_range
         if extrapolate or m.size == 0:

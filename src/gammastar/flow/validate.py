@@ -36,7 +36,7 @@ def window_data(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(q_T, E, weight) of the rows with |m − m₀| < window/2 and weight > 0, all of them.
 
-    ``rng`` is not used (kept for callers of the former accept–reject version).
+    ``rng`` is not used (accepted so that callers that pass one keep working).
     """
     del rng
     sel = (np.abs(data.m - m0) < 0.5 * window) & (data.weight > 0)

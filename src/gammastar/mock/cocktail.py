@@ -324,7 +324,7 @@ def sigma_rel(cfg: MockConfig, parent: str) -> float:
 
 
 def _mass_grid(lo: float, hi: float, lepton: str) -> NDArray[np.float64]:
-    """Dilepton-mass grid of a Dalitz sampler: quadratic for muons (as before), logarithmic
+    """Dilepton-mass grid of a Dalitz sampler: quadratic for muons, logarithmic
     for electrons (the Kroll–Wada spectrum ∝ 1/m over two decades above 2m_e)."""
     u = np.linspace(0.0, 1.0, 8001)
     if lepton == "e":

@@ -24,12 +24,12 @@
    follows from the kinematics (≈ √2 K β* for a symmetric decay, β* = √(1 − 4m_μ²/m²): it
    falls towards threshold instead of being forced to 30 MeV there). A per-pair width tuned
    to a target σ_m at every mass was the alternative: it needs unphysically large kicks near
-   threshold (where ∂m/∂θ → 0), the failure of the former momentum model. K is reported
+   threshold (where ∂m/∂θ → 0), the failure of the ``momentum`` model. K is reported
    with its equivalent absorber thickness x/X₀ (:attr:`Detector.absorber`); it is an
    effective number (a vertex telescope such as NA60's measures angles before most of the
    absorber), not a geometry.
 
-   ``momentum``: the former model. Each muon's momentum is scaled by (1 + δ), δ ~ N(0, s),
+   ``momentum``: the alternative model. Each muon's momentum is scaled by (1 + δ), δ ~ N(0, s),
    direction kept, with ``s`` set per pair from ∂m/∂δ_i = (E_j |p_i|²/E_i − p_i·p_j)/m so
    that σ_m(m) = ``mass_resolution`` · (m/``mass_resolution_ref``)^``mass_resolution_exponent``
    at every mass, capped at ``max_momentum_smearing`` (25%) near threshold. It needs 10–25%

@@ -62,8 +62,8 @@ def _pdg_masses() -> dict[int, float]:
     :func:`gammastar.core.cachedir.cache_dir`, ``constants/pdg_masses-<version>.json``,
     written atomically; a missing, unreadable or incomplete file is remade, an unwritable
     cache skipped). Importing `particle` and its first lookup load its whole PDG table,
-    ~0.12 s CPU in every process: 5% of a selection of 2·10⁶ pairs that keeps the narrow
-    peaks whole in its polarisation bins (issue 12). The numbers are `particle`'s own,
+    a noticeable CPU cost in every process, which a selection that keeps the narrow peaks
+    whole in its polarisation bins would pay. The numbers are `particle`'s own,
     version by version (``tests/test_constants.py``)."""
     import json
     from importlib.metadata import PackageNotFoundError, version

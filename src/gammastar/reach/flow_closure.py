@@ -1,11 +1,11 @@
-"""The flow against its own data where the detector looks (issue 19).
+"""The flow against its own data where the detector looks.
 
 ``gammastar validate`` compares the flow's p(q_T, E | m) with held-out pairs by a KL
 divergence, which weighs every part of (q_T, E) alike. The reach consumes one number per
 (m, cτ): the detector's A′ acceptance 𝓔 of those kinematics inside the data's fiducial region
-F. On the mock, flows of the demo's recipe are 1.4–1.5 ± 0.3% above their own weighted pairs
-there at 0.6 GeV (180 realisations, docs/coverage.md "Coverage on the mock, session 21"): a bias
-of the flow that the data show without any truth. This module measures it on the data:
+F. On the mock, flows of the demo's recipe lie above their own weighted pairs there
+(docs/coverage.md): a bias of the flow that the data show without any truth. This module
+measures it on the data:
 
 * :func:`flow_rows`: the rows the flow learnt (``flow.data``), weighted as it learnt them;
 * :func:`paired_kinematics`: the pairs of a mass window and the flow drawn at each pair's own
@@ -46,8 +46,8 @@ PULL_WARN = 3.0
 """|ratio − 1| / error above which the reach warns that the flow misses its data."""
 WARN_CARRIERS = 50.0
 """The fewest effective pairs behind a pull the warning trusts: the ratio's error is Gaussian
-only when many pairs carry 𝓔 (on 35 mock realisations the pulls at ε_high, carried by 10–50
-pairs, have an rms of 1.1–1.6; docs/reach.md)."""
+only when many pairs carry 𝓔 (over mock realisations the pulls at ε_high, carried by a few
+tens of pairs, have an rms above 1; docs/reach.md)."""
 
 
 class GivenSampler:

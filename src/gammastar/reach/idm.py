@@ -1,4 +1,4 @@
-r"""Reach for inelastic dark matter in the (m₁, y = ε²α_D(m₁/m_A′)⁴) plane (issue 16, item 3).
+r"""Reach for inelastic dark matter in the (m₁, y = ε²α_D(m₁/m_A′)⁴) plane.
 
 Offers :class:`SoftLeptonSelection` (a decay volume along the beam and cuts on the two soft
 leptons: energy, angle to the beam), :func:`idm_signal_table` (per m₁: the data-driven A′

@@ -523,7 +523,7 @@ def data_driven_yields(
 ) -> NDArray[np.float64]:
     """χ crossing the detector per POT per unit Q² from a finished dilepton run (Eq. 8).
 
-    ``pairs.parquet`` covers the data's fiducial region only (issue 12). When ``yields.json``
+    ``pairs.parquet`` covers the data's fiducial region only. When ``yields.json``
     states an ``extrapolation`` and ``full_phase_space``, each pair is carried to the full
     phase space with the yields' fiducial fraction at its mass, weight w/f_F(m) (the very
     weight of ``yields.json`` ``mcp``: :func:`gammastar.yields.extrapolation.Extrapolation.at`, as

@@ -456,7 +456,7 @@ class ScanResult:
     """The part of ``acceptance`` from samples outside the data's fiducial region (a model);
     ``None`` when the sampler labels none."""
     impact: dict[str, Any] | None = None
-    """Each nuisance fixed at ±1σ at a few masses (:func:`gammastar.reach.impact.impact`)."""
+    """Each nuisance fixed at ±1σ at a few masses (:func:`gammastar.reach.stage.impact.impact`)."""
     acceptance_members: NDArray[np.float64] | None = None
     """The ensemble members' acceptance, shape (members, mass, ε); ``None`` without one."""
     kinematic: list[dict[str, Any]] | None = None
@@ -645,8 +645,8 @@ def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | 
     """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
     (:func:`gammastar.yields.extrapolation.nsig_relative_error` on the nominal draw that
     ``sampler``, a :class:`~gammastar.yields.extrapolation.RecordingSampler` around an
-    :class:`~gammastar.yields.extrapolation.ExtrapolatedSampler`, recorded; ``propagation="log"``
-    since 2026-11-25: the r of the log-normal ``normsys`` from the width of ln N_sig, which a
+    :class:`~gammastar.yields.extrapolation.ExtrapolatedSampler`, recorded; ``propagation="log"``:
+    the r of the log-normal ``normsys`` from the width of ln N_sig, which a
     detector seeing only the model's tail needs, docs/reach.md), or ``None`` when the
     sampler has no fitted extrapolation with a covariance. Decay channels with their own
     samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
@@ -710,7 +710,7 @@ def _ensemble_acceptance(
     ensemble: Sequence[SamplerLike], sampler: SamplerLike, sig: _MassSignal, st: ScanSettings
 ) -> NDArray[np.float64]:
     """Each ensemble member's acceptance on the ε grid, shape (members, ε), with the A′ seeds
-    of the nominal sampler (issue 19; the nominal's own row reused)."""
+    of the nominal sampler (the nominal's own row reused)."""
     rows = []
     for smp in ensemble:
         if smp is sampler:
@@ -943,7 +943,7 @@ def scan(
     (:func:`observed_counts` makes it from the config). ``signal_nuisances``: per name the
     relative signal-rate uncertainty at each mass (:func:`gammastar.yields.uncertainties.at_masses`);
     ``impact_points``: at that many evenly spaced masses, each nuisance fixed at ±1σ
-    (:func:`gammastar.reach.impact.impact`); ``ensemble``: ≥ 2 samplers (flow ensemble
+    (:func:`gammastar.reach.stage.impact.impact`); ``ensemble``: ≥ 2 samplers (flow ensemble
     members, the nominal ``sampler`` among them or not) whose acceptance spread (standard
     deviation over the members / their mean, per (m, ε)) enters each mass's likelihood as the
     signal nuisance ``kinematic_model``, taken at the median expected ε_high of a first pass
@@ -1013,7 +1013,7 @@ def scan_with(
     want_lam = bool(st.lambda_refits) and "acceptance_lambda_theta" in nus
     if ex_model is not None and (
         ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
-    ):  # the fit's error and λ_θ's moves carried to N_sig (issue 19), on the nominal draws
+    ):  # the fit's error and λ_θ's moves carried to N_sig, on the nominal draws
         from gammastar.yields.extrapolation import RecordingSampler
 
         ex_record = RecordingSampler(sampler)
@@ -1112,8 +1112,8 @@ def _impact_row(
     model: Model, lim: LimitResult, sig: _MassSignal, eps: NDArray, lo: float, hi: float, cl: float
 ) -> dict[str, Any]:
     """One mass's row of the impact table: each nuisance fixed at ±1σ
-    (:func:`gammastar.reach.impact.impact`)."""
-    from gammastar.reach.impact import impact
+    (:func:`gammastar.reach.stage.impact.impact`)."""
+    from gammastar.reach.stage.impact import impact
 
     return {
         "mass": sig.mass,
@@ -1153,7 +1153,7 @@ def _impact_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "nominal": {k: [num(r[k]) for r in rows] for k in ("s_up", "eps_low", "eps_high")},
         "nuisances": {},
         "note": "median expected limit with one nuisance fixed at +1/-1 sigma and the others "
-        "integrated (gammastar.reach.impact.impact); s_up in events of the nominal N_sig",
+        "integrated (gammastar.reach.stage.impact.impact); s_up in events of the nominal N_sig",
     }
     for n in names:
         table["nuisances"][n] = {
@@ -1474,7 +1474,7 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         "at_eps_low": [None] * n,
         "at_eps_high": [None] * n,
         # the standard deviation of k draws is itself uncertain (Gaussian: 1/sqrt(2(k-1)));
-        # docs/coverage.md "Coverage on the mock, session 20": >= 10 replicas
+        # train >= 10 replicas for a size known to ±24% (docs/coverage.md)
         "members": k,
         "size_rel_err": 1.0 / math.sqrt(2 * (k - 1)) if k > 1 else None,
     }
@@ -1695,7 +1695,7 @@ def plot_reach_figures(
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
     plt.close(plot_reach(res, reach_png, title=title))
     if res.impact is not None:
-        from gammastar.reach.impact import plot_impact
+        from gammastar.reach.stage.impact import plot_impact
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))

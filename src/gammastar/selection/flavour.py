@@ -1,4 +1,4 @@
-"""The lepton flavour of the input (issue 14): up-front checks that the leptons are ``input.lepton``.
+"""The lepton flavour of the input: up-front checks that the leptons are ``input.lepton``.
 
 :func:`lepton_flavours` classifies leptons by their mass (the ``mass`` branch, or
 m² = E² − |p|² within the rounding of the stored precision) as muon-like, electron-like or

@@ -15,7 +15,7 @@ right after it is read (:meth:`Plausibility.check`, called by
   :data:`SHELL_GEV2` (a momentum component damaged into a smaller one leaves E ≥ |p|);
 * every charge is −1 or +1;
 * with ``input.nonfinite: bad_file`` every momentum component is finite (default ``cut``:
-  NaN/inf leptons are dropped and counted in the cut flow, as before).
+  NaN/inf leptons are dropped and counted in the cut flow).
 
 A chunk that fails is an :class:`~gammastar.errors.InputError` naming the file, the branch and
 the entry range: a bad file (``--skip-bad-files`` skips it and lists it in ``select.json``).
@@ -50,8 +50,8 @@ hypotheses all lie within it) is off the mass shell (the rule of :data:`SHELL_EX
 SHELL_EXACT = 0.5
 """When at least this fraction of a chunk's (finite) leptons has E² = |p|² + m² to the storage
 precision (16 ε (E² + |p|²): E was computed from the momentum, as in the mock and the CMS
-files), leptons off the shell by more than :data:`SHELL_GEV2` are damage. Energies measured on
-their own (a calorimeter) are never exact to that precision, and the rule says nothing."""
+files), leptons off the shell by more than :data:`SHELL_GEV2` are damage. Energies measured
+independently (a calorimeter) are never exact to that precision, and the rule says nothing."""
 
 
 def max_lepton_energy(beam_energy: float) -> float:
@@ -62,7 +62,7 @@ def max_lepton_energy(beam_energy: float) -> float:
     whose configs give the energy of one beam, by ``E_beam``); a factor
     :data:`SMEARING_MARGIN` covers a mis-measured momentum far beyond any spectrometer's
     resolution. Garbage decoded from a damaged basket is typically orders of magnitude above
-    it (6 × 10³⁷ GeV in issue 20's report).
+    it (values such as 6 × 10³⁷ GeV).
 
     Arguments:
         beam_energy: beam energy (config ``beam.energy``), GeV.

@@ -454,8 +454,8 @@ QUIET_CLUSTER: dict[str, Any] = {
 """Dask settings of :func:`local_cluster`: no statistical profiler in the workers (it samples
 the worker thread's stack every 10 ms, for a dashboard this cluster does not have), and the
 event-loop tick and system monitor at 500 ms / 2 s instead of 20 ms / 500 ms. An idle
-two-worker cluster then uses ~0.12 CPU-s per 5 s instead of ~0.35 (scheduler, nannies and
-workers together; measured), CPU that a busy cluster takes from the chunks."""
+cluster then uses about a third of the CPU (scheduler, nannies and workers together), CPU
+that a busy cluster takes from the chunks."""
 
 
 def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
@@ -463,7 +463,7 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
 
     Dask's nanny starts worker processes with ``MALLOC_TRIM_THRESHOLD_=65536``, which makes
     glibc hand every freed large array back to the OS; the columnar selection allocates and
-    frees many such arrays per chunk and runs about 1.5× slower with it (measured), so the
+    frees many such arrays per chunk and runs markedly slower with it, so the
     workers here start without it. (On a facility cluster, remove it from the config key
     ``distributed.nanny.pre-spawn-environ``.) The cluster also runs with
     :data:`QUIET_CLUSTER` and no dashboard.

@@ -384,7 +384,7 @@ def _prepare_run(
     # φ*); the driver weights them with the isotropic acceptance, fits λ_θ(m) (the fit has
     # the acceptance in it, so those weights do not bias it), then weights them with the
     # acceptance of that λ_θ(m) (:func:`_measured_acceptance`), through the same
-    # pair_weights as the chunks: the numbers of the former two passes over the files
+    # pair_weights as the chunks: the numbers that two passes over the files would give
     fit_lambda = measured and phase_space == "fiducial"
     if fit_lambda:
         _warn_peak_window(cfg)
@@ -466,9 +466,7 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> A
     """The input files, checked (:func:`gammastar.io.check_inputs`), with the flavour and the
     branches the η → μμ removal needs."""
     from gammastar import io
-    from gammastar.selection.flavour import (
-        check_flavour,  # issue 14: the leptons' masses vs the flavour
-    )
+    from gammastar.selection.flavour import check_flavour  # the leptons' masses vs the flavour
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
@@ -701,7 +699,7 @@ def _weigh(
 def _measured_acceptance(
     cfg: AnalysisConfig, run: _Run, w: _Weighted, n_outside: int, edges: np.ndarray
 ) -> Any:
-    """``unfold.decay_lambda_theta: measured``: the acceptance of the λ_θ(m) measured on this
+    """``unfold.decay_lambda_theta: measured``: the acceptance of the λ_θ(m) measured from this
     run's pairs (``w.pairs``, in memory), without a second pass over the input files.
 
     The acceptance's four decay-angle moments are interpolated at every pair once, in single
@@ -716,13 +714,13 @@ def _measured_acceptance(
     moment tables, no new tabulation), its A at every pair from the same moments
     (:meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.acceptance_at`, no second
     interpolation). The caller then weights the same table again with it: pair by pair the
-    numbers of the former first pass (a selection at λ_θ = 0, whose block this is) and second
-    pass (one with the acceptance of its λ_θ(m)) to the moments' single precision (A within
+    numbers that a first pass over the files (a selection at λ_θ = 0, whose block this is) and
+    a second pass (one with the acceptance of its λ_θ(m)) would give, to the moments' single
+    precision (A within
     ~2·10⁻⁶; λ far below its errors), the sums over pairs in another order (one table instead
-    of chunks) (``tests/test_select_onepass.py``; docs/selection.md, "Cost after the
-    ``cost10`` work"). There is no second fit on the final weights' pairs
-    (until 2026-11-23 the block was refitted on them: the ~0.1% of pairs that cross
-    ``min_acceptance`` moved the λ far below their errors, docs/selection.md).
+    of chunks) (``tests/test_select_onepass.py``; docs/selection.md). There is no second fit on the
+    final weights' pairs: only the few pairs that cross ``min_acceptance`` differ, which
+    moves the λ far below their errors (docs/selection.md).
 
     Raises:
         InputError: no mass bin has a fit (:func:`gammastar.corrections.polarisation.lambda_for_acceptance`).
@@ -736,7 +734,7 @@ def _measured_acceptance(
     # the moments at every pair; the isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as
     # the table's lookup clips it)
     # in single precision (≲ 2·10⁻⁶ from the float64 numbers, far below the tables' own
-    # ~10⁻³ accuracy and the λ's errors: docs/selection.md, session 10): 0.065 s and 48 MB less
+    # ~10⁻³ accuracy and the λ's errors: docs/selection.md): faster, in half the memory
     moments = run.am.pair_moments(m, p, theta, dtype=np.float32)
     del p, theta
     a0 = _AtPairs(np.clip(moments.values[0], 0.0, 1.0, out=np.empty(len(m))), run.am.source)
@@ -913,8 +911,8 @@ def _weigh_table(
 
 def _set_column(df: pd.DataFrame, name: str, values: np.ndarray) -> None:
     """``df[name] = values`` without a copy: pandas (copy-on-write) copies a plain array it
-    is given, a Series built on it without a copy it keeps (a 16 MB column on 2·10⁶ pairs:
-    its copy's fresh pages cost ~30 ms of system time on the benchmark machine)."""
+    is given, a Series built on it without a copy it keeps (a copy's fresh
+    pages cost system time on their first touch)."""
     import pandas as pd
 
     df[name] = pd.Series(values, index=df.index, copy=False)

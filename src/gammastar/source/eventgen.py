@@ -1,4 +1,4 @@
-r"""The signal-event machinery (issue 15), shared by ``gammastar events`` and the acceptance
+r"""The signal-event machinery, shared by ``gammastar events`` and the acceptance
 stage (:func:`gammastar.reach.acceptance.draw`): the modelled A′ decays and their branching ratios
 and angular distributions, the A′ kinematics from a sampler, the helicity-frame two-body decay,
 the decay vertex in the decay volume, the detector's verdict, and chunks of weighted events.

@@ -1,4 +1,4 @@
-"""Millicharged-particle events (issue 15): γ* → χχ̄ pairs with the data-driven γ* mass
+"""Millicharged-particle events: γ* → χχ̄ pairs with the data-driven γ* mass
 spectrum, kinematics and polarisation (the paper's recipe, Sec. III C 2, Eq. 8), built on the
 machinery of :mod:`gammastar.source.eventgen`; written by ``gammastar events --mchi``
 (:func:`gammastar.events.stage.run_mcp_events`).

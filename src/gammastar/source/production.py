@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 KINEMATIC_MEMBERS_ADVISED = 10
 """Members (replicas with ``flow.bootstrap``) below which the reach warns that the
 ``kinematic_model`` size is poorly measured: the standard deviation of k draws is uncertain by
-1/√(2(k − 1)), ±24% at 10 (docs/coverage.md)."""
+1/√(2(k − 1)), ±24% at 10, and a few replicas can quote a far smaller spread than flows of
+independent mock realisations show (docs/coverage.md)."""
 @dataclass
 class Yields:
     """A′ yield per POT per ε² (``yields.json`` contract)."""
@@ -70,9 +71,8 @@ class Yields:
         two nearest bins, ln y = (1 − t) ln y₁ + t ln y₂; NaN outside).
 
         The bins' counts are independent, so the interpolated value's relative error is
-        √((1 − t)² r₁² + t² r₂²), not the interpolated (1 − t) r₁ + t r₂ (until 2026-11-23:
-        up to √2 too large between bins; the coverage study's quoted ``data_stat`` with it,
-        docs/reach.md).
+        √((1 − t)² r₁² + t² r₂²), not the interpolated (1 − t) r₁ + t r₂ (up to √2
+        too large between bins, docs/reach.md).
 
         Example:
             >>> y = Yields(np.array([1.0, 2.0]), np.array([4.0, 4.0]), np.array([0.4, 0.4]), {})

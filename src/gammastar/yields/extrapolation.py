@@ -21,14 +21,13 @@ yield is Y_F / f_F, and the model samples outside F for the extrapolated part of
 
 The 1σ error of f_F is that of the weighted fit, from the sandwich (robust) covariance
 H⁻¹ J H⁻¹ of the weighted likelihood (:func:`sandwich_covariance`; Langenbruch, Eur. Phys. J. C
-82 (2022) 393), propagated linearly to f_F. The earlier error, the profile likelihood in σ_y
-with the weighted NLL scaled to the Kish effective size, is kept for comparison
+82 (2022) 393), propagated linearly to f_F. The alternative error, the profile likelihood in
+σ_y with the weighted NLL scaled to the Kish effective size, is available for comparison
 (``error_method="kish_profile"``): it assumes every pair carries the average information, which
-is wrong where the large weights 1/A sit where the pairs constrain σ_y most or least (on the
-toys of ``tests/test_extrapolation.py`` it is ≈ 35% low; on the demo it is 8% below the
-sandwich). The fit's error reaches the reach's signal through :func:`nsig_relative_error`: the
-model's acceptance outside F moves with f_F, so N_sig moves far less than the yield Y_F/f_F
-(docs/reach.md "Coverage on the mock").
+is wrong where the large weights 1/A sit where the pairs constrain σ_y most or least (it comes
+out low on the toys of ``tests/test_extrapolation.py``). The fit's error reaches the reach's
+signal through :func:`nsig_relative_error`: the model's acceptance outside F moves with f_F, so
+N_sig moves far less than the yield Y_F/f_F (docs/reach.md "Coverage on the mock").
 """
 
 from __future__ import annotations
@@ -337,8 +336,8 @@ class Extrapolation:
     external value rather than fitted (:func:`fit_extrapolation` ``y_sigma``): its error is in
     :attr:`covariance` and :attr:`covariance_stat` as δδᵀ, δ = ``parameter_shift`` (the free
     parameters' shift at σ_y ± error, the T_g's response included, half the difference of the
-    two fits); ``parameter_sides`` each fit's own shift from the nominal ([+error, −error]; since
-    2026-11-26), at which :func:`nsig_error_parts` evaluates N_sig's response itself."""
+    two fits); ``parameter_sides`` each fit's own shift from the nominal ([+error, −error]; absent
+    from older records), at which :func:`nsig_error_parts` evaluates N_sig's response itself."""
     pt_power: NDArray[np.float64] | None = None
     """Per mass bin, the m_T power a of the model's p_T form m_T^a e^{−m_T/T} (``None``: 0, files
     written before the power)."""
@@ -349,8 +348,8 @@ class Extrapolation:
     """(n_bins, k): per mass bin b, the covariance of the free parameters (the order of
     :attr:`covariance`) with ln S_b, S_b the bin's weighted pair sum inside F (the fiducial
     yield's statistics): the fit and the yield use the same pairs, so their errors are
-    correlated (:func:`_sandwich`); ``None``: not computed (files written before
-    2026-11-25, or without the sandwich). :func:`nsig_error_parts` carries it to N_sig."""
+    correlated (:func:`_sandwich`); ``None``: not computed (older files,
+    or without the sandwich). :func:`nsig_error_parts` carries it to N_sig."""
 
     def parameter_index(self, name: str, group: int = 0) -> int:
         """The index of a free parameter in :attr:`covariance`: ``y_mean`` (when fitted),
@@ -386,9 +385,8 @@ class Extrapolation:
         centres around ``m`` (constant beyond the ends), so a parameter of the model at ``m``
         is Σ_g w_g θ_g over these groups (the weights sum to 1; one group with weight 1 where
         both bins share it). What carries a group's covariance to a quantity at ``m``
-        (:func:`nsig_error_parts`); until 2026-11-25 the nearest bin's group took the whole
-        gradient, which between two independently fitted groups overstated the error by up
-        to √2 (0.3 GeV on the NA60-like mock: docs/coverage.md, session 15).
+        (:func:`nsig_error_parts`); giving the nearest bin's group the whole gradient instead
+        would overstate the error between two independently fitted groups by up to √2.
 
         Example:
             >>> ex = Extrapolation(np.array([0.25, 0.35]), np.array([0.2, 0.3, 0.4]),
@@ -939,7 +937,7 @@ def fit_extrapolation(
             peak, where ȳ and σ_y are strongly correlated: fitted together they drift along
             that valley (docs/yields.md).
         error_method: the quoted 1σ of f_F: ``sandwich`` (:func:`sandwich_covariance`, the
-            default) or ``kish_profile`` (the earlier profile in σ_y, Kish-scaled).
+            default) or ``kish_profile`` (the profile in σ_y, Kish-scaled).
         compare: compute the other method's error too (``fiducial_fraction_err_alt``; the
             ``kish_profile`` one costs four more fits).
         model_variations: with ``error_method="sandwich"``, add the model's form to the error
@@ -1250,7 +1248,7 @@ def _external_sides(data, x, mu_fixed, error: float, power=0.0) -> tuple[NDArray
 
 def _refit_at_sigma(data, x, sigma: float, mu_fixed, power):
     """:func:`_fit_joint` at σ_y = ``sigma`` near the fit ``x``: from ``x`` itself with fitted
-    powers, else from every T = the first group's (as before the powers)."""
+    powers, else from every T = the first group's."""
     if power is None:
         return _fit_joint(data, None, sigma=sigma, mu_fixed=mu_fixed, power=None, x_start=x)
     return _fit_joint(data, (x[2], x[0], sigma), sigma=sigma, mu_fixed=mu_fixed, power=power)
@@ -1417,8 +1415,8 @@ def nsig_relative_error(
     each alternative form's own change of N/Y_F, E_x,alt/f_alt − E_x/f_F, its E_x by
     reweighting the same extrapolated samples with p_alt/p_nom (its parameters from
     ``model_variations``): exact up to the draw's noise, where the covariance's mapping onto
-    the nominal parameters is exact for f_F only (and on the mock overstated N_sig's change
-    at 0.3 GeV about twofold, docs/reach.md).
+    the nominal parameters is exact for f_F only (on the mock it overstates N_sig's change,
+    docs/reach.md).
 
     Arguments:
         extrapolation: the fitted :class:`Extrapolation` with its ``covariance``.
@@ -1484,13 +1482,13 @@ def nsig_error_parts(
     external σ_y's error: N's response itself at the two fits σ_y ± error
     (``parameter_sides``), ln N = a z + b z² through them and its sd over a Gaussian prior
     √(a² + 2b²); for a record without the sides, its ``parameter_shift`` δ through the same
-    gradient, (g·δ)², linear, which misses the response's curvature: docs/coverage.md,
-    session 31; 0 without one), ``forms`` (the model's alternative forms; 0 without them); and
+    gradient, (g·δ)², linear, which misses the response's curvature; 0 without
+    one), ``forms`` (the model's alternative forms; 0 without them); and
     ``yield_cross``, not a σ but a signed relative variance: 2 Cov(ln Y_F, ln(N/Y_F)) at the
     mass, the fit's covariance with the fiducial yield's statistics
     (:attr:`Extrapolation.yield_covariance`; 0 without it), which N_sig = Y_F · N/Y_F's
-    variance holds beside the yield's and the fit's own (on the NA60-like mock at 0.3 GeV the
-    two correlate by ≈ +0.45–0.58: docs/coverage.md, session 15). Computed once,
+    variance holds beside the yield's and the fit's own (the two correlate positively on the
+    NA60-like mock: docs/coverage.md). Computed once,
     any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
     them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
     ``forms`` (their quadrature sum), for a study that draws one form's truth and not the
@@ -1516,8 +1514,8 @@ def nsig_error_parts(
     (1 + δY_F/Y_F)(1 + Δ(N/Y_F)/(N/Y_F)) − 1 (logarithms with ``log=True``), Δ(N/Y_F) its
     refit's as :func:`_form_shifts` evaluates a form's (𝓔_out reweighted, f_F the refit's in
     the moved region), the bins in quadrature signed as the largest, (|up| + |down|)/2. The
-    measured λ̂ moves f_F against Y_F (the mock at 0.6 GeV: N 1.13× the fiducial yield,
-    docs/coverage.md session 29), which the fiducial yield's change alone misses."""
+    measured λ̂ moves f_F against Y_F (docs/coverage.md),
+    which the fiducial yield's change alone misses."""
     ex = extrapolation
     if ex.covariance is None or ex.bin_group is None:
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
@@ -1583,8 +1581,7 @@ def nsig_error_parts(
                           (t, mu, s, a_pow), f0, rows, inside)  # fmt: skip
     # with the two fits' own shifts, the external part is N's response itself at σ_y ± error,
     # ln N = a z + b z² through them, its sd over z ~ N(0, 1): √(a² + 2b²) (not linearised:
-    # on the mock ln N is concave in σ_y, −7.7% / +4.1% at ∓1.47σ at 0.6 GeV, 100 m,
-    # docs/coverage.md session 31)
+    # ln N is markedly concave in σ_y on the mock, docs/coverage.md)
     sd_ext = None
     if sides is not None:
         sd_ext = _external_response(ex, steps, sides, q)
@@ -2011,8 +2008,8 @@ class ExtrapolatedSampler:
     def _inside_f(self, mass: float, n: int, rng: Any) -> tuple[list, list]:
         """``n`` samples of ``inside`` that lie inside F (:func:`sample_accepted`): a flow
         stitched at the seam learned F above it, but one ln m context cannot follow the step at
-        m_s, so part of its samples above the seam leak out of F (0.49 at 0.3 GeV, 0.09 at
-        0.9 GeV on the demo); they would count the outside twice, beside the model's."""
+        m_s, so part of its samples above the seam leak out of F (up to about
+        half on the demo); they would count the outside twice, beside the model's."""
         q, e = sample_accepted(
             lambda k, seed: self.inside.sample(mass, k, seed=seed),
             n,

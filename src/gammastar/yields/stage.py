@@ -91,7 +91,7 @@ class McpYield:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-# --------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------- internals
 def check_n_pot(n_pot: float, where: str = "n_pot") -> float:
     """Return N_POT as a float; raise :class:`ConfigError` unless it is finite and > 0."""
     try:
@@ -1127,11 +1127,11 @@ def yields_document(
         doc["mcp"].update(fid["mcp"])
         doc["extrapolation"] = fid["extrapolation"]
     doc["polarisation"] = inp.polarisation  # measured by the selection (gammastar.corrections.polarisation)
-    if cfg.uncertainties.enabled:  # named nuisances (gammastar.yields.uncertainties, issue 19)
+    if cfg.uncertainties.enabled:  # named nuisances (gammastar.yields.uncertainties)
         doc["uncertainties"] = _uncertainties(cfg, doc, inp, fiducial=fid is not None)
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
-    if cfg.yields.compare_with is not None:  # issue 14: lepton universality
+    if cfg.yields.compare_with is not None:  # lepton universality
         other = cfg.resolve(cfg.yields.compare_with)
         doc.update(_universality(doc["aprime"], other, cfg.input.lepton, cfg.yields))
         inputs.append(other)
@@ -1241,7 +1241,7 @@ def _uncertainties(
 
 # --------------------------------------------------------------------------- both channels
 def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
-    """The yields of a both-channels run (``input.lepton: [mu, e]``, issue 14).
+    """The yields of a both-channels run (``input.lepton: [mu, e]``).
 
     Each flavour's yields are those of its single-flavour run
     (:func:`gammastar.config.flavour_config` on its histograms and pairs:

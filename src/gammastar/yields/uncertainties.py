@@ -1,4 +1,4 @@
-r"""The prediction's own uncertainties as named nuisance parameters (issue 19).
+r"""The prediction's own uncertainties as named nuisance parameters.
 
 The yields stage writes, per A′ mass bin, the relative effect of every source on the yield
 per POT per ε² (``yields.json`` ``uncertainties``, :func:`yield_uncertainties`); the reach
@@ -9,15 +9,15 @@ that a combination of mass points correlates it (docs/reach.md "Nuisance paramet
 
 Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
 
-* ``data_stat`` – the yield's statistical error √Σw² (today's ``mcstat``), incl. the like-sign
-  subtraction's statistics; independent between mass bins.
+* ``data_stat`` – the yield's statistical error √Σw² (``mcstat_<channel>`` without the named
+  nuisances), incl. the like-sign subtraction's statistics; independent between mass bins.
 * ``like_sign_r`` – R of N_comb = 2R√(N⁺⁺N⁻⁻) varied by ``uncertainties.r_factor_rel_err``:
   the subtracted combinatorial yield C scales with R, so δY/Y = ∓δR·C/W per bin (W the
   unfolded, subtracted sum of weights).
 * ``acceptance_lambda_theta`` – the per-pair acceptance A(m, q) recomputed at λ_θ ± δλ
   (:class:`gammastar.corrections.pair_acceptance.PairAcceptance`), each pair re-weighted by
   A_λ/A_{λ±δλ}. A configured λ_θ (``uncertainties.lambda_theta_err``) holds the fiducial
-  region (:func:`lambda_theta_variation`); a measured one (``yields.json``
+  region (:func:`lambda_theta_variation`); a measured λ_θ (``yields.json``
   ``polarisation.lambda_theta_err``) moves it as the selection's own region moves with λ̂,
   each polarisation bin alone, in quadrature (:func:`lambda_theta_moving_variation`).
 * ``acceptance_map_stat`` – the statistics of an ``unfold.acceptance_map`` (2-D or 3-D): each
@@ -375,12 +375,10 @@ def lambda_theta_moving_variation(
     With ``unfold.decay_lambda_theta: measured`` the region F is A_λ̂ ≥ ``min_acceptance`` at
     the measured λ̂: a statistical fluctuation of λ̂ moves F's edge, where pairs carry the
     largest weights (up to 1/(``min_acceptance``·ε)). Holding F fixed
-    (:func:`lambda_theta_variation`) over-states N_sig's response at 0.3 GeV on the NA60-like
-    mock (the whole chain, each polarisation bin alone in quadrature: 0.0074–0.0087 with F
-    following λ, against the held nuisance's 0.0135; this function's fiducial yield: 0.0110;
-    docs/coverage.md "The λ_θ nuisance with the region following λ̂"). The extrapolation refitted
-    in the moved F moves the full-phase-space yield 2.3× more than the fiducial one at 0.3 GeV,
-    but not N_sig, where f_F also weighs the extrapolated part: hence the fiducial yield's
+    (:func:`lambda_theta_variation`) over-states N_sig's response on the NA60-like mock
+    (docs/coverage.md "The λ_θ nuisance with the region following λ̂"). The extrapolation
+    refitted in the moved F moves the full-phase-space yield more than the fiducial one, but
+    not N_sig, where f_F also weighs the extrapolated part: hence the fiducial yield's
     change, by default.
 
     Each polarisation bin k is moved alone by ±σ_k (the bins' fits use disjoint pairs;
@@ -471,8 +469,7 @@ def lambda_theta_refits(
     The moves are :func:`lambda_theta_moving_variation`'s (each bin alone by ±σ_k, the fiducial
     region following λ′). Its fiducial yield's change is what ``acceptance_lambda_theta``
     quotes for the yield; N_sig = Y_F · N/Y_F also moves with the refitted f_F and model,
-    against or with the yield: on the NA60-like mock at 0.6 GeV the measured λ̂ moves ln f_F by
-    −0.0164 and ln Y_F by +0.142 per unit (docs/coverage.md, session 29). Only the fit groups a
+    against or with the yield (docs/coverage.md). Only the fit groups a
     move reaches are refitted.
 
     Arguments:
@@ -588,10 +585,9 @@ def interpolated_error(m: ArrayLike, centres: ArrayLike, err: ArrayLike) -> NDAr
     λ_θ(m) is linear between the measurement's bin centres (the end bins' values beyond them:
     :meth:`gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes`), λ(m) = Σ_k T_k(m) λ̂_k, and
     the bins' fits use disjoint pairs, so σ(m) = √(Σ_k T_k² σ_k²), not the interpolated
-    Σ_k T_k σ_k (until 2026-11-25: up to √2 too large between two centres, the same as the
-    yield's interpolated error, :meth:`gammastar.source.production.Yields.at`; on 140 stat realisations
-    of the NA60-like mock the λ_θ at 0.3 GeV scatters by 0.055 against 0.060 from this and
-    0.083 from the interpolated errors, docs/reach.md).
+    Σ_k T_k σ_k (up to √2 too large between two centres, as for the yield's interpolated
+    error, :meth:`gammastar.source.production.Yields.at`; the scatter over mock realisations agrees with
+    this one, docs/reach.md).
 
     Arguments:
         m: where (any shape).
@@ -896,8 +892,7 @@ def _map_statistics(
     if u.lepton_acceptance is not None:
         if u.lepton_acceptance.map is not None:
             skipped[name] = (
-                "unfold.lepton_acceptance.map: the (p, θ) map's statistics are not propagated "
-                "yet (issue 19)"
+                "unfold.lepton_acceptance.map: the (p, θ) map's statistics are not propagated"
             )
             return
         z = np.zeros(mass.size)
@@ -971,7 +966,7 @@ def _lambda_nuisance(
     measured and used); the varied ones follow from its decay-angle moments without a new
     tabulation (:meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.with_lambda`), λ_θ ± δλ per
     mass node, clipped to [−1, 1]. A configured λ_θ holds the fiducial region (it does not move
-    with the data: :func:`lambda_theta_variation`); a measured one (``polarisation``, the pairs
+    with the data: :func:`lambda_theta_variation`); a measured λ_θ (``polarisation``, the pairs
     with ``acc`` and ``eff``) moves it, each polarisation bin alone
     (:func:`lambda_theta_moving_variation`), and with an ``extrapolation`` the moves' refits
     (:func:`lambda_theta_refits`; else ``None``)."""
@@ -1013,7 +1008,7 @@ def _lambda_nuisance(
             "±σ (yields.json polarisation.lambda_theta_err), the fiducial region following it "
             "as the selection's does (A_λ′ ≥ unfold.min_acceptance; pairs entering it weighted "
             "their bin's in-region factor over ε A_λ′); the fiducial yield's change, the bins in "
-            "quadrature (docs/coverage.md, session 18)"
+            "quadrature (docs/coverage.md)"
         )
         if refits is not None:
             origin += "; in the reach at N_sig's level with the extrapolation refitted"

@@ -1,4 +1,4 @@
-"""Lepton universality of the data-driven A′ yield (issue 14; paper Eq. 6).
+"""Lepton universality of the data-driven A′ yield (paper Eq. 6).
 
 Eq. 6 divides the dilepton spectrum by K_ℓ(m), so above 2m_μ the A′ yields derived from ee
 and from μμ data must agree. :func:`compare_aprime` takes the ``aprime`` blocks of two
