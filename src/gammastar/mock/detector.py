@@ -218,7 +218,7 @@ def mass_variance_terms(
 
     Example:
         >>> from gammastar.config import MockDetector
-        >>> from gammastar.mock import kinematics as kin
+        >>> from gammastar.physics import sampling as kin
         >>> m, p = 0.78, 10.0  # symmetric decay perpendicular to a boost along z
         >>> ps = float(kin.two_body_momentum(m, M_MU, M_MU))
         >>> a, b = kin.back_to_back(np.array([ps]), M_MU, np.array([0.0]), np.array([0.0]))

@@ -452,6 +452,7 @@ def acceptance(
     """Eq. B1 acceptance at one mass for each cτ (m).
 
     Example:
+        >>> from gammastar.physics.sampling import ParametricSampler
         >>> g = Geometry(l1=5.0, l2=10.0, theta_min=0.0, theta_max=1.0)
         >>> a = acceptance(ParametricSampler(), 0.3, [1e-3, 1.0, 1e6], g, n=2000, seed=1)
         >>> bool(a[0] < a[1] and a[2] < 1e-3)

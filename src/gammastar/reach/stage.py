@@ -105,7 +105,9 @@ def signal_events(
         ``{channel: N_sig(ε)}``; the acceptance includes the selection efficiency.
 
     Example:
+        >>> from gammastar.physics.sampling import ParametricSampler
         >>> from gammastar.reach.acceptance import draw
+        >>> from gammastar.source.geometry import Geometry
         >>> g = Geometry(l1=5.0, theta_min=0.0, theta_max=1.0)
         >>> s = draw(ParametricSampler(), 0.4, 1000, g, seed=1)
         >>> n = signal_events(0.4, [1e-7, 1e-3], yield_per_pot_eps2=1e-5, n_pot=1e18, sample=s)
