@@ -130,7 +130,7 @@ def recipe_on_run(base: Any, run: Path, workdir: Path, seed: int,
     })  # fmt: skip
     flow.train(cfg, force=True)
     validate(cfg, force=True)
-    doc = run_reach(cfg, force=True)
+    doc = run_reach(cfg, force=True).document
     val = json.loads((out / "validation.json").read_text())
     kl = {float(m): (float(k), float(b[1]))
           for m, k, b in zip(val["mass"], val["kl_model"], val["kl_data_95"], strict=True)}

@@ -70,7 +70,7 @@ def test_stage_function_calls_its_stage(
 def test_top_level_functions_validate_their_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("flow: {epochz: 3}\n")
-    for func in (gammastar.run, gammastar.generate, gammastar.train, gammastar.selection.stage):
+    for func in (gammastar.run, gammastar.generate, gammastar.train, gammastar.select):
         with pytest.raises(ConfigError, match=r"flow\.epochz: unknown key"):
             func(bad)
 

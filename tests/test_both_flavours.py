@@ -189,7 +189,7 @@ def test_flow_trains_on_both_channels(runs):
     assert td.m.max() > 0.75
     import gammastar
 
-    res = gammastar.train(both, force=True)
+    res = gammastar.train(both, force=True).path
     meta = json.loads((both.output_dir / "flow" / "meta.json").read_text())
     assert meta["mass_range"][0] < 0.02, (res, meta["mass_range"])
 

@@ -51,7 +51,7 @@ def balance(v):
 def test_idm_hepmc_round_trip(tmp_path):
     cfg = dark_config(tmp_path, min_opening_angle=0.002)
     out, tab = tmp_path / "d.hepmc", tmp_path / "d.parquet"
-    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=400, output=out, table=tab, chunk=150)
+    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=400, output=out, table=tab, chunk=150).document
     t = read_table(tab)
     assert len(t) == res["events"] == 400
     meta = res["meta"]
@@ -122,7 +122,7 @@ def test_idm_sum_of_weights_is_the_acceptance(tmp_path):
     error (5 σ from Σw²) plus the expectation's (its sample is 5× larger)."""
     cfg = dark_config(tmp_path)
     res = run_dark_events(cfg, mass=0.6, eps=3e-4, n=6000, output=tmp_path / "d.parquet",
-                          seed=7)  # fmt: skip
+                          seed=7).document  # fmt: skip
     exp = res["meta"]["n_sig_expected_psi1_psi2"]
     sw, sw2 = res["sum_weight"], res["sum_weight2"]
     err = math.sqrt(sw2) * math.sqrt(1 + 1 / 5)
@@ -135,7 +135,7 @@ def test_i2dm_chains(tmp_path):
     theta = 0.3
     cfg = dark_config(tmp_path, model="i2dm", theta=theta)
     out, tab = tmp_path / "i2.hepmc", tmp_path / "i2.parquet"
-    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=1500, output=out, table=tab, chunk=600)
+    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=1500, output=out, table=tab, chunk=600).document
     t = read_table(tab)
     br = res["meta"]["branching_ratios_aprime"]
     model = cfg.idm.dark_model(0.6)
@@ -208,7 +208,7 @@ def test_reach_idm(tmp_path):
     # the report shows the iDM reach (numbers and figure) in its dark-sector section
     from gammastar.report import build_report
 
-    page = build_report(cfg).read_text()
+    page = build_report(cfg).path.read_text()
     sec = page.split('<section id="darksector">')[1].split("</section>")[0]
     assert "iDM reach" in sec
     assert "figures/reach_idm.png" in sec
@@ -216,7 +216,7 @@ def test_reach_idm(tmp_path):
     # and the millicharged reach when reach_mcp.json exists (numbers as written)
     mcp = {"cl": 0.9, "mass": [0.1, 0.2], "q_low": {"0": [2.5e-4, None]}}
     (cfg.output_dir / "reach_mcp.json").write_text(json.dumps(mcp))
-    sec = build_report(cfg).read_text().split('<section id="darksector">')[1]
+    sec = build_report(cfg).path.read_text().split('<section id="darksector">')[1]
     assert "millicharged reach" in sec.split("</section>")[0]
     assert "2.500e-04" in sec.split("</section>")[0]
 
@@ -244,7 +244,7 @@ def test_reach_i2dm(tmp_path):
     # the report's dark-sector section names the model and embeds the plot
     from gammastar.report import build_report
 
-    sec = build_report(cfg).read_text().split('<section id="darksector">')[1].split("</section>")[0]
+    sec = build_report(cfg).path.read_text().split('<section id="darksector">')[1].split("</section>")[0]
     assert "i2DM reach" in sec
     assert "figures/reach_idm.png" in sec
     d = cfg.model_dump(exclude={"source"}, by_alias=True)

@@ -92,7 +92,7 @@ def test_hepmc_round_trip(tmp_path):
     res = run_events(
         cfg, mass=0.5, eps=3e-7, n=600, output=out, table=tab, channels=("mumu", "ee", "pipi"),
         chunk=250,
-    )  # fmt: skip
+    ).document  # fmt: skip
     t = read_table(tab)
     assert len(t) == res["events"] == 600
     weights, n_read = [], 0
@@ -156,7 +156,7 @@ def test_one_code_path_sum_of_weights_is_the_acceptance(tmp_path):
     cfg = make_config(tmp_path)
     n, seed = 4000, 7
     res = run_events(cfg, mass=0.4, eps=1e-6, n=n, output=tmp_path / "e.parquet", seed=seed,
-                     chunk=n)  # fmt: skip
+                     chunk=n).document  # fmt: skip
     meta = res["meta"]
     ((_, child),) = chunk_seeds(seed, n, n)
     s = draw(ParametricSampler(), 0.4, n, Geometry.from_config(cfg.detector), seed=child)
@@ -177,7 +177,7 @@ def test_sum_of_weights_is_reach_nsig(tmp_path, detector):
     # the forced-decay weights then sample the volume well
     mass, eps, n = 0.45, 3e-7 if detector is NA62_LIKE else 1e-6, 20_000
     res = run_events(cfg, mass=mass, eps=eps, n=n, output=tmp_path / "e.parquet",
-                     channels=("mumu",), decay="isotropic")  # fmt: skip
+                     channels=("mumu",), decay="isotropic").document  # fmt: skip
     big = 200_000
     s = draw(ParametricSampler(), mass, big, Geometry.from_config(cfg.detector), seed=11)
     meta = res["meta"]
@@ -241,7 +241,7 @@ def test_data_polarisation_from_yields(tmp_path):
         "lambda_phi": None,
     }
     cfg = make_config(tmp_path, polarisation=pol)
-    res = run_events(cfg, mass=0.5, eps=1e-6, n=100, output=tmp_path / "e.parquet")
+    res = run_events(cfg, mass=0.5, eps=1e-6, n=100, output=tmp_path / "e.parquet").document
     info = res["meta"]["polarisation"]
     # linear between the bin centres 0.35 (0.2) and 0.65 (0.6): 0.2 + 0.4 · 0.15/0.3 = 0.4
     assert info["lambda_theta"] == pytest.approx(0.4, rel=1e-12)
@@ -250,7 +250,7 @@ def test_data_polarisation_from_yields(tmp_path):
     assert info["source"].startswith("yields.json")
     # no measurement: the config's unfold.decay_lambda_theta
     cfg2 = make_config(tmp_path / "b")
-    res2 = run_events(cfg2, mass=0.5, eps=1e-6, n=100, output=tmp_path / "f.parquet")
+    res2 = run_events(cfg2, mass=0.5, eps=1e-6, n=100, output=tmp_path / "f.parquet").document
     assert res2["meta"]["polarisation"]["source"] == "config unfold.decay_lambda_theta"
 
 
@@ -285,7 +285,7 @@ def test_branching_ratios():
 def test_unweighted_and_root_table(tmp_path):
     cfg = make_config(tmp_path)
     res = run_events(cfg, mass=0.5, eps=3e-7, n=300, output=tmp_path / "u.root",
-                     unweighted=True, chunk=5000)  # fmt: skip
+                     unweighted=True, chunk=5000).document  # fmt: skip
     import uproot
 
     with uproot.open(tmp_path / "u.root") as f:
@@ -312,7 +312,7 @@ def test_bad_input(tmp_path, capsys):
     with pytest.raises(InputError, match=r"outside the flow's mass range.*--extrapolate"):
         run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow())
     res = run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow(),
-                     extrapolate=True)  # fmt: skip
+                     extrapolate=True).document  # fmt: skip
     assert "extrapolated" in res["meta"]["sampler"]
     out.unlink()
     with pytest.raises(GammastarError, match="-n"):
@@ -407,7 +407,7 @@ def test_mcp_events(tmp_path):
     m_chi, q = 0.15, 0.01
     edges, contents, _ = mcp_spectrum()
     res = run_mcp_events(cfg, m_chi=m_chi, charge=q, n=2000, output=out, table=tab,
-                         spectrum=mcp_spectrum(), decay="transverse", chunk=700)  # fmt: skip
+                         spectrum=mcp_spectrum(), decay="transverse", chunk=700).document  # fmt: skip
     # Σ weights = Σ_bins content × <Q² K_χ/K_μ> (a fine 20000-point midpoint average over the
     # part of each bin above 2 m_χ = 0.3 GeV; its error near the √ threshold is ~ 1e-7)
     # × N_POT(facility) · yield scale / N_POT(data) (1.4e17 · 100.5 / 1e13)
@@ -470,7 +470,8 @@ def test_events_keeps_its_public_names():
     import gammastar.events.stage as ev
 
     homes = [importlib.import_module(f"gammastar.{m}")
-             for m in ("eventgen", "eventio", "eventsetup", "hepmc", "mcpgen")]  # fmt: skip
+             for m in ("source.eventgen", "events.io", "source.setup", "events.hepmc",
+                       "source.mcp")]  # fmt: skip
     for name in ev.__all__:
         obj = getattr(ev, name)
         owners = [h for h in homes if getattr(h, name, None) is obj]
@@ -478,7 +479,7 @@ def test_events_keeps_its_public_names():
     for name in ("hepmc_text", "write_events", "output_kind", "polarisation", "McpSettings",
                  "generate_mcp", "mcp_bins", "dark_settings", "run_dark_events"):  # fmt: skip
         assert name in ev.__all__
-    assert callable(gammastar.events.stage)
+    assert callable(gammastar.write_events)
 
 
 def test_cli_mode_errors(tmp_path, capsys):
@@ -504,7 +505,7 @@ def test_default_channels_are_the_open_ones(tmp_path):
         "aprime": {"mass": m, "per_pot_per_eps2": y, "stat_err": 0.05 * y},
         "meta": make_meta(config_sha256=None, seed=None, n_pot=1e13),
     }, force=True)  # fmt: skip
-    res = run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "e.parquet")
+    res = run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "e.parquet").document
     assert res["meta"]["channels"] == ["ee"]
     with pytest.raises(InputError, match="closed"):
         run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "f.parquet",
@@ -518,7 +519,7 @@ def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
     kw = {"m_chi": 0.12, "n": 200, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}
-    plain = run_mcp_events(cfg, output=tmp_path / "a.parquet", **kw)
+    plain = run_mcp_events(cfg, output=tmp_path / "a.parquet", **kw).document
     doc = json.loads((tmp_path / "yields.json").read_text())
     m = np.linspace(0.2, 1.1, 10)
     doc["extrapolation"] = {
@@ -527,6 +528,6 @@ def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
         "y_sigma": [1.2] * 10, "n_eff": [1e3] * 10, "fiducial": {},
     }  # fmt: skip
     (tmp_path / "yields.json").write_text(json.dumps(doc))
-    full = run_mcp_events(cfg, output=tmp_path / "b.parquet", **kw)
+    full = run_mcp_events(cfg, output=tmp_path / "b.parquet", **kw).document
     assert full["sum_weight"] == pytest.approx(4 * plain["sum_weight"], rel=1e-12)
     assert full["meta"]["phase_space"].startswith("full")

@@ -173,7 +173,7 @@ def test_reach_labels_the_extrapolated_signal(run):
     from gammastar.reach.stage import run_reach
 
     cfg = _reach_cfg(run[0], l1=5.0, l2=None, theta_min=0.035, theta_max=0.12)
-    doc = run_reach(cfg, force=True)
+    doc = run_reach(cfg, force=True).document
     ext = doc["extrapolation"]
     assert ext["mode"] == "label"
     assert "Gaussian rapidity" in ext["model"]

@@ -349,5 +349,5 @@ def test_a_given_sampler_is_not_compared_with_the_configs_flow(tmp_path):
 
     cfg = make_config(tmp_path, mass_points=3, channels=["mumu"],
                       flow=str(tmp_path / "run" / "flow"))  # fmt: skip
-    doc = run_reach(cfg, sampler=ParametricSampler())
+    doc = run_reach(cfg, sampler=ParametricSampler()).document
     assert "flow_closure" not in doc

@@ -73,7 +73,7 @@ def test_kl_inside_data_band_every_window(repo_dir, mock_pairs):
     tmp, pairs = mock_pairs
     cfg = _cfg(repo_dir, tmp / "full")
     F.train(cfg, pairs=pairs)
-    res = validate(cfg, pairs=pairs)
+    res = validate(cfg, pairs=pairs).document
     print(json.dumps({k: res[k] for k in ("mass", "kl_model", "kl_data_95", "n_data")}))
     assert res["mass"] == MASSES
     above = [
@@ -96,7 +96,7 @@ def test_interpolates_into_held_out_window(repo_dir, mock_pairs):
     vcfg = cfg.model_copy(
         update={"validate_": cfg.validate_.model_copy(update={"masses": [0.45], "window": 0.06})}
     )
-    res = validate(vcfg, pairs=pairs, figures=False)  # data: the held-out pairs themselves
+    res = validate(vcfg, pairs=pairs, figures=False).document  # data: the held-out pairs themselves
     print(json.dumps({k: res[k] for k in ("mass", "kl_model", "kl_data_95", "n_data")}))
     assert res["kl_model"][0] <= res["kl_data_95"][0][1]
 
@@ -107,9 +107,9 @@ def test_combinatorial_background_effect(repo_dir, mock_pairs):
     finds good qualitative agreement). The signal-only flow must describe the signal-only
     data; the two flows must agree on the means to better than 15%."""
     tmp, pairs = mock_pairs
-    with_bkg = F.load(F.train(_cfg(repo_dir, tmp / "full_b"), pairs=pairs))
+    with_bkg = F.load(F.train(_cfg(repo_dir, tmp / "full_b"), pairs=pairs).path)
     cfg_s = _cfg(repo_dir, tmp / "signal", data="os_signal")
-    no_bkg = F.load(F.train(cfg_s, pairs=pairs))
+    no_bkg = F.load(F.train(cfg_s, pairs=pairs).path)
     comb = (pairs["charge"] == 0) & (pairs["channel"] == int(Channel.COMBINATORIAL))
     report = []
     for m in (0.3, 0.5, 0.7, 0.9):
@@ -137,6 +137,6 @@ def test_combinatorial_background_effect(repo_dir, mock_pairs):
         pairs=pairs,
         model=no_bkg,
         figures=False,
-    )
+    ).document
     for km, (_, hi) in zip(res["kl_model"], res["kl_data_95"], strict=True):
         assert km <= hi

@@ -57,7 +57,7 @@ def small_flow(repo_dir, tmp_path_factory):
     )
     mock.generate_file(cfg, run / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    model = F.load(F.train(cfg, pairs=res.pairs))
+    model = F.load(F.train(cfg, pairs=res.pairs).path)
     with uproot.open(run / "mock.root") as f:
         truth = f["truth"].arrays(["m", "pT", "E", "accepted"], library="np")
     return model, truth

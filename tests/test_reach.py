@@ -206,7 +206,7 @@ def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
 
 def test_run_reach_writes_the_contract(tmp_path):
     cfg = make_config(tmp_path, observed={"mumu": 0, "ee": 0})
-    res = run_reach(cfg)
+    res = run_reach(cfg).document
     out = tmp_path / "run"
     data = json.loads((out / "reach.json").read_text())
     assert data["cl"] == 0.9
@@ -253,7 +253,7 @@ def test_run_reach_writes_the_contract(tmp_path):
 
 def test_mumu_reach_starts_near_two_muon_masses(tmp_path):
     cfg = make_config(tmp_path, channels=["mumu"], mass_min=0.2, mass_max=0.3, mass_points=6)
-    data = run_reach(cfg)
+    data = run_reach(cfg).document
     m = np.array(data["expected"]["mass"])
     lo = np.array(data["expected"]["eps_low"], dtype=float)
     assert np.all(np.isnan(lo[m < 2 * M_MU]))

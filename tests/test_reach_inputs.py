@@ -135,7 +135,7 @@ def test_reach_signal_scales_with_the_derived_factor(tmp_path):
     for facility in ("dump", "data"):
         cfg = config(tmp_path, target_interaction_lengths=facility, channels=["mumu"])
         out = tmp_path / facility
-        doc = run_reach(cfg, output=out)
+        doc = run_reach(cfg, output=out).document
         with np.load(out / "acceptance.npz") as f:
             nsig[facility] = f["nsig"]
         expected = 1.0 if facility == "data" else yield_scale(facility, 0.01)
@@ -251,7 +251,7 @@ def test_observed_histogram_gives_the_per_point_limits(tmp_path):
         ("histogram", {"histogram": f"{th1}:obs"}),
     ]:
         cfg = config(tmp_path, observed={"mumu": obs}, **common)
-        docs[label] = run_reach(cfg, output=tmp_path / label)
+        docs[label] = run_reach(cfg, output=tmp_path / label).document
     ref = docs["points"]
     assert ref["meta"]["statistics"]["observed_counts"] == {"mumu": COUNTS}
     lim = np.array(ref["signal_limit"]["observed"], dtype=float)

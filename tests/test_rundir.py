@@ -260,10 +260,10 @@ def test_report_warns_about_an_invalid_artifact(small_run, tmp_path: Path) -> No
     from gammastar.report import build_report
 
     cfg, rd = _copy_run(small_run, tmp_path)
-    page = build_report(cfg, force=True).read_text()
+    page = build_report(cfg, force=True).path.read_text()
     assert "invalid select.json" not in page
     doc = json.loads(rd.path(rundir.SELECT).read_text())
     doc["counts"]["pp"] = -3
     rd.path(rundir.SELECT).write_text(json.dumps(doc))
-    page = build_report(cfg, force=True).read_text()
+    page = build_report(cfg, force=True).path.read_text()
     assert "select.json: invalid select.json (schema version 1) at &#x27;counts.pp&#x27;" in page

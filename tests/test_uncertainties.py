@@ -296,7 +296,7 @@ def test_reach_with_nuisances_and_impact(tmp_path):
     on = cfg.model_copy(
         update={"uncertainties": cfg.uncertainties.model_copy(update={"enabled": True})}
     )
-    r_on = run_reach(on)
+    r_on = run_reach(on).document
     # the workspaces carry them
     ws = json.loads((tmp_path / "run" / "workspaces" / "index.json").read_text())
     first = json.loads((tmp_path / "run" / ws["workspaces"][0]["file"]).read_text())
@@ -312,7 +312,7 @@ def test_reach_with_nuisances_and_impact(tmp_path):
     html = "".join(map(str, sec.parts))
     assert "Impact of each nuisance" in html
     assert "like_sign_r" in html
-    r_off = run_reach(cfg, force=True)
+    r_off = run_reach(cfg, force=True).document
     # the added log-normal nuisances widen the limit (exact construction), at every mass
     s_on = np.array(r_on["signal_limit"]["0"], float)
     s_off = np.array(r_off["signal_limit"]["0"], float)
@@ -511,7 +511,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
         return (base,)
 
     kw = {"epochs": 1, "bootstrap": True}
-    out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs)
+    out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs).path
     with caplog.at_level("WARNING", logger="gammastar.yields.uncertainties"):
         samplers, seeds = ensemble_samplers(cfg_of(out3), None, "nominal", wrap)
     # two replicas: the spread's own error 1/√(2(2 − 1)) = 71%, a warning naming the advice
@@ -523,7 +523,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
     assert all(
         s.meta["meta"]["bootstrap"]["member"] == k for k, s in zip((1, 2), samplers, strict=True)
     )
-    out2 = flow.train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs)
+    out2 = flow.train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs).path
     with pytest.raises(ConfigError, match=r"1 bootstrap replica; train >= 3 members"):
         ensemble_samplers(cfg_of(out2), None, "nominal", wrap)
 

@@ -51,7 +51,7 @@ def closure(tmp_path_factory):
 
 def test_closure_model_inside_data_band(closure):
     cfg, pairs = closure
-    res = validate(cfg, pairs=pairs)
+    res = validate(cfg, pairs=pairs).document
     assert res["mass"] == [0.3, 0.5, 0.7]  # 1.5 GeV is outside the trained range: skipped
     assert res["meta"]["skipped_masses"] == [1.5]
     for m, km, (lo95, hi95), (lo68, hi68) in zip(
@@ -72,7 +72,7 @@ def test_wrong_model_is_outside_the_band(closure):
     """Negative control: data whose E is 40% higher than the model's training data."""
     cfg, pairs = closure
     shifted = pairs.assign(E=pairs["E"] * 1.4)
-    res = validate(cfg, pairs=shifted, force=True, figures=False)
+    res = validate(cfg, pairs=shifted, force=True, figures=False).document
     for km, (_, hi95) in zip(res["kl_model"], res["kl_data_95"], strict=True):
         assert km > hi95
 
@@ -110,7 +110,7 @@ def test_seed_ensemble_spread(tmp_path):
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=3, epochs=2)
     F.train(cfg, pairs=pairs)
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     assert len(res["kl_model_members"]) == len(res["mass"])
     assert all(len(r) == 3 for r in res["kl_model_members"])
     assert all(s > 0 for s in res["kl_model_seed_std"])
@@ -129,9 +129,9 @@ def test_stale_member_directory_is_not_validated(tmp_path):
 
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=2, epochs=2)
-    out = F.train(cfg, pairs=pairs)
+    out = F.train(cfg, pairs=pairs).path
     shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "2")
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     assert all(len(r) == 2 for r in res["kl_model_members"])
     assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1]
 
@@ -160,11 +160,11 @@ def test_identical_members_have_zero_seed_spread(tmp_path):
 
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=3, epochs=2)
-    out = F.train(cfg, pairs=pairs)
+    out = F.train(cfg, pairs=pairs).path
     for i in (1, 2):
         for name in ("model.pt", "meta.json"):
             shutil.copyfile(out / name, out / "ensemble" / str(i) / name)
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     # 0 up to the float64 rounding of the mean and std of 3 equal values (tests/_tolerance.py:
     # a mean of 3 terms is off by ≤ 3 eps64 |KL|, and so is every residual; observed 6.8e-17 on
     # AMD EPYC at KL ≈ 0.1), not exactly 0: the SIMD summation order depends on the CPU. The

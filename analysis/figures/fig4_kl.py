@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> Path:
         model=model,
         pairs=c.read_pairs(cfg),
         figures=False,
-    )
+    ).document
     inside = sum(
         b[0] <= k <= b[1] for k, b in zip(result["kl_model"], result["kl_data_95"], strict=True)
     )

@@ -452,7 +452,7 @@ def _run(
         from gammastar.report import build_report
 
         with running("report"):
-            echo(f"[report] {build_report(config, force=True)}")
+            echo(f"[report] {build_report(config, force=True).path}")
     return reports
 
 

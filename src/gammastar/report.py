@@ -33,6 +33,7 @@ from urllib.parse import quote
 from gammastar._version import __version__
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path
+from gammastar.core.results import StageResult
 from gammastar.errors import GammastarError
 
 REPORT_NAME = rundir.REPORT
@@ -1408,12 +1409,17 @@ def render(config: Any, run: Path) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ReportResult(StageResult):
+    """What :func:`build_report` wrote: ``report.html`` (``path``)."""
+
+
 def build_report(
     config: Any,
     *,
     output: str | os.PathLike[str] | None = None,
     force: bool = True,
-) -> Path:
+) -> ReportResult:
     """Write ``<run>/report.html`` for the run directory of ``config``.
 
     Arguments:
@@ -1422,7 +1428,7 @@ def build_report(
         force: overwrite an existing report (the default: a report is a view of the run).
 
     Returns:
-        The path of the report.
+        A :class:`ReportResult` naming ``report.html``.
 
     Raises:
         GammastarError: the run directory does not exist; OutputExistsError: the report
@@ -1440,4 +1446,4 @@ def build_report(
     path = run / REPORT_NAME
     with atomic_path(path, force=force) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    return path
+    return ReportResult(path)

@@ -91,7 +91,7 @@ def events_command(
         res = run_dark_events(
             cfg, mass=mass, eps=eps, n=n, output=out, table=table, extrapolate=extrapolate,
             seed=seed, chunk=chunk, force=force,
-        )  # fmt: skip
+        ).document  # fmt: skip
         typer.echo(
             f"events: {res['events']} {res['meta']['model']} events, sum of weights "
             f"{res['sum_weight']:.6g} (expected detected events); wrote {', '.join(res['outputs'])}"
@@ -103,7 +103,7 @@ def events_command(
         res = run_mcp_events(
             cfg, m_chi=mchi, charge=charge, n=n, output=out, table=table, decay=decay,
             extrapolate=extrapolate, seed=seed, chunk=chunk, force=force,
-        )  # fmt: skip
+        ).document  # fmt: skip
         typer.echo(
             f"events: {res['events']} chi chibar events, sum of weights {res['sum_weight']:.6g} "
             f"(expected pairs); wrote {', '.join(res['outputs'])}"
@@ -126,7 +126,7 @@ def events_command(
         seed=seed,
         chunk=chunk,
         force=force,
-    )
+    ).document
     typer.echo(
         f"events: {res['events']} events, sum of weights {res['sum_weight']:.6g} "
         f"(expected N_sig {res['meta']['n_sig_expected']:.6g}); wrote {', '.join(res['outputs'])}"

@@ -31,7 +31,7 @@ def train_command(
     from gammastar.flow import train
 
     cfg = load(config, output, lock=True, wait=wait)
-    out = train(cfg, resume=resume, force=force, seed=seed, progress=sys.stderr.isatty())
+    out = train(cfg, resume=resume, force=force, seed=seed, progress=sys.stderr.isatty()).path
     info = load_flow(out).meta["meta"]
     typer.echo(
         f"trained flow: {info['epochs_run']} epochs, best validation NLL "
@@ -121,7 +121,7 @@ def validate_command(
     from gammastar.flow.validate import validate
 
     cfg = load(config, output, lock=True, wait=wait)
-    res = validate(cfg, force=force, seed=seed)
+    res = validate(cfg, force=force, seed=seed).document
     inside = sum(km <= hi95[1] for km, hi95 in zip(res["kl_model"], res["kl_data_95"], strict=True))
     typer.echo(
         f"model-vs-data KL inside the data-vs-data 95% band at {inside}/{len(res['mass'])} "

@@ -42,7 +42,7 @@ def reach_command(
         if method != "auto" and method not in METHODS:
             raise ConfigError(f"--method: {method!r} is not one of auto, {', '.join(METHODS)}")
         cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(update={"method": method})})
-    res = run_reach(cfg, force=force)
+    res = run_reach(cfg, force=force).document
     n_excl = sum(v is not None for v in res["expected"]["eps_low"])
     typer.echo(
         f"reach: {n_excl}/{len(res['expected']['mass'])} masses excluded at "

@@ -38,12 +38,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError, InputError
 from gammastar.events.hepmc import (
     HEPMC_FOOTER,
@@ -168,7 +170,7 @@ def run_events(
     chunk: int = 100_000,
     force: bool = False,
     sampler: Any = None,
-) -> dict[str, Any]:
+) -> EventsResult:
     """``gammastar events``: signal events at (m, ε) into ``output`` (HepMC3, parquet or ROOT
     by suffix) and optionally ``table``.
 
@@ -187,7 +189,8 @@ def run_events(
         sampler: override the A′ kinematics sampler.
 
     Returns:
-        Summary dict (also the ``meta`` written into the files, plus sums of weights).
+        An :class:`EventsResult`; its ``document`` holds the ``meta`` written into the files
+        and the sums of weights.
 
     Raises:
         GammastarError: bad arguments (one line naming the option), outputs that exist.
@@ -317,7 +320,7 @@ def run_mcp_events(
     force: bool = False,
     sampler: Any = None,
     spectrum: tuple[NDArray, NDArray, str] | None = None,
-) -> dict[str, Any]:
+) -> EventsResult:
     """``gammastar events --mchi``: γ* → χχ̄ events (millicharged particles, Eq. 8).
 
     The γ* mass spectrum is the data's unfolded dilepton spectrum (``histograms.root``
@@ -455,7 +458,7 @@ def run_dark_events(
     chunk: int = 100_000,
     force: bool = False,
     sampler: Any = None,
-) -> dict[str, Any]:
+) -> EventsResult:
     """``gammastar events --dark``: semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁻ℓ⁺ events of the config's
     ``idm`` section (iDM or i2DM) at A′ mass ``mass`` (m₁ = mass / ``idm.mass_ratio``) and ε.
 
@@ -549,13 +552,23 @@ def _aprime_request(
     return outputs
 
 
+@dataclass(frozen=True)
+class EventsResult(StageResult):
+    """What an events command wrote: the first output (``path``), every output (``outputs``)
+    and the ``document``: the sums of :func:`write_events`, the seconds taken and the meta
+    written into the files."""
+
+    outputs: tuple[Path, ...] = ()
+
+
 def _summary(
     stats: dict[str, Any], t0: float, outputs: list[Path], meta: dict[str, Any]
-) -> dict[str, Any]:
+) -> EventsResult:
     """The result of an events command: the sums of :func:`write_events`, the seconds since
     ``t0``, the outputs and the meta."""
-    return {**stats, "seconds": time.perf_counter() - t0, "outputs": [str(p) for p in outputs],
-            "meta": meta}  # fmt: skip
+    doc = {**stats, "seconds": time.perf_counter() - t0, "outputs": [str(p) for p in outputs],
+           "meta": meta}  # fmt: skip
+    return EventsResult(Path(outputs[0]), doc, tuple(Path(p) for p in outputs))
 
 
 def _chunks_forever(

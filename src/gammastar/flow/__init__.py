@@ -59,6 +59,7 @@ from gammastar.flow.model import (
     write_samples,
 )
 from gammastar.flow.stage import (
+    TrainResult,
     bootstrap_weights,
     ensemble_workers,
     holdout_seed_of,
@@ -69,9 +70,9 @@ from gammastar.flow.stage import (
 from gammastar.flow.training import (
     CheckpointMismatchError,
     EpochPlan,
+    FitResult,
     FitRows,
     PointSampler,
-    TrainResult,
     TrainState,
     fit,
     fit_rows,
@@ -101,6 +102,7 @@ __all__ = [
     "CheckpointMismatchError",
     "Ensemble",
     "EpochPlan",
+    "FitResult",
     "FitRows",
     "FlowModel",
     "PointSampler",

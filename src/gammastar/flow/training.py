@@ -53,7 +53,7 @@ def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 
 @dataclass
-class TrainResult:
+class FitResult:
     """What :func:`fit` returns."""
 
     flow: Any
@@ -413,7 +413,7 @@ def fit(
     identity: Mapping[str, Any] | None = None,
     callback: Any = None,
     restore_best: bool = True,
-) -> TrainResult:
+) -> FitResult:
     """Weighted maximum-likelihood training (the engine of :func:`gammastar.flow.train`).
 
     The loss is the weighted NLL L = −Σ wᵢ ln p(xᵢ|mᵢ) / Σ wᵢ over the fitted rows (negative
@@ -439,7 +439,7 @@ def fit(
             the last state (tests of overfitting).
 
     Returns:
-        :class:`TrainResult` with the best-validation flow (early stopping).
+        :class:`FitResult` with the best-validation flow (early stopping).
     """
     import torch
 
@@ -488,7 +488,7 @@ def fit(
     if restore_best and st.best["state"] is not None:
         st.flow.load_state_dict(st.best["state"])
     st.flow.eval()
-    return TrainResult(
+    return FitResult(
         flow=st.flow,
         preprocessing=rows.pre,
         history=st.history,

@@ -21,6 +21,7 @@ import numpy as np
 from gammastar.core import rundir
 from gammastar.core.artifacts import check_writable, make_meta
 from gammastar.core.figures import save_figure
+from gammastar.core.results import StageResult
 from gammastar.errors import GammastarError
 from gammastar.flow.kl import knn_kl
 
@@ -420,6 +421,11 @@ def validation_document(
     }
 
 
+@dataclass(frozen=True)
+class ValidationResult(StageResult):
+    """What :func:`validate` wrote: ``validation.json`` (``path``) and its ``document``."""
+
+
 def validate(
     config: AnalysisConfig,
     *,
@@ -429,7 +435,7 @@ def validate(
     model: FlowModel | None = None,
     pairs: pd.DataFrame | None = None,
     figures: bool = True,
-) -> dict[str, Any]:
+) -> ValidationResult:
     """``gammastar validate``: KL of the flow vs data in mass windows, with data-vs-data bands.
 
     Writes ``validation.json`` (``mass``, ``kl_model``, ``kl_data_68``, ``kl_data_95``, ``meta``
@@ -447,7 +453,7 @@ def validate(
     windows, :func:`validation_document`, writing and figures.
 
     Returns:
-        The JSON content as a dict.
+        A :class:`ValidationResult`: ``validation.json`` and its document.
     """
     from gammastar.flow import load, read_pairs
 
@@ -475,7 +481,8 @@ def validate(
         lo, hi = model.mass_range
         fig_masses = [m for m in vcfg.figure_masses if lo <= m <= hi]
         plot_kinematics(model, inp.compare, fig_masses, vcfg.window, kin_png, s)
-    return result
+    return ValidationResult(rd.path(rundir.VALIDATION), result)
+
 
 
 def _split_data(

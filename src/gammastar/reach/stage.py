@@ -37,6 +37,7 @@ from scipy import optimize
 
 from gammastar.core import rundir
 from gammastar.core.artifacts import check_writable, make_meta
+from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import SamplerLike
@@ -1711,13 +1712,21 @@ def plot_reach_figures(
         plt.close(plot_closure(closure, closure_png, kinematic=kin, title=title))
 
 
+@dataclass(frozen=True)
+class ReachResult(StageResult):
+    """What :func:`run_reach` wrote: ``reach.json`` (``path``), its ``document``, and the
+    ``scan`` (:class:`ScanResult`) it was made from."""
+
+    scan: ScanResult | None = None
+
+
 def run_reach(
     config: Any,
     *,
     force: bool = False,
     sampler: SamplerLike | None = None,
     output: str | Path | None = None,
-) -> dict[str, Any]:
+) -> ReachResult:
     """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,
     ``acceptance.npz``, ``figures/reach.png`` and ``figures/aprime_decays.png`` in the run directory.
 
@@ -1732,7 +1741,7 @@ def run_reach(
         output: run directory (default: the config's).
 
     Returns:
-        The ``reach.json`` content.
+        A :class:`ReachResult`: ``reach.json``, its document and the scan.
     """
     check_config(config)
     out = Path(output) if output is not None else config.output_dir
@@ -1767,4 +1776,4 @@ def run_reach(
         reach["flow_closure"] = closure
     write_reach(out, res, reach, inp.dark, force=force)
     plot_reach_figures(config, out, res, closure=closure, nuisances=inp.nuisance_record)
-    return reach
+    return ReachResult(out / rundir.REACH, reach, res)
