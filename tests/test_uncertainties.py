@@ -664,7 +664,7 @@ def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
 
 
 def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
-    """The ranking plot (:func:`gammastar.reach.stage.impact.plot_impact`): the relative shift on a
+    """The ranking plot (:func:`gammastar.reach.impact.plot_impact`): the relative shift on a
     linear axis while every ±1σ moves s_up by less than a factor 1.5 (the demo), the ratio on a
     logarithmic one beyond (the NA62-like extrapolation: 0.01–1.4), its range holding every
     point; the +1σ markers are where the table puts them."""
@@ -672,7 +672,7 @@ def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from gammastar.reach.stage.impact import plot_impact
+    from gammastar.reach.impact import plot_impact
 
     def table(up, dn):
         return {"mass": [0.3, 0.6], "nominal": {"s_up": [2.0, 4.0]},

@@ -1075,7 +1075,7 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(
         "<h3>Impact of each nuisance (median expected s_up at +1σ / −1σ)</h3>"
         '<p class="note">Each nuisance fixed at ±1σ, the others integrated '
-        "(gammastar.reach.stage.impact.impact; docs/reach.md, named nuisance parameters).</p>"
+        "(gammastar.reach.impact.impact; docs/reach.md, named nuisance parameters).</p>"
     )
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 

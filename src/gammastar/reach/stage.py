@@ -459,7 +459,7 @@ class ScanResult:
     """The part of ``acceptance`` from samples outside the data's fiducial region (a model);
     ``None`` when the sampler labels none."""
     impact: dict[str, Any] | None = None
-    """Each nuisance fixed at ±1σ at a few masses (:func:`gammastar.reach.stage.impact.impact`)."""
+    """Each nuisance fixed at ±1σ at a few masses (:func:`gammastar.reach.impact.impact`)."""
     acceptance_members: NDArray[np.float64] | None = None
     """The ensemble members' acceptance, shape (members, mass, ε); ``None`` without one."""
     kinematic: list[dict[str, Any]] | None = None
@@ -946,7 +946,7 @@ def scan(
     (:func:`observed_counts` makes it from the config). ``signal_nuisances``: per name the
     relative signal-rate uncertainty at each mass (:func:`gammastar.yields.uncertainties.at_masses`);
     ``impact_points``: at that many evenly spaced masses, each nuisance fixed at ±1σ
-    (:func:`gammastar.reach.stage.impact.impact`); ``ensemble``: ≥ 2 samplers (flow ensemble
+    (:func:`gammastar.reach.impact.impact`); ``ensemble``: ≥ 2 samplers (flow ensemble
     members, the nominal ``sampler`` among them or not) whose acceptance spread (standard
     deviation over the members / their mean, per (m, ε)) enters each mass's likelihood as the
     signal nuisance ``kinematic_model``, taken at the median expected ε_high of a first pass
@@ -1115,8 +1115,8 @@ def _impact_row(
     model: Model, lim: LimitResult, sig: _MassSignal, eps: NDArray, lo: float, hi: float, cl: float
 ) -> dict[str, Any]:
     """One mass's row of the impact table: each nuisance fixed at ±1σ
-    (:func:`gammastar.reach.stage.impact.impact`)."""
-    from gammastar.reach.stage.impact import impact
+    (:func:`gammastar.reach.impact.impact`)."""
+    from gammastar.reach.impact import impact
 
     return {
         "mass": sig.mass,
@@ -1156,7 +1156,7 @@ def _impact_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "nominal": {k: [num(r[k]) for r in rows] for k in ("s_up", "eps_low", "eps_high")},
         "nuisances": {},
         "note": "median expected limit with one nuisance fixed at +1/-1 sigma and the others "
-        "integrated (gammastar.reach.stage.impact.impact); s_up in events of the nominal N_sig",
+        "integrated (gammastar.reach.impact.impact); s_up in events of the nominal N_sig",
     }
     for n in names:
         table["nuisances"][n] = {
@@ -1698,7 +1698,7 @@ def plot_reach_figures(
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
     plt.close(plot_reach(res, reach_png, title=title))
     if res.impact is not None:
-        from gammastar.reach.stage.impact import plot_impact
+        from gammastar.reach.impact import plot_impact
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))
