@@ -195,7 +195,7 @@ def test_vjp_in_chunks_equals_one_serial_pass():
 @pytest.mark.parametrize(
     "launch",
     [
-        "from gammastar import _flow_training as FT; FT.warm_up()",  # a training's start
+        "from gammastar.flow import _training_kernels as FT; FT.warm_up()",  # a training's start
         # pair_acceptance's table, computed (an empty cache): its kernel is parallel
         (
             "from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance; "
@@ -205,7 +205,7 @@ def test_vjp_in_chunks_equals_one_serial_pass():
         # a worker's thread setting, then its training's start (flow.stage._train_member)
         (
             "import torch; torch.set_num_threads(1); "
-            "from gammastar import _flow_training as FT; FT.warm_up()"
+            "from gammastar.flow import _training_kernels as FT; FT.warm_up()"
         ),
     ],
 )

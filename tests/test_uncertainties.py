@@ -672,6 +672,7 @@ def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from gammastar.reach.impact import plot_impact
 
     def table(up, dn):
