@@ -376,7 +376,7 @@ def test_stale_lock_taken_over(tmp_path):
     """A holder killed with SIGKILL leaves its record; the next writer takes the lock over
     and says whose it was."""
     code = (
-        "import sys, time; from gammastar import runlock; "
+        "import sys, time; from gammastar.core import runlock; "
         "runlock.acquire(sys.argv[1], command='gammastar select x.yaml'); "
         "print('held', flush=True); time.sleep(60)"
     )
