@@ -11,7 +11,7 @@ STAMP := $(VENV)/.gammastar-installed
 
 # The numeric tests whose results go through torch kernels (flow training and sampling, the
 # KL validation, the small flow on the mock): .ci/run runs them once more on torch's generic
-# kernels (ATEN_CPU_CAPABILITY=default) so that a CPU dependence shows in CI (issue 13).
+# kernels (ATEN_CPU_CAPABILITY=default) so that a CPU dependence shows in CI.
 NUMERIC_TESTS := tests/test_flow.py tests/test_flow_sampling.py tests/test_validate.py \
 	tests/test_kl.py tests/test_flow_mock_quick.py
 

@@ -19,8 +19,8 @@ import time
 import numpy as np
 
 from gammastar.physics.target import yield_scale
-from gammastar.reach import load_yields
-from gammastar.reach_idm import SoftLeptonSelection, idm_reach, plot_idm_reach
+from gammastar.reach.idm import SoftLeptonSelection, idm_reach, plot_idm_reach
+from gammastar.source.production import load_yields
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
     y = load_yields(f"{args.run}/yields.json")
     scale = yield_scale("dump", float(y.meta.get("target_interaction_lengths", 0.01)))
     if args.parametric:
-        from gammastar.acceptance import ParametricSampler
+        from gammastar.physics.sampling import ParametricSampler
 
         sampler, kin = ParametricSampler(), "parametric"
     else:

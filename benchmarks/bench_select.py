@@ -40,7 +40,7 @@ acceptance's cost: the A lookup alone, the four decay-angle moments at every pai
 ``polarisation`` measurement (CPU, best of 3, on the fixed-λ run's pairs after its timed call),
 and ``select.json`` ``timings_s.polarisation`` of each run.
 
-In every gammastar run, ``gammastar.select`` and ``gammastar.processor`` (with what they
+In every gammastar run, ``gammastar.selection.stage`` and ``gammastar.selection.processor`` (with what they
 import) are imported before the timer (``import_s``), in the driver and, for
 ``dask-running``, on the workers; everything ``select(...)`` does is inside it.
 
@@ -94,12 +94,12 @@ print(f"tiled {n} events up to {events}")
 CLUSTER = r"""
 import importlib, sys
 from distributed import Client
-from gammastar.processor import local_cluster
+from gammastar.selection.processor import local_cluster
 if __name__ == "__main__":
     cluster = local_cluster(2)
     # a facility's workers have the software loaded: import it before the timer
     with Client(cluster) as c:
-        c.run(importlib.import_module, "gammastar.processor")
+        c.run(importlib.import_module, "gammastar.selection.processor")
     print(cluster.scheduler_address, flush=True)
     sys.stdin.read()  # until the driver closes stdin
     cluster.close()
@@ -109,8 +109,8 @@ GAMMASTAR = r"""
 import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import load_config
-from gammastar.select import select
-import gammastar.processor  # all of gammastar is loaded before the timer, in every run
+from gammastar.selection.stage import select
+import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
 import os as _os
@@ -140,8 +140,8 @@ if executor == "dask-running":  # a cluster that is up before the run (a facilit
                                text=True)
     scheduler, executor = cluster.stdout.readline().strip(), "dask"
 import contextlib, os
-from gammastar import runlock
-from gammastar.plausibility import Plausibility
+from gammastar.core import runlock
+from gammastar.selection.plausibility import Plausibility
 guards = os.environ.get("GAMMASTAR_BENCH_GUARDS", "1") == "1"
 guard_s = {"check": 0.0, "lock": 0.0}
 if not guards:  # --guards reference: no input plausibility checks, no run-directory lock
@@ -177,7 +177,7 @@ if per_pair and os.environ.get("GAMMASTAR_BENCH_BREAKDOWN") == "1":
     # of 3): the A lookup, the four decay-angle moments at every pair, and the polarisation
     # block's measurement as every fiducial selection runs it (moments per bin, the fit)
     import numpy as np
-    from gammastar.select import _measure_polarisation, _unfolding_maps
+    from gammastar.selection.stage import _measure_polarisation, _unfolding_maps
     am = _unfolding_maps(cfg, lambda_theta=0.0)[1]
     pairs = res.pairs
     m, pt, pz = (pairs[c].to_numpy() for c in ("m", "pT", "pz"))

@@ -1,9 +1,9 @@
 """Benchmark: a 60 × 60 (m_A′, ε) expected-exclusion scan with ±1σ/±2σ bands, against the same
 exact calculation done per grid point, and against pyhf toys.
 
-The efficient method (``gammastar.reach.scan``): one exact CLs limit s_up per mass and band,
+The efficient method (``gammastar.reach.stage.scan``): one exact CLs limit s_up per mass and band,
 then the ε boundaries from N_sig(m, ε) = s_up(m). The reference, run in this script, is the
-same exact hybrid CLs (``gammastar.stats.cls(model, N_sig, method="exact")``, the public
+same exact hybrid CLs (``gammastar.reach.stats.cls(model, N_sig, method="exact")``, the public
 per-point call) evaluated at every grid point's N_sig with the scan's own per-mass model,
 a point excluded in a band where CLs < 1 − CL: the answer the scan must reproduce, computed
 the naive way. Timed on a subset of grid points (random, plus the cells on either side of the
@@ -16,7 +16,7 @@ whole scan (acceptance included) against acceptance + per-point CLs is also repo
 the rounds for each.
 
 pyhf toys (the generic method at these low counts; the asymptotic formulae do not apply, see
-gammastar.stats): the toy calculator at ``--toy-points`` grid points with ``--ntoys``
+gammastar.reach.stats): the toy calculator at ``--toy-points`` grid points with ``--ntoys``
 pseudo-experiments per hypothesis (reduced counts), its time per point extrapolated to the grid
 and its median expected CLs against the exact one.
 
@@ -44,10 +44,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 
-from gammastar.acceptance import Geometry, ParametricSampler
 from gammastar.config import load_config
-from gammastar.reach import Yields, load_yields, resolve_yield_scale, scan
-from gammastar.stats import BANDS, cls
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.stage import scan
+from gammastar.reach.stats import BANDS, cls
+from gammastar.source.geometry import Geometry
+from gammastar.source.production import Yields, load_yields, resolve_yield_scale
 
 
 def main() -> None:
@@ -86,8 +88,8 @@ def main() -> None:
         base = flow.load(args.flow)
     sampler = base if base is not None else ParametricSampler()
     if args.yields and (yields.extrapolation or {}).get("parameter_covariance"):
-        from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
-        from gammastar.pair_acceptance import FiducialRegion
+        from gammastar.corrections.pair_acceptance import FiducialRegion
+        from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
         ex = yields.extrapolation
         sampler = ExtrapolatedSampler(
@@ -140,7 +142,7 @@ def main() -> None:
 
     nuis = None
     if args.nuisances:
-        from gammastar.uncertainties import at_masses
+        from gammastar.yields.uncertainties import at_masses
 
         if yields.uncertainties:
             nuis = at_masses(yields.uncertainties, masses)

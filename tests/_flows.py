@@ -1,4 +1,4 @@
-"""Small zuko flows with randomised parameters for the kernel tests (issue 5)."""
+"""Small zuko flows with randomised parameters for the kernel tests."""
 
 from __future__ import annotations
 

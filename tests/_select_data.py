@@ -1,4 +1,4 @@
-"""Tiny synthetic ntuples with known content for the selection tests (issue 3).
+"""Tiny synthetic ntuples with known content for the selection tests.
 
 They follow the mock-ntuple schema of DEVELOPERS.md ("Mock ntuple"): TTree ``events`` with
 ``event``, ``nmuon``, jagged ``muon_px/py/pz/E/charge/parent`` and ``truth_channel``.

@@ -1,5 +1,5 @@
 """Tolerances for comparing floating-point results that went through different batch shapes,
-reduction orders, threads or CPUs (issue 13): never bit for bit.
+reduction orders, threads or CPUs: never bit for bit.
 
 Two evaluations of the same formula that differ only in the order of their roundings (another
 summation order, a fused multiply–add or not, another SIMD kernel: what a different batch shape,

@@ -1,22 +1,22 @@
-"""Long-lived-particle acceptance (gammastar.acceptance, paper Eq. B1)."""
+"""Long-lived-particle acceptance (gammastar.reach.acceptance, paper Eq. B1)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gammastar.acceptance import (
-    Geometry,
-    ParametricSampler,
+from gammastar.config import config_from_dict
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics import darkphoton
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import (
     acceptance,
     acceptance_eps_grid,
     acceptance_grid,
     draw,
     plot_acceptance_comparison,
 )
-from gammastar.config import config_from_dict
-from gammastar.errors import ConfigError, GammastarError, InputError
-from gammastar.physics import darkphoton
+from gammastar.source.geometry import Geometry
 
 
 class Mono:
@@ -101,9 +101,9 @@ def test_parametric_sampler_mt_moments(mass, temperature):
     ∫ u f = 2T³ + mT² → ⟨u⟩ = T(2T + m)/(T + m),
     ∫ u² f = 6T⁴ + 2mT³ → ⟨u²⟩ = 2T²(3T + m)/(T + m),
     and p_T² = m_T² − m² = u² + 2mu → ⟨p_T²⟩ = ⟨u²⟩ + 2m⟨u⟩ = 2T(3T² + 3mT + m²)/(T + m).
-    At m = 0, ⟨u⟩ = 2T (Γ(2, T)); for m ≫ T, ⟨u⟩ → T (Exp(T)). Γ(2, T) for every mass (the
-    sampler before 2026-11-22) gives ⟨u⟩ = 0.400 instead of 0.236 at m = 0.9, T = 0.2: about
-    450 standard errors off with this sample (the new one: within 0.3).
+    At m = 0, ⟨u⟩ = 2T (Γ(2, T)); for m ≫ T, ⟨u⟩ → T (Exp(T)). Γ(2, T) for every mass (a
+    sampler that ignores m) gives ⟨u⟩ = 0.400 instead of 0.236 at m = 0.9, T = 0.2: about
+    450 standard errors off with this sample, so the test tells the two apart.
     Tolerance: 5 standard errors of the sample mean (analytic variance of u; sample variance
     of p_T²).
     """

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import gammastar.artifacts
-from gammastar.artifacts import (
+import gammastar.core.artifacts
+from gammastar.cli import main
+from gammastar.core.artifacts import (
     SCHEMA_VERSION,
     atomic_path,
     make_meta,
@@ -18,7 +19,6 @@ from gammastar.artifacts import (
     replace,
     write_json,
 )
-from gammastar.cli import main
 from gammastar.errors import GammastarError, OutputExistsError
 
 
@@ -62,8 +62,8 @@ def test_replace_puts_the_old_file_back_when_the_rename_fails(
     old, new = tmp_path / "out", tmp_path / "new"
     old.write_bytes(b"old")
     new.write_bytes(b"new")
-    monkeypatch.setattr(gammastar.artifacts, "MOVE_ASIDE_BYTES", 0)  # a "large" file
-    real = gammastar.artifacts.os.replace
+    monkeypatch.setattr(gammastar.core.artifacts, "MOVE_ASIDE_BYTES", 0)  # a "large" file
+    real = gammastar.core.artifacts.os.replace
     calls = []
 
     def flaky(src, dst):  # the second rename (new -> out) fails
@@ -72,7 +72,7 @@ def test_replace_puts_the_old_file_back_when_the_rename_fails(
             raise OSError("disk full")
         real(src, dst)
 
-    monkeypatch.setattr(gammastar.artifacts.os, "replace", flaky)
+    monkeypatch.setattr(gammastar.core.artifacts.os, "replace", flaky)
     with pytest.raises(OSError, match="disk full"):
         replace(new, old)
     assert old.read_bytes() == b"old"
@@ -115,15 +115,15 @@ def test_large_replace_removes_leftovers_small_replace_is_direct(
     interrupted earlier replace; a small one is one rename (the old never moved)."""
     (tmp_path / "out").write_bytes(b"old")
     (tmp_path / ".out.abc123.old").write_bytes(b"interrupted")
-    monkeypatch.setattr(gammastar.artifacts, "MOVE_ASIDE_BYTES", 3)
+    monkeypatch.setattr(gammastar.core.artifacts, "MOVE_ASIDE_BYTES", 3)
     (tmp_path / "new").write_bytes(b"new!")
     replace(tmp_path / "new", tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert (tmp_path / "out").read_bytes() == b"new!"
     calls = []
-    real = gammastar.artifacts.os.replace
+    real = gammastar.core.artifacts.os.replace
     monkeypatch.setattr(
-        gammastar.artifacts.os, "replace", lambda a, b: (calls.append(b), real(a, b))
+        gammastar.core.artifacts.os, "replace", lambda a, b: (calls.append(b), real(a, b))
     )
     (tmp_path / "new").write_bytes(b"n")
     replace(tmp_path / "new", tmp_path / "out")
@@ -138,7 +138,7 @@ def test_a_signal_during_the_temporary_files_creation_still_cleans_it_up(tmp_pat
     seen under load in tests/test_reliability.py)."""
     import signal
 
-    from gammastar import artifacts
+    from gammastar.core import artifacts
 
     class Stop(Exception):
         pass
@@ -164,7 +164,7 @@ def test_a_signal_during_the_temporary_files_creation_still_cleans_it_up(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == []
     # the names keep the pattern the run-directory sweep knows
     with artifacts.atomic_paths([tmp_path / "x.txt"]) as (tmp,):
-        from gammastar import runlock
+        from gammastar.core import runlock
 
         assert runlock.is_temporary(tmp.name)
         assert tmp.name.startswith(f".x.txt.{os.getpid()}.")

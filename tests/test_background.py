@@ -1,11 +1,11 @@
-"""Like-sign subtraction: formula, error propagation, per-pair weights, η → μμ rate (issue 3)."""
+"""Like-sign subtraction: formula, error propagation, per-pair weights, η → μμ rate."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from gammastar.background import (
+from gammastar.corrections.background import (
     combinatorial,
     eta_br_ratio,
     eta_dalitz_spectrum,

@@ -1,4 +1,4 @@
-"""Both channels in one run (issue 14, ``input.lepton: [mu, e]``): one selection holding the ee
+"""Both channels in one run (``input.lepton: [mu, e]``): one selection holding the ee
 and μμ pairs, per-flavour yields, their combination and the universality ratio, one flow."""
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.flow.data import read_pairs, training_data
 from gammastar.mock import generate_file
 from gammastar.physics.kinematics import aprime_factor
-from gammastar.select import FLAVOUR_CODES, select
-from gammastar.universality import compare_aprime
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import FLAVOUR_CODES, select
+from gammastar.yields.stage import compute_yields
+from gammastar.yields.universality import compare_aprime
 
 M_E, M_MU = 0.51099895e-3, 0.1056583755
 
@@ -189,7 +189,7 @@ def test_flow_trains_on_both_channels(runs):
     assert td.m.max() > 0.75
     import gammastar
 
-    res = gammastar.train(both, force=True)
+    res = gammastar.train(both, force=True).path
     meta = json.loads((both.output_dir / "flow" / "meta.json").read_text())
     assert meta["mass_range"][0] < 0.02, (res, meta["mass_range"])
 
@@ -228,12 +228,12 @@ def test_pipeline_trains_after_the_yields(runs):
 
 def test_report_shows_both_channels(runs):
     """The report of a both-channels run: a row per channel (OS pairs as select.json
-    flavours has them) and the universality table with the combined yield (issue 14: "the
-    ratio per mass bin with its error, in yields.json and the report")."""
+    flavours has them) and the universality table with the combined yield (the
+    ratio per mass bin with its error, in yields.json and the report)."""
     import gammastar
 
     both = runs["both"]
-    gammastar.report(both, force=True)
+    gammastar.build_report(both, force=True)
     html = (both.output_dir / "report.html").read_text()
     assert "Channels (both in one run)" in html
     assert "Lepton universality: A′ yield ratio ee/mumu" in html
@@ -252,7 +252,7 @@ def test_mcp_data_driven_refuses_a_both_channels_run(runs):
     mixed flux (the single-flavour runs of the same file are accepted)."""
     from gammastar.errors import InputError
     from gammastar.physics.scintillator import ScintillatorDetector
-    from gammastar.reach_mcp import data_driven_yields
+    from gammastar.reach.mcp import data_driven_yields
 
     det = ScintillatorDetector(distance=10.0, n_layers=3, layer_length=1.0, area=1.0,
                                npe_per_q2=1.0)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Closure of Eq. 6 applied to a meson decay (paper Sec. II A; issue 14), on the mock.
+"""Closure of Eq. 6 applied to a meson decay (paper Sec. II A), on the mock.
 
 The A′ yield per POT per ε² recovered from the reconstructed, acceptance-corrected Dalitz
 pairs of one meson (selected by the mock's truth channel; ``select`` with the file's own
@@ -25,8 +25,8 @@ from gammastar.mock import generate_file
 from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.physics.target import interaction_probability
-from gammastar.select import select
-from gammastar.yields import aprime_yield_from_pairs
+from gammastar.selection.stage import select
+from gammastar.yields.stage import aprime_yield_from_pairs
 
 ONLY_ETA = {"eta": 0.8, "eta_prime": 0.0, "rho": 0.0, "omega": 0.0, "phi": 0.0}
 
@@ -68,7 +68,7 @@ def _assert_closes(y, expected):
 
 
 def test_pi0_to_gamma_aprime_from_pi0_dalitz_ee(tmp_path):
-    """π0 → γA′ from π0 → γee at 8 mass bins in 10–120 MeV (≥ 5 masses, issue 14)."""
+    """π0 → γA′ from π0 → γee at 8 mass bins in 10–120 MeV (≥ 5 masses)."""
     edges = np.array([0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.12])
     mock = {
         "leptons": ["e"],

@@ -1,4 +1,4 @@
-"""Conversion subtraction with a template (``background.conversion_template``; issue 14).
+"""Conversion subtraction with a template (``background.conversion_template``).
 
 The mock's photon conversions (π0 → γγ, γ → ee in 1% X0) reach 10–20 MeV after the detector
 (docs/mock.md: 2.4% of them above 10 MeV, i.e. 0.2–0.4 of the π0 → γee pairs per 1 MeV bin
@@ -17,15 +17,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gammastar.background import ConversionTemplate, load_conversion_template
 from gammastar.config import AnalysisConfig, MockConfig, config_from_dict
+from gammastar.corrections.background import ConversionTemplate, load_conversion_template
 from gammastar.errors import ConfigError
 from gammastar.mock import generate_file
 from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E
 from gammastar.physics.target import interaction_probability
-from gammastar.select import select
-from gammastar.yields import aprime_yield_from_pairs
+from gammastar.selection.stage import select
+from gammastar.yields.stage import aprime_yield_from_pairs
 
 # only π0 → γee below 30 MeV (the muon cocktail needs one σ > 0: φ → ee, at 1.02 GeV)
 NO_OTHER_MESONS = {"eta": 0.0, "eta_prime": 0.0, "rho": 0.0, "omega": 0.0, "phi": 1e-6}

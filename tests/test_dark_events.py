@@ -1,4 +1,4 @@
-"""Semi-visible dark photons through the event machinery (issue 16): `gammastar events --dark`
+"""Semi-visible dark photons through the event machinery: `gammastar events --dark`
 (iDM, i2DM chains, HepMC3 round trip), the soft-lepton verdict and `gammastar reach-idm`."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import pytest
 from _tolerance import EPS64
 from test_events import make_config, read_table
 
-from gammastar.acceptance import Geometry
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, GammastarError
-from gammastar.eventgen import AprimeKinematics, dark_hits
-from gammastar.events import run_dark_events
+from gammastar.events.stage import run_dark_events
 from gammastar.physics.darksector import aprime_branching_ratios
+from gammastar.source.eventgen import AprimeKinematics, dark_hits
+from gammastar.source.geometry import Geometry
 
 # a decay volume with the soft-lepton cuts of both tracks (energy threshold, angles, plane)
 SOFT = {
@@ -51,7 +51,7 @@ def balance(v):
 def test_idm_hepmc_round_trip(tmp_path):
     cfg = dark_config(tmp_path, min_opening_angle=0.002)
     out, tab = tmp_path / "d.hepmc", tmp_path / "d.parquet"
-    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=400, output=out, table=tab, chunk=150)
+    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=400, output=out, table=tab, chunk=150).document
     t = read_table(tab)
     assert len(t) == res["events"] == 400
     meta = res["meta"]
@@ -118,11 +118,11 @@ def test_idm_hepmc_round_trip(tmp_path):
 
 def test_idm_sum_of_weights_is_the_acceptance(tmp_path):
     """Σ weights of the events (vertex drawn) = the reach's expectation (decay integrated
-    exactly per cell, :func:`gammastar.acceptance.draw_dark`), within the events' statistical
+    exactly per cell, :func:`gammastar.reach.acceptance.draw_dark`), within the events' statistical
     error (5 σ from Σw²) plus the expectation's (its sample is 5× larger)."""
     cfg = dark_config(tmp_path)
     res = run_dark_events(cfg, mass=0.6, eps=3e-4, n=6000, output=tmp_path / "d.parquet",
-                          seed=7)  # fmt: skip
+                          seed=7).document  # fmt: skip
     exp = res["meta"]["n_sig_expected_psi1_psi2"]
     sw, sw2 = res["sum_weight"], res["sum_weight2"]
     err = math.sqrt(sw2) * math.sqrt(1 + 1 / 5)
@@ -135,7 +135,7 @@ def test_i2dm_chains(tmp_path):
     theta = 0.3
     cfg = dark_config(tmp_path, model="i2dm", theta=theta)
     out, tab = tmp_path / "i2.hepmc", tmp_path / "i2.parquet"
-    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=1500, output=out, table=tab, chunk=600)
+    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=1500, output=out, table=tab, chunk=600).document
     t = read_table(tab)
     br = res["meta"]["branching_ratios_aprime"]
     model = cfg.idm.dark_model(0.6)
@@ -185,8 +185,8 @@ def test_opening_angle_cut():
 
 
 def test_reach_idm(tmp_path):
-    from gammastar import rundir
-    from gammastar.reach_idm import run_idm_reach
+    from gammastar.core import rundir
+    from gammastar.reach.idm import run_idm_reach
 
     kw = {"samples": 1000, "m1_points": 3, "m1_range": [0.1, 0.3]}
     cfg = dark_config(tmp_path, **kw)
@@ -208,7 +208,7 @@ def test_reach_idm(tmp_path):
     # the report shows the iDM reach (numbers and figure) in its dark-sector section
     from gammastar.report import build_report
 
-    page = build_report(cfg).read_text()
+    page = build_report(cfg).path.read_text()
     sec = page.split('<section id="darksector">')[1].split("</section>")[0]
     assert "iDM reach" in sec
     assert "figures/reach_idm.png" in sec
@@ -216,7 +216,7 @@ def test_reach_idm(tmp_path):
     # and the millicharged reach when reach_mcp.json exists (numbers as written)
     mcp = {"cl": 0.9, "mass": [0.1, 0.2], "q_low": {"0": [2.5e-4, None]}}
     (cfg.output_dir / "reach_mcp.json").write_text(json.dumps(mcp))
-    sec = build_report(cfg).read_text().split('<section id="darksector">')[1]
+    sec = build_report(cfg).path.read_text().split('<section id="darksector">')[1]
     assert "millicharged reach" in sec.split("</section>")[0]
     assert "2.500e-04" in sec.split("</section>")[0]
 
@@ -225,8 +225,8 @@ def test_reach_i2dm(tmp_path):
     """reach-idm with model: i2dm: schema-valid, θ and the ψ₂ψ̄₂ share recorded, and the
     long-lived scaling (each ψ₂ decays in the volume ∝ ε², the X_aX_b term ∝ ε⁴ is negligible
     there: N ∝ y², so 4× N_POT halves y_low, log-log edges: exact for a power law)."""
-    from gammastar import rundir
-    from gammastar.reach_idm import run_idm_reach
+    from gammastar.core import rundir
+    from gammastar.reach.idm import run_idm_reach
 
     kw = {"samples": 1000, "m1_points": 2, "m1_range": [0.15, 0.3], "model": "i2dm",
           "theta": 0.1, "alpha_d": 0.5}  # fmt: skip
@@ -244,7 +244,7 @@ def test_reach_i2dm(tmp_path):
     # the report's dark-sector section names the model and embeds the plot
     from gammastar.report import build_report
 
-    sec = build_report(cfg).read_text().split('<section id="darksector">')[1].split("</section>")[0]
+    sec = build_report(cfg).path.read_text().split('<section id="darksector">')[1].split("</section>")[0]
     assert "i2DM reach" in sec
     assert "figures/reach_idm.png" in sec
     d = cfg.model_dump(exclude={"source"}, by_alias=True)
@@ -319,10 +319,10 @@ def test_aprime_spin_density_in_dark_decay(rho00):
     the same sample against isotropy: p < 1e-6 (the test has power)."""
     from scipy import stats as sps
 
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.eventgen import dark_chains, dark_decay_coefficients
+    from gammastar.corrections.polarisation import helicity_angles
     from gammastar.physics.darksector import IDM
-    from gammastar.polarisation import helicity_angles
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.source.eventgen import dark_chains, dark_decay_coefficients
 
     model = IDM(m1=0.2, delta=0.4, m_aprime=0.6)
     n = 50_000

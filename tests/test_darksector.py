@@ -27,7 +27,7 @@ from gammastar.physics.kinematics import kinematic_factor
 
 
 def test_small_splitting_limit_within_one_percent():
-    # Issue 16 / physics.md §13: Γ → 4ε²αα_DΔ⁵m₁⁵/(15π m_A′⁴) for m_ℓ → 0, Δ → 0, m_A′ ≫ m₁.
+    # physics.md §13: Γ → 4ε²αα_DΔ⁵m₁⁵/(15π m_A′⁴) for m_ℓ → 0, Δ → 0, m_A′ ≫ m₁.
     # Δ = 1e-3 at m₁ = 50 GeV puts Δm = 50 MeV ≫ 2m_e (m_ℓ → 0) and s/m_A′² < 1e-12; the
     # neglected terms are O(Δ) (measured ≈ 1.5Δ, docs/darksector.md), so 1% is ample here
     # and the check fails on any normalisation error (a factor 2 in spin sums or phase space).

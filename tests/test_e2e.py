@@ -1,4 +1,4 @@
-"""End to end through the CLI (issue 7): every stage, nothing recomputed on a rerun, only the
+"""End to end through the CLI: every stage, nothing recomputed on a rerun, only the
 affected stages after a config change, and an interrupted training that resumes."""
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
         "report.html",
     ):
         assert (run / artifact).exists(), artifact
-    # every schema-checked artifact of a whole run validates (gammastar.rundir, schemas/1/)
-    from gammastar.rundir import RunDir
+    # every schema-checked artifact of a whole run validates (gammastar.core.rundir, schemas/1/)
+    from gammastar.core.rundir import RunDir
 
     checked = set(RunDir(run).check())
     for name in ("select.json", "histograms.root", "yields.json", "flow/meta.json",
@@ -142,7 +142,7 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
     }
     reach = json.loads((run / "reach.json").read_text())
     assert reach["meta"]["schema_version"] == 1
-    # the flow against its own pairs where the detector looks (gammastar.flow_closure), at
+    # the flow against its own pairs where the detector looks (gammastar.reach.flow_closure), at
     # validate.masses: the tiny run's flow is full phase space (an acceptance map, no F)
     fc = reach["flow_closure"]
     assert fc["masses"] == [0.4, 0.75]

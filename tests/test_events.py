@@ -1,4 +1,4 @@
-"""Signal events (gammastar.events, issue 15): round trips, weights, polarisation, bad input."""
+"""Signal events (gammastar.events.stage): round trips, weights, polarisation, bad input."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import pyhepmc
 import pytest
 from _tolerance import EPS64
 
-from gammastar.acceptance import Geometry, ParametricSampler, draw
-from gammastar.artifacts import make_meta, write_json
 from gammastar.cli import main
 from gammastar.config import config_from_dict
+from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import EnvironmentFailure, GammastarError, InputError, OutputExistsError
-from gammastar.events import (
+from gammastar.events.stage import (
     APRIME_PDGID,
     DECAYS,
     branching_ratios,
@@ -27,6 +26,9 @@ from gammastar.events import (
 )
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import draw
+from gammastar.source.geometry import Geometry
 
 # NA62-like dump geometry (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B)
 NA62_LIKE = {"l1": 82.0, "l2": 157.0, "theta_min": 0.0, "theta_max": 0.05, "efficiency": 0.9}
@@ -90,7 +92,7 @@ def test_hepmc_round_trip(tmp_path):
     res = run_events(
         cfg, mass=0.5, eps=3e-7, n=600, output=out, table=tab, channels=("mumu", "ee", "pipi"),
         chunk=250,
-    )  # fmt: skip
+    ).document  # fmt: skip
     t = read_table(tab)
     assert len(t) == res["events"] == 600
     weights, n_read = [], 0
@@ -154,7 +156,7 @@ def test_one_code_path_sum_of_weights_is_the_acceptance(tmp_path):
     cfg = make_config(tmp_path)
     n, seed = 4000, 7
     res = run_events(cfg, mass=0.4, eps=1e-6, n=n, output=tmp_path / "e.parquet", seed=seed,
-                     chunk=n)  # fmt: skip
+                     chunk=n).document  # fmt: skip
     meta = res["meta"]
     ((_, child),) = chunk_seeds(seed, n, n)
     s = draw(ParametricSampler(), 0.4, n, Geometry.from_config(cfg.detector), seed=child)
@@ -168,14 +170,14 @@ def test_one_code_path_sum_of_weights_is_the_acceptance(tmp_path):
 def test_sum_of_weights_is_reach_nsig(tmp_path, detector):
     """Σ weight against reach.signal_events with an independent large sample: within 4σ
     (σ² = Σ w² of the events, plus the reference sample's share n/N of it)."""
-    from gammastar.reach import signal_events
+    from gammastar.reach.stage import signal_events
 
     cfg = make_config(tmp_path, detector=detector)
     # ε such that the mean decay length (≈ 10-100 m) is comparable with the decay volume:
     # the forced-decay weights then sample the volume well
     mass, eps, n = 0.45, 3e-7 if detector is NA62_LIKE else 1e-6, 20_000
     res = run_events(cfg, mass=mass, eps=eps, n=n, output=tmp_path / "e.parquet",
-                     channels=("mumu",), decay="isotropic")  # fmt: skip
+                     channels=("mumu",), decay="isotropic").document  # fmt: skip
     big = 200_000
     s = draw(ParametricSampler(), mass, big, Geometry.from_config(cfg.detector), seed=11)
     meta = res["meta"]
@@ -239,7 +241,7 @@ def test_data_polarisation_from_yields(tmp_path):
         "lambda_phi": None,
     }
     cfg = make_config(tmp_path, polarisation=pol)
-    res = run_events(cfg, mass=0.5, eps=1e-6, n=100, output=tmp_path / "e.parquet")
+    res = run_events(cfg, mass=0.5, eps=1e-6, n=100, output=tmp_path / "e.parquet").document
     info = res["meta"]["polarisation"]
     # linear between the bin centres 0.35 (0.2) and 0.65 (0.6): 0.2 + 0.4 · 0.15/0.3 = 0.4
     assert info["lambda_theta"] == pytest.approx(0.4, rel=1e-12)
@@ -248,7 +250,7 @@ def test_data_polarisation_from_yields(tmp_path):
     assert info["source"].startswith("yields.json")
     # no measurement: the config's unfold.decay_lambda_theta
     cfg2 = make_config(tmp_path / "b")
-    res2 = run_events(cfg2, mass=0.5, eps=1e-6, n=100, output=tmp_path / "f.parquet")
+    res2 = run_events(cfg2, mass=0.5, eps=1e-6, n=100, output=tmp_path / "f.parquet").document
     assert res2["meta"]["polarisation"]["source"] == "config unfold.decay_lambda_theta"
 
 
@@ -283,7 +285,7 @@ def test_branching_ratios():
 def test_unweighted_and_root_table(tmp_path):
     cfg = make_config(tmp_path)
     res = run_events(cfg, mass=0.5, eps=3e-7, n=300, output=tmp_path / "u.root",
-                     unweighted=True, chunk=5000)  # fmt: skip
+                     unweighted=True, chunk=5000).document  # fmt: skip
     import uproot
 
     with uproot.open(tmp_path / "u.root") as f:
@@ -310,7 +312,7 @@ def test_bad_input(tmp_path, capsys):
     with pytest.raises(InputError, match=r"outside the flow's mass range.*--extrapolate"):
         run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow())
     res = run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow(),
-                     extrapolate=True)  # fmt: skip
+                     extrapolate=True).document  # fmt: skip
     assert "extrapolated" in res["meta"]["sampler"]
     out.unlink()
     with pytest.raises(GammastarError, match="-n"):
@@ -360,7 +362,7 @@ def test_float_text_round_trips():
     """17 correctly rounded significant digits read back as the same double (Matula 1968);
     random doubles over 540 decades, tiny and subnormal ones, and the fallback for what the
     compiled writer refuses."""
-    from gammastar._hepmc_ascii import format_floats
+    from gammastar.events._hepmc_ascii import format_floats
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=20_000) * 10.0 ** rng.uniform(-270, 270, 20_000)
@@ -374,7 +376,7 @@ def test_float_text_round_trips():
 
 def test_hepmc_backends_agree(tmp_path):
     """The compiled and the pyarrow writer give the same numbers, token by token."""
-    from gammastar.events import EventSettings, generate_chunks, hepmc_text
+    from gammastar.events.stage import EventSettings, generate_chunks, hepmc_text
 
     geo = Geometry(l1=82.0, l2=157.0, theta_min=0.0, theta_max=0.05)
     st = EventSettings(0.5, 3e-7, geo, 1e6, channels=("mumu", "pipi"), beam_spot=(1e-3, 1e-3),
@@ -397,7 +399,7 @@ def mcp_spectrum():
 
 
 def test_mcp_events(tmp_path):
-    from gammastar.events import run_mcp_events
+    from gammastar.events.stage import run_mcp_events
     from gammastar.physics.kinematics import mcp_factor
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
@@ -405,7 +407,7 @@ def test_mcp_events(tmp_path):
     m_chi, q = 0.15, 0.01
     edges, contents, _ = mcp_spectrum()
     res = run_mcp_events(cfg, m_chi=m_chi, charge=q, n=2000, output=out, table=tab,
-                         spectrum=mcp_spectrum(), decay="transverse", chunk=700)  # fmt: skip
+                         spectrum=mcp_spectrum(), decay="transverse", chunk=700).document  # fmt: skip
     # Σ weights = Σ_bins content × <Q² K_χ/K_μ> (a fine 20000-point midpoint average over the
     # part of each bin above 2 m_χ = 0.3 GeV; its error near the √ threshold is ~ 1e-7)
     # × N_POT(facility) · yield scale / N_POT(data) (1.4e17 · 100.5 / 1e13)
@@ -459,24 +461,25 @@ def test_mcp_events(tmp_path):
 
 
 def test_events_keeps_its_public_names():
-    """The split of gammastar.events (docs/events.md "Code layout") keeps every public name
+    """The split of gammastar.events.stage (docs/events.md "Code layout") keeps every public name
     importable from it, as the very object of the module that now defines it, and
-    ``gammastar.events(config, ...)`` callable (it runs run_events)."""
+    ``gammastar.write_events(config, ...)`` callable (it runs run_events)."""
     import importlib
 
     import gammastar
-    import gammastar.events as ev
+    import gammastar.events.stage as ev
 
     homes = [importlib.import_module(f"gammastar.{m}")
-             for m in ("eventgen", "eventio", "eventsetup", "hepmc", "mcpgen")]  # fmt: skip
+             for m in ("source.eventgen", "events.io", "source.setup", "events.hepmc",
+                       "source.mcp")]  # fmt: skip
     for name in ev.__all__:
         obj = getattr(ev, name)
         owners = [h for h in homes if getattr(h, name, None) is obj]
-        assert owners or getattr(obj, "__module__", None) == "gammastar.events", name
+        assert owners or getattr(obj, "__module__", None) == "gammastar.events.stage", name
     for name in ("hepmc_text", "write_events", "output_kind", "polarisation", "McpSettings",
                  "generate_mcp", "mcp_bins", "dark_settings", "run_dark_events"):  # fmt: skip
         assert name in ev.__all__
-    assert callable(gammastar.events)
+    assert callable(gammastar.write_events)
 
 
 def test_cli_mode_errors(tmp_path, capsys):
@@ -502,7 +505,7 @@ def test_default_channels_are_the_open_ones(tmp_path):
         "aprime": {"mass": m, "per_pot_per_eps2": y, "stat_err": 0.05 * y},
         "meta": make_meta(config_sha256=None, seed=None, n_pot=1e13),
     }, force=True)  # fmt: skip
-    res = run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "e.parquet")
+    res = run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "e.parquet").document
     assert res["meta"]["channels"] == ["ee"]
     with pytest.raises(InputError, match="closed"):
         run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "f.parquet",
@@ -512,11 +515,11 @@ def test_default_channels_are_the_open_ones(tmp_path):
 def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
     """With fiducial-region yields (an ``extrapolation`` block), the spectrum is carried to
     the full phase space bin by bin with f_F(m): a constant f_F = 0.25 gives 4× the pairs."""
-    from gammastar.events import run_mcp_events
+    from gammastar.events.stage import run_mcp_events
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
     kw = {"m_chi": 0.12, "n": 200, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}
-    plain = run_mcp_events(cfg, output=tmp_path / "a.parquet", **kw)
+    plain = run_mcp_events(cfg, output=tmp_path / "a.parquet", **kw).document
     doc = json.loads((tmp_path / "yields.json").read_text())
     m = np.linspace(0.2, 1.1, 10)
     doc["extrapolation"] = {
@@ -525,6 +528,6 @@ def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
         "y_sigma": [1.2] * 10, "n_eff": [1e3] * 10, "fiducial": {},
     }  # fmt: skip
     (tmp_path / "yields.json").write_text(json.dumps(doc))
-    full = run_mcp_events(cfg, output=tmp_path / "b.parquet", **kw)
+    full = run_mcp_events(cfg, output=tmp_path / "b.parquet", **kw).document
     assert full["sum_weight"] == pytest.approx(4 * plain["sum_weight"], rel=1e-12)
     assert full["meta"]["phase_space"].startswith("full")

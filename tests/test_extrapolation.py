@@ -1,4 +1,4 @@
-"""The extrapolation fit's error (issue 19): the sandwich covariance of the weighted fit against
+"""The extrapolation fit's error: the sandwich covariance of the weighted fit against
 the scatter of the fitted f_F over toy realisations drawn from the model itself."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from gammastar.extrapolation import (
+from gammastar.yields.extrapolation import (
     Extrapolation,
     fiducial_fraction,
     fit_extrapolation,
@@ -24,7 +24,7 @@ A_WIDTH, A_MIN = 0.7, 0.05
 
 
 class _ToyRegion:
-    """A fiducial region in the duck type of :class:`~gammastar.pair_acceptance.FiducialRegion`
+    """A fiducial region in the duck type of :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`
     (``contains``, ``as_dict``), with its acceptance."""
 
     def acceptance(self, m, qt, e):
@@ -42,7 +42,7 @@ class _ToyRegion:
 def _toy(region, n_sources, seed, scale=1.0):
     """One realisation: the accepted pairs inside F of ``n_sources`` γ* at MASS, weighted
     ``scale``/A (m, p_T, y, w)."""
-    from gammastar.acceptance import ParametricSampler
+    from gammastar.physics.sampling import ParametricSampler
 
     rng = np.random.default_rng(seed)
     out = ParametricSampler(*TRUE).sample(MASS, n_sources, seed=int(rng.integers(2**31)))
@@ -68,12 +68,12 @@ def test_sandwich_error_matches_the_scatter_of_toy_fits(monkeypatch):
     Gaussian f_F and n = 50), since the fitted f_F of a weakly constrained σ_y has heavier tails
     than a Gaussian. Also: f_F is unbiased within 3 standard errors of the mean, and the pulls'
     rms is 1 within the same relative tolerance.
-    The earlier Kish-scaled profile error (``error_method="kish_profile"``) need not match and
-    does not here: ≈ 0.010 against a scatter of ≈ 0.015 (measured on toys of this set-up; the
+    The Kish-scaled profile error (``error_method="kish_profile"``) need not match and
+    does not here: ≈ 0.010 against a scatter of ≈ 0.015 (measured with toys of this set-up; the
     sandwich gives 0.0160 against 0.0155 on these 50, SE 10%; on the mock it was larger than the
     scatter: whether it under- or overstates depends on where in F the
     large weights sit)."""
-    import gammastar.extrapolation as ex_mod
+    import gammastar.yields.extrapolation as ex_mod
 
     # P_F's reference sample: 10⁵ instead of 4·10⁵ (speed; the same fixed sample in every toy,
     # so it cannot add scatter; its P_F is exact to ~0.3% and f_F's truth is the grid's)
@@ -155,7 +155,7 @@ def test_error_method_is_recorded_and_read_back():
 
 def test_sandwich_covariance_shape_with_free_mean():
     """ȳ free adds one parameter: the covariance is (ȳ, σ_y, T) and positive definite."""
-    from gammastar.extrapolation import _fit_joint, _Reference
+    from gammastar.yields.extrapolation import _fit_joint, _Reference
 
     region = _ToyRegion()
     m, qt, y, w = _toy(region, 20_000, seed=11)
@@ -169,7 +169,7 @@ def test_sandwich_covariance_shape_with_free_mean():
 def _all_seeing(kin, hit):
     """A KinematicSample whose detector sees the samples ``hit`` with probability 1 whatever
     their lifetime (one cell from 0 to ∞: survival 1 at its start, 0 at its end)."""
-    from gammastar.acceptance import KinematicSample
+    from gammastar.reach.acceptance import KinematicSample
 
     n = len(kin["qT"])
     return KinematicSample(
@@ -183,8 +183,8 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     drawn samples must reproduce the quadrature's ∂f_F/∂θ. Tolerance 5%: the Monte Carlo mean
     of ∂ln p/∂θ over the ~10⁵ extrapolated samples (≈ 1%) and the |y| of the few samples at
     y < 0 (0.3% of the model there). A detector that sees only the fiducial part gets 0."""
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.extrapolation import (
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         nsig_relative_error,
         per_sample_acceptance,
@@ -218,7 +218,7 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     assert max(abs(d) for d in forms) > 0.2 * stat  # the forms' part is not negligible here
     # each form's own part (``form_<name>``): that form's f/f_alt − 1, the same tolerance;
     # their quadrature sum is ``forms`` (float64 rounding of a sum of two squares)
-    from gammastar.extrapolation import nsig_error_parts
+    from gammastar.yields.extrapolation import nsig_error_parts
 
     parts = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0])
     for name, d in zip(exv.model_variations, forms, strict=True):
@@ -251,8 +251,12 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed():
     own, nonzero part."""
     import dataclasses
 
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.extrapolation import MODEL_VARIATIONS, ExtrapolatedSampler, nsig_error_parts
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation import (
+        MODEL_VARIATIONS,
+        ExtrapolatedSampler,
+        nsig_error_parts,
+    )
 
     region = _ToyRegion()
     exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True)
@@ -282,8 +286,10 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
     """:func:`per_sample_acceptance` is the per-sample term of
     :meth:`KinematicSample.acceptance`: their mean agrees to rounding (≈ n_cells · eps per
     sample, summed in another order)."""
-    from gammastar.acceptance import Geometry, ParametricSampler, draw
-    from gammastar.extrapolation import per_sample_acceptance
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.geometry import Geometry
+    from gammastar.yields.extrapolation import per_sample_acceptance
 
     geo = Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120)
     ks = draw(ParametricSampler(), 0.4, 5000, geo, seed=3)
@@ -293,7 +299,7 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
     # each sample's term is the definition's Σ_k h_k [S(z_k) − S(z_{k+1})] (computed here
     # over every cell; the function sums over the few edges where the hits change): a few
     # roundings of terms ≤ 1, on a geometry of several cells with gaps, cτ → 0 and ∞ included
-    from gammastar.acceptance import KinematicSample
+    from gammastar.reach.acceptance import KinematicSample
 
     rng = np.random.default_rng(8)
     cells = np.array([0.0, 1.0, 2.0, 5.0, 9.0, np.inf])
@@ -311,13 +317,13 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
 
 @pytest.mark.parametrize("name", ["nominal", "mt_boltzmann", "logistic_y"])
 def test_model_forms_are_normalised_densities_with_their_derivatives(name):
-    """Each form of :data:`gammastar.extrapolation.FORMS` is a normalised density in p_T and
+    """Each form of :data:`gammastar.yields.extrapolation.FORMS` is a normalised density in p_T and
     in y (quadrature to 1e-6), the rapidity forms have rms σ_y (the logistic's w = σ_y √12/π),
     and the analytic ∂ln p/∂(T, ȳ, σ_y) equals the central difference (step 1e-6: truncation
     ~1e-12, rounding ~1e-10 relative)."""
     from scipy.integrate import quad
 
-    from gammastar.extrapolation import FORMS
+    from gammastar.yields.extrapolation import FORMS
 
     form = FORMS[name]
     m, t, mu, s = 0.3, 0.17, 3.37, 1.2
@@ -346,7 +352,7 @@ def test_model_variations_join_the_covariance():
     least squares: 1 bin here, so exactly up to the bounded search's 1e-7); the covariance is
     the sandwich plus Σ δδᵀ (kept apart as ``covariance_stat``), so the total error is at least
     the statistical one, and both survive the round trip through ``yields.json``."""
-    from gammastar.extrapolation import FORMS, MODEL_VARIATIONS
+    from gammastar.yields.extrapolation import FORMS, MODEL_VARIATIONS
 
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=31), model_variations=True, compare=False)
@@ -469,8 +475,8 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     1.04 (the reach then draws the tail's N too narrowly), and
     ``nsig_relative_error(propagation="log")`` returns e^w − 1 of the log parts. For a
     detector that sees everything (N/Y_F = 1/f_F, nearly linear) the two agree within 5%."""
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.extrapolation import (
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         nsig_error_parts,
         nsig_relative_error,
@@ -520,8 +526,8 @@ def test_the_external_part_is_the_response_at_both_sides():
     tail-seeing detector of the test above (where the response is far from linear: b/a ≈ 0.2)
     and one that sees everything; 3% as there (the reweighting of the nominal draw's tail
     samples). The same with ``log=True``; the sides' σ_y entries are ±error exactly."""
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.extrapolation import ExtrapolatedSampler, nsig_error_parts
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation import ExtrapolatedSampler, nsig_error_parts
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
     ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
@@ -565,7 +571,7 @@ def test_the_external_response_follows_a_side_clipped_by_a_bound():
     exactly quadratic (a = 0.04, b = −0.01) gives √(a² + 2b²) exactly; at a zero error, 0."""
     from types import SimpleNamespace
 
-    from gammastar.extrapolation import _external_response
+    from gammastar.yields.extrapolation import _external_response
 
     a, b = 0.04, -0.01
     ex = SimpleNamespace(y_sigma_external={"error": 0.2}, parameter_index=lambda name: 0)
@@ -592,13 +598,13 @@ class _EmptyRegion(_ToyRegion):
 
 def test_a_mass_where_f_has_no_area_keeps_the_linear_parts():
     """Where F has no area at the mass on the quadrature grid (the NA62-like reach on the
-    two-flavour demo's yields met one: a ZeroDivisionError before session 31), N/Y_F cannot be
+    two-flavour demo's yields meets one, which must not divide by zero), N/Y_F cannot be
     re-evaluated: ``log=True`` and the external part's sides fall back to the linear parts,
     the same numbers as ``log=False`` on a record without the sides (to rounding)."""
     import copy
 
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.extrapolation import ExtrapolatedSampler, nsig_error_parts
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation import ExtrapolatedSampler, nsig_error_parts
 
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
@@ -628,7 +634,7 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
     returns ``ex``'s f_F, in a narrower region with the pairs below it dropped it returns what
     a new :func:`fit_extrapolation` there gives (both to the fits' tolerance, 1e-6 of f_F);
     with no group to refit (σ_y fixed) ``ex``'s f_F is returned unchanged."""
-    from gammastar.extrapolation import refit, refit_fractions
+    from gammastar.yields.extrapolation import refit, refit_fractions
 
     region, narrow = _ToyRegion(), _NarrowRegion()
     m, pt, y, w = _toy(region, 20_000, seed=41)
@@ -679,7 +685,7 @@ class _InRegion:
     samples), by accept–reject."""
 
     def __init__(self, params, region):
-        from gammastar.acceptance import ParametricSampler
+        from gammastar.physics.sampling import ParametricSampler
 
         self.inner, self.region = ParametricSampler(*params), region
 
@@ -695,7 +701,7 @@ class _InRegion:
 
 
 def _record(ex, region, t, s=None):
-    """The fit record of :func:`gammastar.extrapolation.refit` with T = ``t`` (and σ_y = ``s``,
+    """The fit record of :func:`gammastar.yields.extrapolation.refit` with T = ``t`` (and σ_y = ``s``,
     default ``ex``'s) in ``region``."""
     mu, s = float(ex.y_mean[0]), float(ex.y_sigma[0]) if s is None else s
     f = fiducial_fraction(region, MASS, (t, mu, s))
@@ -717,7 +723,7 @@ def test_lambda_theta_at_n_level_follows_the_moved_world():
       F∖F′, 0.1% each), while the fiducial yield moves by −7%: what the yield-level nuisance
       quoted.
     The part is (|up| + |down|)/2 of the moves' N′/N − 1 (logarithms by default)."""
-    from gammastar.extrapolation import ExtrapolatedSampler, nsig_lambda_theta
+    from gammastar.yields.extrapolation import ExtrapolatedSampler, nsig_lambda_theta
 
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=21))
@@ -765,7 +771,7 @@ def test_a_refit_record_reads_missing_values_as_the_nominals_and_refuses_other_b
     fit) takes the nominal's value; fractions for another number of bins than the
     extrapolation's are a one-line error, not an index error deep inside."""
     from gammastar.errors import InputError
-    from gammastar.extrapolation import _record_params
+    from gammastar.yields.extrapolation import _record_params
 
     ex_mass = np.array([0.3, 0.5])
     rec = {"fiducial_fraction": [0.2, 0.4], "temperature": [0.2, 0.3], "y_mean": None,

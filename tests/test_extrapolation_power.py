@@ -1,4 +1,4 @@
-"""The extrapolation's p_T form with a fitted m_T power (issue 19): 1/p_T dN/dp_T ∝
+"""The extrapolation's p_T form with a fitted m_T power: 1/p_T dN/dp_T ∝
 m_T^a e^{−m_T/T}, a fitted per group with T (``fit_extrapolation(pt_power="fitted")``,
 ``yields.extrapolation_pt_power``), checked against toys drawn from the family itself."""
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from gammastar.errors import InputError
-from gammastar.extrapolation import (
+from gammastar.yields.extrapolation import (
     ExtrapolatedSampler,
     Extrapolation,
     fiducial_fraction,
@@ -25,7 +25,7 @@ MASS, T_TRUE, A_TRUE, Y_MEAN, Y_SIGMA = 0.3, 0.17, 1.2, 3.37, 1.2
 
 
 class _PtRegion:
-    """A fiducial region in the duck type of :class:`~gammastar.pair_acceptance.FiducialRegion`
+    """A fiducial region in the duck type of :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`
     that cuts p_T, with its acceptance."""
 
     def acceptance(self, m, qt, e):
@@ -41,7 +41,7 @@ class _PtRegion:
 
 
 def _toy(region, n_sources, seed, power=A_TRUE):
-    from gammastar.acceptance import ParametricSampler
+    from gammastar.physics.sampling import ParametricSampler
 
     rng = np.random.default_rng(seed)
     out = ParametricSampler(T_TRUE, Y_MEAN, Y_SIGMA, power=power).sample(
@@ -76,7 +76,7 @@ def test_power_form_is_a_normalised_density_with_its_derivatives(a):
     (interpolated normalisation) agrees with the exact one to 1e-7."""
     from scipy.integrate import quad
 
-    from gammastar.extrapolation import (
+    from gammastar.yields.extrapolation import (
         NOMINAL,
         _log_norm_power,
         _log_pt,
@@ -131,7 +131,7 @@ def test_sandwich_error_of_the_power_matches_the_scatter_of_toy_fits(monkeypatch
     standard deviations of the fitted a and f_F within 3 standard errors of a standard
     deviation (≈ 15% each for 24 Gaussian toys: 1/√(2(n − 1))), and both are unbiased within
     3 standard errors of their means."""
-    import gammastar.extrapolation as ex_mod
+    import gammastar.yields.extrapolation as ex_mod
 
     monkeypatch.setattr(ex_mod, "REFERENCE_SAMPLES", 100_000)  # the same in every toy
     region = _PtRegion()
@@ -155,7 +155,7 @@ def test_fitted_power_round_trip_and_the_samplers_form():
     (quadrature; Monte Carlo error ≈ 0.3% for 10⁵ samples, 1% allowed)."""
     from scipy.integrate import quad
 
-    from gammastar.extrapolation import _log_pt_power
+    from gammastar.yields.extrapolation import _log_pt_power
 
     region = _PtRegion()
     fit = _fit(region, _toy(region, 16_000, seed=5), "fitted")
@@ -183,8 +183,9 @@ def test_nsig_error_with_a_fitted_power_is_the_yields_when_the_detector_sees_eve
     in the gradient — is δf_F/f_F (5%: the Monte Carlo mean of the scores); and it is larger
     than the fixed form's on the same pairs (a free parameter more, strongly correlated with
     T where F cuts p_T)."""
-    from gammastar.acceptance import KinematicSample, ParametricSampler
-    from gammastar.extrapolation import nsig_relative_error
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.reach.acceptance import KinematicSample
+    from gammastar.yields.extrapolation import nsig_relative_error
 
     def _all_seeing(kin, hit):  # one cell from 0 to ∞: survival 1 at its start, 0 at its end
         n = len(kin["qT"])
@@ -232,9 +233,10 @@ def test_nsig_error_between_two_fit_groups_takes_each_groups_share():
     (N = Y_F/f_F) the fit's relative error of N_sig is √((1 − t)² r₀² + t² r₁²), r_b the bins'
     δf_F/f_F (linear propagation: the bins' f_F gradients equal the mass's to ≈ 1%; 10%
     allowed for the Monte Carlo means of the scores), not the nearest group's r₀ (√2 too
-    large at t = ½, the rule until 2026-11-25); at a bin centre it is that bin's r_b."""
-    from gammastar.acceptance import KinematicSample, ParametricSampler
-    from gammastar.extrapolation import nsig_relative_error
+    large at t = ½); at a bin centre it is that bin's r_b."""
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.reach.acceptance import KinematicSample
+    from gammastar.yields.extrapolation import nsig_relative_error
 
     region = _PtRegion()
     parts = [_toy(region, 32_000, seed=s) for s in (31, 32)]
@@ -282,9 +284,10 @@ def test_the_fit_and_the_fiducial_yield_covary_as_the_sandwich_says(monkeypatch)
     an all-seeing detector N/Y_F = 1/f_F, so ``yield_cross`` of
     :func:`nsig_error_parts` is −2 Cov(ln S, ln f_F) of the prediction (5%: the Monte Carlo
     mean of the reweighted scores) and :func:`nsig_relative_error` adds it."""
-    import gammastar.extrapolation as ex_mod
-    from gammastar.acceptance import KinematicSample, ParametricSampler
-    from gammastar.extrapolation import nsig_error_parts, nsig_relative_error
+    import gammastar.yields.extrapolation as ex_mod
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.reach.acceptance import KinematicSample
+    from gammastar.yields.extrapolation import nsig_error_parts, nsig_relative_error
 
     monkeypatch.setattr(ex_mod, "REFERENCE_SAMPLES", 100_000)  # the same in every toy
     region = _RampRegion()

@@ -1,4 +1,4 @@
-"""One phase space (issue 12): fiducial-region yields on the NA60-like mock, the stated
+"""One phase space: fiducial-region yields on the NA60-like mock, the stated
 extrapolation, and the reach's labelling of the signal outside the fiducial region.
 
 The closure against the generator's own γ*: validation/tests/test_fiducial_closure.py. The
@@ -18,8 +18,8 @@ import pytest
 
 from gammastar.config import ResolutionMigrationConfig, load_config
 from gammastar.errors import InputError
-from gammastar.select import select
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS, SEED = 400_000, 21
@@ -82,7 +82,7 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
     sandwich, ``model_variations`` only the rapidity form). The statistical error alone is the
     smaller, and the rapidity form's part is measurable (≥ 5% of it in quadrature). The fit
     against the generator's true f_F: validation/tests/test_fiducial_closure.py."""
-    from gammastar.extrapolation import beam_rapidity
+    from gammastar.yields.extrapolation import beam_rapidity
 
     _, _, doc = run
     ex = doc["extrapolation"]
@@ -125,10 +125,10 @@ def _reach_cfg(cfg, **detector):
 def test_reach_labels_the_extrapolated_signal(run):
     """With no flow every A′ sample comes from the fitted model outside... and inside the
     fiducial region: all of it is labelled extrapolated (fraction 1 at every boundary)."""
-    from gammastar.reach import run_reach
+    from gammastar.reach.stage import run_reach
 
     cfg = _reach_cfg(run[0], l1=5.0, l2=None, theta_min=0.035, theta_max=0.12)
-    doc = run_reach(cfg, force=True)
+    doc = run_reach(cfg, force=True).document
     ext = doc["extrapolation"]
     assert ext["mode"] == "label"
     assert "Gaussian rapidity" in ext["model"]
@@ -143,10 +143,12 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     opens by ≲ 2m/E ≈ 27 mrad at 0.4 GeV, so with its direction inside 5 mrad neither muon
     reaches the spectrometer's 35 mrad): every accepted A′ would come from the model → one
     error."""
-    from gammastar.acceptance import Geometry, WeightedPairSampler
-    from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields, scan
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import WeightedPairSampler
+    from gammastar.reach.stage import scan
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
     cfg, res, _ = run
     y = load_yields(cfg.output_dir / "yields.json")
@@ -168,11 +170,11 @@ def test_detector_wholly_outside_the_data_is_refused(run):
 
 
 def _scan_draws(sampler, masses, eps, geo, *, seed):
-    """Per mass, the A′ draw a :func:`gammastar.reach.scan` with ``seed`` makes (its seeds,
+    """Per mass, the A′ draw a :func:`gammastar.reach.stage.scan` with ``seed`` makes (its seeds,
     20000 samples, the μμ channel), redone: ``(kinematics, sample, cτ on the sorted ε)``."""
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import RecordingSampler
     from gammastar.physics import darkphoton
+    from gammastar.reach.acceptance import draw
+    from gammastar.yields.extrapolation import RecordingSampler
 
     seeds = np.random.SeedSequence(seed).spawn(len(masses))
     for m, sq in zip(masses, seeds, strict=True):
@@ -182,8 +184,8 @@ def _scan_draws(sampler, masses, eps, geo, *, seed):
 
 
 def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
-    """The reach's ``extrapolation`` nuisance (issue 19): its size is the fit's error carried
-    to N_sig (:func:`gammastar.extrapolation.nsig_relative_error`, ``propagation="log"``, the
+    """The reach's ``extrapolation`` nuisance: its size is the fit's error carried
+    to N_sig (:func:`gammastar.yields.extrapolation.nsig_relative_error`, ``propagation="log"``, the
     log-normal's r from the width of ln N_sig) on the scan's own draw, at
     the first pass's median expected ε_low/ε_high (the larger), not the yield's δf_F/f_F.
     Reference: a scan whose extrapolation has no covariance keeps the yield-level size and
@@ -195,14 +197,16 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
 
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.acceptance import Geometry, WeightedPairSampler
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import WeightedPairSampler
+    from gammastar.reach.stage import scan
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         nsig_relative_error,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields, scan
 
     cfg, res, _ = run
     y = load_yields(cfg.output_dir / "yields.json")
@@ -268,7 +272,7 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
     import logging
     import shutil
 
-    from gammastar import yields
+    from gammastar.yields import stage as yields
 
     cfg, _, doc = run
     out = tmp_path / "run"
@@ -347,7 +351,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     quadrature of their fiducial-yield shifts of each sign is the yield-level nuisance's
     up / down (the same moves, summed as :func:`lambda_theta_moving_variation` sums them: to
     rounding); the reach carries them to N_sig: its ``acceptance_lambda_theta`` row per mass is
-    :func:`gammastar.extrapolation.nsig_lambda_theta` on the scan's own draw (e^w − 1) at the
+    :func:`gammastar.yields.extrapolation.nsig_lambda_theta` on the scan's own draw (e^w − 1) at the
     first pass's median expected ε_low / ε_high (the larger), and the yield's size is kept as
     ``rel_yield``. Reference: the scan whose extrapolation has no covariance, which keeps the
     yield-level sizes (its one pass is the other's first)."""
@@ -355,15 +359,17 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
 
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.acceptance import Geometry, WeightedPairSampler
-    from gammastar.extrapolation import (
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import WeightedPairSampler
+    from gammastar.reach.stage import scan
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
         nsig_lambda_theta,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields, scan
-    from gammastar.uncertainties import lambda_refits_at, lambda_regions
+    from gammastar.yields.uncertainties import lambda_refits_at, lambda_regions
 
     cfg, res, doc = run
     block = doc["uncertainties"]["lambda_theta_refits"]
@@ -373,8 +379,8 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
                        for mv in block["moves"] if mv["sign"] == s]) for s in (1, -1)}  # fmt: skip
     # the same moves summed by lambda_theta_moving_variation on the run's pairs (its own
     # pass over them; the yield-level nuisance is made from the refits' shifts)
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.uncertainties import lambda_theta_moving_variation
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
+    from gammastar.yields.uncertainties import lambda_theta_moving_variation
 
     cols = ["m", "pT", "pz", "weight", "acc", "eff", "charge"]
     pairs = pd.read_parquet(cfg.output_dir / "pairs.parquet", columns=cols)

@@ -1,4 +1,4 @@
-"""input.lepton (issue 14): branch names, lepton mass and the flavour checks of the input."""
+"""input.lepton: branch names, lepton mass and the flavour checks of the input."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import uproot
 from gammastar import io
 from gammastar.config import AnalysisConfig, InputConfig, MockConfig, config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.flavour import lepton_flavours
 from gammastar.mock import generate_file
 from gammastar.physics.constants import M_E, M_MU
-from gammastar.select import select
+from gammastar.selection.flavour import lepton_flavours
+from gammastar.selection.stage import select
 
 
 def cfg_for(tmp_path, files, **over):

@@ -1,4 +1,4 @@
-"""The flow against its own pairs where the detector looks (gammastar.flow_closure, issue 19):
+"""The flow against its own pairs where the detector looks (gammastar.reach.flow_closure):
 the paired ratio's error against the scatter of independent samples, a biased flow seen, the
 fiducial region and the pairs' mass window applied, the skip without pairs."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gammastar.acceptance import Geometry
-from gammastar.flow_closure import detector_closure, flow_rows, moved_energy
+from gammastar.reach.flow_closure import detector_closure, flow_rows, moved_energy
+from gammastar.source.geometry import Geometry
 
 # the demo's detector (analysis/na60_like.yaml: a 5 m shield, 35-120 mrad) ending at 25 m, so
 # that at long cτ the decay probability inside, 20 m/(γβcτ), depends on the energy
@@ -148,7 +148,7 @@ def test_closure_record_says_why_it_skips(tmp_path):
     from types import SimpleNamespace
 
     from gammastar.config import config_from_dict
-    from gammastar.flow_closure import closure_record
+    from gammastar.reach.flow_closure import closure_record
 
     cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run")},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
@@ -165,7 +165,7 @@ def test_pull_with_the_quoted_kinematic_model():
     quadrature (relative sizes: the model's r times the ratio)."""
     from types import SimpleNamespace
 
-    from gammastar.flow_closure import _with_model
+    from gammastar.reach.flow_closure import _with_model
 
     kin = {"rel": [0.1, 0.03], "at_eps_low": [0.1, 0.02], "at_eps_high": [0.1, None]}
     inp = SimpleNamespace(masses=np.array([0.3, 0.5]))
@@ -183,7 +183,7 @@ def test_pull_with_the_quoted_kinematic_model():
 def test_no_ratio_from_a_handful_of_pairs():
     """Five pairs carry at most five effective pairs' worth of acceptance (Kish): below
     MIN_CARRIERS no ratio is quoted, the pairs' acceptance still is."""
-    from gammastar.flow_closure import MIN_CARRIERS
+    from gammastar.reach.flow_closure import MIN_CARRIERS
 
     out = detector_closure(ToyFlow(), _rows(2, n=5), M, CTAUS, GEO, window=0.03, seed=1)
     assert out["ratio"] == [None] * 3
@@ -197,7 +197,7 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
     when 20 do (heavy-tailed ratios: the ε_high pulls' rms 1.1-1.6 on the mock)."""
     from types import SimpleNamespace
 
-    import gammastar.flow_closure as fc
+    import gammastar.reach.flow_closure as fc
     from gammastar.config import config_from_dict
     from gammastar.errors import GammastarError
     from gammastar.physics import darkphoton
@@ -225,7 +225,7 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
         return [r for r in caplog.records if "differs from its own pairs" in r.getMessage()]
 
     monkeypatch.setattr(fc, "detector_closure", fake(20.0))
-    with caplog.at_level("WARNING", logger="gammastar.flow_closure"):
+    with caplog.at_level("WARNING", logger="gammastar.reach.flow_closure"):
         rec = fc.closure_record(cfg, inp, res)
     assert not warned()
     assert rec["n_compared"] == 2
@@ -239,7 +239,7 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
     assert low["ctau"] == pytest.approx(float(darkphoton.ctau(0.5, 1e-8)), rel=1e-12)
     assert high["ctau"] == pytest.approx(float(darkphoton.ctau(0.5, 1e-6)), rel=1e-12)
     monkeypatch.setattr(fc, "detector_closure", fake(fc.WARN_CARRIERS))
-    with caplog.at_level("WARNING", logger="gammastar.flow_closure"):
+    with caplog.at_level("WARNING", logger="gammastar.reach.flow_closure"):
         rec = fc.closure_record(cfg, inp, res)
     assert len(warned()) == 1
     assert rec["ndf"] == 2
@@ -327,10 +327,10 @@ def test_a_given_sampler_is_not_compared_with_the_configs_flow(tmp_path):
     flow (reach.flow, its default) does not apply to it and is not computed."""
     from test_reach import make_config
 
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.reach import run_reach
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.reach.stage import run_reach
 
     cfg = make_config(tmp_path, mass_points=3, channels=["mumu"],
                       flow=str(tmp_path / "run" / "flow"))  # fmt: skip
-    doc = run_reach(cfg, sampler=ParametricSampler())
+    doc = run_reach(cfg, sampler=ParametricSampler()).document
     assert "flow_closure" not in doc

@@ -1,4 +1,4 @@
-"""The flow on the NA60-like mock (issue 5 "Show"): KL inside the data band in the mass
+"""The flow on the NA60-like mock: KL inside the data band in the mass
 windows 0.25–1.0 GeV (up to the binomial allowance of a 95% band), interpolation into a
 held-out mass window, and the effect of the combinatorial background on the learned q_T and E
 distributions (paper App. B).
@@ -18,8 +18,8 @@ import torch
 from gammastar import flow as F
 from gammastar.channels import Channel
 from gammastar.config import load_config
-from gammastar.kl import knn_kl
-from gammastar.validate import validate
+from gammastar.flow.kl import knn_kl
+from gammastar.flow.validate import validate
 
 mock = pytest.importorskip("gammastar.mock")
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def _cfg(repo_dir, out, **flow):
 
 @pytest.fixture(scope="module")
 def mock_pairs(repo_dir, tmp_path_factory):
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("flowmock")
@@ -64,16 +64,16 @@ def test_kl_inside_data_band_every_window(repo_dir, mock_pairs):
     """The model-vs-data KL inside the data-vs-data 95% band in the 16 windows 0.25–1.0 GeV,
     up to the exceedances a perfect model has: each window lies above its band with
     probability 0.05, so the count is binomial(16, 0.05) and exceeds 2 with probability 4.3%
-    (until 2026-11-23 every window was required inside, which a perfect model passes only
-    with 0.95¹⁶ = 44% if the windows were independent; it held while the bands were wide: the
-    polarisation bins that keep the ω whole made the weights at 0.75 GeV more uniform and its
-    band narrower, 0.085 → 0.040, and the flow's 0.034–0.042 there now sits at its edge)."""
+    (requiring every window inside would fail a perfect model with probability 1 − 0.95¹⁶ =
+    56% if the windows were independent; the polarisation bins that keep the ω whole make the
+    weights at 0.75 GeV more uniform and its band narrower, and the flow sits at its edge
+    there)."""
     from scipy.stats import binom
 
     tmp, pairs = mock_pairs
     cfg = _cfg(repo_dir, tmp / "full")
     F.train(cfg, pairs=pairs)
-    res = validate(cfg, pairs=pairs)
+    res = validate(cfg, pairs=pairs).document
     print(json.dumps({k: res[k] for k in ("mass", "kl_model", "kl_data_95", "n_data")}))
     assert res["mass"] == MASSES
     above = [
@@ -96,7 +96,7 @@ def test_interpolates_into_held_out_window(repo_dir, mock_pairs):
     vcfg = cfg.model_copy(
         update={"validate_": cfg.validate_.model_copy(update={"masses": [0.45], "window": 0.06})}
     )
-    res = validate(vcfg, pairs=pairs, figures=False)  # data: the held-out pairs themselves
+    res = validate(vcfg, pairs=pairs, figures=False).document  # data: the held-out pairs themselves
     print(json.dumps({k: res[k] for k in ("mass", "kl_model", "kl_data_95", "n_data")}))
     assert res["kl_model"][0] <= res["kl_data_95"][0][1]
 
@@ -107,9 +107,9 @@ def test_combinatorial_background_effect(repo_dir, mock_pairs):
     finds good qualitative agreement). The signal-only flow must describe the signal-only
     data; the two flows must agree on the means to better than 15%."""
     tmp, pairs = mock_pairs
-    with_bkg = F.load(F.train(_cfg(repo_dir, tmp / "full_b"), pairs=pairs))
+    with_bkg = F.load(F.train(_cfg(repo_dir, tmp / "full_b"), pairs=pairs).path)
     cfg_s = _cfg(repo_dir, tmp / "signal", data="os_signal")
-    no_bkg = F.load(F.train(cfg_s, pairs=pairs))
+    no_bkg = F.load(F.train(cfg_s, pairs=pairs).path)
     comb = (pairs["charge"] == 0) & (pairs["channel"] == int(Channel.COMBINATORIAL))
     report = []
     for m in (0.3, 0.5, 0.7, 0.9):
@@ -137,6 +137,6 @@ def test_combinatorial_background_effect(repo_dir, mock_pairs):
         pairs=pairs,
         model=no_bkg,
         figures=False,
-    )
+    ).document
     for km, (_, hi) in zip(res["kl_model"], res["kl_data_95"], strict=True):
         assert km <= hi

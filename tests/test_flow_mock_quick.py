@@ -1,4 +1,4 @@
-"""A small flow trained on a small NA60-like mock run in the default suite (issue 13): the
+"""A small flow trained on a small NA60-like mock run in the default suite: the
 learned p(q_T, E | m) against the mock's truth, with statistical tolerances.
 
 The full-size checks (default architecture and training, every mass window, KL inside the
@@ -30,7 +30,7 @@ def small_flow(repo_dir, tmp_path_factory):
     """Mock (5e5 sources) → select → a 4-step flow (MADE 2 × 32) trained for 12 epochs of 4e4
     points (~10 s on one free core) on the recorded OS signal pairs, unweighted: the flow
     learns the recorded (q_T, E | m), the population of the truth tree's ``accepted`` rows."""
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     torch.set_num_threads(1)
     run = tmp_path_factory.mktemp("flowquick") / "run"
@@ -57,7 +57,7 @@ def small_flow(repo_dir, tmp_path_factory):
     )
     mock.generate_file(cfg, run / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    model = F.load(F.train(cfg, pairs=res.pairs))
+    model = F.load(F.train(cfg, pairs=res.pairs).path)
     with uproot.open(run / "mock.root") as f:
         truth = f["truth"].arrays(["m", "pT", "E", "accepted"], library="np")
     return model, truth

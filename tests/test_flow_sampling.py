@@ -1,4 +1,4 @@
-"""The compiled sampler (gammastar._flow_sampling) vs zuko's inverse transform (the reference)."""
+"""The compiled sampler (gammastar.flow._sampling_kernels) vs zuko's inverse transform (the reference)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import torch
 from _flows import randomised_flow
 from _tolerance import FLOW_OPS, reorder_tol
 
-from gammastar import _flow_sampling as S
 from gammastar import flow as F
 from gammastar.config import FlowConfig
 from gammastar.errors import GammastarError
+from gammastar.flow import _sampling_kernels as S
 
 torch.set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""Training and validation on strongly varying weights (issue 12, item 3).
+"""Training and validation on strongly varying weights.
 
 Weighted likelihood with the stratified |w| sampler, Kish's effective sample size, the
 event-hash hold-out split and overfitting seen on the held-out pairs. The synthetic pairs are
@@ -17,10 +17,10 @@ import torch
 from test_flow import SIG_QT, make_config, qt_median, synthetic_pairs
 
 from gammastar import flow as F
-from gammastar.artifacts import make_meta
 from gammastar.config import FlowConfig
+from gammastar.core.artifacts import make_meta
 from gammastar.errors import InputError
-from gammastar.validate import validate
+from gammastar.flow.validate import validate
 
 torch.set_num_threads(1)
 
@@ -176,7 +176,7 @@ def test_weighted_training_recovers_the_reweighted_density(tmp_path):
         batch_size=1000,
         learning_rate=1e-2,
     )
-    model = F.load(F.train(cfg, pairs=pairs))
+    model = F.load(F.train(cfg, pairs=pairs).path)
     s = model.sample(0.5, 200_000, seed=3)
     t = np.log(s["qT"]) - np.log(qt_median(0.5))
     win = np.abs(pairs["m"].to_numpy() - 0.5) < 0.05
@@ -192,13 +192,13 @@ def test_weighted_training_recovers_the_reweighted_density(tmp_path):
     tr = F.training_data(pairs, cfg.flow, seed=cfg.seed)
     assert info["n_eff"]["train"] == pytest.approx(F.effective_sample_size(tr.weight))
     assert info["n_eff"]["train"] < 0.7 * tr.n
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     for km, (_, hi) in zip(res["kl_model"], res["kl_data_95"], strict=True):
         assert km <= hi, (res["mass"], res["kl_model"], res["kl_data_95"])
     assert all(ne < 0.7 * n for ne, n in zip(res["n_eff"], res["n_data"], strict=True))
     raw_cfg = make_config(tmp_path / "raw", **{**dict(cfg.flow), "use_weights": False})
-    raw = F.load(F.train(raw_cfg, pairs=pairs))
-    bad = validate(cfg, pairs=pairs, model=raw, figures=False, force=True)
+    raw = F.load(F.train(raw_cfg, pairs=pairs).path)
+    bad = validate(cfg, pairs=pairs, model=raw, figures=False, force=True).document
     for km, (_, hi) in zip(bad["kl_model"], bad["kl_data_95"], strict=True):
         assert km > hi, (bad["kl_model"], bad["kl_data_95"])
 
@@ -218,7 +218,7 @@ def test_negative_weights_subtract_a_known_background(tmp_path):
         "learning_rate": 1e-2,
     }
     cfg = make_config(tmp_path / "s", data="subtracted", **kw)
-    sub = F.load(F.train(cfg, pairs=pairs))
+    sub = F.load(F.train(cfg, pairs=pairs).path)
     target = np.log(qt_median(0.5))
     got = np.log(sub.sample(0.5, 100_000, seed=1)["qT"]).mean()
     tr = F.training_data(pairs, cfg.flow, seed=cfg.seed)
@@ -244,8 +244,8 @@ def test_training_never_sees_the_held_out_pairs(tmp_path):
     held = F.holdout_mask(pairs["event"].to_numpy(), cfg.flow.holdout_fraction, cfg.seed)
     other = pairs.copy()
     other.loc[held, "qT"] *= 3.0
-    a = F.train(cfg, pairs=pairs)
-    b = F.train(make_config(tmp_path / "b", epochs=2), pairs=other)
+    a = F.train(cfg, pairs=pairs).path
+    b = F.train(make_config(tmp_path / "b", epochs=2), pairs=other).path
     sa = torch.load(a / "model.pt", weights_only=True)
     sb = torch.load(b / "model.pt", weights_only=True)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -259,7 +259,7 @@ def test_training_never_sees_the_held_out_pairs(tmp_path):
     assert set(info["n_eff"]) >= {"train", "holdout", "fitted", "early_stopping", "windows"}
     assert info["n_eff"]["windows"]["mass"] == [0.3, 0.6]
     assert np.isfinite(info["loss"]["holdout"])
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     assert res["meta"]["holdout"]["matches_training"] is True
     assert res["meta"]["holdout"]["seed"] == cfg.seed
     # the comparison data are the held-out pairs of each window (unit weights: n_eff = n)
@@ -327,7 +327,7 @@ def test_overfitting_shows_on_the_held_out_pairs(tmp_path):
         meta,
         force=True,
     )
-    v = validate(cfg, pairs=pairs, figures=False)
+    v = validate(cfg, pairs=pairs, figures=False).document
     gap = v["nll_holdout"][0] - v["nll_train"][0]
     err = np.hypot(v["nll_holdout_err"][0], v["nll_train_err"][0])
     assert gap > 4 * err, (gap, err)

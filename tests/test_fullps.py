@@ -35,8 +35,8 @@ from gammastar.physics.aprime_meson import branching_ratio, pdg_branching_ratio
 from gammastar.physics.constants import M_MU, mass
 from gammastar.physics.kinematics import aprime_factor
 from gammastar.physics.target import interaction_probability
-from gammastar.select import select
-from gammastar.yields import aprime_yield_from_pairs, compute_yields, read_phase_space
+from gammastar.selection.stage import select
+from gammastar.yields.stage import aprime_yield_from_pairs, compute_yields, read_phase_space
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS, SEED = 1_200_000, 7
@@ -47,7 +47,7 @@ def na60_config(run: Path, **unfold):
     """analysis/na60_like.yaml (NA60-like detector, 30 MeV) in ``run``, unfolded with the
     mock's 2-D geometric-acceptance map (the alternative to the per-pair acceptance)."""
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
-    # the expectation folds the truth with a Gaussian per true-mass bin: the mock's former
+    # the expectation folds the truth with a Gaussian per true-mass bin: the mock's
     # momentum-smearing detector (Gaussian σ_m = 30 MeV), not the scattering default, whose
     # response is shifted by 1–2.6 MeV and has non-Gaussian tails (docs/mock.md)
     det = cfg.mock.detector.model_copy(update={"resolution_model": "momentum"})
@@ -75,7 +75,7 @@ def fullps(tmp_path_factory):
     return cfg, res, doc
 
 
-# --------------------------------------------------------------------------- helpers
+# ------------------------------------------------------------------------- internals
 def read_map(path, key="acceptance"):
     with uproot.open(path) as f:
         h = f[key].to_hist()
@@ -276,7 +276,7 @@ def eta_aprime_expectation(cfg, edges, mock_path):
     return np.asarray(out)
 
 
-# The method's bias on the η → γA′ yield in the 30 MeV bins from 0.39 to 0.51 GeV, measured on
+# The method's bias on the η → γA′ yield in the 30 MeV bins from 0.39 to 0.51 GeV, measured with
 # 8 independent samples of 3e6 sources (seeds 20–27, not the fixture's: see
 # test_eta_aprime_bias_calibration, slow) with the fixture's code: ratio to the generator truth
 # per bin, and the error-weighted mean. Two causes (docs/yields.md "Full phase space"):
@@ -401,7 +401,7 @@ def test_below_min_acceptance_counted_and_reported(fullps, tmp_path, caplog):
             ),
         }
     )
-    with caplog.at_level(logging.WARNING, logger="gammastar.select"):
+    with caplog.at_level(logging.WARNING, logger="gammastar.selection.stage"):
         res2 = select(cfg2)
     assert res2.unfold["acceptance"]["n_below_min_acceptance"] > rep["n_below_min_acceptance"]
     assert any("acceptance A < 0.05" in r.getMessage() for r in caplog.records)
@@ -451,7 +451,7 @@ def test_phase_space_labels(tmp_path):
     assert read_phase_space(tmp_path) == "full"
     (tmp_path / "select.json").write_text(json.dumps({"meta": {}}))
     assert read_phase_space(tmp_path) == "unknown"
-    from gammastar.yields_plots import _phase_space_line
+    from gammastar.yields.plots import _phase_space_line
 
     assert "full phase space" in _phase_space_line({"meta": {"phase_space": "full"}})
     det = _phase_space_line({"meta": {"phase_space": "detector_acceptance"}})

@@ -1,4 +1,4 @@
-"""Input handling: layouts, branch mapping, files/globs/filesets, and every bad input (issue 3)."""
+"""Input handling: layouts, branch mapping, files/globs/filesets, and every bad input."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from _select_data import write_effmap, write_mock
 from gammastar import io
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.select import select
+from gammastar.selection.stage import select
 
 
 def cfg_for(tmp_path, files, **over):
@@ -163,7 +163,7 @@ def test_nan_and_inf_momenta_counted(tmp_path):
     # inf
     q = tmp_path / "inf.root"
     with uproot.recreate(q) as f:
-        # E1 ≥ |p1| = 10.0005 (gammastar.plausibility: E < |p| marks a damaged file)
+        # E1 ≥ |p1| = 10.0005 (gammastar.selection.plausibility: E < |p| marks a damaged file)
         cols = {k: np.array([10.0, 10.0]) for k in ("pz1", "E2")} | {"E1": np.full(2, 10.01)}
         cols |= {
             "px1": np.array([0.0, np.inf]),
@@ -234,14 +234,14 @@ def test_efficiency_map_outside(tmp_path):
     res = select(cfg, force=True)
     assert res.unfold["n_outside_map"] == outside.sum()
     assert (res.pairs.loc[outside, "eff"] == 0.5).all()
-    # the default is now `error`: a map not covering the selection stops the run
+    # the default is `error`: a map not covering the selection stops the run
     cfg = cfg_for(tmp_path, [p], unfold={"efficiency_map": small})
     with pytest.raises(InputError, match="outside the efficiency map"):
         select(cfg, force=True)
 
 
 def test_efficiency_map_invalid_values(tmp_path):
-    from gammastar.unfold import load_efficiency_map
+    from gammastar.corrections.unfold import load_efficiency_map
 
     write_effmap(tmp_path / "big.root", np.full((20, 10), 1.5))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
@@ -477,7 +477,7 @@ def test_pthetaphi_plausibility_names_the_branch():
     |φ| ≤ π; a value outside names the branch (a damaged file, docs/reliability.md)."""
     import awkward as ak
 
-    from gammastar.plausibility import Plausibility
+    from gammastar.selection.plausibility import Plausibility
 
     ok = {
         "p": ak.Array([[10.0, 5.0]]),

@@ -1,5 +1,5 @@
 """The shared four-vector kinematics (gammastar.physics.kinematics) against vector, and the
-users of the old hand-written copies (acceptance, mCP sampling) against those copies (issue 13).
+users of the old hand-written copies (acceptance, mCP sampling) against those copies.
 
 Tolerances: two float64 evaluations of the same Lorentz transformation in another order differ
 by ≲ n · eps · scale (tests/_tolerance.py), n ≈ 30 roundings for a boost (the 4 × 4 transform:
@@ -16,7 +16,7 @@ import pytest
 import vector
 from _tolerance import EPS64, reorder_tol
 
-from gammastar.events import AprimeKinematics, decay_daughters
+from gammastar.events.stage import AprimeKinematics, decay_daughters
 from gammastar.physics import kinematics as K
 from gammastar.physics.mcp_sampling import decay_two_body
 
@@ -123,7 +123,7 @@ def test_helicity_frame_angles_recovered_with_vector():
 
 # --------------------------------------------------------------------------- old copies
 def _old_daughter_directions(m, p, qt, pz, m_l, rng):
-    """acceptance._daughter_directions before issue 13 (commit 413ac6c), frozen reference."""
+    """The hand-written acceptance._daughter_directions, kept as a frozen reference."""
     n = p.size
     pstar = 0.5 * math.sqrt(max(m**2 - 4 * m_l**2, 0.0))
     estar = 0.5 * m
@@ -149,7 +149,7 @@ def _old_daughter_directions(m, p, qt, pz, m_l, rng):
 
 
 def _daughter_directions(m, p, qt, pz, m_l, rng):
-    """The acceptance's daughters today (events.decay_daughters, the A′ in the x–z plane) with
+    """The acceptance's daughters (events.decay_daughters, the A′ in the x–z plane) with
     the old copy's draws: cos θ then φ, uniform."""
     n = p.size
     cth = rng.uniform(-1, 1, n)
@@ -184,7 +184,7 @@ def test_acceptance_daughters_equal_the_old_copy(mass, m_l):
 
 def test_mcp_decay_is_the_helicity_decay_of_the_same_draws():
     """decay_two_body = decay_in_helicity_frame fed the same (cos θ, φ) draws: the rejection
-    sampling of 1 + cos²θ + r sin²θ consumes the generator as before issue 13; only the
+    sampling of 1 + cos²θ + r sin²θ consumes the generator as the old copy did; only the
     azimuth's origin moved to the helicity frame's x′ (φ uniform: the same distribution;
     test_flow.py checks the momentum sum, the masses and ⟨cos²θ⟩)."""
     par, m, *_ = _parents(n=5000, seed=8)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gammastar.errors import GammastarError
-from gammastar.kl import DuplicatePointsError, knn_kl
+from gammastar.flow.kl import DuplicatePointsError, knn_kl
 
 
 def gaussian_kl(mu0, cov0, mu1, cov1) -> float:

@@ -1,4 +1,4 @@
-"""gammastar.lambda_correction: the measured λ_θ's selection shift from a detector simulation,
+"""gammastar.corrections.lambda_correction: the measured λ_θ's selection shift from a detector simulation,
 and the selection that applies it (``unfold.polarisation_correction``).
 
 The synthetic detector below has no acceptance cuts (a = 1) and a mass resolution that depends
@@ -20,8 +20,7 @@ import numpy as np
 import pytest
 
 from gammastar.config import PolarisationCorrectionConfig, load_config
-from gammastar.errors import InputError
-from gammastar.lambda_correction import (
+from gammastar.corrections.lambda_correction import (
     MAX_SIMULATION_SHARE,
     RECO,
     TRUE,
@@ -30,8 +29,9 @@ from gammastar.lambda_correction import (
     read_simulation,
     selection_correction,
 )
-from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
-from gammastar.polarisation import angular_functions, fit_lambdas, measure
+from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
+from gammastar.corrections.polarisation import angular_functions, fit_lambdas, measure
+from gammastar.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
 EDGES = np.array([0.4, 0.5, 0.6])
@@ -129,7 +129,7 @@ def test_a_peak_polarised_otherwise_than_the_simulation_still_helps_below_it(
     neighbours that move together). The correction still takes the bin more than half of the
     way from the fit (+0.39) to the truth (0; measured: +0.07), and the peak's own bin within
     0.1 of its truth (the mixture's, from the data's true angles by moments)."""
-    from gammastar.polarisation import truth_lambdas
+    from gammastar.corrections.polarisation import truth_lambdas
 
     data = _sample(0.0, 1_000_000, seed=5, lam_peak=0.6)
     truth = truth_lambdas(data["m_true"], data["cos_theta_hel_true"], data["phi_hel_true"],
@@ -149,7 +149,7 @@ def test_a_resolution_blind_to_the_angle_needs_no_correction(open_detector):
     (their errors: the γ* the two sides share make the true scatter smaller) and the slope 1,
     though the two sides' γ* differ at every bin edge; and the reweighting moves the truth fit
     by ±STEP within 3σ (the 1 + λ cos²θ* family is closed under it)."""
-    from gammastar.lambda_correction import STEP, ResponseFits
+    from gammastar.corrections.lambda_correction import STEP, ResponseFits
 
     rows = _sample(0.5, 1_000_000, seed=3, shift=0.0)
     rows["m"] = rows["m"] + np.random.default_rng(6).normal(0.0, 0.015, rows["m"].size)
@@ -186,7 +186,7 @@ def _smeared_cut(lam: float, n: int, seed: int, res: float = 0.2):
     kinematics and angles are measured exactly. Returns the simulation's reconstructed rows
     (:data:`RECO` and :data:`TRUE`) and its generator-level rows (:data:`GENERATED`: every γ*,
     the cut left to the analysis)."""
-    from gammastar.lambda_correction import GENERATED
+    from gammastar.corrections.lambda_correction import GENERATED
 
     rng = np.random.default_rng(seed)
     m, p = rng.uniform(0.4, 0.6, n), rng.uniform(10.0, 30.0, n)
@@ -237,7 +237,7 @@ def test_the_generated_tree_removes_the_reconstructed_selection_at_the_cut(energ
 def test_generated_weight_is_the_lepton_cuts_at_the_truth(energy_cut):
     """Each generated row weighs 1 when both its leptons pass the analysis's cut at their true
     energies and 0 otherwise (the cut's own numbers: 4 GeV)."""
-    from gammastar.lambda_correction import generated_weight
+    from gammastar.corrections.lambda_correction import generated_weight
 
     rows = {"E_plus_true": np.array([5.0, 3.0, 4.0, 10.0]),
             "E_minus_true": np.array([5.0, 9.0, 4.0, 3.99]),
@@ -328,7 +328,7 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
     muons pass the analysis's lepton cuts (E ≥ 3 GeV, 35–120 mrad; NA60-like), reconstructed or
     not: the same event numbers as the generator's sources (same seed) selected here with
     :class:`LeptonAcceptance` at their true momenta; its energies and angles are those muons'."""
-    from gammastar.lambda_correction import read_generated
+    from gammastar.corrections.lambda_correction import read_generated
     from gammastar.mock.generate import GENERATED_TREE, MUON_GSTAR, MockGenerator
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
@@ -368,14 +368,14 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
 @pytest.mark.parametrize("generated_tree", [None, "truth_generated"])
 def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree, caplog):
     """The selection with ``unfold.polarisation_correction``: select.json's λ_θ is the
-    measured one through the simulation's response, its error the three in quadrature, and the
+    measured λ_θ through the simulation's response, its error the three in quadrature, and the
     acceptance's nodes follow the corrected values; the simulation is an input of the select
     stage; the truth side's rows are recorded (the generator-level tree when configured); the
     simulation's share of the variance is recorded, and a simulation hardly larger than the
     data (3·10⁵ against 2·10⁵ sources) is warned about in the bins where it dominates."""
     from gammastar.mock import generate_file
     from gammastar.pipeline import _select_inputs
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     pc = PolarisationCorrectionConfig(simulation=[str(simulation_file)],
@@ -412,8 +412,8 @@ def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree
     assert all(f"{e[i]:.3f}-{e[i + 1]:.3f}" in warned[0] for i in big)
     assert sc["simulation"] == [str(simulation_file)]
     if generated_tree is not None:  # the truth side is the generator level's fit
-        from gammastar.lambda_correction import read_generated
-        from gammastar.pair_acceptance import fiducial_from_config as fid_of
+        from gammastar.corrections.lambda_correction import read_generated
+        from gammastar.corrections.pair_acceptance import fiducial_from_config as fid_of
 
         want = selection_correction(
             read_simulation([simulation_file]), fid_of(cfg, lambda_theta=0.0).acceptance,
@@ -427,7 +427,7 @@ def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree
                                        + ("generator-level" if generated_tree else "reconstructed"))  # fmt: skip
     fid = json.loads((tmp_path / "select.json").read_text())["unfold"]["fiducial"]
     # the acceptance's λ_θ nodes are the corrected values' (not the fit's own)
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     table = fiducial_from_config(cfg, lambda_theta=0.0).acceptance
 
@@ -456,7 +456,7 @@ def test_from_block_gives_back_the_correction_a_block_records(correction):
     applied to the same fit the same corrected λ_θ."""
     from dataclasses import replace
 
-    from gammastar.artifacts import json_text
+    from gammastar.core.artifacts import json_text
 
     lam, err = np.array([0.35, -0.2]), np.array([0.05, 0.04])
     block = corrected({"mass_edges": EDGES.tolist(), "lambda_theta": lam.tolist(),

@@ -1,5 +1,5 @@
-"""The 3-D acceptance map A(m, pT, y) (``unfold.acceptance_map`` naming a TH3, issue 12 build
-item 1's alternative) on the NA60-like mock.
+"""The 3-D acceptance map A(m, pT, y) (``unfold.acceptance_map`` naming a TH3) on the
+NA60-like mock.
 
 The mock writes ``acceptance_3d`` (true γ* mass, pT, lab rapidity y; ``mock.acceptance_y_edges``)
 beside the 2-D ``acceptance``. Unfolded with it, the signal pairs' Σ 1/(A ε) is the number of
@@ -19,13 +19,13 @@ import uproot
 from gammastar.channels import Channel
 from gammastar.config import load_config
 from gammastar.errors import InputError
-from gammastar.select import select
+from gammastar.selection.stage import select
 
 REPO = Path(__file__).resolve().parents[1]
 MIN_ACC = 0.01
 Y_EDGES = [2.5, 3.0, 3.5, 4.0, 4.5]
 """The pair rapidity range the NA60-like window (35–120 mrad, E_μ > 3 GeV, 400 GeV beam)
-accepts: measured on the mock, no accepted γ* outside 2.75 < y < 4.25; about half of the
+accepts: measured with the mock, no accepted γ* outside 2.75 < y < 4.25; about half of the
 generated γ* lie outside 2.5–4.5 (y_cm = 3.37, the generator's width)."""
 
 
@@ -88,7 +88,7 @@ def test_3d_map_closes_on_the_covered_truth(unfolded_3d):
     in the map's cells with A ≥ min_acceptance in that mass range (the map's rows 0.30–0.70)
     within 3σ, σ² = Σw² (conservative: the map is the same sample, so the accept/reject of the
     geometric cuts does not fluctuate the sum; only ε's accept/reject and migrations do).
-    Mass migration across 0.30/0.70 (σ_m = 30 MeV) and y migration were measured on 4 more
+    Mass migration across 0.30/0.70 (σ_m = 30 MeV) and y migration were measured with 4 more
     seeds at 200k events: pulls −0.7, 1.2, −1.3, −0.9 (this seed: 0.1). The full-phase-space
     truth (``truth_all_m``) in the same range is 2.9× larger: the map's yield is the covered
     region's, by construction."""
@@ -165,7 +165,7 @@ def _write_th3(path, values, m_edges=(0.2, 0.6, 1.2)):
 @pytest.mark.parametrize("bad", [np.nan, 1.5, -0.1])
 def test_3d_map_bad_contents_name_the_file(tmp_path, bad):
     """NaN, > 1, < 0 in any cell: one InputError naming file and histogram (the 2-D checks)."""
-    from gammastar.unfold import load_acceptance_map
+    from gammastar.corrections.unfold import load_acceptance_map
 
     v = np.full((2, 2, 2), 0.5)
     v[1, 0, 1] = bad
@@ -176,7 +176,7 @@ def test_3d_map_bad_contents_name_the_file(tmp_path, bad):
 
 def test_3d_map_must_cover_the_selection_mass_range(tmp_path):
     """A TH3 whose mass axis (0.3–1.2 GeV) misses the selection's 0.2113 GeV: one error."""
-    from gammastar.unfold import AcceptanceMap3D, load_acceptance_map
+    from gammastar.corrections.unfold import AcceptanceMap3D, load_acceptance_map
 
     _write_th3(tmp_path / "m3.root", np.full((2, 2, 2), 0.5), m_edges=(0.3, 0.6, 1.2))
     with pytest.raises(InputError, match=r"m3\.root:acceptance: .*does not cover .*0\.2113"):
@@ -190,7 +190,7 @@ def test_acceptance_map_of_wrong_dimension(tmp_path):
     """A TH1 named as the acceptance map: one InputError naming file and dimension."""
     import hist
 
-    from gammastar.unfold import load_acceptance_map
+    from gammastar.corrections.unfold import load_acceptance_map
 
     h = hist.Hist(hist.axis.Regular(3, 0.0, 1.0))
     with uproot.recreate(tmp_path / "m1.root") as f:
@@ -202,7 +202,7 @@ def test_acceptance_map_of_wrong_dimension(tmp_path):
 def test_3d_lookup_outside_map_rules():
     """``nearest`` takes the nearest cell's A (in y too), ``drop``/``error`` give NaN; the
     count of pairs outside is the same; the rapidity is the pair's: y = asinh(pz/m_T)."""
-    from gammastar.unfold import AcceptanceMap3D, acceptance_weights
+    from gammastar.corrections.unfold import AcceptanceMap3D, acceptance_weights
 
     am = AcceptanceMap3D(
         np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([2.0, 3.0, 4.0]),

@@ -1,4 +1,4 @@
-"""Millicharged-particle detection (gammastar.physics.scintillator, gammastar.reach_mcp): the
+"""Millicharged-particle detection (gammastar.physics.scintillator, gammastar.reach.mcp): the
 detection probability and background against hand calculations, the χ yield in an on-axis
 detector against BR × a hand-computed geometric acceptance, the reach, config errors."""
 
@@ -16,7 +16,7 @@ from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.constants import mass
 from gammastar.physics.millicharge import channel_branching_ratios
 from gammastar.physics.scintillator import ScintillatorDetector, square_solid_angle
-from gammastar.reach_mcp import (
+from gammastar.reach.mcp import (
     gstar_chi_yield,
     mcp_reach,
     meson_chi_acceptance,
@@ -171,7 +171,7 @@ def test_pi0_dalitz_acceptance_at_rest():
 def test_flux_at_rest_exact():
     # A parent at rest: dN/dΩ = 1/4π, the face integral is Ω (Gauss–Legendre in the angles;
     # a face of half-side 1 m at 1.25 m: 39° wide seen from the target).
-    from gammastar.reach_mcp import chi_flux_into_detector
+    from gammastar.reach.mcp import chi_flux_into_detector
 
     det = ScintillatorDetector(**{**DET, "distance": 0.5, "layer_length": 0.25, "area": 4.0})
     f = chi_flux_into_detector([[0.0, 0.0, 0.0, 1.0]], 0.3, det)
@@ -183,7 +183,7 @@ def test_flux_integral_against_sampled_decays():
     # count of single sampled decays (two_body_decay + hits) for J/ψ from the thermal model
     # at 400 GeV into a 1 m² face at 30 m: agreement within 5σ of the binomial count.
     from gammastar.physics.darkchain import two_body_decay
-    from gammastar.reach_mcp import chi_flux_into_detector, meson_kinematics
+    from gammastar.reach.mcp import chi_flux_into_detector, meson_kinematics
 
     det = ScintillatorDetector(**{**DET, "distance": 30.0, "area": 1.0})
     rng = np.random.default_rng(12)
@@ -302,7 +302,7 @@ def test_data_driven_yields(tmp_path):
     from gammastar.physics.constants import M_MU
     from gammastar.physics.kinematics import kinematic_factor
     from gammastar.physics.target import yield_scale
-    from gammastar.reach_mcp import data_driven_yields
+    from gammastar.reach.mcp import data_driven_yields
 
     pd.DataFrame(
         {
@@ -312,7 +312,7 @@ def test_data_driven_yields(tmp_path):
             "weight": [3.0, -1.0, 7.0],
         }
     ).to_parquet(tmp_path / "pairs.parquet")
-    from gammastar.artifacts import make_meta
+    from gammastar.core.artifacts import make_meta
 
     meta = make_meta(
         config_sha256=None, seed=None, n_pot=1e11, target_interaction_lengths=0.01, lepton_mass=M_MU
@@ -351,7 +351,7 @@ def test_flux_with_caustic_against_sampled_decays(n):
     # catch it); with the edge-crossing parents counted it must agree with the count of single
     # sampled decays within 5σ.
     from gammastar.physics.darkchain import two_body_decay
-    from gammastar.reach_mcp import chi_flux_into_detector
+    from gammastar.reach.mcp import chi_flux_into_detector
 
     det = ScintillatorDetector(**{**DET, "distance": 30.0, "area": 1.0, "layer_length": 2 / 3})
     rng = np.random.default_rng(5)

@@ -1,4 +1,4 @@
-"""The data-driven χ flux of ``reach-mcp`` in the full phase space (issue 16): the fiducial
+"""The data-driven χ flux of ``reach-mcp`` in the full phase space: the fiducial
 pairs of a small NA60-like mock run carried with the yields' fiducial fraction reproduce the
 stage's own full-phase-space χχ̄ yield (``yields.json`` ``mcp``, Eq. 8) for a 4π detector."""
 
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from gammastar.config import load_config
-from gammastar.select import select
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS, SEED = 60_000, 23
@@ -32,12 +32,12 @@ def run(tmp_path_factory):
 
 
 def test_full_phase_space_chi_yield_4pi_equals_yields_mcp(run, monkeypatch):
-    from gammastar import reach_mcp
     from gammastar.physics.scintillator import ScintillatorDetector
+    from gammastar.reach import mcp as reach_mcp
 
     cfg, _ = run
     doc = json.loads((cfg.output_dir / "yields.json").read_text())
-    assert doc.get("extrapolation") is not None  # the NA60-like run is fiducial (issue 12)
+    assert doc.get("extrapolation") is not None  # the NA60-like run is fiducial
     # a 4π detector: both χ of every γ* cross it (2 per pair; yields.json counts pairs)
     monkeypatch.setattr(
         reach_mcp, "chi_flux_into_detector", lambda g, m, det, seed: np.full(len(g), 2.0)
@@ -73,7 +73,7 @@ def test_run_mcp_reach_states_the_extrapolated_share(run, tmp_path):
     # the share per mass, the data's flux its full-phase-space value (> the fiducial one)
     import yaml
 
-    from gammastar.reach_mcp import run_mcp_reach
+    from gammastar.reach.mcp import run_mcp_reach
 
     cfg_run, _ = run
     det = {"distance": 30.0, "n_layers": 2, "layer_length": 1.0, "area": 1.0, "npe_per_q2": 1e6}

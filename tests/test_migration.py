@@ -1,4 +1,4 @@
-"""gammastar.migration: the fiducial fraction by reconstructed against true mass.
+"""gammastar.corrections.migration: the fiducial fraction by reconstructed against true mass.
 
 Synthetic simulations whose answer is known by counting: no migration (c = 1 exactly) and a
 population moved by a constant residual into the next bin with another in-F fraction."""
@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from gammastar.migration import migration_correction
+from gammastar.corrections.migration import migration_correction
 
 
 class _Acceptance:
@@ -66,7 +66,7 @@ def test_migrants_with_another_fiducial_fraction():
 def test_smeared_counts_spreads_by_the_residuals():
     """10 sources uniform over 0–0.1 GeV, half moved by −0.01 (9 stay in 0–0.1, 1 leaves the
     range) and half by +0.07 (3 stay, 7 go to 0.1–0.2): (9 + 3)/2 and 7/2, exact (no draw)."""
-    from gammastar.migration import smeared_counts
+    from gammastar.corrections.migration import smeared_counts
 
     out = smeared_counts(np.array([10.0, 0.0]), np.array([0.0, 0.1, 0.2]),
                                np.array([0.05, 0.05]), np.array([-0.01, 0.07]),
@@ -96,7 +96,7 @@ def test_a_gap_in_the_response_takes_the_next_group_above():
     """Recorded sources only in the 10 MeV true-mass groups at 0.05 and 0.07 GeV (residuals 0
     and +0.1): counts in the empty group between them are smeared by the group above (as
     gammastar_validation.truth.smearing_from_residuals draws them), all 10 moved into 0.1–0.2."""
-    from gammastar.migration import smeared_counts
+    from gammastar.corrections.migration import smeared_counts
 
     fine = np.linspace(0.0, 0.2, 201)
     counts = np.zeros(200)
@@ -125,8 +125,8 @@ def test_read_simulation_drops_eta_mumu_and_names_the_file(tmp_path):
     import uproot
 
     from gammastar.channels import Channel
+    from gammastar.corrections.migration import read_simulation
     from gammastar.errors import InputError
-    from gammastar.migration import read_simulation
 
     sim = tmp_path / "sim.root"
     ch = [int(Channel.ETA_MUMU), int(Channel.COMBINATORIAL), int(Channel.OMEGA_DALITZ),
@@ -153,7 +153,7 @@ def test_read_simulation_drops_rows_with_a_non_finite_value(tmp_path):
     import uproot
 
     from gammastar.channels import Channel
-    from gammastar.migration import read_simulation
+    from gammastar.corrections.migration import read_simulation
 
     sim = tmp_path / "sim.root"
     with uproot.recreate(sim) as f:  # NaN in m_true of row 2, in E of row 4
@@ -169,7 +169,7 @@ def test_read_simulation_drops_rows_with_a_non_finite_value(tmp_path):
 def test_bins_without_a_measured_correction_stay_at_one():
     """A bin whose bootstrap error is not finite (a replica with nothing inside F) is left at
     c = 1 and listed; a pair outside the bins gets 1."""
-    from gammastar.migration import MigrationCorrection
+    from gammastar.corrections.migration import MigrationCorrection
 
     f = np.full(3, 0.3)
     mc = MigrationCorrection(np.array([0.3, 0.4, 0.5, 0.6]), np.array([1.05, 0.9, 1.2]),
@@ -184,7 +184,7 @@ def test_bins_without_a_measured_correction_stay_at_one():
 def test_a_written_correction_applies_what_the_yields_applied():
     """:func:`applied_correction` of the written block: c with 1 in its uncorrected bins; a
     block written before ``uncorrected_bins`` gives the same by the object's rule."""
-    from gammastar.migration import MigrationCorrection, applied_correction
+    from gammastar.corrections.migration import MigrationCorrection, applied_correction
 
     f = np.full(4, 0.3)
     mc = MigrationCorrection(np.linspace(0.3, 0.7, 5), np.array([1.05, 0.9, np.nan, 1.2]),
@@ -219,7 +219,7 @@ def test_reach_drops_the_correction_with_the_fiducial_yield():
     touches: resolution_migration leaves the workspace with extrapolation, said why."""
     from types import SimpleNamespace
 
-    from gammastar.uncertainties import reach_nuisances
+    from gammastar.yields.uncertainties import reach_nuisances
 
     unc = {"mass": np.array([0.3, 0.6]), "nuisances": {
         n: {"kind": "normsys", "rel": [0.02, 0.03], "origin": n}
@@ -257,7 +257,7 @@ def test_the_nuisance_refuses_a_correction_on_other_bins():
     """The correction is made on the yield bins: other edges (even as many) are one InputError;
     on the same bins the nuisance is dc/c in the corrected bins and 0 in the uncorrected."""
     from gammastar.errors import InputError
-    from gammastar.uncertainties import _migration_nuisance
+    from gammastar.yields.uncertainties import _migration_nuisance
 
     mig = {"applied": True, "bin_edges": [0.3, 0.4, 0.5], "correction": [1.1, None],
            "correction_err": [0.022, None], "uncorrected_bins": [1], "bootstrap": 30}  # fmt: skip

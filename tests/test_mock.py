@@ -1,4 +1,4 @@
-"""The NA60-like mock generator (issue 2): physics of the cocktail, combinatorial and detector.
+"""The NA60-like mock generator: physics of the cocktail, combinatorial and detector.
 
 Statistical tests use fixed seeds and tolerances of 4σ (or a KS p-value > 1e-3) of the
 sample size; each also has a way to fail that is stated in the test.
@@ -20,9 +20,9 @@ from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig, MockDetector
 from gammastar.errors import GammastarError
 from gammastar.mock import MockGenerator, generate_file, read_meta
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import CHANNELS, Cocktail
 from gammastar.physics import dalitz
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, mass
 
 EFF_MAP = Path(__file__).resolve().parents[1] / "data" / "efficiency_na60_like.root"
@@ -147,7 +147,7 @@ def _dalitz_cdf(c, a):
     [(Channel.ETA_DALITZ, 0.0), (Channel.OMEGA_DALITZ, "pi0"), (Channel.OMEGA_MUMU, None)],
 )
 def test_decay_angles_from_generated_four_vectors(monkeypatch, channel, third):
-    """Helicity angle of the μ+ in the γ* frame, measured on the generated muons.
+    """Helicity angle of the μ+ in the γ* frame, measured from the generated muons.
 
     Parents are put at rest, so the lab is the parent frame; the γ* momentum must then be the
     two-body momentum λ^½(M², m², m3²)/2M, and the probability transform F(cos θ | a(m))
@@ -420,7 +420,7 @@ def test_threshold_resolution_follows_the_kinematics():
 
 
 def test_mass_resolution_is_configurable():
-    """The former momentum model stays selectable: σ_m ∝ m at the φ (exponent 1)."""
+    """The momentum model stays selectable: σ_m ∝ m at the φ (exponent 1)."""
     cfg = make_config(detector={"resolution_model": "momentum", "mass_resolution": 0.05,
                                 "mass_resolution_exponent": 1.0})  # fmt: skip
     gen = MockGenerator(cfg)
@@ -527,7 +527,7 @@ def test_combinatorial_parent_precut_loses_no_recorded_pairs():
     """Lowering the parent-energy pre-cut further (to half the detector's loose bound) adds no
     recorded pair: the default generator is this sample restricted to parents above its bound
     (rejection sampling), so the recorded spectra differ exactly by the pairs counted here.
-    Expected ≪ 1 (a > 6σ upward smearing of σ_p/p is needed). Fails with the former
+    Expected ≪ 1 (a > 6σ upward smearing of σ_p/p is needed). Fails with a
     0.8 × E_cut pre-cut: 84 of 50605 recorded pairs (39 of 6323 below 0.3 GeV) in 3M events,
     i.e. ~11 expected here."""
     from gammastar.mock.combinatorial import Combinatorial

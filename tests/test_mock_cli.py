@@ -1,4 +1,4 @@
-"""`gammastar generate` on the command line: outputs and one-line errors (issue 2, "Bad input")."""
+"""`gammastar generate` on the command line: outputs and one-line errors ("Bad input")."""
 
 from __future__ import annotations
 
@@ -146,7 +146,7 @@ def test_missing_efficiency_map(tmp_path, capsys):
 
 def test_failure_midway_leaves_nothing(config, tmp_path, monkeypatch):
     """An error during writing removes the temporary file and leaves no output; it is one
-    line, exit 1 (issue 20), its traceback only with GAMMASTAR_DEBUG=1."""
+    line, exit 1, its traceback only with GAMMASTAR_DEBUG=1."""
     import gammastar.mock.generate as g
 
     def boom(chunk, *codes):

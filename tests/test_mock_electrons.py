@@ -1,4 +1,4 @@
-"""The dielectron mock (issue 14): cocktail with m_e, π0 source, conversions, electron detector.
+"""The dielectron mock: cocktail with m_e, π0 source, conversions, electron detector.
 
 Statistical tests use fixed seeds and 4σ tolerances (or KS p > 1e-3) of the sample size; the
 analytic references are named in each test.
@@ -19,7 +19,6 @@ from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig, MockElectronDetector, load_config
 from gammastar.errors import ConfigError
 from gammastar.mock import MockGenerator, generate_file
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail
 from gammastar.mock.electrons import (
     ElectronBackgrounds,
@@ -27,6 +26,7 @@ from gammastar.mock.electrons import (
     conversion_probability,
 )
 from gammastar.physics import dalitz
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, mass
 from gammastar.physics.target import interaction_probability
 

@@ -1,4 +1,4 @@
-"""The per-pair, fully differential acceptance (gammastar.pair_acceptance).
+"""The per-pair, fully differential acceptance (gammastar.corrections.pair_acceptance).
 
 Checks against an analytic formula (energy cut only), against brute-force Monte Carlo of the
 decay (isotropic and 1 + cos²θ*), against the mock detector's own pass/fail (the same
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
 from gammastar.errors import ConfigError, InputError
-from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
 from gammastar.physics.constants import M_MU
 
 NA60 = LeptonAcceptance(3.0, 0.035, 0.120)
@@ -151,7 +151,7 @@ def test_bad_lepton_map_is_one_error_naming_the_file(tmp_path, values, words):
     import hist
     import uproot
 
-    from gammastar.pair_acceptance import load_lepton_map
+    from gammastar.corrections.pair_acceptance import load_lepton_map
 
     h = hist.Hist(hist.axis.Regular(4, 0, 400), hist.axis.Regular(4, 0, 0.3))
     h.view()[...] = 0.5
@@ -187,7 +187,7 @@ def test_config_errors_name_the_key(tmp_path):
 
 def test_moments_at_equals_one_interpolation_per_table(table):
     """moments_at computes each point's trilinear cell once and contracts it with the four
-    moment tables together; the former path interpolated each table on its own
+    moment tables together, against interpolating each table on its own
     (``_interpolate(moments[k], ...)``). The same formula with the same roundings per table:
     equal to the float64 roundings of one trilinear interpolation (8 corners: ≲ 16 products
     and sums, tests/_tolerance.py) times the moments' magnitude (≤ 1). Points: the pairs'
@@ -195,7 +195,7 @@ def test_moments_at_equals_one_interpolation_per_table(table):
     range), where both give 0."""
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.pair_acceptance import N_MOMENTS, _interpolate
+    from gammastar.corrections.pair_acceptance import N_MOMENTS, _interpolate
 
     n = 20_000
     m, p, th = _pair_points(n, seed=7)
@@ -239,7 +239,7 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
     own."""
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar import pair_acceptance as pa
+    from gammastar.corrections import pair_acceptance as pa
 
     n = 3 * pa._BLOCK + 77
     m, p, th = _pair_points(n, seed=23)
@@ -278,7 +278,7 @@ def test_pair_moments_in_single_precision(table):
     same mass nodes. Another dtype is an error."""
     from _tolerance import EPS32, EPS64, reorder_tol
 
-    from gammastar import pair_acceptance as pa
+    from gammastar.corrections import pair_acceptance as pa
 
     n = 2 * pa._BLOCK + 5
     m, p, th = _pair_points(n, seed=29)
@@ -326,7 +326,7 @@ def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
     from _tolerance import EPS64, reorder_tol
     from scipy.interpolate import RegularGridInterpolator
 
-    from gammastar import pair_acceptance as pa
+    from gammastar.corrections import pair_acceptance as pa
 
     rng = np.random.default_rng(11)
     n = 3 * pa._BLOCK + 123

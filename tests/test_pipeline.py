@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from gammastar import pipeline, rundir
+from gammastar import pipeline
 from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.core import rundir
 from gammastar.errors import GammastarError
 
 CALLS: list[str] = []

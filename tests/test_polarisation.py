@@ -1,4 +1,4 @@
-"""The decay angular distribution measured from the data (gammastar.polarisation).
+"""The decay angular distribution measured from the data (gammastar.corrections.polarisation).
 
 Truths: the mock generator's configured λ_θ of ρ, ω, φ → μμ (1 + λ_θ cos²θ* in the meson's
 helicity frame, mock.decay_lambda_theta); the closure against the angular moments of every
@@ -15,14 +15,14 @@ import pytest
 
 from gammastar.channels import Channel
 from gammastar.config import AnalysisConfig, MockConfig, MockPolarisation
-from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
-from gammastar.physics.constants import M_MU
-from gammastar.polarisation import (
+from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
+from gammastar.corrections.polarisation import (
     angular_functions,
     fit_lambdas,
     helicity_angles,
     truth_lambdas,
 )
+from gammastar.physics.constants import M_MU
 
 NA60 = LeptonAcceptance(3.0, 0.035, 0.120)
 # the vector mesons' configured truth: different signs and sizes per meson, so that a fit
@@ -51,7 +51,7 @@ def test_helicity_angles_recover_the_generated_decay_frame():
     """The mock decays V → μμ along (cos θ*, φ*) in the helicity frame it builds itself
     (rotation onto the meson's direction, then a boost); helicity_angles, computed from the
     lab muons alone, must give those angles back to rounding (~1e-9 after the boosts)."""
-    from gammastar.mock import kinematics as kin
+    from gammastar.physics import sampling as kin
 
     rng = np.random.default_rng(3)
     n = 2000
@@ -147,8 +147,8 @@ def test_acceptance_follows_lambda_without_a_new_table(table):
 
 
 def test_measured_lambda_with_too_few_pairs_is_a_clear_error():
+    from gammastar.corrections.polarisation import lambda_for_acceptance
     from gammastar.errors import InputError
-    from gammastar.polarisation import lambda_for_acceptance
 
     block = {"mass_edges": [0.2, 0.5, 1.0], "lambda_theta": [None, None]}
     with pytest.raises(InputError, match="decay_lambda_theta"):
@@ -255,7 +255,7 @@ def _toy_sample(seed: int, angles: bool = False):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_newton_fit_equals_the_damped_fit(seed, monkeypatch):
     """fit_lambdas (Newton from λ = 0, one pass per step, stops after a step ≤ STEP_TOL·σ
-    whose predicted Newton residual is ≤ STEP_TOL²·σ) against the former fit
+    whose predicted Newton residual is ≤ STEP_TOL²·σ) against the reference fit
     (_fit_lambdas_damped: line search on the likelihood, converged to 1e-8 in λ and 1e-10 in
     the likelihood), on samples with negative weights. Tolerances: λ within STEP_TOL²·σ (the
     stopping rule's residual) + 1e-8 (the damped fit's own convergence), σ within 1e-3
@@ -263,7 +263,7 @@ def test_newton_fit_equals_the_damped_fit(seed, monkeypatch):
     unit λ here, i.e. ~1e-6 relative: 1e-3 is a loose bound, far below the statistical
     uncertainty of σ itself, 1/√(2n) ≈ 2.5e-3). The Newton path must converge by itself (no
     fallback) in at most 5 passes over the pairs (3–4 here), the meat Σw²ggᵀ on at most 2."""
-    from gammastar import polarisation as pol
+    from gammastar.corrections import polarisation as pol
 
     u, a0, v, w, truth = _toy_sample(seed)
     ref, ref_cov = pol._fit_lambdas_damped(u, a0, v, w)
@@ -290,7 +290,7 @@ def test_newton_fit_starts_anywhere_feasible_and_reports_bad_input():
     lam, cov = fit_lambdas(u, a0, v, w)
     err = np.sqrt(np.diag(cov))
     lam2, _ = fit_lambdas(u, a0, v, w, start=[5.0, 5.0, 5.0])  # 1 + 5c² + … < 0 somewhere
-    from gammastar.polarisation import STEP_TOL
+    from gammastar.corrections.polarisation import STEP_TOL
 
     assert np.all(np.abs(lam2 - lam) <= 2 * STEP_TOL * err)
     a0[0] = 0.0
@@ -306,7 +306,7 @@ def test_fit_started_near_the_maximum_takes_two_passes_and_gives_the_same_lambda
     each; σ to the change of the sandwich between the λ of the two last passes, at most
     STEP_TOL·σ apart (σ varies by O(1) relative per unit λ here: 2·STEP_TOL·σ relative,
     6e-4; 1.8e-4 measured). From the maximum itself: 2 passes."""
-    from gammastar import polarisation as pol
+    from gammastar.corrections import polarisation as pol
 
     u, a0, v, w, _ = _toy_sample(5)
     lam, cov = fit_lambdas(u, a0, v, w)
@@ -339,8 +339,8 @@ def test_measure_fits_each_bins_pairs():
     block (2-d input) pair by pair."""
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar import polarisation as pol
-    from gammastar.polarisation import PARAMS, measure
+    from gammastar.corrections import polarisation as pol
+    from gammastar.corrections.polarisation import PARAMS, measure
 
     rng = np.random.default_rng(8)
     parts = []
@@ -371,7 +371,7 @@ def test_counts_in_equals_numpys_histogram():
     """peak_safe_edges counts the masses per bin by comparisons with the edges
     (polarisation._counts_in): np.histogram's integers, masses on the edges (the last bin
     closed), outside them and NaN included."""
-    from gammastar.polarisation import _counts_in
+    from gammastar.corrections.polarisation import _counts_in
 
     rng = np.random.default_rng(3)
     for _ in range(100):
@@ -387,8 +387,8 @@ def test_peak_safe_edges_keep_each_narrow_peak_whole():
     """Inner edges inside a peak's window move to its nearer side; a bin left with fewer than
     ``min_pairs`` masses merges into its smaller neighbour; peaks outside the range and the
     outer edges stay untouched; the default peaks are the PDG ω and φ (and heavier)."""
+    from gammastar.corrections.polarisation import narrow_peaks, peak_safe_edges
     from gammastar.physics.constants import mass
-    from gammastar.polarisation import narrow_peaks, peak_safe_edges
 
     # the moved edges are p ± window rounded to 1 MeV: compared to 1e-9, far below that step
     m = np.linspace(0.2, 1.1, 9001)  # 1e4 per GeV: 100 per 10 MeV
@@ -418,7 +418,7 @@ def test_polarisation_edges_config_and_warning(tmp_path, caplog):
 
     from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
-    from gammastar.select import _polarisation_edges, _warn_peak_window
+    from gammastar.selection.stage import _polarisation_edges, _warn_peak_window
 
     la = {"min_energy": 3.0, "theta_min": 0.035, "theta_max": 0.12}
     base = {"decay_lambda_theta": "measured", "lepton_acceptance": la}
@@ -459,7 +459,7 @@ def test_bins_through_a_peak_select_the_decay_angles_and_peak_safe_bins_do_not(t
     10 demo realisations, whole cocktail), while the bin that holds the peak whole (edges moved
     3.5 σ_m away, as analysis/na60_like.yaml does) gives back 0 within 3σ + 0.05 (the moment
     tables' interpolation allowance of the tests above)."""
-    from gammastar.polarisation import peak_safe_edges
+    from gammastar.corrections.polarisation import peak_safe_edges
 
     gen, src = _sources({"rho": 0.0, "omega": 0.0, "phi": 0.0}, 600_000, 8,
                         {Channel.OMEGA_MUMU})  # fmt: skip
@@ -492,7 +492,7 @@ def test_measure_counts_each_pair_in_searchsorteds_bin():
     searchsorted(edges, m, "right") − 1: pairs exactly on an edge go up, below the first and
     from the last edge on (and NaN masses, weights or angles) nowhere; n_pairs counts the
     OS pairs with a fit weight per bin, n_eff follows the same pairs."""
-    from gammastar.polarisation import measure
+    from gammastar.corrections.polarisation import measure
 
     rng = np.random.default_rng(3)
     edges = np.array([0.2113, 0.3, 0.45, 0.7, 1.1])

@@ -1,6 +1,6 @@
-"""Byte-level concatenation of parquet parts (gammastar.pqconcat): the rows of the parts in
-order, readable with row-group statistics intact (issue 3, parallel
-selection)."""
+"""Byte-level concatenation of parquet parts (gammastar.core.parquet): the rows of the parts in
+order, readable with row-group statistics intact (the parallel
+selection's ``pairs.parquet``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gammastar.pqconcat import ParquetConcat, part_bytes, replace_column
+from gammastar.core.parquet import ParquetConcat, part_bytes, replace_column
 
 
 def _cols(rng, n):

@@ -1,4 +1,4 @@
-"""The dielectron trigger's prescale (issue 14): ``mock.electrons.prescale`` k generates the ee
+"""The dielectron trigger's prescale: ``mock.electrons.prescale`` k generates the ee
 sources of 1/k of the collisions and records each flavour's effective N_POT in the mock's
 ``meta.n_pot_by_flavour``; the yields normalise each flavour by its own exposure
 (``beam.n_pot: from_input``: the file's; real data: ``beam.prescale``)."""
@@ -16,8 +16,8 @@ from _universality_mock import SELECTION, write_universality_mock
 from gammastar.config import config_from_dict, flavour_config
 from gammastar.errors import ConfigError
 from gammastar.mock.generate import read_meta
-from gammastar.select import select
-from gammastar.yields import compute_yields, resolve_n_pot
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields, resolve_n_pot
 
 K = 4.0
 """The prescale of the tests: large enough that normalising the ee yield by the run's N_POT
@@ -220,7 +220,11 @@ def _na60_region():
     """The NA60-like spectrometer's fiducial region F (analysis/na60_like.yaml: E_ℓ > 3 GeV,
     35–120 mrad, A ≥ 0.05) on a coarse table (6 × 24 × 24, quadrature 8 × 8: F's membership,
     not A's accuracy, matters here), as ``yields.json`` ``extrapolation.fiducial`` holds it."""
-    from gammastar.pair_acceptance import FiducialRegion, LeptonAcceptance, PairAcceptance
+    from gammastar.corrections.pair_acceptance import (
+        FiducialRegion,
+        LeptonAcceptance,
+        PairAcceptance,
+    )
 
     pa = PairAcceptance.build(LeptonAcceptance(3.0, 0.035, 0.120), lepton_mass=0.1056583755,
                               mass_range=(0.22, 1.1), p_max=400.0, grid=(6, 24, 24),
@@ -266,7 +270,7 @@ def test_sampler_stitched_at_the_seam():
     inside F for a binomial share f_F and the model outside F for the rest, every model
     sample labelled and outside F. f_F = 0.4,
     n = 4000: the labelled share 0.6 within 4σ = 4·√(0.24/4000) = 0.031. Seeds 1, 2."""
-    from gammastar.extrapolation import ExtrapolatedSampler
+    from gammastar.yields.extrapolation import ExtrapolatedSampler
 
     class Flow:  # a marker sampler: E = 50 GeV, q_T = 0.05 GeV, every 4th 0.5 (outside F)
         mass_range = (0.01, 1.1)
@@ -300,7 +304,7 @@ def test_sampler_stitched_at_the_seam():
     # no flow (reach.flow: null, the NA62-like config): below the seam the physics.md
     # analytic sampler (the reach then covers the ee range), above it the fitted model; every
     # sample a model's, so every one labelled
-    from gammastar.acceptance import ParametricSampler
+    from gammastar.physics.sampling import ParametricSampler
 
     bare = ExtrapolatedSampler(None, Model(), Region(), seam=0.22)
     assert bare.mass_range[0] < 0.22
@@ -318,7 +322,7 @@ def test_yields_top_level_extrapolation_of_a_both_run():
     when no channel is fiducial or both are (single-flavour runs never take this path)."""
     from types import SimpleNamespace
 
-    from gammastar.yields import _seam_extrapolation
+    from gammastar.yields.stage import _seam_extrapolation
 
     ex = {"bin_edges": [0.22, 0.25, 1.1], "model": "m"}
 

@@ -1,4 +1,4 @@
-"""The coffea processor: picklable, and the same histograms on every executor (issue 3)."""
+"""The coffea processor: picklable, and the same histograms on every executor."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from _select_data import write_effmap, write_mock
 
 from gammastar.config import config_from_dict
 from gammastar.errors import InputError
-from gammastar.processor import Counts, DileptonProcessor, PairChunks
-from gammastar.select import Cuts, select
+from gammastar.selection.processor import Counts, DileptonProcessor, PairChunks
+from gammastar.selection.stage import Cuts, select
 
 
 def _cfg(tmp_path, files, out):
@@ -196,7 +196,7 @@ def _assert_same(runs):
 
     Bit for bit on purpose (an exception to the tolerance rule, tests/_tolerance.py): every
     executor processes the same chunks (same boundaries, each chunk's arithmetic on one thread)
-    and the driver folds them in key order (gammastar.processor.ChunkSink), so the same IEEE
+    and the driver folds them in key order (gammastar.selection.processor.ChunkSink), so the same IEEE
     operations run in the same order; only which thread runs a chunk differs. A difference
     here is a fold-order or chunking bug, not rounding."""
     ref, ref_doc = runs["iterative"]
@@ -228,7 +228,7 @@ def test_executors_same_with_acceptance_map(tmp_path):
     """1/(A ε) per chunk, with pairs below min_acceptance and outside the map (nearest): the
     acceptance report (counts, lost fractions) is the same on every executor, and the lost
     fraction equals the one computed on the whole pairs table."""
-    from gammastar.unfold import lost_fraction_from_pairs
+    from gammastar.corrections.unfold import lost_fraction_from_pairs
 
     files = _two_files(tmp_path)
     # OS pairs at (0.5, 0) in a bin with A = 0.005 < min_acceptance; (0.85, 0.43) outside
@@ -291,15 +291,15 @@ def test_global_weight_modes_on_every_executor(tmp_path, over):
 
 @pytest.mark.parametrize("ss_weight", ["binwise", "constant"])
 def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
-    """The two weighting paths of select: per chunk (WeightSpec, gammastar.chunk.weight_chunk;
+    """The two weighting paths of select: per chunk (WeightSpec, gammastar.selection.chunk.weight_chunk;
     binwise SS weights rescaled by k_b on the driver) and on the whole table in the driver (the
     path of η→μμ ``rate``, forced here by WeightSpec.from_config returning None) go through
-    the one per-pair function gammastar.chunk.pair_weights: the same acc and weight per pair,
+    the one per-pair function gammastar.selection.chunk.pair_weights: the same acc and weight per pair,
     and the same acceptance report (below-min and outside-map pairs included), with
     ``remove_eta_mumu: none`` so that the rate reweighting does not enter."""
     from _tolerance import EPS64, reorder_tol
 
-    import gammastar.select as sel
+    import gammastar.selection.stage as sel
 
     files = _two_files(tmp_path)
     m_edges, pt_edges = np.array([0.3, 0.55, 0.8]), np.array([0.0, 0.5, 1.0])
@@ -407,7 +407,7 @@ def test_failure_after_reading_is_not_a_bad_file(tmp_path, monkeypatch):
     """A chunk that was read but fails afterwards (here a full disk while writing its part)
     stops the run, naming file and entries, even with skip_bad_files: it is not the input's
     fault, and skipping the file would silently drop good data."""
-    import gammastar.processor as gp
+    import gammastar.selection.processor as gp
 
     path = tmp_path / "m.root"
     write_mock(path, 10)
@@ -427,7 +427,7 @@ def test_chunk_error_from_a_worker_process_is_recognised():
     """From a worker process only the repr of the ChunkError reaches the driver, inside
     coffea's message (coffea/processor/executor.py: "Failed processing file: {item!r}. The
     error was: {e!r}."): it is raised again as a ChunkError, not taken for a bad file."""
-    import gammastar.processor as gp
+    import gammastar.selection.processor as gp
 
     inner = gp.ChunkError("/d/a.root, entries 0-70: the chunk was read but failed afterwards")
     wrapped = Exception(f"Failed processing file: WorkItem('/d/a.root'). The error was: {inner!r}.")
@@ -440,7 +440,7 @@ def test_chunk_error_from_a_worker_process_is_recognised():
 
 def test_chunk_error_on_the_command_line(tmp_path, monkeypatch, capsys):
     """The command line prints a chunk failure on one line (exit 1), no traceback."""
-    import gammastar.processor as gp
+    import gammastar.selection.processor as gp
     from gammastar.cli import main
 
     path = tmp_path / "m.root"

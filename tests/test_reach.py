@@ -1,4 +1,4 @@
-"""The reach stage (gammastar.reach, gammastar reach CLI)."""
+"""The reach stage (gammastar.reach.stage, gammastar reach CLI)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gammastar.acceptance import Geometry, ParametricSampler, draw
-from gammastar.artifacts import make_meta, write_json
 from gammastar.cli import main
 from gammastar.config import config_from_dict
+from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import GammastarError, InputError, OutputExistsError
 from gammastar.physics.constants import M_MU
-from gammastar.reach import eps_boundaries, load_yields, mass_model, run_reach, scan
-from gammastar.stats import Channel, Model, cls, load_workspace, quiet_pyhf, upper_limit
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import draw
+from gammastar.reach.stage import eps_boundaries, mass_model, run_reach, scan
+from gammastar.reach.stats import Channel, Model, cls, load_workspace, quiet_pyhf, upper_limit
+from gammastar.source.geometry import Geometry
+from gammastar.source.production import load_yields
 
 PYHF = str(Path(sys.executable).with_name("pyhf"))
 
@@ -98,7 +101,7 @@ def test_yields_contract(tmp_path):
 
 def per_point_models(m, eps, y, sample, *, background, kappa, channels=("mumu", "ee")):
     """Full per-point likelihood: channel signals from the per-channel N_sig at (m, ε)."""
-    from gammastar.reach import signal_events
+    from gammastar.reach.stage import signal_events
 
     parts = signal_events(
         m, eps, yield_per_pot_eps2=y, n_pot=1.4e19, sample=sample, channels=channels
@@ -135,7 +138,7 @@ def test_eps_scan_agrees_with_a_full_per_point_test_exact(mass):
     s_up = upper_limit(model, cl=0.9, method="exact").expected["0"]
 
     def nsig(e):
-        from gammastar.reach import signal_events
+        from gammastar.reach.stage import signal_events
 
         p = signal_events(
             mass, e, yield_per_pot_eps2=y, n_pot=1.4e19, sample=sample, channels=("mumu", "ee")
@@ -165,8 +168,8 @@ def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
     # asymptotics hold) against the per-mass pyhf asymptotic upper limit
     import pyhf
 
-    from gammastar.reach import signal_events
-    from gammastar.stats import build_spec, validate_spec
+    from gammastar.reach.stage import signal_events
+    from gammastar.reach.stats import build_spec, validate_spec
 
     mass, y = 0.35, 3e-3
     bkg, kappa = {"mumu": 60.0}, {"mumu": 1.1}
@@ -203,7 +206,7 @@ def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
 
 def test_run_reach_writes_the_contract(tmp_path):
     cfg = make_config(tmp_path, observed={"mumu": 0, "ee": 0})
-    res = run_reach(cfg)
+    res = run_reach(cfg).document
     out = tmp_path / "run"
     data = json.loads((out / "reach.json").read_text())
     assert data["cl"] == 0.9
@@ -250,7 +253,7 @@ def test_run_reach_writes_the_contract(tmp_path):
 
 def test_mumu_reach_starts_near_two_muon_masses(tmp_path):
     cfg = make_config(tmp_path, channels=["mumu"], mass_min=0.2, mass_max=0.3, mass_points=6)
-    data = run_reach(cfg)
+    data = run_reach(cfg).document
     m = np.array(data["expected"]["mass"])
     lo = np.array(data["expected"]["eps_low"], dtype=float)
     assert np.all(np.isnan(lo[m < 2 * M_MU]))
@@ -340,7 +343,7 @@ def test_cli_acceptance(tmp_path, capsys):
 
 def test_semi_visible_dark_sector_suppresses_the_signal():
     from gammastar.physics.darkphoton import DarkSector
-    from gammastar.reach import signal_events
+    from gammastar.reach.stage import signal_events
 
     sample = draw(ParametricSampler(), 0.4, 2000, Geometry(**NA62_LIKE), seed=2)
     eps = np.geomspace(1e-7, 1e-4, 7)
@@ -403,7 +406,7 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
     """With both daughters in the detector, A′ → ee and A′ → μμ are accepted differently (the
     lepton mass sets the daughters' opening angles and energies): N_sig(m, ε) is
     Σ_c N_POT y(m) ε² BR_c A_c(cτ) with each channel's own acceptance A_c (physics.md §9-10).
-    The scan used to draw the first open channel's acceptance (``channel=open_ch[0]``) for all.
+    Drawing the first open channel's acceptance (``channel=open_ch[0]``) for all would fail.
     The reference draws each channel with the scan's own per-mass seed (the same samples), so
     the only difference left is the float rounding of a few products: rtol 1e-12."""
     from gammastar.physics import darkphoton
@@ -450,8 +453,8 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
 
 
 def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
-    """The stage's first steps read and resolve without writing (issue 13: thin stages)."""
-    from gammastar.reach import ScanSettings, reach_inputs
+    """The stage's first steps read and resolve without writing (a thin stage)."""
+    from gammastar.reach.stage import ScanSettings, reach_inputs
 
     cfg = make_config(tmp_path)
     inp = reach_inputs(cfg)
@@ -475,9 +478,9 @@ def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
 def test_yield_between_bins_has_the_error_of_independent_bins():
     """Yields.at between two bins: the log-linear interpolation of two independent Poisson
     counts scatters by √((1 − t)² r₁² + t² r₂²) (toys), which it quotes; the interpolated
-    (1 − t) r₁ + t r₂ (before 2026-11-23) is √2 too large at the midpoint. 20000 toys: the
+    (1 − t) r₁ + t r₂ is √2 too large at the midpoint. 20000 toys: the
     scatter's own relative error is 1/√(2·20000) = 0.5%; 3% allowed."""
-    from gammastar.reach import Yields
+    from gammastar.source.production import Yields
 
     rng = np.random.default_rng(7)
     n1, n2 = 400.0, 900.0

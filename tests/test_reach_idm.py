@@ -1,4 +1,4 @@
-"""iDM reach (gammastar.reach_idm): the chain acceptance against the exponential law integrated
+"""iDM reach (gammastar.reach.idm): the chain acceptance against the exponential law integrated
 by hand for A′ at rest, the long-lived scaling of the reach, the soft-lepton cut, bad input."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from gammastar.acceptance import ParametricSampler
 from gammastar.errors import GammastarError
 from gammastar.physics.darksector import IDM, psi2_ctau
-from gammastar.reach_idm import SoftLeptonSelection, idm_reach, idm_signal_table
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.idm import SoftLeptonSelection, idm_reach, idm_signal_table
 
 
 def _at_rest(mass, n, seed):
@@ -106,9 +106,9 @@ def test_i2dm_two_psi2_at_least_one_detected():
     # s(p_z) = e^{−l₁m₂/(p_z cτ)} − e^{−l₂m₂/(p_z cτ)} and, the two decays being independent,
     # P(≥ 1) = ½∫dc [1 − (1 − BR s_a)(1 − BR s_b)] — 1 − (1 − p)² per c (hand, scipy quad).
     # Tolerance: 5 standard errors of the chain mean (the only randomness is c).
-    from gammastar.acceptance import Geometry
     from gammastar.physics.darksector import I2DM, aprime_branching_ratios, psi2_width
-    from gammastar.reach_idm import chain_acceptances
+    from gammastar.reach.idm import chain_acceptances
+    from gammastar.source.geometry import Geometry
 
     model = I2DM(m1=0.5, delta=0.4, m_aprime=1.5, alpha_d=0.5, theta=0.05)
     # (θ_max = 0.3 would lose the ~0.5 % of pairs with a lepton emitted backwards in the ψ₂
@@ -148,9 +148,10 @@ def test_i2dm_two_psi2_at_least_one_detected():
 
 
 def test_i2dm_pair_closed_and_bad_theta():
-    from gammastar.acceptance import Geometry, draw_dark_pair
     from gammastar.physics.darksector import I2DM
-    from gammastar.reach_idm import chain_acceptances
+    from gammastar.reach.acceptance import draw_dark_pair
+    from gammastar.reach.idm import chain_acceptances
+    from gammastar.source.geometry import Geometry
 
     geo = Geometry(l1=5.0, l2=30.0, theta_min=0.0, theta_max=0.3)
     # m_A′ = 2.5 m₁ < 2 m₂ = 2.8 m₁: ψ₂ψ̄₂ closed, only ψ₁ψ₂ counted (no error)

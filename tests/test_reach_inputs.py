@@ -1,4 +1,4 @@
-"""The reach's statistics inputs (issue 12, item 6): no experiment-specific defaults, the yield
+"""The reach's statistics inputs: no experiment-specific defaults, the yield
 scale derived from the targets with the formula of the mock's N_POT, observed counts per mass
 point or as observed reconstructed masses (a list or a ROOT TH1)."""
 
@@ -13,18 +13,13 @@ import uproot
 import yaml
 
 from gammastar import pipeline
-from gammastar.artifacts import make_meta, write_json
 from gammastar.cli import main
 from gammastar.config import config_from_dict, load_config
+from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.target import interaction_probability, yield_scale
-from gammastar.reach import (
-    load_yields,
-    observed_counts,
-    resolve_yield_scale,
-    run_reach,
-    window_edges,
-)
+from gammastar.reach.stage import observed_counts, run_reach, window_edges
+from gammastar.source.production import load_yields, resolve_yield_scale
 
 # NA62's statistics inputs (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B, Table I)
 NA62_STATS = {
@@ -140,7 +135,7 @@ def test_reach_signal_scales_with_the_derived_factor(tmp_path):
     for facility in ("dump", "data"):
         cfg = config(tmp_path, target_interaction_lengths=facility, channels=["mumu"])
         out = tmp_path / facility
-        doc = run_reach(cfg, output=out)
+        doc = run_reach(cfg, output=out).document
         with np.load(out / "acceptance.npz") as f:
             nsig[facility] = f["nsig"]
         expected = 1.0 if facility == "data" else yield_scale(facility, 0.01)
@@ -256,7 +251,7 @@ def test_observed_histogram_gives_the_per_point_limits(tmp_path):
         ("histogram", {"histogram": f"{th1}:obs"}),
     ]:
         cfg = config(tmp_path, observed={"mumu": obs}, **common)
-        docs[label] = run_reach(cfg, output=tmp_path / label)
+        docs[label] = run_reach(cfg, output=tmp_path / label).document
     ref = docs["points"]
     assert ref["meta"]["statistics"]["observed_counts"] == {"mumu": COUNTS}
     lim = np.array(ref["signal_limit"]["observed"], dtype=float)

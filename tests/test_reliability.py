@@ -1,4 +1,4 @@
-"""Runs a team can trust (issue 20): signals, one writer per run directory, umask modes,
+"""Runs a team can trust: signals, one writer per run directory, umask modes,
 one-line environment failures, corrupted input never silent (docs/reliability.md).
 
 Most tests start real ``gammastar`` processes (``python -m gammastar``), each bounded in time.
@@ -24,11 +24,11 @@ import uproot
 from _select_data import write_mock
 
 import gammastar
-from gammastar import runlock
-from gammastar.artifacts import atomic_path, write_json
 from gammastar.config import config_from_dict
+from gammastar.core import runlock
+from gammastar.core.artifacts import atomic_path, write_json
 from gammastar.errors import EnvironmentFailure, InputError
-from gammastar.plausibility import Plausibility, max_lepton_energy
+from gammastar.selection.plausibility import Plausibility, max_lepton_energy
 
 REPO = Path(__file__).resolve().parents[1]
 EFF_MAP = REPO / "data" / "efficiency_na60_like.root"
@@ -261,9 +261,9 @@ def _writer(barrier, done, cfg: str, base: str, rounds: int, queue, wait: bool) 
     import io
     import types
 
-    import gammastar.select as sel
-    from gammastar.artifacts import check_writable, write_json
+    import gammastar.selection.stage as sel
     from gammastar.cli import main
+    from gammastar.core.artifacts import check_writable, write_json
 
     entered = {"x": False}
 
@@ -355,7 +355,7 @@ def test_second_writer_waits_then_refuses_to_overwrite(tmp_path):
 @pytest.mark.slow
 def test_two_real_selects_started_together(tmp_path, reference):
     """The real command twice at once without --force: one writes, the other is refused
-    naming it (the bug of issue 20: both printed `wrote …`)."""
+    naming it (not both printing `wrote …`)."""
     run = tmp_path / "run"
     run.mkdir()
     os.link(reference / "mock.root", run / "mock.root")
@@ -376,7 +376,7 @@ def test_stale_lock_taken_over(tmp_path):
     """A holder killed with SIGKILL leaves its record; the next writer takes the lock over
     and says whose it was."""
     code = (
-        "import sys, time; from gammastar import runlock; "
+        "import sys, time; from gammastar.core import runlock; "
         "runlock.acquire(sys.argv[1], command='gammastar select x.yaml'); "
         "print('held', flush=True); time.sleep(60)"
     )
@@ -407,7 +407,7 @@ def test_stale_lock_taken_over(tmp_path):
     ],
 )
 def test_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
-    """Files 0666 & ~umask, directories 0777 & ~umask (issue 20: every output was 0600)."""
+    """Files 0666 & ~umask, directories 0777 & ~umask (not 0600 whatever the umask)."""
     run = tmp_path / "run"
     cfg = write_config(tmp_path / "c.yaml", run, events=5000)
     out = subprocess.run(
@@ -491,7 +491,7 @@ def not_ours(run: Path):
 
 
 READ = (
-    "import sys; from gammastar.artifacts import read_json; import pandas as pd; "
+    "import sys; from gammastar.core.artifacts import read_json; import pandas as pd; "
     "print(read_json(sys.argv[1] + '/select.json')['counts']['os'], "
     "len(pd.read_parquet(sys.argv[1] + '/pairs.parquet')))"
 )
@@ -540,7 +540,7 @@ PROBE = r"""
 import contextlib, errno, io, json, os, sys
 import numpy as np
 from pathlib import Path
-from gammastar.artifacts import atomic_path, write_json
+from gammastar.core.artifacts import atomic_path, write_json
 from gammastar.cli import app, main
 
 mode, targets = sys.argv[1], json.loads(sys.argv[2])  # kind -> output file
@@ -549,7 +549,7 @@ big = np.random.default_rng(1).normal(size=200_000)  # ~1.6 MB: more than the tm
 def full(*a, **k):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-if mode == "patch":  # what each library raises on a full disk (measured on a tmpfs)
+if mode == "patch":  # what each library raises on a full disk (as seen on a full tmpfs)
     from pathlib import Path as _P
     _P.write_text = full
     import uproot.sink.file
@@ -763,7 +763,7 @@ def test_corrupted_basket_is_a_bad_file(tmp_path, compression, branch):
     """16 inverted bytes in a ZSTD or uncompressed basket (no checksum): an InputError
     naming the file; with skip_bad_files exactly the good file's counts and the damaged file
     listed in select.json."""
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     good, bad = tmp_path / "good.root", tmp_path / "bad.root"
     write_mock(good, 5)
@@ -809,9 +809,9 @@ def test_corrupted_zstd_on_the_command_line(tmp_path):
 
 def test_inconsistent_multiplicities_are_a_bad_file(tmp_path):
     """Per-lepton branches of one event with different lengths (what a damaged charge basket
-    decoded to: `ValueError: cannot broadcast nested list` before issue 20) name the file,
+    decodes to; unchecked they end in `ValueError: cannot broadcast nested list`) name the file,
     branches and entries; skipped with skip_bad_files."""
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     good, bad = tmp_path / "good.root", tmp_path / "bad.root"
     write_mock(good, 5)
@@ -937,7 +937,7 @@ def test_ptetaphi_and_flat_pairs():
 
 # --------------------------------------------------------------------------- exit status
 def test_usage_and_exit_status(tmp_path):
-    """The status typer returns is the process's (issue 20: it was discarded)."""
+    """The status typer returns is the process's exit status (not discarded)."""
     out = run_cli("select", str(tmp_path / "missing.yaml"))
     assert out.returncode == 2
     assert len(gs_lines(out.stderr)) == 1
@@ -1003,7 +1003,7 @@ def _on_shell(n: int, mass: float, seed: int = 4) -> dict[str, ak.Array]:
 def test_mass_shell_rule():
     """Energies that follow E² = p² + m²: a lepton far off the shell is damage (a pz of
     20 GeV inverted into a small one keeps E ≥ |p|); electrons or taus in a muon config,
-    and energies measured on their own (many off the shell), pass."""
+    and energies measured independently (many off the shell), pass."""
     cols = _on_shell(2000, 0.1056583755)
     _check(cols)
     pz = ak.to_numpy(ak.flatten(cols["pz"])).copy()
@@ -1057,7 +1057,8 @@ def test_signal_turned_into_another_exception_is_still_the_interruption(monkeypa
     """A SIGTERM that arrives while a C extension initialises surfaces as ``ImportError:
     initialization failed`` (seen in CI, test_signal_during_select): the command still
     reports the interruption, one line, exit 143, not an unexpected error."""
-    from gammastar import cli, interrupt
+    from gammastar import cli
+    from gammastar.core import interrupt
 
     def app(self, *args, **kwargs):  # the command run by main: Typer.__call__
         try:
@@ -1090,7 +1091,7 @@ def test_signal_swallowed_by_a_weakref_callback_is_delivered_again():
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     class Referent:
         pass
@@ -1126,7 +1127,7 @@ def test_other_unraisable_exceptions_go_to_the_previous_hook(monkeypatch):
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
@@ -1152,7 +1153,7 @@ def test_signal_swallowed_as_the_block_ends_is_raised_by_its_exit():
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     class Referent:
         pass
@@ -1181,7 +1182,7 @@ def test_signal_swallowed_as_the_block_ends_is_raised_by_its_exit():
 def test_signals_as_exceptions_outside_the_main_thread_is_a_no_op():
     import threading
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     seen = []
 
@@ -1202,7 +1203,7 @@ def test_swallowed_signal_reaches_the_main_code_through_a_wrapping_hook():
     import sys
     import weakref
 
-    from gammastar import interrupt
+    from gammastar.core import interrupt
 
     class Referent:
         pass

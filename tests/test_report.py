@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import uproot
 
-from gammastar.artifacts import make_meta, write_json
 from gammastar.cli import main
 from gammastar.config import load_config
+from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import GammastarError
 from gammastar.report import build_report, find_figures
-from gammastar.select import CUTFLOW_KEYS
+from gammastar.selection.stage import CUTFLOW_KEYS
 
 FIGURES = (
     "figures/mock_mass.png",
@@ -215,7 +215,7 @@ def _section(page: str, ident: str) -> str:
 def test_full_run_numbers_and_figures(tmp_path: Path, png_bytes: bytes) -> None:
     run = tmp_path / "run"
     write_full_run(run, png_bytes)
-    path = build_report(_config(tmp_path, run))
+    path = build_report(_config(tmp_path, run)).path
     assert path == run / "report.html"
     page = path.read_text()
     # provenance: versions, config hash, seeds of every artifact
@@ -282,7 +282,7 @@ def test_partial_run_says_not_run(tmp_path: Path, png_bytes: bytes) -> None:
         (run / name).unlink()
     shutil.rmtree(run / "flow")
     (run / "select.json").write_text("{not json")  # bad JSON: a warning, not an exception
-    page = build_report(_config(tmp_path, run)).read_text()
+    page = build_report(_config(tmp_path, run)).path.read_text()
     for ident in ("yields", "flow", "validation", "acceptance", "reach"):
         assert "not run" in _section(page, ident), ident
     assert "not run" not in _section(page, "mock")
@@ -297,7 +297,7 @@ def test_partial_run_says_not_run(tmp_path: Path, png_bytes: bytes) -> None:
 def test_empty_run_dir_and_missing_dir(tmp_path: Path) -> None:
     run = tmp_path / "empty"
     run.mkdir()
-    page = build_report(_config(tmp_path, run)).read_text()
+    page = build_report(_config(tmp_path, run)).path.read_text()
     for ident in ("mock", "selection", "spectra", "yields", "flow", "reach"):
         assert "not run" in _section(page, ident)
     assert find_figures(run) == []
@@ -313,7 +313,7 @@ def test_html_escaping(tmp_path: Path, png_bytes: bytes) -> None:
     doc = json.loads((run / "select.json").read_text())
     doc["bad_files"] = {"<img src=x onerror=alert(2)>.root": "<b>broken</b>"}
     (run / "select.json").write_text(json.dumps(doc))
-    page = build_report(_config(tmp_path, run)).read_text()
+    page = build_report(_config(tmp_path, run)).path.read_text()
     assert "<script>alert" not in page
     assert "<img src=x" not in page
     assert "<b>broken" not in page
@@ -374,10 +374,10 @@ def render_selfcheck(page: Path, tmp: Path) -> dict:
 
 
 def test_report_renders_in_chromium(tmp_path: Path, png_bytes: bytes) -> None:
-    """The Show item of issue 7: the report opens without errors and shows its figures."""
+    """The report opens in a headless browser without errors and shows its figures."""
     run = tmp_path / "run"
     write_full_run(run, png_bytes)
-    page = build_report(_config(tmp_path, run))
+    page = build_report(_config(tmp_path, run)).path
     check = render_selfcheck(page, tmp_path)
     assert check["images"] == len(FIGURES)
     assert check["loaded"] == check["images"], check
@@ -389,7 +389,7 @@ def test_chromium_selfcheck_detects_failures(tmp_path: Path, png_bytes: bytes) -
     by the page's Content-Security-Policy; .invalid never resolves) are all seen."""
     run = tmp_path / "run"
     write_full_run(run, png_bytes)
-    page = build_report(_config(tmp_path, run))
+    page = build_report(_config(tmp_path, run)).path
     (run / "figures" / "reach.png").unlink()
     inject = (
         '<img src="https://example.invalid/x.png" alt="x"><script>throw new Error("boom")</script>'
@@ -430,7 +430,7 @@ def test_yields_section_shows_lepton_universality(tmp_path: Path, png_bytes: byt
     }
     (run / "yields.json").unlink()
     write_json(run / "yields.json", doc)
-    yl = _section(build_report(_config(tmp_path, run)).read_text(), "yields")
+    yl = _section(build_report(_config(tmp_path, run)).path.read_text(), "yields")
     assert "Lepton universality" in yl
     assert "ee/mumu" in yl
     assert "0.983 ± 0.025" in yl

@@ -1,4 +1,4 @@
-"""The run-directory object (gammastar.rundir, issue 13 item 2): one table of artifact names,
+"""The run-directory object (gammastar.core.rundir): one table of artifact names,
 every JSON artifact checked against its versioned schema on write and on read, a clear error
 naming the file and the failing key for an invalid or unknown-version artifact, and typed
 readers that give back what was written."""
@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import uproot
 
-from gammastar import pipeline, rundir
+from gammastar import pipeline
 from gammastar.config import config_from_dict
+from gammastar.core import rundir
+from gammastar.core.rundir import ARTIFACTS, RunDir
 from gammastar.errors import ArtifactError, GammastarError
-from gammastar.rundir import ARTIFACTS, RunDir
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,9 +53,11 @@ def _copy_run(cfg, tmp_path: Path):
 
 # --------------------------------------------------------------------------- the table
 def test_pipeline_and_stages_take_their_outputs_from_the_table() -> None:
-    """pipeline.STAGES, reach.OUTPUTS, select/yields OUTPUT_FILES: all from ARTIFACTS (they
-    disagreed before: the pipeline did not track acceptance.npz, issue 13)."""
-    from gammastar import reach, select, yields
+    """pipeline.STAGES, reach.OUTPUTS, select/yields OUTPUT_FILES: all from ARTIFACTS (so that
+    every stage's outputs, acceptance.npz included, are tracked by the pipeline)."""
+    from gammastar.reach import stage as reach
+    from gammastar.selection import stage as select
+    from gammastar.yields import stage as yields
 
     for stage in pipeline.STAGES:
         assert stage.outputs == rundir.stage_outputs(stage.name), stage.name
@@ -136,7 +139,7 @@ def test_acceptance_reader(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- refusals
 def test_unknown_schema_version_is_refused_by_the_next_stage(small_run, tmp_path: Path) -> None:
-    from gammastar.yields import compute_yields
+    from gammastar.yields.stage import compute_yields
 
     cfg, rd = _copy_run(small_run, tmp_path)
     doc = json.loads(rd.path(rundir.SELECT).read_text())
@@ -166,7 +169,7 @@ def test_invalid_select_json_names_the_key(small_run, tmp_path: Path) -> None:
 
 
 def test_broken_histograms_root_names_the_object(small_run, tmp_path: Path) -> None:
-    from gammastar.yields import compute_yields
+    from gammastar.yields.stage import compute_yields
 
     cfg, rd = _copy_run(small_run, tmp_path)
     with uproot.open(rd.path(rundir.HISTOGRAMS)) as f:
@@ -193,7 +196,7 @@ def test_broken_histograms_root_names_the_object(small_run, tmp_path: Path) -> N
 
 
 def test_invalid_yields_json_is_refused_by_the_reach(small_run, tmp_path: Path) -> None:
-    from gammastar.reach import load_yields
+    from gammastar.source.production import load_yields
 
     _, rd = _copy_run(small_run, tmp_path)
     doc = json.loads(rd.path(rundir.YIELDS).read_text())
@@ -233,7 +236,7 @@ def test_state_file_of_unknown_version_reruns_the_stage(small_run, tmp_path: Pat
 def test_flow_meta_of_unknown_version_is_refused(tmp_path: Path) -> None:
     """flow.load checks flow/meta.json against its schema after format and checksum."""
     from gammastar import flow
-    from gammastar.artifacts import make_meta, sha256_file
+    from gammastar.core.artifacts import make_meta, sha256_file
 
     d = tmp_path / "flow"
     d.mkdir()
@@ -257,10 +260,10 @@ def test_report_warns_about_an_invalid_artifact(small_run, tmp_path: Path) -> No
     from gammastar.report import build_report
 
     cfg, rd = _copy_run(small_run, tmp_path)
-    page = build_report(cfg, force=True).read_text()
+    page = build_report(cfg, force=True).path.read_text()
     assert "invalid select.json" not in page
     doc = json.loads(rd.path(rundir.SELECT).read_text())
     doc["counts"]["pp"] = -3
     rd.path(rundir.SELECT).write_text(json.dumps(doc))
-    page = build_report(cfg, force=True).read_text()
+    page = build_report(cfg, force=True).path.read_text()
     assert "select.json: invalid select.json (schema version 1) at &#x27;counts.pp&#x27;" in page

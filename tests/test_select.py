@@ -1,4 +1,4 @@
-"""Selection on synthetic ntuples with hand-counted content, outputs and the CLI (issue 3)."""
+"""Selection on synthetic ntuples with hand-counted content, outputs and the CLI."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from gammastar import io
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError, OutputExistsError
-from gammastar.select import Cuts, make_leptons, select, select_chunk
+from gammastar.selection.stage import Cuts, make_leptons, select, select_chunk
 
 REPEAT = 10
 
@@ -283,7 +283,7 @@ def test_cli_select(tmp_path, mockfile, capsys):
 def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monkeypatch, executor):
     """The three outputs are one set: a forced rerun interrupted while writing them (here in
     select.json, the last) leaves the previous run's files, byte for byte, and no stray file."""
-    import gammastar.artifacts
+    import gammastar.core.artifacts
 
     cfg = make_cfg(tmp_path, [mockfile])
     select(cfg)
@@ -296,7 +296,7 @@ def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monk
     def interrupted(obj):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gammastar.artifacts, "json_text", interrupted)
+    monkeypatch.setattr(gammastar.core.artifacts, "json_text", interrupted)
     with pytest.raises(KeyboardInterrupt):
         select(make_cfg(tmp_path, [other]), executor=executor, force=True)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
@@ -334,7 +334,7 @@ def test_every_registered_layout_round_trips_its_leptons(name):
     import awkward as ak
     import vector
 
-    from gammastar.plausibility import Plausibility
+    from gammastar.selection.plausibility import Plausibility
 
     lay = io.get_layout(name)
     px = np.array([[0.3, -0.25], [1.0, 2.0]])

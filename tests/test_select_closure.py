@@ -1,4 +1,4 @@
-"""Closure on the NA60-like mock (issue 3): SS subtraction + η → μμ removal + 1/ε unfolding of
+"""Closure on the NA60-like mock: SS subtraction + η → μμ removal + 1/ε unfolding of
 the recorded OS spectrum gives back the generator's truth γ* spectrum (``truth`` tree: no
 background, no efficiency), and the like-sign estimate gives back the generated
 combinatorial OS count."""
@@ -15,7 +15,7 @@ from scipy import stats
 
 from gammastar.channels import Channel
 from gammastar.config import load_config
-from gammastar.select import select
+from gammastar.selection.stage import select
 
 mock = pytest.importorskip("gammastar.mock")
 

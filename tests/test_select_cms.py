@@ -1,4 +1,4 @@
-"""The shipped CMS open-data configs on real data no one here wrote (issue 3).
+"""The shipped CMS open-data configs on real data no one here wrote.
 
 * ``uproot-Zmumu.root`` (flat pairs): the Z peak position and width.
 * ``Run2012BC_DoubleMuParked_Muons_1000evts_rntuple`` (NanoAOD-like RNTuple): OS and SS pair
@@ -17,7 +17,7 @@ from scipy.optimize import curve_fit
 from scipy.special import voigt_profile
 
 from gammastar.config import load_config
-from gammastar.select import select
+from gammastar.selection.stage import select
 
 M_Z = 91.1876  # PDG 2024, GeV
 GAMMA_Z = 2.4955  # PDG 2024, GeV

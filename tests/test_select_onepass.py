@@ -1,12 +1,11 @@
-"""``unfold.decay_lambda_theta: measured`` in one pass over the input (issue 12).
+"""``unfold.decay_lambda_theta: measured`` in one pass over the input.
 
-The selection used to run twice: a first pass at λ_θ = 0 measured λ_θ(m) (its ``polarisation``
-block), a second pass used the acceptance of that λ_θ(m). Now the chunks return the pairs once
-and the driver fits and weights them (``gammastar.select._measured_acceptance``). The
-reference here is the two passes rebuilt from the public steps: a selection at λ_θ = 0, its
-block → :func:`gammastar.polarisation.lambda_for_acceptance` →
-``PairAcceptance.with_lambda(lambda_nodes(...))``, a second selection with that acceptance
-(what ``select`` did until 2026-11-23). The ``polarisation`` block written is the fit of the
+The chunks return the pairs once and the driver fits and weights them
+(``gammastar.selection.stage._measured_acceptance``). The reference is two passes over the input
+rebuilt from the public steps: a first pass at λ_θ = 0 that measures λ_θ(m) (its
+``polarisation`` block) → :func:`gammastar.corrections.polarisation.lambda_for_acceptance` →
+``PairAcceptance.with_lambda(lambda_nodes(...))``, a second selection with that acceptance.
+The ``polarisation`` block written is the fit of the
 first pass (the pairs of the isotropic fiducial region with their isotropic weights): the
 one-pass selection does not refit on the final weights' pairs. Input: a small NA60-like mock
 (the default job's config).
@@ -25,9 +24,9 @@ import pytest
 import uproot
 from _tolerance import EPS32, EPS64, reorder_tol
 
-from gammastar import select as sel
 from gammastar.config import load_config
-from gammastar.polarisation import lambda_for_acceptance
+from gammastar.corrections.polarisation import lambda_for_acceptance
+from gammastar.selection import stage as sel
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 300_000  # ≈ 1.1e4 selected pairs: every polarisation bin has ≥ MIN_PAIRS OS pairs
@@ -41,11 +40,11 @@ PAIR_OPS = 20
 # 0.01σ, within ~(that step)² of the maximum, so the λ of two fits of the same pairs (whose
 # weights differ by rounding) agree to the roundings of the score's sum over a bin's
 # n ≈ 1.4e3 pairs, whatever their start: n·eps·Σ|w g|/H ≈ n·eps·O(1–10) ≲ 1e-11 (1e-12
-# measured; with the former fit, which returned the λ before that last step, two starts
-# differed by Newton's residual, up to (0.01σ)² ≈ 4e-6 at σ ≈ 0.2)
+# measured; a fit that returned the λ before that last step would differ between two starts
+# by Newton's residual, up to (0.01σ)² ≈ 4e-6 at σ ≈ 0.2)
 FIT_TOL = 1e-10
-# The one-pass side interpolates the moments at its pairs in single precision (since
-# 2026-11-23, session 10: PairAcceptance.pair_moments(dtype=float32)), the two passes look A
+# The one-pass side interpolates the moments at its pairs in single precision
+# (PairAcceptance.pair_moments(dtype=float32)), the two passes look A
 # up in float64: each moment, so the isotropic A, differs by ≲ 20 float32 roundings of a value
 # ≤ 1 (the tables rounded to float32, the cell's offsets, 8 corners × 2 products and the sum)
 ACC32 = reorder_tol(20, 1.0, EPS32)
@@ -77,7 +76,7 @@ def _cfg(tmp_path, lam, **background):
 
 
 def _two_passes(tmp_path, mock, monkeypatch, **background):
-    """The former two-pass selection, rebuilt: λ_θ = 0, the fit, the selection again.
+    """The two-pass selection, rebuilt: λ_θ = 0, the fit, the selection again.
     Returns ``(first, second)``."""
     first = sel.select(
         _cfg(tmp_path / "first", 0.0, **background), [mock], chunksize=CHUNK, force=True
@@ -112,8 +111,8 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
     over pairs (the two passes summed chunk by chunk) to the roundings of a sum over all pairs
     (tests/_tolerance.py), λ to the fit's convergence. The ``polarisation`` block is the first
     pass's (the fit on the isotropic fiducial region's pairs and weights), with
-    ``used_in_acceptance``; the second pass's (a fit on the final weights' pairs, the block
-    until 2026-11-23) is a different fit: other pairs cross ``min_acceptance``."""
+    ``used_in_acceptance``; the second pass's (a fit on the final weights' pairs) is a
+    different fit: other pairs cross ``min_acceptance``."""
     first, two = _two_passes(tmp_path, mock, monkeypatch, ss_weight=ss_weight)
     one = sel.select(
         _cfg(tmp_path / "one", "measured", ss_weight=ss_weight), [mock], chunksize=CHUNK
@@ -203,8 +202,8 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
 
 def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
     """The measured-λ selection reads the input once: one processor run, each chunk
-    (file, first entry) processed exactly once (the former selection: twice)."""
-    from gammastar import processor
+    (file, first entry) processed exactly once (not twice, as two passes would)."""
+    from gammastar.selection import processor
 
     seen: Counter = Counter()
     runs = []

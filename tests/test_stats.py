@@ -1,4 +1,4 @@
-"""pyhf workspaces and CLs limits (gammastar.stats)."""
+"""pyhf workspaces and CLs limits (gammastar.reach.stats)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize, stats
 
-from gammastar.artifacts import write_json
+from gammastar.core.artifacts import write_json
 from gammastar.errors import GammastarError
-from gammastar.stats import (
+from gammastar.reach.stats import (
     BANDS,
     Channel,
     Model,
@@ -166,7 +166,7 @@ def test_expected_only_model_uses_asimov_background():
 
 
 def test_mass_template_workspace():
-    from gammastar.reach import mass_model
+    from gammastar.reach.stage import mass_model
 
     m = mass_model(
         0.4,
@@ -197,7 +197,7 @@ def test_auto_is_one_rule_over_the_method_registry():
     """ "auto" (module docstring): exact where the counts can be enumerated, else asymptotic
     where every background bin has >= 10 events (pyhf's asymptotics hold), else toys; one rule,
     used by choose_method, upper_limit and cls alike."""
-    from gammastar.stats import choose_method
+    from gammastar.reach.stats import choose_method
 
     low = zero_obs(b=0.5)
     assert choose_method(low) == "exact"
@@ -212,11 +212,11 @@ def test_auto_is_one_rule_over_the_method_registry():
 
 
 def test_a_method_is_one_registry_entry(monkeypatch):
-    """Adding a statistical method is one entry of gammastar.stats.METHODS: upper_limit, cls,
+    """Adding a statistical method is one entry of gammastar.reach.stats.METHODS: upper_limit, cls,
     the "auto" rule (registry order) and the config's reach.method take it from there."""
-    from gammastar import stats
     from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
+    from gammastar.reach import stats
 
     with pytest.raises(ConfigError, match="unknown statistics method 'fixed'"):
         config_from_dict({"name": "t", "reach": {"method": "fixed"}})
@@ -249,7 +249,7 @@ def _lognormal_zero_b_limit(sigma_sig, n_pot_unc=0.2, alpha=0.1):
 
 @pytest.mark.parametrize("r", [0.3, 500.0])
 def test_huge_relative_yield_error_with_zero_background(r):
-    # regression (issue 14): `gammastar run analysis/na60_like_ee.yaml` died in the reach with
+    # regression: `gammastar run analysis/na60_like_ee.yaml` died in the reach with
     # "cannot convert float NaN to integer": a mass bin whose A' yield is consistent with zero
     # has a relative error r ~ 500 (reach passes it as mc_stat); exp(r x) at the quadrature
     # nodes overflowed, 0 x inf gave NaN probabilities, CLs stuck at 1 and the limit search

@@ -1,4 +1,4 @@
-"""The prediction's own uncertainties (issue 19): the named nuisances of yields.json, their
+"""The prediction's own uncertainties: the named nuisances of yields.json, their
 modifiers in the pyhf workspaces, their integration in the exact CLs, the impact table and
 the bad-input errors."""
 
@@ -16,8 +16,8 @@ from scipy import integrate, optimize, stats
 
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.stats import Channel, Model, build_spec, cls, quiet_pyhf, upper_limit
-from gammastar.uncertainties import (
+from gammastar.reach.stats import Channel, Model, build_spec, cls, quiet_pyhf, upper_limit
+from gammastar.yields.uncertainties import (
     at_masses,
     lambda_theta_variation,
     like_sign_variation,
@@ -155,7 +155,7 @@ def test_lambda_theta_variation_reweights_each_pair():
 def test_lambda_theta_variation_on_real_tables_has_the_sign_of_the_acceptance():
     # a window of small lab angles favours decays along the flight direction (cos θ* ≈ ±1):
     # more weight in cos²θ* (λ > 0) raises A, so the unfolded yield (∝ 1/A) falls: up < 0
-    from gammastar.pair_acceptance import LeptonAcceptance, PairAcceptance
+    from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
 
     la = LeptonAcceptance(3.0, 0.035, 0.12)
     kw = {"lepton_mass": 0.10566, "mass_range": (0.25, 0.8), "p_max": 200.0}
@@ -213,7 +213,7 @@ def _yields_run(tmp_path, **unc):
 
 
 def test_yields_json_records_each_source(tmp_path):
-    from gammastar.yields import compute_yields
+    from gammastar.yields.stage import compute_yields
 
     run, pairs, cfg = _yields_run(
         tmp_path,
@@ -242,7 +242,7 @@ def test_yields_json_records_each_source(tmp_path):
 
 
 def test_missing_sizes_are_one_line_errors(tmp_path):
-    from gammastar.yields import compute_yields
+    from gammastar.yields.stage import compute_yields
 
     _, _, cfg = _yields_run(tmp_path)
     with pytest.raises(ConfigError, match=r"uncertainties\.r_factor_rel_err: not given"):
@@ -277,8 +277,8 @@ def test_bad_uncertainties_config(tmp_path, unc, match):
 def test_reach_with_nuisances_and_impact(tmp_path):
     from test_reach import make_config
 
-    from gammastar.artifacts import make_meta, write_json
-    from gammastar.reach import run_reach
+    from gammastar.core.artifacts import make_meta, write_json
+    from gammastar.reach.stage import run_reach
 
     cfg = make_config(tmp_path, mass_points=4, channels=["mumu"])
     ypath = Path(cfg.reach.yields)
@@ -296,7 +296,7 @@ def test_reach_with_nuisances_and_impact(tmp_path):
     on = cfg.model_copy(
         update={"uncertainties": cfg.uncertainties.model_copy(update={"enabled": True})}
     )
-    r_on = run_reach(on)
+    r_on = run_reach(on).document
     # the workspaces carry them
     ws = json.loads((tmp_path / "run" / "workspaces" / "index.json").read_text())
     first = json.loads((tmp_path / "run" / ws["workspaces"][0]["file"]).read_text())
@@ -312,7 +312,7 @@ def test_reach_with_nuisances_and_impact(tmp_path):
     html = "".join(map(str, sec.parts))
     assert "Impact of each nuisance" in html
     assert "like_sign_r" in html
-    r_off = run_reach(cfg, force=True)
+    r_off = run_reach(cfg, force=True).document
     # the added log-normal nuisances widen the limit (exact construction), at every mass
     s_on = np.array(r_on["signal_limit"]["0"], float)
     s_off = np.array(r_off["signal_limit"]["0"], float)
@@ -335,7 +335,7 @@ def test_reach_with_nuisances_and_impact(tmp_path):
 def test_reach_refuses_enabled_without_yields_block(tmp_path):
     from test_reach import make_config
 
-    from gammastar.reach import run_reach
+    from gammastar.reach.stage import run_reach
 
     cfg = make_config(tmp_path, mass_points=2, channels=["mumu"])
     on = cfg.model_copy(
@@ -349,8 +349,8 @@ def test_reach_refuses_enabled_without_yields_block(tmp_path):
 def _scan_kw(tmp_path):
     from test_reach import NA62_LIKE, synthetic_yields
 
-    from gammastar.acceptance import Geometry
-    from gammastar.reach import load_yields
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields
 
     return {
         "geometry": Geometry(**NA62_LIKE),
@@ -368,8 +368,8 @@ def _scan_kw(tmp_path):
 
 
 def test_ensemble_spread_enters_as_kinematic_model(tmp_path):
-    from gammastar.acceptance import ParametricSampler
-    from gammastar.reach import scan
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.reach.stage import scan
 
     kw = _scan_kw(tmp_path)
     masses, eps = np.array([0.3, 0.6]), np.geomspace(1e-7, 1e-3, 30)
@@ -404,7 +404,7 @@ def test_kinematic_record_states_its_own_error():
     three replicas 0.5, eleven 0.224; the rows land at their masses."""
     from types import SimpleNamespace
 
-    from gammastar.reach import _record_kinematic
+    from gammastar.reach.stage import _record_kinematic
 
     for k, want in ((3, 0.5), (11, 1 / math.sqrt(20))):
         inp = SimpleNamespace(
@@ -421,9 +421,9 @@ def test_kinematic_record_states_its_own_error():
 
 
 def test_ensemble_bad_input(tmp_path):
-    from gammastar.acceptance import ParametricSampler
     from gammastar.errors import GammastarError
-    from gammastar.reach import scan
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.reach.stage import scan
 
     kw = _scan_kw(tmp_path)
     with pytest.raises(GammastarError, match="at least 2 members"):
@@ -432,7 +432,7 @@ def test_ensemble_bad_input(tmp_path):
         config_from_dict({"uncertainties": {"kinematic_model": True}})
     from test_reach import make_config
 
-    from gammastar.uncertainties import ensemble_samplers
+    from gammastar.source.production import ensemble_samplers
 
     cfg = make_config(tmp_path, mass_points=2, channels=["mumu"])
     with pytest.raises(ConfigError, match=r"uncertainties\.kinematic_model: needs reach\.flow"):
@@ -441,14 +441,14 @@ def test_ensemble_bad_input(tmp_path):
 
 def test_lambda_errors_read_the_measured_polarisation_block():
     """The λ_θ nuisance takes δλ per mass from yields.json ``polarisation`` as the selection
-    writes it (gammastar.polarisation: ``mass_edges`` and one error per bin, ``null`` where a
+    writes it (gammastar.corrections.polarisation: ``mass_edges`` and one error per bin, ``null`` where a
     bin has no fit): the error of λ_θ interpolated linearly between the bin centres (the
     bins independent: √(Σ T² σ²)), the config's value only where nothing was measured; a
     negative error is refused."""
     from types import SimpleNamespace
 
     from gammastar.errors import InputError
-    from gammastar.uncertainties import _lambda_errors
+    from gammastar.yields.uncertainties import _lambda_errors
 
     cfg = SimpleNamespace(uncertainties=SimpleNamespace(lambda_theta_err=0.2))
     pol = {"mass_edges": [0.2, 0.4, 0.6, 0.8], "lambda_theta_err": [0.1, None, 0.3]}
@@ -466,12 +466,12 @@ def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
     """δλ(m) of the λ_θ nuisance is the spread of the λ_θ(m) that the per-pair acceptance
     uses (PairAcceptance.lambda_nodes: linear between the measured bins' centres, the end
     values beyond) when the bins' λ̂ scatter independently by their errors: 20000 drawn sets
-    of λ̂, the sample sd within 5 of its standard errors (1/√(2n) relative: 2.5%). Until
-    2026-11-25 the errors were interpolated linearly, √2 too large midway (also asserted)."""
+    of λ̂, the sample sd within 5 of its standard errors (1/√(2n) relative: 2.5%). Errors
+    interpolated linearly are √2 too large midway (also asserted)."""
     from types import SimpleNamespace
 
-    from gammastar.pair_acceptance import PairAcceptance
-    from gammastar.uncertainties import interpolated_error
+    from gammastar.corrections.pair_acceptance import PairAcceptance
+    from gammastar.yields.uncertainties import interpolated_error
 
     edges = np.array([0.2, 0.3, 0.45, 0.7, 1.1])
     err = np.array([0.05, 0.08, 0.12, 0.2])
@@ -498,7 +498,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
     from test_flow import synthetic_pairs
 
     from gammastar import flow
-    from gammastar.uncertainties import ensemble_samplers
+    from gammastar.source.production import ensemble_samplers
 
     pairs = synthetic_pairs(2000, seed=3)
 
@@ -511,8 +511,8 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
         return (base,)
 
     kw = {"epochs": 1, "bootstrap": True}
-    out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs)
-    with caplog.at_level("WARNING", logger="gammastar.uncertainties"):
+    out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs).path
+    with caplog.at_level("WARNING", logger="gammastar.yields.uncertainties"):
         samplers, seeds = ensemble_samplers(cfg_of(out3), None, "nominal", wrap)
     # two replicas: the spread's own error 1/√(2(2 − 1)) = 71%, a warning naming the advice
     assert "the spread over the 2 members" in caplog.text
@@ -523,7 +523,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
     assert all(
         s.meta["meta"]["bootstrap"]["member"] == k for k, s in zip((1, 2), samplers, strict=True)
     )
-    out2 = flow.train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs)
+    out2 = flow.train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs).path
     with pytest.raises(ConfigError, match=r"1 bootstrap replica; train >= 3 members"):
         ensemble_samplers(cfg_of(out2), None, "nominal", wrap)
 
@@ -532,7 +532,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
 def _toy_map(tmp_path=None):
     """A 2-D acceptance map (4 mass × 3 p_T bins) with A from 0.2 to 0.8 and 1000–3000
     generated sources per bin; optionally written as ``acceptance``/``acceptance_generated``."""
-    from gammastar.unfold import AcceptanceMap, EfficiencyMap
+    from gammastar.corrections.unfold import AcceptanceMap, EfficiencyMap
 
     m_edges, pt_edges = np.array([0.2, 0.4, 0.6, 0.8, 1.0]), np.array([0.0, 0.5, 1.0, 2.0])
     a = np.linspace(0.2, 0.8, 12).reshape(4, 3)
@@ -557,7 +557,7 @@ def test_acceptance_map_variation_is_the_scatter_over_binomial_maps():
     1/√(2·2000) ≈ 1.6% (3σ: 5%), and the linearisation of 1/A misses the next order,
     Var(1/Â) ≈ Var(Â)/A⁴ (1 + 3 Var(Â)/A² + …), ≤ 1.2% here (δA/A ≤ 6.3% at A = 0.2,
     N = 1000); with A = 0.1 and N = 300 (δA/A = 17%) it reaches ~10%."""
-    from gammastar.uncertainties import acceptance_map_variation
+    from gammastar.yields.uncertainties import acceptance_map_variation
 
     amap, a, n = _toy_map()
     rng = np.random.default_rng(19)
@@ -589,8 +589,8 @@ def test_yields_record_the_acceptance_map_statistics(tmp_path):
     acceptance gives 0 and says so."""
     from test_yields import histograms_like_select, write_run
 
-    from gammastar.uncertainties import PER_BIN, _map_statistics, acceptance_map_variation
-    from gammastar.yields import compute_yields
+    from gammastar.yields.stage import compute_yields
+    from gammastar.yields.uncertainties import PER_BIN, _map_statistics, acceptance_map_variation
 
     amap, a, _ = _toy_map(tmp_path)
     run = tmp_path / "run"
@@ -645,8 +645,8 @@ def test_yields_record_the_acceptance_map_statistics(tmp_path):
 def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
     """A 3-D map (m, p_T, y) whose one rapidity bin spans every pair is the 2-D map: the same
     propagated size (to rounding: the same sums in the same order)."""
-    from gammastar.uncertainties import acceptance_map_variation
-    from gammastar.unfold import AcceptanceMap3D
+    from gammastar.corrections.unfold import AcceptanceMap3D
+    from gammastar.yields.uncertainties import acceptance_map_variation
 
     amap, a, n = _toy_map()
     m3 = AcceptanceMap3D(amap.map.m_edges, amap.map.pt_edges, np.array([-20.0, 20.0]),
@@ -664,7 +664,7 @@ def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
 
 
 def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
-    """The ranking plot (:func:`gammastar.uncertainties.plot_impact`): the relative shift on a
+    """The ranking plot (:func:`gammastar.reach.impact.plot_impact`): the relative shift on a
     linear axis while every ±1σ moves s_up by less than a factor 1.5 (the demo), the ratio on a
     logarithmic one beyond (the NA62-like extrapolation: 0.01–1.4), its range holding every
     point; the +1σ markers are where the table puts them."""
@@ -673,7 +673,7 @@ def test_impact_plot_takes_a_log_axis_when_a_nuisance_moves_s_up_by_factors():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from gammastar.uncertainties import plot_impact
+    from gammastar.reach.impact import plot_impact
 
     def table(up, dn):
         return {"mass": [0.3, 0.6], "nominal": {"s_up": [2.0, 4.0]},
@@ -713,7 +713,7 @@ class _LinearTable:
         return _LinearTable(lam)
 
     def lambda_nodes(self, mass_edges, values):
-        from gammastar.pair_acceptance import PairAcceptance
+        from gammastar.corrections.pair_acceptance import PairAcceptance
 
         return PairAcceptance.lambda_nodes(self, mass_edges, values)
 
@@ -722,7 +722,7 @@ def test_lambda_theta_moving_variation_moves_the_region_with_each_bin():
     """Each polarisation bin's λ̂ moved alone; pairs cross A = min_acceptance both ways:
     entering ones weigh 1/ε (OS) or the bin's like-sign factor / ε (SS) over A_λ′; the bins'
     changes add in quadrature (hand-computed from A = a(p_T) + 0.1 λ(m))."""
-    from gammastar.uncertainties import lambda_theta_moving_variation
+    from gammastar.yields.uncertainties import lambda_theta_moving_variation
 
     a = 0.06
     pairs = {  # p1 in F, p2 (OS) and p4 (SS) outside it, p5 SS in F (factor 0.8), p6, p3
@@ -767,7 +767,10 @@ def test_lambda_theta_moving_variation_edge_cases():
     entering pair with an unusable ε (NaN, 0) weighs 0 instead of blanking the yield's bins;
     an opposite-sign pair entering the region takes its bin's opposite-sign factor (here 0.5:
     a stand-in for a conversion or η-rate scale the selection applies)."""
-    from gammastar.uncertainties import acceptance_free_weights, lambda_theta_moving_variation
+    from gammastar.yields.uncertainties import (
+        acceptance_free_weights,
+        lambda_theta_moving_variation,
+    )
 
     a = 0.06
     pairs = {
@@ -796,7 +799,7 @@ def test_lambda_record_at_nsig_level_keeps_the_yields_size():
     ``extrapolation`` untouched when the scan has no row of its own."""
     from types import SimpleNamespace
 
-    from gammastar.reach import _record_extrapolation
+    from gammastar.reach.stage import _record_extrapolation
 
     rec = {"nuisances": {
         "acceptance_lambda_theta": {"rel": [0.01, 0.04], "origin": "yield"},
@@ -832,7 +835,7 @@ def test_a_bad_lambda_refits_block_is_a_one_line_error(bad, match):
     missing, a sign that is not ±1, a yield_shift of the wrong length): one line naming the
     file and the key."""
     from gammastar.errors import InputError
-    from gammastar.uncertainties import read_uncertainties
+    from gammastar.yields.uncertainties import read_uncertainties
 
     doc = {"uncertainties": {"mass": [0.3], "nuisances": {}, "lambda_theta_refits": bad}}
     with pytest.raises(InputError, match=rf"y\.json: uncertainties\.lambda_theta_refits\.{match}"):
@@ -843,7 +846,7 @@ def test_lambda_refits_at_marks_the_moves_that_change_nothing_there():
     """A move is ``null`` at a mass when the yield bins around it (the two centres that
     bracket it, NaN bins skipped) did not move at all: λ′ = λ̂ for their pairs. Its interpolated
     shift is then 0; a move with a shift in either bracketing bin is not null."""
-    from gammastar.uncertainties import lambda_refits_at
+    from gammastar.yields.uncertainties import lambda_refits_at
 
     blk = {"mass": [0.3, 0.4, 0.5, 0.6], "moves": [
         {"sign": 1, "yield_shift": [0.0, 0.0, 0.02, None], "fit": {}},

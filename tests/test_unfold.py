@@ -1,4 +1,4 @@
-"""Efficiency unfolding and iterative Bayesian resolution unfolding (issue 3)."""
+"""Efficiency unfolding and iterative Bayesian resolution unfolding."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from _select_data import write_effmap
 
-from gammastar.errors import InputError
-from gammastar.unfold import (
+from gammastar.corrections.unfold import (
     EfficiencyMap,
     bayesian_unfold,
     bayesian_unfold_variance,
@@ -16,6 +15,7 @@ from gammastar.unfold import (
     load_efficiency_map,
     response_matrix,
 )
+from gammastar.errors import InputError
 
 
 def test_map_roundtrip_and_lookup(tmp_path):
@@ -57,9 +57,9 @@ def test_missing_pairs_counted_or_error():
 
 def test_inverse_weights_of_unusable_efficiencies_are_zero():
     """1/ε where ε is finite and > 0; 0 for NaN (outside the map), 0, negative and infinite ε,
-    the finite ε ≤ 0 counted as n_zero (the division is done in place with a mask since
-    2026-11-25: the same numbers as the former boolean gather and scatter, each a single
-    correctly rounded division)."""
+    the finite ε ≤ 0 counted as n_zero (the division is done in place with a mask: the
+    same numbers as a boolean gather and scatter, each a single correctly rounded
+    division)."""
     eff = np.array([0.5, np.nan, 0.0, -0.2, np.inf, -np.inf, 0.25, 1.0])
     from _tolerance import EPS64
 
@@ -108,7 +108,7 @@ def test_invalid_map_contents_name_file_and_histogram(tmp_path, kind, bad) -> No
     import hist
     import uproot
 
-    from gammastar.unfold import load_acceptance_map, load_efficiency_map
+    from gammastar.corrections.unfold import load_acceptance_map, load_efficiency_map
 
     h = hist.Hist(hist.axis.Regular(4, 0.2, 1.2), hist.axis.Regular(3, 0.0, 3.0))
     h.view()[...] = 0.5
@@ -124,7 +124,7 @@ def test_invalid_map_contents_name_file_and_histogram(tmp_path, kind, bad) -> No
 @pytest.mark.parametrize("iterations", [1, 4])
 def test_bayesian_unfolding_variance_matches_toys(iterations):
     """The propagated variance equals the spread of the unfolded spectrum over Poisson toys
-    of the measured one (prior = the measured spectrum, as in the selection). 4000 toys: the
+    of the measured spectrum (prior = the measured spectrum, as in the selection). 4000 toys: the
     toy variance is known to sqrt(2/4000) = 2.2%; tolerance 10% per bin (first-order
     propagation, a mildly non-linear function). The input variance alone (what was kept
     before) is off by far more in the bins that migrations mix."""

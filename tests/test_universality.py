@@ -1,4 +1,4 @@
-"""Lepton universality of the A′ yield (issue 14): ee/μμ ratio per bin, χ², combination."""
+"""Lepton universality of the A′ yield: ee/μμ ratio per bin, χ², combination."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from scipy import stats
 
 from gammastar.config import config_from_dict
 from gammastar.errors import InputError
-from gammastar.select import select
-from gammastar.universality import compare_aprime
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields
+from gammastar.yields.universality import compare_aprime
 
 
 def _block(y, err, edges):

@@ -1,4 +1,4 @@
-"""k-NN KL validation (gammastar.validate): closure on a known conditional density.
+"""k-NN KL validation (gammastar.flow.validate): closure on a known conditional density.
 
 A flow trained on synthetic pairs (q_T, E log-normal with mass-dependent medians, see
 tests/test_flow.py) must have a model-vs-data KL inside the data-vs-data 95% band at every
@@ -17,7 +17,7 @@ from test_flow import make_config, synthetic_pairs
 
 from gammastar import flow as F
 from gammastar.errors import GammastarError, OutputExistsError
-from gammastar.validate import validate
+from gammastar.flow.validate import validate
 
 torch.set_num_threads(1)
 
@@ -51,7 +51,7 @@ def closure(tmp_path_factory):
 
 def test_closure_model_inside_data_band(closure):
     cfg, pairs = closure
-    res = validate(cfg, pairs=pairs)
+    res = validate(cfg, pairs=pairs).document
     assert res["mass"] == [0.3, 0.5, 0.7]  # 1.5 GeV is outside the trained range: skipped
     assert res["meta"]["skipped_masses"] == [1.5]
     for m, km, (lo95, hi95), (lo68, hi68) in zip(
@@ -72,7 +72,7 @@ def test_wrong_model_is_outside_the_band(closure):
     """Negative control: data whose E is 40% higher than the model's training data."""
     cfg, pairs = closure
     shifted = pairs.assign(E=pairs["E"] * 1.4)
-    res = validate(cfg, pairs=shifted, force=True, figures=False)
+    res = validate(cfg, pairs=shifted, force=True, figures=False).document
     for km, (_, hi95) in zip(res["kl_model"], res["kl_data_95"], strict=True):
         assert km > hi95
 
@@ -87,7 +87,7 @@ def test_validate_masses_outside_range(closure):
 
 
 def test_window_with_too_few_points_gives_nan(closure):
-    from gammastar.validate import kl_window
+    from gammastar.flow.validate import kl_window
 
     cfg, _ = closure
     model = F.load(cfg.output_dir / "flow")
@@ -110,7 +110,7 @@ def test_seed_ensemble_spread(tmp_path):
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=3, epochs=2)
     F.train(cfg, pairs=pairs)
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     assert len(res["kl_model_members"]) == len(res["mass"])
     assert all(len(r) == 3 for r in res["kl_model_members"])
     assert all(s > 0 for s in res["kl_model_seed_std"])
@@ -129,9 +129,9 @@ def test_stale_member_directory_is_not_validated(tmp_path):
 
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=2, epochs=2)
-    out = F.train(cfg, pairs=pairs)
+    out = F.train(cfg, pairs=pairs).path
     shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "2")
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     assert all(len(r) == 2 for r in res["kl_model_members"])
     assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1]
 
@@ -140,7 +140,7 @@ def test_seed_noise_recovers_the_unshared_noise():
     """K[j, r] = member offset + shared repeat noise + unshared noise N(0, σ): seed_noise is
     σ/√R; the shared part (common random numbers) does not count. σ_e from (J−1)(R−1) = 1596
     degrees of freedom has a relative error 1/√(2·1596) = 1.8%; tolerance 4 of those."""
-    from gammastar.validate import seed_noise
+    from gammastar.flow.validate import seed_noise
 
     rng = np.random.default_rng(5)
     n_m, n_r, sigma = 5, 400, 0.01
@@ -160,11 +160,11 @@ def test_identical_members_have_zero_seed_spread(tmp_path):
 
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=3, epochs=2)
-    out = F.train(cfg, pairs=pairs)
+    out = F.train(cfg, pairs=pairs).path
     for i in (1, 2):
         for name in ("model.pt", "meta.json"):
             shutil.copyfile(out / name, out / "ensemble" / str(i) / name)
-    res = validate(cfg, pairs=pairs, figures=False)
+    res = validate(cfg, pairs=pairs, figures=False).document
     # 0 up to the float64 rounding of the mean and std of 3 equal values (tests/_tolerance.py:
     # a mean of 3 terms is off by ≤ 3 eps64 |KL|, and so is every residual; observed 6.8e-17 on
     # AMD EPYC at KL ≈ 0.1), not exactly 0: the SIMD summation order depends on the CPU. The
@@ -186,7 +186,7 @@ def test_kinematics_figure_survives_sparse_windows(tmp_path):
     # 0.9 GeV held a few like-sign-subtracted pairs (Σw < 0: density=True divides by it) and
     # bins from quantiles of different samples came out decreasing. Such panels stay empty.
     from gammastar.flow.data import TrainingData
-    from gammastar.validate import plot_kinematics
+    from gammastar.flow.validate import plot_kinematics
 
     class Stub:
         def sample(self, m, n, seed=None):
@@ -216,7 +216,7 @@ def test_sample_kept_accepts_inside_only_and_reproducibly():
     (validate.sample_kept: accept–reject, the sampler's own rule): exactly n samples, all
     kept, the same for the same seed; the kept fraction of a uniform draw (q_T < 0.3: 30%)
     leaves the kept q_T uniform on [0, 0.3) (mean 0.15 within 5 standard errors)."""
-    from gammastar.validate import sample_kept
+    from gammastar.flow.validate import sample_kept
 
     flow = _UniformFlow()
     keep = lambda q, e: q < 0.3

@@ -23,7 +23,7 @@ from gammastar.physics.aprime_meson import default_form_factor as aprime_default
 from gammastar.physics.constants import M_MU, mass
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
 from gammastar.physics.target import interaction_probability
-from gammastar.yields import (
+from gammastar.yields.stage import (
     aprime_yield,
     aprime_yield_from_pairs,
     compute_yields,
@@ -58,7 +58,7 @@ def synthetic_pairs(n=30_000, seed=4, eff=0.5, r=1.0):
 
 def histograms_like_select(pairs, r=1.0):
     """The histograms select writes (DEVELOPERS.md): os/pp/mm raw, comb 2R√(N++N−−), signal, unfolded."""
-    from gammastar.background import combinatorial
+    from gammastar.corrections.background import combinatorial
 
     q = pairs["charge"].to_numpy()
     m = pairs["m"].to_numpy()
@@ -445,7 +445,7 @@ def truth_comparison(cfg, pairs, n_pot, per_pair=True):
 @pytest.fixture(scope="module")
 def mock_run(tmp_path_factory):
     from gammastar.mock import generate_file
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     run = tmp_path_factory.mktemp("mockrun")
     cfg = mock_config(run, resolution=0.0)
@@ -456,7 +456,7 @@ def mock_run(tmp_path_factory):
 
 
 def test_on_mock_data_driven_aprime_matches_truth(mock_run):
-    """Mock (issue 2) → select (issue 3) → Eq. 6: the η → γμμ and ω → π0μμ A′ yields agree
+    """Mock → select → Eq. 6: the η → γμμ and ω → π0μμ A′ yields agree
     with the generator's truth × BR(η → γA′), BR(ω → π0A′) within the statistical errors
     (no resolution smearing; the ε(m, pT) unfolding on; the pairs are taken by truth channel,
     so the like-sign subtraction is tested apart, in
@@ -586,12 +586,12 @@ def test_on_mock_stage_uses_all_pairs(mock_run):
 @pytest.mark.slow
 def test_on_mock_with_resolution_level(tmp_path):
     """With the default 30 MeV resolution the data-driven yield is the resolution-smeared one
-    (as in the paper's Fig. 2). Measured (seed 6, 2e5 sources, mock of 2026-11-22): error-weighted
+    (as in the paper's Fig. 2). Measured (seed 6, 2e5 sources): error-weighted
     mean ratio to truth × formula 0.99 ± 0.006 (η and ω); per bin the η ratio runs from 0.91 at
     0.30 GeV to 1.1–1.2 at 0.43–0.49 GeV and ≫ 1 in the last bins below m_η, where smearing
     carries pairs across the kinematic end point."""
     from gammastar.mock import generate_file
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     cfg = mock_config(tmp_path, resolution=0.03, seed=6)
     generate_file(cfg, tmp_path / "mock.root", events=200_000)
@@ -608,7 +608,7 @@ def test_pairs_match_histogram_uses_the_axis_bin_rule():
     within a rounding of a bin edge (here every edge of the both-channels demo's 10 MeV grid,
     ±1 ulp) land where select's fill put them, so an unchanged table matches (the demo warned
     'weights do not sum to unfolded_m' for one pair at m ≈ 1.0 GeV); a changed weight does not."""
-    from gammastar.yields import pairs_match_histogram
+    from gammastar.yields.stage import pairs_match_histogram
 
     ax = hist.axis.Regular(88, 0.22, 1.1)
     edges = ax.edges

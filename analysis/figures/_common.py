@@ -179,7 +179,7 @@ def flows_with_and_without_background(
 # --------------------------------------------------------------------------- output
 def figure_paths(cfg: AnalysisConfig, number: int, *, force: bool) -> tuple[Path, Path]:
     """``<run>/figures/paper_figN.png`` and ``.pdf``; refuses existing files without ``force``."""
-    from gammastar.artifacts import check_writable
+    from gammastar.core.artifacts import check_writable
 
     base = cfg.output_dir / FIGURE_DIR / f"paper_fig{number}"
     png, pdf = base.with_suffix(".png"), base.with_suffix(".pdf")
@@ -205,7 +205,7 @@ def save(fig: Any, paths: Sequence[Path], *, dpi: int = 120, note: str = "") -> 
     """
     import matplotlib.pyplot as plt
 
-    from gammastar.artifacts import atomic_path
+    from gammastar.core.artifacts import atomic_path
 
     for p in paths:
         fmt = p.suffix.lstrip(".")

@@ -1,7 +1,7 @@
 """Paper Fig. 2: data-driven A′ yield per POT per ε² vs m_A′, with the p-bremsstrahlung band.
 
 Runs ``generate`` (mock configs), ``select`` and ``yields`` (reused when up to date), then
-draws ``yields.json`` with :func:`gammastar.yields_plots.plot_aprime`.
+draws ``yields.json`` with :func:`gammastar.yields.plots.plot_aprime`.
 
 Usage: ``python analysis/figures/fig2_aprime_yield.py [CONFIG] [--output RUN] [--force]``
 """
@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 2, force=args.force)
     c.ensure(cfg, ("generate", "select", "yields"))
-    from gammastar.artifacts import read_json
-    from gammastar.yields_plots import plot_aprime
+    from gammastar.core.artifacts import read_json
+    from gammastar.yields.plots import plot_aprime
 
     doc = read_json(cfg.output_dir / "yields.json", what="yields")
     for p in paths:

@@ -1,7 +1,7 @@
 """Paper Fig. 3: data-driven χχ̄ yield per POT per Q² vs m_χ, with bremsstrahlung, π0, J/ψ.
 
 Runs ``generate`` (mock configs), ``select`` and ``yields`` (reused when up to date), then
-draws ``yields.json`` with :func:`gammastar.yields_plots.plot_mcp`.
+draws ``yields.json`` with :func:`gammastar.yields.plots.plot_mcp`.
 
 Usage: ``python analysis/figures/fig3_mcp_yield.py [CONFIG] [--output RUN] [--force]``
 """
@@ -22,8 +22,8 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 3, force=args.force)
     c.ensure(cfg, ("generate", "select", "yields"))
-    from gammastar.artifacts import read_json
-    from gammastar.yields_plots import plot_mcp
+    from gammastar.core.artifacts import read_json
+    from gammastar.yields.plots import plot_mcp
 
     doc = read_json(cfg.output_dir / "yields.json", what="yields")
     for p in paths:

@@ -2,10 +2,10 @@
 data-vs-data 68% / 95% bands.
 
 Runs ``generate``, ``select`` and ``train`` (reused when up to date), then
-:func:`gammastar.validate.validate` on a dense mass grid (every 50 MeV inside the flow's mass
+:func:`gammastar.flow.validate.validate` on a dense mass grid (every 50 MeV inside the flow's mass
 range; the config's ``validate:`` k, window and repeats) into ``<run>/fig4/validation.json``
 (the run's own ``validation.json`` is left alone), drawn with
-:func:`gammastar.validate.plot_kl`.
+:func:`gammastar.flow.validate.plot_kl`.
 
 Usage: ``python analysis/figures/fig4_kl.py [CONFIG] [--output RUN] [--force]``
 """
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> Path:
     png, pdf = c.figure_paths(cfg, 4, force=args.force)
     c.ensure(cfg, ("generate", "select", "train"))
     from gammastar import flow
-    from gammastar.validate import plot_kl, validate
+    from gammastar.flow.validate import plot_kl, validate
 
     model = flow.load(cfg.output_dir / "flow")
     lo, hi = model.mass_range
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> Path:
         model=model,
         pairs=c.read_pairs(cfg),
         figures=False,
-    )
+    ).document
     inside = sum(
         b[0] <= k <= b[1] for k, b in zip(result["kl_model"], result["kl_data_95"], strict=True)
     )

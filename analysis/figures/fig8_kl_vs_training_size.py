@@ -4,7 +4,7 @@ training points, at three masses, with the seed (initialisation) spread.
 For each training size N a fixed random subset of N training rows (the ``flow.data`` rows of
 the run's pairs table) is drawn once; for each seed a flow is trained on it with
 :func:`gammastar.flow.train` (cached in ``<run>/fig8/<budget>/n<N>_s<seed>/flow/``) and compared
-with the full data in 30 MeV windows by :func:`gammastar.validate.kl_window` (model vs data,
+with the full data in 30 MeV windows by :func:`gammastar.flow.validate.kl_window` (model vs data,
 averaged over draws). Black line: mean over seeds; dotted: ±1σ over seeds (initialisation
 variance, as in the paper); green/yellow: the data-vs-data 68% / 95% bands.
 
@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> Path:
     paths = c.figure_paths(cfg, 8, force=args.force)
     c.ensure(cfg, ("generate", "select"))
     from gammastar import flow
-    from gammastar.artifacts import make_meta, write_json
-    from gammastar.validate import kl_window, window_data
+    from gammastar.core.artifacts import make_meta, write_json
+    from gammastar.flow.validate import kl_window, window_data
 
     budget = BUDGETS[args.budget]
     pairs = c.read_pairs(cfg)

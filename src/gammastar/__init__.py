@@ -1,8 +1,22 @@
-"""gammastar: data-driven dark-photon and millicharged-particle predictions from dilepton data."""
+"""gammastar: data-driven dark-photon and millicharged-particle predictions from dilepton data.
+
+The stage functions carry the names of the CLI commands (``gammastar.select(config)``,
+``gammastar.compute_yields(config)``, ...); each takes an analysis config or its YAML path.
+"""
 
 from __future__ import annotations
 
-from gammastar._entry import generate, run, train
+from gammastar._entry import (
+    build_report,
+    compute_yields,
+    generate,
+    run,
+    run_reach,
+    select,
+    train,
+    validate,
+    write_events,
+)
 from gammastar._version import __version__
 from gammastar.config import AnalysisConfig, load_config
 from gammastar.errors import ConfigError, GammastarError, InputError, OutputExistsError
@@ -14,21 +28,14 @@ __all__ = [
     "InputError",
     "OutputExistsError",
     "__version__",
+    "build_report",
+    "compute_yields",
     "generate",
     "load_config",
     "run",
+    "run_reach",
+    "select",
     "train",
+    "validate",
+    "write_events",
 ]
-
-# ``gammastar.select(config)``, ``gammastar.yields(config)``, ``gammastar.validate(config)``,
-# ``gammastar.reach(config)``, ``gammastar.report(config)`` and ``gammastar.events(config, ...)`` are the stage modules, callable
-# (see gammastar._api); they are imported on first use so that ``import gammastar`` stays light.
-_CALLABLE_MODULES = {"select", "yields", "validate", "reach", "report", "events"}
-
-
-def __getattr__(name: str) -> object:
-    if name in _CALLABLE_MODULES:
-        import importlib
-
-        return importlib.import_module(f"gammastar.{name}")
-    raise AttributeError(f"module 'gammastar' has no attribute {name!r}")

@@ -27,8 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-from gammastar import rundir
-from gammastar.artifacts import sha256_json
+from gammastar.core import rundir
+from gammastar.core.artifacts import sha256_json
 from gammastar.errors import ConfigError
 from gammastar.io import LAYOUTS
 
@@ -180,7 +180,7 @@ class MockDetector(Section):
     ``momentum_resolution_slope`` · p) and its direction is deflected by multiple scattering,
     θ₀ = K/(βp) per plane (PDG), with the one absorber constant K computed from
     ``mass_resolution`` at ``mass_resolution_ref``: σ_m at other masses follows from the
-    kinematics. ``momentum``: the former model, each muon's momentum scaled by 1 + δ with the
+    kinematics. ``momentum``: the alternative model, each muon's momentum scaled by 1 + δ with the
     width set per pair so that σ_m(m) follows ``mass_resolution``·(m/ref)^exponent at every
     mass (capped at ``max_momentum_smearing``), directions kept."""
     mass_resolution: NonNegFloat = 0.030
@@ -321,11 +321,11 @@ class MockConfig(Section):
     pt_mt_power: Annotated[float, Field(gt=-2, le=5)] = 0.0
     """a of the cocktail mesons' 1/pT dN/dpT ∝ m_T^a exp(−m_T/T): 0 the m_T-exponential
     (default), 1 the Boltzmann form at fixed rapidity, the extrapolation model's alternative
-    ``mt_boltzmann`` (:mod:`gammastar.extrapolation`); a knob that lets a mock study draw the
-    spectral form (``validation/scripts/nsig_coverage.py``). The combinatorial π/K parents keep
-    a = 0.
+    ``mt_boltzmann`` (:mod:`gammastar.yields.extrapolation`); a knob that lets a mock study
+    draw the spectral form (``validation/scripts/nsig_coverage.py``). The combinatorial π/K
+    parents keep a = 0.
     Bounds: a > −2, where dN/dm_T ∝ m_T^(1+a) e^(−m_T/T) is the Gamma(2 + a, T) the sampler
-    inverts (:func:`gammastar.mock.kinematics.sample_mt_power`); a ≤ 5 is a plausibility
+    inverts (:func:`gammastar.physics.sampling.sample_mt_power`); a ≤ 5 is a plausibility
     bound, not the sampler's (exact beyond it): at a = 5 the ω's ⟨p_T⟩ is 1.22 GeV at
     T = 0.2 GeV, twice the a = 0 spectrum's 0.60 GeV; a larger a is far outside the shapes a
     study varies around the nominal (the coverage draws a0 ± 1.22) and more likely a typo."""
@@ -405,7 +405,7 @@ class InputConfig(Section):
     step_size: Annotated[int, Field(gt=0)] = 500_000
     """Entries per chunk (the coffea chunk size): memory is bounded by it."""
     lepton: Literal["mu", "e"] = "mu"
-    """The lepton flavour of the pairs (issue 14): the default branch names (``muon_*`` /
+    """The lepton flavour of the pairs: the default branch names (``muon_*`` /
     ``electron_*``, ``Muon_*`` / ``Electron_*``), ``lepton_mass`` and with it K_ℓ and the 2m_ℓ
     thresholds of the yields (``gammastar.physics.darkphoton.LEPTON_CHANNELS``)."""
     lepton_mass: PositiveFloat = 0.1056583755
@@ -416,7 +416,7 @@ class InputConfig(Section):
     """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
     ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
     leptons: list[Literal["mu", "e"]] | None = None
-    """Both channels in one run (issue 14): set by ``lepton: [mu, e]`` (a list; the first is
+    """Both channels in one run: set by ``lepton: [mu, e]`` (a list; the first is
     the primary flavour: ``lepton`` and ``lepton_mass`` are its, and the contract
     histograms of ``histograms.root`` are its pairs'). Each flavour is selected as a
     single-flavour run with its ``per_flavour`` overrides (:func:`flavour_config`);
@@ -456,7 +456,7 @@ class InputConfig(Section):
         if "lepton_mass" not in data:
             return {**data, "lepton_mass": m}
         if "lepton" not in data:
-            return data  # no flavour named: lepton_mass stands alone (as before issue 14)
+            return data  # no flavour named: lepton_mass stands alone
         given = data["lepton_mass"]
         if isinstance(given, int | float) and abs(given - m) > 1e-3 * m:
             raise ValueError(
@@ -569,7 +569,7 @@ class BackgroundConfig(Section):
 class LeptonAcceptanceConfig(Section):
     """The spectrometer's single-lepton acceptance (experiment-specific: every number must be
     given). The per-pair acceptance A(m, q) is computed from it
-    (:mod:`gammastar.pair_acceptance`); the selection's own lepton cuts are applied on top."""
+    (:mod:`gammastar.corrections.pair_acceptance`); the selection's own lepton cuts are applied on top."""
 
     min_energy: NonNegFloat
     """Lepton energy threshold (GeV), e.g. the hadron absorber's range-out energy."""
@@ -592,7 +592,7 @@ class LeptonAcceptanceConfig(Section):
 
 class PolarisationCorrectionConfig(Section):
     """The detector simulation behind the measured λ_θ's selection correction
-    (:mod:`gammastar.lambda_correction`): per polarisation bin the simulation's λ_θ fitted as
+    (:mod:`gammastar.corrections.lambda_correction`): per polarisation bin the simulation's λ_θ fitted as
     the data are and at its true mass, kinematics and angles, and the response's slope; the
     data's λ_θ is mapped through that response onto the truth."""
 
@@ -609,7 +609,7 @@ class PolarisationCorrectionConfig(Section):
     angle (``E_plus_true``, ``theta_plus_true``, ``E_minus_true``, ``theta_minus_true``). The
     fit at the truth then takes these, at the analysis's lepton cuts, instead of ``tree``'s
     reconstructed γ*, whose true λ_θ carries the reconstruction's selection at the cuts' edges
-    (0.02–0.04 low on the NA60-like mock). Its preselection must be at least as loose as the
+    (low on the NA60-like mock). Its preselection must be at least as loose as the
     analysis's lepton cuts. Not given: ``tree``'s rows (docs/selection.md)."""
 
 
@@ -637,13 +637,13 @@ class UnfoldConfig(Section):
     (``phase_space: detector_acceptance``)."""
     lepton_acceptance: LeptonAcceptanceConfig | None = None
     """The spectrometer's per-lepton acceptance: each pair is weighted by 1/(A ε) with the fully
-    differential A(m, q) of :mod:`gammastar.pair_acceptance`, inside the fiducial region
+    differential A(m, q) of :mod:`gammastar.corrections.pair_acceptance`, inside the fiducial region
     A ≥ ``min_acceptance`` (``phase_space: fiducial``); the yields extrapolate to the full
     phase space with a stated model (docs/yields.md). Exclusive with ``acceptance_map``."""
     decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)] | Literal["measured"] = 0.0
     """Polar anisotropy λ_θ of the lepton decay angles in the γ* helicity frame,
     1 + λ_θ cos²θ*, assumed by the per-pair acceptance: a number (0: isotropic) or
-    ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.polarisation`, per mass bin,
+    ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.corrections.polarisation`, per mass bin,
     linear between the bins' centres), fitted on the selected pairs in the one pass over the
     input (docs/selection.md)."""
     polarisation_bins: Annotated[int, Field(ge=1, le=100)] = 8
@@ -657,7 +657,7 @@ class UnfoldConfig(Section):
     polarisation_peak_window: PositiveFloat | None = None
     """Half-width (GeV) around each narrow vector meson (ω, φ, J/ψ, ψ(2S), Υ; PDG masses) in
     which no polarisation bin edge may sit: such an edge moves to the window's side, so each
-    peak is measured whole (:func:`gammastar.polarisation.peak_safe_edges`). An edge through a
+    peak is measured whole (:func:`gammastar.corrections.polarisation.peak_safe_edges`). An edge through a
     peak narrower than the bins selects the pairs' decay angles through the mass resolution
     and biases λ_θ there (docs/selection.md); about 3.5 σ_m of the experiment at the peak.
     ``None``: edges as given or equal-count (a warning with a measured λ_θ when a peak lies in
@@ -665,7 +665,7 @@ class UnfoldConfig(Section):
     polarisation_correction: PolarisationCorrectionConfig | None = None
     """With ``decay_lambda_theta: measured``: the detector simulation that corrects the
     measured λ_θ for the reconstructed-mass bins' selection of decay angles
-    (:mod:`gammastar.lambda_correction`; ``select.json`` → ``polarisation`` →
+    (:mod:`gammastar.corrections.lambda_correction`; ``select.json`` → ``polarisation`` →
     ``selection_correction``). ``None``: the fit's λ_θ as measured."""
     min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
     """Pairs with A below this get weight 0 (outside the fiducial region); they are counted,
@@ -713,7 +713,7 @@ class ExternalValue(Section):
 
 class ResolutionMigrationConfig(Section):
     """The detector simulation behind the fiducial yields' migration correction
-    (:mod:`gammastar.migration`): per mass bin c = f_true/f_reco, applied as Y = Y_F c / f_F,
+    (:mod:`gammastar.corrections.migration`): per mass bin c = f_true/f_reco, applied as Y = Y_F c / f_F,
     its statistics the ``resolution_migration`` nuisance."""
 
     simulation: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
@@ -731,7 +731,7 @@ class ResolutionMigrationConfig(Section):
 class YieldsConfig(Section):
     """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons (physics.md §8).
 
-    Owned by ``gammastar.yields``; see docs/yields.md.
+    Owned by ``gammastar.yields.stage``; see docs/yields.md.
     """
 
     mass_bin_width: PositiveFloat = 0.03
@@ -766,26 +766,26 @@ class YieldsConfig(Section):
     """J/ψ per POT for the J/ψ → χχ̄ line: σ(p–Pb → J/ψ) ≈ 11.5 µb (≈ 85 nb/nucleon × A^0.92)
     / σ_inel 1.72 b × 0.01 [default, check]."""
     extrapolation_y_sigma: ExternalValue | None = None
-    """σ_y of the extrapolation model (:mod:`gammastar.extrapolation`) taken from outside the
+    """σ_y of the extrapolation model (:mod:`gammastar.yields.extrapolation`) taken from outside the
     data, ``{value, error, source}``: fixed in the fit, its error propagated to f_F and N_sig.
     ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
     rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
     rapidity (docs/yields.md "σ_y from outside"). Experiment-specific: no default."""
     extrapolation_pt_power: float | Literal["fitted"] = 0.0
     """The m_T power a of the extrapolation model's p_T form m_T^a exp(−m_T/T)
-    (:func:`gammastar.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
+    (:func:`gammastar.yields.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
     covariance; docs/yields.md "The p_T form fitted")."""
     resolution_migration: ResolutionMigrationConfig | None = None
     """A detector simulation whose mass response corrects the fiducial extrapolation for the
-    γ* that the resolution brings in from other masses (between ω and φ: +2–3% on the
-    NA60-like mock; docs/coverage.md, session 23). ``None``: not corrected (the yield is
+    γ* that the resolution brings in from other masses (between ω and φ on the NA60-like
+    mock; docs/coverage.md). ``None``: not corrected (the yield is
     Y_F/f_F), said in ``yields.json``."""
     compare_with: str | None = None
-    """``yields.json`` of the same data's other lepton flavour (issue 14): this run's
+    """``yields.json`` of the same data's other lepton flavour: this run's
     ``yields.json`` then gains ``lepton_universality`` (A′ yield ratio per shared mass bin,
-    χ²) and ``aprime_combined`` (:mod:`gammastar.universality`)."""
+    χ²) and ``aprime_combined`` (:mod:`gammastar.yields.universality`)."""
     universality_mass_range: tuple[float, float] | None = None
     """Mass range (GeV) of the universality χ² (default: every shared bin)."""
 
@@ -898,7 +898,7 @@ class ValidateConfig(Section):
 
 # --------------------------------------------------------------------------- detector
 class DetectorConfig(Section):
-    """Long-lived-particle detector geometry (paper App. B, physics.md §9; gammastar.acceptance).
+    """Long-lived-particle detector geometry (paper App. B, physics.md §9; gammastar.reach.acceptance).
 
     Distances are along the beam (z) from the A′ production point.
     """
@@ -968,8 +968,8 @@ ObservedCount = Annotated[int, Field(ge=0)]
 class ObservedMasses(Section):
     """Observed events of one channel as reconstructed masses: a list, or a ROOT TH1.
 
-    Converted to counts in each mass point's signal window (``gammastar.reach.observed_counts``,
-    the windows of ``gammastar.reach.window_edges``).
+    Converted to counts in each mass point's signal window (``gammastar.reach.stage.observed_counts``,
+    the windows of ``gammastar.reach.stage.window_edges``).
     """
 
     masses: list[PositiveFloat] | None = None
@@ -986,13 +986,13 @@ class ObservedMasses(Section):
 
 
 class ReachConfig(Section):
-    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach).
+    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach.stage).
 
     The statistics inputs have no defaults: ``background``, ``background_kappa``,
     ``efficiency_uncertainty``, ``n_pot_rel_uncertainty`` and the facility's target
     (``target_interaction_lengths``, or an explicit ``yield_scale``) must be given, 0 (or 1 for
     a κ) on purpose where they do not apply; ``gammastar reach`` names the first one missing
-    before it writes anything (``gammastar.reach.check_config``).
+    before it writes anything (``gammastar.reach.stage.check_config``).
     """
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
@@ -1026,9 +1026,9 @@ class ReachConfig(Section):
     """Relative (log-normal) uncertainty of the signal normalisation N_POT, one parameter
     shared by the channels (NA62: 0.2, "log-normal with shape 1.2"); required."""
     method: Annotated[
-        str, _registered("gammastar.stats:METHODS", "statistics method", always=("auto",))
+        str, _registered("gammastar.reach.stats:METHODS", "statistics method", always=("auto",))
     ] = "auto"
-    """CLs calculation: ``auto`` or a key of :data:`gammastar.stats.METHODS` (exact hybrid
+    """CLs calculation: ``auto`` or a key of :data:`gammastar.reach.stats.METHODS` (exact hybrid
     construction, pyhf toys or asymptotics)."""
     ntoys: Annotated[int, Field(gt=0)] = 500
     template: Literal["counting", "mass"] = "counting"
@@ -1063,7 +1063,7 @@ class ReachConfig(Section):
     flow_closure: bool = True
     """With a flow: its detector acceptance against that of the pairs it learnt, at the
     ``validate.masses`` and the median expected ε_low / ε_high (``reach.json``
-    ``flow_closure``, ``figures/reach_flow_closure.png``; :mod:`gammastar.flow_closure`)."""
+    ``flow_closure``, ``figures/reach_flow_closure.png``; :mod:`gammastar.reach.flow_closure`)."""
     dark_alpha: NonNegFloat = 0.0
     """Dark coupling α_D of an optional dark state (semi-visible A′); 0 = minimal A′."""
     dark_mass: NonNegFloat = 0.0
@@ -1159,7 +1159,7 @@ class ReachConfig(Section):
         return out
 
 
-# --------------------------------------------------------------------------- mcp (issue 16)
+# --------------------------------------------------------------------------- mcp
 class McpDetectorConfig(Section):
     """Scintillator-bar millicharge detector (``gammastar.physics.scintillator``): all
     experiment-specific, no defaults except the optional background and efficiency terms."""
@@ -1192,7 +1192,7 @@ class McpDetectorConfig(Section):
 
 
 class McpSource(Section):
-    """A meson source of χχ̄ outside the data (``gammastar.reach_mcp``)."""
+    """A meson source of χχ̄ outside the data (``gammastar.reach.mcp``)."""
 
     per_collision: PositiveFloat
     """Mesons per inelastic proton–target collision."""
@@ -1214,7 +1214,7 @@ McpMeson = Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi"]
 
 
 class McpConfig(Section):
-    """Millicharged-particle detection reach in (m_χ, Q) (``gammastar.reach_mcp``)."""
+    """Millicharged-particle detection reach in (m_χ, Q) (``gammastar.reach.mcp``)."""
 
     detector: McpDetectorConfig
     beam_energy: PositiveFloat
@@ -1241,7 +1241,7 @@ class McpConfig(Section):
         return self
 
 
-# --------------------------------------------------------------------------- idm (issue 16)
+# --------------------------------------------------------------------------- idm
 class IdmConfig(Section):
     """Semi-visible dark photon: A′ → ψ₁ψ₂ (iDM) or ψ₂ψ̄₂, ψ₁ψ̄₂ + ψ₂ψ̄₁ (i2DM), ψ₂ → ψ₁ℓ⁺ℓ⁻
     (``gammastar events --dark``, ``gammastar reach-idm``; docs/darksector.md).
@@ -1326,7 +1326,7 @@ BUILTIN_NUISANCES = (
     "resolution_migration",
     "kinematic_model",
 )
-"""Names of the prediction's own nuisance parameters (``gammastar.uncertainties``); together
+"""Names of the prediction's own nuisance parameters (``gammastar.yields.uncertainties``); together
 with the reach's ``n_pot``, ``eff_<channel>`` and ``bkg_<channel>`` they are reserved."""
 
 
@@ -1341,7 +1341,7 @@ class ExtraNuisance(Section):
 
 
 class UncertaintiesConfig(Section):
-    """The prediction's own uncertainties (issue 19; docs/reach.md "Nuisance parameters"):
+    """The prediction's own uncertainties (docs/reach.md "Nuisance parameters"):
     named nuisances in ``yields.json`` ``uncertainties`` and in the reach's workspaces."""
 
     enabled: bool = False
@@ -1363,8 +1363,8 @@ class UncertaintiesConfig(Section):
     of ``reach.flow`` (``flow.ensemble`` ≥ 2 members, trained with seeds seed, seed+1, ...;
     with ``flow.bootstrap`` the spread of the ≥ 2 Poisson replicas, members ≥ 1);
     each member costs one more acceptance sampling per mass. The spread of k members is itself
-    uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below, docs/coverage.md
-    "Coverage on the mock, session 20"). Off by default (the demo's ensemble costs a training
+    uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below,
+    docs/coverage.md). Off by default (the demo's ensemble costs a training
     per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
     """The reach's impact table (``reach.json`` ``impact``): at this many evenly spaced
@@ -1548,7 +1548,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
 
 
 FLAVOUR_SECTIONS = ("input", "selection", "background", "unfold")
-"""The sections with ``per_flavour`` overrides (``input.lepton: [mu, e]``, issue 14)."""
+"""The sections with ``per_flavour`` overrides (``input.lepton: [mu, e]``)."""
 
 
 def _flavour_section(sec: Section, flavour: str) -> Section:
@@ -1566,7 +1566,7 @@ def _flavour_section(sec: Section, flavour: str) -> Section:
 
 def flavour_config(cfg: AnalysisConfig, flavour: str) -> AnalysisConfig:
     """The single-flavour config of one flavour of a both-channels run (``input.lepton:
-    [mu, e]``, issue 14): ``input.lepton`` = ``flavour`` and every section of
+    [mu, e]``): ``input.lepton`` = ``flavour`` and every section of
     :data:`FLAVOUR_SECTIONS` with its ``per_flavour`` overrides. The selection and the
     per-flavour yields of a both-channels run are those of this config's single-flavour run.
 

@@ -47,9 +47,9 @@ class EnvironmentFailure(GammastarError):
 
 
 class RunDirBusyError(EnvironmentFailure):
-    """Another process holds the run directory's lock (:mod:`gammastar.runlock`)."""
+    """Another process holds the run directory's lock (:mod:`gammastar.core.runlock`)."""
 
 
 class ArtifactError(InputError):
     """A run-directory artifact of an unknown schema version, or one that breaks its JSON
-    Schema (:mod:`gammastar.rundir`): the message names the file and the failing key."""
+    Schema (:mod:`gammastar.core.rundir`): the message names the file and the failing key."""

@@ -37,8 +37,8 @@ class Layout:
 
     Adding a layout is one :class:`Layout` in :data:`LAYOUTS`: the config's ``input.layout``,
     the branch checks (:func:`branch_map`, :func:`check_inputs`), the lepton construction
-    (:func:`gammastar.chunk.make_leptons`), the plausibility checks
-    (:mod:`gammastar.plausibility`) and the processor's warm-up all take it from there.
+    (:func:`gammastar.selection.chunk.make_leptons`), the plausibility checks
+    (:mod:`gammastar.selection.plausibility`) and the processor's warm-up all take it from there.
 
     Attributes:
         name: the ``input.layout`` value.
@@ -61,7 +61,7 @@ class Layout:
             bad mask, what)]`` in order of report, on the flat per-lepton values of the finite
             leptons (``bound``: the largest plausible momentum, GeV; ``tol(a)``: the relative
             storage precision of ``a``); ``None``: the Cartesian checks (``px, py, pz, E``:
-            E ≥ |p|, mass shell) of :mod:`gammastar.plausibility`.
+            E ≥ |p|, mass shell) of :mod:`gammastar.selection.plausibility`.
     """
 
     name: str
@@ -445,7 +445,7 @@ class CheckedInputs:
     """Readable files that also hold a ``truth`` TTree (mock data)."""
     uuids: dict[str, bytes] = field(default_factory=dict)
     """The ROOT file UUID of each readable file (with ``entries``, what coffea's chunking
-    needs: :func:`gammastar.processor.run_processor` skips coffea's own pass over the files)."""
+    needs: :func:`gammastar.selection.processor.run_processor` skips coffea's own pass over the files)."""
 
     @property
     def files(self) -> list[str]:
@@ -539,7 +539,7 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
     of each branch takes on a 5e6-event file). RNTuples, and TTree branches of other types,
     are checked by reading their first and last entry. Damage inside a basket that these
     checks cannot see is reported by file name while processing
-    (:func:`gammastar.processor.run_processor`).
+    (:func:`gammastar.selection.processor.run_processor`).
     """
     n = int(tree.num_entries)
     if n == 0:

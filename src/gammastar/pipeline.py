@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gammastar import rundir
 from gammastar.config import AnalysisConfig
+from gammastar.core import rundir
 from gammastar.errors import EnvironmentFailure, GammastarError
 
 STATE_DIR = rundir.STATE_DIR
@@ -103,13 +103,13 @@ def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     return select(config, force=force)
 
 
 def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.yields import compute_yields
+    from gammastar.yields.stage import compute_yields
 
     return compute_yields(config, force=force)
 
@@ -133,19 +133,19 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.validate import validate
+    from gammastar.flow.validate import validate
 
     return validate(config, force=force)
 
 
 def _check_reach(config: AnalysisConfig) -> None:
-    from gammastar.reach import check_config
+    from gammastar.reach.stage import check_config
 
     check_config(config)
 
 
 def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.reach import run_reach
+    from gammastar.reach.stage import run_reach
 
     return run_reach(config, force=force)
 
@@ -192,7 +192,7 @@ def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
         for f in cfg.input.flavours:
             out += [p for p in _select_inputs(flavour_config(cfg, f)) if p not in out]
         return out
-    from gammastar.unfold import split_map_spec
+    from gammastar.corrections.unfold import split_map_spec
 
     out = _input_files(cfg)
     if cfg.unfold.efficiency_map is not None:
@@ -313,7 +313,7 @@ def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     state_file = _state_path(cfg, stage)
     if not state_file.exists():
         return False, "never run"
-    try:  # schema-checked (gammastar.rundir); an unusable record reruns the stage
+    try:  # schema-checked (gammastar.core.rundir); an unusable record reruns the stage
         state = rundir.RunDir(cfg.output_dir).read_json(rundir.state_name(stage.name))
     except GammastarError as err:
         return False, f"state file unusable ({err})"
@@ -367,9 +367,9 @@ def run(
 ) -> list[StageReport]:
     """Run every stage in order, skipping those that are up to date.
 
-    The whole run holds the run directory's writer lock (:mod:`gammastar.runlock`; the
+    The whole run holds the run directory's writer lock (:mod:`gammastar.core.runlock`; the
     command line took it already), so the up-to-date decisions and the outputs are this
-    run's alone; each stage runs marked as such (:func:`gammastar.interrupt.stage`), for the
+    run's alone; each stage runs marked as such (:func:`gammastar.core.interrupt.stage`), for the
     one line an interruption prints.
 
     Arguments:
@@ -390,8 +390,8 @@ def run(
     for stage in STAGES:
         if not (only and stage.name not in only) and stage.enabled(config):
             stage.check(config)  # e.g. the reach's statistics inputs, before anything runs
-    from gammastar import runlock
-    from gammastar.artifacts import ENVIRONMENT_ERRNOS, os_error_text
+    from gammastar.core import runlock
+    from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
 
     try:
         config.output_dir.mkdir(parents=True, exist_ok=True)
@@ -411,7 +411,7 @@ def _run(
     echo: Callable[[str], None],
     report: bool,
 ) -> list[StageReport]:
-    from gammastar.interrupt import stage as running
+    from gammastar.core.interrupt import stage as running
 
     reports: list[StageReport] = []
     for stage in STAGES:
@@ -452,7 +452,7 @@ def _run(
         from gammastar.report import build_report
 
         with running("report"):
-            echo(f"[report] {build_report(config, force=True)}")
+            echo(f"[report] {build_report(config, force=True).path}")
     return reports
 
 

@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from gammastar import rundir
-from gammastar._api import make_callable as _make_callable
 from gammastar._version import __version__
-from gammastar.artifacts import atomic_path
+from gammastar.core import rundir
+from gammastar.core.artifacts import atomic_path
+from gammastar.core.results import StageResult
 from gammastar.errors import GammastarError
 
 REPORT_NAME = rundir.REPORT
@@ -103,9 +103,9 @@ META_ARTIFACTS = (
 )
 
 
-# =========================================================================== HTML helpers
+# ====================================================================== HTML pieces
 class Raw(str):
-    """Text that is already HTML (not escaped again by the helpers)."""
+    """Text that is already HTML (not escaped again by the functions below)."""
 
 
 def esc(value: Any) -> Raw:
@@ -1015,7 +1015,7 @@ def _reach_section(run: Path, s: Section) -> None:
 
 
 def _closure_table(doc: dict[str, Any], s: Section) -> None:
-    """reach.json ``flow_closure`` (issue 19): the flow's A′ acceptance over its own pairs' at
+    """reach.json ``flow_closure``: the flow's A′ acceptance over its own pairs' at
     the validation masses, at the expected ε_low and ε_high."""
     fc = doc.get("flow_closure") if isinstance(doc.get("flow_closure"), dict) else None
     if not fc:
@@ -1045,14 +1045,14 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
         "expected ε boundaries (where the signal peaks at a mass not excluded); the error is "
         "the pairs' statistics "
         f"(χ² = {esc(fmt(chi2, '.1f') if _is_number(chi2) else 'n/a')} for {esc(fmt(ndf))} "
-        "points; gammastar.flow_closure, docs/reach.md).</p>"
+        "points; gammastar.reach.flow_closure, docs/reach.md).</p>"
     )
     heads = ["m_A′ (GeV)", "pairs", "at ε_low", "at ε_high", "at the signal's peak (not excluded)"]
     s.add(table(heads, rows, "num"))
 
 
 def _impact_table(doc: dict[str, Any], s: Section) -> None:
-    """reach.json ``impact`` (issue 19): s_up with each nuisance fixed at ±1σ, per mass."""
+    """reach.json ``impact``: s_up with each nuisance fixed at ±1σ, per mass."""
     imp = doc.get("impact") if isinstance(doc.get("impact"), dict) else None
     if not imp or not isinstance(imp.get("nuisances"), dict):
         return
@@ -1075,7 +1075,7 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(
         "<h3>Impact of each nuisance (median expected s_up at +1σ / −1σ)</h3>"
         '<p class="note">Each nuisance fixed at ±1σ, the others integrated '
-        "(gammastar.uncertainties.impact; docs/reach.md, named nuisance parameters).</p>"
+        "(gammastar.reach.impact.impact; docs/reach.md, named nuisance parameters).</p>"
     )
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 
@@ -1409,12 +1409,17 @@ def render(config: Any, run: Path) -> str:
     )
 
 
+@dataclass(frozen=True)
+class ReportResult(StageResult):
+    """What :func:`build_report` wrote: ``report.html`` (``path``)."""
+
+
 def build_report(
     config: Any,
     *,
     output: str | os.PathLike[str] | None = None,
     force: bool = True,
-) -> Path:
+) -> ReportResult:
     """Write ``<run>/report.html`` for the run directory of ``config``.
 
     Arguments:
@@ -1423,7 +1428,7 @@ def build_report(
         force: overwrite an existing report (the default: a report is a view of the run).
 
     Returns:
-        The path of the report.
+        A :class:`ReportResult` naming ``report.html``.
 
     Raises:
         GammastarError: the run directory does not exist; OutputExistsError: the report
@@ -1441,8 +1446,4 @@ def build_report(
     path = run / REPORT_NAME
     with atomic_path(path, force=force) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    return path
-
-
-# ``gammastar.report(config, ...)`` runs the stage (gammastar._api).
-_make_callable(__name__, "build_report")
+    return ReportResult(path)

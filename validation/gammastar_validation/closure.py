@@ -50,19 +50,19 @@ def reach_closure(
 
     Arguments:
         cfg: the analysis config of a finished run (yields.json and flow/ in its run dir).
-        geometries: name → :class:`gammastar.acceptance.Geometry`.
+        geometries: name → :class:`gammastar.source.geometry.Geometry`.
         masses: A′ masses (GeV). ctaus: proper decay lengths (m).
         truth_sources: cocktail sources of the truth sample.
         samples: A′ samples per mass, each side.
         seed: seed of the truth and of the samples.
         inside: the data-driven sampler inside the fiducial region (default: the run's flow).
     """
-    from gammastar import rundir
-    from gammastar.acceptance import draw
+    from gammastar.core import rundir
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.unfold import EfficiencyMap
     from gammastar.mock.detector import Detector
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.reach import Yields, _sampler_from_config, load_yields
-    from gammastar.unfold import EfficiencyMap
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.production import Yields, load_yields, sampler_from_config
     from gammastar_validation.truth import (
         TruthSampler,
         empirical_smearing,
@@ -72,11 +72,11 @@ def reach_closure(
     run = cfg.output_dir
     y_dd = load_yields(run / rundir.YIELDS)
     if inside is None:
-        sampler, _ = _sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
+        sampler, _ = sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
             update={"flow": str(run / rundir.FLOW_DIR), "extrapolation": "label"})}), y_dd)  # fmt: skip
     else:
-        from gammastar.extrapolation import ExtrapolatedSampler, Extrapolation
-        from gammastar.pair_acceptance import FiducialRegion
+        from gammastar.corrections.pair_acceptance import FiducialRegion
+        from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
         ex = y_dd.extrapolation
         sampler = ExtrapolatedSampler(inside, Extrapolation.from_dict(ex),
@@ -155,9 +155,9 @@ def truth_aprime_yield(truth: Any, edges, *, m_lepton: float, sigma_m=None, seed
             Gaussian ``sigma_m``.
 
     Returns:
-        :class:`gammastar.yields.AprimeYield`.
+        :class:`gammastar.yields.stage.AprimeYield`.
     """
-    from gammastar.yields import aprime_yield_from_pairs
+    from gammastar.yields.stage import aprime_yield_from_pairs
 
     m = truth.m
     if smear is not None:

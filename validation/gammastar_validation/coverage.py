@@ -26,8 +26,8 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   nuisance of ``yields.json`` (``data_stat``, ``like_sign_r``, ``acceptance_lambda_theta``,
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
   ``extrapolation`` here is the extrapolation's error carried to N_sig itself
-  (:func:`gammastar.extrapolation.nsig_relative_error`: through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ),
-  per cτ, √(fit² + external² + forms²) of :func:`~gammastar.extrapolation.nsig_error_parts`:
+  (:func:`gammastar.yields.extrapolation.nsig_relative_error`: through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ),
+  per cτ, √(fit² + external² + forms²) of :func:`~gammastar.yields.extrapolation.nsig_error_parts`:
   the fit's sandwich covariance, an external σ_y's error, and the model's alternative forms,
   each form once). The ``varied`` σ has ``extrapolation_varied`` in its place, √(fit² +
   external² + Σ form_<drawn>²) with the forms whose truth the arm draws alone (with the p_T
@@ -72,8 +72,8 @@ flow's own quoted error, ``kinematic_model`` (what the reach carries with
 ``uncertainties.kinematic_model``), is in σ when ``--flow`` holds a bootstrapped ensemble
 (``flow.ensemble`` ≥ 3 with ``flow.bootstrap``, as ``gammastar train`` writes it): the relative
 spread of 𝓔(m, cτ) over the Poisson-bootstrap replicas
-(:func:`gammastar.uncertainties.ensemble_samplers`'s choice; standard deviation / mean, as
-:func:`gammastar.reach._relative_spread`), each wrapped in the realisation's extrapolation with
+(:func:`gammastar.source.production.ensemble_samplers`'s choice; standard deviation / mean, as
+:func:`gammastar.reach.stage._relative_spread`), each wrapped in the realisation's extrapolation with
 the nominal draw's seed, per realisation. The flow, and so its error, is common to all
 realisations: the coverage samples the flow's own error once (a common shift of the pulls), the
 rest of σ thirty times.
@@ -102,7 +102,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.extrapolation import MODEL_VARIATIONS
+from gammastar.yields.extrapolation import MODEL_VARIATIONS
 
 REPO = Path(__file__).resolve().parents[2]
 """The repository root (the default config is its analysis/na60_like.yaml)."""
@@ -121,7 +121,7 @@ and 0, the three-point distribution of mean 0 and variance 1 (the prior's), so t
 fiducial flows and γ* truths (× the σ_y points) serve all realisations."""
 DRAWN_FORMS = {"pt_form": "mt_boltzmann"}
 """The model's alternative form whose truth each drawn parameter varies (its N_sig part,
-``form_<name>`` of :func:`gammastar.extrapolation.nsig_error_parts`, joins ``varied``)."""
+``form_<name>`` of :func:`gammastar.yields.extrapolation.nsig_error_parts`, joins ``varied``)."""
 Y_SIGMA_POINTS = (-1.4652, -0.5935, 0.0, 0.5935, 1.4652)
 """The ``full`` arm's draws of an external σ_y, in units of its error around its value, each
 equally likely: the normal quantiles at 0.1, 0.3, …, 0.9 scaled to unit variance (the prior's
@@ -251,7 +251,7 @@ def realisation(cfg: Any) -> None:
 
     gammastar.generate(cfg, force=True)
     gammastar.select(cfg, force=True)
-    gammastar.yields(cfg, force=True, plots=False, theory=False)
+    gammastar.compute_yields(cfg, force=True, plots=False, theory=False)
 
 
 REUSE_MOCK_FIELDS = ("pt_mt_power", "rapidity_sigma", "decay_lambda_theta")
@@ -276,7 +276,7 @@ def reuse_mismatch(run: Path, cfg: Any) -> str | None:
     when it can: it has no ``yields.json``, its mock file's recorded mock section (the file's
     ``meta.mock_config``) is unreadable, or it differs from ``cfg.mock`` in one of
     :data:`REUSE_MOCK_FIELDS` (a realisation of another truth)."""
-    from gammastar import rundir
+    from gammastar.core import rundir
     from gammastar.mock.generate import read_meta
 
     if not (run / rundir.YIELDS).exists():
@@ -332,7 +332,7 @@ def truth_side(cfg: Any, masses, ctaus, geo, *, sources: int, samples: int, seed
     sampler's mass window (each with its own A′ draws): the γ* there are few where the spectrum
     is low (2636 at 0.9 ± 0.015 GeV of 2·10⁶ sources: ±3%, against ±0.7–1% from the draws'
     binomial error alone), and the truth is common to every realisation."""
-    from gammastar.acceptance import draw
+    from gammastar.reach.acceptance import draw
     from gammastar_validation.truth import GstarTruth, TruthSampler
 
     gstar = generator_gstar(cfg, sources=sources, seed=seed)
@@ -432,8 +432,8 @@ def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int,
     (:func:`gammastar_validation.truth.empirical_smearing`) would not do: its ~4.5·10⁴
     recorded sources sample the ω and φ tails that fill the valley at 0.9 GeV to ±5% between
     files, an error neither removed nor quoted."""
-    from gammastar import rundir
-    from gammastar.reach import Yields, load_yields
+    from gammastar.core import rundir
+    from gammastar.source.production import Yields, load_yields
     from gammastar_validation.closure import truth_aprime_yield
 
     y_dd = load_yields(run / rundir.YIELDS)
@@ -456,12 +456,12 @@ def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int,
 
 def extrapolation_errors(ep: dict[str, Any], drawn_forms: tuple[str, ...], where: Path):
     """(``extrapolation_fit``, ``extrapolation_varied``, ``extrapolation``) per cτ from the parts
-    of :func:`gammastar.extrapolation.nsig_error_parts` ``ep``: the fit's part; √(fit² +
+    of :func:`gammastar.yields.extrapolation.nsig_error_parts` ``ep``: the fit's part; √(fit² +
     external² + Σ form_<drawn>²); √(fit² + external² + forms²), every form once (``forms`` is
     the quadrature sum of the form_<name>, the drawn ones' included). Each holds the fit's
     covariance with the fiducial yield, ``yield_cross`` (2 Cov(ln Y_F, ln(N/Y_F)), signed)
-    inside its square root, as :func:`~gammastar.extrapolation.nsig_relative_error` does, so
-    that added in quadrature to ``data_stat`` it gives N_sig's statistical variance
+    inside its square root, as :func:`~gammastar.yields.extrapolation.nsig_relative_error`
+    does, so that added in quadrature to ``data_stat`` it gives N_sig's statistical variance
     (``extrapolation_yield_cross`` records it). A drawn form without its
     part (an extrapolation fitted without that variation, ``where`` its ``yields.json``) is a
     one-line SystemExit naming it."""
@@ -492,9 +492,11 @@ def data_side(
     """Data-driven N_sig per (mass, cτ) and its quoted relative error (module docstring);
     ``drawn_forms``: the model's alternative forms whose truth the arm draws (their N_sig
     parts join ``extrapolation_varied``)."""
-    from gammastar import rundir
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import (
+    from gammastar.core import rundir
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.production import load_yields
+    from gammastar.yields.extrapolation import (
         FORMS,
         ExtrapolatedSampler,
         Extrapolation,
@@ -502,9 +504,7 @@ def data_side(
         nsig_error_parts,
         nsig_lambda_theta,
     )
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import load_yields
-    from gammastar.uncertainties import at_masses, lambda_refits_at, lambda_regions
+    from gammastar.yields.uncertainties import at_masses, lambda_refits_at, lambda_regions
 
     y = load_yields(run / rundir.YIELDS)
     ex = y.extrapolation
@@ -560,22 +560,22 @@ def migration_at(run: Path, masses) -> dict[float, float]:
     """Per mass, the resolution-migration factor c(m) that the run's A′ yield carries
     (``yields.json`` ``extrapolation.resolution_migration``, ``yields.resolution_migration``):
     the corrected yield over the uncorrected one (each bin divided by its c; the bins the
-    yields stage left uncorrected at 1), both interpolated by :meth:`gammastar.reach.Yields.at`,
+    yields stage left uncorrected at 1), both interpolated by :meth:`gammastar.source.production.Yields.at`,
     so that Y_corrected(m) = c(m) · Y(m) exactly; 1 where no correction was applied or outside
     the yield's range (where ``Yields.at`` has no yield). Recorded per row (``migration``) so
     that ``--merge --undo-migration`` gives the uncorrected coverage of the same
     realisations."""
-    from gammastar import rundir
-    from gammastar.reach import load_yields
+    from gammastar.core import rundir
+    from gammastar.source.production import load_yields
 
     return migration_factors(load_yields(run / rundir.YIELDS), masses, where=run / rundir.YIELDS)
 
 
 def fiducial_yield_at(path: Path, masses) -> dict[float, float | None]:
     """Per mass, the run's fiducial yield Y_F (``yields.json``
-    ``aprime.per_pot_per_eps2_fiducial``, interpolated by :meth:`gammastar.reach.Yields.at` as
-    the yield itself), recorded per row (``yield_fiducial``) so that N_dd splits into Y_F
-    and N/Y_F from the output alone;
+    ``aprime.per_pot_per_eps2_fiducial``, interpolated by
+    :meth:`gammastar.source.production.Yields.at` as the yield itself), recorded per row
+    (``yield_fiducial``) so that N_dd splits into Y_F and N/Y_F from the output alone;
     ``None`` without a positive fiducial yield (yields not extrapolated beyond a fiducial
     region) or outside its masses.
 
@@ -589,7 +589,7 @@ def fiducial_yield_at(path: Path, masses) -> dict[float, float | None]:
     >>> Path(f.name).unlink()
     """
     from gammastar.errors import InputError
-    from gammastar.reach import Yields
+    from gammastar.source.production import Yields
 
     ap = json.loads(Path(path).read_text()).get("aprime", {})
 
@@ -609,10 +609,10 @@ def fiducial_yield_at(path: Path, masses) -> dict[float, float | None]:
 
 
 def migration_factors(y: Any, masses, *, where: Any = "yields") -> dict[float, float]:
-    """:func:`migration_at` of a loaded :class:`gammastar.reach.Yields` ``y`` (``where`` names
+    """:func:`migration_at` of a loaded :class:`gammastar.source.production.Yields` ``y`` (``where`` names
     it in the error of a correction with another number of bins than the yield)."""
-    from gammastar.migration import applied_correction
-    from gammastar.reach import Yields
+    from gammastar.corrections.migration import applied_correction
+    from gammastar.source.production import Yields
 
     mig = (y.extrapolation or {}).get("resolution_migration") or {}
     if not mig.get("applied"):
@@ -676,9 +676,9 @@ def kinematic_spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed):
     without replicas."""
     if not replicas:
         return None
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import ExtrapolatedSampler
-    from gammastar.reach import _relative_spread
+    from gammastar.reach.acceptance import draw
+    from gammastar.reach.stage import _relative_spread
+    from gammastar.yields.extrapolation import ExtrapolatedSampler
 
     acc = np.array([
         draw(ExtrapolatedSampler(r, extrap, fiducial), m, samples, geo, seed=seed).acceptance(ctaus)
@@ -1368,10 +1368,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"--form-flow: only the full arm draws the p_T form (--arms {' '.join(args.arms)})"
         )
 
-    from gammastar import flow, rundir
-    from gammastar.acceptance import Geometry
+    from gammastar import flow
     from gammastar.config import load_config
+    from gammastar.core import rundir
     from gammastar.errors import GammastarError
+    from gammastar.source.geometry import Geometry
 
     try:
         base = with_events(load_config(args.config), args.events)
@@ -1426,7 +1427,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             elif args.redo_yields:
                 import gammastar
 
-                gammastar.yields(cfg, force=True, plots=False, theory=False)
+                gammastar.compute_yields(cfg, force=True, plots=False, theory=False)
             # the γ*' truth moves only with σ_y and the p_T form
             key = (float(cfg.mock.rapidity_sigma), float(cfg.mock.pt_mt_power))
             earlier = truth_from.get((arm, seed))

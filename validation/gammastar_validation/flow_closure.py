@@ -4,7 +4,7 @@ Each realisation (generator seeds ``--first-seed`` …, the config's data size) 
 ``generate`` → ``select`` → ``yields`` → ``train`` (its own flow, one member) → ``reach``
 (without the named nuisances, ``--mass-points`` masses); the reach compares the flow's A′
 acceptance inside F with that of its own weighted pairs at ``validate.masses``, at the median
-expected ε_low and ε_high (:func:`gammastar.flow_closure.detector_closure`). Over the
+expected ε_low and ε_high (:func:`gammastar.reach.flow_closure.detector_closure`). Over the
 realisations, per mass and boundary: the ratio of the mean 𝓔_flow to the mean 𝓔_pairs (± its
 delta-method error over the realisations: the recipe's bias, which one realisation cannot see),
 the sd of the per-realisation ratios against their quoted error, and the pulls' mean and rms
@@ -62,7 +62,7 @@ def linked_dir(src: Path, dst: Path, extra: tuple[str, ...] = ()) -> Path:
 def realisation_config(base: Any, seed: int, out: Path, mass_points: int = 20) -> Any:
     """The config of one realisation: its seed and directory, one flow member, the named
     nuisances off, ``mass_points`` reach masses, the closure on (its flow section is the one
-    :func:`gammastar.flow_closure.flow_rows` needs to rebuild the flow's rows)."""
+    :func:`gammastar.reach.flow_closure.flow_rows` needs to rebuild the flow's rows)."""
     return base.model_copy(update={
         "seed": seed, "output": str(out),
         "flow": base.flow.model_copy(update={"ensemble": 1, "bootstrap": False, "workers": 1}),
@@ -81,14 +81,14 @@ def run_one(base: Any, seed: int, workdir: Path, mass_points: int, reuse: bool,
 
     import gammastar
     from gammastar import flow
-    from gammastar.reach import run_reach
+    from gammastar.reach.stage import run_reach
 
     out = workdir / f"seed{seed}"
     cfg = realisation_config(base, seed, out, mass_points)
     if not (reuse and (out / "yields.json").exists()):
         gammastar.generate(cfg, force=True)
         gammastar.select(cfg, force=True)
-        gammastar.yields(cfg, force=True, plots=False, theory=False)
+        gammastar.compute_yields(cfg, force=True, plots=False, theory=False)
     if variant:
         tag = hashlib.sha256(json.dumps(variant, sort_keys=True).encode()).hexdigest()[:8]
         vout = linked_dir(out, workdir / f"variant_{tag}" / f"seed{seed}")
@@ -110,8 +110,9 @@ def recipe_on_run(base: Any, run: Path, workdir: Path, seed: int,
     band."""
     import hashlib
 
-    from gammastar import flow, validate
-    from gammastar.reach import run_reach
+    from gammastar import flow
+    from gammastar.flow import validate
+    from gammastar.reach.stage import run_reach
 
     tag = "config" if not variant else "variant_" + hashlib.sha256(
         json.dumps(variant, sort_keys=True).encode()).hexdigest()[:8]
@@ -125,7 +126,7 @@ def recipe_on_run(base: Any, run: Path, workdir: Path, seed: int,
     })  # fmt: skip
     flow.train(cfg, force=True)
     validate(cfg, force=True)
-    doc = run_reach(cfg, force=True)
+    doc = run_reach(cfg, force=True).document
     val = json.loads((out / "validation.json").read_text())
     kl = {float(m): (float(k), float(b[1]))
           for m, k, b in zip(val["mass"], val["kl_model"], val["kl_data_95"], strict=True)}
@@ -257,8 +258,8 @@ def energy_tails(base: Any, workdir: Path, seeds: range, masses: list[float],
     p_T and rapidity), of the pairs and of 4 flow samples at each pair's mass: the high-energy
     tail that carries 𝓔 at short lifetimes."""
     from gammastar import flow
-    from gammastar.flow_closure import flow_rows, paired_kinematics
-    from gammastar.pair_acceptance import FiducialRegion
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.flow_closure import flow_rows, paired_kinematics
 
     window = float(base.yields.mass_bin_width)
     acc = {m0: ([], []) for m0 in masses}

@@ -12,7 +12,7 @@ place of the middle basket's payload of one branch (``muon_px``, ``muon_pz``, ``
 selected (iterative executor) and the outcome classified:
 
 * ``error``: an :class:`~gammastar.errors.InputError` naming the file (decompression or
-  decoding failed, or the plausibility checks of :mod:`gammastar.plausibility` fired);
+  decoding failed, or the plausibility checks of :mod:`gammastar.selection.plausibility` fired);
 * ``crash``: a :class:`~gammastar.errors.ChunkError` (exit 1, not skippable);
 * ``unchanged``: exit 0 and exactly the undamaged file's cut flow and pair counts (the bytes
   hit did not change what the selection uses, e.g. a value flipped into one that is cut anyway);
@@ -84,7 +84,7 @@ def main() -> None:
 
     from gammastar.config import config_from_dict
     from gammastar.errors import ChunkError, InputError
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--trials", type=int, default=10)
@@ -97,7 +97,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.no_checks:
-        from gammastar.plausibility import Plausibility
+        from gammastar.selection.plausibility import Plausibility
 
         Plausibility.check = lambda *a, **k: None
     logging.disable(logging.WARNING)

@@ -36,7 +36,7 @@ from scipy import stats
 from gammastar.channels import Channel
 from gammastar.config import load_config
 from gammastar.mock import generate_file
-from gammastar.select import select
+from gammastar.selection.stage import select
 
 REPO = Path(__file__).resolve().parents[2]
 

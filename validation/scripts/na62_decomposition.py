@@ -4,7 +4,7 @@ Claim: the data-driven ingredients are not what limits the NA62-like reach: repl
 fitted model's kinematics or the data-driven yield by the generator's truth, or the efficiency
 by 1, each moves the excluded mass range by about one mass point (~0.02 GeV).
 
-Runs ``gammastar.reach.scan`` with analysis/na62_dump.yaml's geometry and statistics and the
+Runs ``gammastar.reach.stage.scan`` with analysis/na62_dump.yaml's geometry and statistics and the
 yields of a finished NA60-like run, changing one factor per row:
 
 * ``baseline``: the config as shipped (data-driven yield; kinematics from the yields' fitted
@@ -34,17 +34,18 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 
-from gammastar.acceptance import Geometry, ParametricSampler
 from gammastar.config import load_config
+from gammastar.corrections.unfold import EfficiencyMap
 from gammastar.mock.detector import Detector
-from gammastar.reach import (
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.stage import scan
+from gammastar.source.geometry import Geometry
+from gammastar.source.production import (
     Yields,
-    _sampler_from_config,
     load_yields,
     resolve_yield_scale,
-    scan,
+    sampler_from_config,
 )
-from gammastar.unfold import EfficiencyMap
 from gammastar_validation.closure import truth_aprime_yield
 from gammastar_validation.truth import TruthSampler, truth_gstar
 
@@ -65,7 +66,7 @@ def main() -> None:
     rc = cfg.reach
     y = load_yields(run / "yields.json")
     scale, _ = resolve_yield_scale(cfg, y)
-    sampler, _ = _sampler_from_config(cfg, y)
+    sampler, _ = sampler_from_config(cfg, y)
     truth = truth_gstar(data_cfg, args.truth_sources, seed=5)
     det = Detector(data_cfg.mock.detector, EfficiencyMap.unity())
     ty = truth_aprime_yield(truth, np.asarray(y.extrapolation["bin_edges"]),

@@ -46,9 +46,9 @@ def main() -> None:
         ap.add_argument(f"--{v}", type=float, default=None)
     args = ap.parse_args()
 
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar.mock import generate_file
-    from gammastar.pair_acceptance import fiducial_from_config
-    from gammastar.select import select
+    from gammastar.selection.stage import select
     from gammastar_validation.truth import truth_gstar, truth_polarisation
 
     base = load_config(REPO / "analysis" / "na60_like.yaml")

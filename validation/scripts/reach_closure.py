@@ -14,7 +14,7 @@ of N_sig, the share of N_sig that is extrapolated and the fitted / true fiducial
 last line counts the points "within 10% or 2σ" (the target). The f_F error is the
 sandwich error of the fit (``yields.json`` ``extrapolation.error_method``). A second pull
 (``pull*``, ``*_nsig_error`` in the JSON) replaces the f_F-only term x δf_F/(f_F(1 − f_F)) by
-the fit's error carried to N_sig itself (:func:`gammastar.extrapolation.nsig_relative_error`:
+the fit's error carried to N_sig itself (:func:`gammastar.yields.extrapolation.nsig_relative_error`:
 the model's acceptance outside F moves with f_F), the size the coverage study uses.
 
 Usage: python validation/scripts/reach_closure.py [--run DIR] [--events 1000000] [--seed S]
@@ -40,8 +40,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 
-from gammastar.acceptance import Geometry
 from gammastar.config import load_config
+from gammastar.source.geometry import Geometry
 from gammastar_validation.closure import reach_closure
 
 MASSES = [0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9, 1.0]
@@ -58,8 +58,8 @@ GEOMETRIES = {
 def make_run(events: int, seed: int | None = None, workdir: Path | None = None) -> Path:
     from gammastar import flow
     from gammastar.mock import generate_file
-    from gammastar.select import select
-    from gammastar.yields import compute_yields
+    from gammastar.selection.stage import select
+    from gammastar.yields.stage import compute_yields
 
     out = (workdir or Path(tempfile.mkdtemp(prefix="gammastar-closure-"))).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -76,16 +76,16 @@ def nsig_pulls(cfg, rows, *, samples: int = 40_000, seed: int = 11) -> None:
     """Add ``nsig_pull_nsig_error`` to each row: the pull with the fit's error carried to N_sig
     (module docstring), the data-driven samples redrawn as ``reach_closure`` draws them (the
     same sampler and seed, hence the same samples)."""
-    from gammastar import rundir
-    from gammastar.acceptance import draw
-    from gammastar.extrapolation import Extrapolation, RecordingSampler, nsig_relative_error
-    from gammastar.pair_acceptance import FiducialRegion
-    from gammastar.reach import _sampler_from_config, load_yields
+    from gammastar.core import rundir
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.reach.acceptance import draw
+    from gammastar.source.production import load_yields, sampler_from_config
+    from gammastar.yields.extrapolation import Extrapolation, RecordingSampler, nsig_relative_error
 
     y_dd = load_yields(cfg.output_dir / rundir.YIELDS)
     ex = Extrapolation.from_dict(y_dd.extrapolation)
     fid = FiducialRegion.from_dict(y_dd.extrapolation["fiducial"])
-    sampler, _ = _sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
+    sampler, _ = sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
         update={"flow": str(cfg.output_dir / rundir.FLOW_DIR), "extrapolation": "label"})}), y_dd)  # fmt: skip
     cap = RecordingSampler(sampler)
     by_point: dict = {}

@@ -24,11 +24,11 @@ LAMBDA_SYST = 0.04  # the decay angular distribution: λ_θ measured ±0.1–0.2
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
     from gammastar import flow
-    from gammastar.acceptance import Geometry
     from gammastar.config import load_config
     from gammastar.mock import generate_file
-    from gammastar.select import select
-    from gammastar.yields import compute_yields
+    from gammastar.selection.stage import select
+    from gammastar.source.geometry import Geometry
+    from gammastar.yields.stage import compute_yields
     from gammastar_validation.closure import reach_closure
 
     out = tmp_path_factory.mktemp("closure")

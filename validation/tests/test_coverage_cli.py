@@ -247,23 +247,23 @@ def test_replicas_pool_ensembles_of_the_same_training_rows(cov, tmp_path, capsys
     naming it."""
     from gammastar import flow
 
-    a = flow.train(_tiny_run(tmp_path, "a", ensemble=3, bootstrap=True, workers=1))
-    b = flow.train(_tiny_run(tmp_path, "b", ensemble=3, bootstrap=True, seed=20, workers=1))
+    a = flow.train(_tiny_run(tmp_path, "a", ensemble=3, bootstrap=True, workers=1)).path
+    b = flow.train(_tiny_run(tmp_path, "b", ensemble=3, bootstrap=True, seed=20, workers=1)).path
     reps = cov.bootstrap_replicas(a, [b])
     # member seeds: 7 + 1, 7 + 2 and 20 + 1, 20 + 2 (integers, exact)
     assert [r.meta["meta"]["seed"] for r in reps] == [8, 9, 21, 22]
     other = flow.train(
         _tiny_run(tmp_path, "c", pairs_seed=5, ensemble=3, bootstrap=True, workers=1)
-    )
+    ).path
     with pytest.raises(ValueError, match=f"{_re(other)}: trained on other pairs than"):
         cov.bootstrap_replicas(a, [other])
     with pytest.raises(ValueError, match=f"{_re(b)}: given twice"):
         cov.bootstrap_replicas(a, [b, b])
     # the same seed on the same rows: the same resamples, refused
-    again = flow.train(_tiny_run(tmp_path, "e", ensemble=3, bootstrap=True, workers=1))
+    again = flow.train(_tiny_run(tmp_path, "e", ensemble=3, bootstrap=True, workers=1)).path
     with pytest.raises(ValueError, match=r"replicas \(7, 1\), \(7, 2\) .* already pooled"):
         cov.bootstrap_replicas(a, [again])
-    plain = flow.train(_tiny_run(tmp_path, "d", ensemble=2, workers=1))
+    plain = flow.train(_tiny_run(tmp_path, "d", ensemble=2, workers=1)).path
     with pytest.raises(ValueError, match=f"{_re(plain)}: no bootstrap replica"):
         cov.bootstrap_replicas(a, [plain])
     msg = _error(cov, capsys, ["--flow", str(a), "--replicas", str(plain), "--arms", "stat"])
@@ -542,11 +542,11 @@ def test_undo_migration_refuses_rows_without_a_factor_and_against(cov, tmp_path,
 
 def test_migration_at_interpolates_ln_c_as_the_yield(cov):
     """:func:`migration_factors` (what :func:`migration_at` gives for a run's yields.json) is
-    the corrected yield over the uncorrected one, both by :meth:`gammastar.reach.Yields.at`
+    the corrected yield over the uncorrected one, both by :meth:`gammastar.source.production.Yields.at`
     (ln y linear between the bins' centres): c(m) with ln c linear, so that a yield corrected
     bin by bin is c(m) × the uncorrected one at every mass; 1 where no correction was
     applied. The expected values are computed here independently from ln c."""
-    from gammastar.reach import Yields
+    from gammastar.source.production import Yields
 
     mass = np.array([0.3, 0.4, 0.5])
     c = np.array([1.0, 1.1, 0.9])

@@ -36,8 +36,8 @@ def test_mock_at_power_one_is_the_models_boltzmann_form(mass):
     density (quadrature on a fine grid), within 4 standard errors of 4·10⁵ samples; the
     nominal form (a = 0) is more than 20 standard errors away, so the test tells the forms
     apart."""
-    from gammastar.extrapolation import FORMS
-    from gammastar.mock.kinematics import sample_mt_power
+    from gammastar.physics.sampling import sample_mt_power
+    from gammastar.yields.extrapolation import FORMS
 
     t = 0.2
     grid = np.linspace(1e-6, 8.0, 400_001)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from gammastar.config import load_config
-from gammastar.select import select
-from gammastar.yields import compute_yields
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields
 
 REPO = Path(__file__).resolve().parents[2]
 EVENTS, SEED = 400_000, 21
@@ -52,7 +52,7 @@ def truth(run):
 def test_fiducial_yield_equals_the_generators_gamma_star_inside_the_region(run, truth):
     """Σ weights / N_POT over 0.4–0.7 GeV (wide: the 30 MeV resolution moves little across
     its edges) = the generator's γ* inside the fiducial region per POT."""
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
 
     cfg, res, _ = run
     pairs = res.pairs
@@ -81,7 +81,7 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     fit's error and the truth's binomial error, below 0.9 GeV. The fit's error includes the
     model's form: below 0.36 GeV the Dalitz γ* are not of the m_T-exponential × Gaussian-y
     form (on the generator's own γ* its f_F is 10–17% high there, docs/yields.md)."""
-    from gammastar.pair_acceptance import fiducial_from_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar_validation.truth import true_fiducial_fraction
 
     cfg, _, doc = run
@@ -107,7 +107,8 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
     weighted pairs themselves (WeightedPairSampler; the flow is the slow test's). Tolerance:
     2σ of the fiducial yield's statistics (yields.json) and of the truth sample's, the λ_θ
     systematic, and the extrapolated share × 2σ of the model's f_F (yields.json)."""
-    from gammastar.acceptance import Geometry, WeightedPairSampler
+    from gammastar.reach.acceptance import WeightedPairSampler
+    from gammastar.source.geometry import Geometry
     from gammastar_validation.closure import reach_closure
 
     cfg, res, doc = run

@@ -30,8 +30,8 @@ def test_closure_through_select_and_yields(tmp_path):
     peaks whole in one bin each (with the equal-count bins the ω gave λ_θ 0.02 for a truth of
     0.59, docs/selection.md "Narrow peaks")."""
     from gammastar.mock import generate_file
-    from gammastar.select import select
-    from gammastar.yields import compute_yields
+    from gammastar.selection.stage import select
+    from gammastar.yields.stage import compute_yields
     from gammastar_validation.truth import truth_polarisation
 
     lam = {"rho": 0.6, "omega": 0.6, "phi": -0.5}
@@ -75,7 +75,7 @@ def test_measured_lambda_closes_at_the_narrow_peaks(tmp_path):
     core bin and +0.43 to +0.47 above it, docs/reach.md)."""
     from gammastar.mock import generate_file
     from gammastar.physics.constants import mass
-    from gammastar.select import select
+    from gammastar.selection.stage import select
     from gammastar_validation.truth import truth_polarisation
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")

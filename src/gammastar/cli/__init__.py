@@ -5,8 +5,8 @@ shared :data:`app`; heavy imports happen inside the command so that ``--help`` i
 Every failure prints one line (``GAMMASTAR_DEBUG=1`` adds the traceback): bad input
 (:class:`~gammastar.errors.GammastarError`) exits with 2, the environment (no space, quota,
 permission, read-only filesystem, a run directory held by another writer) with 1, SIGINT
-with 130 and SIGTERM with 143 (:mod:`gammastar.interrupt`). Commands that write into a run
-directory hold its lock (:func:`lock_run`, :mod:`gammastar.runlock`).
+with 130 and SIGTERM with 143 (:mod:`gammastar.core.interrupt`). Commands that write into a run
+directory hold its lock (:func:`lock_run`, :mod:`gammastar.core.runlock`).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def load(
 def lock_run(run_dir: Path, *, wait: bool = False) -> None:
     """Hold ``run_dir``'s writer lock until the command ends (:func:`main` releases it):
     refused with one line naming the holder, or waiting for it with ``--wait``."""
-    from gammastar import runlock
+    from gammastar.core import runlock
 
     runlock.acquire(run_dir, wait=wait)
 
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     unexpected error; 130 SIGINT, 143 SIGTERM. Every failure is one line on standard error;
     ``GAMMASTAR_DEBUG=1`` re-raises it with its traceback.
     """
-    from gammastar import interrupt, runlock
+    from gammastar.core import interrupt, runlock
 
     _register()
     debug = bool(os.environ.get("GAMMASTAR_DEBUG"))
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _report(exc: Exception, debug: bool, hint: str) -> int | None:
     """The one line and exit status of an exception (``None``: re-raise it, debug)."""
-    from gammastar.artifacts import ENVIRONMENT_ERRNOS, os_error_text
+    from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
 
     # Usage errors of the (possibly vendored) click inside typer: show them like click does.
     if hasattr(exc, "show") and hasattr(exc, "exit_code"):

@@ -74,7 +74,7 @@ def events_command(
     --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8); or, with --dark, the
     semi-visible A' -> psi1 psi2 (psi2 psi2), psi2 -> psi1 l+l- chains (config section idm)."""
     from gammastar.errors import GammastarError
-    from gammastar.events import run_events, run_mcp_events
+    from gammastar.events.stage import run_events, run_mcp_events
 
     if n is None or out is None:
         raise GammastarError("give -n (number of events) and -o (output file)")
@@ -86,12 +86,12 @@ def events_command(
             )
         if mass is None or eps is None:
             raise GammastarError("--dark: give --mass (the A' mass) and --eps")
-        from gammastar.events import run_dark_events
+        from gammastar.events.stage import run_dark_events
 
         res = run_dark_events(
             cfg, mass=mass, eps=eps, n=n, output=out, table=table, extrapolate=extrapolate,
             seed=seed, chunk=chunk, force=force,
-        )  # fmt: skip
+        ).document  # fmt: skip
         typer.echo(
             f"events: {res['events']} {res['meta']['model']} events, sum of weights "
             f"{res['sum_weight']:.6g} (expected detected events); wrote {', '.join(res['outputs'])}"
@@ -103,7 +103,7 @@ def events_command(
         res = run_mcp_events(
             cfg, m_chi=mchi, charge=charge, n=n, output=out, table=table, decay=decay,
             extrapolate=extrapolate, seed=seed, chunk=chunk, force=force,
-        )  # fmt: skip
+        ).document  # fmt: skip
         typer.echo(
             f"events: {res['events']} chi chibar events, sum of weights {res['sum_weight']:.6g} "
             f"(expected pairs); wrote {', '.join(res['outputs'])}"
@@ -126,7 +126,7 @@ def events_command(
         seed=seed,
         chunk=chunk,
         force=force,
-    )
+    ).document
     typer.echo(
         f"events: {res['events']} events, sum of weights {res['sum_weight']:.6g} "
         f"(expected N_sig {res['meta']['n_sig_expected']:.6g}); wrote {', '.join(res['outputs'])}"

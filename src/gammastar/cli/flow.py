@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from gammastar import rundir
 from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, app, load
+from gammastar.core import rundir
 
 
 @app.command("train")
@@ -31,7 +31,7 @@ def train_command(
     from gammastar.flow import train
 
     cfg = load(config, output, lock=True, wait=wait)
-    out = train(cfg, resume=resume, force=force, seed=seed, progress=sys.stderr.isatty())
+    out = train(cfg, resume=resume, force=force, seed=seed, progress=sys.stderr.isatty()).path
     info = load_flow(out).meta["meta"]
     typer.echo(
         f"trained flow: {info['epochs_run']} epochs, best validation NLL "
@@ -65,7 +65,7 @@ def sample_command(
     """Sample A′ kinematics at --mass, or χχ̄ pairs for --mcp-mass, from the trained flow."""
     import numpy as np
 
-    from gammastar.artifacts import make_meta
+    from gammastar.core.artifacts import make_meta
     from gammastar.errors import GammastarError
     from gammastar.flow import load as load_flow
     from gammastar.flow import sample_mcp, write_samples
@@ -118,10 +118,10 @@ def validate_command(
 
     Writes validation.json and figures/flow_kl.png, figures/flow_kinematics.png.
     """
-    from gammastar.validate import validate
+    from gammastar.flow.validate import validate
 
     cfg = load(config, output, lock=True, wait=wait)
-    res = validate(cfg, force=force, seed=seed)
+    res = validate(cfg, force=force, seed=seed).document
     inside = sum(km <= hi95[1] for km, hi95 in zip(res["kl_model"], res["kl_data_95"], strict=True))
     typer.echo(
         f"model-vs-data KL inside the data-vs-data 95% band at {inside}/{len(res['mass'])} "

@@ -1,4 +1,4 @@
-"""`gammastar generate`: the NA60-like mock ntuple (issue 2; docs/mock.md)."""
+"""`gammastar generate`: the NA60-like mock ntuple (docs/mock.md)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def generate_command(
     if seed is not None and seed < 0:
         raise GammastarError(f"--seed must be a non-negative integer, got {seed}")
     cfg = load(config, output)
-    from gammastar import rundir
+    from gammastar.core import rundir
 
     path = out if out is not None else cfg.output_dir / rundir.MOCK
     if path.absolute().is_relative_to(cfg.output_dir.absolute()):  # a file of the run directory

@@ -1,4 +1,4 @@
-"""`gammastar reach-idm`: inelastic dark matter reach in (m₁, y) (issue 16)."""
+"""`gammastar reach-idm`: inelastic dark matter reach in (m₁, y)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from gammastar.cli._darksector_reach import reach_command
 
 
 def _run(cfg: Any, force: bool) -> Path:
-    from gammastar.reach_idm import run_idm_reach
+    from gammastar.reach.idm import run_idm_reach
 
     return run_idm_reach(cfg, force=force)
 

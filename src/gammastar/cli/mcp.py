@@ -1,4 +1,4 @@
-"""`gammastar reach-mcp`: millicharged-particle detection reach in (m_χ, Q) (issue 16)."""
+"""`gammastar reach-mcp`: millicharged-particle detection reach in (m_χ, Q)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from gammastar.cli._darksector_reach import reach_command
 
 
 def _run(cfg: Any, force: bool) -> Path:
-    from gammastar.reach_mcp import run_mcp_reach
+    from gammastar.reach.mcp import run_mcp_reach
 
     return run_mcp_reach(cfg, force=force)
 

@@ -17,7 +17,7 @@ def reach_command(
         str | None,
         typer.Option(
             "--method",
-            help="auto or a method of gammastar.stats.METHODS: exact, toys, asymptotic, ... "
+            help="auto or a method of gammastar.reach.stats.METHODS: exact, toys, asymptotic, ... "
             "(default: the config's).",
         ),
     ] = None,
@@ -32,8 +32,8 @@ def reach_command(
     """
     from gammastar.cli import lock_run
     from gammastar.errors import ConfigError
-    from gammastar.reach import check_config, run_reach
-    from gammastar.stats import METHODS
+    from gammastar.reach.stage import check_config, run_reach
+    from gammastar.reach.stats import METHODS
 
     cfg = load(config, output)
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists
@@ -42,7 +42,7 @@ def reach_command(
         if method != "auto" and method not in METHODS:
             raise ConfigError(f"--method: {method!r} is not one of auto, {', '.join(METHODS)}")
         cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(update={"method": method})})
-    res = run_reach(cfg, force=force)
+    res = run_reach(cfg, force=force).document
     n_excl = sum(v is not None for v in res["expected"]["eps_low"])
     typer.echo(
         f"reach: {n_excl}/{len(res['expected']['mass'])} masses excluded at "
@@ -70,10 +70,11 @@ def acceptance_command(
     """
     import numpy as np
 
-    from gammastar import rundir
-    from gammastar.acceptance import Geometry, acceptance_grid, plot_acceptance_comparison
-    from gammastar.artifacts import atomic_path, check_writable, make_meta
-    from gammastar.reach import _sampler_from_config, load_yields
+    from gammastar.core import rundir
+    from gammastar.core.artifacts import atomic_path, check_writable, make_meta
+    from gammastar.reach.acceptance import acceptance_grid, plot_acceptance_comparison
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.production import load_yields, sampler_from_config
 
     cfg = load(config, output, lock=True, wait=wait)
     out = cfg.output_dir
@@ -85,7 +86,7 @@ def acceptance_command(
     # the kinematics of the reach: with fiducial-region yields, the flow inside the region
     # and the yields' fitted model outside it (labelled), as `gammastar reach` uses them
     yields = load_yields(ypath) if ypath.exists() else None
-    sampler, desc = _sampler_from_config(cfg, yields)
+    sampler, desc = sampler_from_config(cfg, yields)
     geometry = Geometry.from_config(cfg.detector)
     lo, hi = getattr(sampler, "mass_range", (0.25, 1.0))
     masses = np.linspace(max(lo, 0.22), hi, 16)

@@ -17,5 +17,5 @@ def report_command(config: ConfigArg, output: OutputOpt = None) -> None:
     from gammastar.report import build_report
 
     cfg = load(config, output)
-    path = build_report(cfg, force=True)
+    path = build_report(cfg, force=True).path
     typer.echo(f"report: {path}")

@@ -52,7 +52,7 @@ def select_command(
     import logging
 
     from gammastar.errors import ConfigError
-    from gammastar.select import select
+    from gammastar.selection.stage import select
 
     if executor not in ("iterative", "futures", "dask"):
         raise ConfigError(f"--executor: {executor!r} is not one of iterative, futures, dask")

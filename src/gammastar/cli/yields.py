@@ -26,7 +26,7 @@ def yields_command(
     """
     import logging
 
-    from gammastar.yields import compute_yields
+    from gammastar.yields.stage import compute_yields
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
     cfg = load(config, output, lock=True, wait=wait)

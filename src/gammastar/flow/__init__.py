@@ -11,8 +11,8 @@ with the standardised mass as context. The package, one module per concern:
 * :mod:`~gammastar.flow.stage`: the ``gammastar train`` stage (:func:`train`);
 * :mod:`~gammastar.flow.ensemble`: ensembles of seeds.
 
-The compiled kernels live in :mod:`gammastar._flow_training` and
-:mod:`gammastar._flow_sampling` (checked against zuko's own transforms); the millicharged
+The compiled kernels live in :mod:`gammastar.flow._training_kernels` and
+:mod:`gammastar.flow._sampling_kernels` (checked against zuko's own transforms); the millicharged
 recipe in :mod:`gammastar.physics.mcp_sampling`. Design and measurements: docs/flow.md.
 
 References:
@@ -59,6 +59,7 @@ from gammastar.flow.model import (
     write_samples,
 )
 from gammastar.flow.stage import (
+    TrainResult,
     bootstrap_weights,
     ensemble_workers,
     holdout_seed_of,
@@ -69,9 +70,9 @@ from gammastar.flow.stage import (
 from gammastar.flow.training import (
     CheckpointMismatchError,
     EpochPlan,
+    FitResult,
     FitRows,
     PointSampler,
-    TrainResult,
     TrainState,
     fit,
     fit_rows,
@@ -101,6 +102,7 @@ __all__ = [
     "CheckpointMismatchError",
     "Ensemble",
     "EpochPlan",
+    "FitResult",
     "FitRows",
     "FlowModel",
     "PointSampler",

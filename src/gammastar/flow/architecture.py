@@ -3,7 +3,7 @@
 Offers :func:`architecture_from_config` (the JSON record stored in ``flow/meta.json``),
 :func:`build_flow` (the zuko flow it describes) and the walkers of a built flow's structure
 (:func:`split_transforms`, :func:`lu_matrix`, :func:`made_layers`) that the compiled kernels
-(:mod:`gammastar._flow_training`, :mod:`gammastar._flow_sampling`) read the parameters with.
+(:mod:`gammastar.flow._training_kernels`, :mod:`gammastar.flow._sampling_kernels`) read the parameters with.
 zuko's own transforms are the reference implementation of the mathematics (docs/flow.md).
 
 References:

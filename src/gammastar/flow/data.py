@@ -340,8 +340,8 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
 
 def read_pairs(config: AnalysisConfig) -> tuple[pd.DataFrame, Path]:
     """The run directory's ``pairs.parquet`` (the kinematic columns checked against the
-    contract, :meth:`gammastar.rundir.RunDir.read_pairs`; the rest by :func:`training_data`)."""
-    from gammastar import rundir
+    contract, :meth:`gammastar.core.rundir.RunDir.read_pairs`; the rest by :func:`training_data`)."""
+    from gammastar.core import rundir
 
     rd = rundir.RunDir(config.output_dir)
     pairs = rd.read_pairs(require=("m", "qT", "E", "charge"))
@@ -357,7 +357,7 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     channels' unfolded pairs train one flow; where both measure a mass bin of the combined
     A′ yield they must not count twice. Each pair's ``weight`` (and ``weight_raw``) is
     multiplied by its channel's share λ_ℓ of that bin's inverse-variance mean
-    (``yields.json`` ``aprime.weights``, :func:`gammastar.universality.channel_weights`) and
+    (``yields.json`` ``aprime.weights``, :func:`gammastar.yields.universality.channel_weights`) and
     by F_ℓ(m)/F_ref(m), F = :func:`gammastar.physics.kinematics.aprime_factor` of the
     channel's lepton mass and of the lightest one's (Eq. 6: a μμ pair stands for
     F_μ/F_e ee pairs of the same γ* mass), and by N_POT / N_POT,ℓ (``yields.json``
@@ -375,10 +375,10 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     below m_s the full-phase-space channels' pairs (shares renormalised among them, 1 where
     one is left) and the fiducial channel's at weight 0; at and above m_s the pairs inside F:
     the fiducial channel's and the full channels' pairs that lie inside F
-    (:meth:`gammastar.pair_acceptance.FiducialRegion.contains`), each at its share λ_ℓ, and
+    (:meth:`gammastar.corrections.pair_acceptance.FiducialRegion.contains`), each at its share λ_ℓ, and
     the full channels' pairs outside F at weight 0. The flow then learns p(q_T, E | m) in the
     full phase space below m_s and inside F above it, where the reach's sampler
-    (:class:`gammastar.extrapolation.ExtrapolatedSampler` with ``seam``) takes it inside F
+    (:class:`gammastar.yields.extrapolation.ExtrapolatedSampler` with ``seam``) takes it inside F
     and the fitted model outside. Without a fiducial channel's extrapolation (no
     ``extrapolation.seam``) the fiducial channels get weight 0 at every mass.
 
@@ -388,8 +388,8 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     """
     from gammastar.config import flavour_config
     from gammastar.physics.kinematics import aprime_factor
-    from gammastar.select import FLAVOUR_CODES, flavour_channel
-    from gammastar.universality import channel_weights
+    from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
+    from gammastar.yields.universality import channel_weights
 
     ap = yields.get("aprime", {})
     if "flavour" not in pairs.columns or "weights" not in ap:
@@ -440,13 +440,13 @@ def seam_region(pairs: pd.DataFrame, yields: Mapping) -> tuple[float | None, np.
 
     ``yields.json`` ``extrapolation`` of a both-channels run is the fiducial channel's, with
     ``seam`` (m_s, GeV) and ``channel``; F is its ``fiducial`` block
-    (:class:`gammastar.pair_acceptance.FiducialRegion`, a region of (m, q_T, E)).
+    (:class:`gammastar.corrections.pair_acceptance.FiducialRegion`, a region of (m, q_T, E)).
 
     Returns:
         ``(m_s, inside F per pair)``; ``(None, None)`` without a seam (single-flavour yields,
         or a both-channels run without a fiducial channel).
     """
-    from gammastar.pair_acceptance import FiducialRegion
+    from gammastar.corrections.pair_acceptance import FiducialRegion
 
     ex = yields.get("extrapolation") or {}
     if ex.get("seam") is None or "fiducial" not in ex:
@@ -470,7 +470,7 @@ def mass_spectrum_from_pairs(
 
 def run_mass_spectrum(config: AnalysisConfig) -> tuple[np.ndarray, np.ndarray, str]:
     """The run's unfolded mass spectrum: ``histograms.root`` ``unfolded_m`` (schema-checked,
-    :meth:`gammastar.rundir.RunDir.read_histograms`), else binned from the pairs table.
+    :meth:`gammastar.core.rundir.RunDir.read_histograms`), else binned from the pairs table.
 
     Returns:
         (edges, contents clipped at 0, a description of the source).
@@ -480,7 +480,7 @@ def run_mass_spectrum(config: AnalysisConfig) -> tuple[np.ndarray, np.ndarray, s
             primary flavour's and its pairs hold two lepton masses and exposures, so the χχ̄
             spectrum (Eq. 8 with one m_ℓ) is not defined from it; use a single-flavour run.
     """
-    from gammastar import rundir
+    from gammastar.core import rundir
 
     if len(config.input.flavours) > 1:
         raise InputError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar import rundir
+from gammastar.core import rundir
 from gammastar.errors import GammastarError
 from gammastar.flow.model import FlowModel, load, resolve_model_dir
 

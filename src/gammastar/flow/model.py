@@ -4,7 +4,7 @@ Offers :class:`FlowModel` (``log_prob`` and ``sample`` of p(q_T, E | m) in GeV, 
 preprocessing of :mod:`gammastar.flow.data`), :func:`save_model` / :func:`load` (``flow/model.pt``,
 a plain ``state_dict`` loaded with ``weights_only=True``, and ``flow/meta.json``),
 :func:`log_prob` (the fused density of the compiled training kernels) and :func:`write_samples`.
-Sampling uses the compiled exact inverse (:mod:`gammastar._flow_sampling`), or zuko's own
+Sampling uses the compiled exact inverse (:mod:`gammastar.flow._sampling_kernels`), or zuko's own
 inverse transform for a flow structure the compiled sampler does not handle.
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar import rundir
-from gammastar.artifacts import atomic_path, load_json, sha256_file
+from gammastar.core import rundir
+from gammastar.core.artifacts import atomic_path, load_json, sha256_file
 from gammastar.errors import GammastarError
 from gammastar.flow.architecture import BOUND, SLOPE, build_flow
 from gammastar.flow.data import Preprocessing
@@ -38,17 +38,17 @@ def log_prob(flow, x: torch.Tensor, c: torch.Tensor, bins: int) -> torch.Tensor:
     differentiable.
 
     The splines run in one compiled kernel per step with hand-derived gradients
-    (:mod:`gammastar._flow_training`); zuko's ``flow(c).log_prob(x)`` is the reference that
+    (:mod:`gammastar.flow._training_kernels`); zuko's ``flow(c).log_prob(x)`` is the reference that
     the tests compare it with.
     """
-    from gammastar import _flow_training
+    from gammastar.flow import _training_kernels as _flow_training
 
     return _flow_training.log_prob(flow, x, c, bins, BOUND, SLOPE)
 
 
 class ZukoSampler:
     """Exact sampling with zuko's own inverse transform (the reference of the compiled
-    sampler; used for a flow structure that :class:`gammastar._flow_sampling.CompiledSampler`
+    sampler; used for a flow structure that :class:`gammastar.flow._sampling_kernels.CompiledSampler`
     does not handle)."""
 
     def __init__(self, flow) -> None:
@@ -79,7 +79,7 @@ class FlowModel:
         self.path = path
         self._sampler: Any = None
 
-    # ----------------------------------------------------------------------- helpers
+    # --------------------------------------------------------------------- internals
     def _check_mass(self, m: np.ndarray, extrapolate: bool) -> None:
         lo, hi = self.mass_range
         if extrapolate or m.size == 0:
@@ -95,10 +95,10 @@ class FlowModel:
     @property
     def sampler(self) -> Any:
         """The exact inverse of the flow: the compiled sampler
-        (:class:`gammastar._flow_sampling.CompiledSampler`), or zuko's inverse
+        (:class:`gammastar.flow._sampling_kernels.CompiledSampler`), or zuko's inverse
         (:class:`ZukoSampler`) for a flow structure that the compiled one does not handle."""
         if self._sampler is None:
-            from gammastar._flow_sampling import CompiledSampler, UnsupportedFlow
+            from gammastar.flow._sampling_kernels import CompiledSampler, UnsupportedFlow
 
             bins = int(self.arch["bins"])
             slope = float(self.arch.get("slope", SLOPE))

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar import rundir
-from gammastar.artifacts import make_meta
+from gammastar.core import rundir
+from gammastar.core.artifacts import make_meta
+from gammastar.core.results import StageResult
 from gammastar.errors import OutputExistsError
 from gammastar.flow.architecture import architecture_from_config
 from gammastar.flow.data import (
@@ -29,12 +30,18 @@ from gammastar.flow.data import (
 )
 from gammastar.flow.ensemble import remove_stale_members
 from gammastar.flow.model import save_model
-from gammastar.flow.training import TrainResult, fit, plot_losses, weighted_nll
+from gammastar.flow.training import FitResult, fit, plot_losses, weighted_nll
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from gammastar.config import AnalysisConfig
+
+
+@dataclass(frozen=True)
+class TrainResult(StageResult):
+    """What :func:`train` wrote: the ``flow`` directory (``path``: ``model.pt``, ``meta.json``
+    and the ensemble members)."""
 
 
 def train(
@@ -47,7 +54,7 @@ def train(
     progress: bool = False,
     pairs: pd.DataFrame | None = None,
     stop_after: int | None = None,
-) -> Path:
+) -> TrainResult:
     """``gammastar train``: fit the flow on the run directory's pairs table.
 
     The pairs of the held-out events (``flow.holdout_fraction``, :func:`holdout_mask`) are not
@@ -71,7 +78,7 @@ def train(
         stop_after: stop after this many epochs (simulates an interruption; no model written).
 
     Returns:
-        The ``flow`` directory.
+        A :class:`TrainResult` naming the ``flow`` directory (path-like).
     """
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
@@ -114,9 +121,9 @@ def train(
     else:
         for job in jobs:
             if not _train_member(job, None, progress=progress, stop_after=stop_after):
-                return out
+                return TrainResult(out)
     remove_stale_members(out / rundir.ENSEMBLE_DIR, cfg.ensemble)
-    return out
+    return TrainResult(out)
 
 
 def ensemble_workers(cfg: Any) -> int:
@@ -246,7 +253,7 @@ def _train_member(
 
 def member_meta(
     config: AnalysisConfig,
-    res: TrainResult,
+    res: FitResult,
     data: TrainingData,
     held: TrainingData,
     *,
@@ -302,7 +309,7 @@ def holdout_seed_of(config: AnalysisConfig) -> int:
 def weight_report(
     data: TrainingData,
     held: TrainingData,
-    res: TrainResult | None,
+    res: FitResult | None,
     mass_range: tuple[float, float],
     masses: Sequence[float],
     window: float,

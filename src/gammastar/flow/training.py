@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.artifacts import atomic_path
+from gammastar.core.artifacts import atomic_path
+from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError, InputError
-from gammastar.figures import save_figure
 from gammastar.flow.architecture import architecture_from_config, build_flow
 from gammastar.flow.data import (
     Preprocessing,
@@ -53,7 +53,7 @@ def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
 
 
 @dataclass
-class TrainResult:
+class FitResult:
     """What :func:`fit` returns."""
 
     flow: Any
@@ -284,7 +284,7 @@ class TrainState:
         """A freshly initialised flow (seeded) with its AdamW optimiser and schedule."""
         import torch
 
-        from gammastar import _flow_training
+        from gammastar.flow import _training_kernels as _flow_training
 
         _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
         torch.manual_seed(seed)
@@ -413,7 +413,7 @@ def fit(
     identity: Mapping[str, Any] | None = None,
     callback: Any = None,
     restore_best: bool = True,
-) -> TrainResult:
+) -> FitResult:
     """Weighted maximum-likelihood training (the engine of :func:`gammastar.flow.train`).
 
     The loss is the weighted NLL L = −Σ wᵢ ln p(xᵢ|mᵢ) / Σ wᵢ over the fitted rows (negative
@@ -439,11 +439,11 @@ def fit(
             the last state (tests of overfitting).
 
     Returns:
-        :class:`TrainResult` with the best-validation flow (early stopping).
+        :class:`FitResult` with the best-validation flow (early stopping).
     """
     import torch
 
-    from gammastar import _flow_training
+    from gammastar.flow import _training_kernels as _flow_training
 
     t_start = time.perf_counter()
     if cfg.threads:
@@ -488,7 +488,7 @@ def fit(
     if restore_best and st.best["state"] is not None:
         st.flow.load_state_dict(st.best["state"])
     st.flow.eval()
-    return TrainResult(
+    return FitResult(
         flow=st.flow,
         preprocessing=rows.pre,
         history=st.history,

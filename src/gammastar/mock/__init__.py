@@ -1,4 +1,4 @@
-"""NA60-like mock dimuon data (issue 2; physics.md §3, docs/mock.md).
+"""NA60-like mock dimuon data (physics.md §3, docs/mock.md).
 
 Public API:
 

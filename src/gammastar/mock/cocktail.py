@@ -31,8 +31,8 @@ from numpy.typing import NDArray
 from gammastar.channels import Channel
 from gammastar.config import MockConfig
 from gammastar.errors import ConfigError
-from gammastar.mock import kinematics as kin
 from gammastar.physics import dalitz
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, M_MU, PDGID, mass, width
 from gammastar.physics.pdgdata import BranchingRatio, branching_ratio
 
@@ -324,7 +324,7 @@ def sigma_rel(cfg: MockConfig, parent: str) -> float:
 
 
 def _mass_grid(lo: float, hi: float, lepton: str) -> NDArray[np.float64]:
-    """Dilepton-mass grid of a Dalitz sampler: quadratic for muons (as before), logarithmic
+    """Dilepton-mass grid of a Dalitz sampler: quadratic for muons, logarithmic
     for electrons (the Kroll–Wada spectrum ∝ 1/m over two decades above 2m_e)."""
     u = np.linspace(0.0, 1.0, 8001)
     if lepton == "e":

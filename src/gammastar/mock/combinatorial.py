@@ -8,8 +8,8 @@ P = 1 − exp(−z_abs m/(p cτ)). Sampling: the species is drawn with probabili
 ∝ n_s BR_s f_s(p) P(p); parents with E below the detector's loose bound E_min/(1 + 6 s_max)
 (:func:`~gammastar.mock.detector.loose_energy_bound`) are dropped first: a muon never has more
 energy than its parent, and below that bound it would need a > 6σ upward smearing fluctuation at
-the smearing cap to pass the energy cut. (A tighter 0.8 E_min lost 1.2% of the recorded pairs,
-4.7% below m = 0.3 GeV, where the smearing reaches its 25% cap.)
+the smearing cap to pass the energy cut. (A tighter bound, 0.8 E_min, loses recorded
+pairs, most below m = 0.3 GeV, where the smearing reaches its 25% cap.)
 
 A combinatorial event holds two such muons with independent charges (μ+ with probability
 ``mu_plus_fraction``), so ++, −− and +− pairs all occur with
@@ -23,9 +23,9 @@ import numpy as np
 from gammastar.channels import Channel
 from gammastar.config import MockConfig
 from gammastar.errors import GammastarError
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
 from gammastar.mock.detector import loose_energy_bound
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, PDGID, mass
 from gammastar.physics.pdgdata import branching_ratio
 

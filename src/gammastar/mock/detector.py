@@ -24,12 +24,12 @@
    follows from the kinematics (≈ √2 K β* for a symmetric decay, β* = √(1 − 4m_μ²/m²): it
    falls towards threshold instead of being forced to 30 MeV there). A per-pair width tuned
    to a target σ_m at every mass was the alternative: it needs unphysically large kicks near
-   threshold (where ∂m/∂θ → 0), the failure of the former momentum model. K is reported
+   threshold (where ∂m/∂θ → 0), the failure of the ``momentum`` model. K is reported
    with its equivalent absorber thickness x/X₀ (:attr:`Detector.absorber`); it is an
    effective number (a vertex telescope such as NA60's measures angles before most of the
    absorber), not a geometry.
 
-   ``momentum``: the former model. Each muon's momentum is scaled by (1 + δ), δ ~ N(0, s),
+   ``momentum``: the alternative model. Each muon's momentum is scaled by (1 + δ), δ ~ N(0, s),
    direction kept, with ``s`` set per pair from ∂m/∂δ_i = (E_j |p_i|²/E_i − p_i·p_j)/m so
    that σ_m(m) = ``mass_resolution`` · (m/``mass_resolution_ref``)^``mass_resolution_exponent``
    at every mass, capped at ``max_momentum_smearing`` (25%) near threshold. It needs 10–25%
@@ -45,7 +45,7 @@
    bends μ+ and μ− apart): a charge-dependent acceptance (default 0: charge-blind).
 3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
    accept/reject (flat outside the map: nearest bin). The map is read and checked by
-   :func:`gammastar.unfold.load_efficiency_map`, the reader the unfolding uses.
+   :func:`gammastar.corrections.unfold.load_efficiency_map`, the reader the unfolding uses.
 
 References:
     R. L. Workman et al. (Particle Data Group), PTEP 2022 083C01, "Passage of particles
@@ -63,13 +63,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig, MockDetector
+from gammastar.corrections.pair_acceptance import LeptonAcceptance
+from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ConfigError
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import Sources
-from gammastar.pair_acceptance import LeptonAcceptance
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU
 from gammastar.physics.kinematics import rapidity
-from gammastar.unfold import EfficiencyMap, lookup_efficiency
 
 SHIPPED_MAP = "efficiency_na60_like.root"
 
@@ -218,7 +218,7 @@ def mass_variance_terms(
 
     Example:
         >>> from gammastar.config import MockDetector
-        >>> from gammastar.mock import kinematics as kin
+        >>> from gammastar.physics import sampling as kin
         >>> m, p = 0.78, 10.0  # symmetric decay perpendicular to a boost along z
         >>> ps = float(kin.two_body_momentum(m, M_MU, M_MU))
         >>> a, b = kin.back_to_back(np.array([ps]), M_MU, np.array([0.0]), np.array([0.0]))
@@ -500,7 +500,7 @@ class Detector:
     def passes(
         self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
     ) -> NDArray[np.bool_]:
-        """Single-muon acceptance (:class:`~gammastar.pair_acceptance.LeptonAcceptance`, the
+        """Single-muon acceptance (:class:`~gammastar.corrections.pair_acceptance.LeptonAcceptance`, the
         class the analysis uses): E ≥ E_min and θ_min ≤ θ' ≤ θ_max (:meth:`in_window`)."""
         return (mu[3] >= self.lepton.min_energy) & self.in_window(mu, charge)
 

@@ -31,9 +31,9 @@ from numpy.typing import NDArray
 
 from gammastar.channels import Channel
 from gammastar.config import MockConfig, MockElectronDetector
-from gammastar.mock import kinematics as kin
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, Sources, sigma_rel
 from gammastar.mock.detector import Reconstructed
+from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, PDGID, mass
 from gammastar.physics.pdgdata import BranchingRatio, branching_ratio
 

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.artifacts import atomic_path, make_meta, sha256_file
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig
+from gammastar.core.artifacts import atomic_path, make_meta, sha256_file
+from gammastar.corrections.unfold import load_efficiency_map
 from gammastar.errors import GammastarError
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, Sources
 from gammastar.mock.combinatorial import Combinatorial
@@ -30,7 +31,6 @@ from gammastar.mock.detector import Detector, Reconstructed, resolve_efficiency_
 from gammastar.mock.electrons import ElectronBackgrounds, ElectronDetector
 from gammastar.physics import pdgdata
 from gammastar.physics.target import interaction_probability
-from gammastar.unfold import load_efficiency_map
 
 GENERATOR_NAME = "gammastar.mock/parametric"
 
@@ -480,7 +480,7 @@ def _true_gstar(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The ``*_true`` columns of the sources ``sel`` (the true γ* and the true μ+'s decay angles
     in its helicity frame, float32) and the true μ+ and μ− four-momenta."""
-    from gammastar.polarisation import helicity_angles
+    from gammastar.corrections.polarisation import helicity_angles
 
     s = chunk.sources
     tp, tm = _plus_minus(s.mu1[:, sel], s.mu2[:, sel], s.charge1[sel] > 0)
@@ -501,7 +501,7 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
     pt = r.pt[sel].astype(f32)
     # the reconstructed μ+'s decay angles in the pair's helicity frame, as the selection
     # computes them (lepton 1 the positive one): the λ_θ selection correction's simulation
-    from gammastar.polarisation import helicity_angles
+    from gammastar.corrections.polarisation import helicity_angles
 
     with np.errstate(invalid="ignore", divide="ignore"):
         cos_t, phi = helicity_angles(*_plus_minus(r.mu1[:, sel], r.mu2[:, sel],
@@ -533,7 +533,7 @@ def _generated_arrays(chunk: Chunk, detector: Any) -> dict[str, np.ndarray]:
     whose two true muons pass the spectrometer's cuts at their true momenta
     (:meth:`~gammastar.mock.detector.Detector.passes`), reconstructed or not: the generator-level
     sample in which the λ_θ selection correction fits its truth side
-    (:mod:`gammastar.lambda_correction`). True γ* kinematics and decay angles (as the ``truth``
+    (:mod:`gammastar.corrections.lambda_correction`). True γ* kinematics and decay angles (as the ``truth``
     tree's ``*_true``) and each muon's true energy and polar angle. With
     ``mock.detector.toroid_pt_kick`` the window applies to the bent angle θ′, which the analysis's
     lepton cuts (at θ) do not model: the tree is then no generator level for them."""
@@ -675,7 +675,7 @@ class AcceptanceAccumulator:
             self.accepted3 += np.bincount(cell3[acc3], minlength=size).reshape(nx, ny, nz)
         self.truth += np.bincount(fine[sig], minlength=n + 2)
         # the true decay angles of the μ+ in the γ*'s lab helicity frame (polarisation truth)
-        from gammastar.polarisation import angular_functions, helicity_angles
+        from gammastar.corrections.polarisation import angular_functions, helicity_angles
 
         cos_t, phi = helicity_angles(s.mu1[:, sig], s.mu2[:, sig])
         for i, f in enumerate(angular_functions(cos_t, phi)):

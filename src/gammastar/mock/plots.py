@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from gammastar.channels import Channel
+from gammastar.core.figures import save_figure
 from gammastar.errors import InputError
-from gammastar.figures import save_figure
 
 COLORS = {
     Channel.COMBINATORIAL: "0.75",

@@ -59,16 +59,16 @@ def _masses_from_particle() -> dict[int, float]:
 @cache
 def _pdg_masses() -> dict[int, float]:
     """:func:`_masses_from_particle`, cached on disk per installed `particle` version (in
-    :func:`gammastar.cachedir.cache_dir`, ``constants/pdg_masses-<version>.json``,
+    :func:`gammastar.core.cachedir.cache_dir`, ``constants/pdg_masses-<version>.json``,
     written atomically; a missing, unreadable or incomplete file is remade, an unwritable
     cache skipped). Importing `particle` and its first lookup load its whole PDG table,
-    ~0.12 s CPU in every process: 5% of a selection of 2·10⁶ pairs that keeps the narrow
-    peaks whole in its polarisation bins (issue 12). The numbers are `particle`'s own,
+    a noticeable CPU cost in every process, which a selection that keeps the narrow peaks
+    whole in its polarisation bins would pay. The numbers are `particle`'s own,
     version by version (``tests/test_constants.py``)."""
     import json
     from importlib.metadata import PackageNotFoundError, version
 
-    from gammastar.cachedir import cache_path, store
+    from gammastar.core.cachedir import cache_path, store
 
     try:
         path = cache_path("constants", f"pdg_masses-{version('particle')}.json")

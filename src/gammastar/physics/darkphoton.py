@@ -316,7 +316,7 @@ class DarkSector:
 class LeptonChannel:
     """One leptonic A′ decay channel, A′ → ℓ⁺ℓ⁻: the one place its numbers live.
 
-    The acceptance's daughters (:func:`gammastar.acceptance.draw`), the reach's open channels
+    The acceptance's daughters (:func:`gammastar.reach.acceptance.draw`), the reach's open channels
     (:attr:`threshold`), the partial width (:meth:`width`) and the config's allowed
     ``reach.channels`` all come from its entry in :data:`LEPTON_CHANNELS`.
 
@@ -499,7 +499,7 @@ def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float =
     ax2.set_ylabel(r"$c\tau$ [m] at $\varepsilon = 10^{-6}$")
     fig.tight_layout()
     if path is not None:
-        from gammastar.figures import save_figure
+        from gammastar.core.figures import save_figure
 
         save_figure(fig, path)
     return fig

@@ -2,7 +2,7 @@ r"""Beam–target normalisation: how many protons interact in a target of given 
 
 One formula, used wherever a yield per proton on target (POT) depends on the target:
 the mock generator's equivalent N_POT (:meth:`gammastar.mock.generate.Generator.n_pot`), the
-reach's factor that carries a yield measured on a thin target to a facility's thick target or
+reach's factor that carries a yield measured with a thin target to a facility's thick target or
 dump (:func:`yield_scale`, ``reach.target_interaction_lengths``), and the bremsstrahlung
 estimate (:class:`gammastar.physics.bremsstrahlung.BremsSettings`).
 
@@ -62,11 +62,11 @@ def interaction_probability(interaction_lengths: ArrayLike | str) -> NDArray[np.
 
 
 def yield_scale(facility: float | str, data: float | str) -> float:
-    """Factor that carries a yield per POT measured on the data's target to a facility's target.
+    """Factor that carries a yield per POT measured with the data's target to a facility's target.
 
     Arguments:
         facility: the facility target's thickness in λ_I (or ``"dump"``).
-        data: the thickness of the target the yield was measured on, in λ_I.
+        data: the thickness of the target the yield was measured with, in λ_I.
 
     Returns:
         P_int(facility) / P_int(data).

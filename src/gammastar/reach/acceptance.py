@@ -1,0 +1,589 @@
+r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; physics.md §9).
+
+Offers :class:`Geometry` (angular window on the A′ or on both daughters, a transverse annulus
+at a downstream plane, decay-volume cells), kinematic samplers (:class:`ParametricSampler`,
+:class:`WeightedPairSampler`, or a flow), :func:`draw` (samples through the event machinery of
+:mod:`gammastar.source.eventgen`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
+(:func:`acceptance_grid`, :func:`acceptance_eps_grid`), and the Fig. 9/10 comparison plot.
+The method, its approximations, checks and measured comparisons: docs/reach.md §2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.errors import GammastarError, InputError
+from gammastar.physics.sampling import SamplerLike
+from gammastar.source.geometry import Geometry
+
+__all__ = [
+    "DarkPairSample",
+    "KinematicSample",
+    "WeightedPairSampler",
+    "acceptance",
+    "acceptance_eps_grid",
+    "acceptance_grid",
+    "channel_samples",
+    "draw",
+    "draw_dark",
+    "draw_dark_pair",
+    "plot_acceptance_comparison",
+]
+
+
+# --------------------------------------------------------------------------- geometry
+# --------------------------------------------------------------------------- samplers
+class WeightedPairSampler:
+    """The unfolded pairs themselves as an A′ kinematics sampler (the paper's non-parametric
+    alternative to the flow, Sec. III C 1): ``sample(mass, n, seed)`` resamples (q_T, E) of the
+    pairs with |m − mass| < ``half_width`` with probability ∝ their weight, E rescaled to the
+    exact mass at fixed |q| and direction. Only positive weights are drawn (the OS pairs, like-sign
+    background included); the like-sign subtraction does not reach the kinematics.
+
+    Arguments:
+        m, qt, energy, weight: the pairs (``pairs.parquet`` ``m``, ``qT``, ``E``, ``weight``).
+        half_width: mass window (GeV).
+    """
+
+    def __init__(self, m: ArrayLike, qt: ArrayLike, energy: ArrayLike, weight: ArrayLike,
+                 half_width: float = 0.03) -> None:  # fmt: skip
+        w = np.asarray(weight, dtype=np.float64)
+        keep = w > 0
+        self.m = np.asarray(m, dtype=np.float64)[keep]
+        self.qt = np.asarray(qt, dtype=np.float64)[keep]
+        self.e = np.asarray(energy, dtype=np.float64)[keep]
+        self.w = w[keep]
+        self.half_width = half_width
+        self.mass_range = (float(self.m.min()), float(self.m.max()))
+
+    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
+        k = np.flatnonzero(np.abs(self.m - mass) < self.half_width)
+        if k.size == 0:
+            raise InputError(f"no pair within {self.half_width:g} GeV of m = {mass:g} GeV")
+        p = self.w[k] / self.w[k].sum()
+        i = k[np.random.default_rng(seed).choice(k.size, size=n, p=p)]
+        p2 = np.clip(self.e[i] ** 2 - self.m[i] ** 2, 0.0, None)
+        return {"qT": self.qt[i], "E": np.sqrt(p2 + mass**2)}
+
+
+# --------------------------------------------------------------------------- samples
+@dataclass
+class KinematicSample:
+    """A′ samples at one mass with the decay-independent geometry precomputed.
+
+    Attributes:
+        mass: A′ mass, GeV.
+        gbc: (p/m) cos θ for each sample (decay length along z per unit cτ).
+        hits: hit indicator per sample and z cell, shape (n, n_cells) (float 0/1).
+        cells: z edges of the cells.
+        efficiency: selection efficiency.
+    """
+
+    mass: float
+    gbc: NDArray[np.float64]
+    hits: NDArray[np.float64]
+    cells: NDArray[np.float64]
+    efficiency: float
+    extrapolated: NDArray[np.bool_] | None = None
+    """Samples drawn from a model outside the data's fiducial region (``None``: none)."""
+
+    @property
+    def n(self) -> int:
+        return int(self.gbc.size)
+
+    def extrapolated_acceptance(self, ctau: ArrayLike) -> NDArray[np.float64]:
+        """The part of :meth:`acceptance` carried by the ``extrapolated`` samples."""
+        ctau = np.asarray(ctau, dtype=np.float64)
+        if self.extrapolated is None or not np.any(self.extrapolated):
+            return np.zeros(ctau.shape)
+        k = self.extrapolated
+        sub = KinematicSample(self.mass, self.gbc[k], self.hits[k], self.cells, self.efficiency)
+        return sub.acceptance(ctau) * (sub.n / self.n)
+
+    def __post_init__(self) -> None:
+        # Σ_k h_k [S(z_k) − S(z_{k+1})] telescopes to Σ_e c_e S(z_e) with c_e = h_e − h_{e−1}
+        # (h_{−1} = h_K = 0): keep only the edges where a sample's hit pattern changes.
+        h = np.asarray(self.hits, dtype=np.float64)
+        pad = np.zeros((h.shape[0], 1))
+        coef = np.diff(np.concatenate([pad, h, pad], axis=1), axis=1)  # (n, n_edges)
+        idx, edge = np.nonzero(coef)  # row-major: idx ascending
+        self._i_e = idx
+        self._gbc_e = self.gbc[idx]
+        self._z_e = self.cells[edge]
+        self._c_e = coef[idx, edge]
+
+    def acceptance(self, ctau: ArrayLike, *, chunk: int = 256) -> NDArray[np.float64]:
+        """Acceptance for each proper decay length ``ctau`` (m), vectorised over ``ctau``."""
+        ctau = np.asarray(ctau, dtype=np.float64)
+        flat = ctau.ravel()
+        out = np.zeros(flat.size)
+        if self._c_e.size:
+            step = max(1, int(chunk * 20_000 // max(self._c_e.size, 1)))
+            for start in range(0, flat.size, step):
+                c = flat[start : start + step]
+                with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                    x = self._z_e[None, :] / (self._gbc_e[None, :] * c[:, None])
+                    # 0/0 (z = 0, cτ = 0) and inf/inf (z = inf, cτ = inf): survival 1
+                    surv = np.exp(-np.where(np.isnan(x), 0.0, x))
+                out[start : start + step] = surv @ self._c_e
+        return self.efficiency * (out / self.n).reshape(ctau.shape)
+
+    def acceptance_per_sample(self, ctau: ArrayLike, *, chunk: int = 4_000_000) -> NDArray:
+        """Each sample's own term of :meth:`acceptance` (their mean), shape (n, len(ctau)):
+        the efficiency × Σ_e c_e S(z_e) over the sample's few edges where its hit pattern
+        changes (the telescoped Σ_k h_k [S(z_k) − S(z_{k+1})]), ``chunk`` edge × cτ values at
+        a time."""
+        ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+        out = np.zeros((self.n, ctau.size))
+        if self._c_e.size:
+            rows, first = np.unique(self._i_e, return_index=True)
+            step = max(1, chunk // self._c_e.size)
+            for start in range(0, ctau.size, step):
+                c = ctau[start : start + step]
+                with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                    x = self._z_e[:, None] / (self._gbc_e[:, None] * c[None, :])
+                    terms = np.exp(-np.where(np.isnan(x), 0.0, x)) * self._c_e[:, None]
+                out[rows, start : start + step] = np.add.reduceat(terms, first, axis=0)
+        return self.efficiency * out
+
+
+def draw(
+    sampler: SamplerLike,
+    mass: float,
+    n: int,
+    geometry: Geometry,
+    *,
+    seed: int | None = None,
+    channel: str = "mumu",
+    rho00: float | None = None,
+) -> KinematicSample:
+    """Draw ``n`` A′ samples at ``mass`` and precompute their geometric acceptance.
+
+    The A′ and its decay come from the event machinery of :mod:`gammastar.source.eventgen`
+    (:func:`~gammastar.source.eventgen.aprime_kinematics`, :func:`~gammastar.source.eventgen.decay_daughters`,
+    :func:`~gammastar.source.eventgen.detector_hits`): the acceptance is the weighted fraction of
+    events that pass the detector, with the decay position integrated exactly per cell.
+
+    Arguments:
+        sampler: object with ``sample(mass, n, seed)`` or a callable ``(mass, n, seed)``,
+            returning a mapping with ``qT`` and ``E`` arrays (GeV).
+        mass: A′ mass in GeV.
+        n: number of samples.
+        geometry: the detector :class:`Geometry`.
+        seed: random seed (samples and A′ decay angles).
+        channel: a decay of :data:`gammastar.source.eventgen.DECAYS` (``"mumu"``, ``"ee"``, ``"pipi"``,
+            ``"KK"``, ``"KSKL"``): the daughters for ``both_daughters``.
+        rho00: spin-density element ρ₀₀ of the decay angular distribution (None: isotropic,
+            ρ₀₀ = 1/3; :func:`gammastar.source.eventgen.decay_coefficients`).
+
+    Returns:
+        A :class:`KinematicSample`.
+
+    Raises:
+        GammastarError: mass outside the sampler's range, bad samples, unknown channel.
+    """
+    from gammastar.source.eventgen import DECAYS, _kinematics, detector_hits
+
+    if channel not in DECAYS:
+        raise GammastarError(
+            f"acceptance: unknown channel {channel!r}; use one of {', '.join(DECAYS)}"
+        )
+    if n <= 0:
+        raise GammastarError(f"acceptance: number of samples must be positive, not {n}")
+    ss = np.random.SeedSequence(seed)
+    s_seed, d_seed = ss.spawn(2)
+    k, daughters, _, _ = _kinematics(
+        sampler,
+        float(mass),
+        n,
+        s_seed,
+        d_seed,
+        [DECAYS[channel]],
+        np.zeros(n, dtype=np.int64),
+        1.0 / 3.0 if rho00 is None else float(rho00),
+    )
+    gbc = np.where(k.ok, k.pz / mass, 1.0)  # (p/m) cos θ
+    cells = geometry.cells
+    ncell = cells.size - 1
+    zmid = _cell_mid(cells, geometry)
+    hits = detector_hits(geometry, k, daughters if geometry.both_daughters else None, zmid[None, :])
+    if hits.shape[1] != ncell:
+        hits = np.repeat(hits[:, :1], ncell, axis=1)
+    return KinematicSample(
+        mass=float(mass),
+        gbc=gbc,
+        hits=np.ascontiguousarray(hits),
+        cells=cells,
+        efficiency=geometry.efficiency,
+        extrapolated=k.extrapolated,
+    )
+
+
+def _dark_side(
+    d: Mapping[str, Any],
+    psi2: NDArray,
+    lminus: NDArray,
+    lplus: NDArray,
+    m2: float,
+    geometry: Geometry,
+    min_opening_angle: float,
+    efficiency: float,
+) -> KinematicSample:
+    """One ψ₂ of the chains ``d`` (:func:`gammastar.source.eventgen.dark_chains`) with the detector's
+    verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂."""
+    from gammastar.source.eventgen import _psi2_kin, dark_hits
+
+    kin, fwd = _psi2_kin(d["k"], psi2, m2)
+    cells = geometry.cells
+    zmid = _cell_mid(cells, geometry)
+    lm = np.where(fwd[:, None], lminus, 0.0).T
+    lp = np.where(fwd[:, None], lplus, 0.0).T
+    hits = dark_hits(geometry, kin, lm, lp, zmid[None, :], min_opening_angle)
+    if hits.shape[1] != cells.size - 1:
+        hits = np.repeat(hits[:, :1], cells.size - 1, axis=1)
+    return KinematicSample(
+        mass=m2,
+        gbc=np.where(fwd, kin.pz / m2, 1.0),
+        hits=np.ascontiguousarray(hits),
+        cells=cells,
+        efficiency=efficiency,
+        extrapolated=d["k"].extrapolated,
+    )
+
+
+def channel_samples(
+    sampler: SamplerLike,
+    mass: float,
+    n: int,
+    geometry: Geometry,
+    *,
+    seed: int | None,
+    channels: tuple[str, ...],
+) -> dict[str, KinematicSample]:
+    """The acceptance samples of each decay channel at one mass.
+
+    Every channel gets the same A′ samples (the same ``seed``); with daughters in the detector
+    (``both_daughters``) each channel decays them into its own leptons
+    (:data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`: the lepton mass sets the opening
+    angles and energies that the detector's cuts see), otherwise one sample serves them all
+    (the A′ direction alone decides).
+
+    Returns:
+        ``{channel: KinematicSample}`` (the same object for every channel when shared).
+    """
+    if not geometry.both_daughters:
+        one = draw(sampler, mass, n, geometry, seed=seed, channel=channels[0])
+        return dict.fromkeys(channels, one)
+    return {ch: draw(sampler, mass, n, geometry, seed=seed, channel=ch) for ch in channels}
+
+
+def draw_dark(
+    sampler: Any,
+    model: Any,
+    geometry: Any,
+    n: int,
+    *,
+    final_state: str,
+    min_opening_angle: float = 0.0,
+    seed: int | None,
+    rho00: float | None = None,
+) -> Any:
+    """ψ₂ samples of A′ → ψ₁ψ₂, ψ₂ → ψ₁ℓ⁻ℓ⁺ with the detector's verdict per decay-volume cell:
+    a :class:`gammastar.reach.acceptance.KinematicSample` whose ``acceptance(cτ(ψ₂))`` is the
+    probability that the ψ₂ decays in the volume and is detected
+    (:func:`gammastar.source.eventgen.dark_hits`, on the chains of :func:`gammastar.source.eventgen
+    .dark_chains`: the events' machinery), the decay position integrated exactly per cell as
+    for the visible A′ (:func:`draw`).
+
+    Arguments:
+        sampler: A′ kinematics; model: scalar ``IDM`` or ``I2DM`` (its ψ₁ψ₂ chain).
+        geometry: :class:`gammastar.source.geometry.Geometry`.
+        n: chains; final_state: ``ee`` or ``mumu``; min_opening_angle: rad; seed: seed.
+        rho00: the A′ spin density ρ₀₀ (None: isotropic A′ → ψψ; see
+            :func:`gammastar.source.eventgen.dark_chains`).
+    """
+    from gammastar.source.eventgen import dark_chains
+
+    d = dark_chains(sampler, model, n, chains={"psi1 psi2": 1.0},
+                    channels={final_state: 1.0}, seed=seed, rho00=rho00)  # fmt: skip
+    return _dark_side(d, d["psi2"], d["lminus"], d["lplus"], float(model.m2), geometry,
+                      min_opening_angle, geometry.efficiency)  # fmt: skip
+
+
+@dataclass
+class DarkPairSample:
+    r"""i2DM's A′ → ψ₂ψ̄₂ with both ψ₂ → ψ₁ℓ⁻ℓ⁺: the probability that at least one of the two
+    decays in the volume into a counted channel and is detected, for any cτ(ψ₂).
+
+    Per chain i the two ψ₂ decay independently (given their momenta), so with
+    X_i = BR_f · P_i(decay in the volume, detected), BR_f = Σ BR(ψ₂ → ψ₁ℓℓ) of the counted
+    channels (each ψ₂'s channel drawn ∝ BR),
+
+    .. math:: P(\geq 1) = \overline{X_a + X_b - X_a X_b},
+
+    the mean over chains (unbiased: a's and b's channel and decay are independent draws);
+    times the constant ``efficiency`` of the event. The product term is evaluated on the chains
+    where both ψ₂ can be detected somewhere in the volume (the others contribute 0).
+    ``gammastar.source.eventgen.generate_dark`` weights its ψ₂ψ̄₂ events by the same 2X_a − X_aX_b.
+
+    Attributes:
+        a, b: the two ψ₂ (:class:`KinematicSample`, efficiency 1), same chain order.
+        br: BR_f.
+        efficiency: the geometry's constant efficiency.
+    """
+
+    a: KinematicSample
+    b: KinematicSample
+    br: float
+    efficiency: float
+
+    def __post_init__(self) -> None:
+        self._both = np.flatnonzero(
+            np.any(self.a.hits > 0, axis=1) & np.any(self.b.hits > 0, axis=1)
+        )
+
+    @property
+    def n(self) -> int:
+        return self.a.n
+
+    def per_chain(self, side: KinematicSample, idx: NDArray, ctau: NDArray) -> NDArray:
+        """P(decay in the volume and detected) of chains ``idx`` of ``side``, shape
+        (ctau.size, idx.size): Σ_k h_k [e^{−z_k/(g cτ)} − e^{−z_{k+1}/(g cτ)}]."""
+        g, h, z = side.gbc[idx], side.hits[idx], side.cells
+        out = np.empty((ctau.size, idx.size))
+        step = max(1, 4_000_000 // max(idx.size * z.size, 1))
+        for s in range(0, ctau.size, step):
+            c = ctau[s : s + step]
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                x = z[None, None, :] / (g[None, :, None] * c[:, None, None])
+                surv = np.exp(-np.where(np.isnan(x), 0.0, x))
+            out[s : s + step] = np.einsum("cmk,mk->cm", surv[:, :, :-1] - surv[:, :, 1:], h)
+        return out
+
+    def acceptance(self, ctau: ArrayLike) -> NDArray[np.float64]:
+        """P(≥ 1 of the two ψ₂ detected) × efficiency for each cτ(ψ₂) (m), vectorised."""
+        ctau = np.asarray(ctau, dtype=np.float64)
+        flat = ctau.ravel()
+        single = self.br * (self.a.acceptance(flat) + self.b.acceptance(flat))
+        both = np.zeros(flat.size)
+        if self._both.size:
+            pa = self.per_chain(self.a, self._both, flat)
+            pb = self.per_chain(self.b, self._both, flat)
+            both = self.br**2 * np.sum(pa * pb, axis=1) / self.n
+        return (self.efficiency * (single - both)).reshape(ctau.shape)
+
+    def double_share(self, ctau: ArrayLike) -> NDArray[np.float64]:
+        """E[X_a X_b] / P(≥ 1): the share of the events that has both ψ₂ detected."""
+        ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+        tot = self.acceptance(ctau) / self.efficiency
+        both = np.zeros(ctau.size)
+        if self._both.size:
+            pa = self.per_chain(self.a, self._both, ctau)
+            pb = self.per_chain(self.b, self._both, ctau)
+            both = self.br**2 * np.sum(pa * pb, axis=1) / self.n
+        return np.where(tot > 0, both / np.where(tot > 0, tot, 1.0), 0.0)
+
+
+def draw_dark_pair(
+    sampler: Any,
+    model: Any,
+    geometry: Any,
+    n: int,
+    *,
+    channels: Mapping[str, float],
+    min_opening_angle: float = 0.0,
+    seed: int | None,
+    rho00: float | None = None,
+) -> DarkPairSample:
+    """i2DM's A′ → ψ₂ψ̄₂ chains (:func:`gammastar.source.eventgen.dark_chains`, the events'
+    machinery) with the verdict of :func:`gammastar.source.eventgen.dark_hits` for each ψ₂: a
+    :class:`DarkPairSample` (P(≥ 1 detected), no double counting).
+
+    Arguments:
+        sampler: A′ kinematics; model: scalar ``I2DM`` with A′ → ψ₂ψ̄₂ open.
+        geometry: :class:`gammastar.source.geometry.Geometry`.
+        n: chains.
+        channels: BR(ψ₂ → ψ₁ℓℓ) of the counted channels (each ψ₂'s channel is drawn ∝ BR).
+        min_opening_angle: rad. seed: seed. rho00: the A′ spin density (None: isotropic).
+
+    Raises:
+        GammastarError: A′ → ψ₂ψ̄₂ closed (m_A′ < 2m₂) or no channel with a positive BR.
+    """
+    from gammastar.source.eventgen import dark_chains
+
+    ma, m2 = float(model.m_aprime), float(model.m2)
+    if ma <= 2 * m2:
+        raise GammastarError(
+            f"A' -> psi2 psi2 is closed at m_A' = {ma:.4g} GeV (2 m2 = {2 * m2:.4g})"
+        )
+    chans = {c: float(v) for c, v in channels.items() if float(v) > 0}
+    if not chans:
+        raise GammastarError(f"no psi2 -> psi1 ll channel of {list(channels)} is open")
+    d = dark_chains(sampler, model, n, chains={"psi2 psi2": 1.0}, channels=chans, seed=seed,
+                    rho00=rho00)  # fmt: skip
+    a = _dark_side(d, d["psi2"], d["lminus"], d["lplus"], m2, geometry, min_opening_angle, 1.0)
+    b = _dark_side(d, d["partner"], d["b_lminus"], d["b_lplus"], m2, geometry,
+                   min_opening_angle, 1.0)  # fmt: skip
+    return DarkPairSample(a, b, float(sum(chans.values())), float(geometry.efficiency))
+
+
+def _cell_mid(cells: NDArray, geometry: Geometry) -> NDArray:
+    if np.isinf(cells[-1]):
+        return np.array([cells[0]])
+    return 0.5 * (cells[1:] + cells[:-1])
+
+
+# --------------------------------------------------------------------------- grids
+def acceptance(
+    sampler: SamplerLike,
+    mass: float,
+    ctau: ArrayLike,
+    geometry: Geometry,
+    *,
+    n: int = 20_000,
+    seed: int | None = None,
+    channel: str = "mumu",
+) -> NDArray[np.float64]:
+    """Eq. B1 acceptance at one mass for each cτ (m).
+
+    Example:
+        >>> from gammastar.physics.sampling import ParametricSampler
+        >>> g = Geometry(l1=5.0, l2=10.0, theta_min=0.0, theta_max=1.0)
+        >>> a = acceptance(ParametricSampler(), 0.3, [1e-3, 1.0, 1e6], g, n=2000, seed=1)
+        >>> bool(a[0] < a[1] and a[2] < 1e-3)
+        True
+    """
+    return draw(sampler, mass, n, geometry, seed=seed, channel=channel).acceptance(ctau)
+
+
+def acceptance_grid(
+    sampler: SamplerLike,
+    masses: ArrayLike,
+    ctaus: ArrayLike,
+    geometry: Geometry,
+    *,
+    n: int = 20_000,
+    seed: int | None = None,
+    channel: str = "mumu",
+) -> NDArray[np.float64]:
+    """Acceptance on a (mass, cτ) grid, shape (len(masses), len(ctaus)).
+
+    Each mass gets its own child seed of ``seed`` (reproducible, independent).
+    """
+    masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
+    seeds = np.random.SeedSequence(seed).spawn(masses.size)
+    out = np.empty((masses.size, np.size(ctaus)))
+    for i, m in enumerate(masses):
+        s = int(seeds[i].generate_state(1)[0])
+        out[i] = draw(sampler, float(m), n, geometry, seed=s, channel=channel).acceptance(ctaus)
+    _check_nonempty(out, geometry)
+    return out
+
+
+def acceptance_eps_grid(
+    sampler: SamplerLike,
+    masses: ArrayLike,
+    eps: ArrayLike,
+    geometry: Geometry,
+    *,
+    n: int = 20_000,
+    seed: int | None = None,
+    channel: str = "mumu",
+    dark: Any = None,
+) -> NDArray[np.float64]:
+    """Acceptance on a (mass, ε) grid, cτ from :func:`gammastar.physics.darkphoton.ctau`."""
+    from gammastar.physics.darkphoton import ctau as ctau_fn
+
+    masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
+    eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
+    seeds = np.random.SeedSequence(seed).spawn(masses.size)
+    out = np.empty((masses.size, eps.size))
+    for i, m in enumerate(masses):
+        s = int(seeds[i].generate_state(1)[0])
+        sample = draw(sampler, float(m), n, geometry, seed=s, channel=channel)
+        out[i] = sample.acceptance(ctau_fn(m, eps, dark=dark))
+    _check_nonempty(out, geometry)
+    return out
+
+
+def _check_nonempty(acc: NDArray, geometry: Geometry) -> None:
+    if not np.any(acc > 0):
+        raise GammastarError(
+            "acceptance is zero everywhere on the grid: check the detector geometry "
+            f"(l1={geometry.l1}, l2={geometry.l2}, theta {geometry.theta_min}–{geometry.theta_max}"
+            f", plane_z={geometry.plane_z}, r {geometry.r_min}–{geometry.r_max}) and the mass range"
+        )
+
+
+# --------------------------------------------------------------------------- figures
+def plot_acceptance_comparison(
+    sampler_a: SamplerLike,
+    sampler_b: SamplerLike,
+    geometry: Geometry,
+    *,
+    masses_curve: tuple[float, float, float] = (0.3, 0.6, 0.9),
+    masses_map: ArrayLike | None = None,
+    ctaus: ArrayLike | None = None,
+    labels: tuple[str, str] = ("with background", "without background"),
+    n: int = 20_000,
+    seed: int | None = 0,
+    path_curves: str | None = None,
+    path_map: str | None = None,
+) -> dict[str, Any]:
+    """Fig. 9 and Fig. 10 analogues: acceptance vs cτ at three masses for two samplers, and the
+    relative difference 2(A_a − A_b)/(A_a + A_b) in the (m, cτ) plane.
+
+    Returns:
+        Dict with ``masses``, ``ctau``, ``acc_a``, ``acc_b``, ``rel_diff`` and the figures.
+    """
+    import matplotlib.pyplot as plt
+
+    ctaus = np.geomspace(1e-3, 1e3, 61) if ctaus is None else np.asarray(ctaus, dtype=float)
+    masses_map = np.linspace(0.25, 1.0, 16) if masses_map is None else np.asarray(masses_map)
+    a_c = acceptance_grid(sampler_a, masses_curve, ctaus, geometry, n=n, seed=seed)
+    b_c = acceptance_grid(sampler_b, masses_curve, ctaus, geometry, n=n, seed=seed)
+    fig1, ax = plt.subplots(figsize=(6, 4.5))
+    for i, m in enumerate(masses_curve):
+        (line,) = ax.plot(ctaus, a_c[i], label=f"$m_{{A'}}$ = {m:g} GeV, {labels[0]}")
+        ax.plot(ctaus, b_c[i], ls="--", color=line.get_color(), label=f"{labels[1]}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_ylim(1e-6, 2.0)
+    ax.set_xlabel(r"$c\tau_{A'}$ [m]")
+    ax.set_ylabel(r"acceptance $\mathcal{E}$")
+    ax.legend(fontsize=7)
+    fig1.tight_layout()
+    a_m = acceptance_grid(sampler_a, masses_map, ctaus, geometry, n=n, seed=seed)
+    b_m = acceptance_grid(sampler_b, masses_map, ctaus, geometry, n=n, seed=seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = 2 * (a_m - b_m) / (a_m + b_m)
+    fig2, ax2 = plt.subplots(figsize=(6, 4.5))
+    pcm = ax2.pcolormesh(masses_map, ctaus, rel.T, cmap="RdBu_r", vmin=-0.5, vmax=0.5)
+    fig2.colorbar(
+        pcm, ax=ax2, label=r"$2(\mathcal{E}_a-\mathcal{E}_b)/(\mathcal{E}_a+\mathcal{E}_b)$"
+    )
+    ax2.set_yscale("log")
+    ax2.set_xlabel(r"$m_{A'}$ [GeV]")
+    ax2.set_ylabel(r"$c\tau_{A'}$ [m]")
+    fig2.tight_layout()
+    from gammastar.core.figures import save_figure
+
+    for fig, path in ((fig1, path_curves), (fig2, path_map)):
+        if path is not None:
+            save_figure(fig, path)
+    return {
+        "masses_curve": np.asarray(masses_curve),
+        "masses": masses_map,
+        "ctau": ctaus,
+        "acc_a": a_m,
+        "acc_b": b_m,
+        "curves_a": a_c,
+        "curves_b": b_c,
+        "rel_diff": rel,
+        "figures": (fig1, fig2),
+    }

@@ -1,0 +1,4 @@
+"""The selection stage: leptons read in columnar chunks (:mod:`gammastar.io` layouts), checked
+(:mod:`.plausibility`), paired and weighted (:mod:`.chunk`, :mod:`.flavour`), run as a coffea
+processor (:mod:`.processor`); :func:`gammastar.selection.stage.select` writes ``pairs.parquet``,
+``histograms.root`` and ``select.json``."""

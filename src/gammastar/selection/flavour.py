@@ -1,0 +1,169 @@
+"""The lepton flavour of the input: up-front checks that the leptons are ``input.lepton``.
+
+:func:`lepton_flavours` classifies leptons by their mass (the ``mass`` branch, or
+m² = E² − |p|² within the rounding of the stored precision) as muon-like, electron-like or
+unresolved; :func:`check_flavour` reads the first entries of every input file and raises one
+:class:`~gammastar.errors.InputError` line when they hold the other flavour or both
+(mixed-flavour pairs). Branch names per flavour: :data:`gammastar.io.FLAVOUR_PREFIX`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gammastar.errors import InputError
+from gammastar.physics.constants import M_E, M_MU
+
+log = logging.getLogger(__name__)
+
+PROBE_ENTRIES = 20_000
+"""Entries read from the start of each file for the check."""
+
+MASS = {"mu": M_MU, "e": M_E}
+NAME = {"mu": "muon", "e": "electron"}
+
+
+def lepton_flavours(
+    e: NDArray, p2: NDArray | None = None, *, mass: NDArray | None = None, eps: float = 2.0**-23
+) -> dict[str, int]:
+    """Count muon-like and electron-like leptons.
+
+    With ``mass``: |m − m_ℓ| < 1% m_ℓ. Else m² = E² − |p|² with the tolerance 8 ε E² of values
+    stored with relative precision ε (each of E² and |p|² carries ≤ ε E² of rounding); a lepton
+    compatible with both masses (high E in float32) is counted as unresolved.
+
+    Arguments:
+        e: lepton energies (GeV), flat.
+        p2: |p|² (GeV²), flat (with ``e``).
+        mass: lepton masses (GeV), flat, instead of ``e``/``p2``.
+        eps: relative precision of the stored momenta (float32: 2⁻²³).
+
+    Returns:
+        ``{"mu": n, "e": n, "unresolved": n, "neither": n}``.
+
+    Example:
+        >>> import numpy as np
+        >>> e = np.array([10.0, 10.0]); m = np.array([0.1056583755, 0.000511])
+        >>> lepton_flavours(e, e**2 - m**2, eps=2.0**-52)["mu"]
+        1
+    """
+    if mass is not None:
+        m = np.asarray(mass, dtype=np.float64)
+        mu = np.abs(m - M_MU) < 0.01 * M_MU
+        el = np.abs(m - M_E) < 0.01 * M_E
+    else:
+        e = np.asarray(e, dtype=np.float64)
+        m2 = e**2 - np.asarray(p2, dtype=np.float64)
+        tol = 8.0 * eps * e**2 + 1e-12
+        mu = np.abs(m2 - M_MU**2) <= tol + 2e-3 * M_MU**2
+        el = np.abs(m2 - M_E**2) <= tol + 2e-3 * M_E**2
+    return {
+        "mu": int(np.sum(mu & ~el)),
+        "e": int(np.sum(el & ~mu)),
+        "unresolved": int(np.sum(mu & el)),
+        "neither": int(np.sum(~mu & ~el)),
+    }
+
+
+def _flat(x: Any) -> NDArray:
+    import awkward as ak
+
+    return np.asarray(ak.to_numpy(ak.flatten(x, axis=None)), dtype=np.float64)
+
+
+def _eps(tree: Any, branch: str) -> float:
+    try:
+        dt = tree[branch].interpretation
+        dt = getattr(dt, "content", dt).to_dtype
+        return float(np.finfo(dt).eps)
+    except Exception:  # noqa: BLE001 - RNTuple or exotic interpretation: float32 bound
+        return 2.0**-23
+
+
+def file_flavours(path: str, tree_name: str, columns: dict[str, str], layout: str) -> dict:
+    """:func:`lepton_flavours` of the first :data:`PROBE_ENTRIES` entries of one file
+    (``columns``: the layout's column → branch map); ``{}`` when the layout carries no mass
+    information (``pt, eta, phi`` without a ``mass`` branch)."""
+    from gammastar.io import open_tree
+
+    f, t = open_tree(path, tree_name)
+    try:
+        stop = min(int(t.num_entries), PROBE_ENTRIES)
+        if stop == 0:
+            return {}
+        if layout == "jagged_ptetaphi":
+            if "mass" not in columns:
+                return {}
+            a = t.arrays([columns["mass"]], entry_stop=stop, how=dict)
+            return lepton_flavours(None, mass=_flat(a[columns["mass"]]))
+        if layout == "flat_pairs":
+            sets = [("E1", "px1", "py1", "pz1"), ("E2", "px2", "py2", "pz2")]
+        else:
+            sets = [("E", "px", "py", "pz")]
+        out = dict.fromkeys(("mu", "e", "unresolved", "neither"), 0)
+        for cols in sets:
+            names = [columns[c] for c in cols]
+            a = t.arrays(names, entry_stop=stop, how=dict)
+            e = _flat(a[names[0]])
+            p2 = sum(_flat(a[n]) ** 2 for n in names[1:])
+            counts = lepton_flavours(e, p2, eps=_eps(t, names[0]))
+            for k, v in counts.items():
+                out[k] += v
+        return out
+    finally:
+        f.close()
+
+
+def check_flavour(checked: Any, lepton: str) -> None:
+    """Raise when the input's leptons are not of flavour ``lepton`` (``input.lepton``).
+
+    Arguments:
+        checked: :class:`gammastar.io.CheckedInputs` (its branch map and files).
+        lepton: ``mu`` or ``e``.
+
+    A file whose first entries cannot be read is left to the processing, which reports the
+    damage by file name (or skips it with ``--skip-bad-files``, docs/reliability.md).
+
+    Raises:
+        InputError: a file whose first entries hold leptons of the other flavour only
+            (``input.lepton`` inconsistent with the data, e.g. a muon mass branch read as
+            electrons), or of both flavours (more than 1% of the other) in one lepton
+            collection (mixed-flavour pairs).
+    """
+    other = "e" if lepton == "mu" else "mu"
+    cols = checked.branches.all
+    layout = checked.branches.layout
+    for spec in checked.fileset.values():
+        for path, tree in spec["files"].items():
+            try:
+                n = file_flavours(path, tree, cols, layout)
+            except Exception as err:  # noqa: BLE001 - damaged data: reported when processed
+                log.debug("flavour check of %s skipped: %s", path, err)
+                continue
+            if not n:
+                continue
+            if layout == "jagged_ptetaphi":
+                where = f"mass branch {cols['mass']!r}"
+            else:
+                energy = ", ".join(repr(cols[c]) for c in ("E", "E1", "E2") if c in cols)
+                where = f"m² = E² − |p|² with E from {energy}"
+            # mixed: more than 1% of the resolved leptons of the other flavour (a stray value
+            # of a damaged basket is left to the plausibility checks, docs/reliability.md)
+            if n[lepton] and n[other] > 0.01 * (n[lepton] + n[other]):
+                raise InputError(
+                    f"{path}: mixed-flavour leptons in one collection ({n['mu']} with m ≈ m_μ, "
+                    f"{n['e']} with m ≈ m_e in the first {PROBE_ENTRIES} entries, {where}): "
+                    "pairs of a muon and an electron are not dileptons of one flavour; give each "
+                    "flavour its own branches (input.branches) and run once per input.lepton"
+                )
+            if n[other] and not n[lepton]:
+                raise InputError(
+                    f"{path}: the leptons have the {NAME[other]} mass ({n[other]} of them, "
+                    f"{where}), inconsistent with input.lepton {lepton!r} "
+                    f"(m = {MASS[lepton]:.6g} GeV): set input.lepton: {other} or map the "
+                    f"{NAME[lepton]} branches in input.branches"
+                )
