@@ -87,7 +87,7 @@ bench: install
 bench-quick: install
 	$(VPY) benchmarks/generate.py --sizes 200000 --reference-sizes 200000 400000
 	$(VPY) benchmarks/bench_select.py --events 200000 --sources 200000 --repeat 1 \
-		--workdir $(VALIDATE_WORK)/bench_select
+		--workdir runs/bench_select
 	$(VPY) benchmarks/events.py --n 20000 --loop 1000 --repeat 1
 	$(BIN)/python benchmarks/flow.py --pairs 20000 --epochs 1 --paper-epochs 2 \
 		--default-epochs 2 --sample-n 100000
