@@ -67,6 +67,7 @@ from gammastar.flow.stage import (
     weight_report,
 )
 from gammastar.flow.training import (
+    Checkpoint,
     CheckpointMismatchError,
     EpochPlan,
     FitRows,
@@ -98,6 +99,7 @@ __all__ = [
     "PHYSICAL_REDRAWS",
     "QT_FLOOR",
     "SLOPE",
+    "Checkpoint",
     "CheckpointMismatchError",
     "Ensemble",
     "EpochPlan",
