@@ -1207,14 +1207,11 @@ def _impact_row(
         "eps_high": hi,
         "shifts": impact(
             model,
-            sig.nsig,
-            eps,
-            sig.nsig_grid,
+            lambda s: eps_boundaries(sig.nsig, eps, s, values=sig.nsig_grid),
             cl=cl,
             method=lim.method,
             seed=sig.seed,
             s_up=lim.expected["0"],
-            boundaries=eps_boundaries,
         ),
     }
 
