@@ -72,11 +72,11 @@ def yield_edges(cfg, merge_factor) -> np.ndarray:
 def migration(rows, gen, fine, fiducial, edges, *, bootstrap: int, seed: int) -> dict[str, Any]:
     """f_reco, f_true, c and c's bootstrap 1σ per bin (:func:`gammastar.corrections.migration.migration_correction`),
     with the recorded γ*' in-F weights and the smeared yield."""
-    from gammastar.corrections.migration import fiducial_weights, migration_correction
+    from gammastar.corrections.migration import Simulation, fiducial_weights, migration_correction
 
     w = fiducial_weights(rows, fiducial)
-    res = migration_correction(rows, gen, fine, fiducial, edges, bootstrap=bootstrap, seed=seed,
-                               weights=w)  # fmt: skip
+    res = migration_correction(Simulation(rows, gen, fine), fiducial, edges, bootstrap=bootstrap,
+                               seed=seed, weights=w)  # fmt: skip
     return {"f_reco": res.f_reco, "f_true": res.f_true, "c": res.correction,
             "c_err": res.correction_err, "weights": w, "y_smeared": res.y_smeared}  # fmt: skip
 
