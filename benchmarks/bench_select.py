@@ -16,7 +16,7 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
   0.2113 ≤ m < 1.1 GeV, OS/++/−−), like-sign subtraction, 1/ε unfolding, all outputs;
 * ``reference``: ROOT RDataFrame, one thread, the same selection (same cuts, all pairs per
   event, OS/++/−− mass histograms) in JIT-compiled C++; its pair counts must equal ours;
-* ``dask``: ``select(..., executor="dask", workers=2)``, which starts a local
+* ``dask``: ``select(..., execution=Execution("dask", workers=2))``, which starts a local
   ``distributed.LocalCluster`` with two worker processes (start-up included in the time);
 * ``capacity``: two independent single-process runs started at the same time (their imports
   take the same time, so their timed calls overlap); 2 × (solo call time) / (the slower of
@@ -109,7 +109,7 @@ GAMMASTAR = r"""
 import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import load_config
-from gammastar.selection.stage import select
+from gammastar.selection.stage import Execution, select
 import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
@@ -159,7 +159,7 @@ with contextlib.ExitStack() as stack:
     if guards:  # as the command line holds it
         stack.enter_context(runlock.locked(outdir))
         guard_s["lock"] = time.perf_counter() - t0
-    res = select(cfg, [path], executor=executor, scheduler=scheduler, workers=2,
+    res = select(cfg, [path], execution=Execution(executor, scheduler=scheduler, workers=2),
                  output=outdir, force=True)
 t1 = time.perf_counter()
 cpu_s = time.process_time() - c0

@@ -35,6 +35,7 @@ The last line of the output is one JSON object.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -46,7 +47,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from gammastar.config import load_config
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.stage import scan
+from gammastar.reach.stage import ScanSettings, scan
 from gammastar.reach.stats import BANDS, cls
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import Yields, load_yields, resolve_yield_scale
@@ -101,23 +102,23 @@ def main() -> None:
     eps = np.geomspace(rc.eps_min, rc.eps_max, 60)
     n_pot = float(rc.n_pot) * resolve_yield_scale(cfg, yields)[0]
     alpha = 1.0 - rc.cl
-    kw = {
-        "sampler": sampler,
-        "geometry": geo,
-        "yields": yields,
-        "n_pot": n_pot,
-        "cl": rc.cl,
-        "method": "exact",
-        "samples": args.samples,
-        "seed": args.seed,
-        "channels": tuple(rc.channels),
-        "background": rc.background,
-        "background_kappa": rc.background_kappa,
-        "efficiency_uncertainty": rc.efficiency_uncertainty,
-        "n_pot_unc": rc.n_pot_rel_uncertainty,
-    }
+    settings = ScanSettings(
+        geometry=geo,
+        yields=yields,
+        n_pot=n_pot,
+        cl=rc.cl,
+        method="exact",
+        samples=args.samples,
+        seed=args.seed,
+        channels=tuple(rc.channels),
+        background=rc.background,
+        background_kappa=rc.background_kappa,
+        efficiency_uncertainty=rc.efficiency_uncertainty,
+        n_pot_unc=rc.n_pot_rel_uncertainty,
+    )
     print(f"load average {os.getloadavg()}", flush=True)
-    res = scan(masses, eps, **kw)  # warm-up, and the models and N_sig grid for the reference
+    # warm-up, and the models and N_sig grid for the reference
+    res = scan(masses, eps, sampler=sampler, settings=settings)
     rows = [i for i, mod in enumerate(res.models) if mod is not None]
 
     # the subset: random cells, plus the cells just inside and outside the median boundary
@@ -157,15 +158,16 @@ def main() -> None:
                     "extrapolation": 0.11,
                 }.items()
             }
+    with_nuis = dataclasses.replace(settings, signal_nuisances=nuis)
     scans, points, scans_nuis = [], [], []
     for r in range(args.rounds):
         if nuis is not None:
             t0 = time.perf_counter()
-            rn = scan(masses, eps, signal_nuisances=nuis, **kw)
+            rn = scan(masses, eps, sampler=sampler, settings=with_nuis)
             scans_nuis.append((time.perf_counter() - t0, rn.seconds))
             print(f"round {r + 1}: scan with nuisances {scans_nuis[-1][0]:.2f} s {rn.seconds}")
         t0 = time.perf_counter()
-        rr = scan(masses, eps, **kw)
+        rr = scan(masses, eps, sampler=sampler, settings=settings)
         scans.append((time.perf_counter() - t0, rr.seconds))
         t_pt, excluded = per_point()
         points.append(t_pt)
@@ -245,7 +247,12 @@ def main() -> None:
         t_n = min(x[0] for x in scans_nuis)
         t_ns = min(x[1]["limits"] + x[1]["boundaries"] for x in scans_nuis)
         t0 = time.perf_counter()
-        ri = scan(masses, eps, signal_nuisances=nuis, impact_points=4, **kw)
+        ri = scan(
+            masses,
+            eps,
+            sampler=sampler,
+            settings=dataclasses.replace(with_nuis, impact_points=4),
+        )
         out["with_nuisances"] = {
             "names": sorted(nuis),
             "extrapolation_at_nsig": ri.extrapolation_nsig is not None,

@@ -10,6 +10,7 @@ from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import (
+    ComparisonGrid,
     acceptance,
     acceptance_eps_grid,
     acceptance_grid,
@@ -184,9 +185,7 @@ def test_fig9_fig10_analogues(tmp_path):
         a,
         b,
         Geometry(),
-        masses_map=masses,
-        ctaus=ctaus,
-        n=n,
+        grid=ComparisonGrid(masses_map=masses, ctaus=ctaus, n=n),
         path_curves=str(tmp_path / "fig9.png"),
         path_map=str(tmp_path / "fig10.png"),
     )

@@ -145,7 +145,7 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     error."""
     from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.reach.acceptance import WeightedPairSampler
-    from gammastar.reach.stage import scan
+    from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
@@ -162,10 +162,12 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     with pytest.raises(InputError, match="wholly outside the data's fiducial region"):
         scan(
             [0.3, 0.4], np.geomspace(1e-9, 1e-3, 20), sampler=sampler,
-            geometry=Geometry(l1=5.0, l2=50.0, theta_min=0.0, theta_max=0.005,
-                              both_daughters=True, min_daughter_energy=15.0),
-            yields=y, n_pot=1e18, background={"mumu": 0.0}, background_kappa={"mumu": 1.0},
-            n_pot_unc=0.0, efficiency_uncertainty=0.0, samples=20000,
+            settings=ScanSettings(
+                geometry=Geometry(l1=5.0, l2=50.0, theta_min=0.0, theta_max=0.005,
+                                  both_daughters=True, min_daughter_energy=15.0),
+                yields=y, n_pot=1e18, background={"mumu": 0.0}, background_kappa={"mumu": 1.0},
+                n_pot_unc=0.0, efficiency_uncertainty=0.0, samples=20000,
+            ),
         )  # fmt: skip
 
 
@@ -199,7 +201,7 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.reach.acceptance import WeightedPairSampler
-    from gammastar.reach.stage import scan
+    from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.yields.extrapolation import (
@@ -224,9 +226,11 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
           "samples": 20000, "seed": 5, "method": "exact",
           "signal_nuisances": {"extrapolation": np.full(2, rel_yield)}}  # fmt: skip
     no_cov = ExtrapolatedSampler(inside, dataclasses.replace(ex, covariance=None), region)
-    first = scan(masses, eps, sampler=no_cov, **kw)
+    first = scan(masses, eps, sampler=no_cov, settings=ScanSettings(**kw))
     assert first.extrapolation_nsig is None
-    out = scan(masses, eps, sampler=ExtrapolatedSampler(inside, ex, region), **kw)
+    out = scan(
+        masses, eps, sampler=ExtrapolatedSampler(inside, ex, region), settings=ScanSettings(**kw)
+    )
     # the same seeded draws; each acceptance a mean over the 20000 samples
     np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,
                                atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
@@ -361,7 +365,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.reach.acceptance import WeightedPairSampler
-    from gammastar.reach.stage import scan
+    from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.yields.extrapolation import (
@@ -413,14 +417,14 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
                                "extrapolation": np.full(2, 0.1)}}  # fmt: skip
     # the first pass: a scan that keeps every yield-level size (no covariance, no refits)
     no_cov = ExtrapolatedSampler(inside, dataclasses.replace(ex, covariance=None), region)
-    first = scan(masses, eps, sampler=no_cov, **kw)
+    first = scan(masses, eps, sampler=no_cov, settings=ScanSettings(**kw))
     assert first.lambda_theta_nsig is None
     # the refits without the fit's covariance: λ_θ at N's level all the same
-    alone = scan(masses, eps, sampler=no_cov, **kw, lambda_refits=block)
+    alone = scan(masses, eps, sampler=no_cov, settings=ScanSettings(**kw, lambda_refits=block))
     assert alone.extrapolation_nsig is None
     assert len(alone.lambda_theta_nsig) == masses.size
-    out = scan(masses, eps, sampler=ExtrapolatedSampler(inside, ex, region), **kw,
-               lambda_refits=block)  # fmt: skip
+    out = scan(masses, eps, sampler=ExtrapolatedSampler(inside, ex, region),
+               settings=ScanSettings(**kw, lambda_refits=block))  # fmt: skip
     np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,
                                atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
     regions = lambda_regions(block, region)

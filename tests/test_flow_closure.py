@@ -7,7 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gammastar.reach.flow_closure import detector_closure, flow_rows, moved_energy
+from gammastar.reach.flow_closure import (
+    ClosureSettings,
+    detector_closure,
+    flow_rows,
+    moved_energy,
+)
 from gammastar.source.geometry import Geometry
 
 # the demo's detector (analysis/na60_like.yaml: a 5 m shield, 35-120 mrad) ending at 25 m, so
@@ -16,6 +21,7 @@ GEO = Geometry(l1=5.0, l2=25.0, theta_min=0.035, theta_max=0.120)
 M = 0.5
 CTAUS = np.array([0.05, 1.0, 100.0])  # short (the energy tail), middle, long lifetimes
 Q_CUT = 4.0  # GeV: a toy fiducial region
+WINDOW = ClosureSettings(window=0.03)  # the pairs within ±30 MeV, the full phase space
 
 
 def _kinematics(rng, n, scale=1.0):
@@ -53,7 +59,7 @@ def test_ratio_error_is_the_scatter_of_independent_samples():
     """An unbiased flow: over 40 independent pair samples the pulls (ratio − 1)/error are
     N(0, 1): mean within 4/√40 of 0, rms within 4/√80 of 1 (the χ² with 40 dof), at each cτ;
     and the mean ratio is 1 within 4 standard errors."""
-    out = [detector_closure(ToyFlow(), _rows(s), M, CTAUS, GEO, window=0.03, seed=100 + s)
+    out = [detector_closure(ToyFlow(), _rows(s), M, CTAUS, GEO, settings=WINDOW, seed=100 + s)
            for s in range(40)]  # fmt: skip
     pull = np.array([o["pull"] for o in out], dtype=float)
     ratio = np.array([o["ratio"] for o in out], dtype=float)
@@ -71,7 +77,7 @@ def test_a_flow_with_a_harder_spectrum_is_seen():
     volume at long cτ (20 m/(γβcτ) ∝ 1/γ: the ratio → 1/1.15); the ratio moves that way by
     many standard errors."""
     out = detector_closure(ToyFlow(scale=1.15), _rows(7, n=4000), M, CTAUS, GEO,
-                           window=0.03, seed=3)  # fmt: skip
+                           settings=WINDOW, seed=3)  # fmt: skip
     assert out["ratio"][0] > 1
     assert out["pull"][0] > 5
     assert out["ratio"][2] < 1
@@ -88,17 +94,17 @@ def test_window_and_fiducial_region_select_the_pairs():
         def contains(self, m, q, e):
             return np.asarray(q) < Q_CUT
 
-    out = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, window=0.03, seed=1)
+    out = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, settings=WINDOW, seed=1)
     assert out["n_pairs"] == 1400
-    inside = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, window=0.03, seed=1,
-                              fiducial=QRegion())  # fmt: skip
+    inside = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, seed=1,
+                              settings=ClosureSettings(0.03, fiducial=QRegion()))  # fmt: skip
     n_in = int(np.sum(rows["qT"][600:] < Q_CUT))
     # a pair inside is kept unless none of its 4 flow samples is inside: binomial, p the
     # toy's fraction outside to the 4th power
     p_out = np.mean(_kinematics(np.random.default_rng(0), 200_000)[0] >= Q_CUT) ** 4
     mean, sd = n_in * (1 - p_out), np.sqrt(n_in * p_out * (1 - p_out))
     assert abs(inside["n_pairs"] - mean) < 5 * sd + 1
-    empty = detector_closure(ToyFlow(), rows, 0.3, CTAUS, GEO, window=0.03, seed=1)
+    empty = detector_closure(ToyFlow(), rows, 0.3, CTAUS, GEO, settings=WINDOW, seed=1)
     assert empty["n_pairs"] == 0
     assert empty["ratio"] == [None] * 3
     assert "why" in empty
@@ -185,7 +191,7 @@ def test_no_ratio_from_a_handful_of_pairs():
     MIN_CARRIERS no ratio is quoted, the pairs' acceptance still is."""
     from gammastar.reach.flow_closure import MIN_CARRIERS
 
-    out = detector_closure(ToyFlow(), _rows(2, n=5), M, CTAUS, GEO, window=0.03, seed=1)
+    out = detector_closure(ToyFlow(), _rows(2, n=5), M, CTAUS, GEO, settings=WINDOW, seed=1)
     assert out["ratio"] == [None] * 3
     assert out["pull"] == [None] * 3
     assert all(c <= 5 < MIN_CARRIERS for c in out["carriers"])
@@ -280,8 +286,8 @@ def test_pairing_each_pair_with_its_own_mass():
     q, e = _kinematics(rng, n)
     scale = 1 + 10 * (m - 0.5)
     rows = {"m": m, "qT": q * scale, "E": e * scale, "weight": rng.uniform(0.5, 2.0, n)}
-    paired = detector_closure(MassFlow(), rows, M, CTAUS, GEO, window=0.03, seed=2)
-    centre = detector_closure(MassFlow(0.5), rows, M, CTAUS, GEO, window=0.03, seed=2)
+    paired = detector_closure(MassFlow(), rows, M, CTAUS, GEO, settings=WINDOW, seed=2)
+    centre = detector_closure(MassFlow(0.5), rows, M, CTAUS, GEO, settings=WINDOW, seed=2)
     assert np.all(np.abs(paired["pull"]) < 4)
     assert np.all(np.abs(centre["pull"]) > 5)
 
@@ -300,8 +306,8 @@ def test_no_flow_sample_inside_the_region():
         def contains(self, m, q, e):
             return np.asarray(q) < Q_CUT
 
-    out = detector_closure(Leaky(), _rows(3, n=50), M, CTAUS, GEO, window=0.03, seed=1,
-                           fiducial=QRegion())  # fmt: skip
+    out = detector_closure(Leaky(), _rows(3, n=50), M, CTAUS, GEO, seed=1,
+                           settings=ClosureSettings(0.03, fiducial=QRegion()))  # fmt: skip
     assert out["why"] == "no flow sample inside the fiducial region"
     assert out["ratio"] == [None] * 3
 
@@ -314,11 +320,11 @@ def test_the_region_applies_from_the_seam_up():
             return np.zeros(np.shape(m), dtype=bool)
 
     rows = _rows(4, n=300)
-    below = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, window=0.03, seed=1,
-                             fiducial=Nothing(), seam=0.6)  # fmt: skip
+    below = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, seed=1,
+                             settings=ClosureSettings(0.03, Nothing(), seam=0.6))  # fmt: skip
     assert below["n_pairs"] == 300
-    above = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, window=0.03, seed=1,
-                             fiducial=Nothing(), seam=0.4)  # fmt: skip
+    above = detector_closure(ToyFlow(), rows, M, CTAUS, GEO, seed=1,
+                             settings=ClosureSettings(0.03, Nothing(), seam=0.4))  # fmt: skip
     assert above["n_pairs"] == 0
 
 

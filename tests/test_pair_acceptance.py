@@ -200,9 +200,7 @@ def test_moments_at_equals_one_interpolation_per_table(table):
     n = 20_000
     m, p, th = _pair_points(n, seed=7)
     got = table.moments_at(m, p, th)
-    args = (*table._ps_range, table.logp_grid[0], table.logp_grid[-1], table.theta_grid[-1],
-            table.lepton_mass)  # fmt: skip
-    ref = np.stack([_interpolate(table.moments[k], m, p, th, *args, clip=False)
+    ref = np.stack([_interpolate(table.moments[k], m, p, th, table._grid, clip=False)
                     for k in range(N_MOMENTS)])  # fmt: skip
     assert got.shape == (N_MOMENTS, n)
     assert np.all(np.abs(got - ref) <= reorder_tol(16, 1.0, EPS64))

@@ -15,8 +15,8 @@ from _select_data import write_effmap, write_mock
 
 from gammastar.config import config_from_dict
 from gammastar.errors import InputError
-from gammastar.selection.processor import Counts, DileptonProcessor, PairChunks
-from gammastar.selection.stage import Cuts, select
+from gammastar.selection.processor import ChunkReader, Counts, DileptonProcessor, PairChunks
+from gammastar.selection.stage import Cuts, Execution, select
 
 
 def _cfg(tmp_path, files, out):
@@ -32,9 +32,9 @@ def _cfg(tmp_path, files, out):
 
 
 def test_processor_is_picklable_and_stateless():
-    proc = DileptonProcessor("jagged_cartesian", {"px": "muon_px"}, Cuts(), 0.105)
+    proc = DileptonProcessor(ChunkReader("jagged_cartesian", {"px": "muon_px"}, 0.105), Cuts())
     clone = pickle.loads(pickle.dumps(proc))
-    assert clone.columns == proc.columns
+    assert clone.reader == proc.reader
     assert clone.cuts == proc.cuts
 
 
@@ -122,20 +122,22 @@ def test_bad_file_during_processing(tmp_path):
     )
     for executor in ("iterative", "futures"):
         with pytest.raises(InputError, match=r"bad\.root: failed while reading"):
-            select(cfg, executor=executor, force=True)
+            select(cfg, execution=Execution(executor), force=True)
     assert not (tmp_path / "r" / "pairs.parquet").exists()
     res = select(cfg, skip_bad_files=True)
     assert str(bad) in res.bad_files
     assert res.cutflow["events"] == 7 * 5
     # the parallel path starts its pairs.parquet over without the bad file
-    par = select(cfg, executor="dask", dask_processes=False, skip_bad_files=True, force=True)
+    par = select(
+        cfg, execution=Execution("dask", dask_processes=False), skip_bad_files=True, force=True
+    )
     assert set(par.bad_files) == {str(bad)}
     assert "incorrect header check" in par.bad_files[str(bad)]
     assert pd.read_parquet(par.files["pairs.parquet"]).equals(res.pairs)
     assert _staging_dirs(tmp_path / "r") == []
     # the reason reads the same whichever executor met the error (a worker process sends
     # only coffea's text): "Type: message"
-    fut = select(cfg, executor="futures", skip_bad_files=True, force=True)
+    fut = select(cfg, execution=Execution("futures"), skip_bad_files=True, force=True)
     assert fut.bad_files == res.bad_files == par.bad_files
     assert res.bad_files[str(bad)].startswith("error: Error -3 while decompressing data")
 
@@ -147,7 +149,7 @@ def test_dask_scheduler_address(tmp_path):
     write_mock(tmp_path / "a.root", 10)
     cfg = _cfg(tmp_path, [tmp_path / "a.root"], "sched")
     with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
-        res = select(cfg, executor="dask", scheduler=cluster.scheduler_address)
+        res = select(cfg, execution=Execution("dask", scheduler=cluster.scheduler_address))
     assert res.counts["os"] == 3 * 10
     assert res.meta["scheduler"] == cluster.scheduler_address
 
@@ -185,7 +187,7 @@ def _run_all(tmp_path, files, tag, executors=("iterative", "dask"), **over):
             cfg = cfg.model_copy(
                 update={k: getattr(cfg, k).model_copy(update=v) for k, v in over.items()}
             )
-        res = select(cfg, executor=ex, workers=2, dask_processes=False)
+        res = select(cfg, execution=Execution(ex, workers=2, dask_processes=False))
         assert _staging_dirs(cfg.output_dir) == [], ex  # the staging directory is removed
         runs[ex] = (res, json.loads((cfg.output_dir / "select.json").read_text()))
     return runs
@@ -352,7 +354,9 @@ def test_no_shared_filesystem_fallback(tmp_path):
     files = _two_files(tmp_path)
     ref = select(_cfg(tmp_path, files, "ref"))
     cfg = _cfg(tmp_path, files, "noshare")
-    res = select(cfg, executor="dask", workers=2, dask_processes=False, shared_staging=False)
+    res = select(
+        cfg, execution=Execution("dask", workers=2, dask_processes=False, shared_staging=False)
+    )
     assert _staging_dirs(cfg.output_dir) == []
     assert pd.read_parquet(res.files["pairs.parquet"]).equals(ref.pairs)
 
@@ -375,7 +379,7 @@ def test_staging_removed_and_nothing_written_on_error(tmp_path):
     )
     for ex in ("dask",):  # (futures: the same streaming path, in processes)
         with pytest.raises(InputError, match="outside the efficiency map"):
-            select(cfg, executor=ex, workers=2, dask_processes=False)
+            select(cfg, execution=Execution(ex, workers=2, dask_processes=False))
         assert not (cfg.output_dir / "pairs.parquet").exists()
         assert _staging_dirs(cfg.output_dir) == []
         assert [p.name for p in cfg.output_dir.iterdir()] == []
@@ -398,7 +402,7 @@ def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(no_preprocessing))
     for executor in ("iterative", "futures"):
-        res = select(cfg, executor=executor, force=True)
+        res = select(cfg, execution=Execution(executor), force=True)
         assert res.cutflow["events"] == 7 * 30
         assert res.counts["os"] == 3 * 30
 

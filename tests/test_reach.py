@@ -17,7 +17,14 @@ from gammastar.errors import GammastarError, InputError, OutputExistsError
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
-from gammastar.reach.stage import eps_boundaries, mass_model, run_reach, scan
+from gammastar.reach.stage import (
+    MassModelSettings,
+    ScanSettings,
+    eps_boundaries,
+    mass_model,
+    run_reach,
+    scan,
+)
 from gammastar.reach.stats import Channel, Model, cls, load_workspace, quiet_pyhf, upper_limit
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import load_yields
@@ -129,11 +136,13 @@ def test_eps_scan_agrees_with_a_full_per_point_test_exact(mass):
     y = 3e-3
     model = mass_model(
         mass,
-        channels=("mumu", "ee"),
-        background=bkg,
-        background_kappa=kappa,
-        efficiency_uncertainty=0.029,
-        n_pot_unc=0.2,
+        MassModelSettings(
+            channels=("mumu", "ee"),
+            background=bkg,
+            background_kappa=kappa,
+            efficiency_uncertainty=0.029,
+            n_pot_unc=0.2,
+        ),
     )
     s_up = upper_limit(model, cl=0.9, method="exact").expected["0"]
 
@@ -176,11 +185,13 @@ def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
     sample = draw(ParametricSampler(), mass, 3000, Geometry(**NA62_LIKE), seed=3)
     model = mass_model(
         mass,
-        channels=("mumu",),
-        background=bkg,
-        background_kappa=kappa,
-        n_pot_unc=0.2,
-        efficiency_uncertainty=0.0,
+        MassModelSettings(
+            channels=("mumu",),
+            background=bkg,
+            background_kappa=kappa,
+            n_pot_unc=0.2,
+            efficiency_uncertainty=0.0,
+        ),
     )
     s_up = upper_limit(model, cl=0.9, method="asymptotic").expected["0"]
 
@@ -356,10 +367,7 @@ def test_semi_visible_dark_sector_suppresses_the_signal():
 
 def test_scan_with_mass_templates(tmp_path):
     y = load_yields(synthetic_yields(tmp_path / "y.json"))
-    res = scan(
-        [0.3, 0.5],
-        np.geomspace(1e-8, 1e-4, 20),
-        sampler=ParametricSampler(),
+    settings = ScanSettings(
         geometry=Geometry(**NA62_LIKE),
         yields=y,
         n_pot=1.4e19,
@@ -372,6 +380,8 @@ def test_scan_with_mass_templates(tmp_path):
         mass_resolution=0.005,
         samples=2000,
     )
+    res = scan([0.3, 0.5], np.geomspace(1e-8, 1e-4, 20), sampler=ParametricSampler(),
+               settings=settings)  # fmt: skip
     assert res.method == "exact"
     assert res.models[0].channels[0].signal.size == 6
     assert np.all(np.isfinite(res.boundaries["0"][0]))
@@ -414,10 +424,7 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
     geo = Geometry(**NA62_LIKE, both_daughters=True)
     y = load_yields(synthetic_yields(tmp_path / "y.json"))
     masses, eps, n_pot, seed = np.array([0.3, 0.5]), np.geomspace(1e-7, 1e-4, 12), 1.4e17, 5
-    res = scan(
-        masses,
-        eps,
-        sampler=ParametricSampler(),
+    settings = ScanSettings(
         geometry=geo,
         yields=y,
         n_pot=n_pot,
@@ -429,6 +436,7 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
         samples=3000,
         seed=seed,
     )
+    res = scan(masses, eps, sampler=ParametricSampler(), settings=settings)
     y_m = y.at(masses)[0]
     for i, (m, ss) in enumerate(zip(masses, np.random.SeedSequence(seed).spawn(2), strict=True)):
         s = int(ss.generate_state(1)[0])
@@ -454,7 +462,7 @@ def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
 
 def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
     """The stage's first steps read and resolve without writing (a thin stage)."""
-    from gammastar.reach.stage import ScanSettings, reach_inputs
+    from gammastar.reach.stage import reach_inputs
 
     cfg = make_config(tmp_path)
     inp = reach_inputs(cfg)

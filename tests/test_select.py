@@ -14,7 +14,7 @@ from gammastar import io
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError, OutputExistsError
-from gammastar.selection.stage import Cuts, make_leptons, select, select_chunk
+from gammastar.selection.stage import Cuts, Execution, make_leptons, select, select_chunk
 
 REPEAT = 10
 
@@ -298,10 +298,10 @@ def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monk
 
     monkeypatch.setattr(gammastar.core.artifacts, "json_text", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        select(make_cfg(tmp_path, [other]), executor=executor, force=True)
+        select(make_cfg(tmp_path, [other]), execution=Execution(executor), force=True)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     monkeypatch.undo()
-    res = select(make_cfg(tmp_path, [other]), executor=executor, force=True)
+    res = select(make_cfg(tmp_path, [other]), execution=Execution(executor), force=True)
     assert res.counts["os"] == 2 * 3 * REPEAT
     assert sorted(p.name for p in run.iterdir()) == sorted(before)
 

@@ -31,6 +31,7 @@ from gammastar.selection import stage as sel
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 300_000  # ≈ 1.1e4 selected pairs: every polarisation bin has ≥ MIN_PAIRS OS pairs
 CHUNK = 4_000  # entries per chunk: several chunks, so the chunk sums differ in order
+BY_CHUNK = sel.Execution(chunksize=CHUNK)
 
 # Per-pair columns: the same formula pair by pair on both sides (the acceptance lookup and
 # pair_weights are elementwise); ≲ 20 roundings per weight (ε lookup, 1/ε, the trilinear
@@ -79,7 +80,7 @@ def _two_passes(tmp_path, mock, monkeypatch, **background):
     """The two-pass selection, rebuilt: λ_θ = 0, the fit, the selection again.
     Returns ``(first, second)``."""
     first = sel.select(
-        _cfg(tmp_path / "first", 0.0, **background), [mock], chunksize=CHUNK, force=True
+        _cfg(tmp_path / "first", 0.0, **background), [mock], execution=BY_CHUNK, force=True
     )
     block = json.loads((first.output_dir / "select.json").read_text())["polarisation"]
     edges, lam = lambda_for_acceptance(block, "first pass")
@@ -92,7 +93,7 @@ def _two_passes(tmp_path, mock, monkeypatch, **background):
     with monkeypatch.context() as m:
         m.setattr(sel, "_unfolding_maps", measured_maps)
         return first, sel.select(
-            _cfg(tmp_path / "second", 0.0, **background), [mock], chunksize=CHUNK, force=True
+            _cfg(tmp_path / "second", 0.0, **background), [mock], execution=BY_CHUNK, force=True
         )
 
 
@@ -115,7 +116,7 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
     different fit: other pairs cross ``min_acceptance``."""
     first, two = _two_passes(tmp_path, mock, monkeypatch, ss_weight=ss_weight)
     one = sel.select(
-        _cfg(tmp_path / "one", "measured", ss_weight=ss_weight), [mock], chunksize=CHUNK
+        _cfg(tmp_path / "one", "measured", ss_weight=ss_weight), [mock], execution=BY_CHUNK
     )
     d1 = json.loads((one.output_dir / "select.json").read_text())
     d2 = json.loads((two.output_dir / "select.json").read_text())
@@ -220,7 +221,7 @@ def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
 
     monkeypatch.setattr(processor.DileptonProcessor, "process", counting_process)
     monkeypatch.setattr(processor, "run_processor", counting_run)
-    res = sel.select(_cfg(tmp_path, "measured"), [mock], chunksize=CHUNK)
+    res = sel.select(_cfg(tmp_path, "measured"), [mock], execution=BY_CHUNK)
     with uproot.open(mock) as f:
         entries = f["events"].num_entries
     assert len(runs) == 1
@@ -242,9 +243,9 @@ def test_weights_in_row_blocks_equal_one_block(tmp_path, mock, monkeypatch):
     pair's columns are the same numbers (elementwise formulas), the report counts the same
     integers, its sums (Σw, Σw² of the kept and lost pairs, added block by block) equal to the
     roundings of a sum over the n pairs (tests/_tolerance.py)."""
-    one = sel.select(_cfg(tmp_path / "one", "measured"), [mock], chunksize=CHUNK)
+    one = sel.select(_cfg(tmp_path / "one", "measured"), [mock], execution=BY_CHUNK)
     monkeypatch.setattr(sel, "_WEIGH_ROWS", 1000)
-    blk = sel.select(_cfg(tmp_path / "blk", "measured"), [mock], chunksize=CHUNK)
+    blk = sel.select(_cfg(tmp_path / "blk", "measured"), [mock], execution=BY_CHUNK)
     a, b = one.pairs, blk.pairs
     assert len(a) > 5 * 1000
     # elementwise formulas, but through libm calls whose SIMD and scalar paths (the blocks

@@ -166,21 +166,19 @@ def test_expected_only_model_uses_asimov_background():
 
 
 def test_mass_template_workspace():
-    from gammastar.reach.stage import mass_model
+    from gammastar.reach.stage import MassModelSettings, mass_model
 
-    m = mass_model(
-        0.4,
+    settings = MassModelSettings(
         channels=("mumu", "ee"),
         background={"mumu": 0.016, "ee": 0.0094},
         background_kappa={"mumu": 1.0, "ee": 1.0},
         efficiency_uncertainty=0.0,
-        observed={"mumu": 0, "ee": 0},
         template="mass",
         mass_resolution=0.005,
         mass_bins=6,
-        mass_range=(0.2, 1.1),
         n_pot_unc=0.0,
     )
+    m = mass_model(0.4, settings, observed={"mumu": 0, "ee": 0}, mass_range=(0.2, 1.1))
     assert m.channels[0].signal.size == 6
     total = sum(c.signal.sum() for c in m.channels)
     assert total == pytest.approx(1.0)

@@ -369,14 +369,20 @@ def _scan_kw(tmp_path):
 
 def test_ensemble_spread_enters_as_kinematic_model(tmp_path):
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.reach.stage import scan
+    from gammastar.reach.stage import ScanSettings, scan
 
     kw = _scan_kw(tmp_path)
     masses, eps = np.array([0.3, 0.6]), np.geomspace(1e-7, 1e-3, 30)
     nominal = ParametricSampler()
-    base = scan(masses, eps, sampler=nominal, **kw)
+    base = scan(masses, eps, sampler=nominal, settings=ScanSettings(**kw))
     # identical members, same A′ seeds: no spread, the same limits
-    same = scan(masses, eps, sampler=nominal, ensemble=[nominal, ParametricSampler()], **kw)
+    same = scan(
+        masses,
+        eps,
+        sampler=nominal,
+        ensemble=[nominal, ParametricSampler()],
+        settings=ScanSettings(**kw),
+    )
     np.testing.assert_array_equal(same.acceptance_members[0], same.acceptance_members[1])
     assert [k["rel"] for k in same.kinematic] == [0.0, 0.0]
     for a, b in zip(base.limits, same.limits, strict=True):
@@ -384,7 +390,7 @@ def test_ensemble_spread_enters_as_kinematic_model(tmp_path):
     # a harder energy spectrum (narrower rapidity): the spread of two members, std (ddof 1)
     # over mean = |A1 − A2|/√2 / mean, taken at the first pass's median ε_high
     other = ParametricSampler(y_sigma=0.8)
-    res = scan(masses, eps, sampler=nominal, ensemble=[nominal, other], **kw)
+    res = scan(masses, eps, sampler=nominal, ensemble=[nominal, other], settings=ScanSettings(**kw))
     a1, a2 = res.acceptance_members
     mean = 0.5 * (a1 + a2)
     rel = np.abs(a1 - a2) / math.sqrt(2) / np.where(mean > 0, mean, 1.0)  # 0 where both are 0
@@ -423,11 +429,17 @@ def test_kinematic_record_states_its_own_error():
 def test_ensemble_bad_input(tmp_path):
     from gammastar.errors import GammastarError
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.reach.stage import scan
+    from gammastar.reach.stage import ScanSettings, scan
 
     kw = _scan_kw(tmp_path)
     with pytest.raises(GammastarError, match="at least 2 members"):
-        scan([0.3], [1e-6, 1e-5], sampler=ParametricSampler(), ensemble=[ParametricSampler()], **kw)
+        scan(
+            [0.3],
+            [1e-6, 1e-5],
+            sampler=ParametricSampler(),
+            ensemble=[ParametricSampler()],
+            settings=ScanSettings(**kw),
+        )
     with pytest.raises(ConfigError, match=r"kinematic_model: needs enabled"):
         config_from_dict({"uncertainties": {"kinematic_model": True}})
     from test_reach import make_config

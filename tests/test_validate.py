@@ -87,18 +87,15 @@ def test_validate_masses_outside_range(closure):
 
 
 def test_window_with_too_few_points_gives_nan(closure):
-    from gammastar.flow.validate import kl_window
+    from gammastar.flow.validate import KLSettings, Window, kl_window
 
     cfg, _ = closure
     model = F.load(cfg.output_dir / "flow")
     res = kl_window(
         model,
-        np.array([0.5, 0.6]),
-        np.array([20.0, 21.0]),
+        Window(np.array([0.5, 0.6]), np.array([20.0, 21.0])),
         0.5,
-        k=2,
-        repeats=3,
-        max_points=100,
+        settings=KLSettings(k=2, repeats=3, max_points=100),
         rng=np.random.default_rng(0),
     )
     assert np.isnan(res["kl_model"])

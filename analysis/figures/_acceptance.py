@@ -20,7 +20,7 @@ def compare(cfg: Any, *, retrain: bool = False) -> dict[str, Any]:
     range (at most 0.25–1.0 GeV) for the map; ``reach.samples`` A′ samples per mass; seed = the
     config's. Returns the dict of the package function (figures included, still open).
     """
-    from gammastar.reach.acceptance import plot_acceptance_comparison
+    from gammastar.reach.acceptance import ComparisonGrid, plot_acceptance_comparison
     from gammastar.source.geometry import Geometry
 
     with_bkg, no_bkg = c.flows_with_and_without_background(cfg, retrain=retrain)
@@ -31,12 +31,14 @@ def compare(cfg: Any, *, retrain: bool = False) -> dict[str, Any]:
         with_bkg,
         no_bkg,
         Geometry.from_config(cfg.detector),
-        masses_curve=curves,
-        masses_map=np.linspace(lo, hi, N_MAP_MASSES),
-        ctaus=CTAUS,
+        grid=ComparisonGrid(
+            masses_curve=curves,
+            masses_map=np.linspace(lo, hi, N_MAP_MASSES),
+            ctaus=CTAUS,
+            n=cfg.reach.samples,
+            seed=cfg.seed,
+        ),
         labels=("NF", "NF (no bg)"),
-        n=cfg.reach.samples,
-        seed=cfg.seed,
     )
     rel = np.abs(res["rel_diff"])
     for name, sel in (

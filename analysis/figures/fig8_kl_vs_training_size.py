@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> Path:
     c.ensure(cfg, ("generate", "select"))
     from gammastar import flow
     from gammastar.core.artifacts import make_meta, write_json
-    from gammastar.flow.validate import kl_window, window_data
+    from gammastar.flow.validate import KLSettings, kl_window, window_data
 
     budget = BUDGETS[args.budget]
     pairs = c.read_pairs(cfg)
@@ -137,16 +137,11 @@ def main(argv: list[str] | None = None) -> Path:
             d = c.train_cached(sub, base / f"n{n}_s{s}", subset, force=args.retrain, label=f"N={n}")
             model = flow.load(d)
             for j, m0 in enumerate(masses):
-                qT, E, w = windows[j]
                 res = kl_window(
                     model,
-                    qT,
-                    E,
+                    windows[j],
                     m0,
-                    weights=w,
-                    k=vcfg.k,
-                    repeats=repeats,
-                    max_points=vcfg.max_points,
+                    settings=KLSettings(k=vcfg.k, repeats=repeats, max_points=vcfg.max_points),
                     rng=rng,
                 )
                 kl[j, i, k] = res["kl_model"]

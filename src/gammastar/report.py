@@ -374,11 +374,8 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
         s.add(table(["channel", "generated", "fraction"], rows, "num"))
 
 
-def _selection_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.SELECT, s)
-    if doc is None:
-        return
-    counts = doc.get("counts")
+def _selection_channels(doc: dict[str, Any], s: Section) -> None:
+    """Both channels in one run: their pair counts (the tables after are the primary's)."""
     flavours = doc.get("flavours") if isinstance(doc.get("flavours"), dict) else {}
     if flavours:  # both channels in one run: the tables below are the primary flavour's
         rows = [
@@ -393,6 +390,12 @@ def _selection_section(run: Path, s: Section) -> None:
             f"{esc(next(iter(flavours)))} channel's (the primary flavour); each channel's are "
             "in select.json flavours.</p>"
         )
+
+
+def _pair_counts(doc: dict[str, Any], s: Section) -> None:
+    """``select.json`` ``counts``: pairs per charge class, the combinatorial estimate, the
+    signal and the unfolded yield."""
+    counts = doc.get("counts")
     if isinstance(counts, dict):
         s.add("<h3>Pair counts</h3>")
         s.add(
@@ -419,6 +422,10 @@ def _selection_section(run: Path, s: Section) -> None:
         )
     else:
         s.warn("select.json has no 'counts'")
+
+
+def _cutflow_table(doc: dict[str, Any], s: Section) -> None:
+    """The cut flow, each count as a share of the first count of its kind."""
     cutflow = doc.get("cutflow")
     if isinstance(cutflow, dict) and cutflow:
         s.add("<h3>Cut flow</h3>")
@@ -434,6 +441,10 @@ def _selection_section(run: Path, s: Section) -> None:
             )
             rows.append((CUTFLOW_LABELS.get(key, key), key, fmt(val), frac))
         s.add(table(["step", "key", "count", "% of the first count"], rows, "num"))
+
+
+def _unfold_table(doc: dict[str, Any], s: Section) -> None:
+    """The efficiency unfolding's counts (map, pairs outside it, at ε = 0, iterations)."""
     unfold = doc.get("unfold")
     if isinstance(unfold, dict):
         s.add("<h3>Efficiency unfolding</h3>")
@@ -447,6 +458,16 @@ def _selection_section(run: Path, s: Section) -> None:
         if isinstance(bayes, dict):
             items.append(("Bayesian unfolding iterations", fmt(bayes.get("iterations"))))
         s.add(kv_table(items))
+
+
+def _selection_section(run: Path, s: Section) -> None:
+    doc = _section_json(run / rundir.SELECT, s)
+    if doc is None:
+        return
+    _selection_channels(doc, s)
+    _pair_counts(doc, s)
+    _cutflow_table(doc, s)
+    _unfold_table(doc, s)
     eta = doc.get("eta_mumu")
     if isinstance(eta, dict):
         s.add(kv_table([(f"η → μμ removal: {k}", fmt(v)) for k, v in eta.items()]))
@@ -593,39 +614,9 @@ def _sigma_y_text(ex: dict, sig: list, sig_err: Any) -> str:
     return f" (σ_y = {fmt(sig[0], '.3f')} ± {fmt(sig_err, '.3f')}{src})"
 
 
-def _yields_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.YIELDS, s)
-    if doc is None:
-        return
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
-    s.add(
-        kv_table(
-            [
-                ("N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
-                ("N_POT source", fmt(meta.get("n_pot_source"))),
-                ("N_POT per channel", _per_flavour(meta.get("n_pot_by_flavour"))),
-                ("A′ source", fmt(_get(doc, "aprime", "source"))),
-                ("χχ̄ source", fmt(_get(doc, "mcp", "source"))),
-                ("mass bin width (GeV)", fmt(meta.get("mass_bin_width"))),
-                ("pairs match unfolded_m", fmt(meta.get("pairs_match_unfolded_m"))),
-                ("phase space", fmt(meta.get("phase_space"))),
-            ]
-        )
-    )
-    ex = doc.get("extrapolation")
-    if isinstance(ex, dict):
-        sig, sig_err = _as_list(ex.get("y_sigma")), _num(ex.get("y_sigma_err"))
-        s.add(
-            '<p class="note">Measured inside the fiducial region (A ≥ '
-            + esc(fmt(_get(ex, "fiducial", "min_acceptance")))
-            + "); beyond it extrapolated with the fitted model "
-            + esc(fmt(ex.get("model")))
-            + _sigma_y_text(ex, sig, sig_err)
-            + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
-        )
-    pol = doc.get("polarisation")
-    if isinstance(pol, dict):
-        _polarisation_table(pol, s)
+def _aprime_table(doc: dict[str, Any], s: Section) -> None:
+    """The A′ yield per POT per ε² per mass bin (Eq. 6), its errors, fiducial fraction and
+    flags, and the flags counted."""
     ap = doc.get("aprime")
     if isinstance(ap, dict):
         mass = _as_list(ap.get("mass"))
@@ -667,7 +658,10 @@ def _yields_section(run: Path, s: Section) -> None:
             )
     else:
         s.warn("yields.json has no 'aprime'")
-    _universality_block(doc, s)
+
+
+def _mcp_table(doc: dict[str, Any], s: Section) -> None:
+    """The χχ̄ yield per POT per Q² per mass (Eq. 8)."""
     mcp = doc.get("mcp")
     if isinstance(mcp, dict):
         mass = _as_list(mcp.get("mass"))
@@ -687,6 +681,44 @@ def _yields_section(run: Path, s: Section) -> None:
         s.add(table(["m_χ (GeV)", "χχ̄ per POT per Q²", "stat. error", "flags"], rows, "num"))
     else:
         s.warn("yields.json has no 'mcp'")
+
+
+def _yields_section(run: Path, s: Section) -> None:
+    doc = _section_json(run / rundir.YIELDS, s)
+    if doc is None:
+        return
+    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    s.add(
+        kv_table(
+            [
+                ("N_POT", fmt(_num(meta.get("n_pot")), ".4e")),
+                ("N_POT source", fmt(meta.get("n_pot_source"))),
+                ("N_POT per channel", _per_flavour(meta.get("n_pot_by_flavour"))),
+                ("A′ source", fmt(_get(doc, "aprime", "source"))),
+                ("χχ̄ source", fmt(_get(doc, "mcp", "source"))),
+                ("mass bin width (GeV)", fmt(meta.get("mass_bin_width"))),
+                ("pairs match unfolded_m", fmt(meta.get("pairs_match_unfolded_m"))),
+                ("phase space", fmt(meta.get("phase_space"))),
+            ]
+        )
+    )
+    ex = doc.get("extrapolation")
+    if isinstance(ex, dict):
+        sig, sig_err = _as_list(ex.get("y_sigma")), _num(ex.get("y_sigma_err"))
+        s.add(
+            '<p class="note">Measured inside the fiducial region (A ≥ '
+            + esc(fmt(_get(ex, "fiducial", "min_acceptance")))
+            + "); beyond it extrapolated with the fitted model "
+            + esc(fmt(ex.get("model")))
+            + _sigma_y_text(ex, sig, sig_err)
+            + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
+        )
+    pol = doc.get("polarisation")
+    if isinstance(pol, dict):
+        _polarisation_table(pol, s)
+    _aprime_table(doc, s)
+    _universality_block(doc, s)
+    _mcp_table(doc, s)
 
 
 def _universality_block(doc: dict[str, Any], s: Section) -> None:
@@ -914,6 +946,68 @@ def _acceptance_section(run: Path, s: Section) -> None:
         s.add(table(["m_A′ (GeV)", "max acceptance", "at ε"], rows, "num"))
 
 
+def _reach_eps_table(doc: dict[str, Any], s: Section) -> None:
+    """The excluded ε range per mass (expected median; observed; the extrapolated share)."""
+    exp = doc.get("expected") if isinstance(doc.get("expected"), dict) else {}
+    mass = _as_list(exp.get("mass"))
+    lo = _as_list(exp.get("eps_low"))
+    hi = _as_list(exp.get("eps_high"))
+    obs = doc.get("observed") if isinstance(doc.get("observed"), dict) else None
+    ext = doc.get("extrapolation") if isinstance(doc.get("extrapolation"), dict) else None
+    share = _as_list(ext.get("max_fraction_in_excluded_region")) if ext else []
+    headers = ["m_A′ (GeV)", "expected ε low", "expected ε high"]
+    if share:
+        headers.append("extrapolated share")
+    if obs:
+        headers += ["observed ε low", "observed ε high"]
+
+    def row(i: int) -> list[str]:
+        r = [
+            fmt(mass[i], ".4g"),
+            fmt(lo[i], ".3e") if i < len(lo) and lo[i] is not None else "not excluded",
+            fmt(hi[i], ".3e") if i < len(hi) and hi[i] is not None else "not excluded",
+        ]
+        if share:
+            r.append(fmt(share[i], ".2f") if i < len(share) and share[i] is not None else "—")
+        if obs:
+            olo, ohi = _as_list(obs.get("eps_low")), _as_list(obs.get("eps_high"))
+            r += [
+                fmt(olo[i], ".3e") if i < len(olo) and olo[i] is not None else "not excluded",
+                fmt(ohi[i], ".3e") if i < len(ohi) and ohi[i] is not None else "not excluded",
+            ]
+        return r
+
+    s.add("<h3>Excluded ε range per mass (expected median)</h3>")
+    s.add(table(headers, [row(i) for i in _pick(len(mass), 10)], "num"))
+    if len(mass) > 10:
+        s.add(
+            details(f"all {len(mass)} masses", table(headers, [row(i) for i in range(len(mass))]))
+        )
+
+
+def _reach_bands(doc: dict[str, Any], s: Section) -> None:
+    """The excluded ε range at the ±1σ, ±2σ expected limits per mass."""
+    mass = _as_list(_get(doc, "expected", "mass"))
+    bands = doc.get("bands") if isinstance(doc.get("bands"), dict) else {}
+    names = [b for b in ("-2", "-1", "+1", "+2") if isinstance(bands.get(b), dict)]
+    if names and mass:
+
+        def band_range(b: str, i: int) -> str:
+            blo = _as_list(bands[b].get("eps_low"))
+            bhi = _as_list(bands[b].get("eps_high"))
+            if i < len(blo) and i < len(bhi) and _is_number(blo[i]) and _is_number(bhi[i]):
+                return f"{fmt(blo[i], '.2e')} – {fmt(bhi[i], '.2e')}"
+            return "not excluded"
+
+        rows = [[fmt(mass[i], ".4g")] + [band_range(b, i) for b in names] for i in range(len(mass))]
+        s.add(
+            details(
+                "expected-limit bands (excluded ε range at the ±1σ, ±2σ expected limits)",
+                table(["m_A′ (GeV)"] + [f"{b}σ" for b in names], rows, "num"),
+            )
+        )
+
+
 def _reach_section(run: Path, s: Section) -> None:
     doc = _section_json(run / rundir.REACH, s)
     if doc is None:
@@ -926,7 +1020,6 @@ def _reach_section(run: Path, s: Section) -> None:
     mass = _as_list(exp.get("mass"))
     lo = _as_list(exp.get("eps_low"))
     hi = _as_list(exp.get("eps_high"))
-    obs = doc.get("observed") if isinstance(doc.get("observed"), dict) else None
     n_ws = len(_as_list(_get(_read_quiet(run / rundir.WORKSPACES_INDEX), "workspaces")))
     excluded = [i for i in range(len(mass)) if i < len(lo) and _is_number(lo[i])]
     s.add(
@@ -957,59 +1050,14 @@ def _reach_section(run: Path, s: Section) -> None:
     if isinstance(geom, dict):
         s.add(details("detector geometry", kv_table((k, fmt(v)) for k, v in geom.items())))
     ext = doc.get("extrapolation") if isinstance(doc.get("extrapolation"), dict) else None
-    share = _as_list(ext.get("max_fraction_in_excluded_region")) if ext else []
     if ext:
         s.add(
             "<p class=\"note\">Signal outside the data's fiducial region (the yields' fitted model, "
             f"reach.extrapolation: {esc(fmt(ext.get('mode')))}): its largest share of N_sig "
             "in each mass's excluded region is in the table (docs/reach.md §2).</p>"
         )
-    headers = ["m_A′ (GeV)", "expected ε low", "expected ε high"]
-    if share:
-        headers.append("extrapolated share")
-    if obs:
-        headers += ["observed ε low", "observed ε high"]
-
-    def row(i: int) -> list[str]:
-        r = [
-            fmt(mass[i], ".4g"),
-            fmt(lo[i], ".3e") if i < len(lo) and lo[i] is not None else "not excluded",
-            fmt(hi[i], ".3e") if i < len(hi) and hi[i] is not None else "not excluded",
-        ]
-        if share:
-            r.append(fmt(share[i], ".2f") if i < len(share) and share[i] is not None else "—")
-        if obs:
-            olo, ohi = _as_list(obs.get("eps_low")), _as_list(obs.get("eps_high"))
-            r += [
-                fmt(olo[i], ".3e") if i < len(olo) and olo[i] is not None else "not excluded",
-                fmt(ohi[i], ".3e") if i < len(ohi) and ohi[i] is not None else "not excluded",
-            ]
-        return r
-
-    s.add("<h3>Excluded ε range per mass (expected median)</h3>")
-    s.add(table(headers, [row(i) for i in _pick(len(mass), 10)], "num"))
-    if len(mass) > 10:
-        s.add(
-            details(f"all {len(mass)} masses", table(headers, [row(i) for i in range(len(mass))]))
-        )
-    bands = doc.get("bands") if isinstance(doc.get("bands"), dict) else {}
-    names = [b for b in ("-2", "-1", "+1", "+2") if isinstance(bands.get(b), dict)]
-    if names and mass:
-
-        def band_range(b: str, i: int) -> str:
-            blo = _as_list(bands[b].get("eps_low"))
-            bhi = _as_list(bands[b].get("eps_high"))
-            if i < len(blo) and i < len(bhi) and _is_number(blo[i]) and _is_number(bhi[i]):
-                return f"{fmt(blo[i], '.2e')} – {fmt(bhi[i], '.2e')}"
-            return "not excluded"
-
-        rows = [[fmt(mass[i], ".4g")] + [band_range(b, i) for b in names] for i in range(len(mass))]
-        s.add(
-            details(
-                "expected-limit bands (excluded ε range at the ±1σ, ±2σ expected limits)",
-                table(["m_A′ (GeV)"] + [f"{b}σ" for b in names], rows, "num"),
-            )
-        )
+    _reach_eps_table(doc, s)
+    _reach_bands(doc, s)
     _impact_table(doc, s)
     _closure_table(doc, s)
 

@@ -38,7 +38,7 @@ from gammastar.config import load_config
 from gammastar.corrections.unfold import EfficiencyMap
 from gammastar.mock.detector import Detector
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.stage import scan
+from gammastar.reach.stage import ScanSettings, scan
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,
@@ -105,13 +105,14 @@ def main() -> None:
         f"{f'eps at {m:.2f} GeV':>22s}" for m in show))  # fmt: skip
     out = {"study": "na62_decomposition", "run": str(run), "variants": {}}
     for name, (smp, yy, gg) in variants.items():
-        res = scan(
-            masses, eps, sampler=smp, geometry=gg, yields=yy, n_pot=n_pot,
+        settings = ScanSettings(
+            geometry=gg, yields=yy, n_pot=n_pot,
             channels=tuple(rc.channels), background=rc.background,
             background_kappa=rc.background_kappa, observed=None,
             n_pot_unc=rc.n_pot_rel_uncertainty, efficiency_uncertainty=rc.efficiency_uncertainty,
             cl=rc.cl, method=rc.method, samples=rc.samples, seed=cfg.seed,
         )  # fmt: skip
+        res = scan(masses, eps, sampler=smp, settings=settings)
         elo, ehi = res.boundaries["0"]
         ex = np.isfinite(elo)
         rng = f"{masses[ex].min():.3f}-{masses[ex].max():.3f}" if ex.any() else "none"

@@ -52,7 +52,7 @@ def select_command(
     import logging
 
     from gammastar.errors import ConfigError
-    from gammastar.selection.stage import select
+    from gammastar.selection.stage import Execution, select
 
     if executor not in ("iterative", "futures", "dask"):
         raise ConfigError(f"--executor: {executor!r} is not one of iterative, futures, dask")
@@ -65,12 +65,11 @@ def select_command(
     res = select(
         cfg,
         [str(p) for p in input] if input else None,
-        executor=executor,
-        scheduler=scheduler,
-        workers=workers,
+        execution=Execution(
+            executor, scheduler=scheduler, workers=workers, shared_staging=shared_staging
+        ),
         skip_bad_files=skip_bad_files,
         force=force,
-        shared_staging=shared_staging,
     )
     c = res.counts
     typer.echo(

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,6 +37,7 @@ from gammastar.errors import InputError
 
 __all__ = [
     "MigrationCorrection",
+    "Simulation",
     "applied_correction",
     "binned",
     "fiducial_weights",
@@ -45,6 +46,17 @@ __all__ = [
     "read_simulation_arrays",
     "smeared_counts",
 ]
+
+class Simulation(NamedTuple):
+    """A detector simulation's γ* (:func:`read_simulation`): the recorded ones and every
+    generated one by true mass."""
+
+    rows: dict[str, NDArray[np.float64]]
+    """The recorded γ* (``m``, ``qT``, ``E`` reconstructed; ``m_true``)."""
+    generated: NDArray[np.float64]
+    """Every generated γ* by true mass, in the bins ``fine_edges``."""
+    fine_edges: NDArray[np.float64]
+
 
 _CHUNK = 100_000
 """Residuals folded at once by :func:`smeared_counts` (bounds its memory)."""
@@ -303,9 +315,10 @@ def read_simulation_arrays(
 
 def read_simulation(
     paths: Sequence[str | Path], *, tree: str = "truth", histogram: str = "truth_all_m"
-) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64], NDArray[np.float64]]:
+) -> Simulation:
     """The γ* rows (``m``, ``qT``, ``E``, ``m_true``) of the files' ``tree`` and the summed
-    ``histogram`` counts with their edges (:func:`read_simulation_arrays`).
+    ``histogram`` counts with their edges (:func:`read_simulation_arrays`), as a
+    :class:`Simulation`.
 
     Raises:
         InputError: a file, tree, branch or histogram is missing or unreadable, or the files'
@@ -315,13 +328,11 @@ def read_simulation(
         paths, tree=tree, histograms=[histogram], columns=_COLUMNS,
         key="yields.resolution_migration",
     )  # fmt: skip
-    return rows, gen, fine
+    return Simulation(rows, gen, fine)
 
 
 def migration_correction(
-    rows: dict[str, NDArray[np.float64]],
-    gen: ArrayLike,
-    fine_edges: ArrayLike,
+    sim: Simulation,
     fiducial: Any,
     edges: ArrayLike,
     *,
@@ -333,9 +344,8 @@ def migration_correction(
     """c = f_true/f_reco per bin of ``edges`` (module docstring) and its 1σ.
 
     Arguments:
-        rows: the recorded γ* (``m``, ``qT``, ``E`` reconstructed; ``m_true``).
-        gen: every generated γ* by true mass, in the bins ``fine_edges``.
-        fine_edges: the bins of ``gen``.
+        sim: the recorded γ* and every generated one by true mass (:class:`Simulation`,
+            :func:`read_simulation`).
         fiducial: the data's region (``acceptance.of_kinematics``, ``min_acceptance``):
             :class:`gammastar.corrections.pair_acceptance.FiducialRegion`.
         edges: the yields' mass bins.
@@ -355,13 +365,14 @@ def migration_correction(
         >>> m = np.full(4, 0.3505)
         >>> rows = {"m": m, "m_true": m, "qT": np.array([0.5, 2, 0.5, 2]), "E": np.full(4, 9.0)}
         >>> fine = np.linspace(0, 2, 2001)
-        >>> c = migration_correction(rows, np.histogram(m, fine)[0], fine, Region(),
-        ...                          np.array([0.3, 0.4]), bootstrap=0)
+        >>> sim = Simulation(rows, np.histogram(m, fine)[0], fine)
+        >>> c = migration_correction(sim, Region(), np.array([0.3, 0.4]), bootstrap=0)
         >>> c.f_reco.tolist(), c.correction.tolist()
         ([0.5], [1.0])
     """
-    gen = np.asarray(gen, dtype=np.float64)
-    fine_edges = np.asarray(fine_edges, dtype=np.float64)
+    rows = sim.rows
+    gen = np.asarray(sim.generated, dtype=np.float64)
+    fine_edges = np.asarray(sim.fine_edges, dtype=np.float64)
     edges = np.asarray(edges, dtype=np.float64)
     w = fiducial_weights(rows, fiducial) if weights is None else np.asarray(weights, np.float64)
     n_true = binned(gen, fine_edges, edges)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -310,13 +310,27 @@ def _pstar(m: ArrayLike, m_lep: float) -> NDArray[np.float64]:
     return np.sqrt(np.clip(0.25 * m * m - m_lep * m_lep, 0.0, None))
 
 
-def _cells(shape, m, p, th, ps0, ps1, lp0, lp1, t1, m_lep):
-    """The trilinear cell of each point on a (p*(m), log p, θ) grid of ``shape``: ``(base,
-    x, y, z, dead)``, the flat index of the cell's lowest corner, the fractional offsets in
-    the cell along the three axes and the points outside the kinematic range (A = 0 there).
-    Computed once per point and contracted with any table of that grid (:func:`_contract`);
-    in place where it can (``fmax``/``fmin`` clip and send NaN, dead points, to 0 in one
-    go, the numbers ``clip`` and ``nan_to_num`` give)."""
+class _Grid(NamedTuple):
+    """The ranges of a table's (p*(m), log p, θ) grid (:attr:`PairAcceptance._grid`): p* at
+    the first and last mass node, log p at the first and last momentum node, the last θ node
+    (the first is 0), and the lepton mass of p*."""
+
+    ps0: float
+    ps1: float
+    lp0: float
+    lp1: float
+    t1: float
+    m_lep: float
+
+
+def _cells(shape, m, p, th, grid):
+    """The trilinear cell of each point on a (p*(m), log p, θ) grid of ``shape`` and ranges
+    ``grid`` (:class:`_Grid`): ``(base, x, y, z, dead)``, the flat index of the cell's lowest
+    corner, the fractional offsets in the cell along the three axes and the points outside
+    the kinematic range (A = 0 there). Computed once per point and contracted with any table
+    of that grid (:func:`_contract`); in place where it can (``fmax``/``fmin`` clip and send
+    NaN, dead points, to 0 in one go, the numbers ``clip`` and ``nan_to_num`` give)."""
+    ps0, ps1, lp0, lp1, t1, m_lep = grid
     nm, np_, nt = shape
     with np.errstate(divide="ignore", invalid="ignore"):
         lp = np.log(p)
@@ -415,9 +429,9 @@ def _contract_rows(rows, shape, cells, out, upper, node):
     np.floor_divide(base, np_ * nt, out=node, casting="same_kind")
 
 
-def _trilinear(flat, shape, m, p, th, *grid):
+def _trilinear(flat, shape, m, p, th, grid):
     """Trilinear interpolation of the tables ``flat`` (see :func:`_contract`) at the points
-    (m, p, θ) on the grid (``grid``: the arguments of :func:`_cells` after the points), in
+    (m, p, θ) on the grid of ranges ``grid`` (:class:`_Grid`), in
     blocks of :data:`_BLOCK` points: each block's cells are computed and contracted while
     they are in the CPU cache (the same numbers as all cells first, then the contraction,
     faster for a one-table lookup). The result has the tables' dtype."""
@@ -425,18 +439,18 @@ def _trilinear(flat, shape, m, p, th, *grid):
     out = np.empty((*flat.shape[:-1], n), dtype=flat.dtype)
     for b0 in range(0, n, _BLOCK):
         sl = slice(b0, min(n, b0 + _BLOCK))
-        _contract(flat, shape, _cells(shape, m[sl], p[sl], th[sl], *grid), out[..., sl])
+        _contract(flat, shape, _cells(shape, m[sl], p[sl], th[sl], grid), out[..., sl])
     return out
 
 
-def _interpolate(table, m, p, th, ps0, ps1, lp0, lp1, t1, m_lep, clip=True):
+def _interpolate(table, m, p, th, grid, clip=True):
     """Trilinear interpolation on the (p*(m), log p, θ) table (numpy: a jitted kernel's first
     call costs a second of LLVM start-up, more than the lookup of a whole selection).
 
     The mass axis is uniform in p* = √(m²/4 − m_ℓ²), not in m: near the 2m_ℓ threshold A
     follows p*, which grows like √(m − 2m_ℓ), and linear interpolation in m there was up to 5%
     high in A (0.953 for 1.000 at m = 0.227 GeV, 22.8 MeV nodes; docs/reach.md §2.1)."""
-    out = _trilinear(table.ravel(), table.shape, m, p, th, ps0, ps1, lp0, lp1, t1, m_lep)
+    out = _trilinear(table.ravel(), table.shape, m, p, th, grid)
     return np.clip(out, 0.0, 1.0, out=out) if clip else out
 
 
@@ -635,10 +649,9 @@ class PairAcceptance:
         p = np.ascontiguousarray(np.asarray(p, dtype=np.float64).ravel())
         th = np.ascontiguousarray(np.asarray(theta, dtype=np.float64).ravel())
         shape = self.moments.shape[1:]
-        grid = (*self._ps_range, self.logp_grid[0], self.logp_grid[-1], self.theta_grid[-1],
-                self.lepton_mass)  # fmt: skip
+        grid = self._grid
         if not split:
-            return _trilinear(self.moments.reshape(N_MOMENTS, -1), shape, m, p, th, *grid)
+            return _trilinear(self.moments.reshape(N_MOMENTS, -1), shape, m, p, th, grid)
         if np.dtype(dtype) == np.float32:
             rows = self._rows32
         elif np.dtype(dtype) == np.float64:
@@ -651,7 +664,7 @@ class PairAcceptance:
         node = np.empty(n, dtype=np.int16 if shape[0] < 2**15 else np.intp)
         for b0 in range(0, n, _BLOCK):
             sl = slice(b0, min(n, b0 + _BLOCK))
-            _contract_rows(rows, shape, _cells(shape, m[sl], p[sl], th[sl], *grid), out[sl],
+            _contract_rows(rows, shape, _cells(shape, m[sl], p[sl], th[sl], grid), out[sl],
                            upper[sl], node[sl])  # fmt: skip
         return PairMoments(out.T, upper.T, node)
 
@@ -724,17 +737,19 @@ class PairAcceptance:
         th = np.asarray(theta, dtype=np.float64)
         shape = np.broadcast_shapes(m.shape, p.shape, th.shape)
         m, p, th = (np.ascontiguousarray(np.broadcast_to(x, shape).ravel()) for x in (m, p, th))
-        out = _interpolate(
-            self.table, m, p, th, *self._ps_range, self.logp_grid[0], self.logp_grid[-1],
-            self.theta_grid[-1], self.lepton_mass,
-        )  # fmt: skip
-        return out.reshape(shape)
+        return _interpolate(self.table, m, p, th, self._grid).reshape(shape)
 
     @property
     def _ps_range(self) -> tuple[float, float]:
         """p* at the first and last mass node (the interpolation's mass coordinate)."""
         return (float(_pstar(self.m_grid[0], self.lepton_mass)),
                 float(_pstar(self.m_grid[-1], self.lepton_mass)))  # fmt: skip
+
+    @property
+    def _grid(self) -> _Grid:
+        """The ranges of the interpolation grid (:func:`_cells`)."""
+        return _Grid(*self._ps_range, self.logp_grid[0], self.logp_grid[-1],
+                     self.theta_grid[-1], self.lepton_mass)  # fmt: skip
 
     def lookup(self, m: ArrayLike, pt: ArrayLike, pz: ArrayLike) -> NDArray[np.float64]:
         """A for pairs given as (m, pT, pz)."""

@@ -68,6 +68,7 @@ from gammastar.flow.stage import (
     weight_report,
 )
 from gammastar.flow.training import (
+    Checkpoint,
     CheckpointMismatchError,
     EpochPlan,
     FitResult,
@@ -99,6 +100,7 @@ __all__ = [
     "PHYSICAL_REDRAWS",
     "QT_FLOOR",
     "SLOPE",
+    "Checkpoint",
     "CheckpointMismatchError",
     "Ensemble",
     "EpochPlan",

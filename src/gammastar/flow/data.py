@@ -216,6 +216,80 @@ def holdout_mask(keys, fraction: float, seed: int) -> np.ndarray:
     return u < fraction
 
 
+def _selected_rows(
+    pairs: pd.DataFrame, cfg: FlowConfig, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``flow.data`` trains on (``os``: opposite-sign; ``subtracted``: all, like-sign
+    with negative weights; ``os_signal``: the opposite-sign signal of a mock) and every row's
+    weight (``weight``, or ``weight_raw`` without ``flow.use_weights``).
+
+    Raises:
+        InputError: a missing column, or ``os_signal`` without truth channels.
+    """
+    need = ["m", "qT", "E", "charge"]
+    need.append("weight" if cfg.use_weights else "weight_raw")
+    if cfg.data == "os_signal":
+        need.append("channel")
+    missing = [c for c in need if c not in pairs.columns]
+    if missing:
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
+    charge = pairs["charge"].to_numpy()
+    if cfg.data == "os":
+        sel = charge == 0
+    elif cfg.data == "subtracted":
+        sel = np.ones(len(pairs), dtype=bool)
+    else:
+        ch = pairs["channel"].to_numpy()
+        if np.all(ch < 0):
+            raise InputError(f"{source}: flow.data 'os_signal' needs truth channels (mock input)")
+        sel = (charge == 0) & (ch != 0)
+    w = (pairs["weight"] if cfg.use_weights else pairs["weight_raw"]).to_numpy(np.float64)
+    if not cfg.use_weights and cfg.data == "subtracted":
+        w = np.where(charge != 0, -np.abs(w), w)
+    return sel, w
+
+
+def _flatten_mass(m: np.ndarray, w: np.ndarray, exponent: float) -> np.ndarray:
+    """The weights times (mass density / its mean)^(−``exponent``) (``flow.mass_flatten``), the
+    density of all the rows given in 50 bins."""
+    edges = np.linspace(m.min(), m.max() + 1e-12, 51)
+    dens, _ = np.histogram(m, bins=edges, weights=np.abs(w))
+    dens = np.maximum(dens, dens[dens > 0].min())
+    return w * (dens[np.clip(np.digitize(m, edges) - 1, 0, 49)] / dens.mean()) ** (-exponent)
+
+
+def _holdout_split(
+    keys: np.ndarray, key_name: str, cfg: FlowConfig, seed: int, part: str
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The held-out rows (:func:`holdout_mask` by ``keys``, all rows of an event on one side)
+    and the ``split`` record; ``seed`` the split's seed."""
+    held = holdout_mask(keys, cfg.holdout_fraction, seed)
+    split = {
+        "method": HOLDOUT_METHOD,
+        "key": key_name,
+        "fraction": float(cfg.holdout_fraction),
+        "seed": seed,
+        "part": part,
+        "n_rows": {"train": int((~held).sum()), "holdout": int(held.sum())},
+        "n_events": {
+            "train": int(np.unique(keys[~held]).size),
+            "holdout": int(np.unique(keys[held]).size),
+        },
+    }
+    return held, split
+
+
+def _check_training_rows(m: np.ndarray, w: np.ndarray, cfg: FlowConfig, source: str) -> None:
+    """Refuse fewer than 10 rows or weights that do not sum to a positive number."""
+    if len(m) < 10:
+        raise InputError(
+            f"{source}: only {len(m)} usable rows for flow training (data={cfg.data}, "
+            f"flow.holdout_fraction={cfg.holdout_fraction:g})"
+        )
+    if w.sum() <= 0:
+        raise InputError(f"{source}: the training weights sum to {w.sum():g} (must be positive)")
+
+
 def training_data(
     pairs: pd.DataFrame,
     cfg: FlowConfig,
@@ -249,42 +323,15 @@ def training_data(
 
     if part not in ("train", "holdout", "all"):
         raise GammastarError(f"training_data: part must be train, holdout or all, got {part!r}")
-
-    need = ["m", "qT", "E", "charge"]
-    need.append("weight" if cfg.use_weights else "weight_raw")
-    if cfg.data == "os_signal":
-        need.append("channel")
-    missing = [c for c in need if c not in pairs.columns]
-    if missing:
-        raise InputError(f"{source}: missing column(s) {', '.join(missing)}")
-    charge = pairs["charge"].to_numpy()
-    if cfg.data == "os":
-        sel = charge == 0
-    elif cfg.data == "subtracted":
-        sel = np.ones(len(pairs), dtype=bool)
-    else:
-        ch = pairs["channel"].to_numpy()
-        if np.all(ch < 0):
-            raise InputError(f"{source}: flow.data 'os_signal' needs truth channels (mock input)")
-        sel = (charge == 0) & (ch != 0)
-    w = (pairs["weight"] if cfg.use_weights else pairs["weight_raw"]).to_numpy(np.float64)
-    if not cfg.use_weights and cfg.data == "subtracted":
-        w = np.where(charge != 0, -np.abs(w), w)
+    sel, w = _selected_rows(pairs, cfg, source)
     m = pairs["m"].to_numpy(np.float64)[sel]
     qT = pairs["qT"].to_numpy(np.float64)[sel]
     E = pairs["E"].to_numpy(np.float64)[sel]
     w = w[sel]
     ok = np.isfinite(m) & np.isfinite(qT) & np.isfinite(E) & np.isfinite(w) & (E > 0) & (m > 0)
     m, qT, E, w = m[ok], qT[ok], E[ok], w[ok]
-    if cfg.mass_flatten > 0 and len(m):
-        # the mass density of all selected rows (train and held-out alike)
-        edges = np.linspace(m.min(), m.max() + 1e-12, 51)
-        dens, _ = np.histogram(m, bins=edges, weights=np.abs(w))
-        dens = np.maximum(dens, dens[dens > 0].min())
-        w = w * (dens[np.clip(np.digitize(m, edges) - 1, 0, 49)] / dens.mean()) ** (
-            -cfg.mass_flatten
-        )
-    # hold-out split by event (all pairs of an event on one side)
+    if cfg.mass_flatten > 0 and len(m):  # the density of all selected rows, train and held-out
+        w = _flatten_mass(m, w, cfg.mass_flatten)
     if "event" in pairs.columns:
         keys, key_name = pairs["event"].to_numpy(np.int64)[sel][ok], "event"
     else:
@@ -294,19 +341,7 @@ def training_data(
         if holdout_seed is not None
         else (cfg.holdout_seed if cfg.holdout_seed is not None else seed)
     )
-    held = holdout_mask(keys, cfg.holdout_fraction, hseed)
-    split = {
-        "method": HOLDOUT_METHOD,
-        "key": key_name,
-        "fraction": float(cfg.holdout_fraction),
-        "seed": hseed,
-        "part": part,
-        "n_rows": {"train": int((~held).sum()), "holdout": int(held.sum())},
-        "n_events": {
-            "train": int(np.unique(keys[~held]).size),
-            "holdout": int(np.unique(keys[held]).size),
-        },
-    }
+    held, split = _holdout_split(keys, key_name, cfg, hseed, part)
     if part != "all":
         keep = held if part == "holdout" else ~held
         m, qT, E, w = m[keep], qT[keep], E[keep], w[keep]
@@ -314,15 +349,7 @@ def training_data(
         idx = np.sort(np.random.default_rng(seed).choice(len(m), cfg.max_pairs, replace=False))
         m, qT, E, w = m[idx], qT[idx], E[idx], w[idx]
     if part != "holdout":
-        if len(m) < 10:
-            raise InputError(
-                f"{source}: only {len(m)} usable rows for flow training (data={cfg.data}, "
-                f"flow.holdout_fraction={cfg.holdout_fraction:g})"
-            )
-        if w.sum() <= 0:
-            raise InputError(
-                f"{source}: the training weights sum to {w.sum():g} (must be positive)"
-            )
+        _check_training_rows(m, w, cfg, source)
     if len(w) and w.sum() > 0:
         w = w / w.mean()
     h = hashlib.sha256()

@@ -30,7 +30,7 @@ from gammastar.flow.data import (
 )
 from gammastar.flow.ensemble import remove_stale_members
 from gammastar.flow.model import save_model
-from gammastar.flow.training import FitResult, fit, plot_losses, weighted_nll
+from gammastar.flow.training import Checkpoint, FitResult, fit, plot_losses, weighted_nll
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -224,14 +224,16 @@ def _train_member(
         data,
         cfg,
         seed=job.seed,
-        checkpoint=ck,
-        resume=job.resume and ck.exists(),
+        checkpoint=Checkpoint(
+            ck,
+            resume=job.resume and ck.exists(),
+            identity={
+                "config_sha256": config.section_sha256("flow"),
+                **({"bootstrap": boot} if boot else {}),
+            },
+            stop_after=stop_after,
+        ),
         progress=progress,
-        stop_after=stop_after,
-        identity={
-            "config_sha256": config.section_sha256("flow"),
-            **({"bootstrap": boot} if boot else {}),
-        },
     )
     if stop_after is not None and res.epochs_run < cfg.epochs and not res.stopped_early:
         return False

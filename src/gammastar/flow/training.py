@@ -401,16 +401,29 @@ class TrainState:
             self.bad_epochs += 1
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """How :func:`fit` checkpoints: the file, a resumed run, what the checkpoint must match,
+    and a stop (as if interrupted) after a number of epochs."""
+
+    path: str | os.PathLike[str] | None = None
+    """File for periodic checkpoints (every ``flow.checkpoint_every`` epochs); ``None``: none."""
+    resume: bool = False
+    """Continue from ``path``; gives the same result as an uninterrupted run."""
+    identity: Mapping[str, Any] | None = None
+    """Data/config hashes that a resumed checkpoint must match (besides the training data's
+    hash, the seed, the architecture and the optimiser's layout, always checked)."""
+    stop_after: int | None = None
+    """Stop (as if interrupted) after this many epochs, writing a checkpoint."""
+
+
 def fit(
     data: TrainingData,
     cfg: FlowConfig,
     *,
     seed: int,
-    checkpoint: str | os.PathLike[str] | None = None,
-    resume: bool = False,
+    checkpoint: Checkpoint | None = None,
     progress: bool = False,
-    stop_after: int | None = None,
-    identity: Mapping[str, Any] | None = None,
     callback: Any = None,
     restore_best: bool = True,
 ) -> FitResult:
@@ -428,11 +441,9 @@ def fit(
         data: training rows (weights may be negative; normalised to mean 1).
         cfg: ``flow`` config section (architecture and optimisation).
         seed: seeds the split, the initialisation and the batch order.
-        checkpoint: file for periodic checkpoints (every ``cfg.checkpoint_every`` epochs).
-        resume: continue from ``checkpoint``; gives the same result as an uninterrupted run.
+        checkpoint: where and how to checkpoint, resume or stop early (:class:`Checkpoint`;
+            ``None``: no checkpoints).
         progress: show a progress bar with the train/validation loss.
-        stop_after: stop (as if interrupted) after this many epochs, writing a checkpoint.
-        identity: data/config hashes that a resumed checkpoint must match.
         callback: ``callback(epoch, train_loss, val_loss)`` after each epoch; a true return
             value stops the training there.
         restore_best: return the best-validation state (early stopping); ``False`` returns
@@ -454,15 +465,17 @@ def fit(
     plan = EpochPlan.of(cfg, len(rows.x_fit))
     draw = PointSampler(rows.w_fit, cfg.weighting)
     st = TrainState.new(arch, cfg, plan, seed)
+    ck = checkpoint or Checkpoint()
+    stop_after = ck.stop_after
     ident = {
-        **dict(identity or {}),
+        **dict(ck.identity or {}),
         "data_sha256": data.sha256,
         "seed": seed,
         "arch": json.dumps(arch),
         "optimizer": _flow_training.OPTIMIZER_LAYOUT,
     }
-    if resume:
-        st.resume(checkpoint, ident)
+    if ck.resume:
+        st.resume(ck.path, ident)
     with _progress(progress, cfg.epochs, st.epoch) as bar:
         for epoch in range(st.epoch, cfg.epochs):
             if st.stopped_early or (stop_after is not None and epoch >= stop_after):
@@ -482,7 +495,7 @@ def fit(
                 or st.stopped_early
                 or stop
             ):
-                st.save(checkpoint, ident)
+                st.save(ck.path, ident)
             if st.stopped_early:
                 break
     if restore_best and st.best["state"] is not None:

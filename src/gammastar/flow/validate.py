@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -32,16 +32,41 @@ if TYPE_CHECKING:
     from gammastar.flow import FlowModel, TrainingData
 
 
+class Window(NamedTuple):
+    """The pairs of one mass window: (q_T, E, weight) (``weight`` ``None``: unweighted)."""
+
+    qT: np.ndarray
+    E: np.ndarray
+    weight: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class KLSettings:
+    """The k-NN KL's sizes (:func:`kl_window`; ``validate`` keys of the same names)."""
+
+    k: int = 2
+    """Nearest neighbour used by the estimator (:func:`gammastar.flow.kl.knn_kl`)."""
+    repeats: int = 50
+    """Draws of the two halves (data-vs-data band) and of the flow samples."""
+    max_points: int = 20_000
+    """At most this many points per compared sample."""
+
+    @classmethod
+    def from_config(cls, vcfg: Any) -> KLSettings:
+        """The sizes of a :class:`~gammastar.config.ValidateConfig`."""
+        return cls(k=vcfg.k, repeats=vcfg.repeats, max_points=vcfg.max_points)
+
+
 def window_data(
     data: TrainingData, m0: float, window: float, rng: np.random.Generator | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> Window:
     """(q_T, E, weight) of the rows with |m − m₀| < window/2 and weight > 0, all of them.
 
     ``rng`` is not used (accepted so that callers that pass one keep working).
     """
     del rng
     sel = (np.abs(data.m - m0) < 0.5 * window) & (data.weight > 0)
-    return data.qT[sel], data.E[sel], data.weight[sel]
+    return Window(data.qT[sel], data.E[sel], data.weight[sel])
 
 
 def window_nll(
@@ -65,29 +90,24 @@ def window_nll(
 
 def kl_window(
     model: FlowModel,
-    qT: np.ndarray,
-    E: np.ndarray,
+    window: Window,
     m0: float,
     *,
-    k: int,
-    repeats: int,
-    max_points: int,
+    settings: KLSettings,
     rng: np.random.Generator,
-    weights: np.ndarray | None = None,
-    train: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    train: Window | None = None,
     keep: Any = None,
 ) -> dict[str, Any]:
     """Model-vs-data and data-vs-data KL for one mass window (see the module docstring).
 
     Arguments:
         model: the flow.
-        qT, E, weights: the window's comparison data (held-out pairs; ``weights`` ``None``:
-            unweighted).
+        window: the window's comparison data (held-out pairs; :class:`Window`).
         m0: the mass.
-        k, repeats, max_points: :class:`gammastar.config.ValidateConfig`.
+        settings: k, repeats, max_points (:class:`KLSettings`).
         rng: random stream.
-        train: (q_T, E, weight) of the window's training pairs: A is drawn from them and B is
-            the comparison data; ``None``: A and B are random halves of the comparison data.
+        train: the window's training pairs: A is drawn from them and B is the comparison
+            data; ``None``: A and B are random halves of the comparison data.
         keep: ``None``, or a ``(qT, E) → mask``: only the flow samples it keeps are compared
             (:func:`sample_kept`; the flow inside the fiducial region above a seam).
 
@@ -97,15 +117,16 @@ def kl_window(
     """
     from gammastar.flow import effective_sample_size
 
-    x = model.pre.features(qT, E)
-    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)
+    k, repeats, max_points = settings.k, settings.repeats, settings.max_points
+    x = model.pre.features(window.qT, window.E)
+    w = np.ones(len(x)) if window.weight is None else np.asarray(window.weight, dtype=np.float64)
     n = len(x)
     nan = float("nan")
     if train is None:
         half = min(n // 2, max_points)
     else:
-        xt = model.pre.features(train[0], train[1])
-        wt = np.asarray(train[2], dtype=np.float64)
+        xt = model.pre.features(train.qT, train.E)
+        wt = np.asarray(train.weight, dtype=np.float64)
         half = min(n, len(xt), max_points)
     out: dict[str, Any] = {"n_data": int(n), "n_eff": effective_sample_size(w)}
     if half <= k + 1:
@@ -180,9 +201,9 @@ class ValidationInputs:
     split: dict[str, Any] | None
     streams: list[np.random.SeedSequence]
     """Per mass one stream, re-created for every model (common random numbers)."""
-    wdata: list[tuple[Any, Any, Any]]
+    wdata: list[Window]
     """Per mass the compared pairs' window (qT, E, weights)."""
-    tdata: list[tuple[Any, Any, Any]] | None
+    tdata: list[Window] | None
     """Per mass the training pairs' window, with a hold-out."""
     keep: list[Any] = field(default_factory=list)
     """Per mass ``None`` or a ``(qT, E) → inside`` mask for the flow's samples: a
@@ -240,19 +261,14 @@ def validation_inputs(
 
 def _score(fm: FlowModel, inp: ValidationInputs, vcfg: Any, i: int) -> dict[str, Any]:
     """:func:`kl_window` of model ``fm`` at mass ``i`` on that mass's re-created stream."""
-    qT, E, w = inp.wdata[i]
     # the per-mass stream is re-created for every model (common random numbers)
     rng = np.random.default_rng(inp.streams[i])
     return kl_window(
         fm,
-        qT,
-        E,
+        inp.wdata[i],
         inp.masses[i],
-        k=vcfg.k,
-        repeats=vcfg.repeats,
-        max_points=vcfg.max_points,
+        settings=KLSettings.from_config(vcfg),
         rng=rng,
-        weights=w,
         train=inp.tdata[i] if inp.tdata is not None else None,
         keep=inp.keep[i] if inp.keep else None,
     )

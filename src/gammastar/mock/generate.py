@@ -762,6 +762,133 @@ def _as_analysis_config(config: AnalysisConfig | MockConfig) -> AnalysisConfig:
     return config
 
 
+def _event_count(cfg: MockConfig, events: int | None, chunk_size: int | None) -> int:
+    """The number of sources to generate (``events``, else ``mock.events``), checked with
+    ``chunk_size``.
+
+    Raises:
+        GammastarError: a count or chunk size that is not a positive integer.
+    """
+    n_events = cfg.events if events is None else events
+    if isinstance(n_events, bool) or not isinstance(n_events, int | np.integer) or n_events <= 0:
+        raise GammastarError(f"--events must be a positive integer, got {n_events!r}")
+    if chunk_size is not None and chunk_size <= 0:
+        raise GammastarError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    return int(n_events)
+
+
+@dataclass
+class _Flavour:
+    """One signal flavour's truth tree and acceptance map."""
+
+    tree: str
+    """The truth tree (``truth``, ``truth_ee``)."""
+    codes: Any
+    """The signal channels' codes (``None``: the muon cocktail's)."""
+    acceptance: AcceptanceAccumulator
+    suffix: str
+    """The acceptance histograms' name suffix."""
+    rows: int = 0
+    """Entries written to ``tree``."""
+
+
+class _NtupleWriter:
+    """The mock ntuple's trees, filled chunk by chunk: ``events``, a truth tree per flavour
+    (with its acceptance map), ``truth_generated`` (muons); then the histograms and ``meta``.
+
+    Arguments:
+        f: the open uproot file.
+        gen: the generator.
+    """
+
+    def __init__(self, f: Any, gen: MockGenerator) -> None:
+        self.f, self.gen, cfg = f, gen, gen.cfg
+        self.leptons = tuple(cfg.leptons)
+        self.flavours: list[_Flavour] = []
+        if gen.muons:
+            acc_mu = AcceptanceAccumulator(cfg, y_edges=cfg.acceptance_y_edges)
+            self.flavours.append(_Flavour("truth", None, acc_mu, ""))
+        if gen.electrons:
+            acc_ee = AcceptanceAccumulator(cfg, EE_GSTAR, list(EE_ACCEPTANCE_MASS_EDGES))
+            self.flavours.append(_Flavour("truth_ee", EE_GSTAR, acc_ee, "_ee"))
+        self.trees: dict[str, Any] = {}
+        self.n_generated = dict.fromkeys(gen.classes, 0)
+        self.n_written = self.n_generated_rows = 0
+
+    def _extend(self, name: str, arrays: dict[str, Any], title: str, types: Any = None) -> int:
+        """Append ``arrays`` to the tree ``name`` (made at its first chunk); their length."""
+        if name not in self.trees:
+            types = types or {k: v.dtype for k, v in arrays.items()}
+            self.trees[name] = self.f.mktree(name, types, title=title)
+        if len(arrays["event"]):
+            self.trees[name].extend(arrays)
+        return len(arrays["event"])
+
+    def add(self, chunk: Chunk) -> None:
+        """One chunk's counts, events, truth rows and acceptance entries."""
+        for k, v in chunk.counts.items():
+            self.n_generated[k] += v
+        ev = _event_arrays(chunk, self.leptons)
+        types = {k: (v.type if k in _LISTS else v.dtype) for k, v in ev.items()}
+        self.n_written += self._extend("events", ev, "gammastar NA60-like mock events", types)
+        del ev
+        for fl in self.flavours:
+            fl.acceptance.add(chunk)
+            tr = _truth_arrays(chunk, fl.codes)
+            fl.rows += self._extend(fl.tree, tr, "signal sources in the kinematic acceptance")
+        if self.gen.muons:
+            gt = _generated_arrays(chunk, self.gen.detector)
+            title = "muon signal sources whose true muons pass the spectrometer"
+            self.n_generated_rows += self._extend(GENERATED_TREE, gt, title)
+
+    @property
+    def n_truth(self) -> int:
+        """Entries of the muon ``truth`` tree (0 without muons)."""
+        return next((fl.rows for fl in self.flavours if fl.tree == "truth"), 0)
+
+    def _electron_meta(self) -> dict[str, Any]:
+        """``meta``'s electron entries: truth rows, acceptance map, conversion template."""
+        gen = self.gen
+        if not gen.electrons:
+            return {}
+        out: dict[str, Any] = {"n_truth_ee": self.flavours[-1].rows}
+        out["acceptance_map_ee"] = self.flavours[-1].acceptance.summary()
+        if gen.ee_backgrounds.conversion_weight > 0.0:
+            out["conversion_template"] = {
+                "histogram": "conversion_ratio_ee",
+                "sources": int(gen.cfg.electrons.conversion_template_sources),
+                "seed_sequence": [gen.seed, CONVERSION_TEMPLATE_STREAM],
+            }
+        return out
+
+    def finish(self, events: int, chunk_size: int) -> dict[str, Any]:
+        """Write the histograms and ``meta`` (the generation's ``events`` and ``chunk_size``);
+        returns ``meta``."""
+        gen = self.gen
+        meta = gen.meta(
+            self.n_generated,
+            n_events_written=self.n_written,
+            n_truth=self.n_truth,
+            **({"n_truth_generated": self.n_generated_rows} if gen.muons else {}),
+            n_generated_total=int(sum(self.n_generated.values())),
+            events=events,
+            chunk_size=chunk_size,
+            acceptance_map=self.flavours[0].acceptance.summary() if gen.muons else None,
+            **self._electron_meta(),
+        )
+        for fl in self.flavours:
+            for name, h in fl.acceptance.histograms().items():
+                self.f[name + fl.suffix] = h
+        lepton_map = gen.lepton_acceptance_ee()
+        if lepton_map is not None:
+            self.f["lepton_acceptance_ee"] = lepton_map
+        template = gen.conversion_template()
+        if template is not None:
+            self.f["conversion_ratio_ee"] = template
+        self.f["meta"] = json.dumps(meta, sort_keys=True, allow_nan=False, default=str)
+        return meta
+
+
 def generate_file(
     config: AnalysisConfig | MockConfig,
     path: str | Path,
@@ -773,6 +900,9 @@ def generate_file(
     compression: Any = "default",
 ) -> GenerateResult:
     """Generate mock data and write the ROOT ntuple of DEVELOPERS.md ("Mock ntuple").
+
+    The generator's chunks (:meth:`MockGenerator.chunks`) go to the trees one by one
+    (:class:`_NtupleWriter`), then the histograms and ``meta``.
 
     Arguments:
         config: the analysis config (or just its ``mock`` section).
@@ -796,18 +926,11 @@ def generate_file(
     t0 = time.perf_counter()
     config = _as_analysis_config(config)
     cfg = config.mock or MockConfig()
-    n_events = cfg.events if events is None else events
-    if isinstance(n_events, bool) or not isinstance(n_events, int | np.integer) or n_events <= 0:
-        raise GammastarError(f"--events must be a positive integer, got {n_events!r}")
-    if chunk_size is not None and chunk_size <= 0:
-        raise GammastarError(f"chunk_size must be a positive integer, got {chunk_size!r}")
+    n_events = _event_count(cfg, events, chunk_size)
     path = Path(path)
     if path.is_dir():
         raise GammastarError(f"{path}: is a directory; give the output file name")
     gen = MockGenerator(config, seed)
-
-    n_generated = dict.fromkeys(gen.classes, 0)
-    n_written = n_truth = 0
     options = {} if compression == "default" else {"compression": compression}
     with atomic_path(path, force) as tmp:
         try:
@@ -815,97 +938,19 @@ def generate_file(
         except OSError as err:
             raise GammastarError(f"{path}: cannot write ({err.strerror or err})") from None
         with f:
-            events_tree = None
-            leptons = tuple(cfg.leptons)
-            # (tree name, channel codes, acceptance accumulator, histogram-name suffix)
-            flavours = []
-            if gen.muons:
-                acc_mu = AcceptanceAccumulator(cfg, y_edges=cfg.acceptance_y_edges)
-                flavours.append(("truth", None, acc_mu, ""))
-            if gen.electrons:
-                acc_ee = AcceptanceAccumulator(cfg, EE_GSTAR, list(EE_ACCEPTANCE_MASS_EDGES))
-                flavours.append(("truth_ee", EE_GSTAR, acc_ee, "_ee"))
-            truth_trees: dict[str, Any] = {}
-            generated_tree, n_generated_rows = None, 0
-            n_truth_by = dict.fromkeys([fl[0] for fl in flavours], 0)
-            for chunk in gen.chunks(int(n_events), chunk_size):
-                for k, v in chunk.counts.items():
-                    n_generated[k] += v
-                ev = _event_arrays(chunk, leptons)
-                if events_tree is None:
-                    events_tree = f.mktree(
-                        "events",
-                        {k: (v.type if k in _LISTS else v.dtype) for k, v in ev.items()},
-                        title="gammastar NA60-like mock events",
-                    )
-                if len(ev["event"]):
-                    events_tree.extend(ev)
-                n_written += len(ev["event"])
-                for name, codes, acc, _ in flavours:
-                    acc.add(chunk)
-                    tr = _truth_arrays(chunk, codes)
-                    if name not in truth_trees:
-                        truth_trees[name] = f.mktree(
-                            name,
-                            {k: v.dtype for k, v in tr.items()},
-                            title="signal sources in the kinematic acceptance",
-                        )
-                    if len(tr["event"]):
-                        truth_trees[name].extend(tr)
-                    n_truth_by[name] += len(tr["event"])
-                if gen.muons:
-                    gt = _generated_arrays(chunk, gen.detector)
-                    if generated_tree is None:
-                        generated_tree = f.mktree(
-                            GENERATED_TREE,
-                            {k: v.dtype for k, v in gt.items()},
-                            title="muon signal sources whose true muons pass the spectrometer",
-                        )
-                    if len(gt["event"]):
-                        generated_tree.extend(gt)
-                    n_generated_rows += len(gt["event"])
-                del chunk, ev
-            n_truth = n_truth_by.get("truth", 0)
-            if gen.electrons:
-                extra_ee = {"n_truth_ee": n_truth_by["truth_ee"]}
-                extra_ee["acceptance_map_ee"] = flavours[-1][2].summary()
-                if gen.ee_backgrounds.conversion_weight > 0.0:
-                    extra_ee["conversion_template"] = {
-                        "histogram": "conversion_ratio_ee",
-                        "sources": int(cfg.electrons.conversion_template_sources),
-                        "seed_sequence": [gen.seed, CONVERSION_TEMPLATE_STREAM],
-                    }
-            else:
-                extra_ee = {}
-            meta = gen.meta(
-                n_generated,
-                n_events_written=n_written,
-                n_truth=n_truth,
-                **({"n_truth_generated": n_generated_rows} if gen.muons else {}),
-                n_generated_total=int(sum(n_generated.values())),
-                events=int(n_events),
-                chunk_size=int(chunk_size or cfg.chunk_size),
-                acceptance_map=flavours[0][2].summary() if gen.muons else None,
-                **extra_ee,
-            )
-            for _, _, acc, suffix in flavours:
-                for name, h in acc.histograms().items():
-                    f[name + suffix] = h
-            lepton_map = gen.lepton_acceptance_ee()
-            if lepton_map is not None:
-                f["lepton_acceptance_ee"] = lepton_map
-            template = gen.conversion_template()
-            if template is not None:
-                f["conversion_ratio_ee"] = template
-            f["meta"] = json.dumps(meta, sort_keys=True, allow_nan=False, default=str)
-    n_cocktail = sum(v for k, v in n_generated.items() if k not in _COMBINATORIAL)
+            out = _NtupleWriter(f, gen)
+            for chunk in gen.chunks(n_events, chunk_size):
+                out.add(chunk)
+                del chunk  # one chunk in memory at a time
+            meta = out.finish(n_events, int(chunk_size or cfg.chunk_size))
+    n_cocktail = sum(v for k, v in out.n_generated.items() if k not in _COMBINATORIAL)
     return GenerateResult(
         path=path,
-        n_events_written=n_written,
-        n_generated={k.name: int(v) for k, v in n_generated.items()},
+        n_events_written=out.n_written,
+        n_generated={k.name: int(v) for k, v in out.n_generated.items()},
         n_pot=gen.n_pot(n_cocktail),
         meta=meta,
-        n_truth=n_truth,
+        n_truth=out.n_truth,
         seconds=time.perf_counter() - t0,
     )
 

@@ -22,6 +22,7 @@ from gammastar.physics.sampling import SamplerLike
 from gammastar.source.geometry import Geometry
 
 __all__ = [
+    "ComparisonGrid",
     "DarkPairSample",
     "KinematicSample",
     "WeightedPairSampler",
@@ -33,6 +34,7 @@ __all__ = [
     "draw_dark",
     "draw_dark_pair",
     "plot_acceptance_comparison",
+    "run_acceptance",
 ]
 
 
@@ -521,30 +523,51 @@ def _check_nonempty(acc: NDArray, geometry: Geometry) -> None:
 
 
 # --------------------------------------------------------------------------- figures
+@dataclass(frozen=True)
+class ComparisonGrid:
+    """Where :func:`plot_acceptance_comparison` compares two samplers: the curves' masses, the
+    map's masses and cτ values, the A′ samples per mass and the seed."""
+
+    masses_curve: tuple[float, ...] = (0.3, 0.6, 0.9)
+    """Masses (GeV) of the acceptance-vs-cτ curves (Fig. 9)."""
+    masses_map: ArrayLike | None = None
+    """Masses (GeV) of the relative-difference map (Fig. 10); ``None``: 16 from 0.25 to 1 GeV."""
+    ctaus: ArrayLike | None = None
+    """Proper decay lengths (m); ``None``: 61 from 10⁻³ to 10³ m."""
+    n: int = 20_000
+    """A′ samples per mass."""
+    seed: int | None = 0
+
+
 def plot_acceptance_comparison(
     sampler_a: SamplerLike,
     sampler_b: SamplerLike,
     geometry: Geometry,
     *,
-    masses_curve: tuple[float, float, float] = (0.3, 0.6, 0.9),
-    masses_map: ArrayLike | None = None,
-    ctaus: ArrayLike | None = None,
+    grid: ComparisonGrid | None = None,
     labels: tuple[str, str] = ("with background", "without background"),
-    n: int = 20_000,
-    seed: int | None = 0,
     path_curves: str | None = None,
     path_map: str | None = None,
 ) -> dict[str, Any]:
     """Fig. 9 and Fig. 10 analogues: acceptance vs cτ at three masses for two samplers, and the
     relative difference 2(A_a − A_b)/(A_a + A_b) in the (m, cτ) plane.
 
+    Arguments:
+        sampler_a, sampler_b: the two A′ kinematics (``labels`` in the legend).
+        geometry: the detector.
+        grid: masses, cτ values, samples and seed (:class:`ComparisonGrid`; default its
+            defaults).
+        path_curves, path_map: where to save the two figures (``None``: not saved).
+
     Returns:
         Dict with ``masses``, ``ctau``, ``acc_a``, ``acc_b``, ``rel_diff`` and the figures.
     """
     import matplotlib.pyplot as plt
 
-    ctaus = np.geomspace(1e-3, 1e3, 61) if ctaus is None else np.asarray(ctaus, dtype=float)
-    masses_map = np.linspace(0.25, 1.0, 16) if masses_map is None else np.asarray(masses_map)
+    g = grid or ComparisonGrid()
+    masses_curve, n, seed = g.masses_curve, g.n, g.seed
+    ctaus = np.geomspace(1e-3, 1e3, 61) if g.ctaus is None else np.asarray(g.ctaus, dtype=float)
+    masses_map = np.linspace(0.25, 1.0, 16) if g.masses_map is None else np.asarray(g.masses_map)
     a_c = acceptance_grid(sampler_a, masses_curve, ctaus, geometry, n=n, seed=seed)
     b_c = acceptance_grid(sampler_b, masses_curve, ctaus, geometry, n=n, seed=seed)
     fig1, ax = plt.subplots(figsize=(6, 4.5))
@@ -587,3 +610,103 @@ def plot_acceptance_comparison(
         "rel_diff": rel,
         "figures": (fig1, fig2),
     }
+
+
+# --------------------------------------------------------------------------- the stage
+def _plot_curves(acc: NDArray, masses: NDArray, ctaus: NDArray, path: Any, force: bool) -> None:
+    """``figures/acceptance_ctau.png`` of one sampler: acceptance vs cτ at three of the map's
+    masses."""
+    import matplotlib.pyplot as plt
+
+    from gammastar.core.artifacts import atomic_path
+
+    fig, ax = plt.subplots()
+    for k in (1, 7, 14):
+        ax.loglog(ctaus, acc[k], label=f"m = {masses[k]:.3g} GeV")
+    ax.set_xlabel(r"$c\tau$ [m]")
+    ax.set_ylabel("acceptance")
+    ax.legend()
+    with atomic_path(path, force=force) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> Any:
+    """The ``gammastar acceptance`` stage: the reach's A′ kinematics (with fiducial-region
+    yields, the flow inside the region and the yields' fitted model outside it, as
+    ``gammastar reach`` uses them) decayed in the config's detector, on 16 masses × 61 cτ
+    values; with ``compare`` (a second flow) the Fig. 9/10 analogues
+    (:func:`plot_acceptance_comparison`).
+
+    Writes ``acceptance_ctau.npz``, ``acceptance_ctau.json`` and
+    ``figures/acceptance_ctau.png`` (+ ``figures/acceptance_reldiff.png``) in the run directory.
+
+    Arguments:
+        config: the :class:`~gammastar.config.AnalysisConfig`.
+        compare: a second flow's directory, or ``None``.
+        force: overwrite existing outputs.
+
+    Returns:
+        The path of ``acceptance_ctau.npz``.
+    """
+    from gammastar.core import rundir
+    from gammastar.core.artifacts import atomic_path, check_writable, make_meta
+    from gammastar.source.production import load_yields, sampler_from_config
+
+    out = config.output_dir
+    rd = rundir.RunDir(out)
+    curves_png, reldiff_png = rundir.stage_figures("acceptance")
+    for name in (rundir.ACCEPTANCE_CTAU, rundir.ACCEPTANCE_CTAU_JSON, curves_png):
+        check_writable(out / name, force)
+    ypath = config.resolve(config.reach.yields)
+    yields = load_yields(ypath) if ypath.exists() else None
+    sampler, desc = sampler_from_config(config, yields)
+    geometry = Geometry.from_config(config.detector)
+    lo, hi = getattr(sampler, "mass_range", (0.25, 1.0))
+    masses = np.linspace(max(lo, 0.22), hi, 16)
+    ctaus = np.geomspace(1e-3, 1e3, 61)
+    grid = ComparisonGrid(
+        masses_curve=tuple(float(x) for x in np.quantile(masses, [0.1, 0.5, 0.9])),
+        masses_map=masses,
+        ctaus=ctaus,
+        n=config.reach.samples,
+        seed=config.seed,
+    )
+    rel = None
+    if compare is not None:
+        from gammastar import flow
+
+        res = plot_acceptance_comparison(
+            sampler,
+            flow.load(compare),
+            geometry,
+            grid=grid,
+            labels=(f"{desc}", f"{compare}"),
+            path_curves=str(out / curves_png),
+            path_map=str(out / reldiff_png),
+        )
+        acc, rel = res["acc_a"], res["rel_diff"]
+    else:
+        acc = acceptance_grid(sampler, masses, ctaus, geometry, n=grid.n, seed=grid.seed)
+        _plot_curves(acc, masses, ctaus, out / curves_png, force)
+    with atomic_path(out / rundir.ACCEPTANCE_CTAU, force=force) as tmp, open(tmp, "wb") as f:
+        np.savez(
+            f,
+            mass=masses,
+            ctau=ctaus,
+            acceptance=acc,
+            rel_diff=rel if rel is not None else np.empty(0),
+        )
+    meta = make_meta(
+        config_sha256=config.section_sha256("detector", "reach", "seed"),
+        seed=config.seed,
+        stage="acceptance",
+        sampler=desc,
+        compare=str(compare) if compare else None,
+    )
+    rd.write_json(
+        rundir.ACCEPTANCE_CTAU_JSON,
+        {"mass": masses, "ctau": ctaus, "acceptance": acc, "meta": meta},
+        force=force,
+    )
+    return rd.path(rundir.ACCEPTANCE_CTAU)

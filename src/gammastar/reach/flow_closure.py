@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,21 +96,39 @@ def moved_energy(q: ArrayLike, e: ArrayLike, m_from: ArrayLike, m_to: float) -> 
 
 def _pair_acceptance(
     q: NDArray, e: NDArray, mass: float, ctaus: NDArray, geometry: Any, *,
-    channels: Sequence[str], brs: Sequence[float], seed: int,
+    decays: Mapping[str, float], seed: int,
 ) -> NDArray[np.float64]:
     """Each A′ of kinematics (q_T, E) at ``mass``: its acceptance at each cτ, the decay
-    channels' BR-weighted mean, shape (n, len(ctaus)), one decay drawn per A′, drawn as the
-    reach draws them (:func:`gammastar.reach.acceptance.channel_samples`)."""
+    channels' BR-weighted mean (``decays``: channel → BR), shape (n, len(ctaus)), one decay
+    drawn per A′, drawn as the reach draws them
+    (:func:`gammastar.reach.acceptance.channel_samples`)."""
     from gammastar.reach.acceptance import channel_samples
 
     samples = channel_samples(GivenSampler(q, e), mass, q.size, geometry, seed=seed,
-                              channels=tuple(channels))  # fmt: skip
+                              channels=tuple(decays))  # fmt: skip
     unique = {id(x): x for x in samples.values()}
     if len(unique) == 1:  # one sample serves every channel
         return next(iter(unique.values())).acceptance_per_sample(ctaus)
-    out = sum(br * samples[ch].acceptance_per_sample(ctaus)
-              for ch, br in zip(channels, brs, strict=True))  # fmt: skip
-    return out / float(np.sum(brs))
+    out = sum(br * samples[ch].acceptance_per_sample(ctaus) for ch, br in decays.items())
+    return out / float(np.sum(list(decays.values())))
+
+
+@dataclass(frozen=True)
+class ClosureSettings:
+    """How the flow is compared with its pairs (:func:`paired_kinematics`,
+    :func:`detector_closure`): the mass window, the fiducial region and its seam, the flow
+    samples per pair."""
+
+    window: float
+    """Half-width of the mass window (GeV; the reach: ``yields.mass_bin_width``)."""
+    fiducial: Any = None
+    """The data's fiducial region (``contains(m, q_T, E)``), or ``None``: the flow and the
+    pairs in the full phase space."""
+    seam: float | None = None
+    """A both-channels run's seam (GeV): the region applies to the pairs (and their flow
+    samples) at and above it only, the full phase space below."""
+    per_pair: int = 4
+    """Flow samples per pair."""
 
 
 @dataclass(frozen=True)
@@ -132,16 +150,14 @@ def paired_kinematics(
     rows: dict[str, NDArray],
     mass: float,
     *,
-    window: float,
-    fiducial: Any = None,
-    seam: float | None = None,
-    per_pair: int = 4,
+    settings: ClosureSettings,
     seed: int = 0,
 ) -> Paired | str:
     """The weighted pairs within ±``window`` of ``mass`` (inside ``fiducial`` at their own mass
     when given, from ``seam`` up) and ``per_pair`` flow samples at each pair's own mass (inside
     the region there, the flow's leaks dropped), all moved to ``mass`` at their own p_T and
-    rapidity (:func:`moved_energy`); or why there is nothing to compare.
+    rapidity (:func:`moved_energy`); or why there is nothing to compare (``settings``:
+    :class:`ClosureSettings`).
 
     Example:
         >>> rows = {"m": np.array([0.49, 0.51]), "qT": np.array([0.3, 0.5]),
@@ -149,15 +165,16 @@ def paired_kinematics(
         >>> class Echo:
         ...     def sample(self, masses, n, seed=None):
         ...         return {"qT": np.repeat(rows["qT"], 2), "E": np.repeat(rows["E"], 2)}
-        >>> p = paired_kinematics(Echo(), rows, 0.5, window=0.03, per_pair=2)
+        >>> p = paired_kinematics(Echo(), rows, 0.5, settings=ClosureSettings(0.03, per_pair=2))
         >>> p.idx.tolist(), bool(np.allclose(p.fe, np.repeat(p.e, 2)))
         ([0, 0, 1, 1], True)
     """
+    window, per_pair = settings.window, settings.per_pair
     m, q, e, w = (np.asarray(rows[k], dtype=np.float64) for k in ("m", "qT", "E", "weight"))
     keep = (np.abs(m - mass) < window) & (w != 0) & np.isfinite(q) & np.isfinite(e)
     lo, hi = getattr(flow, "mass_range", (-np.inf, np.inf))
     keep &= (m >= lo) & (m <= hi)
-    region = None if fiducial is None else _Above(fiducial, seam)
+    region = None if settings.fiducial is None else _Above(settings.fiducial, settings.seam)
     if region is not None and keep.any():
         keep[keep] = region.contains(m[keep], q[keep], e[keep])
     m, q, e, w = m[keep], q[keep], e[keep], w[keep]
@@ -177,6 +194,40 @@ def paired_kinematics(
                   np.repeat(np.arange(m.size), per_pair)[ok])  # fmt: skip
 
 
+def _closure_ratio(p: Paired, a_pairs: NDArray, a_flow: NDArray, n_ctau: int) -> dict[str, Any]:
+    """:func:`detector_closure`'s numbers from the pairs' acceptances ``a_pairs`` and their flow
+    samples' ``a_flow``: the pairs compared, and per cτ the two acceptances, the ratio, its
+    error and pull, the effective pairs carrying 𝓔 (or why none)."""
+    kept = np.bincount(p.idx, minlength=p.w.size)
+    sums = np.zeros((p.w.size, n_ctau))
+    np.add.at(sums, p.idx, a_flow)
+    has = kept > 0  # a pair none of whose flow samples stayed inside F is left out
+    a_bar = sums[has] / kept[has, None]
+    w, a_pairs = p.w[has], a_pairs[has]
+    W = w.sum()
+    num = (w[:, None] * a_bar).sum(0)
+    den = (w[:, None] * a_pairs).sum(0)
+    if W <= 0:
+        return {"n_pairs": int(has.sum()), "why": "no net weight left inside the fiducial region"}
+    wa = w[:, None] * a_pairs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n_eff = np.where(den > 0, den**2 / (wa**2).sum(0), 0.0)  # Kish: pairs carrying 𝓔
+    e_pairs = den / W
+    den = np.where(n_eff >= MIN_CARRIERS, den, 0.0)  # a ratio of a handful is no figure
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(den > 0, num / den, np.nan)
+        err = np.sqrt((w[:, None] ** 2 * (a_bar - r * a_pairs) ** 2).sum(0)) / den
+        pull = (r - 1.0) / err
+
+    def clean(x: NDArray) -> list[float | None]:
+        return [float(v) if np.isfinite(v) else None for v in x]
+
+    return {"n_pairs": int(has.sum()), "carriers": [float(x) for x in n_eff],
+            "pairs": clean(e_pairs), "flow": clean(num / W), "ratio": clean(r),
+            "ratio_err": clean(np.where(den > 0, err, np.nan)),
+            "pull": clean(np.where(den > 0, pull, np.nan))}  # fmt: skip
+
+
 def detector_closure(
     flow: Any,
     rows: dict[str, NDArray],
@@ -184,12 +235,8 @@ def detector_closure(
     ctaus: ArrayLike,
     geometry: Any,
     *,
-    window: float,
-    fiducial: Any = None,
-    seam: float | None = None,
-    channels: Sequence[str] = ("mumu",),
-    brs: Sequence[float] = (1.0,),
-    per_pair: int = 4,
+    settings: ClosureSettings,
+    decays: Mapping[str, float] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
     """The A′ acceptance of the flow against that of its weighted pairs near ``mass``.
@@ -213,13 +260,9 @@ def detector_closure(
         mass: the A′ mass (GeV).
         ctaus: proper decay lengths (m).
         geometry: the detector (:class:`gammastar.source.geometry.Geometry`).
-        window: half-width of the mass window (GeV).
-        fiducial: the data's fiducial region (``contains(m, q_T, E)``), or ``None``: the flow
-            and the pairs in the full phase space.
-        seam: a both-channels run's seam (GeV): the region applies to the pairs (and their
-            flow samples) at and above it only, the full phase space below.
-        channels, brs: the decay channels and their branching ratios.
-        per_pair: flow samples per pair.
+        settings: the window, fiducial region, seam and flow samples per pair
+            (:class:`ClosureSettings`).
+        decays: the decay channels and their branching ratios (default ``{"mumu": 1.0}``).
         seed: seed of the flow samples and of the decays.
 
     Returns:
@@ -237,15 +280,14 @@ def detector_closure(
         ...     def sample(self, masses, n, seed=None):
         ...         return {"qT": np.repeat(rows["qT"], 4), "E": np.repeat(rows["E"], 4)}
         >>> geo = Geometry(l1=5.0, l2=None, theta_min=0.0, theta_max=0.1)
-        >>> out = detector_closure(Echo(), rows, 0.5, [1.0], geo, window=0.03)
+        >>> out = detector_closure(Echo(), rows, 0.5, [1.0], geo, settings=ClosureSettings(0.03))
         >>> out["n_pairs"], abs(out["ratio"][0] - 1) < 0.05
         (500, True)
     """
     ctaus = np.atleast_1d(np.asarray(ctaus, dtype=np.float64))
     ss = np.random.SeedSequence(seed)
     s_flow, s_pairs, s_fdec = (int(x.generate_state(1)[0]) for x in ss.spawn(3))
-    p = paired_kinematics(flow, rows, mass, window=window, fiducial=fiducial, seam=seam,
-                          per_pair=per_pair, seed=s_flow)  # fmt: skip
+    p = paired_kinematics(flow, rows, mass, settings=settings, seed=s_flow)
     none = [None] * ctaus.size
     out: dict[str, Any] = {"mass": float(mass), "n_pairs": 0 if isinstance(p, str) else p.w.size,
                            "ctau": ctaus.tolist(), "pairs": none, "flow": none,
@@ -253,39 +295,10 @@ def detector_closure(
     if isinstance(p, str):
         out["why"] = p
         return out
-    kw = {"channels": channels, "brs": brs}
-    a_pairs = _pair_acceptance(p.q, p.e, mass, ctaus, geometry, seed=s_pairs, **kw)
-    a_flow = _pair_acceptance(p.fq, p.fe, mass, ctaus, geometry, seed=s_fdec, **kw)
-    kept = np.bincount(p.idx, minlength=p.w.size)
-    sums = np.zeros((p.w.size, ctaus.size))
-    np.add.at(sums, p.idx, a_flow)
-    has = kept > 0  # a pair none of whose flow samples stayed inside F is left out
-    a_bar = sums[has] / kept[has, None]
-    w, a_pairs = p.w[has], a_pairs[has]
-    W = w.sum()
-    num = (w[:, None] * a_bar).sum(0)
-    den = (w[:, None] * a_pairs).sum(0)
-    out["n_pairs"] = int(has.sum())
-    if W <= 0:
-        out["why"] = "no net weight left inside the fiducial region"
-        return out
-    wa = w[:, None] * a_pairs
-    with np.errstate(divide="ignore", invalid="ignore"):
-        n_eff = np.where(den > 0, den**2 / (wa**2).sum(0), 0.0)  # Kish: pairs carrying 𝓔
-    e_pairs = den / W
-    den = np.where(n_eff >= MIN_CARRIERS, den, 0.0)  # a ratio of a handful is no figure
-    out["carriers"] = [float(x) for x in n_eff]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(den > 0, num / den, np.nan)
-        err = np.sqrt((w[:, None] ** 2 * (a_bar - r * a_pairs) ** 2).sum(0)) / den
-        pull = (r - 1.0) / err
-
-    def clean(x: NDArray) -> list[float | None]:
-        return [float(v) if np.isfinite(v) else None for v in x]
-
-    out.update(pairs=clean(e_pairs), flow=clean(num / W), ratio=clean(r),
-               ratio_err=clean(np.where(den > 0, err, np.nan)),
-               pull=clean(np.where(den > 0, pull, np.nan)))  # fmt: skip
+    decays = dict(decays or {"mumu": 1.0})
+    a_pairs = _pair_acceptance(p.q, p.e, mass, ctaus, geometry, decays=decays, seed=s_pairs)
+    a_flow = _pair_acceptance(p.fq, p.fe, mass, ctaus, geometry, decays=decays, seed=s_fdec)
+    out.update(_closure_ratio(p, a_pairs, a_flow, ctaus.size))
     return out
 
 
@@ -358,6 +371,76 @@ def _with_model(row: dict[str, Any], kin: dict[str, Any] | None, inp: Any, mass:
     row["pull_with_model"] = (row["ratio"] - 1.0) / tot if tot > 0 else None
 
 
+def _closure_targets(
+    res: Any, mass: float, dark: Any = None
+) -> dict[str, tuple[float, float]] | None:
+    """Where a mass is compared (:data:`AT`): ``{key: (ε, cτ)}`` at the median expected ε_low
+    and ε_high of the scan mass nearest ``mass``, else (a mass not excluded) at the ε of the
+    largest expected signal; ``None`` without any expected signal there."""
+    from gammastar.physics import darkphoton
+
+    at = {}
+    for key, j in (("eps_low", 0), ("eps_high", 1)):
+        eps, ct = _boundary_ctau(res, mass, j, dark=dark)
+        if ct is not None:
+            at[key] = (eps, ct)
+    if at:
+        return at
+    j = int(np.argmin(np.abs(res.masses - mass)))
+    k = int(np.argmax(res.nsig[j]))
+    if not res.nsig[j, k] > 0:
+        return None
+    eps = float(res.eps[k])
+    return {"eps_peak": (eps, float(darkphoton.ctau(mass, eps, dark=dark)))}
+
+
+def _closure_point(
+    mass: float,
+    at: dict[str, tuple[float, float]],
+    one: dict[str, Any],
+    inside: bool,
+    kin: dict[str, Any] | None,
+    inp: Any,
+) -> tuple[dict[str, Any], list[float]]:
+    """One mass's row of the record from its :func:`detector_closure` ``one`` at the targets
+    ``at`` (with the ``kinematic_model`` size ``kin`` where the reach quotes it), and the pulls
+    the warning trusts (carried by at least :data:`WARN_CARRIERS` effective pairs)."""
+    point = {"mass": mass, "n_pairs": one["n_pairs"], "inside_fiducial": inside}
+    if "why" in one:
+        point["why"] = one["why"]
+    pulls = []
+    for k, (key, (eps, ct)) in enumerate(at.items()):
+        point[key] = {"eps": eps, "ctau": ct,
+                      **{f: one[f][k] for f in ("flow", "pairs", "ratio", "ratio_err", "pull")},
+                      "carriers": one.get("carriers", [None] * len(at))[k]}  # fmt: skip
+        if one["pull"][k] is not None:
+            _with_model(point[key], kin, inp, mass, key)
+            if (point[key]["carriers"] or 0) >= WARN_CARRIERS:  # the trusted ones
+                pulls.append(point[key].get("pull_with_model", point[key]["pull"]))
+    return point, pulls
+
+
+def _warn_pulls(points: list[dict[str, Any]]) -> None:
+    """Warn at each mass where a trusted pull exceeds :data:`PULL_WARN`."""
+    big = [p for p in points if any(
+        k in p and p[k]["pull"] is not None and (p[k]["carriers"] or 0) >= WARN_CARRIERS
+        and abs(p[k].get("pull_with_model", p[k]["pull"])) > PULL_WARN for k in AT)]  # fmt: skip
+    for p in big:
+        log.warning(
+            "reach: the flow's A′ acceptance differs from its own pairs' at m = %.3g GeV "
+            "beyond %g sigma (reach.json flow_closure; docs/reach.md \"The flow against its "
+            "data where the detector looks\")", p["mass"], PULL_WARN,
+        )
+
+
+def _closure_flow(sampler: Any) -> tuple[Any, Any, float | None]:
+    """The reach sampler's flow, fiducial region and seam (an extrapolating sampler: the flow
+    inside F, the fitted model outside; else the sampler itself in the full phase space)."""
+    if hasattr(sampler, "inside"):
+        return sampler.inside, sampler.fiducial, sampler.seam
+    return sampler, None, None
+
+
 def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dict[str, Any] | None:
     """The reach's ``flow_closure`` block: :func:`detector_closure` at each of
     ``validate.masses`` inside the scan's range, at the cτ of the median expected ε_low and
@@ -381,10 +464,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
     rc = config.reach
     if rc.flow is None:
         return None
-    sampler = inp.sampler
-    flow, fiducial, seam = sampler, None, None
-    if hasattr(sampler, "inside"):  # the flow inside F, the fitted model outside
-        flow, fiducial, seam = sampler.inside, sampler.fiducial, sampler.seam
+    flow, fiducial, seam = _closure_flow(inp.sampler)
     if flow is None or not hasattr(flow, "sample"):
         return {"skipped": "no flow in the reach's sampler"}
     try:
@@ -393,7 +473,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
         return {"skipped": str(exc)}
     kin = ((getattr(inp, "nuisance_record", None) or {}).get("nuisances") or {}).get(
         "kinematic_model")  # the ensemble's spread, when the reach quotes it
-    window = float(config.yields.mass_bin_width)
+    st = ClosureSettings(float(config.yields.mass_bin_width), fiducial, seam, per_pair)
     lo, hi = float(res.masses.min()), float(res.masses.max())
     masses = [float(x) for x in config.validate_.masses if lo <= x <= hi]
     seeds = np.random.SeedSequence(config.seed).spawn(max(len(masses), 1))
@@ -403,52 +483,23 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
                         if mass > darkphoton.LEPTON_CHANNELS[ch].threshold)  # fmt: skip
         if not open_ch:
             continue
-        brs = [float(darkphoton.branching_ratio(mass, ch)) for ch in open_ch]
-        at = {}
-        for key, j in (("eps_low", 0), ("eps_high", 1)):
-            eps, ct = _boundary_ctau(res, mass, j, dark=getattr(inp, "dark", None))
-            if ct is not None:
-                at[key] = (eps, ct)
-        if not at:  # not excluded: where the expected signal is largest
-            j = int(np.argmin(np.abs(res.masses - mass)))
-            k = int(np.argmax(res.nsig[j]))
-            if not res.nsig[j, k] > 0:
-                points.append({"mass": mass, "why": "no expected signal at this mass"})
-                continue
-            eps = float(res.eps[k])
-            at["eps_peak"] = (eps, float(darkphoton.ctau(mass, eps,
-                                                         dark=getattr(inp, "dark", None))))
+        at = _closure_targets(res, mass, dark=getattr(inp, "dark", None))
+        if at is None:
+            points.append({"mass": mass, "why": "no expected signal at this mass"})
+            continue
+        decays = {ch: float(darkphoton.branching_ratio(mass, ch)) for ch in open_ch}
         try:
             one = detector_closure(flow, rows, mass, [ct for _, ct in at.values()],
-                                   inp.geometry, window=window, fiducial=fiducial, seam=seam,
-                                   channels=open_ch, brs=brs, per_pair=per_pair,
+                                   inp.geometry, settings=st, decays=decays,
                                    seed=int(ss.generate_state(1)[0]))  # fmt: skip
         except GammastarError as exc:  # a check: it never stops the reach
             points.append({"mass": mass, "why": f"not compared: {exc}"})
             continue
         inside = fiducial is not None and (seam is None or mass >= seam)
-        point = {"mass": mass, "n_pairs": one["n_pairs"], "inside_fiducial": inside}
-        if "why" in one:
-            point["why"] = one["why"]
-        for k, (key, (eps, ct)) in enumerate(at.items()):
-            point[key] = {"eps": eps, "ctau": ct,
-                          **{f: one[f][k] for f in ("flow", "pairs", "ratio", "ratio_err",
-                                                    "pull")},
-                          "carriers": one.get("carriers", [None] * len(at))[k]}  # fmt: skip
-            if one["pull"][k] is not None:
-                _with_model(point[key], kin, inp, mass, key)
-                if (point[key]["carriers"] or 0) >= WARN_CARRIERS:  # the trusted ones
-                    pulls.append(point[key].get("pull_with_model", point[key]["pull"]))
+        point, trusted = _closure_point(mass, at, one, inside, kin, inp)
         points.append(point)
-    big = [p for p in points if any(
-        k in p and p[k]["pull"] is not None and (p[k]["carriers"] or 0) >= WARN_CARRIERS
-        and abs(p[k].get("pull_with_model", p[k]["pull"])) > PULL_WARN for k in AT)]
-    for p in big:
-        log.warning(
-            "reach: the flow's A′ acceptance differs from its own pairs' at m = %.3g GeV "
-            "beyond %g sigma (reach.json flow_closure; docs/reach.md \"The flow against its "
-            "data where the detector looks\")", p["mass"], PULL_WARN,
-        )
+        pulls += trusted
+    _warn_pulls(points)
     return {
         "method": "detector acceptance of the flow (per_pair samples at each pair's own mass) "
         "against the flow's own weighted pairs within +-window of the mass, both moved to the "
@@ -456,7 +507,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
         "flow is; at the median expected eps_low and eps_high of the scan; ratio error from "
         "the pairs as independent units (gammastar.reach.flow_closure.detector_closure)",
         "pairs": str(path),
-        "window": window,
+        "window": st.window,
         "per_pair": per_pair,
         "masses": masses,
         "points": points,

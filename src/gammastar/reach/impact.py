@@ -6,11 +6,10 @@ Offers :func:`impact` (each nuisance at ±1σ, the upper limit on the signal red
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 __all__ = ["impact", "plot_impact"]
 
@@ -18,15 +17,12 @@ __all__ = ["impact", "plot_impact"]
 
 def impact(
     model: Any,
-    nsig: Any,
-    eps: NDArray[np.float64],
-    values: NDArray[np.float64],
+    boundaries: Callable[[float], tuple[float, float]],
     *,
     cl: float,
     method: str,
     seed: int | None,
     s_up: float,
-    boundaries: Any,
 ) -> dict[str, dict[str, Any]]:
     r"""Shift of s_up and of ε_low/ε_high at one mass with each nuisance fixed at ±1σ.
 
@@ -40,12 +36,11 @@ def impact(
 
     Arguments:
         model: the mass point's :class:`gammastar.reach.stats.Model`.
-        nsig: N_sig(ε) at this mass (exact), for :func:`gammastar.reach.stage.eps_boundaries`.
-        eps, values: the ε grid and N_sig on it.
+        boundaries: ``s → (ε_low, ε_high)`` where N_sig(ε) = s at this mass (the reach's
+            :func:`gammastar.reach.stage.eps_boundaries` on its N_sig; passed in: the reach
+            imports this module).
         cl, method, seed: as the reach's limit.
         s_up: the nominal median expected limit.
-        boundaries: ``(nsig, eps, s, values=) → (ε_low, ε_high)``: the reach's
-            :func:`gammastar.reach.stage.eps_boundaries` (passed in: the reach imports this module).
 
     Returns:
         ``{name: {"+1": {"s_up", "eps_low", "eps_high"}, "-1": {...}}}``.
@@ -62,7 +57,7 @@ def impact(
         return float(upper_limit(mod, cl=cl, method=method, seed=seed, hint=s_up).expected["0"])
 
     def row(s: float) -> dict[str, float | None]:
-        lo, hi = boundaries(nsig, eps, s, values=values)
+        lo, hi = boundaries(s)
         return {
             "s_up": s,
             "eps_low": float(lo) if np.isfinite(lo) else None,

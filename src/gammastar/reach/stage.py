@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ from gammastar.source.production import (
 )
 
 __all__ = [
+    "MassModelSettings",
     "ReachInputs",
     "ScanResult",
     "ScanSettings",
@@ -214,22 +215,86 @@ def window_edges(
     return np.linspace(mass - half, mass + half, (mass_bins if template == "mass" else 1) + 1)
 
 
+@dataclass(frozen=True)
+class MassModelSettings:
+    """The per-mass likelihood's fixed inputs (:func:`mass_model`): the channels, their
+    backgrounds, the systematic sizes and the signal window (``reach`` keys of the same names;
+    :meth:`ScanSettings.model_settings` makes them for a scan's mass point)."""
+
+    channels: tuple[str, ...]
+    """The A′ → ℓℓ channels searched (open at the mass)."""
+    background: Mapping[str, float]
+    """Expected background events per channel in the scan's mass range (no default)."""
+    background_kappa: Mapping[str, float]
+    """The background's log-normal uncertainty factor per channel (no default)."""
+    n_pot_unc: float
+    """Relative N_POT uncertainty."""
+    efficiency_uncertainty: float
+    """Relative signal-efficiency uncertainty."""
+    template: str = "counting"
+    """``"counting"``: one bin per channel; ``"mass"``: ``mass_bins`` bins around m."""
+    mass_resolution: float | None = None
+    """σ_m in GeV (the window's half width is ``window_sigmas`` σ_m; needed for ``"mass"``)."""
+    window_sigmas: float = 3.0
+    mass_bins: int = 6
+    dark: darkphoton.DarkSector | None = None
+    """A dark sector (its decays enter the branching ratios), or ``None``."""
+
+
+def _branching_ratios(mass: float, st: MassModelSettings) -> dict[str, float]:
+    """BR(A′ → ℓℓ) per channel at ``mass`` (0 for a closed one; ε-independent without a
+    dark sector, taken at ε = 10⁻⁶ with one)."""
+    brs = {
+        ch: float(darkphoton.branching_ratio(mass, ch, eps=1e-6 if st.dark else None, dark=st.dark))
+        for ch in st.channels
+    }
+    brs = {ch: (0.0 if not np.isfinite(v) else v) for ch, v in brs.items()}
+    if sum(brs.values()) <= 0:
+        raise GammastarError(f"m = {mass:g} GeV: no open decay channel among {list(st.channels)}")
+    return brs
+
+
+def _channel_bins(
+    mass: float,
+    frac: float,
+    background: float,
+    observed: ArrayLike | None,
+    st: MassModelSettings,
+    mass_range: tuple[float, float] | None,
+) -> tuple[NDArray, NDArray, NDArray | None]:
+    """One channel's (signal, background, observed) bins: one bin (counting), or the Gaussian
+    signal template and a flat background density over ``mass_range`` in the window's bins."""
+    if st.template == "counting":
+        ob = None if observed is None else np.atleast_1d(np.asarray(observed, dtype=np.float64))
+        return np.array([frac]), np.array([background]), ob
+    lo_m, hi_m = mass_range or (0.0, 1.0)
+    edges = window_edges(
+        mass,
+        template=st.template,
+        mass_resolution=st.mass_resolution,
+        window_sigmas=st.window_sigmas,
+        mass_bins=st.mass_bins,
+    )
+    shape = gaussian_template(mass, float(st.mass_resolution), edges)  # type: ignore[arg-type]
+    sig = frac * shape / shape.sum()
+    density = background / max(hi_m - lo_m, 1e-12)
+    bkg = np.full(st.mass_bins, density * np.diff(edges))
+    ob = None
+    if observed is not None:
+        ob = np.asarray(observed, dtype=np.float64)
+        if ob.ndim == 0:  # one count for the window: at the peak (conservative)
+            ob = np.zeros(st.mass_bins)
+            ob[st.mass_bins // 2] = float(observed)  # type: ignore[arg-type]
+    return sig, bkg, ob
+
+
 def mass_model(
     mass: float,
+    settings: MassModelSettings,
     *,
-    channels: tuple[str, ...],
-    background: Mapping[str, float],
-    background_kappa: Mapping[str, float],
-    n_pot_unc: float,
-    efficiency_uncertainty: float,
     observed: Mapping[str, ArrayLike] | None = None,
     mc_stat: float = 0.0,
-    template: str = "counting",
-    mass_resolution: float | None = None,
-    window_sigmas: float = 3.0,
-    mass_bins: int = 6,
     mass_range: tuple[float, float] | None = None,
-    dark: darkphoton.DarkSector | None = None,
     acceptance: Mapping[str, float] | None = None,
     signal_nuisances: Mapping[str, float] | None = None,
 ) -> Model:
@@ -238,77 +303,57 @@ def mass_model(
     (counting) or flat background in mass bins around m.
 
     Arguments:
-        background, background_kappa: expected background and its log-normal shape per
-            channel (no defaults: ``reach.background``, ``reach.background_kappa``).
-        n_pot_unc, efficiency_uncertainty: relative N_POT and signal-efficiency uncertainties.
+        mass: the A′ mass in GeV.
+        settings: the channels, backgrounds, systematic sizes and signal window
+            (:class:`MassModelSettings`).
         observed: per channel, the observed count(s) in the window of :func:`window_edges`:
             one number per bin, or one number for the whole window (with ``template="mass"``
             placed in the central bin, the conservative choice).
+        mc_stat: the yield's relative statistical error at the mass.
+        mass_range: the scan's mass range, over which ``background`` is spread (``"mass"``).
         acceptance: per channel, a number proportional to its acceptance (``None``: the same
             for every channel).
         signal_nuisances: named relative signal-rate uncertainties, each one parameter shared
             by the channels (:mod:`gammastar.yields.uncertainties`); ``data_stat`` among them replaces
             ``mc_stat``.
+
+    Example:
+        >>> st = MassModelSettings(("mumu",), {"mumu": 0.016}, {"mumu": 1.125}, 0.2, 0.029)
+        >>> [c.background.tolist() for c in mass_model(0.4, st).channels]
+        [[0.016]]
     """
-    for key, given in (("background", background), ("background_kappa", background_kappa)):
-        lost = [ch for ch in channels if ch not in given]
+    st = settings
+    for key, given in (("background", st.background), ("background_kappa", st.background_kappa)):
+        lost = [ch for ch in st.channels if ch not in given]
         if lost:
             raise GammastarError(f"reach.{key}: nothing given for channel {lost[0]!r}")
-    brs = {
-        ch: float(darkphoton.branching_ratio(mass, ch, eps=1e-6 if dark else None, dark=dark))
-        for ch in channels
-    }
-    brs = {ch: (0.0 if not np.isfinite(v) else v) for ch, v in brs.items()}
-    total = sum(brs.values())
-    if total <= 0:
-        raise GammastarError(f"m = {mass:g} GeV: no open decay channel among {list(channels)}")
+    brs = _branching_ratios(mass, st)
     weight = dict(brs)
     if acceptance is not None:
-        weight = {ch: brs[ch] * float(acceptance[ch]) for ch in channels}
+        weight = {ch: brs[ch] * float(acceptance[ch]) for ch in st.channels}
         if not sum(weight.values()) > 0:  # no channel seen: the split does not matter
             weight = dict(brs)
     wsum = sum(weight.values())
     chans = []
-    for ch in channels:
-        frac = weight[ch] / wsum
-        b = float(background[ch])
+    for ch in st.channels:
         obs = None if observed is None else observed.get(ch)
-        if template == "counting":
-            sig, bkg = np.array([frac]), np.array([b])
-            ob = None if obs is None else np.atleast_1d(np.asarray(obs, dtype=np.float64))
-        else:
-            lo_m, hi_m = mass_range or (0.0, 1.0)
-            edges = window_edges(
-                mass,
-                template=template,
-                mass_resolution=mass_resolution,
-                window_sigmas=window_sigmas,
-                mass_bins=mass_bins,
-            )
-            shape = gaussian_template(mass, float(mass_resolution), edges)  # type: ignore[arg-type]
-            sig = frac * shape / shape.sum()
-            density = b / max(hi_m - lo_m, 1e-12)
-            bkg = np.full(mass_bins, density * np.diff(edges))
-            ob = None
-            if obs is not None:
-                ob = np.asarray(obs, dtype=np.float64)
-                if ob.ndim == 0:  # one count for the window: at the peak (conservative)
-                    ob = np.zeros(mass_bins)
-                    ob[mass_bins // 2] = float(obs)  # type: ignore[arg-type]
+        sig, bkg, ob = _channel_bins(
+            mass, weight[ch] / wsum, float(st.background[ch]), obs, st, mass_range
+        )
         chans.append(
             Channel(
                 ch,
                 sig,
                 bkg,
                 observed=ob,
-                bkg_kappa=float(background_kappa[ch]),
-                eff_unc=efficiency_uncertainty,
+                bkg_kappa=float(st.background_kappa[ch]),
+                eff_unc=st.efficiency_uncertainty,
                 mc_stat=0.0 if "data_stat" in (signal_nuisances or {}) else mc_stat,
             )
         )
     return Model(
         chans,
-        n_pot_unc=n_pot_unc,
+        n_pot_unc=st.n_pot_unc,
         meta={"mass": mass, "br": brs},
         signal_nuisances=dict(signal_nuisances or {}),
     )
@@ -478,31 +523,45 @@ class ScanSettings:
     per-mass statistics (:meth:`from_config` builds it for the ``reach`` stage).
 
     The statistics inputs (``background``, ``background_kappa``, ``n_pot_unc``,
-    ``efficiency_uncertainty``) have no defaults; see :func:`scan` for the meaning of each.
+    ``efficiency_uncertainty``) have no defaults; they, ``channels``, the signal window and
+    ``dark`` are :class:`MassModelSettings`'s (:meth:`model_settings`).
     """
 
     geometry: Geometry
+    """The detector (:mod:`gammastar.source.geometry`)."""
     yields: Yields
+    """The A′ yield per POT per ε² (``yields.json``)."""
     n_pot: float
+    """Protons on target of the search (with the yield scale applied)."""
     background: Mapping[str, float]
     background_kappa: Mapping[str, float]
     n_pot_unc: float
     efficiency_uncertainty: float
     channels: tuple[str, ...] = ("mumu",)
     observed: Mapping[str, ArrayLike] | None = None
+    """Per channel one count for every mass point, or an array with one entry (a count, or the
+    counts per mass bin) per mass point (:func:`observed_counts` makes it from the config);
+    ``None``: expected limits only."""
     cl: float = 0.9
     method: str = "auto"
+    """The statistical method (:data:`gammastar.reach.stats.METHODS`)."""
     ntoys: int = 500
     samples: int = 20_000
+    """A′ samples drawn per mass (and per channel whose daughters the detector cuts on)."""
     seed: int | None = 0
     template: str = "counting"
     mass_resolution: float | None = None
     window_sigmas: float = 3.0
     mass_bins: int = 6
     event_lines: tuple[float, ...] = (2.3, 3.0)
+    """Signal counts whose N_sig contours are drawn as well (``events_<n>``)."""
     dark: darkphoton.DarkSector | None = None
     signal_nuisances: Mapping[str, ArrayLike] | None = None
+    """Per name the relative signal-rate uncertainty at each mass
+    (:func:`gammastar.yields.uncertainties.at_masses`)."""
     impact_points: int = 0
+    """At that many evenly spaced masses, each nuisance fixed at ±1σ
+    (:func:`gammastar.reach.impact.impact`)."""
     lambda_refits: Mapping[str, Any] | None = None
     """``yields.json`` ``uncertainties.lambda_theta_refits``: the measured λ_θ's moves, which
     the scan carries to N_sig (``acceptance_lambda_theta`` at N's level, as ``extrapolation``)
@@ -563,6 +622,21 @@ class ScanSettings:
                 raise GammastarError(
                     f"reach.observed.{ch}: {np.shape(v)[0]} entries for {masses.size} masses"
                 )
+
+    def model_settings(self, channels: tuple[str, ...]) -> MassModelSettings:
+        """The per-mass likelihood's settings (:func:`mass_model`) for the open ``channels``."""
+        return MassModelSettings(
+            channels=channels,
+            background={ch: self.background[ch] for ch in channels},
+            background_kappa=self.background_kappa,
+            n_pot_unc=self.n_pot_unc,
+            efficiency_uncertainty=self.efficiency_uncertainty,
+            template=self.template,
+            mass_resolution=self.mass_resolution,
+            window_sigmas=self.window_sigmas,
+            mass_bins=self.mass_bins,
+            dark=self.dark,
+        )
 
     def band_keys(self) -> list[str]:
         """The boundaries a scan draws: the expected bands, ``obs``, ``events_<n>``."""
@@ -770,21 +844,12 @@ def _mass_model_for(
     """The per-mass likelihood (:func:`mass_model`) of mass point ``i`` from the settings."""
     return mass_model(
         sig.mass,
-        channels=sig.channels,
-        background={ch: st.background[ch] for ch in sig.channels},
-        background_kappa=st.background_kappa,
+        st.model_settings(sig.channels),
         observed=None
         if not st.observed
         else {ch: (v if np.ndim(v) == 0 else np.asarray(v)[i]) for ch, v in st.observed.items()},
-        n_pot_unc=st.n_pot_unc,
-        efficiency_uncertainty=st.efficiency_uncertainty,
         mc_stat=mc_stat,
-        template=st.template,
-        mass_resolution=st.mass_resolution,
-        window_sigmas=st.window_sigmas,
-        mass_bins=st.mass_bins,
         mass_range=(float(masses[0]), float(masses[-1])),
-        dark=st.dark,
         acceptance=sig.shares,
         signal_nuisances=nuisances or None,
     )
@@ -806,6 +871,25 @@ def _boundaries(
     return {k: done[s_up] for k, s_up in targets.items()}
 
 
+@dataclass(frozen=True)
+class _MassInputs:
+    """One mass point's statistics inputs besides its signal: its index on the mass grid, the
+    named nuisances' sizes there, the yield's statistical error, the limit hint, and the
+    per-ε relative N_sig errors that the second pass takes at the first pass's boundaries."""
+
+    index: int
+    nuisances: dict[str, float]
+    mc_stat: float
+    hint: float | None
+    """The previous mass point's −2σ expected limit (a start for the limit's search)."""
+    kin_rel: NDArray | None = None
+    """The ensemble's acceptance spread (``kinematic_model``), or ``None``."""
+    ex_rel: NDArray | None = None
+    """The extrapolation fit's N_sig error (``extrapolation``), or ``None``."""
+    lam_rel: NDArray | None = None
+    """The measured λ_θ's N_sig error (``acceptance_lambda_theta``), or ``None``."""
+
+
 @dataclass
 class _MassLimit:
     """One mass point's statistics: the likelihood, the limit and the ε boundaries per band
@@ -821,58 +905,62 @@ class _MassLimit:
     lambda_theta: dict[str, Any] | None = None
 
 
-def _mass_limit(
+def _second_pass_rows(
+    point: _MassInputs,
     sig: _MassSignal,
-    i: int,
-    masses: NDArray,
     eps: NDArray,
-    st: ScanSettings,
-    nuisances: dict[str, float],
-    mc_stat: float,
-    hint: float | None,
-    kin_rel: NDArray | None,
-    ex_rel: NDArray | None = None,
-    lam_rel: NDArray | None = None,
+    first: tuple[float, float],
+    nuis: dict[str, float],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """The ``kinematic_model``, ``extrapolation`` and ``acceptance_lambda_theta`` rows at the
+    first pass's median expected boundaries ``first``; their sizes replace those in ``nuis``."""
+    lo, hi = first
+    kin_row = ex_row = lam_row = None
+    if point.kin_rel is not None:
+        kin_row = _kinematic_row(eps, point.kin_rel, lo, hi, sig.nsig_grid, sig.mass)
+        nuis["kinematic_model"] = kin_row["rel"]
+    if point.ex_rel is not None and "extrapolation" in nuis:
+        ex_row = _extrapolation_row(eps, point.ex_rel, lo, hi, sig.nsig_grid, sig.mass)
+        ex_row["rel_yield"] = nuis["extrapolation"]
+        nuis["extrapolation"] = ex_row["rel"]
+    if point.lam_rel is not None and "acceptance_lambda_theta" in nuis:
+        lam_row = _extrapolation_row(eps, point.lam_rel, lo, hi, sig.nsig_grid, sig.mass)
+        lam_row["rel_yield"] = nuis["acceptance_lambda_theta"]
+        nuis["acceptance_lambda_theta"] = lam_row["rel"]
+    return kin_row, ex_row, lam_row
+
+
+def _mass_limit(
+    sig: _MassSignal, point: _MassInputs, masses: NDArray, eps: NDArray, st: ScanSettings
 ) -> _MassLimit:
-    """The limit (:func:`gammastar.reach.stats.upper_limit`) and ε boundaries of mass point ``i``;
+    """The limit (:func:`gammastar.reach.stats.upper_limit`) and ε boundaries of one mass point;
     with an ensemble spread ``kin_rel`` or the extrapolation fit's N_sig error ``ex_rel``
     (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
     ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
     boundaries; likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``."""
-    nuis, kin_row, ex_row, methods = dict(nuisances), None, None, set()
-    lam_row = None
+    nuis, methods = dict(point.nuisances), set()
+    rows: tuple[dict[str, Any] | None, ...] = (None, None, None)
     secs = {"limits": 0.0, "boundaries": 0.0}
     bnd: dict[str, tuple[float, float]] = {}
-    if "extrapolation" not in nuis:
-        ex_rel = None
-    if "acceptance_lambda_theta" not in nuis:
-        lam_rel = None
-    two = kin_rel is not None or ex_rel is not None or lam_rel is not None
+    two = (
+        point.kin_rel is not None
+        or (point.ex_rel is not None and "extrapolation" in nuis)
+        or (point.lam_rel is not None and "acceptance_lambda_theta" in nuis)
+    )
     for kin_pass in (0, 1) if two else (0,):
         if kin_pass == 1:
-            lo, hi = bnd["0"]
-            if kin_rel is not None:
-                kin_row = _kinematic_row(eps, kin_rel, lo, hi, sig.nsig_grid, sig.mass)
-                nuis["kinematic_model"] = kin_row["rel"]
-            if ex_rel is not None:
-                ex_row = _extrapolation_row(eps, ex_rel, lo, hi, sig.nsig_grid, sig.mass)
-                ex_row["rel_yield"] = nuis["extrapolation"]
-                nuis["extrapolation"] = ex_row["rel"]
-            if lam_rel is not None:
-                lam_row = _extrapolation_row(eps, lam_rel, lo, hi, sig.nsig_grid, sig.mass)
-                lam_row["rel_yield"] = nuis["acceptance_lambda_theta"]
-                nuis["acceptance_lambda_theta"] = lam_row["rel"]
+            rows = _second_pass_rows(point, sig, eps, bnd["0"], nuis)
         t1 = time.perf_counter()
-        model = _mass_model_for(sig, i, masses, st, mc_stat, nuis)
+        model = _mass_model_for(sig, point.index, masses, st, point.mc_stat, nuis)
         lim = upper_limit(
-            model, cl=st.cl, method=st.method, ntoys=st.ntoys, seed=sig.seed, hint=hint
+            model, cl=st.cl, method=st.method, ntoys=st.ntoys, seed=sig.seed, hint=point.hint
         )
         methods.add(lim.method)
         t2 = time.perf_counter()
         bnd = _boundaries(lim, sig, eps, st)
         secs["limits"] += t2 - t1
         secs["boundaries"] += time.perf_counter() - t2
-    return _MassLimit(model, lim, bnd, kin_row, methods, secs, ex_row, lam_row)
+    return _MassLimit(model, lim, bnd, rows[0], methods, secs, rows[1], rows[2])
 
 
 def _check_scan(
@@ -907,81 +995,127 @@ def _check_scan(
         )
 
 
-def scan(
-    masses: ArrayLike,
-    eps: ArrayLike,
-    *,
-    sampler: SamplerLike,
-    geometry: Geometry,
-    yields: Yields,
-    n_pot: float,
-    channels: tuple[str, ...] = ("mumu",),
-    background: Mapping[str, float],
-    background_kappa: Mapping[str, float],
-    n_pot_unc: float,
-    efficiency_uncertainty: float,
-    observed: Mapping[str, ArrayLike] | None = None,
-    cl: float = 0.9,
-    method: str = "auto",
-    ntoys: int = 500,
-    samples: int = 20_000,
-    seed: int | None = 0,
-    template: str = "counting",
-    mass_resolution: float | None = None,
-    window_sigmas: float = 3.0,
-    mass_bins: int = 6,
-    event_lines: tuple[float, ...] = (2.3, 3.0),
-    dark: darkphoton.DarkSector | None = None,
-    signal_nuisances: Mapping[str, ArrayLike] | None = None,
-    impact_points: int = 0,
-    ensemble: Sequence[SamplerLike] | None = None,
-    lambda_refits: Mapping[str, Any] | None = None,
-) -> ScanResult:
-    """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
+def _nsig_recorder(sampler: SamplerLike, st: ScanSettings) -> tuple[Any, list[Any] | None]:
+    """The sampler that records each nominal draw, for the extrapolation fit's error and the
+    measured λ_θ's moves carried to N_sig (``None`` when neither is wanted or possible), and
+    the moves' fiducial regions (``None`` without λ_θ refits)."""
+    nus = st.signal_nuisances or {}
+    ex_model = getattr(sampler, "extrapolation", None)
+    want_lam = bool(st.lambda_refits) and "acceptance_lambda_theta" in nus
+    if ex_model is None or not (
+        ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
+    ):
+        return None, None
+    from gammastar.yields.extrapolation import RecordingSampler
 
-    The keyword interface of :func:`scan_with` and :class:`ScanSettings`. The statistics
-    inputs (``background``, ``background_kappa``, ``n_pot_unc``, ``efficiency_uncertainty``)
-    have no defaults. ``observed``: per channel one count for every mass point, or an array
-    with one entry (a count, or the counts per mass bin) per mass point
-    (:func:`observed_counts` makes it from the config). ``signal_nuisances``: per name the
-    relative signal-rate uncertainty at each mass (:func:`gammastar.yields.uncertainties.at_masses`);
-    ``impact_points``: at that many evenly spaced masses, each nuisance fixed at ±1σ
-    (:func:`gammastar.reach.impact.impact`); ``ensemble``: ≥ 2 samplers (flow ensemble
-    members, the nominal ``sampler`` among them or not) whose acceptance spread (standard
-    deviation over the members / their mean, per (m, ε)) enters each mass's likelihood as the
-    signal nuisance ``kinematic_model``, taken at the median expected ε_high of a first pass
-    (else ε_low) and the limit and boundaries recomputed with it; ``lambda_refits``:
-    :attr:`ScanSettings.lambda_refits`.
-    """
-    settings = ScanSettings(
-        geometry=geometry,
-        yields=yields,
-        n_pot=n_pot,
-        channels=channels,
-        background=background,
-        background_kappa=background_kappa,
-        n_pot_unc=n_pot_unc,
-        efficiency_uncertainty=efficiency_uncertainty,
-        observed=observed,
-        cl=cl,
-        method=method,
-        ntoys=ntoys,
-        samples=samples,
-        seed=seed,
-        template=template,
-        mass_resolution=mass_resolution,
-        window_sigmas=window_sigmas,
-        mass_bins=mass_bins,
-        event_lines=event_lines,
-        dark=dark,
-        signal_nuisances=signal_nuisances,
-        impact_points=impact_points,
-        lambda_refits=lambda_refits,
+    record = RecordingSampler(sampler)
+    if not want_lam:
+        return record, None
+    from gammastar.yields.uncertainties import lambda_regions
+
+    return record, lambda_regions(st.lambda_refits, sampler.fiducial)
+
+
+@dataclass
+class _ScanTable:
+    """What :func:`scan` collects mass by mass for its :class:`ScanResult`."""
+
+    bounds: dict[str, tuple[NDArray, NDArray]]
+    nsig: NDArray[np.float64]
+    acceptance: NDArray[np.float64]
+    extrapolated: NDArray[np.float64]
+    members: NDArray[np.float64]
+    """The ensemble members' acceptance, shape (members, mass, ε)."""
+    labelled: bool = False
+    """Whether the sampler labels extrapolated samples."""
+    limits: list[LimitResult | None] = field(default_factory=list)
+    models: list[Model | None] = field(default_factory=list)
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("acceptance", "limits", "boundaries", "impact"), 0.0)
     )
-    return scan_with(masses, eps, sampler=sampler, settings=settings, ensemble=ensemble)
+    methods: set[str] = field(default_factory=set)
+    kinematic: list[dict[str, Any]] = field(default_factory=list)
+    extrapolation: list[dict[str, Any]] = field(default_factory=list)
+    lambda_theta: list[dict[str, Any]] = field(default_factory=list)
+    impact: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, masses: NDArray, eps: NDArray, keys: list[str], members: int) -> _ScanTable:
+        """NaN boundaries for the bands ``keys``, zero grids, ``members`` ensemble rows."""
+        grid = (masses.size, eps.size)
+        return cls(
+            bounds={k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in keys},
+            nsig=np.zeros(grid),
+            acceptance=np.zeros(grid),
+            extrapolated=np.zeros(grid),
+            members=np.zeros((members, *grid)),
+        )
+
+    def skip(self) -> None:
+        """A mass point without a yield or an open channel."""
+        self.limits.append(None)
+        self.models.append(None)
+
+    def hint(self) -> float | None:
+        """The last limit's −2σ expected value (``None`` before the first)."""
+        return next((x.expected["-2"] for x in reversed(self.limits) if x is not None), None)
+
+    def add_signal(self, i: int, sig: _MassSignal) -> None:
+        """Mass point ``i``'s acceptance and N_sig on the ε grid."""
+        self.acceptance[i], self.nsig[i] = sig.acceptance, sig.nsig_grid
+        if sig.extrapolated is not None:
+            self.labelled = True
+            self.extrapolated[i] = sig.extrapolated
+
+    def add_limit(self, i: int, ml: _MassLimit) -> None:
+        """Mass point ``i``'s limit, boundaries, second-pass rows, methods and timings."""
+        for k, (lo, hi) in ml.boundaries.items():
+            self.bounds[k][0][i], self.bounds[k][1][i] = lo, hi
+        for rows, row in (
+            (self.kinematic, ml.kinematic),
+            (self.extrapolation, ml.extrapolation),
+            (self.lambda_theta, ml.lambda_theta),
+        ):
+            if row is not None:
+                rows.append(row)
+        self.methods |= ml.methods
+        for k, v in ml.seconds.items():
+            self.seconds[k] += v
+        self.limits.append(ml.limit)
+        self.models.append(ml.model)
+
+    def add_impact(self, i: int, ml: _MassLimit, sig: _MassSignal, eps: NDArray, cl: float) -> None:
+        """Mass point ``i``'s impact row (:func:`_impact_row`) when its limit is finite."""
+        t = time.perf_counter()
+        if np.isfinite(ml.limit.expected["0"]):
+            lo, hi = self.bounds["0"][0][i], self.bounds["0"][1][i]
+            self.impact.append(_impact_row(ml.model, ml.limit, sig, eps, lo, hi, cl))
+        self.seconds["impact"] += time.perf_counter() - t
+
+    def result(self, masses: NDArray, eps: NDArray, ensemble: bool) -> ScanResult:
+        """The :class:`ScanResult` (``impact`` timed only where computed)."""
+        if not self.impact:
+            del self.seconds["impact"]
+        return ScanResult(
+            masses=masses,
+            eps=eps,
+            limits=self.limits,
+            boundaries=self.bounds,
+            nsig=self.nsig,
+            acceptance=self.acceptance,
+            models=self.models,
+            acceptance_extrapolated=self.extrapolated if self.labelled else None,
+            method="+".join(sorted(self.methods)),
+            seconds=self.seconds,
+            impact=_impact_table(self.impact) if self.impact else None,
+            acceptance_members=self.members if ensemble else None,
+            kinematic=self.kinematic or None,
+            extrapolation_nsig=self.extrapolation or None,
+            lambda_theta_nsig=self.lambda_theta or None,
+        )
 
 
-def scan_with(
+def scan(
     masses: ArrayLike,
     eps: ArrayLike,
     *,
@@ -989,15 +1123,23 @@ def scan_with(
     settings: ScanSettings,
     ensemble: Sequence[SamplerLike] | None = None,
 ) -> ScanResult:
-    """:func:`scan` with its settings grouped: per mass the signal (:func:`_mass_signal`), the
-    ensemble spread, the limit and the ε boundaries (one pass, two with an ensemble), the
-    impact at ``settings.impact_points`` masses.
+    """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
+
+    Per mass: the signal (:func:`_mass_signal`), the ensemble spread, the limit and the ε
+    boundaries (:func:`_mass_limit`: one pass, two with an ensemble or N_sig-level errors), the
+    impact at ``settings.impact_points`` evenly spaced masses
+    (:func:`gammastar.reach.impact.impact`: each nuisance fixed at ±1σ).
 
     Arguments:
         masses, eps: the grid (ε sorted here).
         sampler: the nominal A′ kinematics.
-        settings: the signal and statistics inputs (:class:`ScanSettings`).
-        ensemble: ≥ 2 samplers for the ``kinematic_model`` nuisance, or ``None``.
+        settings: the signal and statistics inputs (:class:`ScanSettings`;
+            :meth:`ScanSettings.from_config` for the ``reach`` stage).
+        ensemble: ≥ 2 samplers (flow ensemble members, the nominal ``sampler`` among them or
+            not) whose acceptance spread (standard deviation over the members / their mean, per
+            (m, ε)) enters each mass's likelihood as the signal nuisance ``kinematic_model``,
+            taken at the median expected ε_high of a first pass (else ε_low) and the limit and
+            boundaries recomputed with it; or ``None``.
 
     Returns:
         The :class:`ScanResult`.
@@ -1010,105 +1152,46 @@ def scan_with(
     if len(ensemble) == 1:
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
     seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
-    ex_record = None
-    nus = st.signal_nuisances or {}
-    ex_model = getattr(sampler, "extrapolation", None)
-    want_lam = bool(st.lambda_refits) and "acceptance_lambda_theta" in nus
-    if ex_model is not None and (
-        ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
-    ):  # the fit's error and λ_θ's moves carried to N_sig, on the nominal draws
-        from gammastar.yields.extrapolation import RecordingSampler
-
-        ex_record = RecordingSampler(sampler)
-    lam_regions = None
-    if ex_record is not None and want_lam:  # the measured λ_θ's moves carried to N_sig
-        from gammastar.yields.uncertainties import lambda_regions
-
-        lam_regions = lambda_regions(st.lambda_refits, sampler.fiducial)
-    ex_rows: list[dict[str, Any]] = []
-    lam_rows: list[dict[str, Any]] = []
+    record, lam_regions = _nsig_recorder(sampler, st)
     impact_at = set(np.linspace(0, masses.size - 1, st.impact_points).round().astype(int).tolist())
-    impact_rows: list[dict[str, Any]] = []
-    kin_rows: list[dict[str, Any]] = []
-    members_grid = np.zeros((len(ensemble), masses.size, eps.size))
     y, rel = st.yields.at(masses)
-    bounds = {
-        k: (np.full(masses.size, np.nan), np.full(masses.size, np.nan)) for k in st.band_keys()
-    }
-    nsig_grid = np.zeros((masses.size, eps.size))
-    acc_grid = np.zeros((masses.size, eps.size))
-    extrap_grid = np.zeros((masses.size, eps.size))
-    labelled = False
-    limits: list[LimitResult | None] = []
-    models: list[Model | None] = []
-    secs = dict.fromkeys(("acceptance", "limits", "boundaries", "impact"), 0.0)
-    methods = set()
+    table = _ScanTable.empty(masses, eps, st.band_keys(), len(ensemble))
     for i, m in enumerate(masses):
         open_ch = tuple(ch for ch in st.channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
         if not open_ch or not np.isfinite(y[i]):
-            limits.append(None)
-            models.append(None)
+            table.skip()
             continue
         t0 = time.perf_counter()
         s = int(seeds[i].generate_state(1)[0])
-        sig = _mass_signal(ex_record or sampler, float(m), float(y[i]), s, eps, st, open_ch)
-        acc_grid[i], nsig_grid[i] = sig.acceptance, sig.nsig_grid
-        if sig.extrapolated is not None:
-            labelled = True
-            extrap_grid[i] = sig.extrapolated
+        sig = _mass_signal(record or sampler, float(m), float(y[i]), s, eps, st, open_ch)
+        table.add_signal(i, sig)
         kin_rel = None
         if ensemble:
-            members_grid[:, i] = _ensemble_acceptance(ensemble, sampler, sig, st)
-            kin_rel = _relative_spread(members_grid[:, i])
-        secs["acceptance"] += time.perf_counter() - t0
-        nuis_i = {k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()}
-        mc_stat = float(rel[i]) if np.isfinite(rel[i]) else 0.0
-        hint = next((x.expected["-2"] for x in reversed(limits) if x is not None), None)
-        ex_rel = _extrapolation_rel(ex_record, sig) if ex_record is not None else None
-        lam_rel = None
-        if lam_regions is not None:
-            lam_rel = _lambda_rel(ex_record, sig, st.lambda_refits, lam_regions)
-        ml = _mass_limit(sig, i, masses, eps, st, nuis_i, mc_stat, hint, kin_rel, ex_rel, lam_rel)
-        model, lim = ml.model, ml.limit
-        for k, (lo, hi) in ml.boundaries.items():
-            bounds[k][0][i], bounds[k][1][i] = lo, hi
-        if ml.kinematic is not None:
-            kin_rows.append(ml.kinematic)
-        if ml.extrapolation is not None:
-            ex_rows.append(ml.extrapolation)
-        if ml.lambda_theta is not None:
-            lam_rows.append(ml.lambda_theta)
-        methods |= ml.methods
-        for k, v in ml.seconds.items():
-            secs[k] += v
-        t3 = time.perf_counter()
-        if i in impact_at and np.isfinite(lim.expected["0"]):
-            impact_rows.append(
-                _impact_row(model, lim, sig, eps, bounds["0"][0][i], bounds["0"][1][i], st.cl)
-            )
-        secs["impact"] += time.perf_counter() - t3
-        limits.append(lim)
-        models.append(model)
-    _check_scan(limits, masses, st.yields, acc_grid, extrap_grid if labelled else None, sampler)
-    if not impact_rows:
-        del secs["impact"]
-    return ScanResult(
-        masses=masses,
-        eps=eps,
-        limits=limits,
-        boundaries=bounds,
-        nsig=nsig_grid,
-        acceptance=acc_grid,
-        models=models,
-        acceptance_extrapolated=extrap_grid if labelled else None,
-        method="+".join(sorted(methods)),
-        seconds=secs,
-        impact=_impact_table(impact_rows) if impact_rows else None,
-        acceptance_members=members_grid if ensemble else None,
-        kinematic=kin_rows or None,
-        extrapolation_nsig=ex_rows or None,
-        lambda_theta_nsig=lam_rows or None,
-    )
+            table.members[:, i] = _ensemble_acceptance(ensemble, sampler, sig, st)
+            kin_rel = _relative_spread(table.members[:, i])
+        table.seconds["acceptance"] += time.perf_counter() - t0
+        point = _MassInputs(
+            index=i,
+            nuisances={k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()},
+            mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
+            hint=table.hint(),
+            kin_rel=kin_rel,
+            ex_rel=_extrapolation_rel(record, sig) if record is not None else None,
+            lam_rel=None
+            if lam_regions is None
+            else _lambda_rel(record, sig, st.lambda_refits, lam_regions),  # type: ignore[arg-type]
+        )
+        ml = _mass_limit(sig, point, masses, eps, st)
+        table.add_limit(i, ml)
+        if i in impact_at:
+            table.add_impact(i, ml, sig, eps, st.cl)
+    extrap = table.extrapolated if table.labelled else None
+    _check_scan(table.limits, masses, st.yields, table.acceptance, extrap, sampler)
+    return table.result(masses, eps, bool(ensemble))
+
+
+scan_with = scan
+"""The same function as :func:`scan` (the name :func:`run_reach` and the docs use)."""
 
 
 def _impact_row(
@@ -1125,14 +1208,11 @@ def _impact_row(
         "eps_high": hi,
         "shifts": impact(
             model,
-            sig.nsig,
-            eps,
-            sig.nsig_grid,
+            lambda s: eps_boundaries(sig.nsig, eps, s, values=sig.nsig_grid),
             cl=cl,
             method=lim.method,
             seed=sig.seed,
             s_up=lim.expected["0"],
-            boundaries=eps_boundaries,
         ),
     }
 

@@ -90,6 +90,35 @@ class Cuts:
         )
 
 
+EXECUTORS = ("iterative", "futures", "dask")
+"""coffea's executors the selection runs on."""
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How the selection processes its chunks (:func:`gammastar.selection.stage.select`,
+    :func:`gammastar.selection.processor.run_processor`; ``gammastar select`` options of the
+    same names)."""
+
+    executor: str = "iterative"
+    """``iterative`` (this process), ``futures`` (a process pool) or ``dask``."""
+    scheduler: str | None = None
+    """Dask scheduler address (``tcp://host:8786``); ``None`` starts a local
+    ``distributed.LocalCluster`` with ``workers`` workers."""
+    workers: int | None = None
+    """Worker processes for ``futures`` / local ``dask`` (default 2)."""
+    chunksize: int | None = None
+    """Entries per chunk (``None``: ``input.step_size``; :func:`run_processor`: 500 000)."""
+    dask_processes: bool = True
+    """Local Dask cluster with worker processes (``False``: threads)."""
+    shared_staging: bool = True
+    """On the ``futures`` and ``dask`` executors with chunk-local weights, each chunk's pairs go
+    to the driver as a file in a staging directory next to the outputs
+    (``<output>/.gammastar-parts-*``, removed at the end), which needs a filesystem the
+    workers share with the driver; a worker that does not see the directory sends the columns
+    through the scheduler instead. ``False``: always through the scheduler."""
+
+
 # --------------------------------------------------------------------------- four-vectors
 def make_leptons(
     columns: Mapping[str, Any], layout: str, lepton_mass: float = 0.1056583755
@@ -149,6 +178,137 @@ def finite_leptons(leptons: ak.Array) -> ak.Array:
 
 
 # --------------------------------------------------------------------------- chunk selection
+def _cut_leptons(leptons: ak.Array, cuts: Cuts, flow: dict[str, int]) -> ak.Array:
+    """The lepton cuts in order (finite momenta, |charge| = 1, energy, polar angle), each
+    step's count in ``flow``."""
+    import awkward as ak
+
+    flow["leptons"] = int(ak.sum(ak.num(leptons)))
+    finite = finite_leptons(leptons)
+    bad = ~finite
+    flow["leptons_nonfinite"] = int(ak.sum(bad))
+    flow["events_nonfinite"] = int(ak.sum(ak.any(bad, axis=1)))
+    leptons = leptons[finite]
+    leptons = leptons[abs(leptons.charge) == 1]
+    flow["leptons_charge"] = int(ak.sum(ak.num(leptons)))
+    leptons = leptons[cuts.lepton_min_energy <= leptons.E]
+    flow["leptons_energy"] = int(ak.sum(ak.num(leptons)))
+    theta = leptons.theta
+    leptons = leptons[(theta >= cuts.lepton_theta_min) & (theta <= cuts.lepton_theta_max)]
+    flow["leptons_theta"] = int(ak.sum(ak.num(leptons)))
+    return leptons
+
+
+def _event_columns(
+    columns: Mapping[str, Any], n_events: int, entry_offset: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per event: its id (the ``event`` branch, else the entry number) and its truth channel
+    (``truth_channel``, else −1)."""
+    if "event" in columns:
+        event_id = np.asarray(columns["event"]).astype(np.int64)
+    else:
+        event_id = np.arange(entry_offset, entry_offset + n_events, dtype=np.int64)
+    channel = (
+        np.asarray(columns["truth_channel"]).astype(np.int8)
+        if "truth_channel" in columns
+        else np.full(n_events, -1, dtype=np.int8)
+    )
+    return event_id, channel
+
+
+@dataclass
+class _Pairs:
+    """Every lepton pair of a chunk's events (``ak.combinations``): the two leptons (jagged)
+    and the flat pair columns."""
+
+    a: Any
+    b: Any
+    m: np.ndarray
+    pt: np.ndarray
+    energy: np.ndarray
+    pz: np.ndarray
+    y: np.ndarray
+    charge: np.ndarray
+    event: np.ndarray
+    channel: np.ndarray
+    qa: np.ndarray
+    """The first lepton's charge."""
+
+
+def _make_pairs(
+    leptons: ak.Array, event_id: np.ndarray, channel: np.ndarray, flow: dict[str, int]
+) -> _Pairs:
+    """The pairs of the events with ≥ 2 leptons (counts in ``flow``)."""
+    import awkward as ak
+
+    has2 = ak.num(leptons) >= 2
+    flow["events_2leptons"] = int(ak.sum(has2))
+    leptons = leptons[has2]
+    event_id = event_id[np.asarray(has2)]
+    channel = channel[np.asarray(has2)]
+
+    pairs = ak.combinations(leptons, 2, fields=["a", "b"])
+    npairs = ak.num(pairs)
+    flow["pairs"] = int(ak.sum(npairs))
+    pa, pb = pairs.a, pairs.b
+    pflat = ak.flatten(pa + pb)
+    energy = np.asarray(pflat.E, dtype=np.float64)
+    pz = np.asarray(pflat.pz, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y = 0.5 * np.log((energy + pz) / (energy - pz))
+    return _Pairs(
+        a=pa,
+        b=pb,
+        m=np.asarray(pflat.mass, dtype=np.float64),
+        pt=np.asarray(pflat.pt, dtype=np.float64),
+        energy=energy,
+        pz=pz,
+        y=y,
+        charge=np.asarray(ak.flatten(pa.charge + pb.charge)).astype(np.int8),
+        event=np.repeat(event_id, np.asarray(npairs)),
+        channel=np.repeat(channel, np.asarray(npairs)),
+        qa=np.asarray(ak.flatten(pa.charge)),
+    )
+
+
+def _pair_cuts(
+    p: _Pairs, cuts: Cuts, columns: Mapping[str, Any], flow: dict[str, int]
+) -> np.ndarray:
+    """The pairs kept by the mass, pT, rapidity and charge-class cuts and the truth η → μμ
+    removal (counts in ``flow``)."""
+    import awkward as ak
+
+    keep = (p.m >= cuts.mass_min) & (p.m < cuts.mass_max)
+    flow["pairs_mass"] = int(keep.sum())
+    if cuts.pair_pt_max is not None:
+        keep &= p.pt < cuts.pair_pt_max
+    flow["pairs_pt"] = int(keep.sum())
+    if cuts.rapidity_min is not None:
+        keep &= p.y >= cuts.rapidity_min
+    if cuts.rapidity_max is not None:
+        keep &= p.y < cuts.rapidity_max
+    flow["pairs_rapidity"] = int(keep.sum())
+    classes = {"os": p.charge == 0, "pp": p.charge == 2, "mm": p.charge == -2}
+    cls_ok = np.zeros(len(p.m), dtype=bool)
+    for name in cuts.pair_charges:
+        cls_ok |= classes[name]
+    keep &= cls_ok
+    flow["pairs_charge_class"] = int(keep.sum())
+    if cuts.remove_eta_mumu_truth and "truth_channel" in columns:
+        from gammastar.channels import Channel
+
+        eta = (p.channel == int(Channel.ETA_MUMU)) & (p.charge == 0)
+        if "parent" in columns:
+            both = np.asarray(ak.flatten((p.a.parent == ETA_PDGID) & (p.b.parent == ETA_PDGID)))
+            eta &= both
+        flow["pairs_eta_mumu_removed"] = int((keep & eta).sum())
+        keep &= ~eta
+    flow["os"] = int((keep & (p.charge == 0)).sum())
+    flow["pp"] = int((keep & (p.charge == 2)).sum())
+    flow["mm"] = int((keep & (p.charge == -2)).sum())
+    return keep
+
+
 def select_chunk(
     columns: Mapping[str, Any],
     layout: str,
@@ -174,100 +334,25 @@ def select_chunk(
         ``(pairs, cutflow)``: ``pairs`` maps :data:`PAIR_COLUMNS` to numpy arrays;
         ``cutflow`` counts events, leptons and pairs after each step.
     """
-    import awkward as ak
-
     leptons = make_leptons(columns, layout, lepton_mass)
     n_events = len(leptons)
     flow = dict.fromkeys(CUTFLOW_KEYS, 0)
     flow["events"] = n_events
-    flow["leptons"] = int(ak.sum(ak.num(leptons)))
-
-    finite = finite_leptons(leptons)
-    bad = ~finite
-    flow["leptons_nonfinite"] = int(ak.sum(bad))
-    flow["events_nonfinite"] = int(ak.sum(ak.any(bad, axis=1)))
-    leptons = leptons[finite]
-    leptons = leptons[abs(leptons.charge) == 1]
-    flow["leptons_charge"] = int(ak.sum(ak.num(leptons)))
-    leptons = leptons[cuts.lepton_min_energy <= leptons.E]
-    flow["leptons_energy"] = int(ak.sum(ak.num(leptons)))
-    theta = leptons.theta
-    leptons = leptons[(theta >= cuts.lepton_theta_min) & (theta <= cuts.lepton_theta_max)]
-    flow["leptons_theta"] = int(ak.sum(ak.num(leptons)))
-
-    if "event" in columns:
-        event_id = np.asarray(columns["event"]).astype(np.int64)
-    else:
-        event_id = np.arange(entry_offset, entry_offset + n_events, dtype=np.int64)
-    channel = (
-        np.asarray(columns["truth_channel"]).astype(np.int8)
-        if "truth_channel" in columns
-        else np.full(n_events, -1, dtype=np.int8)
-    )
-
+    leptons = _cut_leptons(leptons, cuts, flow)
+    event_id, channel = _event_columns(columns, n_events, entry_offset)
     mixed = _mixed_pairs(leptons, cuts) if cuts.mix_depth else None
-
-    has2 = ak.num(leptons) >= 2
-    flow["events_2leptons"] = int(ak.sum(has2))
-    leptons = leptons[has2]
-    event_id = event_id[np.asarray(has2)]
-    channel = channel[np.asarray(has2)]
-
-    pairs = ak.combinations(leptons, 2, fields=["a", "b"])
-    npairs = ak.num(pairs)
-    flow["pairs"] = int(ak.sum(npairs))
-    pa, pb = pairs.a, pairs.b
-    p = pa + pb
-    pflat = ak.flatten(p)
-    m = np.asarray(pflat.mass, dtype=np.float64)
-    pt = np.asarray(pflat.pt, dtype=np.float64)
-    energy = np.asarray(pflat.E, dtype=np.float64)
-    pz = np.asarray(pflat.pz, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        y = 0.5 * np.log((energy + pz) / (energy - pz))
-    charge = np.asarray(ak.flatten(pa.charge + pb.charge)).astype(np.int8)
-    ev = np.repeat(event_id, np.asarray(npairs))
-    ch = np.repeat(channel, np.asarray(npairs))
-    qa = np.asarray(ak.flatten(pa.charge))
-
-    keep = (m >= cuts.mass_min) & (m < cuts.mass_max)
-    flow["pairs_mass"] = int(keep.sum())
-    if cuts.pair_pt_max is not None:
-        keep &= pt < cuts.pair_pt_max
-    flow["pairs_pt"] = int(keep.sum())
-    if cuts.rapidity_min is not None:
-        keep &= y >= cuts.rapidity_min
-    if cuts.rapidity_max is not None:
-        keep &= y < cuts.rapidity_max
-    flow["pairs_rapidity"] = int(keep.sum())
-    classes = {"os": charge == 0, "pp": charge == 2, "mm": charge == -2}
-    cls_ok = np.zeros(len(m), dtype=bool)
-    for name in cuts.pair_charges:
-        cls_ok |= classes[name]
-    keep &= cls_ok
-    flow["pairs_charge_class"] = int(keep.sum())
-    if cuts.remove_eta_mumu_truth and "truth_channel" in columns:
-        from gammastar.channels import Channel
-
-        eta = (ch == int(Channel.ETA_MUMU)) & (charge == 0)
-        if "parent" in columns:
-            both = np.asarray(ak.flatten((pa.parent == ETA_PDGID) & (pb.parent == ETA_PDGID)))
-            eta &= both
-        flow["pairs_eta_mumu_removed"] = int((keep & eta).sum())
-        keep &= ~eta
-    flow["os"] = int((keep & (charge == 0)).sum())
-    flow["pp"] = int((keep & (charge == 2)).sum())
-    flow["mm"] = int((keep & (charge == -2)).sum())
-    cos_hel, phi_hel = _helicity_columns(pa, pb, keep, qa)
+    p = _make_pairs(leptons, event_id, channel, flow)
+    keep = _pair_cuts(p, cuts, columns, flow)
+    cos_hel, phi_hel = _helicity_columns(p.a, p.b, keep, p.qa)
     out = {
-        "event": ev[keep],
-        "m": m[keep],
-        "pT": pt[keep],
-        "E": energy[keep],
-        "y": y[keep],
-        "pz": pz[keep],
-        "charge": charge[keep],
-        "channel": ch[keep],
+        "event": p.event[keep],
+        "m": p.m[keep],
+        "pT": p.pt[keep],
+        "E": p.energy[keep],
+        "y": p.y[keep],
+        "pz": p.pz[keep],
+        "charge": p.charge[keep],
+        "channel": p.channel[keep],
         "cos_theta_hel": cos_hel,
         "phi_hel": phi_hel,
     }

@@ -24,9 +24,9 @@ docs/reliability.md lists what these checks catch and what they cannot.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -111,6 +111,40 @@ def _tolerance(*arrays: np.ndarray) -> float:
     float32 rounding, so the stored E may be a few ulps under |p|)."""
     eps = max(np.finfo(a.dtype).eps if np.issubdtype(a.dtype, np.floating) else 0.0 for a in arrays)
     return 16.0 * float(eps or np.finfo(np.float64).eps)
+
+
+class _Screen(NamedTuple):
+    """The fast screen's verdict (:meth:`Plausibility._screen`)."""
+
+    bad: np.ndarray
+    """Leptons to judge in float64."""
+    n_off: int
+    """Leptons off the mass shell (counted only where the chunk's energies are exact)."""
+    n_exact: int
+    """Leptons of the sample exactly on the mass shell."""
+    n_sub: int
+    """Finite leptons of the sample."""
+
+
+def _failure(
+    branches: Mapping[str, str], where: tuple[str, int, int], offsets: np.ndarray | None
+) -> Callable[[str, str, int], None]:
+    """``fail(column, what, i)``: raise the :class:`~gammastar.errors.InputError` of lepton
+    ``i`` of a chunk, naming the file, the branch, the entry range and the lepton's entry
+    (from the jagged ``offsets``; ``None``: one lepton per entry)."""
+
+    def entry(i: int) -> int:
+        if offsets is None:
+            return where[1] + i
+        return where[1] + int(np.searchsorted(offsets, i, side="right")) - 1
+
+    def fail(col: str, what: str, i: int) -> None:
+        raise InputError(
+            f"{where[0]}: implausible input in branch {branches[col]!r}, entries "
+            f"{where[1]}-{where[2]}: {what} at entry {entry(i)} (damaged basket?)"
+        )
+
+    return fail
 
 
 @dataclass(frozen=True)
@@ -199,18 +233,11 @@ class Plausibility:
         suffix: str,
         offsets: np.ndarray | None,
     ) -> None:
-        def entry(i: int) -> int:
-            if offsets is None:
-                return where[1] + i
-            return where[1] + int(np.searchsorted(offsets, i, side="right")) - 1
-
-        def fail(col: str, what: str, i: int) -> None:
-            raise InputError(
-                f"{where[0]}: implausible input in branch {branches[col]!r}, entries "
-                f"{where[1]}-{where[2]}: {what} at entry {entry(i)} (damaged basket?)"
-            )
-
-        bound = self.max_energy
+        """Check one set of leptons (``suffix``: ``"1"``/``"2"`` of a paired layout): charges,
+        then the layout's own coordinates (:meth:`_own_coordinates`), or px, py, pz, E: a fast
+        screen (:meth:`_screen`) and, where it flags a lepton, the judgement in float64
+        (:meth:`_judge`)."""
+        fail = _failure(branches, where, offsets)
         qcol = lay.charge + suffix
         q = parts[qcol][0]
         okq = np.abs(q) == 1
@@ -218,21 +245,40 @@ class Plausibility:
             i = int(np.flatnonzero(~okq)[0])
             fail(qcol, f"charge {q[i]} (not ±1)", i)
         if lay.checks is not None:  # the layout's own coordinates (not px, py, pz, E)
-            named = [(c, parts[c][0]) for c in lay.coordinates if c in parts]
-            self._finite(named, fail)
-            fin = np.logical_and.reduce([np.isfinite(a) for _, a in named])  # others: cut
-            for col, bad, what in lay.checks(dict(named), bound, _tolerance):
-                bad = fin & bad
-                if bad.any():
-                    i = int(np.flatnonzero(bad)[0])
-                    fail(col, what, i)
+            self._own_coordinates(lay, parts, fail)
             return
         names = [f"{c}{suffix}" for c in ("px", "py", "pz", "E")]
-        px, py, pz, e = (parts[c][0] for c in names)
-        self._finite(list(zip(names, (px, py, pz, e), strict=True)), fail)
-        tol = _tolerance(px, py, pz, e)
-        # fast screen in the stored precision: |p|² > B², E > B, E < 0, E² < |p|² (1 - tol)²
-        # (NaN compares false: the selection's cut; overflow to inf is flagged, then judged)
+        p4 = tuple(parts[c][0] for c in names)
+        self._finite(list(zip(names, p4, strict=True)), fail)
+        tol = _tolerance(*p4)
+        screen = self._screen(p4, tol)
+        if screen.bad.any():
+            self._judge(p4, names, tol, screen, fail)
+
+    def _own_coordinates(
+        self,
+        lay: Layout,
+        parts: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
+        fail: Callable[[str, str, int], None],
+    ) -> None:
+        """A layout's own checks of its coordinates (:attr:`gammastar.io.Layout.checks`), on
+        the leptons whose coordinates are all finite (the others: the selection's cut)."""
+        named = [(c, parts[c][0]) for c in lay.coordinates if c in parts]
+        self._finite(named, fail)
+        fin = np.logical_and.reduce([np.isfinite(a) for _, a in named])  # others: cut
+        for col, bad, what in lay.checks(dict(named), self.max_energy, _tolerance):
+            bad = fin & bad
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                fail(col, what, i)
+
+    def _screen(self, p4: tuple[np.ndarray, ...], tol: float) -> _Screen:
+        """The fast screen in the stored precision: |p|² > B², E > B, E < 0,
+        E² < |p|² (1 − tol)², and off the mass shell where the chunk's energies were computed
+        from the momenta (:data:`SHELL_EXACT`). NaN compares false (the selection's cut);
+        overflow to inf is flagged, then judged."""
+        px, py, pz, e = p4
+        bound = self.max_energy
         with np.errstate(over="ignore", invalid="ignore"):
             p2 = px * px
             p2 += py * py
@@ -258,8 +304,21 @@ class Plausibility:
                 shell = d > SHELL_GEV2
                 n_off = int(np.count_nonzero(shell))
                 bad |= shell
-        if not bad.any():
-            return
+        return _Screen(bad, n_off, n_exact, n_sub)
+
+    def _judge(
+        self,
+        p4: tuple[np.ndarray, ...],
+        names: list[str],
+        tol: float,
+        screen: _Screen,
+        fail: Callable[[str, str, int], None],
+    ) -> None:
+        """The flagged chunk in float64: the first lepton (finite; the others are the
+        selection's cut) with |p| or E above the bound, E below |p|, or off the mass shell,
+        is the failure."""
+        px, py, pz, e = p4
+        bound = self.max_energy
         with np.errstate(over="ignore", invalid="ignore"):
             p = np.sqrt(
                 px.astype(np.float64) ** 2 + py.astype(np.float64) ** 2 + pz.astype(np.float64) ** 2
@@ -283,7 +342,7 @@ class Plausibility:
             if low.any():
                 i = int(np.flatnonzero(low)[0])
                 fail(names[3], f"E = {e64[i]:.6g} GeV below |p| = {p[i]:.6g} GeV", i)
-            if n_off:
+            if screen.n_off:
                 m2 = e64 * e64 - p * p
                 off = fin & (np.abs(m2 - self.lepton_mass**2) > SHELL_GEV2)
                 if off.any():
@@ -292,7 +351,8 @@ class Plausibility:
                         names[3],
                         f"E = {e64[i]:.6g} GeV, |p| = {p[i]:.6g} GeV (one of them damaged): mass "
                         f"{np.sqrt(abs(m2[i])):.3g} GeV off the lepton mass shell, while "
-                        f"{n_exact} of {n_sub} leptons of the chunk checked are exactly on it",
+                        f"{screen.n_exact} of {screen.n_sub} leptons of the chunk checked are "
+                        "exactly on it",
                         i,
                     )
 

@@ -44,6 +44,7 @@ from gammastar.selection.chunk import (
     MIX_WEIGHT_QUANTUM,
     MIXED_COLUMNS,
     Cuts,
+    Execution,
     HistAxes,
     WeightSpec,
     mixed_histograms,
@@ -119,6 +120,37 @@ class Counts(dict):
         return self
 
 
+@dataclasses.dataclass(frozen=True)
+class ChunkReader:
+    """How the processor reads a chunk: the input layout, package column → branch name
+    (checked beforehand), the lepton mass of layouts without one, and the checks of the values
+    as read.
+
+    Arguments:
+        layout: input layout (:mod:`gammastar.io`).
+        columns: package column → branch name.
+        lepton_mass: for layouts without a mass.
+        plausibility: checks of each chunk's values as read
+            (:mod:`gammastar.selection.plausibility`); a chunk that fails is its file's
+            :class:`~gammastar.errors.InputError`.
+    """
+
+    layout: str
+    columns: Mapping[str, str]
+    lepton_mass: float = 0.1056583755
+    plausibility: Plausibility | None = None
+
+    def read(self, events: Any) -> dict[str, Any]:
+        """The chunk's columns (package names), checked; a failure here is the input file's
+        (coffea names it: a bad file)."""
+        md = events.metadata
+        cols = {col: awkward.materialize(events[branch]) for col, branch in self.columns.items()}
+        if self.plausibility is not None:  # values no detector gives: a damaged file
+            where = (md.get("filename", "?"), md.get("entrystart", 0), md.get("entrystop", 0))
+            self.plausibility.check(cols, self.layout, self.columns, where)
+        return cols
+
+
 class DileptonProcessor(processor.ProcessorABC):
     """Dilepton pair selection of one chunk (see :func:`gammastar.selection.chunk.select_chunk`).
 
@@ -130,10 +162,8 @@ class DileptonProcessor(processor.ProcessorABC):
     (:func:`gammastar.selection.chunk.weight_chunk`).
 
     Arguments:
-        layout: input layout (:mod:`gammastar.io`).
-        columns: package column → branch name, checked beforehand.
+        reader: what a chunk's columns are and how they are checked (:class:`ChunkReader`).
         cuts: the selection.
-        lepton_mass: for layouts without a mass.
         effmap: the efficiency map (``None``: ε = 1).
         nearest: pairs outside the map take the nearest bin's ε.
         axes: histogram binning (``None``: no histograms).
@@ -143,41 +173,30 @@ class DileptonProcessor(processor.ProcessorABC):
             or, on a worker that does not see the directory (no shared filesystem), returned
             as bytes; the driver concatenates them (:class:`~gammastar.core.parquet.ParquetConcat`).
             ``""``: always return the bytes. ``None``: return the columns (in-memory path).
-        plausibility: checks of each chunk's values as read (:mod:`gammastar.selection.plausibility`);
-            a chunk that fails is its file's :class:`~gammastar.errors.InputError`.
     """
 
     def __init__(
         self,
-        layout: str,
-        columns: Mapping[str, str],
+        reader: ChunkReader,
         cuts: Cuts,
-        lepton_mass: float = 0.1056583755,
+        *,
         effmap: EfficiencyMap | None = None,
         nearest: bool = False,
         axes: HistAxes | None = None,
         weights: WeightSpec | None = None,
         staging: str | None = None,
-        plausibility: Plausibility | None = None,
     ) -> None:
-        self.layout = layout
-        self.columns = dict(columns)
+        self.reader = reader
         self.cuts = cuts
-        self.lepton_mass = lepton_mass
         self.effmap = effmap or EfficiencyMap.unity()
         self.nearest = nearest
         self.axes = axes
         self.weights = weights
         self.staging = staging
-        self.plausibility = plausibility
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
-        # read first: a failure here is the input file's (coffea names it; a bad file)
-        cols = {col: awkward.materialize(events[branch]) for col, branch in self.columns.items()}
-        if self.plausibility is not None:  # values no detector gives: a damaged file
-            where = (md.get("filename", "?"), md.get("entrystart", 0), md.get("entrystop", 0))
-            self.plausibility.check(cols, self.layout, self.columns, where)
+        cols = self.reader.read(events)  # read first: a failure here is the input file's
         try:
             return self._process(cols, md)
         except Exception as err:
@@ -190,9 +209,9 @@ class DileptonProcessor(processor.ProcessorABC):
     def _process(self, cols: Mapping[str, Any], md: Mapping[str, Any]) -> dict[str, Any]:
         pairs, flow = select_chunk(
             cols,
-            self.layout,
+            self.reader.layout,
             self.cuts,
-            lepton_mass=self.lepton_mass,
+            lepton_mass=self.reader.lepton_mass,
             entry_offset=int(md.get("entrystart", 0)),
         )
         pairs["eff"], flow["pairs_outside_map"] = lookup_efficiency(
@@ -485,14 +504,9 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
         )
 
 
-def _make_executor(
-    executor: str,
-    scheduler: str | None,
-    workers: int | None,
-    dask_processes: bool,
-    sink: ChunkSink | None = None,
-) -> tuple[Any, list[Any]]:
+def _make_executor(execution: Execution, sink: ChunkSink | None = None) -> tuple[Any, list[Any]]:
     """The coffea executor (folding into ``sink`` when given) and the objects to close."""
+    executor, scheduler, workers = execution.executor, execution.scheduler, execution.workers
     if executor == "iterative":
         return SinkIterativeExecutor(status=False, retries=0, sink=sink), []
     if executor == "futures":
@@ -512,7 +526,7 @@ def _make_executor(
             return SinkDaskExecutor(
                 client=client, status=False, retries=0, compression=None, sink=sink
             ), [client]
-        cluster = local_cluster(workers or 2, processes=dask_processes)
+        cluster = local_cluster(workers or 2, processes=execution.dask_processes)
         client = Client(cluster)
         return SinkDaskExecutor(
             client=client, status=False, retries=0, compression=None, sink=sink
@@ -582,16 +596,14 @@ def run_processor(
     fileset: Mapping[str, Mapping[str, Any]],
     proc: DileptonProcessor,
     *,
-    executor: str = "iterative",
-    scheduler: str | None = None,
-    workers: int | None = None,
-    chunksize: int = 500_000,
+    execution: Execution | None = None,
     skip_bad_files: bool = False,
-    dask_processes: bool = True,
     sink: ChunkSink | None = None,
     file_metadata: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """Run the processor with ``coffea.processor.Runner`` on the chosen executor.
+    """Run the processor with ``coffea.processor.Runner`` on the chosen executor
+    (``execution``: :class:`~gammastar.selection.chunk.Execution`, default the iterative one;
+    its ``chunksize`` default 500 000 entries).
 
     A file that fails while being read is reported by name: with ``skip_bad_files`` it is
     dropped and the run repeated without it (reported in the returned map), else
@@ -613,7 +625,8 @@ def run_processor(
 
     fileset = {d: {**s, "files": dict(s["files"])} for d, s in fileset.items()}
     bad: dict[str, str] = {}
-    exe, to_close = _make_executor(executor, scheduler, workers, dask_processes, sink)
+    execution = execution or Execution()
+    exe, to_close = _make_executor(execution, sink)
     try:
         while True:
             files = [f for s in fileset.values() for f in s["files"]]
@@ -622,7 +635,7 @@ def run_processor(
             runner = processor.Runner(
                 executor=exe,
                 schema=BaseSchema,
-                chunksize=chunksize,
+                chunksize=execution.chunksize or 500_000,
                 savemetrics=False,
                 metadata_cache=_metadata_cache(fileset, file_metadata or {}),
             )

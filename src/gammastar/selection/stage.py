@@ -16,9 +16,9 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -29,12 +29,14 @@ from gammastar.selection.chunk import (  # the pure chunk steps (re-exported: pu
     _FINAL_EXTRA,
     CUTFLOW_KEYS,
     ETA_PDGID,
+    EXECUTORS,
     MIX_WEIGHT_QUANTUM,
     MIXED_COLUMNS,
     PAIR_COLUMNS,
     WEIGHT_COUNTS,
     WEIGHT_SUMS,
     Cuts,
+    Execution,
     HistAxes,
     WeightSpec,
     finite_leptons,
@@ -299,15 +301,10 @@ def select(
     config: AnalysisConfig | str | os.PathLike[str],
     inputs: Iterable[str | os.PathLike[str]] | None = None,
     *,
-    executor: str = "iterative",
-    scheduler: str | None = None,
-    workers: int | None = None,
+    execution: Execution | None = None,
     skip_bad_files: bool = False,
     output: str | os.PathLike[str] | None = None,
     force: bool = False,
-    chunksize: int | None = None,
-    dask_processes: bool = True,
-    shared_staging: bool = True,
 ) -> SelectResult:
     """Select dilepton pairs, subtract the like-sign background, unfold; write the outputs.
 
@@ -316,21 +313,12 @@ def select(
     Arguments:
         config: an :class:`~gammastar.config.AnalysisConfig` or the path of a YAML file.
         inputs: input files or globs replacing ``input.files``.
-        executor: ``iterative``, ``futures`` or ``dask``.
-        scheduler: Dask scheduler address (``tcp://host:8786``); ``None`` starts a local
-            ``distributed.LocalCluster`` with ``workers`` workers.
-        workers: worker processes for ``futures`` / local ``dask`` (default 2).
+        execution: how the chunks are processed (:class:`~gammastar.selection.chunk.Execution`:
+            executor, scheduler, workers, chunk size, ...; default: iterative, chunks of
+            ``input.step_size`` entries).
         skip_bad_files: skip unreadable files (reported in ``select.json``) instead of stopping.
         output: run directory (default: the config's ``output``).
         force: overwrite existing outputs.
-        chunksize: entries per chunk (default ``input.step_size``).
-        dask_processes: local Dask cluster with worker processes (``False``: threads).
-        shared_staging: on the ``futures`` and ``dask`` executors with chunk-local weights,
-            each chunk's pairs go to the driver as a file in a staging directory next to the
-            outputs (``<output>/.gammastar-parts-*``, removed at the end), which needs a
-            filesystem the workers share with the driver; a worker that does not see the
-            directory sends the columns through the scheduler instead. ``False``: always
-            through the scheduler.
 
     Returns:
         A :class:`SelectResult`; ``pairs.parquet``, ``histograms.root`` and ``select.json``
@@ -339,6 +327,9 @@ def select(
     Raises:
         ConfigError, InputError: bad config, missing file/tree/branch, no selected pair,
             unusable efficiency map; OutputExistsError: outputs exist and not ``force``.
+
+    Example:
+        ``select("analysis/na60_like.yaml", execution=Execution("dask", workers=2))``
     """
     import time
 
@@ -352,12 +343,12 @@ def select(
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     if output is not None:
         cfg = cfg.model_copy(update={"output": str(Path(output).resolve())})
-    if executor not in ("iterative", "futures", "dask"):
-        raise ConfigError(f"--executor: unknown executor {executor!r} (iterative, futures, dask)")
-    opt = _Options(
-        executor, scheduler, workers, skip_bad_files, force, chunksize, dask_processes,
-        shared_staging,
-    )  # fmt: skip
+    execution = execution or Execution()
+    if execution.executor not in EXECUTORS:
+        raise ConfigError(
+            f"--executor: unknown executor {execution.executor!r} (iterative, futures, dask)"
+        )
+    opt = _Options(execution, skip_bad_files, force)
     for name in OUTPUT_FILES:
         check_writable(cfg.output_dir / name, force)
     if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: one selection per flavour
@@ -393,7 +384,7 @@ def _prepare_run(
     # chunks come in, through a staging directory next to the outputs (always removed)
     staging = (
         Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
-        if spec is not None and opt.executor != "iterative" and stream
+        if spec is not None and opt.execution.executor != "iterative" and stream
         else None
     )
     return _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
@@ -405,14 +396,9 @@ def _prepare_run(
 class _Options:
     """How :func:`select` runs (its keyword arguments)."""
 
-    executor: str
-    scheduler: str | None
-    workers: int | None
+    execution: Execution
     skip_bad_files: bool
     force: bool
-    chunksize: int | None
-    dask_processes: bool
-    shared_staging: bool
 
 
 @dataclass
@@ -534,7 +520,8 @@ def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
     files_used = [p for p in run.checked.files if p not in bad_files]
     w = _weigh(cfg, run, result, cutflow, files_used)
     hists, bayes = _histograms(cfg, run, w)
-    meta, doc = _select_doc(cfg, opt, run, w, cutflow, hists, bayes, bad_files, files_used)
+    done = _Processed(bad_files, cutflow, files_used)
+    meta, doc = _select_doc(cfg, opt, run, w, done, hists, bayes)
     return _Selected(run, w, hists, meta, doc, cutflow, bad_files)
 
 
@@ -581,10 +568,15 @@ def _process(
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, int]]:
     """Run the coffea processor: ``(accumulated result, bad files, cut flow)``."""
     from gammastar.selection.plausibility import Plausibility
-    from gammastar.selection.processor import ChunkSink, DileptonProcessor, run_processor
+    from gammastar.selection.processor import (
+        ChunkReader,
+        ChunkSink,
+        DileptonProcessor,
+        run_processor,
+    )
 
-    cuts, checked, staging = Cuts.from_config(cfg), run.checked, run.staging
-    proc = DileptonProcessor(
+    cuts, checked, staging, ex = Cuts.from_config(cfg), run.checked, run.staging, opt.execution
+    reader = ChunkReader(
         layout=cfg.input.layout,
         # the per-lepton parent is read only where it is used (truth η→μμ removal): it is
         # a jagged branch to decompress and carry through the pairing in every chunk
@@ -593,24 +585,23 @@ def _process(
             for col, br in checked.branches.all.items()
             if col != "parent" or cuts.remove_eta_mumu_truth
         },
-        cuts=cuts,
         lepton_mass=cfg.input.lepton_mass,
+        plausibility=Plausibility.from_config(cfg),
+    )
+    proc = DileptonProcessor(
+        reader,
+        cuts,
         effmap=run.em,
         nearest=cfg.unfold.outside_map == "nearest",
         axes=HistAxes.from_config(cfg),
         weights=run.spec,
-        staging=(str(staging) if opt.shared_staging else "") if staging is not None else None,
-        plausibility=Plausibility.from_config(cfg),
+        staging=(str(staging) if ex.shared_staging else "") if staging is not None else None,
     )
     result, run_bad = run_processor(
         checked.fileset,
         proc,
-        executor=opt.executor,
-        scheduler=opt.scheduler,
-        workers=opt.workers,
-        chunksize=opt.chunksize or cfg.input.step_size,
+        execution=replace(ex, chunksize=ex.chunksize or cfg.input.step_size),
         skip_bad_files=opt.skip_bad_files,
-        dask_processes=opt.dask_processes,
         sink=ChunkSink(staging / rundir.PAIRS if staging is not None else None),
         file_metadata={
             path: {"numentries": n, "uuid": checked.uuids[path]}
@@ -1088,61 +1079,54 @@ def _histograms(
     return hists, bayes
 
 
-def _select_doc(
-    cfg: AnalysisConfig,
-    opt: _Options,
-    run: _Run,
-    w: _Weighted,
-    cutflow: dict[str, int],
-    hists: Mapping[str, hist.Hist],
-    bayes: dict[str, Any],
-    bad_files: dict[str, str],
-    files_used: list[str],
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(meta, select.json)``: the JSON assembly, in one place (schemas/…/select.json)."""
-    import time
+class _Processed(NamedTuple):
+    """What the processor's run left besides its result (:func:`_process`): the bad files, the
+    cut flow, and the files whose pairs are used."""
 
-    from gammastar.core.artifacts import make_meta
+    bad_files: dict[str, str]
+    cutflow: dict[str, int]
+    files_used: list[str]
 
-    bkg, phase_space = cfg.background, run.phase_space
+
+def _counts(
+    run: _Run, w: _Weighted, cutflow: dict[str, int], hists: Mapping[str, hist.Hist]
+) -> dict[str, Any]:
+    """``select.json`` ``counts``: events, pairs per charge class, and the combinatorial,
+    signal and unfolded totals with their errors."""
     if run.spec is not None:
         n_q = {c: cutflow[c] for c in ("os", "pp", "mm")}
     else:
         q = w.pairs["charge"].to_numpy()
         n_q = {"os": int((q == 0).sum()), "pp": int((q == 2).sum()), "mm": int((q == -2).sum())}
-
-    def total(name: str) -> tuple[float, float]:
+    counts: dict[str, Any] = {"events": cutflow["events"], **n_q}
+    for key, name in (("comb_estimate", "comb_m"), ("signal", "signal_m"),
+                      ("unfolded", "unfolded_m")):  # fmt: skip
         h = hists[name]
-        return float(h.values().sum()), float(np.sqrt(h.variances().sum()))
+        counts[key] = float(h.values().sum())
+        counts[f"{key}_err"] = float(np.sqrt(h.variances().sum()))
+    return counts
+
+
+def _polarisation_block(cfg: AnalysisConfig, run: _Run, w: _Weighted) -> dict[str, Any] | None:
+    """``select.json`` ``polarisation``: a measured λ_θ's fit, else in the fiducial phase space
+    the decay angles' measurement on the selected pairs (timed: ``timings_s.polarisation``)."""
+    import time
 
     polarisation = w.polarisation  # a measured λ_θ: its fit (timed there)
-    if phase_space == "fiducial" and polarisation is None:  # timed: timings_s.polarisation
+    if run.phase_space == "fiducial" and polarisation is None:
         t_pol = time.perf_counter()
         polarisation = _measure_polarisation(
             cfg, run.am, w.pairs, w.streamed, run.polarisation_used
         )
         run.times["polarisation"] = time.perf_counter() - t_pol
+    return polarisation
 
-    counts: dict[str, Any] = {"events": cutflow["events"], **n_q}
-    for key, name in (("comb_estimate", "comb_m"), ("signal", "signal_m"),
-                      ("unfolded", "unfolded_m")):  # fmt: skip
-        counts[key], counts[f"{key}_err"] = total(name)
-    meta = make_meta(
-        config_sha256=cfg.section_sha256("input", "selection", "background", "unfold"),
-        seed=None,
-        inputs=files_used,
-        stage="select",
-        config_sha256_full=cfg.sha256,
-        executor=opt.executor,
-        scheduler=opt.scheduler,
-        layout=cfg.input.layout,
-        branches=run.checked.branches.all,
-        weight_convention=WEIGHT_CONVENTION,
-        r_factor=bkg.r_factor,
-        ss_weight=bkg.ss_weight,
-        min_like_sign=bkg.min_like_sign,
-        phase_space=phase_space,
-    )
+
+def _background_block(cfg: AnalysisConfig, w: _Weighted, comb: float) -> dict[str, Any]:
+    """``select.json`` ``background``: the like-sign estimate's report, the R factor (with the
+    mixed events' R per mass bin), the conversions' template; ``comb`` the combinatorial
+    total."""
+    bkg = cfg.background
     mixed: dict[str, Any] = {}
     if bkg.r_factor == "mixed":
         r_mix, r_half = mixed_r(w.raw)
@@ -1153,10 +1137,55 @@ def _select_doc(
             "r_half_window": r_half.tolist(),
             "mixed_pairs": {c: int(w.raw[f"mix_{c}_m"].values().sum()) for c in ("os", "pp", "mm")},
         }
+    return {
+        **w.estimate.report(),
+        "ss_weight": bkg.ss_weight,
+        "r_factor": bkg.r_factor,
+        "r_factor_source": "mixed events" if bkg.r_factor == "mixed" else "configured",
+        **mixed,
+        "min_like_sign": bkg.min_like_sign,
+        "comb_estimate": comb,
+        "conversions": _conversions_report(cfg),
+    }
+
+
+def _select_doc(
+    cfg: AnalysisConfig,
+    opt: _Options,
+    run: _Run,
+    w: _Weighted,
+    done: _Processed,
+    hists: Mapping[str, hist.Hist],
+    bayes: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(meta, select.json)``: the JSON assembly, in one place (schemas/…/select.json)."""
+    import time
+
+    from gammastar.core.artifacts import make_meta
+
+    bkg, phase_space = cfg.background, run.phase_space
+    counts = _counts(run, w, done.cutflow, hists)
+    polarisation = _polarisation_block(cfg, run, w)
+    meta = make_meta(
+        config_sha256=cfg.section_sha256("input", "selection", "background", "unfold"),
+        seed=None,
+        inputs=done.files_used,
+        stage="select",
+        config_sha256_full=cfg.sha256,
+        executor=opt.execution.executor,
+        scheduler=opt.execution.scheduler,
+        layout=cfg.input.layout,
+        branches=run.checked.branches.all,
+        weight_convention=WEIGHT_CONVENTION,
+        r_factor=bkg.r_factor,
+        ss_weight=bkg.ss_weight,
+        min_like_sign=bkg.min_like_sign,
+        phase_space=phase_space,
+    )
     doc = {
         "meta": meta,
         "counts": counts,
-        "cutflow": cutflow,
+        "cutflow": done.cutflow,
         "unfold": {
             **w.eff_report.as_dict(),
             "phase_space": phase_space,
@@ -1169,19 +1198,10 @@ def _select_doc(
             "bayesian": bayes,
         },
         "eta_mumu": w.eta,
-        "background": {
-            **w.estimate.report(),
-            "ss_weight": bkg.ss_weight,
-            "r_factor": bkg.r_factor,
-            "r_factor_source": "mixed events" if bkg.r_factor == "mixed" else "configured",
-            **mixed,
-            "min_like_sign": bkg.min_like_sign,
-            "comb_estimate": counts["comb_estimate"],
-            "conversions": _conversions_report(cfg),
-        },
+        "background": _background_block(cfg, w, counts["comb_estimate"]),
         "polarisation": polarisation,
-        "bad_files": bad_files,
-        "entries": {p: n for p, n in run.checked.entries.items() if p in files_used},
+        "bad_files": done.bad_files,
+        "entries": {p: n for p, n in run.checked.entries.items() if p in done.files_used},
         "elapsed_s": time.perf_counter() - run.t0,
     }
     return meta, doc
@@ -1421,6 +1441,7 @@ __all__ = [
     "WEIGHT_COUNTS",
     "WEIGHT_SUMS",
     "Cuts",
+    "Execution",
     "HistAxes",
     "SelectResult",
     "WeightSpec",

@@ -717,9 +717,9 @@ def _migration(cfg: AnalysisConfig, fiducial: Any, edges: NDArray) -> Any:
     if mc is None:
         return None
     paths = [cfg.resolve(p) for p in mc.simulation]
-    rows, gen, fine = read_simulation(paths, tree=mc.tree, histogram=mc.histogram)
+    sim = read_simulation(paths, tree=mc.tree, histogram=mc.histogram)
     seed = cfg.seed if mc.seed is None else mc.seed
-    mig = migration_correction(rows, gen, fine, fiducial, edges, bootstrap=mc.bootstrap,
+    mig = migration_correction(sim, fiducial, edges, bootstrap=mc.bootstrap,
                                seed=seed, simulation=[str(p) for p in paths])  # fmt: skip
     if mig.uncorrected:
         log.warning(

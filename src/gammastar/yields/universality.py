@@ -146,6 +146,86 @@ def combine(
     )
 
 
+def _parsed_blocks(blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each channel's block as arrays (:func:`_block`), with its ``flags`` (empty lists when
+    absent) and ``bkg`` (``bkg_sub_err``; NaN where absent)."""
+    parsed = {}
+    for n, blk in blocks.items():
+        p = _block(blk, n)
+        p["flags"] = list(blk.get("flags") or [[] for _ in p["y"]])
+        bkg = blk.get("bkg_sub_err")
+        p["bkg"] = (
+            np.asarray([np.nan if v is None else v for v in bkg], float)
+            if bkg is not None
+            else np.full(p["y"].size, np.nan)
+        )
+        parsed[n] = p
+    return parsed
+
+
+def _united_bins(
+    parsed: dict[str, dict[str, Any]], tol: float
+) -> list[tuple[float, float, dict[str, int]]]:
+    """The channels' mass bins united in mass order, ``(lo, hi, {channel: its bin})``, a bin
+    both have once, a gap between them an empty bin (``{}``).
+
+    Raises:
+        InputError: bins that overlap without coinciding.
+    """
+    bins: list[tuple[float, float, dict[str, int]]] = []
+    for n, p in parsed.items():
+        for i, (lo, hi) in enumerate(zip(p["lo"], p["hi"], strict=True)):
+            for b in bins:
+                if abs(b[0] - lo) < tol and abs(b[1] - hi) < tol:
+                    b[2][n] = i
+                    break
+            else:
+                bins.append((float(lo), float(hi), {n: i}))
+    bins.sort(key=lambda b: b[0])
+    filled: list[tuple[float, float, dict[str, int]]] = []
+    for b in bins:
+        if filled and b[0] < filled[-1][1] - tol:
+            raise InputError(
+                f"combining the channels: a {'/'.join(b[2])} mass bin [{b[0]:.6g}, {b[1]:.6g}] "
+                f"GeV overlaps [{filled[-1][0]:.6g}, {filled[-1][1]:.6g}] without coinciding; "
+                "put both flavours' mass bins on one grid (selection.mass_min, "
+                "unfold.mass_bins per flavour, yields.mass_bin_width)"
+            )
+        if filled and b[0] > filled[-1][1] + tol:
+            filled.append((filled[-1][1], b[0], {}))  # a gap between the channels: empty
+        filled.append(b)
+    return filled
+
+
+def _united_bin(
+    parsed: dict[str, dict[str, Any]], idx: dict[str, int]
+) -> tuple[tuple[float, float, float, float], list[str], list[str], dict[str, float]]:
+    """One united bin: ``((y, stat_err, syst_err, bkg_sub_err), flags, channels measuring it,
+    each channel's share λ)`` (the weighted mean of two measurements, the one measurement, or
+    the first channel's flagged entry; NaN and ``empty`` for a gap)."""
+    names = list(parsed)
+    ok = [n for n in names if n in idx and parsed[n]["ok"][idx[n]]]
+    lam = dict.fromkeys(names, 0.0)
+    if len(ok) == 2:
+        a, b = (parsed[n] for n in ok)
+        i, j = idx[ok[0]], idx[ok[1]]
+        y, s, d, wa = (float(v[0]) for v in combine(
+            a["y"][i:i + 1], a["err"][i:i + 1], b["y"][j:j + 1], b["err"][j:j + 1]))  # fmt: skip
+        lam[ok[0]], lam[ok[1]] = wa, 1.0 - wa
+        bkg = float(np.hypot(wa * a["bkg"][i], (1 - wa) * b["bkg"][j]))
+        flags = sorted(set(a["flags"][i]) | set(b["flags"][j]))
+    elif idx:
+        n = ok[0] if ok else next(n for n in names if n in idx)
+        p, i = parsed[n], idx[n]
+        y, s, d, bkg = float(p["y"][i]), float(p["err"][i]), 0.0, float(p["bkg"][i])
+        lam[n] = 1.0
+        flags = list(p["flags"][i])
+    else:
+        y = s = d = bkg = float("nan")
+        flags = ["empty"]
+    return (y, s, d, bkg), flags, ok, lam
+
+
 def combine_channels(blocks: dict[str, dict[str, Any]], *, tol: float = 1e-9) -> dict[str, Any]:
     """One A′ yield from two channels' ``aprime`` blocks (a run with both flavours).
 
@@ -183,66 +263,16 @@ def combine_channels(blocks: dict[str, dict[str, Any]], *, tol: float = 1e-9) ->
     names = list(blocks)
     if len(names) != 2:
         raise InputError(f"combine_channels: two channels, got {names}")
-    parsed = {}
-    for n in names:
-        p = _block(blocks[n], n)
-        p["flags"] = list(blocks[n].get("flags") or [[] for _ in p["y"]])
-        bkg = blocks[n].get("bkg_sub_err")
-        p["bkg"] = (
-            np.asarray([np.nan if v is None else v for v in bkg], float)
-            if bkg is not None
-            else np.full(p["y"].size, np.nan)
-        )
-        parsed[n] = p
-    bins: list[tuple[float, float, dict[str, int]]] = []
-    for n in names:
-        p = parsed[n]
-        for i, (lo, hi) in enumerate(zip(p["lo"], p["hi"], strict=True)):
-            for b in bins:
-                if abs(b[0] - lo) < tol and abs(b[1] - hi) < tol:
-                    b[2][n] = i
-                    break
-            else:
-                bins.append((float(lo), float(hi), {n: i}))
-    bins.sort(key=lambda b: b[0])
-    filled: list[tuple[float, float, dict[str, int]]] = []
-    for b in bins:
-        if filled and b[0] < filled[-1][1] - tol:
-            raise InputError(
-                f"combining the channels: a {'/'.join(b[2])} mass bin [{b[0]:.6g}, {b[1]:.6g}] "
-                f"GeV overlaps [{filled[-1][0]:.6g}, {filled[-1][1]:.6g}] without coinciding; "
-                "put both flavours' mass bins on one grid (selection.mass_min, "
-                "unfold.mass_bins per flavour, yields.mass_bin_width)"
-            )
-        if filled and b[0] > filled[-1][1] + tol:
-            filled.append((filled[-1][1], b[0], {}))  # a gap between the channels: empty
-        filled.append(b)
+    parsed = _parsed_blocks(blocks)
+    filled = _united_bins(parsed, tol)
     out: dict[str, Any] = {k: [] for k in ("mass", "per_pot_per_eps2", "stat_err", "syst_err",
                                            "bkg_sub_err", "flags", "channels")}  # fmt: skip
     weights: dict[str, list[float]] = {n: [] for n in names}
     for lo, hi, idx in filled:
         out["mass"].append(0.5 * (lo + hi))
-        ok = [n for n in names if n in idx and parsed[n]["ok"][idx[n]]]
-        lam = dict.fromkeys(names, 0.0)
-        if len(ok) == 2:
-            a, b = (parsed[n] for n in ok)
-            i, j = idx[ok[0]], idx[ok[1]]
-            y, s, d, wa = (float(v[0]) for v in combine(
-                a["y"][i:i + 1], a["err"][i:i + 1], b["y"][j:j + 1], b["err"][j:j + 1]))  # fmt: skip
-            lam[ok[0]], lam[ok[1]] = wa, 1.0 - wa
-            bkg = float(np.hypot(wa * a["bkg"][i], (1 - wa) * b["bkg"][j]))
-            flags = sorted(set(a["flags"][i]) | set(b["flags"][j]))
-        elif idx:
-            n = ok[0] if ok else next(n for n in names if n in idx)
-            p, i = parsed[n], idx[n]
-            y, s, d, bkg = float(p["y"][i]), float(p["err"][i]), 0.0, float(p["bkg"][i])
-            lam[n] = 1.0
-            flags = list(p["flags"][i])
-        else:
-            y = s = d = bkg = float("nan")
-            flags = ["empty"]
-        for k, v in (("per_pot_per_eps2", y), ("stat_err", s), ("syst_err", d),
-                     ("bkg_sub_err", bkg)):  # fmt: skip
+        values, flags, ok, lam = _united_bin(parsed, idx)
+        for k, v in zip(("per_pot_per_eps2", "stat_err", "syst_err", "bkg_sub_err"), values,
+                        strict=True):  # fmt: skip
             out[k].append(v if np.isfinite(v) else None)
         out["flags"].append(flags)
         out["channels"].append(ok)
