@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from gammastar.corrections.migration import migration_correction
+from gammastar.corrections.migration import Simulation, migration_correction
 
 
 class _Acceptance:
@@ -45,7 +45,7 @@ def _simulation(n1: int, n2: int, shift: float, in_f2: float):
 def test_no_migration_gives_one():
     """m = m_true: the reconstructed and true labelling are the same sums, c = 1 to rounding."""
     rows, gen = _simulation(400, 400, 0.0, 0.25)
-    res = migration_correction(rows, gen, FINE, _Fiducial(), EDGES, bootstrap=5, seed=1)
+    res = migration_correction(Simulation(rows, gen, FINE), _Fiducial(), EDGES, bootstrap=5, seed=1)
     np.testing.assert_allclose(res.correction[:2], 1.0, rtol=1e-12)
     np.testing.assert_allclose(res.f_reco[:2], [0.25, 0.5], rtol=1e-12)  # by counting
 
@@ -55,7 +55,8 @@ def test_migrants_with_another_fiducial_fraction():
     bin 0.3–0.4 GeV: f_reco = (200 + 100)/800, f_true = 200/400, c = 4/3 by counting; the
     bin below keeps no γ* (f_reco = 0/0, NaN) and the bootstrap error is positive."""
     rows, gen = _simulation(400, 400, 0.1, 0.25)
-    res = migration_correction(rows, gen, FINE, _Fiducial(), EDGES, bootstrap=20, seed=2)
+    res = migration_correction(Simulation(rows, gen, FINE), _Fiducial(), EDGES, bootstrap=20,
+                               seed=2)
     assert res.f_reco[1] == pytest.approx(300 / 800, rel=1e-12)
     assert res.f_true[1] == pytest.approx(0.5, rel=1e-12)
     assert res.correction[1] == pytest.approx(4 / 3, rel=1e-12)
@@ -86,7 +87,7 @@ def test_edges_off_the_fine_grid():
             "E": np.full(n, 10.0)}  # fmt: skip
     gen = np.histogram(m, FINE)[0].astype(float)
     edges = np.array([0.2, 0.3504, 0.5])
-    res = migration_correction(rows, gen, FINE, _Fiducial(), edges, bootstrap=0, seed=1)
+    res = migration_correction(Simulation(rows, gen, FINE), _Fiducial(), edges, bootstrap=0, seed=1)
     np.testing.assert_allclose(res.f_true, 0.5, rtol=1e-9)
     np.testing.assert_allclose(res.f_reco, 0.5, rtol=1e-9)
     np.testing.assert_allclose(res.y_smeared, [160.0, 240.0], rtol=1e-9)

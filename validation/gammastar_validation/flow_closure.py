@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="mock.events of every realisation (default: the config's): a quick run")
     ap.add_argument("--realisations", type=int, default=10)
     ap.add_argument("--first-seed", type=int, default=3100)
-    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gammastar_flow_closure")
+    ap.add_argument("--workdir", type=Path,
+                    default=Path(tempfile.gettempdir()) / "gammastar_flow_closure")
     ap.add_argument("--mass-points", type=int, default=20)
     ap.add_argument("--reuse", action="store_true",
                     help="keep a realisation's finished yields and reach")  # fmt: skip
@@ -259,7 +260,7 @@ def energy_tails(base: Any, workdir: Path, seeds: range, masses: list[float],
     tail that carries 𝓔 at short lifetimes."""
     from gammastar import flow
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.flow_closure import flow_rows, paired_kinematics
+    from gammastar.reach.flow_closure import ClosureSettings, flow_rows, paired_kinematics
 
     window = float(base.yields.mass_bin_width)
     acc = {m0: ([], []) for m0 in masses}
@@ -270,7 +271,7 @@ def energy_tails(base: Any, workdir: Path, seeds: range, masses: list[float],
             json.loads((run / "yields.json").read_text())["extrapolation"]["fiducial"])
         model = flow.load(run / "flow")
         for m0 in masses:
-            p = paired_kinematics(model, rows, m0, window=window, fiducial=fid, seed=s)
+            p = paired_kinematics(model, rows, m0, settings=ClosureSettings(window, fid), seed=s)
             if isinstance(p, str):
                 continue
             w_f = p.w[p.idx]
