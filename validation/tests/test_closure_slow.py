@@ -68,12 +68,10 @@ def test_nsig_closes_where_the_data_see_the_signal(rows):
 
 
 def test_acceptance_and_nsig_close_everywhere(rows):
-    """Issue 12's target at every point with 𝓔_truth > 10⁻³ (8 masses × 7 lifetimes × 2
+    """The closure target at every point with 𝓔_truth > 10⁻³ (8 masses × 7 lifetimes × 2
     geometries): N_sig and 𝓔 data-driven / truth within 10%, or within 2σ of the statistics
     (reach_closure's per-row errors: the yield's Σw², the extrapolation fit's f_F error through
-    the extrapolated share, the samples' binomial errors, the truth's). Before ȳ was fixed at
-    the beam's c.m. rapidity this was a strict xfail (N_sig 0.83–1.08, 𝓔 up to 1.27×; docs/reach.md
-    §2.1)."""
+    the extrapolated share, the samples' binomial errors, the truth's); docs/reach.md §2.1."""
     _, table = rows
     for r in table:
         rn = r["nsig_dd"] / r["nsig_truth"]
