@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -184,6 +184,38 @@ def _dlog_pt_power_da(m, pt, t, a=0.0):
     return np.log(mt) - dn
 
 
+def _pt_terms(m: ArrayLike, t: float, a: float, with_power: bool = False):
+    """The parts of ln p(p_T) of :func:`_log_pt_power` and of its derivatives that do not
+    depend on p_T, at the mass(es) ``m``: ``(K, c_T, ∂K/∂a)`` with
+    ln p = ln p_T + a ln m_T − (m_T − m)/T − K and ∂ ln p/∂T = (m_T − m)/T² + c_T (the
+    closed forms at a = 0 and 1, as :func:`_log_pt_power` uses them; ∂K/∂a by
+    :func:`_dlog_pt_power_da`'s central difference, 0 without ``with_power``): what the
+    compiled sums (:mod:`gammastar._extrapolation_kernel`) take per evaluation.
+
+    Example:
+        >>> k, c_t, _ = _pt_terms(0.5, 0.2, 0.0)
+        >>> lp = math.log(0.3) - (math.hypot(0.3, 0.5) - 0.5) / 0.2 - k
+        >>> bool(abs(lp - _log_pt_power(0.5, 0.3, 0.2)) < 1e-14)
+        True
+    """
+    m = np.asarray(m, dtype=np.float64)
+    if a == 0.0:
+        k = math.log(t) + np.log(m + t)
+        c_t = -1.0 / t - 1.0 / (m + t)
+    elif a == 1.0:
+        q = m * m + 2 * m * t + 2 * t * t
+        k = np.log(t * q)
+        c_t = -1.0 / t - (2 * m + 4 * t) / q
+    else:
+        k = _log_norm_power(m, t, a)
+        c_t = (m - np.exp(_log_norm_power(m, t, a + 1.0) - k)) / t**2
+    dn = 0.0
+    if with_power:
+        h = POWER_STEP
+        dn = (_log_norm_power(m, t, a + h) - _log_norm_power(m, t, a - h)) / (2 * h)
+    return k, c_t, dn
+
+
 _LOGISTIC = math.sqrt(12.0) / math.pi
 """w/σ of sech²((y − ȳ)/w)/(2w), whose variance is π²w²/12: σ_y stays the rms."""
 
@@ -218,6 +250,10 @@ class ModelForm:
     """``T`` (a p_T form: each fit group's T) or ``y_sigma`` (a rapidity form)."""
     power_offset: float = 0.0
     """The form's m_T power relative to the fit's: 1 for the Boltzmann form m_T e^{−m_T/T}."""
+    y_kernel: str | None = None
+    """The rapidity density's name in the compiled likelihood sums (``gaussian`` or
+    ``logistic``, :mod:`gammastar._extrapolation_kernel`); ``None``: a form they do not hold,
+    fitted with the numpy functions ``log_y``, ``dlog_y``."""
 
     def log_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
         return _log_pt_power(m, pt, t, a + self.power_offset)
@@ -234,7 +270,7 @@ class ModelForm:
                                self.dlog_y(y, mu, s)])  # fmt: skip
 
 
-NOMINAL = ModelForm("nominal", MODEL_NAME, _log_y, _dlog_y, maps_to="")
+NOMINAL = ModelForm("nominal", MODEL_NAME, _log_y, _dlog_y, maps_to="", y_kernel="gaussian")
 FORMS: dict[str, ModelForm] = {
     "nominal": NOMINAL,
     "mt_boltzmann": ModelForm(
@@ -244,6 +280,7 @@ FORMS: dict[str, ModelForm] = {
         _dlog_y,
         maps_to="T",
         power_offset=1.0,
+        y_kernel="gaussian",
     ),
     "logistic_y": ModelForm(
         "logistic_y",
@@ -251,6 +288,7 @@ FORMS: dict[str, ModelForm] = {
         _log_y_logistic,
         _dlog_y_logistic,
         maps_to="y_sigma",
+        y_kernel="logistic",
     ),
 }
 """The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
@@ -577,6 +615,14 @@ class _Reference:
         self.pt = qt[keep]
         self.y = rapidity(np.stack([self.pt, np.zeros(self.pt.size), pz[keep], e[keep]]))
         self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
+        # what the compiled sums take (_extrapolation_kernel): fixed with the sample
+        with np.errstate(divide="ignore"):
+            self._lpt = np.log(self.pt)
+        self._mt = np.sqrt(self.pt**2 + m**2)
+        self._lmt = np.log(self._mt)
+        self._m = np.array([m], dtype=np.float64)
+        self._y = np.ascontiguousarray(self.y, dtype=np.float64)
+        self._log_ref = np.ascontiguousarray(self.log_ref, dtype=np.float64)
 
     def fraction(
         self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0
@@ -589,7 +635,31 @@ class _Reference:
         with_power: bool = False,
     ):  # fmt: skip
         """ln P_F and its gradient in (T, ȳ, σ_y) — and the m_T power a with ``with_power`` —
-        (the sample is the nominal form's: any form's P_F is its importance-weighted mean)."""
+        (the sample is the nominal form's: any form's P_F is its importance-weighted mean).
+        One compiled pass over the sample (:mod:`gammastar._extrapolation_kernel`) where the
+        form's rapidity density has one (:attr:`ModelForm.y_kernel`), else
+        :meth:`_log_fraction_and_grad_numpy`."""
+        if form.y_kernel is None:
+            return self._log_fraction_and_grad_numpy(t, mu, s, form, a, with_power)
+        from gammastar._extrapolation_kernel import group_sums
+
+        a_eff = a + form.power_offset
+        k, c_t, dn = _pt_terms(self.m, t, a_eff, with_power)
+        out = group_sums(self._lpt, self._lmt, self._mt, self._y, self._m, self._log_ref, True,
+                         self._m, k, c_t, dn, t, a_eff, mu, s,
+                         form.y_kernel == "logistic")  # fmt: skip
+        tot = float(out[0])
+        if tot <= 0:
+            return -700.0, np.zeros(4 if with_power else 3)
+        g = out[2 : 6 if with_power else 5] / tot
+        return math.log(tot / self.n), g
+
+    def _log_fraction_and_grad_numpy(
+        self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0,
+        with_power: bool = False,
+    ):  # fmt: skip
+        """:meth:`log_fraction_and_grad` by the numpy functions of the form (the reference
+        formulas)."""
         lp = form.log_pt(self.m, self.pt, t, a) + form.log_y(self.y, mu, s)
         e = np.exp(lp - self.log_ref)
         tot = float(np.sum(e))
@@ -615,10 +685,62 @@ def _split(par, n_groups: int, power: float | None) -> tuple[NDArray, NDArray]:
     return par[:n_groups], np.full(n_groups, float(power))
 
 
+class _Group(tuple):
+    """One fit group ``(m, p_T, y, w, reference)`` (a tuple, as the fit's ``data`` holds it)
+    with what the compiled likelihood sums need precomputed: ln p_T, m_T, ln m_T of its pairs
+    (fixed while the parameters move) and Σw. ``_Group(group)`` of a group is the group."""
+
+    def __new__(cls, item: Any) -> Self:
+        if isinstance(item, _Group):
+            return item
+        self = super().__new__(cls, tuple(item))
+        m, pt, y, w, _ = self
+        f64 = lambda v: np.ascontiguousarray(v, dtype=np.float64)
+        self.m_, self.y_, self.w_ = f64(m), f64(y), f64(w)
+        pt = f64(pt)
+        with np.errstate(divide="ignore"):
+            self.lpt = np.log(pt)
+        self.mt = np.sqrt(pt**2 + self.m_**2)
+        self.lmt = np.log(self.mt)
+        self.wsum = float(np.sum(w))
+        return self
+
+
+def _groups(data) -> list[_Group]:
+    """``data`` (per fit group (m, p_T, y, w, :class:`_Reference`)) as :class:`_Group` objects."""
+    return [_Group(d) for d in data]
+
+
+def _group_terms(grp: _Group, t: float, mu: float, s: float, a: float, form: ModelForm,
+                 fit_a: bool) -> tuple[float, NDArray]:  # fmt: skip
+    """One fit group's weighted truncated log-likelihood Σ_i w_i [ln p(x_i) − ln P_F] and its
+    gradient in (T, ȳ, σ_y[, a]) (not per unit weight): the pairs' sums in one compiled pass
+    (:mod:`gammastar._extrapolation_kernel`) where the form has one, else the numpy functions
+    of the form."""
+    m, pt, y, w, ref = grp
+    wsum = grp.wsum
+    lpf, gpf = ref.log_fraction_and_grad(t, mu, s, form, a, with_power=fit_a)
+    if form.y_kernel is None:
+        lp = form.log_pt(m, pt, t, a) + form.log_y(y, mu, s)
+        gd = form.dlogp(m, pt, y, t, mu, s, a) @ w
+        if fit_a:
+            gd = np.append(gd, float(form.dlog_pt_da(m, pt, t, a) @ w))
+        return float(np.sum(w * lp)) - wsum * lpf, gd - wsum * gpf
+    from gammastar._extrapolation_kernel import group_sums
+
+    a_eff = a + form.power_offset
+    k, c_t, dn = _pt_terms(grp.m_, t, a_eff, fit_a)
+    out = group_sums(grp.lpt, grp.lmt, grp.mt, grp.y_, grp.w_, grp.w_, False, grp.m_, k, c_t,
+                     dn, t, a_eff, mu, s, form.y_kernel == "logistic")  # fmt: skip
+    return float(out[1]) - wsum * lpf, out[2 : 6 if fit_a else 5] - wsum * gpf
+
+
 def _nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
     """Weighted truncated NLL per unit weight and its gradient; ``par`` = ([ȳ], [σ_y], T_g...,
     [a_g...]) with σ_y fixed to ``sigma`` and ȳ to ``mu_fixed`` when given, the m_T powers
-    a_g fitted when ``power`` is ``None`` (else all equal to it)."""
+    a_g fitted when ``power`` is ``None`` (else all equal to it). Each group's sums by
+    :func:`_group_terms`."""
+    data = _groups(data)
     i = 0
     mu = par[i] if mu_fixed is None else mu_fixed
     i += mu_fixed is None
@@ -631,16 +753,13 @@ def _nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
     g_t = np.zeros(len(ts))
     g_a = np.zeros(len(ts))
     fit_a = power is None
-    for k, ((m, pt, y, w, ref), t, a) in enumerate(zip(data, ts, powers, strict=True)):
-        wsum = float(np.sum(w))
-        wtot += wsum
-        lp = form.log_pt(m, pt, t, a) + form.log_y(y, mu, s)
-        lpf, gpf = ref.log_fraction_and_grad(t, mu, s, form, a, with_power=fit_a)
-        tot += float(np.sum(w * lp)) - wsum * lpf
-        gd = form.dlogp(m, pt, y, t, mu, s, a) @ w - wsum * gpf[:3]
+    for k, (grp, t, a) in enumerate(zip(data, ts, powers, strict=True)):
+        wtot += grp.wsum
+        val, gd = _group_terms(grp, t, mu, s, a, form, fit_a)
+        tot += val
         g_t[k], g_mu, g_s = gd[0], g_mu + gd[1], g_s + gd[2]
         if fit_a:
-            g_a[k] = float(form.dlog_pt_da(m, pt, t, a) @ w) - wsum * gpf[3]
+            g_a[k] = gd[3]
     grad = (([g_mu] if mu_fixed is None else []) + ([g_s] if sigma is None else []) + list(g_t)
             + (list(g_a) if fit_a else []))  # fmt: skip
     return -tot / wtot, -np.asarray(grad) / wtot
@@ -659,6 +778,7 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
     """
     from scipy.optimize import minimize
 
+    data = _groups(data)  # the pairs' fixed logarithms once, not at every step
     free_mu, free_s, fit_a = mu_fixed is None, sigma is None, power is None
     g = len(data)
     if x_start is not None:
@@ -679,7 +799,7 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
         for k in range(g):
             xk, nk = _fit_joint(data[k : k + 1], (t0[k], mu_fixed, sigma, a0[k]), sigma=sigma,
                                 mu_fixed=mu_fixed, form=form, power=None)  # fmt: skip
-            wk = float(np.sum(data[k][3]))
+            wk = data[k].wsum
             xs.append(xk[2:])
             tot, wtot = tot + wk * nk, wtot + wk
         ts_, as_ = np.array([v[0] for v in xs]), np.array([v[1] for v in xs])
@@ -688,9 +808,12 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
           + (list(a0) if fit_a else []))  # fmt: skip
     bounds = (([_BOUNDS[1]] if free_mu else []) + ([_BOUNDS[2]] if free_s else [])
               + [_BOUNDS[0]] * g + ([POWER_BOUNDS] * g if fit_a else []))  # fmt: skip
-    res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed, form, power), jac=True,
-                   method="L-BFGS-B", bounds=bounds,
-                   options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})  # fmt: skip
+    from gammastar._threads import single_thread_blas
+
+    with single_thread_blas():  # L-BFGS-B's tiny LAPACK calls: threads only cost
+        res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed, form, power), jac=True,
+                       method="L-BFGS-B", bounds=bounds,
+                       options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})  # fmt: skip
     x = list(res.x)
     head = [x.pop(0) if free_mu else mu_fixed, x.pop(0) if free_s else sigma]
     return np.asarray(head + x, dtype=np.float64), float(res.fun)
@@ -757,6 +880,7 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
     Cov(θ̂, ln S_b) = H⁻¹ Σ_{i∈b} w_i² ∇l_i / S_b (the same H and scores as the sandwich;
     zeros where σ_y is external, its row). Returns ``(cov, cross)``, ``cross`` of shape
     (n_bins, k) or ``None`` without ``bins``."""
+    data = _groups(data)
     x = np.asarray(x, dtype=np.float64)
     p = _free(x, mu_fixed)
     k = p.size
@@ -789,22 +913,10 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
             for j, row in zip(idx, sc * w**2, strict=True):
                 score_w2[:, j] += np.bincount(b, weights=row, minlength=n_bins)
             sums += np.bincount(b, weights=w, minlength=n_bins)
-    wtot = sum(float(np.sum(d[3])) for d in data)
     # the fitted parameters: all but σ_y when it is external
     fit = np.array([j for j in range(k) if not (sigma_fixed and j == n_head - 1)])
     q = p[fit]
-
-    def grad(par: NDArray) -> NDArray:  # gradient of −ln L_w (not per unit weight)
-        return _nll_and_grad(par, data, s if sigma_fixed else None, mu_fixed, NOMINAL,
-                             power)[1] * wtot  # fmt: skip
-
-    hmat = np.empty((q.size, q.size))
-    for j in range(q.size):
-        h = 1e-5 * max(abs(q[j]), 0.1)
-        e = np.zeros(q.size)
-        e[j] = h
-        hmat[:, j] = (grad(q + e) - grad(q - e)) / (2 * h)
-    hmat = 0.5 * (hmat + hmat.T)
+    hmat = _hessian(data, q, s if sigma_fixed else None, mu_fixed, power)
     hinv = np.linalg.pinv(hmat)
     out = np.zeros((k, k))
     out[np.ix_(fit, fit)] = hinv @ jmat[np.ix_(fit, fit)] @ hinv
@@ -816,6 +928,47 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
     ok = sums > 0
     cross[np.ix_(ok, fit)] = rel[ok] @ hinv.T
     return out, cross
+
+
+def _hessian(data, q, sigma, mu_fixed, power) -> NDArray:
+    """The Hessian of −ln L_w (not per unit weight) at the free parameters ``q`` (as
+    :func:`_nll_and_grad` takes them), symmetrised: each column the central difference of the
+    analytic gradient, step 10⁻⁵ max(|q_j|, 0.1). A fit group's T_g or a_g moves that group's
+    terms alone (:func:`_group_terms`: its T_g, a_g and the shared ȳ, σ_y rows; every other
+    group's gradient is unchanged), so its column costs two evaluations of one group; a
+    shared parameter's (ȳ, σ_y when free) two of every group."""
+    data = _groups(data)
+    n_g = len(data)
+    fit_a = power is None
+    free_mu, free_s = mu_fixed is None, sigma is None
+    n_sh = int(free_mu) + int(free_s)
+    wtot = sum(grp.wsum for grp in data)
+
+    def grad(par: NDArray) -> NDArray:  # gradient of −ln L_w (not per unit weight)
+        return _nll_and_grad(par, data, sigma, mu_fixed, NOMINAL, power)[1] * wtot
+
+    def group_grad(par: NDArray, g: int) -> NDArray:  # group g's part of grad (its rows)
+        mu = par[0] if free_mu else mu_fixed
+        s = par[int(free_mu)] if free_s else sigma
+        ts, powers = _split(par[n_sh:], n_g, power)
+        return -_group_terms(data[g], ts[g], mu, s, powers[g], NOMINAL, fit_a)[1]
+
+    hmat = np.zeros((q.size, q.size))
+    for j in range(q.size):
+        h = 1e-5 * max(abs(q[j]), 0.1)
+        e = np.zeros(q.size)
+        e[j] = h
+        if j < n_sh:
+            hmat[:, j] = (grad(q + e) - grad(q - e)) / (2 * h)
+            continue
+        g = (j - n_sh) % n_g
+        rows = ([0] if free_mu else []) + ([int(free_mu)] if free_s else []) + [n_sh + g]
+        if fit_a:
+            rows.append(n_sh + n_g + g)
+        d = (group_grad(q + e, g) - group_grad(q - e, g)) / (2 * h)  # (T, ȳ, σ_y[, a])
+        src = ([1] if free_mu else []) + ([2] if free_s else []) + [0] + ([3] if fit_a else [])
+        hmat[rows, j] = d[src]
+    return 0.5 * (hmat + hmat.T)
 
 
 def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0) -> NDArray:
@@ -1006,7 +1159,7 @@ def fit_extrapolation(
         if ws <= 0:
             continue
         m_c = float(np.sum(w[k] * m[k]) / ws)
-        data.append((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + len(data))))
+        data.append(_Group((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + len(data)))))
         pair_bins.append(idx[k])
         fitted.append((g, ws * ws / ws2))
     if not data:
@@ -1172,7 +1325,7 @@ def refit(
         if ws <= 0:
             continue
         m_c = float(np.sum(w[k] * m[k]) / ws)
-        data.append((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + g)))
+        data.append(_Group((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + g))))
         fitted.append(bins)
         first.append(bins[0])
     frac = np.array(ex.fiducial_fraction, dtype=np.float64)
