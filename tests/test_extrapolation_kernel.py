@@ -1,7 +1,7 @@
-"""The extrapolation fit's compiled likelihood sums (:mod:`gammastar._extrapolation_kernel`)
-against the numpy formulas of :mod:`gammastar.extrapolation`, its analytic gradient against
-finite differences, and the sandwich's Hessian by fit group against the difference of the
-whole gradient."""
+"""The extrapolation fit's compiled likelihood sums
+(:mod:`gammastar.yields._extrapolation_kernel`) against the numpy formulas of
+:mod:`gammastar.yields.extrapolation`, its analytic gradient against finite differences, and the
+sandwich's Hessian by fit group against the difference of the whole gradient."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _tolerance import EPS64
 
-from gammastar.extrapolation import (
+from gammastar.yields.extrapolation import (
     FORMS,
     NOMINAL,
     _Group,
@@ -25,8 +25,9 @@ MASS, T_TRUE, Y_MEAN, Y_SIGMA = 0.3, 0.17, 3.37, 1.2
 
 
 class _Region:
-    """A fiducial region in the duck type of :class:`~gammastar.pair_acceptance.FiducialRegion`:
-    p_T > 0.3 GeV and a rapidity window (the shape of the NA60-like spectrometer's at 0.3 GeV)."""
+    """A fiducial region in the duck type of
+    :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`: p_T > 0.3 GeV and a
+    rapidity window (the shape of the NA60-like spectrometer's at 0.3 GeV)."""
 
     def acceptance(self, m, qt, e):
         mt = np.sqrt(qt**2 + m**2)
@@ -40,7 +41,7 @@ class _Region:
 def _pairs(n, seed, mass=MASS, spread=0.0):
     """Weighted pairs inside the region (weights 1/A, a few negative as like-sign pairs),
     masses spread uniformly by ±``spread`` around ``mass``."""
-    from gammastar.acceptance import ParametricSampler
+    from gammastar.physics.sampling import ParametricSampler
 
     rng = np.random.default_rng(seed)
     out = ParametricSampler(T_TRUE, Y_MEAN, Y_SIGMA, power=0.5).sample(mass, n, seed=seed)
@@ -164,12 +165,12 @@ def test_hessian_by_groups_equals_the_difference_of_the_whole_gradient(ref, shar
 
 
 def test_blas_held_to_one_thread_inside_the_fit_and_restored_after():
-    """:func:`gammastar._threads.single_thread_blas` (around L-BFGS-B): every loaded BLAS at
+    """:func:`gammastar.core.threads.single_thread_blas` (around L-BFGS-B): every loaded BLAS at
     one thread inside, each back at its own count after."""
     import scipy.optimize  # noqa: F401  (loads scipy's BLAS, as the fit does)
     from threadpoolctl import threadpool_info
 
-    from gammastar._threads import single_thread_blas
+    from gammastar.core.threads import single_thread_blas
 
     def blas():
         return {i["filepath"]: i["num_threads"] for i in threadpool_info()

@@ -190,7 +190,7 @@ def _pt_terms(m: ArrayLike, t: float, a: float, with_power: bool = False):
     ln p = ln p_T + a ln m_T − (m_T − m)/T − K and ∂ ln p/∂T = (m_T − m)/T² + c_T (the
     closed forms at a = 0 and 1, as :func:`_log_pt_power` uses them; ∂K/∂a by
     :func:`_dlog_pt_power_da`'s central difference, 0 without ``with_power``): what the
-    compiled sums (:mod:`gammastar._extrapolation_kernel`) take per evaluation.
+    compiled sums (:mod:`gammastar.yields._extrapolation_kernel`) take per evaluation.
 
     Example:
         >>> k, c_t, _ = _pt_terms(0.5, 0.2, 0.0)
@@ -252,7 +252,7 @@ class ModelForm:
     """The form's m_T power relative to the fit's: 1 for the Boltzmann form m_T e^{−m_T/T}."""
     y_kernel: str | None = None
     """The rapidity density's name in the compiled likelihood sums (``gaussian`` or
-    ``logistic``, :mod:`gammastar._extrapolation_kernel`); ``None``: a form they do not hold,
+    ``logistic``, :mod:`gammastar.yields._extrapolation_kernel`); ``None``: a form they do not hold,
     fitted with the numpy functions ``log_y``, ``dlog_y``."""
 
     def log_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
@@ -636,12 +636,12 @@ class _Reference:
     ):  # fmt: skip
         """ln P_F and its gradient in (T, ȳ, σ_y) — and the m_T power a with ``with_power`` —
         (the sample is the nominal form's: any form's P_F is its importance-weighted mean).
-        One compiled pass over the sample (:mod:`gammastar._extrapolation_kernel`) where the
+        One compiled pass over the sample (:mod:`gammastar.yields._extrapolation_kernel`) where the
         form's rapidity density has one (:attr:`ModelForm.y_kernel`), else
         :meth:`_log_fraction_and_grad_numpy`."""
         if form.y_kernel is None:
             return self._log_fraction_and_grad_numpy(t, mu, s, form, a, with_power)
-        from gammastar._extrapolation_kernel import group_sums
+        from gammastar.yields._extrapolation_kernel import group_sums
 
         a_eff = a + form.power_offset
         k, c_t, dn = _pt_terms(self.m, t, a_eff, with_power)
@@ -715,7 +715,7 @@ def _group_terms(grp: _Group, t: float, mu: float, s: float, a: float, form: Mod
                  fit_a: bool) -> tuple[float, NDArray]:  # fmt: skip
     """One fit group's weighted truncated log-likelihood Σ_i w_i [ln p(x_i) − ln P_F] and its
     gradient in (T, ȳ, σ_y[, a]) (not per unit weight): the pairs' sums in one compiled pass
-    (:mod:`gammastar._extrapolation_kernel`) where the form has one, else the numpy functions
+    (:mod:`gammastar.yields._extrapolation_kernel`) where the form has one, else the numpy functions
     of the form."""
     m, pt, y, w, ref = grp
     wsum = grp.wsum
@@ -726,7 +726,7 @@ def _group_terms(grp: _Group, t: float, mu: float, s: float, a: float, form: Mod
         if fit_a:
             gd = np.append(gd, float(form.dlog_pt_da(m, pt, t, a) @ w))
         return float(np.sum(w * lp)) - wsum * lpf, gd - wsum * gpf
-    from gammastar._extrapolation_kernel import group_sums
+    from gammastar.yields._extrapolation_kernel import group_sums
 
     a_eff = a + form.power_offset
     k, c_t, dn = _pt_terms(grp.m_, t, a_eff, fit_a)
@@ -808,7 +808,7 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
           + (list(a0) if fit_a else []))  # fmt: skip
     bounds = (([_BOUNDS[1]] if free_mu else []) + ([_BOUNDS[2]] if free_s else [])
               + [_BOUNDS[0]] * g + ([POWER_BOUNDS] * g if fit_a else []))  # fmt: skip
-    from gammastar._threads import single_thread_blas
+    from gammastar.core.threads import single_thread_blas
 
     with single_thread_blas():  # L-BFGS-B's tiny LAPACK calls: threads only cost
         res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed, form, power), jac=True,

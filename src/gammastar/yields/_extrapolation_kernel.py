@@ -1,15 +1,17 @@
-"""Compiled (numba) sums of the extrapolation fit's likelihood (:mod:`gammastar.extrapolation`).
+"""Compiled (numba) sums of the extrapolation fit's likelihood
+(:mod:`gammastar.yields.extrapolation`).
 
 One pass over a fit group's pairs, or over its reference sample, gives every weighted sum the
 truncated likelihood and its analytic gradient need: per point the model's
 ln p = ln p_T + a ln m_T − (m_T − m)/T − K + ln p(y), with the p_T normalisation K and the
 scalar parts of the derivatives computed once per evaluation by the caller
-(:func:`gammastar.extrapolation._pt_terms`), and the rapidity density Gaussian or logistic
-(``logistic``). The pairs' and the reference sample's logarithms of p_T and m_T do not depend
-on the parameters and are computed once per fit group (:class:`gammastar.extrapolation._Group`,
-:class:`gammastar.extrapolation._Reference`). The numpy functions of
-:mod:`gammastar.extrapolation` (``_log_pt_power``, ``_dlog_pt_power``, ``_log_y``, ...) are
-the reference formulas the tests compare these sums with.
+(:func:`gammastar.yields.extrapolation._pt_terms`), and the rapidity density Gaussian or
+logistic (``logistic``). The pairs' and the reference sample's logarithms of p_T and m_T do
+not depend on the parameters and are computed once per fit group
+(``_Group`` and ``_Reference`` of :mod:`gammastar.yields.extrapolation`).
+The numpy functions of :mod:`gammastar.yields.extrapolation` (``_log_pt_power``,
+``_dlog_pt_power``, ``_log_y``, ...) are the reference formulas the tests compare these sums
+with.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ __all__ = ["group_sums"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 _LN2 = math.log(2.0)
-_LOGISTIC = math.sqrt(12.0) / math.pi  # as gammastar.extrapolation._LOGISTIC
+_LOGISTIC = math.sqrt(12.0) / math.pi  # as extrapolation._LOGISTIC
 
 
 def _jit(fn):
