@@ -1,7 +1,7 @@
 """The extrapolation fit's compiled likelihood sums
 (:mod:`gammastar.yields._extrapolation_kernel`) against the numpy formulas of
-:mod:`gammastar.yields.extrapolation`, its analytic gradient against finite differences, and the
-sandwich's Hessian by fit group against the difference of the whole gradient."""
+:mod:`gammastar.yields.extrapolation`, its analytic gradient and Hessian against finite
+differences, and the groups' Newton fits against L-BFGS-B."""
 
 from __future__ import annotations
 
@@ -14,9 +14,14 @@ from _tolerance import EPS64
 from gammastar.yields.extrapolation import (
     FORMS,
     NOMINAL,
+    POWER_BOUNDS,
+    _fit_joint,
     _Group,
+    _group_hess,
     _group_terms,
     _hessian,
+    _lbfgs,
+    _newton_group,
     _nll_and_grad,
     _Reference,
 )
@@ -130,38 +135,83 @@ def test_gradient_equals_finite_differences(ref, form):
         assert g[j] == pytest.approx(fd, rel=1e-6, abs=1e-7), j
 
 
-@pytest.mark.parametrize("shared", [(None, None), (3.37, None), (3.37, 1.2)])
-def test_hessian_by_groups_equals_the_difference_of_the_whole_gradient(ref, shared):
-    """The sandwich's Hessian takes a group parameter's column from that group's terms alone
-    (the other groups' gradients do not move): against the central difference of the whole
-    gradient (the definition), with ȳ and σ_y free or fixed. The two differ only by the
-    rounding of the sum over groups: ≤ 4 eps Σ_g|∇_g|/(2h) per entry (Higham §4.2)."""
+@pytest.mark.parametrize("form", ["nominal", "mt_boltzmann", "logistic_y"])
+@pytest.mark.parametrize("shared", [(None, None), (3.37, 1.2)])
+@pytest.mark.parametrize("power", [None, 0.0, 0.3])
+def test_analytic_hessian_equals_the_difference_of_the_gradient(ref, form, shared, power):
+    """The analytic Hessian of −ln L_w (:func:`_group_hess` per group, summed into the shared
+    rows) against central differences of the analytic gradient, step h = 10⁻⁴ max(|q|, 0.1):
+    truncation h² ∂³/6 ≲ 10⁻⁸ relative; the gradient's own ∂K/∂a, a difference of step 10⁻⁵
+    (rounding ≈ 10⁻¹¹ |K| per pair), divided by 2h ≳ 2·10⁻⁵, moves an a column by ≲ 10⁻⁵ of
+    its diagonal entry: 10⁻⁶ of the largest entry and 10⁻⁴ of each diagonal one."""
     mu_fixed, sigma = shared
-    data = [_Group((*_pairs(2000, 20 + k, mass=MASS + 0.01 * k), ref)) for k in range(3)]
+    f = FORMS[form]
+    data = [_Group((*_pairs(3000, 20 + k, mass=MASS + 0.01 * k), ref)) for k in range(3)]
     head = ([] if mu_fixed is not None else [3.35]) + ([] if sigma is not None else [1.15])
-    q = np.array([*head, 0.18, 0.21, 0.16, 0.4, 0.9, -0.3])
-    hmat = _hessian(data, q, sigma, mu_fixed, None)
-    wtot = sum(d.wsum for d in data)
-
-    def grad(par):
-        return _nll_and_grad(par, data, sigma, mu_fixed, NOMINAL, None)[1] * wtot
-
-    n_sh = len(head)
+    q = np.array([*head, 0.18, 0.21, 0.16, *([0.4, 0.9, -0.3] if power is None else [])])
+    n_sh, n_g = len(head), 3
     mu = q[0] if mu_fixed is None else mu_fixed
     s = q[n_sh - 1] if sigma is None else sigma
-    # Σ_g |∇_g| (raw sums) near q: the scale of the rounding of the sum over groups
-    scale = sum(np.abs(_group_terms(d, q[n_sh + k], mu, s, q[n_sh + 3 + k], NOMINAL, True)[1])
-                for k, d in enumerate(data)).max()  # fmt: skip
+    local = [0] + ([1, 2] if mu_fixed is None else []) + ([3] if power is None else [])
+    hmat = np.zeros((q.size, q.size))
+    for g, d in enumerate(data):
+        rows = [n_sh + g, *range(n_sh)] + ([n_sh + n_g + g] if power is None else [])
+        a = q[n_sh + n_g + g] if power is None else power
+        hmat[np.ix_(rows, rows)] -= _group_hess(d, q[n_sh + g], mu, s, a, f)[2][
+            np.ix_(local, local)]  # fmt: skip
+    if form == "nominal":  # the sandwich's own assembly
+        np.testing.assert_allclose(_hessian(data, q, sigma, mu_fixed, power), hmat, rtol=1e-12)
+    wtot = sum(d.wsum for d in data)
     full = np.empty((q.size, q.size))
-    bound = np.empty((q.size, q.size))
     for j in range(q.size):
-        h = 1e-5 * max(abs(q[j]), 0.1)
+        h = 1e-4 * max(abs(q[j]), 0.1)
         e = np.zeros(q.size)
         e[j] = h
-        full[:, j] = (grad(q + e) - grad(q - e)) / (2 * h)
-        bound[:, j] = 8 * EPS64 * scale / (2 * h)
+        full[:, j] = (_nll_and_grad(q + e, data, sigma, mu_fixed, f, power)[1]
+                      - _nll_and_grad(q - e, data, sigma, mu_fixed, f, power)[1]) * wtot / (2 * h)  # fmt: skip
     full = 0.5 * (full + full.T)
-    np.testing.assert_array_less(np.abs(hmat - full), bound + bound.T)
+    assert np.abs(hmat - full).max() <= 1e-6 * np.abs(full).max()
+    np.testing.assert_allclose(np.diag(hmat), np.diag(full), rtol=1e-4)
+
+
+def test_group_hess_value_and_gradient_equal_the_group_terms(ref):
+    """:func:`_group_hess`'s value and gradient are :func:`_group_terms`' (two compiled passes
+    summing the same terms: n·eps of the terms' moduli, Higham §4.2)."""
+    grp = _Group((*_pairs(4000, 5, spread=0.03), ref))
+    v, g, _ = _group_hess(grp, 0.19, 3.4, 1.1, 0.6)
+    v0, g0 = _group_terms(grp, 0.19, 3.4, 1.1, 0.6, NOMINAL, True)
+    n = grp[3].size + ref.pt.size
+    assert v == pytest.approx(v0, rel=4 * n * EPS64)
+    np.testing.assert_allclose(g, g0, rtol=0, atol=4 * n * EPS64 * np.abs(g0).max() * 10)
+
+
+@pytest.mark.parametrize("start", [(0.2, 0.0), (0.12, 2.0)])
+def test_newton_finds_the_minimum_lbfgs_finds(ref, start):
+    """One group's (T, a) at fixed ȳ, σ_y: Newton's method on the analytic Hessian
+    (:func:`_newton_group`) lands where L-BFGS-B does (ftol 10⁻¹⁴: its stop leaves ≈ √(2·10⁻¹⁴
+    |f| / λ_min) ≈ 10⁻⁵ along the weak direction), with the gradient at the Newton point
+    zero to its rounding, from a cold start (a = 0: an indefinite Hessian there) and another."""
+    grp = _Group((*_pairs(6000, 9), ref))
+    got = _newton_group(grp, *start, 3.37, 1.2, NOMINAL)
+    assert got is not None
+    x_n, f_n = got
+    x_l, f_l = _lbfgs([grp], list(start), [(0.03, 1.5), (-1.9, 5.0)], 1.2, 3.37, NOMINAL, None)
+    assert f_n <= f_l + 1e-14
+    np.testing.assert_allclose(x_n, x_l, atol=3e-5)
+    _, g = _nll_and_grad(x_n, [grp], 1.2, 3.37, NOMINAL, None)
+    assert np.abs(g).max() < 1e-9
+
+
+def test_newton_hands_a_minimum_on_a_bound_to_lbfgs(ref):
+    """Pairs whose p_T spectrum ends abruptly (cut at 0.45 GeV): the family's best shape has
+    a on a bound of :data:`POWER_BOUNDS` (here the upper, 5, with a small T); Newton returns
+    ``None`` and :func:`_fit_joint` takes L-BFGS-B's bounded minimum there."""
+    m, pt, y, w = _pairs(6000, 13)
+    keep = pt < 0.45  # a p_T spectrum cut off above: far softer than any power allows
+    grp = _Group((m[keep], pt[keep], y[keep], w[keep], ref))
+    assert _newton_group(grp, 0.2, 0.0, 3.37, 1.2, NOMINAL) is None
+    x, _ = _fit_joint([grp], (0.2, 3.37, 1.2, 0.0), sigma=1.2, mu_fixed=3.37, power=None)
+    assert x[3] == pytest.approx(POWER_BOUNDS[1]) or x[3] == pytest.approx(POWER_BOUNDS[0])
 
 
 def test_blas_held_to_one_thread_inside_the_fit_and_restored_after():
