@@ -1,0 +1,160 @@
+"""Speed of the yields stage on the demo (analysis/na60_like_both.yaml): the whole stage, and
+its extrapolation fit against the reference implementation in this script.
+
+The stage (``compute_yields``: both channels, the μμ extrapolation fit with its sandwich,
+model variations and external σ_y, the 14 λ_θ refits, figures) is timed as it runs in
+``gammastar yields``. The fit's core, each μμ fit group's (T, a) at the demo's fixed ȳ and
+σ_y, is timed twice on the same groups: as the stage fits it (one compiled pass per
+evaluation for the likelihood, its gradient and its Hessian; Newton's method) and as the
+reference, the numpy formulas of ``gammastar.yields.extrapolation`` (a model form without a
+compiled rapidity density takes them) minimised by L-BFGS-B, as the stage did before. The
+two must land on the same minimum: L-BFGS-B stops at ftol = 10⁻¹⁴, ≈ 10⁻⁵ from it along a
+group's weakly constrained direction, far inside the parameters' errors (σ_a ≳ 0.5).
+
+Usage: python benchmarks/yields.py [--run DIR] [--events 2500000] [--repeat 2]
+Without --run it generates and selects the demo's mock into a fresh directory (~20 s). Timings
+are CPU time (user + sys) and wall time, the least of ``--repeat`` runs; on a shared machine
+the wall time follows the load. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse
+import dataclasses
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+CONFIG = REPO / "analysis" / "na60_like_both.yaml"
+
+
+def _clock():
+    t = os.times()
+    return time.perf_counter(), t.user + t.system
+
+
+def make_run(events: int, out: Path) -> Path:
+    from gammastar import generate, select
+    from gammastar.config import load_config
+
+    cfg = load_config(CONFIG).model_copy(update={"output": str(out)})
+    generate(cfg, events=events)
+    select(cfg)
+    return out
+
+
+def stage_time(run: Path, repeat: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``compute_yields`` on ``run``, the least of ``repeat``."""
+    from gammastar.config import load_config
+    from gammastar.yields.stage import compute_yields
+
+    cfg = load_config(CONFIG).model_copy(update={"output": str(run)})
+    best = (np.inf, np.inf)
+    for _ in range(repeat):
+        w0, c0 = _clock()
+        compute_yields(cfg, force=True, plots=True)
+        w1, c1 = _clock()
+        best = (min(best[0], w1 - w0), min(best[1], c1 - c0))
+    return best
+
+
+def fit_groups(run: Path):
+    """The μμ extrapolation's fit groups as the stage builds them, with the fixed ȳ, σ_y and
+    the stage's starting point."""
+    import gammastar.yields.extrapolation as ex
+    from gammastar.config import flavour_config, load_config
+    from gammastar.corrections.pair_acceptance import fiducial_from_config
+    from gammastar.yields.stage import read_yield_inputs
+
+    cfg = flavour_config(load_config(CONFIG).model_copy(update={"output": str(run)}), "mu")
+    pairs = read_yield_inputs(cfg, "mu").pairs
+    m, pt, y, w = (pairs[k].to_numpy() for k in ("m", "pT", "y", "weight"))
+    use = (w != 0) & np.isfinite(y) & (pt > 0)
+    m, pt, y, w = m[use], pt[use], y[use], w[use]
+    fiducial = fiducial_from_config(cfg)
+    edges = np.linspace(cfg.selection.mass_min, cfg.selection.mass_max,
+                        int(cfg.unfold.mass_bins) + 1)  # fmt: skip
+    idx = np.searchsorted(edges, m, side="right") - 1
+    sw = np.bincount(idx, weights=w, minlength=edges.size - 1)
+    sw2 = np.bincount(idx, weights=w**2, minlength=edges.size - 1)
+    groups, cur, a, b = [], [], 0.0, 0.0  # fit_extrapolation's grouping (MIN_EFF_PAIRS)
+    for i in range(edges.size - 1):
+        cur.append(i)
+        a, b = a + sw[i], b + sw2[i]
+        if b > 0 and a > 0 and a * a / b >= ex.MIN_EFF_PAIRS:
+            groups.append(cur)
+            cur, a, b = [], 0.0, 0.0
+    if cur:
+        groups[-1].extend(cur)
+    data = []
+    for g in groups:
+        k = (idx >= g[0]) & (idx <= g[-1])
+        m_c = float(np.sum(w[k] * m[k]) / np.sum(w[k]))
+        data.append(ex._Group((m[k], pt[k], y[k], w[k], ex._Reference(fiducial, m_c, len(data)))))
+    ys = cfg.yields.extrapolation_y_sigma
+    return data, ex.beam_rapidity(cfg.beam.energy), ys.value
+
+
+def fit_times(data, mu, sigma) -> dict:
+    """The groups' (T, a) fits: the stage's (compiled, Newton) and the reference (numpy
+    formulas, L-BFGS-B), CPU seconds and the largest differences of the results."""
+    import gammastar.yields.extrapolation as ex
+
+    reference_form = dataclasses.replace(ex.NOMINAL, y_kernel=None)  # the numpy formulas
+    out = {}
+    for name, form in (("stage", ex.NOMINAL), ("reference", reference_form)):
+        w0, c0 = _clock()
+        if name == "stage":
+            x, _ = ex._fit_joint(data, (0.2, mu, sigma, 0.0), sigma=sigma, mu_fixed=mu,
+                                   power=None)  # fmt: skip
+            fits = [(x[2 + k], x[2 + len(data) + k]) for k in range(len(data))]
+        else:
+            fits = [tuple(ex._lbfgs([d], [0.2, 0.0], [ex._BOUNDS[0], ex.POWER_BOUNDS], sigma,
+                                    mu, form, None)[0]) for d in data]  # fmt: skip
+        w1, c1 = _clock()
+        out[name] = {"cpu_s": c1 - c0, "wall_s": w1 - w0, "fits": np.array(fits)}
+    d = np.abs(out["stage"]["fits"] - out["reference"]["fits"])
+    out["max_abs_diff_T"], out["max_abs_diff_a"] = float(d[:, 0].max()), float(d[:, 1].max())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, help="a run directory selected with the demo config")
+    ap.add_argument("--events", type=int, default=2_500_000)
+    ap.add_argument("--repeat", type=int, default=2)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run or make_run(args.events, Path(tmp) / "run")
+        wall, cpu = stage_time(run, args.repeat)
+        data, mu, sigma = fit_groups(run)
+        fits = fit_times(data, mu, sigma)
+    ratio = fits["reference"]["cpu_s"] / fits["stage"]["cpu_s"]
+    print(f"yields stage: {wall:.1f} s wall, {cpu:.1f} s CPU (least of {args.repeat})")
+    print(f"extrapolation fit, {len(data)} groups' (T, a): stage {fits['stage']['cpu_s']:.2f} s "
+          f"CPU, reference (numpy, L-BFGS-B) {fits['reference']['cpu_s']:.2f} s: "
+          f"{ratio:.1f}x")  # fmt: skip
+    print(f"largest difference of the fits: T {fits['max_abs_diff_T']:.2e} GeV, "
+          f"a {fits['max_abs_diff_a']:.2e}")  # fmt: skip
+    print(json.dumps({
+        "benchmark": "yields", "stage_wall_s": round(wall, 2), "stage_cpu_s": round(cpu, 2),
+        "fit_groups": len(data), "fit_cpu_s": round(fits["stage"]["cpu_s"], 3),
+        "fit_reference_cpu_s": round(fits["reference"]["cpu_s"], 3),
+        "fit_speedup": round(ratio, 2), "max_abs_diff_T": fits["max_abs_diff_T"],
+        "max_abs_diff_a": fits["max_abs_diff_a"],
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
