@@ -7,8 +7,10 @@ model variations and external σ_y, the 14 λ_θ refits, figures) is timed as it
 σ_y, is timed twice on the same groups: as the stage fits it (one compiled pass per
 evaluation for the likelihood, its gradient and its Hessian; Newton's method) and as the
 reference, the numpy formulas of ``gammastar.yields.extrapolation`` (a model form without a
-compiled rapidity density takes them) minimised by L-BFGS-B, as the stage did before. The
-two must land on the same minimum: L-BFGS-B stops at ftol = 10⁻¹⁴, ≈ 10⁻⁵ from it along a
+compiled rapidity density takes them) minimised by L-BFGS-B, as the stage fitted before
+(BLAS held to one thread in both: with a threaded OpenBLAS, L-BFGS-B's small LAPACK calls
+alone cost ~10× more CPU time, gammastar.core.threads.single_thread_blas). The two must land
+on the same minimum: L-BFGS-B stops at ftol = 10⁻¹⁴, ≈ 10⁻⁵ from it along a
 group's weakly constrained direction, far inside the parameters' errors (σ_a ≳ 0.5).
 
 Usage: python benchmarks/yields.py [--run DIR] [--events 2500000] [--repeat 2]

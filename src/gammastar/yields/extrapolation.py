@@ -250,8 +250,9 @@ HESSIAN_STEP = 0.01
 """Step in a of the differences behind ∂²K/∂a² and ∂²K/∂T∂a (:func:`_pt_second`)."""
 
 
-def _pt_second(m: NDArray, t: float, a: float,
-               n: Mapping[float, NDArray] | None = None) -> tuple[NDArray, NDArray, NDArray]:  # fmt: skip
+def _pt_second(
+    m: NDArray, t: float, a: float, n: Mapping[float, NDArray] | None = None
+) -> tuple[NDArray, NDArray, NDArray]:
     """The point-independent parts of ln p(p_T)'s second derivatives (:func:`_log_pt_power`):
     ``(h_TT, h_Ta, h_aa)`` with ∂²_TT ln p = −2(m_T − m)/T³ + h_TT, ∂²_Ta ln p = h_Ta,
     ∂²_aa ln p = h_aa, i.e. −∂²K of the normalisation K = ln ∫_m^∞ x^{a+1} e^{−(x − m)/T} dx
