@@ -654,6 +654,10 @@ def yield_uncertainties(
 ) -> dict[str, Any]:
     """The ``yields.json`` ``uncertainties`` block (module docstring).
 
+    Each source is one step below, in the block's order: the data's statistics, the like-sign
+    normalisation, the λ_θ of the acceptance model, the acceptance map's statistics, the η → μμ
+    removal, the fiducial extrapolation, the resolution migration and the stated extras.
+
     Arguments:
         cfg: the analysis config (``uncertainties``, ``background``, ``unfold``).
         doc: the ``yields.json`` document so far (``aprime`` with ``mass``, ``bin_edges``,
@@ -671,19 +675,44 @@ def yield_uncertainties(
     Raises:
         ConfigError: a source that applies has no stated size (names the key).
     """
-    uc, bg = cfg.uncertainties, cfg.background
-    src = cfg.source or "<config>"
     ap = doc["aprime"]
     mass = np.asarray(ap["mass"], dtype=float)
     edges = np.asarray(ap["bin_edges"], dtype=float)
-    y = np.asarray([np.nan if v is None else v for v in ap["per_pot_per_eps2"]], dtype=float)
-    err = np.asarray([np.nan if v is None else v for v in ap["stat_err"]], dtype=float)
-    out: dict[str, Nuisance] = {}
+    y = _floats(ap["per_pot_per_eps2"])
+    out: dict[str, Nuisance] = {"data_stat": _data_stat_nuisance(y, _floats(ap["stat_err"]))}
     skipped: dict[str, str] = {}
-    refits = None  # the measured λ_θ's moves at N_sig's level (lambda_theta_refits)
+    out["like_sign_r"], w_tot = _like_sign_nuisance(cfg, hists, pairs, edges)
+    refits = _lambda_theta_step(cfg, doc, pairs, edges, grid, out, skipped)
+    _map_statistics(cfg, pairs, edges, mass, out, skipped)
+    _eta_mumu_step(cfg, hists["unfolded_m"], (mass, edges), w_tot, out, skipped)
+    _extrapolation_step(doc, y, out, skipped)
+    _migration_nuisance(doc, edges, out, skipped)
+    skipped["kinematic_model"] = "a reach-stage source (the acceptance's flow ensemble)"
+    for x in cfg.uncertainties.extra:
+        r = np.full(mass.size, float(x.rel))
+        out[x.name] = Nuisance(x.name, r, -r, f"uncertainties.extra: {x.origin}")
+    block = {
+        "mass": _list(mass),
+        "nuisances": {k: v.as_dict() for k, v in out.items()},
+        "not_included": skipped,
+        "note": "relative effect on aprime.per_pot_per_eps2 per mass bin at ±1σ; every "
+        "modifier is a normsys of the signal (docs/reach.md, Nuisance parameters)",
+    }
+    if refits is not None:
+        block["lambda_theta_refits"] = _refits_block(refits)
+    return block
+
+
+def _floats(values: Any) -> NDArray[np.float64]:
+    """A JSON list of numbers as floats, ``None`` as NaN."""
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _data_stat_nuisance(y: NDArray, err: NDArray) -> Nuisance:
+    """``data_stat``: the yield's statistical error relative to the yield, per mass bin."""
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(y != 0, err / np.abs(y), np.nan)
-    out["data_stat"] = Nuisance(
+    return Nuisance(
         "data_stat",
         rel,
         -rel,
@@ -691,12 +720,26 @@ def yield_uncertainties(
         "incl. the like-sign subtraction's statistics",
         PER_BIN,
     )
-    # like-sign normalisation R
+
+
+def _like_sign_nuisance(
+    cfg: Any, hists: Mapping[str, Any], pairs: Any, edges: NDArray
+) -> tuple[Nuisance, NDArray[np.float64]]:
+    """``like_sign_r``: the like-sign normalisation R varied (:func:`like_sign_variation`).
+
+    Returns:
+        The nuisance and W, the unfolded, subtracted sum of weights per mass bin (the η → μμ
+        step's denominator).
+
+    Raises:
+        ConfigError: ``uncertainties.r_factor_rel_err`` is not given.
+    """
+    uc = cfg.uncertainties
     if uc.r_factor_rel_err is None:
         raise ConfigError(
-            f"{src}: uncertainties.r_factor_rel_err: not given (relative 1σ error of the "
-            "like-sign normalisation R; 0 on purpose for an exactly known R, or set "
-            "uncertainties.enabled: false)"
+            f"{cfg.source or '<config>'}: uncertainties.r_factor_rel_err: not given (relative "
+            "1σ error of the like-sign normalisation R; 0 on purpose for an exactly known R, "
+            "or set uncertainties.enabled: false)"
         )
     unf = hists["unfolded_m"]
     native = np.asarray(unf.axes[0].edges, dtype=float)
@@ -716,135 +759,176 @@ def yield_uncertainties(
         comb = _rebin(native, c * f, edges)
         how = "comb_m times the bin's unfolding factor"
     up, down = like_sign_variation(w_tot, comb, float(uc.r_factor_rel_err))
-    out["like_sign_r"] = Nuisance(
+    nuisance = Nuisance(
         "like_sign_r",
         up,
         down,
         f"background.r_factor varied by ±uncertainties.r_factor_rel_err = "
         f"{uc.r_factor_rel_err:g}; subtracted combinatorial yield from {how}",
     )
-    # acceptance-correction model: λ_θ
+    return nuisance, w_tot
+
+
+def _lambda_theta_step(
+    cfg: Any,
+    doc: Mapping[str, Any],
+    pairs: Any,
+    edges: NDArray,
+    grid: tuple[int, int, int] | None,
+    out: dict[str, Nuisance],
+    skipped: dict[str, str],
+) -> dict[str, Any] | None:
+    """``acceptance_lambda_theta`` into ``out``, or its reason into ``skipped``.
+
+    Returns:
+        The measured λ_θ's moves at N_sig's level (:func:`lambda_theta_refits`), or ``None``.
+
+    Raises:
+        ConfigError: neither ``uncertainties.lambda_theta_err`` nor a measured error is given.
+    """
     if cfg.unfold.lepton_acceptance is None:
         skipped["acceptance_lambda_theta"] = (
             "no unfold.lepton_acceptance: the acceptance map comes from the generator, "
             "not from an assumed decay distribution"
         )
-    elif pairs is None or not {"pT", "pz"} <= set(getattr(pairs, "columns", pairs)):
+        return None
+    columns = set(getattr(pairs, "columns", pairs)) if pairs is not None else set()
+    if pairs is None or not {"pT", "pz"} <= columns:
         skipped["acceptance_lambda_theta"] = "the pairs table (pT, pz) is not available"
-    else:
-        dl = _lambda_errors(doc, mass, cfg)
-        if dl is None:
-            raise ConfigError(
-                f"{src}: uncertainties.lambda_theta_err: not given and yields.json has no "
-                "measured polarisation.lambda_theta_err (the per-pair acceptance assumes "
-                "unfold.decay_lambda_theta; state its 1σ error)"
-            )
-        pol = doc.get("polarisation")
-        measured = isinstance(pol, Mapping) and pol.get("lambda_theta_err") is not None
-        moving = (
-            measured
-            and isinstance(cfg.unfold.decay_lambda_theta, str)
-            and {"acc", "eff"} <= set(getattr(pairs, "columns", pairs))
+        return None
+    dl = _lambda_errors(doc, np.asarray(doc["aprime"]["mass"], dtype=float), cfg)
+    if dl is None:
+        raise ConfigError(
+            f"{cfg.source or '<config>'}: uncertainties.lambda_theta_err: not given and "
+            "yields.json has no measured polarisation.lambda_theta_err (the per-pair "
+            "acceptance assumes unfold.decay_lambda_theta; state its 1σ error)"
         )
-        ext = doc.get("extrapolation")
-        refit_ex = None
-        if moving and isinstance(ext, Mapping) and "y" in set(getattr(pairs, "columns", pairs)):
-            from gammastar.yields.extrapolation import Extrapolation
+    pol = doc.get("polarisation")
+    measured = isinstance(pol, Mapping) and pol.get("lambda_theta_err") is not None
+    moving = (
+        measured and isinstance(cfg.unfold.decay_lambda_theta, str) and {"acc", "eff"} <= columns
+    )
+    refit_ex = _refittable_extrapolation(doc) if moving and "y" in columns else None
+    up, down, origin, refits = _lambda_nuisance(
+        cfg, pairs, edges, dl, grid, measured, pol if moving else None, refit_ex
+    )
+    out["acceptance_lambda_theta"] = Nuisance("acceptance_lambda_theta", up, down, origin)
+    return refits
 
-            refit_ex = Extrapolation.from_dict(dict(ext))  # its moves carried to N_sig's level
-            if refit_ex.bin_group is None:  # written before the fit groups: not refittable
-                refit_ex = None
-        up, down, origin, refits = _lambda_nuisance(
-            cfg, pairs, edges, dl, grid, measured, pol if moving else None, refit_ex
-        )
-        out["acceptance_lambda_theta"] = Nuisance("acceptance_lambda_theta", up, down, origin)
-    _map_statistics(cfg, pairs, edges, mass, out, skipped)
-    # η → μμ removal
+
+def _refittable_extrapolation(doc: Mapping[str, Any]) -> Any:
+    """The document's extrapolation, whose λ_θ moves are carried to N_sig's level, or ``None``.
+
+    A model written before the fit groups (no ``bin_group``) cannot be refitted.
+    """
+    ext = doc.get("extrapolation")
+    if not isinstance(ext, Mapping):
+        return None
+    from gammastar.yields.extrapolation import Extrapolation
+
+    refit_ex = Extrapolation.from_dict(dict(ext))
+    return None if refit_ex.bin_group is None else refit_ex
+
+
+def _eta_mumu_step(
+    cfg: Any,
+    unf: Any,
+    bins: tuple[NDArray, NDArray],
+    w_tot: NDArray,
+    out: dict[str, Nuisance],
+    skipped: dict[str, str],
+) -> None:
+    """``eta_mumu`` into ``out`` (truth tag: 0; rate method: the subtracted peak's error).
+
+    ``bins`` holds the yield's mass bins (centres, edges), ``w_tot`` the unfolded, subtracted
+    sum of weights per bin.
+
+    Raises:
+        ConfigError: the rate method without ``uncertainties.eta_mumu_rel_err``.
+    """
+    uc, bg = cfg.uncertainties, cfg.background
+    mass, edges = bins
     if bg.remove_eta_mumu == "truth":
         z = np.zeros(mass.size)
         out["eta_mumu"] = Nuisance(
             "eta_mumu", z, z, "background.remove_eta_mumu: truth (exact truth tag): no error"
         )
-    elif bg.remove_eta_mumu == "rate":
-        if uc.eta_mumu_rel_err is None:
-            raise ConfigError(
-                f"{src}: uncertainties.eta_mumu_rel_err: not given (relative 1σ error of "
-                "the η → μμ peak that background.remove_eta_mumu: rate subtracts)"
-            )
-        from gammastar.corrections.background import eta_mumu_rate_peak
-
-        peak, _, _ = eta_mumu_rate_peak(
-            native,
-            np.asarray(unf.values(), dtype=float),
-            dalitz_window=tuple(bg.eta_dalitz_window),
-            sigma=bg.eta_peak_sigma,
-        )
-        pk = _rebin(native, peak, edges)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(w_tot != 0, float(uc.eta_mumu_rel_err) * pk / np.abs(w_tot), np.nan)
-        out["eta_mumu"] = Nuisance(
-            "eta_mumu",
-            r,
-            -r,
-            f"the subtracted η → μμ peak (rate method) × uncertainties.eta_mumu_rel_err = "
-            f"{uc.eta_mumu_rel_err:g}",
-        )
-    else:
+        return
+    if bg.remove_eta_mumu != "rate":
         skipped["eta_mumu"] = "background.remove_eta_mumu: none (the peak is kept, not removed)"
-    # fiducial extrapolation
-    if ap.get("extrapolation_err") is not None:
-        e = np.asarray([np.nan if v is None else v for v in ap["extrapolation_err"]], float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r = np.where(y != 0, e / np.abs(y), np.nan)
-        ext = doc.get("extrapolation")
-        ys = ext.get("y_sigma_external") if isinstance(ext, Mapping) else None
-        fitted = isinstance(ext, Mapping) and str(ext.get("pt_power_source", "")).startswith(
-            "fitted"
+        return
+    if uc.eta_mumu_rel_err is None:
+        raise ConfigError(
+            f"{cfg.source or '<config>'}: uncertainties.eta_mumu_rel_err: not given (relative "
+            "1σ error of the η → μμ peak that background.remove_eta_mumu: rate subtracts)"
         )
-        forms = (
-            "the p_T form's m_T power fitted per mass range (its error in the covariance), "
-            "alternative rapidity forms fitted to the same pairs"
-            if fitted
-            else "alternative p_T and rapidity forms fitted to the same pairs"
-        )
-        out["extrapolation"] = Nuisance(
-            "extrapolation",
-            r,
-            -r,
-            "yields.json aprime.extrapolation_err: the fitted fiducial fraction's 1σ error, "
-            f"the fit's sandwich covariance plus the model's form ({forms}; "
-            "reach.extrapolation: label)"
-            + (
-                f"; sigma_y external, {ys.get('value')} +- {ys.get('error')} "
-                f"({ys.get('source')}), its error included"
-                if isinstance(ys, Mapping)
-                else ""
-            ),
-        )
-    else:
+    from gammastar.corrections.background import eta_mumu_rate_peak
+
+    native = np.asarray(unf.axes[0].edges, dtype=float)
+    peak, _, _ = eta_mumu_rate_peak(
+        native,
+        np.asarray(unf.values(), dtype=float),
+        dalitz_window=tuple(bg.eta_dalitz_window),
+        sigma=bg.eta_peak_sigma,
+    )
+    pk = _rebin(native, peak, edges)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(w_tot != 0, float(uc.eta_mumu_rel_err) * pk / np.abs(w_tot), np.nan)
+    out["eta_mumu"] = Nuisance(
+        "eta_mumu",
+        r,
+        -r,
+        f"the subtracted η → μμ peak (rate method) × uncertainties.eta_mumu_rel_err = "
+        f"{uc.eta_mumu_rel_err:g}",
+    )
+
+
+def _extrapolation_step(
+    doc: Mapping[str, Any], y: NDArray, out: dict[str, Nuisance], skipped: dict[str, str]
+) -> None:
+    """``extrapolation`` into ``out``: the fitted fiducial fraction's error, where extrapolated."""
+    ap = doc["aprime"]
+    if ap.get("extrapolation_err") is None:
         skipped["extrapolation"] = "the yields are not extrapolated beyond a fiducial region"
-    _migration_nuisance(doc, edges, out, skipped)
-    skipped["kinematic_model"] = "a reach-stage source (the acceptance's flow ensemble)"
-    for x in uc.extra:
-        r = np.full(mass.size, float(x.rel))
-        out[x.name] = Nuisance(x.name, r, -r, f"uncertainties.extra: {x.origin}")
-    block = {
-        "mass": _list(mass),
-        "nuisances": {k: v.as_dict() for k, v in out.items()},
-        "not_included": skipped,
-        "note": "relative effect on aprime.per_pot_per_eps2 per mass bin at ±1σ; every "
-        "modifier is a normsys of the signal (docs/reach.md, Nuisance parameters)",
+        return
+    e = _floats(ap["extrapolation_err"])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(y != 0, e / np.abs(y), np.nan)
+    ext = doc.get("extrapolation")
+    ys = ext.get("y_sigma_external") if isinstance(ext, Mapping) else None
+    fitted = isinstance(ext, Mapping) and str(ext.get("pt_power_source", "")).startswith("fitted")
+    forms = (
+        "the p_T form's m_T power fitted per mass range (its error in the covariance), "
+        "alternative rapidity forms fitted to the same pairs"
+        if fitted
+        else "alternative p_T and rapidity forms fitted to the same pairs"
+    )
+    external = (
+        f"; sigma_y external, {ys.get('value')} +- {ys.get('error')} "
+        f"({ys.get('source')}), its error included"
+        if isinstance(ys, Mapping)
+        else ""
+    )
+    out["extrapolation"] = Nuisance(
+        "extrapolation",
+        r,
+        -r,
+        "yields.json aprime.extrapolation_err: the fitted fiducial fraction's 1σ error, "
+        f"the fit's sandwich covariance plus the model's form ({forms}; "
+        "reach.extrapolation: label)" + external,
+    )
+
+
+def _refits_block(refits: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``lambda_theta_refits`` entry of the block (JSON lists)."""
+    return {
+        "mass": _list(refits["mass"]),
+        "lambda_edges": refits["lambda_edges"],
+        "moves": [{**mv, "yield_shift": _list(mv["yield_shift"])} for mv in refits["moves"]],
+        "note": "per polarisation bin and sign: the fiducial yield's relative change and "
+        "the extrapolation refitted in the moved region; the reach carries them to "
+        "N_sig (acceptance_lambda_theta at N's level, docs/reach.md)",
     }
-    if refits is not None:
-        block["lambda_theta_refits"] = {
-            "mass": _list(refits["mass"]),
-            "lambda_edges": refits["lambda_edges"],
-            "moves": [{**mv, "yield_shift": _list(mv["yield_shift"])} for mv in refits["moves"]],
-            "note": "per polarisation bin and sign: the fiducial yield's relative change and "
-            "the extrapolation refitted in the moved region; the reach carries them to "
-            "N_sig (acceptance_lambda_theta at N's level, docs/reach.md)",
-        }
-    return block
 
 
 def _migration_nuisance(
