@@ -10,6 +10,7 @@ import pytest
 
 from gammastar.yields.extrapolation import (
     Extrapolation,
+    FitSettings,
     fiducial_fraction,
     fit_extrapolation,
     sandwich_covariance,
@@ -57,7 +58,8 @@ def _fit(region, pairs, **kw):
     """The fit of the toy pairs; the sandwich alone (the statistical error these tests check)
     unless ``model_variations=True``."""
     kw.setdefault("model_variations", False)
-    return fit_extrapolation(*pairs, [0.45, 0.55], region, y_mean=TRUE[1], seed=7, **kw)
+    return fit_extrapolation(*pairs, [0.45, 0.55], region,
+                             settings=FitSettings(y_mean=TRUE[1], seed=7, **kw))  # fmt: skip
 
 
 def test_sandwich_error_matches_the_scatter_of_toy_fits(monkeypatch):

@@ -13,6 +13,7 @@ from gammastar.errors import InputError
 from gammastar.yields.extrapolation import (
     ExtrapolatedSampler,
     Extrapolation,
+    FitSettings,
     fiducial_fraction,
     fit_extrapolation,
 )
@@ -57,9 +58,9 @@ def _toy(region, n_sources, seed, power=A_TRUE):
 def _fit(region, pairs, pt_power, **kw):
     kw.setdefault("model_variations", False)
     kw.setdefault("compare", False)
-    return fit_extrapolation(*pairs, [0.28, 0.32], region, y_mean=Y_MEAN, seed=7,
-                             y_sigma=(Y_SIGMA, 0.0), y_sigma_source="toy", pt_power=pt_power,
-                             **kw)  # fmt: skip
+    settings = FitSettings(y_mean=Y_MEAN, seed=7, y_sigma=(Y_SIGMA, 0.0), y_sigma_source="toy",
+                           pt_power=pt_power, **kw)  # fmt: skip
+    return fit_extrapolation(*pairs, [0.28, 0.32], region, settings=settings)
 
 
 def _f_true(region):
@@ -242,9 +243,9 @@ def test_nsig_error_between_two_fit_groups_takes_each_groups_share():
     parts = [_toy(region, 32_000, seed=s) for s in (31, 32)]
     m = np.concatenate([np.full(p[0].size, c) for p, c in zip(parts, (0.29, 0.31), strict=True)])
     pairs = (m, *(np.concatenate([p[k] for p in parts]) for k in (1, 2, 3)))
-    ex = fit_extrapolation(*pairs, [0.28, 0.30, 0.32], region, y_mean=Y_MEAN, seed=7,
-                           y_sigma=(Y_SIGMA, 0.0), y_sigma_source="toy", pt_power="fitted",
-                           model_variations=False, compare=False)  # fmt: skip
+    settings = FitSettings(y_mean=Y_MEAN, seed=7, y_sigma=(Y_SIGMA, 0.0), y_sigma_source="toy",
+                           pt_power="fitted", model_variations=False, compare=False)  # fmt: skip
+    ex = fit_extrapolation(*pairs, [0.28, 0.30, 0.32], region, settings=settings)
     assert ex.bin_group.tolist() == [0, 1]
     r = ex.fiducial_fraction_err / ex.fiducial_fraction
     inside = ParametricSampler(T_TRUE, Y_MEAN, Y_SIGMA, power=A_TRUE)

@@ -664,7 +664,7 @@ def _fiducial_yields(
     The A′ yield of the main keys is then computed from ``weight_full``: inside the fiducial
     region it is the data's, outside the model's (docs/yields.md)."""
     from gammastar.corrections.pair_acceptance import fiducial_from_config
-    from gammastar.yields.extrapolation import beam_rapidity, fit_extrapolation
+    from gammastar.yields.extrapolation import FitSettings, fit_extrapolation
 
     fiducial = fiducial_from_config(cfg)
     m = pairs["m"].to_numpy()
@@ -676,14 +676,9 @@ def _fiducial_yields(
     mcp_fid = mcp_yield_from_pairs(
         m, w, n_pot, m_chi, m_lepton=m_lepton, mass_range=(float(edges[0]), float(edges[-1]))
     )
-    # ȳ fixed at the beam–nucleon c.m. rapidity (computed from beam.energy): the fiducial data
-    # cannot separate ȳ from σ_y (docs/yields.md "the fiducial region and the extrapolation")
-    ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
+    # ȳ fixed at the beam–nucleon c.m. rapidity (FitSettings.from_config)
     ex = fit_extrapolation(m, pairs["pT"].to_numpy(), pairs["y"].to_numpy(), w, ap_fid.edges,
-                           fiducial, y_mean=beam_rapidity(cfg.beam.energy),
-                           y_sigma=None if ys is None else (ys.value, ys.error),
-                           y_sigma_source=None if ys is None else ys.source,
-                           pt_power=cfg.yields.extrapolation_pt_power)  # fmt: skip
+                           fiducial, settings=FitSettings.from_config(cfg))  # fmt: skip
     f_pair = ex.at(m)[0]
     ext = ex.as_dict()
     mig = _migration(cfg, fiducial, ap_fid.edges)
