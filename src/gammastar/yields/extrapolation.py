@@ -1191,14 +1191,14 @@ def _group_params(x, k: int, n_groups: int, power: float | None) -> tuple[float,
     return float(ts[k]), float(x[0]), float(x[1]), float(powers[k])
 
 
-def _kish_profile(data, x, nll0, fiducial, centre, fitted, mu_fixed, inside, external=None,
-                  power=0.0):  # fmt: skip
+def _kish_profile(fit: _Fit, fiducial, centre, mu_fixed, external=None):
     """The ``kish_profile`` error: (f_F 1σ per bin, δσ_y). The profile likelihood in σ_y (the
-    weakly constrained parameter), with the weighted NLL scaled to the Kish effective size,
-    (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y (with an external σ_y,
-    ``external`` = (its error, the fits at σ_y ± error of :func:`_external_sides`): no
-    profile, those fits). ``power``: as :func:`_fit_joint` (fitted powers are profiled with
-    the T_g)."""
+    weakly constrained parameter) about the joint ``fit``, with the weighted NLL scaled to the
+    Kish effective size, (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y
+    (with an external σ_y, ``external`` = (its error, the fits at σ_y ± error of
+    :func:`_external_sides`): no profile, those fits). Fitted powers are profiled with the
+    T_g."""
+    data, fitted, _, x, nll0, _, power, inside = fit
     if external is not None:
         d_sigma, (x_hi, x_lo) = external
         return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power), d_sigma
@@ -1458,7 +1458,7 @@ def _error_methods(fit: _Fit, fiducial: Any, centre: NDArray, settings: FitSetti
     """f_F's 1σ per bin and δσ_y of the quoted method (and of the other one with
     ``compare``); the sandwich's covariance (with an external σ_y's shift) and its
     cross term, or ``None``. An external σ_y's shifts are recorded in ``fit.external``."""
-    data, fitted, _, x, nll0, external, power, inside = fit
+    data, fitted, _, x, _, external, power, inside = fit
     y_mean, method = settings.y_mean, settings.error_method
     # the fits at an external σ_y ± its error, shared by both error methods
     sides = (None if external is None
@@ -1483,8 +1483,7 @@ def _error_methods(fit: _Fit, fiducial: Any, centre: NDArray, settings: FitSetti
                           math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
             ext = None if external is None else (external["error"], sides)  # the same fits
-            errs[meth] = _kish_profile(data, x, nll0, fiducial, centre, fitted, y_mean, inside,
-                                       ext, power)  # fmt: skip
+            errs[meth] = _kish_profile(fit, fiducial, centre, y_mean, ext)
     return errs, cov, cross
 
 
@@ -1521,9 +1520,7 @@ def _with_model_variations(fit: _Fit, fiducial: Any, centre: NDArray, cov: NDArr
         (the variations' record, the covariance with their shifts, f_F's 1σ per bin from it,
         δσ_y).
     """
-    variations, shifts = _model_variations(fit.data, fit.x, fiducial, centre, fit.fitted, y_mean,
-                                           fit.inside, sigma_fixed=fit.external is not None,
-                                           power=fit.power)  # fmt: skip
+    variations, shifts = _model_variations(fit, fiducial, centre, y_mean)
     cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
     frac_err = _fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
                                 fit.power)  # fmt: skip
@@ -1722,10 +1719,10 @@ def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
     return (_free(sides[0], mu_fixed) - _free(sides[1], mu_fixed)) / 2
 
 
-def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma_fixed=False,
-                      power=0.0):  # fmt: skip
+def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
-    the same weighted pairs (ȳ as the nominal fit), its f_F per bin, and the shift δ of the
+    the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external),
+    its f_F per bin, and the shift δ of the
     nominal parameters that reproduces those f_F — a p_T form moves each fit group's T
     (root of the group's mean f_F), a rapidity form σ_y (least squares over the bins) —, so
     that δδᵀ can join the covariance and reach N_sig through :func:`nsig_relative_error`
@@ -1754,6 +1751,8 @@ def _model_variations(data, x, fiducial, centre, fitted, mu_fixed, inside, sigma
     """
     from scipy.optimize import brentq, minimize_scalar
 
+    data, fitted, _, x, _, _, power, inside = fit
+    sigma_fixed = fit.external is not None
     n_head = 1 if mu_fixed is not None else 2
     nb = len(centre)
 
@@ -1982,13 +1981,10 @@ def nsig_error_parts(
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     f0, t, mu, s = (float(v) for v in ex.at(mass))
-    a_pow = float(ex.power_at(mass))
     qt = np.asarray(kinematics["qT"], dtype=np.float64)
     e = np.asarray(kinematics["E"], dtype=np.float64)
     out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
     a = per_sample_acceptance(sample, ctau)  # (n, n_ct)
-    n = a.shape[0]
-    tot = a.mean(axis=0)
     if not np.any(out_mask):
         names = [f"form_{k}" for k in (ex.model_variations or {}) if k in FORMS]
         zero = {k: np.zeros(ctau.size)
@@ -1998,89 +1994,37 @@ def nsig_error_parts(
             zero["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
         return zero
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
-    y = np.arccosh(np.maximum(e[out_mask] / mt, 1.0))
-    dlp = _dlogp(mass, qt[out_mask], y, t, mu, s, a_pow)  # (3, n_out): (T, ȳ, σ_y)
-    if ex.pt_power_fitted:  # and the m_T power: (4, n_out)
-        dlp = np.vstack([dlp, NOMINAL.dlog_pt_da(mass, qt[out_mask], t, a_pow)])
-    e_x = a[out_mask].sum(axis=0) / n  # (n_ct,)
-    de_x = dlp @ a[out_mask] / n  # (3 or 4, n_ct)
-    base = np.array([t, mu, s, a_pow])
-    inside = _grid_in_f(fiducial, mass)
-    df = np.empty(dlp.shape[0])
-    for j in range(df.size):
-        h = 1e-4 * max(abs(base[j]), 0.1)
-        up, dn = base.copy(), base.copy()
-        up[j] += h
-        dn[j] -= h
-        df[j] = (fiducial_fraction(fiducial, mass, tuple(up), inside)
-                 - fiducial_fraction(fiducial, mass, tuple(dn), inside)) / (2 * h)  # fmt: skip
-    # ∂(E_x/f)/∂θ, θ in (T, ȳ, σ_y[, a])
-    grad = (de_x - np.outer(df, e_x) / f0) / f0  # (3 or 4, n_ct)
-    # (T, a) at the mass are interpolated between the groups of the two bins around it
-    # (Extrapolation.group_weights): each group's parameters carry their share of the gradient;
-    # ȳ and σ_y are shared by all groups
-    rows = [(2, ex.parameter_index("y_sigma"), 1.0)]
-    if not ex.y_mean_fixed:
-        rows.append((1, ex.parameter_index("y_mean"), 1.0))
-    for g, wg in ex.group_weights(mass).items():
-        rows.append((0, ex.parameter_index("T", g), wg))
-        if ex.pt_power_fitted:  # the a_g follow the T_g in the covariance
-            rows.append((3, ex.parameter_index("a", g), wg))
+    draw = _OutSamples(mass, qt[out_mask], np.arccosh(np.maximum(e[out_mask] / mt, 1.0)),
+                       a[out_mask], a.mean(axis=0), out_mask, (t, mu, s, float(ex.power_at(mass))),
+                       f0, _grid_in_f(fiducial, mass))  # fmt: skip
+    rows = _gradient_rows(ex, mass)
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)
     cov = ex.covariance if ex.covariance_stat is None else ex.covariance_stat
     q = [q for _, q, _ in rows]
+    grad = _nsig_gradient(fiducial, draw, ex.pt_power_fitted, n=a.shape[0])
     gr = grad[[j for j, _, _ in rows]] * np.array([wg for _, _, wg in rows])[:, None]  # (k, n_ct)
     var_stat = np.einsum("ic,ij,jc->c", gr, cov[np.ix_(q, q)], gr)
     shift = (ex.y_sigma_external or {}).get("parameter_shift")
     # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
     var_ext = (np.asarray(shift, dtype=np.float64)[q] @ gr) ** 2 if shift is not None else 0.0
     sides = (ex.y_sigma_external or {}).get("parameter_sides")
-    steps = None
-    if log or sides is not None:
-        steps = _LogSteps(fiducial, mass, qt[out_mask], y, a[out_mask], tot, out_mask,
-                          (t, mu, s, a_pow), f0, rows, inside)  # fmt: skip
+    steps = _LogSteps(fiducial, draw, rows) if log or sides is not None else None
     # with the two fits' own shifts, the external part is N's response itself at σ_y ± error,
     # ln N = a z + b z² through them, its sd over z ~ N(0, 1): √(a² + 2b²) (not linearised:
     # ln N is markedly concave in σ_y on the mock, docs/coverage.md)
-    sd_ext = None
-    if sides is not None:
-        sd_ext = _external_response(ex, steps, sides, q)
-    shifts = (
-        _form_shifts(ex, mass, qt[out_mask], y, a[out_mask], (t, mu, s, a_pow), f0)
-        if ex.covariance_stat is not None
-        else {}
-    )
+    sd_ext = None if sides is None else _external_response(ex, steps, sides, q)
+    shifts = _form_shifts(ex, draw) if ex.covariance_stat is not None else {}
     var_each = {k: d**2 for k, d in shifts.items()}
-    var_forms = sum(var_each.values(), np.zeros(ctau.size))
-    n_over_yf = tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
-    # the fit and the fiducial yield share the pairs: 2 Cov(ln Y_F(m), ln(N/Y_F)), Y_F(m)
-    # log-linear between the bins around m (as gammastar.source.production.Yields.at interpolates it)
-    cross = np.zeros(ctau.size)
-    if ex.yield_covariance is not None:
-        c_m = sum(wb * ex.yield_covariance[b] for b, wb in ex.bin_weights(mass))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cross = np.where(n_over_yf > 0, 2.0 * (np.asarray(c_m)[q] @ gr) / n_over_yf, 0.0)
-
+    n_over_yf = draw.tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
+    cross = _yield_cross(ex, mass, np.asarray(q), gr, n_over_yf)
     # where F has no area at the mass on the quadrature grid N/Y_F is undefined: linear parts
     use_log = log and bool(np.all(np.isfinite(steps.n0)))
     if use_log:  # every part a 1σ of ln N, from N/Y_F at ±1σ (docstring)
-        step = steps
-        sub = cov[np.ix_(q, q)]
         d_ext = np.zeros(len(q)) if shift is None else np.asarray(shift, np.float64)[q]
-        var_ext = step.along(d_ext) ** 2
-        lam, vec = np.linalg.eigh(sub - np.outer(d_ext, d_ext))
-        var_stat = var_ext + sum(
-            (step.along(np.sqrt(lv) * vec[:, j]) ** 2 for j, lv in enumerate(lam) if lv > 0),
-            np.zeros(ctau.size),
-        )
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = {k: 1.0 + d / n_over_yf for k, d in shifts.items()}
-            var_each = {
-                k: np.where((n_over_yf > 0) & (r > 0), np.log(np.where(r > 0, r, 1.0)), 0.0) ** 2
-                for k, r in ratio.items()
-            }
-        var_forms = sum(var_each.values(), np.zeros(ctau.size))
+        var_stat, var_ext = _log_fit_variances(steps, cov[np.ix_(q, q)], d_ext)
+        var_each = _log_form_variances(shifts, n_over_yf)
+    var_forms = sum(var_each.values(), np.zeros(ctau.size))
 
     def rel(var):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -2100,6 +2044,99 @@ def nsig_error_parts(
         ratio = _LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
         parts["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
     return parts
+
+
+class _OutSamples(NamedTuple):
+    """The extrapolated samples of a draw at one mass (:func:`nsig_error_parts`): their q_T,
+    rapidity and acceptance per cτ (n_out, n_ct); the whole draw's mean acceptance per cτ and
+    which of its samples are extrapolated; the model's (T, ȳ, σ_y, a) at the mass, f_F there
+    and F on the mass's quadrature grid (:func:`_grid_in_f`)."""
+
+    mass: float
+    qt: NDArray
+    y: NDArray
+    a: NDArray
+    tot: NDArray
+    out_mask: NDArray
+    nominal: tuple[float, float, float, float]
+    f0: float
+    inside: NDArray
+
+
+def _gradient_rows(ex: Extrapolation, mass: float) -> list[tuple[int, int, float]]:
+    """The covariance's rows at the mass: (kind, index, weight), kind 0–3 = T, ȳ, σ_y, a.
+
+    (T, a) at the mass are interpolated between the groups of the two bins around it
+    (:meth:`Extrapolation.group_weights`): each group's parameters carry their share of the
+    gradient; ȳ and σ_y are shared by all groups.
+    """
+    rows = [(2, ex.parameter_index("y_sigma"), 1.0)]
+    if not ex.y_mean_fixed:
+        rows.append((1, ex.parameter_index("y_mean"), 1.0))
+    for g, wg in ex.group_weights(mass).items():
+        rows.append((0, ex.parameter_index("T", g), wg))
+        if ex.pt_power_fitted:  # the a_g follow the T_g in the covariance
+            rows.append((3, ex.parameter_index("a", g), wg))
+    return rows
+
+
+def _nsig_gradient(fiducial: Any, draw: _OutSamples, pt_power_fitted: bool,
+                   n: int) -> NDArray[np.float64]:  # fmt: skip
+    """∂(E_x/f_F)/∂θ per cτ, θ = (T, ȳ, σ_y[, a]) (3 or 4 rows): E_x's by reweighting the
+    extrapolated samples (``n`` the draw's size), f_F's by central differences."""
+    mass, (t, mu, s, a_pow), f0 = draw.mass, draw.nominal, draw.f0
+    dlp = _dlogp(mass, draw.qt, draw.y, t, mu, s, a_pow)  # (3, n_out): (T, ȳ, σ_y)
+    if pt_power_fitted:  # and the m_T power: (4, n_out)
+        dlp = np.vstack([dlp, NOMINAL.dlog_pt_da(mass, draw.qt, t, a_pow)])
+    e_x = draw.a.sum(axis=0) / n  # (n_ct,)
+    de_x = dlp @ draw.a / n  # (3 or 4, n_ct)
+    base = np.array([t, mu, s, a_pow])
+    df = np.empty(dlp.shape[0])
+    for j in range(df.size):
+        h = 1e-4 * max(abs(base[j]), 0.1)
+        up, dn = base.copy(), base.copy()
+        up[j] += h
+        dn[j] -= h
+        df[j] = (fiducial_fraction(fiducial, mass, tuple(up), draw.inside)
+                 - fiducial_fraction(fiducial, mass, tuple(dn), draw.inside)) / (2 * h)  # fmt: skip
+    return (de_x - np.outer(df, e_x) / f0) / f0  # (3 or 4, n_ct)
+
+
+def _yield_cross(ex: Extrapolation, mass: float, q: NDArray, gr: NDArray,
+                 n_over_yf: NDArray) -> NDArray[np.float64]:  # fmt: skip
+    """2 Cov(ln Y_F(m), ln(N/Y_F)) per cτ: the fit and the fiducial yield share the pairs;
+    Y_F(m) log-linear between the bins around m (as
+    :meth:`gammastar.source.production.Yields.at` interpolates it); 0 without
+    :attr:`Extrapolation.yield_covariance`."""
+    cross = np.zeros(n_over_yf.size)
+    if ex.yield_covariance is not None:
+        c_m = sum(wb * ex.yield_covariance[b] for b, wb in ex.bin_weights(mass))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cross = np.where(n_over_yf > 0, 2.0 * (np.asarray(c_m)[q] @ gr) / n_over_yf, 0.0)
+    return cross
+
+
+def _log_fit_variances(steps: _LogSteps, sub: NDArray, d_ext: NDArray) -> tuple[NDArray, NDArray]:
+    """(the fit's with the external part, the external σ_y's) variances of ln N: N/Y_F at ±1σ
+    along each principal axis of the covariance ``sub`` less δδᵀ, and along ±δ."""
+    var_ext = steps.along(d_ext) ** 2
+    lam, vec = np.linalg.eigh(sub - np.outer(d_ext, d_ext))
+    var_stat = var_ext + sum(
+        (steps.along(np.sqrt(lv) * vec[:, j]) ** 2 for j, lv in enumerate(lam) if lv > 0),
+        np.zeros(steps.n0.size),
+    )
+    return var_stat, var_ext
+
+
+def _log_form_variances(shifts: Mapping[str, NDArray],
+                        n_over_yf: NDArray) -> dict[str, NDArray]:  # fmt: skip
+    """Per alternative form, ln(N_alt/N)² per cτ (0 where N or N_alt is not positive)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = {k: 1.0 + d / n_over_yf for k, d in shifts.items()}
+        return {
+            k: np.where((n_over_yf > 0) & (r > 0), np.log(np.where(r > 0, r, 1.0)), 0.0) ** 2
+            for k, r in ratio.items()
+        }
 
 
 def nsig_lambda_theta(
@@ -2240,7 +2277,7 @@ def _lambda_part(moves, ratio, n_ct: int, log: bool) -> NDArray[np.float64]:
     return 0.5 * (np.abs(out[0]) + np.abs(out[1]))
 
 
-def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.float64]]:
+def _form_shifts(ex: Extrapolation, draw: _OutSamples) -> dict[str, NDArray[np.float64]]:
     """Per alternative form of the model, Δ(N/Y_F) per cτ, signed (the sum of their squares is
     the forms' part): each form's own
     E_x,alt/f_alt − E_x/f_F, E_x = (1 − f) 𝓔_out, with f_alt its fit's f_F
@@ -2254,17 +2291,19 @@ def _form_shifts(ex, mass, qt, y, a_out, nominal, f0) -> dict[str, NDArray[np.fl
         form = FORMS.get(name)
         if form is None:
             continue
-        d = _record_shift(form, rec, ex.mass, mass, qt, y, a_out, nominal, f0)
+        d = _record_shift(form, rec, ex.mass, draw)
         if d is not None:
             out[name] = d
     return out
 
 
-def _record_shift(form, rec, ex_mass, mass, qt, y, a_out, nominal, f0) -> NDArray | None:
+def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> NDArray | None:
     """Δ(N/Y_F) per cτ of one fit record (``fiducial_fraction``, ``temperature`` per mass bin
     ``ex_mass``, ``y_mean``, ``y_sigma``, optionally ``pt_power``) of the model's ``form``
-    against the nominal (:func:`_form_shifts`); ``None`` where the record has no finite fit."""
-    t, mu, s, a_pow = nominal
+    against the nominal on the ``draw``'s extrapolated samples (:func:`_form_shifts`);
+    ``None`` where the record has no finite fit."""
+    t, mu, s, a_pow = draw.nominal
+    mass, qt, y, a_out, f0 = draw.mass, draw.qt, draw.y, draw.a, draw.f0
     par = _record_params(rec, ex_mass, mass, (f0, t, mu, s), a_pow)
     if par is None:
         return None
@@ -2304,13 +2343,14 @@ class _LogSteps:
     given in the covariance's rows (``rows``: (kind, index, weight), kind 0–3 = T, ȳ, σ_y,
     a; a group's T and a enter the mass's with its interpolation weight)."""
 
-    def __init__(self, fiducial, mass, qt, y, a_out, tot, out_mask, nominal, f0, rows, inside):
-        self.fid, self.mass, self.qt, self.y, self.a_out = fiducial, mass, qt, y, a_out
-        self.base = np.asarray(nominal, dtype=np.float64)
-        self.rows, self.inside = rows, inside  # F on the quadrature grid (_grid_in_f)
-        n = out_mask.size
-        in_sum = tot * n - a_out.sum(axis=0)  # the samples inside F: not moved by θ
-        self.e_in = in_sum / n / f0  # 𝓔_in (the inside share of the draw is f_F)
+    def __init__(self, fiducial: Any, draw: _OutSamples, rows: list[tuple[int, int, float]]):
+        self.fid, self.mass, self.qt, self.y = fiducial, draw.mass, draw.qt, draw.y
+        self.a_out = draw.a
+        self.base = np.asarray(draw.nominal, dtype=np.float64)
+        self.rows, self.inside = rows, draw.inside  # F on the quadrature grid (_grid_in_f)
+        n = draw.out_mask.size
+        in_sum = draw.tot * n - draw.a.sum(axis=0)  # the samples inside F: not moved by θ
+        self.e_in = in_sum / n / draw.f0  # 𝓔_in (the inside share of the draw is f_F)
         self.lp0 = self._logp(self.base)
         self.n0 = self._n_over_yf(self.base)  # the reweighting's own nominal
 
