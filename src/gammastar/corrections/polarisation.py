@@ -267,23 +267,9 @@ def fit_lambdas(
         >>> bool(abs(lam[0] - 0.5) < 4 * np.sqrt(cov[0, 0]))
         True
     """
-    # C-contiguous float64 (a transposed or float32 input, e.g. rows of PairMoments, would
-    # otherwise keep its strides through every pass's slices)
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    a0 = np.ascontiguousarray(a0, dtype=np.float64)
-    u = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
-    v = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
-    if not np.all(w != 0):  # only the pairs that count
-        nz = w != 0
-        u, v, a0, w = u[:, nz], v[:, nz], a0[nz], w[nz]
-    lam = np.zeros(n_params) if start is None else np.asarray(start, dtype=np.float64).copy()
+    u, a0, v, w = _counted_pairs(u, a0, v, w, n_params)
     one_pass = _NewtonPass(u, a0, v, w)
-    parts = one_pass(lam, meat=False)
-    if parts is None and start is not None:
-        lam = np.zeros(n_params)
-        parts = one_pass(lam, meat=False)
-    if parts is None:
-        raise ValueError("the acceptance moments vanish for some pairs")
+    lam, parts = _first_pass(one_pass, start, n_params)
     # σ without the meat: √diag(H⁻¹) times the sandwich's factor for equal weights
     w_scale = float(np.sqrt(np.dot(w, w) / abs(w.sum()))) if w.size and w.sum() != 0 else 1.0
     prev = None  # the step that led to this pass, taken whole (None: none, or cut back)
@@ -315,6 +301,39 @@ def fit_lambdas(
         lam, parts = lam + t * step, new
         prev = step if t == 1.0 else None
     return _fit_lambdas_damped(u, a0, v, w, n_params=n_params)
+
+
+def _counted_pairs(u: ArrayLike, a0: ArrayLike, v: ArrayLike, w: ArrayLike,
+                   n_params: int) -> tuple[NDArray[np.float64], ...]:  # fmt: skip
+    """(u, a0, v, w) of :func:`fit_lambdas` as C-contiguous float64, the rows of the fitted
+    λ only, the pairs with w = 0 dropped (a transposed or float32 input, e.g. rows of
+    PairMoments, would otherwise keep its strides through every pass's slices)."""
+    w = np.ascontiguousarray(w, dtype=np.float64)
+    a0 = np.ascontiguousarray(a0, dtype=np.float64)
+    u = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
+    v = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
+    if not np.all(w != 0):  # only the pairs that count
+        nz = w != 0
+        u, v, a0, w = u[:, nz], v[:, nz], a0[nz], w[nz]
+    return u, a0, v, w
+
+
+def _first_pass(one_pass: _NewtonPass, start: ArrayLike | None,
+                n_params: int) -> tuple[NDArray[np.float64], Any]:  # fmt: skip
+    """The starting λ and its pass (score, Hessian); from λ = 0 where ``start`` leaves the
+    region where the acceptance moments are positive.
+
+    Raises:
+        ValueError: the moments vanish for some pairs at λ = 0 too.
+    """
+    lam = np.zeros(n_params) if start is None else np.asarray(start, dtype=np.float64).copy()
+    parts = one_pass(lam, meat=False)
+    if parts is None and start is not None:
+        lam = np.zeros(n_params)
+        parts = one_pass(lam, meat=False)
+    if parts is None:
+        raise ValueError("the acceptance moments vanish for some pairs")
+    return lam, parts
 
 
 def _inverse_if_positive(hess: NDArray[np.float64]) -> NDArray[np.float64] | None:
