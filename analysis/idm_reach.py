@@ -19,7 +19,12 @@ import time
 import numpy as np
 
 from gammastar.physics.target import yield_scale
-from gammastar.reach.idm import SoftLeptonSelection, idm_reach, plot_idm_reach
+from gammastar.reach.idm import (
+    IdmReachSettings,
+    SoftLeptonSelection,
+    idm_reach,
+    plot_idm_reach,
+)
 from gammastar.source.production import load_yields
 
 
@@ -48,11 +53,9 @@ def main() -> None:
         aprime_yield=lambda m: y.at(m)[0] * scale,
         sampler=sampler,
         selection=sel,
-        n_pot=1e18,
-        background=0.0,
-        n_pot_rel_uncertainty=0.2,
-        n=args.n,
-        seed=7,
+        settings=IdmReachSettings(
+            n_pot=1e18, background=0.0, n_pot_rel_uncertainty=0.2, n=args.n, seed=7
+        ),
     )
     if args.figure:
         plot_idm_reach(r, args.figure)

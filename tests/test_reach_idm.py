@@ -3,6 +3,8 @@ by hand for A′ at rest, the long-lived scaling of the reach, the soft-lepton c
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import integrate
@@ -10,7 +12,12 @@ from scipy import integrate
 from gammastar.errors import GammastarError
 from gammastar.physics.darksector import IDM, psi2_ctau
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.idm import SoftLeptonSelection, idm_reach, idm_signal_table
+from gammastar.reach.idm import (
+    IdmReachSettings,
+    SoftLeptonSelection,
+    idm_reach,
+    idm_signal_table,
+)
 
 
 def _at_rest(mass, n, seed):
@@ -48,14 +55,11 @@ def test_long_lived_scaling_and_cuts():
         "aprime_yield": lambda m: 1e-6,
         "sampler": ParametricSampler(),
         "selection": SoftLeptonSelection(z_range=(10.0, 50.0), theta_max=0.2),
-        "background": 0.0,
-        "n_pot_rel_uncertainty": 0.0,
-        "n": 4000,
-        "seed": 1,
-        "y_points": 481,
     }
-    r1 = idm_reach([0.1], n_pot=1e17, **kw)
-    r4 = idm_reach([0.1], n_pot=4e17, **kw)
+    st = IdmReachSettings(n_pot=1e17, background=0.0, n_pot_rel_uncertainty=0.0, n=4000, seed=1,
+                          y_points=481)  # fmt: skip
+    r1 = idm_reach([0.1], settings=st, **kw)
+    r4 = idm_reach([0.1], settings=replace(st, n_pot=4e17), **kw)
     y1, y4 = r1["y_low"]["0"][0], r4["y_low"]["0"][0]
     assert y1 is not None
     assert y4 / y1 == pytest.approx(0.5, rel=0.02)
@@ -67,7 +71,9 @@ def test_long_lived_scaling_and_cuts():
     assert float(psi2_ctau(IDM(m1=0.1, delta=0.1, m_aprime=0.3), eps)) > 500.0
     # leptons can never pass 1 TeV: nothing excluded
     r0 = idm_reach(
-        [0.1], n_pot=1e15, **{**kw, "selection": SoftLeptonSelection((10.0, 50.0), min_energy=1e3)}
+        [0.1],
+        settings=replace(st, n_pot=1e15),
+        **{**kw, "selection": SoftLeptonSelection((10.0, 50.0), min_energy=1e3)},
     )
     assert r0["y_low"]["0"] == [None]
 

@@ -27,9 +27,9 @@ Toro PRD 98 (2018) 035011 (the y plane); the seed talk (semi-visible A′).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -38,6 +38,7 @@ from gammastar.errors import GammastarError
 from gammastar.physics.darksector import IDM, aprime_branching_ratios, psi2_ctau, psi2_width
 
 __all__ = [
+    "IdmReachSettings",
     "IdmSignalTable",
     "SoftLeptonSelection",
     "chain_acceptances",
@@ -196,24 +197,43 @@ def idm_signal_table(
     )
 
 
+@dataclass(frozen=True)
+class IdmReachSettings:
+    """The facility, the statistics and the dark parameters of :func:`idm_reach`."""
+
+    n_pot: float
+    """The facility's protons on target."""
+    background: float
+    """Expected background events."""
+    n_pot_rel_uncertainty: float
+    """Log-normal N_POT uncertainty of the likelihood."""
+    alpha_d: float = 0.1
+    """α_D (the literature's default)."""
+    delta: float = 0.1
+    """Δ = (m₂ − m₁)/m₁ (the literature's default)."""
+    mass_ratio: float = 3.0
+    """m_A′/m₁ (the literature's default)."""
+    y_range: tuple[float, float] = (1e-16, 1e-2)
+    """The y grid's ends (log grid)."""
+    y_points: int = 241
+    """Points of the y grid."""
+    n: int = 20_000
+    """Chains per m₁ and channel."""
+    seed: int = 12345
+    """Seed of the chains (one stream per m₁)."""
+    cl: float = 0.9
+    """Confidence level."""
+    channels: tuple[str, ...] = ("ee", "mumu")
+    """ψ₂ → ψ₁ℓℓ channels counted."""
+
+
 def idm_reach(
     m1: ArrayLike,
     *,
     aprime_yield: Callable[[NDArray[np.float64]], NDArray[np.float64]],
     sampler: Any,
     selection: SoftLeptonSelection,
-    n_pot: float,
-    background: float,
-    n_pot_rel_uncertainty: float,
-    alpha_d: float = 0.1,
-    delta: float = 0.1,
-    mass_ratio: float = 3.0,
-    y_range: tuple[float, float] = (1e-16, 1e-2),
-    y_points: int = 241,
-    n: int = 20_000,
-    seed: int = 12345,
-    cl: float = 0.9,
-    channels: tuple[str, ...] = ("ee", "mumu"),
+    settings: IdmReachSettings,
 ) -> dict[str, Any]:
     """Expected iDM reach: per m₁ the excluded y interval [y_low, y_high] for each band.
 
@@ -222,38 +242,29 @@ def idm_reach(
         aprime_yield: Y_A′(m) per POT per ε² (e.g. ``gammastar.source.production.load_yields(p).at(m)[0]``).
         sampler: A′ kinematics (``sample(mass, n, seed)`` → ``qT``, ``E``).
         selection: decay volume and soft-lepton cuts.
-        n_pot: the facility's protons on target.
-        background: expected background events.
-        n_pot_rel_uncertainty: log-normal N_POT uncertainty of the likelihood.
-        alpha_d, delta, mass_ratio: α_D, Δ, m_A′/m₁ (literature defaults 0.1, 0.1, 3).
-        y_range, y_points: the y grid (log).
-        n: chains per m₁ and channel; seed: seed.
-        cl: confidence level.
-        channels: ψ₂ → ψ₁ℓℓ channels counted.
+        settings: N_POT, background, statistics, dark parameters and the y grid
+            (:class:`IdmReachSettings`).
 
     Returns:
         ``{"m1", "m_aprime", "y_low": {band: [...]}, "y_high": {band: [...]}, "eps_low",
         "eps_high" (the same boundaries in the (m_A′, ε) plane at these dark parameters),
         "s_up", "alpha_d", "delta", "mass_ratio", "cl"}`` with None where nothing is excluded.
     """
-    from gammastar.reach import stats
-
-    model_b = stats.Model(
-        [stats.Channel("idm", [1.0], [max(background, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
-    )
-    s_up = stats.upper_limit(model_b, cl=cl, method="exact").expected
+    st = settings
+    s_up = _expected_s_up(st.background, st.n_pot_rel_uncertainty, st.cl)
     m1 = np.atleast_1d(np.asarray(m1, dtype=np.float64))
-    y = np.geomspace(*y_range, y_points)
+    y = np.geomspace(*st.y_range, st.y_points)
     out_lo: dict[str, list[float | None]] = {b: [] for b in s_up}
     out_hi: dict[str, list[float | None]] = {b: [] for b in s_up}
-    seeds = np.random.SeedSequence(seed).spawn(len(m1))
+    seeds = np.random.SeedSequence(st.seed).spawn(len(m1))
     for mm, sd in zip(m1, seeds, strict=True):
-        model = IDM(m1=float(mm), delta=delta, m_aprime=mass_ratio * float(mm), alpha_d=alpha_d)
+        model = IDM(m1=float(mm), delta=st.delta, m_aprime=st.mass_ratio * float(mm),
+                    alpha_d=st.alpha_d)  # fmt: skip
         ya = float(np.asarray(aprime_yield(np.asarray(model.m_aprime))))
         try:
-            tab = idm_signal_table(
-                sampler, model, selection, n=n, seed=int(sd.generate_state(1)[0]), channels=channels
-            )
+            tab = idm_signal_table(sampler, model, selection, n=st.n,
+                                   seed=int(sd.generate_state(1)[0]),
+                                   channels=st.channels)  # fmt: skip
         except GammastarError:
             tab = None
         if tab is None or not np.isfinite(ya) or ya <= 0:
@@ -261,33 +272,44 @@ def idm_reach(
                 out_lo[b].append(None)
                 out_hi[b].append(None)
             continue
-        eps = np.sqrt(y / (alpha_d / mass_ratio**4))
+        eps = np.sqrt(y / (st.alpha_d / st.mass_ratio**4))
         br_dark = aprime_branching_ratios(model, eps)["psi1 psi2"]
-        sig = n_pot * ya * eps**2 * br_dark * tab.acceptance(eps)
+        sig = st.n_pot * ya * eps**2 * br_dark * tab.acceptance(eps)
         for b, s in s_up.items():
             lo, hi = _edges(y, sig, s)
             out_lo[b].append(lo)
             out_hi[b].append(hi)
-    to_eps = mass_ratio**4 / alpha_d  # ε² = y (m_A′/m₁)⁴ / α_D: the (m_A′, ε) plane
-
-    def eps_of(d: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
-        return {
-            k: [None if v is None else float(np.sqrt(v * to_eps)) for v in vs]
-            for k, vs in d.items()
-        }
-
+    to_eps = st.mass_ratio**4 / st.alpha_d  # ε² = y (m_A′/m₁)⁴ / α_D: the (m_A′, ε) plane
     return {
         "m1": m1.tolist(),
-        "m_aprime": (mass_ratio * m1).tolist(),
+        "m_aprime": (st.mass_ratio * m1).tolist(),
         "y_low": out_lo,
         "y_high": out_hi,
-        "eps_low": eps_of(out_lo),
-        "eps_high": eps_of(out_hi),
+        "eps_low": _eps_of(out_lo, to_eps),
+        "eps_high": _eps_of(out_hi, to_eps),
         "s_up": dict(s_up),
-        "alpha_d": alpha_d,
-        "delta": delta,
-        "mass_ratio": mass_ratio,
-        "cl": cl,
+        "alpha_d": st.alpha_d,
+        "delta": st.delta,
+        "mass_ratio": st.mass_ratio,
+        "cl": st.cl,
+    }
+
+
+def _expected_s_up(background: float, n_pot_rel_uncertainty: float, cl: float) -> dict:
+    """The expected upper limit on the signal per band (exact CLs, one counting bin,
+    :mod:`gammastar.reach.stats`)."""
+    from gammastar.reach import stats
+
+    model_b = stats.Model(
+        [stats.Channel("idm", [1.0], [max(background, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
+    )
+    return stats.upper_limit(model_b, cl=cl, method="exact").expected
+
+
+def _eps_of(d: dict[str, list[float | None]], to_eps: float) -> dict[str, list[float | None]]:
+    """y boundaries per band as ε (ε² = y · ``to_eps``, ``to_eps`` = (m_A′/m₁)⁴/α_D)."""
+    return {
+        k: [None if v is None else float(np.sqrt(v * to_eps)) for v in vs] for k, vs in d.items()
     }
 
 
@@ -479,19 +501,48 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
 
     from gammastar.config import load_config
     from gammastar.core import rundir
-    from gammastar.core.artifacts import make_meta, write_json
+    from gammastar.core.artifacts import write_json
     from gammastar.errors import ConfigError
-    from gammastar.reach import stats
-    from gammastar.source.eventgen import mass_range
-    from gammastar.source.geometry import Geometry
-    from gammastar.source.setup import aprime_source, polarisation
+    from gammastar.source.setup import aprime_source
 
     cfg = load_config(config) if not hasattr(config, "idm") else config
-    idm = cfg.idm
     where = cfg.source or "<config>"
-    if idm is None:
+    if cfg.idm is None:
         raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
     src = aprime_source(cfg, None, False, None)
+    scan = _idm_scan(cfg, src)
+    out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_IDM
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = _idm_doc(cfg, src, scan)
+    rundir.validate(doc, rundir.REACH_IDM, where=str(out))
+    written = write_json(out, doc, force=force)
+    plot_idm_reach(doc, out.parent / "figures" / "reach_idm.png", title=cfg.name)
+    return written
+
+
+class _IdmScan(NamedTuple):
+    """The scan of :func:`run_idm_reach`: the m₁ grid, the expected limit per band, the
+    boundaries y_low, y_high per band and m₁, i2DM's ψ₂ψ̄₂ share of the signal and the share
+    of its events with both ψ₂ detected at the median y_low, the A′ spin density per m₁."""
+
+    m1: NDArray[np.float64]
+    s_up: dict
+    y_low: dict[str, list[float | None]]
+    y_high: dict[str, list[float | None]]
+    share: list[float | None]
+    double: list[float | None]
+    pols: list[dict[str, Any]]
+
+
+def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
+    """Per m₁ of ``cfg.idm``'s grid, the chains' acceptances (:func:`chain_acceptances`, the
+    A′ spin density from the data) and the excluded y interval per band; ``src`` the A′
+    source (:func:`gammastar.source.setup.aprime_source`)."""
+    from gammastar.source.eventgen import mass_range
+    from gammastar.source.geometry import Geometry
+    from gammastar.source.setup import polarisation
+
+    idm = cfg.idm
     yields, sampler = src["yields"], src["sampler"]
     geometry = Geometry.from_config(cfg.detector)
     if idm.m1_range is not None:
@@ -500,19 +551,11 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
         lo, hi = (m / idm.mass_ratio for m in yields.mass_range)
     m1 = np.geomspace(lo, hi, idm.m1_points)
     frange = mass_range(sampler)
-    model_b = stats.Model(
-        [stats.Channel("idm", [1.0], [max(idm.background, 1e-9)])],
-        n_pot_unc=idm.n_pot_rel_uncertainty,
-    )
-    s_up = stats.upper_limit(model_b, cl=idm.cl, method="exact").expected
+    s_up = _expected_s_up(idm.background, idm.n_pot_rel_uncertainty, idm.cl)
     y = np.geomspace(*idm.y_range, idm.y_points)
-    out_lo: dict[str, list[float | None]] = {b: [] for b in s_up}
-    out_hi: dict[str, list[float | None]] = {b: [] for b in s_up}
+    scan = _IdmScan(m1, s_up, {b: [] for b in s_up}, {b: [] for b in s_up}, [], [], [])
     n_pot_eff = src["n_pot"] * src["scale_y"]
     seeds = np.random.SeedSequence([cfg.seed, 16]).spawn(len(m1))
-    pols: list[dict[str, Any]] = []  # the A′ spin density used per m₁ (from the data)
-    share: list[float | None] = []  # i2DM: ψ₂ψ̄₂'s share of the signal at the median y_low
-    double: list[float | None] = []  # i2DM: share of ψ₂ψ̄₂ events with both ψ₂ detected there
     for mm, sd in zip(m1, seeds, strict=True):
         model = idm.dark_model(float(mm) * idm.mass_ratio)
         ma = float(model.m_aprime)
@@ -521,16 +564,16 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
         accs = {}
         if inside and np.isfinite(ya) and ya > 0:
             rho00, pol = polarisation("data", cfg, ma, src["yields_doc"])
-            pols.append({"m_aprime": ma, **pol})
+            scan.pols.append({"m_aprime": ma, **pol})
             accs = chain_acceptances(sampler, model, geometry, channels=tuple(idm.channels),
                                      n=idm.samples, seed=int(sd.generate_state(1)[0]),
                                      min_opening_angle=idm.min_opening_angle,
                                      rho00=rho00)  # fmt: skip
         for b in s_up:
-            out_lo[b].append(None)
-            out_hi[b].append(None)
-        share.append(None)
-        double.append(None)
+            scan.y_low[b].append(None)
+            scan.y_high[b].append(None)
+        scan.share.append(None)
+        scan.double.append(None)
         if not accs:
             continue
         eps = np.sqrt(y / (idm.alpha_d / idm.mass_ratio**4))
@@ -538,23 +581,25 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
         parts = {c: n_pot_eff * ya * eps**2 * br[c] * f(eps) for c, f in accs.items()}
         sig = sum(parts.values())
         for b, s in s_up.items():
-            out_lo[b][-1], out_hi[b][-1] = _edges(y, sig, s)
-        ylo = out_lo["0"][-1] if "0" in out_lo else None
+            scan.y_low[b][-1], scan.y_high[b][-1] = _edges(y, sig, s)
+        ylo = scan.y_low["0"][-1] if "0" in scan.y_low else None
         if "psi2 psi2" in parts and ylo is not None:
             i = int(np.argmin(np.abs(np.log(y / ylo))))
-            share[-1] = float(parts["psi2 psi2"][i] / sig[i]) if sig[i] > 0 else None
+            scan.share[-1] = float(parts["psi2 psi2"][i] / sig[i]) if sig[i] > 0 else None
             smp = accs["psi2 psi2"].sample  # type: ignore[attr-defined]
             ct = float(psi2_ctau(model, eps[i]))
-            double[-1] = float(smp.double_share(ct)[0])
+            scan.double[-1] = float(smp.double_share(ct)[0])
+    return scan
+
+
+def _idm_doc(cfg: Any, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]:
+    """The ``reach_idm.json`` document of a scan (:data:`gammastar.core.rundir.REACH_IDM`)."""
+    from gammastar.core.artifacts import make_meta
+
+    idm = cfg.idm
     to_eps = idm.mass_ratio**4 / idm.alpha_d
-
-    def eps_of(d: dict[str, list[float | None]]) -> dict[str, list[float | None]]:
-        return {k: [None if v is None else float(np.sqrt(v * to_eps)) for v in vs]
-                for k, vs in d.items()}  # fmt: skip
-
-    out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_IDM
-    out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {
+    i2dm = {"psi2psi2_share": scan.share, "both_detected_share": scan.double}
+    return {
         "model": idm.model,
         "theta": idm.theta,
         "alpha_d": idm.alpha_d,
@@ -562,14 +607,14 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
         "mass_ratio": idm.mass_ratio,
         "cl": idm.cl,
         "background": idm.background,
-        "m1": m1.tolist(),
-        "m_aprime": (idm.mass_ratio * m1).tolist(),
-        "s_up": {k: float(v) for k, v in s_up.items()},
-        "y_low": out_lo,
-        "y_high": out_hi,
-        "eps_low": eps_of(out_lo),
-        "eps_high": eps_of(out_hi),
-        **({"psi2psi2_share": share, "both_detected_share": double} if idm.model == "i2dm" else {}),
+        "m1": scan.m1.tolist(),
+        "m_aprime": (idm.mass_ratio * scan.m1).tolist(),
+        "s_up": {k: float(v) for k, v in scan.s_up.items()},
+        "y_low": scan.y_low,
+        "y_high": scan.y_high,
+        "eps_low": _eps_of(scan.y_low, to_eps),
+        "eps_high": _eps_of(scan.y_high, to_eps),
+        **(i2dm if idm.model == "i2dm" else {}),
         "meta": make_meta(
             config_sha256=cfg.section_sha256("beam", "detector", "reach", "idm", "seed"),
             seed=cfg.seed,
@@ -581,10 +626,6 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
             min_opening_angle=idm.min_opening_angle,
             samples=idm.samples,
             acceptance="gammastar.reach.acceptance.draw_dark (the events' chains and dark_hits)",
-            aprime_polarisation=pols,
+            aprime_polarisation=scan.pols,
         ),
     }
-    rundir.validate(doc, rundir.REACH_IDM, where=str(out))
-    written = write_json(out, doc, force=force)
-    plot_idm_reach(doc, out.parent / "figures" / "reach_idm.png", title=cfg.name)
-    return written
