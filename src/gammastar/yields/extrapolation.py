@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal, NamedTuple, Self
 
 import numpy as np
@@ -1719,6 +1720,19 @@ def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
     return (_free(sides[0], mu_fixed) - _free(sides[1], mu_fixed)) / 2
 
 
+def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -> NDArray:
+    """The joint ``fit``'s pairs fitted with another ``form`` (σ_y fixed where it is external;
+    fitted powers start from the nominal fit, a fixed power from the mean T_g)."""
+    sigma = fit.x[1] if fit.external is not None else None
+    if fit.power is None:
+        xa, _ = _fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
+                           x_start=fit.x, sigma=sigma)  # fmt: skip
+    else:
+        xa, _ = _fit_joint(fit.data, (float(np.mean(ts)), fit.x[0], fit.x[1]), mu_fixed=mu_fixed,
+                           form=form, sigma=sigma, power=fit.power)  # fmt: skip
+    return xa
+
+
 def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external),
@@ -1751,8 +1765,7 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
     """
     from scipy.optimize import brentq, minimize_scalar
 
-    data, fitted, _, x, _, _, power, inside = fit
-    sigma_fixed = fit.external is not None
+    _, fitted, _, x, _, _, power, inside = fit
     n_head = 1 if mu_fixed is not None else 2
     nb = len(centre)
 
@@ -1769,13 +1782,7 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
         form = FORMS[name]
         if power is None and form.maps_to == "T":
             continue  # a p_T power form: inside the fitted family (fit_extrapolation pt_power)
-        if power is None:
-            xa, _ = _fit_joint(data, None, mu_fixed=mu_fixed, form=form, power=None, x_start=x,
-                               sigma=x[1] if sigma_fixed else None)  # fmt: skip
-        else:
-            xa, _ = _fit_joint(data, (float(np.mean(ts)), x[0], x[1]), mu_fixed=mu_fixed,
-                               form=form, sigma=x[1] if sigma_fixed else None,
-                               power=power)  # fmt: skip
+        xa = _fit_form(fit, form, mu_fixed, ts)
         f_alt = np.full(nb, np.nan)
         t_alt = np.full(nb, np.nan)
         a_alt = np.full(nb, np.nan)
@@ -1980,39 +1987,31 @@ def nsig_error_parts(
     if ex.covariance is None or ex.bin_group is None:
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
-    f0, t, mu, s = (float(v) for v in ex.at(mass))
+    f0 = float(ex.at(mass)[0])
     qt = np.asarray(kinematics["qT"], dtype=np.float64)
     e = np.asarray(kinematics["E"], dtype=np.float64)
     out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
     a = per_sample_acceptance(sample, ctau)  # (n, n_ct)
+    lam = None if lambda_theta is None else (lambda_theta, (qt, e, out_mask, a), ctau.size)
     if not np.any(out_mask):
         names = [f"form_{k}" for k in (ex.model_variations or {}) if k in FORMS]
         zero = {k: np.zeros(ctau.size)
                 for k in ("fit", "external", "forms", "yield_cross", *names)}  # fmt: skip
-        if lambda_theta is not None:
-            ratio = _LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
-            zero["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
-        return zero
-    mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
-    draw = _OutSamples(mass, qt[out_mask], np.arccosh(np.maximum(e[out_mask] / mt, 1.0)),
-                       a[out_mask], a.mean(axis=0), out_mask, (t, mu, s, float(ex.power_at(mass))),
-                       f0, _grid_in_f(fiducial, mass))  # fmt: skip
+        return _with_lambda_part(zero, ex, fiducial, mass, lam, log)
+    draw = _out_samples(ex, fiducial, mass, (qt, e, out_mask), a)
     rows = _gradient_rows(ex, mass)
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)
     cov = ex.covariance if ex.covariance_stat is None else ex.covariance_stat
     q = [q for _, q, _ in rows]
-    grad = _nsig_gradient(fiducial, draw, ex.pt_power_fitted, n=a.shape[0])
-    gr = grad[[j for j, _, _ in rows]] * np.array([wg for _, _, wg in rows])[:, None]  # (k, n_ct)
+    gr = _nsig_gradient(fiducial, draw, ex.pt_power_fitted, rows, n=a.shape[0])  # (k, n_ct)
     var_stat = np.einsum("ic,ij,jc->c", gr, cov[np.ix_(q, q)], gr)
     shift = (ex.y_sigma_external or {}).get("parameter_shift")
     # the external σ_y's δδᵀ is in the covariance: its part (g·δ)², the rest the fit's
     var_ext = (np.asarray(shift, dtype=np.float64)[q] @ gr) ** 2 if shift is not None else 0.0
     sides = (ex.y_sigma_external or {}).get("parameter_sides")
     steps = _LogSteps(fiducial, draw, rows) if log or sides is not None else None
-    # with the two fits' own shifts, the external part is N's response itself at σ_y ± error,
-    # ln N = a z + b z² through them, its sd over z ~ N(0, 1): √(a² + 2b²) (not linearised:
-    # ln N is markedly concave in σ_y on the mock, docs/coverage.md)
+    # with the two fits' own shifts, the external part is N's response itself at σ_y ± error
     sd_ext = None if sides is None else _external_response(ex, steps, sides, q)
     shifts = _form_shifts(ex, draw) if ex.covariance_stat is not None else {}
     var_each = {k: d**2 for k, d in shifts.items()}
@@ -2025,14 +2024,7 @@ def nsig_error_parts(
         var_stat, var_ext = _log_fit_variances(steps, cov[np.ix_(q, q)], d_ext)
         var_each = _log_form_variances(shifts, n_over_yf)
     var_forms = sum(var_each.values(), np.zeros(ctau.size))
-
-    def rel(var):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
-            if use_log:
-                return np.where(n_over_yf > 0, np.sqrt(v), 0.0)
-            return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
-
+    rel = partial(_relative_sd, n_over_yf=n_over_yf, use_log=use_log)
     ext_part = rel(var_ext)
     if sd_ext is not None:  # the response itself where it is defined, else the linear part
         ext_part = np.where(np.isfinite(sd_ext), np.where(n_over_yf > 0, sd_ext, 0.0), ext_part)
@@ -2040,10 +2032,41 @@ def nsig_error_parts(
              "yield_cross": cross}  # fmt: skip
     names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
     parts |= {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
-    if lambda_theta is not None:
+    return _with_lambda_part(parts, ex, fiducial, mass, lam, log)
+
+
+def _relative_sd(var: Any, n_over_yf: NDArray, use_log: bool) -> NDArray[np.float64]:
+    """A variance of N/Y_F as a relative 1σ of N (of ln N with ``use_log``: the variance is
+    one of ln N already); 0 where N = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
+        if use_log:
+            return np.where(n_over_yf > 0, np.sqrt(v), 0.0)
+        return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
+
+
+def _with_lambda_part(parts: dict[str, NDArray], ex: Extrapolation, fiducial: Any, mass: float,
+                      lam: tuple | None, log: bool) -> dict[str, NDArray]:  # fmt: skip
+    """``parts`` with :func:`nsig_error_parts`' ``lambda_theta`` where ``lam`` = (the moves,
+    (q_T, E, extrapolated, acceptance) of the draw, the number of cτ) is given
+    (:func:`_lambda_part`)."""
+    if lam is not None:
+        moves, (qt, e, out_mask, a), n_ct = lam
         ratio = _LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
-        parts["lambda_theta"] = _lambda_part(lambda_theta, ratio, ctau.size, log)
+        parts["lambda_theta"] = _lambda_part(moves, ratio, n_ct, log)
     return parts
+
+
+def _out_samples(ex: Extrapolation, fiducial: Any, mass: float, kin: tuple,
+                 a: NDArray) -> _OutSamples:  # fmt: skip
+    """The draw's extrapolated samples (``kin`` = the draw's q_T, E and extrapolated flag,
+    ``a`` its acceptance per cτ) with the model's parameters at the mass."""
+    qt, e, out_mask = kin
+    f0, t, mu, s = (float(v) for v in ex.at(mass))
+    mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
+    return _OutSamples(mass, qt[out_mask], np.arccosh(np.maximum(e[out_mask] / mt, 1.0)),
+                       a[out_mask], a.mean(axis=0), out_mask, (t, mu, s, float(ex.power_at(mass))),
+                       f0, _grid_in_f(fiducial, mass))  # fmt: skip
 
 
 class _OutSamples(NamedTuple):
@@ -2080,10 +2103,11 @@ def _gradient_rows(ex: Extrapolation, mass: float) -> list[tuple[int, int, float
     return rows
 
 
-def _nsig_gradient(fiducial: Any, draw: _OutSamples, pt_power_fitted: bool,
+def _nsig_gradient(fiducial: Any, draw: _OutSamples, pt_power_fitted: bool, rows: list,
                    n: int) -> NDArray[np.float64]:  # fmt: skip
-    """∂(E_x/f_F)/∂θ per cτ, θ = (T, ȳ, σ_y[, a]) (3 or 4 rows): E_x's by reweighting the
-    extrapolated samples (``n`` the draw's size), f_F's by central differences."""
+    """∂(E_x/f_F)/∂θ per cτ in the covariance's ``rows`` (:func:`_gradient_rows`, each with
+    its weight), θ = (T, ȳ, σ_y[, a]): E_x's by reweighting the extrapolated samples (``n``
+    the draw's size), f_F's by central differences."""
     mass, (t, mu, s, a_pow), f0 = draw.mass, draw.nominal, draw.f0
     dlp = _dlogp(mass, draw.qt, draw.y, t, mu, s, a_pow)  # (3, n_out): (T, ȳ, σ_y)
     if pt_power_fitted:  # and the m_T power: (4, n_out)
@@ -2099,7 +2123,8 @@ def _nsig_gradient(fiducial: Any, draw: _OutSamples, pt_power_fitted: bool,
         dn[j] -= h
         df[j] = (fiducial_fraction(fiducial, mass, tuple(up), draw.inside)
                  - fiducial_fraction(fiducial, mass, tuple(dn), draw.inside)) / (2 * h)  # fmt: skip
-    return (de_x - np.outer(df, e_x) / f0) / f0  # (3 or 4, n_ct)
+    grad = (de_x - np.outer(df, e_x) / f0) / f0  # (3 or 4, n_ct)
+    return grad[[j for j, _, _ in rows]] * np.array([wg for _, _, wg in rows])[:, None]
 
 
 def _yield_cross(ex: Extrapolation, mass: float, q: NDArray, gr: NDArray,
@@ -2320,8 +2345,9 @@ def _external_response(ex: Extrapolation, steps: Any, sides, q) -> NDArray[np.fl
     """The external σ_y's 1σ of ln N from N/Y_F at its two fits (``parameter_sides``, free
     parameters' shifts; ``q`` the covariance rows at the mass): ln N = a z + b z² through
     (z₊, ln N₊), (z₋, ln N₋) and (0, 0), z = the side's σ_y shift / error (±1 unless a bound
-    clipped it), and √(a² + 2b²), the sd of a z + b z² over z ~ N(0, 1); 0 at a zero error,
-    NaN where N/Y_F is undefined at a side (the caller then keeps the linear part)."""
+    clipped it), and √(a² + 2b²), the sd of a z + b z² over z ~ N(0, 1) (not linearised: ln N
+    is markedly concave in σ_y on the mock, docs/coverage.md); 0 at a zero error, NaN where
+    N/Y_F is undefined at a side (the caller then keeps the linear part)."""
     err = float(ex.y_sigma_external["error"])
     i_s = ex.parameter_index("y_sigma")
     z = [float(sd[i_s]) / err if err > 0 else 0.0 for sd in sides]
