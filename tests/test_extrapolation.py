@@ -188,6 +188,7 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
+        NsigErrorSettings,
         nsig_relative_error,
         per_sample_acceptance,
     )
@@ -198,19 +199,19 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     kin = sampler.sample(MASS, 200_000, seed=4)
     ks = _all_seeing(kin, np.ones(len(kin["qT"])))
     assert per_sample_acceptance(ks, [1.0, 50.0]) == pytest.approx(1.0, abs=1e-15)
-    rel = nsig_relative_error(ex, region, MASS, kin, ks, [1.0, 50.0], yield_cross=False)
+    rel = nsig_relative_error(ex, region, MASS, kin, ks, [1.0, 50.0], settings=NsigErrorSettings(yield_cross=False))
     want = ex.fiducial_fraction_err[0] / ex.fiducial_fraction[0]
     assert rel == pytest.approx(np.full(2, want), rel=0.05)
     inside_only = _all_seeing(kin, ~kin["extrapolated"])
     assert nsig_relative_error(
-        ex, region, MASS, kin, inside_only, [1.0], yield_cross=False
+        ex, region, MASS, kin, inside_only, [1.0], settings=NsigErrorSettings(yield_cross=False)
     ) == pytest.approx(0.0)
     # with the model's forms: each alternative's own N changes as the yield does, f/f_alt − 1,
     # when the detector sees everything (E_x,alt/f_alt − E_x/f = 1/f_alt − 1/f, N/Y_F = 1/f);
     # the statistical part is that of the sandwich alone. Tolerance: the reweighted E_x,alt's
     # Monte Carlo mean (~1% of each form's change) on top of the 5% above.
     exv = _fit(region, _toy(region, 20_000, seed=21), model_variations=True)
-    rel_v = nsig_relative_error(exv, region, MASS, kin, ks, [1.0, 50.0], yield_cross=False)
+    rel_v = nsig_relative_error(exv, region, MASS, kin, ks, [1.0, 50.0], settings=NsigErrorSettings(yield_cross=False))
     f = exv.fiducial_fraction[0]
     forms = [f / r["fiducial_fraction"][0] - 1 for r in exv.model_variations.values()]
     stat = exv.fiducial_fraction_err_stat[0] / f
@@ -237,11 +238,11 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     exe = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.1), y_sigma_source="t")
     kin_e = ExtrapolatedSampler(ParametricSampler(*TRUE), exe, region).sample(MASS, 200_000, seed=4)
     ks_e = _all_seeing(kin_e, np.ones(len(kin_e["qT"])))
-    rel_e = nsig_relative_error(exe, region, MASS, kin_e, ks_e, [1.0], yield_cross=False)
+    rel_e = nsig_relative_error(exe, region, MASS, kin_e, ks_e, [1.0], settings=NsigErrorSettings(yield_cross=False))
     want_e = exe.fiducial_fraction_err[0] / exe.fiducial_fraction[0]
     assert rel_e == pytest.approx(np.full(1, want_e), rel=0.05)
     rel_fit = nsig_relative_error(
-        exe, region, MASS, kin_e, ks_e, [1.0], external=False, yield_cross=False
+        exe, region, MASS, kin_e, ks_e, [1.0], settings=NsigErrorSettings(external=False, yield_cross=False)
     )
     assert rel_fit[0] < 0.2 * rel_e[0]
 
@@ -480,6 +481,7 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
+        NsigErrorSettings,
         nsig_error_parts,
         nsig_relative_error,
     )
@@ -507,7 +509,7 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     assert want > 0.5  # the tail moves by a factor e^{±w}, w > 0.5
     assert log["external"][0] == pytest.approx(want, rel=0.03)
     assert np.log1p(lin["external"][0]) < 0.7 * want
-    total = nsig_relative_error(ex, region, MASS, kin, ks, [1.0], propagation="log")
+    total = nsig_relative_error(ex, region, MASS, kin, ks, [1.0], settings=NsigErrorSettings(propagation="log"))
     w = np.sqrt(log["fit"] ** 2 + log["external"] ** 2 + log["yield_cross"])
     assert total == pytest.approx(np.expm1(w), rel=1e-12)
     # where N moves by percent the two propagations are the same to first order
@@ -517,7 +519,7 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     assert log_a["external"][0] == pytest.approx(lin_a["external"][0], rel=0.05)
     assert lin_a["external"][0] > 0.05  # (the fit's T hardly moves f_F on this toy: ~10⁻⁶)
     with pytest.raises(ValueError, match="propagation"):
-        nsig_relative_error(ex, region, MASS, kin, ks, [1.0], propagation="quadratic")
+        nsig_relative_error(ex, region, MASS, kin, ks, [1.0], settings=NsigErrorSettings(propagation="quadratic"))
 
 
 def test_the_external_part_is_the_response_at_both_sides():

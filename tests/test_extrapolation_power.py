@@ -186,7 +186,7 @@ def test_nsig_error_with_a_fitted_power_is_the_yields_when_the_detector_sees_eve
     T where F cuts p_T)."""
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import KinematicSample
-    from gammastar.yields.extrapolation import nsig_relative_error
+    from gammastar.yields.extrapolation import NsigErrorSettings, nsig_relative_error
 
     def _all_seeing(kin, hit):  # one cell from 0 to ∞: survival 1 at its start, 0 at its end
         n = len(kin["qT"])
@@ -201,7 +201,8 @@ def test_nsig_error_with_a_fitted_power_is_the_yields_when_the_detector_sees_eve
         inside = ParametricSampler(T_TRUE, Y_MEAN, Y_SIGMA, power=A_TRUE)
         kin = ExtrapolatedSampler(inside, ex, region).sample(MASS, 200_000, seed=4)
         ks = _all_seeing(kin, np.ones(len(kin["qT"])))
-        rel = nsig_relative_error(ex, region, MASS, kin, ks, [1.0, 50.0], yield_cross=False)
+        rel = nsig_relative_error(ex, region, MASS, kin, ks, [1.0, 50.0],
+                                  settings=NsigErrorSettings(yield_cross=False))  # fmt: skip
         want = ex.fiducial_fraction_err[0] / ex.fiducial_fraction[0]
         assert rel == pytest.approx(np.full(2, want), rel=0.05)
         rels.append(rel[0])
@@ -237,7 +238,7 @@ def test_nsig_error_between_two_fit_groups_takes_each_groups_share():
     large at t = ½); at a bin centre it is that bin's r_b."""
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import KinematicSample
-    from gammastar.yields.extrapolation import nsig_relative_error
+    from gammastar.yields.extrapolation import NsigErrorSettings, nsig_relative_error
 
     region = _PtRegion()
     parts = [_toy(region, 32_000, seed=s) for s in (31, 32)]
@@ -254,9 +255,8 @@ def test_nsig_error_between_two_fit_groups_takes_each_groups_share():
         kin = ExtrapolatedSampler(inside, ex, region).sample(mass, 200_000, seed=4)
         n = len(kin["qT"])
         ks = KinematicSample(mass, np.ones(n), np.ones((n, 1)), np.array([0.0, np.inf]), 1.0)
-        got[mass] = float(
-            nsig_relative_error(ex, region, mass, kin, ks, [1.0], yield_cross=False)[0]
-        )
+        st = NsigErrorSettings(yield_cross=False)
+        got[mass] = float(nsig_relative_error(ex, region, mass, kin, ks, [1.0], settings=st)[0])
         assert got[mass] == pytest.approx(want, rel=0.10), mass
     assert ex.group_weights(0.30) == pytest.approx({0: 0.5, 1: 0.5})
     assert got[0.30] < 0.8 * min(r)  # the nearest group's whole error would be ≈ r₀ or r₁

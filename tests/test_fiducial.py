@@ -207,6 +207,7 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
+        NsigErrorSettings,
         nsig_relative_error,
     )
 
@@ -236,7 +237,8 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
                                atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
     draws = _scan_draws(ExtrapolatedSampler(inside, ex, region), masses, eps, geo, seed=5)
     for i, (row, (kin, sample, ctau)) in enumerate(zip(out.extrapolation_nsig, draws, strict=True)):
-        rel = nsig_relative_error(ex, region, masses[i], kin, sample, ctau, propagation="log")
+        rel = nsig_relative_error(ex, region, masses[i], kin, sample, ctau,
+                                  settings=NsigErrorSettings(propagation="log"))  # fmt: skip
         lo, hi = first.boundaries["0"][0][i], first.boundaries["0"][1][i]
         want = [np.interp(np.log(b), np.log(eps), rel) for b in (lo, hi)]
         # the same computation on the same arrays; interpolation in log ε: a few roundings

@@ -733,11 +733,13 @@ def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | 
     ex = getattr(inner, "extrapolation", None)
     if ex is None or getattr(ex, "covariance", None) is None or sampler.last is None:
         return None
-    from gammastar.yields.extrapolation import nsig_relative_error
+    from gammastar.yields.extrapolation import NsigErrorSettings, nsig_relative_error
+
+    settings = NsigErrorSettings(propagation="log")
 
     def rel(x: Any) -> NDArray[np.float64]:
         return nsig_relative_error(
-            ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, propagation="log"
+            ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, settings=settings
         )
 
     return _by_channel_shares(sig, rel)

@@ -49,6 +49,7 @@ __all__ = [
     "ExtrapolatedSampler",
     "Extrapolation",
     "FitSettings",
+    "NsigErrorSettings",
     "RecordingSampler",
     "beam_rapidity",
     "fiducial_fraction",
@@ -1850,6 +1851,35 @@ def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
     return sample.efficiency * out
 
 
+@dataclass(frozen=True)
+class NsigErrorSettings:
+    """Which parts of the extrapolation's error :func:`nsig_relative_error` includes, and how
+    it propagates them to N_sig."""
+
+    external: bool = True
+    """Include an external σ_y's error (:attr:`Extrapolation.y_sigma_external`; ``False``: the
+    fit's statistical part and the forms only, e.g. for a coverage test at a fixed truth,
+    which cannot test a systematic)."""
+    forms: bool = True
+    """Include the model's forms (:attr:`Extrapolation.model_variations`; ``False``: the fit's
+    statistical part and an external σ_y's only, e.g. for a coverage test on a mock whose
+    spectra keep one form)."""
+    yield_cross: bool = True
+    """Add the fit's covariance with the fiducial yield's statistics, 2 Cov(ln Y_F, ln(N/Y_F))
+    (:func:`nsig_error_parts` ``yield_cross``), to the variance, so that the result added in
+    quadrature to the yield's statistical error is N_sig's whole statistical variance (the
+    reach's ``extrapolation`` normsys beside ``mcstat``); the sum is clipped at 0. ``False``:
+    the extrapolation's own error."""
+    propagation: Literal["linear", "log"] = "linear"
+    """``"linear"``: δN/N from the gradient of N (exact for N linear in the parameters);
+    ``"log"``: the width w of ln N from ±1σ steps along the covariance's principal axes
+    (:func:`nsig_error_parts` ``log=True``), returned as e^w − 1, the r of a log-normal
+    ``normsys`` hi = 1 + r (exact for ln N linear in the parameters: a detector that sees only
+    a tail of the model, where N moves exponentially, e.g. the NA62-like one behind the
+    NA60-like data, docs/reach.md). The two agree to second order in the parameters'
+    errors."""
+
+
 def nsig_relative_error(
     extrapolation: Extrapolation,
     fiducial: Any,
@@ -1858,10 +1888,7 @@ def nsig_relative_error(
     sample: Any,
     ctau: ArrayLike,
     *,
-    external: bool = True,
-    forms: bool = True,
-    yield_cross: bool = True,
-    propagation: str = "linear",
+    settings: NsigErrorSettings | None = None,
 ) -> NDArray[np.float64]:
     r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
     signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
@@ -1893,24 +1920,8 @@ def nsig_relative_error(
             the order of ``sample``.
         sample: the :class:`~gammastar.reach.acceptance.KinematicSample` drawn from them.
         ctau: proper decay lengths (m).
-        external: include an external σ_y's error (:attr:`Extrapolation.y_sigma_external`;
-            ``False``: the fit's statistical part and the forms only, e.g. for a coverage
-            test at a fixed truth, which cannot test a systematic).
-        forms: include the model's forms (:attr:`Extrapolation.model_variations`; ``False``:
-            the fit's statistical part and an external σ_y's only, e.g. for a coverage test on
-            a mock whose spectra keep one form).
-        yield_cross: add the fit's covariance with the fiducial yield's statistics,
-            2 Cov(ln Y_F, ln(N/Y_F)) (:func:`nsig_error_parts` ``yield_cross``), to the
-            variance, so that the result added in quadrature to the yield's statistical error
-            is N_sig's whole statistical variance (the reach's ``extrapolation`` normsys beside
-            ``mcstat``); the sum is clipped at 0. ``False``: the extrapolation's own error.
-        propagation: ``"linear"``: δN/N from the gradient of N (exact for N linear in the
-            parameters); ``"log"``: the width w of ln N from ±1σ steps along the covariance's
-            principal axes (:func:`nsig_error_parts` ``log=True``), returned as e^w − 1, the
-            r of a log-normal ``normsys`` hi = 1 + r (exact for ln N linear in the
-            parameters: a detector that sees only a tail of the model, where N moves
-            exponentially, e.g. the NA62-like one behind the NA60-like data, docs/reach.md).
-            The two agree to second order in the parameters' errors.
+        settings: which parts are included and how they are propagated
+            (:class:`NsigErrorSettings`; default: all of them, linear).
 
     Returns:
         δN/N per cτ (0 where N = 0).
@@ -1923,12 +1934,13 @@ def nsig_relative_error(
         Linear error propagation of the sandwich covariance (:func:`sandwich_covariance`);
         the reweighting identity ∫ p_θ a = E_{p_θ0}[a p_θ/p_θ0] (importance sampling).
     """
-    if propagation not in ("linear", "log"):
-        raise ValueError(f"propagation must be 'linear' or 'log', not {propagation!r}")
-    log = propagation == "log"
+    st = NsigErrorSettings() if settings is None else settings
+    if st.propagation not in ("linear", "log"):
+        raise ValueError(f"propagation must be 'linear' or 'log', not {st.propagation!r}")
+    log = st.propagation == "log"
     parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau, log=log)
-    keep = ("fit",) + (("external",) if external else ()) + (("forms",) if forms else ())
-    var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if yield_cross else 0.0)
+    keep = ("fit",) + (("external",) if st.external else ()) + (("forms",) if st.forms else ())
+    var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if st.yield_cross else 0.0)
     width = np.sqrt(np.maximum(var, 0.0))
     return np.expm1(width) if log else width
 
