@@ -21,22 +21,17 @@ the wall time follows the load. The last line is one JSON object.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import dataclasses
 import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 CONFIG = REPO / "analysis" / "na60_like_both.yaml"
 
