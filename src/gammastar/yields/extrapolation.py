@@ -1819,7 +1819,7 @@ def nsig_error_parts(
     any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
     them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
     ``forms`` (their quadrature sum), for a study that draws one form's truth and not the
-    other's (``benchmarks/coverage.py``); not to be added to ``forms``. Every form of
+    other's (``validation/scripts/nsig_coverage.py``); not to be added to ``forms``. Every form of
     ``model_variations`` that :data:`FORMS` holds has its key, 0 where its part is not
     computed: without ``covariance_stat`` (the covariance then holds the forms, in ``fit``)
     or for a form with no finite fit.
