@@ -17,6 +17,7 @@ import numpy as np
 
 from gammastar.errors import GammastarError
 from gammastar.physics.kinematics import decay_in_helicity_frame, mcp_factor
+from gammastar.physics.sampling import sample_dalitz_cos
 
 
 def decay_two_body(
@@ -51,15 +52,7 @@ def decay_two_body(
     """
     M = np.atleast_1d(np.asarray(parent["m"], dtype=np.float64))
     n = len(M)
-    r = np.clip(4 * m_daughter**2 / M**2, 0.0, 1.0)
-    cos = np.empty(n)
-    todo = np.arange(n)
-    while todo.size:
-        c = rng.uniform(-1, 1, todo.size)
-        u = rng.uniform(0, 2.0, todo.size)  # max of 1 + c² + r(1 − c²) is 2
-        acc = u < 1 + c**2 + r[todo] * (1 - c**2)
-        cos[todo[acc]] = c[acc]
-        todo = todo[~acc]
+    cos = sample_dalitz_cos(rng, 4 * m_daughter**2 / M**2)
     phi = rng.uniform(0, 2 * np.pi, n)
     p4 = np.stack(
         [

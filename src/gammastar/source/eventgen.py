@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
+from gammastar.physics.sampling import sample_cos_theta
 
 APRIME_PDGID = 4900022
 """Default PDG id of the A′: Pythia 8's Hidden-Valley U(1) photon ``gammav`` (PDG Monte Carlo
@@ -137,32 +138,6 @@ def decay_coefficients(rho00: float, m: float, decay: Decay) -> tuple[float, flo
         b2 = max(1.0 - 4 * decay.m1**2 / m**2, 0.0)
         return (1 - rho00) / 2 * (2 - b2) + rho00, b2 * (1 - 3 * rho00) / 2
     return (1 - rho00) / 2, (3 * rho00 - 1) / 2
-
-
-def sample_cos_theta(a: ArrayLike, b: ArrayLike, n: int, rng: np.random.Generator) -> NDArray:
-    """cos θ in [−1, 1] from W ∝ a + b cos²θ (a, b ≥ 0 where W ≥ 0; arrays of size n or scalars).
-
-    Isotropic (b = 0 everywhere): one uniform per event; else vectorised accept-reject.
-
-    Example:
-        >>> c = sample_cos_theta(0.0, 1.0, 200_000, np.random.default_rng(1))  # cos²θ: <c²> = 3/5
-        >>> abs(float(np.mean(c**2)) - 0.6) < 0.005
-        True
-    """
-    a = np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), (n,))
-    if not np.any(b):
-        return rng.uniform(-1.0, 1.0, n)
-    wmax = np.maximum(a, a + b)
-    out = np.empty(n)
-    todo = np.arange(n)
-    while todo.size:
-        c = rng.uniform(-1.0, 1.0, todo.size)
-        u = rng.uniform(0.0, 1.0, todo.size)
-        keep = u * wmax[todo] <= a[todo] + b[todo] * c**2
-        out[todo[keep]] = c[keep]
-        todo = todo[~keep]
-    return out
 
 
 # --------------------------------------------------------------------------- kinematics
@@ -512,7 +487,7 @@ def _kinematics(
     rng = np.random.default_rng(s_dec)
     k = aprime_kinematics(sampler, mass, n, seed=int(s_kin.generate_state(1)[0]), rng=rng)
     coef = np.array([decay_coefficients(rho00, mass, d) for d in decays])
-    cos_t = sample_cos_theta(coef[ch_idx, 0], coef[ch_idx, 1], n, rng)
+    cos_t = sample_cos_theta(rng, coef[ch_idx, 0], coef[ch_idx, 1], n)
     phi = rng.uniform(0.0, 2 * np.pi, n)
     m1 = np.array([d.m1 for d in decays])[ch_idx]
     m2 = np.array([d.m2 for d in decays])[ch_idx]
@@ -710,7 +685,7 @@ def dark_chains(
             psi2[sel] = two_body_decay(a[sel], m2, mb, rng)[0]
             continue
         ca, cb = dark_decay_coefficients(rho00, ma, m2, mb)
-        cos_t = sample_cos_theta(ca, cb, sel.size, rng)
+        cos_t = sample_cos_theta(rng, ca, cb, sel.size)
         phi = rng.uniform(0.0, 2 * np.pi, sel.size)
         ks = AprimeKinematics(ma, k.px[sel], k.py[sel], k.pz[sel], k.e[sel], k.ok[sel])
         psi2[sel] = decay_daughters(ks, m2, mb, cos_t, phi)[0].T

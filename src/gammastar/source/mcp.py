@@ -112,7 +112,7 @@ def generate_mcp(
     chi = Decay("chichi", st.pdgid, -st.pdgid, st.m_chi, st.m_chi, True)
     coef = np.array([decay_coefficients(float(r), float(0.5 * (lo[j] + hi[j])), chi)
                      for j, r in enumerate(rho00)])  # fmt: skip
-    cos_t = sample_cos_theta(coef[b, 0], coef[b, 1], n, rng_k)
+    cos_t = sample_cos_theta(rng_k, coef[b, 0], coef[b, 1], n)
     phi = rng_k.uniform(0.0, 2 * np.pi, n)
     d1, d2 = decay_daughters(g, st.m_chi, st.m_chi, cos_t, phi)
     x0, y0, z0 = production_vertex(st, n, np.random.default_rng(s_vtx))
