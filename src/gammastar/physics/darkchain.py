@@ -32,6 +32,7 @@ from gammastar.physics.darksector import (
     psi2_dgamma_ds,
     psi2_matrix_element2,
 )
+from gammastar.physics.decay import decay_probability, sample_decay_length
 
 __all__ = ["boost", "decay_in_volume", "idm_chain", "sample_psi2_decay", "two_body_decay"]
 
@@ -233,8 +234,9 @@ def decay_in_volume(
     r"""Probability to decay between the planes z₁ < z < z₂ and a decay vertex drawn there.
 
     Along the flight direction, L₁,₂ = (z₁,₂ − v_z)/cos θ_z (L₁ clipped at 0), λ = βγcτ:
-    w = e^{−L₁/λ} − e^{−L₂/λ}; the vertex is drawn from the exponential law truncated to
-    [L₁, L₂] (inverse CDF, with expm1/log1p for λ ≫ L).
+    w = e^{−L₁/λ} − e^{−L₂/λ} (:func:`gammastar.physics.decay.decay_probability`); the vertex
+    is drawn from the exponential law truncated to [L₁, L₂]
+    (:func:`gammastar.physics.decay.sample_decay_length`).
 
     Arguments:
         p4: (N, 4) lab four-momenta, GeV.
@@ -272,10 +274,8 @@ def decay_in_volume(
         l2 = (z2 - v[:, 2]) / cz
     ok = fwd & (l2 > l1) & (lam > 0)
     l1, l2, lam_ = np.where(ok, l1, 0.0), np.where(ok, l2, 1.0), np.where(ok, lam, 1.0)
-    frac = -np.expm1(-(l2 - l1) / lam_)
-    w = np.where(ok, np.exp(-l1 / lam_) * frac, 0.0)
-    u = rng.uniform(size=len(p))
-    ell = l1 - lam_ * np.log1p(-u * frac)
+    w = np.where(ok, decay_probability(l1, l2, lam_), 0.0)
+    ell = sample_decay_length(l1, l2, lam_, rng.uniform(size=len(p)))
     direction = p[:, :3] / np.where(pabs > 0, pabs, 1.0)[:, None]
     dv = np.where(ok[:, None], v + ell[:, None] * direction, np.nan)
     return w, dv

@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError
 from gammastar.physics.darksector import IDM, aprime_branching_ratios, psi2_ctau, psi2_width
+from gammastar.physics.decay import decay_probability
 
 __all__ = [
     "IdmSignalTable",
@@ -111,7 +112,7 @@ class IdmSignalTable:
         """Σ_channels BR(ψ₂ → ψ₁ℓℓ) ⟨a_ℓℓ (e^{−l₁/cτ} − e^{−l₂/cτ})⟩ at each ε."""
         eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
         ct = self.ctau_ref * (self.eps_ref / eps) ** 2
-        w = np.exp(-self.l1[None, :] / ct[:, None]) - np.exp(-self.l2[None, :] / ct[:, None])
+        w = decay_probability(self.l1[None, :], self.l2[None, :], ct[:, None])
         return np.mean(w * self.accepted[None, :], axis=1)
 
 

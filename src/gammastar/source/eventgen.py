@@ -18,6 +18,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
+from gammastar.physics.decay import decay_probability, sample_decay_length
 from gammastar.physics.sampling import sample_cos_theta
 
 APRIME_PDGID = 4900022
@@ -370,20 +371,11 @@ def chunk_seeds(seed: int | None, n: int, chunk: int) -> list[tuple[int, int]]:
 
 
 def _decay_z(l1: float, l2: float | None, ell: NDArray, u: NDArray) -> tuple[NDArray, NDArray]:
-    """Decay distance z in [l1, l2] from the truncated exponential of mean ``ell``, and the
-    probability P(l1 < z < l2) = e^{−l1/ℓ} − e^{−l2/ℓ} (numerically stable forms)."""
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        if l2 is None:
-            frac = np.ones_like(ell)
-            z = l1 - ell * np.log1p(-u)
-        else:
-            frac = -np.expm1(-(l2 - l1) / ell)
-            z = l1 - ell * np.log1p(-u * frac)
-        prob = np.exp(-l1 / ell) * frac
-    z = np.where(np.isfinite(z), z, l1)
-    if l2 is not None:
-        z = np.clip(z, l1, l2)
-    return z, np.where(np.isfinite(prob), prob, 0.0)
+    """Decay distance z in [l1, l2] (``None``: no end) from the truncated exponential of mean
+    ``ell`` and the probability P(l1 < z < l2): :mod:`gammastar.physics.decay`."""
+    end = np.inf if l2 is None else l2
+    prob = decay_probability(l1, end, ell)
+    return sample_decay_length(l1, end, ell, u), np.where(np.isfinite(prob), prob, 0.0)
 
 
 def production_vertex(

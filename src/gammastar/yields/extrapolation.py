@@ -1700,13 +1700,13 @@ def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     if hasattr(sample, "acceptance_per_sample"):  # a KinematicSample: over its edges only
         return sample.acceptance_per_sample(ctau)
+    from gammastar.physics.decay import decay_probability
+
     z = np.asarray(sample.cells, dtype=np.float64)
     out = np.empty((sample.n, ctau.size))
     for j, c in enumerate(ctau):
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            x = z[None, :] / (sample.gbc[:, None] * c)
-            surv = np.exp(-np.where(np.isnan(x), 0.0, x))
-        out[:, j] = np.sum(sample.hits * (surv[:, :-1] - surv[:, 1:]), axis=1)
+        p = decay_probability(z[None, :-1], z[None, 1:], sample.gbc[:, None] * c)
+        out[:, j] = np.sum(sample.hits * p, axis=1)
     return sample.efficiency * out
 
 
