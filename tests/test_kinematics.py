@@ -1,5 +1,6 @@
-"""The shared four-vector kinematics (gammastar.physics.kinematics) against vector, and the
-users of the old hand-written copies (acceptance, mCP sampling) against those copies.
+"""The shared four-vector kinematics (gammastar.physics.kinematics) against vector, the users
+of the old hand-written copies (the acceptance's daughters) against those copies, and the one
+decay-angle sampler (gammastar.physics.sampling.sample_cos_theta) against its CDF.
 
 Tolerances: two float64 evaluations of the same Lorentz transformation in another order differ
 by ≲ n · eps · scale (tests/_tolerance.py), n ≈ 30 roundings for a boost (the 4 × 4 transform:
@@ -18,7 +19,6 @@ from _tolerance import EPS64, reorder_tol
 
 from gammastar.events.stage import AprimeKinematics, decay_daughters
 from gammastar.physics import kinematics as K
-from gammastar.physics.mcp_sampling import decay_two_body
 
 N_OPS = 30  # roundings through one boost and one rotation (module docstring)
 # the constant of the error estimates where a result is divided by a small momentum (angles,
@@ -180,27 +180,6 @@ def test_acceptance_daughters_equal_the_old_copy(mass, m_l):
         p_lab = np.sqrt(np.clip(en**2 - m_l**2, 1e-300, None))
         for a, b in zip(un, uo, strict=True):
             np.testing.assert_array_less(np.abs(a - b), SLACK * tol_e / p_lab)
-
-
-def test_mcp_decay_is_the_helicity_decay_of_the_same_draws():
-    """decay_two_body = decay_in_helicity_frame fed the same (cos θ, φ) draws: cos θ from
-    sample_dalitz_cos (1 + cos²θ + r sin²θ), then φ, from the same generator
-    (test_flow.py checks the momentum sum, the masses and ⟨cos²θ⟩)."""
-    from gammastar.physics.sampling import sample_dalitz_cos
-
-    par, m, *_ = _parents(n=5000, seed=8)
-    parent = {"px": par[0], "py": par[1], "pz": par[2], "E": par[3], "m": m}
-    c1, c2 = decay_two_body(parent, 0.02, np.random.default_rng(9))
-    # the same draws, repeated here
-    rng = np.random.default_rng(9)
-    cos = sample_dalitz_cos(rng, 4 * 0.02**2 / m**2)
-    phi = rng.uniform(0, 2 * np.pi, m.size)
-    a, b = K.decay_in_helicity_frame(par, 0.02, cos, phi, mass=m)
-    # the same function on the same draws: equal up to rounding (a strided and a contiguous
-    # input may take different SIMD paths), 8 ulps of the largest energy
-    tol = 8 * EPS64 * float(par[3].max())
-    np.testing.assert_allclose(c1, a.T, rtol=0, atol=tol)
-    np.testing.assert_allclose(c2, b.T, rtol=0, atol=tol)
 
 
 @pytest.mark.parametrize(
