@@ -33,6 +33,7 @@ from gammastar.physics.darksector import (
     psi2_matrix_element2,
 )
 from gammastar.physics.decay import decay_probability, sample_decay_length
+from gammastar.physics.kinematics import two_body_momentum
 
 __all__ = ["boost", "decay_in_volume", "idm_chain", "sample_psi2_decay", "two_body_decay"]
 
@@ -106,7 +107,7 @@ def two_body_decay(
             f"two_body_decay: parent mass {m.min():.6g} GeV below m_a + m_b = {m_a + m_b:.6g}"
         )
     rng = np.random.default_rng(seed)
-    q = np.sqrt((m**2 - (m_a + m_b) ** 2) * (m**2 - (m_a - m_b) ** 2)) / (2 * m)
+    q = two_body_momentum(m, m_a, m_b)
     n = _isotropic(len(p), rng) * q[:, None]
     ea = np.sqrt(q**2 + m_a**2)[:, None]
     eb = np.sqrt(q**2 + m_b**2)[:, None]

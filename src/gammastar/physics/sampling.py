@@ -23,6 +23,7 @@ from gammastar.physics.kinematics import (
     boost,
     decay_in_helicity_frame,
     invariant_mass,
+    rapidity,
     rotate_from_z,
     two_body_momentum,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "invariant_mass",
     "limit_rapidity",
     "meson_four_momentum",
+    "rapidity",
     "rotate_from_z",
     "sample_cos_theta",
     "sample_dalitz_cos",

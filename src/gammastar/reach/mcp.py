@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.constants import M_MU, mass
-from gammastar.physics.kinematics import four_momentum, kinematic_factor
+from gammastar.physics.kinematics import cm_rapidity, four_momentum, kinematic_factor
 from gammastar.physics.sampling import sample_mt_power
 from gammastar.physics.scintillator import ScintillatorDetector
 
@@ -54,7 +54,6 @@ __all__ = [
     "run_mcp_reach",
 ]
 
-M_PROTON = 0.93827208816
 _CHUNK = 20_000
 PSEUDOSCALARS = ("pi0", "eta", "eta_prime")
 """Mesons whose χ channel is P → γχχ̄."""
@@ -63,18 +62,6 @@ VECTORS = ("rho", "omega", "phi", "jpsi")
 
 
 # --------------------------------------------------------------------------- kinematics
-def y_cm(beam_energy: float) -> float:
-    """Centre-of-mass rapidity of a fixed-target p–N collision, asinh(p/m_p)/2 per nucleon.
-
-    Example:
-        >>> round(y_cm(400.0), 2)    # physics.md §2: 3.37
-        3.37
-    """
-    from gammastar.physics.kinematics import cm_rapidity
-
-    return cm_rapidity(beam_energy)
-
-
 def meson_kinematics(
     n: int,
     m: float,
@@ -293,7 +280,8 @@ def meson_chi_acceptance(
         meson: one of :data:`PSEUDOSCALARS` or :data:`VECTORS`.
         m_chi: χ mass, GeV (the channel must be open).
         detector: the detector.
-        beam_energy: proton beam energy, GeV (sets y_cm).
+        beam_energy: proton beam energy, GeV (sets y_cm,
+            :func:`gammastar.physics.kinematics.cm_rapidity`).
         temperature, rapidity_sigma: meson kinematics (:func:`meson_kinematics`).
         n: parent mesons sampled.
         seed: seed or Generator.
@@ -315,7 +303,7 @@ def meson_chi_acceptance(
             n,
             big,
             temperature=temperature,
-            rapidity_mean=y_cm(beam_energy),
+            rapidity_mean=cm_rapidity(beam_energy),
             rapidity_sigma=rapidity_sigma,
             rng=rng,
         )

@@ -255,7 +255,7 @@ def _make_pairs(
     energy = np.asarray(pflat.E, dtype=np.float64)
     pz = np.asarray(pflat.pz, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        y = 0.5 * np.log((energy + pz) / (energy - pz))
+        y = np.asarray(pflat.rapidity, dtype=np.float64)
     return _Pairs(
         a=pa,
         b=pb,
@@ -415,9 +415,8 @@ def _mixed_pairs(leptons: Any, cuts: Cuts) -> dict[str, np.ndarray]:
         if cuts.pair_pt_max is not None:
             keep &= pt < cuts.pair_pt_max
         if cuts.rapidity_min is not None or cuts.rapidity_max is not None:
-            e, pz = np.asarray(p.E), np.asarray(p.pz)
             with np.errstate(divide="ignore", invalid="ignore"):
-                y = 0.5 * np.log((e + pz) / (e - pz))
+                y = np.asarray(p.rapidity, dtype=np.float64)
             if cuts.rapidity_min is not None:
                 keep &= y >= cuts.rapidity_min
             if cuts.rapidity_max is not None:

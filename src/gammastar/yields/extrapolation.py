@@ -41,14 +41,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
-from gammastar.physics.kinematics import cm_rapidity, rapidity
+from gammastar.physics.kinematics import rapidity_pz
 
 __all__ = [
     "MODEL_NAME",
     "ExtrapolatedSampler",
     "Extrapolation",
     "RecordingSampler",
-    "beam_rapidity",
     "fiducial_fraction",
     "fit_extrapolation",
     "nsig_error_parts",
@@ -66,24 +65,6 @@ _Y = np.linspace(-3.0, 9.0, 241)[1:] - 0.025  # midpoints, 0.05
 _BOUNDS = ((0.03, 1.5), (-1.0, 8.0), (0.1, 5.0))
 MIN_EFF_PAIRS = 400.0
 """Adjacent mass bins are fitted together until their Kish effective size reaches this."""
-
-
-def beam_rapidity(e_beam: float) -> float:
-    """The lab rapidity of the beam–nucleon centre of mass of a fixed-target proton beam (the
-    centre of the produced mesons' rapidity distribution in a beam–nucleon collision):
-    :func:`gammastar.physics.kinematics.cm_rapidity`.
-
-    Arguments:
-        e_beam: beam energy (GeV).
-
-    Returns:
-        y_cm.
-
-    Example:
-        >>> round(beam_rapidity(400.0), 2)  # the mock's rapidity_mean: 3.37
-        3.37
-    """
-    return cm_rapidity(e_beam)
 
 
 def _log_pt(m: NDArray, pt: NDArray, t: float) -> NDArray:
@@ -423,7 +404,8 @@ class Extrapolation:
     """1σ of f_F (statistical, of the fit), by :attr:`error_method`."""
     y_sigma_err: float | None = None
     y_mean_fixed: bool = False
-    """ȳ fixed (to the beam's c.m. rapidity, :func:`beam_rapidity`) rather than fitted."""
+    """ȳ fixed (to the beam's c.m. rapidity, :func:`gammastar.physics.kinematics.cm_rapidity`)
+    rather than fitted."""
     error_method: str = "kish_profile"
     """How :attr:`fiducial_fraction_err` was made: ``sandwich`` (the robust covariance of the
     weighted fit) or ``kish_profile`` (the profile in σ_y, Kish-scaled; files written before
@@ -690,7 +672,7 @@ class _Reference:
         pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
         self.m, self.n = m, qt.size
         self.pt = qt[keep]
-        self.y = rapidity(np.stack([self.pt, np.zeros(self.pt.size), pz[keep], e[keep]]))
+        self.y = rapidity_pz(pz[keep], e[keep])
         self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
         # what the compiled sums take (_extrapolation_kernel): fixed with the sample
         with np.errstate(divide="ignore"):
@@ -1259,8 +1241,8 @@ def fit_extrapolation(
         fiducial: the :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`.
         start: initial (T, ȳ, σ_y).
         seed: seed of the reference samples behind P_F (recorded by the caller).
-        y_mean: ȳ fixed to this value (the beam's c.m. rapidity, :func:`beam_rapidity`);
-            ``None``: fitted. The fiducial data see about ±0.5 units of rapidity around the
+        y_mean: ȳ fixed to this value (the beam's c.m. rapidity,
+            :func:`gammastar.physics.kinematics.cm_rapidity`); ``None``: fitted. The fiducial data see about ±0.5 units of rapidity around the
             peak, where ȳ and σ_y are strongly correlated: fitted together they drift along
             that valley (docs/yields.md).
         error_method: the quoted 1σ of f_F: ``sandwich`` (:func:`sandwich_covariance`, the

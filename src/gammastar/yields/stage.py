@@ -664,7 +664,8 @@ def _fiducial_yields(
     The A′ yield of the main keys is then computed from ``weight_full``: inside the fiducial
     region it is the data's, outside the model's (docs/yields.md)."""
     from gammastar.corrections.pair_acceptance import fiducial_from_config
-    from gammastar.yields.extrapolation import beam_rapidity, fit_extrapolation
+    from gammastar.physics.kinematics import cm_rapidity
+    from gammastar.yields.extrapolation import fit_extrapolation
 
     fiducial = fiducial_from_config(cfg)
     m = pairs["m"].to_numpy()
@@ -680,7 +681,7 @@ def _fiducial_yields(
     # cannot separate ȳ from σ_y (docs/yields.md "the fiducial region and the extrapolation")
     ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
     ex = fit_extrapolation(m, pairs["pT"].to_numpy(), pairs["y"].to_numpy(), w, ap_fid.edges,
-                           fiducial, y_mean=beam_rapidity(cfg.beam.energy),
+                           fiducial, y_mean=cm_rapidity(cfg.beam.energy),
                            y_sigma=None if ys is None else (ys.value, ys.error),
                            y_sigma_source=None if ys is None else ys.source,
                            pt_power=cfg.yields.extrapolation_pt_power)  # fmt: skip

@@ -181,11 +181,10 @@ def acceptance_map_variation(
     grid = getattr(amap, "map", amap)
     axes = [(grid.m_edges, m), (grid.pt_edges, pt)]
     if hasattr(amap, "y_edges"):
-        from gammastar.physics.kinematics import rapidity
+        from gammastar.physics.kinematics import rapidity_pz
 
         pz = np.asarray(pz, dtype=float)
-        e = np.sqrt(m * m + pt * pt + pz * pz)
-        y = rapidity(np.stack([np.zeros_like(pz), np.zeros_like(pz), pz, e]))
+        y = rapidity_pz(pz, np.sqrt(m * m + pt * pt + pz * pz))
         axes.append((amap.y_edges, y))
     values = np.asarray(grid.values, dtype=float)
     gen = np.asarray(amap.generated, dtype=float)
