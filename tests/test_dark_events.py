@@ -329,7 +329,7 @@ def test_aprime_spin_density_in_dark_decay(rho00):
     d = dark_chains(ParametricSampler(), model, n, chains={"psi1 psi2": 1.0},
                     channels={"ee": 1.0}, seed=11, rho00=rho00)  # fmt: skip
     ok = d["k"].ok
-    c, _ = helicity_angles(d["psi2"][ok].T, d["partner"][ok].T)
+    c, _ = helicity_angles(d["psi2"][:, ok], d["partner"][:, ok])
     a, b = dark_decay_coefficients(rho00, 0.6, 0.2, 0.28)
     lam = b / a
     kappa = (1 - 0.48**2 / 0.36) / 2  # by hand: 0.18

@@ -1,13 +1,19 @@
 """Relativistic kinematics shared by the mock generator, the A′ acceptance and the χ sampling.
 
 Offers the kinematic factors that tie A′ and χχ̄ production to γ* → ℓℓ (paper Eqs. 2, 6, 8:
-:func:`kinematic_factor`, :func:`aprime_factor`, :func:`mcp_factor`) and four-vector
-operations on ``(4, n)`` arrays ordered ``(px, py, pz, E)``: :func:`four_momentum` (from m, p_T,
-y, φ), :func:`rapidity` and :func:`invariant_mass`, :func:`boost` (rest frame → lab),
-:func:`rotate_from_z`, :func:`two_body_momentum`, :func:`back_to_back` and
-:func:`decay_in_helicity_frame` (a two-body decay with angles in the parent's helicity frame).
-Written out in numpy and tested against vector (tests/test_kinematics.py); why not vector's
-own: docs/mock.md "Kinematics".
+:func:`kinematic_factor`, :func:`aprime_factor`, :func:`mcp_factor`), the centre-of-mass
+rapidity of a fixed-target beam (:func:`cm_rapidity`) and four-vector operations:
+:func:`four_momentum` (from m, p_T, y, φ), :func:`rapidity` (:func:`rapidity_pz` from p_z and
+E) and :func:`invariant_mass`, :func:`boost` (rest frame → lab), :func:`rotate_from_z`,
+:func:`two_body_momentum`, :func:`back_to_back` and :func:`decay_in_helicity_frame` (a two-body
+decay with angles in the parent's helicity frame).
+
+One array layout: four-momenta are ``(4, n)`` arrays ordered ``(px, py, pz, E)`` (a row per
+component, contiguous in the events), three-vectors and vertices ``(3, n)``; the mock, the
+events, the dark-sector chain (:mod:`gammastar.physics.darkchain`) and the millicharge
+detector (:mod:`gammastar.reach.mcp`) pass them in this layout. Written out in numpy and tested
+against vector (tests/test_kinematics.py); the selection, which holds vector records, reads
+their properties; why not vector's own here: docs/mock.md "Kinematics".
 """
 
 from __future__ import annotations

@@ -250,8 +250,8 @@ def _dark_side(
     kin, fwd = _psi2_kin(d["k"], psi2, m2)
     cells = geometry.cells
     zmid = _cell_mid(cells, geometry)
-    lm = np.where(fwd[:, None], lminus, 0.0).T
-    lp = np.where(fwd[:, None], lplus, 0.0).T
+    lm = np.where(fwd, lminus, 0.0)
+    lp = np.where(fwd, lplus, 0.0)
     hits = dark_hits(geometry, kin, lm, lp, zmid[None, :], min_opening_angle)
     if hits.shape[1] != cells.size - 1:
         hits = np.repeat(hits[:, :1], cells.size - 1, axis=1)

@@ -623,10 +623,6 @@ def dark_decay_coefficients(rho00: float, m: float, m_a: float, m_b: float) -> t
     return 1.0 - kappa * (1.0 - rho00), kappa * (1.0 - 3.0 * rho00)
 
 
-def _rows(p: NDArray) -> NDArray:
-    return np.ascontiguousarray(p.T)
-
-
 def dark_chains(
     sampler: Any,
     model: Any,
@@ -653,34 +649,35 @@ def dark_chains(
     Returns:
         Dict: ``k`` (A′ :class:`AprimeKinematics`), ``chain``, ``channel``, ``b_channel``
         (−1 without a second ψ₂) code arrays, ``sign`` (+1 ψ₂, −1 ψ̄₂ for i2DM's Dirac
-        fermions, +1 for iDM), (n, 4) rows ``psi2``, ``partner``, ``psi1``, ``lminus``,
+        fermions, +1 for iDM), (4, n) four-momenta ``psi2``, ``partner``, ``psi1``, ``lminus``,
         ``lplus`` and ``b_psi1``, ``b_lminus``, ``b_lplus`` (NaN without a second ψ₂).
     """
-    from gammastar.physics.darkchain import boost, sample_psi2_decay, two_body_decay
+    from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
+    from gammastar.physics.kinematics import boost
 
     ma, m1, m2 = float(model.m_aprime), float(model.m1), float(model.m2)
     ss = np.random.SeedSequence(seed)
     s_kin, s_dec = ss.spawn(2)
     rng = np.random.default_rng(s_dec)
     k = aprime_kinematics(sampler, ma, n, seed=int(s_kin.generate_state(1)[0]), rng=rng)
-    a = np.stack([k.px, k.py, k.pz, k.e], axis=1)
+    a = np.stack([k.px, k.py, k.pz, k.e])
     cn = list(chains)
     cbr = np.array([chains[c] for c in cn], dtype=np.float64)
     pick = rng.choice(len(cn), size=n, p=cbr / cbr.sum()) if len(cn) > 1 else np.zeros(n, int)
     chain = np.array([DARK_CHAINS.index(c) for c in cn], dtype=np.int8)[pick]
-    psi2 = np.empty((n, 4))
+    psi2 = np.empty((4, n))
     for code, mb in ((0, m1), (1, m2)):
         sel = np.nonzero(chain == code)[0]
         if not sel.size:
             continue
         if rho00 is None:
-            psi2[sel] = two_body_decay(a[sel], m2, mb, rng)[0]
+            psi2[:, sel] = two_body_decay(a[:, sel], m2, mb, rng)[0]
             continue
         ca, cb = dark_decay_coefficients(rho00, ma, m2, mb)
         cos_t = sample_cos_theta(rng, ca, cb, sel.size)
         phi = rng.uniform(0.0, 2 * np.pi, sel.size)
         ks = AprimeKinematics(ma, k.px[sel], k.py[sel], k.pz[sel], k.e[sel], k.ok[sel])
-        psi2[sel] = decay_daughters(ks, m2, mb, cos_t, phi)[0].T
+        psi2[:, sel] = decay_daughters(ks, m2, mb, cos_t, phi)[0]
     partner = a - psi2
     chn = list(channels)
     fbr = np.array([channels[c] for c in chn], dtype=np.float64)
@@ -690,15 +687,15 @@ def dark_chains(
         ch = np.full(n, -1, dtype=np.int8)
         idx = np.nonzero(mask)[0]
         ch[idx] = codes[rng.choice(len(chn), size=idx.size, p=fbr / fbr.sum())]
-        out = [np.full((n, 4), np.nan) for _ in range(3)]
+        out = [np.full((4, n), np.nan) for _ in range(3)]
         for c in chn:
             sel = np.nonzero(ch == PSI2_CHANNELS.index(c))[0]
             if not sel.size:
                 continue
             d = sample_psi2_decay(model, sel.size, final_state=c, seed=rng)
-            lm, lp = boost(d["lminus"], parent[sel]), boost(d["lplus"], parent[sel])
-            out[0][sel] = parent[sel] - lm - lp
-            out[1][sel], out[2][sel] = lm, lp
+            lm, lp = boost(d["lminus"], parent[:, sel]), boost(d["lplus"], parent[:, sel])
+            out[0][:, sel] = parent[:, sel] - lm - lp
+            out[1][:, sel], out[2][:, sel] = lm, lp
         return ch, *out
 
     channel, psi1, lminus, lplus = decay(psi2, np.ones(n, dtype=bool))
@@ -714,9 +711,9 @@ def dark_chains(
 
 
 def _psi2_kin(k: AprimeKinematics, p: NDArray, m2: float) -> tuple[AprimeKinematics, NDArray]:
-    fwd = k.ok & (p[:, 2] > 0) & np.all(np.isfinite(p), axis=1)
-    q = np.where(fwd[:, None], p, [0.0, 0.0, 1.0, np.hypot(1.0, m2)])
-    kin = AprimeKinematics(m2, q[:, 0], q[:, 1], q[:, 2], q[:, 3], fwd)
+    fwd = k.ok & (p[2] > 0) & np.all(np.isfinite(p), axis=0)
+    q = np.where(fwd, p, np.array([[0.0], [0.0], [1.0], [np.hypot(1.0, m2)]]))
+    kin = AprimeKinematics(m2, q[0], q[1], q[2], q[3], fwd)
     return kin, fwd
 
 
@@ -783,26 +780,26 @@ def generate_dark(
     kin, fwd = _psi2_kin(k, d["psi2"], m2)
     zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng_v.uniform(0.0, 1.0, n))
     prob = np.where(fwd, prob, 0.0)
-    lm, lp = d["lminus"].T, d["lplus"].T
-    hit = dark_hits(geo, kin, lm, lp, zrel[:, None], st.min_opening_angle)[:, 0] > 0
+    hit = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
+    hit = hit[:, 0] > 0
     # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach the
     # volume: weight 0) where its free exponential law puts it
     p2 = d["psi2"]
-    pabs = np.linalg.norm(p2[:, :3], axis=1)
-    u2 = p2[:, :3] / np.where(pabs > 0, pabs, 1.0)[:, None]
+    pabs = np.linalg.norm(p2[:3], axis=0)
+    u2 = p2[:3] / np.where(pabs > 0, pabs, 1.0)
     free = -(pabs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
     path = np.where(fwd, zrel * kin.p / kin.pz, free)
     # b: free exponential decay along its direction (i2DM psi2 psi2 only)
     two = d["chain"] == 1
     pb = d["partner"]
-    pb_abs = np.linalg.norm(pb[:, :3], axis=1)
+    pb_abs = np.linalg.norm(pb[:3], axis=0)
     ell_b = -(pb_abs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
-    ub = pb[:, :3] / np.where(pb_abs > 0, pb_abs, 1.0)[:, None]
-    zb = ell_b * ub[:, 2]
+    ub = pb[:3] / np.where(pb_abs > 0, pb_abs, 1.0)
+    zb = ell_b * ub[2]
     vol_b = two & k.ok & (zb >= geo.l1) & ((zb <= geo.l2) if geo.l2 is not None else True)
-    kin_b, fwd_b = _psi2_kin(k, np.where(two[:, None], pb, np.nan), m2)
-    blm = np.where(two[:, None], d["b_lminus"], 0.0).T
-    blp = np.where(two[:, None], d["b_lplus"], 0.0).T
+    kin_b, fwd_b = _psi2_kin(k, np.where(two, pb, np.nan), m2)
+    blm = np.where(two, d["b_lminus"], 0.0)
+    blp = np.where(two, d["b_lplus"], 0.0)
     hit_b = vol_b & fwd_b & (
         dark_hits(geo, kin_b, blm, blp, np.where(vol_b, zb, geo.l1)[:, None],
                   st.min_opening_angle)[:, 0] > 0
@@ -834,20 +831,20 @@ def generate_dark(
         "partner_pdg": np.where(two, -st.psi2_pdgid, -sign * st.psi1_pdgid)
         if d["dirac"]
         else np.full(n, st.psi1_pdgid, dtype=np.int32),
-        "decay_x": x0 + path * u2[:, 0],
-        "decay_y": y0 + path * u2[:, 1],
-        "decay_z": np.where(fwd, z0 + zrel, z0 + path * u2[:, 2]),
-        "decay_t": path * p2[:, 3] / np.where(pabs > 0, pabs, 1.0),
-        "b_decay_x": np.where(two, x0 + ell_b * ub[:, 0], nan),
-        "b_decay_y": np.where(two, y0 + ell_b * ub[:, 1], nan),
+        "decay_x": x0 + path * u2[0],
+        "decay_y": y0 + path * u2[1],
+        "decay_z": np.where(fwd, z0 + zrel, z0 + path * u2[2]),
+        "decay_t": path * p2[3] / np.where(pabs > 0, pabs, 1.0),
+        "b_decay_x": np.where(two, x0 + ell_b * ub[0], nan),
+        "b_decay_y": np.where(two, y0 + ell_b * ub[1], nan),
         "b_decay_z": np.where(two, z0 + zb, nan),
-        "b_decay_t": np.where(two, ell_b * pb[:, 3] / np.where(pb_abs > 0, pb_abs, 1.0), nan),
+        "b_decay_t": np.where(two, ell_b * pb[3] / np.where(pb_abs > 0, pb_abs, 1.0), nan),
     }
     for name, p in (("psi2", d["psi2"]), ("partner", d["partner"]), ("psi1", d["psi1"]),
                     ("lminus", d["lminus"]), ("lplus", d["lplus"]), ("b_psi1", d["b_psi1"]),
                     ("b_lminus", d["b_lminus"]), ("b_lplus", d["b_lplus"])):  # fmt: skip
         for j, comp in enumerate(("px", "py", "pz", "E")):
-            cols[f"{name}_{comp}"] = p[:, j]
+            cols[f"{name}_{comp}"] = p[j]
     keep = np.nonzero(k.ok)[0]
     keep = keep[np.argsort(cols["chain"][keep], kind="stable")]
     return {name: np.ascontiguousarray(v[keep]) for name, v in cols.items()}
