@@ -72,6 +72,7 @@ def fit_groups(run: Path):
     import gammastar.yields.extrapolation as ex
     from gammastar.config import flavour_config, load_config
     from gammastar.corrections.pair_acceptance import fiducial_from_config
+    from gammastar.physics.kinematics import cm_rapidity
     from gammastar.yields.stage import read_yield_inputs
 
     cfg = flavour_config(load_config(CONFIG).model_copy(update={"output": str(run)}), "mu")
@@ -100,7 +101,7 @@ def fit_groups(run: Path):
         m_c = float(np.sum(w[k] * m[k]) / np.sum(w[k]))
         data.append(ex._Group((m[k], pt[k], y[k], w[k], ex._Reference(fiducial, m_c, len(data)))))
     ys = cfg.yields.extrapolation_y_sigma
-    return data, ex.beam_rapidity(cfg.beam.energy), ys.value
+    return data, cm_rapidity(cfg.beam.energy), ys.value
 
 
 def fit_times(data, mu, sigma) -> dict:
