@@ -65,6 +65,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.corrections.migration import read_simulation_arrays
+from gammastar.corrections.polarisation import measure
 from gammastar.errors import InputError
 
 __all__ = [
@@ -116,7 +118,6 @@ def read_simulation(
     Raises:
         InputError: a file, tree or branch is missing or unreadable (naming it).
     """
-    from gammastar.corrections.migration import read_simulation_arrays
 
     rows, _, _ = read_simulation_arrays(paths, tree=tree, histograms=(), columns=RECO + TRUE,
                                         key="unfold.polarisation_correction")  # fmt: skip
@@ -131,7 +132,6 @@ def read_generated(paths: Sequence[str | Path], *, tree: str) -> dict[str, NDArr
     Raises:
         InputError: a file, tree or branch is missing or unreadable (naming it).
     """
-    from gammastar.corrections.migration import read_simulation_arrays
 
     rows, _, _ = read_simulation_arrays(paths, tree=tree, histograms=(), columns=GENERATED,
                                         key="unfold.polarisation_correction.generated_tree")  # fmt: skip
@@ -217,7 +217,6 @@ def fit_inputs(rows, names, acceptance, min_acceptance):
 def _fit(side, acceptance, edges, w):
     """:func:`~gammastar.corrections.polarisation.measure` of one side (:func:`fit_inputs`) with the rows
     weighted by ``w`` inside F."""
-    from gammastar.corrections.polarisation import measure
 
     pairs, mom, in_f = side
     return measure({**pairs, "weight": in_f * w}, acceptance, edges, moments=mom)

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.errors import GammastarError, InputError
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics.kinematics import rapidity_pz
 
 
 @dataclass(frozen=True)
@@ -400,7 +401,6 @@ def _read_root_hist(
     ``missing``: the error class of a missing file or histogram (default ConfigError)."""
     import uproot
 
-    from gammastar.errors import ConfigError
 
     missing = missing or ConfigError
     path = os.fspath(path)
@@ -551,7 +551,6 @@ class AcceptanceMap3D:
             >>> am.lookup(np.full(3, .5), np.full(3, .5), pz, nearest=True)[0].tolist()
             [0.5, 0.25, 0.25]
         """
-        from gammastar.physics.kinematics import rapidity_pz
 
         m = np.asarray(m, dtype=float)
         pt = np.asarray(pt, dtype=float)

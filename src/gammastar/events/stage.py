@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.core.artifacts import make_meta
 from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError, InputError
 from gammastar.events.hepmc import (
@@ -56,6 +57,9 @@ from gammastar.events.hepmc import (
 )
 from gammastar.events.io import TABLE_UNITS, event_outputs, output_kind, write_events
 from gammastar.physics import darkphoton
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import KinematicSample, draw, draw_dark
+from gammastar.reach.stage import signal_events
 from gammastar.source.eventgen import (  # the machinery, shared with the acceptance (re-exported)
     APRIME_PDGID,
     CHANNEL_CODE,
@@ -88,6 +92,7 @@ from gammastar.source.eventgen import (  # the machinery, shared with the accept
     numbered_chunks,
     rho00_from_lambda,
 )
+from gammastar.source.geometry import Geometry
 from gammastar.source.mcp import McpSettings, generate_mcp, mcp_bins
 from gammastar.source.setup import (
     Labelled,
@@ -102,6 +107,7 @@ from gammastar.source.setup import (
     polarisation,
     require_events_keys,
 )
+from gammastar.yields.extrapolation import Extrapolation
 
 __all__ = [
     "APRIME_PDGID",
@@ -211,10 +217,6 @@ def run_events(
     Raises:
         GammastarError: bad arguments (one line naming the option), outputs that exist.
     """
-    from gammastar.core.artifacts import make_meta
-    from gammastar.reach.acceptance import KinematicSample, draw
-    from gammastar.reach.stage import signal_events
-    from gammastar.source.geometry import Geometry
 
     n, chunk = request.n, request.chunk
     outputs = _aprime_request(config, request, mass, eps)
@@ -350,7 +352,6 @@ def run_mcp_events(
     Raises:
         GammastarError: bad arguments, no γ* mass above 2 m_χ, outputs that exist.
     """
-    from gammastar.core.artifacts import make_meta
 
     n, chunk, extrapolate = request.n, request.chunk, request.extrapolate
     check_request(n, chunk, (m_chi, "--mchi: the millicharged-particle mass must be > 0"),
@@ -363,7 +364,7 @@ def run_mcp_events(
         raise InputError(f"{src['yields_path']}: meta.n_pot (the data's exposure) is missing")
     rc = config.reach
     if spectrum is None:
-        from gammastar.flow.data import run_mass_spectrum  # the flow sampler's χχ̄ spectrum
+        from gammastar.flow.data import run_mass_spectrum  # torch: only with a flow
 
         spectrum = run_mass_spectrum(config)
     edges, contents, spec_src = spectrum
@@ -374,7 +375,6 @@ def run_mcp_events(
         if rc.extrapolation == "label":
             # a fiducial-region spectrum: to the full phase space with the yields' f_F(m); the
             # sampler (ExtrapolatedSampler) draws the outside part from the fitted model
-            from gammastar.yields.extrapolation import Extrapolation
 
             f_f = Extrapolation.from_dict(yields.extrapolation).full_fraction(
                 0.5 * (edges[1:] + edges[:-1]), yields.extrapolation.get("seam")
@@ -458,7 +458,6 @@ class _FlowOrAnalytic:
     def sample(self, mass: float, k: int, seed: int | None = None) -> Any:
         if self.frange[0] <= mass <= self.frange[1]:
             return self.inner.sample(mass, k, seed=seed)
-        from gammastar.physics.sampling import ParametricSampler
 
         return Labelled(ParametricSampler()).sample(mass, k, seed=seed)
 
@@ -489,8 +488,6 @@ def run_dark_events(
     Raises:
         GammastarError: bad arguments (one line naming the option or key), outputs that exist.
     """
-    from gammastar.core.artifacts import make_meta
-    from gammastar.reach.acceptance import draw_dark
 
     n, chunk = request.n, request.chunk
     outputs = _aprime_request(config, request, mass, eps)

@@ -83,13 +83,6 @@ from gammastar.flow.training import (
 )
 from gammastar.flow.training import _negative_batches as _negative_batches
 
-# names of the single-module gammastar.flow of earlier versions
-_BOUND = BOUND
-_SLOPE = SLOPE
-_QT_FLOOR = QT_FLOOR
-_log_prob_fast = log_prob
-_resolve_model_dir = resolve_model_dir
-
 __all__ = [
     "BOUND",
     "FEATURES",

@@ -33,6 +33,7 @@ from gammastar.physics.darksector import (
     psi2_ctau,
     psi2_dgamma_ds,
     psi2_matrix_element2,
+    psi2_width,
 )
 from gammastar.physics.decay import decay_probability, sample_decay_length
 from gammastar.physics.kinematics import back_to_back, boost, invariant_mass, two_body_momentum
@@ -293,7 +294,6 @@ def idm_chain(
         >>> bool(np.allclose(out["psi1"] + out["psi1_decay"] + out["lminus"] + out["lplus"], a))
         True
     """
-    from gammastar.physics.darksector import psi2_width
 
     _scalar_model(model)
     a = _p4(aprime, "idm_chain")

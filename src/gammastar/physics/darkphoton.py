@@ -54,6 +54,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError
 from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
 from gammastar.physics.kinematics import kinematic_factor, two_body_momentum
@@ -493,7 +494,6 @@ def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float =
     ax2.set_ylabel(r"$c\tau$ [m] at $\varepsilon = 10^{-6}$")
     fig.tight_layout()
     if path is not None:
-        from gammastar.core.figures import save_figure
 
         save_figure(fig, path)
     return fig

@@ -17,10 +17,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core import rundir
+from gammastar.core.artifacts import atomic_path, check_writable, make_meta
+from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError, InputError
+from gammastar.physics.darkphoton import ctau as ctau_fn
 from gammastar.physics.decay import decay_probability
 from gammastar.physics.sampling import SamplerLike
+from gammastar.source.eventgen import (
+    DECAYS,
+    _kinematics,
+    _psi2_kin,
+    dark_chains,
+    dark_hits,
+    detector_hits,
+)
 from gammastar.source.geometry import Geometry
+from gammastar.source.production import load_yields, sampler_from_config
 
 __all__ = [
     "ComparisonGrid",
@@ -196,7 +209,6 @@ def draw(
     Raises:
         GammastarError: mass outside the sampler's range, bad samples, unknown channel.
     """
-    from gammastar.source.eventgen import DECAYS, _kinematics, detector_hits
 
     if channel not in DECAYS:
         raise GammastarError(
@@ -245,7 +257,6 @@ def _dark_side(
 ) -> KinematicSample:
     """One ψ₂ of the chains ``d`` (:func:`gammastar.source.eventgen.dark_chains`) with the detector's
     verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂."""
-    from gammastar.source.eventgen import _psi2_kin, dark_hits
 
     kin, fwd = _psi2_kin(d["k"], psi2, m2)
     cells = geometry.cells
@@ -316,7 +327,6 @@ def draw_dark(
         rho00: the A′ spin density ρ₀₀ (None: isotropic A′ → ψψ; see
             :func:`gammastar.source.eventgen.dark_chains`).
     """
-    from gammastar.source.eventgen import dark_chains
 
     d = dark_chains(sampler, model, n, chains={"psi1 psi2": 1.0},
                     channels={final_state: 1.0}, seed=seed, rho00=rho00)  # fmt: skip
@@ -422,7 +432,6 @@ def draw_dark_pair(
     Raises:
         GammastarError: A′ → ψ₂ψ̄₂ closed (m_A′ < 2m₂) or no channel with a positive BR.
     """
-    from gammastar.source.eventgen import dark_chains
 
     ma, m2 = float(model.m_aprime), float(model.m2)
     if ma <= 2 * m2:
@@ -505,7 +514,6 @@ def acceptance_eps_grid(
     dark: Any = None,
 ) -> NDArray[np.float64]:
     """Acceptance on a (mass, ε) grid, cτ from :func:`gammastar.physics.darkphoton.ctau`."""
-    from gammastar.physics.darkphoton import ctau as ctau_fn
 
     masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
     eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
@@ -600,7 +608,6 @@ def plot_acceptance_comparison(
     ax2.set_xlabel(r"$m_{A'}$ [GeV]")
     ax2.set_ylabel(r"$c\tau_{A'}$ [m]")
     fig2.tight_layout()
-    from gammastar.core.figures import save_figure
 
     for fig, path in ((fig1, path_curves), (fig2, path_map)):
         if path is not None:
@@ -624,7 +631,6 @@ def _plot_curves(acc: NDArray, masses: NDArray, ctaus: NDArray, path: Any, force
     masses."""
     import matplotlib.pyplot as plt
 
-    from gammastar.core.artifacts import atomic_path
 
     fig, ax = plt.subplots()
     for k in (1, 7, 14):
@@ -655,9 +661,6 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
     Returns:
         The path of ``acceptance_ctau.npz``.
     """
-    from gammastar.core import rundir
-    from gammastar.core.artifacts import atomic_path, check_writable, make_meta
-    from gammastar.source.production import load_yields, sampler_from_config
 
     out = config.output_dir
     rd = rundir.RunDir(out)
@@ -680,7 +683,7 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
     )
     rel = None
     if compare is not None:
-        from gammastar import flow
+        from gammastar import flow  # torch: only when a flow is used
 
         res = plot_acceptance_comparison(
             sampler,

@@ -32,11 +32,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.errors import ConfigError, GammastarError
+from gammastar.config import load_config
+from gammastar.core import rundir
+from gammastar.core.artifacts import make_meta, write_json
+from gammastar.core.figures import save_figure
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics.aprime_meson import default_form_factor
 from gammastar.physics.constants import M_MU, mass
-from gammastar.physics.kinematics import cm_rapidity, four_momentum, kinematic_factor
+from gammastar.physics.dalitz import pseudoscalar_dalitz_dgamma_dm
+from gammastar.physics.darkchain import two_body_decay
+from gammastar.physics.kinematics import boost, cm_rapidity, four_momentum, kinematic_factor
+from gammastar.physics.millicharge import channel_branching_ratios
 from gammastar.physics.sampling import sample_mt_power
 from gammastar.physics.scintillator import ScintillatorDetector
+from gammastar.physics.target import interaction_probability, yield_scale
+from gammastar.reach import stats
+from gammastar.yields.extrapolation import Extrapolation
 
 __all__ = [
     "PSEUDOSCALARS",
@@ -149,7 +160,6 @@ def chi_flux_into_detector(
         >>> bool(np.isclose(f[0], 2 * square_solid_angle(1.0, 2.0) / (4 * np.pi), rtol=1e-6))
         True
     """
-    from gammastar.physics.darkchain import two_body_decay
 
     rng = np.random.default_rng(seed)
     p4 = np.asarray(parent, dtype=np.float64)
@@ -254,8 +264,6 @@ def _flux_quadrature(
 
 def _dalitz_mass(meson: str, m_chi: float, n: int, rng: np.random.Generator) -> NDArray:
     """γ* masses of P → γχχ̄ from the Kroll–Wada spectrum with m_ℓ → m_χ (inverse CDF)."""
-    from gammastar.physics.aprime_meson import default_form_factor
-    from gammastar.physics.dalitz import pseudoscalar_dalitz_dgamma_dm
 
     big = mass(meson)
     # grid in u = ln(m): the spectrum ∝ 1/m near threshold
@@ -296,7 +304,6 @@ def meson_chi_acceptance(
         channel is closed. Each sampled decay contributes its expected hits
         (:func:`chi_flux_into_detector`), not a 0/1 count.
     """
-    from gammastar.physics.kinematics import boost
 
     rng = np.random.default_rng(seed)
     big = mass(meson)
@@ -357,7 +364,6 @@ def meson_chi_yields(
     Returns:
         {meson: array over m_χ}.
     """
-    from gammastar.physics.millicharge import channel_branching_ratios
 
     m_chi = np.atleast_1d(np.asarray(m_chi, dtype=np.float64))
     out: dict[str, NDArray[np.float64]] = {}
@@ -494,7 +500,6 @@ def mcp_reach(
     References:
         :func:`gammastar.reach.stats.upper_limit` (exact CLs, one counting bin).
     """
-    from gammastar.reach import stats
 
     b = detector.background_events()
     model = stats.Model(
@@ -549,9 +554,6 @@ def data_driven_yields(
         InputError: a missing or unreadable ``pairs.parquet``/``yields.json``; a
             both-channels run (its pairs mix two lepton masses and exposures: not supported).
     """
-    from gammastar.core import rundir
-    from gammastar.errors import InputError
-    from gammastar.physics.target import yield_scale
 
     rd = rundir.RunDir(run)
     for name in (rundir.YIELDS, rundir.PAIRS):
@@ -580,7 +582,6 @@ def data_driven_yields(
     w_fid = df["weight"].to_numpy(dtype=np.float64)
     w = w_fid
     if full_phase_space and ydoc.get("extrapolation") is not None:
-        from gammastar.yields.extrapolation import Extrapolation
 
         # a single-flavour run (both-channels runs, with a seam, are refused above)
         f_f = Extrapolation.from_dict(ydoc["extrapolation"]).at(df["m"].to_numpy())[0]
@@ -637,7 +638,6 @@ def plot_mcp_reach(doc: dict[str, Any], path: str | Path | None = None, *, title
         if title:
             ax.set_title(title, fontsize=16)
         if path is not None:
-            from gammastar.core.figures import save_figure
 
             save_figure(fig, path, bbox_inches="tight", dpi=110)
     plt.close(fig)
@@ -659,9 +659,6 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
     Raises:
         ConfigError: no ``mcp`` section; the data-driven flux without its inputs.
     """
-    from gammastar.config import load_config
-    from gammastar.core.artifacts import make_meta, write_json
-    from gammastar.physics.target import interaction_probability
 
     cfg = load_config(config) if not hasattr(config, "mcp") else config
     mc = cfg.mcp
@@ -700,7 +697,6 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
         n_pot_rel_uncertainty=mc.n_pot_rel_uncertainty,
         cl=mc.cl,
     )
-    from gammastar.core import rundir
 
     out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_MCP
     out.parent.mkdir(parents=True, exist_ok=True)

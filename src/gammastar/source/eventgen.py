@@ -18,7 +18,9 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
+from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
 from gammastar.physics.decay import decay_probability, sample_decay_length
+from gammastar.physics.kinematics import boost, decay_in_helicity_frame
 from gammastar.physics.sampling import sample_cos_theta
 
 APRIME_PDGID = 4900022
@@ -248,7 +250,6 @@ def decay_daughters(
         :func:`gammastar.physics.kinematics.decay_in_helicity_frame` (the one implementation;
         its x′ = y′ × z′ with y′ ∝ ẑ × z′ is the axis above).
     """
-    from gammastar.physics.kinematics import decay_in_helicity_frame
 
     pa = np.stack([k.px, k.py, k.pz, k.e])
     p1, _ = decay_in_helicity_frame(
@@ -652,8 +653,6 @@ def dark_chains(
         fermions, +1 for iDM), (4, n) four-momenta ``psi2``, ``partner``, ``psi1``, ``lminus``,
         ``lplus`` and ``b_psi1``, ``b_lminus``, ``b_lplus`` (NaN without a second ψ₂).
     """
-    from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
-    from gammastar.physics.kinematics import boost
 
     ma, m1, m2 = float(model.m_aprime), float(model.m1), float(model.m2)
     ss = np.random.SeedSequence(seed)

@@ -23,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.errors import InputError
+from gammastar.physics.kinematics import mcp_factor
 from gammastar.source.eventgen import (
     AprimeKinematics,
     Decay,
@@ -59,7 +60,6 @@ def mcp_bins(
     inside ``mass_range``), content × the bin-averaged Eq. 8 factor Q² K_χ/K_ℓ
     (:func:`gammastar.physics.kinematics.mcp_factor`; Gauss–Legendre after m = lo + (hi − lo)u²,
     exact to ~1e-8 also in the threshold bin)."""
-    from gammastar.physics.kinematics import mcp_factor
 
     lo = np.maximum(edges[:-1], 2 * m_chi)
     hi = edges[1:].astype(np.float64).copy()
