@@ -83,6 +83,7 @@ bench: install
 	$(BIN)/python benchmarks/flow.py
 	$(BIN)/python benchmarks/ensemble.py
 	$(VPY) benchmarks/reach.py
+	$(VPY) benchmarks/yields.py
 
 bench-quick: install
 	$(VPY) benchmarks/generate.py --sizes 200000 --reference-sizes 200000 400000
@@ -94,6 +95,7 @@ bench-quick: install
 	$(BIN)/python benchmarks/ensemble.py --members 2 --pairs 5000 --epochs 2
 	$(VPY) benchmarks/reach.py --subset 5 --boundary-masses 1 --rounds 1 --toy-points 0 \
 		--samples 2000
+	$(VPY) benchmarks/yields.py --events 300000 --repeat 1
 
 clean:
 	rm -rf $(VENV) runs

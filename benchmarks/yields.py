@@ -21,22 +21,17 @@ the wall time follows the load. The last line is one JSON object.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import dataclasses
 import json
 import os
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
 
 CONFIG = REPO / "analysis" / "na60_like_both.yaml"
 
@@ -77,6 +72,7 @@ def fit_groups(run: Path):
     import gammastar.yields.extrapolation as ex
     from gammastar.config import flavour_config, load_config
     from gammastar.corrections.pair_acceptance import fiducial_from_config
+    from gammastar.physics.kinematics import cm_rapidity
     from gammastar.yields.stage import read_yield_inputs
 
     cfg = flavour_config(load_config(CONFIG).model_copy(update={"output": str(run)}), "mu")
@@ -105,7 +101,7 @@ def fit_groups(run: Path):
         m_c = float(np.sum(w[k] * m[k]) / np.sum(w[k]))
         data.append(ex._Group((m[k], pt[k], y[k], w[k], ex._Reference(fiducial, m_c, len(data)))))
     ys = cfg.yields.extrapolation_y_sigma
-    return data, ex.beam_rapidity(cfg.beam.energy), ys.value
+    return data, cm_rapidity(cfg.beam.energy), ys.value
 
 
 def fit_times(data, mu, sigma) -> dict:

@@ -15,7 +15,7 @@ from test_events import make_config, read_table
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, GammastarError
-from gammastar.events.stage import run_dark_events
+from gammastar.events.stage import EventRequest, run_dark_events
 from gammastar.physics.darksector import aprime_branching_ratios
 from gammastar.source.eventgen import AprimeKinematics, dark_hits
 from gammastar.source.geometry import Geometry
@@ -51,7 +51,9 @@ def balance(v):
 def test_idm_hepmc_round_trip(tmp_path):
     cfg = dark_config(tmp_path, min_opening_angle=0.002)
     out, tab = tmp_path / "d.hepmc", tmp_path / "d.parquet"
-    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=400, output=out, table=tab, chunk=150).document
+    res = run_dark_events(
+        cfg, EventRequest(n=400, output=out, table=tab, chunk=150), mass=0.6, eps=1e-4
+    ).document
     t = read_table(tab)
     assert len(t) == res["events"] == 400
     meta = res["meta"]
@@ -121,8 +123,9 @@ def test_idm_sum_of_weights_is_the_acceptance(tmp_path):
     exactly per cell, :func:`gammastar.reach.acceptance.draw_dark`), within the events' statistical
     error (5 σ from Σw²) plus the expectation's (its sample is 5× larger)."""
     cfg = dark_config(tmp_path)
-    res = run_dark_events(cfg, mass=0.6, eps=3e-4, n=6000, output=tmp_path / "d.parquet",
-                          seed=7).document  # fmt: skip
+    res = run_dark_events(
+        cfg, EventRequest(n=6000, output=tmp_path / "d.parquet", seed=7), mass=0.6, eps=3e-4
+    ).document
     exp = res["meta"]["n_sig_expected_psi1_psi2"]
     sw, sw2 = res["sum_weight"], res["sum_weight2"]
     err = math.sqrt(sw2) * math.sqrt(1 + 1 / 5)
@@ -135,7 +138,9 @@ def test_i2dm_chains(tmp_path):
     theta = 0.3
     cfg = dark_config(tmp_path, model="i2dm", theta=theta)
     out, tab = tmp_path / "i2.hepmc", tmp_path / "i2.parquet"
-    res = run_dark_events(cfg, mass=0.6, eps=1e-4, n=1500, output=out, table=tab, chunk=600).document
+    res = run_dark_events(
+        cfg, EventRequest(n=1500, output=out, table=tab, chunk=600), mass=0.6, eps=1e-4
+    ).document
     t = read_table(tab)
     br = res["meta"]["branching_ratios_aprime"]
     model = cfg.idm.dark_model(0.6)
@@ -244,7 +249,12 @@ def test_reach_i2dm(tmp_path):
     # the report's dark-sector section names the model and embeds the plot
     from gammastar.report import build_report
 
-    sec = build_report(cfg).path.read_text().split('<section id="darksector">')[1].split("</section>")[0]
+    sec = (
+        build_report(cfg)
+        .path.read_text()
+        .split('<section id="darksector">')[1]
+        .split("</section>")[0]
+    )
     assert "i2DM reach" in sec
     assert "figures/reach_idm.png" in sec
     d = cfg.model_dump(exclude={"source"}, by_alias=True)
@@ -307,7 +317,7 @@ def test_bad_dark_cli(tmp_path, capsys):
         assert "idm.theta" in err
         assert len(err.strip().splitlines()) == 1
     with pytest.raises(GammastarError, match="--eps"):
-        run_dark_events(c2, mass=0.6, eps=0.0, n=5, output=tmp_path / "x.hepmc")
+        run_dark_events(c2, EventRequest(n=5, output=tmp_path / "x.hepmc"), mass=0.6, eps=0.0)
 
 
 @pytest.mark.parametrize("rho00", [0.0, 0.8])
@@ -329,7 +339,7 @@ def test_aprime_spin_density_in_dark_decay(rho00):
     d = dark_chains(ParametricSampler(), model, n, chains={"psi1 psi2": 1.0},
                     channels={"ee": 1.0}, seed=11, rho00=rho00)  # fmt: skip
     ok = d["k"].ok
-    c, _ = helicity_angles(d["psi2"][ok].T, d["partner"][ok].T)
+    c, _ = helicity_angles(d["psi2"][:, ok], d["partner"][:, ok])
     a, b = dark_decay_coefficients(rho00, 0.6, 0.2, 0.28)
     lam = b / a
     kappa = (1 - 0.48**2 / 0.36) / 2  # by hand: 0.18

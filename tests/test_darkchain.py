@@ -13,7 +13,6 @@ from scipy import integrate, stats
 from gammastar.errors import GammastarError
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.physics.darkchain import (
-    boost,
     decay_in_volume,
     idm_chain,
     sample_psi2_decay,
@@ -27,12 +26,13 @@ from gammastar.physics.darksector import (
     psi2_matrix_element2,
     psi2_width,
 )
+from gammastar.physics.kinematics import boost
 
 N = 100_000
 
 
 def _mass(p):
-    return np.sqrt(np.clip(p[:, 3] ** 2 - np.sum(p[:, :3] ** 2, axis=1), 0, None))
+    return np.sqrt(np.clip(p[3] ** 2 - np.sum(p[:3] ** 2, axis=0), 0, None))
 
 
 def _chi2_pvalue(counts, probs):
@@ -52,14 +52,14 @@ def test_psi2_sample_kinematics(sample_mumu):
     model, d = sample_mumu
     tot = d["psi1"] + d["lminus"] + d["lplus"]
     # ψ₂ at rest: Σp = 0, ΣE = m₂ (float64 rounding of sums of O(1) numbers: 1e-12)
-    np.testing.assert_allclose(tot[:, :3], 0.0, atol=1e-12)
-    np.testing.assert_allclose(tot[:, 3], model.m2, rtol=1e-12)
+    np.testing.assert_allclose(tot[:3], 0.0, atol=1e-12)
+    np.testing.assert_allclose(tot[3], model.m2, rtol=1e-12)
     np.testing.assert_allclose(_mass(d["psi1"]), 0.4, rtol=1e-9)
     np.testing.assert_allclose(_mass(d["lminus"]), M_MU, rtol=1e-6)
     pair = d["lminus"] + d["lplus"]
     np.testing.assert_allclose(_mass(pair) ** 2, d["s"], rtol=1e-9, atol=1e-12)
     # unpolarised ψ₂: the ψ₁ direction is isotropic, ⟨cos θ⟩ = 0 within 4/√(3N)
-    cos = d["psi1"][:, 2] / np.linalg.norm(d["psi1"][:, :3], axis=1)
+    cos = d["psi1"][2] / np.linalg.norm(d["psi1"][:3], axis=0)
     assert abs(cos.mean()) < 4 / np.sqrt(3 * N)
 
 
@@ -93,7 +93,7 @@ def test_lepton_energy_distribution_chi2(sample_mumu):
     # integral of |M|² over s at fixed t (dalitz_limits with the roles of the particles swapped).
     model, d = sample_mumu
     m1, m2, ma, ml = 0.4, 0.8, 2.0, M_MU
-    e_plus = d["lplus"][:, 3]
+    e_plus = d["lplus"][3]
     t = m2**2 + ml**2 - 2 * m2 * e_plus
     edges = np.linspace((m1 + ml) ** 2, (m2 - ml) ** 2, 31)
     counts, _ = np.histogram(t, edges)
@@ -121,16 +121,16 @@ def test_lepton_energy_distribution_chi2(sample_mumu):
 def test_two_body_and_boost():
     rng = np.random.default_rng(5)
     pz = rng.uniform(1, 50, 1000)
-    parent = np.stack([np.zeros(1000), np.zeros(1000), pz, np.hypot(pz, 0.9)], 1)
+    parent = np.stack([np.zeros(1000), np.zeros(1000), pz, np.hypot(pz, 0.9)])
     a, b = two_body_decay(parent, 0.2, 0.5, seed=7)
     np.testing.assert_allclose(a + b, parent, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(_mass(a), 0.2, rtol=1e-6)
     np.testing.assert_allclose(_mass(b), 0.5, rtol=1e-6)
     # back to the rest frame: |p*| = λ^{1/2}(M², m_a², m_b²)/(2M) = 0.3544... (hand: M = 0.9)
-    inv = parent * np.array([-1, -1, -1, 1])
+    inv = parent * np.array([[-1], [-1], [-1], [1]])
     a_rest = boost(a, inv)
     q = np.sqrt((0.81 - 0.49) * (0.81 - 0.09)) / 1.8
-    np.testing.assert_allclose(np.linalg.norm(a_rest[:, :3], axis=1), q, rtol=1e-8)
+    np.testing.assert_allclose(np.linalg.norm(a_rest[:3], axis=0), q, rtol=1e-8)
     with pytest.raises(GammastarError, match="below"):
         two_body_decay(parent, 0.5, 0.5, seed=1)
 
@@ -140,19 +140,19 @@ def test_decay_in_volume_law():
     # w = e^{−1/2} − e^{−5/2}; the vertex z follows the truncated exponential, mean
     # z₁ + λ − (z₂ − z₁) e^{−(z₂−z₁)/λ}/(1 − e^{−(z₂−z₁)/λ}) (hand), stat error σ/√n.
     n = 200_000
-    p = np.tile([0.0, 0.0, 2.0, np.sqrt(5.0)], (n, 1))
-    w, v = decay_in_volume(p, np.zeros((n, 3)), 1.0, 1.0, (1.0, 5.0), seed=3)
+    p = np.tile([[0.0], [0.0], [2.0], [np.sqrt(5.0)]], (1, n))
+    w, v = decay_in_volume(p, np.zeros((3, n)), 1.0, 1.0, (1.0, 5.0), seed=3)
     np.testing.assert_allclose(w, np.exp(-0.5) - np.exp(-2.5), rtol=1e-12)
     lam, d = 2.0, 4.0
     mean = 1.0 + lam - d * np.exp(-d / lam) / (1 - np.exp(-d / lam))
-    assert abs(v[:, 2].mean() - mean) < 5 * v[:, 2].std() / np.sqrt(n)
+    assert abs(v[2].mean() - mean) < 5 * v[2].std() / np.sqrt(n)
     # tilted: the path to the plane is longer by 1/cos θ; backward: weight 0
-    tilt = np.array([[1.0, 0.0, 1.0, np.sqrt(3.0)], [0, 0, -1.0, np.sqrt(2.0)]])
-    w2, v2 = decay_in_volume(tilt, np.zeros((2, 3)), 1.0, 1.0, (1.0, 5.0), seed=3)
+    tilt = np.array([[1.0, 0.0, 1.0, np.sqrt(3.0)], [0, 0, -1.0, np.sqrt(2.0)]]).T
+    w2, v2 = decay_in_volume(tilt, np.zeros((3, 2)), 1.0, 1.0, (1.0, 5.0), seed=3)
     lam2 = np.sqrt(2.0)
     assert w2[0] == pytest.approx(np.exp(-np.sqrt(2) / lam2) - np.exp(-5 * np.sqrt(2) / lam2))
     assert w2[1] == 0.0
-    assert np.all(np.isnan(v2[1]))
+    assert np.all(np.isnan(v2[:, 1]))
 
 
 def test_idm_chain():
@@ -160,9 +160,9 @@ def test_idm_chain():
     rng = np.random.default_rng(1)
     n = 2000
     pz = rng.uniform(10, 40, n)
-    a = np.stack([rng.normal(0, 0.3, n), rng.normal(0, 0.3, n), pz, np.zeros(n)], 1)
-    a[:, 3] = np.sqrt(np.sum(a[:, :3] ** 2, 1) + 0.09)
-    vtx = np.column_stack([np.zeros((n, 2)), rng.uniform(-0.01, 0.01, n)])
+    a = np.stack([rng.normal(0, 0.3, n), rng.normal(0, 0.3, n), pz, np.zeros(n)])
+    a[3] = np.sqrt(np.sum(a[:3] ** 2, 0) + 0.09)
+    vtx = np.concatenate([np.zeros((2, n)), rng.uniform(-0.01, 0.01, (1, n))])
     out = idm_chain(a, vtx, model, 1e-3, z_range=(5.0, 20.0), seed=11)
     tot = out["psi1"] + out["psi1_decay"] + out["lminus"] + out["lplus"]
     np.testing.assert_allclose(tot, a, rtol=1e-9, atol=1e-9)
@@ -171,14 +171,14 @@ def test_idm_chain():
     assert float(out["ctau_psi2"]) == pytest.approx(ct)
     assert float(out["br_psi2"]) == 1.0  # Δm = 40 MeV: only ee open
     ok = out["weight"] > 0
-    z = out["psi2_vertex"][ok, 2]
+    z = out["psi2_vertex"][2, ok]
     assert np.all((z >= 5.0 - 1e-9) & (z <= 20.0 + 1e-9))
     # the weight of each ψ₂ from the exponential law by hand
     p = out["psi2"]
-    pabs = np.linalg.norm(p[:, :3], axis=1)
+    pabs = np.linalg.norm(p[:3], axis=0)
     lam = pabs / model.m2 * ct
-    cz = p[:, 2] / pabs
-    hand = np.exp(-(5.0 - vtx[:, 2]) / cz / lam) - np.exp(-(20.0 - vtx[:, 2]) / cz / lam)
+    cz = p[2] / pabs
+    hand = np.exp(-(5.0 - vtx[2]) / cz / lam) - np.exp(-(20.0 - vtx[2]) / cz / lam)
     np.testing.assert_allclose(out["weight"], hand, rtol=1e-9)
     with pytest.raises(GammastarError, match="m_aprime"):
         idm_chain(a * 1.1, vtx, model, 1e-3, z_range=(5.0, 20.0), seed=1)
@@ -193,5 +193,5 @@ def test_bad_input():
     with pytest.raises(GammastarError, match="scalar"):
         sample_psi2_decay(IDM(m1=[0.1, 0.2], delta=0.4, m_aprime=0.9), 10, seed=1)
     with pytest.raises(GammastarError, match="z2 > z1"):
-        decay_in_volume([[0, 0, 1.0, 2.0]], [[0, 0, 0]], 1.0, 1.0, (5.0, 1.0), seed=1)
+        decay_in_volume([[0], [0], [1.0], [2.0]], [[0], [0], [0]], 1.0, 1.0, (5.0, 1.0), seed=1)
     assert M_E < 0.02  # (ee is open for the model above: Δm = 40 MeV)

@@ -18,6 +18,7 @@ from gammastar.errors import EnvironmentFailure, GammastarError, InputError, Out
 from gammastar.events.stage import (
     APRIME_PDGID,
     DECAYS,
+    EventRequest,
     branching_ratios,
     chunk_seeds,
     decay_coefficients,
@@ -90,9 +91,12 @@ def test_hepmc_round_trip(tmp_path):
     cfg = make_config(tmp_path)
     out, tab = tmp_path / "ev.hepmc", tmp_path / "ev.parquet"
     res = run_events(
-        cfg, mass=0.5, eps=3e-7, n=600, output=out, table=tab, channels=("mumu", "ee", "pipi"),
-        chunk=250,
-    ).document  # fmt: skip
+        cfg,
+        EventRequest(n=600, output=out, table=tab, chunk=250),
+        mass=0.5,
+        eps=3e-7,
+        channels=("mumu", "ee", "pipi"),
+    ).document
     t = read_table(tab)
     assert len(t) == res["events"] == 600
     weights, n_read = [], 0
@@ -155,8 +159,12 @@ def test_one_code_path_sum_of_weights_is_the_acceptance(tmp_path):
     verdict does not depend on the decay z, Σ weight = scale · ΣBR · acceptance exactly."""
     cfg = make_config(tmp_path)
     n, seed = 4000, 7
-    res = run_events(cfg, mass=0.4, eps=1e-6, n=n, output=tmp_path / "e.parquet", seed=seed,
-                     chunk=n).document  # fmt: skip
+    res = run_events(
+        cfg,
+        EventRequest(n=n, output=tmp_path / "e.parquet", seed=seed, chunk=n),
+        mass=0.4,
+        eps=1e-6,
+    ).document
     meta = res["meta"]
     ((_, child),) = chunk_seeds(seed, n, n)
     s = draw(ParametricSampler(), 0.4, n, Geometry.from_config(cfg.detector), seed=child)
@@ -176,8 +184,14 @@ def test_sum_of_weights_is_reach_nsig(tmp_path, detector):
     # ε such that the mean decay length (≈ 10-100 m) is comparable with the decay volume:
     # the forced-decay weights then sample the volume well
     mass, eps, n = 0.45, 3e-7 if detector is NA62_LIKE else 1e-6, 20_000
-    res = run_events(cfg, mass=mass, eps=eps, n=n, output=tmp_path / "e.parquet",
-                     channels=("mumu",), decay="isotropic").document  # fmt: skip
+    res = run_events(
+        cfg,
+        EventRequest(n=n, output=tmp_path / "e.parquet"),
+        mass=mass,
+        eps=eps,
+        channels=("mumu",),
+        decay="isotropic",
+    ).document
     big = 200_000
     s = draw(ParametricSampler(), mass, big, Geometry.from_config(cfg.detector), seed=11)
     meta = res["meta"]
@@ -222,8 +236,14 @@ def helicity_cos(t):
 )
 def test_decay_angles(tmp_path, decay, channel, c2):
     cfg = make_config(tmp_path, detector={**NA62_LIKE, "theta_max": 1.0})
-    run_events(cfg, mass=0.8, eps=1e-6, n=20_000, output=tmp_path / "e.parquet",
-               channels=(channel,), decay=decay)  # fmt: skip
+    run_events(
+        cfg,
+        EventRequest(n=20_000, output=tmp_path / "e.parquet"),
+        mass=0.8,
+        eps=1e-6,
+        channels=(channel,),
+        decay=decay,
+    )
     t = read_table(tmp_path / "e.parquet")
     c = helicity_cos(t)
     # the stored angle is the one of the daughters' four-momenta (frame and boost consistent)
@@ -241,7 +261,9 @@ def test_data_polarisation_from_yields(tmp_path):
         "lambda_phi": None,
     }
     cfg = make_config(tmp_path, polarisation=pol)
-    res = run_events(cfg, mass=0.5, eps=1e-6, n=100, output=tmp_path / "e.parquet").document
+    res = run_events(
+        cfg, EventRequest(n=100, output=tmp_path / "e.parquet"), mass=0.5, eps=1e-6
+    ).document
     info = res["meta"]["polarisation"]
     # linear between the bin centres 0.35 (0.2) and 0.65 (0.6): 0.2 + 0.4 · 0.15/0.3 = 0.4
     assert info["lambda_theta"] == pytest.approx(0.4, rel=1e-12)
@@ -250,7 +272,9 @@ def test_data_polarisation_from_yields(tmp_path):
     assert info["source"].startswith("yields.json")
     # no measurement: the config's unfold.decay_lambda_theta
     cfg2 = make_config(tmp_path / "b")
-    res2 = run_events(cfg2, mass=0.5, eps=1e-6, n=100, output=tmp_path / "f.parquet").document
+    res2 = run_events(
+        cfg2, EventRequest(n=100, output=tmp_path / "f.parquet"), mass=0.5, eps=1e-6
+    ).document
     assert res2["meta"]["polarisation"]["source"] == "config unfold.decay_lambda_theta"
 
 
@@ -284,8 +308,13 @@ def test_branching_ratios():
 
 def test_unweighted_and_root_table(tmp_path):
     cfg = make_config(tmp_path)
-    res = run_events(cfg, mass=0.5, eps=3e-7, n=300, output=tmp_path / "u.root",
-                     unweighted=True, chunk=5000).document  # fmt: skip
+    res = run_events(
+        cfg,
+        EventRequest(n=300, output=tmp_path / "u.root", chunk=5000),
+        mass=0.5,
+        eps=3e-7,
+        unweighted=True,
+    ).document
     import uproot
 
     with uproot.open(tmp_path / "u.root") as f:
@@ -310,23 +339,28 @@ def test_bad_input(tmp_path, capsys):
     cfg = make_config(tmp_path)
     out = tmp_path / "o" / "e.hepmc"
     with pytest.raises(InputError, match=r"outside the flow's mass range.*--extrapolate"):
-        run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow())
-    res = run_events(cfg, mass=0.8, eps=1e-6, n=10, output=out, sampler=Narrow(),
-                     extrapolate=True).document  # fmt: skip
+        run_events(cfg, EventRequest(n=10, output=out), mass=0.8, eps=1e-6, sampler=Narrow())
+    res = run_events(
+        cfg, EventRequest(n=10, output=out, extrapolate=True), mass=0.8, eps=1e-6, sampler=Narrow()
+    ).document
     assert "extrapolated" in res["meta"]["sampler"]
     out.unlink()
     with pytest.raises(GammastarError, match="-n"):
-        run_events(cfg, mass=0.5, eps=1e-6, n=0, output=out)
+        run_events(cfg, EventRequest(n=0, output=out), mass=0.5, eps=1e-6)
     with pytest.raises(GammastarError, match="--eps"):
-        run_events(cfg, mass=0.5, eps=0.0, n=10, output=out)
+        run_events(cfg, EventRequest(n=10, output=out), mass=0.5, eps=0.0)
     with pytest.raises(GammastarError, match="unknown output format"):
-        run_events(cfg, mass=0.5, eps=1e-6, n=10, output=tmp_path / "e.txt")
+        run_events(cfg, EventRequest(n=10, output=tmp_path / "e.txt"), mass=0.5, eps=1e-6)
     with pytest.raises(GammastarError, match=r"events\.beam_spot_sigma"):
-        run_events(make_config(tmp_path / "x", beam_spot_sigma=None), mass=0.5, eps=1e-6, n=10,
-                   output=out)  # fmt: skip
+        run_events(
+            make_config(tmp_path / "x", beam_spot_sigma=None),
+            EventRequest(n=10, output=out),
+            mass=0.5,
+            eps=1e-6,
+        )
     out.write_text("keep")
     with pytest.raises(OutputExistsError):
-        run_events(cfg, mass=0.5, eps=1e-6, n=10, output=out)
+        run_events(cfg, EventRequest(n=10, output=out), mass=0.5, eps=1e-6)
     assert out.read_text() == "keep"
     if os.geteuid() != 0:
         ro = tmp_path / "ro"
@@ -334,7 +368,7 @@ def test_bad_input(tmp_path, capsys):
         ro.chmod(0o500)
         try:
             with pytest.raises(EnvironmentFailure):
-                run_events(cfg, mass=0.5, eps=1e-6, n=10, output=ro / "e.hepmc")
+                run_events(cfg, EventRequest(n=10, output=ro / "e.hepmc"), mass=0.5, eps=1e-6)
         finally:
             ro.chmod(0o700)
     assert sorted(p.name for p in out.parent.iterdir()) == ["e.hepmc"]  # nothing half-written
@@ -398,6 +432,42 @@ def mcp_spectrum():
     return edges, 1e4 * np.exp(-(centres - 0.2) / 0.3), "synthetic"
 
 
+def test_sample_mcp_is_the_events_recipe_with_a_transverse_gstar():
+    """sample_mcp (``gammastar sample --mcp-mass``) is generate_mcp with ρ₀₀ = 0: χ + χ̄ = γ*
+    (a sum of two numbers per component: p2 = p_γ* − p1, 4 eps of E), the χ masses, weights
+    summing to Σ content × <Eq. 8 factor> (rel 1e-12: the same mcp_bins), and in the γ* rest
+    frame ⟨cos²θ⟩ about its flight direction that of 1 + cos²θ + r sin²θ, r = 4m_χ²/m²
+    (⟨c²⟩ = (a/3 + b/5)/(a + b/3), a = 1 + r, b = 1 − r, averaged over the events; within 4
+    standard errors of the mean; 5 MeV bins, so the bin-centre r differs by < 0.3% from the
+    event's)."""
+    from gammastar.physics.kinematics import boost
+    from gammastar.source.mcp import mcp_bins, sample_mcp
+
+    m_chi, n = 0.1, 200_000
+    edges = np.linspace(0.2, 1.0, 161)
+    contents = np.exp(-edges[:-1] / 0.3)
+    s = sample_mcp(ParametricSampler(), m_chi, n, spectrum=(edges, contents), m_lepton=M_MU,
+                   q=0.1, seed=5)  # fmt: skip
+    assert s["weight"].sum() == pytest.approx(
+        mcp_bins(edges, contents, m_chi, M_MU, 0.1, (0.0, 10.0))[2].sum(), rel=1e-12
+    )
+    assert np.all(s["m_gstar"] >= 2 * m_chi)
+    g = np.stack([s["px"], s["py"], s["pz"], s["E"]])
+    c1 = np.stack([s[f"chi1_{c}"] for c in ("px", "py", "pz", "E")])
+    c2 = np.stack([s[f"chi2_{c}"] for c in ("px", "py", "pz", "E")])
+    assert np.all(np.abs(c1 + c2 - g) <= 4 * EPS64 * g[3])
+    np.testing.assert_allclose(np.sqrt(c1[3] ** 2 - (c1[:3] ** 2).sum(0)), m_chi, rtol=1e-6)
+    back = np.concatenate([-g[:3], g[3:]])  # the boost from the lab to the γ* frame
+    rest = boost(c1, back, s["m_gstar"])
+    cos = (
+        (rest[:3] * g[:3]).sum(0) / np.linalg.norm(rest[:3], axis=0) / np.linalg.norm(g[:3], axis=0)
+    )
+    r = 4 * m_chi**2 / s["m_gstar"] ** 2
+    a, b = 1 + r, 1 - r
+    want = np.mean((a / 3 + b / 5) / (a + b / 3))
+    assert abs(np.mean(cos**2) - want) < 4 * np.std(cos**2) / np.sqrt(n)
+
+
 def test_mcp_events(tmp_path):
     from gammastar.events.stage import run_mcp_events
     from gammastar.physics.kinematics import mcp_factor
@@ -406,8 +476,14 @@ def test_mcp_events(tmp_path):
     out, tab = tmp_path / "chi.hepmc", tmp_path / "chi.parquet"
     m_chi, q = 0.15, 0.01
     edges, contents, _ = mcp_spectrum()
-    res = run_mcp_events(cfg, m_chi=m_chi, charge=q, n=2000, output=out, table=tab,
-                         spectrum=mcp_spectrum(), decay="transverse", chunk=700).document  # fmt: skip
+    res = run_mcp_events(
+        cfg,
+        EventRequest(n=2000, output=out, table=tab, chunk=700),
+        m_chi=m_chi,
+        charge=q,
+        spectrum=mcp_spectrum(),
+        decay="transverse",
+    ).document
     # Σ weights = Σ_bins content × <Q² K_χ/K_μ> (a fine 20000-point midpoint average over the
     # part of each bin above 2 m_χ = 0.3 GeV; its error near the √ threshold is ~ 1e-7)
     # × N_POT(facility) · yield scale / N_POT(data) (1.4e17 · 100.5 / 1e13)
@@ -445,17 +521,31 @@ def test_mcp_events(tmp_path):
             n_read += 1
     assert n_read == 2000
     with pytest.raises(GammastarError, match=r"events\.mcp_pdgid"):
-        run_mcp_events(make_config(tmp_path / "b"), m_chi=m_chi, n=10, output=tmp_path / "x.hepmc",
-                       spectrum=mcp_spectrum())  # fmt: skip
+        run_mcp_events(
+            make_config(tmp_path / "b"),
+            EventRequest(n=10, output=tmp_path / "x.hepmc"),
+            m_chi=m_chi,
+            spectrum=mcp_spectrum(),
+        )
     with pytest.raises(InputError, match="no gamma"):
-        run_mcp_events(cfg, m_chi=0.6, n=10, output=tmp_path / "y.hepmc", spectrum=mcp_spectrum())
+        run_mcp_events(
+            cfg, EventRequest(n=10, output=tmp_path / "y.hepmc"), m_chi=0.6, spectrum=mcp_spectrum()
+        )
     # the request checks shared with the A' modes (eventsetup.check_request, eventio.event_outputs)
     with pytest.raises(GammastarError, match="--chunk"):
-        run_mcp_events(cfg, m_chi=m_chi, n=10, output=tmp_path / "y.hepmc", chunk=0,
-                       spectrum=mcp_spectrum())  # fmt: skip
+        run_mcp_events(
+            cfg,
+            EventRequest(n=10, output=tmp_path / "y.hepmc", chunk=0),
+            m_chi=m_chi,
+            spectrum=mcp_spectrum(),
+        )
     with pytest.raises(GammastarError, match="--table"):
-        run_mcp_events(cfg, m_chi=m_chi, n=10, output=tmp_path / "y.parquet",
-                       table=tmp_path / "y.parquet", spectrum=mcp_spectrum())  # fmt: skip
+        run_mcp_events(
+            cfg,
+            EventRequest(n=10, output=tmp_path / "y.parquet", table=tmp_path / "y.parquet"),
+            m_chi=m_chi,
+            spectrum=mcp_spectrum(),
+        )
     assert not (tmp_path / "y.hepmc").exists()
     assert not (tmp_path / "y.parquet").exists()
 
@@ -505,11 +595,18 @@ def test_default_channels_are_the_open_ones(tmp_path):
         "aprime": {"mass": m, "per_pot_per_eps2": y, "stat_err": 0.05 * y},
         "meta": make_meta(config_sha256=None, seed=None, n_pot=1e13),
     }, force=True)  # fmt: skip
-    res = run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "e.parquet").document
+    res = run_events(
+        cfg, EventRequest(n=50, output=tmp_path / "e.parquet"), mass=0.2, eps=1e-5
+    ).document
     assert res["meta"]["channels"] == ["ee"]
     with pytest.raises(InputError, match="closed"):
-        run_events(cfg, mass=0.2, eps=1e-5, n=50, output=tmp_path / "f.parquet",
-                   channels=("mumu",))  # fmt: skip
+        run_events(
+            cfg,
+            EventRequest(n=50, output=tmp_path / "f.parquet"),
+            mass=0.2,
+            eps=1e-5,
+            channels=("mumu",),
+        )
 
 
 def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
@@ -518,8 +615,8 @@ def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
     from gammastar.events.stage import run_mcp_events
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
-    kw = {"m_chi": 0.12, "n": 200, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}
-    plain = run_mcp_events(cfg, output=tmp_path / "a.parquet", **kw).document
+    kw = {"m_chi": 0.12, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}
+    plain = run_mcp_events(cfg, EventRequest(n=200, output=tmp_path / "a.parquet"), **kw).document
     doc = json.loads((tmp_path / "yields.json").read_text())
     m = np.linspace(0.2, 1.1, 10)
     doc["extrapolation"] = {
@@ -528,6 +625,6 @@ def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
         "y_sigma": [1.2] * 10, "n_eff": [1e3] * 10, "fiducial": {},
     }  # fmt: skip
     (tmp_path / "yields.json").write_text(json.dumps(doc))
-    full = run_mcp_events(cfg, output=tmp_path / "b.parquet", **kw).document
+    full = run_mcp_events(cfg, EventRequest(n=200, output=tmp_path / "b.parquet"), **kw).document
     assert full["sum_weight"] == pytest.approx(4 * plain["sum_weight"], rel=1e-12)
     assert full["meta"]["phase_space"].startswith("full")

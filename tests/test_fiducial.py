@@ -82,14 +82,14 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
     sandwich, ``model_variations`` only the rapidity form). The statistical error alone is the
     smaller, and the rapidity form's part is measurable (≥ 5% of it in quadrature). The fit
     against the generator's true f_F: validation/tests/test_fiducial_closure.py."""
-    from gammastar.yields.extrapolation import beam_rapidity
+    from gammastar.physics.kinematics import cm_rapidity
 
     _, _, doc = run
     ex = doc["extrapolation"]
     assert ex["y_mean_source"] == "beam c.m. rapidity (fixed)"
-    assert ex["y_mean"][0] == pytest.approx(beam_rapidity(400.0), abs=1e-12)
+    assert ex["y_mean"][0] == pytest.approx(cm_rapidity(400.0), abs=1e-12)
     # y_cm of 400 GeV protons on nucleons: artanh(p/(E + m_N)) ≈ ln(√s/m_N) = ½ ln(2E/m_N)
-    assert beam_rapidity(400.0) == pytest.approx(0.5 * np.log(2 * 400.0 / 0.9389), abs=2e-3)
+    assert cm_rapidity(400.0) == pytest.approx(0.5 * np.log(2 * 400.0 / 0.9389), abs=2e-3)
     # σ_y from outside, recorded with its source and error, and named by the yield's nuisance
     ys = load_config(REPO / "analysis" / "na60_like.yaml").yields.extrapolation_y_sigma
     assert ex["y_sigma_source"] == f"external (fixed): {ys.source}"

@@ -132,7 +132,7 @@ def test_fast_log_prob_equals_zuko(linear):
     x[:5] = torch.tensor([[6.0, 0.0], [-7.0, 1.0], [0.0, 5.5], [4.99, -4.99], [0.0, 0.0]])
     c = torch.randn(4000, 1)
     ref = fl(c).log_prob(x)
-    fast = F._log_prob_fast(fl, x, c, bins)
+    fast = F.log_prob(fl, x, c, bins)
     assert torch.allclose(fast, ref, atol=2e-4, rtol=1e-5)
 
 
@@ -235,7 +235,7 @@ def test_fast_log_prob_gradient_equals_autograd():
     c = torch.randn(3000, 1)
     w = torch.rand(3000)
     params = list(fl.parameters())
-    fast = torch.autograd.grad(-(w * F._log_prob_fast(fl, x, c, bins)).mean(), params)
+    fast = torch.autograd.grad(-(w * F.log_prob(fl, x, c, bins)).mean(), params)
     ref = torch.autograd.grad(-(w * fl(c).log_prob(x)).mean(), params)
     for a, b in zip(fast, ref, strict=True):
         assert torch.allclose(a, b, atol=2e-4 * b.abs().max().item() + 1e-6)
@@ -498,46 +498,17 @@ def test_ensemble_trained_in_worker_processes(tmp_path):
 
 
 # --------------------------------------------------------------------------- mCP recipe
-def test_two_body_decay_kinematics():
-    rng = np.random.default_rng(0)
-    n = 200000
-    M = np.full(n, 0.5)
-    mchi = 0.1
-    qT = rng.uniform(0, 1, n)
-    E = rng.uniform(5, 50, n)
-    phi = rng.uniform(0, 2 * np.pi, n)
-    pz = np.sqrt(E**2 - M**2 - qT**2)
-    parent = {"px": qT * np.cos(phi), "py": qT * np.sin(phi), "pz": pz, "E": E, "m": M}
-    c1, c2 = F.decay_two_body(parent, mchi, rng)
-    tot = c1 + c2
-    np.testing.assert_allclose(tot[:, 0], parent["px"], atol=1e-9)
-    np.testing.assert_allclose(tot[:, 3], E, rtol=1e-9)
-    for c in (c1, c2):
-        m2 = c[:, 3] ** 2 - (c[:, :3] ** 2).sum(1)
-        np.testing.assert_allclose(np.sqrt(np.clip(m2, 0, None)), mchi, rtol=1e-5)
-    # angular distribution in the rest frame w.r.t. the flight direction:
-    # <cos²θ> for 1 + cos²θ + r sin²θ, r = 4m²/M² = 0.16: (2/3 + 2/5 + r(2/3 − 2/5)) / (2 + 2/3 + 4r/3)
-    r = 4 * mchi**2 / 0.5**2
-    expect = (2 / 3 + 2 / 5 + r * (2 / 3 - 2 / 5)) / (2 + 2 / 3 + 4 * r / 3)
-    beta = np.stack([parent["px"], parent["py"], pz], 1) / E[:, None]
-    g = E / M
-    # boost c1 back to the rest frame along beta
-    bp = (beta * c1[:, :3]).sum(1)
-    b2 = (beta**2).sum(1)
-    p_rest = c1[:, :3] + (((g - 1) * bp / b2) - g * c1[:, 3])[:, None] * beta
-    cos = (p_rest * beta).sum(1) / np.linalg.norm(p_rest, axis=1) / np.sqrt(b2)
-    sem = np.std(cos**2) / np.sqrt(n)
-    assert abs(np.mean(cos**2) - expect) < 4 * sem
-
-
 def test_sample_mcp_weights_and_threshold(trained):
+    """The χχ̄ recipe on a trained flow (gammastar.source.mcp.sample_mcp): weights, threshold,
+    χ masses (its decay angles: tests/test_events.py)."""
     from gammastar.physics.kinematics import mcp_factor
+    from gammastar.source.mcp import sample_mcp
 
     model = F.load(trained[1])
     edges = np.linspace(0.22, 1.1, 45)
     contents = np.exp(-edges[:-1] / 0.3) * 1000
     mchi, mmu = 0.2, 0.1056583755
-    s = F.sample_mcp(model, mchi, 20000, spectrum=(edges, contents), m_lepton=mmu, q=0.1, seed=1)
+    s = sample_mcp(model, mchi, 20000, spectrum=(edges, contents), m_lepton=mmu, q=0.1, seed=1)
     assert np.all(s["m_gstar"] >= 2 * mchi)
     # total weight: Σ content × Eq. 8 factor over the part of the spectrum above 2 m_χ
     fine = np.linspace(0.4, 1.1, 20001)
@@ -550,7 +521,7 @@ def test_sample_mcp_weights_and_threshold(trained):
     m2 = s["chi1_E"] ** 2 - s["chi1_px"] ** 2 - s["chi1_py"] ** 2 - s["chi1_pz"] ** 2
     np.testing.assert_allclose(np.sqrt(m2), mchi, rtol=1e-4)
     with pytest.raises(GammastarError, match="above 2"):
-        F.sample_mcp(model, 0.6, 10, spectrum=(edges, contents), m_lepton=mmu)
+        sample_mcp(model, 0.6, 10, spectrum=(edges, contents), m_lepton=mmu)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".root"])

@@ -1,5 +1,6 @@
-"""The shared four-vector kinematics (gammastar.physics.kinematics) against vector, and the
-users of the old hand-written copies (acceptance, mCP sampling) against those copies.
+"""The shared four-vector kinematics (gammastar.physics.kinematics) against vector, the users
+of the old hand-written copies (the acceptance's daughters) against those copies, and the one
+decay-angle sampler (gammastar.physics.sampling.sample_cos_theta) against its CDF.
 
 Tolerances: two float64 evaluations of the same Lorentz transformation in another order differ
 by ≲ n · eps · scale (tests/_tolerance.py), n ≈ 30 roundings for a boost (the 4 × 4 transform:
@@ -18,7 +19,6 @@ from _tolerance import EPS64, reorder_tol
 
 from gammastar.events.stage import AprimeKinematics, decay_daughters
 from gammastar.physics import kinematics as K
-from gammastar.physics.mcp_sampling import decay_two_body
 
 N_OPS = 30  # roundings through one boost and one rotation (module docstring)
 # the constant of the error estimates where a result is divided by a small momentum (angles,
@@ -182,29 +182,45 @@ def test_acceptance_daughters_equal_the_old_copy(mass, m_l):
             np.testing.assert_array_less(np.abs(a - b), SLACK * tol_e / p_lab)
 
 
-def test_mcp_decay_is_the_helicity_decay_of_the_same_draws():
-    """decay_two_body = decay_in_helicity_frame fed the same (cos θ, φ) draws: the rejection
-    sampling of 1 + cos²θ + r sin²θ consumes the generator as the old copy did; only the
-    azimuth's origin moved to the helicity frame's x′ (φ uniform: the same distribution;
-    test_flow.py checks the momentum sum, the masses and ⟨cos²θ⟩)."""
-    par, m, *_ = _parents(n=5000, seed=8)
-    parent = {"px": par[0], "py": par[1], "pz": par[2], "E": par[3], "m": m}
-    c1, c2 = decay_two_body(parent, 0.02, np.random.default_rng(9))
-    # the same draws, repeated here
-    rng = np.random.default_rng(9)
-    r = np.clip(4 * 0.02**2 / m**2, 0.0, 1.0)
-    cos = np.empty(m.size)
-    todo = np.arange(m.size)
-    while todo.size:
-        c = rng.uniform(-1, 1, todo.size)
-        u = rng.uniform(0, 2.0, todo.size)
-        acc = u < 1 + c**2 + r[todo] * (1 - c**2)
-        cos[todo[acc]] = c[acc]
-        todo = todo[~acc]
-    phi = rng.uniform(0, 2 * np.pi, m.size)
-    a, b = K.decay_in_helicity_frame(par, 0.02, cos, phi, mass=m)
-    # the same function on the same draws: equal up to rounding (a strided and a contiguous
-    # input may take different SIMD paths), 8 ulps of the largest energy
-    tol = 8 * EPS64 * float(par[3].max())
-    np.testing.assert_allclose(c1, a.T, rtol=0, atol=tol)
-    np.testing.assert_allclose(c2, b.T, rtol=0, atol=tol)
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [(1.0, 1.0), (1.0, 0.3), (1.0, 1e-9), (1.0, 0.0), (1.0, -1e-9), (1.0, -0.7), (1.0, -1.0),
+     (0.0, 1.0), (1e-20, 1.0), (1.7, 0.3)],
+)  # fmt: skip
+def test_cos_theta_sampler_inverts_the_cdf(a, b):
+    """sample_cos_theta is the exact inverse of the CDF of a + b cos²θ: each value c solves
+    a c + b c³/3 = (2u − 1)(a + b/3) for its own uniform u (the next ``rng.random``) to a few
+    float64 roundings of terms ≤ a + |b| (10 eps · (a + |b|)), across the hyperbolic (b > 0),
+    trigonometric (b < 0), flat (b = 0) and pure cos²θ (a = 0) cases, |b| ≪ a included; and it
+    draws exactly one uniform per value (the mock's λ_θ scans rely on it)."""
+    from gammastar.physics.sampling import sample_cos_theta
+
+    n = 200_000
+    rng = np.random.default_rng(17)
+    c = sample_cos_theta(rng, a, b, n)
+    ref = np.random.default_rng(17)
+    u = ref.random(n)
+    assert rng.random() == ref.random()  # one uniform per value, nothing else
+    assert np.all((c >= -1.0) & (c <= 1.0))
+    resid = a * c + b * c**3 / 3 - (2 * u - 1) * (a + b / 3)
+    assert np.max(np.abs(resid)) <= 10 * EPS64 * (a + abs(b))
+    # the moment: <c²> = (a/3 + b/5)/(a + b/3), within 5 standard errors of the mean
+    want = (a / 3 + b / 5) / (a + b / 3)
+    assert abs(np.mean(c**2) - want) < 5 * np.std(c**2) / np.sqrt(n)
+
+
+def test_cos_theta_sampler_takes_arrays_and_keeps_the_dalitz_case():
+    """Per-value coefficients broadcast; sample_dalitz_cos is the case (1 + r, 1 − r) of the
+    same sampler on the same uniforms."""
+    from gammastar.physics.sampling import sample_cos_theta, sample_dalitz_cos
+
+    r = np.linspace(0.0, 0.9, 1000)
+    c1 = sample_dalitz_cos(np.random.default_rng(3), r)
+    c2 = sample_cos_theta(np.random.default_rng(3), 1.0 + r, 1.0 - r)
+    np.testing.assert_array_equal(c1, c2)
+    a = np.where(np.arange(1000) % 2, 1.0, 0.5)
+    b = np.where(np.arange(1000) % 2, -1.0, 0.5)
+    c = sample_cos_theta(np.random.default_rng(4), a, b, 1000)
+    u = np.random.default_rng(4).random(1000)
+    resid = a * c + b * c**3 / 3 - (2 * u - 1) * (a + b / 3)
+    assert np.max(np.abs(resid)) <= 10 * EPS64 * 2.0

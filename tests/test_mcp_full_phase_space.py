@@ -40,7 +40,7 @@ def test_full_phase_space_chi_yield_4pi_equals_yields_mcp(run, monkeypatch):
     assert doc.get("extrapolation") is not None  # the NA60-like run is fiducial
     # a 4π detector: both χ of every γ* cross it (2 per pair; yields.json counts pairs)
     monkeypatch.setattr(
-        reach_mcp, "chi_flux_into_detector", lambda g, m, det, seed: np.full(len(g), 2.0)
+        reach_mcp, "chi_flux_into_detector", lambda g, m, det, seed: np.full(np.shape(g)[1], 2.0)
     )
     det = ScintillatorDetector(distance=10.0, n_layers=1, layer_length=1.0, area=1.0,
                                npe_per_q2=1e6)  # fmt: skip

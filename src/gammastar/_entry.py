@@ -80,7 +80,8 @@ def run_reach(config: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def write_events(config: Any, *args: Any, **kwargs: Any) -> Any:
-    """``gammastar events``: :func:`gammastar.events.stage.run_events`."""
+    """``gammastar events``: :func:`gammastar.events.stage.run_events` (its second argument
+    an :class:`gammastar.events.stage.EventRequest`)."""
     from gammastar.events.stage import run_events
 
     return run_events(as_config(config), *args, **kwargs)

@@ -25,9 +25,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gammastar.config import AnalysisConfig
-from gammastar.core import rundir
-from gammastar.errors import EnvironmentFailure, GammastarError
+from gammastar.config import AnalysisConfig, flavour_config
+from gammastar.core import rundir, runlock
+from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
+from gammastar.core.interrupt import stage as running
+from gammastar.corrections.unfold import split_map_spec
+from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
+from gammastar.io import fileset_from_config
+from gammastar.mock import generate_file
+from gammastar.mock.detector import resolve_efficiency_map
+from gammastar.mock.plots import plot_file
+from gammastar.reach.stage import check_config, run_reach
+from gammastar.report import build_report
+from gammastar.selection.stage import select
+from gammastar.yields.stage import compute_yields
 
 STATE_DIR = rundir.STATE_DIR
 
@@ -94,8 +105,6 @@ def _mock_path(cfg: AnalysisConfig) -> Path:
 
 
 def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.mock import generate_file
-    from gammastar.mock.plots import plot_file
 
     result = generate_file(config, _mock_path(config), force=force)
     plot_file(result.path, config.output_dir / rundir.FIGURES_DIR, force=True)
@@ -103,13 +112,11 @@ def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.selection.stage import select
 
     return select(config, force=force)
 
 
 def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.yields.stage import compute_yields
 
     return compute_yields(config, force=force)
 
@@ -118,7 +125,7 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
     """Train the flow; an interrupted training of the same config and data resumes."""
     import sys
 
-    from gammastar.flow import CheckpointMismatchError, train
+    from gammastar.flow import CheckpointMismatchError, train  # torch: only when a flow is used
 
     progress = sys.stderr.isatty()
     checkpoint = config.output_dir / rundir.FLOW_CHECKPOINT
@@ -133,19 +140,17 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.flow.validate import validate
+    from gammastar.flow.validate import validate  # torch: only when a flow is used
 
     return validate(config, force=force)
 
 
 def _check_reach(config: AnalysisConfig) -> None:
-    from gammastar.reach.stage import check_config
 
     check_config(config)
 
 
 def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
-    from gammastar.reach.stage import run_reach
 
     return run_reach(config, force=force)
 
@@ -154,7 +159,6 @@ def _input_files(cfg: AnalysisConfig) -> list[Path]:
     """The input files of ``input.files`` as the selection resolves them
     (:func:`gammastar.io.fileset_from_config`: globs expanded, so a new match is a new
     input); none when they do not resolve (the stage then reruns and reports why)."""
-    from gammastar.io import fileset_from_config
 
     try:
         fileset = fileset_from_config(cfg)
@@ -165,8 +169,6 @@ def _input_files(cfg: AnalysisConfig) -> list[Path]:
 
 def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
     """The generator's efficiency map (``mock.efficiency_map``, shipped-file fallback included)."""
-    from gammastar.errors import ConfigError
-    from gammastar.mock.detector import resolve_efficiency_map
 
     try:
         path = resolve_efficiency_map(cfg)
@@ -186,13 +188,11 @@ def _select_inputs(cfg: AnalysisConfig) -> list[Path]:
     ``unfold.lepton_acceptance.map`` and ``unfold.polarisation_correction.simulation`` (when
     set), of every flavour (``input.lepton: [mu, e]``)."""
     if len(cfg.input.flavours) > 1:
-        from gammastar.config import flavour_config
 
         out = []
         for f in cfg.input.flavours:
             out += [p for p in _select_inputs(flavour_config(cfg, f)) if p not in out]
         return out
-    from gammastar.corrections.unfold import split_map_spec
 
     out = _input_files(cfg)
     if cfg.unfold.efficiency_map is not None:
@@ -215,11 +215,11 @@ def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
     """``reach.yields`` and the files of ``reach.flow`` (run dir, ``flow/`` or ``model.pt``)."""
     out = [cfg.resolve(cfg.reach.yields)]
     if cfg.reach.flow is not None:
-        from gammastar.flow import _resolve_model_dir
+        from gammastar.flow.model import resolve_model_dir  # torch: only when a flow is used
 
         p = cfg.resolve(cfg.reach.flow)
         try:  # as gammastar.flow.load finds the model
-            d = _resolve_model_dir(p)
+            d = resolve_model_dir(p)
         except GammastarError:
             d = p
         out += [d / rundir.MODEL_FILE, d / rundir.MODEL_META_FILE]
@@ -390,8 +390,6 @@ def run(
     for stage in STAGES:
         if not (only and stage.name not in only) and stage.enabled(config):
             stage.check(config)  # e.g. the reach's statistics inputs, before anything runs
-    from gammastar.core import runlock
-    from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
 
     try:
         config.output_dir.mkdir(parents=True, exist_ok=True)
@@ -411,7 +409,6 @@ def _run(
     echo: Callable[[str], None],
     report: bool,
 ) -> list[StageReport]:
-    from gammastar.core.interrupt import stage as running
 
     reports: list[StageReport] = []
     for stage in STAGES:
@@ -449,7 +446,6 @@ def _run(
         echo(f"[{stage.name}] done in {dt:.1f} s" + (f" ({note})" if note else ""))
         reports.append(StageReport(stage.name, "ran", reason, dt, result))
     if report:
-        from gammastar.report import build_report
 
         with running("report"):
             echo(f"[report] {build_report(config, force=True).path}")

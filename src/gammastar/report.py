@@ -31,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gammastar._version import __version__
+from gammastar.config import AnalysisConfig, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path
 from gammastar.core.results import StageResult
@@ -1482,7 +1483,6 @@ def build_report(
         GammastarError: the run directory does not exist; OutputExistsError: the report
             exists and ``force`` is false.
     """
-    from gammastar.config import AnalysisConfig, load_config
 
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     if output is not None:

@@ -74,11 +74,13 @@ def events_command(
     --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8); or, with --dark, the
     semi-visible A' -> psi1 psi2 (psi2 psi2), psi2 -> psi1 l+l- chains (config section idm)."""
     from gammastar.errors import GammastarError
-    from gammastar.events.stage import run_events, run_mcp_events
+    from gammastar.events.stage import EventRequest, run_events, run_mcp_events
 
     if n is None or out is None:
         raise GammastarError("give -n (number of events) and -o (output file)")
     cfg = load(config, output)
+    req = EventRequest(n=n, output=out, table=table, seed=seed, chunk=chunk, force=force,
+                       extrapolate=extrapolate)  # fmt: skip
     if dark:
         if mchi is not None or unweighted or channels is not None or decay != "data":
             raise GammastarError(
@@ -88,10 +90,7 @@ def events_command(
             raise GammastarError("--dark: give --mass (the A' mass) and --eps")
         from gammastar.events.stage import run_dark_events
 
-        res = run_dark_events(
-            cfg, mass=mass, eps=eps, n=n, output=out, table=table, extrapolate=extrapolate,
-            seed=seed, chunk=chunk, force=force,
-        ).document  # fmt: skip
+        res = run_dark_events(cfg, req, mass=mass, eps=eps).document
         typer.echo(
             f"events: {res['events']} {res['meta']['model']} events, sum of weights "
             f"{res['sum_weight']:.6g} (expected detected events); wrote {', '.join(res['outputs'])}"
@@ -100,10 +99,7 @@ def events_command(
     if mchi is not None:
         if mass is not None or eps is not None or unweighted or channels is not None:
             raise GammastarError("--mchi: not with --mass, --eps, --channels or --unweighted")
-        res = run_mcp_events(
-            cfg, m_chi=mchi, charge=charge, n=n, output=out, table=table, decay=decay,
-            extrapolate=extrapolate, seed=seed, chunk=chunk, force=force,
-        ).document  # fmt: skip
+        res = run_mcp_events(cfg, req, m_chi=mchi, charge=charge, decay=decay).document
         typer.echo(
             f"events: {res['events']} chi chibar events, sum of weights {res['sum_weight']:.6g} "
             f"(expected pairs); wrote {', '.join(res['outputs'])}"
@@ -113,19 +109,7 @@ def events_command(
         raise GammastarError("give --mass and --eps (A' events) or --mchi (millicharged pairs)")
     chans = None if channels is None else tuple(c.strip() for c in channels.split(",") if c.strip())
     res = run_events(
-        cfg,
-        mass=mass,
-        eps=eps,
-        n=n,
-        output=out,
-        table=table,
-        channels=chans,
-        decay=decay,
-        unweighted=unweighted,
-        extrapolate=extrapolate,
-        seed=seed,
-        chunk=chunk,
-        force=force,
+        cfg, req, mass=mass, eps=eps, channels=chans, decay=decay, unweighted=unweighted
     ).document
     typer.echo(
         f"events: {res['events']} events, sum of weights {res['sum_weight']:.6g} "

@@ -68,8 +68,9 @@ def sample_command(
     from gammastar.core.artifacts import make_meta
     from gammastar.errors import GammastarError
     from gammastar.flow import load as load_flow
-    from gammastar.flow import sample_mcp, write_samples
+    from gammastar.flow import write_samples
     from gammastar.flow.data import run_mass_spectrum
+    from gammastar.source.mcp import sample_mcp
 
     if (mass is None) == (mcp_mass is None):
         raise GammastarError("give exactly one of --mass and --mcp-mass")

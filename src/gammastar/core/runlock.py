@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
 from gammastar.errors import EnvironmentFailure, GammastarError, RunDirBusyError
 
 LOCK_NAME = ".gammastar/lock"
@@ -108,7 +109,6 @@ def _open_lock(run_dir: Path) -> tuple[int, Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666), path
     except OSError as err:
-        from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
 
         if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise EnvironmentFailure(

@@ -14,6 +14,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gammastar.corrections.unfold import read_root_histogram, split_map_spec
+from gammastar.errors import InputError
+from gammastar.physics.dalitz import (
+    ETA_LAMBDA_INV2,
+    form_factor_pole,
+    pseudoscalar_dalitz_dgamma_dm,
+)
+from gammastar.physics.pdgdata import branching_ratio
+
 M_ETA = 0.547862
 """η mass in GeV (PDG 2024)."""
 M_MU = 0.1056583755
@@ -22,7 +31,6 @@ M_MU = 0.1056583755
 
 def eta_br_ratio() -> float:
     """BR(η → μμ)/BR(η → γμμ) from :mod:`gammastar.physics.pdgdata` (PDG, ≈ 5.8e-6/3.1e-4)."""
-    from gammastar.physics.pdgdata import branching_ratio
 
     return branching_ratio("eta->mumu").value / branching_ratio("eta->gamma mumu").value
 
@@ -329,11 +337,6 @@ def eta_dalitz_spectrum(m: np.ndarray) -> np.ndarray:
         >>> eta_dalitz_spectrum(np.array([0.1, 0.3]))[0]  # below 2 m_μ
         np.float64(0.0)
     """
-    from gammastar.physics.dalitz import (
-        ETA_LAMBDA_INV2,
-        form_factor_pole,
-        pseudoscalar_dalitz_dgamma_dm,
-    )
 
     m = np.asarray(m, dtype=float)
     return pseudoscalar_dalitz_dgamma_dm(
@@ -450,8 +453,6 @@ def load_conversion_template(spec: str, resolve) -> ConversionTemplate:
         ConfigError: missing file or histogram; InputError: another class, negative or
             non-finite contents (naming the key, file and histogram).
     """
-    from gammastar.corrections.unfold import read_root_histogram, split_map_spec
-    from gammastar.errors import InputError
 
     path, key = split_map_spec(spec, "conversion_ratio_ee")
     path = str(resolve(path))

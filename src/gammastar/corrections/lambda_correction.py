@@ -4,8 +4,7 @@ The selection fits λ_θ per reconstructed-mass bin (:mod:`gammastar.corrections
 mass resolution depends on the decay angles, a reconstructed-mass bin selects its γ* by decay
 angle: below the ω's peak window the bin holds the ω's low tail, made of asymmetric decays whose
 soft muon scatters most, and the fit returns a λ_θ that is not that of the γ* of the bin's mass
-(too high in the NA60-like mock: docs/coverage.md, docs/selection.md,
-``benchmarks/lambda_selection.py``). The per-pair acceptance at that λ_θ over-corrects the
+(too high in the NA60-like mock: docs/coverage.md, docs/selection.md). The per-pair acceptance at that λ_θ over-corrects the
 fiducial yield. A detector simulation measures the fit's response per polarisation bin b. Its γ*
 are fitted twice (:func:`gammastar.corrections.polarisation.measure`, the data's fit: weight 1, since the
 simulation has no background and its efficiency is not applied):
@@ -30,8 +29,7 @@ correlated, so this over-states their part; the slope's own statistical error is
 assumes the simulation's cocktail (how much ω tail a bin holds), a response linear over the
 distance from λ_t, and a λ_θ(m) whose neighbouring bins move together: the bin below the ω takes
 a quarter of its response from the ω's bin and a quarter from the bin below it (the response
-matrix of the NA60-like mock, ``benchmarks/lambda_selection.py --simulation``,
-docs/selection.md), so an ω polarised otherwise than the simulation's is booked partly as that
+matrix of the NA60-like mock, docs/selection.md), so an ω polarised otherwise than the simulation's is booked partly as that
 bin's own truth (``tests/test_lambda_correction.py``: a polarised ω in data isotropic
 elsewhere, against an isotropic simulation, leaves the bin below it near, not at, its truth).
 Inverting the whole matrix instead would remove that, at the price of amplifying the data's
@@ -67,6 +65,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.corrections.migration import read_simulation_arrays
+from gammastar.corrections.polarisation import measure
 from gammastar.errors import InputError
 
 __all__ = [
@@ -118,7 +118,6 @@ def read_simulation(
     Raises:
         InputError: a file, tree or branch is missing or unreadable (naming it).
     """
-    from gammastar.corrections.migration import read_simulation_arrays
 
     rows, _, _ = read_simulation_arrays(paths, tree=tree, histograms=(), columns=RECO + TRUE,
                                         key="unfold.polarisation_correction")  # fmt: skip
@@ -133,7 +132,6 @@ def read_generated(paths: Sequence[str | Path], *, tree: str) -> dict[str, NDArr
     Raises:
         InputError: a file, tree or branch is missing or unreadable (naming it).
     """
-    from gammastar.corrections.migration import read_simulation_arrays
 
     rows, _, _ = read_simulation_arrays(paths, tree=tree, histograms=(), columns=GENERATED,
                                         key="unfold.polarisation_correction.generated_tree")  # fmt: skip
@@ -219,7 +217,6 @@ def fit_inputs(rows, names, acceptance, min_acceptance):
 def _fit(side, acceptance, edges, w):
     """:func:`~gammastar.corrections.polarisation.measure` of one side (:func:`fit_inputs`) with the rows
     weighted by ``w`` inside F."""
-    from gammastar.corrections.polarisation import measure
 
     pairs, mom, in_f = side
     return measure({**pairs, "weight": in_f * w}, acceptance, edges, moments=mom)
@@ -242,7 +239,7 @@ def generated_weight(rows: dict[str, NDArray[np.float64]], acceptance: Any) -> N
 class ResponseFits:
     """The simulation's γ* in ``edges`` ready for both fits (:func:`fit_inputs`), their nominal
     fits, and the reweighting of the module docstring (:meth:`weight`): what
-    :func:`selection_correction` and ``benchmarks/lambda_selection.py``'s response matrix share.
+    :func:`selection_correction` and the response matrix of docs/selection.md share.
     The truth side's rows are the reconstructed γ* (``generated`` not given) or the
     generator-level ones, each weighted by the probability that the analysis's lepton cuts
     accept it at its truth (:func:`generated_weight`)."""

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.channels import Channel
 from gammastar.errors import InputError
 
 __all__ = [
@@ -280,7 +281,6 @@ def read_simulation_arrays(
         InputError: a file, tree, branch or histogram is missing or unreadable, or the files'
             histograms have different mass axes (each names the file).
     """
-    from gammastar.channels import Channel
 
     drop = [int(Channel.ETA_MUMU), int(Channel.COMBINATORIAL)]
     parts, gen, fine = [], None, None

@@ -32,6 +32,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core.cachedir import cache_path, store
+from gammastar.core.threads import ensure_pool
+from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 from gammastar.errors import ConfigError, InputError
 
 __all__ = [
@@ -155,7 +157,6 @@ def load_lepton_map(spec: str, resolve: Any = None) -> tuple[NDArray, NDArray, N
     """
     import os
 
-    from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 
     path, key = split_map_spec(spec, "acceptance")
     path = os.fspath(resolve(path) if resolve is not None else path)
@@ -271,7 +272,6 @@ _TABULATE = None
 def _tabulate(*args):
     global _TABULATE
     if _TABULATE is None:
-        from gammastar.core.threads import ensure_pool
 
         ensure_pool()  # numba's launch must not change torch's thread count
         _TABULATE = _kernel()

@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.errors import GammastarError, InputError
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics.kinematics import rapidity_pz
 
 
 @dataclass(frozen=True)
@@ -400,7 +401,6 @@ def _read_root_hist(
     ``missing``: the error class of a missing file or histogram (default ConfigError)."""
     import uproot
 
-    from gammastar.errors import ConfigError
 
     missing = missing or ConfigError
     path = os.fspath(path)
@@ -551,13 +551,11 @@ class AcceptanceMap3D:
             >>> am.lookup(np.full(3, .5), np.full(3, .5), pz, nearest=True)[0].tolist()
             [0.5, 0.25, 0.25]
         """
-        from gammastar.physics.kinematics import rapidity
 
         m = np.asarray(m, dtype=float)
         pt = np.asarray(pt, dtype=float)
         pz = np.asarray(pz, dtype=float)
-        e = np.sqrt(m * m + pt * pt + pz * pz)
-        y = rapidity(np.stack([np.zeros_like(pz), np.zeros_like(pz), pz, e]))
+        y = rapidity_pz(pz, np.sqrt(m * m + pt * pt + pz * pz))
         idx, inside = [], np.ones(m.shape, dtype=bool)
         for edges, x, n in zip(
             (self.m_edges, self.pt_edges, self.y_edges), (m, pt, y), self.values.shape, strict=True

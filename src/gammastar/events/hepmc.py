@@ -24,7 +24,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar._version import __version__
 from gammastar.errors import GammastarError
+from gammastar.events import _hepmc_ascii as ha
+from gammastar.physics.darksector import FINAL_STATES
 from gammastar.source.eventgen import (
     DECAYS,
     M_PROTON,
@@ -59,7 +62,6 @@ def hepmc_header(meta: Mapping[str, Any], weights: str = "weight\\|weight_decay"
         >>> hepmc_header({"seed": 1}).splitlines()[-1]
         'A gammastar_meta {"seed":1}'
     """
-    from gammastar._version import __version__
 
     js = json.dumps(meta, separators=(",", ":"), default=str).replace("\n", " ")
     return (
@@ -161,7 +163,6 @@ def render(parts: list[Any], names: list[bytes], n: int, backend: str = "numba")
 
 
 def _render_numba(parts: list[Any], names: list[bytes], n: int) -> bytes | None:
-    from gammastar.events import _hepmc_ascii as ha
 
     program: list[tuple[int, Any]] = []
     fcols: list[NDArray] = []
@@ -289,7 +290,6 @@ def _dark_render(
     backend: str,
 ) -> bytes:  # fmt: skip
     """The records of one chain (``two``: ψ₂ψ̄₂, else ψ₁ψ₂) of :func:`dark_hepmc_text`."""
-    from gammastar.physics.darksector import FINAL_STATES
 
     n = cols["weight"].size
     m1, m2 = repr(float(st.model.m1)), repr(float(st.model.m2))

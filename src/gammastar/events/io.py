@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.core.artifacts import atomic_paths, check_writable
 from gammastar.errors import GammastarError
 from gammastar.events.hepmc import HEPMC_FOOTER, hepmc_header, hepmc_text
 from gammastar.source.eventgen import CHANNEL_CODE
@@ -80,7 +81,6 @@ def write_events(
 ) -> dict[str, Any]:
     """Stream ``chunks`` into every output (atomically: temporaries renamed at the end);
     ``text(cols, st, n_attempted)`` formats HepMC3 records (default :func:`hepmc_text`)."""
-    from gammastar.core.artifacts import atomic_paths
 
     text = hepmc_text if text is None else text
 
@@ -131,7 +131,6 @@ def event_outputs(output: str | Path, table: str | Path | None, force: bool) -> 
         GammastarError: an unknown format, the table the same file as the output.
         OutputExistsError: an output exists (without ``force``).
     """
-    from gammastar.core.artifacts import check_writable
 
     outputs = [Path(output)] + ([Path(table)] if table is not None else [])
     for p in outputs:

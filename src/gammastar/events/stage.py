@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.core.artifacts import make_meta
 from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError, InputError
 from gammastar.events.hepmc import (
@@ -56,6 +57,9 @@ from gammastar.events.hepmc import (
 )
 from gammastar.events.io import TABLE_UNITS, event_outputs, output_kind, write_events
 from gammastar.physics import darkphoton
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import KinematicSample, draw, draw_dark
+from gammastar.reach.stage import signal_events
 from gammastar.source.eventgen import (  # the machinery, shared with the acceptance (re-exported)
     APRIME_PDGID,
     CHANNEL_CODE,
@@ -87,8 +91,8 @@ from gammastar.source.eventgen import (  # the machinery, shared with the accept
     mass_range,
     numbered_chunks,
     rho00_from_lambda,
-    sample_cos_theta,
 )
+from gammastar.source.geometry import Geometry
 from gammastar.source.mcp import McpSettings, generate_mcp, mcp_bins
 from gammastar.source.setup import (
     Labelled,
@@ -103,6 +107,7 @@ from gammastar.source.setup import (
     polarisation,
     require_events_keys,
 )
+from gammastar.yields.extrapolation import Extrapolation
 
 __all__ = [
     "APRIME_PDGID",
@@ -123,6 +128,7 @@ __all__ = [
     "AprimeKinematics",
     "DarkEventSettings",
     "Decay",
+    "EventRequest",
     "EventSettings",
     "McpSettings",
     "Unweighter",
@@ -149,43 +155,59 @@ __all__ = [
     "run_dark_events",
     "run_events",
     "run_mcp_events",
-    "sample_cos_theta",
     "write_events",
 ]
 
 
+@dataclass(frozen=True)
+class EventRequest:
+    """What every events command is asked for (:func:`run_events`, :func:`run_mcp_events`,
+    :func:`run_dark_events`; built by ``gammastar events``): how many events, where to, and how.
+
+    Attributes:
+        n: events to generate (weighted: drawn; unweighted A′ events: written).
+        output: the event file (HepMC3, parquet or ROOT by suffix).
+        table: also the columnar event table (parquet or ROOT), or None.
+        seed: random seed (None: the config's).
+        chunk: events per chunk (memory bound).
+        force: overwrite existing outputs.
+        extrapolate: allow masses outside the flow's range (the analytic model, labelled).
+    """
+
+    n: int
+    output: str | Path
+    table: str | Path | None = None
+    seed: int | None = None
+    chunk: int = 100_000
+    force: bool = False
+    extrapolate: bool = False
+
+    def seed_or(self, config: Any) -> int:
+        """The request's seed, else the config's."""
+        return config.seed if self.seed is None else int(self.seed)
+
+
 def run_events(
     config: Any,
+    request: EventRequest,
     *,
     mass: float,
     eps: float,
-    n: int,
-    output: str | Path,
-    table: str | Path | None = None,
     channels: tuple[str, ...] | None = None,
     decay: str = "data",
     unweighted: bool = False,
-    extrapolate: bool = False,
-    seed: int | None = None,
-    chunk: int = 100_000,
-    force: bool = False,
     sampler: Any = None,
 ) -> EventsResult:
-    """``gammastar events``: signal events at (m, ε) into ``output`` (HepMC3, parquet or ROOT
-    by suffix) and optionally ``table``.
+    """``gammastar events``: signal events at (m, ε) into ``request.output`` (HepMC3, parquet
+    or ROOT by suffix) and optionally ``request.table``.
 
     Arguments:
         config: the analysis config (its reach/yields/flow/detector/beam/events sections).
+        request: the :class:`EventRequest` (n, outputs, seed, chunk, force, extrapolate).
         mass, eps: A′ mass (GeV) and kinetic mixing (> 0).
-        n: events to generate (weighted: drawn; ``unweighted``: written).
-        output, table: output files.
         channels: decays (default: ``reach.channels``).
         decay: ``data``, ``isotropic`` or ``transverse``.
-        unweighted: accept-reject to unit-weight events (each N_sig/n).
-        extrapolate: allow a mass outside the flow's range (the analytic model, labelled).
-        seed: random seed (default: the config's).
-        chunk: events per chunk (memory bound).
-        force: overwrite existing outputs.
+        unweighted: accept-reject to unit-weight events (each N_sig/n; n events written).
         sampler: override the A′ kinematics sampler.
 
     Returns:
@@ -195,13 +217,10 @@ def run_events(
     Raises:
         GammastarError: bad arguments (one line naming the option), outputs that exist.
     """
-    from gammastar.core.artifacts import make_meta
-    from gammastar.reach.acceptance import KinematicSample, draw
-    from gammastar.reach.stage import signal_events
-    from gammastar.source.geometry import Geometry
 
-    outputs = _aprime_request(config, n, chunk, mass, eps, output, table, force)
-    src = aprime_source(config, mass, extrapolate, sampler)
+    n, chunk = request.n, request.chunk
+    outputs = _aprime_request(config, request, mass, eps)
+    src = aprime_source(config, mass, request.extrapolate, sampler)
     y = aprime_yield(src, mass)
     sampler = src["sampler"]
     rc = config.reach
@@ -218,7 +237,7 @@ def run_events(
     rho00, pol_info = polarisation(decay, config, mass, src["yields_doc"])
     lengths = src["lengths"]
     geometry = Geometry.from_config(config.detector)
-    seed = config.seed if seed is None else int(seed)
+    seed = request.seed_or(config)
     n_pot_eff = src["n_pot"] * src["scale_y"]
     scale = n_pot_eff * y * eps**2
     st = EventSettings(
@@ -297,7 +316,7 @@ def run_events(
         chunks = unw(_chunks_forever(sampler, st, chunk, seed))
     else:
         chunks = generate_chunks(sampler, st, n, seed=seed, chunk=chunk)
-    stats = write_events(chunks, outputs, st, meta, force=force, n_attempted=n)
+    stats = write_events(chunks, outputs, st, meta, force=request.force, n_attempted=n)
     if unw is not None:
         stats["over_max"] = unw.over_max
         stats["generated"] = unw.generated
@@ -307,17 +326,11 @@ def run_events(
 # --------------------------------------------------------------------------- millicharged
 def run_mcp_events(
     config: Any,
+    request: EventRequest,
     *,
     m_chi: float,
-    n: int,
-    output: str | Path,
     charge: float = 1.0,
-    table: str | Path | None = None,
     decay: str = "data",
-    extrapolate: bool = False,
-    seed: int | None = None,
-    chunk: int = 100_000,
-    force: bool = False,
     sampler: Any = None,
     spectrum: tuple[NDArray, NDArray, str] | None = None,
 ) -> EventsResult:
@@ -327,16 +340,23 @@ def run_mcp_events(
     ``unfolded_m``, else ``pairs.parquet``; or ``spectrum`` = (edges, contents, source)) in the
     data's exposure (``yields.json`` ``meta.n_pot``), carried to the config's N_POT and target
     like the A′ yields (``reach.n_pot``/``beam.n_pot``, the yield scale). Weights sum to the
-    expected χχ̄ pairs produced (no detector). ``charge`` = Q_χ/e.
+    expected χχ̄ pairs produced (no detector).
+
+    Arguments:
+        config: the analysis config.
+        request: the :class:`EventRequest` (n, outputs, seed, chunk, force, extrapolate).
+        m_chi: χ mass (GeV); charge: Q_χ/e.
+        decay: the γ* polarisation, ``data``, ``isotropic`` or ``transverse``.
+        sampler: override the γ* kinematics sampler; spectrum: override the mass spectrum.
 
     Raises:
         GammastarError: bad arguments, no γ* mass above 2 m_χ, outputs that exist.
     """
-    from gammastar.core.artifacts import make_meta
 
+    n, chunk, extrapolate = request.n, request.chunk, request.extrapolate
     check_request(n, chunk, (m_chi, "--mchi: the millicharged-particle mass must be > 0"),
                   (charge, "--charge: Q/e must be > 0"))  # fmt: skip
-    outputs = event_outputs(output, table, force)
+    outputs = event_outputs(request.output, request.table, request.force)
     require_events_keys(config, ("mcp_pdgid", "beam_spot_sigma", "target_interaction_length"))
     src = aprime_source(config, None, extrapolate, sampler, fiducial_on_refuse=False)
     yields = src["yields"]
@@ -344,7 +364,7 @@ def run_mcp_events(
         raise InputError(f"{src['yields_path']}: meta.n_pot (the data's exposure) is missing")
     rc = config.reach
     if spectrum is None:
-        from gammastar.flow.data import run_mass_spectrum  # the flow sampler's χχ̄ spectrum
+        from gammastar.flow.data import run_mass_spectrum  # torch: only with a flow
 
         spectrum = run_mass_spectrum(config)
     edges, contents, spec_src = spectrum
@@ -355,7 +375,6 @@ def run_mcp_events(
         if rc.extrapolation == "label":
             # a fiducial-region spectrum: to the full phase space with the yields' f_F(m); the
             # sampler (ExtrapolatedSampler) draws the outside part from the fitted model
-            from gammastar.yields.extrapolation import Extrapolation
 
             f_f = Extrapolation.from_dict(yields.extrapolation).full_fraction(
                 0.5 * (edges[1:] + edges[:-1]), yields.extrapolation.get("seam")
@@ -387,7 +406,7 @@ def run_mcp_events(
         rho[j], info = polarisation(decay, config, float(max(mc, 2 * ml + 1e-9)), src["yields_doc"])
         if j == 0 or not pol_info:
             pol_info = {k: v for k, v in info.items() if k in ("decay", "source")}
-    seed = config.seed if seed is None else int(seed)
+    seed = request.seed_or(config)
     st = McpSettings(
         m_chi=float(m_chi),
         charge=float(charge),
@@ -422,7 +441,7 @@ def run_mcp_events(
         n, seed=seed, chunk=chunk,
     )  # fmt: skip
     t0 = time.perf_counter()
-    stats = write_events(chunks, outputs, st, meta, force=force, n_attempted=n,
+    stats = write_events(chunks, outputs, st, meta, force=request.force, n_attempted=n,
                          text=mcp_hepmc_text)  # fmt: skip
     return _summary(stats, t0, outputs, meta)
 
@@ -439,7 +458,6 @@ class _FlowOrAnalytic:
     def sample(self, mass: float, k: int, seed: int | None = None) -> Any:
         if self.frange[0] <= mass <= self.frange[1]:
             return self.inner.sample(mass, k, seed=seed)
-        from gammastar.physics.sampling import ParametricSampler
 
         return Labelled(ParametricSampler()).sample(mass, k, seed=seed)
 
@@ -447,16 +465,10 @@ class _FlowOrAnalytic:
 # --------------------------------------------------------------------------- dark sectors
 def run_dark_events(
     config: Any,
+    request: EventRequest,
     *,
     mass: float,
     eps: float,
-    n: int,
-    output: str | Path,
-    table: str | Path | None = None,
-    extrapolate: bool = False,
-    seed: int | None = None,
-    chunk: int = 100_000,
-    force: bool = False,
     sampler: Any = None,
 ) -> EventsResult:
     """``gammastar events --dark``: semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁻ℓ⁺ events of the config's
@@ -467,21 +479,26 @@ def run_dark_events(
     (:func:`gammastar.reach.acceptance.draw_dark`, the same machinery, the decay integrated exactly)
     for the ψ₁ψ₂ chain.
 
+    Arguments:
+        config: the analysis config (with an ``idm`` section).
+        request: the :class:`EventRequest` (n, outputs, seed, chunk, force, extrapolate).
+        mass, eps: A′ mass (GeV) and kinetic mixing (> 0).
+        sampler: override the A′ kinematics sampler.
+
     Raises:
         GammastarError: bad arguments (one line naming the option or key), outputs that exist.
     """
-    from gammastar.core.artifacts import make_meta
-    from gammastar.reach.acceptance import draw_dark
 
-    outputs = _aprime_request(config, n, chunk, mass, eps, output, table, force)
+    n, chunk = request.n, request.chunk
+    outputs = _aprime_request(config, request, mass, eps)
     if config.idm is None:
         where = config.source or "<config>"
         raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/darksector.md)")
-    src = aprime_source(config, float(mass), extrapolate, sampler)
+    src = aprime_source(config, float(mass), request.extrapolate, sampler)
     st = dark_settings(config, float(mass), float(eps), src)
     # the A′ inherits the γ* polarisation measured in the data (as --decay data for A′ → ℓℓ)
     st.rho00, pol_info = polarisation("data", config, float(mass), src["yields_doc"])
-    seed = config.seed if seed is None else int(seed)
+    seed = request.seed_or(config)
     t0 = time.perf_counter()
     # expected detected events of the psi1 psi2 chain, decay integrated exactly (the reach's)
     n_exp_12 = None
@@ -534,20 +551,17 @@ def run_dark_events(
     total = float(sum(c["weight"].sum() for c in chunks))
     st.sigma_pb_per_event = cross_section_pb(config, src, total)
     meta["cross_section_pb"] = st.sigma_pb_per_event
-    stats = write_events(iter(chunks), outputs, st, meta, force=force, n_attempted=n,
+    stats = write_events(iter(chunks), outputs, st, meta, force=request.force, n_attempted=n,
                          text=dark_hepmc_text)  # fmt: skip
     return _summary(stats, t0, outputs, meta)
 
 
-def _aprime_request(
-    config: Any, n: Any, chunk: int, mass: float, eps: float, output: str | Path,
-    table: str | Path | None, force: bool,
-) -> list[Path]:  # fmt: skip
+def _aprime_request(config: Any, request: EventRequest, mass: float, eps: float) -> list[Path]:
     """The checks of an A′ events request (:func:`run_events`, :func:`run_dark_events`)
     before any work: the numbers, the outputs, the ``events`` keys; returns the outputs."""
-    check_request(n, chunk, (eps, "--eps: the kinetic mixing must be > 0"),
+    check_request(request.n, request.chunk, (eps, "--eps: the kinetic mixing must be > 0"),
                   (mass, "--mass: the A' mass must be > 0 GeV"))  # fmt: skip
-    outputs = event_outputs(output, table, force)
+    outputs = event_outputs(request.output, request.table, request.force)
     require_events_keys(config, ("beam_spot_sigma", "target_interaction_length"))
     return outputs
 

@@ -13,7 +13,7 @@ with the standardised mass as context. The package, one module per concern:
 
 The compiled kernels live in :mod:`gammastar.flow._training_kernels` and
 :mod:`gammastar.flow._sampling_kernels` (checked against zuko's own transforms); the millicharged
-recipe in :mod:`gammastar.physics.mcp_sampling`. Design and measurements: docs/flow.md.
+recipe on a flow is :func:`gammastar.source.mcp.sample_mcp`. Design and measurements: docs/flow.md.
 
 References:
     Allison & Blinov, Sec. III C and App. A; physics.md §5; Durkan et al. (2019), Neural Spline
@@ -82,14 +82,6 @@ from gammastar.flow.training import (
     weighted_nll,
 )
 from gammastar.flow.training import _negative_batches as _negative_batches
-from gammastar.physics.mcp_sampling import decay_two_body, sample_mcp
-
-# names of the single-module gammastar.flow of earlier versions
-_BOUND = BOUND
-_SLOPE = SLOPE
-_QT_FLOOR = QT_FLOOR
-_log_prob_fast = log_prob
-_resolve_model_dir = resolve_model_dir
 
 __all__ = [
     "BOUND",
@@ -116,7 +108,6 @@ __all__ = [
     "architecture_from_config",
     "bootstrap_weights",
     "build_flow",
-    "decay_two_body",
     "effective_sample_size",
     "ensemble_size",
     "ensemble_workers",
@@ -136,7 +127,6 @@ __all__ = [
     "read_pairs",
     "remove_stale_members",
     "resolve_model_dir",
-    "sample_mcp",
     "save_model",
     "split_indices",
     "split_transforms",

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gammastar.config import flavour_config
+from gammastar.core import rundir
+from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import GammastarError, InputError
+from gammastar.physics.kinematics import aprime_factor
+from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
+from gammastar.yields.universality import channel_weights
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -368,7 +374,6 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
 def read_pairs(config: AnalysisConfig) -> tuple[pd.DataFrame, Path]:
     """The run directory's ``pairs.parquet`` (the kinematic columns checked against the
     contract, :meth:`gammastar.core.rundir.RunDir.read_pairs`; the rest by :func:`training_data`)."""
-    from gammastar.core import rundir
 
     rd = rundir.RunDir(config.output_dir)
     pairs = rd.read_pairs(require=("m", "qT", "E", "charge"))
@@ -413,10 +418,6 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
         InputError: ``pairs.parquet`` has no ``flavour`` column or ``yields.json`` no
             ``aprime.weights`` (run select and yields of this config first).
     """
-    from gammastar.config import flavour_config
-    from gammastar.physics.kinematics import aprime_factor
-    from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
-    from gammastar.yields.universality import channel_weights
 
     ap = yields.get("aprime", {})
     if "flavour" not in pairs.columns or "weights" not in ap:
@@ -473,7 +474,6 @@ def seam_region(pairs: pd.DataFrame, yields: Mapping) -> tuple[float | None, np.
         ``(m_s, inside F per pair)``; ``(None, None)`` without a seam (single-flavour yields,
         or a both-channels run without a fiducial channel).
     """
-    from gammastar.corrections.pair_acceptance import FiducialRegion
 
     ex = yields.get("extrapolation") or {}
     if ex.get("seam") is None or "fiducial" not in ex:
@@ -507,7 +507,6 @@ def run_mass_spectrum(config: AnalysisConfig) -> tuple[np.ndarray, np.ndarray, s
             primary flavour's and its pairs hold two lepton masses and exposures, so the χχ̄
             spectrum (Eq. 8 with one m_ℓ) is not defined from it; use a single-flavour run.
     """
-    from gammastar.core import rundir
 
     if len(config.input.flavours) > 1:
         raise InputError(

@@ -21,6 +21,8 @@ import numpy as np
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, load_json, sha256_file
 from gammastar.errors import GammastarError
+from gammastar.flow import _training_kernels as _flow_training
+from gammastar.flow._sampling_kernels import CompiledSampler, UnsupportedFlow
 from gammastar.flow.architecture import BOUND, SLOPE, build_flow
 from gammastar.flow.data import Preprocessing
 
@@ -41,7 +43,6 @@ def log_prob(flow, x: torch.Tensor, c: torch.Tensor, bins: int) -> torch.Tensor:
     (:mod:`gammastar.flow._training_kernels`); zuko's ``flow(c).log_prob(x)`` is the reference that
     the tests compare it with.
     """
-    from gammastar.flow import _training_kernels as _flow_training
 
     return _flow_training.log_prob(flow, x, c, bins, BOUND, SLOPE)
 
@@ -98,7 +99,6 @@ class FlowModel:
         (:class:`gammastar.flow._sampling_kernels.CompiledSampler`), or zuko's inverse
         (:class:`ZukoSampler`) for a flow structure that the compiled one does not handle."""
         if self._sampler is None:
-            from gammastar.flow._sampling_kernels import CompiledSampler, UnsupportedFlow
 
             bins = int(self.arch["bins"])
             slope = float(self.arch.get("slope", SLOPE))

@@ -24,6 +24,7 @@ import numpy as np
 from gammastar.core.artifacts import atomic_path
 from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError, InputError
+from gammastar.flow import _training_kernels as _flow_training
 from gammastar.flow.architecture import architecture_from_config, build_flow
 from gammastar.flow.data import (
     Preprocessing,
@@ -284,7 +285,6 @@ class TrainState:
         """A freshly initialised flow (seeded) with its AdamW optimiser and schedule."""
         import torch
 
-        from gammastar.flow import _training_kernels as _flow_training
 
         _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
         torch.manual_seed(seed)
@@ -454,7 +454,6 @@ def fit(
     """
     import torch
 
-    from gammastar.flow import _training_kernels as _flow_training
 
     t_start = time.perf_counter()
     if cfg.threads:

@@ -22,8 +22,18 @@ from gammastar.core import rundir
 from gammastar.core.artifacts import check_writable, make_meta
 from gammastar.core.figures import save_figure
 from gammastar.core.results import StageResult
+from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import GammastarError
+from gammastar.flow import (
+    effective_sample_size,
+    ensemble_size,
+    load,
+    load_ensemble,
+    read_pairs,
+    training_data,
+)
 from gammastar.flow.kl import knn_kl
+from gammastar.yields.extrapolation import sample_accepted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +84,6 @@ def window_nll(
 ) -> tuple[float, float, float]:
     """Weighted mean −ln p(q_T, E | m) (GeV⁻² density) of the window's rows with weight > 0,
     its standard error √(Σw²(ℓ − ℓ̄)²)/Σw, and Kish's n_eff; NaN without rows."""
-    from gammastar.flow import effective_sample_size
 
     sel = (np.abs(data.m - m0) < 0.5 * window) & (data.weight > 0)
     w = data.weight[sel]
@@ -115,7 +124,6 @@ def kl_window(
     draw, then the flow-sample seed), so a generator re-created with the same seed gives every
     model the same data draws and the same latent points (common random numbers).
     """
-    from gammastar.flow import effective_sample_size
 
     k, repeats, max_points = settings.k, settings.repeats, settings.max_points
     x = model.pre.features(window.qT, window.E)
@@ -283,7 +291,6 @@ def fiducial_above_seam(config: AnalysisConfig) -> tuple[float, Any] | None:
     rd = rundir.RunDir(config.output_dir)
     if not rd.path(rundir.YIELDS).exists():
         return None
-    from gammastar.corrections.pair_acceptance import FiducialRegion
 
     ex = rd.read_json(rundir.YIELDS).get("extrapolation") or {}
     if ex.get("seam") is None or "fiducial" not in ex:
@@ -300,7 +307,6 @@ def sample_kept(model: FlowModel, m0: float, n: int, seed: int, keep: Any = None
     """
     if keep is None:
         return model.sample(m0, n, seed=seed, extrapolate=True)
-    from gammastar.yields.extrapolation import sample_accepted
 
     q, e = sample_accepted(
         lambda k, s: model.sample(m0, k, seed=s, extrapolate=True),
@@ -336,7 +342,6 @@ def _member_runs(
     0.002, 0.006, 0.012 at m = 0.3, 0.7, 1.1 GeV). Only the members flow/meta.json records
     (``ensemble_size``) are scored: directories left from an older, larger ensemble are not.
     """
-    from gammastar.flow import ensemble_size, load_ensemble
 
     runs: list[list[dict[str, Any]]] = []
     seeds: list[Any] = []
@@ -396,7 +401,6 @@ def validation_document(
     meta: dict[str, Any],
 ) -> dict[str, Any]:
     """The ``validation.json`` content (keys described in :func:`validate`)."""
-    from gammastar.flow import effective_sample_size
 
     held = inp.held is not None
     by_mass = list(zip(*member_runs, strict=True)) if member_runs else []
@@ -471,7 +475,6 @@ def validate(
     Returns:
         A :class:`ValidationResult`: ``validation.json`` and its document.
     """
-    from gammastar.flow import load, read_pairs
 
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
@@ -511,7 +514,6 @@ def _split_data(
     training rows are rebuilt with the training seed (same ``max_pairs`` subset). A model
     without a record (older gammastar) or with ``holdout_fraction: 0`` is validated on all rows.
     """
-    from gammastar.flow import training_data
 
     info = model.meta.get("meta", {})
     rec = info.get("holdout")

@@ -270,7 +270,7 @@ class Cocktail:
                 a, b = kin.back_to_back(p, m_l, cos_t, phi)
                 mu1, mu2 = kin.boost(a, parent), kin.boost(b, parent)
             else:  # 1 + λ cos²θ* in the helicity frame
-                cos_t = kin.sample_polar_cos(rng, lam, n)
+                cos_t = kin.sample_cos_theta(rng, 1.0, lam, n)
                 phi = rng.uniform(0.0, 2.0 * np.pi, n)
                 mu1, mu2 = kin.decay_in_helicity_frame(parent, m_l, cos_t, phi, mass=masses)
             m_gstar = masses

@@ -267,7 +267,7 @@ class ElectronDetector:
         pair = mu1 + mu2
         m = kin.invariant_mass(pair)
         pt = np.hypot(pair[0], pair[1])
-        y = 0.5 * np.log((pair[3] + pair[2]) / np.clip(pair[3] - pair[2], 1e-300, None))
+        y = kin.rapidity(pair)
         ok = (
             (mu1[3] >= c.min_energy)
             & (mu2[3] >= c.min_energy)

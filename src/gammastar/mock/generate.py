@@ -23,6 +23,7 @@ import numpy as np
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.core.artifacts import atomic_path, make_meta, sha256_file
+from gammastar.corrections.polarisation import angular_functions, helicity_angles
 from gammastar.corrections.unfold import load_efficiency_map
 from gammastar.errors import GammastarError
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, Sources
@@ -30,6 +31,7 @@ from gammastar.mock.combinatorial import Combinatorial
 from gammastar.mock.detector import Detector, Reconstructed, resolve_efficiency_map
 from gammastar.mock.electrons import ElectronBackgrounds, ElectronDetector
 from gammastar.physics import pdgdata
+from gammastar.physics.kinematics import rapidity
 from gammastar.physics.target import interaction_probability
 
 GENERATOR_NAME = "gammastar.mock/parametric"
@@ -480,7 +482,6 @@ def _true_gstar(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """The ``*_true`` columns of the sources ``sel`` (the true γ* and the true μ+'s decay angles
     in its helicity frame, float32) and the true μ+ and μ− four-momenta."""
-    from gammastar.corrections.polarisation import helicity_angles
 
     s = chunk.sources
     tp, tm = _plus_minus(s.mu1[:, sel], s.mu2[:, sel], s.charge1[sel] > 0)
@@ -501,7 +502,6 @@ def _truth_arrays(chunk: Chunk, codes: frozenset[int] | None = None) -> dict[str
     pt = r.pt[sel].astype(f32)
     # the reconstructed μ+'s decay angles in the pair's helicity frame, as the selection
     # computes them (lepton 1 the positive one): the λ_θ selection correction's simulation
-    from gammastar.corrections.polarisation import helicity_angles
 
     with np.errstate(invalid="ignore", divide="ignore"):
         cos_t, phi = helicity_angles(*_plus_minus(r.mu1[:, sel], r.mu2[:, sel],
@@ -663,7 +663,6 @@ class AcceptanceAccumulator:
         acc = inside & chunk.reco.in_acceptance
         self.accepted += np.bincount(cell[acc], minlength=nx * ny).reshape(nx, ny)
         if self.y_edges is not None:
-            from gammastar.physics.kinematics import rapidity
 
             nz = len(self.y_edges) - 1
             iz = _bin_index(self.y_edges, rapidity(s.gstar[:4]))
@@ -675,7 +674,6 @@ class AcceptanceAccumulator:
             self.accepted3 += np.bincount(cell3[acc3], minlength=size).reshape(nx, ny, nz)
         self.truth += np.bincount(fine[sig], minlength=n + 2)
         # the true decay angles of the μ+ in the γ*'s lab helicity frame (polarisation truth)
-        from gammastar.corrections.polarisation import angular_functions, helicity_angles
 
         cos_t, phi = helicity_angles(s.mu1[:, sig], s.mu2[:, sig])
         for i, f in enumerate(angular_functions(cos_t, phi)):

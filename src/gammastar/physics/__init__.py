@@ -7,6 +7,8 @@ V → Pℓℓ, form factors, ρ line shape), :mod:`~gammastar.physics.millicharg
 :mod:`~gammastar.physics.target` (protons interacting in a target of given thickness),
 :mod:`~gammastar.physics.darksector` (iDM/i2DM widths, ψ₂ → ψ₁ℓℓ),
 :mod:`~gammastar.physics.darkchain` (their decay kinematics and chain),
+:mod:`~gammastar.physics.decay` (the decay-in-volume probability of a long-lived particle),
+:mod:`~gammastar.physics.sampling` (spectra and the decay-angle sampler),
 :mod:`~gammastar.physics.scintillator` (a millicharge detector).
 """
 

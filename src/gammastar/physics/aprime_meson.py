@@ -28,8 +28,10 @@ from functools import cache
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.physics import dalitz, pdgdata
 from gammastar.physics.constants import mass
 from gammastar.physics.dalitz import on_support, vector_to_pseudoscalar_phase_space
+from gammastar.physics.pdgdata import _api
 
 # Modes needed here that gammastar.physics.pdgdata does not list:
 # key → (PDG MC id of the parent, PDG description, fallback value (PDG 2024/2026)).
@@ -45,7 +47,6 @@ EXTRA_MODES: dict[str, tuple[int, str, float]] = {
 
 @cache
 def _extra_modes(mcid: int) -> dict[str, float]:
-    from gammastar.physics.pdgdata import _api
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SQLAlchemy warnings inside `pdg`
@@ -67,7 +68,6 @@ def pdg_branching_ratio(key: str) -> float:
         >>> 0.05 < pdg_branching_ratio("jpsi->ee") < 0.07
         True
     """
-    from gammastar.physics import pdgdata
 
     if key in pdgdata.MODES:
         return float(pdgdata.branching_ratio(key).value)
@@ -158,7 +158,6 @@ def default_form_factor(meson: str) -> Callable[[NDArray[np.float64]], NDArray[n
     η: NA60 pole 1.934 GeV⁻²; η′: NA60 Breit–Wigner-like form; ω → π0: NA60 pole 2.223 GeV⁻²;
     φ → η: VMD pole at the φ mass (Λ⁻² = 1/m_φ²) [default].
     """
-    from gammastar.physics import dalitz
 
     if meson == "pi0":
         inv2 = 0.0332 / mass("pi0") ** 2

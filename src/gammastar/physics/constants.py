@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from functools import cache
 
+from gammastar.core.cachedir import cache_path, store
+
 ALPHA_EM: float = 1.0 / 137.035999084
 """Fine-structure constant at q² = 0 (CODATA 2018)."""
 HBARC_GEV_M: float = 1.973269804e-16
@@ -68,7 +70,6 @@ def _pdg_masses() -> dict[int, float]:
     import json
     from importlib.metadata import PackageNotFoundError, version
 
-    from gammastar.core.cachedir import cache_path, store
 
     try:
         path = cache_path("constants", f"pdg_masses-{version('particle')}.json")

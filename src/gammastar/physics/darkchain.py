@@ -2,11 +2,13 @@ r"""Decay kinematics of inelastic dark sectors: A′ → ψ₁ψ₂, ψ₂ → �
 
 Offers vectorised, seeded samplers (numpy ``default_rng``): :func:`two_body_decay` (isotropic
 two-body decay of moving parents), :func:`sample_psi2_decay` (ψ₂ → ψ₁ℓ⁻ℓ⁺ in the ψ₂ rest
-frame from the full matrix element of :mod:`gammastar.physics.darksector`), :func:`boost`
-(rest frame → lab with `vector`), :func:`decay_in_volume` (the probability that a
-long-lived particle decays between two planes and a vertex drawn there), and :func:`idm_chain`,
-the pure function the events machinery calls: A′ four-momenta and production vertices in, the
-chain's particles and decay-in-volume weights out.
+frame from the full matrix element of :mod:`gammastar.physics.darksector`),
+:func:`decay_in_volume` (the probability that a long-lived particle decays between two planes
+and a vertex drawn there), and :func:`idm_chain`, the pure function the events machinery calls:
+A′ four-momenta and production vertices in, the chain's particles and decay-in-volume weights
+out. Four-momenta are ``(4, n)`` arrays (px, py, pz, E) and vertices ``(3, n)`` (x, y, z), the
+layout of :mod:`gammastar.physics.kinematics`, whose boost (rest frame → lab) and two-body
+kinematics these use.
 
 Sampling ψ₂ → ψ₁ℓℓ: s = m_ℓℓ² from the inverse of the tabulated cumulative dΓ/ds (4096 points
 in φ, s = s_min + (s_max − s_min) sin²φ, linear interpolation), then t = m²(ψ₁ℓ⁻) given s by
@@ -31,49 +33,21 @@ from gammastar.physics.darksector import (
     psi2_ctau,
     psi2_dgamma_ds,
     psi2_matrix_element2,
+    psi2_width,
 )
+from gammastar.physics.decay import decay_probability, sample_decay_length
+from gammastar.physics.kinematics import back_to_back, boost, invariant_mass, two_body_momentum
 
-__all__ = ["boost", "decay_in_volume", "idm_chain", "sample_psi2_decay", "two_body_decay"]
+__all__ = ["decay_in_volume", "idm_chain", "sample_psi2_decay", "two_body_decay"]
 
 _N_TABLE = 4096
 
 
 def _p4(a: ArrayLike, what: str) -> NDArray[np.float64]:
     a = np.asarray(a, dtype=np.float64)
-    if a.ndim != 2 or a.shape[1] != 4:
-        raise GammastarError(f"{what}: four-momenta must have shape (N, 4) (px, py, pz, E)")
+    if a.ndim != 2 or a.shape[0] != 4:
+        raise GammastarError(f"{what}: four-momenta must have shape (4, N) (px, py, pz, E)")
     return a
-
-
-def boost(p4_rest: ArrayLike, parent: ArrayLike) -> NDArray[np.float64]:
-    """Boost four-momenta from their parent's rest frame to the frame of ``parent``.
-
-    Arguments:
-        p4_rest: (N, 4) px, py, pz, E in the parent rest frame, GeV.
-        parent: (N, 4) parent four-momenta in the target frame (lab).
-
-    Returns:
-        (N, 4) boosted four-momenta.
-
-    References:
-        :func:`gammastar.physics.kinematics.boost` (the package's one boost, equal to
-        `vector`'s ``boost_p4`` to float64 rounding: tests/test_kinematics.py), on (N, 4) rows.
-
-    Example:
-        >>> boost([[0, 0, 0, 1.0]], [[0, 0, 3.0, 5.0]]).round(6).tolist()
-        [[0.0, 0.0, 0.75, 1.25]]
-    """
-    from gammastar.physics.kinematics import boost as _boost
-
-    a, p = _p4(p4_rest, "boost"), _p4(parent, "boost")
-    return _boost(a.T.copy(), p.T.copy()).T
-
-
-def _isotropic(n: int, rng: np.random.Generator) -> NDArray[np.float64]:
-    cos = rng.uniform(-1, 1, n)
-    phi = rng.uniform(0, 2 * np.pi, n)
-    sin = np.sqrt(1 - cos**2)
-    return np.stack([sin * np.cos(phi), sin * np.sin(phi), cos], 1)
 
 
 def two_body_decay(
@@ -82,34 +56,33 @@ def two_body_decay(
     """Isotropic two-body decay (in the parent rest frame) of moving parents.
 
     Arguments:
-        parent: (N, 4) parent four-momenta (lab), GeV.
+        parent: (4, N) parent four-momenta (lab), GeV.
         m_a, m_b: daughter masses, GeV.
-        seed: seed or numpy Generator.
+        seed: seed or numpy Generator (draws cos θ*, then φ*).
 
     Returns:
-        (p_a, p_b), each (N, 4) in the lab.
+        (p_a, p_b), each (4, N) in the lab.
 
     Raises:
         GammastarError: a parent lighter than m_a + m_b.
 
     Example:
-        >>> a, b = two_body_decay([[0, 0, 10.0, np.sqrt(101.0)]], 0.3, 0.4, seed=1)
-        >>> bool(np.allclose(a + b, [[0, 0, 10.0, np.sqrt(101.0)]]))
+        >>> par = np.array([[0.0], [0.0], [10.0], [np.sqrt(101.0)]])
+        >>> a, b = two_body_decay(par, 0.3, 0.4, seed=1)
+        >>> bool(np.allclose(a + b, par))
         True
     """
     p = _p4(parent, "two_body_decay")
-    m2 = p[:, 3] ** 2 - np.sum(p[:, :3] ** 2, axis=1)
-    m = np.sqrt(np.clip(m2, 0, None))
+    m = invariant_mass(p)
     if np.any(m < m_a + m_b):
         raise GammastarError(
             f"two_body_decay: parent mass {m.min():.6g} GeV below m_a + m_b = {m_a + m_b:.6g}"
         )
     rng = np.random.default_rng(seed)
-    q = np.sqrt((m**2 - (m_a + m_b) ** 2) * (m**2 - (m_a - m_b) ** 2)) / (2 * m)
-    n = _isotropic(len(p), rng) * q[:, None]
-    ea = np.sqrt(q**2 + m_a**2)[:, None]
-    eb = np.sqrt(q**2 + m_b**2)[:, None]
-    return boost(np.hstack([n, ea]), p), boost(np.hstack([-n, eb]), p)
+    cos = rng.uniform(-1, 1, m.size)
+    phi = rng.uniform(0, 2 * np.pi, m.size)
+    a, b = back_to_back(two_body_momentum(m, m_a, m_b), m_a, cos, phi, m_b)
+    return boost(a, p), boost(b, p)
 
 
 def _scalar_model(model: IDM) -> None:
@@ -136,7 +109,7 @@ def sample_psi2_decay(
         seed: seed or numpy Generator.
 
     Returns:
-        Dict of (n, 4) arrays ``"psi1"``, ``"lminus"``, ``"lplus"`` (px, py, pz, E in GeV) and
+        Dict of (4, n) arrays ``"psi1"``, ``"lminus"``, ``"lplus"`` (px, py, pz, E in GeV) and
         (n,) arrays ``"s"`` = m_ℓℓ², ``"t"`` = m²(ψ₁ℓ⁻).
 
     Raises:
@@ -148,7 +121,7 @@ def sample_psi2_decay(
     Example:
         >>> from gammastar.physics.darksector import IDM
         >>> d = sample_psi2_decay(IDM(m1=0.1, delta=0.5, m_aprime=0.3), 1000, seed=1)
-        >>> bool(np.allclose((d["psi1"] + d["lminus"] + d["lplus"])[:, 3], 0.15))
+        >>> bool(np.allclose((d["psi1"] + d["lminus"] + d["lplus"])[3], 0.15))
         True
     """
     from scipy.spatial.transform import Rotation
@@ -208,15 +181,15 @@ def sample_psi2_decay(
     cos = np.where((p1 > 0) & (pm > 0), cos, 1.0)
     sin = np.sqrt(1 - cos**2)
     zero = np.zeros(n)
-    v1 = np.stack([zero, zero, p1], 1)
-    vm = np.stack([pm * sin, zero, pm * cos], 1)
+    v1 = np.stack([zero, zero, p1])
+    vm = np.stack([pm * sin, zero, pm * cos])
     vp = -(v1 + vm)
-    rot = Rotation.random(n, random_state=rng)
-    v1, vm, vp = rot.apply(v1), rot.apply(vm), rot.apply(vp)
+    rot = Rotation.random(n, random_state=rng).as_matrix()  # (n, 3, 3)
+    v1, vm, vp = (np.einsum("nij,jn->in", rot, v) for v in (v1, vm, vp))
     return {
-        "psi1": np.hstack([v1, e1[:, None]]),
-        "lminus": np.hstack([vm, e_minus[:, None]]),
-        "lplus": np.hstack([vp, e_plus[:, None]]),
+        "psi1": np.concatenate([v1, e1[None]]),
+        "lminus": np.concatenate([vm, e_minus[None]]),
+        "lplus": np.concatenate([vp, e_plus[None]]),
         "s": s,
         "t": t,
     }
@@ -233,51 +206,51 @@ def decay_in_volume(
     r"""Probability to decay between the planes z₁ < z < z₂ and a decay vertex drawn there.
 
     Along the flight direction, L₁,₂ = (z₁,₂ − v_z)/cos θ_z (L₁ clipped at 0), λ = βγcτ:
-    w = e^{−L₁/λ} − e^{−L₂/λ}; the vertex is drawn from the exponential law truncated to
-    [L₁, L₂] (inverse CDF, with expm1/log1p for λ ≫ L).
+    w = e^{−L₁/λ} − e^{−L₂/λ} (:func:`gammastar.physics.decay.decay_probability`); the vertex
+    is drawn from the exponential law truncated to [L₁, L₂]
+    (:func:`gammastar.physics.decay.sample_decay_length`).
 
     Arguments:
-        p4: (N, 4) lab four-momenta, GeV.
-        vertex: (N, 3) production vertices (x, y, z), m.
+        p4: (4, N) lab four-momenta, GeV.
+        vertex: (3, N) production vertices (x, y, z), m.
         mass: particle mass, GeV; ctau: proper decay length, m.
         z_range: (z₁, z₂) of the decay volume along the beam, m.
         seed: seed or numpy Generator.
 
     Returns:
-        (weights (N,), decay vertices (N, 3)); weight 0 and vertex NaN for particles that do
+        (weights (N,), decay vertices (3, N)); weight 0 and vertex NaN for particles that do
         not reach the volume (moving backwards or already past z₂).
 
     References:
         PDG Kinematics review (exponential decay law in the lab, λ = βγcτ).
 
     Example:
-        >>> w, v = decay_in_volume([[0, 0, 1.0, np.sqrt(2.0)]], [[0, 0, 0]], 1.0, 1.0, (1.0, 2.0), 3)
+        >>> p, x = np.array([[0.0], [0.0], [1.0], [np.sqrt(2.0)]]), np.zeros((3, 1))
+        >>> w, v = decay_in_volume(p, x, 1.0, 1.0, (1.0, 2.0), 3)
         >>> bool(np.isclose(w[0], np.exp(-1) - np.exp(-2)))
         True
     """
     p = _p4(p4, "decay_in_volume")
     v = np.asarray(vertex, dtype=np.float64)
-    if v.shape != (len(p), 3):
-        raise GammastarError("decay_in_volume: vertices must have shape (N, 3) matching p4")
+    if v.shape != (3, p.shape[1]):
+        raise GammastarError("decay_in_volume: vertices must have shape (3, N) matching p4")
     z1, z2 = z_range
     if not z2 > z1:
         raise GammastarError(f"decay_in_volume: need z2 > z1 (got {z_range})")
     rng = np.random.default_rng(seed)
-    pabs = np.linalg.norm(p[:, :3], axis=1)
-    cz = np.where(pabs > 0, p[:, 2] / np.where(pabs > 0, pabs, 1.0), 0.0)
+    pabs = np.linalg.norm(p[:3], axis=0)
+    cz = np.where(pabs > 0, p[2] / np.where(pabs > 0, pabs, 1.0), 0.0)
     lam = pabs / mass * ctau
     fwd = cz > 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        l1 = np.clip((z1 - v[:, 2]) / cz, 0, None)
-        l2 = (z2 - v[:, 2]) / cz
+        l1 = np.clip((z1 - v[2]) / cz, 0, None)
+        l2 = (z2 - v[2]) / cz
     ok = fwd & (l2 > l1) & (lam > 0)
     l1, l2, lam_ = np.where(ok, l1, 0.0), np.where(ok, l2, 1.0), np.where(ok, lam, 1.0)
-    frac = -np.expm1(-(l2 - l1) / lam_)
-    w = np.where(ok, np.exp(-l1 / lam_) * frac, 0.0)
-    u = rng.uniform(size=len(p))
-    ell = l1 - lam_ * np.log1p(-u * frac)
-    direction = p[:, :3] / np.where(pabs > 0, pabs, 1.0)[:, None]
-    dv = np.where(ok[:, None], v + ell[:, None] * direction, np.nan)
+    w = np.where(ok, decay_probability(l1, l2, lam_), 0.0)
+    ell = sample_decay_length(l1, l2, lam_, rng.uniform(size=pabs.size))
+    direction = p[:3] / np.where(pabs > 0, pabs, 1.0)
+    dv = np.where(ok, v + ell * direction, np.nan)
     return w, dv
 
 
@@ -294,8 +267,8 @@ def idm_chain(
     """The chain A′ → ψ₁ψ₂, ψ₂ → ψ₁ℓ⁻ℓ⁺ for given A′ (what the events machinery calls).
 
     Arguments:
-        aprime: (N, 4) A′ lab four-momenta (mass m_A′ of ``model``), GeV.
-        vertices: (N, 3) A′ production vertices (the A′ decays promptly there), m.
+        aprime: (4, N) A′ lab four-momenta (mass m_A′ of ``model``), GeV.
+        vertices: (3, N) A′ production vertices (the A′ decays promptly there), m.
         model: :class:`~gammastar.physics.darksector.IDM` (or ``I2DM``: its ψ₁ψ₂ channel) with
             scalar parameters.
         eps: kinetic mixing ε (sets cτ(ψ₂); the ψ₂ branching fraction into ``final_state`` is
@@ -306,7 +279,7 @@ def idm_chain(
 
     Returns:
         Dict: ``"psi1"``, ``"psi2"`` (from the A′), ``"psi1_decay"``, ``"lminus"``, ``"lplus"``
-        (N, 4) lab four-momenta; ``"psi2_vertex"`` (N, 3) (NaN where the ψ₂ cannot decay in
+        (4, N) lab four-momenta; ``"psi2_vertex"`` (3, N) (NaN where the ψ₂ cannot decay in
         the volume); ``"weight"`` (N,) the probability that the ψ₂ decays in the volume; and
         the scalars ``"ctau_psi2"`` (m) and ``"br_psi2"`` (Γ(ψ₂ → ψ₁ℓℓ)/Γ_tot).
 
@@ -315,17 +288,16 @@ def idm_chain(
 
     Example:
         >>> from gammastar.physics.darksector import IDM
-        >>> a = np.array([[0.0, 0.0, 20.0, np.hypot(20.0, 0.3)]] * 4)
-        >>> out = idm_chain(a, np.zeros((4, 3)), IDM(m1=0.1, delta=0.4, m_aprime=0.3), 1e-3,
+        >>> a = np.array([[0.0, 0.0, 20.0, np.hypot(20.0, 0.3)]] * 4).T
+        >>> out = idm_chain(a, np.zeros((3, 4)), IDM(m1=0.1, delta=0.4, m_aprime=0.3), 1e-3,
         ...                 z_range=(1.0, 10.0), seed=1)
         >>> bool(np.allclose(out["psi1"] + out["psi1_decay"] + out["lminus"] + out["lplus"], a))
         True
     """
-    from gammastar.physics.darksector import psi2_width
 
     _scalar_model(model)
     a = _p4(aprime, "idm_chain")
-    m_a = np.sqrt(np.clip(a[:, 3] ** 2 - np.sum(a[:, :3] ** 2, axis=1), 0, None))
+    m_a = invariant_mass(a)
     if not np.allclose(m_a, float(model.m_aprime), rtol=1e-6, atol=1e-9):
         raise GammastarError(
             f"idm_chain: A' four-momenta have masses {m_a.min():.6g}..{m_a.max():.6g} GeV, "
@@ -336,7 +308,7 @@ def idm_chain(
     psi1, psi2 = two_body_decay(a, m1, m2, rng)
     ctau = float(psi2_ctau(model, eps))
     w, vtx = decay_in_volume(psi2, vertices, m2, ctau, z_range, rng)
-    dec = sample_psi2_decay(model, len(a), final_state=final_state, seed=rng)
+    dec = sample_psi2_decay(model, a.shape[1], final_state=final_state, seed=rng)
     br = float(psi2_width(model, eps, final_state) / psi2_width(model, eps, "total"))
     return {
         "psi1": psi1,

@@ -54,9 +54,10 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError
 from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
-from gammastar.physics.kinematics import kinematic_factor
+from gammastar.physics.kinematics import kinematic_factor, two_body_momentum
 
 __all__ = [
     "CHANNELS",
@@ -178,12 +179,6 @@ def pion_form_factor(s: ArrayLike) -> NDArray[np.complex128]:
 
 
 # ---------------------------------------------------------------- narrow resonances
-def _two_body_q(s: NDArray, m1: float, m2: float) -> NDArray:
-    lam = (s - (m1 + m2) ** 2) * (s - (m1 - m2) ** 2)
-    lam = np.where(s > (m1 + m2) ** 2, lam, 0.0)
-    return np.sqrt(np.clip(lam, 0.0, None)) / (2 * np.sqrt(np.where(s > 0, s, 1.0)))
-
-
 def _channel_scale(s: NDArray, m: float, channel: str) -> NDArray:
     """Energy dependence Γ_f(s)/Γ_f(M²) of a partial width (phenomenological, see module doc)."""
     two_body = {
@@ -193,8 +188,8 @@ def _channel_scale(s: NDArray, m: float, channel: str) -> NDArray:
         "etagamma": (M_ETA, 0.0),
     }
     if channel in two_body:
-        q = _two_body_q(s, *two_body[channel])
-        q0 = _two_body_q(np.asarray(m**2), *two_body[channel])
+        q = two_body_momentum(np.sqrt(np.clip(s, 0.0, None)), *two_body[channel])
+        q0 = two_body_momentum(m, *two_body[channel])
         return (q / q0) ** 3  # P-wave
     if channel == "3pi":
         thr = 2 * M_PI + M_PI0
@@ -499,7 +494,6 @@ def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float =
     ax2.set_ylabel(r"$c\tau$ [m] at $\varepsilon = 10^{-6}$")
     fig.tight_layout()
     if path is not None:
-        from gammastar.core.figures import save_figure
 
         save_figure(fig, path)
     return fig

@@ -1,13 +1,19 @@
 """Relativistic kinematics shared by the mock generator, the A′ acceptance and the χ sampling.
 
 Offers the kinematic factors that tie A′ and χχ̄ production to γ* → ℓℓ (paper Eqs. 2, 6, 8:
-:func:`kinematic_factor`, :func:`aprime_factor`, :func:`mcp_factor`) and four-vector
-operations on ``(4, n)`` arrays ordered ``(px, py, pz, E)``: :func:`four_momentum` (from m, p_T,
-y, φ), :func:`rapidity` and :func:`invariant_mass`, :func:`boost` (rest frame → lab),
-:func:`rotate_from_z`, :func:`two_body_momentum`, :func:`back_to_back` and
-:func:`decay_in_helicity_frame` (a two-body decay with angles in the parent's helicity frame).
-Written out in numpy and tested against vector (tests/test_kinematics.py); why not vector's
-own: docs/mock.md "Kinematics".
+:func:`kinematic_factor`, :func:`aprime_factor`, :func:`mcp_factor`), the centre-of-mass
+rapidity of a fixed-target beam (:func:`cm_rapidity`) and four-vector operations:
+:func:`four_momentum` (from m, p_T, y, φ), :func:`rapidity` (:func:`rapidity_pz` from p_z and
+E) and :func:`invariant_mass`, :func:`boost` (rest frame → lab), :func:`rotate_from_z`,
+:func:`two_body_momentum`, :func:`back_to_back` and :func:`decay_in_helicity_frame` (a two-body
+decay with angles in the parent's helicity frame).
+
+One array layout: four-momenta are ``(4, n)`` arrays ordered ``(px, py, pz, E)`` (a row per
+component, contiguous in the events), three-vectors and vertices ``(3, n)``; the mock, the
+events, the dark-sector chain (:mod:`gammastar.physics.darkchain`) and the millicharge
+detector (:mod:`gammastar.reach.mcp`) pass them in this layout. Written out in numpy and tested
+against vector (tests/test_kinematics.py); the selection, which holds vector records, reads
+their properties; why not vector's own here: docs/mock.md "Kinematics".
 """
 
 from __future__ import annotations
@@ -122,7 +128,7 @@ def two_body_momentum(m_parent: ArrayLike, m1: ArrayLike, m2: ArrayLike) -> Arra
         m1, m2: daughter masses (GeV).
 
     Returns:
-        p* = √λ(M², m1², m2²)/(2M), 0 below threshold.
+        p* = √λ(M², m1², m2²)/(2M), 0 at and below threshold (M ≤ m1 + m2, M = 0 included).
 
     References:
         PDG Review of Particle Physics, "Kinematics", Eq. 49.17.
@@ -130,10 +136,14 @@ def two_body_momentum(m_parent: ArrayLike, m1: ArrayLike, m2: ArrayLike) -> Arra
     Example:
         >>> float(two_body_momentum(1.0, 0.0, 0.0))
         0.5
+        >>> two_body_momentum(np.array([0.0, 0.1, 0.13]), 0.135, 0.0).tolist()  # below threshold
+        [0.0, 0.0, 0.0]
     """
     m_parent = np.asarray(m_parent, dtype=np.float64)
     lam = (m_parent**2 - (m1 + m2) ** 2) * (m_parent**2 - (m1 - m2) ** 2)
-    return np.sqrt(np.clip(lam, 0.0, None)) / (2.0 * m_parent)
+    # below |m1 − m2| both factors are negative: λ > 0 there is no decay
+    lam = np.where(m_parent > np.add(m1, m2), lam, 0.0)
+    return np.sqrt(np.clip(lam, 0.0, None)) / (2.0 * np.where(m_parent > 0, m_parent, 1.0))
 
 
 def four_momentum(mass: ArrayLike, pt: ArrayLike, y: ArrayLike, phi: ArrayLike) -> Array:
@@ -157,16 +167,30 @@ def four_momentum(mass: ArrayLike, pt: ArrayLike, y: ArrayLike, phi: ArrayLike) 
     )
 
 
+def rapidity_pz(pz: ArrayLike, energy: ArrayLike) -> Array:
+    """Rapidity y = ½ ln((E + p_z)/(E − p_z)) from the longitudinal momentum and the energy
+    (vector's ``rapidity``, which the tests compare it with; E − p_z is floored at 1e-300).
+
+    References:
+        PDG Review of Particle Physics, "Kinematics", Eq. 49.35.
+
+    Example:
+        >>> bool(np.isclose(rapidity_pz(3.0, 5.0), 0.5 * np.log(4.0), rtol=1e-15))
+        True
+    """
+    pz, energy = np.asarray(pz, dtype=np.float64), np.asarray(energy, dtype=np.float64)
+    return 0.5 * np.log((energy + pz) / np.clip(energy - pz, 1e-300, None))
+
+
 def rapidity(p: ArrayLike) -> Array:
-    """Rapidity y = ½ ln((E + p_z)/(E − p_z)) of four-momenta ``(4, n)`` (vector's
-    ``rapidity``, which the tests compare it with; E − p_z is floored at 1e-300).
+    """Rapidity of four-momenta ``(4, n)``: :func:`rapidity_pz` of their p_z and E.
 
     Example:
         >>> round(float(rapidity(four_momentum(0.1, 0.3, 2.5, 0.0))), 12)
         2.5
     """
     p = np.asarray(p, dtype=np.float64)
-    return 0.5 * np.log((p[3] + p[2]) / np.clip(p[3] - p[2], 1e-300, None))
+    return rapidity_pz(p[2], p[3])
 
 
 M_PROTON = 0.93827208816

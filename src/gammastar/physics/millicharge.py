@@ -35,6 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.physics.aprime_meson import default_form_factor, pdg_branching_ratio
 from gammastar.physics.constants import M_E, mass
+from gammastar.physics.dalitz import pseudoscalar_dalitz_dgamma_dm, vector_dalitz_dgamma_dm
 
 MESONS = ("pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi")
 """Mesons known to :func:`meson_branching_ratio`."""
@@ -109,7 +110,6 @@ def pseudoscalar_ratio(
         >>> round(float(pseudoscalar_ratio(0.1349768, 0.01)), 5)
         0.00279
     """
-    from gammastar.physics.dalitz import pseudoscalar_dalitz_dgamma_dm
 
     m_chi = _check_mchi(m_chi)
     out = np.zeros(m_chi.shape)
@@ -137,7 +137,6 @@ def vector_dalitz_ratio(
         >>> bool(5e-4 < float(r) < 1.2e-3)
         True
     """
-    from gammastar.physics.dalitz import vector_dalitz_dgamma_dm
 
     m_chi = _check_mchi(m_chi)
     out = np.zeros(m_chi.shape)

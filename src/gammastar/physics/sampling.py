@@ -2,7 +2,8 @@
 
 Offers :func:`sample_mt_exponential` (m_T-exponential p_T), :func:`sample_mt_power` (its
 m_T^a-weighted family, the Boltzmann form at a = 1), :func:`limit_rapidity` (Gaussian
-rapidity truncated at the kinematic limit), :func:`sample_dalitz_cos`, :func:`sample_polar_cos`,
+rapidity truncated at the kinematic limit), :func:`sample_cos_theta` (the one decay-angle
+sampler, W ∝ a + b cos²θ, exact inversion) and its case :func:`sample_dalitz_cos`,
 :class:`InverseCDF`, the :class:`Sampler` protocol of every kinematics sampler (flows included)
 and :class:`ParametricSampler` (m_T spectrum × Gaussian rapidity at a mass).
 The four-vector operations (boost, rotation, two-body decay; arrays ``(4, n)`` ordered
@@ -15,13 +16,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from gammastar.physics.kinematics import (
     back_to_back,
     boost,
     decay_in_helicity_frame,
     invariant_mass,
+    rapidity,
     rotate_from_z,
     two_body_momentum,
 )
@@ -38,7 +40,9 @@ __all__ = [
     "invariant_mass",
     "limit_rapidity",
     "meson_four_momentum",
+    "rapidity",
     "rotate_from_z",
+    "sample_cos_theta",
     "sample_dalitz_cos",
     "sample_mt_exponential",
     "sample_mt_power",
@@ -144,11 +148,77 @@ def sample_mt_power(
     return np.sqrt((mt - mass) * (mt + mass))
 
 
-def sample_dalitz_cos(rng: np.random.Generator, a: Array) -> Array:
-    r"""cos θ with density ∝ 1 + cos²θ + a sin²θ (a = 4m_ℓ²/m² ∈ [0, 1]), by exact inversion.
+def sample_cos_theta(
+    rng: np.random.Generator, a: ArrayLike, b: ArrayLike, n: int | None = None
+) -> Array:
+    r"""cos θ with density ∝ a + b cos²θ on [−1, 1] (a ≥ 0, a + b ≥ 0), by exact inversion.
 
-    The CDF is a cubic in cos θ; it is inverted with the hyperbolic solution of the depressed
-    cubic t³ + pt + q = 0 (p > 0): t = −2√(p/3) sinh(⅓ arsinh(3q/(2p) √(3/p))).
+    The one sampler of the decay-angle family 1 + λ cos²θ (a = 1, b = λ), of
+    1 + cos²θ + r sin²θ (a = 1 + r, b = 1 − r; :func:`sample_dalitz_cos`) and of a vector's
+    decay W ∝ a + b cos²θ for any spin density. One uniform u per value (``rng.random``), mapped
+    by the inverse CDF: a c + b c³/3 = (2u − 1)(a + b/3), a cubic in c that is monotonic on
+    [−1, 1]. With t³ + pt + q = 0, p = 3a/b, q = −3(2u − 1)(a + b/3)/b, its root in [−1, 1] is
+
+    * b > 0 (p ≥ 0, one real root): t = −2√(p/3) sinh(⅓ arsinh(y)), y = 3q/(2p) √(3/p);
+      for |y| > 4 (a ≪ b, a = 0 included) Cardano's t = w − p/(3w),
+      w³ = −q/2 − sgn(q) √(q²/4 + p³/27);
+    * b < 0 (p ≤ −3, three real roots; the middle one): t = −2√(−p/3) sin(⅓ arcsin(y)),
+      y = 3q/(2p) √(−3/p);
+    * b = 0: c = 2u − 1.
+
+    Each form is used where it is free of cancellation (no π/3 offsets, no differences of
+    nearly equal terms), so c solves its cubic to a few ulp for any a, b, |b| ≪ a included.
+
+    Arguments:
+        rng: random generator.
+        a, b: the coefficients (scalars or arrays broadcast to ``n``).
+        n: number of values (default: the broadcast shape of ``a`` and ``b``).
+
+    Returns:
+        cos θ, shape (n,) or the broadcast shape of ``a`` and ``b``.
+
+    References:
+        The trigonometric and hyperbolic solutions of the depressed cubic: W. H. Press et al.,
+        Numerical Recipes, 3rd ed., §5.6; R. W. D. Nickalls, Math. Gazette 77 (1993) 354.
+
+    Example:
+        >>> import numpy as np
+        >>> c = sample_cos_theta(np.random.default_rng(2), 1.0, 1.0, 400000)
+        >>> round(float(np.mean(c**2)), 2)  # <c²> = (1/3 + λ/5)/(1 + λ/3) = 0.4 at λ = 1
+        0.4
+        >>> c = sample_cos_theta(np.random.default_rng(2), 1.0, -1.0, 400000)  # sin²θ
+        >>> round(float(np.mean(c**2)), 2)  # (1/3 − 1/5)/(1 − 1/3) = 0.2
+        0.2
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    shape = np.broadcast_shapes(a.shape, b.shape) if n is None else (int(n),)
+    a, b = np.broadcast_to(a, shape), np.broadcast_to(b, shape)
+    u = rng.random(shape)
+    k = (2.0 * u - 1.0) * (a + b / 3.0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p = 3.0 * a / b
+        q = -3.0 * k / b
+        y = 1.5 * q / p * np.sqrt(np.abs(3.0 / p))
+        # b > 0, |y| ≤ 4: the hyperbolic form; a ≪ b (|y| > 4, p → 0, a = 0 included): the
+        # Cardano root w − p/(3w), w³ = −q/2 − sgn(q) √(q²/4 + p³/27), cancellation-free there
+        t_pos = -2.0 * np.sqrt(p / 3.0) * np.sinh(np.arcsinh(y) / 3.0)
+        w = np.cbrt(-0.5 * q - np.copysign(np.sqrt(0.25 * q * q + p**3 / 27.0), q))
+        t_small = np.where(w != 0.0, w - p / (3.0 * w), 0.0)
+        t_pos = np.where(np.abs(y) <= 4.0, t_pos, t_small)
+        t_neg = -2.0 * np.sqrt(-p / 3.0) * np.sin(np.arcsin(np.clip(y, -1.0, 1.0)) / 3.0)
+    flat = k / np.where(a > 0.0, a, 1.0)
+    t = np.where(b > 0.0, t_pos, np.where(b < 0.0, t_neg, flat))
+    return np.clip(t, -1.0, 1.0)
+
+
+def sample_dalitz_cos(rng: np.random.Generator, a: Array) -> Array:
+    r"""cos θ with density ∝ 1 + cos²θ + a sin²θ (a = 4m_ℓ²/m² ∈ [0, 1]): the decay angle of
+    a transversely polarised vector to a fermion pair, :func:`sample_cos_theta` with
+    coefficients (1 + a, 1 − a).
+
+    References:
+        Landsberg, Phys. Rep. 128 (1985) 301 (the lepton-pair decay of a virtual photon).
 
     Example:
         >>> import numpy as np
@@ -157,34 +227,7 @@ def sample_dalitz_cos(rng: np.random.Generator, a: Array) -> Array:
         0.4
     """
     a = np.clip(np.asarray(a, dtype=np.float64), 0.0, 1.0 - 1e-9)
-    u = rng.random(a.shape)
-    k = (2.0 * u - 1.0) * ((1.0 + a) + (1.0 - a) / 3.0)
-    p = 3.0 * (1.0 + a) / (1.0 - a)
-    q = -3.0 * k / (1.0 - a)
-    t = -2.0 * np.sqrt(p / 3.0) * np.sinh(np.arcsinh(1.5 * q / p * np.sqrt(3.0 / p)) / 3.0)
-    return np.clip(t, -1.0, 1.0)
-
-
-def sample_polar_cos(rng: np.random.Generator, lam: float, n: int) -> Array:
-    r"""cos θ with density ∝ 1 + λ cos²θ (λ ∈ [−1, 1]) by inverting the CDF,
-    c + λc³/3 = (2u − 1)(1 + λ/3), by bisection (the CDF is monotonic; 52 halvings reach
-    float precision). Draws ``n`` uniforms from ``rng``, as ``rng.uniform(-1, 1, n)`` does.
-
-    Example:
-        >>> import numpy as np
-        >>> c = sample_polar_cos(np.random.default_rng(2), 1.0, 400000)
-        >>> round(float(np.mean(c**2)), 2)  # <c²> = (1/3 + λ/5)/(1 + λ/3) = 0.4
-        0.4
-    """
-    u = rng.random(n)
-    k = (2.0 * u - 1.0) * (1.0 + lam / 3.0)
-    lo, hi = -np.ones(n), np.ones(n)
-    for _ in range(52):
-        mid = 0.5 * (lo + hi)
-        up = mid + lam * mid**3 / 3.0 < k
-        lo = np.where(up, mid, lo)
-        hi = np.where(up, hi, mid)
-    return 0.5 * (lo + hi)
+    return sample_cos_theta(rng, 1.0 + a, 1.0 - a)
 
 
 class InverseCDF:

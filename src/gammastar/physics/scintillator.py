@@ -158,8 +158,9 @@ class ScintillatorDetector:
         the last layer.
 
         Arguments:
-            p3: (N, 3) momenta (or directions), any units.
-            vertex: (N, 3) origins, m (default: the target centre, 0).
+            p3: (3, N) momenta (or directions), any units (the layout of
+                :mod:`gammastar.physics.kinematics`: px, py, pz rows).
+            vertex: (3, N) origins, m (default: the target centre, 0).
 
         Returns:
             (N,) booleans.
@@ -167,12 +168,12 @@ class ScintillatorDetector:
         p = np.asarray(p3, dtype=np.float64)
         v = np.zeros_like(p) if vertex is None else np.asarray(vertex, dtype=np.float64)
         h = self.half_side
-        fwd = p[:, 2] > 0
-        pz = np.where(fwd, p[:, 2], 1.0)
+        fwd = p[2] > 0
+        pz = np.where(fwd, p[2], 1.0)
         ok = fwd.copy()
         for z in (self.distance, self.back):
-            x = v[:, 0] + p[:, 0] / pz * (z - v[:, 2])
-            y = v[:, 1] + p[:, 1] / pz * (z - v[:, 2])
+            x = v[0] + p[0] / pz * (z - v[2])
+            y = v[1] + p[1] / pz * (z - v[2])
             ok &= (np.abs(x) < h) & (np.abs(y) < h)
         return ok
 

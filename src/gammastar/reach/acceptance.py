@@ -17,9 +17,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core import rundir
+from gammastar.core.artifacts import atomic_path, check_writable, make_meta
+from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError, InputError
+from gammastar.physics.darkphoton import ctau as ctau_fn
+from gammastar.physics.decay import decay_probability
 from gammastar.physics.sampling import SamplerLike
+from gammastar.source.eventgen import (
+    DECAYS,
+    _kinematics,
+    _psi2_kin,
+    dark_chains,
+    dark_hits,
+    detector_hits,
+)
 from gammastar.source.geometry import Geometry
+from gammastar.source.production import load_yields, sampler_from_config
 
 __all__ = [
     "ComparisonGrid",
@@ -108,48 +122,54 @@ class KinematicSample:
         return sub.acceptance(ctau) * (sub.n / self.n)
 
     def __post_init__(self) -> None:
-        # Σ_k h_k [S(z_k) − S(z_{k+1})] telescopes to Σ_e c_e S(z_e) with c_e = h_e − h_{e−1}
-        # (h_{−1} = h_K = 0): keep only the edges where a sample's hit pattern changes.
+        # Σ_k h_k P(z_k, z_{k+1}) over the cells: on the run of cells between two consecutive
+        # edges where a sample's hit pattern changes h is constant and the P of adjacent cells
+        # add up (P(a, b) + P(b, c) = P(a, c)), so keep one term per run of hits
         h = np.asarray(self.hits, dtype=np.float64)
         pad = np.zeros((h.shape[0], 1))
         coef = np.diff(np.concatenate([pad, h, pad], axis=1), axis=1)  # (n, n_edges)
-        idx, edge = np.nonzero(coef)  # row-major: idx ascending
-        self._i_e = idx
-        self._gbc_e = self.gbc[idx]
-        self._z_e = self.cells[edge]
-        self._c_e = coef[idx, edge]
+        idx, edge = np.nonzero(coef)  # row-major: idx ascending, edges ascending in a row
+        same = idx[:-1] == idx[1:]
+        row, lo, hi = idx[:-1][same], edge[:-1][same], edge[1:][same]
+        value = h[row, lo]  # lo < n_cells: another edge of the row follows
+        run = value != 0
+        self._row = row[run]
+        self._gbc_r = self.gbc[self._row]
+        self._z_in = self.cells[lo[run]]
+        self._z_out = self.cells[hi[run]]
+        self._h_r = value[run]
+
+    def _run_probability(self, ctau: NDArray) -> NDArray:
+        """P(decay in the run) of every run of hits, shape (n_runs, ctau.size)."""
+        ell = self._gbc_r[:, None] * ctau[None, :]
+        return decay_probability(self._z_in[:, None], self._z_out[:, None], ell)
 
     def acceptance(self, ctau: ArrayLike, *, chunk: int = 256) -> NDArray[np.float64]:
-        """Acceptance for each proper decay length ``ctau`` (m), vectorised over ``ctau``."""
+        """Acceptance for each proper decay length ``ctau`` (m), vectorised over ``ctau``:
+        the mean over the samples of the efficiency × Σ_cells hit × P(decay in the cell)
+        (:func:`gammastar.physics.decay.decay_probability`; paper Eq. B1)."""
         ctau = np.asarray(ctau, dtype=np.float64)
         flat = ctau.ravel()
         out = np.zeros(flat.size)
-        if self._c_e.size:
-            step = max(1, int(chunk * 20_000 // max(self._c_e.size, 1)))
+        if self._h_r.size:
+            step = max(1, int(chunk * 20_000 // max(self._h_r.size, 1)))
             for start in range(0, flat.size, step):
                 c = flat[start : start + step]
-                with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                    x = self._z_e[None, :] / (self._gbc_e[None, :] * c[:, None])
-                    # 0/0 (z = 0, cτ = 0) and inf/inf (z = inf, cτ = inf): survival 1
-                    surv = np.exp(-np.where(np.isnan(x), 0.0, x))
-                out[start : start + step] = surv @ self._c_e
+                out[start : start + step] = self._h_r @ self._run_probability(c)
         return self.efficiency * (out / self.n).reshape(ctau.shape)
 
     def acceptance_per_sample(self, ctau: ArrayLike, *, chunk: int = 4_000_000) -> NDArray:
         """Each sample's own term of :meth:`acceptance` (their mean), shape (n, len(ctau)):
-        the efficiency × Σ_e c_e S(z_e) over the sample's few edges where its hit pattern
-        changes (the telescoped Σ_k h_k [S(z_k) − S(z_{k+1})]), ``chunk`` edge × cτ values at
-        a time."""
+        the efficiency × Σ over the sample's runs of hits of h × P(decay in the run),
+        ``chunk`` run × cτ values at a time."""
         ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
         out = np.zeros((self.n, ctau.size))
-        if self._c_e.size:
-            rows, first = np.unique(self._i_e, return_index=True)
-            step = max(1, chunk // self._c_e.size)
+        if self._h_r.size:
+            rows, first = np.unique(self._row, return_index=True)
+            step = max(1, chunk // self._h_r.size)
             for start in range(0, ctau.size, step):
                 c = ctau[start : start + step]
-                with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                    x = self._z_e[:, None] / (self._gbc_e[:, None] * c[None, :])
-                    terms = np.exp(-np.where(np.isnan(x), 0.0, x)) * self._c_e[:, None]
+                terms = self._run_probability(c) * self._h_r[:, None]
                 out[rows, start : start + step] = np.add.reduceat(terms, first, axis=0)
         return self.efficiency * out
 
@@ -189,7 +209,6 @@ def draw(
     Raises:
         GammastarError: mass outside the sampler's range, bad samples, unknown channel.
     """
-    from gammastar.source.eventgen import DECAYS, _kinematics, detector_hits
 
     if channel not in DECAYS:
         raise GammastarError(
@@ -238,13 +257,12 @@ def _dark_side(
 ) -> KinematicSample:
     """One ψ₂ of the chains ``d`` (:func:`gammastar.source.eventgen.dark_chains`) with the detector's
     verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂."""
-    from gammastar.source.eventgen import _psi2_kin, dark_hits
 
     kin, fwd = _psi2_kin(d["k"], psi2, m2)
     cells = geometry.cells
     zmid = _cell_mid(cells, geometry)
-    lm = np.where(fwd[:, None], lminus, 0.0).T
-    lp = np.where(fwd[:, None], lplus, 0.0).T
+    lm = np.where(fwd, lminus, 0.0)
+    lp = np.where(fwd, lplus, 0.0)
     hits = dark_hits(geometry, kin, lm, lp, zmid[None, :], min_opening_angle)
     if hits.shape[1] != cells.size - 1:
         hits = np.repeat(hits[:, :1], cells.size - 1, axis=1)
@@ -309,7 +327,6 @@ def draw_dark(
         rho00: the A′ spin density ρ₀₀ (None: isotropic A′ → ψψ; see
             :func:`gammastar.source.eventgen.dark_chains`).
     """
-    from gammastar.source.eventgen import dark_chains
 
     d = dark_chains(sampler, model, n, chains={"psi1 psi2": 1.0},
                     channels={final_state: 1.0}, seed=seed, rho00=rho00)  # fmt: skip
@@ -355,16 +372,15 @@ class DarkPairSample:
 
     def per_chain(self, side: KinematicSample, idx: NDArray, ctau: NDArray) -> NDArray:
         """P(decay in the volume and detected) of chains ``idx`` of ``side``, shape
-        (ctau.size, idx.size): Σ_k h_k [e^{−z_k/(g cτ)} − e^{−z_{k+1}/(g cτ)}]."""
+        (ctau.size, idx.size): Σ_k h_k [e^{−z_k/(g cτ)} − e^{−z_{k+1}/(g cτ)}]
+        (:func:`gammastar.physics.decay.decay_probability`)."""
         g, h, z = side.gbc[idx], side.hits[idx], side.cells
         out = np.empty((ctau.size, idx.size))
         step = max(1, 4_000_000 // max(idx.size * z.size, 1))
         for s in range(0, ctau.size, step):
-            c = ctau[s : s + step]
-            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                x = z[None, None, :] / (g[None, :, None] * c[:, None, None])
-                surv = np.exp(-np.where(np.isnan(x), 0.0, x))
-            out[s : s + step] = np.einsum("cmk,mk->cm", surv[:, :, :-1] - surv[:, :, 1:], h)
+            ell = g[None, :, None] * ctau[s : s + step, None, None]
+            p = decay_probability(z[None, None, :-1], z[None, None, 1:], ell)
+            out[s : s + step] = np.einsum("cmk,mk->cm", p, h)
         return out
 
     def acceptance(self, ctau: ArrayLike) -> NDArray[np.float64]:
@@ -416,7 +432,6 @@ def draw_dark_pair(
     Raises:
         GammastarError: A′ → ψ₂ψ̄₂ closed (m_A′ < 2m₂) or no channel with a positive BR.
     """
-    from gammastar.source.eventgen import dark_chains
 
     ma, m2 = float(model.m_aprime), float(model.m2)
     if ma <= 2 * m2:
@@ -499,7 +514,6 @@ def acceptance_eps_grid(
     dark: Any = None,
 ) -> NDArray[np.float64]:
     """Acceptance on a (mass, ε) grid, cτ from :func:`gammastar.physics.darkphoton.ctau`."""
-    from gammastar.physics.darkphoton import ctau as ctau_fn
 
     masses = np.atleast_1d(np.asarray(masses, dtype=np.float64))
     eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
@@ -594,7 +608,6 @@ def plot_acceptance_comparison(
     ax2.set_xlabel(r"$m_{A'}$ [GeV]")
     ax2.set_ylabel(r"$c\tau_{A'}$ [m]")
     fig2.tight_layout()
-    from gammastar.core.figures import save_figure
 
     for fig, path in ((fig1, path_curves), (fig2, path_map)):
         if path is not None:
@@ -618,7 +631,6 @@ def _plot_curves(acc: NDArray, masses: NDArray, ctaus: NDArray, path: Any, force
     masses."""
     import matplotlib.pyplot as plt
 
-    from gammastar.core.artifacts import atomic_path
 
     fig, ax = plt.subplots()
     for k in (1, 7, 14):
@@ -649,9 +661,6 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
     Returns:
         The path of ``acceptance_ctau.npz``.
     """
-    from gammastar.core import rundir
-    from gammastar.core.artifacts import atomic_path, check_writable, make_meta
-    from gammastar.source.production import load_yields, sampler_from_config
 
     out = config.output_dir
     rd = rundir.RunDir(out)
@@ -674,7 +683,7 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
     )
     rel = None
     if compare is not None:
-        from gammastar import flow
+        from gammastar import flow  # torch: only when a flow is used
 
         res = plot_acceptance_comparison(
             sampler,

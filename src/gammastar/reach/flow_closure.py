@@ -34,6 +34,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core.figures import save_figure
+from gammastar.errors import GammastarError, InputError
+from gammastar.physics import darkphoton
+from gammastar.reach.acceptance import channel_samples
+
 log = logging.getLogger(__name__)
 
 AT = ("eps_low", "eps_high", "eps_peak")
@@ -102,7 +107,6 @@ def _pair_acceptance(
     channels' BR-weighted mean (``decays``: channel → BR), shape (n, len(ctaus)), one decay
     drawn per A′, drawn as the reach draws them
     (:func:`gammastar.reach.acceptance.channel_samples`)."""
-    from gammastar.reach.acceptance import channel_samples
 
     samples = channel_samples(GivenSampler(q, e), mass, q.size, geometry, seed=seed,
                               channels=tuple(decays))  # fmt: skip
@@ -316,9 +320,8 @@ def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path]:
     """
     import json
 
-    from gammastar.errors import GammastarError, InputError
-    from gammastar.flow.data import read_pairs, training_data
-    from gammastar.flow.model import resolve_model_dir
+    from gammastar.flow.data import read_pairs, training_data  # torch: only when a flow is used
+    from gammastar.flow.model import resolve_model_dir  # torch: only when a flow is used
 
     try:
         model_dir = resolve_model_dir(flow_path).resolve()
@@ -344,7 +347,6 @@ def _boundary_ctau(res: Any, mass: float, side: int,
     """The median expected ε boundary ``side`` (0: ε_low, 1: ε_high) of the scan mass nearest
     ``mass`` and its cτ at ``mass``: (ε, cτ), or (None, None) where that mass is not
     excluded."""
-    from gammastar.physics import darkphoton
 
     j = int(np.argmin(np.abs(res.masses - mass)))
     eps = res.boundaries["0"][side][j]
@@ -377,7 +379,6 @@ def _closure_targets(
     """Where a mass is compared (:data:`AT`): ``{key: (ε, cτ)}`` at the median expected ε_low
     and ε_high of the scan mass nearest ``mass``, else (a mass not excluded) at the ε of the
     largest expected signal; ``None`` without any expected signal there."""
-    from gammastar.physics import darkphoton
 
     at = {}
     for key, j in (("eps_low", 0), ("eps_high", 1)):
@@ -458,8 +459,6 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
         or ``{"skipped": why}`` where it cannot apply (no flow, no pairs), or ``None``
         without a flow in the config.
     """
-    from gammastar.errors import GammastarError, InputError
-    from gammastar.physics import darkphoton
 
     rc = config.reach
     if rc.flow is None:
@@ -554,7 +553,6 @@ def plot_closure(record: dict[str, Any], path: str | Path | None = None, *,
     ax.set_title(title or "The flow against its data where the detector looks")
     ax.legend(fontsize=8)
     if path is not None:
-        from gammastar.core.figures import save_figure
 
         save_figure(fig, path)
     return fig

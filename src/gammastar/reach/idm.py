@@ -36,6 +36,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError
 from gammastar.physics.darksector import IDM, aprime_branching_ratios, psi2_ctau, psi2_width
+from gammastar.physics.decay import decay_probability
 
 __all__ = [
     "IdmReachSettings",
@@ -77,12 +78,12 @@ class SoftLeptonSelection:
             raise GammastarError("idm selection: min_energy >= 0 and efficiency in (0, 1]")
 
     def leptons_ok(self, lminus: NDArray, lplus: NDArray) -> NDArray[np.bool_]:
-        """Both leptons inside the energy and angle cuts."""
-        ok = np.ones(len(lminus), dtype=bool)
+        """Both leptons (four-momenta (4, n)) inside the energy and angle cuts."""
+        ok = np.ones(lminus.shape[1], dtype=bool)
         for p in (lminus, lplus):
-            pabs = np.linalg.norm(p[:, :3], axis=1)
-            th = np.arccos(np.clip(p[:, 2] / np.where(pabs > 0, pabs, 1.0), -1, 1))
-            ok &= (p[:, 3] >= self.min_energy) & (th >= self.theta_min) & (th <= self.theta_max)
+            pabs = np.linalg.norm(p[:3], axis=0)
+            th = np.arccos(np.clip(p[2] / np.where(pabs > 0, pabs, 1.0), -1, 1))
+            ok &= (p[3] >= self.min_energy) & (th >= self.theta_min) & (th <= self.theta_max)
         return ok
 
 
@@ -112,7 +113,7 @@ class IdmSignalTable:
         """Σ_channels BR(ψ₂ → ψ₁ℓℓ) ⟨a_ℓℓ (e^{−l₁/cτ} − e^{−l₂/cτ})⟩ at each ε."""
         eps = np.atleast_1d(np.asarray(eps, dtype=np.float64))
         ct = self.ctau_ref * (self.eps_ref / eps) ** 2
-        w = np.exp(-self.l1[None, :] / ct[:, None]) - np.exp(-self.l2[None, :] / ct[:, None])
+        w = decay_probability(self.l1[None, :], self.l2[None, :], ct[:, None])
         return np.mean(w * self.accepted[None, :], axis=1)
 
 
@@ -150,7 +151,7 @@ def idm_signal_table(
     qt, e = np.asarray(kin["qT"], float), np.asarray(kin["E"], float)
     pz = np.sqrt(np.clip(e**2 - ma**2 - qt**2, 0, None))
     phi = np.random.default_rng(ss[0]).uniform(0, 2 * np.pi, len(qt))
-    a = np.stack([qt * np.cos(phi), qt * np.sin(phi), pz, np.sqrt(ma**2 + qt**2 + pz**2)], 1)
+    a = np.stack([qt * np.cos(phi), qt * np.sin(phi), pz, np.sqrt(ma**2 + qt**2 + pz**2)])
     tot = float(psi2_width(model, eps_ref, "total"))
     ctau = float(psi2_ctau(model, eps_ref))
     z1, z2 = selection.z_range
@@ -162,7 +163,7 @@ def idm_signal_table(
             continue
         out = idm_chain(
             a,
-            np.zeros((len(a), 3)),
+            np.zeros((3, a.shape[1])),
             model,
             eps_ref,
             z_range=(max(z1, 1e-12), z2),
@@ -170,8 +171,8 @@ def idm_signal_table(
             seed=np.random.default_rng(s),
         )
         p = out["psi2"]
-        pabs = np.linalg.norm(p[:, :3], axis=1)
-        cz = p[:, 2] / np.where(pabs > 0, pabs, 1.0)
+        pabs = np.linalg.norm(p[:3], axis=0)
+        cz = p[2] / np.where(pabs > 0, pabs, 1.0)
         bg = pabs / float(model.m2)
         fwd = (cz > 0) & (bg > 0)
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -11,6 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from gammastar.core.figures import save_figure
+from gammastar.reach.stats import upper_limit
+
 __all__ = ["impact", "plot_impact"]
 
 
@@ -51,7 +54,6 @@ def impact(
     """
     import copy
 
-    from gammastar.reach.stats import upper_limit
 
     def limit(mod: Any) -> float:
         return float(upper_limit(mod, cl=cl, method=method, seed=seed, hint=s_up).expected["0"])
@@ -146,7 +148,6 @@ def plot_impact(table: Mapping[str, Any], path: Any = None, *, title: str = "") 
         if title:
             ax.set_title(title, fontsize="small")
         if path is not None:
-            from gammastar.core.figures import save_figure
 
             save_figure(fig, path, dpi=100)
     return fig

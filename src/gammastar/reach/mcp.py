@@ -32,10 +32,22 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.errors import ConfigError, GammastarError
+from gammastar.config import load_config
+from gammastar.core import rundir
+from gammastar.core.artifacts import make_meta, write_json
+from gammastar.core.figures import save_figure
+from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics.aprime_meson import default_form_factor
 from gammastar.physics.constants import M_MU, mass
-from gammastar.physics.kinematics import kinematic_factor
+from gammastar.physics.dalitz import pseudoscalar_dalitz_dgamma_dm
+from gammastar.physics.darkchain import two_body_decay
+from gammastar.physics.kinematics import boost, cm_rapidity, four_momentum, kinematic_factor
+from gammastar.physics.millicharge import channel_branching_ratios
+from gammastar.physics.sampling import sample_mt_power
 from gammastar.physics.scintillator import ScintillatorDetector
+from gammastar.physics.target import interaction_probability, yield_scale
+from gammastar.reach import stats
+from gammastar.yields.extrapolation import Extrapolation
 
 __all__ = [
     "PSEUDOSCALARS",
@@ -53,7 +65,6 @@ __all__ = [
     "run_mcp_reach",
 ]
 
-M_PROTON = 0.93827208816
 _CHUNK = 20_000
 PSEUDOSCALARS = ("pi0", "eta", "eta_prime")
 """Mesons whose χ channel is P → γχχ̄."""
@@ -62,18 +73,6 @@ VECTORS = ("rho", "omega", "phi", "jpsi")
 
 
 # --------------------------------------------------------------------------- kinematics
-def y_cm(beam_energy: float) -> float:
-    """Centre-of-mass rapidity of a fixed-target p–N collision, asinh(p/m_p)/2 per nucleon.
-
-    Example:
-        >>> round(y_cm(400.0), 2)    # physics.md §2: 3.37
-        3.37
-    """
-    from gammastar.physics.kinematics import cm_rapidity
-
-    return cm_rapidity(beam_energy)
-
-
 def meson_kinematics(
     n: int,
     m: float,
@@ -86,8 +85,10 @@ def meson_kinematics(
     r"""Lab four-momenta of mesons: dN/dm_T ∝ m_T e^{−m_T/T}, y ~ N(ȳ, σ_y), φ uniform.
 
     dN/dm_T ∝ m_T e^{−m_T/T} on m_T > m (Hagedorn, Riv. Nuovo Cim. 6 (1983) 1; the form
-    the fixed-target dilepton cocktails use) is sampled exactly: with x = m_T − m it is the
-    mixture T/(T + m) Gamma(2, T) + m/(T + m) Exp(T).
+    the fixed-target dilepton cocktails use) is the package's thermal model,
+    :func:`gammastar.physics.sampling.sample_mt_exponential` (the mock generator's meson
+    spectrum, sampled exactly); the four-vectors are
+    :func:`gammastar.physics.kinematics.four_momentum`'s.
 
     Arguments:
         n: number of mesons; m: mass, GeV.
@@ -96,16 +97,20 @@ def meson_kinematics(
         rng: numpy Generator.
 
     Returns:
-        (n, 4) px, py, pz, E in GeV.
+        (4, n) px, py, pz, E in GeV.
+
+    Example:
+        >>> p = meson_kinematics(100_000, 3.097, temperature=0.25, rapidity_mean=3.37,
+        ...                      rapidity_sigma=0.6, rng=np.random.default_rng(1))
+        >>> m = np.sqrt(p[3] ** 2 - (p[:3] ** 2).sum(axis=0))
+        >>> mean_pt = float(np.mean(np.hypot(p[0], p[1])))  # analytic: 1.180 GeV
+        >>> bool(np.allclose(m, 3.097)), abs(mean_pt - 1.180) < 0.01
+        (True, True)
     """
-    t = temperature
-    two = rng.uniform(size=n) < t / (t + m)
-    x = np.where(two, rng.gamma(2.0, t, n), rng.exponential(t, n))
-    mt = m + x
-    pt = np.sqrt(np.clip(mt**2 - m**2, 0, None))
+    pt = sample_mt_power(rng, np.full(n, float(m)), temperature)
     y = rng.normal(rapidity_mean, rapidity_sigma, n)
     phi = rng.uniform(0, 2 * np.pi, n)
-    return np.stack([pt * np.cos(phi), pt * np.sin(phi), mt * np.sinh(y), mt * np.cosh(y)], 1)
+    return four_momentum(m, pt, y, phi)
 
 
 def chi_flux_into_detector(
@@ -137,7 +142,7 @@ def chi_flux_into_detector(
     (:meth:`ScintillatorDetector.hits`); measured against such counts in docs/darksector.md.
 
     Arguments:
-        parent: (N, 4) parent four-momenta (γ*, J/ψ, …) from the target, GeV.
+        parent: (4, N) parent four-momenta (γ*, J/ψ, …) from the target, GeV.
         m_chi: χ mass, GeV.
         detector: the detector.
         n_gl: quadrature points per side.
@@ -151,74 +156,77 @@ def chi_flux_into_detector(
         >>> det = ScintillatorDetector(distance=1.0, n_layers=1, layer_length=1.0, area=4.0,
         ...                            npe_per_q2=1.0)
         >>> from gammastar.physics.scintillator import square_solid_angle
-        >>> f = chi_flux_into_detector([[0, 0, 0, 1.0]], 0.1, det)   # at rest: 2 Ω/4π
+        >>> f = chi_flux_into_detector([[0.0], [0.0], [0.0], [1.0]], 0.1, det)  # at rest: 2 Ω/4π
         >>> bool(np.isclose(f[0], 2 * square_solid_angle(1.0, 2.0) / (4 * np.pi), rtol=1e-6))
         True
     """
-    from gammastar.physics.darkchain import two_body_decay
 
     rng = np.random.default_rng(seed)
-    p4 = np.atleast_2d(np.asarray(parent, dtype=np.float64))
-    out = np.empty(len(p4))
-    for i in range(0, len(p4), _CHUNK):
-        blk = p4[i : i + _CHUNK]
-        pabs = np.linalg.norm(blk[:, :3], axis=1)
-        big = np.sqrt(np.clip(blk[:, 3] ** 2 - pabs**2, 0, None))
-        beta = pabs / blk[:, 3]
-        gamma = blk[:, 3] / big
+    p4 = np.asarray(parent, dtype=np.float64)
+    if p4.ndim != 2 or p4.shape[0] != 4:
+        raise GammastarError("chi_flux_into_detector: parents must have shape (4, N)")
+    out = np.empty(p4.shape[1])
+    for i in range(0, p4.shape[1], _CHUNK):
+        blk = p4[:, i : i + _CHUNK]
+        size = blk.shape[1]
+        pabs = np.linalg.norm(blk[:3], axis=0)
+        big = np.sqrt(np.clip(blk[3] ** 2 - pabs**2, 0, None))
+        beta = pabs / blk[3]
+        gamma = blk[3] / big
         e0 = big / 2
         bstar = np.sqrt(np.clip(1 - (m_chi / np.where(e0 > 0, e0, 1.0)) ** 2, 0, None))
         cone = beta > bstar
-        inside = np.zeros(len(blk), dtype=bool)
-        cross = np.zeros(len(blk), dtype=bool)
+        inside = np.zeros(size, dtype=bool)
+        cross = np.zeros(size, dtype=bool)
         if np.any(cone):
             idx = np.flatnonzero(cone)
             b, g, bs = beta[idx], gamma[idx], bstar[idx]
             th = np.arctan(bs / (g * np.sqrt(b**2 - bs**2)))
-            n = blk[idx, :3] / pabs[idx, None]
+            n = blk[:3, idx] / pabs[idx]  # (3, m) cone axes
             # orthonormal u, v ⊥ n
-            ref = np.where(np.abs(n[:, 2:3]) < 0.9, [[0.0, 0.0, 1.0]], [[1.0, 0.0, 0.0]])
-            u = np.cross(n, ref)
-            u /= np.linalg.norm(u, axis=1)[:, None]
-            v = np.cross(n, u)
+            ref = np.where(np.abs(n[2]) < 0.9, [[0.0], [0.0], [1.0]], [[1.0], [0.0], [0.0]])
+            u = np.cross(n, ref, axis=0)
+            u /= np.linalg.norm(u, axis=0)
+            v = np.cross(n, u, axis=0)
             phis = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-            ring = np.cos(th)[:, None, None] * n[:, None, :] + np.sin(th)[:, None, None] * (
-                np.cos(phis)[None, :, None] * u[:, None, :]
-                + np.sin(phis)[None, :, None] * v[:, None, :]
-            )
-            hit = detector.hits(ring.reshape(-1, 3)).reshape(len(idx), 24)
+            ring = np.cos(th)[None, :, None] * n[:, :, None] + np.sin(th)[None, :, None] * (
+                np.cos(phis)[None, None, :] * u[:, :, None]
+                + np.sin(phis)[None, None, :] * v[:, :, None]
+            )  # (3, m, 24)
+            hit = detector.hits(ring.reshape(3, -1)).reshape(idx.size, 24)
             h, z = detector.half_side, detector.back
-            corners = np.array([[sx * h, sy * h, z] for sx in (-1, 1) for sy in (-1, 1)])
-            corners /= np.linalg.norm(corners, axis=1)[:, None]
-            cin = (n @ corners.T) > np.cos(th)[:, None]
+            corners = np.array([[sx * h, sy * h, z] for sx in (-1, 1) for sy in (-1, 1)]).T
+            corners /= np.linalg.norm(corners, axis=0)
+            cin = np.einsum("im,ic->mc", n, corners) > np.cos(th)[:, None]
             all_ring = hit.all(axis=1)
             some = hit.any(axis=1) | (cin.any(axis=1) & ~cin.all(axis=1))
             inside[idx] = all_ring & ~cin.any(axis=1)
             cross[idx] = ~inside[idx] & some
         quad = ~inside & ~cross
-        res = np.zeros(len(blk))
+        res = np.zeros(size)
         res[inside] = 2.0
         if np.any(quad):
-            res[quad] = _flux_quadrature(blk[quad], m_chi, detector, n_gl)
+            res[quad] = _flux_quadrature(blk[:, quad], m_chi, detector, n_gl)
         if np.any(cross):
-            rep = np.repeat(blk[cross], n_count, axis=0)
+            rep = np.repeat(blk[:, cross], n_count, axis=1)
             a, bb = two_body_decay(rep, m_chi, m_chi, rng)
-            hits = detector.hits(a[:, :3]).astype(float) + detector.hits(bb[:, :3])
+            hits = detector.hits(a[:3]).astype(float) + detector.hits(bb[:3])
             res[cross] = hits.reshape(-1, n_count).mean(axis=1)
-        out[i : i + len(blk)] = res
+        out[i : i + size] = res
     return out
 
 
 def _flux_quadrature(
     p4: NDArray[np.float64], m_chi: float, detector: ScintillatorDetector, n_gl: int
 ) -> NDArray[np.float64]:
-    """The face integral of the lab density (:func:`chi_flux_into_detector`) by quadrature."""
-    pvec = p4[:, :3]
-    pabs = np.linalg.norm(pvec, axis=1)
-    big = np.sqrt(np.clip(p4[:, 3] ** 2 - pabs**2, 0, None))
-    beta = (pabs / p4[:, 3])[:, None]
-    gamma = (p4[:, 3] / big)[:, None]
-    nhat = pvec / np.where(pabs > 0, pabs, 1.0)[:, None]
+    """The face integral of the lab density (:func:`chi_flux_into_detector`) by quadrature,
+    parents (4, N)."""
+    pvec = p4[:3]
+    pabs = np.linalg.norm(pvec, axis=0)
+    big = np.sqrt(np.clip(p4[3] ** 2 - pabs**2, 0, None))
+    beta = (pabs / p4[3])[:, None]
+    gamma = (p4[3] / big)[:, None]
+    nhat = pvec / np.where(pabs > 0, pabs, 1.0)
     e0 = (big / 2)[:, None]
     p0 = np.sqrt(np.clip(e0**2 - m_chi**2, 0, None))
     h, z = detector.half_side, detector.back
@@ -230,9 +238,9 @@ def _flux_quadrature(
     tx, ty = np.tan(uu.ravel()), np.tan(vv.ravel())
     wuv = np.outer(w, w).ravel() * umax**2
     rr = np.sqrt(1 + tx**2 + ty**2)  # R/Z
-    dirs = np.stack([tx / rr, ty / rr, 1 / rr], 1)  # (K, 3)
+    dirs = np.stack([tx / rr, ty / rr, 1 / rr])  # (3, K)
     domega = wuv * (1 + tx**2) * (1 + ty**2) / rr**3
-    c = nhat @ dirs.T  # (N, K) cos α
+    c = np.einsum("in,ik->nk", nhat, dirs)  # (N, K) cos α
     a0 = e0 / gamma
     qa = 1 - beta**2 * c**2
     qb = a0 * beta * c
@@ -256,8 +264,6 @@ def _flux_quadrature(
 
 def _dalitz_mass(meson: str, m_chi: float, n: int, rng: np.random.Generator) -> NDArray:
     """γ* masses of P → γχχ̄ from the Kroll–Wada spectrum with m_ℓ → m_χ (inverse CDF)."""
-    from gammastar.physics.aprime_meson import default_form_factor
-    from gammastar.physics.dalitz import pseudoscalar_dalitz_dgamma_dm
 
     big = mass(meson)
     # grid in u = ln(m): the spectrum ∝ 1/m near threshold
@@ -286,18 +292,18 @@ def meson_chi_acceptance(
         meson: one of :data:`PSEUDOSCALARS` or :data:`VECTORS`.
         m_chi: χ mass, GeV (the channel must be open).
         detector: the detector.
-        beam_energy: proton beam energy, GeV (sets y_cm).
+        beam_energy: proton beam energy, GeV (sets y_cm,
+            :func:`gammastar.physics.kinematics.cm_rapidity`).
         temperature, rapidity_sigma: meson kinematics (:func:`meson_kinematics`).
         n: parent mesons sampled.
         seed: seed or Generator.
-        parents: optional (n, 4) parent four-momenta replacing the sampled ones.
+        parents: optional (4, n) parent four-momenta replacing the sampled ones.
 
     Returns:
         (⟨hits(χ) + hits(χ̄)⟩ ∈ [0, 2], its Monte Carlo standard error); (0, 0) when the
         channel is closed. Each sampled decay contributes its expected hits
         (:func:`chi_flux_into_detector`), not a 0/1 count.
     """
-    from gammastar.physics.darkchain import boost
 
     rng = np.random.default_rng(seed)
     big = mass(meson)
@@ -308,21 +314,21 @@ def meson_chi_acceptance(
             n,
             big,
             temperature=temperature,
-            rapidity_mean=y_cm(beam_energy),
+            rapidity_mean=cm_rapidity(beam_energy),
             rapidity_sigma=rapidity_sigma,
             rng=rng,
         )
     else:
         p = np.asarray(parents, dtype=np.float64)
-        n = len(p)
+        n = p.shape[1]
     if meson in VECTORS:
         g = p
     elif meson in PSEUDOSCALARS:
         mg = _dalitz_mass(meson, m_chi, n, rng)
         k = (big**2 - mg**2) / (2 * big)  # |p_γ*| in the P frame
-        d = rng.normal(size=(n, 3))
-        d /= np.linalg.norm(d, axis=1)[:, None]
-        g_rest = np.hstack([d * k[:, None], np.sqrt(k**2 + mg**2)[:, None]])
+        d = rng.normal(size=(3, n))  # isotropic γ* directions in the P frame
+        d /= np.linalg.norm(d, axis=0)
+        g_rest = np.concatenate([d * k, np.sqrt(k**2 + mg**2)[None]])
         g = boost(g_rest, p)
     else:
         raise GammastarError(f"no chi channel for meson {meson!r}")
@@ -358,7 +364,6 @@ def meson_chi_yields(
     Returns:
         {meson: array over m_χ}.
     """
-    from gammastar.physics.millicharge import channel_branching_ratios
 
     m_chi = np.atleast_1d(np.asarray(m_chi, dtype=np.float64))
     out: dict[str, NDArray[np.float64]] = {}
@@ -425,7 +430,7 @@ def gstar_chi_yield(
         return 0.0
     phi = rng.uniform(0, 2 * np.pi, len(m))
     e = np.sqrt(m**2 + qt**2 + pz**2)
-    g = np.stack([qt * np.cos(phi), qt * np.sin(phi), pz, e], 1)
+    g = np.stack([qt * np.cos(phi), qt * np.sin(phi), pz, e])
     hits = chi_flux_into_detector(g, m_chi, detector, seed=rng)
     ratio = kinematic_factor(m, m_chi) / kinematic_factor(m, m_lepton)
     return float(np.sum(w * ratio * hits))
@@ -495,7 +500,6 @@ def mcp_reach(
     References:
         :func:`gammastar.reach.stats.upper_limit` (exact CLs, one counting bin).
     """
-    from gammastar.reach import stats
 
     b = detector.background_events()
     model = stats.Model(
@@ -550,9 +554,6 @@ def data_driven_yields(
         InputError: a missing or unreadable ``pairs.parquet``/``yields.json``; a
             both-channels run (its pairs mix two lepton masses and exposures: not supported).
     """
-    from gammastar.core import rundir
-    from gammastar.errors import InputError
-    from gammastar.physics.target import yield_scale
 
     rd = rundir.RunDir(run)
     for name in (rundir.YIELDS, rundir.PAIRS):
@@ -581,7 +582,6 @@ def data_driven_yields(
     w_fid = df["weight"].to_numpy(dtype=np.float64)
     w = w_fid
     if full_phase_space and ydoc.get("extrapolation") is not None:
-        from gammastar.yields.extrapolation import Extrapolation
 
         # a single-flavour run (both-channels runs, with a seam, are refused above)
         f_f = Extrapolation.from_dict(ydoc["extrapolation"]).at(df["m"].to_numpy())[0]
@@ -638,7 +638,6 @@ def plot_mcp_reach(doc: dict[str, Any], path: str | Path | None = None, *, title
         if title:
             ax.set_title(title, fontsize=16)
         if path is not None:
-            from gammastar.core.figures import save_figure
 
             save_figure(fig, path, bbox_inches="tight", dpi=110)
     plt.close(fig)
@@ -660,9 +659,6 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
     Raises:
         ConfigError: no ``mcp`` section; the data-driven flux without its inputs.
     """
-    from gammastar.config import load_config
-    from gammastar.core.artifacts import make_meta, write_json
-    from gammastar.physics.target import interaction_probability
 
     cfg = load_config(config) if not hasattr(config, "mcp") else config
     mc = cfg.mcp
@@ -701,7 +697,6 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
         n_pot_rel_uncertainty=mc.n_pot_rel_uncertainty,
         cl=mc.cl,
     )
-    from gammastar.core import rundir
 
     out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_MCP
     out.parent.mkdir(parents=True, exist_ok=True)

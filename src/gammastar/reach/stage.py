@@ -36,12 +36,16 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
 from gammastar.core import rundir
-from gammastar.core.artifacts import check_writable, make_meta
+from gammastar.core.artifacts import atomic_path, atomic_paths, check_writable, make_meta
 from gammastar.core.results import StageResult
+from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import SamplerLike
 from gammastar.reach.acceptance import KinematicSample, channel_samples
+from gammastar.reach.flow_closure import closure_record, plot_closure
+from gammastar.reach.flow_closure import log as closure_log
+from gammastar.reach.impact import impact, plot_impact
 from gammastar.reach.stats import (
     BANDS,
     Channel,
@@ -55,10 +59,18 @@ from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,
     check_refuse,
+    ensemble_samplers,
     load_yields,
     resolve_yield_scale,
     sampler_from_config,
 )
+from gammastar.yields.extrapolation import (
+    NsigErrorSettings,
+    RecordingSampler,
+    nsig_lambda_theta,
+    nsig_relative_error,
+)
+from gammastar.yields.uncertainties import lambda_refits_at, lambda_regions, reach_nuisances
 
 __all__ = [
     "MassModelSettings",
@@ -379,7 +391,6 @@ def read_mass_histogram(
             contents that are not event counts (negative, non-integer, NaN), or events in the
             under/overflow.
     """
-    from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 
     path, name = split_map_spec(spec, default_key="observed")
     if resolve is not None:
@@ -733,8 +744,6 @@ def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | 
     ex = getattr(inner, "extrapolation", None)
     if ex is None or getattr(ex, "covariance", None) is None or sampler.last is None:
         return None
-    from gammastar.yields.extrapolation import NsigErrorSettings, nsig_relative_error
-
     settings = NsigErrorSettings(propagation="log")
 
     def rel(x: Any) -> NDArray[np.float64]:
@@ -758,8 +767,6 @@ def _lambda_rel(
     ex = getattr(inner, "extrapolation", None)
     if ex is None or sampler.last is None:
         return None
-    from gammastar.yields.extrapolation import nsig_lambda_theta
-    from gammastar.yields.uncertainties import lambda_refits_at
 
     moves = lambda_refits_at(refits, sig.mass, regions)
 
@@ -1008,12 +1015,10 @@ def _nsig_recorder(sampler: SamplerLike, st: ScanSettings) -> tuple[Any, list[An
         ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
     ):
         return None, None
-    from gammastar.yields.extrapolation import RecordingSampler
 
     record = RecordingSampler(sampler)
     if not want_lam:
         return record, None
-    from gammastar.yields.uncertainties import lambda_regions
 
     return record, lambda_regions(st.lambda_refits, sampler.fiducial)
 
@@ -1201,7 +1206,6 @@ def _impact_row(
 ) -> dict[str, Any]:
     """One mass's row of the impact table: each nuisance fixed at ±1σ
     (:func:`gammastar.reach.impact.impact`)."""
-    from gammastar.reach.impact import impact
 
     return {
         "mass": sig.mass,
@@ -1335,7 +1339,6 @@ def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
     if title:
         ax.set_title(title, fontsize=16)
     if path is not None:
-        from gammastar.core.artifacts import atomic_path
 
         with atomic_path(path, force=True) as tmp:
             fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", dpi=110)
@@ -1515,12 +1518,10 @@ def reach_inputs(
             mass_bins=rc.mass_bins,
             resolve=config.resolve,
         )
-    from gammastar.yields.uncertainties import reach_nuisances
 
     nuis, nuis_record = reach_nuisances(config, yields, masses)
     ensemble, ensemble_seeds = None, None
     if config.uncertainties.kinematic_model:
-        from gammastar.source.production import ensemble_samplers
 
         ensemble, ensemble_seeds = ensemble_samplers(config, yields, sampler, sampler_from_config)
     return ReachInputs(
@@ -1741,7 +1742,6 @@ def write_reach(
 ) -> None:
     """Write the workspaces, their index, ``acceptance.npz`` and ``reach.json`` as one set,
     ``reach.json`` (the mark of a finished run) renamed into place last."""
-    from gammastar.core.artifacts import atomic_paths
 
     docs: dict[str, Any] = {}
     index = []
@@ -1780,12 +1780,10 @@ def plot_reach_figures(
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
     plt.close(plot_reach(res, reach_png, title=title))
     if res.impact is not None:
-        from gammastar.reach.impact import plot_impact
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
     plt.close(darkphoton.plot_decays(str(decays_png)))
     if closure is not None and closure.get("n_compared"):
-        from gammastar.reach.flow_closure import plot_closure
 
         kin = None
         if nuisances is not None and "kinematic_model" in nuisances.get("nuisances", {}):
@@ -1842,8 +1840,6 @@ def run_reach(
     _record_extrapolation(inp, res)
     closure = None
     if config.reach.flow_closure and sampler is None:  # the config's flow, not a given sampler
-        from gammastar.reach.flow_closure import closure_record
-        from gammastar.reach.flow_closure import log as closure_log
 
         t1 = time.perf_counter()
         try:

@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gammastar.channels import Channel
+from gammastar.corrections.background import conversion_template_from_config, ss_pair_weights
+from gammastar.corrections.polarisation import helicity_angles
+from gammastar.corrections.unfold import acceptance_weights, inverse_weights
+from gammastar.io import get_layout
+
 if TYPE_CHECKING:
     import awkward as ak
     import hist
@@ -146,7 +152,6 @@ def make_leptons(
     import awkward as ak
     import vector
 
-    from gammastar.io import get_layout
 
     lay = get_layout(layout)
 
@@ -255,7 +260,7 @@ def _make_pairs(
     energy = np.asarray(pflat.E, dtype=np.float64)
     pz = np.asarray(pflat.pz, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        y = 0.5 * np.log((energy + pz) / (energy - pz))
+        y = np.asarray(pflat.rapidity, dtype=np.float64)
     return _Pairs(
         a=pa,
         b=pb,
@@ -295,7 +300,6 @@ def _pair_cuts(
     keep &= cls_ok
     flow["pairs_charge_class"] = int(keep.sum())
     if cuts.remove_eta_mumu_truth and "truth_channel" in columns:
-        from gammastar.channels import Channel
 
         eta = (p.channel == int(Channel.ETA_MUMU)) & (p.charge == 0)
         if "parent" in columns:
@@ -366,7 +370,6 @@ def _helicity_columns(pa: Any, pb: Any, keep: np.ndarray, qa: np.ndarray):
     pairs in ``keep``: of the positive lepton for OS pairs, of the first for SS pairs."""
     import awkward as ak
 
-    from gammastar.corrections.polarisation import helicity_angles
 
     def p4(v: Any) -> np.ndarray:
         return np.stack([np.asarray(ak.flatten(getattr(v, k)), dtype=np.float64)[keep]
@@ -415,9 +418,8 @@ def _mixed_pairs(leptons: Any, cuts: Cuts) -> dict[str, np.ndarray]:
         if cuts.pair_pt_max is not None:
             keep &= pt < cuts.pair_pt_max
         if cuts.rapidity_min is not None or cuts.rapidity_max is not None:
-            e, pz = np.asarray(p.E), np.asarray(p.pz)
             with np.errstate(divide="ignore", invalid="ignore"):
-                y = 0.5 * np.log((e + pz) / (e - pz))
+                y = np.asarray(p.rapidity, dtype=np.float64)
             if cuts.rapidity_min is not None:
                 keep &= y >= cuts.rapidity_min
             if cuts.rapidity_max is not None:
@@ -548,7 +550,6 @@ class WeightSpec:
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
-        from gammastar.corrections.background import conversion_template_from_config
 
         b = cfg.background
         if b.remove_eta_mumu == "rate":
@@ -618,7 +619,6 @@ def pair_weights(
         >>> w.tolist(), acc.tolist(), counts["acc_n_pairs"]
         ([2.0, -2.0], [1.0, 1.0], 0)
     """
-    from gammastar.corrections.unfold import acceptance_weights
 
     n = len(pairs["m"])
     if conversion is not None:
@@ -678,8 +678,6 @@ def weight_chunk(
         ``(columns, counts, sums)``: the columns of ``pairs.parquet`` in its order, the
         :data:`WEIGHT_COUNTS` and the :data:`WEIGHT_SUMS`.
     """
-    from gammastar.corrections.background import ss_pair_weights
-    from gammastar.corrections.unfold import inverse_weights
 
     inv, rep = inverse_weights(pairs["eff"], n_outside=0, on_missing="drop")
     ss_factor = ss_pair_weights(

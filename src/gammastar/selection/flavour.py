@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.errors import InputError
+from gammastar.io import open_tree
 from gammastar.physics.constants import M_E, M_MU
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,6 @@ def file_flavours(path: str, tree_name: str, columns: dict[str, str], layout: st
     """:func:`lepton_flavours` of the first :data:`PROBE_ENTRIES` entries of one file
     (``columns``: the layout's column → branch map); ``{}`` when the layout carries no mass
     information (``pt, eta, phi`` without a ``mass`` branch)."""
-    from gammastar.io import open_tree
 
     f, t = open_tree(path, tree_name)
     try:

@@ -40,6 +40,7 @@ from coffea import processor
 from gammastar.core.parquet import ParquetConcat, part_bytes
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
+from gammastar.io import LAYOUTS
 from gammastar.selection.chunk import (
     MIX_WEIGHT_QUANTUM,
     MIXED_COLUMNS,
@@ -69,7 +70,6 @@ def _load_kinematics() -> None:
     pt/eta/phi conversions...) on its first use: about 0.1 s, which a worker would otherwise
     spend inside its first chunk. Done once, when this module is imported (a few ms more).
     """
-    from gammastar.io import LAYOUTS
 
     mu = (0.3, -0.2, 5.0, 5.02), (-0.25, 0.3, 4.0, 4.03)
     p4 = vector.zip(

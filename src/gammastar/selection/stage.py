@@ -22,8 +22,56 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from gammastar import io
+from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
+from gammastar.core.artifacts import atomic_paths, check_writable, json_text, make_meta
+from gammastar.core.parquet import replace_column
+from gammastar.corrections.background import (
+    ESTIMATORS,
+    conversion_template_from_config,
+    eta_mumu_rate_peak,
+    like_sign_estimate,
+    pair_factors,
+    r_factor_mixed,
+)
+from gammastar.corrections.lambda_correction import (
+    MAX_SIMULATION_SHARE,
+    MIN_SLOPE,
+    corrected,
+    read_generated,
+    read_simulation,
+    selection_correction,
+)
+from gammastar.corrections.pair_acceptance import fiducial_from_config
+from gammastar.corrections.polarisation import (
+    MIN_PAIRS,
+    lambda_for_acceptance,
+    measure,
+    narrow_peaks,
+    peak_safe_edges,
+    polarisation_edges,
+)
+from gammastar.corrections.unfold import (
+    PHASE_SPACE_DETECTOR,
+    PHASE_SPACE_FIDUCIAL,
+    PHASE_SPACE_FULL,
+    AcceptanceReport,
+    UnfoldReport,
+    bayesian_unfold,
+    bayesian_unfold_variance,
+    check_acceptance_outside,
+    check_unfoldable,
+    inverse_weights,
+    load_acceptance_map,
+    load_efficiency_map,
+    lost_fraction_from_map,
+    lost_fraction_from_sums,
+    response_matrix,
+    split_map_spec,
+)
 from gammastar.errors import ConfigError, InputError
+from gammastar.physics.darkphoton import LEPTON_CHANNELS
 from gammastar.selection.chunk import (  # the pure chunk steps (re-exported: public names of this module)
     _DTYPES,
     _FINAL_EXTRA,
@@ -48,12 +96,13 @@ from gammastar.selection.chunk import (  # the pure chunk steps (re-exported: pu
     unfolded_histograms,
     weight_chunk,
 )
+from gammastar.selection.plausibility import Plausibility
+from gammastar.selection.processor import ChunkReader, ChunkSink, DileptonProcessor, run_processor
 
 if TYPE_CHECKING:
     import hist
     import pandas as pd
 
-    from gammastar.config import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +116,6 @@ def like_sign(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
     """The like-sign estimate (:func:`gammastar.corrections.background.like_sign_estimate`) of the
     config's estimator (``background.ss_weight``) from the raw ``pp_m``/``mm_m`` counts:
     one estimate for ``comb_m``, ``signal_m`` and the per-pair SS weights."""
-    from gammastar.corrections.background import ESTIMATORS, like_sign_estimate
 
     b = cfg.background
     vp, vm = raw["pp_m"].view(), raw["mm_m"].view()
@@ -92,7 +140,6 @@ MIN_MIXED = 100.0
 def mixed_r(raw: Mapping[str, hist.Hist]) -> tuple[np.ndarray, np.ndarray]:
     """R per mass bin from the mixed-event histograms ``mix_{os,pp,mm}_m`` in ``raw``
     (:func:`gammastar.corrections.background.r_factor_mixed`)."""
-    from gammastar.corrections.background import r_factor_mixed
 
     if "mix_os_m" not in raw:
         raise ConfigError(
@@ -200,7 +247,6 @@ def _rescale_streamed(
     import hist
     import pyarrow.parquet as pq
 
-    from gammastar.core.parquet import replace_column
 
     pf = pq.ParquetFile(path)
     hs = {
@@ -335,8 +381,6 @@ def select(
 
     import uproot  # noqa: F401  (imported before the timer, as always)
 
-    from gammastar.config import AnalysisConfig, load_config
-    from gammastar.core.artifacts import check_writable
     from gammastar.selection.processor import run_processor  # noqa: F401
 
     t0 = time.perf_counter()
@@ -451,7 +495,6 @@ class _Weighted:
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
     """The input files, checked (:func:`gammastar.io.check_inputs`), with the flavour and the
     branches the η → μμ removal needs."""
-    from gammastar import io
     from gammastar.selection.flavour import check_flavour  # the leptons' masses vs the flavour
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
@@ -484,15 +527,6 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> A
 def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> tuple[Any, Any, str]:
     """``(efficiency map, acceptance, phase space)`` of the config's ``unfold`` section
     (``lambda_theta``: the per-pair acceptance's λ_θ instead of the configured one)."""
-    from gammastar.corrections.pair_acceptance import fiducial_from_config
-    from gammastar.corrections.unfold import (
-        PHASE_SPACE_DETECTOR,
-        PHASE_SPACE_FIDUCIAL,
-        PHASE_SPACE_FULL,
-        load_acceptance_map,
-        load_efficiency_map,
-        split_map_spec,
-    )
 
     eff_path = cfg.unfold.efficiency_map
     em = load_efficiency_map(
@@ -567,13 +601,6 @@ def _process(
     cfg: AnalysisConfig, opt: _Options, run: _Run
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, int]]:
     """Run the coffea processor: ``(accumulated result, bad files, cut flow)``."""
-    from gammastar.selection.plausibility import Plausibility
-    from gammastar.selection.processor import (
-        ChunkReader,
-        ChunkSink,
-        DileptonProcessor,
-        run_processor,
-    )
 
     cuts, checked, staging, ex = Cuts.from_config(cfg), run.checked, run.staging, opt.execution
     reader = ChunkReader(
@@ -632,7 +659,6 @@ def _weigh(
     :func:`gammastar.selection.chunk.pair_weights`."""
     import time
 
-    from gammastar.corrections.unfold import UnfoldReport, check_unfoldable
 
     streamed = result.get("streamed")
     pairs = None
@@ -718,7 +744,6 @@ def _measured_acceptance(
     """
     import time
 
-    from gammastar.corrections.polarisation import lambda_for_acceptance
 
     m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
     p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
@@ -755,14 +780,6 @@ def _measured_acceptance(
 def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -> dict[str, Any]:
     """``unfold.polarisation_correction``: the measured λ_θ corrected for the bins' selection
     of decay angles with the configured simulation (:mod:`gammastar.corrections.lambda_correction`)."""
-    from gammastar.corrections.lambda_correction import (
-        MAX_SIMULATION_SHARE,
-        MIN_SLOPE,
-        corrected,
-        read_generated,
-        read_simulation,
-        selection_correction,
-    )
 
     pc = cfg.unfold.polarisation_correction
     paths = [cfg.resolve(p) for p in pc.simulation]
@@ -853,8 +870,6 @@ def _weigh_table(
     factors, the template, and the ``acc`` and ``weight`` arrays, which the second call
     overwrites (the same numbers, without computing them twice, and no fresh memory for two
     new 16 MB columns on 2·10⁶ pairs, whose first touch costs system time)."""
-    from gammastar.corrections.background import conversion_template_from_config, pair_factors
-    from gammastar.corrections.unfold import inverse_weights
 
     pairs = w.pairs
     n = len(pairs)
@@ -963,14 +978,8 @@ def _acceptance_report(
     """``select.json`` ``unfold.acceptance``: the counts and sums of
     :func:`gammastar.selection.chunk.pair_weights` (over chunks or the table) and the map's lost
     fraction per mass bin; a warning when pairs get weight 0."""
-    from gammastar.corrections.unfold import (
-        AcceptanceReport,
-        lost_fraction_from_map,
-        lost_fraction_from_sums,
-    )
 
     if cfg.unfold.outside_map == "error":
-        from gammastar.corrections.unfold import check_acceptance_outside
 
         check_acceptance_outside(am, counts.get("acc_n_outside", 0))
     arep = AcceptanceReport(
@@ -1019,7 +1028,6 @@ def _remove_eta_mumu_rate(
     """``background.remove_eta_mumu: rate``: scale the weights of each mass bin by
     1 − (predicted η → μμ peak)/(unfolded yield) (:func:`gammastar.corrections.background.
     eta_mumu_rate_peak`); returns the ``eta_mumu`` report."""
-    from gammastar.corrections.background import eta_mumu_rate_peak
 
     mvals = pairs["m"].to_numpy()
     unf = np.histogram(mvals, bins=edges, weights=pairs["weight"].to_numpy())[0]
@@ -1048,12 +1056,6 @@ def _histograms(
 ) -> tuple[dict[str, hist.Hist], dict[str, Any]]:
     """The output histograms (:func:`fill_histograms`) and, with
     ``unfold.bayesian_iterations``, the resolution unfolding of ``unfolded_m``."""
-    from gammastar import io
-    from gammastar.corrections.unfold import (
-        bayesian_unfold,
-        bayesian_unfold_variance,
-        response_matrix,
-    )
 
     hists = fill_histograms(cfg, w.pairs, raw=w.raw, unfolded=w.unfolded, estimate=w.estimate)
     for name in ("unfolded_m", "unfolded_m_qT_E"):
@@ -1161,7 +1163,6 @@ def _select_doc(
     """``(meta, select.json)``: the JSON assembly, in one place (schemas/…/select.json)."""
     import time
 
-    from gammastar.core.artifacts import make_meta
 
     bkg, phase_space = cfg.background, run.phase_space
     counts = _counts(run, w, done.cutflow, hists)
@@ -1210,7 +1211,6 @@ def _select_doc(
 def _conversions_report(cfg: AnalysisConfig) -> dict[str, Any] | None:
     """``select.json`` ``background.conversions``: the template and its R per 1/(1 + R)
     weighted mass bin (``None`` without ``background.conversion_template``)."""
-    from gammastar.corrections.background import conversion_template_from_config
 
     t = conversion_template_from_config(cfg)
     return None if t is None else t.summary(cfg.selection.mass_min)
@@ -1227,7 +1227,6 @@ def _measure_polarisation(
     """The ``polarisation`` block of ``select.json`` (:func:`gammastar.corrections.polarisation.measure`
     on the weighted pairs in the bins of :func:`_polarisation_edges`; ``moments``: the
     acceptance's moments at every pair, when already computed)."""
-    from gammastar.corrections.polarisation import measure
 
     cols = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight", "acc")
     if pairs is None:
@@ -1257,7 +1256,6 @@ def _polarisation_edges(cfg: AnalysisConfig, m_os: np.ndarray) -> np.ndarray:
     ``polarisation_bins`` of equal OS counts with :data:`~gammastar.corrections.polarisation.MIN_PAIRS`
     each (a small sample: fewer bins), kept off the narrow peaks by
     ``polarisation_peak_window`` (:func:`gammastar.corrections.polarisation.peak_safe_edges`)."""
-    from gammastar.corrections.polarisation import MIN_PAIRS, peak_safe_edges, polarisation_edges
 
     u, lo, hi = cfg.unfold, cfg.selection.mass_min, cfg.selection.mass_max
     if u.polarisation_edges is not None:
@@ -1274,7 +1272,6 @@ def _polarisation_edges(cfg: AnalysisConfig, m_os: np.ndarray) -> np.ndarray:
 def _warn_peak_window(cfg: AnalysisConfig) -> None:
     """Once per selection: a measured λ_θ in equal-count bins without
     ``unfold.polarisation_peak_window`` while a narrow peak lies in the mass range."""
-    from gammastar.corrections.polarisation import narrow_peaks
 
     u, lo, hi = cfg.unfold, cfg.selection.mass_min, cfg.selection.mass_max
     near = [p for p in narrow_peaks() if lo < p < hi]
@@ -1315,7 +1312,6 @@ def _write_outputs(
 
     import uproot
 
-    from gammastar.core.artifacts import atomic_paths, json_text
 
     t_post = time.perf_counter()
     with atomic_paths([run.outdir / n for n in OUTPUT_FILES], force) as (pq_tmp, h_tmp, js_tmp):
@@ -1356,7 +1352,6 @@ def flavour_channel(flavour: str) -> str:
     """The dilepton channel name of a flavour (``mu`` → ``mumu``, ``e`` → ``ee``;
     :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`): the suffix of its histograms
     (``os_m_ee``) and its key in ``select.json``/``yields.json`` ``flavours``."""
-    from gammastar.physics.darkphoton import LEPTON_CHANNELS
 
     return next(c.name for c in LEPTON_CHANNELS.values() if c.flavour == flavour)
 
@@ -1374,7 +1369,6 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
 
     import pandas as pd
 
-    from gammastar.config import flavour_config
 
     parts: dict[str, _Selected] = {}
     for f in cfg.input.flavours:

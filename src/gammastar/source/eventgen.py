@@ -18,6 +18,10 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
+from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
+from gammastar.physics.decay import decay_probability, sample_decay_length
+from gammastar.physics.kinematics import boost, decay_in_helicity_frame
+from gammastar.physics.sampling import sample_cos_theta
 
 APRIME_PDGID = 4900022
 """Default PDG id of the A′: Pythia 8's Hidden-Valley U(1) photon ``gammav`` (PDG Monte Carlo
@@ -139,32 +143,6 @@ def decay_coefficients(rho00: float, m: float, decay: Decay) -> tuple[float, flo
     return (1 - rho00) / 2, (3 * rho00 - 1) / 2
 
 
-def sample_cos_theta(a: ArrayLike, b: ArrayLike, n: int, rng: np.random.Generator) -> NDArray:
-    """cos θ in [−1, 1] from W ∝ a + b cos²θ (a, b ≥ 0 where W ≥ 0; arrays of size n or scalars).
-
-    Isotropic (b = 0 everywhere): one uniform per event; else vectorised accept-reject.
-
-    Example:
-        >>> c = sample_cos_theta(0.0, 1.0, 200_000, np.random.default_rng(1))  # cos²θ: <c²> = 3/5
-        >>> abs(float(np.mean(c**2)) - 0.6) < 0.005
-        True
-    """
-    a = np.broadcast_to(np.asarray(a, dtype=np.float64), (n,))
-    b = np.broadcast_to(np.asarray(b, dtype=np.float64), (n,))
-    if not np.any(b):
-        return rng.uniform(-1.0, 1.0, n)
-    wmax = np.maximum(a, a + b)
-    out = np.empty(n)
-    todo = np.arange(n)
-    while todo.size:
-        c = rng.uniform(-1.0, 1.0, todo.size)
-        u = rng.uniform(0.0, 1.0, todo.size)
-        keep = u * wmax[todo] <= a[todo] + b[todo] * c**2
-        out[todo[keep]] = c[keep]
-        todo = todo[~keep]
-    return out
-
-
 # --------------------------------------------------------------------------- kinematics
 @dataclass
 class AprimeKinematics:
@@ -272,7 +250,6 @@ def decay_daughters(
         :func:`gammastar.physics.kinematics.decay_in_helicity_frame` (the one implementation;
         its x′ = y′ × z′ with y′ ∝ ẑ × z′ is the axis above).
     """
-    from gammastar.physics.kinematics import decay_in_helicity_frame
 
     pa = np.stack([k.px, k.py, k.pz, k.e])
     p1, _ = decay_in_helicity_frame(
@@ -395,20 +372,11 @@ def chunk_seeds(seed: int | None, n: int, chunk: int) -> list[tuple[int, int]]:
 
 
 def _decay_z(l1: float, l2: float | None, ell: NDArray, u: NDArray) -> tuple[NDArray, NDArray]:
-    """Decay distance z in [l1, l2] from the truncated exponential of mean ``ell``, and the
-    probability P(l1 < z < l2) = e^{−l1/ℓ} − e^{−l2/ℓ} (numerically stable forms)."""
-    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-        if l2 is None:
-            frac = np.ones_like(ell)
-            z = l1 - ell * np.log1p(-u)
-        else:
-            frac = -np.expm1(-(l2 - l1) / ell)
-            z = l1 - ell * np.log1p(-u * frac)
-        prob = np.exp(-l1 / ell) * frac
-    z = np.where(np.isfinite(z), z, l1)
-    if l2 is not None:
-        z = np.clip(z, l1, l2)
-    return z, np.where(np.isfinite(prob), prob, 0.0)
+    """Decay distance z in [l1, l2] (``None``: no end) from the truncated exponential of mean
+    ``ell`` and the probability P(l1 < z < l2): :mod:`gammastar.physics.decay`."""
+    end = np.inf if l2 is None else l2
+    prob = decay_probability(l1, end, ell)
+    return sample_decay_length(l1, end, ell, u), np.where(np.isfinite(prob), prob, 0.0)
 
 
 def production_vertex(
@@ -512,7 +480,7 @@ def _kinematics(
     rng = np.random.default_rng(s_dec)
     k = aprime_kinematics(sampler, mass, n, seed=int(s_kin.generate_state(1)[0]), rng=rng)
     coef = np.array([decay_coefficients(rho00, mass, d) for d in decays])
-    cos_t = sample_cos_theta(coef[ch_idx, 0], coef[ch_idx, 1], n, rng)
+    cos_t = sample_cos_theta(rng, coef[ch_idx, 0], coef[ch_idx, 1], n)
     phi = rng.uniform(0.0, 2 * np.pi, n)
     m1 = np.array([d.m1 for d in decays])[ch_idx]
     m2 = np.array([d.m2 for d in decays])[ch_idx]
@@ -656,10 +624,6 @@ def dark_decay_coefficients(rho00: float, m: float, m_a: float, m_b: float) -> t
     return 1.0 - kappa * (1.0 - rho00), kappa * (1.0 - 3.0 * rho00)
 
 
-def _rows(p: NDArray) -> NDArray:
-    return np.ascontiguousarray(p.T)
-
-
 def dark_chains(
     sampler: Any,
     model: Any,
@@ -686,34 +650,33 @@ def dark_chains(
     Returns:
         Dict: ``k`` (A′ :class:`AprimeKinematics`), ``chain``, ``channel``, ``b_channel``
         (−1 without a second ψ₂) code arrays, ``sign`` (+1 ψ₂, −1 ψ̄₂ for i2DM's Dirac
-        fermions, +1 for iDM), (n, 4) rows ``psi2``, ``partner``, ``psi1``, ``lminus``,
+        fermions, +1 for iDM), (4, n) four-momenta ``psi2``, ``partner``, ``psi1``, ``lminus``,
         ``lplus`` and ``b_psi1``, ``b_lminus``, ``b_lplus`` (NaN without a second ψ₂).
     """
-    from gammastar.physics.darkchain import boost, sample_psi2_decay, two_body_decay
 
     ma, m1, m2 = float(model.m_aprime), float(model.m1), float(model.m2)
     ss = np.random.SeedSequence(seed)
     s_kin, s_dec = ss.spawn(2)
     rng = np.random.default_rng(s_dec)
     k = aprime_kinematics(sampler, ma, n, seed=int(s_kin.generate_state(1)[0]), rng=rng)
-    a = np.stack([k.px, k.py, k.pz, k.e], axis=1)
+    a = np.stack([k.px, k.py, k.pz, k.e])
     cn = list(chains)
     cbr = np.array([chains[c] for c in cn], dtype=np.float64)
     pick = rng.choice(len(cn), size=n, p=cbr / cbr.sum()) if len(cn) > 1 else np.zeros(n, int)
     chain = np.array([DARK_CHAINS.index(c) for c in cn], dtype=np.int8)[pick]
-    psi2 = np.empty((n, 4))
+    psi2 = np.empty((4, n))
     for code, mb in ((0, m1), (1, m2)):
         sel = np.nonzero(chain == code)[0]
         if not sel.size:
             continue
         if rho00 is None:
-            psi2[sel] = two_body_decay(a[sel], m2, mb, rng)[0]
+            psi2[:, sel] = two_body_decay(a[:, sel], m2, mb, rng)[0]
             continue
         ca, cb = dark_decay_coefficients(rho00, ma, m2, mb)
-        cos_t = sample_cos_theta(ca, cb, sel.size, rng)
+        cos_t = sample_cos_theta(rng, ca, cb, sel.size)
         phi = rng.uniform(0.0, 2 * np.pi, sel.size)
         ks = AprimeKinematics(ma, k.px[sel], k.py[sel], k.pz[sel], k.e[sel], k.ok[sel])
-        psi2[sel] = decay_daughters(ks, m2, mb, cos_t, phi)[0].T
+        psi2[:, sel] = decay_daughters(ks, m2, mb, cos_t, phi)[0]
     partner = a - psi2
     chn = list(channels)
     fbr = np.array([channels[c] for c in chn], dtype=np.float64)
@@ -723,15 +686,15 @@ def dark_chains(
         ch = np.full(n, -1, dtype=np.int8)
         idx = np.nonzero(mask)[0]
         ch[idx] = codes[rng.choice(len(chn), size=idx.size, p=fbr / fbr.sum())]
-        out = [np.full((n, 4), np.nan) for _ in range(3)]
+        out = [np.full((4, n), np.nan) for _ in range(3)]
         for c in chn:
             sel = np.nonzero(ch == PSI2_CHANNELS.index(c))[0]
             if not sel.size:
                 continue
             d = sample_psi2_decay(model, sel.size, final_state=c, seed=rng)
-            lm, lp = boost(d["lminus"], parent[sel]), boost(d["lplus"], parent[sel])
-            out[0][sel] = parent[sel] - lm - lp
-            out[1][sel], out[2][sel] = lm, lp
+            lm, lp = boost(d["lminus"], parent[:, sel]), boost(d["lplus"], parent[:, sel])
+            out[0][:, sel] = parent[:, sel] - lm - lp
+            out[1][:, sel], out[2][:, sel] = lm, lp
         return ch, *out
 
     channel, psi1, lminus, lplus = decay(psi2, np.ones(n, dtype=bool))
@@ -747,9 +710,9 @@ def dark_chains(
 
 
 def _psi2_kin(k: AprimeKinematics, p: NDArray, m2: float) -> tuple[AprimeKinematics, NDArray]:
-    fwd = k.ok & (p[:, 2] > 0) & np.all(np.isfinite(p), axis=1)
-    q = np.where(fwd[:, None], p, [0.0, 0.0, 1.0, np.hypot(1.0, m2)])
-    kin = AprimeKinematics(m2, q[:, 0], q[:, 1], q[:, 2], q[:, 3], fwd)
+    fwd = k.ok & (p[2] > 0) & np.all(np.isfinite(p), axis=0)
+    q = np.where(fwd, p, np.array([[0.0], [0.0], [1.0], [np.hypot(1.0, m2)]]))
+    kin = AprimeKinematics(m2, q[0], q[1], q[2], q[3], fwd)
     return kin, fwd
 
 
@@ -816,26 +779,26 @@ def generate_dark(
     kin, fwd = _psi2_kin(k, d["psi2"], m2)
     zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng_v.uniform(0.0, 1.0, n))
     prob = np.where(fwd, prob, 0.0)
-    lm, lp = d["lminus"].T, d["lplus"].T
-    hit = dark_hits(geo, kin, lm, lp, zrel[:, None], st.min_opening_angle)[:, 0] > 0
+    hit = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
+    hit = hit[:, 0] > 0
     # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach the
     # volume: weight 0) where its free exponential law puts it
     p2 = d["psi2"]
-    pabs = np.linalg.norm(p2[:, :3], axis=1)
-    u2 = p2[:, :3] / np.where(pabs > 0, pabs, 1.0)[:, None]
+    pabs = np.linalg.norm(p2[:3], axis=0)
+    u2 = p2[:3] / np.where(pabs > 0, pabs, 1.0)
     free = -(pabs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
     path = np.where(fwd, zrel * kin.p / kin.pz, free)
     # b: free exponential decay along its direction (i2DM psi2 psi2 only)
     two = d["chain"] == 1
     pb = d["partner"]
-    pb_abs = np.linalg.norm(pb[:, :3], axis=1)
+    pb_abs = np.linalg.norm(pb[:3], axis=0)
     ell_b = -(pb_abs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
-    ub = pb[:, :3] / np.where(pb_abs > 0, pb_abs, 1.0)[:, None]
-    zb = ell_b * ub[:, 2]
+    ub = pb[:3] / np.where(pb_abs > 0, pb_abs, 1.0)
+    zb = ell_b * ub[2]
     vol_b = two & k.ok & (zb >= geo.l1) & ((zb <= geo.l2) if geo.l2 is not None else True)
-    kin_b, fwd_b = _psi2_kin(k, np.where(two[:, None], pb, np.nan), m2)
-    blm = np.where(two[:, None], d["b_lminus"], 0.0).T
-    blp = np.where(two[:, None], d["b_lplus"], 0.0).T
+    kin_b, fwd_b = _psi2_kin(k, np.where(two, pb, np.nan), m2)
+    blm = np.where(two, d["b_lminus"], 0.0)
+    blp = np.where(two, d["b_lplus"], 0.0)
     hit_b = vol_b & fwd_b & (
         dark_hits(geo, kin_b, blm, blp, np.where(vol_b, zb, geo.l1)[:, None],
                   st.min_opening_angle)[:, 0] > 0
@@ -867,20 +830,20 @@ def generate_dark(
         "partner_pdg": np.where(two, -st.psi2_pdgid, -sign * st.psi1_pdgid)
         if d["dirac"]
         else np.full(n, st.psi1_pdgid, dtype=np.int32),
-        "decay_x": x0 + path * u2[:, 0],
-        "decay_y": y0 + path * u2[:, 1],
-        "decay_z": np.where(fwd, z0 + zrel, z0 + path * u2[:, 2]),
-        "decay_t": path * p2[:, 3] / np.where(pabs > 0, pabs, 1.0),
-        "b_decay_x": np.where(two, x0 + ell_b * ub[:, 0], nan),
-        "b_decay_y": np.where(two, y0 + ell_b * ub[:, 1], nan),
+        "decay_x": x0 + path * u2[0],
+        "decay_y": y0 + path * u2[1],
+        "decay_z": np.where(fwd, z0 + zrel, z0 + path * u2[2]),
+        "decay_t": path * p2[3] / np.where(pabs > 0, pabs, 1.0),
+        "b_decay_x": np.where(two, x0 + ell_b * ub[0], nan),
+        "b_decay_y": np.where(two, y0 + ell_b * ub[1], nan),
         "b_decay_z": np.where(two, z0 + zb, nan),
-        "b_decay_t": np.where(two, ell_b * pb[:, 3] / np.where(pb_abs > 0, pb_abs, 1.0), nan),
+        "b_decay_t": np.where(two, ell_b * pb[3] / np.where(pb_abs > 0, pb_abs, 1.0), nan),
     }
     for name, p in (("psi2", d["psi2"]), ("partner", d["partner"]), ("psi1", d["psi1"]),
                     ("lminus", d["lminus"]), ("lplus", d["lplus"]), ("b_psi1", d["b_psi1"]),
                     ("b_lminus", d["b_lminus"]), ("b_lplus", d["b_lplus"])):  # fmt: skip
         for j, comp in enumerate(("px", "py", "pz", "E")):
-            cols[f"{name}_{comp}"] = p[:, j]
+            cols[f"{name}_{comp}"] = p[j]
     keep = np.nonzero(k.ok)[0]
     keep = keep[np.argsort(cols["chain"][keep], kind="stable")]
     return {name: np.ascontiguousarray(v[keep]) for name, v in cols.items()}

@@ -1,7 +1,12 @@
-"""Millicharged-particle events: γ* → χχ̄ pairs with the data-driven γ* mass
-spectrum, kinematics and polarisation (the paper's recipe, Sec. III C 2, Eq. 8), built on the
-machinery of :mod:`gammastar.source.eventgen`; written by ``gammastar events --mchi``
-(:func:`gammastar.events.stage.run_mcp_events`).
+"""Millicharged-particle events: the paper's χχ̄ recipe (Sec. III C 2, Eq. 8), the one
+implementation: γ* → χχ̄ pairs with the data-driven γ* mass spectrum, kinematics and
+polarisation, built on the machinery of :mod:`gammastar.source.eventgen`.
+
+Offers :func:`mcp_bins` (the expected χχ̄ pairs per γ* mass bin: content × the bin-averaged
+Eq. 8 factor, 12-point Gauss–Legendre), :func:`generate_mcp` (one chunk of weighted events:
+written by ``gammastar events --mchi``, :func:`gammastar.events.stage.run_mcp_events`) and
+:func:`sample_mcp` (the same recipe on a kinematics flow with a transverse γ*, the columns of
+``gammastar sample --mcp-mass``).
 
 References:
     E. Allison, N. Blinov, "Data-Driven Predictions for Dark Photon and Millicharged Particle
@@ -17,17 +22,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.errors import InputError
+from gammastar.physics.kinematics import mcp_factor
 from gammastar.source.eventgen import (
     AprimeKinematics,
     Decay,
     aprime_kinematics,
     decay_coefficients,
     decay_daughters,
+    mass_range,
     production_vertex,
     sample_cos_theta,
 )
 
-__all__ = ["McpSettings", "generate_mcp", "mcp_bins"]
+__all__ = ["McpSettings", "generate_mcp", "mcp_bins", "sample_mcp"]
 
 
 @dataclass
@@ -49,10 +57,9 @@ def mcp_bins(
     mass_range: tuple[float, float] | None,
 ) -> tuple[NDArray, NDArray, NDArray]:  # fmt: skip
     """(lo, hi, expected χχ̄ pairs) per γ* mass bin: the part of each bin above 2 m_χ (and
-    inside ``mass_range``), content × the bin-averaged Eq. 8 factor Q² K_χ/K_ℓ (as
-    :func:`gammastar.flow.sample_mcp`, there with a 3-point rule; here Gauss–Legendre after
-    m = lo + (hi − lo)u², exact to ~1e-8 also in the threshold bin)."""
-    from gammastar.physics.kinematics import mcp_factor
+    inside ``mass_range``), content × the bin-averaged Eq. 8 factor Q² K_χ/K_ℓ
+    (:func:`gammastar.physics.kinematics.mcp_factor`; Gauss–Legendre after m = lo + (hi − lo)u²,
+    exact to ~1e-8 also in the threshold bin)."""
 
     lo = np.maximum(edges[:-1], 2 * m_chi)
     hi = edges[1:].astype(np.float64).copy()
@@ -112,7 +119,7 @@ def generate_mcp(
     chi = Decay("chichi", st.pdgid, -st.pdgid, st.m_chi, st.m_chi, True)
     coef = np.array([decay_coefficients(float(r), float(0.5 * (lo[j] + hi[j])), chi)
                      for j, r in enumerate(rho00)])  # fmt: skip
-    cos_t = sample_cos_theta(coef[b, 0], coef[b, 1], n, rng_k)
+    cos_t = sample_cos_theta(rng_k, coef[b, 0], coef[b, 1], n)
     phi = rng_k.uniform(0.0, 2 * np.pi, n)
     d1, d2 = decay_daughters(g, st.m_chi, st.m_chi, cos_t, phi)
     x0, y0, z0 = production_vertex(st, n, np.random.default_rng(s_vtx))
@@ -134,3 +141,98 @@ def generate_mcp(
         for i, comp in enumerate(("px", "py", "pz", "E")):
             cols[f"{name}_{comp}"] = d[i]
     return {key: np.ascontiguousarray(v[ok]) for key, v in cols.items()}
+
+
+class _Extrapolating:
+    """A flow sampled at any mass (``extrapolate=True``), without a mass range to check."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def sample(self, mass: float, n: int, seed: int | None = None) -> Any:
+        return self.model.sample(mass, n, seed=seed, extrapolate=True)
+
+
+def sample_mcp(
+    model: Any,
+    m_chi: float,
+    n: int,
+    *,
+    spectrum: tuple[NDArray, NDArray],
+    m_lepton: float,
+    q: float = 1.0,
+    seed: int | None = None,
+    extrapolate: bool = False,
+) -> dict[str, NDArray]:
+    """The paper's mCP recipe (Sec. III C 2) on a γ* kinematics flow, as ``gammastar sample
+    --mcp-mass`` writes it: :func:`mcp_bins` and :func:`generate_mcp` with a transversely
+    polarised γ* (ρ₀₀ = 0: dN/dcos θ ∝ 1 + cos²θ + (4m_χ²/m²) sin²θ about the γ* direction) and
+    no production vertex.
+
+    1. γ* masses from the unfolded dilepton spectrum above 2 m_χ (and inside the flow's trained
+       mass range unless ``extrapolate``), a bin chosen ∝ content × Eq. 8 factor, the mass
+       uniform inside it;
+    2. (q_T, E) of the γ* from the flow at the bin's centre, E set to the event's mass at fixed
+       momentum, a uniform azimuth;
+    3. the decay γ* → χχ̄.
+
+    The weights sum to the expected number of χχ̄ pairs in the normalisation of ``spectrum``.
+
+    Arguments:
+        model: the γ* kinematics (a :class:`gammastar.flow.FlowModel`, or any sampler with
+            ``sample(mass, n, seed)`` and optionally ``mass_range``).
+        m_chi: χ mass (GeV).
+        n: number of events (fewer rows where the sampler gives unphysical kinematics).
+        spectrum: (edges, contents) of the γ* mass spectrum
+            (:func:`gammastar.flow.mass_spectrum_from_pairs`).
+        m_lepton: the lepton mass of the dilepton spectrum (GeV).
+        q: χ charge in units of e.
+        seed: random seed.
+        extrapolate: use masses outside the flow's trained range.
+
+    Returns:
+        dict of arrays: ``m_gstar``, ``qT``, ``E``, ``px``, ``py``, ``pz`` (γ*), ``chi1_*`` and
+        ``chi2_*`` (px, py, pz, E), ``weight``.
+
+    Raises:
+        InputError: no γ* mass above 2 m_χ in the spectrum (inside the flow's range).
+
+    References:
+        Allison & Blinov Sec. III C 2, Eq. 8; the angular distribution of a transversely
+        polarised vector decaying to a fermion pair (Landsberg, Phys. Rep. 128 (1985) 301).
+
+    Example:
+        >>> from gammastar.physics.sampling import ParametricSampler
+        >>> edges = np.linspace(0.3, 1.0, 15)
+        >>> s = sample_mcp(ParametricSampler(), 0.2, 1000, spectrum=(edges, np.ones(14)),
+        ...                m_lepton=0.1056583755, seed=1)
+        >>> bool(np.all(s["m_gstar"] >= 0.4)), bool(np.allclose(s["chi1_E"] + s["chi2_E"], s["E"]))
+        (True, True)
+    """
+    edges, contents = (np.asarray(a, dtype=np.float64) for a in spectrum)
+    frange = mass_range(model)
+    bins = mcp_bins(edges, contents, m_chi, m_lepton, q, None if extrapolate else frange)
+    total = float(bins[2].sum())
+    if not (np.isfinite(total) and total > 0):
+        where = "" if extrapolate or frange is None else f" inside the flow's range {frange}"
+        raise InputError(
+            f"no γ* mass above 2 m_χ = {2 * m_chi:.4g} GeV in the mass spectrum "
+            f"[{edges[0]:.4g}, {edges[-1]:.4g}] GeV{where}"
+        )
+    sampler = _Extrapolating(model) if extrapolate else model
+    st = McpSettings(m_chi=float(m_chi), charge=float(q), pdgid=0)
+    cols = generate_mcp(sampler, st, bins, np.zeros(bins[2].size), n, seed=seed, total=total,
+                        n_norm=n)  # fmt: skip
+    out = {
+        "m_gstar": cols["m_gstar"],
+        "qT": np.hypot(cols["gstar_px"], cols["gstar_py"]),
+        "E": cols["gstar_E"],
+        "px": cols["gstar_px"],
+        "py": cols["gstar_py"],
+        "pz": cols["gstar_pz"],
+        "weight": cols["weight"],
+    }
+    for name in ("chi1", "chi2"):
+        for comp in ("px", "py", "pz", "E"):
+            out[f"{name}_{comp}"] = cols[f"{name}_{comp}"]
+    return out

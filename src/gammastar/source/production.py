@@ -18,8 +18,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core import rundir
+from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.sampling import ParametricSampler, SamplerLike
+from gammastar.physics.target import yield_scale
+from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
+from gammastar.yields.uncertainties import read_uncertainties
 
 __all__ = [
     "Yields",
@@ -116,7 +120,6 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
     if not (arrays[0].size == arrays[1].size == arrays[2].size) or arrays[0].size == 0:
         raise InputError(f"{path}: aprime.mass, per_pot_per_eps2 and stat_err differ in length")
     try:
-        from gammastar.yields.uncertainties import read_uncertainties
 
         return Yields(
             *arrays,
@@ -145,14 +148,12 @@ def sampler_from_config(
     if given is not None:  # a flow ensemble member (gammastar.yields.uncertainties)
         base, desc = given, "flow ensemble member"
     elif rc.flow is not None:
-        from gammastar import flow
+        from gammastar import flow  # torch: only when a flow is used
 
         path = cfg.resolve(rc.flow)
         base, desc = flow.load(path), str(path)
     if ex is None:
         return (base if base is not None else ParametricSampler()), desc
-    from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
     if rc.extrapolation == "refuse":
         if base is None:
@@ -210,7 +211,6 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
         ConfigError: the data's target thickness is unknown, or the config's
             ``beam.interaction_lengths`` contradicts the one recorded with the yields.
     """
-    from gammastar.physics.target import yield_scale
 
     rc, beam = config.reach, config.beam
     src = config.source or "<config>"
@@ -266,7 +266,7 @@ def ensemble_samplers(
     Raises:
         ConfigError: ``reach.flow`` is not a flow, or its ensemble has fewer than 2 members.
     """
-    from gammastar import flow
+    from gammastar import flow  # torch: only when a flow is used
 
     src = config.source or "<config>"
     if config.reach.flow is None:

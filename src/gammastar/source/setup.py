@@ -14,8 +14,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.core.artifacts import read_json
 from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics.darksector import aprime_branching_ratios, psi2_ctau, psi2_width
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.physics.target import interaction_probability
 from gammastar.source.eventgen import DARK_CHAINS, DarkEventSettings, mass_range, rho00_from_lambda
+from gammastar.source.geometry import Geometry
+from gammastar.source.production import (
+    check_refuse,
+    load_yields,
+    resolve_yield_scale,
+    sampler_from_config,
+)
+from gammastar.yields.uncertainties import interpolated_error
 
 __all__ = [
     "Labelled",
@@ -102,14 +114,6 @@ def aprime_source(
         ConfigError: no N_POT.  InputError: no yield at ``mass``, ``mass`` outside the flow's
         range without ``extrapolate``.
     """
-    from gammastar.core.artifacts import read_json
-    from gammastar.physics.target import interaction_probability
-    from gammastar.source.production import (
-        check_refuse,
-        load_yields,
-        resolve_yield_scale,
-        sampler_from_config,
-    )
 
     where = config.source or "<config>"
     yields_path = config.resolve(config.reach.yields)
@@ -140,7 +144,6 @@ def aprime_source(
                 f"--mass {mass:g} GeV is outside the flow's mass range [{frange[0]:g}, "
                 f"{frange[1]:g}] GeV; --extrapolate uses the analytic model there (labelled)"
             )
-        from gammastar.physics.sampling import ParametricSampler
 
         sampler = Labelled(ParametricSampler())
         desc = "parametric (physics.md §3.2 defaults), outside the flow's range: extrapolated"
@@ -255,7 +258,6 @@ def polarisation(
             "lambda_theta": lt,
         }
         if err is not None and err.size == lam.size and np.isfinite(err[good]).all():
-            from gammastar.yields.uncertainties import interpolated_error
 
             # the error of the interpolated λ_θ (the bins are independent)
             e = interpolated_error(mass, centres[good], err[good])
@@ -274,8 +276,6 @@ def dark_settings(
     config: Any, mass: float, eps: float, src: Mapping[str, Any]
 ) -> DarkEventSettings:
     """:class:`DarkEventSettings` of the config's ``idm`` section at (m_A′, ε)."""
-    from gammastar.physics.darksector import aprime_branching_ratios, psi2_ctau, psi2_width
-    from gammastar.source.geometry import Geometry
 
     idm = config.idm
     where = config.source or "<config>"

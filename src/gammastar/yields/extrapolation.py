@@ -42,7 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
-from gammastar.physics.kinematics import cm_rapidity, rapidity
+from gammastar.physics.kinematics import cm_rapidity, rapidity_pz
 
 __all__ = [
     "MODEL_NAME",
@@ -51,7 +51,6 @@ __all__ = [
     "FitSettings",
     "NsigErrorSettings",
     "RecordingSampler",
-    "beam_rapidity",
     "fiducial_fraction",
     "fit_extrapolation",
     "nsig_error_parts",
@@ -69,24 +68,6 @@ _Y = np.linspace(-3.0, 9.0, 241)[1:] - 0.025  # midpoints, 0.05
 _BOUNDS = ((0.03, 1.5), (-1.0, 8.0), (0.1, 5.0))
 MIN_EFF_PAIRS = 400.0
 """Adjacent mass bins are fitted together until their Kish effective size reaches this."""
-
-
-def beam_rapidity(e_beam: float) -> float:
-    """The lab rapidity of the beam–nucleon centre of mass of a fixed-target proton beam (the
-    centre of the produced mesons' rapidity distribution in a beam–nucleon collision):
-    :func:`gammastar.physics.kinematics.cm_rapidity`.
-
-    Arguments:
-        e_beam: beam energy (GeV).
-
-    Returns:
-        y_cm.
-
-    Example:
-        >>> round(beam_rapidity(400.0), 2)  # the mock's rapidity_mean: 3.37
-        3.37
-    """
-    return cm_rapidity(e_beam)
 
 
 def _log_pt(m: NDArray, pt: NDArray, t: float) -> NDArray:
@@ -426,7 +407,8 @@ class Extrapolation:
     """1σ of f_F (statistical, of the fit), by :attr:`error_method`."""
     y_sigma_err: float | None = None
     y_mean_fixed: bool = False
-    """ȳ fixed (to the beam's c.m. rapidity, :func:`beam_rapidity`) rather than fitted."""
+    """ȳ fixed (to the beam's c.m. rapidity, :func:`gammastar.physics.kinematics.cm_rapidity`)
+    rather than fitted."""
     error_method: str = "kish_profile"
     """How :attr:`fiducial_fraction_err` was made: ``sandwich`` (the robust covariance of the
     weighted fit) or ``kish_profile`` (the profile in σ_y, Kish-scaled; files written before
@@ -693,7 +675,7 @@ class _Reference:
         pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
         self.m, self.n = m, qt.size
         self.pt = qt[keep]
-        self.y = rapidity(np.stack([self.pt, np.zeros(self.pt.size), pz[keep], e[keep]]))
+        self.y = rapidity_pz(pz[keep], e[keep])
         self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
         # what the compiled sums take (_extrapolation_kernel): fixed with the sample
         with np.errstate(divide="ignore"):
@@ -1241,7 +1223,8 @@ class FitSettings:
     seed: int = 0
     """Seed of the reference samples behind P_F (recorded by the caller)."""
     y_mean: float | None = None
-    """ȳ fixed to this value (the beam's c.m. rapidity, :func:`beam_rapidity`); ``None``:
+    """ȳ fixed to this value (the beam's c.m. rapidity,
+    :func:`gammastar.physics.kinematics.cm_rapidity`); ``None``:
     fitted. The fiducial data see about ±0.5 units of rapidity around the peak, where ȳ and
     σ_y are strongly correlated: fitted together they drift along that valley
     (docs/yields.md)."""
@@ -1283,7 +1266,7 @@ class FitSettings:
         ``yields.extrapolation_pt_power``."""
         ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
         return cls(
-            y_mean=beam_rapidity(cfg.beam.energy),
+            y_mean=cm_rapidity(cfg.beam.energy),
             y_sigma=None if ys is None else (ys.value, ys.error),
             y_sigma_source=None if ys is None else ys.source,
             pt_power=cfg.yields.extrapolation_pt_power,
@@ -1841,13 +1824,13 @@ def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     if hasattr(sample, "acceptance_per_sample"):  # a KinematicSample: over its edges only
         return sample.acceptance_per_sample(ctau)
+    from gammastar.physics.decay import decay_probability
+
     z = np.asarray(sample.cells, dtype=np.float64)
     out = np.empty((sample.n, ctau.size))
     for j, c in enumerate(ctau):
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            x = z[None, :] / (sample.gbc[:, None] * c)
-            surv = np.exp(-np.where(np.isnan(x), 0.0, x))
-        out[:, j] = np.sum(sample.hits * (surv[:, :-1] - surv[:, 1:]), axis=1)
+        p = decay_probability(z[None, :-1], z[None, 1:], sample.gbc[:, None] * c)
+        out[:, j] = np.sum(sample.hits * p, axis=1)
     return sample.efficiency * out
 
 
@@ -1971,7 +1954,7 @@ def nsig_error_parts(
     any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
     them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
     ``forms`` (their quadrature sum), for a study that draws one form's truth and not the
-    other's (``benchmarks/coverage.py``); not to be added to ``forms``. Every form of
+    other's (``validation/scripts/nsig_coverage.py``); not to be added to ``forms``. Every form of
     ``model_variations`` that :data:`FORMS` holds has its key, 0 where its part is not
     computed: without ``covariance_stat`` (the covariance then holds the forms, in ``fit``)
     or for a form with no finite fit.

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from gammastar.core.figures import save_figure
+
 
 def _setup() -> Any:
     import matplotlib
@@ -55,7 +57,6 @@ def _phase_space_line(doc: dict[str, Any]) -> str:
 
 def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None = None) -> None:
     """Write the figure atomically; PDF/PNG carry the run's version, config hash and N_POT."""
-    from gammastar.core.figures import save_figure
 
     suffix = (os.path.splitext(os.fspath(path))[1] or ".pdf").lstrip(".").lower()
     meta = meta or {}

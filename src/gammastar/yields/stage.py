@@ -24,15 +24,26 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
+from gammastar.core.artifacts import atomic_path, check_writable, make_meta
+from gammastar.corrections.migration import migration_correction, read_simulation
+from gammastar.corrections.pair_acceptance import fiducial_from_config
 from gammastar.corrections.unfold import PHASE_SPACE_FIDUCIAL
 from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics import bremsstrahlung as br
+from gammastar.physics.darkphoton import LEPTON_CHANNELS
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
+from gammastar.physics.millicharge import meson_branching_ratio
+from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
+from gammastar.yields.extrapolation import FitSettings, fit_extrapolation
+from gammastar.yields.plots import plot_aprime, plot_mcp
+from gammastar.yields.uncertainties import yield_uncertainties
+from gammastar.yields.universality import combine, combine_channels, compare_aprime
 
 if TYPE_CHECKING:
     import hist
 
-    from gammastar.config import AnalysisConfig
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +243,6 @@ def aprime_yield(
 def _universality(aprime: dict, other: Path, lepton: str, ycfg: Any) -> dict[str, Any]:
     """``lepton_universality`` and ``aprime_combined`` of ``yields.json`` against the other
     flavour's ``yields.json`` at ``other`` (:func:`gammastar.yields.universality.compare_aprime`)."""
-    from gammastar.yields.universality import compare_aprime
 
     try:
         theirs = rundir.read_artifact(other, "yields.json", what="yields.compare_with")
@@ -247,7 +257,6 @@ def _universality(aprime: dict, other: Path, lepton: str, ycfg: Any) -> dict[str
         raise InputError(
             f"{other}: yields.compare_with holds {lepton!r} yields too; give the other flavour's"
         )
-    from gammastar.physics.darkphoton import LEPTON_CHANNELS
 
     name = {c.flavour: c.name for c in LEPTON_CHANNELS.values()}
     rng = ycfg.universality_mass_range
@@ -558,8 +567,6 @@ def _file_n_pot(path: Path, meta: dict[str, Any], flavour: str | None, k: float)
 # --------------------------------------------------------------------------- theory
 def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) -> dict[str, Any]:
     """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (physics.md §8)."""
-    from gammastar.physics import bremsstrahlung as br
-    from gammastar.physics.millicharge import meson_branching_ratio
 
     y = cfg.yields
     st = br.BremsSettings(
@@ -663,9 +670,6 @@ def _fiducial_yields(
 
     The A′ yield of the main keys is then computed from ``weight_full``: inside the fiducial
     region it is the data's, outside the model's (docs/yields.md)."""
-    from gammastar.corrections.pair_acceptance import fiducial_from_config
-    from gammastar.yields.extrapolation import FitSettings, fit_extrapolation
-
     fiducial = fiducial_from_config(cfg)
     m = pairs["m"].to_numpy()
     w = pairs["weight"].to_numpy()
@@ -706,7 +710,6 @@ def _fiducial_yields(
 def _migration(cfg: AnalysisConfig, fiducial: Any, edges: NDArray) -> Any:
     """The configured simulation's migration correction (``yields.resolution_migration``) on
     the yield bins ``edges``, or ``None``."""
-    from gammastar.corrections.migration import migration_correction, read_simulation
 
     mc = cfg.yields.resolution_migration
     if mc is None:
@@ -818,7 +821,6 @@ def read_phase_space(run_dir: Path) -> str:
 def _write_csv(
     path: Path, header: list[str], rows: list[list[Any]], comment: str, force: bool
 ) -> None:
-    from gammastar.core.artifacts import atomic_path
 
     def fmt(x: Any) -> str:
         if isinstance(x, list):
@@ -895,8 +897,6 @@ def compute_yields(
     Raises:
         GammastarError: missing inputs, bad N_POT, outputs exist without ``force``.
     """
-    from gammastar.config import AnalysisConfig, load_config
-    from gammastar.core.artifacts import check_writable
 
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     if output is not None:
@@ -932,7 +932,6 @@ def read_yield_inputs(cfg: AnalysisConfig, flavour: str | None = None) -> YieldI
     polarisation = None
     suffix, block = "", None
     if flavour is not None:
-        from gammastar.selection.stage import flavour_channel
 
         suffix = "_" + flavour_channel(flavour)
     if rd.path(rundir.SELECT).exists():  # schema check: refuse an invalid/unknown-version one
@@ -995,7 +994,6 @@ def _read_pairs(rd: rundir.RunDir, cols: list[str], flavour: str | None) -> Any:
     column of a both-channels run, :data:`gammastar.selection.stage.FLAVOUR_CODES`)."""
     if flavour is None:
         return rd.read_pairs(cols)
-    from gammastar.selection.stage import FLAVOUR_CODES
 
     pairs = rd.read_pairs([*cols, "flavour"])
     keep = pairs["flavour"].to_numpy() == FLAVOUR_CODES[flavour]
@@ -1123,7 +1121,6 @@ def _yields_meta(
     """``yields.json`` ``meta`` (``pairs_match``: overrides ``inp.consistent``, whether the
     pairs' weights sum to ``unfolded_m``; in the fiducial phase space the yields are the pairs'
     whatever it says, and it is False only after a resolution unfolding of ``unfolded_m``)."""
-    from gammastar.core.artifacts import make_meta
 
     return make_meta(
         config_sha256=cfg.section_sha256(
@@ -1189,7 +1186,6 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
         force,
     )
     if plots:
-        from gammastar.yields.plots import plot_aprime, plot_mcp
 
         plot_aprime(dict(res), cfg.output_dir / FIGURES[0], force=force)
         plot_mcp(dict(res), cfg.output_dir / FIGURES[1], force=force)
@@ -1200,7 +1196,6 @@ def _uncertainties(
 ) -> dict[str, Any]:
     """``yields.json`` ``uncertainties``: :func:`gammastar.yields.uncertainties.yield_uncertainties`
     on the document so far (with ``polarisation``), the histograms and the pairs."""
-    from gammastar.yields.uncertainties import yield_uncertainties
 
     rd = rundir.RunDir(cfg.output_dir)
     pairs = None
@@ -1226,9 +1221,6 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     (what the flow's training weights use); ``lepton_universality`` the ee/μμ ratio per
     shared bin and its χ² (:func:`gammastar.yields.universality.compare_aprime`); ``mcp`` per χ
     mass the combination of the channels whose data reach down to 2m_χ."""
-    from gammastar.config import flavour_config
-    from gammastar.selection.stage import flavour_channel
-    from gammastar.yields.universality import combine, combine_channels, compare_aprime
 
     per: dict[str, Any] = {}
     for f in cfg.input.flavours:

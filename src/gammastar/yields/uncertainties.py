@@ -181,11 +181,10 @@ def acceptance_map_variation(
     grid = getattr(amap, "map", amap)
     axes = [(grid.m_edges, m), (grid.pt_edges, pt)]
     if hasattr(amap, "y_edges"):
-        from gammastar.physics.kinematics import rapidity
+        from gammastar.physics.kinematics import rapidity_pz
 
         pz = np.asarray(pz, dtype=float)
-        e = np.sqrt(m * m + pt * pt + pz * pz)
-        y = rapidity(np.stack([np.zeros_like(pz), np.zeros_like(pz), pz, e]))
+        y = rapidity_pz(pz, np.sqrt(m * m + pt * pt + pz * pz))
         axes.append((amap.y_edges, y))
     values = np.asarray(grid.values, dtype=float)
     gen = np.asarray(amap.generated, dtype=float)
@@ -1027,7 +1026,7 @@ def lambda_tables(nominal: Any, edges: ArrayLike, dl: ArrayLike) -> tuple[Any, A
     around ``nominal``'s, δλ given per mass bin of ``edges`` and taken to the table's mass
     nodes as :meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes` takes values:
     from the decay-angle moments, without a new tabulation. The tables of the
-    ``acceptance_lambda_theta`` nuisance (and of ``benchmarks/lambda_nsig.py``)."""
+    ``acceptance_lambda_theta`` nuisance."""
     lam = np.broadcast_to(np.asarray(nominal.lambda_theta, dtype=float), nominal.m_grid.shape)
     dnode = nominal.lambda_nodes(edges, dl)
     return tuple(nominal.with_lambda(np.clip(lam + s * dnode, -1.0, 1.0)) for s in (1, -1))
