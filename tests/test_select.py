@@ -283,7 +283,7 @@ def test_cli_select(tmp_path, mockfile, capsys):
 def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monkeypatch, executor):
     """The three outputs are one set: a forced rerun interrupted while writing them (here in
     select.json, the last) leaves the previous run's files, byte for byte, and no stray file."""
-    import gammastar.core.artifacts
+    import gammastar.selection.stage
 
     cfg = make_cfg(tmp_path, [mockfile])
     select(cfg)
@@ -296,7 +296,7 @@ def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monk
     def interrupted(obj):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gammastar.core.artifacts, "json_text", interrupted)
+    monkeypatch.setattr(gammastar.selection.stage, "json_text", interrupted)
     with pytest.raises(KeyboardInterrupt):
         select(make_cfg(tmp_path, [other]), execution=Execution(executor), force=True)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before

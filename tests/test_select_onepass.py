@@ -220,7 +220,7 @@ def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
         return run_processor(*args, **kwargs)
 
     monkeypatch.setattr(processor.DileptonProcessor, "process", counting_process)
-    monkeypatch.setattr(processor, "run_processor", counting_run)
+    monkeypatch.setattr(sel, "run_processor", counting_run)
     res = sel.select(_cfg(tmp_path, "measured"), [mock], execution=BY_CHUNK)
     with uproot.open(mock) as f:
         entries = f["events"].num_entries
