@@ -45,6 +45,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
+from gammastar.physics.constants import mass
 
 __all__ = [
     "FRAME",
@@ -546,7 +547,6 @@ polarisation bin (names of :data:`gammastar.physics.constants.PDGID`)."""
 def narrow_peaks() -> tuple[float, ...]:
     """PDG masses (GeV, :func:`gammastar.physics.constants.mass`) of :data:`NARROW_PEAKS`,
     ascending."""
-    from gammastar.physics.constants import mass
 
     return tuple(sorted(mass(n) for n in NARROW_PEAKS))
 

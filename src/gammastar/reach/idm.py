@@ -34,9 +34,19 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.errors import GammastarError
-from gammastar.physics.darksector import IDM, aprime_branching_ratios, psi2_ctau, psi2_width
+from gammastar.config import load_config
+from gammastar.core import rundir
+from gammastar.core.artifacts import make_meta, write_json
+from gammastar.core.figures import save_figure
+from gammastar.errors import ConfigError, GammastarError
+from gammastar.physics.darkchain import idm_chain
+from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi2_ctau, psi2_width
 from gammastar.physics.decay import decay_probability
+from gammastar.reach import stats
+from gammastar.reach.acceptance import draw_dark, draw_dark_pair
+from gammastar.source.eventgen import mass_range
+from gammastar.source.geometry import Geometry
+from gammastar.source.setup import aprime_source, polarisation
 
 __all__ = [
     "IdmReachSettings",
@@ -142,7 +152,6 @@ def idm_signal_table(
     Returns:
         :class:`IdmSignalTable` (channels pooled, each weighted by its BR).
     """
-    from gammastar.physics.darkchain import idm_chain
 
     ma = float(model.m_aprime)
     draw = sampler.sample if hasattr(sampler, "sample") else sampler
@@ -299,7 +308,6 @@ def idm_reach(
 def _expected_s_up(background: float, n_pot_rel_uncertainty: float, cl: float) -> dict:
     """The expected upper limit on the signal per band (exact CLs, one counting bin,
     :mod:`gammastar.reach.stats`)."""
-    from gammastar.reach import stats
 
     model_b = stats.Model(
         [stats.Channel("idm", [1.0], [max(background, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
@@ -353,7 +361,6 @@ def plot_idm_reach(result: dict[str, Any], path: Any = None, *, title: str = "")
         )
         ax.legend(fontsize=14)
         if path is not None:
-            from gammastar.core.figures import save_figure
 
             save_figure(fig, path, bbox_inches="tight", dpi=110)
     plt.close(fig)
@@ -399,7 +406,6 @@ def idm_acceptance(
     Returns:
         ``acc(eps)``, vectorised; zero where no channel is open.
     """
-    from gammastar.reach.acceptance import draw_dark
 
     eps_ref = 1e-3
     tot = float(psi2_width(model, eps_ref, "total"))
@@ -454,8 +460,6 @@ def chain_acceptances(
     Returns:
         ``{chain: acc(eps)}``; empty where no ψ₂ channel is open.
     """
-    from gammastar.physics.darksector import I2DM
-    from gammastar.reach.acceptance import draw_dark_pair
 
     if not isinstance(model, I2DM):
         return {"psi1 psi2": idm_acceptance(sampler, model, geometry, channels=channels, n=n,
@@ -500,11 +504,6 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     """
     from pathlib import Path
 
-    from gammastar.config import load_config
-    from gammastar.core import rundir
-    from gammastar.core.artifacts import write_json
-    from gammastar.errors import ConfigError
-    from gammastar.source.setup import aprime_source
 
     cfg = load_config(config) if not hasattr(config, "idm") else config
     where = cfg.source or "<config>"
@@ -539,9 +538,6 @@ def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
     """Per m₁ of ``cfg.idm``'s grid, the chains' acceptances (:func:`chain_acceptances`, the
     A′ spin density from the data) and the excluded y interval per band; ``src`` the A′
     source (:func:`gammastar.source.setup.aprime_source`)."""
-    from gammastar.source.eventgen import mass_range
-    from gammastar.source.geometry import Geometry
-    from gammastar.source.setup import polarisation
 
     idm = cfg.idm
     yields, sampler = src["yields"], src["sampler"]
@@ -595,7 +591,6 @@ def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
 
 def _idm_doc(cfg: Any, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]:
     """The ``reach_idm.json`` document of a scan (:data:`gammastar.core.rundir.REACH_IDM`)."""
-    from gammastar.core.artifacts import make_meta
 
     idm = cfg.idm
     to_eps = idm.mass_ratio**4 / idm.alpha_d

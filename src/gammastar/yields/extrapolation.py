@@ -41,8 +41,12 @@ from typing import Any, Literal, NamedTuple, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core.threads import single_thread_blas
 from gammastar.errors import InputError
+from gammastar.physics.decay import decay_probability
 from gammastar.physics.kinematics import cm_rapidity, rapidity_pz
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.yields._extrapolation_kernel import group_sums, hess_sums
 
 __all__ = [
     "MODEL_NAME",
@@ -666,7 +670,6 @@ class _Reference:
     quadrature's O(step) error in ∂P_F/∂θ biased the weakly constrained σ_y)."""
 
     def __init__(self, fiducial: Any, m: float, seed: int) -> None:
-        from gammastar.physics.sampling import ParametricSampler
 
         t0, mu0, s0 = REFERENCE
         out = ParametricSampler(t0, mu0, s0).sample(m, REFERENCE_SAMPLES, seed=seed)
@@ -703,7 +706,6 @@ class _Reference:
         :meth:`_log_fraction_and_grad_numpy`."""
         if form.y_kernel is None:
             return self._log_fraction_and_grad_numpy(t, mu, s, form, a, with_power)
-        from gammastar.yields._extrapolation_kernel import group_sums
 
         a_eff = a + form.power_offset
         k, c_t, dn = _pt_terms(self.m, t, a_eff, with_power)
@@ -788,7 +790,6 @@ def _group_terms(grp: _Group, t: float, mu: float, s: float, a: float, form: Mod
         if fit_a:
             gd = np.append(gd, float(form.dlog_pt_da(m, pt, t, a) @ w))
         return float(np.sum(w * lp)) - wsum * lpf, gd - wsum * gpf
-    from gammastar.yields._extrapolation_kernel import group_sums
 
     a_eff = a + form.power_offset
     k, c_t, dn = _pt_terms(grp.m_, t, a_eff, fit_a)
@@ -881,7 +882,6 @@ def _lbfgs(data, x0, bounds, sigma, mu_fixed, form, power) -> tuple[NDArray, flo
     """:func:`_nll_and_grad` minimised by L-BFGS-B from ``x0`` within ``bounds``: ``(x, nll)``."""
     from scipy.optimize import minimize
 
-    from gammastar.core.threads import single_thread_blas
 
     with single_thread_blas():  # L-BFGS-B's tiny LAPACK calls: threads only cost
         res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed, form, power), jac=True,
@@ -1082,7 +1082,6 @@ def _group_hess(grp: _Group, t: float, mu: float, s: float, a: float,
     weighted by p/p_ref (the second derivatives of the p_T normalisation: :func:`_pt_second`).
     One compiled pass each (:func:`gammastar.yields._extrapolation_kernel.hess_sums`); the form
     must have a compiled rapidity density (:attr:`ModelForm.y_kernel`)."""
-    from gammastar.yields._extrapolation_kernel import hess_sums
 
     if form.y_kernel is None:
         raise ValueError(f"model form {form.name!r} has no compiled rapidity density")
@@ -1824,7 +1823,6 @@ def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     if hasattr(sample, "acceptance_per_sample"):  # a KinematicSample: over its edges only
         return sample.acceptance_per_sample(ctau)
-    from gammastar.physics.decay import decay_probability
 
     z = np.asarray(sample.cells, dtype=np.float64)
     out = np.empty((sample.n, ctau.size))
@@ -2465,7 +2463,6 @@ class ExtrapolatedSampler:
         if rng is None and isinstance(meta, dict) and "mass_range" in meta:
             rng = meta["mass_range"]
         if rng is None and inside is None and self.seam is not None:
-            from gammastar.physics.sampling import ParametricSampler
 
             rng = ParametricSampler().mass_range  # below the seam: the analytic sampler's
         if rng is not None:
@@ -2475,7 +2472,6 @@ class ExtrapolatedSampler:
         self.model = MODEL_NAME
 
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
-        from gammastar.physics.sampling import ParametricSampler
 
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)

@@ -53,8 +53,17 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.corrections.background import eta_mumu_rate_peak
 from gammastar.corrections.migration import applied_correction
+from gammastar.corrections.pair_acceptance import (
+    FiducialRegion,
+    PairAcceptance,
+    fiducial_from_config,
+)
+from gammastar.corrections.unfold import load_acceptance_map, split_map_spec
 from gammastar.errors import ConfigError, GammastarError, InputError
+from gammastar.physics.kinematics import rapidity_pz
+from gammastar.yields.extrapolation import Extrapolation, refit, refit_fractions
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +190,6 @@ def acceptance_map_variation(
     grid = getattr(amap, "map", amap)
     axes = [(grid.m_edges, m), (grid.pt_edges, pt)]
     if hasattr(amap, "y_edges"):
-        from gammastar.physics.kinematics import rapidity_pz
 
         pz = np.asarray(pz, dtype=float)
         y = rapidity_pz(pz, np.sqrt(m * m + pt * pt + pz * pz))
@@ -408,8 +416,6 @@ def lambda_theta_moving_variation(
     References:
         Faccioli et al., Eur. Phys. J. C 69 (2010) 657; :mod:`gammastar.corrections.pair_acceptance`.
     """
-    from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.yields.extrapolation import refit_fractions
 
     m = np.asarray(pairs["m"], dtype=float)
     w = np.asarray(pairs["weight"], dtype=float)
@@ -480,8 +486,6 @@ def lambda_theta_refits(
         [{"lambda_bin", "sign", "lambda_shift" (σ_k in bin k, 0 or None elsewhere),
         "yield_shift" (per mass bin, NaN where the yield is 0), "fit" (a refit record)}]}``.
     """
-    from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.yields.extrapolation import refit
 
     m, pt, y, w = (np.asarray(pairs[k], dtype=float) for k in ("m", "pT", "y", "weight"))
     edges = np.asarray(edges, dtype=float)
@@ -505,7 +509,6 @@ def lambda_theta_refits(
 def lambda_regions(block: Mapping[str, Any], fiducial: Any) -> list[Any]:
     """Per move of :func:`lambda_theta_refits`' ``block``, the moved fiducial region
     (``fiducial``'s table at λ̂ ± σ_k, :func:`lambda_tables`; its ``min_acceptance``)."""
-    from gammastar.corrections.pair_acceptance import FiducialRegion
 
     out = []
     for mv in block["moves"]:
@@ -823,7 +826,6 @@ def _refittable_extrapolation(doc: Mapping[str, Any]) -> Any:
     ext = doc.get("extrapolation")
     if not isinstance(ext, Mapping):
         return None
-    from gammastar.yields.extrapolation import Extrapolation
 
     refit_ex = Extrapolation.from_dict(dict(ext))
     return None if refit_ex.bin_group is None else refit_ex
@@ -861,7 +863,6 @@ def _eta_mumu_step(
             f"{cfg.source or '<config>'}: uncertainties.eta_mumu_rel_err: not given (relative "
             "1σ error of the η → μμ peak that background.remove_eta_mumu: rate subtracts)"
         )
-    from gammastar.corrections.background import eta_mumu_rate_peak
 
     native = np.asarray(unf.axes[0].edges, dtype=float)
     peak, _, _ = eta_mumu_rate_peak(
@@ -993,7 +994,6 @@ def _map_statistics(
     if "pT" not in cols:
         skipped[name] = "the pairs table (pT) is not available"
         return
-    from gammastar.corrections.unfold import load_acceptance_map, split_map_spec
 
     path, key = split_map_spec(u.acceptance_map)
     amap = load_acceptance_map(cfg.resolve(path), key,
@@ -1053,7 +1053,6 @@ def _lambda_nuisance(
     with ``acc`` and ``eff``) moves it, each polarisation bin alone
     (:func:`lambda_theta_moving_variation`), and with an ``extrapolation`` the moves' refits
     (:func:`lambda_theta_refits`; else ``None``)."""
-    from gammastar.corrections.pair_acceptance import PairAcceptance, fiducial_from_config
 
     fid = fiducial_from_config(cfg)
     nominal = fid.acceptance
