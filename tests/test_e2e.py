@@ -91,7 +91,11 @@ def statuses(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
 STAGES = ("generate", "select", "yields", "train", "validate", "reach")
 
 
-def test_run_rerun_and_config_change(tmp_path: Path) -> None:
+def test_run_and_rerun(tmp_path: Path) -> None:
+    """One whole run writes every artifact (each schema-checked one valid) and the report; a
+    second run of the same config recomputes nothing and rewrites nothing. Which stages a
+    config change reruns: test_config_change_reruns_only_the_affected_stages (slow) on this
+    chain, tests/test_pipeline.py on toy stages."""
     cfg = write_config(tmp_path)
     first = gammastar("run", str(cfg))
     assert statuses(first) == dict.fromkeys(STAGES, "ran")
@@ -116,6 +120,7 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
                  "reach.json", ".gammastar/reach.json"):  # fmt: skip
         assert name in checked, name
     assert first.stdout.rstrip().endswith(f"report: {run / 'report.html'}")
+    assert_flow_closure(run)
     stamp = {
         p: (run / p).stat().st_mtime_ns for p in ("mock.root", "pairs.parquet", "flow/model.pt")
     }
@@ -123,6 +128,35 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
     second = gammastar("run", str(cfg))
     assert statuses(second) == dict.fromkeys(STAGES, "skipped")
     assert {p: (run / p).stat().st_mtime_ns for p in stamp} == stamp  # nothing rewritten
+
+
+def assert_flow_closure(run: Path) -> None:
+    """reach.json's flow closure and its figure and report section, as a tiny run makes them."""
+    reach = json.loads((run / "reach.json").read_text())
+    assert reach["meta"]["schema_version"] == 1
+    # the flow against its own pairs where the detector looks (gammastar.reach.flow_closure), at
+    # validate.masses: the tiny run's flow is full phase space (an acceptance map, no F)
+    fc = reach["flow_closure"]
+    assert fc["masses"] == [0.4, 0.75]
+    assert fc["pairs"] == str(run / "pairs.parquet")
+    # (the tiny run excludes nothing: compared where the expected signal peaks)
+    compared = [p for p in fc["points"] if p.get("eps_peak", {}).get("ratio") is not None]
+    assert compared
+    assert all(not p["inside_fiducial"] and p["n_pairs"] > 0 for p in compared)
+    assert fc["n_compared"] >= len(compared)
+    assert (run / "figures" / "reach_flow_closure.png").stat().st_size > 1000
+    assert "The flow against its own pairs where the detector looks" in (
+        run / "report.html"
+    ).read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_config_change_reruns_only_the_affected_stages(tmp_path: Path) -> None:
+    """On the real chain (a whole run first): a reach-only change reruns the reach alone; a
+    flow change reruns the training and what reads the flow, not the data stages."""
+    cfg = write_config(tmp_path)
+    assert statuses(gammastar("run", str(cfg))) == dict.fromkeys(STAGES, "ran")
+    run = tmp_path / "run"
 
     # a reach-only change reruns reach alone
     cfg.write_text(cfg.read_text().replace("eps_points: 6", "eps_points: 7"))
@@ -140,22 +174,7 @@ def test_run_rerun_and_config_change(tmp_path: Path) -> None:
         "validate": "ran",
         "reach": "ran",
     }
-    reach = json.loads((run / "reach.json").read_text())
-    assert reach["meta"]["schema_version"] == 1
-    # the flow against its own pairs where the detector looks (gammastar.reach.flow_closure), at
-    # validate.masses: the tiny run's flow is full phase space (an acceptance map, no F)
-    fc = reach["flow_closure"]
-    assert fc["masses"] == [0.4, 0.75]
-    assert fc["pairs"] == str(run / "pairs.parquet")
-    # (the tiny run excludes nothing: compared where the expected signal peaks)
-    compared = [p for p in fc["points"] if p.get("eps_peak", {}).get("ratio") is not None]
-    assert compared
-    assert all(not p["inside_fiducial"] and p["n_pairs"] > 0 for p in compared)
-    assert fc["n_compared"] >= len(compared)
-    assert (run / "figures" / "reach_flow_closure.png").stat().st_size > 1000
-    assert "The flow against its own pairs where the detector looks" in (
-        run / "report.html"
-    ).read_text(encoding="utf-8")
+    assert_flow_closure(run)
 
 
 def test_bad_config_is_one_line(tmp_path: Path) -> None:

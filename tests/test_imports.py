@@ -10,6 +10,7 @@ of the parent package, which every submodule has, is not counted).
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 import textwrap
@@ -76,9 +77,17 @@ def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     return out
 
 
-def import_graph() -> dict[str, set[str]]:
+@functools.cache
+def _graph() -> tuple[tuple[str, frozenset[str]], ...]:
     known = modules()
-    return {n: imported_modules(n, p, known) for n, p in known.items()}
+    return tuple((n, frozenset(imported_modules(n, p, known))) for n, p in known.items())
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the package modules it imports. Parsed once per test process (the sources do
+    not change during a run; every test of this file and of test_layers.py reads it), each
+    caller getting its own copy."""
+    return {n: set(deps) for n, deps in _graph()}
 
 
 def cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:

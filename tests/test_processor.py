@@ -120,9 +120,11 @@ def test_bad_file_during_processing(tmp_path):
         },
         source=str(tmp_path / "c.yaml"),
     )
+    # one futures worker: the error crosses the process boundary as with several, and each
+    # worker is a fresh interpreter (loky) that takes seconds to start
     for executor in ("iterative", "futures"):
         with pytest.raises(InputError, match=r"bad\.root: failed while reading"):
-            select(cfg, execution=Execution(executor), force=True)
+            select(cfg, execution=Execution(executor, workers=1), force=True)
     assert not (tmp_path / "r" / "pairs.parquet").exists()
     res = select(cfg, skip_bad_files=True)
     assert str(bad) in res.bad_files
@@ -137,7 +139,7 @@ def test_bad_file_during_processing(tmp_path):
     assert _staging_dirs(tmp_path / "r") == []
     # the reason reads the same whichever executor met the error (a worker process sends
     # only coffea's text): "Type: message"
-    fut = select(cfg, execution=Execution("futures"), skip_bad_files=True, force=True)
+    fut = select(cfg, execution=Execution("futures", workers=1), skip_bad_files=True, force=True)
     assert fut.bad_files == res.bad_files == par.bad_files
     assert res.bad_files[str(bad)].startswith("error: Error -3 while decompressing data")
 
@@ -401,8 +403,8 @@ def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
         raise AssertionError("coffea opened the file again for its metadata")
 
     monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(no_preprocessing))
-    for executor in ("iterative", "futures"):
-        res = select(cfg, execution=Execution(executor), force=True)
+    for executor in ("iterative", "futures"):  # one futures worker: a process of its own
+        res = select(cfg, execution=Execution(executor, workers=1), force=True)
         assert res.cutflow["events"] == 7 * 30
         assert res.counts["os"] == 3 * 30
 
