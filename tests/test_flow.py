@@ -196,16 +196,20 @@ def test_vjp_in_chunks_equals_one_serial_pass():
     "launch",
     [
         "from gammastar.flow import _training_kernels as FT; FT.warm_up()",  # a training's start
+        # the other launches: the same pool (gammastar.core.threads.ensure_pool), each in a
+        # fresh interpreter of a few seconds; in the slow suite
         # pair_acceptance's table, computed (an empty cache): its kernel is parallel
-        (
+        pytest.param(
             "from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance; "
             "PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057, "
-            "mass_range=(0.3, 0.5), p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))"
+            "mass_range=(0.3, 0.5), p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))",
+            marks=pytest.mark.slow,
         ),
         # a worker's thread setting, then its training's start (flow.stage._train_member)
-        (
+        pytest.param(
             "import torch; torch.set_num_threads(1); "
-            "from gammastar.flow import _training_kernels as FT; FT.warm_up()"
+            "from gammastar.flow import _training_kernels as FT; FT.warm_up()",
+            marks=pytest.mark.slow,
         ),
     ],
 )

@@ -297,11 +297,12 @@ def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr(gammastar.selection.stage, "json_text", interrupted)
+    execution = Execution(executor, workers=1)  # futures: one worker process (seconds to start)
     with pytest.raises(KeyboardInterrupt):
-        select(make_cfg(tmp_path, [other]), execution=Execution(executor), force=True)
+        select(make_cfg(tmp_path, [other]), execution=execution, force=True)
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
     monkeypatch.undo()
-    res = select(make_cfg(tmp_path, [other]), execution=Execution(executor), force=True)
+    res = select(make_cfg(tmp_path, [other]), execution=execution, force=True)
     assert res.counts["os"] == 2 * 3 * REPEAT
     assert sorted(p.name for p in run.iterdir()) == sorted(before)
 
