@@ -70,7 +70,8 @@ class Section(BaseModel):
 
 # --------------------------------------------------------------------------- beam
 class BeamConfig(Section):
-    """Beam and target of the data (physics.md §2): the yields per POT are normalised to them.
+    """Beam and target of the data (docs/explanation/physics.md §2): the yields per POT are
+    normalised to them.
 
     The facility of a reach (its N_POT, target thickness and N_POT uncertainty) is described
     in ``reach``.
@@ -86,6 +87,9 @@ class BeamConfig(Section):
     prescale). With ``n_pot: from_input`` the mock file's ``meta.n_pot_by_flavour`` already
     holds it (``mock.electrons.prescale``); a value here must then equal the file's."""
     target: str = "Pb"
+    """Name of the target material (e.g. ``Pb``): a label that enters the config's hash but no
+    computation; the normalisation reads ``interaction_lengths`` and ``sigma_inel_mb``, so set
+    those for another material."""
     interaction_lengths: PositiveFloat = 0.01
     """Target thickness L in nuclear interaction lengths: a fraction P_int = 1 − e^{−L} of the
     protons interacts (``gammastar.physics.target``)."""
@@ -105,7 +109,8 @@ class BeamConfig(Section):
 
 # --------------------------------------------------------------------------- mock
 class MockCrossSections(Section):
-    """Meson production cross-sections relative to the ω (physics.md §3.2 [default])."""
+    """Meson production cross-sections relative to the ω (docs/explanation/physics.md §3.2
+    [default])."""
 
     eta: NonNegFloat = 0.8
     """σ_η/σ_ω (range 0.6–1.0; PYTHIA 8.318 pp at 400 GeV: 0.81)."""
@@ -120,7 +125,7 @@ class MockCrossSections(Section):
 
 
 class MockFormFactors(Section):
-    """Transition form factors and the ρ line shape (physics.md §3.3 [lit])."""
+    """Transition form factors and the ρ line shape (docs/explanation/physics.md §3.3 [lit])."""
 
     eta_lambda_inv2: PositiveFloat = 1.934
     """η pole Λ⁻² in GeV⁻² (NA60 p–A, PLB 757 (2016) 437)."""
@@ -143,12 +148,18 @@ class MockPolarisation(Section):
     frame (a transverse virtual photon: Kroll–Wada), not configurable."""
 
     rho: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    """λ_θ of ρ → ℓℓ (μμ and ee) in the ρ's helicity frame, in [−1, 1]; 0: isotropic
+    (:meth:`gammastar.mock.cocktail.Cocktail.lambda_theta`)."""
     omega: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    """λ_θ of ω → ℓℓ (μμ and ee) in the ω's helicity frame, in [−1, 1]; 0: isotropic. The
+    Dalitz decay ω → π0ℓℓ keeps its Kroll–Wada angular form."""
     phi: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    """λ_θ of φ → ℓℓ (μμ and ee) in the φ's helicity frame, in [−1, 1]; 0: isotropic."""
 
 
 class MockCombinatorial(Section):
-    """Combinatorial background: random muons from π±/K± decays (physics.md §3.4)."""
+    """Combinatorial background: random muons from π±/K± decays
+    (docs/explanation/physics.md §3.4)."""
 
     os_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.10
     """Target fraction of combinatorial pairs among all recorded OS pairs (after all cuts)."""
@@ -169,8 +180,8 @@ class MockCombinatorial(Section):
 
 
 class MockDetector(Section):
-    """NA60-like detector model of the mock generator (physics.md §3.5; docs/mock.md
-    "Detector"; :mod:`gammastar.mock.detector`)."""
+    """NA60-like detector model of the mock generator (docs/explanation/physics.md §3.5;
+    docs/reference/mock.md "Detector"; :mod:`gammastar.mock.detector`)."""
 
     muon_min_energy: NonNegFloat = 3.0
     """Muon lab energy needed to cross the hadron absorber, GeV [paper]."""
@@ -228,14 +239,15 @@ class MockDetector(Section):
         if self.resolution_model == "scattering" and self.mass_resolution_exponent != 0:
             raise ValueError(
                 "mass_resolution_exponent applies to resolution_model: momentum; with "
-                "scattering sigma_m(m) follows from the model (docs/mock.md 'Detector')"
+                "scattering sigma_m(m) follows from the model (docs/reference/mock.md 'Detector')"
             )
         return self
 
 
 class MockPi0(Section):
-    """The π0 source of the dielectron mock (docs/mock.md, "Dielectrons"): its own multiplicity
-    and spectra (pions are softer and spread wider in rapidity than the heavier mesons)."""
+    """The π0 source of the dielectron mock (docs/reference/mock.md, "Dielectrons"): its own
+    multiplicity and spectra (pions are softer and spread wider in rapidity than the heavier
+    mesons)."""
 
     sigma_rel: NonNegFloat = 9.0
     """σ_π0/σ_ω [default: ⟨n_π0⟩ ≈ 3.5 per pp collision at SPS energies (about half the charged
@@ -250,8 +262,8 @@ class MockPi0(Section):
 
 
 class MockElectronDetector(Section):
-    """The electron arm of the mock detector (docs/mock.md, "Dielectrons") [default values:
-    a stand-in for a fixed-target electron spectrometer, not a specific experiment]."""
+    """The electron arm of the mock detector (docs/reference/mock.md, "Dielectrons") [default
+    values: a stand-in for a fixed-target electron spectrometer, not a specific experiment]."""
 
     min_energy: NonNegFloat = 1.0
     """Smallest reconstructed electron energy, GeV."""
@@ -279,7 +291,7 @@ class MockElectronDetector(Section):
 
 
 class MockElectrons(Section):
-    """The dielectron part of the mock (``mock.leptons`` holding ``e``; docs/mock.md)."""
+    """The dielectron part of the mock (``mock.leptons`` holding ``e``; docs/reference/mock.md)."""
 
     pi0: MockPi0 = Field(default_factory=MockPi0)
     detector: MockElectronDetector = Field(default_factory=MockElectronDetector)
@@ -292,7 +304,7 @@ class MockElectrons(Section):
     """The dielectron trigger's prescale k relative to the dimuon one (``leptons: [mu, e]``):
     the dielectron sources are generated for 1/k of the collisions, so that the file's
     ``meta.n_pot_by_flavour`` holds N_POT / k for ``e`` (``meta.n_pot`` and ``mu``: N_POT);
-    1: both flavours of every collision, in proportion (docs/mock.md "Prescale")."""
+    1: both flavours of every collision, in proportion (docs/reference/mock.md "Prescale")."""
     conversion_template_sources: Annotated[int, Field(ge=0)] = 2_000_000
     """Sources of the separate simulation (its own random stream, not the data's events) of
     the dielectron cocktail and the conversions through the electron detector that fills
@@ -304,9 +316,10 @@ _ACC_PT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.
 
 
 class MockConfig(Section):
-    """The NA60-like mock-data generator (physics.md §3). Owned by ``gammastar.mock``.
+    """The NA60-like mock-data generator (docs/explanation/physics.md §3). Owned by
+    ``gammastar.mock``.
 
-    See ``docs/mock.md`` for what the generated file contains.
+    See ``docs/reference/mock.md`` for what the generated file contains.
     """
 
     events: Annotated[int, Field(gt=0)] = 200_000
@@ -318,7 +331,8 @@ class MockConfig(Section):
     backend: Literal["parametric", "pythia"] = "parametric"
     """Meson kinematics: parametrised spectra, or PYTHIA 8 (extra ``pythia``; not implemented)."""
     n_omega_per_collision: PositiveFloat = 0.8
-    """⟨n_ω⟩ per inelastic p+A collision (0.39 per pp × about 2 for p+Pb, physics.md §3.2)."""
+    """⟨n_ω⟩ per inelastic p+A collision (0.39 per pp × about 2 for p+Pb,
+    docs/explanation/physics.md §3.2)."""
     cross_sections: MockCrossSections = Field(default_factory=MockCrossSections)
     pt_temperature: PositiveFloat = 0.20
     """T of 1/pT dN/dpT ∝ exp(−m_T/T), GeV, for all mesons and the π/K parents (m_T scaling)."""
@@ -352,7 +366,7 @@ class MockConfig(Section):
     """Normalisation of the Dalitz channels: ``pdg`` (the measured BR(P → γℓℓ), BR(ω → π0ℓℓ))
     or ``kroll_wada`` (BR(P → γγ) resp. BR(ω → π0γ) times the integral of the spectrum with
     the config's form factors: lepton universality exact; the PDG η values differ from it by
-    +5.5% (ee) and −7.9% (μμ), docs/mock.md)."""
+    +5.5% (ee) and −7.9% (μμ), docs/reference/mock.md)."""
     leptons: list[Literal["mu", "e"]] = Field(default_factory=lambda: ["mu"], min_length=1)
     """Dilepton flavours generated: ``[mu]`` (default), ``[e]`` or ``[mu, e]`` (one sample, one
     N_POT; each event holds the two leptons of one source)."""
@@ -402,6 +416,9 @@ class InputConfig(Section):
     )
     """Paths or globs, or a coffea-style fileset ``{dataset: {files: {path: tree}}}``."""
     tree: str = "events"
+    """Name of the TTree (or RNTuple) read from each file of ``files`` (and of ``--input``);
+    a fileset's ``{path: tree}`` entries name their own (:func:`gammastar.io.resolve_files`).
+    Default: ``events``, the mock's tree."""
     layout: Literal[tuple(LAYOUTS)] = "jagged_cartesian"  # type: ignore[valid-type]
     """The input layout, one of the registry :data:`gammastar.io.LAYOUTS`."""
     branches: dict[str, str] = Field(default_factory=dict)
@@ -472,16 +489,34 @@ class InputConfig(Section):
 
 # --------------------------------------------------------------------------- selection
 class SelectionConfig(Section):
-    """Lepton and pair cuts (physics.md §2, §4)."""
+    """Lepton and pair cuts (docs/explanation/physics.md §2, §4)."""
 
     lepton_min_energy: NonNegFloat = 3.0
+    """Smallest lab energy of a selected lepton in GeV (E ≥ this; default 3: the NA60-like
+    absorber's range-out, as ``mock.detector.muon_min_energy``). With
+    ``unfold.lepton_acceptance`` it also cuts the per-pair acceptance
+    (:func:`gammastar.corrections.pair_acceptance.fiducial_from_config`)."""
     lepton_theta_min: NonNegFloat = 0.0
+    """Lower edge of a selected lepton's lab polar angle (rad), θ ≥ this; 0: no cut. Enters
+    the per-pair acceptance as ``lepton_min_energy`` does."""
     lepton_theta_max: PositiveFloat = 3.1416
+    """Upper edge of a selected lepton's lab polar angle (rad), θ ≤ this; the default ≈ π: no
+    cut."""
     mass_min: NonNegFloat = 0.2113
+    """Lower edge of the pair mass window in GeV (m ≥ this; default 2m_μ) and of the mass axis
+    of every histogram (``unfold.mass_bins`` bins up to ``mass_max``); the fiducial region and
+    the yields start here."""
     mass_max: PositiveFloat = 1.1
+    """Upper edge of the pair mass window in GeV (m < this; default above the φ) and of every
+    histogram's mass axis."""
     pair_pt_max: PositiveFloat | None = None
+    """Upper cut on the pair's transverse momentum q_T in GeV (q_T < this); ``None``: no cut.
+    Applied to the mixed-event pairs of ``background.r_factor: mixed`` as well."""
     rapidity_min: float | None = None
+    """Lower cut on the pair's lab rapidity (y ≥ this); ``None``: no cut. Applied to the
+    mixed-event pairs as well."""
     rapidity_max: float | None = None
+    """Upper cut on the pair's lab rapidity (y < this); ``None``: no cut."""
     pair_charges: list[Literal["os", "pp", "mm"]] = Field(
         default_factory=lambda: ["os", "pp", "mm"]
     )
@@ -489,10 +524,17 @@ class SelectionConfig(Section):
     qt_bins: Annotated[int, Field(gt=0)] = 20
     """Bins of the qT axis of the 3-D (m, qT, E) histograms, from 0 to ``qt_max``."""
     qt_max: PositiveFloat = 3.0
+    """Upper edge of the q_T axis of the 3-D histograms in GeV (``qt_bins`` bins from 0): a
+    binning, not a cut (pairs above it stay selected, in the axis's overflow; the cut is
+    ``pair_pt_max``)."""
     energy_bins: Annotated[int, Field(gt=0)] = 20
     """Bins of the E axis of the 3-D histograms, from ``energy_min`` to ``energy_max``."""
     energy_min: NonNegFloat = 0.0
+    """Lower edge of the E axis (the pair's lab energy) of the 3-D histograms in GeV: a
+    binning, not a cut."""
     energy_max: PositiveFloat = 200.0
+    """Upper edge of the E axis of the 3-D histograms in GeV: a binning, not a cut (pairs above
+    it stay selected, in the axis's overflow)."""
     per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
     """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
     e.g. ``{e: {mass_min: 0.01}}`` (a shallow merge over this section; validated as it,
@@ -515,7 +557,7 @@ class SelectionConfig(Section):
 
 
 class BackgroundConfig(Section):
-    """Same-sign subtraction (physics.md §4)."""
+    """Same-sign subtraction (docs/explanation/physics.md §4)."""
 
     r_factor: PositiveFloat | Literal["mixed"] = 1.0
     """R of N_comb = 2R√(N++N−−): a number (1: charge-symmetric acceptance, or a charge
@@ -606,6 +648,8 @@ class PolarisationCorrectionConfig(Section):
     ``phi_hel``) and true (``m_true``, ``pT_true``, ``pz_true``, ``cos_theta_hel_true``,
     ``phi_hel_true``). Independent of the data (another sample)."""
     tree: Annotated[str, Field(min_length=1)] = "truth"
+    """The tree of ``simulation`` holding the reconstructed γ* with their true columns (the
+    mock's ``truth``; :func:`gammastar.corrections.lambda_correction.read_simulation`)."""
     generated_tree: Annotated[str, Field(min_length=1)] | None = None
     """A generator-level tree of the same files (the mock's ``truth_generated``): the γ* whose
     true leptons pass the detector's cuts, reconstructed or not, with the
@@ -618,9 +662,14 @@ class PolarisationCorrectionConfig(Section):
 
 
 class UnfoldConfig(Section):
-    """Acceptance × efficiency unfolding (physics.md §4)."""
+    """Acceptance × efficiency unfolding (docs/explanation/physics.md §4)."""
 
     efficiency_map: str | None = "../data/efficiency_na60_like.root"
+    """Pair efficiency ε(m, pT): a ROOT file with a TH2 ``efficiency`` (or its only TH2; x =
+    mass, y = pair pT, both in GeV; contents in [0, 1]); each pair is weighted by 1/ε, pairs
+    outside the map as ``outside_map`` says
+    (:func:`gammastar.corrections.unfold.load_efficiency_map`). Default: the shipped NA60-like
+    map, the one the mock generator applies (``mock.efficiency_map``); ``None``: ε = 1."""
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
     """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
     Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""
@@ -711,8 +760,14 @@ class ExternalValue(Section):
     from (recorded in the outputs)."""
 
     value: PositiveFloat
+    """The parameter's value, in its own unit (σ_y of ``yields.extrapolation_y_sigma``: units of
+    rapidity, within the fit's bounds 0.1–5)."""
     error: Annotated[float, Field(ge=0)]
+    """Its 1σ error, in the same unit (0: exact), propagated to the outputs (σ_y: the fit
+    repeated at value ± error, :func:`gammastar.yields.extrapolation.fit_extrapolation`)."""
     source: Annotated[str, Field(min_length=1)]
+    """Where the value comes from (a measurement, a reference), recorded in the outputs (σ_y:
+    ``yields.json`` ``extrapolation`` → ``y_sigma_source``)."""
 
 
 class ResolutionMigrationConfig(Section):
@@ -725,7 +780,12 @@ class ResolutionMigrationConfig(Section):
     the γ* inside the spectrometer (reconstructed ``m``, ``qT``, ``E``; ``m_true``) and a
     histogram of all generated γ* by true mass. Independent of the data (another sample)."""
     tree: Annotated[str, Field(min_length=1)] = "truth"
+    """The tree of ``simulation`` holding the γ* inside the spectrometer (reconstructed ``m``,
+    ``qT``, ``E`` and the true ``m_true``; the mock's ``truth``)."""
     histogram: Annotated[str, Field(min_length=1)] = "truth_all_m"
+    """The histogram of ``simulation`` counting every generated γ* by true mass (the mock's
+    ``truth_all_m``: 1 MeV bins up to 2 GeV), summed over the files, which must share its mass
+    axis (:func:`gammastar.corrections.migration.read_simulation`)."""
     bootstrap: Annotated[int, Field(ge=2)] = 30
     """Poisson replicas of the simulated sources for the correction's 1σ."""
     seed: Annotated[int, Field(ge=0)] | None = None
@@ -733,14 +793,15 @@ class ResolutionMigrationConfig(Section):
 
 
 class YieldsConfig(Section):
-    """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons (physics.md §8).
+    """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons
+    (docs/explanation/physics.md §8).
 
     Owned by ``gammastar.yields.stage``; see docs/yields.md.
     """
 
     mass_bin_width: PositiveFloat = 0.03
     """A′ yield binning (GeV): the unfolded mass bins are merged to about this width
-    (the mass resolution, physics.md §2)."""
+    (the mass resolution, docs/explanation/physics.md §2)."""
     mcp_masses: list[PositiveFloat] = Field(
         default_factory=lambda: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5], min_length=1
     )
@@ -756,9 +817,15 @@ class YieldsConfig(Section):
     brems_band_factor: Annotated[float, Field(gt=1)] = 2.0
     """The bremsstrahlung band varies Λ by this factor up and down (paper Fig. 2)."""
     brems_z_min: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    """Lower edge of the A′ energy fraction z = E_A′/E_beam integrated in the bremsstrahlung
+    curve: the validity window of the FWW approximation (arXiv:1311.3870;
+    :class:`gammastar.physics.bremsstrahlung.BremsSettings`). The comparison curve only."""
     brems_z_max: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Upper edge of the A′ energy fraction z of the bremsstrahlung curve (FWW validity
+    window, arXiv:1311.3870); above ``brems_z_min``."""
     brems_pt_max: PositiveFloat = 1.0
-    """FWW validity window: energy fraction z and p_T (GeV) (arXiv:1311.3870)."""
+    """Largest A′ p_T in GeV integrated in the bremsstrahlung curve (FWW validity window,
+    arXiv:1311.3870)."""
     brems_normalisation: PositiveFloat = 1.0
     """Extra factor on the bremsstrahlung rate per interaction (e.g. σ_NSD/σ_inel)."""
     brems_mcp_mass_max: PositiveFloat = 2.0
@@ -811,7 +878,7 @@ class YieldsConfig(Section):
 
 # --------------------------------------------------------------------------- flow
 class FlowConfig(Section):
-    """Conditional normalizing flow p(qT, E | m) (paper App. A, physics.md §5).
+    """Conditional normalizing flow p(qT, E | m) (paper App. A, docs/explanation/physics.md §5).
 
     The architecture defaults are the paper's (autoregressive RQ-spline flow, 8 transforms,
     6 bins, MADE 2 × 32, a linear transform between steps). The training defaults are a
@@ -821,8 +888,12 @@ class FlowConfig(Section):
     """
 
     transforms: Annotated[int, Field(gt=0)] = 8
+    """Autoregressive rational-quadratic-spline transforms (MAF steps) of the flow (paper: 8;
+    :func:`gammastar.flow.architecture.build_flow`)."""
     bins: Annotated[int, Field(gt=1)] = 6
+    """Spline bins of each transform on zuko's domain [−5, 5] (identity outside; paper: 6)."""
     hidden_features: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [32, 32])
+    """Hidden-layer widths of each transform's MADE network (paper: ``[32, 32]``)."""
     linear: bool = True
     """A learnable LU linear transform between the autoregressive steps (paper App. A)."""
     data: Literal["os", "subtracted", "os_signal"] = "os"
@@ -842,14 +913,23 @@ class FlowConfig(Section):
     mass_flatten: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Up-weight sparse masses: weights × ρ(m)^(−mass_flatten), ρ the mass density (0: off)."""
     epochs: Annotated[int, Field(gt=0)] = 30
+    """Most training epochs of ``points_per_epoch`` points each; early stopping (``patience``)
+    may end training sooner (paper: 500 epochs of 5·10⁴ points)."""
     points_per_epoch: Annotated[int, Field(gt=0)] | None = 100_000
     """Training points drawn at random per epoch (``null``: one pass over the training set)."""
     batch_size: Annotated[int, Field(gt=0)] = 4096
+    """Points per optimizer step, at most the points of an epoch (paper: 1024;
+    :class:`gammastar.flow.training.EpochPlan`)."""
     learning_rate: PositiveFloat = 5e-3
+    """AdamW learning rate at its peak: reached after ``warmup_epochs``, then following
+    ``schedule`` (paper: 10⁻³, constant)."""
     weight_decay: NonNegFloat = 1e-5
+    """AdamW's decoupled weight decay on the flow's parameters (0: none)."""
     schedule: Literal["constant", "cosine"] = "cosine"
     """Learning-rate schedule per optimizer step (cosine decay to 1% after warm-up)."""
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    """Epochs of a linear learning-rate warm-up to ``learning_rate`` before ``schedule`` takes
+    over (0: none)."""
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     """Fraction of the training pairs (after the hold-out) used for early stopping."""
     holdout_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
@@ -884,12 +964,17 @@ class FlowConfig(Section):
 
 
 class ValidateConfig(Section):
-    """k-NN KL validation of the flow (physics.md §6)."""
+    """k-NN KL validation of the flow (docs/explanation/physics.md §6)."""
 
     k: Annotated[int, Field(gt=0)] = 2
+    """k of the k-nearest-neighbour KL estimate: each point's distances to its k-th neighbour
+    in the two samples (:func:`gammastar.flow.kl.knn_kl`; paper: 2)."""
     masses: list[PositiveFloat] = Field(
         default_factory=lambda: [0.3, 0.5, 0.7, 0.9, 1.05], min_length=1
     )
+    """Masses in GeV at which the flow is compared with the data, each in a window of full width
+    ``window``; those outside the flow's mass range are skipped. The reach's flow closure
+    (``reach.flow_closure``) uses the same masses."""
     window: PositiveFloat = 0.03
     """Full width of the data mass window around each mass (GeV; about the resolution)."""
     repeats: Annotated[int, Field(gt=1)] = 50
@@ -1015,7 +1100,8 @@ def _detector_shapes(data: dict[str, Any]) -> dict[str, Any]:
 
 
 class DetectorConfig(Section):
-    r"""Long-lived-particle detector geometry (paper App. B, physics.md §9; gammastar.reach.acceptance).
+    r"""Long-lived-particle detector geometry (paper App. B, docs/explanation/physics.md §9;
+    gammastar.reach.acceptance).
 
     Distances are along the beam (z) from the A′ production point.
 
@@ -1045,8 +1131,11 @@ class DetectorConfig(Section):
     l2: PositiveFloat | None = None
     """End of the decay volume in m; ``None`` means no end (paper's mock detector)."""
     theta_min: NonNegFloat = 0.035
-    """Angular window (rad) on the A′ direction, or on both leptons with ``both_daughters``."""
+    """Lower edge of the polar-angle window (rad) on the A′ direction, or on both leptons'
+    with ``both_daughters``: θ ≥ θ_min (:func:`gammastar.source.eventgen.detector_hits`)."""
     theta_max: PositiveFloat = 0.120
+    """Upper edge of the polar-angle window (rad): θ < θ_max; without ``both_daughters`` the
+    opening of the decay volume's ``cone``."""
     efficiency: Probability = 1.0
     """Constant selection (trigger, reconstruction, PID) efficiency."""
     both_daughters: bool = False
@@ -1056,7 +1145,11 @@ class DetectorConfig(Section):
     plane_z: PositiveFloat | None = None
     """Downstream detector plane (m) for a transverse acceptance r_min < r < r_max."""
     r_min: NonNegFloat = 0.0
+    """Inner radius in m of the annulus at ``plane_z`` about the beam line: each line from
+    the decay vertex (the A′'s, or each lepton's with ``both_daughters``) must cross the plane
+    at r ≥ r_min (0: no hole)."""
     r_max: PositiveFloat | None = None
+    """Outer radius in m of the annulus at ``plane_z`` (r ≤ r_max); ``None``: no outer edge."""
     z_steps: Annotated[int, Field(gt=0, le=1000)] = 24
     """Cells of the decay volume when the hit depends on the vertex (``plane_z``)."""
     volume: dict[str, Any] | None = None
@@ -1160,7 +1253,8 @@ class ObservedMasses(Section):
 
 
 class ReachConfig(Section):
-    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach.stage).
+    """Expected/observed CLs exclusion in the (m_A′, ε) plane (docs/explanation/physics.md §10;
+    gammastar.reach.stage).
 
     The statistics inputs have no defaults: ``background``, ``background_kappa``,
     ``efficiency_uncertainty``, ``n_pot_rel_uncertainty`` and the facility's target
@@ -1170,14 +1264,28 @@ class ReachConfig(Section):
     """
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Confidence level of the CLs exclusion: excluded where CLs < 1 − cl (0.9: 90% CL)."""
     channels: list[LeptonChannel] = Field(default_factory=lambda: ["mumu"], min_length=1)
+    """The A′ → ℓℓ channels searched, keys of :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`
+    (``ee``, ``mumu``): each a channel of the likelihood at the masses where it is open
+    (m > 2m_ℓ); also the decays of ``gammastar events`` unless ``--channels`` says otherwise."""
     mass_points: Annotated[int, Field(gt=0)] = 60
+    """Masses of the scan, evenly spaced from ``mass_min`` to ``mass_max``."""
     eps_points: Annotated[int, Field(gt=0)] = 60
+    """Values of the kinetic mixing ε of the scan, log-spaced from ``eps_min`` to ``eps_max``."""
     eps_min: PositiveFloat = 1e-8
+    """Lower end of the grid of the kinetic mixing ε (dimensionless): the exclusion's
+    boundaries are found on the grid, so it should reach below the expected lower boundary
+    ε_low (where too few A′ decay inside the volume)."""
     eps_max: PositiveFloat = 1e-3
+    """Upper end of the ε grid: it should reach above the expected upper boundary ε_high
+    (where the A′ decay before the volume)."""
     mass_min: PositiveFloat | None = None
-    """Mass range of the scan (GeV); default: where the yields and the flow both exist."""
+    """Lower end of the scan's mass range in GeV; default: the lowest mass where the yields
+    and the flow both exist (:func:`gammastar.reach.stage.reach_inputs`)."""
     mass_max: PositiveFloat | None = None
+    """Upper end of the scan's mass range in GeV; default: the highest mass where the yields
+    and the flow both exist."""
     background: dict[LeptonChannel, NonNegFloat] | None = None
     """Expected background events per channel in each mass point's signal window (``template:
     counting``; NA62's whole-signal-region numbers used so are conservative) or in the whole
@@ -1205,13 +1313,21 @@ class ReachConfig(Section):
     """CLs calculation: ``auto`` or a key of :data:`gammastar.reach.stats.METHODS` (exact hybrid
     construction, pyhf toys or asymptotics)."""
     ntoys: Annotated[int, Field(gt=0)] = 500
+    """Pseudo-experiments per tested signal for the ``toys`` method (pyhf's toy calculator;
+    ``auto`` takes it where neither the exact nor the asymptotic method fits); unused by the
+    others."""
     template: Literal["counting", "mass"] = "counting"
     """One counting bin per channel, or reconstructed-mass bins with a Gaussian signal."""
     mass_resolution: PositiveFloat | None = None
     """Dilepton mass resolution σ_m in GeV; required with ``template: mass`` or observed
     masses (the signal window is m ± ``mass_window_sigmas`` σ_m)."""
     mass_window_sigmas: PositiveFloat = 3.0
+    """Half width of each mass point's signal window in units of ``mass_resolution``:
+    m ± mass_window_sigmas σ_m (``template: mass`` and observed masses;
+    :func:`gammastar.reach.stage.window_edges`)."""
     mass_bins: Annotated[int, Field(gt=0, le=50)] = 6
+    """Equal reconstructed-mass bins of the signal window with ``template: mass``
+    (``counting``: one bin)."""
     n_pot: PositiveFloat | None = None
     """Protons on target of the facility; default ``beam.n_pot`` (the data's own exposure)."""
     target_interaction_lengths: PositiveFloat | Literal["dump", "data"] | None = None
@@ -1223,6 +1339,8 @@ class ReachConfig(Section):
     """Explicit factor on the yield per POT, instead of ``target_interaction_lengths`` (for
     yields whose target is not described by a thickness); not both."""
     yields: str = f"${{output}}/{rundir.YIELDS}"
+    """The ``yields.json`` whose A′ yield per POT the reach scans (``${output}`` allowed; default
+    this run's); the events and the reach's nuisances read it too."""
     flow: str | None = f"${{output}}/{rundir.FLOW_DIR}"
     """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler (the
     yields' fitted extrapolation model when they have one, every sample labelled
@@ -1351,10 +1469,19 @@ class McpDetectorConfig(Section):
     n_coincidence: Annotated[int, Field(ge=1)] | None = None
     """Layers required in coincidence (None: all)."""
     dark_count_rate_hz: NonNegFloat = 0.0
+    """Dark-count rate r per bar stack and layer in Hz: the accidental background is
+    n_channels · C(n, k) · k · r^k · τ^{k−1} · live time for k of n layers in coincidence
+    (:meth:`gammastar.physics.scintillator.ScintillatorDetector.background_events`); 0: none."""
     coincidence_window_s: NonNegFloat = 0.0
+    """Coincidence window τ of the layers in s (the accidental background only)."""
     live_time_s: NonNegFloat = 0.0
+    """Live time of the run in s, over which the accidental background accumulates."""
     n_channels: Annotated[int, Field(ge=1)] = 1
+    """Independent bar stacks, each with its own accidental coincidences (the background
+    scales with it)."""
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Further constant efficiency (timing, reconstruction) multiplying the detection
+    probability; 1: none."""
 
     @model_validator(mode="after")
     def _check_coincidence(self) -> McpDetectorConfig:
@@ -1382,6 +1509,8 @@ class McpDataDriven(Section):
     ``target_interaction_lengths``, ``lepton_mass``) are read, nothing typed twice."""
 
     run: str
+    """The run directory (relative to the config file; ``${output}`` allowed) of a finished
+    single-flavour run (:func:`gammastar.reach.mcp.data_driven_yields`)."""
 
 
 McpMeson = Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi"]
@@ -1396,15 +1525,24 @@ class McpConfig(Section):
     n_pot: PositiveFloat
     """Protons on target of the facility."""
     target_interaction_lengths: PositiveFloat | Literal["dump"]
+    """The facility's target thickness in nuclear interaction lengths λ_I, or ``dump`` (every
+    proton interacts): P_int = 1 − e^{−L} normalises the meson sources, and the data-driven
+    flux is scaled by P_int(facility)/P_int(data) (``gammastar.physics.target``). Required."""
     n_pot_rel_uncertainty: NonNegFloat
+    """Relative (log-normal) uncertainty of ``n_pot`` in the likelihood
+    (:func:`gammastar.reach.mcp.mcp_reach`); required (0 on purpose for an exact N_POT)."""
     sources: dict[McpMeson, McpSource] = Field(default_factory=dict)
     data_driven: McpDataDriven | None = None
     mass_min: PositiveFloat = 0.01
+    """Smallest χ mass of the scan in GeV."""
     mass_max: PositiveFloat = 1.5
+    """Largest χ mass of the scan in GeV."""
     mass_points: Annotated[int, Field(ge=1, le=500)] = 30
+    """χ masses of the scan, log-spaced from ``mass_min`` to ``mass_max``."""
     n_samples: Annotated[int, Field(ge=100)] = 100_000
     """Mesons sampled per source and m_χ for the geometric acceptance."""
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Confidence level of the expected exclusion in Q (exact CLs, one counting bin)."""
 
     @model_validator(mode="after")
     def _check(self) -> McpConfig:
@@ -1428,6 +1566,8 @@ class IdmConfig(Section):
     """
 
     model: Literal["idm", "i2dm"] = "idm"
+    """The dark sector: ``idm`` (a pseudo-Dirac pair: A′ → ψ₁ψ₂ only) or ``i2dm`` (two Dirac
+    fermions mixed by ``theta``: A′ → ψ₂ψ̄₂, ψ₁ψ̄₂ + ψ₂ψ̄₁; :mod:`gammastar.physics.darksector`)."""
     alpha_d: PositiveFloat = 0.1
     """Dark coupling α_D = g_D²/4π."""
     delta: PositiveFloat = 0.1
@@ -1453,11 +1593,16 @@ class IdmConfig(Section):
     m1_range: tuple[PositiveFloat, PositiveFloat] | None = None
     """(m₁ min, m₁ max) of the scan, GeV; None: the A′ yields' mass range / ``mass_ratio``."""
     m1_points: Annotated[int, Field(ge=1, le=500)] = 20
+    """ψ₁ masses of the scan, log-spaced over ``m1_range`` (or its default)."""
     samples: Annotated[int, Field(ge=100)] = 20_000
     """Chains per m₁ and ψ₂ channel for the acceptance."""
     y_range: tuple[PositiveFloat, PositiveFloat] = (1e-16, 1e-2)
+    """Ends of the grid of y = ε²α_D(m₁/m_A′)⁴ (dimensionless, log-spaced) on which each m₁'s
+    excluded interval [y_low, y_high] is sought."""
     y_points: Annotated[int, Field(ge=10, le=2000)] = 241
+    """Points of the y grid."""
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Confidence level of the expected exclusion (exact CLs, one counting bin)."""
 
     @model_validator(mode="after")
     def _check(self) -> IdmConfig:
@@ -1508,6 +1653,9 @@ class ExtraNuisance(Section):
     """A further normalisation uncertainty of the A′ yield, the same at every mass."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    """The nuisance's name in ``yields.json`` ``uncertainties`` and the reach's workspaces: a
+    letter, then letters, digits or ``_``; not a built-in name (:data:`BUILTIN_NUISANCES`),
+    ``n_pot``, nor one starting ``eff_``, ``bkg_`` or ``mcstat_``."""
     rel: NonNegFloat
     """Relative size (log-normal width ln(1 + rel), as the reach's other normsys)."""
     origin: Annotated[str, Field(min_length=1)]
@@ -1571,10 +1719,18 @@ class AnalysisConfig(Section):
     """A whole analysis: one YAML file."""
 
     schema_version: Literal[1] = 1
+    """Version of the config format: 1, the only one this gammastar reads (another value is
+    an error, not a guess). Not the artifacts' ``meta.schema_version``."""
     name: str = "analysis"
+    """The analysis's name, without ``/``: the title of the reach figures, the summary of
+    ``gammastar run`` and the ``analysis`` row of ``report.html``."""
     output: str = "runs/analysis"
     """Run directory (relative paths resolve against the config file's directory)."""
     seed: Annotated[int, Field(ge=0, strict=True)] = 12345
+    """Random seed of the run (an integer ≥ 0): the mock, the flow's training and hold-out
+    split, the validation draws, the reach's and the events' samples derive their streams
+    from it. A section's own seed (``flow.seed``, ``flow.holdout_seed``, …) or a command's
+    ``--seed`` takes precedence."""
     beam: BeamConfig = Field(default_factory=BeamConfig)
     mock: MockConfig | None = None
     input: InputConfig = Field(default_factory=InputConfig)
