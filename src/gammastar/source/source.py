@@ -55,7 +55,7 @@ KINEMATIC_MEMBERS_ADVISED = 10
 independent mock realisations show (docs/coverage.md)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Source:
     """The A′ (γ*) production: the yield per POT per ε² and the kinematics at a mass.
 
@@ -64,7 +64,7 @@ class Source:
     own labels (the fitted model outside the fiducial region) are kept. Build one with a
     constructor: :meth:`from_config` (what a config asks for), :meth:`from_model`,
     :meth:`from_pairs`, :meth:`given`, :meth:`labelled`, :meth:`at_any_mass`,
-    :meth:`extended`.
+    :meth:`extended`. Sources are compared by identity (they hold models).
 
     Example:
         >>> src = Source.from_model(ParametricSampler(mass_range=(0.2, 1.0)))
