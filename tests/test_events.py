@@ -339,9 +339,9 @@ def test_bad_input(tmp_path, capsys):
     cfg = make_config(tmp_path)
     out = tmp_path / "o" / "e.hepmc"
     with pytest.raises(InputError, match=r"outside the flow's mass range.*--extrapolate"):
-        run_events(cfg, EventRequest(n=10, output=out), mass=0.8, eps=1e-6, sampler=Narrow())
+        run_events(cfg, EventRequest(n=10, output=out), mass=0.8, eps=1e-6, source=Narrow())
     res = run_events(
-        cfg, EventRequest(n=10, output=out, extrapolate=True), mass=0.8, eps=1e-6, sampler=Narrow()
+        cfg, EventRequest(n=10, output=out, extrapolate=True), mass=0.8, eps=1e-6, source=Narrow()
     ).document
     assert "extrapolated" in res["meta"]["sampler"]
     out.unlink()
@@ -615,7 +615,7 @@ def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
     from gammastar.events.stage import run_mcp_events
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
-    kw = {"m_chi": 0.12, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}
+    kw = {"m_chi": 0.12, "spectrum": mcp_spectrum(), "source": ParametricSampler()}
     plain = run_mcp_events(cfg, EventRequest(n=200, output=tmp_path / "a.parquet"), **kw).document
     doc = json.loads((tmp_path / "yields.json").read_text())
     m = np.linspace(0.2, 1.1, 10)

@@ -144,17 +144,17 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     reaches the spectrometer's 35 mrad): every accepted A′ would come from the model → one
     error."""
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
+    from gammastar.source.source import Source
     from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
     cfg, res, _ = run
     y = load_yields(cfg.output_dir / "yields.json")
     region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
     p = res.pairs  # weight 1/(A ε) inside the region, 0 outside: only those inside are drawn
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     sampler = ExtrapolatedSampler(inside, Extrapolation.from_dict(y.extrapolation), region)
     out = sampler.sample(0.5, 5000, seed=1)
     assert not np.any(region.contains(np.full(5000, 0.5), out["qT"], out["E"])
@@ -200,10 +200,10 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
+    from gammastar.source.source import Source
     from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
@@ -218,7 +218,7 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     assert ex.error_method == "sandwich"
     region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
     p = res.pairs
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     geo = Geometry.from_config(cfg.detector)
     masses, eps = np.array([0.45, 0.6]), np.geomspace(1e-9, 1e-4, 40)
     rel_yield = 0.14  # the demo's δf_F/f_F (docs/reach.md), one value for both masses
@@ -371,10 +371,10 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
+    from gammastar.source.source import Source
     from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
@@ -413,7 +413,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     ex = Extrapolation.from_dict(y.extrapolation)
     region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
     p = res.pairs
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     geo = Geometry.from_config(cfg.detector)
     masses, eps = np.array([0.45, 0.6]), np.geomspace(1e-9, 1e-4, 40)
     r_yield = 0.05

@@ -18,6 +18,7 @@ from gammastar.physics.kinematics import cm_rapidity
 from gammastar.physics.millicharge import channel_branching_ratios
 from gammastar.physics.scintillator import ScintillatorDetector, square_solid_angle
 from gammastar.reach.mcp import (
+    MesonSettings,
     gstar_chi_yield,
     mcp_reach,
     meson_chi_acceptance,
@@ -80,10 +81,9 @@ def test_jpsi_yield_against_hand_acceptance(m_chi):
         "jpsi",
         m_chi,
         det,
-        beam_energy=400.0,
+        MesonSettings(beam_energy=400.0, n=n),
         temperature=0.2,
         rapidity_sigma=1.0,
-        n=n,
         seed=4,
         parents=parents,
     )
@@ -99,9 +99,7 @@ def test_jpsi_yield_against_hand_acceptance(m_chi):
         {"jpsi": {"per_collision": 2e-6, "temperature": 0.2, "rapidity_sigma": 0.5}},
         [m_chi],
         det,
-        beam_energy=400.0,
-        p_int=0.5,
-        n=20_000,
+        MesonSettings(beam_energy=400.0, n=20_000, p_int=0.5),
         seed=3,
     )["jpsi"]
     br = channel_branching_ratios("jpsi", [m_chi], 1.0)["chichi"]
@@ -112,10 +110,9 @@ def test_jpsi_yield_against_hand_acceptance(m_chi):
         "jpsi",
         m_chi,
         det,
-        beam_energy=400.0,
+        MesonSettings(beam_energy=400.0, n=20_000),
         temperature=0.2,
         rapidity_sigma=0.5,
-        n=20_000,
         seed=np.random.default_rng(np.random.SeedSequence(3).spawn(1)[0]),
     )
     assert ys[0] == pytest.approx(0.5 * 2e-6 * br[0] * acc2, rel=1e-12)
@@ -156,10 +153,9 @@ def test_pi0_dalitz_acceptance_at_rest():
         "pi0",
         0.01,
         det,
-        beam_energy=400.0,
+        MesonSettings(beam_energy=400.0, n=n),
         temperature=0.2,
         rapidity_sigma=1.0,
-        n=n,
         seed=8,
         parents=parents,
     )

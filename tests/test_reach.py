@@ -275,7 +275,7 @@ def test_bad_inputs(tmp_path, capsys):
     with pytest.raises(InputError, match="outside the flow's mass range"):
         run_reach(
             make_config(tmp_path, mass_min=0.1, mass_max=2.0),
-            sampler=ParametricSampler(mass_range=(0.2, 1.1)),
+            source=ParametricSampler(mass_range=(0.2, 1.1)),
         )
     cfg = make_config(tmp_path, yields=str(tmp_path / "missing.json"))
     with pytest.raises(GammastarError, match="not found"):
@@ -409,7 +409,7 @@ def test_empty_acceptance_is_a_clear_error(tmp_path):
         update={"detector": cfg.detector.model_copy(update={"theta_min": 0.035, "theta_max": 0.12})}
     )
     with pytest.raises(GammastarError, match="acceptance is zero"):
-        run_reach(cfg, sampler=OnAxis())
+        run_reach(cfg, source=OnAxis())
 
 
 def test_scan_gives_each_channel_its_own_acceptance(tmp_path):

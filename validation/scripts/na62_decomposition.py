@@ -40,12 +40,8 @@ from gammastar.mock.detector import Detector
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.stage import ScanSettings, scan
 from gammastar.source.geometry import Geometry
-from gammastar.source.production import (
-    Yields,
-    load_yields,
-    resolve_yield_scale,
-    sampler_from_config,
-)
+from gammastar.source.production import Yields, load_yields, resolve_yield_scale
+from gammastar.source.source import Source
 from gammastar_validation.closure import truth_aprime_yield
 from gammastar_validation.truth import TruthSampler, truth_gstar
 
@@ -66,7 +62,7 @@ def main() -> None:
     rc = cfg.reach
     y = load_yields(run / "yields.json")
     scale, _ = resolve_yield_scale(cfg, y)
-    sampler, _ = sampler_from_config(cfg, y)
+    sampler = Source.from_config(cfg, y)
     truth = truth_gstar(data_cfg, args.truth_sources, seed=5)
     det = Detector(data_cfg.mock.detector, EfficiencyMap.unity())
     ty = truth_aprime_yield(truth, np.asarray(y.extrapolation["bin_edges"]),

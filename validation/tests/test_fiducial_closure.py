@@ -104,16 +104,16 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
     """N_sig (= Y·𝓔 per POT per ε²) from the data-driven chain equals the generator's, for a
     detector that sees mostly the fiducial region (both muons through an annulus at a
     downstream plane), at two masses and two lifetimes. The data-driven kinematics here are the
-    weighted pairs themselves (WeightedPairSampler; the flow is the slow test's). Tolerance:
+    weighted pairs themselves (Source.from_pairs; the flow is the slow test's). Tolerance:
     2σ of the fiducial yield's statistics (yields.json) and of the truth sample's, the λ_θ
     systematic, and the extrapolated share × 2σ of the model's f_F (yields.json)."""
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.source.geometry import Geometry
+    from gammastar.source.source import Source
     from gammastar_validation.closure import reach_closure
 
     cfg, res, doc = run
     p = res.pairs
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     geo = {"annulus": Geometry(l1=5.0, l2=15.0, theta_min=0.0, theta_max=0.3,
                                both_daughters=True, plane_z=25.0, r_min=0.6, r_max=2.5)}  # fmt: skip
     masses = [0.45, 0.6]

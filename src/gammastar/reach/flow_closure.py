@@ -38,6 +38,7 @@ from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.reach.acceptance import channel_samples
+from gammastar.source.source import Source
 
 log = logging.getLogger(__name__)
 
@@ -53,24 +54,6 @@ WARN_CARRIERS = 50.0
 """The fewest effective pairs behind a pull the warning trusts: the ratio's error is Gaussian
 only when many pairs carry 𝓔 (over mock realisations the pulls at ε_high, carried by a few
 tens of pairs, have an rms above 1; docs/reach.md)."""
-
-
-class GivenSampler:
-    """A sampler returning given (q_T, E) in order: given kinematics through
-    :func:`gammastar.reach.acceptance.draw`.
-
-    Example:
-        >>> GivenSampler(np.array([0.1, 0.2]), np.array([30.0, 40.0])).sample(0.5, 1)
-        {'qT': array([0.1]), 'E': array([30.])}
-    """
-
-    mass_range = (0.0, np.inf)
-
-    def __init__(self, q: NDArray, e: NDArray) -> None:
-        self.q, self.e = q, e
-
-    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
-        return {"qT": self.q[:n], "E": self.e[:n]}
 
 
 class _Above:
@@ -108,7 +91,7 @@ def _pair_acceptance(
     drawn per A′, drawn as the reach draws them
     (:func:`gammastar.reach.acceptance.channel_samples`)."""
 
-    samples = channel_samples(GivenSampler(q, e), mass, q.size, geometry, seed=seed,
+    samples = channel_samples(Source.given(q, e), mass, q.size, geometry, seed=seed,
                               channels=tuple(decays))  # fmt: skip
     unique = {id(x): x for x in samples.values()}
     if len(unique) == 1:  # one sample serves every channel
@@ -434,12 +417,13 @@ def _warn_pulls(points: list[dict[str, Any]]) -> None:
         )
 
 
-def _closure_flow(sampler: Any) -> tuple[Any, Any, float | None]:
-    """The reach sampler's flow, fiducial region and seam (an extrapolating sampler: the flow
-    inside F, the fitted model outside; else the sampler itself in the full phase space)."""
-    if hasattr(sampler, "inside"):
-        return sampler.inside, sampler.fiducial, sampler.seam
-    return sampler, None, None
+def _closure_flow(source: Source) -> tuple[Any, Any, float | None]:
+    """The reach source's flow, fiducial region and seam (a fiducial split: the flow inside
+    F, the fitted model outside; else its kinematics in the full phase space)."""
+    split = source.split
+    if split is not None:
+        return split.inside, split.fiducial, split.seam
+    return source.kinematics, None, None
 
 
 def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dict[str, Any] | None:
@@ -463,7 +447,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
     rc = config.reach
     if rc.flow is None:
         return None
-    flow, fiducial, seam = _closure_flow(inp.sampler)
+    flow, fiducial, seam = _closure_flow(inp.source)
     if flow is None or not hasattr(flow, "sample"):
         return {"skipped": "no flow in the reach's sampler"}
     try:

@@ -184,8 +184,11 @@ def mass_range(sampler: Any) -> tuple[float, float] | None:
 def aprime_kinematics(
     sampler: Any, mass: float, n: int, *, seed: int | None, rng: np.random.Generator
 ) -> AprimeKinematics:
-    """Draw ``n`` A′ (q_T, E) at ``mass`` from ``sampler`` (seeded with ``seed``) and give them
-    a uniform azimuth (from ``rng``).
+    """Draw ``n`` A′ (q_T, E) at ``mass`` from ``sampler`` (a
+    :class:`~gammastar.source.source.Source` or a kinematics model, seeded with ``seed``) and
+    give them a uniform azimuth (from ``rng``). ``extrapolated`` is the sampler's labels, or
+    ``None`` where it labels nothing (a model without labels, a Source that cannot
+    extrapolate).
 
     Raises:
         InputError: mass outside the sampler's range, failing sampler, no physical sample.
@@ -222,6 +225,8 @@ def aprime_kinematics(
     pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
     phi = rng.uniform(0.0, 2 * np.pi, qt.size)
     extrap = out.get("extrapolated") if isinstance(out, Mapping) else None
+    if not getattr(sampler, "extrapolates", True):  # a Source that labels nothing: None
+        extrap = None
     return AprimeKinematics(
         mass=float(mass),
         px=qt * np.cos(phi),

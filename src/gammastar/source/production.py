@@ -1,14 +1,11 @@
 """What the data predict is produced, at any mass: the A′ yield per proton on target read from
-``yields.json`` (:class:`Yields`, :func:`load_yields`), its scale to a facility's target
-(:func:`resolve_yield_scale`) and the A′ kinematics sampler of a config
-(:func:`sampler_from_config`: the flow inside the fiducial region, the labelled extrapolation
-model outside it). The reach, ``gammastar acceptance`` and ``gammastar events`` build their
-source here.
+``yields.json`` (:class:`Yields`, :func:`load_yields`) and its scale to a facility's target
+(:func:`resolve_yield_scale`). The yields and the kinematics together are a
+:class:`gammastar.source.source.Source`.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,29 +15,13 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core import rundir
-from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, InputError
-from gammastar.physics.sampling import ParametricSampler, SamplerLike
 from gammastar.physics.target import yield_scale
-from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 from gammastar.yields.uncertainties import read_uncertainties
 
-__all__ = [
-    "Yields",
-    "check_refuse",
-    "ensemble_samplers",
-    "load_yields",
-    "resolve_yield_scale",
-    "sampler_from_config",
-]
+__all__ = ["Yields", "check_refuse", "load_yields", "resolve_yield_scale"]
 
-log = logging.getLogger(__name__)
 
-KINEMATIC_MEMBERS_ADVISED = 10
-"""Members (replicas with ``flow.bootstrap``) below which the reach warns that the
-``kinematic_model`` size is poorly measured: the standard deviation of k draws is uncertain by
-1/√(2(k − 1)), ±24% at 10, and a few replicas can quote a far smaller spread than flows of
-independent mock realisations show (docs/coverage.md)."""
 @dataclass
 class Yields:
     """A′ yield per POT per ε² (``yields.json`` contract)."""
@@ -131,56 +112,6 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
         raise InputError(f"{path}: {err}") from None
 
 
-def sampler_from_config(
-    cfg: Any, yields: Yields | None = None, *, base: Any = None
-) -> tuple[SamplerLike, str]:
-    """The A′ kinematics of the reach: the flow (``reach.flow``), inside the yields' fiducial
-    region when they have one, with the fitted model outside it (``reach.extrapolation:
-    label``); without a flow the analytic sampler (the fitted model when there is one).
-
-    The one place that builds the reach's sampler from the yields (the reach, ``gammastar
-    acceptance`` and ``gammastar events`` via :mod:`gammastar.source.setup`). A both-channels
-    run's ``extrapolation.seam``: the flow alone below it (full phase space, nothing
-    labelled), flow inside / model outside the fiducial region from it up."""
-    rc = cfg.reach
-    ex = None if yields is None else yields.extrapolation
-    given, base, desc = base, None, "parametric (physics.md §3.2 defaults)"
-    if given is not None:  # a flow ensemble member (gammastar.yields.uncertainties)
-        base, desc = given, "flow ensemble member"
-    elif rc.flow is not None:
-        from gammastar import flow  # torch: only when a flow is used
-
-        path = cfg.resolve(rc.flow)
-        base, desc = flow.load(path), str(path)
-    if ex is None:
-        return (base if base is not None else ParametricSampler()), desc
-
-    if rc.extrapolation == "refuse":
-        if base is None:
-            raise ConfigError(
-                f"{cfg.source or 'config'}: reach.extrapolation: 'refuse' needs reach.flow "
-                "(without a flow every sample would come from the extrapolation model)"
-            )
-        return base, f"{desc} (fiducial region only: reach.extrapolation refuse)"
-    extrap = Extrapolation.from_dict(ex)
-    region = FiducialRegion.from_dict(ex["fiducial"])
-    label = f"{ex.get('model', 'model')} fitted to the fiducial data"
-    seam = ex.get("seam")  # a both-channels run: full phase space below (docs/yields.md)
-    if base is None:
-        below = (
-            ""
-            if seam is None
-            else (f" from the seam m = {float(seam):g} GeV up, physics.md defaults below")
-        )
-        return ExtrapolatedSampler(None, extrap, region, seam=seam), (
-            f"{label} (everywhere: no flow){below}"
-        )
-    where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
-    return ExtrapolatedSampler(
-        base, extrap, region, seam=seam
-    ), f"{desc} inside the fiducial region{where}; {label} outside"
-
-
 def check_refuse(config: Any, yields: Yields) -> None:
     """Refuse ``reach.extrapolation: refuse`` on a both-channels run's yields (stitched at
     ``extrapolation.seam``: the combined yield has no fiducial-region-only part).
@@ -251,66 +182,3 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
         "target_interaction_lengths": facility,
         "data_target_interaction_lengths": data_l,
     }
-
-
-def ensemble_samplers(
-    config: Any, yields: Any, nominal: Any, wrap: Any = None
-) -> tuple[list[Any], list[Any]]:
-    """The A′ samplers of the flow ensemble of ``reach.flow`` (``flow/`` and
-    ``flow/ensemble/<i>/``), each wrapped like the nominal one by ``wrap(config, yields,
-    base=model)`` (the reach's ``sampler_from_config``: the fitted extrapolation outside the
-    fiducial region; passed in, the reach imports this module), and the members' seeds. With
-    a bootstrapped ensemble (``flow.bootstrap``) only the replicas (members ≥ 1), whose spread
-    is the nominal fit's error.
-
-    Raises:
-        ConfigError: ``reach.flow`` is not a flow, or its ensemble has fewer than 2 members.
-    """
-    from gammastar import flow  # torch: only when a flow is used
-
-    src = config.source or "<config>"
-    if config.reach.flow is None:
-        raise ConfigError(
-            f"{src}: uncertainties.kinematic_model: needs reach.flow (a flow ensemble), "
-            "not the analytic sampler"
-        )
-    path = config.resolve(config.reach.flow)
-    ens = flow.load_ensemble(path)
-    if len(ens) < 2:
-        raise ConfigError(
-            f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
-            f"{len(ens)} member; train >= 2 (flow.ensemble) for its spread"
-        )
-    boot = [bool(m.meta.get("meta", {}).get("bootstrap")) for m in ens.models]
-    if any(boot):
-        # Poisson-bootstrap replicas (flow.bootstrap): their spread estimates the nominal fit's
-        # error; the nominal (member 0, no resample) sits at their centre and would shrink it
-        replicas = [m for m, b in zip(ens.models, boot, strict=True) if b]
-        if len(replicas) < 2:
-            raise ConfigError(
-                f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
-                f"{len(replicas)} bootstrap replica; train >= 3 members (flow.ensemble) with "
-                "flow.bootstrap for its spread"
-            )
-        out = [wrap(config, yields, base=m)[0] for m in replicas]
-        _warn_few_members(path, len(out))
-        return out, [m.meta.get("meta", {}).get("seed") for m in replicas]
-    out, seeds = [nominal], []
-    for k, model in enumerate(ens.models):
-        seeds.append(model.meta.get("meta", {}).get("seed"))
-        if k > 0:
-            out.append(wrap(config, yields, base=model)[0])
-    _warn_few_members(path, len(out))
-    return out, seeds
-
-
-def _warn_few_members(path: Any, k: int) -> None:
-    """Log a warning when the ``kinematic_model`` spread is taken over fewer than
-    :data:`KINEMATIC_MEMBERS_ADVISED` members (its own relative error 1/√(2(k − 1)))."""
-    if k < KINEMATIC_MEMBERS_ADVISED:
-        log.warning(
-            "uncertainties.kinematic_model: the spread over the %d members of %s is itself "
-            "uncertain by ±%.0f%% (1/sqrt(2(k-1))); train >= %d (flow.ensemble) for ±%.0f%%",
-            k, path, 100 / math.sqrt(2 * (k - 1)), KINEMATIC_MEMBERS_ADVISED,
-            100 / math.sqrt(2 * (KINEMATIC_MEMBERS_ADVISED - 1)),
-        )  # fmt: skip

@@ -32,7 +32,7 @@ Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
   yields' migration correction (``yields.resolution_migration``, :mod:`gammastar.corrections.migration`);
   independent between mass bins; only where the correction is applied.
 * ``kinematic_model`` – not a yield source: the reach's acceptance spread over the flow
-  ensemble (``uncertainties.kinematic_model``; :func:`ensemble_samplers`,
+  ensemble (``uncertainties.kinematic_model``; :func:`gammastar.source.source.ensemble_sources`,
   :func:`gammastar.reach.stage.scan`).
 * ``extra`` – stated normalisation uncertainties (``uncertainties.extra``).
 
