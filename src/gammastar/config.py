@@ -1252,6 +1252,19 @@ class ObservedMasses(Section):
         return self
 
 
+class BoundFile(Section):
+    """A published bound drawn on the reach plot (``gammastar.reach.bounds``): a HEPData table
+    (YAML) or a CSV of (m, ε) points, its citation in ``#`` comment lines."""
+
+    file: str
+    """The bound file (relative to the config file)."""
+    label: str | None = None
+    """Legend entry (default: the file's ``# label:``, else its name)."""
+    style: Literal["filled", "line", "dashed"] = "filled"
+    """A grey region with its outline (the field's convention for existing limits), or only
+    the outline, solid or dashed."""
+
+
 class ReachConfig(Section):
     """Expected/observed CLs exclusion in the (m_A′, ε) plane (docs/explanation/physics.md §10;
     gammastar.reach.stage).
@@ -1362,6 +1375,9 @@ class ReachConfig(Section):
     """Dark-state mass in GeV (decays open above 2 × dark_mass)."""
     event_lines: list[PositiveFloat] = Field(default_factory=lambda: [2.3, 3.0])
     """Fixed event-count contours drawn for comparison with other studies."""
+    compare_with: list[BoundFile] = Field(default_factory=list)
+    """Published bounds drawn on the reach plot and listed in the report
+    (``gammastar.reach.bounds``: HEPData YAML tables or CSV files of (m, ε) points)."""
 
     @field_validator("observed", mode="before")
     @classmethod
@@ -1385,6 +1401,14 @@ class ReachConfig(Section):
                     f"{ch}: an observed count (integer >= 0), a list of counts per mass point, "
                     f"or {{masses: [...]}} / {{histogram: file.root:name}}; got {obs!r}"
                 )
+        return v
+
+    @field_validator("compare_with", mode="before")
+    @classmethod
+    def _bound_paths(cls, v: Any) -> Any:
+        # a bare path stands for {file: path}
+        if isinstance(v, list):
+            return [{"file": x} if isinstance(x, str) else x for x in v]
         return v
 
     @field_validator("target_interaction_lengths", mode="before")

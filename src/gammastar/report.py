@@ -1063,6 +1063,40 @@ def _reach_section(run: Path, s: Section) -> None:
     _closure_table(doc, s)
 
 
+def _compare_with_table(config: Any, s: Section) -> None:
+    """``reach.compare_with``: the published bounds the reach figure draws, with their sources."""
+    entries = getattr(getattr(config, "reach", None), "compare_with", None) or []
+    if not entries:
+        return
+    from gammastar.reach.bounds import read_bound
+
+    rows = []
+    for entry in entries:
+        path = config.resolve(entry.file)
+        try:
+            b = read_bound(path, label=entry.label)
+        except GammastarError as err:
+            s.warn(str(err))
+            continue
+        top = b.eps if b.eps_high is None else b.eps_high
+        rows.append(
+            (
+                b.label,
+                b.reference or "not given in the file",
+                f"{fmt(float(b.mass.min()), '.4g')} – {fmt(float(b.mass.max()), '.4g')}",
+                f"{fmt(float(b.eps.min()), '.2e')} – {fmt(float(top.max()), '.2e')}",
+                f"{b.shape}, {len(b.mass)} points, ε from {b.eps_from}",
+                path.name,
+            )
+        )
+    s.add("<h3>Published bounds on the reach figure (reach.compare_with)</h3>")
+    s.add(table(["bound", "reference", "m_A′ (GeV)", "ε", "drawn as", "file"], rows))
+    s.add(
+        '<p class="note">Drawn in grey on figures/reach.png by the reach stage (rerun it after '
+        "changing the list or the files).</p>"
+    )
+
+
 def _closure_table(doc: dict[str, Any], s: Section) -> None:
     """reach.json ``flow_closure``: the flow's A′ acceptance over its own pairs' at
     the validation masses, at the expected ε_low and ε_high."""
@@ -1410,6 +1444,8 @@ def render(config: Any, run: Path) -> str:
                 _mock_section(config, run, s)
             elif ident in SECTION_BUILDERS:
                 SECTION_BUILDERS[ident](run, s)
+            if ident == "reach":
+                _compare_with_table(config, s)
         except Exception as err:  # noqa: BLE001 - a report shows, never fails
             s.warn(f"could not build this section ({type(err).__name__}: {err})")
     for fig in find_figures(run):

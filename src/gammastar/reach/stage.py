@@ -1272,18 +1272,30 @@ def _polygon(m: NDArray, lo: NDArray, hi: NDArray) -> list[tuple[NDArray, NDArra
     return out
 
 
-def plot_reach(result: ScanResult, path: str | Path | None = None, *, title: str = ""):
-    """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines."""
+def plot_reach(
+    result: ScanResult,
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+    bounds: Sequence[tuple[Any, str]] = (),
+):
+    """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines, and the
+    published ``bounds`` (``(Bound, style)`` pairs of
+    :func:`gammastar.reach.bounds.read_config_bounds`) over the bands."""
     import matplotlib.pyplot as plt
     import mplhep
 
     with plt.style.context(mplhep.style.ROOT):
-        return _plot_reach(result, path, title)
+        return _plot_reach(result, path, title, bounds)
 
 
-def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
+def _plot_reach(
+    result: ScanResult, path: str | Path | None, title: str, bounds: Sequence[tuple[Any, str]] = ()
+):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    from gammastar.reach.bounds import draw_bounds
 
     fig, ax = plt.subplots(figsize=(8, 6))
     m = result.masses
@@ -1291,6 +1303,7 @@ def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
     for band in ("-2", "-1", "+1", "+2"):
         for xs, ys in _polygon(m, *result.boundaries[band]):
             ax.fill(xs, ys, color=colors[band], lw=0, label=None)
+    bound_handles = draw_bounds(ax, bounds)  # over the bands, under the contours
     for xs, ys in _polygon(m, *result.boundaries["0"]):
         ax.plot(np.append(xs, xs[0]), np.append(ys, ys[0]), "k--", lw=1.2)
     if "obs" in result.boundaries:
@@ -1326,7 +1339,13 @@ def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
                 label=f"{key.split('_', 1)[1]} events",
             )
         )
-    ax.legend(handles=handles, fontsize=14, loc="upper right")
+    handles += bound_handles
+    # with published bounds the upper right is rarely empty: let matplotlib place it
+    ax.legend(
+        handles=handles,
+        fontsize=11 if bound_handles else 14,
+        loc="best" if bound_handles else "upper right",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
@@ -1408,6 +1427,9 @@ def check_config(config: Any) -> None:
             f"{config.source or '<config>'}: reach.{key}: not given ({what}); the reach has no "
             "experiment-specific defaults: state it, 0 on purpose where it does not apply"
         )
+    from gammastar.reach.bounds import read_config_bounds
+
+    read_config_bounds(config)  # a bad bound file stops the reach before the scan
 
 
 @dataclass
@@ -1779,7 +1801,9 @@ def plot_reach_figures(
     rd = rundir.RunDir(out)
     reach_png, decays_png, impact_png, closure_png = map(rd.path, rundir.stage_figures("reach"))
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
-    plt.close(plot_reach(res, reach_png, title=title))
+    from gammastar.reach.bounds import read_config_bounds
+
+    plt.close(plot_reach(res, reach_png, title=title, bounds=read_config_bounds(config)))
     if res.impact is not None:
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
