@@ -1348,7 +1348,7 @@ def _plot_reach(
     )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlim(m[0], m[-1])
