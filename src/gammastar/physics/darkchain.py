@@ -29,6 +29,7 @@ from gammastar.errors import GammastarError
 from gammastar.physics.darksector import (
     FINAL_STATES,
     IDM,
+    Psi2Decay,
     dalitz_limits,
     psi2_ctau,
     psi2_dgamma_ds,
@@ -151,12 +152,13 @@ def sample_psi2_decay(
     lo, hi = dalitz_limits(s, m2, m1, ml, ml)
     t = np.empty(n)
     todo = np.arange(n)
+    decay = Psi2Decay(m1, m2, ma, ml)  # couplings 1: only the shape in t matters here
     while todo.size:
         a, b = lo[todo], hi[todo]
         ss = s[todo]
 
         def me(x, ss=ss):
-            return psi2_matrix_element2(ss, x, m1, m2, ma, ml)
+            return psi2_matrix_element2(ss, x, decay)
 
         f0, f1, fm = me(a), me(b), me((a + b) / 2)
         # quadratic through the three points: vertex where its derivative vanishes
