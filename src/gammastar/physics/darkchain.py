@@ -22,6 +22,8 @@ volume, the exponential law); Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 0
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -155,11 +157,7 @@ def sample_psi2_decay(
     decay = Psi2Decay(m1, m2, ma, ml)  # couplings 1: only the shape in t matters here
     while todo.size:
         a, b = lo[todo], hi[todo]
-        ss = s[todo]
-
-        def me(x, ss=ss):
-            return psi2_matrix_element2(ss, x, decay)
-
+        me = functools.partial(psi2_matrix_element2, s[todo], decay=decay)  # |M|² at t = x
         f0, f1, fm = me(a), me(b), me((a + b) / 2)
         # quadratic through the three points: vertex where its derivative vanishes
         c2 = 2 * (f0 + f1 - 2 * fm) / np.where(b > a, (b - a) ** 2, 1.0)
