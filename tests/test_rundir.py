@@ -272,8 +272,8 @@ def test_report_warns_about_an_invalid_artifact(small_run, tmp_path: Path) -> No
 # --------------------------------------------------------------------------- quiet reads
 def test_read_optional_absent_corrupt_and_invalid(small_run, tmp_path: Path) -> None:
     """The readers of whatever a run holds (report, run summary): an absent artifact is
-    ``None``, a corrupt one one error line naming the file, an invalid one an error unless the
-    reader asks to see it as far as it goes."""
+    ``None``, a corrupt one one error line naming the file, an invalid one (or one of an
+    unknown schema version) an error unless the reader asks to see it as far as it goes."""
     _cfg, rd = _copy_run(small_run, tmp_path)
     assert rd.read_optional(rundir.REACH) is None  # not run
     assert rd.read_optional(rundir.SELECT) == rd.read_json(rundir.SELECT)
@@ -288,9 +288,15 @@ def test_read_optional_absent_corrupt_and_invalid(small_run, tmp_path: Path) -> 
     assert len(seen) == 1
     assert "counts.pp" in str(seen[0])
 
-    doc["meta"]["schema_version"] = 99  # a version this gammastar does not read: no "as far as"
+    doc["meta"]["schema_version"] = 99  # a version this gammastar does not read
     rd.path(rundir.SELECT).write_text(json.dumps(doc))
     with pytest.raises(ArtifactError, match="unknown schema version 99"):
+        rd.read_optional(rundir.SELECT)
+    assert rd.read_optional(rundir.SELECT, invalid=seen.append)["meta"]["schema_version"] == 99
+    assert "unknown schema version 99" in str(seen[-1])
+
+    rd.path(rundir.SELECT).write_text("[1, 2]")  # JSON, but not an object: nothing to show
+    with pytest.raises(ArtifactError, match="a JSON object expected"):
         rd.read_optional(rundir.SELECT, invalid=seen.append)
 
     rd.path(rundir.YIELDS).write_text('{"aprime": [1, 2')  # cut short

@@ -210,8 +210,8 @@ def _read_json(run: Path, name: str, section: Section) -> dict[str, Any] | None:
     """JSON artifact ``name`` of the run directory, read and checked by
     :meth:`gammastar.core.rundir.RunDir.read_optional`; ``None`` when absent, and when it
     cannot be read: then its one-line reason (naming the file) is a warning in ``section``.
-    A document that breaks its schema is shown as far as it goes, with the schema error as a
-    warning (a report shows, never fails)."""
+    A document of an unknown schema version or that breaks its schema is shown as far as it
+    goes, with that error as a warning (a report shows, never fails)."""
     try:
         return rundir.RunDir(run).read_optional(name, invalid=lambda err: section.warn(str(err)))
     except GammastarError as err:

@@ -471,17 +471,18 @@ class RunDir:
 
         Arguments:
             name: the artifact.
-            invalid: where given, a document that breaks its schema is returned after
-                ``invalid`` is called with the error (a reader that shows what it can, such
-                as the report); otherwise the error is raised.
+            invalid: where given, a JSON object of an unknown schema version or one that
+                breaks its schema is returned after ``invalid`` is called with the error (a
+                reader that shows what it can, such as the report); otherwise the error is
+                raised.
 
         Returns:
             The document as :meth:`read_json` reads it, or ``None`` when the file is absent.
 
         Raises:
             GammastarError: one line naming the file when it is there but unreadable or not
-            JSON; ArtifactError: not a JSON object, an unknown schema version, or (without
-            ``invalid``) invalid.
+            JSON; ArtifactError: not a JSON object, or (without ``invalid``) of an unknown
+            schema version or invalid.
 
         Example:
             >>> import tempfile
@@ -678,8 +679,8 @@ def read_artifact(
         path: the file.
         schema: its schema file (``None``: the version check only).
         what: the artifact as named in the errors.
-        invalid: where given, called with the schema error of an invalid document, which is
-            then returned (:meth:`RunDir.read_optional`).
+        invalid: where given, called with the error of a JSON object of an unknown schema
+            version or invalid, which is then returned (:meth:`RunDir.read_optional`).
 
     Raises:
         GammastarError: missing or not JSON; ArtifactError: unknown version or invalid.
@@ -688,14 +689,14 @@ def read_artifact(
     data = load_json(path, what=what)
     if not isinstance(data, dict):
         raise ArtifactError(f"{path}: invalid {what}: a JSON object expected")
-    version = schema_version_of(data, where=str(path))
-    if schema is not None:
-        try:
+    try:
+        version = schema_version_of(data, where=str(path))
+        if schema is not None:
             validate(data, schema, where=str(path), version=version)
-        except ArtifactError as err:
-            if invalid is None:
-                raise
-            invalid(err)
+    except ArtifactError as err:
+        if invalid is None:
+            raise
+        invalid(err)
     return data
 
 
