@@ -148,7 +148,7 @@ def main() -> None:
         if yields.uncertainties:
             nuis = at_masses(yields.uncertainties, masses)
             nuis["data_stat"] = np.nan_to_num(yields.at(masses)[1])
-        else:  # the demo's magnitudes (docs/reach.md, named nuisances)
+        else:  # the demo's magnitudes (docs/explanation/reach.md, named nuisances)
             nuis = {
                 k: np.full(masses.size, v)
                 for k, v in {

@@ -31,7 +31,7 @@ from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
 from gammastar.source.geometry import Geometry
 
-# NA62-like dump geometry (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B)
+# NA62-like dump geometry (NA62, arXiv:2312.12055, App. B)
 NA62_LIKE = {"l1": 82.0, "l2": 157.0, "theta_min": 0.0, "theta_max": 0.05, "efficiency": 0.9}
 BOTH_PLANE = {
     "l1": 5.0,
@@ -119,7 +119,7 @@ def test_hepmc_round_trip(tmp_path):
                 scale = sum(p.momentum.e for p in [*v.particles_in, *v.particles_out])
                 assert np.all(np.abs(pin - pout) <= 8 * EPS64 * scale)
             prod, dec = ev.vertices
-            # statuses and PDG ids as documented (docs/events.md)
+            # statuses and PDG ids as documented (docs/howto/signal-events.md)
             assert [(p.pid, p.status) for p in prod.particles_in] == [(2212, 4), (2212, 4)]
             assert [(p.pid, p.status) for p in prod.particles_out] == [
                 (APRIME_PDGID, 2),
@@ -551,7 +551,7 @@ def test_mcp_events(tmp_path):
 
 
 def test_events_keeps_its_public_names():
-    """The split of gammastar.events.stage (docs/events.md "Code layout") keeps every public name
+    """The split of gammastar.events.stage (docs/howto/signal-events.md "Code layout") keeps every public name
     importable from it, as the very object of the module that now defines it, and
     ``gammastar.write_events(config, ...)`` callable (it runs run_events)."""
     import importlib

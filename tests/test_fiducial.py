@@ -5,7 +5,7 @@ The closure against the generator's own γ*: validation/tests/test_fiducial_clos
 tolerances are the pairs' statistical error (Σw²) and the acceptance's known
 systematic of the decay angular distribution: the default job measures λ_θ(m) from the data
 (its statistical error ±0.1–0.2 per mass bin and the mock's smearing move A by up to 4% at
-0.4–0.7 GeV; isotropic decays assumed instead: the Dalitz γ* A 3% high; docs/selection.md "λ_θ").
+0.4–0.7 GeV; isotropic decays assumed instead: the Dalitz γ* A 3% high; docs/explanation/method.md "λ_θ").
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     gives the first pass (the same seeds, the same draws); the expected values are recomputed
     here from that pass's boundaries. For the demo's detector, which shares the spectrometer's
     window, the model's acceptance outside F moves with f_F, so the N_sig-level size is the
-    smaller (coverage study, docs/reach.md) and the expected limit tightens."""
+    smaller (coverage study, docs/explanation/reach.md) and the expected limit tightens."""
     import dataclasses
 
     from _tolerance import EPS64, reorder_tol
@@ -221,7 +221,7 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     geo = Geometry.from_config(cfg.detector)
     masses, eps = np.array([0.45, 0.6]), np.geomspace(1e-9, 1e-4, 40)
-    rel_yield = 0.14  # the demo's δf_F/f_F (docs/reach.md), one value for both masses
+    rel_yield = 0.14  # the demo's δf_F/f_F (docs/explanation/reach.md), one value for both masses
     kw = {"geometry": geo, "yields": y, "n_pot": 1e18, "background": {"mumu": 0.0},
           "background_kappa": {"mumu": 1.0}, "n_pot_unc": 0.0, "efficiency_uncertainty": 0.0,
           "samples": 20000, "seed": 5, "method": "exact",

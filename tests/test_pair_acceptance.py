@@ -47,7 +47,7 @@ def mc_acceptance(la, m, p, theta, *, lam=0.0, n=200_000, seed=1):
 POINTS = [(0.3, 20, 0.06), (0.5, 10, 0.08), (0.78, 30, 0.05), (1.0, 60, 0.1), (0.25, 15, 0.03),
           (0.4, 40, 0.07), (0.6, 12, 0.11)]  # fmt: skip
 # Interpolation tolerance: trilinear on the default (40, 96, 160) grid; the largest deviation
-# from the exact quadrature measured at these points is 0.013 (docs/selection.md); plus 3σ of
+# from the exact quadrature measured at these points is 0.013 (docs/explanation/method.md); plus 3σ of
 # the Monte Carlo (√(A(1−A)/n) ≤ 0.0011 for n = 2e5).
 TOL = 0.02
 

@@ -404,7 +404,7 @@ def test_chromium_selfcheck_detects_failures(tmp_path: Path, png_bytes: bytes) -
 
 
 def test_yields_section_shows_lepton_universality(tmp_path: Path, png_bytes: bytes) -> None:
-    # yields.compare_with (docs/yields.md "Lepton universality"): the report shows the ratio
+    # yields.compare_with (docs/howto/both-channels.md): the report shows the ratio
     # per shared bin with its error, χ²/ndf, p-value and the combined yield, as written
     run = tmp_path / "run"
     write_full_run(run, png_bytes)

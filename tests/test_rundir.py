@@ -67,7 +67,7 @@ def test_pipeline_and_stages_take_their_outputs_from_the_table() -> None:
     assert set(rundir.stage_outputs("reach")) <= set(reach.OUTPUTS)
     assert rundir.ACCEPTANCE in rundir.stage_outputs("reach")
     assert rundir.stage_outputs("reach")[-1] == rundir.REACH
-    # the design's public contract names (design.md "Public contracts")
+    # the public contract names (docs/reference/outputs.md)
     for name in ("pairs.parquet", "histograms.root", "yields.json", "flow/model.pt",
                  "flow/meta.json", "validation.json", "reach.json"):  # fmt: skip
         assert name in ARTIFACTS, name

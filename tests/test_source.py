@@ -73,7 +73,7 @@ def region():
 
 def yields_file(path, region=None, seam=None):
     """The yields of tests/test_reach.py (y = 3e-3 e^{−(m − 0.2)/0.4}, 5% errors), with an
-    ``extrapolation`` block (f_F = 0.4, the physics.md defaults fitted) when ``region``."""
+    ``extrapolation`` block (f_F = 0.4, the docs/explanation/physics.md defaults fitted) when ``region``."""
     y = 3e-3 * np.exp(-(MASSES - 0.2) / 0.4)
     doc = {
         "aprime": {"mass": MASSES, "per_pot_per_eps2": y, "stat_err": 0.05 * y},

@@ -435,7 +435,7 @@ class InputConfig(Section):
     that lepton's mass (0.1% tolerance)."""
     nonfinite: Literal["cut", "bad_file"] = "cut"
     """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
-    ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
+    ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/howto/runs-and-failures.md)."""
     leptons: list[Literal["mu", "e"]] | None = None
     """Both channels in one run: set by ``lepton: [mu, e]`` (a list; the first is
     the primary flavour: ``lepton`` and ``lepton_mass`` are its, and the contract
@@ -595,7 +595,7 @@ class BackgroundConfig(Section):
     (the mock writes ``conversion_ratio_ee``), ``"path"`` (histogram
     ``conversion_ratio_ee``) or ``"path:key"``; ``${output}`` allowed. Every pair (OS and
     SS) is weighted by 1/(1 + R(m)), which removes the conversions from the like-sign
-    subtracted yield (docs/selection.md "Conversions"); R = 0 above the histogram.
+    subtracted yield (docs/explanation/method.md "Conversions"); R = 0 above the histogram.
     ``None``: no subtraction (the conversions must be cut away by ``selection.mass_min``)."""
     per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
     """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
@@ -658,7 +658,7 @@ class PolarisationCorrectionConfig(Section):
     fit at the truth then takes these, at the analysis's lepton cuts, instead of ``tree``'s
     reconstructed γ*, whose true λ_θ carries the reconstruction's selection at the cuts' edges
     (low on the NA60-like mock). Its preselection must be at least as loose as the
-    analysis's lepton cuts. Not given: ``tree``'s rows (docs/selection.md)."""
+    analysis's lepton cuts. Not given: ``tree``'s rows (docs/explanation/method.md)."""
 
 
 class UnfoldConfig(Section):
@@ -692,13 +692,13 @@ class UnfoldConfig(Section):
     """The spectrometer's per-lepton acceptance: each pair is weighted by 1/(A ε) with the fully
     differential A(m, q) of :mod:`gammastar.corrections.pair_acceptance`, inside the fiducial region
     A ≥ ``min_acceptance`` (``phase_space: fiducial``); the yields extrapolate to the full
-    phase space with a stated model (docs/yields.md). Exclusive with ``acceptance_map``."""
+    phase space with a stated model (docs/explanation/method.md). Exclusive with ``acceptance_map``."""
     decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)] | Literal["measured"] = 0.0
     """Polar anisotropy λ_θ of the lepton decay angles in the γ* helicity frame,
     1 + λ_θ cos²θ*, assumed by the per-pair acceptance: a number (0: isotropic) or
     ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.corrections.polarisation`, per mass bin,
     linear between the bins' centres), fitted on the selected pairs in the one pass over the
-    input (docs/selection.md)."""
+    input (docs/explanation/method.md)."""
     polarisation_bins: Annotated[int, Field(ge=1, le=100)] = 8
     """Mass bins of the polarisation measurement (equal numbers of opposite-sign pairs inside
     the fiducial region, at least 200 per bin: fewer bins for a small sample; written to
@@ -712,7 +712,7 @@ class UnfoldConfig(Section):
     which no polarisation bin edge may sit: such an edge moves to the window's side, so each
     peak is measured whole (:func:`gammastar.corrections.polarisation.peak_safe_edges`). An edge through a
     peak narrower than the bins selects the pairs' decay angles through the mass resolution
-    and biases λ_θ there (docs/selection.md); about 3.5 σ_m of the experiment at the peak.
+    and biases λ_θ there (docs/explanation/method.md); about 3.5 σ_m of the experiment at the peak.
     ``None``: edges as given or equal-count (a warning with a measured λ_θ when a peak lies in
     the mass range)."""
     polarisation_correction: PolarisationCorrectionConfig | None = None
@@ -796,7 +796,7 @@ class YieldsConfig(Section):
     """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons
     (docs/explanation/physics.md §8).
 
-    Owned by ``gammastar.yields.stage``; see docs/yields.md.
+    Owned by ``gammastar.yields.stage``; see docs/explanation/method.md.
     """
 
     mass_bin_width: PositiveFloat = 0.03
@@ -841,17 +841,17 @@ class YieldsConfig(Section):
     data, ``{value, error, source}``: fixed in the fit, its error propagated to f_F and N_sig.
     ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
     rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
-    rapidity (docs/yields.md "σ_y from outside"). Experiment-specific: no default."""
+    rapidity (docs/explanation/method.md "σ_y from outside"). Experiment-specific: no default."""
     extrapolation_pt_power: float | Literal["fitted"] = 0.0
     """The m_T power a of the extrapolation model's p_T form m_T^a exp(−m_T/T)
     (:func:`gammastar.yields.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
-    covariance; docs/yields.md "The p_T form fitted")."""
+    covariance; docs/explanation/method.md "The p_T form fitted")."""
     resolution_migration: ResolutionMigrationConfig | None = None
     """A detector simulation whose mass response corrects the fiducial extrapolation for the
     γ* that the resolution brings in from other masses (between ω and φ on the NA60-like
-    mock; docs/coverage.md). ``None``: not corrected (the yield is
+    mock; docs/validation/uncertainties-and-coverage.md). ``None``: not corrected (the yield is
     Y_F/f_F), said in ``yields.json``."""
     compare_with: str | None = None
     """``yields.json`` of the same data's other lepton flavour: this run's
@@ -884,7 +884,7 @@ class FlowConfig(Section):
     6 bins, MADE 2 × 32, a linear transform between steps). The training defaults are a
     faster recipe than the paper's (batch 1024, lr 1e-3 constant, 500 epochs of 5e4 points)
     that reaches the same validation loss; set those values to reproduce the paper exactly
-    (see docs/flow.md).
+    (see docs/explanation/flow.md).
     """
 
     transforms: Annotated[int, Field(gt=0)] = 8
@@ -906,10 +906,10 @@ class FlowConfig(Section):
     draws the points of an epoch ∝ |weight| by systematic resampling (each pair ⌊λ⌋ or ⌈λ⌉
     times, λ its expected count) and carries sign(w)·Σ|w|/Σw in the loss; ``sampler`` draws
     ∝ |weight| with replacement (multinomial); ``likelihood`` draws uniformly and puts the
-    weights in the loss (high gradient variance for strongly varying weights; docs/flow.md)."""
+    weights in the loss (high gradient variance for strongly varying weights; docs/explanation/flow.md)."""
     mass_context: Literal["linear", "log"] = "linear"
     """The flow's context: the standardised mass or the standardised ln m (``log``: for a
-    range over decades, e.g. dielectrons from 20 MeV; docs/flow.md "Mass context")."""
+    range over decades, e.g. dielectrons from 20 MeV; docs/explanation/flow.md "Mass context")."""
     mass_flatten: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Up-weight sparse masses: weights × ρ(m)^(−mass_flatten), ρ the mass density (0: off)."""
     epochs: Annotated[int, Field(gt=0)] = 30
@@ -949,7 +949,7 @@ class FlowConfig(Section):
     """Members i ≥ 1 of the ensemble fit a Poisson-bootstrap replica of the training pairs:
     each pair's weight × k, k ~ Poisson(1) (seeded by ``bootstrap_seed`` and i), so that their
     spread covers the data's finite statistics as well as the training's variance; member 0
-    (``flow/``) stays the nominal fit to the data (docs/flow.md "Ensemble")."""
+    (``flow/``) stays the nominal fit to the data (docs/explanation/flow.md "Ensemble")."""
     bootstrap_seed: Annotated[int, Field(ge=0)] | None = None
     """Seed of the bootstrap replicas (default: the training seed of member 0)."""
     workers: Annotated[int, Field(gt=0)] | None = None
@@ -1207,7 +1207,7 @@ class DetectorConfig(Section):
 
 # --------------------------------------------------------------------------- events
 class EventsConfig(Section):
-    """Signal events for detector simulation (``gammastar events``, docs/events.md).
+    """Signal events for detector simulation (``gammastar events``, docs/howto/signal-events.md).
 
     The beam spot and the target's interaction length are the facility's: no defaults.
     """
@@ -1580,7 +1580,7 @@ class McpConfig(Section):
 # --------------------------------------------------------------------------- idm
 class IdmConfig(Section):
     """Semi-visible dark photon: A′ → ψ₁ψ₂ (iDM) or ψ₂ψ̄₂, ψ₁ψ̄₂ + ψ₂ψ̄₁ (i2DM), ψ₂ → ψ₁ℓ⁺ℓ⁻
-    (``gammastar events --dark``, ``gammastar reach-idm``; docs/darksector.md).
+    (``gammastar events --dark``, ``gammastar reach-idm``; docs/howto/dark-sectors.md).
 
     α_D, Δ and m_A′/m₁ default to the literature's benchmark (Izaguirre, Krnjaic, Schuster,
     Toro PRD 96 (2017) 055007; Berlin, Gori, Schuster, Toro PRD 98 (2018) 035011): model
@@ -1687,7 +1687,7 @@ class ExtraNuisance(Section):
 
 
 class UncertaintiesConfig(Section):
-    """The prediction's own uncertainties (docs/reach.md "Nuisance parameters"):
+    """The prediction's own uncertainties (docs/explanation/reach.md "Named uncertainties"):
     named nuisances in ``yields.json`` ``uncertainties`` and in the reach's workspaces."""
 
     enabled: bool = False
@@ -1710,7 +1710,7 @@ class UncertaintiesConfig(Section):
     with ``flow.bootstrap`` the spread of the ≥ 2 Poisson replicas, members ≥ 1);
     each member costs one more acceptance sampling per mass. The spread of k members is itself
     uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below,
-    docs/coverage.md). Off by default (the demo's ensemble costs a training
+    docs/validation/uncertainties-and-coverage.md). Off by default (the demo's ensemble costs a training
     per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
     """The reach's impact table (``reach.json`` ``impact``): at this many evenly spaced

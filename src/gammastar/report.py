@@ -554,7 +554,7 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
         s.add(
             '<p class="note">λ_θ corrected for the mass bins\' selection of decay angles with a '
             "detector simulation (unfold.polarisation_correction: its fit as the data's and at "
-            "its truth, inverted through the response's slope; docs/selection.md). Truth side: "
+            "its truth, inverted through the response's slope; docs/explanation/method.md). Truth side: "
             + esc(fmt(sc.get("truth_side", "the reconstructed γ* at their truth")))
             + "."
             + _simulation_share_text(sc, edges)
@@ -565,7 +565,7 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
         "the like-sign-subtracted, efficiency-corrected pairs with the acceptance in the "
         "likelihood; used in the per-pair acceptance: "
         + esc(fmt(pol.get("used_in_acceptance")))
-        + " (docs/selection.md, λ_θ).</p>"
+        + " (docs/explanation/method.md, λ_θ).</p>"
     )
 
 
@@ -638,7 +638,7 @@ def _aprime_table(doc: dict[str, Any], s: Section) -> None:
             s.add(
                 '<p class="note">A′ flags (bins): '
                 + esc(", ".join(f"{k}: {v}" for k, v in sorted(counted.items())))
-                + " (see docs/yields.md#flags)</p>"
+                + " (see docs/explanation/method.md#10-flags)</p>"
             )
     else:
         s.warn("yields.json has no 'aprime'")
@@ -695,7 +695,7 @@ def _yields_section(run: Path, s: Section) -> None:
             + "); beyond it extrapolated with the fitted model "
             + esc(fmt(ex.get("model")))
             + _sigma_y_text(ex, sig, sig_err)
-            + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
+            + ": the fiducial fraction per mass bin is in the table (docs/explanation/method.md).</p>"
         )
     pol = doc.get("polarisation")
     if isinstance(pol, dict):
@@ -706,7 +706,7 @@ def _yields_section(run: Path, s: Section) -> None:
 
 
 def _universality_block(doc: dict[str, Any], s: Section) -> None:
-    """Lepton universality (``yields.compare_with``, docs/yields.md): the A′-yield ratio of
+    """Lepton universality (``yields.compare_with``, docs/explanation/method.md): the A′-yield ratio of
     the two flavours per shared mass bin with its error, χ²/ndf and p-value, and the
     combined yield where ``aprime_combined`` holds it."""
     uni = doc.get("lepton_universality")
@@ -1039,7 +1039,7 @@ def _reach_section(run: Path, s: Section) -> None:
         s.add(
             "<p class=\"note\">Signal outside the data's fiducial region (the yields' fitted model, "
             f"reach.extrapolation: {esc(fmt(ext.get('mode')))}): its largest share of N_sig "
-            "in each mass's excluded region is in the table (docs/reach.md §2).</p>"
+            "in each mass's excluded region is in the table (docs/explanation/reach.md §2).</p>"
         )
     _reach_eps_table(doc, s)
     _reach_bands(doc, s)
@@ -1112,7 +1112,7 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
         "expected ε boundaries (where the signal peaks at a mass not excluded); the error is "
         "the pairs' statistics "
         f"(χ² = {esc(fmt(chi2, '.1f') if _is_number(chi2) else 'n/a')} for {esc(fmt(ndf))} "
-        "points; gammastar.reach.flow_closure, docs/reach.md).</p>"
+        "points; gammastar.reach.flow_closure, docs/explanation/reach.md).</p>"
     )
     heads = ["m_A′ (GeV)", "pairs", "at ε_low", "at ε_high", "at the signal's peak (not excluded)"]
     s.add(table(heads, rows, "num"))
@@ -1142,7 +1142,7 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(
         "<h3>Impact of each nuisance (median expected s_up at +1σ / −1σ)</h3>"
         '<p class="note">Each nuisance fixed at ±1σ, the others integrated '
-        "(gammastar.reach.impact.impact; docs/reach.md, named nuisance parameters).</p>"
+        "(gammastar.reach.impact.impact; docs/explanation/reach.md, named nuisance parameters).</p>"
     )
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 

@@ -12,7 +12,7 @@ yields of a finished NA60-like run, changing one factor per row:
   NA60-like data);
 * ``kinematics: generator truth``: the mock generator's own γ* as the A′ kinematics (what the
   model should have given);
-* ``kinematics: physics.md defaults``: the analytic sampler with T = 0.2 GeV, y = 3.37 ± 1.2;
+* ``kinematics: docs/explanation/physics.md defaults``: the analytic sampler with T = 0.2 GeV, y = 3.37 ± 1.2;
 * ``yield: generator truth``: the generator's full-phase-space γ* yield (Eq. 6) instead of the
   data-driven one (the extrapolation's error on the yield);
 * ``yield: + bremsstrahlung``: the proton-bremsstrahlung yield (FWW, yields.json ``theory``)
@@ -97,7 +97,7 @@ def main() -> None:
     variants = {
         "baseline": (sampler, y, geo),
         "kinematics: generator truth": (TruthSampler(truth), y, geo),
-        "kinematics: physics.md defaults": (ParametricSampler(0.2, 3.37, 1.2), y, geo),
+        "kinematics: docs/explanation/physics.md defaults": (ParametricSampler(0.2, 3.37, 1.2), y, geo),
         "yield: generator truth": (sampler, y_truth, geo),
         "yield: + bremsstrahlung": (sampler, y_brems, geo),
         "efficiency 1.0": (sampler, y, geo_eff1),

@@ -5,7 +5,7 @@ Truth: the generator's own γ* (:mod:`gammastar_validation.truth`: every source,
 used only to check. The tolerances are the pairs' statistical error (Σw²) and the acceptance's
 known systematic of the decay angular distribution: the default job measures λ_θ(m) from the
 data (its statistical error ±0.1–0.2 per mass bin and the mock's smearing move A by up to 4% at
-0.4–0.7 GeV; docs/selection.md "λ_θ"). The product side of the same run:
+0.4–0.7 GeV; docs/explanation/method.md "λ_θ"). The product side of the same run:
 tests/test_fiducial.py.
 """
 
@@ -80,7 +80,7 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     (:func:`gammastar_validation.truth.true_fiducial_fraction`, 10⁶ sources): within 2σ of the
     fit's error and the truth's binomial error, below 0.9 GeV. The fit's error includes the
     model's form: below 0.36 GeV the Dalitz γ* are not of the m_T-exponential × Gaussian-y
-    form (on the generator's own γ* its f_F is 10–17% high there, docs/yields.md)."""
+    form (on the generator's own γ* its f_F is 10–17% high there, docs/explanation/method.md)."""
     from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar_validation.truth import true_fiducial_fraction
 

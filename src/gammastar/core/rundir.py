@@ -1,8 +1,8 @@
 """The run directory: the name, kind and producing stage of every artifact, and their typed
 readers and writers.
 
-:data:`ARTIFACTS` is the one table of the files of a run directory (design.md "Public
-contracts", DEVELOPERS.md "Internal contracts"); the pipeline's stage outputs
+:data:`ARTIFACTS` is the one table of the files of a run directory (the public contracts of
+docs/reference/outputs.md, DEVELOPERS.md "Internal contracts"); the pipeline's stage outputs
 (:func:`stage_outputs`) and every stage's file names come from it. JSON artifacts are checked
 against a versioned JSON Schema (``gammastar/schemas/<version>/``, pyhf's ``schemas/`` is the
 model) when written and when read; a file of an unknown ``meta.schema_version`` or one that

@@ -6,7 +6,7 @@ Offers :func:`ensure_pool`, called before every parallel numba kernel, and
 count, which torch shares, to its own pool's size (every core) on its first parallel call:
 ``OMP_NUM_THREADS=1`` (one batch slot, or processes side by side) would become every core for
 torch too, and the kernels would split each step into parallel regions whose threads other
-processes hold, many times slower (docs/flow.md "Ensemble").
+processes hold, many times slower (docs/explanation/flow.md "Ensemble").
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""Signal events for detector simulation: whole A′ decay chains (A′ → ee, μμ,
 ππ, K⁺K⁻, K_S K_L) and millicharged γ* → χχ̄ pairs with the data-driven kinematics and
-polarisation, written as HepMC3 and as a columnar event table (docs/events.md).
+polarisation, written as HepMC3 and as a columnar event table (docs/howto/signal-events.md).
 
 One event machinery for the events command and the acceptance stage
 (:func:`gammastar.reach.acceptance.draw` builds on :func:`aprime_kinematics`,
@@ -562,7 +562,7 @@ def run_dark_events(
     outputs = _aprime_request(config, request, mass, eps)
     if config.idm is None:
         where = config.source or "<config>"
-        raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/darksector.md)")
+        raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/howto/dark-sectors.md)")
     src = aprime_source(config, float(mass), extrapolate=request.extrapolate, source=source)
     aprime = src["source"]
     st = dark_settings(config, float(mass), float(eps), src)

@@ -14,7 +14,7 @@ fermions (:func:`aprime_dark_widths`, combined with the visible widths of
             \quad \delta = m_b - m_a,\ \sigma = m_a + m_b,
 
   the published iDM form (Izaguirre, Krnjaic, Schuster, Toro, PRD 96 (2017) 055007) and, for
-  m_a = m_b, the Dirac width (α_D m/3)(1 + 2m²/m_A′²)√(1 − 4m²/m_A′²) (physics.md §13).
+  m_a = m_b, the Dirac width (α_D m/3)(1 + 2m²/m_A′²)√(1 − 4m²/m_A′²) (docs/explanation/physics.md §13).
 * iDM (pseudo-Dirac pair, off-diagonal current ψ̄₂γ^μψ₁; Tucker-Smith & Weiner PRD 64 (2001)
   043502; Izaguirre et al. 2017): A′ → ψ₁ψ₂ only.
 * i2DM (the seed talk; Filimonova et al. arXiv:2201.08409): two Dirac fermions, the charged
@@ -42,7 +42,7 @@ fermions (:func:`aprime_dark_widths`, combined with the visible widths of
   :data:`gammastar.physics.darkphoton.R_VALID_MAX`.
 
 Neglected: ψ₂ → ψ₁γ (loop-suppressed dipole), ψ₂ → ψ₁νν̄ (Z-mixing, suppressed by m²/m_Z²).
-Measurements and checks: ``docs/darksector.md``.
+Measurements and checks: ``docs/howto/dark-sectors.md``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ FINAL_STATES = {"ee": M_E, "mumu": M_MU, "hadrons": 0.0}
 """ψ₂ → ψ₁ f final states and the mass used in the matrix element (hadrons: R × massless ℓℓ)."""
 
 _N_GL = 8
-"""Gauss–Legendre nodes per panel of the s integral (convergence: docs/darksector.md)."""
+"""Gauss–Legendre nodes per panel of the s integral (convergence: docs/howto/dark-sectors.md)."""
 _N_PANELS = 24
 """Uniform panels in φ; more at the threshold layer (leptons) or the ω, φ (hadrons)."""
 
@@ -143,7 +143,7 @@ class IDM:
         return 1.0
 
     def y(self, eps: ArrayLike) -> NDArray[np.float64]:
-        """The reach variable y = ε²α_D(m₁/m_A′)⁴ (Izaguirre et al. 2015, physics.md §13)."""
+        """The reach variable y = ε²α_D(m₁/m_A′)⁴ (Izaguirre et al. 2015, docs/explanation/physics.md §13)."""
         return _arr(eps) ** 2 * _arr(self.alpha_d) * (_arr(self.m1) / _arr(self.m_aprime)) ** 4
 
 
@@ -194,7 +194,7 @@ def pair_width(
         The width; 0 below threshold.
 
     References:
-        Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 055007 (iDM); physics.md §13.
+        Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 055007 (iDM); docs/explanation/physics.md §13.
 
     Example:
         >>> from gammastar.physics.kinematics import kinematic_factor
@@ -256,7 +256,7 @@ def aprime_branching_ratios(model: IDM, eps: ArrayLike) -> dict[str, NDArray[np.
         ``"hadrons"``; they sum to 1.
 
     References:
-        physics.md §7, §13 (visible BR ≈ ε²α/α_D).
+        docs/explanation/physics.md §7, §13 (visible BR ≈ ε²α/α_D).
 
     Example:
         >>> br = aprime_branching_ratios(IDM(m1=0.1, delta=0.1, m_aprime=0.3), 1e-3)
@@ -523,7 +523,7 @@ def psi2_width_small_splitting(model: IDM, eps: ArrayLike) -> NDArray[np.float64
     """Γ(ψ₂ → ψ₁e⁺e⁻) ≈ 4κ²ε²αα_DΔ⁵m₁⁵/(15π m_A′⁴) (m_ℓ → 0, Δ → 0, m_A′ ≫ m₁), GeV.
 
     References:
-        Izaguirre et al. PRD 96 (2017) 055007; Berlin et al. PRD 98 (2018) 035011; physics.md §13.
+        Izaguirre et al. PRD 96 (2017) 055007; Berlin et al. PRD 98 (2018) 035011; docs/explanation/physics.md §13.
 
     Example:
         >>> float(psi2_width_small_splitting(IDM(m1=1.0, delta=0.1, m_aprime=3.0), 1.0)) > 0

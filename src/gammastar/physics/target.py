@@ -12,7 +12,7 @@ interacts with probability
 .. math:: P_{\rm int}(L) = 1 - e^{-L/\lambda_I},
 
 which is L for a thin target and 1 for a beam dump (L → ∞). Yields per POT scale with it
-(physics.md §2); secondary (cascade) production in a thick dump and the A-dependence of
+(docs/explanation/physics.md §2); secondary (cascade) production in a thick dump and the A-dependence of
 meson production per interaction are not included.
 """
 
@@ -42,7 +42,7 @@ def interaction_probability(interaction_lengths: ArrayLike | str) -> NDArray[np.
 
     References:
         Exponential attenuation of the beam in the target, λ_I = nuclear interaction length
-        (PDG Review "Passage of particles through matter", §34.4.1; physics.md §2).
+        (PDG Review "Passage of particles through matter", §34.4.1; docs/explanation/physics.md §2).
 
     Example:
         >>> round(interaction_probability(0.01), 8)   # NA60 Pb sub-target: ~ L for a thin target
@@ -73,7 +73,7 @@ def yield_scale(facility: float | str, data: float | str) -> float:
 
     References:
         :func:`interaction_probability`; the yield per interacting proton is taken to be the
-        same on both targets (docs/reach.md).
+        same on both targets (docs/explanation/reach.md).
 
     Example:
         >>> round(yield_scale("dump", 0.01), 4)   # a dump behind the NA60 0.01 λ_I sub-target

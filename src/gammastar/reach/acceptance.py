@@ -1,11 +1,11 @@
-r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; physics.md §9).
+r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; docs/explanation/physics.md §9).
 
 Offers :class:`Geometry` (angular window on the A′ or on both daughters, a transverse annulus
 at a downstream plane, decay-volume cells), :func:`draw` (the A′ of a
 :class:`~gammastar.source.source.Source` or of a kinematics model through the event machinery
 of :mod:`gammastar.source.eventgen`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
 (:func:`acceptance_grid`, :func:`acceptance_eps_grid`), and the Fig. 9/10 comparison plot.
-The method, its approximations, checks and measured comparisons: docs/reach.md §2.
+The method, its approximations, checks and measured comparisons: docs/explanation/reach.md §2.
 """
 
 from __future__ import annotations

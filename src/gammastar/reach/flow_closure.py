@@ -4,7 +4,7 @@
 divergence, which weighs every part of (q_T, E) alike. The reach consumes one number per
 (m, cτ): the detector's A′ acceptance 𝓔 of those kinematics inside the data's fiducial region
 F. On the mock, flows of the demo's recipe lie above their own weighted pairs there
-(docs/coverage.md): a bias of the flow that the data show without any truth. This module
+(docs/validation/uncertainties-and-coverage.md): a bias of the flow that the data show without any truth. This module
 measures it on the data:
 
 * :func:`flow_rows`: the rows the flow learnt (``flow.data``), weighted as it learnt them;
@@ -19,7 +19,7 @@ measures it on the data:
 
 The pairs are the data at their mass resolution: next to a narrow peak its resolution tail
 (pairs that migrated in mass with mis-measured momenta) carries other kinematics than the γ* of
-that mass, so there a closure against the pairs is not one against the A′ (docs/reach.md).
+that mass, so there a closure against the pairs is not one against the A′ (docs/explanation/reach.md).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ PULL_WARN = 3.0
 WARN_CARRIERS = 50.0
 """The fewest effective pairs behind a pull the warning trusts: the ratio's error is Gaussian
 only when many pairs carry 𝓔 (over mock realisations the pulls at ε_high, carried by a few
-tens of pairs, have an rms above 1; docs/reach.md)."""
+tens of pairs, have an rms above 1; docs/explanation/reach.md)."""
 
 
 class _Above:
@@ -343,7 +343,7 @@ def _with_model(row: dict[str, Any], kin: dict[str, Any] | None, inp: Any, mass:
     """Add the quoted ``kinematic_model`` size at this mass and boundary (nearest reach mass)
     and the pull against the pairs' statistics and it together, when the reach quotes it: the
     flow differs from its data by its training's variance as well (the pull's rms over mock
-    realisations, docs/reach.md)."""
+    realisations, docs/explanation/reach.md)."""
     if not kin:
         return
     j = int(np.argmin(np.abs(np.asarray(inp.masses) - mass)))
@@ -412,7 +412,7 @@ def _warn_pulls(points: list[dict[str, Any]]) -> None:
     for p in big:
         log.warning(
             "reach: the flow's A′ acceptance differs from its own pairs' at m = %.3g GeV "
-            "beyond %g sigma (reach.json flow_closure; docs/reach.md \"The flow against its "
+            "beyond %g sigma (reach.json flow_closure; docs/explanation/reach.md \"The flow against its "
             "data where the detector looks\")", p["mass"], PULL_WARN,
         )
 

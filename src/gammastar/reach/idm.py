@@ -10,7 +10,7 @@ machinery for iDM and i2DM (:func:`chain_acceptances`: i2DM's ψ₂ψ̄₂ count
 ψ₂ is detected), with the A′ spin density measured in the data.
 
 Signal at (m₁, ε), fixed α_D, Δ and m_A′/m₁ (defaults of the literature: 0.1, 0.1, 3;
-physics.md §13):
+docs/explanation/physics.md §13):
 
 .. math:: N = N_{\rm POT}\,Y_{A'}(m_{A'})\,\varepsilon^2\,\mathrm{BR}(A'\to\psi_1\psi_2)\,
           \mathrm{BR}(\psi_2\to\psi_1\ell\ell)\,\big\langle a_{\ell\ell}\,
@@ -507,7 +507,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     cfg = load_config(config) if not hasattr(config, "idm") else config
     where = cfg.source or "<config>"
     if cfg.idm is None:
-        raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
+        raise ConfigError(f"{where}: no 'idm' section (docs/howto/dark-sectors.md)")
     src = aprime_source(cfg, None)
     scan = _idm_scan(cfg, src)
     out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_IDM

@@ -17,7 +17,7 @@ signal events with the background of dark-count coincidences comes from
 :func:`gammastar.reach.stats.upper_limit` (the same exact CLs as the A′ reach), and the lower edge
 Q_low(m_χ) solves s(Q) = s_up. The upper edge (χ that range out or lose the trigger at large Q)
 is not modelled. :func:`run_mcp_reach` writes ``reach_mcp.json`` and
-``figures/reach_mcp.png`` (the report embeds ``reach_*`` figures). Numbers: docs/darksector.md.
+``figures/reach_mcp.png`` (the report embeds ``reach_*`` figures). Numbers: docs/howto/dark-sectors.md.
 
 References: Allison & Blinov (seed paper) Eq. 8 and Fig. 3; Magill, Plestid, Pospelov, Tsai
 PRL 122 (2019) 071801 (arXiv:1806.03310); milliQan PLB 746 (2015) 117; SUBMET arXiv:2007.03364.
@@ -140,7 +140,7 @@ def chi_flux_into_detector(
     parent whose cone edge crosses the face (24 points of the edge and the four corners tested)
     is decayed ``n_count`` times and its hits counted (unbiased); every other parent takes the
     quadrature. A low-variance replacement for counting single decays
-    (:meth:`ScintillatorDetector.hits`); measured against such counts in docs/darksector.md.
+    (:meth:`ScintillatorDetector.hits`); measured against such counts in docs/howto/dark-sectors.md.
 
     Arguments:
         parent: (4, N) parent four-momenta (γ*, J/ψ, …) from the target, GeV.
@@ -443,7 +443,7 @@ def gstar_chi_yield(
         The weighted count per unit Q² (divide by the data's N_POT for a yield per POT).
 
     References:
-        Paper Eq. 8; physics.md §1.
+        Paper Eq. 8; docs/explanation/physics.md §1.
     """
     rng = np.random.default_rng(seed)
     m, qt, pz, w = (np.asarray(a, dtype=np.float64) for a in (m, qt, pz, weight))

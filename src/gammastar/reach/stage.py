@@ -1,4 +1,4 @@
-r"""Sensitivity reach in the (m_A′, ε) plane (paper Sec. IV/App. B; physics.md §9–10).
+r"""Sensitivity reach in the (m_A′, ε) plane (paper Sec. IV/App. B; docs/explanation/physics.md §9–10).
 
 Expected signal (NA62 Eq. A1 with the data-driven yield):
 
@@ -729,7 +729,7 @@ def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np
     ``record``, a :class:`~gammastar.yields.extrapolation.RecordingSampler` around a
     :class:`~gammastar.source.source.Source` with a fiducial split, recorded; ``propagation="log"``:
     the r of the log-normal ``normsys`` from the width of ln N_sig, which a
-    detector seeing only the model's tail needs, docs/reach.md), or ``None`` when the
+    detector seeing only the model's tail needs, docs/explanation/reach.md), or ``None`` when the
     source has no fitted extrapolation with a covariance. Decay channels with their own
     samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
     linear errors of one set of fit parameters add at most so (an upper bound, exact when
@@ -1583,7 +1583,7 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         "at_eps_low": [None] * n,
         "at_eps_high": [None] * n,
         # the standard deviation of k draws is itself uncertain (Gaussian: 1/sqrt(2(k-1)));
-        # train >= 10 replicas for a size known to ±24% (docs/coverage.md)
+        # train >= 10 replicas for a size known to ±24% (docs/validation/uncertainties-and-coverage.md)
         "members": k,
         "size_rel_err": 1.0 / math.sqrt(2 * (k - 1)) if k > 1 else None,
     }
@@ -1705,7 +1705,7 @@ def reach_meta(config: Any, inp: ReachInputs, res: ScanResult, wall: float) -> d
 def reach_document(
     config: Any, inp: ReachInputs, res: ScanResult, meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """The ``reach.json`` content (design.md contract) of a scan."""
+    """The ``reach.json`` content (public contract, docs/reference/outputs.md) of a scan."""
     rc = config.reach
     limits_json = {
         "mass": res.masses.tolist(),

@@ -2,7 +2,7 @@ r"""The signal-event machinery, shared by ``gammastar events`` and the acceptanc
 stage (:func:`gammastar.reach.acceptance.draw`): the modelled A′ decays and their branching ratios
 and angular distributions, the A′ kinematics from a sampler, the helicity-frame two-body decay,
 the decay vertex in the decay volume, the detector's verdict, and chunks of weighted events.
-The physics and the references are in :mod:`gammastar.events.stage` and docs/events.md.
+The physics and the references are in :mod:`gammastar.events.stage` and docs/howto/signal-events.md.
 """
 
 from __future__ import annotations
@@ -402,7 +402,7 @@ def production_vertex(
 def generate(
     sampler: Any, st: EventSettings, n: int, *, seed: int | None, n_norm: int | None = None
 ) -> dict[str, NDArray]:
-    """One chunk of ``n`` weighted events as columns (see docs/events.md for the columns).
+    """One chunk of ``n`` weighted events as columns (see docs/howto/signal-events.md for the columns).
 
     Arguments:
         sampler: the A′ kinematics (``sample(mass, n, seed)``).
@@ -756,7 +756,7 @@ class DarkEventSettings:
 def generate_dark(
     sampler: Any, st: DarkEventSettings, n: int, *, seed: int | None, n_norm: int | None = None
 ) -> dict[str, NDArray]:
-    """One chunk of ``n`` weighted semi-visible events as columns (docs/events.md).
+    """One chunk of ``n`` weighted semi-visible events as columns (docs/howto/signal-events.md).
 
     The forced ψ₂ ("a") decays in [l₁, l₂] (distances along the beam from the production
     point, as the visible A′), weight P(decay in volume); the second ψ₂ of i2DM's ψ₂ψ̄₂ ("b")

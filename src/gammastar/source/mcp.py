@@ -10,7 +10,7 @@ written by ``gammastar events --mchi``, :func:`gammastar.events.stage.run_mcp_ev
 
 References:
     E. Allison, N. Blinov, "Data-Driven Predictions for Dark Photon and Millicharged Particle
-    Production" (2025), Sec. III C 2 and Eq. 8; physics.md §1.
+    Production" (2025), Sec. III C 2 and Eq. 8; docs/explanation/physics.md §1.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ class Yields:
 
         The bins' counts are independent, so the interpolated value's relative error is
         √((1 − t)² r₁² + t² r₂²), not the interpolated (1 − t) r₁ + t r₂ (up to √2
-        too large between bins, docs/reach.md).
+        too large between bins, docs/explanation/reach.md).
 
         Example:
             >>> y = Yields(np.array([1.0, 2.0]), np.array([4.0, 4.0]), np.array([0.4, 0.4]), {})

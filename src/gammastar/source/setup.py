@@ -43,7 +43,7 @@ EVENTS_KEYS = {
     "beam_spot_sigma": "[sigma_x, sigma_y] of the beam at the target in m; [0, 0] for a point beam",
     "target_interaction_length": "nuclear interaction length of the target material in m, for "
     "the depth of the production vertex",
-    "mcp_pdgid": "the PDG id of the millicharged particle, docs/events.md",
+    "mcp_pdgid": "the PDG id of the millicharged particle, docs/howto/signal-events.md",
 }
 
 
@@ -286,7 +286,7 @@ def dark_settings(
     idm = config.idm
     where = config.source or "<config>"
     if idm is None:
-        raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
+        raise ConfigError(f"{where}: no 'idm' section (docs/howto/dark-sectors.md)")
     model = idm.dark_model(float(mass))
     y = aprime_yield(src, mass)
     br = aprime_branching_ratios(model, eps)

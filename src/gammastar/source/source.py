@@ -45,14 +45,14 @@ __all__ = ["KINEMATIC_MEMBERS_ADVISED", "Source", "WeightedPairSampler", "ensemb
 
 log = logging.getLogger(__name__)
 
-PARAMETRIC = "parametric (physics.md §3.2 defaults)"
-"""The description of the analytic sampler of the physics.md defaults."""
+PARAMETRIC = "parametric (docs/explanation/physics.md §3.2 defaults)"
+"""The description of the analytic sampler of the docs/explanation/physics.md defaults."""
 
 KINEMATIC_MEMBERS_ADVISED = 10
 """Members (replicas with ``flow.bootstrap``) below which the reach warns that the
 ``kinematic_model`` size is poorly measured: the standard deviation of k draws is uncertain by
 1/√(2(k − 1)), ±24% at 10, and a few replicas can quote a far smaller spread than flows of
-independent mock realisations show (docs/coverage.md)."""
+independent mock realisations show (docs/validation/uncertainties-and-coverage.md)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,13 +133,13 @@ class Source:
         extrap = Extrapolation.from_dict(ex)
         region = FiducialRegion.from_dict(ex["fiducial"])
         label = f"{ex.get('model', 'model')} fitted to the fiducial data"
-        seam = ex.get("seam")  # a both-channels run: full phase space below (docs/yields.md)
+        seam = ex.get("seam")  # a both-channels run: full phase space below (docs/explanation/method.md)
         split = ExtrapolatedSampler(base, extrap, region, seam=seam)
         if base is None:
             below = (
                 ""
                 if seam is None
-                else f" from the seam m = {float(seam):g} GeV up, physics.md defaults below"
+                else f" from the seam m = {float(seam):g} GeV up, docs/explanation/physics.md defaults below"
             )
             return cls(split, yields, f"{label} (everywhere: no flow){below}")
         where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"

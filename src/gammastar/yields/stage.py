@@ -1,4 +1,4 @@
-r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8; docs/yields.md).
+r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8; docs/explanation/method.md).
 
 Offers the pure yield functions with typed results: :func:`aprime_yield` and
 :func:`aprime_yield_from_pairs` (Eq. 6, :class:`AprimeYield`), :func:`mcp_yield_from_hist` and
@@ -6,7 +6,7 @@ Offers the pure yield functions with typed results: :func:`aprime_yield` and
 comparison curves (:func:`theory_curves`); and the ``gammastar yields`` stage
 :func:`compute_yields`, a thin orchestration (:func:`read_yield_inputs`, the yields,
 :func:`yields_document`, the writers) returning a :class:`YieldsResult`. The errors
-(``stat_err``, ``bkg_sub_err``) and the flags are documented in docs/yields.md.
+(``stat_err``, ``bkg_sub_err``) and the flags are documented in docs/explanation/method.md.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def aprime_yield(
         InputError: not a 1-D histogram.
 
     References:
-        Allison & Blinov Eq. (6), Section III B 1; physics.md §1.
+        Allison & Blinov Eq. (6), Section III B 1; docs/explanation/physics.md §1.
 
     Example:
         >>> import hist
@@ -567,7 +567,7 @@ def _file_n_pot(path: Path, meta: dict[str, Any], flavour: str | None, k: float)
 
 # --------------------------------------------------------------------------- theory
 def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) -> dict[str, Any]:
-    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (physics.md §8)."""
+    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (docs/explanation/physics.md §8)."""
 
     y = cfg.yields
     st = br.BremsSettings(
@@ -670,7 +670,7 @@ def _fiducial_yields(
     weights (``weight_full`` = weight / f_F(m)); on mock data also the generator's true f_F.
 
     The A′ yield of the main keys is then computed from ``weight_full``: inside the fiducial
-    region it is the data's, outside the model's (docs/yields.md)."""
+    region it is the data's, outside the model's (docs/explanation/method.md)."""
     fiducial = fiducial_from_config(cfg)
     m = pairs["m"].to_numpy()
     w = pairs["weight"].to_numpy()
@@ -891,7 +891,7 @@ def compute_yields(
     """The ``gammastar yields`` stage: A′ and χχ̄ yields per POT from the run directory.
 
     Reads ``histograms.root`` (``unfolded_m``, ``comb_m``, ``signal_m``) and, when present,
-    ``pairs.parquet``; writes ``yields.json`` (public contract, design.md), ``yields_aprime.csv``,
+    ``pairs.parquet``; writes ``yields.json`` (public contract, docs/reference/outputs.md), ``yields_aprime.csv``,
     ``yields_mcp.csv`` and with ``plots`` the Fig. 2/3 analogues ``figures/yields_aprime.png``,
     ``figures/yields_mcp.png``.
 
@@ -1081,7 +1081,7 @@ def yields_document(
     lost_fraction: list[float] | None,
     theory: bool,
 ) -> dict[str, Any]:
-    """The ``yields.json`` document (design.md "Public contracts"; schemas/…/yields.json):
+    """The ``yields.json`` document (public contract, docs/reference/outputs.md; schemas/…/yields.json):
     the JSON assembly, in one place."""
 
     doc: dict[str, Any] = {
@@ -1160,7 +1160,7 @@ def _yields_meta(
             "mcp.per_pot_per_q2": "χχ̄ pairs per POT per Q² (Eq. 8)",
         },
         stat_err="sqrt(sum w^2) incl. like-sign subtraction; bkg_sub_err is that part alone",
-        flags_doc="docs/yields.md#flags",
+        flags_doc="docs/explanation/method.md#10-flags",
     )
 
 
@@ -1313,7 +1313,7 @@ def _seam_extrapolation(per: dict[str, Any]) -> dict[str, Any] | None:
     """The top-level ``extrapolation`` of a both-channels run: the fiducial channel's
     (``flavours.<channel>.extrapolation``, kept there too) with ``channel`` and ``seam`` (its
     lowest mass bin edge, GeV: where its yields start), when one channel is fiducial and
-    another full phase space; else ``None`` (docs/yields.md "Both channels in one run").
+    another full phase space; else ``None`` (docs/howto/both-channels.md).
 
     Below the seam the run's flow and yields are the full-phase-space channel's alone;
     at and above it the reach samples the flow inside the fiducial region and the fitted
