@@ -13,6 +13,7 @@ from gammastar.physics.constants import ALPHA_EM, M_E, M_MU
 from gammastar.physics.darksector import (
     I2DM,
     IDM,
+    Psi2Decay,
     aprime_branching_ratios,
     aprime_dark_widths,
     dalitz_limits,
@@ -64,8 +65,10 @@ def test_large_splitting_against_adaptive_dalitz_integral(final_state, m_l):
     model = IDM(m1=0.4, delta=1.0, m_aprime=2.0, alpha_d=0.1)
     m1, m2, ma = 0.4, 0.8, 2.0
 
+    decay = Psi2Decay(m1, m2, ma, m_l, eps=1e-3, alpha_d=0.1)
+
     def f(t, s):
-        return float(psi2_matrix_element2(s, t, m1, m2, ma, m_l, eps=1e-3, alpha_d=0.1))
+        return float(psi2_matrix_element2(s, t, decay))
 
     def t_range(s):
         lo, hi = dalitz_limits(s, m2, m1, m_l, m_l)

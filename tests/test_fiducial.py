@@ -35,7 +35,7 @@ def run(tmp_path_factory):
     cfg = cfg.model_copy(update={"output": str(out)})
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
 
@@ -297,7 +297,7 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
     plain = cfg.uncertainties.model_copy(update={"enabled": False})
     moved = cfg.model_copy(update={"output": str(out), "uncertainties": plain})
     with caplog.at_level(logging.WARNING, logger="gammastar"):
-        again = compute_yields(moved, plots=False, theory=False, force=True)
+        again = compute_yields(moved, plots=False, theory=False, force=True).document
     assert "unfold.bayesian_iterations does not change them" in caplog.text
     assert "'auto' sources use the histogram" not in caplog.text
     assert doc["meta"]["pairs_match_unfolded_m"] is True
@@ -328,7 +328,7 @@ def test_resolution_migration_corrects_the_full_phase_space_yield(run, tmp_path)
     ycfg = cfg.yields.model_copy(update={"resolution_migration": ResolutionMigrationConfig(
         simulation=[str(sim)], bootstrap=5, seed=3)})  # fmt: skip
     moved = cfg.model_copy(update={"output": str(out), "yields": ycfg})
-    again = compute_yields(moved, plots=False, theory=False, force=True)
+    again = compute_yields(moved, plots=False, theory=False, force=True).document
     mig = again["extrapolation"]["resolution_migration"]
     assert mig["applied"] is True
     assert (mig["seed"], mig["bootstrap"]) == (3, 5)

@@ -71,7 +71,7 @@ def fullps(tmp_path_factory):
     assert cfg.unfold.acceptance_map == "${output}/mock.root:acceptance"
     generate_file(cfg, run / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
 
@@ -350,7 +350,7 @@ def test_eta_aprime_bias_calibration(tmp_path):
         cfg = na60_config(run)
         generate_file(cfg, run / "mock.root", events=3_000_000, seed=seed)
         res = select(cfg)
-        doc = compute_yields(cfg, plots=False, theory=False)
+        doc = compute_yields(cfg, plots=False, theory=False).document
         r, e, mean, sig = eta_aprime_ratios(cfg, res, doc)
         rs.append(r)
         es.append(e)

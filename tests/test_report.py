@@ -288,7 +288,7 @@ def test_partial_run_says_not_run(tmp_path: Path, png_bytes: bytes) -> None:
     assert "not run" not in _section(page, "mock")
     sel = _section(page, "selection")
     assert 'class="warn"' in sel
-    assert "cannot read it as JSON" in sel
+    assert "select.json: not a readable JSON" in sel  # one line naming the file
     # figures still shown where they belong; the missing flow/loss.png is not referenced
     assert 'src="figures/yields_aprime.png"' in page
     assert "flow/loss.png" not in page

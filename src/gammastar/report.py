@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import html
-import json
 import math
 import os
 import platform
@@ -207,33 +206,17 @@ class Figure:
         return _caption(self.rel)
 
 
-def _read_json(path: Path, section: Section) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None (and a warning in ``section``) when unreadable."""
+def _read_json(run: Path, name: str, section: Section) -> dict[str, Any] | None:
+    """JSON artifact ``name`` of the run directory, read and checked by
+    :meth:`gammastar.core.rundir.RunDir.read_optional`; ``None`` when absent, and when it
+    cannot be read: then its one-line reason (naming the file) is a warning in ``section``.
+    A document of an unknown schema version or that breaks its schema is shown as far as it
+    goes, with that error as a warning (a report shows, never fails)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        section.warn(f"{path.name}: cannot read it as JSON ({type(err).__name__}: {err})")
+        return rundir.RunDir(run).read_optional(name, invalid=lambda err: section.warn(str(err)))
+    except GammastarError as err:
+        section.warn(str(err))
         return None
-    if not isinstance(data, dict):
-        section.warn(f"{path.name}: expected a JSON object, found {type(data).__name__}")
-        return None
-    schema = rundir.schema_of(f"{path.parent.name}/{path.name}") or rundir.schema_of(path.name)
-    if schema is not None:  # shown with a warning, as far as it goes (a report never fails)
-        try:
-            rundir.validate(data, schema, where=path.name)
-        except GammastarError as err:
-            section.warn(str(err))
-    return data
-
-
-def _read_root_meta(path: Path) -> dict[str, Any]:
-    import uproot
-
-    with uproot.open(path) as f:
-        data = json.loads(str(f["meta"]))
-    if not isinstance(data, dict):
-        raise TypeError("meta is not a JSON object")
-    return data
 
 
 def _get(d: Any, *keys: str, default: Any = None) -> Any:
@@ -322,13 +305,13 @@ def _figure_html(fig: Figure) -> Raw:
 
 
 # =========================================================================== sections
-def _section_json(path: Path, s: Section) -> dict[str, Any] | None:
-    """The JSON artifact behind a section: "not run" when absent, a warning when unreadable."""
-    if not path.exists():
-        s.add(not_run(f"{path.name} not found"))
+def _section_json(run: Path, name: str, s: Section) -> dict[str, Any] | None:
+    """The JSON artifact behind a section: "not run" when absent, a warning when unusable."""
+    if not (run / name).exists():
+        s.add(not_run(f"{name} not found"))
         return None
     s.ran = True
-    return _read_json(path, s)
+    return _read_json(run, name, s)
 
 
 def _mock_section(cfg: Any, run: Path, s: Section) -> None:
@@ -341,9 +324,9 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
         return
     s.ran = True
     try:
-        meta = _read_root_meta(path)
-    except Exception as err:  # noqa: BLE001 - a report shows, never fails
-        s.warn(f"mock.root: cannot read its meta JSON ({type(err).__name__}: {err})")
+        meta = rundir.RunDir(run).read_root_meta(rundir.MOCK)
+    except GammastarError as err:  # a report shows, never fails
+        s.warn(str(err))
         return
     s.add(
         kv_table(
@@ -462,7 +445,7 @@ def _unfold_table(doc: dict[str, Any], s: Section) -> None:
 
 
 def _selection_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.SELECT, s)
+    doc = _section_json(run, rundir.SELECT, s)
     if doc is None:
         return
     _selection_channels(doc, s)
@@ -685,7 +668,7 @@ def _mcp_table(doc: dict[str, Any], s: Section) -> None:
 
 
 def _yields_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.YIELDS, s)
+    doc = _section_json(run, rundir.YIELDS, s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
@@ -782,7 +765,7 @@ def _flow_section(run: Path, s: Section) -> None:
         return
     s.ran = True
     if meta_path.exists():
-        doc = _read_json(meta_path, s)
+        doc = _read_json(run, rundir.FLOW_META, s)
         if doc is not None:
             meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
             mr = _as_list(doc.get("mass_range"))
@@ -814,7 +797,7 @@ def _flow_section(run: Path, s: Section) -> None:
     else:
         s.warn("flow/meta.json not found (history only: training interrupted?)")
     if hist_path.exists():
-        hist = _read_json(hist_path, s)
+        hist = _read_json(run, rundir.FLOW_HISTORY, s)
         if hist is not None:
             train = [v for v in _as_list(hist.get("train")) if _is_number(v)]
             val = [v for v in _as_list(hist.get("val")) if _is_number(v)]
@@ -836,7 +819,7 @@ def _band(bands: list[Any], i: int) -> tuple[float | None, float | None]:
 
 
 def _validation_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.VALIDATION, s)
+    doc = _section_json(run, rundir.VALIDATION, s)
     if doc is None:
         return
     mass = _as_list(doc.get("mass"))
@@ -1010,7 +993,7 @@ def _reach_bands(doc: dict[str, Any], s: Section) -> None:
 
 
 def _reach_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.REACH, s)
+    doc = _section_json(run, rundir.REACH, s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
@@ -1021,7 +1004,8 @@ def _reach_section(run: Path, s: Section) -> None:
     mass = _as_list(exp.get("mass"))
     lo = _as_list(exp.get("eps_low"))
     hi = _as_list(exp.get("eps_high"))
-    n_ws = len(_as_list(_get(_read_quiet(run / rundir.WORKSPACES_INDEX), "workspaces")))
+    index = _read_json(run, rundir.WORKSPACES_INDEX, s)
+    n_ws = len(_as_list(_get(index, "workspaces")))
     excluded = [i for i in range(len(mass)) if i < len(lo) and _is_number(lo[i])]
     s.add(
         kv_table(
@@ -1163,13 +1147,6 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 
 
-def _read_quiet(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-
-
 # =========================================================================== provenance
 def package_versions(names: Sequence[str] = KEY_PACKAGES) -> dict[str, str]:
     """Installed versions of ``names`` (``not installed`` when absent)."""
@@ -1221,19 +1198,7 @@ def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
     )
 
     rows = []
-    mock = run / rundir.MOCK
-    metas: list[tuple[str, Any]] = []
-    if mock.exists():
-        try:
-            metas.append((rundir.MOCK, _read_root_meta(mock)))
-        except Exception as err:  # noqa: BLE001
-            metas.append((rundir.MOCK, f"unreadable ({type(err).__name__})"))
-    for name in META_ARTIFACTS:
-        p = run / name
-        if p.exists():
-            d = _read_quiet(p)
-            metas.append((name, d.get("meta") if isinstance(d, dict) else "unreadable JSON"))
-    for name, m in metas:
+    for name, m in _artifact_metas(run):
         if isinstance(m, dict):
             full_hash = m.get("config_sha256_full")
             same = "n/a" if not full_hash or not full else ("yes" if full_hash == full else "NO")
@@ -1263,16 +1228,43 @@ def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
     return top, seeds if rows else Raw("<p>No artifact metadata found.</p>")
 
 
+def _artifact_metas(run: Path) -> list[tuple[str, Any]]:
+    """``(artifact, its meta)`` of the mock and :data:`META_ARTIFACTS` present; the meta is
+    the one-line reason instead where the artifact cannot be read (a schema error is its
+    section's warning: the meta is shown as far as it goes)."""
+    rd = rundir.RunDir(run)
+    metas: list[tuple[str, Any]] = []
+    if rd.path(rundir.MOCK).exists():
+        try:
+            metas.append((rundir.MOCK, rd.read_root_meta(rundir.MOCK)))
+        except GammastarError as err:
+            metas.append((rundir.MOCK, str(err)))
+    for name in META_ARTIFACTS:
+        try:
+            d = rd.read_optional(name, invalid=lambda err: None)
+        except GammastarError as err:
+            metas.append((name, str(err)))
+            continue
+        if d is not None:
+            metas.append((name, d.get("meta")))
+    return metas
+
+
 def _stage_table(run: Path) -> Raw | None:
     state = run / rundir.STATE_DIR
     if not state.is_dir():
         return None
+    rd = rundir.RunDir(run)
     order = {name: i for i, name in enumerate(rundir.STAGE_ORDER)}
     rows = []
     for p in sorted(state.glob("*.json"), key=lambda q: (order.get(q.stem, len(order)), q.stem)):
-        d = _read_quiet(p)
-        if not isinstance(d, dict):
-            rows.append((p.stem, "unreadable", "", ""))
+        problems: list[GammastarError] = []  # a schema error: the record as far as it goes
+        try:
+            d = rd.read_optional(rundir.state_name(p.stem), invalid=problems.append)
+        except GammastarError as err:
+            rows.append((p.stem, "unreadable", "", str(err)))
+            continue
+        if d is None:  # removed while the report was written
             continue
         fin = d.get("finished")
         when = (
@@ -1285,7 +1277,7 @@ def _stage_table(run: Path) -> Raw | None:
                 str(d.get("stage", p.stem)),
                 when,
                 fmt(_num(d.get("seconds")), ".3g"),
-                d.get("note") or "",
+                str(problems[0]) if problems else d.get("note") or "",
             )
         )
     return table(["stage", "last finished", "seconds", "note"], rows) if rows else None
@@ -1388,7 +1380,7 @@ def _dark_section(run: Path, s: Section) -> None:
         if not path.exists():
             continue
         s.ran = True
-        doc = _read_json(path, s)
+        doc = _read_json(run, name, s)
         if doc is None:
             continue
         cl = _num(doc.get("cl"))

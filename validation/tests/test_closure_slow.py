@@ -35,7 +35,7 @@ def rows(tmp_path_factory):
     cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(update={"output": str(out)})
     generate_file(cfg, out / "mock.root", events=1_000_000, seed=cfg.seed)
     select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     flow.train(cfg)
     geos = {
         "paper_mock_detector": Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120),

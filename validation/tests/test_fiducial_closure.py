@@ -38,7 +38,7 @@ def run(tmp_path_factory):
         update={"enabled": False})})  # fmt: skip
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
 

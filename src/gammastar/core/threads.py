@@ -58,8 +58,8 @@ def single_thread_blas() -> Iterator[None]:
     scipy's L-BFGS-B (C since scipy 1.15) calls LAPACK on matrices of a few rows at every
     step; a multi-threaded OpenBLAS wakes its threads for each call, which then spin: on two
     cores a fit of two parameters took ~10× the CPU time of the single-threaded library
-    (scipy issue 22438, OpenBLAS issue 5383). The libraries are found once, at the first
-    call (after the caller imported what loads them).
+    (GitHub scipy/scipy#22438, OpenMathLib/OpenBLAS#5383). The libraries are found once, at
+    the first call (after the caller imported what loads them).
 
     Example:
         >>> with single_thread_blas():

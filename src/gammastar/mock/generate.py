@@ -23,6 +23,7 @@ import numpy as np
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.core.artifacts import atomic_path, make_meta, sha256_file
+from gammastar.core.results import StageResult
 from gammastar.corrections.polarisation import angular_functions, helicity_angles
 from gammastar.corrections.unfold import load_efficiency_map
 from gammastar.errors import GammastarError
@@ -37,11 +38,11 @@ from gammastar.physics.target import interaction_probability
 GENERATOR_NAME = "gammastar.mock/parametric"
 
 
-@dataclass
-class GenerateResult:
-    """What :func:`generate_file` wrote."""
+@dataclass(frozen=True, kw_only=True)
+class GenerateResult(StageResult):
+    """What :func:`generate_file` wrote: the mock ntuple (``path``; not JSON, so no
+    ``document``) and its counts."""
 
-    path: Path
     n_events_written: int
     """Entries of the ``events`` tree (recorded events with two muons)."""
     n_generated: dict[str, int]

@@ -27,6 +27,7 @@ from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_paths, check_writable, json_text, make_meta
 from gammastar.core.parquet import replace_column
+from gammastar.core.results import StageResult
 from gammastar.corrections.background import (
     ESTIMATORS,
     conversion_template_from_config,
@@ -267,9 +268,10 @@ def _rescale_streamed(
 
 
 # --------------------------------------------------------------------------- result
-@dataclass
-class SelectResult:
-    """What :func:`select` produced (the files are in ``output_dir``).
+@dataclass(frozen=True, kw_only=True)
+class SelectResult(StageResult):
+    """What :func:`select` wrote: ``select.json`` (``path``, the mark of a finished run) and its
+    ``document``; the other files are in ``output_dir``.
 
     ``pairs`` is the pairs table; when the run streamed it to ``pairs.parquet`` without
     holding it (parallel executors), it is read from that file on first access.
@@ -291,7 +293,8 @@ class SelectResult:
         if self._pairs is None:
             import pandas as pd
 
-            self._pairs = pd.read_parquet(self.files[rundir.PAIRS])
+            # a cache, not a change of the result: the table is that of pairs.parquet
+            object.__setattr__(self, "_pairs", pd.read_parquet(self.files[rundir.PAIRS]))
         return self._pairs
 
 
@@ -585,6 +588,8 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
         run.outdir,
     )
     return SelectResult(
+        path=run.outdir / rundir.SELECT,
+        document=doc,
         output_dir=run.outdir,
         _pairs=w.pairs,
         histograms=hists,
@@ -1413,6 +1418,8 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
     log.info("select: %s → %s", ", ".join(f"{len(p.w.pairs)} {flavour_channel(f)} pairs"
                                            for f, p in parts.items()), run.outdir)  # fmt: skip
     return SelectResult(
+        path=run.outdir / rundir.SELECT,
+        document=doc,
         output_dir=run.outdir,
         _pairs=pairs,
         histograms=hists,

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable, make_meta
+from gammastar.core.results import StageResult
 from gammastar.corrections.migration import migration_correction, read_simulation
 from gammastar.corrections.pair_acceptance import fiducial_from_config
 from gammastar.corrections.unfold import PHASE_SPACE_FIDUCIAL
@@ -857,16 +858,26 @@ class YieldInputs:
     histograms (``unfolded_m_ee``, ...) and pairs (``pairs.parquet`` ``flavour``)."""
 
 
-@dataclass(eq=False, repr=False)
-class YieldsResult(dict):
-    """What :func:`compute_yields` produced: the ``yields.json`` document (this dict, as
-    written) and the typed yields it was made from."""
+@dataclass(frozen=True, kw_only=True)
+class YieldsResult(StageResult):
+    """What :func:`compute_yields` wrote: ``yields.json`` (``path``), its ``document`` (as
+    written, before the JSON encoding: arrays may be numpy), and the typed yields it was made
+    from.
+
+    Arguments:
+        aprime: the A′ yield (Eq. 6; the channels' combination in a both-channels run).
+        mcp: the χχ̄ yield (Eq. 8).
+        aprime_source: where the A′ yield came from (``histogram``, ``pairs``, ``combined``).
+        inputs: what was read (:class:`YieldInputs`; the first flavour's in a both-channels
+            run).
+        files: the stage's tracked outputs by name (``yields.json`` and the two CSV tables).
+    """
 
     aprime: AprimeYield = field(repr=False)
     mcp: McpYield = field(repr=False)
     aprime_source: str = "histogram"
     inputs: YieldInputs | None = field(default=None, repr=False)
-    files: dict[str, Path] = field(default_factory=dict)
+    files: Mapping[str, Path] = field(default_factory=dict)
 
 
 def compute_yields(
@@ -892,7 +903,8 @@ def compute_yields(
         theory: compute the bremsstrahlung / π0 / J/ψ comparison curves (in ``theory``).
 
     Returns:
-        A :class:`YieldsResult`: the ``yields.json`` document (a dict) with the typed yields.
+        A :class:`YieldsResult`: ``yields.json``, its document (``.document``) and the typed
+        yields (``.aprime``, ``.mcp``).
 
     Raises:
         GammastarError: missing inputs, bad N_POT, outputs exist without ``force``.
@@ -916,8 +928,12 @@ def compute_yields(
         flag_acceptance_loss(loss, ap, mcp, cfg.input.lepton_mass) if loss is not None else None
     )
     _warn_flags(ap)
-    res = YieldsResult(ap, mcp, ap_source, inp, {n: run_dir / n for n in OUTPUT_FILES})
-    res.update(yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory))
+    res = YieldsResult(
+        run_dir / rundir.YIELDS,
+        yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory),
+        aprime=ap, mcp=mcp, aprime_source=ap_source, inputs=inp,
+        files={n: run_dir / n for n in OUTPUT_FILES},
+    )  # fmt: skip
     _write_outputs(cfg, res, force, plots)
     return res
 
@@ -1152,7 +1168,7 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
     """``yields.json`` (schema-checked), the two CSV tables and, with ``plots``, the figures."""
     rd = rundir.RunDir(cfg.output_dir)
     ap, mcp, inp = res.aprime, res.mcp, res.inputs
-    rd.write_json(rundir.YIELDS, dict(res), force)  # schema-checked
+    rd.write_json(rundir.YIELDS, res.document, force)  # schema-checked
     comment = (
         f"gammastar yields; n_pot={inp.n_pot:.6g} ({inp.n_pot_source}); "
         f"phase_space={inp.phase_space}; see yields.json meta"
@@ -1187,8 +1203,8 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
     )
     if plots:
 
-        plot_aprime(dict(res), cfg.output_dir / FIGURES[0], force=force)
-        plot_mcp(dict(res), cfg.output_dir / FIGURES[1], force=force)
+        plot_aprime(dict(res.document), cfg.output_dir / FIGURES[0], force=force)
+        plot_mcp(dict(res.document), cfg.output_dir / FIGURES[1], force=force)
 
 
 def _uncertainties(
@@ -1287,10 +1303,10 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     }
     mcp_y = McpYield(np.asarray(mcp["mass"]), nan(mcp["per_pot_per_q2"]), nan(mcp["stat_err"]),
                      mcp["flags"], n_pot, mcp["source"])  # fmt: skip
-    res = YieldsResult(ap, mcp_y, "combined", first["inp"],
-                       {n: cfg.output_dir / n for n in OUTPUT_FILES})  # fmt: skip
-    res.update(doc)
-    return res
+    return YieldsResult(
+        cfg.output_dir / rundir.YIELDS, doc, aprime=ap, mcp=mcp_y, aprime_source="combined",
+        inputs=first["inp"], files={n: cfg.output_dir / n for n in OUTPUT_FILES},
+    )  # fmt: skip
 
 
 def _seam_extrapolation(per: dict[str, Any]) -> dict[str, Any] | None:
