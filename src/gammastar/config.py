@@ -95,6 +95,18 @@ class BeamConfig(Section):
     protons interacts (``gammastar.physics.target``)."""
     sigma_inel_mb: PositiveFloat = 1720.0
     """Inelastic p–target cross-section in mb (Pb: 1.72 b from λ_I = 199.6 g/cm²)."""
+    target_mass_number: PositiveFloat | None = None
+    """Mass number A of the data's target material (Pb: 207.2), for the A-dependence of the
+    yield carried to a facility's nucleus (``reach.target``, which needs it and an explicit
+    ``sigma_inel_mb``); ``None``: not stated."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # not given: left out, so a config without it hashes as before the key existed
+        out = handler(self)
+        if out.get("target_mass_number") is None:
+            out.pop("target_mass_number", None)
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -1265,6 +1277,33 @@ class BoundFile(Section):
     the outline, solid or dashed."""
 
 
+class FacilityTarget(Section):
+    """The facility's target nucleus and the A-dependence that carries the data's yield to it
+    (:func:`gammastar.physics.target.nucleus_scale`): the yield per interacting proton is
+    multiplied by (A_f/A_d)^α σ_inel(A_d)/σ_inel(A_f), the data's A_d and σ_inel(A_d) being
+    ``beam.target_mass_number`` and ``beam.sigma_inel_mb``. The error of α is the reach's
+    nuisance ``target_a_dependence``. Every field is the facility's or the physics' own: no
+    defaults. The thickness stays ``reach.target_interaction_lengths``."""
+
+    material: Annotated[str, Field(min_length=1)]
+    """Name of the material the primary protons interact in (e.g. ``Cu``): a label for the
+    records; for a dump of several materials, the one where most protons interact."""
+    mass_number: PositiveFloat
+    """Its mass number A_f (standard atomic weight, e.g. 63.546 for Cu)."""
+    sigma_inel_mb: PositiveFloat
+    """Its inelastic p–A cross section in mb, A/(N_A λ_I) with λ_I in g/cm² (PDG), as
+    ``beam.sigma_inel_mb`` for the data's target
+    (:func:`gammastar.physics.target.inelastic_cross_section_mb`)."""
+    a_exponent: Annotated[float, Field(gt=0, le=1.5)]
+    """α of σ_X(pA) ∝ A^α for the A′ parents (light mesons in p–A at the data's energy)."""
+    a_exponent_err: NonNegFloat
+    """1σ error of α: the nuisance ``target_a_dependence`` of relative size
+    exp(|ln(A_f/A_d)| σ_α) − 1 (:func:`gammastar.physics.target.nucleus_scale_rel_err`)."""
+    a_exponent_origin: Annotated[str, Field(min_length=1)]
+    """Where α and its error come from (written to ``reach.json`` and the workspaces' nuisance
+    record)."""
+
+
 class ReachConfig(Section):
     """Expected/observed CLs exclusion in the (m_A′, ε) plane (docs/explanation/physics.md §10;
     gammastar.reach.stage).
@@ -1351,6 +1390,11 @@ class ReachConfig(Section):
     yield_scale: PositiveFloat | None = None
     """Explicit factor on the yield per POT, instead of ``target_interaction_lengths`` (for
     yields whose target is not described by a thickness); not both."""
+    target: FacilityTarget | None = None
+    """The facility's target nucleus and the A-dependence of the yield (:class:`FacilityTarget`):
+    the yield scale P_int(facility)/P_int(data) is multiplied by (A_f/A_d)^α
+    σ_inel(A_d)/σ_inel(A_f), with the nuisance ``target_a_dependence``; ``None``: the yield
+    per interacting proton is taken to be the data's (same nucleus)."""
     yields: str = f"${{output}}/{rundir.YIELDS}"
     """The ``yields.json`` whose A′ yield per POT the reach scans (``${output}`` allowed; default
     this run's); the events and the reach's nuisances read it too."""
@@ -1445,7 +1489,23 @@ class ReachConfig(Section):
                 "give target_interaction_lengths (the yield scale is derived from it) or an "
                 "explicit yield_scale, not both"
             )
+        if self.target is not None and (
+            self.yield_scale is not None or self.target_interaction_lengths == "data"
+        ):
+            raise ValueError(
+                "target: the facility's nucleus goes with a facility target thickness "
+                "(target_interaction_lengths > 0 or 'dump'), not with an explicit yield_scale "
+                "or the data's own target"
+            )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # not given: left out, so a config without it hashes as before the key existed
+        out = handler(self)
+        if out.get("target") is None:
+            out.pop("target", None)
+        return out
 
     def missing(self) -> list[tuple[str, str]]:
         """The statistics inputs a reach needs that are not given: ``(key, what it is)``."""

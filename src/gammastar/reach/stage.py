@@ -56,7 +56,13 @@ from gammastar.reach.stats import (
     upper_limit,
 )
 from gammastar.source.geometry import Geometry
-from gammastar.source.production import Yields, check_refuse, load_yields, resolve_yield_scale
+from gammastar.source.production import (
+    Yields,
+    check_refuse,
+    load_yields,
+    resolve_yield_scale,
+    with_target_nuisance,
+)
 from gammastar.source.source import Source, ensemble_sources
 from gammastar.yields.extrapolation import (
     NsigErrorSettings,
@@ -1543,7 +1549,9 @@ def reach_inputs(
             resolve=config.resolve,
         )
 
-    nuis, nuis_record = reach_nuisances(config, yields, masses)
+    nuis, nuis_record = with_target_nuisance(
+        *reach_nuisances(config, yields, masses), scale_info, masses
+    )
     ensemble, ensemble_seeds = None, None
     if config.uncertainties.kinematic_model:
 

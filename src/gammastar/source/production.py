@@ -1,6 +1,8 @@
 """What the data predict is produced, at any mass: the A′ yield per proton on target read from
 ``yields.json`` (:class:`Yields`, :func:`load_yields`) and its scale to a facility's target
-(:func:`resolve_yield_scale`). The yields and the kinematics together are a
+(:func:`resolve_yield_scale`: the target thickness through P_int and, with ``reach.target``,
+the nucleus through an A-dependence whose error is the reach's nuisance ``target_a_dependence``,
+:func:`with_target_nuisance`). The yields and the kinematics together are a
 :class:`gammastar.source.source.Source`.
 """
 
@@ -16,10 +18,20 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core import rundir
 from gammastar.errors import ConfigError, InputError
-from gammastar.physics.target import yield_scale
-from gammastar.yields.uncertainties import read_uncertainties
+from gammastar.physics.target import nucleus_scale, nucleus_scale_rel_err, yield_scale
+from gammastar.yields.uncertainties import CORRELATED, NUISANCE_KIND, read_uncertainties
 
-__all__ = ["Yields", "check_refuse", "load_yields", "resolve_yield_scale"]
+__all__ = [
+    "TARGET_NUISANCE",
+    "Yields",
+    "check_refuse",
+    "load_yields",
+    "resolve_yield_scale",
+    "with_target_nuisance",
+]
+
+TARGET_NUISANCE = "target_a_dependence"
+"""Name of the reach's nuisance for the error of the A-dependence exponent (``reach.target``)."""
 
 
 @dataclass
@@ -174,7 +186,8 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
             f"{src}: beam.interaction_lengths: not given, and {rc.yields} does not record the "
             "target of its yields; state the data's target thickness (interaction lengths)"
         )
-    return yield_scale(facility, data_l), {
+    scale = yield_scale(facility, data_l)
+    info: dict[str, Any] = {
         "yield_scale_source": (
             f"P_int(reach.target_interaction_lengths = {facility}) / P_int({data_l:g} λ_I, "
             f"{data_src}), P_int(L) = 1 - exp(-L)"
@@ -182,3 +195,101 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
         "target_interaction_lengths": facility,
         "data_target_interaction_lengths": data_l,
     }
+    if rc.target is not None:
+        a_scale, a_info = _nucleus_part(config)
+        scale *= a_scale
+        info["yield_scale_source"] += f" x {a_info['formula']}"
+        info["target_nucleus"] = a_info
+    return scale, info
+
+
+def _nucleus_part(config: Any) -> tuple[float, dict[str, Any]]:
+    """The A-dependence factor of ``reach.target`` and its record (``reach.json`` meta
+    ``target_nucleus``).
+
+    Raises:
+        ConfigError: the data's ``beam.target_mass_number`` or ``beam.sigma_inel_mb`` is not
+            stated in the config.
+    """
+    tgt, beam = config.reach.target, config.beam
+    src = config.source or "<config>"
+    for key in ("target_mass_number", "sigma_inel_mb"):
+        if key not in beam.model_fields_set or getattr(beam, key) is None:
+            raise ConfigError(
+                f"{src}: beam.{key}: not given; reach.target carries the yield from the data's "
+                "nucleus to the facility's, so state the data's target (mass number A and "
+                "inelastic cross section in mb)"
+            )
+    a_d, s_d = float(beam.target_mass_number), float(beam.sigma_inel_mb)
+    factor = nucleus_scale(tgt.mass_number, tgt.sigma_inel_mb, a_d, s_d, tgt.a_exponent)
+    rel = nucleus_scale_rel_err(tgt.mass_number, a_d, tgt.a_exponent_err)
+    return factor, {
+        "formula": (
+            f"(A_f/A_d)^alpha sigma_inel(A_d)/sigma_inel(A_f) = ({tgt.mass_number:g}/{a_d:g})"
+            f"^{tgt.a_exponent:g} x {s_d:g}/{tgt.sigma_inel_mb:g} mb = {factor:.6g}"
+        ),
+        "factor": factor,
+        "material": tgt.material,
+        "mass_number": tgt.mass_number,
+        "sigma_inel_mb": tgt.sigma_inel_mb,
+        "data_target": beam.target,
+        "data_mass_number": a_d,
+        "data_sigma_inel_mb": s_d,
+        "a_exponent": tgt.a_exponent,
+        "a_exponent_err": tgt.a_exponent_err,
+        "a_exponent_origin": tgt.a_exponent_origin,
+        "rel_err": rel,
+        "not_modelled": (
+            "cascade (secondary) production in a thick dump; absorption of the produced "
+            "parents in the dump beyond P_int; the spread of production points along the "
+            "dump; the A-dependence of the kinematics (one alpha for the integrated yield)"
+        ),
+    }
+
+
+def with_target_nuisance(
+    nuisances: dict[str, NDArray[np.float64]] | None,
+    record: dict[str, Any] | None,
+    scale_info: dict[str, Any],
+    masses: ArrayLike,
+) -> tuple[dict[str, NDArray[np.float64]] | None, dict[str, Any] | None]:
+    """The reach's named signal nuisances with :data:`TARGET_NUISANCE` added where the yield
+    scale has an A-dependence (``scale_info["target_nucleus"]`` from
+    :func:`resolve_yield_scale`): a log-normal normsys of relative size
+    exp(|ln(A_f/A_d)| σ_α) − 1, the same at every mass, one parameter shared by the channels.
+
+    Arguments:
+        nuisances, record: :func:`gammastar.yields.uncertainties.reach_nuisances`'s output
+            (``None, None`` with ``uncertainties.enabled: false``: the A-dependence is then
+            the only named nuisance).
+        scale_info: the second value of :func:`resolve_yield_scale`.
+        masses: the scan's masses (GeV).
+
+    Returns:
+        ``(nuisances, record)``, unchanged without an A-dependence.
+    """
+    nucleus = scale_info.get("target_nucleus")
+    if nucleus is None:
+        return nuisances, record
+    m = np.atleast_1d(np.asarray(masses, dtype=float))
+    rel = float(nucleus["rel_err"])
+    out = dict(nuisances or {})
+    out[TARGET_NUISANCE] = np.full(m.shape, rel)
+    rec = dict(record) if record is not None else {"mass": m.tolist(), "nuisances": {}}
+    rec["nuisances"] = {
+        **rec.get("nuisances", {}),
+        TARGET_NUISANCE: {
+            "kind": NUISANCE_KIND,
+            "rel": [rel] * m.size,
+            "origin": (
+                f"reach.target: A-dependence exponent alpha = {nucleus['a_exponent']:g} +- "
+                f"{nucleus['a_exponent_err']:g} ({nucleus['a_exponent_origin']}), "
+                f"{nucleus['data_target']} (A = {nucleus['data_mass_number']:g}) -> "
+                f"{nucleus['material']} (A = {nucleus['mass_number']:g}): "
+                "exp(|ln(A_f/A_d)| sigma_alpha) - 1"
+            ),
+            "correlation": CORRELATED,
+            "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
+        },
+    }
+    return out, rec
