@@ -70,7 +70,7 @@ class Source:
         >>> src = Source.from_model(ParametricSampler(mass_range=(0.2, 1.0)))
         >>> out = src.extended(ParametricSampler()).sample(1.5, 4, seed=1)
         >>> sorted(out), out["extrapolated"].tolist()
-        (['E', 'qT', 'extrapolated'], [True, True, True, True])
+        (['E', 'extrapolated', 'qT'], [True, True, True, True])
     """
 
     kinematics: Any
