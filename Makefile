@@ -60,6 +60,7 @@ validate: $(VALIDATION_STAMP)
 	rm -rf $(VALIDATE_WORK) && mkdir -p $(VALIDATE_WORK)
 	$(BIN)/python -m pytest -n 2 --dist loadfile validation/tests validation/gammastar_validation
 	$(VPY) validation/scripts/corruption.py --trials 1 --compressions zstd
+	$(VPY) validation/scripts/acceptance_shapes.py --samples 20000
 	$(VPY) validation/scripts/like_sign_closure.py --events 300000 \
 		--workdir $(VALIDATE_WORK)/like_sign
 	$(VPY) validation/scripts/polarisation_closure.py --events 300000 --truth-sources 500000

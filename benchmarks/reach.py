@@ -28,7 +28,11 @@ reach's own (``ExtrapolatedSampler``: the fitted model, as the NA62-like config'
 the N_sig level (its error propagated on each mass's draw, a second pass of the limits), the
 reach's costliest nuisance; both sides use the same sampler and grid.
 
+``--detector box`` or ``frustum`` scans a shaped detector of the same length and plane instead
+(the acceptance on the shapes' path cells; the statistics part is the same).
+
 Usage: OMP_NUM_THREADS=1 python benchmarks/reach.py [--subset 30] [--rounds 3] [--toy-points 1]
+[--detector window|box|frustum]
 The last line of the output is one JSON object.
 """
 
@@ -52,6 +56,21 @@ from gammastar.reach.stats import BANDS, cls
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import Yields, load_yields, resolve_yield_scale
 
+# Shaped detectors of the NA62-like volume's length and plane (z from the target, m): the
+# scan through the shapes' path cells (gammastar.reach.acceptance.draw)
+_PLANE = {"shape": "rectangle", "half_x": 2.0, "half_y": 2.0, "z": 196.5,
+          "hole": {"shape": "circle", "radius": 0.1}}
+_BOTH = {"require": "both", "min_energy": 10.0}
+DETECTORS: dict[str, dict | None] = {
+    "window": None,
+    "box": {"volume": {"shape": "box", "half_x": 1.0, "half_y": 1.0, "z1": 82.0, "z2": 157.0,
+                       "offset": [0.2, 0.0]},
+            "plane": _PLANE, "daughters": _BOTH, "efficiency": 0.7},
+    "frustum": {"volume": {"shape": "frustum", "half_x1": 0.5, "half_y1": 0.5, "half_x2": 1.5,
+                           "half_y2": 1.5, "z1": 82.0, "z2": 157.0},
+                "plane": _PLANE, "daughters": _BOTH, "efficiency": 0.7},
+}  # fmt: skip
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -67,6 +86,12 @@ def main() -> None:
     ap.add_argument("--flow", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument(
+        "--detector",
+        choices=sorted(DETECTORS),
+        default="window",
+        help="the NA62-like window keys, or a shaped volume of the same length (path cells)",
+    )
+    ap.add_argument(
         "--nuisances",
         action="store_true",
         help="also time the scan with the named nuisances (interleaved rounds)",
@@ -76,6 +101,8 @@ def main() -> None:
     cfg = load_config(REPO / "analysis" / "na62_dump.yaml")
     rc = cfg.reach
     geo = Geometry.from_config(cfg.detector)
+    if DETECTORS[args.detector] is not None:
+        geo = Geometry(**DETECTORS[args.detector])
     if args.yields:
         yields = load_yields(args.yields)
     else:
@@ -225,6 +252,7 @@ def main() -> None:
         "channels": list(rc.channels),
         "method": res.method,
         "samples_per_mass": args.samples,
+        "detector": args.detector,
         "rounds": args.rounds,
         "full_scan_s": round(t_scan, 3),
         "scan_parts_s": {k: round(v, 3) for k, v in parts.items()},

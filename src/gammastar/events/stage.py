@@ -59,7 +59,7 @@ from gammastar.events.hepmc import (
 from gammastar.events.io import TABLE_UNITS, event_outputs, output_kind, write_events
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.acceptance import KinematicSample, draw, draw_dark
+from gammastar.reach.acceptance import draw, draw_dark
 from gammastar.reach.stage import signal_events
 from gammastar.source.eventgen import (  # the machinery, shared with the acceptance (re-exported)
     APRIME_PDGID,
@@ -336,7 +336,7 @@ def _expected_signal(source: Any, st: EventSettings, n: int, seed: int) -> tuple
     """The expected N_sig of the written decays with the acceptance machinery (the decay z
     integrated exactly; ``n`` A′ samples, the events' decays and polarisation) and the
     probability that the A′ decays in the decay volume (before the detector)."""
-    both = st.geometry.both_daughters
+    both = st.geometry.daughters_seen
     n_exp, ref = 0.0, None
     for ch in st.channels if both else st.channels[:1]:
         smp = draw(source, st.mass, n, st.geometry, seed=seed, channel=ch, rho00=st.rho00)
@@ -344,8 +344,7 @@ def _expected_signal(source: Any, st: EventSettings, n: int, seed: int) -> tuple
         acc = float(smp.acceptance(st.ctau))
         n_exp += st.scale * (st.br[ch] if both else st.br_sum) * acc
     assert ref is not None
-    open_vol = KinematicSample(st.mass, ref.gbc, np.ones((ref.n, 1)), ref.cells[[0, -1]], 1.0)
-    return n_exp, float(open_vol.acceptance(st.ctau))
+    return n_exp, float(ref.in_volume().acceptance(st.ctau))
 
 
 def _reach_nsig(

@@ -1,15 +1,18 @@
 r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; docs/explanation/physics.md §9).
 
 Offers :class:`Geometry` (angular window on the A′ or on both daughters, a transverse annulus
-at a downstream plane, decay-volume cells), :func:`draw` (the A′ of a
+at a downstream plane, decay-volume cells; or any decay volume, plane and daughter requirements
+of :mod:`gammastar.physics.volumes`), :func:`draw` (the A′ of a
 :class:`~gammastar.source.source.Source` or of a kinematics model through the event machinery
-of :mod:`gammastar.source.eventgen`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
+of :mod:`gammastar.source.eventgen`; z cells for the window keys, cells along each A′ path
+through a shaped volume, :func:`path_sample`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
 (:func:`acceptance_grid`, :func:`acceptance_eps_grid`), and the Fig. 9/10 comparison plot.
 The method, its approximations, checks and measured comparisons: docs/explanation/reach.md §2.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,13 +29,15 @@ from gammastar.physics.decay import decay_probability
 from gammastar.physics.sampling import SamplerLike
 from gammastar.source.eventgen import (
     DECAYS,
+    AprimeKinematics,
     _kinematics,
     _psi2_kin,
     dark_chains,
     dark_hits,
     detector_hits,
+    opening_angle_passes,
 )
-from gammastar.source.geometry import Geometry
+from gammastar.source.geometry import Geometry, Shapes
 from gammastar.source.production import load_yields
 from gammastar.source.source import Source
 
@@ -47,6 +52,7 @@ __all__ = [
     "draw",
     "draw_dark",
     "draw_dark_pair",
+    "path_sample",
     "plot_acceptance_comparison",
     "run_acceptance",
 ]
@@ -58,11 +64,19 @@ __all__ = [
 class KinematicSample:
     """A′ samples at one mass with the decay-independent geometry precomputed.
 
+    The decay coordinate is cut into cells, each with the detector's verdict for a decay in
+    it: either z along the beam, the same edges for every sample (the window keys), or the
+    path length s along each sample's own flight through the decay volume (the shapes:
+    per-sample edges from the exact entry and exit, :func:`draw`).
+
     Attributes:
         mass: A′ mass, GeV.
-        gbc: (p/m) cos θ for each sample (decay length along z per unit cτ).
-        hits: hit indicator per sample and z cell, shape (n, n_cells) (float 0/1).
-        cells: z edges of the cells.
+        gbc: decay length per unit cτ along the cells' coordinate: (p/m) cos θ for z cells,
+            p/m for path cells.
+        hits: hit indicator per sample and cell, shape (n, n_cells) (float 0/1).
+        cells: the cells' edges: z edges (n_cells + 1,) shared by all samples, or path-length
+            edges (n, n_cells + 1) per sample (non-decreasing in a row; a cell between two
+            crossings of a non-convex volume has no hit).
         efficiency: selection efficiency.
     """
 
@@ -73,10 +87,27 @@ class KinematicSample:
     efficiency: float
     extrapolated: NDArray[np.bool_] | None = None
     """Samples drawn from a model outside the data's fiducial region (``None``: none)."""
+    inside: NDArray[np.bool_] | None = None
+    """Which cells lie inside the decay volume, shape of ``hits`` (``None``: all of them)."""
 
     @property
     def n(self) -> int:
         return int(self.gbc.size)
+
+    @property
+    def per_sample_cells(self) -> bool:
+        """Whether ``cells`` holds each sample's own edges (path cells)."""
+        return np.ndim(self.cells) == 2
+
+    def in_volume(self) -> KinematicSample:
+        """The same samples with every cell inside the decay volume counted as a hit and
+        efficiency 1: its :meth:`acceptance` is the probability of a decay in the volume,
+        before the detector."""
+        if not self.per_sample_cells:
+            return KinematicSample(self.mass, self.gbc, np.ones((self.n, 1)),
+                                   self.cells[[0, -1]], 1.0)  # fmt: skip
+        inside = np.ones(self.hits.shape, bool) if self.inside is None else self.inside
+        return KinematicSample(self.mass, self.gbc, inside.astype(np.float64), self.cells, 1.0)
 
     def extrapolated_acceptance(self, ctau: ArrayLike) -> NDArray[np.float64]:
         """The part of :meth:`acceptance` carried by the ``extrapolated`` samples."""
@@ -84,7 +115,9 @@ class KinematicSample:
         if self.extrapolated is None or not np.any(self.extrapolated):
             return np.zeros(ctau.shape)
         k = self.extrapolated
-        sub = KinematicSample(self.mass, self.gbc[k], self.hits[k], self.cells, self.efficiency)
+        sub = KinematicSample(self.mass, self.gbc[k], self.hits[k],
+                              self.cells[k] if self.per_sample_cells else self.cells,
+                              self.efficiency)  # fmt: skip
         return sub.acceptance(ctau) * (sub.n / self.n)
 
     def __post_init__(self) -> None:
@@ -101,8 +134,12 @@ class KinematicSample:
         run = value != 0
         self._row = row[run]
         self._gbc_r = self.gbc[self._row]
-        self._z_in = self.cells[lo[run]]
-        self._z_out = self.cells[hi[run]]
+        if self.per_sample_cells:
+            self._z_in = self.cells[self._row, lo[run]]
+            self._z_out = self.cells[self._row, hi[run]]
+        else:
+            self._z_in = self.cells[lo[run]]
+            self._z_out = self.cells[hi[run]]
         self._h_r = value[run]
 
     def _run_probability(self, ctau: NDArray) -> NDArray:
@@ -149,6 +186,7 @@ def draw(
     seed: int | None = None,
     channel: str = "mumu",
     rho00: float | None = None,
+    shapes: bool = False,
 ) -> KinematicSample:
     """Draw ``n`` A′ samples at ``mass`` and precompute their geometric acceptance.
 
@@ -156,6 +194,26 @@ def draw(
     (:func:`~gammastar.source.eventgen.aprime_kinematics`, :func:`~gammastar.source.eventgen.decay_daughters`,
     :func:`~gammastar.source.eventgen.detector_hits`): the acceptance is the weighted fraction of
     events that pass the detector, with the decay position integrated exactly per cell.
+
+    Two descriptions of the detector, one result where both apply:
+
+    * a :attr:`~gammastar.source.geometry.Geometry.window_geometry` (the window keys): z cells
+      from ``l1`` to ``l2`` shared by all samples, the hit per cell from
+      :func:`~gammastar.source.eventgen.detector_hits` at the cell's mid z, decay length
+      along z (p/m) cos θ cτ;
+    * any other geometry (its shapes, :meth:`~gammastar.source.geometry.Geometry.shapes`):
+      each A′ ray from the production point (the origin) crosses the decay volume on the
+      exact path-length interval(s) [s_in, s_out]
+      (:meth:`gammastar.physics.volumes.Volume.entry_exit`); each interval is cut into
+      ``z_steps`` cells along the path when there is a detection plane (one cell without:
+      the verdict does not depend on the vertex), the hit per cell from the daughters (or
+      the A′ line) propagated from the cell's mid-point to the plane and the requirements
+      (:meth:`~gammastar.source.geometry.Shapes.seen`), decay length along the path
+      (p/m) cτ, so that a cell's P is e^{−s_k/ℓ} − e^{−s_{k+1}/ℓ} (paper Eq. B1 along the
+      flight).
+
+    For the window keys' own shapes (a cone or slab, an annulus) the second gives the first's
+    acceptance to float precision: the ray's s = z/cos θ and ℓ = (p_z/m) cτ / cos θ.
 
     Arguments:
         sampler: object with ``sample(mass, n, seed)`` or a callable ``(mass, n, seed)``,
@@ -168,6 +226,7 @@ def draw(
             ``"KK"``, ``"KSKL"``): the daughters for ``both_daughters``.
         rho00: spin-density element ρ₀₀ of the decay angular distribution (None: isotropic,
             ρ₀₀ = 1/3; :func:`gammastar.source.eventgen.decay_coefficients`).
+        shapes: take the shapes' path also for a window geometry (a check of the two).
 
     Returns:
         A :class:`KinematicSample`.
@@ -194,6 +253,10 @@ def draw(
         np.zeros(n, dtype=np.int64),
         1.0 / 3.0 if rho00 is None else float(rho00),
     )
+    if shapes or not geometry.window_geometry:
+        return path_sample(
+            geometry.shapes(), k, daughters, geometry.z_steps, geometry.efficiency
+        )
     gbc = np.where(k.ok, k.pz / mass, 1.0)  # (p/m) cos θ
     cells = geometry.cells
     ncell = cells.size - 1
@@ -211,6 +274,99 @@ def draw(
     )
 
 
+def path_sample(
+    shapes: Shapes,
+    k: AprimeKinematics,
+    daughters: tuple[NDArray, NDArray] | None,
+    z_steps: int,
+    efficiency: float,
+    *,
+    passes: NDArray[np.bool_] | None = None,
+) -> KinematicSample:
+    """The :class:`KinematicSample` of decaying particles ``k`` produced at the origin in the
+    detector ``shapes``: path cells from the exact entry and exit of each ray (:func:`draw`).
+
+    Arguments:
+        shapes: the decay volume, plane and requirements
+            (:meth:`gammastar.source.geometry.Geometry.shapes`).
+        k: the decaying particles' lab kinematics (``ok`` false: never detected).
+        daughters: their daughters' four-momenta (4, n) each, or ``None`` (``require:
+            aprime``).
+        z_steps: cells per crossing of the volume when there is a plane (the verdict depends on
+            the vertex); one without.
+        efficiency: the detector's constant efficiency.
+        passes: a further vertex-independent cut per particle (``None``: none).
+
+    Returns:
+        The sample: ``gbc`` = p/m, per-sample ``cells`` (n, c + 1) of path length (m) and
+        ``inside`` marking the cells in the volume. For a volume that a ray crosses twice (a
+        conical shell) the cell between the two crossings is a gap (no hit, not inside).
+    """
+    n, mass = k.n, float(k.mass)
+    p = k.p
+    parent = np.stack([k.px, k.py, k.pz, k.e])
+    ok = k.ok & (p > 0) & np.isfinite(p)
+    if passes is not None:
+        ok &= passes
+    safe = np.where(ok, p, 1.0)
+    u = np.where(ok, parent[:3] / safe, np.array([[0.0], [0.0], [1.0]]))
+    s_in, s_out = shapes.volume.entry_exit(np.zeros((3, 1)), u)  # (crossings, n)
+    inside = ok & ~np.isnan(s_in)
+    candidate = inside & shapes.loose(parent, daughters)
+    # a missed crossing (NaN, after the ones made) becomes an empty cell at the last exit
+    last = np.zeros(n)
+    s_in, s_out = s_in.copy(), s_out.copy()
+    for j in range(s_in.shape[0]):
+        miss = ~inside[j]
+        s_in[j] = np.where(miss, last, s_in[j])
+        s_out[j] = np.where(miss, last, s_out[j])
+        last = s_out[j]
+    steps = z_steps if shapes.plane is not None else 1
+    frac = np.arange(steps + 1) / steps
+    with np.errstate(invalid="ignore"):  # ∞ − s of an open volume: only its two ends are kept
+        edges = s_in[..., None] + (s_out - s_in)[..., None] * frac  # (crossings, n, steps + 1)
+    edges[..., 0], edges[..., -1] = s_in, s_out
+    hits = np.zeros((s_in.shape[0], n, steps))
+    if shapes.plane is None:
+        hits[...] = candidate[..., None]
+    else:
+        for j in range(s_in.shape[0]):
+            rows = np.nonzero(candidate[j])[0]
+            block = max(1, 2**18 // steps)
+            for b in range(0, rows.size, block):
+                r = rows[b : b + block]
+                mid = 0.5 * (edges[j, r, :-1] + edges[j, r, 1:])  # (m, steps)
+                vertex = (mid[None] * u[:, r, None]).reshape(3, -1)
+                pair = None if daughters is None else tuple(
+                    _columns(d, r, steps) for d in daughters
+                )
+                seen = shapes.seen(_columns(parent, r, steps), pair, vertex)
+                hits[j, r] = seen.reshape(r.size, steps)
+    # the crossings side by side, a gap cell between two (no hit, outside)
+    gap = np.zeros((n, 1))
+    parts_h, parts_in = [], []
+    for j in range(s_in.shape[0]):
+        if j:
+            parts_h.append(gap)
+            parts_in.append(gap)
+        parts_h.append(hits[j])
+        parts_in.append(np.repeat(inside[j][:, None], steps, axis=1))
+    return KinematicSample(
+        mass=mass,
+        gbc=np.where(ok, p / mass, 1.0),
+        hits=np.ascontiguousarray(np.concatenate(parts_h, axis=1)),
+        cells=np.ascontiguousarray(np.concatenate(list(edges), axis=1)),
+        efficiency=efficiency,
+        extrapolated=k.extrapolated,
+        inside=np.concatenate(parts_in, axis=1) > 0,
+    )
+
+
+def _columns(a: NDArray, rows: NDArray, times: int) -> NDArray:
+    """Columns ``rows`` of ``a`` each repeated ``times`` times (one per cell)."""
+    return np.repeat(a[:, rows], times, axis=1)
+
+
 def _dark_side(
     d: Mapping[str, Any],
     psi2: NDArray,
@@ -222,9 +378,21 @@ def _dark_side(
     efficiency: float,
 ) -> KinematicSample:
     """One ψ₂ of the chains ``d`` (:func:`gammastar.source.eventgen.dark_chains`) with the detector's
-    verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂."""
+    verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂ (the shapes' path
+    cells of :func:`path_sample` for a geometry that is not a window geometry: the ψ₂ from
+    the production point, both leptons seen, their opening angle cut)."""
 
     kin, fwd = _psi2_kin(d["k"], psi2, m2)
+    if not geometry.window_geometry:
+        lm, lp = np.where(fwd, lminus, 0.0), np.where(fwd, lplus, 0.0)
+        return path_sample(
+            geometry.shapes(semivisible=True),
+            dataclasses.replace(kin, extrapolated=d["k"].extrapolated),
+            (lm, lp),
+            geometry.z_steps,
+            efficiency,
+            passes=opening_angle_passes(lm, lp, min_opening_angle),
+        )
     cells = geometry.cells
     zmid = _cell_mid(cells, geometry)
     lm = np.where(fwd, lminus, 0.0)
@@ -254,7 +422,8 @@ def channel_samples(
     """The acceptance samples of each decay channel at one mass.
 
     Every channel gets the same A′ samples (the same ``seed``); with daughters in the detector
-    (``both_daughters``) each channel decays them into its own leptons
+    (:attr:`~gammastar.source.geometry.Geometry.daughters_seen`: ``both_daughters``, or
+    ``daughters.require`` both or either) each channel decays them into its own leptons
     (:data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`: the lepton mass sets the opening
     angles and energies that the detector's cuts see), otherwise one sample serves them all
     (the A′ direction alone decides).
@@ -262,7 +431,7 @@ def channel_samples(
     Returns:
         ``{channel: KinematicSample}`` (the same object for every channel when shared).
     """
-    if not geometry.both_daughters:
+    if not geometry.daughters_seen:
         one = draw(sampler, mass, n, geometry, seed=seed, channel=channels[0])
         return dict.fromkeys(channels, one)
     return {ch: draw(sampler, mass, n, geometry, seed=seed, channel=ch) for ch in channels}
@@ -340,12 +509,13 @@ class DarkPairSample:
         """P(decay in the volume and detected) of chains ``idx`` of ``side``, shape
         (ctau.size, idx.size): Σ_k h_k [e^{−z_k/(g cτ)} − e^{−z_{k+1}/(g cτ)}]
         (:func:`gammastar.physics.decay.decay_probability`)."""
-        g, h, z = side.gbc[idx], side.hits[idx], side.cells
+        g, h = side.gbc[idx], side.hits[idx]
+        z = side.cells[idx] if side.per_sample_cells else side.cells[None, :]  # (m or 1, edges)
         out = np.empty((ctau.size, idx.size))
-        step = max(1, 4_000_000 // max(idx.size * z.size, 1))
+        step = max(1, 4_000_000 // max(idx.size * z.shape[1], 1))
         for s in range(0, ctau.size, step):
             ell = g[None, :, None] * ctau[s : s + step, None, None]
-            p = decay_probability(z[None, None, :-1], z[None, None, 1:], ell)
+            p = decay_probability(z[None, :, :-1], z[None, :, 1:], ell)
             out[s : s + step] = np.einsum("cmk,mk->cm", p, h)
         return out
 
@@ -495,10 +665,18 @@ def acceptance_eps_grid(
 
 def _check_nonempty(acc: NDArray, geometry: Geometry) -> None:
     if not np.any(acc > 0):
+        if geometry.window_geometry:
+            where = (
+                f"l1={geometry.l1}, l2={geometry.l2}, theta {geometry.theta_min}–"
+                f"{geometry.theta_max}, plane_z={geometry.plane_z}, r {geometry.r_min}–"
+                f"{geometry.r_max}"
+            )
+        else:
+            sh = geometry.shapes()
+            where = f"volume {sh.volume}, plane {sh.plane}, daughters {sh.requirements}"
         raise GammastarError(
-            "acceptance is zero everywhere on the grid: check the detector geometry "
-            f"(l1={geometry.l1}, l2={geometry.l2}, theta {geometry.theta_min}–{geometry.theta_max}"
-            f", plane_z={geometry.plane_z}, r {geometry.r_min}–{geometry.r_max}) and the mass range"
+            f"acceptance is zero everywhere on the grid: check the detector geometry ({where}) "
+            "and the mass range"
         )
 
 

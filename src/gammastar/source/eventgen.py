@@ -22,6 +22,7 @@ from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
 from gammastar.physics.decay import decay_probability, sample_decay_length
 from gammastar.physics.kinematics import boost, decay_in_helicity_frame
 from gammastar.physics.sampling import sample_cos_theta
+from gammastar.physics.volumes import Volume, sample_decay_points
 
 APRIME_PDGID = 4900022
 """Default PDG id of the A′: Pythia 8's Hidden-Valley U(1) photon ``gammav`` (PDG Monte Carlo
@@ -399,10 +400,66 @@ def production_vertex(
     return x0, y0, z0
 
 
+def shaped_decay(
+    volume: Volume,
+    origin: NDArray,
+    p: NDArray,
+    ok: NDArray[np.bool_],
+    mass: float,
+    ctau: float,
+    rng: np.random.Generator,
+) -> tuple[NDArray, NDArray, NDArray]:
+    """Decay vertices of particles produced at ``origin`` forced into a shaped decay volume.
+
+    Each particle flies from ``origin`` along its momentum; its vertex is drawn from the
+    exponential law of decay length ℓ = (|p|/m) cτ truncated to its crossing(s) of the
+    volume, with P(decay in the volume) as the weight
+    (:func:`gammastar.physics.volumes.sample_decay_points`, the exact entry and exit). One that
+    cannot reach the volume (or is not ``ok``) decays where its free exponential law puts it,
+    with weight 0.
+
+    Arguments:
+        volume: the decay volume (:mod:`gammastar.physics.volumes`).
+        origin: production points (3, n), m.
+        p: four-momenta (4, n), GeV.
+        ok: physical particles (n,).
+        mass: their mass, GeV. ctau: proper decay length, m.
+        rng: the vertices' random generator.
+
+    Returns:
+        (vertex (3, n), P (n,), path length from the origin (n,)), m.
+
+    Example:
+        >>> from gammastar.physics.volumes import Box
+        >>> v, w, s = shaped_decay(Box(half_x=1, half_y=1, z1=10, z2=20), np.zeros((3, 1)),
+        ...                        np.array([[0.0], [0.0], [10.0], [10.05]]), np.array([True]),
+        ...                        1.0, 5.0, np.random.default_rng(1))
+        >>> bool(10 <= v[2, 0] <= 20), bool(np.isclose(w[0], np.exp(-0.2) - np.exp(-0.4)))
+        (True, True)
+    """
+    pabs = np.linalg.norm(p[:3], axis=0)
+    line = (pabs > 0) & np.isfinite(pabs)
+    u = np.where(line, p[:3] / np.where(line, pabs, 1.0), np.array([[0.0], [0.0], [1.0]]))
+    ell = np.where(line, pabs, 1.0) / mass * ctau
+    vertex, prob = sample_decay_points(volume, origin, u, ell, rng)
+    free = -ell * np.log1p(-rng.uniform(0.0, 1.0, ell.size))
+    miss = ~(ok & line & (prob > 0))
+    vertex = np.where(miss, origin + free * u, vertex)
+    prob = np.where(miss, 0.0, prob)
+    return vertex, prob, np.linalg.norm(vertex - origin, axis=0)
+
+
 def generate(
     sampler: Any, st: EventSettings, n: int, *, seed: int | None, n_norm: int | None = None
 ) -> dict[str, NDArray]:
     """One chunk of ``n`` weighted events as columns (see docs/howto/signal-events.md for the columns).
+
+    The decay vertex is forced into the decay volume with P(decay in the volume) in the
+    weight: for the window keys in [l1, l2] along z from the production point; for a
+    geometry that is not a :attr:`~gammastar.source.geometry.Geometry.window_geometry`
+    inside its shaped volume along the A′ line from the production vertex (beam spot and
+    depth; :func:`shaped_decay`), with the verdict of the shapes' requirements at that vertex
+    (:meth:`gammastar.source.geometry.Shapes.seen`).
 
     Arguments:
         sampler: the A′ kinematics (``sample(mass, n, seed)``).
@@ -430,14 +487,23 @@ def generate(
         sampler, st.mass, n, s_kin, s_dec, [DECAYS[c] for c in ch_names], ch_idx, st.rho00
     )
     x0, y0, z0 = production_vertex(st, n, rng_v)
-    # decay vertex, forced into [l1, l2] (distances from the production point, as the reach)
     p = k.p
-    gbc = np.where(k.ok, k.pz / k.mass, 1.0)  # (p/m) cos θ: decay length along z per unit cτ
-    zrel, prob = _decay_z(geo.l1, geo.l2, gbc * st.ctau, rng_v.uniform(0.0, 1.0, n))
-    seen = daughters if geo.both_daughters else None
-    hit = detector_hits(geo, k, seen, zrel[:, None])[:, 0] > 0
-    pz_safe = np.where(k.pz > 0, k.pz, 1.0)
-    path = zrel * p / pz_safe
+    if geo.window_geometry:
+        # decay vertex forced into [l1, l2] (distances from the production point, as the reach)
+        gbc = np.where(k.ok, k.pz / k.mass, 1.0)  # (p/m) cos θ: decay length along z per cτ
+        zrel, prob = _decay_z(geo.l1, geo.l2, gbc * st.ctau, rng_v.uniform(0.0, 1.0, n))
+        seen = daughters if geo.both_daughters else None
+        hit = detector_hits(geo, k, seen, zrel[:, None])[:, 0] > 0
+        pz_safe = np.where(k.pz > 0, k.pz, 1.0)
+        path = zrel * p / pz_safe
+        vertex = np.stack([x0 + zrel * k.px / pz_safe, y0 + zrel * k.py / pz_safe, z0 + zrel])
+    else:
+        # forced into the shaped volume along the A′ line from its production vertex
+        sh = geo.shapes()
+        a = np.stack([k.px, k.py, k.pz, k.e])
+        vertex, prob, path = shaped_decay(sh.volume, np.stack([x0, y0, z0]), a, k.ok, k.mass,
+                                          st.ctau, rng_v)  # fmt: skip
+        hit = k.ok & (prob > 0) & sh.seen(a, daughters, vertex)
     w_decay = st.scale * st.br_sum * prob / float(n_norm or n)
     keep = k.ok
     cols = {
@@ -450,9 +516,9 @@ def generate(
         "prod_x": x0,
         "prod_y": y0,
         "prod_z": z0,
-        "decay_x": x0 + zrel * k.px / pz_safe,
-        "decay_y": y0 + zrel * k.py / pz_safe,
-        "decay_z": z0 + zrel,
+        "decay_x": vertex[0],
+        "decay_y": vertex[1],
+        "decay_z": vertex[2],
         "decay_t": path * k.e / p,  # c t (m): path / β
         "aprime_px": k.px,
         "aprime_py": k.py,
@@ -590,12 +656,27 @@ def dark_hits(
     """
     hits = detector_hits(geometry, psi2, (lminus, lplus), z)
     if min_opening_angle > 0:
-        a, b = lminus[:3], lplus[:3]
-        na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
-        cos = np.sum(a * b, axis=0) / np.where(na * nb > 0, na * nb, 1.0)
-        ok = np.arccos(np.clip(cos, -1.0, 1.0)) >= min_opening_angle
-        hits = hits * ok[:, None]
+        hits = hits * opening_angle_passes(lminus, lplus, min_opening_angle)[:, None]
     return hits
+
+
+def opening_angle_passes(
+    lminus: NDArray, lplus: NDArray, min_opening_angle: float
+) -> NDArray[np.bool_]:
+    """Whether the lab opening angle of each lepton pair (4, n) is at least
+    ``min_opening_angle`` (rad); all true for 0.
+
+    Example:
+        >>> a, b = np.array([[1.0], [0], [10], [10.05]]), np.array([[-1.0], [0], [10], [10.05]])
+        >>> opening_angle_passes(a, b, 0.1).tolist(), opening_angle_passes(a, b, 0.3).tolist()
+        ([True], [False])
+    """
+    if not min_opening_angle > 0:
+        return np.ones(np.shape(lminus)[1], dtype=bool)
+    a, b = lminus[:3], lplus[:3]
+    na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
+    cos = np.sum(a * b, axis=0) / np.where(na * nb > 0, na * nb, 1.0)
+    return np.arccos(np.clip(cos, -1.0, 1.0)) >= min_opening_angle
 
 
 def dark_decay_coefficients(rho00: float, m: float, m_a: float, m_b: float) -> tuple[float, float]:
@@ -759,8 +840,11 @@ def generate_dark(
     """One chunk of ``n`` weighted semi-visible events as columns (docs/howto/signal-events.md).
 
     The forced ψ₂ ("a") decays in [l₁, l₂] (distances along the beam from the production
-    point, as the visible A′), weight P(decay in volume); the second ψ₂ of i2DM's ψ₂ψ̄₂ ("b")
-    decays where its exponential law puts it. Weights: with X = decays in the volume into a
+    point, as the visible A′), or for a geometry that is not a window geometry inside its
+    shaped volume along the ψ₂ line from the production vertex (:func:`shaped_decay`; the
+    verdict of :meth:`gammastar.source.geometry.Shapes.seen` on both leptons), weight
+    P(decay in volume); the second ψ₂ of i2DM's ψ₂ψ̄₂ ("b") decays where its exponential law
+    puts it. Weights: with X = decays in the volume into a
     written channel and detected, ``weight`` = scale · BR_chain · p_a · H_a · BR_ψ₂ for ψ₁ψ₂
     and · (2 − BR_ψ₂ X_b) for ψ₂ψ̄₂, whose mean is P(X_a or X_b) = 2E[X_a] − E[X_a X_b]
     (the two ψ₂ are alike; a forced, b free); ``weight_decay`` the same before the detector.
@@ -782,17 +866,29 @@ def generate_dark(
     br_f = float(sum(st.br_psi2.values()))
     # a: forced into the decay volume
     kin, fwd = _psi2_kin(k, d["psi2"], m2)
-    zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng_v.uniform(0.0, 1.0, n))
-    prob = np.where(fwd, prob, 0.0)
-    hit = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
-    hit = hit[:, 0] > 0
-    # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach the
-    # volume: weight 0) where its free exponential law puts it
     p2 = d["psi2"]
     pabs = np.linalg.norm(p2[:3], axis=0)
     u2 = p2[:3] / np.where(pabs > 0, pabs, 1.0)
-    free = -(pabs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
-    path = np.where(fwd, zrel * kin.p / kin.pz, free)
+    window = geo.window_geometry
+    if window:
+        zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng_v.uniform(0.0, 1.0, n))
+        prob = np.where(fwd, prob, 0.0)
+        hit = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
+        hit = hit[:, 0] > 0
+        # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach
+        # the volume: weight 0) where its free exponential law puts it
+        free = -(pabs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
+        path = np.where(fwd, zrel * kin.p / kin.pz, free)
+        vertex = np.stack([x0 + path * u2[0], y0 + path * u2[1],
+                           np.where(fwd, z0 + zrel, z0 + path * u2[2])])  # fmt: skip
+    else:
+        # along the ψ₂ line from the production vertex (the A′ decays there) into the shape
+        sh = geo.shapes(semivisible=True)
+        origin = np.stack([x0, y0, z0])
+        lm, lp = np.where(fwd, d["lminus"], 0.0), np.where(fwd, d["lplus"], 0.0)
+        vertex, prob, path = shaped_decay(sh.volume, origin, p2, fwd, m2, st.ctau, rng_v)
+        hit = (prob > 0) & sh.seen(p2, (lm, lp), vertex)
+        hit &= opening_angle_passes(lm, lp, st.min_opening_angle)
     # b: free exponential decay along its direction (i2DM psi2 psi2 only)
     two = d["chain"] == 1
     pb = d["partner"]
@@ -800,14 +896,20 @@ def generate_dark(
     ell_b = -(pb_abs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
     ub = pb[:3] / np.where(pb_abs > 0, pb_abs, 1.0)
     zb = ell_b * ub[2]
-    vol_b = two & k.ok & (zb >= geo.l1) & ((zb <= geo.l2) if geo.l2 is not None else True)
     kin_b, fwd_b = _psi2_kin(k, np.where(two, pb, np.nan), m2)
     blm = np.where(two, d["b_lminus"], 0.0)
     blp = np.where(two, d["b_lplus"], 0.0)
-    hit_b = vol_b & fwd_b & (
-        dark_hits(geo, kin_b, blm, blp, np.where(vol_b, zb, geo.l1)[:, None],
-                  st.min_opening_angle)[:, 0] > 0
-    )  # fmt: skip
+    if window:
+        vol_b = two & k.ok & (zb >= geo.l1) & ((zb <= geo.l2) if geo.l2 is not None else True)
+        hit_b = vol_b & fwd_b & (
+            dark_hits(geo, kin_b, blm, blp, np.where(vol_b, zb, geo.l1)[:, None],
+                      st.min_opening_angle)[:, 0] > 0
+        )  # fmt: skip
+    else:
+        vertex_b = np.stack([x0 + ell_b * ub[0], y0 + ell_b * ub[1], z0 + zb])
+        vol_b = two & k.ok & sh.volume.contains(vertex_b)
+        seen_b = sh.seen(np.where(two, pb, 0.0), (blm, blp), vertex_b)
+        hit_b = vol_b & fwd_b & seen_b & opening_angle_passes(blm, blp, st.min_opening_angle)
     w0 = st.scale * br_c * br_f * prob / float(n_norm or n)
     w_decay = w0 * np.where(two, 2.0 - br_f * vol_b, 1.0)
     w = w0 * hit * np.where(two, 2.0 - br_f * hit_b, 1.0) * geo.efficiency
@@ -835,9 +937,9 @@ def generate_dark(
         "partner_pdg": np.where(two, -st.psi2_pdgid, -sign * st.psi1_pdgid)
         if d["dirac"]
         else np.full(n, st.psi1_pdgid, dtype=np.int32),
-        "decay_x": x0 + path * u2[0],
-        "decay_y": y0 + path * u2[1],
-        "decay_z": np.where(fwd, z0 + zrel, z0 + path * u2[2]),
+        "decay_x": vertex[0],
+        "decay_y": vertex[1],
+        "decay_z": vertex[2],
         "decay_t": path * p2[3] / np.where(pabs > 0, pabs, 1.0),
         "b_decay_x": np.where(two, x0 + ell_b * ub[0], nan),
         "b_decay_y": np.where(two, y0 + ell_b * ub[1], nan),

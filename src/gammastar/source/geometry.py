@@ -4,18 +4,19 @@ section with its cells)."""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 from pydantic import ValidationError
 
 from gammastar.config import DetectorConfig
 from gammastar.errors import GammastarError
 from gammastar.physics import volumes
 
-__all__ = ["Geometry"]
-
+__all__ = ["Geometry", "Shapes"]
 
 
 class Geometry(DetectorConfig):
@@ -111,6 +112,37 @@ class Geometry(DetectorConfig):
             )
         return volumes.Requirements(require="aprime", efficiency=self.efficiency)
 
+    def shapes(self, *, semivisible: bool = False) -> Shapes:
+        """The decay volume, the detection plane and the requirements together
+        (:class:`Shapes`), what the acceptance and the events read for a geometry that is not
+        a :attr:`window_geometry`.
+
+        Arguments:
+            semivisible: for ψ₂ → ψ₁ℓ⁻ℓ⁺ (the dark chains): the leptons are what the detector
+                sees, so ``require: aprime`` (the A′ line) counts as both leptons seen.
+
+        Example:
+            >>> g = Geometry(volume={"shape": "box", "half_x": 1, "half_y": 1, "z1": 5, "z2": 10})
+            >>> g.shapes().requirements.require, g.shapes(semivisible=True).requirements.require
+            ('aprime', 'both')
+        """
+        req = self.requirements()
+        if semivisible and req.require == "aprime":
+            req = dataclasses.replace(req, require="both")
+        return Shapes(self.volume_shape(), self.plane_shape(), req)
+
+    @property
+    def daughters_seen(self) -> bool:
+        """Whether the detector looks at the daughters (``require`` both or either; with the
+        window keys: ``both_daughters``), so that each decay channel needs its own daughters;
+        otherwise the A′ line alone decides.
+
+        Example:
+            >>> Geometry().daughters_seen, Geometry(both_daughters=True).daughters_seen
+            (False, True)
+        """
+        return self.requirements().require != "aprime"
+
     @property
     def window_geometry(self) -> bool:
         """Whether the window keys alone (``l1`` … ``r_max``) describe this geometry exactly:
@@ -143,3 +175,55 @@ class Geometry(DetectorConfig):
 _WINDOW_FIELDS = tuple(
     f for f in DetectorConfig.model_fields if f not in ("volume", "plane", "daughters")
 )
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """A geometry's shapes (:meth:`Geometry.shapes`): the decay volume, the detection plane
+    (or ``None``) and what is asked of the daughters (:mod:`gammastar.physics.volumes`), with
+    the verdict on decays at given vertices: one definition for the acceptance and the events.
+
+    Example:
+        >>> g = Geometry(volume={"shape": "box", "half_x": 1, "half_y": 1, "z1": 5, "z2": 10},
+        ...              plane={"shape": "circle", "radius": 1, "z": 20})
+        >>> a = np.array([[0.1], [0.0], [10.0], [10.01]])  # along x = 0.01 z
+        >>> g.shapes().seen(a, None, np.array([[0.05], [0.0], [5.0]])).tolist()
+        [True]
+    """
+
+    volume: volumes.Volume
+    plane: volumes.Plane | None
+    requirements: volumes.Requirements
+
+    def seen(
+        self,
+        parent: ArrayLike,
+        daughters: tuple[ArrayLike, ArrayLike] | None,
+        vertex: ArrayLike | None = None,
+    ) -> NDArray[np.bool_]:
+        """Whether decays at ``vertex`` are detected: the daughters (or with ``require:
+        aprime`` the parent's line) propagated to the plane and the requirements applied
+        (:meth:`gammastar.physics.volumes.Requirements.accept`); without a plane the vertex
+        does not matter (``None`` allowed). Whether the vertex is inside the volume is the
+        caller's: this is the detector's verdict only, the efficiency not applied.
+
+        Arguments:
+            parent: the decaying particle's four-momenta (4, n), GeV.
+            daughters: the two daughters' (4, n) each (``None`` with ``require: aprime``).
+            vertex: decay vertices (3, n), m.
+
+        Returns:
+            Boolean (n,).
+        """
+        if self.plane is None:
+            return self.requirements.accept(daughters, None, None, parent=parent)
+        return self.requirements.accept(daughters, vertex, self.plane, parent=parent)
+
+    def loose(
+        self, parent: ArrayLike, daughters: tuple[ArrayLike, ArrayLike] | None
+    ) -> NDArray[np.bool_]:
+        """The part of :meth:`seen` that does not depend on the vertex (energies, polar
+        window, both or either of them; no plane, no separation): a necessary condition for
+        :meth:`seen` at any vertex, and equal to it without a plane."""
+        req = dataclasses.replace(self.requirements, min_separation=0.0)
+        return req.accept(daughters, None, None, parent=parent)
