@@ -1163,7 +1163,8 @@ class DetectorConfig(Section):
     r_max: PositiveFloat | None = None
     """Outer radius in m of the annulus at ``plane_z`` (r ≤ r_max); ``None``: no outer edge."""
     z_steps: Annotated[int, Field(gt=0, le=1000)] = 24
-    """Cells of the decay volume when the hit depends on the vertex (``plane_z``)."""
+    """Cells of the decay volume when the hit depends on the vertex (``plane_z``, or a
+    ``plane`` with the shapes: cells along each A′ path inside the volume)."""
     volume: dict[str, Any] | None = None
     """The decay volume as a shape: ``shape:`` a key of
     :data:`gammastar.physics.volumes.VOLUMES` (``slab``, ``cone``, ``cylinder``, ``box``,
