@@ -234,8 +234,6 @@ def test_parametric_sampler_from_its_draws(power):
     arithmetic on the same numbers, so equal bit for bit on arrays of the same length, and at
     an ``index`` the same values to the last ulp (an elementwise function on a shorter array:
     4 eps allowed)."""
-    from _tolerance import EPS64
-
     from gammastar.physics.sampling import ParametricSampler, sample_mt_power
 
     n, t, mu, sig = 20_000, 0.25, 3.4, 1.5

@@ -47,6 +47,7 @@ from gammastar.physics.decay import decay_probability
 from gammastar.physics.kinematics import cm_rapidity, rapidity_pz
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields._extrapolation_kernel import group_sums, hess_sums
+from gammastar.yields._fiducial_bound import inside_at_mass
 
 __all__ = [
     "MODEL_NAME",
@@ -366,7 +367,7 @@ def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
     """F on the (p_T, y) quadrature grid at mass ``m`` (shape (n_pt, n_y))."""
     pt, y = np.meshgrid(_PT, _Y, indexing="ij")
     mt = np.sqrt(pt**2 + m**2)
-    return fiducial.contains(np.full(pt.shape, m), pt, mt * np.cosh(y))
+    return inside_at_mass(fiducial, m, pt, mt * np.cosh(y))
 
 
 def fiducial_fraction(
@@ -686,7 +687,7 @@ class _Reference:
             draws = reference_draws(seed)
         out = sampler.sample_at(draws, m)
         qt, e = out["qT"], out["E"]
-        keep = fiducial.contains(np.full(qt.size, m), qt, e)
+        keep = inside_at_mass(fiducial, m, qt, e)
         qt, e = qt[keep], e[keep]
         pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
         t0, mu0, s0 = REFERENCE
