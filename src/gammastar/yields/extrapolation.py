@@ -1642,8 +1642,8 @@ def refit_moves(
     plans = []
     for weight, fiducial, groups in moves:
         w = np.asarray(weight, dtype=np.float64)
-        joint = groups is None or fixed.mu is None or fixed.sigma is None
-        todo = {int(g) for g in (range(n_g) if joint else groups)}
+        every = groups is None or fixed.mu is None or fixed.sigma is None
+        todo = {int(g) for g in (range(n_g) if every else groups)}
         plans.append((w, (w != 0) & np.isfinite(y) & (pt > 0), fiducial, todo))
     records = [_RefitRecord(ex) for _ in plans]
     if fixed.mu is None or fixed.sigma is None or fixed.power is not None:
@@ -1651,16 +1651,18 @@ def refit_moves(
         for rec, (w, use, fiducial, todo) in zip(records, plans, strict=True):
             data, bins = [], []
             for g in sorted(todo):
-                got = _refit_group(ex, (m, pt, y, w), use & np.isin(idx, _group_bins(bg, g)),
-                                   fiducial, seed + g)  # fmt: skip
+                b = _group_bins(bg, g)
+                got = _refit_group(ex, (m, pt, y, w), use & np.isin(idx, b), fiducial, seed + g)
                 if got is not None:
                     data.append(got)
-                    bins.append(_group_bins(bg, g))
+                    bins.append(b)
             _fit_record(ex, rec, data, bins, fiducial, fixed)
         return [r.as_dict() for r in records]
+    # the groups' fits are independent: group by group, each one's reference draws made once
     for g in sorted(set().union(*(todo for *_, todo in plans))):
-        in_g = np.isin(idx, _group_bins(bg, g))
-        draws = None  # the group's reference draws, once for all its moves
+        b = _group_bins(bg, g)
+        in_g = np.isin(idx, b)
+        draws = None
         for rec, (w, use, fiducial, todo) in zip(records, plans, strict=True):
             if g not in todo:
                 continue
@@ -1668,7 +1670,7 @@ def refit_moves(
                 draws = reference_draws(seed + g)
             got = _refit_group(ex, (m, pt, y, w), use & in_g, fiducial, seed + g, draws)
             if got is not None:
-                _fit_record(ex, rec, [got], [_group_bins(bg, g)], fiducial, fixed)
+                _fit_record(ex, rec, [got], [b], fiducial, fixed)
     return [r.as_dict() for r in records]
 
 
@@ -1705,7 +1707,6 @@ class _RefitRecord:
     until a group's bins take the refit's."""
 
     def __init__(self, ex: Extrapolation) -> None:
-        self.ex = ex
         self.frac = np.array(ex.fiducial_fraction, dtype=np.float64)
         self.temp = np.array(ex.temperature, dtype=np.float64)
         self.a_pow = ex.power_at(ex.mass)
