@@ -53,11 +53,15 @@ def _table_of(fiducial: Any) -> PairAcceptance | None:
 def _dilated_max(a: NDArray, axis: int) -> NDArray:
     """Per cell c along ``axis`` (nodes c, c + 1), the largest value of the nodes
     c − DILATE … c + 1 + DILATE (clipped to the grid)."""
-    pad = [(0, 0)] * a.ndim
-    pad[axis] = (DILATE, DILATE)
-    p = np.pad(a, pad, mode="edge")
-    win = np.lib.stride_tricks.sliding_window_view(p, 2 * DILATE + 2, axis=axis)
-    return win.max(axis=-1)
+    a = np.moveaxis(a, axis, 0)
+    n = a.shape[0]
+    out = a[:-1].copy()
+    for s in range(-DILATE, DILATE + 2):
+        if s == 0:
+            continue
+        lo, hi = max(0, -s), min(n - 1, n - s)  # cells c with node c + s on the grid
+        np.maximum(out[lo:hi], a[lo + s : hi + s], out=out[lo:hi])
+    return np.moveaxis(out, 0, axis)
 
 
 def cell_bound(fiducial: Any, m_lo: float, m_hi: float) -> NDArray[np.bool_] | None:
