@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.gammastar-installed
 
 .PHONY: install demo test test-all test-generic-kernels lint bench bench-quick validate \
-	validation-install clean
+	validation-install docs docs-reference clean
 
 # The numeric tests whose results go through torch kernels (flow training and sampling, the
 # KL validation, the small flow on the mock): .ci/run runs them once more on torch's generic
@@ -73,6 +73,22 @@ validate: $(VALIDATION_STAMP)
 	$(VPY) validation/scripts/nsig_coverage.py --events 300000 --realisations 2 --arms stat \
 		--flow $(VALIDATE_WORK)/run/flow --masses 0.6 --ctaus 1 --truth-sources 500000 \
 		--response-sources 500000 --samples 5000 --workdir $(VALIDATE_WORK)/coverage
+
+# The documentation site (mkdocs.yml) into site/: `--strict` fails on a broken link or anchor,
+# a page missing from the nav or an unreadable API docstring. Nothing is fetched while building.
+DOCS_STAMP := $(VENV)/.gammastar-docs-installed
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -d site
+
+# Rewrite the reference pages generated from the code (config keys, CLI, run directory);
+# tests/test_docs.py fails while they are out of date. -P: docs/ stays off sys.path.
+docs-reference: install
+	$(BIN)/python -P docs/_generate.py
 
 # The performance benchmarks at the settings of README.md's Performance table (long: tens of
 # minutes); bench-quick runs each at its smallest settings (that it runs, not its figures).

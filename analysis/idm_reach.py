@@ -1,4 +1,4 @@
-"""Analysis script: the iDM expected reach in (m₁, y) from a finished NA60-like run (docs/darksector.md).
+"""Analysis script: the iDM expected reach in (m₁, y) from a finished NA60-like run (docs/howto/dark-sectors.md).
 
 A′ yields of ``<run>/yields.json`` carried to a thick dump (× P_int(dump)/P_int(0.01)), 1e18
 POT, background-free with a 20% N_POT uncertainty; A′ kinematics from ``<run>/flow`` (or the

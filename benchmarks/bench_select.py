@@ -35,7 +35,7 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
 ``unfold.decay_lambda_theta: measured`` (λ_θ(m) fitted on the selected pairs, one pass over the
 file) and the acceptance-map selection (weights 1/(A(m, p_T) ε) with the mock's own acceptance
 map, ``unfold.acceptance_map``: the selection the per-pair acceptance replaced), and
-prints the ratios to both references (docs/selection.md), with the breakdown of the per-pair
+prints the ratios to both references (docs/explanation/method.md), with the breakdown of the per-pair
 acceptance's cost: the A lookup alone, the four decay-angle moments at every pair and the
 ``polarisation`` measurement (CPU, best of 3, on the fixed-λ run's pairs after its timed call),
 and ``select.json`` ``timings_s.polarisation`` of each run.

@@ -11,7 +11,7 @@ min(W, members)) and the largest weight difference between the two trainings' me
 same optimisation: 0 or float rounding from the thread counts). The target, "training the
 members runs in parallel where cores allow", is met when the gain is > 1; with numba's default
 pool of all cores in every worker (the kernel threads not capped) the parallel training was
-6.6× slower than its serial time's ideal (docs/flow.md "Ensemble").
+6.6× slower than its serial time's ideal (docs/explanation/flow.md "Ensemble").
 
 Usage: python benchmarks/ensemble.py [--members 4] [--pairs 40000] [--epochs E] [--workers W]
 The last line printed is one JSON object.

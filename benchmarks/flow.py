@@ -327,7 +327,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     # without the hold-out: the reference and gammastar see all pairs, as in the figures
-    # recorded in docs/flow.md
+    # recorded in docs/explanation/flow.md
     data = F.training_data(
         synthetic_pairs(args.pairs, args.seed), FlowConfig(holdout_fraction=0.0)
     )

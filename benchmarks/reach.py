@@ -116,7 +116,8 @@ def main() -> None:
         efficiency_uncertainty=rc.efficiency_uncertainty,
         n_pot_unc=rc.n_pot_rel_uncertainty,
     )
-    print(f"load average {os.getloadavg()}", flush=True)
+    # other jobs on the machine inflate the timings: printed with them
+    print(f"machine busy: {os.getloadavg()[0]:.1f} runnable processes (1-min mean)", flush=True)
     # warm-up, and the models and N_sig grid for the reference
     res = scan(masses, eps, sampler=sampler, settings=settings)
     rows = [i for i, mod in enumerate(res.models) if mod is not None]
@@ -148,7 +149,7 @@ def main() -> None:
         if yields.uncertainties:
             nuis = at_masses(yields.uncertainties, masses)
             nuis["data_stat"] = np.nan_to_num(yields.at(masses)[1])
-        else:  # the demo's magnitudes (docs/reach.md, named nuisances)
+        else:  # the demo's magnitudes (docs/explanation/reach.md, named nuisances)
             nuis = {
                 k: np.full(masses.size, v)
                 for k, v in {

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
+import sys
 from pathlib import Path
 
 import pytest
 
 import gammastar
+from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError
 
 PUBLIC = [
@@ -65,6 +69,61 @@ def test_stage_function_calls_its_stage(
     assert getattr(gammastar, name)(cfg_file, force=True) == "ran"
     assert seen["config"].name == "api"
     assert seen["kwargs"] == {"force": True}
+
+
+STAGE_FUNCTIONS = {
+    "select": ("gammastar.selection.stage", "select"),
+    "compute_yields": ("gammastar.yields.stage", "compute_yields"),
+    "train": ("gammastar.flow.stage", "train"),
+    "validate": ("gammastar.flow.validate", "validate"),
+    "run_reach": ("gammastar.reach.stage", "run_reach"),
+    "write_events": ("gammastar.events.stage", "run_events"),
+    "build_report": ("gammastar.report", "build_report"),
+    "generate": ("gammastar.mock.generate", "generate_file"),
+}
+"""The stage behind each API function of one stage (``run`` is all of them in order: it
+returns one ``StageReport`` per stage, each holding that stage's result)."""
+
+
+def test_every_stage_function_is_covered() -> None:
+    """Every function of ``gammastar.__all__`` is a stage here, or the pipeline (``run``)."""
+    functions = {n for n in gammastar.__all__ if inspect.isfunction(getattr(gammastar, n))}
+    functions -= {"load_config"}
+    assert functions == {*STAGE_FUNCTIONS, "run"}
+
+
+@pytest.mark.parametrize("name", sorted(STAGE_FUNCTIONS))
+def test_stage_returns_a_frozen_stage_result(name: str) -> None:
+    """Each stage returns a typed result: a frozen dataclass derived from ``StageResult``
+    (``path``, ``document``; path-like), as its signature says."""
+    module, function = STAGE_FUNCTIONS[name]
+    func = getattr(importlib.import_module(module), function)
+    annotation = inspect.signature(func).return_annotation
+    # the modules use postponed annotations: the name is resolved in the defining module
+    if isinstance(annotation, str):
+        annotation = getattr(sys.modules[func.__module__], annotation)
+    cls = annotation
+    assert inspect.isclass(cls), (name, cls)
+    assert issubclass(cls, StageResult), (name, cls)
+    assert dataclasses.is_dataclass(cls), cls
+    assert cls.__dataclass_params__.frozen, cls
+    names = [f.name for f in dataclasses.fields(cls)]
+    assert names[:2] == ["path", "document"], names
+    result = _instance(cls, Path("run") / "x.json")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        result.path = Path("elsewhere")  # type: ignore[misc]
+    assert Path(result) == Path("run") / "x.json"  # path-like: goes where the file would
+
+
+def _instance(cls: type, path: Path) -> StageResult:
+    """An instance of ``cls`` with ``path``, ``None`` for the other required fields (enough to
+    check that the result cannot be changed and is path-like)."""
+    required = {
+        f.name: None
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }
+    return cls(**{**required, "path": path})
 
 
 def test_top_level_functions_validate_their_config(tmp_path: Path) -> None:

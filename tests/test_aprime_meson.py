@@ -1,4 +1,4 @@
-"""Meson-decay A′ branching ratios and the Eq. 6 closure on analytic Dalitz spectra (physics.md §1)."""
+"""Meson-decay A′ branching ratios and the Eq. 6 closure on analytic Dalitz spectra (docs/explanation/physics.md §1)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def _fill(edges, density):
 
 
 def test_pdg_inputs_match_physics_md():
-    # physics.md §3.1 reference values (PDG): η → γγ 39.4%, η′ → γγ 2.3%, π0 → γγ 98.8%,
+    # docs/explanation/physics.md §3.1 reference values (PDG): η → γγ 39.4%, η′ → γγ 2.3%, π0 → γγ 98.8%,
     # ω → π0γ 8.33%, J/ψ → ee 5.97%; φ → ηγ 1.30% (PDG).
     for key, ref in [
         ("eta->gammagamma", 0.394),
@@ -102,7 +102,7 @@ def test_eq6_closure_kroll_wada(meson, m_lepton):
 
 
 def test_eq6_closure_vector_dalitz():
-    """Eq. 6 on ω → π0μμ (NA60 pole) returns BR(ω → π0A′)/ε² of physics.md §1."""
+    """Eq. 6 on ω → π0μμ (NA60 pole) returns BR(ω → π0A′)/ε² of docs/explanation/physics.md §1."""
     ff = default_form_factor("omega")
     br = pdg_branching_ratio("omega->pi0 gamma")
     lo, hi = 2 * M_MU, M_OMEGA - M_PI0

@@ -1,4 +1,4 @@
-"""Proton-bremsstrahlung comparison curve (physics.md §8): ingredients and independent integration."""
+"""Proton-bremsstrahlung comparison curve (docs/explanation/physics.md §8): ingredients and independent integration."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_sigma_pp_against_measurements():
         assert abs(float(br.sigma_pp(sqrt_s**2)) - meas) < err
     # At the NA60 energy (√s = 27.4 GeV) σ_tot(pp) ≈ 39 mb; the fit gives 39.9 mb.
     assert float(br.sigma_pp(27.43**2)) == pytest.approx(39.86, abs=0.01)
-    # the parameters of physics.md §8, evaluated by hand at s = 100 GeV²
+    # the parameters of docs/explanation/physics.md §8, evaluated by hand at s = 100 GeV²
     s = 100.0
     by_hand = 35.45 + 0.308 * np.log(s / 5.38**2) ** 2 + 42.53 * s**-0.458 - 33.34 * s**-0.545
     assert float(br.sigma_pp(s)) == pytest.approx(by_hand, rel=1e-14)

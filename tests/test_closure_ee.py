@@ -7,7 +7,7 @@ N_P/N_POT × BR(P → γA′)/ε² = N_P/N_POT × 2 (1 − m²/M²)³ |F(m²)|²
 (:func:`gammastar.physics.aprime_meson.branching_ratio`, bin-averaged), with
 N_P/N_POT = P_int(L) ⟨n_ω⟩ σ_P/σ_ω (the generator's normalisation). The mock is normalised
 with ``dalitz_br: kroll_wada`` (BR(P → γℓℓ) = BR(γγ) × the Kroll–Wada integral, the
-premise of the formula; the PDG η values differ from it, docs/mock.md). Each bin within
+premise of the formula; the PDG η values differ from it, docs/reference/mock.md). Each bin within
 4σ of its statistical error, and χ² below its 99.9% quantile.
 """
 

@@ -1,7 +1,7 @@
 """Conversion subtraction with a template (``background.conversion_template``).
 
 The mock's photon conversions (π0 → γγ, γ → ee in 1% X0) reach 10–20 MeV after the detector
-(docs/mock.md: 2.4% of them above 10 MeV, i.e. 0.2–0.4 of the π0 → γee pairs per 1 MeV bin
+(docs/reference/mock.md: 2.4% of them above 10 MeV, i.e. 0.2–0.4 of the π0 → γee pairs per 1 MeV bin
 at 10–13 MeV). With ``selection.mass_min`` at 10 MeV and the template R(m) that the mock
 writes from its own, separate simulation (``conversion_ratio_ee``), the like-sign subtracted,
 acceptance-corrected yield of *all* pairs (no truth selection: the truth only says what the
@@ -101,7 +101,7 @@ def test_template_factor_and_bad_template(tmp_path, mock_file):
     path, _ = mock_file
     t = load_conversion_template(f"{path}:conversion_ratio_ee", lambda p: p)
     assert isinstance(t, ConversionTemplate)
-    # the 10–11 MeV, pT 0.1–0.2 GeV cell: R between 0.1 and 0.8 (docs/selection.md: R of the
+    # the 10–11 MeV, pT 0.1–0.2 GeV cell: R between 0.1 and 0.8 (docs/explanation/method.md: R of the
     # 10–11 MeV bin summed over pT 0.40 ± 0.01 with 2e6 sources at the default 1% X0)
     assert 0.1 < t.ratio[10, 1] < 0.8
     f = t.factor(np.array([0.0105, 0.5]), np.array([0.15, 0.15]))

@@ -1,4 +1,4 @@
-"""Dalitz kernels (gammastar.physics.dalitz) against the integrals of physics.md §3.1/§3.3."""
+"""Dalitz kernels (gammastar.physics.dalitz) against the integrals of docs/explanation/physics.md §3.1/§3.3."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def omega_ff(m):
 @pytest.mark.parametrize(
     ("label", "value", "expected"),
     [
-        # physics.md §3.3 "Unit-test integrals" (computed there independently)
+        # docs/explanation/physics.md §3.3 "Unit-test integrals" (computed there independently)
         ("eta", lambda: dalitz.pseudoscalar_dalitz_ratio(M_ETA, M_MU, eta_ff), 8.24e-4),
         (
             "eta_prime",
@@ -39,7 +39,7 @@ def test_pseudoscalar_dalitz_integrals(label, value, expected):
 
 
 def test_omega_dalitz_integral():
-    # physics.md §3.1: the Kroll–Wada integral with the NA60 pole gives 1.03e-4 for
+    # docs/explanation/physics.md §3.1: the Kroll–Wada integral with the NA60 pole gives 1.03e-4 for
     # ω → π0μμ, i.e. ratio × BR(ω → π0γ); the quoted number used BR(ω → π0γ) = 8.40%
     # (PDG editions up to 2022); with 8.33% it is 1.024e-4. Tolerance 1%.
     ratio = dalitz.vector_dalitz_ratio(M_OMEGA, M_PI0, M_MU, omega_ff)
@@ -49,7 +49,7 @@ def test_omega_dalitz_integral():
 
 
 def test_predicted_brs_vs_pdg():
-    # physics.md §3.3: BR(η → γμμ) = 8.24e-4 × 39.4% = 3.24e-4 (PDG 3.1e-4);
+    # docs/explanation/physics.md §3.3: BR(η → γμμ) = 8.24e-4 × 39.4% = 3.24e-4 (PDG 3.1e-4);
     # BR(η′ → γμμ) = 4.90e-3 × 2.3% = 1.13e-4 (PDG 1.09e-4)
     r_eta = dalitz.pseudoscalar_dalitz_ratio(M_ETA, M_MU, eta_ff)
     r_etap = dalitz.pseudoscalar_dalitz_ratio(M_ETAP, M_MU, dalitz.form_factor_eta_prime)
@@ -70,7 +70,7 @@ def test_shapes_vanish_outside_phase_space():
 
 
 def test_kroll_wada_formula_pointwise():
-    # hand-evaluated physics.md §3.3 expression at one point: (2α/3π) m⁻²(1 − m²/M²)³ K |F|² · 2m
+    # hand-evaluated docs/explanation/physics.md §3.3 expression at one point: (2α/3π) m⁻²(1 − m²/M²)³ K |F|² · 2m
     m = 0.3
     alpha = 1 / 137.035999084
     k = np.sqrt(1 - 4 * M_MU**2 / m**2) * (1 + 2 * M_MU**2 / m**2)

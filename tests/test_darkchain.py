@@ -20,6 +20,7 @@ from gammastar.physics.darkchain import (
 )
 from gammastar.physics.darksector import (
     IDM,
+    Psi2Decay,
     dalitz_limits,
     psi2_ctau,
     psi2_dgamma_ds,
@@ -102,8 +103,10 @@ def test_lepton_energy_distribution_chi2(sample_mumu):
         lo, hi = dalitz_limits(tt, m2, ml, ml, m1)  # m²(ℓ⁺ℓ⁻) at fixed m²(ℓ⁻ψ₁) = t
         return [float(lo), float(hi)]
 
+    decay = Psi2Decay(m1, m2, ma, ml)
+
     def f(s, tt):
-        return float(psi2_matrix_element2(s, tt, m1, m2, ma, ml))
+        return float(psi2_matrix_element2(s, tt, decay))
 
     probs = np.array(
         [

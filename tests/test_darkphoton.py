@@ -14,7 +14,7 @@ from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
 @pytest.mark.parametrize(("channel", "ml"), [("ee", M_E), ("mumu", M_MU)])
 @pytest.mark.parametrize("m", [0.0015, 0.05, 0.2113, 0.25, 0.5, 1.0, 2.0])
 def test_leptonic_width_is_the_analytic_formula(channel, ml, m):
-    # Γ = ε² α m/3 · sqrt(1 − 4m_ℓ²/m²)(1 + 2m_ℓ²/m²), 0 below threshold (physics.md §7)
+    # Γ = ε² α m/3 · sqrt(1 − 4m_ℓ²/m²)(1 + 2m_ℓ²/m²), 0 below threshold (docs/explanation/physics.md §7)
     eps = 3e-5
     r = ml**2 / m**2
     expected = eps**2 * ALPHA_EM * m / 3 * np.sqrt(1 - 4 * r) * (1 + 2 * r) if r < 0.25 else 0.0
@@ -117,7 +117,7 @@ def test_ctau_against_bjorken_et_al():
 
 
 def test_dark_sector_lowers_the_visible_fraction():
-    # Γ_inv = α_D m/3 K_χ; BR(ee) = ε²α K_e/(ε²α K_e + α_D K_χ) below 2mμ (physics.md §7)
+    # Γ_inv = α_D m/3 K_χ; BR(ee) = ε²α K_e/(ε²α K_e + α_D K_χ) below 2mμ (docs/explanation/physics.md §7)
     dark = dp.DarkSector(alpha_d=0.1, m_chi=0.01)
     m, eps = 0.1, 1e-3
     ke = dp.kinematic_factor(m, M_E)
@@ -151,7 +151,7 @@ def test_plot(tmp_path):
 
 def test_lepton_channels_are_one_table():
     """The leptonic channels (darkphoton.LEPTON_CHANNELS) carry the lepton mass, the threshold
-    2 m_ℓ and the width ε²α m/3 K_f(m, m_ℓ) (physics.md §7); the total visible width is their
+    2 m_ℓ and the width ε²α m/3 K_f(m, m_ℓ) (docs/explanation/physics.md §7); the total visible width is their
     sum plus hadrons, and the config's reach.channels allows exactly them."""
     from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError

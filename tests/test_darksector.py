@@ -13,6 +13,7 @@ from gammastar.physics.constants import ALPHA_EM, M_E, M_MU
 from gammastar.physics.darksector import (
     I2DM,
     IDM,
+    Psi2Decay,
     aprime_branching_ratios,
     aprime_dark_widths,
     dalitz_limits,
@@ -27,15 +28,15 @@ from gammastar.physics.kinematics import kinematic_factor
 
 
 def test_small_splitting_limit_within_one_percent():
-    # physics.md §13: Γ → 4ε²αα_DΔ⁵m₁⁵/(15π m_A′⁴) for m_ℓ → 0, Δ → 0, m_A′ ≫ m₁.
+    # docs/explanation/physics.md §13: Γ → 4ε²αα_DΔ⁵m₁⁵/(15π m_A′⁴) for m_ℓ → 0, Δ → 0, m_A′ ≫ m₁.
     # Δ = 1e-3 at m₁ = 50 GeV puts Δm = 50 MeV ≫ 2m_e (m_ℓ → 0) and s/m_A′² < 1e-12; the
-    # neglected terms are O(Δ) (measured ≈ 1.5Δ, docs/darksector.md), so 1% is ample here
+    # neglected terms are O(Δ) (measured ≈ 1.5Δ, docs/howto/dark-sectors.md), so 1% is ample here
     # and the check fails on any normalisation error (a factor 2 in spin sums or phase space).
     m = IDM(m1=np.array([50.0, 200.0]), delta=1e-3, m_aprime=np.array([5e4, 2e5]), alpha_d=0.1)
     ratio = psi2_width(m, 1e-3, "ee") / psi2_width_small_splitting(m, 1e-3)
     assert np.all(np.abs(ratio - 1) < 0.01), ratio
     # and the correction is negative and first order in Δ (1 − cΔ with c between 1 and 2;
-    # measured c ≈ 1.5, docs/darksector.md), not a constant offset
+    # measured c ≈ 1.5, docs/howto/dark-sectors.md), not a constant offset
     m2 = IDM(m1=200.0, delta=np.array([1e-2, 3e-2]), m_aprime=2e5)
     r2 = psi2_width(m2, 1e-3) / psi2_width_small_splitting(m2, 1e-3)
     assert np.all((1 - r2 > 1.0 * m2.delta) & (1 - r2 < 2.0 * m2.delta)), r2
@@ -64,8 +65,10 @@ def test_large_splitting_against_adaptive_dalitz_integral(final_state, m_l):
     model = IDM(m1=0.4, delta=1.0, m_aprime=2.0, alpha_d=0.1)
     m1, m2, ma = 0.4, 0.8, 2.0
 
+    decay = Psi2Decay(m1, m2, ma, m_l, eps=1e-3, alpha_d=0.1)
+
     def f(t, s):
-        return float(psi2_matrix_element2(s, t, m1, m2, ma, m_l, eps=1e-3, alpha_d=0.1))
+        return float(psi2_matrix_element2(s, t, decay))
 
     def t_range(s):
         lo, hi = dalitz_limits(s, m2, m1, m_l, m_l)
@@ -105,7 +108,7 @@ def test_hadrons_is_r_times_massless_leptons():
 
 
 def test_pair_width_limits():
-    # Dirac pair m_a = m_b: (α_D m/3)(1 + 2m²/M²)√(1 − 4m²/M²) (physics.md §13).
+    # Dirac pair m_a = m_b: (α_D m/3)(1 + 2m²/M²)√(1 − 4m²/M²) (docs/explanation/physics.md §13).
     m = np.array([0.3, 1.0, 2.0])
     np.testing.assert_allclose(
         pair_width(m, 0.1, 0.1, 0.2), 0.2 * m / 3 * kinematic_factor(m, 0.1), rtol=1e-12

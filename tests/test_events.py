@@ -31,7 +31,7 @@ from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
 from gammastar.source.geometry import Geometry
 
-# NA62-like dump geometry (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B)
+# NA62-like dump geometry (NA62, arXiv:2312.12055, App. B)
 NA62_LIKE = {"l1": 82.0, "l2": 157.0, "theta_min": 0.0, "theta_max": 0.05, "efficiency": 0.9}
 BOTH_PLANE = {
     "l1": 5.0,
@@ -119,7 +119,7 @@ def test_hepmc_round_trip(tmp_path):
                 scale = sum(p.momentum.e for p in [*v.particles_in, *v.particles_out])
                 assert np.all(np.abs(pin - pout) <= 8 * EPS64 * scale)
             prod, dec = ev.vertices
-            # statuses and PDG ids as documented (docs/events.md)
+            # statuses and PDG ids as documented (docs/howto/signal-events.md)
             assert [(p.pid, p.status) for p in prod.particles_in] == [(2212, 4), (2212, 4)]
             assert [(p.pid, p.status) for p in prod.particles_out] == [
                 (APRIME_PDGID, 2),
@@ -339,9 +339,9 @@ def test_bad_input(tmp_path, capsys):
     cfg = make_config(tmp_path)
     out = tmp_path / "o" / "e.hepmc"
     with pytest.raises(InputError, match=r"outside the flow's mass range.*--extrapolate"):
-        run_events(cfg, EventRequest(n=10, output=out), mass=0.8, eps=1e-6, sampler=Narrow())
+        run_events(cfg, EventRequest(n=10, output=out), mass=0.8, eps=1e-6, source=Narrow())
     res = run_events(
-        cfg, EventRequest(n=10, output=out, extrapolate=True), mass=0.8, eps=1e-6, sampler=Narrow()
+        cfg, EventRequest(n=10, output=out, extrapolate=True), mass=0.8, eps=1e-6, source=Narrow()
     ).document
     assert "extrapolated" in res["meta"]["sampler"]
     out.unlink()
@@ -551,7 +551,7 @@ def test_mcp_events(tmp_path):
 
 
 def test_events_keeps_its_public_names():
-    """The split of gammastar.events.stage (docs/events.md "Code layout") keeps every public name
+    """The split of gammastar.events.stage (docs/howto/signal-events.md "Code layout") keeps every public name
     importable from it, as the very object of the module that now defines it, and
     ``gammastar.write_events(config, ...)`` callable (it runs run_events)."""
     import importlib
@@ -615,7 +615,7 @@ def test_mcp_full_phase_space_from_fiducial_spectrum(tmp_path):
     from gammastar.events.stage import run_mcp_events
 
     cfg = make_config(tmp_path, mcp_pdgid=9900001)
-    kw = {"m_chi": 0.12, "spectrum": mcp_spectrum(), "sampler": ParametricSampler()}
+    kw = {"m_chi": 0.12, "spectrum": mcp_spectrum(), "source": ParametricSampler()}
     plain = run_mcp_events(cfg, EventRequest(n=200, output=tmp_path / "a.parquet"), **kw).document
     doc = json.loads((tmp_path / "yields.json").read_text())
     m = np.linspace(0.2, 1.1, 10)

@@ -16,7 +16,7 @@ from gammastar.yields.extrapolation import (
     sandwich_covariance,
 )
 
-# the toy: the model at one mass with the mock's parameters (physics.md §3.2: T = 0.2 GeV,
+# the toy: the model at one mass with the mock's parameters (docs/explanation/physics.md §3.2: T = 0.2 GeV,
 # ȳ = 3.37 fixed as the analysis fixes it, σ_y = 1.2), seen through an acceptance that varies
 # strongly with rapidity, A(y) = 0.9 exp(−(y − 3.6)²/(2 · 0.7²)); F = {A ≥ 0.05}
 # (|y − 3.6| < 1.68); the accepted pairs weighted 1/A as the selection weights them

@@ -5,7 +5,7 @@ The closure against the generator's own γ*: validation/tests/test_fiducial_clos
 tolerances are the pairs' statistical error (Σw²) and the acceptance's known
 systematic of the decay angular distribution: the default job measures λ_θ(m) from the data
 (its statistical error ±0.1–0.2 per mass bin and the mock's smearing move A by up to 4% at
-0.4–0.7 GeV; isotropic decays assumed instead: the Dalitz γ* A 3% high; docs/selection.md "λ_θ").
+0.4–0.7 GeV; isotropic decays assumed instead: the Dalitz γ* A 3% high; docs/explanation/method.md "λ_θ").
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def run(tmp_path_factory):
     cfg = cfg.model_copy(update={"output": str(out)})
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
 
@@ -144,17 +144,17 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     reaches the spectrometer's 35 mrad): every accepted A′ would come from the model → one
     error."""
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
+    from gammastar.source.source import Source
     from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
 
     cfg, res, _ = run
     y = load_yields(cfg.output_dir / "yields.json")
     region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
     p = res.pairs  # weight 1/(A ε) inside the region, 0 outside: only those inside are drawn
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     sampler = ExtrapolatedSampler(inside, Extrapolation.from_dict(y.extrapolation), region)
     out = sampler.sample(0.5, 5000, seed=1)
     assert not np.any(region.contains(np.full(5000, 0.5), out["qT"], out["E"])
@@ -194,16 +194,16 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     gives the first pass (the same seeds, the same draws); the expected values are recomputed
     here from that pass's boundaries. For the demo's detector, which shares the spectrometer's
     window, the model's acceptance outside F moves with f_F, so the N_sig-level size is the
-    smaller (coverage study, docs/reach.md) and the expected limit tightens."""
+    smaller (coverage study, docs/explanation/reach.md) and the expected limit tightens."""
     import dataclasses
 
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
+    from gammastar.source.source import Source
     from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
@@ -218,10 +218,10 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     assert ex.error_method == "sandwich"
     region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
     p = res.pairs
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     geo = Geometry.from_config(cfg.detector)
     masses, eps = np.array([0.45, 0.6]), np.geomspace(1e-9, 1e-4, 40)
-    rel_yield = 0.14  # the demo's δf_F/f_F (docs/reach.md), one value for both masses
+    rel_yield = 0.14  # the demo's δf_F/f_F (docs/explanation/reach.md), one value for both masses
     kw = {"geometry": geo, "yields": y, "n_pot": 1e18, "background": {"mumu": 0.0},
           "background_kappa": {"mumu": 1.0}, "n_pot_unc": 0.0, "efficiency_uncertainty": 0.0,
           "samples": 20000, "seed": 5, "method": "exact",
@@ -297,7 +297,7 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
     plain = cfg.uncertainties.model_copy(update={"enabled": False})
     moved = cfg.model_copy(update={"output": str(out), "uncertainties": plain})
     with caplog.at_level(logging.WARNING, logger="gammastar"):
-        again = compute_yields(moved, plots=False, theory=False, force=True)
+        again = compute_yields(moved, plots=False, theory=False, force=True).document
     assert "unfold.bayesian_iterations does not change them" in caplog.text
     assert "'auto' sources use the histogram" not in caplog.text
     assert doc["meta"]["pairs_match_unfolded_m"] is True
@@ -328,7 +328,7 @@ def test_resolution_migration_corrects_the_full_phase_space_yield(run, tmp_path)
     ycfg = cfg.yields.model_copy(update={"resolution_migration": ResolutionMigrationConfig(
         simulation=[str(sim)], bootstrap=5, seed=3)})  # fmt: skip
     moved = cfg.model_copy(update={"output": str(out), "yields": ycfg})
-    again = compute_yields(moved, plots=False, theory=False, force=True)
+    again = compute_yields(moved, plots=False, theory=False, force=True).document
     mig = again["extrapolation"]["resolution_migration"]
     assert mig["applied"] is True
     assert (mig["seed"], mig["bootstrap"]) == (3, 5)
@@ -371,10 +371,10 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.reach.stage import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
+    from gammastar.source.source import Source
     from gammastar.yields.extrapolation import (
         ExtrapolatedSampler,
         Extrapolation,
@@ -413,7 +413,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     ex = Extrapolation.from_dict(y.extrapolation)
     region = FiducialRegion.from_dict(y.extrapolation["fiducial"])
     p = res.pairs
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     geo = Geometry.from_config(cfg.detector)
     masses, eps = np.array([0.45, 0.6]), np.geomspace(1e-9, 1e-4, 40)
     r_yield = 0.05

@@ -168,7 +168,7 @@ def test_spline_kernel_gradients():
 
 def test_vjp_in_chunks_equals_one_serial_pass():
     """The backward's parallel kernel over 1, 3 and 7 chunks gives what the serial
-    ``vjp_range`` gives over all points (the single-chunk path; docs/flow.md "Ensemble"), and
+    ``vjp_range`` gives over all points (the single-chunk path; docs/explanation/flow.md "Ensemble"), and
     both are gy·jy + gl·jl, gy·jx[0] + gl·jx[1] (numpy; float32 rounding of two products)."""
     from gammastar.flow import _training_kernels as FT
 
@@ -216,7 +216,7 @@ def test_vjp_in_chunks_equals_one_serial_pass():
 def test_numba_pool_keeps_torch_threads(launch, tmp_path):
     """OMP_NUM_THREADS=1 stays one torch thread after numba's first parallel kernel: numba's
     OpenMP layer set the process's OpenMP count (torch's) to every core, so that single-slot
-    jobs ran on every core and stalled each other (docs/flow.md "Ensemble"). A fresh
+    jobs ran on every core and stalled each other (docs/explanation/flow.md "Ensemble"). A fresh
     interpreter: the launch happens once per process."""
     import os
     import subprocess

@@ -14,6 +14,7 @@ from gammastar.reach.flow_closure import (
     moved_energy,
 )
 from gammastar.source.geometry import Geometry
+from gammastar.source.source import Source
 
 # the demo's detector (analysis/na60_like.yaml: a 5 m shield, 35-120 mrad) ending at 25 m, so
 # that at long cτ the decay probability inside, 20 m/(γβcτ), depends on the energy
@@ -159,7 +160,7 @@ def test_closure_record_says_why_it_skips(tmp_path):
     cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run")},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
     _flow_dir(tmp_path, cfg)
-    inp = SimpleNamespace(sampler=ToyFlow(), geometry=GEO)
+    inp = SimpleNamespace(source=Source.from_model(ToyFlow()), geometry=GEO)
     rec = closure_record(cfg, inp, None)
     assert "no pairs.parquet of the flow" in rec["skipped"]
     no_flow = cfg.model_copy(update={"reach": cfg.reach.model_copy(update={"flow": None})})
@@ -224,8 +225,8 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
     res = SimpleNamespace(masses=np.array([0.5]), eps=np.array([1e-8, 1e-7, 1e-6]),
                           boundaries={"0": (np.array([1e-8]), np.array([1e-6]))},
                           nsig=np.ones((1, 3)))  # fmt: skip
-    inp = SimpleNamespace(sampler=ToyFlow(), geometry=GEO, masses=np.array([0.5]),
-                          nuisance_record=None)  # fmt: skip
+    inp = SimpleNamespace(source=Source.from_model(ToyFlow()), geometry=GEO,
+                          masses=np.array([0.5]), nuisance_record=None)  # fmt: skip
 
     def warned():
         return [r for r in caplog.records if "differs from its own pairs" in r.getMessage()]
@@ -328,8 +329,8 @@ def test_the_region_applies_from_the_seam_up():
     assert above["n_pairs"] == 0
 
 
-def test_a_given_sampler_is_not_compared_with_the_configs_flow(tmp_path):
-    """run_reach(sampler=...) draws another sampler's kinematics: the closure of the config's
+def test_a_given_source_is_not_compared_with_the_configs_flow(tmp_path):
+    """run_reach(source=...) draws another source's kinematics: the closure of the config's
     flow (reach.flow, its default) does not apply to it and is not computed."""
     from test_reach import make_config
 
@@ -338,5 +339,5 @@ def test_a_given_sampler_is_not_compared_with_the_configs_flow(tmp_path):
 
     cfg = make_config(tmp_path, mass_points=3, channels=["mumu"],
                       flow=str(tmp_path / "run" / "flow"))  # fmt: skip
-    doc = run_reach(cfg, sampler=ParametricSampler()).document
+    doc = run_reach(cfg, source=ParametricSampler()).document
     assert "flow_closure" not in doc

@@ -120,7 +120,7 @@ def _grad_draws(scheme: str, x, c, w, n_batches: int, batch: int, flow, bins: in
 def test_stratified_sampler_lowers_gradient_variance():
     """Weights 1/A with A uniform in [0.01, 1] (1/A up to 100): drawing ∝ |w| estimates the same
     gradient with a variance smaller by about E[w²]/E[w]² = 4.7 than weighting uniform draws
-    (for per-point gradients independent of w; docs/flow.md). Both are unbiased: their mean
+    (for per-point gradients independent of w; docs/explanation/flow.md). Both are unbiased: their mean
     gradients agree within 5 standard errors."""
     from _flows import randomised_flow
 

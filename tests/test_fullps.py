@@ -49,7 +49,7 @@ def na60_config(run: Path, **unfold):
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     # the expectation folds the truth with a Gaussian per true-mass bin: the mock's
     # momentum-smearing detector (Gaussian σ_m = 30 MeV), not the scattering default, whose
-    # response is shifted by 1–2.6 MeV and has non-Gaussian tails (docs/mock.md)
+    # response is shifted by 1–2.6 MeV and has non-Gaussian tails (docs/reference/mock.md)
     det = cfg.mock.detector.model_copy(update={"resolution_model": "momentum"})
     mock = cfg.mock.model_copy(update={"detector": det})
     cfg = cfg.model_copy(update={"output": str(run), "mock": mock})
@@ -71,7 +71,7 @@ def fullps(tmp_path_factory):
     assert cfg.unfold.acceptance_map == "${output}/mock.root:acceptance"
     generate_file(cfg, run / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
 
@@ -242,7 +242,7 @@ def test_fullps_closure_independent_map(fullps, tmp_path):
 
 
 def test_resolution_used_for_folding(fullps):
-    """The folding's σ comes from the truth tree: 30 MeV above 0.35 GeV (docs/mock.md)."""
+    """The folding's σ comes from the truth tree: 30 MeV above 0.35 GeV (docs/reference/mock.md)."""
     cfg, _res, _doc = fullps
     _, sig = sigma_of(np.array([0.5]), Path(cfg.output_dir) / "mock.root")
     assert sig[3] == pytest.approx(0.030, rel=0.05)
@@ -279,7 +279,7 @@ def eta_aprime_expectation(cfg, edges, mock_path):
 # The method's bias on the η → γA′ yield in the 30 MeV bins from 0.39 to 0.51 GeV, measured with
 # 8 independent samples of 3e6 sources (seeds 20–27, not the fixture's: see
 # test_eta_aprime_bias_calibration, slow) with the fixture's code: ratio to the generator truth
-# per bin, and the error-weighted mean. Two causes (docs/yields.md "Full phase space"):
+# per bin, and the error-weighted mean. Two causes (docs/explanation/method.md "Full phase space"):
 # (1) the map is the cocktail average, and η → γμμ's own acceptance is ≈ 2% higher in the
 #     0.35–0.50 GeV rows (measured in true variables on 4e6 sources: 1.016, 1.018, 1.020), since
 #     Dalitz γ* (1 + cos²θ) and two-body (isotropic) muons differ in angular acceptance;
@@ -350,7 +350,7 @@ def test_eta_aprime_bias_calibration(tmp_path):
         cfg = na60_config(run)
         generate_file(cfg, run / "mock.root", events=3_000_000, seed=seed)
         res = select(cfg)
-        doc = compute_yields(cfg, plots=False, theory=False)
+        doc = compute_yields(cfg, plots=False, theory=False).document
         r, e, mean, sig = eta_aprime_ratios(cfg, res, doc)
         rs.append(r)
         es.append(e)

@@ -474,7 +474,7 @@ def test_pthetaphi_layout_gives_the_pairs_of_the_cartesian_layout(tmp_path):
 
 def test_pthetaphi_plausibility_names_the_branch():
     """The layout's own checks (its registry entry): p below the kinematic bound, θ in [0, π],
-    |φ| ≤ π; a value outside names the branch (a damaged file, docs/reliability.md)."""
+    |φ| ≤ π; a value outside names the branch (a damaged file, docs/howto/runs-and-failures.md)."""
     import awkward as ak
 
     from gammastar.selection.plausibility import Plausibility

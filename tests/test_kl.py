@@ -1,4 +1,4 @@
-"""The k-NN KL estimator (physics.md §6) against analytic Gaussian divergences."""
+"""The k-NN KL estimator (docs/explanation/physics.md §6) against analytic Gaussian divergences."""
 
 from __future__ import annotations
 

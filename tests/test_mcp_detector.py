@@ -18,6 +18,7 @@ from gammastar.physics.kinematics import cm_rapidity
 from gammastar.physics.millicharge import channel_branching_ratios
 from gammastar.physics.scintillator import ScintillatorDetector, square_solid_angle
 from gammastar.reach.mcp import (
+    MesonSettings,
     gstar_chi_yield,
     mcp_reach,
     meson_chi_acceptance,
@@ -80,10 +81,9 @@ def test_jpsi_yield_against_hand_acceptance(m_chi):
         "jpsi",
         m_chi,
         det,
-        beam_energy=400.0,
+        MesonSettings(beam_energy=400.0, n=n),
         temperature=0.2,
         rapidity_sigma=1.0,
-        n=n,
         seed=4,
         parents=parents,
     )
@@ -99,9 +99,7 @@ def test_jpsi_yield_against_hand_acceptance(m_chi):
         {"jpsi": {"per_collision": 2e-6, "temperature": 0.2, "rapidity_sigma": 0.5}},
         [m_chi],
         det,
-        beam_energy=400.0,
-        p_int=0.5,
-        n=20_000,
+        MesonSettings(beam_energy=400.0, n=20_000, p_int=0.5),
         seed=3,
     )["jpsi"]
     br = channel_branching_ratios("jpsi", [m_chi], 1.0)["chichi"]
@@ -112,10 +110,9 @@ def test_jpsi_yield_against_hand_acceptance(m_chi):
         "jpsi",
         m_chi,
         det,
-        beam_energy=400.0,
+        MesonSettings(beam_energy=400.0, n=20_000),
         temperature=0.2,
         rapidity_sigma=0.5,
-        n=20_000,
         seed=np.random.default_rng(np.random.SeedSequence(3).spawn(1)[0]),
     )
     assert ys[0] == pytest.approx(0.5 * 2e-6 * br[0] * acc2, rel=1e-12)
@@ -124,7 +121,7 @@ def test_jpsi_yield_against_hand_acceptance(m_chi):
 @pytest.mark.parametrize("m_chi", [0.005, 0.02, 0.05])  # Fig. 3's π⁰ curve at three m_χ
 def test_pi0_dalitz_branching_ratio_by_hand(m_chi):
     # BR(π⁰ → γχχ̄)/Q² = BR(π⁰ → γγ) ∫_{4m_χ²}^{m_π²} dm² (2α/3π) m⁻² (1 − m²/m_π²)³ K_χ(m)
-    # |F(m²)|² (Kroll–Wada, physics.md §3.3 with the χ in place of the lepton: Eq. 8),
+    # |F(m²)|² (Kroll–Wada, docs/explanation/physics.md §3.3 with the χ in place of the lepton: Eq. 8),
     # K_χ = (1 + 2m_χ²/m²)√(1 − 4m_χ²/m²), |F|² = (1 − a_π m²/m_π²)⁻², a_π = 0.0332 (PDG
     # slope); scipy quad in log m² (hand). The BR(π⁰ → γγ) is the package's PDG value.
     from scipy import integrate
@@ -156,10 +153,9 @@ def test_pi0_dalitz_acceptance_at_rest():
         "pi0",
         0.01,
         det,
-        beam_energy=400.0,
+        MesonSettings(beam_energy=400.0, n=n),
         temperature=0.2,
         rapidity_sigma=1.0,
-        n=n,
         seed=8,
         parents=parents,
     )
@@ -210,7 +206,7 @@ def test_gstar_yield_eq8():
 
 
 def test_reach_closed_form():
-    # Background-free, no N_POT uncertainty: s_up = 2.303 (exact CLs, physics.md §10); with
+    # Background-free, no N_POT uncertainty: s_up = 2.303 (exact CLs, docs/explanation/physics.md §10); with
     # Y₁ per POT per Q² and one layer of N₁ = 1: s(Q) = N Q² Y₁ (1 − e^{−Q²}); at small Q
     # s ≈ N Y₁ Q⁴ ⇒ Q_low = (2.303/(N Y₁))^{1/4} (hand).
     det = ScintillatorDetector(distance=1.0, n_layers=1, layer_length=1.0, area=1.0, npe_per_q2=1.0)

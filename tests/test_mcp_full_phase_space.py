@@ -27,7 +27,7 @@ def run(tmp_path_factory):
     cfg = cfg.model_copy(update={"output": str(out)})
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, doc
 
 

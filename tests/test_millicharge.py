@@ -1,4 +1,4 @@
-"""Meson → χχ̄ branching ratios (physics.md §1, Eq. 8) and the Eq. 8 closure on analytic spectra."""
+"""Meson → χχ̄ branching ratios (docs/explanation/physics.md §1, Eq. 8) and the Eq. 8 closure on analytic spectra."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from gammastar.yields.stage import mcp_yield_from_hist, mcp_yield_from_pairs
 M_PI0 = mass("pi0")
 M_ETA = mass("eta")
 
-# physics.md §1 "Test values per Q² with F = 1 (computed)", quoted to 3 significant digits.
+# docs/explanation/physics.md §1 "Test values per Q² with F = 1 (computed)", quoted to 3 significant digits.
 PHYSICS_MD = [
     ("pi0", 0.01, 2.79e-3),
     ("pi0", 0.05, 1.16e-5),
@@ -43,7 +43,7 @@ def test_pseudoscalar_ratio_physics_md_values(meson, m_chi, expected):
 
 
 def test_pseudoscalar_ratio_independent_integral_in_s():
-    # The same integral written directly in s = m² (physics.md §1), by plain quad.
+    # The same integral written directly in s = m² (docs/explanation/physics.md §1), by plain quad.
     for m_parent, m_chi in [(M_PI0, 0.02), (M_ETA, 0.15)]:
         f = lambda s, mp=m_parent, mc=m_chi: (
             (1 - s / mp**2) ** 3 * float(kinematic_factor(np.sqrt(s), mc)) / s
@@ -53,7 +53,7 @@ def test_pseudoscalar_ratio_independent_integral_in_s():
 
 
 def test_eq8_at_lepton_mass_reproduces_dalitz_integrals():
-    # Eq. 8 with m_χ = m_ℓ and Q = 1 is the Kroll–Wada integral itself: physics.md §3.3
+    # Eq. 8 with m_χ = m_ℓ and Q = 1 is the Kroll–Wada integral itself: docs/explanation/physics.md §3.3
     # unit-test integrals η → γμμ/γγ (pole) 8.24e-4, η′ → γμμ/γγ 4.90e-3, π0 → γee/γγ 1.185e-2.
     eta = pseudoscalar_ratio(M_ETA, M_MU, 1.0, lambda m: dalitz.form_factor_pole(m, 1.934))
     etap = pseudoscalar_ratio(mass("eta_prime"), M_MU, 1.0, dalitz.form_factor_eta_prime)
@@ -62,7 +62,7 @@ def test_eq8_at_lepton_mass_reproduces_dalitz_integrals():
     assert float(etap) == pytest.approx(4.90e-3, rel=2e-3)
     assert float(pi0) == pytest.approx(1.185e-2, rel=1e-3)
     # ω → π0μμ/π0γ with the NA60 pole: 1.23e-3 (dalitz.vector_dalitz_ratio docstring,
-    # physics.md §3.1: 1.03e-4 = 1.23e-3 × 8.4%)
+    # docs/explanation/physics.md §3.1: 1.03e-4 = 1.23e-3 × 8.4%)
     om = vector_dalitz_ratio(
         mass("omega"), M_PI0, M_MU, 1.0, lambda m: dalitz.form_factor_pole(m, 2.223)
     )

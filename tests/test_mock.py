@@ -234,7 +234,7 @@ def test_branching_ratios_come_from_pdg(mock_file):
     meta = mock_file.meta
     assert meta["pdg_edition"]
     brs = meta["branching_ratios"]
-    # physics.md §3.1 reference values (PDG), to 10%
+    # docs/explanation/physics.md §3.1 reference values (PDG), to 10%
     ref = {
         "ETA_DALITZ": 3.1e-4,
         "ETA_MUMU": 5.8e-6,
@@ -725,7 +725,7 @@ def test_toroid_kick_makes_acceptance_charge_dependent():
     OS count: R = N+−/Σ_b 2√(N++_b N−−_b) over 9 bins of 0.1 GeV deviates from 1 by > 4σ
     (σ_R ≈ 0.018 with 8e5 events; measured 1.11, and 1.09–1.14 on other seeds and sizes;
     without the kick 1.000 with KS p = 0.93). Integrated over mass R stays 1 (the
-    single-muon acceptances factorise), so a per-bin R is needed: docs/selection.md."""
+    single-muon acceptances factorise), so a per-bin R is needed: docs/explanation/method.md."""
     from scipy import stats
 
     cfg = make_config(

@@ -47,7 +47,7 @@ def mc_acceptance(la, m, p, theta, *, lam=0.0, n=200_000, seed=1):
 POINTS = [(0.3, 20, 0.06), (0.5, 10, 0.08), (0.78, 30, 0.05), (1.0, 60, 0.1), (0.25, 15, 0.03),
           (0.4, 40, 0.07), (0.6, 12, 0.11)]  # fmt: skip
 # Interpolation tolerance: trilinear on the default (40, 96, 160) grid; the largest deviation
-# from the exact quadrature measured at these points is 0.013 (docs/selection.md); plus 3σ of
+# from the exact quadrature measured at these points is 0.013 (docs/explanation/method.md); plus 3σ of
 # the Monte Carlo (√(A(1−A)/n) ≤ 0.0011 for n = 2e5).
 TOL = 0.02
 
@@ -231,7 +231,8 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
     roundings of one trilinear interpolation (≲ 16 of a value ≤ 1) plus those of the
     regrouping (the lower node's share as the sum less the upper's, the combination's 4
     products and sums: ≲ 8 more), tests/_tolerance.py. pair_moments' moments are
-    moments_at's bit for bit (the same arithmetic in the same order). Points: 3 blocks and a
+    moments_at's bit for bit (one contraction, the same arithmetic in the same order, in the
+    same (4, n) layout). Points: 3 blocks and a
     partial one, inside the table and beyond it (0 there, as the lookup); a λ_θ(m) that
     changes sign over the mass nodes (each cell's two λ differ), one λ_θ, and the table's
     own."""
@@ -242,11 +243,12 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
     n = 3 * pa._BLOCK + 77
     m, p, th = _pair_points(n, seed=23)
     pm = table.pair_moments(m, p, th)
-    # the same arithmetic in another memory layout: equal up to the interpolation's ≲ 16
-    # roundings (numpy's loops may group the sums otherwise on another CPU)
-    np.testing.assert_allclose(pm.values, table.moments_at(m, p, th), rtol=0,
-                               atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip
+    # elementwise operations only, in the same order and layout: the same numbers
+    np.testing.assert_array_equal(pm.values, table.moments_at(m, p, th))
+    assert pm.values.shape == (4, n)
+    assert pm.values.flags.c_contiguous  # the package's (4, n) layout, not a transposed view
     assert pm.upper.shape == (2, n)
+    assert pm.upper.flags.c_contiguous
     assert pm.node.shape == (n,)
     assert pm.node.min() >= 0
     assert pm.node.max() <= table.m_grid.size - 2
@@ -299,12 +301,12 @@ def test_pair_moments_in_single_precision(table):
     assert np.max(np.abs(got - ref)) > 0  # single precision: not the float64 numbers
     with pytest.raises(ValueError, match="float16"):
         table.pair_moments(m, p, th, dtype=np.float16)
-    # the row-layout caches are not pickled (the table travels to the workers)
+    # the single-precision copy of the tables is not pickled (the table travels to the workers)
     import pickle
 
     back = pickle.loads(pickle.dumps(table))
-    assert "_rows32" in table.__dict__
-    assert "_rows32" not in back.__dict__
+    assert "_moments32" in table.__dict__
+    assert "_moments32" not in back.__dict__
     # rebuilt caches give the same numbers up to the float32 interpolation's roundings
     np.testing.assert_allclose(back.pair_moments(m, p, th, dtype=np.float32).values,
                                p32.values, rtol=0, atol=tol)  # fmt: skip

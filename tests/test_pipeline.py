@@ -284,3 +284,17 @@ def test_stages_follow_the_run_directory_order() -> None:
     assert tuple(s.name for s in REAL_STAGES) == rundir.STAGE_ORDER
     for s in REAL_STAGES:
         assert s.outputs == rundir.stage_outputs(s.name)
+
+
+def test_summary_names_a_corrupt_artifact_in_one_line(tmp_path: Path) -> None:
+    """The run's summary reads the run directory through its quiet reader: an absent artifact
+    adds nothing, a corrupt one is one line naming the file (the summary itself never fails)."""
+    cfg = config_from_dict({"output": str(tmp_path / "run")})
+    cfg.output_dir.mkdir()
+    (cfg.output_dir / rundir.SELECT).write_text("{not json")
+    text = pipeline.summarize(cfg, [])
+    bad = [line for line in text.splitlines() if "select.json" in line]
+    assert len(bad) == 1
+    assert bad[0].startswith(f"{cfg.output_dir / rundir.SELECT}: not a readable JSON")
+    assert "yields" not in text  # not run: nothing said
+    assert "A′ yield" not in text

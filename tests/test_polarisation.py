@@ -111,7 +111,7 @@ def test_fit_recovers_the_vector_mesons_lambda_through_the_spectrometer(table):
     (35–120 mrad, E > 3 GeV, which keeps a narrow band of cos θ*): the acceptance-aware fit
     of the accepted pairs (true kinematics) returns each configured λ_θ within 3σ of its
     sandwich error plus 0.05 (the moment tables' interpolation error: the fits of 4·10⁵
-    brute-force decays per point scattered by ≤ 0.04 about the truth, docs/selection.md)."""
+    brute-force decays per point scattered by ≤ 0.04 about the truth, docs/explanation/method.md)."""
     chans = {Channel.RHO_MUMU: "rho", Channel.OMEGA_MUMU: "omega", Channel.PHI_MUMU: "phi"}
     gen, src = _sources(TRUE, 400_000, 5, set(chans))
     det = gen.detector
@@ -178,7 +178,7 @@ def test_measured_lambda_reduces_the_dalitz_acceptance_bias(table):
     """η, η′ → γμμ and ω → π0μμ (1 + cos²θ + a sin²θ about the γ* in the parent frame, which
     the lab helicity frame sees diluted): at 0.26–0.41 GeV the isotropic per-pair acceptance
     is high, Σ A(λ=0) over the generated sources exceeds the number whose muons pass by more
-    than 3σ (measured 2.9–3.2%, docs/selection.md); with λ_θ fitted per 50 MeV bin to the
+    than 3σ (measured 2.9–3.2%, docs/explanation/method.md); with λ_θ fitted per 50 MeV bin to the
     accepted pairs' true angles the excess must shrink (measured to 1.2–1.7%)."""
     chans = {Channel.ETA_DALITZ, Channel.ETAPRIME_DALITZ, Channel.OMEGA_DALITZ}
     gen, src = _sources({}, 1_000_000, 8, chans)
@@ -455,7 +455,7 @@ def test_bins_through_a_peak_select_the_decay_angles_and_peak_safe_bins_do_not(t
     the mock's multiple-scattering spectrometer (its default; σ_m = 30 MeV at the ω). The soft
     muon of an asymmetric decay (large |cos θ*|) scatters most, so the reconstructed mass of
     such decays is wider: the ω's core bin 0.772–0.812 GeV (the edges the demo's equal-count
-    bins had) measures λ_θ < 0 by far more than its error (docs/selection.md: −0.52 ± 0.02 over
+    bins had) measures λ_θ < 0 by far more than its error (docs/explanation/method.md: −0.52 ± 0.02 over
     10 demo realisations, whole cocktail), while the bin that holds the peak whole (edges moved
     3.5 σ_m away, as analysis/na60_like.yaml does) gives back 0 within 3σ + 0.05 (the moment
     tables' interpolation allowance of the tests above)."""

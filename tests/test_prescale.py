@@ -234,7 +234,7 @@ def _na60_region():
 
 def test_flow_weights_stitched_at_the_seam(tmp_path):
     """A both-channels run whose μμ arm is fiducial and whose yields carry the μμ
-    extrapolation's seam m_s = 0.22 GeV (docs/yields.md "Both channels in one run"): below
+    extrapolation's seam m_s = 0.22 GeV (docs/howto/both-channels.md): below
     m_s the ee pairs at share 1 × the ee exposure N_POT/N_POT_e = 4 and the μμ pairs at 0
     (even at 0.215 GeV > 2m_μ, where the combination gives μμ a share); at and above m_s the
     μμ pairs at their share λ_μ × F_μ/F_e (Eq. 6) × 1, the ee pairs inside F at λ_e × 4 and
@@ -301,7 +301,7 @@ def test_sampler_stitched_at_the_seam():
     np.testing.assert_allclose(high["qT"][~lab], 0.05, rtol=1e-12)
     # without a seam the extrapolation's first edge bounds the range (single-flavour runs)
     assert ExtrapolatedSampler(Flow(), Model(), Region()).mass_range[0] == pytest.approx(0.22)
-    # no flow (reach.flow: null, the NA62-like config): below the seam the physics.md
+    # no flow (reach.flow: null, the NA62-like config): below the seam the docs/explanation/physics.md
     # analytic sampler (the reach then covers the ee range), above it the fitted model; every
     # sample a model's, so every one labelled
     from gammastar.physics.sampling import ParametricSampler

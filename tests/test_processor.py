@@ -340,7 +340,7 @@ def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
     # over the table: each sum within n · eps · Σ|w| of the other (tests/_tolerance.py), a
     # ratio of two within twice that relative to |Σw|
     # ratio of two within twice that relative to |Σw|. binwise: the chunks' sums take SS
-    # pairs at −1, not −k_b (docs/selection.md "Where the weights are computed"): counts only
+    # pairs at −1, not −k_b (docs/explanation/method.md "Where the weights are computed"): counts only
     rel = 2 * reorder_tol(len(wa), np.abs(wa).sum(), EPS64) / abs(wa.sum())
     for key, val in ra.items():
         if isinstance(val, float) and key.startswith("lost_fraction_estimate_pairs"):

@@ -53,7 +53,7 @@ NA62_LIKE = {
 }
 
 
-# NA62's statistics inputs (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B, Table I)
+# NA62's statistics inputs (NA62, arXiv:2312.12055, App. B, Table I)
 NA62_STATS = {
     "background": {"mumu": 0.016, "ee": 0.0094},
     "background_kappa": {"mumu": 1.125, "ee": 4.0},
@@ -275,7 +275,7 @@ def test_bad_inputs(tmp_path, capsys):
     with pytest.raises(InputError, match="outside the flow's mass range"):
         run_reach(
             make_config(tmp_path, mass_min=0.1, mass_max=2.0),
-            sampler=ParametricSampler(mass_range=(0.2, 1.1)),
+            source=ParametricSampler(mass_range=(0.2, 1.1)),
         )
     cfg = make_config(tmp_path, yields=str(tmp_path / "missing.json"))
     with pytest.raises(GammastarError, match="not found"):
@@ -409,13 +409,13 @@ def test_empty_acceptance_is_a_clear_error(tmp_path):
         update={"detector": cfg.detector.model_copy(update={"theta_min": 0.035, "theta_max": 0.12})}
     )
     with pytest.raises(GammastarError, match="acceptance is zero"):
-        run_reach(cfg, sampler=OnAxis())
+        run_reach(cfg, source=OnAxis())
 
 
 def test_scan_gives_each_channel_its_own_acceptance(tmp_path):
     """With both daughters in the detector, A′ → ee and A′ → μμ are accepted differently (the
     lepton mass sets the daughters' opening angles and energies): N_sig(m, ε) is
-    Σ_c N_POT y(m) ε² BR_c A_c(cτ) with each channel's own acceptance A_c (physics.md §9-10).
+    Σ_c N_POT y(m) ε² BR_c A_c(cτ) with each channel's own acceptance A_c (docs/explanation/physics.md §9-10).
     Drawing the first open channel's acceptance (``channel=open_ch[0]``) for all would fail.
     The reference draws each channel with the scan's own per-mass seed (the same samples), so
     the only difference left is the float rounding of a few products: rtol 1e-12."""
@@ -467,7 +467,7 @@ def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
     cfg = make_config(tmp_path)
     inp = reach_inputs(cfg)
     assert not (tmp_path / "run").exists()  # nothing written before the scan
-    # yield scale from the data's 0.01 λ_I target to a dump: 1/(1 − e^{−0.01}) (docs/reach.md §4)
+    # yield scale from the data's 0.01 λ_I target to a dump: 1/(1 − e^{−0.01}) (docs/explanation/reach.md §4)
     assert inp.yield_scale == pytest.approx(1 / (1 - np.exp(-0.01)), rel=1e-12)
     assert inp.n_pot == 1.4e17  # reach.n_pot as given
     # the mass grid spans the synthetic yields' range (0.215–1.1 GeV), reach.mass_points points

@@ -21,7 +21,7 @@ from gammastar.physics.target import interaction_probability, yield_scale
 from gammastar.reach.stage import observed_counts, run_reach, window_edges
 from gammastar.source.production import load_yields, resolve_yield_scale
 
-# NA62's statistics inputs (../shared/seeds/na62-dark-photon-beam-dump.txt, App. B, Table I)
+# NA62's statistics inputs (NA62, arXiv:2312.12055, App. B, Table I)
 NA62_STATS = {
     "background": {"mumu": 0.016, "ee": 0.0094},
     "background_kappa": {"mumu": 1.125, "ee": 4.0},
@@ -39,7 +39,7 @@ GEOMETRY = {"l1": 82.0, "l2": 157.0, "theta_min": 0.0, "theta_max": 0.05, "effic
 
 
 def synthetic_yields(path, target=None):
-    """NA60-magnitude A′ yield per POT per ε² (docs/reach.md §5); ``target``: the thickness
+    """NA60-magnitude A′ yield per POT per ε² (docs/explanation/reach.md §5); ``target``: the thickness
     recorded in meta, as the yields stage writes it."""
     m = np.linspace(0.215, 1.1, 60)
     y = 3e-3 * np.exp(-(m - 0.2) / 0.4)

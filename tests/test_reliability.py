@@ -1,5 +1,5 @@
 """Runs a team can trust: signals, one writer per run directory, umask modes,
-one-line environment failures, corrupted input never silent (docs/reliability.md).
+one-line environment failures, corrupted input never silent (docs/howto/runs-and-failures.md).
 
 Most tests start real ``gammastar`` processes (``python -m gammastar``), each bounded in time.
 """
@@ -749,7 +749,7 @@ def _sel_cfg(tmp_path: Path, files: list[Path]):
     )
 
 
-# Damage that the checks must catch (docs/reliability.md lists the measured cases, including
+# Damage that the checks must catch (docs/howto/runs-and-failures.md lists the measured cases, including
 # the one kind that stays plausible: a large momentum component made small).
 DAMAGED = [
     ("zstd", "muon_charge"),

@@ -288,7 +288,7 @@ def test_partial_run_says_not_run(tmp_path: Path, png_bytes: bytes) -> None:
     assert "not run" not in _section(page, "mock")
     sel = _section(page, "selection")
     assert 'class="warn"' in sel
-    assert "cannot read it as JSON" in sel
+    assert "select.json: not a readable JSON" in sel  # one line naming the file
     # figures still shown where they belong; the missing flow/loss.png is not referenced
     assert 'src="figures/yields_aprime.png"' in page
     assert "flow/loss.png" not in page
@@ -404,7 +404,7 @@ def test_chromium_selfcheck_detects_failures(tmp_path: Path, png_bytes: bytes) -
 
 
 def test_yields_section_shows_lepton_universality(tmp_path: Path, png_bytes: bytes) -> None:
-    # yields.compare_with (docs/yields.md "Lepton universality"): the report shows the ratio
+    # yields.compare_with (docs/howto/both-channels.md): the report shows the ratio
     # per shared bin with its error, χ²/ndf, p-value and the combined yield, as written
     run = tmp_path / "run"
     write_full_run(run, png_bytes)

@@ -67,7 +67,7 @@ def test_pipeline_and_stages_take_their_outputs_from_the_table() -> None:
     assert set(rundir.stage_outputs("reach")) <= set(reach.OUTPUTS)
     assert rundir.ACCEPTANCE in rundir.stage_outputs("reach")
     assert rundir.stage_outputs("reach")[-1] == rundir.REACH
-    # the design's public contract names (design.md "Public contracts")
+    # the public contract names (docs/reference/outputs.md)
     for name in ("pairs.parquet", "histograms.root", "yields.json", "flow/model.pt",
                  "flow/meta.json", "validation.json", "reach.json"):  # fmt: skip
         assert name in ARTIFACTS, name
@@ -267,3 +267,58 @@ def test_report_warns_about_an_invalid_artifact(small_run, tmp_path: Path) -> No
     rd.path(rundir.SELECT).write_text(json.dumps(doc))
     page = build_report(cfg, force=True).path.read_text()
     assert "select.json: invalid select.json (schema version 1) at &#x27;counts.pp&#x27;" in page
+
+
+# --------------------------------------------------------------------------- quiet reads
+def test_read_optional_absent_corrupt_and_invalid(small_run, tmp_path: Path) -> None:
+    """The readers of whatever a run holds (report, run summary): an absent artifact is
+    ``None``, a corrupt one one error line naming the file, an invalid one (or one of an
+    unknown schema version) an error unless the reader asks to see it as far as it goes."""
+    _cfg, rd = _copy_run(small_run, tmp_path)
+    assert rd.read_optional(rundir.REACH) is None  # not run
+    assert rd.read_optional(rundir.SELECT) == rd.read_json(rundir.SELECT)
+
+    doc = rd.read_json(rundir.SELECT)
+    doc["counts"]["pp"] = -3  # a count below 0: breaks select.json's schema
+    rd.path(rundir.SELECT).write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match=r"select.json \(schema version 1\) at 'counts.pp'"):
+        rd.read_optional(rundir.SELECT)
+    seen: list[ArtifactError] = []
+    assert rd.read_optional(rundir.SELECT, invalid=seen.append)["counts"]["pp"] == -3
+    assert len(seen) == 1
+    assert "counts.pp" in str(seen[0])
+
+    doc["meta"]["schema_version"] = 99  # a version this gammastar does not read
+    rd.path(rundir.SELECT).write_text(json.dumps(doc))
+    with pytest.raises(ArtifactError, match="unknown schema version 99"):
+        rd.read_optional(rundir.SELECT)
+    assert rd.read_optional(rundir.SELECT, invalid=seen.append)["meta"]["schema_version"] == 99
+    assert "unknown schema version 99" in str(seen[-1])
+
+    rd.path(rundir.SELECT).write_text("[1, 2]")  # JSON, but not an object: nothing to show
+    with pytest.raises(ArtifactError, match="a JSON object expected"):
+        rd.read_optional(rundir.SELECT, invalid=seen.append)
+
+    rd.path(rundir.YIELDS).write_text('{"aprime": [1, 2')  # cut short
+    with pytest.raises(GammastarError) as err:
+        rd.read_optional(rundir.YIELDS, invalid=seen.append)
+    message = str(err.value)
+    assert message.startswith(f"{rd.path(rundir.YIELDS)}: not a readable JSON")
+    assert "\n" not in message
+
+
+def test_read_root_meta(small_run, tmp_path: Path) -> None:
+    """mock.root's meta as the generator wrote it; a file without one is one line naming it."""
+    from gammastar.mock import read_meta
+
+    rd = RunDir.of(small_run)
+    assert rd.read_root_meta(rundir.MOCK) == read_meta(rd.path(rundir.MOCK))
+    empty = RunDir(tmp_path)
+    with pytest.raises(GammastarError, match=r"mock.root: mock.root not found"):
+        empty.read_root_meta(rundir.MOCK)
+    with uproot.recreate(empty.path(rundir.MOCK)) as f:
+        f["other"] = "no meta here"
+    with pytest.raises(GammastarError) as err:
+        empty.read_root_meta(rundir.MOCK)
+    assert str(err.value).startswith(f"{empty.path(rundir.MOCK)}: cannot read its meta JSON")
+    assert "\n" not in str(err.value)

@@ -234,11 +234,11 @@ def test_r_from_mixed_events_on_charge_dependent_acceptance(repo_dir, tmp_path):
     ~9% (> 4σ). R per mass bin from mixed events (``r_factor: mixed``, like-sign-event pool,
     depth 20) removes most of it: the remaining bias is < 50% of the R = 1 bias and the
     spectrum closes (χ² p > 0.01). Measured with 2e6 sources, seeds 7/8/9: pulls −7.3/−5.6/
-    −7.3σ with R = 1, −2.9/−1.3/−2.5σ mixed (R's own error not in the pull; docs/selection.md).
+    −7.3σ with R = 1, −2.9/−1.3/−2.5σ mixed (R's own error not in the pull; docs/explanation/method.md).
     Measured with the momentum-smearing mock detector, which this test keeps: with the
     spectrometer-like (scattering) default the window acts on scattered directions, the toroid's
     ++/−− difference grows (R = 1 bias −1150…−1490 against −530) and the mixed-event R closes
-    less well (χ² p = 0.002/0.06/0.12 at seeds 8/7/9; docs/selection.md)."""
+    less well (χ² p = 0.002/0.06/0.12 at seeds 8/7/9; docs/explanation/method.md)."""
     path = _generate_asymmetric(
         repo_dir, tmp_path / "mock.root", 1_200_000, 8, kick=0.1, resolution="momentum"
     )

@@ -52,7 +52,7 @@ def test_twenty_percent_n_pot_uncertainty():
     ref = optimize.brentq(lambda s: clsb(s) - 0.1, 2.0, 3.0)
     got = upper_limit(zero_obs(n_pot_unc=0.2), cl=0.9, method="exact").observed
     assert got == pytest.approx(ref, rel=1e-4)
-    # physics.md §10: "about 2.36–2.41"; median-normalised σ = ln 1.2 gives 2.353, a
+    # docs/explanation/physics.md §10: "about 2.36–2.41"; median-normalised σ = ln 1.2 gives 2.353, a
     # mean-normalised log-normal 2.392: the same ballpark, above 2.30
     assert 2.34 < got < 2.42
 

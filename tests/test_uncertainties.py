@@ -444,11 +444,11 @@ def test_ensemble_bad_input(tmp_path):
         config_from_dict({"uncertainties": {"kinematic_model": True}})
     from test_reach import make_config
 
-    from gammastar.source.production import ensemble_samplers
+    from gammastar.source.source import Source, ensemble_sources
 
     cfg = make_config(tmp_path, mass_points=2, channels=["mumu"])
     with pytest.raises(ConfigError, match=r"uncertainties\.kinematic_model: needs reach\.flow"):
-        ensemble_samplers(cfg, None, ParametricSampler())
+        ensemble_sources(cfg, None, Source.from_model(ParametricSampler()))
 
 
 def test_lambda_errors_read_the_measured_polarisation_block():
@@ -510,7 +510,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
     from test_flow import synthetic_pairs
 
     from gammastar import flow
-    from gammastar.source.production import ensemble_samplers
+    from gammastar.source.source import ensemble_sources
 
     pairs = synthetic_pairs(2000, seed=3)
 
@@ -519,25 +519,24 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
             source="a.yaml", reach=SimpleNamespace(flow=str(out)), resolve=lambda p: p
         )
 
-    def wrap(config, yields, base):
-        return (base,)
-
     kw = {"epochs": 1, "bootstrap": True}
     out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs).path
     with caplog.at_level("WARNING", logger="gammastar.yields.uncertainties"):
-        samplers, seeds = ensemble_samplers(cfg_of(out3), None, "nominal", wrap)
+        sources, seeds = ensemble_sources(cfg_of(out3), None, "nominal")
     # two replicas: the spread's own error 1/√(2(2 − 1)) = 71%, a warning naming the advice
     assert "the spread over the 2 members" in caplog.text
     assert "uncertain by ±71%" in caplog.text
     assert "train >= 10 (flow.ensemble) for ±24%" in caplog.text
     assert seeds == [8, 9]  # members 1 and 2 (training seeds 7 + 1, 7 + 2), not member 0
-    assert "nominal" not in samplers
+    assert "nominal" not in sources
+    assert all(s.description == "flow ensemble member" for s in sources)
     assert all(
-        s.meta["meta"]["bootstrap"]["member"] == k for k, s in zip((1, 2), samplers, strict=True)
+        s.kinematics.meta["meta"]["bootstrap"]["member"] == k
+        for k, s in zip((1, 2), sources, strict=True)
     )
     out2 = flow.train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs).path
     with pytest.raises(ConfigError, match=r"1 bootstrap replica; train >= 3 members"):
-        ensemble_samplers(cfg_of(out2), None, "nominal", wrap)
+        ensemble_sources(cfg_of(out2), None, "nominal")
 
 
 # --------------------------------------------------------------------------- acceptance map

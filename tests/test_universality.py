@@ -67,7 +67,7 @@ def test_universality_on_the_mock(tmp_path):
             source=str(tmp_path / "c.yaml"),
         )
         select(cfg)
-        return compute_yields(cfg, plots=False, theory=False)
+        return compute_yields(cfg, plots=False, theory=False).document
 
     run("mu", "acceptance")
     doc = run(

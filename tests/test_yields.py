@@ -209,27 +209,29 @@ def test_stage_falls_back_to_histogram_when_pairs_disagree(tmp_path):
     hists["unfolded_m"].view()["value"] *= 1.1
     write_run(run, pairs, hists)
     cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     assert doc["meta"]["pairs_match_unfolded_m"] is False
     assert doc["aprime"]["source"] == "histogram"
     assert doc["mcp"]["source"] == "histogram"
     cfg_p = config_from_dict(
         {"output": str(run), "beam": {"n_pot": 1e13}, "yields": {"aprime_source": "pairs"}}
     )
-    doc_p = compute_yields(cfg_p, plots=False, theory=False, force=True)
+    res_p = compute_yields(cfg_p, plots=False, theory=False, force=True)
+    doc_p = res_p.document
     assert doc_p["aprime"]["source"] == "pairs"
     assert doc_p["mcp"]["source"] == "histogram"
     # SS pairs give the exact background-subtraction error in the per-pair estimator
     assert np.all(np.asarray(doc_p["aprime"]["bkg_sub_err"]) > 0)
     # the typed result: the document written to yields.json, made from its typed yields
+    assert res_p.path == run / "yields.json"
     written = json.loads((run / "yields.json").read_text())
     assert written["aprime"]["per_pot_per_eps2"] == pytest.approx(
-        list(doc_p.aprime.per_pot_per_eps2), rel=1e-15  # JSON floats round-trip (repr)
+        list(res_p.aprime.per_pot_per_eps2), rel=1e-15  # JSON floats round-trip (repr)
     )
-    assert written["mcp"]["mass"] == pytest.approx(list(doc_p.mcp.mass), rel=1e-15)
-    assert doc_p.aprime_source == "pairs"
-    assert doc_p.inputs.consistent is False
-    assert doc_p.files["yields.json"] == run / "yields.json"
+    assert written["mcp"]["mass"] == pytest.approx(list(res_p.mcp.mass), rel=1e-15)
+    assert res_p.aprime_source == "pairs"
+    assert res_p.inputs.consistent is False
+    assert res_p.files["yields.json"] == run / "yields.json"
 
 
 # --------------------------------------------------------------------------- Eq. 8
@@ -293,7 +295,7 @@ def test_compute_yields_outputs_contract(tmp_path):
     run = tmp_path / "run"
     pairs, _ = write_run(run)
     cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     on_disk = json.loads((run / "yields.json").read_text())
     for key in ("mass", "per_pot_per_eps2", "stat_err"):
         assert len(on_disk["aprime"][key]) == 30
@@ -319,7 +321,7 @@ def test_compute_yields_outputs_contract(tmp_path):
     cfg_h = config_from_dict(
         {"output": str(run), "beam": {"n_pot": 1e13}, "yields": {"mcp_source": "histogram"}}
     )
-    doc_h = compute_yields(cfg_h, plots=False, theory=False, force=True)
+    doc_h = compute_yields(cfg_h, plots=False, theory=False, force=True).document
     assert doc_h["mcp"]["source"] == "histogram"
 
 
@@ -327,7 +329,7 @@ def test_compute_yields_with_theory_and_plots(tmp_path):
     run = tmp_path / "run"
     write_run(run)
     cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
-    doc = compute_yields(cfg, plots=True)
+    doc = compute_yields(cfg, plots=True).document
     th = doc["theory"]
     assert np.all(np.asarray(th["brems_aprime"]["low"]) <= np.asarray(th["brems_aprime"]["high"]))
     assert th["pi0_mcp"]["per_pot_per_q2"][0] > 0  # π0 → γχχ̄ open at m_χ = 0.01
@@ -451,7 +453,7 @@ def mock_run(tmp_path_factory):
     cfg = mock_config(run, resolution=0.0)
     generate_file(cfg, run / "mock.root", events=150_000)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
 

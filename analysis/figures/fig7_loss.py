@@ -3,7 +3,7 @@
 Runs ``generate``, ``select`` and ``train`` (reused when up to date), then draws
 ``<run>/flow/history.json`` with :func:`gammastar.flow.plot_losses`. The run's training recipe
 is the config's ``flow:`` section (default: 30 epochs of 10⁵ points; the paper's 500 epochs of
-5 × 10⁴ points are one config change away, see docs/flow.md).
+5 × 10⁴ points are one config change away, see docs/explanation/flow.md).
 
 Usage: ``python analysis/figures/fig7_loss.py [CONFIG] [--output RUN] [--force]``
 """

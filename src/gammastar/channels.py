@@ -9,7 +9,7 @@ class Channel(enum.IntEnum):
     """Truth source of a dimuon in the mock data (branch ``truth_channel``).
 
     ``COMBINATORIAL`` pairs are random muons from π/K decays; ``ETA_MUMU`` is not a
-    single-virtual-photon process and must be removed before Eq. 6 (physics.md §4).
+    single-virtual-photon process and must be removed before Eq. 6 (docs/explanation/physics.md §4).
     """
 
     COMBINATORIAL = 0

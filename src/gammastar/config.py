@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import math
 import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -22,10 +23,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from gammastar.core import rundir
 from gammastar.core.artifacts import sha256_json
@@ -66,7 +70,8 @@ class Section(BaseModel):
 
 # --------------------------------------------------------------------------- beam
 class BeamConfig(Section):
-    """Beam and target of the data (physics.md §2): the yields per POT are normalised to them.
+    """Beam and target of the data (docs/explanation/physics.md §2): the yields per POT are
+    normalised to them.
 
     The facility of a reach (its N_POT, target thickness and N_POT uncertainty) is described
     in ``reach``.
@@ -82,11 +87,26 @@ class BeamConfig(Section):
     prescale). With ``n_pot: from_input`` the mock file's ``meta.n_pot_by_flavour`` already
     holds it (``mock.electrons.prescale``); a value here must then equal the file's."""
     target: str = "Pb"
+    """Name of the target material (e.g. ``Pb``): a label that enters the config's hash but no
+    computation; the normalisation reads ``interaction_lengths`` and ``sigma_inel_mb``, so set
+    those for another material."""
     interaction_lengths: PositiveFloat = 0.01
     """Target thickness L in nuclear interaction lengths: a fraction P_int = 1 − e^{−L} of the
     protons interacts (``gammastar.physics.target``)."""
     sigma_inel_mb: PositiveFloat = 1720.0
     """Inelastic p–target cross-section in mb (Pb: 1.72 b from λ_I = 199.6 g/cm²)."""
+    target_mass_number: PositiveFloat | None = None
+    """Mass number A of the data's target material (Pb: 207.2), for the A-dependence of the
+    yield carried to a facility's nucleus (``reach.target``, which needs it and an explicit
+    ``sigma_inel_mb``); ``None``: not stated."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # not given: left out, so a config without it hashes as before the key existed
+        out = handler(self)
+        if out.get("target_mass_number") is None:
+            out.pop("target_mass_number", None)
+        return out
 
     @model_validator(mode="before")
     @classmethod
@@ -101,7 +121,8 @@ class BeamConfig(Section):
 
 # --------------------------------------------------------------------------- mock
 class MockCrossSections(Section):
-    """Meson production cross-sections relative to the ω (physics.md §3.2 [default])."""
+    """Meson production cross-sections relative to the ω (docs/explanation/physics.md §3.2
+    [default])."""
 
     eta: NonNegFloat = 0.8
     """σ_η/σ_ω (range 0.6–1.0; PYTHIA 8.318 pp at 400 GeV: 0.81)."""
@@ -116,7 +137,7 @@ class MockCrossSections(Section):
 
 
 class MockFormFactors(Section):
-    """Transition form factors and the ρ line shape (physics.md §3.3 [lit])."""
+    """Transition form factors and the ρ line shape (docs/explanation/physics.md §3.3 [lit])."""
 
     eta_lambda_inv2: PositiveFloat = 1.934
     """η pole Λ⁻² in GeV⁻² (NA60 p–A, PLB 757 (2016) 437)."""
@@ -139,12 +160,18 @@ class MockPolarisation(Section):
     frame (a transverse virtual photon: Kroll–Wada), not configurable."""
 
     rho: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    """λ_θ of ρ → ℓℓ (μμ and ee) in the ρ's helicity frame, in [−1, 1]; 0: isotropic
+    (:meth:`gammastar.mock.cocktail.Cocktail.lambda_theta`)."""
     omega: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    """λ_θ of ω → ℓℓ (μμ and ee) in the ω's helicity frame, in [−1, 1]; 0: isotropic. The
+    Dalitz decay ω → π0ℓℓ keeps its Kroll–Wada angular form."""
     phi: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    """λ_θ of φ → ℓℓ (μμ and ee) in the φ's helicity frame, in [−1, 1]; 0: isotropic."""
 
 
 class MockCombinatorial(Section):
-    """Combinatorial background: random muons from π±/K± decays (physics.md §3.4)."""
+    """Combinatorial background: random muons from π±/K± decays
+    (docs/explanation/physics.md §3.4)."""
 
     os_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.10
     """Target fraction of combinatorial pairs among all recorded OS pairs (after all cuts)."""
@@ -165,8 +192,8 @@ class MockCombinatorial(Section):
 
 
 class MockDetector(Section):
-    """NA60-like detector model of the mock generator (physics.md §3.5; docs/mock.md
-    "Detector"; :mod:`gammastar.mock.detector`)."""
+    """NA60-like detector model of the mock generator (docs/explanation/physics.md §3.5;
+    docs/reference/mock.md "Detector"; :mod:`gammastar.mock.detector`)."""
 
     muon_min_energy: NonNegFloat = 3.0
     """Muon lab energy needed to cross the hadron absorber, GeV [paper]."""
@@ -224,14 +251,15 @@ class MockDetector(Section):
         if self.resolution_model == "scattering" and self.mass_resolution_exponent != 0:
             raise ValueError(
                 "mass_resolution_exponent applies to resolution_model: momentum; with "
-                "scattering sigma_m(m) follows from the model (docs/mock.md 'Detector')"
+                "scattering sigma_m(m) follows from the model (docs/reference/mock.md 'Detector')"
             )
         return self
 
 
 class MockPi0(Section):
-    """The π0 source of the dielectron mock (docs/mock.md, "Dielectrons"): its own multiplicity
-    and spectra (pions are softer and spread wider in rapidity than the heavier mesons)."""
+    """The π0 source of the dielectron mock (docs/reference/mock.md, "Dielectrons"): its own
+    multiplicity and spectra (pions are softer and spread wider in rapidity than the heavier
+    mesons)."""
 
     sigma_rel: NonNegFloat = 9.0
     """σ_π0/σ_ω [default: ⟨n_π0⟩ ≈ 3.5 per pp collision at SPS energies (about half the charged
@@ -246,8 +274,8 @@ class MockPi0(Section):
 
 
 class MockElectronDetector(Section):
-    """The electron arm of the mock detector (docs/mock.md, "Dielectrons") [default values:
-    a stand-in for a fixed-target electron spectrometer, not a specific experiment]."""
+    """The electron arm of the mock detector (docs/reference/mock.md, "Dielectrons") [default
+    values: a stand-in for a fixed-target electron spectrometer, not a specific experiment]."""
 
     min_energy: NonNegFloat = 1.0
     """Smallest reconstructed electron energy, GeV."""
@@ -275,7 +303,7 @@ class MockElectronDetector(Section):
 
 
 class MockElectrons(Section):
-    """The dielectron part of the mock (``mock.leptons`` holding ``e``; docs/mock.md)."""
+    """The dielectron part of the mock (``mock.leptons`` holding ``e``; docs/reference/mock.md)."""
 
     pi0: MockPi0 = Field(default_factory=MockPi0)
     detector: MockElectronDetector = Field(default_factory=MockElectronDetector)
@@ -288,7 +316,7 @@ class MockElectrons(Section):
     """The dielectron trigger's prescale k relative to the dimuon one (``leptons: [mu, e]``):
     the dielectron sources are generated for 1/k of the collisions, so that the file's
     ``meta.n_pot_by_flavour`` holds N_POT / k for ``e`` (``meta.n_pot`` and ``mu``: N_POT);
-    1: both flavours of every collision, in proportion (docs/mock.md "Prescale")."""
+    1: both flavours of every collision, in proportion (docs/reference/mock.md "Prescale")."""
     conversion_template_sources: Annotated[int, Field(ge=0)] = 2_000_000
     """Sources of the separate simulation (its own random stream, not the data's events) of
     the dielectron cocktail and the conversions through the electron detector that fills
@@ -300,9 +328,10 @@ _ACC_PT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.
 
 
 class MockConfig(Section):
-    """The NA60-like mock-data generator (physics.md §3). Owned by ``gammastar.mock``.
+    """The NA60-like mock-data generator (docs/explanation/physics.md §3). Owned by
+    ``gammastar.mock``.
 
-    See ``docs/mock.md`` for what the generated file contains.
+    See ``docs/reference/mock.md`` for what the generated file contains.
     """
 
     events: Annotated[int, Field(gt=0)] = 200_000
@@ -314,7 +343,8 @@ class MockConfig(Section):
     backend: Literal["parametric", "pythia"] = "parametric"
     """Meson kinematics: parametrised spectra, or PYTHIA 8 (extra ``pythia``; not implemented)."""
     n_omega_per_collision: PositiveFloat = 0.8
-    """⟨n_ω⟩ per inelastic p+A collision (0.39 per pp × about 2 for p+Pb, physics.md §3.2)."""
+    """⟨n_ω⟩ per inelastic p+A collision (0.39 per pp × about 2 for p+Pb,
+    docs/explanation/physics.md §3.2)."""
     cross_sections: MockCrossSections = Field(default_factory=MockCrossSections)
     pt_temperature: PositiveFloat = 0.20
     """T of 1/pT dN/dpT ∝ exp(−m_T/T), GeV, for all mesons and the π/K parents (m_T scaling)."""
@@ -348,7 +378,7 @@ class MockConfig(Section):
     """Normalisation of the Dalitz channels: ``pdg`` (the measured BR(P → γℓℓ), BR(ω → π0ℓℓ))
     or ``kroll_wada`` (BR(P → γγ) resp. BR(ω → π0γ) times the integral of the spectrum with
     the config's form factors: lepton universality exact; the PDG η values differ from it by
-    +5.5% (ee) and −7.9% (μμ), docs/mock.md)."""
+    +5.5% (ee) and −7.9% (μμ), docs/reference/mock.md)."""
     leptons: list[Literal["mu", "e"]] = Field(default_factory=lambda: ["mu"], min_length=1)
     """Dilepton flavours generated: ``[mu]`` (default), ``[e]`` or ``[mu, e]`` (one sample, one
     N_POT; each event holds the two leptons of one source)."""
@@ -398,6 +428,9 @@ class InputConfig(Section):
     )
     """Paths or globs, or a coffea-style fileset ``{dataset: {files: {path: tree}}}``."""
     tree: str = "events"
+    """Name of the TTree (or RNTuple) read from each file of ``files`` (and of ``--input``);
+    a fileset's ``{path: tree}`` entries name their own (:func:`gammastar.io.resolve_files`).
+    Default: ``events``, the mock's tree."""
     layout: Literal[tuple(LAYOUTS)] = "jagged_cartesian"  # type: ignore[valid-type]
     """The input layout, one of the registry :data:`gammastar.io.LAYOUTS`."""
     branches: dict[str, str] = Field(default_factory=dict)
@@ -414,7 +447,7 @@ class InputConfig(Section):
     that lepton's mass (0.1% tolerance)."""
     nonfinite: Literal["cut", "bad_file"] = "cut"
     """A NaN/inf lepton momentum: ``cut`` drops the lepton and counts it (cut flow
-    ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/reliability.md)."""
+    ``leptons_nonfinite``); ``bad_file`` treats the file as damaged (docs/howto/runs-and-failures.md)."""
     leptons: list[Literal["mu", "e"]] | None = None
     """Both channels in one run: set by ``lepton: [mu, e]`` (a list; the first is
     the primary flavour: ``lepton`` and ``lepton_mass`` are its, and the contract
@@ -468,16 +501,34 @@ class InputConfig(Section):
 
 # --------------------------------------------------------------------------- selection
 class SelectionConfig(Section):
-    """Lepton and pair cuts (physics.md §2, §4)."""
+    """Lepton and pair cuts (docs/explanation/physics.md §2, §4)."""
 
     lepton_min_energy: NonNegFloat = 3.0
+    """Smallest lab energy of a selected lepton in GeV (E ≥ this; default 3: the NA60-like
+    absorber's range-out, as ``mock.detector.muon_min_energy``). With
+    ``unfold.lepton_acceptance`` it also cuts the per-pair acceptance
+    (:func:`gammastar.corrections.pair_acceptance.fiducial_from_config`)."""
     lepton_theta_min: NonNegFloat = 0.0
+    """Lower edge of a selected lepton's lab polar angle (rad), θ ≥ this; 0: no cut. Enters
+    the per-pair acceptance as ``lepton_min_energy`` does."""
     lepton_theta_max: PositiveFloat = 3.1416
+    """Upper edge of a selected lepton's lab polar angle (rad), θ ≤ this; the default ≈ π: no
+    cut."""
     mass_min: NonNegFloat = 0.2113
+    """Lower edge of the pair mass window in GeV (m ≥ this; default 2m_μ) and of the mass axis
+    of every histogram (``unfold.mass_bins`` bins up to ``mass_max``); the fiducial region and
+    the yields start here."""
     mass_max: PositiveFloat = 1.1
+    """Upper edge of the pair mass window in GeV (m < this; default above the φ) and of every
+    histogram's mass axis."""
     pair_pt_max: PositiveFloat | None = None
+    """Upper cut on the pair's transverse momentum q_T in GeV (q_T < this); ``None``: no cut.
+    Applied to the mixed-event pairs of ``background.r_factor: mixed`` as well."""
     rapidity_min: float | None = None
+    """Lower cut on the pair's lab rapidity (y ≥ this); ``None``: no cut. Applied to the
+    mixed-event pairs as well."""
     rapidity_max: float | None = None
+    """Upper cut on the pair's lab rapidity (y < this); ``None``: no cut."""
     pair_charges: list[Literal["os", "pp", "mm"]] = Field(
         default_factory=lambda: ["os", "pp", "mm"]
     )
@@ -485,10 +536,17 @@ class SelectionConfig(Section):
     qt_bins: Annotated[int, Field(gt=0)] = 20
     """Bins of the qT axis of the 3-D (m, qT, E) histograms, from 0 to ``qt_max``."""
     qt_max: PositiveFloat = 3.0
+    """Upper edge of the q_T axis of the 3-D histograms in GeV (``qt_bins`` bins from 0): a
+    binning, not a cut (pairs above it stay selected, in the axis's overflow; the cut is
+    ``pair_pt_max``)."""
     energy_bins: Annotated[int, Field(gt=0)] = 20
     """Bins of the E axis of the 3-D histograms, from ``energy_min`` to ``energy_max``."""
     energy_min: NonNegFloat = 0.0
+    """Lower edge of the E axis (the pair's lab energy) of the 3-D histograms in GeV: a
+    binning, not a cut."""
     energy_max: PositiveFloat = 200.0
+    """Upper edge of the E axis of the 3-D histograms in GeV: a binning, not a cut (pairs above
+    it stay selected, in the axis's overflow)."""
     per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
     """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
     e.g. ``{e: {mass_min: 0.01}}`` (a shallow merge over this section; validated as it,
@@ -511,7 +569,7 @@ class SelectionConfig(Section):
 
 
 class BackgroundConfig(Section):
-    """Same-sign subtraction (physics.md §4)."""
+    """Same-sign subtraction (docs/explanation/physics.md §4)."""
 
     r_factor: PositiveFloat | Literal["mixed"] = 1.0
     """R of N_comb = 2R√(N++N−−): a number (1: charge-symmetric acceptance, or a charge
@@ -549,7 +607,7 @@ class BackgroundConfig(Section):
     (the mock writes ``conversion_ratio_ee``), ``"path"`` (histogram
     ``conversion_ratio_ee``) or ``"path:key"``; ``${output}`` allowed. Every pair (OS and
     SS) is weighted by 1/(1 + R(m)), which removes the conversions from the like-sign
-    subtracted yield (docs/selection.md "Conversions"); R = 0 above the histogram.
+    subtracted yield (docs/explanation/method.md "Conversions"); R = 0 above the histogram.
     ``None``: no subtraction (the conversions must be cut away by ``selection.mass_min``)."""
     per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
     """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
@@ -602,6 +660,8 @@ class PolarisationCorrectionConfig(Section):
     ``phi_hel``) and true (``m_true``, ``pT_true``, ``pz_true``, ``cos_theta_hel_true``,
     ``phi_hel_true``). Independent of the data (another sample)."""
     tree: Annotated[str, Field(min_length=1)] = "truth"
+    """The tree of ``simulation`` holding the reconstructed γ* with their true columns (the
+    mock's ``truth``; :func:`gammastar.corrections.lambda_correction.read_simulation`)."""
     generated_tree: Annotated[str, Field(min_length=1)] | None = None
     """A generator-level tree of the same files (the mock's ``truth_generated``): the γ* whose
     true leptons pass the detector's cuts, reconstructed or not, with the
@@ -610,13 +670,18 @@ class PolarisationCorrectionConfig(Section):
     fit at the truth then takes these, at the analysis's lepton cuts, instead of ``tree``'s
     reconstructed γ*, whose true λ_θ carries the reconstruction's selection at the cuts' edges
     (low on the NA60-like mock). Its preselection must be at least as loose as the
-    analysis's lepton cuts. Not given: ``tree``'s rows (docs/selection.md)."""
+    analysis's lepton cuts. Not given: ``tree``'s rows (docs/explanation/method.md)."""
 
 
 class UnfoldConfig(Section):
-    """Acceptance × efficiency unfolding (physics.md §4)."""
+    """Acceptance × efficiency unfolding (docs/explanation/physics.md §4)."""
 
     efficiency_map: str | None = "../data/efficiency_na60_like.root"
+    """Pair efficiency ε(m, pT): a ROOT file with a TH2 ``efficiency`` (or its only TH2; x =
+    mass, y = pair pT, both in GeV; contents in [0, 1]); each pair is weighted by 1/ε, pairs
+    outside the map as ``outside_map`` says
+    (:func:`gammastar.corrections.unfold.load_efficiency_map`). Default: the shipped NA60-like
+    map, the one the mock generator applies (``mock.efficiency_map``); ``None``: ε = 1."""
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
     """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
     Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""
@@ -639,13 +704,13 @@ class UnfoldConfig(Section):
     """The spectrometer's per-lepton acceptance: each pair is weighted by 1/(A ε) with the fully
     differential A(m, q) of :mod:`gammastar.corrections.pair_acceptance`, inside the fiducial region
     A ≥ ``min_acceptance`` (``phase_space: fiducial``); the yields extrapolate to the full
-    phase space with a stated model (docs/yields.md). Exclusive with ``acceptance_map``."""
+    phase space with a stated model (docs/explanation/method.md). Exclusive with ``acceptance_map``."""
     decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)] | Literal["measured"] = 0.0
     """Polar anisotropy λ_θ of the lepton decay angles in the γ* helicity frame,
     1 + λ_θ cos²θ*, assumed by the per-pair acceptance: a number (0: isotropic) or
     ``measured``: λ_θ(m) measured from the data (:mod:`gammastar.corrections.polarisation`, per mass bin,
     linear between the bins' centres), fitted on the selected pairs in the one pass over the
-    input (docs/selection.md)."""
+    input (docs/explanation/method.md)."""
     polarisation_bins: Annotated[int, Field(ge=1, le=100)] = 8
     """Mass bins of the polarisation measurement (equal numbers of opposite-sign pairs inside
     the fiducial region, at least 200 per bin: fewer bins for a small sample; written to
@@ -659,7 +724,7 @@ class UnfoldConfig(Section):
     which no polarisation bin edge may sit: such an edge moves to the window's side, so each
     peak is measured whole (:func:`gammastar.corrections.polarisation.peak_safe_edges`). An edge through a
     peak narrower than the bins selects the pairs' decay angles through the mass resolution
-    and biases λ_θ there (docs/selection.md); about 3.5 σ_m of the experiment at the peak.
+    and biases λ_θ there (docs/explanation/method.md); about 3.5 σ_m of the experiment at the peak.
     ``None``: edges as given or equal-count (a warning with a measured λ_θ when a peak lies in
     the mass range)."""
     polarisation_correction: PolarisationCorrectionConfig | None = None
@@ -707,8 +772,14 @@ class ExternalValue(Section):
     from (recorded in the outputs)."""
 
     value: PositiveFloat
+    """The parameter's value, in its own unit (σ_y of ``yields.extrapolation_y_sigma``: units of
+    rapidity, within the fit's bounds 0.1–5)."""
     error: Annotated[float, Field(ge=0)]
+    """Its 1σ error, in the same unit (0: exact), propagated to the outputs (σ_y: the fit
+    repeated at value ± error, :func:`gammastar.yields.extrapolation.fit_extrapolation`)."""
     source: Annotated[str, Field(min_length=1)]
+    """Where the value comes from (a measurement, a reference), recorded in the outputs (σ_y:
+    ``yields.json`` ``extrapolation`` → ``y_sigma_source``)."""
 
 
 class ResolutionMigrationConfig(Section):
@@ -721,7 +792,12 @@ class ResolutionMigrationConfig(Section):
     the γ* inside the spectrometer (reconstructed ``m``, ``qT``, ``E``; ``m_true``) and a
     histogram of all generated γ* by true mass. Independent of the data (another sample)."""
     tree: Annotated[str, Field(min_length=1)] = "truth"
+    """The tree of ``simulation`` holding the γ* inside the spectrometer (reconstructed ``m``,
+    ``qT``, ``E`` and the true ``m_true``; the mock's ``truth``)."""
     histogram: Annotated[str, Field(min_length=1)] = "truth_all_m"
+    """The histogram of ``simulation`` counting every generated γ* by true mass (the mock's
+    ``truth_all_m``: 1 MeV bins up to 2 GeV), summed over the files, which must share its mass
+    axis (:func:`gammastar.corrections.migration.read_simulation`)."""
     bootstrap: Annotated[int, Field(ge=2)] = 30
     """Poisson replicas of the simulated sources for the correction's 1σ."""
     seed: Annotated[int, Field(ge=0)] | None = None
@@ -729,14 +805,15 @@ class ResolutionMigrationConfig(Section):
 
 
 class YieldsConfig(Section):
-    """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons (physics.md §8).
+    """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons
+    (docs/explanation/physics.md §8).
 
-    Owned by ``gammastar.yields.stage``; see docs/yields.md.
+    Owned by ``gammastar.yields.stage``; see docs/explanation/method.md.
     """
 
     mass_bin_width: PositiveFloat = 0.03
     """A′ yield binning (GeV): the unfolded mass bins are merged to about this width
-    (the mass resolution, physics.md §2)."""
+    (the mass resolution, docs/explanation/physics.md §2)."""
     mcp_masses: list[PositiveFloat] = Field(
         default_factory=lambda: [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5], min_length=1
     )
@@ -752,9 +829,15 @@ class YieldsConfig(Section):
     brems_band_factor: Annotated[float, Field(gt=1)] = 2.0
     """The bremsstrahlung band varies Λ by this factor up and down (paper Fig. 2)."""
     brems_z_min: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    """Lower edge of the A′ energy fraction z = E_A′/E_beam integrated in the bremsstrahlung
+    curve: the validity window of the FWW approximation (arXiv:1311.3870;
+    :class:`gammastar.physics.bremsstrahlung.BremsSettings`). The comparison curve only."""
     brems_z_max: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Upper edge of the A′ energy fraction z of the bremsstrahlung curve (FWW validity
+    window, arXiv:1311.3870); above ``brems_z_min``."""
     brems_pt_max: PositiveFloat = 1.0
-    """FWW validity window: energy fraction z and p_T (GeV) (arXiv:1311.3870)."""
+    """Largest A′ p_T in GeV integrated in the bremsstrahlung curve (FWW validity window,
+    arXiv:1311.3870)."""
     brems_normalisation: PositiveFloat = 1.0
     """Extra factor on the bremsstrahlung rate per interaction (e.g. σ_NSD/σ_inel)."""
     brems_mcp_mass_max: PositiveFloat = 2.0
@@ -770,17 +853,17 @@ class YieldsConfig(Section):
     data, ``{value, error, source}``: fixed in the fit, its error propagated to f_F and N_sig.
     ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
     rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
-    rapidity (docs/yields.md "σ_y from outside"). Experiment-specific: no default."""
+    rapidity (docs/explanation/method.md "σ_y from outside"). Experiment-specific: no default."""
     extrapolation_pt_power: float | Literal["fitted"] = 0.0
     """The m_T power a of the extrapolation model's p_T form m_T^a exp(−m_T/T)
     (:func:`gammastar.yields.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
-    covariance; docs/yields.md "The p_T form fitted")."""
+    covariance; docs/explanation/method.md "The p_T form fitted")."""
     resolution_migration: ResolutionMigrationConfig | None = None
     """A detector simulation whose mass response corrects the fiducial extrapolation for the
     γ* that the resolution brings in from other masses (between ω and φ on the NA60-like
-    mock; docs/coverage.md). ``None``: not corrected (the yield is
+    mock; docs/validation/uncertainties-and-coverage.md). ``None``: not corrected (the yield is
     Y_F/f_F), said in ``yields.json``."""
     compare_with: str | None = None
     """``yields.json`` of the same data's other lepton flavour: this run's
@@ -807,18 +890,22 @@ class YieldsConfig(Section):
 
 # --------------------------------------------------------------------------- flow
 class FlowConfig(Section):
-    """Conditional normalizing flow p(qT, E | m) (paper App. A, physics.md §5).
+    """Conditional normalizing flow p(qT, E | m) (paper App. A, docs/explanation/physics.md §5).
 
     The architecture defaults are the paper's (autoregressive RQ-spline flow, 8 transforms,
     6 bins, MADE 2 × 32, a linear transform between steps). The training defaults are a
     faster recipe than the paper's (batch 1024, lr 1e-3 constant, 500 epochs of 5e4 points)
     that reaches the same validation loss; set those values to reproduce the paper exactly
-    (see docs/flow.md).
+    (see docs/explanation/flow.md).
     """
 
     transforms: Annotated[int, Field(gt=0)] = 8
+    """Autoregressive rational-quadratic-spline transforms (MAF steps) of the flow (paper: 8;
+    :func:`gammastar.flow.architecture.build_flow`)."""
     bins: Annotated[int, Field(gt=1)] = 6
+    """Spline bins of each transform on zuko's domain [−5, 5] (identity outside; paper: 6)."""
     hidden_features: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [32, 32])
+    """Hidden-layer widths of each transform's MADE network (paper: ``[32, 32]``)."""
     linear: bool = True
     """A learnable LU linear transform between the autoregressive steps (paper App. A)."""
     data: Literal["os", "subtracted", "os_signal"] = "os"
@@ -831,21 +918,30 @@ class FlowConfig(Section):
     draws the points of an epoch ∝ |weight| by systematic resampling (each pair ⌊λ⌋ or ⌈λ⌉
     times, λ its expected count) and carries sign(w)·Σ|w|/Σw in the loss; ``sampler`` draws
     ∝ |weight| with replacement (multinomial); ``likelihood`` draws uniformly and puts the
-    weights in the loss (high gradient variance for strongly varying weights; docs/flow.md)."""
+    weights in the loss (high gradient variance for strongly varying weights; docs/explanation/flow.md)."""
     mass_context: Literal["linear", "log"] = "linear"
     """The flow's context: the standardised mass or the standardised ln m (``log``: for a
-    range over decades, e.g. dielectrons from 20 MeV; docs/flow.md "Mass context")."""
+    range over decades, e.g. dielectrons from 20 MeV; docs/explanation/flow.md "Mass context")."""
     mass_flatten: Annotated[float, Field(ge=0, le=1)] = 0.0
     """Up-weight sparse masses: weights × ρ(m)^(−mass_flatten), ρ the mass density (0: off)."""
     epochs: Annotated[int, Field(gt=0)] = 30
+    """Most training epochs of ``points_per_epoch`` points each; early stopping (``patience``)
+    may end training sooner (paper: 500 epochs of 5·10⁴ points)."""
     points_per_epoch: Annotated[int, Field(gt=0)] | None = 100_000
     """Training points drawn at random per epoch (``null``: one pass over the training set)."""
     batch_size: Annotated[int, Field(gt=0)] = 4096
+    """Points per optimizer step, at most the points of an epoch (paper: 1024;
+    :class:`gammastar.flow.training.EpochPlan`)."""
     learning_rate: PositiveFloat = 5e-3
+    """AdamW learning rate at its peak: reached after ``warmup_epochs``, then following
+    ``schedule`` (paper: 10⁻³, constant)."""
     weight_decay: NonNegFloat = 1e-5
+    """AdamW's decoupled weight decay on the flow's parameters (0: none)."""
     schedule: Literal["constant", "cosine"] = "cosine"
     """Learning-rate schedule per optimizer step (cosine decay to 1% after warm-up)."""
     warmup_epochs: Annotated[int, Field(ge=0)] = 0
+    """Epochs of a linear learning-rate warm-up to ``learning_rate`` before ``schedule`` takes
+    over (0: none)."""
     validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     """Fraction of the training pairs (after the hold-out) used for early stopping."""
     holdout_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.2
@@ -865,7 +961,7 @@ class FlowConfig(Section):
     """Members i ≥ 1 of the ensemble fit a Poisson-bootstrap replica of the training pairs:
     each pair's weight × k, k ~ Poisson(1) (seeded by ``bootstrap_seed`` and i), so that their
     spread covers the data's finite statistics as well as the training's variance; member 0
-    (``flow/``) stays the nominal fit to the data (docs/flow.md "Ensemble")."""
+    (``flow/``) stays the nominal fit to the data (docs/explanation/flow.md "Ensemble")."""
     bootstrap_seed: Annotated[int, Field(ge=0)] | None = None
     """Seed of the bootstrap replicas (default: the training seed of member 0)."""
     workers: Annotated[int, Field(gt=0)] | None = None
@@ -880,12 +976,17 @@ class FlowConfig(Section):
 
 
 class ValidateConfig(Section):
-    """k-NN KL validation of the flow (physics.md §6)."""
+    """k-NN KL validation of the flow (docs/explanation/physics.md §6)."""
 
     k: Annotated[int, Field(gt=0)] = 2
+    """k of the k-nearest-neighbour KL estimate: each point's distances to its k-th neighbour
+    in the two samples (:func:`gammastar.flow.kl.knn_kl`; paper: 2)."""
     masses: list[PositiveFloat] = Field(
         default_factory=lambda: [0.3, 0.5, 0.7, 0.9, 1.05], min_length=1
     )
+    """Masses in GeV at which the flow is compared with the data, each in a window of full width
+    ``window``; those outside the flow's mass range are skipped. The reach's flow closure
+    (``reach.flow_closure``) uses the same masses."""
     window: PositiveFloat = 0.03
     """Full width of the data mass window around each mass (GeV; about the resolution)."""
     repeats: Annotated[int, Field(gt=1)] = 50
@@ -897,10 +998,144 @@ class ValidateConfig(Section):
 
 
 # --------------------------------------------------------------------------- detector
+def _shape_error(key: tuple[str, ...], message: str, data: Any) -> ValidationError:
+    """A validation error at ``detector.<key>`` with a one-line message."""
+    return ValidationError.from_exception_data(
+        "DetectorConfig",
+        [
+            {
+                "type": PydanticCustomError("detector_shape", "{message}", {"message": message}),
+                "loc": key,
+                "input": data,
+            }
+        ],
+    )
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a == b
+    try:
+        return math.isclose(float(a), float(b), rel_tol=1e-12, abs_tol=0.0)
+    except (TypeError, ValueError):
+        return False
+
+
+def _detector_shapes(data: dict[str, Any]) -> dict[str, Any]:
+    """``detector:`` with ``volume``/``plane``/``daughters`` checked through their registries
+    (:mod:`gammastar.physics.volumes`, imported here, not with this module), the window keys
+    they imply filled in (a given one must agree) and the shapes stored as their finite
+    mappings; raises ``ShapeError`` whose key starts with the detector key."""
+    vol_mod = importlib.import_module("gammastar.physics.volumes")
+    shape_error = vol_mod.ShapeError
+
+    def build(key: str, registry: Any) -> Any:
+        if data.get(key) is None:
+            return None
+        try:
+            return vol_mod.build(registry, data[key])
+        except shape_error as err:
+            raise shape_error((key, *err.key), err.message) from None
+
+    if isinstance(data.get("daughters"), dict) and "efficiency" in data["daughters"]:
+        raise shape_error(("daughters", "efficiency"), "give it once, as detector.efficiency")
+    vol = build("volume", vol_mod.VOLUMES)
+    plane = build("plane", vol_mod.PLANES)
+    req = build("daughters", vol_mod.Requirements)
+
+    # window key -> (the value the shapes imply, where it comes from)
+    implied: dict[str, tuple[Any, str]] = {}
+    if vol is not None:
+        implied["l1"] = (vol.z1, "detector.volume.z1")
+        implied["l2"] = (None if math.isinf(vol.z2) else vol.z2, "detector.volume.z2")
+    if req is not None:
+        implied["both_daughters"] = (req.require == "both", "detector.daughters.require")
+        implied["min_daughter_energy"] = (req.min_energy, "detector.daughters.min_energy")
+    both = req.require == "both" if req is not None else data.get("both_daughters") is True
+    # no polar window: every direction, θ from 0 to π
+    if req is not None and both:
+        where = "detector.daughters.theta_window"
+        window = req.theta_window or (0.0, math.pi)
+    elif vol is not None and not both:
+        where = f"detector.volume (shape {vol.name})"
+        window = (vol.theta_min, vol.theta_max) if vol.name == "cone" else (0.0, math.pi)
+    else:
+        window = None
+    if window is not None:
+        implied["theta_min"] = (window[0], where)
+        implied["theta_max"] = (window[1], where)
+    if plane is not None:
+        implied["plane_z"] = (plane.z, "detector.plane.z")
+        if plane.name == "annulus":
+            r_min, r_max = plane.r_min, plane.r_max
+        elif plane.name == "circle":
+            r_min, r_max = 0.0, plane.radius
+        else:  # no radial edges: the annulus keys are open
+            r_min, r_max = 0.0, math.inf
+        implied["r_min"] = (r_min, f"detector.plane (shape {plane.name})")
+        implied["r_max"] = (
+            None if math.isinf(r_max) else r_max,
+            f"detector.plane (shape {plane.name})",
+        )
+    for key, (value, where) in implied.items():
+        if key in data and not _same(data[key], value):
+            shown = f"{value:g}" if isinstance(value, float) else repr(value)
+            raise shape_error(
+                (key,),
+                f"{data[key]!r} disagrees with {where}, which means {key} = {shown}; give it once",
+            )
+
+    if plane is not None:
+        z1, z2 = (vol.z1, vol.z2) if vol is not None else (data.get("l1", 5.0), data.get("l2"))
+        try:
+            z2 = math.inf if z2 is None else float(z2)
+        except (TypeError, ValueError):
+            z2 = None  # a bad l2 is reported by its own field
+        if z2 is not None and not plane.z > z2:
+            raise shape_error(
+                ("plane", "z"),
+                f"the plane at z = {plane.z:g} m lies inside the decay volume (z from {z1:g} to "
+                f"{z2:g} m); it must be downstream of it",
+            )
+    if req is not None and req.min_separation > 0 and plane is None and data.get("plane_z") is None:
+        raise shape_error(("daughters", "min_separation"), "needs a detection plane (plane:)")
+
+    out = dict(data)
+    for key, (value, _) in implied.items():
+        out.setdefault(key, value)
+    for key, shape in (("volume", vol), ("plane", plane), ("daughters", req)):
+        if shape is not None:
+            out[key] = vol_mod.spec(shape)
+    if req is not None:
+        del out["daughters"]["efficiency"]  # detector.efficiency holds it
+    return out
+
+
 class DetectorConfig(Section):
-    """Long-lived-particle detector geometry (paper App. B, physics.md §9; gammastar.reach.acceptance).
+    r"""Long-lived-particle detector geometry (paper App. B, docs/explanation/physics.md §9;
+    gammastar.reach.acceptance).
 
     Distances are along the beam (z) from the A′ production point.
+
+    Two ways to describe it. The window keys (``l1``, ``l2``, ``theta_min``, ``theta_max``,
+    ``both_daughters``, ``min_daughter_energy``, ``plane_z``, ``r_min``, ``r_max``) are the
+    axially symmetric detector; as shapes of :mod:`gammastar.physics.volumes` they are
+
+    * without ``both_daughters``: the volume ``cone`` (θ_min ≤ θ < θ_max about the target,
+      z1 = ``l1``, z2 = ``l2``, open for ``l2: null``), the A′ line itself at the plane
+      (``daughters: {require: aprime}``);
+    * with ``both_daughters``: the volume ``slab`` (z from ``l1`` to ``l2``), both daughters
+      required (``daughters: {require: both, min_energy: <min_daughter_energy>,
+      theta_window: [theta_min, theta_max]}``, the window on their directions);
+    * ``plane_z``: the plane ``annulus`` (``r_min``, ``r_max``, z = ``plane_z``; no
+      ``r_max``: no outer edge).
+
+    ``volume``, ``plane`` and ``daughters`` give the shapes themselves (any registered shape,
+    off axis, a beam hole, either daughter, a minimum separation). The window keys they imply
+    are filled in (the z range always; the polar window, the daughters' cuts and the annulus
+    where the shapes have them), and a window key given as well must agree with them. Sizes
+    are positive, z2 > z1 ≥ 0, and the plane lies downstream of the volume (z > z2); each
+    broken rule is one line naming its ``detector.`` key.
     """
 
     l1: NonNegFloat = 5.0
@@ -908,8 +1143,11 @@ class DetectorConfig(Section):
     l2: PositiveFloat | None = None
     """End of the decay volume in m; ``None`` means no end (paper's mock detector)."""
     theta_min: NonNegFloat = 0.035
-    """Angular window (rad) on the A′ direction, or on both leptons with ``both_daughters``."""
+    """Lower edge of the polar-angle window (rad) on the A′ direction, or on both leptons'
+    with ``both_daughters``: θ ≥ θ_min (:func:`gammastar.source.eventgen.detector_hits`)."""
     theta_max: PositiveFloat = 0.120
+    """Upper edge of the polar-angle window (rad): θ < θ_max; without ``both_daughters`` the
+    opening of the decay volume's ``cone``."""
     efficiency: Probability = 1.0
     """Constant selection (trigger, reconstruction, PID) efficiency."""
     both_daughters: bool = False
@@ -919,9 +1157,50 @@ class DetectorConfig(Section):
     plane_z: PositiveFloat | None = None
     """Downstream detector plane (m) for a transverse acceptance r_min < r < r_max."""
     r_min: NonNegFloat = 0.0
+    """Inner radius in m of the annulus at ``plane_z`` about the beam line: each line from
+    the decay vertex (the A′'s, or each lepton's with ``both_daughters``) must cross the plane
+    at r ≥ r_min (0: no hole)."""
     r_max: PositiveFloat | None = None
+    """Outer radius in m of the annulus at ``plane_z`` (r ≤ r_max); ``None``: no outer edge."""
     z_steps: Annotated[int, Field(gt=0, le=1000)] = 24
     """Cells of the decay volume when the hit depends on the vertex (``plane_z``)."""
+    volume: dict[str, Any] | None = None
+    """The decay volume as a shape: ``shape:`` a key of
+    :data:`gammastar.physics.volumes.VOLUMES` (``slab``, ``cone``, ``cylinder``, ``box``,
+    ``frustum``) and its fields (m, rad; ``offset: [x0, y0]``); ``None``: the window keys'."""
+    plane: dict[str, Any] | None = None
+    """The detection plane as a shape: ``shape:`` a key of
+    :data:`gammastar.physics.volumes.PLANES` (``rectangle``, ``circle``, ``annulus``), its
+    fields, ``z`` downstream of the volume and an optional ``hole: {shape: circle|rectangle,
+    ...}`` (centred on the beam line unless given a ``center``)."""
+    daughters: dict[str, Any] | None = None
+    """What the detector asks of the daughters (:class:`gammastar.physics.volumes.Requirements`):
+    ``require`` (``both``, ``either`` or ``aprime``), ``min_energy`` (GeV), ``min_separation``
+    at the plane (m), ``theta_window`` ([θ_min, θ_max] on their directions); the efficiency
+    is ``efficiency``."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # shapes not given are left out: a config without them hashes as it did before they
+        # existed, so its runs stay up to date
+        out = handler(self)
+        for key in ("volume", "plane", "daughters"):
+            if out.get(key) is None:
+                out.pop(key, None)
+        return out
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shapes(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or all(
+            data.get(k) is None for k in ("volume", "plane", "daughters")
+        ):
+            return data
+        shape_error = importlib.import_module("gammastar.physics.volumes").ShapeError
+        try:
+            return _detector_shapes(data)
+        except shape_error as err:
+            raise _shape_error(err.key, err.message, data) from None
 
     @model_validator(mode="after")
     def _check_order(self) -> DetectorConfig:
@@ -940,7 +1219,7 @@ class DetectorConfig(Section):
 
 # --------------------------------------------------------------------------- events
 class EventsConfig(Section):
-    """Signal events for detector simulation (``gammastar events``, docs/events.md).
+    """Signal events for detector simulation (``gammastar events``, docs/howto/signal-events.md).
 
     The beam spot and the target's interaction length are the facility's: no defaults.
     """
@@ -985,8 +1264,49 @@ class ObservedMasses(Section):
         return self
 
 
+class BoundFile(Section):
+    """A published bound drawn on the reach plot (``gammastar.reach.bounds``): a HEPData table
+    (YAML) or a CSV of (m, ε) points, its citation in ``#`` comment lines."""
+
+    file: str
+    """The bound file (relative to the config file)."""
+    label: str | None = None
+    """Legend entry (default: the file's ``# label:``, else its name)."""
+    style: Literal["filled", "line", "dashed"] = "filled"
+    """A grey region with its outline (the field's convention for existing limits), or only
+    the outline, solid or dashed."""
+
+
+class FacilityTarget(Section):
+    """The facility's target nucleus and the A-dependence that carries the data's yield to it
+    (:func:`gammastar.physics.target.nucleus_scale`): the yield per interacting proton is
+    multiplied by (A_f/A_d)^α σ_inel(A_d)/σ_inel(A_f), the data's A_d and σ_inel(A_d) being
+    ``beam.target_mass_number`` and ``beam.sigma_inel_mb``. The error of α is the reach's
+    nuisance ``target_a_dependence``. Every field is the facility's or the physics' own: no
+    defaults. The thickness stays ``reach.target_interaction_lengths``."""
+
+    material: Annotated[str, Field(min_length=1)]
+    """Name of the material the primary protons interact in (e.g. ``Cu``): a label for the
+    records; for a dump of several materials, the one where most protons interact."""
+    mass_number: PositiveFloat
+    """Its mass number A_f (standard atomic weight, e.g. 63.546 for Cu)."""
+    sigma_inel_mb: PositiveFloat
+    """Its inelastic p–A cross section in mb, A/(N_A λ_I) with λ_I in g/cm² (PDG), as
+    ``beam.sigma_inel_mb`` for the data's target
+    (:func:`gammastar.physics.target.inelastic_cross_section_mb`)."""
+    a_exponent: Annotated[float, Field(gt=0, le=1.5)]
+    """α of σ_X(pA) ∝ A^α for the A′ parents (light mesons in p–A at the data's energy)."""
+    a_exponent_err: NonNegFloat
+    """1σ error of α: the nuisance ``target_a_dependence`` of relative size
+    exp(|ln(A_f/A_d)| σ_α) − 1 (:func:`gammastar.physics.target.nucleus_scale_rel_err`)."""
+    a_exponent_origin: Annotated[str, Field(min_length=1)]
+    """Where α and its error come from (written to ``reach.json`` and the workspaces' nuisance
+    record)."""
+
+
 class ReachConfig(Section):
-    """Expected/observed CLs exclusion in the (m_A′, ε) plane (physics.md §10; gammastar.reach.stage).
+    """Expected/observed CLs exclusion in the (m_A′, ε) plane (docs/explanation/physics.md §10;
+    gammastar.reach.stage).
 
     The statistics inputs have no defaults: ``background``, ``background_kappa``,
     ``efficiency_uncertainty``, ``n_pot_rel_uncertainty`` and the facility's target
@@ -996,14 +1316,28 @@ class ReachConfig(Section):
     """
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Confidence level of the CLs exclusion: excluded where CLs < 1 − cl (0.9: 90% CL)."""
     channels: list[LeptonChannel] = Field(default_factory=lambda: ["mumu"], min_length=1)
+    """The A′ → ℓℓ channels searched, keys of :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`
+    (``ee``, ``mumu``): each a channel of the likelihood at the masses where it is open
+    (m > 2m_ℓ); also the decays of ``gammastar events`` unless ``--channels`` says otherwise."""
     mass_points: Annotated[int, Field(gt=0)] = 60
+    """Masses of the scan, evenly spaced from ``mass_min`` to ``mass_max``."""
     eps_points: Annotated[int, Field(gt=0)] = 60
+    """Values of the kinetic mixing ε of the scan, log-spaced from ``eps_min`` to ``eps_max``."""
     eps_min: PositiveFloat = 1e-8
+    """Lower end of the grid of the kinetic mixing ε (dimensionless): the exclusion's
+    boundaries are found on the grid, so it should reach below the expected lower boundary
+    ε_low (where too few A′ decay inside the volume)."""
     eps_max: PositiveFloat = 1e-3
+    """Upper end of the ε grid: it should reach above the expected upper boundary ε_high
+    (where the A′ decay before the volume)."""
     mass_min: PositiveFloat | None = None
-    """Mass range of the scan (GeV); default: where the yields and the flow both exist."""
+    """Lower end of the scan's mass range in GeV; default: the lowest mass where the yields
+    and the flow both exist (:func:`gammastar.reach.stage.reach_inputs`)."""
     mass_max: PositiveFloat | None = None
+    """Upper end of the scan's mass range in GeV; default: the highest mass where the yields
+    and the flow both exist."""
     background: dict[LeptonChannel, NonNegFloat] | None = None
     """Expected background events per channel in each mass point's signal window (``template:
     counting``; NA62's whole-signal-region numbers used so are conservative) or in the whole
@@ -1031,13 +1365,21 @@ class ReachConfig(Section):
     """CLs calculation: ``auto`` or a key of :data:`gammastar.reach.stats.METHODS` (exact hybrid
     construction, pyhf toys or asymptotics)."""
     ntoys: Annotated[int, Field(gt=0)] = 500
+    """Pseudo-experiments per tested signal for the ``toys`` method (pyhf's toy calculator;
+    ``auto`` takes it where neither the exact nor the asymptotic method fits); unused by the
+    others."""
     template: Literal["counting", "mass"] = "counting"
     """One counting bin per channel, or reconstructed-mass bins with a Gaussian signal."""
     mass_resolution: PositiveFloat | None = None
     """Dilepton mass resolution σ_m in GeV; required with ``template: mass`` or observed
     masses (the signal window is m ± ``mass_window_sigmas`` σ_m)."""
     mass_window_sigmas: PositiveFloat = 3.0
+    """Half width of each mass point's signal window in units of ``mass_resolution``:
+    m ± mass_window_sigmas σ_m (``template: mass`` and observed masses;
+    :func:`gammastar.reach.stage.window_edges`)."""
     mass_bins: Annotated[int, Field(gt=0, le=50)] = 6
+    """Equal reconstructed-mass bins of the signal window with ``template: mass``
+    (``counting``: one bin)."""
     n_pot: PositiveFloat | None = None
     """Protons on target of the facility; default ``beam.n_pot`` (the data's own exposure)."""
     target_interaction_lengths: PositiveFloat | Literal["dump", "data"] | None = None
@@ -1048,7 +1390,14 @@ class ReachConfig(Section):
     yield_scale: PositiveFloat | None = None
     """Explicit factor on the yield per POT, instead of ``target_interaction_lengths`` (for
     yields whose target is not described by a thickness); not both."""
+    target: FacilityTarget | None = None
+    """The facility's target nucleus and the A-dependence of the yield (:class:`FacilityTarget`):
+    the yield scale P_int(facility)/P_int(data) is multiplied by (A_f/A_d)^α
+    σ_inel(A_d)/σ_inel(A_f), with the nuisance ``target_a_dependence``; ``None``: the yield
+    per interacting proton is taken to be the data's (same nucleus)."""
     yields: str = f"${{output}}/{rundir.YIELDS}"
+    """The ``yields.json`` whose A′ yield per POT the reach scans (``${output}`` allowed; default
+    this run's); the events and the reach's nuisances read it too."""
     flow: str | None = f"${{output}}/{rundir.FLOW_DIR}"
     """The flow (run dir, ``flow/`` or ``model.pt``); ``None``: the analytic sampler (the
     yields' fitted extrapolation model when they have one, every sample labelled
@@ -1070,6 +1419,9 @@ class ReachConfig(Section):
     """Dark-state mass in GeV (decays open above 2 × dark_mass)."""
     event_lines: list[PositiveFloat] = Field(default_factory=lambda: [2.3, 3.0])
     """Fixed event-count contours drawn for comparison with other studies."""
+    compare_with: list[BoundFile] = Field(default_factory=list)
+    """Published bounds drawn on the reach plot and listed in the report
+    (``gammastar.reach.bounds``: HEPData YAML tables or CSV files of (m, ε) points)."""
 
     @field_validator("observed", mode="before")
     @classmethod
@@ -1093,6 +1445,14 @@ class ReachConfig(Section):
                     f"{ch}: an observed count (integer >= 0), a list of counts per mass point, "
                     f"or {{masses: [...]}} / {{histogram: file.root:name}}; got {obs!r}"
                 )
+        return v
+
+    @field_validator("compare_with", mode="before")
+    @classmethod
+    def _bound_paths(cls, v: Any) -> Any:
+        # a bare path stands for {file: path}
+        if isinstance(v, list):
+            return [{"file": x} if isinstance(x, str) else x for x in v]
         return v
 
     @field_validator("target_interaction_lengths", mode="before")
@@ -1129,7 +1489,23 @@ class ReachConfig(Section):
                 "give target_interaction_lengths (the yield scale is derived from it) or an "
                 "explicit yield_scale, not both"
             )
+        if self.target is not None and (
+            self.yield_scale is not None or self.target_interaction_lengths == "data"
+        ):
+            raise ValueError(
+                "target: the facility's nucleus goes with a facility target thickness "
+                "(target_interaction_lengths > 0 or 'dump'), not with an explicit yield_scale "
+                "or the data's own target"
+            )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # not given: left out, so a config without it hashes as before the key existed
+        out = handler(self)
+        if out.get("target") is None:
+            out.pop("target", None)
+        return out
 
     def missing(self) -> list[tuple[str, str]]:
         """The statistics inputs a reach needs that are not given: ``(key, what it is)``."""
@@ -1177,10 +1553,19 @@ class McpDetectorConfig(Section):
     n_coincidence: Annotated[int, Field(ge=1)] | None = None
     """Layers required in coincidence (None: all)."""
     dark_count_rate_hz: NonNegFloat = 0.0
+    """Dark-count rate r per bar stack and layer in Hz: the accidental background is
+    n_channels · C(n, k) · k · r^k · τ^{k−1} · live time for k of n layers in coincidence
+    (:meth:`gammastar.physics.scintillator.ScintillatorDetector.background_events`); 0: none."""
     coincidence_window_s: NonNegFloat = 0.0
+    """Coincidence window τ of the layers in s (the accidental background only)."""
     live_time_s: NonNegFloat = 0.0
+    """Live time of the run in s, over which the accidental background accumulates."""
     n_channels: Annotated[int, Field(ge=1)] = 1
+    """Independent bar stacks, each with its own accidental coincidences (the background
+    scales with it)."""
     efficiency: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Further constant efficiency (timing, reconstruction) multiplying the detection
+    probability; 1: none."""
 
     @model_validator(mode="after")
     def _check_coincidence(self) -> McpDetectorConfig:
@@ -1208,6 +1593,8 @@ class McpDataDriven(Section):
     ``target_interaction_lengths``, ``lepton_mass``) are read, nothing typed twice."""
 
     run: str
+    """The run directory (relative to the config file; ``${output}`` allowed) of a finished
+    single-flavour run (:func:`gammastar.reach.mcp.data_driven_yields`)."""
 
 
 McpMeson = Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi"]
@@ -1222,15 +1609,24 @@ class McpConfig(Section):
     n_pot: PositiveFloat
     """Protons on target of the facility."""
     target_interaction_lengths: PositiveFloat | Literal["dump"]
+    """The facility's target thickness in nuclear interaction lengths λ_I, or ``dump`` (every
+    proton interacts): P_int = 1 − e^{−L} normalises the meson sources, and the data-driven
+    flux is scaled by P_int(facility)/P_int(data) (``gammastar.physics.target``). Required."""
     n_pot_rel_uncertainty: NonNegFloat
+    """Relative (log-normal) uncertainty of ``n_pot`` in the likelihood
+    (:func:`gammastar.reach.mcp.mcp_reach`); required (0 on purpose for an exact N_POT)."""
     sources: dict[McpMeson, McpSource] = Field(default_factory=dict)
     data_driven: McpDataDriven | None = None
     mass_min: PositiveFloat = 0.01
+    """Smallest χ mass of the scan in GeV."""
     mass_max: PositiveFloat = 1.5
+    """Largest χ mass of the scan in GeV."""
     mass_points: Annotated[int, Field(ge=1, le=500)] = 30
+    """χ masses of the scan, log-spaced from ``mass_min`` to ``mass_max``."""
     n_samples: Annotated[int, Field(ge=100)] = 100_000
     """Mesons sampled per source and m_χ for the geometric acceptance."""
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Confidence level of the expected exclusion in Q (exact CLs, one counting bin)."""
 
     @model_validator(mode="after")
     def _check(self) -> McpConfig:
@@ -1244,7 +1640,7 @@ class McpConfig(Section):
 # --------------------------------------------------------------------------- idm
 class IdmConfig(Section):
     """Semi-visible dark photon: A′ → ψ₁ψ₂ (iDM) or ψ₂ψ̄₂, ψ₁ψ̄₂ + ψ₂ψ̄₁ (i2DM), ψ₂ → ψ₁ℓ⁺ℓ⁻
-    (``gammastar events --dark``, ``gammastar reach-idm``; docs/darksector.md).
+    (``gammastar events --dark``, ``gammastar reach-idm``; docs/howto/dark-sectors.md).
 
     α_D, Δ and m_A′/m₁ default to the literature's benchmark (Izaguirre, Krnjaic, Schuster,
     Toro PRD 96 (2017) 055007; Berlin, Gori, Schuster, Toro PRD 98 (2018) 035011): model
@@ -1254,6 +1650,8 @@ class IdmConfig(Section):
     """
 
     model: Literal["idm", "i2dm"] = "idm"
+    """The dark sector: ``idm`` (a pseudo-Dirac pair: A′ → ψ₁ψ₂ only) or ``i2dm`` (two Dirac
+    fermions mixed by ``theta``: A′ → ψ₂ψ̄₂, ψ₁ψ̄₂ + ψ₂ψ̄₁; :mod:`gammastar.physics.darksector`)."""
     alpha_d: PositiveFloat = 0.1
     """Dark coupling α_D = g_D²/4π."""
     delta: PositiveFloat = 0.1
@@ -1279,11 +1677,16 @@ class IdmConfig(Section):
     m1_range: tuple[PositiveFloat, PositiveFloat] | None = None
     """(m₁ min, m₁ max) of the scan, GeV; None: the A′ yields' mass range / ``mass_ratio``."""
     m1_points: Annotated[int, Field(ge=1, le=500)] = 20
+    """ψ₁ masses of the scan, log-spaced over ``m1_range`` (or its default)."""
     samples: Annotated[int, Field(ge=100)] = 20_000
     """Chains per m₁ and ψ₂ channel for the acceptance."""
     y_range: tuple[PositiveFloat, PositiveFloat] = (1e-16, 1e-2)
+    """Ends of the grid of y = ε²α_D(m₁/m_A′)⁴ (dimensionless, log-spaced) on which each m₁'s
+    excluded interval [y_low, y_high] is sought."""
     y_points: Annotated[int, Field(ge=10, le=2000)] = 241
+    """Points of the y grid."""
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    """Confidence level of the expected exclusion (exact CLs, one counting bin)."""
 
     @model_validator(mode="after")
     def _check(self) -> IdmConfig:
@@ -1334,6 +1737,9 @@ class ExtraNuisance(Section):
     """A further normalisation uncertainty of the A′ yield, the same at every mass."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")]
+    """The nuisance's name in ``yields.json`` ``uncertainties`` and the reach's workspaces: a
+    letter, then letters, digits or ``_``; not a built-in name (:data:`BUILTIN_NUISANCES`),
+    ``n_pot``, nor one starting ``eff_``, ``bkg_`` or ``mcstat_``."""
     rel: NonNegFloat
     """Relative size (log-normal width ln(1 + rel), as the reach's other normsys)."""
     origin: Annotated[str, Field(min_length=1)]
@@ -1341,7 +1747,7 @@ class ExtraNuisance(Section):
 
 
 class UncertaintiesConfig(Section):
-    """The prediction's own uncertainties (docs/reach.md "Nuisance parameters"):
+    """The prediction's own uncertainties (docs/explanation/reach.md "Named uncertainties"):
     named nuisances in ``yields.json`` ``uncertainties`` and in the reach's workspaces."""
 
     enabled: bool = False
@@ -1364,7 +1770,7 @@ class UncertaintiesConfig(Section):
     with ``flow.bootstrap`` the spread of the ≥ 2 Poisson replicas, members ≥ 1);
     each member costs one more acceptance sampling per mass. The spread of k members is itself
     uncertain by 1/√(2(k − 1)): train ≥ 10 (±24%; the reach warns below,
-    docs/coverage.md). Off by default (the demo's ensemble costs a training
+    docs/validation/uncertainties-and-coverage.md). Off by default (the demo's ensemble costs a training
     per member)."""
     impact_masses: Annotated[int, Field(ge=0, le=100)] = 4
     """The reach's impact table (``reach.json`` ``impact``): at this many evenly spaced
@@ -1397,10 +1803,18 @@ class AnalysisConfig(Section):
     """A whole analysis: one YAML file."""
 
     schema_version: Literal[1] = 1
+    """Version of the config format: 1, the only one this gammastar reads (another value is
+    an error, not a guess). Not the artifacts' ``meta.schema_version``."""
     name: str = "analysis"
+    """The analysis's name, without ``/``: the title of the reach figures, the summary of
+    ``gammastar run`` and the ``analysis`` row of ``report.html``."""
     output: str = "runs/analysis"
     """Run directory (relative paths resolve against the config file's directory)."""
     seed: Annotated[int, Field(ge=0, strict=True)] = 12345
+    """Random seed of the run (an integer ≥ 0): the mock, the flow's training and hold-out
+    split, the validation draws, the reach's and the events' samples derive their streams
+    from it. A section's own seed (``flow.seed``, ``flow.holdout_seed``, …) or a command's
+    ``--seed`` takes precedence."""
     beam: BeamConfig = Field(default_factory=BeamConfig)
     mock: MockConfig | None = None
     input: InputConfig = Field(default_factory=InputConfig)

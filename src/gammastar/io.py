@@ -3,7 +3,7 @@
 The layouts (:data:`LAYOUTS`, a registry of :class:`Layout`, one entry each: the mock's
 ``jagged_cartesian``, NanoAOD-like ``jagged_ptetaphi``, pre-paired ``flat_pairs``, ...) map an
 experiment's branches onto the package's columns and say how leptons are built from them
-(design.md, "Input schemas").
+(docs/tutorial/02-your-data.md).
 
 The config's ``input.branches`` overrides a layout's default branches, key by key. Both TTrees and
 RNTuples are read (uproot). Every file is opened and every needed branch looked up

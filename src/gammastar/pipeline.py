@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -452,20 +451,24 @@ def _run(
     return reports
 
 
-def _read_root_meta(path: Path) -> dict[str, Any] | None:
-    import uproot
-
+def _read(rd: rundir.RunDir, name: str, lines: list[str]) -> dict[str, Any] | None:
+    """JSON artifact ``name`` if present (:meth:`gammastar.core.rundir.RunDir.read_optional`);
+    one that cannot be used is ``None`` and its one-line reason, naming the file, in ``lines``
+    (a summary never fails the run)."""
     try:
-        with uproot.open(path) as f:
-            return json.loads(str(f["meta"]))
-    except Exception:  # noqa: BLE001 - a summary never fails the run
+        return rd.read_optional(name)
+    except GammastarError as err:
+        lines.append(str(err))
         return None
 
 
-def _read(path: Path) -> dict[str, Any] | None:
+def _mock_meta(rd: rundir.RunDir, lines: list[str]) -> dict[str, Any] | None:
+    """``mock.root``'s meta (:meth:`gammastar.core.rundir.RunDir.read_root_meta`), or ``None``
+    and the one-line reason in ``lines``."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return rd.read_root_meta(rundir.MOCK)
+    except GammastarError as err:
+        lines.append(str(err))
         return None
 
 
@@ -478,7 +481,8 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
             extra = f" ({r.seconds:.1f} s)" if r.status == "ran" else ""
             lines.append(f"  {r.name:<9} {r.status}{extra}: {r.reason}")
     mock = out / rundir.MOCK
-    if config.mock is not None and mock.exists() and (meta := _read_root_meta(mock)):
+    has_mock = config.mock is not None and mock.exists()
+    if has_mock and (meta := _mock_meta(rundir.RunDir(out), lines)):
         lines.append(f"mock data: {mock}")
         n_pot = meta.get("n_pot")
         if n_pot is not None:
@@ -501,7 +505,8 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
 def _summary_lines(out: Path) -> list[str]:
     """Key numbers of the later stages, from whatever artifacts exist."""
     lines: list[str] = []
-    if sel := _read(out / rundir.SELECT):
+    rd = rundir.RunDir(out)
+    if sel := _read(rd, rundir.SELECT, lines):
         c = sel.get("counts", {})
         lines.append(
             f"selection: {c.get('os')} OS, {c.get('pp')} ++, {c.get('mm')} -- pairs; "
@@ -510,12 +515,12 @@ def _summary_lines(out: Path) -> list[str]:
             f"unfolded γ* yield {c.get('unfolded', float('nan')):.4g} "
             f"± {c.get('unfolded_err', float('nan')):.2g}"
         )
-    if (y := _read(out / rundir.YIELDS)) and (a := y.get("aprime")):
+    if (y := _read(rd, rundir.YIELDS, lines)) and (a := y.get("aprime")):
         mass, val = a.get("mass") or [], a.get("per_pot_per_eps2") or []
         picks = [i for i in range(len(mass)) if val[i] is not None][:: max(1, len(mass) // 4)]
         shown = ", ".join(f"{val[i]:.2e} at {mass[i]:.2f} GeV" for i in picks[:4])
         lines.append(f"A′ yield per POT per ε²: {shown}")
-    if v := _read(out / rundir.VALIDATION):
+    if v := _read(rd, rundir.VALIDATION, lines):
         ok = [
             m
             for m, kl, band in zip(
@@ -527,7 +532,7 @@ def _summary_lines(out: Path) -> list[str]:
             f"flow validation: model-vs-data KL inside the data-vs-data 95% band "
             f"in {len(ok)}/{len(v.get('mass', []))} mass windows"
         )
-    if (r := _read(out / rundir.REACH)) and (e := r.get("expected")):
+    if (r := _read(rd, rundir.REACH, lines)) and (e := r.get("expected")):
         lo = [x for x in e.get("eps_low", []) if x is not None]
         masses = [
             m

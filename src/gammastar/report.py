@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import html
-import json
 import math
 import os
 import platform
@@ -207,33 +206,17 @@ class Figure:
         return _caption(self.rel)
 
 
-def _read_json(path: Path, section: Section) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None (and a warning in ``section``) when unreadable."""
+def _read_json(run: Path, name: str, section: Section) -> dict[str, Any] | None:
+    """JSON artifact ``name`` of the run directory, read and checked by
+    :meth:`gammastar.core.rundir.RunDir.read_optional`; ``None`` when absent, and when it
+    cannot be read: then its one-line reason (naming the file) is a warning in ``section``.
+    A document of an unknown schema version or that breaks its schema is shown as far as it
+    goes, with that error as a warning (a report shows, never fails)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        section.warn(f"{path.name}: cannot read it as JSON ({type(err).__name__}: {err})")
+        return rundir.RunDir(run).read_optional(name, invalid=lambda err: section.warn(str(err)))
+    except GammastarError as err:
+        section.warn(str(err))
         return None
-    if not isinstance(data, dict):
-        section.warn(f"{path.name}: expected a JSON object, found {type(data).__name__}")
-        return None
-    schema = rundir.schema_of(f"{path.parent.name}/{path.name}") or rundir.schema_of(path.name)
-    if schema is not None:  # shown with a warning, as far as it goes (a report never fails)
-        try:
-            rundir.validate(data, schema, where=path.name)
-        except GammastarError as err:
-            section.warn(str(err))
-    return data
-
-
-def _read_root_meta(path: Path) -> dict[str, Any]:
-    import uproot
-
-    with uproot.open(path) as f:
-        data = json.loads(str(f["meta"]))
-    if not isinstance(data, dict):
-        raise TypeError("meta is not a JSON object")
-    return data
 
 
 def _get(d: Any, *keys: str, default: Any = None) -> Any:
@@ -322,13 +305,13 @@ def _figure_html(fig: Figure) -> Raw:
 
 
 # =========================================================================== sections
-def _section_json(path: Path, s: Section) -> dict[str, Any] | None:
-    """The JSON artifact behind a section: "not run" when absent, a warning when unreadable."""
-    if not path.exists():
-        s.add(not_run(f"{path.name} not found"))
+def _section_json(run: Path, name: str, s: Section) -> dict[str, Any] | None:
+    """The JSON artifact behind a section: "not run" when absent, a warning when unusable."""
+    if not (run / name).exists():
+        s.add(not_run(f"{name} not found"))
         return None
     s.ran = True
-    return _read_json(path, s)
+    return _read_json(run, name, s)
 
 
 def _mock_section(cfg: Any, run: Path, s: Section) -> None:
@@ -341,9 +324,9 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
         return
     s.ran = True
     try:
-        meta = _read_root_meta(path)
-    except Exception as err:  # noqa: BLE001 - a report shows, never fails
-        s.warn(f"mock.root: cannot read its meta JSON ({type(err).__name__}: {err})")
+        meta = rundir.RunDir(run).read_root_meta(rundir.MOCK)
+    except GammastarError as err:  # a report shows, never fails
+        s.warn(str(err))
         return
     s.add(
         kv_table(
@@ -462,7 +445,7 @@ def _unfold_table(doc: dict[str, Any], s: Section) -> None:
 
 
 def _selection_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.SELECT, s)
+    doc = _section_json(run, rundir.SELECT, s)
     if doc is None:
         return
     _selection_channels(doc, s)
@@ -571,7 +554,7 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
         s.add(
             '<p class="note">λ_θ corrected for the mass bins\' selection of decay angles with a '
             "detector simulation (unfold.polarisation_correction: its fit as the data's and at "
-            "its truth, inverted through the response's slope; docs/selection.md). Truth side: "
+            "its truth, inverted through the response's slope; docs/explanation/method.md). Truth side: "
             + esc(fmt(sc.get("truth_side", "the reconstructed γ* at their truth")))
             + "."
             + _simulation_share_text(sc, edges)
@@ -582,7 +565,7 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
         "the like-sign-subtracted, efficiency-corrected pairs with the acceptance in the "
         "likelihood; used in the per-pair acceptance: "
         + esc(fmt(pol.get("used_in_acceptance")))
-        + " (docs/selection.md, λ_θ).</p>"
+        + " (docs/explanation/method.md, λ_θ).</p>"
     )
 
 
@@ -655,7 +638,7 @@ def _aprime_table(doc: dict[str, Any], s: Section) -> None:
             s.add(
                 '<p class="note">A′ flags (bins): '
                 + esc(", ".join(f"{k}: {v}" for k, v in sorted(counted.items())))
-                + " (see docs/yields.md#flags)</p>"
+                + " (see docs/explanation/method.md#10-flags)</p>"
             )
     else:
         s.warn("yields.json has no 'aprime'")
@@ -685,7 +668,7 @@ def _mcp_table(doc: dict[str, Any], s: Section) -> None:
 
 
 def _yields_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.YIELDS, s)
+    doc = _section_json(run, rundir.YIELDS, s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
@@ -712,7 +695,7 @@ def _yields_section(run: Path, s: Section) -> None:
             + "); beyond it extrapolated with the fitted model "
             + esc(fmt(ex.get("model")))
             + _sigma_y_text(ex, sig, sig_err)
-            + ": the fiducial fraction per mass bin is in the table (docs/yields.md).</p>"
+            + ": the fiducial fraction per mass bin is in the table (docs/explanation/method.md).</p>"
         )
     pol = doc.get("polarisation")
     if isinstance(pol, dict):
@@ -723,7 +706,7 @@ def _yields_section(run: Path, s: Section) -> None:
 
 
 def _universality_block(doc: dict[str, Any], s: Section) -> None:
-    """Lepton universality (``yields.compare_with``, docs/yields.md): the A′-yield ratio of
+    """Lepton universality (``yields.compare_with``, docs/explanation/method.md): the A′-yield ratio of
     the two flavours per shared mass bin with its error, χ²/ndf and p-value, and the
     combined yield where ``aprime_combined`` holds it."""
     uni = doc.get("lepton_universality")
@@ -782,7 +765,7 @@ def _flow_section(run: Path, s: Section) -> None:
         return
     s.ran = True
     if meta_path.exists():
-        doc = _read_json(meta_path, s)
+        doc = _read_json(run, rundir.FLOW_META, s)
         if doc is not None:
             meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
             mr = _as_list(doc.get("mass_range"))
@@ -814,7 +797,7 @@ def _flow_section(run: Path, s: Section) -> None:
     else:
         s.warn("flow/meta.json not found (history only: training interrupted?)")
     if hist_path.exists():
-        hist = _read_json(hist_path, s)
+        hist = _read_json(run, rundir.FLOW_HISTORY, s)
         if hist is not None:
             train = [v for v in _as_list(hist.get("train")) if _is_number(v)]
             val = [v for v in _as_list(hist.get("val")) if _is_number(v)]
@@ -836,7 +819,7 @@ def _band(bands: list[Any], i: int) -> tuple[float | None, float | None]:
 
 
 def _validation_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.VALIDATION, s)
+    doc = _section_json(run, rundir.VALIDATION, s)
     if doc is None:
         return
     mass = _as_list(doc.get("mass"))
@@ -1010,7 +993,7 @@ def _reach_bands(doc: dict[str, Any], s: Section) -> None:
 
 
 def _reach_section(run: Path, s: Section) -> None:
-    doc = _section_json(run / rundir.REACH, s)
+    doc = _section_json(run, rundir.REACH, s)
     if doc is None:
         return
     meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
@@ -1021,7 +1004,8 @@ def _reach_section(run: Path, s: Section) -> None:
     mass = _as_list(exp.get("mass"))
     lo = _as_list(exp.get("eps_low"))
     hi = _as_list(exp.get("eps_high"))
-    n_ws = len(_as_list(_get(_read_quiet(run / rundir.WORKSPACES_INDEX), "workspaces")))
+    index = _read_json(run, rundir.WORKSPACES_INDEX, s)
+    n_ws = len(_as_list(_get(index, "workspaces")))
     excluded = [i for i in range(len(mass)) if i < len(lo) and _is_number(lo[i])]
     s.add(
         kv_table(
@@ -1055,12 +1039,46 @@ def _reach_section(run: Path, s: Section) -> None:
         s.add(
             "<p class=\"note\">Signal outside the data's fiducial region (the yields' fitted model, "
             f"reach.extrapolation: {esc(fmt(ext.get('mode')))}): its largest share of N_sig "
-            "in each mass's excluded region is in the table (docs/reach.md §2).</p>"
+            "in each mass's excluded region is in the table (docs/explanation/reach.md §2).</p>"
         )
     _reach_eps_table(doc, s)
     _reach_bands(doc, s)
     _impact_table(doc, s)
     _closure_table(doc, s)
+
+
+def _compare_with_table(config: Any, s: Section) -> None:
+    """``reach.compare_with``: the published bounds the reach figure draws, with their sources."""
+    entries = getattr(getattr(config, "reach", None), "compare_with", None) or []
+    if not entries:
+        return
+    from gammastar.reach.bounds import read_bound
+
+    rows = []
+    for entry in entries:
+        path = config.resolve(entry.file)
+        try:
+            b = read_bound(path, label=entry.label)
+        except GammastarError as err:
+            s.warn(str(err))
+            continue
+        top = b.eps if b.eps_high is None else b.eps_high
+        rows.append(
+            (
+                b.label,
+                b.reference or "not given in the file",
+                f"{fmt(float(b.mass.min()), '.4g')} – {fmt(float(b.mass.max()), '.4g')}",
+                f"{fmt(float(b.eps.min()), '.2e')} – {fmt(float(top.max()), '.2e')}",
+                f"{b.shape}, {len(b.mass)} points, ε from {b.eps_from}",
+                path.name,
+            )
+        )
+    s.add("<h3>Published bounds on the reach figure (reach.compare_with)</h3>")
+    s.add(table(["bound", "reference", "m_A′ (GeV)", "ε", "drawn as", "file"], rows))
+    s.add(
+        '<p class="note">Drawn in grey on figures/reach.png by the reach stage (rerun it after '
+        "changing the list or the files).</p>"
+    )
 
 
 def _closure_table(doc: dict[str, Any], s: Section) -> None:
@@ -1094,7 +1112,7 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
         "expected ε boundaries (where the signal peaks at a mass not excluded); the error is "
         "the pairs' statistics "
         f"(χ² = {esc(fmt(chi2, '.1f') if _is_number(chi2) else 'n/a')} for {esc(fmt(ndf))} "
-        "points; gammastar.reach.flow_closure, docs/reach.md).</p>"
+        "points; gammastar.reach.flow_closure, docs/explanation/reach.md).</p>"
     )
     heads = ["m_A′ (GeV)", "pairs", "at ε_low", "at ε_high", "at the signal's peak (not excluded)"]
     s.add(table(heads, rows, "num"))
@@ -1124,16 +1142,9 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(
         "<h3>Impact of each nuisance (median expected s_up at +1σ / −1σ)</h3>"
         '<p class="note">Each nuisance fixed at ±1σ, the others integrated '
-        "(gammastar.reach.impact.impact; docs/reach.md, named nuisance parameters).</p>"
+        "(gammastar.reach.impact.impact; docs/explanation/reach.md, named nuisance parameters).</p>"
     )
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
-
-
-def _read_quiet(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
 
 
 # =========================================================================== provenance
@@ -1187,19 +1198,7 @@ def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
     )
 
     rows = []
-    mock = run / rundir.MOCK
-    metas: list[tuple[str, Any]] = []
-    if mock.exists():
-        try:
-            metas.append((rundir.MOCK, _read_root_meta(mock)))
-        except Exception as err:  # noqa: BLE001
-            metas.append((rundir.MOCK, f"unreadable ({type(err).__name__})"))
-    for name in META_ARTIFACTS:
-        p = run / name
-        if p.exists():
-            d = _read_quiet(p)
-            metas.append((name, d.get("meta") if isinstance(d, dict) else "unreadable JSON"))
-    for name, m in metas:
+    for name, m in _artifact_metas(run):
         if isinstance(m, dict):
             full_hash = m.get("config_sha256_full")
             same = "n/a" if not full_hash or not full else ("yes" if full_hash == full else "NO")
@@ -1229,16 +1228,43 @@ def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
     return top, seeds if rows else Raw("<p>No artifact metadata found.</p>")
 
 
+def _artifact_metas(run: Path) -> list[tuple[str, Any]]:
+    """``(artifact, its meta)`` of the mock and :data:`META_ARTIFACTS` present; the meta is
+    the one-line reason instead where the artifact cannot be read (a schema error is its
+    section's warning: the meta is shown as far as it goes)."""
+    rd = rundir.RunDir(run)
+    metas: list[tuple[str, Any]] = []
+    if rd.path(rundir.MOCK).exists():
+        try:
+            metas.append((rundir.MOCK, rd.read_root_meta(rundir.MOCK)))
+        except GammastarError as err:
+            metas.append((rundir.MOCK, str(err)))
+    for name in META_ARTIFACTS:
+        try:
+            d = rd.read_optional(name, invalid=lambda err: None)
+        except GammastarError as err:
+            metas.append((name, str(err)))
+            continue
+        if d is not None:
+            metas.append((name, d.get("meta")))
+    return metas
+
+
 def _stage_table(run: Path) -> Raw | None:
     state = run / rundir.STATE_DIR
     if not state.is_dir():
         return None
+    rd = rundir.RunDir(run)
     order = {name: i for i, name in enumerate(rundir.STAGE_ORDER)}
     rows = []
     for p in sorted(state.glob("*.json"), key=lambda q: (order.get(q.stem, len(order)), q.stem)):
-        d = _read_quiet(p)
-        if not isinstance(d, dict):
-            rows.append((p.stem, "unreadable", "", ""))
+        problems: list[GammastarError] = []  # a schema error: the record as far as it goes
+        try:
+            d = rd.read_optional(rundir.state_name(p.stem), invalid=problems.append)
+        except GammastarError as err:
+            rows.append((p.stem, "unreadable", "", str(err)))
+            continue
+        if d is None:  # removed while the report was written
             continue
         fin = d.get("finished")
         when = (
@@ -1251,7 +1277,7 @@ def _stage_table(run: Path) -> Raw | None:
                 str(d.get("stage", p.stem)),
                 when,
                 fmt(_num(d.get("seconds")), ".3g"),
-                d.get("note") or "",
+                str(problems[0]) if problems else d.get("note") or "",
             )
         )
     return table(["stage", "last finished", "seconds", "note"], rows) if rows else None
@@ -1354,7 +1380,7 @@ def _dark_section(run: Path, s: Section) -> None:
         if not path.exists():
             continue
         s.ran = True
-        doc = _read_json(path, s)
+        doc = _read_json(run, name, s)
         if doc is None:
             continue
         cl = _num(doc.get("cl"))
@@ -1410,6 +1436,8 @@ def render(config: Any, run: Path) -> str:
                 _mock_section(config, run, s)
             elif ident in SECTION_BUILDERS:
                 SECTION_BUILDERS[ident](run, s)
+            if ident == "reach":
+                _compare_with_table(config, s)
         except Exception as err:  # noqa: BLE001 - a report shows, never fails
             s.warn(f"could not build this section ({type(err).__name__}: {err})")
     for fig in find_figures(run):

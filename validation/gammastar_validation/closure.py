@@ -62,7 +62,8 @@ def reach_closure(
     from gammastar.corrections.unfold import EfficiencyMap
     from gammastar.mock.detector import Detector
     from gammastar.reach.acceptance import draw
-    from gammastar.source.production import Yields, load_yields, sampler_from_config
+    from gammastar.source.production import Yields, load_yields
+    from gammastar.source.source import Source
     from gammastar_validation.truth import (
         TruthSampler,
         empirical_smearing,
@@ -72,7 +73,7 @@ def reach_closure(
     run = cfg.output_dir
     y_dd = load_yields(run / rundir.YIELDS)
     if inside is None:
-        sampler, _ = sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
+        sampler = Source.from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
             update={"flow": str(run / rundir.FLOW_DIR), "extrapolation": "label"})}), y_dd)  # fmt: skip
     else:
         from gammastar.corrections.pair_acceptance import FiducialRegion

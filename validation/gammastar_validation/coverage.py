@@ -72,7 +72,7 @@ flow's own quoted error, ``kinematic_model`` (what the reach carries with
 ``uncertainties.kinematic_model``), is in σ when ``--flow`` holds a bootstrapped ensemble
 (``flow.ensemble`` ≥ 3 with ``flow.bootstrap``, as ``gammastar train`` writes it): the relative
 spread of 𝓔(m, cτ) over the Poisson-bootstrap replicas
-(:func:`gammastar.source.production.ensemble_samplers`'s choice; standard deviation / mean, as
+(:func:`gammastar.source.source.ensemble_sources`'s choice; standard deviation / mean, as
 :func:`gammastar.reach.stage._relative_spread`), each wrapped in the realisation's extrapolation with
 the nominal draw's seed, per realisation. The flow, and so its error, is common to all
 realisations: the coverage samples the flow's own error once (a common shift of the pulls), the

@@ -19,7 +19,7 @@ With ``--run DIR`` no mock is generated: the pairs of that run directory train t
 recipe (the reference) and ``--variant`` with each of ``--seeds``; each is validated and taken
 through the reach, and the table gives per validation mass the closure at ε_low and ε_high and
 the KL with its data-vs-data band, side by side (how the demo's ``mass_flatten`` was chosen,
-docs/reach.md).
+docs/explanation/reach.md).
 
 Usage: ``python validation/scripts/flow_closure.py --realisations 15 --first-seed 3100
 --workdir WORK [--reuse] [--variant '{"mass_flatten": 0.5}']``; ``--merge OUT …`` pools

@@ -1,4 +1,4 @@
-"""Charge-asymmetric like-sign closure on the NA60-like mock (docs/selection.md).
+"""Charge-asymmetric like-sign closure on the NA60-like mock (docs/explanation/method.md).
 
 Claim: with a charge-asymmetric combinatorial background (N++ ≠ N−−) the geometric like-sign
 estimate 2R√(N++N−−) (``background.ss_weight: binwise``) gives the generated OS combinatorial

@@ -12,7 +12,7 @@ yields of a finished NA60-like run, changing one factor per row:
   NA60-like data);
 * ``kinematics: generator truth``: the mock generator's own γ* as the A′ kinematics (what the
   model should have given);
-* ``kinematics: physics.md defaults``: the analytic sampler with T = 0.2 GeV, y = 3.37 ± 1.2;
+* ``kinematics: docs/explanation/physics.md defaults``: the analytic sampler with T = 0.2 GeV, y = 3.37 ± 1.2;
 * ``yield: generator truth``: the generator's full-phase-space γ* yield (Eq. 6) instead of the
   data-driven one (the extrapolation's error on the yield);
 * ``yield: + bremsstrahlung``: the proton-bremsstrahlung yield (FWW, yields.json ``theory``)
@@ -20,8 +20,8 @@ yields of a finished NA60-like run, changing one factor per row:
 * ``efficiency 1.0``: the selection × trigger efficiency 0.7 → 1.
 
 Usage: python validation/scripts/na62_decomposition.py --run runs/na60_like [--masses 40]
-Prints one row per variant: the excluded mass range and ε band at three masses; the last line
-is one JSON object with the same.
+Prints one row per variant: the excluded mass ranges (contiguous runs of the mass grid) and the ε
+band at three masses; the last line is one JSON object with the same.
 """
 
 from __future__ import annotations
@@ -40,14 +40,22 @@ from gammastar.mock.detector import Detector
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.stage import ScanSettings, scan
 from gammastar.source.geometry import Geometry
-from gammastar.source.production import (
-    Yields,
-    load_yields,
-    resolve_yield_scale,
-    sampler_from_config,
-)
+from gammastar.source.production import Yields, load_yields, resolve_yield_scale
+from gammastar.source.source import Source
 from gammastar_validation.closure import truth_aprime_yield
 from gammastar_validation.truth import TruthSampler, truth_gstar
+
+
+def _contiguous(masses: np.ndarray, excluded: np.ndarray) -> list[tuple[float, float]]:
+    """The excluded masses as contiguous ranges (first, last) of the mass grid: an island (at
+    the φ, say) stays apart from the main range instead of stretching it."""
+    runs: list[tuple[float, float]] = []
+    for i in np.flatnonzero(excluded):
+        if runs and i > 0 and excluded[i - 1]:
+            runs[-1] = (runs[-1][0], float(masses[i]))
+        else:
+            runs.append((float(masses[i]), float(masses[i])))
+    return runs
 
 
 def main() -> None:
@@ -66,7 +74,7 @@ def main() -> None:
     rc = cfg.reach
     y = load_yields(run / "yields.json")
     scale, _ = resolve_yield_scale(cfg, y)
-    sampler, _ = sampler_from_config(cfg, y)
+    sampler = Source.from_config(cfg, y)
     truth = truth_gstar(data_cfg, args.truth_sources, seed=5)
     det = Detector(data_cfg.mock.detector, EfficiencyMap.unity())
     ty = truth_aprime_yield(truth, np.asarray(y.extrapolation["bin_edges"]),
@@ -89,7 +97,7 @@ def main() -> None:
     variants = {
         "baseline": (sampler, y, geo),
         "kinematics: generator truth": (TruthSampler(truth), y, geo),
-        "kinematics: physics.md defaults": (ParametricSampler(0.2, 3.37, 1.2), y, geo),
+        "kinematics: docs/explanation/physics.md defaults": (ParametricSampler(0.2, 3.37, 1.2), y, geo),
         "yield: generator truth": (sampler, y_truth, geo),
         "yield: + bremsstrahlung": (sampler, y_brems, geo),
         "efficiency 1.0": (sampler, y, geo_eff1),
@@ -115,7 +123,8 @@ def main() -> None:
         res = scan(masses, eps, sampler=smp, settings=settings)
         elo, ehi = res.boundaries["0"]
         ex = np.isfinite(elo)
-        rng = f"{masses[ex].min():.3f}-{masses[ex].max():.3f}" if ex.any() else "none"
+        runs = _contiguous(masses, ex)
+        rng = ", ".join(f"{a:.3f}-{b:.3f}" for a, b in runs) if runs else "none"
         cells = []
         for m in show:
             i = int(np.argmin(np.abs(masses - m)))
@@ -124,6 +133,7 @@ def main() -> None:
         out["variants"][name] = {
             "excluded_masses": [float(masses[ex].min()), float(masses[ex].max())]
             if ex.any() else None,
+            "excluded_ranges": [[float(a), float(b)] for a, b in runs],
             "eps_band": {f"{m:g}": [float(elo[i]), float(ehi[i])] if np.isfinite(elo[i]) else None
                          for m, i in ((m, int(np.argmin(np.abs(masses - m)))) for m in show)},
         }  # fmt: skip

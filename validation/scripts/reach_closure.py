@@ -79,13 +79,14 @@ def nsig_pulls(cfg, rows, *, samples: int = 40_000, seed: int = 11) -> None:
     from gammastar.core import rundir
     from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.reach.acceptance import draw
-    from gammastar.source.production import load_yields, sampler_from_config
+    from gammastar.source.production import load_yields
+    from gammastar.source.source import Source
     from gammastar.yields.extrapolation import Extrapolation, RecordingSampler, nsig_relative_error
 
     y_dd = load_yields(cfg.output_dir / rundir.YIELDS)
     ex = Extrapolation.from_dict(y_dd.extrapolation)
     fid = FiducialRegion.from_dict(y_dd.extrapolation["fiducial"])
-    sampler, _ = sampler_from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
+    sampler = Source.from_config(cfg.model_copy(update={"reach": cfg.reach.model_copy(
         update={"flow": str(cfg.output_dir / rundir.FLOW_DIR), "extrapolation": "label"})}), y_dd)  # fmt: skip
     cap = RecordingSampler(sampler)
     by_point: dict = {}

@@ -3,7 +3,7 @@
 The default job's chain on 10⁶ mock sources (generate, select, yields, train), then
 gammastar_validation.closure.reach_closure: the data-driven acceptance 𝓔(m, cτ) and N_sig
 (Y·𝓔 per POT per ε²) against the generator's full-phase-space γ*, for the paper's mock LLP detector and an
-annulus at a downstream plane, 8 masses in 0.25–1.0 GeV, 7 lifetimes (table in docs/reach.md).
+annulus at a downstream plane, 8 masses in 0.25–1.0 GeV, 7 lifetimes (table in docs/explanation/reach.md).
 
 Asserted: N_sig within the stated tolerance where the data see the signal, and the target
 ("within 10% or 2σ of the statistics") at every point.
@@ -18,7 +18,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
-LAMBDA_SYST = 0.04  # the decay angular distribution: λ_θ measured ±0.1–0.2 per bin (docs/selection.md)
+LAMBDA_SYST = 0.04  # the decay angular distribution: λ_θ measured ±0.1–0.2 per bin (docs/explanation/method.md)
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def rows(tmp_path_factory):
     cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(update={"output": str(out)})
     generate_file(cfg, out / "mock.root", events=1_000_000, seed=cfg.seed)
     select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     flow.train(cfg)
     geos = {
         "paper_mock_detector": Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120),
@@ -71,7 +71,7 @@ def test_acceptance_and_nsig_close_everywhere(rows):
     """The closure target at every point with 𝓔_truth > 10⁻³ (8 masses × 7 lifetimes × 2
     geometries): N_sig and 𝓔 data-driven / truth within 10%, or within 2σ of the statistics
     (reach_closure's per-row errors: the yield's Σw², the extrapolation fit's f_F error through
-    the extrapolated share, the samples' binomial errors, the truth's); docs/reach.md §2.1."""
+    the extrapolated share, the samples' binomial errors, the truth's); docs/explanation/reach.md §2.1."""
     _, table = rows
     for r in table:
         rn = r["nsig_dd"] / r["nsig_truth"]

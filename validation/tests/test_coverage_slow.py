@@ -4,7 +4,7 @@ The coverage study (:mod:`gammastar_validation.coverage`) with 3 realisations pe
 → select → yields with the named nuisances) runs for each seed, in the ``full`` arm with λ_θ, R,
 σ_y and the mesons' p_T form drawn from the nuisances' priors, and the data-driven N_sig lies
 within 4 of its quoted σ of the generator's truth in every realisation (the full run, its table
-in docs/reach.md, has 60 realisations at 3 masses); ``--merge`` rebuilds its tables from the
+in docs/explanation/reach.md, has 60 realisations at 3 masses); ``--merge`` rebuilds its tables from the
 rows.
 """
 
@@ -81,14 +81,14 @@ def test_reduced_coverage(tmp_path):
         for t in table:
             assert np.isfinite(t["mean_ratio_dd_truth"])
             # |pull| <= 4 with the whole budget: a pull beyond it is a broken chain or error
-            # budget (the closure table of docs/reach.md §2.1 has N_sig dd/truth 0.86-0.90 at
+            # budget (the closure table of docs/explanation/reach.md §2.1 has N_sig dd/truth 0.86-0.90 at
             # 0.6 GeV, about 1σ of the quoted ~12%)
             assert np.all(np.abs(t["all"]["pulls"]) < 4), t["all"]["pulls"]
             assert 0.05 < t["all"]["mean_rel_sigma"] < 0.5
             for w in sigmas:
                 if w == "all_yield":
                     # the yield's δf_F/f_F instead of the fit's effect on N_sig: at 0.6 GeV
-                    # ~14% against ~2-3% (docs/reach.md "Coverage on the mock"), so wider
+                    # ~14% against ~2-3% (docs/validation/uncertainties-and-coverage.md), so wider
                     assert t[w]["mean_rel_sigma"] > t["all"]["mean_rel_sigma"]
                     continue
                 # a subset of the components is never wider than all of them

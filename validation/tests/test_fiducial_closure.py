@@ -5,7 +5,7 @@ Truth: the generator's own γ* (:mod:`gammastar_validation.truth`: every source,
 used only to check. The tolerances are the pairs' statistical error (Σw²) and the acceptance's
 known systematic of the decay angular distribution: the default job measures λ_θ(m) from the
 data (its statistical error ±0.1–0.2 per mass bin and the mock's smearing move A by up to 4% at
-0.4–0.7 GeV; docs/selection.md "λ_θ"). The product side of the same run:
+0.4–0.7 GeV; docs/explanation/method.md "λ_θ"). The product side of the same run:
 tests/test_fiducial.py.
 """
 
@@ -38,7 +38,7 @@ def run(tmp_path_factory):
         update={"enabled": False})})  # fmt: skip
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False)
+    doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
 
@@ -80,7 +80,7 @@ def test_extrapolation_recovers_the_generators_fiducial_fraction(run):
     (:func:`gammastar_validation.truth.true_fiducial_fraction`, 10⁶ sources): within 2σ of the
     fit's error and the truth's binomial error, below 0.9 GeV. The fit's error includes the
     model's form: below 0.36 GeV the Dalitz γ* are not of the m_T-exponential × Gaussian-y
-    form (on the generator's own γ* its f_F is 10–17% high there, docs/yields.md)."""
+    form (on the generator's own γ* its f_F is 10–17% high there, docs/explanation/method.md)."""
     from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar_validation.truth import true_fiducial_fraction
 
@@ -104,16 +104,16 @@ def test_reduced_reach_closure_where_the_data_see_the_signal(run):
     """N_sig (= Y·𝓔 per POT per ε²) from the data-driven chain equals the generator's, for a
     detector that sees mostly the fiducial region (both muons through an annulus at a
     downstream plane), at two masses and two lifetimes. The data-driven kinematics here are the
-    weighted pairs themselves (WeightedPairSampler; the flow is the slow test's). Tolerance:
+    weighted pairs themselves (Source.from_pairs; the flow is the slow test's). Tolerance:
     2σ of the fiducial yield's statistics (yields.json) and of the truth sample's, the λ_θ
     systematic, and the extrapolated share × 2σ of the model's f_F (yields.json)."""
-    from gammastar.reach.acceptance import WeightedPairSampler
     from gammastar.source.geometry import Geometry
+    from gammastar.source.source import Source
     from gammastar_validation.closure import reach_closure
 
     cfg, res, doc = run
     p = res.pairs
-    inside = WeightedPairSampler(p.m, p.qT, p.E, p.weight, half_width=0.015)
+    inside = Source.from_pairs(p.m, p.qT, p.E, p.weight, half_width=0.015)
     geo = {"annulus": Geometry(l1=5.0, l2=15.0, theta_min=0.0, theta_max=0.3,
                                both_daughters=True, plane_z=25.0, r_min=0.6, r_max=2.5)}  # fmt: skip
     masses = [0.45, 0.6]

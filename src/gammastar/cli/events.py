@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -74,13 +74,53 @@ def events_command(
     --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8); or, with --dark, the
     semi-visible A' -> psi1 psi2 (psi2 psi2), psi2 -> psi1 l+l- chains (config section idm)."""
     from gammastar.errors import GammastarError
-    from gammastar.events.stage import EventRequest, run_events, run_mcp_events
+    from gammastar.events.stage import EventRequest
 
     if n is None or out is None:
         raise GammastarError("give -n (number of events) and -o (output file)")
+    kind = _kind(dark=dark, mchi=mchi, mass=mass, eps=eps, unweighted=unweighted,
+                 channels=channels, decay=decay)  # fmt: skip
     cfg = load(config, output)
     req = EventRequest(n=n, output=out, table=table, seed=seed, chunk=chunk, force=force,
                        extrapolate=extrapolate)  # fmt: skip
+    if kind == "dark":
+        from gammastar.events.stage import run_dark_events
+
+        result = run_dark_events(cfg, req, mass=mass, eps=eps)
+    elif kind == "mcp":
+        from gammastar.events.stage import run_mcp_events
+
+        result = run_mcp_events(cfg, req, m_chi=mchi, charge=charge, decay=decay)
+    else:
+        from gammastar.events.stage import run_events
+
+        chans = None
+        if channels is not None:
+            chans = tuple(c.strip() for c in channels.split(",") if c.strip())
+        result = run_events(
+            cfg, req, mass=mass, eps=eps, channels=chans, decay=decay, unweighted=unweighted
+        )
+    typer.echo(_summary(kind, result.document))
+
+
+def _kind(
+    *,
+    dark: bool,
+    mchi: float | None,
+    mass: float | None,
+    eps: float | None,
+    unweighted: bool,
+    channels: str | None,
+    decay: str,
+) -> str:
+    """Which events the options ask for: ``dark`` (A′ → ψψ chains), ``mcp`` (χχ̄ pairs) or
+    ``aprime`` (A′ decay chains).
+
+    Raises:
+        GammastarError: options of another kind, or the kind's own missing.
+    """
+    from gammastar.errors import GammastarError
+
     if dark:
         if mchi is not None or unweighted or channels is not None or decay != "data":
             raise GammastarError(
@@ -88,30 +128,30 @@ def events_command(
             )
         if mass is None or eps is None:
             raise GammastarError("--dark: give --mass (the A' mass) and --eps")
-        from gammastar.events.stage import run_dark_events
-
-        res = run_dark_events(cfg, req, mass=mass, eps=eps).document
-        typer.echo(
-            f"events: {res['events']} {res['meta']['model']} events, sum of weights "
-            f"{res['sum_weight']:.6g} (expected detected events); wrote {', '.join(res['outputs'])}"
-        )
-        return
+        return "dark"
     if mchi is not None:
         if mass is not None or eps is not None or unweighted or channels is not None:
             raise GammastarError("--mchi: not with --mass, --eps, --channels or --unweighted")
-        res = run_mcp_events(cfg, req, m_chi=mchi, charge=charge, decay=decay).document
-        typer.echo(
-            f"events: {res['events']} chi chibar events, sum of weights {res['sum_weight']:.6g} "
-            f"(expected pairs); wrote {', '.join(res['outputs'])}"
-        )
-        return
+        return "mcp"
     if mass is None or eps is None:
         raise GammastarError("give --mass and --eps (A' events) or --mchi (millicharged pairs)")
-    chans = None if channels is None else tuple(c.strip() for c in channels.split(",") if c.strip())
-    res = run_events(
-        cfg, req, mass=mass, eps=eps, channels=chans, decay=decay, unweighted=unweighted
-    ).document
-    typer.echo(
-        f"events: {res['events']} events, sum of weights {res['sum_weight']:.6g} "
-        f"(expected N_sig {res['meta']['n_sig_expected']:.6g}); wrote {', '.join(res['outputs'])}"
+    return "aprime"
+
+
+def _summary(kind: str, doc: Any) -> str:
+    """The one line printed after the events are written (``doc``: the stage's document)."""
+    wrote = ", ".join(doc["outputs"])
+    if kind == "dark":
+        return (
+            f"events: {doc['events']} {doc['meta']['model']} events, sum of weights "
+            f"{doc['sum_weight']:.6g} (expected detected events); wrote {wrote}"
+        )
+    if kind == "mcp":
+        return (
+            f"events: {doc['events']} chi chibar events, sum of weights {doc['sum_weight']:.6g} "
+            f"(expected pairs); wrote {wrote}"
+        )
+    return (
+        f"events: {doc['events']} events, sum of weights {doc['sum_weight']:.6g} "
+        f"(expected N_sig {doc['meta']['n_sig_expected']:.6g}); wrote {wrote}"
     )

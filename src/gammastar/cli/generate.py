@@ -1,4 +1,4 @@
-"""`gammastar generate`: the NA60-like mock ntuple (docs/mock.md)."""
+"""`gammastar generate`: the NA60-like mock ntuple (docs/reference/mock.md)."""
 
 from __future__ import annotations
 

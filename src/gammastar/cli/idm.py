@@ -18,10 +18,10 @@ reach_idm_command = reach_command(
     "reach-idm",
     doc="""Expected (±1σ, ±2σ) excluded y = ε²α_D(m₁/m_A′)⁴ band per m₁ (config `idm`).
 
-    Writes reach_idm.json and figures/reach_idm.png in the run directory (docs/darksector.md).
+    Writes reach_idm.json and figures/reach_idm.png in the run directory (docs/howto/dark-sectors.md).
     """,
     section="idm",
-    hint="docs/darksector.md",
+    hint="docs/howto/dark-sectors.md",
     run=_run,
     axis="m1",
     edge="y_low",

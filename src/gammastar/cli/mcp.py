@@ -18,7 +18,7 @@ reach_mcp_command = reach_command(
     "reach-mcp",
     doc="""Expected (±1σ, ±2σ) lower edge Q_low(m_χ) of a scintillator detector (config `mcp`).
 
-    Writes reach_mcp.json and figures/reach_mcp.png in the run directory (docs/darksector.md).
+    Writes reach_mcp.json and figures/reach_mcp.png in the run directory (docs/howto/dark-sectors.md).
     """,
     section="mcp",
     hint="see analysis/mcp_submet_like.yaml",

@@ -30,7 +30,7 @@ def yields_command(
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
     cfg = load(config, output, lock=True, wait=wait)
-    doc = compute_yields(cfg, force=force, plots=plots)
+    doc = compute_yields(cfg, force=force, plots=plots).document
     meta = doc["meta"]
     typer.echo(
         f"yields: {len(doc['aprime']['mass'])} A′ mass bins, {len(doc['mcp']['mass'])} χ masses; "

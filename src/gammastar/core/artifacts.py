@@ -416,7 +416,7 @@ def make_meta(
     inputs: list[str | os.PathLike[str]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The ``meta`` block every artifact carries (design.md, "Artifacts are data").
+    """The ``meta`` block every artifact carries (docs/reference/outputs.md).
 
     Arguments:
         config_sha256: hash of the config (section) that produced the artifact.

@@ -1,8 +1,8 @@
 """The run directory: the name, kind and producing stage of every artifact, and their typed
 readers and writers.
 
-:data:`ARTIFACTS` is the one table of the files of a run directory (design.md "Public
-contracts", DEVELOPERS.md "Internal contracts"); the pipeline's stage outputs
+:data:`ARTIFACTS` is the one table of the files of a run directory (the public contracts of
+docs/reference/outputs.md, DEVELOPERS.md "Internal contracts"); the pipeline's stage outputs
 (:func:`stage_outputs`) and every stage's file names come from it. JSON artifacts are checked
 against a versioned JSON Schema (``gammastar/schemas/<version>/``, pyhf's ``schemas/`` is the
 model) when written and when read; a file of an unknown ``meta.schema_version`` or one that
@@ -24,7 +24,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -462,6 +462,69 @@ class RunDir:
         """
         return read_artifact(self.path(name), schema_of(name), what=what or name)
 
+    def read_optional(
+        self, name: str, *, invalid: Callable[[ArtifactError], None] | None = None
+    ) -> dict[str, Any] | None:
+        """Read JSON artifact ``name`` if it is there: the quiet read of the readers of
+        whatever a run directory holds (the report, the run's summary), for which an absent
+        artifact is a stage not run, not an error.
+
+        Arguments:
+            name: the artifact.
+            invalid: where given, a JSON object of an unknown schema version or one that
+                breaks its schema is returned after ``invalid`` is called with the error (a
+                reader that shows what it can, such as the report); otherwise the error is
+                raised.
+
+        Returns:
+            The document as :meth:`read_json` reads it, or ``None`` when the file is absent.
+
+        Raises:
+            GammastarError: one line naming the file when it is there but unreadable or not
+            JSON; ArtifactError: not a JSON object, or (without ``invalid``) of an unknown
+            schema version or invalid.
+
+        Example:
+            >>> import tempfile
+            >>> rd = RunDir(tempfile.mkdtemp())
+            >>> rd.read_optional(REACH) is None
+            True
+            >>> _ = rd.path(REACH).write_text("{not json")
+            >>> rd.read_optional(REACH)  # doctest: +ELLIPSIS
+            Traceback (most recent call last):
+            ...
+            gammastar.errors.GammastarError: .../reach.json: not a readable JSON reach.json (...)
+        """
+        if not self.path(name).exists():
+            return None
+        return read_artifact(self.path(name), schema_of(name), what=name, invalid=invalid)
+
+    def read_root_meta(self, name: str = MOCK) -> dict[str, Any]:
+        """The ``meta`` JSON object stored in ROOT artifact ``name`` (the mock's generator
+        settings and counts, :mod:`gammastar.mock.generate`).
+
+        Raises:
+            InputError: one line naming the file when it is missing, unreadable, or its
+            ``meta`` is absent or not a JSON object.
+        """
+        import uproot
+
+        path = self.path(name)
+        if not path.exists():
+            raise InputError(f"{path}: {name} not found")
+        try:
+            with uproot.open(path) as f:
+                text = str(f["meta"])
+            data = json.loads(text)
+        except Exception as err:  # noqa: BLE001 - reported with the file name
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise InputError(
+                f"{path}: cannot read its meta JSON ({type(err).__name__}: {_short(first)})"
+            ) from None
+        if not isinstance(data, dict):
+            raise InputError(f"{path}: its meta is not a JSON object")
+        return data
+
     # ----------------------------------------------------------------- ROOT, parquet
     def check_histograms(self, file: Any | None = None) -> dict[str, Any]:
         """Check ``histograms.root`` against its schema (:func:`describe_histograms`).
@@ -602,9 +665,22 @@ def write_artifact(
     return path
 
 
-def read_artifact(path: str | os.PathLike[str], schema: str | None, *, what: str) -> dict[str, Any]:
+def read_artifact(
+    path: str | os.PathLike[str],
+    schema: str | None,
+    *,
+    what: str,
+    invalid: Callable[[ArtifactError], None] | None = None,
+) -> dict[str, Any]:
     """Read a JSON artifact anywhere (``reach.yields`` may point outside the run directory):
     parsed, of a known schema version and valid against ``schema`` (when given).
+
+    Arguments:
+        path: the file.
+        schema: its schema file (``None``: the version check only).
+        what: the artifact as named in the errors.
+        invalid: where given, called with the error of a JSON object of an unknown schema
+            version or invalid, which is then returned (:meth:`RunDir.read_optional`).
 
     Raises:
         GammastarError: missing or not JSON; ArtifactError: unknown version or invalid.
@@ -613,9 +689,14 @@ def read_artifact(path: str | os.PathLike[str], schema: str | None, *, what: str
     data = load_json(path, what=what)
     if not isinstance(data, dict):
         raise ArtifactError(f"{path}: invalid {what}: a JSON object expected")
-    version = schema_version_of(data, where=str(path))
-    if schema is not None:
-        validate(data, schema, where=str(path), version=version)
+    try:
+        version = schema_version_of(data, where=str(path))
+        if schema is not None:
+            validate(data, schema, where=str(path), version=version)
+    except ArtifactError as err:
+        if invalid is None:
+            raise
+        invalid(err)
     return data
 
 

@@ -6,7 +6,7 @@ Offers :func:`ensure_pool`, called before every parallel numba kernel, and
 count, which torch shares, to its own pool's size (every core) on its first parallel call:
 ``OMP_NUM_THREADS=1`` (one batch slot, or processes side by side) would become every core for
 torch too, and the kernels would split each step into parallel regions whose threads other
-processes hold, many times slower (docs/flow.md "Ensemble").
+processes hold, many times slower (docs/explanation/flow.md "Ensemble").
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ def single_thread_blas() -> Iterator[None]:
     scipy's L-BFGS-B (C since scipy 1.15) calls LAPACK on matrices of a few rows at every
     step; a multi-threaded OpenBLAS wakes its threads for each call, which then spin: on two
     cores a fit of two parameters took ~10× the CPU time of the single-threaded library
-    (scipy issue 22438, OpenBLAS issue 5383). The libraries are found once, at the first
-    call (after the caller imported what loads them).
+    (GitHub scipy/scipy#22438, OpenMathLib/OpenBLAS#5383). The libraries are found once, at
+    the first call (after the caller imported what loads them).
 
     Example:
         >>> with single_thread_blas():

@@ -1,11 +1,11 @@
-"""Like-sign combinatorial background and η → μμ removal (physics.md §4; docs/selection.md
+"""Like-sign combinatorial background and η → μμ removal (docs/explanation/physics.md §4; docs/explanation/method.md
 "Background").
 
 Offers the like-sign estimate per mass bin (:func:`like_sign_estimate`: 2R√(N++N−−) or
 R(N++ + N−−), with variances and sparse-bin windows; :class:`LikeSignEstimate`), the per-pair
 SS factors k_b that reproduce it (:func:`ss_pair_weights`, :func:`pair_factors`), R from
 mixed events (:func:`r_factor_mixed`), and the η → μμ peak predicted from the η Dalitz rate
-(:func:`eta_mumu_rate_peak`). Formulas, estimator choice and measurements: docs/selection.md.
+(:func:`eta_mumu_rate_peak`). Formulas, estimator choice and measurements: docs/explanation/method.md.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def combinatorial(
         ``(value, variance)`` arrays of the same shape.
 
     References:
-        physics.md §4; NA60, Eur. Phys. J. C 59 (2009) 607.
+        docs/explanation/physics.md §4; NA60, Eur. Phys. J. C 59 (2009) 607.
 
     Example:
         >>> v, var = combinatorial(np.array([4.0, 0.0]), np.array([9.0, 5.0]))
@@ -158,7 +158,7 @@ def like_sign_estimate(
         A :class:`LikeSignEstimate`.
 
     References:
-        physics.md §4; NA60, Eur. Phys. J. C 59 (2009) 607 (2R√(N^{++}N^{−−})).
+        docs/explanation/physics.md §4; NA60, Eur. Phys. J. C 59 (2009) 607 (2R√(N^{++}N^{−−})).
 
     Example:
         >>> e = like_sign_estimate(np.array([4.0, 0.0, 9.0]), np.array([9.0, 1.0, 4.0]),
@@ -236,7 +236,7 @@ def r_factor_mixed(
         is absent).
 
     References:
-        NA60, Eur. Phys. J. C 59 (2009) 607 (R from mixed events); physics.md §4.
+        NA60, Eur. Phys. J. C 59 (2009) 607 (R from mixed events); docs/explanation/physics.md §4.
 
     Example:
         >>> r, h = r_factor_mixed(np.array([44.0, 40.0]), np.array([100.0, 100.0]),
@@ -388,7 +388,7 @@ def eta_mumu_rate_peak(
 class ConversionTemplate:
     """Photon-conversion subtraction from a template R(m, pT) = conversion pairs / γ* pairs
     per cell of reconstructed mass and pair pT (``background.conversion_template``;
-    docs/selection.md "Conversions").
+    docs/explanation/method.md "Conversions").
 
     Conversions γ → ee in material are opposite-sign pairs of a few m_e that the like-sign
     subtraction leaves in; their mass tail reaches the A′ region (10–20 MeV). With R from

@@ -4,7 +4,7 @@ The selection fits λ_θ per reconstructed-mass bin (:mod:`gammastar.corrections
 mass resolution depends on the decay angles, a reconstructed-mass bin selects its γ* by decay
 angle: below the ω's peak window the bin holds the ω's low tail, made of asymmetric decays whose
 soft muon scatters most, and the fit returns a λ_θ that is not that of the γ* of the bin's mass
-(too high in the NA60-like mock: docs/coverage.md, docs/selection.md). The per-pair acceptance at that λ_θ over-corrects the
+(too high in the NA60-like mock: docs/validation/uncertainties-and-coverage.md, docs/explanation/method.md). The per-pair acceptance at that λ_θ over-corrects the
 fiducial yield. A detector simulation measures the fit's response per polarisation bin b. Its γ*
 are fitted twice (:func:`gammastar.corrections.polarisation.measure`, the data's fit: weight 1, since the
 simulation has no background and its efficiency is not applied):
@@ -29,7 +29,7 @@ correlated, so this over-states their part; the slope's own statistical error is
 assumes the simulation's cocktail (how much ω tail a bin holds), a response linear over the
 distance from λ_t, and a λ_θ(m) whose neighbouring bins move together: the bin below the ω takes
 a quarter of its response from the ω's bin and a quarter from the bin below it (the response
-matrix of the NA60-like mock, docs/selection.md), so an ω polarised otherwise than the simulation's is booked partly as that
+matrix of the NA60-like mock, docs/explanation/method.md), so an ω polarised otherwise than the simulation's is booked partly as that
 bin's own truth (``tests/test_lambda_correction.py``: a polarised ω in data isotropic
 elsewhere, against an isotropic simulation, leaves the bin below it near, not at, its truth).
 Inverting the whole matrix instead would remove that, at the price of amplifying the data's
@@ -37,7 +37,7 @@ errors (the matrix's diagonal is well below 1 in that bin); λ_φ and λ_θφ, w
 acceptance does not use, are left as measured. The γ* of the simulation's reconstructed tree are
 those its detector reconstructs, so a fit at their truth sees the reconstructed selection's edges
 (a lepton whose reconstructed momentum crosses an energy or angle cut): below the truth
-of every generated γ* in the NA60-like mock (docs/selection.md). A generator-level tree
+of every generated γ* in the NA60-like mock (docs/explanation/method.md). A generator-level tree
 (``generated``, :func:`read_generated`: every γ* whose true leptons pass the detector's cuts,
 reconstructed or not, the mock's ``truth_generated``) removes that: the truth side then fits
 those rows, each weighted by the probability that the analysis's lepton cuts accept it at its
@@ -51,7 +51,7 @@ cuts, which the fits' acceptance applies.
 :func:`corrected` applies it to a ``polarisation`` block.
 
 References:
-    docs/coverage.md; docs/selection.md, "Narrow peaks" (the bin edge that selects the
+    docs/validation/uncertainties-and-coverage.md; docs/explanation/method.md, "Narrow peaks" (the bin edge that selects the
     decay angles through the resolution).
 """
 
@@ -105,7 +105,7 @@ selection warns: every analysis of the same simulation shares its fluctuation (i
 average out over data sets), so the simulation should be several times the data (at 0.25 its
 error is 0.58 of the data's). On the NA60-like mock two simulations of 4·10⁷ sources differ by
 0.04 in their shift below the ω (+0.25 and +0.21; two data samples' own: +0.19 and +0.14;
-docs/selection.md, "The simulation's own statistics")."""
+docs/explanation/method.md, "The simulation's own statistics")."""
 
 
 def read_simulation(
@@ -239,7 +239,7 @@ def generated_weight(rows: dict[str, NDArray[np.float64]], acceptance: Any) -> N
 class ResponseFits:
     """The simulation's γ* in ``edges`` ready for both fits (:func:`fit_inputs`), their nominal
     fits, and the reweighting of the module docstring (:meth:`weight`): what
-    :func:`selection_correction` and the response matrix of docs/selection.md share.
+    :func:`selection_correction` and the response matrix of docs/explanation/method.md share.
     The truth side's rows are the reconstructed γ* (``generated`` not given) or the
     generator-level ones, each weighted by the probability that the analysis's lepton cuts
     accept it at its truth (:func:`generated_weight`)."""

@@ -20,7 +20,7 @@ tree (``truth``) of the γ* sources inside the spectrometer with the reconstruct
 out), and a histogram (``truth_all_m``) of every generated γ* by true mass.
 
 References:
-    docs/coverage.md (the ω tail in the NA60-like valley).
+    docs/validation/uncertainties-and-coverage.md (the ω tail in the NA60-like valley).
 """
 
 from __future__ import annotations

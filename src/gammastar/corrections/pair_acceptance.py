@@ -191,7 +191,7 @@ def _kernel():
     def tabulate(m_grid, p_grid, t_grid, m_lep, e_min, tan_lo, tan_hi, th_hi_open,
                  n_c, n_phi, map_p, map_t, map_v, use_map):  # fmt: skip
         nm, np_, nt = m_grid.size, p_grid.size, t_grid.size
-        out = np.zeros((nm, np_, nt, 4))
+        out = np.zeros((4, nm, np_, nt))  # the moments' layout: (N_MOMENTS, m, p, θ)
         # midpoint nodes in cos θ* ∈ (0, 1) and φ* ∈ (0, π): the swap of the two leptons
         # (c → −c, φ → φ + π) and the reflection φ → −φ leave the pair's acceptance and the
         # four angular functions (1, c², s² cos2φ, 2cs cosφ) unchanged
@@ -257,10 +257,10 @@ def _kernel():
                     m2 += c * c * tot
                     mphi += s * s * tot2
                     mthphi += 2.0 * c * s * tot1
-                out[i, j, k, 0] = m0 / norm
-                out[i, j, k, 1] = m2 / norm
-                out[i, j, k, 2] = mphi / norm
-                out[i, j, k, 3] = mthphi / norm
+                out[0, i, j, k] = m0 / norm
+                out[1, i, j, k] = m2 / norm
+                out[2, i, j, k] = mphi / norm
+                out[3, i, j, k] = mthphi / norm
         return out
 
     return tabulate
@@ -363,19 +363,25 @@ _BLOCK = 8192
 time of whole-sample arrays at 2·10⁶ pairs, the same numbers)."""
 
 
-def _contract(flat, shape, cells, out):
+def _contract(flat, shape, cells, out, upper=None):
     """Trilinear interpolation of the tables ``flat`` ((n_nodes,) or (n_tables, n_nodes):
     tables of ``shape``, flattened) at the points of ``cells`` (:func:`_cells`), written to
     ``out`` ((n,) or (n_tables, n)). Several tables share one cell computation and are
     gathered and weighted together (the same arithmetic, in the same order, for every
     table). Tables in single precision are interpolated in it (the cells' offsets rounded
-    to it)."""
+    to it).
+
+    With ``upper`` ((2, n)), also the first two tables' terms from the four corners of each
+    point's cell at its upper mass node (which ``out`` adds; 0 where ``out`` is), for
+    :meth:`PairAcceptance.acceptance_at`."""
     _, np_, nt = shape
     base, x, y, z, dead = cells
     if flat.dtype != x.dtype:
         x, y, z = (v.astype(flat.dtype) for v in (x, y, z))
     axis = flat.ndim - 1
     out[...] = 0.0
+    if upper is not None:
+        upper[...] = 0.0
     for a in (0, 1):
         wa = x if a else 1.0 - x
         for b in (0, 1):
@@ -388,45 +394,12 @@ def _contract(flat, shape, cells, out):
             hi += lo
             hi *= wab
             out += hi
+            if a and upper is not None:
+                upper += hi[:2]
     out[..., dead] = 0.0
+    if upper is not None:
+        upper[:, dead] = 0.0
     return out
-
-
-def _contract_rows(rows, shape, cells, out, upper, node):
-    """:func:`_contract` of tables in row layout, ``rows`` (n_nodes, n_tables): each node's
-    values side by side, so that a corner is one gather of rows instead of one per table
-    (a third of the gather time), written to ``out`` (n, n_tables); also ``upper`` ((n, 2):
-    the first two tables' terms from the cell's upper mass node, which ``out`` adds) and
-    ``node`` ((n,): the cell's lower mass node), for :meth:`PairAcceptance.acceptance_at`.
-    The block's rows are worked on flattened, the offsets repeated per table: the same
-    arithmetic in the same order for every value, so :func:`_contract`'s numbers bit for bit
-    (``tests/test_pair_acceptance.py``)."""
-    _, np_, nt = shape
-    base, x, y, z, dead = cells
-    n_tab = rows.shape[1]
-    x, y, z = (np.repeat(v.astype(rows.dtype, copy=False), n_tab) for v in (x, y, z))
-    acc = out.reshape(-1)  # a view: out is a block of whole rows
-    acc[...] = 0.0
-    up = np.zeros_like(acc)
-    for a in (0, 1):
-        wa = x if a else 1.0 - x
-        for b in (0, 1):
-            wab = wa * (y if b else 1.0 - y)
-            idx = base + (a * np_ + b) * nt
-            lo = rows.take(idx, axis=0).reshape(-1)
-            hi = rows.take(idx + 1, axis=0).reshape(-1)
-            hi -= lo
-            hi *= z
-            hi += lo
-            hi *= wab
-            acc += hi
-            if a:
-                up += hi
-    out[dead] = 0.0
-    up = up.reshape(out.shape)
-    up[dead] = 0.0
-    upper[...] = up[:, :2]
-    np.floor_divide(base, np_ * nt, out=node, casting="same_kind")
 
 
 def _trilinear(flat, shape, m, p, th, grid):
@@ -449,7 +422,7 @@ def _interpolate(table, m, p, th, grid, clip=True):
 
     The mass axis is uniform in p* = √(m²/4 − m_ℓ²), not in m: near the 2m_ℓ threshold A
     follows p*, which grows like √(m − 2m_ℓ), and linear interpolation in m there was up to 5%
-    high in A (0.953 for 1.000 at m = 0.227 GeV, 22.8 MeV nodes; docs/reach.md §2.1)."""
+    high in A (0.953 for 1.000 at m = 0.227 GeV, 22.8 MeV nodes; docs/explanation/reach.md §2.1)."""
     out = _trilinear(table.ravel(), table.shape, m, p, th, grid)
     return np.clip(out, 0.0, 1.0, out=out) if clip else out
 
@@ -463,11 +436,10 @@ class PairMoments:
     (:meth:`PairAcceptance.acceptance_at`)."""
 
     values: NDArray[np.float64]
-    """(4, n): :meth:`PairAcceptance.moments_at` of the points (the same numbers in float64);
-    a transposed view of the points' rows (n, 4)."""
+    """(4, n): :meth:`PairAcceptance.moments_at` of the points (the same numbers in float64)."""
     upper: NDArray[np.float64]
     """(2, n): the terms of ⟨a⟩ and ⟨cos²θ* a⟩ from the four corners of each point's cell at
-    its upper mass node (0 where the moments are); a transposed view, as ``values``."""
+    its upper mass node (0 where the moments are)."""
     node: NDArray[np.integer]
     """(n,): the lower mass node of each point's cell (the upper is the next one)."""
 
@@ -547,7 +519,7 @@ class PairAcceptance:
         key = _cache_key(lepton, lepton_mass, m_grid, logp, theta, quadrature)
         moments = _cache_load(key)
         if moments is None or moments.shape != (N_MOMENTS, *grid):
-            raw = _tabulate(
+            moments = _tabulate(
                 m_grid,
                 np.exp(logp),
                 theta,
@@ -563,7 +535,6 @@ class PairAcceptance:
                 lepton.map_values if use_map else np.zeros((1, 1)),
                 use_map,
             )
-            moments = np.ascontiguousarray(np.moveaxis(raw, -1, 0))
             _cache_store(key, moments)
         table = np.ascontiguousarray(combine(moments, lam, int(quadrature[0])))
         return cls(lepton, float(lepton_mass), lam, m_grid, logp, theta, table,
@@ -626,19 +597,14 @@ class PairAcceptance:
         return self._moments(m, p, theta, split=True, dtype=dtype)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled without the row-layout caches (:attr:`_rows64`, :attr:`_rows32`: made
-        again where they are needed)."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_rows64", "_rows32")}
+        """Pickled without the single-precision copy of the moments (:attr:`_moments32`:
+        made again where it is needed)."""
+        return {k: v for k, v in self.__dict__.items() if k != "_moments32"}
 
     @functools.cached_property
-    def _rows64(self) -> NDArray[np.float64]:
-        """The moment tables in row layout (n_nodes, 4), made once (:func:`_contract_rows`)."""
-        return np.ascontiguousarray(self.moments.reshape(N_MOMENTS, -1).T)
-
-    @functools.cached_property
-    def _rows32(self) -> NDArray[np.float32]:
-        """:attr:`_rows64` in single precision."""
-        return self._rows64.astype(np.float32)
+    def _moments32(self) -> NDArray[np.float32]:
+        """The moment tables in single precision, (4, n_nodes), made once."""
+        return self.moments.reshape(N_MOMENTS, -1).astype(np.float32)
 
     def _moments(
         self, m: ArrayLike, p: ArrayLike, theta: ArrayLike, split: bool, dtype: Any = np.float64
@@ -653,20 +619,21 @@ class PairAcceptance:
         if not split:
             return _trilinear(self.moments.reshape(N_MOMENTS, -1), shape, m, p, th, grid)
         if np.dtype(dtype) == np.float32:
-            rows = self._rows32
+            flat = self._moments32
         elif np.dtype(dtype) == np.float64:
-            rows = self._rows64
+            flat = self.moments.reshape(N_MOMENTS, -1)
         else:
             raise ValueError(f"moments in float64 or float32, not {dtype}")
         n = m.size
-        out = np.empty((n, N_MOMENTS), dtype=rows.dtype)  # the points' rows
-        upper = np.empty((n, 2), dtype=rows.dtype)
+        out = np.empty((N_MOMENTS, n), dtype=flat.dtype)
+        upper = np.empty((2, n), dtype=flat.dtype)
         node = np.empty(n, dtype=np.int16 if shape[0] < 2**15 else np.intp)
         for b0 in range(0, n, _BLOCK):
             sl = slice(b0, min(n, b0 + _BLOCK))
-            _contract_rows(rows, shape, _cells(shape, m[sl], p[sl], th[sl], grid), out[sl],
-                           upper[sl], node[sl])  # fmt: skip
-        return PairMoments(out.T, upper.T, node)
+            cells = _cells(shape, m[sl], p[sl], th[sl], grid)
+            _contract(flat, shape, cells, out[:, sl], upper[:, sl])
+            np.floor_divide(cells[0], shape[1] * shape[2], out=node[sl], casting="same_kind")
+        return PairMoments(out, upper, node)
 
     def acceptance_at(
         self, moments: PairMoments, lambda_theta: float | ArrayLike | None = None

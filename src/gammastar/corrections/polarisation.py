@@ -566,7 +566,7 @@ def peak_safe_edges(
     asymmetric decays: the softer muon scatters more), so a reconstructed-mass bin that cuts
     through a peak selects cos θ*: on the default mock (σ_m = 30 MeV at the ω, λ_θ = 0 for
     every vector meson) equal-count bins that cut through the ω measure a λ_θ far from the
-    truth on either side of the edge, and the fiducial yield follows (docs/selection.md
+    truth on either side of the edge, and the fiducial yield follows (docs/explanation/method.md
     "Narrow peaks"). With the peaks kept whole (window 0.105 GeV = 3.5 σ_m) the same pairs
     give λ_θ consistent with 0.
 

@@ -1,4 +1,4 @@
-"""Acceptance × efficiency unfolding (physics.md §4) and optional resolution unfolding.
+"""Acceptance × efficiency unfolding (docs/explanation/physics.md §4) and optional resolution unfolding.
 
 Each pair gets the weight 1/ε(m, pT) from the efficiency map (a TH2 with x = mass,
 y = pair pT, contents in (0, 1]) and, with ``unfold.acceptance_map``, also 1/A(m, pT) from a

@@ -1,4 +1,4 @@
-"""HepMC3 Asciiv3 text of the signal events (docs/events.md "HepMC3 layout"): the header and
+"""HepMC3 Asciiv3 text of the signal events (docs/howto/signal-events.md "HepMC3 layout"): the header and
 footer, one record writer per event kind (:func:`hepmc_text`: A′ → a b; :func:`mcp_hepmc_text`:
 γ* → χχ̄; :func:`dark_hepmc_text`: A′ → ψψ chains), and the shared pieces they are built from
 (the beam + target → mother + remnant production vertex, vertex positions, the event head).

@@ -1,4 +1,4 @@
-"""Writing the signal events (docs/events.md): the output format from the file name
+"""Writing the signal events (docs/howto/signal-events.md): the output format from the file name
 (:func:`output_kind`), the checks of a request's outputs (:func:`event_outputs`), and
 :func:`write_events`, which streams chunks of event columns into HepMC3 text
 (:mod:`gammastar.events.hepmc`), a parquet table (pyarrow) or a ROOT TTree (uproot), atomically.

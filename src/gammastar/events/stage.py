@@ -1,6 +1,6 @@
 r"""Signal events for detector simulation: whole A′ decay chains (A′ → ee, μμ,
 ππ, K⁺K⁻, K_S K_L) and millicharged γ* → χχ̄ pairs with the data-driven kinematics and
-polarisation, written as HepMC3 and as a columnar event table (docs/events.md).
+polarisation, written as HepMC3 and as a columnar event table (docs/howto/signal-events.md).
 
 One event machinery for the events command and the acceptance stage
 (:func:`gammastar.reach.acceptance.draw` builds on :func:`aprime_kinematics`,
@@ -35,6 +35,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -95,7 +96,6 @@ from gammastar.source.eventgen import (  # the machinery, shared with the accept
 from gammastar.source.geometry import Geometry
 from gammastar.source.mcp import McpSettings, generate_mcp, mcp_bins
 from gammastar.source.setup import (
-    Labelled,
     aprime_source,
     aprime_yield,
     beam_meta,
@@ -107,6 +107,7 @@ from gammastar.source.setup import (
     polarisation,
     require_events_keys,
 )
+from gammastar.source.source import Source
 from gammastar.yields.extrapolation import Extrapolation
 
 __all__ = [
@@ -186,6 +187,10 @@ class EventRequest:
         """The request's seed, else the config's."""
         return config.seed if self.seed is None else int(self.seed)
 
+    def with_seed(self, seed: int) -> EventRequest:
+        """This request with ``seed``."""
+        return dataclasses.replace(self, seed=seed)
+
 
 def run_events(
     config: Any,
@@ -196,7 +201,7 @@ def run_events(
     channels: tuple[str, ...] | None = None,
     decay: str = "data",
     unweighted: bool = False,
-    sampler: Any = None,
+    source: Any = None,
 ) -> EventsResult:
     """``gammastar events``: signal events at (m, ε) into ``request.output`` (HepMC3, parquet
     or ROOT by suffix) and optionally ``request.table``.
@@ -208,7 +213,8 @@ def run_events(
         channels: decays (default: ``reach.channels``).
         decay: ``data``, ``isotropic`` or ``transverse``.
         unweighted: accept-reject to unit-weight events (each N_sig/n; n events written).
-        sampler: override the A′ kinematics sampler.
+        source: the A′ kinematics in place of the config's (a
+            :class:`~gammastar.source.source.Source` or a kinematics model).
 
     Returns:
         An :class:`EventsResult`; its ``document`` holds the ``meta`` written into the files
@@ -220,62 +226,29 @@ def run_events(
 
     n, chunk = request.n, request.chunk
     outputs = _aprime_request(config, request, mass, eps)
-    src = aprime_source(config, mass, request.extrapolate, sampler)
+    src = aprime_source(config, mass, extrapolate=request.extrapolate, source=source)
     y = aprime_yield(src, mass)
-    sampler = src["sampler"]
     rc = config.reach
-    dark = darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None
-    if channels:
-        chans = tuple(channels)
-    else:  # the reach's channels that are open at this mass
-        chans = tuple(c for c in rc.channels if mass > DECAYS[c].m1 + DECAYS[c].m2)
-        if not chans:
-            raise InputError(
-                f"--mass {mass:g}: none of reach.channels {list(rc.channels)} is open; "
-                "give --channels"
-            )
+    chans = _open_channels(rc.channels, mass, channels)
     rho00, pol_info = polarisation(decay, config, mass, src["yields_doc"])
-    lengths = src["lengths"]
-    geometry = Geometry.from_config(config.detector)
     seed = request.seed_or(config)
     n_pot_eff = src["n_pot"] * src["scale_y"]
-    scale = n_pot_eff * y * eps**2
     st = EventSettings(
         mass=float(mass),
         eps=float(eps),
-        geometry=geometry,
-        scale=scale,
+        geometry=Geometry.from_config(config.detector),
+        scale=n_pot_eff * y * eps**2,
         channels=chans,
         rho00=rho00,
         **beam_settings(config, src),
         aprime_pdgid=int(config.events.aprime_pdgid),
-        dark=dark,
+        dark=darkphoton.DarkSector(rc.dark_alpha, rc.dark_mass) if rc.dark_alpha > 0 else None,
     )
-    # the expected N_sig with the acceptance machinery (decay z integrated exactly), the same
-    # decays and polarisation as the events; for leptons and isotropic decays the reach's
     t0 = time.perf_counter()
-    ctau = st.ctau
     n_expect = max(rc.samples, EXPECTATION_SAMPLES)
-    n_exp, ref = 0.0, None
-    for ch in chans if geometry.both_daughters else chans[:1]:
-        smp = draw(sampler, mass, n_expect, geometry, seed=seed, channel=ch, rho00=rho00)
-        ref = smp
-        acc = float(smp.acceptance(ctau))
-        n_exp += scale * (st.br[ch] if geometry.both_daughters else st.br_sum) * acc
-    assert ref is not None
-    open_vol = KinematicSample(mass, ref.gbc, np.ones((ref.n, 1)), ref.cells[[0, -1]], 1.0)
-    p_decay = float(open_vol.acceptance(ctau))
+    n_exp, p_decay = _expected_signal(src["source"], st, n_expect, seed)
     st.sigma_pb_per_event = cross_section_pb(config, src, n_exp)
-    reach_nsig = None
-    lep = tuple(c for c in chans if c in darkphoton.LEPTON_CHANNELS)
-    if lep:
-        smp = draw(sampler, mass, rc.samples, geometry, seed=seed, channel=lep[0])
-        parts = signal_events(
-            mass, eps, yield_per_pot_eps2=y, n_pot=n_pot_eff, sample=smp, channels=lep,
-            dark=dark,
-        )  # fmt: skip
-        reach_nsig = float(sum(float(v) for v in parts.values()))
-    unwritten = {ch: scale * br * p_decay for ch, br in st.br.items() if ch not in chans and br > 0}
+    reach_nsig = _reach_nsig(src["source"], st, y, n_pot_eff, rc.samples, seed)
     meta = make_meta(
         config_sha256=config.section_sha256("beam", "detector", "reach", "events", "seed"),
         seed=seed,
@@ -283,7 +256,7 @@ def run_events(
         stage="events",
         mass=float(mass),
         eps=float(eps),
-        ctau_m=ctau,
+        ctau_m=st.ctau,
         n_requested=n,
         unweighted=unweighted,
         chunk=chunk,
@@ -291,36 +264,117 @@ def run_events(
         channel_codes={c: CHANNEL_CODE[c] for c in DECAYS},
         branching_ratios=st.br,
         polarisation=pol_info,
-        sampler=src["desc"],
+        sampler=src["source"].description,
         aprime_pdgid=st.aprime_pdgid,
         units={"hepmc": "GeV, mm (c t in mm)", "table": TABLE_UNITS},
         **exposure_meta(src),
         aprime_per_pot_per_eps2=y,
-        aprime_produced=scale,
+        aprime_produced=st.scale,
         n_sig_expected=n_exp,
         n_sig_expected_samples=n_expect,
         n_sig_reach=reach_nsig,
         p_decay_in_volume=p_decay,
-        unwritten_decays_in_volume=unwritten,
-        unwritten_note="A' decays in the decay volume (expected, before the detector) into "
-        "channels not written, hadrons_other = the hadronic width beyond pipi, KK, KSKL",
+        **_unwritten_meta(st, p_decay),
         cross_section_pb=st.sigma_pb_per_event,
         cross_section_note="sigma_inel(p target) x N_sig / (N_POT P_int): the cross-section of "
         "p A -> A' X with a detected A' decay",
         **beam_meta(st),
-        production_depth_interaction_lengths=None if not math.isfinite(lengths) else lengths,
-        geometry=geometry.__dict__,
+        production_depth_interaction_lengths=(
+            None if not math.isfinite(src["lengths"]) else src["lengths"]
+        ),
+        geometry=st.geometry.__dict__,
     )
-    unw = Unweighter(n, n_exp, seed) if unweighted else None
+    stats = _write_aprime(src["source"], st, request.with_seed(seed), outputs, meta,
+                          n_exp if unweighted else None)  # fmt: skip
+    return _summary(stats, t0, outputs, meta)
+
+
+def _write_aprime(
+    source: Any,
+    st: EventSettings,
+    request: EventRequest,
+    outputs: list[Path],
+    meta: dict[str, Any],
+    unweighted_to: float | None,
+) -> dict[str, Any]:
+    """Draw and write the A′ events of ``request`` (its seed set): weighted, or with
+    ``unweighted_to`` (the expected N_sig) accept-reject to unit weights of N_sig/n each
+    (:class:`Unweighter`, with its counts in the sums). Returns :func:`write_events`'s sums."""
+    n, seed, chunk = request.n, request.seed, request.chunk
+    unw = Unweighter(n, unweighted_to, seed) if unweighted_to is not None else None
     if unw is not None:
-        chunks = unw(_chunks_forever(sampler, st, chunk, seed))
+        chunks = unw(_chunks_forever(source, st, chunk, seed))
     else:
-        chunks = generate_chunks(sampler, st, n, seed=seed, chunk=chunk)
+        chunks = generate_chunks(source, st, n, seed=seed, chunk=chunk)
     stats = write_events(chunks, outputs, st, meta, force=request.force, n_attempted=n)
     if unw is not None:
         stats["over_max"] = unw.over_max
         stats["generated"] = unw.generated
-    return _summary(stats, t0, outputs, meta)
+    return stats
+
+
+def _open_channels(
+    channels: tuple[str, ...] | list[str], mass: float, given: tuple[str, ...] | None
+) -> tuple[str, ...]:
+    """The decays to write: ``given``, else those of ``channels`` (``reach.channels``) open
+    at ``mass``.
+
+    Raises:
+        InputError: none of ``channels`` is open.
+    """
+    if given:
+        return tuple(given)
+    chans = tuple(c for c in channels if mass > DECAYS[c].m1 + DECAYS[c].m2)
+    if not chans:
+        raise InputError(
+            f"--mass {mass:g}: none of reach.channels {list(channels)} is open; give --channels"
+        )
+    return chans
+
+
+def _expected_signal(source: Any, st: EventSettings, n: int, seed: int) -> tuple[float, float]:
+    """The expected N_sig of the written decays with the acceptance machinery (the decay z
+    integrated exactly; ``n`` A′ samples, the events' decays and polarisation) and the
+    probability that the A′ decays in the decay volume (before the detector)."""
+    both = st.geometry.both_daughters
+    n_exp, ref = 0.0, None
+    for ch in st.channels if both else st.channels[:1]:
+        smp = draw(source, st.mass, n, st.geometry, seed=seed, channel=ch, rho00=st.rho00)
+        ref = smp
+        acc = float(smp.acceptance(st.ctau))
+        n_exp += st.scale * (st.br[ch] if both else st.br_sum) * acc
+    assert ref is not None
+    open_vol = KinematicSample(st.mass, ref.gbc, np.ones((ref.n, 1)), ref.cells[[0, -1]], 1.0)
+    return n_exp, float(open_vol.acceptance(st.ctau))
+
+
+def _reach_nsig(
+    source: Any, st: EventSettings, y: float, n_pot: float, samples: int, seed: int
+) -> float | None:
+    """N_sig of the written leptonic decays as the reach computes it (``samples`` A′ and
+    :func:`gammastar.reach.stage.signal_events`; ``y`` the yield per POT per ε², ``n_pot``
+    the effective N_POT), or ``None`` without a leptonic channel."""
+    lep = tuple(c for c in st.channels if c in darkphoton.LEPTON_CHANNELS)
+    if not lep:
+        return None
+    smp = draw(source, st.mass, samples, st.geometry, seed=seed, channel=lep[0])
+    parts = signal_events(
+        st.mass, st.eps, yield_per_pot_eps2=y, n_pot=n_pot, sample=smp, channels=lep,
+        dark=st.dark,
+    )  # fmt: skip
+    return float(sum(float(v) for v in parts.values()))
+
+
+def _unwritten_meta(st: EventSettings, p_decay: float) -> dict[str, Any]:
+    """Meta keys of the A′ decays in the decay volume into channels not written."""
+    unwritten = {
+        ch: st.scale * br * p_decay for ch, br in st.br.items() if ch not in st.channels and br > 0
+    }
+    return {
+        "unwritten_decays_in_volume": unwritten,
+        "unwritten_note": "A' decays in the decay volume (expected, before the detector) into "
+        "channels not written, hadrons_other = the hadronic width beyond pipi, KK, KSKL",
+    }
 
 
 # --------------------------------------------------------------------------- millicharged
@@ -331,7 +385,7 @@ def run_mcp_events(
     m_chi: float,
     charge: float = 1.0,
     decay: str = "data",
-    sampler: Any = None,
+    source: Any = None,
     spectrum: tuple[NDArray, NDArray, str] | None = None,
 ) -> EventsResult:
     """``gammastar events --mchi``: γ* → χχ̄ events (millicharged particles, Eq. 8).
@@ -347,7 +401,9 @@ def run_mcp_events(
         request: the :class:`EventRequest` (n, outputs, seed, chunk, force, extrapolate).
         m_chi: χ mass (GeV); charge: Q_χ/e.
         decay: the γ* polarisation, ``data``, ``isotropic`` or ``transverse``.
-        sampler: override the γ* kinematics sampler; spectrum: override the mass spectrum.
+        source: the γ* kinematics in place of the config's (a
+            :class:`~gammastar.source.source.Source` or a kinematics model); spectrum: the
+            mass spectrum in place of the data's.
 
     Raises:
         GammastarError: bad arguments, no γ* mass above 2 m_χ, outputs that exist.
@@ -358,36 +414,14 @@ def run_mcp_events(
                   (charge, "--charge: Q/e must be > 0"))  # fmt: skip
     outputs = event_outputs(request.output, request.table, request.force)
     require_events_keys(config, ("mcp_pdgid", "beam_spot_sigma", "target_interaction_length"))
-    src = aprime_source(config, None, extrapolate, sampler, fiducial_on_refuse=False)
-    yields = src["yields"]
+    src = aprime_source(config, None, extrapolate=extrapolate, source=source,
+                        fiducial_on_refuse=False)  # fmt: skip
     if src["n_pot_data"] is None or not src["n_pot_data"] > 0:
         raise InputError(f"{src['yields_path']}: meta.n_pot (the data's exposure) is missing")
-    rc = config.reach
-    if spectrum is None:
-        from gammastar.flow.data import run_mass_spectrum  # torch: only with a flow
-
-        spectrum = run_mass_spectrum(config)
-    edges, contents, spec_src = spectrum
-    edges = np.asarray(edges, dtype=np.float64)
-    contents = np.clip(np.asarray(contents, dtype=np.float64), 0.0, None)
-    phase = "the spectrum's (no extrapolation in the yields)"
-    if yields.extrapolation is not None:
-        if rc.extrapolation == "label":
-            # a fiducial-region spectrum: to the full phase space with the yields' f_F(m); the
-            # sampler (ExtrapolatedSampler) draws the outside part from the fitted model
-
-            f_f = Extrapolation.from_dict(yields.extrapolation).full_fraction(
-                0.5 * (edges[1:] + edges[:-1]), yields.extrapolation.get("seam")
-            )  # 1 below a both-channels run's seam (full phase space there)
-            contents = np.where(f_f > 0, contents / np.where(f_f > 0, f_f, 1.0), 0.0)
-            phase = "full: fiducial spectrum / f_F(m) (yields.json extrapolation), labelled"
-        else:
-            phase = "fiducial region only (reach.extrapolation: refuse)"
-    sampler, desc = src["sampler"], src["desc"]
-    frange = mass_range(sampler)
-    if extrapolate and frange is not None:
-        sampler = _FlowOrAnalytic(sampler, frange)
-        desc += "; outside its mass range the analytic model (labelled extrapolated)"
+    spectrum = _mcp_spectrum(config, spectrum)
+    edges, contents, phase = _full_spectrum(config, src["source"].yields, spectrum)
+    frange = src["source"].mass_range
+    gstar = _gstar_source(src["source"], extrapolate)
     ml = float(config.input.lepton_mass)
     bins = mcp_bins(edges, contents, m_chi, ml, charge, None if extrapolate else frange)
     data_total = float(bins[2].sum())
@@ -395,17 +429,11 @@ def run_mcp_events(
         where = "" if extrapolate or frange is None else f" inside the flow's range {frange}"
         raise InputError(
             f"--mchi {m_chi:g}: no gamma* mass above 2 m_chi = {2 * m_chi:g} GeV in the spectrum "
-            f"{spec_src} [{edges[0]:g}, {edges[-1]:g}] GeV{where}"
+            f"{spectrum[2]} [{edges[0]:g}, {edges[-1]:g}] GeV{where}"
         )
     n_pot_eff = src["n_pot"] * src["scale_y"]
     total = data_total * n_pot_eff / src["n_pot_data"]
-    centres = 0.5 * (bins[0] + bins[1])
-    rho = np.empty(centres.size)
-    pol_info: dict[str, Any] = {}
-    for j, mc in enumerate(centres):
-        rho[j], info = polarisation(decay, config, float(max(mc, 2 * ml + 1e-9)), src["yields_doc"])
-        if j == 0 or not pol_info:
-            pol_info = {k: v for k, v in info.items() if k in ("decay", "source")}
+    rho, pol_info = _mcp_polarisation(decay, config, 0.5 * (bins[0] + bins[1]), src["yields_doc"])
     seed = request.seed_or(config)
     st = McpSettings(
         m_chi=float(m_chi),
@@ -425,9 +453,9 @@ def run_mcp_events(
         mcp_pdgid=st.pdgid,
         n_requested=n,
         chunk=chunk,
-        spectrum_source=spec_src,
+        spectrum_source=spectrum[2],
         phase_space=phase,
-        sampler=desc,
+        sampler=gstar.description,
         polarisation=pol_info,
         **exposure_meta(src, data=True),
         chichi_expected=total,
@@ -437,7 +465,7 @@ def run_mcp_events(
         **beam_meta(st),
     )
     chunks = numbered_chunks(
-        lambda size, s: generate_mcp(sampler, st, bins, rho, size, seed=s, total=total, n_norm=n),
+        lambda size, s: generate_mcp(gstar, st, bins, rho, size, seed=s, total=total, n_norm=n),
         n, seed=seed, chunk=chunk,
     )  # fmt: skip
     t0 = time.perf_counter()
@@ -446,20 +474,60 @@ def run_mcp_events(
     return _summary(stats, t0, outputs, meta)
 
 
-class _FlowOrAnalytic:
-    """The flow ``inner`` inside its mass range ``frange``, the analytic model (labelled
-    extrapolated) outside: the χχ̄ events' sampler with ``--extrapolate``."""
+def _mcp_spectrum(
+    config: Any, spectrum: tuple[NDArray, NDArray, str] | None
+) -> tuple[NDArray, NDArray, str]:
+    """``spectrum``, else the run's γ* mass spectrum (``histograms.root`` ``unfolded_m``,
+    else ``pairs.parquet``: :func:`gammastar.flow.data.run_mass_spectrum`)."""
+    if spectrum is not None:
+        return spectrum
+    from gammastar.flow.data import run_mass_spectrum  # torch: only with a flow
 
-    mass_range = None
+    return run_mass_spectrum(config)
 
-    def __init__(self, inner: Any, frange: tuple[float, float]) -> None:
-        self.inner, self.frange = inner, frange
 
-    def sample(self, mass: float, k: int, seed: int | None = None) -> Any:
-        if self.frange[0] <= mass <= self.frange[1]:
-            return self.inner.sample(mass, k, seed=seed)
+def _gstar_source(source: Source, extrapolate: bool) -> Source:
+    """The γ* source of the χχ̄ events: with ``extrapolate`` the analytic model (labelled
+    extrapolated) outside the source's mass range."""
+    if not extrapolate or source.mass_range is None:
+        return source
+    return source.extended(ParametricSampler(), description=f"{source.description}; outside "
+                           "its mass range the analytic model (labelled extrapolated)")  # fmt: skip
 
-        return Labelled(ParametricSampler()).sample(mass, k, seed=seed)
+
+def _full_spectrum(
+    config: Any, yields: Any, spectrum: tuple[NDArray, NDArray, str]
+) -> tuple[NDArray, NDArray, str]:
+    """The γ* mass spectrum's edges and contents (negative contents clipped) in the phase
+    space of the events, and that phase space in words: with fiducial-region yields and
+    ``reach.extrapolation: label`` the fiducial spectrum carried to the full phase space with
+    the yields' f_F(m) (the source draws the outside part from the fitted model, labelled)."""
+    edges = np.asarray(spectrum[0], dtype=np.float64)
+    contents = np.clip(np.asarray(spectrum[1], dtype=np.float64), 0.0, None)
+    if yields.extrapolation is None:
+        return edges, contents, "the spectrum's (no extrapolation in the yields)"
+    if config.reach.extrapolation != "label":
+        return edges, contents, "fiducial region only (reach.extrapolation: refuse)"
+    f_f = Extrapolation.from_dict(yields.extrapolation).full_fraction(
+        0.5 * (edges[1:] + edges[:-1]), yields.extrapolation.get("seam")
+    )  # 1 below a both-channels run's seam (full phase space there)
+    contents = np.where(f_f > 0, contents / np.where(f_f > 0, f_f, 1.0), 0.0)
+    return edges, contents, "full: fiducial spectrum / f_F(m) (yields.json extrapolation), labelled"
+
+
+def _mcp_polarisation(
+    decay: str, config: Any, centres: NDArray, yields_doc: Any
+) -> tuple[NDArray, dict[str, Any]]:
+    """ρ₀₀ of the γ* per mass bin (:func:`polarisation` at each bin centre, at least just
+    above the dilepton threshold) and the meta of where it came from."""
+    ml = float(config.input.lepton_mass)
+    rho = np.empty(centres.size)
+    pol_info: dict[str, Any] = {}
+    for j, mc in enumerate(centres):
+        rho[j], info = polarisation(decay, config, float(max(mc, 2 * ml + 1e-9)), yields_doc)
+        if j == 0 or not pol_info:
+            pol_info = {k: v for k, v in info.items() if k in ("decay", "source")}
+    return rho, pol_info
 
 
 # --------------------------------------------------------------------------- dark sectors
@@ -469,7 +537,7 @@ def run_dark_events(
     *,
     mass: float,
     eps: float,
-    sampler: Any = None,
+    source: Any = None,
 ) -> EventsResult:
     """``gammastar events --dark``: semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁻ℓ⁺ events of the config's
     ``idm`` section (iDM or i2DM) at A′ mass ``mass`` (m₁ = mass / ``idm.mass_ratio``) and ε.
@@ -483,7 +551,8 @@ def run_dark_events(
         config: the analysis config (with an ``idm`` section).
         request: the :class:`EventRequest` (n, outputs, seed, chunk, force, extrapolate).
         mass, eps: A′ mass (GeV) and kinetic mixing (> 0).
-        sampler: override the A′ kinematics sampler.
+        source: the A′ kinematics in place of the config's (a
+            :class:`~gammastar.source.source.Source` or a kinematics model).
 
     Raises:
         GammastarError: bad arguments (one line naming the option or key), outputs that exist.
@@ -493,8 +562,9 @@ def run_dark_events(
     outputs = _aprime_request(config, request, mass, eps)
     if config.idm is None:
         where = config.source or "<config>"
-        raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/darksector.md)")
-    src = aprime_source(config, float(mass), request.extrapolate, sampler)
+        raise ConfigError(f"{where}: no 'idm' section: --dark needs it (docs/howto/dark-sectors.md)")
+    src = aprime_source(config, float(mass), extrapolate=request.extrapolate, source=source)
+    aprime = src["source"]
     st = dark_settings(config, float(mass), float(eps), src)
     # the A′ inherits the γ* polarisation measured in the data (as --decay data for A′ → ℓℓ)
     st.rho00, pol_info = polarisation("data", config, float(mass), src["yields_doc"])
@@ -506,9 +576,9 @@ def run_dark_events(
         n_expect = max(config.reach.samples, EXPECTATION_SAMPLES // 5)
         acc = 0.0
         for c, br in st.br_psi2.items():
-            smp = draw_dark(src["sampler"], st.model, st.geometry, n_expect, final_state=c,
-                              min_opening_angle=st.min_opening_angle, seed=seed,
-                              rho00=st.rho00)  # fmt: skip
+            smp = draw_dark(aprime, st.model, st.geometry, n_expect, final_state=c,
+                            min_opening_angle=st.min_opening_angle, seed=seed,
+                            rho00=st.rho00)  # fmt: skip
             acc += br * float(smp.acceptance(st.ctau))
         n_exp_12 = st.scale * st.br_chain["psi1 psi2"] * acc
     model = st.model
@@ -538,7 +608,7 @@ def run_dark_events(
         psi1_pdgid=st.psi1_pdgid,
         psi2_pdgid=st.psi2_pdgid,
         min_opening_angle=st.min_opening_angle,
-        sampler=src["desc"],
+        sampler=aprime.description,
         polarisation=pol_info,
         units={"hepmc": "GeV, mm (c t in mm)", "table": TABLE_UNITS},
         **exposure_meta(src),
@@ -547,7 +617,7 @@ def run_dark_events(
         **beam_meta(st),
         geometry=st.geometry.__dict__,
     )
-    chunks = list(generate_dark_chunks(src["sampler"], st, n, seed=seed, chunk=chunk))
+    chunks = list(generate_dark_chunks(aprime, st, n, seed=seed, chunk=chunk))
     total = float(sum(c["weight"].sum() for c in chunks))
     st.sigma_pb_per_event = cross_section_pb(config, src, total)
     meta["cross_section_pb"] = st.sigma_pb_per_event

@@ -13,10 +13,10 @@ with the standardised mass as context. The package, one module per concern:
 
 The compiled kernels live in :mod:`gammastar.flow._training_kernels` and
 :mod:`gammastar.flow._sampling_kernels` (checked against zuko's own transforms); the millicharged
-recipe on a flow is :func:`gammastar.source.mcp.sample_mcp`. Design and measurements: docs/flow.md.
+recipe on a flow is :func:`gammastar.source.mcp.sample_mcp`. Design and measurements: docs/explanation/flow.md.
 
 References:
-    Allison & Blinov, Sec. III C and App. A; physics.md §5; Durkan et al. (2019), Neural Spline
+    Allison & Blinov, Sec. III C and App. A; docs/explanation/physics.md §5; Durkan et al. (2019), Neural Spline
     Flows; Papamakarios et al. (2017), MAF.
 """
 

@@ -4,7 +4,7 @@ Offers :class:`CompiledSampler` (zuko's exact inverse of a gammastar flow, per b
 in one compiled kernel, threads without a dependence of the result on them) and
 :class:`UnsupportedFlow` for a flow structure it does not handle. zuko's ``transform.inv`` is
 the reference it is tested against; the design (exact shortcuts from the MADE masks, numerics,
-vectorisation, threads, compilation cache) is in docs/flow.md "Compiled kernels".
+vectorisation, threads, compilation cache) is in docs/explanation/flow.md "Compiled kernels".
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Offers :func:`log_prob` (ln p of a gammastar flow: MADE layers by torch, splines
 compiled loop per step), :func:`rq_spline` (the spline as a ``torch.autograd.Function``:
 compiled forward and vector–Jacobian product), :class:`FlatParameters` (one flat parameter
 tensor for the optimiser) and :func:`warm_up`. zuko's ``MonotonicRQSTransform`` is the
-reference it is tested against; the mathematics and its derivatives are in docs/flow.md
+reference it is tested against; the mathematics and its derivatives are in docs/explanation/flow.md
 "Compiled kernels".
 """
 

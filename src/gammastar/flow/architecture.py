@@ -4,7 +4,7 @@ Offers :func:`architecture_from_config` (the JSON record stored in ``flow/meta.j
 :func:`build_flow` (the zuko flow it describes) and the walkers of a built flow's structure
 (:func:`split_transforms`, :func:`lu_matrix`, :func:`made_layers`) that the compiled kernels
 (:mod:`gammastar.flow._training_kernels`, :mod:`gammastar.flow._sampling_kernels`) read the parameters with.
-zuko's own transforms are the reference implementation of the mathematics (docs/flow.md).
+zuko's own transforms are the reference implementation of the mathematics (docs/explanation/flow.md).
 
 References:
     Durkan et al. (2019), Neural Spline Flows; Papamakarios et al. (2017), MAF; zuko

@@ -4,7 +4,7 @@ Offers :func:`training_data` (select and weight the rows of ``pairs.parquet`` fo
 ``flow.data``; the event-hash hold-out split :func:`holdout_mask`), :class:`TrainingData`,
 Kish's :func:`effective_sample_size`, :class:`Preprocessing` (log transform and
 standardisation stored with the model), :func:`split_indices` (the early-stopping split),
-:func:`read_pairs` and :func:`mass_spectrum_from_pairs`. See docs/flow.md "Hold-out split".
+:func:`read_pairs` and :func:`mass_spectrum_from_pairs`. See docs/explanation/flow.md "Hold-out split".
 """
 
 from __future__ import annotations
@@ -403,7 +403,7 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     pairs inside F alone, and its yields reach the full phase space through the fitted
     extrapolation model (``yields.json`` ``extrapolation``, with its ``seam``: the lowest
     bin edge of that channel's extrapolation, ≈ 2m_μ). Beside a channel with ``full`` phase
-    space the flow is stitched at the seam m_s (docs/yields.md "Both channels in one run"):
+    space the flow is stitched at the seam m_s (docs/howto/both-channels.md):
     below m_s the full-phase-space channels' pairs (shares renormalised among them, 1 where
     one is left) and the fiducial channel's at weight 0; at and above m_s the pairs inside F:
     the fiducial channel's and the full channels' pairs that lie inside F

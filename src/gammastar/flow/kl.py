@@ -1,6 +1,6 @@
 """k-nearest-neighbour estimate of the Kullback–Leibler divergence between two samples.
 
-The estimator of Wang, Kulkarni & Verdú (physics.md §6), used by the paper (Sec. III C,
+The estimator of Wang, Kulkarni & Verdú (docs/explanation/physics.md §6), used by the paper (Sec. III C,
 App. A) to validate the normalizing flow against data with k = 2; with per-point weights
 (unfolded pairs, 1/(A·ε)) each k-NN density uses the weight inside the neighbour ball instead of
 the count, which reduces to the unweighted estimator for equal weights.
@@ -99,7 +99,7 @@ def knn_kl(
 
     References:
         Q. Wang, S. R. Kulkarni, S. Verdú, IEEE Trans. Inf. Theory 55 (2009) 2392,
-        Eq. (5); physics.md §6; Allison & Blinov App. A (k = 2).
+        Eq. (5); docs/explanation/physics.md §6; Allison & Blinov App. A (k = 2).
 
     Example:
         >>> rng = np.random.default_rng(1)

@@ -215,7 +215,7 @@ def _train_member(
         import torch
 
         # kept through numba's launch (warm_up's ensure_pool): with one thread the kernels
-        # run serially, no parallel region (docs/flow.md "Ensemble")
+        # run serially, no parallel region (docs/explanation/flow.md "Ensemble")
         torch.set_num_threads(threads)
     seed0 = job.seed - job.member
     data, boot = member_data(job.data, cfg, seed0, job.member)

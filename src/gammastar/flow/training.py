@@ -4,7 +4,7 @@ Offers :func:`fit` (a thin orchestration of :func:`fit_rows`, :class:`EpochPlan`
 :class:`TrainState`, whose checkpoints make ``--resume`` give the same model as an
 uninterrupted run), the point samplers of an epoch (:class:`PointSampler`,
 :func:`systematic_resample`), :func:`weighted_nll` and :func:`plot_losses`. The per-batch loss
-estimator and the recipes are described in docs/flow.md.
+estimator and the recipes are described in docs/explanation/flow.md.
 """
 
 from __future__ import annotations
@@ -431,7 +431,7 @@ def fit(
 
     The loss is the weighted NLL L = −Σ wᵢ ln p(xᵢ|mᵢ) / Σ wᵢ over the fitted rows (negative
     like-sign weights included), each batch an unbiased estimate normalised by the *global*
-    Σ w (:class:`FitRows`), the points drawn by :class:`PointSampler`; see docs/flow.md
+    Σ w (:class:`FitRows`), the points drawn by :class:`PointSampler`; see docs/explanation/flow.md
     "Strongly varying weights". Steps: :func:`fit_rows`, :class:`EpochPlan`,
     :meth:`TrainState.new` / :meth:`~TrainState.resume`, then per epoch
     :meth:`~TrainState.train_epoch`, the validation NLL, :meth:`~TrainState.record` and

@@ -6,7 +6,7 @@ training NLL, common random numbers across the members of a seed ensemble; write
 ``validation.json`` and the Fig. 4/5 analogues), :func:`plot_kl` and :func:`plot_kinematics`.
 The stage is a thin orchestration over :func:`validation_inputs` (typed
 :class:`ValidationInputs`) and :func:`validation_document`. The method, the outputs and the
-checks are described in docs/flow.md "Validation".
+checks are described in docs/explanation/flow.md "Validation".
 """
 
 from __future__ import annotations

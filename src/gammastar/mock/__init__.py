@@ -1,4 +1,4 @@
-"""NA60-like mock dimuon data (physics.md §3, docs/mock.md).
+"""NA60-like mock dimuon data (docs/explanation/physics.md §3, docs/reference/mock.md).
 
 Public API:
 

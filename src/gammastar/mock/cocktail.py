@@ -1,4 +1,4 @@
-"""The hadronic cocktail of the NA60-like mock data (physics.md §3.1–3.3).
+"""The hadronic cocktail of the NA60-like mock data (docs/explanation/physics.md §3.1–3.3).
 
 Channels (``gammastar.channels.Channel``): η → γμμ, η → μμ, η′ → γμμ, ω → μμ, ω → π0μμ,
 ρ → μμ, φ → μμ. Meson kinematics: 1/pT dN/dpT ∝ exp(−m_T/T) (m_T scaling, same T for all

@@ -1,4 +1,4 @@
-"""The NA60-like detector model of the mock generator (physics.md §3.5; docs/mock.md "Detector").
+"""The NA60-like detector model of the mock generator (docs/explanation/physics.md §3.5; docs/reference/mock.md "Detector").
 
 1. Resolution, ``mock.detector.resolution_model``:
 
@@ -33,11 +33,11 @@
    direction kept, with ``s`` set per pair from ∂m/∂δ_i = (E_j |p_i|²/E_i − p_i·p_j)/m so
    that σ_m(m) = ``mass_resolution`` · (m/``mass_resolution_ref``)^``mass_resolution_exponent``
    at every mass, capped at ``max_momentum_smearing`` (25%) near threshold. It needs 10–25%
-   momentum smearing at low mass (docs/reach.md §2.1: the threshold-region deficit).
+   momentum smearing at low mass (docs/explanation/reach.md §2.1: the threshold-region deficit).
 2. Kinematic acceptance on the reconstructed (scattered, measured) muons: E >
    ``muon_min_energy`` (the hadron absorber) and ``theta_min`` < θ < ``theta_max`` (lab polar
    angle; defaults 35–120 mrad, the window quoted for the NA50 muon spectrometer that NA60
-   inherited, and the mock LLP detector of the paper's App. B, physics.md §9). The window is
+   inherited, and the mock LLP detector of the paper's App. B, docs/explanation/physics.md §9). The window is
    geometric, so it acts on the direction the muon has in the spectrometer, i.e. after the
    scattering in the absorber, which is also the direction measured; the momentum model keeps
    directions, so there it is the true direction. With ``toroid_pt_kick`` > 0 the window

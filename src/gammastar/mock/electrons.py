@@ -1,4 +1,4 @@
-"""Dielectron backgrounds and the electron detector of the mock (docs/mock.md, "Dielectrons").
+"""Dielectron backgrounds and the electron detector of the mock (docs/reference/mock.md, "Dielectrons").
 
 Offers :class:`ElectronBackgrounds` (photon conversions γ → ee in material and combinatorial
 ee events) and :class:`ElectronDetector` (bremsstrahlung in material, energy resolution,

@@ -23,6 +23,7 @@ import numpy as np
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig
 from gammastar.core.artifacts import atomic_path, make_meta, sha256_file
+from gammastar.core.results import StageResult
 from gammastar.corrections.polarisation import angular_functions, helicity_angles
 from gammastar.corrections.unfold import load_efficiency_map
 from gammastar.errors import GammastarError
@@ -37,11 +38,11 @@ from gammastar.physics.target import interaction_probability
 GENERATOR_NAME = "gammastar.mock/parametric"
 
 
-@dataclass
-class GenerateResult:
-    """What :func:`generate_file` wrote."""
+@dataclass(frozen=True, kw_only=True)
+class GenerateResult(StageResult):
+    """What :func:`generate_file` wrote: the mock ntuple (``path``; not JSON, so no
+    ``document``) and its counts."""
 
-    path: Path
     n_events_written: int
     """Entries of the ``events`` tree (recorded events with two muons)."""
     n_generated: dict[str, int]
@@ -105,7 +106,7 @@ class MockGenerator:
             block.append(self.cocktail.weights.sum() / (1.0 - p_comb))
         self.ee_cocktail = self.ee_backgrounds = self.ee_detector = None
         if self.electrons:
-            # the dielectron block: cocktail, conversions, combinatorial (physics.md: same N_POT)
+            # the dielectron block: cocktail, conversions, combinatorial (docs/explanation/physics.md: same N_POT)
             self.ee_cocktail = Cocktail(self.cfg, beam_energy=e_max, specs=EE_CHANNELS)
             self.ee_backgrounds = ElectronBackgrounds(self.cfg, beam_energy=e_max)
             self.ee_detector = ElectronDetector(self.cfg.electrons.detector)
@@ -162,7 +163,7 @@ class MockGenerator:
         return Sources.concatenate(src), _concat_reco(reco)
 
     def _pilot(self, rng: np.random.Generator) -> dict[str, Any]:
-        """Acceptances that fix the combinatorial rate (physics.md §3.4; deterministic)."""
+        """Acceptances that fix the combinatorial rate (docs/explanation/physics.md §3.4; deterministic)."""
         c = self.cfg.combinatorial
         n = c.pilot_events
         probs = self.cocktail.probabilities
@@ -569,7 +570,7 @@ region, where the acceptance changes fast with m), then the muon map's rows."""
 
 CONVERSION_TEMPLATE_AXIS = (60, 0.0, 0.06)
 """``conversion_ratio_ee``: 1 MeV bins of the reconstructed ee mass, 0–60 MeV (conversions
-above 40 MeV: < 10⁻⁵ of them, docs/mock.md)."""
+above 40 MeV: < 10⁻⁵ of them, docs/reference/mock.md)."""
 
 CONVERSION_TEMPLATE_STREAM = 0x636F6E76
 """Entropy word of the conversion template's seed sequence ([seed, this]): a stream apart

@@ -1,6 +1,6 @@
 r"""Dark-photon production in meson decays: P → γA′ and V → PA′ branching ratios.
 
-Hand-written from physics.md §1 (which follows Allison & Blinov Eq. 6 applied to decay rates;
+Hand-written from docs/explanation/physics.md §1 (which follows Allison & Blinov Eq. 6 applied to decay rates;
 see also Batell, Pospelov & Ritz arXiv:0906.5614 and Gorbunov et al. for P → γA′):
 
 .. math::
@@ -104,7 +104,7 @@ def pseudoscalar_to_gamma_aprime(
         eps: kinetic mixing ε.
 
     References:
-        physics.md §1; Allison & Blinov Eq. (6); Batell, Pospelov, Ritz arXiv:0906.5614.
+        docs/explanation/physics.md §1; Allison & Blinov Eq. (6); Batell, Pospelov, Ritz arXiv:0906.5614.
 
     Example:
         >>> float(pseudoscalar_to_gamma_aprime(0.0, 0.135))
@@ -136,7 +136,7 @@ def vector_to_pseudoscalar_aprime(
         eps: kinetic mixing ε.
 
     References:
-        physics.md §1; Landsberg, Phys. Rep. 128 (1985) 301.
+        docs/explanation/physics.md §1; Landsberg, Phys. Rep. 128 (1985) 301.
 
     Example:
         >>> float(vector_to_pseudoscalar_aprime(0.0, 0.78, 0.135))

@@ -1,6 +1,6 @@
 r"""Proton bremsstrahlung of a dark photon (and of a γ* → χχ̄): the theory curve of Figs. 2, 3.
 
-Hand-written physics; every formula below is from the cited papers (physics.md §8).
+Hand-written physics; every formula below is from the cited papers (docs/explanation/physics.md §8).
 
 **Splitting function** (Fermi–Weizsäcker–Williams, Blümlein & Brunner, arXiv:1311.3870, eq. 3;
 also Gorbunov, Makarov & Tkachev arXiv:1411.4007, Feng et al. arXiv:1708.09389). A proton of
@@ -62,7 +62,7 @@ from gammastar.physics.target import interaction_probability
 M_PROTON: float = 0.93827208816
 """Proton mass in GeV (PDG 2024)."""
 
-# σ_pp(s) fit parameters (physics.md §8; arXiv:1311.3870, PDG total-cross-section fit).
+# σ_pp(s) fit parameters (docs/explanation/physics.md §8; arXiv:1311.3870, PDG total-cross-section fit).
 SIGMA_PP_PARAMS = {
     "Z": 35.45,
     "B": 0.308,
@@ -74,7 +74,7 @@ SIGMA_PP_PARAMS = {
     "eta2": 0.545,
 }
 
-# Vector-meson parameters of F_1 (physics.md §8): (f_V, m_V [GeV], Γ_V [GeV]).
+# Vector-meson parameters of F_1 (docs/explanation/physics.md §8): (f_V, m_V [GeV], Γ_V [GeV]).
 RHO_FAMILY = ((0.616, 0.77526, 0.1474), (0.223, 1.465, 0.40), (-0.339, 1.72, 0.25))
 OMEGA_FAMILY = ((1.011, 0.78266, 0.00868), (-0.881, 1.41, 0.29), (0.369, 1.67, 0.315))
 
@@ -91,7 +91,7 @@ def sigma_pp(s: ArrayLike) -> NDArray[np.float64]:
         σ_pp in mb.
 
     References:
-        physics.md §8; Blümlein & Brunner arXiv:1311.3870; PDG review "Plots of cross
+        docs/explanation/physics.md §8; Blümlein & Brunner arXiv:1311.3870; PDG review "Plots of cross
         sections" (COMPETE-type fit).
 
     Example:
@@ -121,7 +121,7 @@ def timelike_form_factor(m: ArrayLike, family: str = "both") -> NDArray[np.compl
         Complex F_1; |F_1(0)| = 0.99 (the couplings sum to 0.999, widths are constant).
 
     References:
-        physics.md §8; Faessler et al. arXiv:0910.5589; Feng et al. arXiv:1708.09389.
+        docs/explanation/physics.md §8; Faessler et al. arXiv:0910.5589; Feng et al. arXiv:1708.09389.
 
     Example:
         >>> bool(abs(abs(timelike_form_factor(0.0)) - 1.0) < 0.02)
@@ -232,7 +232,7 @@ def offshell_form_factor(
 
 @dataclass(frozen=True)
 class BremsSettings:
-    """Settings of the bremsstrahlung estimate (all config values, physics.md §8).
+    """Settings of the bremsstrahlung estimate (all config values, docs/explanation/physics.md §8).
 
     Attributes:
         beam_energy: proton energy in GeV.
@@ -292,7 +292,7 @@ def emission_probability(
         P(m) per ε², same shape as ``m``.
 
     References:
-        arXiv:1311.3870 eq. (3); arXiv:2108.05900 (cut-off); physics.md §8.
+        arXiv:1311.3870 eq. (3); arXiv:2108.05900 (cut-off); docs/explanation/physics.md §8.
 
     Example:
         >>> p = emission_probability([0.3, 0.78])
@@ -387,7 +387,7 @@ def mcp_yield_per_pot(
     ``m_max`` bounds the γ* mass where the FWW approach is used.
 
     References:
-        Allison & Blinov Eqs. (6), (8); physics.md §1, §8.
+        Allison & Blinov Eqs. (6), (8); docs/explanation/physics.md §1, §8.
     """
     from scipy.integrate import simpson
 

@@ -12,7 +12,7 @@ stage share one implementation.
 * integrals (ratios to the photon mode): :func:`pseudoscalar_dalitz_ratio`,
   :func:`vector_dalitz_ratio`
 
-All formulas are hand-written from physics.md §3.3, which follows N. M. Kroll and W. Wada,
+All formulas are hand-written from docs/explanation/physics.md §3.3, which follows N. M. Kroll and W. Wada,
 Phys. Rev. 98 (1955) 1355; L. G. Landsberg, Phys. Rep. 128 (1985) 301; and the NA60 p–A
 analysis (R. Arnaldi et al., PLB 757 (2016) 437) for the form-factor parameters.
 """
@@ -30,7 +30,7 @@ from gammastar.physics.kinematics import kinematic_factor
 FormFactor = ArrayLike | Callable[[NDArray[np.float64]], ArrayLike]
 """|F(m²)|²: a number/array, or a callable of the dilepton mass ``m`` (GeV)."""
 
-# physics.md §3.3 [lit]: NA60 p–A (PLB 757 (2016) 437) and the η′ parametrisation.
+# docs/explanation/physics.md §3.3 [lit]: NA60 p–A (PLB 757 (2016) 437) and the η′ parametrisation.
 ETA_LAMBDA_INV2: float = 1.934
 """Λ⁻² of the η pole form factor, GeV⁻² (NA60 p–A: 1.934 ± 0.067 ± 0.050)."""
 OMEGA_LAMBDA_INV2: float = 2.223
@@ -57,7 +57,7 @@ def form_factor_pole(m: ArrayLike, lambda_inv2: ArrayLike) -> NDArray[np.float64
         |F(m²)|² (inf at the pole m = Λ).
 
     References:
-        physics.md §3.3; NA60, PLB 757 (2016) 437; Landsberg, Phys. Rep. 128 (1985) 301.
+        docs/explanation/physics.md §3.3; NA60, PLB 757 (2016) 437; Landsberg, Phys. Rep. 128 (1985) 301.
 
     Example:
         >>> float(form_factor_pole(0.0, 1.934))
@@ -84,10 +84,10 @@ def form_factor_eta_prime(
         |F(m²)|².
 
     References:
-        physics.md §3.3 (Lepton-G / NA60 parametrisation of the η′ form factor).
+        docs/explanation/physics.md §3.3 (Lepton-G / NA60 parametrisation of the η′ form factor).
 
     Example:
-        >>> round(float(form_factor_eta_prime(0.0)), 4)  # Λ²/(Λ² + γ²), as in physics.md
+        >>> round(float(form_factor_eta_prime(0.0)), 4)  # Λ²/(Λ² + γ²), as in docs/explanation/physics.md
         0.9825
         >>> round(float(form_factor_eta_prime(0.764)), 1)  # Λ²/γ² at the peak
         56.1
@@ -106,7 +106,7 @@ def pseudoscalar_dalitz_dgamma_dm(
         \frac{1}{\Gamma_{\gamma\gamma}}\frac{d\Gamma}{dm} = \frac{4\alpha}{3\pi m}
         \left(1 - \frac{m^2}{M^2}\right)^3 K_\ell(m)\, |F(m^2)|^2
 
-    (physics.md §3.3 gives dΓ/dm²; dΓ/dm = 2m dΓ/dm²).
+    (docs/explanation/physics.md §3.3 gives dΓ/dm²; dΓ/dm = 2m dΓ/dm²).
 
     Arguments:
         m: dilepton mass, GeV.
@@ -119,7 +119,7 @@ def pseudoscalar_dalitz_dgamma_dm(
 
     References:
         N. M. Kroll, W. Wada, Phys. Rev. 98 (1955) 1355; Landsberg, Phys. Rep. 128 (1985) 301;
-        physics.md §3.3.
+        docs/explanation/physics.md §3.3.
 
     Example:
         >>> from scipy.integrate import quad
@@ -162,7 +162,7 @@ def vector_to_pseudoscalar_phase_space(
     (clipped at 0 above the end point m = M_V − M_P).
 
     References:
-        Landsberg, Phys. Rep. 128 (1985) 301, Eq. (3.8); physics.md §1, §3.3.
+        Landsberg, Phys. Rep. 128 (1985) 301, Eq. (3.8); docs/explanation/physics.md §1, §3.3.
 
     Example:
         >>> float(vector_to_pseudoscalar_phase_space(0.0, 0.78, 0.135))
@@ -199,7 +199,7 @@ def vector_dalitz_dgamma_dm(
         (1/Γ(V → Pγ)) dΓ/dm in GeV⁻¹; 0 outside 2m_ℓ < m < M_V − M_P.
 
     References:
-        Landsberg, Phys. Rep. 128 (1985) 301, Eq. (3.8); physics.md §3.3.
+        Landsberg, Phys. Rep. 128 (1985) 301, Eq. (3.8); docs/explanation/physics.md §3.3.
 
     Example:
         >>> import numpy as np
@@ -247,7 +247,7 @@ def rho_line_shape(
         dN/dM (arbitrary normalisation); 0 below max(2m_π, 2m_ℓ).
 
     References:
-        physics.md §3.3 (NA60 cocktail ρ shape: Arnaldi et al., EPJC 61 (2009) 711;
+        docs/explanation/physics.md §3.3 (NA60 cocktail ρ shape: Arnaldi et al., EPJC 61 (2009) 711;
         G. E. Brown, M. Rho / Knoll-type thermal factor); [default] T_ρ = 0.17 GeV.
 
     Example:
@@ -288,7 +288,7 @@ def lepton_angle_pdf(cos_theta: ArrayLike, m: ArrayLike, m_lepton: float) -> NDA
         The density in cos θ (integrates to 1 over [−1, 1]).
 
     References:
-        physics.md §3.3; Landsberg, Phys. Rep. 128 (1985) 301.
+        docs/explanation/physics.md §3.3; Landsberg, Phys. Rep. 128 (1985) 301.
 
     Example:
         >>> from scipy.integrate import quad
@@ -328,7 +328,7 @@ def pseudoscalar_dalitz_ratio(
         The ratio to the two-photon mode.
 
     References:
-        physics.md §3.3 "Unit-test integrals": η → γμμ/γγ with the pole form 8.24e-4,
+        docs/explanation/physics.md §3.3 "Unit-test integrals": η → γμμ/γγ with the pole form 8.24e-4,
         η′ → γμμ/γγ 4.90e-3, π0 → γee/γγ (F = 1) 1.185e-2.
 
     Example:
@@ -357,7 +357,7 @@ def vector_dalitz_ratio(
         The ratio to the radiative mode V → Pγ.
 
     References:
-        physics.md §3.1: ω → π0μμ with the NA60 pole form factor gives
+        docs/explanation/physics.md §3.1: ω → π0μμ with the NA60 pole form factor gives
         1.23e-3 × BR(ω → π0γ) ≈ 1.03e-4 (with BR(ω → π0γ) = 8.4%; PDG measures 1.34e-4
         for ω → π0μμ, the known excess over vector-meson dominance).
 

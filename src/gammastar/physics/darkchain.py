@@ -22,6 +22,8 @@ volume, the exponential law); Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 0
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -29,6 +31,7 @@ from gammastar.errors import GammastarError
 from gammastar.physics.darksector import (
     FINAL_STATES,
     IDM,
+    Psi2Decay,
     dalitz_limits,
     psi2_ctau,
     psi2_dgamma_ds,
@@ -151,13 +154,10 @@ def sample_psi2_decay(
     lo, hi = dalitz_limits(s, m2, m1, ml, ml)
     t = np.empty(n)
     todo = np.arange(n)
+    decay = Psi2Decay(m1, m2, ma, ml)  # couplings 1: only the shape in t matters here
     while todo.size:
         a, b = lo[todo], hi[todo]
-        ss = s[todo]
-
-        def me(x, ss=ss):
-            return psi2_matrix_element2(ss, x, m1, m2, ma, ml)
-
+        me = functools.partial(psi2_matrix_element2, s[todo], decay=decay)  # |M|² at t = x
         f0, f1, fm = me(a), me(b), me((a + b) / 2)
         # quadratic through the three points: vertex where its derivative vanishes
         c2 = 2 * (f0 + f1 - 2 * fm) / np.where(b > a, (b - a) ** 2, 1.0)

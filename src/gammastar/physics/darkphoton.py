@@ -1,9 +1,9 @@
-r"""Dark-photon (A′) decays: partial widths, branching ratios, lifetime (physics.md §7).
+r"""Dark-photon (A′) decays: partial widths, branching ratios, lifetime (docs/explanation/physics.md §7).
 
 Hand-written physics; every formula below cites its source.
 
 * Leptonic widths (e.g. Bjorken, Essig, Schuster, Toro, PRD 80 (2009) 075018, Eq. 2;
-  physics.md §7):
+  docs/explanation/physics.md §7):
 
   .. math:: \Gamma(A' \to \ell\ell) = \frac{\varepsilon^2 \alpha m}{3} K_\ell(m),
             \qquad K_\ell = \sqrt{1 - 4m_\ell^2/m^2}\,(1 + 2m_\ell^2/m^2).
@@ -40,7 +40,7 @@ against BESIII (R = 2.286 ± 0.068, PRL 128 (2022) 062004). The continuum betwee
 the least accurate part (a smooth turn-on, no ρ′/ω′ structure); the 2π, ω and φ regions, which
 produce the dips in BR(A′ → ℓℓ), are resonance models fitted to data.
 
-A semi-visible/invisible A′ (physics.md §7): :class:`DarkSector` adds
+A semi-visible/invisible A′ (docs/explanation/physics.md §7): :class:`DarkSector` adds
 ``Γ(A′ → χχ̄) = α_D m/3 · K_χ(m)`` (Dirac fermion) or ``α_D m/12 · β_χ³`` (complex scalar), not
 suppressed by ε², which lowers the visible fraction to ~ ε²α/α_D.
 """
@@ -335,7 +335,7 @@ class LeptonChannel:
         return 2 * self.lepton_mass
 
     def width(self, m: ArrayLike, eps: ArrayLike) -> NDArray[np.float64]:
-        r"""Γ(A′ → ℓ⁺ℓ⁻) = ε² α m/3 · K_f(m, m_ℓ) in GeV (physics.md §7, Eq. of Bjorken et
+        r"""Γ(A′ → ℓ⁺ℓ⁻) = ε² α m/3 · K_f(m, m_ℓ) in GeV (docs/explanation/physics.md §7, Eq. of Bjorken et
         al. PRD 80 (2009) 075018; :func:`gammastar.physics.kinematics.kinematic_factor`).
 
         Example:
@@ -385,7 +385,7 @@ def width(
         GammastarError: unknown channel.
 
     References:
-        physics.md §7; Bjorken et al. PRD 80 (2009) 075018; module docstring for R.
+        docs/explanation/physics.md §7; Bjorken et al. PRD 80 (2009) 075018; module docstring for R.
 
     Example:
         >>> from gammastar.physics.constants import ALPHA_EM
@@ -456,7 +456,7 @@ def ctau(m: ArrayLike, eps: ArrayLike, *, dark: DarkSector | None = None) -> NDA
         cτ in m.
 
     References:
-        physics.md §7.
+        docs/explanation/physics.md §7.
 
     Example:
         >>> from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M

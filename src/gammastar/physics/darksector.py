@@ -14,7 +14,7 @@ fermions (:func:`aprime_dark_widths`, combined with the visible widths of
             \quad \delta = m_b - m_a,\ \sigma = m_a + m_b,
 
   the published iDM form (Izaguirre, Krnjaic, Schuster, Toro, PRD 96 (2017) 055007) and, for
-  m_a = m_b, the Dirac width (α_D m/3)(1 + 2m²/m_A′²)√(1 − 4m²/m_A′²) (physics.md §13).
+  m_a = m_b, the Dirac width (α_D m/3)(1 + 2m²/m_A′²)√(1 − 4m²/m_A′²) (docs/explanation/physics.md §13).
 * iDM (pseudo-Dirac pair, off-diagonal current ψ̄₂γ^μψ₁; Tucker-Smith & Weiner PRD 64 (2001)
   043502; Izaguirre et al. 2017): A′ → ψ₁ψ₂ only.
 * i2DM (the seed talk; Filimonova et al. arXiv:2201.08409): two Dirac fermions, the charged
@@ -42,7 +42,7 @@ fermions (:func:`aprime_dark_widths`, combined with the visible widths of
   :data:`gammastar.physics.darkphoton.R_VALID_MAX`.
 
 Neglected: ψ₂ → ψ₁γ (loop-suppressed dipole), ψ₂ → ψ₁νν̄ (Z-mixing, suppressed by m²/m_Z²).
-Measurements and checks: ``docs/darksector.md``.
+Measurements and checks: ``docs/howto/dark-sectors.md``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ __all__ = [
     "FINAL_STATES",
     "I2DM",
     "IDM",
+    "Psi2Decay",
     "aprime_branching_ratios",
     "aprime_dark_widths",
     "dalitz_limits",
@@ -75,7 +76,7 @@ FINAL_STATES = {"ee": M_E, "mumu": M_MU, "hadrons": 0.0}
 """ψ₂ → ψ₁ f final states and the mass used in the matrix element (hadrons: R × massless ℓℓ)."""
 
 _N_GL = 8
-"""Gauss–Legendre nodes per panel of the s integral (convergence: docs/darksector.md)."""
+"""Gauss–Legendre nodes per panel of the s integral (convergence: docs/howto/dark-sectors.md)."""
 _N_PANELS = 24
 """Uniform panels in φ; more at the threshold layer (leptons) or the ω, φ (hadrons)."""
 
@@ -142,7 +143,7 @@ class IDM:
         return 1.0
 
     def y(self, eps: ArrayLike) -> NDArray[np.float64]:
-        """The reach variable y = ε²α_D(m₁/m_A′)⁴ (Izaguirre et al. 2015, physics.md §13)."""
+        """The reach variable y = ε²α_D(m₁/m_A′)⁴ (Izaguirre et al. 2015, docs/explanation/physics.md §13)."""
         return _arr(eps) ** 2 * _arr(self.alpha_d) * (_arr(self.m1) / _arr(self.m_aprime)) ** 4
 
 
@@ -193,7 +194,7 @@ def pair_width(
         The width; 0 below threshold.
 
     References:
-        Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 055007 (iDM); physics.md §13.
+        Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 055007 (iDM); docs/explanation/physics.md §13.
 
     Example:
         >>> from gammastar.physics.kinematics import kinematic_factor
@@ -255,7 +256,7 @@ def aprime_branching_ratios(model: IDM, eps: ArrayLike) -> dict[str, NDArray[np.
         ``"hadrons"``; they sum to 1.
 
     References:
-        physics.md §7, §13 (visible BR ≈ ε²α/α_D).
+        docs/explanation/physics.md §7, §13 (visible BR ≈ ε²α/α_D).
 
     Example:
         >>> br = aprime_branching_ratios(IDM(m1=0.1, delta=0.1, m_aprime=0.3), 1e-3)
@@ -296,24 +297,50 @@ def dalitz_limits(
     return base - (pa + pb) ** 2, base - (pa - pb) ** 2
 
 
-def psi2_matrix_element2(
-    s: ArrayLike,
-    t: ArrayLike,
-    m1: ArrayLike,
-    m2: ArrayLike,
-    m_aprime: ArrayLike,
-    m_l: ArrayLike,
-    *,
-    eps: ArrayLike = 1.0,
-    alpha_d: ArrayLike = 1.0,
-    kappa2: ArrayLike = 1.0,
-) -> NDArray[np.float64]:
+@dataclass(frozen=True)
+class Psi2Decay:
+    """The masses and couplings of ψ₂ → ψ₁ℓ⁻ℓ⁺ through an off-shell A′ (module docstring).
+
+    Fields may be arrays (broadcast together with the Dalitz variables).
+
+    Attributes:
+        m1, m2: ψ₁ and ψ₂ masses, GeV.
+        m_aprime: A′ mass, GeV.
+        m_l: lepton mass, GeV (0: the massless ℓℓ of the hadronic width).
+        eps: kinetic mixing ε (1: the shape alone, as the event sampler uses it).
+        alpha_d: dark coupling α_D.
+        kappa2: ψ̄₂γψ₁ coupling squared in units of g_D² (:attr:`IDM.kappa2`).
+
+    Example:
+        >>> d = Psi2Decay.of(IDM(m1=0.1, delta=0.5, m_aprime=0.3), 1e-3, 0.0)
+        >>> float(d.m2), d.eps, d.kappa2
+        (0.15000000000000002, 0.001, 1.0)
+    """
+
+    m1: ArrayLike
+    m2: ArrayLike
+    m_aprime: ArrayLike
+    m_l: ArrayLike
+    eps: ArrayLike = 1.0
+    alpha_d: ArrayLike = 1.0
+    kappa2: ArrayLike = 1.0
+
+    @classmethod
+    def of(cls, model: IDM, eps: ArrayLike, m_l: ArrayLike) -> Psi2Decay:
+        """The decay of a model's ψ₂ (:class:`IDM` or :class:`I2DM`) at ε into leptons of
+        mass ``m_l``."""
+        return cls(
+            _arr(model.m1), _arr(model.m2), _arr(model.m_aprime), m_l,
+            eps=eps, alpha_d=model.alpha_d, kappa2=model.kappa2,
+        )  # fmt: skip
+
+
+def psi2_matrix_element2(s: ArrayLike, t: ArrayLike, decay: Psi2Decay) -> NDArray[np.float64]:
     """Spin-averaged |M|² of ψ₂ → ψ₁ℓ⁻ℓ⁺ (module docstring) at s = m_ℓℓ², t = (p_ψ₁ + p_ℓ⁻)².
 
     Arguments:
         s, t: Dalitz variables, GeV².
-        m1, m2, m_aprime, m_l: masses, GeV.
-        eps, alpha_d, kappa2: couplings (ε, α_D, κ²).
+        decay: the masses (GeV) and couplings (ε, α_D, κ²), :class:`Psi2Decay`.
 
     Returns:
         |M̄|² (dimensionless), broadcast.
@@ -322,10 +349,11 @@ def psi2_matrix_element2(
         Module docstring (traces); Izaguirre et al. PRD 96 (2017) 055007.
 
     Example:
-        >>> bool(psi2_matrix_element2(0.01, 0.02, 0.1, 0.25, 0.6, 0.0) > 0)
+        >>> bool(psi2_matrix_element2(0.01, 0.02, Psi2Decay(0.1, 0.25, 0.6, 0.0)) > 0)
         True
     """
-    s, t, m1, m2, ma, ml = map(_arr, (s, t, m1, m2, m_aprime, m_l))
+    s, t = _arr(s), _arr(t)
+    m1, m2, ma, ml = map(_arr, (decay.m1, decay.m2, decay.m_aprime, decay.m_l))
     ml2 = ml**2
     u = m1**2 + m2**2 + 2 * ml2 - s - t
     p1k1 = (t - m1**2 - ml2) / 2
@@ -335,22 +363,21 @@ def psi2_matrix_element2(
     p1p = (m2**2 + m1**2 - s) / 2
     k1k2 = (s - 2 * ml2) / 2
     hl = p1k1 * pk2 + p1k2 * pk1 + ml2 * (p1p - m1 * m2) - m1 * m2 * (k1k2 + ml2)
-    coupling = 16 * np.pi**2 * _arr(kappa2) * _arr(alpha_d) * _arr(eps) ** 2 * ALPHA_EM
-    return coupling * 16 * hl / (s - ma**2) ** 2
+    coupling = 16 * np.pi**2 * _arr(decay.kappa2) * _arr(decay.alpha_d) * _arr(decay.eps) ** 2
+    return coupling * ALPHA_EM * 16 * hl / (s - ma**2) ** 2
 
 
 _T_NODES, _T_WEIGHTS = np.polynomial.legendre.leggauss(3)  # exact for the quadratic in t
 
 
-def _dgamma_ds_lepton(s, m1, m2, ma, ml, eps, alpha_d, kappa2):
-    lo, hi = dalitz_limits(s, m2, m1, ml, ml)
+def _dgamma_ds_lepton(s, decay):
+    m2 = _arr(decay.m2)
+    lo, hi = dalitz_limits(s, m2, decay.m1, decay.m_l, decay.m_l)
     half = (hi - lo) / 2
     mid = (hi + lo) / 2
     acc = 0.0
     for x, w in zip(_T_NODES, _T_WEIGHTS, strict=True):
-        acc = acc + w * psi2_matrix_element2(
-            s, mid + half * x, m1, m2, ma, ml, eps=eps, alpha_d=alpha_d, kappa2=kappa2
-        )
+        acc = acc + w * psi2_matrix_element2(s, mid + half * x, decay)
     return acc * half / (256 * np.pi**3 * m2**3)
 
 
@@ -382,11 +409,11 @@ def psi2_dgamma_ds(
         )
     s = _arr(s)
     ml = FINAL_STATES[final_state]
-    m1, m2, ma = _arr(model.m1), _arr(model.m2), _arr(model.m_aprime)
+    m1, m2 = _arr(model.m1), _arr(model.m2)
     s_min = 4 * ml**2 if final_state != "hadrons" else darkphoton.M_PI0**2
     inside = (s > s_min) & (s < (m2 - m1) ** 2)
     sc = np.where(inside, s, (s_min + (m2 - m1) ** 2) / 2)  # any finite point; masked below
-    d = _dgamma_ds_lepton(sc, m1, m2, ma, ml, eps, model.alpha_d, model.kappa2)
+    d = _dgamma_ds_lepton(sc, Psi2Decay.of(model, eps, ml))
     if final_state == "hadrons":
         rs = np.sqrt(sc)
         if np.any(inside & (rs > darkphoton.R_VALID_MAX)):
@@ -496,7 +523,7 @@ def psi2_width_small_splitting(model: IDM, eps: ArrayLike) -> NDArray[np.float64
     """Γ(ψ₂ → ψ₁e⁺e⁻) ≈ 4κ²ε²αα_DΔ⁵m₁⁵/(15π m_A′⁴) (m_ℓ → 0, Δ → 0, m_A′ ≫ m₁), GeV.
 
     References:
-        Izaguirre et al. PRD 96 (2017) 055007; Berlin et al. PRD 98 (2018) 035011; physics.md §13.
+        Izaguirre et al. PRD 96 (2017) 055007; Berlin et al. PRD 98 (2018) 035011; docs/explanation/physics.md §13.
 
     Example:
         >>> float(psi2_width_small_splitting(IDM(m1=1.0, delta=0.1, m_aprime=3.0), 1.0)) > 0

@@ -13,7 +13,7 @@ component, contiguous in the events), three-vectors and vertices ``(3, n)``; the
 events, the dark-sector chain (:mod:`gammastar.physics.darkchain`) and the millicharge
 detector (:mod:`gammastar.reach.mcp`) pass them in this layout. Written out in numpy and tested
 against vector (tests/test_kinematics.py); the selection, which holds vector records, reads
-their properties; why not vector's own here: docs/mock.md "Kinematics".
+their properties; why not vector's own here: docs/reference/mock.md "Kinematics".
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def kinematic_factor(m: ArrayLike, m_f: ArrayLike) -> NDArray[np.float64]:
         K_f(m), broadcast over the inputs.
 
     References:
-        Allison & Blinov, Eqs. (2), (6), (8); physics.md §1.
+        Allison & Blinov, Eqs. (2), (6), (8); docs/explanation/physics.md §1.
 
     Example:
         >>> float(kinematic_factor(1.0, 0.0))
@@ -73,7 +73,7 @@ def aprime_factor(m: ArrayLike, m_lepton: ArrayLike) -> NDArray[np.float64]:
         The factor 3πm / (2α K_ℓ(m)) in GeV (inf below the dilepton threshold).
 
     References:
-        Allison & Blinov, Eq. (6); physics.md §1.
+        Allison & Blinov, Eq. (6); docs/explanation/physics.md §1.
 
     Example:
         >>> f = aprime_factor(0.5, 0.0)
@@ -107,7 +107,7 @@ def mcp_factor(
         Q² K_χ(m) / K_ℓ(m); 0 below 2m_χ (and where K_ℓ = 0).
 
     References:
-        Allison & Blinov, Eq. (8); physics.md §1.
+        Allison & Blinov, Eq. (8); docs/explanation/physics.md §1.
 
     Example:
         >>> float(mcp_factor(1.0, 0.0, 0.0, q=0.1))
@@ -206,7 +206,7 @@ def cm_rapidity(beam_energy: float, target_mass: float = M_PROTON) -> float:
         PDG Review "Kinematics" §49.5 (rapidity).
 
     Example:
-        >>> round(cm_rapidity(400.0), 2)    # physics.md §2: 3.37
+        >>> round(cm_rapidity(400.0), 2)    # docs/explanation/physics.md §2: 3.37
         3.37
     """
     p = np.sqrt(beam_energy**2 - M_PROTON**2)

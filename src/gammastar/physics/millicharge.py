@@ -1,6 +1,6 @@
 r"""Millicharged-particle (χχ̄) production in meson decays.
 
-Hand-written from physics.md §1 (Allison & Blinov Eq. 8 integrated over the decay phase space;
+Hand-written from docs/explanation/physics.md §1 (Allison & Blinov Eq. 8 integrated over the decay phase space;
 it matches Magill, Plestid, Pospelov & Tsai arXiv:1806.03310, the paper's ref. [36]):
 
 * P → γχχ̄ (π0, η, η′), per unit BR(P → γγ):
@@ -104,7 +104,7 @@ def pseudoscalar_ratio(
         The ratio per m_χ; 0 where 2m_χ ≥ M.
 
     References:
-        physics.md §1 (test values, F = 1: π0 at m_χ = 0.01/0.05 GeV: 2.79e-3/1.16e-5).
+        docs/explanation/physics.md §1 (test values, F = 1: π0 at m_χ = 0.01/0.05 GeV: 2.79e-3/1.16e-5).
 
     Example:
         >>> round(float(pseudoscalar_ratio(0.1349768, 0.01)), 5)
@@ -216,7 +216,7 @@ def meson_branching_ratio(
         The branching ratio, same shape as ``m_chi``.
 
     References:
-        physics.md §1; Allison & Blinov Eq. (8); Magill et al. arXiv:1806.03310.
+        docs/explanation/physics.md §1; Allison & Blinov Eq. (8); Magill et al. arXiv:1806.03310.
 
     Example:
         >>> br = meson_branching_ratio("jpsi", [0.1, 2.0], q=0.1)

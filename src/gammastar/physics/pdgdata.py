@@ -8,7 +8,7 @@ identifier and the edition, so that artifacts can record exactly what was used
 Fallback: when a mode is missing from the database (or `pdg` cannot be opened), the value
 of :data:`FALLBACK` is used instead and the returned :class:`BranchingRatio` says so
 (``source="fallback"``). The fallback table holds the PDG 2024 central values quoted in
-physics.md §3.1 and the PDG lifetimes/branching fractions of π± and K± (PDG 2024).
+docs/explanation/physics.md §3.1 and the PDG lifetimes/branching fractions of π± and K± (PDG 2024).
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ FALLBACK: dict[str, float] = {
     "rho->ee": 4.72e-5,
     "phi->ee": 2.974e-4,
 }
-"""Documented fallback values (physics.md §3.1, PDG 2024), used only when `pdg` lacks a mode."""
+"""Documented fallback values (docs/explanation/physics.md §3.1, PDG 2024), used only when `pdg` lacks a mode."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def branching_ratio(key: str) -> BranchingRatio:
         KeyError: unknown mode key.
 
     References:
-        Particle Data Group, Review of Particle Physics (edition as returned); physics.md §3.1.
+        Particle Data Group, Review of Particle Physics (edition as returned); docs/explanation/physics.md §3.1.
 
     Example:
         >>> br = branching_ratio("eta->gamma mumu")

@@ -285,7 +285,7 @@ class ParametricSampler:
     """A simple analytic A′ kinematics sampler, for tests, benchmarks and flow-less configs.
 
     m_T-exponential transverse momentum, 1/p_T dN/dp_T ∝ exp(−m_T/T), and a Gaussian lab
-    rapidity (physics.md §3.2 defaults: T = 0.2 GeV, y = 3.37 ± 1.2 for 400 GeV protons);
+    rapidity (docs/explanation/physics.md §3.2 defaults: T = 0.2 GeV, y = 3.37 ± 1.2 for 400 GeV protons);
     with ``power`` a, 1/p_T dN/dp_T ∝ m_T^a exp(−m_T/T).
     p_T is drawn by :func:`gammastar.physics.sampling.sample_mt_power`, the mock
     generator's meson spectrum (exact for every mass; at a = 0

@@ -1,11 +1,11 @@
-r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; physics.md §9).
+r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; docs/explanation/physics.md §9).
 
 Offers :class:`Geometry` (angular window on the A′ or on both daughters, a transverse annulus
-at a downstream plane, decay-volume cells), kinematic samplers (:class:`ParametricSampler`,
-:class:`WeightedPairSampler`, or a flow), :func:`draw` (samples through the event machinery of
-:mod:`gammastar.source.eventgen`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
+at a downstream plane, decay-volume cells), :func:`draw` (the A′ of a
+:class:`~gammastar.source.source.Source` or of a kinematics model through the event machinery
+of :mod:`gammastar.source.eventgen`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
 (:func:`acceptance_grid`, :func:`acceptance_eps_grid`), and the Fig. 9/10 comparison plot.
-The method, its approximations, checks and measured comparisons: docs/reach.md §2.
+The method, its approximations, checks and measured comparisons: docs/explanation/reach.md §2.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable, make_meta
 from gammastar.core.figures import save_figure
-from gammastar.errors import GammastarError, InputError
+from gammastar.errors import GammastarError
 from gammastar.physics.darkphoton import ctau as ctau_fn
 from gammastar.physics.decay import decay_probability
 from gammastar.physics.sampling import SamplerLike
@@ -33,13 +33,13 @@ from gammastar.source.eventgen import (
     detector_hits,
 )
 from gammastar.source.geometry import Geometry
-from gammastar.source.production import load_yields, sampler_from_config
+from gammastar.source.production import load_yields
+from gammastar.source.source import Source
 
 __all__ = [
     "ComparisonGrid",
     "DarkPairSample",
     "KinematicSample",
-    "WeightedPairSampler",
     "acceptance",
     "acceptance_eps_grid",
     "acceptance_grid",
@@ -53,40 +53,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------- geometry
-# --------------------------------------------------------------------------- samplers
-class WeightedPairSampler:
-    """The unfolded pairs themselves as an A′ kinematics sampler (the paper's non-parametric
-    alternative to the flow, Sec. III C 1): ``sample(mass, n, seed)`` resamples (q_T, E) of the
-    pairs with |m − mass| < ``half_width`` with probability ∝ their weight, E rescaled to the
-    exact mass at fixed |q| and direction. Only positive weights are drawn (the OS pairs, like-sign
-    background included); the like-sign subtraction does not reach the kinematics.
-
-    Arguments:
-        m, qt, energy, weight: the pairs (``pairs.parquet`` ``m``, ``qT``, ``E``, ``weight``).
-        half_width: mass window (GeV).
-    """
-
-    def __init__(self, m: ArrayLike, qt: ArrayLike, energy: ArrayLike, weight: ArrayLike,
-                 half_width: float = 0.03) -> None:  # fmt: skip
-        w = np.asarray(weight, dtype=np.float64)
-        keep = w > 0
-        self.m = np.asarray(m, dtype=np.float64)[keep]
-        self.qt = np.asarray(qt, dtype=np.float64)[keep]
-        self.e = np.asarray(energy, dtype=np.float64)[keep]
-        self.w = w[keep]
-        self.half_width = half_width
-        self.mass_range = (float(self.m.min()), float(self.m.max()))
-
-    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
-        k = np.flatnonzero(np.abs(self.m - mass) < self.half_width)
-        if k.size == 0:
-            raise InputError(f"no pair within {self.half_width:g} GeV of m = {mass:g} GeV")
-        p = self.w[k] / self.w[k].sum()
-        i = k[np.random.default_rng(seed).choice(k.size, size=n, p=p)]
-        p2 = np.clip(self.e[i] ** 2 - self.m[i] ** 2, 0.0, None)
-        return {"qT": self.qt[i], "E": np.sqrt(p2 + mass**2)}
-
-
 # --------------------------------------------------------------------------- samples
 @dataclass
 class KinematicSample:
@@ -669,9 +635,9 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
         check_writable(out / name, force)
     ypath = config.resolve(config.reach.yields)
     yields = load_yields(ypath) if ypath.exists() else None
-    sampler, desc = sampler_from_config(config, yields)
+    source = Source.from_config(config, yields)
     geometry = Geometry.from_config(config.detector)
-    lo, hi = getattr(sampler, "mass_range", (0.25, 1.0))
+    lo, hi = source.mass_range or (0.25, 1.0)
     masses = np.linspace(max(lo, 0.22), hi, 16)
     ctaus = np.geomspace(1e-3, 1e3, 61)
     grid = ComparisonGrid(
@@ -686,17 +652,17 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
         from gammastar import flow  # torch: only when a flow is used
 
         res = plot_acceptance_comparison(
-            sampler,
+            source,
             flow.load(compare),
             geometry,
             grid=grid,
-            labels=(f"{desc}", f"{compare}"),
+            labels=(source.description, f"{compare}"),
             path_curves=str(out / curves_png),
             path_map=str(out / reldiff_png),
         )
         acc, rel = res["acc_a"], res["rel_diff"]
     else:
-        acc = acceptance_grid(sampler, masses, ctaus, geometry, n=grid.n, seed=grid.seed)
+        acc = acceptance_grid(source, masses, ctaus, geometry, n=grid.n, seed=grid.seed)
         _plot_curves(acc, masses, ctaus, out / curves_png, force)
     with atomic_path(out / rundir.ACCEPTANCE_CTAU, force=force) as tmp, open(tmp, "wb") as f:
         np.savez(
@@ -710,7 +676,7 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
         config_sha256=config.section_sha256("detector", "reach", "seed"),
         seed=config.seed,
         stage="acceptance",
-        sampler=desc,
+        sampler=source.description,
         compare=str(compare) if compare else None,
     )
     rd.write_json(

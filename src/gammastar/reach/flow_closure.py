@@ -4,7 +4,7 @@
 divergence, which weighs every part of (q_T, E) alike. The reach consumes one number per
 (m, cτ): the detector's A′ acceptance 𝓔 of those kinematics inside the data's fiducial region
 F. On the mock, flows of the demo's recipe lie above their own weighted pairs there
-(docs/coverage.md): a bias of the flow that the data show without any truth. This module
+(docs/validation/uncertainties-and-coverage.md): a bias of the flow that the data show without any truth. This module
 measures it on the data:
 
 * :func:`flow_rows`: the rows the flow learnt (``flow.data``), weighted as it learnt them;
@@ -19,7 +19,7 @@ measures it on the data:
 
 The pairs are the data at their mass resolution: next to a narrow peak its resolution tail
 (pairs that migrated in mass with mis-measured momenta) carries other kinematics than the γ* of
-that mass, so there a closure against the pairs is not one against the A′ (docs/reach.md).
+that mass, so there a closure against the pairs is not one against the A′ (docs/explanation/reach.md).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from gammastar.core.figures import save_figure
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.reach.acceptance import channel_samples
+from gammastar.source.source import Source
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +53,7 @@ PULL_WARN = 3.0
 WARN_CARRIERS = 50.0
 """The fewest effective pairs behind a pull the warning trusts: the ratio's error is Gaussian
 only when many pairs carry 𝓔 (over mock realisations the pulls at ε_high, carried by a few
-tens of pairs, have an rms above 1; docs/reach.md)."""
-
-
-class GivenSampler:
-    """A sampler returning given (q_T, E) in order: given kinematics through
-    :func:`gammastar.reach.acceptance.draw`.
-
-    Example:
-        >>> GivenSampler(np.array([0.1, 0.2]), np.array([30.0, 40.0])).sample(0.5, 1)
-        {'qT': array([0.1]), 'E': array([30.])}
-    """
-
-    mass_range = (0.0, np.inf)
-
-    def __init__(self, q: NDArray, e: NDArray) -> None:
-        self.q, self.e = q, e
-
-    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
-        return {"qT": self.q[:n], "E": self.e[:n]}
+tens of pairs, have an rms above 1; docs/explanation/reach.md)."""
 
 
 class _Above:
@@ -108,7 +91,7 @@ def _pair_acceptance(
     drawn per A′, drawn as the reach draws them
     (:func:`gammastar.reach.acceptance.channel_samples`)."""
 
-    samples = channel_samples(GivenSampler(q, e), mass, q.size, geometry, seed=seed,
+    samples = channel_samples(Source.given(q, e), mass, q.size, geometry, seed=seed,
                               channels=tuple(decays))  # fmt: skip
     unique = {id(x): x for x in samples.values()}
     if len(unique) == 1:  # one sample serves every channel
@@ -360,7 +343,7 @@ def _with_model(row: dict[str, Any], kin: dict[str, Any] | None, inp: Any, mass:
     """Add the quoted ``kinematic_model`` size at this mass and boundary (nearest reach mass)
     and the pull against the pairs' statistics and it together, when the reach quotes it: the
     flow differs from its data by its training's variance as well (the pull's rms over mock
-    realisations, docs/reach.md)."""
+    realisations, docs/explanation/reach.md)."""
     if not kin:
         return
     j = int(np.argmin(np.abs(np.asarray(inp.masses) - mass)))
@@ -429,17 +412,18 @@ def _warn_pulls(points: list[dict[str, Any]]) -> None:
     for p in big:
         log.warning(
             "reach: the flow's A′ acceptance differs from its own pairs' at m = %.3g GeV "
-            "beyond %g sigma (reach.json flow_closure; docs/reach.md \"The flow against its "
+            "beyond %g sigma (reach.json flow_closure; docs/explanation/reach.md \"The flow against its "
             "data where the detector looks\")", p["mass"], PULL_WARN,
         )
 
 
-def _closure_flow(sampler: Any) -> tuple[Any, Any, float | None]:
-    """The reach sampler's flow, fiducial region and seam (an extrapolating sampler: the flow
-    inside F, the fitted model outside; else the sampler itself in the full phase space)."""
-    if hasattr(sampler, "inside"):
-        return sampler.inside, sampler.fiducial, sampler.seam
-    return sampler, None, None
+def _closure_flow(source: Source) -> tuple[Any, Any, float | None]:
+    """The reach source's flow, fiducial region and seam (a fiducial split: the flow inside
+    F, the fitted model outside; else its kinematics in the full phase space)."""
+    split = source.split
+    if split is not None:
+        return split.inside, split.fiducial, split.seam
+    return source.kinematics, None, None
 
 
 def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dict[str, Any] | None:
@@ -463,7 +447,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
     rc = config.reach
     if rc.flow is None:
         return None
-    flow, fiducial, seam = _closure_flow(inp.sampler)
+    flow, fiducial, seam = _closure_flow(inp.source)
     if flow is None or not hasattr(flow, "sample"):
         return {"skipped": "no flow in the reach's sampler"}
     try:

@@ -10,7 +10,7 @@ machinery for iDM and i2DM (:func:`chain_acceptances`: i2DM's ψ₂ψ̄₂ count
 ψ₂ is detected), with the A′ spin density measured in the data.
 
 Signal at (m₁, ε), fixed α_D, Δ and m_A′/m₁ (defaults of the literature: 0.1, 0.1, 3;
-physics.md §13):
+docs/explanation/physics.md §13):
 
 .. math:: N = N_{\rm POT}\,Y_{A'}(m_{A'})\,\varepsilon^2\,\mathrm{BR}(A'\to\psi_1\psi_2)\,
           \mathrm{BR}(\psi_2\to\psi_1\ell\ell)\,\big\langle a_{\ell\ell}\,
@@ -44,7 +44,6 @@ from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi
 from gammastar.physics.decay import decay_probability
 from gammastar.reach import stats
 from gammastar.reach.acceptance import draw_dark, draw_dark_pair
-from gammastar.source.eventgen import mass_range
 from gammastar.source.geometry import Geometry
 from gammastar.source.setup import aprime_source, polarisation
 
@@ -508,8 +507,8 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     cfg = load_config(config) if not hasattr(config, "idm") else config
     where = cfg.source or "<config>"
     if cfg.idm is None:
-        raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
-    src = aprime_source(cfg, None, False, None)
+        raise ConfigError(f"{where}: no 'idm' section (docs/howto/dark-sectors.md)")
+    src = aprime_source(cfg, None)
     scan = _idm_scan(cfg, src)
     out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_IDM
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -537,17 +536,18 @@ class _IdmScan(NamedTuple):
 def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
     """Per m₁ of ``cfg.idm``'s grid, the chains' acceptances (:func:`chain_acceptances`, the
     A′ spin density from the data) and the excluded y interval per band; ``src`` the A′
-    source (:func:`gammastar.source.setup.aprime_source`)."""
+    source (:func:`gammastar.source.setup.aprime_source`: its
+    :class:`~gammastar.source.source.Source`)."""
 
     idm = cfg.idm
-    yields, sampler = src["yields"], src["sampler"]
+    source = src["source"]
     geometry = Geometry.from_config(cfg.detector)
     if idm.m1_range is not None:
         lo, hi = idm.m1_range
     else:
-        lo, hi = (m / idm.mass_ratio for m in yields.mass_range)
+        lo, hi = (m / idm.mass_ratio for m in source.yields.mass_range)
     m1 = np.geomspace(lo, hi, idm.m1_points)
-    frange = mass_range(sampler)
+    frange = source.mass_range
     s_up = _expected_s_up(idm.background, idm.n_pot_rel_uncertainty, idm.cl)
     y = np.geomspace(*idm.y_range, idm.y_points)
     scan = _IdmScan(m1, s_up, {b: [] for b in s_up}, {b: [] for b in s_up}, [], [], [])
@@ -556,13 +556,13 @@ def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
     for mm, sd in zip(m1, seeds, strict=True):
         model = idm.dark_model(float(mm) * idm.mass_ratio)
         ma = float(model.m_aprime)
-        ya = float(np.asarray(yields.at(ma)[0]))
+        ya = float(np.asarray(source.yield_at(ma)[0]))
         inside = frange is None or frange[0] <= ma <= frange[1]
         accs = {}
         if inside and np.isfinite(ya) and ya > 0:
             rho00, pol = polarisation("data", cfg, ma, src["yields_doc"])
             scan.pols.append({"m_aprime": ma, **pol})
-            accs = chain_acceptances(sampler, model, geometry, channels=tuple(idm.channels),
+            accs = chain_acceptances(source, model, geometry, channels=tuple(idm.channels),
                                      n=idm.samples, seed=int(sd.generate_state(1)[0]),
                                      min_opening_angle=idm.min_opening_angle,
                                      rho00=rho00)  # fmt: skip
@@ -617,7 +617,7 @@ def _idm_doc(cfg: Any, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]
             inputs=[src["yields_path"]],
             n_pot=src["n_pot"],
             yield_scale=src["scale_y"],
-            sampler=src["desc"],
+            sampler=src["source"].description,
             channels=list(idm.channels),
             min_opening_angle=idm.min_opening_angle,
             samples=idm.samples,

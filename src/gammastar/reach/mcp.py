@@ -17,7 +17,7 @@ signal events with the background of dark-count coincidences comes from
 :func:`gammastar.reach.stats.upper_limit` (the same exact CLs as the A′ reach), and the lower edge
 Q_low(m_χ) solves s(Q) = s_up. The upper edge (χ that range out or lose the trigger at large Q)
 is not modelled. :func:`run_mcp_reach` writes ``reach_mcp.json`` and
-``figures/reach_mcp.png`` (the report embeds ``reach_*`` figures). Numbers: docs/darksector.md.
+``figures/reach_mcp.png`` (the report embeds ``reach_*`` figures). Numbers: docs/howto/dark-sectors.md.
 
 References: Allison & Blinov (seed paper) Eq. 8 and Fig. 3; Magill, Plestid, Pospelov, Tsai
 PRL 122 (2019) 071801 (arXiv:1806.03310); milliQan PLB 746 (2015) 117; SUBMET arXiv:2007.03364.
@@ -53,6 +53,7 @@ __all__ = [
     "PSEUDOSCALARS",
     "VECTORS",
     "McpReach",
+    "MesonSettings",
     "chi_flux_into_detector",
     "data_driven_yields",
     "detector_from_config",
@@ -139,7 +140,7 @@ def chi_flux_into_detector(
     parent whose cone edge crosses the face (24 points of the edge and the four corners tested)
     is decayed ``n_count`` times and its hits counted (unbiased); every other parent takes the
     quadrature. A low-variance replacement for counting single decays
-    (:meth:`ScintillatorDetector.hits`); measured against such counts in docs/darksector.md.
+    (:meth:`ScintillatorDetector.hits`); measured against such counts in docs/howto/dark-sectors.md.
 
     Arguments:
         parent: (4, N) parent four-momenta (γ*, J/ψ, …) from the target, GeV.
@@ -168,42 +169,9 @@ def chi_flux_into_detector(
     out = np.empty(p4.shape[1])
     for i in range(0, p4.shape[1], _CHUNK):
         blk = p4[:, i : i + _CHUNK]
-        size = blk.shape[1]
-        pabs = np.linalg.norm(blk[:3], axis=0)
-        big = np.sqrt(np.clip(blk[3] ** 2 - pabs**2, 0, None))
-        beta = pabs / blk[3]
-        gamma = blk[3] / big
-        e0 = big / 2
-        bstar = np.sqrt(np.clip(1 - (m_chi / np.where(e0 > 0, e0, 1.0)) ** 2, 0, None))
-        cone = beta > bstar
-        inside = np.zeros(size, dtype=bool)
-        cross = np.zeros(size, dtype=bool)
-        if np.any(cone):
-            idx = np.flatnonzero(cone)
-            b, g, bs = beta[idx], gamma[idx], bstar[idx]
-            th = np.arctan(bs / (g * np.sqrt(b**2 - bs**2)))
-            n = blk[:3, idx] / pabs[idx]  # (3, m) cone axes
-            # orthonormal u, v ⊥ n
-            ref = np.where(np.abs(n[2]) < 0.9, [[0.0], [0.0], [1.0]], [[1.0], [0.0], [0.0]])
-            u = np.cross(n, ref, axis=0)
-            u /= np.linalg.norm(u, axis=0)
-            v = np.cross(n, u, axis=0)
-            phis = np.linspace(0, 2 * np.pi, 24, endpoint=False)
-            ring = np.cos(th)[None, :, None] * n[:, :, None] + np.sin(th)[None, :, None] * (
-                np.cos(phis)[None, None, :] * u[:, :, None]
-                + np.sin(phis)[None, None, :] * v[:, :, None]
-            )  # (3, m, 24)
-            hit = detector.hits(ring.reshape(3, -1)).reshape(idx.size, 24)
-            h, z = detector.half_side, detector.back
-            corners = np.array([[sx * h, sy * h, z] for sx in (-1, 1) for sy in (-1, 1)]).T
-            corners /= np.linalg.norm(corners, axis=0)
-            cin = np.einsum("im,ic->mc", n, corners) > np.cos(th)[:, None]
-            all_ring = hit.all(axis=1)
-            some = hit.any(axis=1) | (cin.any(axis=1) & ~cin.all(axis=1))
-            inside[idx] = all_ring & ~cin.any(axis=1)
-            cross[idx] = ~inside[idx] & some
+        inside, cross = _cone_classes(blk, m_chi, detector)
         quad = ~inside & ~cross
-        res = np.zeros(size)
+        res = np.zeros(blk.shape[1])
         res[inside] = 2.0
         if np.any(quad):
             res[quad] = _flux_quadrature(blk[:, quad], m_chi, detector, n_gl)
@@ -212,8 +180,52 @@ def chi_flux_into_detector(
             a, bb = two_body_decay(rep, m_chi, m_chi, rng)
             hits = detector.hits(a[:3]).astype(float) + detector.hits(bb[:3])
             res[cross] = hits.reshape(-1, n_count).mean(axis=1)
-        out[i : i + size] = res
+        out[i : i + blk.shape[1]] = res
     return out
+
+
+def _cone_classes(
+    p4: NDArray[np.float64], m_chi: float, detector: ScintillatorDetector
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Which parents (4, N) confine their daughters to a cone (β > β*) that lies wholly
+    inside the detector's face (``inside``: exactly 2 hits) and which cone's edge crosses the
+    face (``cross``: decayed and counted), from 24 points of the edge and the face's four
+    corners (:func:`chi_flux_into_detector`)."""
+    size = p4.shape[1]
+    pabs = np.linalg.norm(p4[:3], axis=0)
+    big = np.sqrt(np.clip(p4[3] ** 2 - pabs**2, 0, None))
+    beta = pabs / p4[3]
+    gamma = p4[3] / big
+    e0 = big / 2
+    bstar = np.sqrt(np.clip(1 - (m_chi / np.where(e0 > 0, e0, 1.0)) ** 2, 0, None))
+    cone = beta > bstar
+    inside = np.zeros(size, dtype=bool)
+    cross = np.zeros(size, dtype=bool)
+    if not np.any(cone):
+        return inside, cross
+    idx = np.flatnonzero(cone)
+    b, g, bs = beta[idx], gamma[idx], bstar[idx]
+    th = np.arctan(bs / (g * np.sqrt(b**2 - bs**2)))
+    n = p4[:3, idx] / pabs[idx]  # (3, m) cone axes
+    # orthonormal u, v ⊥ n
+    ref = np.where(np.abs(n[2]) < 0.9, [[0.0], [0.0], [1.0]], [[1.0], [0.0], [0.0]])
+    u = np.cross(n, ref, axis=0)
+    u /= np.linalg.norm(u, axis=0)
+    v = np.cross(n, u, axis=0)
+    phis = np.linspace(0, 2 * np.pi, 24, endpoint=False)
+    ring = np.cos(th)[None, :, None] * n[:, :, None] + np.sin(th)[None, :, None] * (
+        np.cos(phis)[None, None, :] * u[:, :, None] + np.sin(phis)[None, None, :] * v[:, :, None]
+    )  # (3, m, 24)
+    hit = detector.hits(ring.reshape(3, -1)).reshape(idx.size, 24)
+    h, z = detector.half_side, detector.back
+    corners = np.array([[sx * h, sy * h, z] for sx in (-1, 1) for sy in (-1, 1)]).T
+    corners /= np.linalg.norm(corners, axis=0)
+    cin = np.einsum("im,ic->mc", n, corners) > np.cos(th)[:, None]
+    all_ring = hit.all(axis=1)
+    some = hit.any(axis=1) | (cin.any(axis=1) & ~cin.all(axis=1))
+    inside[idx] = all_ring & ~cin.any(axis=1)
+    cross[idx] = ~inside[idx] & some
+    return inside, cross
 
 
 def _flux_quadrature(
@@ -274,15 +286,30 @@ def _dalitz_mass(meson: str, m_chi: float, n: int, rng: np.random.Generator) -> 
     return np.exp(np.interp(rng.uniform(size=n), cdf / cdf[-1], u))
 
 
+@dataclass(frozen=True)
+class MesonSettings:
+    """How the χ of meson decays are counted (:func:`meson_chi_acceptance`,
+    :func:`meson_chi_yields`)."""
+
+    beam_energy: float
+    """Proton beam energy, GeV: sets y_cm, the centre of the mesons' rapidity
+    (:func:`gammastar.physics.kinematics.cm_rapidity`)."""
+    n: int
+    """Parent mesons sampled per (meson, m_χ)."""
+    p_int: float = 1.0
+    """Interaction probability of the facility's target (the yields per POT)."""
+    form_factors: bool = True
+    """Transition form factors in the branching ratios (:mod:`gammastar.physics.millicharge`)."""
+
+
 def meson_chi_acceptance(
     meson: str,
     m_chi: float,
     detector: ScintillatorDetector,
+    settings: MesonSettings,
     *,
-    beam_energy: float,
     temperature: float,
     rapidity_sigma: float,
-    n: int,
     seed: int | np.random.Generator | None,
     parents: ArrayLike | None = None,
 ) -> tuple[float, float]:
@@ -292,10 +319,8 @@ def meson_chi_acceptance(
         meson: one of :data:`PSEUDOSCALARS` or :data:`VECTORS`.
         m_chi: χ mass, GeV (the channel must be open).
         detector: the detector.
-        beam_energy: proton beam energy, GeV (sets y_cm,
-            :func:`gammastar.physics.kinematics.cm_rapidity`).
+        settings: the beam energy and the parent mesons sampled (:class:`MesonSettings`).
         temperature, rapidity_sigma: meson kinematics (:func:`meson_kinematics`).
-        n: parent mesons sampled.
         seed: seed or Generator.
         parents: optional (4, n) parent four-momenta replacing the sampled ones.
 
@@ -310,11 +335,12 @@ def meson_chi_acceptance(
     if 2 * m_chi >= big:
         return 0.0, 0.0
     if parents is None:
+        n = settings.n
         p = meson_kinematics(
             n,
             big,
             temperature=temperature,
-            rapidity_mean=cm_rapidity(beam_energy),
+            rapidity_mean=cm_rapidity(settings.beam_energy),
             rapidity_sigma=rapidity_sigma,
             rng=rng,
         )
@@ -340,12 +366,9 @@ def meson_chi_yields(
     sources: dict[str, dict[str, float]],
     m_chi: ArrayLike,
     detector: ScintillatorDetector,
+    settings: MesonSettings,
     *,
-    beam_energy: float,
-    p_int: float,
-    n: int,
     seed: int,
-    form_factors: bool = True,
     errors: dict[str, NDArray[np.float64]] | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """χ crossing the detector per POT per unit Q², by meson.
@@ -356,9 +379,9 @@ def meson_chi_yields(
         sources: {meson: {"per_collision", "temperature", "rapidity_sigma"}}.
         m_chi: χ masses, GeV.
         detector: the detector.
-        beam_energy: GeV; p_int: interaction probability of the facility's target.
-        n: mesons sampled per (meson, m_χ); seed: base seed (each point gets its own stream).
-        form_factors: transition form factors in the BR (millicharge.py).
+        settings: the beam energy, the mesons sampled per (meson, m_χ), P_int of the
+            facility's target and the form factors (:class:`MesonSettings`).
+        seed: base seed (each point gets its own stream).
         errors: if given, filled with the Monte Carlo standard errors, by meson.
 
     Returns:
@@ -371,22 +394,22 @@ def meson_chi_yields(
     children = ss.spawn(len(sources) * len(m_chi))
     for i, (meson, src) in enumerate(sorted(sources.items())):
         chan = "gamma chichi" if meson in PSEUDOSCALARS else "chichi"
-        br = channel_branching_ratios(meson, m_chi, 1.0, form_factors=form_factors)[chan]
+        br = channel_branching_ratios(meson, m_chi, 1.0, form_factors=settings.form_factors)[chan]
         res = np.array(
             [
                 meson_chi_acceptance(
                     meson,
                     float(mc),
                     detector,
-                    beam_energy=beam_energy,
+                    settings,
                     temperature=src["temperature"],
                     rapidity_sigma=src["rapidity_sigma"],
-                    n=n,
                     seed=np.random.default_rng(children[i * len(m_chi) + j]),
                 )
                 for j, mc in enumerate(m_chi)
             ]
         )
+        p_int = settings.p_int
         out[meson] = p_int * src["per_collision"] * br * res[:, 0]
         if errors is not None:
             errors[meson] = p_int * src["per_collision"] * br * res[:, 1]
@@ -420,7 +443,7 @@ def gstar_chi_yield(
         The weighted count per unit Q² (divide by the data's N_POT for a yield per POT).
 
     References:
-        Paper Eq. 8; physics.md §1.
+        Paper Eq. 8; docs/explanation/physics.md §1.
     """
     rng = np.random.default_rng(seed)
     m, qt, pz, w = (np.asarray(a, dtype=np.float64) for a in (m, qt, pz, weight))
@@ -672,9 +695,7 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
         {k: v.model_dump() for k, v in mc.sources.items()},
         masses,
         det,
-        beam_energy=mc.beam_energy,
-        p_int=p_int,
-        n=mc.n_samples,
+        MesonSettings(beam_energy=mc.beam_energy, n=mc.n_samples, p_int=p_int),
         seed=cfg.seed,
         errors=mc_err,
     )

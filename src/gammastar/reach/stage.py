@@ -1,4 +1,4 @@
-r"""Sensitivity reach in the (m_A′, ε) plane (paper Sec. IV/App. B; physics.md §9–10).
+r"""Sensitivity reach in the (m_A′, ε) plane (paper Sec. IV/App. B; docs/explanation/physics.md §9–10).
 
 Expected signal (NA62 Eq. A1 with the data-driven yield):
 
@@ -59,11 +59,11 @@ from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,
     check_refuse,
-    ensemble_samplers,
     load_yields,
     resolve_yield_scale,
-    sampler_from_config,
+    with_target_nuisance,
 )
+from gammastar.source.source import Source, ensemble_sources
 from gammastar.yields.extrapolation import (
     NsigErrorSettings,
     RecordingSampler,
@@ -729,49 +729,49 @@ def _mass_signal(
     )
 
 
-def _extrapolation_rel(sampler: Any, sig: _MassSignal) -> NDArray[np.float64] | None:
+def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np.float64] | None:
     """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
     (:func:`gammastar.yields.extrapolation.nsig_relative_error` on the nominal draw that
-    ``sampler``, a :class:`~gammastar.yields.extrapolation.RecordingSampler` around an
-    :class:`~gammastar.yields.extrapolation.ExtrapolatedSampler`, recorded; ``propagation="log"``:
+    ``record``, a :class:`~gammastar.yields.extrapolation.RecordingSampler` around a
+    :class:`~gammastar.source.source.Source` with a fiducial split, recorded; ``propagation="log"``:
     the r of the log-normal ``normsys`` from the width of ln N_sig, which a
-    detector seeing only the model's tail needs, docs/reach.md), or ``None`` when the
-    sampler has no fitted extrapolation with a covariance. Decay channels with their own
+    detector seeing only the model's tail needs, docs/explanation/reach.md), or ``None`` when the
+    source has no fitted extrapolation with a covariance. Decay channels with their own
     samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
     linear errors of one set of fit parameters add at most so (an upper bound, exact when
     the channels' gradients are parallel)."""
-    inner = getattr(sampler, "inner", None)
-    ex = getattr(inner, "extrapolation", None)
-    if ex is None or getattr(ex, "covariance", None) is None or sampler.last is None:
+    split = record.inner.split
+    ex = None if split is None else split.extrapolation
+    if ex is None or getattr(ex, "covariance", None) is None or record.last is None:
         return None
     settings = NsigErrorSettings(propagation="log")
 
     def rel(x: Any) -> NDArray[np.float64]:
         return nsig_relative_error(
-            ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, settings=settings
+            ex, split.fiducial, sig.mass, record.last, x, sig.ctau, settings=settings
         )
 
     return _by_channel_shares(sig, rel)
 
 
 def _lambda_rel(
-    sampler: Any, sig: _MassSignal, refits: Mapping[str, Any], regions: list[Any]
+    record: RecordingSampler, sig: _MassSignal, refits: Mapping[str, Any], regions: list[Any]
 ) -> NDArray[np.float64] | None:
     """The measured λ_θ's 1σ relative error of N_sig on the ε grid of one mass: its moves
     (``yields.json`` ``uncertainties.lambda_theta_refits``, each with its moved fiducial
     ``regions``) carried to N_sig on the nominal draw
     (:func:`gammastar.yields.extrapolation.nsig_lambda_theta`, the width w of ln N_sig, rel =
-    e^w − 1), channels combined as :func:`_extrapolation_rel`; ``None`` without an
-    extrapolating sampler's draw."""
-    inner = getattr(sampler, "inner", None)
-    ex = getattr(inner, "extrapolation", None)
-    if ex is None or sampler.last is None:
+    e^w − 1), channels combined as :func:`_extrapolation_rel`; ``None`` without a fiducial
+    split's draw."""
+    split = record.inner.split
+    ex = None if split is None else split.extrapolation
+    if ex is None or record.last is None:
         return None
 
     moves = lambda_refits_at(refits, sig.mass, regions)
 
     def rel(x: Any) -> NDArray[np.float64]:
-        w = nsig_lambda_theta(ex, inner.fiducial, sig.mass, sampler.last, x, sig.ctau, moves)
+        w = nsig_lambda_theta(ex, split.fiducial, sig.mass, record.last, x, sig.ctau, moves)
         return np.expm1(w)
 
     return _by_channel_shares(sig, rel)
@@ -978,7 +978,7 @@ def _check_scan(
     yields: Yields,
     acc_grid: NDArray,
     extrap_grid: NDArray | None,
-    sampler: SamplerLike,
+    source: Source,
 ) -> None:
     """Refuse a scan with no mass point, no acceptance, or acceptance wholly extrapolated."""
     if not any(lim is not None for lim in limits):
@@ -994,7 +994,8 @@ def _check_scan(
         )
     if (
         extrap_grid is not None
-        and getattr(sampler, "inside", None) is not None
+        and source.split is not None
+        and source.split.inside is not None
         and not np.any(acc_grid - extrap_grid > 1e-12 * acc_grid.max())
     ):
         raise InputError(
@@ -1004,23 +1005,26 @@ def _check_scan(
         )
 
 
-def _nsig_recorder(sampler: SamplerLike, st: ScanSettings) -> tuple[Any, list[Any] | None]:
-    """The sampler that records each nominal draw, for the extrapolation fit's error and the
+def _nsig_recorder(
+    source: Source, st: ScanSettings
+) -> tuple[RecordingSampler | None, list[Any] | None]:
+    """The source that records each nominal draw, for the extrapolation fit's error and the
     measured λ_θ's moves carried to N_sig (``None`` when neither is wanted or possible), and
     the moves' fiducial regions (``None`` without λ_θ refits)."""
     nus = st.signal_nuisances or {}
-    ex_model = getattr(sampler, "extrapolation", None)
+    split = source.split
+    ex_model = None if split is None else split.extrapolation
     want_lam = bool(st.lambda_refits) and "acceptance_lambda_theta" in nus
     if ex_model is None or not (
         ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
     ):
         return None, None
 
-    record = RecordingSampler(sampler)
+    record = RecordingSampler(source)
     if not want_lam:
         return record, None
 
-    return record, lambda_regions(st.lambda_refits, sampler.fiducial)
+    return record, lambda_regions(st.lambda_refits, split.fiducial)
 
 
 @dataclass
@@ -1139,7 +1143,8 @@ def scan(
 
     Arguments:
         masses, eps: the grid (ε sorted here).
-        sampler: the nominal A′ kinematics.
+        sampler: the nominal A′ kinematics (a :class:`~gammastar.source.source.Source` or a
+            kinematics model).
         settings: the signal and statistics inputs (:class:`ScanSettings`;
             :meth:`ScanSettings.from_config` for the ``reach`` stage).
         ensemble: ≥ 2 samplers (flow ensemble members, the nominal ``sampler`` among them or
@@ -1159,7 +1164,8 @@ def scan(
     if len(ensemble) == 1:
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
     seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
-    record, lam_regions = _nsig_recorder(sampler, st)
+    source = Source.from_model(sampler)
+    record, lam_regions = _nsig_recorder(source, st)
     impact_at = set(np.linspace(0, masses.size - 1, st.impact_points).round().astype(int).tolist())
     y, rel = st.yields.at(masses)
     table = _ScanTable.empty(masses, eps, st.band_keys(), len(ensemble))
@@ -1170,7 +1176,7 @@ def scan(
             continue
         t0 = time.perf_counter()
         s = int(seeds[i].generate_state(1)[0])
-        sig = _mass_signal(record or sampler, float(m), float(y[i]), s, eps, st, open_ch)
+        sig = _mass_signal(record or source, float(m), float(y[i]), s, eps, st, open_ch)
         table.add_signal(i, sig)
         kin_rel = None
         if ensemble:
@@ -1193,7 +1199,7 @@ def scan(
         if i in impact_at:
             table.add_impact(i, ml, sig, eps, st.cl)
     extrap = table.extrapolated if table.labelled else None
-    _check_scan(table.limits, masses, st.yields, table.acceptance, extrap, sampler)
+    _check_scan(table.limits, masses, st.yields, table.acceptance, extrap, source)
     return table.result(masses, eps, bool(ensemble))
 
 
@@ -1272,18 +1278,30 @@ def _polygon(m: NDArray, lo: NDArray, hi: NDArray) -> list[tuple[NDArray, NDArra
     return out
 
 
-def plot_reach(result: ScanResult, path: str | Path | None = None, *, title: str = ""):
-    """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines."""
+def plot_reach(
+    result: ScanResult,
+    path: str | Path | None = None,
+    *,
+    title: str = "",
+    bounds: Sequence[tuple[Any, str]] = (),
+):
+    """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines, and the
+    published ``bounds`` (``(Bound, style)`` pairs of
+    :func:`gammastar.reach.bounds.read_config_bounds`) over the bands."""
     import matplotlib.pyplot as plt
     import mplhep
 
     with plt.style.context(mplhep.style.ROOT):
-        return _plot_reach(result, path, title)
+        return _plot_reach(result, path, title, bounds)
 
 
-def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
+def _plot_reach(
+    result: ScanResult, path: str | Path | None, title: str, bounds: Sequence[tuple[Any, str]] = ()
+):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogLocator, ScalarFormatter
+
+    from gammastar.reach.bounds import draw_bounds
 
     fig, ax = plt.subplots(figsize=(8, 6))
     m = result.masses
@@ -1291,6 +1309,7 @@ def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
     for band in ("-2", "-1", "+1", "+2"):
         for xs, ys in _polygon(m, *result.boundaries[band]):
             ax.fill(xs, ys, color=colors[band], lw=0, label=None)
+    bound_handles = draw_bounds(ax, bounds)  # over the bands, under the contours
     for xs, ys in _polygon(m, *result.boundaries["0"]):
         ax.plot(np.append(xs, xs[0]), np.append(ys, ys[0]), "k--", lw=1.2)
     if "obs" in result.boundaries:
@@ -1326,10 +1345,16 @@ def _plot_reach(result: ScanResult, path: str | Path | None, title: str):
                 label=f"{key.split('_', 1)[1]} events",
             )
         )
-    ax.legend(handles=handles, fontsize=14, loc="upper right")
+    handles += bound_handles
+    # with published bounds the upper right is rarely empty: let matplotlib place it
+    ax.legend(
+        handles=handles,
+        fontsize=11 if bound_handles else 14,
+        loc="best" if bound_handles else "upper right",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 3.0, 5.0)))
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlim(m[0], m[-1])
@@ -1408,6 +1433,9 @@ def check_config(config: Any) -> None:
             f"{config.source or '<config>'}: reach.{key}: not given ({what}); the reach has no "
             "experiment-specific defaults: state it, 0 on purpose where it does not apply"
         )
+    from gammastar.reach.bounds import read_config_bounds
+
+    read_config_bounds(config)  # a bad bound file stops the reach before the scan
 
 
 @dataclass
@@ -1421,8 +1449,8 @@ class ReachInputs:
     yield_scale_info: dict[str, Any]
     n_pot: float
     """The facility's protons on target (before the yield scale)."""
-    sampler: SamplerLike
-    sampler_desc: str
+    source: Source
+    """The A′ production (the yields above and the kinematics, :class:`Source`)."""
     geometry: Geometry
     masses: NDArray[np.float64]
     eps: NDArray[np.float64]
@@ -1430,7 +1458,7 @@ class ReachInputs:
     dark: darkphoton.DarkSector | None
     nuisances: dict[str, NDArray] | None
     nuisance_record: dict[str, Any] | None
-    ensemble: list[SamplerLike] | None
+    ensemble: list[Source] | None
     ensemble_seeds: list[int] | None
 
 
@@ -1461,7 +1489,7 @@ def _reach_n_pot(config: Any, yields: Yields) -> float:
     return float(n_pot)
 
 
-def _reach_masses(config: Any, yields: Yields, sampler: SamplerLike) -> NDArray[np.float64]:
+def _reach_masses(config: Any, yields: Yields, source: Source) -> NDArray[np.float64]:
     """The mass grid: ``reach.mass_min``/``mass_max`` (default: the yields' range within the
     flow's), ``reach.mass_points`` points.
 
@@ -1471,7 +1499,7 @@ def _reach_masses(config: Any, yields: Yields, sampler: SamplerLike) -> NDArray[
     """
     rc = config.reach
     lo, hi = yields.mass_range
-    frange = getattr(sampler, "mass_range", None)
+    frange = source.mass_range
     if frange is not None:
         lo, hi = max(lo, frange[0]), min(hi, frange[1])
     m_lo = rc.mass_min if rc.mass_min is not None else lo
@@ -1487,13 +1515,14 @@ def _reach_masses(config: Any, yields: Yields, sampler: SamplerLike) -> NDArray[
 
 
 def reach_inputs(
-    config: Any, *, sampler: SamplerLike | None = None, output: str | Path | None = None
+    config: Any, *, source: Any = None, output: str | Path | None = None
 ) -> ReachInputs:
     """Read and resolve everything the reach scan needs from the config (nothing written).
 
     Arguments:
         config: the :class:`~gammastar.config.AnalysisConfig`.
-        sampler: A′ kinematics sampler (default: the config's flow).
+        source: the A′ kinematics (a :class:`Source` or a kinematics model, with the config's
+            yields; default: the config's, :meth:`Source.from_config`).
         output: run directory (default: the config's).
 
     Returns:
@@ -1503,10 +1532,11 @@ def reach_inputs(
     yields_path, yields = _reach_yields(config)
     scale, scale_info = resolve_yield_scale(config, yields)
     n_pot = _reach_n_pot(config, yields)
-    sampler_desc = "given"
-    if sampler is None:
-        sampler, sampler_desc = sampler_from_config(config, yields)
-    masses = _reach_masses(config, yields, sampler)
+    if source is None:
+        source = Source.from_config(config, yields)
+    else:
+        source = Source.from_model(source, yields)
+    masses = _reach_masses(config, yields, source)
     observed = None
     if rc.observed is not None:
         observed = observed_counts(
@@ -1519,11 +1549,13 @@ def reach_inputs(
             resolve=config.resolve,
         )
 
-    nuis, nuis_record = reach_nuisances(config, yields, masses)
+    nuis, nuis_record = with_target_nuisance(
+        *reach_nuisances(config, yields, masses), scale_info, masses
+    )
     ensemble, ensemble_seeds = None, None
     if config.uncertainties.kinematic_model:
 
-        ensemble, ensemble_seeds = ensemble_samplers(config, yields, sampler, sampler_from_config)
+        ensemble, ensemble_seeds = ensemble_sources(config, yields, source)
     return ReachInputs(
         output=Path(output) if output is not None else config.output_dir,
         yields_path=yields_path,
@@ -1531,8 +1563,7 @@ def reach_inputs(
         yield_scale=scale,
         yield_scale_info=scale_info,
         n_pot=n_pot,
-        sampler=sampler,
-        sampler_desc=sampler_desc,
+        source=source,
         geometry=Geometry.from_config(config.detector),
         masses=masses,
         eps=np.geomspace(rc.eps_min, rc.eps_max, rc.eps_points),
@@ -1560,7 +1591,7 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         "at_eps_low": [None] * n,
         "at_eps_high": [None] * n,
         # the standard deviation of k draws is itself uncertain (Gaussian: 1/sqrt(2(k-1)));
-        # train >= 10 replicas for a size known to ±24% (docs/coverage.md)
+        # train >= 10 replicas for a size known to ±24% (docs/validation/uncertainties-and-coverage.md)
         "members": k,
         "size_rel_err": 1.0 / math.sqrt(2 * (k - 1)) if k > 1 else None,
     }
@@ -1666,7 +1697,7 @@ def reach_meta(config: Any, inp: ReachInputs, res: ScanResult, wall: float) -> d
         n_pot_rel_uncertainty=rc.n_pot_rel_uncertainty,
         statistics=_statistics_meta(config, inp),
         channels=list(rc.channels),
-        sampler=inp.sampler_desc,
+        sampler=inp.source.description,
         geometry=inp.geometry.model_dump(),
         yields_n_pot=inp.yields.meta.get("n_pot"),
         seconds=dict(res.seconds, total=wall),
@@ -1682,7 +1713,7 @@ def reach_meta(config: Any, inp: ReachInputs, res: ScanResult, wall: float) -> d
 def reach_document(
     config: Any, inp: ReachInputs, res: ScanResult, meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """The ``reach.json`` content (design.md contract) of a scan."""
+    """The ``reach.json`` content (public contract, docs/reference/outputs.md) of a scan."""
     rc = config.reach
     limits_json = {
         "mass": res.masses.tolist(),
@@ -1778,7 +1809,9 @@ def plot_reach_figures(
     rd = rundir.RunDir(out)
     reach_png, decays_png, impact_png, closure_png = map(rd.path, rundir.stage_figures("reach"))
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
-    plt.close(plot_reach(res, reach_png, title=title))
+    from gammastar.reach.bounds import read_config_bounds
+
+    plt.close(plot_reach(res, reach_png, title=title, bounds=read_config_bounds(config)))
     if res.impact is not None:
 
         plt.close(plot_impact(res.impact, impact_png, title=f"{config.name}: impact on s_up"))
@@ -1804,7 +1837,7 @@ def run_reach(
     config: Any,
     *,
     force: bool = False,
-    sampler: SamplerLike | None = None,
+    source: Any = None,
     output: str | Path | None = None,
 ) -> ReachResult:
     """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,
@@ -1817,7 +1850,8 @@ def run_reach(
     Arguments:
         config: the :class:`~gammastar.config.AnalysisConfig`.
         force: overwrite existing outputs.
-        sampler: A′ kinematics sampler (default: the config's flow).
+        source: the A′ kinematics (a :class:`Source` or a kinematics model, with the config's
+            yields; default: the config's, :meth:`Source.from_config`).
         output: run directory (default: the config's).
 
     Returns:
@@ -1827,19 +1861,19 @@ def run_reach(
     out = Path(output) if output is not None else config.output_dir
     for name in OUTPUTS:
         check_writable(out / name, force)
-    inp = reach_inputs(config, sampler=sampler, output=out)
+    inp = reach_inputs(config, source=source, output=out)
     t0 = time.perf_counter()
     res = scan_with(
         inp.masses,
         inp.eps,
-        sampler=inp.sampler,
+        sampler=inp.source,
         settings=ScanSettings.from_config(config, inp),
         ensemble=inp.ensemble,
     )
     _record_kinematic(inp, res)
     _record_extrapolation(inp, res)
     closure = None
-    if config.reach.flow_closure and sampler is None:  # the config's flow, not a given sampler
+    if config.reach.flow_closure and source is None:  # the config's flow, not a given source
 
         t1 = time.perf_counter()
         try:

@@ -1,4 +1,4 @@
-"""Likelihoods and CLs limits for the reach, as pyhf workspaces (physics.md §10; docs/reach.md §3).
+"""Likelihoods and CLs limits for the reach, as pyhf workspaces (docs/explanation/physics.md §10; docs/explanation/reach.md §3).
 
 Offers the statistical model (:class:`Channel`, :class:`Model`, :func:`make_model`: per decay
 channel a count or mass bins, a signal template normalised to one expected event, the NA62
@@ -6,7 +6,7 @@ nuisance parameters and the yield's named signal nuisances of :mod:`gammastar.yi
 :func:`load_workspace`), and the limit calculations (:func:`upper_limit`, :func:`cls`) of the
 registered methods (:data:`METHODS`: ``exact`` hybrid CLs, pyhf ``toys`` and ``asymptotic``;
 ``auto`` picks the first whose rule accepts the model). Why which method, and the numbers
-they give: docs/reach.md "Which CLs calculation, and why".
+they give: docs/explanation/reach.md "Which CLs calculation, and why".
 """
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ def check_flavour(checked: Any, lepton: str) -> None:
         lepton: ``mu`` or ``e``.
 
     A file whose first entries cannot be read is left to the processing, which reports the
-    damage by file name (or skips it with ``--skip-bad-files``, docs/reliability.md).
+    damage by file name (or skips it with ``--skip-bad-files``, docs/howto/runs-and-failures.md).
 
     Raises:
         InputError: a file whose first entries hold leptons of the other flavour only
@@ -152,7 +152,7 @@ def check_flavour(checked: Any, lepton: str) -> None:
                 energy = ", ".join(repr(cols[c]) for c in ("E", "E1", "E2") if c in cols)
                 where = f"m² = E² − |p|² with E from {energy}"
             # mixed: more than 1% of the resolved leptons of the other flavour (a stray value
-            # of a damaged basket is left to the plausibility checks, docs/reliability.md)
+            # of a damaged basket is left to the plausibility checks, docs/howto/runs-and-failures.md)
             if n[lepton] and n[other] > 0.01 * (n[lepton] + n[other]):
                 raise InputError(
                     f"{path}: mixed-flavour leptons in one collection ({n['mu']} with m ≈ m_μ, "

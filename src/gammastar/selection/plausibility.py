@@ -19,7 +19,7 @@ right after it is read (:meth:`Plausibility.check`, called by
 
 A chunk that fails is an :class:`~gammastar.errors.InputError` naming the file, the branch and
 the entry range: a bad file (``--skip-bad-files`` skips it and lists it in ``select.json``).
-docs/reliability.md lists what these checks catch and what they cannot.
+docs/howto/runs-and-failures.md lists what these checks catch and what they cannot.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pa
 re-exported here), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
 whole table where they need the whole sample (through the same
 :func:`gammastar.selection.chunk.pair_weights`), the histograms, and ``pairs.parquet``,
-``histograms.root`` and ``select.json`` written atomically (docs/selection.md).
+``histograms.root`` and ``select.json`` written atomically (docs/explanation/method.md).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_paths, check_writable, json_text, make_meta
 from gammastar.core.parquet import replace_column
+from gammastar.core.results import StageResult
 from gammastar.corrections.background import (
     ESTIMATORS,
     conversion_template_from_config,
@@ -267,9 +268,10 @@ def _rescale_streamed(
 
 
 # --------------------------------------------------------------------------- result
-@dataclass
-class SelectResult:
-    """What :func:`select` produced (the files are in ``output_dir``).
+@dataclass(frozen=True, kw_only=True)
+class SelectResult(StageResult):
+    """What :func:`select` wrote: ``select.json`` (``path``, the mark of a finished run) and its
+    ``document``; the other files are in ``output_dir``.
 
     ``pairs`` is the pairs table; when the run streamed it to ``pairs.parquet`` without
     holding it (parallel executors), it is read from that file on first access.
@@ -291,7 +293,8 @@ class SelectResult:
         if self._pairs is None:
             import pandas as pd
 
-            self._pairs = pd.read_parquet(self.files[rundir.PAIRS])
+            # a cache, not a change of the result: the table is that of pairs.parquet
+            object.__setattr__(self, "_pairs", pd.read_parquet(self.files[rundir.PAIRS]))
         return self._pairs
 
 
@@ -585,6 +588,8 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
         run.outdir,
     )
     return SelectResult(
+        path=run.outdir / rundir.SELECT,
+        document=doc,
         output_dir=run.outdir,
         _pairs=w.pairs,
         histograms=hists,
@@ -735,9 +740,9 @@ def _measured_acceptance(
     a second pass (one with the acceptance of its λ_θ(m)) would give, to the moments' single
     precision (A within
     ~2·10⁻⁶; λ far below its errors), the sums over pairs in another order (one table instead
-    of chunks) (``tests/test_select_onepass.py``; docs/selection.md). There is no second fit on the
+    of chunks) (``tests/test_select_onepass.py``; docs/explanation/method.md). There is no second fit on the
     final weights' pairs: only the few pairs that cross ``min_acceptance`` differ, which
-    moves the λ far below their errors (docs/selection.md).
+    moves the λ far below their errors (docs/explanation/method.md).
 
     Raises:
         InputError: no mass bin has a fit (:func:`gammastar.corrections.polarisation.lambda_for_acceptance`).
@@ -750,7 +755,7 @@ def _measured_acceptance(
     # the moments at every pair; the isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as
     # the table's lookup clips it)
     # in single precision (≲ 2·10⁻⁶ from the float64 numbers, far below the tables' own
-    # ~10⁻³ accuracy and the λ's errors: docs/selection.md): faster, in half the memory
+    # ~10⁻³ accuracy and the λ's errors: docs/explanation/method.md): faster, in half the memory
     moments = run.am.pair_moments(m, p, theta, dtype=np.float32)
     del p, theta
     a0 = _AtPairs(np.clip(moments.values[0], 0.0, 1.0, out=np.empty(len(m))), run.am.source)
@@ -808,7 +813,7 @@ def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -
             "select: unfold.polarisation_correction: the simulation's own statistics make %s of "
             "the corrected lambda_theta's variance (above %.0f%%) in the polarisation bin(s) %s "
             "GeV: its fluctuation is shared by every analysis that uses it; a simulation "
-            "several times the data's size keeps it small (docs/selection.md)",
+            "several times the data's size keeps it small (docs/explanation/method.md)",
             "/".join(f"{share[i]:.0%}" for i in big), 100 * MAX_SIMULATION_SHARE,
             ", ".join(f"{edges[i]:.3f}-{edges[i + 1]:.3f}" for i in big),
         )  # fmt: skip
@@ -1279,7 +1284,7 @@ def _warn_peak_window(cfg: AnalysisConfig) -> None:
         log.warning(
             "select: unfold.polarisation_peak_window is not set: the equal-count polarisation "
             "bins may cut the peak(s) at %s GeV, which biases the measured lambda_theta there "
-            "(docs/selection.md); set it to ~3.5 sigma_m of your mass resolution",
+            "(docs/explanation/method.md); set it to ~3.5 sigma_m of your mass resolution",
             ", ".join(f"{p:.3f}" for p in near),
         )
 
@@ -1413,6 +1418,8 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
     log.info("select: %s → %s", ", ".join(f"{len(p.w.pairs)} {flavour_channel(f)} pairs"
                                            for f, p in parts.items()), run.outdir)  # fmt: skip
     return SelectResult(
+        path=run.outdir / rundir.SELECT,
+        document=doc,
         output_dir=run.outdir,
         _pairs=pairs,
         histograms=hists,

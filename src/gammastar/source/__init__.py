@@ -1,4 +1,11 @@
-"""Signal sources: A′ and χχ̄ kinematics and decays drawn from the yields and the kinematic
-model, for the acceptance, the reach and the event files: decays, decay vertices and detector
-verdicts (:mod:`.eventgen`), the χχ̄ pair recipe (:mod:`.mcp`) and the one set-up path from a
-config to a labelled sampler (:mod:`.setup`)."""
+"""Signal sources: the A′ (γ*) production at a mass, :class:`Source` (the yield per POT per ε²
+and the kinematics, labelled where extrapolated), which the acceptance, the reach, the event
+files and the iDM reach draw from; decays, decay vertices and detector verdicts
+(:mod:`.eventgen`), the χχ̄ pair recipe (:mod:`.mcp`) and the events' set-up from a config
+(:mod:`.setup`)."""
+
+from __future__ import annotations
+
+from gammastar.source.source import Source
+
+__all__ = ["Source"]

@@ -2,7 +2,7 @@ r"""The signal-event machinery, shared by ``gammastar events`` and the acceptanc
 stage (:func:`gammastar.reach.acceptance.draw`): the modelled A′ decays and their branching ratios
 and angular distributions, the A′ kinematics from a sampler, the helicity-frame two-body decay,
 the decay vertex in the decay volume, the detector's verdict, and chunks of weighted events.
-The physics and the references are in :mod:`gammastar.events.stage` and docs/events.md.
+The physics and the references are in :mod:`gammastar.events.stage` and docs/howto/signal-events.md.
 """
 
 from __future__ import annotations
@@ -184,8 +184,11 @@ def mass_range(sampler: Any) -> tuple[float, float] | None:
 def aprime_kinematics(
     sampler: Any, mass: float, n: int, *, seed: int | None, rng: np.random.Generator
 ) -> AprimeKinematics:
-    """Draw ``n`` A′ (q_T, E) at ``mass`` from ``sampler`` (seeded with ``seed``) and give them
-    a uniform azimuth (from ``rng``).
+    """Draw ``n`` A′ (q_T, E) at ``mass`` from ``sampler`` (a
+    :class:`~gammastar.source.source.Source` or a kinematics model, seeded with ``seed``) and
+    give them a uniform azimuth (from ``rng``). ``extrapolated`` is the sampler's labels, or
+    ``None`` where it labels nothing (a model without labels, a Source that cannot
+    extrapolate).
 
     Raises:
         InputError: mass outside the sampler's range, failing sampler, no physical sample.
@@ -222,6 +225,8 @@ def aprime_kinematics(
     pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
     phi = rng.uniform(0.0, 2 * np.pi, qt.size)
     extrap = out.get("extrapolated") if isinstance(out, Mapping) else None
+    if not getattr(sampler, "extrapolates", True):  # a Source that labels nothing: None
+        extrap = None
     return AprimeKinematics(
         mass=float(mass),
         px=qt * np.cos(phi),
@@ -397,7 +402,7 @@ def production_vertex(
 def generate(
     sampler: Any, st: EventSettings, n: int, *, seed: int | None, n_norm: int | None = None
 ) -> dict[str, NDArray]:
-    """One chunk of ``n`` weighted events as columns (see docs/events.md for the columns).
+    """One chunk of ``n`` weighted events as columns (see docs/howto/signal-events.md for the columns).
 
     Arguments:
         sampler: the A′ kinematics (``sample(mass, n, seed)``).
@@ -751,7 +756,7 @@ class DarkEventSettings:
 def generate_dark(
     sampler: Any, st: DarkEventSettings, n: int, *, seed: int | None, n_norm: int | None = None
 ) -> dict[str, NDArray]:
-    """One chunk of ``n`` weighted semi-visible events as columns (docs/events.md).
+    """One chunk of ``n`` weighted semi-visible events as columns (docs/howto/signal-events.md).
 
     The forced ψ₂ ("a") decays in [l₁, l₂] (distances along the beam from the production
     point, as the visible A′), weight P(decay in volume); the second ψ₂ of i2DM's ψ₂ψ̄₂ ("b")

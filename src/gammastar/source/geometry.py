@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from gammastar.config import DetectorConfig
 from gammastar.errors import GammastarError
+from gammastar.physics import volumes
 
 __all__ = ["Geometry"]
 
@@ -51,3 +52,94 @@ class Geometry(DetectorConfig):
         if self.plane_z is None:
             return np.array([self.l1, np.inf if self.l2 is None else self.l2])
         return np.linspace(self.l1, float(self.l2), self.z_steps + 1)
+
+    # ------------------------------------------------------------------ shapes
+    def volume_shape(self) -> volumes.Volume:
+        """The decay volume as a shape of :data:`gammastar.physics.volumes.VOLUMES`:
+        ``volume`` when given, else the window keys' (a ``cone`` θ_min ≤ θ < θ_max from
+        ``l1`` to ``l2``, or with ``both_daughters`` or no window (θ from 0 to π/2 or more) a
+        ``slab``; ``l2: null``: open).
+
+        Example:
+            >>> Geometry(l1=5.0, l2=10.0).volume_shape()
+            Cone(theta_max=0.12, z1=5.0, z2=10.0, theta_min=0.035, offset=(0.0, 0.0))
+        """
+        if self.volume is not None:
+            return volumes.build(volumes.VOLUMES, self.volume)
+        z2 = np.inf if self.l2 is None else float(self.l2)
+        if self.both_daughters or (self.theta_min == 0 and self.theta_max >= np.pi / 2):
+            return volumes.Slab(z1=self.l1, z2=z2)
+        return volumes.Cone(theta_min=self.theta_min, theta_max=self.theta_max, z1=self.l1, z2=z2)
+
+    def plane_shape(self) -> volumes.Plane | None:
+        """The detection plane as a shape of :data:`gammastar.physics.volumes.PLANES`: ``plane``
+        when given, else the window keys' ``annulus`` (``r_min``, ``r_max``, z = ``plane_z``;
+        no ``r_max``: no outer edge), or ``None`` without ``plane_z``.
+
+        Example:
+            >>> Geometry(l1=5.0, l2=10.0, plane_z=20.0, r_max=2.0).plane_shape()
+            Annulus(r_min=0.0, r_max=2.0, z=20.0, offset=(0.0, 0.0), hole=None)
+        """
+        if self.plane is not None:
+            return volumes.build(volumes.PLANES, self.plane)
+        if self.plane_z is None:
+            return None
+        r_max = np.inf if self.r_max is None else float(self.r_max)
+        return volumes.Annulus(r_min=self.r_min, r_max=r_max, z=self.plane_z)
+
+    def requirements(self) -> volumes.Requirements:
+        """What the detector asks of the daughters, with the ``efficiency``:
+        ``daughters`` when given, else the window keys' (with ``both_daughters``: both,
+        ``min_daughter_energy``, the polar window on their directions, none for θ from 0 to
+        π; without: the A′ line).
+
+        Example:
+            >>> Geometry(both_daughters=True, min_daughter_energy=2.0).requirements().require
+            'both'
+        """
+        if self.daughters is not None:
+            return volumes.build(
+                volumes.Requirements, {**self.daughters, "efficiency": self.efficiency}
+            )
+        if self.both_daughters:
+            everywhere = self.theta_min == 0 and self.theta_max >= np.pi
+            return volumes.Requirements(
+                require="both",
+                min_energy=self.min_daughter_energy,
+                theta_window=None if everywhere else (self.theta_min, self.theta_max),
+                efficiency=self.efficiency,
+            )
+        return volumes.Requirements(require="aprime", efficiency=self.efficiency)
+
+    @property
+    def window_geometry(self) -> bool:
+        """Whether the window keys alone (``l1`` … ``r_max``) describe this geometry exactly:
+        the shapes equal those the window keys make (an axially symmetric cone or slab, an
+        on-axis annulus or disc without a beam hole, the window keys' daughters). The
+        acceptance's hit terms read the window keys (:func:`gammastar.source.eventgen.
+        detector_hits`), so a geometry for which this is False needs the shapes.
+
+        Example:
+            >>> Geometry(l1=5.0, l2=10.0).window_geometry
+            True
+            >>> Geometry(volume={"shape": "box", "half_x": 1, "half_y": 1, "z1": 5, "z2": 10}
+            ...          ).window_geometry
+            False
+        """
+        plain = Geometry(**{f: getattr(self, f) for f in _WINDOW_FIELDS})
+        mine = self.plane_shape()
+        theirs = plain.plane_shape()
+        if isinstance(mine, volumes.Circle) and not isinstance(theirs, volumes.Circle):
+            # a disc is the annulus with r_min = 0
+            mine = volumes.Annulus(r_min=0.0, r_max=mine.radius, z=mine.z, offset=mine.offset,
+                                   hole=mine.hole)  # fmt: skip
+        return (
+            self.volume_shape() == plain.volume_shape()
+            and mine == theirs
+            and self.requirements() == plain.requirements()
+        )
+
+
+_WINDOW_FIELDS = tuple(
+    f for f in DetectorConfig.model_fields if f not in ("volume", "plane", "daughters")
+)

@@ -10,7 +10,7 @@ written by ``gammastar events --mchi``, :func:`gammastar.events.stage.run_mcp_ev
 
 References:
     E. Allison, N. Blinov, "Data-Driven Predictions for Dark Photon and Millicharged Particle
-    Production" (2025), Sec. III C 2 and Eq. 8; physics.md §1.
+    Production" (2025), Sec. III C 2 and Eq. 8; docs/explanation/physics.md §1.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from gammastar.source.eventgen import (
     production_vertex,
     sample_cos_theta,
 )
+from gammastar.source.source import Source
 
 __all__ = ["McpSettings", "generate_mcp", "mcp_bins", "sample_mcp"]
 
@@ -143,16 +144,6 @@ def generate_mcp(
     return {key: np.ascontiguousarray(v[ok]) for key, v in cols.items()}
 
 
-class _Extrapolating:
-    """A flow sampled at any mass (``extrapolate=True``), without a mass range to check."""
-
-    def __init__(self, model: Any) -> None:
-        self.model = model
-
-    def sample(self, mass: float, n: int, seed: int | None = None) -> Any:
-        return self.model.sample(mass, n, seed=seed, extrapolate=True)
-
-
 def sample_mcp(
     model: Any,
     m_chi: float,
@@ -188,7 +179,8 @@ def sample_mcp(
         m_lepton: the lepton mass of the dilepton spectrum (GeV).
         q: χ charge in units of e.
         seed: random seed.
-        extrapolate: use masses outside the flow's trained range.
+        extrapolate: use masses outside the flow's trained range (the flow extrapolated,
+            :meth:`Source.at_any_mass <gammastar.source.source.Source.at_any_mass>`).
 
     Returns:
         dict of arrays: ``m_gstar``, ``qT``, ``E``, ``px``, ``py``, ``pz`` (γ*), ``chi1_*`` and
@@ -219,9 +211,9 @@ def sample_mcp(
             f"no γ* mass above 2 m_χ = {2 * m_chi:.4g} GeV in the mass spectrum "
             f"[{edges[0]:.4g}, {edges[-1]:.4g}] GeV{where}"
         )
-    sampler = _Extrapolating(model) if extrapolate else model
+    source = Source.at_any_mass(model) if extrapolate else Source.from_model(model)
     st = McpSettings(m_chi=float(m_chi), charge=float(q), pdgid=0)
-    cols = generate_mcp(sampler, st, bins, np.zeros(bins[2].size), n, seed=seed, total=total,
+    cols = generate_mcp(source, st, bins, np.zeros(bins[2].size), n, seed=seed, total=total,
                         n_norm=n)  # fmt: skip
     out = {
         "m_gstar": cols["m_gstar"],

@@ -1,14 +1,13 @@
 """What the data predict is produced, at any mass: the A′ yield per proton on target read from
-``yields.json`` (:class:`Yields`, :func:`load_yields`), its scale to a facility's target
-(:func:`resolve_yield_scale`) and the A′ kinematics sampler of a config
-(:func:`sampler_from_config`: the flow inside the fiducial region, the labelled extrapolation
-model outside it). The reach, ``gammastar acceptance`` and ``gammastar events`` build their
-source here.
+``yields.json`` (:class:`Yields`, :func:`load_yields`) and its scale to a facility's target
+(:func:`resolve_yield_scale`: the target thickness through P_int and, with ``reach.target``,
+the nucleus through an A-dependence whose error is the reach's nuisance ``target_a_dependence``,
+:func:`with_target_nuisance`). The yields and the kinematics together are a
+:class:`gammastar.source.source.Source`.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,29 +17,23 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core import rundir
-from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, InputError
-from gammastar.physics.sampling import ParametricSampler, SamplerLike
-from gammastar.physics.target import yield_scale
-from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
-from gammastar.yields.uncertainties import read_uncertainties
+from gammastar.physics.target import nucleus_scale, nucleus_scale_rel_err, yield_scale
+from gammastar.yields.uncertainties import CORRELATED, NUISANCE_KIND, read_uncertainties
 
 __all__ = [
+    "TARGET_NUISANCE",
     "Yields",
     "check_refuse",
-    "ensemble_samplers",
     "load_yields",
     "resolve_yield_scale",
-    "sampler_from_config",
+    "with_target_nuisance",
 ]
 
-log = logging.getLogger(__name__)
+TARGET_NUISANCE = "target_a_dependence"
+"""Name of the reach's nuisance for the error of the A-dependence exponent (``reach.target``)."""
 
-KINEMATIC_MEMBERS_ADVISED = 10
-"""Members (replicas with ``flow.bootstrap``) below which the reach warns that the
-``kinematic_model`` size is poorly measured: the standard deviation of k draws is uncertain by
-1/√(2(k − 1)), ±24% at 10, and a few replicas can quote a far smaller spread than flows of
-independent mock realisations show (docs/coverage.md)."""
+
 @dataclass
 class Yields:
     """A′ yield per POT per ε² (``yields.json`` contract)."""
@@ -76,7 +69,7 @@ class Yields:
 
         The bins' counts are independent, so the interpolated value's relative error is
         √((1 − t)² r₁² + t² r₂²), not the interpolated (1 − t) r₁ + t r₂ (up to √2
-        too large between bins, docs/reach.md).
+        too large between bins, docs/explanation/reach.md).
 
         Example:
             >>> y = Yields(np.array([1.0, 2.0]), np.array([4.0, 4.0]), np.array([0.4, 0.4]), {})
@@ -129,56 +122,6 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
         )
     except InputError as err:
         raise InputError(f"{path}: {err}") from None
-
-
-def sampler_from_config(
-    cfg: Any, yields: Yields | None = None, *, base: Any = None
-) -> tuple[SamplerLike, str]:
-    """The A′ kinematics of the reach: the flow (``reach.flow``), inside the yields' fiducial
-    region when they have one, with the fitted model outside it (``reach.extrapolation:
-    label``); without a flow the analytic sampler (the fitted model when there is one).
-
-    The one place that builds the reach's sampler from the yields (the reach, ``gammastar
-    acceptance`` and ``gammastar events`` via :mod:`gammastar.source.setup`). A both-channels
-    run's ``extrapolation.seam``: the flow alone below it (full phase space, nothing
-    labelled), flow inside / model outside the fiducial region from it up."""
-    rc = cfg.reach
-    ex = None if yields is None else yields.extrapolation
-    given, base, desc = base, None, "parametric (physics.md §3.2 defaults)"
-    if given is not None:  # a flow ensemble member (gammastar.yields.uncertainties)
-        base, desc = given, "flow ensemble member"
-    elif rc.flow is not None:
-        from gammastar import flow  # torch: only when a flow is used
-
-        path = cfg.resolve(rc.flow)
-        base, desc = flow.load(path), str(path)
-    if ex is None:
-        return (base if base is not None else ParametricSampler()), desc
-
-    if rc.extrapolation == "refuse":
-        if base is None:
-            raise ConfigError(
-                f"{cfg.source or 'config'}: reach.extrapolation: 'refuse' needs reach.flow "
-                "(without a flow every sample would come from the extrapolation model)"
-            )
-        return base, f"{desc} (fiducial region only: reach.extrapolation refuse)"
-    extrap = Extrapolation.from_dict(ex)
-    region = FiducialRegion.from_dict(ex["fiducial"])
-    label = f"{ex.get('model', 'model')} fitted to the fiducial data"
-    seam = ex.get("seam")  # a both-channels run: full phase space below (docs/yields.md)
-    if base is None:
-        below = (
-            ""
-            if seam is None
-            else (f" from the seam m = {float(seam):g} GeV up, physics.md defaults below")
-        )
-        return ExtrapolatedSampler(None, extrap, region, seam=seam), (
-            f"{label} (everywhere: no flow){below}"
-        )
-    where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
-    return ExtrapolatedSampler(
-        base, extrap, region, seam=seam
-    ), f"{desc} inside the fiducial region{where}; {label} outside"
 
 
 def check_refuse(config: Any, yields: Yields) -> None:
@@ -243,7 +186,8 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
             f"{src}: beam.interaction_lengths: not given, and {rc.yields} does not record the "
             "target of its yields; state the data's target thickness (interaction lengths)"
         )
-    return yield_scale(facility, data_l), {
+    scale = yield_scale(facility, data_l)
+    info: dict[str, Any] = {
         "yield_scale_source": (
             f"P_int(reach.target_interaction_lengths = {facility}) / P_int({data_l:g} λ_I, "
             f"{data_src}), P_int(L) = 1 - exp(-L)"
@@ -251,66 +195,101 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
         "target_interaction_lengths": facility,
         "data_target_interaction_lengths": data_l,
     }
+    if rc.target is not None:
+        a_scale, a_info = _nucleus_part(config)
+        scale *= a_scale
+        info["yield_scale_source"] += f" x {a_info['formula']}"
+        info["target_nucleus"] = a_info
+    return scale, info
 
 
-def ensemble_samplers(
-    config: Any, yields: Any, nominal: Any, wrap: Any = None
-) -> tuple[list[Any], list[Any]]:
-    """The A′ samplers of the flow ensemble of ``reach.flow`` (``flow/`` and
-    ``flow/ensemble/<i>/``), each wrapped like the nominal one by ``wrap(config, yields,
-    base=model)`` (the reach's ``sampler_from_config``: the fitted extrapolation outside the
-    fiducial region; passed in, the reach imports this module), and the members' seeds. With
-    a bootstrapped ensemble (``flow.bootstrap``) only the replicas (members ≥ 1), whose spread
-    is the nominal fit's error.
+def _nucleus_part(config: Any) -> tuple[float, dict[str, Any]]:
+    """The A-dependence factor of ``reach.target`` and its record (``reach.json`` meta
+    ``target_nucleus``).
 
     Raises:
-        ConfigError: ``reach.flow`` is not a flow, or its ensemble has fewer than 2 members.
+        ConfigError: the data's ``beam.target_mass_number`` or ``beam.sigma_inel_mb`` is not
+            stated in the config.
     """
-    from gammastar import flow  # torch: only when a flow is used
-
+    tgt, beam = config.reach.target, config.beam
     src = config.source or "<config>"
-    if config.reach.flow is None:
-        raise ConfigError(
-            f"{src}: uncertainties.kinematic_model: needs reach.flow (a flow ensemble), "
-            "not the analytic sampler"
-        )
-    path = config.resolve(config.reach.flow)
-    ens = flow.load_ensemble(path)
-    if len(ens) < 2:
-        raise ConfigError(
-            f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
-            f"{len(ens)} member; train >= 2 (flow.ensemble) for its spread"
-        )
-    boot = [bool(m.meta.get("meta", {}).get("bootstrap")) for m in ens.models]
-    if any(boot):
-        # Poisson-bootstrap replicas (flow.bootstrap): their spread estimates the nominal fit's
-        # error; the nominal (member 0, no resample) sits at their centre and would shrink it
-        replicas = [m for m, b in zip(ens.models, boot, strict=True) if b]
-        if len(replicas) < 2:
+    for key in ("target_mass_number", "sigma_inel_mb"):
+        if key not in beam.model_fields_set or getattr(beam, key) is None:
             raise ConfigError(
-                f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "
-                f"{len(replicas)} bootstrap replica; train >= 3 members (flow.ensemble) with "
-                "flow.bootstrap for its spread"
+                f"{src}: beam.{key}: not given; reach.target carries the yield from the data's "
+                "nucleus to the facility's, so state the data's target (mass number A and "
+                "inelastic cross section in mb)"
             )
-        out = [wrap(config, yields, base=m)[0] for m in replicas]
-        _warn_few_members(path, len(out))
-        return out, [m.meta.get("meta", {}).get("seed") for m in replicas]
-    out, seeds = [nominal], []
-    for k, model in enumerate(ens.models):
-        seeds.append(model.meta.get("meta", {}).get("seed"))
-        if k > 0:
-            out.append(wrap(config, yields, base=model)[0])
-    _warn_few_members(path, len(out))
-    return out, seeds
+    a_d, s_d = float(beam.target_mass_number), float(beam.sigma_inel_mb)
+    factor = nucleus_scale(tgt.mass_number, tgt.sigma_inel_mb, a_d, s_d, tgt.a_exponent)
+    rel = nucleus_scale_rel_err(tgt.mass_number, a_d, tgt.a_exponent_err)
+    return factor, {
+        "formula": (
+            f"(A_f/A_d)^alpha sigma_inel(A_d)/sigma_inel(A_f) = ({tgt.mass_number:g}/{a_d:g})"
+            f"^{tgt.a_exponent:g} x {s_d:g}/{tgt.sigma_inel_mb:g} mb = {factor:.6g}"
+        ),
+        "factor": factor,
+        "material": tgt.material,
+        "mass_number": tgt.mass_number,
+        "sigma_inel_mb": tgt.sigma_inel_mb,
+        "data_target": beam.target,
+        "data_mass_number": a_d,
+        "data_sigma_inel_mb": s_d,
+        "a_exponent": tgt.a_exponent,
+        "a_exponent_err": tgt.a_exponent_err,
+        "a_exponent_origin": tgt.a_exponent_origin,
+        "rel_err": rel,
+        "not_modelled": (
+            "cascade (secondary) production in a thick dump; absorption of the produced "
+            "parents in the dump beyond P_int; the spread of production points along the "
+            "dump; the A-dependence of the kinematics (one alpha for the integrated yield)"
+        ),
+    }
 
 
-def _warn_few_members(path: Any, k: int) -> None:
-    """Log a warning when the ``kinematic_model`` spread is taken over fewer than
-    :data:`KINEMATIC_MEMBERS_ADVISED` members (its own relative error 1/√(2(k − 1)))."""
-    if k < KINEMATIC_MEMBERS_ADVISED:
-        log.warning(
-            "uncertainties.kinematic_model: the spread over the %d members of %s is itself "
-            "uncertain by ±%.0f%% (1/sqrt(2(k-1))); train >= %d (flow.ensemble) for ±%.0f%%",
-            k, path, 100 / math.sqrt(2 * (k - 1)), KINEMATIC_MEMBERS_ADVISED,
-            100 / math.sqrt(2 * (KINEMATIC_MEMBERS_ADVISED - 1)),
-        )  # fmt: skip
+def with_target_nuisance(
+    nuisances: dict[str, NDArray[np.float64]] | None,
+    record: dict[str, Any] | None,
+    scale_info: dict[str, Any],
+    masses: ArrayLike,
+) -> tuple[dict[str, NDArray[np.float64]] | None, dict[str, Any] | None]:
+    """The reach's named signal nuisances with :data:`TARGET_NUISANCE` added where the yield
+    scale has an A-dependence (``scale_info["target_nucleus"]`` from
+    :func:`resolve_yield_scale`): a log-normal normsys of relative size
+    exp(|ln(A_f/A_d)| σ_α) − 1, the same at every mass, one parameter shared by the channels.
+
+    Arguments:
+        nuisances, record: :func:`gammastar.yields.uncertainties.reach_nuisances`'s output
+            (``None, None`` with ``uncertainties.enabled: false``: the A-dependence is then
+            the only named nuisance).
+        scale_info: the second value of :func:`resolve_yield_scale`.
+        masses: the scan's masses (GeV).
+
+    Returns:
+        ``(nuisances, record)``, unchanged without an A-dependence.
+    """
+    nucleus = scale_info.get("target_nucleus")
+    if nucleus is None:
+        return nuisances, record
+    m = np.atleast_1d(np.asarray(masses, dtype=float))
+    rel = float(nucleus["rel_err"])
+    out = dict(nuisances or {})
+    out[TARGET_NUISANCE] = np.full(m.shape, rel)
+    rec = dict(record) if record is not None else {"mass": m.tolist(), "nuisances": {}}
+    rec["nuisances"] = {
+        **rec.get("nuisances", {}),
+        TARGET_NUISANCE: {
+            "kind": NUISANCE_KIND,
+            "rel": [rel] * m.size,
+            "origin": (
+                f"reach.target: A-dependence exponent alpha = {nucleus['a_exponent']:g} +- "
+                f"{nucleus['a_exponent_err']:g} ({nucleus['a_exponent_origin']}), "
+                f"{nucleus['data_target']} (A = {nucleus['data_mass_number']:g}) -> "
+                f"{nucleus['material']} (A = {nucleus['mass_number']:g}): "
+                "exp(|ln(A_f/A_d)| sigma_alpha) - 1"
+            ),
+            "correlation": CORRELATED,
+            "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
+        },
+    }
+    return out, rec

@@ -1,8 +1,9 @@
 """The setup shared by the event commands (:mod:`gammastar.events.stage`) and the iDM reach: checks
-of a request, the production source of a config (:func:`aprime_source`: yields, N_POT, the
-yield scale, the kinematics sampler, the target), the beam settings and meta common to every
-event kind, the decay polarisation (:func:`polarisation`) and the dark-sector settings
-(:func:`dark_settings`). Pure functions of the config and the inputs; no random numbers.
+of a request, the production of a config (:func:`aprime_source`: the
+:class:`~gammastar.source.source.Source`, N_POT, the yield scale, the target), the beam
+settings and meta common to every event kind, the decay polarisation (:func:`polarisation`)
+and the dark-sector settings (:func:`dark_settings`). Pure functions of the config and the
+inputs; no random numbers.
 """
 
 from __future__ import annotations
@@ -12,25 +13,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
 
 from gammastar.core.artifacts import read_json
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.darksector import aprime_branching_ratios, psi2_ctau, psi2_width
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.physics.target import interaction_probability
-from gammastar.source.eventgen import DARK_CHAINS, DarkEventSettings, mass_range, rho00_from_lambda
+from gammastar.source.eventgen import DARK_CHAINS, DarkEventSettings, rho00_from_lambda
 from gammastar.source.geometry import Geometry
-from gammastar.source.production import (
-    check_refuse,
-    load_yields,
-    resolve_yield_scale,
-    sampler_from_config,
-)
+from gammastar.source.production import check_refuse, load_yields, resolve_yield_scale
+from gammastar.source.source import PARAMETRIC, Source
 from gammastar.yields.uncertainties import interpolated_error
 
 __all__ = [
-    "Labelled",
     "aprime_source",
     "aprime_yield",
     "beam_meta",
@@ -48,7 +43,7 @@ EVENTS_KEYS = {
     "beam_spot_sigma": "[sigma_x, sigma_y] of the beam at the target in m; [0, 0] for a point beam",
     "target_interaction_length": "nuclear interaction length of the target material in m, for "
     "the depth of the production vertex",
-    "mcp_pdgid": "the PDG id of the millicharged particle, docs/events.md",
+    "mcp_pdgid": "the PDG id of the millicharged particle, docs/howto/signal-events.md",
 }
 
 
@@ -86,28 +81,31 @@ def require_events_keys(config: Any, keys: Iterable[str]) -> None:
 def aprime_source(
     config: Any,
     mass: float | None,
-    extrapolate: bool,
-    sampler: Any,
     *,
+    extrapolate: bool = False,
+    source: Any = None,
     fiducial_on_refuse: bool = True,
 ) -> dict[str, Any]:
     """The A′ (γ*) production of the config, one setup for every event kind and the iDM reach.
 
     Arguments:
         config: the analysis config (``reach``, ``beam``, ``flow`` sections).
-        mass: the A′ mass (GeV): its yield must be there (checked here, before the sampler is
-            loaded) and outside the flow's mass range the sampler is the analytic model,
+        mass: the A′ mass (GeV): its yield must be there (checked here, before the flow is
+            loaded) and outside the flow's mass range the source is the analytic model,
             labelled extrapolated, with ``extrapolate`` (else an error); None: no mass checks.
         extrapolate: allow a mass outside the flow's range.
-        sampler: the kinematics sampler, or None for the config's (the flow).
+        source: the A′ kinematics (a :class:`~gammastar.source.source.Source` or a kinematics
+            model, with the config's yields), or None for the config's
+            (:meth:`Source.from_config <gammastar.source.source.Source.from_config>`).
         fiducial_on_refuse: with ``reach.extrapolation: refuse``, the fiducial yields (as the
             reach); False keeps the full yields file (the χχ̄ events use its extrapolation).
 
     Returns:
-        dict with ``yields_path``, ``yields``, ``yields_doc`` (the raw JSON), ``scale_y`` and
-        ``scale_info`` (:func:`gammastar.source.production.resolve_yield_scale`), ``n_pot`` (the config's,
-        else the data's), ``n_pot_data`` (the data's exposure, ``yields.json`` ``meta.n_pot``,
-        or None), ``sampler``, ``desc`` (its description), ``lengths`` (target depth in
+        dict with ``yields_path``, ``yields_doc`` (the raw JSON), ``scale_y`` and
+        ``scale_info`` (:func:`gammastar.source.production.resolve_yield_scale`), ``n_pot``
+        (the config's, else the data's), ``n_pot_data`` (the data's exposure, ``yields.json``
+        ``meta.n_pot``, or None), ``source`` (the :class:`~gammastar.source.source.Source`:
+        the yields, the kinematics and their description), ``lengths`` (target depth in
         interaction lengths, inf for a dump) and ``p_int`` (the interaction probability).
 
     Raises:
@@ -131,31 +129,32 @@ def aprime_source(
         n_pot = n_pot_data
     if not isinstance(n_pot, int | float) or not n_pot > 0:
         raise ConfigError(f"{where}: reach.n_pot or beam.n_pot must be a number for the events")
-    src: dict[str, Any] = {"yields_path": yields_path, "yields": yields}
     if mass is not None:
-        aprime_yield(src, mass)
-    desc = "given"
-    if sampler is None:
-        sampler, desc = sampler_from_config(config, yields)
-    frange = mass_range(sampler)
+        _yield_at(yields, yields_path, mass)
+    if source is None:
+        source = Source.from_config(config, yields)
+    else:
+        source = Source.from_model(source, yields)
+    frange = source.mass_range
     if mass is not None and frange is not None and not frange[0] <= mass <= frange[1]:
         if not extrapolate:
             raise InputError(
                 f"--mass {mass:g} GeV is outside the flow's mass range [{frange[0]:g}, "
                 f"{frange[1]:g}] GeV; --extrapolate uses the analytic model there (labelled)"
             )
-
-        sampler = Labelled(ParametricSampler())
-        desc = "parametric (physics.md §3.2 defaults), outside the flow's range: extrapolated"
+        source = Source.labelled(
+            ParametricSampler(), yields,
+            description=f"{PARAMETRIC}, outside the flow's range: extrapolated",
+        )  # fmt: skip
     tl = config.reach.target_interaction_lengths
     if tl is None or tl == "data":
         tl = config.beam.interaction_lengths
     lengths = math.inf if tl == "dump" else float(tl)
     return {
-        **src, "yields_doc": yields_doc, "scale_y": scale_y, "scale_info": scale_info,
-        "n_pot": float(n_pot),
+        "yields_path": yields_path, "yields_doc": yields_doc, "scale_y": scale_y,
+        "scale_info": scale_info, "n_pot": float(n_pot),
         "n_pot_data": float(n_pot_data) if isinstance(n_pot_data, int | float) else None,
-        "sampler": sampler, "desc": desc, "lengths": lengths,
+        "source": source, "lengths": lengths,
         "p_int": float(interaction_probability(lengths if math.isfinite(lengths) else "dump")),
     }  # fmt: skip
 
@@ -166,12 +165,19 @@ def aprime_yield(src: Mapping[str, Any], mass: float) -> float:
     Raises:
         InputError: no yield there (outside the yields file's masses).
     """
-    y, _ = src["yields"].at(mass)
+    return _yield_at(src["source"].yields, src["yields_path"], mass)
+
+
+def _yield_at(yields: Any, path: Any, mass: float) -> float:
+    """The yield per POT per ε² of ``yields`` (read from ``path``) at ``mass``.
+
+    Raises:
+        InputError: no yield there (outside the yields file's masses).
+    """
+    y, _ = yields.at(mass)
     if not np.isfinite(y):
-        lo, hi = src["yields"].mass_range
-        raise InputError(
-            f"--mass {mass:g}: no A' yield there ({src['yields_path']} covers {lo:g}-{hi:g} GeV)"
-        )
+        lo, hi = yields.mass_range
+        raise InputError(f"--mass {mass:g}: no A' yield there ({path} covers {lo:g}-{hi:g} GeV)")
     return float(y)
 
 
@@ -280,7 +286,7 @@ def dark_settings(
     idm = config.idm
     where = config.source or "<config>"
     if idm is None:
-        raise ConfigError(f"{where}: no 'idm' section (docs/darksector.md)")
+        raise ConfigError(f"{where}: no 'idm' section (docs/howto/dark-sectors.md)")
     model = idm.dark_model(float(mass))
     y = aprime_yield(src, mass)
     br = aprime_branching_ratios(model, eps)
@@ -308,15 +314,3 @@ def dark_settings(
         psi1_pdgid=int(idm.psi1_pdgid),
         psi2_pdgid=int(idm.psi2_pdgid),
     )
-
-
-class Labelled:
-    """A sampler whose every sample is labelled extrapolated (outside the data's region)."""
-
-    def __init__(self, base: Any) -> None:
-        self.base = base
-
-    def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
-        out = dict(self.base.sample(mass, n, seed=seed))
-        out["extrapolated"] = np.ones(n, dtype=bool)
-        return out

@@ -8,7 +8,7 @@ kinematics, fitted per mass range to the acceptance-corrected pairs inside F:
           \exp\!\Big[-\frac{(y - \bar y)^2}{2\sigma_y^2}\Big],
 
 the m_T-scaling thermal spectrum with a Gaussian lab rapidity used for hadron production in
-fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; physics.md §3.2) — or, with
+fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; docs/explanation/physics.md §3.2) — or, with
 ``pt_power``, its family m_T^a e^{−m_T/T} with the power a fixed or fitted per mass range
 (:func:`_log_pt_power`; a = 1 the Boltzmann form) —, with ȳ fixed
 at the beam–nucleon c.m. rapidity when the caller gives it (``yields`` does: the fiducial data
@@ -27,7 +27,7 @@ H⁻¹ J H⁻¹ of the weighted likelihood (:func:`sandwich_covariance`; Langenb
 is wrong where the large weights 1/A sit where the pairs constrain σ_y most or least (it comes
 out low on the toys of ``tests/test_extrapolation.py``). The fit's error reaches the reach's
 signal through :func:`nsig_relative_error`: the model's acceptance outside F moves with f_F, so
-N_sig moves far less than the yield Y_F/f_F (docs/reach.md "Coverage on the mock").
+N_sig moves far less than the yield Y_F/f_F (docs/validation/uncertainties-and-coverage.md).
 """
 
 from __future__ import annotations
@@ -575,7 +575,7 @@ class Extrapolation:
                 "fitted: one m_T power per fit group" if self.pt_power_fitted else "fixed"
             ),
             "fiducial": self.fiducial,
-            "reference": "docs/yields.md#the-fiducial-region-and-the-extrapolation",
+            "reference": "docs/explanation/method.md#the-fiducial-region-and-the-extrapolation",
         }
 
     def _cov_dict(self) -> dict[str, Any]:
@@ -1241,7 +1241,7 @@ class FitSettings:
     :func:`gammastar.physics.kinematics.cm_rapidity`); ``None``:
     fitted. The fiducial data see about ±0.5 units of rapidity around the peak, where ȳ and
     σ_y are strongly correlated: fitted together they drift along that valley
-    (docs/yields.md)."""
+    (docs/explanation/method.md)."""
     error_method: Literal["sandwich", "kish_profile"] = "sandwich"
     """The quoted 1σ of f_F: ``sandwich`` (:func:`sandwich_covariance`, the default) or
     ``kish_profile`` (the profile in σ_y, Kish-scaled)."""
@@ -1260,7 +1260,7 @@ class FitSettings:
     :func:`_external_shift`, added to the covariance and to ``covariance_stat``). Why: F sees
     about ±0.5 units of rapidity, where the Gaussian's curvature is a few-% effect; a 1%
     distortion of the weighted pairs' rapidity inside F (the acceptance correction's, at the
-    detector's resolution) moves the fitted σ_y by ≈ 0.3 (docs/yields.md "σ_y from
+    detector's resolution) moves the fitted σ_y by ≈ 0.3 (docs/explanation/method.md "σ_y from
     outside")."""
     y_sigma_source: str | None = None
     """Where the external σ_y comes from (recorded; required with it)."""
@@ -1275,7 +1275,7 @@ class FitSettings:
     @classmethod
     def from_config(cls, cfg: Any) -> FitSettings:
         """The yields stage's settings: ȳ fixed at the beam–nucleon c.m. rapidity (from
-        ``beam.energy``; the fiducial data cannot separate ȳ from σ_y, docs/yields.md "the
+        ``beam.energy``; the fiducial data cannot separate ȳ from σ_y, docs/explanation/method.md "the
         fiducial region and the extrapolation"), ``yields.extrapolation_y_sigma`` and
         ``yields.extrapolation_pt_power``."""
         ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
@@ -1828,7 +1828,7 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
     it. On the mock's own γ* (no detector) at 0.3 GeV, where F sees no p_T < 0.2 GeV (24% of
     the γ*), the nominal form's f_F is 10–17% above the truth with a statistical error of
     ~2%: the Dalitz γ* are not of the factorised m_T-exponential × Gaussian form
-    (docs/yields.md).
+    (docs/explanation/method.md).
 
     With fitted m_T powers (``power=None``) the p_T forms (``maps_to == "T"``) are skipped:
     the fitted family holds them, and the data's error of the power is in the sandwich.
@@ -1955,7 +1955,7 @@ class NsigErrorSettings:
     (:func:`nsig_error_parts` ``log=True``), returned as e^w − 1, the r of a log-normal
     ``normsys`` hi = 1 + r (exact for ln N linear in the parameters: a detector that sees only
     a tail of the model, where N moves exponentially, e.g. the NA62-like one behind the
-    NA60-like data, docs/reach.md). The two agree to second order in the parameters'
+    NA60-like data, docs/explanation/reach.md). The two agree to second order in the parameters'
     errors."""
 
 
@@ -1989,7 +1989,7 @@ def nsig_relative_error(
     reweighting the same extrapolated samples with p_alt/p_nom (its parameters from
     ``model_variations``): exact up to the draw's noise, where the covariance's mapping onto
     the nominal parameters is exact for f_F only (on the mock it overstates N_sig's change,
-    docs/reach.md).
+    docs/explanation/reach.md).
 
     Arguments:
         extrapolation: the fitted :class:`Extrapolation` with its ``covariance``.
@@ -2046,7 +2046,7 @@ def nsig_error_parts(
     mass, the fit's covariance with the fiducial yield's statistics
     (:attr:`Extrapolation.yield_covariance`; 0 without it), which N_sig = Y_F · N/Y_F's
     variance holds beside the yield's and the fit's own (the two correlate positively on the
-    NA60-like mock: docs/coverage.md). Computed once,
+    NA60-like mock: docs/validation/uncertainties-and-coverage.md). Computed once,
     any subset combined by the caller (arguments as :func:`nsig_relative_error`). Beside
     them, ``form_<name>`` per alternative form (:data:`MODEL_VARIATIONS`): the parts of
     ``forms`` (their quadrature sum), for a study that draws one form's truth and not the
@@ -2072,7 +2072,7 @@ def nsig_error_parts(
     (1 + δY_F/Y_F)(1 + Δ(N/Y_F)/(N/Y_F)) − 1 (logarithms with ``log=True``), Δ(N/Y_F) its
     refit's as :func:`_form_shifts` evaluates a form's (𝓔_out reweighted, f_F the refit's in
     the moved region), the bins in quadrature signed as the largest, (|up| + |down|)/2. The
-    measured λ̂ moves f_F against Y_F (docs/coverage.md),
+    measured λ̂ moves f_F against Y_F (docs/validation/uncertainties-and-coverage.md),
     which the fiducial yield's change alone misses."""
     ex = extrapolation
     if ex.covariance is None or ex.bin_group is None:
@@ -2437,7 +2437,7 @@ def _external_response(ex: Extrapolation, steps: Any, sides, q) -> NDArray[np.fl
     parameters' shifts; ``q`` the covariance rows at the mass): ln N = a z + b z² through
     (z₊, ln N₊), (z₋, ln N₋) and (0, 0), z = the side's σ_y shift / error (±1 unless a bound
     clipped it), and √(a² + 2b²), the sd of a z + b z² over z ~ N(0, 1) (not linearised: ln N
-    is markedly concave in σ_y on the mock, docs/coverage.md); 0 at a zero error, NaN where
+    is markedly concave in σ_y on the mock, docs/validation/uncertainties-and-coverage.md); 0 at a zero error, NaN where
     N/Y_F is undefined at a side (the caller then keeps the linear part)."""
     err = float(ex.y_sigma_external["error"])
     i_s = ex.parameter_index("y_sigma")
@@ -2543,7 +2543,7 @@ class ExtrapolatedSampler:
     samples kept inside F only (accept–reject: the stitched flow leaks out of F near the
     seam). The mass range then starts at ``inside``'s lower end rather than at the
     extrapolation's first bin edge. ``inside=None`` with a seam (no flow): below the seam the
-    analytic sampler of the physics.md defaults (:class:`gammastar.physics.sampling.ParametricSampler`),
+    analytic sampler of the docs/explanation/physics.md defaults (:class:`gammastar.physics.sampling.ParametricSampler`),
     every sample labelled extrapolated (kinematics from a model, not the data), as the fitted
     model's are above it.
     """
@@ -2574,7 +2574,7 @@ class ExtrapolatedSampler:
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)
         if self.seam is not None and mass < self.seam and self.inside is None:
-            # no flow: the physics.md analytic sampler below the seam, a model: labelled
+            # no flow: the docs/explanation/physics.md analytic sampler below the seam, a model: labelled
             out = ParametricSampler().sample(mass, n, seed=int(s_out.generate_state(1)[0]))
             return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
         if self.seam is not None and mass < self.seam:  # full phase space: the flow alone

@@ -1,4 +1,4 @@
-r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8; docs/yields.md).
+r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8; docs/explanation/method.md).
 
 Offers the pure yield functions with typed results: :func:`aprime_yield` and
 :func:`aprime_yield_from_pairs` (Eq. 6, :class:`AprimeYield`), :func:`mcp_yield_from_hist` and
@@ -6,7 +6,7 @@ Offers the pure yield functions with typed results: :func:`aprime_yield` and
 comparison curves (:func:`theory_curves`); and the ``gammastar yields`` stage
 :func:`compute_yields`, a thin orchestration (:func:`read_yield_inputs`, the yields,
 :func:`yields_document`, the writers) returning a :class:`YieldsResult`. The errors
-(``stat_err``, ``bkg_sub_err``) and the flags are documented in docs/yields.md.
+(``stat_err``, ``bkg_sub_err``) and the flags are documented in docs/explanation/method.md.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable, make_meta
+from gammastar.core.results import StageResult
 from gammastar.corrections.migration import migration_correction, read_simulation
 from gammastar.corrections.pair_acceptance import fiducial_from_config
 from gammastar.corrections.unfold import PHASE_SPACE_FIDUCIAL
@@ -181,7 +182,7 @@ def aprime_yield(
         InputError: not a 1-D histogram.
 
     References:
-        Allison & Blinov Eq. (6), Section III B 1; physics.md §1.
+        Allison & Blinov Eq. (6), Section III B 1; docs/explanation/physics.md §1.
 
     Example:
         >>> import hist
@@ -566,7 +567,7 @@ def _file_n_pot(path: Path, meta: dict[str, Any], flavour: str | None, k: float)
 
 # --------------------------------------------------------------------------- theory
 def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) -> dict[str, Any]:
-    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (physics.md §8)."""
+    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (docs/explanation/physics.md §8)."""
 
     y = cfg.yields
     st = br.BremsSettings(
@@ -669,7 +670,7 @@ def _fiducial_yields(
     weights (``weight_full`` = weight / f_F(m)); on mock data also the generator's true f_F.
 
     The A′ yield of the main keys is then computed from ``weight_full``: inside the fiducial
-    region it is the data's, outside the model's (docs/yields.md)."""
+    region it is the data's, outside the model's (docs/explanation/method.md)."""
     fiducial = fiducial_from_config(cfg)
     m = pairs["m"].to_numpy()
     w = pairs["weight"].to_numpy()
@@ -857,16 +858,26 @@ class YieldInputs:
     histograms (``unfolded_m_ee``, ...) and pairs (``pairs.parquet`` ``flavour``)."""
 
 
-@dataclass(eq=False, repr=False)
-class YieldsResult(dict):
-    """What :func:`compute_yields` produced: the ``yields.json`` document (this dict, as
-    written) and the typed yields it was made from."""
+@dataclass(frozen=True, kw_only=True)
+class YieldsResult(StageResult):
+    """What :func:`compute_yields` wrote: ``yields.json`` (``path``), its ``document`` (as
+    written, before the JSON encoding: arrays may be numpy), and the typed yields it was made
+    from.
+
+    Arguments:
+        aprime: the A′ yield (Eq. 6; the channels' combination in a both-channels run).
+        mcp: the χχ̄ yield (Eq. 8).
+        aprime_source: where the A′ yield came from (``histogram``, ``pairs``, ``combined``).
+        inputs: what was read (:class:`YieldInputs`; the first flavour's in a both-channels
+            run).
+        files: the stage's tracked outputs by name (``yields.json`` and the two CSV tables).
+    """
 
     aprime: AprimeYield = field(repr=False)
     mcp: McpYield = field(repr=False)
     aprime_source: str = "histogram"
     inputs: YieldInputs | None = field(default=None, repr=False)
-    files: dict[str, Path] = field(default_factory=dict)
+    files: Mapping[str, Path] = field(default_factory=dict)
 
 
 def compute_yields(
@@ -880,7 +891,7 @@ def compute_yields(
     """The ``gammastar yields`` stage: A′ and χχ̄ yields per POT from the run directory.
 
     Reads ``histograms.root`` (``unfolded_m``, ``comb_m``, ``signal_m``) and, when present,
-    ``pairs.parquet``; writes ``yields.json`` (public contract, design.md), ``yields_aprime.csv``,
+    ``pairs.parquet``; writes ``yields.json`` (public contract, docs/reference/outputs.md), ``yields_aprime.csv``,
     ``yields_mcp.csv`` and with ``plots`` the Fig. 2/3 analogues ``figures/yields_aprime.png``,
     ``figures/yields_mcp.png``.
 
@@ -892,7 +903,8 @@ def compute_yields(
         theory: compute the bremsstrahlung / π0 / J/ψ comparison curves (in ``theory``).
 
     Returns:
-        A :class:`YieldsResult`: the ``yields.json`` document (a dict) with the typed yields.
+        A :class:`YieldsResult`: ``yields.json``, its document (``.document``) and the typed
+        yields (``.aprime``, ``.mcp``).
 
     Raises:
         GammastarError: missing inputs, bad N_POT, outputs exist without ``force``.
@@ -916,8 +928,12 @@ def compute_yields(
         flag_acceptance_loss(loss, ap, mcp, cfg.input.lepton_mass) if loss is not None else None
     )
     _warn_flags(ap)
-    res = YieldsResult(ap, mcp, ap_source, inp, {n: run_dir / n for n in OUTPUT_FILES})
-    res.update(yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory))
+    res = YieldsResult(
+        run_dir / rundir.YIELDS,
+        yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory),
+        aprime=ap, mcp=mcp, aprime_source=ap_source, inputs=inp,
+        files={n: run_dir / n for n in OUTPUT_FILES},
+    )  # fmt: skip
     _write_outputs(cfg, res, force, plots)
     return res
 
@@ -1065,7 +1081,7 @@ def yields_document(
     lost_fraction: list[float] | None,
     theory: bool,
 ) -> dict[str, Any]:
-    """The ``yields.json`` document (design.md "Public contracts"; schemas/…/yields.json):
+    """The ``yields.json`` document (public contract, docs/reference/outputs.md; schemas/…/yields.json):
     the JSON assembly, in one place."""
 
     doc: dict[str, Any] = {
@@ -1144,7 +1160,7 @@ def _yields_meta(
             "mcp.per_pot_per_q2": "χχ̄ pairs per POT per Q² (Eq. 8)",
         },
         stat_err="sqrt(sum w^2) incl. like-sign subtraction; bkg_sub_err is that part alone",
-        flags_doc="docs/yields.md#flags",
+        flags_doc="docs/explanation/method.md#10-flags",
     )
 
 
@@ -1152,7 +1168,7 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
     """``yields.json`` (schema-checked), the two CSV tables and, with ``plots``, the figures."""
     rd = rundir.RunDir(cfg.output_dir)
     ap, mcp, inp = res.aprime, res.mcp, res.inputs
-    rd.write_json(rundir.YIELDS, dict(res), force)  # schema-checked
+    rd.write_json(rundir.YIELDS, res.document, force)  # schema-checked
     comment = (
         f"gammastar yields; n_pot={inp.n_pot:.6g} ({inp.n_pot_source}); "
         f"phase_space={inp.phase_space}; see yields.json meta"
@@ -1187,8 +1203,8 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
     )
     if plots:
 
-        plot_aprime(dict(res), cfg.output_dir / FIGURES[0], force=force)
-        plot_mcp(dict(res), cfg.output_dir / FIGURES[1], force=force)
+        plot_aprime(dict(res.document), cfg.output_dir / FIGURES[0], force=force)
+        plot_mcp(dict(res.document), cfg.output_dir / FIGURES[1], force=force)
 
 
 def _uncertainties(
@@ -1287,17 +1303,17 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     }
     mcp_y = McpYield(np.asarray(mcp["mass"]), nan(mcp["per_pot_per_q2"]), nan(mcp["stat_err"]),
                      mcp["flags"], n_pot, mcp["source"])  # fmt: skip
-    res = YieldsResult(ap, mcp_y, "combined", first["inp"],
-                       {n: cfg.output_dir / n for n in OUTPUT_FILES})  # fmt: skip
-    res.update(doc)
-    return res
+    return YieldsResult(
+        cfg.output_dir / rundir.YIELDS, doc, aprime=ap, mcp=mcp_y, aprime_source="combined",
+        inputs=first["inp"], files={n: cfg.output_dir / n for n in OUTPUT_FILES},
+    )  # fmt: skip
 
 
 def _seam_extrapolation(per: dict[str, Any]) -> dict[str, Any] | None:
     """The top-level ``extrapolation`` of a both-channels run: the fiducial channel's
     (``flavours.<channel>.extrapolation``, kept there too) with ``channel`` and ``seam`` (its
     lowest mass bin edge, GeV: where its yields start), when one channel is fiducial and
-    another full phase space; else ``None`` (docs/yields.md "Both channels in one run").
+    another full phase space; else ``None`` (docs/howto/both-channels.md).
 
     Below the seam the run's flow and yields are the full-phase-space channel's alone;
     at and above it the reach samples the flow inside the fiducial region and the fitted

@@ -5,7 +5,7 @@ per POT per ε² (``yields.json`` ``uncertainties``, :func:`yield_uncertainties`
 interpolates them to its masses (:func:`at_masses`) and puts each one into every workspace as
 one ``normsys`` modifier of the signal, **one parameter shared by all channels** (the A′ yield
 is the same dimuon measurement for every decay channel) and named the same at every mass, so
-that a combination of mass points correlates it (docs/reach.md "Nuisance parameters").
+that a combination of mass points correlates it (docs/explanation/reach.md "Named uncertainties").
 
 Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
 
@@ -32,7 +32,7 @@ Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
   yields' migration correction (``yields.resolution_migration``, :mod:`gammastar.corrections.migration`);
   independent between mass bins; only where the correction is applied.
 * ``kinematic_model`` – not a yield source: the reach's acceptance spread over the flow
-  ensemble (``uncertainties.kinematic_model``; :func:`ensemble_samplers`,
+  ensemble (``uncertainties.kinematic_model``; :func:`gammastar.source.source.ensemble_sources`,
   :func:`gammastar.reach.stage.scan`).
 * ``extra`` – stated normalisation uncertainties (``uncertainties.extra``).
 
@@ -234,7 +234,7 @@ def like_sign_variation(
         ``(up, down)`` relative changes (NaN where W = 0).
 
     References:
-        physics.md §4 (like-sign estimate); :mod:`gammastar.corrections.background`.
+        docs/explanation/physics.md §4 (like-sign estimate); :mod:`gammastar.corrections.background`.
 
     Example:
         >>> up, down = like_sign_variation([100.0], [50.0], 0.02)
@@ -383,7 +383,7 @@ def lambda_theta_moving_variation(
     the measured λ̂: a statistical fluctuation of λ̂ moves F's edge, where pairs carry the
     largest weights (up to 1/(``min_acceptance``·ε)). Holding F fixed
     (:func:`lambda_theta_variation`) over-states N_sig's response on the NA60-like mock
-    (docs/coverage.md "The λ_θ nuisance with the region following λ̂"). The extrapolation
+    (docs/validation/uncertainties-and-coverage.md "The λ_θ nuisance with the region following λ̂"). The extrapolation
     refitted in the moved F moves the full-phase-space yield more than the fiducial one, but
     not N_sig, where f_F also weighs the extrapolated part: hence the fiducial yield's
     change, by default.
@@ -474,7 +474,7 @@ def lambda_theta_refits(
     The moves are :func:`lambda_theta_moving_variation`'s (each bin alone by ±σ_k, the fiducial
     region following λ′). Its fiducial yield's change is what ``acceptance_lambda_theta``
     quotes for the yield; N_sig = Y_F · N/Y_F also moves with the refitted f_F and model,
-    against or with the yield (docs/coverage.md). Only the fit groups a
+    against or with the yield (docs/validation/uncertainties-and-coverage.md). Only the fit groups a
     move reaches are refitted.
 
     Arguments:
@@ -592,7 +592,7 @@ def interpolated_error(m: ArrayLike, centres: ArrayLike, err: ArrayLike) -> NDAr
     the bins' fits use disjoint pairs, so σ(m) = √(Σ_k T_k² σ_k²), not the interpolated
     Σ_k T_k σ_k (up to √2 too large between two centres, as for the yield's interpolated
     error, :meth:`gammastar.source.production.Yields.at`; the scatter over mock realisations agrees with
-    this one, docs/reach.md).
+    this one, docs/explanation/reach.md).
 
     Arguments:
         m: where (any shape).
@@ -701,7 +701,7 @@ def yield_uncertainties(
         "nuisances": {k: v.as_dict() for k, v in out.items()},
         "not_included": skipped,
         "note": "relative effect on aprime.per_pot_per_eps2 per mass bin at ±1σ; every "
-        "modifier is a normsys of the signal (docs/reach.md, Nuisance parameters)",
+        "modifier is a normsys of the signal (docs/explanation/reach.md, Nuisance parameters)",
     }
     if refits is not None:
         block["lambda_theta_refits"] = _refits_block(refits)
@@ -930,7 +930,7 @@ def _refits_block(refits: Mapping[str, Any]) -> dict[str, Any]:
         "moves": [{**mv, "yield_shift": _list(mv["yield_shift"])} for mv in refits["moves"]],
         "note": "per polarisation bin and sign: the fiducial yield's relative change and "
         "the extrapolation refitted in the moved region; the reach carries them to "
-        "N_sig (acceptance_lambda_theta at N's level, docs/reach.md)",
+        "N_sig (acceptance_lambda_theta at N's level, docs/explanation/reach.md)",
     }
 
 
@@ -1093,7 +1093,7 @@ def _lambda_nuisance(
             "±σ (yields.json polarisation.lambda_theta_err), the fiducial region following it "
             "as the selection's does (A_λ′ ≥ unfold.min_acceptance; pairs entering it weighted "
             "their bin's in-region factor over ε A_λ′); the fiducial yield's change, the bins in "
-            "quadrature (docs/coverage.md)"
+            "quadrature (docs/validation/uncertainties-and-coverage.md)"
         )
         if refits is not None:
             origin += "; in the reach at N_sig's level with the extrapolation refitted"

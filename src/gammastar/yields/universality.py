@@ -18,7 +18,7 @@ from scipy import stats
 from gammastar.errors import InputError
 
 SERIOUS_FLAGS = frozenset({"negative", "empty", "below_threshold"})
-"""Bins with these flags (docs/yields.md#flags) are left out of the comparison."""
+"""Bins with these flags (docs/explanation/method.md#10-flags) are left out of the comparison."""
 
 
 def _block(doc: dict[str, Any], name: str) -> dict[str, np.ndarray]:

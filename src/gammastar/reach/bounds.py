@@ -1,0 +1,416 @@
+"""Published A′ bounds for the reach plot: (m, ε) contours read from HEPData-style tables.
+
+A bound file is either a HEPData table in YAML (``independent_variables`` /
+``dependent_variables``, each with ``header: {name, units}`` and ``values``: the format of a
+HEPData record's table) or a CSV file whose header row names the columns with their units in
+brackets (``m [MeV]``, ``eps``). In both, leading
+comment lines ``# key: value`` carry ``label`` and ``reference`` (the publication or HEPData
+record the numbers come from) and, optionally, ``shape``.
+
+Columns:
+    - one mass column: ``m``, ``mass``, ``m_A'``, ``M_{A'}``, ``m_V`` (LaTeX braces, primes,
+      ``$`` ignored) in GeV or MeV (``/c^2`` allowed), converted to GeV;
+    - one or two coupling columns: ``eps``, ``epsilon``, ``ε`` (``\\varepsilon``) or their
+      squares (``eps^2``, ``eps2``, ``ε²``; converted to ε), dimensionless, optionally
+      suffixed ``low``/``high`` (``lo``, ``hi``, ``min``, ``max``, ``lower``, ``upper``).
+
+One coupling column is a curve in point order (``shape: contour``, the default, closes it:
+an excluded island; ``shape: curve`` leaves it open: a limit line). Two are the lower and upper
+ε of the excluded range at each mass (``shape: band``): the polygon runs along the lower edge
+and back along the upper one; rows with a missing value (``-``, empty) are left out.
+
+Every problem is one :class:`~gammastar.errors.InputError` naming the file and, where there is
+one, the column: a misspelt or unknown column, a unit other than these, no points, a value
+that is not a positive finite number.
+
+Example:
+    >>> import pathlib, tempfile
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "b.csv"
+    >>> _ = p.write_text("# label: toy\\nm [MeV], eps^2\\n100, 1e-10\\n200, 4e-10\\n")
+    >>> b = read_bound(p)
+    >>> b.label, b.mass.tolist(), b.eps.tolist(), b.eps_from
+    ('toy', [0.1, 0.2], [1e-05, 2e-05], 'eps^2 (square root taken)')
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gammastar.errors import InputError
+
+Shape = Literal["contour", "curve", "band"]
+SHAPES: tuple[str, ...] = ("contour", "curve", "band")
+
+MASS_UNITS: dict[str, float] = {"gev": 1.0, "mev": 1e-3}
+"""Mass units a bound file may use and their factor to GeV (``/c^2`` and ``/c2`` allowed)."""
+
+_MASS_NAMES = {"m", "mass", "ma", "maprime", "mdarkphoton", "mv"}
+_EPS = r"(?:eps|epsilon|ε|varepsilon)"
+_SQUARE = r"(?:\^2|2|²|\*\*2)"
+_SIDE = r"(?:low|lo|min|lower|down|high|hi|max|upper|up)"
+_EPS_RE = re.compile(rf"^(?P<eps>{_EPS})(?P<sq>{_SQUARE})?(?P<side>{_SIDE})?$")
+_META_KEYS = ("label", "reference", "shape")
+
+
+@dataclass(frozen=True)
+class Bound:
+    """One published bound in the (m_A′, ε) plane.
+
+    Arguments:
+        label: the legend entry.
+        reference: the publication or HEPData record it comes from ("" when the file gives none).
+        mass: the masses in GeV, in drawing order.
+        eps: the ε values (``shape`` contour or curve), or the lower ε edge (band).
+        eps_high: the upper ε edge of a band (``None`` otherwise).
+        shape: ``contour`` (a closed island), ``curve`` (an open line) or ``band``.
+        source: the file.
+        eps_from: the column ε was read from, and how it was converted.
+    """
+
+    label: str
+    reference: str
+    mass: NDArray[np.float64]
+    eps: NDArray[np.float64]
+    eps_high: NDArray[np.float64] | None
+    shape: Shape
+    source: Path
+    eps_from: str
+
+    def polygon(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """The (m, ε) vertices to draw: a band's lower edge then its upper edge reversed."""
+        if self.eps_high is None:
+            return self.mass, self.eps
+        return (
+            np.concatenate([self.mass, self.mass[::-1]]),
+            np.concatenate([self.eps, self.eps_high[::-1]]),
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether the polygon is a closed region (contour or band), not a line."""
+        return self.shape != "curve"
+
+
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    units: str
+    values: list[Any]
+
+
+def read_bound(path: str | Path, *, label: str | None = None) -> Bound:
+    """Read one bound file (HEPData YAML table or CSV, by its suffix).
+
+    Arguments:
+        path: the file (``.yaml``/``.yml`` or ``.csv``).
+        label: the legend entry (default: the file's ``# label:``, else its name).
+
+    Returns:
+        The :class:`Bound`, masses in GeV and ε (not ε²).
+
+    Raises:
+        InputError: one line naming the file (and the column): unreadable, unknown suffix,
+            misspelt column, unit other than GeV/MeV and dimensionless, no points, a value that
+            is not a positive finite number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: bound file not found") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"{path}: cannot read the bound file ({err})") from None
+    meta = _comments(text, path)
+    suffix = path.suffix.lower()
+    if suffix in (".yaml", ".yml"):
+        columns = _yaml_columns(text, path)
+    elif suffix == ".csv":
+        columns = _csv_columns(text, path)
+    else:
+        raise InputError(f"{path}: a bound file is .yaml/.yml (HEPData table) or .csv")
+    return _bound(columns, meta, path, label)
+
+
+# --------------------------------------------------------------------------- readers
+def _comments(text: str, path: Path) -> dict[str, str]:
+    """The ``# key: value`` lines before the first non-comment line."""
+    meta: dict[str, str] = {}
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if not stripped.startswith("#"):
+            break
+        key, sep, value = stripped.lstrip("#").partition(":")
+        key = key.strip().lower()
+        if sep and key in _META_KEYS:
+            meta[key] = (meta[key] + " " if key in meta else "") + value.strip()
+    shape = meta.get("shape")
+    if shape is not None and shape not in SHAPES:
+        raise InputError(f"{path}: '# shape: {shape}': one of {', '.join(SHAPES)}")
+    return meta
+
+
+def _yaml_columns(text: str, path: Path) -> list[_Column]:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise InputError(f"{path}: not valid YAML{where}") from None
+    if not isinstance(doc, dict) or "independent_variables" not in doc:
+        raise InputError(
+            f"{path}: not a HEPData table (independent_variables and dependent_variables)"
+        )
+    unknown = sorted(set(doc) - {"independent_variables", "dependent_variables"})
+    if unknown:
+        raise InputError(f"{path}: unknown key '{unknown[0]}' of a HEPData table")
+    columns = []
+    for group in ("independent_variables", "dependent_variables"):
+        variables = doc.get(group) or []
+        if not isinstance(variables, list):
+            raise InputError(f"{path}: {group}: a list of variables expected")
+        for k, var in enumerate(variables):
+            header = var.get("header") if isinstance(var, dict) else None
+            if not isinstance(header, dict) or "name" not in header:
+                raise InputError(f"{path}: {group}[{k}]: no header name")
+            name, units = str(header["name"]), str(header.get("units", "") or "")
+            values = []
+            for v in var.get("values") or []:
+                if isinstance(v, dict) and "value" in v:
+                    values.append(v["value"])
+                elif isinstance(v, dict) and "low" in v and "high" in v:
+                    raise InputError(
+                        f"{path}: column '{name}': bins (low/high) where points are expected"
+                    )
+                else:
+                    raise InputError(f"{path}: column '{name}': a value entry without 'value'")
+            columns.append(_Column(name, units, values))
+    return columns
+
+
+def _csv_columns(text: str, path: Path) -> list[_Column]:
+    rows = [r for r in csv.reader(line for line in text.splitlines() if not _skip(line))]
+    if not rows:
+        raise InputError(f"{path}: no header row (e.g. 'm [GeV], eps')")
+    header, body = rows[0], rows[1:]
+    columns = []
+    for k, cell in enumerate(header):
+        m = re.match(r"^\s*(?P<name>[^\[]*?)\s*(?:\[(?P<units>[^\]]*)\])?\s*$", cell)
+        name = m.group("name") if m else cell.strip()
+        if not name:
+            raise InputError(f"{path}: column {k + 1} has no name")
+        units = (m.group("units") or "") if m else ""
+        values = []
+        for r, row in enumerate(body, start=1):
+            if len(row) != len(header):
+                raise InputError(
+                    f"{path}: data row {r} has {len(row)} fields, the header {len(header)}"
+                )
+            values.append(row[k].strip())
+        columns.append(_Column(name, units.strip(), values))
+    return columns
+
+
+def _skip(line: str) -> bool:
+    s = line.strip()
+    return not s or s.startswith("#")
+
+
+# --------------------------------------------------------------------------- columns
+def _normalised(name: str) -> str:
+    r"""A column name without LaTeX, primes, spaces and separators, ε spelt ``eps``.
+
+    Example:
+        >>> [_normalised(n) for n in ("M_{A^{\\prime}}", "$\\varepsilon^2$", "eps_low")]
+        ['ma', 'eps^2', 'epslow']
+    """
+    text = re.sub(r"[{}$\s]", "", name.lower()).replace("\\prime", "'").replace("^'", "'")
+    text = text.replace("\\", "")
+    for old in ("varepsilon", "epsilon", "eps"):
+        text = text.replace(old, "ε")
+    text = re.sub(r"[_'′`,.()-]", "", text).replace("prime", "")
+    return text.replace("ε", "eps")
+
+
+def _role(column: _Column, path: Path) -> tuple[str, str, str]:
+    """``(kind, side, how)``: ``("mass", "", unit)`` or ``("eps", "low"|"high"|"", "eps"|"eps2")``."""
+    key = _normalised(column.name)
+    where = f"{path}: column '{column.name}'"
+    if key in _MASS_NAMES or key.startswith("mass"):
+        unit = column.units.lower().replace(" ", "")
+        unit = re.sub(r"/c(\^?2|²)$", "", unit)
+        if unit not in MASS_UNITS:
+            shown = column.units or "none"
+            raise InputError(f"{where}: mass in {shown}; give GeV or MeV")
+        return "mass", "", unit
+    m = _EPS_RE.match(key)
+    if m is not None:
+        if column.units.strip() not in ("", "1", "dimensionless"):
+            raise InputError(f"{where}: ε is dimensionless, not in {column.units}")
+        side = m.group("side") or ""
+        side = "high" if side in ("high", "hi", "max", "upper", "up") else ("low" if side else "")
+        return "eps", side, "eps2" if m.group("sq") else "eps"
+    raise InputError(
+        f"{where}: not a mass (m, mass, m_A' in GeV or MeV) or a coupling column "
+        "(eps, epsilon, ε, eps^2, optionally _low/_high)"
+    )
+
+
+def _numbers(column: _Column, path: Path) -> list[float | None]:
+    out: list[float | None] = []
+    for i, v in enumerate(column.values):
+        if v is None or (isinstance(v, str) and v.strip() in ("", "-")):
+            out.append(None)
+            continue
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise InputError(
+                f"{path}: column '{column.name}', point {i + 1}: {v!r} is not a number"
+            ) from None
+        if not math.isfinite(x) or x <= 0:
+            raise InputError(
+                f"{path}: column '{column.name}', point {i + 1}: {v!r} is not a positive "
+                "finite number"
+            )
+        out.append(x)
+    return out
+
+
+def _bound(
+    columns: Sequence[_Column], meta: dict[str, str], path: Path, label: str | None
+) -> Bound:
+    mass_cols, eps_cols = [], []
+    for col in columns:
+        kind, side, how = _role(col, path)
+        (mass_cols if kind == "mass" else eps_cols).append((col, side, how))
+    if len(mass_cols) != 1:
+        raise InputError(f"{path}: {len(mass_cols)} mass columns; give exactly one")
+    if not 1 <= len(eps_cols) <= 2:
+        raise InputError(
+            f"{path}: {len(eps_cols)} coupling columns; give one (ε) or two (low, high)"
+        )
+    mcol, _, unit = mass_cols[0]
+    mass = _numbers(mcol, path)
+    eps = [(_numbers(c, path), side, how, c.name) for c, side, how in eps_cols]
+    for values, _, _, name in eps:
+        if len(values) != len(mass):
+            raise InputError(
+                f"{path}: column '{name}' has {len(values)} values, the mass {len(mass)}"
+            )
+    if len(eps) == 2:
+        sides = {e[1] for e in eps}
+        if sides != {"low", "high"}:
+            raise InputError(
+                f"{path}: two coupling columns need the suffixes low and high "
+                f"(got '{eps[0][3]}', '{eps[1][3]}')"
+            )
+        if eps[0][1] == "high":
+            eps.reverse()
+    missing = [i for i, v in enumerate(mass) if v is None]
+    if missing:
+        raise InputError(f"{path}: column '{mcol.name}', point {missing[0] + 1}: no mass")
+    keep = [i for i in range(len(mass)) if all(e[0][i] is not None for e in eps)]
+    if not mass:
+        names = ", ".join(f"'{c.name}'" for c in columns)
+        raise InputError(f"{path}: no points under the columns {names}")
+    if len(keep) < 2:
+        raise InputError(f"{path}: {len(keep)} complete point(s); a bound needs at least 2")
+    m = np.array([mass[i] for i in keep], dtype=float) * MASS_UNITS[unit]
+    arrays = []
+    for values, _, how, _ in eps:
+        a = np.array([values[i] for i in keep], dtype=float)
+        arrays.append(np.sqrt(a) if how == "eps2" else a)
+    eps_from = ", ".join(
+        f"{name} (square root taken)" if how == "eps2" else name for _, _, how, name in eps
+    )
+    if len(arrays) == 2:
+        low, high = arrays
+        bad = np.flatnonzero(low > high)
+        if bad.size:
+            raise InputError(
+                f"{path}: column '{eps[0][3]}', point {int(keep[bad[0]]) + 1}: the lower ε is "
+                "above the upper one"
+            )
+        shape: Shape = "band"
+        if meta.get("shape", "band") != "band":
+            raise InputError(f"{path}: two coupling columns are a band, not '{meta['shape']}'")
+    else:
+        shape = "curve" if meta.get("shape") == "curve" else "contour"
+        if meta.get("shape") == "band":
+            raise InputError(f"{path}: shape band needs two coupling columns (low, high)")
+        low, high = arrays[0], None
+    return Bound(
+        label=label or meta.get("label") or path.stem,
+        reference=meta.get("reference", ""),
+        mass=m,
+        eps=low,
+        eps_high=high,
+        shape=shape,
+        source=path,
+        eps_from=eps_from,
+    )
+
+
+def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
+    """The bounds of ``reach.compare_with`` (paths relative to the config), with their styles.
+
+    Returns:
+        ``(bound, style)`` per entry, in the config's order.
+
+    Raises:
+        InputError: the first bad file, naming it and the column.
+    """
+    out = []
+    for entry in config.reach.compare_with:
+        path = config.resolve(entry.file)
+        out.append((read_bound(path, label=entry.label), entry.style))
+    return out
+
+
+# --------------------------------------------------------------------------- drawing
+_GREYS = ("0.45", "0.25", "0.6", "0.15", "0.7")
+
+
+def draw_bounds(ax: Any, bounds: Sequence[tuple[Bound, str]]) -> list[Any]:
+    """Draw ``(bound, style)`` pairs on a matplotlib axis in shades of grey (the field's
+    convention for existing limits): ``filled`` a translucent region with its outline,
+    ``line`` and ``dashed`` the outline alone.
+
+    Returns:
+        The legend handles, one per bound (label, and the reference where the file gives one).
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = []
+    for k, (bound, style) in enumerate(bounds):
+        grey = _GREYS[k % len(_GREYS)]
+        xs, ys = bound.polygon()
+        if bound.closed:
+            xs, ys = np.append(xs, xs[0]), np.append(ys, ys[0])
+        ls = "--" if style == "dashed" else "-"
+        if style == "filled" and bound.closed:
+            ax.fill(xs, ys, color=grey, alpha=0.35, lw=0, zorder=1.5)
+        ax.plot(xs, ys, color=grey, ls=ls, lw=1.4, zorder=1.6)
+        label = bound.label
+        if style == "filled" and bound.closed:
+            handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.6, label=label))
+        else:
+            handles.append(Line2D([], [], color=grey, ls=ls, label=label))
+    return handles
+
+
+__all__ = ["MASS_UNITS", "SHAPES", "Bound", "draw_bounds", "read_bound", "read_config_bounds"]
