@@ -3,7 +3,15 @@ its extrapolation fit against the reference implementation in this script.
 
 The stage (``compute_yields``: both channels, the μμ extrapolation fit with its sandwich,
 model variations and external σ_y, the 14 λ_θ refits, figures) is timed as it runs in
-``gammastar yields``. The fit's core, each μμ fit group's (T, a) at the demo's fixed ȳ and
+``gammastar yields``. The λ_θ refits' reference samples (4·10⁵ γ* of the broad reference model
+per fit group and move, at the move's mass, inside its fiducial region) are timed as the stage
+makes them, the random numbers drawn once per group for all its moves
+(``ParametricSampler.draws``/``sample_at``) and ``contains`` asked only about the points whose
+acceptance-table cells can pass (``gammastar.yields._fiducial_bound``), against the reference,
+``ParametricSampler.sample`` and ``contains`` on every point for each: here 12 of the μμ groups
+(evenly spread) at 4 masses within ±0.3 per mille of their own (as the moves shift a group's
+mean mass, by up to 0.35 per mille; a group meets 2–6 of the 14 moves), the same kept points
+either way. The fit's core, each μμ fit group's (T, a) at the demo's fixed ȳ and
 σ_y, is timed twice on the same groups: as the stage fits it (one compiled pass per
 evaluation for the likelihood, its gradient and its Hessian; Newton's method) and as the
 reference, the numpy formulas of ``gammastar.yields.extrapolation`` (a model form without a
@@ -101,7 +109,45 @@ def fit_groups(run: Path):
         m_c = float(np.sum(w[k] * m[k]) / np.sum(w[k]))
         data.append(ex._Group((m[k], pt[k], y[k], w[k], ex._Reference(fiducial, m_c, len(data)))))
     ys = cfg.yields.extrapolation_y_sigma
-    return data, cm_rapidity(cfg.beam.energy), ys.value
+    return data, cm_rapidity(cfg.beam.energy), ys.value, fiducial
+
+
+def reference_times(data, fiducial, n_groups: int = 12) -> dict:
+    """The reference samples of ``n_groups`` fit groups at 4 masses around their own: as the
+    λ_θ refits make them (one draw per group, the fiducial bound) and as the reference (a
+    sample and ``contains`` on every point per mass), CPU seconds, and whether the kept points
+    agree."""
+    import gammastar.yields.extrapolation as ex
+    from gammastar.physics.sampling import ParametricSampler
+
+    moves = 1.0 + 1e-4 * np.array([-3.0, -1.0, 1.0, 3.0])
+    out, kept = {}, {}
+    for name in ("stage", "reference"):
+        w0, c0 = _clock()
+        got = []
+        for k in np.unique(np.linspace(0, len(data) - 1, n_groups).round().astype(int)):
+            k, d = int(k), data[k]
+            draws = ex.reference_draws(k) if name == "stage" else None
+            for f in moves:
+                m = d[4].m * f
+                if name == "stage":
+                    ref = ex._Reference(fiducial, m, k, draws)
+                    got.append((ref.pt, ref.y))
+                    continue
+                s = ParametricSampler(*ex.REFERENCE).sample(m, ex.REFERENCE_SAMPLES, seed=k)
+                keep = fiducial.contains(np.full(s["qT"].size, m), s["qT"], s["E"])
+                qt, e = s["qT"][keep], s["E"][keep]
+                pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
+                got.append((qt, ex.rapidity_pz(pz, e)))
+        w1, c1 = _clock()
+        out[name] = {"cpu_s": c1 - c0, "wall_s": w1 - w0}
+        kept[name] = got
+    out["n"] = len(kept["stage"])
+    out["identical"] = all(
+        np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        for a, b in zip(kept["stage"], kept["reference"], strict=True)
+    )
+    return out
 
 
 def fit_times(data, mu, sigma) -> dict:
@@ -134,12 +180,18 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run = args.run or make_run(args.events, Path(tmp) / "run")
+        run = args.run.resolve() if args.run else make_run(args.events, Path(tmp) / "run")
         wall, cpu = stage_time(run, args.repeat)
-        data, mu, sigma = fit_groups(run)
+        data, mu, sigma, fiducial = fit_groups(run)
+        refs = reference_times(data, fiducial)
         fits = fit_times(data, mu, sigma)
     ratio = fits["reference"]["cpu_s"] / fits["stage"]["cpu_s"]
+    ref_ratio = refs["reference"]["cpu_s"] / refs["stage"]["cpu_s"]
     print(f"yields stage: {wall:.1f} s wall, {cpu:.1f} s CPU (least of {args.repeat})")
+    print(f"reference samples, {refs['n']} (4 masses per group): stage "
+          f"{refs['stage']['cpu_s']:.2f} s CPU, reference (sample and contains each) "
+          f"{refs['reference']['cpu_s']:.2f} s: {ref_ratio:.1f}x, the same points: "
+          f"{refs['identical']}")  # fmt: skip
     print(f"extrapolation fit, {len(data)} groups' (T, a): stage {fits['stage']['cpu_s']:.2f} s "
           f"CPU, reference (numpy, L-BFGS-B) {fits['reference']['cpu_s']:.2f} s: "
           f"{ratio:.1f}x")  # fmt: skip
@@ -150,7 +202,10 @@ def main() -> None:
         "fit_groups": len(data), "fit_cpu_s": round(fits["stage"]["cpu_s"], 3),
         "fit_reference_cpu_s": round(fits["reference"]["cpu_s"], 3),
         "fit_speedup": round(ratio, 2), "max_abs_diff_T": fits["max_abs_diff_T"],
-        "max_abs_diff_a": fits["max_abs_diff_a"],
+        "max_abs_diff_a": fits["max_abs_diff_a"], "ref_samples": refs["n"],
+        "ref_cpu_s": round(refs["stage"]["cpu_s"], 3),
+        "ref_reference_cpu_s": round(refs["reference"]["cpu_s"], 3),
+        "ref_speedup": round(ref_ratio, 2), "ref_identical": refs["identical"],
     }))  # fmt: skip
 
 

@@ -662,6 +662,36 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
         np.testing.assert_array_equal(kept, ex.fiducial_fraction)
 
 
+@pytest.mark.parametrize("pt_power", ["fitted", 0.0])
+def test_refit_moves_are_the_refits_one_by_one(pt_power):
+    """:func:`refit_moves` refits several moves at once: each record is :func:`refit`'s of that
+    move alone, number for number (the same fits: with ȳ and σ_y fixed and the powers fitted,
+    each group's reference sample made at every move's mass from one draw,
+    :func:`reference_draws`, which :meth:`ParametricSampler.draws` makes the same sample; with
+    a fixed power, the joint fit of every group per move). Two fit groups (pairs at 0.4 and 0.5
+    GeV) and three moves: the harder pairs of one group weighted up, the region narrowed,
+    nothing refitted."""
+    from gammastar.yields.extrapolation import refit, refit_moves
+
+    region, narrow = _ToyRegion(), _NarrowRegion()
+    parts = [_toy(region, 20_000, seed=s) for s in (51, 52)]
+    m, pt, y, w = (np.concatenate(v) for v in zip(*parts, strict=True))
+    m[: parts[0][0].size] = 0.4  # the first realisation's pairs in the lower group
+    ex = fit_extrapolation(m, pt, y, w, [0.35, 0.45, 0.55], region,
+                           settings=FitSettings(y_mean=TRUE[1], seed=7, y_sigma=(1.3, 0.1),
+                                                y_sigma_source="toy", pt_power=pt_power,
+                                                model_variations=False))  # fmt: skip
+    assert list(ex.bin_group) == [0, 1]
+    w_moved = np.where((m < 0.45) & (pt > 0.4), 1.5 * w, w)  # the harder pairs of group 0
+    moves = [(w_moved, region, [0]), (w, narrow, [0, 1]), (w, region, [])]
+    got = refit_moves(ex, m, pt, y, moves, seed=7)
+    for rec, (wk, reg, groups) in zip(got, moves, strict=True):
+        assert rec == refit(ex, m, pt, y, wk, reg, groups=groups, seed=7)
+    assert got[0]["temperature"][1] == ex.temperature[1]  # group 1 not refitted
+    assert got[0]["temperature"][0] != ex.temperature[0]
+    assert got[2]["fiducial_fraction"] == list(ex.fiducial_fraction)
+
+
 class _Table:
     """A per-pair acceptance table's kinematic lookup (``of_kinematics``): the toy's A(y)
     divided by ``scale`` (a λ move that reweights every pair by the same factor)."""

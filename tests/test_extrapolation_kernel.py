@@ -13,6 +13,7 @@ from _tolerance import EPS64
 
 from gammastar.yields.extrapolation import (
     FORMS,
+    NEWTON_DECREMENT,
     NOMINAL,
     POWER_BOUNDS,
     _fit_joint,
@@ -200,6 +201,22 @@ def test_newton_finds_the_minimum_lbfgs_finds(ref, start):
     np.testing.assert_allclose(x_n, x_l, atol=3e-5)
     _, g = _nll_and_grad(x_n, [grp], 1.2, 3.37, NOMINAL, None)
     assert np.abs(g).max() < 1e-9
+
+
+@pytest.mark.parametrize("seed", [9, 11, 21])
+def test_newton_last_step_ends_at_the_minimum(ref, seed):
+    """The last Newton step, taken without evaluating its end (decrement below
+    :data:`NEWTON_LAST`), ends where the decrement gᵀH⁻¹g evaluated there is below
+    :data:`NEWTON_DECREMENT` (quadratic convergence: ≈ C·dec² ≲ 10⁻²¹), and the NLL it returns,
+    the quadratic model's f − dec/2, is the NLL evaluated there up to the rounding of the sums
+    over ~10⁴ pairs and reference points (√n·eps ≈ 100 eps of |f|, 200 allowed)."""
+    grp = _Group((*_pairs(6000, seed), ref))
+    x, f = _newton_group(grp, 0.2, 0.0, 3.37, 1.2, NOMINAL)
+    v, g, h = _group_hess(grp, x[0], 3.37, 1.2, x[1])
+    w, idx = grp.wsum, [0, 3]
+    gg, hh = -g[idx] / w, -h[np.ix_(idx, idx)] / w
+    assert float(gg @ np.linalg.solve(hh, gg)) < NEWTON_DECREMENT
+    assert abs(f - (-v / w)) <= 200 * EPS64 * abs(f)
 
 
 def test_newton_hands_a_minimum_on_a_bound_to_lbfgs(ref):

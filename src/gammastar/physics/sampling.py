@@ -101,9 +101,15 @@ def sample_mt_exponential(rng: np.random.Generator, mass: Array, temperature: fl
     """
     mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), np.shape(mass))
     n = mass.size
-    use_gamma = rng.random(n) < temperature / (temperature + mass)
-    # Γ(2, T) is the sum of two Exp(T)
-    e = rng.standard_exponential((2, n))
+    r = rng.random(n)
+    return _mt_exponential_pt(r, rng.standard_exponential((2, n)), mass, temperature)
+
+
+def _mt_exponential_pt(r: Array, e: Array, mass: ArrayLike, temperature: float) -> Array:
+    """:func:`sample_mt_exponential`'s p_T from its random numbers, which do not depend on the
+    mass: uniforms ``r`` choosing Γ(2, T) over Exp(T) (probability T/(T + m)) and standard
+    exponentials ``e`` (2, n) (Γ(2, T) is the sum of two Exp(T))."""
+    use_gamma = r < temperature / (temperature + mass)
     u = temperature * (e[0] + np.where(use_gamma, e[1], 0.0))
     return np.sqrt(u * (u + 2.0 * mass))
 
@@ -136,14 +142,24 @@ def sample_mt_power(
     """
     if power == 0.0:
         return sample_mt_exponential(rng, mass, temperature)
+    _check_power(power)
+    mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), np.shape(mass))
+    return _mt_power_pt(rng.random(mass.shape), mass, temperature, power)
+
+
+def _check_power(power: float) -> None:
     if not power > -2.0:
         raise ValueError(f"sample_mt_power: power must be > -2, got {power}")
+
+
+def _mt_power_pt(r: Array, mass: ArrayLike, temperature: float, power: float) -> Array:
+    """:func:`sample_mt_power`'s p_T (a ≠ 0) from its uniforms ``r``, which do not depend on
+    the mass."""
     from scipy.special import gammaincc, gammainccinv
 
-    mass = np.broadcast_to(np.asarray(mass, dtype=np.float64), np.shape(mass))
     shape = 2.0 + power
     q_min = gammaincc(shape, mass / temperature)  # P(m_T > m) of the untruncated Gamma
-    mt = temperature * gammainccinv(shape, q_min * (1.0 - rng.random(mass.shape)))
+    mt = temperature * gammainccinv(shape, q_min * (1.0 - r))
     mt = np.maximum(mt, mass)
     return np.sqrt((mt - mass) * (mt + mass))
 
@@ -298,11 +314,46 @@ class ParametricSampler:
         self.power = float(power)
 
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
-        rng = np.random.default_rng(seed)
         # 1/p_T dN/dp_T ∝ exp(−m_T/T) means dN/dm_T ∝ m_T exp(−m_T/T) for m_T ≥ m: with
         # u = m_T − m, dN/du ∝ (u + m) e^{−u/T}, a mixture of Γ(2, T) (weight T) and Exp(T)
         # (weight m), not Γ(2, T) alone (that holds only for m = 0).
-        pt = sample_mt_power(rng, np.full(n, float(mass)), self.temperature, self.power)
+        return self.sample_at(self.draws(n, seed), mass)
+
+    def draws(self, n: int, seed: int | None = None) -> dict[str, NDArray]:
+        """The random numbers of ``sample(mass, n, seed)``, none of which depends on the mass:
+        :func:`sample_mt_power`'s (its uniforms ``r``, and at a = 0 the standard exponentials
+        ``e`` of :func:`sample_mt_exponential`) and the rapidities ``y``, drawn in that order
+        from ``default_rng(seed)``. :meth:`sample_at` makes the sample at any mass from them:
+        samples at several masses with common random numbers, drawn once.
+
+        Example:
+            >>> s = ParametricSampler()
+            >>> a, b = s.sample_at(s.draws(5, seed=1), 0.5), s.sample(0.5, 5, seed=1)
+            >>> bool(np.array_equal(a["E"], b["E"]))
+            True
+        """
+        rng = np.random.default_rng(seed)
+        out = {"r": rng.random(n)}
+        if self.power == 0.0:
+            out["e"] = rng.standard_exponential((2, n))
+        out["y"] = rng.normal(self.y_mean, self.y_sigma, n)
+        return out
+
+    def sample_at(self, draws: Mapping[str, NDArray], mass: float,
+                  index: NDArray | None = None) -> dict[str, NDArray]:  # fmt: skip
+        """``{"qT", "E"}`` at ``mass`` from :meth:`draws`' numbers: ``sample(mass, n, seed)``
+        number for number (the same arithmetic on each draw), of the draws at ``index`` only
+        when given."""
+        if index is None:
+            r, y = draws["r"], draws["y"]
+        else:
+            r, y = draws["r"][index], draws["y"][index]
+        mass = float(mass)
+        if self.power == 0.0:
+            e = draws["e"] if index is None else draws["e"][:, index]
+            pt = _mt_exponential_pt(r, e, mass, self.temperature)
+        else:
+            _check_power(self.power)
+            pt = _mt_power_pt(r, mass, self.temperature, self.power)
         mt = np.sqrt(pt**2 + mass**2)
-        y = rng.normal(self.y_mean, self.y_sigma, n)
         return {"qT": pt, "E": mt * np.cosh(y)}

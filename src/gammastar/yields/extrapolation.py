@@ -47,6 +47,7 @@ from gammastar.physics.decay import decay_probability
 from gammastar.physics.kinematics import cm_rapidity, rapidity_pz
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields._extrapolation_kernel import group_sums, hess_sums
+from gammastar.yields._fiducial_bound import inside_at_mass
 
 __all__ = [
     "MODEL_NAME",
@@ -63,6 +64,7 @@ __all__ = [
     "per_sample_acceptance",
     "refit",
     "refit_fractions",
+    "refit_moves",
     "sandwich_covariance",
 ]
 
@@ -365,7 +367,7 @@ def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
     """F on the (p_T, y) quadrature grid at mass ``m`` (shape (n_pt, n_y))."""
     pt, y = np.meshgrid(_PT, _Y, indexing="ij")
     mt = np.sqrt(pt**2 + m**2)
-    return fiducial.contains(np.full(pt.shape, m), pt, mt * np.cosh(y))
+    return inside_at_mass(fiducial, m, pt, mt * np.cosh(y))
 
 
 def fiducial_fraction(
@@ -664,21 +666,34 @@ REFERENCE = (0.3, 3.4, 2.0)
 REFERENCE_SAMPLES = 400_000
 
 
+def reference_draws(seed: int) -> dict[str, NDArray]:
+    """The random numbers of the reference sample of ``seed`` (:class:`_Reference`), which do
+    not depend on its mass (:meth:`~gammastar.physics.sampling.ParametricSampler.draws`)."""
+    return ParametricSampler(*REFERENCE).draws(REFERENCE_SAMPLES, seed)
+
+
 class _Reference:
     """P_F(θ) = ⟨1_F p_θ / p_ref⟩ over a fixed sample of the broad reference model at one mass:
     smooth in θ and evaluated with the same F as the data (importance sampling; the grid
     quadrature's O(step) error in ∂P_F/∂θ biased the weakly constrained σ_y)."""
 
-    def __init__(self, fiducial: Any, m: float, seed: int) -> None:
-
-        t0, mu0, s0 = REFERENCE
-        out = ParametricSampler(t0, mu0, s0).sample(m, REFERENCE_SAMPLES, seed=seed)
+    def __init__(self, fiducial: Any, m: float, seed: int,
+                 draws: Mapping[str, NDArray] | None = None) -> None:  # fmt: skip
+        """The sample of :data:`REFERENCE_SAMPLES` at mass ``m`` drawn with ``seed``, or made
+        from ``draws`` (:func:`reference_draws` of that seed: the same sample, the random
+        numbers drawn once for several masses), and its part inside ``fiducial``."""
+        sampler = ParametricSampler(*REFERENCE)
+        if draws is None:
+            draws = reference_draws(seed)
+        out = sampler.sample_at(draws, m)
         qt, e = out["qT"], out["E"]
-        keep = fiducial.contains(np.full(qt.size, m), qt, e)
+        keep = inside_at_mass(fiducial, m, qt, e)
+        qt, e = qt[keep], e[keep]
         pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
-        self.m, self.n = m, qt.size
-        self.pt = qt[keep]
-        self.y = rapidity_pz(pz[keep], e[keep])
+        t0, mu0, s0 = REFERENCE
+        self.m, self.n = m, keep.size
+        self.pt = qt
+        self.y = rapidity_pz(pz, e)
         self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
         # what the compiled sums take (_extrapolation_kernel): fixed with the sample
         with np.errstate(divide="ignore"):
@@ -894,6 +909,12 @@ NEWTON_DECREMENT = 1e-20
 """Newton's method stops when gᵀH⁻¹g of the NLL per unit weight is below this: a parameter
 then lies within √(10⁻²⁰/λ) of the minimum along an eigenvector of H of eigenvalue λ (≳ 10⁻³
 on the demo's groups: ≲ 3·10⁻⁹), three orders below where L-BFGS-B's ftol = 10⁻¹⁴ stops."""
+NEWTON_LAST = 1e-12
+"""Below this decrement Newton's full step is the last one, taken without evaluating its end:
+the decrement falls quadratically, to ≈ C·dec² after a step (C ≈ 100–300 on the demo's groups),
+so the step ends at ≲ 10⁻²¹, below :data:`NEWTON_DECREMENT` and the decrement's own rounding
+floor (10⁻²⁰–10⁻¹⁸, the reference sample's sums), where a further evaluation only confirms it
+(one of the 3–5 evaluations of a warm-started refit)."""
 
 
 def _newton_group(grp, t0: float, a0: float, mu: float, s: float,
@@ -921,7 +942,6 @@ def _newton_group(grp, t0: float, a0: float, mu: float, s: float,
         return -v / w, -gr[idx] / w, -h[np.ix_(idx, idx)] / w
 
     f, g, h = evaluate(x)
-    last = math.inf
     for _ in range(60):
         if not (np.isfinite(f) and np.all(np.isfinite(g)) and np.all(np.isfinite(h))):
             return None
@@ -936,18 +956,13 @@ def _newton_group(grp, t0: float, a0: float, mu: float, s: float,
         dec = float(-g @ p)
         if dec < NEWTON_DECREMENT:
             return x, f
-        if dec < 1e-12:
-            # the quadratic region: f would fall by dec/2, below its rounding (~10⁻¹⁶ |f|), so
-            # the full step without a line search, until the decrement stops falling (the
-            # gradient's own rounding)
-            if dec > 0.1 * last:
-                return x, f
-            last = dec
+        if dec < NEWTON_LAST:
+            # the quadratic region: the full step without a line search (f would fall by
+            # dec/2, near its rounding), and the last one (NEWTON_LAST); f at its end from
+            # the quadratic model, f − dec/2 (exact to O(dec²))
             xn = x + p
             if np.all(xn >= lo) and np.all(xn <= hi):
-                x = xn
-                f, g, h = evaluate(x)
-                continue
+                return xn, f - 0.5 * dec
         step = 1.0
         while True:
             xn = x + step * p
@@ -1592,53 +1607,136 @@ def refit(
     Raises:
         ValueError: ``ex`` has no fit groups (written before they were recorded).
     """
+    return refit_moves(ex, m, pt, y, [(weight, fiducial, groups)], seed=seed)[0]
+
+
+def refit_moves(
+    ex: Extrapolation,
+    m: ArrayLike,
+    pt: ArrayLike,
+    y: ArrayLike,
+    moves: Sequence[tuple[ArrayLike, Any, ArrayLike | None]],
+    *,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """:func:`refit` for several moves of the same pairs at once, one record per move:
+    ``moves`` holds each move's ``(weight, fiducial, groups)``. Where the groups' fits are
+    independent (ȳ and σ_y fixed, the m_T powers fitted: one Newton fit per group,
+    :func:`_fit_joint`), a group's reference sample is drawn once (:func:`reference_draws`)
+    for every move that refits it, and made at each move's mass and region from those draws:
+    the records of one :func:`refit` per move, number for number.
+
+    Raises:
+        ValueError: ``ex`` has no fit groups (written before they were recorded).
+    """
     if ex.bin_group is None:
         raise ValueError("this extrapolation has no fit groups (no covariance): refit it")
-    m, pt, y, w = (np.asarray(a, dtype=np.float64) for a in (m, pt, y, weight))
-    use = (w != 0) & np.isfinite(y) & (pt > 0)
-    m, pt, y, w = m[use], pt[use], y[use], w[use]
-    edges = np.asarray(ex.edges, dtype=np.float64)
-    idx = np.searchsorted(edges, m, side="right") - 1
+    m, pt, y = (np.asarray(a, dtype=np.float64) for a in (m, pt, y))
     bg = np.asarray(ex.bin_group)
     n_g = int(bg.max()) + 1
     external = ex.y_sigma_external
-    mu_fixed = float(ex.y_mean[0]) if ex.y_mean_fixed else None
-    sigma = float(external["value"]) if external else None
-    power = None if ex.pt_power_fitted else float(ex.power_at(ex.mass[:1])[0])
-    todo = range(n_g) if groups is None or mu_fixed is None or sigma is None else groups
-    data, fitted, first = [], [], []
-    for g in sorted({int(g) for g in todo}):
-        bins = np.flatnonzero(bg == g)
-        k = np.isin(idx, bins)
-        ws = float(np.sum(w[k]))
-        if ws <= 0:
-            continue
-        m_c = float(np.sum(w[k] * m[k]) / ws)
-        data.append(_Group((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed + g))))
-        fitted.append(bins)
-        first.append(bins[0])
-    frac = np.array(ex.fiducial_fraction, dtype=np.float64)
-    temp = np.array(ex.temperature, dtype=np.float64)
-    a_pow = ex.power_at(ex.mass)
-    rec = {"y_mean": float(ex.y_mean[0]), "y_sigma": float(ex.y_sigma[0])}
-    if data:
-        first = np.asarray(first)
-        a0 = ex.power_at(ex.mass[first])
-        x0 = np.concatenate(
-            [[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0]
-        )
-        x, _ = _fit_joint(data, (), sigma=sigma, mu_fixed=mu_fixed, power=power, x_start=x0)
-        for j, bins in enumerate(fitted):
-            par = _group_params(x, j, len(data), power)
-            for i in bins:
-                c = float(ex.mass[i])
-                frac[i] = fiducial_fraction(fiducial, c, par, _grid_in_f(fiducial, c))
-                temp[i] = par[0]
-                if len(par) > 3:
-                    a_pow[i] = par[3]
-            rec = {"y_mean": float(par[1]), "y_sigma": float(par[2])}
-    return {"fiducial_fraction": frac.tolist(), "temperature": temp.tolist(),
-            "pt_power": a_pow.tolist(), **rec}  # fmt: skip
+    fixed = _Fixed(float(ex.y_mean[0]) if ex.y_mean_fixed else None,
+                   float(external["value"]) if external else None,
+                   None if ex.pt_power_fitted else float(ex.power_at(ex.mass[:1])[0]))  # fmt: skip
+    idx = np.searchsorted(np.asarray(ex.edges, dtype=np.float64), m, side="right") - 1
+    plans = []
+    for weight, fiducial, groups in moves:
+        w = np.asarray(weight, dtype=np.float64)
+        every = groups is None or fixed.mu is None or fixed.sigma is None
+        todo = {int(g) for g in (range(n_g) if every else groups)}
+        plans.append((w, (w != 0) & np.isfinite(y) & (pt > 0), fiducial, todo))
+    records = [_RefitRecord(ex) for _ in plans]
+    if fixed.mu is None or fixed.sigma is None or fixed.power is not None:
+        # one joint fit of every refitted group per move
+        for rec, (w, use, fiducial, todo) in zip(records, plans, strict=True):
+            data, bins = [], []
+            for g in sorted(todo):
+                b = _group_bins(bg, g)
+                got = _refit_group(ex, (m, pt, y, w), use & np.isin(idx, b), fiducial, seed + g)
+                if got is not None:
+                    data.append(got)
+                    bins.append(b)
+            _fit_record(ex, rec, data, bins, fiducial, fixed)
+        return [r.as_dict() for r in records]
+    # the groups' fits are independent: group by group, each one's reference draws made once
+    for g in sorted(set().union(*(todo for *_, todo in plans))):
+        b = _group_bins(bg, g)
+        in_g = np.isin(idx, b)
+        draws = None
+        for rec, (w, use, fiducial, todo) in zip(records, plans, strict=True):
+            if g not in todo:
+                continue
+            if draws is None:
+                draws = reference_draws(seed + g)
+            got = _refit_group(ex, (m, pt, y, w), use & in_g, fiducial, seed + g, draws)
+            if got is not None:
+                _fit_record(ex, rec, [got], [b], fiducial, fixed)
+    return [r.as_dict() for r in records]
+
+
+class _Fixed(NamedTuple):
+    """What a refit keeps of the nominal fit: a fixed ȳ, an external σ_y, a fixed m_T power
+    (``None``: fitted)."""
+
+    mu: float | None
+    sigma: float | None
+    power: float | None
+
+
+def _group_bins(bin_group: NDArray, g: int) -> NDArray[np.intp]:
+    """The mass bins of fit group ``g``."""
+    return np.flatnonzero(bin_group == g)
+
+
+def _refit_group(ex: Extrapolation, pairs: tuple[NDArray, ...], k: NDArray[np.bool_],
+                 fiducial: Any, seed: int, draws: Mapping[str, NDArray] | None = None
+                 ) -> _Group | None:  # fmt: skip
+    """One fit group of a refit: the pairs ``k`` of ``pairs`` (m, p_T, y, w) with the
+    reference sample at their weighted mean mass (``None`` without a positive weighted
+    sum)."""
+    m, pt, y, w = pairs
+    ws = float(np.sum(w[k]))
+    if ws <= 0:
+        return None
+    m_c = float(np.sum(w[k] * m[k]) / ws)
+    return _Group((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed, draws)))
+
+
+class _RefitRecord:
+    """A refit's record (:func:`refit`'s return) as its groups are fitted: ``ex``'s values
+    until a group's bins take the refit's."""
+
+    def __init__(self, ex: Extrapolation) -> None:
+        self.frac = np.array(ex.fiducial_fraction, dtype=np.float64)
+        self.temp = np.array(ex.temperature, dtype=np.float64)
+        self.a_pow = ex.power_at(ex.mass)
+        self.shared = {"y_mean": float(ex.y_mean[0]), "y_sigma": float(ex.y_sigma[0])}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fiducial_fraction": self.frac.tolist(), "temperature": self.temp.tolist(),
+                "pt_power": self.a_pow.tolist(), **self.shared}  # fmt: skip
+
+
+def _fit_record(ex: Extrapolation, rec: _RefitRecord, data: list, bins: list, fiducial: Any,
+                fixed: _Fixed) -> None:  # fmt: skip
+    """Fit the refit's groups ``data`` (``bins``: each one's mass bins) jointly, started at
+    ``ex``'s parameters, into ``rec``."""
+    if not data:
+        return
+    first = np.asarray([b[0] for b in bins])
+    a0 = ex.power_at(ex.mass[first])
+    x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
+    x, _ = _fit_joint(data, (), sigma=fixed.sigma, mu_fixed=fixed.mu, power=fixed.power,
+                      x_start=x0)  # fmt: skip
+    for j, b in enumerate(bins):
+        par = _group_params(x, j, len(data), fixed.power)
+        for i in b:
+            c = float(ex.mass[i])
+            rec.frac[i] = fiducial_fraction(fiducial, c, par, _grid_in_f(fiducial, c))
+            rec.temp[i] = par[0]
+            if len(par) > 3:
+                rec.a_pow[i] = par[3]
+        rec.shared = {"y_mean": float(par[1]), "y_sigma": float(par[2])}
 
 
 def _pt_power(pt_power: float | str) -> float | None:

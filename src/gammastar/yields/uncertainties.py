@@ -63,7 +63,7 @@ from gammastar.corrections.pair_acceptance import (
 from gammastar.corrections.unfold import load_acceptance_map, split_map_spec
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.kinematics import rapidity_pz
-from gammastar.yields.extrapolation import Extrapolation, refit, refit_fractions
+from gammastar.yields.extrapolation import Extrapolation, refit_fractions, refit_moves
 
 log = logging.getLogger(__name__)
 
@@ -490,15 +490,18 @@ def lambda_theta_refits(
     m, pt, y, w = (np.asarray(pairs[k], dtype=float) for k in ("m", "pT", "y", "weight"))
     edges = np.asarray(edges, dtype=float)
     y0 = _bin_sums(m, w, edges)
-    moves = []
+    moves, fits = [], []
     for k, sign, e, table, w1 in _lambda_moves(pairs, edges, nominal, polarisation, min_acceptance):
-        touched = _touched_groups(extrapolation, m, w1 != w)
-        region = FiducialRegion(table, min_acceptance)
-        rec = refit(extrapolation, m, pt, y, w1, region, groups=touched, seed=seed)
         with np.errstate(divide="ignore", invalid="ignore"):
             ys = np.where(y0 != 0, (_bin_sums(m, w1, edges) - y0) / np.abs(y0), np.nan)
         moves.append({"lambda_bin": int(k), "sign": int(sign), "lambda_shift": _list(e),
-                      "yield_shift": ys, "fit": rec})  # fmt: skip
+                      "yield_shift": ys})  # fmt: skip
+        fits.append((w1, FiducialRegion(table, min_acceptance),
+                     _touched_groups(extrapolation, m, w1 != w)))  # fmt: skip
+    # every move refitted at once: a fit group's reference sample is drawn once for all the
+    # moves that reach it
+    for mv, rec in zip(moves, refit_moves(extrapolation, m, pt, y, fits, seed=seed), strict=True):
+        mv["fit"] = rec
     return {
         "mass": 0.5 * (edges[1:] + edges[:-1]),
         "lambda_edges": _list(polarisation["mass_edges"]),

@@ -1,0 +1,86 @@
+"""The fiducial region's test at one mass made on the points its table lets pass
+(gammastar.yields._fiducial_bound): the same answer as FiducialRegion.contains, point for
+point, with ``contains`` evaluated on a fraction of the points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gammastar.corrections.pair_acceptance import FiducialRegion, LeptonAcceptance, PairAcceptance
+from gammastar.physics.constants import M_MU
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.yields._fiducial_bound import inside_at_mass
+
+NA60 = LeptonAcceptance(3.0, 0.035, 0.120)  # the NA60-like spectrometer's lepton cuts
+
+
+@pytest.fixture(scope="module")
+def table():
+    return PairAcceptance.build(NA60, lepton_mass=M_MU, mass_range=(0.2113, 1.1), p_max=400.0)
+
+
+def _points(m, seed):
+    """The extrapolation's broad reference sample at mass ``m`` (T = 0.3, ȳ = 3.4, σ_y = 2: most
+    points outside the region), and points at the table's edges: no momentum, p beyond p_max,
+    θ beyond the table's range, a NaN."""
+    s = ParametricSampler(0.3, 3.4, 2.0).sample(m, 50_000, seed=seed)
+    qt = np.concatenate([s["qT"], [0.0, 0.0, 1.0, 50.0, np.nan]])
+    e = np.concatenate([s["E"], [m, m + 1e-9, 900.0, 60.0, 20.0]])
+    return qt, e
+
+
+def _counting(monkeypatch) -> list[int]:
+    """``FiducialRegion.contains`` made to count the points it is asked about (the list's one
+    entry)."""
+    seen, inner = [0], FiducialRegion.contains
+
+    def contains(region, m, qt, e):
+        seen[0] += np.size(qt)
+        return inner(region, m, qt, e)
+
+    monkeypatch.setattr(FiducialRegion, "contains", contains)
+    return seen
+
+
+@pytest.mark.parametrize(("lam", "a_min"), [(0.0, 0.05), ("ramp", 0.05), (0.0, 0.3)])
+def test_inside_at_mass_answers_as_contains(table, lam, a_min, monkeypatch):
+    """:func:`inside_at_mass` gives ``contains``' answer for every point, at masses across the
+    table, between its nodes, at a node, below 2 m_μ and above its last node, for a λ_θ that
+    varies over the mass nodes (the λ moves' tables) and two ``min_acceptance``: the same
+    booleans (a point's A is the same interpolation either way; a bound that dropped a passing
+    point would show here), and ``contains`` asked about under half of the points (about a
+    quarter pass the bound at 0.05, a fifth pass the region)."""
+    if lam == "ramp":
+        lam = np.linspace(-0.6, 0.8, table.m_grid.size)
+    region = FiducialRegion(table.with_lambda(lam), a_min)
+    masses = [0.2, 0.2113, 0.25, float(table.m_grid[7]), 0.55, 0.7731, 1.1, 1.3]
+    for i, m in enumerate(masses):
+        qt, e = _points(m, seed=i)
+        with np.errstate(invalid="ignore"):
+            want = region.contains(np.full(qt.size, m), qt, e)
+        seen = _counting(monkeypatch)
+        got = inside_at_mass(region, m, qt, e)
+        monkeypatch.undo()
+        np.testing.assert_array_equal(got, want)
+        assert seen[0] < 0.5 * qt.size
+    assert want.any()
+
+
+def test_inside_at_mass_tests_every_point_where_the_bound_does_not_apply(table, monkeypatch):
+    """A region that is not a :class:`FiducialRegion` of a :class:`PairAcceptance` (a duck
+    type), or one with ``min_acceptance`` 0 (every point passes): ``contains`` decides every
+    point, with the mass as an array of the points' shape."""
+
+    class Duck:
+        def contains(self, m, qt, e):
+            assert np.shape(m) == np.shape(qt)
+            return qt > 1.0
+
+    qt, e = _points(0.5, seed=3)
+    qt, e = qt[:-1], e[:-1]  # no NaN: the duck's comparison
+    np.testing.assert_array_equal(inside_at_mass(Duck(), 0.5, qt, e), qt > 1.0)
+    region = FiducialRegion(table, 0.0)
+    seen = _counting(monkeypatch)
+    assert inside_at_mass(region, 0.5, qt, e).all()
+    assert seen[0] == qt.size
