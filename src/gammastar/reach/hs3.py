@@ -84,6 +84,8 @@ _DEFAULTS: dict[str, tuple[float, float, float]] = {
     "lumi": (0.0, 10.0, 1.0),
 }
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DOMAINS = ("nuisance_parameters", "global_observables", "parameters_of_interest")
+"""The analysis's domains, ``<likelihood>_<key>``, in the order the analysis lists them."""
 
 
 def workspace_to_hs3(
@@ -118,6 +120,47 @@ def workspace_to_hs3(
     observations = {str(o["name"]): [float(x) for x in o["data"]] for o in spec["observations"]}
     label = name or str(meas["name"])
     _check_name(label, "measurement")
+    codes = _interpolation_codes(interpolation)
+
+    params: dict[str, tuple[str, int]] = {}  # name -> (modifier type, number of bins)
+    distributions: list[dict[str, Any]] = []
+    data: list[dict[str, Any]] = []
+    for channel in spec["channels"]:
+        dist, observed = _channel(channel, observations, params, codes)
+        distributions.append(dist)
+        data.append(observed)
+    if poi and poi not in params:
+        raise InputError(f"measurement {meas['name']!r}: POI {poi!r} is no parameter of the model")
+    distributions.extend(_lumi_constraint(params, settings))
+
+    poi_axes, nuisance_axes, values = _parameters(params, settings, poi)
+    glob_axes, glob_values = _global_points(distributions, settings)
+    axes = {
+        "nuisance_parameters": nuisance_axes,
+        "global_observables": glob_axes,
+        "parameters_of_interest": poi_axes,
+    }
+    channels = [str(c["name"]) for c in spec["channels"]]
+    hf = [d["name"] for d in distributions if d["type"] == "histfactory_dist"]
+    return {
+        "distributions": distributions,
+        "data": data,
+        "likelihoods": [{"name": label, "distributions": hf, "data": [d["name"] for d in data]}],
+        "domains": _domains(label, axes),
+        "parameter_points": [{"name": "default_values", "parameters": [*values, *glob_values]}],
+        "analyses": [_analysis(label, poi)],
+        "metadata": _metadata(description),
+        "misc": _root_internal(label, hf, channels),
+    }
+
+
+def _interpolation_codes(interpolation: Mapping[str, str] | None) -> dict[str, str]:
+    """pyhf's interpolation code per modifier type of :data:`INTERPOLATION`: ``interpolation``'s
+    where given, pyhf's default otherwise.
+
+    Raises:
+        InputError: a modifier type or a code :data:`INTERPOLATION` does not know.
+    """
     codes = {kind: next(iter(known)) for kind, known in INTERPOLATION.items()}
     for kind, code in (interpolation or {}).items():
         if kind not in INTERPOLATION:
@@ -125,55 +168,89 @@ def workspace_to_hs3(
         if code not in INTERPOLATION[kind]:
             raise InputError(f"{kind} interpolation {code!r}: one of {list(INTERPOLATION[kind])}")
         codes[kind] = code
+    return codes
 
-    params: dict[str, tuple[str, int]] = {}  # name -> (modifier type, number of bins)
-    distributions: list[dict[str, Any]] = []
-    data: list[dict[str, Any]] = []
-    for channel in spec["channels"]:
-        ch = str(channel["name"])
-        _check_name(ch, "channel")
-        if ch not in observations:
-            raise InputError(f"channel {ch!r}: no observation in the workspace")
-        nbins = len(channel["samples"][0]["data"])
-        axes = [{"name": f"obs_x_{ch}", "min": 0.0, "max": float(nbins), "nbins": nbins}]
-        samples = [_sample(s, ch, nbins, params, codes) for s in channel["samples"]]
-        stat = {m["name"] for s in samples for m in s["modifiers"] if m["type"] == "staterror"}
-        if len(stat) > 1:
-            raise InputError(
-                f"channel {ch!r}: staterror modifiers {', '.join(sorted(stat))}; HistFactory "
-                "has one per channel"
-            )
-        dist = {"name": f"model_{ch}", "type": "histfactory_dist", "axes": axes, "samples": samples}
-        if any(m["type"] == "staterror" for s in samples for m in s["modifiers"]):
-            # pyhf's staterror: Gaussian constraints, no γ dropped below a threshold
-            # ("constraint_type" for newer RooFit, "constraint" for older)
-            dist["staterror"] = {
-                "constraint_type": "Gauss",
-                "constraint": "Gauss",
-                "relThreshold": 0.0,
-            }
-        distributions.append(dist)
-        data.append(
-            {"name": f"obsData_{ch}", "type": "binned", "axes": axes, "contents": observations[ch]}
-        )
-    if poi and poi not in params:
-        raise InputError(f"measurement {meas['name']!r}: POI {poi!r} is no parameter of the model")
-    if "lumi" in {kind for kind, _ in params.values()}:
-        lumi = settings.get("lumi", {})
-        sigma = float(_first(lumi.get("sigmas"), 0.0))
-        if not sigma > 0:
-            raise InputError("lumi modifier: the measurement gives no 'sigmas' for 'lumi'")
-        distributions.append(
-            {
-                "name": "lumiConstraint",
-                "type": "gaussian_dist",
-                "x": "lumi",
-                "mean": "nominal_lumi",
-                "sigma": sigma,
-            }
-        )
 
-    nuisance_axes, poi_axes, glob_axes, values = [], [], [], []
+def _channel(
+    channel: Mapping[str, Any],
+    observations: Mapping[str, list[float]],
+    params: dict[str, tuple[str, int]],
+    codes: Mapping[str, str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One pyhf channel's ``histfactory_dist`` (its samples with their modifiers, pyhf's
+    staterror constraint when a sample carries one) and its ``binned`` data set, on the one
+    axis ``obs_x_<channel>`` of unit-width bins; the channel's parameters added to ``params``.
+
+    Raises:
+        InputError: a name RooFit cannot hold, no observation of the channel, several
+            staterror modifiers, or a sample :func:`_sample` refuses.
+    """
+    ch = str(channel["name"])
+    _check_name(ch, "channel")
+    if ch not in observations:
+        raise InputError(f"channel {ch!r}: no observation in the workspace")
+    nbins = len(channel["samples"][0]["data"])
+    axes = [{"name": f"obs_x_{ch}", "min": 0.0, "max": float(nbins), "nbins": nbins}]
+    samples = [_sample(s, ch, nbins, params, codes) for s in channel["samples"]]
+    stat = {m["name"] for s in samples for m in s["modifiers"] if m["type"] == "staterror"}
+    if len(stat) > 1:
+        raise InputError(
+            f"channel {ch!r}: staterror modifiers {', '.join(sorted(stat))}; HistFactory "
+            "has one per channel"
+        )
+    dist = {"name": f"model_{ch}", "type": "histfactory_dist", "axes": axes, "samples": samples}
+    if any(m["type"] == "staterror" for s in samples for m in s["modifiers"]):
+        # pyhf's staterror: Gaussian constraints, no γ dropped below a threshold
+        # ("constraint_type" for newer RooFit, "constraint" for older)
+        dist["staterror"] = {
+            "constraint_type": "Gauss",
+            "constraint": "Gauss",
+            "relThreshold": 0.0,
+        }
+    observed = {
+        "name": f"obsData_{ch}",
+        "type": "binned",
+        "axes": axes,
+        "contents": observations[ch],
+    }
+    return dist, observed
+
+
+def _lumi_constraint(
+    params: Mapping[str, tuple[str, int]], settings: Mapping[str, Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The ``gaussian_dist`` constraint of ``lumi`` around ``nominal_lumi`` with the
+    measurement's sigma, as a one-element list; empty when no sample has a lumi modifier.
+
+    Raises:
+        InputError: a lumi modifier without the measurement's ``sigmas`` for ``lumi``.
+    """
+    if "lumi" not in {kind for kind, _ in params.values()}:
+        return []
+    lumi = settings.get("lumi", {})
+    sigma = float(_first(lumi.get("sigmas"), 0.0))
+    if not sigma > 0:
+        raise InputError("lumi modifier: the measurement gives no 'sigmas' for 'lumi'")
+    return [
+        {
+            "name": "lumiConstraint",
+            "type": "gaussian_dist",
+            "x": "lumi",
+            "mean": "nominal_lumi",
+            "sigma": sigma,
+        }
+    ]
+
+
+def _parameters(
+    params: Mapping[str, tuple[str, int]], settings: Mapping[str, Mapping[str, Any]], poi: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The model's parameters, sorted by name: the POI's domain axis (none or one), the
+    nuisance parameters' axes (pyhf's default bounds per modifier type, or the measurement's),
+    and every parameter's point (the measurement's inits or pyhf's; ``const`` where the
+    measurement fixes it).
+    """
+    nuisance_axes, poi_axes, values = [], [], []
     for pname, (kind, _) in sorted(params.items()):
         lo, hi, init = _DEFAULTS[kind]
         s = settings.get(_setting_name(pname, params), {})
@@ -186,68 +263,83 @@ def workspace_to_hs3(
         if s.get("fixed"):
             point["const"] = True
         values.append(point)
-    for gname, (value, lo, hi) in sorted(_global_observables(distributions, settings).items()):
-        glob_axes.append({"name": gname, "min": lo, "max": hi})
-        values.append({"name": gname, "value": value, "const": True})
+    return poi_axes, nuisance_axes, values
 
-    channels = [str(c["name"]) for c in spec["channels"]]
-    hf = [d["name"] for d in distributions if d["type"] == "histfactory_dist"]
-    domains = {
-        "nuisance_parameters": nuisance_axes,
-        "global_observables": glob_axes,
-        "parameters_of_interest": poi_axes,
-    }
+
+def _global_points(
+    distributions: Sequence[Mapping[str, Any]], settings: Mapping[str, Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The global observables (:func:`_global_observables`), sorted by name: their domain axes
+    and their constant points."""
+    axes, values = [], []
+    for gname, (value, lo, hi) in sorted(_global_observables(distributions, settings).items()):
+        axes.append({"name": gname, "min": lo, "max": hi})
+        values.append({"name": gname, "value": value, "const": True})
+    return axes, values
+
+
+def _domains(label: str, axes: Mapping[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The ``product_domain``s: ``default_domain`` (every parameter: the POI, the nuisance
+    parameters, the global observables) and one ``<label>_<key>`` per key of :data:`_DOMAINS`.
+    """
+    every = [
+        *axes["parameters_of_interest"],
+        *axes["nuisance_parameters"],
+        *axes["global_observables"],
+    ]
+    return [
+        {"name": "default_domain", "type": "product_domain", "axes": every},
+        *(
+            {"name": f"{label}_{key}", "type": "product_domain", "axes": axes[key]}
+            for key in _DOMAINS
+        ),
+    ]
+
+
+def _analysis(label: str, poi: str) -> dict[str, Any]:
+    """The analysis of likelihood ``label``: its POI (none when the measurement names none)
+    and its domains (:func:`_domains`)."""
     return {
-        "distributions": distributions,
-        "data": data,
-        "likelihoods": [{"name": label, "distributions": hf, "data": [d["name"] for d in data]}],
-        "domains": [
-            {
-                "name": "default_domain",
-                "type": "product_domain",
-                "axes": [*poi_axes, *nuisance_axes, *glob_axes],
+        "name": label,
+        "likelihood": label,
+        "parameters_of_interest": [poi] if poi else [],
+        "domains": [f"{label}_{key}" for key in _DOMAINS],
+    }
+
+
+def _metadata(description: str) -> dict[str, Any]:
+    """The document's ``metadata``: :data:`HS3_VERSION`, gammastar's version and, when given,
+    the description."""
+    return {
+        "hs3_version": HS3_VERSION,
+        "packages": [{"name": "gammastar", "version": __version__}],
+        **({"description": description} if description else {}),
+    }
+
+
+def _root_internal(label: str, hf: Sequence[str], channels: Sequence[str]) -> dict[str, Any]:
+    """The document's ``misc``: RooFit's names for what it builds from the ``histfactory_dist``
+    names ``hf`` of ``channels`` (hist2workspace's ModelConfig, simPdf, obsData, channelCat);
+    other HS3 readers ignore misc."""
+    return {
+        "ROOT_internal": {
+            "ModelConfigs": {label: {"mcName": "ModelConfig", "pdfName": "simPdf"}},
+            "combined_distributions": {
+                "simPdf": {
+                    "distributions": list(hf),
+                    "index_cat": "channelCat",
+                    "indices": list(range(len(channels))),
+                    "labels": list(channels),
+                }
             },
-            *(
-                {"name": f"{label}_{key}", "type": "product_domain", "axes": axes}
-                for key, axes in domains.items()
-            ),
-        ],
-        "parameter_points": [{"name": "default_values", "parameters": values}],
-        "analyses": [
-            {
-                "name": label,
-                "likelihood": label,
-                "parameters_of_interest": [poi] if poi else [],
-                "domains": [f"{label}_{key}" for key in domains],
-            }
-        ],
-        "metadata": {
-            "hs3_version": HS3_VERSION,
-            "packages": [{"name": "gammastar", "version": __version__}],
-            **({"description": description} if description else {}),
-        },
-        # RooFit's names for what it builds (hist2workspace's: ModelConfig, simPdf, obsData,
-        # channelCat); other HS3 readers ignore misc
-        "misc": {
-            "ROOT_internal": {
-                "ModelConfigs": {label: {"mcName": "ModelConfig", "pdfName": "simPdf"}},
-                "combined_distributions": {
-                    "simPdf": {
-                        "distributions": hf,
-                        "index_cat": "channelCat",
-                        "indices": list(range(len(channels))),
-                        "labels": channels,
-                    }
-                },
-                "combined_datasets": {
-                    "obsData": {
-                        "index_cat": "channelCat",
-                        "indices": list(range(len(channels))),
-                        "labels": channels,
-                    }
-                },
-            }
-        },
+            "combined_datasets": {
+                "obsData": {
+                    "index_cat": "channelCat",
+                    "indices": list(range(len(channels))),
+                    "labels": list(channels),
+                }
+            },
+        }
     }
 
 

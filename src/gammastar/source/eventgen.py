@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -23,6 +23,9 @@ from gammastar.physics.decay import decay_probability, sample_decay_length
 from gammastar.physics.kinematics import boost, decay_in_helicity_frame
 from gammastar.physics.sampling import sample_cos_theta
 from gammastar.physics.volumes import Volume, sample_decay_points
+
+if TYPE_CHECKING:
+    from gammastar.source.geometry import Shapes
 
 APRIME_PDGID = 4900022
 """Default PDG id of the A′: Pythia 8's Hidden-Valley U(1) photon ``gammav`` (PDG Monte Carlo
@@ -860,61 +863,16 @@ def generate_dark(
     rng_v = np.random.default_rng(s_vtx)
     d = dark_chains(sampler, st.model, n, chains=st.br_chain, channels=st.br_psi2,
                     seed=int(s_ch.generate_state(1)[0]), rho00=st.rho00)  # fmt: skip
-    k, m2 = d["k"], float(st.model.m2)
-    x0, y0, z0 = production_vertex(st, n, rng_v)
-    br_c = float(sum(st.br_chain.values()))
-    br_f = float(sum(st.br_psi2.values()))
-    # a: forced into the decay volume
-    kin, fwd = _psi2_kin(k, d["psi2"], m2)
-    p2 = d["psi2"]
-    pabs = np.linalg.norm(p2[:3], axis=0)
-    u2 = p2[:3] / np.where(pabs > 0, pabs, 1.0)
-    window = geo.window_geometry
-    if window:
-        zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng_v.uniform(0.0, 1.0, n))
-        prob = np.where(fwd, prob, 0.0)
-        hit = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
-        hit = hit[:, 0] > 0
-        # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach
-        # the volume: weight 0) where its free exponential law puts it
-        free = -(pabs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
-        path = np.where(fwd, zrel * kin.p / kin.pz, free)
-        vertex = np.stack([x0 + path * u2[0], y0 + path * u2[1],
-                           np.where(fwd, z0 + zrel, z0 + path * u2[2])])  # fmt: skip
-    else:
-        # along the ψ₂ line from the production vertex (the A′ decays there) into the shape
-        sh = geo.shapes(semivisible=True)
-        origin = np.stack([x0, y0, z0])
-        lm, lp = np.where(fwd, d["lminus"], 0.0), np.where(fwd, d["lplus"], 0.0)
-        vertex, prob, path = shaped_decay(sh.volume, origin, p2, fwd, m2, st.ctau, rng_v)
-        hit = (prob > 0) & sh.seen(p2, (lm, lp), vertex)
-        hit &= opening_angle_passes(lm, lp, st.min_opening_angle)
-    # b: free exponential decay along its direction (i2DM psi2 psi2 only)
+    k = d["k"]
+    prod = production_vertex(st, n, rng_v)
+    sh = None if geo.window_geometry else geo.shapes(semivisible=True)
+    # the draws of rng_v in this order: production vertex, a, b
+    vertex, t_a, prob, hit = _forced_decay(st, d, k, prod, sh, n, rng_v)
     two = d["chain"] == 1
-    pb = d["partner"]
-    pb_abs = np.linalg.norm(pb[:3], axis=0)
-    ell_b = -(pb_abs / m2 * st.ctau) * np.log1p(-rng_v.uniform(0.0, 1.0, n))
-    ub = pb[:3] / np.where(pb_abs > 0, pb_abs, 1.0)
-    zb = ell_b * ub[2]
-    kin_b, fwd_b = _psi2_kin(k, np.where(two, pb, np.nan), m2)
-    blm = np.where(two, d["b_lminus"], 0.0)
-    blp = np.where(two, d["b_lplus"], 0.0)
-    if window:
-        vol_b = two & k.ok & (zb >= geo.l1) & ((zb <= geo.l2) if geo.l2 is not None else True)
-        hit_b = vol_b & fwd_b & (
-            dark_hits(geo, kin_b, blm, blp, np.where(vol_b, zb, geo.l1)[:, None],
-                      st.min_opening_angle)[:, 0] > 0
-        )  # fmt: skip
-    else:
-        vertex_b = np.stack([x0 + ell_b * ub[0], y0 + ell_b * ub[1], z0 + zb])
-        vol_b = two & k.ok & sh.volume.contains(vertex_b)
-        seen_b = sh.seen(np.where(two, pb, 0.0), (blm, blp), vertex_b)
-        hit_b = vol_b & fwd_b & seen_b & opening_angle_passes(blm, blp, st.min_opening_angle)
-    w0 = st.scale * br_c * br_f * prob / float(n_norm or n)
-    w_decay = w0 * np.where(two, 2.0 - br_f * vol_b, 1.0)
-    w = w0 * hit * np.where(two, 2.0 - br_f * hit_b, 1.0) * geo.efficiency
+    vertex_b, t_b, vol_b, hit_b = _free_decay(st, d, k, prod, sh, n, rng_v)
+    w, w_decay = _dark_weights(st, prob, hit, two, vol_b, hit_b, float(n_norm or n))
     nan = np.full(n, np.nan)
-    sign = d["sign"].astype(np.int32)
+    x0, y0, z0 = prod
     cols: dict[str, NDArray] = {
         "chain": d["chain"],
         "channel": d["channel"],
@@ -933,27 +891,149 @@ def generate_dark(
         "aprime_py": k.py,
         "aprime_pz": k.pz,
         "aprime_E": k.e,
+        **_dark_pdg_columns(st, d, two, n),
+        "decay_x": vertex[0],
+        "decay_y": vertex[1],
+        "decay_z": vertex[2],
+        "decay_t": t_a,
+        "b_decay_x": np.where(two, vertex_b[0], nan),
+        "b_decay_y": np.where(two, vertex_b[1], nan),
+        "b_decay_z": np.where(two, vertex_b[2], nan),
+        "b_decay_t": np.where(two, t_b, nan),
+        **_dark_momentum_columns(d),
+    }
+    keep = np.nonzero(k.ok)[0]
+    keep = keep[np.argsort(cols["chain"][keep], kind="stable")]
+    return {name: np.ascontiguousarray(v[keep]) for name, v in cols.items()}
+
+
+def _forced_decay(
+    st: DarkEventSettings,
+    d: Mapping[str, Any],
+    k: AprimeKinematics,
+    prod: tuple[NDArray, NDArray, NDArray],
+    sh: Shapes | None,
+    n: int,
+    rng: np.random.Generator,
+) -> tuple[NDArray, NDArray, NDArray, NDArray[np.bool_]]:
+    """The forced ψ₂ ("a") of :func:`dark_chains`' events ``d``, produced at ``prod``: in
+    [l₁, l₂] along z for a window geometry (``sh`` None), else into the shaped volume ``sh``
+    along its line (:func:`shaped_decay`).
+
+    Returns:
+        Its decay vertices (3, n), m (a ψ₂ that cannot reach a window volume: where its free
+        exponential law puts it); its decay times (c t, m, in the lab); P(decay in the volume),
+        0 where it cannot reach it; and the detector's verdict on its leptons.
+    """
+    geo, m2 = st.geometry, float(st.model.m2)
+    x0, y0, z0 = prod
+    kin, fwd = _psi2_kin(k, d["psi2"], m2)
+    p2 = d["psi2"]
+    pabs = np.linalg.norm(p2[:3], axis=0)
+    u2 = p2[:3] / np.where(pabs > 0, pabs, 1.0)
+    if sh is None:
+        zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng.uniform(0.0, 1.0, n))
+        prob = np.where(fwd, prob, 0.0)
+        hit = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
+        hit = hit[:, 0] > 0
+        # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach
+        # the volume: weight 0) where its free exponential law puts it
+        free = -(pabs / m2 * st.ctau) * np.log1p(-rng.uniform(0.0, 1.0, n))
+        path = np.where(fwd, zrel * kin.p / kin.pz, free)
+        vertex = np.stack([x0 + path * u2[0], y0 + path * u2[1],
+                           np.where(fwd, z0 + zrel, z0 + path * u2[2])])  # fmt: skip
+    else:
+        # along the ψ₂ line from the production vertex (the A′ decays there) into the shape
+        origin = np.stack([x0, y0, z0])
+        lm, lp = np.where(fwd, d["lminus"], 0.0), np.where(fwd, d["lplus"], 0.0)
+        vertex, prob, path = shaped_decay(sh.volume, origin, p2, fwd, m2, st.ctau, rng)
+        hit = (prob > 0) & sh.seen(p2, (lm, lp), vertex)
+        hit &= opening_angle_passes(lm, lp, st.min_opening_angle)
+    return vertex, path * p2[3] / np.where(pabs > 0, pabs, 1.0), prob, hit
+
+
+def _free_decay(
+    st: DarkEventSettings,
+    d: Mapping[str, Any],
+    k: AprimeKinematics,
+    prod: tuple[NDArray, NDArray, NDArray],
+    sh: Shapes | None,
+    n: int,
+    rng: np.random.Generator,
+) -> tuple[NDArray, NDArray, NDArray[np.bool_], NDArray[np.bool_]]:
+    """The second ψ₂ ("b", the ``partner`` of i2DM's ψ₂ψ̄₂ chain) of :func:`dark_chains`'
+    events ``d``, produced at ``prod``: a free exponential decay along its direction, seen by
+    the window keys (``sh`` None) or the shapes ``sh``.
+
+    Returns:
+        Its decay vertices (3, n), m; its decay times (c t, m, in the lab); whether it decays
+        in the volume; and whether it is detected there (both False outside the ψ₂ψ̄₂ chain).
+    """
+    geo, m2 = st.geometry, float(st.model.m2)
+    x0, y0, z0 = prod
+    two = d["chain"] == 1
+    pb = d["partner"]
+    pb_abs = np.linalg.norm(pb[:3], axis=0)
+    ell_b = -(pb_abs / m2 * st.ctau) * np.log1p(-rng.uniform(0.0, 1.0, n))
+    ub = pb[:3] / np.where(pb_abs > 0, pb_abs, 1.0)
+    zb = ell_b * ub[2]
+    kin_b, fwd_b = _psi2_kin(k, np.where(two, pb, np.nan), m2)
+    blm = np.where(two, d["b_lminus"], 0.0)
+    blp = np.where(two, d["b_lplus"], 0.0)
+    vertex_b = np.stack([x0 + ell_b * ub[0], y0 + ell_b * ub[1], z0 + zb])
+    if sh is None:
+        vol_b = two & k.ok & (zb >= geo.l1) & ((zb <= geo.l2) if geo.l2 is not None else True)
+        hit_b = vol_b & fwd_b & (
+            dark_hits(geo, kin_b, blm, blp, np.where(vol_b, zb, geo.l1)[:, None],
+                      st.min_opening_angle)[:, 0] > 0
+        )  # fmt: skip
+    else:
+        vol_b = two & k.ok & sh.volume.contains(vertex_b)
+        seen_b = sh.seen(np.where(two, pb, 0.0), (blm, blp), vertex_b)
+        hit_b = vol_b & fwd_b & seen_b & opening_angle_passes(blm, blp, st.min_opening_angle)
+    return vertex_b, ell_b * pb[3] / np.where(pb_abs > 0, pb_abs, 1.0), vol_b, hit_b
+
+
+def _dark_weights(
+    st: DarkEventSettings,
+    prob: NDArray,
+    hit: NDArray[np.bool_],
+    two: NDArray[np.bool_],
+    vol_b: NDArray[np.bool_],
+    hit_b: NDArray[np.bool_],
+    norm: float,
+) -> tuple[NDArray, NDArray]:
+    """The events' weights over ``norm`` events drawn: ``weight`` (detected) and
+    ``weight_decay`` (decayed in the volume), as :func:`generate_dark` defines them."""
+    br_c = float(sum(st.br_chain.values()))
+    br_f = float(sum(st.br_psi2.values()))
+    w0 = st.scale * br_c * br_f * prob / norm
+    w_decay = w0 * np.where(two, 2.0 - br_f * vol_b, 1.0)
+    w = w0 * hit * np.where(two, 2.0 - br_f * hit_b, 1.0) * st.geometry.efficiency
+    return w, w_decay
+
+
+def _dark_pdg_columns(
+    st: DarkEventSettings, d: Mapping[str, Any], two: NDArray[np.bool_], n: int
+) -> dict[str, NDArray]:
+    """The PDG ids of the decaying ψ₂ (``psi2_pdg``) and of its partner (``partner_pdg``: ψ̄₂
+    in the ψ₂ψ̄₂ chain, else the ψ₁ of the opposite sign; the Majorana ψ₁ when not Dirac)."""
+    sign = d["sign"].astype(np.int32)
+    return {
         "psi2_pdg": sign * st.psi2_pdgid,
         "partner_pdg": np.where(two, -st.psi2_pdgid, -sign * st.psi1_pdgid)
         if d["dirac"]
         else np.full(n, st.psi1_pdgid, dtype=np.int32),
-        "decay_x": vertex[0],
-        "decay_y": vertex[1],
-        "decay_z": vertex[2],
-        "decay_t": path * p2[3] / np.where(pabs > 0, pabs, 1.0),
-        "b_decay_x": np.where(two, x0 + ell_b * ub[0], nan),
-        "b_decay_y": np.where(two, y0 + ell_b * ub[1], nan),
-        "b_decay_z": np.where(two, z0 + zb, nan),
-        "b_decay_t": np.where(two, ell_b * pb[3] / np.where(pb_abs > 0, pb_abs, 1.0), nan),
     }
-    for name, p in (("psi2", d["psi2"]), ("partner", d["partner"]), ("psi1", d["psi1"]),
-                    ("lminus", d["lminus"]), ("lplus", d["lplus"]), ("b_psi1", d["b_psi1"]),
-                    ("b_lminus", d["b_lminus"]), ("b_lplus", d["b_lplus"])):  # fmt: skip
+
+
+def _dark_momentum_columns(d: Mapping[str, Any]) -> dict[str, NDArray]:
+    """The four-momenta of :func:`dark_chains`' particles as ``<particle>_<px|py|pz|E>``, GeV."""
+    cols: dict[str, NDArray] = {}
+    for name in ("psi2", "partner", "psi1", "lminus", "lplus", "b_psi1", "b_lminus", "b_lplus"):
         for j, comp in enumerate(("px", "py", "pz", "E")):
-            cols[f"{name}_{comp}"] = p[j]
-    keep = np.nonzero(k.ok)[0]
-    keep = keep[np.argsort(cols["chain"][keep], kind="stable")]
-    return {name: np.ascontiguousarray(v[keep]) for name, v in cols.items()}
+            cols[f"{name}_{comp}"] = d[name][j]
+    return cols
 
 
 def generate_dark_chunks(
