@@ -1,4 +1,5 @@
-"""The run report: numbers and figures of a synthetic run directory, partial runs, escaping,
+"""The run report: numbers and figures of a synthetic run directory, the summary at the top
+(its numbers as the documents hold them, its verdicts and warnings), partial runs, escaping,
 and a headless-Chromium render that checks every image loaded (with a negative control).
 
 The synthetic artifacts copy the key layouts of the writers (select.py, yields.py, flow.py,
@@ -268,7 +269,8 @@ def test_full_run_numbers_and_figures(tmp_path: Path, png_bytes: bytes) -> None:
     assert 'src="figures/mock_mass.png"' in _section(page, "mock")
     assert 'src="figures/flow_kl.png"' in _section(page, "validation")
     assert 'src="flow/loss.png"' in _section(page, "flow")
-    assert 'src="figures/reach.png"' in _section(page, "reach")
+    assert 'src="figures/reach.png"' in _section(page, "summary")  # at the top, not repeated
+    assert 'src="figures/reach.png"' not in _section(page, "reach")
     assert 'src="figures/my_extra_plot.png"' in _section(page, "other")
     assert 'id="gammastar-selfcheck"' in page
     assert "http://" not in page
@@ -332,6 +334,179 @@ def test_cli_report(tmp_path: Path, png_bytes: bytes, capsys: pytest.CaptureFixt
     assert (run / "report.html").is_file()
     assert str(run / "report.html") in capsys.readouterr().out
     assert main(["report", str(cfg)]) == 2  # the config's run directory does not exist
+
+
+# --------------------------------------------------------------------------- summary
+def _write(run: Path, name: str, doc: dict) -> None:
+    (run / name).unlink(missing_ok=True)
+    write_json(run / name, doc)
+
+
+def _demo_like_reach(run: Path) -> dict:
+    """reach.json on 7 masses, excluded at masses 1–5 (zero background: the bands are the
+    median), with a flow closure whose trusted pull at 0.5 GeV is 4.2σ."""
+    mass = [0.22, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0]  # inside the yields' bins (0.21–1.1)
+    lo = [None, 1.2345e-9, 2.5e-9, 3.75e-9, 5.5e-9, 7.125e-9, None]
+    hi = [None, 9.8765e-5, 4.4e-5, 2.2e-5, 1.1e-5, 5.5e-6, None]
+    band = {"mass": mass, "eps_low": lo, "eps_high": hi}
+    pull = {"ratio": 1.3, "ratio_err": 0.07, "pull": 4.2, "carriers": 800.0}
+    few = {"ratio": 2.0, "ratio_err": 0.1, "pull": 10.0, "carriers": 5.0}  # untrusted
+    doc = {
+        "cl": 0.9,
+        "expected": band,
+        "bands": {b: band for b in ("-2", "-1", "+1", "+2")},
+        "signal_limit": {"mass": mass, "method": ["exact"] * 7},
+        "flow_closure": {
+            "points": [{"mass": 0.5, "eps_low": pull, "eps_high": few}],
+            "chi2": 17.64,
+            "ndf": 1,
+            "max_abs_pull": 4.2,
+            "chi2_carriers_min": 50.0,
+        },
+        "extrapolation": {
+            "mode": "label",
+            "model": "mT-exponential x Gaussian rapidity",
+            "max_fraction_in_excluded_region": [None, 0.0, 0.1, 0.25, 0.42, 0.3, None],
+        },
+        "meta": _meta(12345, stage="reach", method="exact", channels=["mumu"], n_pot=1e18),
+    }
+    _write(run, "reach.json", doc)
+    return doc
+
+
+def _rows(page: str, ident: str) -> list[list[str]]:
+    """The cells of the first table after the heading containing ``ident`` (text, unescaped)."""
+    summary = _section(page, "summary")
+    at = summary.index(ident)
+    body = re.search(r"<tbody>(.*?)</tbody>", summary[at:], re.DOTALL)
+    assert body, ident
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", r)]
+        for r in re.findall(r"<tr>(.*?)</tr>", body.group(1))
+    ]
+
+
+def test_the_summary_comes_first_and_the_provenance_last(tmp_path: Path, png_bytes: bytes):
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    page = build_report(_config(tmp_path, run)).path.read_text()
+    order = re.findall(r'<section id="([a-z]+)">', page)
+    assert order[0] == "summary"
+    assert order[-1] == "run"  # config, package versions, seeds, files
+    assert order.index("reach") < order.index("run")
+    assert "<td>numpy</td>" in _section(page, "run")  # package versions there, not before
+    assert "<td>numpy</td>" not in page.split('<section id="run">')[0]
+    first_img = re.search(r'<img src="([^"]+)"', page)
+    assert first_img
+    assert first_img.group(1) == "figures/reach.png"  # the reach plot on top
+    nav = re.findall(r'<li><a class="[^"]*" href="#([a-z]+)"|<li><a href="#([a-z]+)"', page)
+    links = [a or b for a, b in nav]
+    assert links[0] == "summary"
+    assert links[-1] == "run"
+
+
+def test_the_summary_numbers_are_the_documents(tmp_path: Path, png_bytes: bytes):
+    """The excluded range, the ε band at the lowest, middle and highest excluded mass, and the
+    A′ yield per POT per ε² of the yields' bin holding each, as reach.json and yields.json
+    hold them."""
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    reach = _demo_like_reach(run)
+    ylds = json.loads((run / "yields.json").read_text())
+    page = build_report(_config(tmp_path, run)).path.read_text()
+    summary = _section(page, "summary")
+    exp = reach["expected"]
+    # excluded at masses 1..5 of 7: from 0.3 to 0.8 GeV, ε from min(eps_low) to max(eps_high)
+    assert "m_A′ from 0.3 to 0.8 GeV (5 of 7 scanned masses)" in summary
+    assert f"ε from {min(v for v in exp['eps_low'] if v):.3e}" in summary
+    assert f"to {max(v for v in exp['eps_high'] if v):.3e}" in summary
+    rows = _rows(page, "at 3 masses")
+    picked = [1, 3, 5]  # lowest, middle, highest of the excluded indices 1..5
+    assert [float(r[0]) for r in rows] == pytest.approx([exp["mass"][i] for i in picked])
+    ap = ylds["aprime"]
+    edges = np.asarray(ap["bin_edges"])
+    for r, i in zip(rows, picked, strict=True):
+        assert r[1] == f"{exp['eps_low'][i]:.3e}"
+        assert r[2] == f"{exp['eps_high'][i]:.3e}"
+        b = int(np.searchsorted(edges, exp["mass"][i], side="right")) - 1  # bin holding m
+        assert edges[b] <= exp["mass"][i] < edges[b + 1]
+        assert r[3] == f"{edges[b]:.4g}–{edges[b + 1]:.4g}"
+        value, stat = r[4].split(" ± ")
+        assert float(value) == pytest.approx(ap["per_pot_per_eps2"][b], rel=5e-5)  # 5 digits
+        assert float(stat) == pytest.approx(ap["stat_err"][b], rel=5e-3)  # 3 digits
+    # the marker yield of bin 3 (0.4325–0.5067 GeV) is the one shown at m = 0.5 GeV
+    assert rows[1][4].startswith("3.1415e-05 ± ")
+
+
+def test_the_summary_verdicts_and_every_warning(tmp_path: Path, png_bytes: bytes):
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    _demo_like_reach(run)
+    ylds = json.loads((run / "yields.json").read_text())
+    ylds["aprime"]["flags"][5] = ["negative"]
+    ylds["lepton_universality"] = {"ratio_of": "ee/mumu", "mass": [0.3], "ratio": [1.4],
+                                   "ratio_err": [0.1], "chi2": 16.0, "ndf": 1, "p_value": 6.3e-5}  # fmt: skip
+    _write(run, "yields.json", ylds)
+    sel = json.loads((run / "select.json").read_text())
+    sel["bad_files"] = {"broken.root": "not a ROOT file"}
+    _write(run, "select.json", sel)
+    page = build_report(_config(tmp_path, run)).path.read_text()
+    verdicts = {r[0]: r[1] for r in _rows(page, "<h3>Validation</h3>")}
+    kl = verdicts["Flow vs data (k-NN KL, validation.json)"]
+    assert kl.startswith("2 of 3 mass windows pass")  # 0.5 above its 95 % band (0.5 > 0.03)
+    assert "m = 0.5 GeV" in kl
+    closure = verdicts["Flow closure in the detector (reach.json flow_closure)"]
+    assert "0.5 GeV (eps_low: +4.2σ)" in closure  # the trusted pull beyond 3σ
+    assert "eps_high" not in closure  # 5 effective pairs: not trusted
+    uni = verdicts["Lepton universality (ee/mumu, yields.json)"]
+    assert "p = 6.3e-05" in uni
+    assert "disagree" in uni
+    assert verdicts["A′ yield mass bins (yields.json aprime.flags)"].startswith("1 of 12 bins")
+    assert (
+        "up to 42 % of N_sig"
+        in verdicts["Signal outside the fiducial region (reach.json extrapolation)"]
+    )
+    summary = _section(page, "summary")
+    warnings = re.findall(r"<li><b>(.*?)</b>: (.*?)</li>", summary)
+    assert f"<h3>Warnings ({len(warnings)})</h3>" in summary
+    where = [html.unescape(w) for w, _ in warnings]
+    assert where.count("Flow vs data (k-NN KL, validation.json)") == 1
+    assert "Flow closure in the detector (reach.json flow_closure)" in where
+    assert "Lepton universality (ee/mumu, yields.json)" in where
+    assert "A′ yield mass bins (yields.json aprime.flags)" in where
+    # every warning a section shows is in the summary too
+    texts = [html.unescape(t) for _, t in warnings]
+    for ident in ("selection", "yields", "reach"):
+        for shown in re.findall(r'<p class="warn">⚠ (.*?)</p>', _section(page, ident)):
+            assert html.unescape(shown) in texts, shown
+    assert "1 input file(s) skipped as unreadable" in texts
+
+
+def test_the_summary_of_a_run_that_stopped_after_the_yields(tmp_path: Path, png_bytes: bytes):
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    for name in ("validation.json", "reach.json", "acceptance.npz", "figures/reach.png"):
+        (run / name).unlink()
+    shutil.rmtree(run / "flow")
+    (run / "workspaces" / "index.json").unlink()
+    page = build_report(_config(tmp_path, run)).path.read_text()
+    summary = _section(page, "summary")
+    missing = re.search(r'<div class="missing">(.*?)</div>', summary, re.DOTALL)
+    assert missing, "the summary says what the run lacks"
+    for name in ("validation.json", "reach.json", "figures/reach.png"):
+        assert f"<code>{name}</code>" in missing.group(1)
+    assert "yields.json" not in missing.group(1)
+    assert "figures/reach.png not found" in summary
+    # the A′ yield at 3 of its mass bins (lowest, middle, highest), from yields.json
+    ap = json.loads((run / "yields.json").read_text())["aprime"]
+    rows = _rows(page, "The A′ yield at 3 masses")
+    assert [float(r[0]) for r in rows] == pytest.approx(
+        [ap["mass"][i] for i in (0, 6, 11)], rel=1e-4
+    )
+    assert rows[0][-1] == "near_threshold"  # the flagged first bin: a flags column
+    verdicts = {r[0]: r[1] for r in _rows(page, "<h3>Validation</h3>")}
+    assert verdicts["Flow vs data (k-NN KL, validation.json)"] == "not run"
+    assert verdicts["Flow closure in the detector (reach.json flow_closure)"] == "not run"
 
 
 # --------------------------------------------------------------------------- browser

@@ -2,11 +2,19 @@
 
 :func:`build_report` reads whatever artifacts a run directory holds (``mock.root``,
 ``select.json``, ``histograms.root``, ``yields.json``, ``flow/``, ``validation.json``,
-``acceptance.npz``, ``reach.json``) and writes ``<run>/report.html``: the run's provenance
-(config text and hash, package versions, seeds), one section per stage with the numbers
-behind it, and every PNG under ``<run>/figures/`` and ``<run>/flow/`` placed in the matching
-section. A stage whose artifacts are missing is shown as "not run"; an unreadable artifact is
-shown as a warning in the page. Building the report never fails on a partial run.
+``acceptance.npz``, ``reach.json``) and writes ``<run>/report.html``, in this order:
+
+1. a summary: the expected excluded mass and ε range, the ε band and the A′ yield per POT per
+   ε² at 3 masses (:func:`summary_masses`), the validation verdicts (the flow's KL, its closure
+   in the detector, lepton universality, the yield's flags, what the limits rest on beyond the
+   measurement), every warning of the page, and the artifacts the run lacks for it;
+2. the reach figure (``figures/reach.png``);
+3. one section per stage with the numbers behind it, and every other PNG under
+   ``<run>/figures/`` and ``<run>/flow/`` placed in the matching section;
+4. the run's provenance: config text and hash, package versions, stages, seeds, files.
+
+A stage whose artifacts are missing is shown as "not run"; an unreadable artifact is shown as a
+warning in its section and in the summary. Building the report never fails on a partial run.
 
 The page has no external resources: inline CSS, one small inline script, and images
 referenced by paths relative to the report. The script fills ``<pre id="gammastar-selfcheck">``
@@ -42,6 +50,9 @@ KEY_PACKAGES = ("numpy", "uproot", "awkward", "vector", "hist", "torch", "zuko",
 """Packages whose exact installed versions the report records."""
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+TOP_FIGURE = f"{rundir.FIGURES_DIR}/reach.png"
+"""The figure shown under the summary, at the top of the page (the reach stage's exclusion)."""
 
 # (section id, title); the order of the page.
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -184,13 +195,18 @@ class Section:
     parts: list[str] = field(default_factory=list)
     figures: list[Figure] = field(default_factory=list)
     ran: bool = False
-    warnings: int = 0
+    warning_texts: list[str] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> int:
+        """How many warnings the section shows."""
+        return len(self.warning_texts)
 
     def add(self, html_text: str) -> None:
         self.parts.append(html_text)
 
     def warn(self, text: str) -> None:
-        self.warnings += 1
+        self.warning_texts.append(text)
         self.parts.append(warning(text))
 
 
@@ -818,6 +834,27 @@ def _band(bands: list[Any], i: int) -> tuple[float | None, float | None]:
     return (_num(b[0]) if len(b) > 0 else None), (_num(b[1]) if len(b) > 1 else None)
 
 
+def kl_verdicts(doc: dict[str, Any]) -> list[str | None]:
+    """Per mass window of ``validation.json``: ``"68"`` (the model-vs-data KL inside the
+    data-vs-data 68 % band's upper edge), ``"95"`` (inside the 95 % band's), ``"fail"`` (above
+    it) or ``None`` (not judged: too few data for a band). The flow passes a window when its
+    KL is no larger than the data's own at 95 % (paper Fig. 4)."""
+    kl = _as_list(doc.get("kl_model"))
+    b68 = _as_list(doc.get("kl_data_68"))
+    b95 = _as_list(doc.get("kl_data_95"))
+    out: list[str | None] = []
+    for i in range(len(_as_list(doc.get("mass")))):
+        k = _num(kl[i]) if i < len(kl) else None
+        hi68, hi95 = _band(b68, i)[1], _band(b95, i)[1]
+        if k is None or hi95 is None:
+            out.append(None)
+        elif k <= hi95:
+            out.append("68" if hi68 is not None and k <= hi68 else "95")
+        else:
+            out.append("fail")
+    return out
+
+
 def _validation_section(run: Path, s: Section) -> None:
     doc = _section_json(run, rundir.VALIDATION, s)
     if doc is None:
@@ -829,21 +866,19 @@ def _validation_section(run: Path, s: Section) -> None:
     b95 = _as_list(doc.get("kl_data_95"))
     ndata = _as_list(doc.get("n_data"))
     rows = []
-    n_pass = n_judged = 0
+    verdicts = kl_verdicts(doc)
+    n_judged = sum(v is not None for v in verdicts)
+    n_pass = sum(v in ("68", "95") for v in verdicts)
     for i, m in enumerate(mass):
         k = _num(kl[i]) if i < len(kl) else None
         lo68, hi68 = _band(b68, i)
         lo95, hi95 = _band(b95, i)
-        if k is None or hi95 is None:
-            verdict = Raw('<span class="na">n/a (too few data)</span>')
-        else:
-            n_judged += 1
-            if k <= hi95:
-                n_pass += 1
-                inside = "inside 68 %" if hi68 is not None and k <= hi68 else "inside 95 %"
-                verdict = Raw(f'<span class="pass">pass ({inside})</span>')
-            else:
-                verdict = Raw('<span class="fail">fail (above 95 %)</span>')
+        verdict = {
+            None: Raw('<span class="na">n/a (too few data)</span>'),
+            "68": Raw('<span class="pass">pass (inside 68 %)</span>'),
+            "95": Raw('<span class="pass">pass (inside 95 %)</span>'),
+            "fail": Raw('<span class="fail">fail (above 95 %)</span>'),
+        }[verdicts[i]]
         rows.append(
             (
                 fmt(m, ".4g"),
@@ -1147,6 +1182,349 @@ def _impact_table(doc: dict[str, Any], s: Section) -> None:
     s.add(table(["nuisance"] + [f"m = {fmt(m, '.3f')} GeV" for m in masses], rows, "num"))
 
 
+# =========================================================================== summary
+SUMMARY_INPUTS: tuple[tuple[str, str, str], ...] = (
+    (rundir.YIELDS, "gammastar yields", "the A′ yield per POT"),
+    (rundir.VALIDATION, "gammastar validate", "the flow's KL verdict"),
+    (rundir.REACH, "gammastar reach", "the excluded range, the ε band and the flow's closure"),
+    (f"{rundir.FIGURES_DIR}/reach.png", "gammastar reach", "the reach figure"),
+)
+"""(artifact, the command that writes it, what the summary takes from it)."""
+
+UNIVERSALITY_ALPHA = 0.05
+"""p-value of the ee/μμ χ² below which the summary calls the channels in tension."""
+
+
+@dataclass
+class Summary:
+    """What the summary shows: its HTML parts and the warnings it derives from the documents
+    (a failed check), besides those the sections raise."""
+
+    parts: list[str] = field(default_factory=list)
+    """Beside the reach figure: the exclusion, the table at 3 masses, the verdicts."""
+    after: list[str] = field(default_factory=list)
+    """Under it: the warnings."""
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (where, text)
+    verdicts: list[tuple[str, Raw]] = field(default_factory=list)  # (check, verdict)
+
+    def verdict(self, check: str, kind: str, text: str) -> None:
+        """A row of the verdict table (``check`` names its document); ``kind`` is ``pass``,
+        ``fail`` (also a warning), ``na`` or ``note``."""
+        cls = {"pass": "pass", "fail": "fail", "na": "na"}.get(kind, "")
+        cell = Raw(f'<span class="{cls}">{esc(text)}</span>') if cls else esc(text)
+        self.verdicts.append((check, cell))
+        if kind == "fail":
+            self.warnings.append((check, text))
+
+
+def _quiet_json(run: Path, name: str) -> dict[str, Any] | None:
+    """``name`` read as the sections read it; its problems are the sections' warnings."""
+    if not (run / name).exists():
+        return None
+    return _read_json(run, name, Section("summary", "Summary"))
+
+
+def _excluded(reach: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], list[int]]:
+    """``(mass, eps_low, eps_high, indices excluded)`` of ``reach.json`` ``expected``."""
+    exp = reach.get("expected") if isinstance(reach.get("expected"), dict) else {}
+    mass, lo, hi = (_as_list(exp.get(k)) for k in ("mass", "eps_low", "eps_high"))
+    idx = [
+        i
+        for i in range(len(mass))
+        if i < len(lo) and i < len(hi) and _is_number(lo[i]) and _is_number(hi[i])
+    ]
+    return mass, lo, hi, idx
+
+
+def summary_masses(reach: dict[str, Any] | None, yields: dict[str, Any] | None) -> list[float]:
+    """The summary's 3 masses: the lowest, middle and highest scanned mass of the expected
+    excluded range (``reach.json``); without an exclusion, 3 masses spread over the scan, and
+    without a reach, over the A′ yield's mass bins."""
+    if reach is not None:
+        mass, _, _, idx = _excluded(reach)
+        if idx:
+            return [float(mass[idx[j]]) for j in _pick(len(idx), 3)]
+        masses = [float(m) for m in mass if _is_number(m)]
+        if masses:
+            return [masses[j] for j in _pick(len(masses), 3)]
+    ym = [float(m) for m in _as_list(_get(yields, "aprime", "mass")) if _is_number(m)]
+    return [ym[j] for j in _pick(len(ym), 3)]
+
+
+def yield_bin(aprime: dict[str, Any], mass: float) -> int | None:
+    """Index of the A′ yield's mass bin that holds ``mass`` (``bin_edges``, lower edge
+    included; the nearest bin centre within half a bin without edges); ``None`` outside."""
+    centres = _as_list(aprime.get("mass"))
+    edges = [float(e) for e in _as_list(aprime.get("bin_edges")) if _is_number(e)]
+    if len(edges) == len(centres) + 1:
+        for i in range(len(centres)):
+            last = i == len(centres) - 1
+            if edges[i] <= mass < edges[i + 1] or (last and mass == edges[i + 1]):
+                return i
+        return None
+    num = [(abs(float(c) - mass), i) for i, c in enumerate(centres) if _is_number(c)]
+    if not num:
+        return None
+    d, i = min(num)
+    step = (
+        abs(float(centres[1]) - float(centres[0]))
+        if len(centres) > 1 and all(_is_number(c) for c in centres[:2])
+        else math.inf
+    )
+    return i if d <= 0.5 * step else None
+
+
+def _exclusion_text(reach: dict[str, Any]) -> str:
+    """One sentence: the expected (and observed) excluded mass and ε range."""
+    cl = _num(reach.get("cl"))
+    mass, lo, hi, idx = _excluded(reach)
+    what = f"{100 * cl:.0f} % CLs" if cl is not None else "CLs"
+    if not idx:
+        return f"Expected exclusion ({what}, median): none of the {len(mass)} scanned masses."
+    gaps = idx != list(range(idx[0], idx[-1] + 1))
+    text = (
+        f"Expected exclusion ({what}, median): m_A′ from {fmt(mass[idx[0]], '.4g')} to "
+        f"{fmt(mass[idx[-1]], '.4g')} GeV ({len(idx)} of {len(mass)} scanned masses"
+        + (", with gaps" if gaps else "")
+        + f"), ε from {fmt(min(float(lo[i]) for i in idx), '.3e')} to "
+        f"{fmt(max(float(hi[i]) for i in idx), '.3e')}."
+    )
+    obs = reach.get("observed") if isinstance(reach.get("observed"), dict) else None
+    if obs:
+        olo = _as_list(obs.get("eps_low"))
+        n_obs = sum(1 for i in range(len(mass)) if i < len(olo) and _is_number(olo[i]))
+        text += f" Observed: excluded at {n_obs} of {len(mass)} masses."
+    return text
+
+
+def _cell(values: list[Any], i: int | None, spec: str, missing: str = "n/a") -> str:
+    """``values[i]`` formatted, ``missing`` where there is no number."""
+    ok = i is not None and i < len(values) and _is_number(values[i])
+    return fmt(values[i], spec) if ok else missing
+
+
+def _reach_cells(reach: dict[str, Any], m: float) -> list[str]:
+    """The expected (and observed) ε_low, ε_high of ``reach.json`` at its scanned mass ``m``."""
+    mass, lo, hi, _ = _excluded(reach)
+    i = next((k for k, v in enumerate(mass) if _is_number(v) and math.isclose(v, m)), None)
+    cells = [_cell(lo, i, ".3e", "not excluded"), _cell(hi, i, ".3e", "not excluded")]
+    obs = reach.get("observed")
+    if isinstance(obs, dict) and obs:
+        olo, ohi = _as_list(obs.get("eps_low")), _as_list(obs.get("eps_high"))
+        cells += [_cell(olo, i, ".3e", "not excluded"), _cell(ohi, i, ".3e", "not excluded")]
+    return cells
+
+
+def _yield_cells(ap: dict[str, Any], m: float, syst: bool) -> list[str]:
+    """The A′ yield's bin holding ``m``: its range, the yield per POT per ε² ± its statistical
+    (± systematic) error, its flags."""
+    b = yield_bin(ap, m)
+    if b is None:
+        return ["outside the yields", "n/a", "—"]
+    edges = _as_list(ap.get("bin_edges"))
+    flags = _as_list(ap.get("flags"))
+    where = f"{fmt(edges[b], '.4g')}–{fmt(edges[b + 1], '.4g')}" if b + 1 < len(edges) else "n/a"
+    value = _cell(_as_list(ap.get("per_pot_per_eps2")), b, ".4e")
+    value += f" ± {_cell(_as_list(ap.get('stat_err')), b, '.2e')}"
+    if syst:
+        value += f" ± {_cell(_as_list(ap.get('syst_err')), b, '.2e')}"
+    return [where, value, _flags_text(flags[b]) if b < len(flags) else "—"]
+
+
+def _masses_table(reach: dict[str, Any] | None, yields: dict[str, Any] | None) -> Raw | None:
+    """The ε band and the A′ yield per POT per ε² at :func:`summary_masses` (a flags column
+    where one of the 3 bins has a flag)."""
+    masses = summary_masses(reach, yields)
+    if not masses:
+        return None
+    ap = _get(yields, "aprime")
+    ap = ap if isinstance(ap, dict) else None
+    syst = ap is not None and bool(_as_list(ap.get("syst_err")))
+    headers = ["m_A′ (GeV)"]
+    if reach is not None:
+        headers += ["expected ε low", "expected ε high"]
+        if isinstance(reach.get("observed"), dict) and reach["observed"]:
+            headers += ["observed ε low", "observed ε high"]
+    if ap is not None:
+        errors = "± stat. ± syst." if syst else "± stat."
+        headers += ["yield bin (GeV)", f"A′ per POT per ε² {errors}", "flags"]
+    rows = [
+        [fmt(m, ".4g")]
+        + (_reach_cells(reach, m) if reach is not None else [])
+        + (_yield_cells(ap, m, syst) if ap is not None else [])
+        for m in masses
+    ]
+    if ap is not None and all(r[-1] == "—" for r in rows):  # no flag: no column
+        headers, rows = headers[:-1], [r[:-1] for r in rows]
+    return table(headers, rows, "num")
+
+
+def _kl_verdict(doc: dict[str, Any] | None, out: Summary) -> None:
+    check = "Flow vs data (k-NN KL, validation.json)"
+    if doc is None:
+        out.verdict(check, "na", "not run")
+        return
+    mass = _as_list(doc.get("mass"))
+    verdicts = kl_verdicts(doc)
+    judged = [i for i, v in enumerate(verdicts) if v is not None]
+    failed = [i for i in judged if verdicts[i] == "fail"]
+    if not judged:
+        out.verdict(check, "na", "no window with enough data for a band")
+        return
+    text = f"{len(judged) - len(failed)} of {len(judged)} mass windows pass"
+    if failed:
+        where = ", ".join(f"{fmt(mass[i], '.3g')}" for i in failed)
+        text += f"; above the data's 95 % band at m = {where} GeV"
+    out.verdict(check, "fail" if failed else "pass", text)
+    holdout = _get(doc, "meta", "holdout", "matches_training")
+    if holdout is False:
+        why = (
+            "the held-out pairs are not the ones the flow was trained without "
+            "(validation.json meta.holdout.matches_training)"
+        )
+        out.warnings.append((check, why))
+
+
+def _closure_verdict(reach: dict[str, Any] | None, out: Summary) -> None:
+    check = "Flow closure in the detector (reach.json flow_closure)"
+    fc = _get(reach, "flow_closure")
+    if not isinstance(fc, dict):
+        out.verdict(check, "na", "not run" if reach is None else "not computed")
+        return
+    if "skipped" in fc:
+        out.verdict(check, "na", f"not computed: {fmt(fc['skipped'])}")
+        return
+    from gammastar.reach.flow_closure import PULL_WARN, WARN_CARRIERS
+
+    carriers = _num(fc.get("chi2_carriers_min")) or WARN_CARRIERS
+    big = []
+    for p in (q for q in _as_list(fc.get("points")) if isinstance(q, dict)):
+        for key in ("eps_low", "eps_high", "eps_peak"):
+            v = p.get(key) if isinstance(p.get(key), dict) else {}
+            pull = _num(v.get("pull_with_model", v.get("pull")))
+            trusted = (_num(v.get("carriers")) or 0.0) >= carriers
+            if pull is not None and trusted and abs(pull) > PULL_WARN:
+                big.append(f"{fmt(p.get('mass'), '.3g')} GeV ({key}: {pull:+.1f}σ)")
+    text = (
+        f"χ² = {fmt(_num(fc.get('chi2')), '.1f')} for {fmt(fc.get('ndf'))} points, largest "
+        f"|pull| {fmt(_num(fc.get('max_abs_pull')), '.2f')}"
+    )
+    if big:
+        text += f"; beyond {PULL_WARN:g}σ at m = " + ", ".join(big)
+    else:
+        text += f" (none beyond {PULL_WARN:g}σ)"
+    out.verdict(check, "fail" if big else "pass", text)
+
+
+def _universality_verdict(yields: dict[str, Any] | None, out: Summary) -> None:
+    uni = _get(yields, "lepton_universality")
+    if not isinstance(uni, dict):
+        return  # one channel: nothing to compare
+    check = f"Lepton universality ({fmt(uni.get('ratio_of'))}, yields.json)"
+    p = _num(uni.get("p_value"))
+    text = (
+        f"χ²/ndf = {fmt(_num(uni.get('chi2')), '.1f')}/{fmt(uni.get('ndf'))}, p = {fmt(p, '.3g')}"
+    )
+    if p is None:
+        out.verdict(check, "na", text)
+    elif p < UNIVERSALITY_ALPHA:
+        out.verdict(check, "fail", f"{text}: the channels disagree (p < {UNIVERSALITY_ALPHA:g})")
+    else:
+        out.verdict(check, "pass", f"{text}: consistent (p ≥ {UNIVERSALITY_ALPHA:g})")
+
+
+def _yield_flags_verdict(yields: dict[str, Any] | None, out: Summary) -> None:
+    ap = _get(yields, "aprime")
+    if not isinstance(ap, dict):
+        return
+    from gammastar.yields.universality import SERIOUS_FLAGS
+
+    flags = [set(f) if isinstance(f, list) else set() for f in _as_list(ap.get("flags"))]
+    bad = sum(1 for f in flags if f & SERIOUS_FLAGS)
+    check = "A′ yield mass bins (yields.json aprime.flags)"
+    text = f"{bad} of {len(flags)} bins " + "/".join(sorted(SERIOUS_FLAGS))
+    out.verdict(check, "fail" if bad else "pass", text)
+
+
+def _coverage_notes(
+    reach: dict[str, Any] | None, yields: dict[str, Any] | None, out: Summary
+) -> None:
+    """What the run's limits rest on beyond the measurement: the extrapolated share of the
+    signal and the uncertainties left out of the likelihood."""
+    ext = _get(reach, "extrapolation")
+    share = [v for v in _as_list(_get(ext, "max_fraction_in_excluded_region")) if _is_number(v)]
+    if share:
+        out.verdict(
+            "Signal outside the fiducial region (reach.json extrapolation)",
+            "note",
+            f"up to {100 * max(share):.0f} % of N_sig inside a mass's excluded region comes from "
+            f"the fitted model ({fmt(_get(ext, 'model'))}), not from measured pairs",
+        )
+    left = _get(yields, "uncertainties", "not_included")
+    if isinstance(left, dict) and left:
+        out.verdict(
+            "Uncertainties not in the likelihood (yields.json uncertainties.not_included)",
+            "note",
+            ", ".join(str(k) for k in left),
+        )
+
+
+def _summary(config: Any, run: Path, sections: dict[str, Section]) -> Summary:
+    """The report's first section: the expected exclusion, the ε band and the A′ yield at
+    3 masses, the validation verdicts and every warning (the sections' and the verdicts'),
+    and what the run lacks for them."""
+    out = Summary()
+    reach = _quiet_json(run, rundir.REACH)
+    yields = _quiet_json(run, rundir.YIELDS)
+    validation = _quiet_json(run, rundir.VALIDATION)
+    lines = []
+    if reach is not None:
+        lines.append(_exclusion_text(reach))
+    n_pot = _num(_get(yields, "meta", "n_pot"))
+    if n_pot is not None:
+        lines.append(
+            f"A′ yield measured with N_POT = {fmt(n_pot, '.3e')} protons on target "
+            f"(yields.json; A′ source: {fmt(_get(yields, 'aprime', 'source'))})."
+        )
+    missing = [(name, cmd, what) for name, cmd, what in SUMMARY_INPUTS if not (run / name).exists()]
+    if lines:
+        out.parts.append(f'<p class="summary">{"<br>".join(str(esc(t)) for t in lines)}</p>')
+    if missing:
+        items = "".join(
+            f"<li><code>{esc(name)}</code> (<code>{esc(cmd)}</code>): {esc(what)}</li>"
+            for name, cmd, what in missing
+        )
+        out.parts.append(
+            f'<div class="missing"><p>Not in this run, so not summarised:</p><ul>{items}</ul></div>'
+        )
+    tab = _masses_table(reach, yields)
+    if tab is not None:
+        head = "The expected ε band and the A′ yield" if reach is not None else "The A′ yield"
+        out.parts.append(f"<h3>{head} at 3 masses</h3>{tab}")
+        if reach is not None and yields is not None:
+            out.parts.append(
+                '<p class="note">Masses: the lowest, middle and highest scanned mass of the '
+                "expected excluded range (reach.json expected); the A′ yield per POT per ε² of "
+                "the yields' mass bin that holds each (yields.json aprime, Eq. 6).</p>"
+            )
+    _kl_verdict(validation, out)
+    _closure_verdict(reach, out)
+    _universality_verdict(yields, out)
+    _yield_flags_verdict(yields, out)
+    _coverage_notes(reach, yields, out)
+    out.parts.append("<h3>Validation</h3>")
+    out.parts.append(table(["check", "verdict"], out.verdicts, "verdicts"))
+    for s in sections.values():
+        out.warnings += [(s.title, t) for t in s.warning_texts]
+    out.after.append(f"<h3>Warnings ({len(out.warnings)})</h3>")
+    if out.warnings:
+        items = "".join(f"<li><b>{esc(w)}</b>: {esc(t)}</li>" for w, t in out.warnings)
+        out.after.append(f'<ul class="warnings">{items}</ul>')
+    else:
+        out.after.append('<p class="note">None recorded in the run\'s documents.</p>')
+    return out
+
+
 # =========================================================================== provenance
 def package_versions(names: Sequence[str] = KEY_PACKAGES) -> dict[str, str]:
     """Installed versions of ``names`` (``not installed`` when absent)."""
@@ -1309,7 +1687,7 @@ def _size(n: int) -> str:
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1b1b1b;
 background:#fafafa;line-height:1.45}
-main{max-width:1100px;margin:0 auto;padding:1em 2em 3em}
+main{max-width:1240px;margin:0 auto;padding:1em 2em 3em}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #ccd;padding-bottom:.2em;margin-top:2em}
 section{margin-bottom:1.5em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em;background:#fff}
@@ -1331,6 +1709,14 @@ nav li a.notrun{background:#f1f1f1;color:#888}nav li a.warn{background:#fff0c2;b
 details{margin:.5em 0}summary{cursor:pointer;color:#234}
 footer{color:#666;font-size:.85em;border-top:1px solid #ddd;margin-top:3em;padding-top:1em}
 #gammastar-selfcheck{font-size:.8em;white-space:pre-wrap}
+#summary p.summary{font-size:1.05em}.missing{background:#f4f5f8;border-left:4px solid #99a;
+padding:.2em .8em;margin:.6em 0}.missing ul,ul.warnings{margin:.3em 0}
+ul.warnings li{background:#fff4d6;border-left:4px solid #e0a800;padding:.2em .6em;margin:.2em 0;
+list-style:none}ul.warnings{padding-left:0}
+.summary-grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,540px);gap:1.2em;
+align-items:start}.summary-grid .figures.top figure{margin-top:.4em}
+@media (max-width:1100px){.summary-grid{grid-template-columns:minmax(0,1fr)}}
+#summary table{font-size:.86em}#summary table.num td{white-space:nowrap}#summary h3{margin:.7em 0 .3em}
 """
 
 # Runs in <head>: records script errors from the start; on load counts the images that
@@ -1440,8 +1826,33 @@ def render(config: Any, run: Path) -> str:
                 _compare_with_table(config, s)
         except Exception as err:  # noqa: BLE001 - a report shows, never fails
             s.warn(f"could not build this section ({type(err).__name__}: {err})")
+    top_figure = None
     for fig in find_figures(run):
-        sections[_section_of(fig)].figures.append(fig)
+        if fig.rel == TOP_FIGURE:
+            top_figure = fig
+        else:
+            sections[_section_of(fig)].figures.append(fig)
+    if top_figure is not None and sections["reach"].ran:
+        sections["reach"].add(
+            f'<p class="note">The exclusion figure ({esc(TOP_FIGURE)}) is at the top of the '
+            'page, under the <a href="#summary">Summary</a>.</p>'
+        )
+    try:
+        summary = _summary(config, run, sections)
+        beside, under = "".join(summary.parts), "".join(summary.after)
+    except Exception as err:  # noqa: BLE001 - a report shows, never fails
+        beside = warning(f"could not build the summary ({type(err).__name__}: {err})")
+        under = ""
+    figure = (
+        _figure_html(top_figure)
+        if top_figure is not None
+        else not_run(f"{TOP_FIGURE} not found (written by gammastar reach)")
+    )
+    # the numbers, then the figure: side by side on a wide screen, one under the other else
+    summary_html = (
+        f'<div class="summary-grid"><div>{beside}</div>'
+        f'<div class="figures top">{figure}</div></div>{under}'
+    )
 
     try:
         top, seeds = _provenance(config, run)
@@ -1449,7 +1860,7 @@ def render(config: Any, run: Path) -> str:
         top, seeds = warning(f"run information failed ({type(err).__name__}: {err})"), Raw("")
     stages = _stage_table(run)
 
-    nav, body = [], []
+    nav, body = ['<li><a href="#summary">Summary</a></li>'], []
     for ident, s in sections.items():
         if ident in ("other", "darksector") and not s.figures and not s.ran:
             continue
@@ -1474,12 +1885,13 @@ def render(config: Any, run: Path) -> str:
         f"<title>{esc(title)}</title><style>{CSS}</style>"
         f"<script>{SELFCHECK_JS}</script></head><body><main>"
         f"<h1>{esc(title)}</h1>"
-        f'<nav><ul><li><a href="#run">Run information</a></li>{"".join(nav)}</ul></nav>'
-        f'<section id="run"><h2>Run information</h2>{top}'
+        f'<nav><ul>{"".join(nav)}<li><a href="#run">Run information</a></li></ul></nav>'
+        f'<section id="summary"><h2>Summary</h2>{summary_html}</section>'
+        + "".join(body)
+        + f'<section id="run"><h2>Run information</h2>{top}'
         + (f"<h3>Pipeline stages</h3>{stages}" if stages is not None else "")
         + f"<h3>Seeds and artifact metadata</h3>{seeds}"
         f"<h3>Files in the run directory</h3>{_artifact_list(run)}</section>"
-        + "".join(body)
         + f"<footer>Written by gammastar {esc(__version__)}. Browser self-check: "
         '<pre id="gammastar-selfcheck">pending (needs JavaScript)</pre></footer>'
         "</main></body></html>\n"

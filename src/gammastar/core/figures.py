@@ -1,16 +1,59 @@
-"""Writing figures: :func:`save_figure` (atomic, the format from the file's suffix).
+"""Writing figures: :func:`save_figure` (atomic, the format from the file's suffix) and
+:func:`figure_style` (the one look of every figure the package draws).
 
-Every stage writes its figures through it (DEVELOPERS.md "Figures"), so that a killed writer
-leaves no half-written PNG/PDF in the run directory.
+Every stage writes its figures through :func:`save_figure` (DEVELOPERS.md "Figures"), so that
+a killed writer leaves no half-written PNG/PDF in the run directory, and draws them inside
+:func:`figure_style`, so that all of them share mplhep's experiment-neutral ROOT style with one
+set of sizes while the caller's own matplotlib settings stay as they were.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from gammastar.core.artifacts import atomic_path
+
+STYLE_OVERRIDES: dict[str, Any] = {
+    "font.size": 16,
+    "figure.figsize": (8.0, 6.0),
+    "xtick.major.size": 8,
+    "xtick.minor.size": 4,
+    "ytick.major.size": 8,
+    "ytick.minor.size": 4,
+    "axes.linewidth": 1.5,
+}
+"""The package's sizes over ``mplhep.style.ROOT`` (whose 26 pt text is made for a 10 × 10 inch
+figure): text that reads at the 6–9 inch widths the stages draw, with ROOT's look kept (ticks
+inside on all four sides, minor ticks, its fonts and colour cycle)."""
+
+
+@contextmanager
+def figure_style() -> Iterator[None]:
+    """Draw inside the package's figure style: ``mplhep.style.ROOT`` with
+    :data:`STYLE_OVERRIDES`, for the block (or the decorated function) only.
+
+    The style is applied with ``matplotlib.pyplot.style.context``, so the rcParams of the
+    calling code are restored afterwards, also when drawing raises.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> before = matplotlib.rcParams["font.size"]
+        >>> with figure_style():
+        ...     matplotlib.rcParams["font.size"]
+        16.0
+        >>> matplotlib.rcParams["font.size"] == before
+        True
+    """
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    with plt.style.context([mplhep.style.ROOT, STYLE_OVERRIDES]):
+        yield
 
 
 def save_figure(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.core.artifacts import atomic_path
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError, InputError
 from gammastar.flow import _training_kernels as _flow_training
 from gammastar.flow.architecture import architecture_from_config, build_flow
@@ -535,6 +535,7 @@ def _progress(enabled: bool, total: int, start: int) -> Iterator[Any]:
         yield update
 
 
+@figure_style()
 def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool = True) -> Path:
     """Training and validation loss vs epoch (paper Fig. 7 analogue)."""
     import matplotlib
@@ -542,7 +543,7 @@ def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 5))
     ep = np.arange(1, len(history["train"]) + 1)
     ax.plot(ep, history["train"], label="training")
     ax.plot(ep, history["val"], label="validation")

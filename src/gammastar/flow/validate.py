@@ -20,7 +20,7 @@ import numpy as np
 
 from gammastar.core import rundir
 from gammastar.core.artifacts import check_writable, make_meta
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.core.results import StageResult
 from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import GammastarError
@@ -537,6 +537,7 @@ def _split_data(
     return held, data, split
 
 
+@figure_style()
 def plot_kl(result: dict[str, Any], path: Path, force: bool = True) -> Path:
     """KL vs mass: model vs data with the data-vs-data 68%/95% bands (Fig. 4 analogue)."""
     import matplotlib
@@ -547,7 +548,7 @@ def plot_kl(result: dict[str, Any], path: Path, force: bool = True) -> Path:
     m = np.asarray(result["mass"])
     b68 = np.asarray(result["kl_data_68"], dtype=float)
     b95 = np.asarray(result["kl_data_95"], dtype=float)
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     ax.fill_between(m, b95[:, 0], b95[:, 1], color="gold", alpha=0.6, label="data vs data 95%")
     ax.fill_between(m, b68[:, 0], b68[:, 1], color="limegreen", alpha=0.7, label="data vs data 68%")
     ax.plot(m, result["kl_data_median"], "g--", lw=1)
@@ -556,11 +557,14 @@ def plot_kl(result: dict[str, Any], path: Path, force: bool = True) -> Path:
     )
     ax.set_xlabel(r"$m_{\gamma^*}$ [GeV]")
     ax.set_ylabel("KL divergence")
-    ax.legend(fontsize=8)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi + 0.25 * (hi - lo))  # headroom: the legend above the bands
+    ax.legend(fontsize="x-small", ncols=3, loc="upper center")
     fig.tight_layout()
     return save_figure(fig, path, force=force, close=True, dpi=120)
 
 
+@figure_style()
 def plot_kinematics(
     model: FlowModel,
     data: TrainingData,
@@ -579,7 +583,7 @@ def plot_kinematics(
     import matplotlib.pyplot as plt
 
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(2, len(masses), figsize=(3.2 * len(masses), 5.5), squeeze=False)
+    fig, axes = plt.subplots(2, len(masses), figsize=(4.5 * len(masses), 8), squeeze=False)
     for j, m0 in enumerate(masses):
         sel = np.abs(data.m - m0) < 0.5 * window
         n = max(int(sel.sum()), 1000)
@@ -610,6 +614,6 @@ def plot_kinematics(
             if i == 0:
                 ax.set_title(f"m = {m0:.3g} GeV")
             if i == 0 and j == 0:
-                ax.legend(fontsize=8)
+                ax.legend(fontsize="x-small")
     fig.tight_layout()
     return save_figure(fig, path, force=force, close=True, dpi=110)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gammastar.channels import Channel
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import InputError
 
 COLORS = {
@@ -140,7 +140,7 @@ def _plot(path, outdir, lepton, bins, mass_range, fmt, force) -> list[Path]:
     labels = [c.label for c in channels]
     written = []
 
-    with plt.style.context(mplhep.style.ROOT):
+    with figure_style():
         fig, ax = plt.subplots(figsize=(9, 7))
         hs = [np.histogram(t["m"][os_ & (t["channel"] == int(c))], edges)[0] for c in channels]
         if hs:

@@ -54,7 +54,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError
 from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
 from gammastar.physics.kinematics import kinematic_factor, two_body_momentum
@@ -470,6 +470,7 @@ def ctau(m: ArrayLike, eps: ArrayLike, *, dark: DarkSector | None = None) -> NDA
 
 
 # ---------------------------------------------------------------- plots
+@figure_style()
 def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float = 2.5):
     """Plot BR(A′ → ee, μμ, hadrons) and cτ·(ε/1e-6)² against m; save to ``path`` if given.
 
@@ -479,7 +480,7 @@ def plot_decays(path: str | None = None, *, m_min: float = 0.002, m_max: float =
     import matplotlib.pyplot as plt
 
     m = np.geomspace(m_min, m_max, 2000)
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(6, 7), sharex=True)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 8), sharex=True)
     labels = {c.name: c.label for c in LEPTON_CHANNELS.values()} | {"hadrons": "hadrons"}
     for ch, lab in labels.items():
         ax1.plot(m, branching_ratio(m, ch), label=lab)

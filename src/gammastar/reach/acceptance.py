@@ -22,7 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable, make_meta
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError
 from gammastar.physics.darkphoton import ctau as ctau_fn
 from gammastar.physics.decay import decay_probability
@@ -697,6 +697,7 @@ class ComparisonGrid:
     seed: int | None = 0
 
 
+@figure_style()
 def plot_acceptance_comparison(
     sampler_a: SamplerLike,
     sampler_b: SamplerLike,
@@ -728,7 +729,7 @@ def plot_acceptance_comparison(
     masses_map = np.linspace(0.25, 1.0, 16) if g.masses_map is None else np.asarray(g.masses_map)
     a_c = acceptance_grid(sampler_a, masses_curve, ctaus, geometry, n=n, seed=seed)
     b_c = acceptance_grid(sampler_b, masses_curve, ctaus, geometry, n=n, seed=seed)
-    fig1, ax = plt.subplots(figsize=(6, 4.5))
+    fig1, ax = plt.subplots(figsize=(8, 6))
     for i, m in enumerate(masses_curve):
         (line,) = ax.plot(ctaus, a_c[i], label=f"$m_{{A'}}$ = {m:g} GeV, {labels[0]}")
         ax.plot(ctaus, b_c[i], ls="--", color=line.get_color(), label=f"{labels[1]}")
@@ -737,13 +738,13 @@ def plot_acceptance_comparison(
     ax.set_ylim(1e-6, 2.0)
     ax.set_xlabel(r"$c\tau_{A'}$ [m]")
     ax.set_ylabel(r"acceptance $\mathcal{E}$")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize="xx-small")
     fig1.tight_layout()
     a_m = acceptance_grid(sampler_a, masses_map, ctaus, geometry, n=n, seed=seed)
     b_m = acceptance_grid(sampler_b, masses_map, ctaus, geometry, n=n, seed=seed)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = 2 * (a_m - b_m) / (a_m + b_m)
-    fig2, ax2 = plt.subplots(figsize=(6, 4.5))
+    fig2, ax2 = plt.subplots(figsize=(8, 6))
     pcm = ax2.pcolormesh(masses_map, ctaus, rel.T, cmap="RdBu_r", vmin=-0.5, vmax=0.5)
     fig2.colorbar(
         pcm, ax=ax2, label=r"$2(\mathcal{E}_a-\mathcal{E}_b)/(\mathcal{E}_a+\mathcal{E}_b)$"
@@ -770,6 +771,7 @@ def plot_acceptance_comparison(
 
 
 # --------------------------------------------------------------------------- the stage
+@figure_style()
 def _plot_curves(acc: NDArray, masses: NDArray, ctaus: NDArray, path: Any, force: bool) -> None:
     """``figures/acceptance_ctau.png`` of one sampler: acceptance vs cτ at three of the map's
     masses."""

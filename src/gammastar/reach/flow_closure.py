@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.reach.acceptance import channel_samples
@@ -504,6 +504,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
     }
 
 
+@figure_style()
 def plot_closure(record: dict[str, Any], path: str | Path | None = None, *,
                  kinematic: dict[str, Any] | None = None, title: str = "") -> Any:
     """The flow's acceptance over its pairs' against the mass, at ε_low and ε_high, with the
@@ -515,7 +516,7 @@ def plot_closure(record: dict[str, Any], path: str | Path | None = None, *,
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     for key, mk, dx, lab in (("eps_low", "o", -0.004, r"at $\varepsilon_\mathrm{low}$ (long lifetimes)"),
                              ("eps_high", "s", 0.004, r"at $\varepsilon_\mathrm{high}$ (short lifetimes)"),
                              ("eps_peak", "D", 0.0, "where the signal peaks (not excluded)")):  # fmt: skip
@@ -534,8 +535,8 @@ def plot_closure(record: dict[str, Any], path: str | Path | None = None, *,
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xlabel(r"$m_{A'}$ (GeV)")
     ax.set_ylabel(r"$\mathcal{E}_\mathrm{flow}\,/\,\mathcal{E}_\mathrm{pairs}$ inside F")
-    ax.set_title(title or "The flow against its data where the detector looks")
-    ax.legend(fontsize=8)
+    ax.set_title(title or "The flow against its data where the detector looks", fontsize="small")
+    ax.legend(fontsize="x-small")
     if path is not None:
 
         save_figure(fig, path)

@@ -37,7 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.config import load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta, write_json
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.darkchain import idm_chain
 from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi2_ctau, psi2_width
@@ -333,14 +333,13 @@ def plot_idm_reach(result: dict[str, Any], path: Any = None, *, title: str = "")
         The matplotlib figure.
     """
     import matplotlib.pyplot as plt
-    import mplhep
 
     m = np.asarray(result["m1"], dtype=np.float64)
 
     def arr(key: str, band: str) -> NDArray[np.float64]:
         return np.array([np.nan if v is None else v for v in result[key][band]], dtype=float)
 
-    with plt.style.context(mplhep.style.ROOT):
+    with figure_style():
         fig, ax = plt.subplots(figsize=(8, 6))
         for band, color in (("-2", "#FFDF00"), ("-1", "#00CC00")):
             other = "+" + band[1:]

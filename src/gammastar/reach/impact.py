@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.reach.stats import upper_limit
 
 __all__ = ["impact", "plot_impact"]
@@ -103,7 +103,6 @@ def plot_impact(table: Mapping[str, Any], path: Any = None, *, title: str = "") 
         The matplotlib figure (saved to ``path`` when given).
     """
     import matplotlib.pyplot as plt
-    import mplhep
 
     nominal = np.asarray(table["nominal"]["s_up"], dtype=float)
     names = list(table["nuisances"])
@@ -119,7 +118,7 @@ def plot_impact(table: Mapping[str, Any], path: Any = None, *, title: str = "") 
     ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
     log = ratios.size > 0 and float(np.max(np.abs(np.log(ratios)))) > np.log(1.5)
     off = 1.0 if log else 0.0  # plotted: the ratio on a log axis, else the relative shift
-    with plt.style.context(mplhep.style.ROOT):
+    with figure_style():
         fig, ax = plt.subplots(figsize=(10, 2.2 + 0.6 * len(names)), layout="constrained")
         colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for k, m in enumerate(table["mass"]):

@@ -35,7 +35,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.config import load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta, write_json
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.aprime_meson import default_form_factor
 from gammastar.physics.constants import M_MU, mass
@@ -641,14 +641,13 @@ def plot_mcp_reach(doc: dict[str, Any], path: str | Path | None = None, *, title
         The matplotlib figure.
     """
     import matplotlib.pyplot as plt
-    import mplhep
 
     m = np.asarray(doc["mass"], dtype=np.float64)
 
     def band(key: str) -> NDArray[np.float64]:
         return np.array([np.nan if q is None else q for q in doc["q_low"][key]], dtype=float)
 
-    with plt.style.context(mplhep.style.ROOT):
+    with figure_style():
         fig, ax = plt.subplots(figsize=(8, 6))
         ax.fill_between(m, band("-2"), band("+2"), color="#FFDF00", lw=0, label=r"$\pm2\sigma$")
         ax.fill_between(m, band("-1"), band("+1"), color="#00CC00", lw=0, label=r"$\pm1\sigma$")

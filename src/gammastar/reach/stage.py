@@ -37,6 +37,7 @@ from scipy import optimize
 
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, atomic_paths, check_writable, make_meta
+from gammastar.core.figures import figure_style
 from gammastar.core.results import StageResult
 from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 from gammastar.errors import ConfigError, GammastarError, InputError
@@ -1287,12 +1288,42 @@ def plot_reach(
 ):
     """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines, and the
     published ``bounds`` (``(Bound, style)`` pairs of
-    :func:`gammastar.reach.bounds.read_config_bounds`) over the bands."""
-    import matplotlib.pyplot as plt
-    import mplhep
+    :func:`gammastar.reach.bounds.read_config_bounds`) over the bands, in the package's
+    figure style (:func:`gammastar.core.figures.figure_style`).
 
-    with plt.style.context(mplhep.style.ROOT):
+    Where the ±1σ, ±2σ bands coincide with the median (:func:`bands_coincide`: no expected
+    background, so that no observation but zero events is expected and every quantile of the
+    limit is the same) they are neither drawn nor in the legend; the legend says so instead.
+    """
+    with figure_style():
         return _plot_reach(result, path, title, bounds)
+
+
+BANDS_RTOL = 1e-6
+"""Relative difference of the ε boundaries below which a ±1σ/±2σ band is the median's own
+line: orders of magnitude below what a log axis spanning decades can show."""
+
+BANDS_COINCIDE_NOTE = "expected ±1σ, ±2σ coincide\nwith the median: no background"
+"""The legend's line in place of the band entries when :func:`bands_coincide`."""
+
+
+def bands_coincide(result: ScanResult, rtol: float = BANDS_RTOL) -> bool:
+    """Whether the ±1σ and ±2σ expected boundaries equal the median's at every mass (within
+    ``rtol``; masses not excluded agree when both are): true at zero background, where the
+    only expected observation is n = 0 and all quantiles of the limit are one number (Cowan
+    et al., Eur. Phys. J. C 71 (2011) 1554, the expected-limit bands as quantiles of the
+    limit's distribution under the background-only hypothesis). False when the median
+    excludes nothing (nothing to coincide with)."""
+    lo0, hi0 = (np.asarray(a, dtype=float) for a in result.boundaries["0"])
+    if not np.any(np.isfinite(lo0)):
+        return False
+    for band in ("-2", "-1", "+1", "+2"):
+        if band not in result.boundaries:
+            continue
+        for edge, ref in zip(result.boundaries[band], (lo0, hi0), strict=True):
+            if not np.allclose(np.asarray(edge, float), ref, rtol=rtol, atol=0.0, equal_nan=True):
+                return False
+    return True
 
 
 def _plot_reach(
@@ -1305,8 +1336,9 @@ def _plot_reach(
 
     fig, ax = plt.subplots(figsize=(8, 6))
     m = result.masses
+    collapsed = bands_coincide(result)
     colors = {"-2": "#FFDF00", "-1": "#00CC00", "+1": "#FFDF00", "+2": "white"}
-    for band in ("-2", "-1", "+1", "+2"):
+    for band in () if collapsed else ("-2", "-1", "+1", "+2"):
         for xs, ys in _polygon(m, *result.boundaries[band]):
             ax.fill(xs, ys, color=colors[band], lw=0, label=None)
     bound_handles = draw_bounds(ax, bounds)  # over the bands, under the contours
@@ -1328,11 +1360,14 @@ def _plot_reach(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [
-        Line2D([], [], color="k", ls="--", label="expected (median)"),
-        Patch(color="#00CC00", label=r"expected $\pm1\sigma$"),
-        Patch(color="#FFDF00", label=r"expected $\pm2\sigma$"),
-    ]
+    handles: list[Any] = [Line2D([], [], color="k", ls="--", label="expected (median)")]
+    if collapsed:  # nothing to see: a line of text (no marker) says why
+        handles.append(Patch(visible=False, label=BANDS_COINCIDE_NOTE))
+    else:
+        handles += [
+            Patch(color="#00CC00", label=r"expected $\pm1\sigma$"),
+            Patch(color="#FFDF00", label=r"expected $\pm2\sigma$"),
+        ]
     if "obs" in result.boundaries:
         handles.append(Line2D([], [], color="k", label="observed"))
     for k, key in enumerate(sorted(x for x in result.boundaries if x.startswith("events_"))):

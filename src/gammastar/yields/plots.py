@@ -1,7 +1,8 @@
 """Figures of the yields stage: the analogues of the paper's Fig. 2 (A′) and Fig. 3 (χχ̄).
 
-Both take the ``yields.json`` document (:func:`gammastar.yields.stage.compute_yields`) and draw with
-mplhep's style on log scales, with units on the axes and the statistical error as a band.
+Both take the ``yields.json`` document (:func:`gammastar.yields.stage.compute_yields`) and
+draw in the package's figure style (:func:`gammastar.core.figures.figure_style`) on log
+scales, with units on the axes and the statistical error as a band.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.core.figures import save_figure
+from gammastar.core.figures import figure_style, save_figure
 
 
 def _setup() -> Any:
@@ -21,21 +22,6 @@ def _setup() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _styled(draw: Any) -> Any:
-    """Run ``draw`` under mplhep's ROOT style without changing the global matplotlib style."""
-    import functools
-
-    @functools.wraps(draw)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        import matplotlib.pyplot as plt
-        import mplhep
-
-        with plt.style.context(mplhep.style.ROOT):
-            return draw(*args, **kwargs)
-
-    return wrapper
 
 
 def _pos(values: Any) -> np.ndarray:
@@ -76,7 +62,7 @@ def _value_and_error(section: dict[str, Any], key: str) -> tuple[np.ndarray, np.
     return _pos(section[key]), np.nan_to_num(_pos(section["stat_err"]))
 
 
-@_styled
+@figure_style()
 def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Fig. 2 analogue: data-driven A′ yield per POT per ε² with the bremsstrahlung band.
 
@@ -119,7 +105,7 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
     plt.close(fig)
 
 
-@_styled
+@figure_style()
 def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Fig. 3 analogue: χχ̄ yield per POT per Q² vs m_χ with bremsstrahlung, π0 and J/ψ lines."""
     plt = _setup()
