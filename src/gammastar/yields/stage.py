@@ -1059,16 +1059,19 @@ def _yields(
     return ap, ap_source, mcp, fid
 
 
-def _warn_flags(ap: AprimeYield) -> None:
+def _warn_flags(ap: AprimeYield, channel: str | None = None) -> None:
+    """Warn of the serious flags of ``ap``: the run's yield, or with ``channel`` one channel's
+    yield of a both-channels run (its bins before the combination, which the other channel
+    can cover)."""
     serious = {"negative", "empty", "below_threshold"}
     n_flagged = sum(1 for f in ap.flags if serious & set(f))
     if n_flagged:
+        what, key = (f" ({channel}, before the combination)", f"flavours.{channel}.") \
+            if channel else ("", "")  # fmt: skip
         log.warning(
-            "yields: %d of %d A′ mass bins are negative, empty or below threshold "
-            "(see aprime.flags)",
-            n_flagged,
-            len(ap.flags),
-        )
+            "yields%s: %d of %d A′ mass bins are negative, empty or below threshold "
+            "(yields.json %saprime.flags)", what, n_flagged, len(ap.flags), key,
+        )  # fmt: skip
 
 
 def yields_document(
@@ -1246,7 +1249,7 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
         ap, ap_source, mcp, fid = _yields(fcfg, inp)
         loss = read_acceptance_loss(cfg.output_dir, ch) if inp.phase_space == "full" else None
         lost = flag_acceptance_loss(loss, ap, mcp, fcfg.input.lepton_mass) if loss else None
-        _warn_flags(ap)
+        _warn_flags(ap, ch)
         doc = _jsonable(yields_document(fcfg, inp, ap, ap_source, mcp, fid, lost, theory=False))
         per[ch] = {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": mcp, "doc": doc}
     chans = list(per)
