@@ -463,3 +463,127 @@ def test_documented_commands_run_on_a_small_run(tmp_path, monkeypatch, capsys):
             failed.append(f"{doc}: did not write {missing}")
     assert not failed, "\n".join(failed)
     assert len(ordered) >= 5
+
+
+# --------------------------------------------------------------------------- shipped configs
+SHIPPED = sorted((REPO / "analysis").rglob("*.yaml"))
+_KEY = re.compile(r"^(\s*)([A-Za-z_]\w*)\s*:(?:\s|$)")
+_ROW = re.compile(r"^\| `([^`]+)` \| [^|]* \| ([^|]*) \|", re.MULTILINE)
+_SHAPE_LENGTHS = {"z", "z1", "z2", "radius", "r_min", "r_max", "offset"}
+_SHAPE_LENGTH_PREFIXES = ("half_",)
+
+
+@cache
+def _units() -> dict[str, str]:
+    """Key → unit, from the unit column of the generated config reference."""
+    text = (REPO / "docs" / "reference" / "config.md").read_text(encoding="utf-8")
+    return {k: u.strip() for k, u in _ROW.findall(text) if u.strip()}
+
+
+def _unit(path: str) -> str:
+    """The unit of the config key ``path`` (dotted), "" for a number without one."""
+    path = re.sub(r"\.per_flavour\.\w+", "", path)
+    path = re.sub(r"^mcp\.sources\.\w+", "mcp.sources.<name>", path)
+    path = re.sub(r"^reach\.observed\.\w+", "reach.observed.<channel>", path)
+    if path in _units():
+        return _units()[path]
+    parts = path.split(".")
+    # the shapes of detector.volume / detector.plane (gammastar.physics.volumes): lengths in m
+    shape = parts[:1] == ["detector"] and len(parts) == 3 and parts[1] in {"volume", "plane"}
+    if shape and (parts[2] in _SHAPE_LENGTHS or parts[2].startswith(_SHAPE_LENGTH_PREFIXES)):
+        return "m"
+    return "GeV" if path == "detector.daughters.min_energy" else ""
+
+
+def _states(unit: str, text: str, key: str) -> bool:
+    if key.endswith(("_mb", "_hz", "_s")):  # the key's name says it
+        return True
+    if unit == "m":
+        return re.search(r"(?<![\w/])m(?![\w/²⁻])", text) is not None
+    return unit in text
+
+
+def _comment_start(line: str) -> int | None:
+    quote = None
+    for i, ch in enumerate(line):
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#" and (i == 0 or line[i - 1] in " \t"):
+            return i
+    return None
+
+
+def config_comment_problems(path: Path, label: str) -> list[str]:
+    """What a shipped config's comments lack: the pointer to the config reference in the
+    header (the comment lines before the first key); per key at most 2 comment lines (the
+    comment lines right above it, its inline comment and that comment's continuation lines);
+    and the unit of a key that has one (docs/reference/config.md), in those lines (for the
+    keys of an inline mapping, in its own or its parent's). The note after the last key is
+    free."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    keys = [i for i, ln in enumerate(lines) if not ln.lstrip().startswith("#") and _KEY.match(ln)]
+    problems = []
+    if "docs/reference/config.md" not in "\n".join(lines[: keys[0]]):
+        problems.append("the header does not point to docs/reference/config.md")
+    stack: list[tuple[int, str, str]] = []
+    for i in keys:
+        m = _KEY.match(lines[i])
+        indent, key = len(m.group(1)), m.group(2)
+        comments = []
+        j = i - 1
+        while i != keys[0] and j >= 0 and lines[j].lstrip().startswith("#"):
+            comments.append(lines[j])
+            j -= 1
+        col = _comment_start(lines[i])
+        if col is not None:
+            comments.append(lines[i][col:])
+            j = i + 1
+            while (
+                j <= keys[-1] and lines[j].lstrip().startswith("#") and lines[j].index("#") == col
+            ):
+                comments.append(lines[j])
+                j += 1
+        text = " ".join(comments)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent_text = stack[-1][2] if stack else ""
+        stack.append((indent, key, text))
+        dotted = ".".join(k for _, k, _ in stack)
+        where = f"{label}:{i + 1}: {dotted}"
+        if len(comments) > 2:
+            problems.append(f"{where}: {len(comments)} comment lines")
+        value = lines[i][m.end() : col].strip()
+        checks = [(key, dotted, text)]
+        if value.startswith("{"):
+            checks += [(k, f"{dotted}.{k}", text + parent_text) for k in yaml.safe_load(value)]
+        for name, dotted_key, said in checks:
+            unit = _unit(dotted_key)
+            if unit and value not in {"", "null"} and not _states(unit, said, name):
+                problems.append(f"{label}:{i + 1}: {dotted_key} is in {unit}: its comment omits it")
+    return problems
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: str(p.relative_to(REPO)))
+def test_shipped_config_comments(path):
+    """A shipped config points to the config reference once, at the top, and says what each
+    key means with its unit in at most two comment lines; longer discussions go to the
+    header or the note at the end."""
+    problems = config_comment_problems(path, str(path.relative_to(REPO)))
+    assert not problems, "\n".join(problems)
+
+
+def test_comment_check_finds_what_it_should(tmp_path):
+    """The check above on a config that breaks each rule once."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "# a config\nname: x\ndetector:\n  # one\n  # two\n  l1: 5.0   # m, three\n"
+        "  theta_max: 0.1\n  volume:\n    shape: box\n    z1: 3.0\n"
+    )
+    problems = config_comment_problems(bad, bad.name)
+    assert any("reference" in p for p in problems)
+    assert any("detector.l1: 3 comment lines" in p for p in problems)
+    assert any("detector.theta_max is in rad" in p for p in problems)
+    assert any("detector.volume.z1 is in m" in p for p in problems)
+    assert len(problems) == 4
