@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,16 +25,34 @@ from gammastar.errors import ChunkError, GammastarError
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
 
+HELP = """Data-driven dark-photon and millicharged-particle predictions from dilepton data.
+
+Start with the demo: `gammastar run analysis/na60_like_both.yaml` in a clone of the
+repository (or `make demo`, which installs first) runs every stage on NA60-like mock data
+into runs/na60_like_both/ and writes its report.html. `gammastar COMMAND --help` lists a
+command's options; every command takes the analysis YAML file as its argument.
+
+Documentation: docs/index.md in the repository (tutorials, how-to guides, the config and
+command references); `make docs` builds it as a site.
+"""
+
 app = typer.Typer(
     name="gammastar",
-    help="Data-driven dark-photon and millicharged-particle predictions from dilepton data.",
+    help=HELP,
+    # Markdown: a docstring's lines are joined into paragraphs and `code` is set off
+    rich_markup_mode="markdown",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 
 # Shared option types, so that every command spells them the same way.
-ConfigArg = Annotated[Path, typer.Argument(help="Analysis YAML file.", show_default=False)]
+ConfigArg = Annotated[
+    Path,
+    typer.Argument(
+        metavar="CONFIG", help="Analysis YAML file (docs/reference/config.md).", show_default=False
+    ),
+]
 OutputOpt = Annotated[
     Path | None, typer.Option("--output", help="Run directory (default: the config's `output`).")
 ]
@@ -44,6 +64,13 @@ WaitOpt = Annotated[
         "--wait", help="Wait for another command writing the run directory instead of refusing."
     ),
 ]
+
+
+def choices(name: str, values: Iterable[str]) -> type[StrEnum]:
+    """An enumeration of the string ``values`` for an option with a fixed set of values: typer
+    lists them in ``--help`` (and in docs/reference/cli.md) and refuses any other value with a
+    usage error naming them. Its members are ``str``, equal to their value."""
+    return StrEnum(name, [(v, v) for v in values])
 
 
 def load(

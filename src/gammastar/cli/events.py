@@ -7,20 +7,33 @@ from typing import Annotated, Any
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, choices, load
+
+CHANNELS = ("ee", "mumu", "pipi", "KK", "KSKL")
+"""The decays ``--channels`` takes: the keys of :data:`gammastar.source.eventgen.DECAYS`,
+spelled out for the help text (the registry needs numpy; tests/test_documented_commands.py
+keeps the two equal). The command checks each given name against the registry."""
+
+Decay = choices("Decay", ("data", "isotropic", "transverse"))
+"""The γ* polarisation of ``--decay`` (:func:`gammastar.source.setup.polarisation`)."""
 
 
 @app.command("events")
 def events_command(
     config: ConfigArg,
-    mass: Annotated[float | None, typer.Option("--mass", help="A' mass in GeV.")] = None,
+    mass: Annotated[
+        float | None,
+        typer.Option("--mass", help="A′ mass in GeV (required for A′ and --dark events)."),
+    ] = None,
     eps: Annotated[
-        float | None, typer.Option("--eps", help="Kinetic mixing epsilon (> 0).")
+        float | None,
+        typer.Option("--eps", help="Kinetic mixing ε, > 0 (required for A′ and --dark events)."),
     ] = None,
     mchi: Annotated[
         float | None,
         typer.Option(
-            "--mchi", help="Millicharged-particle mass in GeV: gamma* -> chi chibar events."
+            "--mchi",
+            help="Millicharged-particle mass in GeV: γ* → χχ̄ pairs instead of A′ decays.",
         ),
     ] = None,
     charge: Annotated[float, typer.Option("--charge", help="Millicharge Q/e (with --mchi).")] = 1.0,
@@ -28,16 +41,24 @@ def events_command(
         bool,
         typer.Option(
             "--dark",
-            help="Semi-visible A' -> psi psi, psi2 -> psi1 l+l- chains of the config's idm section "
-            "(iDM or i2DM) at --mass (the A' mass) and --eps.",
+            help="Semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁺ℓ⁻ chains of the config's idm section "
+            "(iDM or i2DM) at --mass (the A′ mass) and --eps.",
         ),
     ] = False,
     n: Annotated[
-        int | None, typer.Option("-n", help="Events (weighted: drawn; unweighted: written).")
+        int | None,
+        typer.Option(
+            "-n",
+            help="Number of events (required): drawn if weighted, written if --unweighted.",
+        ),
     ] = None,
     out: Annotated[
         Path | None,
-        typer.Option("-o", "--out", help="Output: .hepmc/.hepmc3 (HepMC3), .parquet, .root."),
+        typer.Option(
+            "-o",
+            "--out",
+            help="Output file (required): .hepmc or .hepmc3 (HepMC3), .parquet, .root.",
+        ),
     ] = None,
     table: Annotated[
         Path | None,
@@ -46,15 +67,19 @@ def events_command(
     channels: Annotated[
         str | None,
         typer.Option(
-            "--channels", help="Comma-separated: ee, mumu, pipi, KK, KSKL (default reach.channels)."
+            "--channels",
+            help=f"A′ decays to write, comma-separated, of: {', '.join(CHANNELS)} (default: "
+            "those of reach.channels open at --mass).",
         ),
     ] = None,
     decay: Annotated[
-        str,
+        Decay,
         typer.Option(
-            "--decay", help="Decay angles: data (measured lambda_theta), isotropic, transverse."
+            "--decay",
+            help="γ* polarisation of the decay angles: data (the λ_θ(m) in yields.json, else the "
+            "config's), isotropic or transverse.",
         ),
-    ] = "data",
+    ] = Decay.data,
     unweighted: Annotated[
         bool, typer.Option("--unweighted", help="Accept-reject to unit-weight events.")
     ] = False,
@@ -69,17 +94,22 @@ def events_command(
     output: OutputOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """A' -> ll, pipi, KK decay chains at (m, eps): production vertex, A' from the flow, decay
-    vertex forced into the decay volume (weight = decay probability), daughters; or, with
-    --mchi, gamma* -> chi chibar pairs of millicharged particles (Eq. 8); or, with --dark, the
-    semi-visible A' -> psi1 psi2 (psi2 psi2), psi2 -> psi1 l+l- chains (config section idm)."""
+    """Signal events for a detector simulation: A′ decay chains, χχ̄ pairs or dark-sector chains.
+
+    A′ → ℓℓ, ππ, KK at (--mass, --eps): the production vertex, the A′ from the flow, the decay
+    vertex forced into the decay volume (weight: the decay probability), the daughters. With
+    --mchi: γ* → χχ̄ pairs of millicharged particles (paper Eq. 8). With --dark: the
+    semi-visible A′ → ψ₁ψ₂ (ψ₂ψ₂), ψ₂ → ψ₁ℓ⁺ℓ⁻ chains of the config's idm section. Needs a run
+    with yields and a trained flow (docs/howto/signal-events.md).
+    """
     from gammastar.errors import GammastarError
     from gammastar.events.stage import EventRequest
 
     if n is None or out is None:
         raise GammastarError("give -n (number of events) and -o (output file)")
+    decay = Decay(decay)
     kind = _kind(dark=dark, mchi=mchi, mass=mass, eps=eps, unweighted=unweighted,
-                 channels=channels, decay=decay)  # fmt: skip
+                 channels=channels, decay=decay.value)  # fmt: skip
     cfg = load(config, output)
     req = EventRequest(n=n, output=out, table=table, seed=seed, chunk=chunk, force=force,
                        extrapolate=extrapolate)  # fmt: skip
@@ -90,17 +120,33 @@ def events_command(
     elif kind == "mcp":
         from gammastar.events.stage import run_mcp_events
 
-        result = run_mcp_events(cfg, req, m_chi=mchi, charge=charge, decay=decay)
+        result = run_mcp_events(cfg, req, m_chi=mchi, charge=charge, decay=decay.value)
     else:
         from gammastar.events.stage import run_events
 
-        chans = None
-        if channels is not None:
-            chans = tuple(c.strip() for c in channels.split(",") if c.strip())
+        chans = None if channels is None else _channels(channels)
         result = run_events(
-            cfg, req, mass=mass, eps=eps, channels=chans, decay=decay, unweighted=unweighted
+            cfg, req, mass=mass, eps=eps, channels=chans, decay=decay.value, unweighted=unweighted
         )
     typer.echo(_summary(kind, result.document))
+
+
+def _channels(text: str) -> tuple[str, ...]:
+    """The decays of ``--channels`` (comma-separated), each checked against the registry.
+
+    Raises:
+        GammastarError: a name that is not a modelled decay, or none given.
+    """
+    from gammastar.errors import GammastarError
+    from gammastar.source.eventgen import DECAYS
+
+    chans = tuple(c.strip() for c in text.split(",") if c.strip())
+    for c in chans:
+        if c not in DECAYS:
+            raise GammastarError(f"--channels: {c!r} is not one of {', '.join(DECAYS)}")
+    if not chans:
+        raise GammastarError(f"--channels: give one or more of {', '.join(DECAYS)}")
+    return chans
 
 
 def _kind(

@@ -44,10 +44,17 @@ def sample_command(
     config: ConfigArg,
     out_file: Annotated[Path, typer.Option("-o", "--out", help="Output file (.parquet or .root).")],
     n: Annotated[int, typer.Option("-n", min=1, help="Number of samples.")] = 100_000,
-    mass: Annotated[float | None, typer.Option("--mass", help="A′ (γ*) mass in GeV.")] = None,
+    mass: Annotated[
+        float | None,
+        typer.Option("--mass", help="A′ (γ*) mass in GeV (this or --mcp-mass is required)."),
+    ] = None,
     mcp_mass: Annotated[
         float | None,
-        typer.Option("--mcp-mass", help="Millicharged-particle mass in GeV: the χχ̄ recipe."),
+        typer.Option(
+            "--mcp-mass",
+            help="Millicharged-particle mass in GeV: χχ̄ pairs by the recipe of paper Eq. 8 "
+            "(this or --mass is required).",
+        ),
     ] = None,
     charge: Annotated[
         float, typer.Option("--charge", help="Millicharge in units of e (weights ∝ Q²).")

@@ -7,18 +7,27 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
+
+METHODS = ("auto", "exact", "asymptotic", "toys")
+"""The values of ``--method``: ``auto`` and the statistics methods of
+:data:`gammastar.reach.stats.METHODS`, in its order. Spelled out here, not imported, so that
+the command line starts without numpy and pyhf; tests/test_documented_commands.py keeps the
+two equal."""
+
+Method = choices("Method", METHODS)
 
 
 @app.command("reach")
 def reach_command(
     config: ConfigArg,
     method: Annotated[
-        str | None,
+        Method | None,
         typer.Option(
             "--method",
-            help="auto or a method of gammastar.reach.stats.METHODS: exact, toys, asymptotic, ... "
-            "(default: the config's).",
+            help="Statistics method: exact (hybrid CLs, enumerated), asymptotic or toys (pyhf), "
+            "or auto (the first of these that applies); default: the config's reach.method.",
+            show_default=False,
         ),
     ] = None,
     output: OutputOpt = None,
@@ -31,17 +40,14 @@ def reach_command(
     signal events), acceptance.npz and figures/reach.png in the run directory.
     """
     from gammastar.cli import lock_run
-    from gammastar.errors import ConfigError
     from gammastar.reach.stage import check_config, run_reach
-    from gammastar.reach.stats import METHODS
 
     cfg = load(config, output)
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists
     lock_run(cfg.output_dir, wait=wait)
     if method is not None:
-        if method != "auto" and method not in METHODS:
-            raise ConfigError(f"--method: {method!r} is not one of auto, {', '.join(METHODS)}")
-        cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(update={"method": method})})
+        update = {"method": method.value}
+        cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(update=update)})
     res = run_reach(cfg, force=force).document
     n_excl = sum(v is not None for v in res["expected"]["eps_low"])
     typer.echo(

@@ -6,7 +6,12 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, OutputOpt, WaitOpt, app, load
+from gammastar.cli import ConfigArg, OutputOpt, WaitOpt, app, choices, load
+from gammastar.core.rundir import STAGE_ORDER
+
+Stage = choices("Stage", (*STAGE_ORDER, "all"))
+"""The values of ``--force``: the pipeline's stages (``rundir.STAGE_ORDER``, which
+``gammastar.pipeline.STAGES`` follows) and ``all``."""
 
 
 @app.command("run")
@@ -14,8 +19,12 @@ def run_command(
     config: ConfigArg,
     output: OutputOpt = None,
     force: Annotated[
-        list[str] | None,
-        typer.Option("--force", help="Redo this stage even if up to date (repeatable; 'all')."),
+        list[Stage] | None,
+        typer.Option(
+            "--force",
+            help="Redo this stage even if it is up to date (repeatable; all: every stage).",
+            show_default=False,
+        ),
     ] = None,
     wait: WaitOpt = False,
 ) -> None:
@@ -27,7 +36,9 @@ def run_command(
     console = Console(stderr=True)
     cfg = load(config, output, lock=True, wait=wait)
     reports = pipeline.run(
-        cfg, force=force or (), echo=lambda s: console.print(s, markup=False, highlight=False)
+        cfg,
+        force=[s.value for s in force or ()],
+        echo=lambda s: console.print(s, markup=False, highlight=False),
     )
     summary = pipeline.summarize(cfg, reports)
     typer.echo(summary)

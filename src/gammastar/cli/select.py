@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
+from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
+
+Executor = choices("Executor", ("iterative", "futures", "dask"))
+"""The values of ``--executor``: those of :data:`gammastar.selection.chunk.EXECUTORS`
+(tests/test_documented_commands.py keeps the two equal; the selection is not imported here, so
+that the command line starts fast)."""
 
 
 @app.command("select")
@@ -20,8 +25,13 @@ def select_command(
         ),
     ] = None,
     executor: Annotated[
-        str, typer.Option("--executor", help="iterative, futures or dask.")
-    ] = "iterative",
+        Executor,
+        typer.Option(
+            "--executor",
+            help="iterative: one process; futures: --workers local processes; dask: a local Dask "
+            "cluster or the one at --scheduler (docs/howto/cluster.md).",
+        ),
+    ] = Executor.iterative,
     scheduler: Annotated[
         str | None,
         typer.Option("--scheduler", help="Dask scheduler address; none: a local Dask cluster."),
@@ -54,8 +64,7 @@ def select_command(
     from gammastar.errors import ConfigError
     from gammastar.selection.stage import Execution, select
 
-    if executor not in ("iterative", "futures", "dask"):
-        raise ConfigError(f"--executor: {executor!r} is not one of iterative, futures, dask")
+    executor = Executor(executor)
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
@@ -66,7 +75,7 @@ def select_command(
         cfg,
         [str(p) for p in input] if input else None,
         execution=Execution(
-            executor, scheduler=scheduler, workers=workers, shared_staging=shared_staging
+            executor.value, scheduler=scheduler, workers=workers, shared_staging=shared_staging
         ),
         skip_bad_files=skip_bad_files,
         force=force,
