@@ -9,7 +9,8 @@ from gammastar.cli import ConfigArg, OutputOpt, app, load
 
 @app.command("report")
 def report_command(config: ConfigArg, output: OutputOpt = None) -> None:
-    """Write report.html in the run directory: provenance, numbers and figures of every stage.
+    """Write report.html in the run directory: a summary of the results and checks, the reach
+    plot, the numbers and figures of every stage, provenance last.
 
     Stages whose artifacts are missing are shown as "not run"; the page has no external
     resources (open it with any browser, offline).
