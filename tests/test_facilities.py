@@ -265,3 +265,21 @@ def test_target_nuisance_in_the_workspaces_with_its_size(tmp_path):
             assert mods[TARGET_NUISANCE]["type"] == "normsys"
             assert mods[TARGET_NUISANCE]["data"]["hi"] == pytest.approx(1 + rel, rel=1e-12)
             assert mods[TARGET_NUISANCE]["data"]["lo"] == pytest.approx(1 / (1 + rel), rel=1e-12)
+
+
+def test_event_cross_section_is_the_facility_targets(tmp_path):
+    """The HepMC3 GenCrossSection is σ_inel of the target the events are for: the facility's
+    (``reach.target.sigma_inel_mb``) when the config names one, the data's (``beam``) else;
+    σ × expected / (N_POT P_int) in pb (1 mb = 10⁹ pb)."""
+    from gammastar.source.setup import cross_section_pb
+
+    src = {"n_pot": 1e17, "p_int": 0.5}
+    facility = facility_config(tmp_path, nucleus=TARGET)
+    plain = facility_config(tmp_path)
+    assert cross_section_pb(facility, src, 4.0) == pytest.approx(
+        facility.reach.target.sigma_inel_mb * 1e9 * 4.0 / 0.5e17, rel=1e-12
+    )
+    assert cross_section_pb(plain, src, 4.0) == pytest.approx(
+        plain.beam.sigma_inel_mb * 1e9 * 4.0 / 0.5e17, rel=1e-12
+    )
+    assert facility.reach.target.sigma_inel_mb != pytest.approx(plain.beam.sigma_inel_mb)

@@ -195,8 +195,11 @@ def beam_settings(config: Any, src: Mapping[str, Any]) -> dict[str, Any]:
 
 def cross_section_pb(config: Any, src: Mapping[str, Any], expected: float) -> float:
     """σ_inel(p target) × ``expected`` / (N_POT P_int), pb: the cross-section of the written
-    process for the HepMC3 GenCrossSection (``expected`` events per N_POT)."""
-    return config.beam.sigma_inel_mb * 1e9 * expected / (src["n_pot"] * src["p_int"])
+    process for the HepMC3 GenCrossSection (``expected`` events per N_POT). The target is the
+    facility's (``reach.target``) when the config names one, else the data's (``beam``)."""
+    target = getattr(config.reach, "target", None)
+    sigma_mb = config.beam.sigma_inel_mb if target is None else target.sigma_inel_mb
+    return sigma_mb * 1e9 * expected / (src["n_pot"] * src["p_int"])
 
 
 def exposure_meta(src: Mapping[str, Any], *, data: bool = False) -> dict[str, Any]:
