@@ -816,3 +816,39 @@ def test_a_refit_record_reads_missing_values_as_the_nominals_and_refuses_other_b
                                          "extrapolation 2"):  # fmt: skip
         _record_params(dict(rec, fiducial_fraction=[0.1, 0.2, 0.3]), ex_mass, 0.4,
                        (0.5, 0.25, 3.37, 1.2), 0.0)  # fmt: skip
+
+
+def test_reference_density_is_the_folded_one_of_its_kept_sample():
+    """The reference sample's (q_T, E) hold |y|: a backward draw comes back at −y. Its
+    importance weights then use the folded density g(y) + g(−y), so that the reference model's
+    own P_F is the share of the draws that are forward and inside F (a backward A′ never reaches
+    a forward spectrometer), counted here from the signed draws. The difference is the Monte
+    Carlo noise of the folded draws in F only: 4 binomial errors of their count."""
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation import (
+        REFERENCE,
+        REFERENCE_SAMPLES,
+        _Reference,
+        reference_draws,
+    )
+
+    class _LowRapidity:  # F reaches down to |y| = 0, where the folded draws land
+        def contains(self, m, qt, e):
+            y = np.arccosh(np.maximum(e / np.sqrt(qt**2 + m**2), 1.0))
+            return (y < 1.5) & (qt < 1.0)
+
+    region, seed = _LowRapidity(), 5
+    ref = _Reference(region, MASS, seed)
+    draws = reference_draws(seed)
+    s = ParametricSampler(*REFERENCE).sample_at(draws, MASS)
+    inside = region.contains(MASS, s["qT"], s["E"])
+    forward = draws["y"] > 0
+    expected = np.count_nonzero(inside & forward) / REFERENCE_SAMPLES
+    n_back = np.count_nonzero(inside & ~forward)
+    assert n_back > 100  # the check has folded draws to see
+    got = ref.fraction(*REFERENCE)
+    assert got == pytest.approx(expected, abs=4 * np.sqrt(n_back) / REFERENCE_SAMPLES)
+    # without the fold, P_F would count the backward draws as forward ones
+    assert abs(np.count_nonzero(inside) / REFERENCE_SAMPLES - expected) > 8 * np.sqrt(
+        n_back
+    ) / REFERENCE_SAMPLES

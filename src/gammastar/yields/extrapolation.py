@@ -694,7 +694,12 @@ class _Reference:
         self.m, self.n = m, keep.size
         self.pt = qt
         self.y = rapidity_pz(pz, e)
-        self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0)
+        # the sample's (q_T, E) hold |y| (p_z ≥ 0): a backward draw (y < 0) comes back at −y,
+        # so the density of the kept |y| is the folded Gaussian g(y) + g(−y), with
+        # g(−y)/g(y) = e^{−2 y ȳ / σ_y²}; the model's own density stays the forward one (a
+        # backward A′ is never in F)
+        fold = np.log1p(np.exp(-2.0 * self.y * mu0 / s0**2))
+        self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0) + fold
         # what the compiled sums take (_extrapolation_kernel): fixed with the sample
         with np.errstate(divide="ignore"):
             self._lpt = np.log(self.pt)
