@@ -195,6 +195,7 @@ print("FAILED", " ".join(failed))
 """
 
 
+@pytest.mark.slow  # ~25 s of forks; the static cycle check above runs in the default suite
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
 def test_every_module_imports_in_isolation():
     """Each module imports on its own, first in its interpreter (an import-order dependence or
