@@ -117,7 +117,10 @@ def assert_same_mock(a: Path, b: Path) -> None:
 # --------------------------------------------------------------------------- 1. signals
 @pytest.mark.parametrize(
     ("sig", "status", "command"),
-    [(signal.SIGTERM, 143, "generate"), (signal.SIGINT, 130, "run")],
+    [
+        (signal.SIGTERM, 143, "generate"),
+        pytest.param(signal.SIGINT, 130, "run", marks=pytest.mark.slow),
+    ],
 )
 def test_signal_during_generate(tmp_path, reference, sig, status, command):
     """SIGTERM (batch systems) / SIGINT (Ctrl-C) while the mock file is being written:
