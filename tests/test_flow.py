@@ -487,6 +487,7 @@ def test_bootstrap_ensemble_members(tmp_path):
     assert not np.allclose(sa["qT"][1], sb["qT"][1])
 
 
+@pytest.mark.slow  # ~13 s: members trained in worker processes; the serial ensemble stays in the default suite
 def test_ensemble_trained_in_worker_processes(tmp_path):
     """flow.workers 2: the members are fitted in two spawned processes (one torch thread each)
     and load as one ensemble, each member with its seed and replica recorded."""

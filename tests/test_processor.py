@@ -80,6 +80,7 @@ def _corrupt_middle_basket(path):
         fh.write(b"\xff" * 64)
 
 
+@pytest.mark.slow  # ~9 s; the damaged-basket tests of test_reliability stay in the default suite
 def test_bad_file_during_processing(tmp_path):
     """A file damaged in the middle passes the up-front probe but fails while its chunk is
     read: named in the error; with skip_bad_files skipped and reported."""
