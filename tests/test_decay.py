@@ -44,6 +44,7 @@ def test_probability_where_the_plain_difference_fails():
 def test_probability_limits_and_broadcasting():
     """ℓ = 0: a decay at L = 0, counted by a volume that starts there; ℓ = ∞: no decay (also
     with b = ∞); b ≤ a: 0; arrays broadcast."""
+    # exact limits by construction (e^(−∞) = 0, an empty range), not rounded results
     assert float(decay_probability(0.0, 3.0, 0.0)) == 1.0
     assert float(decay_probability(1.0, 3.0, 0.0)) == 0.0
     assert float(decay_probability(1.0, 3.0, np.inf)) == 0.0

@@ -97,9 +97,10 @@ WORK_LOG = {
     "a numbered work session": re.compile(r"\bsession \d+", re.IGNORECASE),
     "an issue number": re.compile(r"\bissue #?\d+", re.IGNORECASE),
     "a date": re.compile(r"\b20\d\d-\d\d-\d\d\b"),
-    "a scratch path": re.compile(r"/tmp/"),
+    # written with character classes so that the guard does not match its own source
+    "a scratch path": re.compile(r"/[t]mp/"),
     "a machine path": re.compile(r"/work/"),
-    "a machine load": re.compile(r"load average|\bload \d", re.IGNORECASE),
+    "a machine load": re.compile(r"[l]oad average|\b[l]oad \d", re.IGNORECASE),
 }
 """Text that belongs to the history of the work, not to the software (dates go to
 CHANGELOG.md, by version)."""
