@@ -527,7 +527,7 @@ def test_mcp_events(tmp_path):
             m_chi=m_chi,
             spectrum=mcp_spectrum(),
         )
-    with pytest.raises(InputError, match="no gamma"):
+    with pytest.raises(InputError, match=r"--mchi .*: no γ\* mass above 2 m_χ"):
         run_mcp_events(
             cfg, EventRequest(n=10, output=tmp_path / "y.hepmc"), m_chi=0.6, spectrum=mcp_spectrum()
         )

@@ -94,7 +94,7 @@ from gammastar.source.eventgen import (  # the machinery, shared with the accept
     rho00_from_lambda,
 )
 from gammastar.source.geometry import Geometry
-from gammastar.source.mcp import McpSettings, generate_mcp, mcp_bins
+from gammastar.source.mcp import McpSettings, expected_total, generate_mcp, mcp_bins
 from gammastar.source.setup import (
     aprime_source,
     aprime_yield,
@@ -422,14 +422,12 @@ def run_mcp_events(
     frange = src["source"].mass_range
     gstar = _gstar_source(src["source"], extrapolate)
     ml = float(config.input.lepton_mass)
-    bins = mcp_bins(edges, contents, m_chi, ml, charge, None if extrapolate else frange)
-    data_total = float(bins[2].sum())
-    if not (np.isfinite(data_total) and data_total > 0):
-        where = "" if extrapolate or frange is None else f" inside the flow's range {frange}"
-        raise InputError(
-            f"--mchi {m_chi:g}: no gamma* mass above 2 m_chi = {2 * m_chi:g} GeV in the spectrum "
-            f"{spectrum[2]} [{edges[0]:g}, {edges[-1]:g}] GeV{where}"
-        )
+    limit = None if extrapolate else frange
+    bins = mcp_bins(edges, contents, m_chi, ml, charge, limit)
+    try:
+        data_total = expected_total(bins, edges, m_chi, limit, what=f"the spectrum {spectrum[2]}")
+    except InputError as err:
+        raise InputError(f"--mchi {m_chi:g}: {err}") from None
     n_pot_eff = src["n_pot"] * src["scale_y"]
     total = data_total * n_pot_eff / src["n_pot_data"]
     rho, pol_info = _mcp_polarisation(decay, config, 0.5 * (bins[0] + bins[1]), src["yields_doc"])

@@ -79,6 +79,26 @@ def mcp_bins(
     return lo, hi, expected
 
 
+def expected_total(
+    bins: tuple[NDArray, NDArray, NDArray], edges: NDArray, m_chi: float,
+    mass_range: tuple[float, float] | None, *, what: str = "the mass spectrum",
+) -> float:  # fmt: skip
+    """The expected χχ̄ pairs of :func:`mcp_bins`' ``bins``, in the normalisation of the
+    spectrum (``mass_range``: the range they were restricted to, None: none).
+
+    Raises:
+        InputError: no γ* mass above 2 m_χ in the spectrum ``what`` (inside ``mass_range``).
+    """
+    total = float(bins[2].sum())
+    if not (np.isfinite(total) and total > 0):
+        where = "" if mass_range is None else f" inside the flow's range {mass_range}"
+        raise InputError(
+            f"no γ* mass above 2 m_χ = {2 * m_chi:.4g} GeV in {what} "
+            f"[{edges[0]:.4g}, {edges[-1]:.4g}] GeV{where}"
+        )
+    return total
+
+
 def generate_mcp(
     sampler: Any,
     st: McpSettings,
@@ -203,14 +223,9 @@ def sample_mcp(
     """
     edges, contents = (np.asarray(a, dtype=np.float64) for a in spectrum)
     frange = mass_range(model)
-    bins = mcp_bins(edges, contents, m_chi, m_lepton, q, None if extrapolate else frange)
-    total = float(bins[2].sum())
-    if not (np.isfinite(total) and total > 0):
-        where = "" if extrapolate or frange is None else f" inside the flow's range {frange}"
-        raise InputError(
-            f"no γ* mass above 2 m_χ = {2 * m_chi:.4g} GeV in the mass spectrum "
-            f"[{edges[0]:.4g}, {edges[-1]:.4g}] GeV{where}"
-        )
+    limit = None if extrapolate else frange
+    bins = mcp_bins(edges, contents, m_chi, m_lepton, q, limit)
+    total = expected_total(bins, edges, m_chi, limit)
     source = Source.at_any_mass(model) if extrapolate else Source.from_model(model)
     st = McpSettings(m_chi=float(m_chi), charge=float(q), pdgid=0)
     cols = generate_mcp(source, st, bins, np.zeros(bins[2].size), n, seed=seed, total=total,
