@@ -47,7 +47,7 @@ def _config(tmp, path, name, lepton, **extra):
         "uncertainties": {"enabled": True, "r_factor_rel_err": 0.01},
         "flow": {
             "transforms": 2,
-            "bins": 4,
+            "bins": 6,
             "hidden_features": [16],
             "epochs": 1,
             "points_per_epoch": 2000,

@@ -137,6 +137,7 @@ def test_no_work_log_text(where):
     assert not hits, f"{len(hits)} work-log markers:\n" + "\n".join(hits[:40])
 
 
+@pytest.mark.slow  # `make docs` (in CI) runs the same build
 def test_site_builds_strict(tmp_path):
     """``mkdocs build --strict`` (what ``make docs`` runs): no broken link or anchor, every
     page in the nav, every API docstring readable."""

@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 
 TINY = {
     "transforms": 2,
-    "bins": 4,
+    "bins": 6,
     "hidden_features": [16],
     "epochs": 4,
     "points_per_epoch": 4000,
@@ -169,20 +169,20 @@ def test_spline_kernel_gradients():
 def test_vjp_in_chunks_equals_one_serial_pass():
     """The backward's parallel kernel over 1, 3 and 7 chunks gives what the serial
     ``vjp_range`` gives over all points (the single-chunk path; docs/explanation/flow.md "Ensemble"), and
-    both are gy·jy + gl·jl, gy·jx[0] + gl·jx[1] (numpy; float32 rounding of two products)."""
+    both are gy·jy + gl·jl, gy·jx[:, 0] + gl·jx[:, 1] (numpy; float32 rounding of two products)."""
     from gammastar.flow import _training_kernels as FT
 
     FT.ensure_pool()  # launch numba's pool without changing torch's thread count
     rng = np.random.default_rng(5)
     n, f, p = 1000, 2, 17
     jy, jl = (rng.normal(size=(n, f, p)).astype(np.float32) for _ in range(2))
-    jx = rng.normal(size=(2, n, f)).astype(np.float32)
+    jx = rng.normal(size=(n, 2, f)).astype(np.float32)
     gy, gl = (rng.normal(size=(n, f)).astype(np.float32) for _ in range(2))
     gphi, gx = np.empty_like(jy), np.empty_like(gy)
     FT.vjp_range(jy, jl, jx, gy, gl, gphi, gx, 0, n)
     want_phi = gy[..., None] * jy + gl[..., None] * jl
     np.testing.assert_allclose(gphi, want_phi, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(gx, gy * jx[0] + gl * jx[1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gx, gy * jx[:, 0] + gl * jx[:, 1], rtol=1e-6, atol=1e-6)
     for chunks in (1, 3, 7):
         cphi, cx = np.empty_like(jy), np.empty_like(gy)
         FT.vjp(jy, jl, jx, gy, gl, cphi, cx, chunks)
@@ -552,9 +552,11 @@ def test_write_samples(tmp_path, suffix):
 
 
 def test_early_stopping_is_kept_on_resume(tmp_path):
-    """patience=1 with a far too large learning rate stops early; --resume does not go on."""
+    """patience=1 with a far too large learning rate stops early; --resume does not go on.
+    (A learning rate of 3 overshoots: the validation loss rises within 5 epochs for seeds 1-4
+    and 9.)"""
     pairs = synthetic_pairs(3000, seed=9)
-    cfg = make_config(tmp_path, epochs=8, patience=1, learning_rate=0.3, schedule="constant")
+    cfg = make_config(tmp_path, epochs=8, patience=1, learning_rate=3.0, schedule="constant")
     out = F.train(cfg, pairs=pairs).path
     h = json.loads((out / "history.json").read_text())
     assert len(h["val"]) < 8

@@ -294,7 +294,7 @@ def test_overfitting_shows_on_the_held_out_pairs(tmp_path):
         tmp_path,
         transforms=3,
         hidden_features=[64, 64],
-        bins=8,
+        bins=6,
         epochs=80,
         points_per_epoch=None,
         batch_size=1024,

@@ -279,7 +279,8 @@ def test_cli_select(tmp_path, mockfile, capsys):
     assert main(["select", str(cfg), "--executor", "spark"]) == 2
 
 
-@pytest.mark.parametrize("executor", ["iterative", "futures"])
+# futures: also its staged parts removed; a process pool starts in seconds: in the slow suite
+@pytest.mark.parametrize("executor", ["iterative", pytest.param("futures", marks=pytest.mark.slow)])
 def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monkeypatch, executor):
     """The three outputs are one set: a forced rerun interrupted while writing them (here in
     select.json, the last) leaves the previous run's files, byte for byte, and no stray file."""

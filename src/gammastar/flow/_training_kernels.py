@@ -29,7 +29,7 @@ def rqs_forward(e, fq, x, bound, y, lj, jy, jl, jx, need_jac):
     """Spline of every (point, feature) given ``e`` = exp of the bounded raw parameters and
     ``fq`` = e × dŵ/dw (both (N, F, P), from :func:`_bounded_exp`): y, lj = ln|dy/dx| and, if
     ``need_jac``, the gradients jy = ∂y/∂phi, jl = ∂lj/∂phi (N, F, P) and jx = (∂y/∂x, ∂lj/∂x)
-    (2, N, F) with respect to the raw parameters phi and x.
+    (N, 2, F) with respect to the raw parameters phi and x.
 
     Branch-free per point (selects, not jumps: the bin is data-dependent and would be
     mispredicted); points outside the box get the identity, whatever the (discarded) bin
@@ -127,8 +127,8 @@ def rqs_forward(e, fq, x, bound, y, lj, jy, jl, jx, need_jac):
             bx1 = g_dx
             by0 = -g_dy
             by1 = g_dy
-            jx[0, n, f] = ax if inside else 1.0
-            jx[1, n, f] = bx if inside else 0.0
+            jx[n, 0, f] = ax if inside else 1.0
+            jx[n, 1, f] = bx if inside else 0.0
             # knots → weights e: ∂x_j/∂e_i = (2B/S)([i < j] − c_j), c_j = Σ_{i<j} e_i / S
             acx = (ax0 * cw0 + ax1 * cw1) * isw
             bcx = (bx0 * cw0 + bx1 * cw1) * isw
@@ -163,7 +163,7 @@ def rqs_forward(e, fq, x, bound, y, lj, jy, jl, jx, need_jac):
 
 @njit(cache=True, nogil=True)
 def vjp_range(jy, jl, jx, gy, gl, gphi, gx, start, stop):
-    """gphi = gy·jy + gl·jl, gx = gy·jx[0] + gl·jx[1] for the points start … stop − 1."""
+    """gphi = gy·jy + gl·jl, gx = gy·jx[:, 0] + gl·jx[:, 1] for the points start … stop − 1."""
     n_feat, n_par = jy.shape[1], jy.shape[2]
     for n in range(start, stop):
         for f in range(n_feat):
@@ -171,7 +171,7 @@ def vjp_range(jy, jl, jx, gy, gl, gphi, gx, start, stop):
             b = gl[n, f]
             for i in range(n_par):
                 gphi[n, f, i] = a * jy[n, f, i] + b * jl[n, f, i]
-            gx[n, f] = a * jx[0, n, f] + b * jx[1, n, f]
+            gx[n, f] = a * jx[n, 0, f] + b * jx[n, 1, f]
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -211,7 +211,7 @@ def _spline(phi, x, bound: float, slope: float, jac: bool):
     if jac:
         jy = torch.empty_like(phi)
         jl = torch.empty_like(phi)
-        jx = torch.empty((2, *x.shape), dtype=x.dtype)
+        jx = torch.empty((x.shape[0], 2, x.shape[1]), dtype=x.dtype)
     else:
         fq = jy = jl = torch.empty((0, 0, 0), dtype=phi.dtype)
         jx = torch.empty((0, 0, 0), dtype=x.dtype)
@@ -303,17 +303,19 @@ def log_prob(flow, x, c, bins: int, bound: float, slope: float):
 
 @njit(cache=True, nogil=True, parallel=True)
 def rqs_forward_parallel(e, fq, x, bound, y, lj, jy, jl, jx, need_jac, chunks):
-    """:func:`rqs_forward` on ``chunks`` contiguous ranges of points in parallel."""
+    """:func:`rqs_forward` on ``chunks`` contiguous ranges of points in parallel.
+
+    Every chunk calls :func:`rqs_forward` with the serial call's argument types (contiguous
+    leading-axis slices, ``need_jac`` a run-time flag), so that both share one compiled
+    specialisation; without ``need_jac`` the empty Jacobian arrays slice to empty arrays.
+    """
     n = e.shape[0]
     for c in prange(chunks):
         a = c * n // chunks
         b = (c + 1) * n // chunks
-        if need_jac:
-            rqs_forward(
-                e[a:b], fq[a:b], x[a:b], bound, y[a:b], lj[a:b], jy[a:b], jl[a:b], jx[:, a:b], True
-            )
-        else:
-            rqs_forward(e[a:b], fq, x[a:b], bound, y[a:b], lj[a:b], jy, jl, jx, False)
+        rqs_forward(
+            e[a:b], fq[a:b], x[a:b], bound, y[a:b], lj[a:b], jy[a:b], jl[a:b], jx[a:b], need_jac
+        )
 
 
 OPTIMIZER_LAYOUT = "adamw-flat"  # in the checkpoint identity: older checkpoints are refused
