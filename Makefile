@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gammastar-installed
 
-.PHONY: install demo test test-all test-generic-kernels lint bench bench-quick validate \
+.PHONY: install bytecode demo test test-all test-generic-kernels lint bench bench-quick validate \
 	validation-install docs docs-reference clean
 
 # The numeric tests whose results go through torch kernels (flow training and sampling, the
@@ -24,6 +24,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Byte-compile the package: an editable install is not, and where PYTHONDONTWRITEBYTECODE is
+# set nothing ever is, so that every gammastar process (the CLI, the tests' child processes)
+# would compile the sources again. compileall redoes only the changed files.
+bytecode: install
+	$(BIN)/python -m compileall -q src
+
 # validation/: the studies of the method against the mock's truth (not in the wheel). Their
 # helper package gammastar_validation is installed editable into the same environment.
 VALIDATION_STAMP := $(VENV)/.gammastar-validation-installed
@@ -36,17 +42,17 @@ $(VALIDATION_STAMP): $(STAMP) validation/pyproject.toml
 
 validation-install: $(VALIDATION_STAMP)
 
-demo: install
+demo: bytecode
 	$(BIN)/gammastar run analysis/na60_like_both.yaml
 
-test: install
+test: bytecode
 	$(BIN)/python -m pytest -n 2
 
-test-generic-kernels: install
+test-generic-kernels: bytecode
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -c "import torch; c = torch.backends.cpu.get_cpu_capability(); assert c == 'DEFAULT', c"
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -n 2 $(NUMERIC_TESTS)
 
-test-all: install
+test-all: bytecode
 	$(BIN)/python -m pytest -n 2 -m ""
 
 lint: install
@@ -56,7 +62,7 @@ lint: install
 # realisations and training epochs; the coverage takes the closure run's flow, whose
 # coverage_flows.py the tests cover): that each runs and prints its figures, not their full
 # statistics (the full commands and their results: validation/README.md).
-validate: $(VALIDATION_STAMP)
+validate: $(VALIDATION_STAMP) bytecode
 	rm -rf $(VALIDATE_WORK) && mkdir -p $(VALIDATE_WORK)
 	$(BIN)/python -m pytest -n 2 --dist loadfile validation/tests validation/gammastar_validation
 	$(VPY) validation/scripts/corruption.py --trials 1 --compressions zstd

@@ -177,14 +177,20 @@ def test_config_change_reruns_only_the_affected_stages(tmp_path: Path) -> None:
     assert_flow_closure(run)
 
 
-def test_bad_config_is_one_line(tmp_path: Path) -> None:
+def test_bad_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`gammastar run` on a misspelt key: exit status 2 and one line naming the file and the
+    key (the CLI's entry point in this process; a real process's exit statuses:
+    tests/test_reliability.py)."""
+    from gammastar.cli import main
+
     cfg = tmp_path / "bad.yaml"
     cfg.write_text("flow:\n  epoch: 3\n")
-    proc = gammastar("run", str(cfg), check=False)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
+    assert main(["run", str(cfg)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
         f"gammastar: error: {cfg.resolve()}: flow.epoch: unknown key"
     ]
+    assert captured.out == ""
 
 
 @pytest.mark.slow

@@ -62,6 +62,7 @@ def _fit(region, pairs, **kw):
                              settings=FitSettings(y_mean=TRUE[1], seed=7, **kw))  # fmt: skip
 
 
+@pytest.mark.slow  # 50 toy fits; the power's toys (test_extrapolation_power) run by default
 def test_sandwich_error_matches_the_scatter_of_toy_fits(monkeypatch):
     """Over 50 realisations of ~9·10³ weighted pairs each (2·10⁴ sources), the mean sandwich
     error of f_F equals the standard deviation of the fitted f_F within 3 standard errors of

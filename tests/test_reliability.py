@@ -198,6 +198,7 @@ def test_signal_during_select(tmp_path, reference, sig, status):
     np.testing.assert_allclose(a[["m", "weight"]].to_numpy(), b[["m", "weight"]].to_numpy())
 
 
+@pytest.mark.slow  # the sweep itself: test_sweep_only_dead_writers_under_the_lock
 def test_sigkill_leftovers_swept_by_next_run(tmp_path):
     """A writer killed with SIGKILL leaves its temporary file; the next writer of the
     directory (holding the lock) removes it, and nothing that is not ours."""
@@ -323,6 +324,7 @@ def _two_writers(tmp_path, rounds: int, wait: bool) -> dict[int, list]:
     return results
 
 
+@pytest.mark.slow  # one writer per directory: test_second_writer_waits_then_refuses_to_overwrite
 def test_two_writers_started_together(tmp_path):
     """20 rounds of two `gammastar select` on one run directory at once: exactly one
     succeeds (and the directory holds its result), the other is refused with one line
@@ -787,6 +789,7 @@ def test_corrupted_basket_is_a_bad_file(tmp_path, compression, branch):
     assert list(info["bad_files"]) == [str(bad)]
 
 
+@pytest.mark.slow  # the reader's error: test_corrupted_basket_is_a_bad_file; make validate
 def test_corrupted_zstd_on_the_command_line(tmp_path):
     """`gammastar select` on a damaged ZSTD file: one line naming it, exit 2; with
     --skip-bad-files exit 0, the file reported and the good file's counts."""

@@ -113,6 +113,7 @@ def test_eta_mumu_rate_removal_on_mock(repo_dir, mock_small, tmp_path):
     assert info["counts"]["unfolded"] == pytest.approx(res.pairs["weight"].sum(), rel=1e-9)
 
 
+@pytest.mark.slow  # the same closure as test_closure_mock on 2·10⁶ sources
 def test_closure_mock_large(repo_dir, tmp_path):
     path = _generate(repo_dir, tmp_path / "mock.root", 2_000_000, 7)
     res = select(_config(repo_dir), [path], output=tmp_path / "run")
