@@ -3,7 +3,8 @@ tables and CSV files read in GeV and ε whatever their units, drawn on the reach
 in the report, and a bad file refused with one line naming the file and the column.
 
 The bound files under tests/data/bounds are made-up numbers (their headers say so): the tests
-need a contour, not a published one.
+need a contour, not a published one. The one bound that ships (PHENIX's, from its HEPData
+record) is checked against its paper's stated limit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.reach.bounds import read_bound, read_config_bounds
+from gammastar.reach.bounds import draw_bounds, published, read_bound, read_config_bounds
 from gammastar.reach.stage import ScanResult, plot_reach
 
 DATA = Path(__file__).parent / "data" / "bounds"
@@ -88,10 +89,11 @@ BAD = [
         "bins.yaml",
         (
             "independent_variables:\n- header: {name: m, units: GeV}\n"
-            "  values: [{low: 0.1, high: 0.2}]\n"
-            "dependent_variables:\n- header: {name: eps}\n  values: [{value: 1e-5}]\n"
+            "  values: [{value: 0.1}, {value: 0.2}]\n"
+            "dependent_variables:\n- header: {name: eps}\n"
+            "  values: [{low: 1e-5, high: 2e-5}, {low: 1e-5, high: 2e-5}]\n"
         ),
-        "column 'm': bins",
+        "column 'eps': bins",
     ),
     (
         "typo.yaml",
@@ -225,3 +227,68 @@ def test_the_report_lists_the_bounds_with_their_references(tmp_path):
     assert "synthetic island (test data)" in section
     assert "none: a made-up contour" in section
     assert "gone.csv: bound file not found" in section  # a warning, the page still built
+
+
+def test_the_shipped_phenix_bound_reads_as_its_paper_states():
+    """The PHENIX limit (Phys. Rev. C 91 (2015) 031901, HEPData ins1313628 "Figure 5", 90% CL):
+    one point per 1 MeV bin at the bins' centres, 30 to 90 MeV; the abstract's "upper limits
+    of O(2×10⁻⁶) on U-γ mixing [ε²] at 90% CL for 30 < m_U < 90 MeV": every ε² of the table
+    between 2×10⁻⁶ and 4×10⁻⁶, read as ε (square root); everything above it excluded."""
+    b = read_bound(published()["phenix_2015"])
+    assert b.shape == "above"
+    assert not b.closed
+    assert b.mass == pytest.approx(np.arange(30, 91) * 1e-3, rel=1e-12)
+    assert b.mass_from == "$m_U$ (bin centres)"
+    assert "square root" in b.eps_from
+    assert np.all((b.eps**2 >= 2e-6) & (b.eps**2 <= 4e-6))
+    for cite in ("Phys. Rev. C 91 (2015) 031901", "arXiv:1409.0851", "ins1313628", "90% CL"):
+        assert cite in b.reference
+
+
+def test_units_in_the_name_and_mass_bins_as_older_hepdata_records_write_them(tmp_path):
+    """A HEPData table whose header carries its units in brackets after the name and whose
+    mass column is bins: read in GeV at the bins' centres."""
+    path = tmp_path / "old.yaml"
+    path.write_text(
+        "independent_variables:\n- header: {name: '$m_U$(MeV/$c^2$)'}\n"
+        "  values: [{low: 29.5, high: 30.5}, {low: 30.5, high: 31.5}]\n"
+        "dependent_variables:\n- header: {name: '$\\epsilon^2$'}\n"
+        "  values: [{value: 4.0e-06}, {value: 9.0e-06}]\n"
+    )
+    b = read_bound(path)
+    assert b.mass == pytest.approx([0.030, 0.031], rel=1e-12)
+    assert b.eps == pytest.approx([2e-3, 3e-3], rel=1e-12)
+
+
+def test_a_shipped_bound_by_name_and_an_unknown_name(tmp_path):
+    cfg = _config(tmp_path, ["phenix_2015"])
+    ((b, style),) = read_config_bounds(cfg)
+    assert b.source == published()["phenix_2015"]
+    assert style == "filled"
+    with pytest.raises(InputError, match=r"'phenix2015' is neither a bound file .*\(phenix_2015\)"):
+        read_config_bounds(_config(tmp_path, ["phenix2015"]))
+
+
+def test_an_upper_limit_is_filled_up_to_the_top_and_widens_the_plot_to_show_it():
+    """shape above: the region from the curve up is grey (to ε = 1, the axis clips it); the
+    reach figure's ε range, the scan's 1e-8 … 1e-3, grows to twice the bound's largest ε in
+    the figure's mass range."""
+    b = read_bound(published()["phenix_2015"])
+    scan = _scan()
+    scan = ScanResult(**{**scan.__dict__, "masses": np.linspace(0.02, 0.8, 7)})
+    fig = plot_reach(scan, None, bounds=[(b, "filled")])
+    try:
+        ax = fig.axes[0]
+        assert ax.get_ylim()[1] == pytest.approx(2 * b.eps.max(), rel=1e-12)
+        assert ax.get_ylim()[0] == pytest.approx(1e-8, rel=1e-12)
+        tops = [np.asarray(c.get_paths()[0].vertices)[:, 1].max() for c in ax.collections]
+        assert any(t == pytest.approx(1.0) for t in tops)
+    finally:
+        plt.close(fig)
+    fig, ax = plt.subplots()
+    try:
+        (handle,) = draw_bounds(ax, [(b, "line")])  # an outline only: no region
+        assert not ax.collections
+        assert handle.get_label() == b.label
+    finally:
+        plt.close(fig)

@@ -1270,7 +1270,8 @@ class BoundFile(Section):
     (YAML) or a CSV of (m, ε) points, its citation in ``#`` comment lines."""
 
     file: str
-    """The bound file (relative to the config file)."""
+    """The bound file (relative to the config file), or the name of a bound that ships with
+    gammastar (``gammastar.reach.bounds.published()``, e.g. ``phenix_2015``)."""
     label: str | None = None
     """Legend entry (default: the file's ``# label:``, else its name)."""
     style: Literal["filled", "line", "dashed"] = "filled"

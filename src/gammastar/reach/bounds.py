@@ -1,21 +1,23 @@
 """Published A′ bounds for the reach plot: (m, ε) contours read from HEPData-style tables.
 
 A bound file is either a HEPData table in YAML (``independent_variables`` /
-``dependent_variables``, each with ``header: {name, units}`` and ``values``: the format of a
-HEPData record's table) or a CSV file whose header row names the columns with their units in
-brackets (``m [MeV]``, ``eps``). In both, leading
-comment lines ``# key: value`` carry ``label`` and ``reference`` (the publication or HEPData
-record the numbers come from) and, optionally, ``shape``.
+``dependent_variables``, each with ``header: {name, units}`` (or the units in brackets after
+the name, ``m_U (MeV/c^2)``) and ``values``: the format of a HEPData record's table) or a CSV
+file whose header row names the columns with their units in brackets (``m [MeV]``, ``eps``).
+In both, leading comment lines ``# key: value`` carry ``label`` and ``reference`` (the
+publication or HEPData record the numbers come from) and, optionally, ``shape``.
 
 Columns:
-    - one mass column: ``m``, ``mass``, ``m_A'``, ``M_{A'}``, ``m_V`` (LaTeX braces, primes,
-      ``$`` ignored) in GeV or MeV (``/c^2`` allowed), converted to GeV;
+    - one mass column: ``m``, ``mass``, ``m_A'``, ``M_{A'}``, ``m_V``, ``m_U`` (LaTeX braces,
+      primes, ``$`` ignored) in GeV or MeV (``/c^2`` allowed), converted to GeV; a HEPData
+      mass column of bins (``low``/``high``) is read at the bins' centres;
     - one or two coupling columns: ``eps``, ``epsilon``, ``ε`` (``\\varepsilon``) or their
       squares (``eps^2``, ``eps2``, ``ε²``; converted to ε), dimensionless, optionally
       suffixed ``low``/``high`` (``lo``, ``hi``, ``min``, ``max``, ``lower``, ``upper``).
 
 One coupling column is a curve in point order (``shape: contour``, the default, closes it:
-an excluded island; ``shape: curve`` leaves it open: a limit line). Two are the lower and upper
+an excluded island; ``shape: curve`` leaves it open: a limit line; ``shape: above`` is an
+upper limit on ε, everything above the curve excluded, as a prompt search's). Two are the lower and upper
 ε of the excluded range at each mass (``shape: band``): the polygon runs along the lower edge
 and back along the upper one; rows with a missing value (``-``, empty) are left out.
 
@@ -47,13 +49,13 @@ from numpy.typing import NDArray
 
 from gammastar.errors import InputError
 
-Shape = Literal["contour", "curve", "band"]
-SHAPES: tuple[str, ...] = ("contour", "curve", "band")
+Shape = Literal["contour", "curve", "above", "band"]
+SHAPES: tuple[str, ...] = ("contour", "curve", "above", "band")
 
 MASS_UNITS: dict[str, float] = {"gev": 1.0, "mev": 1e-3}
 """Mass units a bound file may use and their factor to GeV (``/c^2`` and ``/c2`` allowed)."""
 
-_MASS_NAMES = {"m", "mass", "ma", "maprime", "mdarkphoton", "mv"}
+_MASS_NAMES = {"m", "mass", "ma", "maprime", "mdarkphoton", "mv", "mu"}
 _EPS = r"(?:eps|epsilon|ε|varepsilon)"
 _SQUARE = r"(?:\^2|2|²|\*\*2)"
 _SIDE = r"(?:low|lo|min|lower|down|high|hi|max|upper|up)"
@@ -71,9 +73,11 @@ class Bound:
         mass: the masses in GeV, in drawing order.
         eps: the ε values (``shape`` contour or curve), or the lower ε edge (band).
         eps_high: the upper ε edge of a band (``None`` otherwise).
-        shape: ``contour`` (a closed island), ``curve`` (an open line) or ``band``.
+        shape: ``contour`` (a closed island), ``curve`` (an open line), ``above`` (an upper
+            limit: the region above the curve is excluded) or ``band``.
         source: the file.
         eps_from: the column ε was read from, and how it was converted.
+        mass_from: the mass column, and how it was read (bins at their centres).
     """
 
     label: str
@@ -84,6 +88,7 @@ class Bound:
     shape: Shape
     source: Path
     eps_from: str
+    mass_from: str = ""
 
     def polygon(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """The (m, ε) vertices to draw: a band's lower edge then its upper edge reversed."""
@@ -97,7 +102,7 @@ class Bound:
     @property
     def closed(self) -> bool:
         """Whether the polygon is a closed region (contour or band), not a line."""
-        return self.shape != "curve"
+        return self.shape not in ("curve", "above")
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,7 @@ class _Column:
     name: str
     units: str
     values: list[Any]
+    binned: bool = False
 
 
 def read_bound(path: str | Path, *, label: str | None = None) -> Bound:
@@ -142,18 +148,26 @@ def read_bound(path: str | Path, *, label: str | None = None) -> Bound:
 
 # --------------------------------------------------------------------------- readers
 def _comments(text: str, path: Path) -> dict[str, str]:
-    """The ``# key: value`` lines before the first non-comment line."""
+    """The ``# key: value`` lines before the first non-comment line; an indented comment line
+    (``#   more``) continues the value of the key above it."""
     meta: dict[str, str] = {}
+    last = None
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped:
             continue
         if not stripped.startswith("#"):
             break
-        key, sep, value = stripped.lstrip("#").partition(":")
+        body = stripped[1:]
+        if last is not None and body.startswith("  ") and body.strip():
+            meta[last] += " " + body.strip()
+            continue
+        key, sep, value = body.partition(":")
         key = key.strip().lower()
+        last = None
         if sep and key in _META_KEYS:
             meta[key] = (meta[key] + " " if key in meta else "") + value.strip()
+            last = key
     shape = meta.get("shape")
     if shape is not None and shape not in SHAPES:
         raise InputError(f"{path}: '# shape: {shape}': one of {', '.join(SHAPES)}")
@@ -186,18 +200,30 @@ def _yaml_columns(text: str, path: Path) -> list[_Column]:
             if not isinstance(header, dict) or "name" not in header:
                 raise InputError(f"{path}: {group}[{k}]: no header name")
             name, units = str(header["name"]), str(header.get("units", "") or "")
-            values = []
+            if not units:  # older records write the units after the name: "m_U (MeV/c^2)"
+                m = re.match(r"^(?P<name>.*?\S)\s*[(\[](?P<units>[^()\[\]]*)[)\]]\s*$", name)
+                if m is not None:
+                    name, units = m.group("name"), m.group("units").strip()
+            values, binned = [], False
             for v in var.get("values") or []:
                 if isinstance(v, dict) and "value" in v:
                     values.append(v["value"])
                 elif isinstance(v, dict) and "low" in v and "high" in v:
-                    raise InputError(
-                        f"{path}: column '{name}': bins (low/high) where points are expected"
-                    )
+                    values.append(_centre(v["low"], v["high"], name, path))
+                    binned = True
                 else:
                     raise InputError(f"{path}: column '{name}': a value entry without 'value'")
-            columns.append(_Column(name, units, values))
+            columns.append(_Column(name, units, values, binned))
     return columns
+
+
+def _centre(low: Any, high: Any, name: str, path: Path) -> float:
+    """The centre of a HEPData bin ``{low, high}``."""
+    try:
+        lo, hi = float(low), float(high)
+    except (TypeError, ValueError):
+        raise InputError(f"{path}: column '{name}': bin {{low: {low}, high: {high}}}") from None
+    return 0.5 * (lo + hi)
 
 
 def _csv_columns(text: str, path: Path) -> list[_Column]:
@@ -249,7 +275,7 @@ def _role(column: _Column, path: Path) -> tuple[str, str, str]:
     key = _normalised(column.name)
     where = f"{path}: column '{column.name}'"
     if key in _MASS_NAMES or key.startswith("mass"):
-        unit = column.units.lower().replace(" ", "")
+        unit = re.sub(r"[\s${}]", "", column.units.lower())
         unit = re.sub(r"/c(\^?2|²)$", "", unit)
         if unit not in MASS_UNITS:
             shown = column.units or "none"
@@ -257,6 +283,8 @@ def _role(column: _Column, path: Path) -> tuple[str, str, str]:
         return "mass", "", unit
     m = _EPS_RE.match(key)
     if m is not None:
+        if column.binned:
+            raise InputError(f"{where}: bins (low/high) where coupling values are expected")
         if column.units.strip() not in ("", "1", "dimensionless"):
             raise InputError(f"{where}: ε is dimensionless, not in {column.units}")
         side = m.group("side") or ""
@@ -348,7 +376,11 @@ def _bound(
         if meta.get("shape", "band") != "band":
             raise InputError(f"{path}: two coupling columns are a band, not '{meta['shape']}'")
     else:
-        shape = "curve" if meta.get("shape") == "curve" else "contour"
+        shape = "contour"
+        if meta.get("shape") == "curve":
+            shape = "curve"
+        elif meta.get("shape") == "above":
+            shape = "above"
         if meta.get("shape") == "band":
             raise InputError(f"{path}: shape band needs two coupling columns (low, high)")
         low, high = arrays[0], None
@@ -361,11 +393,46 @@ def _bound(
         shape=shape,
         source=path,
         eps_from=eps_from,
+        mass_from=f"{mcol.name} (bin centres)" if mcol.binned else mcol.name,
     )
 
 
+PUBLISHED_DIR = Path(__file__).with_name("published")
+"""The bounds that ship with gammastar: each the publication's own table or its HEPData
+record, cited in the file's header."""
+
+
+def published() -> dict[str, Path]:
+    """The shipped bounds by name (``reach.compare_with: [name]``).
+
+    Example:
+        >>> "phenix_2015" in published()
+        True
+    """
+    return {p.stem: p for p in sorted(PUBLISHED_DIR.glob("*.yaml"))}
+
+
+def bound_path(file: str, config: Any) -> Path:
+    """The file of a ``reach.compare_with`` entry: a shipped bound's name (no suffix, no
+    folder), else a path relative to the config.
+
+    Raises:
+        InputError: a bare name that is not a shipped bound, naming the ones that are.
+    """
+    if Path(file).suffix == "" and Path(file).name == file:
+        shipped = published()
+        if file not in shipped:
+            raise InputError(
+                f"reach.compare_with: '{file}' is neither a bound file (.yaml, .yml, .csv) nor "
+                f"a shipped bound ({', '.join(shipped)})"
+            )
+        return shipped[file]
+    return Path(config.resolve(file))
+
+
 def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
-    """The bounds of ``reach.compare_with`` (paths relative to the config), with their styles.
+    """The bounds of ``reach.compare_with`` (shipped names or paths relative to the config),
+    with their styles.
 
     Returns:
         ``(bound, style)`` per entry, in the config's order.
@@ -375,7 +442,7 @@ def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
     """
     out = []
     for entry in config.reach.compare_with:
-        path = config.resolve(entry.file)
+        path = bound_path(entry.file, config)
         out.append((read_bound(path, label=entry.label), entry.style))
     return out
 
@@ -402,15 +469,28 @@ def draw_bounds(ax: Any, bounds: Sequence[tuple[Bound, str]]) -> list[Any]:
         if bound.closed:
             xs, ys = np.append(xs, xs[0]), np.append(ys, ys[0])
         ls = "--" if style == "dashed" else "-"
-        if style == "filled" and bound.closed:
+        region = style == "filled" and (bound.closed or bound.shape == "above")
+        if region and bound.shape == "above":  # up to ε = 1: the axis clips it
+            ax.fill_between(xs, ys, 1.0, color=grey, alpha=0.35, lw=0, zorder=1.5)
+        elif region:
             ax.fill(xs, ys, color=grey, alpha=0.35, lw=0, zorder=1.5)
         ax.plot(xs, ys, color=grey, ls=ls, lw=1.4, zorder=1.6)
         label = bound.label
-        if style == "filled" and bound.closed:
+        if region:
             handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.6, label=label))
         else:
             handles.append(Line2D([], [], color=grey, ls=ls, label=label))
     return handles
 
 
-__all__ = ["MASS_UNITS", "SHAPES", "Bound", "draw_bounds", "read_bound", "read_config_bounds"]
+__all__ = [
+    "MASS_UNITS",
+    "PUBLISHED_DIR",
+    "SHAPES",
+    "Bound",
+    "bound_path",
+    "draw_bounds",
+    "published",
+    "read_bound",
+    "read_config_bounds",
+]

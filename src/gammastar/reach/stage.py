@@ -1326,6 +1326,21 @@ def bands_coincide(result: ScanResult, rtol: float = BANDS_RTOL) -> bool:
     return True
 
 
+def _eps_view(result: ScanResult, bounds: Sequence[tuple[Any, str]]) -> tuple[float, float]:
+    """The ε range of the reach figure: the scan's, widened to show the published bounds in
+    its mass range (a factor 2 beyond their extreme ε, at most up to ε = 1)."""
+    lo, hi = float(result.eps[0]), float(result.eps[-1])
+    m = result.masses
+    for bound, _ in bounds:
+        inside = (bound.mass >= m[0]) & (bound.mass <= m[-1])
+        if not inside.any():
+            continue
+        top = bound.eps if bound.eps_high is None else bound.eps_high
+        lo = min(lo, 0.5 * float(bound.eps[inside].min()))
+        hi = min(1.0, max(hi, 2.0 * float(top[inside].max())))
+    return lo, hi
+
+
 def _plot_reach(
     result: ScanResult, path: str | Path | None, title: str, bounds: Sequence[tuple[Any, str]] = ()
 ):
@@ -1393,7 +1408,7 @@ def _plot_reach(
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlim(m[0], m[-1])
-    ax.set_ylim(result.eps[0], result.eps[-1])
+    ax.set_ylim(*_eps_view(result, bounds))
     ax.set_xlabel(r"$m_{A'}$ [GeV]")
     ax.set_ylabel("kinetic mixing ε")
     if title:
