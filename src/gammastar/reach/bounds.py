@@ -17,9 +17,10 @@ Columns:
 
 One coupling column is a curve in point order (``shape: contour``, the default, closes it:
 an excluded island; ``shape: curve`` leaves it open: a limit line; ``shape: above`` is an
-upper limit on ε, everything above the curve excluded, as a prompt search's). Two are the lower and upper
-ε of the excluded range at each mass (``shape: band``): the polygon runs along the lower edge
-and back along the upper one; rows with a missing value (``-``, empty) are left out.
+upper limit on ε, everything above the curve excluded, as a prompt search's). Two are the
+lower and upper ε of the excluded range at each mass (``shape: band``): the polygon runs along
+the lower edge and back along the upper one; rows with a missing value (``-``, empty) are left
+out.
 
 Every problem is one :class:`~gammastar.errors.InputError` naming the file and, where there is
 one, the column: a misspelt or unknown column, a unit other than these, no points, a value
@@ -61,6 +62,11 @@ _SQUARE = r"(?:\^2|2|²|\*\*2)"
 _SIDE = r"(?:low|lo|min|lower|down|high|hi|max|upper|up)"
 _EPS_RE = re.compile(rf"^(?P<eps>{_EPS})(?P<sq>{_SQUARE})?(?P<side>{_SIDE})?$")
 _META_KEYS = ("label", "reference", "shape")
+# an energy unit in brackets after a column's name ("$m_U$(MeV/$c^2$)"); other brackets, such
+# as "ε² (90% CL)", stay part of the name
+_UNITS_IN_NAME = re.compile(
+    r"^(?P<name>.*?\S)\s*[(\[](?P<units>\s*\$?\s*[kMGT]?eV[^()\[\]]*)[)\]]\s*$", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -201,7 +207,7 @@ def _yaml_columns(text: str, path: Path) -> list[_Column]:
                 raise InputError(f"{path}: {group}[{k}]: no header name")
             name, units = str(header["name"]), str(header.get("units", "") or "")
             if not units:  # older records write the units after the name: "m_U (MeV/c^2)"
-                m = re.match(r"^(?P<name>.*?\S)\s*[(\[](?P<units>[^()\[\]]*)[)\]]\s*$", name)
+                m = _UNITS_IN_NAME.match(name)
                 if m is not None:
                     name, units = m.group("name"), m.group("units").strip()
             values, binned = [], False
