@@ -341,6 +341,20 @@ def _models_in(annotation: Any) -> Iterator[tuple[str, type]]:
         yield "", annotation
 
 
+def _key(path: str, model: type, name: str, field: Any, doc: str | None) -> Key:
+    """The reference's row of ``model``'s field ``name`` at ``path``."""
+    return Key(
+        path=path,
+        type=type_text(field.annotation, field.metadata),
+        unit=_unit(field, doc),
+        default=default_text(field),
+        meaning=md_text(doc),
+        owner=model.__name__,
+        field=name,
+        documented=doc is not None,
+    )
+
+
 def config_sections(root: type, docs: dict[tuple[str, str], str]) -> list[Section]:
     """The reference's sections: the top-level keys, then one per config section (nested
     sections after their parent), in ``root``'s field order."""
@@ -352,20 +366,10 @@ def config_sections(root: type, docs: dict[tuple[str, str], str]) -> list[Sectio
         for name, field in model.model_fields.items():
             if field.exclude:  # set by the loader, not a key of the file
                 continue
-            key = field.alias or name
-            path = f"{prefix}{key}"
+            path = f"{prefix}{field.alias or name}"
             doc = docs.get((model.__name__, name))
             models = list(_models_in(field.annotation))
-            row = Key(
-                path=path,
-                type=type_text(field.annotation, field.metadata),
-                unit=_unit(field, doc),
-                default=default_text(field),
-                meaning=md_text(doc),
-                owner=model.__name__,
-                field=name,
-                documented=doc is not None,
-            )
+            row = _key(path, model, name, field, doc)
             for suffix, sub in models:
                 nested.append((f"{path}{suffix}", sub))
             if models:
@@ -386,16 +390,7 @@ def config_sections(root: type, docs: dict[tuple[str, str], str]) -> list[Sectio
         key = field.alias or name
         doc = docs.get((root.__name__, name))
         models = list(_models_in(field.annotation))
-        row = Key(
-            path=key,
-            type=type_text(field.annotation, field.metadata),
-            unit=_unit(field, doc),
-            default=default_text(field),
-            meaning=md_text(doc),
-            owner=root.__name__,
-            field=name,
-            documented=doc is not None,
-        )
+        row = _key(key, root, name, field, doc)
         if models:
             row.section = key
             row.meaning = md_text((models[0][1].__doc__ or "").split("\n\n")[0])

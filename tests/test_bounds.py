@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from _scans import made_up_scan
 
 from gammastar.cli import main
 from gammastar.config import config_from_dict
@@ -165,24 +166,12 @@ def test_the_reach_refuses_a_bad_bound_file_before_its_scan(tmp_path, capsys):
     assert not (tmp_path / "o" / "reach.json").exists()
 
 
-def _scan() -> ScanResult:
+def _scan(masses=None) -> ScanResult:
     """A reach with a made-up Brazil band between 0.2 and 0.8 GeV."""
-    m = np.linspace(0.2, 0.8, 7)
-    eps = np.logspace(-8, -3, 11)
     lo, hi = np.full(7, 1e-7), np.full(7, 1e-4)
     bands = {b: (lo * f, hi / f) for b, f in (("0", 1), ("-2", 0.5), ("-1", 0.7), ("+1", 1.4))}
     bands["+2"] = (lo * 2, hi / 2)
-    return ScanResult(
-        masses=m,
-        eps=eps,
-        limits=[None] * 7,
-        boundaries=bands,
-        nsig=np.zeros((7, 11)),
-        acceptance=np.zeros((7, 11)),
-        models=[None] * 7,
-        method="exact",
-        seconds={},
-    )
+    return made_up_scan(bands, masses)
 
 
 def test_the_reach_plot_draws_each_bound_with_its_label():
@@ -274,8 +263,7 @@ def test_an_upper_limit_is_filled_up_to_the_top_and_widens_the_plot_to_show_it()
     reach figure's ε range, the scan's 1e-8 … 1e-3, grows to twice the bound's largest ε in
     the figure's mass range."""
     b = read_bound(published()["phenix_2015"])
-    scan = _scan()
-    scan = ScanResult(**{**scan.__dict__, "masses": np.linspace(0.02, 0.8, 7)})
+    scan = _scan(masses=np.linspace(0.02, 0.8, 7))
     fig = plot_reach(scan, None, bounds=[(b, "filled")])
     try:
         ax = fig.axes[0]

@@ -174,12 +174,27 @@ def test_one_code_path_sum_of_weights_is_the_acceptance(tmp_path):
     assert math.isclose(res["sum_weight"], expect, rel_tol=n * EPS64)
 
 
+def assert_sum_of_weights_is_the_reachs(res, mass, eps, n, geometry, big=200_000):
+    """Σ weight of ``n`` μμ events (``res``, the events' document) against the reach's N_sig
+    (``reach.signal_events``) on an independent sample of ``big`` A′ through ``geometry``:
+    within 4σ, σ² = Σ w² plus the reference sample's share n/big of it; returns σ/N_sig."""
+    from gammastar.reach.stage import signal_events
+
+    s = draw(ParametricSampler(), mass, big, geometry, seed=11)
+    meta = res["meta"]
+    ref = float(signal_events(
+        mass, eps, yield_per_pot_eps2=meta["aprime_per_pot_per_eps2"],
+        n_pot=meta["n_pot"] * meta["yield_scale"], sample=s,
+    )["mumu"])  # fmt: skip
+    sigma = math.sqrt(res["sum_weight2"] * (1 + n / big))
+    assert abs(res["sum_weight"] - ref) < 4 * sigma, (res["sum_weight"], ref, sigma)
+    return sigma / ref
+
+
 @pytest.mark.parametrize("detector", [NA62_LIKE, BOTH_PLANE], ids=["window", "both_plane"])
 def test_sum_of_weights_is_reach_nsig(tmp_path, detector):
     """Σ weight against reach.signal_events with an independent large sample: within 4σ
     (σ² = Σ w² of the events, plus the reference sample's share n/N of it)."""
-    from gammastar.reach.stage import signal_events
-
     cfg = make_config(tmp_path, detector=detector)
     # ε such that the mean decay length (≈ 10-100 m) is comparable with the decay volume:
     # the forced-decay weights then sample the volume well
@@ -192,16 +207,8 @@ def test_sum_of_weights_is_reach_nsig(tmp_path, detector):
         channels=("mumu",),
         decay="isotropic",
     ).document
-    big = 200_000
-    s = draw(ParametricSampler(), mass, big, Geometry.from_config(cfg.detector), seed=11)
-    meta = res["meta"]
-    ref = signal_events(
-        mass, eps, yield_per_pot_eps2=meta["aprime_per_pot_per_eps2"],
-        n_pot=meta["n_pot"] * meta["yield_scale"], sample=s,
-    )["mumu"]  # fmt: skip
-    sigma = math.sqrt(res["sum_weight2"] * (1 + n / big))
     assert res["sum_weight"] > 0
-    assert abs(res["sum_weight"] - float(ref)) < 4 * sigma, (res["sum_weight"], ref, sigma)
+    assert_sum_of_weights_is_the_reachs(res, mass, eps, n, Geometry.from_config(cfg.detector))
     t = read_table(tmp_path / "e.parquet")
     dz = t.decay_z - t.prod_z
     l2 = detector["l2"]

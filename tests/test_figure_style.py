@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt
 import mplhep
 import numpy as np
 import pytest
+from _scans import made_up_scan
 
 from gammastar.core.figures import STYLE_OVERRIDES, figure_style
 from gammastar.reach.stage import BANDS_COINCIDE_NOTE, ScanResult, bands_coincide, plot_reach
@@ -31,21 +32,9 @@ BAND_LABELS = (r"expected $\pm1\sigma$", r"expected $\pm2\sigma$")
 def _scan(factors: dict[str, float]) -> ScanResult:
     """A reach on 7 masses whose band ``b`` excludes ε from lo·f to hi/f (``factors[b]``, the
     median's f = 1); masses 0 and 6 are not excluded by any band."""
-    m = np.linspace(0.2, 0.8, 7)
     lo, hi = np.full(7, 1e-7), np.full(7, 1e-4)
     lo[[0, 6]] = hi[[0, 6]] = np.nan
-    bands = {b: (lo * f, hi / f) for b, f in factors.items()}
-    return ScanResult(
-        masses=m,
-        eps=np.logspace(-8, -3, 11),
-        limits=[None] * 7,
-        boundaries=bands,
-        nsig=np.zeros((7, 11)),
-        acceptance=np.zeros((7, 11)),
-        models=[None] * 7,
-        method="exact",
-        seconds={},
-    )
+    return made_up_scan({b: (lo * f, hi / f) for b, f in factors.items()})
 
 
 BRAZIL = {"0": 1.0, "-2": 0.5, "-1": 0.7, "+1": 1.4, "+2": 2.0}

@@ -43,7 +43,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -382,12 +382,8 @@ def _bound(
         if meta.get("shape", "band") != "band":
             raise InputError(f"{path}: two coupling columns are a band, not '{meta['shape']}'")
     else:
-        shape = "contour"
-        if meta.get("shape") == "curve":
-            shape = "curve"
-        elif meta.get("shape") == "above":
-            shape = "above"
-        if meta.get("shape") == "band":
+        shape = cast(Shape, meta.get("shape", "contour"))  # one of SHAPES: _comments checked
+        if shape == "band":
             raise InputError(f"{path}: shape band needs two coupling columns (low, high)")
         low, high = arrays[0], None
     return Bound(

@@ -478,8 +478,12 @@ def _first(values: Sequence[Any] | None, default: float) -> float:
     return float(values[0]) if values else default
 
 
-def _gammas(name: str, nbins: int) -> list[str]:
-    return [f"{name}_bin_{i}" for i in range(nbins)]
+def _gammas(params: dict[str, tuple[str, int]], name: str, kind: str, nbins: int) -> list[str]:
+    """The per-bin γ parameters of the modifier ``name``, registered in ``params``."""
+    gammas = [f"{name}_bin_{i}" for i in range(nbins)]
+    for g in gammas:
+        _add_param(params, g, kind, nbins)
+    return gammas
 
 
 def _setting_name(pname: str, params: Mapping[str, tuple[str, int]]) -> str:
@@ -565,9 +569,7 @@ def _sample(
             if any(not math.isfinite(e) or e < 0 for e in errors):
                 raise InputError(f"{where}: staterror uncertainties must be finite and >= 0")
             out["data"]["errors"] = errors
-            gammas = _gammas(mname, nbins)
-            for g in gammas:
-                _add_param(params, g, kind, nbins)
+            gammas = _gammas(params, mname, kind, nbins)
             out["modifiers"].append(
                 {
                     "type": kind,
@@ -579,9 +581,7 @@ def _sample(
         elif kind == "shapesys":
             delta = [float(x) for x in mdata]
             rel = [d / n if n > 0 else 0.0 for d, n in zip(delta, contents, strict=True)]
-            gammas = _gammas(mname, nbins)
-            for g in gammas:
-                _add_param(params, g, kind, nbins)
+            gammas = _gammas(params, mname, kind, nbins)
             out["modifiers"].append(
                 {
                     "type": kind,
@@ -592,9 +592,7 @@ def _sample(
                 }
             )
         elif kind == "shapefactor":
-            gammas = _gammas(mname, nbins)
-            for g in gammas:
-                _add_param(params, g, kind, nbins)
+            gammas = _gammas(params, mname, kind, nbins)
             out["modifiers"].append({"type": kind, "name": mname, "parameters": gammas})
         else:
             raise InputError(f"{where}: modifier type {kind!r} has no HS3 form here")
