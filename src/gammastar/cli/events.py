@@ -18,6 +18,39 @@ Decay = choices("Decay", ("data", "isotropic", "transverse"))
 """The γ* polarisation of ``--decay`` (:func:`gammastar.source.setup.polarisation`)."""
 
 
+# the options of `gammastar events` whose help needs more than a line
+_MchiOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--mchi", help="Millicharged-particle mass in GeV: γ* → χχ̄ pairs instead of A′ decays."
+    ),
+]
+_DarkOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dark",
+        help="Semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁺ℓ⁻ chains of the config's idm section "
+        "(iDM or i2DM) at --mass (the A′ mass) and --eps.",
+    ),
+]
+_ChannelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--channels",
+        help=f"A′ decays to write, comma-separated, of: {', '.join(CHANNELS)} (default: "
+        "those of reach.channels open at --mass).",
+    ),
+]
+_DecayOpt = Annotated[
+    Decay,
+    typer.Option(
+        "--decay",
+        help="γ* polarisation of the decay angles: data (the λ_θ(m) in yields.json, else the "
+        "config's), isotropic or transverse.",
+    ),
+]
+
+
 @app.command("events")
 def events_command(
     config: ConfigArg,
@@ -29,22 +62,9 @@ def events_command(
         float | None,
         typer.Option("--eps", help="Kinetic mixing ε, > 0 (required for A′ and --dark events)."),
     ] = None,
-    mchi: Annotated[
-        float | None,
-        typer.Option(
-            "--mchi",
-            help="Millicharged-particle mass in GeV: γ* → χχ̄ pairs instead of A′ decays.",
-        ),
-    ] = None,
+    mchi: _MchiOpt = None,
     charge: Annotated[float, typer.Option("--charge", help="Millicharge Q/e (with --mchi).")] = 1.0,
-    dark: Annotated[
-        bool,
-        typer.Option(
-            "--dark",
-            help="Semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁺ℓ⁻ chains of the config's idm section "
-            "(iDM or i2DM) at --mass (the A′ mass) and --eps.",
-        ),
-    ] = False,
+    dark: _DarkOpt = False,
     n: Annotated[
         int | None,
         typer.Option(
@@ -64,22 +84,8 @@ def events_command(
         Path | None,
         typer.Option("--table", help="Also write the columnar event table (.parquet or .root)."),
     ] = None,
-    channels: Annotated[
-        str | None,
-        typer.Option(
-            "--channels",
-            help=f"A′ decays to write, comma-separated, of: {', '.join(CHANNELS)} (default: "
-            "those of reach.channels open at --mass).",
-        ),
-    ] = None,
-    decay: Annotated[
-        Decay,
-        typer.Option(
-            "--decay",
-            help="γ* polarisation of the decay angles: data (the λ_θ(m) in yields.json, else the "
-            "config's), isotropic or transverse.",
-        ),
-    ] = Decay.data,
+    channels: _ChannelsOpt = None,
+    decay: _DecayOpt = Decay.data,
     unweighted: Annotated[
         bool, typer.Option("--unweighted", help="Accept-reject to unit-weight events.")
     ] = False,
