@@ -2,9 +2,10 @@
 import graph has no cycles.
 
 The graph counts every ``import`` statement of a module (top level and inside functions: a
-lazy import only hides a cycle until the function runs), except those under
-``if TYPE_CHECKING:``; an import of ``pkg.sub`` is an edge to ``pkg.sub`` (the implicit import
-of the parent package, which every submodule has, is not counted).
+lazy import only hides a cycle until the function runs), those under ``if TYPE_CHECKING:``,
+and package modules named in strings (``importlib.import_module``, ``"module:attr"``
+registries); an import of ``pkg.sub`` is an edge to ``pkg.sub`` (the implicit import of the
+parent package, which every submodule has, is not counted).
 """
 
 from __future__ import annotations
@@ -46,14 +47,21 @@ def _is_type_checking(node: ast.If) -> bool:
     )
 
 
-def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
-    """The package modules that module ``name`` (file ``path``) imports anywhere in its code."""
+def imported_modules(
+    name: str, path: Path, known: dict[str, Path], *, typing: bool = True
+) -> set[str]:
+    """The package modules that module ``name`` (file ``path``) imports anywhere in its code:
+    ``import`` statements (inside functions too), ``importlib.import_module`` or registry
+    strings that name a package module (``"gammastar.reach.stats"``,
+    ``"gammastar.reach.stats:METHODS"``), and, with ``typing``, the imports under
+    ``if TYPE_CHECKING:`` (a type annotation is a dependency too: what it names must exist
+    below)."""
     out: set[str] = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
 
     def visit(node: ast.AST) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, ast.If) and _is_type_checking(child):
+            if isinstance(child, ast.If) and _is_type_checking(child) and not typing:
                 for c in child.orelse:
                     visit(c)
                 continue
@@ -70,6 +78,12 @@ def imported_modules(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                         out.add(f"{base}.{a.name}")
                     elif base in known:
                         out.add(base)
+            elif isinstance(child, ast.Constant) and isinstance(child.value, str):
+                # a module named in a string: importlib.import_module, a "module:attr"
+                # registry entry, a stage table
+                target = child.value.partition(":")[0]
+                if target in known and target.startswith("gammastar."):
+                    out.add(target)
             visit(child)
 
     visit(ast.parse(path.read_text(encoding="utf-8")))
@@ -132,8 +146,8 @@ def test_cycle_finder_finds_a_cycle():
 
 
 def test_import_parser_sees_lazy_relative_and_submodule_imports(tmp_path):
-    """Imports inside functions count, ``TYPE_CHECKING`` ones do not; ``from pkg import sub``
-    is an edge to the submodule."""
+    """Imports inside functions count, ``TYPE_CHECKING`` ones and modules named in strings
+    (``importlib.import_module``) too; ``from pkg import sub`` is an edge to the submodule."""
     code = textwrap.dedent(
         """
         from typing import TYPE_CHECKING
@@ -143,14 +157,23 @@ def test_import_parser_sees_lazy_relative_and_submodule_imports(tmp_path):
         def f():
             from gammastar.errors import GammastarError
             from .data import training_data
+        def g():
+            return importlib.import_module("gammastar.reach.stats")
+        REGISTRY = "gammastar.yields.stage:compute_yields"
+        NOT_A_MODULE = "gammastar.nothing"
         """
     )
     p = tmp_path / "mod.py"
     p.write_text(code)
     known = {k: Path() for k in ("gammastar.flow", "gammastar.selection.stage", "gammastar.errors",
-                                 "gammastar.flow.data", "gammastar.flow.x")}  # fmt: skip
+                                 "gammastar.flow.data", "gammastar.flow.x", "gammastar.reach.stats",
+                                 "gammastar.yields.stage")}  # fmt: skip
     got = imported_modules("gammastar.flow.x", p, known)
-    assert got == {"gammastar.flow", "gammastar.errors", "gammastar.flow.data"}
+    assert got == {"gammastar.flow", "gammastar.errors", "gammastar.flow.data",
+                   "gammastar.selection.stage", "gammastar.reach.stats",
+                   "gammastar.yields.stage"}  # fmt: skip
+    runtime = imported_modules("gammastar.flow.x", p, known, typing=False)
+    assert got - runtime == {"gammastar.selection.stage"}
 
 
 def test_no_import_cycles():

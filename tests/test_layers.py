@@ -42,10 +42,22 @@ MOCK_IMPORTERS = ("gammastar.cli.generate", "gammastar.pipeline", "gammastar._en
 KNOWN_WRONG_WAY: set[str] = set()
 
 
+# Entries that hold only the module of that name, not the modules below it: ``gammastar``
+# (the package's ``__init__``) would otherwise take in any module missing from the table.
+EXACT = frozenset({"gammastar"})
+
+
 def group(module: str) -> tuple[str, int]:
-    """The ``LAYERS`` entry of ``module`` (its longest matching prefix)."""
+    """The ``LAYERS`` entry of ``module`` (its longest matching prefix; an ``EXACT`` entry
+    only for itself)."""
     best = max(
-        (p for p in LAYERS if module == p or module.startswith(p + ".")), key=len, default=None
+        (
+            p
+            for p in LAYERS
+            if module == p or (p not in EXACT and module.startswith(p + "."))
+        ),
+        key=len,
+        default=None,
     )
     if best is None:
         raise KeyError(f"{module} is in no layer: add its package to LAYERS")
@@ -95,6 +107,13 @@ def test_checker_finds_a_wrong_way_import():
 def test_every_module_has_a_layer():
     for name in import_graph():
         group(name)
+
+
+def test_a_module_missing_from_the_table_has_no_layer():
+    """The checker itself: a new top-level module is not taken in by ``gammastar``."""
+    assert group("gammastar") == ("gammastar", 15)
+    with pytest.raises(KeyError, match="no layer"):
+        group("gammastar.somethingnew")
 
 
 def test_imports_go_down_the_layers():

@@ -210,13 +210,17 @@ def test_auto_is_one_rule_over_the_method_registry():
 
 
 def test_a_method_is_one_registry_entry(monkeypatch):
-    """Adding a statistical method is one entry of gammastar.reach.stats.METHODS: upper_limit, cls,
-    the "auto" rule (registry order) and the config's reach.method take it from there."""
-    from gammastar.config import config_from_dict
+    """Adding a statistical method is one entry of gammastar.reach.stats.METHODS (upper_limit,
+    cls and the "auto" rule, in registry order, take it from there) and its name in
+    ``gammastar.config.StatsMethod`` (the config sits below the reach and names them)."""
+    import typing
+
+    from gammastar.config import StatsMethod, config_from_dict
     from gammastar.errors import ConfigError
     from gammastar.reach import stats
 
-    with pytest.raises(ConfigError, match="unknown statistics method 'fixed'"):
+    assert set(typing.get_args(StatsMethod)) == {"auto", *stats.METHODS}
+    with pytest.raises(ConfigError, match="reach.method"):
         config_from_dict({"name": "t", "reach": {"method": "fixed"}})
     fixed = stats.Method(
         "fixed",
@@ -226,7 +230,6 @@ def test_a_method_is_one_registry_entry(monkeypatch):
         auto=lambda req: True,
     )
     monkeypatch.setattr(stats, "METHODS", {"fixed": fixed, **stats.METHODS})
-    assert config_from_dict({"name": "t", "reach": {"method": "fixed"}}).reach.method == "fixed"
     low = zero_obs(b=0.5)
     assert upper_limit(low, method="fixed").expected["0"] == 7.0
     assert upper_limit(low).method == "fixed"  # first in the registry: auto takes it

@@ -55,6 +55,10 @@ def _registered(registry: str, what: str, *, always: tuple[str, ...] = ()) -> Af
     return AfterValidator(check)
 
 
+StatsMethod = Literal["auto", "exact", "asymptotic", "toys"]
+"""``reach.method``: ``auto`` or a key of ``gammastar.reach.stats.METHODS`` (named here, not
+imported: the config sits below the reach; ``tests/test_stats.py`` keeps the two equal)."""
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
@@ -1361,9 +1365,7 @@ class ReachConfig(Section):
     n_pot_rel_uncertainty: NonNegFloat | None = None
     """Relative (log-normal) uncertainty of the signal normalisation N_POT, one parameter
     shared by the channels (NA62: 0.2, "log-normal with shape 1.2"); required."""
-    method: Annotated[
-        str, _registered("gammastar.reach.stats:METHODS", "statistics method", always=("auto",))
-    ] = "auto"
+    method: StatsMethod = "auto"
     """CLs calculation: ``auto`` or a key of :data:`gammastar.reach.stats.METHODS` (exact hybrid
     construction, pyhf toys or asymptotics)."""
     ntoys: Annotated[int, Field(gt=0)] = 500

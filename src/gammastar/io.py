@@ -17,12 +17,20 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gammastar.errors import ConfigError, InputError
 
-if TYPE_CHECKING:
-    from gammastar.config import AnalysisConfig
+
+class InputConfig(Protocol):
+    """What :func:`fileset_from_config` reads of a config (``gammastar.config.AnalysisConfig``
+    has it; this layer sits below the config and does not import it)."""
+
+    @property
+    def input(self) -> Any: ...
+
+    def resolve(self, path: str | os.PathLike[str], *, substitute: bool = ...) -> Path: ...
+
 
 EVENT_COLUMNS = frozenset({"event", "truth_channel"})
 """Columns that hold one value per entry in every layout (the others: one per lepton)."""
@@ -421,7 +429,7 @@ def resolve_files(
 
 
 def fileset_from_config(
-    cfg: AnalysisConfig, inputs: Iterable[str | os.PathLike[str]] | None = None
+    cfg: InputConfig, inputs: Iterable[str | os.PathLike[str]] | None = None
 ) -> dict[str, dict[str, Any]]:
     """The coffea fileset of a config; ``inputs`` (``--input``) replaces ``input.files``."""
     if inputs:
