@@ -28,6 +28,7 @@ from gammastar.config import AnalysisConfig, flavour_config
 from gammastar.core import rundir, runlock
 from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
 from gammastar.core.interrupt import stage as running
+from gammastar.core.verdicts import n_inside
 from gammastar.corrections.unfold import split_map_spec
 from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
 from gammastar.io import fileset_from_config
@@ -521,16 +522,9 @@ def _summary_lines(out: Path) -> list[str]:
         shown = ", ".join(f"{val[i]:.2e} at {mass[i]:.2f} GeV" for i in picks[:4])
         lines.append(f"A′ yield per POT per ε²: {shown}")
     if v := _read(rd, rundir.VALIDATION, lines):
-        ok = [
-            m
-            for m, kl, band in zip(
-                v.get("mass", []), v.get("kl_model", []), v.get("kl_data_95", []), strict=False
-            )
-            if kl is not None and band and band[1] is not None and kl <= band[1]
-        ]
         lines.append(
             f"flow validation: model-vs-data KL inside the data-vs-data 95% band "
-            f"in {len(ok)}/{len(v.get('mass', []))} mass windows"
+            f"in {n_inside(v)}/{len(v.get('mass', []))} mass windows"
         )
     if (r := _read(rd, rundir.REACH, lines)) and (e := r.get("expected")):
         lo = [x for x in e.get("eps_low", []) if x is not None]

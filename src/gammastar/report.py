@@ -42,6 +42,7 @@ from gammastar.config import AnalysisConfig, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path
 from gammastar.core.results import StageResult
+from gammastar.core.verdicts import kl_verdicts
 from gammastar.errors import GammastarError
 
 REPORT_NAME = rundir.REPORT
@@ -832,27 +833,6 @@ def _flow_section(run: Path, s: Section) -> None:
 def _band(bands: list[Any], i: int) -> tuple[float | None, float | None]:
     b = _as_list(bands[i]) if i < len(bands) else []
     return (_num(b[0]) if len(b) > 0 else None), (_num(b[1]) if len(b) > 1 else None)
-
-
-def kl_verdicts(doc: dict[str, Any]) -> list[str | None]:
-    """Per mass window of ``validation.json``: ``"68"`` (the model-vs-data KL inside the
-    data-vs-data 68 % band's upper edge), ``"95"`` (inside the 95 % band's), ``"fail"`` (above
-    it) or ``None`` (not judged: too few data for a band). The flow passes a window when its
-    KL is no larger than the data's own at 95 % (paper Fig. 4)."""
-    kl = _as_list(doc.get("kl_model"))
-    b68 = _as_list(doc.get("kl_data_68"))
-    b95 = _as_list(doc.get("kl_data_95"))
-    out: list[str | None] = []
-    for i in range(len(_as_list(doc.get("mass")))):
-        k = _num(kl[i]) if i < len(kl) else None
-        hi68, hi95 = _band(b68, i)[1], _band(b95, i)[1]
-        if k is None or hi95 is None:
-            out.append(None)
-        elif k <= hi95:
-            out.append("68" if hi68 is not None and k <= hi68 else "95")
-        else:
-            out.append("fail")
-    return out
 
 
 def _validation_section(run: Path, s: Section) -> None:

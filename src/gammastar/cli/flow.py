@@ -126,11 +126,12 @@ def validate_command(
 
     Writes validation.json and figures/flow_kl.png, figures/flow_kinematics.png.
     """
+    from gammastar.core.verdicts import n_inside
     from gammastar.flow.validate import validate
 
     cfg = load(config, output, lock=True, wait=wait)
     res = validate(cfg, force=force, seed=seed).document
-    inside = sum(km <= hi95[1] for km, hi95 in zip(res["kl_model"], res["kl_data_95"], strict=True))
+    inside = n_inside(res)
     typer.echo(
         f"model-vs-data KL inside the data-vs-data 95% band at {inside}/{len(res['mass'])} "
         f"masses; wrote {cfg.output_dir / rundir.VALIDATION}"

@@ -538,12 +538,10 @@ def _progress(enabled: bool, total: int, start: int) -> Iterator[Any]:
 @figure_style()
 def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool = True) -> Path:
     """Training and validation loss vs epoch (paper Fig. 7 analogue)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig = Figure(figsize=(7, 5))
+    ax = fig.subplots()
     ep = np.arange(1, len(history["train"]) + 1)
     ax.plot(ep, history["train"], label="training")
     ax.plot(ep, history["val"], label="validation")

@@ -540,15 +540,13 @@ def _split_data(
 @figure_style()
 def plot_kl(result: dict[str, Any], path: Path, force: bool = True) -> Path:
     """KL vs mass: model vs data with the data-vs-data 68%/95% bands (Fig. 4 analogue)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     m = np.asarray(result["mass"])
     b68 = np.asarray(result["kl_data_68"], dtype=float)
     b95 = np.asarray(result["kl_data_95"], dtype=float)
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig = Figure(figsize=(8, 5.5))
+    ax = fig.subplots()
     ax.fill_between(m, b95[:, 0], b95[:, 1], color="gold", alpha=0.6, label="data vs data 95%")
     ax.fill_between(m, b68[:, 0], b68[:, 1], color="limegreen", alpha=0.7, label="data vs data 68%")
     ax.plot(m, result["kl_data_median"], "g--", lw=1)
@@ -577,13 +575,11 @@ def plot_kinematics(
     """q_T and E of flow samples vs data in mass windows (Fig. 5 analogue)."""
     if not masses:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rng = np.random.default_rng(seed)
-    fig, axes = plt.subplots(2, len(masses), figsize=(4.5 * len(masses), 8), squeeze=False)
+    fig = Figure(figsize=(4.5 * len(masses), 8))
+    axes = fig.subplots(2, len(masses), squeeze=False)
     for j, m0 in enumerate(masses):
         sel = np.abs(data.m - m0) < 0.5 * window
         n = max(int(sel.sum()), 1000)

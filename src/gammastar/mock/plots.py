@@ -125,11 +125,8 @@ def plot_file(
 
 
 def _plot(path, outdir, lepton, bins, mass_range, fmt, force) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import mplhep
+    from matplotlib.figure import Figure
 
     t = pair_table(path, lepton)
     ll, suffix = (r"\mu\mu", "") if lepton == "muon" else ("ee", "_ee")
@@ -141,7 +138,8 @@ def _plot(path, outdir, lepton, bins, mass_range, fmt, force) -> list[Path]:
     written = []
 
     with figure_style():
-        fig, ax = plt.subplots(figsize=(9, 7))
+        fig = Figure(figsize=(9, 7))
+        ax = fig.subplots()
         hs = [np.histogram(t["m"][os_ & (t["channel"] == int(c))], edges)[0] for c in channels]
         if hs:
             mplhep.histplot(
@@ -177,9 +175,9 @@ def _plot(path, outdir, lepton, bins, mass_range, fmt, force) -> list[Path]:
         ax.legend(fontsize="x-small", ncol=3, loc="upper center")
         ax.set_title("NA60-like mock data", fontsize="small")
         written.append(_save(fig, outdir / f"mock_mass{suffix}.{fmt}", force))
-        plt.close(fig)
 
-        fig, ax = plt.subplots(figsize=(9, 7))
+        fig = Figure(figsize=(9, 7))
+        ax = fig.subplots()
         pt_edges = np.linspace(0.0, 3.0, 61)
         for c in channels:
             sel = os_ & (t["channel"] == int(c))
@@ -191,5 +189,4 @@ def _plot(path, outdir, lepton, bins, mass_range, fmt, force) -> list[Path]:
         ax.set_ylabel("OS pairs / 50 MeV")
         ax.legend(fontsize="x-small")
         written.append(_save(fig, outdir / f"mock_pt{suffix}.{fmt}", force))
-        plt.close(fig)
     return written

@@ -15,13 +15,12 @@ import numpy as np
 from gammastar.core.figures import figure_style, save_figure
 
 
-def _setup() -> Any:
-    import matplotlib
+def _figure() -> Any:
+    """A figure and its axes, outside pyplot (no backend chosen, nothing left open)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(9, 7))
+    return fig, fig.subplots()
 
 
 def _pos(values: Any) -> np.ndarray:
@@ -69,11 +68,10 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
     The data-driven yield is a step line per merged mass bin with its ±1σ statistical band;
     bins flagged ``negative`` or ``empty`` are not drawn on the log scale.
     """
-    plt = _setup()
     ap = doc["aprime"]
     edges = np.asarray(ap["bin_edges"], dtype=float)
     y, e = _value_and_error(ap, "per_pot_per_eps2")
-    fig, ax = plt.subplots(figsize=(9, 7))
+    fig, ax = _figure()
     ax.stairs(y, edges, color="black", lw=2, label="data-driven (Eq. 6)")
     lo = np.clip(y - e, y * 1e-3, None)
     ax.stairs(
@@ -102,17 +100,15 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
     ax.set_title(title + _phase_space_line(doc), fontsize=18)
     ax.legend(fontsize=14)
     _save(fig, path, force, doc.get("meta"))
-    plt.close(fig)
 
 
 @figure_style()
 def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False) -> None:
     """Fig. 3 analogue: χχ̄ yield per POT per Q² vs m_χ with bremsstrahlung, π0 and J/ψ lines."""
-    plt = _setup()
     mc = doc["mcp"]
     m = np.asarray(mc["mass"], dtype=float)
     y, e = _value_and_error(mc, "per_pot_per_q2")
-    fig, ax = plt.subplots(figsize=(9, 7))
+    fig, ax = _figure()
     flags = mc.get("flags") or [[] for _ in m]
     lower = np.array(["below_data_range" in f for f in flags], dtype=bool)
     ax.plot(m, y, "-", color="black", lw=2)
@@ -149,4 +145,3 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
     ax.set_title(r"$\chi\bar\chi$ yield per POT" + _phase_space_line(doc), fontsize=18)
     ax.legend(fontsize=14)
     _save(fig, path, force, doc.get("meta"))
-    plt.close(fig)
