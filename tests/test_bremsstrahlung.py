@@ -7,11 +7,11 @@ import pytest
 from scipy.integrate import dblquad, quad
 
 from gammastar.physics import bremsstrahlung as br
-from gammastar.physics.constants import ALPHA_EM
+from gammastar.physics.constants import ALPHA_EM, M_PROTON
 from gammastar.physics.kinematics import kinematic_factor
 
 E_BEAM = 400.0
-S = 2 * br.M_PROTON * E_BEAM
+S = 2 * M_PROTON * E_BEAM
 
 
 def test_sigma_pp_against_measurements():
@@ -47,7 +47,7 @@ def test_timelike_form_factor_normalisation():
 
 def test_splitting_function_terms_and_limits():
     # eq. (3) of arXiv:1311.3870 written out independently term by term
-    z, pt2, m, mp = 0.37, 0.21, 0.6, br.M_PROTON
+    z, pt2, m, mp = 0.37, 0.21, 0.6, M_PROTON
     h = pt2 + (1 - z) * m**2 + z**2 * mp**2
     t1 = (1 + (1 - z) ** 2) / z
     t2 = -2 * z * (1 - z) * ((2 * mp**2 + m**2) / h - 2 * z**2 * mp**4 / h**2)

@@ -37,3 +37,19 @@ def test_masses_are_particles_numbers_through_the_cache(tmp_path, monkeypatch):
     assert c._pdg_masses() == want
     c._pdg_masses.cache_clear()
     c.mass.cache_clear()
+
+
+def test_module_level_masses_are_the_pdg_values():
+    """The literal masses of gammastar.physics.constants (module-level use: thresholds, default
+    arguments) agree with the installed `particle` release within the PDG's quoted mass errors
+    (or 1e-6 relative, the literals' rounding): one home, checked, not re-typed per module."""
+    from particle import Particle
+
+    from gammastar.physics import constants as c
+
+    for name, pdgid in [("M_E", 11), ("M_MU", 13), ("M_PROTON", 2212), ("M_PI", 211),
+                        ("M_PI0", 111), ("M_K", 321), ("M_K0", 311), ("M_ETA", 221),
+                        ("M_OMEGA", 223), ("M_PHI", 333)]:  # fmt: skip
+        p = Particle.from_pdgid(pdgid)
+        err = max(float(p.mass_upper or 0.0), 1e-6 * float(p.mass)) / 1000.0
+        assert abs(getattr(c, name) - float(p.mass) / 1000.0) <= err, name

@@ -220,7 +220,7 @@ def test_a_method_is_one_registry_entry(monkeypatch):
     from gammastar.reach import stats
 
     assert set(typing.get_args(StatsMethod)) == {"auto", *stats.METHODS}
-    with pytest.raises(ConfigError, match="reach.method"):
+    with pytest.raises(ConfigError, match=r"reach\.method"):
         config_from_dict({"name": "t", "reach": {"method": "fixed"}})
     fixed = stats.Method(
         "fixed",

@@ -35,6 +35,7 @@ from gammastar.core import rundir
 from gammastar.core.artifacts import sha256_json
 from gammastar.errors import ConfigError
 from gammastar.io import LAYOUTS
+from gammastar.physics.constants import M_MU, M_OMEGA
 
 
 def _registered(registry: str, what: str, *, always: tuple[str, ...] = ()) -> AfterValidator:
@@ -217,7 +218,7 @@ class MockDetector(Section):
     mass_resolution: NonNegFloat = 0.030
     """Dimuon mass resolution σ_m in GeV at ``mass_resolution_ref`` (the RMS of m_reco − m_true
     of isotropic two-body decays there, in acceptance) [paper: about 30 MeV]."""
-    mass_resolution_ref: PositiveFloat = 0.78266
+    mass_resolution_ref: PositiveFloat = M_OMEGA
     """Reference mass of ``mass_resolution`` (the ω), GeV."""
     mass_resolution_exponent: float = 0.0
     """σ_m(m) = mass_resolution · (m / mass_resolution_ref)^exponent (0: constant);
@@ -445,7 +446,7 @@ class InputConfig(Section):
     """The lepton flavour of the pairs: the default branch names (``muon_*`` /
     ``electron_*``, ``Muon_*`` / ``Electron_*``), ``lepton_mass`` and with it K_ℓ and the 2m_ℓ
     thresholds of the yields (``gammastar.physics.darkphoton.LEPTON_CHANNELS``)."""
-    lepton_mass: PositiveFloat = 0.1056583755
+    lepton_mass: PositiveFloat = M_MU
     """Lepton mass in GeV (default: that of ``lepton``), used where the layout has no energy
     (pt/eta/phi without mass) and in K_ℓ of the yields; with ``lepton`` given, it must be
     that lepton's mass (0.1% tolerance)."""

@@ -16,17 +16,13 @@ import numpy as np
 
 from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 from gammastar.errors import InputError
+from gammastar.physics.constants import M_ETA, M_MU
 from gammastar.physics.dalitz import (
     ETA_LAMBDA_INV2,
     form_factor_pole,
     pseudoscalar_dalitz_dgamma_dm,
 )
 from gammastar.physics.pdgdata import branching_ratio
-
-M_ETA = 0.547862
-"""η mass in GeV (PDG 2024)."""
-M_MU = 0.1056583755
-"""μ mass in GeV (PDG 2024)."""
 
 
 def eta_br_ratio() -> float:

@@ -27,10 +27,10 @@ from numpy.typing import NDArray
 from gammastar._version import __version__
 from gammastar.errors import GammastarError
 from gammastar.events import _hepmc_ascii as ha
+from gammastar.physics.constants import M_PROTON
 from gammastar.physics.darksector import FINAL_STATES
 from gammastar.source.eventgen import (
     DECAYS,
-    M_PROTON,
     PDG_PROTON,
     PDG_SYSTEM,
     PSI2_CHANNELS,

@@ -58,6 +58,7 @@ from gammastar.events.hepmc import (
 )
 from gammastar.events.io import TABLE_UNITS, event_outputs, output_kind, write_events
 from gammastar.physics import darkphoton
+from gammastar.physics.constants import M_PROTON
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw, draw_dark
 from gammastar.reach.stage import signal_events
@@ -67,7 +68,6 @@ from gammastar.source.eventgen import (  # the machinery, shared with the accept
     DARK_CHAINS,
     DECAYS,
     EXPECTATION_SAMPLES,
-    M_PROTON,
     PDG_PROTON,
     PDG_SYSTEM,
     PSI2_CHANNELS,

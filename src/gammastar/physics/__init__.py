@@ -13,7 +13,3 @@ V → Pℓℓ, form factors, ρ line shape), :mod:`~gammastar.physics.millicharg
 """
 
 from __future__ import annotations
-
-from gammastar.physics.kinematics import kinematic_factor
-
-__all__ = ["kinematic_factor"]

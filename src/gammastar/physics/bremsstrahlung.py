@@ -55,12 +55,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.physics.constants import ALPHA_EM
+from gammastar.physics.constants import ALPHA_EM, M_PROTON
 from gammastar.physics.kinematics import kinematic_factor
 from gammastar.physics.target import interaction_probability
-
-M_PROTON: float = 0.93827208816
-"""Proton mass in GeV (PDG 2024)."""
 
 # σ_pp(s) fit parameters (docs/explanation/physics.md §8; arXiv:1311.3870, PDG total-cross-section fit).
 SIGMA_PP_PARAMS = {

@@ -106,3 +106,15 @@ def width(name: str) -> float:
 M_E: float = 0.51099895e-3
 M_MU: float = 0.1056583755
 """Lepton masses in GeV (PDG 2024); also available through :func:`mass`."""
+
+M_PROTON: float = 0.93827208816
+M_PI: float = 0.13957039
+M_PI0: float = 0.1349768
+M_K: float = 0.493677
+M_K0: float = 0.497611
+M_ETA: float = 0.547862
+M_OMEGA: float = 0.78266
+M_PHI: float = 1.019461
+"""Hadron masses in GeV (PDG 2024), for module-level use (thresholds, default arguments,
+beam kinematics); :func:`mass` gives the installed `particle` release's numbers
+(``tests/test_constants.py`` keeps the two within the PDG's quoted precision)."""

@@ -56,7 +56,19 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError
-from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
+from gammastar.physics.constants import (
+    ALPHA_EM,
+    HBARC_GEV_M,
+    M_E,
+    M_ETA,
+    M_K,
+    M_K0,
+    M_MU,
+    M_OMEGA,
+    M_PHI,
+    M_PI,
+    M_PI0,
+)
 from gammastar.physics.kinematics import kinematic_factor, two_body_momentum
 
 __all__ = [
@@ -74,11 +86,6 @@ __all__ = [
 ]
 
 # ---------------------------------------------------------------- particle data (PDG 2024)
-M_PI = 0.13957039
-M_PI0 = 0.1349768
-M_K = 0.493677
-M_K0 = 0.497611
-M_ETA = 0.547862
 GEV2_TO_NB = 0.3893794e6
 """(ħc)² in nb·GeV²."""
 
@@ -92,14 +99,14 @@ _DELTA_OMEGA = 1.9e-3 * np.exp(0.1j)
 
 # Narrow vector mesons, PDG 2024: mass, total width (GeV), B(ee), {channel: B}
 _OMEGA = {
-    "mass": 0.78266,
+    "mass": M_OMEGA,
     "width": 8.68e-3,
     "bee": 7.38e-5,
     "channels": {"3pi": 0.892, "pi0gamma": 0.0835},
     "other": 0.0153 + 7.38e-5 + 0.0,  # ππ (in F_π) and ee: only in the total width
 }
 _PHI = {
-    "mass": 1.019461,
+    "mass": M_PHI,
     "width": 4.249e-3,
     "bee": 2.979e-4,
     "channels": {"KK": 0.491, "KSKL": 0.339, "3pi": 0.1524, "etagamma": 0.01303},

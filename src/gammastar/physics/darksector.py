@@ -54,7 +54,16 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError
 from gammastar.physics import darkphoton
-from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
+from gammastar.physics.constants import (
+    ALPHA_EM,
+    HBARC_GEV_M,
+    M_E,
+    M_K,
+    M_K0,
+    M_MU,
+    M_PI,
+    M_PI0,
+)
 
 __all__ = [
     "FINAL_STATES",
@@ -410,7 +419,7 @@ def psi2_dgamma_ds(
     s = _arr(s)
     ml = FINAL_STATES[final_state]
     m1, m2 = _arr(model.m1), _arr(model.m2)
-    s_min = 4 * ml**2 if final_state != "hadrons" else darkphoton.M_PI0**2
+    s_min = 4 * ml**2 if final_state != "hadrons" else M_PI0**2
     inside = (s > s_min) & (s < (m2 - m1) ** 2)
     sc = np.where(inside, s, (s_min + (m2 - m1) ** 2) / 2)  # any finite point; masked below
     d = _dgamma_ds_lepton(sc, Psi2Decay.of(model, eps, ml))
@@ -456,7 +465,7 @@ def psi2_width(
         )
     m1, m2 = _arr(model.m1), _arr(model.m2)
     ml = FINAL_STATES[final_state]
-    s_min = 4 * ml**2 if final_state != "hadrons" else darkphoton.M_PI0**2
+    s_min = 4 * ml**2 if final_state != "hadrons" else M_PI0**2
     s_max = (m2 - m1) ** 2
     span = np.clip(s_max - s_min, 0, None)
     shape = np.broadcast(span, _arr(model.m_aprime), _arr(model.alpha_d), _arr(eps)).shape
@@ -470,11 +479,11 @@ def psi2_width(
         ks = np.array([0.0, 1, 2, 4, 8, 16, 32, 64])
         thr = np.array(
             [
-                2 * darkphoton.M_PI,
-                2 * darkphoton.M_PI + darkphoton.M_PI0,
-                4 * darkphoton.M_PI,
-                2 * darkphoton.M_K,
-                2 * darkphoton.M_K0,
+                2 * M_PI,
+                2 * M_PI + M_PI0,
+                4 * M_PI,
+                2 * M_K,
+                2 * M_K0,
             ]
         )
         brk = np.concatenate(

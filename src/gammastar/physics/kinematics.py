@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.physics.constants import ALPHA_EM
+from gammastar.physics.constants import ALPHA_EM, M_PROTON
 
 Array = NDArray[np.float64]
 
@@ -191,10 +191,6 @@ def rapidity(p: ArrayLike) -> Array:
     """
     p = np.asarray(p, dtype=np.float64)
     return rapidity_pz(p[2], p[3])
-
-
-M_PROTON = 0.93827208816
-"""Proton mass, GeV (CODATA 2018), of :func:`cm_rapidity`."""
 
 
 def cm_rapidity(beam_energy: float, target_mass: float = M_PROTON) -> float:

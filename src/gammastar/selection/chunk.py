@@ -20,6 +20,7 @@ from gammastar.corrections.background import conversion_template_from_config, ss
 from gammastar.corrections.polarisation import helicity_angles
 from gammastar.corrections.unfold import acceptance_weights, inverse_weights
 from gammastar.io import get_layout
+from gammastar.physics.constants import M_MU
 
 if TYPE_CHECKING:
     import awkward as ak
@@ -127,7 +128,7 @@ class Execution:
 
 # --------------------------------------------------------------------------- four-vectors
 def make_leptons(
-    columns: Mapping[str, Any], layout: str, lepton_mass: float = 0.1056583755
+    columns: Mapping[str, Any], layout: str, lepton_mass: float = M_MU
 ) -> ak.Array:
     """Per-event lepton four-vectors (``vector`` Momentum4D with ``charge``): the one path.
 
@@ -318,7 +319,7 @@ def select_chunk(
     layout: str,
     cuts: Cuts,
     *,
-    lepton_mass: float = 0.1056583755,
+    lepton_mass: float = M_MU,
     entry_offset: int = 0,
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """Select lepton pairs in one chunk.

@@ -32,12 +32,10 @@ import numpy as np
 
 from gammastar.errors import InputError
 from gammastar.io import Layout, get_layout
+from gammastar.physics.constants import M_MU, M_PROTON
 
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
-
-M_PROTON = 0.93827208816
-"""Proton mass in GeV (PDG 2024)."""
 
 SMEARING_MARGIN = 2.0
 """Factor on the kinematic limit allowed for mis-measurement (a 100% momentum error)."""
@@ -159,7 +157,7 @@ class Plausibility:
 
     max_energy: float
     nonfinite: str = "cut"
-    lepton_mass: float = 0.1056583755
+    lepton_mass: float = M_MU
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> Plausibility:

@@ -41,6 +41,7 @@ from gammastar.core.parquet import ParquetConcat, part_bytes
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
 from gammastar.io import LAYOUTS
+from gammastar.physics.constants import M_MU
 from gammastar.selection.chunk import (
     MIX_WEIGHT_QUANTUM,
     MIXED_COLUMNS,
@@ -137,7 +138,7 @@ class ChunkReader:
 
     layout: str
     columns: Mapping[str, str]
-    lepton_mass: float = 0.1056583755
+    lepton_mass: float = M_MU
     plausibility: Plausibility | None = None
 
     def read(self, events: Any) -> dict[str, Any]:

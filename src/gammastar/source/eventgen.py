@@ -17,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
-from gammastar.physics.constants import M_MU
+from gammastar.physics.constants import M_K, M_K0, M_MU, M_PI
 from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
 from gammastar.physics.decay import decay_probability, sample_decay_length
 from gammastar.physics.kinematics import boost, decay_in_helicity_frame
@@ -31,8 +31,6 @@ APRIME_PDGID = 4900022
 """Default PDG id of the A′: Pythia 8's Hidden-Valley U(1) photon ``gammav`` (PDG Monte Carlo
 numbering reserves 49xxxxx for hidden-valley states; the ``particle`` package does not list it).
 Configurable as ``events.aprime_pdgid``."""
-M_PROTON = 0.93827208816
-"""Proton mass, GeV (PDG 2024)."""
 PDG_PROTON = 2212
 PDG_SYSTEM = 90
 """Pythia's "system" pseudo-id: the rest of the collision (X in p N → A′ X), status 3."""
@@ -60,9 +58,9 @@ DECAYS: dict[str, Decay] = {
         ch.name: Decay(ch.name, ch.pdgid, -ch.pdgid, ch.lepton_mass, ch.lepton_mass, True)
         for ch in darkphoton.LEPTON_CHANNELS.values()
     },
-    "pipi": Decay("pipi", -211, 211, darkphoton.M_PI, darkphoton.M_PI, False),
-    "KK": Decay("KK", -321, 321, darkphoton.M_K, darkphoton.M_K, False),
-    "KSKL": Decay("KSKL", 310, 130, darkphoton.M_K0, darkphoton.M_K0, False),
+    "pipi": Decay("pipi", -211, 211, M_PI, M_PI, False),
+    "KK": Decay("KK", -321, 321, M_K, M_K, False),
+    "KSKL": Decay("KSKL", 310, 130, M_K0, M_K0, False),
 }
 """The modelled A′ decays (daughter 1 is the negative particle)."""
 CHANNEL_CODE = {name: i for i, name in enumerate(DECAYS)}
@@ -105,8 +103,8 @@ def branching_ratios(
     phi = _resonance_r(s, _PHI)
     parts = {
         "pipi": float(darkphoton.r_ratio_components(m)["pipi"]),
-        "KK": float(phi["KK"]) if m > 2 * darkphoton.M_K else 0.0,
-        "KSKL": float(phi["KSKL"]) if m > 2 * darkphoton.M_K0 else 0.0,
+        "KK": float(phi["KK"]) if m > 2 * M_K else 0.0,
+        "KSKL": float(phi["KSKL"]) if m > 2 * M_K0 else 0.0,
     }
     for ch, r in parts.items():
         out[ch] = had * r / r_tot if r_tot > 0 else 0.0
