@@ -13,7 +13,6 @@ from scipy import integrate, stats
 from gammastar.errors import GammastarError
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.physics.darkchain import (
-    decay_in_volume,
     idm_chain,
     sample_psi2_decay,
     two_body_decay,
@@ -28,6 +27,7 @@ from gammastar.physics.darksector import (
     psi2_width,
 )
 from gammastar.physics.kinematics import boost
+from gammastar.physics.volumes import Slab, sample_decay_points
 
 N = 100_000
 
@@ -138,22 +138,25 @@ def test_two_body_and_boost():
         two_body_decay(parent, 0.5, 0.5, seed=1)
 
 
-def test_decay_in_volume_law():
-    # Fixed direction along z, βγ = 2, cτ = 1 m ⇒ λ = 2 m; volume 1–5 m from z = 0:
-    # w = e^{−1/2} − e^{−5/2}; the vertex z follows the truncated exponential, mean
+def test_slab_decay_law():
+    # The slab of the iDM chain (gammastar.physics.volumes.sample_decay_points): along z,
+    # βγ = 2, cτ = 1 m ⇒ λ = 2 m; volume 1–5 m from z = 0: w = e^{−1/2} − e^{−5/2}; the
+    # vertex z follows the truncated exponential, mean
     # z₁ + λ − (z₂ − z₁) e^{−(z₂−z₁)/λ}/(1 − e^{−(z₂−z₁)/λ}) (hand), stat error σ/√n.
     n = 200_000
-    p = np.tile([[0.0], [0.0], [2.0], [np.sqrt(5.0)]], (1, n))
-    w, v = decay_in_volume(p, np.zeros((3, n)), 1.0, 1.0, (1.0, 5.0), seed=3)
+    slab = Slab(z1=1.0, z2=5.0)
+    d = np.tile([[0.0], [0.0], [1.0]], (1, n))
+    v, w = sample_decay_points(slab, np.zeros((3, n)), d, np.full(n, 2.0), np.random.default_rng(3))
     np.testing.assert_allclose(w, np.exp(-0.5) - np.exp(-2.5), rtol=1e-12)
-    lam, d = 2.0, 4.0
-    mean = 1.0 + lam - d * np.exp(-d / lam) / (1 - np.exp(-d / lam))
+    lam, dz = 2.0, 4.0
+    mean = 1.0 + lam - dz * np.exp(-dz / lam) / (1 - np.exp(-dz / lam))
     assert abs(v[2].mean() - mean) < 5 * v[2].std() / np.sqrt(n)
     # tilted: the path to the plane is longer by 1/cos θ; backward: weight 0
-    tilt = np.array([[1.0, 0.0, 1.0, np.sqrt(3.0)], [0, 0, -1.0, np.sqrt(2.0)]]).T
-    w2, v2 = decay_in_volume(tilt, np.zeros((3, 2)), 1.0, 1.0, (1.0, 5.0), seed=3)
-    lam2 = np.sqrt(2.0)
-    assert w2[0] == pytest.approx(np.exp(-np.sqrt(2) / lam2) - np.exp(-5 * np.sqrt(2) / lam2))
+    tilt = np.array([[1.0, 0.0, 1.0], [0.0, 0.0, -1.0]]).T / np.array([np.sqrt(2.0), 1.0])
+    v2, w2 = sample_decay_points(
+        slab, np.zeros((3, 2)), tilt, np.full(2, np.sqrt(2.0)), np.random.default_rng(3)
+    )
+    assert w2[0] == pytest.approx(np.exp(-1.0) - np.exp(-5.0))
     assert w2[1] == 0.0
     assert np.all(np.isnan(v2[:, 1]))
 
@@ -195,6 +198,7 @@ def test_bad_input():
         sample_psi2_decay(model, 10, final_state="mumu", seed=1)
     with pytest.raises(GammastarError, match="scalar"):
         sample_psi2_decay(IDM(m1=[0.1, 0.2], delta=0.4, m_aprime=0.9), 10, seed=1)
-    with pytest.raises(GammastarError, match="z2 > z1"):
-        decay_in_volume([[0], [0], [1.0], [2.0]], [[0], [0], [0]], 1.0, 1.0, (5.0, 1.0), seed=1)
+    a = np.array([[0.0], [0.0], [20.0], [np.hypot(20.0, 0.3)]])
+    with pytest.raises(GammastarError, match="larger than z1"):
+        idm_chain(a, np.zeros((3, 1)), model, 1e-3, z_range=(5.0, 1.0), seed=1)
     assert M_E < 0.02  # (ee is open for the model above: Δm = 40 MeV)

@@ -3,10 +3,10 @@ r"""Decay kinematics of inelastic dark sectors: A′ → ψ₁ψ₂, ψ₂ → �
 Offers vectorised, seeded samplers (numpy ``default_rng``): :func:`two_body_decay` (isotropic
 two-body decay of moving parents), :func:`sample_psi2_decay` (ψ₂ → ψ₁ℓ⁻ℓ⁺ in the ψ₂ rest
 frame from the full matrix element of :mod:`gammastar.physics.darksector`),
-:func:`decay_in_volume` (the probability that a long-lived particle decays between two planes
-and a vertex drawn there), and :func:`idm_chain`, the pure function the events machinery calls:
-A′ four-momenta and production vertices in, the chain's particles and decay-in-volume weights
-out. Four-momenta are ``(4, n)`` arrays (px, py, pz, E) and vertices ``(3, n)`` (x, y, z), the
+and :func:`idm_chain`, the pure function the events machinery calls: A′ four-momenta and
+production vertices in, the chain's particles and decay-in-volume weights out (the decay volume
+a :class:`gammastar.physics.volumes.Slab`, the weight and vertex from
+:func:`gammastar.physics.volumes.sample_decay_points`). Four-momenta are ``(4, n)`` arrays (px, py, pz, E) and vertices ``(3, n)`` (x, y, z), the
 layout of :mod:`gammastar.physics.kinematics`, whose boost (rest frame → lab) and two-body
 kinematics these use.
 
@@ -38,10 +38,10 @@ from gammastar.physics.darksector import (
     psi2_matrix_element2,
     psi2_width,
 )
-from gammastar.physics.decay import decay_probability, sample_decay_length
 from gammastar.physics.kinematics import back_to_back, boost, invariant_mass, two_body_momentum
+from gammastar.physics.volumes import Slab, sample_decay_points
 
-__all__ = ["decay_in_volume", "idm_chain", "sample_psi2_decay", "two_body_decay"]
+__all__ = ["idm_chain", "sample_psi2_decay", "two_body_decay"]
 
 _N_TABLE = 4096
 
@@ -195,65 +195,6 @@ def sample_psi2_decay(
     }
 
 
-def decay_in_volume(
-    p4: ArrayLike,
-    vertex: ArrayLike,
-    mass: float,
-    ctau: float,
-    z_range: tuple[float, float],
-    seed: int | np.random.Generator | None,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    r"""Probability to decay between the planes z₁ < z < z₂ and a decay vertex drawn there.
-
-    Along the flight direction, L₁,₂ = (z₁,₂ − v_z)/cos θ_z (L₁ clipped at 0), λ = βγcτ:
-    w = e^{−L₁/λ} − e^{−L₂/λ} (:func:`gammastar.physics.decay.decay_probability`); the vertex
-    is drawn from the exponential law truncated to [L₁, L₂]
-    (:func:`gammastar.physics.decay.sample_decay_length`).
-
-    Arguments:
-        p4: (4, N) lab four-momenta, GeV.
-        vertex: (3, N) production vertices (x, y, z), m.
-        mass: particle mass, GeV; ctau: proper decay length, m.
-        z_range: (z₁, z₂) of the decay volume along the beam, m.
-        seed: seed or numpy Generator.
-
-    Returns:
-        (weights (N,), decay vertices (3, N)); weight 0 and vertex NaN for particles that do
-        not reach the volume (moving backwards or already past z₂).
-
-    References:
-        PDG Kinematics review (exponential decay law in the lab, λ = βγcτ).
-
-    Example:
-        >>> p, x = np.array([[0.0], [0.0], [1.0], [np.sqrt(2.0)]]), np.zeros((3, 1))
-        >>> w, v = decay_in_volume(p, x, 1.0, 1.0, (1.0, 2.0), 3)
-        >>> bool(np.isclose(w[0], np.exp(-1) - np.exp(-2)))
-        True
-    """
-    p = _p4(p4, "decay_in_volume")
-    v = np.asarray(vertex, dtype=np.float64)
-    if v.shape != (3, p.shape[1]):
-        raise GammastarError("decay_in_volume: vertices must have shape (3, N) matching p4")
-    z1, z2 = z_range
-    if not z2 > z1:
-        raise GammastarError(f"decay_in_volume: need z2 > z1 (got {z_range})")
-    rng = np.random.default_rng(seed)
-    pabs = np.linalg.norm(p[:3], axis=0)
-    cz = np.where(pabs > 0, p[2] / np.where(pabs > 0, pabs, 1.0), 0.0)
-    lam = pabs / mass * ctau
-    fwd = cz > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        l1 = np.clip((z1 - v[2]) / cz, 0, None)
-        l2 = (z2 - v[2]) / cz
-    ok = fwd & (l2 > l1) & (lam > 0)
-    l1, l2, lam_ = np.where(ok, l1, 0.0), np.where(ok, l2, 1.0), np.where(ok, lam, 1.0)
-    w = np.where(ok, decay_probability(l1, l2, lam_), 0.0)
-    ell = sample_decay_length(l1, l2, lam_, rng.uniform(size=pabs.size))
-    direction = p[:3] / np.where(pabs > 0, pabs, 1.0)
-    dv = np.where(ok, v + ell * direction, np.nan)
-    return w, dv
-
-
 def idm_chain(
     aprime: ArrayLike,
     vertices: ArrayLike,
@@ -307,7 +248,14 @@ def idm_chain(
     m1, m2 = float(model.m1), float(model.m2)
     psi1, psi2 = two_body_decay(a, m1, m2, rng)
     ctau = float(psi2_ctau(model, eps))
-    w, vtx = decay_in_volume(psi2, vertices, m2, ctau, z_range, rng)
+    v = np.asarray(vertices, dtype=np.float64)
+    if v.shape != (3, psi2.shape[1]):
+        raise GammastarError("idm_chain: vertices must have shape (3, N) matching the A′s")
+    pabs = np.linalg.norm(psi2[:3], axis=0)
+    direction = psi2[:3] / np.where(pabs > 0, pabs, 1.0)
+    vtx, w = sample_decay_points(
+        Slab(z1=z_range[0], z2=z_range[1]), v, direction, pabs / m2 * ctau, rng
+    )
     dec = sample_psi2_decay(model, a.shape[1], final_state=final_state, seed=rng)
     br = float(psi2_width(model, eps, final_state) / psi2_width(model, eps, "total"))
     return {

@@ -42,6 +42,7 @@ from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.darkchain import idm_chain
 from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi2_ctau, psi2_width
 from gammastar.physics.decay import decay_probability
+from gammastar.physics.volumes import Slab
 from gammastar.reach import stats
 from gammastar.reach.acceptance import draw_dark, draw_dark_pair
 from gammastar.source.geometry import Geometry
@@ -180,12 +181,16 @@ def idm_signal_table(
         )
         p = out["psi2"]
         pabs = np.linalg.norm(p[:3], axis=0)
-        cz = p[2] / np.where(pabs > 0, pabs, 1.0)
         bg = pabs / float(model.m2)
-        fwd = (cz > 0) & (bg > 0)
+        # the proper lengths to the volume's faces: the lab path lengths of the ray from the
+        # target (Slab.entry_exit) over βγ; 0 where the ψ₂ misses the volume
+        s_in, s_out = Slab(z1=max(z1, 0.0), z2=z2).entry_exit(
+            np.zeros((3, p.shape[1])), p[:3] / np.where(pabs > 0, pabs, 1.0)
+        )
+        hit = ~np.isnan(s_in[0]) & (bg > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
-            l1 = np.where(fwd, z1 / cz / bg, 0.0)
-            l2 = np.where(fwd, z2 / cz / bg, 0.0)
+            l1 = np.where(hit, s_in[0] / bg, 0.0)
+            l2 = np.where(hit, s_out[0] / bg, 0.0)
         l1s.append(l1)
         l2s.append(l2)
         accs.append(br * selection.efficiency * selection.leptons_ok(out["lminus"], out["lplus"]))
