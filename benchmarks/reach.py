@@ -117,7 +117,8 @@ def main() -> None:
     sampler = base if base is not None else ParametricSampler()
     if args.yields and (yields.extrapolation or {}).get("parameter_covariance"):
         from gammastar.corrections.pair_acceptance import FiducialRegion
-        from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
+        from gammastar.yields.extrapolation.result import Extrapolation
+        from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
         ex = yields.extrapolation
         sampler = ExtrapolatedSampler(

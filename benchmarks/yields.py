@@ -77,10 +77,10 @@ def stage_time(run: Path, repeat: int) -> tuple[float, float]:
 def fit_groups(run: Path):
     """The μμ extrapolation's fit groups as the stage builds them, with the fixed ȳ, σ_y and
     the stage's starting point."""
-    import gammastar.yields.extrapolation as ex
     from gammastar.config import flavour_config, load_config
     from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar.physics.kinematics import cm_rapidity
+    from gammastar.yields.extrapolation import fit, model, reference
     from gammastar.yields.stage import read_yield_inputs
 
     cfg = flavour_config(load_config(CONFIG).model_copy(update={"output": str(run)}), "mu")
@@ -98,7 +98,7 @@ def fit_groups(run: Path):
     for i in range(edges.size - 1):
         cur.append(i)
         a, b = a + sw[i], b + sw2[i]
-        if b > 0 and a > 0 and a * a / b >= ex.MIN_EFF_PAIRS:
+        if b > 0 and a > 0 and a * a / b >= model.MIN_EFF_PAIRS:
             groups.append(cur)
             cur, a, b = [], 0.0, 0.0
     if cur:
@@ -107,7 +107,7 @@ def fit_groups(run: Path):
     for g in groups:
         k = (idx >= g[0]) & (idx <= g[-1])
         m_c = float(np.sum(w[k] * m[k]) / np.sum(w[k]))
-        data.append(ex._Group((m[k], pt[k], y[k], w[k], ex._Reference(fiducial, m_c, len(data)))))
+        data.append(fit._Group((m[k], pt[k], y[k], w[k], reference._Reference(fiducial, m_c, len(data)))))
     ys = cfg.yields.extrapolation_y_sigma
     return data, cm_rapidity(cfg.beam.energy), ys.value, fiducial
 
@@ -117,8 +117,9 @@ def reference_times(data, fiducial, n_groups: int = 12) -> dict:
     λ_θ refits make them (one draw per group, the fiducial bound) and as the reference (a
     sample and ``contains`` on every point per mass), CPU seconds, and whether the kept points
     agree."""
-    import gammastar.yields.extrapolation as ex
+    from gammastar.physics import kinematics
     from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation import reference
 
     moves = 1.0 + 1e-4 * np.array([-3.0, -1.0, 1.0, 3.0])
     out, kept = {}, {}
@@ -127,18 +128,18 @@ def reference_times(data, fiducial, n_groups: int = 12) -> dict:
         got = []
         for k in np.unique(np.linspace(0, len(data) - 1, n_groups).round().astype(int)):
             k, d = int(k), data[k]
-            draws = ex.reference_draws(k) if name == "stage" else None
+            draws = reference.reference_draws(k) if name == "stage" else None
             for f in moves:
                 m = d[4].m * f
                 if name == "stage":
-                    ref = ex._Reference(fiducial, m, k, draws)
+                    ref = reference._Reference(fiducial, m, k, draws)
                     got.append((ref.pt, ref.y))
                     continue
-                s = ParametricSampler(*ex.REFERENCE).sample(m, ex.REFERENCE_SAMPLES, seed=k)
+                s = ParametricSampler(*reference.REFERENCE).sample(m, reference.REFERENCE_SAMPLES, seed=k)
                 keep = fiducial.contains(np.full(s["qT"].size, m), s["qT"], s["E"])
                 qt, e = s["qT"][keep], s["E"][keep]
                 pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
-                got.append((qt, ex.rapidity_pz(pz, e)))
+                got.append((qt, kinematics.rapidity_pz(pz, e)))
         w1, c1 = _clock()
         out[name] = {"cpu_s": c1 - c0, "wall_s": w1 - w0}
         kept[name] = got
@@ -153,18 +154,18 @@ def reference_times(data, fiducial, n_groups: int = 12) -> dict:
 def fit_times(data, mu, sigma) -> dict:
     """The groups' (T, a) fits: the stage's (compiled, Newton) and the reference (numpy
     formulas, L-BFGS-B), CPU seconds and the largest differences of the results."""
-    import gammastar.yields.extrapolation as ex
+    from gammastar.yields.extrapolation import fit, model
 
-    reference_form = dataclasses.replace(ex.NOMINAL, y_kernel=None)  # the numpy formulas
+    reference_form = dataclasses.replace(model.NOMINAL, y_kernel=None)  # the numpy formulas
     out = {}
-    for name, form in (("stage", ex.NOMINAL), ("reference", reference_form)):
+    for name, form in (("stage", model.NOMINAL), ("reference", reference_form)):
         w0, c0 = _clock()
         if name == "stage":
-            x, _ = ex._fit_joint(data, (0.2, mu, sigma, 0.0), sigma=sigma, mu_fixed=mu,
+            x, _ = fit._fit_joint(data, (0.2, mu, sigma, 0.0), sigma=sigma, mu_fixed=mu,
                                    power=None)  # fmt: skip
             fits = [(x[2 + k], x[2 + len(data) + k]) for k in range(len(data))]
         else:
-            fits = [tuple(ex._lbfgs([d], [0.2, 0.0], [ex._BOUNDS[0], ex.POWER_BOUNDS], sigma,
+            fits = [tuple(fit._lbfgs([d], [0.2, 0.0], [model._BOUNDS[0], model.POWER_BOUNDS], sigma,
                                     mu, form, None)[0]) for d in data]  # fmt: skip
         w1, c1 = _clock()
         out[name] = {"cpu_s": c1 - c0, "wall_s": w1 - w0, "fits": np.array(fits)}

@@ -8,13 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from gammastar.yields.extrapolation import (
-    Extrapolation,
-    FitSettings,
-    fiducial_fraction,
-    fit_extrapolation,
-    sandwich_covariance,
-)
+from gammastar.yields.extrapolation.fit import sandwich_covariance
+from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
+from gammastar.yields.extrapolation.model import fiducial_fraction
+from gammastar.yields.extrapolation.result import Extrapolation
 
 # the toy: the model at one mass with the mock's parameters (docs/explanation/physics.md §3.2: T = 0.2 GeV,
 # ȳ = 3.37 fixed as the analysis fixes it, σ_y = 1.2), seen through an acceptance that varies
@@ -76,7 +73,7 @@ def test_sandwich_error_matches_the_scatter_of_toy_fits(monkeypatch):
     sandwich gives 0.0160 against 0.0155 on these 50, SE 10%; on the mock it was larger than the
     scatter: whether it under- or overstates depends on where in F the
     large weights sit)."""
-    import gammastar.yields.extrapolation as ex_mod
+    import gammastar.yields.extrapolation.reference as ex_mod
 
     # P_F's reference sample: 10⁵ instead of 4·10⁵ (speed; the same fixed sample in every toy,
     # so it cannot add scatter; its P_F is exact to ~0.3% and f_F's truth is the grid's)
@@ -158,7 +155,8 @@ def test_error_method_is_recorded_and_read_back():
 
 def test_sandwich_covariance_shape_with_free_mean():
     """ȳ free adds one parameter: the covariance is (ȳ, σ_y, T) and positive definite."""
-    from gammastar.yields.extrapolation import _fit_joint, _Reference
+    from gammastar.yields.extrapolation.fit import _fit_joint
+    from gammastar.yields.extrapolation.reference import _Reference
 
     region = _ToyRegion()
     m, qt, y, w = _toy(region, 20_000, seed=11)
@@ -187,12 +185,12 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     of ∂ln p/∂θ over the ~10⁵ extrapolated samples (≈ 1%) and the |y| of the few samples at
     y < 0 (0.3% of the model there). A detector that sees only the fiducial part gets 0."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation import (
-        ExtrapolatedSampler,
+    from gammastar.yields.extrapolation.nsig import (
         NsigErrorSettings,
         nsig_relative_error,
         per_sample_acceptance,
     )
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=21))
@@ -222,7 +220,7 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     assert max(abs(d) for d in forms) > 0.2 * stat  # the forms' part is not negligible here
     # each form's own part (``form_<name>``): that form's f/f_alt − 1, the same tolerance;
     # their quadrature sum is ``forms`` (float64 rounding of a sum of two squares)
-    from gammastar.yields.extrapolation import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts
 
     parts = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0])
     for name, d in zip(exv.model_variations, forms, strict=True):
@@ -256,11 +254,9 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed():
     import dataclasses
 
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation import (
-        MODEL_VARIATIONS,
-        ExtrapolatedSampler,
-        nsig_error_parts,
-    )
+    from gammastar.yields.extrapolation.model import MODEL_VARIATIONS
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
     exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True)
@@ -293,7 +289,7 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import draw
     from gammastar.source.geometry import Geometry
-    from gammastar.yields.extrapolation import per_sample_acceptance
+    from gammastar.yields.extrapolation.nsig import per_sample_acceptance
 
     geo = Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120)
     ks = draw(ParametricSampler(), 0.4, 5000, geo, seed=3)
@@ -321,13 +317,13 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
 
 @pytest.mark.parametrize("name", ["nominal", "mt_boltzmann", "logistic_y"])
 def test_model_forms_are_normalised_densities_with_their_derivatives(name):
-    """Each form of :data:`gammastar.yields.extrapolation.FORMS` is a normalised density in p_T and
+    """Each form of :data:`gammastar.yields.extrapolation.model.FORMS` is a normalised density in p_T and
     in y (quadrature to 1e-6), the rapidity forms have rms σ_y (the logistic's w = σ_y √12/π),
     and the analytic ∂ln p/∂(T, ȳ, σ_y) equals the central difference (step 1e-6: truncation
     ~1e-12, rounding ~1e-10 relative)."""
     from scipy.integrate import quad
 
-    from gammastar.yields.extrapolation import FORMS
+    from gammastar.yields.extrapolation.model import FORMS
 
     form = FORMS[name]
     m, t, mu, s = 0.3, 0.17, 3.37, 1.2
@@ -356,7 +352,7 @@ def test_model_variations_join_the_covariance():
     least squares: 1 bin here, so exactly up to the bounded search's 1e-7); the covariance is
     the sandwich plus Σ δδᵀ (kept apart as ``covariance_stat``), so the total error is at least
     the statistical one, and both survive the round trip through ``yields.json``."""
-    from gammastar.yields.extrapolation import FORMS, MODEL_VARIATIONS
+    from gammastar.yields.extrapolation.model import FORMS, MODEL_VARIATIONS
 
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=31), model_variations=True, compare=False)
@@ -480,12 +476,12 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     ``nsig_relative_error(propagation="log")`` returns e^w − 1 of the log parts. For a
     detector that sees everything (N/Y_F = 1/f_F, nearly linear) the two agree within 5%."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation import (
-        ExtrapolatedSampler,
+    from gammastar.yields.extrapolation.nsig import (
         NsigErrorSettings,
         nsig_error_parts,
         nsig_relative_error,
     )
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
     ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
@@ -532,7 +528,8 @@ def test_the_external_part_is_the_response_at_both_sides():
     and one that sees everything; 3% as there (the reweighting of the nominal draw's tail
     samples). The same with ``log=True``; the sides' σ_y entries are ±error exactly."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation import ExtrapolatedSampler, nsig_error_parts
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
     ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
@@ -576,7 +573,7 @@ def test_the_external_response_follows_a_side_clipped_by_a_bound():
     exactly quadratic (a = 0.04, b = −0.01) gives √(a² + 2b²) exactly; at a zero error, 0."""
     from types import SimpleNamespace
 
-    from gammastar.yields.extrapolation import _external_response
+    from gammastar.yields.extrapolation.nsig import _external_response
 
     a, b = 0.04, -0.01
     ex = SimpleNamespace(y_sigma_external={"error": 0.2}, parameter_index=lambda name: 0)
@@ -609,7 +606,8 @@ def test_a_mass_where_f_has_no_area_keeps_the_linear_parts():
     import copy
 
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation import ExtrapolatedSampler, nsig_error_parts
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
@@ -639,7 +637,7 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
     returns ``ex``'s f_F, in a narrower region with the pairs below it dropped it returns what
     a new :func:`fit_extrapolation` there gives (both to the fits' tolerance, 1e-6 of f_F);
     with no group to refit (σ_y fixed) ``ex``'s f_F is returned unchanged."""
-    from gammastar.yields.extrapolation import refit, refit_fractions
+    from gammastar.yields.extrapolation.refits import refit, refit_fractions
 
     region, narrow = _ToyRegion(), _NarrowRegion()
     m, pt, y, w = _toy(region, 20_000, seed=41)
@@ -672,7 +670,7 @@ def test_refit_moves_are_the_refits_one_by_one(pt_power):
     a fixed power, the joint fit of every group per move). Two fit groups (pairs at 0.4 and 0.5
     GeV) and three moves: the harder pairs of one group weighted up, the region narrowed,
     nothing refitted."""
-    from gammastar.yields.extrapolation import refit, refit_moves
+    from gammastar.yields.extrapolation.refits import refit, refit_moves
 
     region, narrow = _ToyRegion(), _NarrowRegion()
     parts = [_toy(region, 20_000, seed=s) for s in (51, 52)]
@@ -736,7 +734,7 @@ class _InRegion:
 
 
 def _record(ex, region, t, s=None):
-    """The fit record of :func:`gammastar.yields.extrapolation.refit` with T = ``t`` (and σ_y = ``s``,
+    """The fit record of :func:`gammastar.yields.extrapolation.refits.refit` with T = ``t`` (and σ_y = ``s``,
     default ``ex``'s) in ``region``."""
     mu, s = float(ex.y_mean[0]), float(ex.y_sigma[0]) if s is None else s
     f = fiducial_fraction(region, MASS, (t, mu, s))
@@ -758,7 +756,8 @@ def test_lambda_theta_at_n_level_follows_the_moved_world():
       F∖F′, 0.1% each), while the fiducial yield moves by −7%: what the yield-level nuisance
       quoted.
     The part is (|up| + |down|)/2 of the moves' N′/N − 1 (logarithms by default)."""
-    from gammastar.yields.extrapolation import ExtrapolatedSampler, nsig_lambda_theta
+    from gammastar.yields.extrapolation.nsig import nsig_lambda_theta
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=21))
@@ -806,7 +805,7 @@ def test_a_refit_record_reads_missing_values_as_the_nominals_and_refuses_other_b
     fit) takes the nominal's value; fractions for another number of bins than the
     extrapolation's are a one-line error, not an index error deep inside."""
     from gammastar.errors import InputError
-    from gammastar.yields.extrapolation import _record_params
+    from gammastar.yields.extrapolation.nsig import _record_params
 
     ex_mass = np.array([0.3, 0.5])
     rec = {"fiducial_fraction": [0.2, 0.4], "temperature": [0.2, 0.3], "y_mean": None,
@@ -826,7 +825,7 @@ def test_reference_density_is_the_folded_one_of_its_kept_sample():
     a forward spectrometer), counted here from the signed draws. The difference is the Monte
     Carlo noise of the folded draws in F only: 4 binomial errors of their count."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation import (
+    from gammastar.yields.extrapolation.reference import (
         REFERENCE,
         REFERENCE_SAMPLES,
         _Reference,

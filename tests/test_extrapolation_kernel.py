@@ -11,11 +11,8 @@ import numpy as np
 import pytest
 from _tolerance import EPS64
 
-from gammastar.yields.extrapolation import (
-    FORMS,
+from gammastar.yields.extrapolation.fit import (
     NEWTON_DECREMENT,
-    NOMINAL,
-    POWER_BOUNDS,
     _fit_joint,
     _Group,
     _group_hess,
@@ -24,8 +21,9 @@ from gammastar.yields.extrapolation import (
     _lbfgs,
     _newton_group,
     _nll_and_grad,
-    _Reference,
 )
+from gammastar.yields.extrapolation.model import FORMS, NOMINAL, POWER_BOUNDS
+from gammastar.yields.extrapolation.reference import _Reference
 
 MASS, T_TRUE, Y_MEAN, Y_SIGMA = 0.3, 0.17, 3.37, 1.2
 

@@ -10,13 +10,10 @@ import numpy as np
 import pytest
 
 from gammastar.errors import InputError
-from gammastar.yields.extrapolation import (
-    ExtrapolatedSampler,
-    Extrapolation,
-    FitSettings,
-    fiducial_fraction,
-    fit_extrapolation,
-)
+from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
+from gammastar.yields.extrapolation.model import fiducial_fraction
+from gammastar.yields.extrapolation.result import Extrapolation
+from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
 # the toy: γ* at 0.3 GeV from the family at a = 1.2, T = 0.17 GeV (ȳ = 3.37 fixed, σ_y = 1.2
 # fixed as the analysis fixes it from outside), seen through an acceptance that is blind below
@@ -77,7 +74,7 @@ def test_power_form_is_a_normalised_density_with_its_derivatives(a):
     (interpolated normalisation) agrees with the exact one to 1e-7."""
     from scipy.integrate import quad
 
-    from gammastar.yields.extrapolation import (
+    from gammastar.yields.extrapolation.model import (
         NOMINAL,
         _log_norm_power,
         _log_pt,
@@ -132,7 +129,7 @@ def test_sandwich_error_of_the_power_matches_the_scatter_of_toy_fits(monkeypatch
     standard deviations of the fitted a and f_F within 3 standard errors of a standard
     deviation (≈ 15% each for 24 Gaussian toys: 1/√(2(n − 1))), and both are unbiased within
     3 standard errors of their means."""
-    import gammastar.yields.extrapolation as ex_mod
+    import gammastar.yields.extrapolation.reference as ex_mod
 
     monkeypatch.setattr(ex_mod, "REFERENCE_SAMPLES", 100_000)  # the same in every toy
     region = _PtRegion()
@@ -156,7 +153,7 @@ def test_fitted_power_round_trip_and_the_samplers_form():
     (quadrature; Monte Carlo error ≈ 0.3% for 10⁵ samples, 1% allowed)."""
     from scipy.integrate import quad
 
-    from gammastar.yields.extrapolation import _log_pt_power
+    from gammastar.yields.extrapolation.model import _log_pt_power
 
     region = _PtRegion()
     fit = _fit(region, _toy(region, 16_000, seed=5), "fitted")
@@ -186,7 +183,7 @@ def test_nsig_error_with_a_fitted_power_is_the_yields_when_the_detector_sees_eve
     T where F cuts p_T)."""
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import KinematicSample
-    from gammastar.yields.extrapolation import NsigErrorSettings, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig import NsigErrorSettings, nsig_relative_error
 
     def _all_seeing(kin, hit):  # one cell from 0 to ∞: survival 1 at its start, 0 at its end
         n = len(kin["qT"])
@@ -238,7 +235,7 @@ def test_nsig_error_between_two_fit_groups_takes_each_groups_share():
     large at t = ½); at a bin centre it is that bin's r_b."""
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import KinematicSample
-    from gammastar.yields.extrapolation import NsigErrorSettings, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig import NsigErrorSettings, nsig_relative_error
 
     region = _PtRegion()
     parts = [_toy(region, 32_000, seed=s) for s in (31, 32)]
@@ -285,10 +282,10 @@ def test_the_fit_and_the_fiducial_yield_covary_as_the_sandwich_says(monkeypatch)
     an all-seeing detector N/Y_F = 1/f_F, so ``yield_cross`` of
     :func:`nsig_error_parts` is −2 Cov(ln S, ln f_F) of the prediction (5%: the Monte Carlo
     mean of the reweighted scores) and :func:`nsig_relative_error` adds it."""
-    import gammastar.yields.extrapolation as ex_mod
+    import gammastar.yields.extrapolation.reference as ex_mod
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import KinematicSample
-    from gammastar.yields.extrapolation import nsig_error_parts, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts, nsig_relative_error
 
     monkeypatch.setattr(ex_mod, "REFERENCE_SAMPLES", 100_000)  # the same in every toy
     region = _RampRegion()

@@ -148,7 +148,8 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
-    from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
+    from gammastar.yields.extrapolation.result import Extrapolation
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     cfg, res, _ = run
     y = load_yields(cfg.output_dir / "yields.json")
@@ -176,7 +177,7 @@ def _scan_draws(sampler, masses, eps, geo, *, seed):
     20000 samples, the μμ channel), redone: ``(kinematics, sample, cτ on the sorted ε)``."""
     from gammastar.physics import darkphoton
     from gammastar.reach.acceptance import draw
-    from gammastar.yields.extrapolation import RecordingSampler
+    from gammastar.yields.extrapolation.samplers import RecordingSampler
 
     seeds = np.random.SeedSequence(seed).spawn(len(masses))
     for m, sq in zip(masses, seeds, strict=True):
@@ -187,7 +188,7 @@ def _scan_draws(sampler, masses, eps, geo, *, seed):
 
 def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     """The reach's ``extrapolation`` nuisance: its size is the fit's error carried
-    to N_sig (:func:`gammastar.yields.extrapolation.nsig_relative_error`, ``propagation="log"``, the
+    to N_sig (:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error`, ``propagation="log"``, the
     log-normal's r from the width of ln N_sig) on the scan's own draw, at
     the first pass's median expected ε_low/ε_high (the larger), not the yield's δf_F/f_F.
     Reference: a scan whose extrapolation has no covariance keeps the yield-level size and
@@ -204,12 +205,9 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
-    from gammastar.yields.extrapolation import (
-        ExtrapolatedSampler,
-        Extrapolation,
-        NsigErrorSettings,
-        nsig_relative_error,
-    )
+    from gammastar.yields.extrapolation.nsig import NsigErrorSettings, nsig_relative_error
+    from gammastar.yields.extrapolation.result import Extrapolation
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     cfg, res, _ = run
     y = load_yields(cfg.output_dir / "yields.json")
@@ -362,7 +360,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     quadrature of their fiducial-yield shifts of each sign is the yield-level nuisance's
     up / down (the same moves, summed as :func:`lambda_theta_moving_variation` sums them: to
     rounding); the reach carries them to N_sig: its ``acceptance_lambda_theta`` row per mass is
-    :func:`gammastar.yields.extrapolation.nsig_lambda_theta` on the scan's own draw (e^w − 1) at the
+    :func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta` on the scan's own draw (e^w − 1) at the
     first pass's median expected ε_low / ε_high (the larger), and the yield's size is kept as
     ``rel_yield``. Reference: the scan whose extrapolation has no covariance, which keeps the
     yield-level sizes (its one pass is the other's first)."""
@@ -375,11 +373,9 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
-    from gammastar.yields.extrapolation import (
-        ExtrapolatedSampler,
-        Extrapolation,
-        nsig_lambda_theta,
-    )
+    from gammastar.yields.extrapolation.nsig import nsig_lambda_theta
+    from gammastar.yields.extrapolation.result import Extrapolation
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
     from gammastar.yields.uncertainties import lambda_refits_at, lambda_regions
 
     cfg, res, doc = run

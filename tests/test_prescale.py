@@ -270,7 +270,7 @@ def test_sampler_stitched_at_the_seam():
     inside F for a binomial share f_F and the model outside F for the rest, every model
     sample labelled and outside F. f_F = 0.4,
     n = 4000: the labelled share 0.6 within 4σ = 4·√(0.24/4000) = 0.031. Seeds 1, 2."""
-    from gammastar.yields.extrapolation import ExtrapolatedSampler
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     class Flow:  # a marker sampler: E = 50 GeV, q_T = 0.05 GeV, every 4th 0.5 (outside F)
         mass_range = (0.01, 1.1)

@@ -169,7 +169,7 @@ def test_labels_are_exactly_the_samples_outside_the_fiducial_region(tmp_path, re
                           (out["qT"], out["E"]))  # fmt: skip
     assert abs(out["extrapolated"].mean() - 0.6) < 5 * np.sqrt(0.6 * 0.4 / n)
     # through the acceptance's machinery the labels stay with their samples
-    from gammastar.yields.extrapolation import RecordingSampler
+    from gammastar.yields.extrapolation.samplers import RecordingSampler
 
     rec = RecordingSampler(src)
     ks = draw(rec, mass, n, GEO, seed=3)

@@ -781,7 +781,7 @@ class ExternalValue(Section):
     rapidity, within the fit's bounds 0.1–5)."""
     error: Annotated[float, Field(ge=0)]
     """Its 1σ error, in the same unit (0: exact), propagated to the outputs (σ_y: the fit
-    repeated at value ± error, :func:`gammastar.yields.extrapolation.fit_extrapolation`)."""
+    repeated at value ± error, :func:`gammastar.yields.extrapolation.fitting.fit_extrapolation`)."""
     source: Annotated[str, Field(min_length=1)]
     """Where the value comes from (a measurement, a reference), recorded in the outputs (σ_y:
     ``yields.json`` ``extrapolation`` → ``y_sigma_source``)."""
@@ -861,7 +861,7 @@ class YieldsConfig(Section):
     rapidity (docs/explanation/method.md "σ_y from outside"). Experiment-specific: no default."""
     extrapolation_pt_power: float | Literal["fitted"] = 0.0
     """The m_T power a of the extrapolation model's p_T form m_T^a exp(−m_T/T)
-    (:func:`gammastar.yields.extrapolation.fit_extrapolation` ``pt_power``): a number fixes it (0: the
+    (:func:`gammastar.yields.extrapolation.fitting.fit_extrapolation` ``pt_power``): a number fixes it (0: the
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
     covariance; docs/explanation/method.md "The p_T form fitted")."""

@@ -77,7 +77,8 @@ def reach_closure(
             update={"flow": str(run / rundir.FLOW_DIR), "extrapolation": "label"})}), y_dd)  # fmt: skip
     else:
         from gammastar.corrections.pair_acceptance import FiducialRegion
-        from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
+        from gammastar.yields.extrapolation.result import Extrapolation
+        from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
         ex = y_dd.extrapolation
         sampler = ExtrapolatedSampler(inside, Extrapolation.from_dict(ex),

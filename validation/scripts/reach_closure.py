@@ -14,7 +14,7 @@ of N_sig, the share of N_sig that is extrapolated and the fitted / true fiducial
 last line counts the points "within 10% or 2σ" (the target). The f_F error is the
 sandwich error of the fit (``yields.json`` ``extrapolation.error_method``). A second pull
 (``pull*``, ``*_nsig_error`` in the JSON) replaces the f_F-only term x δf_F/(f_F(1 − f_F)) by
-the fit's error carried to N_sig itself (:func:`gammastar.yields.extrapolation.nsig_relative_error`:
+the fit's error carried to N_sig itself (:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error`:
 the model's acceptance outside F moves with f_F), the size the coverage study uses.
 
 Usage: python validation/scripts/reach_closure.py [--run DIR] [--events 1000000] [--seed S]
@@ -81,7 +81,9 @@ def nsig_pulls(cfg, rows, *, samples: int = 40_000, seed: int = 11) -> None:
     from gammastar.reach.acceptance import draw
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
-    from gammastar.yields.extrapolation import Extrapolation, RecordingSampler, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig import nsig_relative_error
+    from gammastar.yields.extrapolation.result import Extrapolation
+    from gammastar.yields.extrapolation.samplers import RecordingSampler
 
     y_dd = load_yields(cfg.output_dir / rundir.YIELDS)
     ex = Extrapolation.from_dict(y_dd.extrapolation)

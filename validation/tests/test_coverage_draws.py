@@ -37,7 +37,7 @@ def test_mock_at_power_one_is_the_models_boltzmann_form(mass):
     nominal form (a = 0) is more than 20 standard errors away, so the test tells the forms
     apart."""
     from gammastar.physics.sampling import sample_mt_power
-    from gammastar.yields.extrapolation import FORMS
+    from gammastar.yields.extrapolation.model import FORMS
 
     t = 0.2
     grid = np.linspace(1e-6, 8.0, 400_001)

@@ -108,7 +108,7 @@ from gammastar.source.setup import (
     require_events_keys,
 )
 from gammastar.source.source import Source
-from gammastar.yields.extrapolation import Extrapolation
+from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = [
     "APRIME_PDGID",

@@ -410,7 +410,7 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
     (:meth:`gammastar.corrections.pair_acceptance.FiducialRegion.contains`), each at its share λ_ℓ, and
     the full channels' pairs outside F at weight 0. The flow then learns p(q_T, E | m) in the
     full phase space below m_s and inside F above it, where the reach's sampler
-    (:class:`gammastar.yields.extrapolation.ExtrapolatedSampler` with ``seam``) takes it inside F
+    (:class:`gammastar.yields.extrapolation.samplers.ExtrapolatedSampler` with ``seam``) takes it inside F
     and the fitted model outside. Without a fiducial channel's extrapolation (no
     ``extrapolation.seam``) the fiducial channels get weight 0 at every mass.
 

@@ -33,7 +33,7 @@ from gammastar.flow import (
     training_data,
 )
 from gammastar.flow.kl import knn_kl
-from gammastar.yields.extrapolation import sample_accepted
+from gammastar.yields.extrapolation.samplers import sample_accepted
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -217,7 +217,7 @@ class ValidationInputs:
     """Per mass ``None`` or a ``(qT, E) → inside`` mask for the flow's samples: a
     both-channels run stitched at a seam (:func:`fiducial_above_seam`) trains and uses its
     flow inside the fiducial region F above the seam, so it is compared there (the sampler,
-    :class:`gammastar.yields.extrapolation.ExtrapolatedSampler`, keeps those samples alone too)."""
+    :class:`gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`, keeps those samples alone too)."""
 
     @property
     def compare(self) -> TrainingData:
@@ -300,7 +300,7 @@ def fiducial_above_seam(config: AnalysisConfig) -> tuple[float, Any] | None:
 
 def sample_kept(model: FlowModel, m0: float, n: int, seed: int, keep: Any = None) -> Any:
     """``n`` flow samples at ``m0`` (``seed``), those for which ``keep(qT, E)`` holds when
-    given (:func:`gammastar.yields.extrapolation.sample_accepted`, batches seeded from ``seed``).
+    given (:func:`gammastar.yields.extrapolation.samplers.sample_accepted`, batches seeded from ``seed``).
 
     Raises:
         InputError: fewer than ``n`` kept after 100 batches.

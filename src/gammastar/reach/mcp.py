@@ -47,7 +47,7 @@ from gammastar.physics.sampling import sample_mt_power
 from gammastar.physics.scintillator import ScintillatorDetector
 from gammastar.physics.target import interaction_probability, yield_scale
 from gammastar.reach import stats
-from gammastar.yields.extrapolation import Extrapolation
+from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = [
     "PSEUDOSCALARS",
@@ -553,7 +553,7 @@ def data_driven_yields(
     ``pairs.parquet`` covers the data's fiducial region only. When ``yields.json``
     states an ``extrapolation`` and ``full_phase_space``, each pair is carried to the full
     phase space with the yields' fiducial fraction at its mass, weight w/f_F(m) (the very
-    weight of ``yields.json`` ``mcp``: :func:`gammastar.yields.extrapolation.Extrapolation.at`, as
+    weight of ``yields.json`` ``mcp``: :func:`gammastar.yields.extrapolation.result.Extrapolation.at`, as
     :func:`gammastar.yields.stage` and ``gammastar events --mchi``). The extrapolated part takes the
     kinematics of the fiducial pairs of its mass (a model; labelled by ``extrapolated``).
 

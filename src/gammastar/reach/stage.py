@@ -65,12 +65,12 @@ from gammastar.source.production import (
     with_target_nuisance,
 )
 from gammastar.source.source import Source, ensemble_sources
-from gammastar.yields.extrapolation import (
+from gammastar.yields.extrapolation.nsig import (
     NsigErrorSettings,
-    RecordingSampler,
     nsig_lambda_theta,
     nsig_relative_error,
 )
+from gammastar.yields.extrapolation.samplers import RecordingSampler
 from gammastar.yields.uncertainties import lambda_refits_at, lambda_regions, reach_nuisances
 
 __all__ = [
@@ -732,8 +732,8 @@ def _mass_signal(
 
 def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np.float64] | None:
     """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
-    (:func:`gammastar.yields.extrapolation.nsig_relative_error` on the nominal draw that
-    ``record``, a :class:`~gammastar.yields.extrapolation.RecordingSampler` around a
+    (:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error` on the nominal draw that
+    ``record``, a :class:`~gammastar.yields.extrapolation.samplers.RecordingSampler` around a
     :class:`~gammastar.source.source.Source` with a fiducial split, recorded; ``propagation="log"``:
     the r of the log-normal ``normsys`` from the width of ln N_sig, which a
     detector seeing only the model's tail needs, docs/explanation/reach.md), or ``None`` when the
@@ -761,7 +761,7 @@ def _lambda_rel(
     """The measured λ_θ's 1σ relative error of N_sig on the ε grid of one mass: its moves
     (``yields.json`` ``uncertainties.lambda_theta_refits``, each with its moved fiducial
     ``regions``) carried to N_sig on the nominal draw
-    (:func:`gammastar.yields.extrapolation.nsig_lambda_theta`, the width w of ln N_sig, rel =
+    (:func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta`, the width w of ln N_sig, rel =
     e^w − 1), channels combined as :func:`_extrapolation_rel`; ``None`` without a fiducial
     split's draw."""
     split = record.inner.split
@@ -1657,7 +1657,7 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
     keeping the former as ``rel_yield``."""
     _record_nsig_level(inp, res.extrapolation_nsig, "extrapolation", (
         "the extrapolation fit's sandwich covariance carried to N_sig "
-        "(gammastar.yields.extrapolation.nsig_relative_error: the model's acceptance outside the "
+        "(gammastar.yields.extrapolation.nsig.nsig_relative_error: the model's acceptance outside the "
         "fiducial region moves with f_F; propagation 'log': the 1 sigma w of ln N_sig from "
         "N_sig recomputed at +-1 sigma along the covariance's principal axes, rel = e^w - 1), "
         "the larger of its values at the median expected eps_low and eps_high of a first "
@@ -1665,7 +1665,7 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
     ))  # fmt: skip
     _record_nsig_level(inp, res.lambda_theta_nsig, "acceptance_lambda_theta", (
         "the measured lambda_theta moved per polarisation bin by +-1 sigma, the fiducial "
-        "region following it, carried to N_sig (gammastar.yields.extrapolation.nsig_lambda_theta: "
+        "region following it, carried to N_sig (gammastar.yields.extrapolation.nsig.nsig_lambda_theta: "
         "the fiducial yield's change, the extrapolation refitted in the moved region, the "
         "A' samples reweighted; the width w of ln N_sig, rel = e^w - 1), the larger of its "
         "values at the median expected eps_low and eps_high of a first pass; rel_yield: the "

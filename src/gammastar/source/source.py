@@ -15,7 +15,7 @@ seed)``) that returns a mapping with ``qT`` and ``E`` arrays, and optionally
 ``extrapolated``: the flow (:class:`gammastar.flow.FlowModel`), the analytic
 :class:`~gammastar.physics.sampling.ParametricSampler`, the pairs themselves
 (:class:`WeightedPairSampler`), the flow inside the fiducial region with the fitted model
-outside (:class:`~gammastar.yields.extrapolation.ExtrapolatedSampler`).
+outside (:class:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`).
 
 References:
     E. Allison, N. Blinov, "Data-Driven Predictions for Dark Photon and Millicharged Particle
@@ -39,7 +39,8 @@ from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.source.production import Yields
-from gammastar.yields.extrapolation import ExtrapolatedSampler, Extrapolation
+from gammastar.yields.extrapolation.result import Extrapolation
+from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
 __all__ = ["KINEMATIC_MEMBERS_ADVISED", "Source", "WeightedPairSampler", "ensemble_sources"]
 

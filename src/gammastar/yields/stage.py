@@ -37,7 +37,7 @@ from gammastar.physics.darkphoton import LEPTON_CHANNELS
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
 from gammastar.physics.millicharge import meson_branching_ratio
 from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
-from gammastar.yields.extrapolation import FitSettings, fit_extrapolation
+from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.plots import plot_aprime, plot_mcp
 from gammastar.yields.uncertainties import yield_uncertainties
 from gammastar.yields.universality import combine, combine_channels, compare_aprime
@@ -1320,7 +1320,7 @@ def _seam_extrapolation(per: dict[str, Any]) -> dict[str, Any] | None:
 
     Below the seam the run's flow and yields are the full-phase-space channel's alone;
     at and above it the reach samples the flow inside the fiducial region and the fitted
-    model outside (:class:`gammastar.yields.extrapolation.ExtrapolatedSampler` ``seam``).
+    model outside (:class:`gammastar.yields.extrapolation.samplers.ExtrapolatedSampler` ``seam``).
     """
     fid = [c for c in per if per[c]["inp"].phase_space == "fiducial"]
     full = [c for c in per if per[c]["inp"].phase_space == "full"]

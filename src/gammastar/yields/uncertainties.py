@@ -63,7 +63,8 @@ from gammastar.corrections.pair_acceptance import (
 from gammastar.corrections.unfold import load_acceptance_map, split_map_spec
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.kinematics import rapidity_pz
-from gammastar.yields.extrapolation import Extrapolation, refit_fractions, refit_moves
+from gammastar.yields.extrapolation.refits import refit_fractions, refit_moves
+from gammastar.yields.extrapolation.result import Extrapolation
 
 log = logging.getLogger(__name__)
 
@@ -394,7 +395,7 @@ def lambda_theta_moving_variation(
     :func:`acceptance_free_weights` / A_λ′ outside it, where A_λ′ ≥ ``min_acceptance`` (0
     elsewhere),
     the fiducial yield is summed per mass bin, and with an ``extrapolation`` its model is
-    refitted inside the moved F (:func:`gammastar.yields.extrapolation.refit_fractions`, the fit
+    refitted inside the moved F (:func:`gammastar.yields.extrapolation.refits.refit_fractions`, the fit
     groups the move reaches) and the full-phase-space yield Σ w/f_F(m) compared. The bins'
     changes add in quadrature (signed as the largest).
 
@@ -406,7 +407,7 @@ def lambda_theta_moving_variation(
         polarisation: ``yields.json`` ``polarisation`` (``mass_edges``, ``lambda_theta``,
             ``lambda_theta_err``).
         min_acceptance: ``unfold.min_acceptance``.
-        extrapolation: the nominal :class:`~gammastar.yields.extrapolation.Extrapolation` (``None``:
+        extrapolation: the nominal :class:`~gammastar.yields.extrapolation.result.Extrapolation` (``None``:
             the fiducial yields alone).
         seed: the nominal extrapolation fit's seed.
 
@@ -468,8 +469,8 @@ def lambda_theta_refits(
 ) -> dict[str, Any]:
     r"""The measured λ_θ's moves carried to N_sig's level: per polarisation bin k and sign,
     the fiducial yield's relative change per mass bin and the extrapolation refitted in the
-    moved region (:func:`gammastar.yields.extrapolation.refit`), for
-    :func:`gammastar.yields.extrapolation.nsig_error_parts` ``lambda_theta``.
+    moved region (:func:`gammastar.yields.extrapolation.refits.refit`), for
+    :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts` ``lambda_theta``.
 
     The moves are :func:`lambda_theta_moving_variation`'s (each bin alone by ±σ_k, the fiducial
     region following λ′). Its fiducial yield's change is what ``acceptance_lambda_theta``
@@ -525,12 +526,12 @@ def lambda_refits_at(
     block: Mapping[str, Any], mass: float, regions: list[Any]
 ) -> list[dict[str, Any]]:
     """:func:`lambda_theta_refits`' moves at one ``mass`` for
-    :func:`gammastar.yields.extrapolation.nsig_error_parts` ``lambda_theta``: each ``yield_shift``
+    :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts` ``lambda_theta``: each ``yield_shift``
     interpolated linearly between the bins (NaN bins skipped, 0 where none is finite), as
     :func:`at_masses` interpolates a nuisance, with its moved region (``regions``,
     :func:`lambda_regions`) and ``null``: no pair of the bins around the mass moved (their
     shifts exactly 0: λ′ = λ̂ there), which with the nominal fit at the mass leaves N as it
-    is (:func:`gammastar.yields.extrapolation.nsig_lambda_theta` skips it).
+    is (:func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta` skips it).
 
     Example:
         >>> blk = {"mass": [0.3, 0.5], "moves": [{"sign": 1, "yield_shift": [0.1, None],

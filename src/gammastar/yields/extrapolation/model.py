@@ -1,0 +1,344 @@
+"""The extrapolation model's densities: the m_T-exponential (or m_T^a e^{−m_T/T}) p_T spectrum and
+the Gaussian (or logistic) lab rapidity, their derivatives, the model forms and variations
+(:data:`FORMS`), and the fiducial fraction P_F of the model (:func:`fiducial_fraction`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.yields._fiducial_bound import inside_at_mass
+
+__all__ = ["FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "ModelForm", "fiducial_fraction"]
+
+MODEL_NAME = "mT-exponential x Gaussian rapidity"
+_PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
+_Y = np.linspace(-3.0, 9.0, 241)[1:] - 0.025  # midpoints, 0.05
+_BOUNDS = ((0.03, 1.5), (-1.0, 8.0), (0.1, 5.0))
+MIN_EFF_PAIRS = 400.0
+"""Adjacent mass bins are fitted together until their Kish effective size reaches this."""
+
+
+def _log_pt(m: NDArray, pt: NDArray, t: float) -> NDArray:
+    """ln of p_T e^{−(m_T − m)/T} / (T (m + T)) (normalised over p_T ≥ 0)."""
+    mt = np.sqrt(pt**2 + m**2)
+    with np.errstate(divide="ignore"):
+        return np.log(pt) - (mt - m) / t - math.log(t) - np.log(m + t)
+
+
+def _log_y(y: NDArray, mu: float, s: float) -> NDArray:
+    return -0.5 * ((y - mu) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
+
+
+def _dlog_pt(m, pt, t):
+    """∂ ln p(p_T) / ∂T of :func:`_log_pt`."""
+    return (np.sqrt(pt**2 + m**2) - m) / t**2 - 1.0 / t - 1.0 / (m + t)
+
+
+def _dlog_y(y, mu, s):
+    """∂ ln p(y) / ∂(ȳ, σ_y) of :func:`_log_y`, shape (2, n)."""
+    d = y - mu
+    return np.stack([d / s**2, d**2 / s**3 - 1.0 / s])
+
+
+def _log_pt_boltzmann(m: NDArray, pt: NDArray, t: float) -> NDArray:
+    """ln of p_T m_T e^{−(m_T − m)/T} / (T (m² + 2mT + 2T²)) (normalised over p_T ≥ 0:
+    ∫ p_T m_T e^{−(m_T − m)/T} dp_T = ∫_m^∞ x² e^{−(x − m)/T} dx)."""
+    mt = np.sqrt(pt**2 + m**2)
+    with np.errstate(divide="ignore"):
+        return np.log(pt) + np.log(mt) - (mt - m) / t - np.log(t * (m * m + 2 * m * t + 2 * t * t))
+
+
+def _dlog_pt_boltzmann(m, pt, t):
+    mt = np.sqrt(pt**2 + m**2)
+    return (mt - m) / t**2 - 1.0 / t - (2 * m + 4 * t) / (m * m + 2 * m * t + 2 * t * t)
+
+
+POWER_BOUNDS = (-1.9, 5.0)
+"""Bounds of a fitted m_T power a (the normalisation needs a > −2; the mock's
+``mock.pt_mt_power`` allows (−2, 5])."""
+_NORM_NODES = 257
+
+
+def _log_norm_power(m: ArrayLike, t: float, a: float) -> NDArray:
+    """ln ∫_m^∞ x^{a+1} e^{−(x − m)/T} dx = ln[T^{a+2} e^{m/T} Γ(a + 2, m/T)], the p_T
+    normalisation of m_T^a e^{−(m_T − m)/T} (x = m_T). For a per-pair array of masses (more
+    than :data:`_NORM_NODES`), interpolated linearly between that many nodes over its range
+    (smooth in m: ≲ 10⁻⁷ on a 60 MeV fit group, ≲ 10⁻⁶ on 0.2 GeV; 0.2 µs per incomplete
+    gamma function otherwise at every pair and every step of the fit)."""
+    from scipy.special import gammaincc, gammaln
+
+    m = np.asarray(m, dtype=np.float64)
+    if m.ndim and m.size > _NORM_NODES:
+        lo, hi = float(m.min()), float(m.max())
+        if hi > lo:
+            nodes = np.linspace(lo, hi, _NORM_NODES)
+            return np.interp(m, nodes, _log_norm_power(nodes, t, a))
+    s = a + 2.0
+    return s * math.log(t) + m / t + np.log(gammaincc(s, m / t)) + gammaln(s)
+
+
+def _log_norm_powers(m: ArrayLike, t: float, powers: Sequence[float]) -> list[NDArray]:
+    """:func:`_log_norm_power` at several powers a (the same numbers, one call of the
+    incomplete gamma function for all: the fit's gradient and Hessian need K at up to 11
+    powers per step)."""
+    from scipy.special import gammaincc, gammaln
+
+    m = np.asarray(m, dtype=np.float64)
+    s = np.asarray(powers, dtype=np.float64) + 2.0
+    shape = (-1,) + (1,) * m.ndim
+    if m.ndim and m.size > _NORM_NODES:
+        lo, hi = float(m.min()), float(m.max())
+        if hi > lo:
+            nodes = np.linspace(lo, hi, _NORM_NODES)
+            at = _log_norm_powers(nodes, t, powers)
+            return [np.interp(m, nodes, v) for v in at]
+    sc = s.reshape(shape)
+    out = sc * math.log(t) + m / t + np.log(gammaincc(sc, m / t)) + gammaln(sc)
+    return list(out)
+
+
+def _log_pt_power(m: NDArray, pt: NDArray, t: float, a: float = 0.0) -> NDArray:
+    """ln of p_T m_T^a e^{−(m_T − m)/T} / N (normalised over p_T ≥ 0, N of
+    :func:`_log_norm_power`): the m_T-exponential at a = 0 (:func:`_log_pt`, its closed form
+    used there), the Boltzmann form at a = 1 (:func:`_log_pt_boltzmann`, likewise); the family
+    the mock draws its mesons from (:func:`gammastar.physics.sampling.sample_mt_power`)."""
+    if a == 0.0:
+        return _log_pt(m, pt, t)
+    if a == 1.0:
+        return _log_pt_boltzmann(m, pt, t)
+    mt = np.sqrt(pt**2 + m**2)
+    with np.errstate(divide="ignore"):
+        return np.log(pt) + a * np.log(mt) - (mt - m) / t - _log_norm_power(m, t, a)
+
+
+def _dlog_pt_power(m, pt, t, a=0.0):
+    """∂ ln p(p_T) / ∂T of :func:`_log_pt_power`: (m_T − m)/T² − (⟨m_T⟩ − m)/T², ⟨m_T⟩ =
+    N(a + 1)/N(a)."""
+    if a == 0.0:
+        return _dlog_pt(m, pt, t)
+    if a == 1.0:
+        return _dlog_pt_boltzmann(m, pt, t)
+    mt = np.sqrt(pt**2 + m**2)
+    mean_mt = np.exp(_log_norm_power(m, t, a + 1.0) - _log_norm_power(m, t, a))
+    return (mt - mean_mt) / t**2
+
+
+POWER_STEP = 1e-5
+"""Step of the central difference of ln N in a (:func:`_dlog_pt_power_da`)."""
+
+
+def _dlog_pt_power_da(m, pt, t, a=0.0):
+    """∂ ln p(p_T) / ∂a of :func:`_log_pt_power`: ln m_T − ∂ ln N/∂a (the latter by a
+    central difference, step :data:`POWER_STEP`)."""
+    h = POWER_STEP
+    mt = np.sqrt(pt**2 + m**2)
+    dn = (_log_norm_power(m, t, a + h) - _log_norm_power(m, t, a - h)) / (2 * h)
+    return np.log(mt) - dn
+
+
+def _pt_terms(m: ArrayLike, t: float, a: float, with_power: bool = False,
+              with_hessian: bool = False):  # fmt: skip
+    """The parts of ln p(p_T) of :func:`_log_pt_power` and of its derivatives that do not
+    depend on p_T, at the mass(es) ``m``: ``(K, c_T, ∂K/∂a)`` with
+    ln p = ln p_T + a ln m_T − (m_T − m)/T − K and ∂ ln p/∂T = (m_T − m)/T² + c_T (the
+    closed forms at a = 0 and 1, as :func:`_log_pt_power` uses them; ∂K/∂a by
+    :func:`_dlog_pt_power_da`'s central difference, 0 without ``with_power``): what the
+    compiled sums (:mod:`gammastar.yields._extrapolation_kernel`) take per evaluation.
+
+    Example:
+        >>> k, c_t, _ = _pt_terms(0.5, 0.2, 0.0)
+        >>> lp = math.log(0.3) - (math.hypot(0.3, 0.5) - 0.5) / 0.2 - k
+        >>> bool(abs(lp - _log_pt_power(0.5, 0.3, 0.2)) < 1e-14)
+        True
+    """
+    m = np.asarray(m, dtype=np.float64)
+    h, d = POWER_STEP, HESSIAN_STEP
+    # the powers whose normalisation K(a') this needs, computed together
+    want = [a, a + 1.0]
+    if with_power or with_hessian:
+        want += [a + h, a - h]
+    if with_hessian:
+        want += [a + 2.0, a + d, a - d, a + 2 * d, a - 2 * d, a + 1.0 + d, a + 1.0 - d]
+    n = dict(zip(want, _log_norm_powers(m, t, want), strict=True))
+    if a == 0.0:
+        k = math.log(t) + np.log(m + t)
+        c_t = -1.0 / t - 1.0 / (m + t)
+    elif a == 1.0:
+        q = m * m + 2 * m * t + 2 * t * t
+        k = np.log(t * q)
+        c_t = -1.0 / t - (2 * m + 4 * t) / q
+    else:
+        k = n[a]
+        c_t = (m - np.exp(n[a + 1.0] - k)) / t**2
+    dn = 0.0
+    if with_power or with_hessian:
+        dn = (n[a + h] - n[a - h]) / (2 * h)
+    if not with_hessian:
+        return k, c_t, dn
+    return (k, c_t, dn, *_pt_second(m, t, a, n))
+
+
+HESSIAN_STEP = 0.01
+"""Step in a of the differences behind ∂²K/∂a² and ∂²K/∂T∂a (:func:`_pt_second`)."""
+
+
+def _pt_second(
+    m: NDArray, t: float, a: float, n: Mapping[float, NDArray] | None = None
+) -> tuple[NDArray, NDArray, NDArray]:
+    """The point-independent parts of ln p(p_T)'s second derivatives (:func:`_log_pt_power`):
+    ``(h_TT, h_Ta, h_aa)`` with ∂²_TT ln p = −2(m_T − m)/T³ + h_TT, ∂²_Ta ln p = h_Ta,
+    ∂²_aa ln p = h_aa, i.e. −∂²K of the normalisation K = ln ∫_m^∞ x^{a+1} e^{−(x − m)/T} dx
+    (x = m_T). In T analytic: ∂²K/∂T² = Var(x)/T⁴ − 2(⟨x⟩ − m)/T³, the moments
+    ⟨x^k⟩ = e^{K(a+k) − K(a)} of the density ∝ x^{a+1} e^{−(x−m)/T} (closed forms at a = 0 and
+    1, as :func:`_log_pt_power`). In a, K is the cumulant generating function of ln x (K(a + τ)
+    − K(a) = ln⟨x^τ⟩), with no closed form: ∂²K/∂a² = Var(ln x) by the five-point difference
+    of K, step δ = :data:`HESSIAN_STEP` (truncation δ⁴ K⁽⁶⁾/90 ≲ 10⁻¹⁰, rounding
+    ≈ 16 eps |K|/(12 δ²) ≲ 10⁻¹⁰), ∂²K/∂T∂a = ∂⟨x⟩/∂a / T² by the central difference of
+    ⟨x⟩, step δ.
+
+    Example:
+        >>> h_tt, h_ta, h_aa = _pt_second(np.array([0.5]), 0.2, 0.0)
+        >>> bool(abs(h_tt[0] - (1 / 0.2**2 + 1 / 0.7**2)) < 1e-12)  # K = ln T + ln(m + T)
+        True
+    """
+    m = np.asarray(m, dtype=np.float64)
+    d = HESSIAN_STEP
+    want = [a, a + 1.0, a + 2.0, a + d, a - d, a + 2 * d, a - 2 * d, a + 1.0 + d, a + 1.0 - d]
+    if n is None:  # K at these powers (``n``: given by the caller, :func:`_pt_terms`)
+        n = dict(zip(want, _log_norm_powers(m, t, want), strict=True))
+    n0 = n[a]
+    if a == 0.0:
+        h_tt = 1.0 / t**2 + 1.0 / (m + t) ** 2
+    elif a == 1.0:
+        q = m * m + 2 * m * t + 2 * t * t
+        h_tt = 1.0 / t**2 - (4 * q - (2 * m + 4 * t) ** 2) / q**2
+    else:
+        mean = np.exp(n[a + 1.0] - n0)
+        var = np.exp(n[a + 2.0] - n0) - mean**2
+        h_tt = -var / t**4 + 2 * (mean - m) / t**3
+    n_p1, n_m1, n_p2, n_m2 = (n[a + k * d] for k in (1, -1, 2, -2))
+    k_aa = (-n_p2 + 16 * n_p1 - 30 * n0 + 16 * n_m1 - n_m2) / (12 * d * d)
+    mean_p = np.exp(n[a + 1.0 + d] - n_p1)
+    mean_m = np.exp(n[a + 1.0 - d] - n_m1)
+    k_ta = (mean_p - mean_m) / (2 * d) / t**2
+    shape = np.shape(k_aa)
+    return (np.broadcast_to(h_tt, shape) + 0.0, -k_ta, -k_aa)
+
+
+_LOGISTIC = math.sqrt(12.0) / math.pi
+"""w/σ of sech²((y − ȳ)/w)/(2w), whose variance is π²w²/12: σ_y stays the rms."""
+
+
+def _log_y_logistic(y: NDArray, mu: float, s: float) -> NDArray:
+    """ln of sech²((y − ȳ)/w)/(2w), w = σ_y √12/π (rms σ_y; the logistic distribution of
+    scale w/2: heavier tails than the Gaussian)."""
+    x = np.abs((y - mu) / (_LOGISTIC * s))
+    return -2.0 * (x + np.log1p(np.exp(-2.0 * x)) - math.log(2.0)) - math.log(2.0 * _LOGISTIC * s)
+
+
+def _dlog_y_logistic(y, mu, s):
+    w = _LOGISTIC * s
+    d = y - mu
+    th = np.tanh(d / w)
+    return np.stack([2.0 / w * th, _LOGISTIC * (2.0 * d / w**2 * th - 1.0 / w)])
+
+
+@dataclass(frozen=True)
+class ModelForm:
+    """One form of the model's densities: ln p(p_T | m, T, a) of the m_T-power family
+    (:func:`_log_pt_power`, at the power a + :attr:`power_offset`), ln p(y | ȳ, σ_y) and their
+    derivatives, with the parameter of the nominal form its change maps onto
+    (:func:`fit_extrapolation` ``model_variations``). ``a`` is the fit's m_T power (0 unless
+    ``pt_power`` says otherwise)."""
+
+    name: str
+    description: str
+    log_y: Callable[..., NDArray]
+    dlog_y: Callable[..., NDArray]
+    maps_to: str
+    """``T`` (a p_T form: each fit group's T) or ``y_sigma`` (a rapidity form)."""
+    power_offset: float = 0.0
+    """The form's m_T power relative to the fit's: 1 for the Boltzmann form m_T e^{−m_T/T}."""
+    y_kernel: str | None = None
+    """The rapidity density's name in the compiled likelihood sums (``gaussian`` or
+    ``logistic``, :mod:`gammastar.yields._extrapolation_kernel`); ``None``: a form they do not hold,
+    fitted with the numpy functions ``log_y``, ``dlog_y``."""
+
+    def log_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
+        return _log_pt_power(m, pt, t, a + self.power_offset)
+
+    def dlog_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
+        return _dlog_pt_power(m, pt, t, a + self.power_offset)
+
+    def dlog_pt_da(self, m, pt, t, a: float = 0.0) -> NDArray:
+        return _dlog_pt_power_da(m, pt, t, a + self.power_offset)
+
+    def dlogp(self, m, pt, y, t, mu, s, a: float = 0.0) -> NDArray:
+        """∂ ln p / ∂(T, ȳ, σ_y) per point, shape (3, n)."""
+        return np.concatenate([np.atleast_2d(self.dlog_pt(m, pt, t, a) + 0.0 * y),
+                               self.dlog_y(y, mu, s)])  # fmt: skip
+
+
+NOMINAL = ModelForm("nominal", MODEL_NAME, _log_y, _dlog_y, maps_to="", y_kernel="gaussian")
+FORMS: dict[str, ModelForm] = {
+    "nominal": NOMINAL,
+    "mt_boltzmann": ModelForm(
+        "mt_boltzmann",
+        "1/p_T dN/dp_T ∝ m_T exp(−m_T/T) (the Boltzmann form at fixed y) instead of exp(−m_T/T)",
+        _log_y,
+        _dlog_y,
+        maps_to="T",
+        power_offset=1.0,
+        y_kernel="gaussian",
+    ),
+    "logistic_y": ModelForm(
+        "logistic_y",
+        "dN/dy ∝ sech²((y − ȳ)/w), w = σ_y √12/π (logistic; heavier tails) instead of a Gaussian",
+        _log_y_logistic,
+        _dlog_y_logistic,
+        maps_to="y_sigma",
+        y_kernel="logistic",
+    ),
+}
+"""The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
+MODEL_VARIATIONS = ("mt_boltzmann", "logistic_y")
+"""The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`)."""
+
+
+def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
+    """F on the (p_T, y) quadrature grid at mass ``m`` (shape (n_pt, n_y))."""
+    pt, y = np.meshgrid(_PT, _Y, indexing="ij")
+    mt = np.sqrt(pt**2 + m**2)
+    return inside_at_mass(fiducial, m, pt, mt * np.cosh(y))
+
+
+def fiducial_fraction(
+    fiducial: Any,
+    m: float,
+    params: tuple[float, ...],
+    inside: NDArray | None = None,
+    form: ModelForm = NOMINAL,
+) -> float:
+    """P_F: the fraction of the model's γ* at mass ``m`` inside the fiducial region.
+
+    Arguments:
+        fiducial: a :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`.
+        m: mass (GeV).
+        params: (T, ȳ, σ_y) or (T, ȳ, σ_y, a), a the m_T power (0 when not given).
+        inside: F on the quadrature grid (:func:`_grid_in_f`; computed when not given).
+        form: the model's form (:data:`FORMS`).
+    """
+    t, mu, s = params[:3]
+    a = float(params[3]) if len(params) > 3 else 0.0
+    if inside is None:
+        inside = _grid_in_f(fiducial, m)
+    dens = np.exp(form.log_pt(m, _PT, t, a))[:, None] * np.exp(form.log_y(_Y, mu, s))[None, :]
+    dpt, dy = _PT[1] - _PT[0], _Y[1] - _Y[0]
+    return float(np.sum(dens * inside) * dpt * dy)

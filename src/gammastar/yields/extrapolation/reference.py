@@ -1,0 +1,120 @@
+"""The fixed broad reference sample of the importance-sampled fiducial fraction: P_F and its
+gradient smooth in the parameters (:func:`reference_draws`, :class:`_Reference`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gammastar.physics.kinematics import rapidity_pz
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.yields._extrapolation_kernel import group_sums
+from gammastar.yields._fiducial_bound import inside_at_mass
+from gammastar.yields.extrapolation.model import (
+    NOMINAL,
+    ModelForm,
+    _log_pt,
+    _log_y,
+    _pt_terms,
+)
+
+__all__ = ["REFERENCE", "REFERENCE_SAMPLES", "reference_draws"]
+
+
+REFERENCE = (0.3, 3.4, 2.0)
+"""(T, ȳ, σ_y) of the broad reference sample behind P_F in the fit."""
+REFERENCE_SAMPLES = 400_000
+
+
+def reference_draws(seed: int) -> dict[str, NDArray]:
+    """The random numbers of the reference sample of ``seed`` (:class:`_Reference`), which do
+    not depend on its mass (:meth:`~gammastar.physics.sampling.ParametricSampler.draws`)."""
+    return ParametricSampler(*REFERENCE).draws(REFERENCE_SAMPLES, seed)
+
+
+class _Reference:
+    """P_F(θ) = ⟨1_F p_θ / p_ref⟩ over a fixed sample of the broad reference model at one mass:
+    smooth in θ and evaluated with the same F as the data (importance sampling; the grid
+    quadrature's O(step) error in ∂P_F/∂θ biased the weakly constrained σ_y)."""
+
+    def __init__(self, fiducial: Any, m: float, seed: int,
+                 draws: Mapping[str, NDArray] | None = None) -> None:  # fmt: skip
+        """The sample of :data:`REFERENCE_SAMPLES` at mass ``m`` drawn with ``seed``, or made
+        from ``draws`` (:func:`reference_draws` of that seed: the same sample, the random
+        numbers drawn once for several masses), and its part inside ``fiducial``."""
+        sampler = ParametricSampler(*REFERENCE)
+        if draws is None:
+            draws = reference_draws(seed)
+        out = sampler.sample_at(draws, m)
+        qt, e = out["qT"], out["E"]
+        keep = inside_at_mass(fiducial, m, qt, e)
+        qt, e = qt[keep], e[keep]
+        pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
+        t0, mu0, s0 = REFERENCE
+        self.m, self.n = m, keep.size
+        self.pt = qt
+        self.y = rapidity_pz(pz, e)
+        # the sample's (q_T, E) hold |y| (p_z ≥ 0): a backward draw (y < 0) comes back at −y,
+        # so the density of the kept |y| is the folded Gaussian g(y) + g(−y), with
+        # g(−y)/g(y) = e^{−2 y ȳ / σ_y²}; the model's own density stays the forward one (a
+        # backward A′ is never in F)
+        fold = np.log1p(np.exp(-2.0 * self.y * mu0 / s0**2))
+        self.log_ref = _log_pt(m, self.pt, t0) + _log_y(self.y, mu0, s0) + fold
+        # what the compiled sums take (_extrapolation_kernel): fixed with the sample
+        with np.errstate(divide="ignore"):
+            self._lpt = np.log(self.pt)
+        self._mt = np.sqrt(self.pt**2 + m**2)
+        self._lmt = np.log(self._mt)
+        self._m = np.array([m], dtype=np.float64)
+        self._y = np.ascontiguousarray(self.y, dtype=np.float64)
+        self._log_ref = np.ascontiguousarray(self.log_ref, dtype=np.float64)
+
+    def fraction(
+        self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0
+    ) -> float:
+        lp = form.log_pt(self.m, self.pt, t, a) + form.log_y(self.y, mu, s)
+        return float(np.sum(np.exp(lp - self.log_ref)) / self.n)
+
+    def log_fraction_and_grad(
+        self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0,
+        with_power: bool = False,
+    ):  # fmt: skip
+        """ln P_F and its gradient in (T, ȳ, σ_y) — and the m_T power a with ``with_power`` —
+        (the sample is the nominal form's: any form's P_F is its importance-weighted mean).
+        One compiled pass over the sample (:mod:`gammastar.yields._extrapolation_kernel`) where the
+        form's rapidity density has one (:attr:`ModelForm.y_kernel`), else
+        :meth:`_log_fraction_and_grad_numpy`."""
+        if form.y_kernel is None:
+            return self._log_fraction_and_grad_numpy(t, mu, s, form, a, with_power)
+
+        a_eff = a + form.power_offset
+        k, c_t, dn = _pt_terms(self.m, t, a_eff, with_power)
+        out = group_sums(self._lpt, self._lmt, self._mt, self._y, self._m, self._log_ref, True,
+                         self._m, k, c_t, dn, t, a_eff, mu, s,
+                         form.y_kernel == "logistic")  # fmt: skip
+        tot = float(out[0])
+        if tot <= 0:
+            return -700.0, np.zeros(4 if with_power else 3)
+        g = out[2 : 6 if with_power else 5] / tot
+        return math.log(tot / self.n), g
+
+    def _log_fraction_and_grad_numpy(
+        self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0,
+        with_power: bool = False,
+    ):  # fmt: skip
+        """:meth:`log_fraction_and_grad` by the numpy functions of the form (the reference
+        formulas)."""
+        lp = form.log_pt(self.m, self.pt, t, a) + form.log_y(self.y, mu, s)
+        e = np.exp(lp - self.log_ref)
+        tot = float(np.sum(e))
+        if tot <= 0:
+            return -700.0, np.zeros(4 if with_power else 3)
+        g = form.dlogp(self.m, self.pt, self.y, t, mu, s, a) @ e / tot
+        if with_power:
+            g = np.append(g, form.dlog_pt_da(self.m, self.pt, t, a) @ e / tot)
+        return math.log(tot / self.n), g

@@ -1,0 +1,226 @@
+"""Refits of a fitted extrapolation to moved pairs (:func:`refit_fractions`, :func:`refit`,
+:func:`refit_moves`): what the yields' polarisation and migration variations need.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from gammastar.yields.extrapolation.fit import (
+    _fit_joint,
+    _Group,
+    _group_params,
+)
+from gammastar.yields.extrapolation.model import (
+    _grid_in_f,
+    fiducial_fraction,
+)
+from gammastar.yields.extrapolation.reference import (
+    _Reference,
+    reference_draws,
+)
+from gammastar.yields.extrapolation.result import (
+    Extrapolation,
+)
+
+__all__ = ["refit", "refit_fractions", "refit_moves"]
+
+
+def refit_fractions(
+    ex: Extrapolation,
+    m: ArrayLike,
+    pt: ArrayLike,
+    y: ArrayLike,
+    weight: ArrayLike,
+    fiducial: Any,
+    *,
+    groups: ArrayLike | None = None,
+    seed: int = 0,
+) -> NDArray[np.float64]:
+    """f_F per mass bin of ``ex``'s model fitted again to other weights inside another region.
+
+    The fit of :func:`fit_extrapolation` redone as ``ex`` was made (its fit groups, its fixed
+    ȳ, external σ_y and m_T-power settings, the same reference samples' seeds ``seed + g``),
+    started at ``ex``'s parameters, without errors. Where σ_y and ȳ are fixed the groups' fits
+    are independent and only ``groups`` are refitted (the other bins keep ``ex``'s f_F); with
+    a fitted σ_y or ȳ every group is. What the extrapolation does when the fiducial region
+    follows a varied λ_θ (:func:`gammastar.yields.uncertainties.lambda_theta_moving_variation`).
+    The fraction of :func:`refit`'s record.
+
+    Arguments:
+        ex: the nominal :class:`Extrapolation` (with its fit groups, ``bin_group``).
+        m, pt, y, weight: the pairs with their new weights (0 outside ``fiducial``).
+        fiducial: the new :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`.
+        groups: the fit groups to refit (default: all).
+        seed: :func:`fit_extrapolation`'s ``seed`` of the nominal fit.
+
+    Returns:
+        f_F per mass bin of ``ex``.
+
+    Raises:
+        ValueError: ``ex`` has no fit groups (written before they were recorded).
+    """
+    rec = refit(ex, m, pt, y, weight, fiducial, groups=groups, seed=seed)
+    return np.asarray(rec["fiducial_fraction"], dtype=np.float64)
+
+
+def refit(
+    ex: Extrapolation,
+    m: ArrayLike,
+    pt: ArrayLike,
+    y: ArrayLike,
+    weight: ArrayLike,
+    fiducial: Any,
+    *,
+    groups: ArrayLike | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """``ex``'s model fitted again to other weights inside another region (as
+    :func:`refit_fractions`), the whole fit per mass bin of ``ex``.
+
+    Arguments:
+        as :func:`refit_fractions`.
+
+    Returns:
+        ``{fiducial_fraction, temperature, pt_power}`` (lists per mass bin of ``ex``; bins of
+        groups not refitted keep ``ex``'s values) and ``y_mean``, ``y_sigma`` (floats): a
+        record as :attr:`Extrapolation.model_variations` holds one per form, which
+        :func:`nsig_error_parts` evaluates N/Y_F at (``lambda_theta``).
+
+    Raises:
+        ValueError: ``ex`` has no fit groups (written before they were recorded).
+    """
+    return refit_moves(ex, m, pt, y, [(weight, fiducial, groups)], seed=seed)[0]
+
+
+def refit_moves(
+    ex: Extrapolation,
+    m: ArrayLike,
+    pt: ArrayLike,
+    y: ArrayLike,
+    moves: Sequence[tuple[ArrayLike, Any, ArrayLike | None]],
+    *,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """:func:`refit` for several moves of the same pairs at once, one record per move:
+    ``moves`` holds each move's ``(weight, fiducial, groups)``. Where the groups' fits are
+    independent (ȳ and σ_y fixed, the m_T powers fitted: one Newton fit per group,
+    :func:`_fit_joint`), a group's reference sample is drawn once (:func:`reference_draws`)
+    for every move that refits it, and made at each move's mass and region from those draws:
+    the records of one :func:`refit` per move, number for number.
+
+    Raises:
+        ValueError: ``ex`` has no fit groups (written before they were recorded).
+    """
+    if ex.bin_group is None:
+        raise ValueError("this extrapolation has no fit groups (no covariance): refit it")
+    m, pt, y = (np.asarray(a, dtype=np.float64) for a in (m, pt, y))
+    bg = np.asarray(ex.bin_group)
+    n_g = int(bg.max()) + 1
+    external = ex.y_sigma_external
+    fixed = _Fixed(float(ex.y_mean[0]) if ex.y_mean_fixed else None,
+                   float(external["value"]) if external else None,
+                   None if ex.pt_power_fitted else float(ex.power_at(ex.mass[:1])[0]))  # fmt: skip
+    idx = np.searchsorted(np.asarray(ex.edges, dtype=np.float64), m, side="right") - 1
+    plans = []
+    for weight, fiducial, groups in moves:
+        w = np.asarray(weight, dtype=np.float64)
+        every = groups is None or fixed.mu is None or fixed.sigma is None
+        todo = {int(g) for g in (range(n_g) if every else groups)}
+        plans.append((w, (w != 0) & np.isfinite(y) & (pt > 0), fiducial, todo))
+    records = [_RefitRecord(ex) for _ in plans]
+    if fixed.mu is None or fixed.sigma is None or fixed.power is not None:
+        # one joint fit of every refitted group per move
+        for rec, (w, use, fiducial, todo) in zip(records, plans, strict=True):
+            data, bins = [], []
+            for g in sorted(todo):
+                b = _group_bins(bg, g)
+                got = _refit_group(ex, (m, pt, y, w), use & np.isin(idx, b), fiducial, seed + g)
+                if got is not None:
+                    data.append(got)
+                    bins.append(b)
+            _fit_record(ex, rec, data, bins, fiducial, fixed)
+        return [r.as_dict() for r in records]
+    # the groups' fits are independent: group by group, each one's reference draws made once
+    for g in sorted(set().union(*(todo for *_, todo in plans))):
+        b = _group_bins(bg, g)
+        in_g = np.isin(idx, b)
+        draws = None
+        for rec, (w, use, fiducial, todo) in zip(records, plans, strict=True):
+            if g not in todo:
+                continue
+            if draws is None:
+                draws = reference_draws(seed + g)
+            got = _refit_group(ex, (m, pt, y, w), use & in_g, fiducial, seed + g, draws)
+            if got is not None:
+                _fit_record(ex, rec, [got], [b], fiducial, fixed)
+    return [r.as_dict() for r in records]
+
+
+class _Fixed(NamedTuple):
+    """What a refit keeps of the nominal fit: a fixed ȳ, an external σ_y, a fixed m_T power
+    (``None``: fitted)."""
+
+    mu: float | None
+    sigma: float | None
+    power: float | None
+
+
+def _group_bins(bin_group: NDArray, g: int) -> NDArray[np.intp]:
+    """The mass bins of fit group ``g``."""
+    return np.flatnonzero(bin_group == g)
+
+
+def _refit_group(ex: Extrapolation, pairs: tuple[NDArray, ...], k: NDArray[np.bool_],
+                 fiducial: Any, seed: int, draws: Mapping[str, NDArray] | None = None
+                 ) -> _Group | None:  # fmt: skip
+    """One fit group of a refit: the pairs ``k`` of ``pairs`` (m, p_T, y, w) with the
+    reference sample at their weighted mean mass (``None`` without a positive weighted
+    sum)."""
+    m, pt, y, w = pairs
+    ws = float(np.sum(w[k]))
+    if ws <= 0:
+        return None
+    m_c = float(np.sum(w[k] * m[k]) / ws)
+    return _Group((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed, draws)))
+
+
+class _RefitRecord:
+    """A refit's record (:func:`refit`'s return) as its groups are fitted: ``ex``'s values
+    until a group's bins take the refit's."""
+
+    def __init__(self, ex: Extrapolation) -> None:
+        self.frac = np.array(ex.fiducial_fraction, dtype=np.float64)
+        self.temp = np.array(ex.temperature, dtype=np.float64)
+        self.a_pow = ex.power_at(ex.mass)
+        self.shared = {"y_mean": float(ex.y_mean[0]), "y_sigma": float(ex.y_sigma[0])}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fiducial_fraction": self.frac.tolist(), "temperature": self.temp.tolist(),
+                "pt_power": self.a_pow.tolist(), **self.shared}  # fmt: skip
+
+
+def _fit_record(ex: Extrapolation, rec: _RefitRecord, data: list, bins: list, fiducial: Any,
+                fixed: _Fixed) -> None:  # fmt: skip
+    """Fit the refit's groups ``data`` (``bins``: each one's mass bins) jointly, started at
+    ``ex``'s parameters, into ``rec``."""
+    if not data:
+        return
+    first = np.asarray([b[0] for b in bins])
+    a0 = ex.power_at(ex.mass[first])
+    x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
+    x, _ = _fit_joint(data, (), sigma=fixed.sigma, mu_fixed=fixed.mu, power=fixed.power,
+                      x_start=x0)  # fmt: skip
+    for j, b in enumerate(bins):
+        par = _group_params(x, j, len(data), fixed.power)
+        for i in b:
+            c = float(ex.mass[i])
+            rec.frac[i] = fiducial_fraction(fiducial, c, par, _grid_in_f(fiducial, c))
+            rec.temp[i] = par[0]
+            if len(par) > 3:
+                rec.a_pow[i] = par[3]
+        rec.shared = {"y_mean": float(par[1]), "y_sigma": float(par[2])}
