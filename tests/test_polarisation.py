@@ -207,7 +207,8 @@ def test_measured_lambda_reduces_the_dalitz_acceptance_bias(table):
 def test_report_shows_the_polarisation(tmp_path):
     """The report's yields section tabulates yields.json → polarisation per mass bin with
     errors (a bin without a fit, null, shows n/a)."""
-    from gammastar.report import Section, _yields_section
+    from gammastar.report.data_sections import _yields_section
+    from gammastar.report.reading import Section
 
     pol = {"frame": "helicity", "mass_edges": [0.2, 0.5, 1.0], "lambda_theta": [0.25, None],
            "lambda_theta_err": [0.05, None], "lambda_phi": [0.01, None],

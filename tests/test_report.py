@@ -26,7 +26,8 @@ from gammastar.cli import main
 from gammastar.config import load_config
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import GammastarError
-from gammastar.report import build_report, find_figures
+from gammastar.report import build_report
+from gammastar.report.reading import find_figures
 from gammastar.selection.stage import CUTFLOW_KEYS
 
 FIGURES = (
@@ -620,7 +621,7 @@ def test_the_yields_section_names_an_external_sigma_y_escaped():
     """The extrapolation's σ_y in the yields section: its value ± error, and the source of an
     external σ_y (yields.json ``extrapolation.y_sigma_external``) HTML-escaped; nothing
     without a σ_y."""
-    from gammastar.report import _sigma_y_text
+    from gammastar.report.data_sections import _sigma_y_text
 
     ext = {"y_sigma_external": {"value": 1.25, "error": 0.2, "source": "PYTHIA <8.3>"}}
     assert _sigma_y_text(ext, [1.25], 0.2) == " (σ_y = 1.250 ± 0.200, external: PYTHIA &lt;8.3&gt;)"
@@ -631,7 +632,8 @@ def test_the_yields_section_names_an_external_sigma_y_escaped():
 def test_the_polarisation_table_shows_the_corrected_and_the_fitted_lambda():
     """With ``selection_correction`` in the block the table gives λ_θ (corrected) and the
     fit's own λ_θ side by side; without it the four columns of before."""
-    from gammastar.report import Section, _polarisation_table
+    from gammastar.report.data_sections import _polarisation_table
+    from gammastar.report.reading import Section
 
     pol = {"frame": "helicity", "mass_edges": [0.5, 0.6], "lambda_theta": [0.04],
            "lambda_theta_err": [0.18], "lambda_phi": [0.01], "lambda_phi_err": [0.05],

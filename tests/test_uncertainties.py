@@ -305,7 +305,8 @@ def test_reach_with_nuisances_and_impact(tmp_path):
     assert not any(x.startswith("mcstat_") for x in names)  # data_stat replaces it
     # the ranking plot (reach stage) and the report's table of the same numbers
     assert (tmp_path / "run" / "figures" / "reach_impact.png").stat().st_size > 1000
-    from gammastar.report import Section, _reach_section
+    from gammastar.report.reach_sections import _reach_section
+    from gammastar.report.reading import Section
 
     sec = Section("reach", "Reach")
     _reach_section(tmp_path / "run", sec)
