@@ -39,7 +39,11 @@ from gammastar.physics.millicharge import meson_branching_ratio
 from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
 from gammastar.yields.extrapolation import FitSettings, fit_extrapolation
 from gammastar.yields.plots import plot_aprime, plot_mcp, plot_standard_recipe
-from gammastar.yields.standard_recipe import meson_yields_from_meta, standard_recipe_section
+from gammastar.yields.standard_recipe import (
+    brems_interpolated,
+    meson_yields_from_meta,
+    standard_recipe_section,
+)
 from gammastar.yields.uncertainties import yield_uncertainties
 from gammastar.yields.universality import combine, combine_channels, compare_aprime
 
@@ -601,8 +605,9 @@ def standard_recipe(cfg: AnalysisConfig, aprime: Mapping[str, Any]) -> dict[str,
         log.warning("yields: no standard-recipe comparison (%s)", err)
         return None
     st = _brems_settings(cfg)
+    edges = np.asarray(aprime["bin_edges"], dtype=np.float64)
     return standard_recipe_section(
-        aprime, mesons, brems=lambda m: br.aprime_yield_per_pot(m, st),
+        aprime, mesons, brems=brems_interpolated(st, float(edges[0]), float(edges[-1])),
         brems_settings={**dataclasses.asdict(st), "curve": "theory.brems_aprime (central)"},
     )  # fmt: skip
 

@@ -3,8 +3,9 @@ r"""The standard generator-level A′ recipe per POT, beside the data-driven yie
 Offers :class:`MesonYields` (mesons per POT and where they came from),
 :func:`meson_yields_from_meta` (from a mock file's ``meta``), :data:`CHANNELS` (the recipe's
 production channels), :func:`channel_yield` and :func:`recipe` (A′ per POT per ε² per channel,
-averaged over mass bins) and :func:`standard_recipe_section` (the ``yields.json``
-``standard_recipe`` block, with the ratio data-driven / standard per mass bin).
+averaged over mass bins), :func:`standard_recipe_section` (the ``yields.json``
+``standard_recipe`` block, with the ratio data-driven / standard per mass bin) and
+:func:`summary_rows` (its table).
 
 The recipe is what FORESEE's ``DarkPhoton`` model does (Kling & Trojanowski, arXiv:2105.07077):
 the A′ count per POT at mass m is Σ_P N_P BR(P → γA′) + N_ρ |mixing|² + bremsstrahlung, with
@@ -31,7 +32,7 @@ dominance: Γ(V → ee) = 4πα² M_V / (3 g_V²); for the ρ 3Γ_ee/(αM_ρ) = 
 0.0036). Integrated over a narrow peak the mixing term gives N_V (3π M_V / 2α) BR(V → ee):
 what Eq. 6 returns from the V → ℓℓ peak of the data (tests). The proton bremsstrahlung is
 :func:`gammastar.physics.bremsstrahlung.aprime_yield_per_pot` (the ``theory.brems_aprime``
-curve's central value).
+curve's central value; :func:`brems_interpolated` evaluates it fast).
 
 Every channel is averaged over each mass bin of the data-driven table (Gauss–Legendre on
 sub-intervals of at most :data:`MAX_STEP`, finer than the ω width): Eq. 6 is the bin's count
@@ -52,7 +53,9 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
 from gammastar.physics import aprime_meson
+from gammastar.physics import bremsstrahlung as br
 from gammastar.physics.aprime_meson import pdg_branching_ratio
+from gammastar.physics.bremsstrahlung import BremsSettings
 from gammastar.physics.constants import ALPHA_EM, PDGID, mass, width
 from gammastar.physics.target import interaction_probability
 
@@ -235,6 +238,30 @@ def recipe(
         )
         for c in channels
     }
+
+
+def brems_interpolated(
+    settings: BremsSettings, lo: float, hi: float, n: int = 160
+) -> Callable[[NDArray[np.float64]], NDArray[np.float64]]:
+    """:func:`gammastar.physics.bremsstrahlung.aprime_yield_per_pot` for masses in [lo, hi], fast:
+    the part without |F_1(m²)|² (smooth in m) on ``n`` log-spaced masses, interpolated in
+    log–log, times |F_1(m²)|² (the narrow ω pole) at each mass; the approach of
+    :func:`gammastar.physics.bremsstrahlung.mcp_yield_per_pot`. Agrees with the direct
+    quadrature to 2e-4 relative (tests)."""
+    st = settings
+    grid = np.geomspace(max(lo, 1e-4), hi, n)
+    smooth = st.interaction_probability * st.normalisation * br.emission_probability(
+        grid, beam_energy=st.beam_energy, z_range=(st.z_min, st.z_max), pt_max=st.pt_max,
+        cutoff=st.cutoff, form_factor=False,
+    )  # fmt: skip
+    log_grid, log_smooth = np.log(grid), np.log(smooth)
+
+    def brems(m: NDArray[np.float64]) -> NDArray[np.float64]:
+        m = np.asarray(m, dtype=np.float64)
+        value = np.exp(np.interp(np.log(np.clip(m, grid[0], grid[-1])), log_grid, log_smooth))
+        return value * np.abs(br.timelike_form_factor(m)) ** 2
+
+    return brems
 
 
 # ------------------------------------------------------------------------- meson yields
