@@ -744,6 +744,8 @@ def _standard_recipe_block(doc: dict[str, Any], s: Section) -> None:
     headers = ["m_A′ (GeV)", "data-driven", "recipe", "ratio", "ratio, FORESEE's channels",
                "ratio, with form factors", "largest channel"]  # fmt: skip
     s.add(table(headers, [rows[i] for i in _pick(len(rows), 10)], "num"))
+    if len(rows) > 10:
+        s.add(details(f"all {len(rows)} mass bins", table(headers, rows, "num")))
     s.add('<p class="note">Per POT per ε², the recipe averaged over each bin (no mass '
           "resolution): next to the ω and φ compare the peak integrals "
           "(docs/explanation/standard-recipe.md).</p>")  # fmt: skip
