@@ -617,6 +617,26 @@ def test_yields_section_shows_lepton_universality(tmp_path: Path, png_bytes: byt
     assert "runs/mu/yields.json" in yl
 
 
+def test_yields_section_shows_the_standard_recipe_ratio(tmp_path: Path, png_bytes: bytes) -> None:
+    # yields.json standard_recipe (gammastar.yields.standard_recipe): the report gives the
+    # meson yields' source and the ratio data-driven / recipe per mass with its error, as written
+    from gammastar.yields.standard_recipe import MesonYields, standard_recipe_section
+
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    doc = json.loads((run / "yields.json").read_text())
+    mesons = MesonYields({"eta": 1e-3, "omega": 1e-3}, {"kind": "mock_<parametric>"})
+    doc["standard_recipe"] = standard_recipe_section(doc["aprime"], mesons)
+    (run / "yields.json").unlink()
+    write_json(run / "yields.json", doc)
+    yl = _section(build_report(_config(tmp_path, run)).path.read_text(), "yields")
+    assert "Data-driven A′ yield / standard generator-level recipe" in yl
+    assert "mock_&lt;parametric&gt;" in yl  # escaped
+    sr = doc["standard_recipe"]
+    r, e = sr["ratio_data_driven"][0], sr["ratio_data_driven_err"][0]
+    assert f"{r:.3f} ± {e:.2g}" in yl  # the first bin's ratio (report.fmt_err)
+
+
 def test_the_yields_section_names_an_external_sigma_y_escaped():
     """The extrapolation's σ_y in the yields section: its value ± error, and the source of an
     external σ_y (yields.json ``extrapolation.y_sigma_external``) HTML-escaped; nothing

@@ -127,6 +127,7 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(YIELDS_MCP_CSV, "csv", "yields", doc="χχ̄ yields as a table"),
         Artifact("figures/yields_aprime.png", "png", "yields", tracked=False),
         Artifact("figures/yields_mcp.png", "png", "yields", tracked=False),
+        Artifact("figures/yields_standard_recipe.png", "png", "yields", tracked=False),
         Artifact(FLOW_MODEL, "pt", "train", doc="flow weights (state_dict)"),
         Artifact(FLOW_META, "json", "train", "flow_meta.json", doc="flow architecture, meta"),
         Artifact(FLOW_HISTORY, "json", "train", "flow_history.json", tracked=False),
@@ -192,7 +193,7 @@ def stage_figures(stage: str) -> tuple[str, ...]:
     """The figures (``png``) ``stage`` writes under the run directory.
 
     Example:
-        >>> stage_figures("yields")
+        >>> stage_figures("yields")[:2]
         ('figures/yields_aprime.png', 'figures/yields_mcp.png')
     """
     return tuple(a.name for a in ARTIFACTS.values() if a.stage == stage and a.kind == "png")

@@ -76,9 +76,7 @@ from gammastar.report.reading import (
     _section_of,
     find_figures,
 )
-from gammastar.report.summary import (
-    _summary,
-)
+from gammastar.report.summary import _summary
 
 __all__ = ["SECTION_BUILDERS", "ReportResult", "build_report", "render"]
 

@@ -9,9 +9,7 @@ from typing import Any
 
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
-from gammastar.report.layout import (
-    CUTFLOW_LABELS,
-)
+from gammastar.report.layout import CUTFLOW_LABELS
 from gammastar.report.markup import (
     _flags_text,
     _is_number,
@@ -32,8 +30,6 @@ from gammastar.report.reading import (
     _pick,
     _section_json,
 )
-
-__all__ = []
 
 
 def _mock_section(cfg: Any, run: Path, s: Section) -> None:
@@ -411,8 +407,36 @@ def _yields_section(run: Path, s: Section) -> None:
     if isinstance(pol, dict):
         _polarisation_table(pol, s)
     _aprime_table(doc, s)
+    _standard_recipe_block(doc, s)
     _universality_block(doc, s)
     _mcp_table(doc, s)
+
+
+def _standard_recipe_block(doc: dict[str, Any], s: Section) -> None:
+    """The data-driven A′ yield / the standard generator-level recipe (``yields.json``
+    ``standard_recipe``, docs/explanation/standard-recipe.md) at about 10 masses."""
+    sr, ap = doc.get("standard_recipe"), doc.get("aprime")
+    if not isinstance(sr, dict) or not isinstance(ap, dict):
+        return
+    from gammastar.yields.standard_recipe import summary_rows
+
+    src = sr.get("meson_yields_source") if isinstance(sr.get("meson_yields_source"), dict) else {}
+    s.add("<h3>Data-driven A′ yield / standard generator-level recipe</h3>")
+    mesons = sr.get("meson_yields_per_pot") or {}
+    s.add(kv_table([("meson yields from", fmt(src.get("kind"))), ("how", fmt(src.get("detail"))),
+                    ("mesons per POT", ", ".join(f"{k} {fmt(v, '.3g')}" for k, v in mesons.items()))]))  # fmt: skip
+    rows = [(fmt(r["mass"], ".3f"), fmt(r["data"], ".3e"), fmt(r["standard"], ".3e"),
+             fmt_err(r["ratio"], r["ratio_err"], ".3f"), fmt(r["ratio_foresee"], ".3f"),
+             fmt(r["ratio_form_factors"], ".3f"), fmt(r["dominant"]))
+            for r in summary_rows(sr, ap)]  # fmt: skip
+    headers = ["m_A′ (GeV)", "data-driven", "recipe", "ratio", "ratio, FORESEE's channels",
+               "ratio, with form factors", "largest channel"]  # fmt: skip
+    s.add(table(headers, [rows[i] for i in _pick(len(rows), 10)], "num"))
+    if len(rows) > 10:
+        s.add(details(f"all {len(rows)} mass bins", table(headers, rows, "num")))
+    s.add('<p class="note">Per POT per ε², the recipe averaged over each bin (no mass '
+          "resolution): next to the ω and φ compare the peak integrals "
+          "(docs/explanation/standard-recipe.md).</p>")  # fmt: skip
 
 
 def _universality_block(doc: dict[str, Any], s: Section) -> None:

@@ -26,8 +26,6 @@ from gammastar.report.reading import (
     _section_json,
 )
 
-__all__ = []
-
 
 def _flow_section(run: Path, s: Section) -> None:
     meta_path = run / rundir.FLOW_META

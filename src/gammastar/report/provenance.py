@@ -30,9 +30,7 @@ from gammastar.report.markup import (
     kv_table,
     table,
 )
-from gammastar.report.reading import (
-    _num,
-)
+from gammastar.report.reading import _num
 
 __all__ = ["package_versions"]
 

@@ -29,8 +29,6 @@ from gammastar.report.reading import (
     _section_json,
 )
 
-__all__ = []
-
 
 def _acceptance_section(run: Path, s: Section) -> None:
     path = run / rundir.ACCEPTANCE

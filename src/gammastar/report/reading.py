@@ -109,6 +109,8 @@ def _caption(rel: str) -> str:
         "mock_pt": "Mock pair-pT spectra",
         "yields_aprime": "A′ yield per POT per ε² (paper Fig. 2 analogue)",
         "yields_mcp": "χχ̄ yield per POT per Q² (paper Fig. 3 analogue)",
+        "yields_standard_recipe": "Data-driven A′ yield beside the standard recipe (meson "
+        "decays, vector-meson mixing, bremsstrahlung) and their ratio against mass",
         "flow_loss": "Flow training and validation loss per epoch",
         "flow_kl": "k-NN KL divergence of the flow vs data, with data-vs-data bands (Fig. 4)",
         "flow_kinematics": "qT and E of the flow vs data in mass windows (Fig. 5 analogue)",

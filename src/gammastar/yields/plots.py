@@ -1,4 +1,5 @@
-"""Figures of the yields stage: the analogues of the paper's Fig. 2 (A′) and Fig. 3 (χχ̄).
+"""Figures of the yields stage: the analogues of the paper's Fig. 2 (A′) and Fig. 3 (χχ̄), and
+the data-driven A′ yield beside the standard generator-level recipe (:func:`plot_standard_recipe`).
 
 Both take the ``yields.json`` document (:func:`gammastar.yields.stage.compute_yields`) and
 draw in the package's figure style (:func:`gammastar.core.figures.figure_style`) on log
@@ -88,6 +89,10 @@ def plot_aprime(doc: dict[str, Any], path: str | os.PathLike[str], *, force: boo
         ax.fill_between(
             m, _pos(th["low"]), _pos(th["high"]), color="tab:red", alpha=0.25, label=lab
         )
+    sr = doc.get("standard_recipe")
+    if isinstance(sr, dict):
+        ax.stairs(_pos(sr["per_pot_per_eps2"]), np.asarray(sr["bin_edges"], dtype=float),
+                  color="tab:blue", lw=1.5, label="standard recipe (meson decays, mixing, brems)")  # fmt: skip
     ax.set_yscale("log")
     ax.set_xlabel(r"$m_{A'}$ [GeV]")
     ax.set_ylabel(r"$N_{A'} / (N_{\mathrm{POT}}\, \varepsilon^2)$")
@@ -144,4 +149,66 @@ def plot_mcp(doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool =
     ax.set_ylabel(r"$N_{\chi\bar\chi} / (N_{\mathrm{POT}}\, Q_\chi^2)$")
     ax.set_title(r"$\chi\bar\chi$ yield per POT" + _phase_space_line(doc), fontsize=18)
     ax.legend(fontsize=14)
+    _save(fig, path, force, doc.get("meta"))
+
+
+# the channels drawn one by one (the others are in the total)
+_RECIPE_LINES = (
+    ("pi0", r"$\pi^0 \to \gamma A'$", "tab:orange"),
+    ("eta", r"$\eta \to \gamma A'$", "tab:green"),
+    ("omega", r"$\omega \to \pi^0 A'$", "tab:purple"),
+    ("rho_mixing", r"$A'$–$\rho$ mixing", "tab:brown"),
+    ("omega_mixing", r"$A'$–$\omega$ mixing", "tab:pink"),
+    ("phi_mixing", r"$A'$–$\phi$ mixing", "tab:olive"),
+    ("brems", "p bremsstrahlung", "tab:red"),
+)
+
+
+@figure_style()
+def plot_standard_recipe(
+    doc: dict[str, Any], path: str | os.PathLike[str], *, force: bool = False
+) -> None:
+    """The data-driven A′ yield (Eq. 6) beside the standard recipe (``standard_recipe``), its
+    main channels and, below, the ratio data-driven / standard against mass: with |F| = 1
+    (FORESEE's convention) and with the decays' transition form factors."""
+    from matplotlib.figure import Figure
+
+    sr, ap = doc["standard_recipe"], doc["aprime"]
+    edges = np.asarray(sr["bin_edges"], dtype=float)
+    y = _pos(ap["per_pot_per_eps2"])
+    fig = Figure(figsize=(9, 9))
+    ax, rx = fig.subplots(
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [2.2, 1], "hspace": 0.05}
+    )
+    ax.stairs(y, edges, color="black", lw=2, label="data-driven (Eq. 6)")
+    ax.stairs(_pos(sr["per_pot_per_eps2"]), edges, color="tab:blue", lw=2,
+              label="standard recipe, all channels")  # fmt: skip
+    if "per_pot_per_eps2_foresee" in sr:
+        ax.stairs(_pos(sr["per_pot_per_eps2_foresee"]), edges, color="tab:blue", lw=1.2, ls=":",
+                  label="FORESEE's channels only")  # fmt: skip
+    for key, label, color in _RECIPE_LINES:
+        if key in sr["channels"]:
+            ax.stairs(_pos(sr["channels"][key]), edges, color=color, lw=1, ls="--", label=label)
+    ax.set_yscale("log")
+    finite = y[np.isfinite(y)]
+    if finite.size:
+        ax.set_ylim(finite.min() / 30, finite.max() * 5)
+    ax.set_ylabel(r"$N_{A'} / (N_{\mathrm{POT}}\, \varepsilon^2)$")
+    src = sr.get("meson_yields_source", {}).get("kind", "?")
+    ax.set_title(f"Data-driven vs standard recipe (mesons per POT: {src})", fontsize=16)
+    ax.legend(fontsize=10, ncol=2)
+    r, re = _pos(sr["ratio_data_driven"]), np.nan_to_num(_pos(sr["ratio_data_driven_err"]))
+    rx.stairs(r, edges, color="tab:blue", lw=1.5, label=r"|F| = 1 (FORESEE)")
+    rx.stairs(r + re, edges, baseline=np.clip(r - re, 1e-3, None), fill=True, color="tab:blue",
+              alpha=0.25)  # fmt: skip
+    rff = sr.get("ratio_data_driven_form_factors")
+    if rff is not None:
+        rx.stairs(_pos(rff), edges, color="black", lw=1.2, label="with form factors")
+    rx.axhline(1.0, color="grey", lw=1)
+    rx.set_yscale("log")
+    rx.set_ylim(0.1, 20)
+    rx.set_ylabel("data / recipe")
+    rx.set_xlabel(r"$m_{A'}$ [GeV]")
+    rx.set_xlim(edges[0], edges[-1])
+    rx.legend(fontsize=10)
     _save(fig, path, force, doc.get("meta"))

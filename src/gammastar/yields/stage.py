@@ -3,7 +3,7 @@ r"""Data-driven A′ and χχ̄ yields per proton on target (paper Eqs. 6 and 8;
 Offers the pure yield functions with typed results: :func:`aprime_yield` and
 :func:`aprime_yield_from_pairs` (Eq. 6, :class:`AprimeYield`), :func:`mcp_yield_from_hist` and
 :func:`mcp_yield_from_pairs` (Eq. 8, :class:`McpYield`); N_POT (:func:`resolve_n_pot`), the
-comparison curves (:func:`theory_curves`); and the ``gammastar yields`` stage
+comparison curves (:func:`theory_curves`, :func:`standard_recipe`); and the ``gammastar yields`` stage
 :func:`compute_yields`, a thin orchestration (:func:`read_yield_inputs`, the yields,
 :func:`yields_document`, the writers) returning a :class:`YieldsResult`. The errors
 (``stat_err``, ``bkg_sub_err``) and the flags are documented in docs/explanation/method.md.
@@ -38,7 +38,12 @@ from gammastar.physics.kinematics import aprime_factor, mcp_factor
 from gammastar.physics.millicharge import meson_branching_ratio
 from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
-from gammastar.yields.plots import plot_aprime, plot_mcp
+from gammastar.yields.plots import plot_aprime, plot_mcp, plot_standard_recipe
+from gammastar.yields.standard_recipe import (
+    brems_interpolated,
+    meson_yields_from_meta,
+    standard_recipe_section,
+)
 from gammastar.yields.uncertainties import yield_uncertainties
 from gammastar.yields.universality import combine, combine_channels, compare_aprime
 
@@ -566,11 +571,10 @@ def _file_n_pot(path: Path, meta: dict[str, Any], flavour: str | None, k: float)
 
 
 # --------------------------------------------------------------------------- theory
-def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) -> dict[str, Any]:
-    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (docs/explanation/physics.md §8)."""
-
+def _brems_settings(cfg: AnalysisConfig) -> br.BremsSettings:
+    """The bremsstrahlung curve's settings (``beam``, ``yields.brems_*``)."""
     y = cfg.yields
-    st = br.BremsSettings(
+    return br.BremsSettings(
         beam_energy=cfg.beam.energy,
         interaction_lengths=cfg.beam.interaction_lengths,
         z_min=y.brems_z_min,
@@ -580,6 +584,39 @@ def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) 
         band_factor=y.brems_band_factor,
         normalisation=y.brems_normalisation,
     )
+
+
+def standard_recipe(cfg: AnalysisConfig, aprime: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``yields.json`` ``standard_recipe``: the generator-level recipe on ``aprime``'s mass bins
+    (:func:`gammastar.yields.standard_recipe.standard_recipe_section`) with the mesons per POT
+    of the input files' mock ``meta`` and the bremsstrahlung curve's settings; None (logged)
+    when no input file carries them (real data: no generator behind it)."""
+    metas = []
+    for path in _input_paths(cfg):
+        meta = _meta_from_root(path) if path.exists() else None
+        if meta is not None:
+            metas.append((str(path), meta))
+    if not metas:
+        log.info("yields: no standard-recipe comparison (no input file carries a mock 'meta')")
+        return None
+    try:
+        mesons = meson_yields_from_meta(metas)
+    except InputError as err:
+        log.warning("yields: no standard-recipe comparison (%s)", err)
+        return None
+    st = _brems_settings(cfg)
+    edges = np.asarray(aprime["bin_edges"], dtype=np.float64)
+    return standard_recipe_section(
+        aprime, mesons, brems=brems_interpolated(st, float(edges[0]), float(edges[-1])),
+        brems_settings={**dataclasses.asdict(st), "curve": "theory.brems_aprime (central)"},
+    )  # fmt: skip
+
+
+def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) -> dict[str, Any]:
+    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (docs/explanation/physics.md §8)."""
+
+    y = cfg.yields
+    st = _brems_settings(cfg)
     lo = min(float(aprime_mass.min(initial=1.0)), 0.2)
     hi = max(float(aprime_mass.max(initial=0.2)), 1.2)
     grid = np.linspace(lo, hi, 300)
@@ -893,14 +930,15 @@ def compute_yields(
     Reads ``histograms.root`` (``unfolded_m``, ``comb_m``, ``signal_m``) and, when present,
     ``pairs.parquet``; writes ``yields.json`` (public contract, docs/reference/outputs.md), ``yields_aprime.csv``,
     ``yields_mcp.csv`` and with ``plots`` the Fig. 2/3 analogues ``figures/yields_aprime.png``,
-    ``figures/yields_mcp.png``.
+    ``figures/yields_mcp.png`` and, with a standard recipe, ``figures/yields_standard_recipe.png``.
 
     Arguments:
         config: the analysis config (object or YAML path).
         output: run directory (default: the config's).
         force: overwrite existing outputs.
         plots: also draw the figures.
-        theory: compute the bremsstrahlung / π0 / J/ψ comparison curves (in ``theory``).
+        theory: compute the bremsstrahlung / π0 / J/ψ comparison curves (in ``theory``) and
+            the standard generator-level recipe (``standard_recipe``).
 
     Returns:
         A :class:`YieldsResult`: ``yields.json``, its document (``.document``) and the typed
@@ -1122,6 +1160,7 @@ def yields_document(
         doc["uncertainties"] = _uncertainties(cfg, doc, inp, fiducial=fid is not None)
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
+        doc["standard_recipe"] = standard_recipe(cfg, doc["aprime"])
     if cfg.yields.compare_with is not None:  # lepton universality
         other = cfg.resolve(cfg.yields.compare_with)
         doc.update(_universality(doc["aprime"], other, cfg.input.lepton, cfg.yields))
@@ -1208,6 +1247,8 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
 
         plot_aprime(dict(res.document), cfg.output_dir / FIGURES[0], force=force)
         plot_mcp(dict(res.document), cfg.output_dir / FIGURES[1], force=force)
+        if res.document.get("standard_recipe"):
+            plot_standard_recipe(dict(res.document), cfg.output_dir / FIGURES[2], force=force)
 
 
 def _uncertainties(
@@ -1292,6 +1333,7 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
         doc["uncertainties"] = _combined_uncertainties(per, comb)
     if theory:
         doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
+        doc["standard_recipe"] = standard_recipe(cfg, doc["aprime"])
     inputs = list(dict.fromkeys(p for c in chans for p in per[c]["inp"].inputs))
     meta_inp = dataclasses.replace(
         first["inp"], consistent=all(bool(per[c]["inp"].consistent) for c in chans),

@@ -29,11 +29,7 @@ from gammastar.yields.extrapolation.model import (
     _grid_in_f,
     fiducial_fraction,
 )
-from gammastar.yields.extrapolation.result import (
-    _none_nan,
-)
-
-__all__ = []
+from gammastar.yields.extrapolation.result import _none_nan
 
 
 def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0) -> NDArray:

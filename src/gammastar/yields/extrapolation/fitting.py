@@ -37,9 +37,7 @@ from gammastar.yields.extrapolation.model import (
     MIN_EFF_PAIRS,
     fiducial_fraction,
 )
-from gammastar.yields.extrapolation.reference import (
-    _Reference,
-)
+from gammastar.yields.extrapolation.reference import _Reference
 from gammastar.yields.extrapolation.result import (
     _OTHER,
     ERROR_METHODS,

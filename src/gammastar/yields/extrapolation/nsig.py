@@ -15,18 +15,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
 from gammastar.physics.decay import decay_probability
-from gammastar.yields.extrapolation.fit import (
-    _dlogp,
-)
+from gammastar.yields.extrapolation.fit import _dlogp
 from gammastar.yields.extrapolation.model import (
     FORMS,
     NOMINAL,
     _grid_in_f,
     fiducial_fraction,
 )
-from gammastar.yields.extrapolation.result import (
-    Extrapolation,
-)
+from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = ["NsigErrorSettings", "nsig_error_parts", "nsig_lambda_theta", "nsig_relative_error", "per_sample_acceptance"]
 

@@ -23,9 +23,7 @@ from gammastar.yields.extrapolation.reference import (
     _Reference,
     reference_draws,
 )
-from gammastar.yields.extrapolation.result import (
-    Extrapolation,
-)
+from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = ["refit", "refit_fractions", "refit_moves"]
 

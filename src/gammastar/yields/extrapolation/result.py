@@ -10,9 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.yields.extrapolation.model import (
-    MODEL_NAME,
-)
+from gammastar.yields.extrapolation.model import MODEL_NAME
 
 __all__ = ["ERROR_METHODS", "ERROR_REFERENCES", "Extrapolation"]
 

@@ -11,12 +11,8 @@ from numpy.typing import NDArray
 
 from gammastar.errors import InputError
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.yields.extrapolation.model import (
-    MODEL_NAME,
-)
-from gammastar.yields.extrapolation.result import (
-    Extrapolation,
-)
+from gammastar.yields.extrapolation.model import MODEL_NAME
+from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = ["ExtrapolatedSampler", "RecordingSampler", "sample_accepted"]
 
