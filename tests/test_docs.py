@@ -7,6 +7,7 @@ needs the ``docs`` extra and skips without it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -33,6 +34,63 @@ def test_generated_references_are_up_to_date():
         check=False,
     )
     assert run.returncode == 0, run.stderr + run.stdout
+
+
+def _schema_keys(node: object, path: str = "") -> list[tuple[str, dict]]:
+    """(dotted path, schema) of every named key of a JSON Schema, at any depth: each property,
+    and each definition that has properties of its own."""
+    out: list[tuple[str, dict]] = []
+    if isinstance(node, dict):
+        for name, sub in (node.get("properties") or {}).items():
+            key = f"{path}.{name}" if path else name
+            out.append((key, sub))
+            out += _schema_keys(sub, key)
+        for word in ("allOf", "anyOf", "oneOf"):
+            for sub in node.get(word) or []:
+                out += _schema_keys(sub, path)
+        for word in ("additionalProperties", "items"):
+            if isinstance(node.get(word), dict):
+                out += _schema_keys(node[word], f"{path}.<name>" if word[0] == "a" else f"{path}[]")
+        for name, sub in (node.get("definitions") or {}).items():
+            out += _schema_keys(sub, name)
+    return out
+
+
+def test_every_output_key_is_described_in_the_reference():
+    """Every key of every JSON Schema of the run directory's files (src/gammastar/schemas)
+    says what it means (`description`: meaning and unit), and docs/reference/outputs.md, the
+    page generated from the schemas, has a row for it with that text."""
+    from gammastar.core import artifacts, rundir
+
+    folder = rundir.SCHEMA_DIR / str(artifacts.SCHEMA_VERSION)
+    page = (DOCS / "reference" / "outputs.md").read_text(encoding="utf-8")
+    cells = [re.split(r"(?<!\\)\|", ln)[1:-1] for ln in page.splitlines() if ln.startswith("| `")]
+    rows = {c[0].strip().strip("`"): c[-1] for c in cells}
+    files = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")}
+
+    def described(sub: dict, base: str) -> bool:  # its own text, or that of what it refers to
+        if sub.get("description"):
+            return True
+        file, _, pointer = sub.get("$ref", "").partition("#")
+        target = files.get(file or base) if "$ref" in sub else None
+        for part in pointer.strip("/").split("/") if target and pointer else []:
+            target = target[part]
+        return bool(target and target.get("description"))
+
+    undescribed, missing = [], []
+    n = 0
+    for name, schema in sorted(files.items()):
+        for key, sub in _schema_keys(schema):
+            n += 1
+            if not described(sub, name):
+                undescribed.append(f"{name}: {key}")
+            last = key.rsplit(".", 1)[-1]
+            if not any(r in (key, last) or r.endswith(f".{last}") for r in rows):
+                missing.append(f"{name}: {key}")
+    assert n > 200, n  # the walk found the schemas' keys
+    assert not undescribed, "keys without a description:\n" + "\n".join(undescribed)
+    assert not missing, "keys missing from docs/reference/outputs.md:\n" + "\n".join(missing)
+    assert not [k for k, text in rows.items() if text.strip() in {"", "—"}], "an empty meaning"
 
 
 def _nav_pages(nav: object) -> list[str]:
