@@ -76,12 +76,22 @@ def md_text(doc: str | None) -> str:
     return text.replace("|", r"\|")
 
 
+_BULLET = re.compile(r"^[*-] ", re.MULTILINE)
+
+
 def md_paragraphs(doc: str | None) -> str:
-    """A docstring as Markdown paragraphs (outside a table)."""
+    """A docstring as Markdown paragraphs (outside a table); a paragraph of ``*`` or ``-``
+    items stays a list, one item a line."""
     if not doc:
         return ""
-    paragraphs = inspect.cleandoc(doc).split("\n\n")
-    return "\n\n".join(md_text(p).replace(r"\|", "|") for p in paragraphs)
+    out = []
+    for p in inspect.cleandoc(doc).split("\n\n"):
+        if _BULLET.match(p):
+            items = [i for i in _BULLET.split(p) if i.strip()]
+            out.append("\n".join("- " + md_text(i).replace(r"\|", "|") for i in items))
+        else:
+            out.append(md_text(p).replace(r"\|", "|"))
+    return "\n\n".join(out)
 
 
 def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -226,6 +236,10 @@ def type_text(annotation: Any, meta: list[Any] | None = None) -> str:
     if registry:
         return registry
     bounds = _bounds(meta)
+    if annotation is str and bounds.startswith("at least "):  # a length of a string
+        n = int(bounds.split()[2].rstrip(","))
+        bounds = bounds.replace(f"at least {n} item{'s' if n > 1 else ''}", "", 1).strip(", ")
+        annotation = "non-empty str" if n == 1 else f"str of at least {n} characters"
     args = typing.get_args(annotation)
     if annotation is type(None):
         text = "null"
@@ -245,6 +259,8 @@ def type_text(annotation: Any, meta: list[Any] | None = None) -> str:
         text = "section"
     elif annotation is Any:
         text = "any"
+    elif isinstance(annotation, str):
+        text = annotation
     elif inspect.isclass(annotation):
         text = annotation.__name__
     else:
@@ -659,6 +675,35 @@ HISTOGRAM_DOCS: dict[str, str] = {
 are checked against the schema's required names."""
 
 
+FILE_DOCS: dict[str, str] = {
+    "figures/yields_aprime.png": "the A′ yield per POT per ε² against mass, with the theory curves",
+    "figures/yields_standard_recipe.png": (
+        "the data-driven A′ yield beside the standard generator-level recipe, its main channels "
+        "and their ratio against mass"
+    ),
+    "figures/yields_mcp.png": "the χχ̄ yield per POT per Q² against the χ mass",
+    "flow/history.json": "the training and validation loss per epoch",
+    "flow/loss.png": "the loss curves of `flow/history.json`",
+    "figures/flow_kl.png": "model-vs-data KL per mass with the data-vs-data bands",
+    "figures/flow_kinematics.png": "q_T and E of the data and the flow at `validate.figure_masses`",
+    "workspaces/index.json": "the pyhf workspace file of each mass point",
+    "figures/reach.png": "the (m, ε) exclusion with its bands and the published bounds",
+    "figures/aprime_decays.png": "A′ branching ratios and lifetime against mass",
+    "figures/reach_impact.png": "each nuisance's effect on the median expected limit",
+    "figures/reach_flow_closure.png": "the flow's acceptance against its training pairs'",
+    "acceptance_ctau.json": "the acceptance of `acceptance_ctau.npz` as JSON",
+    "figures/acceptance_ctau.png": "acceptance against cτ at a few masses",
+    "figures/acceptance_reldiff.png": "relative acceptance difference of two samplers in (m, cτ)",
+    "figures/reach_mcp.png": "the χ detection reach in (m_χ, Q)",
+    "figures/reach_idm.png": "the iDM reach in (m₁, y)",
+    ".gammastar/*.json": "the pipeline's record of each finished stage (what it read and wrote)",
+    "flow/ensemble/*/meta.json": "with `uncertainties.kinematic_model`: each ensemble member's flow",
+    "flow/ensemble/*/history.json": "each member's training history",
+}
+"""What the files without a ``doc`` in ``gammastar.core.rundir.ARTIFACTS`` hold (figures and
+by-products)."""
+
+
 def _schema_dir() -> Path:
     from gammastar.core import artifacts, rundir
 
@@ -740,12 +785,8 @@ class _Schemas:
         shared = self.shared_object(node, base)
         if shared:
             target, _ = self.resolve(node, base)
-            yield (
-                code(prefix),
-                self.type_of(node, base),
-                "yes" if required else "",
-                md_text(target.get("description")) if target.get("description") else "",
-            )
+            desc = node.get("description") or target.get("description")
+            yield (code(prefix), self.type_of(node, base), "yes" if required else "", md_text(desc))
             return
         node, base = self.resolve(node, base)
         parts = [(node, base)]
@@ -764,27 +805,28 @@ class _Schemas:
             need |= set(part.get("required", []))
             if isinstance(part.get("additionalProperties"), dict):
                 extra = (part["additionalProperties"], pbase)
+        # a mapping whose values have keys of their own gets rows for them (`<name>`); one of
+        # plain values (numbers, arrays) is described by its own row, its type says the values'
+        value_rows = False
+        if extra is not None:
+            sub, sbase = extra
+            resolved, _ = self.resolve(sub, sbase)
+            value_rows = "properties" in resolved or bool(self.shared_object(sub, sbase))
         if prefix:
             if kinds:
                 kind = " and ".join(kinds) + (", and the keys below" if props else "")
+            elif extra is not None and not value_rows and not props:
+                kind = f"object of {self.type_of(*extra)}"
             else:
                 kind = "object" if props else self.type_of(node, base)
-            yield (code(prefix), kind, "yes" if required else "", md_text(desc) if desc else "")
+                if props and "null" in (node.get("type") or []):
+                    kind += " or null"
+            yield (code(prefix), kind, "yes" if required else "", md_text(desc))
         for key, (sub, sbase) in props.items():
             yield from self.rows(sub, sbase, f"{prefix}.{key}" if prefix else key, key in need)
-        if extra is not None and prefix:
+        if extra is not None and prefix and value_rows:
             sub, sbase = extra
-            resolved, _ = self.resolve(sub, sbase)
-            if "properties" in resolved and not self.shared_object(sub, sbase):
-                yield from self.rows(sub, sbase, f"{prefix}.<name>", False)
-            else:
-                doc = resolved.get("description")
-                yield (
-                    code(f"{prefix}.<name>"),
-                    self.type_of(sub, sbase),
-                    "",
-                    md_text(doc) if doc else "",
-                )
+            yield from self.rows(sub, sbase, f"{prefix}.<name>", False)
         items = node.get("items")
         if isinstance(items, dict) and "properties" in self.resolve(items, base)[0]:
             yield from self.rows(items, base, f"{prefix}[]", False)
@@ -833,11 +875,12 @@ def outputs_reference() -> str:
                 code(a.stage) if a.stage else "`report`",
                 "yes" if a.tracked else "",
                 schema,
-                md_text(a.doc) if a.doc else "",
+                md_text(a.doc or FILE_DOCS.get(a.name)),
             )
         )
     for pattern, schema in rundir.SCHEMA_OF_PATTERN.items():
-        rows.append((code(pattern), "json", "", "", f"[{code(schema)}](#{slug(schema)})", ""))
+        doc = md_text(FILE_DOCS.get(pattern))
+        rows.append((code(pattern), "json", "", "", f"[{code(schema)}](#{slug(schema)})", doc))
     rows.append(
         (
             code(f"{rundir.WORKSPACES_DIR}/m_<mass>.json"),
@@ -895,6 +938,9 @@ def outputs_reference() -> str:
             ]
         else:
             rows = list(schemas.rows(doc, name, "", True))
+        undescribed = [r[0] for r in rows if r[3] == UNKNOWN]
+        if undescribed:
+            raise SystemExit(f"docs/_generate.py: describe {name}'s keys {undescribed}")
         parts.append(table(("key", "type", "required", "meaning"), rows) + "\n")
     return "\n".join(parts)
 

@@ -7,6 +7,7 @@ needs the ``docs`` extra and skips without it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -33,6 +34,120 @@ def test_generated_references_are_up_to_date():
         check=False,
     )
     assert run.returncode == 0, run.stderr + run.stdout
+
+
+def _schema_keys(node: object, path: str = "") -> list[tuple[str, dict]]:
+    """(dotted path, schema) of every named key of a JSON Schema, at any depth: each property,
+    and each definition that has properties of its own."""
+    out: list[tuple[str, dict]] = []
+    if isinstance(node, dict):
+        for name, sub in (node.get("properties") or {}).items():
+            key = f"{path}.{name}" if path else name
+            out.append((key, sub))
+            out += _schema_keys(sub, key)
+        for word in ("allOf", "anyOf", "oneOf"):
+            for sub in node.get(word) or []:
+                out += _schema_keys(sub, path)
+        for word in ("additionalProperties", "items"):
+            if isinstance(node.get(word), dict):
+                out += _schema_keys(node[word], f"{path}.<name>" if word[0] == "a" else f"{path}[]")
+        for name, sub in (node.get("definitions") or {}).items():
+            out += _schema_keys(sub, name)
+    return out
+
+
+def test_every_output_key_is_described_in_the_reference():
+    """Every key of every JSON Schema of the run directory's files (src/gammastar/schemas)
+    says what it means (`description`: meaning and unit), and docs/reference/outputs.md, the
+    page generated from the schemas, has a row for it with that text."""
+    from gammastar.core import artifacts, rundir
+
+    folder = rundir.SCHEMA_DIR / str(artifacts.SCHEMA_VERSION)
+    page = (DOCS / "reference" / "outputs.md").read_text(encoding="utf-8")
+    cells = [re.split(r"(?<!\\)\|", ln)[1:-1] for ln in page.splitlines() if ln.startswith("| `")]
+    rows = {c[0].strip().strip("`"): c[-1] for c in cells}
+    files = {p.name: json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")}
+
+    def described(sub: dict, base: str) -> bool:  # its own text, or that of what it refers to
+        if sub.get("description"):
+            return True
+        file, _, pointer = sub.get("$ref", "").partition("#")
+        target = files.get(file or base) if "$ref" in sub else None
+        for part in pointer.strip("/").split("/") if target and pointer else []:
+            target = target[part]
+        return bool(target and target.get("description"))
+
+    undescribed, missing = [], []
+    n = 0
+    for name, schema in sorted(files.items()):
+        for key, sub in _schema_keys(schema):
+            n += 1
+            if not described(sub, name):
+                undescribed.append(f"{name}: {key}")
+            last = key.rsplit(".", 1)[-1]
+            if not any(r in (key, last) or r.endswith(f".{last}") for r in rows):
+                missing.append(f"{name}: {key}")
+    assert n > 200, n  # the walk found the schemas' keys
+    assert not undescribed, "keys without a description:\n" + "\n".join(undescribed)
+    assert not missing, "keys missing from docs/reference/outputs.md:\n" + "\n".join(missing)
+    assert not [k for k, text in rows.items() if text.strip() in {"", "—"}], "an empty meaning"
+
+
+def _quotes(pattern: str, reach: int = 150) -> list[tuple[str, str]]:
+    """(page, text) around every match of ``pattern`` in docs/ and README.md: ``reach``
+    characters either side, code blocks left out and line breaks joined."""
+    out = []
+    for page in _markdown_files():
+        text = " ".join(_FENCE.sub("", page.read_text(encoding="utf-8")).split())
+        for m in re.finditer(pattern, text):
+            around = text[max(0, m.start() - reach) : m.end() + reach]
+            out.append((str(page.relative_to(REPO)), around))
+    return out
+
+
+def test_the_n_pot_limit_the_pages_quote_is_the_code_s():
+    """Every page that quotes the zero-background 90% CL limit with a 20% log-normal N_POT
+    uncertainty quotes the number the exact construction gives (2.353 to the three digits the
+    pages print; ``tests/test_stats.py`` checks it against an independent quadrature)."""
+    from gammastar.reach.stats import Channel, Model, upper_limit
+
+    model = Model([Channel("mumu", [1.0], [1e-9], observed=[0])], n_pot_unc=0.2)
+    limit = f"{upper_limit(model, cl=0.9, method='exact').observed:.3f}"
+    quotes = _quotes(r"20% log-normal N_POT")
+    found: dict[str, set[str]] = {}
+    for page, text in quotes:  # 2.3x near the phrase: not 2.3026 (ln 10), not 2.996 (95% CL)
+        found.setdefault(page, set()).update(re.findall(r"\b2\.3\d{1,2}\b", text))
+    assert {"docs/explanation/physics.md", "docs/explanation/reach.md"} <= set(found), quotes
+    assert all(numbers == {limit} for numbers in found.values()), (limit, found)
+
+
+def test_the_demo_s_selection_line_is_the_same_on_every_page():
+    """The demo's summary line (README.md, the demo tutorial) is one run's: every page that
+    prints a `selection: N OS, ...` line of the demo prints the same counts."""
+    lines = set()
+    for page in (REPO / "README.md", DOCS / "tutorial" / "01-demo.md"):
+        lines |= set(re.findall(r"selection: \d+ OS, \d+ \+\+, \d+ -- pairs", page.read_text()))
+    assert len(lines) == 1, lines
+
+
+def test_installation_lists_every_extra_and_its_packages():
+    """docs/installation.md's table of extras names each extra of pyproject.toml with every
+    package it installs."""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    page = (DOCS / "installation.md").read_text(encoding="utf-8")
+    rows = {
+        m.group(1): m.group(2)
+        for m in re.finditer(r"^\| `([\w-]+)` \| ([^|]*) \|", page, re.MULTILINE)
+    }
+    for extra, packages in extras.items():
+        assert extra in rows, f"installation.md: no row for the extra {extra!r}"
+        for requirement in packages:
+            name = re.split(r"[<>=\[ ;]", requirement, maxsplit=1)[0]
+            assert name in rows[extra], f"installation.md: extra {extra!r} lacks {name}"
 
 
 def _nav_pages(nav: object) -> list[str]:

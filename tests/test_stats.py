@@ -52,9 +52,9 @@ def test_twenty_percent_n_pot_uncertainty():
     ref = optimize.brentq(lambda s: clsb(s) - 0.1, 2.0, 3.0)
     got = upper_limit(zero_obs(n_pot_unc=0.2), cl=0.9, method="exact").observed
     assert got == pytest.approx(ref, rel=1e-4)
-    # docs/explanation/physics.md §10: "about 2.36–2.41"; median-normalised σ = ln 1.2 gives 2.353, a
-    # mean-normalised log-normal 2.392: the same ballpark, above 2.30
-    assert 2.34 < got < 2.42
+    # the number docs/explanation/physics.md §10 and explanation/reach.md §4 quote (tests/test_docs.py
+    # checks that they quote this one): 2.353 to their three digits
+    assert got == pytest.approx(2.353, abs=5e-4)
 
 
 def test_poisson_closed_form_with_background():
