@@ -38,6 +38,7 @@ from gammastar.reach.bounds.remote import BoundUnavailable
 from gammastar.reach.bounds.table import MASS_UNITS, read_table
 
 log = logging.getLogger(__name__)
+_WARNED: set[str] = set()
 
 FORMATS: tuple[str, ...] = ("hepdata", "csv", "lmt", "polygon")
 _SUFFIXES = {".yaml": "hepdata", ".yml": "hepdata", ".csv": "csv", ".lmt": "lmt"}
@@ -146,7 +147,9 @@ def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
         try:
             out.append((read_entry(entry, config), entry.style))
         except BoundUnavailable as err:
-            log.warning("reach.compare_with: left out: %s", err)
+            if str(err) not in _WARNED:  # once per process: the reach reads the list twice
+                _WARNED.add(str(err))
+                log.warning("reach.compare_with: left out: %s", err)
     return out
 
 
