@@ -3,8 +3,9 @@ tables and CSV files read in GeV and ε whatever their units, drawn on the reach
 in the report, and a bad file refused with one line naming the file and the column.
 
 The bound files under tests/data/bounds are made-up numbers (their headers say so): the tests
-need a contour, not a published one. The one bound that ships (PHENIX's, from its HEPData
-record) is checked against its paper's stated limit.
+need a contour, not a published one. PHENIX's HEPData table (a copy beside the repository,
+../shared/data/bounds; skipped without it) is checked against its paper's stated limit; the
+other published formats and the HEPData download: tests/test_bounds_published.py.
 """
 
 from __future__ import annotations
@@ -19,12 +20,24 @@ from _scans import made_up_scan
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.reach.bounds import draw_bounds, published, read_bound, read_config_bounds
+from gammastar.reach.bounds import draw_bounds, read_bound, read_config_bounds
 from gammastar.reach.stage import ScanResult, plot_reach
 
 DATA = Path(__file__).parent / "data" / "bounds"
 ISLAND = DATA / "synthetic_island.yaml"
 BAND = DATA / "synthetic_band.csv"
+PHENIX = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bounds"
+    / "hepdata_ins1313628_phenix_figure5.yaml"
+)  # fmt: skip
+
+
+@pytest.fixture
+def phenix() -> Path:
+    """PHENIX's HEPData table, as the record ships it (skip when the copy is absent)."""
+    if not PHENIX.is_file():
+        pytest.skip(f"PHENIX's HEPData table is not at {PHENIX} (../shared/data/bounds)")
+    return PHENIX
 
 
 def test_a_hepdata_table_in_mev_and_eps_squared_is_read_in_gev_and_eps():
@@ -85,7 +98,7 @@ BAD = [
     ("twoeps.csv", "m [GeV], eps, epsilon\n0.3, 1, 2\n0.4, 1, 2\n", "suffixes low and high"),
     ("ragged.csv", "m [GeV], eps\n0.3\n", "data row 1 has 1 fields"),
     ("shape.csv", "# shape: island\nm [GeV], eps\n0.3, 1\n0.4, 1\n", "'# shape: island'"),
-    ("bounds.txt", "m [GeV], eps\n", "a bound file is .yaml"),
+    ("bounds.txt", "m [GeV], eps\n", "cannot tell the bound format from the suffix '.txt'"),
     (
         "bins.yaml",
         (
@@ -218,12 +231,12 @@ def test_the_report_lists_the_bounds_with_their_references(tmp_path):
     assert "gone.csv: bound file not found" in section  # a warning, the page still built
 
 
-def test_the_shipped_phenix_bound_reads_as_its_paper_states():
+def test_the_phenix_table_reads_as_its_paper_states(phenix):
     """The PHENIX limit (Phys. Rev. C 91 (2015) 031901, HEPData ins1313628 "Figure 5", 90% CL):
     one point per 1 MeV bin at the bins' centres, 30 to 90 MeV; the abstract's "upper limits
     of O(2×10⁻⁶) on U-γ mixing [ε²] at 90% CL for 30 < m_U < 90 MeV": every ε² of the table
     between 2×10⁻⁶ and 4×10⁻⁶, read as ε (square root); everything above it excluded."""
-    b = read_bound(published()["phenix_2015"])
+    b = read_bound(phenix)
     assert b.shape == "above"
     assert not b.closed
     assert b.mass == pytest.approx(np.arange(30, 91) * 1e-3, rel=1e-12)
@@ -249,20 +262,11 @@ def test_units_in_the_name_and_mass_bins_as_older_hepdata_records_write_them(tmp
     assert b.eps == pytest.approx([2e-3, 3e-3], rel=1e-12)
 
 
-def test_a_shipped_bound_by_name_and_an_unknown_name(tmp_path):
-    cfg = _config(tmp_path, ["phenix_2015"])
-    ((b, style),) = read_config_bounds(cfg)
-    assert b.source == published()["phenix_2015"]
-    assert style == "filled"
-    with pytest.raises(InputError, match=r"'phenix2015' is neither a bound file .*\(phenix_2015\)"):
-        read_config_bounds(_config(tmp_path, ["phenix2015"]))
-
-
-def test_an_upper_limit_is_filled_up_to_the_top_and_widens_the_plot_to_show_it():
+def test_an_upper_limit_is_filled_up_to_the_top_and_widens_the_plot_to_show_it(phenix):
     """shape above: the region from the curve up is grey (to ε = 1, the axis clips it); the
     reach figure's ε range, the scan's 1e-8 … 1e-3, grows to twice the bound's largest ε in
     the figure's mass range."""
-    b = read_bound(published()["phenix_2015"])
+    b = read_bound(phenix)
     scan = _scan(masses=np.linspace(0.02, 0.8, 7))
     fig = plot_reach(scan, None, bounds=[(b, "filled")])
     try:

@@ -283,3 +283,45 @@ def test_event_cross_section_is_the_facility_targets(tmp_path):
         plain.beam.sigma_inel_mb * 1e9 * 4.0 / 0.5e17, rel=1e-12
     )
     assert facility.reach.target.sigma_inel_mb != pytest.approx(plain.beam.sigma_inel_mb)
+
+
+# --------------------------------------------------------------------------- NuCal at 70 GeV
+def test_nucal_config_numbers_are_the_sourced_ones(repo_dir):
+    """NuCal (Z. Phys. C 51 (1991) 341): 70 GeV protons on iron, 1.71e18 POT, a 23 m decay
+    region 64 m behind the dump, 2.6 m in diameter; e+e- with 5 candidates on 3.5 expected."""
+    cfg = load(repo_dir, "nucal")
+    assert cfg.beam.energy == pytest.approx(70.0)  # the data's beam energy is NuCal's
+    assert cfg.reach.n_pot == pytest.approx(1.71e18)
+    assert cfg.reach.target_interaction_lengths == "dump"
+    tgt = cfg.reach.target
+    assert tgt.material == "Fe"
+    # PDG: Fe A = 55.845, λ_I = 132.1 g/cm²
+    assert tgt.sigma_inel_mb == pytest.approx(inelastic_cross_section_mb(55.845, 132.1), rel=1e-3)
+    geo = Geometry.from_config(cfg.detector)
+    vol, plane = geo.volume_shape(), geo.plane_shape()
+    assert vol.z_range == pytest.approx((64.0, 87.0))
+    assert vol.radius == pytest.approx(1.3)
+    assert plane.radius == pytest.approx(1.3)
+    assert plane.z > vol.z_range[1]
+    assert cfg.reach.channels == ["ee"]
+    assert cfg.reach.observed["ee"] == 5
+    assert cfg.reach.missing() == []
+    # its yields are the 70 GeV data run's
+    data = load_config(Path(repo_dir) / "analysis" / "na60_like_70gev.yaml")
+    assert os.path.normpath(cfg.base_dir / cfg.reach.yields) == os.path.normpath(
+        data.base_dir / data.output / "yields.json"
+    )
+
+
+def test_the_70_gev_mock_is_centred_on_its_own_beams_cm_rapidity(repo_dir):
+    """The mock's rapidity mean is a config key whose default (3.37) is 400 GeV's y_cm; the
+    70 GeV data config states its own: y_cm = asinh(p/m_p)/2 = 2.50 for 70 GeV protons, within
+    the 0.005 its two decimals allow, and the yields' extrapolation takes y_cm from beam.energy."""
+    from gammastar.physics.kinematics import cm_rapidity
+
+    data = load_config(Path(repo_dir) / "analysis" / "na60_like_70gev.yaml")
+    assert data.beam.energy == pytest.approx(70.0)
+    assert data.mock.rapidity_mean == pytest.approx(cm_rapidity(70.0), abs=0.005)
+    assert data.mock.kinematic_limit  # no meson above the beam's energy
+    demo = load_config(Path(repo_dir) / "analysis" / "na60_like_both.yaml")
+    assert demo.mock.rapidity_mean == pytest.approx(cm_rapidity(400.0), abs=0.005)

@@ -301,9 +301,10 @@ def test_sampler_stitched_at_the_seam():
     np.testing.assert_allclose(high["qT"][~lab], 0.05, rtol=1e-12)
     # without a seam the extrapolation's first edge bounds the range (single-flavour runs)
     assert ExtrapolatedSampler(Flow(), Model(), Region()).mass_range[0] == pytest.approx(0.22)
-    # no flow (reach.flow: null, the NA62-like config): below the seam the docs/explanation/physics.md
-    # analytic sampler (the reach then covers the ee range), above it the fitted model; every
-    # sample a model's, so every one labelled
+    # no flow (reach.flow: null, the NA62-like config): below the seam the analytic sampler
+    # with the model's rapidity at the seam (ȳ 3.37, σ_y 1.1 here) and the default T (the reach
+    # then covers the ee range), above it the fitted model; every sample a model's, so every
+    # one labelled
     from gammastar.physics.sampling import ParametricSampler
 
     bare = ExtrapolatedSampler(None, Model(), Region(), seam=0.22)
@@ -311,9 +312,34 @@ def test_sampler_stitched_at_the_seam():
     low = bare.sample(0.05, 2000, seed=3)
     assert low["extrapolated"].all()
     ss = np.random.SeedSequence(3).spawn(3)[2]  # the sampler's own stream for the model
-    ref = ParametricSampler().sample(0.05, 2000, seed=int(ss.generate_state(1)[0]))
+    ref = ParametricSampler(y_mean=3.37, y_sigma=1.1).sample(
+        0.05, 2000, seed=int(ss.generate_state(1)[0])
+    )
     np.testing.assert_array_equal(low["E"], ref["E"])  # the same seeded draw, copied
     assert bare.sample(0.5, 2000, seed=4)["extrapolated"].all()
+
+
+def test_below_the_seam_without_a_flow_the_rapidity_is_the_beams():
+    """A 70 GeV beam's model (ȳ = y_cm(70 GeV) = 2.50, σ_y = 1.0): below the seam the A′ lab
+    rapidity y = asinh(p_z/m_T) has that mean and width, not the 400 GeV defaults (3.37, 1.2).
+    n = 20000: the mean within 5σ = 5 × 1.0/√20000 = 0.035, the width within 5 × 1.0/√40000."""
+    from gammastar.physics.kinematics import cm_rapidity
+    from gammastar.yields.extrapolation import ExtrapolatedSampler
+
+    y_cm = cm_rapidity(70.0)
+
+    class Model:
+        edges = np.array([0.22, 1.1])
+
+        def at(self, m):
+            return tuple(np.full(np.shape(m), v) for v in (0.4, 0.15, y_cm, 1.0))
+
+    s = ExtrapolatedSampler(None, Model(), None, seam=0.22).sample(0.05, 20000, seed=7)
+    mt = np.sqrt(0.05**2 + s["qT"] ** 2)
+    pz = np.sqrt(np.maximum(s["E"] ** 2 - mt**2, 0.0))
+    y = np.arcsinh(pz / mt)
+    assert abs(y.mean() - y_cm) < 0.035
+    assert abs(y.std() - 1.0) < 0.025
 
 
 def test_yields_top_level_extrapolation_of_a_both_run():

@@ -1271,17 +1271,37 @@ class ObservedMasses(Section):
 
 
 class BoundFile(Section):
-    """A published bound drawn on the reach plot (``gammastar.reach.bounds``): a HEPData table
-    (YAML) or a CSV of (m, ε) points, its citation in ``#`` comment lines."""
+    """A published bound drawn on the reach plot (``gammastar.reach.bounds``), read as its
+    publisher ships it: a HEPData table (YAML, or a ``hepdata:`` reference downloaded on first
+    use), a CSV table, a DarkCast ``.lmt`` table or a FORESEE-style polygon."""
 
     file: str
-    """The bound file (relative to the config file), or the name of a bound that ships with
-    gammastar (``gammastar.reach.bounds.published()``, e.g. ``phenix_2015``)."""
+    """The bound file (relative to the config file; ``path:`` is the same key), a HEPData table
+    reference ``hepdata:RECORD/TABLE`` (e.g. ``hepdata:ins1313628/Figure 5``, downloaded on
+    first use into the gammastar cache), or a known reference's name (``phenix_2015``)."""
     label: str | None = None
     """Legend entry (default: the file's ``# label:``, else its name)."""
     style: Literal["filled", "line", "dashed"] = "filled"
     """A grey region with its outline (the field's convention for existing limits), or only
     the outline, solid or dashed."""
+    format: Literal["hepdata", "csv", "lmt", "polygon"] | None = None
+    """The file's format (default: by its suffix: ``.yaml``/``.yml`` hepdata, ``.csv``,
+    ``.lmt``); ``polygon``: one ``m coupling`` vertex a line (FORESEE's bounds)."""
+    units: Literal["eps", "eps2"] | None = None
+    """Whether the file's coupling is ε or ε²: needed for ``lmt`` and ``polygon`` files without
+    a ``# units:`` line; a table's column names say it (this must then agree)."""
+    shape: Literal["contour", "curve", "above", "band"] | None = None
+    """Overrides the file's shape: ``above`` for an upper limit (everything above excluded)."""
+    column: str | None = None
+    """A HEPData table's coupling column when it has several: its header name or a qualifier
+    value (``"90%"``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_alias(cls, v: Any) -> Any:
+        if isinstance(v, dict) and "path" in v and "file" not in v:
+            v = {("file" if k == "path" else k): x for k, x in v.items()}
+        return v
 
 
 class FacilityTarget(Section):
@@ -1426,7 +1446,8 @@ class ReachConfig(Section):
     """Fixed event-count contours drawn for comparison with other studies."""
     compare_with: list[BoundFile] = Field(default_factory=list)
     """Published bounds drawn on the reach plot and listed in the report
-    (``gammastar.reach.bounds``: HEPData YAML tables or CSV files of (m, ε) points)."""
+    (``gammastar.reach.bounds``: HEPData tables (files or ``hepdata:`` references), CSV, DarkCast
+    ``.lmt`` and polygon files of (m, ε) points)."""
 
     @field_validator("observed", mode="before")
     @classmethod

@@ -195,13 +195,12 @@ def _compare_with_table(config: Any, s: Section) -> None:
     entries = getattr(getattr(config, "reach", None), "compare_with", None) or []
     if not entries:
         return
-    from gammastar.reach.bounds import bound_path, read_bound
+    from gammastar.reach.bounds import read_entry
 
     rows = []
     for entry in entries:
         try:
-            path = bound_path(entry.file, config)
-            b = read_bound(path, label=entry.label)
+            b = read_entry(entry, config)
         except GammastarError as err:
             s.warn(str(err))
             continue
@@ -213,7 +212,7 @@ def _compare_with_table(config: Any, s: Section) -> None:
                 f"{fmt(float(b.mass.min()), '.4g')} – {fmt(float(b.mass.max()), '.4g')}",
                 f"{fmt(float(b.eps.min()), '.2e')} – {fmt(float(top.max()), '.2e')}",
                 f"{b.shape}, {len(b.mass)} points, m from {b.mass_from}, ε from {b.eps_from}",
-                path.name,
+                b.source.name,
             )
         )
     s.add("<h3>Published bounds on the reach figure (reach.compare_with)</h3>")

@@ -46,9 +46,10 @@ class ExtrapolatedSampler:
     samples kept inside F only (accept–reject: the stitched flow leaks out of F near the
     seam). The mass range then starts at ``inside``'s lower end rather than at the
     extrapolation's first bin edge. ``inside=None`` with a seam (no flow): below the seam the
-    analytic sampler of the docs/explanation/physics.md defaults (:class:`gammastar.physics.sampling.ParametricSampler`),
-    every sample labelled extrapolated (kinematics from a model, not the data), as the fitted
-    model's are above it.
+    analytic sampler (:class:`gammastar.physics.sampling.ParametricSampler`) with the fitted
+    model's rapidity at the seam (ȳ, the beam's c.m. rapidity, and σ_y) and the
+    docs/explanation/physics.md default T, every sample labelled extrapolated (kinematics from a
+    model, not the data), as the fitted model's are above it.
     """
 
     def __init__(
@@ -77,8 +78,12 @@ class ExtrapolatedSampler:
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)
         if self.seam is not None and mass < self.seam and self.inside is None:
-            # no flow: the docs/explanation/physics.md analytic sampler below the seam, a model: labelled
-            out = ParametricSampler().sample(mass, n, seed=int(s_out.generate_state(1)[0]))
+            # no flow: the analytic sampler below the seam, a model: labelled; its rapidity the
+            # fitted model's at the seam (ȳ the beam's y_cm: a 70 GeV beam's is 2.50, not the
+            # 400 GeV default 3.37), its T the docs/explanation/physics.md default
+            _, _, y_mean, y_sigma = self.extrapolation.at(np.array([self.seam]))
+            below = ParametricSampler(y_mean=float(y_mean[0]), y_sigma=float(y_sigma[0]))
+            out = below.sample(mass, n, seed=int(s_out.generate_state(1)[0]))
             return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
         if self.seam is not None and mass < self.seam:  # full phase space: the flow alone
             got = self.inside.sample(mass, n, seed=int(s_in.generate_state(1)[0]))

@@ -1,11 +1,13 @@
-"""Published A′ bounds for the reach plot: (m, ε) contours read from HEPData-style tables.
+"""Bounds as tables with named columns: a HEPData table (YAML) or a CSV file.
 
-A bound file is either a HEPData table in YAML (``independent_variables`` /
+A table is either a HEPData table in YAML (``independent_variables`` /
 ``dependent_variables``, each with ``header: {name, units}`` (or the units in brackets after
 the name, ``m_U (MeV/c^2)``) and ``values``: the format of a HEPData record's table) or a CSV
 file whose header row names the columns with their units in brackets (``m [MeV]``, ``eps``).
 In both, leading comment lines ``# key: value`` carry ``label`` and ``reference`` (the
-publication or HEPData record the numbers come from) and, optionally, ``shape``.
+publication or HEPData record the numbers come from) and, optionally, ``shape``. A HEPData
+table with several coupling columns (one per confidence level, say) is read at the one whose
+header name or qualifier value is ``column`` (``"90%"``).
 
 Columns:
     - one mass column: ``m``, ``mass``, ``m_A'``, ``M_{A'}``, ``m_V``, ``m_U`` (LaTeX braces,
@@ -30,7 +32,7 @@ Example:
     >>> import pathlib, tempfile
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "b.csv"
     >>> _ = p.write_text("# label: toy\\nm [MeV], eps^2\\n100, 1e-10\\n200, 4e-10\\n")
-    >>> b = read_bound(p)
+    >>> b = read_table(p, p.read_text())
     >>> b.label, b.mass.tolist(), b.eps.tolist(), b.eps_from
     ('toy', [0.1, 0.2], [1e-05, 2e-05], 'eps^2 (square root taken)')
 """
@@ -41,17 +43,14 @@ import csv
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
-from numpy.typing import NDArray
 
 from gammastar.errors import InputError
-
-Shape = Literal["contour", "curve", "above", "band"]
-SHAPES: tuple[str, ...] = ("contour", "curve", "above", "band")
+from gammastar.reach.bounds.core import Bound, Shape, comments
 
 MASS_UNITS: dict[str, float] = {"gev": 1.0, "mev": 1e-3}
 """Mass units a bound file may use and their factor to GeV (``/c^2`` and ``/c2`` allowed)."""
@@ -61,7 +60,6 @@ _EPS = r"(?:eps|epsilon|ε|varepsilon)"
 _SQUARE = r"(?:\^2|2|²|\*\*2)"
 _SIDE = r"(?:low|lo|min|lower|down|high|hi|max|upper|up)"
 _EPS_RE = re.compile(rf"^(?P<eps>{_EPS})(?P<sq>{_SQUARE})?(?P<side>{_SIDE})?$")
-_META_KEYS = ("label", "reference", "shape")
 # an energy unit in brackets after a column's name ("$m_U$(MeV/$c^2$)"); other brackets, such
 # as "ε² (90% CL)", stay part of the name
 _UNITS_IN_NAME = re.compile(
@@ -70,114 +68,83 @@ _UNITS_IN_NAME = re.compile(
 
 
 @dataclass(frozen=True)
-class Bound:
-    """One published bound in the (m_A′, ε) plane.
-
-    Arguments:
-        label: the legend entry.
-        reference: the publication or HEPData record it comes from ("" when the file gives none).
-        mass: the masses in GeV, in drawing order.
-        eps: the ε values (``shape`` contour or curve), or the lower ε edge (band).
-        eps_high: the upper ε edge of a band (``None`` otherwise).
-        shape: ``contour`` (a closed island), ``curve`` (an open line), ``above`` (an upper
-            limit: the region above the curve is excluded) or ``band``.
-        source: the file.
-        eps_from: the column ε was read from, and how it was converted.
-        mass_from: the mass column, and how it was read (bins at their centres).
-    """
-
-    label: str
-    reference: str
-    mass: NDArray[np.float64]
-    eps: NDArray[np.float64]
-    eps_high: NDArray[np.float64] | None
-    shape: Shape
-    source: Path
-    eps_from: str
-    mass_from: str = ""
-
-    def polygon(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """The (m, ε) vertices to draw: a band's lower edge then its upper edge reversed."""
-        if self.eps_high is None:
-            return self.mass, self.eps
-        return (
-            np.concatenate([self.mass, self.mass[::-1]]),
-            np.concatenate([self.eps, self.eps_high[::-1]]),
-        )
-
-    @property
-    def closed(self) -> bool:
-        """Whether the polygon is a closed region (contour or band), not a line."""
-        return self.shape not in ("curve", "above")
-
-
-@dataclass(frozen=True)
 class _Column:
     name: str
     units: str
     values: list[Any]
     binned: bool = False
+    qualifiers: dict[str, str] = field(default_factory=dict)
 
 
-def read_bound(path: str | Path, *, label: str | None = None) -> Bound:
-    """Read one bound file (HEPData YAML table or CSV, by its suffix).
+def read_table(
+    path: Path,
+    text: str,
+    *,
+    kind: str | None = None,
+    label: str | None = None,
+    units: str | None = None,
+    shape: str | None = None,
+    column: str | None = None,
+) -> Bound:
+    """Read a HEPData YAML table or a CSV table (``kind``: ``hepdata`` or ``csv``; default:
+    by the suffix, ``.yaml``/``.yml`` or ``.csv``).
 
     Arguments:
-        path: the file (``.yaml``/``.yml`` or ``.csv``).
+        path: the file (named in every error).
+        text: its content.
         label: the legend entry (default: the file's ``# label:``, else its name).
+        units: ``eps`` or ``eps2`` when the caller states it: it must agree with the
+            coupling column's name.
+        shape: overrides the file's ``# shape:``.
+        column: a HEPData table's coupling column to read, by header name or qualifier value.
 
     Returns:
-        The :class:`Bound`, masses in GeV and ε (not ε²).
+        The :class:`~gammastar.reach.bounds.core.Bound`, masses in GeV and ε (not ε²).
 
     Raises:
-        InputError: one line naming the file (and the column): unreadable, unknown suffix,
-            misspelt column, unit other than GeV/MeV and dimensionless, no points, a value that
-            is not a positive finite number.
+        InputError: one line naming the file (and the column): misspelt column, unit other than
+            GeV/MeV and dimensionless, no points, a value that is not a positive finite number.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: bound file not found") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"{path}: cannot read the bound file ({err})") from None
-    meta = _comments(text, path)
-    suffix = path.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        columns = _yaml_columns(text, path)
-    elif suffix == ".csv":
-        columns = _csv_columns(text, path)
-    else:
-        raise InputError(f"{path}: a bound file is .yaml/.yml (HEPData table) or .csv")
-    return _bound(columns, meta, path, label)
+    meta = comments(text, path)
+    if shape is not None:
+        meta["shape"] = shape
+    kind = kind or ("csv" if path.suffix.lower() == ".csv" else "hepdata")
+    columns = _yaml_columns(text, path) if kind == "hepdata" else _csv_columns(text, path)
+    if column is not None:
+        columns = _select(columns, column, path)
+    return _bound(columns, meta, path, label, units)
 
 
-# --------------------------------------------------------------------------- readers
-def _comments(text: str, path: Path) -> dict[str, str]:
-    """The ``# key: value`` lines before the first non-comment line; an indented comment line
-    (``#   more``) continues the value of the key above it."""
-    meta: dict[str, str] = {}
-    last = None
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped:
-            continue
-        if not stripped.startswith("#"):
-            break
-        body = stripped[1:]
-        if last is not None and body.startswith("  ") and body.strip():
-            meta[last] += " " + body.strip()
-            continue
-        key, sep, value = body.partition(":")
-        key = key.strip().lower()
-        last = None
-        if sep and key in _META_KEYS:
-            meta[key] = (meta[key] + " " if key in meta else "") + value.strip()
-            last = key
-    shape = meta.get("shape")
-    if shape is not None and shape not in SHAPES:
-        raise InputError(f"{path}: '# shape: {shape}': one of {', '.join(SHAPES)}")
-    return meta
+def _select(columns: list[_Column], column: str, path: Path) -> list[_Column]:
+    """The mass column and the coupling column(s) named ``column`` or qualified by it (spaces
+    and case ignored); a table with one coupling column needs no choice and is kept whole."""
+    masses = [c for c in columns if _is_mass(c)]
+    if sum(not _is_mass(c) for c in columns) == 1:
+        return columns
+
+    def norm(text: str) -> str:
+        return re.sub(r"\s+", "", text).lower()
+
+    want = norm(column)
+    chosen = [
+        c for c in columns
+        if not _is_mass(c) and (
+            want in norm(c.name)
+            or any(want in (norm(v), norm(f"{k}:{v}")) for k, v in c.qualifiers.items())
+        )
+    ]  # fmt: skip
+    if not chosen:
+        names = ", ".join(
+            f"'{c.name}'" + "".join(f" ({k}: {v})" for k, v in c.qualifiers.items())
+            for c in columns if not _is_mass(c)
+        )  # fmt: skip
+        raise InputError(f"{path}: no coupling column is '{column}' (the table has {names})")
+    return masses + chosen
+
+
+def _is_mass(column: _Column) -> bool:
+    key = _normalised(column.name)
+    return key in _MASS_NAMES or key.startswith("mass")
 
 
 def _yaml_columns(text: str, path: Path) -> list[_Column]:
@@ -219,7 +186,12 @@ def _yaml_columns(text: str, path: Path) -> list[_Column]:
                     binned = True
                 else:
                     raise InputError(f"{path}: column '{name}': a value entry without 'value'")
-            columns.append(_Column(name, units, values, binned))
+            quals = {
+                str(q.get("name")): str(q.get("value"))
+                for q in (var.get("qualifiers") or [])
+                if isinstance(q, dict)
+            }
+            columns.append(_Column(name, units, values, binned, quals))
     return columns
 
 
@@ -324,11 +296,20 @@ def _numbers(column: _Column, path: Path) -> list[float | None]:
 
 
 def _bound(
-    columns: Sequence[_Column], meta: dict[str, str], path: Path, label: str | None
+    columns: Sequence[_Column],
+    meta: dict[str, str],
+    path: Path,
+    label: str | None,
+    units: str | None = None,
 ) -> Bound:
     mass_cols, eps_cols = [], []
     for col in columns:
         kind, side, how = _role(col, path)
+        stated = units or meta.get("units")
+        if kind == "eps" and stated is not None and stated != how:
+            raise InputError(
+                f"{path}: column '{col.name}' is {how}, but the units given are {stated}"
+            )
         (mass_cols if kind == "mass" else eps_cols).append((col, side, how))
     if len(mass_cols) != 1:
         raise InputError(f"{path}: {len(mass_cols)} mass columns; give exactly one")
@@ -399,100 +380,4 @@ def _bound(
     )
 
 
-PUBLISHED_DIR = Path(__file__).with_name("published")
-"""The bounds that ship with gammastar: each the publication's own table or its HEPData
-record, cited in the file's header."""
-
-
-def published() -> dict[str, Path]:
-    """The shipped bounds by name (``reach.compare_with: [name]``).
-
-    Example:
-        >>> "phenix_2015" in published()
-        True
-    """
-    return {p.stem: p for p in sorted(PUBLISHED_DIR.glob("*.yaml"))}
-
-
-def bound_path(file: str, config: Any) -> Path:
-    """The file of a ``reach.compare_with`` entry: a shipped bound's name (no suffix, no
-    folder), else a path relative to the config.
-
-    Raises:
-        InputError: a bare name that is not a shipped bound, naming the ones that are.
-    """
-    if Path(file).suffix == "" and Path(file).name == file:
-        shipped = published()
-        if file not in shipped:
-            raise InputError(
-                f"reach.compare_with: '{file}' is neither a bound file (.yaml, .yml, .csv) nor "
-                f"a shipped bound ({', '.join(shipped)})"
-            )
-        return shipped[file]
-    return Path(config.resolve(file))
-
-
-def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
-    """The bounds of ``reach.compare_with`` (shipped names or paths relative to the config),
-    with their styles.
-
-    Returns:
-        ``(bound, style)`` per entry, in the config's order.
-
-    Raises:
-        InputError: the first bad file, naming it and the column.
-    """
-    out = []
-    for entry in config.reach.compare_with:
-        path = bound_path(entry.file, config)
-        out.append((read_bound(path, label=entry.label), entry.style))
-    return out
-
-
-# --------------------------------------------------------------------------- drawing
-_GREYS = ("0.45", "0.25", "0.6", "0.15", "0.7")
-
-
-def draw_bounds(ax: Any, bounds: Sequence[tuple[Bound, str]]) -> list[Any]:
-    """Draw ``(bound, style)`` pairs on a matplotlib axis in shades of grey (the field's
-    convention for existing limits): ``filled`` a translucent region with its outline,
-    ``line`` and ``dashed`` the outline alone.
-
-    Returns:
-        The legend handles, one per bound (label, and the reference where the file gives one).
-    """
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles = []
-    for k, (bound, style) in enumerate(bounds):
-        grey = _GREYS[k % len(_GREYS)]
-        xs, ys = bound.polygon()
-        if bound.closed:
-            xs, ys = np.append(xs, xs[0]), np.append(ys, ys[0])
-        ls = "--" if style == "dashed" else "-"
-        region = style == "filled" and (bound.closed or bound.shape == "above")
-        if region and bound.shape == "above":  # up to ε = 1: the axis clips it
-            ax.fill_between(xs, ys, 1.0, color=grey, alpha=0.35, lw=0, zorder=1.5)
-        elif region:
-            ax.fill(xs, ys, color=grey, alpha=0.35, lw=0, zorder=1.5)
-        ax.plot(xs, ys, color=grey, ls=ls, lw=1.4, zorder=1.6)
-        label = bound.label
-        if region:
-            handles.append(Patch(facecolor=grey, edgecolor=grey, alpha=0.6, label=label))
-        else:
-            handles.append(Line2D([], [], color=grey, ls=ls, label=label))
-    return handles
-
-
-__all__ = [
-    "MASS_UNITS",
-    "PUBLISHED_DIR",
-    "SHAPES",
-    "Bound",
-    "bound_path",
-    "draw_bounds",
-    "published",
-    "read_bound",
-    "read_config_bounds",
-]
+__all__ = ["read_table"]
