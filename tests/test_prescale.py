@@ -324,7 +324,7 @@ def test_below_the_seam_without_a_flow_the_rapidity_is_the_beams():
     rapidity y = asinh(p_z/m_T) has that mean and width, not the 400 GeV defaults (3.37, 1.2).
     n = 20000: the mean within 5σ = 5 × 1.0/√20000 = 0.035, the width within 5 × 1.0/√40000."""
     from gammastar.physics.kinematics import cm_rapidity
-    from gammastar.yields.extrapolation import ExtrapolatedSampler
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     y_cm = cm_rapidity(70.0)
 
