@@ -63,7 +63,8 @@ def test_executors_give_identical_histograms(tmp_path):
     df = pd.read_parquet(res.files["pairs.parquet"])
     # the workers' dataset: one part per chunk with pairs (2 files in 60-entry chunks)
     parts = sorted(p.name for p in res.files["pairs.parquet"].iterdir())
-    assert len(parts) > 1 and all(p.startswith("part-") for p in parts)
+    assert len(parts) > 1
+    assert all(p.startswith("part-") for p in parts)
     assert sum(pq.ParquetFile(res.files["pairs.parquet"] / p).metadata.num_rows
                for p in parts) == len(df)  # fmt: skip
     assert df["weight"].sum() == pytest.approx(res.histograms["unfolded_m"].values(flow=True).sum())
