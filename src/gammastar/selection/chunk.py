@@ -118,11 +118,11 @@ class Execution:
     dask_processes: bool = True
     """Local Dask cluster with worker processes (``False``: threads)."""
     shared_staging: bool = True
-    """On the ``futures`` and ``dask`` executors with chunk-local weights, each chunk's pairs go
-    to the driver as a file in a staging directory next to the outputs
-    (``<output>/.gammastar-parts-*``, removed at the end), which needs a filesystem the
-    workers share with the driver; a worker that does not see the directory sends the columns
-    through the scheduler instead. ``False``: always through the scheduler."""
+    """On the ``futures`` and ``dask`` executors each worker writes its chunks' parts of the
+    pair dataset into a staging directory next to the outputs (``<output>/.gammastar-parts-*``,
+    renamed into place as ``pairs.parquet/``), which needs a filesystem the workers share with
+    the driver; a worker that does not see the directory sends the part's bytes through the
+    scheduler for the driver to write. ``False``: always through the scheduler."""
 
 
 # --------------------------------------------------------------------------- four-vectors
