@@ -55,7 +55,7 @@ from gammastar.selection.chunk import (
 )
 from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.reweight import mass_sums
-from gammastar.selection.writer import chunk_part_name, finish_dataset, write_part
+from gammastar.selection.writer import Packed, chunk_part_name, finish_dataset, write_part
 
 # What every chunk uses is imported with this module (above: pyarrow imports pandas on its
 # first array conversion), so a worker that has loaded gammastar is ready for its first chunk
@@ -179,6 +179,8 @@ class DileptonProcessor(processor.ProcessorABC):
             (:func:`gammastar.selection.writer.file_numbers`); needed with ``staging``.
         with_mass_sums: return the chunk's Σ weight per mass bin of its OS and SS pairs
             (:func:`gammastar.selection.reweight.mass_sums`: the η → μμ ``rate`` removal).
+        with_unfolded: return the chunk's unfolded histograms (``False`` where the second
+            pass fills them from the final weights: not computed, not sent).
     """
 
     def __init__(
@@ -193,6 +195,7 @@ class DileptonProcessor(processor.ProcessorABC):
         staging: str | None = None,
         part_numbers: Mapping[str, int] | None = None,
         with_mass_sums: bool = False,
+        with_unfolded: bool = True,
     ) -> None:
         self.reader = reader
         self.cuts = cuts
@@ -203,6 +206,7 @@ class DileptonProcessor(processor.ProcessorABC):
         self.staging = staging
         self.part_numbers = dict(part_numbers or {})
         self.with_mass_sums = with_mass_sums
+        self.with_unfolded = with_unfolded
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
@@ -246,7 +250,8 @@ class DileptonProcessor(processor.ProcessorABC):
         del pairs
         payload: dict[str, Any] = {"_rows": len(final["m"]), "_sums": sums}
         if self.axes is not None:
-            payload["_unfolded"] = unfolded_histograms(self.axes, final)
+            if self.with_unfolded:
+                payload["_unfolded"] = unfolded_histograms(self.axes, final)
             if self.with_mass_sums:
                 edges = self.axes.mass().edges
                 payload["_mass_sums"] = mass_sums(final["m"], final["charge"], final["weight"],
@@ -268,6 +273,8 @@ class DileptonProcessor(processor.ProcessorABC):
             else:
                 payload["_parquet"] = data
         out["pairs"] = PairChunks({key: payload})
+        if self.staging is not None:  # to the driver: histograms, counts, sums, compressed
+            return {"packed": Packed(out)}
         return out
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
@@ -310,7 +317,8 @@ class ChunkSink:
         self.rows = 0
 
     def add(self, wrapped: Mapping[str, Any]) -> None:
-        out = dict(wrapped["out"])
+        out = wrapped["out"]
+        out = dict(out["packed"].unpack() if "packed" in out else out)
         pairs = out.pop("pairs", PairChunks())
         # cut flows, report counts, raw-count histograms: integers, any order
         self.acc = processor.accumulate([out], self.acc or None)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.selection.chunk import HistAxes, unfolded_histograms
+from gammastar.selection.writer import Packed, unpack
 
 if TYPE_CHECKING:
     import hist
@@ -132,11 +133,12 @@ def reweight_columns(
     return combine(results)
 
 
-def reweight_part(rw: Reweight, path: str) -> tuple[dict[str, Any], float]:
+def reweight_part(rw: Reweight, path: str) -> Packed:
     """The second pass on one part of the pair dataset (run where the part was written: a
     worker): its ``weight`` column replaced in the file
     (:func:`gammastar.core.parquet.replace_column`: the other columns are not re-encoded);
-    returns its unfolded histograms and the rate's removed Σ weight."""
+    returns its unfolded histograms and the rate's removed Σ weight (compressed for the way
+    to the driver)."""
     import pyarrow.parquet as pq
 
     from gammastar.core.parquet import replace_column
@@ -149,7 +151,7 @@ def reweight_part(rw: Reweight, path: str) -> tuple[dict[str, Any], float]:
     new, hists, removed = rw.apply(cols)
     bounds = np.cumsum([0, *sizes])
     replace_column(path, "weight", [new[a:b] for a, b in itertools.pairwise(bounds)])
-    return hists, removed
+    return Packed((hists, removed))
 
 
 def reweight_parts(
@@ -165,12 +167,13 @@ def reweight_parts(
     return combine(mapper(functools.partial(reweight_part, rw), list(paths)))
 
 
-def combine(results: Sequence[tuple[dict[str, Any], float]]) -> tuple[dict[str, Any] | None, float]:
-    """The chunks' unfolded histograms and removed sums added in chunk order (the same
-    additions on every executor)."""
+def combine(results: Sequence[Any]) -> tuple[dict[str, Any] | None, float]:
+    """The chunks' unfolded histograms and removed sums (``(hists, removed)``, or
+    :class:`~gammastar.selection.writer.Packed`) added in chunk order (the same additions on
+    every executor)."""
     total: dict[str, hist.Hist] | None = None
     removed = 0.0
-    for hists, r in results:
+    for hists, r in map(unpack, results):
         if total is None:
             total = {k: h.copy() for k, h in hists.items()}
         else:

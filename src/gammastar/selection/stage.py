@@ -599,6 +599,8 @@ def _process(
         part_numbers=numbers if dataset is not None else None,
         # η → μμ rate: the chunks' Σ weight per mass bin (the scale of the second pass)
         with_mass_sums=run.spec is not None and cfg.background.remove_eta_mumu == "rate",
+        # the second pass fills the unfolded histograms from the final weights
+        with_unfolded=run.spec is None or not _needs_second_pass(cfg),
     )
     result, run_bad = run_processor(
         checked.fileset,
@@ -699,6 +701,13 @@ def _weigh(
     if run.am is not None:
         w.acc_report = _acceptance_report(cfg, run.am, counts, sums, edges)
     return w
+
+
+def _needs_second_pass(cfg: AnalysisConfig) -> bool:
+    """Whether a weight factor needs every chunk: k_b (``ss_weight: binwise`` or a mixed R) or
+    the η → μμ ``rate`` scale (:func:`_second_pass`)."""
+    bkg = cfg.background
+    return bkg.ss_weight == "binwise" or bkg.r_factor == "mixed" or bkg.remove_eta_mumu == "rate"
 
 
 def _second_pass(
