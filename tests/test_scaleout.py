@@ -31,13 +31,13 @@ GLOBAL = {"ss_weight": "binwise", "remove_eta_mumu": "rate", "r_factor": 1.3,
           "eta_dalitz_window": [0.45, 0.52]}  # fmt: skip
 
 
-def _cfg(tmp_path, files, out, step=60, background=GLOBAL):
+def _cfg(tmp_path, files, out, step=60, background=GLOBAL, unfold=None):
     write_effmap(tmp_path / "eff.root", np.random.default_rng(0).uniform(0.3, 0.9, (20, 10)))
     return config_from_dict(
         {
             "output": str(tmp_path / out),
             "input": {"files": [str(f) for f in files], "step_size": step},
-            "unfold": {"efficiency_map": str(tmp_path / "eff.root")},
+            "unfold": {"efficiency_map": str(tmp_path / "eff.root"), **(unfold or {})},
             "background": dict(background),
         },
         source=str(tmp_path / "c.yaml"),
@@ -197,3 +197,21 @@ def test_every_reader_reads_the_dataset_directory(tmp_path, files):
     left = [p.name for p in cfg.output_dir.iterdir()
             if any(pat.match(p.name) for pat in TEMP_PATTERNS)]  # fmt: skip
     assert left == []
+
+
+@pytest.mark.slow  # the per-pair acceptance's tables: minutes on a loaded machine
+def test_fiducial_selection_reads_its_angles_from_the_dataset(tmp_path, files):
+    """A fiducial selection (per-lepton acceptance, fixed λ_θ) on Dask: the polarisation block,
+    measured from the decay angles read back from the workers' pairs.parquet/, is the
+    single-process one, number for number (the same rows in the same order, the same code)."""
+    over = {"lepton_acceptance": {"min_energy": 3.0, "theta_min": 0.0, "theta_max": 0.3},
+            "decay_lambda_theta": 0.0, "min_acceptance": 0.01}  # fmt: skip
+    docs = {}
+    for ex in ("iterative", "dask"):
+        cfg = _cfg(tmp_path, files, f"fid_{ex}", background={"ss_weight": "binwise"}, unfold=over)
+        res = select(cfg, execution=Execution(ex, workers=2, dask_processes=False))
+        docs[ex] = json.loads((cfg.output_dir / "select.json").read_text())
+        assert res.meta["phase_space"] == "fiducial"
+    assert docs["dask"]["polarisation"] is not None
+    assert docs["dask"]["polarisation"] == docs["iterative"]["polarisation"]
+    assert docs["dask"]["unfold"] == docs["iterative"]["unfold"]
