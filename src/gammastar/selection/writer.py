@@ -88,11 +88,6 @@ def finish_dataset(directory: str | os.PathLike[str], names: Sequence[str]) -> P
     return directory
 
 
-def part_paths(directory: str | os.PathLike[str], names: Sequence[str]) -> list[str]:
-    """The paths of the parts ``names`` (in the given order)."""
-    return [os.path.join(directory, n) for n in names]
-
-
 class Packed:
     """A worker's small outputs (histograms, counts, sums) pickled and compressed for the way to
     the driver: a chunk's 3-D histograms are mostly empty bins (a 500 000-entry chunk fills a
@@ -128,7 +123,6 @@ __all__ = [
     "file_numbers",
     "finish_dataset",
     "part_name",
-    "part_paths",
     "unpack",
     "write_part",
 ]
