@@ -30,6 +30,17 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
   memory is reported (workers are separate processes), and for this one the largest
   worker peak too.
 
+``--scheduler`` measures the scale-out on a running cluster over TCP, as on an analysis
+facility: a ``dask scheduler`` on 127.0.0.1 and 1 or 2 ``dask worker --nthreads 1 --nworkers
+1`` processes (started before the timer, gammastar preloaded on the workers, the facility
+settings of docs/howto/cluster.md), ``--files`` input files of ``--events`` entries in all
+(copies of one tiled mock sample), the NA60-like selection without the per-pair acceptance
+(its fiducial ``polarisation`` block reads every pair on the driver). Each run times the whole
+``gammastar select CONFIG --executor dask --scheduler tcp://...`` command (a fresh process,
+imports included) and reads the driver's peak memory (``wait4``) and the bytes it received
+(the pickled chunk outputs and second-pass results); a 2-worker run on files of a quarter of
+the size gives the same figures at that size. Prints the 2-against-1 speed-up.
+
 ``--acceptance`` times only the single-process run with and without the per-pair acceptance
 (``unfold.lepton_acceptance``, at a fixed λ_θ = 0); ``--measured-lambda`` adds the side
 ``unfold.decay_lambda_theta: measured`` (λ_θ(m) fitted on the selected pairs, one pass over the
@@ -47,6 +58,7 @@ import) are imported before the timer (``import_s``), in the driver and, for
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py [--events 5000000]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --scheduler --events 8000000
 
 The last line of the output is one JSON object with all figures. Targets: at least
 as fast per core as the reference, memory bounded by the chunk size, ≥ 1.7× with 2 Dask workers.
@@ -310,9 +322,19 @@ def main() -> None:
         "fixed lambda_theta and with decay_lambda_theta: measured (one pass: the fit on the "
         "selected pairs), interleaved: the cost of the measured lambda_theta",
     )
+    ap.add_argument(
+        "--scheduler",
+        action="store_true",
+        help="the scale-out: the whole select command on a running Dask scheduler with 1 and "
+        "with 2 single-threaded workers over TCP (127.0.0.1), --files input files",
+    )
+    ap.add_argument("--files", type=int, default=4, help="--scheduler: input files")
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
+    if args.scheduler:
+        scale_out(args, work)
+        return
     path = work / f"mock_{args.events}.root"
     if not path.exists():
         import subprocess
@@ -598,6 +620,214 @@ def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
         )
     )
 
+
+# --------------------------------------------------------------------------- --scheduler
+DRIVER = r"""
+import json, os, pickle, sys
+# the bytes the driver receives: every chunk's output and every second-pass result, as
+# pickled for the transfer (Dask serialises them with pickle)
+from gammastar.selection import processor, reweight
+got = {"chunk_outputs": 0, "second_pass": 0, "chunks": 0}
+_add, _combine = processor.ChunkSink.add, reweight.combine
+def add(self, wrapped):
+    got["chunk_outputs"] += len(pickle.dumps(wrapped, protocol=5))
+    got["chunks"] += 1
+    return _add(self, wrapped)
+def combine(results):
+    got["second_pass"] += len(pickle.dumps(list(results), protocol=5))
+    return _combine(results)
+processor.ChunkSink.add, reweight.combine = add, combine
+from gammastar.cli import main
+code = main(sys.argv[1:])
+with open(os.environ["GAMMASTAR_BENCH_OUT"], "w") as fh:
+    json.dump(got, fh)
+sys.exit(code)
+"""
+
+# a facility's workers (docs/howto/cluster.md "Tuning a facility's Dask cluster"): no
+# MALLOC_TRIM_THRESHOLD_, no profiler, slower ticks
+FACILITY_ENV = {
+    "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": '{"OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1, '
+    '"OPENBLAS_NUM_THREADS": 1}',
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "500ms",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "2s",
+}
+
+
+class TcpCluster:
+    """``dask scheduler`` on 127.0.0.1 and ``n`` ``dask worker --nthreads 1 --nworkers 1``
+    processes, each started as its own command (a facility's cluster); stopped on exit."""
+
+    def __init__(self, n: int, work: Path) -> None:
+        self.n, self.work, self.procs = n, work, []
+
+    def _start(self, *args: str) -> None:
+        import subprocess
+
+        dask_cli = Path(sys.executable).with_name("dask")
+        cmd = [str(dask_cli)] if dask_cli.exists() else [sys.executable, "-m", "dask"]
+        env = {**os.environ, "OMP_NUM_THREADS": "1", **FACILITY_ENV}
+        log = open(self.work / f"cluster_{len(self.procs)}.log", "w")  # noqa: SIM115
+        self.procs.append(
+            subprocess.Popen([*cmd, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+        )
+
+    def __enter__(self) -> str:
+        import time
+
+        from distributed import Client
+
+        sfile = self.work / "scheduler.json"
+        sfile.unlink(missing_ok=True)
+        self._start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                    "--scheduler-file", str(sfile))  # fmt: skip
+        for _ in range(600):
+            if sfile.exists() and sfile.stat().st_size:
+                break
+            time.sleep(0.1)
+        address = json.loads(sfile.read_text())["address"]
+        for _ in range(self.n):
+            self._start("worker", address, "--nthreads", "1", "--nworkers", "1",
+                        "--no-dashboard", "--memory-limit", "0",
+                        # a facility's workers have the software loaded
+                        "--preload", "gammastar.selection.processor")  # fmt: skip
+        with Client(address, timeout=60) as c:
+            c.wait_for_workers(self.n, timeout=300)
+        return address
+
+    def __exit__(self, *exc: object) -> None:
+        import subprocess
+
+        for p in reversed(self.procs):  # the workers first, then the scheduler
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def scale_config(work: Path, files: list[Path], src: str) -> Path:
+    """The NA60-like config for these files (paths absolute), without the per-pair acceptance
+    and with a fixed λ_θ (the fiducial polarisation block and a measured λ_θ read every pair
+    on the driver) and η → μμ ``none`` (as the other runs of this benchmark)."""
+    import yaml
+
+    base = Path(src).resolve().parent
+    doc = yaml.safe_load(Path(src).read_text())
+    for sec in ("mock", "unfold"):
+        if doc.get(sec, {}).get("efficiency_map"):
+            doc[sec]["efficiency_map"] = str((base / doc[sec]["efficiency_map"]).resolve())
+    doc["output"] = str(work / "run_scale")
+    doc["input"]["files"] = [str(f) for f in files]
+    doc["unfold"].pop("lepton_acceptance", None)
+    doc["unfold"].update(decay_lambda_theta=0.0, outside_map="nearest")
+    doc["background"]["remove_eta_mumu"] = "none"
+    for key in ("reach", "detector", "flow", "validate", "yields"):
+        doc.pop(key, None)
+    path = work / f"scale_{len(files)}x{files[0].stem}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def scale_inputs(args: argparse.Namespace, work: Path, events: int) -> list[Path]:
+    """``args.files`` copies of one tiled mock sample, ``events`` entries in all."""
+    import shutil
+    import subprocess
+
+    per = events // args.files
+    one = work / f"mock_{per}.root"
+    if not one.exists():
+        print(f"preparing {one} ...", flush=True)
+        subprocess.run(
+            [sys.executable, "-c", PREPARE, str(args.sources), str(per),
+             str(work / f"seed_{args.sources}.root"), str(one), args.config],
+            check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )  # fmt: skip
+    files = []
+    for i in range(args.files):
+        f = work / f"scale_{per}_{i}.root"
+        if not f.exists():
+            shutil.copyfile(one, f)
+        files.append(f)
+    return files
+
+
+def timed_select(address: str, cfg: Path, outdir: Path) -> dict:
+    """The whole ``gammastar select`` command (a fresh process): its wall time, the driver's
+    peak memory (``wait4``: that process alone) and what it received."""
+    import subprocess
+    import time
+
+    out = outdir.with_suffix(".received.json")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GAMMASTAR_BENCH_OUT": str(out)}
+    cmd = [sys.executable, "-c", DRIVER, "select", str(cfg), "--executor", "dask",
+           "--scheduler", address, "--output", str(outdir), "--force"]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode()
+    if proc.returncode != 0:
+        raise SystemExit(f"gammastar select failed ({proc.returncode}):\n{err[-3000:]}")
+    doc = json.loads((outdir / "select.json").read_text())
+    got = json.loads(out.read_text())
+    events = doc["counts"]["events"]
+    received = got["chunk_outputs"] + got["second_pass"]
+    return {
+        "seconds": seconds, "driver_peak_rss_mb": usage.ru_maxrss / 1024, "events": events,
+        "received_bytes": received, "received_bytes_per_event": received / events,
+        "chunks": got["chunks"], "counts": doc["counts"], "timings": doc["timings_s"],
+        "pairs_parts": len(list((outdir / "pairs.parquet").iterdir())),
+    }  # fmt: skip
+
+
+def scale_out(args: argparse.Namespace, work: Path) -> None:
+    """1 against 2 workers on a running scheduler (best of ``--repeat``, the order alternated),
+    and a 2-worker run at a quarter of the events; one JSON line at the end."""
+    files = scale_inputs(args, work, args.events)
+    cfg = scale_config(work, files, args.config)
+    runs: dict[int, list[dict]] = {1: [], 2: []}
+    for i in range(args.repeat):
+        for n in (1, 2) if i % 2 == 0 else (2, 1):
+            with TcpCluster(n, work) as address:
+                r = timed_select(address, cfg, work / f"run_scale_w{n}")
+            runs[n].append(r)
+            print(f"{n} worker(s): {r['seconds']:.2f} s, driver peak "
+                  f"{r['driver_peak_rss_mb']:.0f} MB, received "
+                  f"{r['received_bytes_per_event']:.2f} B/event", flush=True)  # fmt: skip
+    small_files = scale_inputs(args, work, args.events // 4)
+    small_cfg = scale_config(work, small_files, args.config)
+    with TcpCluster(2, work) as address:
+        small = timed_select(address, small_cfg, work / "run_scale_small")
+    print(f"2 workers, {small['events']} events: {small['seconds']:.2f} s, driver peak "
+          f"{small['driver_peak_rss_mb']:.0f} MB, received "
+          f"{small['received_bytes_per_event']:.2f} B/event", flush=True)  # fmt: skip
+    one, two = (min(runs[n], key=lambda r: r["seconds"]) for n in (1, 2))
+    same = all(r["counts"] == runs[1][0]["counts"] for r in runs[1] + runs[2])
+    print(json.dumps({
+        "benchmark": "select-scale-out",
+        "input_events": one["events"], "input_files": len(files),
+        "chunk_entries": 500_000,
+        "one_worker_seconds": one["seconds"], "two_workers_seconds": two["seconds"],
+        "speedup_2_vs_1": one["seconds"] / two["seconds"],
+        "one_worker_process_seconds": one["timings"]["process"],
+        "two_workers_process_seconds": two["timings"]["process"],
+        "driver_received_bytes_per_event": two["received_bytes_per_event"],
+        "driver_received_bytes": two["received_bytes"],
+        "driver_peak_rss_mb": two["driver_peak_rss_mb"],
+        "driver_peak_rss_mb_one_worker": one["driver_peak_rss_mb"],
+        "quarter": {"events": small["events"], "seconds": small["seconds"],
+                    "driver_received_bytes_per_event": small["received_bytes_per_event"],
+                    "driver_peak_rss_mb": small["driver_peak_rss_mb"]},
+        "pairs_parts": two["pairs_parts"],
+        "seconds_per_repeat": {str(n): [r["seconds"] for r in v] for n, v in runs.items()},
+        "results_agree": same,
+        "repeats": args.repeat,
+        "target": "speedup_2_vs_1 >= 1.8; driver memory and bytes per event flat in events",
+    }))  # fmt: skip
 
 if __name__ == "__main__":
     main()

@@ -900,6 +900,17 @@ def outputs_reference() -> str:
         + ", ".join(code(c) for c in rundir.PAIRS_COLUMNS)
         + ".\n"
     )
+    parts.append(
+        "A single Parquet file, or, written by the workers of `--executor futures` or `dask`, a "
+        "directory of Parquet parts, one per chunk, named `part-<file number>-<first "
+        "entry>.parquet` so that name order is (input file, entry) order. "
+        "`pandas.read_parquet`, `pyarrow.parquet.read_table`, `pyarrow.dataset.dataset` and "
+        "`awkward.from_parquet` read either form as the one table, rows in the same order, "
+        "the same rows whatever the executor; a tool that opens one file "
+        "(`pyarrow.parquet.ParquetFile`) takes the parts one by one. The weights are final in "
+        "both: the factors that need every chunk (binwise k_b, the η → μμ `rate` scale) are "
+        "applied by a second pass on the workers (docs/howto/cluster.md).\n"
+    )
     rows = [
         (code(c), t, "yes" if c in rundir.PAIRS_COLUMNS else "", md_text(d))
         for c, (t, d) in PAIRS_COLUMN_DOCS.items()

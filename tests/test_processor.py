@@ -52,8 +52,8 @@ def test_executors_give_identical_histograms(tmp_path):
     """iterative, futures (2 processes) and Dask (LocalCluster, 2 workers) over 2 files in
     60-entry chunks, chunk-local weights (η→μμ truth; the default ss_weight binwise: SS
     weights multiplied by the mass bin's like-sign factor on the driver): the
-    parallel executors stream pairs.parquet from the workers' parts; the same rows (file and
-    table), histograms bin for bin and report numbers; Σ weight = the unfolded histogram."""
+    parallel executors' workers write pairs.parquet/ as one part per chunk; the same rows
+    (dataset and table), histograms bin for bin and report numbers; Σ weight = the unfolded histogram."""
     runs = _run_all(tmp_path, _two_files(tmp_path), "local", ("iterative", "futures", "dask"))
     ref = runs["iterative"][0]
     assert ref.cutflow["events"] == 7 * 50
@@ -61,7 +61,12 @@ def test_executors_give_identical_histograms(tmp_path):
     _assert_same(runs)
     res = runs["futures"][0]
     df = pd.read_parquet(res.files["pairs.parquet"])
-    assert pq.ParquetFile(res.files["pairs.parquet"]).metadata.num_row_groups > 1
+    # the workers' dataset: one part per chunk with pairs (2 files in 60-entry chunks)
+    parts = sorted(p.name for p in res.files["pairs.parquet"].iterdir())
+    assert len(parts) > 1
+    assert all(p.startswith("part-") for p in parts)
+    assert sum(pq.ParquetFile(res.files["pairs.parquet"] / p).metadata.num_rows
+               for p in parts) == len(df)  # fmt: skip
     assert df["weight"].sum() == pytest.approx(res.histograms["unfolded_m"].values(flow=True).sum())
     assert res.counts["os"] == (df["charge"] == 0).sum()
 
@@ -277,8 +282,9 @@ def test_executors_same_with_acceptance_map(tmp_path):
 )
 def test_global_weight_modes_on_every_executor(tmp_path, over):
     """ss_weight binwise (the default), R from mixed events and η→μμ rate need the whole
-    sample: binwise/mixed SS weights are multiplied by the mass bin's factor on the driver
-    (the streamed pairs.parquet rewritten), rate weights the gathered pairs; the same result
+    sample: the second pass multiplies binwise/mixed SS weights by the mass bin's factor and
+    every rate weight by its bin's scale (each part of the workers' dataset rewritten on the
+    workers, the chunks in memory in one process); the same result
     on every executor (mixed pairs: ε weights quantised, exact sums); the SS weights
     reproduce comb_m."""
     runs = _run_all(tmp_path, _two_files(tmp_path), "glob", **over)
@@ -297,8 +303,8 @@ def test_global_weight_modes_on_every_executor(tmp_path, over):
 @pytest.mark.parametrize("ss_weight", ["binwise", "constant"])
 def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
     """The two weighting paths of select: per chunk (WeightSpec, gammastar.selection.chunk.weight_chunk;
-    binwise SS weights rescaled by k_b on the driver) and on the whole table in the driver (the
-    path of η→μμ ``rate``, forced here by WeightSpec.from_config returning None) go through
+    binwise SS weights rescaled by k_b in the second pass) and on the whole table in the driver
+    (the path of a measured λ_θ, forced here by WeightSpec.from_config returning None) go through
     the one per-pair function gammastar.selection.chunk.pair_weights: the same acc and weight per pair,
     and the same acceptance report (below-min and outside-map pairs included), with
     ``remove_eta_mumu: none`` so that the rate reweighting does not enter."""

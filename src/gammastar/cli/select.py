@@ -46,9 +46,10 @@ def select_command(
         bool,
         typer.Option(
             "--shared-staging/--no-shared-staging",
-            help="futures/dask: workers hand their part of pairs.parquet over as a file in "
-            "<output>/.gammastar-parts-* (needs a filesystem shared with the driver; a worker "
-            "that does not see it sends the bytes through the scheduler); off: always send.",
+            help="futures/dask: workers write their parts of the pairs.parquet/ dataset "
+            "themselves, through <output>/.gammastar-parts-* (needs a filesystem shared with "
+            "the driver; a worker that does not see it sends the bytes through the scheduler "
+            "for the driver to write); off: always send.",
         ),
     ] = True,
     output: OutputOpt = None,

@@ -14,6 +14,7 @@ import glob
 import hashlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
@@ -195,7 +196,9 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
     between
     ``dst`` is briefly absent, never half-written, and a hidden leftover of an interrupted
     replace is removed by the next one. Smaller files are renamed directly (the flush costs
-    nothing there, and ``dst`` never disappears).
+    nothing there, and ``dst`` never disappears). A directory (a Parquet dataset of parts) in
+    either place takes the same way (a rename cannot replace a file by a directory, nor a
+    non-empty directory), the old one removed after.
 
     Example:
         >>> import tempfile, pathlib
@@ -206,7 +209,8 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         ('new', ['b'])
     """
     dst = Path(dst)
-    if not os.path.lexists(dst) or os.path.getsize(src) < MOVE_ASIDE_BYTES:
+    dirs = os.path.isdir(src) or os.path.isdir(dst)
+    if not os.path.lexists(dst) or (not dirs and os.path.getsize(src) < MOVE_ASIDE_BYTES):
         os.replace(src, dst)
         return
     fd, aside = tempfile.mkstemp(prefix=temp_prefix(dst), suffix=".old", dir=dst.parent)
@@ -219,8 +223,16 @@ def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
         os.replace(aside, dst)
         raise
     for old in dst.parent.glob(f".{glob.escape(dst.name)}.*.old"):  # this one, and leftovers
-        with contextlib.suppress(OSError):
-            old.unlink()
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a directory tree (a temporary or an old output), if still there."""
+    with contextlib.suppress(OSError):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
 
 
 @contextlib.contextmanager
@@ -283,9 +295,8 @@ def atomic_paths(
         failure = None
         if isinstance(err, Exception) and not isinstance(err, GammastarError):
             failure = write_failure(err, _failed_target(err, tmps, targets))
-        for tmp in tmps:  # those not renamed yet
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        for tmp in tmps:  # those not renamed yet (a directory: a dataset moved in)
+            _remove(tmp)
         if failure is not None:
             raise failure from err
         raise

@@ -446,4 +446,24 @@ def replace_column(
         fh.write(MAGIC)
 
 
-__all__ = ["ParquetConcat", "part_bytes", "part_layout", "replace_column"]
+def read_schema(path: str | os.PathLike[str]) -> Any:
+    """The Arrow schema of a Parquet file or of a dataset directory of parts (the first
+    part's, as ``pyarrow.dataset`` reads it; hidden and ``_`` names skipped).
+
+    Raises:
+        FileNotFoundError: no such file or directory; ValueError: a directory without parts.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_dir():
+        return pq.read_schema(path)
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(path, format="parquet")
+    if not dataset.files:
+        raise ValueError("a dataset directory without parquet parts")
+    return dataset.schema
+
+
+__all__ = ["ParquetConcat", "part_bytes", "part_layout", "read_schema", "replace_column"]

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gammastar.core.artifacts import SCHEMA_VERSION, atomic_path, json_text, load_json
+from gammastar.core.parquet import read_schema
 from gammastar.errors import ArtifactError, InputError
 
 # --------------------------------------------------------------------------- names
@@ -378,10 +379,9 @@ def check_pairs_schema(path: Path, require: Sequence[str] | None = None) -> None
         InputError: unreadable file; ArtifactError: a column missing or of the wrong type.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
-        schema = pq.read_schema(path)
+        schema = read_schema(path)  # a file, or a directory of parts (a parallel select)
     except FileNotFoundError:
         raise InputError(f"{path}: pairs table not found; run `gammastar select` first") from None
     except Exception as err:  # noqa: BLE001 - reported with the file name

@@ -119,11 +119,11 @@ class Execution:
     dask_processes: bool = True
     """Local Dask cluster with worker processes (``False``: threads)."""
     shared_staging: bool = True
-    """On the ``futures`` and ``dask`` executors with chunk-local weights, each chunk's pairs go
-    to the driver as a file in a staging directory next to the outputs
-    (``<output>/.gammastar-parts-*``, removed at the end), which needs a filesystem the
-    workers share with the driver; a worker that does not see the directory sends the columns
-    through the scheduler instead. ``False``: always through the scheduler."""
+    """On the ``futures`` and ``dask`` executors each worker writes its chunks' parts of the
+    pair dataset into a staging directory next to the outputs (``<output>/.gammastar-parts-*``,
+    renamed into place as ``pairs.parquet/``), which needs a filesystem the workers share with
+    the driver; a worker that does not see the directory sends the part's bytes through the
+    scheduler for the driver to write. ``False``: always through the scheduler."""
 
 
 # --------------------------------------------------------------------------- four-vectors
@@ -532,12 +532,11 @@ def raw_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str,
 class WeightSpec:
     """What a chunk needs to compute its pairs' final weights itself (picklable).
 
-    Every factor of ``weight`` is chunk-local when ``remove_eta_mumu`` is ``none`` or
-    ``truth`` (1/ε and 1/A are per-pair map lookups) except the like-sign factor of
-    ``ss_weight: binwise``, which needs the whole sample's N++, N−− per mass bin: there the
-    chunks weigh SS pairs with −1 (``r_factor`` 1) and the driver multiplies them by the
-    mass bin's k_b (:func:`rescale_like_sign`). :meth:`from_config` returns ``None`` for
-    ``rate`` (the weights need the whole sample, and the driver computes them).
+    Every factor of ``weight`` is chunk-local (1/ε and 1/A are per-pair map lookups) except
+    the like-sign factor of ``ss_weight: binwise``, which needs the whole sample's N++, N−−
+    per mass bin, and the η → μμ ``rate`` scale, which needs its unfolded yield per mass bin:
+    there the chunks weigh SS pairs with −1 (``r_factor`` 1) and the second pass multiplies
+    the weights by the mass bin's factors (:mod:`gammastar.selection.reweight`).
     """
 
     r_factor: float = 1.0
@@ -553,8 +552,6 @@ class WeightSpec:
     def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
 
         b = cfg.background
-        if b.remove_eta_mumu == "rate":
-            return None
         chunk_local = b.ss_weight == "constant" and b.r_factor != "mixed"
         r = float(b.r_factor) if chunk_local else 1.0
         return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance,

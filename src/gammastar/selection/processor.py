@@ -3,17 +3,17 @@
 :class:`DileptonProcessor` is stateless and picklable (plain strings, numbers and frozen
 dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
 any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
-``(file, first entry)``. When every weight factor is chunk-local
-(:class:`~gammastar.selection.chunk.WeightSpec`), the payload holds the final per-pair columns, the
-unfolded histograms and the report sums of the chunk, and, on the parallel executors, the
-pairs as this chunk's part of ``pairs.parquet`` (a file in a staging directory, or bytes);
-otherwise the pair columns with ε, weighted by the driver.
+``(file, first entry)``. With chunk-local weights
+(:class:`~gammastar.selection.chunk.WeightSpec`) the payload holds the chunk's unfolded
+histograms, report sums and per-bin sums and, on the parallel executors, only the name of
+the part of the pair dataset that the worker wrote (:mod:`gammastar.selection.writer`; the
+bytes where the worker does not see the directory); else (single process) its pair columns.
 
 The driver folds the payloads in key order as they arrive (:class:`ChunkSink`, used by the
-executors here), so the merged pairs table, every histogram and every report number are the
-same bit for bit on every executor whatever order the chunks finish in; with a
-``parquet_path`` the sink appends the parts to the single ``pairs.parquet`` while the workers
-go on, holding at most the chunks that arrived out of order.
+executors here), so the pairs, every histogram and every report number are the same bit for
+bit on every executor whatever order the chunks finish in. :func:`open_executor` keeps the
+executor (its cluster or process pool) for the selection's second pass
+(:mod:`gammastar.selection.reweight`), run through :func:`map_tasks`.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import hashlib
 import io
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 import awkward
@@ -37,7 +36,7 @@ import pyarrow.parquet  # noqa: F401
 import vector
 from coffea import processor
 
-from gammastar.core.parquet import ParquetConcat, part_bytes
+from gammastar.core.parquet import part_bytes
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
 from gammastar.io import LAYOUTS
@@ -56,6 +55,8 @@ from gammastar.selection.chunk import (
     weight_chunk,
 )
 from gammastar.selection.plausibility import Plausibility
+from gammastar.selection.reweight import mass_sums
+from gammastar.selection.writer import Packed, chunk_part_name, finish_dataset, write_part
 
 # What every chunk uses is imported with this module (above: pyarrow imports pandas on its
 # first array conversion), so a worker that has loaded gammastar is ready for its first chunk
@@ -169,11 +170,18 @@ class DileptonProcessor(processor.ProcessorABC):
         nearest: pairs outside the map take the nearest bin's ε.
         axes: histogram binning (``None``: no histograms).
         weights: chunk-local weighting (``None``: the driver weights the pairs).
-        staging: with ``weights``: each chunk's pairs are encoded here as a parquet file
-            (:func:`gammastar.core.parquet.part_bytes`) written into this directory (atomically),
-            or, on a worker that does not see the directory (no shared filesystem), returned
-            as bytes; the driver concatenates them (:class:`~gammastar.core.parquet.ParquetConcat`).
-            ``""``: always return the bytes. ``None``: return the columns (in-memory path).
+        staging: with ``weights``: the pair dataset's directory; each chunk's pairs are
+            encoded (:func:`gammastar.core.parquet.part_bytes`) and written there as the part
+            :func:`gammastar.selection.writer.chunk_part_name` (atomically), or, on a worker
+            that does not see the directory (no shared filesystem), returned as bytes for the
+            driver to write. ``""``: always return the bytes. ``None``: return the columns
+            (in-memory path).
+        part_numbers: input file → its number in the part names
+            (:func:`gammastar.selection.writer.file_numbers`); needed with ``staging``.
+        with_mass_sums: return the chunk's Σ weight per mass bin of its OS and SS pairs
+            (:func:`gammastar.selection.reweight.mass_sums`: the η → μμ ``rate`` removal).
+        with_unfolded: return the chunk's unfolded histograms (``False`` where the second
+            pass fills them from the final weights: not computed, not sent).
     """
 
     def __init__(
@@ -186,6 +194,9 @@ class DileptonProcessor(processor.ProcessorABC):
         axes: HistAxes | None = None,
         weights: WeightSpec | None = None,
         staging: str | None = None,
+        part_numbers: Mapping[str, int] | None = None,
+        with_mass_sums: bool = False,
+        with_unfolded: bool = True,
     ) -> None:
         self.reader = reader
         self.cuts = cuts
@@ -194,6 +205,9 @@ class DileptonProcessor(processor.ProcessorABC):
         self.axes = axes
         self.weights = weights
         self.staging = staging
+        self.part_numbers = dict(part_numbers or {})
+        self.with_mass_sums = with_mass_sums
+        self.with_unfolded = with_unfolded
 
     def process(self, events: Any) -> dict[str, Any]:
         md = events.metadata
@@ -237,58 +251,56 @@ class DileptonProcessor(processor.ProcessorABC):
         del pairs
         payload: dict[str, Any] = {"_rows": len(final["m"]), "_sums": sums}
         if self.axes is not None:
-            payload["_unfolded"] = unfolded_histograms(self.axes, final)
+            if self.with_unfolded:
+                payload["_unfolded"] = unfolded_histograms(self.axes, final)
+            if self.with_mass_sums:
+                edges = self.axes.mass().edges
+                payload["_mass_sums"] = mass_sums(final["m"], final["charge"], final["weight"],
+                                                  edges)  # fmt: skip
         out["report"] = Counts(counts)
         if self.staging is None:  # in-memory path (iterative): the driver concatenates;
             # qT (= pT), weight_raw (1) and acc without a map (1) are made there, once
             skip = {"qT", "weight_raw"} | ({"acc"} if self.weights.acceptance is None else set())
             payload.update({k: v for k, v in final.items() if k not in skip})
         elif payload["_rows"]:
-            # this chunk of pairs.parquet, encoded here: a file in the shared staging
-            # directory, or (a worker that does not see it) the bytes through the scheduler
+            # this chunk's part of the pair dataset, encoded and written here (the driver
+            # gets its name); a worker that does not see the directory sends the bytes
             data = part_bytes(final)
+            name = chunk_part_name(self.part_numbers, key)
+            payload["_name"] = name
             if self.staging and os.path.isdir(self.staging):
-                payload["_part"] = write_part(self.staging, key, data)
+                write_part(self.staging, name, data)
+                payload["_part"] = name
             else:
                 payload["_parquet"] = data
         out["pairs"] = PairChunks({key: payload})
+        if self.staging is not None:  # to the driver: histograms, counts, sums, compressed
+            return {"packed": Packed(out)}
         return out
 
     def postprocess(self, accumulator: dict[str, Any]) -> dict[str, Any]:
         return accumulator
 
 
-# --------------------------------------------------------------------------- staged parts
-def write_part(staging: str, key: tuple[str, int], data: bytes) -> str:
-    """Write one chunk's parquet bytes into ``staging`` (atomically: a temporary name, then
-    renamed); returns the path."""
-    name = hashlib.sha1(repr(key).encode()).hexdigest()[:20]
-    path = os.path.join(staging, f"part-{name}.parquet")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
+# --------------------------------------------------------------------------- the fold
 class ChunkSink:
     """Folds the chunks' outputs on the driver in (file, first entry) order as they arrive.
 
     Cut flows, report counts and raw-count histograms (integers) are added in any order; the
-    unfolded histograms and the float report sums are added in key order, and the pairs are
-    either kept in key order (columns; ``parquet_path`` ``None``) or, encoded by the workers,
-    appended to one parquet file (:class:`~gammastar.core.parquet.ParquetConcat`) and released;
-    a chunk that arrives early is held (as a file or bytes) until those before it are in.
+    unfolded histograms, the float report sums and the per-bin sums are added in key order;
+    the pairs are either kept in key order (columns; ``dataset`` ``None``) or are parts of the
+    pair dataset ``dataset`` (written by the workers: the sink keeps their names; one sent
+    as bytes it writes itself). An early chunk's small outputs are held until those before it
+    are in.
     """
 
-    def __init__(self, parquet_path: str | os.PathLike[str] | None = None) -> None:
-        self.parquet_path = parquet_path
-        self.stream: ParquetConcat | None = None
+    def __init__(
+        self,
+        dataset: str | os.PathLike[str] | None = None,
+        part_numbers: Mapping[str, int] | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.part_numbers = dict(part_numbers or {})
         self.start([])
 
     def start(self, items: Any) -> None:
@@ -299,14 +311,15 @@ class ChunkSink:
         self.acc: dict[str, Any] = {}
         self.unfolded: dict[str, Any] | None = None
         self.sums: dict[str, float] = {}
+        self.mass_sums: np.ndarray | None = None
         self.chunks: dict[Any, Any] = {}
+        self.parts: list[str] = []
+        self.driver_written = False
         self.rows = 0
-        self.abort()
-        if self.parquet_path is not None and self.order:
-            self.stream = ParquetConcat(self.parquet_path)
 
     def add(self, wrapped: Mapping[str, Any]) -> None:
-        out = dict(wrapped["out"])
+        out = wrapped["out"]
+        out = dict(out["packed"].unpack() if "packed" in out else out)
         pairs = out.pop("pairs", PairChunks())
         # cut flows, report counts, raw-count histograms: integers, any order
         self.acc = processor.accumulate([out], self.acc or None)
@@ -326,43 +339,48 @@ class ChunkSink:
                     self.unfolded[k] += h
         for k, v in chunk.get("_sums", {}).items():
             self.sums[k] = self.sums.get(k, 0.0) + v
-        part = chunk.get("_part", chunk.get("_parquet"))
-        if part is None:  # columns (in-memory path, or an empty chunk)
+        if "_mass_sums" in chunk:
+            ms = chunk["_mass_sums"]
+            self.mass_sums = ms.copy() if self.mass_sums is None else self.mass_sums + ms
+        if "_name" not in chunk:  # columns (in-memory path, or an empty chunk)
             cols = {k: v for k, v in chunk.items() if not k.startswith("_")}
             if cols:
                 self.chunks[key] = cols
                 self.rows += len(cols["m"])
             return
-        if self.stream is None:
-            raise RuntimeError("a chunk sent parquet bytes to a sink that keeps columns")
-        self.rows += self.stream.append(part)
-        if "_part" in chunk:
-            os.unlink(part)
+        if self.dataset is None:
+            raise RuntimeError("a chunk sent a part to a sink that keeps columns")
+        if "_parquet" in chunk:  # a worker without the shared directory: written here
+            write_part(self.dataset, chunk["_name"], chunk["_parquet"])
+            self.driver_written = True
+        self.parts.append(chunk["_name"])
+        self.rows += int(chunk["_rows"])
 
     def finish(self) -> dict[str, Any]:
         """The folded accumulator: ``cutflow``, ``hists``, ``report``, ``unfolded``,
-        ``sums``, ``rows`` and ``pairs`` (the in-memory chunks) or ``streamed`` (the path)."""
+        ``sums``, ``mass_sums``, ``rows`` and ``pairs`` (the in-memory chunks) or
+        ``streamed`` (the dataset directory) with ``parts`` (its part names in chunk order)
+        and ``driver_written`` (some parts came as bytes: the workers do not see them)."""
         if self.pending or self.next != len(self.order):
             missing = [k for k in self.order[self.next :] if k not in self.pending][:3]
             raise RuntimeError(f"chunk(s) without a result: {missing}")
         out = dict(self.acc)
         out["unfolded"] = self.unfolded
         out["sums"] = self.sums
+        out["mass_sums"] = self.mass_sums
         out["rows"] = self.rows
-        if self.stream is not None and self.rows:
-            self.stream.close()
-            out["streamed"] = self.stream.path
-            self.stream = None
+        if self.dataset is not None and self.parts:
+            # exactly this run's parts (a retry without a bad file leaves none of its chunks)
+            out["streamed"] = finish_dataset(self.dataset, self.parts)
+            out["parts"] = list(self.parts)
+            out["driver_written"] = self.driver_written
         else:
-            self.abort()
             out["pairs"] = PairChunks(self.chunks)
         return out
 
     def abort(self) -> None:
-        """Drop the parquet file being written, if any."""
-        if self.stream is not None:
-            self.stream.abort()
-            self.stream = None
+        """Nothing to undo here: the parts are in the run's staging directory, which the
+        caller removes."""
 
 
 def _folding(sink: ChunkSink, items: list[Any], results: Any) -> tuple[dict[str, Any], int]:
@@ -404,7 +422,10 @@ class SinkFuturesExecutor(processor.FuturesExecutor):
         if self.sink is None or self.function_name == "get_metadata" or len(items) == 0:
             return super().__call__(items, function, accumulator)
         items = list(items)
-        with self.pool(max_workers=self.workers) as pool:
+        with contextlib.ExitStack() as stack:
+            pool = self.pool  # one kept by open_executor (its second pass reuses it)
+            if not isinstance(pool, concurrent.futures.Executor):
+                pool = stack.enter_context(self.pool(max_workers=self.workers))
             futures = [pool.submit(function, item) for item in items]
             try:
                 done = (f.result() for f in concurrent.futures.as_completed(futures))
@@ -511,9 +532,10 @@ def _make_executor(execution: Execution, sink: ChunkSink | None = None) -> tuple
     if executor == "iterative":
         return SinkIterativeExecutor(status=False, retries=0, sink=sink), []
     if executor == "futures":
+        pool = processor.FuturesExecutor.pool(max_workers=workers or 2)
         return SinkFuturesExecutor(
-            workers=workers or 2, status=False, retries=0, compression=None, sink=sink
-        ), []
+            pool=pool, workers=workers or 2, status=False, retries=0, compression=None, sink=sink
+        ), [_PoolCloser(pool)]
     if executor == "dask":
         from distributed import Client
 
@@ -533,6 +555,54 @@ def _make_executor(execution: Execution, sink: ChunkSink | None = None) -> tuple
             client=client, status=False, retries=0, compression=None, sink=sink
         ), [client, cluster]
     raise ValueError(f"unknown executor {executor!r}")
+
+
+@dataclasses.dataclass
+class _PoolCloser:
+    """Closes a process pool (:func:`open_executor`'s cleanup)."""
+
+    pool: Any
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def open_executor(execution: Execution | None = None) -> Iterator[Any]:
+    """The executor of ``execution`` (its Dask client and local cluster, or its process pool)
+    for the whole selection: the chunks (:func:`run_processor` with ``executor=``) and the
+    second pass (:func:`map_tasks`); closed on exit."""
+    exe, to_close = _make_executor(execution or Execution())
+    try:
+        yield exe
+    finally:
+        for obj in to_close:
+            try:
+                obj.close()
+            except Exception:  # pragma: no cover - best effort shutdown  # noqa: BLE001
+                log.debug("closing %r failed", obj)
+
+
+def map_tasks(exe: Any, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``[fn(x) for x in items]`` on the executor's workers (Dask tasks, the process pool,
+    or this process for the iterative executor), results in item order."""
+    items = list(items)
+    if not items:
+        return []
+    if isinstance(exe, SinkDaskExecutor):
+        futures = exe.client.map(fn, items, pure=False, retries=exe.retries)
+        try:
+            return exe.client.gather(futures)
+        except BaseException:
+            exe.client.cancel(futures)
+            raise
+    if isinstance(exe, SinkFuturesExecutor):
+        with contextlib.ExitStack() as stack:
+            pool = exe.pool
+            if not isinstance(pool, concurrent.futures.Executor):
+                pool = stack.enter_context(exe.pool(max_workers=exe.workers))
+            return list(pool.map(fn, items))
+    return [fn(x) for x in items]
 
 
 def _bad_file(err: BaseException, files: list[str]) -> str | None:
@@ -601,6 +671,7 @@ def run_processor(
     skip_bad_files: bool = False,
     sink: ChunkSink | None = None,
     file_metadata: Mapping[str, Mapping[str, Any]] | None = None,
+    executor: Any = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the processor with ``coffea.processor.Runner`` on the chosen executor
     (``execution``: :class:`~gammastar.selection.chunk.Execution`, default the iterative one;
@@ -619,63 +690,75 @@ def run_processor(
     chunk) and never chunks by a stale entry count from its process-wide cache (a file
     rewritten between two runs in one Python session).
 
+    ``executor``: one made by :func:`open_executor` (kept open for the caller), else one is
+    made for this call and closed.
+
     Returns:
         ``(accumulator, bad_files)``; the accumulator has ``cutflow`` and ``pairs``.
     """
-    from coffea.nanoevents import BaseSchema
-
     fileset = {d: {**s, "files": dict(s["files"])} for d, s in fileset.items()}
     bad: dict[str, str] = {}
     execution = execution or Execution()
-    exe, to_close = _make_executor(execution, sink)
-    try:
-        while True:
-            files = [f for s in fileset.values() for f in s["files"]]
-            if not files:
-                raise InputError("no readable input file left: " + "; ".join(bad))
-            runner = processor.Runner(
-                executor=exe,
-                schema=BaseSchema,
-                chunksize=execution.chunksize or 500_000,
-                savemetrics=False,
-                metadata_cache=_metadata_cache(fileset, file_metadata or {}),
-            )
-            try:
-                # coffea's rich progress bars ignore status=False, and its futures executor
-                # prints tracebacks itself: keep both off the user's terminal
-                with (
-                    contextlib.redirect_stdout(io.StringIO()),
-                    contextlib.redirect_stderr(io.StringIO()),
-                ):
-                    out = runner(fileset, proc)
-            except InputError:
+    with contextlib.ExitStack() as stack:
+        exe = executor if executor is not None else stack.enter_context(open_executor(execution))
+        exe.sink = sink
+        return _run(fileset, proc, exe, execution, skip_bad_files, file_metadata, bad)
+
+
+def _run(
+    fileset: dict[str, Any],
+    proc: DileptonProcessor,
+    exe: Any,
+    execution: Execution,
+    skip_bad_files: bool,
+    file_metadata: Mapping[str, Mapping[str, Any]] | None,
+    bad: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """:func:`run_processor`'s loop on an open executor: a file that fails while read is
+    dropped and the run repeated (``skip_bad_files``), else reported."""
+    from coffea.nanoevents import BaseSchema
+
+    while True:
+        files = [f for s in fileset.values() for f in s["files"]]
+        if not files:
+            raise InputError("no readable input file left: " + "; ".join(bad))
+        runner = processor.Runner(
+            executor=exe,
+            schema=BaseSchema,
+            chunksize=execution.chunksize or 500_000,
+            savemetrics=False,
+            metadata_cache=_metadata_cache(fileset, file_metadata or {}),
+        )
+        try:
+            # coffea's rich progress bars ignore status=False, and its futures executor
+            # prints tracebacks itself: keep both off the user's terminal
+            with (
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                out = runner(fileset, proc)
+        except InputError:
+            raise
+        except ValueError as err:
+            if "No chunks survived preprocessing" not in str(err):
                 raise
-            except ValueError as err:
-                if "No chunks survived preprocessing" not in str(err):
-                    raise
-                return {}, bad  # every file is empty: nothing to select
-            except Exception as err:
-                _raise_chunk_error(err)
-                path = _bad_file(err, files)
-                msg = _read_error(err)
-                if path is None:
-                    raise
-                if msg.startswith("InputError: "):  # our own check of the values read
-                    msg = msg.removeprefix("InputError: ").removeprefix(f"{path}: ")
-                if not skip_bad_files:
-                    raise InputError(f"{path}: failed while reading: {msg}") from None
-                log.warning("skipping bad file %s: %s", path, msg)
-                bad[path] = msg
-                for s in fileset.values():
-                    s["files"].pop(path, None)
-                fileset = {d: s for d, s in fileset.items() if s["files"]}
-                continue
-            if isinstance(out, tuple):
-                out = out[0]
-            return dict(out), bad
-    finally:
-        for obj in to_close:
-            try:
-                obj.close()
-            except Exception:  # pragma: no cover - best effort shutdown  # noqa: BLE001
-                log.debug("closing %r failed", obj)
+            return {}, bad  # every file is empty: nothing to select
+        except Exception as err:
+            _raise_chunk_error(err)
+            path = _bad_file(err, files)
+            msg = _read_error(err)
+            if path is None:
+                raise
+            if msg.startswith("InputError: "):  # our own check of the values read
+                msg = msg.removeprefix("InputError: ").removeprefix(f"{path}: ")
+            if not skip_bad_files:
+                raise InputError(f"{path}: failed while reading: {msg}") from None
+            log.warning("skipping bad file %s: %s", path, msg)
+            bad[path] = msg
+            for s in fileset.values():
+                s["files"].pop(path, None)
+            fileset = {d: s for d, s in fileset.items() if s["files"]}
+            continue
+        if isinstance(out, tuple):
+            out = out[0]
+        return dict(out), bad

@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -26,7 +27,6 @@ from gammastar import io
 from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_paths, check_writable, json_text, make_meta
-from gammastar.core.parquet import replace_column
 from gammastar.core.results import StageResult
 from gammastar.corrections.background import (
     ESTIMATORS,
@@ -73,6 +73,7 @@ from gammastar.corrections.unfold import (
 )
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.darkphoton import LEPTON_CHANNELS
+from gammastar.selection import reweight
 from gammastar.selection.chunk import (  # the pure chunk steps (re-exported: public names of this module)
     _DTYPES,
     _FINAL_EXTRA,
@@ -98,7 +99,16 @@ from gammastar.selection.chunk import (  # the pure chunk steps (re-exported: pu
     weight_chunk,
 )
 from gammastar.selection.plausibility import Plausibility
-from gammastar.selection.processor import ChunkReader, ChunkSink, DileptonProcessor, run_processor
+from gammastar.selection.processor import (
+    ChunkReader,
+    ChunkSink,
+    DileptonProcessor,
+    map_tasks,
+    open_executor,
+    run_processor,
+)
+from gammastar.selection.reweight import rescale_like_sign
+from gammastar.selection.writer import file_numbers
 
 if TYPE_CHECKING:
     import hist
@@ -215,66 +225,15 @@ def fill_histograms(
     return out
 
 
-def rescale_like_sign(
-    m: np.ndarray, charge: np.ndarray, weight: np.ndarray, edges: np.ndarray, factor: np.ndarray
-) -> np.ndarray:
-    """SS pairs' chunk weights (like-sign factor −1, ``ss_weight: binwise``) times the
-    like-sign factor k_b of their mass bin; OS weights unchanged. The same numbers bit for
-    bit as weighting with −k_b directly ((x·(−1))·k = x·(−k) in IEEE arithmetic).
-
-    Example:
-        >>> rescale_like_sign(np.array([0.5, 1.5, 0.5]), np.array([2, -2, 0]),
-        ...                   np.array([-2.0, -1.0, 3.0]), np.array([0.0, 1.0, 2.0]),
-        ...                   np.array([0.5, 0.9])).tolist()
-        [-1.0, -0.9, 3.0]
-    """
-    ss = np.flatnonzero(np.asarray(charge) != 0)
-    factor = np.asarray(factor, dtype=np.float64)
-    idx = np.searchsorted(edges, np.asarray(m)[ss], side="right") - 1
-    np.clip(idx, 0, factor.size - 1, out=idx)
-    out = np.array(weight, dtype=np.float64, copy=True)
-    out[ss] *= factor[idx]
-    return out
-
-
-def _rescale_streamed(
-    path: Path, edges: np.ndarray, factor: np.ndarray, axes: HistAxes
-) -> tuple[Path, dict[str, hist.Hist]]:
-    """:func:`rescale_like_sign` on a streamed ``pairs.parquet``: row group by row group the
-    new weights are computed (reading only the columns they need) and the unfolded histograms
-    filled in row order (the same sums as one fill of the whole table); then the ``weight``
-    column is replaced in the file (:func:`gammastar.core.parquet.replace_column`: the other
-    columns are not re-encoded)."""
-    import hist
-    import pyarrow.parquet as pq
-
-
-    pf = pq.ParquetFile(path)
-    hs = {
-        f"unfolded_{sfx}": hist.Hist(*ax, storage=hist.storage.Weight())
-        for sfx, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3()))
-    }
-    new = []
-    for i in range(pf.num_row_groups):
-        t = pf.read_row_group(i, columns=["m", "qT", "E", "charge", "weight"])
-        cols = {c: t.column(c).to_numpy() for c in t.column_names}
-        wt = rescale_like_sign(cols["m"], cols["charge"], cols["weight"], edges, factor)
-        for h in hs.values():
-            h.fill(**{a.name: cols[a.name] for a in h.axes}, weight=wt)
-        new.append(wt)
-    pf.close()
-    replace_column(path, "weight", new)
-    return path, hs
-
-
 # --------------------------------------------------------------------------- result
 @dataclass(frozen=True, kw_only=True)
 class SelectResult(StageResult):
     """What :func:`select` wrote: ``select.json`` (``path``, the mark of a finished run) and its
     ``document``; the other files are in ``output_dir``.
 
-    ``pairs`` is the pairs table; when the run streamed it to ``pairs.parquet`` without
-    holding it (parallel executors), it is read from that file on first access.
+    ``pairs`` is the pairs table; when the workers wrote it (parallel executors: the
+    ``pairs.parquet/`` dataset of one part per chunk), it is read from there on first
+    access.
     """
 
     output_dir: Path
@@ -427,13 +386,16 @@ def _prepare_run(
     if fit_lambda:
         _warn_peak_window(cfg)
     spec = None if fit_lambda else WeightSpec.from_config(cfg, am)
-    # chunk-local weights on a parallel executor: stream the pairs into pairs.parquet as the
-    # chunks come in, through a staging directory next to the outputs (always removed)
+    # chunk-local weights on a parallel executor: the workers write the pair dataset, one
+    # part per chunk, into a staging directory next to the outputs (renamed into place as
+    # pairs.parquet/ with the other outputs; the staging directory is always removed)
     staging = (
         Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
         if spec is not None and opt.execution.executor != "iterative" and stream
         else None
     )
+    if staging is not None:
+        (staging / rundir.PAIRS).mkdir()
     return _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
                 fit_lambda)  # fmt: skip
 
@@ -552,10 +514,13 @@ def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
     import time
 
     run.times["checked"] = time.perf_counter()
-    result, bad_files, cutflow = _process(cfg, opt, run)
-    run.times["processed"] = time.perf_counter()
-    files_used = [p for p in run.checked.files if p not in bad_files]
-    w = _weigh(cfg, run, result, cutflow, files_used)
+    ex = opt.execution
+    # one executor (cluster, process pool) for the chunks and the second pass on the parts
+    with open_executor(replace(ex, chunksize=ex.chunksize or cfg.input.step_size)) as exe:
+        result, bad_files, cutflow = _process(cfg, opt, run, exe)
+        run.times["processed"] = time.perf_counter()
+        files_used = [p for p in run.checked.files if p not in bad_files]
+        w = _weigh(cfg, run, result, cutflow, files_used, exe)
     hists, bayes = _histograms(cfg, run, w)
     done = _Processed(bad_files, cutflow, files_used)
     meta, doc = _select_doc(cfg, opt, run, w, done, hists, bayes)
@@ -603,11 +568,14 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
 
 
 def _process(
-    cfg: AnalysisConfig, opt: _Options, run: _Run
+    cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, int]]:
-    """Run the coffea processor: ``(accumulated result, bad files, cut flow)``."""
+    """Run the coffea processor (on ``exe``, from :func:`open_executor`): ``(accumulated
+    result, bad files, cut flow)``."""
 
     cuts, checked, staging, ex = Cuts.from_config(cfg), run.checked, run.staging, opt.execution
+    dataset = staging / rundir.PAIRS if staging is not None else None
+    numbers = file_numbers(f for spec in checked.fileset.values() for f in spec["files"])
     reader = ChunkReader(
         layout=cfg.input.layout,
         # the per-lepton parent is read only where it is used (truth η→μμ removal): it is
@@ -627,19 +595,25 @@ def _process(
         nearest=cfg.unfold.outside_map == "nearest",
         axes=HistAxes.from_config(cfg),
         weights=run.spec,
-        staging=(str(staging) if ex.shared_staging else "") if staging is not None else None,
+        staging=(str(dataset) if ex.shared_staging else "") if dataset is not None else None,
+        part_numbers=numbers if dataset is not None else None,
+        # η → μμ rate: the chunks' Σ weight per mass bin (the scale of the second pass)
+        with_mass_sums=run.spec is not None and cfg.background.remove_eta_mumu == "rate",
+        # the second pass fills the unfolded histograms from the final weights
+        with_unfolded=run.spec is None or not _needs_second_pass(cfg),
     )
     result, run_bad = run_processor(
         checked.fileset,
         proc,
         execution=replace(ex, chunksize=ex.chunksize or cfg.input.step_size),
         skip_bad_files=opt.skip_bad_files,
-        sink=ChunkSink(staging / rundir.PAIRS if staging is not None else None),
+        sink=ChunkSink(dataset, numbers),
         file_metadata={
             path: {"numentries": n, "uuid": checked.uuids[path]}
             for path, n in checked.entries.items()
             if path in checked.uuids
         },
+        executor=exe,
     )
     cutflow = {k: int(result.get("cutflow", {}).get(k, 0)) for k in CUTFLOW_KEYS}
     if cutflow["leptons_nonfinite"]:
@@ -657,19 +631,17 @@ def _weigh(
     result: dict[str, Any],
     cutflow: dict[str, int],
     files_used: list[str],
+    exe: Any = None,
 ) -> _Weighted:
-    """The pairs with their final weights: from the chunks (``run.spec``: checked here, SS
-    pairs rescaled by k_b for ``binwise``) or computed here on the whole table (η → μμ
-    ``rate``; a measured λ_θ, fitted here first), both through
-    :func:`gammastar.selection.chunk.pair_weights`."""
+    """The pairs with their final weights: from the chunks (``run.spec``: checked here; the
+    factors that need every chunk, k_b of ``binwise`` and the η → μμ ``rate`` scale, applied
+    by the second pass, :func:`_second_pass`) or computed here on the whole table (a measured
+    λ_θ, fitted here first), both through :func:`gammastar.selection.chunk.pair_weights`."""
     import time
 
-
     streamed = result.get("streamed")
-    pairs = None
-    if streamed is None:
-        pairs = _pairs_table(result.pop("pairs").chunks if "pairs" in result else {})
-    n_pairs = int(result.get("rows", 0)) if pairs is None else len(pairs)
+    chunks = result.pop("pairs").chunks if "pairs" in result else {}
+    n_pairs = int(result.get("rows", 0))
     if n_pairs == 0:
         raise InputError(
             f"no pair passes the selection in {len(files_used)} file(s) "
@@ -681,15 +653,28 @@ def _weigh(
             )
         )
     raw = result.get("hists")
-    if raw is None:
+    pairs = None
+    if raw is None:  # a processor without histograms: from the table
+        pairs = _pairs_table(chunks)
         raw = raw_histograms(
             HistAxes.from_config(cfg), {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")}
         )
     est = _like_sign_estimate(cfg, raw)
     edges = np.asarray(mass_axis(cfg).edges)
+    unfolded = result.get("unfolded")
+    eta: dict[str, Any] = {"mode": cfg.background.remove_eta_mumu}
+    if run.spec is not None:  # the factors of the whole sample, on the chunks or the parts
+        t = time.perf_counter()
+        second = _second_pass(cfg, result, chunks, est, edges, exe)
+        if second is not None:
+            unfolded, rate_report = second
+            eta.update(rate_report)
+        run.times["reweight"] = time.perf_counter() - t
+    if pairs is None and streamed is None:
+        pairs = _pairs_table(chunks)
     w = _Weighted(pairs, None if streamed is None else Path(streamed), raw, est, None, None,
-                  None, {"mode": cfg.background.remove_eta_mumu})  # fmt: skip
-    if run.spec is None:  # weights of the whole sample (η → μμ rate, measured λ_θ): here
+                  None, eta)  # fmt: skip
+    if run.spec is None:  # weights of the whole sample (a measured λ_θ): here
         if run.fit_lambda:
             t = time.perf_counter()
             run.am = _measured_acceptance(cfg, run, w, cutflow["pairs_outside_map"], edges)
@@ -709,13 +694,63 @@ def _weigh(
             run.em.source,
         )  # fmt: skip
         check_unfoldable(w.eff_report, cfg.unfold.outside_map, run.em)
-        w.unfolded = _rescale_chunk_weights(cfg, w, edges) or result.get("unfolded")
+        w.unfolded = unfolded
         if cfg.background.remove_eta_mumu == "truth":
             w.eta["pairs_removed"] = cutflow["pairs_eta_mumu_removed"]
     _warn_efficiency(cfg, w.eff_report)
     if run.am is not None:
         w.acc_report = _acceptance_report(cfg, run.am, counts, sums, edges)
     return w
+
+
+def _needs_second_pass(cfg: AnalysisConfig) -> bool:
+    """Whether a weight factor needs every chunk: k_b (``ss_weight: binwise`` or a mixed R) or
+    the η → μμ ``rate`` scale (:func:`_second_pass`)."""
+    bkg = cfg.background
+    return bkg.ss_weight == "binwise" or bkg.r_factor == "mixed" or bkg.remove_eta_mumu == "rate"
+
+
+def _second_pass(
+    cfg: AnalysisConfig,
+    result: Mapping[str, Any],
+    chunks: dict[Any, dict[str, np.ndarray]],
+    est: Any,
+    edges: np.ndarray,
+    exe: Any,
+) -> tuple[dict[str, hist.Hist], dict[str, Any]] | None:
+    """The chunk weights times the factors that need every chunk (:mod:`.reweight`): k_b per
+    mass bin for the SS pairs (``ss_weight: binwise`` or a mixed R; the chunks used −1) and
+    the η → μμ ``rate`` scale (from the chunks' summed Σ weight per bin). On the parts of the
+    pair dataset each worker rewrites the ``weight`` of its own parts (``exe``'s tasks; in this
+    process where some parts came as bytes: the workers do not see the directory); on chunks
+    in memory here. Returns the unfolded histograms and the rate's report (``None``: the
+    chunk weights are final)."""
+    bkg = cfg.background
+    binwise = bkg.ss_weight == "binwise" or bkg.r_factor == "mixed"
+    rate = (
+        {"dalitz_window": bkg.eta_dalitz_window, "sigma": bkg.eta_peak_sigma}
+        if bkg.remove_eta_mumu == "rate"
+        else None
+    )
+    rw, report = reweight.plan(
+        edges,
+        HistAxes.from_config(cfg),
+        ss_factor=est.factor if binwise else None,
+        sums=result.get("mass_sums"),
+        rate=rate,
+    )
+    if rw is None:
+        return None
+    if result.get("streamed") is not None:
+        paths = [os.path.join(result["streamed"], n) for n in result["parts"]]
+        local = exe is None or result.get("driver_written")
+        mapper = (lambda fn, xs: [fn(x) for x in xs]) if local else partial(map_tasks, exe)
+        unfolded, removed = reweight.reweight_parts(rw, paths, mapper)
+    else:
+        unfolded, removed = reweight.reweight_columns(rw, chunks)
+    if rate is not None:
+        report["n_eta_mumu_removed"] = removed
+    return unfolded, report
 
 
 def _measured_acceptance(
@@ -939,27 +974,6 @@ def _rows_of(acceptance: Any, sl: slice) -> Any:
     if isinstance(acceptance, _AtPairs):
         return _AtPairs(acceptance.values[sl], acceptance.source)
     return acceptance
-
-
-def _rescale_chunk_weights(
-    cfg: AnalysisConfig, w: _Weighted, edges: np.ndarray
-) -> dict[str, hist.Hist] | None:
-    """``ss_weight: binwise`` (or a mixed R): the chunks weighed SS pairs with −1
-    (:class:`~gammastar.selection.chunk.WeightSpec`); multiply them by k_b, in the table or in the
-    streamed file. Returns the refilled unfolded histograms (``None``: nothing to do)."""
-    bkg = cfg.background
-    if not (bkg.ss_weight == "binwise" or bkg.r_factor == "mixed"):
-        return None
-    axes = HistAxes.from_config(cfg)
-    if w.streamed is not None:
-        w.streamed, hs = _rescale_streamed(w.streamed, edges, w.estimate.factor, axes)
-        return hs
-    p = w.pairs
-    p["weight"] = rescale_like_sign(
-        p["m"].to_numpy(), p["charge"].to_numpy(), p["weight"].to_numpy(), edges,
-        w.estimate.factor,
-    )  # fmt: skip
-    return unfolded_histograms(axes, {c: p[c].to_numpy() for c in ("m", "qT", "E", "weight")})
 
 
 def _warn_efficiency(cfg: AnalysisConfig, rep: Any) -> None:
@@ -1320,8 +1334,7 @@ def _write_outputs(
 
     t_post = time.perf_counter()
     with atomic_paths([run.outdir / n for n in OUTPUT_FILES], force) as (pq_tmp, h_tmp, js_tmp):
-        if w.streamed is not None:  # written while the chunks were processed
-            os.chmod(w.streamed, os.stat(pq_tmp).st_mode & 0o7777)  # same mode as any output
+        if w.streamed is not None:  # the dataset the workers wrote (pairs.parquet/)
             os.unlink(pq_tmp)  # our empty placeholder: rename onto a free name
             os.replace(w.streamed, pq_tmp)
         else:
@@ -1338,10 +1351,11 @@ def _write_outputs(
             "postprocess": t_post - t["processed"],
             "write_data": time.perf_counter() - t_post,
         }
-        for k in ("fit_lambda", "polarisation", "polarisation_correction"):
+        for k in ("fit_lambda", "polarisation", "polarisation_correction", "reweight"):
             # in postprocess: the λ_θ(m) fit (decay_lambda_theta: measured), the
             # polarisation block's measurement (every fiducial selection) and its
-            # correction (unfold.polarisation_correction)
+            # correction (unfold.polarisation_correction), the second pass (the factors
+            # of the whole sample on the chunks' weights)
             if k in t:
                 doc["timings_s"][k] = t[k]
         js_tmp.write_text(rundir.RunDir(run.outdir).json_text(rundir.SELECT, doc))  # checked
