@@ -115,6 +115,14 @@ def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
     return select(config, force=force)
 
 
+def _check_select(config: AnalysisConfig) -> None:
+    """The input's branches, the default flavour's too, against the mock that generate
+    will write (the config's own check names only stated keys: a config may only generate)."""
+    problems = config.input_problems()
+    if problems:
+        raise ConfigError("\n".join(f"{config.source or '<config>'}: {p}" for p in problems))
+
+
 def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
 
     return compute_yields(config, force=force)
@@ -241,6 +249,7 @@ STAGES: tuple[Stage, ...] = (
         outputs=rundir.stage_outputs("select"),
         needs=("generate",),
         external=_select_inputs,
+        check=_check_select,
     ),
     Stage(
         "yields",
