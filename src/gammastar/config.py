@@ -986,10 +986,12 @@ class ValidateConfig(Section):
         default_factory=lambda: [0.3, 0.5, 0.7, 0.9, 1.05], min_length=1
     )
     """Masses in GeV at which the flow is compared with the data, each in a window of full width
-    ``window``; those outside the flow's mass range are skipped. The reach's flow closure
+    ``window``; given, each must lie inside the selection's mass range (checked on load); those
+    outside the flow's mass range (the data's extent) are skipped. The reach's flow closure
     (``reach.flow_closure``) uses the same masses."""
     window: PositiveFloat = 0.03
-    """Full width of the data mass window around each mass (GeV; about the resolution)."""
+    """Full width of the data mass window around each mass (GeV; about the resolution), narrower
+    than the selection's mass range."""
     repeats: Annotated[int, Field(gt=1)] = 50
     """Independent draws for the data-vs-data bands and the model mean."""
     max_points: Annotated[int, Field(gt=1)] = 20_000
@@ -1337,7 +1339,8 @@ class ReachConfig(Section):
     (where the A′ decay before the volume)."""
     mass_min: PositiveFloat | None = None
     """Lower end of the scan's mass range in GeV; default: the lowest mass where the yields
-    and the flow both exist (:func:`gammastar.reach.stage.reach_inputs`)."""
+    and the flow both exist (:func:`gammastar.reach.stage.reach_inputs`). With this run's
+    yields, inside the selection's mass range (checked on load)."""
     mass_max: PositiveFloat | None = None
     """Upper end of the scan's mass range in GeV; default: the highest mass where the yields
     and the flow both exist."""
