@@ -216,3 +216,21 @@ def test_reach_publishes_nothing_when_its_figure_fails(tmp_path, monkeypatch):
     assert not (run / "reach.json").exists()
     assert not (run / "acceptance.npz").exists()
     assert not list(run.glob("workspaces/*"))
+
+
+def test_branches_against_the_first_input_file(tmp_path):
+    """`gammastar run` on real files: a branch the first file lacks is refused before any
+    stage runs (nothing written)."""
+    from _select_data import write_mock
+
+    from gammastar import pipeline
+
+    data = tmp_path / "data.root"
+    write_mock(data, 1)
+    inp = {"files": [str(data)], "branches": {"px": "muon_pxx"}}
+    cfg = config_from_dict({"output": str(tmp_path / "r"), "input": inp})
+    with pytest.raises(
+        InputError, match=r"data\.root: tree 'events' lacks branch\(es\) px → 'muon_pxx'"
+    ):
+        pipeline.run(cfg, report=False)
+    assert not (tmp_path / "r").exists()
