@@ -98,13 +98,17 @@ def test_mass_ranges_of_both_flavours():
 
 def test_every_mistake_one_line(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("validate: {window: 2.0, masses: [3.0]}\nreach: {mass_min: 0.05}\n")
+    path.write_text(
+        "validate: {window: 2.0, masses: [3.0], figure_masses: [0.5, 4.0]}\n"
+        "reach: {mass_min: 0.05}\n"
+    )
     with pytest.raises(ConfigError) as err:
         load_config(path)
     lines = str(err.value).splitlines()
     assert [ln.split(": ")[1] for ln in lines] == [
         "validate.window",
         "validate.masses",
+        "validate.figure_masses",
         "reach.mass_min",
     ]
     assert all(ln.startswith(f"{path.resolve()}: ") for ln in lines)

@@ -29,8 +29,8 @@ def mass_range_problems(
     Arguments:
         ranges: ``(selection.mass_min, selection.mass_max)`` of each flavour of the run
             (``per_flavour`` overrides applied): the masses the data can have.
-        validate: the ``validate`` section; ``masses`` is checked when given in the config
-            (its default is a NA60-like grid that other mass ranges skip).
+        validate: the ``validate`` section; ``masses`` and ``figure_masses`` are checked when
+            given in the config (their defaults are a NA60-like grid that other ranges skip).
         reach: the ``reach`` section; ``mass_min``/``mass_max`` are checked when the reach
             reads this run's yields (``own_yields``), whose masses are the selection's.
 
@@ -42,8 +42,9 @@ def mass_range_problems(
         ...     masses, window, model_fields_set = [5.0], 0.03, {"masses"}
         >>> class R:
         ...     mass_min = mass_max = None
-        >>> mass_range_problems([(0.2, 1.1)], V(), R(), own_yields=True)  # doctest: +ELLIPSIS
-        ['validate.masses: 5 GeV lies outside the selection's mass range 0.2-1.1 GeV ...']
+        >>> print(*mass_range_problems([(0.2, 1.1)], V(), R(), own_yields=True))
+        ... # doctest: +ELLIPSIS
+        validate.masses: 5 GeV lies outside the selection's mass range 0.2-1.1 GeV (no pair ...)
     """
     lo = min(r[0] for r in ranges)
     hi = max(r[1] for r in ranges)
@@ -56,11 +57,13 @@ def mass_range_problems(
             "check compares the pairs of a narrow window around each mass; about the mass "
             "resolution)"
         )
-    if "masses" in validate.model_fields_set:
-        outside = [m for m in validate.masses if not lo - _TOL <= m <= hi + _TOL]
+    for key in ("masses", "figure_masses"):
+        if key not in validate.model_fields_set:
+            continue
+        outside = [m for m in getattr(validate, key) if not lo - _TOL <= m <= hi + _TOL]
         if outside:
             out.append(
-                f"validate.masses: {', '.join(f'{m:g}' for m in outside)} GeV lies outside "
+                f"validate.{key}: {', '.join(f'{m:g}' for m in outside)} GeV lies outside "
                 f"{span} (no pair there to compare the flow with)"
             )
     if own_yields:

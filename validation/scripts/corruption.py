@@ -158,7 +158,8 @@ def main() -> None:
                     tally["crash"] += 1
                 elif kind == "error":
                     tally["error"] += 1
-                    tally["named"] += bool(re.search(r"branch(es)? '\w+'.*entries \d+-\d+", str(got)))
+                    named = re.search(r"branch(es)? '\w+'.*entries \d+-\d+", str(got))
+                    tally["named"] += named is not None
                     why = str(got).split("failed while reading: ")[-1].split(":")[0][:40]
                     reasons[why] = reasons.get(why, 0) + 1
                 elif got == want:
