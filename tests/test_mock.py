@@ -19,6 +19,7 @@ from scipy.integrate import cumulative_trapezoid
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig, MockDetector
 from gammastar.errors import GammastarError
+from gammastar.io import mock_branches
 from gammastar.mock import MockGenerator, generate_file, read_meta
 from gammastar.mock.cocktail import CHANNELS, Cocktail
 from gammastar.physics import dalitz
@@ -566,6 +567,8 @@ def test_file_layout(mock_file, events):
         t = f["events"]
         types = {k: t[k].typename for k in t.keys()}  # noqa: SIM118 - TTree iterates branches
         assert types["event"] == "int64_t"
+        # the branches the config check reads input.branches against (gammastar.io)
+        assert set(types) == mock_branches(["mu"])
         assert types["nmuon"] == "int32_t"
         for k in ("muon_px", "muon_py", "muon_pz", "muon_E"):
             assert types[k] == "float[]"

@@ -18,6 +18,7 @@ from scipy.integrate import cumulative_trapezoid
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config import AnalysisConfig, MockConfig, MockElectronDetector, load_config
 from gammastar.errors import ConfigError
+from gammastar.io import mock_branches
 from gammastar.mock import MockGenerator, generate_file
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail
 from gammastar.mock.electrons import (
@@ -215,6 +216,8 @@ def test_file_layout_electrons_only(tmp_path):
         tree = f["events"]
         assert "nmuon" not in tree
         assert "nelectron" in tree
+        # the branches the config check reads input.branches against (gammastar.io)
+        assert set(tree.keys()) == mock_branches(["e"])
         assert tree["electron_px"].interpretation.content.to_dtype.itemsize == 8
         ev = tree.arrays()
     assert np.all(ak.to_numpy(ev.nelectron) == 2)

@@ -761,23 +761,32 @@ DAMAGED = [
     ("zstd", "muon_px"),
     ("none", "muon_charge"),
     ("none", "muon_E"),
+    # with a checksum (ROOT's usual ZLIB, and LZ4): the basket does not decompress; the
+    # error names the branch and the damaged basket's entries (_basketed: 6 baskets of 70)
+    ("zlib", "muon_px"),
+    ("lz4", "muon_pz"),
 ]
+CODECS = {"zstd": uproot.ZSTD(5), "none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1)}
 
 
 @pytest.mark.parametrize(("compression", "branch"), DAMAGED)
 def test_corrupted_basket_is_a_bad_file(tmp_path, compression, branch):
-    """16 inverted bytes in a ZSTD or uncompressed basket (no checksum): an InputError
-    naming the file; with skip_bad_files exactly the good file's counts and the damaged file
-    listed in select.json."""
+    """16 inverted bytes in a basket: an InputError naming the file (and for a checksummed
+    codec the branch and the middle basket's entries, 210-280); with skip_bad_files exactly
+    the good file's counts and the damaged file listed in select.json with the same words."""
     from gammastar.selection.stage import select
 
     good, bad = tmp_path / "good.root", tmp_path / "bad.root"
     write_mock(good, 5)
-    _basketed(bad, uproot.ZSTD(5) if compression == "zstd" else None)
+    _basketed(bad, CODECS[compression])
     _flip(bad, branch)
     cfg = _sel_cfg(tmp_path, [good, bad])
-    with pytest.raises(InputError, match=r"bad\.root: failed while reading"):
+    why = r"bad\.root: failed while reading"
+    if compression in ("zlib", "lz4"):
+        why += rf": unreadable {compression.upper()} basket in branch '{branch}', entries 210-280"
+    with pytest.raises(InputError, match=why) as err:
         select(cfg)
+    assert "\n" not in str(err.value)
     assert not (tmp_path / "r" / "select.json").exists()
     res = select(cfg, skip_bad_files=True)
     alone = select(_sel_cfg(tmp_path / "alone", [good]))
@@ -787,6 +796,7 @@ def test_corrupted_basket_is_a_bad_file(tmp_path, compression, branch):
     assert res.cutflow == alone.cutflow
     info = json.loads((tmp_path / "r" / "select.json").read_text())
     assert list(info["bad_files"]) == [str(bad)]
+    assert str(err.value).endswith(info["bad_files"][str(bad)])  # the same report
 
 
 @pytest.mark.slow  # the reader's error: test_corrupted_basket_is_a_bad_file; make validate

@@ -31,10 +31,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gammastar.config_checks import mass_range_problems
 from gammastar.core import rundir
 from gammastar.core.artifacts import sha256_json
 from gammastar.errors import ConfigError
-from gammastar.io import LAYOUTS
+from gammastar.io import LAYOUTS, branch_map, mock_branch_problem
 from gammastar.physics.constants import M_MU, M_OMEGA
 
 
@@ -990,10 +991,12 @@ class ValidateConfig(Section):
         default_factory=lambda: [0.3, 0.5, 0.7, 0.9, 1.05], min_length=1
     )
     """Masses in GeV at which the flow is compared with the data, each in a window of full width
-    ``window``; those outside the flow's mass range are skipped. The reach's flow closure
+    ``window``; given, each must lie inside the selection's mass range (checked on load); those
+    outside the flow's mass range (the data's extent) are skipped. The reach's flow closure
     (``reach.flow_closure``) uses the same masses."""
     window: PositiveFloat = 0.03
-    """Full width of the data mass window around each mass (GeV; about the resolution)."""
+    """Full width of the data mass window around each mass (GeV; about the resolution), narrower
+    than the selection's mass range."""
     repeats: Annotated[int, Field(gt=1)] = 50
     """Independent draws for the data-vs-data bands and the model mean."""
     max_points: Annotated[int, Field(gt=1)] = 20_000
@@ -1361,7 +1364,8 @@ class ReachConfig(Section):
     (where the A′ decay before the volume)."""
     mass_min: PositiveFloat | None = None
     """Lower end of the scan's mass range in GeV; default: the lowest mass where the yields
-    and the flow both exist (:func:`gammastar.reach.stage.reach_inputs`)."""
+    and the flow both exist (:func:`gammastar.reach.stage.reach_inputs`). With this run's
+    yields, inside the selection's mass range (checked on load)."""
     mass_max: PositiveFloat | None = None
     """Upper end of the scan's mass range in GeV; default: the highest mass where the yields
     and the flow both exist."""
@@ -1914,6 +1918,54 @@ class AnalysisConfig(Section):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _cross_keys(self) -> AnalysisConfig:
+        """Keys that depend on other sections' (:mod:`gammastar.config_checks`) and the input
+        branches (against the mock's tree when the input is the mock): every mistake, one
+        line each, before any stage runs."""
+        flavours = self.input.flavours
+        sels = (
+            [_flavour_section(self.selection, f) for f in flavours]
+            if len(flavours) > 1
+            else [self.selection]
+        )
+        own = self.reach.yields == ReachConfig.model_fields["yields"].default
+        problems = mass_range_problems(
+            [(s.mass_min, s.mass_max) for s in sels], self.validate_, self.reach, own_yields=own
+        )
+        problems += [w for w in self.input_problems(stated_only=True) if w not in problems]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def input_problems(self, *, stated_only: bool = False) -> list[str]:
+        """Why ``input.layout``/``input.branches`` of each flavour cannot be read: columns the
+        layout lacks, and when the input is this run's mock, branches its ``events`` tree lacks
+        (:func:`gammastar.io.mock_branch_problem`). ``stated_only``: not a default flavour
+        missing from ``mock.leptons`` (a config that only generates); the pipeline checks it
+        when it will select the mock."""
+        files = self.input.files
+        mock_input = self.mock is not None and f"${{output}}/{rundir.MOCK}" in (
+            [files] if isinstance(files, str) else files
+        )
+        out = []
+        flavours = self.input.flavours
+        for f in flavours:
+            inp = _flavour_section(self.input, f) if len(flavours) > 1 else self.input
+            try:
+                branch_map(inp.layout, inp.branches, f)
+                why = None
+                if mock_input and self.mock is not None:
+                    why = mock_branch_problem(inp.layout, inp.branches, f, self.mock.leptons)
+            except ConfigError as err:
+                why = str(err)
+            implicit = why is not None and why.startswith("input.lepton")
+            if implicit and stated_only and "lepton" not in self.input.model_fields_set:
+                continue
+            if why and why not in out:
+                out.append(why)
+        return out
+
     @field_validator("name")
     @classmethod
     def _name_ok(cls, v: str) -> str:
@@ -1981,7 +2033,7 @@ def _format_errors(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
         if not e["loc"] and e["type"] == "value_error":  # a whole-config rule names its keys
-            lines.append(f"{source}: {msg.removeprefix('Value error, ')}")
+            lines += [f"{source}: {m}" for m in msg.removeprefix("Value error, ").splitlines()]
             continue
         lines.append(f"{source}: {key}: {msg}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gammastar.core.artifacts import os_error_text
 from gammastar.errors import ConfigError, InputError
 
 
@@ -347,6 +348,65 @@ def branch_map(
     return BranchMap(layout, required, optional, lepton)
 
 
+MOCK_LAYOUT = "jagged_cartesian"
+"""The layout of the mock's ``events`` tree (``gammastar generate``)."""
+
+_MOCK_EVENT_BRANCHES = (
+    "event",
+    "truth_channel",
+    "truth_parent_pdgid",
+    *(f"truth_gstar_{c}" for c in ("px", "py", "pz", "E", "m")),
+)
+
+
+def mock_branches(leptons: Iterable[str]) -> frozenset[str]:
+    """The branches of the mock's ``events`` tree when it holds the flavours ``leptons``
+    (DEVELOPERS.md "Mock ntuple"): per flavour its counter (``nmuon``) and the default
+    per-lepton branches of :data:`MOCK_LAYOUT` (``muon_px``, ..., ``muon_parent``).
+
+    Example:
+        >>> sorted(b for b in mock_branches(["e"]) if b.startswith("electron"))[:2]
+        ['electron_E', 'electron_charge']
+    """
+    lay = LAYOUTS[MOCK_LAYOUT]
+    out = set(_MOCK_EVENT_BRANCHES)
+    for lep in leptons:
+        stem = FLAVOUR_PREFIX[lep][0]
+        out.add(f"n{stem[:-1]}")
+        out.update(_flavoured(b, lep) for b in {**lay.required, **lay.optional}.values())
+    return frozenset(out)
+
+
+def mock_branch_problem(
+    layout: str, branches: Mapping[str, str], lepton: str, mock_leptons: Iterable[str]
+) -> str | None:
+    """Why ``input.layout``/``input.branches`` of flavour ``lepton`` cannot read the mock's
+    ``events`` tree with ``mock_leptons`` (``None``: they can), checked without the file.
+
+    Example:
+        >>> mock_branch_problem("jagged_cartesian", {"px": "muon_pxx"}, "mu", ["mu"])
+        "input.branches.px: the mock's events tree has no branch 'muon_pxx' (it writes muon_px)"
+    """
+    if layout != MOCK_LAYOUT:
+        return f"input.layout: the mock's events tree is {MOCK_LAYOUT!r}, not {layout!r}"
+    have = mock_branches(mock_leptons)
+    bm = branch_map(layout, branches, lepton)
+    for col, br in bm.required.items():
+        if br not in have:
+            key = f"input.branches.{col}" if col in branches else "input.lepton"
+            default = _flavoured(
+                {**LAYOUTS[layout].required, **LAYOUTS[layout].optional}[col], lepton
+            )
+            made = ", ".join(sorted(mock_leptons))
+            why = (
+                f"it writes {default}"
+                if default in have
+                else f"mock.leptons is [{made}]: no {lepton!r} branches"
+            )
+            return f"{key}: the mock's events tree has no branch {br!r} ({why})"
+    return None
+
+
 def resolve_files(
     files: list[str] | Mapping[str, Any],
     tree: str,
@@ -473,9 +533,14 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
 
     if not os.path.exists(path):
         raise InputError(f"{path}: input file not found")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: a directory, not a ROOT file (input.files names files or globs)")
     try:
         f = uproot.open(path)
     except Exception as err:  # noqa: BLE001
+        if isinstance(err, OSError) and err.errno is not None:  # access (permission), not
+            # the contents (a short file is an OSError without errno)
+            raise InputError(f"{path}: cannot read the input file ({os_error_text(err)})") from None
         raise InputError(
             f"{path}: not a readable ROOT file (truncated or not ROOT): {type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else ''}"
@@ -555,6 +620,7 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
     per_lepton = LAYOUTS[layout].per_lepton
     names = sorted(set(columns.values()))
     jagged = _ttree_layout(path, tree, names) if hasattr(tree, "branches") else None
+    arrays = None
     if jagged is None:
         try:
             for start in sorted({0, n - 1}):
@@ -572,6 +638,30 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
             f"{path}: branch(es) {', '.join(wrong)} do not fit layout {layout} "
             "(per-lepton branches must be jagged in the jagged layouts, flat in flat_pairs)"
         )
+    lay = LAYOUTS[layout]
+    momenta = {c for c in lay.coordinates if not (lay.paired and c.startswith(lay.charge))}
+    for col, br in columns.items():
+        if col in momenta and _dtype_kind(tree, br, arrays) in ("i", "u", "b"):
+            raise InputError(
+                f"{path}: branch {br!r} ({col}) holds integers, not a momentum coordinate "
+                "(floating point, GeV): map the right branch in input.branches"
+            )
+
+
+def _dtype_kind(tree: Any, branch: str, arrays: Any = None) -> str | None:
+    """The numpy kind of a branch's values: from a TTree's interpretation, else from
+    ``arrays`` (an entry read by :func:`_probe`); ``None``: not known."""
+    import numpy as np
+
+    try:
+        if arrays is not None:
+            import awkward as ak
+
+            return str(np.asarray(ak.flatten(arrays[branch], axis=None)).dtype.kind)
+        interp = tree[branch].interpretation
+        return str(getattr(interp, "content", interp).to_dtype.kind)
+    except Exception:  # noqa: BLE001 - other interpretations: not known
+        return None
 
 
 def check_inputs(

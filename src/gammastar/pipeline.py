@@ -31,7 +31,7 @@ from gammastar.core.interrupt import stage as running
 from gammastar.core.verdicts import n_inside
 from gammastar.corrections.unfold import split_map_spec
 from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
-from gammastar.io import fileset_from_config
+from gammastar.io import branch_map, check_inputs, fileset_from_config
 from gammastar.mock import generate_file
 from gammastar.mock.detector import resolve_efficiency_map
 from gammastar.mock.plots import plot_file
@@ -114,6 +114,25 @@ def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
 def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
 
     return select(config, force=force)
+
+
+def _check_select(config: AnalysisConfig) -> None:
+    """The input's branches, the default flavour's too, against the mock that generate
+    will write (the config's own check names only stated keys: a config may only generate),
+    or against the first input file when it exists already (the others: when select runs)."""
+    problems = config.input_problems()
+    if problems:
+        raise ConfigError("\n".join(f"{config.source or '<config>'}: {p}" for p in problems))
+    first = next(iter(_input_files(config)), None)
+    if first is None or not first.is_file() or first == _mock_path(config):
+        return
+    fileset = fileset_from_config(config)
+    tree = next(s["files"][str(first)] for s in fileset.values() if str(first) in s["files"])
+    for f in config.input.flavours:
+        inp = flavour_config(config, f).input if len(config.input.flavours) > 1 else config.input
+        check_inputs(
+            {"first": {"files": {str(first): tree}}}, branch_map(inp.layout, inp.branches, f)
+        )
 
 
 def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
@@ -242,6 +261,7 @@ STAGES: tuple[Stage, ...] = (
         outputs=rundir.stage_outputs("select"),
         needs=("generate",),
         external=_select_inputs,
+        check=_check_select,
     ),
     Stage(
         "yields",

@@ -13,6 +13,7 @@ selected (iterative executor) and the outcome classified:
 
 * ``error``: an :class:`~gammastar.errors.InputError` naming the file (decompression or
   decoding failed, or the plausibility checks of :mod:`gammastar.selection.plausibility` fired);
+  ``named`` counts those of them that also name a branch and an entry range;
 * ``crash``: a :class:`~gammastar.errors.ChunkError` (exit 1, not skippable);
 * ``unchanged``: exit 0 and exactly the undamaged file's cut flow and pair counts (the bytes
   hit did not change what the selection uses, e.g. a value flipped into one that is cut anyway);
@@ -20,7 +21,7 @@ selected (iterative executor) and the outcome classified:
 
 Usage::
 
-    python validation/scripts/corruption.py [--trials 10] [--bytes 16] [--compressions zstd]
+    python validation/scripts/corruption.py [--trials 10] [--bytes 16] [--compressions zlib,lz4]
 
 The last line is one JSON object with the counts per compression and branch.
 """
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import tempfile
 from pathlib import Path
 
@@ -91,7 +93,7 @@ def main() -> None:
     ap.add_argument("--bytes", type=int, default=16)
     ap.add_argument("--seed", type=int, default=20)
     ap.add_argument("--events", type=int, default=420, help="recorded events of the file")
-    ap.add_argument("--compressions", default="zstd,none,zlib,lz4")
+    ap.add_argument("--compressions", default="zstd,none,zlib,lz4,lzma")
     ap.add_argument(
         "--no-checks", action="store_true", help="without the plausibility checks (as before)"
     )
@@ -104,7 +106,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     work = Path(tempfile.mkdtemp(prefix="gs-corruption-"))
     events = mock_events(work, args.events, args.seed)
-    known = {"zstd": uproot.ZSTD(5), "none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1)}
+    known = {"zstd": uproot.ZSTD(5), "none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1),
+             "lzma": uproot.LZMA(1)}  # fmt: skip
     comps = {c: known[c] for c in args.compressions.split(",")}
     branches = ("muon_px", "muon_pz", "muon_E", "muon_charge")
 
@@ -134,7 +137,7 @@ def main() -> None:
         _, want = run(clean)
         table[cname] = {}
         for br in branches:
-            tally = {"error": 0, "crash": 0, "unchanged": 0, "silent": 0}
+            tally = {"error": 0, "named": 0, "crash": 0, "unchanged": 0, "silent": 0}
             for _ in range(args.trials):
                 bad = work / "bad.root"
                 data = bytearray(clean.read_bytes())
@@ -155,6 +158,8 @@ def main() -> None:
                     tally["crash"] += 1
                 elif kind == "error":
                     tally["error"] += 1
+                    named = re.search(r"branch(es)? '\w+'.*entries \d+-\d+", str(got))
+                    tally["named"] += named is not None
                     why = str(got).split("failed while reading: ")[-1].split(":")[0][:40]
                     reasons[why] = reasons.get(why, 0) + 1
                 elif got == want:

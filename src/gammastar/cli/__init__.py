@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
@@ -147,7 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     hint = " (GAMMASTAR_DEBUG=1 shows the traceback)"
     command = _command(argv)
     try:
-        with interrupt.signals_as_exceptions():
+        with interrupt.signals_as_exceptions(), warnings.catch_warnings():
+            if not debug:  # a library's warning: one line, not its source line
+                warnings.showwarning = _warning_line
             try:
                 status = app(args=argv, standalone_mode=False)
             finally:
@@ -171,6 +174,18 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer.Exit
         return int(exc.code or 0)
     return status if isinstance(status, int) else 0
+
+
+def _warning_line(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, *args: object
+) -> None:
+    """``warnings.showwarning`` of the command line: one line naming the warning's class and
+    the package that raised it (``GAMMASTAR_DEBUG=1``: Python's own text, with file and line)."""
+    text = str(message).splitlines()[0] if str(message) else ""
+    parts = Path(filename).with_suffix("").parts
+    site = next((p for p in reversed(parts[:-1]) if p.endswith("-packages")), None)
+    origin = parts[parts.index(site) + 1] if site else Path(filename).stem
+    typer.echo(f"gammastar: warning: {text} ({category.__name__} in {origin})", err=True)
 
 
 def _report(exc: Exception, debug: bool, hint: str) -> int | None:

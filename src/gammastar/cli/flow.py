@@ -27,10 +27,10 @@ def train_command(
 
     Writes flow/model.pt, flow/meta.json, flow/history.json and flow/loss.png.
     """
+    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before torch
     from gammastar.flow import load as load_flow
     from gammastar.flow import train
 
-    cfg = load(config, output, lock=True, wait=wait)
     out = train(cfg, resume=resume, force=force, seed=seed, progress=sys.stderr.isatty()).path
     info = load_flow(out).meta["meta"]
     typer.echo(
@@ -126,10 +126,10 @@ def validate_command(
 
     Writes validation.json and figures/flow_kl.png, figures/flow_kinematics.png.
     """
+    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before torch
     from gammastar.core.verdicts import n_inside
     from gammastar.flow.validate import validate
 
-    cfg = load(config, output, lock=True, wait=wait)
     res = validate(cfg, force=force, seed=seed).document
     inside = n_inside(res)
     typer.echo(

@@ -34,14 +34,14 @@ def generate_command(
 ) -> None:
     """Generate NA60-like mock dimuon data (cocktail + combinatorial, detector effects)."""
     from gammastar.errors import GammastarError
-    from gammastar.mock import generate_file
 
     if events is not None and events <= 0:
         raise GammastarError(f"--events must be a positive integer, got {events}")
     if seed is not None and seed < 0:
         raise GammastarError(f"--seed must be a non-negative integer, got {seed}")
-    cfg = load(config, output)
+    cfg = load(config, output)  # a bad config: refused before the generator's imports
     from gammastar.core import rundir
+    from gammastar.mock import generate_file
 
     path = out if out is not None else cfg.output_dir / rundir.MOCK
     if path.absolute().is_relative_to(cfg.output_dir.absolute()):  # a file of the run directory

@@ -40,9 +40,10 @@ def reach_command(
     signal events), acceptance.npz and figures/reach.png in the run directory.
     """
     from gammastar.cli import lock_run
+
+    cfg = load(config, output)  # a bad config: refused before the stage's imports
     from gammastar.reach.stage import check_config, run_reach
 
-    cfg = load(config, output)
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists
     lock_run(cfg.output_dir, wait=wait)
     if method is not None:
@@ -74,8 +75,8 @@ def acceptance_command(
 
     Writes acceptance_ctau.npz, figures/acceptance_ctau.png (+ figures/acceptance_reldiff.png).
     """
+    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the imports
     from gammastar.reach.acceptance import run_acceptance
 
-    cfg = load(config, output, lock=True, wait=wait)
     path = run_acceptance(cfg, compare=compare, force=force)
     typer.echo(f"acceptance: wrote {path}")

@@ -15,8 +15,8 @@ def report_command(config: ConfigArg, output: OutputOpt = None) -> None:
     Stages whose artifacts are missing are shown as "not run"; the page has no external
     resources (open it with any browser, offline).
     """
+    cfg = load(config, output)  # a bad config: refused before the report's imports
     from gammastar.report import build_report
 
-    cfg = load(config, output)
     path = build_report(cfg, force=True).path
     typer.echo(f"report: {path}")

@@ -29,12 +29,12 @@ def run_command(
     wait: WaitOpt = False,
 ) -> None:
     """Run the whole analysis chain; only stale stages are recomputed."""
+    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the imports
     from rich.console import Console
 
     from gammastar import pipeline
 
     console = Console(stderr=True)
-    cfg = load(config, output, lock=True, wait=wait)
     reports = pipeline.run(
         cfg,
         force=[s.value for s in force or ()],

@@ -63,15 +63,16 @@ def select_command(
     import logging
 
     from gammastar.errors import ConfigError
-    from gammastar.selection.stage import Execution, select
 
     executor = Executor(executor)
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
+    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before coffea
+    from gammastar.selection.stage import Execution, select
+
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # distributed logs at INFO on its own loggers
         handler.setLevel(logging.WARNING)
-    cfg = load(config, output, lock=True, wait=wait)
     res = select(
         cfg,
         [str(p) for p in input] if input else None,

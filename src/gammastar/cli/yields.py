@@ -26,10 +26,10 @@ def yields_command(
     """
     import logging
 
+    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the stage
     from gammastar.yields.stage import compute_yields
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
-    cfg = load(config, output, lock=True, wait=wait)
     doc = compute_yields(cfg, force=force, plots=plots).document
     meta = doc["meta"]
     typer.echo(

@@ -107,9 +107,15 @@ def _open_lock(run_dir: Path) -> tuple[int, Path]:
     path = run_dir / LOCK_NAME
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # no run directory: nothing in it to read either
+        kind = EnvironmentFailure if err.errno in ENVIRONMENT_ERRNOS else GammastarError
+        raise kind(
+            f"{run_dir}: cannot create the run directory ({os_error_text(err)}); choose "
+            "another with output or --output"
+        ) from None
+    try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666), path
     except OSError as err:
-
         if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise EnvironmentFailure(
                 f"{run_dir}: cannot write into this run directory ({os_error_text(err)}); "

@@ -1936,6 +1936,8 @@ def run_reach(
     reach = reach_document(config, inp, res, meta)
     if closure is not None:
         reach["flow_closure"] = closure
-    write_reach(out, res, reach, inp.dark, force=force)
+    # the figures (by-products) first: a figure that fails (no space) publishes nothing of
+    # the stage, whose outputs then appear together, before the pipeline records the stage
     plot_reach_figures(config, out, res, closure=closure, nuisances=inp.nuisance_record)
+    write_reach(out, res, reach, inp.dark, force=force)
     return ReachResult(out / rundir.REACH, reach, res)

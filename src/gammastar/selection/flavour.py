@@ -58,10 +58,12 @@ def lepton_flavours(
         el = np.abs(m - M_E) < 0.01 * M_E
     else:
         e = np.asarray(e, dtype=np.float64)
-        m2 = e**2 - np.asarray(p2, dtype=np.float64)
-        tol = 8.0 * eps * e**2 + 1e-12
-        mu = np.abs(m2 - M_MU**2) <= tol + 2e-3 * M_MU**2
-        el = np.abs(m2 - M_E**2) <= tol + 2e-3 * M_E**2
+        # NaN/inf momenta (the selection's nonfinite cut counts them) are "neither", quietly
+        with np.errstate(invalid="ignore", over="ignore"):
+            m2 = e**2 - np.asarray(p2, dtype=np.float64)
+            tol = 8.0 * eps * e**2 + 1e-12
+            mu = np.abs(m2 - M_MU**2) <= tol + 2e-3 * M_MU**2
+            el = np.abs(m2 - M_E**2) <= tol + 2e-3 * M_E**2
     return {
         "mu": int(np.sum(mu & ~el)),
         "e": int(np.sum(el & ~mu)),

@@ -19,6 +19,8 @@ right after it is read (:meth:`Plausibility.check`, called by
 
 A chunk that fails is an :class:`~gammastar.errors.InputError` naming the file, the branch and
 the entry range: a bad file (``--skip-bad-files`` skips it and lists it in ``select.json``).
+A basket that does not even decompress or decode (the ZLIB, LZ4 and LZMA checksums, a damaged
+header) is named the same way, with the damaged basket's entries (:func:`read_failure`).
 docs/howto/runs-and-failures.md lists what these checks catch and what they cannot.
 """
 
@@ -362,3 +364,65 @@ class Plausibility:
             if not ok.all():
                 i = int(np.flatnonzero(~ok)[0])
                 fail(col, f"non-finite value {a[i]}", i)
+
+
+CODECS = {b"ZL": "ZLIB", b"CS": "ZLIB", b"L4": "LZ4", b"XZ": "LZMA", b"ZS": "ZSTD"}
+"""ROOT's compression-header tags (the first 2 bytes of a compressed basket payload)."""
+
+
+def read_failure(where: tuple[str, int, int], tree: str, branch: str, err: Exception) -> InputError:
+    """The :class:`~gammastar.errors.InputError` of a branch of a chunk that failed to read
+    (decompression or decoding): the file, the branch, the entries of the first basket of the
+    chunk that fails on its own (the chunk's entries when none does, or the file is no TTree)
+    and its codec, and the reader's own words.
+
+    Arguments:
+        where: ``(file, first entry, stop entry)`` of the chunk.
+        tree: the TTree's name.
+        branch: the branch that failed.
+        err: the reader's exception.
+    """
+    path, start, stop = where
+    try:
+        first, last, codec = _damaged_basket(path, tree, branch, start, stop)
+    except Exception:  # noqa: BLE001 - the file is beyond reading: the chunk's entries
+        first, last, codec = start, stop, ""
+    cause = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:200]
+    return InputError(
+        f"{path}: unreadable {codec + ' ' if codec else ''}basket in branch {branch!r}, entries "
+        f"{first}-{last} ({cause}; damaged basket)"
+    )
+
+
+def _damaged_basket(
+    path: str, tree: str, branch: str, start: int, stop: int
+) -> tuple[int, int, str]:
+    """``(first entry, stop entry, codec)`` of the first basket of ``branch`` overlapping
+    ``[start, stop)`` that does not read on its own."""
+    import uproot
+
+    with uproot.open(path) as f:
+        br = f[tree][branch]
+        offsets = [int(x) for x in br.entry_offsets]
+        for i in range(len(offsets) - 1):
+            if offsets[i + 1] <= start or offsets[i] >= stop:
+                continue
+            try:
+                br.basket(i)
+            except Exception:  # noqa: BLE001 - this basket is the damaged one
+                return max(start, offsets[i]), min(stop, offsets[i + 1]), _codec(br, i)
+    raise LookupError(branch)
+
+
+def _codec(br: Any, i: int) -> str:
+    """The compression of basket ``i`` of ``br`` from its header (``""``: not known)."""
+    try:
+        key = br.basket_key(i)
+        seek, nbytes = int(br.member("fBasketSeek")[i]), int(br.member("fBasketBytes")[i])
+        if key.fObjlen == nbytes - key.fKeylen:
+            return "uncompressed"
+        with open(br.file.file_path, "rb") as fh:
+            fh.seek(seek + key.fKeylen)
+            return CODECS.get(fh.read(2), "")
+    except Exception:  # noqa: BLE001 - a damaged key: the codec stays unnamed
+        return ""

@@ -54,7 +54,7 @@ from gammastar.selection.chunk import (
     unfolded_histograms,
     weight_chunk,
 )
-from gammastar.selection.plausibility import Plausibility
+from gammastar.selection.plausibility import Plausibility, read_failure
 from gammastar.selection.reweight import mass_sums
 from gammastar.selection.writer import Packed, chunk_part_name, finish_dataset, write_part
 
@@ -146,9 +146,14 @@ class ChunkReader:
         """The chunk's columns (package names), checked; a failure here is the input file's
         (coffea names it: a bad file)."""
         md = events.metadata
-        cols = {col: awkward.materialize(events[branch]) for col, branch in self.columns.items()}
+        where = (md.get("filename", "?"), md.get("entrystart", 0), md.get("entrystop", 0))
+        cols = {}
+        for col, branch in self.columns.items():
+            try:
+                cols[col] = awkward.materialize(events[branch])
+            except Exception as err:  # noqa: BLE001 - a basket that does not decompress
+                raise read_failure(where, md.get("treename", "events"), branch, err) from None
         if self.plausibility is not None:  # values no detector gives: a damaged file
-            where = (md.get("filename", "?"), md.get("entrystart", 0), md.get("entrystop", 0))
             self.plausibility.check(cols, self.layout, self.columns, where)
         return cols
 
