@@ -76,10 +76,16 @@ class MockGenerator:
         config: the analysis config (its ``mock`` section; ``beam`` for the normalisation).
         seed: the random seed (default: ``config.seed``).
         progress: show a progress bar while PYTHIA runs (``mock.backend: pythia``).
+        mesons: a meson source already built (a PYTHIA pool shared with a truth study);
+            default: that of ``mock.backend``.
     """
 
     def __init__(
-        self, config: AnalysisConfig, seed: int | None = None, progress: bool = False
+        self,
+        config: AnalysisConfig,
+        seed: int | None = None,
+        progress: bool = False,
+        mesons: MesonSource | None = None,
     ) -> None:
         self.config = config
         self.cfg: MockConfig = config.mock or MockConfig()
@@ -92,7 +98,9 @@ class MockGenerator:
         e_max = config.beam.energy if self.cfg.kinematic_limit else None
         self.mesons: MesonSource = ParametricMesons(self.cfg, e_max)
         """The mesons' multiplicities and kinematics (``mock.backend``)."""
-        if self.cfg.backend == "pythia":
+        if mesons is not None:
+            self.mesons = mesons
+        elif self.cfg.backend == "pythia":
             self.mesons = _pythia_mesons(config, self.seed, progress)
         self.cocktail = Cocktail(self.cfg, beam_energy=e_max, mesons=self.mesons)
         self.combinatorial = Combinatorial(self.cfg, beam_energy=e_max)
@@ -903,6 +911,7 @@ def generate_file(
     chunk_size: int | None = None,
     compression: Any = "default",
     progress: bool | None = None,
+    mesons: MesonSource | None = None,
 ) -> GenerateResult:
     """Generate mock data and write the ROOT ntuple of DEVELOPERS.md ("Mock ntuple").
 
@@ -919,6 +928,7 @@ def generate_file(
         compression: uproot compression (``"default"``: uproot's default, ZLIB level 1).
         progress: a progress bar while PYTHIA runs (``mock.backend: pythia``; default: when
             stderr is a terminal).
+        mesons: a meson source already built (:class:`MockGenerator`).
 
     Returns:
         A :class:`GenerateResult`.
@@ -939,7 +949,7 @@ def generate_file(
         raise GammastarError(f"{path}: is a directory; give the output file name")
     if progress is None:
         progress = sys.stderr.isatty()
-    gen = MockGenerator(config, seed, progress=progress)
+    gen = MockGenerator(config, seed, progress=progress, mesons=mesons)
     options = {} if compression == "default" else {"compression": compression}
     with atomic_path(path, force) as tmp:
         try:

@@ -14,6 +14,7 @@ detector and combinatorial background stay the package's (:mod:`gammastar.mock.c
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,7 +61,7 @@ def pythia_settings(py: MockPythia, beam_energy: float, seed: int) -> list[str]:
         f"Beams:eA = {float(beam_energy)!r}",
         "Beams:eB = 0.",
         "SoftQCD:inelastic = on",
-        *(["HeavyIon:mode = 1"] if nucleus else []),
+        *(["HeavyIon:mode = 1", "HeavyIon:showInit = off"] if nucleus else []),
         "Random:setSeed = on",
         f"Random:seed = {pythia_seed(seed)}",
     ]
@@ -79,6 +80,9 @@ class MesonPool:
     sigma_mb: float
     """PYTHIA's estimate of the generated (inelastic) cross-section, mb."""
     settings: list[str]
+    init_seconds: float = 0.0
+    init_cpu_seconds: float = 0.0
+    """Wall and CPU time of PYTHIA's initialisation (not in ``meta``: timings)."""
 
     def counts(self) -> dict[str, int]:
         """Mesons per species in the pool."""
@@ -126,8 +130,10 @@ def run_pool(settings: list[str], collisions: int, progress: bool = False) -> Me
     for line in settings:
         if not pythia.readString(line):
             raise ConfigError(f"mock.pythia: PYTHIA does not accept the setting {line!r}")
+    t0, c0 = time.perf_counter(), time.process_time()
     if not pythia.init():
         raise GammastarError("mock.pythia: PYTHIA failed to initialise (settings in meta)")
+    t_init, c_init = time.perf_counter() - t0, time.process_time() - c0
     ids = {pdg: name for name, pdg in SPECIES.items()}
     pt: dict[str, list[float]] = {k: [] for k in SPECIES}
     y: dict[str, list[float]] = {k: [] for k in SPECIES}
@@ -155,6 +161,8 @@ def run_pool(settings: list[str], collisions: int, progress: bool = False) -> Me
         done,
         sigma,
         list(settings),
+        t_init,
+        c_init,
     )
 
 
