@@ -3,7 +3,8 @@ second (pp and p+Pb with Angantyr, initialisation apart), and mock sources per s
 the parametric backend in the same process.
 
 Three figures per PYTHIA mode: the initialisation time, collisions/s of the meson pool
-(:func:`gammastar.mock.pythia.run_pool`) with the cocktail mesons' multiplicities per collision,
+(:func:`gammastar.mock.pythia.run_pool`) with the cocktail mesons' multiplicities per collision
+(and their mean p_T, mean and standard deviation of the lab rapidity),
 and sources/s of ``generate_file`` from that pool (decays, detector, writing) against the same
 config with ``backend: parametric`` (the reference; ratio = PYTHIA / parametric, both timed
 here after a warm-up generation, so the imports and the PDG tables are loaded). The total
@@ -85,6 +86,9 @@ def main() -> None:
                 "pool_seconds": wall, "pool_cpu_s": cpu,
                 "multiplicity_per_collision": mesons.multiplicity,
                 "sigma_generated_mb": pool.sigma_mb,
+                "spectra": {k: {"pt_mean": float(pool.pt[k].mean()), "y_mean": float(pool.y[k].mean()),
+                                "y_std": float(pool.y[k].std())}
+                            for k in pool.pt if pool.pt[k].size},
                 "generate_seconds": g_wall, "generate_cpu_s": g_cpu,
                 "sources_per_s": args.events / g_wall, "sources_per_cpu_s": args.events / g_cpu,
                 "ratio_to_parametric": (args.events / g_wall) / ref["sources_per_s"],
