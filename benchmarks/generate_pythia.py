@@ -35,6 +35,11 @@ def _config(backend: str, mode: str, collisions: int):
     from gammastar.config import AnalysisConfig
 
     pythia = {"mode": mode, "collisions": collisions, "target_pdgid": NUCLEUS.get(mode)}
+    if mode == "angantyr":  # the shipped config's Angantyr settings (its fitted sub-collisions)
+        from gammastar.config import load_config
+
+        shipped = load_config(REPO / "analysis" / "na60_like_pythia.yaml").mock.pythia
+        pythia["settings"] = list(shipped.settings)
     return AnalysisConfig.model_validate({
         "seed": 1,
         "mock": {"backend": backend, "efficiency_map": str(REPO / "data" / "efficiency_na60_like.root"),
