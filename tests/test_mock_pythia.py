@@ -82,7 +82,7 @@ def _layout(path: Path) -> dict[str, object]:
         for key, cls in f.classnames().items():
             out[key.split(";")[0]] = cls
             if cls == "TTree":
-                out[key.split(";")[0]] = {b: f[key][b].typename for b in f[key]}
+                out[key.split(";")[0]] = {name: br.typename for name, br in f[key].iteritems()}
     return out
 
 
@@ -91,6 +91,7 @@ def test_same_output_contract_as_parametric(files):
     para, pyth = _layout(files["parametric"].path), _layout(files["pythia"].path)
     assert para == pyth
     assert {"events", "truth", "truth_ee", "truth_generated", "meta"} <= set(pyth)
+    assert {"muon_px", "electron_E", "truth_channel", "truth_gstar_m"} <= set(pyth["events"])
     meta = files["pythia"].meta
     assert meta["generator"] == "gammastar.mock/pythia"
     assert files["pythia"].n_events_written > 0
