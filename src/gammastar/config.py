@@ -330,6 +330,30 @@ class MockElectrons(Section):
     reconstructed-mass bin (``background.conversion_template``); 0: not written."""
 
 
+class MockPythia(Section):
+    """PYTHIA 8 settings of ``mock.backend: pythia`` (docs/reference/mock.md "PYTHIA backend";
+    :mod:`gammastar.mock.pythia`): ``SoftQCD:inelastic`` collisions of ``beam.energy`` protons
+    on a fixed target, the cocktail mesons' decays off, their lab momenta a pool that the
+    package's decays and detector resample."""
+
+    mode: Literal["pp", "angantyr", "pp_scaled"] | None = None
+    """The target: ``pp`` (a proton target; multiplicities per inelastic pp collision),
+    ``angantyr`` (p+A with PYTHIA's Angantyr model, nucleus ``target_pdgid``) or ``pp_scaled``
+    (pp collisions, each meson's multiplicity per inelastic p+A collision from
+    σ_pA = σ_pp A^α: ``a_exponent``, ``beam.target_mass_number``, ``beam.sigma_inel_mb``).
+    Required with ``backend: pythia``."""
+    collisions: Annotated[int, Field(gt=0)] = 20_000
+    """Inelastic collisions PYTHIA generates: the meson pool whose (p_T, y) each source resamples."""
+    target_pdgid: int | None = None
+    """PDG id of the target nucleus for ``angantyr`` (e.g. 1000822080, ²⁰⁸Pb)."""
+    a_exponent: dict[Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi"], float] = Field(
+        default_factory=dict
+    )
+    """α per meson of σ_pA = σ_pp A^α for ``pp_scaled`` (every cocktail meson needs one)."""
+    settings: list[str] = Field(default_factory=list)
+    """Further PYTHIA settings (``readString`` lines, e.g. a tune), applied after the package's."""
+
+
 _ACC_PT_EDGES = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
 
 
@@ -347,7 +371,19 @@ class MockConfig(Section):
     efficiency_map: str | None = "../data/efficiency_na60_like.root"
     """ε(m, pT) map (ROOT file with a TH2 ``efficiency``, or ``None`` for ε = 1)."""
     backend: Literal["parametric", "pythia"] = "parametric"
-    """Meson kinematics: parametrised spectra, or PYTHIA 8 (extra ``pythia``; not implemented)."""
+    """Meson kinematics and multiplicities: parametrised spectra, or PYTHIA 8 (extra
+    ``pythia``; settings in ``pythia``)."""
+    pythia: MockPythia = Field(default_factory=MockPythia)
+    """PYTHIA 8 settings of ``backend: pythia`` (mode, pool size, target)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # not given: left out, so a config without it hashes as before the key existed
+        out = handler(self)
+        if "pythia" not in self.model_fields_set:
+            out.pop("pythia", None)
+        return out
+
     n_omega_per_collision: PositiveFloat = 0.8
     """⟨n_ω⟩ per inelastic p+A collision (0.39 per pp × about 2 for p+Pb,
     docs/explanation/physics.md §3.2)."""

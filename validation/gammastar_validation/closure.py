@@ -30,6 +30,7 @@ def reach_closure(
     samples: int = 40_000,
     seed: int = 11,
     inside: Any = None,
+    mesons: Any = None,
 ) -> list[dict[str, Any]]:
     """Rows ``{geometry, mass, ctau, acc_dd, acc_truth, nsig_dd, nsig_truth, acc_err,
     acc_dd_err, nsig_dd_err, nsig_truth_err, nsig_pull, extrapolated_fraction,
@@ -56,6 +57,8 @@ def reach_closure(
         samples: A′ samples per mass, each side.
         seed: seed of the truth and of the samples.
         inside: the data-driven sampler inside the fiducial region (default: the run's flow).
+        mesons: the meson source of the run's mock (:func:`gammastar_validation.truth.truth_gstar`;
+            default: ``mock.backend``'s).
     """
     from gammastar.core import rundir
     from gammastar.corrections.pair_acceptance import fiducial_from_config
@@ -83,7 +86,7 @@ def reach_closure(
         ex = y_dd.extrapolation
         sampler = ExtrapolatedSampler(inside, Extrapolation.from_dict(ex),
                                       FiducialRegion.from_dict(ex["fiducial"]))  # fmt: skip
-    truth = truth_gstar(cfg, truth_sources, seed=seed)
+    truth = truth_gstar(cfg, truth_sources, seed=seed, mesons=mesons)
     det = Detector(cfg.mock.detector, EfficiencyMap.unity())
     edges = np.asarray(y_dd.extrapolation["bin_edges"]) if y_dd.extrapolation else None
     mock_file = run / rundir.MOCK

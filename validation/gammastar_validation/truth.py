@@ -50,15 +50,22 @@ class GstarTruth:
                           self.n_pot)  # fmt: skip
 
 
-def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
+def truth_gstar(config, n_sources: int, seed: int, mesons: Any = None) -> GstarTruth:
     """Generate ``n_sources`` cocktail sources of ``config``'s mock and return the γ*: the
     dielectron cocktail's with ``input.lepton: e`` (and ``e`` in ``mock.leptons``), else the
     muon cocktail's.
+
+    The mesons are those of ``mock.backend``: with ``pythia`` the PYTHIA pool of the data's
+    mock (``mesons``, or the pool of the config's seed, the one ``gammastar generate`` draws),
+    so that the true meson yields per POT (PYTHIA's multiplicities), their kinematics and the
+    decays P → γγ*, V → Pγ*, V → γ* are the data's.
 
     Arguments:
         config: an :class:`~gammastar.config.AnalysisConfig` with a ``mock`` section.
         n_sources: cocktail sources to generate (all channels, by their probabilities).
         seed: random seed.
+        mesons: the meson source (:class:`gammastar.mock.cocktail.MesonSource`) of the data's
+            mock; default: ``mock.backend``'s, the PYTHIA pool of ``config.seed``.
 
     Returns:
         :class:`GstarTruth`.
@@ -66,7 +73,11 @@ def truth_gstar(config, n_sources: int, seed: int) -> GstarTruth:
     from gammastar.mock.generate import MockGenerator
     from gammastar.physics.target import interaction_probability
 
-    gen = MockGenerator(config, seed=seed)
+    if mesons is None and config.mock is not None and config.mock.backend == "pythia":
+        from gammastar.mock.pythia import PythiaMesons
+
+        mesons = PythiaMesons(config, config.seed)
+    gen = MockGenerator(config, seed=seed, mesons=mesons)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
     if config.input.lepton == "e" and gen.electrons:  # the dielectron γ* sources (codes 8–14)
         from gammastar.mock.cocktail import Sources

@@ -60,3 +60,32 @@ def test_truth_gstar_of_electrons():
     assert set(np.unique(tr.channel)) <= {int(s.channel) for s in EE_CHANNELS}
     assert tr.m.min() >= 2 * M_E
     assert np.mean(tr.m < 2 * 0.1056583755) > 0.9  # π0 Dalitz dominates (σ_π0/σ_ω = 9)
+
+
+def test_truth_gstar_of_a_pythia_mock():
+    """With ``mock.backend: pythia`` the truth's mesons are the data's PYTHIA pool: N_POT from
+    PYTHIA's multiplicities (n_sources / (P_int Σ ⟨n⟩ BR), the generator's formula), and its
+    ω → μμ parents the pool's rapidities (mean within 5 standard errors of the pool's)."""
+    pytest.importorskip("pythia8mc")
+    from gammastar.channels import Channel
+    from gammastar.config import config_from_dict
+    from gammastar.mock.cocktail import CHANNELS
+    from gammastar.mock.pythia import PythiaMesons
+    from gammastar.physics.pdgdata import branching_ratio
+    from gammastar.physics.target import interaction_probability
+    from gammastar_validation.truth import truth_gstar
+
+    cfg = config_from_dict({"mock": {"backend": "pythia", "efficiency_map": None,
+                                     "combinatorial": {"pilot_events": 1000},
+                                     "pythia": {"mode": "pp", "collisions": 300}}})  # fmt: skip
+    mesons = PythiaMesons(cfg, cfg.seed)
+    n = 20_000
+    tr = truth_gstar(cfg, n, seed=4, mesons=mesons)
+    per_collision = sum(mesons.multiplicity[s.parent] * branching_ratio(s.br_key).value
+                        for s in CHANNELS)  # fmt: skip
+    p_int = interaction_probability(cfg.beam.interaction_lengths)
+    assert tr.n_pot == pytest.approx(n / (p_int * per_collision), rel=1e-9)
+    omega = tr.channel == int(Channel.OMEGA_MUMU)
+    y = 0.5 * np.log((tr.E[omega] + tr.pz[omega]) / (tr.E[omega] - tr.pz[omega]))
+    pool = mesons.pool.y["omega"]
+    assert abs(y.mean() - pool.mean()) < 5 * pool.std() / np.sqrt(min(pool.size, y.size))

@@ -14,6 +14,10 @@ mesons), Gaussian lab rapidity, uniform azimuth. Decays:
 
 Channel weights ∝ BR (PDG, :mod:`gammastar.physics.pdgdata`) × σ/σ_ω (config).
 
+The meson kinematics and multiplicities come from a meson source: :class:`ParametricMesons`
+(the spectra above, the config's σ/σ_ω and ⟨n_ω⟩) or the PYTHIA 8 pool of
+:mod:`gammastar.mock.pythia` (``mock.backend: pythia``); the decays are the same for both.
+
 Dielectrons (:data:`EE_CHANNELS`, ``mock.leptons`` holding ``e``): the same decays with
 m_ℓ = m_e, plus π0 → γee (π0 multiplicity σ_π0/σ_ω, its own T and rapidity width, and the
 transition form factor |F|² = (1 − a_π m²/m_π²)⁻² of ``mock.electrons.pi0``). The ee mass of
@@ -23,7 +27,7 @@ the Dalitz decays is sampled on a logarithmic grid from 2m_e (the Kroll–Wada s
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -154,15 +158,18 @@ class Cocktail:
         specs: tuple[ChannelSpec, ...] = CHANNELS,
         *,
         check: bool = True,
+        mesons: MesonSource | None = None,
     ) -> None:
         self.cfg = cfg
         self.beam_energy = beam_energy
         """Kinematic limit of the mesons' lab energy (``beam.energy``; ``None``: none)."""
+        self.mesons: MesonSource = mesons or ParametricMesons(cfg, beam_energy)
+        """Where the parents' kinematics and multiplicities come from."""
         self.specs = specs
         self.branching_ratios: dict[Channel, BranchingRatio] = {
             s.channel: branching_ratio(s.br_key) for s in self.specs
         }
-        self.sigma_rel = {s.channel: sigma_rel(cfg, s.parent) for s in self.specs}
+        self.sigma_rel = {s.channel: self.mesons.sigma_rel(s.parent) for s in self.specs}
         self.weights = np.array(
             [self.branching_ratios[s.channel].value * self.sigma_rel[s.channel] for s in self.specs]
         )
@@ -230,19 +237,12 @@ class Cocktail:
 
     def mesons_per_collision(self) -> float:
         """Σ_channels ⟨n_m⟩ BR_m: dimuon sources per inelastic collision (normalisation)."""
-        return float(self.cfg.n_omega_per_collision * self.weights.sum())
+        return float(self.mesons.n_omega_per_collision * self.weights.sum())
 
     # ------------------------------------------------------------------ generation
     def _parents(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
-        n = masses.size
-        temp, sig = self.cfg.pt_temperature, self.cfg.rapidity_sigma
-        if parent == "pi0":  # the π0's own spectra
-            temp, sig = self.cfg.electrons.pi0.pt_temperature, self.cfg.electrons.pi0.rapidity_sigma
-        pt = kin.sample_mt_power(rng, masses, temp, self.cfg.pt_mt_power)
-        y = rng.normal(self.cfg.rapidity_mean, sig, n)
-        y = kin.limit_rapidity(rng, y, masses, pt, self.beam_energy, self.cfg.rapidity_mean, sig)
-        phi = rng.uniform(0.0, 2.0 * np.pi, n)
-        return kin.meson_four_momentum(masses, pt, y, phi)
+        """Lab four-momenta (4, n) of parents ``parent`` at ``masses`` (the meson source's)."""
+        return self.mesons.sample(rng, masses, parent)
 
     def lambda_theta(self, spec: ChannelSpec) -> float:
         """λ_θ of a two-body decay in the parent's helicity frame (``mock.decay_lambda_theta``
@@ -314,6 +314,59 @@ class Cocktail:
             parent2=np.full(n, pdg, dtype=np.int32),
             gstar=gstar,
         )
+
+
+class MesonSource(Protocol):
+    """Where the cocktail's mesons come from: their multiplicities per inelastic collision and
+    their lab kinematics (:class:`ParametricMesons`, :class:`gammastar.mock.pythia.PythiaMesons`)."""
+
+    name: str
+    """``parametric`` or ``pythia`` (``mock.backend``)."""
+
+    @property
+    def n_omega_per_collision(self) -> float:
+        """⟨n_ω⟩ per inelastic collision."""
+
+    def sigma_rel(self, parent: str) -> float:
+        """⟨n_parent⟩/⟨n_ω⟩."""
+
+    def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
+        """Lab four-momenta (4, n) of ``masses.size`` parents ``parent`` (``""``: the ω's
+        spectra) at the given masses."""
+
+
+class ParametricMesons:
+    """The parametrised spectra (module docstring) and the config's multiplicities
+    (``mock.n_omega_per_collision``, ``mock.cross_sections``; the π0: ``mock.electrons.pi0``).
+
+    Arguments:
+        cfg: the mock config.
+        beam_energy: kinematic limit of the mesons' lab energy (``None``: none).
+    """
+
+    name = "parametric"
+
+    def __init__(self, cfg: MockConfig, beam_energy: float | None = None) -> None:
+        self.cfg = cfg
+        self.beam_energy = beam_energy
+
+    @property
+    def n_omega_per_collision(self) -> float:
+        return float(self.cfg.n_omega_per_collision)
+
+    def sigma_rel(self, parent: str) -> float:
+        return sigma_rel(self.cfg, parent)
+
+    def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
+        n = masses.size
+        temp, sig = self.cfg.pt_temperature, self.cfg.rapidity_sigma
+        if parent == "pi0":  # the π0's own spectra
+            temp, sig = self.cfg.electrons.pi0.pt_temperature, self.cfg.electrons.pi0.rapidity_sigma
+        pt = kin.sample_mt_power(rng, masses, temp, self.cfg.pt_mt_power)
+        y = rng.normal(self.cfg.rapidity_mean, sig, n)
+        y = kin.limit_rapidity(rng, y, masses, pt, self.beam_energy, self.cfg.rapidity_mean, sig)
+        phi = rng.uniform(0.0, 2.0 * np.pi, n)
+        return kin.meson_four_momentum(masses, pt, y, phi)
 
 
 def sigma_rel(cfg: MockConfig, parent: str) -> float:

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from gammastar.channels import Channel
 from gammastar.config import MockConfig, MockElectronDetector
-from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, Sources, sigma_rel
+from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, Sources
 from gammastar.mock.detector import Reconstructed
 from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, PDGID, mass
@@ -82,17 +82,22 @@ class ElectronBackgrounds:
     Arguments:
         cfg: the mock config.
         beam_energy: kinematic limit of the π0 lab energy (``None``: none).
+        mesons: the π0 source (default: the parametric spectra of ``mock.electrons.pi0``).
     """
 
-    def __init__(self, cfg: MockConfig, beam_energy: float | None = None) -> None:
+    def __init__(
+        self, cfg: MockConfig, beam_energy: float | None = None, mesons: MesonSource | None = None
+    ) -> None:
         self.cfg = cfg
         ecfg = cfg.electrons
         # π0 kinematics (also with σ_π0 = 0: the combinatorial electrons' spectra)
-        self.pi0_dalitz = Cocktail(cfg, beam_energy, specs=EE_CHANNELS[:1], check=False)
+        self.pi0_dalitz = Cocktail(
+            cfg, beam_energy, specs=EE_CHANNELS[:1], check=False, mesons=mesons
+        )
         self.br_gg: BranchingRatio = branching_ratio("pi0->gammagamma")
         self.p_conversion = conversion_probability(ecfg.detector.material_x0)
         self.conversion_weight = (
-            sigma_rel(cfg, "pi0") * self.br_gg.value * 2.0 * self.p_conversion
+            self.pi0_dalitz.mesons.sigma_rel("pi0") * self.br_gg.value * 2.0 * self.p_conversion
             if ecfg.conversions
             else 0.0
         )

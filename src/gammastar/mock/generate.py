@@ -12,6 +12,7 @@ and one per chunk, so a given (seed, chunk_size) always gives the same file cont
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -27,7 +28,7 @@ from gammastar.core.results import StageResult
 from gammastar.corrections.polarisation import angular_functions, helicity_angles
 from gammastar.corrections.unfold import load_efficiency_map
 from gammastar.errors import GammastarError
-from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, Sources
+from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, ParametricMesons, Sources
 from gammastar.mock.combinatorial import Combinatorial
 from gammastar.mock.detector import Detector, Reconstructed, resolve_efficiency_map
 from gammastar.mock.electrons import ElectronBackgrounds, ElectronDetector
@@ -36,6 +37,8 @@ from gammastar.physics.kinematics import rapidity
 from gammastar.physics.target import interaction_probability
 
 GENERATOR_NAME = "gammastar.mock/parametric"
+PYTHIA_GENERATOR = "gammastar.mock/pythia"
+"""``meta.generator`` of a file whose mesons come from PYTHIA 8 (``mock.backend: pythia``)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,21 +75,34 @@ class MockGenerator:
     Arguments:
         config: the analysis config (its ``mock`` section; ``beam`` for the normalisation).
         seed: the random seed (default: ``config.seed``).
+        progress: show a progress bar while PYTHIA runs (``mock.backend: pythia``).
+        mesons: a meson source already built (a PYTHIA pool shared with a truth study);
+            default: that of ``mock.backend``.
     """
 
-    def __init__(self, config: AnalysisConfig, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        config: AnalysisConfig,
+        seed: int | None = None,
+        progress: bool = False,
+        mesons: MesonSource | None = None,
+    ) -> None:
         self.config = config
         self.cfg: MockConfig = config.mock or MockConfig()
         self.seed = int(config.seed if seed is None else seed)
         if self.seed < 0:
             raise GammastarError(f"--seed must be a non-negative integer, got {self.seed}")
-        if self.cfg.backend == "pythia":
-            _pythia_backend()
         self.efficiency_path = resolve_efficiency_map(config)
         eff = load_efficiency_map(self.efficiency_path, key="mock.efficiency_map")  # None: ε = 1
         # the Gaussian rapidity truncated at the kinematic limit E ≤ beam.energy, on request
         e_max = config.beam.energy if self.cfg.kinematic_limit else None
-        self.cocktail = Cocktail(self.cfg, beam_energy=e_max)
+        self.mesons: MesonSource = ParametricMesons(self.cfg, e_max)
+        """The mesons' multiplicities and kinematics (``mock.backend``)."""
+        if mesons is not None:
+            self.mesons = mesons
+        elif self.cfg.backend == "pythia":
+            self.mesons = _pythia_mesons(config, self.seed, progress)
+        self.cocktail = Cocktail(self.cfg, beam_energy=e_max, mesons=self.mesons)
         self.combinatorial = Combinatorial(self.cfg, beam_energy=e_max)
         # the scattering model calibrates its absorber on the cocktail's meson spectra
         self.detector = Detector(self.cfg.detector, eff, parents=self.cocktail._parents)
@@ -107,8 +123,10 @@ class MockGenerator:
         self.ee_cocktail = self.ee_backgrounds = self.ee_detector = None
         if self.electrons:
             # the dielectron block: cocktail, conversions, combinatorial (docs/explanation/physics.md: same N_POT)
-            self.ee_cocktail = Cocktail(self.cfg, beam_energy=e_max, specs=EE_CHANNELS)
-            self.ee_backgrounds = ElectronBackgrounds(self.cfg, beam_energy=e_max)
+            self.ee_cocktail = Cocktail(
+                self.cfg, beam_energy=e_max, specs=EE_CHANNELS, mesons=self.mesons
+            )
+            self.ee_backgrounds = ElectronBackgrounds(self.cfg, e_max, self.mesons)
             self.ee_detector = ElectronDetector(self.cfg.electrons.detector)
             self.classes += [s.channel for s in EE_CHANNELS]
             self.classes += [Channel.CONVERSION, Channel.COMBINATORIAL_EE]
@@ -297,7 +315,7 @@ class MockGenerator:
         out = self.cocktail.mesons_per_collision() if self.muons else 0.0
         if self.electrons:
             ee = self.ee_cocktail.mesons_per_collision()
-            ee += self.cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight
+            ee += self.mesons.n_omega_per_collision * self.ee_backgrounds.conversion_weight
             out += ee / self.prescale["e"]
         return out
 
@@ -326,7 +344,7 @@ class MockGenerator:
                 "electrons",
                 {
                     "ee_sources_per_collision": ee.mesons_per_collision()
-                    + cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight,
+                    + self.mesons.n_omega_per_collision * self.ee_backgrounds.conversion_weight,
                     "conversion_probability": self.ee_backgrounds.p_conversion,
                     "branching_ratios": {
                         k.name: v.as_dict() for k, v in ee.branching_ratios.items()
@@ -343,7 +361,7 @@ class MockGenerator:
             config_sha256=self.config.section_sha256("mock", "beam"),
             seed=self.seed,
             inputs=[self.efficiency_path] if self.efficiency_path else [],
-            generator=GENERATOR_NAME,
+            generator=GENERATOR_NAME if self.mesons.name == "parametric" else PYTHIA_GENERATOR,
             n_pot=self.n_pot(n_cocktail),
             n_pot_by_flavour=self.n_pot_by_flavour(n_cocktail),
             prescale={f: self.prescale[f] for f in cfg.leptons},
@@ -353,7 +371,7 @@ class MockGenerator:
             n_generated={k.name: int(v) for k, v in n_generated.items()},
             n_generated_cocktail=int(n_cocktail),
             n_generated_combinatorial=int(n_generated.get(Channel.COMBINATORIAL, 0)),
-            n_omega_per_collision=cfg.n_omega_per_collision,
+            n_omega_per_collision=self.mesons.n_omega_per_collision,
             sigma_rel={k.name: v for k, v in self.cocktail.sigma_rel.items()},
             mumu_sources_per_collision=self.cocktail.mesons_per_collision(),
             pdg_edition=pdgdata.edition(),
@@ -369,6 +387,7 @@ class MockGenerator:
             detector_calibration=self.detector.calibration(),
             efficiency_map=eff,
             mock_config=cfg.model_dump(mode="json"),
+            **({"pythia": self.mesons.meta()} if self.mesons.name == "pythia" else {}),
             **extra,
         )
 
@@ -386,17 +405,11 @@ def _concat_reco(parts: list[Reconstructed]) -> Reconstructed:
     )
 
 
-def _pythia_backend() -> None:
-    try:
-        import pythia8mc  # noqa: F401
-    except ImportError:
-        raise GammastarError(
-            "mock.backend: 'pythia' needs the pythia8mc package (pip install 'gammastar[pythia]'),"
-            " which is not installed; use backend: parametric"
-        ) from None
-    raise GammastarError(
-        "mock.backend: 'pythia' is not implemented in this version; use backend: parametric"
-    )
+def _pythia_mesons(config: AnalysisConfig, seed: int, progress: bool) -> MesonSource:
+    """The PYTHIA 8 meson pool of ``mock.backend: pythia`` (:mod:`gammastar.mock.pythia`)."""
+    from gammastar.mock import pythia  # optional dependency pythia8mc: imported on use
+
+    return pythia.PythiaMesons(config, seed, progress=progress)
 
 
 def _interleave(a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
@@ -897,6 +910,8 @@ def generate_file(
     force: bool = False,
     chunk_size: int | None = None,
     compression: Any = "default",
+    progress: bool | None = None,
+    mesons: MesonSource | None = None,
 ) -> GenerateResult:
     """Generate mock data and write the ROOT ntuple of DEVELOPERS.md ("Mock ntuple").
 
@@ -911,6 +926,9 @@ def generate_file(
         force: overwrite an existing file.
         chunk_size: sources per chunk; default ``mock.chunk_size``.
         compression: uproot compression (``"default"``: uproot's default, ZLIB level 1).
+        progress: a progress bar while PYTHIA runs (``mock.backend: pythia``; default: when
+            stderr is a terminal).
+        mesons: a meson source already built (:class:`MockGenerator`).
 
     Returns:
         A :class:`GenerateResult`.
@@ -929,7 +947,9 @@ def generate_file(
     path = Path(path)
     if path.is_dir():
         raise GammastarError(f"{path}: is a directory; give the output file name")
-    gen = MockGenerator(config, seed)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    gen = MockGenerator(config, seed, progress=progress, mesons=mesons)
     options = {} if compression == "default" else {"compression": compression}
     with atomic_path(path, force) as tmp:
         try:
