@@ -3,6 +3,10 @@
 * ``uproot-Zmumu.root`` (flat pairs): the Z peak position and width.
 * ``Run2012BC_DoubleMuParked_Muons_1000evts_rntuple`` (NanoAOD-like RNTuple): OS and SS pair
   counts against an independent plain-numpy count.
+
+The files are read from ``../shared/data/cms-open-data`` beside the repository (the tests skip
+without it); the shipped configs name ``mydata/``, where Tutorial 2 fetches them, and no path
+outside the repository.
 """
 
 from __future__ import annotations
@@ -137,3 +141,14 @@ def test_run2012_sparse_like_sign_one_estimator(cms_data_dir, repo_dir, tmp_path
     bg = json.loads((tmp_path / "select.json").read_text())["background"]
     assert bg["bins_widened"] > 200
 
+
+def test_cms_configs_name_no_path_outside_the_repository(repo_dir):
+    """A clone runs the shipped CMS configs once the tutorial has fetched the files: every input
+    path lies inside the repository (mydata/, ignored by git)."""
+    root = os.path.realpath(repo_dir)
+    for name in ("cms_zmumu.yaml", "cms_run2012_rntuple.yaml"):
+        cfg = load_config(os.path.join(repo_dir, "analysis", name))
+        for f in cfg.input.files:
+            path = os.path.realpath(os.path.join(repo_dir, "analysis", f))
+            assert os.path.commonpath([root, path]) == root, (name, f)
+            assert os.path.relpath(path, root).split(os.sep)[0] == "mydata", (name, f)
