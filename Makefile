@@ -1,13 +1,17 @@
 # The two newcomer commands: `make demo` (main job) and `make test` (tests).
 # Every install step lives here; torch is pinned to the CPU build (2.13.0) before the
 # package is installed, so that the package's `torch>=2.3` requirement pulls nothing else.
+# `make demo` installs the package alone (what the demo needs); the test and benchmark targets
+# add the `test` and `root` extras (the test tools and the real ROOT the round-trip tests and
+# the selection benchmark compare with).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gammastar-installed
+TEST_STAMP := $(VENV)/.gammastar-test-installed
 
-.PHONY: install bytecode demo test test-all test-generic-kernels lint bench bench-quick validate \
-	validation-install docs docs-reference clean
+.PHONY: install test-install bytecode demo test test-all test-generic-kernels lint bench \
+	bench-quick validate validation-install docs docs-reference clean
 
 # The numeric tests whose results go through torch kernels (flow training and sampling, the
 # KL validation, the small flow on the mock): .ci/run runs them once more on torch's generic
@@ -19,10 +23,16 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[test,root]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,root]'
+	touch $(TEST_STAMP)
+
+test-install: $(TEST_STAMP)
 
 # Byte-compile the package: an editable install is not, and where PYTHONDONTWRITEBYTECODE is
 # set nothing ever is, so that every gammastar process (the CLI, the tests' child processes)
@@ -36,7 +46,7 @@ VALIDATION_STAMP := $(VENV)/.gammastar-validation-installed
 VALIDATE_WORK ?= runs/validate
 VPY := OMP_NUM_THREADS=1 $(BIN)/python
 
-$(VALIDATION_STAMP): $(STAMP) validation/pyproject.toml
+$(VALIDATION_STAMP): $(TEST_STAMP) validation/pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e ./validation
 	touch $(VALIDATION_STAMP)
 
@@ -45,17 +55,17 @@ validation-install: $(VALIDATION_STAMP)
 demo: bytecode
 	$(BIN)/gammastar run analysis/na60_like_both.yaml
 
-test: bytecode
+test: bytecode test-install
 	$(BIN)/python -m pytest -n 2
 
-test-generic-kernels: bytecode
+test-generic-kernels: bytecode test-install
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -c "import torch; c = torch.backends.cpu.get_cpu_capability(); assert c == 'DEFAULT', c"
 	ATEN_CPU_CAPABILITY=default $(BIN)/python -m pytest -n 2 $(NUMERIC_TESTS)
 
-test-all: bytecode
+test-all: bytecode test-install
 	$(BIN)/python -m pytest -n 2 -m ""
 
-lint: install
+lint: test-install
 	$(BIN)/ruff check src tests benchmarks analysis validation
 
 # The tests of the study code, then every kept study reduced (few sources, masses, samples,
@@ -99,7 +109,7 @@ docs-reference: install
 
 # The performance benchmarks at the settings of README.md's Performance table (long: tens of
 # minutes); bench-quick runs each at its smallest settings (that it runs, not its figures).
-bench: install
+bench: test-install
 	$(VPY) benchmarks/generate.py
 	$(VPY) benchmarks/bench_select.py
 	$(VPY) benchmarks/events.py
@@ -108,7 +118,7 @@ bench: install
 	$(VPY) benchmarks/reach.py
 	$(VPY) benchmarks/yields.py
 
-bench-quick: install
+bench-quick: test-install
 	$(VPY) benchmarks/generate.py --sizes 200000 --reference-sizes 200000 400000
 	$(VPY) benchmarks/bench_select.py --events 200000 --sources 200000 --repeat 1 \
 		--workdir runs/bench_select

@@ -224,7 +224,12 @@ import ROOT
 ROOT.ROOT.DisableImplicitMT()
 ROOT.gInterpreter.Declare('''
 #include <cmath>
-struct GsPairs { ROOT::RVecD m; ROOT::RVecI q; };
+struct GsPairs { ROOT::RVecD m; ROOT::RVecI q; ROOT::RVecI near; };
+// within 1e-9 relative of a mass cut: two implementations' roundings may put the pair on
+// either side (tests/_tolerance.py, DECISION_REL), so its class's count may differ by it
+bool gs_near(double m) {
+  return std::abs(m - 0.2113) <= 1e-9 * 0.2113 || std::abs(m - 1.1) <= 1e-9 * 1.1;
+}
 GsPairs gs_pairs(const ROOT::RVecF& px, const ROOT::RVecF& py, const ROOT::RVecF& pz,
                  const ROOT::RVecF& E, const ROOT::RVecI& q) {
   GsPairs out;
@@ -237,7 +242,9 @@ GsPairs gs_pairs(const ROOT::RVecF& px, const ROOT::RVecF& py, const ROOT::RVecF
       const double y = double(py[i]) + py[j], z = double(pz[i]) + pz[j];
       const double m2 = e * e - x * x - y * y - z * z;
       const double m = m2 > 0 ? std::sqrt(m2) : 0.0;
-      if (m >= 0.2113 && m < 1.1) { out.m.push_back(m); out.q.push_back(q[i] + q[j]); }
+      if ((m >= 0.2113 && m < 1.1) || gs_near(m)) {
+        out.m.push_back(m); out.q.push_back(q[i] + q[j]); out.near.push_back(gs_near(m));
+      }
     }
   }
   return out;
@@ -247,14 +254,20 @@ path = sys.argv[1]
 t0 = time.perf_counter()
 df = ROOT.RDataFrame("events", path)
 d = (df.Define("p", "gs_pairs(muon_px, muon_py, muon_pz, muon_E, muon_charge)")
-       .Define("os_m", "p.m[p.q == 0]").Define("pp_m", "p.m[p.q == 2]")
-       .Define("mm_m", "p.m[p.q == -2]"))
+       .Define("inside", "p.m >= 0.2113 && p.m < 1.1")
+       .Define("os_m", "p.m[p.q == 0 && inside]").Define("pp_m", "p.m[p.q == 2 && inside]")
+       .Define("mm_m", "p.m[p.q == -2 && inside]")
+       .Define("near_os", "int(Sum(p.near && p.q == 0))")
+       .Define("near_pp", "int(Sum(p.near && p.q == 2))")
+       .Define("near_mm", "int(Sum(p.near && p.q == -2))"))
 hs = [d.Histo1D((n, n, 89, 0.2113, 1.1), n) for n in ("os_m", "pp_m", "mm_m")]
+near = [d.Sum(f"near_{k}") for k in ("os", "pp", "mm")]
 n_ev = df.Count()
 counts = [int(h.GetEntries()) for h in hs]
 t1 = time.perf_counter()
 print(json.dumps({"seconds": t1 - t0, "import_s": t0 - t_start, "events": int(n_ev.GetValue()),
                   "os": counts[0], "pp": counts[1], "mm": counts[2],
+                  "near": dict(zip(("os", "pp", "mm"), (int(v.GetValue()) for v in near))),
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -411,7 +424,12 @@ def main() -> None:
     ours, ref, running = best(singles), best(refs), best(runnings)
     capacity = max(caps)
 
-    same = all(ours[k] == ref[k] == dask[k] == running[k] for k in ("events", "os", "pp", "mm"))
+    # the three gammastar runs make the same float64 computation; the reference's other
+    # roundings may move the pairs within rounding of a mass cut (``near``) only
+    same = all(ours[k] == dask[k] == running[k] for k in ("events", "os", "pp", "mm")) and (
+        ours["events"] == ref["events"]
+        and all(abs(ours[k] - ref[k]) <= ref["near"][k] for k in ("os", "pp", "mm"))
+    )
     n = ours["events"]
     result = {
         "benchmark": "select",

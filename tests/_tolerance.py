@@ -68,3 +68,12 @@ def assert_same_decisions(got, want, decide, inputs, rel: float = DECISION_REL) 
         f"{int(far.sum())} of {got.size} decisions differ away from any cut "
         f"(first at {np.flatnonzero(far)[:5].tolist()})"
     )
+
+
+def count_range(decide, inputs, rel: float = DECISION_REL) -> tuple[int, int]:
+    """The counts of yes-decisions another computation of ``decide(*inputs)`` may give: from
+    the sure ones (yes and not tipped by a move of ``rel``, :func:`tipping_points`) to those
+    plus every tipped one. A count compared across two implementations or CPUs lies in it."""
+    base = np.asarray(decide(*inputs), dtype=bool)
+    near = tipping_points(decide, inputs, rel)
+    return int(np.sum(base & ~near)), int(np.sum(base | near))

@@ -221,7 +221,12 @@ def test_run_reach_writes_the_contract(tmp_path):
     out = tmp_path / "run"
     data = json.loads((out / "reach.json").read_text())
     assert data["cl"] == 0.9
-    assert set(data["expected"]) == {"mass", "eps_low", "eps_high"}
+    assert set(data["expected"]) == {
+        "mass", "eps_low", "eps_high", "eps_low_at_scan_edge", "eps_high_at_scan_edge"
+    }
+    # the exclusion closes inside the scan (1e-8 … 1e-3): no boundary at its edges
+    assert not any(data["expected"]["eps_low_at_scan_edge"])
+    assert not any(data["expected"]["eps_high_at_scan_edge"])
     assert set(data["bands"]) == {"-2", "-1", "+1", "+2"}
     assert "observed" in data
     assert {"gammastar_version", "config_sha256", "seed", "schema_version"} <= set(data["meta"])
@@ -260,6 +265,28 @@ def test_run_reach_writes_the_contract(tmp_path):
     with pytest.raises(OutputExistsError):
         run_reach(cfg)
     assert res["meta"]["n_pot"] == 1.4e17
+
+
+def test_an_exclusion_at_the_scan_edge_is_marked(tmp_path, caplog):
+    """A scan whose ε range (8e-8 … 1e-6) cuts the exclusion at 0.215 GeV (7.2e-8 … 6.2e-6 on
+    1e-8 … 1e-3) but not at 1.1 GeV (9.1e-8 … 3.2e-7): reach.json flags the boundaries that are
+    the scan's ends, the stage warns, and the run's summary writes "≤ 8.00e-08 (scan edge)"."""
+    from gammastar.pipeline import _summary_lines
+
+    cfg = make_config(tmp_path, mass_points=2, eps_points=8, eps_min=8e-8, eps_max=1e-6,
+                      samples=500)  # fmt: skip
+    with caplog.at_level("WARNING", logger="gammastar.reach.edges"):
+        exp = run_reach(cfg).document["expected"]
+    assert exp["eps_low"][0] == 8e-8
+    assert exp["eps_high"][0] == 1e-6
+    assert 8e-8 < exp["eps_low"][1] < exp["eps_high"][1] < 1e-6
+    assert exp["eps_low_at_scan_edge"] == [True, False]
+    assert exp["eps_high_at_scan_edge"] == [True, False]
+    assert "reach.eps_min at m = 0.215 GeV" in caplog.text
+    assert "reach.eps_max at m = 0.215 GeV" in caplog.text
+    summary = "\n".join(_summary_lines(tmp_path / "run"))
+    assert "ε from ≤ 8.00e-08 (scan edge) to ≥ 1.00e-06 (scan edge)" in summary
+    assert "widen reach.eps_min" in summary
 
 
 def test_mumu_reach_starts_near_two_muon_masses(tmp_path):

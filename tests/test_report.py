@@ -439,6 +439,27 @@ def test_the_summary_numbers_are_the_documents(tmp_path: Path, png_bytes: bytes)
     assert rows[1][4].startswith("3.1415e-05 ± ")
 
 
+def test_an_exclusion_at_the_scan_edge_is_shown_as_such(tmp_path: Path, png_bytes: bytes):
+    """A lower boundary at the scan's eps_min (reach.json eps_low_at_scan_edge) is where the
+    scan stopped: the summary and the reach section say "≤ … (scan edge)" and warn, naming
+    the mass and the key to widen; the other boundaries are shown as numbers."""
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    reach = _demo_like_reach(run)
+    exp = reach["expected"]
+    exp["eps_low_at_scan_edge"] = [False, True, False, False, False, False, False]
+    exp["eps_high_at_scan_edge"] = [False] * 7
+    _write(run, "reach.json", reach)
+    page = html.unescape(build_report(_config(tmp_path, run)).path.read_text())
+    summary = _section(page, "summary")
+    assert "ε from ≤ 1.235e-09 (scan edge) to 9.876e-05." in summary
+    reach_section = _section(page, "reach")
+    assert "ε from ≤ 1.235e-09 (scan edge) to 9.876e-05" in reach_section
+    assert "reaches the scan's edge reach.eps_min at m = 0.3 GeV" in reach_section
+    assert "reach.eps_max" not in reach_section
+    assert "≤ 2.500e-09" not in page  # the boundaries found inside the scan stay numbers
+
+
 def test_the_summary_verdicts_and_every_warning(tmp_path: Path, png_bytes: bytes):
     run = tmp_path / "run"
     write_full_run(run, png_bytes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _tolerance import assert_same_decisions, tipping_points
+from _tolerance import assert_same_decisions, count_range, tipping_points
 
 
 def test_a_decision_tipped_by_rounding_passes_and_one_far_from_the_cut_fails():
@@ -24,3 +24,10 @@ def test_a_decision_tipped_by_rounding_passes_and_one_far_from_the_cut_fails():
     other[0] = True
     with pytest.raises(AssertionError, match="1 of 4 decisions differ away from any cut"):
         assert_same_decisions(decide(x), other, decide, (x,))
+
+
+def test_a_count_may_move_by_the_tipped_decisions_only():
+    """Of x ≥ 3 on [0.5, 2.9999999999999996, 3.5, 4.0] two are sure (3.5, 4.0) and one is
+    tipped by a 1e-9 move (0.3 / 0.1): another computation counts 2 or 3."""
+    x = np.array([0.5, 0.3 / 0.1, 3.5, 4.0])
+    assert count_range(lambda v: v >= 3.0, (x,)) == (2, 3)

@@ -35,6 +35,7 @@ from gammastar.io import branch_map, check_inputs, fileset_from_config
 from gammastar.mock import generate_file
 from gammastar.mock.detector import resolve_efficiency_map
 from gammastar.mock.plots import plot_file
+from gammastar.reach import edges
 from gammastar.reach.stage import check_config, run_reach
 from gammastar.report import build_report
 from gammastar.selection.stage import select
@@ -553,12 +554,13 @@ def _summary_lines(out: Path) -> list[str]:
             for m, x in zip(e.get("mass", []), e.get("eps_low", []), strict=False)
             if x is not None
         ]
-        if lo:
-            hi = [x for x in e.get("eps_high", []) if x is not None]
+        if lo and (span := edges.eps_range(e)):
+            # a boundary at the scan's eps_min/eps_max is shown as such: "≤ 1.00e-09 (scan edge)"
             lines.append(
                 f"expected {r.get('cl', 0.9):.0%} CL exclusion: {len(masses)}/{len(e.get('mass', []))} masses "
-                f"({min(masses):.3f}-{max(masses):.3f} GeV), ε from {min(lo):.2e} to {max(hi):.2e}"
+                f"({min(masses):.3f}-{max(masses):.3f} GeV), ε from {span[0]} to {span[1]}"
             )
+            lines += [f"warning: {text}" for text in edges.edge_warnings(e)]
         else:
             lines.append("expected exclusion: none in the scanned (m, ε) range")
     return lines

@@ -43,6 +43,7 @@ from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import SamplerLike
+from gammastar.reach import edges
 from gammastar.reach.acceptance import KinematicSample, channel_samples
 from gammastar.reach.flow_closure import closure_record, plot_closure
 from gammastar.reach.flow_closure import log as closure_log
@@ -1423,10 +1424,14 @@ def _plot_reach(
 # --------------------------------------------------------------------------- stage
 def _bands_json(result: ScanResult, key: str) -> dict[str, Any]:
     lo, hi = result.boundaries[key]
+    low = [None if not np.isfinite(v) else float(v) for v in lo]
+    high = [None if not np.isfinite(v) else float(v) for v in hi]
     return {
         "mass": result.masses.tolist(),
-        "eps_low": [None if not np.isfinite(v) else float(v) for v in lo],
-        "eps_high": [None if not np.isfinite(v) else float(v) for v in hi],
+        "eps_low": low,
+        "eps_high": high,
+        # a boundary at the grid's end is where the scan stopped (gammastar.reach.edges)
+        **edges.edge_flags(low, high, float(result.eps[0]), float(result.eps[-1])),
     }
 
 
@@ -1936,6 +1941,7 @@ def run_reach(
     reach = reach_document(config, inp, res, meta)
     if closure is not None:
         reach["flow_closure"] = closure
+    edges.warn(reach["expected"])
     # the figures (by-products) first: a figure that fails (no space) publishes nothing of
     # the stage, whose outputs then appear together, before the pipeline records the stage
     plot_reach_figures(config, out, res, closure=closure, nuisances=inp.nuisance_record)

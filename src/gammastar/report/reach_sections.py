@@ -10,6 +10,7 @@ from typing import Any
 
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
+from gammastar.reach import edges
 from gammastar.report.markup import (
     _is_number,
     details,
@@ -88,11 +89,13 @@ def _reach_eps_table(doc: dict[str, Any], s: Section) -> None:
     if obs:
         headers += ["observed ε low", "observed ε high"]
 
+    low_edge, high_edge = (_as_list(exp.get(k)) for k in edges.EDGE_KEYS)
+
     def row(i: int) -> list[str]:
         r = [
             fmt(mass[i], ".4g"),
-            fmt(lo[i], ".3e") if i < len(lo) and lo[i] is not None else "not excluded",
-            fmt(hi[i], ".3e") if i < len(hi) and hi[i] is not None else "not excluded",
+            _eps_cell(lo, low_edge, i, "low"),
+            _eps_cell(hi, high_edge, i, "high"),
         ]
         if share:
             r.append(fmt(share[i], ".2f") if i < len(share) and share[i] is not None else "—")
@@ -135,6 +138,13 @@ def _reach_bands(doc: dict[str, Any], s: Section) -> None:
         )
 
 
+def _eps_cell(values: list[Any], at_edge: list[Any], i: int, side: str) -> str:
+    """One ε boundary of the per-mass table, "≤ … (scan edge)" where the scan stopped."""
+    if i >= len(values) or not _is_number(values[i]):
+        return "not excluded"
+    return edges.eps_text(float(values[i]), i < len(at_edge) and at_edge[i] is True, side, ".3e")
+
+
 def _reach_section(run: Path, s: Section) -> None:
     doc = _section_json(run, rundir.REACH, s)
     if doc is None:
@@ -146,10 +156,10 @@ def _reach_section(run: Path, s: Section) -> None:
     exp = doc.get("expected") if isinstance(doc.get("expected"), dict) else {}
     mass = _as_list(exp.get("mass"))
     lo = _as_list(exp.get("eps_low"))
-    hi = _as_list(exp.get("eps_high"))
     index = _read_json(run, rundir.WORKSPACES_INDEX, s)
     n_ws = len(_as_list(_get(index, "workspaces")))
     excluded = [i for i in range(len(mass)) if i < len(lo) and _is_number(lo[i])]
+    span = edges.eps_range(exp, ".3e") if excluded else None
     s.add(
         kv_table(
             [
@@ -164,16 +174,13 @@ def _reach_section(run: Path, s: Section) -> None:
                 (
                     "expected exclusion",
                     f"at {len(excluded)} of {len(mass)} masses"
-                    + (
-                        f"; ε from {fmt(min(float(lo[i]) for i in excluded), '.3e')}"
-                        f" to {fmt(max(float(hi[i]) for i in excluded if _is_number(hi[i])), '.3e')}"
-                        if excluded and any(_is_number(hi[i]) for i in excluded)
-                        else ""
-                    ),
+                    + (f"; ε from {span[0]} to {span[1]}" if span else ""),
                 ),
             ]
         )
     )
+    for text in edges.edge_warnings(exp):  # a boundary at eps_min/eps_max: where the scan stopped
+        s.warn(text)
     geom = meta.get("geometry")
     if isinstance(geom, dict):
         s.add(details("detector geometry", kv_table((k, fmt(v)) for k, v in geom.items())))

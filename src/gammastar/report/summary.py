@@ -11,6 +11,7 @@ from typing import Any
 
 from gammastar.core import rundir
 from gammastar.core.verdicts import kl_verdicts
+from gammastar.reach import edges
 from gammastar.report.markup import (
     Raw,
     _flags_text,
@@ -126,7 +127,7 @@ def yield_bin(aprime: dict[str, Any], mass: float) -> int | None:
 def _exclusion_text(reach: dict[str, Any]) -> str:
     """One sentence: the expected (and observed) excluded mass and ε range."""
     cl = _num(reach.get("cl"))
-    mass, lo, hi, idx = _excluded(reach)
+    mass, _, _, idx = _excluded(reach)
     what = f"{100 * cl:.0f} % CLs" if cl is not None else "CLs"
     if not idx:
         return f"Expected exclusion ({what}, median): none of the {len(mass)} scanned masses."
@@ -135,8 +136,7 @@ def _exclusion_text(reach: dict[str, Any]) -> str:
         f"Expected exclusion ({what}, median): m_A′ from {fmt(mass[idx[0]], '.4g')} to "
         f"{fmt(mass[idx[-1]], '.4g')} GeV ({len(idx)} of {len(mass)} scanned masses"
         + (", with gaps" if gaps else "")
-        + f"), ε from {fmt(min(float(lo[i]) for i in idx), '.3e')} to "
-        f"{fmt(max(float(hi[i]) for i in idx), '.3e')}."
+        + "), ε from {} to {}.".format(*(edges.eps_range(reach["expected"], ".3e") or ("?", "?")))
     )
     obs = reach.get("observed") if isinstance(reach.get("observed"), dict) else None
     if obs:
