@@ -1,7 +1,7 @@
 """Benchmark: a 60 × 60 (m_A′, ε) expected-exclusion scan with ±1σ/±2σ bands, against the same
 exact calculation done per grid point, and against pyhf toys.
 
-The efficient method (``gammastar.reach.stage.scan``): one exact CLs limit s_up per mass and band,
+The efficient method (``gammastar.reach.scan.scan``): one exact CLs limit s_up per mass and band,
 then the ε boundaries from N_sig(m, ε) = s_up(m). The reference, run in this script, is the
 same exact hybrid CLs (``gammastar.reach.stats.cls(model, N_sig, method="exact")``, the public
 per-point call) evaluated at every grid point's N_sig with the scan's own per-mass model,
@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 from gammastar.config import load_config
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.stage import ScanSettings, scan
+from gammastar.reach.scan import ScanSettings, scan
 from gammastar.reach.stats import BANDS, cls
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import Yields, load_yields, resolve_yield_scale

@@ -21,7 +21,8 @@ from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
 from gammastar.reach.bounds import draw_bounds, read_bound, read_config_bounds
-from gammastar.reach.stage import ScanResult, plot_reach
+from gammastar.reach.plots import plot_reach
+from gammastar.reach.scan import ScanResult
 
 DATA = Path(__file__).parent / "data" / "bounds"
 ISLAND = DATA / "synthetic_island.yaml"

@@ -178,7 +178,7 @@ def assert_sum_of_weights_is_the_reachs(res, mass, eps, n, geometry, big=200_000
     """Σ weight of ``n`` μμ events (``res``, the events' document) against the reach's N_sig
     (``reach.signal_events``) on an independent sample of ``big`` A′ through ``geometry``:
     within 4σ, σ² = Σ w² plus the reference sample's share n/big of it; returns σ/N_sig."""
-    from gammastar.reach.stage import signal_events
+    from gammastar.reach.signal import signal_events
 
     s = draw(ParametricSampler(), mass, big, geometry, seed=11)
     meta = res["meta"]

@@ -144,7 +144,7 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     reaches the spectrometer's 35 mrad): every accepted A′ would come from the model → one
     error."""
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.stage import ScanSettings, scan
+    from gammastar.reach.scan import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
@@ -173,7 +173,7 @@ def test_detector_wholly_outside_the_data_is_refused(run):
 
 
 def _scan_draws(sampler, masses, eps, geo, *, seed):
-    """Per mass, the A′ draw a :func:`gammastar.reach.stage.scan` with ``seed`` makes (its seeds,
+    """Per mass, the A′ draw a :func:`gammastar.reach.scan.scan` with ``seed`` makes (its seeds,
     20000 samples, the μμ channel), redone: ``(kinematics, sample, cτ on the sorted ε)``."""
     from gammastar.physics import darkphoton
     from gammastar.reach.acceptance import draw
@@ -201,7 +201,7 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.stage import ScanSettings, scan
+    from gammastar.reach.scan import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
@@ -369,7 +369,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.stage import ScanSettings, scan
+    from gammastar.reach.scan import ScanSettings, scan
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source

@@ -17,14 +17,9 @@ from gammastar.errors import GammastarError, InputError, OutputExistsError
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
-from gammastar.reach.stage import (
-    MassModelSettings,
-    ScanSettings,
-    eps_boundaries,
-    mass_model,
-    run_reach,
-    scan,
-)
+from gammastar.reach.scan import ScanSettings, scan
+from gammastar.reach.signal import MassModelSettings, eps_boundaries, mass_model
+from gammastar.reach.stage import run_reach
 from gammastar.reach.stats import Channel, Model, cls, load_workspace, quiet_pyhf, upper_limit
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import load_yields
@@ -108,7 +103,7 @@ def test_yields_contract(tmp_path):
 
 def per_point_models(m, eps, y, sample, *, background, kappa, channels=("mumu", "ee")):
     """Full per-point likelihood: channel signals from the per-channel N_sig at (m, ε)."""
-    from gammastar.reach.stage import signal_events
+    from gammastar.reach.signal import signal_events
 
     parts = signal_events(
         m, eps, yield_per_pot_eps2=y, n_pot=1.4e19, sample=sample, channels=channels
@@ -147,7 +142,7 @@ def test_eps_scan_agrees_with_a_full_per_point_test_exact(mass):
     s_up = upper_limit(model, cl=0.9, method="exact").expected["0"]
 
     def nsig(e):
-        from gammastar.reach.stage import signal_events
+        from gammastar.reach.signal import signal_events
 
         p = signal_events(
             mass, e, yield_per_pot_eps2=y, n_pot=1.4e19, sample=sample, channels=("mumu", "ee")
@@ -177,7 +172,7 @@ def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
     # asymptotics hold) against the per-mass pyhf asymptotic upper limit
     import pyhf
 
-    from gammastar.reach.stage import signal_events
+    from gammastar.reach.signal import signal_events
     from gammastar.reach.stats import build_spec, validate_spec
 
     mass, y = 0.35, 3e-3
@@ -381,7 +376,7 @@ def test_cli_acceptance(tmp_path, capsys):
 
 def test_semi_visible_dark_sector_suppresses_the_signal():
     from gammastar.physics.darkphoton import DarkSector
-    from gammastar.reach.stage import signal_events
+    from gammastar.reach.signal import signal_events
 
     sample = draw(ParametricSampler(), 0.4, 2000, Geometry(**NA62_LIKE), seed=2)
     eps = np.geomspace(1e-7, 1e-4, 7)

@@ -18,7 +18,9 @@ from gammastar.config import config_from_dict, load_config
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.target import interaction_probability, yield_scale
-from gammastar.reach.stage import observed_counts, run_reach, window_edges
+from gammastar.reach.observed import observed_counts
+from gammastar.reach.signal import window_edges
+from gammastar.reach.stage import run_reach
 from gammastar.source.production import load_yields, resolve_yield_scale
 
 # NA62's statistics inputs (NA62, arXiv:2312.12055, App. B, Table I)

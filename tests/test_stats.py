@@ -166,7 +166,7 @@ def test_expected_only_model_uses_asimov_background():
 
 
 def test_mass_template_workspace():
-    from gammastar.reach.stage import MassModelSettings, mass_model
+    from gammastar.reach.signal import MassModelSettings, mass_model
 
     settings = MassModelSettings(
         channels=("mumu", "ee"),

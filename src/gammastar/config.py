@@ -1292,8 +1292,8 @@ ObservedCount = Annotated[int, Field(ge=0)]
 class ObservedMasses(Section):
     """Observed events of one channel as reconstructed masses: a list, or a ROOT TH1.
 
-    Converted to counts in each mass point's signal window (``gammastar.reach.stage.observed_counts``,
-    the windows of ``gammastar.reach.stage.window_edges``).
+    Converted to counts in each mass point's signal window (``gammastar.reach.observed.observed_counts``,
+    the windows of ``gammastar.reach.signal.window_edges``).
     """
 
     masses: list[PositiveFloat] | None = None
@@ -1441,7 +1441,7 @@ class ReachConfig(Section):
     mass_window_sigmas: PositiveFloat = 3.0
     """Half width of each mass point's signal window in units of ``mass_resolution``:
     m ± mass_window_sigmas σ_m (``template: mass`` and observed masses;
-    :func:`gammastar.reach.stage.window_edges`)."""
+    :func:`gammastar.reach.signal.window_edges`)."""
     mass_bins: Annotated[int, Field(gt=0, le=50)] = 6
     """Equal reconstructed-mass bins of the signal window with ``template: mass``
     (``counting``: one bin)."""

@@ -26,7 +26,7 @@ ours / published of ε_low and ε_high at every mass of the reach that both excl
 (``--figure``). Where a ratio leaves 0.5–2 it decomposes: the scaling (ε_low⁴ ∝ 1 / (N_POT ×
 yield × acceptance × L/γcτ) in the long-lifetime limit, so ratio_low⁴ is the factor of that
 product the published curve has over ours) and the median expected ε range rescanned at a few
-of those masses with one ingredient changed per row (``gammastar.reach.stage.scan``; the
+of those masses with one ingredient changed per row (``gammastar.reach.scan.scan``; the
 config's statistics, the target's A-dependence as the only named nuisance):
 
 * ``reach.json``: the reach as run (the config's named nuisances; observed where given);
@@ -61,7 +61,7 @@ REPO = Path(__file__).resolve().parents[2]
 from gammastar.config import load_config
 from gammastar.reach.bounds import read_bound
 from gammastar.reach.bounds.compare import compare_reach, ratio_ranges
-from gammastar.reach.stage import ScanSettings, scan
+from gammastar.reach.scan import ScanSettings, scan
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,

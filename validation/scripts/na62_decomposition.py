@@ -4,7 +4,7 @@ Claim: the data-driven ingredients are not what limits the NA62-like reach: repl
 fitted model's kinematics or the data-driven yield by the generator's truth, or the efficiency
 by 1, each moves the excluded mass range by about one mass point (~0.02 GeV).
 
-Runs ``gammastar.reach.stage.scan`` with the geometry and statistics of an NA62 config (``--config``:
+Runs ``gammastar.reach.scan.scan`` with the geometry and statistics of an NA62 config (``--config``:
 analysis/na62_dump.yaml, the window keys, by default; analysis/facilities/na62_dump.yaml, the
 decay-volume shapes and the target's A-dependence) and the yields of a finished NA60-like run,
 changing one factor per row:
@@ -59,7 +59,7 @@ from gammastar.corrections.unfold import EfficiencyMap
 from gammastar.mock.detector import Detector
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.stage import ScanSettings, scan
+from gammastar.reach.scan import ScanSettings, scan
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,

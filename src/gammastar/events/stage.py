@@ -61,7 +61,7 @@ from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_PROTON
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw, draw_dark
-from gammastar.reach.stage import signal_events
+from gammastar.reach.signal import signal_events
 from gammastar.source.eventgen import (  # the machinery, shared with the acceptance (re-exported)
     APRIME_PDGID,
     CHANNEL_CODE,
@@ -351,7 +351,7 @@ def _reach_nsig(
     source: Any, st: EventSettings, y: float, n_pot: float, samples: int, seed: int
 ) -> float | None:
     """N_sig of the written leptonic decays as the reach computes it (``samples`` A′ and
-    :func:`gammastar.reach.stage.signal_events`; ``y`` the yield per POT per ε², ``n_pot``
+    :func:`gammastar.reach.signal.signal_events`; ``y`` the yield per POT per ε², ``n_pot``
     the effective N_POT), or ``None`` without a leptonic channel."""
     lep = tuple(c for c in st.channels if c in darkphoton.LEPTON_CHANNELS)
     if not lep:

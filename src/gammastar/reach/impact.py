@@ -40,7 +40,7 @@ def impact(
     Arguments:
         model: the mass point's :class:`gammastar.reach.stats.Model`.
         boundaries: ``s → (ε_low, ε_high)`` where N_sig(ε) = s at this mass (the reach's
-            :func:`gammastar.reach.stage.eps_boundaries` on its N_sig; passed in: the reach
+            :func:`gammastar.reach.signal.eps_boundaries` on its N_sig; passed in: the reach
             imports this module).
         cl, method, seed: as the reach's limit.
         s_up: the nominal median expected limit.

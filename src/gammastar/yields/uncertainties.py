@@ -33,7 +33,7 @@ Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
   independent between mass bins; only where the correction is applied.
 * ``kinematic_model`` – not a yield source: the reach's acceptance spread over the flow
   ensemble (``uncertainties.kinematic_model``; :func:`gammastar.source.source.ensemble_sources`,
-  :func:`gammastar.reach.stage.scan`).
+  :func:`gammastar.reach.scan.scan`).
 * ``extra`` – stated normalisation uncertainties (``uncertainties.extra``).
 
 Every modifier is a ``normsys``: none of these sources moves the reconstructed-mass template of
