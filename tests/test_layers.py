@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "gammastar.physics": 2,
     "gammastar.channels": 2,
     "gammastar.io": 2,
+    "gammastar.cocktail_inputs": 2,
     "gammastar.config": 3,
     "gammastar.corrections": 4,
     "gammastar.selection": 5,

@@ -12,7 +12,9 @@ mesons), Gaussian lab rapidity, uniform azimuth. Decays:
   of the config; γ* isotropic in the parent frame; muons in the γ* rest frame with
   dN/dcosθ ∝ 1 + cos²θ + (4m_μ²/m²) sin²θ about the γ* flight direction.
 
-Channel weights ∝ BR (PDG, :mod:`gammastar.physics.pdgdata`) × σ/σ_ω (config).
+Channel weights ∝ BR (PDG, :mod:`gammastar.physics.pdgdata`) × σ/σ_ω in the target
+(:meth:`gammastar.config.MockConfig.sigma_rel`); mesons per collision ⟨n_ω⟩ × σ/σ_ω, ⟨n_ω⟩ from
+the p + p multiplicity and the target's A-dependence (:mod:`gammastar.cocktail_inputs`).
 
 Dielectrons (:data:`EE_CHANNELS`, ``mock.leptons`` holding ``e``): the same decays with
 m_ℓ = m_e, plus π0 → γee (π0 multiplicity σ_π0/σ_ω, its own T and rapidity width, and the
@@ -230,7 +232,7 @@ class Cocktail:
 
     def mesons_per_collision(self) -> float:
         """Σ_channels ⟨n_m⟩ BR_m: dimuon sources per inelastic collision (normalisation)."""
-        return float(self.cfg.n_omega_per_collision * self.weights.sum())
+        return float(self.cfg.omega_per_collision() * self.weights.sum())
 
     # ------------------------------------------------------------------ generation
     def _parents(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
@@ -317,10 +319,9 @@ class Cocktail:
 
 
 def sigma_rel(cfg: MockConfig, parent: str) -> float:
-    """σ_parent/σ_ω of the config (``mock.cross_sections``; the π0: ``mock.electrons.pi0``)."""
-    if parent == "pi0":
-        return float(cfg.electrons.pi0.sigma_rel)
-    return float(getattr(cfg.cross_sections, parent))
+    """σ_parent/σ_ω in the target (``mock.cross_sections``, the π0: ``mock.electrons.pi0``;
+    :meth:`gammastar.config.MockConfig.sigma_rel`)."""
+    return cfg.sigma_rel(parent)
 
 
 def _mass_grid(lo: float, hi: float, lepton: str) -> NDArray[np.float64]:

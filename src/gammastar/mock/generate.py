@@ -297,7 +297,7 @@ class MockGenerator:
         out = self.cocktail.mesons_per_collision() if self.muons else 0.0
         if self.electrons:
             ee = self.ee_cocktail.mesons_per_collision()
-            ee += self.cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight
+            ee += self.cfg.omega_per_collision() * self.ee_backgrounds.conversion_weight
             out += ee / self.prescale["e"]
         return out
 
@@ -326,7 +326,7 @@ class MockGenerator:
                 "electrons",
                 {
                     "ee_sources_per_collision": ee.mesons_per_collision()
-                    + cfg.n_omega_per_collision * self.ee_backgrounds.conversion_weight,
+                    + cfg.omega_per_collision() * self.ee_backgrounds.conversion_weight,
                     "conversion_probability": self.ee_backgrounds.p_conversion,
                     "branching_ratios": {
                         k.name: v.as_dict() for k, v in ee.branching_ratios.items()
@@ -353,7 +353,8 @@ class MockGenerator:
             n_generated={k.name: int(v) for k, v in n_generated.items()},
             n_generated_cocktail=int(n_cocktail),
             n_generated_combinatorial=int(n_generated.get(Channel.COMBINATORIAL, 0)),
-            n_omega_per_collision=cfg.n_omega_per_collision,
+            n_omega_per_collision=cfg.omega_per_collision(),
+            mock_normalisation=cfg.normalisation(),
             sigma_rel={k.name: v for k, v in self.cocktail.sigma_rel.items()},
             mumu_sources_per_collision=self.cocktail.mesons_per_collision(),
             pdg_edition=pdgdata.edition(),
