@@ -3,8 +3,9 @@ source: the one home of these numbers (``mock.*`` config defaults are taken from
 ``docs/reference/mock.md`` prints :data:`INPUTS` as its table).
 
 Every record is a :class:`Input` of one kind: ``measured`` (a published measurement, cited),
-``PYTHIA 8.317`` (pythia8mc 8.317.2, p + p inelastic (``SoftQCD:inelastic``) at
-√s = 27.43 GeV, 4·10⁴ events: where no measurement could be read) or ``unsourced`` (neither;
+``PYTHIA 8.317`` (pythia8mc 8.317.2 at √s_NN = 27.43 GeV: p + p inelastic
+(``SoftQCD:inelastic``), 4·10⁴ events, and Angantyr p + Pb, 3·10³ events; where no measurement
+could be read) or ``unsourced`` (neither;
 its uncertainty covers PYTHIA's value); ``exact`` for a kinematic identity. A record whose
 ``check`` is set quotes a publication's value that is still to be confirmed against its table.
 
@@ -50,7 +51,7 @@ NA60_A = (
     "NA60, Eur. Phys. J. C 79 (2019) 443 (arXiv:2012.14385): sigma_pA ~ A^alpha for eta, omega, "
     "phi in 400 GeV p + Be..U, alpha rising with p_T, alpha_eta ~ alpha_phi > alpha_omega"
 )
-NA60_FF = "NA60 p + A 400 GeV, Phys. Lett. B 757 (2016) 437 (stat. and syst. errors added)"
+NA60_FF = "NA60 p + A 400 GeV, Phys. Lett. B 757 (2016) 437 (stat. and syst. errors added in quadrature)"
 PYTHIA = "PYTHIA 8.317 p + p inelastic, sqrt(s) = 27.43 GeV"
 
 
