@@ -119,6 +119,27 @@ def test_target_changes_the_mesons_per_collision_by_the_power_law():
         assert cu.sigma_rel(m) == pytest.approx(getattr(cu.cross_sections, m) * 63.546**d)
 
 
+def test_a_meson_with_its_own_alpha_moves_its_ratio(monkeypatch):
+    # the shipped alphas are one value for every meson (the records say why); a meson with
+    # its own alpha changes its sigma/sigma_omega in the target by A^(alpha_m - alpha_omega)
+    import dataclasses
+
+    rec = dataclasses.replace(ci.INPUTS["alpha_phi"], value=0.96)
+    monkeypatch.setitem(ci.INPUTS, "alpha_phi", rec)
+    d = 0.96 - ci.alpha("omega")[0]
+    for target, a in (("Pb", 207.2), ("Be", 9.0122)):
+        cfg = MockConfig(target=target)
+        assert cfg.sigma_rel("phi") == pytest.approx(0.06 * a**d, rel=1e-12)
+        assert cfg.sigma_rel("eta") == pytest.approx(0.8, rel=1e-12)
+        # and <n_phi> per collision is its own power law
+        n_phi = cfg.omega_per_collision() * cfg.sigma_rel("phi")
+        assert n_phi == pytest.approx(
+            0.39 * 0.06 * a**0.96 * 32.9 / ci.sigma_inel_mb(target), rel=1e-12
+        )
+    # an explicit n_omega_per_collision takes the ratios as given
+    assert MockConfig(n_omega_per_collision=0.8).sigma_rel("phi") == 0.06
+
+
 def test_target_moves_the_cocktail_normalisation():
     # the cocktail's sum over channels of BR x <n_m> per collision equals the same sum built
     # meson by meson from the p + p multiplicities (cocktail_inputs.per_collision), per target
