@@ -466,6 +466,12 @@ def test_on_mock_data_driven_aprime_matches_truth(mock_run):
     error-weighted mean ratio within 3σ of 1 (σ ≈ 0.5%)."""
     cfg, res, doc = mock_run
     assert doc["meta"]["n_pot_source"].startswith("input_meta:")  # beam.n_pot: from_input
+    # the mock's normalisation and its uncertainty travel with the N_POT (the reach's nuisance
+    # mock_normalisation): the config's own record, as gammastar.cocktail_inputs computes it
+    norm = doc["meta"]["mock_normalisation"]
+    want = cfg.mock.normalisation()
+    assert norm["n_omega_per_collision"] == pytest.approx(want["n_omega_per_collision"], rel=1e-12)
+    assert norm["rel_uncertainty"] == pytest.approx(want["rel_uncertainty"], rel=1e-12)
     cmp = {
         **{
             ("pairs", k): v
