@@ -5,7 +5,9 @@
 command line, from the typer app through click's introspection) and
 ``docs/reference/outputs.md`` (every file of a run directory, from ``gammastar.core.rundir``
 and the JSON Schemas of ``gammastar/schemas/<version>/``) are committed as Markdown, so that
-they read on GitHub as well as on the site.
+they read on GitHub as well as on the site. Sections of hand-written pages between
+``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated: NAME -->`` are generated too
+(:data:`SECTIONS`: the cocktail inputs' table of ``docs/reference/mock.md``).
 
 Usage::
 
@@ -956,12 +958,41 @@ def outputs_reference() -> str:
     return "\n".join(parts)
 
 
+# --------------------------------------------------------------------------- cocktail inputs
+def cocktail_inputs_table() -> str:
+    """The table of ``gammastar.cocktail_inputs.INPUTS`` (docs/reference/mock.md)."""
+    from gammastar.cocktail_inputs import INPUTS
+
+    rows = []
+    for r in INPUTS.values():
+        unc = _number(r.uncertainty) if r.uncertainty else "exact" if r.kind == "exact" else "0"
+        val = _number(r.value) + (f" {r.unit}" if r.unit else "")
+        kind = r.kind + (" [check]" if r.check else "")
+        key = code(r.config) if r.config else ""
+        rows.append((code(r.name), md_text(r.meaning), val, unc, kind, key, md_text(r.source)))
+    return table(("input", "meaning", "value", "1σ", "kind", "config default of", "source"), rows)
+
+
+def replace_section(text: str, name: str, body: str, page: str) -> str:
+    """``text`` with the lines between its ``BEGIN``/``END generated: name`` markers replaced."""
+    begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
+    i, j = text.find(begin), text.find(end)
+    if i < 0 or j < i:
+        raise SystemExit(f"docs/{page}: no '{begin}' ... '{end}' markers")
+    return text[: i + len(begin)] + "\n" + body.rstrip("\n") + "\n" + text[j:]
+
+
 # --------------------------------------------------------------------------- main
 PAGES: dict[str, Callable[[], str]] = {
     "reference/config.md": lambda: config_reference()[0],
     "reference/cli.md": cli_reference,
     "reference/outputs.md": outputs_reference,
 }
+
+SECTIONS: dict[str, tuple[str, Callable[[], str]]] = {
+    "reference/mock.md": ("cocktail_inputs", cocktail_inputs_table),
+}
+"""Generated sections of hand-written pages: page → (marker name, its text)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -988,6 +1019,16 @@ def main(argv: list[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
             print(f"wrote docs/{page}")
+    for page, (name, make) in SECTIONS.items():
+        path = DOCS / page
+        current = path.read_text(encoding="utf-8")
+        text = replace_section(current, name, make(), page)
+        if args.check:
+            if text != current:
+                stale.append(page)
+        elif text != current:
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote docs/{page} ({name})")
     if stale:
         print(
             "out of date: "

@@ -257,8 +257,8 @@ def eta_aprime_expectation(cfg, edges, mock_path):
     ff = lambda m: dalitz.form_factor_pole(m, mk.form_factors.eta_lambda_inv2)
     kw = dalitz.pseudoscalar_dalitz_ratio(mass("eta"), M_MU, ff)
     kw *= pdg_branching_ratio("eta->gammagamma")
-    n_per_pot = interaction_probability(cfg.beam.interaction_lengths) * mk.n_omega_per_collision
-    n_per_pot *= mk.cross_sections.eta
+    n_per_pot = interaction_probability(cfg.beam.interaction_lengths) * mk.omega_per_collision()
+    n_per_pot *= mk.sigma_rel("eta")
     n_per_pot *= pdg_branching_ratio("eta->gamma mumu") / kw
     mt = np.arange(2 * M_MU + 5e-4, mass("eta"), 1e-3)  # 1 MeV true-mass grid
     m_edges, lost = lost_per_row(mock_path)

@@ -17,6 +17,7 @@ LAYERS: dict[str, int] = {
     "gammastar.channels": 2,
     "gammastar.io": 2,
     "gammastar.config_checks": 2,  # the config's cross-key rules: plain values, no imports
+    "gammastar.cocktail_inputs": 2,  # the mock cocktail's sourced inputs: plain values, no imports
     "gammastar.config": 3,
     "gammastar.corrections": 4,
     "gammastar.selection": 5,

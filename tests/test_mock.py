@@ -17,6 +17,7 @@ from scipy import stats
 from scipy.integrate import cumulative_trapezoid
 
 from gammastar.channels import ELECTRON_CHANNELS, Channel
+from gammastar.cocktail_inputs import alpha
 from gammastar.config import AnalysisConfig, MockConfig, MockDetector
 from gammastar.errors import GammastarError
 from gammastar.io import mock_branches
@@ -217,7 +218,10 @@ def test_channel_fractions_follow_br_times_sigma():
         for k, v in chunk.counts.items():
             counts[k] += v
     n_cocktail = sum(v for k, v in counts.items() if k != Channel.COMBINATORIAL)
-    xs = {"eta": 0.7, "eta_prime": 0.12, "rho": 1.0, "omega": 1.0, "phi": 0.1}
+    # the p + p ratios carried to Pb by each meson's A-dependence: x A^(alpha_m - alpha_omega)
+    # (gammastar.cocktail_inputs)
+    pp = {"eta": 0.7, "eta_prime": 0.12, "rho": 1.0, "omega": 1.0, "phi": 0.1}
+    xs = {m: r * 207.2 ** (alpha(m)[0] - alpha("omega")[0]) for m, r in pp.items()}
     w = {s.channel: gen.cocktail.branching_ratios[s.channel].value * xs[s.parent] for s in CHANNELS}
     total = sum(w.values())
     for ch, wi in w.items():

@@ -16,6 +16,7 @@ from scipy import stats
 from scipy.integrate import cumulative_trapezoid
 
 from gammastar.channels import ELECTRON_CHANNELS, Channel
+from gammastar.cocktail_inputs import alpha
 from gammastar.config import AnalysisConfig, MockConfig, MockElectronDetector, load_config
 from gammastar.errors import ConfigError
 from gammastar.io import mock_branches
@@ -90,10 +91,13 @@ def test_channel_probabilities_follow_br_times_sigma():
     bg = gen.ee_backgrounds
     br = gen.ee_cocktail.branching_ratios
     pi0, eta = Channel.PI0_DALITZ_EE, Channel.ETA_DALITZ_EE
-    assert p[pi0] / p[eta] == pytest.approx(9.0 * br[pi0].value / (0.8 * br[eta].value), 1e-12)
+    # the p + p ratios 9.0 (pi0) and 0.8 (eta) carried to Pb: x A^(alpha_m - alpha_omega)
+    s_pi0, s_eta = (r * 207.2 ** (alpha(m)[0] - alpha("omega")[0]) for m, r in (("pi0", 9.0),
+                                                                             ("eta", 0.8)))  # fmt: skip
+    assert p[pi0] / p[eta] == pytest.approx(s_pi0 * br[pi0].value / (s_eta * br[eta].value), 1e-12)
     p_conv = 1 - np.exp(-7 / 9 * 0.01)  # Tsai: 7/9 X/X0, default material 0.01 X0
-    conv = 9.0 * bg.br_gg.value * 2 * p_conv
-    assert p[Channel.CONVERSION] / p[pi0] == pytest.approx(conv / (9.0 * br[pi0].value), 1e-12)
+    conv = s_pi0 * bg.br_gg.value * 2 * p_conv
+    assert p[Channel.CONVERSION] / p[pi0] == pytest.approx(conv / (s_pi0 * br[pi0].value), 1e-12)
     assert p[Channel.COMBINATORIAL_EE] == pytest.approx(0.05, abs=1e-15)
     assert br[pi0].value == pytest.approx(0.0117, rel=0.03)  # PDG: (1.174 ± 0.035)%
 

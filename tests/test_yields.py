@@ -422,8 +422,8 @@ def truth_comparison(cfg, pairs, n_pot, per_pair=True):
             kw = dalitz.vector_dalitz_ratio(mass(meson), mass(daughter), M_MU, ff)
             kw *= pdg_branching_ratio("omega->pi0 gamma")
             end = mass(meson) - mass(daughter)
-        n_per_pot = interaction_probability(cfg.beam.interaction_lengths) * mk.n_omega_per_collision
-        n_per_pot *= getattr(mk.cross_sections, meson) * pdg_branching_ratio(key) / kw
+        n_per_pot = interaction_probability(cfg.beam.interaction_lengths) * mk.omega_per_collision()
+        n_per_pot *= mk.sigma_rel(meson) * pdg_branching_ratio(key) / kw
         edges = np.linspace(AXIS["start"], AXIS["stop"], AXIS["bins"] + 1)
         if per_pair:
             y = aprime_yield_from_pairs(
@@ -469,6 +469,12 @@ def test_on_mock_data_driven_aprime_matches_truth(mock_run):
     error-weighted mean ratio within 3σ of 1 (σ ≈ 0.5%)."""
     cfg, res, doc = mock_run
     assert doc["meta"]["n_pot_source"].startswith("input_meta:")  # beam.n_pot: from_input
+    # the mock's normalisation and its uncertainty travel with the N_POT (the reach's nuisance
+    # mock_normalisation): the config's own record, as gammastar.cocktail_inputs computes it
+    norm = doc["meta"]["mock_normalisation"]
+    want = cfg.mock.normalisation()
+    assert norm["n_omega_per_collision"] == pytest.approx(want["n_omega_per_collision"], rel=1e-12)
+    assert norm["rel_uncertainty"] == pytest.approx(want["rel_uncertainty"], rel=1e-12)
     cmp = {
         **{
             ("pairs", k): v
@@ -548,8 +554,8 @@ def test_on_mock_mcp_matches_truth(mock_run):
     for channel, meson in [(Channel.ETA_DALITZ, "eta"), (Channel.OMEGA_DALITZ, "omega")]:
         p = res.pairs[res.pairs["channel"] == int(channel)]
         got = mcp_yield_from_pairs(p["m"], p["weight"], n_pot, m_chi, m_lepton=M_MU)
-        n_per_pot = interaction_probability(cfg.beam.interaction_lengths) * mk.n_omega_per_collision
-        n_per_pot *= getattr(mk.cross_sections, meson)
+        n_per_pot = interaction_probability(cfg.beam.interaction_lengths) * mk.omega_per_collision()
+        n_per_pot *= mk.sigma_rel(meson)
         if meson == "eta":
             ff = lambda m: dalitz.form_factor_pole(m, mk.form_factors.eta_lambda_inv2)
             ratio = pseudoscalar_ratio(mass("eta"), m_chi, 1.0, ff)

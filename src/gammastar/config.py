@@ -31,6 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from gammastar import cocktail_inputs
 from gammastar.config_checks import mass_range_problems
 from gammastar.core import rundir
 from gammastar.core.artifacts import sha256_json
@@ -127,27 +128,29 @@ class BeamConfig(Section):
 
 # --------------------------------------------------------------------------- mock
 class MockCrossSections(Section):
-    """Meson production cross-sections relative to the ω (docs/explanation/physics.md §3.2
-    [default])."""
+    """Meson production cross-sections relative to the ω in p + p at the beam energy (each
+    default's value, uncertainty and source: ``gammastar.cocktail_inputs``, the table of
+    docs/reference/mock.md). With ``mock.n_omega_per_collision`` unset the target's ratio is
+    this one × A^(α_m − α_ω); with it set, these are the target's ratios as given."""
 
-    eta: NonNegFloat = 0.8
-    """σ_η/σ_ω (range 0.6–1.0; PYTHIA 8.318 pp at 400 GeV: 0.81)."""
-    eta_prime: NonNegFloat = 0.12
-    """σ_η′/σ_ω (range 0.06–0.20; PYTHIA: 0.099)."""
-    rho: NonNegFloat = 1.0
-    """σ_ρ/σ_ω (range 0.9–1.2; PYTHIA: 0.99)."""
-    omega: NonNegFloat = 1.0
+    eta: NonNegFloat = cocktail_inputs.value("ratio_eta")
+    """σ_η/σ_ω (PYTHIA 8.317 p + p at 400 GeV: 0.805)."""
+    eta_prime: NonNegFloat = cocktail_inputs.value("ratio_eta_prime")
+    """σ_η′/σ_ω (unsourced, 0.12 ± 0.04; PYTHIA: 0.090)."""
+    rho: NonNegFloat = cocktail_inputs.value("ratio_rho")
+    """σ_ρ/σ_ω (NA27 400 GeV p + p: 0.99 ± 0.08)."""
+    omega: NonNegFloat = cocktail_inputs.value("ratio_omega")
     """σ_ω/σ_ω (1 by definition; set 0 to switch the ω channels off)."""
-    phi: NonNegFloat = 0.06
-    """σ_φ/σ_ω (range 0.04–0.12; PYTHIA: 0.039)."""
+    phi: NonNegFloat = cocktail_inputs.value("ratio_phi")
+    """σ_φ/σ_ω (unsourced, 0.06 ± 0.025; PYTHIA p + p: 0.036)."""
 
 
 class MockFormFactors(Section):
     """Transition form factors and the ρ line shape (docs/explanation/physics.md §3.3 [lit])."""
 
-    eta_lambda_inv2: PositiveFloat = 1.934
+    eta_lambda_inv2: PositiveFloat = cocktail_inputs.value("eta_lambda_inv2")
     """η pole Λ⁻² in GeV⁻² (NA60 p–A, PLB 757 (2016) 437)."""
-    omega_lambda_inv2: PositiveFloat = 2.223
+    omega_lambda_inv2: PositiveFloat = cocktail_inputs.value("omega_lambda_inv2")
     """ω → π0 pole Λ⁻² in GeV⁻² (NA60 p–A)."""
     eta_prime_lambda: PositiveFloat = 0.764
     """η′ form-factor Λ in GeV."""
@@ -267,13 +270,14 @@ class MockPi0(Section):
     multiplicity and spectra (pions are softer and spread wider in rapidity than the heavier
     mesons)."""
 
-    sigma_rel: NonNegFloat = 9.0
-    """σ_π0/σ_ω [default: ⟨n_π0⟩ ≈ 3.5 per pp collision at SPS energies (about half the charged
-    pions) over ⟨n_ω⟩ = 0.39]."""
-    pt_temperature: PositiveFloat = 0.16
-    """T of 1/pT dN/dpT ∝ exp(−m_T/T) for the π0, GeV [default; pions at SPS: 0.15–0.17]."""
-    rapidity_sigma: PositiveFloat = 1.4
-    """Width of the π0's Gaussian lab rapidity (mean: ``mock.rapidity_mean``) [default]."""
+    sigma_rel: NonNegFloat = cocktail_inputs.value("ratio_pi0")
+    """σ_π0/σ_ω (unsourced, 9 ± 1.5: NA27 p + p about 10, PYTHIA 8.317 7.6;
+    ``gammastar.cocktail_inputs``)."""
+    pt_temperature: PositiveFloat = cocktail_inputs.value("pi0_pt_temperature")
+    """T of 1/pT dN/dpT ∝ exp(−m_T/T) for the π0, GeV (PYTHIA 8.317 p + p: 0.159)."""
+    rapidity_sigma: PositiveFloat = cocktail_inputs.value("pi0_rapidity_sigma")
+    """Width of the π0's Gaussian lab rapidity (mean: ``mock.rapidity_mean``; PYTHIA 8.317
+    p + p: 1.47)."""
     tff_slope: float = 0.0332
     """π0 transition form-factor slope a_π: |F(m²)|² = (1 − a_π m²/m_π²)⁻² (PDG 2024 average
     0.0332 ± 0.0029; NA62, Phys. Lett. B 768 (2017) 38: 0.0368 ± 0.0057)."""
@@ -384,13 +388,21 @@ class MockConfig(Section):
             out.pop("pythia", None)
         return out
 
-    n_omega_per_collision: PositiveFloat = 0.8
-    """⟨n_ω⟩ per inelastic p+A collision (0.39 per pp × about 2 for p+Pb,
-    docs/explanation/physics.md §3.2)."""
+    target: Literal[tuple(cocktail_inputs.NUCLEI)] = "Pb"  # type: ignore[valid-type]
+    """Nucleus the mock's protons interact with (``p``, ``Be``, ``C``, ``Al``, ``Fe``, ``Cu``,
+    ``Mo``, ``W``, ``Pb``, ``U``): its A and σ_inel (PDG λ_I) set the mesons per collision,
+    ⟨n_m⟩_pp A^α_m σ_inel(pp)/σ_inel(pA) (:func:`gammastar.cocktail_inputs.per_collision`).
+    The thickness stays ``beam.interaction_lengths``."""
+    n_omega_per_collision: PositiveFloat | None = None
+    """⟨n_ω⟩ per inelastic p + target collision. ``None`` (default): from the p + p
+    multiplicity (NA27: 0.39) scaled to ``target`` (0.73 for Pb), with its uncertainty (the
+    reach's nuisance ``mock_normalisation``); a number: that value, with
+    ``cross_sections`` the target's own ratios and no A-scaling or uncertainty."""
     cross_sections: MockCrossSections = Field(default_factory=MockCrossSections)
-    pt_temperature: PositiveFloat = 0.20
-    """T of 1/pT dN/dpT ∝ exp(−m_T/T), GeV, for all mesons and the π/K parents (m_T scaling)."""
-    pt_mt_power: Annotated[float, Field(gt=-2, le=5)] = 0.0
+    pt_temperature: PositiveFloat = cocktail_inputs.value("pt_temperature")
+    """T of 1/pT dN/dpT ∝ exp(−m_T/T), GeV, for all mesons and the π/K parents (m_T scaling;
+    unsourced, 0.20 ± 0.05: PYTHIA 8.317 p + p gives 0.14–0.17)."""
+    pt_mt_power: Annotated[float, Field(gt=-2, le=5)] = cocktail_inputs.value("pt_mt_power")
     """a of the cocktail mesons' 1/pT dN/dpT ∝ m_T^a exp(−m_T/T): 0 the m_T-exponential
     (default), 1 the Boltzmann form at fixed rapidity, the extrapolation model's alternative
     ``mt_boltzmann`` (:mod:`gammastar.yields.extrapolation`); a knob that lets a mock study
@@ -401,10 +413,11 @@ class MockConfig(Section):
     bound, not the sampler's (exact beyond it): at a = 5 the ω's ⟨p_T⟩ is 1.22 GeV at
     T = 0.2 GeV, twice the a = 0 spectrum's 0.60 GeV; a larger a is far outside the shapes a
     study varies around the nominal (the coverage draws a0 ± 1.22) and more likely a typo."""
-    rapidity_mean: float = 3.37
+    rapidity_mean: float = cocktail_inputs.value("rapidity_mean")
     """Mean of the Gaussian lab rapidity (y_cm of 400 GeV p on a fixed target)."""
-    rapidity_sigma: PositiveFloat = 1.2
-    """Width σ_y of the Gaussian lab rapidity."""
+    rapidity_sigma: PositiveFloat = cocktail_inputs.value("rapidity_sigma")
+    """Width σ_y of the Gaussian lab rapidity (unsourced, 1.2 ± 0.25: PYTHIA 8.317 p + p gives
+    0.97 (φ) to 1.33 (η))."""
     kinematic_limit: bool = False
     """Truncate the Gaussian rapidity at the kinematic limit m_T cosh y ≤ ``beam.energy``
     (its tails otherwise give ~10⁻³ of the mesons more than the beam energy, which a
@@ -445,6 +458,47 @@ class MockConfig(Section):
         if len(set(v)) != len(v):
             raise ValueError(f"each flavour at most once, got {v}")
         return v
+
+    def omega_per_collision(self) -> float:
+        """⟨n_ω⟩ per inelastic p + target collision that the σ/σ_ω multiply:
+        ``n_omega_per_collision``, else ⟨n_ω⟩_pp A^α_ω σ_inel(pp)/σ_inel(pA)
+        (:func:`gammastar.cocktail_inputs.per_collision`)."""
+        if self.n_omega_per_collision is not None:
+            return float(self.n_omega_per_collision)
+        return cocktail_inputs.per_collision("omega", self.target, cocktail_inputs.value("n_omega_pp"))
+
+    def sigma_rel(self, parent: str) -> float:
+        """σ_parent/σ_ω in the target: ``cross_sections`` (the π0: ``electrons.pi0.sigma_rel``)
+        × A^(α_m − α_ω) when ``n_omega_per_collision`` is unset, as given when it is set."""
+        ratio = float(
+            self.electrons.pi0.sigma_rel if parent == "pi0" else getattr(self.cross_sections, parent)
+        )
+        if self.n_omega_per_collision is not None:
+            return ratio
+        a = cocktail_inputs.NUCLEI[self.target].mass_number
+        d_alpha = cocktail_inputs.alpha(parent)[0] - cocktail_inputs.alpha("omega")[0]
+        return ratio * a**d_alpha
+
+    def normalisation(self) -> dict[str, Any]:
+        """The mock file's ``meta.mock_normalisation``: ⟨n_ω⟩ per collision, the target and
+        ``rel_uncertainty`` (the reach's nuisance ``mock_normalisation``; ``None`` with an
+        explicit ``n_omega_per_collision``)."""
+        derived = self.n_omega_per_collision is None
+        return {
+            "n_omega_per_collision": self.omega_per_collision(),
+            "target": self.target,
+            "mass_number": cocktail_inputs.NUCLEI[self.target].mass_number,
+            "sigma_inel_mb": cocktail_inputs.sigma_inel_mb(self.target),
+            "rel_uncertainty": (
+                cocktail_inputs.n_omega_rel_uncertainty(self.target) if derived else None
+            ),
+            "origin": (
+                "<n_omega>_pp A^alpha_omega sigma_inel(pp)/sigma_inel(pA) "
+                "(gammastar.cocktail_inputs; docs/reference/mock.md)"
+                if derived
+                else "mock.n_omega_per_collision as given"
+            ),
+        }
 
     acceptance_y_edges: list[float] | None = None
     """Pair lab-rapidity edges (true γ* y) of a 3-D map ``acceptance_3d`` (TH3: x = mass,

@@ -12,7 +12,9 @@ mesons), Gaussian lab rapidity, uniform azimuth. Decays:
   of the config; γ* isotropic in the parent frame; muons in the γ* rest frame with
   dN/dcosθ ∝ 1 + cos²θ + (4m_μ²/m²) sin²θ about the γ* flight direction.
 
-Channel weights ∝ BR (PDG, :mod:`gammastar.physics.pdgdata`) × σ/σ_ω (config).
+Channel weights ∝ BR (PDG, :mod:`gammastar.physics.pdgdata`) × σ/σ_ω in the target
+(:meth:`gammastar.config.MockConfig.sigma_rel`); mesons per collision ⟨n_ω⟩ × σ/σ_ω, ⟨n_ω⟩ from
+the p + p multiplicity and the target's A-dependence (:mod:`gammastar.cocktail_inputs`).
 
 The meson kinematics and multiplicities come from a meson source: :class:`ParametricMesons`
 (the spectra above, the config's σ/σ_ω and ⟨n_ω⟩) or the PYTHIA 8 pool of
@@ -352,7 +354,7 @@ class ParametricMesons:
 
     @property
     def n_omega_per_collision(self) -> float:
-        return float(self.cfg.n_omega_per_collision)
+        return self.cfg.omega_per_collision()
 
     def sigma_rel(self, parent: str) -> float:
         return sigma_rel(self.cfg, parent)
@@ -370,10 +372,9 @@ class ParametricMesons:
 
 
 def sigma_rel(cfg: MockConfig, parent: str) -> float:
-    """σ_parent/σ_ω of the config (``mock.cross_sections``; the π0: ``mock.electrons.pi0``)."""
-    if parent == "pi0":
-        return float(cfg.electrons.pi0.sigma_rel)
-    return float(getattr(cfg.cross_sections, parent))
+    """σ_parent/σ_ω in the target (``mock.cross_sections``, the π0: ``mock.electrons.pi0``;
+    :meth:`gammastar.config.MockConfig.sigma_rel`)."""
+    return cfg.sigma_rel(parent)
 
 
 def _mass_grid(lo: float, hi: float, lepton: str) -> NDArray[np.float64]:

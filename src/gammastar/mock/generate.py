@@ -372,6 +372,7 @@ class MockGenerator:
             n_generated_cocktail=int(n_cocktail),
             n_generated_combinatorial=int(n_generated.get(Channel.COMBINATORIAL, 0)),
             n_omega_per_collision=self.mesons.n_omega_per_collision,
+            mock_normalisation=cfg.normalisation() if cfg.backend == "parametric" else None,
             sigma_rel={k.name: v for k, v in self.cocktail.sigma_rel.items()},
             mumu_sources_per_collision=self.cocktail.mesons_per_collision(),
             pdg_edition=pdgdata.edition(),

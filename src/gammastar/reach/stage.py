@@ -64,6 +64,7 @@ from gammastar.source.production import (
     check_refuse,
     load_yields,
     resolve_yield_scale,
+    with_mock_nuisance,
     with_target_nuisance,
 )
 from gammastar.source.source import Source, ensemble_sources
@@ -235,8 +236,10 @@ def reach_inputs(
             resolve=config.resolve,
         )
 
-    nuis, nuis_record = with_target_nuisance(
-        *reach_nuisances(config, yields, masses), scale_info, masses
+    nuis, nuis_record = with_mock_nuisance(
+        *with_target_nuisance(*reach_nuisances(config, yields, masses), scale_info, masses),
+        yields.meta,
+        masses,
     )
     ensemble, ensemble_seeds = None, None
     if config.uncertainties.kinematic_model:

@@ -2,7 +2,8 @@
 ``yields.json`` (:class:`Yields`, :func:`load_yields`) and its scale to a facility's target
 (:func:`resolve_yield_scale`: the target thickness through P_int and, with ``reach.target``,
 the nucleus through an A-dependence whose error is the reach's nuisance ``target_a_dependence``,
-:func:`with_target_nuisance`). The yields and the kinematics together are a
+:func:`with_target_nuisance`) and, for yields of a mock run, the cocktail normalisation's
+uncertainty, the nuisance ``mock_normalisation`` (:func:`with_mock_nuisance`). The yields and the kinematics together are a
 :class:`gammastar.source.source.Source`.
 """
 
@@ -22,16 +23,21 @@ from gammastar.physics.target import nucleus_scale, nucleus_scale_rel_err, yield
 from gammastar.yields.uncertainties import CORRELATED, NUISANCE_KIND, read_uncertainties
 
 __all__ = [
+    "MOCK_NUISANCE",
     "TARGET_NUISANCE",
     "Yields",
     "check_refuse",
     "load_yields",
     "resolve_yield_scale",
+    "with_mock_nuisance",
     "with_target_nuisance",
 ]
 
 TARGET_NUISANCE = "target_a_dependence"
 """Name of the reach's nuisance for the error of the A-dependence exponent (``reach.target``)."""
+
+MOCK_NUISANCE = "mock_normalisation"
+"""Name of the reach's nuisance for the mock cocktail's normalisation (yields of a mock run)."""
 
 
 @dataclass
@@ -287,6 +293,56 @@ def with_target_nuisance(
                 f"{nucleus['data_target']} (A = {nucleus['data_mass_number']:g}) -> "
                 f"{nucleus['material']} (A = {nucleus['mass_number']:g}): "
                 "exp(|ln(A_f/A_d)| sigma_alpha) - 1"
+            ),
+            "correlation": CORRELATED,
+            "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
+        },
+    }
+    return out, rec
+
+
+def with_mock_nuisance(
+    nuisances: dict[str, NDArray[np.float64]] | None,
+    record: dict[str, Any] | None,
+    yields_meta: dict[str, Any],
+    masses: ArrayLike,
+) -> tuple[dict[str, NDArray[np.float64]] | None, dict[str, Any] | None]:
+    """The reach's named signal nuisances with :data:`MOCK_NUISANCE` added where the yields
+    are a mock run's, normalised by its N_POT (``yields.json`` ``meta.mock_normalisation``
+    with a ``rel_uncertainty``): the yield per POT is ∝ ⟨n_ω⟩ per collision, whose relative
+    uncertainty (⟨n_ω⟩_pp, σ_inel(pp), α_ω: :func:`gammastar.cocktail_inputs.n_omega_rel_uncertainty`)
+    becomes a log-normal normsys hi = 1 + r, lo = 1/(1 + r), the same at every mass, one
+    parameter shared by the channels. Absent for real data (no record), an explicit
+    ``mock.n_omega_per_collision`` (``rel_uncertainty`` null) or r = 0.
+
+    Arguments:
+        nuisances, record: the nuisances so far and their ``reach.json`` record (``None``:
+            none yet).
+        yields_meta: ``yields.json`` ``meta``.
+        masses: the scan's masses (GeV).
+
+    Returns:
+        ``(nuisances, record)``, unchanged without a mock normalisation uncertainty.
+    """
+    norm = yields_meta.get("mock_normalisation")
+    rel = norm.get("rel_uncertainty") if isinstance(norm, dict) else None
+    if rel is None or not float(rel) > 0:
+        return nuisances, record
+    rel = float(rel)
+    m = np.atleast_1d(np.asarray(masses, dtype=float))
+    out = dict(nuisances or {})
+    out[MOCK_NUISANCE] = np.full(m.shape, rel)
+    rec = dict(record) if record is not None else {"mass": m.tolist(), "nuisances": {}}
+    rec["nuisances"] = {
+        **rec.get("nuisances", {}),
+        MOCK_NUISANCE: {
+            "kind": NUISANCE_KIND,
+            "rel": [rel] * m.size,
+            "origin": (
+                f"mock cocktail normalisation: <n_omega> = {norm['n_omega_per_collision']:.4g} "
+                f"per p + {norm.get('target', '?')} collision ({norm.get('origin', '')}); the "
+                "relative uncertainty of <n_omega>_pp, sigma_inel(pp) and alpha_omega "
+                "(gammastar.cocktail_inputs)"
             ),
             "correlation": CORRELATED,
             "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",

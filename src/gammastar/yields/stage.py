@@ -477,6 +477,29 @@ def _meta_from_root(path: Path) -> dict[str, Any] | None:
         raise InputError(f"{path}: 'meta' is not a JSON string") from None
 
 
+def mock_normalisation(n_pot_source: str) -> dict[str, Any] | None:
+    """The mock files' ``meta.mock_normalisation`` when N_POT came from their metadata
+    (``n_pot_source`` ``input_meta:<paths>``, :func:`resolve_n_pot`): the first file's record
+    with the largest ``rel_uncertainty`` of the files (``None`` if a file states none);
+    ``None`` for an N_POT from the config or ``select.json``, or files without the record
+    (real data, an older mock): no ``mock_normalisation`` nuisance then."""
+    if not n_pot_source.startswith("input_meta:"):
+        return None
+    names = n_pot_source.removeprefix("input_meta:").split(" (n_pot_by_flavour.")[0]
+    records = []
+    for name in names.split(","):
+        meta = _meta_from_root(Path(name))
+        rec = (meta or {}).get("mock_normalisation")
+        if not isinstance(rec, dict):
+            return None
+        records.append(rec)
+    if not records:
+        return None
+    rels = [r.get("rel_uncertainty") for r in records]
+    rel = None if any(r is None for r in rels) else max(float(r) for r in rels)
+    return {**records[0], "rel_uncertainty": rel}
+
+
 def _input_paths(cfg: AnalysisConfig) -> list[Path]:
     import glob
 
@@ -1190,6 +1213,7 @@ def _yields_meta(
         config_sha256_full=cfg.sha256,
         n_pot=inp.n_pot,
         n_pot_source=inp.n_pot_source,
+        mock_normalisation=mock_normalisation(inp.n_pot_source),
         target_interaction_lengths=cfg.beam.interaction_lengths,
         phase_space=inp.phase_space,
         pairs_match_unfolded_m=inp.consistent if pairs_match is None else pairs_match,
