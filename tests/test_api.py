@@ -50,7 +50,7 @@ def test_public_api_is_pinned() -> None:
         ("run_reach", "gammastar.reach.stage", "run_reach"),
         ("write_events", "gammastar.events.stage", "run_events"),
         ("build_report", "gammastar.report", "build_report"),
-        ("train", "gammastar.flow", "train"),
+        ("train", "gammastar.flow.stage", "train"),
     ],
 )
 def test_stage_function_calls_its_stage(

@@ -15,20 +15,19 @@ from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import EnvironmentFailure, GammastarError, InputError, OutputExistsError
-from gammastar.events.stage import (
-    APRIME_PDGID,
-    DECAYS,
-    EventRequest,
-    branching_ratios,
-    chunk_seeds,
-    decay_coefficients,
-    rho00_from_lambda,
-    run_events,
-)
+from gammastar.events.stage import EventRequest, run_events
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
+from gammastar.source.eventgen import (
+    APRIME_PDGID,
+    DECAYS,
+    branching_ratios,
+    chunk_seeds,
+    decay_coefficients,
+    rho00_from_lambda,
+)
 from gammastar.source.geometry import Geometry
 
 # NA62-like dump geometry (NA62, arXiv:2312.12055, App. B)
@@ -417,7 +416,8 @@ def test_float_text_round_trips():
 
 def test_hepmc_backends_agree(tmp_path):
     """The compiled and the pyarrow writer give the same numbers, token by token."""
-    from gammastar.events.stage import EventSettings, generate_chunks, hepmc_text
+    from gammastar.events.hepmc import hepmc_text
+    from gammastar.source.eventgen import EventSettings, generate_chunks
 
     geo = Geometry(l1=82.0, l2=157.0, theta_min=0.0, theta_max=0.05)
     st = EventSettings(0.5, 3e-7, geo, 1e6, channels=("mumu", "pipi"), beam_spot=(1e-3, 1e-3),

@@ -38,7 +38,7 @@ def run(config: Any, *, force: tuple[str, ...] = (), report: bool = True) -> Any
 def generate(config: Any, path: Any = None, **kwargs: Any) -> Any:
     """``gammastar generate``: write NA60-like mock data (default ``<run>/mock.root``)."""
     from gammastar.core import rundir
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     cfg = as_config(config)
     return generate_file(cfg, path if path is not None else cfg.output_dir / rundir.MOCK, **kwargs)
@@ -60,7 +60,7 @@ def compute_yields(config: Any, *args: Any, **kwargs: Any) -> Any:
 
 def train(config: Any, **kwargs: Any) -> Any:
     """``gammastar train``: fit the conditional flow on the run directory's pairs table."""
-    from gammastar.flow import train as _train
+    from gammastar.flow.stage import train as _train
 
     return _train(as_config(config), **kwargs)
 

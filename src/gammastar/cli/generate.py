@@ -34,7 +34,7 @@ def generate_command(
 ) -> None:
     """Generate NA60-like mock dimuon data (cocktail + combinatorial, detector effects)."""
     from gammastar.errors import GammastarError
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     if events is not None and events <= 0:
         raise GammastarError(f"--events must be a positive integer, got {events}")

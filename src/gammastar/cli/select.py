@@ -62,7 +62,8 @@ def select_command(
     import logging
 
     from gammastar.errors import ConfigError
-    from gammastar.selection.stage import Execution, select
+    from gammastar.selection.chunk import Execution
+    from gammastar.selection.stage import select
 
     executor = Executor(executor)
     if scheduler and executor != "dask":

@@ -18,35 +18,16 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.physics.kinematics import (
-    back_to_back,
-    boost,
-    decay_in_helicity_frame,
-    invariant_mass,
-    rapidity,
-    rotate_from_z,
-    two_body_momentum,
-)
-from gammastar.physics.kinematics import four_momentum as meson_four_momentum
-
 __all__ = [
     "InverseCDF",
     "ParametricSampler",
     "Sampler",
     "SamplerLike",
-    "back_to_back",
-    "boost",
-    "decay_in_helicity_frame",
-    "invariant_mass",
     "limit_rapidity",
-    "meson_four_momentum",
-    "rapidity",
-    "rotate_from_z",
     "sample_cos_theta",
     "sample_dalitz_cos",
     "sample_mt_exponential",
     "sample_mt_power",
-    "two_body_momentum",
 ]
 
 Array = NDArray[np.float64]

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from gammastar.errors import InputError
 from gammastar.physics.kinematics import mcp_factor
+from gammastar.physics.sampling import sample_cos_theta
 from gammastar.source.eventgen import (
     AprimeKinematics,
     Decay,
@@ -32,7 +33,6 @@ from gammastar.source.eventgen import (
     decay_daughters,
     mass_range,
     production_vertex,
-    sample_cos_theta,
 )
 from gammastar.source.source import Source
 
@@ -190,12 +190,12 @@ def sample_mcp(
     The weights sum to the expected number of χχ̄ pairs in the normalisation of ``spectrum``.
 
     Arguments:
-        model: the γ* kinematics (a :class:`gammastar.flow.FlowModel`, or any sampler with
+        model: the γ* kinematics (a :class:`gammastar.flow.model.FlowModel`, or any sampler with
             ``sample(mass, n, seed)`` and optionally ``mass_range``).
         m_chi: χ mass (GeV).
         n: number of events (fewer rows where the sampler gives unphysical kinematics).
         spectrum: (edges, contents) of the γ* mass spectrum
-            (:func:`gammastar.flow.mass_spectrum_from_pairs`).
+            (:func:`gammastar.flow.data.mass_spectrum_from_pairs`).
         m_lepton: the lepton mass of the dilepton spectrum (GeV).
         q: χ charge in units of e.
         seed: random seed.
