@@ -7,7 +7,7 @@ sampler, W ∝ a + b cos²θ, exact inversion) and its case :func:`sample_dalitz
 :class:`InverseCDF`, the :class:`Sampler` protocol of every kinematics sampler (flows included)
 and :class:`ParametricSampler` (m_T spectrum × Gaussian rapidity at a mass).
 The four-vector operations (boost, rotation, two-body decay; arrays ``(4, n)`` ordered
-``(px, py, pz, E)``) are :mod:`gammastar.physics.kinematics`' and re-exported here.
+``(px, py, pz, E)``) are :mod:`gammastar.physics.kinematics`'.
 """
 
 from __future__ import annotations

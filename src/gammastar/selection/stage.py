@@ -2,8 +2,7 @@
 
 :func:`select` (the Python twin of ``gammastar select CONFIG``) is a thin orchestration over
 steps: check the inputs and maps, run the coffea processor (:mod:`gammastar.selection.processor`) over
-the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pairs, per-pair weights,
-re-exported here), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
+the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pairs, per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
 whole table where they need the whole sample (through the same
 :func:`gammastar.selection.chunk.pair_weights`), the histograms, and ``pairs.parquet``,
 ``histograms.root`` and ``select.json`` written atomically (docs/explanation/method.md).
@@ -73,7 +72,7 @@ from gammastar.corrections.unfold import (
 )
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.darkphoton import LEPTON_CHANNELS
-from gammastar.selection.chunk import (  # the pure chunk steps (re-exported: public names of this module)
+from gammastar.selection.chunk import (  # the pure chunk steps
     _DTYPES,
     _FINAL_EXTRA,
     CUTFLOW_KEYS,
