@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core.artifacts import make_meta
 from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError, InputError
@@ -55,10 +56,10 @@ from gammastar.events.hepmc import (
 )
 from gammastar.events.io import TABLE_UNITS, event_outputs, write_events
 from gammastar.physics import darkphoton
-from gammastar.physics.sampling import ParametricSampler
+from gammastar.physics.sampling import ParametricSampler, SamplerLike
 from gammastar.reach.acceptance import draw, draw_dark
 from gammastar.reach.stage import signal_events
-from gammastar.source.eventgen import (  # the machinery, shared with the acceptance (re-exported)
+from gammastar.source.eventgen import (  # the machinery, shared with the acceptance
     CHANNEL_CODE,
     DARK_CHAINS,
     DECAYS,
@@ -129,7 +130,7 @@ class EventRequest:
 
 
 def run_events(
-    config: Any,
+    config: AnalysisConfig,
     request: EventRequest,
     *,
     mass: float,
@@ -137,7 +138,7 @@ def run_events(
     channels: tuple[str, ...] | None = None,
     decay: str = "data",
     unweighted: bool = False,
-    source: Any = None,
+    source: Source | SamplerLike | None = None,
 ) -> EventsResult:
     """``gammastar events``: signal events at (m, ε) into ``request.output`` (HepMC3, parquet
     or ROOT by suffix) and optionally ``request.table``.

@@ -35,6 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, atomic_paths, check_writable, make_meta
 from gammastar.core.figures import figure_style
@@ -1884,10 +1885,10 @@ class ReachResult(StageResult):
 
 
 def run_reach(
-    config: Any,
+    config: AnalysisConfig,
     *,
     force: bool = False,
-    source: Any = None,
+    source: Source | SamplerLike | None = None,
     output: str | Path | None = None,
 ) -> ReachResult:
     """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,
