@@ -6,8 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.gammastar-installed
 
-.PHONY: install bytecode demo test test-all test-generic-kernels lint bench bench-quick validate \
-	validation-install docs docs-reference clean
+.PHONY: install bytecode demo test test-all test-generic-kernels lint typecheck bench bench-quick \
+	validate validation-install docs docs-reference clean
 
 # The numeric tests whose results go through torch kernels (flow training and sampling, the
 # KL validation, the small flow on the mock): .ci/run runs them once more on torch's generic
@@ -57,6 +57,11 @@ test-all: bytecode
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks analysis validation
+
+# mypy on src/gammastar with pyproject.toml's [tool.mypy]: the public API strict, the modules
+# still listed there under ignore_errors excepted (cache: .mypy_cache).
+typecheck: install
+	$(BIN)/mypy
 
 # The tests of the study code, then every kept study reduced (few sources, masses, samples,
 # realisations and training epochs; the coverage takes the closure run's flow, whose

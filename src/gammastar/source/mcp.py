@@ -136,7 +136,7 @@ def generate_mcp(
         if k.extrapolated is not None:
             extrap[idx] = k.extrapolated
     e = np.sqrt(px**2 + py**2 + pz**2 + m**2)
-    g = AprimeKinematics(m, px, py, pz, e, ok)  # type: ignore[arg-type]  (per-event mass)
+    g = AprimeKinematics(m, px, py, pz, e, ok)  # type: ignore[arg-type]  # per-event mass
     chi = Decay("chichi", st.pdgid, -st.pdgid, st.m_chi, st.m_chi, True)
     coef = np.array([decay_coefficients(float(r), float(0.5 * (lo[j] + hi[j])), chi)
                      for j, r in enumerate(rho00)])  # fmt: skip
