@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["CSP", "CSS", "SELFCHECK_JS", "Raw", "details", "esc", "fmt", "fmt_err", "kv_table", "not_run", "table", "warning"]
 
@@ -49,7 +49,7 @@ def fmt_err(value: Any, err: Any, spec: str = ".4g") -> str:
     return text
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
