@@ -22,7 +22,7 @@ from gammastar.flow.model import load
 from gammastar.flow.stage import train
 from gammastar.flow.validate import validate
 
-mock = pytest.importorskip("gammastar.mock")
+mock = pytest.importorskip("gammastar.mock.generate")
 pytestmark = pytest.mark.slow
 
 MASSES = [round(0.25 + 0.05 * i, 2) for i in range(16)]  # 0.25 ... 1.00 GeV

@@ -19,7 +19,7 @@ from gammastar.config import load_config
 from gammastar.flow.model import load
 from gammastar.flow.stage import train
 
-mock = pytest.importorskip("gammastar.mock")
+mock = pytest.importorskip("gammastar.mock.generate")
 
 EVENTS, SEED = 500_000, 17  # ≈ 18k recorded OS pairs
 MASSES = (0.45, 0.6, 0.78)  # continuum (η Dalitz, ρ, ω Dalitz), and the ω peak

@@ -86,6 +86,18 @@ def _uses(path: Path, known: dict[str, Path]) -> set[tuple[str, str]]:
                     out.add((base, a.name))
         elif isinstance(node, ast.Import):
             aliases.update({a.asname: a.name for a in node.names if a.asname and a.name in known})
+        elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
+            # mod = pytest.importorskip("gammastar.x") or importlib.import_module("gammastar.x")
+            call, target = node.value, node.targets[0]
+            name = getattr(call.func, "attr", getattr(call.func, "id", ""))
+            if (
+                name in ("importorskip", "import_module")
+                and isinstance(target, ast.Name)
+                and call.args
+                and isinstance(call.args[0], ast.Constant)
+                and call.args[0].value in known
+            ):
+                aliases[target.id] = call.args[0].value
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.Attribute)
@@ -139,5 +151,8 @@ def test_the_check_sees_a_reexport(tmp_path):
     assert imported["gammastar.b"] == {"f": "gammastar.a"}
     assert [n for n in _all(known["gammastar.b"]) if n in imported["gammastar.b"]] == ["f"]
     user = tmp_path / "t.py"
-    user.write_text("from gammastar.b import f, g\nimport gammastar.b as B\nB.f\n")
-    assert _uses(user, known) >= {("gammastar.b", "f"), ("gammastar.b", "g")}
+    user.write_text(
+        "from gammastar.b import f, g\nimport gammastar.b as B\nB.f\n"
+        "C = pytest.importorskip('gammastar.b')\nC.h\n"
+    )
+    assert _uses(user, known) >= {("gammastar.b", "f"), ("gammastar.b", "g"), ("gammastar.b", "h")}
