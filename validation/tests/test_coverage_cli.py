@@ -330,7 +330,7 @@ def test_coverage_flows_default_powers_are_the_drawn_forms(flows, base, tmp_path
     seen = []
     monkeypatch.setattr(flows, "load_config", lambda path: _with_power(base, 0.5))
     monkeypatch.setattr(flows.coverage, "realisation", lambda cfg: None)
-    monkeypatch.setattr(flows.flow, "train", lambda cfg: seen.append(
+    monkeypatch.setattr(flows, "train", lambda cfg: seen.append(
         (cfg.mock.pt_mt_power, cfg.flow.ensemble, cfg.flow.bootstrap)))  # fmt: skip
     out = flows.main(["--workdir", str(tmp_path)])
     z = flows.coverage.FORM_POINTS[-1]
