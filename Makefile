@@ -10,8 +10,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.gammastar-installed
 TEST_STAMP := $(VENV)/.gammastar-test-installed
 
-.PHONY: install test-install bytecode demo test test-all test-generic-kernels lint bench \
-	bench-quick validate validation-install docs docs-reference clean
+.PHONY: install test-install bytecode demo test test-all test-generic-kernels lint typecheck \
+	bench bench-quick validate validation-install docs docs-reference clean
 
 # The numeric tests whose results go through torch kernels (flow training and sampling, the
 # KL validation, the small flow on the mock): .ci/run runs them once more on torch's generic
@@ -67,6 +67,11 @@ test-all: bytecode test-install
 
 lint: test-install
 	$(BIN)/ruff check src tests benchmarks analysis validation
+
+# mypy on src/gammastar with pyproject.toml's [tool.mypy]: the public API strict, the modules
+# still listed there under ignore_errors excepted (cache: .mypy_cache).
+typecheck: test-install
+	$(BIN)/mypy
 
 # The tests of the study code, then every kept study reduced (few sources, masses, samples,
 # realisations and training epochs; the coverage takes the closure run's flow, whose

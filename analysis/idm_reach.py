@@ -43,9 +43,9 @@ def main() -> None:
 
         sampler, kin = ParametricSampler(), "parametric"
     else:
-        from gammastar import flow
+        from gammastar.flow.model import load
 
-        sampler, kin = flow.load(f"{args.run}/flow"), "flow"
+        sampler, kin = load(f"{args.run}/flow"), "flow"
     sel = SoftLeptonSelection(z_range=(5.0, 1e4), theta_min=0.035, theta_max=0.120, min_energy=1.0)
     m1 = np.array([0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35])
     r = idm_reach(

@@ -3,7 +3,7 @@
 Input: a mock ntuple with 5e6 recorded events (entries of the ``events`` tree). The mock
 generator records about 4.6 events per 100 generated sources, so rather than generating
 1.1e8 sources the script generates ``--sources`` (default 5e6) once with
-``gammastar.mock.generate_file`` and tiles that sample (event numbers renumbered) up to
+``gammastar.mock.generate.generate_file`` and tiles that sample (event numbers renumbered) up to
 ``--events`` entries, written with uproot in the mock schema. Kept in ``--workdir``
 (default ``gammastar_bench`` in the system temporary directory) and reused.
 

@@ -40,11 +40,11 @@ def _flow_benchmark():
 
 def train(cfg, pairs, out: Path, workers: int) -> float:
     """Wall time of ``flow.train`` of ``cfg``'s ensemble with ``workers`` processes."""
-    from gammastar import flow
+    from gammastar.flow.stage import train as train_stage
 
     cfg = cfg.model_copy(update={"flow": cfg.flow.model_copy(update={"workers": workers})})
     t0 = time.perf_counter()
-    flow.train(cfg, output=out, pairs=pairs, force=True)
+    train_stage(cfg, output=out, pairs=pairs, force=True)
     return time.perf_counter() - t0
 
 

@@ -1,5 +1,5 @@
 """HepMC3 writing speed of `gammastar events`: events/s of the column-wise writers
-(:func:`gammastar.events.stage.hepmc_text`: compiled numba formatter, and pyarrow string kernels)
+(:func:`gammastar.events.hepmc.hepmc_text`: compiled numba formatter, and pyarrow string kernels)
 against a plain per-event pyhepmc loop (GenEvent built and written with ``pyhepmc.io.WriterAscii``) for the same events, the
 column-wise file read back with pyhepmc, and the peak memory of a streamed run.
 
@@ -19,17 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gammastar.events.stage import (
-    DECAYS,
-    HEPMC_FOOTER,
-    PDG_PROTON,
-    PDG_SYSTEM,
-    EventSettings,
-    generate_chunks,
-    hepmc_header,
-    hepmc_text,
-)
+from gammastar.events.hepmc import HEPMC_FOOTER, hepmc_header, hepmc_text
 from gammastar.physics.sampling import ParametricSampler
+from gammastar.source.eventgen import DECAYS, PDG_PROTON, PDG_SYSTEM, EventSettings, generate_chunks
 from gammastar.source.geometry import Geometry
 
 
@@ -137,7 +129,7 @@ def main() -> None:
         "decays": list(DECAYS),
     }
     if args.stream:
-        from gammastar.events.stage import write_events
+        from gammastar.events.io import write_events
 
         t0 = time.perf_counter()
         chunks = generate_chunks(ParametricSampler(), st, args.stream, seed=2, chunk=100_000)

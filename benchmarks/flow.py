@@ -32,7 +32,7 @@ and sampling throughput. Every comparison runs its reference in this same script
    just written.
 
 The model is the paper's architecture (8 autoregressive RQ-spline steps, 6 bins, MADE 2 × 32,
-LU linear transforms between steps, ``gammastar.flow.build_flow``). Data: synthetic pairs (q_T, E
+LU linear transforms between steps, ``gammastar.flow.architecture.build_flow``). Data: synthetic pairs (q_T, E
 log-normal with mass-dependent medians, the same law as tests/test_flow.py), ``--pairs`` events.
 
 Usage:  OMP_NUM_THREADS=2 python benchmarks/flow.py [--threads 2] [--epochs 8] [--seed S]
@@ -56,8 +56,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gammastar import flow as F
 from gammastar.config import FlowConfig
+from gammastar.flow.architecture import architecture_from_config, build_flow
+from gammastar.flow.data import Preprocessing, split_indices, training_data
+from gammastar.flow.model import FlowModel
+from gammastar.flow.training import fit
 
 
 def synthetic_pairs(n: int, seed: int) -> pd.DataFrame:
@@ -96,8 +99,8 @@ def plain_zuko_epochs(data, cfg: FlowConfig, seed: int):
     """The plain zuko loop with ``cfg``'s recipe, set up exactly like ``fit`` (split,
     preprocessing, initialisation, batch stream); a generator that trains one epoch per
     ``next`` and yields (epoch optimisation time, validation loss)."""
-    tr, va = F.split_indices(data.n, cfg.validation_fraction, seed)
-    pre = F.Preprocessing.fit(data.qT[tr], data.E[tr], data.m[tr], data.weight[tr])
+    tr, va = split_indices(data.n, cfg.validation_fraction, seed)
+    pre = Preprocessing.fit(data.qT[tr], data.E[tr], data.m[tr], data.weight[tr])
 
     def tens(idx):
         return (
@@ -109,7 +112,7 @@ def plain_zuko_epochs(data, cfg: FlowConfig, seed: int):
     x_va, c_va = tens(va)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    flow = F.build_flow(F.architecture_from_config(cfg))
+    flow = build_flow(architecture_from_config(cfg))
     opt = torch.optim.AdamW(flow.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     points, batch = int(cfg.points_per_epoch or len(tr)), int(cfg.batch_size)
     while True:
@@ -161,7 +164,7 @@ def kernels_part(data, cfg: FlowConfig, seed: int) -> dict:
         clock["exit"] = time.process_time()
         return False
 
-    res = F.fit(data, cfg, seed=seed, callback=cb)
+    res = fit(data, cfg, seed=seed, callback=cb)
     gs_s = epoch_times(res.history["train_s"])  # fit's own clock (validation excluded)
     out = {
         "recipe": {k: getattr(cfg, k) for k in (*PAPER, "epochs")},
@@ -199,7 +202,7 @@ def converged_part(
 
         return cb
 
-    rp = F.fit(data, paper, seed=seed, callback=show("paper recipe"))
+    rp = fit(data, paper, seed=seed, callback=show("paper recipe"))
     vals = rp.history["val"]
     target = min(vals)
     third = max(1, paper_epochs // 3)
@@ -210,7 +213,7 @@ def converged_part(
         print(f"default recipe epoch {epoch + 1}: val {vl:.4f}", flush=True)
         return vl <= target
 
-    rd = F.fit(data, d, seed=seed, callback=until_target)
+    rd = fit(data, d, seed=seed, callback=until_target)
     hv = rd.history["val"]
     hit = next((i for i, v in enumerate(hv) if v <= target), None)
     paper_hit = next(i for i, v in enumerate(vals) if v <= target)
@@ -328,7 +331,7 @@ def main() -> None:
 
     # without the hold-out: the reference and gammastar see all pairs, as in the figures
     # recorded in docs/explanation/flow.md
-    data = F.training_data(
+    data = training_data(
         synthetic_pairs(args.pairs, args.seed), FlowConfig(holdout_fraction=0.0)
     )
     print(f"{data.n} pairs; torch threads {torch.get_num_threads()}", flush=True)
@@ -382,11 +385,11 @@ def main() -> None:
         print(f"first call: {first_call}", flush=True)
         cfg = FlowConfig()
         if model_flow is None:
-            model_flow = F.fit(data, cfg.model_copy(update={"epochs": 2}), seed=args.seed)
-        model = F.FlowModel(
+            model_flow = fit(data, cfg.model_copy(update={"epochs": 2}), seed=args.seed)
+        model = FlowModel(
             model_flow.flow,
             model_flow.preprocessing,
-            F.architecture_from_config(cfg),
+            architecture_from_config(cfg),
             (float(data.m.min()), float(data.m.max())),
         )
         rates = sampling_rates(model, model_flow.flow, args.sample_n)

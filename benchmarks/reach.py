@@ -111,9 +111,9 @@ def main() -> None:
         yields = Yields(m, y, 0.05 * y, {"target_interaction_lengths": 0.01})
     base = None
     if args.flow:
-        from gammastar import flow
+        from gammastar.flow.model import load
 
-        base = flow.load(args.flow)
+        base = load(args.flow)
     sampler = base if base is not None else ParametricSampler()
     if args.yields and (yields.extrapolation or {}).get("parameter_covariance"):
         from gammastar.corrections.pair_acceptance import FiducialRegion

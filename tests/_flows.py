@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gammastar import flow as F
 from gammastar.config import FlowConfig
+from gammastar.flow.architecture import architecture_from_config, build_flow
 
 
 def randomised_flow(seed=0, scale=0.2, **arch):
@@ -14,7 +14,7 @@ def randomised_flow(seed=0, scale=0.2, **arch):
     so that every spline is far from the identity; returns ``(flow, bins)``."""
     torch.manual_seed(seed)
     cfg = FlowConfig(**{"transforms": 3, "bins": 6, "hidden_features": [16, 16], **arch})
-    fl = F.build_flow(F.architecture_from_config(cfg))
+    fl = build_flow(architecture_from_config(cfg))
     with torch.no_grad():
         for p in fl.parameters():
             p.add_(scale * torch.randn_like(p))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gammastar.config import AnalysisConfig, MockConfig
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 
 # The same 10 MeV grid for both flavours (ee from 10 MeV, μμ from 0.21 GeV: 0.21 - 0.01 is
 # 20 ee bins), merged to 50 MeV from there: every μμ yield bin is an ee yield bin too (the

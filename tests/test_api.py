@@ -50,25 +50,35 @@ def test_public_api_is_pinned() -> None:
         ("run_reach", "gammastar.reach.stage", "run_reach"),
         ("write_events", "gammastar.events.stage", "run_events"),
         ("build_report", "gammastar.report", "build_report"),
-        ("train", "gammastar.flow", "train"),
+        ("train", "gammastar.flow.stage", "train"),
     ],
 )
 def test_stage_function_calls_its_stage(
     name: str, module: str, function: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """Each API function loads a YAML path into a config and calls its stage's function."""
+    """Each API function loads a YAML path into a config and calls its stage's function with
+    the caller's arguments (the others at the stage's defaults)."""
     seen = {}
 
     def fake(config, *args, **kwargs):
-        seen["config"], seen["kwargs"] = config, kwargs
+        seen["config"], seen["args"], seen["kwargs"] = config, args, kwargs
         return "ran"
 
+    stage = inspect.signature(getattr(importlib.import_module(module), function))
     monkeypatch.setattr(importlib.import_module(module), function, fake)
     cfg_file = tmp_path / "a.yaml"
     cfg_file.write_text("name: api\n")
-    assert getattr(gammastar, name)(cfg_file, force=True) == "ran"
+    # write_events: its request (any object here) and (m, ε); every other stage takes force
+    args, kwargs = (("request",), {"mass": 0.5, "eps": 1e-3}) if name == "write_events" else (
+        (), {"force": True}
+    )
+    assert getattr(gammastar, name)(cfg_file, *args, **kwargs) == "ran"
     assert seen["config"].name == "api"
-    assert seen["kwargs"] == {"force": True}
+    assert seen["args"][: len(args)] == args
+    assert seen["kwargs"].items() >= kwargs.items()
+    for key, value in seen["kwargs"].items():  # the rest: the stage's own defaults
+        if key not in kwargs:
+            assert value == stage.parameters[key].default, key
 
 
 STAGE_FUNCTIONS = {
@@ -113,6 +123,23 @@ def test_stage_returns_a_frozen_stage_result(name: str) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.path = Path("elsewhere")  # type: ignore[misc]
     assert Path(result) == Path("run") / "x.json"  # path-like: goes where the file would
+
+
+@pytest.mark.parametrize("name", sorted(STAGE_FUNCTIONS))
+def test_stage_function_has_its_stages_signature(name: str) -> None:
+    """Each API function takes the stage function's own arguments (names, kinds, defaults and
+    annotations as written), the config also as a YAML path, and returns the stage's result
+    type: its signature is the stage's, typed (``generate``'s output path is optional: the
+    run directory's ``mock.root`` by default)."""
+    module, function = STAGE_FUNCTIONS[name]
+    stage = inspect.signature(getattr(importlib.import_module(module), function))
+    api = inspect.signature(getattr(gammastar, name))
+    assert api.return_annotation == stage.return_annotation
+    first, *rest = api.parameters.values()
+    assert first.name == "config"
+    assert first.annotation == "AnalysisConfig | str | os.PathLike[str]"
+    skip = 2 if name == "generate" else 1
+    assert rest[skip - 1 :] == list(stage.parameters.values())[skip:]
 
 
 def _instance(cls: type, path: Path) -> StageResult:

@@ -14,7 +14,7 @@ from _universality_mock import SELECTION, write_universality_mock
 from gammastar.config import AnalysisConfig, MockConfig, config_from_dict, flavour_config
 from gammastar.errors import ConfigError, InputError
 from gammastar.flow.data import read_pairs, training_data
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 from gammastar.physics.kinematics import aprime_factor
 from gammastar.selection.stage import FLAVOUR_CODES, select
 from gammastar.yields.stage import compute_yields

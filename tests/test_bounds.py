@@ -20,7 +20,8 @@ from _scans import made_up_scan
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.reach.bounds import draw_bounds, read_bound, read_config_bounds
+from gammastar.reach.bounds import read_bound, read_config_bounds
+from gammastar.reach.bounds.draw import draw_bounds
 from gammastar.reach.plots import plot_reach
 from gammastar.reach.scan import ScanResult
 

@@ -20,15 +20,10 @@ import pytest
 
 from gammastar.config import config_from_dict
 from gammastar.errors import InputError
-from gammastar.reach.bounds import (
-    BoundUnavailable,
-    read_bound,
-    read_config_bounds,
-    read_entry,
-    remote,
-)
+from gammastar.reach.bounds import read_bound, read_config_bounds, read_entry, remote
 from gammastar.reach.bounds.compare import compare_reach, excluded_range, ratio_ranges
 from gammastar.reach.bounds.core import Bound
+from gammastar.reach.bounds.remote import BoundUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "bounds"

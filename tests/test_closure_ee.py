@@ -21,7 +21,7 @@ from scipy import stats
 
 from gammastar.channels import Channel
 from gammastar.config import AnalysisConfig, MockConfig, config_from_dict
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.physics.target import interaction_probability

@@ -20,7 +20,7 @@ from scipy import stats
 from gammastar.config import AnalysisConfig, MockConfig, config_from_dict
 from gammastar.corrections.background import ConversionTemplate, load_conversion_template
 from gammastar.errors import ConfigError
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E
 from gammastar.physics.target import interaction_probability

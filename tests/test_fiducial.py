@@ -28,7 +28,7 @@ LAMBDA_SYST = 0.04
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     out = tmp_path_factory.mktemp("fid")
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
@@ -316,7 +316,7 @@ def test_resolution_migration_corrects_the_full_phase_space_yield(run, tmp_path)
     bins (the fewest near 0.95 and 1.1 GeV), so that c is measured in ≥ 20 of them."""
     import shutil
 
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     cfg, _, doc = run
     out = tmp_path / "run"

@@ -10,7 +10,7 @@ import uproot
 from gammastar import io
 from gammastar.config import AnalysisConfig, InputConfig, MockConfig, config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.selection.flavour import lepton_flavours
 from gammastar.selection.stage import select

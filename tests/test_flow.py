@@ -14,9 +14,12 @@ import pytest
 import torch
 from _flows import randomised_flow
 
-from gammastar import flow as F
 from gammastar.config import FlowConfig, config_from_dict
 from gammastar.errors import GammastarError, OutputExistsError
+from gammastar.flow.data import Preprocessing, training_data
+from gammastar.flow.ensemble import load_ensemble
+from gammastar.flow.model import load, log_prob, write_samples
+from gammastar.flow.stage import bootstrap_weights, ensemble_workers, train
 
 torch.set_num_threads(1)
 
@@ -119,7 +122,7 @@ def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("flow")
     cfg = make_config(tmp)
     pairs = synthetic_pairs(8000)
-    out = F.train(cfg, pairs=pairs).path
+    out = train(cfg, pairs=pairs).path
     return cfg, out, pairs
 
 
@@ -132,7 +135,7 @@ def test_fast_log_prob_equals_zuko(linear):
     x[:5] = torch.tensor([[6.0, 0.0], [-7.0, 1.0], [0.0, 5.5], [4.99, -4.99], [0.0, 0.0]])
     c = torch.randn(4000, 1)
     ref = fl(c).log_prob(x)
-    fast = F.log_prob(fl, x, c, bins)
+    fast = log_prob(fl, x, c, bins)
     assert torch.allclose(fast, ref, atol=2e-4, rtol=1e-5)
 
 
@@ -170,9 +173,10 @@ def test_vjp_in_chunks_equals_one_serial_pass():
     """The backward's parallel kernel over 1, 3 and 7 chunks gives what the serial
     ``vjp_range`` gives over all points (the single-chunk path; docs/explanation/flow.md "Ensemble"), and
     both are gy·jy + gl·jl, gy·jx[:, 0] + gl·jx[:, 1] (numpy; float32 rounding of two products)."""
+    from gammastar.core.threads import ensure_pool
     from gammastar.flow import _training_kernels as FT
 
-    FT.ensure_pool()  # launch numba's pool without changing torch's thread count
+    ensure_pool()  # launch numba's pool without changing torch's thread count
     rng = np.random.default_rng(5)
     n, f, p = 1000, 2, 17
     jy, jl = (rng.normal(size=(n, f, p)).astype(np.float32) for _ in range(2))
@@ -239,7 +243,7 @@ def test_fast_log_prob_gradient_equals_autograd():
     c = torch.randn(3000, 1)
     w = torch.rand(3000)
     params = list(fl.parameters())
-    fast = torch.autograd.grad(-(w * F.log_prob(fl, x, c, bins)).mean(), params)
+    fast = torch.autograd.grad(-(w * log_prob(fl, x, c, bins)).mean(), params)
     ref = torch.autograd.grad(-(w * fl(c).log_prob(x)).mean(), params)
     for a, b in zip(fast, ref, strict=True):
         assert torch.allclose(a, b, atol=2e-4 * b.abs().max().item() + 1e-6)
@@ -270,14 +274,14 @@ def test_train_writes_artifacts(trained):
 def test_refuses_overwrite(trained, tmp_path):
     cfg, _out, pairs = trained
     with pytest.raises(OutputExistsError):
-        F.train(cfg, pairs=pairs)
+        train(cfg, pairs=pairs)
 
 
 def test_save_load_round_trip_same_samples(trained):
     _, out, _ = trained
-    a = F.load(out)
-    b = F.load(out / "model.pt")
-    c = F.load(out.parent)  # the run directory
+    a = load(out)
+    b = load(out / "model.pt")
+    c = load(out.parent)  # the run directory
     sa, sb, sc = (mod.sample(0.5, 5000, seed=11) for mod in (a, b, c))
     for key in ("qT", "E"):
         np.testing.assert_array_equal(sa[key], sb[key])
@@ -299,7 +303,7 @@ def test_tampered_and_foreign_files_fail_cleanly(trained, tmp_path):
     raw[-20] ^= 0xFF
     (bad / "model.pt").write_bytes(bytes(raw))
     with pytest.raises(GammastarError, match="checksum"):
-        F.load(bad)
+        load(bad)
     # 2. foreign file with a matching checksum (someone edited meta.json too)
     from gammastar.core.artifacts import sha256_file
 
@@ -312,22 +316,22 @@ def test_tampered_and_foreign_files_fail_cleanly(trained, tmp_path):
         info["model_sha256"] = sha256_file(bad / "model.pt")
         (bad / "meta.json").write_text(json.dumps(info))
         with pytest.raises(GammastarError, match="not a loadable flow"):
-            F.load(bad)
+            load(bad)
     # 3. a valid torch state dict of another architecture
     torch.save({"w": torch.zeros(3)}, bad / "model.pt")
     info["model_sha256"] = sha256_file(bad / "model.pt")
     (bad / "meta.json").write_text(json.dumps(info))
     with pytest.raises(GammastarError, match="not a loadable flow"):
-        F.load(bad)
+        load(bad)
     # 4. broken / foreign metadata
     (bad / "meta.json").write_text("{not json")
     with pytest.raises(GammastarError, match="metadata"):
-        F.load(bad)
+        load(bad)
     (bad / "meta.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(GammastarError, match="not a gammastar flow"):
-        F.load(bad)
+        load(bad)
     with pytest.raises(GammastarError, match="no flow model"):
-        F.load(tmp_path / "nowhere")
+        load(tmp_path / "nowhere")
 
 
 def test_resume_reaches_the_same_model(tmp_path):
@@ -335,13 +339,13 @@ def test_resume_reaches_the_same_model(tmp_path):
     both runs are in this process, with the same batch shapes and thread count, so the same
     IEEE operations in the same order; see tests/_tolerance.py for comparisons across those)."""
     pairs = synthetic_pairs(4000, seed=3)
-    full = F.train(make_config(tmp_path / "a", epochs=6), pairs=pairs).path
+    full = train(make_config(tmp_path / "a", epochs=6), pairs=pairs).path
     cfg_b = make_config(tmp_path / "b", epochs=6)
-    F.train(cfg_b, pairs=pairs, stop_after=3)
+    train(cfg_b, pairs=pairs, stop_after=3)
     out_b = cfg_b.output_dir / "flow"
     assert not (out_b / "model.pt").exists()
     assert (out_b / "checkpoint.pt").exists()
-    F.train(cfg_b, pairs=pairs, resume=True)
+    train(cfg_b, pairs=pairs, resume=True)
     sa = torch.load(full / "model.pt", weights_only=True)
     sb = torch.load(out_b / "model.pt", weights_only=True)
     assert sa.keys() == sb.keys()
@@ -352,12 +356,12 @@ def test_resume_reaches_the_same_model(tmp_path):
     assert ha["val"] == hb["val"]
     # a checkpoint from other data is refused
     with pytest.raises(GammastarError, match="does not match"):
-        F.train(cfg_b, pairs=synthetic_pairs(4000, seed=4), resume=True)
+        train(cfg_b, pairs=synthetic_pairs(4000, seed=4), resume=True)
 
 
 def test_mass_range_and_extrapolation(trained):
     _, out, _ = trained
-    model = F.load(out)
+    model = load(out)
     with pytest.raises(GammastarError, match="outside the trained range"):
         model.sample(1.5, 10, seed=1)
     with pytest.raises(GammastarError, match="outside the trained range"):
@@ -367,7 +371,7 @@ def test_mass_range_and_extrapolation(trained):
 
 
 def test_four_vectors(trained):
-    model = F.load(trained[1])
+    model = load(trained[1])
     s = model.sample(0.6, 20000, seed=3, four_vectors=True)
     np.testing.assert_allclose(np.hypot(s["px"], s["py"]), s["qT"], rtol=1e-12)
     m2 = s["E"] ** 2 - s["px"] ** 2 - s["py"] ** 2 - s["pz"] ** 2
@@ -380,7 +384,7 @@ def test_four_vectors(trained):
 def test_log_prob_normalised(trained):
     """∫∫ p(q_T, E | m) dq_T dE = 1 (importance sampling with the flow's own samples is
     trivially 1, so integrate on a grid in (ln q_T, ln E))."""
-    model = F.load(trained[1])
+    model = load(trained[1])
     lq = np.linspace(np.log(1e-3), np.log(20), 300)
     le = np.linspace(np.log(2.0), np.log(400), 300)
     LQ, LE = np.meshgrid(lq, le, indexing="ij")
@@ -393,21 +397,21 @@ def test_log_prob_normalised(trained):
 def test_training_data_modes():
     pairs = synthetic_pairs(3000, ss_fraction=0.3)
     cfg = FlowConfig(**TINY)
-    os_ = F.training_data(pairs, cfg, part="all")  # train + held-out rows
+    os_ = training_data(pairs, cfg, part="all")  # train + held-out rows
     assert os_.n == 3000 + 900
-    sub = F.training_data(pairs, FlowConfig(**TINY, data="subtracted"), part="all")
+    sub = training_data(pairs, FlowConfig(**TINY, data="subtracted"), part="all")
     assert sub.n == 3000 + 1800
     assert (sub.weight < 0).sum() == 900
     assert abs(sub.weight.mean() - 1) < 1e-12
-    sig = F.training_data(pairs, FlowConfig(**TINY, data="os_signal"), part="all")
+    sig = training_data(pairs, FlowConfig(**TINY, data="os_signal"), part="all")
     assert sig.n == 3000
-    flat = F.training_data(pairs, FlowConfig(**TINY, mass_flatten=1.0))
+    flat = training_data(pairs, FlowConfig(**TINY, mass_flatten=1.0))
     hi = flat.m > 0.9
     assert flat.weight[hi].mean() > 2 * flat.weight[~hi].mean()  # sparse masses up-weighted
     with pytest.raises(GammastarError, match="missing column"):
-        F.training_data(pairs.drop(columns=["qT"]), cfg)
+        training_data(pairs.drop(columns=["qT"]), cfg)
     with pytest.raises(GammastarError, match="truth channels"):
-        F.training_data(pairs.assign(channel=-1), FlowConfig(**TINY, data="os_signal"))
+        training_data(pairs.assign(channel=-1), FlowConfig(**TINY, data="os_signal"))
 
 
 def test_subtracted_negative_weights_learn_the_signal(tmp_path):
@@ -415,8 +419,8 @@ def test_subtracted_negative_weights_learn_the_signal(tmp_path):
     better than OS alone."""
     pairs = synthetic_pairs(6000, seed=5, ss_fraction=0.4)
     kw = {"epochs": 8, "points_per_epoch": 8000, "transforms": 3, "hidden_features": [24]}
-    sub = F.load(F.train(make_config(tmp_path / "s", data="subtracted", **kw), pairs=pairs).path)
-    os_ = F.load(F.train(make_config(tmp_path / "o", data="os", **kw), pairs=pairs).path)
+    sub = load(train(make_config(tmp_path / "s", data="subtracted", **kw), pairs=pairs).path)
+    os_ = load(train(make_config(tmp_path / "o", data="os", **kw), pairs=pairs).path)
     true = qt_median(0.5)
     med_sub = np.median(sub.sample(0.5, 40000, seed=1)["qT"])
     med_os = np.median(os_.sample(0.5, 40000, seed=1)["qT"])
@@ -426,16 +430,16 @@ def test_subtracted_negative_weights_learn_the_signal(tmp_path):
 def test_sampler_weighting_option_trains(tmp_path):
     pairs = synthetic_pairs(3000, seed=6)
     pairs["weight"] = np.random.default_rng(1).uniform(0.5, 3.0, len(pairs))
-    out = F.train(make_config(tmp_path, weighting="sampler", epochs=2), pairs=pairs).path
+    out = train(make_config(tmp_path, weighting="sampler", epochs=2), pairs=pairs).path
     h = json.loads((out / "history.json").read_text())
     assert np.all(np.isfinite(h["val"]))
 
 
 def test_ensemble(tmp_path):
     pairs = synthetic_pairs(3000, seed=8)
-    out = F.train(make_config(tmp_path, ensemble=2, epochs=2), pairs=pairs).path
+    out = train(make_config(tmp_path, ensemble=2, epochs=2), pairs=pairs).path
     assert (out / "ensemble" / "1" / "model.pt").exists()
-    ens = F.load_ensemble(out)
+    ens = load_ensemble(out)
     assert len(ens) == 2
     s = ens.sample(0.5, 1000, seed=1)
     assert s["qT"].shape == (2, 1000)
@@ -450,8 +454,8 @@ def test_bootstrap_weights_are_poisson_one():
     independent. Tolerances: 5 standard errors at n = 10⁶: the mean's 1/√n, the sample
     variance's √((μ₄ − σ⁴)/n) with μ₄ = λ(1 + 3λ) = 4 for Poisson(1), the correlation's 1/√n."""
     n = 1_000_000
-    k1 = F.bootstrap_weights(n, seed=3, member=1)
-    k2 = F.bootstrap_weights(n, seed=3, member=2)
+    k1 = bootstrap_weights(n, seed=3, member=1)
+    k2 = bootstrap_weights(n, seed=3, member=2)
     assert np.all(k1 == np.round(k1))
     assert k1.min() == 0
     assert abs(k1.mean() - 1.0) < 5 / np.sqrt(n)
@@ -460,7 +464,7 @@ def test_bootstrap_weights_are_poisson_one():
     # P(k = 0) = e^-1: the share of rows a replica leaves out (binomial error, 5σ)
     p0 = np.exp(-1.0)
     assert abs(np.mean(k1 == 0) - p0) < 5 * np.sqrt(p0 * (1 - p0) / n)
-    np.testing.assert_array_equal(k1, F.bootstrap_weights(n, seed=3, member=1))  # seeded
+    np.testing.assert_array_equal(k1, bootstrap_weights(n, seed=3, member=1))  # seeded
 
 
 def test_bootstrap_ensemble_members(tmp_path):
@@ -469,9 +473,9 @@ def test_bootstrap_ensemble_members(tmp_path):
     member 0 (same rows, same seed: bit-equal in one process) and different members 1."""
     pairs = synthetic_pairs(3000, seed=8)
     kw = {"ensemble": 2, "epochs": 2, "bootstrap": True}
-    a = F.train(make_config(tmp_path / "a", bootstrap_seed=1, **kw), pairs=pairs).path
-    b = F.train(make_config(tmp_path / "b", bootstrap_seed=2, **kw), pairs=pairs).path
-    ea, eb = F.load_ensemble(a), F.load_ensemble(b)
+    a = train(make_config(tmp_path / "a", bootstrap_seed=1, **kw), pairs=pairs).path
+    b = train(make_config(tmp_path / "b", bootstrap_seed=2, **kw), pairs=pairs).path
+    ea, eb = load_ensemble(a), load_ensemble(b)
     ma, mb = (e.models[1].meta["meta"] for e in (ea, eb))
     assert ma["seed"] == mb["seed"] == 8  # the same training seed (seed 7 + member 1)
     assert ma["bootstrap"]["seed"] == 1
@@ -493,8 +497,8 @@ def test_ensemble_trained_in_worker_processes(tmp_path):
     and load as one ensemble, each member with its seed and replica recorded."""
     pairs = synthetic_pairs(3000, seed=8)
     cfg = make_config(tmp_path, ensemble=2, epochs=2, bootstrap=True, workers=2)
-    assert F.ensemble_workers(cfg.flow) == 2
-    ens = F.load_ensemble(F.train(cfg, pairs=pairs).path)
+    assert ensemble_workers(cfg.flow) == 2
+    ens = load_ensemble(train(cfg, pairs=pairs).path)
     assert [m.meta["meta"]["seed"] for m in ens.models] == [7, 8]
     assert ens.models[1].meta["meta"]["bootstrap"]["seed"] == 7  # default: member 0's seed
     s = ens.sample(0.5, 1000, seed=1)
@@ -509,7 +513,7 @@ def test_sample_mcp_weights_and_threshold(trained):
     from gammastar.physics.kinematics import mcp_factor
     from gammastar.source.mcp import sample_mcp
 
-    model = F.load(trained[1])
+    model = load(trained[1])
     edges = np.linspace(0.22, 1.1, 45)
     contents = np.exp(-edges[:-1] / 0.3) * 1000
     mchi, mmu = 0.2, 0.1056583755
@@ -532,7 +536,7 @@ def test_sample_mcp_weights_and_threshold(trained):
 @pytest.mark.parametrize("suffix", [".parquet", ".root"])
 def test_write_samples(tmp_path, suffix):
     cols = {"qT": np.arange(5.0), "E": np.arange(5.0) + 10, "weight": np.ones(5)}
-    path = F.write_samples(tmp_path / f"s{suffix}", cols, {"seed": 1})
+    path = write_samples(tmp_path / f"s{suffix}", cols, {"seed": 1})
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -546,9 +550,9 @@ def test_write_samples(tmp_path, suffix):
             np.testing.assert_array_equal(f["samples"]["E"].array(library="np"), cols["E"])
             assert json.loads(str(f["meta"]))["seed"] == 1
     with pytest.raises(OutputExistsError):
-        F.write_samples(path, cols, {})
+        write_samples(path, cols, {})
     with pytest.raises(GammastarError, match=r"\.parquet or \.root"):
-        F.write_samples(tmp_path / "s.csv", cols, {})
+        write_samples(tmp_path / "s.csv", cols, {})
 
 
 def test_early_stopping_is_kept_on_resume(tmp_path):
@@ -557,13 +561,13 @@ def test_early_stopping_is_kept_on_resume(tmp_path):
     and 9.)"""
     pairs = synthetic_pairs(3000, seed=9)
     cfg = make_config(tmp_path, epochs=8, patience=1, learning_rate=3.0, schedule="constant")
-    out = F.train(cfg, pairs=pairs).path
+    out = train(cfg, pairs=pairs).path
     h = json.loads((out / "history.json").read_text())
     assert len(h["val"]) < 8
     meta = json.loads((out / "meta.json").read_text())["meta"]
     assert meta["stopped_early"] is True
     assert meta["best_epoch"] == int(np.argmin(h["val"]))
-    F.train(cfg, pairs=pairs, resume=True)
+    train(cfg, pairs=pairs, resume=True)
     h2 = json.loads((out / "history.json").read_text())
     assert h2["val"] == h["val"]
 
@@ -574,27 +578,27 @@ def test_shrunk_ensemble_leaves_no_stale_member(tmp_path):
     import shutil
 
     pairs = synthetic_pairs(3000, seed=8)
-    out = F.train(make_config(tmp_path, ensemble=2, epochs=2), pairs=pairs).path
+    out = train(make_config(tmp_path, ensemble=2, epochs=2), pairs=pairs).path
     shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "2")  # left from a larger one
-    assert len(F.load_ensemble(out)) == 2
-    F.train(make_config(tmp_path, ensemble=1, epochs=2), pairs=pairs, force=True)
+    assert len(load_ensemble(out)) == 2
+    train(make_config(tmp_path, ensemble=1, epochs=2), pairs=pairs, force=True)
     assert not (out / "ensemble").exists()
-    assert len(F.load_ensemble(out)) == 1
+    assert len(load_ensemble(out)) == 1
 
 
 def test_ensemble_member_of_another_training_is_refused(tmp_path):
     import shutil
 
     pairs = synthetic_pairs(3000, seed=8)
-    out = F.train(make_config(tmp_path / "a", ensemble=2, epochs=2), pairs=pairs).path
-    other = F.train(make_config(tmp_path / "b", ensemble=2, epochs=3), pairs=pairs).path
+    out = train(make_config(tmp_path / "a", ensemble=2, epochs=2), pairs=pairs).path
+    other = train(make_config(tmp_path / "b", ensemble=2, epochs=3), pairs=pairs).path
     shutil.rmtree(out / "ensemble" / "1")
     shutil.copytree(other / "ensemble" / "1", out / "ensemble" / "1")
     with pytest.raises(GammastarError, match="ensemble member of another training"):
-        F.load_ensemble(out)
+        load_ensemble(out)
     shutil.rmtree(out / "ensemble" / "1")
     with pytest.raises(GammastarError, match="ensemble member missing"):
-        F.load_ensemble(out)
+        load_ensemble(out)
 
 
 # --------------------------------------------------------------------------- log-m context
@@ -604,22 +608,22 @@ def test_log_mass_context_preprocessing():
     rng = np.random.default_rng(3)
     m = np.exp(rng.uniform(np.log(0.02), np.log(1.1), 500))
     w = rng.uniform(-0.5, 2.0, 500)
-    pre = F.Preprocessing.fit(np.full(500, 0.3), np.full(500, 20.0), m, w, mass_transform="log")
+    pre = Preprocessing.fit(np.full(500, 0.3), np.full(500, 20.0), m, w, mass_transform="log")
     aw = np.abs(w) / np.abs(w).sum()
     mean = (aw * np.log(m)).sum()
     std = np.sqrt((aw * (np.log(m) - mean) ** 2).sum())
     np.testing.assert_allclose(pre.context(m)[:, 0], (np.log(m) - mean) / std, rtol=1e-12)
     # stored with the model; a model written before the key existed is linear in m
-    again = F.Preprocessing.from_json(pre.to_json())
+    again = Preprocessing.from_json(pre.to_json())
     assert again == pre
     old = {k: v for k, v in pre.to_json().items() if k != "mass_transform"}
-    assert F.Preprocessing.from_json(old).mass_transform == "linear"
-    lin = F.Preprocessing.fit(np.full(500, 0.3), np.full(500, 20.0), m, w)
+    assert Preprocessing.from_json(old).mass_transform == "linear"
+    lin = Preprocessing.fit(np.full(500, 0.3), np.full(500, 20.0), m, w)
     np.testing.assert_allclose(
         lin.context(m)[:, 0], (m - (aw * m).sum()) / np.sqrt((aw * (m - (aw * m).sum()) ** 2).sum())
     )
     with pytest.raises(GammastarError, match="mass transform"):
-        F.Preprocessing.fit(m, m, m, w, mass_transform="sqrt")
+        Preprocessing.fit(m, m, m, w, mass_transform="sqrt")
     with pytest.raises(ValueError, match="mass_context"):
         FlowConfig(mass_context="sqrt")
 
@@ -642,8 +646,8 @@ def test_log_mass_context_learns_the_low_masses(tmp_path):
     median of 4e4 samples has a statistical error of 0.4%)."""
     pairs = decades_pairs()
     kw = {"epochs": 8, "points_per_epoch": 8000}
-    log_m = F.load(F.train(make_config(tmp_path / "log", mass_context="log", **kw), pairs=pairs).path)
-    lin_m = F.load(F.train(make_config(tmp_path / "lin", **kw), pairs=pairs).path)
+    log_m = load(train(make_config(tmp_path / "log", mass_context="log", **kw), pairs=pairs).path)
+    lin_m = load(train(make_config(tmp_path / "lin", **kw), pairs=pairs).path)
     for m in (0.025, 0.04, 0.08, 0.3, 0.9):
         true = 0.05 + 0.1 * np.log(m / 0.02)
         med_log = np.median(log_m.sample(m, 40000, seed=1)["qT"])

@@ -15,13 +15,14 @@ import os
 import pytest
 import torch
 
-from gammastar import flow as F
 from gammastar.channels import Channel
 from gammastar.config import load_config
 from gammastar.flow.kl import knn_kl
+from gammastar.flow.model import load
+from gammastar.flow.stage import train
 from gammastar.flow.validate import validate
 
-mock = pytest.importorskip("gammastar.mock")
+mock = pytest.importorskip("gammastar.mock.generate")
 pytestmark = pytest.mark.slow
 
 MASSES = [round(0.25 + 0.05 * i, 2) for i in range(16)]  # 0.25 ... 1.00 GeV
@@ -72,7 +73,7 @@ def test_kl_inside_data_band_every_window(repo_dir, mock_pairs):
 
     tmp, pairs = mock_pairs
     cfg = _cfg(repo_dir, tmp / "full")
-    F.train(cfg, pairs=pairs)
+    train(cfg, pairs=pairs)
     res = validate(cfg, pairs=pairs).document
     print(json.dumps({k: res[k] for k in ("mass", "kl_model", "kl_data_95", "n_data")}))
     assert res["mass"] == MASSES
@@ -89,8 +90,8 @@ def test_interpolates_into_held_out_window(repo_dir, mock_pairs):
     tmp, pairs = mock_pairs
     cfg = _cfg(repo_dir, tmp / "holdout")
     inside = pairs["m"].between(*HOLDOUT)
-    F.train(cfg, pairs=pairs[~inside])
-    model = F.load(cfg.output_dir / "flow")
+    train(cfg, pairs=pairs[~inside])
+    model = load(cfg.output_dir / "flow")
     assert model.mass_range[0] < HOLDOUT[0]
     assert model.mass_range[1] > HOLDOUT[1]
     vcfg = cfg.model_copy(
@@ -107,9 +108,9 @@ def test_combinatorial_background_effect(repo_dir, mock_pairs):
     finds good qualitative agreement). The signal-only flow must describe the signal-only
     data; the two flows must agree on the means to better than 15%."""
     tmp, pairs = mock_pairs
-    with_bkg = F.load(F.train(_cfg(repo_dir, tmp / "full_b"), pairs=pairs).path)
+    with_bkg = load(train(_cfg(repo_dir, tmp / "full_b"), pairs=pairs).path)
     cfg_s = _cfg(repo_dir, tmp / "signal", data="os_signal")
-    no_bkg = F.load(F.train(cfg_s, pairs=pairs).path)
+    no_bkg = load(train(cfg_s, pairs=pairs).path)
     comb = (pairs["charge"] == 0) & (pairs["channel"] == int(Channel.COMBINATORIAL))
     report = []
     for m in (0.3, 0.5, 0.7, 0.9):

@@ -15,10 +15,11 @@ import torch
 import uproot
 from scipy import stats
 
-from gammastar import flow as F
 from gammastar.config import load_config
+from gammastar.flow.model import load
+from gammastar.flow.stage import train
 
-mock = pytest.importorskip("gammastar.mock")
+mock = pytest.importorskip("gammastar.mock.generate")
 
 EVENTS, SEED = 500_000, 17  # ≈ 18k recorded OS pairs
 MASSES = (0.45, 0.6, 0.78)  # continuum (η Dalitz, ρ, ω Dalitz), and the ω peak
@@ -57,7 +58,7 @@ def small_flow(repo_dir, tmp_path_factory):
     )
     mock.generate_file(cfg, run / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    model = F.load(F.train(cfg, pairs=res.pairs).path)
+    model = load(train(cfg, pairs=res.pairs).path)
     with uproot.open(run / "mock.root") as f:
         truth = f["truth"].arrays(["m", "pT", "E", "accepted"], library="np")
     return model, truth

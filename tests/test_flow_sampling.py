@@ -10,10 +10,12 @@ import torch
 from _flows import randomised_flow
 from _tolerance import FLOW_OPS, reorder_tol
 
-from gammastar import flow as F
 from gammastar.config import FlowConfig
 from gammastar.errors import GammastarError
 from gammastar.flow import _sampling_kernels as S
+from gammastar.flow.architecture import BOUND, SLOPE, architecture_from_config, build_flow
+from gammastar.flow.data import Preprocessing
+from gammastar.flow.model import FlowModel, ZukoSampler
 
 torch.set_num_threads(1)
 
@@ -58,7 +60,7 @@ def latent(n=3000, seed=0):
 )
 def test_compiled_sampler_equals_zuko(arch):
     fl, bins = randomised_flow(scale=0.3, seed=1, **arch)
-    cs = S.CompiledSampler(fl, bins, F.SLOPE, F.BOUND)
+    cs = S.CompiledSampler(fl, bins, SLOPE, BOUND)
     z = latent()
     n = len(z)
     c = torch.randn(n, 1, generator=torch.Generator().manual_seed(3))
@@ -82,7 +84,7 @@ def test_compiled_sampler_is_independent_of_threads_and_position():
     pass the identity outside the spline box), so FLOW_OPS roundings allow 300 · eps32 · 10 =
     3.6e-4, while a point mixed up with another or a block computed twice is off by O(1)."""
     fl, bins = randomised_flow(scale=0.3, seed=2)
-    cs = S.CompiledSampler(fl, bins, F.SLOPE, F.BOUND)
+    cs = S.CompiledSampler(fl, bins, SLOPE, BOUND)
     z = latent(5000, seed=4).numpy()
     c = np.random.default_rng(5).normal(size=len(z)).astype(np.float32)
     perm = np.random.default_rng(6).permutation(len(z))
@@ -101,7 +103,7 @@ def test_compiled_sampler_is_independent_of_threads_and_position():
 
 def test_fixed_mass_equals_per_event_mass():
     fl, bins = randomised_flow(scale=0.3, seed=3)
-    cs = S.CompiledSampler(fl, bins, F.SLOPE, F.BOUND)
+    cs = S.CompiledSampler(fl, bins, SLOPE, BOUND)
     z = latent(2000, seed=7).numpy()
     c = np.float32(-0.7)
     np.testing.assert_allclose(
@@ -123,8 +125,8 @@ def test_vectorisable_exp_is_accurate():
 def test_model_sample_uses_compiled_sampler_and_is_reproducible(tmp_path):
     fl, _bins = randomised_flow(scale=0.3, seed=4)
     cfg = FlowConfig(transforms=3, bins=6, hidden_features=[16, 16])
-    pre = F.Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
-    model = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
+    pre = Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
+    model = FlowModel(fl, pre, architecture_from_config(cfg), (0.2, 1.1))
     assert isinstance(model.sampler, S.CompiledSampler)
     a = model.sample_standardised(0.5, 3000, seed=9)
     torch.set_num_threads(2)
@@ -139,12 +141,12 @@ def test_model_sample_uses_compiled_sampler_and_is_reproducible(tmp_path):
     z = torch.randn((3000, 2), generator=torch.Generator().manual_seed(9))
     c = torch.tensor(pre.context(np.array([0.5])), dtype=torch.float32)
     with torch.no_grad():
-        ref = F.ZukoSampler(fl)(z, c).numpy()
+        ref = ZukoSampler(fl)(z, c).numpy()
     np.testing.assert_allclose(a, ref, atol=FLOW_TOL, rtol=0)
     m = np.linspace(0.25, 1.0, 3000)
     ev = model.sample_standardised(m, 3000, seed=9)
     with torch.no_grad():
-        ref = F.ZukoSampler(fl)(z, torch.tensor(pre.context(m), dtype=torch.float32)).numpy()
+        ref = ZukoSampler(fl)(z, torch.tensor(pre.context(m), dtype=torch.float32)).numpy()
     np.testing.assert_allclose(ev, ref, atol=FLOW_TOL, rtol=0)
 
 
@@ -152,10 +154,10 @@ def test_torch_fallback_path_gives_the_same_samples():
     """A flow the compiled sampler does not handle falls back to zuko's inverse."""
     fl, _bins = randomised_flow(scale=0.3, seed=5)
     cfg = FlowConfig(transforms=3, bins=6, hidden_features=[16, 16])
-    pre = F.Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
-    fast = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
-    slow = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
-    slow._sampler = F.ZukoSampler(fl)
+    pre = Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
+    fast = FlowModel(fl, pre, architecture_from_config(cfg), (0.2, 1.1))
+    slow = FlowModel(fl, pre, architecture_from_config(cfg), (0.2, 1.1))
+    slow._sampler = ZukoSampler(fl)
     m = np.linspace(0.25, 1.0, 2000)
     for mass in (0.5, m):
         a = fast.sample_standardised(mass, 2000, seed=3)
@@ -163,7 +165,7 @@ def test_torch_fallback_path_gives_the_same_samples():
         np.testing.assert_allclose(a, b, atol=FLOW_TOL, rtol=0)
     with pytest.raises(S.UnsupportedFlow):
         S.CompiledSampler(
-            F.build_flow({**F.architecture_from_config(cfg), "context": 2}), 6, F.SLOPE, F.BOUND
+            build_flow({**architecture_from_config(cfg), "context": 2}), 6, SLOPE, BOUND
         )
 
 
@@ -178,8 +180,8 @@ def test_jit_compiles_without_a_cache_location():
 def _model(feature_mean=(0.0, 3.0), feature_std=(1.0, 0.5)):
     fl, _bins = randomised_flow(scale=0.3, seed=4)
     cfg = FlowConfig(transforms=3, bins=6, hidden_features=[16, 16])
-    pre = F.Preprocessing(feature_mean, feature_std, 0.5, 0.2)
-    return F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
+    pre = Preprocessing(feature_mean, feature_std, 0.5, 0.2)
+    return FlowModel(fl, pre, architecture_from_config(cfg), (0.2, 1.1))
 
 
 def test_log_prob_is_minus_inf_outside_the_support():

@@ -16,10 +16,14 @@ import pytest
 import torch
 from test_flow import SIG_QT, make_config, qt_median, synthetic_pairs
 
-from gammastar import flow as F
 from gammastar.config import FlowConfig
 from gammastar.core.artifacts import make_meta
 from gammastar.errors import InputError
+from gammastar.flow.architecture import architecture_from_config
+from gammastar.flow.data import effective_sample_size, holdout_mask, training_data
+from gammastar.flow.model import load, save_model
+from gammastar.flow.stage import train
+from gammastar.flow.training import PointSampler, _negative_batches, fit, systematic_resample
 from gammastar.flow.validate import validate
 
 torch.set_num_threads(1)
@@ -27,17 +31,17 @@ torch.set_num_threads(1)
 
 # --------------------------------------------------------------------------- n_eff
 def test_effective_sample_size():
-    assert F.effective_sample_size(np.ones(7)) == 7.0
-    assert F.effective_sample_size([1.0, 3.0]) == pytest.approx(16 / 10)  # (Σw)²/Σw²
-    assert F.effective_sample_size([1.0, 1.0, -1.0]) == pytest.approx(1 / 3)  # cancellation
-    assert F.effective_sample_size([]) == 0.0
+    assert effective_sample_size(np.ones(7)) == 7.0
+    assert effective_sample_size([1.0, 3.0]) == pytest.approx(16 / 10)  # (Σw)²/Σw²
+    assert effective_sample_size([1.0, 1.0, -1.0]) == pytest.approx(1 / 3)  # cancellation
+    assert effective_sample_size([]) == 0.0
     # w = exp(μx − μ²/2), x ~ N(0, 1) (N(0,1) reweighted to N(μ,1)): E[w] = 1, E[w²] = e^{μ²},
     # so n_eff/N → e^{−μ²}. Relative s.d. of the Σw² estimate: √((E[w⁴]/E[w²]² − 1)/N)
     # = √((e^{4μ²} − 1)/N) = 0.0055 for μ = 0.7, N = 2e5; tolerance 3%: ~4 of those + the Σw term.
     mu, n = 0.7, 200_000
     x = np.random.default_rng(3).normal(size=n)
     w = np.exp(mu * x - mu**2 / 2)
-    assert F.effective_sample_size(w) / n == pytest.approx(np.exp(-(mu**2)), rel=0.03)
+    assert effective_sample_size(w) / n == pytest.approx(np.exp(-(mu**2)), rel=0.03)
 
 
 # --------------------------------------------------------------------------- hold-out split
@@ -53,11 +57,11 @@ def _two_pair_events(n_events: int, seed: int = 0) -> pd.DataFrame:
 def test_holdout_split_reproducible_disjoint_by_event():
     pairs = _two_pair_events(5000)
     cfg = FlowConfig(data="subtracted", holdout_fraction=0.25)
-    tr = F.training_data(pairs, cfg, seed=1)
-    ho = F.training_data(pairs, cfg, seed=1, part="holdout")
-    al = F.training_data(pairs, cfg, seed=1, part="all")
+    tr = training_data(pairs, cfg, seed=1)
+    ho = training_data(pairs, cfg, seed=1, part="holdout")
+    al = training_data(pairs, cfg, seed=1, part="all")
     assert tr.n + ho.n == al.n == 10_000  # a partition of the rows
-    held = F.holdout_mask(pairs["event"].to_numpy(), 0.25, 1)
+    held = holdout_mask(pairs["event"].to_numpy(), 0.25, 1)
     # both pairs of an event on the same side
     assert np.array_equal(held[0::2], held[1::2])
     # disjoint: the held-out masses are exactly the rows the mask picks, none in training
@@ -67,17 +71,17 @@ def test_holdout_split_reproducible_disjoint_by_event():
     assert abs(held[0::2].mean() - 0.25) < 4 * 0.0061
     # reproducible, independent of the row order; another seed gives another split
     shuffled = pairs.sample(frac=1.0, random_state=3)
-    ho2 = F.training_data(shuffled, cfg, seed=1, part="holdout")
+    ho2 = training_data(shuffled, cfg, seed=1, part="holdout")
     assert np.array_equal(np.sort(ho2.m), np.sort(ho.m))
-    ho3 = F.training_data(pairs, cfg.model_copy(update={"holdout_seed": 2}), seed=1, part="holdout")
+    ho3 = training_data(pairs, cfg.model_copy(update={"holdout_seed": 2}), seed=1, part="holdout")
     assert not np.array_equal(np.sort(ho3.m), np.sort(ho.m))
     assert ho.split["seed"] == 1
     assert ho3.split["seed"] == 2
     assert ho.split["key"] == "event"
     assert ho.split["n_events"]["holdout"] + ho.split["n_events"]["train"] == 5000
     # no event column: one key per row; fraction 0: nothing held out
-    assert F.training_data(pairs.drop(columns=["event"]), cfg).split["key"] == "row"
-    none = F.training_data(pairs, cfg.model_copy(update={"holdout_fraction": 0.0}), seed=1)
+    assert training_data(pairs.drop(columns=["event"]), cfg).split["key"] == "row"
+    none = training_data(pairs, cfg.model_copy(update={"holdout_fraction": 0.0}), seed=1)
     assert none.n == 10_000
 
 
@@ -90,21 +94,21 @@ def test_systematic_resample_counts():
     cum = torch.cumsum(p, 0)
     cum /= cum[-1].clone()
     for points in (3000, 10_000):
-        idx = F.systematic_resample(cum, points, gen)
+        idx = systematic_resample(cum, points, gen)
         counts = torch.bincount(idx, minlength=3000).double()
         lam = points * p
         assert torch.all(counts >= torch.floor(lam) - 1e-9)
         assert torch.all(counts <= torch.ceil(lam) + 1e-9)
     # batches of net weight ≤ 0 are counted: [1, −2] and [−1] of [1, −2 | 3, −1 | −1]
-    assert F._negative_batches(torch.tensor([1.0, -2.0, 3.0, -1.0, -1.0]), 2) == 2
+    assert _negative_batches(torch.tensor([1.0, -2.0, 3.0, -1.0, -1.0]), 2) == 2
     eq = torch.cumsum(torch.full((500,), 1 / 500, dtype=torch.float64), 0)
     eq /= eq[-1].clone()
-    assert torch.equal(torch.sort(F.systematic_resample(eq, 500, gen)).values, torch.arange(500))
+    assert torch.equal(torch.sort(systematic_resample(eq, 500, gen)).values, torch.arange(500))
 
 
 def _grad_draws(scheme: str, x, c, w, n_batches: int, batch: int, flow, bins: int):
     gen = torch.Generator().manual_seed(1)
-    draw = F.PointSampler(w, scheme)
+    draw = PointSampler(w, scheme)
     params = [p for p in flow.parameters() if p.requires_grad]
     out = []
     idx = draw.epoch(n_batches * batch, gen)
@@ -176,12 +180,12 @@ def test_weighted_training_recovers_the_reweighted_density(tmp_path):
         batch_size=1000,
         learning_rate=1e-2,
     )
-    model = F.load(F.train(cfg, pairs=pairs).path)
+    model = load(train(cfg, pairs=pairs).path)
     s = model.sample(0.5, 200_000, seed=3)
     t = np.log(s["qT"]) - np.log(qt_median(0.5))
     win = np.abs(pairs["m"].to_numpy() - 0.5) < 0.05
-    held = F.holdout_mask(pairs["event"].to_numpy(), cfg.flow.holdout_fraction, cfg.seed)
-    n_eff = F.effective_sample_size(w[win & ~held])
+    held = holdout_mask(pairs["event"].to_numpy(), cfg.flow.holdout_fraction, cfg.seed)
+    n_eff = effective_sample_size(w[win & ~held])
     tol_mean = 4 * width / np.sqrt(n_eff) + 0.03
     tol_width = 4 * width / np.sqrt(2 * n_eff) + 0.03
     assert abs(t.mean() - shift) < tol_mean, (t.mean(), tol_mean, n_eff)
@@ -189,15 +193,15 @@ def test_weighted_training_recovers_the_reweighted_density(tmp_path):
     info = json.loads((cfg.output_dir / "flow" / "meta.json").read_text())["meta"]
     assert info["weighting"] == "stratified"
     # the recorded n_eff is Kish's formula on the training rows
-    tr = F.training_data(pairs, cfg.flow, seed=cfg.seed)
-    assert info["n_eff"]["train"] == pytest.approx(F.effective_sample_size(tr.weight))
+    tr = training_data(pairs, cfg.flow, seed=cfg.seed)
+    assert info["n_eff"]["train"] == pytest.approx(effective_sample_size(tr.weight))
     assert info["n_eff"]["train"] < 0.7 * tr.n
     res = validate(cfg, pairs=pairs, figures=False).document
     for km, (_, hi) in zip(res["kl_model"], res["kl_data_95"], strict=True):
         assert km <= hi, (res["mass"], res["kl_model"], res["kl_data_95"])
     assert all(ne < 0.7 * n for ne, n in zip(res["n_eff"], res["n_data"], strict=True))
     raw_cfg = make_config(tmp_path / "raw", **{**dict(cfg.flow), "use_weights": False})
-    raw = F.load(F.train(raw_cfg, pairs=pairs).path)
+    raw = load(train(raw_cfg, pairs=pairs).path)
     bad = validate(cfg, pairs=pairs, model=raw, figures=False, force=True).document
     for km, (_, hi) in zip(bad["kl_model"], bad["kl_data_95"], strict=True):
         assert km > hi, (bad["kl_model"], bad["kl_data_95"])
@@ -218,11 +222,11 @@ def test_negative_weights_subtract_a_known_background(tmp_path):
         "learning_rate": 1e-2,
     }
     cfg = make_config(tmp_path / "s", data="subtracted", **kw)
-    sub = F.load(F.train(cfg, pairs=pairs).path)
+    sub = load(train(cfg, pairs=pairs).path)
     target = np.log(qt_median(0.5))
     got = np.log(sub.sample(0.5, 100_000, seed=1)["qT"]).mean()
-    tr = F.training_data(pairs, cfg.flow, seed=cfg.seed)
-    n_eff = F.effective_sample_size(tr.weight[np.abs(tr.m - 0.5) < 0.05])
+    tr = training_data(pairs, cfg.flow, seed=cfg.seed)
+    n_eff = effective_sample_size(tr.weight[np.abs(tr.m - 0.5) < 0.05])
     assert abs(got - target) < 4 * SIG_QT / np.sqrt(n_eff) + 0.05, (got, target, n_eff)
     hist = json.loads((cfg.output_dir / "flow" / "history.json").read_text())
     assert len(hist["negative_batches"]) == len(hist["train"])
@@ -232,7 +236,7 @@ def test_training_weights_summing_to_zero_are_refused(tmp_path):
     pairs = synthetic_pairs(2000, seed=2, ss_fraction=1.0)
     pairs.loc[pairs["charge"] != 0, "weight"] = -30.0  # subtraction larger than the OS total
     with pytest.raises(InputError, match="sum to"):
-        F.train(make_config(tmp_path, data="subtracted"), pairs=pairs)
+        train(make_config(tmp_path, data="subtracted"), pairs=pairs)
 
 
 # --------------------------------------------------------------------------- hold-out in use
@@ -241,11 +245,11 @@ def test_training_never_sees_the_held_out_pairs(tmp_path):
     split and n_eff are recorded in flow/meta.json and validation.json."""
     pairs = synthetic_pairs(4000, seed=9)
     cfg = make_config(tmp_path / "a", epochs=2)
-    held = F.holdout_mask(pairs["event"].to_numpy(), cfg.flow.holdout_fraction, cfg.seed)
+    held = holdout_mask(pairs["event"].to_numpy(), cfg.flow.holdout_fraction, cfg.seed)
     other = pairs.copy()
     other.loc[held, "qT"] *= 3.0
-    a = F.train(cfg, pairs=pairs).path
-    b = F.train(make_config(tmp_path / "b", epochs=2), pairs=other).path
+    a = train(cfg, pairs=pairs).path
+    b = train(make_config(tmp_path / "b", epochs=2), pairs=other).path
     sa = torch.load(a / "model.pt", weights_only=True)
     sb = torch.load(b / "model.pt", weights_only=True)
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
@@ -312,17 +316,17 @@ def test_overfitting_shows_on_the_held_out_pairs(tmp_path):
             )
         }
     )
-    data = F.training_data(pairs, cfg.flow, seed=cfg.seed)
-    res = F.fit(data, cfg.flow, seed=cfg.seed, restore_best=False)
-    held = F.training_data(pairs, cfg.flow, seed=cfg.seed, part="holdout")
+    data = training_data(pairs, cfg.flow, seed=cfg.seed)
+    res = fit(data, cfg.flow, seed=cfg.seed, restore_best=False)
+    held = training_data(pairs, cfg.flow, seed=cfg.seed, part="holdout")
     meta = make_meta(
         config_sha256="", seed=cfg.seed, holdout={**data.split, "holdout_sha256": held.sha256}
     )
-    F.save_model(
+    save_model(
         cfg.output_dir / "flow",
         res.flow,
         res.preprocessing,
-        F.architecture_from_config(cfg.flow),
+        architecture_from_config(cfg.flow),
         (0.45, 0.55),
         meta,
         force=True,

@@ -64,7 +64,7 @@ def na60_config(run: Path, **unfold):
 
 @pytest.fixture(scope="module")
 def fullps(tmp_path_factory):
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     run = tmp_path_factory.mktemp("fullps")
     cfg = na60_config(run)
@@ -171,7 +171,7 @@ def test_mock_writes_acceptance_and_truth_all_m(tmp_path):
     """``acceptance`` = accepted/generated γ* sources per (m_true, pT_true) cell, recomputed
     here from the generator's own chunks (same seed: exact); binomial variances;
     ``truth_all_m`` holds every generated γ* source (η → μμ and combinatorial excluded)."""
-    from gammastar.mock import MockGenerator, generate_file
+    from gammastar.mock.generate import MockGenerator, generate_file
 
     cfg = na60_config(tmp_path)
     res = generate_file(cfg, tmp_path / "m.root", events=30_000, seed=3, chunk_size=10_000)
@@ -216,8 +216,7 @@ def test_fullps_closure_independent_map(fullps, tmp_path):
     unfolded spectrum matches the folded truth within data + map statistical errors (the map's
     binomial variances propagated cell by cell). Measured (1.2e6 sources): χ²/ndf = 7.4/11,
     max |pull| 1.8, total ratio 0.988 ± 0.011."""
-    from gammastar.mock import MockGenerator
-    from gammastar.mock.generate import AcceptanceAccumulator
+    from gammastar.mock.generate import AcceptanceAccumulator, MockGenerator
 
     cfg, _res, _doc = fullps
     gen = MockGenerator(cfg, 8)
@@ -342,7 +341,7 @@ def test_fullps_aprime_eta_matches_generator_truth(fullps):
 def test_eta_aprime_bias_calibration(tmp_path):
     """Re-measures ETA_BIAS on 8 samples of 3e6 sources (seeds 20–27; ~2 min): each bin and
     the mean within 3σ of the constants (σ of this measurement ⊕ the constants' error)."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     rs, es, means, sigs = [], [], [], []
     for seed in range(20, 28):

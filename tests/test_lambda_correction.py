@@ -291,7 +291,7 @@ def test_corrected_refuses_other_bins_and_keeps_unfitted_bins():
 @pytest.fixture(scope="module")
 def simulation_file(tmp_path_factory):
     """A small mock file of the NA60-like config: the simulation's layout."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     path = tmp_path_factory.mktemp("lamsim") / "sim.root"
@@ -373,7 +373,7 @@ def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree
     stage; the truth side's rows are recorded (the generator-level tree when configured); the
     simulation's share of the variance is recorded, and a simulation hardly larger than the
     data (3·10⁵ against 2·10⁵ sources) is warned about in the bins where it dominates."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
     from gammastar.pipeline import _select_inputs
     from gammastar.selection.stage import select
 

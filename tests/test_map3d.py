@@ -59,7 +59,7 @@ def test_mock_3d_map_matches_its_sources(tmp_path):
     """``acceptance_3d`` summed over y is the 2-D map's counts where the y axis covers every
     γ* (one bin −50..50: exact equality of the counts), and its contents are within [0, 1]
     with binomial variances A(1 − A)/N."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     cfg = config(tmp_path, [-50.0, 50.0], "acceptance_3d")
     res = generate_file(cfg, tmp_path / "mock.root", events=20_000, seed=3)
@@ -75,7 +75,7 @@ def test_mock_3d_map_matches_its_sources(tmp_path):
 
 @pytest.fixture(scope="module")
 def unfolded_3d(tmp_path_factory):
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     run = tmp_path_factory.mktemp("map3d")
     cfg = config(run, Y_EDGES, "acceptance_3d")

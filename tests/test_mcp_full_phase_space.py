@@ -20,7 +20,7 @@ EVENTS, SEED = 60_000, 23
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     out = tmp_path_factory.mktemp("mcpfull")
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")

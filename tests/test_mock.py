@@ -21,11 +21,12 @@ from gammastar.cocktail_inputs import alpha
 from gammastar.config import AnalysisConfig, MockConfig, MockDetector
 from gammastar.errors import GammastarError
 from gammastar.io import mock_branches
-from gammastar.mock import MockGenerator, generate_file, read_meta
 from gammastar.mock.cocktail import CHANNELS, Cocktail
+from gammastar.mock.generate import MockGenerator, generate_file, read_meta
 from gammastar.physics import dalitz
 from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, mass
+from gammastar.physics.kinematics import boost, invariant_mass, two_body_momentum
 
 EFF_MAP = Path(__file__).resolve().parents[1] / "data" / "efficiency_na60_like.root"
 
@@ -108,7 +109,7 @@ def test_true_mass_shapes_match_analytic(channel):
     src = cocktail.generate(np.random.default_rng(5), spec, 60_000)
     m_true = src.gstar[4]
     # the γ* four-momentum is the sum of the muons and has the sampled mass
-    assert np.allclose(kin.invariant_mass(src.mu1 + src.mu2), m_true, rtol=1e-6)
+    assert np.allclose(invariant_mass(src.mu1 + src.mu2), m_true, rtol=1e-6)
     density, lo, hi = _shape(spec, cfg)
     p = stats.kstest(m_true, analytic_cdf(density, lo, hi)).pvalue
     assert p > 1e-3, f"{channel.name}: KS p = {p:.2g}"
@@ -122,7 +123,7 @@ def test_two_body_masses_are_the_parent_mass():
     for ch, name in [(Channel.OMEGA_MUMU, "omega"), (Channel.PHI_MUMU, "phi")]:
         spec = next(s for s in CHANNELS if s.channel == ch)
         src = cocktail.generate(np.random.default_rng(1), spec, 1000)
-        assert np.allclose(kin.invariant_mass(src.mu1 + src.mu2), mass(name), rtol=1e-6)
+        assert np.allclose(invariant_mass(src.mu1 + src.mu2), mass(name), rtol=1e-6)
 
 
 def test_dalitz_lepton_angle_distribution():
@@ -165,18 +166,18 @@ def test_decay_angles_from_generated_four_vectors(monkeypatch, channel, third):
     spec = next(s for s in CHANNELS if s.channel == channel)
     src = cocktail.generate(np.random.default_rng(4), spec, 60_000)
     g = src.mu1 + src.mu2
-    m = kin.invariant_mass(g)
+    m = invariant_mass(g)
     big_m = mass(spec.parent)
     q = np.sqrt((g[:3] ** 2).sum(axis=0))
     if third is not None:
         m3 = 0.0 if third == 0.0 else mass(third)
-        assert np.allclose(q, kin.two_body_momentum(big_m, m, m3), rtol=1e-6, atol=1e-9)
+        assert np.allclose(q, two_body_momentum(big_m, m, m3), rtol=1e-6, atol=1e-9)
     else:
         assert np.allclose(q, 0.0, atol=1e-9)
     # μ+ in the γ* rest frame
     inv = g.copy()
     inv[:3] *= -1
-    mu = kin.boost(src.mu1, inv)
+    mu = boost(src.mu1, inv)
     if third is not None:
         cos_t = (mu[:3] * g[:3]).sum(axis=0) / (np.sqrt((mu[:3] ** 2).sum(axis=0)) * q)
         u = _dalitz_cdf(cos_t, 4 * M_MU**2 / m**2)
@@ -281,7 +282,6 @@ def test_n_pot_normalisation(mock_file):
     """N_POT = N_cocktail / (P_int × ⟨n_ω⟩ × Σ σ_rel BR), P_int = 1 − e^{−L}, recomputed from the
     metadata; the reach's yield scale uses the same P_int, so that the mock's sources per POT
     carried to a dump are exactly its sources per interacting proton."""
-    from gammastar.mock import generate
     from gammastar.physics import target
 
     meta = mock_file.meta
@@ -293,8 +293,7 @@ def test_n_pot_normalisation(mock_file):
     expected = n_cocktail / (-np.expm1(-lengths) * per_collision)  # analytic P_int
     assert meta["n_pot"] == pytest.approx(expected, rel=1e-12)
     assert mock_file.n_pot == pytest.approx(expected, rel=1e-12)
-    # one function for the mock's N_POT and the reach's yield scale
-    assert generate.interaction_probability is target.interaction_probability
+    # the mock's N_POT and the reach's yield scale agree (one P_int)
     per_pot_on_dump = n_cocktail / meta["n_pot"] * target.yield_scale("dump", lengths)
     assert per_pot_on_dump == pytest.approx(meta["mumu_sources_per_collision"], rel=1e-12)
     assert meta["sigma_inel_mb"] == 1720.0

@@ -20,16 +20,16 @@ from gammastar.cocktail_inputs import alpha
 from gammastar.config import AnalysisConfig, MockConfig, MockElectronDetector, load_config
 from gammastar.errors import ConfigError
 from gammastar.io import mock_branches
-from gammastar.mock import MockGenerator, generate_file
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail
 from gammastar.mock.electrons import (
     ElectronBackgrounds,
     ElectronDetector,
     conversion_probability,
 )
+from gammastar.mock.generate import MockGenerator, generate_file
 from gammastar.physics import dalitz
-from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, mass
+from gammastar.physics.kinematics import invariant_mass
 from gammastar.physics.target import interaction_probability
 
 
@@ -63,7 +63,7 @@ def test_pi0_dalitz_mass_follows_kroll_wada_with_tff(slope):
     assert stats.kstest(m, lambda x: np.interp(x, grid, c / c[-1])).pvalue > 1e-3
     # the γ* mass equals the ee invariant mass (e masses in the decay kinematics); float64
     # E² − p² at E ≲ 400 GeV, m ≥ 2m_e: relative error on m ≲ ε E²/(2m²) = 2e-5
-    assert np.allclose(kin.invariant_mass(src.mu1 + src.mu2), m, rtol=1e-4, atol=0.0)
+    assert np.allclose(invariant_mass(src.mu1 + src.mu2), m, rtol=1e-4, atol=0.0)
 
 
 def test_pi0_has_its_own_spectra():
@@ -110,7 +110,7 @@ def test_conversion_kinematics():
     bg = ElectronBackgrounds(MockConfig())
     src = bg.conversions(np.random.default_rng(4), 100_000)
     pair = src.mu1 + src.mu2
-    m = kin.invariant_mass(pair)
+    m = invariant_mass(pair)
     x = src.mu1[3] / pair[3]
     cdf = lambda v: (v - 2 * v**2 / 3 + 4 * v**3 / 9) / (7 / 9)
     assert stats.kstest(x, cdf).pvalue > 1e-3

@@ -14,9 +14,10 @@ import uproot
 from _select_data import write_effmap, write_mock
 
 from gammastar.config import config_from_dict
-from gammastar.errors import InputError
+from gammastar.errors import ChunkError, InputError
+from gammastar.selection.chunk import Cuts, Execution, WeightSpec
 from gammastar.selection.processor import ChunkReader, Counts, DileptonProcessor, PairChunks
-from gammastar.selection.stage import Cuts, Execution, select
+from gammastar.selection.stage import select
 
 
 def _cfg(tmp_path, files, out):
@@ -310,8 +311,6 @@ def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
     ``remove_eta_mumu: none`` so that the rate reweighting does not enter."""
     from _tolerance import EPS64, reorder_tol
 
-    import gammastar.selection.stage as sel
-
     files = _two_files(tmp_path)
     m_edges, pt_edges = np.array([0.3, 0.55, 0.8]), np.array([0.0, 0.5, 1.0])
     _write_accmap(tmp_path / "acc.root", np.array([[0.005, 0.5], [0.3, 0.6]]), m_edges, pt_edges)
@@ -325,7 +324,7 @@ def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
         "background": {"ss_weight": ss_weight, "remove_eta_mumu": "none", "r_factor": 1.3},
     }
     chunks = _run_all(tmp_path, files, "chunks", ("iterative",), **over)["iterative"]
-    monkeypatch.setattr(sel.WeightSpec, "from_config", classmethod(lambda cls, cfg, am=None: None))
+    monkeypatch.setattr(WeightSpec, "from_config", classmethod(lambda cls, cfg, am=None: None))
     driver = _run_all(tmp_path, files, "driver", ("iterative",), **over)["iterative"]
     a, b = chunks[0].pairs, driver[0].pairs
     assert list(a.columns) == list(b.columns)
@@ -430,7 +429,7 @@ def test_failure_after_reading_is_not_a_bad_file(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(gp, "weight_chunk", full_disk)
-    with pytest.raises(gp.ChunkError, match=r"m\.root, entries 0-\d+: .*No space left") as exc:
+    with pytest.raises(ChunkError, match=r"m\.root, entries 0-\d+: .*No space left") as exc:
         select(cfg, skip_bad_files=True)
     assert "OSError" in str(exc.value)
     assert not (tmp_path / "r" / "pairs.parquet").exists()
@@ -442,9 +441,9 @@ def test_chunk_error_from_a_worker_process_is_recognised():
     error was: {e!r}."): it is raised again as a ChunkError, not taken for a bad file."""
     import gammastar.selection.processor as gp
 
-    inner = gp.ChunkError("/d/a.root, entries 0-70: the chunk was read but failed afterwards")
+    inner = ChunkError("/d/a.root, entries 0-70: the chunk was read but failed afterwards")
     wrapped = Exception(f"Failed processing file: WorkItem('/d/a.root'). The error was: {inner!r}.")
-    with pytest.raises(gp.ChunkError) as exc:
+    with pytest.raises(ChunkError) as exc:
         gp._raise_chunk_error(wrapped)
     assert str(exc.value) == str(inner)
     # a read error (zlib) is left to the bad-file handling: no exception here

@@ -1041,7 +1041,7 @@ def test_mock_respects_the_kinematic_limit(tmp_path):
     """With ``mock.kinematic_limit`` the mock's Gaussian rapidity is truncated at
     E_meson ≤ beam.energy: without it a full-acceptance mock of 1.5e5 sources (seed 5) held a 911 GeV muon from the 400 GeV beam,
     which the plausibility bound (2 (E_beam + m_p)) rightly rejected."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     cfg = config_from_dict(
         {

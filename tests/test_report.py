@@ -28,7 +28,7 @@ from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import GammastarError
 from gammastar.report import build_report
 from gammastar.report.reading import find_figures
-from gammastar.selection.stage import CUTFLOW_KEYS
+from gammastar.selection.chunk import CUTFLOW_KEYS
 
 FIGURES = (
     "figures/mock_mass.png",

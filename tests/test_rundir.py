@@ -17,6 +17,7 @@ import uproot
 from gammastar import pipeline
 from gammastar.config import config_from_dict
 from gammastar.core import rundir
+from gammastar.core.artifacts import SCHEMA_VERSION
 from gammastar.core.rundir import ARTIFACTS, RunDir
 from gammastar.errors import ArtifactError, GammastarError
 
@@ -74,14 +75,14 @@ def test_pipeline_and_stages_take_their_outputs_from_the_table() -> None:
 
 
 def test_every_schema_is_a_valid_draft7_schema_with_its_file() -> None:
-    folder = rundir.SCHEMA_DIR / str(rundir.SCHEMA_VERSION)
+    folder = rundir.SCHEMA_DIR / str(SCHEMA_VERSION)
     named = {a.schema for a in ARTIFACTS.values() if a.schema} | set(
         rundir.SCHEMA_OF_PATTERN.values()
     )
     for name in named | {"defs.json"}:
         schema = json.loads((folder / name).read_text())
         jsonschema.Draft7Validator.check_schema(schema)
-        assert schema["$id"].endswith(f"/schemas/{rundir.SCHEMA_VERSION}/{name}")
+        assert schema["$id"].endswith(f"/schemas/{SCHEMA_VERSION}/{name}")
     assert {p.name for p in folder.glob("*.json")} == named | {"defs.json"}  # none unused
 
 
@@ -92,7 +93,7 @@ def test_every_artifact_of_a_small_run_validates(small_run) -> None:
     for name in (rundir.SELECT, rundir.HISTOGRAMS, rundir.YIELDS, rundir.state_name("yields")):
         assert name in checked, name
     desc = rd.check_histograms()
-    assert desc["meta"]["schema_version"] == rundir.SCHEMA_VERSION  # select writes it now
+    assert desc["meta"]["schema_version"] == SCHEMA_VERSION  # select writes it now
     assert len(desc["mass_axes"]) == 1  # the six contract histograms share one mass axis
     assert desc["phase_space"] == "detector_acceptance"  # no acceptance map in SMALL
 
@@ -235,15 +236,15 @@ def test_state_file_of_unknown_version_reruns_the_stage(small_run, tmp_path: Pat
 
 def test_flow_meta_of_unknown_version_is_refused(tmp_path: Path) -> None:
     """flow.load checks flow/meta.json against its schema after format and checksum."""
-    from gammastar import flow
     from gammastar.core.artifacts import make_meta, sha256_file
+    from gammastar.flow.model import MODEL_FORMAT, MODEL_FORMAT_VERSION, load
 
     d = tmp_path / "flow"
     d.mkdir()
     (d / rundir.MODEL_FILE).write_bytes(b"weights")
     info = {
-        "format": flow.MODEL_FORMAT,
-        "format_version": flow.MODEL_FORMAT_VERSION,
+        "format": MODEL_FORMAT,
+        "format_version": MODEL_FORMAT_VERSION,
         "architecture": {},
         "preprocessing": {},
         "mass_range": [0.2, 1.0],
@@ -252,7 +253,7 @@ def test_flow_meta_of_unknown_version_is_refused(tmp_path: Path) -> None:
     }
     (d / rundir.MODEL_META_FILE).write_text(json.dumps(info))
     with pytest.raises(GammastarError, match=r"meta.json: unknown schema version 3"):
-        flow.load(d)
+        load(d)
 
 
 def test_report_warns_about_an_invalid_artifact(small_run, tmp_path: Path) -> None:
@@ -309,7 +310,7 @@ def test_read_optional_absent_corrupt_and_invalid(small_run, tmp_path: Path) -> 
 
 def test_read_root_meta(small_run, tmp_path: Path) -> None:
     """mock.root's meta as the generator wrote it; a file without one is one line naming it."""
-    from gammastar.mock import read_meta
+    from gammastar.mock.generate import read_meta
 
     rd = RunDir.of(small_run)
     assert rd.read_root_meta(rundir.MOCK) == read_meta(rd.path(rundir.MOCK))

@@ -20,7 +20,8 @@ from gammastar.core import rundir
 from gammastar.core.runlock import TEMP_PATTERNS
 from gammastar.errors import ArtifactError
 from gammastar.selection import processor
-from gammastar.selection.stage import Execution, select
+from gammastar.selection.chunk import Execution, WeightSpec
+from gammastar.selection.stage import select
 from gammastar.selection.writer import file_numbers, part_name
 
 # binwise like-sign factors and the η → μμ rate scale: both factors of the second pass. The
@@ -115,12 +116,11 @@ def test_second_pass_matches_the_whole_table_path(tmp_path, files, monkeypatch):
     np.histogram on the table): |Δunf_b| ≤ n_b · eps · Σ_b|w_k| (tests/_tolerance.py), so
     |Δs_b| ≤ (peak/unf_b)·|Δunf_b|/unf_b ≤ |Δunf_b|/|unf_b| where s_b > 0. Per pair:
     |Δw| ≤ |w_k| · (|Δunf_b|/|unf_b| + 8 eps)."""
-    import gammastar.selection.stage as sel
 
     chunks, _ = _run(tmp_path, files, "chunks", "dask")
     unscaled, _ = _run(tmp_path, files, "unscaled", "iterative",
                        background={**GLOBAL, "remove_eta_mumu": "none"})  # fmt: skip
-    monkeypatch.setattr(sel.WeightSpec, "from_config", classmethod(lambda cls, cfg, am=None: None))
+    monkeypatch.setattr(WeightSpec, "from_config", classmethod(lambda cls, cfg, am=None: None))
     table, _ = _run(tmp_path, files, "table", "iterative")
     a, b = chunks.pairs, table.pairs
     assert a.drop(columns=["weight"]).equals(b.drop(columns=["weight"]))

@@ -14,7 +14,8 @@ from gammastar import io
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError, OutputExistsError
-from gammastar.selection.stage import Cuts, Execution, make_leptons, select, select_chunk
+from gammastar.selection.chunk import Cuts, Execution, make_leptons, select_chunk
+from gammastar.selection.stage import select
 
 REPEAT = 10
 

@@ -17,7 +17,7 @@ from gammastar.channels import Channel
 from gammastar.config import load_config
 from gammastar.selection.stage import select
 
-mock = pytest.importorskip("gammastar.mock")
+mock = pytest.importorskip("gammastar.mock.generate")
 
 
 def _config(repo_dir, **background):

@@ -27,11 +27,12 @@ from _tolerance import EPS32, EPS64, reorder_tol
 from gammastar.config import load_config
 from gammastar.corrections.polarisation import lambda_for_acceptance
 from gammastar.selection import stage as sel
+from gammastar.selection.chunk import Execution
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 300_000  # ≈ 1.1e4 selected pairs: every polarisation bin has ≥ MIN_PAIRS OS pairs
 CHUNK = 4_000  # entries per chunk: several chunks, so the chunk sums differ in order
-BY_CHUNK = sel.Execution(chunksize=CHUNK)
+BY_CHUNK = Execution(chunksize=CHUNK)
 
 # Per-pair columns: the same formula pair by pair on both sides (the acceptance lookup and
 # pair_weights are elementwise); ≲ 20 roundings per weight (ε lookup, 1/ε, the trilinear
@@ -57,7 +58,7 @@ ACC32 = reorder_tol(20, 1.0, EPS32)
 
 @pytest.fixture(scope="module")
 def mock(tmp_path_factory):
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     d = tmp_path_factory.mktemp("onepass")
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")

@@ -1,4 +1,4 @@
-"""The A′ production of every consumer, :class:`gammastar.source.Source`: its yield at a mass,
+"""The A′ production of every consumer, :class:`gammastar.source.source.Source`: its yield at a mass,
 its kinematics and the ``extrapolated`` label (True exactly where a sample comes from an
 extrapolation model: outside the data's fiducial region or outside the kinematics' mass range),
 and the config's choices (``reach.extrapolation: label/refuse``)."""
@@ -14,9 +14,9 @@ from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
-from gammastar.source import Source
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import Yields, load_yields
+from gammastar.source.source import Source
 
 MASSES = np.linspace(0.215, 1.1, 60)
 GEO = Geometry(l1=82.0, l2=157.0, theta_min=0.0, theta_max=0.05)
@@ -43,7 +43,7 @@ class InsideOnly:
 
 class ToyFlow:
     """A flow-like model: a trained mass range, ``extrapolate`` to sample beyond it (else an
-    error, as :meth:`gammastar.flow.FlowModel.sample`); records the calls' ``extrapolate``."""
+    error, as :meth:`gammastar.flow.model.FlowModel.sample`); records the calls' ``extrapolate``."""
 
     mass_range = (0.3, 0.6)
 
@@ -316,9 +316,3 @@ def test_a_source_that_cannot_extrapolate_gives_the_acceptance_no_labels():
     assert lab is not None
     assert lab.all()
 
-
-def test_the_source_is_exported():
-    import gammastar.source
-
-    assert gammastar.source.__all__ == ["Source"]
-    assert gammastar.source.Source is Source

@@ -510,7 +510,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
     from test_flow import make_config as flow_config
     from test_flow import synthetic_pairs
 
-    from gammastar import flow
+    from gammastar.flow.stage import train
     from gammastar.source.source import ensemble_sources
 
     pairs = synthetic_pairs(2000, seed=3)
@@ -521,7 +521,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
         )
 
     kw = {"epochs": 1, "bootstrap": True}
-    out3 = flow.train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs).path
+    out3 = train(flow_config(tmp_path / "e3", ensemble=3, **kw), pairs=pairs).path
     with caplog.at_level("WARNING", logger="gammastar.yields.uncertainties"):
         sources, seeds = ensemble_sources(cfg_of(out3), None, "nominal")
     # two replicas: the spread's own error 1/√(2(2 − 1)) = 71%, a warning naming the advice
@@ -535,7 +535,7 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
         s.kinematics.meta["meta"]["bootstrap"]["member"] == k
         for k, s in zip((1, 2), sources, strict=True)
     )
-    out2 = flow.train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs).path
+    out2 = train(flow_config(tmp_path / "e2", ensemble=2, **kw), pairs=pairs).path
     with pytest.raises(ConfigError, match=r"1 bootstrap replica; train >= 3 members"):
         ensemble_sources(cfg_of(out2), None, "nominal")
 

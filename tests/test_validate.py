@@ -15,8 +15,9 @@ import torch
 from _tolerance import EPS64, reorder_tol
 from test_flow import make_config, synthetic_pairs
 
-from gammastar import flow as F
 from gammastar.errors import GammastarError, OutputExistsError
+from gammastar.flow.model import load
+from gammastar.flow.stage import train
 from gammastar.flow.validate import validate
 
 torch.set_num_threads(1)
@@ -45,7 +46,7 @@ def closure(tmp_path_factory):
     # 60k pairs: the default 20% hold-out leaves ≥ 300 held-out pairs in the 0.7 GeV window
     # (the training cost is set by points_per_epoch, not by the table's size)
     pairs = synthetic_pairs(60000, seed=21)
-    F.train(cfg, pairs=pairs)
+    train(cfg, pairs=pairs)
     return cfg, pairs
 
 
@@ -90,7 +91,7 @@ def test_window_with_too_few_points_gives_nan(closure):
     from gammastar.flow.validate import KLSettings, Window, kl_window
 
     cfg, _ = closure
-    model = F.load(cfg.output_dir / "flow")
+    model = load(cfg.output_dir / "flow")
     res = kl_window(
         model,
         Window(np.array([0.5, 0.6]), np.array([20.0, 21.0])),
@@ -106,7 +107,7 @@ def test_seed_ensemble_spread(tmp_path):
 
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=3, epochs=2)
-    F.train(cfg, pairs=pairs)
+    train(cfg, pairs=pairs)
     res = validate(cfg, pairs=pairs, figures=False).document
     assert len(res["kl_model_members"]) == len(res["mass"])
     assert all(len(r) == 3 for r in res["kl_model_members"])
@@ -126,7 +127,7 @@ def test_stale_member_directory_is_not_validated(tmp_path):
 
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=2, epochs=2)
-    out = F.train(cfg, pairs=pairs).path
+    out = train(cfg, pairs=pairs).path
     shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "2")
     res = validate(cfg, pairs=pairs, figures=False).document
     assert all(len(r) == 2 for r in res["kl_model_members"])
@@ -157,7 +158,7 @@ def test_identical_members_have_zero_seed_spread(tmp_path):
 
     pairs = synthetic_pairs(4000, seed=30)
     cfg = make_config(tmp_path, ensemble=3, epochs=2)
-    out = F.train(cfg, pairs=pairs).path
+    out = train(cfg, pairs=pairs).path
     for i in (1, 2):
         for name in ("model.pt", "meta.json"):
             shutil.copyfile(out / name, out / "ensemble" / str(i) / name)

@@ -449,7 +449,7 @@ def truth_comparison(cfg, pairs, n_pot, per_pair=True):
 
 @pytest.fixture(scope="module")
 def mock_run(tmp_path_factory):
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
     from gammastar.selection.stage import select
 
     run = tmp_path_factory.mktemp("mockrun")
@@ -632,7 +632,7 @@ def test_on_mock_with_resolution_level(tmp_path):
     mean ratio to truth × formula 0.99 ± 0.006 (η and ω); per bin the η ratio runs from 0.91 at
     0.30 GeV to 1.1–1.2 at 0.43–0.49 GeV and ≫ 1 in the last bins below m_η, where smearing
     carries pairs across the kinematic end point."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
     from gammastar.selection.stage import select
 
     cfg = mock_config(tmp_path, resolution=0.03, seed=6)

@@ -14,7 +14,7 @@ Flows that a figure trains itself are cached by their ``flow:`` config and train
 (retrained when either changes, or with ``--retrain``).
 
 The flow trained without the combinatorial background (Figs. 5, 9, 10) is trained here with
-:func:`gammastar.flow.train` and ``flow.data: os_signal`` (OS pairs with truth ``channel != 0``)
+:func:`gammastar.flow.stage.train` and ``flow.data: os_signal`` (OS pairs with truth ``channel != 0``)
 into ``<run>/nobkg/flow/``; it is reused while its config and training data are unchanged.
 """
 
@@ -119,7 +119,7 @@ def _flow_is_current(flow_dir: Path, cfg: AnalysisConfig, data_sha256: str) -> b
 def train_cached(
     cfg: AnalysisConfig, run_dir: Path, pairs: pd.DataFrame, *, force: bool, label: str
 ) -> Path:
-    """:func:`gammastar.flow.train` into ``run_dir/flow`` unless an identical model is there.
+    """:func:`gammastar.flow.stage.train` into ``run_dir/flow`` unless an identical model is there.
 
     Arguments:
         cfg: config whose ``flow`` section (and seed) defines the training.
@@ -131,7 +131,8 @@ def train_cached(
     Returns:
         The ``flow`` directory.
     """
-    from gammastar.flow import train, training_data
+    from gammastar.flow.data import training_data
+    from gammastar.flow.stage import train
 
     sub = cfg.model_copy(update={"output": str(run_dir)})
     seed = cfg.flow.seed if cfg.flow.seed is not None else cfg.seed
@@ -152,8 +153,8 @@ def nobkg_config(cfg: AnalysisConfig) -> AnalysisConfig:
 
 
 def read_pairs(cfg: AnalysisConfig) -> pd.DataFrame:
-    """The run directory's pairs table (:func:`gammastar.flow.read_pairs`)."""
-    from gammastar.flow import read_pairs as _read
+    """The run directory's pairs table (:func:`gammastar.flow.data.read_pairs`)."""
+    from gammastar.flow.data import read_pairs as _read
 
     return _read(cfg)[0]
 
@@ -166,14 +167,14 @@ def flows_with_and_without_background(
     The no-background flow uses the same architecture, recipe and seed; only the training rows
     differ (``flow.data: os_signal``). Needs mock input (truth channels).
     """
-    from gammastar import flow
+    from gammastar.flow.model import load as load_flow
 
     ensure(cfg, ("generate", "select", "train"))
     pairs = read_pairs(cfg)
     d = train_cached(
         nobkg_config(cfg), cfg.output_dir / NOBKG_DIR, pairs, force=retrain, label="train no-bkg"
     )
-    return flow.load(cfg.output_dir / "flow"), flow.load(d)
+    return load_flow(cfg.output_dir / "flow"), load_flow(d)
 
 
 # --------------------------------------------------------------------------- output

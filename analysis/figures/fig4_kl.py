@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = c.load(args)
     png, pdf = c.figure_paths(cfg, 4, force=args.force)
     c.ensure(cfg, ("generate", "select", "train"))
-    from gammastar import flow
+    from gammastar.flow.model import load
     from gammastar.flow.validate import plot_kl, validate
 
-    model = flow.load(cfg.output_dir / "flow")
+    model = load(cfg.output_dir / "flow")
     lo, hi = model.mass_range
     masses = np.round(np.arange(np.ceil(lo / MASS_STEP), hi / MASS_STEP + 1e-9) * MASS_STEP, 6)
     masses = [float(m) for m in masses if lo + 0.5 * cfg.validate_.window <= m <= hi]

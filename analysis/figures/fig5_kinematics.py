@@ -8,7 +8,7 @@ stacked as signal (blue) and combinatorial background (orange), normalised to un
 flow samples (gray lines) are normalised likewise. Needs mock input (truth channels).
 
 No package function draws two flows with the data's components, so the plot is drawn here;
-the samples come from :meth:`gammastar.flow.FlowModel.sample`.
+the samples come from :meth:`gammastar.flow.model.FlowModel.sample`.
 
 Usage: ``python analysis/figures/fig5_kinematics.py [CONFIG] [--output RUN] [--force]``
 """

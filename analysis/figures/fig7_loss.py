@@ -1,7 +1,7 @@
 """Paper Fig. 7: training and validation loss of the flow vs epoch.
 
 Runs ``generate``, ``select`` and ``train`` (reused when up to date), then draws
-``<run>/flow/history.json`` with :func:`gammastar.flow.plot_losses`. The run's training recipe
+``<run>/flow/history.json`` with :func:`gammastar.flow.training.plot_losses`. The run's training recipe
 is the config's ``flow:`` section (default: 30 epochs of 10⁵ points; the paper's 500 epochs of
 5 × 10⁴ points are one config change away, see docs/explanation/flow.md).
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> Path:
     paths = c.figure_paths(cfg, 7, force=args.force)
     c.ensure(cfg, ("generate", "select", "train"))
     from gammastar.errors import InputError
-    from gammastar.flow import plot_losses
+    from gammastar.flow.training import plot_losses
 
     hist_path = cfg.output_dir / "flow" / "history.json"
     try:

@@ -3,7 +3,7 @@ training points, at three masses, with the seed (initialisation) spread.
 
 For each training size N a fixed random subset of N training rows (the ``flow.data`` rows of
 the run's pairs table) is drawn once; for each seed a flow is trained on it with
-:func:`gammastar.flow.train` (cached in ``<run>/fig8/<budget>/n<N>_s<seed>/flow/``) and compared
+:func:`gammastar.flow.stage.train` (cached in ``<run>/fig8/<budget>/n<N>_s<seed>/flow/``) and compared
 with the full data in 30 MeV windows by :func:`gammastar.flow.validate.kl_window` (model vs data,
 averaged over draws). Black line: mean over seeds; dotted: ±1σ over seeds (initialisation
 variance, as in the paper); green/yellow: the data-vs-data 68% / 95% bands.
@@ -105,8 +105,9 @@ def main(argv: list[str] | None = None) -> Path:
     cfg = c.load(args)
     paths = c.figure_paths(cfg, 8, force=args.force)
     c.ensure(cfg, ("generate", "select"))
-    from gammastar import flow
     from gammastar.core.artifacts import make_meta, write_json
+    from gammastar.flow.data import training_data
+    from gammastar.flow.model import load
     from gammastar.flow.validate import KLSettings, kl_window, window_data
 
     budget = BUDGETS[args.budget]
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> Path:
     }
     vcfg = cfg.validate_
     rng = np.random.default_rng(cfg.seed)
-    data = flow.training_data(pairs, cfg.flow, source="pairs", seed=cfg.seed)
+    data = training_data(pairs, cfg.flow, source="pairs", seed=cfg.seed)
     lo, hi = float(data.m.min()), float(data.m.max())
     masses = [m for m in MASSES if lo <= m <= hi]
     windows = [window_data(data, m0, vcfg.window) for m0 in masses]  # (qT, E, weight)
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> Path:
             fcfg = cfg.flow.model_copy(update={**recipe, "seed": s})
             sub = cfg.model_copy(update={"flow": fcfg})
             d = c.train_cached(sub, base / f"n{n}_s{s}", subset, force=args.retrain, label=f"N={n}")
-            model = flow.load(d)
+            model = load(d)
             for j, m0 in enumerate(masses):
                 res = kl_window(
                     model,

@@ -26,14 +26,14 @@ from typing import Any
 
 from gammastar.config import AnalysisConfig, flavour_config
 from gammastar.core import rundir, runlock
-from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, os_error_text
+from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, SCHEMA_VERSION, os_error_text
 from gammastar.core.interrupt import stage as running
 from gammastar.core.verdicts import n_inside
 from gammastar.corrections.unfold import split_map_spec
 from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
 from gammastar.io import branch_map, check_inputs, fileset_from_config
-from gammastar.mock import generate_file
 from gammastar.mock.detector import resolve_efficiency_map
+from gammastar.mock.generate import generate_file
 from gammastar.mock.plots import plot_file
 from gammastar.reach import edges
 from gammastar.reach.stage import check_config, run_reach
@@ -145,7 +145,8 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
     """Train the flow; an interrupted training of the same config and data resumes."""
     import sys
 
-    from gammastar.flow import CheckpointMismatchError, train  # torch: only when a flow is used
+    from gammastar.flow.stage import train
+    from gammastar.flow.training import CheckpointMismatchError
 
     progress = sys.stderr.isatty()
     checkpoint = config.output_dir / rundir.FLOW_CHECKPOINT
@@ -238,7 +239,7 @@ def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
         from gammastar.flow.model import resolve_model_dir  # torch: only when a flow is used
 
         p = cfg.resolve(cfg.reach.flow)
-        try:  # as gammastar.flow.load finds the model
+        try:  # as gammastar.flow.model.load finds the model
             d = resolve_model_dir(p)
         except GammastarError:
             d = p
@@ -453,7 +454,7 @@ def _run(
         rundir.RunDir(config.output_dir).write_json(
             rundir.state_name(stage.name),
             {
-                "schema_version": rundir.SCHEMA_VERSION,
+                "schema_version": SCHEMA_VERSION,
                 "stage": stage.name,
                 "config_sha256": config.section_sha256(*stage.sections),
                 "seconds": dt,

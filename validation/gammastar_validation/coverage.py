@@ -200,26 +200,27 @@ def own_flow(cfg: Any, run: Path, reuse: bool = False) -> Any:
     ``run`` (the config's recipe, one member, no bootstrap, one worker; the realisation's seed),
     loaded. Retrained (``force``) unless ``reuse`` and the flow in ``run`` is this training's
     (:func:`own_flow_mismatch`)."""
-    from gammastar import flow
+    from gammastar.flow.model import load as load_flow
+    from gammastar.flow.stage import train
 
     upd = {"ensemble": 1, "bootstrap": False, "workers": 1}
     cfg = cfg.model_copy(update={"flow": cfg.flow.model_copy(update=upd)})
     if not (reuse and own_flow_mismatch(cfg, run) is None):
-        flow.train(cfg, force=True)
-    return flow.load(run / "flow")
+        train(cfg, force=True)
+    return load_flow(run / "flow")
 
 
 def own_flow_mismatch(cfg: Any, run: Path) -> str | None:
     """Why the flow in ``run`` is not the own flow ``cfg`` would train (``None``: it is): no
     model, one of another seed, flow config (``section_sha256("flow")``), ensemble size or
     training data (the pairs' training rows, hashed as the training hashes them)."""
-    from gammastar import flow
     from gammastar.errors import GammastarError
     from gammastar.flow.data import read_pairs, training_data
+    from gammastar.flow.model import load as load_flow
     from gammastar.flow.stage import holdout_seed_of
 
     try:
-        meta = flow.load(run / "flow").meta.get("meta", {})
+        meta = load_flow(run / "flow").meta.get("meta", {})
     except (GammastarError, OSError) as e:
         return f"no readable flow ({e})"
     seed = int(cfg.flow.seed if cfg.flow.seed is not None else cfg.seed)
@@ -635,11 +636,11 @@ def bootstrap_replicas(flow_dir: Path, more: list[Path] = ()) -> list[Any] | Non
             (another training data hash) than ``flow_dir``, is given twice, or repeats a
             replica already pooled (the same bootstrap seed and member).
     """
-    from gammastar import flow
+    from gammastar.flow.ensemble import load_ensemble
 
     def replicas(d: Path) -> tuple[Any, list[Any]]:
         """The training data hash of ``d``'s ensemble and its replicas (one read)."""
-        models = flow.load_ensemble(d).models
+        models = load_ensemble(d).models
         data = models[0].meta.get("meta", {}).get("data_sha256")
         return data, [m for m in models if m.meta.get("meta", {}).get("bootstrap")]
 
@@ -1364,10 +1365,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             f"--form-flow: only the full arm draws the p_T form (--arms {' '.join(args.arms)})"
         )
 
-    from gammastar import flow
     from gammastar.config import load_config
     from gammastar.core import rundir
     from gammastar.errors import GammastarError
+    from gammastar.flow.model import load as load_flow
     from gammastar.source.geometry import Geometry
 
     try:
@@ -1386,7 +1387,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     def load(opt: str, path: Path) -> Any:
         try:
-            return flow.load(path)
+            return load_flow(path)
         except GammastarError as e:
             ap.error(f"{opt}: {e}")
 

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from gammastar import flow
 from gammastar.config import load_config
 from gammastar.errors import GammastarError
+from gammastar.flow.stage import train
 from gammastar_validation import coverage
 from gammastar_validation.coverage import REPO
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
         cfg = base.model_copy(update=upd)
         coverage.realisation(cfg)
-        flow.train(cfg)
+        train(cfg)
         out["flows"][f"{a:+.4f}"] = str(run / "flow")
         out["seconds"][f"{a:+.4f}"] = round(time.perf_counter() - t0, 1)
         print(f"a = {a:+.4f}: {run / 'flow'} ({out['seconds'][f'{a:+.4f}']} s)", flush=True)

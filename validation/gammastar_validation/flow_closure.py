@@ -80,7 +80,7 @@ def run_one(base: Any, seed: int, workdir: Path, mass_points: int, reuse: bool,
     import hashlib
 
     import gammastar
-    from gammastar import flow
+    from gammastar.flow.stage import train
     from gammastar.reach.stage import run_reach
 
     out = workdir / f"seed{seed}"
@@ -96,7 +96,7 @@ def run_one(base: Any, seed: int, workdir: Path, mass_points: int, reuse: bool,
                                      "flow": cfg.flow.model_copy(update=variant)})  # fmt: skip
         out = vout
     if not (reuse and (out / "reach.json").exists()):
-        flow.train(cfg, force=True)
+        train(cfg, force=True)
         run_reach(cfg, force=True)
     doc = json.loads((out / "reach.json").read_text())
     return doc["flow_closure"]
@@ -110,8 +110,8 @@ def recipe_on_run(base: Any, run: Path, workdir: Path, seed: int,
     band."""
     import hashlib
 
-    from gammastar import flow
     from gammastar.flow import validate
+    from gammastar.flow.stage import train
     from gammastar.reach.stage import run_reach
 
     tag = "config" if not variant else "variant_" + hashlib.sha256(
@@ -124,7 +124,7 @@ def recipe_on_run(base: Any, run: Path, workdir: Path, seed: int,
         "uncertainties": base.uncertainties.model_copy(update={"enabled": False,
                                                                "kinematic_model": False}),
     })  # fmt: skip
-    flow.train(cfg, force=True)
+    train(cfg, force=True)
     validate(cfg, force=True)
     doc = run_reach(cfg, force=True).document
     val = json.loads((out / "validation.json").read_text())
@@ -258,8 +258,8 @@ def energy_tails(base: Any, workdir: Path, seeds: range, masses: list[float],
     ±``yields.mass_bin_width`` of each mass above each energy (moved to the mass at their own
     p_T and rapidity), of the pairs and of 4 flow samples at each pair's mass: the high-energy
     tail that carries 𝓔 at short lifetimes."""
-    from gammastar import flow
     from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.flow.model import load
     from gammastar.reach.flow_closure import ClosureSettings, flow_rows, paired_kinematics
 
     window = float(base.yields.mass_bin_width)
@@ -269,7 +269,7 @@ def energy_tails(base: Any, workdir: Path, seeds: range, masses: list[float],
         rows, _ = flow_rows(realisation_config(base, s, run), run / "flow")
         fid = FiducialRegion.from_dict(
             json.loads((run / "yields.json").read_text())["extrapolation"]["fiducial"])
-        model = flow.load(run / "flow")
+        model = load(run / "flow")
         for m0 in masses:
             p = paired_kinematics(model, rows, m0, settings=ClosureSettings(window, fid), seed=s)
             if isinstance(p, str):

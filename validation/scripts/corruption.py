@@ -48,7 +48,7 @@ def mock_events(work: Path, events: int, seed: int) -> dict:
     import uproot
 
     from gammastar.config import load_config
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml").model_copy(
         update={"output": str(work / "mock")})  # fmt: skip

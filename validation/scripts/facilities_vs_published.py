@@ -175,7 +175,7 @@ def _figure(path: Path, panels: list[dict]) -> None:
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from gammastar.core.artifacts import atomic_path
-    from gammastar.reach.bounds import draw_bounds
+    from gammastar.reach.bounds.draw import draw_bounds
 
     fig, axes = plt.subplots(2, len(panels), figsize=(4.6 * len(panels), 7.2),
                              gridspec_kw={"height_ratios": [2.2, 1]}, squeeze=False)  # fmt: skip

@@ -35,7 +35,7 @@ from scipy import stats
 
 from gammastar.channels import Channel
 from gammastar.config import load_config
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 from gammastar.selection.stage import select
 
 REPO = Path(__file__).resolve().parents[2]

@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from gammastar.corrections.pair_acceptance import fiducial_from_config
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
     from gammastar.selection.stage import select
     from gammastar_validation.truth import truth_gstar, truth_polarisation
 

@@ -76,8 +76,8 @@ def closure_config(backend: str = "parametric", collisions: int | None = None):
 
 def make_run(events: int, seed: int | None = None, workdir: Path | None = None, *,
              base=None, mesons=None) -> Path:  # fmt: skip
-    from gammastar import flow
-    from gammastar.mock import generate_file
+    from gammastar.flow.stage import train
+    from gammastar.mock.generate import generate_file
     from gammastar.selection.stage import select
     from gammastar.yields.stage import compute_yields
 
@@ -89,7 +89,7 @@ def make_run(events: int, seed: int | None = None, workdir: Path | None = None, 
                   force=True, mesons=mesons)  # fmt: skip
     select(cfg, force=True)
     compute_yields(cfg, force=True, plots=False, theory=False)
-    flow.train(cfg, force=True)
+    train(cfg, force=True)
     return out
 
 

@@ -23,9 +23,9 @@ LAMBDA_SYST = 0.04  # the decay angular distribution: λ_θ measured ±0.1–0.2
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    from gammastar import flow
     from gammastar.config import load_config
-    from gammastar.mock import generate_file
+    from gammastar.flow.stage import train
+    from gammastar.mock.generate import generate_file
     from gammastar.selection.stage import select
     from gammastar.source.geometry import Geometry
     from gammastar.yields.stage import compute_yields
@@ -36,7 +36,7 @@ def rows(tmp_path_factory):
     generate_file(cfg, out / "mock.root", events=1_000_000, seed=cfg.seed)
     select(cfg)
     doc = compute_yields(cfg, plots=False, theory=False).document
-    flow.train(cfg)
+    train(cfg)
     geos = {
         "paper_mock_detector": Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120),
         "annulus_z25": Geometry(l1=5.0, l2=15.0, theta_min=0.0, theta_max=0.3,

@@ -193,8 +193,8 @@ def test_own_flow_trains_one_member_of_the_realisation(cov, base, tmp_path, monk
     def train(cfg, **kw):
         seen.update(cfg=cfg, kw=kw)
 
-    monkeypatch.setattr("gammastar.flow.train", train)
-    monkeypatch.setattr("gammastar.flow.load", lambda path: ("loaded", path))
+    monkeypatch.setattr("gammastar.flow.stage.train", train)
+    monkeypatch.setattr("gammastar.flow.model.load", lambda path: ("loaded", path))
     cfg = base.model_copy(update={"seed": 1234, "output": str(tmp_path)})
     # exact: a returned stub, integers and flags, and values copied from the config
     assert cov.own_flow(cfg, tmp_path) == ("loaded", tmp_path / "flow")
@@ -225,7 +225,7 @@ def test_own_flow_is_reused_only_when_it_is_this_training(cov, tmp_path, monkeyp
     own = cfg.model_copy(update={"flow": cfg.flow.model_copy(update={"workers": 1})})
     assert cov.own_flow_mismatch(own, run) is None
     calls = []
-    monkeypatch.setattr("gammastar.flow.train", lambda c, **kw: calls.append(c.seed))
+    monkeypatch.setattr("gammastar.flow.stage.train", lambda c, **kw: calls.append(c.seed))
     cov.own_flow(cfg, run, reuse=True)
     assert calls == []  # reused: not retrained
     other_seed = own.model_copy(update={"seed": 8})
@@ -245,14 +245,14 @@ def test_replicas_pool_ensembles_of_the_same_training_rows(cov, tmp_path, capsys
     join its own (2 + 2 here); an ensemble of other pairs, one without replicas, one given
     twice, or one repeating pooled resamples (its bootstrap seed and members) is refused,
     naming it."""
-    from gammastar import flow
+    from gammastar.flow.stage import train as train_stage
 
-    a = flow.train(_tiny_run(tmp_path, "a", ensemble=3, bootstrap=True, workers=1)).path
-    b = flow.train(_tiny_run(tmp_path, "b", ensemble=3, bootstrap=True, seed=20, workers=1)).path
+    a = train_stage(_tiny_run(tmp_path, "a", ensemble=3, bootstrap=True, workers=1)).path
+    b = train_stage(_tiny_run(tmp_path, "b", ensemble=3, bootstrap=True, seed=20, workers=1)).path
     reps = cov.bootstrap_replicas(a, [b])
     # member seeds: 7 + 1, 7 + 2 and 20 + 1, 20 + 2 (integers, exact)
     assert [r.meta["meta"]["seed"] for r in reps] == [8, 9, 21, 22]
-    other = flow.train(
+    other = train_stage(
         _tiny_run(tmp_path, "c", pairs_seed=5, ensemble=3, bootstrap=True, workers=1)
     ).path
     with pytest.raises(ValueError, match=f"{_re(other)}: trained on other pairs than"):
@@ -260,10 +260,10 @@ def test_replicas_pool_ensembles_of_the_same_training_rows(cov, tmp_path, capsys
     with pytest.raises(ValueError, match=f"{_re(b)}: given twice"):
         cov.bootstrap_replicas(a, [b, b])
     # the same seed on the same rows: the same resamples, refused
-    again = flow.train(_tiny_run(tmp_path, "e", ensemble=3, bootstrap=True, workers=1)).path
+    again = train_stage(_tiny_run(tmp_path, "e", ensemble=3, bootstrap=True, workers=1)).path
     with pytest.raises(ValueError, match=r"replicas \(7, 1\), \(7, 2\) .* already pooled"):
         cov.bootstrap_replicas(a, [again])
-    plain = flow.train(_tiny_run(tmp_path, "d", ensemble=2, workers=1)).path
+    plain = train_stage(_tiny_run(tmp_path, "d", ensemble=2, workers=1)).path
     with pytest.raises(ValueError, match=f"{_re(plain)}: no bootstrap replica"):
         cov.bootstrap_replicas(a, [plain])
     msg = _error(cov, capsys, ["--flow", str(a), "--replicas", str(plain), "--arms", "stat"])
@@ -330,7 +330,7 @@ def test_coverage_flows_default_powers_are_the_drawn_forms(flows, base, tmp_path
     seen = []
     monkeypatch.setattr(flows, "load_config", lambda path: _with_power(base, 0.5))
     monkeypatch.setattr(flows.coverage, "realisation", lambda cfg: None)
-    monkeypatch.setattr(flows.flow, "train", lambda cfg: seen.append(
+    monkeypatch.setattr(flows, "train", lambda cfg: seen.append(
         (cfg.mock.pt_mt_power, cfg.flow.ensemble, cfg.flow.bootstrap)))  # fmt: skip
     out = flows.main(["--workdir", str(tmp_path)])
     z = flows.coverage.FORM_POINTS[-1]

@@ -23,15 +23,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_reduced_coverage(tmp_path):
-    from gammastar import flow
     from gammastar.config import load_config
+    from gammastar.flow.stage import train
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     run = tmp_path / "flowrun"
     run.mkdir()
     cfg = cfg.model_copy(update={"output": str(run), "seed": 500})
     cov.realisation(cfg)
-    flow.train(cfg)
+    train(cfg)
     out = cov.main(
         [
             "--flow", str(run / "flow"), "--realisations", "3", "--masses", "0.6",

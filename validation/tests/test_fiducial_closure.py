@@ -28,7 +28,7 @@ LAMBDA_SYST = 0.04
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     out = tmp_path_factory.mktemp("fid")
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")

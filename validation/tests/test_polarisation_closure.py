@@ -29,7 +29,7 @@ def test_closure_through_select_and_yields(tmp_path):
     depends on the decay angle: the config's ``polarisation_peak_window`` keeps the ω and φ
     peaks whole in one bin each (with the equal-count bins the ω gave λ_θ 0.02 for a truth of
     0.59, docs/explanation/method.md "Narrow peaks")."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
     from gammastar.selection.stage import select
     from gammastar.yields.stage import compute_yields
     from gammastar_validation.truth import truth_polarisation
@@ -73,7 +73,7 @@ def test_measured_lambda_closes_at_the_narrow_peaks(tmp_path):
     the equal-count edges (0.773 and 0.813 GeV) this seed's ω core bin gave −0.06 ± 0.12 for a
     truth of +0.50 (4.5σ; on 20 seeds at shifts −0.3, 0, +0.3, λ_θ − truth −0.42 to −0.56 in the
     core bin and +0.43 to +0.47 above it, docs/explanation/reach.md)."""
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
     from gammastar.physics.constants import mass
     from gammastar.selection.stage import select
     from gammastar_validation.truth import truth_polarisation

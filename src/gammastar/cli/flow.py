@@ -28,8 +28,8 @@ def train_command(
     Writes flow/model.pt, flow/meta.json, flow/history.json and flow/loss.png.
     """
     cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before torch
-    from gammastar.flow import load as load_flow
-    from gammastar.flow import train
+    from gammastar.flow.model import load as load_flow
+    from gammastar.flow.stage import train
 
     out = train(cfg, resume=resume, force=force, seed=seed, progress=sys.stderr.isatty()).path
     info = load_flow(out).meta["meta"]
@@ -74,9 +74,9 @@ def sample_command(
 
     from gammastar.core.artifacts import make_meta
     from gammastar.errors import GammastarError
-    from gammastar.flow import load as load_flow
-    from gammastar.flow import write_samples
     from gammastar.flow.data import run_mass_spectrum
+    from gammastar.flow.model import load as load_flow
+    from gammastar.flow.model import write_samples
     from gammastar.source.mcp import sample_mcp
 
     if (mass is None) == (mcp_mass is None):

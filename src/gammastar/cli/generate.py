@@ -41,7 +41,7 @@ def generate_command(
         raise GammastarError(f"--seed must be a non-negative integer, got {seed}")
     cfg = load(config, output)  # a bad config: refused before the generator's imports
     from gammastar.core import rundir
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
 
     path = out if out is not None else cfg.output_dir / rundir.MOCK
     if path.absolute().is_relative_to(cfg.output_dir.absolute()):  # a file of the run directory

@@ -68,7 +68,8 @@ def select_command(
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
     cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before coffea
-    from gammastar.selection.stage import Execution, select
+    from gammastar.selection.chunk import Execution
+    from gammastar.selection.stage import select
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # distributed logs at INFO on its own loggers

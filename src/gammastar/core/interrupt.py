@@ -20,6 +20,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Literal
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals turned into :class:`Interrupted`."""
@@ -157,7 +158,7 @@ class _Signals:
         """The ``sys.unraisablehook`` installed inside: :func:`_redeliver`."""
         _redeliver(unraisable, self.hook)
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> Literal[False]:
         if not self.active:
             return False
         armed = _disarm()

@@ -85,7 +85,7 @@ def write_events(
     text = hepmc_text if text is None else text
 
     kinds = [output_kind(p) for p in outputs]
-    stats = {"events": 0, "sum_weight": 0.0, "sum_weight2": 0.0, "sum_weight_decay": 0.0}
+    stats: dict[str, Any] = {"events": 0, "sum_weight": 0.0, "sum_weight2": 0.0, "sum_weight_decay": 0.0}
     channels = getattr(st, "channels", ())
     per_channel: dict[str, float] = {c: 0.0 for c in channels}
     with atomic_paths(outputs, force=force) as tmps:

@@ -46,52 +46,31 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core.artifacts import make_meta
 from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError, InputError
 from gammastar.events.hepmc import (
-    HEPMC_FOOTER,
     dark_hepmc_text,
-    hepmc_header,
-    hepmc_text,
     mcp_hepmc_text,
 )
-from gammastar.events.io import TABLE_UNITS, event_outputs, output_kind, write_events
+from gammastar.events.io import TABLE_UNITS, event_outputs, write_events
 from gammastar.physics import darkphoton
-from gammastar.physics.constants import M_PROTON
-from gammastar.physics.sampling import ParametricSampler
+from gammastar.physics.sampling import ParametricSampler, SamplerLike
 from gammastar.reach.acceptance import draw, draw_dark
 from gammastar.reach.signal import signal_events
-from gammastar.source.eventgen import (  # the machinery, shared with the acceptance (re-exported)
-    APRIME_PDGID,
+from gammastar.source.eventgen import (  # the machinery, shared with the acceptance
     CHANNEL_CODE,
     DARK_CHAINS,
     DECAYS,
     EXPECTATION_SAMPLES,
-    PDG_PROTON,
-    PDG_SYSTEM,
     PSI2_CHANNELS,
-    STATUS_BEAM,
-    STATUS_DECAYED,
-    STATUS_DOC,
-    STATUS_FINAL,
-    AprimeKinematics,
-    DarkEventSettings,
-    Decay,
     EventSettings,
     Unweighter,
-    aprime_kinematics,
-    branching_ratios,
-    chunk_seeds,
-    decay_coefficients,
-    decay_daughters,
-    detector_hits,
     generate,
     generate_chunks,
     generate_dark_chunks,
-    mass_range,
     numbered_chunks,
-    rho00_from_lambda,
 )
 from gammastar.source.geometry import Geometry
 from gammastar.source.mcp import McpSettings, expected_total, generate_mcp, mcp_bins
@@ -111,52 +90,10 @@ from gammastar.source.source import Source
 from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = [
-    "APRIME_PDGID",
-    "CHANNEL_CODE",
-    "DARK_CHAINS",
-    "DECAYS",
-    "EXPECTATION_SAMPLES",
-    "HEPMC_FOOTER",
-    "M_PROTON",
-    "PDG_PROTON",
-    "PDG_SYSTEM",
-    "PSI2_CHANNELS",
-    "STATUS_BEAM",
-    "STATUS_DECAYED",
-    "STATUS_DOC",
-    "STATUS_FINAL",
-    "TABLE_UNITS",
-    "AprimeKinematics",
-    "DarkEventSettings",
-    "Decay",
     "EventRequest",
-    "EventSettings",
-    "McpSettings",
-    "Unweighter",
-    "aprime_kinematics",
-    "branching_ratios",
-    "chunk_seeds",
-    "dark_hepmc_text",
-    "dark_settings",
-    "decay_coefficients",
-    "decay_daughters",
-    "detector_hits",
-    "generate",
-    "generate_chunks",
-    "generate_dark_chunks",
-    "generate_mcp",
-    "hepmc_header",
-    "hepmc_text",
-    "mass_range",
-    "mcp_bins",
-    "mcp_hepmc_text",
-    "output_kind",
-    "polarisation",
-    "rho00_from_lambda",
     "run_dark_events",
     "run_events",
     "run_mcp_events",
-    "write_events",
 ]
 
 
@@ -193,7 +130,7 @@ class EventRequest:
 
 
 def run_events(
-    config: Any,
+    config: AnalysisConfig,
     request: EventRequest,
     *,
     mass: float,
@@ -201,7 +138,7 @@ def run_events(
     channels: tuple[str, ...] | None = None,
     decay: str = "data",
     unweighted: bool = False,
-    source: Any = None,
+    source: Source | SamplerLike | None = None,
 ) -> EventsResult:
     """``gammastar events``: signal events at (m, ε) into ``request.output`` (HepMC3, parquet
     or ROOT by suffix) and optionally ``request.table``.

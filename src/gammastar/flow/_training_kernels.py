@@ -275,7 +275,7 @@ def rq_spline(phi, x, bound: float, slope: float):
 
 
 def log_prob(flow, x, c, bins: int, bound: float, slope: float):
-    """ln p(x | c) of the zuko ``flow`` (see ``gammastar.flow.build_flow``), x (N, 2), c (N, 1):
+    """ln p(x | c) of the zuko ``flow`` (see ``gammastar.flow.architecture.build_flow``), x (N, 2), c (N, 1):
     point-major, the MADE layers as matrix products, the splines by :func:`rq_spline`."""
     import torch
 

@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -149,7 +149,7 @@ class FlowModel:
         import torch
 
         gen = torch.Generator().manual_seed(
-            int(seed) if seed is not None else int(np.random.SeedSequence().entropy % 2**63)
+            int(seed) if seed is not None else cast(int, np.random.SeedSequence().entropy) % 2**63
         )
         masses = np.asarray(mass, dtype=np.float64)
         fixed = masses.ndim == 0

@@ -1,6 +1,6 @@
 """The ``gammastar train`` stage: fit the flow (and its ensemble members) on the run's pairs.
 
-Offers :func:`train` (pairs table → training and held-out rows → :func:`gammastar.flow.fit`
+Offers :func:`train` (pairs table → training and held-out rows → :func:`gammastar.flow.training.fit`
 per member → ``flow/model.pt``, ``meta.json``, ``history.json``, ``loss.png``),
 :func:`holdout_seed_of` and :func:`weight_report` (Kish n_eff overall, per mass bin and per
 validation window, recorded in ``meta.json``).

@@ -427,7 +427,7 @@ def fit(
     callback: Any = None,
     restore_best: bool = True,
 ) -> FitResult:
-    """Weighted maximum-likelihood training (the engine of :func:`gammastar.flow.train`).
+    """Weighted maximum-likelihood training (the engine of :func:`gammastar.flow.stage.train`).
 
     The loss is the weighted NLL L = −Σ wᵢ ln p(xᵢ|mᵢ) / Σ wᵢ over the fitted rows (negative
     like-sign weights included), each batch an unbiased estimate normalised by the *global*

@@ -24,22 +24,18 @@ from gammastar.core.figures import figure_style, save_figure
 from gammastar.core.results import StageResult
 from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import GammastarError
-from gammastar.flow import (
-    effective_sample_size,
-    ensemble_size,
-    load,
-    load_ensemble,
-    read_pairs,
-    training_data,
-)
+from gammastar.flow.data import effective_sample_size, read_pairs, training_data
+from gammastar.flow.ensemble import ensemble_size, load_ensemble
 from gammastar.flow.kl import knn_kl
+from gammastar.flow.model import load
 from gammastar.yields.extrapolation.samplers import sample_accepted
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from gammastar.config import AnalysisConfig
-    from gammastar.flow import FlowModel, TrainingData
+    from gammastar.flow.data import TrainingData
+    from gammastar.flow.model import FlowModel
 
 
 class Window(NamedTuple):

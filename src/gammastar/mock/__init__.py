@@ -1,15 +1,9 @@
 """NA60-like mock dimuon data (docs/explanation/physics.md §3, docs/reference/mock.md).
 
-Public API:
+Public API (each name imported from its module):
 
-* :func:`generate_file` (``gammastar generate``): write the mock ROOT ntuple and return a
-  :class:`GenerateResult`;
-* :class:`MockGenerator`: the in-memory generator (chunks of sources with their detector view);
+* :func:`gammastar.mock.generate.generate_file` (``gammastar generate``): write the mock ROOT ntuple and return a
+  :class:`~gammastar.mock.generate.GenerateResult`;
+* :class:`gammastar.mock.generate.MockGenerator`: the in-memory generator (chunks of sources with their detector view);
 * :mod:`gammastar.mock.plots`: the Fig. 1 analogue (OS/SS mass spectra by channel, pT spectra).
 """
-
-from __future__ import annotations
-
-from gammastar.mock.generate import GenerateResult, MockGenerator, generate_file, read_meta
-
-__all__ = ["GenerateResult", "MockGenerator", "generate_file", "read_meta"]

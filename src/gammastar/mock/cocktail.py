@@ -40,6 +40,13 @@ from gammastar.errors import ConfigError
 from gammastar.physics import dalitz
 from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, M_MU, PDGID, mass, width
+from gammastar.physics.kinematics import (
+    back_to_back,
+    boost,
+    decay_in_helicity_frame,
+    rotate_from_z,
+    two_body_momentum,
+)
 from gammastar.physics.pdgdata import BranchingRatio, branching_ratio
 
 Kind = Literal["two_body", "p_dalitz", "v_dalitz", "rho"]
@@ -264,28 +271,28 @@ class Cocktail:
         m_l = spec.lepton_mass
 
         if spec.kind in ("two_body", "rho"):
-            p = kin.two_body_momentum(masses, m_l, m_l)
+            p = two_body_momentum(masses, m_l, m_l)
             lam = self.lambda_theta(spec)
             if lam == 0.0:  # isotropic: the decay frame's orientation does not matter
                 cos_t = rng.uniform(-1.0, 1.0, n)
                 phi = rng.uniform(0.0, 2.0 * np.pi, n)
-                a, b = kin.back_to_back(p, m_l, cos_t, phi)
-                mu1, mu2 = kin.boost(a, parent), kin.boost(b, parent)
+                a, b = back_to_back(p, m_l, cos_t, phi)
+                mu1, mu2 = boost(a, parent), boost(b, parent)
             else:  # 1 + λ cos²θ* in the helicity frame
                 cos_t = kin.sample_cos_theta(rng, 1.0, lam, n)
                 phi = rng.uniform(0.0, 2.0 * np.pi, n)
-                mu1, mu2 = kin.decay_in_helicity_frame(parent, m_l, cos_t, phi, mass=masses)
+                mu1, mu2 = decay_in_helicity_frame(parent, m_l, cos_t, phi, mass=masses)
             m_gstar = masses
         else:
             m_gstar = self.mass_samplers[spec.channel].sample(rng, n)
             m3 = 0.0 if spec.third == "gamma" else mass(spec.third or "pi0")
-            q = kin.two_body_momentum(big_m, m_gstar, m3)
+            q = two_body_momentum(big_m, m_gstar, m3)
             e_gstar = np.sqrt(q**2 + m_gstar**2)
             # muons in the γ* rest frame, polar angle about the γ* flight direction (z)
-            p = kin.two_body_momentum(m_gstar, m_l, m_l)
+            p = two_body_momentum(m_gstar, m_l, m_l)
             cos_t = kin.sample_dalitz_cos(rng, 4.0 * m_l**2 / m_gstar**2)
             phi = rng.uniform(0.0, 2.0 * np.pi, n)
-            a, b = kin.back_to_back(p, m_l, cos_t, phi)
+            a, b = back_to_back(p, m_l, cos_t, phi)
             # boost along z into the parent frame, then turn z onto an isotropic direction
             gam = e_gstar / m_gstar
             bg = q / m_gstar
@@ -295,9 +302,9 @@ class Cocktail:
                 v[3] = gam * e + bg * pz
             cos_g = rng.uniform(-1.0, 1.0, n)
             phi_g = rng.uniform(0.0, 2.0 * np.pi, n)
-            a = kin.rotate_from_z(a, cos_g, phi_g)
-            b = kin.rotate_from_z(b, cos_g, phi_g)
-            mu1, mu2 = kin.boost(a, parent), kin.boost(b, parent)
+            a = rotate_from_z(a, cos_g, phi_g)
+            b = rotate_from_z(b, cos_g, phi_g)
+            mu1, mu2 = boost(a, parent), boost(b, parent)
 
         if spec.channel == Channel.ETA_MUMU:
             gstar = np.full((5, n), np.nan)

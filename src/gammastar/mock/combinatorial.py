@@ -27,6 +27,7 @@ from gammastar.mock.cocktail import Sources
 from gammastar.mock.detector import loose_energy_bound
 from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, PDGID, mass
+from gammastar.physics.kinematics import boost, four_momentum, two_body_momentum
 from gammastar.physics.pdgdata import branching_ratio
 
 
@@ -86,7 +87,7 @@ class Combinatorial:
             )
             phi = rng.uniform(0.0, 2.0 * np.pi, k)
             u = rng.random(k)
-            parent = kin.meson_four_momentum(m, pt, y, phi)
+            parent = four_momentum(m, pt, y, phi)
             pabs = np.sqrt(np.clip(parent[3] ** 2 - m**2, 1e-300, None))
             keep = (parent[3] > self.e_min) & (
                 u * self.p_bound[species] < self.decay_probability(species, pabs)
@@ -101,7 +102,7 @@ class Combinatorial:
         parent = np.concatenate(out_p, axis=1)
         species = np.concatenate(out_s)
         m = self.masses[species]
-        p_star = kin.two_body_momentum(m, M_MU, 0.0)
+        p_star = two_body_momentum(m, M_MU, 0.0)
         cos_t = rng.uniform(-1.0, 1.0, n)
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         sin_t = np.sqrt(1.0 - cos_t**2)
@@ -113,7 +114,7 @@ class Combinatorial:
                 np.sqrt(p_star**2 + M_MU**2),
             ]
         )
-        muon = kin.boost(rest, parent)
+        muon = boost(rest, parent)
         charge = np.where(rng.random(n) < self.cfg.combinatorial.mu_plus_fraction, 1, -1).astype(
             np.int32
         )

@@ -67,9 +67,14 @@ from gammastar.corrections.pair_acceptance import LeptonAcceptance
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ConfigError
 from gammastar.mock.cocktail import Sources
-from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU
-from gammastar.physics.kinematics import rapidity
+from gammastar.physics.kinematics import (
+    back_to_back,
+    boost,
+    invariant_mass,
+    rapidity,
+    two_body_momentum,
+)
 
 SHIPPED_MAP = "efficiency_na60_like.root"
 
@@ -218,12 +223,12 @@ def mass_variance_terms(
 
     Example:
         >>> from gammastar.config import MockDetector
-        >>> from gammastar.physics import sampling as kin
+        >>> from gammastar.physics import kinematics as kin
         >>> m, p = 0.78, 10.0  # symmetric decay perpendicular to a boost along z
         >>> ps = float(kin.two_body_momentum(m, M_MU, M_MU))
         >>> a, b = kin.back_to_back(np.array([ps]), M_MU, np.array([0.0]), np.array([0.0]))
-        >>> par = kin.meson_four_momentum(np.array([m]), np.array([0.0]),
-        ...                               np.array([np.arcsinh(p / m)]), np.array([0.0]))
+        >>> par = kin.four_momentum(np.array([m]), np.array([0.0]),
+        ...                         np.array([np.arcsinh(p / m)]), np.array([0.0]))
         >>> vp, u = mass_variance_terms(kin.boost(a, par), kin.boost(b, par),
         ...                             MockDetector(momentum_resolution=0.0))
         >>> beta_star = 2 * ps / m  # U = 2 β*²(1 + O(m²/p_μ²)) for a symmetric decay
@@ -233,7 +238,7 @@ def mass_variance_terms(
     pa2 = (a[:3] ** 2).sum(axis=0)
     pb2 = (b[:3] ** 2).sum(axis=0)
     pab = (a[:3] * b[:3]).sum(axis=0)
-    m = kin.invariant_mass(a + b)
+    m = invariant_mass(a + b)
     safe_m = np.where(m > 0, m, 1.0)
     sa = momentum_resolution(cfg, np.sqrt(pa2))
     sb = momentum_resolution(cfg, np.sqrt(pb2))
@@ -263,11 +268,11 @@ def calibration_pairs(
     rng = np.random.default_rng(seed)
     masses = np.full(n, float(mass))
     parent = parents(rng, masses)
-    p = kin.two_body_momentum(masses, M_MU, M_MU)
+    p = two_body_momentum(masses, M_MU, M_MU)
     cos_t = rng.uniform(-1.0, 1.0, n)
     phi = rng.uniform(0.0, 2.0 * np.pi, n)
-    a, b = kin.back_to_back(p, M_MU, cos_t, phi)
-    return kin.boost(a, parent, mass=masses), kin.boost(b, parent, mass=masses)
+    a, b = back_to_back(p, M_MU, cos_t, phi)
+    return boost(a, parent, mass=masses), boost(b, parent, mass=masses)
 
 
 def calibrate_absorber(det: Detector, parents: Callable[..., NDArray[np.float64]]) -> Absorber:
@@ -323,13 +328,13 @@ def calibrate_absorber(det: Detector, parents: Callable[..., NDArray[np.float64]
     pre &= det.in_window(a, ones, _kick_margin(cfg, k_hi, a))
     pre &= det.in_window(b, -ones, _kick_margin(cfg, k_hi, b))
     a, b, q = a[:, pre], b[:, pre], ones[pre]
-    mt = kin.invariant_mass(a + b)
+    mt = invariant_mass(a + b)
     z = np.random.default_rng(CALIBRATION_SEED + 1).standard_normal((6, mt.size))
 
     def residuals(k: float) -> NDArray[np.float64]:
         mu1, mu2 = _scattered(cfg, k, a, b, z)
         rec = det.passes(mu1, q) & det.passes(mu2, -q)
-        return (kin.invariant_mass(mu1 + mu2) - mt)[rec]
+        return (invariant_mass(mu1 + mu2) - mt)[rec]
 
     def excess(k: float) -> float:
         return float(residuals(k).std()) - target
@@ -545,7 +550,7 @@ class Detector:
         n = len(src)
         a_all, b_all = src.mu1, src.mu2
         pair_all = a_all + b_all
-        m_true = kin.invariant_mass(pair_all)
+        m_true = invariant_mass(pair_all)
         c = self.cfg
         e_loose = loose_energy_bound(c)
         pre = np.flatnonzero((a_all[3] > e_loose) & (b_all[3] > e_loose))
@@ -559,7 +564,7 @@ class Detector:
         k = pre.size
         mu1_k, mu2_k = self._smear(rng, a, b, mt)
         pair_k = mu1_k + mu2_k
-        m_k = kin.invariant_mass(pair_k)
+        m_k = invariant_mass(pair_k)
         pt_k = np.hypot(pair_k[0], pair_k[1])
         # the energy cut decides on the measured muons; the window on the direction in the
         # spectrometer: the scattered one (scattering model), the true one (momentum model:

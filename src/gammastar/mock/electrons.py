@@ -33,8 +33,14 @@ from gammastar.channels import Channel
 from gammastar.config import MockConfig, MockElectronDetector
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, Sources
 from gammastar.mock.detector import Reconstructed
-from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_E, PDGID, mass
+from gammastar.physics.kinematics import (
+    back_to_back,
+    boost,
+    invariant_mass,
+    rapidity,
+    rotate_from_z,
+)
 from gammastar.physics.pdgdata import BranchingRatio, branching_ratio
 
 TSAI_A = 0.625
@@ -112,8 +118,8 @@ class ElectronBackgrounds:
         cos_g = rng.uniform(-1.0, 1.0, n)
         phi_g = rng.uniform(0.0, 2.0 * np.pi, n)
         half = np.full(n, 0.5 * m_pi)
-        gamma_rest, _ = kin.back_to_back(half, 0.0, cos_g, phi_g)
-        photon = kin.boost(gamma_rest, parent)
+        gamma_rest, _ = back_to_back(half, 0.0, cos_g, phi_g)
+        photon = boost(gamma_rest, parent)
         k = photon[3]
         x = _bethe_heitler_x(rng, n)
         e1 = np.maximum(x * k, 1.0001 * M_E)
@@ -132,8 +138,8 @@ class ElectronBackgrounds:
         pabs = np.sqrt((photon[:3] ** 2).sum(axis=0))
         cos_l = photon[2] / pabs
         phi_l = np.arctan2(photon[1], photon[0])
-        a = kin.rotate_from_z(leptons[0], cos_l, phi_l)
-        b = kin.rotate_from_z(leptons[1], cos_l, phi_l)
+        a = rotate_from_z(leptons[0], cos_l, phi_l)
+        b = rotate_from_z(leptons[1], cos_l, phi_l)
         return Sources(
             channel=np.full(n, int(Channel.CONVERSION), dtype=np.int32),
             parent_pdgid=np.full(n, PDGID["pi0"], dtype=np.int32),
@@ -258,7 +264,7 @@ class ElectronDetector:
         c = self.cfg
         a, b = src.mu1, src.mu2
         pair_true = a + b
-        m_true = kin.invariant_mass(pair_true)
+        m_true = invariant_mass(pair_true)
         z = self.radiate(rng, 2 * n).reshape(2, n)
         g = rng.standard_normal((2, n))
         reco = []
@@ -270,9 +276,9 @@ class ElectronDetector:
             reco.append(np.concatenate([v[:3] * f, e_reco[None]]))
         mu1, mu2 = reco
         pair = mu1 + mu2
-        m = kin.invariant_mass(pair)
+        m = invariant_mass(pair)
         pt = np.hypot(pair[0], pair[1])
-        y = kin.rapidity(pair)
+        y = rapidity(pair)
         ok = (
             (mu1[3] >= c.min_energy)
             & (mu2[3] >= c.min_energy)

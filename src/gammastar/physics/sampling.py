@@ -7,7 +7,7 @@ sampler, W ∝ a + b cos²θ, exact inversion) and its case :func:`sample_dalitz
 :class:`InverseCDF`, the :class:`Sampler` protocol of every kinematics sampler (flows included)
 and :class:`ParametricSampler` (m_T spectrum × Gaussian rapidity at a mass).
 The four-vector operations (boost, rotation, two-body decay; arrays ``(4, n)`` ordered
-``(px, py, pz, E)``) are :mod:`gammastar.physics.kinematics`' and re-exported here.
+``(px, py, pz, E)``) are :mod:`gammastar.physics.kinematics`'.
 """
 
 from __future__ import annotations
@@ -18,35 +18,16 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.physics.kinematics import (
-    back_to_back,
-    boost,
-    decay_in_helicity_frame,
-    invariant_mass,
-    rapidity,
-    rotate_from_z,
-    two_body_momentum,
-)
-from gammastar.physics.kinematics import four_momentum as meson_four_momentum
-
 __all__ = [
     "InverseCDF",
     "ParametricSampler",
     "Sampler",
     "SamplerLike",
-    "back_to_back",
-    "boost",
-    "decay_in_helicity_frame",
-    "invariant_mass",
     "limit_rapidity",
-    "meson_four_momentum",
-    "rapidity",
-    "rotate_from_z",
     "sample_cos_theta",
     "sample_dalitz_cos",
     "sample_mt_exponential",
     "sample_mt_power",
-    "two_body_momentum",
 ]
 
 Array = NDArray[np.float64]

@@ -829,11 +829,11 @@ def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> 
     )
     rel = None
     if compare is not None:
-        from gammastar import flow  # torch: only when a flow is used
+        from gammastar.flow.model import load
 
         res = plot_acceptance_comparison(
             source,
-            flow.load(compare),
+            load(compare),
             geometry,
             grid=grid,
             labels=(source.description, f"{compare}"),

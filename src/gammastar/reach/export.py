@@ -261,7 +261,8 @@ def _write_likelihoods(
     folder: Path, workspaces: Sequence[tuple[float, Path]], reach: Mapping[str, Any]
 ) -> tuple[list[Path], list[Path]]:
     """Copy each pyhf workspace and write its HS3 form; returns both lists of files."""
-    pyhf_files, hs3_files = [], []
+    pyhf_files: list[Path] = []
+    hs3_files: list[Path] = []
     poi_note = reach.get("meta", {}).get("workspaces_poi", "the signal strength")
     for mass, path in workspaces:
         try:

@@ -198,7 +198,7 @@ def _channel(
             f"channel {ch!r}: staterror modifiers {', '.join(sorted(stat))}; HistFactory "
             "has one per channel"
         )
-    dist = {"name": f"model_{ch}", "type": "histfactory_dist", "axes": axes, "samples": samples}
+    dist: dict[str, Any] = {"name": f"model_{ch}", "type": "histfactory_dist", "axes": axes, "samples": samples}
     if any(m["type"] == "staterror" for s in samples for m in s["modifiers"]):
         # pyhf's staterror: Gaussian constraints, no γ dropped below a threshold
         # ("constraint_type" for newer RooFit, "constraint" for older)
@@ -250,7 +250,9 @@ def _parameters(
     and every parameter's point (the measurement's inits or pyhf's; ``const`` where the
     measurement fixes it).
     """
-    nuisance_axes, poi_axes, values = [], [], []
+    nuisance_axes: list[dict[str, Any]] = []
+    poi_axes: list[dict[str, Any]] = []
+    values: list[dict[str, Any]] = []
     for pname, (kind, _) in sorted(params.items()):
         lo, hi, init = _DEFAULTS[kind]
         s = settings.get(_setting_name(pname, params), {})

@@ -103,7 +103,7 @@ def _plot_reach(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogLocator, ScalarFormatter
 
-    from gammastar.reach.bounds import draw_bounds
+    from gammastar.reach.bounds.draw import draw_bounds
 
     fig, ax = plt.subplots(figsize=(8, 6))
     m = result.masses

@@ -37,11 +37,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_paths, check_writable, make_meta
 from gammastar.core.results import StageResult
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
+from gammastar.physics.sampling import SamplerLike
 from gammastar.reach import edges
 from gammastar.reach.flow_closure import closure_record, plot_closure
 from gammastar.reach.flow_closure import log as closure_log
@@ -523,10 +525,10 @@ class ReachResult(StageResult):
 
 
 def run_reach(
-    config: Any,
+    config: AnalysisConfig,
     *,
     force: bool = False,
-    source: Any = None,
+    source: Source | SamplerLike | None = None,
     output: str | Path | None = None,
 ) -> ReachResult:
     """The ``reach`` stage: read yields and the flow, write ``reach.json``, ``workspaces/``,

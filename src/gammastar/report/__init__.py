@@ -184,7 +184,7 @@ class ReportResult(StageResult):
 
 
 def build_report(
-    config: Any,
+    config: AnalysisConfig | str | os.PathLike[str],
     *,
     output: str | os.PathLike[str] | None = None,
     force: bool = True,

@@ -12,6 +12,7 @@ from gammastar.report.markup import (
     Raw,
     _is_number,
     details,
+    dict_at,
     fmt,
     fmt_err,
     kv_table,
@@ -37,7 +38,7 @@ def _flow_section(run: Path, s: Section) -> None:
     if meta_path.exists():
         doc = _read_json(run, rundir.FLOW_META, s)
         if doc is not None:
-            meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+            meta = dict_at(doc, "meta")
             mr = _as_list(doc.get("mass_range"))
             s.add(
                 kv_table(
@@ -122,7 +123,7 @@ def _validation_section(run: Path, s: Section) -> None:
                 verdict,
             )
         )
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    meta = dict_at(doc, "meta")
     s.add(
         f'<p class="summary">{n_pass} of {n_judged} mass windows pass: the model-vs-data KL '
         "lies below the upper edge of the 95 % data-vs-data band.</p>"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypeGuard
 
 __all__ = ["CSP", "CSS", "SELFCHECK_JS", "Raw", "details", "esc", "fmt", "fmt_err", "kv_table", "not_run", "table", "warning"]
 
@@ -49,8 +49,14 @@ def fmt_err(value: Any, err: Any, spec: str = ".4g") -> str:
     return text
 
 
-def _is_number(v: Any) -> bool:
+def _is_number(v: Any) -> TypeGuard[int | float]:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def dict_at(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``doc[key]`` when it is a dict, else an empty one (a partial or hand-written artifact)."""
+    value = doc.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], cls: str = "") -> Raw:

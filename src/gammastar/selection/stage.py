@@ -2,8 +2,7 @@
 
 :func:`select` (the Python twin of ``gammastar select CONFIG``) is a thin orchestration over
 steps: check the inputs and maps, run the coffea processor (:mod:`gammastar.selection.processor`) over
-the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pairs, per-pair weights,
-re-exported here), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
+the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pairs, per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
 whole table where they need the whole sample (through the same
 :func:`gammastar.selection.chunk.pair_weights`), the histograms, and ``pairs.parquet``,
 ``histograms.root`` and ``select.json`` written atomically (docs/explanation/method.md).
@@ -74,29 +73,19 @@ from gammastar.corrections.unfold import (
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.darkphoton import LEPTON_CHANNELS
 from gammastar.selection import reweight
-from gammastar.selection.chunk import (  # the pure chunk steps (re-exported: public names of this module)
+from gammastar.selection.chunk import (  # the pure chunk steps
     _DTYPES,
     _FINAL_EXTRA,
     CUTFLOW_KEYS,
-    ETA_PDGID,
     EXECUTORS,
-    MIX_WEIGHT_QUANTUM,
-    MIXED_COLUMNS,
-    PAIR_COLUMNS,
-    WEIGHT_COUNTS,
     WEIGHT_SUMS,
     Cuts,
     Execution,
     HistAxes,
     WeightSpec,
-    finite_leptons,
-    make_leptons,
-    mixed_histograms,
     pair_weights,
     raw_histograms,
-    select_chunk,
     unfolded_histograms,
-    weight_chunk,
 )
 from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
@@ -107,7 +96,6 @@ from gammastar.selection.processor import (
     open_executor,
     run_processor,
 )
-from gammastar.selection.reweight import rescale_like_sign
 from gammastar.selection.writer import file_numbers
 
 if TYPE_CHECKING:
@@ -1447,32 +1435,12 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
 
 
 __all__ = [
-    "CUTFLOW_KEYS",
-    "ETA_PDGID",
     "FLAVOUR_CODES",
-    "MIXED_COLUMNS",
-    "MIX_WEIGHT_QUANTUM",
-    "PAIR_COLUMNS",
-    "WEIGHT_COUNTS",
-    "WEIGHT_SUMS",
-    "Cuts",
-    "Execution",
-    "HistAxes",
     "SelectResult",
-    "WeightSpec",
     "fill_histograms",
-    "finite_leptons",
     "flavour_channel",
     "like_sign",
-    "make_leptons",
     "mass_axis",
-    "mixed_histograms",
     "mixed_r",
-    "pair_weights",
-    "raw_histograms",
-    "rescale_like_sign",
     "select",
-    "select_chunk",
-    "unfolded_histograms",
-    "weight_chunk",
 ]

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from gammastar.errors import InputError
 from gammastar.physics.kinematics import mcp_factor
+from gammastar.physics.sampling import sample_cos_theta
 from gammastar.source.eventgen import (
     AprimeKinematics,
     Decay,
@@ -32,7 +33,6 @@ from gammastar.source.eventgen import (
     decay_daughters,
     mass_range,
     production_vertex,
-    sample_cos_theta,
 )
 from gammastar.source.source import Source
 
@@ -136,7 +136,7 @@ def generate_mcp(
         if k.extrapolated is not None:
             extrap[idx] = k.extrapolated
     e = np.sqrt(px**2 + py**2 + pz**2 + m**2)
-    g = AprimeKinematics(m, px, py, pz, e, ok)  # type: ignore[arg-type]  (per-event mass)
+    g = AprimeKinematics(m, px, py, pz, e, ok)  # type: ignore[arg-type]  # per-event mass
     chi = Decay("chichi", st.pdgid, -st.pdgid, st.m_chi, st.m_chi, True)
     coef = np.array([decay_coefficients(float(r), float(0.5 * (lo[j] + hi[j])), chi)
                      for j, r in enumerate(rho00)])  # fmt: skip
@@ -190,12 +190,12 @@ def sample_mcp(
     The weights sum to the expected number of χχ̄ pairs in the normalisation of ``spectrum``.
 
     Arguments:
-        model: the γ* kinematics (a :class:`gammastar.flow.FlowModel`, or any sampler with
+        model: the γ* kinematics (a :class:`gammastar.flow.model.FlowModel`, or any sampler with
             ``sample(mass, n, seed)`` and optionally ``mass_range``).
         m_chi: χ mass (GeV).
         n: number of events (fewer rows where the sampler gives unphysical kinematics).
         spectrum: (edges, contents) of the γ* mass spectrum
-            (:func:`gammastar.flow.mass_spectrum_from_pairs`).
+            (:func:`gammastar.flow.data.mass_spectrum_from_pairs`).
         m_lepton: the lepton mass of the dilepton spectrum (GeV).
         q: χ charge in units of e.
         seed: random seed.

@@ -12,7 +12,7 @@ the mass range, the flow at any mass).
 
 A kinematics model is anything with ``sample(mass, n, seed)`` (or a callable ``(mass, n,
 seed)``) that returns a mapping with ``qT`` and ``E`` arrays, and optionally
-``extrapolated``: the flow (:class:`gammastar.flow.FlowModel`), the analytic
+``extrapolated``: the flow (:class:`gammastar.flow.model.FlowModel`), the analytic
 :class:`~gammastar.physics.sampling.ParametricSampler`, the pairs themselves
 (:class:`WeightedPairSampler`), the flow inside the fiducial region with the fitted model
 outside (:class:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`).
@@ -117,10 +117,10 @@ class Source:
         if member is not None:
             base, desc = member, "flow ensemble member"
         elif rc.flow is not None:
-            from gammastar import flow  # torch: only when a flow is used
+            from gammastar.flow.model import load
 
             path = config.resolve(rc.flow)
-            base, desc = flow.load(path), str(path)
+            base, desc = load(path), str(path)
         if ex is None:
             return cls(base if base is not None else ParametricSampler(), yields, desc)
         if rc.extrapolation == "refuse":
@@ -321,7 +321,7 @@ def ensemble_sources(
     Raises:
         ConfigError: ``reach.flow`` is not a flow, or its ensemble has fewer than 2 members.
     """
-    from gammastar import flow  # torch: only when a flow is used
+    from gammastar.flow.ensemble import load_ensemble
 
     src = config.source or "<config>"
     if config.reach.flow is None:
@@ -330,7 +330,7 @@ def ensemble_sources(
             "not the analytic sampler"
         )
     path = config.resolve(config.reach.flow)
-    ens = flow.load_ensemble(path)
+    ens = load_ensemble(path)
     if len(ens) < 2:
         raise ConfigError(
             f"{src}: uncertainties.kinematic_model: the flow ensemble of {path} has "

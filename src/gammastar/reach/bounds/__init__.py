@@ -32,10 +32,9 @@ from typing import Any
 from gammastar.errors import InputError
 from gammastar.reach.bounds import remote
 from gammastar.reach.bounds.columns import read_columns
-from gammastar.reach.bounds.core import SHAPES, UNITS, Bound, Shape
-from gammastar.reach.bounds.draw import draw_bounds
+from gammastar.reach.bounds.core import UNITS, Bound
 from gammastar.reach.bounds.remote import BoundUnavailable
-from gammastar.reach.bounds.table import MASS_UNITS, read_table
+from gammastar.reach.bounds.table import read_table
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()
@@ -155,14 +154,7 @@ def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
 
 __all__ = [
     "FORMATS",
-    "MASS_UNITS",
-    "SHAPES",
-    "UNITS",
-    "Bound",
-    "BoundUnavailable",
-    "Shape",
     "bound_path",
-    "draw_bounds",
     "read_bound",
     "read_config_bounds",
     "read_entry",

@@ -25,7 +25,7 @@ MIN_EFF_PAIRS = 400.0
 """Adjacent mass bins are fitted together until their Kish effective size reaches this."""
 
 
-def _log_pt(m: NDArray, pt: NDArray, t: float) -> NDArray:
+def _log_pt(m: NDArray | float, pt: NDArray, t: float) -> NDArray:
     """ln of p_T e^{−(m_T − m)/T} / (T (m + T)) (normalised over p_T ≥ 0)."""
     mt = np.sqrt(pt**2 + m**2)
     with np.errstate(divide="ignore"):

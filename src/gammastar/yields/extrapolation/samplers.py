@@ -23,12 +23,14 @@ class RecordingSampler:
     :class:`~gammastar.reach.acceptance.KinematicSample`."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner, self.last = inner, None
+        self.inner = inner
+        self.last: dict[str, Any] | None = None
         self.mass_range = inner.mass_range
 
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, Any]:
-        self.last = self.inner.sample(mass, n, seed=seed)
-        return self.last
+        out: dict[str, Any] = self.inner.sample(mass, n, seed=seed)
+        self.last = out
+        return out
 
 
 class ExtrapolatedSampler:
@@ -99,7 +101,8 @@ class ExtrapolatedSampler:
             )
             return {**out, "extrapolated": np.ones(n, dtype=bool)}
         n_in = int(np.random.default_rng(s_split).binomial(n, min(max(f, 0.0), 1.0)))
-        parts_q, parts_e = [], []
+        parts_q: list[NDArray[np.float64]] = []
+        parts_e: list[NDArray[np.float64]] = []
         if n_in and self.seam is not None:  # a stitched flow: its samples inside F only
             parts_q, parts_e = self._inside_f(mass, n_in, np.random.default_rng(s_in))
         elif n_in:
