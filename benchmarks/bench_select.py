@@ -78,7 +78,7 @@ REPO = Path(__file__).resolve().parents[1]
 PREPARE = r"""
 import sys, numpy as np, awkward as ak, uproot
 from gammastar.config import load_config
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 sources, events, seed_path, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 cfg = load_config(sys.argv[5])
 import os
@@ -121,7 +121,8 @@ GAMMASTAR = r"""
 import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import load_config
-from gammastar.selection.stage import Execution, select
+from gammastar.selection.chunk import Execution
+from gammastar.selection.stage import select
 import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 cfg = load_config(cfgpath)
@@ -189,7 +190,8 @@ if per_pair and os.environ.get("GAMMASTAR_BENCH_BREAKDOWN") == "1":
     # of 3): the A lookup, the four decay-angle moments at every pair, and the polarisation
     # block's measurement as every fiducial selection runs it (moments per bin, the fit)
     import numpy as np
-    from gammastar.selection.stage import _measure_polarisation, _unfolding_maps
+    from gammastar.selection.polarisation import _measure_polarisation
+    from gammastar.selection.stage import _unfolding_maps
     am = _unfolding_maps(cfg, lambda_theta=0.0)[1]
     pairs = res.pairs
     m, pt, pz = (pairs[c].to_numpy() for c in ("m", "pT", "pz"))

@@ -254,13 +254,15 @@ _FIRST_CALL = """
 import sys, time
 t0 = time.perf_counter()
 import numpy as np, torch
-from gammastar import flow as F
 from gammastar.config import FlowConfig
+from gammastar.flow.architecture import architecture_from_config, build_flow
+from gammastar.flow.data import Preprocessing
+from gammastar.flow.model import FlowModel
 torch.set_num_threads(int(sys.argv[1]))
 cfg = FlowConfig()
-fl = F.build_flow(F.architecture_from_config(cfg))
-pre = F.Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
-model = F.FlowModel(fl, pre, F.architecture_from_config(cfg), (0.2, 1.1))
+fl = build_flow(architecture_from_config(cfg))
+pre = Preprocessing((0.0, 3.0), (1.0, 0.5), 0.5, 0.2)
+model = FlowModel(fl, pre, architecture_from_config(cfg), (0.2, 1.1))
 t1 = time.perf_counter()
 model.sample(0.5, 1000, seed=1)
 t2 = time.perf_counter()

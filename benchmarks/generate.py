@@ -37,7 +37,7 @@ CHILD = r"""
 import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import AnalysisConfig, MockConfig
-from gammastar.mock import generate_file
+from gammastar.mock.generate import generate_file
 events, chunk, path, eff = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 leptons = sys.argv[5].split(",")
 cfg = AnalysisConfig(seed=1, mock=MockConfig(efficiency_map=eff, leptons=leptons))

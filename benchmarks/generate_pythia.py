@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--collisions", type=int, default=2000, help="PYTHIA collisions per mode")
     ap.add_argument("--events", type=int, default=300_000, help="mock sources per generation")
     args = ap.parse_args()
-    from gammastar.mock import generate_file
+    from gammastar.mock.generate import generate_file
     from gammastar.mock.pythia import PythiaMesons, pythia_settings, run_pool
 
     out: dict = {"benchmark": "generate_pythia", "events": args.events, "modes": {}}

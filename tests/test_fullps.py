@@ -400,7 +400,7 @@ def test_below_min_acceptance_counted_and_reported(fullps, tmp_path, caplog):
             ),
         }
     )
-    with caplog.at_level(logging.WARNING, logger="gammastar.selection.stage"):
+    with caplog.at_level(logging.WARNING, logger="gammastar.selection"):
         res2 = select(cfg2)
     assert res2.unfold["acceptance"]["n_below_min_acceptance"] > rep["n_below_min_acceptance"]
     assert any("acceptance A < 0.05" in r.getMessage() for r in caplog.records)

@@ -14,7 +14,7 @@ from gammastar.channels import Channel
 from gammastar.cli import main
 from gammastar.config import AnalysisConfig
 from gammastar.errors import ConfigError
-from gammastar.mock import generate_file, read_meta
+from gammastar.mock.generate import generate_file, read_meta
 from gammastar.mock.cocktail import CHANNELS, EE_CHANNELS
 from gammastar.physics.target import interaction_probability
 

@@ -419,7 +419,8 @@ def test_polarisation_edges_config_and_warning(tmp_path, caplog):
 
     from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
-    from gammastar.selection.stage import _polarisation_edges, _warn_peak_window
+    from gammastar.selection.outputs import _warn_peak_window
+    from gammastar.selection.polarisation import _polarisation_edges
 
     la = {"min_energy": 3.0, "theta_min": 0.035, "theta_max": 0.12}
     base = {"decay_lambda_theta": "measured", "lepton_acceptance": la}

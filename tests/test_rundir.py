@@ -57,7 +57,7 @@ def test_pipeline_and_stages_take_their_outputs_from_the_table() -> None:
     """pipeline.STAGES, reach.OUTPUTS, select/yields OUTPUT_FILES: all from ARTIFACTS (so that
     every stage's outputs, acceptance.npz included, are tracked by the pipeline)."""
     from gammastar.reach import stage as reach
-    from gammastar.selection import stage as select
+    from gammastar.selection import outputs as select
     from gammastar.yields import stage as yields
 
     for stage in pipeline.STAGES:

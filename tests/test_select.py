@@ -285,7 +285,7 @@ def test_cli_select(tmp_path, mockfile, capsys):
 def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monkeypatch, executor):
     """The three outputs are one set: a forced rerun interrupted while writing them (here in
     select.json, the last) leaves the previous run's files, byte for byte, and no stray file."""
-    import gammastar.selection.stage
+    import gammastar.selection.outputs
 
     cfg = make_cfg(tmp_path, [mockfile])
     select(cfg)
@@ -298,7 +298,7 @@ def test_interrupted_forced_rerun_keeps_the_old_outputs(tmp_path, mockfile, monk
     def interrupted(obj):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(gammastar.selection.stage, "json_text", interrupted)
+    monkeypatch.setattr(gammastar.selection.outputs, "json_text", interrupted)
     execution = Execution(executor, workers=1)  # futures: one worker process (seconds to start)
     with pytest.raises(KeyboardInterrupt):
         select(make_cfg(tmp_path, [other]), execution=execution, force=True)

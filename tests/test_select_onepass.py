@@ -1,7 +1,7 @@
 """``unfold.decay_lambda_theta: measured`` in one pass over the input.
 
 The chunks return the pairs once and the driver fits and weights them
-(``gammastar.selection.stage._measured_acceptance``). The reference is two passes over the input
+(``gammastar.selection.weighting._measured_acceptance``). The reference is two passes over the input
 rebuilt from the public steps: a first pass at λ_θ = 0 that measures λ_θ(m) (its
 ``polarisation`` block) → :func:`gammastar.corrections.polarisation.lambda_for_acceptance` →
 ``PairAcceptance.with_lambda(lambda_nodes(...))``, a second selection with that acceptance.
@@ -27,6 +27,7 @@ from _tolerance import EPS32, EPS64, reorder_tol
 from gammastar.config import load_config
 from gammastar.corrections.polarisation import lambda_for_acceptance
 from gammastar.selection import stage as sel
+from gammastar.selection import weighting
 from gammastar.selection.chunk import Execution
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,13 +240,13 @@ def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
 
 
 def test_weights_in_row_blocks_equal_one_block(tmp_path, mock, monkeypatch):
-    """The driver weights the table in blocks of rows (select._WEIGH_ROWS, 2^17: this sample
+    """The driver weights the table in blocks of rows (selection.weighting._WEIGH_ROWS, 2^17: this sample
     is one block) so that pair_weights' temporaries stay small. In blocks of 1000 rows: every
     pair's columns are the same numbers (elementwise formulas), the report counts the same
     integers, its sums (Σw, Σw² of the kept and lost pairs, added block by block) equal to the
     roundings of a sum over the n pairs (tests/_tolerance.py)."""
     one = sel.select(_cfg(tmp_path / "one", "measured"), [mock], execution=BY_CHUNK)
-    monkeypatch.setattr(sel, "_WEIGH_ROWS", 1000)
+    monkeypatch.setattr(weighting, "_WEIGH_ROWS", 1000)
     blk = sel.select(_cfg(tmp_path / "blk", "measured"), [mock], execution=BY_CHUNK)
     a, b = one.pairs, blk.pairs
     assert len(a) > 5 * 1000

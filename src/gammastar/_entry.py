@@ -21,13 +21,14 @@ if TYPE_CHECKING:  # the stages import on call (import gammastar stays light)
     from gammastar.flow.model import FlowModel
     from gammastar.flow.stage import TrainResult
     from gammastar.flow.validate import ValidationResult
+    from gammastar.mock.cocktail import MesonSource
     from gammastar.mock.generate import GenerateResult
     from gammastar.physics.sampling import SamplerLike
     from gammastar.pipeline import StageReport
     from gammastar.reach.stage import ReachResult
     from gammastar.report import ReportResult
     from gammastar.selection.chunk import Execution
-    from gammastar.selection.stage import SelectResult
+    from gammastar.selection.outputs import SelectResult
     from gammastar.source.source import Source
     from gammastar.yields.stage import YieldsResult
 
@@ -69,6 +70,8 @@ def generate(
     force: bool = False,
     chunk_size: int | None = None,
     compression: Any = "default",
+    progress: bool | None = None,
+    mesons: MesonSource | None = None,
 ) -> GenerateResult:
     """``gammastar generate``: write NA60-like mock data (default ``<run>/mock.root``);
     :func:`gammastar.mock.generate.generate_file`."""
@@ -84,6 +87,8 @@ def generate(
         force=force,
         chunk_size=chunk_size,
         compression=compression,
+        progress=progress,
+        mesons=mesons,
     )
 
 

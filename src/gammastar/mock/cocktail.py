@@ -44,6 +44,7 @@ from gammastar.physics.kinematics import (
     back_to_back,
     boost,
     decay_in_helicity_frame,
+    four_momentum,
     rotate_from_z,
     two_body_momentum,
 )
@@ -375,7 +376,7 @@ class ParametricMesons:
         y = rng.normal(self.cfg.rapidity_mean, sig, n)
         y = kin.limit_rapidity(rng, y, masses, pt, self.beam_energy, self.cfg.rapidity_mean, sig)
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
-        return kin.meson_four_momentum(masses, pt, y, phi)
+        return four_momentum(masses, pt, y, phi)
 
 
 def sigma_rel(cfg: MockConfig, parent: str) -> float:

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig, MockPythia
 from gammastar.errors import ConfigError, GammastarError
-from gammastar.physics import sampling as kin
+from gammastar.physics.kinematics import four_momentum
 
 SPECIES: dict[str, int] = {
     "pi0": 111, "eta": 221, "eta_prime": 331, "rho": 113, "omega": 223, "phi": 333,
@@ -267,7 +267,7 @@ class PythiaMesons:
             )
         i = rng.integers(0, pt.size, n)
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
-        return kin.meson_four_momentum(masses, pt[i], y[i], phi)
+        return four_momentum(masses, pt[i], y[i], phi)
 
     def meta(self) -> dict[str, Any]:
         """``meta.pythia``: the mode, PYTHIA's version, settings and seed, the pool (collisions,

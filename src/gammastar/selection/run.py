@@ -1,0 +1,110 @@
+"""The selection's run records: the options of a call, the run (executor, staging, streams) and
+the weighted pairs, shared by the stage's steps.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gammastar.selection.chunk import (  # the pure chunk steps
+    Execution,
+    WeightSpec,
+)
+
+if TYPE_CHECKING:
+    import hist
+    import pandas as pd
+
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- driver steps
+@dataclass(frozen=True)
+class _Options:
+    """How :func:`select` runs (its keyword arguments)."""
+
+    execution: Execution
+    skip_bad_files: bool
+    force: bool
+
+
+@dataclass
+class _Run:
+    """What the checks established before processing, and the step timestamps."""
+
+    outdir: Path
+    checked: Any
+    """:class:`gammastar.io.CheckedInputs`."""
+    em: Any
+    am: Any
+    phase_space: str
+    spec: WeightSpec | None
+    staging: Path | None
+    t0: float
+    polarisation_used: bool = False
+    """The acceptance follows the measured λ_θ(m) (``unfold.decay_lambda_theta: measured``)."""
+    fit_lambda: bool = False
+    """λ_θ(m) is fitted in this run (:func:`_measured_acceptance`): ``am`` is the isotropic
+    acceptance until then, the one of the fitted λ_θ(m) after."""
+    times: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class _Weighted:
+    """The weighted pairs of a run (:func:`_weigh`)."""
+
+    pairs: pd.DataFrame | None
+    """The table (``None``: streamed to ``streamed``)."""
+    streamed: Path | None
+    raw: Mapping[str, hist.Hist]
+    estimate: Any
+    """The like-sign estimate (:func:`like_sign`)."""
+    eff_report: Any
+    """:class:`gammastar.corrections.unfold.UnfoldReport`."""
+    acc_report: dict[str, Any] | None
+    unfolded: Mapping[str, hist.Hist] | None
+    eta: dict[str, Any]
+    acceptance: _AtPairs | None = None
+    """A measured λ_θ's acceptance at every pair (the final weights'; ``None``: ``run.am``
+    looks the pairs up itself)."""
+    polarisation: dict[str, Any] | None = None
+    """A measured λ_θ's fit, on the pairs of the isotropic fiducial region: the
+    ``polarisation`` block (:func:`_measured_acceptance`)."""
+    reuse: dict[str, Any] = field(default_factory=dict)
+    """What a measured λ_θ's isotropic weighting shares with the final one
+    (:func:`_weigh_table`'s ``reuse``)."""
+
+
+@dataclass
+class _Selected:
+    """One flavour's selection, computed (:func:`_select_compute`), not yet written."""
+
+    run: _Run
+    w: _Weighted
+    hists: dict[str, Any]
+    meta: dict[str, Any]
+    doc: dict[str, Any]
+    cutflow: dict[str, int]
+    bad_files: dict[str, str]
+
+
+@dataclass(frozen=True)
+class _AtPairs:
+    """A per-pair acceptance already evaluated at the pairs of the table, in its row order
+    (the isotropic A of a measured λ_θ, from the moments at every pair): what
+    :func:`gammastar.corrections.unfold.acceptance_weights` looks up, without a second lookup."""
+
+    values: np.ndarray
+    source: str
+
+    def lookup(self, m: np.ndarray, pt: np.ndarray, pz: np.ndarray) -> np.ndarray:
+        if len(m) != len(self.values):
+            raise ValueError(f"{len(m)} pairs for {len(self.values)} acceptance values")
+        return self.values
