@@ -14,8 +14,8 @@ from gammastar.channels import Channel
 from gammastar.cli import main
 from gammastar.config import AnalysisConfig
 from gammastar.errors import ConfigError
-from gammastar.mock.generate import generate_file, read_meta
 from gammastar.mock.cocktail import CHANNELS, EE_CHANNELS
+from gammastar.mock.generate import generate_file, read_meta
 from gammastar.physics.target import interaction_probability
 
 EFF_MAP = Path(__file__).resolve().parents[1] / "data" / "efficiency_na60_like.root"
