@@ -53,7 +53,9 @@ def _recovered(tmp_path, lepton, mock, events, channel, edges, acceptance, selec
 
 
 def _expected(meson, sigma_rel, edges):
-    per_pot = interaction_probability(0.01) * 0.8 * sigma_rel  # P_int ⟨n_ω⟩ σ_P/σ_ω (defaults)
+    # P_int ⟨n_ω⟩ σ_P/σ_ω, ⟨n_ω⟩ per p + Pb collision of the default mock (its sourced p + p
+    # multiplicity scaled to the target: gammastar.cocktail_inputs)
+    per_pot = interaction_probability(0.01) * MockConfig().omega_per_collision() * sigma_rel
     out = []
     for lo, hi in itertools.pairwise(edges):
         g = np.linspace(lo, hi, 401)

@@ -68,8 +68,9 @@ def _yield(tmp_path, mock_file, template):
 
 def _expected_pi0():
     """N_π0/N_POT × BR(π0 → γA′)/ε² bin-averaged (aprime_meson: 2(1 − m²/M²)³|F|² BR(γγ)),
-    N_π0/N_POT = P_int(0.01 λ_I) ⟨n_ω⟩ σ_π0/σ_ω = P_int × 0.8 × 9 (the mock's defaults)."""
-    per_pot = interaction_probability(0.01) * 0.8 * 9.0
+    N_π0/N_POT = P_int(0.01 λ_I) ⟨n_ω⟩ σ_π0/σ_ω (the default mock's: ⟨n_ω⟩ per p + Pb collision,
+    gammastar.cocktail_inputs, and σ_π0/σ_ω = 9)."""
+    per_pot = interaction_probability(0.01) * MockConfig().omega_per_collision() * 9.0
     out = []
     for lo, hi in itertools.pairwise(EDGES):
         g = np.linspace(lo, hi, 401)

@@ -103,11 +103,23 @@ def _read_record(fd: int) -> dict[str, Any] | None:
         return {"pid": "?", "host": "?", "command": "unreadable lock record", "since": "?"}
 
 
+def _not_writable(run_dir: Path, err: OSError) -> EnvironmentFailure:
+    return EnvironmentFailure(
+        f"{run_dir}: cannot write into this run directory ({os_error_text(err)}); "
+        "its outputs can be read (report, sample, the Python API), not written: "
+        "use --output for a run directory of your own"
+    )
+
+
 def _open_lock(run_dir: Path) -> tuple[int, Path]:
     path = run_dir / LOCK_NAME
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:  # no run directory: nothing in it to read either
+        if not path.parent.is_dir():  # (mkdir of an existing directory on a read-only mount: EROFS)
+            path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        if run_dir.is_dir() and err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise _not_writable(run_dir, err) from None
+        # no run directory: nothing in it to read either
         kind = EnvironmentFailure if err.errno in ENVIRONMENT_ERRNOS else GammastarError
         raise kind(
             f"{run_dir}: cannot create the run directory ({os_error_text(err)}); choose "
@@ -117,11 +129,7 @@ def _open_lock(run_dir: Path) -> tuple[int, Path]:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666), path
     except OSError as err:
         if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise EnvironmentFailure(
-                f"{run_dir}: cannot write into this run directory ({os_error_text(err)}); "
-                "its outputs can be read (report, sample, the Python API), not written: "
-                "use --output for a run directory of your own"
-            ) from None
+            raise _not_writable(run_dir, err) from None
         kind = EnvironmentFailure if err.errno in ENVIRONMENT_ERRNOS else GammastarError
         raise kind(
             f"{path}: cannot create the run directory's lock file ({os_error_text(err)})"

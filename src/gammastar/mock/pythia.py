@@ -180,7 +180,7 @@ def pa_multiplicity(
 
     Example:
         >>> round(pa_multiplicity(0.68, 1.0, 207.2, 32.9, 1720.0), 4)
-        2.6952
+        2.695
     """
     return float(n_pp * sigma_pp_mb * a**alpha / sigma_pa_mb)
 

@@ -302,18 +302,31 @@ def _per_collision_pythia(meta: Mapping[str, Any], where: str) -> dict[str, floa
 
 
 def _per_collision_parametric(meta: Mapping[str, Any], where: str) -> dict[str, float]:
-    """The parametric cocktail's mesons per collision: ⟨n_ω⟩ × σ_m/σ_ω
-    (``mock.n_omega_per_collision``, ``mock.cross_sections``; the π0: ``mock.electrons.pi0``)."""
+    """The parametric cocktail's mesons per collision: ⟨n_ω⟩ × σ_m/σ_ω in the mock's target
+    (:meth:`gammastar.config.MockConfig.omega_per_collision`,
+    :meth:`gammastar.config.MockConfig.sigma_rel`, from the file's ``meta.mock_config``)."""
+    from gammastar.config import MockConfig
+
     mc = meta.get("mock_config")
     if not isinstance(mc, Mapping):
         raise InputError(f"{where}: no meta.mock_config (not a gammastar mock file?)")
-    try:
-        n_omega = float(mc["n_omega_per_collision"])
-        rel = {k: float(v) for k, v in mc["cross_sections"].items()}
-        rel["pi0"] = float(mc["electrons"]["pi0"]["sigma_rel"])
-    except (KeyError, TypeError, ValueError) as err:
+    try:  # the keys that set the multiplicities (the whole dump repeats defaults that some
+        # keys refuse when given explicitly)
+        cfg = MockConfig.model_validate(
+            {
+                "target": mc.get("target", "Pb"),
+                "n_omega_per_collision": mc.get("n_omega_per_collision"),
+                "cross_sections": mc["cross_sections"],
+                "electrons": {"pi0": {"sigma_rel": mc["electrons"]["pi0"]["sigma_rel"]}},
+            }
+        )
+    except (KeyError, TypeError) as err:
         raise InputError(f"{where}: meta.mock_config lacks {err} for the meson yields") from None
-    return {m: n_omega * rel[m] for m in MESONS if m in rel}
+    except ValueError as err:
+        first = str(err).splitlines()[0]
+        raise InputError(f"{where}: meta.mock_config is not a mock config ({first})") from None
+    n_omega = cfg.omega_per_collision()
+    return {m: n_omega * cfg.sigma_rel(m) for m in MESONS}
 
 
 def meson_yields_from_meta(metas: Sequence[tuple[str, Mapping[str, Any]]]) -> MesonYields:
