@@ -60,7 +60,7 @@ def test_pi0_channel_is_foresees_formula_bin_averaged():
     np.testing.assert_allclose(got[:4], exp[:4], rtol=1e-12)
     # the bin holding the end point m_π: the kink at m_π sits inside one sub-interval
     assert got[4] == pytest.approx(exp[4], rel=1e-3)
-    assert got[5] == 0.0
+    assert got[5] == 0.0  # above m_π the decay is closed: exactly no A′
 
 
 def test_eta_channel_with_and_without_form_factor():

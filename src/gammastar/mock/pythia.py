@@ -4,8 +4,8 @@
 Offers :func:`pythia_settings` and :func:`run_pool` (``SoftQCD:inelastic`` collisions of
 ``beam.energy`` protons on a fixed target, ``Beams:frameType = 2``, with the decays of the
 cocktail mesons π0, η, η′, ρ0, ω, φ off: their lab (p_T, y) per species and their counts),
-:func:`pa_multiplicity` (the p+p → p+A scaling of ``mock.pythia.mode: pp_scaled``) and
-:class:`PythiaMesons`, the :class:`~gammastar.mock.cocktail.MesonSource` of the cocktail: the
+and :class:`PythiaMesons` (for ``mock.pythia.mode: pp_scaled`` the p+p counts scaled to the
+target with :func:`gammastar.physics.target.nucleus_scale`), the :class:`~gammastar.mock.cocktail.MesonSource` of the cocktail: the
 multiplicities per inelastic collision are PYTHIA's counts, the kinematics of each source a
 pool meson's (p_T, y) at the channel's mass with a fresh azimuth. The decays, form factors,
 detector and combinatorial background stay the package's (:mod:`gammastar.mock.cocktail`).
@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from gammastar.config import AnalysisConfig, MockPythia
 from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.kinematics import four_momentum
+from gammastar.physics.target import nucleus_scale
 
 SPECIES: dict[str, int] = {
     "pi0": 111, "eta": 221, "eta_prime": 331, "rho": 113, "omega": 223, "phi": 333,
@@ -166,25 +167,6 @@ def run_pool(settings: list[str], collisions: int, progress: bool = False) -> Me
     )
 
 
-def pa_multiplicity(
-    n_pp: float, alpha: float, a: float, sigma_pp_mb: float, sigma_pa_mb: float
-) -> float:
-    """⟨n⟩ per inelastic p+A collision of a meson from its ⟨n⟩ per inelastic pp collision,
-    with the power law σ_pA = σ_pp A^α: ⟨n⟩_pA = ⟨n⟩_pp σ_pp^inel A^α / σ_pA^inel.
-
-    The one place of the scaling (``mock.pythia.mode: pp_scaled``).
-
-    References:
-        The power law of light-meson production in p–A at 400 GeV: NA60, Eur. Phys. J. C 79
-        (2019) 443 (the α of η, ω, φ; the values are the config's ``mock.pythia.a_exponent``).
-
-    Example:
-        >>> round(pa_multiplicity(0.68, 1.0, 207.2, 32.9, 1720.0), 4)
-        2.695
-    """
-    return float(n_pp * sigma_pp_mb * a**alpha / sigma_pa_mb)
-
-
 class PythiaMesons:
     """The PYTHIA meson source of the cocktail (module docstring).
 
@@ -235,8 +217,9 @@ class PythiaMesons:
         if py.mode == "pp_scaled":
             a = float(config.beam.target_mass_number)
             self.multiplicity = {
-                k: pa_multiplicity(v, py.a_exponent[k], a, self.pool.sigma_mb,
-                                   config.beam.sigma_inel_mb)
+                # ⟨n⟩_pA = ⟨n⟩_pp A^α σ_pp/σ_pA: the nucleus scale from a proton (A = 1)
+                k: v * nucleus_scale(a, config.beam.sigma_inel_mb, 1.0, self.pool.sigma_mb,
+                                     py.a_exponent[k])
                 for k, v in self.pythia_multiplicity.items()
             }  # fmt: skip
         if not self.multiplicity["omega"] > 0:
