@@ -1,23 +1,20 @@
-"""Concatenate parquet files written with one schema into one file, without re-encoding.
+"""Parquet files of the pair dataset, edited at the byte level without re-encoding.
 
 A parquet file is ``PAR1``, the row groups' column chunks, the footer (a Thrift
 compact-protocol ``FileMetaData``), its length and ``PAR1``; the footer locates every column
-chunk by absolute file offset. :class:`ParquetConcat` copies the column-chunk bytes of each
-part behind those of the parts before it and writes one footer: the first part's, with the
-row groups of all parts (their offsets shifted by where their bytes now start, their
-ordinals renumbered) and the summed row count. The rows, pages, encodings and statistics
-are those the parts were written with: reading the result gives the parts' rows in order.
-
-This is what lets the workers of a parallel selection encode their own chunk of
-``pairs.parquet`` (:func:`write_part`) while the driver only copies bytes.
+chunk by absolute file offset. :func:`part_bytes` encodes one part of ``pairs.parquet`` with
+its settings; :func:`replace_column` points one column of a written file at newly appended
+column chunks (the workers' second pass rewrites only ``weight``), every other column's bytes
+and statistics as written; :func:`read_schema` reads the schema of one file or of a dataset
+directory.
 
 Only the fields of ``parquet.thrift`` that hold file offsets are touched (``RowGroup``
 ``file_offset`` and ``ordinal``; ``ColumnChunk`` ``file_offset`` and ``column_index_offset``;
 ``ColumnMetaData`` ``data_page_offset``, ``index_page_offset``,
 ``dictionary_page_offset``, ``bloom_filter_offset``); every other field is copied as read.
-Encrypted files are not supported (the parts are plain ``pyarrow`` output), nor parts with an
+Encrypted files are not supported (the parts are plain ``pyarrow`` output), nor files with an
 offset index (``write_page_index``): its page locations are absolute offsets inside its own
-bytes, so such a part is refused.
+bytes, so such a file is refused.
 """
 
 from __future__ import annotations
@@ -229,130 +226,7 @@ def part_bytes(columns: Mapping[str, Any], rows_per_group: int = 1_000_000) -> b
     return sink.getvalue().to_pybytes()
 
 
-class ParquetConcat:
-    """Appends whole parquet files (paths or bytes), in order, into one parquet file.
-
-    Every part must have the same schema (checked: the footers' schema fields are equal).
-    :meth:`close` writes the footer; :meth:`abort` removes the file.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._fh: Any = open(self.path, "wb")  # noqa: SIM115 (closed in close/abort)
-        self._fh.write(MAGIC)
-        self._pos = len(MAGIC)
-        self._footer: list[list[Any]] | None = None
-        self._schema: Any = None
-        self._row_groups: list[Any] = []
-        self.rows = 0
-
-    def append(self, part: bytes | str | os.PathLike[str]) -> int:
-        """Append one part (a parquet file's bytes or path); returns its row count."""
-        import mmap
-
-        if isinstance(part, (bytes, bytearray, memoryview)):
-            return self._append(memoryview(part))
-        with open(part, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            if size == 0:
-                raise ValueError(f"{part}: empty file")
-            with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                view = memoryview(mm)
-                try:
-                    return self._append(view, src=fh.fileno())
-                finally:
-                    view.release()
-
-    def _copy(self, data: memoryview, start: int, end: int, src: int | None) -> None:
-        """Write ``data[start:end]`` at the end of the output: in the kernel
-        (``os.copy_file_range``, Linux) when the part is a file, else (or if the kernel
-        refuses) through this process. The kernel copy takes a fraction of the CPU time of a
-        write from the mapped file."""
-        copy_range = getattr(os, "copy_file_range", None)
-        if src is not None and copy_range is not None:
-            self._fh.flush()
-            dst, pos = self._fh.fileno(), self._pos
-            try:
-                while start < end:
-                    n = copy_range(src, dst, end - start, start, pos)
-                    if n <= 0:
-                        break
-                    start, pos = start + n, pos + n
-            except OSError as err:
-                # not supported here (between filesystems, by this kernel or filesystem):
-                # copy the rest below; anything else (a full disk, an I/O error) is raised
-                if err.errno not in _NO_KERNEL_COPY:
-                    raise
-            self._fh.seek(pos)  # the explicit offsets left the file position behind
-        if start < end:
-            self._fh.write(data[start:end])
-
-    def _append(self, data: memoryview, src: int | None = None) -> int:
-        end, footer = part_layout(data)
-        schema = _field(footer, _FMD_SCHEMA)
-        if self._footer is None:
-            self._footer, self._schema = footer, schema
-        elif schema != self._schema:
-            raise ValueError("parquet parts with different schemas cannot be concatenated")
-        shift = self._pos - len(MAGIC)
-        rgs = _field(footer, _FMD_ROW_GROUPS)
-        for rg in rgs[2][1] if rgs is not None else []:
-            cols = _field(rg, _RG_COLUMNS)
-            if any(_field(cc, _CC_OFFSET_INDEX) for cc in (cols[2][1] if cols else [])):
-                # an OffsetIndex stores absolute page offsets in its own bytes, which moving
-                # the part would invalidate: refuse rather than write a file whose page
-                # index points at the wrong bytes
-                raise ValueError(
-                    "parquet parts with an offset (page) index cannot be concatenated; "
-                    "write them without write_page_index"
-                )
-        for rg in rgs[2][1] if rgs is not None else []:
-            _shift(rg, (_RG_FILE_OFFSET,), shift)
-            cols = _field(rg, _RG_COLUMNS)
-            for cc in cols[2][1] if cols is not None else []:
-                _shift(cc, (_CC_FILE_OFFSET, _CC_OFFSET_INDEX, _CC_COLUMN_INDEX), shift)
-                meta = _field(cc, _CC_META)
-                if meta is not None:
-                    _shift(meta[2], _CMD_OFFSETS, shift)
-            self._row_groups.append(rg)
-        rows = _field(footer, _FMD_NUM_ROWS)
-        n = int(rows[2]) if rows is not None else 0
-        self._copy(data, len(MAGIC), end, src)
-        self._pos += end - len(MAGIC)
-        self.rows += n
-        return n
-
-    def close(self) -> None:
-        """Write the merged footer and close the file."""
-        if self._footer is None:
-            raise ValueError("no parquet part was appended")
-        fields = []
-        for f in self._footer:
-            if f[0] == _FMD_NUM_ROWS:
-                f = [f[0], f[1], self.rows]
-            elif f[0] == _FMD_ROW_GROUPS:
-                f = [f[0], f[1], (f[2][0], self._row_groups)]
-            fields.append(f)
-        for i, rg in enumerate(self._row_groups):
-            ordinal = _field(rg, _RG_ORDINAL)
-            if ordinal is not None:
-                ordinal[2] = i
-        out = bytearray()
-        _write_struct(out, fields)
-        self._fh.write(out)
-        self._fh.write(struct.pack("<I", len(out)))
-        self._fh.write(MAGIC)
-        self._fh.close()
-        self._fh = None
-
-    def abort(self) -> None:
-        """Close and remove the file."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        self.path.unlink(missing_ok=True)
-
-
+# the parquet.thrift field ids replace_column reads or updates
 _RG_TOTAL_BYTE_SIZE, _RG_TOTAL_COMPRESSED = 2, 6
 _CMD_UNCOMPRESSED, _CMD_COMPRESSED = 6, 7
 _SE_NAME, _SE_NUM_CHILDREN = 4, 5
@@ -369,8 +243,7 @@ def replace_column(
     column chunks are appended after the existing ones, and the footer's column chunks of
     ``name`` are pointed at them (row-group sizes updated). The old column's bytes stay in
     the file, unreferenced. Readers see the file with the new column and every other column
-    byte for byte as before. Files with an offset (page) index are refused, as in
-    :class:`ParquetConcat`.
+    byte for byte as before. Files with an offset (page) index are refused.
 
     Raises:
         ValueError: not a parquet file, no such column, nested schema, lengths that do not
@@ -466,4 +339,4 @@ def read_schema(path: str | os.PathLike[str]) -> Any:
     return dataset.schema
 
 
-__all__ = ["ParquetConcat", "part_bytes", "part_layout", "read_schema", "replace_column"]
+__all__ = ["part_bytes", "part_layout", "read_schema", "replace_column"]
