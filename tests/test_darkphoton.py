@@ -8,6 +8,7 @@ from scipy import integrate
 
 from gammastar.errors import GammastarError
 from gammastar.physics import darkphoton as dp
+from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.constants import ALPHA_EM, HBARC_GEV_M, M_E, M_MU
 from gammastar.physics.kinematics import kinematic_factor
 
@@ -151,21 +152,21 @@ def test_plot(tmp_path):
 
 
 def test_lepton_channels_are_one_table():
-    """The leptonic channels (darkphoton.LEPTON_CHANNELS) carry the lepton mass, the threshold
+    """The leptonic channels (gammastar.physics.channels.LEPTON_CHANNELS) carry the lepton mass, the threshold
     2 m_ℓ and the width ε²α m/3 K_f(m, m_ℓ) (docs/explanation/physics.md §7); the total visible width is their
     sum plus hadrons, and the config's reach.channels allows exactly them."""
     from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
 
-    assert set(dp.LEPTON_CHANNELS) == {"ee", "mumu"}
+    assert set(LEPTON_CHANNELS) == {"ee", "mumu"}
     m, eps = np.array([0.15, 0.2, 0.5, 1.0]), 1e-4
-    for name, ch in dp.LEPTON_CHANNELS.items():
+    for name, ch in LEPTON_CHANNELS.items():
         assert ch.threshold == 2 * ch.lepton_mass
         assert ch.width(m, eps) == pytest.approx(dp.width(m, eps, name), rel=1e-15)
         assert np.all((ch.width(m, eps) > 0) == (m > ch.threshold))
         cfg = config_from_dict({"name": "t", "reach": {"channels": [name]}})
         assert cfg.reach.channels == [name]
-    total = sum(ch.width(m, eps) for ch in dp.LEPTON_CHANNELS.values()) + dp.width(
+    total = sum(ch.width(m, eps) for ch in LEPTON_CHANNELS.values()) + dp.width(
         m, eps, "hadrons"
     )
     np.testing.assert_allclose(dp.width(m, eps, "total"), total, rtol=1e-14)

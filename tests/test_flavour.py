@@ -39,7 +39,7 @@ def ee_file(tmp_path_factory):
 
 
 def test_lepton_sets_mass_and_branch_names():
-    """input.lepton e: lepton_mass = m_e (PDG, darkphoton.LEPTON_CHANNELS), electron_* /
+    """input.lepton e: lepton_mass = m_e (PDG, physics.channels.LEPTON_CHANNELS), electron_* /
     Electron_* default branches; a lepton_mass of the other flavour is a config error."""
     assert InputConfig(lepton="e").lepton_mass == M_E
     assert InputConfig().lepton_mass == M_MU

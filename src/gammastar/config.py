@@ -536,7 +536,7 @@ class InputConfig(Section):
     lepton: Literal["mu", "e"] = "mu"
     """The lepton flavour of the pairs: the default branch names (``muon_*`` /
     ``electron_*``, ``Muon_*`` / ``Electron_*``), ``lepton_mass`` and with it K_ℓ and the 2m_ℓ
-    thresholds of the yields (``gammastar.physics.darkphoton.LEPTON_CHANNELS``)."""
+    thresholds of the yields (``gammastar.physics.channels.LEPTON_CHANNELS``)."""
     lepton_mass: PositiveFloat = M_MU
     """Lepton mass in GeV (default: that of ``lepton``), used where the layout has no energy
     (pt/eta/phi without mass) and in K_ℓ of the yields; with ``lepton`` given, it must be
@@ -564,7 +564,7 @@ class InputConfig(Section):
     def _lepton_mass_of_flavour(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        from gammastar.physics.darkphoton import LEPTON_CHANNELS
+        from gammastar.physics.channels import LEPTON_CHANNELS
 
         if isinstance(data.get("lepton"), list):  # lepton: [mu, e]: both channels, one run
             given = data["lepton"]
@@ -1337,9 +1337,9 @@ class EventsConfig(Section):
 
 # --------------------------------------------------------------------------- reach
 LeptonChannel = Annotated[
-    str, _registered("gammastar.physics.darkphoton:LEPTON_CHANNELS", "lepton channel")
+    str, _registered("gammastar.physics.channels:LEPTON_CHANNELS", "lepton channel")
 ]
-"""A leptonic A′ decay channel: a key of :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`."""
+"""A leptonic A′ decay channel: a key of :data:`gammastar.physics.channels.LEPTON_CHANNELS`."""
 ObservedCount = Annotated[int, Field(ge=0)]
 
 
@@ -1438,7 +1438,7 @@ class ReachConfig(Section):
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
     """Confidence level of the CLs exclusion: excluded where CLs < 1 − cl (0.9: 90% CL)."""
     channels: list[LeptonChannel] = Field(default_factory=lambda: ["mumu"], min_length=1)
-    """The A′ → ℓℓ channels searched, keys of :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`
+    """The A′ → ℓℓ channels searched, keys of :data:`gammastar.physics.channels.LEPTON_CHANNELS`
     (``ee``, ``mumu``): each a channel of the likelihood at the masses where it is open
     (m > 2m_ℓ); also the decays of ``gammastar events`` unless ``--channels`` says otherwise."""
     mass_points: Annotated[int, Field(gt=0)] = 60

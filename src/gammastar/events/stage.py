@@ -56,6 +56,7 @@ from gammastar.events.hepmc import (
 )
 from gammastar.events.io import TABLE_UNITS, event_outputs, write_events
 from gammastar.physics import darkphoton
+from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.sampling import ParametricSampler, SamplerLike
 from gammastar.reach.acceptance import draw, draw_dark
 from gammastar.reach.signal import signal_events
@@ -290,7 +291,7 @@ def _reach_nsig(
     """N_sig of the written leptonic decays as the reach computes it (``samples`` A′ and
     :func:`gammastar.reach.signal.signal_events`; ``y`` the yield per POT per ε², ``n_pot``
     the effective N_POT), or ``None`` without a leptonic channel."""
-    lep = tuple(c for c in st.channels if c in darkphoton.LEPTON_CHANNELS)
+    lep = tuple(c for c in st.channels if c in LEPTON_CHANNELS)
     if not lep:
         return None
     smp = draw(source, st.mass, samples, st.geometry, seed=seed, channel=lep[0])

@@ -424,7 +424,7 @@ def channel_samples(
     Every channel gets the same A′ samples (the same ``seed``); with daughters in the detector
     (:attr:`~gammastar.source.geometry.Geometry.daughters_seen`: ``both_daughters``, or
     ``daughters.require`` both or either) each channel decays them into its own leptons
-    (:data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`: the lepton mass sets the opening
+    (:data:`gammastar.physics.channels.LEPTON_CHANNELS`: the lepton mass sets the opening
     angles and energies that the detector's cuts see), otherwise one sample serves them all
     (the A′ direction alone decides).
 

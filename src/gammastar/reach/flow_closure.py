@@ -37,6 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
+from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.reach.acceptance import channel_samples
 from gammastar.source.source import Source
 
@@ -463,7 +464,7 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
     points, pulls = [], []
     for mass, ss in zip(masses, seeds, strict=False):
         open_ch = tuple(ch for ch in rc.channels
-                        if mass > darkphoton.LEPTON_CHANNELS[ch].threshold)  # fmt: skip
+                        if mass > LEPTON_CHANNELS[ch].threshold)  # fmt: skip
         if not open_ch:
             continue
         at = _closure_targets(res, mass, dark=getattr(inp, "dark", None))

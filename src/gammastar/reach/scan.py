@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
+from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.sampling import SamplerLike
 from gammastar.reach.acceptance import KinematicSample, channel_samples
 from gammastar.reach.impact import impact
@@ -722,7 +723,7 @@ def scan(
     y, rel = st.yields.at(masses)
     table = _ScanTable.empty(masses, eps, st.band_keys(), len(ensemble))
     for i, m in enumerate(masses):
-        open_ch = tuple(ch for ch in st.channels if m > darkphoton.LEPTON_CHANNELS[ch].threshold)
+        open_ch = tuple(ch for ch in st.channels if m > LEPTON_CHANNELS[ch].threshold)
         if not open_ch or not np.isfinite(y[i]):
             table.skip()
             continue

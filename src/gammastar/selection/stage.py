@@ -35,7 +35,7 @@ from gammastar.corrections.unfold import (
     split_map_spec,
 )
 from gammastar.errors import ConfigError
-from gammastar.physics.darkphoton import LEPTON_CHANNELS
+from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.selection.chunk import (  # the pure chunk steps
     CUTFLOW_KEYS,
     EXECUTORS,
@@ -335,7 +335,7 @@ pair's leptons."""
 
 def flavour_channel(flavour: str) -> str:
     """The dilepton channel name of a flavour (``mu`` → ``mumu``, ``e`` → ``ee``;
-    :data:`gammastar.physics.darkphoton.LEPTON_CHANNELS`): the suffix of its histograms
+    :data:`gammastar.physics.channels.LEPTON_CHANNELS`): the suffix of its histograms
     (``os_m_ee``) and its key in ``select.json``/``yields.json`` ``flavours``."""
 
     return next(c.name for c in LEPTON_CHANNELS.values() if c.flavour == flavour)

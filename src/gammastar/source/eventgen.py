@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
+from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.constants import M_K, M_K0, M_MU, M_PI
 from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
 from gammastar.physics.decay import decay_probability, sample_decay_length
@@ -56,7 +57,7 @@ class Decay:
 DECAYS: dict[str, Decay] = {
     **{
         ch.name: Decay(ch.name, ch.pdgid, -ch.pdgid, ch.lepton_mass, ch.lepton_mass, True)
-        for ch in darkphoton.LEPTON_CHANNELS.values()
+        for ch in LEPTON_CHANNELS.values()
     },
     "pipi": Decay("pipi", -211, 211, M_PI, M_PI, False),
     "KK": Decay("KK", -321, 321, M_K, M_K, False),

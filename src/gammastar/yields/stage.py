@@ -33,7 +33,7 @@ from gammastar.corrections.pair_acceptance import fiducial_from_config
 from gammastar.corrections.unfold import PHASE_SPACE_FIDUCIAL
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import bremsstrahlung as br
-from gammastar.physics.darkphoton import LEPTON_CHANNELS
+from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
 from gammastar.physics.millicharge import meson_branching_ratio
 from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
