@@ -278,6 +278,31 @@ def test_pdg_fallback_is_labelled(monkeypatch, caplog):
     assert fresh.pdg_identifier.startswith("M001.")
 
 
+def test_pdg_tables_cached_on_disk_are_the_database_s(tmp_path, monkeypatch):
+    """The branching fractions cached per `pdg` version are the ones the database gives, and a
+    damaged cache file is remade, not believed."""
+    from gammastar.physics import pdgdata
+
+    monkeypatch.setenv("GAMMASTAR_CACHE", str(tmp_path))
+    direct = pdgdata._read_tables()
+    for damage in (None, "{not json", '{"edition": "x", "modes": {}}'):
+        if damage is not None:
+            (cached,) = tmp_path.glob("pdgdata/modes-*.json")
+            cached.write_text(damage)
+        pdgdata._tables.cache_clear()
+        try:
+            assert pdgdata._tables() == direct
+        finally:
+            pdgdata._tables.cache_clear()
+    (cached,) = tmp_path.glob("pdgdata/modes-*.json")
+    pdgdata._tables.cache_clear()
+    try:  # read back from the file, not the database
+        monkeypatch.setattr(pdgdata, "_read_tables", lambda: pytest.fail("database read"))
+        assert pdgdata._tables() == direct
+    finally:
+        pdgdata._tables.cache_clear()
+
+
 def test_n_pot_normalisation(mock_file):
     """N_POT = N_cocktail / (P_int × ⟨n_ω⟩ × Σ σ_rel BR), P_int = 1 − e^{−L}, recomputed from the
     metadata; the reach's yield scale uses the same P_int, so that the mock's sources per POT

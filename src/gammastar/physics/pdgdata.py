@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
+from gammastar.core.cachedir import cache_path, store
+
 MODES: dict[str, tuple[int, str]] = {
     "eta->gamma mumu": (221, "eta --> mu+ mu- gamma"),
     "eta->mumu": (221, "eta --> mu+ mu-"),
@@ -104,22 +106,65 @@ def edition() -> str | None:
         True
     """
     try:
-        return str(_api().default_edition)
+        return _tables()[0]
     except Exception:  # noqa: BLE001 - no database: the edition is unknown
         return None
 
 
-@cache
-def _modes_of(mcid: int) -> dict[str, tuple[float, str]]:
+def _read_tables() -> tuple[str, dict[int, dict[str, tuple[float, str]]]]:
+    """The edition and, per parent of :data:`MODES`, its measured branching fractions
+    (description → (value, PDG identifier)), read from the database."""
     api = _api()
+    modes: dict[int, dict[str, tuple[float, str]]] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        particle = api.get_particle_by_mcid(mcid)
-        out = {}
-        for bf in particle.branching_fractions():
-            if bf.value is not None and not bf.is_limit:
-                out[bf.description] = (float(bf.value), str(bf.pdgid))
-    return out
+        for mcid in sorted({m for m, _ in MODES.values()}):
+            particle = api.get_particle_by_mcid(mcid)
+            modes[mcid] = {
+                bf.description: (float(bf.value), str(bf.pdgid))
+                for bf in particle.branching_fractions()
+                if bf.value is not None and not bf.is_limit
+            }
+    return str(api.default_edition), modes
+
+
+@cache
+def _tables() -> tuple[str, dict[int, dict[str, tuple[float, str]]]]:
+    """:func:`_read_tables`, cached on disk per installed `pdg` version (the database ships
+    with the package): ``pdgdata/modes-<version>.json`` in
+    :func:`gammastar.core.cachedir.cache_dir`, written atomically; an unreadable or
+    incomplete file is remade, an unwritable cache skipped. Opening the database and walking
+    the parents' decays costs about a second of CPU in every process that generates mock
+    data; the values are the database's own (``tests/test_mock.py``)."""
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        path = cache_path("pdgdata", f"modes-{version('pdg')}.json")
+    except PackageNotFoundError:
+        path = None
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+            modes = {
+                int(m): {d: (float(v), str(i)) for d, (v, i) in table.items()}
+                for m, table in doc["modes"].items()
+            }
+            if set(modes) == {m for m, _ in MODES.values()}:
+                return str(doc["edition"]), modes
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass
+    found = _read_tables()
+    if path is not None:
+        text = json.dumps({"edition": found[0], "modes": found[1]}).encode("utf-8")
+        store(path, lambda f: f.write(text))
+    return found
+
+
+def _modes_of(mcid: int) -> dict[str, tuple[float, str]]:
+    """The measured branching fractions of one parent of :data:`MODES`."""
+    return _tables()[1][mcid]
 
 
 @cache
