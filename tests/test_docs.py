@@ -130,6 +130,28 @@ def test_the_demo_s_selection_line_is_the_same_on_every_page():
     assert len(lines) == 1, lines
 
 
+def _generated(page: Path, name: str) -> list[str]:
+    """The lines of ``page``'s generated section ``name`` (docs/_generate.py's markers)."""
+    text = page.read_text(encoding="utf-8")
+    m = re.search(
+        rf"<!-- BEGIN generated: {name} -->\n(.*?)<!-- END generated: {name} -->", text, re.DOTALL
+    )
+    assert m, f"{page.relative_to(REPO)}: no generated section {name!r}"
+    return m.group(1).strip().strip("`").strip().splitlines()
+
+
+def test_the_readme_s_demo_summary_is_the_tutorial_s():
+    """README.md quotes the end of the demo's summary that the tutorial shows whole, both filled
+    from one run by ``make docs`` (docs/_generate.py --demo-run): the README's lines are the
+    tutorial's from its `selection:` line on, and the summary has every stage's line."""
+    tutorial = _generated(DOCS / "tutorial" / "01-demo.md", "demo_summary")
+    readme = _generated(REPO / "README.md", "demo_summary")
+    first = next(i for i, line in enumerate(tutorial) if line.startswith("selection:"))
+    assert readme == tutorial[first:]
+    for start in ("A′ yield per POT per ε²:", "flow validation:", "expected 90% CL exclusion:"):
+        assert any(line.startswith(start) for line in readme), start
+
+
 def test_installation_lists_every_extra_and_its_packages():
     """docs/installation.md's table of extras names each extra of pyproject.toml with every
     package it installs."""
