@@ -10,6 +10,9 @@ import os
 # time. Set here, before the workers (and the commands the tests start) load numpy: they
 # inherit this process's environment. A value given by the caller is kept.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The same for OpenMP (torch's intra-op threads, numba's OpenMP layer): two workers of two
+# threads each on two cores wait on each other's spinning threads.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import matplotlib
 import pytest
@@ -19,6 +22,27 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-data")
+
+
+# The files whose tests take longest, scheduled first (pytest-xdist's loadfile hands a worker
+# the next file in collection order as it finishes one): a long file started last would
+# leave the other worker idle at the end. Only the order changes, never what runs.
+LONGEST_FIRST = (
+    "test_reliability.py",
+    "test_fiducial.py",
+    "test_processor.py",
+    "test_e2e.py",
+    "test_mock.py",
+    "test_flow.py",
+    "test_uncertainties.py",
+    "test_reach.py",
+    "test_figures.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -558,25 +558,30 @@ def full(*a, **k):
 if mode == "patch":  # what each library raises on a full disk (as seen on a full tmpfs)
     from pathlib import Path as _P
     _P.write_text = full
-    import uproot.sink.file
-    uproot.sink.file.FileSink.write = full
-    import pyarrow.parquet as pq
-    def pq_full(*a, **k):
-        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] "
-                                    "No space left on device")
-    pq.write_table = pq_full
+    if "root" in targets:
+        import uproot.sink.file
+        uproot.sink.file.FileSink.write = full
+    if "parquet" in targets:
+        import pyarrow.parquet as pq
+        def pq_full(*a, **k):
+            raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] "
+                                        "No space left on device")
+        pq.write_table = pq_full
     # no errno from torch's C++ stream nor PIL: the filesystem is seen full
     class Full:
         f_bavail, f_frsize = 0, 4096
     os.statvfs = lambda p: Full()
-    import torch
-    def torch_full(*a, **k):
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
-    torch.save = torch_full
-    import matplotlib.figure
-    def png_full(*a, **k):
-        raise AttributeError("'NoneType' object has no attribute 'tell'")
-    matplotlib.figure.Figure.savefig = png_full
+    if "torch" in targets:
+        import torch
+        def torch_full(*a, **k):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 "
+                               "vs 598")
+        torch.save = torch_full
+    if "png" in targets:
+        import matplotlib.figure
+        def png_full(*a, **k):
+            raise AttributeError("'NoneType' object has no attribute 'tell'")
+        matplotlib.figure.Figure.savefig = png_full
 
 kind = None
 
