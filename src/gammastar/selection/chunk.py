@@ -285,6 +285,11 @@ class _Pairs:
     channel: np.ndarray
     qa: np.ndarray
     """The first lepton's charge."""
+    leptons: Mapping[str, np.ndarray]
+    """The flat lepton columns the pairs index."""
+    ia: np.ndarray
+    ib: np.ndarray
+    """Each pair's leptons (rows of ``leptons``)."""
 
 
 def _make_pairs(
@@ -305,8 +310,8 @@ def _make_pairs(
     flow["pairs"] = int(npairs.sum())
     n = len(leptons["charge"])
     index = ak.combinations(ak.unflatten(np.arange(n, dtype=np.int64), counts), 2)
-    pa = _take(leptons, ak.to_numpy(ak.flatten(index["0"])))
-    pb = _take(leptons, ak.to_numpy(ak.flatten(index["1"])))
+    ia, ib = (ak.to_numpy(ak.flatten(index[k])) for k in ("0", "1"))
+    pa, pb = _take(leptons, ia), _take(leptons, ib)
     pflat = _records(pa) + _records(pb)
     energy = np.asarray(pflat.E, dtype=np.float64)
     pz = np.asarray(pflat.pz, dtype=np.float64)
@@ -324,6 +329,9 @@ def _make_pairs(
         event=np.repeat(event_id, npairs),
         channel=np.repeat(channel, npairs),
         qa=pa["charge"],
+        leptons=leptons,
+        ia=ia,
+        ib=ib,
     )
 
 
@@ -399,7 +407,7 @@ def select_chunk(
     mixed = _mixed_pairs(ak.unflatten(_records(flat), counts), cuts) if cuts.mix_depth else None
     p = _make_pairs(flat, counts, event_id, channel, flow)
     keep = _pair_cuts(p, cuts, columns, flow)
-    cos_hel, phi_hel = _helicity_columns(p.a, p.b, keep, p.qa)
+    cos_hel, phi_hel = _helicity_columns(p, keep)
     out = {
         "event": p.event[keep],
         "m": p.m[keep],
@@ -417,20 +425,22 @@ def select_chunk(
     return out, flow
 
 
-def _helicity_columns(pa: Any, pb: Any, keep: np.ndarray, qa: np.ndarray):
+def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """cos θ*, φ* (helicity frame, :func:`gammastar.corrections.polarisation.helicity_angles`) of the
     pairs in ``keep``: of the positive lepton for OS pairs, of the first for SS pairs."""
+    ia, ib = p.ia[keep], p.ib[keep]
+    swap = p.qa[keep] < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
+    first, second = np.where(swap, ib, ia), np.where(swap, ia, ib)
+    lep = p.leptons
 
-
-    def p4(v: Any) -> np.ndarray:
-        v = _records(_take(v, keep))  # only the kept pairs' leptons
+    def p4(idx: np.ndarray) -> np.ndarray:
+        if all(k in lep for k in "xyzt"):  # Cartesian: vector's (px, py, pz, E) are the columns
+            return np.stack([lep[k][idx] for k in "xyzt"])
+        v = _records(_take(lep, idx))
         return np.stack([np.asarray(getattr(v, k), dtype=np.float64)
                          for k in ("px", "py", "pz", "E")])  # fmt: skip
 
-    a, b = p4(pa), p4(pb)
-    swap = qa[keep] < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
-    a[:, swap], b[:, swap] = b[:, swap], a[:, swap].copy()
-    return helicity_angles(a, b)
+    return helicity_angles(p4(first), p4(second))
 
 
 MIXED_COLUMNS = ("_mix_m", "_mix_pT", "_mix_charge")
