@@ -16,6 +16,10 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
   0.2113 ≤ m < 1.1 GeV, OS/++/−−), like-sign subtraction, 1/ε unfolding, all outputs;
 * ``reference``: ROOT RDataFrame, one thread, the same selection (same cuts, all pairs per
   event, OS/++/−− mass histograms) in JIT-compiled C++; its pair counts must equal ours;
+* ``plain``: a plain uproot + awkward + vector + hist + pyarrow loop, one core, in chunks of
+  the same size: the four-momenta and charges read, every lepton pair of an event
+  (``ak.combinations``), the same cuts, the OS/++/−− mass histograms filled and the pairs'
+  columns written to Parquet (``speed_vs_plain``: its time over ours, wall and CPU);
 * ``dask``: ``select(..., execution=Execution("dask", workers=2))``, which starts a local
   ``distributed.LocalCluster`` with two worker processes (start-up included in the time);
 * ``capacity``: two independent single-process runs started at the same time (their imports
@@ -41,6 +45,9 @@ imports included) and reads the driver's peak memory (``wait4``) and the bytes i
 (the pickled chunk outputs and second-pass results); a 2-worker run on files of a quarter of
 the size gives the same figures at that size. Prints the 2-against-1 speed-up.
 
+``--plain`` times only the single-process run and the plain loop, interleaved (one JSON line
+with both events/s and their ratio).
+
 ``--acceptance`` times only the single-process run with and without the per-pair acceptance
 (``unfold.lepton_acceptance``, at a fixed λ_θ = 0); ``--measured-lambda`` adds the side
 ``unfold.decay_lambda_theta: measured`` (λ_θ(m) fitted on the selected pairs, one pass over the
@@ -52,16 +59,17 @@ acceptance's cost: the A lookup alone, the four decay-angle moments at every pai
 and ``select.json`` ``timings_s.polarisation`` of each run.
 
 In every gammastar run, ``gammastar.selection.stage`` and ``gammastar.selection.processor`` (with what they
-import) are imported before the timer (``import_s``), in the driver and, for
+import; ``gammastar.selection.dask_run`` for the Dask runs) are imported before the timer (``import_s``), in the driver and, for
 ``dask-running``, on the workers; everything ``select(...)`` does is inside it.
 
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py [--events 5000000]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --plain --events 2000000
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --scheduler --events 8000000
 
 The last line of the output is one JSON object with all figures. Targets: at least
-as fast per core as the reference, memory bounded by the chunk size, ≥ 1.7× with 2 Dask workers.
+as fast per core as the references, memory bounded by the chunk size, ≥ 1.7× with 2 Dask workers.
 """
 
 from __future__ import annotations
@@ -111,7 +119,7 @@ if __name__ == "__main__":
     cluster = local_cluster(2)
     # a facility's workers have the software loaded: import it before the timer
     with Client(cluster) as c:
-        c.run(importlib.import_module, "gammastar.selection.processor")
+        c.run(importlib.import_module, "gammastar.selection.dask_run")
     print(cluster.scheduler_address, flush=True)
     sys.stdin.read()  # until the driver closes stdin
     cluster.close()
@@ -125,6 +133,8 @@ from gammastar.selection.chunk import Execution
 from gammastar.selection.stage import select
 import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
+if executor.startswith("dask"):  # the Dask executor's coffea, before the timer too
+    import gammastar.selection.dask_run
 cfg = load_config(cfgpath)
 import os as _os
 per_pair = _os.environ.get("GAMMASTAR_BENCH_ACCEPTANCE", "1") == "1"
@@ -805,7 +815,7 @@ class TcpCluster:
             self._start("worker", address, "--nthreads", "1", "--nworkers", "1",
                         "--no-dashboard", "--memory-limit", "0",
                         # a facility's workers have the software loaded
-                        "--preload", "gammastar.selection.processor")  # fmt: skip
+                        "--preload", "gammastar.selection.dask_run")  # fmt: skip
         with Client(address, timeout=60) as c:
             c.wait_for_workers(self.n, timeout=300)
         return address

@@ -1,6 +1,6 @@
 """The pure chunk-level steps of the dilepton selection (arrays in, arrays out).
 
-What the coffea processor (:mod:`gammastar.selection.processor`) runs on each chunk and the driver
+What the chunk processor (:mod:`gammastar.selection.processor`) runs on each chunk and the driver
 (:mod:`gammastar.selection.stage`) runs on the whole table: the lepton four-vectors of any layout
 (:func:`make_leptons`), the cuts and pairing (:func:`select_chunk`), mixed-event pairs, the
 raw and unfolded histograms, and the one per-pair weight function (:func:`pair_weights`,
@@ -98,7 +98,7 @@ class Cuts:
 
 
 EXECUTORS = ("iterative", "futures", "dask")
-"""coffea's executors the selection runs on."""
+"""The executors the selection runs on (:mod:`gammastar.selection.processor`)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ selection imports coffea).
 :func:`make_dask_executor` connects to a scheduler or starts a :func:`local_cluster`;
 :func:`run_dask` runs the :class:`~gammastar.selection.processor.DileptonProcessor` (wrapped as
 a coffea processor, :class:`CoffeaProcessor`) over the files' chunks, each chunk's output
-folded on the driver by the :class:`~gammastar.selection.processor.ChunkSink` as it arrives;
+folded on the driver by the :class:`~gammastar.selection.sink.ChunkSink` as it arrives;
 :func:`map_dask` runs the second pass's tasks on the same cluster.
 """
 
@@ -22,7 +22,7 @@ from coffea import processor
 
 from gammastar.errors import ChunkError, InputError
 from gammastar.selection.chunk import Execution
-from gammastar.selection.processor import ChunkSink, DileptonProcessor, _folding
+from gammastar.selection.sink import ChunkSink, fold
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class CoffeaProcessor(processor.ProcessorABC):
     """A :class:`~gammastar.selection.processor.DileptonProcessor` as coffea's processor."""
 
-    def __init__(self, proc: DileptonProcessor) -> None:
+    def __init__(self, proc: Any) -> None:
         self.proc = proc
 
     def process(self, events: Any) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class SinkDaskExecutor(processor.DaskExecutor):
                     yield fut.result()
                     fut.release()
 
-            return _folding(self.sink, items, done())
+            return fold(self.sink, items, done())
         except BaseException:
             client.cancel(futures)
             raise
@@ -218,7 +218,7 @@ def _metadata_cache(
 
 def run_dask(
     fileset: dict[str, Any],
-    proc: DileptonProcessor,
+    proc: Any,
     exe: SinkDaskExecutor,
     execution: Execution,
     skip_bad_files: bool,
