@@ -525,3 +525,16 @@ def test_chunk_error_on_the_command_line(tmp_path, monkeypatch, capsys):
     assert len(err) == 1
     assert "m.root, entries 0-" in err[0]
     assert "No space left on device" in err[0]
+
+
+def test_pair_rows_are_ak_combinations():
+    """The pairing's lepton rows (selection.chunk._pair_rows, numpy) are those of
+    ak.combinations over the events' leptons, in its order, for events of 0 to 6 leptons."""
+    from gammastar.selection.chunk import _pair_rows
+
+    counts = np.random.default_rng(3).integers(0, 7, 500)
+    rows = ak.unflatten(np.arange(counts.sum()), counts)
+    ref = ak.combinations(rows, 2)
+    ia, ib = _pair_rows(counts, counts * (counts - 1) // 2)
+    assert ia.tolist() == ak.flatten(ref["0"]).tolist()
+    assert ib.tolist() == ak.flatten(ref["1"]).tolist()

@@ -241,8 +241,10 @@ def _cut_leptons(
     flow["leptons_charge"] = int(idx.size)
     idx = idx[cuts.lepton_min_energy <= np.asarray(_records(_take(cols, idx)).E)]
     flow["leptons_energy"] = int(idx.size)
-    theta = np.asarray(_records(_take(cols, idx)).theta)
-    idx = idx[(theta >= cuts.lepton_theta_min) & (theta <= cuts.lepton_theta_max)]
+    if cuts.lepton_theta_min > 0.0 or cuts.lepton_theta_max < np.pi:
+        theta = np.asarray(_records(_take(cols, idx)).theta)
+        idx = idx[(theta >= cuts.lepton_theta_min) & (theta <= cuts.lepton_theta_max)]
+    # else every lepton passes: the polar angle of a finite momentum lies in [0, π]
     flow["leptons_theta"] = int(idx.size)
     return _take(cols, idx), np.bincount(owner[idx], minlength=len(counts))
 
@@ -292,6 +294,29 @@ class _Pairs:
     """Each pair's leptons (rows of ``leptons``)."""
 
 
+def _pair_rows(counts: np.ndarray, npairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (first, second lepton) of every pair i < j of each event's leptons (``counts``
+    per event, stored one event after the other), in ``ak.combinations`` order: event by
+    event, (0, 1), (0, 2), …, (1, 2), …
+
+    Example:
+        >>> c = np.array([3, 1, 2])
+        >>> [r.tolist() for r in _pair_rows(c, c * (c - 1) // 2)]
+        [[0, 0, 1, 4], [1, 2, 2, 5]]
+    """
+    ia = np.empty(int(npairs.sum()), dtype=np.int64)
+    ib = np.empty_like(ia)
+    first = np.cumsum(counts) - counts
+    pair0 = np.cumsum(npairs) - npairs
+    for k in np.unique(counts[counts >= 2]):
+        ev = np.flatnonzero(counts == k)
+        i, j = np.triu_indices(int(k), 1)  # row-major: the combinations' order
+        at = pair0[ev][:, None] + np.arange(i.size)
+        ia[at] = first[ev][:, None] + i
+        ib[at] = first[ev][:, None] + j
+    return ia, ib
+
+
 def _make_pairs(
     leptons: Mapping[str, np.ndarray],
     counts: np.ndarray,
@@ -300,17 +325,13 @@ def _make_pairs(
     flow: dict[str, int],
 ) -> _Pairs:
     """The pairs of the events with ≥ 2 leptons (counts in ``flow``) of the flat lepton
-    columns ``leptons`` (``counts`` per event): ``ak.combinations`` of their indices, the
+    columns ``leptons`` (``counts`` per event): the pairs of :func:`_pair_rows`, the
     four-vectors added pair by pair on flat arrays (the sums of the jagged pairs, without
     their per-event lists)."""
-    import awkward as ak
-
     flow["events_2leptons"] = int(np.count_nonzero(counts >= 2))
     npairs = counts * (counts - 1) // 2
     flow["pairs"] = int(npairs.sum())
-    n = len(leptons["charge"])
-    index = ak.combinations(ak.unflatten(np.arange(n, dtype=np.int64), counts), 2)
-    ia, ib = (ak.to_numpy(ak.flatten(index[k])) for k in ("0", "1"))
+    ia, ib = _pair_rows(counts, npairs)
     pa, pb = _take(leptons, ia), _take(leptons, ib)
     pflat = _records(pa) + _records(pb)
     energy = np.asarray(pflat.E, dtype=np.float64)
