@@ -16,6 +16,10 @@ process's peak resident memory (``ru_maxrss``; interpreter and imports included)
   0.2113 ≤ m < 1.1 GeV, OS/++/−−), like-sign subtraction, 1/ε unfolding, all outputs;
 * ``reference``: ROOT RDataFrame, one thread, the same selection (same cuts, all pairs per
   event, OS/++/−− mass histograms) in JIT-compiled C++; its pair counts must equal ours;
+* ``plain``: a plain uproot + awkward + vector + hist + pyarrow loop, one core, in chunks of
+  the same size: the four-momenta and charges read, every lepton pair of an event
+  (``ak.combinations``), the same cuts, the OS/++/−− mass histograms filled and the pairs'
+  columns written to Parquet (``speed_vs_plain``: its time over ours, wall and CPU);
 * ``dask``: ``select(..., execution=Execution("dask", workers=2))``, which starts a local
   ``distributed.LocalCluster`` with two worker processes (start-up included in the time);
 * ``capacity``: two independent single-process runs started at the same time (their imports
@@ -41,6 +45,9 @@ imports included) and reads the driver's peak memory (``wait4``) and the bytes i
 (the pickled chunk outputs and second-pass results); a 2-worker run on files of a quarter of
 the size gives the same figures at that size. Prints the 2-against-1 speed-up.
 
+``--plain`` times only the single-process run and the plain loop, interleaved (one JSON line
+with both events/s and their ratio).
+
 ``--acceptance`` times only the single-process run with and without the per-pair acceptance
 (``unfold.lepton_acceptance``, at a fixed λ_θ = 0); ``--measured-lambda`` adds the side
 ``unfold.decay_lambda_theta: measured`` (λ_θ(m) fitted on the selected pairs, one pass over the
@@ -52,16 +59,17 @@ acceptance's cost: the A lookup alone, the four decay-angle moments at every pai
 and ``select.json`` ``timings_s.polarisation`` of each run.
 
 In every gammastar run, ``gammastar.selection.stage`` and ``gammastar.selection.processor`` (with what they
-import) are imported before the timer (``import_s``), in the driver and, for
+import; ``gammastar.selection.dask_run`` for the Dask runs) are imported before the timer (``import_s``), in the driver and, for
 ``dask-running``, on the workers; everything ``select(...)`` does is inside it.
 
 Usage::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py [--events 5000000]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --plain --events 2000000
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --scheduler --events 8000000
 
 The last line of the output is one JSON object with all figures. Targets: at least
-as fast per core as the reference, memory bounded by the chunk size, ≥ 1.7× with 2 Dask workers.
+as fast per core as the references, memory bounded by the chunk size, ≥ 1.7× with 2 Dask workers.
 """
 
 from __future__ import annotations
@@ -106,12 +114,12 @@ print(f"tiled {n} events up to {events}")
 CLUSTER = r"""
 import importlib, sys
 from distributed import Client
-from gammastar.selection.processor import local_cluster
+from gammastar.selection.dask_run import local_cluster
 if __name__ == "__main__":
     cluster = local_cluster(2)
     # a facility's workers have the software loaded: import it before the timer
     with Client(cluster) as c:
-        c.run(importlib.import_module, "gammastar.selection.processor")
+        c.run(importlib.import_module, "gammastar.selection.dask_run")
     print(cluster.scheduler_address, flush=True)
     sys.stdin.read()  # until the driver closes stdin
     cluster.close()
@@ -125,6 +133,8 @@ from gammastar.selection.chunk import Execution
 from gammastar.selection.stage import select
 import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
+if executor.startswith("dask"):  # the Dask executor's coffea, before the timer too
+    import gammastar.selection.dask_run
 cfg = load_config(cfgpath)
 import os as _os
 per_pair = _os.environ.get("GAMMASTAR_BENCH_ACCEPTANCE", "1") == "1"
@@ -273,6 +283,47 @@ print(json.dumps({"seconds": t1 - t0, "import_s": t0 - t_start, "events": int(n_
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
+PLAIN = r"""
+import json, resource, sys, time
+t_start = time.perf_counter()
+import awkward as ak, hist, numpy as np, pyarrow as pa, pyarrow.parquet as pq, uproot, vector
+vector.register_awkward()
+path, out, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lo, hi = 0.2113, 1.1  # the NA60-like selection's cuts (E >= 3 GeV, 2 m_mu <= m < 1.1 GeV)
+t0 = time.perf_counter()
+c0 = time.process_time()
+hs = {k: hist.Hist(hist.axis.Regular(89, lo, hi, name="m")) for k in ("os", "pp", "mm")}
+writer, n_ev = None, 0
+with uproot.open(path) as f:
+    for a in f["events"].iterate(["event", "muon_px", "muon_py", "muon_pz", "muon_E",
+                                  "muon_charge"], step_size=step, how=dict):
+        n_ev += len(a["event"])
+        keep = (a["muon_E"] >= 3.0) & (abs(a["muon_charge"]) == 1)
+        mu = ak.zip({**{c: ak.values_astype(a[f"muon_{c}"][keep], np.float64)
+                        for c in ("px", "py", "pz", "E")},
+                     "charge": a["muon_charge"][keep]}, with_name="Momentum4D")
+        l1, l2 = ak.unzip(ak.combinations(mu, 2))
+        p = l1 + l2
+        cols = {"event": ak.flatten(ak.broadcast_arrays(a["event"], p.px)[0]),
+                "m": ak.flatten(p.mass), "pT": ak.flatten(p.pt), "pz": ak.flatten(p.pz),
+                "E": ak.flatten(p.E), "charge": ak.flatten(l1.charge + l2.charge)}
+        cols = {k: ak.to_numpy(v) for k, v in cols.items()}
+        inside = (cols["m"] >= lo) & (cols["m"] < hi)
+        cols = {k: v[inside] for k, v in cols.items()}
+        for k, q in (("os", 0), ("pp", 2), ("mm", -2)):
+            hs[k].fill(cols["m"][cols["charge"] == q])
+        table = pa.table(cols)
+        if writer is None:
+            writer = pq.ParquetWriter(out, table.schema)
+        writer.write_table(table)
+writer.close()
+t1 = time.perf_counter()
+print(json.dumps({"seconds": t1 - t0, "cpu_s": time.process_time() - c0,
+                  "import_s": t0 - t_start, "events": n_ev,
+                  **{k: int(h.sum()) for k, h in hs.items()},
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
 
 def child(code: str, *args: str, env_extra: dict[str, str] | None = None) -> dict:
     import subprocess
@@ -338,6 +389,12 @@ def main() -> None:
         "selected pairs), interleaved: the cost of the measured lambda_theta",
     )
     ap.add_argument(
+        "--plain",
+        action="store_true",
+        help="only the single-process run against the plain uproot + awkward + hist + Parquet "
+        "loop (one core), interleaved: the ratio",
+    )
+    ap.add_argument(
         "--scheduler",
         action="store_true",
         help="the scale-out: the whole select command on a running Dask scheduler with 1 and "
@@ -381,6 +438,9 @@ def main() -> None:
     if args.guards:
         guarded(path, args, work, best)
         return
+    if args.plain:
+        plain_ratio(path, args, work, best)
+        return
     if args.acceptance:
         acceptance_cost(path, args, work, best)
         return
@@ -389,12 +449,14 @@ def main() -> None:
         measured_lambda_cost(path, args, work, best, amap)
         return
 
-    singles, refs, runnings, caps = [], [], [], []
+    singles, refs, runnings, caps, plains = [], [], [], [], []
     for i in range(args.repeat):
         singles.append(
             child(GAMMASTAR, str(path), args.config, str(work / "run_iterative"), "iterative")
         )
         print(f"gammastar (1 process): {singles[-1]}", flush=True)
+        plains.append(child(PLAIN, str(path), str(work / "plain_pairs.parquet"), "500000"))
+        print(f"plain uproot + awkward loop (1 core): {plains[-1]}", flush=True)
         refs.append(child(RDF, str(path)))
         print(f"RDataFrame (1 thread): {refs[-1]}", flush=True)
         runnings.append(
@@ -423,7 +485,7 @@ def main() -> None:
         if i == 0:
             dask = child(GAMMASTAR, str(path), args.config, str(work / "run_dask"), "dask")
             print(f"gammastar (Dask, 2 workers, cluster start included): {dask}", flush=True)
-    ours, ref, running = best(singles), best(refs), best(runnings)
+    ours, ref, running, plain = best(singles), best(refs), best(runnings), best(plains)
     capacity = max(caps)
 
     # the three gammastar runs make the same float64 computation; the reference's other
@@ -447,6 +509,10 @@ def main() -> None:
         "reference_seconds": ref["seconds"],
         "reference_peak_rss_mb": ref["peak_rss_mb"],
         "speed_vs_reference": ref["seconds"] / ours["seconds"],
+        "plain_reference": "uproot + awkward + vector + hist + pyarrow loop, 1 core",
+        "plain_events_per_s": n / plain["seconds"],
+        "speed_vs_plain": plain["seconds"] / ours["seconds"],
+        "speed_vs_plain_cpu": min(r["cpu_s"] for r in plains) / min(r["cpu_s"] for r in singles),
         "dask2_events_per_s": n / dask["seconds"],
         "dask2_seconds": dask["seconds"],
         "dask2_driver_peak_rss_mb": dask["peak_rss_mb"],
@@ -606,6 +672,44 @@ def measured_lambda_cost(path: Path, args: argparse.Namespace, work: Path, best,
     )
 
 
+def plain_ratio(path: Path, args: argparse.Namespace, work: Path, best) -> None:
+    """The single-process selection against the plain uproot + awkward + vector + hist +
+    pyarrow loop (``PLAIN``: the four-momenta and charges read in chunks of the same size, every
+    lepton pair, the OS/++/−− mass histograms, the pairs' columns written to Parquet; one
+    core), interleaved, imports excluded in both; one JSON line with the events/s of each."""
+    ours, plain = [], []
+    for _ in range(args.repeat):
+        ours.append(child(GAMMASTAR, str(path), args.config, str(work / "run_iterative"),
+                          "iterative"))  # fmt: skip
+        plain.append(child(PLAIN, str(path), str(work / "plain_pairs.parquet"), "500000"))
+        print(f"gammastar {ours[-1]['seconds']:.2f} s (CPU {ours[-1]['cpu_s']:.2f} s), plain loop "
+              f"{plain[-1]['seconds']:.2f} s (CPU {plain[-1]['cpu_s']:.2f} s)", flush=True)  # fmt: skip
+    o, p = best(ours), best(plain)
+    cpu_o, cpu_p = (min(r["cpu_s"] for r in v) for v in (ours, plain))
+    n = o["events"]
+    print(json.dumps({
+        "benchmark": "select-plain",
+        "input_events": n,
+        "gammastar_events_per_s": n / o["seconds"],
+        "plain_events_per_s": n / p["seconds"],
+        "speed_vs_plain": p["seconds"] / o["seconds"],
+        # CPU time (the process's own: less sensitive to a shared machine's load than wall time)
+        "speed_vs_plain_cpu": cpu_p / cpu_o,
+        "gammastar_cpu_s": cpu_o, "plain_cpu_s": cpu_p,
+        # each repeat's ratio: the two runs next to each other see about the same load
+        "speed_vs_plain_per_repeat": [b["seconds"] / a["seconds"] for a, b in zip(ours, plain,
+                                                                                  strict=True)],
+        "gammastar_seconds_per_repeat": [r["seconds"] for r in ours],
+        "plain_seconds_per_repeat": [r["seconds"] for r in plain],
+        "gammastar_import_s": o["import_s"], "plain_import_s": p["import_s"],
+        "counts": {k: o[k] for k in ("os", "pp", "mm")},
+        "plain_counts": {k: p[k] for k in ("os", "pp", "mm")},
+        "events_agree": o["events"] == p["events"],
+        "repeats": args.repeat,
+        "target": "speed_vs_plain >= 1 (at least as fast on one core, imports aside)",
+    }))  # fmt: skip
+
+
 def guarded(path: Path, args: argparse.Namespace, work: Path, best) -> None:
     """The cost of the input guards: single-process select with the plausibility checks and
     the run-directory lock, and without (``GAMMASTAR_BENCH_GUARDS=0``), interleaved."""
@@ -711,7 +815,7 @@ class TcpCluster:
             self._start("worker", address, "--nthreads", "1", "--nworkers", "1",
                         "--no-dashboard", "--memory-limit", "0",
                         # a facility's workers have the software loaded
-                        "--preload", "gammastar.selection.processor")  # fmt: skip
+                        "--preload", "gammastar.selection.dask_run")  # fmt: skip
         with Client(address, timeout=60) as c:
             c.wait_for_workers(self.n, timeout=300)
         return address

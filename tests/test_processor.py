@@ -1,9 +1,14 @@
-"""The coffea processor: picklable, and the same histograms on every executor."""
+"""The selection's chunk processor: picklable, chunked as coffea chunks, the same histograms on
+every executor, and coffea imported only for the Dask executor."""
 
 from __future__ import annotations
 
 import json
+import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -144,11 +149,16 @@ def test_bad_file_during_processing(tmp_path):
     assert "incorrect header check" in par.bad_files[str(bad)]
     assert pd.read_parquet(par.files["pairs.parquet"]).equals(res.pairs)
     assert _staging_dirs(tmp_path / "r") == []
-    # the reason reads the same whichever executor met the error (a worker process sends
-    # only coffea's text): "Type: message"
+    # the reason reads the same whichever executor met the error (a worker process: the
+    # pool's exception, or only coffea's text on Dask)
     fut = select(cfg, execution=Execution("futures", workers=1), skip_bad_files=True, force=True)
     assert fut.bad_files == res.bad_files == par.bad_files
-    assert res.bad_files[str(bad)].startswith("error: Error -3 while decompressing data")
+    # selection.plausibility.read_failure's words: codec, branch, the damaged basket's entries
+    # (the middle one of six 70-entry baskets) and the reader's error
+    assert res.bad_files[str(bad)].startswith(
+        "unreadable ZLIB basket in branch 'muon_px', entries 210-280 (error: Error -3 while "
+        "decompressing data"
+    )
 
 
 def test_dask_scheduler_address(tmp_path):
@@ -394,25 +404,68 @@ def test_staging_removed_and_nothing_written_on_error(tmp_path):
 
 
 def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
-    """coffea is handed the entries and UUID that the input check read: it does not open the
-    files again, and a file rewritten with more entries between two runs in one Python session
-    is read in full (coffea's own process-wide cache would chunk it by the old count)."""
-    from coffea.processor import Runner
+    """The chunks are made from the entries that the input check read: no file is opened
+    again for its count (in this process: one open per chunk, to read it; Dask: coffea is
+    handed them as its metadata cache), and a file rewritten with more entries between two runs
+    in one Python session is read in full (coffea's own process-wide cache would chunk it by
+    the old count)."""
+    import gammastar.selection.processor as gp
 
     path = tmp_path / "m.root"
     write_mock(path, 10)
     cfg = _cfg(tmp_path, [path], "r")
     assert select(cfg).cutflow["events"] == 7 * 10
     write_mock(path, 30)  # same name, three times the events
+    opened = []
+    open_tree = gp.open_tree
+    monkeypatch.setattr(gp, "open_tree", lambda p, t: opened.append(p) or open_tree(p, t))
+    res = select(cfg, force=True)
+    assert res.cutflow["events"] == 7 * 30
+    assert res.counts["os"] == 3 * 30
+    # 210 entries in chunks of 60: round(3.5) = 4 chunks (coffea's count), one open each
+    assert len(opened) == 4
+    from coffea.processor import Runner
 
     def no_preprocessing(*args, **kwargs):
         raise AssertionError("coffea opened the file again for its metadata")
 
     monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(no_preprocessing))
-    for executor in ("iterative", "futures"):  # one futures worker: a process of its own
-        res = select(cfg, execution=Execution(executor, workers=1), force=True)
-        assert res.cutflow["events"] == 7 * 30
-        assert res.counts["os"] == 3 * 30
+    dask = select(cfg, execution=Execution("dask", workers=1, dask_processes=False), force=True)
+    assert dask.cutflow["events"] == 7 * 30
+
+
+@pytest.mark.parametrize("chunksize", [1, 7, 60, 500_000])
+def test_chunks_are_coffea_s(chunksize):
+    """The chunk loop's entry ranges are those of coffea's Runner for the same chunk size
+    (coffea.processor.executor.FileMeta.chunks, which the Dask executor uses): the same chunks
+    on every executor, which the bit-for-bit comparisons above rest on."""
+    from coffea.processor.executor import FileMeta
+
+    from gammastar.selection.processor import chunk_items
+
+    sizes = [0, 1, 6, 7, 59, 60, 89, 90, 91, 150, 210, 1_249_999, 1_250_000, 2_060_000]
+    fileset = {"d": {"files": {f"f{n}.root": "events" for n in sizes}}}
+    ours = chunk_items(fileset, {f"f{n}.root": n for n in sizes}, chunksize)
+    theirs = []
+    for n in sizes:
+        meta = FileMeta("d", f"f{n}.root", "events", {"numentries": n, "uuid": b"0" * 16})
+        theirs += [(i.filename, i.entrystart, i.entrystop) for i in meta.chunks(chunksize, False)]
+    assert [(i.filename, i.entrystart, i.entrystop) for i in ours] == theirs
+
+
+def test_selection_imports_no_coffea():
+    """Importing the selection (its stage and processor) loads neither coffea nor dask: they
+    are imported only when the Dask executor is asked for."""
+    code = (
+        "import sys\n"
+        "import gammastar.selection.stage, gammastar.selection.processor\n"
+        "print(sorted(m for m in ('coffea', 'dask', 'distributed') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert res.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_failure_after_reading_is_not_a_bad_file(tmp_path, monkeypatch):
@@ -439,7 +492,7 @@ def test_chunk_error_from_a_worker_process_is_recognised():
     """From a worker process only the repr of the ChunkError reaches the driver, inside
     coffea's message (coffea/processor/executor.py: "Failed processing file: {item!r}. The
     error was: {e!r}."): it is raised again as a ChunkError, not taken for a bad file."""
-    import gammastar.selection.processor as gp
+    import gammastar.selection.dask_run as gp
 
     inner = ChunkError("/d/a.root, entries 0-70: the chunk was read but failed afterwards")
     wrapped = Exception(f"Failed processing file: WorkItem('/d/a.root'). The error was: {inner!r}.")
@@ -472,3 +525,16 @@ def test_chunk_error_on_the_command_line(tmp_path, monkeypatch, capsys):
     assert len(err) == 1
     assert "m.root, entries 0-" in err[0]
     assert "No space left on device" in err[0]
+
+
+def test_pair_rows_are_ak_combinations():
+    """The pairing's lepton rows (selection.chunk._pair_rows, numpy) are those of
+    ak.combinations over the events' leptons, in its order, for events of 0 to 6 leptons."""
+    from gammastar.selection.chunk import _pair_rows
+
+    counts = np.random.default_rng(3).integers(0, 7, 500)
+    rows = ak.unflatten(np.arange(counts.sum()), counts)
+    ref = ak.combinations(rows, 2)
+    ia, ib = _pair_rows(counts, counts * (counts - 1) // 2)
+    assert ia.tolist() == ak.flatten(ref["0"]).tolist()
+    assert ib.tolist() == ak.flatten(ref["1"]).tolist()

@@ -210,25 +210,24 @@ def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
 
     seen: Counter = Counter()
     runs = []
-    process, run_processor = processor.DileptonProcessor.process, processor.run_processor
+    process, run_processor = processor.DileptonProcessor._process, processor.run_processor
 
-    def counting_process(self, events):
-        md = events.metadata
+    def counting_process(self, cols, md):
         seen[(md["filename"], md["entrystart"], md["entrystop"])] += 1
-        return process(self, events)
+        return process(self, cols, md)
 
     def counting_run(*args, **kwargs):
         runs.append(1)
         return run_processor(*args, **kwargs)
 
-    monkeypatch.setattr(processor.DileptonProcessor, "process", counting_process)
+    monkeypatch.setattr(processor.DileptonProcessor, "_process", counting_process)
     monkeypatch.setattr(sel, "run_processor", counting_run)
     res = sel.select(_cfg(tmp_path, "measured"), [mock], execution=BY_CHUNK)
     with uproot.open(mock) as f:
         entries = f["events"].num_entries
     assert len(runs) == 1
     assert set(seen.values()) == {1}  # no chunk twice
-    # coffea splits the file into ⌈entries/CHUNK⌉ equal chunks: together every entry, once
+    # the file in ⌈entries/CHUNK⌉ equal chunks (coffea's chunking): every entry, once
     spans = sorted((a, b) for _, a, b in seen)
     assert len(spans) == -(-entries // CHUNK) > 1
     assert spans[0][0] == 0

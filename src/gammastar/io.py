@@ -512,8 +512,8 @@ class CheckedInputs:
     truth_trees: list[str]
     """Readable files that also hold a ``truth`` TTree (mock data)."""
     uuids: dict[str, bytes] = field(default_factory=dict)
-    """The ROOT file UUID of each readable file (with ``entries``, what coffea's chunking
-    needs: :func:`gammastar.selection.processor.run_processor` skips coffea's own pass over the files)."""
+    """The ROOT file UUID of each readable file (with ``entries``, what the chunking needs:
+    :func:`gammastar.selection.processor.run_processor` opens no file again for it)."""
 
     @property
     def files(self) -> list[str]:

@@ -1,7 +1,7 @@
 """Columnar dilepton selection: the driver of ``gammastar select``.
 
 :func:`select` (the Python twin of ``gammastar select CONFIG``) is a thin orchestration over
-steps: check the inputs and maps, run the coffea processor (:mod:`gammastar.selection.processor`) over
+steps: check the inputs and maps, run the chunk processor (:mod:`gammastar.selection.processor`) over
 the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pairs, per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
 whole table where they need the whole sample (through the same
 :func:`gammastar.selection.chunk.pair_weights`), the histograms, and ``pairs.parquet``,
@@ -272,7 +272,7 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
 def _process(
     cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None
 ) -> tuple[dict[str, Any], dict[str, str], dict[str, int]]:
-    """Run the coffea processor (on ``exe``, from :func:`open_executor`): ``(accumulated
+    """Run the chunk processor (on ``exe``, from :func:`open_executor`): ``(accumulated
     result, bad files, cut flow)``."""
 
     cuts, checked, staging, ex = Cuts.from_config(cfg), run.checked, run.staging, opt.execution
