@@ -21,7 +21,8 @@ from _select_data import write_effmap, write_mock
 from gammastar.config import config_from_dict
 from gammastar.errors import ChunkError, InputError
 from gammastar.selection.chunk import Cuts, Execution, WeightSpec
-from gammastar.selection.processor import ChunkReader, Counts, DileptonProcessor, PairChunks
+from gammastar.selection.processor import ChunkReader, DileptonProcessor
+from gammastar.selection.sink import Counts, PairChunks
 from gammastar.selection.stage import select
 
 
@@ -217,7 +218,7 @@ def _assert_same(runs):
 
     Bit for bit on purpose (an exception to the tolerance rule, tests/_tolerance.py): every
     executor processes the same chunks (same boundaries, each chunk's arithmetic on one thread)
-    and the driver folds them in key order (gammastar.selection.processor.ChunkSink), so the same IEEE
+    and the driver folds them in key order (gammastar.selection.sink.ChunkSink), so the same IEEE
     operations run in the same order; only which thread runs a chunk differs. A difference
     here is a fold-order or chunking bug, not rounding."""
     ref, ref_doc = runs["iterative"]
@@ -409,7 +410,6 @@ def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
     handed them as its metadata cache), and a file rewritten with more entries between two runs
     in one Python session is read in full (coffea's own process-wide cache would chunk it by
     the old count)."""
-    import gammastar.selection.processor as gp
 
     path = tmp_path / "m.root"
     write_mock(path, 10)
@@ -417,13 +417,16 @@ def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
     assert select(cfg).cutflow["events"] == 7 * 10
     write_mock(path, 30)  # same name, three times the events
     opened = []
-    open_tree = gp.open_tree
-    monkeypatch.setattr(gp, "open_tree", lambda p, t: opened.append(p) or open_tree(p, t))
+    import gammastar.io
+
+    open_tree = gammastar.io.open_tree
+    monkeypatch.setattr(gammastar.io, "open_tree", lambda p, t: opened.append(p) or open_tree(p, t))
     res = select(cfg, force=True)
     assert res.cutflow["events"] == 7 * 30
     assert res.counts["os"] == 3 * 30
-    # 210 entries in chunks of 60: round(3.5) = 4 chunks (coffea's count), one open each
-    assert len(opened) == 4
+    # 210 entries in chunks of 60: round(3.5) = 4 chunks (coffea's count), one open each, and
+    # the input check's one (gammastar.io.check_inputs: the entry counts the chunks come from)
+    assert len(opened) == 4 + 1
     from coffea.processor import Runner
 
     def no_preprocessing(*args, **kwargs):

@@ -19,7 +19,7 @@ from gammastar.config import config_from_dict
 from gammastar.core import rundir
 from gammastar.core.runlock import TEMP_PATTERNS
 from gammastar.errors import ArtifactError
-from gammastar.selection import processor
+from gammastar.selection import sink
 from gammastar.selection.chunk import Execution, WeightSpec
 from gammastar.selection.stage import select
 from gammastar.selection.writer import file_numbers, part_name
@@ -60,7 +60,8 @@ def _run(tmp_path, files, tag, executor, **kw):
 
 
 @pytest.mark.parametrize(
-    "executor", ["dask", pytest.param("futures", marks=pytest.mark.slow)]  # futures: ~5 s more
+    "executor",
+    ["dask", pytest.param("futures", marks=pytest.mark.slow)],  # futures: ~5 s more
 )
 def test_pair_dataset_same_on_every_executor(tmp_path, files, executor):
     """iterative (one file) and futures or Dask (a dataset directory, one part per chunk named by
@@ -144,7 +145,7 @@ def test_driver_receives_no_pair_arrays(tmp_path, files, monkeypatch):
     name, not its rows); in one process the in-memory chunks hold the columns and do grow
     (the measure's check)."""
     sizes: dict[str, list[tuple[int, int]]] = {}
-    add = processor.ChunkSink.add
+    add = sink.ChunkSink.add
 
     def spy(self, wrapped):
         out = wrapped["out"]
@@ -157,7 +158,7 @@ def test_driver_receives_no_pair_arrays(tmp_path, files, monkeypatch):
         sizes.setdefault(tag, []).append((rows, len(pickle.dumps(out))))
         return add(self, wrapped)
 
-    monkeypatch.setattr(processor.ChunkSink, "add", spy)
+    monkeypatch.setattr(sink.ChunkSink, "add", spy)
     runs = {"small": ("dask", 30), "large": ("dask", 210),
             "memory": ("iterative", 30), "memory_large": ("iterative", 210)}  # fmt: skip
     for tag, (ex, step) in runs.items():

@@ -39,10 +39,11 @@ import pyarrow.parquet  # noqa: F401
 import uproot  # noqa: F401
 import vector
 
+from gammastar import io as gio
 from gammastar.core.parquet import part_bytes
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
-from gammastar.io import LAYOUTS, open_tree
+from gammastar.io import LAYOUTS
 from gammastar.physics.constants import M_MU
 from gammastar.selection.chunk import (
     MIX_WEIGHT_QUANTUM,
@@ -128,7 +129,7 @@ class ChunkReader:
         a failure here is the input file's (:class:`BadChunk`)."""
         where = (item.filename, item.entrystart, item.entrystop)
         try:
-            f, tree = open_tree(item.filename, item.treename)
+            f, tree = gio.open_tree(item.filename, item.treename)
         except InputError as err:
             raise BadChunk.of(item.filename, err) from None
         try:
@@ -495,7 +496,7 @@ def _entries(fileset: Mapping[str, Any], known: Mapping[str, Mapping[str, Any]])
             if path in known:
                 out[path] = int(known[path]["numentries"])
                 continue
-            f, t = open_tree(path, tree)
+            f, t = gio.open_tree(path, tree)
             try:
                 out[path] = int(t.num_entries)
             finally:

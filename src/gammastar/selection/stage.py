@@ -47,11 +47,11 @@ from gammastar.selection.chunk import (  # the pure chunk steps
 from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
     ChunkReader,
-    ChunkSink,
     DileptonProcessor,
     open_executor,
     run_processor,
 )
+from gammastar.selection.sink import ChunkSink
 from gammastar.selection.writer import file_numbers
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,6 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
     import time
 
     import pandas as pd
-
 
     parts: dict[str, _Selected] = {}
     for f in cfg.input.flavours:
