@@ -105,6 +105,39 @@ def test_missing_output_and_interrupted_stage(
     assert statuses(reports) == {"a": "skipped", "b": "skipped", "c": "ran"}
 
 
+def test_failed_stage_withdraws_what_it_wrote(
+    toy: AnalysisConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stage that fails after writing an output (a figure that does not fit on the disk
+    after its JSON) leaves neither that output nor a record; another stage's outputs and an
+    output it did not touch stay."""
+    import sys
+
+    pipeline.run(toy, echo=lambda s: None, report=False)
+    a_before = (toy.output_dir / "a.txt").stat().st_mtime_ns
+
+    def half(config: AnalysisConfig, force: bool = True) -> None:
+        (config.output_dir / "b.txt").write_text("half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(sys.modules["toy_stages"], "b", half)
+    with pytest.raises(OSError, match="No space"):
+        pipeline.run(toy, force=["b"], echo=lambda s: None, report=False)
+    assert not (toy.output_dir / "b.txt").exists()
+    assert (toy.output_dir / "a.txt").stat().st_mtime_ns == a_before
+    assert pipeline.is_up_to_date(toy, pipeline.STAGES[1]) == (False, "missing b.txt")
+
+    def untouched(config: AnalysisConfig, force: bool = True) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys.modules["toy_stages"], "b", _writer("b", "b.txt", "a.txt"))
+    pipeline.run(toy, echo=lambda s: None, report=False)
+    monkeypatch.setattr(sys.modules["toy_stages"], "b", untouched)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run(toy, force=["b"], echo=lambda s: None, report=False)
+    assert (toy.output_dir / "b.txt").exists()  # not written by the failed call: kept
+
+
 def test_unknown_stage_is_an_error(toy: AnalysisConfig) -> None:
     with pytest.raises(GammastarError, match="unknown stage 'x'; stages are: a, b, c"):
         pipeline.run(toy, force=["x"], echo=lambda s: None, report=False)

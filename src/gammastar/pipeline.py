@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -40,6 +42,8 @@ from gammastar.reach.stage import check_config, run_reach
 from gammastar.report import build_report
 from gammastar.selection.stage import select
 from gammastar.yields.stage import compute_yields
+
+log = logging.getLogger(__name__)
 
 STATE_DIR = rundir.STATE_DIR
 
@@ -324,6 +328,23 @@ def _identity(path: Path) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
+def _withdraw(run_dir: Path, before: dict[str, list[int] | None]) -> None:
+    """Remove the outputs a failed stage wrote (those whose identity changed since it
+    started): a stage's outputs appear together with its stage record or not at all. What
+    it did not touch stays."""
+    for name, identity in before.items():
+        path = run_dir / name
+        if _identity(path) in (None, identity):
+            continue
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError as err:  # the stage's own error is the one to report
+            log.warning("could not remove %s, written by the failed stage: %s", path, err)
+
+
 def is_up_to_date(cfg: AnalysisConfig, stage: Stage) -> tuple[bool, str]:
     """Whether ``stage`` can be skipped, and why (or why not).
 
@@ -446,9 +467,14 @@ def _run(
         reason = "forced" if forced else why
         echo(f"[{stage.name}] running: {reason}")
         inputs = {str(p): _identity(p) for p in stage.inputs(config)}  # as read by the stage
+        before = {o: _identity(config.output_dir / o) for o in stage.outputs}
         t0 = time.perf_counter()
-        with running(stage.name):
-            result = stage.call(config)
+        try:
+            with running(stage.name):
+                result = stage.call(config)
+        except BaseException:
+            _withdraw(config.output_dir, before)
+            raise
         dt = time.perf_counter() - t0
         note = result.get("note") if isinstance(result, dict) else None
         rundir.RunDir(config.output_dir).write_json(
