@@ -128,3 +128,26 @@ def test_mt_exponential_candidates_are_the_sampler_numbers(table):
         np.testing.assert_array_equal(qt, full["qT"][idx])
         np.testing.assert_array_equal(e, full["E"][idx])
         np.testing.assert_array_equal(idx, candidates(region, m, full["qT"], full["E"], ok))
+
+
+@pytest.mark.parametrize("lam", [0.0, "ramp"])
+def test_compiled_acceptance_is_the_tables_interpolation(table, lam):
+    """The compiled interpolation (:func:`acceptance_at_mass`) gives
+    ``PairAcceptance.of_kinematics``' numbers, the same IEEE operations in the same order:
+    equal to the last bit at masses between nodes, at a node, at 2 m_μ and beyond the grid, for
+    the reference sample and the table's edge points (no momentum, beyond p_max and the θ
+    range, a NaN); ``contains_at_mass`` is then ``contains``."""
+    from gammastar.yields._fiducial_bound import acceptance_at_mass, contains_at_mass
+
+    if lam == "ramp":
+        lam = np.linspace(-0.6, 0.8, table.m_grid.size)
+    region = FiducialRegion(table.with_lambda(lam), 0.05)
+    for i, m in enumerate([0.2, 0.2113, 0.25, float(table.m_grid[7]), 0.7731, 1.1, 1.3]):
+        qt, e = _points(m, seed=20 + i)
+        with np.errstate(invalid="ignore"):
+            want = region.acceptance.of_kinematics(np.full(qt.size, m), qt, e)
+            got = acceptance_at_mass(region, m, qt, e)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(
+                contains_at_mass(region, m, qt, e), region.contains(np.full(qt.size, m), qt, e)
+            )

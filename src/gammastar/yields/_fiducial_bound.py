@@ -25,7 +25,14 @@ from numpy.typing import NDArray
 
 from gammastar.corrections.pair_acceptance import FiducialRegion, PairAcceptance
 
-__all__ = ["candidates", "cell_bound", "inside_at_mass", "mt_exponential_candidates"]
+__all__ = [
+    "acceptance_at_mass",
+    "candidates",
+    "cell_bound",
+    "contains_at_mass",
+    "inside_at_mass",
+    "mt_exponential_candidates",
+]
 
 MARGIN = 1e-6
 """Relative margin below ``min_acceptance`` for the bound (the rounding of a trilinear
@@ -245,6 +252,91 @@ def candidates(fiducial: Any, m: float, qt: NDArray, e: NDArray,
                        *_grid_args(fiducial, ok))  # fmt: skip
 
 
+@_jit
+def _trilinear_at(m, lp, th, flat, nm, n_p, n_t, ps0, x_scale, lp0, y_scale, t1, z_scale,
+                  m_lep):  # fmt: skip  # pragma: no cover - compiled
+    """A at the points (ln p ``lp``, θ ``th``) of mass ``m`` on the float64 (p*(m), log p, θ)
+    table ``flat`` (flattened, nodes ``nm``, ``n_p``, ``n_t``), clipped to [0, 1]: the
+    arithmetic of :func:`gammastar.corrections.pair_acceptance._cells` and ``_contract``
+    operation by operation (the same IEEE operations in the same order, no fused ones: the
+    same numbers), point by point instead of array by array."""
+    n = lp.size
+    out = np.empty(n, dtype=np.float64)
+    ps = 0.25 * m * m - m_lep * m_lep
+    x = math.sqrt(ps if ps > 0.0 else 0.0)  # noqa: FURB136 - NaN-free: the clip's select
+    x -= ps0
+    x *= x_scale
+    x = min(max(x, 0.0), nm - 1.0)
+    ix = min(int(x), nm - 2)
+    x -= ix
+    above = m > 2.0 * m_lep
+    for i in range(n):
+        y = lp[i]
+        t = th[i]
+        dead = not (above and t >= 0 and t <= t1 and y >= lp0)
+        y -= lp0
+        y *= y_scale
+        z = t * z_scale
+        y = y if y > 0.0 else 0.0  # noqa: FURB136 - fmax: NaN → 0
+        y = y if y < n_p - 1.0 else n_p - 1.0  # noqa: FURB136 - fmin
+        z = z if z > 0.0 else 0.0  # noqa: FURB136 - fmax: NaN → 0
+        z = z if z < n_t - 1.0 else n_t - 1.0  # noqa: FURB136 - fmin
+        j = min(int(y), n_p - 2)
+        k = min(int(z), n_t - 2)
+        y -= j
+        z -= k
+        base = (ix * n_p + j) * n_t + k
+        acc = 0.0
+        for a in range(2):
+            wa = x if a else 1.0 - x
+            for b in range(2):
+                wab = wa * (y if b else 1.0 - y)
+                idx = base + (a * n_p + b) * n_t
+                lo = flat[idx]
+                hi = flat[idx + 1]
+                hi -= lo
+                hi *= z
+                hi += lo
+                hi *= wab
+                acc += hi
+        if dead:
+            acc = 0.0
+        out[i] = min(max(acc, 0.0), 1.0)
+    return out
+
+
+def acceptance_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray | None:
+    """``fiducial.acceptance.of_kinematics`` for γ* all of mass ``m`` (q_T, E: float64, 1-D),
+    the same numbers (p, θ and ln p by the same numpy expressions, the trilinear
+    interpolation compiled, :func:`_trilinear_at`), or ``None`` where the bound does not
+    apply (:func:`_table_of`) or the table is not float64."""
+    acc = _table_of(fiducial)
+    if acc is None or acc.table.dtype != np.float64:
+        return None
+    mm = np.full(qt.size, m)
+    # of_kinematics' p, θ; its interpolation's ln p
+    p = np.sqrt(np.clip(e**2 - mm**2, 0.0, None))
+    pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
+    th = np.arctan2(qt, pz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = np.log(p)
+    g = acc._grid
+    nm, n_p, n_t = acc.table.shape
+    return _trilinear_at(float(m), lp, th, np.ascontiguousarray(acc.table).ravel(), nm, n_p, n_t,
+                         g.ps0, (nm - 1) / (g.ps1 - g.ps0), g.lp0, (n_p - 1) / (g.lp1 - g.lp0),
+                         g.t1, (n_t - 1) / g.t1, g.m_lep)  # fmt: skip
+
+
+def contains_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.bool_]:
+    """``fiducial.contains`` for γ* all of mass ``m`` (q_T, E: float64, 1-D): A of
+    :func:`acceptance_at_mass` against ``min_acceptance`` where it applies, else ``contains``
+    itself."""
+    a = acceptance_at_mass(fiducial, m, qt, e)
+    if a is None:
+        return np.asarray(fiducial.contains(np.full(qt.size, m), qt, e), dtype=bool)
+    return a >= fiducial.min_acceptance
+
+
 def inside_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.bool_]:
     """``fiducial.contains(m, qt, e)`` for γ* all of mass ``m``, point for point, tested only
     where :func:`cell_bound` allows a pass.
@@ -277,5 +369,5 @@ def inside_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[
     qt, e = qt.ravel(), e.ravel()
     cand = candidates(fiducial, m, qt, e, ok)
     out = np.zeros(qt.size, dtype=bool)
-    out[cand] = fiducial.contains(np.full(cand.size, m), qt[cand], e[cand])
+    out[cand] = contains_at_mass(fiducial, m, qt[cand], e[cand])
     return out.reshape(shape)

@@ -16,6 +16,7 @@ from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields._extrapolation_kernel import group_sums
 from gammastar.yields._fiducial_bound import (
     cell_bound,
+    contains_at_mass,
     inside_at_mass,
     mt_exponential_candidates,
 )
@@ -67,7 +68,7 @@ def _inside_sample(fiducial: Any, m: float, draws: Mapping[str, NDArray]
         return out["qT"][keep], out["E"][keep]
     parts = draws if "cosh_y" in draws else _mass_free_parts(draws)
     _, qt, e = mt_exponential_candidates(fiducial, m, ok, parts, REFERENCE[0])
-    keep = fiducial.contains(np.full(qt.size, m), qt, e)
+    keep = contains_at_mass(fiducial, m, qt, e)
     return qt[keep], e[keep]
 
 
