@@ -151,3 +151,18 @@ def test_compiled_acceptance_is_the_tables_interpolation(table, lam):
             np.testing.assert_array_equal(
                 contains_at_mass(region, m, qt, e), region.contains(np.full(qt.size, m), qt, e)
             )
+
+
+def test_quadrature_grid_in_f_is_the_region_on_the_meshgrid(table):
+    """F on the extrapolation's (p_T, y) quadrature grid (``_grid_in_f``, E made from m_T per
+    p_T and cosh y per y) is ``contains`` on the meshgrid's element-wise (q_T, E = m_T cosh y),
+    point for point."""
+    from gammastar.yields.extrapolation import model
+
+    region = FiducialRegion(table, 0.05)
+    pt, y = np.meshgrid(model._PT, model._Y, indexing="ij")
+    for m in (0.25, 0.7731):
+        e = np.sqrt(pt**2 + m**2) * np.cosh(y)
+        want = region.contains(np.full(pt.shape, m), pt, e)
+        np.testing.assert_array_equal(model._grid_in_f(region, m), want)
+        assert want.any()
