@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import Any
+from typing import IO, Any
 
 from gammastar.core.cachedir import cache_path, store
 
@@ -122,7 +122,11 @@ def _on_disk(name: str, compute: Callable[[], Any]) -> Any:
     out = compute()
     if path is not None:
         text = json.dumps(out).encode("utf-8")
-        store(path, lambda f: f.write(text))
+
+        def write(f: IO[bytes]) -> None:
+            f.write(text)
+
+        store(path, write)
     return out
 
 

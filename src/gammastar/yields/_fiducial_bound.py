@@ -212,7 +212,7 @@ def _rows(ok: NDArray[np.bool_], theta: NDArray) -> tuple[NDArray, NDArray, NDAr
     with np.errstate(over="ignore"):
         tan2 = np.where(edges < 0.5 * math.pi, np.tan(edges) ** 2, np.inf)
     tan2[0], tan2[-1] = 0.0, np.inf
-    row_ok = ok.any(axis=1)
+    row_ok = np.asarray(ok.any(axis=1), dtype=bool)
     first = np.argmax(ok, axis=1)
     last = n_t - 1 - np.argmax(ok[:, ::-1], axis=1)
     return row_ok, tan2[first], tan2[last + 1]
