@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cache
-from typing import IO, Any
-
-from gammastar.core.cachedir import cache_path, store
+from typing import Any
 
 MODES: dict[str, tuple[int, str]] = {
     "eta->gamma mumu": (221, "eta --> mu+ mu- gamma"),
@@ -99,70 +96,30 @@ def _api() -> Any:
         return pdg.connect()
 
 
-def _on_disk(name: str, compute: Callable[[], Any]) -> Any:
-    """``compute()`` (JSON types), cached on disk per installed `pdg` version (in
-    :func:`gammastar.core.cachedir.cache_dir`, ``pdg/<name>-<version>.json``, written
-    atomically; a missing or unreadable file is remade, an unwritable cache skipped): the
-    database bundled with a version never changes, and opening it and reading a particle's
-    decay modes (hundreds of SQL queries) is a noticeable CPU cost in every process that
-    needs a branching ratio. An exception of ``compute`` propagates and nothing is cached."""
-    import json
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        path = cache_path("pdg", f"{name}-{version('pdg')}.json")
-    except PackageNotFoundError:
-        path = None
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                return json.load(f)
-        except (OSError, ValueError):
-            pass
-    out = compute()
-    if path is not None:
-        text = json.dumps(out).encode("utf-8")
-
-        def write(f: IO[bytes]) -> None:
-            f.write(text)
-
-        store(path, write)
-    return out
-
-
-@cache
 def edition() -> str | None:
-    """The PDG edition of the installed `pdg` database (e.g. ``"2026"``), None if unavailable
-    (cached on disk, :func:`_on_disk`).
+    """The PDG edition of the installed `pdg` database (e.g. ``"2026"``), None if unavailable.
 
     Example:
         >>> isinstance(edition(), str | None)
         True
     """
     try:
-        return str(_on_disk("edition", lambda: str(_api().default_edition)))
+        return str(_api().default_edition)
     except Exception:  # noqa: BLE001 - no database: the edition is unknown
         return None
 
 
 @cache
 def _modes_of(mcid: int) -> dict[str, tuple[float, str]]:
-    """{decay description: (branching fraction, PDG identifier)} of the particle of Monte Carlo
-    id ``mcid``: its measured values (no limits), from the database (cached on disk,
-    :func:`_on_disk`)."""
-
-    def read() -> dict[str, list[Any]]:
-        api = _api()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            particle = api.get_particle_by_mcid(mcid)
-            out = {}
-            for bf in particle.branching_fractions():
-                if bf.value is not None and not bf.is_limit:
-                    out[bf.description] = [float(bf.value), str(bf.pdgid)]
-        return out
-
-    return {k: (float(v), str(i)) for k, (v, i) in _on_disk(f"modes-{mcid}", read).items()}
+    api = _api()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        particle = api.get_particle_by_mcid(mcid)
+        out = {}
+        for bf in particle.branching_fractions():
+            if bf.value is not None and not bf.is_limit:
+                out[bf.description] = (float(bf.value), str(bf.pdgid))
+    return out
 
 
 @cache
