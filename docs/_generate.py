@@ -657,7 +657,7 @@ PAIRS_COLUMN_DOCS: dict[str, tuple[str, str]] = {
         "int8",
         (
             "only with both channels (`input.lepton: [mu, e]`): |PDG id| of the pair's leptons, "
-            "13 μμ, 11 ee (`gammastar.selection.stage.FLAVOUR_CODES`)"
+            "13 μμ, 11 ee (`gammastar.selection.flavours.FLAVOUR_CODES`)"
         ),
     ),
 }

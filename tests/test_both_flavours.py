@@ -16,7 +16,8 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.flow.data import read_pairs, training_data
 from gammastar.mock.generate import generate_file
 from gammastar.physics.kinematics import aprime_factor
-from gammastar.selection.stage import FLAVOUR_CODES, select
+from gammastar.selection.flavours import FLAVOUR_CODES
+from gammastar.selection.stage import select
 from gammastar.yields.stage import compute_yields
 from gammastar.yields.universality import compare_aprime
 

@@ -89,3 +89,80 @@ def test_inside_at_mass_tests_every_point_where_the_bound_does_not_apply(table, 
     seen = _counting(monkeypatch)
     assert inside_at_mass(region, 0.5, qt, e).all()
     assert seen[0] == qt.size
+
+
+@pytest.mark.parametrize("m", [0.25, 0.55, 1.0])
+def test_candidates_hold_every_point_of_an_ok_cell(table, m):
+    """The compiled candidates (:func:`candidates`, one pass, no arctangent) hold every point
+    whose numpy cell (:func:`cells`) the bound allows: a point may move to a neighbouring cell
+    only on a cell edge (an ulp), which the bound's dilation covers, so none of the reference
+    sample's is lost (and those between two allowed cells of a row are added: about as many
+    candidates as allowed points, under half the sample)."""
+    from gammastar.yields._fiducial_bound import candidates, cell_bound, cells
+
+    region = FiducialRegion(table.with_lambda(np.linspace(-0.6, 0.8, table.m_grid.size)), 0.05)
+    qt, e = _points(m, seed=11)
+    ok = cell_bound(region, m, m)
+    with np.errstate(invalid="ignore"):
+        want = np.flatnonzero(ok.ravel().take(cells(region, m, qt.copy(), e.copy())))
+    got = candidates(region, m, qt, e, ok)
+    assert np.all(np.diff(got) > 0)  # in the points' order
+    assert np.isin(want, got).all()
+    assert want.size <= got.size < min(1.2 * want.size, 0.5 * qt.size)
+
+
+def test_mt_exponential_candidates_are_the_sampler_numbers(table):
+    """The reference sample made only at its candidates (:func:`mt_exponential_candidates`,
+    from the draws' mass-independent parts) has the q_T and E of
+    :meth:`ParametricSampler.sample_at` at those draws, number for number (the same
+    operations), and its candidates are :func:`candidates` of the full sample."""
+    from gammastar.yields._fiducial_bound import candidates, cell_bound, mt_exponential_candidates
+    from gammastar.yields.extrapolation.reference import REFERENCE, reference_draws
+
+    region = FiducialRegion(table, 0.05)
+    draws = reference_draws(4)
+    for m in (0.3, 0.7731):
+        ok = cell_bound(region, m, m)
+        idx, qt, e = mt_exponential_candidates(region, m, ok, draws, REFERENCE[0])
+        full = ParametricSampler(*REFERENCE).sample_at(draws, m)
+        np.testing.assert_array_equal(qt, full["qT"][idx])
+        np.testing.assert_array_equal(e, full["E"][idx])
+        np.testing.assert_array_equal(idx, candidates(region, m, full["qT"], full["E"], ok))
+
+
+@pytest.mark.parametrize("lam", [0.0, "ramp"])
+def test_compiled_acceptance_is_the_tables_interpolation(table, lam):
+    """The compiled interpolation (:func:`acceptance_at_mass`) gives
+    ``PairAcceptance.of_kinematics``' numbers, the same IEEE operations in the same order:
+    equal to the last bit at masses between nodes, at a node, at 2 m_μ and beyond the grid, for
+    the reference sample and the table's edge points (no momentum, beyond p_max and the θ
+    range, a NaN); ``contains_at_mass`` is then ``contains``."""
+    from gammastar.yields._fiducial_bound import acceptance_at_mass, contains_at_mass
+
+    if lam == "ramp":
+        lam = np.linspace(-0.6, 0.8, table.m_grid.size)
+    region = FiducialRegion(table.with_lambda(lam), 0.05)
+    for i, m in enumerate([0.2, 0.2113, 0.25, float(table.m_grid[7]), 0.7731, 1.1, 1.3]):
+        qt, e = _points(m, seed=20 + i)
+        with np.errstate(invalid="ignore"):
+            want = region.acceptance.of_kinematics(np.full(qt.size, m), qt, e)
+            got = acceptance_at_mass(region, m, qt, e)
+            np.testing.assert_array_equal(got, want)
+            np.testing.assert_array_equal(
+                contains_at_mass(region, m, qt, e), region.contains(np.full(qt.size, m), qt, e)
+            )
+
+
+def test_quadrature_grid_in_f_is_the_region_on_the_meshgrid(table):
+    """F on the extrapolation's (p_T, y) quadrature grid (``_grid_in_f``, E made from m_T per
+    p_T and cosh y per y) is ``contains`` on the meshgrid's element-wise (q_T, E = m_T cosh y),
+    point for point."""
+    from gammastar.yields.extrapolation import model
+
+    region = FiducialRegion(table, 0.05)
+    pt, y = np.meshgrid(model._PT, model._Y, indexing="ij")
+    for m in (0.25, 0.7731):
+        e = np.sqrt(pt**2 + m**2) * np.cosh(y)
+        want = region.contains(np.full(pt.shape, m), pt, e)
+        np.testing.assert_array_equal(model._grid_in_f(region, m), want)
+        assert want.any()

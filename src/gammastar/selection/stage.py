@@ -35,7 +35,6 @@ from gammastar.corrections.unfold import (
     split_map_spec,
 )
 from gammastar.errors import ConfigError
-from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.selection.chunk import (  # the pure chunk steps
     CUTFLOW_KEYS,
     EXECUTORS,
@@ -44,6 +43,7 @@ from gammastar.selection.chunk import (  # the pure chunk steps
     HistAxes,
     WeightSpec,
 )
+from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
 from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
     ChunkReader,
@@ -74,7 +74,7 @@ from gammastar.selection.weighting import (
     _weigh,
 )
 
-__all__ = ["FLAVOUR_CODES", "flavour_channel", "select"]
+__all__ = ["select"]
 
 
 def select(
@@ -328,19 +328,6 @@ def _process(
 
 
 # --------------------------------------------------------------------------- both channels
-FLAVOUR_CODES = {"mu": 13, "e": 11}
-"""``pairs.parquet`` ``flavour`` (a run with ``input.lepton: [mu, e]``): the |PDG id| of the
-pair's leptons."""
-
-
-def flavour_channel(flavour: str) -> str:
-    """The dilepton channel name of a flavour (``mu`` → ``mumu``, ``e`` → ``ee``;
-    :data:`gammastar.physics.channels.LEPTON_CHANNELS`): the suffix of its histograms
-    (``os_m_ee``) and its key in ``select.json``/``yields.json`` ``flavours``."""
-
-    return next(c.name for c in LEPTON_CHANNELS.values() if c.flavour == flavour)
-
-
 def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float) -> SelectResult:
     """``input.lepton: [mu, e]``: each flavour selected as its single-flavour run
     (:func:`gammastar.config.flavour_config`: its branches, cuts, background, unfolding), in

@@ -7,21 +7,32 @@ tests 4·10⁵ reference points (``_Reference``) and 6·10⁴ quadrature points 
 fit group and fiducial region, of which a fifth pass. A trilinear value is a convex combination
 of its cell's 8 table values, then 0 (outside the kinematic range) or clipped to [0, 1]; so a
 point whose cell, and the cells around it, hold only values below ``min_acceptance`` cannot
-pass. :func:`inside_at_mass` finds each point's (log p, θ) cell (a few numpy operations a
-point), drops the points of such cells and tests the others with ``contains`` itself: the same
-answer point for point (``contains`` works point by point), at a third of the cost.
+pass. :func:`inside_at_mass` finds each point's (log p, θ) cell (one compiled pass over the
+points, :func:`_candidates`), drops the points of such cells and tests the others with
+``contains`` itself: the same answer point for point (``contains`` works point by point), at a
+fraction of the cost.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numba import njit
 from numpy.typing import NDArray
 
 from gammastar.corrections.pair_acceptance import FiducialRegion, PairAcceptance
 
-__all__ = ["inside_at_mass"]
+__all__ = [
+    "acceptance_at_mass",
+    "candidates",
+    "cell_bound",
+    "contains_at_mass",
+    "inside_at_mass",
+    "mt_exponential_candidates",
+]
 
 MARGIN = 1e-6
 """Relative margin below ``min_acceptance`` for the bound (the rounding of a trilinear
@@ -30,6 +41,15 @@ DILATE = 2
 """Cells on each side whose table values join a cell's bound: one for a point's cell index
 rounded across a cell edge (the index here and the interpolation's are computed differently),
 one to spare."""
+
+
+def _jit(fn=None, **options):
+    if fn is None:
+        return lambda f: _jit(f, **options)
+    try:
+        return njit(cache=True, error_model="numpy", **options)(fn)
+    except RuntimeError:  # no writable cache location
+        return njit(cache=False, error_model="numpy", **options)(fn)
 
 
 def _table_of(fiducial: Any) -> PairAcceptance | None:
@@ -114,6 +134,209 @@ def cells(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.intp]:
     return j
 
 
+@_jit(inline="always")  # numba's calls pass arrays with reference counting: none per point
+def _cell_ok(q, e, m2, lp0, p_scale, n_p, row_ok, lo2, hi2):  # pragma: no cover - compiled
+    """Whether the γ* (q_T ``q``, E ``e``) of squared mass ``m2`` lies in an ``ok`` cell of
+    its (log p, θ) row, or between two (:func:`_rows`): the row of :func:`cells`, point by
+    point (its rounding may differ from numpy's by an ulp: a point on a cell edge in the next
+    row, which :data:`DILATE` covers), and θ between the row's first and last ``ok`` cell
+    compared as tan²θ = q_T²/p_z² with the tangents of their edges (no arctangent, the most
+    expensive step of a point; an edge again within an ulp). Without branches (selects only):
+    the points' verdicts come in no order a branch could predict."""
+    p2 = e * e - m2
+    p2 = p2 if p2 > 0.0 else 0.0  # noqa: FURB136 - NaN → 0, as numba's max may not
+    j = (0.5 * math.log(p2) - lp0) * p_scale
+    # NaN and −inf (no momentum) → the first row, beyond the grid → the edge rows
+    j = j if j > 0.0 else 0.0  # noqa: FURB136 - NaN → 0
+    jj = int(j if j < n_p - 1 else n_p - 1)  # noqa: FURB136 - the select, as above
+    pz2 = p2 - q * q
+    pz2 = pz2 if pz2 > 0.0 else 0.0  # noqa: FURB136 - NaN → 0
+    q2 = q * q
+    # a NaN product (an infinite tangent at p_z = 0) rejects nothing
+    return row_ok[jj] & ~(q2 < lo2[jj] * pz2) & ~(q2 > hi2[jj] * pz2)
+
+
+@_jit
+def _candidates(qt, e, m2, lp0, p_scale, n_p, row_ok, lo2, hi2):  # pragma: no cover
+    """The indices of the points that :func:`_cell_ok` keeps, in one pass without the
+    whole-sample temporaries of :func:`cells` (written at every point, advanced at a kept
+    one: no branch)."""
+    n = qt.size
+    out = np.empty(n + 1, dtype=np.intp)
+    c = 0
+    for i in range(n):
+        out[c] = i
+        c += _cell_ok(qt[i], e[i], m2, lp0, p_scale, n_p, row_ok, lo2, hi2)
+    return out[:c]
+
+
+@_jit
+def _mt_exponential_candidates(r, u_exp, u_gamma, cosh_y, threshold, m, m2_sample, m2, lp0,
+                               p_scale, n_p, row_ok, lo2, hi2):  # fmt: skip  # pragma: no cover
+    """:func:`_candidates` of the m_T-exponential sample made from its mass-independent parts
+    (:func:`mt_exponential_candidates`), with the candidates' q_T and E."""
+    n = r.size
+    idx = np.empty(n + 1, dtype=np.intp)
+    qt = np.empty(n + 1, dtype=np.float64)
+    e = np.empty(n + 1, dtype=np.float64)
+    c = 0
+    for i in range(n):
+        u = u_gamma[i] if r[i] < threshold else u_exp[i]
+        q = math.sqrt(u * (u + 2.0 * m))
+        ei = math.sqrt(q * q + m2_sample) * cosh_y[i]
+        idx[c] = i
+        qt[c] = q
+        e[c] = ei
+        c += _cell_ok(q, ei, m2, lp0, p_scale, n_p, row_ok, lo2, hi2)
+    return idx[:c], qt[:c], e[:c]
+
+
+def _grid_args(fiducial: Any, ok: NDArray[np.bool_]) -> tuple:
+    """The table's log p grid and ``ok``'s rows (:func:`_rows`) as the compiled lookups
+    (:func:`_cell_ok`) take them."""
+    lg = fiducial.acceptance.logp_grid
+    n_p = lg.size - 1
+    return (float(lg[0]), float(n_p / (lg[-1] - lg[0])), n_p,
+            *_rows(ok, fiducial.acceptance.theta_grid))  # fmt: skip
+
+
+def _rows(ok: NDArray[np.bool_], theta: NDArray) -> tuple[NDArray, NDArray, NDArray]:
+    """Per log p row of ``ok`` ((n_p, n_θ) cells on the θ nodes ``theta``): whether any cell
+    is ``ok``, and tan² of the lower edge of its first ``ok`` cell and of the upper edge of its
+    last (0 for the first cell, ∞ for the last: the θ beyond the grid are in it; ∞ for an
+    edge at or beyond π/2). A point of the row between them may still be in a cell that is not
+    ``ok`` (a hole): :func:`inside_at_mass` asks ``contains`` about it."""
+    ok = np.asarray(ok, dtype=bool)
+    n_t = ok.shape[1]
+    edges = np.asarray(theta, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        tan2 = np.where(edges < 0.5 * math.pi, np.tan(edges) ** 2, np.inf)
+    tan2[0], tan2[-1] = 0.0, np.inf
+    row_ok = np.asarray(ok.any(axis=1), dtype=bool)
+    first = np.argmax(ok, axis=1)
+    last = n_t - 1 - np.argmax(ok[:, ::-1], axis=1)
+    return row_ok, tan2[first], tan2[last + 1]
+
+
+def mt_exponential_candidates(fiducial: Any, m: float, ok: NDArray[np.bool_],
+                              parts: Mapping[str, NDArray], temperature: float
+                              ) -> tuple[NDArray[np.intp], NDArray, NDArray]:  # fmt: skip
+    """The points of an m_T-exponential sample at mass ``m`` that may lie in an ``ok`` cell
+    (:func:`cell_bound`'s layout; :func:`_cell_ok`: every such point, and those between two
+    ``ok`` cells of a row), made only there: ``(index, q_T, E)``, q_T and E number for
+    number those of :meth:`~gammastar.physics.sampling.ParametricSampler.sample_at` (the same
+    operations on each draw; the sample's p_T chooses Γ(2, T) where ``r`` < T/(T + m)).
+
+    Arguments:
+        fiducial: the :class:`FiducialRegion` of ``ok``.
+        m: the mass (GeV).
+        ok: :func:`cell_bound` at ``m``.
+        parts: the sample's mass-independent parts: its uniforms ``r``, ``u_exp`` = T e₀ and
+            ``u_gamma`` = T (e₀ + e₁) of its standard exponentials, and ``cosh_y``.
+        temperature: T (GeV).
+    """
+    m = float(m)
+    return _mt_exponential_candidates(parts["r"], parts["u_exp"], parts["u_gamma"],
+                                      parts["cosh_y"], temperature / (temperature + m), m, m**2,
+                                      m * m, *_grid_args(fiducial, ok))  # fmt: skip
+
+
+def candidates(fiducial: Any, m: float, qt: NDArray, e: NDArray,
+               ok: NDArray[np.bool_]) -> NDArray[np.intp]:  # fmt: skip
+    """The indices of the points (q_T, E) at mass ``m`` (float64, 1-D) that may lie in an
+    ``ok`` (log p, θ) cell of ``fiducial``'s table (:func:`cell_bound`'s layout): every point
+    whose :func:`cells` is ``ok`` (and those between two ``ok`` cells of a row,
+    :func:`_cell_ok`), in one compiled pass."""
+    return _candidates(np.ascontiguousarray(qt, dtype=np.float64),
+                       np.ascontiguousarray(e, dtype=np.float64), float(m) * float(m),
+                       *_grid_args(fiducial, ok))  # fmt: skip
+
+
+@_jit
+def _trilinear_at(m, lp, th, flat, nm, n_p, n_t, ps0, x_scale, lp0, y_scale, t1, z_scale,
+                  m_lep):  # fmt: skip  # pragma: no cover - compiled
+    """A at the points (ln p ``lp``, θ ``th``) of mass ``m`` on the float64 (p*(m), log p, θ)
+    table ``flat`` (flattened, nodes ``nm``, ``n_p``, ``n_t``), clipped to [0, 1]: the
+    arithmetic of :func:`gammastar.corrections.pair_acceptance._cells` and ``_contract``
+    operation by operation (the same IEEE operations in the same order, no fused ones: the
+    same numbers), point by point instead of array by array."""
+    n = lp.size
+    out = np.empty(n, dtype=np.float64)
+    ps = 0.25 * m * m - m_lep * m_lep
+    x = math.sqrt(ps if ps > 0.0 else 0.0)  # noqa: FURB136 - NaN-free: the clip's select
+    x -= ps0
+    x *= x_scale
+    x = min(max(x, 0.0), nm - 1.0)
+    ix = min(int(x), nm - 2)
+    x -= ix
+    above = m > 2.0 * m_lep
+    for i in range(n):
+        y = lp[i]
+        t = th[i]
+        dead = not (above and t >= 0 and t <= t1 and y >= lp0)
+        y -= lp0
+        y *= y_scale
+        z = t * z_scale
+        y = y if y > 0.0 else 0.0  # noqa: FURB136 - fmax: NaN → 0
+        y = y if y < n_p - 1.0 else n_p - 1.0  # noqa: FURB136 - fmin
+        z = z if z > 0.0 else 0.0  # noqa: FURB136 - fmax: NaN → 0
+        z = z if z < n_t - 1.0 else n_t - 1.0  # noqa: FURB136 - fmin
+        j = min(int(y), n_p - 2)
+        k = min(int(z), n_t - 2)
+        y -= j
+        z -= k
+        base = (ix * n_p + j) * n_t + k
+        acc = 0.0
+        for a in range(2):
+            wa = x if a else 1.0 - x
+            for b in range(2):
+                wab = wa * (y if b else 1.0 - y)
+                idx = base + (a * n_p + b) * n_t
+                lo = flat[idx]
+                hi = flat[idx + 1]
+                hi -= lo
+                hi *= z
+                hi += lo
+                hi *= wab
+                acc += hi
+        if dead:
+            acc = 0.0
+        out[i] = min(max(acc, 0.0), 1.0)
+    return out
+
+
+def acceptance_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray | None:
+    """``fiducial.acceptance.of_kinematics`` for γ* all of mass ``m`` (q_T, E: float64, 1-D),
+    the same numbers (p, θ and ln p by the same numpy expressions, the trilinear
+    interpolation compiled, :func:`_trilinear_at`), or ``None`` where the bound does not
+    apply (:func:`_table_of`) or the table is not float64."""
+    acc = _table_of(fiducial)
+    if acc is None or acc.table.dtype != np.float64:
+        return None
+    mm = np.full(qt.size, m)
+    # of_kinematics' p, θ; its interpolation's ln p
+    p = np.sqrt(np.clip(e**2 - mm**2, 0.0, None))
+    pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
+    th = np.arctan2(qt, pz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lp = np.log(p)
+    g = acc._grid
+    nm, n_p, n_t = acc.table.shape
+    return _trilinear_at(float(m), lp, th, np.ascontiguousarray(acc.table).ravel(), nm, n_p, n_t,
+                         g.ps0, (nm - 1) / (g.ps1 - g.ps0), g.lp0, (n_p - 1) / (g.lp1 - g.lp0),
+                         g.t1, (n_t - 1) / g.t1, g.m_lep)  # fmt: skip
+
+
+def contains_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.bool_]:
+    """``fiducial.contains`` for γ* all of mass ``m`` (q_T, E: float64, 1-D): A of
+    :func:`acceptance_at_mass` against ``min_acceptance`` where it applies, else ``contains``
+    itself."""
+    a = acceptance_at_mass(fiducial, m, qt, e)
+    if a is None:
+        return np.asarray(fiducial.contains(np.full(qt.size, m), qt, e), dtype=bool)
+    return a >= fiducial.min_acceptance
+
+
 def inside_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.bool_]:
     """``fiducial.contains(m, qt, e)`` for γ* all of mass ``m``, point for point, tested only
     where :func:`cell_bound` allows a pass.
@@ -144,7 +367,7 @@ def inside_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[
         return np.asarray(fiducial.contains(np.full(qt.shape, m), qt, e), dtype=bool)
     shape = qt.shape
     qt, e = qt.ravel(), e.ravel()
-    cand = np.flatnonzero(ok.ravel().take(cells(fiducial, m, qt, e)))
+    cand = candidates(fiducial, m, qt, e, ok)
     out = np.zeros(qt.size, dtype=bool)
-    out[cand] = fiducial.contains(np.full(cand.size, m), qt[cand], e[cand])
+    out[cand] = contains_at_mass(fiducial, m, qt[cand], e[cand])
     return out.reshape(shape)

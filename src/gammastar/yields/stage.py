@@ -36,7 +36,7 @@ from gammastar.physics import bremsstrahlung as br
 from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
 from gammastar.physics.millicharge import meson_branching_ratio
-from gammastar.selection.stage import FLAVOUR_CODES, flavour_channel
+from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.plots import plot_aprime, plot_mcp, plot_standard_recipe
 from gammastar.yields.standard_recipe import (

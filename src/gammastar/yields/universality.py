@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy.special import chdtrc
 
 from gammastar.errors import InputError
 
@@ -106,7 +106,7 @@ def compare_aprime(
         "ratio_err": ratio_err.tolist(),
         "chi2": chi2,
         "ndf": ndf,
-        "p_value": float(stats.chi2(ndf).sf(chi2)) if ndf else None,
+        "p_value": float(chdtrc(ndf, chi2)) if ndf else None,
         "mass_range": list(mass_range) if mass_range is not None else None,
         "combined": {
             "per_pot_per_eps2": comb.tolist(),

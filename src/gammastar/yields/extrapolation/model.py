@@ -312,11 +312,16 @@ MODEL_VARIATIONS = ("mt_boltzmann", "logistic_y")
 """The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`)."""
 
 
+_PT_GRID = np.meshgrid(_PT, _Y, indexing="ij")[0]
+_COSH_Y = np.cosh(_Y)
+
+
 def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
-    """F on the (p_T, y) quadrature grid at mass ``m`` (shape (n_pt, n_y))."""
-    pt, y = np.meshgrid(_PT, _Y, indexing="ij")
-    mt = np.sqrt(pt**2 + m**2)
-    return inside_at_mass(fiducial, m, pt, mt * np.cosh(y))
+    """F on the (p_T, y) quadrature grid at mass ``m`` (shape (n_pt, n_y)): the grid's (q_T, E),
+    E = m_T cosh y from m_T per p_T and cosh y per y (the numbers of the element-wise
+    products on the whole grid)."""
+    mt = np.sqrt(_PT**2 + m**2)
+    return inside_at_mass(fiducial, m, _PT_GRID, mt[:, None] * _COSH_Y[None, :])
 
 
 def fiducial_fraction(

@@ -14,7 +14,12 @@ from numpy.typing import NDArray
 from gammastar.physics.kinematics import rapidity_pz
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields._extrapolation_kernel import group_sums
-from gammastar.yields._fiducial_bound import inside_at_mass
+from gammastar.yields._fiducial_bound import (
+    cell_bound,
+    contains_at_mass,
+    inside_at_mass,
+    mt_exponential_candidates,
+)
 from gammastar.yields.extrapolation.model import (
     NOMINAL,
     ModelForm,
@@ -33,8 +38,38 @@ REFERENCE_SAMPLES = 400_000
 
 def reference_draws(seed: int) -> dict[str, NDArray]:
     """The random numbers of the reference sample of ``seed`` (:class:`_Reference`), which do
-    not depend on its mass (:meth:`~gammastar.physics.sampling.ParametricSampler.draws`)."""
-    return ParametricSampler(*REFERENCE).draws(REFERENCE_SAMPLES, seed)
+    not depend on its mass (:meth:`~gammastar.physics.sampling.ParametricSampler.draws`), with
+    the parts of the sample that do not depend on it either (:func:`_mass_free_parts`)."""
+    return _mass_free_parts(ParametricSampler(*REFERENCE).draws(REFERENCE_SAMPLES, seed))
+
+
+def _mass_free_parts(draws: Mapping[str, NDArray]) -> dict[str, NDArray]:
+    """``draws`` with ``cosh_y``, ``u_exp`` = T e₀ and ``u_gamma`` = T (e₀ + e₁): the
+    factors of :meth:`~gammastar.physics.sampling.ParametricSampler.sample_at`'s q_T and E
+    that do not depend on the mass, the same numbers (E = m_T cosh y; the p_T of Exp(T) or
+    Γ(2, T) from u), computed once for the masses and regions of one draw."""
+    t = REFERENCE[0]
+    e = draws["e"]
+    return {**draws, "cosh_y": np.cosh(draws["y"]), "u_exp": t * (e[0] + 0.0),
+            "u_gamma": t * (e[0] + e[1])}  # fmt: skip
+
+
+def _inside_sample(fiducial: Any, m: float, draws: Mapping[str, NDArray]
+                   ) -> tuple[NDArray, NDArray]:  # fmt: skip
+    """(q_T, E) of the reference sample's points at mass ``m`` inside ``fiducial``: those of
+    :meth:`~gammastar.physics.sampling.ParametricSampler.sample_at` where
+    :func:`~gammastar.yields._fiducial_bound.inside_at_mass` holds, made and tested only at
+    the points whose acceptance cell can pass (the other 3/4 of the sample; the same points,
+    number for number)."""
+    ok = cell_bound(fiducial, m, m)
+    if ok is None:
+        out = ParametricSampler(*REFERENCE).sample_at(draws, m)
+        keep = inside_at_mass(fiducial, m, out["qT"], out["E"])
+        return out["qT"][keep], out["E"][keep]
+    parts = draws if "cosh_y" in draws else _mass_free_parts(draws)
+    _, qt, e = mt_exponential_candidates(fiducial, m, ok, parts, REFERENCE[0])
+    keep = contains_at_mass(fiducial, m, qt, e)
+    return qt[keep], e[keep]
 
 
 class _Reference:
@@ -47,16 +82,12 @@ class _Reference:
         """The sample of :data:`REFERENCE_SAMPLES` at mass ``m`` drawn with ``seed``, or made
         from ``draws`` (:func:`reference_draws` of that seed: the same sample, the random
         numbers drawn once for several masses), and its part inside ``fiducial``."""
-        sampler = ParametricSampler(*REFERENCE)
         if draws is None:
             draws = reference_draws(seed)
-        out = sampler.sample_at(draws, m)
-        qt, e = out["qT"], out["E"]
-        keep = inside_at_mass(fiducial, m, qt, e)
-        qt, e = qt[keep], e[keep]
+        qt, e = _inside_sample(fiducial, m, draws)
         pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
         t0, mu0, s0 = REFERENCE
-        self.m, self.n = m, keep.size
+        self.m, self.n = m, draws["r"].size
         self.pt = qt
         self.y = rapidity_pz(pz, e)
         # the sample's (q_T, E) hold |y| (p_z ≥ 0): a backward draw (y < 0) comes back at −y,
