@@ -176,8 +176,8 @@ def chunk_items(
 
     Example:
         >>> [(i.entrystart, i.entrystop) for i in chunk_items(
-        ...     {"d": {"files": {"a.root": "events"}}}, {"a.root": 1250}, 500)]
-        [(0, 417), (417, 834), (834, 1250)]
+        ...     {"d": {"files": {"a.root": "events"}}}, {"a.root": 1300}, 500)]
+        [(0, 434), (434, 868), (868, 1300)]
     """
     items = []
     for dataset, spec in fileset.items():
