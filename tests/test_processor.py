@@ -545,8 +545,8 @@ def test_pair_rows_are_ak_combinations():
 def test_sequential_reads_are_the_chunk_reads(tmp_path, monkeypatch):
     """Inside ``sequential_reads`` each file's chunks, read in order, come from one uproot
     iteration: the same arrays as each chunk's own read (also for the shorter last chunk,
-    and for a chunk out of order, read the plain way), and a basket that straddles two chunks
-    is decompressed once instead of once per chunk."""
+    and for a chunk out of order, read by an iteration from it), and a basket that straddles
+    two chunks is decompressed once instead of once per chunk."""
     import zlib
 
     import gammastar.selection.processor as gp
@@ -575,7 +575,7 @@ def test_sequential_reads_are_the_chunk_reads(tmp_path, monkeypatch):
     calls.clear()
     with gp.sequential_reads():
         seq = [reader.read_item(i) for i in items]
-        again = reader.read_item(items[1])  # out of order: read on its own
+        again = reader.read_item(items[1])  # out of order: an iteration from it
     # 3 branches × 5 baskets, each once; the plain reads decompress the 3 baskets that
     # straddle the chunk boundaries (entries 63, 126, 189) twice for every branch
     assert len(calls) == 15 + 3 * 2  # + items[1] again: its 2 baskets of each branch

@@ -173,6 +173,7 @@ class _SequentialReads:
         self.file: Any = None
         self.it: Iterator[dict[str, Any]] | None = None
         self.next: tuple[Any, ...] | None = None  # (file, tree, columns, start, step, entries)
+        self.plain: set[str] = set()  # files whose iteration failed once: read the plain way
 
     def read(self, reader: ChunkReader, item: WorkItem) -> dict[str, Any] | None:
         size = item.entrystop - item.entrystart
@@ -185,7 +186,7 @@ class _SequentialReads:
         try:
             if not follows:
                 self.close()
-                if size <= 0:
+                if size <= 0 or item.filename in self.plain:
                     return None
                 self.file, tree = open_tree(item.filename, item.treename)
                 wanted = set(reader.columns.values())
@@ -199,9 +200,11 @@ class _SequentialReads:
             cols = {col: arrays[branch] for col, branch in reader.columns.items()}
         except Exception:  # noqa: BLE001 - read again the plain way: its error, its message
             self.close()
+            self.plain.add(item.filename)
             return None
         if any(len(a) != size for a in cols.values()):
             self.close()
+            self.plain.add(item.filename)
             return None
         self.next = (*nxt[:3], item.entrystop, *nxt[4:])
         return cols
