@@ -406,7 +406,8 @@ def test_staging_removed_and_nothing_written_on_error(tmp_path):
 
 def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
     """The chunks are made from the entries that the input check read: no file is opened
-    again for its count (in this process: one open per chunk, to read it; Dask: coffea is
+    again for its count (in this process: one open per file, its chunks read in order from
+    one iteration; Dask: coffea is
     handed them as its metadata cache), and a file rewritten with more entries between two runs
     in one Python session is read in full (coffea's own process-wide cache would chunk it by
     the old count)."""
@@ -424,9 +425,10 @@ def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
     res = select(cfg, force=True)
     assert res.cutflow["events"] == 7 * 30
     assert res.counts["os"] == 3 * 30
-    # 210 entries in chunks of 60: round(3.5) = 4 chunks (coffea's count), one open each, and
-    # the input check's one (gammastar.io.check_inputs: the entry counts the chunks come from)
-    assert len(opened) == 4 + 1
+    # 210 entries in chunks of 60: round(3.5) = 4 chunks (coffea's count), all four from
+    # the one open of the file that reads them (processor._SequentialReads), and the input
+    # check's one (gammastar.io.check_inputs: the entry counts the chunks come from)
+    assert len(opened) == 1 + 1
     from coffea.processor import Runner
 
     def no_preprocessing(*args, **kwargs):
@@ -542,3 +544,49 @@ def test_pair_rows_are_ak_combinations():
     ia, ib = _pair_rows(counts, counts * (counts - 1) // 2)
     assert ia.tolist() == ak.flatten(ref["0"]).tolist()
     assert ib.tolist() == ak.flatten(ref["1"]).tolist()
+
+
+def test_sequential_reads_are_the_chunk_reads(tmp_path, monkeypatch):
+    """Inside ``sequential_reads`` each file's chunks, read in order, come from one uproot
+    iteration: the same arrays as each chunk's own read (also for the shorter last chunk,
+    and for a chunk out of order, read by an iteration from it), and a basket that straddles
+    two chunks is decompressed once instead of once per chunk."""
+    import zlib
+
+    import gammastar.selection.processor as gp
+
+    path = tmp_path / "b.root"
+    rng = np.random.default_rng(1)
+    with uproot.recreate(path, compression=uproot.ZLIB(1)) as f:
+        f.mktree("events", {"event": np.int64, "muon_px": "var * float32",
+                            "muon_charge": "var * int32"})  # fmt: skip
+        for b in range(5):  # five baskets of 50 entries
+            n = rng.integers(0, 4, 50)
+            px = ak.unflatten(rng.normal(size=int(n.sum())).astype(np.float32), n)
+            q = ak.unflatten(rng.choice([-1, 1], int(n.sum())).astype(np.int32), n)
+            f["events"].extend({"event": np.arange(50 * b, 50 * b + 50), "muon_px": px,
+                                "muon_charge": q})  # fmt: skip
+    reader = ChunkReader("jagged_cartesian", {"event": "event", "px": "muon_px",
+                                              "charge": "muon_charge"}, 0.105)  # fmt: skip
+    # 250 entries in chunks of 70: 4 chunks of 63 (the last 61), most straddling a basket
+    items = gp.chunk_items({"d": {"files": {str(path): "events"}}}, {str(path): 250}, 70)
+    assert [i.entrystop - i.entrystart for i in items] == [63, 63, 63, 61]
+    calls = []
+    decompress = zlib.decompress  # uproot's ZLIB baskets: one call per basket read
+    monkeypatch.setattr(zlib, "decompress", lambda *a, **k: calls.append(1) or decompress(*a, **k))
+    plain = [reader.read_item(i) for i in items]
+    n_plain = len(calls)
+    calls.clear()
+    with gp.sequential_reads():
+        seq = [reader.read_item(i) for i in items]
+        again = reader.read_item(items[1])  # out of order: an iteration from it
+    # 3 branches × 5 baskets, each once; the plain reads decompress the 3 baskets that
+    # straddle the chunk boundaries (entries 63, 126, 189) twice for every branch
+    assert len(calls) == 15 + 3 * 2  # + items[1] again: its 2 baskets of each branch
+    assert n_plain == 15 + 3 * 3
+    for a, b in zip(plain, seq, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert ak.to_list(a[k]) == ak.to_list(b[k])
+    assert all(ak.to_list(again[k]) == ak.to_list(plain[1][k]) for k in again)
+    assert gp._SEQUENTIAL[0] is None  # closed with the block

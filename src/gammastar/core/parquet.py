@@ -210,18 +210,38 @@ def part_layout(data: bytes | memoryview) -> tuple[int, list[list[Any]]]:
     return start, footer
 
 
+COMPRESSED_COLUMNS = frozenset({"event", "E", "pz", "eff", "weight_raw"})
+"""The ``pairs.parquet`` columns written with LZ4: those it shrinks (sorted event numbers; E
+and pz, sums of two single-precision momenta, whose low mantissa bits are zero; ε and the raw
+weight, values of a binned map and mostly constant). The other doubles use their whole
+mantissa: LZ4 leaves them at ≥ 97% of their size and costs time to write and to read, so they
+are stored plain (the values read back are the same)."""
+
+DICTIONARY_COLUMNS = ("charge", "channel")
+"""The ``pairs.parquet`` columns with a dictionary (a few distinct values)."""
+
+
+def writer_options(names: Any) -> dict[str, Any]:
+    """The ``pyarrow.parquet.ParquetWriter`` options of ``pairs.parquet`` for the columns
+    ``names``: LZ4 for :data:`COMPRESSED_COLUMNS`, none for the others; dictionaries only for
+    :data:`DICTIONARY_COLUMNS`."""
+    names = list(names)
+    return {
+        "compression": {n: "lz4" if n in COMPRESSED_COLUMNS else "none" for n in names},
+        "use_dictionary": [n for n in DICTIONARY_COLUMNS if n in names],
+    }
+
+
 def part_bytes(columns: Mapping[str, Any], rows_per_group: int = 1_000_000) -> bytes:
     """One parquet file (bytes) of these numpy columns, with the settings of ``pairs.parquet``
-    (LZ4; dictionaries only for ``charge`` and ``channel``; row groups of ≤ 10⁶ rows)."""
+    (:func:`writer_options`; row groups of ≤ 10⁶ rows)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = pa.schema([(c, pa.from_numpy_dtype(v.dtype)) for c, v in columns.items()])
     table = pa.Table.from_arrays([pa.array(v) for v in columns.values()], schema=schema)
     sink = pa.BufferOutputStream()
-    with pq.ParquetWriter(
-        sink, schema, compression="lz4", use_dictionary=["charge", "channel"]
-    ) as w:
+    with pq.ParquetWriter(sink, schema, **writer_options(columns)) as w:
         w.write_table(table, row_group_size=rows_per_group)
     return sink.getvalue().to_pybytes()
 
@@ -239,7 +259,8 @@ def replace_column(
 
     The new values (one numpy array per row group, of that row group's length and the
     column's type) are encoded as one single-column parquet file with the same row groups
-    and the settings of ``pairs.parquet`` (LZ4; a dictionary only with ``dictionary``); its
+    and the settings of ``pairs.parquet`` (:func:`writer_options`; a dictionary only with
+    ``dictionary``); its
     column chunks are appended after the existing ones, and the footer's column chunks of
     ``name`` are pointed at them (row-group sizes updated). The old column's bytes stay in
     the file, unreferenced. Readers see the file with the new column and every other column
@@ -282,9 +303,9 @@ def replace_column(
     sink = pa.BufferOutputStream()
     arrays = [pa.array(v) for v in values]
     col_schema = pa.schema([(name, arrays[0].type if arrays else pa.float64())])
-    with pq.ParquetWriter(
-        sink, col_schema, compression="lz4", use_dictionary=[name] if dictionary else False
-    ) as w:
+    opts = writer_options([name])
+    opts["use_dictionary"] = [name] if dictionary else False
+    with pq.ParquetWriter(sink, col_schema, **opts) as w:
         for a in arrays:
             w.write_table(pa.Table.from_arrays([a], schema=col_schema), row_group_size=len(a) + 1)
     data = sink.getvalue().to_pybytes()
@@ -339,4 +360,12 @@ def read_schema(path: str | os.PathLike[str]) -> Any:
     return dataset.schema
 
 
-__all__ = ["part_bytes", "part_layout", "read_schema", "replace_column"]
+__all__ = [
+    "COMPRESSED_COLUMNS",
+    "DICTIONARY_COLUMNS",
+    "part_bytes",
+    "part_layout",
+    "read_schema",
+    "replace_column",
+    "writer_options",
+]

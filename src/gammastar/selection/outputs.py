@@ -77,17 +77,18 @@ OUTPUT_FILES = rundir.stage_outputs("select")  # pairs.parquet, histograms.root,
 
 
 def _write_parquet(path: Path, df: pd.DataFrame, rows_per_group: int = 1_000_000) -> None:
-    """Write the pairs table in row groups (LZ4, dictionaries only for the small-cardinality
-    columns): about twice as fast as pandas' default (snappy, dictionaries everywhere) at the
-    same size, and only one row group at a time is converted to Arrow."""
+    """Write the pairs table in row groups (:func:`gammastar.core.parquet.writer_options`: LZ4
+    only for the columns it shrinks, dictionaries only for the small-cardinality columns):
+    faster than pandas' default (snappy, dictionaries everywhere) at about the same size, and
+    only one row group at a time is converted to Arrow."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    from gammastar.core.parquet import writer_options
+
     cols = {c: df[c].to_numpy() for c in df.columns}
     schema = pa.schema([(c, pa.from_numpy_dtype(v.dtype)) for c, v in cols.items()])
-    with pq.ParquetWriter(
-        path, schema, compression="lz4", use_dictionary=["charge", "channel"]
-    ) as w:
+    with pq.ParquetWriter(path, schema, **writer_options(cols)) as w:
         for start in range(0, max(len(df), 1), rows_per_group):
             sl = slice(start, start + rows_per_group)
             w.write_table(

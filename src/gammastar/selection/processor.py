@@ -126,8 +126,17 @@ class ChunkReader:
 
     def read_item(self, item: WorkItem) -> dict[str, Any]:
         """The columns of the chunk ``item`` (package names), read with uproot and checked;
-        a failure here is the input file's (:class:`BadChunk`)."""
+        a failure here is the input file's (:class:`BadChunk`). Inside
+        :func:`sequential_reads`, the chunk that follows the previous one in its file comes
+        from the same ``uproot`` iteration (the same arrays)."""
         where = (item.filename, item.entrystart, item.entrystop)
+        seq = _SEQUENTIAL[0]
+        cols = seq.read(self, item) if seq is not None else None
+        if cols is not None:
+            try:
+                return self._checked(cols, where)
+            except InputError as err:
+                raise BadChunk.of(item.filename, err) from None
         try:
             f, tree = gio.open_tree(item.filename, item.treename)
         except InputError as err:
@@ -151,6 +160,77 @@ class ChunkReader:
         if self.plausibility is not None:  # values no detector gives: a damaged file
             self.plausibility.check(cols, self.layout, self.columns, where)
         return cols
+
+
+class _SequentialReads:
+    """The chunks of one file in order, from one ``uproot`` iteration over its branches
+    (``HasBranches.iterate``, steps of the chunk size): a basket that straddles two chunks
+    is decompressed once, where reading each chunk's entry range on its own decompresses it
+    for both. The arrays are those of :meth:`ChunkReader.read_item`'s reads; any chunk that
+    is not the next one of the open iteration, and any failure in it, is read the plain way
+    (whose errors name the branch)."""
+
+    def __init__(self) -> None:
+        self.file: Any = None
+        self.it: Iterator[dict[str, Any]] | None = None
+        self.next: tuple[Any, ...] | None = None  # (file, tree, columns, start, step, entries)
+        self.plain: set[str] = set()  # files whose iteration failed once: read the plain way
+
+    def read(self, reader: ChunkReader, item: WorkItem) -> dict[str, Any] | None:
+        size = item.entrystop - item.entrystart
+        names = tuple(reader.columns.items())
+        nxt = self.next
+        # the next step of the open iteration: the same step, or the file's shorter last one
+        follows = nxt is not None and nxt[:4] == (item.filename, item.treename, names,
+                                                  item.entrystart) and (
+            size == nxt[4] or (0 < size < nxt[4] and item.entrystop == nxt[5]))  # fmt: skip
+        try:
+            if not follows:
+                self.close()
+                if size <= 0 or item.filename in self.plain:
+                    return None
+                self.file, tree = gio.open_tree(item.filename, item.treename)
+                wanted = set(reader.columns.values())
+                entries = int(tree.num_entries)
+                self.it = tree.iterate(
+                    filter_name=lambda name: name in wanted, step_size=size,
+                    entry_start=item.entrystart, entry_stop=entries, how=dict, library="ak",
+                )  # fmt: skip
+                nxt = (item.filename, item.treename, names, item.entrystart, size, entries)
+            arrays = next(self.it)
+            cols = {col: arrays[branch] for col, branch in reader.columns.items()}
+        except Exception:  # noqa: BLE001 - read again the plain way: its error, its message
+            self.close()
+            self.plain.add(item.filename)
+            return None
+        if any(len(a) != size for a in cols.values()):
+            self.close()
+            self.plain.add(item.filename)
+            return None
+        self.next = (*nxt[:3], item.entrystop, *nxt[4:])
+        return cols
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file = self.it = self.next = None
+
+
+_SEQUENTIAL: list[_SequentialReads | None] = [None]
+"""The open :func:`sequential_reads` of this process (none: every chunk read on its own)."""
+
+
+@contextlib.contextmanager
+def sequential_reads() -> Iterator[None]:
+    """Within it, :meth:`ChunkReader.read_item` reads each file's consecutive chunks from one
+    iteration (:class:`_SequentialReads`); for an executor that reads the chunks in order in
+    this process (the iterative one)."""
+    seq = _SEQUENTIAL[0] = _SequentialReads()
+    try:
+        yield
+    finally:
+        _SEQUENTIAL[0] = None
+        seq.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -370,7 +450,8 @@ class LocalExecutor:
         sink = self.sink if self.sink is not None else ChunkSink()
         task = functools.partial(_run_item, proc)
         if self.pool is None:
-            return fold(sink, items, map(task, items))[0]["out"]
+            with sequential_reads():  # the chunks in order, here: one iteration per file
+                return fold(sink, items, map(task, items))[0]["out"]
         futures = [self.pool.submit(task, item) for item in items]
         try:
             done = (f.result() for f in concurrent.futures.as_completed(futures))
