@@ -10,6 +10,7 @@ Static (ast), no package module is imported.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -20,6 +21,12 @@ ROOT = SRC.parent
 USERS = ("src", "tests", "validation", "benchmarks", "analysis", "docs")
 # mkdocstrings entries of the API reference: ``::: gammastar.flow.model.load``
 API_ENTRY = re.compile(r"^:::\s+(gammastar(?:\.\w+)+)", re.MULTILINE)
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """The file's syntax tree (each file parsed once per session)."""
+    return ast.parse(path.read_text())
 
 
 def _base(module: str, path: Path, node: ast.ImportFrom) -> str:
@@ -54,13 +61,13 @@ def imported_names(known: dict[str, Path]) -> dict[str, dict[str, str]]:
                     visit(node.body, found=found)
                     visit(node.orelse, found=found)
 
-        visit(ast.parse(path.read_text()).body)
+        visit(_tree(path).body)
         out[name] = found
     return out
 
 
 def _all(path: Path) -> list[str]:
-    for node in ast.parse(path.read_text()).body:
+    for node in _tree(path).body:
         if isinstance(node, ast.Assign) and any(
             isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets
         ):
@@ -71,13 +78,16 @@ def _all(path: Path) -> list[str]:
 def _uses(path: Path, known: dict[str, Path]) -> set[tuple[str, str]]:
     """(module, name) pairs a Python file takes from package modules: ``from m import name``
     and ``alias.name`` where ``alias`` is a package module it imported."""
-    tree = ast.parse(path.read_text())
+    tree = _tree(path)
     rel = path.relative_to(SRC).with_suffix("").parts if path.is_relative_to(SRC) else ()
     me = ".".join(rel[:-1] if rel and rel[-1] == "__init__" else rel)
     out: set[tuple[str, str]] = set()
     aliases: dict[str, str] = {}
+    attributes: list[ast.Attribute] = []  # alias.name candidates, resolved once aliases are known
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            attributes.append(node)
+        elif isinstance(node, ast.ImportFrom):
             base = _base(me, path, node) if me else (node.module or "")
             for a in node.names:
                 if f"{base}.{a.name}" in known:
@@ -98,13 +108,9 @@ def _uses(path: Path, known: dict[str, Path]) -> set[tuple[str, str]]:
                 and call.args[0].value in known
             ):
                 aliases[target.id] = call.args[0].value
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and node.value.id in aliases
-        ):
-            out.add((aliases[node.value.id], node.attr))
+    for node in attributes:
+        if node.value.id in aliases:  # type: ignore[attr-defined]
+            out.add((aliases[node.value.id], node.attr))  # type: ignore[attr-defined]
     return out
 
 
