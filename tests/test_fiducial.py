@@ -307,6 +307,7 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
                                rtol=1e-9)  # fmt: skip
 
 
+@pytest.mark.slow  # the correction itself: tests/test_migration.py (applied as written there)
 def test_resolution_migration_corrects_the_full_phase_space_yield(run, tmp_path):
     """With a detector simulation (another mock sample, its own seed) each A′ bin's yield is
     the uncorrected one times the simulation's c of that bin (the pairs' full-phase-space

@@ -94,7 +94,9 @@ def _run(number: int, config: Path, *extra: str) -> Path:
     return png
 
 
-@pytest.mark.parametrize("number", [1, 2, 7, 9])
+@pytest.mark.parametrize(
+    "number", [1, pytest.param(2, marks=pytest.mark.slow), 7, 9]  # 2: the longest script
+)
 def test_quick_figures(tiny_config: Path, number: int) -> None:
     _run(number, tiny_config)
 
