@@ -17,7 +17,7 @@ def test_masses_are_particles_numbers_through_the_cache(tmp_path, monkeypatch):
 
     want = {pdgid: float(Particle.from_pdgid(pdgid).mass) for pdgid in c.PDGID.values()}
     monkeypatch.setenv("GAMMASTAR_CACHE", str(tmp_path))
-    path = tmp_path / "constants" / f"pdg_masses-{version('particle')}.json"
+    path = tmp_path / "constants" / f"particle-{version('particle')}.json"
     for content in (None, "{not json", json.dumps({"13": 105.0})):
         if content is not None:
             path.write_text(content)

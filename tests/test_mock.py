@@ -287,14 +287,14 @@ def test_pdg_tables_cached_on_disk_are_the_database_s(tmp_path, monkeypatch):
     direct = pdgdata._read_tables()
     for damage in (None, "{not json", '{"edition": "x", "modes": {}}'):
         if damage is not None:
-            (cached,) = tmp_path.glob("pdgdata/modes-*.json")
+            (cached,) = tmp_path.glob("pdgdata/pdg-*.json")
             cached.write_text(damage)
         pdgdata._tables.cache_clear()
         try:
             assert pdgdata._tables() == direct
         finally:
             pdgdata._tables.cache_clear()
-    (cached,) = tmp_path.glob("pdgdata/modes-*.json")
+    (cached,) = tmp_path.glob("pdgdata/pdg-*.json")
     pdgdata._tables.cache_clear()
     try:  # read back from the file, not the database
         monkeypatch.setattr(pdgdata, "_read_tables", lambda: pytest.fail("database read"))

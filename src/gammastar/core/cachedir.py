@@ -1,5 +1,7 @@
 """Where gammastar caches what it computes once per machine (the pair-acceptance tables, the
-PDG masses): :func:`cache_dir`, :func:`cache_path` and the atomic writer :func:`store`."""
+PDG masses and branching fractions): :func:`cache_dir`, :func:`cache_path`, the atomic writer
+:func:`store` and :func:`cached_json`, a value cached per version of the package it comes
+from."""
 
 from __future__ import annotations
 
@@ -7,7 +9,9 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Any, TypeVar
+
+T = TypeVar("T")
 
 
 def cache_dir() -> str | None:
@@ -59,3 +63,44 @@ def store(path: str, write: Callable[[IO[bytes]], None]) -> None:
     except OSError:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+
+
+def cached_json(
+    folder: str,
+    package: str,
+    compute: Callable[[], T],
+    encode: Callable[[T], Any],
+    decode: Callable[[Any], T | None],
+) -> T:
+    """``compute()``, cached as JSON per installed version of ``package`` (where the value
+    comes from) in ``<cache_dir>/<folder>/<package>-<version>.json``.
+
+    ``encode`` makes the value JSON-ready; ``decode`` gives it back from the file's JSON, or
+    ``None`` for an incomplete entry. A missing, unreadable, damaged or incomplete entry is
+    computed again and rewritten (atomically, :func:`store`); without a cache, or without
+    ``package``'s metadata, nothing is stored.
+    """
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        path = cache_path(folder, f"{package}-{version(package)}.json")
+    except PackageNotFoundError:
+        path = None
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                got = decode(json.load(f))
+            if got is not None:
+                return got
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            pass
+    out = compute()
+    if path is not None:
+        text = json.dumps(encode(out)).encode("utf-8")
+
+        def write(f: IO[bytes]) -> None:
+            f.write(text)
+
+        store(path, write)
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from gammastar.core.cachedir import cache_path, store
+from gammastar.core.cachedir import cached_json
 
 ALPHA_EM: float = 1.0 / 137.035999084
 """Fine-structure constant at q² = 0 (CODATA 2018)."""
@@ -60,34 +60,24 @@ def _masses_from_particle() -> dict[int, float]:
 
 @cache
 def _pdg_masses() -> dict[int, float]:
-    """:func:`_masses_from_particle`, cached on disk per installed `particle` version (in
-    :func:`gammastar.core.cachedir.cache_dir`, ``constants/pdg_masses-<version>.json``,
-    written atomically; a missing, unreadable or incomplete file is remade, an unwritable
-    cache skipped). Importing `particle` and its first lookup load its whole PDG table,
-    a noticeable CPU cost in every process, which a selection that keeps the narrow peaks
-    whole in its polarisation bins would pay. The numbers are `particle`'s own,
-    version by version (``tests/test_constants.py``)."""
-    import json
-    from importlib.metadata import PackageNotFoundError, version
+    """:func:`_masses_from_particle`, cached on disk per installed `particle` version
+    (:func:`gammastar.core.cachedir.cached_json`, ``constants/particle-<version>.json``).
+    Importing `particle` and its first lookup load its whole PDG table, a noticeable CPU cost
+    in every process, which a selection that keeps the narrow peaks whole in its polarisation
+    bins would pay. The numbers are `particle`'s own, version by version
+    (``tests/test_constants.py``)."""
 
+    def decode(doc: dict[str, float]) -> dict[int, float] | None:
+        got = {int(k): float(v) for k, v in doc.items()}
+        return got if set(got) == set(PDGID.values()) else None
 
-    try:
-        path = cache_path("constants", f"pdg_masses-{version('particle')}.json")
-    except PackageNotFoundError:
-        path = None
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                got = {int(k): float(v) for k, v in json.load(f).items()}
-            if set(got) == set(PDGID.values()):
-                return got
-        except (OSError, ValueError, TypeError, AttributeError):
-            pass
-    out = _masses_from_particle()
-    if path is not None:
-        text = json.dumps({str(k): v for k, v in out.items()}).encode("utf-8")
-        store(path, lambda f: f.write(text))
-    return out
+    return cached_json(
+        "constants",
+        "particle",
+        _masses_from_particle,
+        lambda out: {str(k): v for k, v in out.items()},
+        decode,
+    )
 
 
 @cache

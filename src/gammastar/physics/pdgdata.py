@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
-from gammastar.core.cachedir import cache_path, store
+from gammastar.core.cachedir import cached_json
 
 MODES: dict[str, tuple[int, str]] = {
     "eta->gamma mumu": (221, "eta --> mu+ mu- gamma"),
@@ -128,38 +128,33 @@ def _read_tables() -> tuple[str, dict[int, dict[str, tuple[float, str]]]]:
     return str(api.default_edition), modes
 
 
-@cache
-def _tables() -> tuple[str, dict[int, dict[str, tuple[float, str]]]]:
-    """:func:`_read_tables`, cached on disk per installed `pdg` version (the database ships
-    with the package): ``pdgdata/modes-<version>.json`` in
-    :func:`gammastar.core.cachedir.cache_dir`, written atomically; an unreadable or
-    incomplete file is remade, an unwritable cache skipped. Opening the database and walking
-    the parents' decays costs about a second of CPU in every process that generates mock
-    data; the values are the database's own (``tests/test_mock.py``)."""
-    import json
-    from importlib.metadata import PackageNotFoundError, version
+Tables = tuple[str, dict[int, dict[str, tuple[float, str]]]]
 
-    try:
-        path = cache_path("pdgdata", f"modes-{version('pdg')}.json")
-    except PackageNotFoundError:
-        path = None
-    if path is not None:
-        try:
-            with open(path, encoding="utf-8") as f:
-                doc = json.load(f)
-            modes = {
-                int(m): {d: (float(v), str(i)) for d, (v, i) in table.items()}
-                for m, table in doc["modes"].items()
-            }
-            if set(modes) == {m for m, _ in MODES.values()}:
-                return str(doc["edition"]), modes
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            pass
-    found = _read_tables()
-    if path is not None:
-        text = json.dumps({"edition": found[0], "modes": found[1]}).encode("utf-8")
-        store(path, lambda f: f.write(text))
-    return found
+
+def _decode_tables(doc: dict[str, Any]) -> Tables | None:
+    modes = {
+        int(m): {d: (float(v), str(i)) for d, (v, i) in table.items()}
+        for m, table in doc["modes"].items()
+    }
+    if set(modes) != {m for m, _ in MODES.values()}:
+        return None
+    return str(doc["edition"]), modes
+
+
+@cache
+def _tables() -> Tables:
+    """:func:`_read_tables`, cached on disk per installed `pdg` version (the database ships
+    with the package; :func:`gammastar.core.cachedir.cached_json`,
+    ``pdgdata/pdg-<version>.json``). Opening the database and walking the parents' decays
+    costs about a second of CPU in every process that generates mock data; the values are the
+    database's own (``tests/test_mock.py``)."""
+    return cached_json(
+        "pdgdata",
+        "pdg",
+        _read_tables,
+        lambda found: {"edition": found[0], "modes": found[1]},
+        _decode_tables,
+    )
 
 
 def _modes_of(mcid: int) -> dict[str, tuple[float, str]]:

@@ -22,7 +22,7 @@ from coffea import processor
 
 from gammastar.errors import ChunkError, InputError
 from gammastar.selection.chunk import Execution
-from gammastar.selection.sink import ChunkSink, fold
+from gammastar.selection.sink import ChunkSink, drop_bad_file, fold
 
 log = logging.getLogger(__name__)
 
@@ -264,13 +264,7 @@ def run_dask(
                 raise
             if msg.startswith("InputError: "):  # our own check of the values read
                 msg = msg.removeprefix("InputError: ").removeprefix(f"{path}: ")
-            if not skip_bad_files:
-                raise InputError(f"{path}: failed while reading: {msg}") from None
-            log.warning("skipping bad file %s: %s", path, msg)
-            bad[path] = msg
-            for s in fileset.values():
-                s["files"].pop(path, None)
-            fileset = {d: s for d, s in fileset.items() if s["files"]}
+            fileset = drop_bad_file(fileset, bad, path, msg, skip_bad_files)
             continue
         if isinstance(out, tuple):
             out = out[0]

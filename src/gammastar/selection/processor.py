@@ -60,7 +60,7 @@ from gammastar.selection.chunk import (
 )
 from gammastar.selection.plausibility import Plausibility, read_failure
 from gammastar.selection.reweight import mass_sums
-from gammastar.selection.sink import ChunkSink, Counts, PairChunks, fold
+from gammastar.selection.sink import ChunkSink, Counts, PairChunks, drop_bad_file, fold
 from gammastar.selection.writer import Packed, chunk_part_name, write_part
 
 # What every chunk uses is imported with this module (above: pyarrow imports pandas on its
@@ -197,6 +197,9 @@ class _SequentialReads:
                     entry_start=item.entrystart, entry_stop=entries, how=dict, library="ak",
                 )  # fmt: skip
                 nxt = (item.filename, item.treename, names, item.entrystart, size, entries)
+            # an open iteration follows (for the type checker)
+            assert self.it is not None
+            assert nxt is not None
             arrays = next(self.it)
             cols = {col: arrays[branch] for col, branch in reader.columns.items()}
         except Exception:  # noqa: BLE001 - read again the plain way: its error, its message
@@ -604,11 +607,4 @@ def _run(
         try:
             return exe(items, proc), bad
         except BadChunk as err:
-            path, msg = err.path, err.reason
-            if not skip_bad_files:
-                raise InputError(f"{path}: failed while reading: {msg}") from None
-            log.warning("skipping bad file %s: %s", path, msg)
-            bad[path] = msg
-            for s in fileset.values():
-                s["files"].pop(path, None)
-            fileset = {d: s for d, s in fileset.items() if s["files"]}
+            fileset = drop_bad_file(fileset, bad, err.path, err.reason, skip_bad_files)

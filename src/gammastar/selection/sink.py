@@ -4,18 +4,38 @@
 order (:func:`fold` feeds it an executor's results), so that the pairs, every histogram and
 every report number are the same bit for bit whatever order the chunks finish in;
 :class:`PairChunks` and :class:`Counts` are the chunk outputs' accumulators and
-:func:`add_outputs` adds the order-free ones (integer counts) key by key.
+:func:`add_outputs` adds the order-free ones (integer counts) key by key;
+:func:`drop_bad_file` is every executor's answer to a file that fails while read.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any, Self
 
 import numpy as np
 
+from gammastar.errors import InputError
 from gammastar.selection.writer import finish_dataset, write_part
+
+log = logging.getLogger(__name__)
+
+
+def drop_bad_file(
+    fileset: Mapping[str, Any], bad: dict[str, str], path: str, msg: str, skip_bad_files: bool
+) -> dict[str, Any]:
+    """A file failed while read: without ``skip_bad_files`` an
+    :class:`~gammastar.errors.InputError` naming it; else it is reported in ``bad`` and the
+    fileset returned without it (the run is then repeated on the rest)."""
+    if not skip_bad_files:
+        raise InputError(f"{path}: failed while reading: {msg}") from None
+    log.warning("skipping bad file %s: %s", path, msg)
+    bad[path] = msg
+    for s in fileset.values():
+        s["files"].pop(path, None)
+    return {d: s for d, s in fileset.items() if s["files"]}
 
 
 class PairChunks:
