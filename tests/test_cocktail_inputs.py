@@ -137,7 +137,7 @@ def test_a_meson_with_its_own_alpha_moves_its_ratio(monkeypatch):
             0.39 * 0.06 * a**0.96 * 32.9 / ci.sigma_inel_mb(target), rel=1e-12
         )
     # an explicit n_omega_per_collision takes the ratios as given
-    assert MockConfig(n_omega_per_collision=0.8).sigma_rel("phi") == 0.06
+    assert MockConfig(n_omega_per_collision=0.8).sigma_rel("phi") == 0.06  # copied, no arithmetic
 
 
 def test_target_moves_the_cocktail_normalisation():
