@@ -200,9 +200,8 @@ def test_vjp_in_chunks_equals_one_serial_pass():
     "launch",
     [
         "from gammastar.flow import _training_kernels as FT; FT.warm_up()",  # a training's start
-        # the other launches: the same pool (gammastar.core.threads.ensure_pool), each in a
-        # fresh interpreter of a few seconds; in the slow suite
-        # pair_acceptance's table, computed (an empty cache): its kernel is parallel
+        # the other launches, each in a fresh interpreter of a few seconds; in the slow suite
+        # pair_acceptance's table, computed (an empty cache): a compiled kernel, no pool
         pytest.param(
             "from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance; "
             "PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057, "

@@ -32,7 +32,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core.cachedir import cache_path, store
-from gammastar.core.threads import ensure_pool
 from gammastar.corrections.unfold import read_root_histogram, split_map_spec
 from gammastar.errors import ConfigError, InputError
 
@@ -184,10 +183,17 @@ N_MOMENTS = 4
 ⟨sin2θ* cosφ* a⟩ (averages over the uniform decay sphere of the pair's pass probability a)."""
 
 
-def _kernel():
-    from numba import njit, prange
+_MARGIN = 1e-9
+"""Radians: a lepton angle this far inside or outside the window passes or fails the per-φ*
+test whatever its rounding (a few 1e-16 relative)."""
 
-    @njit(parallel=True, cache=True)
+
+def _kernel():
+    from numba import njit
+
+    # serial: numba's parallel compilation of this kernel costs more CPU than the whole
+    # tabulation, which the early exits below keep to a few seconds (and the table is cached)
+    @njit(cache=True)
     def tabulate(m_grid, p_grid, t_grid, m_lep, e_min, tan_lo, tan_hi, th_hi_open,
                  n_c, n_phi, map_p, map_t, map_v, use_map):  # fmt: skip
         nm, np_, nt = m_grid.size, p_grid.size, t_grid.size
@@ -200,7 +206,18 @@ def _kernel():
         norm = float(n_c * n_phi)
         cph, sph = np.cos(ph), np.sin(ph)
         c2ph = np.cos(2.0 * ph)
-        for cell in prange(nm * np_):
+        # the φ* sums of a node where both leptons pass at every φ*, in the loop's order
+        sum_c2 = 0.0
+        sum_c1 = 0.0
+        for b in range(n_phi):
+            sum_c2 += c2ph[b]
+            sum_c1 += cph[b]
+        th_min = math.atan(tan_lo)
+        th_max = math.atan(tan_hi)
+        ppar = np.empty((n_c, 2))
+        alpha = np.empty((n_c, 2))  # each lepton's angle to the γ* direction
+        live = np.zeros(n_c, np.bool_)
+        for cell in range(nm * np_):
             i = cell // np_
             j = cell % np_
             m = m_grid[i]
@@ -212,6 +229,18 @@ def _kernel():
             e = math.sqrt(p * p + m * m)
             gam = e / m
             bg = p / m
+            # the leptons' lab momenta along the γ* and energies depend on cos θ* alone: a node
+            # where either lepton is below the energy threshold adds nothing at any θ or φ*
+            for a in range(n_c):
+                c = cs[a]
+                ok = True
+                for h in range(2):
+                    sign = 1.0 - 2.0 * h
+                    ppar[a, h] = gam * sign * pstar * c + bg * estar
+                    el = gam * estar + bg * sign * pstar * c
+                    ok = ok and el >= e_min
+                    alpha[a, h] = math.atan2(pstar * math.sqrt(1.0 - c * c), ppar[a, h])
+                live[a] = ok
             for k in range(nt):
                 th = t_grid[k]
                 st, ct = math.sin(th), math.cos(th)
@@ -220,22 +249,43 @@ def _kernel():
                 mphi = 0.0
                 mthphi = 0.0
                 for a in range(n_c):
+                    if not live[a]:
+                        continue
+                    # over φ* a lepton's lab polar angle sweeps [|θ − α|, min(θ + α, 2π − θ − α)]:
+                    # a node whose sweep lies wholly outside the window (by far more than the
+                    # rounding of the per-φ* test) adds nothing; wholly inside, every φ* passes
+                    state = 2  # 0: every φ* fails, 1: test each φ*, 2: every φ* passes
+                    for h in range(2):
+                        lo = abs(th - alpha[a, h])
+                        hi = min(th + alpha[a, h], 2.0 * math.pi - th - alpha[a, h])
+                        if hi < th_min - _MARGIN or (not th_hi_open and lo > th_max + _MARGIN):
+                            state = 0
+                            break
+                        if not (lo > th_min + _MARGIN and (th_hi_open or hi < th_max - _MARGIN)):
+                            state = 1
+                    if state == 0:
+                        continue
                     c = cs[a]
                     s = math.sqrt(1.0 - c * c)
+                    if state == 2 and not use_map:
+                        m0 += float(n_phi)
+                        m2 += c * c * float(n_phi)
+                        mphi += s * s * sum_c2
+                        mthphi += 2.0 * c * s * sum_c1
+                        continue
                     pperp = pstar * s
                     tot = 0.0
                     tot2 = 0.0
                     tot1 = 0.0
                     for b in range(n_phi):
                         w = 1.0
-                        for sign in (1.0, -1.0):
-                            ppar = gam * sign * pstar * c + bg * estar
-                            el = gam * estar + bg * sign * pstar * c
-                            px = ppar * st + sign * pperp * cph[b] * ct
+                        for h in range(2):
+                            sign = 1.0 - 2.0 * h
+                            px = ppar[a, h] * st + sign * pperp * cph[b] * ct
                             py = sign * pperp * sph[b]
-                            pz = ppar * ct - sign * pperp * cph[b] * st
+                            pz = ppar[a, h] * ct - sign * pperp * cph[b] * st
                             pt = math.sqrt(px * px + py * py)
-                            ok = el >= e_min and pt >= tan_lo * pz
+                            ok = pt >= tan_lo * pz
                             if not th_hi_open:
                                 ok = ok and pz > 0.0 and pt <= tan_hi * pz
                             if not ok:
@@ -271,10 +321,7 @@ _TABULATE = None
 
 def _tabulate(*args):
     global _TABULATE
-    if _TABULATE is None:
-
-        ensure_pool()  # numba's launch must not change torch's thread count
-        _TABULATE = _kernel()
+    if _TABULATE is None:        _TABULATE = _kernel()
     return _TABULATE(*args)
 
 
@@ -899,3 +946,13 @@ def _selected_lambda(path: Any) -> Any:
             "selection with a fiducial region that measured it; run 'gammastar select' first"
         ) from exc
     return lam
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the tabulation kernel at the signature
+    :meth:`PairAcceptance.build` calls it with, on a tiny grid and not through the table
+    cache (:mod:`gammastar.kernels`)."""
+    one = np.ones(1)
+    for use_map in (False, True):
+        _tabulate(np.array([0.4]), np.array([5.0]), np.array([0.1]), 0.1057, 1.0, 0.02, np.inf,
+                  True, 2, 2, one, one, np.ones((1, 1)), use_map)  # fmt: skip
