@@ -39,6 +39,20 @@ test-install: $(TEST_STAMP)
 # would compile the sources again. compileall redoes only the changed files.
 bytecode: install
 	$(BIN)/python -m compileall -q src
+	$(MAKE) --no-print-directory $(KERNEL_STAMP)
+
+# numba compiles each kernel at its first call and caches it beside its module: compile them
+# once here (python -m gammastar.kernels), not in the first run's stages or in each test
+# worker. Redone when a kernel module changes (numba would also notice, at the first call).
+KERNEL_STAMP := $(VENV)/.gammastar-kernels
+KERNEL_SOURCES := src/gammastar/kernels.py src/gammastar/core/threads.py \
+	src/gammastar/flow/_training_kernels.py src/gammastar/flow/_sampling_kernels.py \
+	src/gammastar/yields/_extrapolation_kernel.py src/gammastar/yields/_fiducial_bound.py \
+	src/gammastar/corrections/pair_acceptance.py src/gammastar/events/_hepmc_ascii.py
+
+$(KERNEL_STAMP): $(STAMP) $(KERNEL_SOURCES)
+	$(BIN)/python -m gammastar.kernels
+	touch $(KERNEL_STAMP)
 
 # validation/: the studies of the method against the mock's truth (not in the wheel). Their
 # helper package gammastar_validation is installed editable into the same environment.

@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "gammastar.events": 11,
     "gammastar.report": 12,
     "gammastar.pipeline": 13,
+    "gammastar.kernels": 13,  # compiles every stage's kernels: beside the pipeline, not in it
     "gammastar._entry": 14,
     "gammastar": 15,
     "gammastar.cli": 16,

@@ -259,3 +259,9 @@ def format_floats(x: np.ndarray) -> list[str] | None:
     out = render([(KIND_FLOAT, 0), (KIND_LITERAL, b"\n")], np.asarray(x, float)[:, None],
                  np.zeros((len(x), 0), dtype=np.int64), [])  # fmt: skip
     return None if out is None else out.decode().splitlines()
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the writer's kernel (:mod:`gammastar.kernels`)."""
+    render([(KIND_FLOAT, 0), (KIND_LITERAL, b" "), (KIND_INT, 0), (KIND_STRING, 1)],
+           np.ones((1, 1)), np.zeros((1, 2), dtype=np.int64), [b"x"])  # fmt: skip

@@ -557,3 +557,22 @@ class CompiledSampler:
             for f in futures:
                 f.result()
         return out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the sampling kernel at the signature of the
+    package's flows of the default architecture (``flow.bins``), at a fixed and at a
+    per-point context (:mod:`gammastar.kernels`)."""
+    import torch
+
+    from gammastar.config import FlowConfig
+    from gammastar.flow.architecture import BOUND, SLOPE, architecture_from_config, build_flow
+
+    cfg = FlowConfig(transforms=1, hidden_features=[4])
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        flow = build_flow(architecture_from_config(cfg))
+    sampler = CompiledSampler(flow, cfg.bins, SLOPE, BOUND)
+    z = np.zeros((2, 2), dtype=np.float32)
+    sampler(z, 0.0)
+    sampler(z, np.zeros(2, dtype=np.float32))

@@ -202,3 +202,12 @@ def _call(lpt, lmt, mt, y, c, off, use_exp, m, terms, t, a, mu, s, logistic):
     k, c_t, dn, h_tt, h_ta, h_aa = (arr(v) for v in terms)
     return _hess_sums(lpt, lmt, mt, y, c, off, bool(use_exp), arr(m), k, c_t, dn, h_tt, h_ta,
                       h_aa, float(t), float(a), float(mu), float(s), bool(logistic))  # fmt: skip
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) both sums at the signature their callers use
+    (float64 arrays, the flags as booleans: :mod:`gammastar.kernels`)."""
+    one = np.ones(1)
+    terms = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    hess_sums(one, one, one, one, one, one, False, one, terms, 0.2, 0.0, 3.0, 1.0, False)
+    group_sums(one, one, one, one, one, one, True, one, 0.0, 0.0, 0.0, 0.2, 0.0, 3.0, 1.0, True)

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from gammastar.corrections.pair_acceptance import FiducialRegion, PairAcceptance
+from gammastar.corrections.pair_acceptance import FiducialRegion, LeptonAcceptance, PairAcceptance
 
 __all__ = [
     "acceptance_at_mass",
@@ -371,3 +371,19 @@ def inside_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[
     out = np.zeros(qt.size, dtype=bool)
     out[cand] = contains_at_mass(fiducial, m, qt[cand], e[cand])
     return out.reshape(shape)
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) the three kernels at the signatures their
+    callers use, on a small region (:mod:`gammastar.kernels`)."""
+    pa = PairAcceptance.build(LeptonAcceptance(1.0, 0.02, 0.3), lepton_mass=0.1057,
+                              mass_range=(0.3, 0.5), p_max=10.0, grid=(3, 4, 5),
+                              quadrature=(2, 2))  # fmt: skip
+    fid = FiducialRegion(pa, 0.01)
+    ok = cell_bound(fid, 0.4, 0.4)
+    assert ok is not None
+    qt, e = np.array([0.1, 0.2]), np.array([5.0, 6.0])
+    candidates(fid, 0.4, qt, e, ok)
+    acceptance_at_mass(fid, 0.4, qt, e)
+    parts = {k: np.full(2, 0.5) for k in ("r", "u_exp", "u_gamma", "cosh_y")}
+    mt_exponential_candidates(fid, 0.4, ok, parts, 0.2)
