@@ -10,7 +10,7 @@ import typer
 from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
 
 Executor = choices("Executor", ("iterative", "futures", "dask"))
-"""The values of ``--executor``: those of :data:`gammastar.selection.chunk.EXECUTORS`
+"""The values of ``--executor``: those of :data:`gammastar.selection.execution.EXECUTORS`
 (tests/test_documented_commands.py keeps the two equal; the selection is not imported here, so
 that the command line starts fast)."""
 
@@ -68,7 +68,7 @@ def select_command(
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
     cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before coffea
-    from gammastar.selection.chunk import Execution
+    from gammastar.selection.execution import Execution
     from gammastar.selection.stage import select
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")

@@ -4,7 +4,7 @@
 dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
 any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
 ``(file, first entry)``. With chunk-local weights
-(:class:`~gammastar.selection.chunk.WeightSpec`) the payload holds the chunk's unfolded
+(:class:`~gammastar.selection.pairweights.WeightSpec`) the payload holds the chunk's unfolded
 histograms, report sums and per-bin sums and, on the parallel executors, only the name of
 the part of the pair dataset that the worker wrote (:mod:`gammastar.selection.writer`; the
 bytes where the worker does not see the directory); else (single process) its pair columns.
@@ -45,19 +45,12 @@ from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
 from gammastar.io import LAYOUTS
 from gammastar.physics.constants import M_MU
-from gammastar.selection.chunk import (
-    MIX_WEIGHT_QUANTUM,
-    MIXED_COLUMNS,
-    Cuts,
-    Execution,
-    HistAxes,
-    WeightSpec,
-    mixed_histograms,
-    raw_histograms,
-    select_chunk,
-    unfolded_histograms,
-    weight_chunk,
-)
+from gammastar.selection.chunk import select_chunk
+from gammastar.selection.cuts import Cuts
+from gammastar.selection.execution import Execution
+from gammastar.selection.mixing import MIX_WEIGHT_QUANTUM, MIXED_COLUMNS, mixed_histograms
+from gammastar.selection.pairhists import HistAxes, raw_histograms, unfolded_histograms
+from gammastar.selection.pairweights import WeightSpec, weight_chunk
 from gammastar.selection.plausibility import Plausibility, read_failure
 from gammastar.selection.reweight import mass_sums
 from gammastar.selection.sink import ChunkSink, Counts, PairChunks, drop_bad_file, fold
@@ -299,7 +292,7 @@ class DileptonProcessor:
     (m, qT, E) versions), which add exactly across chunks. With ``weights`` (chunk-local
     weight modes) it also computes the final columns (``qT``, ``acc``, ``weight_raw``,
     ``weight``), the unfolded histograms and the report counts and sums of the chunk
-    (:func:`gammastar.selection.chunk.weight_chunk`).
+    (:func:`gammastar.selection.pairweights.weight_chunk`).
 
     :meth:`process_item` reads and selects one chunk (the iterative and futures executors);
     :meth:`process` takes coffea's NanoEvents (the Dask executor, through
@@ -536,7 +529,7 @@ def run_processor(
     executor: Any = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the processor over the files' chunks on the chosen executor (``execution``:
-    :class:`~gammastar.selection.chunk.Execution`, default the iterative one; its
+    :class:`~gammastar.selection.execution.Execution`, default the iterative one; its
     ``chunksize`` default 500 000 entries; chunks as :func:`chunk_items` makes them).
 
     A file that fails while being read is reported by name: with ``skip_bad_files`` it is

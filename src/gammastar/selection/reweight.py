@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.selection.chunk import HistAxes, unfolded_histograms
+from gammastar.selection.pairhists import HistAxes, unfolded_histograms
 from gammastar.selection.writer import Packed, unpack
 
 if TYPE_CHECKING:

@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.selection.chunk import (  # the pure chunk steps
-    Execution,
-    WeightSpec,
-)
+from gammastar.selection.execution import Execution
+from gammastar.selection.pairweights import WeightSpec
 
 if TYPE_CHECKING:
     import hist

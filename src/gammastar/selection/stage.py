@@ -2,9 +2,10 @@
 
 :func:`select` (the Python twin of ``gammastar select CONFIG``) is a thin orchestration over
 steps: check the inputs and maps, run the chunk processor (:mod:`gammastar.selection.processor`) over
-the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pairs, per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
+the pure chunk steps (:mod:`gammastar.selection.chunk`: four-vectors, cuts, pairs;
+:mod:`gammastar.selection.pairweights`: per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
 whole table where they need the whole sample (through the same
-:func:`gammastar.selection.chunk.pair_weights`), the histograms, and ``pairs.parquet``,
+:func:`gammastar.selection.pairweights.pair_weights`), the histograms, and ``pairs.parquet``,
 ``histograms.root`` and ``select.json`` written atomically (docs/explanation/method.md).
 """
 
@@ -35,15 +36,12 @@ from gammastar.corrections.unfold import (
     split_map_spec,
 )
 from gammastar.errors import ConfigError
-from gammastar.selection.chunk import (  # the pure chunk steps
-    CUTFLOW_KEYS,
-    EXECUTORS,
-    Cuts,
-    Execution,
-    HistAxes,
-    WeightSpec,
-)
+from gammastar.selection.chunk import CUTFLOW_KEYS
+from gammastar.selection.cuts import Cuts
+from gammastar.selection.execution import EXECUTORS, Execution
 from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
+from gammastar.selection.pairhists import HistAxes
+from gammastar.selection.pairweights import WeightSpec
 from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
     ChunkReader,
@@ -93,7 +91,7 @@ def select(
     Arguments:
         config: an :class:`~gammastar.config.AnalysisConfig` or the path of a YAML file.
         inputs: input files or globs replacing ``input.files``.
-        execution: how the chunks are processed (:class:`~gammastar.selection.chunk.Execution`:
+        execution: how the chunks are processed (:class:`~gammastar.selection.execution.Execution`:
             executor, scheduler, workers, chunk size, ...; default: iterative, chunks of
             ``input.step_size`` entries).
         skip_bad_files: skip unreadable files (reported in ``select.json``) instead of stopping.

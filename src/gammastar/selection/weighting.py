@@ -40,14 +40,8 @@ from gammastar.corrections.unfold import (
 )
 from gammastar.errors import InputError
 from gammastar.selection import reweight
-from gammastar.selection.chunk import (  # the pure chunk steps
-    _DTYPES,
-    _FINAL_EXTRA,
-    WEIGHT_SUMS,
-    HistAxes,
-    pair_weights,
-    raw_histograms,
-)
+from gammastar.selection.pairhists import HistAxes, raw_histograms
+from gammastar.selection.pairweights import _DTYPES, _FINAL_EXTRA, WEIGHT_SUMS, pair_weights
 from gammastar.selection.processor import map_tasks
 
 if TYPE_CHECKING:
@@ -105,7 +99,7 @@ def _weigh(
     """The pairs with their final weights: from the chunks (``run.spec``: checked here; the
     factors that need every chunk, k_b of ``binwise`` and the η → μμ ``rate`` scale, applied
     by the second pass, :func:`_second_pass`) or computed here on the whole table (a measured
-    λ_θ, fitted here first), both through :func:`gammastar.selection.chunk.pair_weights`."""
+    λ_θ, fitted here first), both through :func:`gammastar.selection.pairweights.pair_weights`."""
     import time
 
     streamed = result.get("streamed")
@@ -339,7 +333,7 @@ def _weigh_table(
     reuse: dict[str, Any] | None = None,
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The final weights of the whole table (``w.pairs``, columns added in place) with
-    :func:`gammastar.selection.chunk.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
+    :func:`gammastar.selection.pairweights.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
     like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``),
     the conversion template's 1/(1 + R) where configured; returns the report counts and sums.
 
@@ -403,7 +397,7 @@ def _set_column(df: pd.DataFrame, name: str, values: np.ndarray) -> None:
 
 
 _WEIGH_ROWS = 1 << 17
-"""Rows per :func:`~gammastar.selection.chunk.pair_weights` call of :func:`_weigh_table`."""
+"""Rows per :func:`~gammastar.selection.pairweights.pair_weights` call of :func:`_weigh_table`."""
 
 
 def _rows_of(acceptance: Any, sl: slice) -> Any:
@@ -433,7 +427,7 @@ def _acceptance_report(
     edges: np.ndarray,
 ) -> dict[str, Any]:
     """``select.json`` ``unfold.acceptance``: the counts and sums of
-    :func:`gammastar.selection.chunk.pair_weights` (over chunks or the table) and the map's lost
+    :func:`gammastar.selection.pairweights.pair_weights` (over chunks or the table) and the map's lost
     fraction per mass bin; a warning when pairs get weight 0."""
 
     if cfg.unfold.outside_map == "error":
