@@ -41,6 +41,7 @@ import vector
 
 from gammastar import io as gio
 from gammastar.core.parquet import part_bytes
+from gammastar.core.urls import is_url
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
 from gammastar.io import LAYOUTS
@@ -309,8 +310,9 @@ class DileptonProcessor:
             encoded (:func:`gammastar.core.parquet.part_bytes`) and written there as the part
             :func:`gammastar.selection.writer.chunk_part_name` (atomically), or, on a worker
             that does not see the directory (no shared filesystem), returned as bytes for the
-            driver to write. ``""``: always return the bytes. ``None``: return the columns
-            (in-memory path).
+            driver to write; an fsspec URL (``selection.pairs_url``) is written to from the
+            worker. ``""``: always return the bytes. ``None``: return the columns (in-memory
+            path).
         part_numbers: input file → its number in the part names
             (:func:`gammastar.selection.writer.file_numbers`); needed with ``staging``.
         with_mass_sums: return the chunk's Σ weight per mass bin of its OS and SS pairs
@@ -416,7 +418,7 @@ class DileptonProcessor:
             data = part_bytes(final)
             name = chunk_part_name(self.part_numbers, key)
             payload["_name"] = name
-            if self.staging and os.path.isdir(self.staging):
+            if self.staging and (is_url(self.staging) or os.path.isdir(self.staging)):
                 write_part(self.staging, name, data)
                 payload["_part"] = name
             else:

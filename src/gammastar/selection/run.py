@@ -44,7 +44,8 @@ class _Run:
     am: Any
     phase_space: str
     spec: WeightSpec | None
-    staging: Path | None
+    staging: Path | str | None
+    """The parts' staging directory (a URL with ``selection.pairs_url``)."""
     t0: float
     polarisation_used: bool = False
     """The acceptance follows the measured λ_θ(m) (``unfold.decay_lambda_theta: measured``)."""
@@ -60,7 +61,8 @@ class _Weighted:
 
     pairs: pd.DataFrame | None
     """The table (``None``: streamed to ``streamed``)."""
-    streamed: Path | None
+    streamed: Path | str | None
+    """The dataset the workers wrote (a URL with ``selection.pairs_url``)."""
     raw: Mapping[str, hist.Hist]
     estimate: Any
     """The like-sign estimate (:func:`like_sign`)."""

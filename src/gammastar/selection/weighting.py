@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.config import AnalysisConfig
+from gammastar.core import urls
 from gammastar.corrections.background import (
     conversion_template_from_config,
     eta_mumu_rate_peak,
@@ -135,7 +136,7 @@ def _weigh(
         run.times["reweight"] = time.perf_counter() - t
     if pairs is None and streamed is None:
         pairs = _pairs_table(chunks)
-    w = _Weighted(pairs, None if streamed is None else Path(streamed), raw, est, None, None,
+    w = _Weighted(pairs, None if streamed is None else _location(streamed), raw, est, None, None,
                   None, eta)  # fmt: skip
     if run.spec is None:  # weights of the whole sample (a measured λ_θ): here
         if run.fit_lambda:
@@ -205,7 +206,7 @@ def _second_pass(
     if rw is None:
         return None
     if result.get("streamed") is not None:
-        paths = [os.path.join(result["streamed"], n) for n in result["parts"]]
+        paths = [_join(result["streamed"], n) for n in result["parts"]]
         local = exe is None or result.get("driver_written")
         mapper = (lambda fn, xs: [fn(x) for x in xs]) if local else partial(map_tasks, exe)
         unfolded, removed = reweight.reweight_parts(rw, paths, mapper)
@@ -500,3 +501,13 @@ def _remove_eta_mumu_rate(
         "n_eta_mumu_predicted": n_mumu,
         "n_eta_mumu_removed": float(np.sum(old_w - pairs["weight"].to_numpy())),
     }
+
+
+def _location(streamed: Any) -> Path | str:
+    """The streamed dataset's directory: a path, or a URL kept as it is."""
+    return streamed if urls.is_url(streamed) else Path(streamed)
+
+
+def _join(directory: Any, name: str) -> str:
+    """A part's path or URL in the dataset ``directory``."""
+    return urls.join(directory, name) if urls.is_url(directory) else os.path.join(directory, name)
