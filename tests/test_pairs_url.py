@@ -44,9 +44,10 @@ def _cfg(tmp_path, out, pairs_url=None):
     )
 
 
-def _parallel(cfg, executor="dask", **kw):
+def _parallel(cfg, executor="dask", shared_staging=True, **kw):
     # Dask on threads: the workers' code without the process pool's start-up
-    return select(cfg, execution=Execution(executor, workers=2, dask_processes=False), **kw)
+    ex = Execution(executor, workers=2, dask_processes=False, shared_staging=shared_staging)
+    return select(cfg, execution=ex, **kw)
 
 
 @pytest.mark.parametrize(
@@ -92,9 +93,12 @@ def test_dataset_at_a_file_url_is_the_run_directory_one(tmp_path, executor):
     assert where == url
     assert flow_pairs.equals(table)
     assert res.pairs.equals(table)
-    # a rerun with force replaces the dataset at the URL (and leaves nothing else there)
-    _parallel(cfg, executor, force=True)
+    # a rerun with force replaces the dataset at the URL (and leaves nothing else there); the
+    # parts sent to the driver as bytes (--no-shared-staging) are written there by the driver
+    _parallel(cfg, executor, shared_staging=False, force=True)
     assert sorted(p.name for p in remote.iterdir()) == ["pairs.parquet"]
+    for name in parts:
+        assert (remote / "pairs.parquet" / name).read_bytes() == (local / name).read_bytes(), name
     assert rd.read_pairs().equals(table)
 
 
