@@ -129,7 +129,7 @@ GAMMASTAR = r"""
 import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import load_config
-from gammastar.selection.chunk import Execution
+from gammastar.selection.execution import Execution
 from gammastar.selection.stage import select
 import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]

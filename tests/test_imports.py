@@ -23,7 +23,7 @@ import gammastar
 
 SRC = Path(gammastar.__file__).resolve().parent.parent
 
-# Cycles tolerated (none: processor/select share gammastar.selection.chunk, the report
+# Cycles tolerated (none: processor/select share the pure chunk modules of gammastar.selection, the report
 # orders stages by rundir.STAGE_ORDER); an entry whose cycle is gone must be removed
 # (test_known_cycles_are_still_there then fails as a reminder).
 KNOWN_CYCLES: set[frozenset[str]] = set()

@@ -20,7 +20,9 @@ from _select_data import write_effmap, write_mock
 
 from gammastar.config import config_from_dict
 from gammastar.errors import ChunkError, InputError
-from gammastar.selection.chunk import Cuts, Execution, WeightSpec
+from gammastar.selection.cuts import Cuts
+from gammastar.selection.execution import Execution
+from gammastar.selection.pairweights import WeightSpec
 from gammastar.selection.processor import ChunkReader, DileptonProcessor
 from gammastar.selection.sink import Counts, PairChunks
 from gammastar.selection.stage import select
@@ -314,10 +316,10 @@ def test_global_weight_modes_on_every_executor(tmp_path, over):
 
 @pytest.mark.parametrize("ss_weight", ["binwise", "constant"])
 def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
-    """The two weighting paths of select: per chunk (WeightSpec, gammastar.selection.chunk.weight_chunk;
+    """The two weighting paths of select: per chunk (WeightSpec, gammastar.selection.pairweights.weight_chunk;
     binwise SS weights rescaled by k_b in the second pass) and on the whole table in the driver
     (the path of a measured λ_θ, forced here by WeightSpec.from_config returning None) go through
-    the one per-pair function gammastar.selection.chunk.pair_weights: the same acc and weight per pair,
+    the one per-pair function gammastar.selection.pairweights.pair_weights: the same acc and weight per pair,
     and the same acceptance report (below-min and outside-map pairs included), with
     ``remove_eta_mumu: none`` so that the rate reweighting does not enter."""
     from _tolerance import EPS64, reorder_tol

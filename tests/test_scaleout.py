@@ -20,7 +20,8 @@ from gammastar.core import rundir
 from gammastar.core.runlock import TEMP_PATTERNS
 from gammastar.errors import ArtifactError
 from gammastar.selection import sink
-from gammastar.selection.chunk import Execution, WeightSpec
+from gammastar.selection.execution import Execution
+from gammastar.selection.pairweights import WeightSpec
 from gammastar.selection.stage import select
 from gammastar.selection.writer import file_numbers, part_name
 

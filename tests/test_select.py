@@ -14,7 +14,9 @@ from gammastar import io
 from gammastar.cli import main
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError, OutputExistsError
-from gammastar.selection.chunk import Cuts, Execution, make_leptons, select_chunk
+from gammastar.selection.chunk import make_leptons, select_chunk
+from gammastar.selection.cuts import Cuts
+from gammastar.selection.execution import Execution
 from gammastar.selection.stage import select
 
 REPEAT = 10

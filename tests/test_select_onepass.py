@@ -28,7 +28,7 @@ from gammastar.config import load_config
 from gammastar.corrections.polarisation import lambda_for_acceptance
 from gammastar.selection import stage as sel
 from gammastar.selection import weighting
-from gammastar.selection.chunk import Execution
+from gammastar.selection.execution import Execution
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 300_000  # ≈ 1.1e4 selected pairs: every polarisation bin has ≥ MIN_PAIRS OS pairs

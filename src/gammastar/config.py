@@ -35,6 +35,7 @@ from gammastar import cocktail_inputs
 from gammastar.config_checks import mass_range_problems
 from gammastar.core import rundir
 from gammastar.core.artifacts import sha256_json
+from gammastar.core.urls import known_protocols, url_problem
 from gammastar.errors import ConfigError
 from gammastar.io import LAYOUTS, branch_map, mock_branch_problem
 from gammastar.physics.constants import M_MU, M_OMEGA
@@ -643,6 +644,13 @@ class SelectionConfig(Section):
     energy_max: PositiveFloat = 200.0
     """Upper edge of the E axis of the 3-D histograms in GeV: a binning, not a cut (pairs above
     it stay selected, in the axis's overflow)."""
+    pairs_url: str | None = None
+    """Where the pair dataset of a parallel selection (``--executor futures`` or ``dask``) is
+    written: an fsspec URL (``s3://bucket/run/pairs.parquet/``, ``root://host//path/``,
+    ``file:///data/run/pairs.parquet/``) that the workers write their parts to, instead of
+    ``pairs.parquet/`` in the run directory; ``select.json`` ``pairs_url`` records it and
+    every stage reads the pairs from there (docs/howto/cluster.md). ``None``: the run
+    directory."""
     per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
     """With ``input.lepton: [mu, e]``: keys of this section that differ for one flavour,
     e.g. ``{e: {mass_min: 0.01}}`` (a shallow merge over this section; validated as it,
@@ -2024,6 +2032,9 @@ class AnalysisConfig(Section):
             [(s.mass_min, s.mass_max) for s in sels], self.validate_, self.reach, own_yields=own
         )
         problems += [w for w in self.input_problems(stated_only=True) if w not in problems]
+        if self.selection.pairs_url is not None:
+            why = url_problem(self.selection.pairs_url, "selection.pairs_url", known_protocols())
+            problems += [why] if why else []
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -10,7 +10,7 @@ import typer
 from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
 
 Executor = choices("Executor", ("iterative", "futures", "dask"))
-"""The values of ``--executor``: those of :data:`gammastar.selection.chunk.EXECUTORS`
+"""The values of ``--executor``: those of :data:`gammastar.selection.execution.EXECUTORS`
 (tests/test_documented_commands.py keeps the two equal; the selection is not imported here, so
 that the command line starts fast)."""
 
@@ -52,6 +52,14 @@ def select_command(
             "for the driver to write); off: always send.",
         ),
     ] = True,
+    pairs_url: Annotated[
+        str | None,
+        typer.Option(
+            "--pairs-url",
+            help="futures/dask: write the pair dataset at this fsspec URL (s3://..., root://..., "
+            "file:///...) instead of the run directory; replaces selection.pairs_url.",
+        ),
+    ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
     wait: WaitOpt = False,
@@ -68,7 +76,15 @@ def select_command(
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
     cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before coffea
-    from gammastar.selection.chunk import Execution
+    if pairs_url is not None:
+        from gammastar.core.urls import known_protocols, url_problem
+
+        why = url_problem(pairs_url, "--pairs-url", known_protocols())
+        if why is not None:
+            raise ConfigError(why)
+        sel = cfg.selection.model_copy(update={"pairs_url": pairs_url})
+        cfg = cfg.model_copy(update={"selection": sel})
+    from gammastar.selection.execution import Execution
     from gammastar.selection.stage import select
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")

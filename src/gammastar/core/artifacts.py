@@ -439,8 +439,11 @@ def make_meta(
         A JSON-serialisable dict with ``gammastar_version``, ``config_sha256``, ``seed``,
         ``schema_version``, ``inputs`` and the extra entries.
     """
-    files = []
+    files: list[dict[str, Any]] = []
     for p in inputs or []:
+        if isinstance(p, str) and "://" in p:  # a URL (selection.pairs_url): no local size
+            files.append({"path": p, "size": None})
+            continue
         p = Path(p)
         files.append({"path": str(p), "size": p.stat().st_size if p.exists() else None})
     return {

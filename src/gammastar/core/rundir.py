@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gammastar.core import urls
 from gammastar.core.artifacts import SCHEMA_VERSION, atomic_path, json_text, load_json
 from gammastar.core.parquet import read_schema
 from gammastar.errors import ArtifactError, InputError
@@ -371,9 +372,10 @@ PAIRS_COLUMNS: dict[str, str] = {
 """The design contract's columns of ``pairs.parquet`` and their type families."""
 
 
-def check_pairs_schema(path: Path, require: Sequence[str] | None = None) -> None:
-    """Check the parquet schema of ``path``: the columns ``require`` (default: the contract's,
-    :data:`PAIRS_COLUMNS`) exist, those of the contract with their type family.
+def check_pairs_schema(path: Path | str, require: Sequence[str] | None = None) -> None:
+    """Check the parquet schema of ``path`` (or of the dataset at a URL): the columns
+    ``require`` (default: the contract's, :data:`PAIRS_COLUMNS`) exist, those of the contract
+    with their type family.
 
     Raises:
         InputError: unreadable file; ArtifactError: a column missing or of the wrong type.
@@ -381,7 +383,8 @@ def check_pairs_schema(path: Path, require: Sequence[str] | None = None) -> None
     import pyarrow as pa
 
     try:
-        schema = read_schema(path)  # a file, or a directory of parts (a parallel select)
+        # a file, or a directory of parts (a parallel select), here or at a URL
+        schema = urls.read_schema(str(path)) if urls.is_url(path) else read_schema(path)
     except FileNotFoundError:
         raise InputError(f"{path}: pairs table not found; run `gammastar select` first") from None
     except Exception as err:  # noqa: BLE001 - reported with the file name
@@ -577,10 +580,31 @@ class RunDir:
             raise InputError(f"{path}: cannot read histograms ({err})") from None
         return out
 
+    def pairs_location(self) -> Path | str:
+        """Where the pairs table is: ``select.json`` ``pairs_url`` (the dataset a parallel
+        selection wrote at an fsspec URL, ``selection.pairs_url``), else ``pairs.parquet``
+        here."""
+        try:
+            url = json.loads(self.path(SELECT).read_text()).get("pairs_url")
+        except (OSError, ValueError, AttributeError):
+            url = None
+        return url if isinstance(url, str) else self.path(PAIRS)
+
+    def has_pairs(self) -> bool:
+        """Whether the pairs table exists (:meth:`pairs_location`)."""
+        loc = self.pairs_location()
+        if urls.is_url(loc):
+            try:
+                return urls.exists(str(loc))
+            except Exception:  # noqa: BLE001 - unreachable counts as absent; read_pairs says why
+                return False
+        return Path(loc).exists()
+
     def read_pairs(
         self, columns: Sequence[str] | None = None, *, require: Sequence[str] | None = None
     ) -> Any:
-        """``pairs.parquet`` as a pandas DataFrame, after the column check
+        """``pairs.parquet`` (or the dataset at ``select.json`` ``pairs_url``:
+        :meth:`pairs_location`) as a pandas DataFrame, after the column check
         (:func:`check_pairs_schema`).
 
         Arguments:
@@ -590,9 +614,11 @@ class RunDir:
         """
         import pandas as pd
 
-        path = self.path(PAIRS)
+        path = self.pairs_location()
         check_pairs_schema(path, require if require is not None else columns)
         try:
+            if urls.is_url(path):
+                return urls.read_table(str(path), columns).to_pandas()
             return pd.read_parquet(path, columns=list(columns) if columns is not None else None)
         except Exception as err:  # noqa: BLE001 - reported with the file name
             cols = f"columns {', '.join(columns)} " if columns is not None else ""

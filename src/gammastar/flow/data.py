@@ -371,15 +371,16 @@ def split_indices(n: int, validation_fraction: float, seed: int) -> tuple[np.nda
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def read_pairs(config: AnalysisConfig) -> tuple[pd.DataFrame, Path]:
+def read_pairs(config: AnalysisConfig) -> tuple[pd.DataFrame, Path | str]:
     """The run directory's ``pairs.parquet`` (the kinematic columns checked against the
-    contract, :meth:`gammastar.core.rundir.RunDir.read_pairs`; the rest by :func:`training_data`)."""
+    contract, :meth:`gammastar.core.rundir.RunDir.read_pairs`; the rest by :func:`training_data`)
+    and where it is (a URL where ``select.json`` ``pairs_url`` names one)."""
 
     rd = rundir.RunDir(config.output_dir)
     pairs = rd.read_pairs(require=("m", "qT", "E", "charge"))
     if len(config.input.flavours) > 1:
         pairs = combination_weighted(pairs, config, rd.read_json(rundir.YIELDS))
-    return pairs, rd.path(rundir.PAIRS)
+    return pairs, rd.pairs_location()
 
 
 def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Mapping) -> Any:

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core import rundir, urls
 from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics import darkphoton
@@ -290,7 +291,7 @@ def detector_closure(
     return out
 
 
-def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path]:
+def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path | str]:
     """The rows the flow at ``flow_path`` (a run directory, its ``flow/`` or ``model.pt``)
     learnt, with the weights it learnt them with: the pairs its ``meta.json`` names (else
     ``pairs.parquet`` beside ``flow/``; both channels combined as
@@ -313,14 +314,16 @@ def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path]:
     except (GammastarError, OSError, ValueError) as exc:
         raise InputError(f"{flow_path}: no readable flow meta.json ({exc})") from None
     inputs = meta.get("inputs") or [{}]
-    pairs_path = Path(inputs[0].get("path") or model_dir.parent / "pairs.parquet")
-    if not pairs_path.exists():
-        raise InputError(f"{pairs_path}: no pairs.parquet of the flow {model_dir}: "
+    recorded = inputs[0].get("path") or str(model_dir.parent / "pairs.parquet")
+    # a dataset at a URL (select.json pairs_url) is found through the flow's run directory
+    run_dir = model_dir.parent if urls.is_url(recorded) else Path(recorded).parent
+    if not rundir.RunDir(run_dir).has_pairs():
+        raise InputError(f"{recorded}: no pairs.parquet of the flow {model_dir}: "
                          "the flow's closure needs the pairs it was trained on")  # fmt: skip
     if meta.get("config_sha256") not in (None, config.section_sha256("flow")):
         raise InputError(f"{model_dir}: trained with another flow section than this config's, "
                          "so its training rows cannot be rebuilt here")  # fmt: skip
-    cfg = config.model_copy(update={"output": str(pairs_path.parent.resolve())})
+    cfg = config.model_copy(update={"output": str(run_dir.resolve())})
     pairs, path = read_pairs(cfg)
     td = training_data(pairs, config.flow, source=str(path), seed=config.seed or 0, part="all")
     return {"m": td.m, "qT": td.qT, "E": td.E, "weight": td.weight}, path

@@ -579,9 +579,14 @@ def data_driven_yields(
     """
 
     rd = rundir.RunDir(run)
-    for name in (rundir.YIELDS, rundir.PAIRS):
-        if not rd.path(name).exists():
-            raise InputError(f"mcp.data_driven.run: {rd.path(name)} not found (a finished run?)")
+    if not rd.path(rundir.YIELDS).exists():
+        raise InputError(
+            f"mcp.data_driven.run: {rd.path(rundir.YIELDS)} not found (a finished run?)"
+        )
+    if not rd.has_pairs():  # pairs.parquet, or the dataset at select.json pairs_url
+        raise InputError(
+            f"mcp.data_driven.run: {rd.pairs_location()} not found (a finished run?)"
+        )
     ydoc = rd.read_json(rundir.YIELDS)  # schema-checked (n_pot required)
     if ydoc.get("flavours"):
         raise InputError(

@@ -21,7 +21,7 @@ from typing import Any
 from coffea import processor
 
 from gammastar.errors import ChunkError, InputError
-from gammastar.selection.chunk import Execution
+from gammastar.selection.execution import Execution
 from gammastar.selection.sink import ChunkSink, drop_bad_file, fold
 
 log = logging.getLogger(__name__)

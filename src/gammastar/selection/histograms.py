@@ -23,11 +23,7 @@ from gammastar.corrections.unfold import (
     response_matrix,
 )
 from gammastar.errors import ConfigError
-from gammastar.selection.chunk import (  # the pure chunk steps
-    HistAxes,
-    raw_histograms,
-    unfolded_histograms,
-)
+from gammastar.selection.pairhists import HistAxes, raw_histograms, unfolded_histograms
 
 if TYPE_CHECKING:
     import hist

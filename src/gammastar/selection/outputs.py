@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from gammastar.config import AnalysisConfig
-from gammastar.core import rundir
+from gammastar.core import rundir, urls
 from gammastar.core.artifacts import atomic_paths, json_text, make_meta
 from gammastar.core.results import StageResult
 from gammastar.corrections.background import conversion_template_from_config
@@ -48,8 +48,8 @@ class SelectResult(StageResult):
     ``document``; the other files are in ``output_dir``.
 
     ``pairs`` is the pairs table; when the workers wrote it (parallel executors: the
-    ``pairs.parquet/`` dataset of one part per chunk), it is read from there on first
-    access.
+    ``pairs.parquet/`` dataset of one part per chunk, or the dataset at ``select.json``
+    ``pairs_url``), it is read from there on first access.
     """
 
     output_dir: Path
@@ -69,7 +69,13 @@ class SelectResult(StageResult):
             import pandas as pd
 
             # a cache, not a change of the result: the table is that of pairs.parquet
-            object.__setattr__(self, "_pairs", pd.read_parquet(self.files[rundir.PAIRS]))
+            url = (self.document or {}).get("pairs_url")
+            table = (
+                urls.read_table(url).to_pandas()
+                if url is not None
+                else pd.read_parquet(self.files[rundir.PAIRS])
+            )
+            object.__setattr__(self, "_pairs", table)
         return self._pairs
 
 
@@ -244,6 +250,22 @@ WEIGHT_CONVENTION = (
 """``select.json`` ``meta.weight_convention``."""
 
 
+def _place_url_dataset(outdir: Path, staged: str, url: str) -> None:
+    """Move the staged parts onto ``url`` (``selection.pairs_url``; the caller refused an
+    existing dataset there without ``--force``, so what is there is replaced), and remove a
+    ``pairs.parquet`` of an earlier run from the run directory (``select.json`` names where
+    the pairs are)."""
+    import shutil
+
+    urls.remove(url)
+    urls.move_tree(staged, url)
+    old = outdir / rundir.PAIRS
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    elif old.exists() or old.is_symlink():
+        old.unlink()
+
+
 def _write_outputs(
     cfg: AnalysisConfig,
     force: bool,
@@ -261,12 +283,17 @@ def _write_outputs(
 
 
     t_post = time.perf_counter()
-    with atomic_paths([run.outdir / n for n in OUTPUT_FILES], force) as (pq_tmp, h_tmp, js_tmp):
-        if w.streamed is not None:  # the dataset the workers wrote (pairs.parquet/)
-            os.unlink(pq_tmp)  # our empty placeholder: rename onto a free name
-            os.replace(w.streamed, pq_tmp)
+    url = cfg.selection.pairs_url if urls.is_url(w.streamed) else None
+    names = [n for n in OUTPUT_FILES if url is None or n != rundir.PAIRS]
+    with atomic_paths([run.outdir / n for n in names], force) as (*pq, h_tmp, js_tmp):
+        if url is not None:  # the dataset the workers wrote at selection.pairs_url
+            _place_url_dataset(run.outdir, str(w.streamed), url)
+            doc["pairs_url"] = url
+        elif w.streamed is not None:  # the dataset the workers wrote (pairs.parquet/)
+            os.unlink(pq[0])  # our empty placeholder: rename onto a free name
+            os.replace(w.streamed, pq[0])
         else:
-            _write_parquet(pq_tmp, w.pairs)
+            _write_parquet(pq[0], w.pairs)
         with uproot.recreate(h_tmp) as f:
             for name, h in hists.items():
                 f[name] = h

@@ -4,7 +4,7 @@
 dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
 any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
 ``(file, first entry)``. With chunk-local weights
-(:class:`~gammastar.selection.chunk.WeightSpec`) the payload holds the chunk's unfolded
+(:class:`~gammastar.selection.pairweights.WeightSpec`) the payload holds the chunk's unfolded
 histograms, report sums and per-bin sums and, on the parallel executors, only the name of
 the part of the pair dataset that the worker wrote (:mod:`gammastar.selection.writer`; the
 bytes where the worker does not see the directory); else (single process) its pair columns.
@@ -41,23 +41,17 @@ import vector
 
 from gammastar import io as gio
 from gammastar.core.parquet import part_bytes
+from gammastar.core.urls import is_url
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
 from gammastar.io import LAYOUTS
 from gammastar.physics.constants import M_MU
-from gammastar.selection.chunk import (
-    MIX_WEIGHT_QUANTUM,
-    MIXED_COLUMNS,
-    Cuts,
-    Execution,
-    HistAxes,
-    WeightSpec,
-    mixed_histograms,
-    raw_histograms,
-    select_chunk,
-    unfolded_histograms,
-    weight_chunk,
-)
+from gammastar.selection.chunk import select_chunk
+from gammastar.selection.cuts import Cuts
+from gammastar.selection.execution import Execution
+from gammastar.selection.mixing import MIX_WEIGHT_QUANTUM, MIXED_COLUMNS, mixed_histograms
+from gammastar.selection.pairhists import HistAxes, raw_histograms, unfolded_histograms
+from gammastar.selection.pairweights import WeightSpec, weight_chunk
 from gammastar.selection.plausibility import Plausibility, read_failure
 from gammastar.selection.reweight import mass_sums
 from gammastar.selection.sink import ChunkSink, Counts, PairChunks, drop_bad_file, fold
@@ -299,7 +293,7 @@ class DileptonProcessor:
     (m, qT, E) versions), which add exactly across chunks. With ``weights`` (chunk-local
     weight modes) it also computes the final columns (``qT``, ``acc``, ``weight_raw``,
     ``weight``), the unfolded histograms and the report counts and sums of the chunk
-    (:func:`gammastar.selection.chunk.weight_chunk`).
+    (:func:`gammastar.selection.pairweights.weight_chunk`).
 
     :meth:`process_item` reads and selects one chunk (the iterative and futures executors);
     :meth:`process` takes coffea's NanoEvents (the Dask executor, through
@@ -316,8 +310,9 @@ class DileptonProcessor:
             encoded (:func:`gammastar.core.parquet.part_bytes`) and written there as the part
             :func:`gammastar.selection.writer.chunk_part_name` (atomically), or, on a worker
             that does not see the directory (no shared filesystem), returned as bytes for the
-            driver to write. ``""``: always return the bytes. ``None``: return the columns
-            (in-memory path).
+            driver to write; an fsspec URL (``selection.pairs_url``) is written to from the
+            worker. ``""``: always return the bytes. ``None``: return the columns (in-memory
+            path).
         part_numbers: input file → its number in the part names
             (:func:`gammastar.selection.writer.file_numbers`); needed with ``staging``.
         with_mass_sums: return the chunk's Σ weight per mass bin of its OS and SS pairs
@@ -423,7 +418,7 @@ class DileptonProcessor:
             data = part_bytes(final)
             name = chunk_part_name(self.part_numbers, key)
             payload["_name"] = name
-            if self.staging and os.path.isdir(self.staging):
+            if self.staging and (is_url(self.staging) or os.path.isdir(self.staging)):
                 write_part(self.staging, name, data)
                 payload["_part"] = name
             else:
@@ -536,7 +531,7 @@ def run_processor(
     executor: Any = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the processor over the files' chunks on the chosen executor (``execution``:
-    :class:`~gammastar.selection.chunk.Execution`, default the iterative one; its
+    :class:`~gammastar.selection.execution.Execution`, default the iterative one; its
     ``chunksize`` default 500 000 entries; chunks as :func:`chunk_items` makes them).
 
     A file that fails while being read is reported by name: with ``skip_bad_files`` it is

@@ -16,13 +16,16 @@ driver adds in chunk order: the same numbers on every executor.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.selection.chunk import HistAxes, unfolded_histograms
+from gammastar.core import urls
+from gammastar.selection.pairhists import HistAxes, unfolded_histograms
 from gammastar.selection.writer import Packed, unpack
 
 if TYPE_CHECKING:
@@ -139,6 +142,8 @@ def reweight_part(rw: Reweight, path: str) -> Packed:
     (:func:`gammastar.core.parquet.replace_column`: the other columns are not re-encoded);
     returns its unfolded histograms and the rate's removed Σ weight (compressed for the way
     to the driver)."""
+    if urls.is_url(path):
+        return _reweight_remote_part(rw, path)
     import pyarrow.parquet as pq
 
     from gammastar.core.parquet import replace_column
@@ -152,6 +157,23 @@ def reweight_part(rw: Reweight, path: str) -> Packed:
     bounds = np.cumsum([0, *sizes])
     replace_column(path, "weight", [new[a:b] for a, b in itertools.pairwise(bounds)])
     return Packed((hists, removed))
+
+
+def _reweight_remote_part(rw: Reweight, url: str) -> Packed:
+    """:func:`reweight_part` on a part at a URL (``selection.pairs_url``): its bytes copied to a
+    local temporary file, rewritten there the same way (so the part's bytes are those of the
+    local dataset's), and written back whole (:func:`gammastar.core.urls.write_bytes`)."""
+    import tempfile
+
+    fs, path = urls.filesystem(url)
+    with tempfile.TemporaryDirectory(prefix=".gammastar-reweight-") as tmp:
+        local = os.path.join(tmp, "part.parquet")
+        with fs.open(path, "rb") as src, open(local, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        out = reweight_part(rw, local)
+        with open(local, "rb") as fh:
+            urls.write_bytes(url, fh.read())
+    return out
 
 
 def reweight_parts(

@@ -12,10 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.selection.chunk import (  # the pure chunk steps
-    Execution,
-    WeightSpec,
-)
+from gammastar.selection.execution import Execution
+from gammastar.selection.pairweights import WeightSpec
 
 if TYPE_CHECKING:
     import hist
@@ -46,7 +44,8 @@ class _Run:
     am: Any
     phase_space: str
     spec: WeightSpec | None
-    staging: Path | None
+    staging: Path | str | None
+    """The parts' staging directory (a URL with ``selection.pairs_url``)."""
     t0: float
     polarisation_used: bool = False
     """The acceptance follows the measured λ_θ(m) (``unfold.decay_lambda_theta: measured``)."""
@@ -62,7 +61,8 @@ class _Weighted:
 
     pairs: pd.DataFrame | None
     """The table (``None``: streamed to ``streamed``)."""
-    streamed: Path | None
+    streamed: Path | str | None
+    """The dataset the workers wrote (a URL with ``selection.pairs_url``)."""
     raw: Mapping[str, hist.Hist]
     estimate: Any
     """The like-sign estimate (:func:`like_sign`)."""

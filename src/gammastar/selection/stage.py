@@ -2,9 +2,10 @@
 
 :func:`select` (the Python twin of ``gammastar select CONFIG``) is a thin orchestration over
 steps: check the inputs and maps, run the chunk processor (:mod:`gammastar.selection.processor`) over
-the pure chunk steps of :mod:`gammastar.selection.chunk` (four-vectors, cuts, pairs, per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
+the pure chunk steps (:mod:`gammastar.selection.chunk`: four-vectors, cuts, pairs;
+:mod:`gammastar.selection.pairweights`: per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
 whole table where they need the whole sample (through the same
-:func:`gammastar.selection.chunk.pair_weights`), the histograms, and ``pairs.parquet``,
+:func:`gammastar.selection.pairweights.pair_weights`), the histograms, and ``pairs.parquet``,
 ``histograms.root`` and ``select.json`` written atomically (docs/explanation/method.md).
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from gammastar import io
 from gammastar.config import AnalysisConfig, flavour_config, load_config
-from gammastar.core import rundir
+from gammastar.core import rundir, urls
 from gammastar.core.artifacts import check_writable
 from gammastar.corrections.pair_acceptance import fiducial_from_config
 from gammastar.corrections.unfold import (
@@ -34,16 +35,13 @@ from gammastar.corrections.unfold import (
     load_efficiency_map,
     split_map_spec,
 )
-from gammastar.errors import ConfigError
-from gammastar.selection.chunk import (  # the pure chunk steps
-    CUTFLOW_KEYS,
-    EXECUTORS,
-    Cuts,
-    Execution,
-    HistAxes,
-    WeightSpec,
-)
+from gammastar.errors import ConfigError, OutputExistsError
+from gammastar.selection.chunk import CUTFLOW_KEYS
+from gammastar.selection.cuts import Cuts
+from gammastar.selection.execution import EXECUTORS, Execution
 from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
+from gammastar.selection.pairhists import HistAxes
+from gammastar.selection.pairweights import WeightSpec
 from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
     ChunkReader,
@@ -93,7 +91,7 @@ def select(
     Arguments:
         config: an :class:`~gammastar.config.AnalysisConfig` or the path of a YAML file.
         inputs: input files or globs replacing ``input.files``.
-        execution: how the chunks are processed (:class:`~gammastar.selection.chunk.Execution`:
+        execution: how the chunks are processed (:class:`~gammastar.selection.execution.Execution`:
             executor, scheduler, workers, chunk size, ...; default: iterative, chunks of
             ``input.step_size`` entries).
         skip_bad_files: skip unreadable files (reported in ``select.json``) instead of stopping.
@@ -129,6 +127,7 @@ def select(
     opt = _Options(execution, skip_bad_files, force)
     for name in OUTPUT_FILES:
         check_writable(cfg.output_dir / name, force)
+    _check_pairs_url(cfg, execution, force)
     if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: one selection per flavour
         return _select_flavours(cfg, opt, inputs, t0)
     run = _prepare_run(cfg, opt, inputs, t0)
@@ -136,7 +135,39 @@ def select(
         return _select_run(cfg, opt, run)
     finally:
         if run.staging is not None:
-            shutil.rmtree(run.staging, ignore_errors=True)
+            _remove_staging(run.staging)
+
+
+_URL_NEEDS = (
+    "selection.pairs_url: the pair dataset at a URL is written by the workers of --executor "
+    "futures or dask, with weights the chunks compute (not with unfold.decay_lambda_theta: "
+    "measured on the fiducial region, nor both lepton flavours); unset it for this run"
+)
+
+
+def _check_pairs_url(cfg: AnalysisConfig, execution: Execution, force: bool) -> None:
+    """``selection.pairs_url``: a run that writes it (the parallel executors, one flavour), its
+    filesystem opens, and, as for the run directory's files, an existing dataset there is
+    refused without ``force``."""
+    url = cfg.selection.pairs_url
+    if url is None:
+        return
+    if execution.executor == "iterative" or len(cfg.input.flavours) > 1:
+        raise ConfigError(_URL_NEEDS)
+    urls.check_url(url, "selection.pairs_url")
+    if urls.exists(url) and not force:
+        raise OutputExistsError(f"{url}: output exists already; use --force to overwrite it")
+
+
+def _remove_staging(staging: Path | str) -> None:
+    """Remove the parts' staging directory (local, or at the ``selection.pairs_url``)."""
+    if urls.is_url(staging):
+        try:
+            urls.remove(str(staging))
+        except Exception as err:  # noqa: BLE001 - the run's own outcome is what to report
+            log.warning("could not remove the staged parts %s: %s", staging, err)
+    else:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _prepare_run(
@@ -161,15 +192,31 @@ def _prepare_run(
     # chunk-local weights on a parallel executor: the workers write the pair dataset, one
     # part per chunk, into a staging directory next to the outputs (renamed into place as
     # pairs.parquet/ with the other outputs; the staging directory is always removed)
-    staging = (
-        Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
-        if spec is not None and opt.execution.executor != "iterative" and stream
-        else None
-    )
-    if staging is not None:
+    parallel = spec is not None and opt.execution.executor != "iterative" and stream
+    url = cfg.selection.pairs_url
+    staging: Path | str | None = None
+    if url is not None:
+        if not parallel:  # the weights need the whole table (a measured λ_θ)
+            raise ConfigError(_URL_NEEDS)
+        # the parts go to a hidden directory next to the dataset's URL (moved onto its name
+        # with the other outputs; always removed)
+        staging = _staging_url(url)
+        urls.make_dirs(staging)
+    elif parallel:
+        staging = Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
         (staging / rundir.PAIRS).mkdir()
     return _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
                 fit_lambda)  # fmt: skip
+
+
+def _staging_url(url: str) -> str:
+    """A fresh hidden name next to ``url`` for the parts while they are written
+    (``.<name>.<pid>.<random>``: dataset readers skip it)."""
+    import posixpath
+    import secrets
+
+    parent, name = posixpath.split(url.rstrip("/"))
+    return urls.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
 
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
@@ -276,7 +323,9 @@ def _process(
     result, bad files, cut flow)``."""
 
     cuts, checked, staging, ex = Cuts.from_config(cfg), run.checked, run.staging, opt.execution
-    dataset = staging / rundir.PAIRS if staging is not None else None
+    dataset = (
+        None if staging is None else staging if urls.is_url(staging) else Path(staging) / rundir.PAIRS
+    )
     numbers = file_numbers(f for spec in checked.fileset.values() for f in spec["files"])
     reader = ChunkReader(
         layout=cfg.input.layout,

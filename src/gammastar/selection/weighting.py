@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.config import AnalysisConfig
+from gammastar.core import urls
 from gammastar.corrections.background import (
     conversion_template_from_config,
     eta_mumu_rate_peak,
@@ -40,14 +41,8 @@ from gammastar.corrections.unfold import (
 )
 from gammastar.errors import InputError
 from gammastar.selection import reweight
-from gammastar.selection.chunk import (  # the pure chunk steps
-    _DTYPES,
-    _FINAL_EXTRA,
-    WEIGHT_SUMS,
-    HistAxes,
-    pair_weights,
-    raw_histograms,
-)
+from gammastar.selection.pairhists import HistAxes, raw_histograms
+from gammastar.selection.pairweights import _DTYPES, _FINAL_EXTRA, WEIGHT_SUMS, pair_weights
 from gammastar.selection.processor import map_tasks
 
 if TYPE_CHECKING:
@@ -105,7 +100,7 @@ def _weigh(
     """The pairs with their final weights: from the chunks (``run.spec``: checked here; the
     factors that need every chunk, k_b of ``binwise`` and the η → μμ ``rate`` scale, applied
     by the second pass, :func:`_second_pass`) or computed here on the whole table (a measured
-    λ_θ, fitted here first), both through :func:`gammastar.selection.chunk.pair_weights`."""
+    λ_θ, fitted here first), both through :func:`gammastar.selection.pairweights.pair_weights`."""
     import time
 
     streamed = result.get("streamed")
@@ -141,7 +136,7 @@ def _weigh(
         run.times["reweight"] = time.perf_counter() - t
     if pairs is None and streamed is None:
         pairs = _pairs_table(chunks)
-    w = _Weighted(pairs, None if streamed is None else Path(streamed), raw, est, None, None,
+    w = _Weighted(pairs, None if streamed is None else _location(streamed), raw, est, None, None,
                   None, eta)  # fmt: skip
     if run.spec is None:  # weights of the whole sample (a measured λ_θ): here
         if run.fit_lambda:
@@ -211,7 +206,7 @@ def _second_pass(
     if rw is None:
         return None
     if result.get("streamed") is not None:
-        paths = [os.path.join(result["streamed"], n) for n in result["parts"]]
+        paths = [_join(result["streamed"], n) for n in result["parts"]]
         local = exe is None or result.get("driver_written")
         mapper = (lambda fn, xs: [fn(x) for x in xs]) if local else partial(map_tasks, exe)
         unfolded, removed = reweight.reweight_parts(rw, paths, mapper)
@@ -339,7 +334,7 @@ def _weigh_table(
     reuse: dict[str, Any] | None = None,
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The final weights of the whole table (``w.pairs``, columns added in place) with
-    :func:`gammastar.selection.chunk.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
+    :func:`gammastar.selection.pairweights.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
     like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``),
     the conversion template's 1/(1 + R) where configured; returns the report counts and sums.
 
@@ -403,7 +398,7 @@ def _set_column(df: pd.DataFrame, name: str, values: np.ndarray) -> None:
 
 
 _WEIGH_ROWS = 1 << 17
-"""Rows per :func:`~gammastar.selection.chunk.pair_weights` call of :func:`_weigh_table`."""
+"""Rows per :func:`~gammastar.selection.pairweights.pair_weights` call of :func:`_weigh_table`."""
 
 
 def _rows_of(acceptance: Any, sl: slice) -> Any:
@@ -433,7 +428,7 @@ def _acceptance_report(
     edges: np.ndarray,
 ) -> dict[str, Any]:
     """``select.json`` ``unfold.acceptance``: the counts and sums of
-    :func:`gammastar.selection.chunk.pair_weights` (over chunks or the table) and the map's lost
+    :func:`gammastar.selection.pairweights.pair_weights` (over chunks or the table) and the map's lost
     fraction per mass bin; a warning when pairs get weight 0."""
 
     if cfg.unfold.outside_map == "error":
@@ -506,3 +501,13 @@ def _remove_eta_mumu_rate(
         "n_eta_mumu_predicted": n_mumu,
         "n_eta_mumu_removed": float(np.sum(old_w - pairs["weight"].to_numpy())),
     }
+
+
+def _location(streamed: Any) -> Path | str:
+    """The streamed dataset's directory: a path, or a URL kept as it is."""
+    return streamed if urls.is_url(streamed) else Path(streamed)
+
+
+def _join(directory: Any, name: str) -> str:
+    """A part's path or URL in the dataset ``directory``."""
+    return urls.join(directory, name) if urls.is_url(directory) else os.path.join(directory, name)

@@ -10,7 +10,9 @@ worker sends (histograms, counts, sums) travels compressed (:class:`Packed`).
 
 :func:`write_part` writes one part atomically (a hidden temporary name, which Parquet readers
 skip, then a rename); :func:`finish_dataset` removes parts that no longer belong to the run (a
-file dropped by ``--skip-bad-files`` after some of its chunks were written).
+file dropped by ``--skip-bad-files`` after some of its chunks were written). The dataset
+directory may be an fsspec URL (``selection.pairs_url``: :mod:`gammastar.core.urls`), written
+and finished the same way.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from gammastar.core import urls
 
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
@@ -52,7 +56,12 @@ def chunk_part_name(numbers: Mapping[str, int], key: tuple[str, int]) -> str:
 
 def write_part(directory: str | os.PathLike[str], name: str, data: bytes) -> str:
     """Write one part's Parquet bytes as ``directory/name``, atomically (a hidden temporary
-    name that dataset readers skip, then renamed); returns the path."""
+    name that dataset readers skip, then renamed; :func:`gammastar.core.urls.write_bytes` for
+    a URL); returns the path."""
+    if urls.is_url(directory):
+        url = urls.join(str(directory), name)
+        urls.write_bytes(url, data)
+        return url
     path = os.path.join(directory, name)
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
     try:
@@ -66,13 +75,27 @@ def write_part(directory: str | os.PathLike[str], name: str, data: bytes) -> str
     return path
 
 
-def finish_dataset(directory: str | os.PathLike[str], names: Sequence[str]) -> Path:
+def finish_dataset(directory: str | os.PathLike[str], names: Sequence[str]) -> Path | str:
     """The dataset directory with exactly the parts ``names``: any other part (a chunk of a
-    file that a retry dropped) and any temporary left by a worker are removed.
+    file that a retry dropped) and any temporary left by a worker are removed (a URL stays a
+    URL).
 
     Raises:
         RuntimeError: a part of ``names`` is missing (a worker's write that did not land).
     """
+    if urls.is_url(directory):
+        url = str(directory)
+        keep, present = set(names), set()
+        for name in urls.listing(url):
+            if name in keep:
+                present.add(name)
+            else:
+                with contextlib.suppress(OSError):
+                    urls.remove(urls.join(url, name))
+        missing = sorted(keep - present)
+        if missing:
+            raise RuntimeError(f"{url}: part(s) not written: {missing[:3]}")
+        return url
     directory = Path(directory)
     keep = set(names)
     present = set()

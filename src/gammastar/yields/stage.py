@@ -1027,19 +1027,20 @@ def read_yield_inputs(cfg: AnalysisConfig, flavour: str | None = None) -> YieldI
     hists = _read_histograms(hpath, suffix)
     phase_space = block["phase_space"] if block is not None else read_phase_space(run_dir)
     n_pot, n_pot_source = resolve_n_pot(cfg, run_dir, flavour)
-    inputs: list[Path] = [hpath]
-    ppath = rd.path(rundir.PAIRS)
+    inputs: list[Path | str] = [hpath]
+    ppath = rd.pairs_location()  # pairs.parquet, or the dataset at select.json pairs_url
+    has_pairs = rd.has_pairs()
     pairs = None
     wanted = {cfg.yields.mcp_source, cfg.yields.aprime_source}
-    if "pairs" in wanted and not ppath.exists():
+    if "pairs" in wanted and not has_pairs:
         raise InputError(f"{ppath}: yields.*_source is 'pairs' but the file does not exist")
     fiducial_ps = phase_space == PHASE_SPACE_FIDUCIAL
-    if fiducial_ps and not ppath.exists():
+    if fiducial_ps and not has_pairs:
         raise InputError(
             f"{ppath}: the fiducial-region yields (unfold.lepton_acceptance) need the pairs "
             "table to fit the extrapolation; rerun select"
         )
-    if (wanted & {"auto", "pairs"} or fiducial_ps) and ppath.exists():
+    if (wanted & {"auto", "pairs"} or fiducial_ps) and has_pairs:
         cols = ["m", "weight", "charge"] + (["pT", "y"] if fiducial_ps else [])
         pairs = _read_pairs(rd, cols, flavour)  # those columns checked against the contract
         inputs.append(ppath)
@@ -1283,7 +1284,7 @@ def _uncertainties(
 
     rd = rundir.RunDir(cfg.output_dir)
     pairs = None
-    if rd.path(rundir.PAIRS).exists():
+    if rd.has_pairs():
         kin = fiducial or cfg.unfold.acceptance_map is not None  # λ_θ, the map's statistics
         cols = ["m", "weight", "charge"] + (["pT", "pz"] if kin else [])
         if fiducial and isinstance(cfg.unfold.decay_lambda_theta, str):
