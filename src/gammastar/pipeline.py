@@ -35,13 +35,7 @@ from gammastar.corrections.unfold import split_map_spec
 from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
 from gammastar.io import branch_map, check_inputs, fileset_from_config
 from gammastar.mock.detector import resolve_efficiency_map
-from gammastar.mock.generate import generate_file
-from gammastar.mock.plots import plot_file
 from gammastar.reach import edges
-from gammastar.reach.stage import check_config, run_reach
-from gammastar.report import build_report
-from gammastar.selection.stage import select
-from gammastar.yields.stage import compute_yields
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +57,8 @@ class Stage:
         enabled: whether the stage applies to this config.
         check: raises a ``GammastarError`` for a config the stage would refuse; called for
             every selected stage before any stage runs (so a run writes nothing for it).
+        modules: what the stage imports, loaded before its clock starts (a stage's time is
+            its work) and only when it runs (a run whose stages are up to date loads none).
     """
 
     name: str
@@ -76,6 +72,7 @@ class Stage:
     external: Callable[[AnalysisConfig], list[Path]] = field(default=lambda cfg: [])
     enabled: Callable[[AnalysisConfig], bool] = field(default=lambda cfg: True)
     check: Callable[[AnalysisConfig], None] = field(default=lambda cfg: None)
+    modules: tuple[str, ...] = ()
 
     def inputs(self, config: AnalysisConfig) -> list[Path]:
         """Every file the stage reads: upstream outputs and external inputs.
@@ -110,6 +107,8 @@ def _mock_path(cfg: AnalysisConfig) -> Path:
 
 
 def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.mock.generate import generate_file
+    from gammastar.mock.plots import plot_file
 
     result = generate_file(config, _mock_path(config), force=force)
     plot_file(result.path, config.output_dir / rundir.FIGURES_DIR, force=True)
@@ -117,6 +116,7 @@ def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.selection.stage import select
 
     return select(config, force=force)
 
@@ -141,6 +141,7 @@ def _check_select(config: AnalysisConfig) -> None:
 
 
 def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.yields.stage import compute_yields
 
     return compute_yields(config, force=force)
 
@@ -171,11 +172,13 @@ def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
 
 
 def _check_reach(config: AnalysisConfig) -> None:
+    from gammastar.reach.stage import check_config
 
     check_config(config)
 
 
 def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
+    from gammastar.reach.stage import run_reach
 
     return run_reach(config, force=force)
 
@@ -259,6 +262,7 @@ STAGES: tuple[Stage, ...] = (
         outputs=rundir.stage_outputs("generate"),
         external=_mock_maps,
         enabled=lambda cfg: cfg.mock is not None,
+        modules=("gammastar.mock.generate", "gammastar.mock.plots"),
     ),
     Stage(
         "select",
@@ -268,6 +272,7 @@ STAGES: tuple[Stage, ...] = (
         needs=("generate",),
         external=_select_inputs,
         check=_check_select,
+        modules=("gammastar.selection.stage",),
     ),
     Stage(
         "yields",
@@ -277,6 +282,7 @@ STAGES: tuple[Stage, ...] = (
         outputs=rundir.stage_outputs("yields"),
         needs=("generate", "select"),
         external=_yields_inputs,
+        modules=("gammastar.yields.stage",),
     ),
     Stage(
         "train",
@@ -287,6 +293,7 @@ STAGES: tuple[Stage, ...] = (
         # both channels in one run: the flow weights each pair by its channel's share of
         # the combined A′ yield (yields.json aprime.weights)
         needs_if=lambda cfg: ("yields",) if len(cfg.input.flavours) > 1 else (),
+        modules=("gammastar.flow.stage",),
     ),
     Stage(
         "validate",
@@ -294,6 +301,7 @@ STAGES: tuple[Stage, ...] = (
         sections=("seed", "validate"),
         outputs=rundir.stage_outputs("validate"),
         needs=("select", "train"),
+        modules=("gammastar.flow.validate",),
     ),
     Stage(
         "reach",
@@ -306,6 +314,7 @@ STAGES: tuple[Stage, ...] = (
         # `reach:` section have one
         enabled=lambda cfg: "reach" in cfg.model_fields_set,
         check=_check_reach,
+        modules=("gammastar.reach.stage",),
     ),
 )
 
@@ -468,6 +477,8 @@ def _run(
         echo(f"[{stage.name}] running: {reason}")
         inputs = {str(p): _identity(p) for p in stage.inputs(config)}  # as read by the stage
         before = {o: _identity(config.output_dir / o) for o in stage.outputs}
+        for module in stage.modules:
+            importlib.import_module(module)
         t0 = time.perf_counter()
         try:
             with running(stage.name):
@@ -494,6 +505,7 @@ def _run(
         echo(f"[{stage.name}] done in {dt:.1f} s" + (f" ({note})" if note else ""))
         reports.append(StageReport(stage.name, "ran", reason, dt, result))
     if report:
+        from gammastar.report import build_report
 
         with running("report"):
             echo(f"[report] {build_report(config, force=True).path}")
