@@ -39,6 +39,29 @@ def test_masses_are_particles_numbers_through_the_cache(tmp_path, monkeypatch):
     c.mass.cache_clear()
 
 
+def test_widths_are_particles_numbers_through_the_cache(tmp_path, monkeypatch):
+    """width() gives Particle.from_pdgid's width exactly, computed (empty cache) and read back
+    from the per-version cache file without `particle`'s table."""
+    from importlib.metadata import version
+
+    from particle import Particle
+
+    from gammastar.physics import constants as c
+
+    monkeypatch.setenv("GAMMASTAR_CACHE", str(tmp_path))
+    c._pdg_widths.cache_clear()
+    c.width.cache_clear()
+    for name in ("rho", "omega", "phi", "eta"):
+        assert c.width(name) == Particle.from_pdgid(c.PDGID[name]).width / 1000.0, name
+    assert (tmp_path / "widths" / f"particle-{version('particle')}.json").is_file()
+    c._pdg_widths.cache_clear()
+    c.width.cache_clear()
+    monkeypatch.setattr(c, "_widths_from_particle", dict)  # not called: the cache is read
+    assert c.width("rho") == Particle.from_pdgid(c.PDGID["rho"]).width / 1000.0
+    c._pdg_widths.cache_clear()
+    c.width.cache_clear()
+
+
 def test_module_level_masses_are_the_pdg_values():
     """The literal masses of gammastar.physics.constants (module-level use: thresholds, default
     arguments) agree with the installed `particle` release within the PDG's quoted mass errors

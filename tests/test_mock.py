@@ -407,6 +407,21 @@ def test_mass_resolution_equals_the_configured_one(ref):
     assert np.std(p_reco / p_true - 1) < 0.015
 
 
+def test_absorber_calibrated_once_per_process_per_config():
+    """Two generators of one config share the absorber calibrated for the first (the
+    calibration is deterministic: a fixed seed), equal to a fresh calibration; another
+    detector config is calibrated anew."""
+    from gammastar.mock.detector import calibrate_absorber
+
+    cfg = make_config(combinatorial={"pilot_events": 1000})
+    a, b = MockGenerator(cfg), MockGenerator(cfg)
+    assert b.detector.absorber is a.detector.absorber
+    assert calibrate_absorber(a.detector, a.cocktail._parents) == a.detector.absorber
+    other = MockGenerator(make_config(detector={"mass_resolution": 0.040},
+                                      combinatorial={"pilot_events": 1000}))  # fmt: skip
+    assert other.detector.absorber.k > a.detector.absorber.k  # more scattering: 40 MeV, not 30
+
+
 def test_multiple_scattering_kicks():
     """Each muon's direction is kicked by θ₀ = K/(βp) per plane (PDG RPP eq. 34.16): the
     polar-angle change of muons along z is Rayleigh with <Δθ²> = 2θ₀², and K scales as

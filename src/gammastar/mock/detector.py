@@ -391,6 +391,11 @@ def _scattered(
     return out[0], out[1]
 
 
+_CALIBRATED: dict[tuple[str, str], Absorber] = {}
+"""The absorbers calibrated in this process, by (detector config, spectra key): the
+calibration is deterministic (a fixed seed), and every generator of a config repeats it."""
+
+
 @dataclass
 class Reconstructed:
     """Detector-level view of a :class:`~gammastar.mock.cocktail.Sources` batch."""
@@ -423,6 +428,9 @@ class Detector:
             cocktail's spectra): the scattering model calibrates its absorber on them
             (:func:`calibrate_absorber`); without them :meth:`apply` of the scattering model
             raises (:meth:`sigma_m` and the cuts work).
+        spectra_key: a text that identifies ``parents``' spectra (the generator's mock
+            config): the calibration, which depends on them and the detector config only, is
+            then done once per process for each (detector, spectra) pair.
     """
 
     def __init__(
@@ -431,6 +439,7 @@ class Detector:
         efficiency: EfficiencyMap,
         parents: Callable[[np.random.Generator, NDArray[np.float64]], NDArray[np.float64]]
         | None = None,
+        spectra_key: str | None = None,
     ) -> None:
         self.cfg = cfg
         self.efficiency = efficiency
@@ -439,7 +448,12 @@ class Detector:
         self.absorber: Absorber | None = None
         """The scattering model's calibrated absorber (None for the momentum model)."""
         if cfg.resolution_model == "scattering" and parents is not None:
-            self.absorber = calibrate_absorber(self, parents)
+            key = None if spectra_key is None else (cfg.model_dump_json(), spectra_key)
+            self.absorber = _CALIBRATED.get(key) if key else None
+            if self.absorber is None:
+                self.absorber = calibrate_absorber(self, parents)
+                if key:
+                    _CALIBRATED[key] = self.absorber
 
     def calibration(self) -> dict:
         """What the detector's smearing was set to (``meta.detector_calibration``)."""

@@ -105,7 +105,12 @@ class MockGenerator:
         self.cocktail = Cocktail(self.cfg, beam_energy=e_max, mesons=self.mesons)
         self.combinatorial = Combinatorial(self.cfg, beam_energy=e_max)
         # the scattering model calibrates its absorber on the cocktail's meson spectra
-        self.detector = Detector(self.cfg.detector, eff, parents=self.cocktail._parents)
+        # the parametric spectra made here follow from the mock config and the kinematic
+        # limit alone
+        own = mesons is None and self.cfg.backend != "pythia"
+        key = f"{self.cfg.model_dump_json()}|{e_max}" if own else None
+        self.detector = Detector(self.cfg.detector, eff, parents=self.cocktail._parents,
+                                 spectra_key=key)  # fmt: skip
         self.muons = "mu" in self.cfg.leptons
         self.electrons = "e" in self.cfg.leptons
         self.prescale = {"mu": 1.0, "e": float(self.cfg.electrons.prescale)}

@@ -80,17 +80,48 @@ def _pdg_masses() -> dict[int, float]:
     )
 
 
+def _widths_from_particle() -> dict[int, float | None]:
+    """{PDG id: total width in MeV (``None`` where `particle` has none)} of :data:`PDGID`."""
+    from particle import Particle
+
+    out: dict[int, float | None] = {}
+    for pdgid in PDGID.values():
+        w = Particle.from_pdgid(pdgid).width
+        out[pdgid] = None if w is None else float(w)
+    return out
+
+
+@cache
+def _pdg_widths() -> dict[int, float | None]:
+    """:func:`_widths_from_particle`, cached on disk per installed `particle` version as the
+    masses are (``widths/particle-<version>.json``): the mock's line shapes ask for widths in
+    every process that generates."""
+
+    def decode(doc: dict[str, float | None]) -> dict[int, float | None] | None:
+        got = {int(k): None if v is None else float(v) for k, v in doc.items()}
+        return got if set(got) == set(PDGID.values()) else None
+
+    return cached_json(
+        "widths",
+        "particle",
+        _widths_from_particle,
+        lambda out: {str(k): v for k, v in out.items()},
+        decode,
+    )
+
+
 @cache
 def width(name: str) -> float:
-    """PDG total width in GeV (read with `particle`).
+    """PDG total width in GeV (read with `particle`, through :func:`_pdg_widths`' cache).
 
     Example:
         >>> 0.14 < width("rho") < 0.16
         True
     """
-    from particle import Particle
-
-    return float(Particle.from_pdgid(PDGID[name]).width) / 1000.0
+    w = _pdg_widths()[PDGID[name]]
+    if w is None:
+        raise KeyError(f"particle {name!r} has no width in the installed `particle` release")
+    return w / 1000.0
 
 
 M_E: float = 0.51099895e-3
