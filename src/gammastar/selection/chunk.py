@@ -235,8 +235,18 @@ def _cut_leptons(
             finite = ok if finite is None else finite & ok
     bad = ~finite
     flow["leptons_nonfinite"] = int(bad.sum())
-    owner = np.repeat(np.arange(len(counts)), counts)
-    flow["events_nonfinite"] = int(np.unique(owner[bad]).size)
+    n_leptons = bad.size
+    owner = None  # each lepton's event, made only where a count needs it
+
+    def owners() -> np.ndarray:
+        nonlocal owner
+        if owner is None:
+            owner = np.repeat(np.arange(len(counts)), counts)
+        return owner
+
+    flow["events_nonfinite"] = (
+        int(np.unique(owners()[bad]).size) if flow["leptons_nonfinite"] else 0
+    )
     idx = np.flatnonzero(finite & (np.abs(cols["charge"]) == 1))
     flow["leptons_charge"] = int(idx.size)
     if all(k in cols for k in "xyzt"):  # Cartesian: vector's E of these records is t itself
@@ -250,7 +260,9 @@ def _cut_leptons(
         idx = idx[(theta >= cuts.lepton_theta_min) & (theta <= cuts.lepton_theta_max)]
     # else every lepton passes: the polar angle of a finite momentum lies in [0, π]
     flow["leptons_theta"] = int(idx.size)
-    return _take(cols, idx), np.bincount(owner[idx], minlength=len(counts))
+    if idx.size == n_leptons:  # every lepton kept: the columns and counts as they are
+        return dict(cols), counts
+    return _take(cols, idx), np.bincount(owners()[idx], minlength=len(counts))
 
 
 def _take(cols: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -308,11 +320,17 @@ def _pair_rows(counts: np.ndarray, npairs: np.ndarray) -> tuple[np.ndarray, np.n
         >>> [r.tolist() for r in _pair_rows(c, c * (c - 1) // 2)]
         [[0, 0, 1, 4], [1, 2, 2, 5]]
     """
+    first = np.cumsum(counts) - counts
+    # the distinct lepton counts ≥ 2 (np.unique would sort every event's count)
+    sizes = np.flatnonzero(np.bincount(counts))
+    sizes = sizes[sizes >= 2]
+    if sizes.size == 1 and sizes[0] == 2:  # one pair per event that has one (dileptons):
+        ia = first[counts == 2]  # the pairs are those events' in order
+        return ia, ia + 1
     ia = np.empty(int(npairs.sum()), dtype=np.int64)
     ib = np.empty_like(ia)
-    first = np.cumsum(counts) - counts
     pair0 = np.cumsum(npairs) - npairs
-    for k in np.unique(counts[counts >= 2]):
+    for k in sizes:
         ev = np.flatnonzero(counts == k)
         i, j = np.triu_indices(int(k), 1)  # row-major: the combinations' order
         at = pair0[ev][:, None] + np.arange(i.size)
