@@ -451,15 +451,17 @@ def select_chunk(
     p = _make_pairs(flat, counts, event_id, channel, flow)
     keep = _pair_cuts(p, cuts, columns, flow)
     cos_hel, phi_hel = _helicity_columns(p, keep)
+    # every pair kept: the columns themselves (a mask would copy each of them)
+    sel = slice(None) if keep.all() else keep
     out = {
-        "event": p.event[keep],
-        "m": p.m[keep],
-        "pT": p.pt[keep],
-        "E": p.energy[keep],
-        "y": p.y[keep],
-        "pz": p.pz[keep],
-        "charge": p.charge[keep],
-        "channel": p.channel[keep],
+        "event": p.event[sel],
+        "m": p.m[sel],
+        "pT": p.pt[sel],
+        "E": p.energy[sel],
+        "y": p.y[sel],
+        "pz": p.pz[sel],
+        "charge": p.charge[sel],
+        "channel": p.channel[sel],
         "cos_theta_hel": cos_hel,
         "phi_hel": phi_hel,
     }
