@@ -699,7 +699,7 @@ def acceptance_weights(
     ok = finite & (acc >= min_acceptance)
     below = finite & ~ok
     inv = np.zeros(len(acc))
-    inv[ok] = 1.0 / acc[ok]
+    np.divide(1.0, acc, out=inv, where=ok)  # in place: no gather and scatter of the pairs
     rep = AcceptanceReport(
         source=am.source,
         min_acceptance=float(min_acceptance),
