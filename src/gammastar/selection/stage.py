@@ -43,7 +43,6 @@ from gammastar.selection.chunk import (  # the pure chunk steps
     HistAxes,
     WeightSpec,
 )
-from gammastar.selection.flavour import check_flavour  # the leptons' masses vs the flavour
 from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
 from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
@@ -176,6 +175,8 @@ def _prepare_run(
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
     """The input files, checked (:func:`gammastar.io.check_inputs`), with the flavour and the
     branches the η → μμ removal needs."""
+    from gammastar.selection.flavour import check_flavour  # the leptons' masses vs the flavour
+
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
     checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
