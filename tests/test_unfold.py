@@ -10,6 +10,7 @@ from gammastar.corrections.unfold import (
     EfficiencyMap,
     bayesian_unfold,
     bayesian_unfold_variance,
+    bin_index,
     efficiency_weights,
     inverse_weights,
     load_efficiency_map,
@@ -27,6 +28,29 @@ def test_map_roundtrip_and_lookup(tmp_path):
     eff, inside = em.lookup(np.array([0.55, 2.5]), np.array([1.2, 1.0]))
     assert eff[0] == pytest.approx(vals[5, 2])
     assert inside.tolist() == [True, False]
+
+
+@pytest.mark.parametrize(
+    "edges",
+    [np.linspace(0.2113, 1.1, 90), np.linspace(0.0, 5.0, 101), np.linspace(-3.0, 3.0, 7),
+     np.array([0.0, 1.0, 3.0, 7.0]), np.array([0.0, np.inf])],
+)
+def test_bin_index_is_searchsorted(edges):
+    """The map's bin of each value is searchsorted's (side right, less one) for every value:
+    on each edge and its neighbouring floats (where a bin computed from the spacing could
+    round to the wrong side), outside the edges, ±inf, NaN, and the largest floats (an
+    overflow of the spacing arithmetic); also for uneven and infinite edges (searchsorted
+    itself)."""
+    rng = np.random.default_rng(5)
+    finite = edges[np.isfinite(edges)]
+    x = np.concatenate([
+        rng.uniform(finite[0] - 1.0, finite[-1] + 1.0, 20_000), finite,
+        np.nextafter(finite, -np.inf), np.nextafter(finite, np.inf),
+        [np.nan, np.inf, -np.inf, 1.7e308, -1.7e308],
+    ])  # fmt: skip
+    got = bin_index(edges, x)
+    np.testing.assert_array_equal(got, np.searchsorted(edges, x, side="right") - 1)
+    assert got.dtype == np.intp
 
 
 def test_unfolding_closure_on_toy():

@@ -210,12 +210,13 @@ def part_layout(data: bytes | memoryview) -> tuple[int, list[list[Any]]]:
     return start, footer
 
 
-COMPRESSED_COLUMNS = frozenset({"event", "E", "pz", "eff", "weight_raw"})
-"""The ``pairs.parquet`` columns written with LZ4: those it shrinks (sorted event numbers; E
-and pz, sums of two single-precision momenta, whose low mantissa bits are zero; ε and the raw
-weight, values of a binned map and mostly constant). The other doubles use their whole
-mantissa: LZ4 leaves them at ≥ 97% of their size and costs time to write and to read, so they
-are stored plain (the values read back are the same)."""
+COMPRESSED_COLUMNS = frozenset({"event", "weight_raw"})
+"""The ``pairs.parquet`` columns written with LZ4: those it shrinks at little cost (sorted
+event numbers to about half; the raw weight, mostly constant, to almost nothing). The doubles
+are stored plain: most use their whole mantissa, which LZ4 leaves at ≥ 97% of its size, and
+where it does shrink them (E and pz, sums of two single-precision momenta, to about 3/4; ε,
+values of a binned map, to about half) the encoding costs more time, to write and to read,
+than the bytes it saves (the values read back are the same)."""
 
 DICTIONARY_COLUMNS = ("charge", "channel")
 """The ``pairs.parquet`` columns with a dictionary (a few distinct values)."""

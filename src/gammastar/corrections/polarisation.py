@@ -717,8 +717,8 @@ def measure(
         if moments is not None:
             mom = _rows(moments, k)
         else:
-            p = np.hypot(col["pT"][k], col["pz"][k])
-            mom = acceptance.moments_at(col["m"][k], p, np.arctan2(col["pT"][k], col["pz"][k]))
+            pt_k, pz_k = col["pT"][k], col["pz"][k]  # gathered once for both
+            mom = acceptance.moments_at(col["m"][k], np.hypot(pt_k, pz_k), np.arctan2(pt_k, pz_k))
         ok = mom[0] > 0
         if not ok.all():
             k, mom, w = k[ok], mom[:, ok], w[ok]

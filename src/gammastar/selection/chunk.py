@@ -165,8 +165,18 @@ def _cut_leptons(
             finite = ok if finite is None else finite & ok
     bad = ~finite
     flow["leptons_nonfinite"] = int(bad.sum())
-    owner = np.repeat(np.arange(len(counts)), counts)
-    flow["events_nonfinite"] = int(np.unique(owner[bad]).size)
+    n_leptons = bad.size
+    owner = None  # each lepton's event, made only where a count needs it
+
+    def owners() -> np.ndarray:
+        nonlocal owner
+        if owner is None:
+            owner = np.repeat(np.arange(len(counts)), counts)
+        return owner
+
+    flow["events_nonfinite"] = (
+        int(np.unique(owners()[bad]).size) if flow["leptons_nonfinite"] else 0
+    )
     idx = np.flatnonzero(finite & (np.abs(cols["charge"]) == 1))
     flow["leptons_charge"] = int(idx.size)
     if all(k in cols for k in "xyzt"):  # Cartesian: vector's E of these records is t itself
@@ -180,7 +190,9 @@ def _cut_leptons(
         idx = idx[(theta >= cuts.lepton_theta_min) & (theta <= cuts.lepton_theta_max)]
     # else every lepton passes: the polar angle of a finite momentum lies in [0, π]
     flow["leptons_theta"] = int(idx.size)
-    return _take(cols, idx), np.bincount(owner[idx], minlength=len(counts))
+    if idx.size == n_leptons:  # every lepton kept: the columns and counts as they are
+        return dict(cols), counts
+    return _take(cols, idx), np.bincount(owners()[idx], minlength=len(counts))
 
 
 def _take(cols: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
@@ -238,11 +250,17 @@ def _pair_rows(counts: np.ndarray, npairs: np.ndarray) -> tuple[np.ndarray, np.n
         >>> [r.tolist() for r in _pair_rows(c, c * (c - 1) // 2)]
         [[0, 0, 1, 4], [1, 2, 2, 5]]
     """
+    first = np.cumsum(counts) - counts
+    # the distinct lepton counts ≥ 2 (np.unique would sort every event's count)
+    sizes = np.flatnonzero(np.bincount(counts))
+    sizes = sizes[sizes >= 2]
+    if sizes.size == 1 and sizes[0] == 2:  # one pair per event that has one (dileptons):
+        ia = first[counts == 2]  # the pairs are those events' in order
+        return ia, ia + 1
     ia = np.empty(int(npairs.sum()), dtype=np.int64)
     ib = np.empty_like(ia)
-    first = np.cumsum(counts) - counts
     pair0 = np.cumsum(npairs) - npairs
-    for k in np.unique(counts[counts >= 2]):
+    for k in sizes:
         ev = np.flatnonzero(counts == k)
         i, j = np.triu_indices(int(k), 1)  # row-major: the combinations' order
         at = pair0[ev][:, None] + np.arange(i.size)
@@ -363,15 +381,17 @@ def select_chunk(
     p = _make_pairs(flat, counts, event_id, channel, flow)
     keep = _pair_cuts(p, cuts, columns, flow)
     cos_hel, phi_hel = _helicity_columns(p, keep)
+    # every pair kept: the columns themselves (a mask would copy each of them)
+    sel = slice(None) if keep.all() else keep
     out = {
-        "event": p.event[keep],
-        "m": p.m[keep],
-        "pT": p.pt[keep],
-        "E": p.energy[keep],
-        "y": p.y[keep],
-        "pz": p.pz[keep],
-        "charge": p.charge[keep],
-        "channel": p.channel[keep],
+        "event": p.event[sel],
+        "m": p.m[sel],
+        "pT": p.pt[sel],
+        "E": p.energy[sel],
+        "y": p.y[sel],
+        "pz": p.pz[sel],
+        "charge": p.charge[sel],
+        "channel": p.channel[sel],
         "cos_theta_hel": cos_hel,
         "phi_hel": phi_hel,
     }

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+# select.json is checked against its schema on every write (gammastar.core.rundir.validate):
+# its validator is loaded with the stage, as the processor loads its readers and writers
+import jsonschema  # noqa: F401
 import numpy as np
 
 from gammastar.config import AnalysisConfig
