@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from functools import cache
+from typing import cast
 
 from gammastar.core.cachedir import cached_json
 
@@ -67,14 +69,23 @@ def _pdg_masses() -> dict[int, float]:
     bins would pay. The numbers are `particle`'s own, version by version
     (``tests/test_constants.py``)."""
 
-    def decode(doc: dict[str, float]) -> dict[int, float] | None:
-        got = {int(k): float(v) for k, v in doc.items()}
+    return cast(dict[int, float], _cached_per_pdgid("constants", _masses_from_particle))
+
+
+def _cached_per_pdgid(
+    folder: str, compute: Callable[[], Mapping[int, float | None]]
+) -> dict[int, float | None]:
+    """``compute()`` ({PDG id of :data:`PDGID`: a number or ``None``}) cached on disk per
+    installed `particle` version, in ``<folder>/particle-<version>.json``."""
+
+    def decode(doc: dict[str, float | None]) -> dict[int, float | None] | None:
+        got = {int(k): None if v is None else float(v) for k, v in doc.items()}
         return got if set(got) == set(PDGID.values()) else None
 
     return cached_json(
-        "constants",
+        folder,
         "particle",
-        _masses_from_particle,
+        lambda: dict(compute()),
         lambda out: {str(k): v for k, v in out.items()},
         decode,
     )
@@ -97,17 +108,7 @@ def _pdg_widths() -> dict[int, float | None]:
     masses are (``widths/particle-<version>.json``): the mock's line shapes ask for widths in
     every process that generates."""
 
-    def decode(doc: dict[str, float | None]) -> dict[int, float | None] | None:
-        got = {int(k): None if v is None else float(v) for k, v in doc.items()}
-        return got if set(got) == set(PDGID.values()) else None
-
-    return cached_json(
-        "widths",
-        "particle",
-        _widths_from_particle,
-        lambda out: {str(k): v for k, v in out.items()},
-        decode,
-    )
+    return _cached_per_pdgid("widths", _widths_from_particle)
 
 
 @cache
