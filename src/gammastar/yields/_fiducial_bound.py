@@ -16,6 +16,7 @@ fraction of the cost.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -102,9 +103,29 @@ def cell_bound(fiducial: Any, m_lo: float, m_hi: float) -> NDArray[np.bool_] | N
     mg = acc.m_grid
     i0 = max(int(np.searchsorted(mg, m_lo, side="right")) - 2, 0)
     i1 = min(int(np.searchsorted(mg, m_hi, side="right")) + 1, mg.size - 1)
-    top = np.asarray(acc.table[i0 : i1 + 1], dtype=np.float64).max(axis=0)
+    return _top(acc.table, i0, i1) >= fiducial.min_acceptance * (1.0 - MARGIN)
+
+
+_TOPS: dict[tuple[int, int, int], tuple[weakref.ref, NDArray]] = {}
+""":func:`_top` of the tables last asked about (a table is not changed in place)."""
+_TOPS_SIZE = 64
+
+
+def _top(table: NDArray, i0: int, i1: int) -> NDArray:
+    """The largest value per (log p, θ) cell and its neighbours (:func:`_dilated_max`) of the
+    mass nodes ``i0`` … ``i1`` of ``table``, kept for the next ask (the λ_θ refits ask about
+    each region at each fit group's mass and each bin's): a table that is gone (its weak
+    reference dead) does not answer for a new one at its address."""
+    key = (id(table), i0, i1)
+    hit = _TOPS.get(key)
+    if hit is not None and hit[0]() is table:
+        return hit[1]
+    top = np.asarray(table[i0 : i1 + 1], dtype=np.float64).max(axis=0)
     top = _dilated_max(_dilated_max(top, 0), 1)
-    return top >= fiducial.min_acceptance * (1.0 - MARGIN)
+    if len(_TOPS) >= _TOPS_SIZE:
+        del _TOPS[next(iter(_TOPS))]
+    _TOPS[key] = (weakref.ref(table), top)
+    return top
 
 
 def cells(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.intp]:
