@@ -248,3 +248,20 @@ def test_inside_at_mass_each_answers_as_inside_at_mass(table):
                 decide = functools.partial(inside_at_mass, f, m)
                 assert_same_decisions(g, decide(qt, e), decide, (qt, e))
     assert any(g.any() for g in got)
+
+
+def test_cell_bound_kept_answers_for_its_own_table(table):
+    """The bound's kept table maxima (:func:`_top`) answer only for the table they were made
+    from: regions of other λ_θ tables made one after another (a gone table's address may be
+    reused) get the bound computed afresh, cell for cell."""
+    from gammastar.yields import _fiducial_bound as fb
+
+    ramp = np.linspace(-0.6, 0.8, table.m_grid.size)
+    for lam in (0.0, ramp, -ramp, 0.5 * ramp):
+        region = FiducialRegion(table.with_lambda(lam), 0.05)
+        for m in (0.25, 0.7731):
+            kept = fb.cell_bound(region, m, m)
+            fb._TOPS.clear()
+            np.testing.assert_array_equal(kept, fb.cell_bound(region, m, m))
+            np.testing.assert_array_equal(kept, fb.cell_bound(region, m, m))  # from the store
+        del region
