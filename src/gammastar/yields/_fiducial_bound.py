@@ -322,7 +322,7 @@ def mt_exponential_superset(fiducials: list[Any], masses: list[float],
     cols = 0.25 * spread * (tg.size - 1) / tg[-1]
     if not (rows < 0.5 and cols < 0.5):
         return None
-    ok = _grow(np.logical_or.reduce(oks))
+    ok = _grow(np.logical_or.reduce([ok for ok in oks if ok is not None]))
     idx, _, _ = mt_exponential_candidates(fiducials[0], lo, ok, parts, temperature)
     r = parts["r"]
     # and the draws whose p_T's choice (r < T/(T + m)) differs between the masses
@@ -446,7 +446,8 @@ def inside_at_mass_each(fiducials: list[Any], m: float, qt: NDArray, e: NDArray
         return [inside_at_mass(f, m, qt, e) for f in fiducials]
     shape = qt.shape
     qt, e = qt.ravel(), e.ravel()
-    cand = candidates(fiducials[0], m, qt, e, np.logical_or.reduce(oks))
+    union = np.logical_or.reduce([ok for ok in oks if ok is not None])
+    cand = candidates(fiducials[0], m, qt, e, union)
     qc, ec = qt[cand], e[cand]
     out = []
     for f in fiducials:
