@@ -190,3 +190,78 @@ def test_quadrature_grid_in_f_is_the_region_on_the_meshgrid(table):
         assert_same_decisions(model._grid_in_f(region, m).ravel(), want.ravel(), inside,
                               (pt.ravel(), e.ravel()))  # fmt: skip
         assert want.any()
+
+
+def test_mt_exponential_superset_holds_every_moves_candidates(table):
+    """One pass for several (region, mass) pairs of close masses
+    (:func:`mt_exponential_superset`, the λ_θ moves of one fit group) keeps every point that any
+    pair's own pass (:func:`mt_exponential_candidates`) keeps, and the pass made on the kept
+    points alone finds each pair's candidates with their q_T and E (the same operations on the
+    same draws: exact); masses a cell's move apart are refused. The masses straddle a table
+    node and lie 0.4% apart (near the most this table's cells allow, 0.46% in ln m; the demo's
+    moves: 10⁻⁵), the regions three λ_θ tables."""
+    from gammastar.yields._fiducial_bound import (
+        cell_bound,
+        mt_exponential_candidates,
+        mt_exponential_superset,
+    )
+    from gammastar.yields.extrapolation.reference import REFERENCE, reference_draws
+
+    ramp = np.linspace(-0.6, 0.8, table.m_grid.size)
+    regions = [FiducialRegion(table.with_lambda(lam), 0.05) for lam in (0.0, ramp, -ramp)]
+    draws = reference_draws(5)
+    t = REFERENCE[0]
+    for centre in (0.3, float(table.m_grid[7])):
+        masses = [centre * (1 - 2e-3), centre, centre * (1 + 2e-3)]
+        pairs = [(f, m) for f in regions for m in masses]
+        sub = mt_exponential_superset([f for f, _ in pairs], [m for _, m in pairs], draws, t)
+        assert sub is not None
+        assert np.all(np.diff(sub) > 0)
+        part = {k: draws[k][sub] for k in ("r", "u_exp", "u_gamma", "cosh_y")}
+        for f, m in pairs:
+            ok = cell_bound(f, m, m)
+            idx, qt, e = mt_exponential_candidates(f, m, ok, draws, t)
+            assert np.isin(idx, sub).all()
+            i2, q2, e2 = mt_exponential_candidates(f, m, ok, part, t)
+            np.testing.assert_array_equal(sub[i2], idx)
+            np.testing.assert_array_equal(q2, qt)
+            np.testing.assert_array_equal(e2, e)
+        # about the candidates of one pair, far fewer than the sample
+        assert sub.size < 0.5 * draws["r"].size
+    assert mt_exponential_superset(regions[:1] * 2, [0.3, 0.6], draws, t) is None
+
+
+def test_inside_at_mass_each_answers_as_inside_at_mass(table):
+    """F of several regions at one mass with the candidates found once for all of them
+    (:func:`inside_at_mass_each`, the λ_θ moves on one bin's quadrature grid) gives each
+    region's :func:`inside_at_mass`: a point no region's bound allows fails each one's
+    ``contains`` (but where a decision rounds at A's cut)."""
+    from gammastar.yields._fiducial_bound import inside_at_mass_each
+
+    ramp = np.linspace(-0.6, 0.8, table.m_grid.size)
+    regions = [FiducialRegion(table.with_lambda(lam), 0.05) for lam in (0.0, ramp, -ramp)]
+    for i, m in enumerate((0.25, 0.7731)):
+        qt, e = _points(m, seed=40 + i)
+        with np.errstate(invalid="ignore"):
+            got = inside_at_mass_each(regions, m, qt, e)
+            for f, g in zip(regions, got, strict=True):
+                decide = functools.partial(inside_at_mass, f, m)
+                assert_same_decisions(g, decide(qt, e), decide, (qt, e))
+    assert any(g.any() for g in got)
+
+
+def test_cell_bound_kept_answers_for_its_own_table(table):
+    """The bound's kept table maxima (:func:`_top`) answer only for the table they were made
+    from: regions of other λ_θ tables made one after another (a gone table's address may be
+    reused) get the bound computed afresh, cell for cell."""
+    from gammastar.yields import _fiducial_bound as fb
+
+    ramp = np.linspace(-0.6, 0.8, table.m_grid.size)
+    for lam in (0.0, ramp, -ramp, 0.5 * ramp):
+        region = FiducialRegion(table.with_lambda(lam), 0.05)
+        for m in (0.25, 0.7731):
+            kept = fb.cell_bound(region, m, m)
+            fb._TOPS.clear()
+            np.testing.assert_array_equal(kept, fb.cell_bound(region, m, m))
+            np.testing.assert_array_equal(kept, fb.cell_bound(region, m, m))  # from the store
+        del region

@@ -16,6 +16,7 @@ fraction of the cost.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,9 @@ __all__ = [
     "cell_bound",
     "contains_at_mass",
     "inside_at_mass",
+    "inside_at_mass_each",
     "mt_exponential_candidates",
+    "mt_exponential_superset",
 ]
 
 MARGIN = 1e-6
@@ -62,8 +65,12 @@ def _table_of(fiducial: Any) -> PairAcceptance | None:
     if not fiducial.min_acceptance > 0 or acc.table.ndim != 3:
         return None
     for g in (acc.logp_grid, acc.theta_grid):
+        if g.size < 2:
+            return None
         d = np.diff(g)
-        if g.size < 2 or not np.allclose(d, d[0], rtol=1e-9, atol=0.0) or not d[0] > 0:
+        # np.allclose(d, d[0], rtol=1e-9, atol=0) without its broadcasting and NaN handling
+        # (asked at every test of a point set)
+        if not (d[0] > 0 and np.all(np.abs(d - d[0]) <= 1e-9 * d[0])):
             return None
     if acc.theta_grid[0] != 0.0:
         return None
@@ -96,9 +103,29 @@ def cell_bound(fiducial: Any, m_lo: float, m_hi: float) -> NDArray[np.bool_] | N
     mg = acc.m_grid
     i0 = max(int(np.searchsorted(mg, m_lo, side="right")) - 2, 0)
     i1 = min(int(np.searchsorted(mg, m_hi, side="right")) + 1, mg.size - 1)
-    top = np.asarray(acc.table[i0 : i1 + 1], dtype=np.float64).max(axis=0)
+    return _top(acc.table, i0, i1) >= fiducial.min_acceptance * (1.0 - MARGIN)
+
+
+_TOPS: dict[tuple[int, int, int], tuple[weakref.ref, NDArray]] = {}
+""":func:`_top` of the tables last asked about (a table is not changed in place)."""
+_TOPS_SIZE = 64
+
+
+def _top(table: NDArray, i0: int, i1: int) -> NDArray:
+    """The largest value per (log p, θ) cell and its neighbours (:func:`_dilated_max`) of the
+    mass nodes ``i0`` … ``i1`` of ``table``, kept for the next ask (the λ_θ refits ask about
+    each region at each fit group's mass and each bin's): a table that is gone (its weak
+    reference dead) does not answer for a new one at its address."""
+    key = (id(table), i0, i1)
+    hit = _TOPS.get(key)
+    if hit is not None and hit[0]() is table:
+        return hit[1]
+    top = np.asarray(table[i0 : i1 + 1], dtype=np.float64).max(axis=0)
     top = _dilated_max(_dilated_max(top, 0), 1)
-    return top >= fiducial.min_acceptance * (1.0 - MARGIN)
+    if len(_TOPS) >= _TOPS_SIZE:
+        del _TOPS[next(iter(_TOPS))]
+    _TOPS[key] = (weakref.ref(table), top)
+    return top
 
 
 def cells(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.intp]:
@@ -241,6 +268,69 @@ def mt_exponential_candidates(fiducial: Any, m: float, ok: NDArray[np.bool_],
                                       m * m, *_grid_args(fiducial, ok))  # fmt: skip
 
 
+def _same_grids(fiducials: list[Any]) -> bool:
+    """Whether the regions' tables share the first one's log p and θ grids (their bounds then
+    share a layout)."""
+    a = fiducials[0].acceptance
+    return all(np.array_equal(f.acceptance.logp_grid, a.logp_grid)
+               and np.array_equal(f.acceptance.theta_grid, a.theta_grid)
+               for f in fiducials[1:])  # fmt: skip
+
+
+def _grow(ok: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """``ok`` with every cell next to an ``ok`` one (diagonals too) ``ok``."""
+    out = ok.copy()
+    for axis in (0, 1):
+        grown = out.copy()
+        lo = [slice(None)] * 2
+        hi = [slice(None)] * 2
+        lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+        grown[tuple(lo)] |= out[tuple(hi)]
+        grown[tuple(hi)] |= out[tuple(lo)]
+        out = grown
+    return out
+
+
+def mt_exponential_superset(fiducials: list[Any], masses: list[float],
+                            parts: Mapping[str, NDArray], temperature: float
+                            ) -> NDArray[np.intp] | None:  # fmt: skip
+    """The points of an m_T-exponential sample (``parts`` as
+    :func:`mt_exponential_candidates` takes them) among which lie the candidates of every
+    (region, mass) pair of ``fiducials`` and ``masses``: one pass at the lowest mass for all of
+    them, where the masses are close (the moves of one fit group), or ``None`` (the bound does
+    not apply, other grids, masses too far apart: make each one's candidates from the whole
+    sample).
+
+    With its draws fixed (u, the p_T's choice of Γ(2, T) or Exp(T), y) a point's
+    ln p² = ln((u + m)² cosh² y − m²) moves with ln m by at most 2 and its
+    ln tan² θ = ln(u (u + 2m) / ((u + m)² sinh² y)) by at most 1 (θ by a quarter): masses within
+    a fraction of a cell of that move leave each point within one cell of where it is at the
+    lowest mass. So the candidates there of the regions' bounds together, each cell's
+    neighbours added, hold every pair's candidates, with the points whose p_T's choice the
+    masses change (``r`` between T/(T + m) at the highest and at the lowest mass).
+    """
+    oks = [cell_bound(f, m, m) for f, m in zip(fiducials, masses, strict=True)]
+    if not oks or any(ok is None for ok in oks) or not _same_grids(fiducials):
+        return None
+    lo, hi = float(min(masses)), float(max(masses))
+    if not lo > 0:
+        return None
+    acc = fiducials[0].acceptance
+    lg, tg = acc.logp_grid, acc.theta_grid
+    spread = math.log(hi / lo)
+    rows = 2.0 * spread * (lg.size - 1) / (lg[-1] - lg[0])
+    cols = 0.25 * spread * (tg.size - 1) / tg[-1]
+    if not (rows < 0.5 and cols < 0.5):
+        return None
+    ok = _grow(np.logical_or.reduce([ok for ok in oks if ok is not None]))
+    idx, _, _ = mt_exponential_candidates(fiducials[0], lo, ok, parts, temperature)
+    r = parts["r"]
+    # and the draws whose p_T's choice (r < T/(T + m)) differs between the masses
+    keep = (r >= temperature / (temperature + hi)) & (r < temperature / (temperature + lo))
+    keep[idx] = True
+    return np.flatnonzero(keep)
+
+
 def candidates(fiducial: Any, m: float, qt: NDArray, e: NDArray,
                ok: NDArray[np.bool_]) -> NDArray[np.intp]:  # fmt: skip
     """The indices of the points (q_T, E) at mass ``m`` (float64, 1-D) that may lie in an
@@ -313,13 +403,20 @@ def acceptance_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDAr
     acc = _table_of(fiducial)
     if acc is None or acc.table.dtype != np.float64:
         return None
-    mm = np.full(qt.size, m)
-    # of_kinematics' p, θ; its interpolation's ln p
-    p = np.sqrt(np.clip(e**2 - mm**2, 0.0, None))
-    pz = np.sqrt(np.clip(p**2 - qt**2, 0.0, None))
-    th = np.arctan2(qt, pz)
+    # of_kinematics' p = √max(E² − m², 0), p_z = √max(p² − q_T², 0), θ and its
+    # interpolation's ln p: the same operations (a square is a product, the clip a maximum),
+    # in place
+    p = e * e
+    p -= m * m
+    np.maximum(p, 0.0, out=p)
+    np.sqrt(p, out=p)
+    pz = p * p
+    pz -= qt * qt
+    np.maximum(pz, 0.0, out=pz)
+    np.sqrt(pz, out=pz)
+    th = np.arctan2(qt, pz, out=pz)
     with np.errstate(divide="ignore", invalid="ignore"):
-        lp = np.log(p)
+        lp = np.log(p, out=p)
     g = acc._grid
     nm, n_p, n_t = acc.table.shape
     return _trilinear_at(float(m), lp, th, np.ascontiguousarray(acc.table).ravel(), nm, n_p, n_t,
@@ -335,6 +432,29 @@ def contains_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArra
     if a is None:
         return np.asarray(fiducial.contains(np.full(qt.size, m), qt, e), dtype=bool)
     return a >= fiducial.min_acceptance
+
+
+def inside_at_mass_each(fiducials: list[Any], m: float, qt: NDArray, e: NDArray
+                        ) -> list[NDArray[np.bool_]]:  # fmt: skip
+    """:func:`inside_at_mass` of the points in each of ``fiducials`` (the same booleans), the
+    candidates found once for all of them (those of their bounds together: a point no bound
+    allows fails each region's ``contains``), where their tables share grids."""
+    qt = np.asarray(qt, dtype=np.float64)
+    e = np.asarray(e, dtype=np.float64)
+    oks = [cell_bound(f, m, m) for f in fiducials]
+    if len(fiducials) < 2 or any(ok is None for ok in oks) or not _same_grids(fiducials):
+        return [inside_at_mass(f, m, qt, e) for f in fiducials]
+    shape = qt.shape
+    qt, e = qt.ravel(), e.ravel()
+    union = np.logical_or.reduce([ok for ok in oks if ok is not None])
+    cand = candidates(fiducials[0], m, qt, e, union)
+    qc, ec = qt[cand], e[cand]
+    out = []
+    for f in fiducials:
+        got = np.zeros(qt.size, dtype=bool)
+        got[cand] = contains_at_mass(f, m, qc, ec)
+        out.append(got.reshape(shape))
+    return out
 
 
 def inside_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.bool_]:

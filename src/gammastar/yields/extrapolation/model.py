@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.yields._fiducial_bound import inside_at_mass
+from gammastar.yields._fiducial_bound import inside_at_mass, inside_at_mass_each
 
 __all__ = ["FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "ModelForm", "fiducial_fraction"]
 
@@ -322,6 +322,13 @@ def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
     products on the whole grid)."""
     mt = np.sqrt(_PT**2 + m**2)
     return inside_at_mass(fiducial, m, _PT_GRID, mt[:, None] * _COSH_Y[None, :])
+
+
+def _grids_in_f(fiducials: list[Any], m: float) -> list[NDArray[np.bool_]]:
+    """:func:`_grid_in_f` of each of ``fiducials`` (the same booleans), the grid's candidates
+    found once for all (:func:`~gammastar.yields._fiducial_bound.inside_at_mass_each`)."""
+    mt = np.sqrt(_PT**2 + m**2)
+    return inside_at_mass_each(fiducials, m, _PT_GRID, mt[:, None] * _COSH_Y[None, :])
 
 
 def fiducial_fraction(

@@ -78,16 +78,21 @@ class _Reference:
     quadrature's O(step) error in ∂P_F/∂θ biased the weakly constrained σ_y)."""
 
     def __init__(self, fiducial: Any, m: float, seed: int,
-                 draws: Mapping[str, NDArray] | None = None) -> None:  # fmt: skip
+                 draws: Mapping[str, NDArray] | None = None, size: int | None = None
+                 ) -> None:  # fmt: skip
         """The sample of :data:`REFERENCE_SAMPLES` at mass ``m`` drawn with ``seed``, or made
         from ``draws`` (:func:`reference_draws` of that seed: the same sample, the random
-        numbers drawn once for several masses), and its part inside ``fiducial``."""
+        numbers drawn once for several masses), and its part inside ``fiducial``. With
+        ``size``, ``draws`` hold the mass-free parts (:func:`_mass_free_parts`) of only some
+        of the sample's ``size`` points, among them every one that may lie inside
+        (:func:`~gammastar.yields._fiducial_bound.mt_exponential_superset`): the same
+        sample."""
         if draws is None:
             draws = reference_draws(seed)
         qt, e = _inside_sample(fiducial, m, draws)
         pz = np.sqrt(np.clip(e**2 - m**2 - qt**2, 0.0, None))
         t0, mu0, s0 = REFERENCE
-        self.m, self.n = m, draws["r"].size
+        self.m, self.n = m, draws["r"].size if size is None else int(size)
         self.pt = qt
         self.y = rapidity_pz(pz, e)
         # the sample's (q_T, E) hold |y| (p_z ≥ 0): a backward draw (y < 0) comes back at −y,

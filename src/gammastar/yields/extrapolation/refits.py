@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.yields._fiducial_bound import mt_exponential_superset
 from gammastar.yields.extrapolation.fit import (
     _fit_joint,
     _Group,
@@ -17,9 +18,11 @@ from gammastar.yields.extrapolation.fit import (
 )
 from gammastar.yields.extrapolation.model import (
     _grid_in_f,
+    _grids_in_f,
     fiducial_fraction,
 )
 from gammastar.yields.extrapolation.reference import (
+    REFERENCE,
     _Reference,
     reference_draws,
 )
@@ -144,19 +147,47 @@ def refit_moves(
             _fit_record(ex, rec, data, bins, fiducial, fixed)
         return [r.as_dict() for r in records]
     # the groups' fits are independent: group by group, each one's reference draws made once
+    # and the moves' reference samples and quadrature grids tested together
     for g in sorted(set().union(*(todo for *_, todo in plans))):
         b = _group_bins(bg, g)
         in_g = np.isin(idx, b)
-        draws = None
+        jobs = []  # (record, fiducial, the group's pairs, their mean mass)
         for rec, (w, use, fiducial, todo) in zip(records, plans, strict=True):
-            if g not in todo:
-                continue
-            if draws is None:
-                draws = reference_draws(seed + g)
-            got = _refit_group(ex, (m, pt, y, w), use & in_g, fiducial, seed + g, draws)
-            if got is not None:
-                _fit_record(ex, rec, [got], [b], fiducial, fixed)
+            if g in todo:
+                k = use & in_g
+                m_c = _mean_mass(m, w, k)
+                if m_c is not None:
+                    jobs.append((rec, fiducial, (m[k], pt[k], y[k], w[k]), m_c))
+        if not jobs:
+            continue
+        draws, size = _group_draws(seed + g, [j[1] for j in jobs], [j[3] for j in jobs])
+        refs = [_Reference(fid, m_c, seed + g, draws, size) for _, fid, _, m_c in jobs]
+        grids = {int(i): _grids_in_f([j[1] for j in jobs], float(ex.mass[i])) for i in b}
+        for n, ((rec, fiducial, pairs, _), ref) in enumerate(zip(jobs, refs, strict=True)):
+            inside = {i: v[n] for i, v in grids.items()}
+            _fit_record(ex, rec, [_Group((*pairs, ref))], [b], fiducial, fixed, inside)
     return [r.as_dict() for r in records]
+
+
+def _mean_mass(m: NDArray, w: NDArray, k: NDArray[np.bool_]) -> float | None:
+    """The weighted mean mass of the pairs ``k`` (``None`` without a positive weighted sum)."""
+    ws = float(np.sum(w[k]))
+    if ws <= 0:
+        return None
+    return float(np.sum(w[k] * m[k]) / ws)
+
+
+def _group_draws(seed: int, fiducials: list[Any], masses: list[float]
+                 ) -> tuple[dict[str, NDArray], int | None]:  # fmt: skip
+    """The reference draws of ``seed`` for the moves of one fit group (their regions and mean
+    masses): ``(draws, size)``, the draws' mass-free parts at the points that may lie inside
+    any move's region (:func:`mt_exponential_superset`) and the sample's size, or all the
+    draws and ``None`` where that does not apply."""
+    draws = reference_draws(seed)
+    sub = mt_exponential_superset(fiducials, masses, draws, REFERENCE[0])
+    if sub is None:
+        return draws, None
+    return {k: draws[k][sub] for k in ("r", "u_exp", "u_gamma", "cosh_y")}, draws["r"].size
 
 
 class _Fixed(NamedTuple):
@@ -180,10 +211,9 @@ def _refit_group(ex: Extrapolation, pairs: tuple[NDArray, ...], k: NDArray[np.bo
     reference sample at their weighted mean mass (``None`` without a positive weighted
     sum)."""
     m, pt, y, w = pairs
-    ws = float(np.sum(w[k]))
-    if ws <= 0:
+    m_c = _mean_mass(m, w, k)
+    if m_c is None:
         return None
-    m_c = float(np.sum(w[k] * m[k]) / ws)
     return _Group((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed, draws)))
 
 
@@ -203,9 +233,10 @@ class _RefitRecord:
 
 
 def _fit_record(ex: Extrapolation, rec: _RefitRecord, data: list, bins: list, fiducial: Any,
-                fixed: _Fixed) -> None:  # fmt: skip
+                fixed: _Fixed, inside: Mapping[int, NDArray] | None = None) -> None:  # fmt: skip
     """Fit the refit's groups ``data`` (``bins``: each one's mass bins) jointly, started at
-    ``ex``'s parameters, into ``rec``."""
+    ``ex``'s parameters, into ``rec`` (``inside``: F on the quadrature grid of some bins, else
+    computed)."""
     if not data:
         return
     first = np.asarray([b[0] for b in bins])
@@ -217,7 +248,8 @@ def _fit_record(ex: Extrapolation, rec: _RefitRecord, data: list, bins: list, fi
         par = _group_params(x, j, len(data), fixed.power)
         for i in b:
             c = float(ex.mass[i])
-            rec.frac[i] = fiducial_fraction(fiducial, c, par, _grid_in_f(fiducial, c))
+            f_in = inside[i] if inside is not None and i in inside else _grid_in_f(fiducial, c)
+            rec.frac[i] = fiducial_fraction(fiducial, c, par, f_in)
             rec.temp[i] = par[0]
             if len(par) > 3:
                 rec.a_pow[i] = par[3]
