@@ -170,7 +170,11 @@ def test_dask_scheduler_address(tmp_path):
 
     write_mock(tmp_path / "a.root", 10)
     cfg = _cfg(tmp_path, [tmp_path / "a.root"], "sched")
-    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    # the scheduler's HTTP server on a free port: a dashboard running on this machine (8787)
+    # must not fail the test
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None,
+                      scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"}
+                      ) as cluster:  # fmt: skip
         res = select(cfg, execution=Execution("dask", scheduler=cluster.scheduler_address))
     assert res.counts["os"] == 3 * 10
     assert res.meta["scheduler"] == cluster.scheduler_address
