@@ -762,7 +762,8 @@ def combine(results):
     return _combine(results)
 processor.ChunkSink.add, reweight.combine = add, combine
 from gammastar.cli import main
-code = main(sys.argv[1:])
+sys.argv[0] = "gammastar"
+code = main()  # as the gammastar script calls it
 with open(os.environ["GAMMASTAR_BENCH_OUT"], "w") as fh:
     json.dump(got, fh)
 sys.exit(code)
