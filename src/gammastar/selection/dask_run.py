@@ -7,8 +7,8 @@ a coffea processor, :class:`CoffeaProcessor`) over the files' chunks, each chunk
 folded on the driver by the :class:`~gammastar.selection.sink.ChunkSink` as it arrives;
 :func:`map_dask` runs the second pass's tasks on the same cluster. Every task goes to the
 scheduler as opaque bytes (:func:`opaque_map`), so that a fresh scheduler imports none of the
-selection's libraries to read the graph. Importing this module (the module to preload on the
-workers) loads the chunk code too.
+selection's libraries to read the graph. Preloaded on a worker, this module loads the chunk
+code when the worker starts (:func:`dask_setup`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,9 @@ from typing import Any
 import cloudpickle
 from coffea import processor
 
-# a worker that preloads this module has the chunk code loaded before its first chunk (its
-# import, with pandas, pyarrow and vector, is otherwise paid inside that chunk's task)
-import gammastar.selection.processor  # noqa: F401
 from gammastar.errors import ChunkError, InputError
 from gammastar.selection.execution import Execution
+from gammastar.selection.processor import load_chunk_code
 from gammastar.selection.sink import ChunkSink, drop_bad_file, fold
 
 log = logging.getLogger(__name__)
@@ -87,6 +85,14 @@ class SinkDaskExecutor(processor.DaskExecutor):
         except BaseException:
             client.cancel(futures)
             raise
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask's hook of a preloaded module (``dask worker --preload
+    gammastar.selection.dask_run``; :func:`local_cluster`'s workers): the chunk code loaded
+    when the worker starts (:func:`~gammastar.selection.processor.load_chunk_code`), not in
+    its first chunk."""
+    load_chunk_code()
 
 
 class _Call:
@@ -148,6 +154,7 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env, **QUIET_CLUSTER}):
         return LocalCluster(
             n_workers=n_workers,
+            preload=["gammastar.selection.dask_run"],  # dask_setup: the chunk code loaded
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,
