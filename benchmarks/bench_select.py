@@ -120,6 +120,7 @@ if __name__ == "__main__":
     # a facility's workers have the software loaded: import it before the timer
     with Client(cluster) as c:
         c.run(importlib.import_module, "gammastar.selection.dask_run")
+        c.run(importlib.import_module("gammastar.selection.processor").load_chunk_code)
     print(cluster.scheduler_address, flush=True)
     sys.stdin.read()  # until the driver closes stdin
     cluster.close()
@@ -133,6 +134,8 @@ from gammastar.selection.execution import Execution
 from gammastar.selection.stage import select
 import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
+if executor == "iterative":  # and the chunk code where the chunks run (as select does)
+    gammastar.selection.processor.load_chunk_code()
 if executor.startswith("dask"):  # the Dask executor's coffea, before the timer too
     import gammastar.selection.dask_run
 cfg = load_config(cfgpath)
@@ -762,7 +765,8 @@ def combine(results):
     return _combine(results)
 processor.ChunkSink.add, reweight.combine = add, combine
 from gammastar.cli import main
-code = main(sys.argv[1:])
+sys.argv[0] = "gammastar"
+code = main()  # as the gammastar script calls it
 with open(os.environ["GAMMASTAR_BENCH_OUT"], "w") as fh:
     json.dump(got, fh)
 sys.exit(code)

@@ -467,17 +467,47 @@ def test_chunks_are_coffea_s(chunksize):
 
 def test_selection_imports_no_coffea():
     """Importing the selection (its stage and processor) loads neither coffea nor dask: they
-    are imported only when the Dask executor is asked for."""
+    are imported only when the Dask executor is asked for; nor the libraries only the chunks
+    use (vector, pandas), which a driver whose chunks run on workers never needs: they come
+    with load_chunk_code, in the processes that run chunks."""
     code = (
         "import sys\n"
-        "import gammastar.selection.stage, gammastar.selection.processor\n"
-        "print(sorted(m for m in ('coffea', 'dask', 'distributed') if m in sys.modules))\n"
+        "import gammastar.selection.stage, gammastar.selection.processor as p\n"
+        "chunk = ('vector', 'pandas', 'pyarrow.parquet')\n"
+        "print(sorted(m for m in ('coffea', 'dask', 'distributed') + chunk if m in sys.modules))\n"
+        "p.load_chunk_code()\n"
+        "print(all(m in sys.modules for m in chunk))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     res = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     )
-    assert res.stdout.strip().splitlines()[-1] == "[]"
+    assert res.stdout.strip().splitlines()[-2:] == ["[]", "True"]
+
+
+def test_dask_tasks_are_opaque_bytes():
+    """A Dask task of the selection is bytes whose unpickling runs the function (the scheduler
+    reads the graph without importing the selection's libraries); an error in the function
+    reaches the caller as itself (the file and ChunkError handling read it)."""
+    import pickle
+
+    from gammastar.selection import dask_run
+
+    class Client:  # what opaque_map asks of a distributed.Client
+        def map(self, fn, blobs, key, pure, **kwargs):
+            assert fn is pickle.loads
+            assert not pure
+            assert len(set(key)) == len(key)
+            assert all(isinstance(b, bytes) for b in blobs)
+            return [fn(b) for b in blobs]
+
+    assert dask_run.opaque_map(Client(), sum, [(7, 2), (9, 4)], name="t") == [9, 13]
+    with pytest.raises(ChunkError, match=r"f\.root, entries 0-5"):
+        dask_run.opaque_map(Client(), _raise_chunk_error, ["f.root, entries 0-5"], name="t")
+
+
+def _raise_chunk_error(msg):
+    raise ChunkError(msg)
 
 
 def test_failure_after_reading_is_not_a_bad_file(tmp_path, monkeypatch):

@@ -140,7 +140,23 @@ def main(argv: list[str] | None = None) -> int:
     (:class:`~gammastar.errors.EnvironmentFailure`, an ``OSError`` such as no space left) or an
     unexpected error; 130 SIGINT, 143 SIGTERM. Every failure is one line on standard error;
     ``GAMMASTAR_DEBUG=1`` re-raises it with its traceback.
+
+    Called as the script (``argv`` ``None``), the process ends after it: the objects loaded
+    by then are frozen out of the garbage collector (``gc.freeze``), so that the
+    interpreter's final collections do not walk every object of the libraries a command
+    loaded (about a second, on every command that loaded coffea or vector).
     """
+    try:
+        return _main(argv)
+    finally:
+        if argv is None:
+            import gc
+
+            gc.freeze()
+
+
+def _main(argv: list[str] | None) -> int:
+    """:func:`main`'s command and its exit status."""
     from gammastar.core import interrupt, runlock
 
     _register()

@@ -5,7 +5,10 @@ selection imports coffea).
 :func:`run_dask` runs the :class:`~gammastar.selection.processor.DileptonProcessor` (wrapped as
 a coffea processor, :class:`CoffeaProcessor`) over the files' chunks, each chunk's output
 folded on the driver by the :class:`~gammastar.selection.sink.ChunkSink` as it arrives;
-:func:`map_dask` runs the second pass's tasks on the same cluster.
+:func:`map_dask` runs the second pass's tasks on the same cluster. Every task goes to the
+scheduler as opaque bytes (:func:`opaque_map`), so that a fresh scheduler imports none of the
+selection's libraries to read the graph. Preloaded on a worker, this module loads the chunk
+code when the worker starts (:func:`dask_setup`).
 """
 
 from __future__ import annotations
@@ -14,14 +17,18 @@ import contextlib
 import dataclasses
 import io
 import logging
+import pickle
 import re
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import cloudpickle
 from coffea import processor
 
 from gammastar.errors import ChunkError, InputError
 from gammastar.selection.execution import Execution
+from gammastar.selection.processor import load_chunk_code
 from gammastar.selection.sink import ChunkSink, drop_bad_file, fold
 
 log = logging.getLogger(__name__)
@@ -59,16 +66,12 @@ class SinkDaskExecutor(processor.DaskExecutor):
         client = self.client
         items = list(items)
         args: list[Any] = items
-        if self.heavy_input is not None:
-            heavy = client.submit(_identity, self.heavy_input)
-            args = [(item, heavy) for item in items]
-        futures = client.map(
-            function,
-            args,
-            pure=self.heavy_input is not None,
-            priority=self.priority,
-            retries=self.retries,
-        )
+        if self.heavy_input is not None:  # the processor, pickled: in every chunk's task
+            args = [(item, self.heavy_input) for item in items]
+        futures = opaque_map(
+            client, function, args, name=self.function_name or "task",
+            priority=self.priority, retries=self.retries,
+        )  # fmt: skip
         try:
             if self.sink is None or self.function_name == "get_metadata":
                 return processor.accumulate(client.gather(futures), accumulator), 0
@@ -84,8 +87,41 @@ class SinkDaskExecutor(processor.DaskExecutor):
             raise
 
 
-def _identity(x: Any) -> Any:
-    return x
+def dask_setup(worker: Any) -> None:
+    """Dask's hook of a preloaded module (``dask worker --preload
+    gammastar.selection.dask_run``; :func:`local_cluster`'s workers): the chunk code loaded
+    when the worker starts (:func:`~gammastar.selection.processor.load_chunk_code`), not in
+    its first chunk."""
+    load_chunk_code()
+
+
+class _Call:
+    """``fn(*args)``, called where it is unpickled (:func:`opaque_map`'s tasks)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.fn, self.args
+
+
+def opaque_map(
+    client: Any, fn: Callable[[Any], Any], items: Sequence[Any], *, name: str, **kwargs: Any
+) -> list[Any]:
+    """``client.map(fn, items)``, each task sent as bytes that run ``fn(item)`` when the
+    worker unpickles them (``pickle.loads`` of a :class:`_Call`).
+
+    The scheduler unpickles every task graph it receives; a task holding the selection's
+    function (a coffea closure, the processor, a second-pass function) would make a fresh
+    scheduler import coffea, awkward, numba, uproot and gammastar (seconds) before the first
+    chunk starts. Bytes need nothing; the worker unpickles them as it would have unpickled
+    the task. One key per item (``<name>-<uuid>-<i>``: the tasks are not pure).
+    """
+    token = uuid.uuid4().hex
+    blobs = [cloudpickle.dumps(_Call(fn, item), protocol=pickle.HIGHEST_PROTOCOL)
+             for item in items]  # fmt: skip
+    keys = [f"{name}-{token}-{i}" for i in range(len(blobs))]
+    return client.map(pickle.loads, blobs, key=keys, pure=False, **kwargs)
 
 
 QUIET_CLUSTER: dict[str, Any] = {
@@ -118,6 +154,7 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env, **QUIET_CLUSTER}):
         return LocalCluster(
             n_workers=n_workers,
+            preload=["gammastar.selection.dask_run"],  # dask_setup: the chunk code loaded
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,
@@ -150,7 +187,8 @@ def make_dask_executor(execution: Execution) -> tuple[SinkDaskExecutor, list[Any
 
 def map_dask(exe: SinkDaskExecutor, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     """``[fn(x) for x in items]`` as Dask tasks, results in item order."""
-    futures = exe.client.map(fn, list(items), pure=False, retries=exe.retries)
+    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "task")
+    futures = opaque_map(exe.client, fn, list(items), name=name, retries=exe.retries)
     try:
         return exe.client.gather(futures)
     except BaseException:

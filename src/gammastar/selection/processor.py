@@ -34,10 +34,7 @@ from typing import Any
 import awkward
 import hist  # noqa: F401
 import numpy as np
-import pandas  # noqa: F401
-import pyarrow.parquet  # noqa: F401
 import uproot  # noqa: F401
-import vector
 
 from gammastar import io as gio
 from gammastar.core.parquet import part_bytes
@@ -57,20 +54,28 @@ from gammastar.selection.reweight import mass_sums
 from gammastar.selection.sink import ChunkSink, Counts, PairChunks, drop_bad_file, fold
 from gammastar.selection.writer import Packed, chunk_part_name, write_part
 
-# What every chunk uses is imported with this module (above: pyarrow imports pandas on its
-# first array conversion), so a worker that has loaded gammastar is ready for its first chunk
-# (about 0.4 s otherwise, on every worker).
-
 log = logging.getLogger(__name__)
 
+_LOADED: list[bool] = []
 
-def _load_kinematics() -> None:
-    """Select one two-muon event in each registered layout, with every cut switched on.
 
-    ``vector`` imports the module of each kinematic function (mass, pt, rapidity, theta, the
-    pt/eta/phi conversions...) on its first use: about 0.1 s, which a worker would otherwise
-    spend inside its first chunk. Done once, when this module is imported (a few ms more).
+def load_chunk_code() -> None:
+    """Load what every chunk uses, once per process: pandas, pyarrow's Parquet writer and
+    ``vector`` (with what it imports), and one two-muon event selected in each registered
+    layout with every cut switched on (``vector`` imports the module of each kinematic
+    function on its first use).
+
+    A process that runs chunks calls it before its first one (the Dask workers that preload
+    :mod:`gammastar.selection.dask_run`, the futures executor's workers, :func:`select` with
+    the iterative executor), which then starts ready: about 0.4 s later otherwise, in every
+    worker. It is not done when this module is imported: a driver that only sends the
+    chunks to workers never loads these libraries (over a second of its start-up).
     """
+    if _LOADED:
+        return
+    import pandas  # noqa: F401  (pyarrow imports it on its first array conversion)
+    import pyarrow.parquet  # noqa: F401
+    import vector
 
     mu = (0.3, -0.2, 5.0, 5.02), (-0.25, 0.3, 4.0, 4.03)
     p4 = vector.zip(
@@ -80,9 +85,7 @@ def _load_kinematics() -> None:
     cuts = Cuts(1.0, 0.01, 3.0, 0.1, 2.0, 5.0, -5.0, 10.0)
     for name, lay in LAYOUTS.items():
         select_chunk(lay.from_vectors(p4, charge), name, cuts)
-
-
-_load_kinematics()
+    _LOADED.append(True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -470,7 +473,7 @@ def _make_executor(execution: Execution) -> tuple[Any, list[Any]]:
     if executor == "futures":
         import loky  # fresh worker interpreters, as coffea's futures executor had
 
-        pool = loky.ProcessPoolExecutor(max_workers=workers or 2)
+        pool = loky.ProcessPoolExecutor(max_workers=workers or 2, initializer=load_chunk_code)
         return LocalExecutor("futures", workers or 2, pool), [_PoolCloser(pool)]
     if executor == "dask":
         from gammastar.selection.dask_run import make_dask_executor

@@ -113,8 +113,10 @@ def select(
 
     import uproot  # noqa: F401  (imported before the timer, as always)
 
-    from gammastar.selection.processor import run_processor  # noqa: F401
+    from gammastar.selection.processor import load_chunk_code
 
+    if (execution or Execution()).executor == "iterative":  # the chunks run in this process
+        load_chunk_code()
     t0 = time.perf_counter()
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     if output is not None:
