@@ -120,7 +120,7 @@ if __name__ == "__main__":
     # a facility's workers have the software loaded: import it before the timer
     with Client(cluster) as c:
         c.run(importlib.import_module, "gammastar.selection.dask_run")
-        c.run(importlib.import_module("gammastar.selection.processor").load_chunk_code)
+        c.run(importlib.import_module("gammastar.selection.chunk").load_chunk_code)
     print(cluster.scheduler_address, flush=True)
     sys.stdin.read()  # until the driver closes stdin
     cluster.close()
@@ -132,10 +132,11 @@ t_start = time.perf_counter()
 from gammastar.config import load_config
 from gammastar.selection.execution import Execution
 from gammastar.selection.stage import select
+import gammastar.selection.chunk
 import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 if executor == "iterative":  # and the chunk code where the chunks run (as select does)
-    gammastar.selection.processor.load_chunk_code()
+    gammastar.selection.chunk.load_chunk_code()
 if executor.startswith("dask"):  # the Dask executor's coffea, before the timer too
     import gammastar.selection.dask_run
 cfg = load_config(cfgpath)

@@ -472,10 +472,11 @@ def test_selection_imports_no_coffea():
     with load_chunk_code, in the processes that run chunks."""
     code = (
         "import sys\n"
-        "import gammastar.selection.stage, gammastar.selection.processor as p\n"
+        "import gammastar.selection.stage, gammastar.selection.processor\n"
+        "from gammastar.selection.chunk import load_chunk_code\n"
         "chunk = ('vector', 'pandas', 'pyarrow.parquet')\n"
         "print(sorted(m for m in ('coffea', 'dask', 'distributed') + chunk if m in sys.modules))\n"
-        "p.load_chunk_code()\n"
+        "load_chunk_code()\n"
         "print(all(m in sys.modules for m in chunk))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}

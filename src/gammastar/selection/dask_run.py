@@ -27,8 +27,8 @@ import cloudpickle
 from coffea import processor
 
 from gammastar.errors import ChunkError, InputError
+from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.execution import Execution
-from gammastar.selection.processor import load_chunk_code
 from gammastar.selection.sink import ChunkSink, drop_bad_file, fold
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ class SinkDaskExecutor(processor.DaskExecutor):
 def dask_setup(worker: Any) -> None:
     """Dask's hook of a preloaded module (``dask worker --preload
     gammastar.selection.dask_run``; :func:`local_cluster`'s workers): the chunk code loaded
-    when the worker starts (:func:`~gammastar.selection.processor.load_chunk_code`), not in
+    when the worker starts (:func:`~gammastar.selection.chunk.load_chunk_code`), not in
     its first chunk."""
     load_chunk_code()
 

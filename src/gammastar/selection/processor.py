@@ -41,9 +41,8 @@ from gammastar.core.parquet import part_bytes
 from gammastar.core.urls import is_url
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
-from gammastar.io import LAYOUTS
 from gammastar.physics.constants import M_MU
-from gammastar.selection.chunk import select_chunk
+from gammastar.selection.chunk import load_chunk_code, select_chunk
 from gammastar.selection.cuts import Cuts
 from gammastar.selection.execution import Execution
 from gammastar.selection.mixing import MIX_WEIGHT_QUANTUM, MIXED_COLUMNS, mixed_histograms
@@ -55,38 +54,6 @@ from gammastar.selection.sink import ChunkSink, Counts, PairChunks, drop_bad_fil
 from gammastar.selection.writer import Packed, chunk_part_name, write_part
 
 log = logging.getLogger(__name__)
-
-_LOADED: list[bool] = []
-
-
-def load_chunk_code() -> None:
-    """Load what every chunk uses, once per process: pandas, pyarrow's Parquet writer and
-    ``vector`` (with what it imports), and one two-muon event selected in each registered
-    layout with every cut switched on (``vector`` imports the module of each kinematic
-    function on its first use).
-
-    A process that runs chunks calls it before its first one (the Dask workers that preload
-    :mod:`gammastar.selection.dask_run`, the futures executor's workers, :func:`select` with
-    the iterative executor), which then starts ready: about 0.4 s later otherwise, in every
-    worker. It is not done when this module is imported: a driver that only sends the
-    chunks to workers never loads these libraries (over a second of its start-up).
-    """
-    if _LOADED:
-        return
-    import pandas  # noqa: F401  (pyarrow imports it on its first array conversion)
-    import pyarrow.parquet  # noqa: F401
-    import vector
-
-    mu = (0.3, -0.2, 5.0, 5.02), (-0.25, 0.3, 4.0, 4.03)
-    p4 = vector.zip(
-        {k: awkward.Array([[m[i] for m in mu]]) for i, k in enumerate(("px", "py", "pz", "E"))}
-    )
-    charge = awkward.Array([[1, -1]])
-    cuts = Cuts(1.0, 0.01, 3.0, 0.1, 2.0, 5.0, -5.0, 10.0)
-    for name, lay in LAYOUTS.items():
-        select_chunk(lay.from_vectors(p4, charge), name, cuts)
-    _LOADED.append(True)
-
 
 @dataclasses.dataclass(frozen=True)
 class ChunkReader:

@@ -113,7 +113,7 @@ def select(
 
     import uproot  # noqa: F401  (imported before the timer, as always)
 
-    from gammastar.selection.processor import load_chunk_code
+    from gammastar.selection.chunk import load_chunk_code
 
     if (execution or Execution()).executor == "iterative":  # the chunks run in this process
         load_chunk_code()
