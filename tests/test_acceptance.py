@@ -163,6 +163,7 @@ class Boosted:
         return {"qT": self.k * s["qT"], "E": np.sqrt(self.k**2 * p2 + mass**2)}
 
 
+@pytest.mark.slow
 def test_fig9_fig10_analogues(tmp_path):
     """Fig. 9/10 analogues (paper App. B) for two kinematic models that differ by a factor
     k = 1.5 in momentum at the same angles (a much larger change than the paper's with/without

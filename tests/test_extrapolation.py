@@ -178,6 +178,7 @@ def _all_seeing(kin, hit):
     )
 
 
+@pytest.mark.slow
 def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     """With an acceptance of 1 everywhere, 𝓔_in = 𝓔_out = 1 and N = Y_F/f_F, so the fit's
     relative error of N_sig is δf_F/f_F, the yield's: the reweighted gradient of E_x on the
@@ -741,6 +742,7 @@ def _record(ex, region, t, s=None):
     return {"fiducial_fraction": [f], "temperature": [t], "y_mean": mu, "y_sigma": s}
 
 
+@pytest.mark.slow
 def test_lambda_theta_at_n_level_follows_the_moved_world():
     """:func:`nsig_lambda_theta` (the measured λ_θ's moves carried to N_sig) on the toy, whose
     in-region samples are drawn from the fitted model itself inside F (it describes the

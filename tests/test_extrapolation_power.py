@@ -124,6 +124,7 @@ def test_fitted_power_recovers_the_truth_where_a_fixed_form_is_biased():
     assert fixed.as_dict()["pt_power_source"] == "fixed"
 
 
+@pytest.mark.slow
 def test_sandwich_error_of_the_power_matches_the_scatter_of_toy_fits(monkeypatch):
     """Over 24 toys (1.6·10⁴ sources each), the mean sandwich σ of a and of f_F equal the
     standard deviations of the fitted a and f_F within 3 standard errors of a standard
@@ -271,6 +272,7 @@ class _RampRegion(_PtRegion):
         return ramp * np.exp(-0.5 * ((y - 3.6) / 0.7) ** 2)
 
 
+@pytest.mark.slow
 def test_the_fit_and_the_fiducial_yield_covary_as_the_sandwich_says(monkeypatch):
     """The fit and the fiducial yield S = Σw use the same pairs. Over 40 toys (1.6·10⁴ sources
     each, the m_T-exponential fitted with T free, σ_y external) the sample covariance of

@@ -121,6 +121,7 @@ def _grad_draws(scheme: str, x, c, w, n_batches: int, batch: int, flow, bins: in
     return torch.stack(out)
 
 
+@pytest.mark.slow
 def test_stratified_sampler_lowers_gradient_variance():
     """Weights 1/A with A uniform in [0.01, 1] (1/A up to 100): drawing ∝ |w| estimates the same
     gradient with a variance smaller by about E[w²]/E[w]² = 4.7 than weighting uniform draws
@@ -156,6 +157,7 @@ def _reweighted_pairs(n: int, seed: int, shift: float, width: float) -> pd.DataF
     return p.assign(weight=np.exp(logw))
 
 
+@pytest.mark.slow
 def test_weighted_training_recovers_the_reweighted_density(tmp_path):
     """The flow trained with weights w = target/sample learns the target: mean and width of
     ln q_T at m = 0.5 GeV equal the target's (shift +0.5, width 0.4 instead of 0.5) within

@@ -211,6 +211,7 @@ def test_fullps_closure_same_sample_map(fullps):
     check_closure(unf, var, exp, exp_all, "same-sample map")
 
 
+@pytest.mark.slow
 def test_fullps_closure_independent_map(fullps, tmp_path):
     """Map from an independent generation (seed 8, 2e6 sources), data of the fixture: the
     unfolded spectrum matches the folded truth within data + map statistical errors (the map's

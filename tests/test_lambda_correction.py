@@ -143,6 +143,7 @@ def test_a_peak_polarised_otherwise_than_the_simulation_still_helps_below_it(
     assert abs(got[1] - truth[1]) < 0.1, (got, truth)
 
 
+@pytest.mark.slow
 def test_a_resolution_blind_to_the_angle_needs_no_correction(open_detector):
     """A mass resolution that does not depend on the decay angle (15 MeV Gaussian for every γ*,
     the peak included) selects no angles: at λ_θ = +0.5 the shift is 0 within 3σ of the fits

@@ -764,6 +764,7 @@ def test_large_sample_background_and_memory(tmp_path):
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 < 2048
 
 
+@pytest.mark.slow
 def test_toroid_kick_makes_acceptance_charge_dependent():
     """``detector.toroid_pt_kick`` > 0 bends μ+ outwards and μ− inwards before the
     35–120 mrad window: with charge-symmetric sources (μ+ fraction 0.5) the ++ and −− pairs

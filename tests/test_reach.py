@@ -167,6 +167,7 @@ def test_eps_scan_agrees_with_a_full_per_point_test_exact(mass):
     assert n_checked >= 20
 
 
+@pytest.mark.slow
 def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
     # same check with pyhf's own asymptotic hypotest at every point (large background, where
     # asymptotics hold) against the per-mass pyhf asymptotic upper limit

@@ -187,6 +187,7 @@ def _generate_asymmetric(repo_dir, path, events, seed, mu_plus=0.6, kick=0.0, re
     return path
 
 
+@pytest.mark.slow
 def test_charge_asymmetric_closure_tells_estimators_apart(repo_dir, tmp_path):
     """μ+ fraction 0.6 (independent charges, charge-blind detector, R = 1): the geometric
     estimate (default ``ss_weight: binwise``) closes on the generated OS combinatorial count
@@ -229,6 +230,7 @@ def test_charge_asymmetric_closure_tells_estimators_apart(repo_dir, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_r_from_mixed_events_on_charge_dependent_acceptance(repo_dir, tmp_path):
     """Toroid-like charge-dependent acceptance (``toroid_pt_kick`` 0.1 GeV, μ+ fraction 0.6):
     the ++ and −− mass spectra differ, and R = 1 underestimates the OS combinatorial count by

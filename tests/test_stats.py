@@ -79,6 +79,7 @@ def test_asymptotics_fail_at_low_counts():
     assert upper_limit(m, cl=0.9, method="auto").method == "exact"
 
 
+@pytest.mark.slow
 def test_exact_agrees_with_pyhf_toys():
     # single bin, no systematics: q̃_μ and the LR order outcomes alike; 300 toys
     m = Model([Channel("mumu", [1.0], [0.5], observed=[1])], n_pot_unc=0.0)

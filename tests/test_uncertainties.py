@@ -274,6 +274,7 @@ def test_bad_uncertainties_config(tmp_path, unc, match):
 
 
 # --------------------------------------------------------------------------- reach
+@pytest.mark.slow
 def test_reach_with_nuisances_and_impact(tmp_path):
     from test_reach import make_config
 
@@ -502,6 +503,7 @@ def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
     assert np.interp(0.45, centres, err) > 1.2 * want[mid][0]
 
 
+@pytest.mark.slow
 def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
     """flow.bootstrap: the kinematic_model spread is taken over the Poisson replicas (members
     ≥ 1), not the nominal fit at their centre; fewer than 2 replicas is one clear error."""

@@ -40,6 +40,7 @@ def test_compare_aprime_arithmetic():
         compare_aprime(a, _block([1.0], [0.1], [0.25, 0.35]))
 
 
+@pytest.mark.slow
 def test_universality_on_the_mock(tmp_path):
     """ee and μμ runs on one [mu, e] mock (Dalitz BRs from the photon modes: universality
     exact in the generator) give A′ yields whose χ² in 0.25–0.5 GeV is below its 99.9%
