@@ -187,7 +187,8 @@ def make_dask_executor(execution: Execution) -> tuple[SinkDaskExecutor, list[Any
 
 def map_dask(exe: SinkDaskExecutor, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
     """``[fn(x) for x in items]`` as Dask tasks, results in item order."""
-    name = getattr(fn, "__name__", None) or getattr(getattr(fn, "func", None), "__name__", "task")
+    name = str(getattr(fn, "__name__", None)
+               or getattr(getattr(fn, "func", None), "__name__", "task"))  # fmt: skip
     futures = opaque_map(exe.client, fn, list(items), name=name, retries=exe.retries)
     try:
         return exe.client.gather(futures)
