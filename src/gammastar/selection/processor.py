@@ -395,7 +395,12 @@ class DileptonProcessor:
                 payload["_parquet"] = data
         out["pairs"] = PairChunks({key: payload})
         if self.staging is not None:  # to the driver: histograms, counts, sums, compressed
-            return {"packed": Packed(out)}
+            # a part's Parquet bytes are compressed already: sent beside, not through zlib
+            raw = payload.pop("_parquet", None)
+            packed: dict[str, Any] = {"packed": Packed(out)}
+            if raw is not None:
+                packed["parquet"] = raw
+            return packed
         return out
 
 

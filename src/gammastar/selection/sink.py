@@ -109,9 +109,12 @@ class ChunkSink:
         self.rows = 0
 
     def add(self, wrapped: Mapping[str, Any]) -> None:
-        out = wrapped["out"]
-        out = dict(out["packed"].unpack() if "packed" in out else out)
+        sent = wrapped["out"]
+        out = dict(sent["packed"].unpack() if "packed" in sent else sent)
         pairs = out.pop("pairs", PairChunks())
+        if "parquet" in sent:  # the chunk's part, sent beside its packed outputs
+            (chunk,) = pairs.chunks.values()
+            chunk["_parquet"] = sent["parquet"]
         # cut flows, report counts, raw-count histograms: integers, any order
         add_outputs(self.acc, out)
         self.pending.update(pairs.chunks)
