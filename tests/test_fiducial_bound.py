@@ -223,9 +223,10 @@ def test_mt_exponential_superset_holds_every_moves_candidates(table):
             idx, qt, e = mt_exponential_candidates(f, m, ok, draws, t)
             assert np.isin(idx, sub).all()
             i2, q2, e2 = mt_exponential_candidates(f, m, ok, part, t)
-            np.testing.assert_array_equal(sub[i2], idx)
-            np.testing.assert_array_equal(q2, qt)
-            np.testing.assert_array_equal(e2, e)
+            np.testing.assert_array_equal(sub[i2], idx)  # indices: integers
+            # the same few float64 operations per draw: equal within a few ulps
+            np.testing.assert_allclose(q2, qt, rtol=4 * np.finfo(float).eps, atol=0)
+            np.testing.assert_allclose(e2, e, rtol=4 * np.finfo(float).eps, atol=0)
         # about the candidates of one pair, far fewer than the sample
         assert sub.size < 0.5 * draws["r"].size
     assert mt_exponential_superset(regions[:1] * 2, [0.3, 0.6], draws, t) is None

@@ -953,6 +953,6 @@ def warm_up() -> None:
     :meth:`PairAcceptance.build` calls it with, on a tiny grid and not through the table
     cache (:mod:`gammastar.kernels`)."""
     one = np.ones(1)
-    for use_map in (False, True):
-        _tabulate(np.array([0.4]), np.array([5.0]), np.array([0.1]), 0.1057, 1.0, 0.02, np.inf,
-                  True, 2, 2, one, one, np.ones((1, 1)), use_map)  # fmt: skip
+    # with or without a lepton map: one signature (the map's use is a run-time flag)
+    _tabulate(np.array([0.4]), np.array([5.0]), np.array([0.1]), 0.1057, 1.0, 0.02, np.inf,
+              True, 2, 2, one, one, np.ones((1, 1)), True)  # fmt: skip

@@ -122,6 +122,7 @@ def _top(table: NDArray, i0: int, i1: int) -> NDArray:
         return hit[1]
     top = np.asarray(table[i0 : i1 + 1], dtype=np.float64).max(axis=0)
     top = _dilated_max(_dilated_max(top, 0), 1)
+    top.flags.writeable = False  # shared by every later ask
     if len(_TOPS) >= _TOPS_SIZE:
         del _TOPS[next(iter(_TOPS))]
     _TOPS[key] = (weakref.ref(table), top)
