@@ -138,7 +138,7 @@ import gammastar.selection.processor  # all of gammastar is loaded before the ti
 path, cfgpath, outdir, executor = sys.argv[1:5]
 if executor == "iterative":  # and the chunk code where the chunks run (as select does)
     gammastar.selection.chunk.load_chunk_code()
-if executor.startswith("dask"):  # the Dask executor's coffea, before the timer too
+if executor.startswith("dask"):  # the Dask executor's module, before the timer too
     import gammastar.selection.dask_run
 cfg = load_config(cfgpath)
 import os as _os

@@ -197,7 +197,7 @@ def test_known_cycles_are_still_there():
 _DRIVER = """
 import os, sys, traceback
 import numpy, scipy, pandas, pyarrow, awkward, uproot, hist, torch, zuko, numba, matplotlib
-import pydantic, yaml, typer, vector, coffea, scipy.stats, scipy.optimize, scipy.interpolate
+import pydantic, yaml, typer, vector, distributed, scipy.stats, scipy.optimize, scipy.interpolate
 matplotlib.use("Agg")
 import matplotlib.pyplot
 import gammastar

@@ -1,5 +1,5 @@
-"""The selection's chunk processor: picklable, chunked as coffea chunks, the same histograms on
-every executor, and coffea imported only for the Dask executor."""
+"""The selection's chunk processor: picklable, one chunk loop, the same histograms on every
+executor, and dask imported only for the Dask executor."""
 
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def test_bad_file_during_processing(tmp_path):
     assert pd.read_parquet(par.files["pairs.parquet"]).equals(res.pairs)
     assert _staging_dirs(tmp_path / "r") == []
     # the reason reads the same whichever executor met the error (a worker process: the
-    # pool's exception, or only coffea's text on Dask)
+    # pool's exception; Dask: the task's)
     fut = select(cfg, execution=Execution("futures", workers=1), skip_bad_files=True, force=True)
     assert fut.bad_files == res.bad_files == par.bad_files
     # selection.plausibility.read_failure's words: codec, branch, the damaged basket's entries
@@ -413,10 +413,8 @@ def test_staging_removed_and_nothing_written_on_error(tmp_path):
 def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
     """The chunks are made from the entries that the input check read: no file is opened
     again for its count (in this process: one open per file, its chunks read in order from
-    one iteration; Dask: coffea is
-    handed them as its metadata cache), and a file rewritten with more entries between two runs
-    in one Python session is read in full (coffea's own process-wide cache would chunk it by
-    the old count)."""
+    one iteration), and a file rewritten with more entries between two runs in one Python
+    session is read in full on every executor (no process-wide cache of entry counts)."""
 
     path = tmp_path / "m.root"
     write_mock(path, 10)
@@ -431,43 +429,40 @@ def test_chunking_uses_this_run_s_entry_counts(tmp_path, monkeypatch):
     res = select(cfg, force=True)
     assert res.cutflow["events"] == 7 * 30
     assert res.counts["os"] == 3 * 30
-    # 210 entries in chunks of 60: round(3.5) = 4 chunks (coffea's count), all four from
+    # 210 entries in chunks of 60: round(3.5) = 4 chunks (chunk_items' rule), all four from
     # the one open of the file that reads them (processor._SequentialReads), and the input
     # check's one (gammastar.io.check_inputs: the entry counts the chunks come from)
     assert len(opened) == 1 + 1
-    from coffea.processor import Runner
-
-    def no_preprocessing(*args, **kwargs):
-        raise AssertionError("coffea opened the file again for its metadata")
-
-    monkeypatch.setattr(Runner, "metadata_fetcher_root", staticmethod(no_preprocessing))
     dask = select(cfg, execution=Execution("dask", workers=1, dask_processes=False), force=True)
     assert dask.cutflow["events"] == 7 * 30
 
 
 @pytest.mark.parametrize("chunksize", [1, 7, 60, 500_000])
-def test_chunks_are_coffea_s(chunksize):
-    """The chunk loop's entry ranges are those of coffea's Runner for the same chunk size
-    (coffea.processor.executor.FileMeta.chunks, which the Dask executor uses): the same chunks
-    on every executor, which the bit-for-bit comparisons above rest on."""
-    from coffea.processor.executor import FileMeta
-
+def test_chunks_cover_every_entry_once(chunksize):
+    """chunk_items: a file of n entries in chunks of ⌈n / k⌉ entries, k = max(round(n /
+    chunksize), 1) (the last one shorter), consecutive and covering [0, n) once; an empty
+    file one empty chunk. Every executor runs these chunks, which the bit-for-bit
+    comparisons above rest on."""
     from gammastar.selection.processor import chunk_items
 
     sizes = [0, 1, 6, 7, 59, 60, 89, 90, 91, 150, 210, 1_249_999, 1_250_000, 2_060_000]
     sizes = [n for n in sizes if n <= 1000 * chunksize]  # up to a thousand chunks a file
     fileset = {"d": {"files": {f"f{n}.root": "events" for n in sizes}}}
-    ours = chunk_items(fileset, {f"f{n}.root": n for n in sizes}, chunksize)
-    theirs = []
+    items = chunk_items(fileset, {f"f{n}.root": n for n in sizes}, chunksize)
     for n in sizes:
-        meta = FileMeta("d", f"f{n}.root", "events", {"numentries": n, "uuid": b"0" * 16})
-        theirs += [(i.filename, i.entrystart, i.entrystop) for i in meta.chunks(chunksize, False)]
-    assert [(i.filename, i.entrystart, i.entrystop) for i in ours] == theirs
+        mine = [(i.entrystart, i.entrystop) for i in items if i.filename == f"f{n}.root"]
+        if n == 0:
+            assert mine == [(0, 0)]
+            continue
+        k = max(round(n / chunksize), 1)
+        size = -(-n // k)
+        assert mine == [(a, min(n, a + size)) for a in range(0, n, size)]
+        assert sum(b - a for a, b in mine) == n  # every entry once
 
 
-def test_selection_imports_no_coffea():
-    """Importing the selection (its stage and processor) loads neither coffea nor dask: they
-    are imported only when the Dask executor is asked for; nor the libraries only the chunks
+def test_selection_imports_no_dask():
+    """Importing the selection (its stage and processor) loads no dask: it is imported only
+    when the Dask executor is asked for; nor the libraries only the chunks
     use (vector, pandas), which a driver whose chunks run on workers never needs: they come
     with load_chunk_code, in the processes that run chunks."""
     code = (
@@ -475,7 +470,7 @@ def test_selection_imports_no_coffea():
         "import gammastar.selection.stage, gammastar.selection.processor\n"
         "from gammastar.selection.chunk import load_chunk_code\n"
         "chunk = ('vector', 'pandas', 'pyarrow.parquet')\n"
-        "print(sorted(m for m in ('coffea', 'dask', 'distributed') + chunk if m in sys.modules))\n"
+        "print(sorted(m for m in ('dask', 'distributed') + chunk if m in sys.modules))\n"
         "load_chunk_code()\n"
         "print(all(m in sys.modules for m in chunk))\n"
     )
@@ -487,22 +482,31 @@ def test_selection_imports_no_coffea():
 
 
 def test_dask_tasks_are_opaque_bytes():
-    """A Dask task of the selection is bytes whose unpickling runs the function (the scheduler
-    reads the graph without importing the selection's libraries); an error in the function
-    reaches the caller as itself (the file and ChunkError handling read it)."""
-    import pickle
+    """A Dask task of the selection is a builtin applied to the function (scattered once) and
+    the item's bytes (the scheduler reads the graph without importing the selection's
+    libraries); an error in the function reaches the caller as itself (the file and
+    ChunkError handling read it)."""
+    import operator
 
     from gammastar.selection import dask_run
 
     class Client:  # what opaque_map asks of a distributed.Client
-        def map(self, fn, blobs, key, pure, **kwargs):
-            assert fn is pickle.loads
+        scattered = 0
+
+        def scatter(self, data, hash):
+            self.scattered += 1
+            return data
+
+        def map(self, fn, shared, blobs, key, pure, **kwargs):
+            assert fn is operator.call
             assert not pure
             assert len(set(key)) == len(key)
             assert all(isinstance(b, bytes) for b in blobs)
-            return [fn(b) for b in blobs]
+            return [fn(s, b) for s, b in zip(shared, blobs, strict=True)]
 
-    assert dask_run.opaque_map(Client(), sum, [(7, 2), (9, 4)], name="t") == [9, 13]
+    client = Client()
+    assert dask_run.opaque_map(client, sum, [(7, 2), (9, 4)], name="t") == [9, 13]
+    assert client.scattered == 1
     with pytest.raises(ChunkError, match=r"f\.root, entries 0-5"):
         dask_run.opaque_map(Client(), _raise_chunk_error, ["f.root, entries 0-5"], name="t")
 
@@ -531,19 +535,22 @@ def test_failure_after_reading_is_not_a_bad_file(tmp_path, monkeypatch):
     assert not (tmp_path / "r" / "pairs.parquet").exists()
 
 
-def test_chunk_error_from_a_worker_process_is_recognised():
-    """From a worker process only the repr of the ChunkError reaches the driver, inside
-    coffea's message (coffea/processor/executor.py: "Failed processing file: {item!r}. The
-    error was: {e!r}."): it is raised again as a ChunkError, not taken for a bad file."""
-    import gammastar.selection.dask_run as gp
+def test_chunk_errors_travel_from_a_worker_process():
+    """A chunk's errors reach the driver from a worker process (the pool's, a Dask worker's)
+    pickled: a file's BadChunk and a ChunkError come back as themselves, with their words, so
+    that a bad file is dropped or reported by name and a failure after reading stops the
+    run."""
+    import pickle
 
+    from gammastar.selection.processor import BadChunk
+
+    bad = pickle.loads(pickle.dumps(BadChunk("/d/a.root", "unreadable ZLIB basket")))
+    assert type(bad) is BadChunk
+    assert (bad.path, bad.reason) == ("/d/a.root", "unreadable ZLIB basket")
     inner = ChunkError("/d/a.root, entries 0-70: the chunk was read but failed afterwards")
-    wrapped = Exception(f"Failed processing file: WorkItem('/d/a.root'). The error was: {inner!r}.")
-    with pytest.raises(ChunkError) as exc:
-        gp._raise_chunk_error(wrapped)
-    assert str(exc.value) == str(inner)
-    # a read error (zlib) is left to the bad-file handling: no exception here
-    gp._raise_chunk_error(Exception("Failed processing file: x. The error was: error('zlib')."))
+    back = pickle.loads(pickle.dumps(inner))
+    assert type(back) is ChunkError
+    assert str(back) == str(inner)
 
 
 def test_chunk_error_on_the_command_line(tmp_path, monkeypatch, capsys):

@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     Called as the script (``argv`` ``None``), the process ends after it: the objects loaded
     by then are frozen out of the garbage collector (``gc.freeze``), so that the
     interpreter's final collections do not walk every object of the libraries a command
-    loaded (coffea, vector and what they import).
+    loaded (torch, pyhf, vector and what they import).
     """
     try:
         return _main(argv)

@@ -75,7 +75,7 @@ def select_command(
     executor = Executor(executor)
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
-    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before coffea
+    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the selection
     if pairs_url is not None:
         from gammastar.core.urls import known_protocols, url_problem
 

@@ -10,7 +10,7 @@ __all__ = ["CUTFLOW_LABELS", "FIGURE_RULES", "KEY_PACKAGES", "META_ARTIFACTS", "
 
 REPORT_NAME = rundir.REPORT
 
-KEY_PACKAGES = ("numpy", "uproot", "awkward", "vector", "hist", "torch", "zuko", "pyhf", "coffea")
+KEY_PACKAGES = ("numpy", "uproot", "awkward", "vector", "hist", "torch", "zuko", "pyhf", "dask")
 """Packages whose exact installed versions the report records."""
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

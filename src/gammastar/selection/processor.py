@@ -9,10 +9,10 @@ histograms, report sums and per-bin sums and, on the parallel executors, only th
 the part of the pair dataset that the worker wrote (:mod:`gammastar.selection.writer`; the
 bytes where the worker does not see the directory); else (single process) its pair columns.
 
-The iterative and futures executors are a chunk loop of this module (:func:`chunk_items`: the
-entry ranges coffea's ``Runner`` makes for the same chunk size; each chunk read with uproot);
-the Dask executor runs the same processor through coffea (:mod:`gammastar.selection.dask_run`,
-imported only there). The driver folds the payloads in key order as they arrive
+Every executor runs one chunk loop (:func:`chunk_items`: the entry ranges coffea's ``Runner``
+makes for the same chunk size; each chunk read with uproot by the task :func:`run_item`): in
+this process, in a process pool (futures), or as ``distributed`` futures on a Dask cluster
+(:mod:`gammastar.selection.dask_run`, imported only there). The driver folds the payloads in key order as they arrive
 (:class:`~gammastar.selection.sink.ChunkSink`), so the pairs, every histogram and every report
 number are the same bit for bit on every executor whatever order the chunks finish in.
 :func:`open_executor` keeps the executor (its cluster or process pool) for the selection's
@@ -31,7 +31,6 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import awkward
 import hist  # noqa: F401
 import numpy as np
 import uproot  # noqa: F401
@@ -55,6 +54,7 @@ from gammastar.selection.writer import Packed, chunk_part_name, write_part
 
 log = logging.getLogger(__name__)
 
+
 @dataclasses.dataclass(frozen=True)
 class ChunkReader:
     """How the processor reads a chunk: the input layout, package column → branch name
@@ -74,19 +74,6 @@ class ChunkReader:
     columns: Mapping[str, str]
     lepton_mass: float = M_MU
     plausibility: Plausibility | None = None
-
-    def read(self, events: Any) -> dict[str, Any]:
-        """The columns of a chunk of coffea NanoEvents (the Dask executor), checked; a
-        failure here is the input file's."""
-        md = events.metadata
-        where = (md.get("filename", "?"), md.get("entrystart", 0), md.get("entrystop", 0))
-        cols = {}
-        for col, branch in self.columns.items():
-            try:
-                cols[col] = awkward.materialize(events[branch])
-            except Exception as err:  # noqa: BLE001 - a basket that does not decompress
-                raise read_failure(where, md.get("treename", "events"), branch, err) from None
-        return self._checked(cols, where)
 
     def read_item(self, item: WorkItem) -> dict[str, Any]:
         """The columns of the chunk ``item`` (package names), read with uproot and checked;
@@ -202,8 +189,7 @@ def sequential_reads() -> Iterator[None]:
 
 @dataclasses.dataclass(frozen=True)
 class WorkItem:
-    """One chunk: entries ``[entrystart, entrystop)`` of the tree ``treename`` of ``filename``
-    (the fields of coffea's ``WorkItem`` that the selection uses)."""
+    """One chunk: entries ``[entrystart, entrystop)`` of the tree ``treename`` of ``filename``."""
 
     dataset: str
     filename: str
@@ -215,11 +201,10 @@ class WorkItem:
 def chunk_items(
     fileset: Mapping[str, Mapping[str, Any]], entries: Mapping[str, int], chunksize: int
 ) -> list[WorkItem]:
-    """The chunks of the files, in fileset order: the entry ranges of coffea's ``Runner``
-    for the same ``chunksize`` (``coffea.processor.executor.FileMeta.chunks``, not aligned
-    to clusters), so that every executor processes the same chunks: a file of n entries is
-    split into k = max(round(n / chunksize), 1) chunks of ⌈n / k⌉ entries (the last one
-    shorter); an empty file is one empty chunk.
+    """The chunks of the files, in fileset order, the same on every executor: a file of n
+    entries is split into chunks of ⌈n / k⌉ entries, k = max(round(n / chunksize), 1) (the
+    last one shorter; coffea's rule, not aligned to clusters); an empty file is one empty
+    chunk.
 
     Example:
         >>> [(i.entrystart, i.entrystop) for i in chunk_items(
@@ -265,9 +250,7 @@ class DileptonProcessor:
     ``weight``), the unfolded histograms and the report counts and sums of the chunk
     (:func:`gammastar.selection.pairweights.weight_chunk`).
 
-    :meth:`process_item` reads and selects one chunk (the iterative and futures executors);
-    :meth:`process` takes coffea's NanoEvents (the Dask executor, through
-    :class:`gammastar.selection.dask_run.CoffeaProcessor`).
+    :meth:`process_item` reads and selects one chunk (every executor's task, :func:`run_item`).
 
     Arguments:
         reader: what a chunk's columns are and how they are checked (:class:`ChunkReader`).
@@ -315,12 +298,6 @@ class DileptonProcessor:
         self.part_numbers = dict(part_numbers or {})
         self.with_mass_sums = with_mass_sums
         self.with_unfolded = with_unfolded
-
-    def process(self, events: Any) -> dict[str, Any]:
-        """One chunk of coffea NanoEvents (its ``metadata`` names file and entries)."""
-        md = events.metadata
-        cols = self.reader.read(events)  # read first: a failure here is the input file's
-        return self._guarded(cols, md)
 
     def process_item(self, item: WorkItem) -> dict[str, Any]:
         """One chunk, read with uproot (:meth:`ChunkReader.read_item`)."""
@@ -404,7 +381,7 @@ class DileptonProcessor:
         return out
 
 
-def _run_item(proc: DileptonProcessor, item: WorkItem) -> dict[str, Any]:
+def run_item(proc: DileptonProcessor, item: WorkItem) -> dict[str, Any]:
     """One chunk's task: the processor's output, as the sink takes it."""
     return {"out": proc.process_item(item)}
 
@@ -419,9 +396,10 @@ class LocalExecutor:
     pool: concurrent.futures.Executor | None = None
     sink: ChunkSink | None = None
 
-    def __call__(self, items: list[WorkItem], proc: DileptonProcessor) -> dict[str, Any]:
+    def __call__(
+        self, items: list[WorkItem], task: Callable[[WorkItem], dict[str, Any]]
+    ) -> dict[str, Any]:
         sink = self.sink if self.sink is not None else ChunkSink()
-        task = functools.partial(_run_item, proc)
         if self.pool is None:
             with sequential_reads():  # the chunks in order, here: one iteration per file
                 return fold(sink, items, map(task, items))[0]["out"]
@@ -443,7 +421,7 @@ def _make_executor(execution: Execution) -> tuple[Any, list[Any]]:
     if executor == "iterative":
         return LocalExecutor(), []
     if executor == "futures":
-        import loky  # fresh worker interpreters, as coffea's futures executor had
+        import loky  # fresh worker interpreters: no state inherited from the driver
 
         pool = loky.ProcessPoolExecutor(max_workers=workers or 2, initializer=load_chunk_code)
         return LocalExecutor("futures", workers or 2, pool), [_PoolCloser(pool)]
@@ -534,10 +512,6 @@ def run_processor(
     with contextlib.ExitStack() as stack:
         exe = executor if executor is not None else stack.enter_context(open_executor(execution))
         exe.sink = sink
-        if not isinstance(exe, LocalExecutor):
-            from gammastar.selection.dask_run import run_dask
-
-            return run_dask(fileset, proc, exe, execution, skip_bad_files, file_metadata, bad)
         return _run(fileset, proc, exe, execution, skip_bad_files, file_metadata, bad)
 
 
@@ -561,20 +535,21 @@ def _entries(fileset: Mapping[str, Any], known: Mapping[str, Mapping[str, Any]])
 def _run(
     fileset: dict[str, Any],
     proc: DileptonProcessor,
-    exe: LocalExecutor,
+    exe: Any,
     execution: Execution,
     skip_bad_files: bool,
     file_metadata: Mapping[str, Mapping[str, Any]] | None,
     bad: dict[str, str],
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """:func:`run_processor`'s loop on a local executor: a file that fails while read is
-    dropped and the run repeated (``skip_bad_files``), else reported."""
+    """:func:`run_processor`'s loop on any executor (:class:`LocalExecutor`, the Dask one):
+    a file that fails while read is dropped and the run repeated (``skip_bad_files``), else
+    reported."""
     entries = _entries(fileset, file_metadata or {})
     while True:
         if not any(s["files"] for s in fileset.values()):
             raise InputError("no readable input file left: " + "; ".join(bad))
         items = chunk_items(fileset, entries, execution.chunksize or 500_000)
         try:
-            return exe(items, proc), bad
+            return exe(items, functools.partial(run_item, proc)), bad
         except BadChunk as err:
             fileset = drop_bad_file(fileset, bad, err.path, err.reason, skip_bad_files)

@@ -179,8 +179,7 @@ class ChunkSink:
 
 def add_outputs(acc: dict[str, Any], new: Mapping[str, Any]) -> None:
     """``acc += new`` key by key, in place: :class:`Counts` and histograms added, other
-    mappings (the histograms by name) key by key, a key ``acc`` lacks taken over (the
-    additions of ``coffea.processor.accumulate`` for the accumulators of a chunk).
+    mappings (the histograms by name) key by key, a key ``acc`` lacks taken over.
 
     Example:
         >>> acc = {}
