@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -258,8 +258,10 @@ def _format_errors(err: ValidationError, source: str) -> str:
 FLAVOUR_SECTIONS = ("input", "selection", "background", "unfold")
 """The sections with ``per_flavour`` overrides (``input.lepton: [mu, e]``)."""
 
+_S = TypeVar("_S", bound=Section)
 
-def _flavour_section(sec: Section, flavour: str) -> Section:
+
+def _flavour_section(sec: _S, flavour: str) -> _S:
     """``sec`` for one flavour: its values (without ``per_flavour``; for ``input`` the
     flavour as ``lepton`` and that lepton's mass) with ``sec.per_flavour[flavour]`` over them,
     validated."""

@@ -329,7 +329,9 @@ class MockConfig(Section):
     or ``kroll_wada`` (BR(P → γγ) resp. BR(ω → π0γ) times the integral of the spectrum with
     the config's form factors: lepton universality exact; the PDG η values differ from it by
     +5.5% (ee) and −7.9% (μμ), docs/reference/mock.md)."""
-    leptons: list[Literal["mu", "e"]] = Field(default_factory=lambda: ["mu"], min_length=1)
+    leptons: list[Literal["mu", "e"]] = Field(
+        default_factory=lambda: list[Literal["mu", "e"]](["mu"]), min_length=1
+    )
     """Dilepton flavours generated: ``[mu]`` (default), ``[e]`` or ``[mu, e]`` (one sample, one
     N_POT; each event holds the two leptons of one source)."""
     electrons: MockElectrons = Field(default_factory=MockElectrons)

@@ -468,7 +468,9 @@ class IdmConfig(Section):
     """m_A′/m₁ (A′ → ψ₁ψ₂ needs ≥ 2 + Δ)."""
     theta: Annotated[float, Field(gt=0, lt=1.5707963267948966)] | None = None
     """i2DM mixing angle θ in rad (required with ``model: i2dm``)."""
-    channels: list[Literal["ee", "mumu"]] = Field(default_factory=lambda: ["ee", "mumu"])
+    channels: list[Literal["ee", "mumu"]] = Field(
+        default_factory=lambda: list[Literal["ee", "mumu"]](["ee", "mumu"])
+    )
     """ψ₂ → ψ₁ℓ⁺ℓ⁻ final states written and counted (each with its branching fraction)."""
     min_opening_angle: NonNegFloat = 0.0
     """Lab opening angle of the ℓ⁺ℓ⁻ pair, rad (the lepton energy and angle cuts, the decay
@@ -522,5 +524,6 @@ class IdmConfig(Section):
         m1 = m_aprime / self.mass_ratio
         kw = {"m1": m1, "delta": self.delta, "m_aprime": m_aprime, "alpha_d": self.alpha_d}
         if self.model == "i2dm":
+            assert self.theta is not None  # required with model: i2dm (checked on load)
             return darksector.I2DM(**kw, theta=self.theta)
         return darksector.IDM(**kw)

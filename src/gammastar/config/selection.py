@@ -182,7 +182,8 @@ class SelectionConfig(Section):
     rapidity_max: float | None = None
     """Upper cut on the pair's lab rapidity (y < this); ``None``: no cut."""
     pair_charges: list[Literal["os", "pp", "mm"]] = Field(
-        default_factory=lambda: ["os", "pp", "mm"]
+        # the list's type spelt out: mypy reads a bare literal as list[str] here
+        default_factory=lambda: list[Literal["os", "pp", "mm"]](["os", "pp", "mm"])
     )
     """Charge classes kept; subtraction needs all three."""
     qt_bins: Annotated[int, Field(gt=0)] = 20
