@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gammastar.config import FlowConfig
+from gammastar.config.flow import FlowConfig
 from gammastar.flow.architecture import architecture_from_config, build_flow
 from gammastar.flow.data import Preprocessing, split_indices, training_data
 from gammastar.flow.model import FlowModel
@@ -254,7 +254,7 @@ _FIRST_CALL = """
 import sys, time
 t0 = time.perf_counter()
 import numpy as np, torch
-from gammastar.config import FlowConfig
+from gammastar.config.flow import FlowConfig
 from gammastar.flow.architecture import architecture_from_config, build_flow
 from gammastar.flow.data import Preprocessing
 from gammastar.flow.model import FlowModel

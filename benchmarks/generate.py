@@ -36,7 +36,8 @@ REPO = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, resource, sys, time
 t_start = time.perf_counter()
-from gammastar.config import AnalysisConfig, MockConfig
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockConfig
 from gammastar.mock.generate import generate_file
 events, chunk, path, eff = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 leptons = sys.argv[5].split(",")

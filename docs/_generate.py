@@ -34,6 +34,7 @@ import ast
 import importlib
 import inspect
 import json
+import pkgutil
 import re
 import sys
 import types
@@ -130,11 +131,14 @@ def slug(heading: str) -> str:
 
 # --------------------------------------------------------------------------- config.md
 def field_docstrings(module: types.ModuleType) -> dict[tuple[str, str], str]:
-    """The attribute docstrings of the classes of ``module``: the string literal right after
-    an annotated class attribute, ``(class name, attribute) → docstring``."""
-    tree = ast.parse(inspect.getsource(module))
+    """The attribute docstrings of the classes of ``module`` and, for a package, of its
+    submodules: the string literal right after an annotated class attribute, ``(class name,
+    attribute) → docstring``."""
+    sources = [inspect.getsource(module)]
+    for sub in pkgutil.iter_modules(getattr(module, "__path__", [])):
+        sources.append(inspect.getsource(importlib.import_module(f"{module.__name__}.{sub.name}")))
     out = {}
-    for node in ast.walk(tree):
+    for node in (n for src in sources for n in ast.walk(ast.parse(src))):
         if not isinstance(node, ast.ClassDef):
             continue
         for st, nxt in zip(node.body, [*node.body[1:], None], strict=True):
@@ -217,7 +221,7 @@ def _bounds(meta: list[Any]) -> str:
 
 
 def _registry(meta: list[Any]) -> str | None:
-    """The registry a ``config._registered`` validator checks names against, as text."""
+    """The registry a ``config.base._registered`` validator checks names against, as text."""
     for m in meta:
         func = getattr(m, "func", None)
         closure = getattr(func, "__closure__", None)

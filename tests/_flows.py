@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gammastar.config import FlowConfig
+from gammastar.config.flow import FlowConfig
 from gammastar.flow.architecture import architecture_from_config, build_flow
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gammastar.config import AnalysisConfig, MockConfig
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockConfig
 from gammastar.mock.generate import generate_file
 
 # The same 10 MeV grid for both flavours (ee from 10 MeV, μμ from 0.21 GeV: 0.21 - 0.01 is

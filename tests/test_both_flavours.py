@@ -11,7 +11,8 @@ import uproot
 from _tolerance import EPS64
 from _universality_mock import SELECTION, write_universality_mock
 
-from gammastar.config import AnalysisConfig, MockConfig, config_from_dict, flavour_config
+from gammastar.config import AnalysisConfig, config_from_dict, flavour_config
+from gammastar.config.mock import MockConfig
 from gammastar.errors import ConfigError, InputError
 from gammastar.flow.data import read_pairs, training_data
 from gammastar.mock.generate import generate_file

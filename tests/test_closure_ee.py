@@ -20,7 +20,8 @@ import pytest
 from scipy import stats
 
 from gammastar.channels import Channel
-from gammastar.config import AnalysisConfig, MockConfig, config_from_dict
+from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config.mock import MockConfig
 from gammastar.mock.generate import generate_file
 from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E, M_MU

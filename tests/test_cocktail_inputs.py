@@ -11,7 +11,7 @@ import typing
 import pytest
 
 from gammastar import cocktail_inputs as ci
-from gammastar.config import MockConfig, MockCrossSections
+from gammastar.config.mock import MockConfig, MockCrossSections
 from gammastar.physics.target import inelastic_cross_section_mb
 
 KINDS = {"measured", "PYTHIA 8.317", "unsourced", "exact"}
@@ -176,8 +176,8 @@ def test_config_loads_without_numpy():
     import sys
 
     code = (
-        "import sys\nfrom gammastar.config import MockConfig\nMockConfig().omega_per_collision()\n"
-        "print('numpy' in sys.modules)"
+        "import sys\nfrom gammastar.config.mock import MockConfig\n"
+        "MockConfig().omega_per_collision()\nprint('numpy' in sys.modules)"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"

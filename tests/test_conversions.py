@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gammastar.config import AnalysisConfig, MockConfig, config_from_dict
+from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config.mock import MockConfig
 from gammastar.corrections.background import ConversionTemplate, load_conversion_template
 from gammastar.errors import ConfigError
 from gammastar.mock.generate import generate_file

@@ -439,7 +439,7 @@ def test_a_bad_external_sigma_y_is_a_clear_error(y_sigma, source, match):
 
 
 def test_the_config_states_an_external_sigma_y_with_its_error_and_source():
-    from gammastar.config import YieldsConfig
+    from gammastar.config.yields import YieldsConfig
     from gammastar.errors import ConfigError
 
     ok = YieldsConfig.model_validate(

@@ -216,7 +216,7 @@ def test_a_bad_power_is_a_clear_error(value, match):
     naming it, in the fit and in the configuration (``yields.extrapolation_pt_power``)."""
     from pydantic import ValidationError
 
-    from gammastar.config import YieldsConfig
+    from gammastar.config.yields import YieldsConfig
 
     region = _PtRegion()
     with pytest.raises(InputError, match=match):

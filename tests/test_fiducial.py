@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gammastar.config import ResolutionMigrationConfig, load_config
+from gammastar.config import load_config
+from gammastar.config.yields import ResolutionMigrationConfig
 from gammastar.errors import InputError
 from gammastar.selection.stage import select
 from gammastar.yields.stage import compute_yields
@@ -111,7 +112,8 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
 
 
 def _reach_cfg(cfg, **detector):
-    from gammastar.config import DetectorConfig, ReachConfig
+    from gammastar.config.detector import DetectorConfig
+    from gammastar.config.reach import ReachConfig
 
     rc = ReachConfig(
         n_pot=1e18, target_interaction_lengths="dump", channels=["mumu"],

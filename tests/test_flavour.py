@@ -8,7 +8,9 @@ import pytest
 import uproot
 
 from gammastar import io
-from gammastar.config import AnalysisConfig, InputConfig, MockConfig, config_from_dict
+from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config.mock import MockConfig
+from gammastar.config.selection import InputConfig
 from gammastar.errors import ConfigError, InputError
 from gammastar.mock.generate import generate_file
 from gammastar.physics.constants import M_E, M_MU

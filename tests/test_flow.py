@@ -14,7 +14,8 @@ import pytest
 import torch
 from _flows import randomised_flow
 
-from gammastar.config import FlowConfig, config_from_dict
+from gammastar.config import config_from_dict
+from gammastar.config.flow import FlowConfig
 from gammastar.errors import GammastarError, OutputExistsError
 from gammastar.flow.data import Preprocessing, training_data
 from gammastar.flow.ensemble import load_ensemble

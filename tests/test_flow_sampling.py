@@ -10,7 +10,7 @@ import torch
 from _flows import randomised_flow
 from _tolerance import FLOW_OPS, reorder_tol
 
-from gammastar.config import FlowConfig
+from gammastar.config.flow import FlowConfig
 from gammastar.errors import GammastarError
 from gammastar.flow import _sampling_kernels as S
 from gammastar.flow.architecture import BOUND, SLOPE, architecture_from_config, build_flow

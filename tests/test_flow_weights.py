@@ -16,7 +16,7 @@ import pytest
 import torch
 from test_flow import SIG_QT, make_config, qt_median, synthetic_pairs
 
-from gammastar.config import FlowConfig
+from gammastar.config.flow import FlowConfig
 from gammastar.core.artifacts import make_meta
 from gammastar.errors import InputError
 from gammastar.flow.architecture import architecture_from_config

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gammastar.config import PolarisationCorrectionConfig, load_config
+from gammastar.config import load_config
+from gammastar.config.yields import PolarisationCorrectionConfig
 from gammastar.corrections.lambda_correction import (
     MAX_SIMULATION_SHARE,
     RECO,

@@ -19,7 +19,8 @@ from scipy.integrate import cumulative_trapezoid
 
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.cocktail_inputs import alpha
-from gammastar.config import AnalysisConfig, MockConfig, MockDetector
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockConfig, MockDetector
 from gammastar.errors import GammastarError
 from gammastar.io import mock_branches
 from gammastar.mock.cocktail import CHANNELS, Cocktail

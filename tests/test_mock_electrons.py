@@ -17,7 +17,8 @@ from scipy.integrate import cumulative_trapezoid
 
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.cocktail_inputs import alpha
-from gammastar.config import AnalysisConfig, MockConfig, MockElectronDetector, load_config
+from gammastar.config import AnalysisConfig, load_config
+from gammastar.config.mock import MockConfig, MockElectronDetector
 from gammastar.errors import ConfigError
 from gammastar.io import mock_branches
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import integrate, optimize
 
-from gammastar.config import MockConfig
+from gammastar.config.mock import MockConfig
 from gammastar.reach.stats import Channel, Model, build_spec, upper_limit
 from gammastar.source.production import MOCK_NUISANCE, with_mock_nuisance
 from gammastar.yields.stage import mock_normalisation

@@ -99,7 +99,8 @@ def test_mock_detector_and_per_pair_acceptance_agree():
     (ρ, ω, φ → μμ: λ_θ = 0 exactly) Σ A(γ*) over generated sources equals the number whose
     two muons pass, within the Poisson error and the 2.5% interpolation tolerance."""
     from gammastar.channels import Channel
-    from gammastar.config import AnalysisConfig, MockConfig
+    from gammastar.config import AnalysisConfig
+    from gammastar.config.mock import MockConfig
     from gammastar.mock.generate import MockGenerator
 
     cfg = AnalysisConfig(mock=MockConfig(efficiency_map=None))

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from gammastar.channels import Channel
-from gammastar.config import AnalysisConfig, MockConfig, MockPolarisation
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockConfig, MockPolarisation
 from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
 from gammastar.corrections.polarisation import (
     angular_functions,

@@ -366,7 +366,7 @@ def test_layout_registry_feeds_the_config_and_the_branch_checks():
     columns must be jagged come from the registry entry."""
     from pydantic import ValidationError
 
-    from gammastar.config import InputConfig
+    from gammastar.config.selection import InputConfig
 
     for name, lay in io.LAYOUTS.items():
         assert InputConfig(layout=name).layout == name

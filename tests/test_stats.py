@@ -213,10 +213,11 @@ def test_auto_is_one_rule_over_the_method_registry():
 def test_a_method_is_one_registry_entry(monkeypatch):
     """Adding a statistical method is one entry of gammastar.reach.stats.METHODS (upper_limit,
     cls and the "auto" rule, in registry order, take it from there) and its name in
-    ``gammastar.config.StatsMethod`` (the config sits below the reach and names them)."""
+    ``gammastar.config.reach.StatsMethod`` (the config sits below the reach and names them)."""
     import typing
 
-    from gammastar.config import StatsMethod, config_from_dict
+    from gammastar.config import config_from_dict
+    from gammastar.config.reach import StatsMethod
     from gammastar.errors import ConfigError
     from gammastar.reach import stats
 

@@ -131,9 +131,9 @@ sources per realisation is not affordable)."""
 
 def pt_mt_power_bounds() -> tuple[float, float]:
     """(lower, upper) of ``mock.pt_mt_power`` a, the config's own bounds: a > lower, a ≤ upper
-    (:class:`gammastar.config.MockConfig`; ``model_copy`` does not validate, so a drawn a is
+    (:class:`gammastar.config.mock.MockConfig`; ``model_copy`` does not validate, so a drawn a is
     checked against them here)."""
-    from gammastar.config import MockConfig
+    from gammastar.config.mock import MockConfig
 
     meta = MockConfig.model_fields["pt_mt_power"].metadata
     lo = next(float(m.gt) for m in meta if getattr(m, "gt", None) is not None)

@@ -29,7 +29,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 
-from gammastar.config import MockPolarisation, load_config
+from gammastar.config import load_config
+from gammastar.config.mock import MockPolarisation
 
 WINDOWS = [(0.2113, 0.26), (0.26, 0.31), (0.31, 0.36), (0.36, 0.45), (0.45, 0.6), (0.6, 0.7),
            (0.7, 0.85), (0.95, 1.1)]  # fmt: skip

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gammastar.config import MockPolarisation, load_config
+from gammastar.config import load_config
+from gammastar.config.mock import MockPolarisation
 
 REPO = Path(__file__).resolve().parents[2]
 

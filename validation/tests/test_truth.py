@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gammastar.config import AnalysisConfig, MockConfig
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockConfig
 from gammastar.mock.cocktail import EE_CHANNELS
 from gammastar.physics.constants import M_E, mass
 

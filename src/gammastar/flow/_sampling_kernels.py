@@ -565,7 +565,7 @@ def warm_up() -> None:
     per-point context (:mod:`gammastar.kernels`)."""
     import torch
 
-    from gammastar.config import FlowConfig
+    from gammastar.config.flow import FlowConfig
     from gammastar.flow.architecture import BOUND, SLOPE, architecture_from_config, build_flow
 
     cfg = FlowConfig(transforms=1, hidden_features=[4])

@@ -22,7 +22,7 @@ from gammastar.errors import GammastarError
 if TYPE_CHECKING:
     import torch
 
-    from gammastar.config import FlowConfig
+    from gammastar.config.flow import FlowConfig
 
 BOUND = 5.0
 """zuko's spline domain [−B, B] (identity outside)."""

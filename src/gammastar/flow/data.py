@@ -27,7 +27,8 @@ from gammastar.yields.universality import channel_weights
 if TYPE_CHECKING:
     import pandas as pd
 
-    from gammastar.config import AnalysisConfig, FlowConfig
+    from gammastar.config import AnalysisConfig
+    from gammastar.config.flow import FlowConfig
 
 FEATURES = ("qT", "E")
 QT_FLOOR = 1e-6

@@ -37,7 +37,7 @@ from gammastar.flow.model import log_prob
 if TYPE_CHECKING:
     import torch
 
-    from gammastar.config import FlowConfig
+    from gammastar.config.flow import FlowConfig
 
 
 class CheckpointMismatchError(GammastarError):

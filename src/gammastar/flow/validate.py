@@ -59,7 +59,7 @@ class KLSettings:
 
     @classmethod
     def from_config(cls, vcfg: Any) -> KLSettings:
-        """The sizes of a :class:`~gammastar.config.ValidateConfig`."""
+        """The sizes of a :class:`~gammastar.config.flow.ValidateConfig`."""
         return cls(k=vcfg.k, repeats=vcfg.repeats, max_points=vcfg.max_points)
 
 

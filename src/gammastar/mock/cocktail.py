@@ -13,8 +13,9 @@ mesons), Gaussian lab rapidity, uniform azimuth. Decays:
   dN/dcosθ ∝ 1 + cos²θ + (4m_μ²/m²) sin²θ about the γ* flight direction.
 
 Channel weights ∝ BR (PDG, :mod:`gammastar.physics.pdgdata`) × σ/σ_ω in the target
-(:meth:`gammastar.config.MockConfig.sigma_rel`); mesons per collision ⟨n_ω⟩ × σ/σ_ω, ⟨n_ω⟩ from
-the p + p multiplicity and the target's A-dependence (:mod:`gammastar.cocktail_inputs`).
+(:meth:`gammastar.config.mock.MockConfig.sigma_rel`); mesons per collision ⟨n_ω⟩ × σ/σ_ω,
+⟨n_ω⟩ from the p + p multiplicity and the target's A-dependence
+(:mod:`gammastar.cocktail_inputs`).
 
 The meson kinematics and multiplicities come from a meson source: :class:`ParametricMesons`
 (the spectra above, the config's σ/σ_ω and ⟨n_ω⟩) or the PYTHIA 8 pool of
@@ -35,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.channels import Channel
-from gammastar.config import MockConfig
+from gammastar.config.mock import MockConfig
 from gammastar.errors import ConfigError
 from gammastar.physics import dalitz
 from gammastar.physics import sampling as kin
@@ -152,7 +153,7 @@ def form_factor2(spec: ChannelSpec, cfg: MockConfig):
 
 
 class Cocktail:
-    """The cocktail generator for a :class:`~gammastar.config.MockConfig`.
+    """The cocktail generator for a :class:`~gammastar.config.mock.MockConfig`.
 
     Attributes:
         specs: the channels.
@@ -381,7 +382,7 @@ class ParametricMesons:
 
 def sigma_rel(cfg: MockConfig, parent: str) -> float:
     """σ_parent/σ_ω in the target (``mock.cross_sections``, the π0: ``mock.electrons.pi0``;
-    :meth:`gammastar.config.MockConfig.sigma_rel`)."""
+    :meth:`gammastar.config.mock.MockConfig.sigma_rel`)."""
     return cfg.sigma_rel(parent)
 
 

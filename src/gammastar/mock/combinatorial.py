@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from gammastar.channels import Channel
-from gammastar.config import MockConfig
+from gammastar.config.mock import MockConfig
 from gammastar.errors import GammastarError
 from gammastar.mock.cocktail import Sources
 from gammastar.mock.detector import loose_energy_bound
@@ -32,7 +32,7 @@ from gammastar.physics.pdgdata import branching_ratio
 
 
 class Combinatorial:
-    """Generator of combinatorial events for a :class:`~gammastar.config.MockConfig`.
+    """Generator of combinatorial events for a :class:`~gammastar.config.mock.MockConfig`.
 
     Arguments:
         cfg: the mock config.

@@ -62,7 +62,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from gammastar.config import AnalysisConfig, MockDetector
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockDetector
 from gammastar.corrections.pair_acceptance import LeptonAcceptance
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ConfigError
@@ -114,7 +115,7 @@ def momentum_resolution(cfg: MockDetector, p: NDArray[np.float64]) -> NDArray[np
     """σ_p/p = ``momentum_resolution`` ⊕ ``momentum_resolution_slope`` · p (scattering model).
 
     Example:
-        >>> from gammastar.config import MockDetector
+        >>> from gammastar.config.mock import MockDetector
         >>> cfg = MockDetector(momentum_resolution=0.03, momentum_resolution_slope=0.0004)
         >>> momentum_resolution(cfg, np.array([100.0])).round(6).tolist()
         [0.05]
@@ -132,7 +133,7 @@ def loose_energy_bound(cfg: MockDetector) -> float:
     generator drops parents below it.
 
     Example:
-        >>> from gammastar.config import MockDetector
+        >>> from gammastar.config.mock import MockDetector
         >>> round(loose_energy_bound(MockDetector(momentum_resolution=0.02)), 6)  # 3/(1 + 6·0.02)
         2.678571
     """
@@ -222,7 +223,7 @@ def mass_variance_terms(
         (V_p, U), (n,) each: V_p in GeV², U dimensionless (K² U in GeV²).
 
     Example:
-        >>> from gammastar.config import MockDetector
+        >>> from gammastar.config.mock import MockDetector
         >>> from gammastar.physics import kinematics as kin
         >>> m, p = 0.78, 10.0  # symmetric decay perpendicular to a boost along z
         >>> ps = float(kin.two_body_momentum(m, M_MU, M_MU))
@@ -419,7 +420,7 @@ class Reconstructed:
 
 
 class Detector:
-    """Smearing, acceptance and efficiency for a :class:`~gammastar.config.MockDetector`.
+    """Smearing, acceptance and efficiency for a :class:`~gammastar.config.mock.MockDetector`.
 
     Arguments:
         cfg: the detector config.

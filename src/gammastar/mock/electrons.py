@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.channels import Channel
-from gammastar.config import MockConfig, MockElectronDetector
+from gammastar.config.mock import MockConfig, MockElectronDetector
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, Sources
 from gammastar.mock.detector import Reconstructed
 from gammastar.physics.constants import M_E, PDGID, mass
@@ -83,7 +83,7 @@ def conversion_like(m: NDArray[np.float64], m_cut: float) -> NDArray[np.bool_]:
 
 
 class ElectronBackgrounds:
-    """Conversions and combinatorial ee events for a :class:`~gammastar.config.MockConfig`.
+    """Conversions and combinatorial ee events for a :class:`~gammastar.config.mock.MockConfig`.
 
     Arguments:
         cfg: the mock config.
@@ -200,7 +200,7 @@ class ElectronDetector:
         """Relative energy resolution σ_E/E = a/√E ⊕ b.
 
         Example:
-            >>> from gammastar.config import MockElectronDetector
+            >>> from gammastar.config.mock import MockElectronDetector
             >>> d = ElectronDetector(MockElectronDetector(energy_stochastic=0.1,
             ...                                           energy_constant=0.0))
             >>> float(d.sigma_e(np.array([4.0]))[0])

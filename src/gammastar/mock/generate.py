@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from gammastar.channels import ELECTRON_CHANNELS, Channel
-from gammastar.config import AnalysisConfig, MockConfig
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockConfig
 from gammastar.core.artifacts import atomic_path, make_meta, sha256_file
 from gammastar.core.results import StageResult
 from gammastar.corrections.polarisation import angular_functions, helicity_angles

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gammastar.config import AnalysisConfig, MockPythia
+from gammastar.config import AnalysisConfig
+from gammastar.config.mock import MockPythia
 from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.kinematics import four_momentum
 from gammastar.physics.target import nucleus_scale

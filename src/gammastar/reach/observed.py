@@ -76,7 +76,7 @@ def observed_counts(
         observed: per channel (``reach.observed``): a count (the same at every mass point), a
             list of counts per mass point, or the observed events' reconstructed masses
             (``{"masses": [...]}``, ``{"histogram": "file.root:name"}`` or an
-            :class:`~gammastar.config.ObservedMasses`), counted in the windows of
+            :class:`~gammastar.config.reach.ObservedMasses`), counted in the windows of
             :func:`window_edges` (the edges of the likelihood's mass template).
         masses: the mass points of the scan.
         resolve: turns a histogram path of the config into a file path.

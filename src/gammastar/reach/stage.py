@@ -137,7 +137,7 @@ def check_config(config: Any) -> None:
 
     Raises:
         ConfigError: one line naming the first missing ``reach`` key
-            (:meth:`gammastar.config.ReachConfig.missing`).
+            (:meth:`gammastar.config.reach.ReachConfig.missing`).
     """
     missing = config.reach.missing()
     if missing:

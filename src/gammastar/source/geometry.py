@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from pydantic import ValidationError
 
-from gammastar.config import DetectorConfig
+from gammastar.config.detector import DetectorConfig
 from gammastar.errors import GammastarError
 from gammastar.physics import volumes
 
@@ -23,7 +23,7 @@ class Geometry(DetectorConfig):
     """Decay volume and detector acceptance (lengths in m, angles in rad).
 
     The fields, their defaults and their rules are those of the config's ``detector:`` section,
-    :class:`gammastar.config.DetectorConfig` (one definition); a bad value is a
+    :class:`gammastar.config.detector.DetectorConfig` (one definition); a bad value is a
     :class:`~gammastar.errors.GammastarError` naming the ``detector.`` key.
 
     Example:
@@ -43,7 +43,8 @@ class Geometry(DetectorConfig):
 
     @classmethod
     def from_config(cls, det: Any) -> Geometry:
-        """Build from a :class:`gammastar.config.DetectorConfig` (or any object with its fields)."""
+        """Build from a :class:`gammastar.config.detector.DetectorConfig` (or any object with
+        its fields)."""
         kw = {f: getattr(det, f) for f in DetectorConfig.model_fields if hasattr(det, f)}
         return cls(**kw)
 

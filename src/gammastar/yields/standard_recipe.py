@@ -303,9 +303,9 @@ def _per_collision_pythia(meta: Mapping[str, Any], where: str) -> dict[str, floa
 
 def _per_collision_parametric(meta: Mapping[str, Any], where: str) -> dict[str, float]:
     """The parametric cocktail's mesons per collision: ⟨n_ω⟩ × σ_m/σ_ω in the mock's target
-    (:meth:`gammastar.config.MockConfig.omega_per_collision`,
-    :meth:`gammastar.config.MockConfig.sigma_rel`, from the file's ``meta.mock_config``)."""
-    from gammastar.config import MockConfig
+    (:meth:`gammastar.config.mock.MockConfig.omega_per_collision`,
+    :meth:`gammastar.config.mock.MockConfig.sigma_rel`, from the file's ``meta.mock_config``)."""
+    from gammastar.config.mock import MockConfig
 
     mc = meta.get("mock_config")
     if not isinstance(mc, Mapping):

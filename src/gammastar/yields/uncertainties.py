@@ -7,7 +7,7 @@ one ``normsys`` modifier of the signal, **one parameter shared by all channels**
 is the same dimuon measurement for every decay channel) and named the same at every mass, so
 that a combination of mass points correlates it (docs/explanation/reach.md "Named uncertainties").
 
-Sources (:data:`gammastar.config.BUILTIN_NUISANCES`):
+Sources (:data:`gammastar.config.yields.BUILTIN_NUISANCES`):
 
 * ``data_stat`` – the yield's statistical error √Σw² (``mcstat_<channel>`` without the named
   nuisances), incl. the like-sign subtraction's statistics; independent between mass bins.
