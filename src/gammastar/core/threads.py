@@ -1,8 +1,9 @@
 """numba's thread pool launched without overriding torch's thread count; BLAS held to one
 thread around small optimisations.
 
-Offers :func:`ensure_pool`, called before every parallel numba kernel, and
-:func:`single_thread_blas`. numba's OpenMP threading layer sets the process's OpenMP thread
+Offers :func:`ensure_pool`, called before every parallel numba kernel,
+:func:`single_thread_blas`, and :func:`thread_map` (independent pieces of work on Python
+threads). numba's OpenMP threading layer sets the process's OpenMP thread
 count, which torch shares, to its own pool's size (every core) on its first parallel call:
 ``OMP_NUM_THREADS=1`` (one batch slot, or processes side by side) would become every core for
 torch too, and the kernels would split each step into parallel regions whose threads other
@@ -11,12 +12,17 @@ processes hold, many times slower (docs/explanation/flow.md "Ensemble").
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numba import njit, prange
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _LAUNCHED = False
 _BLAS: Any = None
@@ -73,3 +79,33 @@ def single_thread_blas() -> Iterator[None]:
         _BLAS = ThreadpoolController()
     with _BLAS.limit(limits=1, user_api="blas"):
         yield
+
+
+def usable_cores() -> int:
+    """The cores this process may use: ``OMP_NUM_THREADS`` where set (a batch slot's
+    convention), else the CPUs it is allowed to run on."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, in order, on up to ``threads`` Python threads (default
+    :func:`usable_cores`). For independent pieces whose time is spent where the GIL is
+    released (numba kernels compiled ``nogil``, numpy on large arrays); ``fn`` must not
+    depend on the order the pieces run in, and the results then do not depend on the number
+    of threads. An exception in a piece is raised here.
+
+    Example:
+        >>> thread_map(lambda x: x * x, range(5), threads=2)
+        [0, 1, 4, 9, 16]
+    """
+    items = list(items)
+    n = min(len(items), usable_cores() if threads is None else max(1, int(threads)))
+    if n <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fn, items))

@@ -29,10 +29,11 @@ _LOGISTIC = math.sqrt(12.0) / math.pi  # as extrapolation._LOGISTIC
 
 
 def _jit(fn):
+    # nogil: the fit groups run on threads side by side (core.threads.thread_map)
     try:
-        return njit(cache=True, error_model="numpy")(fn)
+        return njit(cache=True, error_model="numpy", nogil=True)(fn)
     except RuntimeError:  # no writable cache location
-        return njit(cache=False, error_model="numpy")(fn)
+        return njit(cache=False, error_model="numpy", nogil=True)(fn)
 
 
 def group_sums(lpt, lmt, mt, y, c, off, use_exp, m, k_norm, c_t, dn_da, t, a, mu, s, logistic):

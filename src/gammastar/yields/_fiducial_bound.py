@@ -49,10 +49,12 @@ one to spare."""
 def _jit(fn=None, **options):
     if fn is None:
         return lambda f: _jit(f, **options)
+    # nogil: the fit groups' reference samples are made on threads side by side
+    # (core.threads.thread_map)
     try:
-        return njit(cache=True, error_model="numpy", **options)(fn)
+        return njit(cache=True, error_model="numpy", nogil=True, **options)(fn)
     except RuntimeError:  # no writable cache location
-        return njit(cache=False, error_model="numpy", **options)(fn)
+        return njit(cache=False, error_model="numpy", nogil=True, **options)(fn)
 
 
 def _table_of(fiducial: Any) -> PairAcceptance | None:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.core.threads import single_thread_blas
+from gammastar.core.threads import single_thread_blas, thread_map
 from gammastar.yields._extrapolation_kernel import group_sums, hess_sums
 from gammastar.yields.extrapolation.model import (
     _BOUNDS,
@@ -146,12 +146,19 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
         # unit weight their weighted mean (one joint L-BFGS over 2G strongly correlated
         # parameters takes ~500 steps over every group, these ~30 over one); each by Newton's
         # method on the analytic Hessian (~5 steps), L-BFGS-B where that does not converge
-        xs, tot, wtot = [], 0.0, 0.0
-        for k in range(g):
+        def one(k: int) -> tuple[NDArray, float]:
             got = _newton_group(data[k], t0[k], a0[k], mu_fixed, sigma, form)
             if got is None:
                 got = _lbfgs(data[k : k + 1], [t0[k], a0[k]], [_BOUNDS[0], POWER_BOUNDS],
                              sigma, mu_fixed, form, None)  # fmt: skip
+            return got
+
+        # the groups side by side (their sums are compiled nogil); BLAS held to one thread
+        # around all of them, so that the threads' own holds nest inside it
+        with single_thread_blas():
+            gots = thread_map(one, range(g))
+        xs, tot, wtot = [], 0.0, 0.0
+        for k, got in enumerate(gots):  # summed in group order: the same on any thread count
             wk = data[k].wsum
             xs.append(got[0])
             tot, wtot = tot + wk * got[1], wtot + wk

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
 from gammastar.physics.kinematics import cm_rapidity
 from gammastar.yields.extrapolation.errors import (
@@ -219,17 +220,19 @@ def _joint_fit(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDA
     """
     m, pt, y, w, idx = pairs
     settings, power = how
-    data, fitted, pair_bins = [], [], []
+    chosen, fitted, pair_bins = [], [], []
     for g in groups:
         k = (idx >= g[0]) & (idx <= g[-1])
         ws, ws2 = float(np.sum(w[k])), float(np.sum(w[k] ** 2))
         if ws <= 0:
             continue
-        m_c = float(np.sum(w[k] * m[k]) / ws)
-        data.append(_Group((m[k], pt[k], y[k], w[k],
-                            _Reference(fiducial, m_c, settings.seed + len(data)))))  # fmt: skip
+        chosen.append((k, float(np.sum(w[k] * m[k]) / ws), settings.seed + len(chosen)))
         pair_bins.append(idx[k])
         fitted.append((g, ws * ws / ws2))
+    # the groups' reference samples side by side (each of its own seed: the same samples)
+    refs = thread_map(lambda job: _Reference(fiducial, job[1], job[2]), chosen)
+    data = [_Group((m[k], pt[k], y[k], w[k], ref))
+            for (k, _, _), ref in zip(chosen, refs, strict=True)]  # fmt: skip
     if not data:
         raise InputError("extrapolation: no mass range with a positive weighted sum to fit")
     start, y_mean = settings.start, settings.y_mean

@@ -10,6 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.core.threads import single_thread_blas, thread_map
 from gammastar.yields._fiducial_bound import mt_exponential_superset
 from gammastar.yields.extrapolation.fit import (
     _fit_joint,
@@ -146,9 +147,10 @@ def refit_moves(
                     bins.append(b)
             _fit_record(ex, rec, data, bins, fiducial, fixed)
         return [r.as_dict() for r in records]
-    # the groups' fits are independent: group by group, each one's reference draws made once
-    # and the moves' reference samples and quadrature grids tested together
-    for g in sorted(set().union(*(todo for *_, todo in plans))):
+    # the groups' fits are independent: group by group (side by side on threads), each
+    # one's reference draws made once and the moves' reference samples and quadrature grids
+    # tested together; the records written in group order afterwards
+    def one_group(g: int) -> list[tuple[_RefitRecord, Any, NDArray, NDArray, dict]]:
         b = _group_bins(bg, g)
         in_g = np.isin(idx, b)
         jobs = []  # (record, fiducial, the group's pairs, their mean mass)
@@ -159,13 +161,21 @@ def refit_moves(
                 if m_c is not None:
                     jobs.append((rec, fiducial, (m[k], pt[k], y[k], w[k]), m_c))
         if not jobs:
-            continue
+            return []
         draws, size = _group_draws(seed + g, [j[1] for j in jobs], [j[3] for j in jobs])
         refs = [_Reference(fid, m_c, seed + g, draws, size) for _, fid, _, m_c in jobs]
         grids = {int(i): _grids_in_f([j[1] for j in jobs], float(ex.mass[i])) for i in b}
+        out = []
         for n, ((rec, fiducial, pairs, _), ref) in enumerate(zip(jobs, refs, strict=True)):
-            inside = {i: v[n] for i, v in grids.items()}
-            _fit_record(ex, rec, [_Group((*pairs, ref))], [b], fiducial, fixed, inside)
+            x = _fit_x(ex, [_Group((*pairs, ref))], [b], fixed)
+            out.append((rec, fiducial, b, x, {i: v[n] for i, v in grids.items()}))
+        return out
+
+    with single_thread_blas():  # the fits' own holds nest inside it
+        done = thread_map(one_group, sorted(set().union(*(todo for *_, todo in plans))))
+    for group in done:
+        for rec, fiducial, b, x, inside in group:
+            _store(ex, rec, x, 1, [b], fiducial, fixed, inside)
     return [r.as_dict() for r in records]
 
 
@@ -239,13 +249,25 @@ def _fit_record(ex: Extrapolation, rec: _RefitRecord, data: list, bins: list, fi
     computed)."""
     if not data:
         return
+    _store(ex, rec, _fit_x(ex, data, bins, fixed), len(data), bins, fiducial, fixed, inside)
+
+
+def _fit_x(ex: Extrapolation, data: list, bins: list, fixed: _Fixed) -> NDArray:
+    """The joint fit of the groups ``data`` (``bins``: each one's mass bins) started at
+    ``ex``'s parameters: (ȳ, σ_y, T_g..., [a_g...])."""
     first = np.asarray([b[0] for b in bins])
     a0 = ex.power_at(ex.mass[first])
     x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
     x, _ = _fit_joint(data, (), sigma=fixed.sigma, mu_fixed=fixed.mu, power=fixed.power,
                       x_start=x0)  # fmt: skip
+    return x
+
+
+def _store(ex: Extrapolation, rec: _RefitRecord, x: NDArray, n_groups: int, bins: list,
+           fiducial: Any, fixed: _Fixed, inside: Mapping[int, NDArray] | None) -> None:  # fmt: skip
+    """The fit ``x`` of ``n_groups`` groups written into ``rec`` at their bins."""
     for j, b in enumerate(bins):
-        par = _group_params(x, j, len(data), fixed.power)
+        par = _group_params(x, j, n_groups, fixed.power)
         for i in b:
             c = float(ex.mass[i])
             f_in = inside[i] if inside is not None and i in inside else _grid_in_f(fiducial, c)
