@@ -42,7 +42,7 @@ from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.darkchain import idm_chain
 from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi2_ctau, psi2_width
 from gammastar.physics.decay import decay_probability
-from gammastar.physics.volumes import Slab
+from gammastar.physics.volumes.shapes import Slab
 from gammastar.reach import stats
 from gammastar.reach.acceptance import draw_dark, draw_dark_pair
 from gammastar.source.geometry import Geometry
