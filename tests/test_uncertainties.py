@@ -16,7 +16,9 @@ from scipy import integrate, optimize, stats
 
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.reach.stats import Channel, Model, build_spec, cls, quiet_pyhf, upper_limit
+from gammastar.reach.stats import cls, upper_limit
+from gammastar.reach.stats.model import Channel, Model
+from gammastar.reach.stats.workspace import build_spec, quiet_pyhf
 from gammastar.yields.uncertainties import (
     at_masses,
     lambda_theta_variation,
