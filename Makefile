@@ -48,7 +48,7 @@ KERNEL_STAMP := $(VENV)/.gammastar-kernels
 KERNEL_SOURCES := src/gammastar/kernels.py src/gammastar/core/threads.py \
 	src/gammastar/flow/_training_kernels.py src/gammastar/flow/_sampling_kernels.py \
 	src/gammastar/yields/_extrapolation_kernel.py src/gammastar/yields/_fiducial_bound.py \
-	src/gammastar/corrections/pair_acceptance.py src/gammastar/events/_hepmc_ascii.py
+	src/gammastar/corrections/pair_acceptance/tabulation.py src/gammastar/events/_hepmc_ascii.py
 
 $(KERNEL_STAMP): $(STAMP) $(KERNEL_SOURCES)
 	$(BIN)/python -m gammastar.kernels

@@ -14,7 +14,7 @@ from test_volumes import family_pull
 
 from gammastar.physics.darksector import I2DM, IDM
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.physics.volumes import decay_in_volume
+from gammastar.physics.volumes.shapes import decay_in_volume
 from gammastar.reach.acceptance import channel_samples, draw, draw_dark, draw_dark_pair
 from gammastar.source.eventgen import DECAYS, _kinematics, _psi2_kin, dark_chains
 from gammastar.source.geometry import Geometry
@@ -130,7 +130,7 @@ def test_cone_shell_rays_cross_twice() -> None:
     """The off-axis shell is crossed twice by some A′ from the target: their cells in the
     volume lie on both sides of the gap cell; the decay-in-volume probability of the sample
     (:meth:`KinematicSample.in_volume`) is that of the exact intervals
-    (:func:`gammastar.physics.volumes.decay_in_volume`) to rounding."""
+    (:func:`gammastar.physics.volumes.shapes.decay_in_volume`) to rounding."""
     smp, k, _ = drawn("cone shell", 0.6)
     steps = geometry("cone shell").z_steps
     inside = smp.inside

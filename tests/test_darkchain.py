@@ -27,7 +27,7 @@ from gammastar.physics.darksector import (
     psi2_width,
 )
 from gammastar.physics.kinematics import boost
-from gammastar.physics.volumes import Slab, sample_decay_points
+from gammastar.physics.volumes.shapes import Slab, sample_decay_points
 
 N = 100_000
 
@@ -139,7 +139,7 @@ def test_two_body_and_boost():
 
 
 def test_slab_decay_law():
-    # The slab of the iDM chain (gammastar.physics.volumes.sample_decay_points): along z,
+    # The slab of the iDM chain (gammastar.physics.volumes.shapes.sample_decay_points): along z,
     # βγ = 2, cτ = 1 m ⇒ λ = 2 m; volume 1–5 m from z = 0: w = e^{−1/2} − e^{−5/2}; the
     # vertex z follows the truncated exponential, mean
     # z₁ + λ − (z₂ − z₁) e^{−(z₂−z₁)/λ}/(1 − e^{−(z₂−z₁)/λ}) (hand), stat error σ/√n.

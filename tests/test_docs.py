@@ -109,7 +109,8 @@ def test_the_n_pot_limit_the_pages_quote_is_the_code_s():
     """Every page that quotes the zero-background 90% CL limit with a 20% log-normal N_POT
     uncertainty quotes the number the exact construction gives (2.353 to the three digits the
     pages print; ``tests/test_stats.py`` checks it against an independent quadrature)."""
-    from gammastar.reach.stats import Channel, Model, upper_limit
+    from gammastar.reach.stats import upper_limit
+    from gammastar.reach.stats.model import Channel, Model
 
     model = Model([Channel("mumu", [1.0], [1e-9], observed=[0])], n_pot_unc=0.2)
     limit = f"{upper_limit(model, cl=0.9, method='exact').observed:.3f}"

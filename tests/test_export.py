@@ -3,7 +3,7 @@ as a HEPData submission that hepdata-validator accepts, and each mass point's li
 JSON whose likelihood and asymptotic CLs in RooFit/RooStats are pyhf's on the same workspace.
 
 The run directory is synthetic: reach.json, yields.json and two pyhf workspaces written by
-gammastar's own writers (``write_json`` with the artifacts' schemas, ``stats.build_spec``), with
+gammastar's own writers (``write_json`` with the artifacts' schemas, ``stats.workspace.build_spec``), with
 marker numbers; no pipeline runs here.
 """
 
@@ -25,7 +25,8 @@ from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta
 from gammastar.errors import EnvironmentFailure, InputError, OutputExistsError
 from gammastar.reach.hs3 import roostats_cls, workspace_to_hs3
-from gammastar.reach.stats import Channel, Model, build_spec, quiet_pyhf
+from gammastar.reach.stats.model import Channel, Model
+from gammastar.reach.stats.workspace import build_spec, quiet_pyhf
 
 pytest.importorskip("hepdata_lib")
 from gammastar.reach.export import export_run, validate_submission

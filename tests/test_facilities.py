@@ -14,13 +14,13 @@ import pytest
 
 from gammastar.config import config_from_dict, load_config
 from gammastar.errors import ConfigError
-from gammastar.physics import volumes
 from gammastar.physics.target import (
     inelastic_cross_section_mb,
     interaction_probability,
     nucleus_scale,
     nucleus_scale_rel_err,
 )
+from gammastar.physics.volumes import shapes
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     TARGET_NUISANCE,
@@ -78,7 +78,7 @@ def test_facility_numbers_are_the_sourced_ones(repo_dir):
     assert na62.reach.n_pot == pytest.approx(1.4e17)
     assert na62.reach.target_interaction_lengths == pytest.approx(19.6)
     vol = Geometry.from_config(na62.detector).volume_shape()
-    assert isinstance(vol, volumes.Slab)
+    assert isinstance(vol, shapes.Slab)
     assert (vol.z1, vol.z2) == pytest.approx((82.0, 157.0))
     assert na62.detector.min_daughter_energy == pytest.approx(10.0)
     # the window keys the shapes imply are today's analysis/na62_dump.yaml
@@ -90,7 +90,7 @@ def test_facility_numbers_are_the_sourced_ones(repo_dir):
     # over 50 m from z = 32 m, 6e20 POT
     ship = load(repo_dir, "ship_ecn3")
     f = Geometry.from_config(ship.detector).volume_shape()
-    assert isinstance(f, volumes.Frustum)
+    assert isinstance(f, shapes.Frustum)
     widths = (2 * f.half_x1, 2 * f.half_y1, 2 * f.half_x2, 2 * f.half_y2)
     assert widths == pytest.approx((1.0, 2.7, 4.0, 6.2))
     assert f.z2 - f.z1 == pytest.approx(50.0)
@@ -99,7 +99,7 @@ def test_facility_numbers_are_the_sourced_ones(repo_dir):
     # SHADOWS (SensCalc "SHADOWS-latest"): 2.5 × 2.5 m, its inner edge 1.55 m off the beam line
     sh = load(repo_dir, "shadows")
     box = Geometry.from_config(sh.detector).volume_shape()
-    assert isinstance(box, volumes.Box)
+    assert isinstance(box, shapes.Box)
     assert abs(box.offset[0]) - box.half_x == pytest.approx(1.55)
     assert sh.reach.n_pot == pytest.approx(5e19)
     # the beam line (x = y = 0) lies outside it: an off-axis volume

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from _tolerance import EPS64, assert_same_decisions, reorder_tol
 
-from gammastar.corrections.pair_acceptance import FiducialRegion, LeptonAcceptance, PairAcceptance
+from gammastar.corrections.pair_acceptance import FiducialRegion
+from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields._fiducial_bound import inside_at_mass

@@ -204,7 +204,8 @@ def test_vjp_in_chunks_equals_one_serial_pass():
         # the other launches, each in a fresh interpreter of a few seconds; in the slow suite
         # pair_acceptance's table, computed (an empty cache): a compiled kernel, no pool
         pytest.param(
-            "from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance; "
+            "from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance; "
+            "from gammastar.corrections.pair_acceptance.table import PairAcceptance; "
             "PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057, "
             "mass_range=(0.3, 0.5), p_max=10.0, grid=(3, 4, 5), quadrature=(4, 4))",
             marks=pytest.mark.slow,

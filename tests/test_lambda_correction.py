@@ -30,7 +30,8 @@ from gammastar.corrections.lambda_correction import (
     read_simulation,
     selection_correction,
 )
-from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
+from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.corrections.polarisation import angular_functions, fit_lambdas, measure
 from gammastar.errors import InputError
 

@@ -12,7 +12,9 @@ import pytest
 from scipy import integrate, optimize
 
 from gammastar.config.mock import MockConfig
-from gammastar.reach.stats import Channel, Model, build_spec, upper_limit
+from gammastar.reach.stats import upper_limit
+from gammastar.reach.stats.model import Channel, Model
+from gammastar.reach.stats.workspace import build_spec
 from gammastar.source.production import MOCK_NUISANCE, with_mock_nuisance
 from gammastar.yields.stage import mock_normalisation
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
+from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.constants import M_MU
 
@@ -152,7 +153,7 @@ def test_bad_lepton_map_is_one_error_naming_the_file(tmp_path, values, words):
     import hist
     import uproot
 
-    from gammastar.corrections.pair_acceptance import load_lepton_map
+    from gammastar.corrections.pair_acceptance.lepton import load_lepton_map
 
     h = hist.Hist(hist.axis.Regular(4, 0, 400), hist.axis.Regular(4, 0, 0.3))
     h.view()[...] = 0.5
@@ -196,7 +197,8 @@ def test_moments_at_equals_one_interpolation_per_table(table):
     range), where both give 0."""
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.corrections.pair_acceptance import N_MOMENTS, _interpolate
+    from gammastar.corrections.pair_acceptance.interpolation import _interpolate
+    from gammastar.corrections.pair_acceptance.tabulation import N_MOMENTS
 
     n = 20_000
     m, p, th = _pair_points(n, seed=7)
@@ -239,7 +241,7 @@ def test_acceptance_at_equals_the_lookup_of_with_lambda(table, kind):
     own."""
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.corrections import pair_acceptance as pa
+    from gammastar.corrections.pair_acceptance import interpolation as pa
 
     n = 3 * pa._BLOCK + 77
     m, p, th = _pair_points(n, seed=23)
@@ -280,7 +282,7 @@ def test_pair_moments_in_single_precision(table):
     same mass nodes. Another dtype is an error."""
     from _tolerance import EPS32, EPS64, reorder_tol
 
-    from gammastar.corrections import pair_acceptance as pa
+    from gammastar.corrections.pair_acceptance import interpolation as pa
 
     n = 2 * pa._BLOCK + 5
     m, p, th = _pair_points(n, seed=29)
@@ -316,7 +318,7 @@ def test_pair_moments_in_single_precision(table):
 
 def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
     """The lookup computes each block's cells and contracts them while they are in the cache
-    (pair_acceptance._trilinear; the clip and the NaN → 0 of the offsets in one fmax/fmin).
+    (pair_acceptance.interpolation._trilinear; the clip and the NaN → 0 of the offsets in one fmax/fmin).
     Reference: scipy's RegularGridInterpolator (linear) on the same nodes, p* of the mass,
     log p, θ: an independent trilinear interpolation. Tolerance (tests/_tolerance.py): the
     8 corners' sum rounds in another order (≲ 16 roundings of a value ≤ 1), and the offsets
@@ -328,7 +330,8 @@ def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
     from _tolerance import EPS64, reorder_tol
     from scipy.interpolate import RegularGridInterpolator
 
-    from gammastar.corrections import pair_acceptance as pa
+    from gammastar.corrections.pair_acceptance import interpolation as pa
+    from gammastar.corrections.pair_acceptance.tabulation import N_MOMENTS
 
     rng = np.random.default_rng(11)
     n = 3 * pa._BLOCK + 123
@@ -343,7 +346,7 @@ def test_blocked_interpolation_equals_an_independent_trilinear_one(table):
     # the coordinates as the lookup computes them from (m, p) (their round trips differ by
     # an ulp, which the table's slopes would amplify)
     at = np.column_stack([pa._pstar(m, M_MU), np.log(np.exp(logp)), th])
-    for k in range(pa.N_MOMENTS):
+    for k in range(N_MOMENTS):
         ref = RegularGridInterpolator(nodes, table.moments[k])(at)
         tol = reorder_tol(16, 1.0, EPS64) + reorder_tol(4, max(table.moments.shape) - 1, EPS64)
         assert np.all(np.abs(got[k] - ref) <= tol), k

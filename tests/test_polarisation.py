@@ -16,7 +16,8 @@ import pytest
 from gammastar.channels import Channel
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig, MockPolarisation
-from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
+from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.corrections.polarisation import (
     angular_functions,
     fit_lambdas,

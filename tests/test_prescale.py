@@ -220,11 +220,9 @@ def _na60_region():
     """The NA60-like spectrometer's fiducial region F (analysis/na60_like.yaml: E_ℓ > 3 GeV,
     35–120 mrad, A ≥ 0.05) on a coarse table (6 × 24 × 24, quadrature 8 × 8: F's membership,
     not A's accuracy, matters here), as ``yields.json`` ``extrapolation.fiducial`` holds it."""
-    from gammastar.corrections.pair_acceptance import (
-        FiducialRegion,
-        LeptonAcceptance,
-        PairAcceptance,
-    )
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+    from gammastar.corrections.pair_acceptance.table import PairAcceptance
 
     pa = PairAcceptance.build(LeptonAcceptance(3.0, 0.035, 0.120), lepton_mass=0.1056583755,
                               mass_range=(0.22, 1.1), p_max=400.0, grid=(6, 24, 24),

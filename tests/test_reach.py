@@ -20,7 +20,9 @@ from gammastar.reach.acceptance import draw
 from gammastar.reach.scan import ScanSettings, scan
 from gammastar.reach.signal import MassModelSettings, eps_boundaries, mass_model
 from gammastar.reach.stage import run_reach
-from gammastar.reach.stats import Channel, Model, cls, load_workspace, quiet_pyhf, upper_limit
+from gammastar.reach.stats import cls, upper_limit
+from gammastar.reach.stats.model import Channel, Model
+from gammastar.reach.stats.workspace import load_workspace, quiet_pyhf
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import load_yields
 
@@ -174,7 +176,7 @@ def test_eps_scan_agrees_with_per_point_pyhf_hypotest_asymptotic():
     import pyhf
 
     from gammastar.reach.signal import signal_events
-    from gammastar.reach.stats import build_spec, validate_spec
+    from gammastar.reach.stats.workspace import build_spec, validate_spec
 
     mass, y = 0.35, 3e-3
     bkg, kappa = {"mumu": 60.0}, {"mumu": 1.1}

@@ -60,11 +60,9 @@ class ToyFlow:
 @pytest.fixture(scope="module")
 def region():
     """A fiducial region like the demo's (both muons 35-120 mrad with E > 3 GeV, A ≥ 0.05)."""
-    from gammastar.corrections.pair_acceptance import (
-        FiducialRegion,
-        LeptonAcceptance,
-        PairAcceptance,
-    )
+    from gammastar.corrections.pair_acceptance import FiducialRegion
+    from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+    from gammastar.corrections.pair_acceptance.table import PairAcceptance
 
     pa = PairAcceptance.build(LeptonAcceptance(3.0, 0.035, 0.12), lepton_mass=0.1057,
                               mass_range=(0.2, 1.1), p_max=200.0, grid=(4, 12, 12),

@@ -14,17 +14,10 @@ from scipy import integrate, optimize, stats
 
 from gammastar.core.artifacts import write_json
 from gammastar.errors import GammastarError
-from gammastar.reach.stats import (
-    BANDS,
-    Channel,
-    Model,
-    build_spec,
-    cls,
-    load_workspace,
-    quiet_pyhf,
-    upper_limit,
-    validate_spec,
-)
+from gammastar.reach.stats import cls, upper_limit
+from gammastar.reach.stats.interface import BANDS
+from gammastar.reach.stats.model import Channel, Model
+from gammastar.reach.stats.workspace import build_spec, load_workspace, quiet_pyhf, validate_spec
 
 PYHF = str(Path(sys.executable).with_name("pyhf"))
 
@@ -220,14 +213,15 @@ def test_a_method_is_one_registry_entry(monkeypatch):
     from gammastar.config.reach import StatsMethod
     from gammastar.errors import ConfigError
     from gammastar.reach import stats
+    from gammastar.reach.stats.interface import LimitResult, Method
 
     assert set(typing.get_args(StatsMethod)) == {"auto", *stats.METHODS}
     with pytest.raises(ConfigError, match=r"reach\.method"):
         config_from_dict({"name": "t", "reach": {"method": "fixed"}})
-    fixed = stats.Method(
+    fixed = Method(
         "fixed",
         "a fixed limit of 7 events (a test)",
-        limit=lambda req: stats.LimitResult(req.cl, "fixed", dict.fromkeys(BANDS, 7.0)),
+        limit=lambda req: LimitResult(req.cl, "fixed", dict.fromkeys(BANDS, 7.0)),
         cls=lambda req, n: (None, [float(n < 7)] * 5),
         auto=lambda req: True,
     )

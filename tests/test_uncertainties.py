@@ -16,7 +16,9 @@ from scipy import integrate, optimize, stats
 
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.reach.stats import Channel, Model, build_spec, cls, quiet_pyhf, upper_limit
+from gammastar.reach.stats import cls, upper_limit
+from gammastar.reach.stats.model import Channel, Model
+from gammastar.reach.stats.workspace import build_spec, quiet_pyhf
 from gammastar.yields.uncertainties import (
     at_masses,
     lambda_theta_variation,
@@ -155,7 +157,8 @@ def test_lambda_theta_variation_reweights_each_pair():
 def test_lambda_theta_variation_on_real_tables_has_the_sign_of_the_acceptance():
     # a window of small lab angles favours decays along the flight direction (cos θ* ≈ ±1):
     # more weight in cos²θ* (λ > 0) raises A, so the unfolded yield (∝ 1/A) falls: up < 0
-    from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
+    from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+    from gammastar.corrections.pair_acceptance.table import PairAcceptance
 
     la = LeptonAcceptance(3.0, 0.035, 0.12)
     kw = {"lepton_mass": 0.10566, "mass_range": (0.25, 0.8), "p_max": 200.0}
@@ -484,7 +487,7 @@ def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
     interpolated linearly are √2 too large midway (also asserted)."""
     from types import SimpleNamespace
 
-    from gammastar.corrections.pair_acceptance import PairAcceptance
+    from gammastar.corrections.pair_acceptance.table import PairAcceptance
     from gammastar.yields.uncertainties import interpolated_error
 
     edges = np.array([0.2, 0.3, 0.45, 0.7, 1.1])
@@ -727,7 +730,7 @@ class _LinearTable:
         return _LinearTable(lam)
 
     def lambda_nodes(self, mass_edges, values):
-        from gammastar.corrections.pair_acceptance import PairAcceptance
+        from gammastar.corrections.pair_acceptance.table import PairAcceptance
 
         return PairAcceptance.lambda_nodes(self, mass_edges, values)
 

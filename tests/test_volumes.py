@@ -19,25 +19,17 @@ from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.decay import decay_probability
 from gammastar.physics.kinematics import decay_in_helicity_frame
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.physics.volumes import (
-    PLANES,
-    VOLUMES,
-    Annulus,
+from gammastar.physics.volumes import PLANES, VOLUMES, Requirements, build, spec
+from gammastar.physics.volumes.checks import ShapeError
+from gammastar.physics.volumes.planes import Annulus, Circle, CircleHole, Rectangle, RectangleHole
+from gammastar.physics.volumes.shapes import (
     Box,
-    Circle,
-    CircleHole,
     Cone,
     Cylinder,
     Frustum,
-    Rectangle,
-    RectangleHole,
-    Requirements,
-    ShapeError,
     Slab,
-    build,
     decay_in_volume,
     sample_decay_points,
-    spec,
 )
 from gammastar.source.eventgen import AprimeKinematics, detector_hits
 from gammastar.source.geometry import Geometry

@@ -24,7 +24,7 @@ KERNEL_MODULES = (
     "gammastar.flow._sampling_kernels",
     "gammastar.yields._extrapolation_kernel",
     "gammastar.yields._fiducial_bound",
-    "gammastar.corrections.pair_acceptance",
+    "gammastar.corrections.pair_acceptance.tabulation",
     "gammastar.events._hepmc_ascii",
 )
 """The modules with compiled kernels, each with a ``warm_up()`` (the thread-pool launcher

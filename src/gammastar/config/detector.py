@@ -51,7 +51,7 @@ def _detector_shapes(data: dict[str, Any]) -> dict[str, Any]:
     they imply filled in (a given one must agree) and the shapes stored as their finite
     mappings; raises ``ShapeError`` whose key starts with the detector key."""
     vol_mod = importlib.import_module("gammastar.physics.volumes")
-    shape_error = vol_mod.ShapeError
+    shape_error = importlib.import_module("gammastar.physics.volumes.checks").ShapeError
 
     def build(key: str, registry: Any) -> Any:
         if data.get(key) is None:
@@ -221,7 +221,7 @@ class DetectorConfig(Section):
             data.get(k) is None for k in ("volume", "plane", "daughters")
         ):
             return data
-        shape_error = importlib.import_module("gammastar.physics.volumes").ShapeError
+        shape_error = importlib.import_module("gammastar.physics.volumes.checks").ShapeError
         try:
             return _detector_shapes(data)
         except shape_error as err:

@@ -225,7 +225,7 @@ def _fit(side, acceptance, edges, w):
 def generated_weight(rows: dict[str, NDArray[np.float64]], acceptance: Any) -> NDArray[np.float64]:
     """Each generator-level row's probability that the analysis's lepton cuts accept both its
     leptons at their true energies and polar angles (``acceptance.lepton``,
-    :meth:`~gammastar.corrections.pair_acceptance.LeptonAcceptance.probability`): the fit's acceptance
+    :meth:`~gammastar.corrections.pair_acceptance.lepton.LeptonAcceptance.probability`): the fit's acceptance
     model then describes the rows exactly."""
     lep, m_l = acceptance.lepton, acceptance.lepton_mass
     w = np.ones(rows["E_plus_true"].size)
@@ -340,7 +340,7 @@ def selection_correction(
 
     Arguments:
         rows: :func:`read_simulation`.
-        acceptance: the selection's :class:`~gammastar.corrections.pair_acceptance.PairAcceptance` (its
+        acceptance: the selection's :class:`~gammastar.corrections.pair_acceptance.table.PairAcceptance` (its
             moment tables; its isotropic A ≥ ``min_acceptance`` is the fits' fiducial region).
         edges: the data's polarisation bins (``polarisation.mass_edges``).
         min_acceptance: ``unfold.min_acceptance``.
@@ -355,7 +355,8 @@ def selection_correction(
 
     Example (a detector without cuts and resolution measures the truth: shift 0, slope 1):
         >>> import numpy as np
-        >>> from gammastar.corrections.pair_acceptance import LeptonAcceptance, PairAcceptance
+        >>> from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+        >>> from gammastar.corrections.pair_acceptance.table import PairAcceptance
         >>> pa = PairAcceptance.build(LeptonAcceptance(0.0, 0.0, 3.1), lepton_mass=0.1057,
         ...     mass_range=(0.4, 0.6), p_max=100.0, grid=(3, 4, 5))
         >>> rng = np.random.default_rng(1); n = 100_000

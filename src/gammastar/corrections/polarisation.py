@@ -14,7 +14,7 @@ conditional likelihood** of each pair's angles given its kinematics (m, p, θ):
           \cos 2\phi\, a\rangle + \lambda_{\theta\phi}\langle \sin 2\theta\cos\phi\, a\rangle},
 
 where a is the pair's pass probability and ⟨·⟩ the averages over the uniform decay sphere,
-the moment tables of :class:`gammastar.corrections.pair_acceptance.PairAcceptance` (a(Ω*) itself does not
+the moment tables of :class:`gammastar.corrections.pair_acceptance.table.PairAcceptance` (a(Ω*) itself does not
 depend on the λ and drops out). The production spectrum cancels, so the fit needs no model
 of it. Each pair enters with its efficiency-corrected, like-sign-subtracting weight (OS
 1/ε, SS −k_b/ε: ``weight · acc`` of ``pairs.parquet``); the errors are the sandwich
@@ -674,7 +674,7 @@ def measure(
     Arguments:
         pairs: mapping with the ``pairs.parquet`` columns ``m``, ``pT``, ``pz``, ``charge``,
             ``cos_theta_hel``, ``phi_hel``, ``weight``, ``acc``.
-        acceptance: the :class:`~gammastar.corrections.pair_acceptance.PairAcceptance` of the selection
+        acceptance: the :class:`~gammastar.corrections.pair_acceptance.table.PairAcceptance` of the selection
             (its moment tables).
         edges: mass bin edges.
         used_in_acceptance: recorded (whether the selection's weights follow this λ_θ).
@@ -682,7 +682,7 @@ def measure(
         moments: (4, n) the acceptance's moments at every pair (``acceptance.moments_at``
             of their (m, p, θ)) when already computed (a measured λ_θ computes them for its
             isotropic weights): taken instead of looking them up per bin, the same numbers
-            (float64; or float32, :meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.
+            (float64; or float32, :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.
             pair_moments`: gathered in it, the fit in float64 from them).
 
     Returns:
@@ -739,7 +739,7 @@ def measure(
 def _rows(table: NDArray[np.float64], k: NDArray[np.intp]) -> NDArray[np.float64]:
     """The columns ``k`` of a (rows, n) table, gathered row by row (1-d gathers: 2–3×
     faster than ``table[:, k]``), in the table's dtype. A transposed view of rows
-    (:attr:`~gammastar.corrections.pair_acceptance.PairMoments.values`): one gather of the rows (a
+    (:attr:`~gammastar.corrections.pair_acceptance.table.PairMoments.values`): one gather of the rows (a
     transposed view of them returned)."""
     if table.T.flags.c_contiguous and not table.flags.c_contiguous:
         return table.T.take(k, axis=0).T

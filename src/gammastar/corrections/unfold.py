@@ -661,7 +661,7 @@ def acceptance_weights(
 
     Arguments:
         am: the :class:`AcceptanceMap` or :class:`AcceptanceMap3D`, or a per-pair acceptance
-            (:class:`gammastar.corrections.pair_acceptance.PairAcceptance`: A(m, q) from ``m``, ``pt``
+            (:class:`gammastar.corrections.pair_acceptance.table.PairAcceptance`: A(m, q) from ``m``, ``pt``
             and ``pz``, defined everywhere).
         m, pt: pair mass and pT (reconstructed: the map is applied at the measured values).
         pz: pair longitudinal momentum (needed by a 3-D map and a per-pair acceptance).

@@ -64,7 +64,7 @@ from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockDetector
-from gammastar.corrections.pair_acceptance import LeptonAcceptance
+from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
 from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ConfigError
 from gammastar.mock.cocktail import Sources
@@ -520,7 +520,7 @@ class Detector:
     def passes(
         self, mu: NDArray[np.float64], charge: NDArray[np.integer] | None = None
     ) -> NDArray[np.bool_]:
-        """Single-muon acceptance (:class:`~gammastar.corrections.pair_acceptance.LeptonAcceptance`, the
+        """Single-muon acceptance (:class:`~gammastar.corrections.pair_acceptance.lepton.LeptonAcceptance`, the
         class the analysis uses): E ≥ E_min and θ_min ≤ θ' ≤ θ_max (:meth:`in_window`)."""
         return (mu[3] >= self.lepton.min_energy) & self.in_window(mu, charge)
 

@@ -5,8 +5,8 @@ two-body decay of moving parents), :func:`sample_psi2_decay` (ψ₂ → ψ₁ℓ
 frame from the full matrix element of :mod:`gammastar.physics.darksector`),
 and :func:`idm_chain`, the pure function the events machinery calls: A′ four-momenta and
 production vertices in, the chain's particles and decay-in-volume weights out (the decay volume
-a :class:`gammastar.physics.volumes.Slab`, the weight and vertex from
-:func:`gammastar.physics.volumes.sample_decay_points`). Four-momenta are ``(4, n)`` arrays (px, py, pz, E) and vertices ``(3, n)`` (x, y, z), the
+a :class:`gammastar.physics.volumes.shapes.Slab`, the weight and vertex from
+:func:`gammastar.physics.volumes.shapes.sample_decay_points`). Four-momenta are ``(4, n)`` arrays (px, py, pz, E) and vertices ``(3, n)`` (x, y, z), the
 layout of :mod:`gammastar.physics.kinematics`, whose boost (rest frame → lab) and two-body
 kinematics these use.
 
@@ -39,7 +39,7 @@ from gammastar.physics.darksector import (
     psi2_width,
 )
 from gammastar.physics.kinematics import back_to_back, boost, invariant_mass, two_body_momentum
-from gammastar.physics.volumes import Slab, sample_decay_points
+from gammastar.physics.volumes.shapes import Slab, sample_decay_points
 
 __all__ = ["idm_chain", "sample_psi2_decay", "two_body_decay"]
 

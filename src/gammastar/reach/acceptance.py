@@ -204,7 +204,7 @@ def draw(
     * any other geometry (its shapes, :meth:`~gammastar.source.geometry.Geometry.shapes`):
       each A′ ray from the production point (the origin) crosses the decay volume on the
       exact path-length interval(s) [s_in, s_out]
-      (:meth:`gammastar.physics.volumes.Volume.entry_exit`); each interval is cut into
+      (:meth:`gammastar.physics.volumes.shapes.Volume.entry_exit`); each interval is cut into
       ``z_steps`` cells along the path when there is a detection plane (one cell without:
       the verdict does not depend on the vertex), the hit per cell from the daughters (or
       the A′ line) propagated from the cell's mid-point to the plane and the requirements

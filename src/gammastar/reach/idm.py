@@ -42,9 +42,10 @@ from gammastar.errors import ConfigError, GammastarError
 from gammastar.physics.darkchain import idm_chain
 from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi2_ctau, psi2_width
 from gammastar.physics.decay import decay_probability
-from gammastar.physics.volumes import Slab
+from gammastar.physics.volumes.shapes import Slab
 from gammastar.reach import stats
 from gammastar.reach.acceptance import draw_dark, draw_dark_pair
+from gammastar.reach.stats.model import Channel, Model
 from gammastar.source.geometry import Geometry
 from gammastar.source.setup import aprime_source, polarisation
 
@@ -313,8 +314,8 @@ def _expected_s_up(background: float, n_pot_rel_uncertainty: float, cl: float) -
     """The expected upper limit on the signal per band (exact CLs, one counting bin,
     :mod:`gammastar.reach.stats`)."""
 
-    model_b = stats.Model(
-        [stats.Channel("idm", [1.0], [max(background, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
+    model_b = Model(
+        [Channel("idm", [1.0], [max(background, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
     )
     return stats.upper_limit(model_b, cl=cl, method="exact").expected
 

@@ -38,7 +38,7 @@ def impact(
     exact construction).
 
     Arguments:
-        model: the mass point's :class:`gammastar.reach.stats.Model`.
+        model: the mass point's :class:`gammastar.reach.stats.model.Model`.
         boundaries: ``s → (ε_low, ε_high)`` where N_sig(ε) = s at this mass (the reach's
             :func:`gammastar.reach.signal.eps_boundaries` on its N_sig; passed in: the reach
             imports this module).

@@ -47,6 +47,7 @@ from gammastar.physics.sampling import sample_mt_power
 from gammastar.physics.scintillator import ScintillatorDetector
 from gammastar.physics.target import interaction_probability, yield_scale
 from gammastar.reach import stats
+from gammastar.reach.stats.model import Channel, Model
 from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = [
@@ -525,8 +526,8 @@ def mcp_reach(
     """
 
     b = detector.background_events()
-    model = stats.Model(
-        [stats.Channel("mcp", [1.0], [max(b, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
+    model = Model(
+        [Channel("mcp", [1.0], [max(b, 1e-9)])], n_pot_unc=n_pot_rel_uncertainty
     )
     lim = stats.upper_limit(model, cl=cl, method="exact")
     m = np.atleast_1d(np.asarray(mass_chi, dtype=np.float64))

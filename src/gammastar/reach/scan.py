@@ -28,12 +28,9 @@ from gammastar.reach.signal import (
     mass_model,
     signal_events,
 )
-from gammastar.reach.stats import (
-    BANDS,
-    LimitResult,
-    Model,
-    upper_limit,
-)
+from gammastar.reach.stats import upper_limit
+from gammastar.reach.stats.interface import BANDS, LimitResult
+from gammastar.reach.stats.model import Model
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import Yields
 from gammastar.source.source import Source

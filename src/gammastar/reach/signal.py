@@ -17,11 +17,7 @@ from scipy import optimize
 from gammastar.errors import GammastarError
 from gammastar.physics import darkphoton
 from gammastar.reach.acceptance import KinematicSample
-from gammastar.reach.stats import (
-    Channel,
-    Model,
-    gaussian_template,
-)
+from gammastar.reach.stats.model import Channel, Model, gaussian_template
 
 __all__ = ["MassModelSettings", "eps_boundaries", "mass_model", "signal_events", "window_edges"]
 

@@ -56,10 +56,8 @@ from gammastar.reach.scan import (
     ScanSettings,
     scan_with,
 )
-from gammastar.reach.stats import (
-    BANDS,
-    build_spec,
-)
+from gammastar.reach.stats.interface import BANDS
+from gammastar.reach.stats.workspace import build_spec
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,

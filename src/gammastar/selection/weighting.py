@@ -224,16 +224,16 @@ def _measured_acceptance(
     run's pairs (``w.pairs``, in memory), without a second pass over the input files.
 
     The acceptance's four decay-angle moments are interpolated at every pair once, in single
-    precision (:meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.pair_moments`); the pairs
+    precision (:meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.pair_moments`); the pairs
     are weighted as the isotropic selection weighs them (:func:`_weigh_table` with A = ⟨a⟩,
     the first moment, which is ``run.am`` at λ_θ = 0; the η → μμ ``rate`` scaling too), and
     λ_θ(m) is fitted to them (:func:`_measure_polarisation`): **the measured λ_θ(m) is the fit
     on the pairs of the isotropic fiducial region** (A at λ_θ = 0 ≥ ``unfold.min_acceptance``,
     fit weights k_b/ε), and that fit is the ``polarisation`` block the selection writes
     (``w.polarisation``, ``used_in_acceptance`` true). The acceptance follows it at the
-    table's mass nodes (:meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.with_lambda`: the
+    table's mass nodes (:meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.with_lambda`: the
     moment tables, no new tabulation), its A at every pair from the same moments
-    (:meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.acceptance_at`, no second
+    (:meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.acceptance_at`, no second
     interpolation). The caller then weights the same table again with it: pair by pair the
     numbers that a first pass over the files (a selection at λ_θ = 0, whose block this is) and
     a second pass (one with the acceptance of its λ_θ(m)) would give, to the moments' single

@@ -23,7 +23,7 @@ from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
 from gammastar.physics.decay import decay_probability, sample_decay_length
 from gammastar.physics.kinematics import boost, decay_in_helicity_frame
 from gammastar.physics.sampling import sample_cos_theta
-from gammastar.physics.volumes import Volume, sample_decay_points
+from gammastar.physics.volumes.shapes import Volume, sample_decay_points
 
 if TYPE_CHECKING:
     from gammastar.source.geometry import Shapes
@@ -416,7 +416,7 @@ def shaped_decay(
     Each particle flies from ``origin`` along its momentum; its vertex is drawn from the
     exponential law of decay length ℓ = (|p|/m) cτ truncated to its crossing(s) of the
     volume, with P(decay in the volume) as the weight
-    (:func:`gammastar.physics.volumes.sample_decay_points`, the exact entry and exit). One that
+    (:func:`gammastar.physics.volumes.shapes.sample_decay_points`, the exact entry and exit). One that
     cannot reach the volume (or is not ``ok``) decays where its free exponential law puts it,
     with weight 0.
 
@@ -432,7 +432,7 @@ def shaped_decay(
         (vertex (3, n), P (n,), path length from the origin (n,)), m.
 
     Example:
-        >>> from gammastar.physics.volumes import Box
+        >>> from gammastar.physics.volumes.shapes import Box
         >>> v, w, s = shaped_decay(Box(half_x=1, half_y=1, z1=10, z2=20), np.zeros((3, 1)),
         ...                        np.array([[0.0], [0.0], [10.0], [10.05]]), np.array([True]),
         ...                        1.0, 5.0, np.random.default_rng(1))

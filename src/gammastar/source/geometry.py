@@ -15,6 +15,8 @@ from pydantic import ValidationError
 from gammastar.config.detector import DetectorConfig
 from gammastar.errors import GammastarError
 from gammastar.physics import volumes
+from gammastar.physics.volumes.planes import Annulus, Circle, Plane
+from gammastar.physics.volumes.shapes import Cone, Slab, Volume
 
 __all__ = ["Geometry", "Shapes"]
 
@@ -56,7 +58,7 @@ class Geometry(DetectorConfig):
         return np.linspace(self.l1, float(self.l2), self.z_steps + 1)
 
     # ------------------------------------------------------------------ shapes
-    def volume_shape(self) -> volumes.Volume:
+    def volume_shape(self) -> Volume:
         """The decay volume as a shape of :data:`gammastar.physics.volumes.VOLUMES`:
         ``volume`` when given, else the window keys' (a ``cone`` θ_min ≤ θ < θ_max from
         ``l1`` to ``l2``, or with ``both_daughters`` or no window (θ from 0 to π/2 or more) a
@@ -70,10 +72,10 @@ class Geometry(DetectorConfig):
             return volumes.build(volumes.VOLUMES, self.volume)
         z2 = np.inf if self.l2 is None else float(self.l2)
         if self.both_daughters or (self.theta_min == 0 and self.theta_max >= np.pi / 2):
-            return volumes.Slab(z1=self.l1, z2=z2)
-        return volumes.Cone(theta_min=self.theta_min, theta_max=self.theta_max, z1=self.l1, z2=z2)
+            return Slab(z1=self.l1, z2=z2)
+        return Cone(theta_min=self.theta_min, theta_max=self.theta_max, z1=self.l1, z2=z2)
 
-    def plane_shape(self) -> volumes.Plane | None:
+    def plane_shape(self) -> Plane | None:
         """The detection plane as a shape of :data:`gammastar.physics.volumes.PLANES`: ``plane``
         when given, else the window keys' ``annulus`` (``r_min``, ``r_max``, z = ``plane_z``;
         no ``r_max``: no outer edge), or ``None`` without ``plane_z``.
@@ -87,7 +89,7 @@ class Geometry(DetectorConfig):
         if self.plane_z is None:
             return None
         r_max = np.inf if self.r_max is None else float(self.r_max)
-        return volumes.Annulus(r_min=self.r_min, r_max=r_max, z=self.plane_z)
+        return Annulus(r_min=self.r_min, r_max=r_max, z=self.plane_z)
 
     def requirements(self) -> volumes.Requirements:
         """What the detector asks of the daughters, with the ``efficiency``:
@@ -162,10 +164,10 @@ class Geometry(DetectorConfig):
         plain = Geometry(**{f: getattr(self, f) for f in _WINDOW_FIELDS})
         mine = self.plane_shape()
         theirs = plain.plane_shape()
-        if isinstance(mine, volumes.Circle) and not isinstance(theirs, volumes.Circle):
+        if isinstance(mine, Circle) and not isinstance(theirs, Circle):
             # a disc is the annulus with r_min = 0
-            mine = volumes.Annulus(r_min=0.0, r_max=mine.radius, z=mine.z, offset=mine.offset,
-                                   hole=mine.hole)  # fmt: skip
+            mine = Annulus(r_min=0.0, r_max=mine.radius, z=mine.z, offset=mine.offset,
+                           hole=mine.hole)  # fmt: skip
         return (
             self.volume_shape() == plain.volume_shape()
             and mine == theirs
@@ -192,8 +194,8 @@ class Shapes:
         [True]
     """
 
-    volume: volumes.Volume
-    plane: volumes.Plane | None
+    volume: Volume
+    plane: Plane | None
     requirements: volumes.Requirements
 
     def seen(

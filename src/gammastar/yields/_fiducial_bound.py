@@ -1,7 +1,7 @@
 """The fiducial region's test at one mass, made on the points that can pass it.
 
 :meth:`~gammastar.corrections.pair_acceptance.FiducialRegion.contains` interpolates the pair
-acceptance A(m, p, θ) of its :class:`~gammastar.corrections.pair_acceptance.PairAcceptance`
+acceptance A(m, p, θ) of its :class:`~gammastar.corrections.pair_acceptance.table.PairAcceptance`
 trilinearly (in p*(m), log p and θ) at every point, about 50 ns a point: the extrapolation fit
 tests 4·10⁵ reference points (``_Reference``) and 6·10⁴ quadrature points (``_grid_in_f``) per
 fit group and fiducial region, of which a fifth pass. A trilinear value is a convex combination
@@ -24,7 +24,9 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from gammastar.corrections.pair_acceptance import FiducialRegion, LeptonAcceptance, PairAcceptance
+from gammastar.corrections.pair_acceptance import FiducialRegion
+from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 
 __all__ = [
     "acceptance_at_mass",
@@ -134,7 +136,7 @@ def _top(table: NDArray, i0: int, i1: int) -> NDArray:
 def cells(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[np.intp]:
     """Each point's (log p, θ) cell of ``fiducial``'s table, flat over (n_p − 1, n_θ − 1)
     (:func:`cell_bound`'s layout), for γ* of mass ``m`` given as (q_T, E) (p, θ as
-    :meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.of_kinematics` finds them);
+    :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.of_kinematics` finds them);
     points beyond the grid in the cells at its edges, a point without a momentum in the
     first."""
     acc = fiducial.acceptance
@@ -350,7 +352,7 @@ def _trilinear_at(m, lp, th, flat, nm, n_p, n_t, ps0, x_scale, lp0, y_scale, t1,
                   m_lep):  # fmt: skip  # pragma: no cover - compiled
     """A at the points (ln p ``lp``, θ ``th``) of mass ``m`` on the float64 (p*(m), log p, θ)
     table ``flat`` (flattened, nodes ``nm``, ``n_p``, ``n_t``), clipped to [0, 1]: the
-    arithmetic of :func:`gammastar.corrections.pair_acceptance._cells` and ``_contract``
+    arithmetic of :func:`gammastar.corrections.pair_acceptance.interpolation._cells` and ``_contract``
     operation by operation (the same IEEE operations in the same order, no fused ones: the
     same numbers), point by point instead of array by array."""
     n = lp.size
@@ -474,7 +476,7 @@ def inside_at_mass(fiducial: Any, m: float, qt: NDArray, e: NDArray) -> NDArray[
         Whether each point lies inside, the shape of ``qt``.
 
     Example:
-        >>> from gammastar.corrections.pair_acceptance import LeptonAcceptance
+        >>> from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
         >>> pa = PairAcceptance.build(LeptonAcceptance(3.0, 0.035, 0.12), lepton_mass=0.1057,
         ...     mass_range=(0.3, 0.5), p_max=400.0, grid=(3, 40, 40), quadrature=(8, 8))
         >>> f = FiducialRegion(pa, 0.05)

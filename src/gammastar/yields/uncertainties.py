@@ -15,7 +15,7 @@ Sources (:data:`gammastar.config.yields.BUILTIN_NUISANCES`):
   the subtracted combinatorial yield C scales with R, so δY/Y = ∓δR·C/W per bin (W the
   unfolded, subtracted sum of weights).
 * ``acceptance_lambda_theta`` – the per-pair acceptance A(m, q) recomputed at λ_θ ± δλ
-  (:class:`gammastar.corrections.pair_acceptance.PairAcceptance`), each pair re-weighted by
+  (:class:`gammastar.corrections.pair_acceptance.table.PairAcceptance`), each pair re-weighted by
   A_λ/A_{λ±δλ}. A configured λ_θ (``uncertainties.lambda_theta_err``) holds the fiducial
   region (:func:`lambda_theta_variation`); a measured λ_θ (``yields.json``
   ``polarisation.lambda_theta_err``) moves it as the selection's own region moves with λ̂,
@@ -55,11 +55,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.corrections.background import eta_mumu_rate_peak
 from gammastar.corrections.migration import applied_correction
-from gammastar.corrections.pair_acceptance import (
-    FiducialRegion,
-    PairAcceptance,
-    fiducial_from_config,
-)
+from gammastar.corrections.pair_acceptance import FiducialRegion, fiducial_from_config
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.corrections.unfold import load_acceptance_map, split_map_spec
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.kinematics import rapidity_pz
@@ -268,7 +265,7 @@ def lambda_theta_variation(
     Arguments:
         pairs: ``m``, ``pT``, ``pz``, ``weight`` (the pairs table).
         edges: the yield's mass-bin edges.
-        nominal: the :class:`~gammastar.corrections.pair_acceptance.PairAcceptance` the weights used.
+        nominal: the :class:`~gammastar.corrections.pair_acceptance.table.PairAcceptance` the weights used.
         varied: the tables at λ_θ + δλ and λ_θ − δλ.
         min_acceptance: ``unfold.min_acceptance``.
 
@@ -349,7 +346,7 @@ def acceptance_free_weights(
 def lambda_bin_errors(values: Any, errors: Any) -> dict[int, NDArray[np.float64]]:
     """Each measured polarisation bin moved alone: ``{k: shifts}`` with σ_k in bin k, 0 in the
     other bins with a λ̂ (held nodes of the selection's λ_θ(m), error or not) and NaN where
-    there is no λ̂ (skipped, as :meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes`
+    there is no λ̂ (skipped, as :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.lambda_nodes`
     skips it); only bins with a λ̂ and a positive error are moved (``None`` reads as missing).
 
     Example:
@@ -403,7 +400,7 @@ def lambda_theta_moving_variation(
         pairs: ``m``, ``pT``, ``pz``, ``weight``, ``acc``, ``eff``, ``charge`` (and ``y`` with
             an ``extrapolation``).
         edges: the yield's mass-bin edges.
-        nominal: the selection's :class:`~gammastar.corrections.pair_acceptance.PairAcceptance` (at λ̂).
+        nominal: the selection's :class:`~gammastar.corrections.pair_acceptance.table.PairAcceptance` (at λ̂).
         polarisation: ``yields.json`` ``polarisation`` (``mass_edges``, ``lambda_theta``,
             ``lambda_theta_err``).
         min_acceptance: ``unfold.min_acceptance``.
@@ -589,7 +586,7 @@ def interpolated_error(m: ArrayLike, centres: ArrayLike, err: ArrayLike) -> NDAr
     r"""The 1σ of a quantity interpolated linearly between independent measurements.
 
     λ_θ(m) is linear between the measurement's bin centres (the end bins' values beyond them:
-    :meth:`gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes`), λ(m) = Σ_k T_k(m) λ̂_k, and
+    :meth:`gammastar.corrections.pair_acceptance.table.PairAcceptance.lambda_nodes`), λ(m) = Σ_k T_k(m) λ̂_k, and
     the bins' fits use disjoint pairs, so σ(m) = √(Σ_k T_k² σ_k²), not the interpolated
     Σ_k T_k σ_k (up to √2 too large between two centres, as for the yield's interpolated
     error, :meth:`gammastar.source.production.Yields.at`; the scatter over mock realisations agrees with
@@ -1028,7 +1025,7 @@ def _map_statistics(
 def lambda_tables(nominal: Any, edges: ArrayLike, dl: ArrayLike) -> tuple[Any, Any]:
     """The per-pair acceptance at λ_θ(m) + δλ(m) and at λ_θ(m) − δλ(m) (clipped to [−1, 1])
     around ``nominal``'s, δλ given per mass bin of ``edges`` and taken to the table's mass
-    nodes as :meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.lambda_nodes` takes values:
+    nodes as :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.lambda_nodes` takes values:
     from the decay-angle moments, without a new tabulation. The tables of the
     ``acceptance_lambda_theta`` nuisance."""
     lam = np.broadcast_to(np.asarray(nominal.lambda_theta, dtype=float), nominal.m_grid.shape)
@@ -1051,7 +1048,7 @@ def _lambda_nuisance(
     The nominal table is the selection's (:func:`gammastar.corrections.pair_acceptance.fiducial_from_config`:
     the configured λ_θ, or with ``unfold.decay_lambda_theta: measured`` the λ_θ(m) the selection
     measured and used); the varied ones follow from its decay-angle moments without a new
-    tabulation (:meth:`~gammastar.corrections.pair_acceptance.PairAcceptance.with_lambda`), λ_θ ± δλ per
+    tabulation (:meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.with_lambda`), λ_θ ± δλ per
     mass node, clipped to [−1, 1]. A configured λ_θ holds the fiducial region (it does not move
     with the data: :func:`lambda_theta_variation`); a measured λ_θ (``polarisation``, the pairs
     with ``acc`` and ``eff``) moves it, each polarisation bin alone
