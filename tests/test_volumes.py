@@ -39,8 +39,9 @@ from gammastar.physics.volumes import (
     sample_decay_points,
     spec,
 )
-from gammastar.source.eventgen import AprimeKinematics, detector_hits
+from gammastar.source.aprime import AprimeKinematics
 from gammastar.source.geometry import Geometry
+from gammastar.source.hits import detector_hits
 
 Z = np.array([0.0, 0.0, 1.0])
 O = np.zeros(3)
