@@ -100,7 +100,7 @@ def test_mock_detector_and_per_pair_acceptance_agree():
     two muons pass, within the Poisson error and the 2.5% interpolation tolerance."""
     from gammastar.channels import Channel
     from gammastar.config import AnalysisConfig, MockConfig
-    from gammastar.mock.generate import MockGenerator
+    from gammastar.mock.generator import MockGenerator
 
     cfg = AnalysisConfig(mock=MockConfig(efficiency_map=None))
     gen = MockGenerator(cfg, seed=5)
