@@ -21,7 +21,8 @@ import numpy as np
 
 from gammastar.events.hepmc import HEPMC_FOOTER, hepmc_header, hepmc_text
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.source.eventgen import DECAYS, PDG_PROTON, PDG_SYSTEM, EventSettings, generate_chunks
+from gammastar.source.decays import DECAYS
+from gammastar.source.eventgen import PDG_PROTON, PDG_SYSTEM, EventSettings, generate_chunks
 from gammastar.source.geometry import Geometry
 
 

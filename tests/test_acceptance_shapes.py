@@ -16,7 +16,9 @@ from gammastar.physics.darksector import I2DM, IDM
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.physics.volumes.shapes import decay_in_volume
 from gammastar.reach.acceptance import channel_samples, draw, draw_dark, draw_dark_pair
-from gammastar.source.eventgen import DECAYS, _kinematics, _psi2_kin, dark_chains
+from gammastar.source.dark_decays import _psi2_kin, dark_chains
+from gammastar.source.decays import DECAYS
+from gammastar.source.eventgen import _kinematics
 from gammastar.source.geometry import Geometry
 
 SAMPLER = ParametricSampler()
@@ -197,7 +199,7 @@ IDM_MODEL = IDM(m_aprime=0.6, m1=0.2, delta=0.4, alpha_d=0.1)  # m2 = 0.28 GeV: 
 @pytest.mark.parametrize("ctau", [3.0, 30.0])
 def test_dark_acceptance_matches_brute_force(ctau: float) -> None:
     """ψ₂ → ψ₁ee in the frustum: ``draw_dark`` against decay points drawn along the ψ₂
-    lines of the same chains (:func:`gammastar.source.eventgen.dark_chains`, ``draw_dark``'s
+    lines of the same chains (:func:`gammastar.source.dark_decays.dark_chains`, ``draw_dark``'s
     seed), the leptons to the plane with the frustum's requirements and the opening-angle cut;
     the binomial bound of :func:`brute_force`, 3σ's bound for the 2 cases."""
     g, n, seed, angle = geometry("frustum"), 40_000, 5, 0.002

@@ -17,8 +17,9 @@ from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, GammastarError
 from gammastar.events.stage import EventRequest, run_dark_events
 from gammastar.physics.darksector import aprime_branching_ratios
-from gammastar.source.eventgen import AprimeKinematics, dark_hits
+from gammastar.source.aprime import AprimeKinematics
 from gammastar.source.geometry import Geometry
+from gammastar.source.hits import dark_hits
 
 # a decay volume with the soft-lepton cuts of both tracks (energy threshold, angles, plane)
 SOFT = {
@@ -324,7 +325,7 @@ def test_bad_dark_cli(tmp_path, capsys):
 def test_aprime_spin_density_in_dark_decay(rho00):
     """A′ → ψ₁ψ₂ with the A′ spin density ρ₀₀: cos θ* of ψ₂ in the A′ helicity frame follows
     W ∝ 1 + λ′cos²θ*, λ′ = κ(1 − 3ρ₀₀)/(1 − κ(1 − ρ₀₀)), κ = (1 − (m₁ + m₂)²/m_A′²)/2
-    (eventgen.dark_decay_coefficients: the fermion trace contracted with the polarisation
+    (dark_decays.dark_decay_coefficients: the fermion trace contracted with the polarisation
     vectors). χ² over 20 bins of the 50 000 decays against the bin integrals of W: p > 1e-3;
     the same sample against isotropy: p < 1e-6 (the test has power)."""
     from scipy import stats as sps
@@ -332,7 +333,7 @@ def test_aprime_spin_density_in_dark_decay(rho00):
     from gammastar.corrections.polarisation import helicity_angles
     from gammastar.physics.darksector import IDM
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.source.eventgen import dark_chains, dark_decay_coefficients
+    from gammastar.source.dark_decays import dark_chains, dark_decay_coefficients
 
     model = IDM(m1=0.2, delta=0.4, m_aprime=0.6)
     n = 50_000

@@ -20,14 +20,8 @@ from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
-from gammastar.source.eventgen import (
-    APRIME_PDGID,
-    DECAYS,
-    branching_ratios,
-    chunk_seeds,
-    decay_coefficients,
-    rho00_from_lambda,
-)
+from gammastar.source.decays import DECAYS, branching_ratios, decay_coefficients, rho00_from_lambda
+from gammastar.source.eventgen import APRIME_PDGID, chunk_seeds
 from gammastar.source.geometry import Geometry
 
 # NA62-like dump geometry (NA62, arXiv:2312.12055, App. B)

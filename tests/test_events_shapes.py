@@ -1,5 +1,5 @@
 """`gammastar events` with a shaped detector (gammastar.source.eventgen.generate and
-generate_dark on :mod:`gammastar.physics.volumes`): decay vertices inside the shaped volume,
+gammastar.source.dark_events.generate_dark on :mod:`gammastar.physics.volumes`): decay vertices inside the shaped volume,
 the verdict of its requirements, and the sum of weights against the acceptance."""
 
 from __future__ import annotations

@@ -171,7 +171,8 @@ def test_mock_writes_acceptance_and_truth_all_m(tmp_path):
     """``acceptance`` = accepted/generated γ* sources per (m_true, pT_true) cell, recomputed
     here from the generator's own chunks (same seed: exact); binomial variances;
     ``truth_all_m`` holds every generated γ* source (η → μμ and combinatorial excluded)."""
-    from gammastar.mock.generate import MockGenerator, generate_file
+    from gammastar.mock.generate import generate_file
+    from gammastar.mock.generator import MockGenerator
 
     cfg = na60_config(tmp_path)
     res = generate_file(cfg, tmp_path / "m.root", events=30_000, seed=3, chunk_size=10_000)
@@ -217,7 +218,8 @@ def test_fullps_closure_independent_map(fullps, tmp_path):
     unfolded spectrum matches the folded truth within data + map statistical errors (the map's
     binomial variances propagated cell by cell). Measured (1.2e6 sources): χ²/ndf = 7.4/11,
     max |pull| 1.8, total ratio 0.988 ± 0.011."""
-    from gammastar.mock.generate import AcceptanceAccumulator, MockGenerator
+    from gammastar.mock.acceptance import AcceptanceAccumulator
+    from gammastar.mock.generator import MockGenerator
 
     cfg, _res, _doc = fullps
     gen = MockGenerator(cfg, 8)

@@ -18,7 +18,7 @@ import vector
 from _tolerance import EPS64, reorder_tol
 
 from gammastar.physics import kinematics as K
-from gammastar.source.eventgen import AprimeKinematics, decay_daughters
+from gammastar.source.aprime import AprimeKinematics, decay_daughters
 
 N_OPS = 30  # roundings through one boost and one rotation (module docstring)
 # the constant of the error estimates where a result is divided by a small momentum (angles,

@@ -332,7 +332,9 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
     not: the same event numbers as the generator's sources (same seed) selected here with
     :class:`LeptonAcceptance` at their true momenta; its energies and angles are those muons'."""
     from gammastar.corrections.lambda_correction import read_generated
-    from gammastar.mock.generate import GENERATED_TREE, MUON_GSTAR, MockGenerator
+    from gammastar.mock.acceptance import MUON_GSTAR
+    from gammastar.mock.generator import MockGenerator
+    from gammastar.mock.ntuple import GENERATED_TREE
 
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     lep = LeptonAcceptance.from_config(cfg.unfold.lepton_acceptance)

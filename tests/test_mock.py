@@ -24,7 +24,8 @@ from gammastar.config.mock import MockConfig, MockDetector
 from gammastar.errors import GammastarError
 from gammastar.io import mock_branches
 from gammastar.mock.cocktail import CHANNELS, Cocktail
-from gammastar.mock.generate import MockGenerator, generate_file, read_meta
+from gammastar.mock.generate import generate_file, read_meta
+from gammastar.mock.generator import MockGenerator
 from gammastar.physics import dalitz
 from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, mass

@@ -147,7 +147,7 @@ def test_missing_efficiency_map(tmp_path, capsys):
 def test_failure_midway_leaves_nothing(config, tmp_path, monkeypatch):
     """An error during writing removes the temporary file and leaves no output; it is one
     line, exit 1, its traceback only with GAMMASTAR_DEBUG=1."""
-    import gammastar.mock.generate as g
+    import gammastar.mock.ntuple as g
 
     def boom(chunk, *codes):
         raise RuntimeError("disk on fire")

@@ -27,7 +27,8 @@ from gammastar.mock.electrons import (
     ElectronDetector,
     conversion_probability,
 )
-from gammastar.mock.generate import MockGenerator, generate_file
+from gammastar.mock.generate import generate_file
+from gammastar.mock.generator import MockGenerator
 from gammastar.physics import dalitz
 from gammastar.physics.constants import M_E, mass
 from gammastar.physics.kinematics import invariant_mass

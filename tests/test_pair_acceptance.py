@@ -102,7 +102,7 @@ def test_mock_detector_and_per_pair_acceptance_agree():
     from gammastar.channels import Channel
     from gammastar.config import AnalysisConfig
     from gammastar.config.mock import MockConfig
-    from gammastar.mock.generate import MockGenerator
+    from gammastar.mock.generator import MockGenerator
 
     cfg = AnalysisConfig(mock=MockConfig(efficiency_map=None))
     gen = MockGenerator(cfg, seed=5)

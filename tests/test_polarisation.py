@@ -38,7 +38,7 @@ def table():
 
 
 def _sources(lam: dict[str, float], n: int, seed: int, channels):
-    from gammastar.mock.generate import MockGenerator
+    from gammastar.mock.generator import MockGenerator
 
     mock = MockConfig(efficiency_map=None, decay_lambda_theta=MockPolarisation(**lam))
     gen = MockGenerator(AnalysisConfig(mock=mock), seed=seed)

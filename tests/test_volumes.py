@@ -31,8 +31,9 @@ from gammastar.physics.volumes.shapes import (
     decay_in_volume,
     sample_decay_points,
 )
-from gammastar.source.eventgen import AprimeKinematics, detector_hits
+from gammastar.source.aprime import AprimeKinematics
 from gammastar.source.geometry import Geometry
+from gammastar.source.hits import detector_hits
 
 Z = np.array([0.0, 0.0, 1.0])
 O = np.zeros(3)

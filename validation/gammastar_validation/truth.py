@@ -70,7 +70,7 @@ def truth_gstar(config, n_sources: int, seed: int, mesons: Any = None) -> GstarT
     Returns:
         :class:`GstarTruth`.
     """
-    from gammastar.mock.generate import MockGenerator
+    from gammastar.mock.generator import MockGenerator
     from gammastar.physics.target import interaction_probability
 
     if mesons is None and config.mock is not None and config.mock.backend == "pythia":
@@ -225,7 +225,7 @@ def response_residuals(
         seed: random seed.
         chunk: sources per chunk (memory).
     """
-    from gammastar.mock.generate import MockGenerator
+    from gammastar.mock.generator import MockGenerator
 
     gen = MockGenerator(config, seed=seed)
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
@@ -251,7 +251,7 @@ def truth_polarisation(path, edges) -> dict[str, Any]:
     """
     import uproot
 
-    from gammastar.mock.generate import TRUTH_HELICITY
+    from gammastar.mock.acceptance import TRUTH_HELICITY
 
     edges = np.asarray(edges, dtype=np.float64)
     with uproot.open(path) as f:

@@ -10,7 +10,7 @@ import typer
 from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, choices, load
 
 CHANNELS = ("ee", "mumu", "pipi", "KK", "KSKL")
-"""The decays ``--channels`` takes: the keys of :data:`gammastar.source.eventgen.DECAYS`,
+"""The decays ``--channels`` takes: the keys of :data:`gammastar.source.decays.DECAYS`,
 spelled out for the help text (the registry needs numpy; tests/test_documented_commands.py
 keeps the two equal). The command checks each given name against the registry."""
 
@@ -144,7 +144,7 @@ def _channels(text: str) -> tuple[str, ...]:
         GammastarError: a name that is not a modelled decay, or none given.
     """
     from gammastar.errors import GammastarError
-    from gammastar.source.eventgen import DECAYS
+    from gammastar.source.decays import DECAYS
 
     chans = tuple(c.strip() for c in text.split(",") if c.strip())
     for c in chans:

@@ -168,7 +168,7 @@ class DetectorConfig(Section):
     """End of the decay volume in m; ``None`` means no end (paper's mock detector)."""
     theta_min: NonNegFloat = 0.035
     """Lower edge of the polar-angle window (rad) on the A′ direction, or on both leptons'
-    with ``both_daughters``: θ ≥ θ_min (:func:`gammastar.source.eventgen.detector_hits`)."""
+    with ``both_daughters``: θ ≥ θ_min (:func:`gammastar.source.hits.detector_hits`)."""
     theta_max: PositiveFloat = 0.120
     """Upper edge of the polar-angle window (rad): θ < θ_max; without ``both_daughters`` the
     opening of the decay volume's ``cone``."""

@@ -29,16 +29,16 @@ from gammastar.errors import GammastarError
 from gammastar.events import _hepmc_ascii as ha
 from gammastar.physics.constants import M_PROTON
 from gammastar.physics.darksector import FINAL_STATES
+from gammastar.source.dark_decays import PSI2_CHANNELS
+from gammastar.source.dark_events import DarkEventSettings
+from gammastar.source.decays import DECAYS
 from gammastar.source.eventgen import (
-    DECAYS,
     PDG_PROTON,
     PDG_SYSTEM,
-    PSI2_CHANNELS,
     STATUS_BEAM,
     STATUS_DECAYED,
     STATUS_DOC,
     STATUS_FINAL,
-    DarkEventSettings,
     EventSettings,
 )
 

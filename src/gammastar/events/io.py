@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from gammastar.core.artifacts import atomic_paths, check_writable
 from gammastar.errors import GammastarError
 from gammastar.events.hepmc import HEPMC_FOOTER, hepmc_header, hepmc_text
-from gammastar.source.eventgen import CHANNEL_CODE
+from gammastar.source.decays import CHANNEL_CODE
 
 __all__ = ["TABLE_UNITS", "event_outputs", "output_kind", "write_events"]
 

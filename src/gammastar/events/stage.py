@@ -60,17 +60,15 @@ from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.sampling import ParametricSampler, SamplerLike
 from gammastar.reach.acceptance import draw, draw_dark
 from gammastar.reach.signal import signal_events
+from gammastar.source.dark_decays import DARK_CHAINS, PSI2_CHANNELS
+from gammastar.source.dark_events import generate_dark_chunks
+from gammastar.source.decays import CHANNEL_CODE, DECAYS
 from gammastar.source.eventgen import (  # the machinery, shared with the acceptance
-    CHANNEL_CODE,
-    DARK_CHAINS,
-    DECAYS,
     EXPECTATION_SAMPLES,
-    PSI2_CHANNELS,
     EventSettings,
     Unweighter,
     generate,
     generate_chunks,
-    generate_dark_chunks,
     numbered_chunks,
 )
 from gammastar.source.geometry import Geometry
@@ -477,8 +475,8 @@ def run_dark_events(
     """``gammastar events --dark``: semi-visible A′ → ψψ, ψ₂ → ψ₁ℓ⁻ℓ⁺ events of the config's
     ``idm`` section (iDM or i2DM) at A′ mass ``mass`` (m₁ = mass / ``idm.mass_ratio``) and ε.
 
-    Weights sum to the expected detected events (:func:`gammastar.source.eventgen.generate_dark`);
-    the meta carries the expectation from the iDM acceptance
+    Weights sum to the expected detected events
+    (:func:`gammastar.source.dark_events.generate_dark`); the meta carries the expectation from the iDM acceptance
     (:func:`gammastar.reach.acceptance.draw_dark`, the same machinery, the decay integrated exactly)
     for the ψ₁ψ₂ chain.
 

@@ -1,10 +1,11 @@
 r"""Beam–target normalisation: how many protons interact in a target of given thickness.
 
 One formula, used wherever a yield per proton on target (POT) depends on the target:
-the mock generator's equivalent N_POT (:meth:`gammastar.mock.generate.Generator.n_pot`), the
-reach's factor that carries a yield measured with a thin target to a facility's thick target or
-dump (:func:`yield_scale`, ``reach.target_interaction_lengths``), and the bremsstrahlung
-estimate (:class:`gammastar.physics.bremsstrahlung.BremsSettings`).
+the mock generator's equivalent N_POT
+(:meth:`gammastar.mock.generator.MockGenerator.n_pot`), the reach's factor that carries a
+yield measured with a thin target to a facility's thick target or dump (:func:`yield_scale`,
+``reach.target_interaction_lengths``), and the bremsstrahlung estimate
+(:class:`gammastar.physics.bremsstrahlung.BremsSettings`).
 
 A proton beam traversing a target of thickness L (in nuclear interaction lengths λ_I)
 interacts with probability

@@ -4,7 +4,7 @@ Offers :class:`Geometry` (angular window on the A′ or on both daughters, a tra
 at a downstream plane, decay-volume cells; or any decay volume, plane and daughter requirements
 of :mod:`gammastar.physics.volumes`), :func:`draw` (the A′ of a
 :class:`~gammastar.source.source.Source` or of a kinematics model through the event machinery
-of :mod:`gammastar.source.eventgen`; z cells for the window keys, cells along each A′ path
+of :mod:`gammastar.source`; z cells for the window keys, cells along each A′ path
 through a shaped volume, :func:`path_sample`), :func:`acceptance` and its (m, cτ) / (m, ε) grids
 (:func:`acceptance_grid`, :func:`acceptance_eps_grid`), and the Fig. 9/10 comparison plot.
 The method, its approximations, checks and measured comparisons: docs/explanation/reach.md §2.
@@ -27,17 +27,12 @@ from gammastar.errors import GammastarError
 from gammastar.physics.darkphoton import ctau as ctau_fn
 from gammastar.physics.decay import decay_probability
 from gammastar.physics.sampling import SamplerLike
-from gammastar.source.eventgen import (
-    DECAYS,
-    AprimeKinematics,
-    _kinematics,
-    _psi2_kin,
-    dark_chains,
-    dark_hits,
-    detector_hits,
-    opening_angle_passes,
-)
+from gammastar.source.aprime import AprimeKinematics
+from gammastar.source.dark_decays import _psi2_kin, dark_chains
+from gammastar.source.decays import DECAYS
+from gammastar.source.eventgen import _kinematics
 from gammastar.source.geometry import Geometry, Shapes
+from gammastar.source.hits import dark_hits, detector_hits, opening_angle_passes
 from gammastar.source.production import load_yields
 from gammastar.source.source import Source
 
@@ -190,16 +185,17 @@ def draw(
 ) -> KinematicSample:
     """Draw ``n`` A′ samples at ``mass`` and precompute their geometric acceptance.
 
-    The A′ and its decay come from the event machinery of :mod:`gammastar.source.eventgen`
-    (:func:`~gammastar.source.eventgen.aprime_kinematics`, :func:`~gammastar.source.eventgen.decay_daughters`,
-    :func:`~gammastar.source.eventgen.detector_hits`): the acceptance is the weighted fraction of
+    The A′ and its decay come from the event machinery of :mod:`gammastar.source`
+    (:func:`~gammastar.source.aprime.aprime_kinematics`,
+    :func:`~gammastar.source.aprime.decay_daughters`,
+    :func:`~gammastar.source.hits.detector_hits`): the acceptance is the weighted fraction of
     events that pass the detector, with the decay position integrated exactly per cell.
 
     Two descriptions of the detector, one result where both apply:
 
     * a :attr:`~gammastar.source.geometry.Geometry.window_geometry` (the window keys): z cells
       from ``l1`` to ``l2`` shared by all samples, the hit per cell from
-      :func:`~gammastar.source.eventgen.detector_hits` at the cell's mid z, decay length
+      :func:`~gammastar.source.hits.detector_hits` at the cell's mid z, decay length
       along z (p/m) cos θ cτ;
     * any other geometry (its shapes, :meth:`~gammastar.source.geometry.Geometry.shapes`):
       each A′ ray from the production point (the origin) crosses the decay volume on the
@@ -222,10 +218,10 @@ def draw(
         n: number of samples.
         geometry: the detector :class:`Geometry`.
         seed: random seed (samples and A′ decay angles).
-        channel: a decay of :data:`gammastar.source.eventgen.DECAYS` (``"mumu"``, ``"ee"``, ``"pipi"``,
-            ``"KK"``, ``"KSKL"``): the daughters for ``both_daughters``.
+        channel: a decay of :data:`gammastar.source.decays.DECAYS` (``"mumu"``, ``"ee"``,
+            ``"pipi"``, ``"KK"``, ``"KSKL"``): the daughters for ``both_daughters``.
         rho00: spin-density element ρ₀₀ of the decay angular distribution (None: isotropic,
-            ρ₀₀ = 1/3; :func:`gammastar.source.eventgen.decay_coefficients`).
+            ρ₀₀ = 1/3; :func:`gammastar.source.decays.decay_coefficients`).
         shapes: take the shapes' path also for a window geometry (a check of the two).
 
     Returns:
@@ -377,8 +373,8 @@ def _dark_side(
     min_opening_angle: float,
     efficiency: float,
 ) -> KinematicSample:
-    """One ψ₂ of the chains ``d`` (:func:`gammastar.source.eventgen.dark_chains`) with the detector's
-    verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂ (the shapes' path
+    """One ψ₂ of the chains ``d`` (:func:`gammastar.source.dark_decays.dark_chains`) with the
+    detector's verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂ (the shapes' path
     cells of :func:`path_sample` for a geometry that is not a window geometry: the ψ₂ from
     the production point, both leptons seen, their opening angle cut)."""
 
@@ -451,7 +447,7 @@ def draw_dark(
     """ψ₂ samples of A′ → ψ₁ψ₂, ψ₂ → ψ₁ℓ⁻ℓ⁺ with the detector's verdict per decay-volume cell:
     a :class:`gammastar.reach.acceptance.KinematicSample` whose ``acceptance(cτ(ψ₂))`` is the
     probability that the ψ₂ decays in the volume and is detected
-    (:func:`gammastar.source.eventgen.dark_hits`, on the chains of :func:`gammastar.source.eventgen
+    (:func:`gammastar.source.hits.dark_hits`, on the chains of :func:`gammastar.source.dark_decays
     .dark_chains`: the events' machinery), the decay position integrated exactly per cell as
     for the visible A′ (:func:`draw`).
 
@@ -460,7 +456,7 @@ def draw_dark(
         geometry: :class:`gammastar.source.geometry.Geometry`.
         n: chains; final_state: ``ee`` or ``mumu``; min_opening_angle: rad; seed: seed.
         rho00: the A′ spin density ρ₀₀ (None: isotropic A′ → ψψ; see
-            :func:`gammastar.source.eventgen.dark_chains`).
+            :func:`gammastar.source.dark_decays.dark_chains`).
     """
 
     d = dark_chains(sampler, model, n, chains={"psi1 psi2": 1.0},
@@ -483,7 +479,8 @@ class DarkPairSample:
     the mean over chains (unbiased: a's and b's channel and decay are independent draws);
     times the constant ``efficiency`` of the event. The product term is evaluated on the chains
     where both ψ₂ can be detected somewhere in the volume (the others contribute 0).
-    ``gammastar.source.eventgen.generate_dark`` weights its ψ₂ψ̄₂ events by the same 2X_a − X_aX_b.
+    ``gammastar.source.dark_events.generate_dark`` weights its ψ₂ψ̄₂ events by the same
+    2X_a − X_aX_b.
 
     Attributes:
         a, b: the two ψ₂ (:class:`KinematicSample`, efficiency 1), same chain order.
@@ -554,8 +551,8 @@ def draw_dark_pair(
     seed: int | None,
     rho00: float | None = None,
 ) -> DarkPairSample:
-    """i2DM's A′ → ψ₂ψ̄₂ chains (:func:`gammastar.source.eventgen.dark_chains`, the events'
-    machinery) with the verdict of :func:`gammastar.source.eventgen.dark_hits` for each ψ₂: a
+    """i2DM's A′ → ψ₂ψ̄₂ chains (:func:`gammastar.source.dark_decays.dark_chains`, the events'
+    machinery) with the verdict of :func:`gammastar.source.hits.dark_hits` for each ψ₂: a
     :class:`DarkPairSample` (P(≥ 1 detected), no double counting).
 
     Arguments:

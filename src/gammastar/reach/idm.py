@@ -402,7 +402,7 @@ def idm_acceptance(
 ) -> Callable[[ArrayLike], NDArray[np.float64]]:
     """Σ_ℓ BR(ψ₂ → ψ₁ℓℓ) · P(ψ₂ decays in the volume and is detected) as a function of ε,
     from the event machinery (:func:`gammastar.reach.acceptance.draw_dark`: the events' chains and
-    :func:`gammastar.source.eventgen.dark_hits`, the decay position integrated exactly per cell);
+    :func:`gammastar.source.hits.dark_hits`, the decay position integrated exactly per cell);
     ``rho00``: the A′ spin density of A′ → ψψ (None: isotropic).
 
     The branching fractions do not depend on ε (every ψ₂ width is ∝ ε²), cτ(ψ₂) ∝ ε⁻².

@@ -151,7 +151,7 @@ class Geometry(DetectorConfig):
         """Whether the window keys alone (``l1`` … ``r_max``) describe this geometry exactly:
         the shapes equal those the window keys make (an axially symmetric cone or slab, an
         on-axis annulus or disc without a beam hole, the window keys' daughters). The
-        acceptance's hit terms read the window keys (:func:`gammastar.source.eventgen.
+        acceptance's hit terms read the window keys (:func:`gammastar.source.hits.
         detector_hits`), so a geometry for which this is False needs the shapes.
 
         Example:

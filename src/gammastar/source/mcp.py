@@ -1,6 +1,8 @@
 """Millicharged-particle events: the paper's χχ̄ recipe (Sec. III C 2, Eq. 8), the one
 implementation: γ* → χχ̄ pairs with the data-driven γ* mass spectrum, kinematics and
-polarisation, built on the machinery of :mod:`gammastar.source.eventgen`.
+polarisation, built on the A′ kinematics (:mod:`gammastar.source.aprime`), the decays'
+angular distribution (:mod:`gammastar.source.decays`) and the production vertex
+(:mod:`gammastar.source.vertices`).
 
 Offers :func:`mcp_bins` (the expected χχ̄ pairs per γ* mass bin: content × the bin-averaged
 Eq. 8 factor, 12-point Gauss–Legendre), :func:`generate_mcp` (one chunk of weighted events:
@@ -25,16 +27,10 @@ from numpy.typing import NDArray
 from gammastar.errors import InputError
 from gammastar.physics.kinematics import mcp_factor
 from gammastar.physics.sampling import sample_cos_theta
-from gammastar.source.eventgen import (
-    AprimeKinematics,
-    Decay,
-    aprime_kinematics,
-    decay_coefficients,
-    decay_daughters,
-    mass_range,
-    production_vertex,
-)
+from gammastar.source.aprime import AprimeKinematics, aprime_kinematics, decay_daughters, mass_range
+from gammastar.source.decays import Decay, decay_coefficients
 from gammastar.source.source import Source
+from gammastar.source.vertices import production_vertex
 
 __all__ = ["McpSettings", "generate_mcp", "mcp_bins", "sample_mcp"]
 

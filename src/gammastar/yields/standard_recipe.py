@@ -334,7 +334,7 @@ def meson_yields_from_meta(metas: Sequence[tuple[str, Mapping[str, Any]]]) -> Me
 
     Per file: mesons per inelastic collision × P_int(L) (``meta.target_interaction_lengths``,
     :func:`gammastar.physics.target.interaction_probability`): the normalisation the mock's
-    N_POT is built on (:meth:`gammastar.mock.generate.Generator.n_pot`). A PYTHIA mock
+    N_POT is built on (:meth:`gammastar.mock.generator.MockGenerator.n_pot`). A PYTHIA mock
     (``meta.mock_config.backend`` ``pythia``, or a ``meta.pythia`` block) gives the
     multiplicities it counted (:func:`_per_collision_pythia`); the parametric cocktail the
     config's ⟨n_ω⟩ × σ_m/σ_ω. Several files: the N_POT-weighted mean.
