@@ -14,7 +14,7 @@ from scipy import integrate, optimize
 from gammastar.config import MockConfig
 from gammastar.reach.stats import Channel, Model, build_spec, upper_limit
 from gammastar.source.production import MOCK_NUISANCE, with_mock_nuisance
-from gammastar.yields.stage import mock_normalisation
+from gammastar.yields.npot import mock_normalisation
 
 
 def _meta(rel: float | None) -> dict:
