@@ -8,6 +8,7 @@ universality against ``yields.compare_with`` and ``meta``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +117,7 @@ def _yields_meta(
     cfg: AnalysisConfig,
     inp: YieldInputs,
     ap: AprimeYield,
-    inputs: list[Path],
+    inputs: list[str | os.PathLike[str]],
     pairs_match: bool | None = None,
 ) -> dict[str, Any]:
     """``yields.json`` ``meta`` (``pairs_match``: overrides ``inp.consistent``, whether the

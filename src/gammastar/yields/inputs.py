@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,7 +115,7 @@ class YieldInputs:
     space), or ``None`` when no source uses it."""
     consistent: bool | None
     """Whether the pairs' weights sum to ``unfolded_m`` (``None``: no pairs)."""
-    inputs: list[Path]
+    inputs: list[str | os.PathLike[str]]
     polarisation: dict[str, Any] | None = None
     """``select.json``'s ``polarisation`` block (λ_θ, λ_φ, λ_θφ per mass bin), or ``None``."""
     flavour: str | None = None
@@ -150,7 +151,7 @@ def read_yield_inputs(cfg: AnalysisConfig, flavour: str | None = None) -> YieldI
     hists = _read_histograms(hpath, suffix)
     phase_space = block["phase_space"] if block is not None else read_phase_space(run_dir)
     n_pot, n_pot_source = resolve_n_pot(cfg, run_dir, flavour)
-    inputs: list[Path | str] = [hpath]
+    inputs: list[str | os.PathLike[str]] = [hpath]
     ppath = rd.pairs_location()  # pairs.parquet, or the dataset at select.json pairs_url
     has_pairs = rd.has_pairs()
     pairs = None

@@ -218,7 +218,7 @@ def lambda_theta_moving_variation(
         return _bin_sums(m, weights if frac is None else weights / np.interp(m, mass, frac), edges)
 
     y0 = full(w, None if extrapolation is None else f0)
-    shifts = {1: [], -1: []}
+    shifts: dict[int, list[NDArray]] = {1: [], -1: []}
     for _, sign, _, table, w1 in _lambda_moves(pairs, edges, nominal, polarisation, min_acceptance):
         frac = None
         if extrapolation is not None:
@@ -316,9 +316,9 @@ def lambda_refits_at(
     :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts` ``lambda_theta``: each ``yield_shift``
     interpolated linearly between the bins (NaN bins skipped, 0 where none is finite), as
     :func:`~gammastar.yields.nuisance.at_masses` interpolates a nuisance, with its moved region
-    (``regions``, :func:`lambda_regions`) and ``null``: no pair of the bins around the mass moved (their
-    shifts exactly 0: λ′ = λ̂ there), which with the nominal fit at the mass leaves N as it
-    is (:func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta` skips it).
+    (``regions``, :func:`lambda_regions`) and ``null``: no pair of the bins around the mass
+    moved (their shifts exactly 0: λ′ = λ̂ there), which with the nominal fit at the mass leaves
+    N as it is (:func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta` skips it).
 
     Example:
         >>> blk = {"mass": [0.3, 0.5], "moves": [{"sign": 1, "yield_shift": [0.1, None],

@@ -54,7 +54,7 @@ def mock_normalisation(n_pot_source: str) -> dict[str, Any] | None:
     if not records:
         return None
     rels = [r.get("rel_uncertainty") for r in records]
-    rel = None if any(r is None for r in rels) else max(float(r) for r in rels)
+    rel = None if any(r is None for r in rels) else max(float(r) for r in rels if r is not None)
     return {**records[0], "rel_uncertainty": rel}
 
 
@@ -98,7 +98,8 @@ def resolve_n_pot(
     flavours = cfg.input.flavours
     if flavour is None and len(flavours) == 1:
         flavour = flavours[0]
-    k = float(cfg.beam.prescale.get(flavour, 1.0)) if flavour is not None else 1.0
+    # a flavour's name is one of the config's literal keys (mu, e)
+    k = float(cfg.beam.prescale.get(flavour, 1.0)) if flavour is not None else 1.0  # type: ignore[call-overload]
     tag = f" / beam.prescale.{flavour}" if k != 1.0 else ""
     if cfg.beam.n_pot != "from_input":
         return check_n_pot(cfg.beam.n_pot, "beam.n_pot") / k, "config:beam.n_pot" + tag

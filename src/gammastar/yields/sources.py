@@ -416,6 +416,7 @@ def _lambda_nuisance(
     else ``None``)."""
 
     fid = fiducial_from_config(cfg)
+    assert fid is not None  # unfold.lepton_acceptance is given (_lambda_theta_step)
     nominal = fid.acceptance
     if grid is not None:  # a coarser table (tests): the same λ_θ at its own nodes
         lam0 = np.broadcast_to(nominal.lambda_theta, nominal.m_grid.shape)

@@ -125,8 +125,10 @@ def compute_yields(
 def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: bool) -> None:
     """``yields.json`` (schema-checked), the two CSV tables and, with ``plots``, the figures."""
     rd = rundir.RunDir(cfg.output_dir)
-    ap, mcp, inp = res.aprime, res.mcp, res.inputs
-    rd.write_json(rundir.YIELDS, res.document, force)  # schema-checked
+    ap, mcp, inp, doc = res.aprime, res.mcp, res.inputs, res.document
+    assert inp is not None  # compute_yields gives both
+    assert doc is not None
+    rd.write_json(rundir.YIELDS, doc, force)  # schema-checked
     comment = (
         f"gammastar yields; n_pot={inp.n_pot:.6g} ({inp.n_pot_source}); "
         f"phase_space={inp.phase_space}; see yields.json meta"
@@ -161,10 +163,10 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
     )
     if plots:
 
-        plot_aprime(dict(res.document), cfg.output_dir / FIGURES[0], force=force)
-        plot_mcp(dict(res.document), cfg.output_dir / FIGURES[1], force=force)
-        if res.document.get("standard_recipe"):
-            plot_standard_recipe(dict(res.document), cfg.output_dir / FIGURES[2], force=force)
+        plot_aprime(dict(doc), cfg.output_dir / FIGURES[0], force=force)
+        plot_mcp(dict(doc), cfg.output_dir / FIGURES[1], force=force)
+        if doc.get("standard_recipe"):
+            plot_standard_recipe(dict(doc), cfg.output_dir / FIGURES[2], force=force)
 
 
 def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
@@ -173,8 +175,9 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     Each flavour's yields are those of its single-flavour run
     (:func:`gammastar.config.flavour_config` on its histograms and pairs:
     :func:`~gammastar.yields.inputs.read_yield_inputs` with ``flavour``), in
-    ``flavours.<channel>``. ``aprime`` is their combination (:func:`gammastar.yields.universality.combine_channels`: the inverse-variance
-    mean where both measure a bin, half the difference as ``syst_err``; one channel alone
+    ``flavours.<channel>``. ``aprime`` is their combination
+    (:func:`gammastar.yields.universality.combine_channels`: the inverse-variance mean where
+    both measure a bin, half the difference as ``syst_err``; one channel alone
     elsewhere, e.g. ee below 2m_μ), with each channel's share per bin in ``aprime.weights``
     (what the flow's training weights use); ``lepton_universality`` the ee/μμ ratio per
     shared bin and its χ² (:func:`gammastar.yields.universality.compare_aprime`); ``mcp`` per χ
@@ -185,12 +188,14 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
         fcfg = flavour_config(cfg, f)
         ch = flavour_channel(f)
         inp = read_yield_inputs(fcfg, f)
-        ap, ap_source, mcp, fid = _yields(fcfg, inp)
+        ap, ap_source, f_mcp, fid = _yields(fcfg, inp)
         loss = read_acceptance_loss(cfg.output_dir, ch) if inp.phase_space == "full" else None
-        lost = flag_acceptance_loss(loss, ap, mcp, fcfg.input.lepton_mass) if loss else None
+        lost = flag_acceptance_loss(loss, ap, f_mcp, fcfg.input.lepton_mass) if loss else None
         _warn_flags(ap, ch)
-        doc = _jsonable(yields_document(fcfg, inp, ap, ap_source, mcp, fid, lost, theory=False))
-        per[ch] = {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": mcp, "doc": doc}
+        f_doc = _jsonable(
+            yields_document(fcfg, inp, ap, ap_source, f_mcp, fid, lost, theory=False)
+        )
+        per[ch] = {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": f_mcp, "doc": f_doc}
     chans = list(per)
     comb = combine_channels({c: per[c]["doc"]["aprime"] for c in chans})
     first = per[chans[0]]
