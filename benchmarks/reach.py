@@ -173,7 +173,7 @@ def main() -> None:
 
     nuis = None
     if args.nuisances:
-        from gammastar.yields.uncertainties import at_masses
+        from gammastar.yields.nuisance import at_masses
 
         if yields.uncertainties:
             nuis = at_masses(yields.uncertainties, masses)

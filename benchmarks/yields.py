@@ -81,7 +81,7 @@ def fit_groups(run: Path):
     from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar.physics.kinematics import cm_rapidity
     from gammastar.yields.extrapolation import fit, model, reference
-    from gammastar.yields.stage import read_yield_inputs
+    from gammastar.yields.inputs import read_yield_inputs
 
     cfg = flavour_config(load_config(CONFIG).model_copy(update={"output": str(run)}), "mu")
     pairs = read_yield_inputs(cfg, "mu").pairs

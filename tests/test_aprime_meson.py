@@ -15,7 +15,7 @@ from gammastar.physics.aprime_meson import (
     vector_to_pseudoscalar_aprime,
 )
 from gammastar.physics.constants import M_E, M_MU, mass
-from gammastar.yields.stage import aprime_yield
+from gammastar.yields.formulas import aprime_yield
 
 M_PI0, M_ETA, M_OMEGA = mass("pi0"), mass("eta"), mass("omega")
 GL_X, GL_W = np.polynomial.legendre.leggauss(8)

@@ -27,7 +27,7 @@ from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E, M_MU
 from gammastar.physics.target import interaction_probability
 from gammastar.selection.stage import select
-from gammastar.yields.stage import aprime_yield_from_pairs
+from gammastar.yields.formulas import aprime_yield_from_pairs
 
 ONLY_ETA = {"eta": 0.8, "eta_prime": 0.0, "rho": 0.0, "omega": 0.0, "phi": 0.0}
 

@@ -26,7 +26,7 @@ from gammastar.physics import aprime_meson
 from gammastar.physics.constants import M_E
 from gammastar.physics.target import interaction_probability
 from gammastar.selection.stage import select
-from gammastar.yields.stage import aprime_yield_from_pairs
+from gammastar.yields.formulas import aprime_yield_from_pairs
 
 # only π0 → γee below 30 MeV (the muon cocktail needs one σ > 0: φ → ee, at 1.02 GeV)
 NO_OTHER_MESONS = {"eta": 0.0, "eta_prime": 0.0, "rho": 0.0, "omega": 0.0, "phi": 1e-6}

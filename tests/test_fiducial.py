@@ -280,12 +280,12 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
     import logging
     import shutil
 
-    from gammastar.yields import stage as yields
+    from gammastar.yields import inputs
 
     cfg, _, doc = run
     out = tmp_path / "run"
     shutil.copytree(cfg.output_dir, out)
-    read = yields._read_histograms
+    read = inputs._read_histograms
 
     def unfolded(path, suffix=""):  # unfolded_m as an unfolding would move it
         hists = read(path, suffix)
@@ -293,7 +293,7 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
         h.view()["value"] *= np.linspace(0.5, 1.5, h.values().size)
         return hists
 
-    monkeypatch.setattr(yields, "_read_histograms", unfolded)
+    monkeypatch.setattr(inputs, "_read_histograms", unfolded)
     plain = cfg.uncertainties.model_copy(update={"enabled": False})
     moved = cfg.model_copy(update={"output": str(out), "uncertainties": plain})
     with caplog.at_level(logging.WARNING, logger="gammastar"):
@@ -379,7 +379,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     from gammastar.yields.extrapolation.nsig import nsig_lambda_theta
     from gammastar.yields.extrapolation.result import Extrapolation
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
-    from gammastar.yields.uncertainties import lambda_refits_at, lambda_regions
+    from gammastar.yields.lambda_theta import lambda_refits_at, lambda_regions
 
     cfg, res, doc = run
     block = doc["uncertainties"]["lambda_theta_refits"]
@@ -390,7 +390,7 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     # the same moves summed by lambda_theta_moving_variation on the run's pairs (its own
     # pass over them; the yield-level nuisance is made from the refits' shifts)
     from gammastar.corrections.pair_acceptance import fiducial_from_config
-    from gammastar.yields.uncertainties import lambda_theta_moving_variation
+    from gammastar.yields.lambda_theta import lambda_theta_moving_variation
 
     cols = ["m", "pT", "pz", "weight", "acc", "eff", "charge"]
     pairs = pd.read_parquet(cfg.output_dir / "pairs.parquet", columns=cols)

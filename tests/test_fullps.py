@@ -36,7 +36,9 @@ from gammastar.physics.constants import M_MU, mass
 from gammastar.physics.kinematics import aprime_factor
 from gammastar.physics.target import interaction_probability
 from gammastar.selection.stage import select
-from gammastar.yields.stage import aprime_yield_from_pairs, compute_yields, read_phase_space
+from gammastar.yields.formulas import aprime_yield_from_pairs
+from gammastar.yields.inputs import read_phase_space
+from gammastar.yields.stage import compute_yields
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS, SEED = 1_200_000, 7

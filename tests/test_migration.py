@@ -220,7 +220,7 @@ def test_reach_drops_the_correction_with_the_fiducial_yield():
     touches: resolution_migration leaves the workspace with extrapolation, said why."""
     from types import SimpleNamespace
 
-    from gammastar.yields.uncertainties import reach_nuisances
+    from gammastar.yields.nuisance import reach_nuisances
 
     unc = {"mass": np.array([0.3, 0.6]), "nuisances": {
         n: {"kind": "normsys", "rel": [0.02, 0.03], "origin": n}
@@ -258,7 +258,7 @@ def test_the_nuisance_refuses_a_correction_on_other_bins():
     """The correction is made on the yield bins: other edges (even as many) are one InputError;
     on the same bins the nuisance is dc/c in the corrected bins and 0 in the uncorrected."""
     from gammastar.errors import InputError
-    from gammastar.yields.uncertainties import _migration_nuisance
+    from gammastar.yields.sources import _migration_nuisance
 
     mig = {"applied": True, "bin_edges": [0.3, 0.4, 0.5], "correction": [1.1, None],
            "correction_err": [0.022, None], "uncorrected_bins": [1], "bootstrap": 30}  # fmt: skip

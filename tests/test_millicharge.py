@@ -20,7 +20,7 @@ from gammastar.physics.millicharge import (
     vector_dalitz_ratio,
     vector_direct_ratio,
 )
-from gammastar.yields.stage import mcp_yield_from_hist, mcp_yield_from_pairs
+from gammastar.yields.formulas import mcp_yield_from_hist, mcp_yield_from_pairs
 
 M_PI0 = mass("pi0")
 M_ETA = mass("eta")

@@ -16,7 +16,7 @@ from gammastar.reach.stats import upper_limit
 from gammastar.reach.stats.model import Channel, Model
 from gammastar.reach.stats.workspace import build_spec
 from gammastar.source.production import MOCK_NUISANCE, with_mock_nuisance
-from gammastar.yields.stage import mock_normalisation
+from gammastar.yields.npot import mock_normalisation
 
 
 def _meta(rel: float | None) -> dict:

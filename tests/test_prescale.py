@@ -17,7 +17,8 @@ from gammastar.config import config_from_dict, flavour_config
 from gammastar.errors import ConfigError
 from gammastar.mock.generate import read_meta
 from gammastar.selection.stage import select
-from gammastar.yields.stage import compute_yields, resolve_n_pot
+from gammastar.yields.npot import resolve_n_pot
+from gammastar.yields.stage import compute_yields
 
 K = 4.0
 """The prescale of the tests: large enough that normalising the ee yield by the run's N_POT
@@ -346,7 +347,7 @@ def test_yields_top_level_extrapolation_of_a_both_run():
     when no channel is fiducial or both are (single-flavour runs never take this path)."""
     from types import SimpleNamespace
 
-    from gammastar.yields.stage import _seam_extrapolation
+    from gammastar.yields.combined import _seam_extrapolation
 
     ex = {"bin_edges": [0.22, 0.25, 1.1], "model": "m"}
 

@@ -19,12 +19,9 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.reach.stats import cls, upper_limit
 from gammastar.reach.stats.model import Channel, Model
 from gammastar.reach.stats.workspace import build_spec, quiet_pyhf
-from gammastar.yields.uncertainties import (
-    at_masses,
-    lambda_theta_variation,
-    like_sign_variation,
-    read_uncertainties,
-)
+from gammastar.yields.lambda_theta import lambda_theta_variation
+from gammastar.yields.nuisance import at_masses, read_uncertainties
+from gammastar.yields.variations import like_sign_variation
 
 PYHF = str(Path(sys.executable).with_name("pyhf"))
 
@@ -465,7 +462,7 @@ def test_lambda_errors_read_the_measured_polarisation_block():
     from types import SimpleNamespace
 
     from gammastar.errors import InputError
-    from gammastar.yields.uncertainties import _lambda_errors
+    from gammastar.yields.sources import _lambda_errors
 
     cfg = SimpleNamespace(uncertainties=SimpleNamespace(lambda_theta_err=0.2))
     pol = {"mass_edges": [0.2, 0.4, 0.6, 0.8], "lambda_theta_err": [0.1, None, 0.3]}
@@ -488,7 +485,7 @@ def test_lambda_error_is_the_scatter_of_the_acceptances_interpolated_lambda():
     from types import SimpleNamespace
 
     from gammastar.corrections.pair_acceptance.table import PairAcceptance
-    from gammastar.yields.uncertainties import interpolated_error
+    from gammastar.yields.lambda_theta import interpolated_error
 
     edges = np.array([0.2, 0.3, 0.45, 0.7, 1.1])
     err = np.array([0.05, 0.08, 0.12, 0.2])
@@ -574,7 +571,7 @@ def test_acceptance_map_variation_is_the_scatter_over_binomial_maps():
     1/√(2·2000) ≈ 1.6% (3σ: 5%), and the linearisation of 1/A misses the next order,
     Var(1/Â) ≈ Var(Â)/A⁴ (1 + 3 Var(Â)/A² + …), ≤ 1.2% here (δA/A ≤ 6.3% at A = 0.2,
     N = 1000); with A = 0.1 and N = 300 (δA/A = 17%) it reaches ~10%."""
-    from gammastar.yields.uncertainties import acceptance_map_variation
+    from gammastar.yields.variations import acceptance_map_variation
 
     amap, a, n = _toy_map()
     rng = np.random.default_rng(19)
@@ -606,8 +603,10 @@ def test_yields_record_the_acceptance_map_statistics(tmp_path):
     acceptance gives 0 and says so."""
     from test_yields import histograms_like_select, write_run
 
+    from gammastar.yields.nuisance import PER_BIN
+    from gammastar.yields.sources import _map_statistics
     from gammastar.yields.stage import compute_yields
-    from gammastar.yields.uncertainties import PER_BIN, _map_statistics, acceptance_map_variation
+    from gammastar.yields.variations import acceptance_map_variation
 
     amap, a, _ = _toy_map(tmp_path)
     run = tmp_path / "run"
@@ -663,7 +662,7 @@ def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
     """A 3-D map (m, p_T, y) whose one rapidity bin spans every pair is the 2-D map: the same
     propagated size (to rounding: the same sums in the same order)."""
     from gammastar.corrections.unfold import AcceptanceMap3D
-    from gammastar.yields.uncertainties import acceptance_map_variation
+    from gammastar.yields.variations import acceptance_map_variation
 
     amap, a, n = _toy_map()
     m3 = AcceptanceMap3D(amap.map.m_edges, amap.map.pt_edges, np.array([-20.0, 20.0]),
@@ -739,7 +738,7 @@ def test_lambda_theta_moving_variation_moves_the_region_with_each_bin():
     """Each polarisation bin's λ̂ moved alone; pairs cross A = min_acceptance both ways:
     entering ones weigh 1/ε (OS) or the bin's like-sign factor / ε (SS) over A_λ′; the bins'
     changes add in quadrature (hand-computed from A = a(p_T) + 0.1 λ(m))."""
-    from gammastar.yields.uncertainties import lambda_theta_moving_variation
+    from gammastar.yields.lambda_theta import lambda_theta_moving_variation
 
     a = 0.06
     pairs = {  # p1 in F, p2 (OS) and p4 (SS) outside it, p5 SS in F (factor 0.8), p6, p3
@@ -784,7 +783,7 @@ def test_lambda_theta_moving_variation_edge_cases():
     entering pair with an unusable ε (NaN, 0) weighs 0 instead of blanking the yield's bins;
     an opposite-sign pair entering the region takes its bin's opposite-sign factor (here 0.5:
     a stand-in for a conversion or η-rate scale the selection applies)."""
-    from gammastar.yields.uncertainties import (
+    from gammastar.yields.lambda_theta import (
         acceptance_free_weights,
         lambda_theta_moving_variation,
     )
@@ -852,7 +851,7 @@ def test_a_bad_lambda_refits_block_is_a_one_line_error(bad, match):
     missing, a sign that is not ±1, a yield_shift of the wrong length): one line naming the
     file and the key."""
     from gammastar.errors import InputError
-    from gammastar.yields.uncertainties import read_uncertainties
+    from gammastar.yields.nuisance import read_uncertainties
 
     doc = {"uncertainties": {"mass": [0.3], "nuisances": {}, "lambda_theta_refits": bad}}
     with pytest.raises(InputError, match=rf"y\.json: uncertainties\.lambda_theta_refits\.{match}"):
@@ -863,7 +862,7 @@ def test_lambda_refits_at_marks_the_moves_that_change_nothing_there():
     """A move is ``null`` at a mass when the yield bins around it (the two centres that
     bracket it, NaN bins skipped) did not move at all: λ′ = λ̂ for their pairs. Its interpolated
     shift is then 0; a move with a shift in either bracketing bin is not null."""
-    from gammastar.yields.uncertainties import lambda_refits_at
+    from gammastar.yields.lambda_theta import lambda_refits_at
 
     blk = {"mass": [0.3, 0.4, 0.5, 0.6], "moves": [
         {"sign": 1, "yield_shift": [0.0, 0.0, 0.02, None], "fit": {}},

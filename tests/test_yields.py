@@ -23,15 +23,15 @@ from gammastar.physics.aprime_meson import default_form_factor as aprime_default
 from gammastar.physics.constants import M_MU, mass, width
 from gammastar.physics.kinematics import aprime_factor, mcp_factor
 from gammastar.physics.target import interaction_probability
-from gammastar.yields.stage import (
+from gammastar.yields.formulas import (
     aprime_yield,
     aprime_yield_from_pairs,
-    compute_yields,
     mcp_yield_from_hist,
     mcp_yield_from_pairs,
     merge_factor,
-    resolve_n_pot,
 )
+from gammastar.yields.npot import resolve_n_pot
+from gammastar.yields.stage import compute_yields
 
 EFF_MAP = Path(__file__).resolve().parents[1] / "data" / "efficiency_na60_like.root"
 AXIS = {"bins": 89, "start": 0.2113, "stop": 1.1}
@@ -602,7 +602,7 @@ def test_on_mock_standard_recipe_mixing_is_the_vector_peaks(mock_run):
     (the mock decays with the PDG μμ branching ratio, the recipe's coupling is from Γ(V → ee);
     K_μ of Eq. 6 restores universality), times the share (2/π) arctan(2D/Γ) of the mixing term's
     Breit–Wigner inside the ±D window (beyond it O(Γ/M) < 1e-3: tests/test_standard_recipe.py)."""
-    from gammastar.yields.stage import _meta_from_root
+    from gammastar.yields.npot import _meta_from_root
     from gammastar.yields.standard_recipe import CHANNELS, meson_yields_from_meta, recipe
 
     cfg, res, doc = mock_run
@@ -650,7 +650,7 @@ def test_pairs_match_histogram_uses_the_axis_bin_rule():
     within a rounding of a bin edge (here every edge of the both-channels demo's 10 MeV grid,
     ±1 ulp) land where select's fill put them, so an unchanged table matches (the demo warned
     'weights do not sum to unfolded_m' for one pair at m ≈ 1.0 GeV); a changed weight does not."""
-    from gammastar.yields.stage import pairs_match_histogram
+    from gammastar.yields.formulas import pairs_match_histogram
 
     ax = hist.axis.Regular(88, 0.22, 1.1)
     edges = ax.edges

@@ -160,9 +160,9 @@ def truth_aprime_yield(truth: Any, edges, *, m_lepton: float, sigma_m=None, seed
             Gaussian ``sigma_m``.
 
     Returns:
-        :class:`gammastar.yields.stage.AprimeYield`.
+        :class:`gammastar.yields.formulas.AprimeYield`.
     """
-    from gammastar.yields.stage import aprime_yield_from_pairs
+    from gammastar.yields.formulas import aprime_yield_from_pairs
 
     m = truth.m
     if smear is not None:

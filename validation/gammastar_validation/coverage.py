@@ -501,7 +501,8 @@ def data_side(
     from gammastar.yields.extrapolation.nsig import nsig_error_parts, nsig_lambda_theta
     from gammastar.yields.extrapolation.result import Extrapolation
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler, RecordingSampler
-    from gammastar.yields.uncertainties import at_masses, lambda_refits_at, lambda_regions
+    from gammastar.yields.lambda_theta import lambda_refits_at, lambda_regions
+    from gammastar.yields.nuisance import at_masses
 
     y = load_yields(run / rundir.YIELDS)
     ex = y.extrapolation

@@ -40,7 +40,7 @@ from gammastar.yields.extrapolation.nsig import (
     nsig_relative_error,
 )
 from gammastar.yields.extrapolation.samplers import RecordingSampler
-from gammastar.yields.uncertainties import lambda_refits_at, lambda_regions
+from gammastar.yields.lambda_theta import lambda_refits_at, lambda_regions
 
 __all__ = ["ReachInputs", "ScanResult", "ScanSettings", "scan", "scan_with"]
 
@@ -119,7 +119,7 @@ class ScanSettings:
     dark: darkphoton.DarkSector | None = None
     signal_nuisances: Mapping[str, ArrayLike] | None = None
     """Per name the relative signal-rate uncertainty at each mass
-    (:func:`gammastar.yields.uncertainties.at_masses`)."""
+    (:func:`gammastar.yields.nuisance.at_masses`)."""
     impact_points: int = 0
     """At that many evenly spaced masses, each nuisance fixed at ±1σ
     (:func:`gammastar.reach.impact.impact`)."""

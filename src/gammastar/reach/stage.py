@@ -68,7 +68,7 @@ from gammastar.source.production import (
     with_target_nuisance,
 )
 from gammastar.source.source import Source, ensemble_sources
-from gammastar.yields.uncertainties import reach_nuisances
+from gammastar.yields.nuisance import reach_nuisances
 
 __all__ = ["OUTPUTS", "ReachResult", "check_config", "plot_reach_figures", "reach_document", "reach_inputs", "reach_meta", "run_reach", "write_reach"]
 

@@ -20,7 +20,7 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.core import rundir
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.target import nucleus_scale, nucleus_scale_rel_err, yield_scale
-from gammastar.yields.uncertainties import CORRELATED, NUISANCE_KIND, read_uncertainties
+from gammastar.yields.nuisance import CORRELATED, NUISANCE_KIND, read_uncertainties
 
 __all__ = [
     "MOCK_NUISANCE",
@@ -51,7 +51,7 @@ class Yields:
     extrapolation: dict[str, Any] | None = None
     """``yields.json`` ``extrapolation`` (fiducial-region yields), else ``None``."""
     uncertainties: dict[str, Any] | None = None
-    """``yields.json`` ``uncertainties`` (:func:`gammastar.yields.uncertainties.read_uncertainties`),
+    """``yields.json`` ``uncertainties`` (:func:`gammastar.yields.nuisance.read_uncertainties`),
     else ``None``."""
 
     def __post_init__(self) -> None:
@@ -265,7 +265,7 @@ def with_target_nuisance(
     exp(|ln(A_f/A_d)| σ_α) − 1, the same at every mass, one parameter shared by the channels.
 
     Arguments:
-        nuisances, record: :func:`gammastar.yields.uncertainties.reach_nuisances`'s output
+        nuisances, record: :func:`gammastar.yields.nuisance.reach_nuisances`'s output
             (``None, None`` with ``uncertainties.enabled: false``: the A-dependence is then
             the only named nuisance).
         scale_info: the second value of :func:`resolve_yield_scale`.

@@ -25,7 +25,7 @@ from gammastar.source.decays import rho00_from_lambda
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import check_refuse, load_yields, resolve_yield_scale
 from gammastar.source.source import PARAMETRIC, Source
-from gammastar.yields.uncertainties import interpolated_error
+from gammastar.yields.lambda_theta import interpolated_error
 
 __all__ = [
     "aprime_source",

@@ -182,7 +182,7 @@ def nsig_error_parts(
     ``yield_cross`` stays the linear 2 Cov(ln Y_F, ln(N/Y_F)), a covariance of logarithms
     already. Costs 2k + 2 more evaluations of N/Y_F (k ≤ 5 parameters).
 
-    With ``lambda_theta`` (:func:`gammastar.yields.uncertainties.lambda_refits_at`: per polarisation
+    With ``lambda_theta`` (:func:`gammastar.yields.lambda_theta.lambda_refits_at`: per polarisation
     bin and sign, the fiducial yield's relative change at the mass, ``yield_shift``, and the
     extrapolation refitted in the moved region, ``fit``, a :func:`refit` record) also
     ``lambda_theta``: the decay anisotropy's 1σ at N's level, each move's
@@ -385,7 +385,7 @@ def nsig_lambda_theta(
 ) -> NDArray[np.float64]:
     """The measured λ_θ's 1σ carried to N_sig at one mass, per cτ: :func:`nsig_error_parts`'
     ``lambda_theta`` part alone (arguments as there; ``moves`` from
-    :func:`gammastar.yields.uncertainties.lambda_refits_at`), without the fit's other parts.
+    :func:`gammastar.yields.lambda_theta.lambda_refits_at`), without the fit's other parts.
 
     Returns:
         The relative 1σ (of ln N_sig with ``log``) per cτ.
@@ -414,7 +414,7 @@ class _LambdaDraw:
     changes its role only where F′ differs from F (a flow sample beyond F, where the flow
     leaks, stays the flow's). What the moves share (the nominal region's lookups, the model's
     density) is computed once; a move that changes nothing at the mass (``null`` from
-    :func:`gammastar.yields.uncertainties.lambda_refits_at`, and the nominal fit there) gives 1."""
+    :func:`gammastar.yields.lambda_theta.lambda_refits_at`, and the nominal fit there) gives 1."""
 
     def __init__(self, ex, fiducial, mass, qt, e, out_mask, a) -> None:
         self.ex, self.mass, self.qt, self.e, self.a = ex, mass, qt, e, a

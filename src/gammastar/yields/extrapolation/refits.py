@@ -50,7 +50,7 @@ def refit_fractions(
     started at ``ex``'s parameters, without errors. Where σ_y and ȳ are fixed the groups' fits
     are independent and only ``groups`` are refitted (the other bins keep ``ex``'s f_F); with
     a fitted σ_y or ȳ every group is. What the extrapolation does when the fiducial region
-    follows a varied λ_θ (:func:`gammastar.yields.uncertainties.lambda_theta_moving_variation`).
+    follows a varied λ_θ (:func:`gammastar.yields.lambda_theta.lambda_theta_moving_variation`).
     The fraction of :func:`refit`'s record.
 
     Arguments:
