@@ -287,7 +287,11 @@ def test_pdg_tables_cached_on_disk_are_the_database_s(tmp_path, monkeypatch):
     from gammastar.physics import pdgdata
 
     monkeypatch.setenv("GAMMASTAR_CACHE", str(tmp_path))
-    direct = pdgdata._read_tables()
+    direct = pdgdata._read_tables()  # the database, read once
+    reads = []
+    # every read of the database counted and answered with its tables: the cache written from
+    # them, read back through JSON, must give them again
+    monkeypatch.setattr(pdgdata, "_read_tables", lambda: reads.append(1) or direct)
     for damage in (None, "{not json", '{"edition": "x", "modes": {}}'):
         if damage is not None:
             (cached,) = tmp_path.glob("pdgdata/pdg-*.json")
@@ -297,6 +301,7 @@ def test_pdg_tables_cached_on_disk_are_the_database_s(tmp_path, monkeypatch):
             assert pdgdata._tables() == direct
         finally:
             pdgdata._tables.cache_clear()
+    assert len(reads) == 3  # written once, then each damaged file remade from the database
     (cached,) = tmp_path.glob("pdgdata/pdg-*.json")
     pdgdata._tables.cache_clear()
     try:  # read back from the file, not the database
