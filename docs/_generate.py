@@ -653,7 +653,7 @@ PAIRS_COLUMN_DOCS: dict[str, tuple[str, str]] = {
         "float64",
         (
             "cos θ of the positive lepton (the first for SS pairs) in the pair's helicity frame "
-            "(`gammastar.corrections.polarisation.helicity_angles`)"
+            "(`gammastar.corrections.polarisation.angles.helicity_angles`)"
         ),
     ),
     "phi_hel": ("float64", "φ of the same lepton in the helicity frame, rad"),

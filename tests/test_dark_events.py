@@ -330,7 +330,7 @@ def test_aprime_spin_density_in_dark_decay(rho00):
     the same sample against isotropy: p < 1e-6 (the test has power)."""
     from scipy import stats as sps
 
-    from gammastar.corrections.polarisation import helicity_angles
+    from gammastar.corrections.polarisation.angles import helicity_angles
     from gammastar.physics.darksector import IDM
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.source.dark_decays import dark_chains, dark_decay_coefficients

@@ -241,7 +241,7 @@ def test_efficiency_map_outside(tmp_path):
 
 
 def test_efficiency_map_invalid_values(tmp_path):
-    from gammastar.corrections.unfold import load_efficiency_map
+    from gammastar.corrections.unfold.efficiency import load_efficiency_map
 
     write_effmap(tmp_path / "big.root", np.full((20, 10), 1.5))
     with pytest.raises(InputError, match=r"\[0, 1\]"):

@@ -32,7 +32,9 @@ from gammastar.corrections.lambda_correction import (
 )
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
 from gammastar.corrections.pair_acceptance.table import PairAcceptance
-from gammastar.corrections.polarisation import angular_functions, fit_lambdas, measure
+from gammastar.corrections.polarisation import measure
+from gammastar.corrections.polarisation.angles import angular_functions
+from gammastar.corrections.polarisation.fit import fit_lambdas
 from gammastar.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -131,7 +133,7 @@ def test_a_peak_polarised_otherwise_than_the_simulation_still_helps_below_it(
     neighbours that move together). The correction still takes the bin more than half of the
     way from the fit (+0.39) to the truth (0; measured: +0.07), and the peak's own bin within
     0.1 of its truth (the mixture's, from the data's true angles by moments)."""
-    from gammastar.corrections.polarisation import truth_lambdas
+    from gammastar.corrections.polarisation.angles import truth_lambdas
 
     data = _sample(0.0, 1_000_000, seed=5, lam_peak=0.6)
     truth = truth_lambdas(data["m_true"], data["cos_theta_hel_true"], data["phi_hel_true"],

@@ -165,7 +165,7 @@ def _write_th3(path, values, m_edges=(0.2, 0.6, 1.2)):
 @pytest.mark.parametrize("bad", [np.nan, 1.5, -0.1])
 def test_3d_map_bad_contents_name_the_file(tmp_path, bad):
     """NaN, > 1, < 0 in any cell: one InputError naming file and histogram (the 2-D checks)."""
-    from gammastar.corrections.unfold import load_acceptance_map
+    from gammastar.corrections.unfold.acceptance import load_acceptance_map
 
     v = np.full((2, 2, 2), 0.5)
     v[1, 0, 1] = bad
@@ -176,7 +176,7 @@ def test_3d_map_bad_contents_name_the_file(tmp_path, bad):
 
 def test_3d_map_must_cover_the_selection_mass_range(tmp_path):
     """A TH3 whose mass axis (0.3–1.2 GeV) misses the selection's 0.2113 GeV: one error."""
-    from gammastar.corrections.unfold import AcceptanceMap3D, load_acceptance_map
+    from gammastar.corrections.unfold.acceptance import AcceptanceMap3D, load_acceptance_map
 
     _write_th3(tmp_path / "m3.root", np.full((2, 2, 2), 0.5), m_edges=(0.3, 0.6, 1.2))
     with pytest.raises(InputError, match=r"m3\.root:acceptance: .*does not cover .*0\.2113"):
@@ -190,7 +190,7 @@ def test_acceptance_map_of_wrong_dimension(tmp_path):
     """A TH1 named as the acceptance map: one InputError naming file and dimension."""
     import hist
 
-    from gammastar.corrections.unfold import load_acceptance_map
+    from gammastar.corrections.unfold.acceptance import load_acceptance_map
 
     h = hist.Hist(hist.axis.Regular(3, 0.0, 1.0))
     with uproot.recreate(tmp_path / "m1.root") as f:
@@ -202,7 +202,7 @@ def test_acceptance_map_of_wrong_dimension(tmp_path):
 def test_3d_lookup_outside_map_rules():
     """``nearest`` takes the nearest cell's A (in y too), ``drop``/``error`` give NaN; the
     count of pairs outside is the same; the rapidity is the pair's: y = asinh(pz/m_T)."""
-    from gammastar.corrections.unfold import AcceptanceMap3D, acceptance_weights
+    from gammastar.corrections.unfold.acceptance import AcceptanceMap3D, acceptance_weights
 
     am = AcceptanceMap3D(
         np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([2.0, 3.0, 4.0]),

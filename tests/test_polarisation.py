@@ -18,12 +18,12 @@ from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig, MockPolarisation
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
 from gammastar.corrections.pair_acceptance.table import PairAcceptance
-from gammastar.corrections.polarisation import (
+from gammastar.corrections.polarisation.angles import (
     angular_functions,
-    fit_lambdas,
     helicity_angles,
     truth_lambdas,
 )
+from gammastar.corrections.polarisation.fit import fit_lambdas
 from gammastar.physics.constants import M_MU
 
 NA60 = LeptonAcceptance(3.0, 0.035, 0.120)
@@ -266,7 +266,7 @@ def test_newton_fit_equals_the_damped_fit(seed, monkeypatch):
     unit λ here, i.e. ~1e-6 relative: 1e-3 is a loose bound, far below the statistical
     uncertainty of σ itself, 1/√(2n) ≈ 2.5e-3). The Newton path must converge by itself (no
     fallback) in at most 5 passes over the pairs (3–4 here), the meat Σw²ggᵀ on at most 2."""
-    from gammastar.corrections import polarisation as pol
+    from gammastar.corrections.polarisation import fit as pol
 
     u, a0, v, w, truth = _toy_sample(seed)
     ref, ref_cov = pol._fit_lambdas_damped(u, a0, v, w)
@@ -293,7 +293,7 @@ def test_newton_fit_starts_anywhere_feasible_and_reports_bad_input():
     lam, cov = fit_lambdas(u, a0, v, w)
     err = np.sqrt(np.diag(cov))
     lam2, _ = fit_lambdas(u, a0, v, w, start=[5.0, 5.0, 5.0])  # 1 + 5c² + … < 0 somewhere
-    from gammastar.corrections.polarisation import STEP_TOL
+    from gammastar.corrections.polarisation.fit import STEP_TOL
 
     assert np.all(np.abs(lam2 - lam) <= 2 * STEP_TOL * err)
     a0[0] = 0.0
@@ -309,7 +309,7 @@ def test_fit_started_near_the_maximum_takes_two_passes_and_gives_the_same_lambda
     each; σ to the change of the sandwich between the λ of the two last passes, at most
     STEP_TOL·σ apart (σ varies by O(1) relative per unit λ here: 2·STEP_TOL·σ relative,
     6e-4; 1.8e-4 measured). From the maximum itself: 2 passes."""
-    from gammastar.corrections import polarisation as pol
+    from gammastar.corrections.polarisation import fit as pol
 
     u, a0, v, w, _ = _toy_sample(5)
     lam, cov = fit_lambdas(u, a0, v, w)
@@ -338,12 +338,11 @@ def test_measure_fits_each_bins_pairs():
     λ and errors are those of fit_lambdas on that bin's pairs (the same numbers: 1e-12).
     Toy pairs in 4 mass bins (each bin another λ), moments of a per-pair window as in
     ``_toy_sample``, negative weights among them. And the angular functions, computed in
-    blocks of polarisation._BLOCK pairs (this sample: 5 blocks), are the numbers of one
+    blocks of polarisation.angles._BLOCK pairs (this sample: 5 blocks), are the numbers of one
     block (2-d input) pair by pair."""
     from _tolerance import EPS64, reorder_tol
 
-    from gammastar.corrections import polarisation as pol
-    from gammastar.corrections.polarisation import PARAMS, measure
+    from gammastar.corrections.polarisation import PARAMS, angles, measure
 
     rng = np.random.default_rng(8)
     parts = []
@@ -354,7 +353,7 @@ def test_measure_fits_each_bins_pairs():
     pairs = {"m": m, "pT": np.ones(m.size), "pz": np.ones(m.size), "charge": np.zeros(m.size),
              "cos_theta_hel": c, "phi_hel": phi, "weight": w, "acc": np.ones(m.size)}  # fmt: skip
     ang = angular_functions(c, phi)
-    assert c.size > 4 * pol._BLOCK
+    assert c.size > 4 * angles._BLOCK
     # elementwise; the blocks move pairs between libm's SIMD and scalar paths (≤ a few ulp)
     np.testing.assert_allclose(ang, angular_functions(c[None], phi[None])[:, 0], rtol=0,
                                atol=reorder_tol(4, 1.0, EPS64))  # fmt: skip
@@ -372,9 +371,9 @@ def test_measure_fits_each_bins_pairs():
 # --------------------------------------------------------------------------- bins at the peaks
 def test_counts_in_equals_numpys_histogram():
     """peak_safe_edges counts the masses per bin by comparisons with the edges
-    (polarisation._counts_in): np.histogram's integers, masses on the edges (the last bin
+    (polarisation.edges._counts_in): np.histogram's integers, masses on the edges (the last bin
     closed), outside them and NaN included."""
-    from gammastar.corrections.polarisation import _counts_in
+    from gammastar.corrections.polarisation.edges import _counts_in
 
     rng = np.random.default_rng(3)
     for _ in range(100):
@@ -390,7 +389,7 @@ def test_peak_safe_edges_keep_each_narrow_peak_whole():
     """Inner edges inside a peak's window move to its nearer side; a bin left with fewer than
     ``min_pairs`` masses merges into its smaller neighbour; peaks outside the range and the
     outer edges stay untouched; the default peaks are the PDG ω and φ (and heavier)."""
-    from gammastar.corrections.polarisation import narrow_peaks, peak_safe_edges
+    from gammastar.corrections.polarisation.edges import narrow_peaks, peak_safe_edges
     from gammastar.physics.constants import mass
 
     # the moved edges are p ± window rounded to 1 MeV: compared to 1e-9, far below that step
@@ -463,7 +462,7 @@ def test_bins_through_a_peak_select_the_decay_angles_and_peak_safe_bins_do_not(t
     10 demo realisations, whole cocktail), while the bin that holds the peak whole (edges moved
     3.5 σ_m away, as analysis/na60_like.yaml does) gives back 0 within 3σ + 0.05 (the moment
     tables' interpolation allowance of the tests above)."""
-    from gammastar.corrections.polarisation import peak_safe_edges
+    from gammastar.corrections.polarisation.edges import peak_safe_edges
 
     gen, src = _sources({"rho": 0.0, "omega": 0.0, "phi": 0.0}, 600_000, 8,
                         {Channel.OMEGA_MUMU})  # fmt: skip

@@ -256,7 +256,7 @@ def test_executors_same_with_acceptance_map(tmp_path):
     """1/(A ε) per chunk, with pairs below min_acceptance and outside the map (nearest): the
     acceptance report (counts, lost fractions) is the same on every executor, and the lost
     fraction equals the one computed on the whole pairs table."""
-    from gammastar.corrections.unfold import lost_fraction_from_pairs
+    from gammastar.corrections.unfold.acceptance import lost_fraction_from_pairs
 
     files = _two_files(tmp_path)
     # OS pairs at (0.5, 0) in a bin with A = 0.005 < min_acceptance; (0.85, 0.43) outside

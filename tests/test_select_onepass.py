@@ -39,7 +39,7 @@ BY_CHUNK = Execution(chunksize=CHUNK)
 # pair_weights are elementwise); ≲ 20 roundings per weight (ε lookup, 1/ε, the trilinear
 # interpolation of A: 8 corners × 2 products, 1/A, the product of the factors)
 PAIR_OPS = 20
-# The λ fit (polarisation.fit_lambdas): both sides end with Newton's step after one below
+# The λ fit (polarisation.fit.fit_lambdas): both sides end with Newton's step after one below
 # 0.01σ, within ~(that step)² of the maximum, so the λ of two fits of the same pairs (whose
 # weights differ by rounding) agree to the roundings of the score's sum over a bin's
 # n ≈ 1.4e3 pairs, whatever their start: n·eps·Σ|w g|/H ≈ n·eps·O(1–10) ≲ 1e-11 (1e-12

@@ -546,7 +546,8 @@ def test_bootstrapped_ensemble_spread_uses_the_replicas(tmp_path, caplog):
 def _toy_map(tmp_path=None):
     """A 2-D acceptance map (4 mass × 3 p_T bins) with A from 0.2 to 0.8 and 1000–3000
     generated sources per bin; optionally written as ``acceptance``/``acceptance_generated``."""
-    from gammastar.corrections.unfold import AcceptanceMap, EfficiencyMap
+    from gammastar.corrections.unfold.acceptance import AcceptanceMap
+    from gammastar.corrections.unfold.efficiency import EfficiencyMap
 
     m_edges, pt_edges = np.array([0.2, 0.4, 0.6, 0.8, 1.0]), np.array([0.0, 0.5, 1.0, 2.0])
     a = np.linspace(0.2, 0.8, 12).reshape(4, 3)
@@ -661,7 +662,7 @@ def test_yields_record_the_acceptance_map_statistics(tmp_path):
 def test_acceptance_map_variation_3d_with_one_rapidity_bin_is_the_2d():
     """A 3-D map (m, p_T, y) whose one rapidity bin spans every pair is the 2-D map: the same
     propagated size (to rounding: the same sums in the same order)."""
-    from gammastar.corrections.unfold import AcceptanceMap3D
+    from gammastar.corrections.unfold.acceptance import AcceptanceMap3D
     from gammastar.yields.variations import acceptance_map_variation
 
     amap, a, n = _toy_map()

@@ -6,14 +6,16 @@ import numpy as np
 import pytest
 from _select_data import write_effmap
 
-from gammastar.corrections.unfold import (
+from gammastar.corrections.unfold.efficiency import (
     EfficiencyMap,
-    bayesian_unfold,
-    bayesian_unfold_variance,
     bin_index,
     efficiency_weights,
     inverse_weights,
     load_efficiency_map,
+)
+from gammastar.corrections.unfold.resolution import (
+    bayesian_unfold,
+    bayesian_unfold_variance,
     response_matrix,
 )
 from gammastar.errors import InputError
@@ -132,7 +134,8 @@ def test_invalid_map_contents_name_file_and_histogram(tmp_path, kind, bad) -> No
     import hist
     import uproot
 
-    from gammastar.corrections.unfold import load_acceptance_map, load_efficiency_map
+    from gammastar.corrections.unfold.acceptance import load_acceptance_map
+    from gammastar.corrections.unfold.efficiency import load_efficiency_map
 
     h = hist.Hist(hist.axis.Regular(4, 0.2, 1.2), hist.axis.Regular(3, 0.0, 3.0))
     h.view()[...] = 0.5

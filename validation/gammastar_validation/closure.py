@@ -62,7 +62,7 @@ def reach_closure(
     """
     from gammastar.core import rundir
     from gammastar.corrections.pair_acceptance import fiducial_from_config
-    from gammastar.corrections.unfold import EfficiencyMap
+    from gammastar.corrections.unfold.efficiency import EfficiencyMap
     from gammastar.mock.detector import Detector
     from gammastar.reach.acceptance import draw
     from gammastar.source.production import Yields, load_yields

@@ -243,8 +243,9 @@ def response_residuals(
 def truth_polarisation(path, edges) -> dict[str, Any]:
     """The generator's true λ_θ, λ_φ, λ_θφ (γ* lab helicity frame) per mass bin (true mass)
     from the mock file's ``truth_hel_*`` and ``truth_all_m`` histograms, by moments
-    (:func:`gammastar.corrections.polarisation.truth_lambdas`' formulas; ``lambda_theta_err`` from the
-    spread of cos²θ* of an isotropic-to-transverse decay, ≤ √(4/45 / n) × 20/(5⟨c²⟩ − 3)²).
+    (:func:`gammastar.corrections.polarisation.angles.truth_lambdas`' formulas;
+    ``lambda_theta_err`` from the spread of cos²θ* of an isotropic-to-transverse decay,
+    ≤ √(4/45 / n) × 20/(5⟨c²⟩ − 3)²).
 
     Arguments:
         path: the mock ROOT file. edges: mass bin edges (GeV; multiples of 1 MeV).
@@ -266,6 +267,6 @@ def truth_polarisation(path, edges) -> dict[str, Any]:
         return np.bincount(idx[ok], weights=np.asarray(h.values())[ok], minlength=nb)
 
     n = rebin(n_all)
-    from gammastar.corrections.polarisation import lambdas_from_sums
+    from gammastar.corrections.polarisation.angles import lambdas_from_sums
 
     return {"mass_edges": edges, **lambdas_from_sums(n, [rebin(h) for h in sums])}

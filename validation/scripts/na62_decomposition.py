@@ -55,7 +55,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 
 from gammastar.config import load_config
-from gammastar.corrections.unfold import EfficiencyMap
+from gammastar.corrections.unfold.efficiency import EfficiencyMap
 from gammastar.mock.detector import Detector
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler

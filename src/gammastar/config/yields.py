@@ -70,8 +70,8 @@ class UnfoldConfig(Section):
     """Pair efficiency ε(m, pT): a ROOT file with a TH2 ``efficiency`` (or its only TH2; x =
     mass, y = pair pT, both in GeV; contents in [0, 1]); each pair is weighted by 1/ε, pairs
     outside the map as ``outside_map`` says
-    (:func:`gammastar.corrections.unfold.load_efficiency_map`). Default: the shipped NA60-like
-    map, the one the mock generator applies (``mock.efficiency_map``); ``None``: ε = 1."""
+    (:func:`gammastar.corrections.unfold.efficiency.load_efficiency_map`). Default: the shipped
+    NA60-like map, the one the mock generator applies (``mock.efficiency_map``); ``None``: ε = 1."""
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
     """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
     Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""
@@ -112,11 +112,11 @@ class UnfoldConfig(Section):
     polarisation_peak_window: PositiveFloat | None = None
     """Half-width (GeV) around each narrow vector meson (ω, φ, J/ψ, ψ(2S), Υ; PDG masses) in
     which no polarisation bin edge may sit: such an edge moves to the window's side, so each
-    peak is measured whole (:func:`gammastar.corrections.polarisation.peak_safe_edges`). An edge through a
-    peak narrower than the bins selects the pairs' decay angles through the mass resolution
-    and biases λ_θ there (docs/explanation/method.md); about 3.5 σ_m of the experiment at the peak.
-    ``None``: edges as given or equal-count (a warning with a measured λ_θ when a peak lies in
-    the mass range)."""
+    peak is measured whole (:func:`gammastar.corrections.polarisation.edges.peak_safe_edges`).
+    An edge through a peak narrower than the bins selects the pairs' decay angles through the
+    mass resolution and biases λ_θ there (docs/explanation/method.md); about 3.5 σ_m of the
+    experiment at the peak. ``None``: edges as given or equal-count (a warning with a measured
+    λ_θ when a peak lies in the mass range)."""
     polarisation_correction: PolarisationCorrectionConfig | None = None
     """With ``decay_lambda_theta: measured``: the detector simulation that corrects the
     measured λ_θ for the reconstructed-mass bins' selection of decay angles

@@ -12,7 +12,7 @@ import numpy as np
 
 from gammastar.channels import ELECTRON_CHANNELS, Channel
 from gammastar.config.mock import MockConfig
-from gammastar.corrections.polarisation import angular_functions, helicity_angles
+from gammastar.corrections.polarisation.angles import angular_functions, helicity_angles
 from gammastar.mock.generator import Chunk
 from gammastar.physics.kinematics import rapidity
 

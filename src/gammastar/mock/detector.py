@@ -45,7 +45,8 @@
    bends μ+ and μ− apart): a charge-dependent acceptance (default 0: charge-blind).
 3. Efficiency: ε(m, pT) of the reconstructed pair from the map in ``data/``, applied by
    accept/reject (flat outside the map: nearest bin). The map is read and checked by
-   :func:`gammastar.corrections.unfold.load_efficiency_map`, the reader the unfolding uses.
+   :func:`gammastar.corrections.unfold.efficiency.load_efficiency_map`, the reader the unfolding
+   uses.
 
 References:
     R. L. Workman et al. (Particle Data Group), PTEP 2022 083C01, "Passage of particles
@@ -65,7 +66,7 @@ from numpy.typing import NDArray
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockDetector
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
-from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
+from gammastar.corrections.unfold.efficiency import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ConfigError
 from gammastar.mock.cocktail import Sources
 from gammastar.physics.constants import M_MU

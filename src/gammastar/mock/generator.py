@@ -20,7 +20,7 @@ from gammastar.channels import Channel
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig
 from gammastar.core.artifacts import make_meta, sha256_file
-from gammastar.corrections.unfold import load_efficiency_map
+from gammastar.corrections.unfold.efficiency import load_efficiency_map
 from gammastar.errors import GammastarError
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, ParametricMesons, Sources
 from gammastar.mock.combinatorial import Combinatorial

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from gammastar.channels import ELECTRON_CHANNELS, Channel
-from gammastar.corrections.polarisation import helicity_angles
+from gammastar.corrections.polarisation.angles import helicity_angles
 from gammastar.mock.acceptance import (
     EE_ACCEPTANCE_MASS_EDGES,
     EE_GSTAR,

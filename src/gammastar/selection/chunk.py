@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.channels import Channel
-from gammastar.corrections.polarisation import helicity_angles
+from gammastar.corrections.polarisation.angles import helicity_angles
 from gammastar.io import LAYOUTS, get_layout
 from gammastar.physics.constants import M_MU
 from gammastar.selection.cuts import Cuts
@@ -400,8 +400,9 @@ def select_chunk(
 
 
 def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cos θ*, φ* (helicity frame, :func:`gammastar.corrections.polarisation.helicity_angles`) of the
-    pairs in ``keep``: of the positive lepton for OS pairs, of the first for SS pairs.
+    """cos θ*, φ* (helicity frame,
+    :func:`gammastar.corrections.polarisation.angles.helicity_angles`) of the pairs in ``keep``:
+    of the positive lepton for OS pairs, of the first for SS pairs.
 
     In blocks of :data:`_HELICITY_BLOCK` pairs (the gathers and the angles' temporaries of a
     block stay in the CPU cache, without the page faults of fresh whole-chunk arrays): every

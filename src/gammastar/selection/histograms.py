@@ -17,7 +17,7 @@ from gammastar.corrections.background import (
     like_sign_estimate,
     r_factor_mixed,
 )
-from gammastar.corrections.unfold import (
+from gammastar.corrections.unfold.resolution import (
     bayesian_unfold,
     bayesian_unfold_variance,
     response_matrix,

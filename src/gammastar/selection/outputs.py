@@ -22,7 +22,7 @@ from gammastar.core import rundir, urls
 from gammastar.core.artifacts import atomic_paths, json_text, make_meta
 from gammastar.core.results import StageResult
 from gammastar.corrections.background import conversion_template_from_config
-from gammastar.corrections.polarisation import narrow_peaks
+from gammastar.corrections.polarisation.edges import narrow_peaks
 
 if TYPE_CHECKING:
     import hist

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.corrections.background import conversion_template_from_config, ss_pair_weights
-from gammastar.corrections.unfold import acceptance_weights, inverse_weights
+from gammastar.corrections.unfold.acceptance import acceptance_weights
+from gammastar.corrections.unfold.efficiency import inverse_weights
 
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
@@ -34,7 +35,7 @@ class WeightSpec:
     """The SS factor the chunks apply: R (``constant``) or 1 (``binwise``, provisional)."""
     outside_map: str = "error"
     acceptance: Any = None
-    """The :class:`~gammastar.corrections.unfold.AcceptanceMap` (``None``: A = 1)."""
+    """The :class:`~gammastar.corrections.unfold.acceptance.AcceptanceMap` (``None``: A = 1)."""
     min_acceptance: float = 0.01
     conversion: Any = None
     """The :class:`~gammastar.corrections.background.ConversionTemplate` (``None``: no subtraction)."""
@@ -81,16 +82,17 @@ def pair_weights(
     ``weight = weight_raw · 1/ε · 1/A · s`` (DEVELOPERS.md "Pairs table"; weight_raw = 1 for
     data), with 1/A = 0 below ``min_acceptance`` and outside the map (unless ``nearest``);
     the counts and the sums Σw, Σw² of the kept pairs and of the lost ones at their nominal
-    weight 1/(A ε) (:func:`gammastar.corrections.unfold.lost_fraction_from_sums`) add over chunks. Pairs
-    outside the map are counted, never raised on here: the caller raises on the total
-    (:func:`gammastar.corrections.unfold.check_acceptance_outside`) for ``outside_map: error``.
+    weight 1/(A ε) (:func:`gammastar.corrections.unfold.acceptance.lost_fraction_from_sums`) add
+    over chunks. Pairs outside the map are counted, never raised on here: the caller raises on
+    the total (:func:`gammastar.corrections.unfold.acceptance.check_acceptance_outside`) for
+    ``outside_map: error``.
 
     Arguments:
         pairs: columns ``m``, ``pT``, ``pz``, ``charge``.
         inv_eff: 1/ε per pair (0 where ε cannot be used).
         ss_factor: s per pair: 1 (OS) or the like-sign factor −k (SS).
-        acceptance: an :class:`~gammastar.corrections.unfold.AcceptanceMap` or per-pair acceptance
-            (``None``: A = 1).
+        acceptance: an :class:`~gammastar.corrections.unfold.acceptance.AcceptanceMap` or
+            per-pair acceptance (``None``: A = 1).
         min_acceptance: ``unfold.min_acceptance``.
         outside_map: ``unfold.outside_map`` (``error`` and ``drop``: weight 0 outside).
         conversion: a :class:`~gammastar.corrections.background.ConversionTemplate`: s times its

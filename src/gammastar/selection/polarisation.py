@@ -10,12 +10,8 @@ from typing import Any
 import numpy as np
 
 from gammastar.config import AnalysisConfig
-from gammastar.corrections.polarisation import (
-    MIN_PAIRS,
-    measure,
-    peak_safe_edges,
-    polarisation_edges,
-)
+from gammastar.corrections.polarisation import MIN_PAIRS, measure
+from gammastar.corrections.polarisation.edges import peak_safe_edges, polarisation_edges
 
 log = logging.getLogger(__name__)
 from gammastar.selection.run import (
@@ -78,7 +74,8 @@ def _polarisation_edges(cfg: AnalysisConfig, m_os: np.ndarray) -> np.ndarray:
     """The polarisation bins' mass edges: ``unfold.polarisation_edges`` or at most
     ``polarisation_bins`` of equal OS counts with :data:`~gammastar.corrections.polarisation.MIN_PAIRS`
     each (a small sample: fewer bins), kept off the narrow peaks by
-    ``polarisation_peak_window`` (:func:`gammastar.corrections.polarisation.peak_safe_edges`)."""
+    ``polarisation_peak_window``
+    (:func:`gammastar.corrections.polarisation.edges.peak_safe_edges`)."""
 
     u, lo, hi = cfg.unfold, cfg.selection.mass_min, cfg.selection.mass_max
     if u.polarisation_edges is not None:

@@ -38,7 +38,7 @@ import uproot  # noqa: F401
 from gammastar import io as gio
 from gammastar.core.parquet import part_bytes
 from gammastar.core.urls import is_url
-from gammastar.corrections.unfold import EfficiencyMap, lookup_efficiency
+from gammastar.corrections.unfold.efficiency import EfficiencyMap, lookup_efficiency
 from gammastar.errors import ChunkError, InputError
 from gammastar.physics.constants import M_MU
 from gammastar.selection.chunk import load_chunk_code, select_chunk

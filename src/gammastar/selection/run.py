@@ -67,7 +67,7 @@ class _Weighted:
     estimate: Any
     """The like-sign estimate (:func:`like_sign`)."""
     eff_report: Any
-    """:class:`gammastar.corrections.unfold.UnfoldReport`."""
+    """:class:`gammastar.corrections.unfold.efficiency.UnfoldReport`."""
     acc_report: dict[str, Any] | None
     unfolded: Mapping[str, hist.Hist] | None
     eta: dict[str, Any]
@@ -99,7 +99,8 @@ class _Selected:
 class _AtPairs:
     """A per-pair acceptance already evaluated at the pairs of the table, in its row order
     (the isotropic A of a measured λ_θ, from the moments at every pair): what
-    :func:`gammastar.corrections.unfold.acceptance_weights` looks up, without a second lookup."""
+    :func:`gammastar.corrections.unfold.acceptance.acceptance_weights` looks up, without a second
+    lookup."""
 
     values: np.ndarray
     source: str

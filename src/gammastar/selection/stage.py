@@ -31,10 +31,10 @@ from gammastar.corrections.unfold import (
     PHASE_SPACE_DETECTOR,
     PHASE_SPACE_FIDUCIAL,
     PHASE_SPACE_FULL,
-    load_acceptance_map,
-    load_efficiency_map,
     split_map_spec,
 )
+from gammastar.corrections.unfold.acceptance import load_acceptance_map
+from gammastar.corrections.unfold.efficiency import load_efficiency_map
 from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.selection.chunk import CUTFLOW_KEYS
 from gammastar.selection.cuts import Cuts

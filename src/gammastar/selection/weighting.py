@@ -30,15 +30,13 @@ from gammastar.corrections.lambda_correction import (
     selection_correction,
 )
 from gammastar.corrections.polarisation import lambda_for_acceptance
-from gammastar.corrections.unfold import (
+from gammastar.corrections.unfold.acceptance import (
     AcceptanceReport,
-    UnfoldReport,
     check_acceptance_outside,
-    check_unfoldable,
-    inverse_weights,
     lost_fraction_from_map,
     lost_fraction_from_sums,
 )
+from gammastar.corrections.unfold.efficiency import UnfoldReport, check_unfoldable, inverse_weights
 from gammastar.errors import InputError
 from gammastar.selection import reweight
 from gammastar.selection.pairhists import HistAxes, raw_histograms

@@ -98,8 +98,8 @@ def acceptance_free_weights(
     read: its factor is the median ``weight·acc·ε`` of the pairs of the same charge class
     (opposite- or like-sign) inside the region in its ``bins`` entry (1 for opposite-sign,
     0 for like-sign pairs where the bin has none), over ε (0 where ε is not finite and
-    positive, as :func:`gammastar.corrections.unfold.inverse_weights` treats it). What a pair weighs in a
-    fiducial region that follows another λ_θ (over its A_λ′).
+    positive, as :func:`gammastar.corrections.unfold.efficiency.inverse_weights` treats it).
+    What a pair weighs in a fiducial region that follows another λ_θ (over its A_λ′).
 
     Arguments:
         weight, acc, eff, charge: the pairs table's columns (``charge`` 0 for OS).

@@ -19,7 +19,8 @@ from gammastar.corrections.background import eta_mumu_rate_peak
 from gammastar.corrections.migration import applied_correction
 from gammastar.corrections.pair_acceptance import fiducial_from_config
 from gammastar.corrections.pair_acceptance.table import PairAcceptance
-from gammastar.corrections.unfold import load_acceptance_map, split_map_spec
+from gammastar.corrections.unfold import split_map_spec
+from gammastar.corrections.unfold.acceptance import load_acceptance_map
 from gammastar.errors import ConfigError, InputError
 from gammastar.yields.extrapolation.result import Extrapolation
 from gammastar.yields.lambda_theta import (

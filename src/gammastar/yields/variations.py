@@ -56,9 +56,10 @@ def acceptance_map_variation(
     Arguments:
         m, pt, weight: the pairs (mass, pair p_T, the ``weight`` column).
         edges: the yield's mass bin edges.
-        amap: the :class:`gammastar.corrections.unfold.AcceptanceMap` (its ``map`` has ``m_edges``,
-            ``pt_edges``, ``values``) or :class:`gammastar.corrections.unfold.AcceptanceMap3D` (also
-            ``y_edges``; then ``pz`` is needed), with ``generated`` counts.
+        amap: the :class:`gammastar.corrections.unfold.acceptance.AcceptanceMap` (its ``map``
+            has ``m_edges``, ``pt_edges``, ``values``) or
+            :class:`gammastar.corrections.unfold.acceptance.AcceptanceMap3D` (also ``y_edges``;
+            then ``pz`` is needed), with ``generated`` counts.
         pz: the pairs' p_z (3-D map: the lab rapidity of the lookup).
 
     Returns:

@@ -82,7 +82,8 @@ class PairAcceptance:
     table: NDArray[np.float64]
     quadrature: tuple[int, int] = (32, 32)
     generated: None = None
-    """No generated counts (the interface of :class:`gammastar.corrections.unfold.AcceptanceMap`)."""
+    """No generated counts (the interface of
+    :class:`gammastar.corrections.unfold.acceptance.AcceptanceMap`)."""
     moments: NDArray[np.float64] | None = field(default=None, compare=False, repr=False)
     """(4, n_m, n_p, n_θ): ⟨a⟩, ⟨cos²θ* a⟩, ⟨sin²θ* cos2φ* a⟩, ⟨sin2θ* cosφ* a⟩."""
 
