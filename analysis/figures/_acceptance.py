@@ -1,5 +1,6 @@
-"""Figs. 9 and 10 share one computation: :func:`gammastar.reach.acceptance.grid.plot_acceptance_comparison`
-of the flows trained with and without the combinatorial background."""
+"""Figs. 9 and 10 share one computation:
+:func:`gammastar.reach.acceptance.grid.plot_acceptance_comparison` of the flows trained with and
+without the combinatorial background."""
 
 from __future__ import annotations
 
