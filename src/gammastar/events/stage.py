@@ -478,8 +478,8 @@ def run_dark_events(
 
     Weights sum to the expected detected events
     (:func:`gammastar.source.dark_events.generate_dark`); the meta carries the expectation from the iDM acceptance
-    (:func:`gammastar.reach.acceptance.dark.draw_dark`, the same machinery, the decay integrated exactly)
-    for the ψ₁ψ₂ chain.
+    (:func:`gammastar.reach.acceptance.dark.draw_dark`, the same machinery, the decay integrated
+    exactly) for the ψ₁ψ₂ chain.
 
     Arguments:
         config: the analysis config (with an ``idm`` section).

@@ -1,4 +1,5 @@
-r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1; docs/explanation/physics.md §9).
+r"""Long-lived-particle acceptance of A′ samples (paper App. B, Eq. B1;
+docs/explanation/physics.md §9).
 
 Offers :class:`KinematicSample` (A′ samples with the detector's verdict per decay cell, the
 acceptance for any cτ), :func:`draw` (the A′ of a :class:`~gammastar.source.source.Source` or

@@ -38,9 +38,9 @@ def _dark_side(
     efficiency: float,
 ) -> KinematicSample:
     """One ψ₂ of the chains ``d`` (:func:`gammastar.source.dark_decays.dark_chains`) with the
-    detector's verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂ (the shapes' path
-    cells of :func:`path_sample` for a geometry that is not a window geometry: the ψ₂ from
-    the production point, both leptons seen, their opening angle cut)."""
+    detector's verdict per decay-volume cell: the :class:`KinematicSample` of that ψ₂ (the
+    shapes' path cells of :func:`path_sample` for a geometry that is not a window geometry: the
+    ψ₂ from the production point, both leptons seen, their opening angle cut)."""
 
     kin, fwd = _psi2_kin(d["k"], psi2, m2)
     if not geometry.window_geometry:

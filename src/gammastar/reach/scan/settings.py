@@ -59,8 +59,9 @@ class ScanResult:
 
 @dataclass(frozen=True)
 class ScanSettings:
-    """What :func:`~gammastar.reach.scan.scan` needs besides the grids and the samplers: the signal inputs and the
-    per-mass statistics (:meth:`from_config` builds it for the ``reach`` stage).
+    """What :func:`~gammastar.reach.scan.scan` needs besides the grids and the samplers: the
+    signal inputs and the per-mass statistics (:meth:`from_config` builds it for the ``reach``
+    stage).
 
     The statistics inputs (``background``, ``background_kappa``, ``n_pot_unc``,
     ``efficiency_uncertainty``) have no defaults; they, ``channels``, the signal window and
@@ -164,7 +165,8 @@ class ScanSettings:
                 )
 
     def model_settings(self, channels: tuple[str, ...]) -> MassModelSettings:
-        """The per-mass likelihood's settings (:func:`~gammastar.reach.signal.mass_model`) for the open ``channels``."""
+        """The per-mass likelihood's settings (:func:`~gammastar.reach.signal.mass_model`) for
+        the open ``channels``."""
         return MassModelSettings(
             channels=channels,
             background={ch: self.background[ch] for ch in channels},
