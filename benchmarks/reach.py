@@ -51,7 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 from gammastar.config import load_config
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.scan import ScanSettings, scan
+from gammastar.reach.scan import scan
+from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.stats import cls
 from gammastar.reach.stats.interface import BANDS
 from gammastar.source.geometry import Geometry

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gammastar.reach.scan import ScanResult
+from gammastar.reach.scan.settings import ScanResult
 
 
 def made_up_scan(bands: dict[str, tuple[np.ndarray, np.ndarray]], masses=None) -> ScanResult:

@@ -1,4 +1,4 @@
-"""Long-lived-particle acceptance (gammastar.reach.acceptance, paper Eq. B1)."""
+"""Long-lived-particle acceptance (gammastar.reach.acceptance and its grids, paper Eq. B1)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.acceptance import (
+from gammastar.reach.acceptance import draw
+from gammastar.reach.acceptance.grid import (
     ComparisonGrid,
     acceptance,
     acceptance_eps_grid,
     acceptance_grid,
-    draw,
     plot_acceptance_comparison,
 )
 from gammastar.source.geometry import Geometry

@@ -1,4 +1,4 @@
-"""The acceptance with shaped detectors (gammastar.reach.acceptance.draw and draw_dark on
+"""The acceptance with shaped detectors (gammastar.reach.acceptance.draw and .dark.draw_dark on
 :mod:`gammastar.physics.volumes`): against a brute-force Monte Carlo of decay points for every
 volume shape with a plane and daughter requirements, the window keys' own shapes giving
 today's acceptance, and the path cells' bookkeeping."""
@@ -15,7 +15,8 @@ from test_volumes import family_pull
 from gammastar.physics.darksector import I2DM, IDM
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.physics.volumes.shapes import decay_in_volume
-from gammastar.reach.acceptance import channel_samples, draw, draw_dark, draw_dark_pair
+from gammastar.reach.acceptance import channel_samples, draw
+from gammastar.reach.acceptance.dark import draw_dark, draw_dark_pair
 from gammastar.source.dark_decays import _psi2_kin, dark_chains
 from gammastar.source.decays import DECAYS
 from gammastar.source.eventgen import _kinematics

@@ -23,7 +23,7 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.reach.bounds import read_bound, read_config_bounds
 from gammastar.reach.bounds.draw import draw_bounds
 from gammastar.reach.plots import plot_reach
-from gammastar.reach.scan import ScanResult
+from gammastar.reach.scan.settings import ScanResult
 
 DATA = Path(__file__).parent / "data" / "bounds"
 ISLAND = DATA / "synthetic_island.yaml"

@@ -121,8 +121,8 @@ def test_idm_hepmc_round_trip(tmp_path):
 
 def test_idm_sum_of_weights_is_the_acceptance(tmp_path):
     """Σ weights of the events (vertex drawn) = the reach's expectation (decay integrated
-    exactly per cell, :func:`gammastar.reach.acceptance.draw_dark`), within the events' statistical
-    error (5 σ from Σw²) plus the expectation's (its sample is 5× larger)."""
+    exactly per cell, :func:`gammastar.reach.acceptance.dark.draw_dark`), within the events'
+    statistical error (5 σ from Σw²) plus the expectation's (its sample is 5× larger)."""
     cfg = dark_config(tmp_path)
     res = run_dark_events(
         cfg, EventRequest(n=6000, output=tmp_path / "d.parquet", seed=7), mass=0.6, eps=3e-4

@@ -146,7 +146,8 @@ def test_detector_wholly_outside_the_data_is_refused(run):
     reaches the spectrometer's 35 mrad): every accepted A′ would come from the model → one
     error."""
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.scan import ScanSettings, scan
+    from gammastar.reach.scan import scan
+    from gammastar.reach.scan.settings import ScanSettings
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
@@ -203,7 +204,8 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.scan import ScanSettings, scan
+    from gammastar.reach.scan import scan
+    from gammastar.reach.scan.settings import ScanSettings
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source
@@ -372,7 +374,8 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     from _tolerance import EPS64, reorder_tol
 
     from gammastar.corrections.pair_acceptance import FiducialRegion
-    from gammastar.reach.scan import ScanSettings, scan
+    from gammastar.reach.scan import scan
+    from gammastar.reach.scan.settings import ScanSettings
     from gammastar.source.geometry import Geometry
     from gammastar.source.production import load_yields
     from gammastar.source.source import Source

@@ -25,7 +25,7 @@ from _scans import made_up_scan
 
 from gammastar.core.figures import STYLE_OVERRIDES, figure_style
 from gammastar.reach.plots import BANDS_COINCIDE_NOTE, bands_coincide, plot_reach
-from gammastar.reach.scan import ScanResult
+from gammastar.reach.scan.settings import ScanResult
 
 BAND_LABELS = (r"expected $\pm1\sigma$", r"expected $\pm2\sigma$")
 

@@ -17,7 +17,8 @@ from gammastar.errors import GammastarError, InputError, OutputExistsError
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import draw
-from gammastar.reach.scan import ScanSettings, scan
+from gammastar.reach.scan import scan
+from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.signal import MassModelSettings, eps_boundaries, mass_model
 from gammastar.reach.stage import run_reach
 from gammastar.reach.stats import cls, upper_limit

@@ -155,7 +155,7 @@ def test_i2dm_two_psi2_at_least_one_detected():
 
 def test_i2dm_pair_closed_and_bad_theta():
     from gammastar.physics.darksector import I2DM
-    from gammastar.reach.acceptance import draw_dark_pair
+    from gammastar.reach.acceptance.dark import draw_dark_pair
     from gammastar.reach.idm import chain_acceptances
     from gammastar.source.geometry import Geometry
 

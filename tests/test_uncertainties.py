@@ -371,7 +371,8 @@ def _scan_kw(tmp_path):
 
 def test_ensemble_spread_enters_as_kinematic_model(tmp_path):
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.reach.scan import ScanSettings, scan
+    from gammastar.reach.scan import scan
+    from gammastar.reach.scan.settings import ScanSettings
 
     kw = _scan_kw(tmp_path)
     masses, eps = np.array([0.3, 0.6]), np.geomspace(1e-7, 1e-3, 30)
@@ -431,7 +432,8 @@ def test_kinematic_record_states_its_own_error():
 def test_ensemble_bad_input(tmp_path):
     from gammastar.errors import GammastarError
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.reach.scan import ScanSettings, scan
+    from gammastar.reach.scan import scan
+    from gammastar.reach.scan.settings import ScanSettings
 
     kw = _scan_kw(tmp_path)
     with pytest.raises(GammastarError, match="at least 2 members"):

@@ -1,5 +1,6 @@
-"""Figs. 9 and 10 share one computation: :func:`gammastar.reach.acceptance.plot_acceptance_comparison`
-of the flows trained with and without the combinatorial background."""
+"""Figs. 9 and 10 share one computation:
+:func:`gammastar.reach.acceptance.grid.plot_acceptance_comparison` of the flows trained with and
+without the combinatorial background."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def compare(cfg: Any, *, retrain: bool = False) -> dict[str, Any]:
     range (at most 0.25–1.0 GeV) for the map; ``reach.samples`` A′ samples per mass; seed = the
     config's. Returns the dict of the package function (figures included, still open).
     """
-    from gammastar.reach.acceptance import ComparisonGrid, plot_acceptance_comparison
+    from gammastar.reach.acceptance.grid import ComparisonGrid, plot_acceptance_comparison
     from gammastar.source.geometry import Geometry
 
     with_bkg, no_bkg = c.flows_with_and_without_background(cfg, retrain=retrain)

@@ -1,7 +1,7 @@
 """Paper Fig. 10: relative acceptance difference 2(𝓔_bg − 𝓔_no bg)/(𝓔_bg + 𝓔_no bg) of the
 flows trained with and without the combinatorial background, in the (m_A′, cτ) plane.
 
-Same computation as Fig. 9 (:func:`gammastar.reach.acceptance.plot_acceptance_comparison`);
+Same computation as Fig. 9 (:func:`gammastar.reach.acceptance.grid.plot_acceptance_comparison`);
 prints the largest and median |difference| per cτ range. Needs mock input (truth channels).
 
 Usage: ``python analysis/figures/fig10_acceptance_difference.py [CONFIG] [--output RUN] [--force]``

@@ -4,7 +4,8 @@ with (solid) and without (dashed) the combinatorial background.
 Runs ``generate``, ``select`` and ``train`` (reused when up to date), trains the no-background
 flow (``<run>/nobkg/flow/``, reused when current) and evaluates the acceptance on the config's
 ``detector:`` (default: the paper's mock detector, 5 m shield, 35–120 mrad) with
-:func:`gammastar.reach.acceptance.plot_acceptance_comparison`. Needs mock input (truth channels).
+:func:`gammastar.reach.acceptance.grid.plot_acceptance_comparison`. Needs mock input (truth
+channels).
 
 Usage: ``python analysis/figures/fig9_acceptance.py [CONFIG] [--output RUN] [--force]``
 """

@@ -73,10 +73,10 @@ flow's own quoted error, ``kinematic_model`` (what the reach carries with
 (``flow.ensemble`` ≥ 3 with ``flow.bootstrap``, as ``gammastar train`` writes it): the relative
 spread of 𝓔(m, cτ) over the Poisson-bootstrap replicas
 (:func:`gammastar.source.source.ensemble_sources`'s choice; standard deviation / mean, as
-:func:`gammastar.reach.scan._relative_spread`), each wrapped in the realisation's extrapolation with
-the nominal draw's seed, per realisation. The flow, and so its error, is common to all
-realisations: the coverage samples the flow's own error once (a common shift of the pulls), the
-rest of σ thirty times.
+:func:`gammastar.reach.scan.mass_signal._relative_spread`), each wrapped in the realisation's
+extrapolation with the nominal draw's seed, per realisation. The flow, and so its error, is
+common to all realisations: the coverage samples the flow's own error once (a common shift of
+the pulls), the rest of σ thirty times.
 
 Usage: python validation/scripts/nsig_coverage.py --flow runs/na60_like/flow [--realisations 30]
 [--arms full stat] [--own-flow [--draw-pt-form]]. Output: one progress line per realisation,
@@ -675,7 +675,7 @@ def kinematic_spread(replicas, extrap, fiducial, m, ctaus, geo, samples, seed):
     if not replicas:
         return None
     from gammastar.reach.acceptance import draw
-    from gammastar.reach.scan import _relative_spread
+    from gammastar.reach.scan.mass_signal import _relative_spread
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     acc = np.array([

@@ -36,7 +36,8 @@ import numpy as np
 
 from gammastar.physics.darksector import IDM
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.acceptance import draw, draw_dark
+from gammastar.reach.acceptance import draw
+from gammastar.reach.acceptance.dark import draw_dark
 from gammastar.source.dark_decays import _psi2_kin, dark_chains
 from gammastar.source.decays import DECAYS
 from gammastar.source.eventgen import _kinematics

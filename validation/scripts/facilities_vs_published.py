@@ -61,7 +61,8 @@ REPO = Path(__file__).resolve().parents[2]
 from gammastar.config import load_config
 from gammastar.reach.bounds import read_bound
 from gammastar.reach.bounds.compare import compare_reach, ratio_ranges
-from gammastar.reach.scan import ScanSettings, scan
+from gammastar.reach.scan import scan
+from gammastar.reach.scan.settings import ScanSettings
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,

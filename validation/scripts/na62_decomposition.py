@@ -59,7 +59,8 @@ from gammastar.corrections.unfold.efficiency import EfficiencyMap
 from gammastar.mock.detector import Detector
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.scan import ScanSettings, scan
+from gammastar.reach.scan import scan
+from gammastar.reach.scan.settings import ScanSettings
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import (
     Yields,

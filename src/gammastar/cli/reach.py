@@ -76,7 +76,7 @@ def acceptance_command(
     Writes acceptance_ctau.npz, figures/acceptance_ctau.png (+ figures/acceptance_reldiff.png).
     """
     cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the imports
-    from gammastar.reach.acceptance import run_acceptance
+    from gammastar.reach.acceptance.stage import run_acceptance
 
     path = run_acceptance(cfg, compare=compare, force=force)
     typer.echo(f"acceptance: wrote {path}")

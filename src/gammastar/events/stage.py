@@ -58,7 +58,8 @@ from gammastar.events.io import TABLE_UNITS, event_outputs, write_events
 from gammastar.physics import darkphoton
 from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.sampling import ParametricSampler, SamplerLike
-from gammastar.reach.acceptance import draw, draw_dark
+from gammastar.reach.acceptance import draw
+from gammastar.reach.acceptance.dark import draw_dark
 from gammastar.reach.signal import signal_events
 from gammastar.source.dark_decays import DARK_CHAINS, PSI2_CHANNELS
 from gammastar.source.dark_events import generate_dark_chunks
@@ -477,8 +478,8 @@ def run_dark_events(
 
     Weights sum to the expected detected events
     (:func:`gammastar.source.dark_events.generate_dark`); the meta carries the expectation from the iDM acceptance
-    (:func:`gammastar.reach.acceptance.draw_dark`, the same machinery, the decay integrated exactly)
-    for the ψ₁ψ₂ chain.
+    (:func:`gammastar.reach.acceptance.dark.draw_dark`, the same machinery, the decay integrated
+    exactly) for the ψ₁ψ₂ chain.
 
     Arguments:
         config: the analysis config (with an ``idm`` section).

@@ -261,7 +261,7 @@ def detector_closure(
         ``carriers`` that number), and ``"why"`` when nothing could be compared.
 
     Example:
-        >>> from gammastar.reach.acceptance import Geometry
+        >>> from gammastar.source.geometry import Geometry
         >>> rng = np.random.default_rng(1)
         >>> rows = {"m": np.full(500, 0.5), "qT": rng.exponential(0.4, 500),
         ...         "E": rng.uniform(20, 80, 500), "weight": np.ones(500)}

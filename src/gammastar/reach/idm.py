@@ -44,7 +44,7 @@ from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi
 from gammastar.physics.decay import decay_probability
 from gammastar.physics.volumes.shapes import Slab
 from gammastar.reach import stats
-from gammastar.reach.acceptance import draw_dark, draw_dark_pair
+from gammastar.reach.acceptance.dark import draw_dark, draw_dark_pair
 from gammastar.reach.stats.model import Channel, Model
 from gammastar.source.geometry import Geometry
 from gammastar.source.setup import aprime_source, polarisation
@@ -401,8 +401,9 @@ def idm_acceptance(
     rho00: float | None = None,
 ) -> Callable[[ArrayLike], NDArray[np.float64]]:
     """Σ_ℓ BR(ψ₂ → ψ₁ℓℓ) · P(ψ₂ decays in the volume and is detected) as a function of ε,
-    from the event machinery (:func:`gammastar.reach.acceptance.draw_dark`: the events' chains and
-    :func:`gammastar.source.hits.dark_hits`, the decay position integrated exactly per cell);
+    from the event machinery (:func:`gammastar.reach.acceptance.dark.draw_dark`: the events'
+    chains and :func:`gammastar.source.hits.dark_hits`, the decay position integrated exactly per
+    cell);
     ``rho00``: the A′ spin density of A′ → ψψ (None: isotropic).
 
     The branching fractions do not depend on ε (every ψ₂ width is ∝ ε²), cτ(ψ₂) ∝ ε⁻².
@@ -450,8 +451,8 @@ def chain_acceptances(
       channel (for iDM with ``seed`` itself, so iDM results do not depend on this function);
     * ``psi2 psi2`` (i2DM, where m_A′ > 2m₂): P(at least one of the two ψ₂ decays in the volume
       into a counted channel and is detected) × the event efficiency,
-      :func:`gammastar.reach.acceptance.draw_dark_pair` (``n`` chains, each ψ₂'s channel drawn ∝ BR;
-      no double counting: X_a + X_b − X_aX_b per chain).
+      :func:`gammastar.reach.acceptance.dark.draw_dark_pair` (``n`` chains, each ψ₂'s channel
+      drawn ∝ BR; no double counting: X_a + X_b − X_aX_b per chain).
 
     ``psi1 psi1`` is invisible (no entry). BRs of ψ₂ do not depend on ε, cτ(ψ₂) ∝ ε⁻².
 
@@ -626,7 +627,9 @@ def _idm_doc(cfg: Any, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]
             channels=list(idm.channels),
             min_opening_angle=idm.min_opening_angle,
             samples=idm.samples,
-            acceptance="gammastar.reach.acceptance.draw_dark (the events' chains and dark_hits)",
+            acceptance=(
+                "gammastar.reach.acceptance.dark.draw_dark (the events' chains and dark_hits)"
+            ),
             aprime_polarisation=scan.pols,
         ),
     }

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from gammastar.core.artifacts import atomic_path
 from gammastar.core.figures import figure_style
-from gammastar.reach.scan import ScanResult
+from gammastar.reach.scan.settings import ScanResult
 
 __all__ = ["BANDS_COINCIDE_NOTE", "BANDS_RTOL", "bands_coincide", "plot_reach"]
 

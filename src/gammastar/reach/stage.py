@@ -50,12 +50,8 @@ from gammastar.reach.flow_closure import log as closure_log
 from gammastar.reach.impact import plot_impact
 from gammastar.reach.observed import observed_counts
 from gammastar.reach.plots import plot_reach
-from gammastar.reach.scan import (
-    ReachInputs,
-    ScanResult,
-    ScanSettings,
-    scan_with,
-)
+from gammastar.reach.scan import scan_with
+from gammastar.reach.scan.settings import ReachInputs, ScanResult, ScanSettings
 from gammastar.reach.stats.interface import BANDS
 from gammastar.reach.stats.workspace import build_spec
 from gammastar.source.geometry import Geometry

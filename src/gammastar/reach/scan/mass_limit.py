@@ -1,0 +1,234 @@
+"""One mass point's statistics in the (m, ε) scan: the likelihood and limit
+(:func:`_mass_limit`, a second pass with the N_sig-level errors taken at the first pass's
+boundaries, :func:`_second_pass_rows`), the ε boundaries of every band (:func:`_boundaries`)
+and the impact row and table of ``reach.json`` (:func:`_impact_row`, :func:`_impact_table`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gammastar.reach.impact import impact
+from gammastar.reach.scan.mass_signal import _MassSignal
+from gammastar.reach.scan.settings import ScanSettings
+from gammastar.reach.signal import eps_boundaries, mass_model
+from gammastar.reach.stats import upper_limit
+from gammastar.reach.stats.interface import BANDS, LimitResult
+from gammastar.reach.stats.model import Model
+
+
+def _kinematic_row(
+    eps: NDArray, kin_rel: NDArray, lo: float, hi: float, nsig_grid: NDArray, m: float
+) -> dict[str, Any]:
+    """The ``kinematic_model`` size for a mass: r at the median expected ε_high of the first
+    pass (the exponentially sensitive edge), else at ε_low, else where N_sig peaks."""
+    at = {"eps_low": _interp_log(eps, kin_rel, lo), "eps_high": _interp_log(eps, kin_rel, hi)}
+    r_used = next(
+        (v for v in (at["eps_high"], at["eps_low"]) if v is not None),
+        float(kin_rel[int(np.argmax(nsig_grid))]),
+    )
+    return {"mass": m, "rel": r_used, **at}
+
+
+def _extrapolation_row(
+    eps: NDArray, ex_rel: NDArray, lo: float, hi: float, nsig_grid: NDArray, m: float
+) -> dict[str, Any]:
+    """The ``extrapolation`` size for a mass: the larger of the fit's N_sig error at the first
+    pass's median expected ε_low and ε_high (the extrapolated share is largest at ε_low, the
+    long lifetimes; the sensitivity to the energy spectrum at ε_high), else where N_sig
+    peaks."""
+    at = {"eps_low": _interp_log(eps, ex_rel, lo), "eps_high": _interp_log(eps, ex_rel, hi)}
+    vals = [v for v in at.values() if v is not None]
+    r_used = max(vals) if vals else float(ex_rel[int(np.argmax(nsig_grid))])
+    return {"mass": m, "rel": r_used, **at}
+
+
+def _mass_model_for(
+    sig: _MassSignal,
+    i: int,
+    masses: NDArray,
+    st: ScanSettings,
+    mc_stat: float,
+    nuisances: dict[str, float],
+) -> Model:
+    """The per-mass likelihood (:func:`mass_model`) of mass point ``i`` from the settings."""
+    return mass_model(
+        sig.mass,
+        st.model_settings(sig.channels),
+        observed=None
+        if not st.observed
+        else {ch: (v if np.ndim(v) == 0 else np.asarray(v)[i]) for ch, v in st.observed.items()},
+        mc_stat=mc_stat,
+        mass_range=(float(masses[0]), float(masses[-1])),
+        acceptance=sig.shares,
+        signal_nuisances=nuisances or None,
+    )
+
+
+def _boundaries(
+    lim: LimitResult, sig: _MassSignal, eps: NDArray, st: ScanSettings
+) -> dict[str, tuple[float, float]]:
+    """ε_low, ε_high of every band where N_sig(ε) = the band's signal count
+    (:func:`eps_boundaries`); bands sharing a count share the boundaries."""
+    targets = {b: lim.expected[b] for b in BANDS}
+    if st.observed:
+        targets["obs"] = lim.observed if lim.observed is not None else float("nan")
+    targets.update({f"events_{v:g}": v for v in st.event_lines})
+    done: dict[float, tuple[float, float]] = {}
+    for s_up in targets.values():
+        if s_up not in done:
+            done[s_up] = eps_boundaries(sig.nsig, eps, s_up, values=sig.nsig_grid)
+    return {k: done[s_up] for k, s_up in targets.items()}
+
+
+@dataclass(frozen=True)
+class _MassInputs:
+    """One mass point's statistics inputs besides its signal: its index on the mass grid, the
+    named nuisances' sizes there, the yield's statistical error, the limit hint, and the
+    per-ε relative N_sig errors that the second pass takes at the first pass's boundaries."""
+
+    index: int
+    nuisances: dict[str, float]
+    mc_stat: float
+    hint: float | None
+    """The previous mass point's −2σ expected limit (a start for the limit's search)."""
+    kin_rel: NDArray | None = None
+    """The ensemble's acceptance spread (``kinematic_model``), or ``None``."""
+    ex_rel: NDArray | None = None
+    """The extrapolation fit's N_sig error (``extrapolation``), or ``None``."""
+    lam_rel: NDArray | None = None
+    """The measured λ_θ's N_sig error (``acceptance_lambda_theta``), or ``None``."""
+
+
+@dataclass
+class _MassLimit:
+    """One mass point's statistics: the likelihood, the limit and the ε boundaries per band
+    (of the second pass with an ensemble), the ``kinematic_model`` row, the methods used."""
+
+    model: Model
+    limit: LimitResult
+    boundaries: dict[str, tuple[float, float]]
+    kinematic: dict[str, Any] | None
+    methods: set[str]
+    seconds: dict[str, float]
+    extrapolation: dict[str, Any] | None = None
+    lambda_theta: dict[str, Any] | None = None
+
+
+def _second_pass_rows(
+    point: _MassInputs,
+    sig: _MassSignal,
+    eps: NDArray,
+    first: tuple[float, float],
+    nuis: dict[str, float],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
+    """The ``kinematic_model``, ``extrapolation`` and ``acceptance_lambda_theta`` rows at the
+    first pass's median expected boundaries ``first``; their sizes replace those in ``nuis``."""
+    lo, hi = first
+    kin_row = ex_row = lam_row = None
+    if point.kin_rel is not None:
+        kin_row = _kinematic_row(eps, point.kin_rel, lo, hi, sig.nsig_grid, sig.mass)
+        nuis["kinematic_model"] = kin_row["rel"]
+    if point.ex_rel is not None and "extrapolation" in nuis:
+        ex_row = _extrapolation_row(eps, point.ex_rel, lo, hi, sig.nsig_grid, sig.mass)
+        ex_row["rel_yield"] = nuis["extrapolation"]
+        nuis["extrapolation"] = ex_row["rel"]
+    if point.lam_rel is not None and "acceptance_lambda_theta" in nuis:
+        lam_row = _extrapolation_row(eps, point.lam_rel, lo, hi, sig.nsig_grid, sig.mass)
+        lam_row["rel_yield"] = nuis["acceptance_lambda_theta"]
+        nuis["acceptance_lambda_theta"] = lam_row["rel"]
+    return kin_row, ex_row, lam_row
+
+
+def _mass_limit(
+    sig: _MassSignal, point: _MassInputs, masses: NDArray, eps: NDArray, st: ScanSettings
+) -> _MassLimit:
+    """The limit (:func:`gammastar.reach.stats.upper_limit`) and ε boundaries of one mass point;
+    with an ensemble spread ``kin_rel`` or the extrapolation fit's N_sig error ``ex_rel``
+    (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
+    ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
+    boundaries; likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``."""
+    nuis, methods = dict(point.nuisances), set()
+    rows: tuple[dict[str, Any] | None, ...] = (None, None, None)
+    secs = {"limits": 0.0, "boundaries": 0.0}
+    bnd: dict[str, tuple[float, float]] = {}
+    two = (
+        point.kin_rel is not None
+        or (point.ex_rel is not None and "extrapolation" in nuis)
+        or (point.lam_rel is not None and "acceptance_lambda_theta" in nuis)
+    )
+    for kin_pass in (0, 1) if two else (0,):
+        if kin_pass == 1:
+            rows = _second_pass_rows(point, sig, eps, bnd["0"], nuis)
+        t1 = time.perf_counter()
+        model = _mass_model_for(sig, point.index, masses, st, point.mc_stat, nuis)
+        lim = upper_limit(
+            model, cl=st.cl, method=st.method, ntoys=st.ntoys, seed=sig.seed, hint=point.hint
+        )
+        methods.add(lim.method)
+        t2 = time.perf_counter()
+        bnd = _boundaries(lim, sig, eps, st)
+        secs["limits"] += t2 - t1
+        secs["boundaries"] += time.perf_counter() - t2
+    return _MassLimit(model, lim, bnd, rows[0], methods, secs, rows[1], rows[2])
+
+
+
+def _impact_row(
+    model: Model, lim: LimitResult, sig: _MassSignal, eps: NDArray, lo: float, hi: float, cl: float
+) -> dict[str, Any]:
+    """One mass's row of the impact table: each nuisance fixed at ±1σ
+    (:func:`gammastar.reach.impact.impact`)."""
+
+    return {
+        "mass": sig.mass,
+        "s_up": lim.expected["0"],
+        "eps_low": lo,
+        "eps_high": hi,
+        "shifts": impact(
+            model,
+            lambda s: eps_boundaries(sig.nsig, eps, s, values=sig.nsig_grid),
+            cl=cl,
+            method=lim.method,
+            seed=sig.seed,
+            s_up=lim.expected["0"],
+        ),
+    }
+
+
+def _interp_log(eps: NDArray, values: NDArray, at: float) -> float | None:
+    """``values`` (on the ε grid) at ε = ``at``, linear in log ε; ``None`` for a NaN ``at``."""
+    if not np.isfinite(at):
+        return None
+    return float(np.interp(math.log(at), np.log(eps), values))
+
+
+def _impact_table(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``reach.json`` ``impact``: per nuisance and ±1σ, s_up and ε_low/ε_high at each mass."""
+
+    def num(v: float | None) -> float | None:
+        return None if v is None or not np.isfinite(v) else float(v)
+
+    names = list(dict.fromkeys(n for r in rows for n in r["shifts"]))
+    table: dict[str, Any] = {
+        "mass": [r["mass"] for r in rows],
+        "nominal": {k: [num(r[k]) for r in rows] for k in ("s_up", "eps_low", "eps_high")},
+        "nuisances": {},
+        "note": "median expected limit with one nuisance fixed at +1/-1 sigma and the others "
+        "integrated (gammastar.reach.impact.impact); s_up in events of the nominal N_sig",
+    }
+    for n in names:
+        table["nuisances"][n] = {
+            side: {
+                k: [num(r["shifts"].get(n, {}).get(side, {}).get(k)) for r in rows]
+                for k in ("s_up", "eps_low", "eps_high")
+            }
+            for side in ("+1", "-1")
+        }
+    return table

@@ -1,0 +1,212 @@
+"""One mass point of the (m, ε) scan: its signal (:class:`_MassSignal`, :func:`_mass_signal`:
+the A′ samples per open channel, acceptance and N_sig on the ε grid), the N_sig-level errors
+of the extrapolation fit and of the measured λ_θ (:func:`_extrapolation_rel`,
+:func:`_lambda_rel`, with the draws :func:`_nsig_recorder` records) and the ensemble's
+acceptance spread (:func:`_ensemble_acceptance`, :func:`_relative_spread`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gammastar.physics import darkphoton
+from gammastar.physics.sampling import SamplerLike
+from gammastar.reach.acceptance import KinematicSample, channel_samples
+from gammastar.reach.scan.settings import ScanSettings
+from gammastar.reach.signal import _combined, signal_events
+from gammastar.source.source import Source
+from gammastar.yields.extrapolation.nsig import (
+    NsigErrorSettings,
+    nsig_lambda_theta,
+    nsig_relative_error,
+)
+from gammastar.yields.extrapolation.samplers import RecordingSampler
+from gammastar.yields.lambda_theta import lambda_refits_at, lambda_regions
+
+
+@dataclass
+class _MassSignal:
+    """One mass point's signal: the A′ samples per open channel and N_sig on the ε grid."""
+
+    mass: float
+    seed: int
+    channels: tuple[str, ...]
+    samples: dict[str, KinematicSample]
+    brs: dict[str, float]
+    ctau: NDArray[np.float64]
+    nsig: Callable[[NDArray], NDArray]
+    """N_sig(ε) exactly (for the boundaries' root finding)."""
+    nsig_grid: NDArray[np.float64]
+    acceptance: NDArray[np.float64]
+    extrapolated: NDArray[np.float64] | None
+    shares: dict[str, float] | None
+    """Each channel's BR-free acceptance sum over the ε grid when the channels' samples differ."""
+
+
+def _mass_signal(
+    sampler: SamplerLike,
+    m: float,
+    y: float,
+    seed: int,
+    eps: NDArray,
+    st: ScanSettings,
+    open_ch: tuple[str, ...],
+) -> _MassSignal:
+    """Draw the A′ samples at mass ``m`` and evaluate the acceptance and N_sig on the ε grid
+    (NA62 Eq. A1 with the data-driven yield ``y`` per POT per ε²; see the module docstring)."""
+    samples_ch = channel_samples(sampler, m, st.samples, st.geometry, seed=seed, channels=open_ch)
+    brs = {ch: float(darkphoton.branching_ratio(m, ch)) for ch in open_ch}
+    ctau = darkphoton.ctau(m, eps, dark=st.dark)
+    acc = _combined(samples_ch, brs, ctau, "acceptance")
+    sample = next(iter(samples_ch.values()))
+    extrap = None
+    if sample.extrapolated is not None:
+        extrap = _combined(samples_ch, brs, ctau, "extrapolated_acceptance")
+    if st.dark is None:
+        # no dark sector: BRs do not depend on ε and cτ(m, ε) = cτ(m, 1)/ε²
+        scale = st.n_pot * y * sum(brs[ch] for ch in open_ch)
+        ct1 = float(darkphoton.ctau(m, 1.0))
+
+        def nsig(e: NDArray) -> NDArray:
+            e = np.asarray(e, dtype=np.float64)
+            return scale * e**2 * _combined(samples_ch, brs, ct1 / e**2, "acceptance")
+
+        nsig_grid = scale * eps**2 * acc
+    else:
+        dark, n_pot = st.dark, st.n_pot
+
+        def nsig(e: NDArray) -> NDArray:
+            parts = signal_events(
+                m,
+                e,
+                yield_per_pot_eps2=y,
+                n_pot=n_pot,
+                sample=samples_ch,
+                channels=open_ch,
+                dark=dark,
+            )
+            return sum(parts.values())
+
+        nsig_grid = nsig(eps)
+    # each channel's share of the signal: BR × its acceptance over the ε grid (the per-mass
+    # likelihood's split; exact when the channels' acceptances differ by a factor)
+    shares = None
+    if len({id(x) for x in samples_ch.values()}) > 1:
+        shares = {ch: float(samples_ch[ch].acceptance(ctau).sum()) for ch in open_ch}
+    return _MassSignal(
+        m, seed, open_ch, samples_ch, brs, ctau, nsig, nsig_grid, acc, extrap, shares
+    )
+
+
+def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np.float64] | None:
+    """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
+    (:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error` on the nominal draw that
+    ``record``, a :class:`~gammastar.yields.extrapolation.samplers.RecordingSampler` around a
+    :class:`~gammastar.source.source.Source` with a fiducial split, recorded; ``propagation="log"``:
+    the r of the log-normal ``normsys`` from the width of ln N_sig, which a
+    detector seeing only the model's tail needs, docs/explanation/reach.md), or ``None`` when the
+    source has no fitted extrapolation with a covariance. Decay channels with their own
+    samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
+    linear errors of one set of fit parameters add at most so (an upper bound, exact when
+    the channels' gradients are parallel)."""
+    split = record.inner.split
+    ex = None if split is None else split.extrapolation
+    if ex is None or getattr(ex, "covariance", None) is None or record.last is None:
+        return None
+    settings = NsigErrorSettings(propagation="log")
+
+    def rel(x: Any) -> NDArray[np.float64]:
+        return nsig_relative_error(
+            ex, split.fiducial, sig.mass, record.last, x, sig.ctau, settings=settings
+        )
+
+    return _by_channel_shares(sig, rel)
+
+
+def _lambda_rel(
+    record: RecordingSampler, sig: _MassSignal, refits: Mapping[str, Any], regions: list[Any]
+) -> NDArray[np.float64] | None:
+    """The measured λ_θ's 1σ relative error of N_sig on the ε grid of one mass: its moves
+    (``yields.json`` ``uncertainties.lambda_theta_refits``, each with its moved fiducial
+    ``regions``) carried to N_sig on the nominal draw
+    (:func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta`, the width w of ln N_sig, rel =
+    e^w − 1), channels combined as :func:`_extrapolation_rel`; ``None`` without a fiducial
+    split's draw."""
+    split = record.inner.split
+    ex = None if split is None else split.extrapolation
+    if ex is None or record.last is None:
+        return None
+
+    moves = lambda_refits_at(refits, sig.mass, regions)
+
+    def rel(x: Any) -> NDArray[np.float64]:
+        w = nsig_lambda_theta(ex, split.fiducial, sig.mass, record.last, x, sig.ctau, moves)
+        return np.expm1(w)
+
+    return _by_channel_shares(sig, rel)
+
+
+def _by_channel_shares(sig: _MassSignal, rel: Callable[[Any], NDArray]) -> NDArray[np.float64]:
+    """``rel(sample)`` of the one sample, or with a sample per channel Σ_c s_c rel_c, s_c the
+    channel's share of N_sig per ε."""
+    unique = {id(x): (ch, x) for ch, x in sig.samples.items()}
+    if len(unique) == 1:
+        return rel(next(iter(sig.samples.values())))
+    parts = {ch: sig.brs[ch] * x.acceptance(sig.ctau) for ch, x in unique.values()}
+    total = sum(parts.values())
+    out = np.zeros(sig.ctau.size)
+    for ch, x in unique.values():
+        share = np.where(total > 0, parts[ch] / np.where(total > 0, total, 1.0), 0.0)
+        out += share * rel(x)
+    return out
+
+
+def _ensemble_acceptance(
+    ensemble: Sequence[SamplerLike], sampler: SamplerLike, sig: _MassSignal, st: ScanSettings
+) -> NDArray[np.float64]:
+    """Each ensemble member's acceptance on the ε grid, shape (members, ε), with the A′ seeds
+    of the nominal sampler (the nominal's own row reused)."""
+    rows = []
+    for smp in ensemble:
+        if smp is sampler:
+            rows.append(sig.acceptance)
+            continue
+        sc = channel_samples(
+            smp, sig.mass, st.samples, st.geometry, seed=sig.seed, channels=sig.channels
+        )
+        rows.append(_combined(sc, sig.brs, sig.ctau, "acceptance"))
+    return np.asarray(rows)
+
+
+def _relative_spread(members: NDArray) -> NDArray[np.float64]:
+    """Standard deviation over the members / their mean per ε (0 where the mean is 0)."""
+    mean_k = members.mean(axis=0)
+    sd_k = members.std(axis=0, ddof=1)
+    return np.where(mean_k > 0, sd_k / np.where(mean_k > 0, mean_k, 1.0), 0.0)
+
+
+def _nsig_recorder(
+    source: Source, st: ScanSettings
+) -> tuple[RecordingSampler | None, list[Any] | None]:
+    """The source that records each nominal draw, for the extrapolation fit's error and the
+    measured λ_θ's moves carried to N_sig (``None`` when neither is wanted or possible), and
+    the moves' fiducial regions (``None`` without λ_θ refits)."""
+    nus = st.signal_nuisances or {}
+    split = source.split
+    ex_model = None if split is None else split.extrapolation
+    want_lam = bool(st.lambda_refits) and "acceptance_lambda_theta" in nus
+    if ex_model is None or not (
+        ("extrapolation" in nus and getattr(ex_model, "covariance", None) is not None) or want_lam
+    ):
+        return None, None
+
+    record = RecordingSampler(source)
+    if not want_lam:
+        return record, None
+
+    return record, lambda_regions(st.lambda_refits, split.fiducial)
