@@ -79,6 +79,7 @@ def fit_lambdas(
 
     Example:
         >>> import numpy as np
+        >>> from gammastar.corrections.polarisation.angles import angular_functions
         >>> rng = np.random.default_rng(1)   # 1 + 0.5 c², full acceptance: a0 = 1, v = (1/3, 0, 0)
         >>> c = rng.uniform(-1, 1, 400000)
         >>> c = c[rng.uniform(0, 1.5, c.size) < 1 + 0.5 * c**2]
