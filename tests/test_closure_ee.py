@@ -84,6 +84,7 @@ def test_pi0_to_gamma_aprime_from_pi0_dalitz_ee(tmp_path):
     _assert_closes(y, _expected("pi0", 9.0, edges))
 
 
+@pytest.mark.slow  # the π⁰ closure above runs the same chain in the default suite
 @pytest.mark.parametrize("lepton", ["e", "mu"])
 def test_eta_to_gamma_aprime_from_eta_dalitz(tmp_path, lepton):
     """η → γA′ at 0.1–0.5 GeV (above 2m_μ from μμ) from η → γee and η → γμμ separately."""

@@ -631,7 +631,7 @@ class _NarrowRegion(_ToyRegion):
         return self.acceptance(m, qt, e) >= 0.1
 
 
-@pytest.mark.parametrize("y_sigma", [(1.3, 0.1), None])
+@pytest.mark.parametrize("y_sigma", [pytest.param((1.3, 0.1), marks=pytest.mark.slow), None])
 def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
     """:func:`refit_fractions` redoes ``ex``'s fit (its groups, fixed ȳ, external or fitted σ_y,
     the reference seeds) on other weights in another region: on the same pairs and region it
@@ -662,7 +662,8 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
         np.testing.assert_array_equal(kept, ex.fiducial_fraction)
 
 
-@pytest.mark.parametrize("pt_power", ["fitted", 0.0])
+# fitted: the groups' independent fits (side by side on threads); 0.0: one joint fit
+@pytest.mark.parametrize("pt_power", ["fitted", pytest.param(0.0, marks=pytest.mark.slow)])
 def test_refit_moves_are_the_refits_one_by_one(pt_power):
     """:func:`refit_moves` refits several moves at once: each record is :func:`refit`'s of that
     move alone, number for number (the same fits: with ȳ and σ_y fixed and the powers fitted,

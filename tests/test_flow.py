@@ -200,8 +200,12 @@ def test_vjp_in_chunks_equals_one_serial_pass():
 @pytest.mark.parametrize(
     "launch",
     [
-        "from gammastar.flow import _training_kernels as FT; FT.warm_up()",  # a training's start
-        # the other launches, each in a fresh interpreter of a few seconds; in the slow suite
+        # a training's start; each launch in a fresh interpreter of a few seconds, in the slow
+        # suite (the default suite: ensure_pool's doctest, in its worker)
+        pytest.param(
+            "from gammastar.flow import _training_kernels as FT; FT.warm_up()",
+            marks=pytest.mark.slow,
+        ),
         # pair_acceptance's table, computed (an empty cache): a compiled kernel, no pool
         pytest.param(
             "from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance; "

@@ -550,7 +550,9 @@ def test_combinatorial_fraction_of_os(events):
     assert np.all(comb[q != 0])
 
 
-@pytest.mark.parametrize("mu_plus", [0.5, 0.7])
+@pytest.mark.parametrize(
+    "mu_plus", [pytest.param(0.5, marks=pytest.mark.slow), 0.7]  # 0.7: charge-asymmetric
+)
 def test_like_sign_relation(mu_plus):
     """N+− = 2√(N++ N−−) (R = 1) within 4σ, σ ≈ √N_comb, also for charge-asymmetric sources."""
     cfg = make_config(combinatorial={"mu_plus_fraction": mu_plus, "pilot_events": 20_000})

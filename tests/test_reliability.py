@@ -118,7 +118,8 @@ def assert_same_mock(a: Path, b: Path) -> None:
 @pytest.mark.parametrize(
     ("sig", "status", "command"),
     [
-        (signal.SIGTERM, 143, "generate"),
+        # the default suite: SIGTERM during select (below), the same handling and cleanup
+        pytest.param(signal.SIGTERM, 143, "generate", marks=pytest.mark.slow),
         pytest.param(signal.SIGINT, 130, "run", marks=pytest.mark.slow),
     ],
 )
@@ -1042,6 +1043,7 @@ def test_mass_shell_rule():
     _check(cal | {"E": ak.unflatten(e.astype(np.float32), np.full(1000, 2))})
 
 
+@pytest.mark.slow  # a 1.5e5-source mock; the bound itself: test_bound_from_beam_energy
 def test_mock_respects_the_kinematic_limit(tmp_path):
     """With ``mock.kinematic_limit`` the mock's Gaussian rapidity is truncated at
     E_meson ≤ beam.energy: without it a full-acceptance mock of 1.5e5 sources (seed 5) held a 911 GeV muon from the 400 GeV beam,
