@@ -88,7 +88,7 @@ class InputConfig(Section):
     branches: dict[str, str] = Field(default_factory=dict)
     """Map of the package's column names to the file's branch names (defaults per layout)."""
     step_size: Annotated[int, Field(gt=0)] = 500_000
-    """Entries per chunk (the coffea chunk size): memory is bounded by it."""
+    """Entries per chunk (every executor reads the same chunks): memory is bounded by it."""
     lepton: Literal["mu", "e"] = "mu"
     """The lepton flavour of the pairs: the default branch names (``muon_*`` /
     ``electron_*``, ``Muon_*`` / ``Electron_*``), ``lepton_mass`` and with it K_ℓ and the 2m_ℓ
