@@ -45,6 +45,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection loaded (the libraries, every test module) moved out of the garbage
+    collector's reach: it lives until the session ends, and each full collection during the
+    tests would otherwise walk all of it again."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.fixture(scope="session")
 def repo_dir() -> str:
     """The repository root."""
