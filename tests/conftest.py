@@ -48,11 +48,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_collection_finish(session: pytest.Session) -> None:
     """What collection loaded (the libraries, every test module) moved out of the garbage
     collector's reach: it lives until the session ends, and each full collection during the
-    tests would otherwise walk all of it again."""
+    tests would otherwise walk all of it again. The tests allocate many short-lived containers
+    (arrays' wrappers, fixtures' objects): the collector runs less often (a worker has memory
+    to spare; reference counting frees all but cycles at once)."""
     import gc
 
     gc.collect()
     gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 @pytest.fixture(scope="session")
