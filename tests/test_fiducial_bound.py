@@ -265,6 +265,7 @@ def test_cell_bound_kept_answers_for_its_own_table(table):
         for m in (0.25, 0.7731):
             kept = fb.cell_bound(region, m, m)
             fb._TOPS.clear()
+            # booleans of the same table compared with the same bound: exact
             np.testing.assert_array_equal(kept, fb.cell_bound(region, m, m))
             np.testing.assert_array_equal(kept, fb.cell_bound(region, m, m))  # from the store
         del region

@@ -12,7 +12,6 @@ farm's shared installation, before the jobs start) does not pay for the compilat
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -43,7 +42,9 @@ def compile_all(workers: int | None = None) -> dict[str, float]:
     Arguments:
         workers: processes side by side (default: the CPUs this process may use).
     """
-    n = workers or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    from gammastar.core.threads import allowed_cpus
+
+    n = workers or allowed_cpus()
     with ProcessPoolExecutor(max(1, min(n, len(KERNEL_MODULES)))) as pool:
         return dict(zip(KERNEL_MODULES, pool.map(_warm, KERNEL_MODULES), strict=True))
 

@@ -81,15 +81,20 @@ def single_thread_blas() -> Iterator[None]:
         yield
 
 
-def usable_cores() -> int:
-    """The cores this process may use: ``OMP_NUM_THREADS`` where set (a batch slot's
-    convention), else the CPUs it is allowed to run on."""
-    env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
+def allowed_cpus() -> int:
+    """The CPUs this process is allowed to run on (its affinity; else the machine's)."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
+
+
+def usable_cores() -> int:
+    """The cores this process may use for threads: ``OMP_NUM_THREADS`` where set (a batch
+    slot's convention), else :func:`allowed_cpus`."""
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return allowed_cpus()
 
 
 def thread_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int | None = None) -> list[R]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from gammastar.core.threads import thread_map
 from gammastar.flow.architecture import lu_matrix, made_layers, split_transforms
 
 
@@ -549,13 +549,8 @@ class CompiledSampler:
             _sample_blocks(z, ctx, out, 0, nblk, *args)
             return out
         cuts = [nblk * i // threads for i in range(threads + 1)]
-        with ThreadPoolExecutor(threads) as pool:
-            futures = [
-                pool.submit(_sample_blocks, z, ctx, out, lo, hi, *args)
-                for lo, hi in itertools.pairwise(cuts)
-            ]
-            for f in futures:
-                f.result()
+        thread_map(lambda r: _sample_blocks(z, ctx, out, r[0], r[1], *args),
+                   itertools.pairwise(cuts), threads=threads)  # fmt: skip
         return out
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta
 from gammastar.core.results import StageResult
+from gammastar.core.threads import allowed_cpus
 from gammastar.errors import OutputExistsError
 from gammastar.flow.architecture import architecture_from_config
 from gammastar.flow.data import (
@@ -133,11 +134,7 @@ def ensemble_workers(cfg: Any) -> int:
         return 1
     if cfg.workers is not None:
         return min(int(cfg.workers), int(cfg.ensemble))
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(int(cfg.ensemble), cores))
+    return max(1, min(int(cfg.ensemble), allowed_cpus()))
 
 
 def bootstrap_weights(n: int, seed: int, member: int) -> np.ndarray:

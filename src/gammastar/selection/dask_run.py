@@ -24,7 +24,7 @@ import cloudpickle
 from gammastar.errors import InputError
 from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.execution import Execution
-from gammastar.selection.sink import ChunkSink, fold
+from gammastar.selection.sink import ChunkSink, fold_or_cancel
 
 
 @dataclasses.dataclass
@@ -49,11 +49,7 @@ class DaskExecutor:
                 yield fut.result()
                 fut.release()
 
-        try:
-            return fold(sink, items, done())[0]["out"]
-        except BaseException as err:
-            self.client.cancel(futures)
-            raise err from None
+        return fold_or_cancel(sink, items, done(), lambda: self.client.cancel(futures))
 
 
 def dask_setup(worker: Any) -> None:

@@ -49,7 +49,14 @@ from gammastar.selection.pairhists import HistAxes, raw_histograms, unfolded_his
 from gammastar.selection.pairweights import WeightSpec, weight_chunk
 from gammastar.selection.plausibility import Plausibility, read_failure
 from gammastar.selection.reweight import mass_sums
-from gammastar.selection.sink import ChunkSink, Counts, PairChunks, drop_bad_file, fold
+from gammastar.selection.sink import (
+    ChunkSink,
+    Counts,
+    PairChunks,
+    drop_bad_file,
+    fold,
+    fold_or_cancel,
+)
 from gammastar.selection.writer import Packed, chunk_part_name, write_part
 
 log = logging.getLogger(__name__)
@@ -404,15 +411,8 @@ class LocalExecutor:
             with sequential_reads():  # the chunks in order, here: one iteration per file
                 return fold(sink, items, map(task, items))[0]["out"]
         futures = [self.pool.submit(task, item) for item in items]
-        try:
-            done = (f.result() for f in concurrent.futures.as_completed(futures))
-            return fold(sink, items, done)[0]["out"]
-        except BaseException as err:
-            for f in futures:
-                f.cancel()
-            # the error itself, not the pool's remote traceback (whose text would hide the
-            # message naming the file)
-            raise err from None
+        done = (f.result() for f in concurrent.futures.as_completed(futures))
+        return fold_or_cancel(sink, items, done, lambda: [f.cancel() for f in futures])
 
 
 def _make_executor(execution: Execution) -> tuple[Any, list[Any]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Self
 
 import numpy as np
@@ -195,6 +195,19 @@ def add_outputs(acc: dict[str, Any], new: Mapping[str, Any]) -> None:
             add_outputs(acc[key], value)
         else:
             acc[key] += value
+
+
+def fold_or_cancel(
+    sink: ChunkSink, items: list[Any], results: Any, cancel: Callable[[], object]
+) -> dict[str, Any]:
+    """:func:`fold`'s output of a parallel executor's results; on any error ``cancel()`` the
+    tasks still pending and raise the error itself (not a pool's or cluster's remote
+    traceback, whose text would hide the message naming the file)."""
+    try:
+        return fold(sink, items, results)[0]["out"]
+    except BaseException as err:
+        cancel()
+        raise err from None
 
 
 def fold(sink: ChunkSink, items: list[Any], results: Any) -> tuple[dict[str, Any], int]:
