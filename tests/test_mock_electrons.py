@@ -210,8 +210,10 @@ def test_file_layout_electrons_only(tmp_path):
     """leptons [e]: electron_* branches (float64), no muon branches, truth_ee, acceptance_ee;
     every event holds two electrons; N_POT = N_cocktail/(P_int n_ω Σ w) with conversions."""
     path = tmp_path / "ee.root"
-    cfg = ee_config(electrons={"conversion_template_sources": 200_000})  # layout only
-    res = generate_file(cfg, path, events=40_000, chunk_size=15_000)
+    # layout only: a template of 2·10⁴ sources still writes both of its histograms, and
+    # 1.2·10⁴ sources in three chunks the events of every kind the layout checks read
+    cfg = ee_config(electrons={"conversion_template_sources": 20_000})
+    res = generate_file(cfg, path, events=12_000, chunk_size=5_000)
     with uproot.open(path) as f:
         keys = {k.split(";")[0] for k in f}
         assert {"events", "truth_ee", "acceptance_ee", "truth_all_m_ee"} <= keys

@@ -874,14 +874,17 @@ def _sel_cfg(tmp_path: Path, files: list[Path]):
 # Damage that the checks must catch (docs/howto/runs-and-failures.md lists the measured cases, including
 # the one kind that stays plausible: a large momentum component made small).
 DAMAGED = [
-    ("zstd", "muon_charge"),
+    # the charge check on a ZSTD basket: the same check as ("none", "muon_charge"), the same
+    # codec as ("zstd", "muon_px")
+    pytest.param("zstd", "muon_charge", marks=pytest.mark.slow),
     ("zstd", "muon_px"),
     ("none", "muon_charge"),
     ("none", "muon_E"),
     # with a checksum (ROOT's usual ZLIB, and LZ4): the basket does not decompress; the
     # error names the branch and the damaged basket's entries (_basketed: 6 baskets of 70)
     ("zlib", "muon_px"),
-    ("lz4", "muon_pz"),
+    # the same failure path and message as ("zlib", "muon_px") (plausibility.read_failure)
+    pytest.param("lz4", "muon_pz", marks=pytest.mark.slow),
 ]
 CODECS = {"zstd": uproot.ZSTD(5), "none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1)}
 
