@@ -244,7 +244,9 @@ def test_file_both_flavours(tmp_path):
     """leptons [mu, e]: each event holds the two leptons of one source, of one flavour; the
     flavour blocks are generated in proportion to their sources per collision."""
     path = tmp_path / "both.root"
-    cfg = ee_config(leptons=["mu", "e"], electrons={"pi0": {"sigma_rel": 0.0}})
+    # the conversion template's own simulation (its own random stream, not the events'): small
+    electrons = {"pi0": {"sigma_rel": 0.0}, "conversion_template_sources": 20_000}
+    cfg = ee_config(leptons=["mu", "e"], electrons=electrons)
     gen = MockGenerator(cfg)
     res = generate_file(cfg, path, events=60_000, chunk_size=30_000)
     with uproot.open(path) as f:
