@@ -22,6 +22,7 @@ output: {out}
 seed: 11
 mock:
   events: 60000
+  combinatorial: {{pilot_events: 20000}}   # the combinatorial rate: a small pilot
 input:
   files: ["${{output}}/mock.root"]
 unfold:
