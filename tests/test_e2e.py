@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -21,6 +22,7 @@ output: {out}
 seed: 11
 mock:
   events: 60000
+  combinatorial: {{pilot_events: 20000}}   # the combinatorial rate: a small pilot
 input:
   files: ["${{output}}/mock.root"]
 unfold:
@@ -71,7 +73,14 @@ def gammastar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     return proc
 
 
-def statuses(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
+class CliOutput(NamedTuple):
+    """What a command printed (the fields of subprocess.CompletedProcess that statuses reads)."""
+
+    stdout: str
+    stderr: str
+
+
+def statuses(proc: subprocess.CompletedProcess[str] | CliOutput) -> dict[str, str]:
     """Stage → 'ran'/'skipped' from the printed summary (`  <stage>  <status>...`)."""
     out = {}
     for line in proc.stdout.splitlines():
@@ -91,13 +100,27 @@ def statuses(proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
 STAGES = ("generate", "select", "yields", "train", "validate", "reach")
 
 
-def test_run_and_rerun(tmp_path: Path) -> None:
+def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> CliOutput:
+    """``gammastar ARGS`` through the CLI's entry point in this process (the command line, its
+    parsing and its printed summary; the process boundary itself, exit statuses and signals:
+    tests/test_reliability.py, test_killed_during_training_resumes)."""
+    from gammastar.cli import main
+
+    capsys.readouterr()
+    status = main(list(args))
+    out = capsys.readouterr()
+    if status != 0:
+        raise AssertionError(f"gammastar {' '.join(args)} failed ({status}):\n{out.out}\n{out.err}")
+    return CliOutput(out.out, out.err)
+
+
+def test_run_and_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """One whole run writes every artifact (each schema-checked one valid) and the report; a
     second run of the same config recomputes nothing and rewrites nothing. Which stages a
     config change reruns: test_config_change_reruns_only_the_affected_stages (slow) on this
     chain, tests/test_pipeline.py on toy stages."""
     cfg = write_config(tmp_path)
-    first = gammastar("run", str(cfg))
+    first = run_in_process(capsys, "run", str(cfg))
     assert statuses(first) == dict.fromkeys(STAGES, "ran")
     run = tmp_path / "run"
     for artifact in (
@@ -125,7 +148,7 @@ def test_run_and_rerun(tmp_path: Path) -> None:
         p: (run / p).stat().st_mtime_ns for p in ("mock.root", "pairs.parquet", "flow/model.pt")
     }
 
-    second = gammastar("run", str(cfg))
+    second = run_in_process(capsys, "run", str(cfg))
     assert statuses(second) == dict.fromkeys(STAGES, "skipped")
     assert {p: (run / p).stat().st_mtime_ns for p in stamp} == stamp  # nothing rewritten
 

@@ -112,13 +112,14 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
 
 
 def _reach_cfg(cfg, **detector):
+    """The reach at two masses, the ends of the range (the labelling is the same at each)."""
     from gammastar.config.detector import DetectorConfig
     from gammastar.config.reach import ReachConfig
 
     rc = ReachConfig(
         n_pot=1e18, target_interaction_lengths="dump", channels=["mumu"],
         background={"mumu": 0.0}, background_kappa={"mumu": 1.0}, efficiency_uncertainty=0.0,
-        n_pot_rel_uncertainty=0.0, mass_points=4, eps_points=30, samples=4000, flow=None,
+        n_pot_rel_uncertainty=0.0, mass_points=2, eps_points=30, samples=4000, flow=None,
         mass_min=0.3, mass_max=0.9,
     )  # fmt: skip
     return cfg.model_copy(update={"reach": rc, "detector": DetectorConfig(**detector)})

@@ -35,7 +35,12 @@ def cfg_for(tmp_path, files, **over):
 @pytest.fixture(scope="module")
 def ee_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("ee") / "ee.root"
-    cfg = AnalysisConfig(seed=4, mock=MockConfig(leptons=["e"], efficiency_map=None))
+    # the conversion template's own simulation (its own random stream: the events do not depend
+    # on its size) small, as no test here reads the template
+    electrons = {"conversion_template_sources": 20_000}
+    cfg = AnalysisConfig(
+        seed=4, mock=MockConfig(leptons=["e"], efficiency_map=None, electrons=electrons)
+    )
     generate_file(cfg, path, events=60_000)
     return path
 

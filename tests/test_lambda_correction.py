@@ -372,15 +372,30 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
         read_generated([simulation_file], tree="nope")
 
 
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory):
+    """The data of test_select_applies_the_correction: 2·10⁵ sources of the NA60-like config
+    (seed 21), generated once for both of its variants (the mock does not read the unfold
+    section they differ in)."""
+    from gammastar.mock.generate import generate_file
+
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml")
+    path = tmp_path_factory.mktemp("lamdata") / "mock.root"
+    generate_file(cfg, path, events=200_000, seed=21)
+    return path
+
+
 @pytest.mark.parametrize("generated_tree", [None, "truth_generated"])
-def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree, caplog):
+def test_select_applies_the_correction(simulation_file, data_file, tmp_path, generated_tree,
+                                       caplog):  # fmt: skip
     """The selection with ``unfold.polarisation_correction``: select.json's λ_θ is the
     measured λ_θ through the simulation's response, its error the three in quadrature, and the
     acceptance's nodes follow the corrected values; the simulation is an input of the select
     stage; the truth side's rows are recorded (the generator-level tree when configured); the
     simulation's share of the variance is recorded, and a simulation hardly larger than the
     data (3·10⁵ against 2·10⁵ sources) is warned about in the bins where it dominates."""
-    from gammastar.mock.generate import generate_file
+    import shutil
+
     from gammastar.pipeline import _select_inputs
     from gammastar.selection.stage import select
 
@@ -389,7 +404,7 @@ def test_select_applies_the_correction(simulation_file, tmp_path, generated_tree
                                       generated_tree=generated_tree)  # fmt: skip
     cfg = cfg.model_copy(update={"output": str(tmp_path), "unfold": cfg.unfold.model_copy(
         update={"polarisation_correction": pc})})  # fmt: skip
-    generate_file(cfg, tmp_path / "mock.root", events=200_000, seed=21)
+    shutil.copy(data_file, tmp_path / "mock.root")
     assert simulation_file in _select_inputs(cfg)
     with caplog.at_level(logging.WARNING, logger="gammastar"):
         select(cfg)

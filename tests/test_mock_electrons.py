@@ -210,8 +210,10 @@ def test_file_layout_electrons_only(tmp_path):
     """leptons [e]: electron_* branches (float64), no muon branches, truth_ee, acceptance_ee;
     every event holds two electrons; N_POT = N_cocktail/(P_int n_ω Σ w) with conversions."""
     path = tmp_path / "ee.root"
-    cfg = ee_config(electrons={"conversion_template_sources": 200_000})  # layout only
-    res = generate_file(cfg, path, events=40_000, chunk_size=15_000)
+    # layout only: a template of 2·10⁴ sources still writes both of its histograms, and
+    # 1.2·10⁴ sources in three chunks the events of every kind the layout checks read
+    cfg = ee_config(electrons={"conversion_template_sources": 20_000})
+    res = generate_file(cfg, path, events=12_000, chunk_size=5_000)
     with uproot.open(path) as f:
         keys = {k.split(";")[0] for k in f}
         assert {"events", "truth_ee", "acceptance_ee", "truth_all_m_ee"} <= keys
@@ -242,7 +244,9 @@ def test_file_both_flavours(tmp_path):
     """leptons [mu, e]: each event holds the two leptons of one source, of one flavour; the
     flavour blocks are generated in proportion to their sources per collision."""
     path = tmp_path / "both.root"
-    cfg = ee_config(leptons=["mu", "e"], electrons={"pi0": {"sigma_rel": 0.0}})
+    # the conversion template's own simulation (its own random stream, not the events'): small
+    electrons = {"pi0": {"sigma_rel": 0.0}, "conversion_template_sources": 20_000}
+    cfg = ee_config(leptons=["mu", "e"], electrons=electrons)
     gen = MockGenerator(cfg)
     res = generate_file(cfg, path, events=60_000, chunk_size=30_000)
     with uproot.open(path) as f:

@@ -104,7 +104,9 @@ def test_mock_detector_and_per_pair_acceptance_agree():
     from gammastar.config.mock import MockConfig
     from gammastar.mock.generator import MockGenerator
 
-    cfg = AnalysisConfig(mock=MockConfig(efficiency_map=None))
+    # a small combinatorial pilot: it sets only the combinatorial rate, which the cocktail
+    # sources drawn here do not use
+    cfg = AnalysisConfig(mock=MockConfig(efficiency_map=None, combinatorial={"pilot_events": 1000}))
     gen = MockGenerator(cfg, seed=5)
     det = gen.detector
     assert det.lepton == NA60

@@ -61,6 +61,19 @@ def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
     )
 
 
+def main_in_process(*args: str) -> tuple[int, str]:
+    """``gammastar ARGS`` through the CLI's entry point in this process: its status and what it
+    printed on standard error (for the runs whose process boundary the test is not about)."""
+    import io
+
+    from gammastar.cli import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        status = main(list(args))
+    return status, err.getvalue()
+
+
 def gs_lines(stderr: str) -> list[str]:
     """The lines gammastar itself printed on standard error."""
     return [ln for ln in stderr.splitlines() if ln.startswith("gammastar:")]
@@ -98,12 +111,13 @@ def mock_events(path: Path) -> dict[str, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """An uninterrupted generate + select (the numbers every rerun must reproduce)."""
+    """An uninterrupted generate + select (the numbers every rerun must reproduce), in this
+    process: the signalled commands compared with it are real processes."""
     d = tmp_path_factory.mktemp("reference")
     cfg = write_config(d / "c.yaml", d / "run")
     for cmd in ("generate", "select"):
-        out = run_cli(cmd, str(cfg))
-        assert out.returncode == 0, out.stderr
+        status, err = main_in_process(cmd, str(cfg))
+        assert status == 0, err
     return d / "run"
 
 
@@ -183,8 +197,8 @@ def test_signal_during_select(tmp_path, reference, sig, status):
     assert temporaries(run) == []
     assert not (run / "select.json").exists()
     assert lock.stat().st_size == 0  # released cleanly
-    out = run_cli("select", str(cfg))
-    assert out.returncode == 0, out.stderr
+    status, err = main_in_process("select", str(cfg))  # the rerun: no signal, in this process
+    assert status == 0, err
     got = json.loads((run / "select.json").read_text())["counts"]
     want = json.loads((reference / "select.json").read_text())["counts"]
     assert {k: got[k] for k in ("events", "os", "pp", "mm")} == {
@@ -347,8 +361,11 @@ def test_two_writers_started_together(tmp_path):
 
 def test_second_writer_waits_then_refuses_to_overwrite(tmp_path):
     """With --wait the second writer waits for the first (and says so); the refusal to
-    overwrite is decided under the lock: it then finds the first one's output (exit 2)."""
-    results = _two_writers(tmp_path, rounds=2, wait=True)
+    overwrite is decided under the lock: it then finds the first one's output (exit 2). One
+    round (the rounds repeat it on fresh directories: test_two_writers_started_together, slow,
+    runs 20 without --wait)."""
+    results = _two_writers(tmp_path, rounds=1, wait=True)
+    assert len(results) == 1
     for pair in results.values():
         assert sorted(rc for _, rc, _ in pair) == [0, 2], pair
         winner = next(pid for pid, rc, _ in pair if rc == 0)
@@ -414,19 +431,17 @@ def test_stale_lock_taken_over(tmp_path):
     ],
 )
 def test_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
-    """Files 0666 & ~umask, directories 0777 & ~umask (not 0600 whatever the umask)."""
+    """Files 0666 & ~umask, directories 0777 & ~umask (not 0600 whatever the umask). The
+    command runs in this process under the umask (the mode is the process's umask at each
+    write, whichever process that is)."""
     run = tmp_path / "run"
     cfg = write_config(tmp_path / "c.yaml", run, events=5000)
-    out = subprocess.run(
-        [sys.executable, "-m", "gammastar", "generate", str(cfg), "--plots", str(run / "figures")],
-        capture_output=True,
-        check=False,
-        text=True,
-        env=ENV,
-        timeout=LIMIT,
-        preexec_fn=lambda: os.umask(umask),
-    )
-    assert out.returncode == 0, out.stderr
+    old = os.umask(umask)
+    try:
+        status, err = main_in_process("generate", str(cfg), "--plots", str(run / "figures"))
+    finally:
+        os.umask(old)
+    assert status == 0, err
     files = [run / "mock.root", run / runlock.LOCK_NAME, *(run / "figures").glob("*.png")]
     assert len(files) >= 4
     for f in files:
@@ -659,10 +674,109 @@ def _no_space(directory: Path, mode: str, env=None) -> None:
         assert list(Path(target).parent.iterdir()) == [], kind  # no half file, no temporary
 
 
-def test_no_space_patched_writers(tmp_path):
+def _write_big(kind: str, target: Path, big: np.ndarray) -> None:
+    """PROBE's ``probe`` command in this process: ``big`` written as ``kind`` to ``target``
+    through the package's atomic writers and the real library calls."""
+    if kind == "json":
+        write_json(target, {"x": big})
+    elif kind == "root":
+        with atomic_path(target) as tmp, uproot.recreate(tmp) as f:
+            f["t"] = {"x": big}
+    elif kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with atomic_path(target) as tmp:
+            pq.write_table(pa.table({"x": big}), tmp)
+    elif kind == "torch":
+        import torch
+
+        with atomic_path(target) as tmp:
+            torch.save({"x": torch.tensor(big)}, tmp)
+    elif kind == "png":
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots()
+        try:
+            ax.imshow(np.random.default_rng(1).random((800, 800)))
+            with atomic_path(target) as tmp:
+                fig.savefig(tmp, format="png", dpi=200)
+        finally:
+            plt.close(fig)
+
+
+def _patch_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PROBE's "patch" mode in this process: what each library raises on a full disk (as
+    seen on a full tmpfs)."""
+    import matplotlib.figure
+    import pyarrow.parquet as pq
+    import torch
+    import uproot.sink.file
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def pq_full(*a, **k):
+        raise OSError(
+            errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device"
+        )
+
+    # no errno from torch's C++ stream nor PIL: the filesystem is seen full
+    class Full:
+        f_bavail, f_frsize = 0, 4096
+
+    def torch_full(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    def png_full(*a, **k):
+        raise AttributeError("'NoneType' object has no attribute 'tell'")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(uproot.sink.file.FileSink, "write", full)
+    monkeypatch.setattr(pq, "write_table", pq_full)
+    monkeypatch.setattr(os, "statvfs", lambda p: Full())
+    monkeypatch.setattr(torch, "save", torch_full)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", png_full)
+
+
+def test_no_space_patched_writers(tmp_path, monkeypatch, capsys):
     """JSON, ROOT, parquet, torch and PNG outputs whose writer fails as on a full disk
-    (OSError ENOSPC; torch's RuntimeError and PIL's AttributeError without an errno)."""
-    _no_space(tmp_path, "patch")
+    (OSError ENOSPC; torch's RuntimeError and PIL's AttributeError without an errno): each a
+    command run by the CLI's entry point in this process (the same in a child process on a
+    real full tmpfs: test_no_space_real_tmpfs, slow), one line naming the file and the cause,
+    exit 1, nothing left behind."""
+    from gammastar import cli
+
+    big = np.random.default_rng(1).normal(size=200_000)  # as PROBE's
+    targets = {k: tmp_path / f"{k}-dir" / name for k, name in KINDS.items()}
+    for t in targets.values():
+        t.parent.mkdir()
+    kind = ""
+    cli._register()
+
+    @cli.app.command("probe")
+    def _probe() -> None:
+        _write_big(kind, targets[kind], big)
+
+    try:
+        _patch_full_disk(monkeypatch)
+        results = {}
+        for kind in targets:
+            capsys.readouterr()
+            results[kind] = (cli.main(["probe"]), capsys.readouterr().err)
+    finally:
+        monkeypatch.undo()
+        cli.app.registered_commands.pop()
+    for kind, (rc, err) in results.items():
+        target = targets[kind]
+        assert rc == 1, (kind, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, (kind, err)
+        assert lines[0].startswith(f"gammastar: error: {target}: cannot write: no space left"), (
+            kind,
+            err,
+        )
+        assert list(target.parent.iterdir()) == [], kind  # no half file, no temporary
 
 
 @pytest.fixture
@@ -763,14 +877,17 @@ def _sel_cfg(tmp_path: Path, files: list[Path]):
 # Damage that the checks must catch (docs/howto/runs-and-failures.md lists the measured cases, including
 # the one kind that stays plausible: a large momentum component made small).
 DAMAGED = [
-    ("zstd", "muon_charge"),
+    # the charge check on a ZSTD basket: the same check as ("none", "muon_charge"), the same
+    # codec as ("zstd", "muon_px")
+    pytest.param("zstd", "muon_charge", marks=pytest.mark.slow),
     ("zstd", "muon_px"),
     ("none", "muon_charge"),
     ("none", "muon_E"),
     # with a checksum (ROOT's usual ZLIB, and LZ4): the basket does not decompress; the
     # error names the branch and the damaged basket's entries (_basketed: 6 baskets of 70)
     ("zlib", "muon_px"),
-    ("lz4", "muon_pz"),
+    # the same failure path and message as ("zlib", "muon_px") (plausibility.read_failure)
+    pytest.param("lz4", "muon_pz", marks=pytest.mark.slow),
 ]
 CODECS = {"zstd": uproot.ZSTD(5), "none": None, "zlib": uproot.ZLIB(1), "lz4": uproot.LZ4(1)}
 

@@ -24,11 +24,12 @@ from gammastar.errors import ArtifactError, GammastarError
 REPO = Path(__file__).resolve().parents[1]
 
 # a small mock run (test_e2e's TINY without flow and reach): generate → select → yields in a
-# few seconds; 30000 generated sources give ~1000 selected pairs
+# few seconds; 30000 generated sources give ~1000 selected pairs (the combinatorial rate from a
+# pilot of 2·10⁴ events per class: the tests read the artifacts' form, not their numbers)
 SMALL = {
     "name": "small",
     "seed": 5,
-    "mock": {"events": 30000},
+    "mock": {"events": 30000, "combinatorial": {"pilot_events": 20_000}},
     "input": {"files": ["${output}/mock.root"]},
     "unfold": {
         "efficiency_map": str(REPO / "data" / "efficiency_na60_like.root"),

@@ -46,12 +46,16 @@ def _cfg(tmp_path, files, out, step=60, background=GLOBAL, unfold=None):
     )
 
 
-@pytest.fixture
-def files(tmp_path):
-    out = [tmp_path / "b.root", tmp_path / "a.root"]  # listed out of order on purpose
+def _write_files(directory):
+    out = [directory / "b.root", directory / "a.root"]  # listed out of order on purpose
     write_mock(out[0], 30)
     write_mock(out[1], 20, event_offset=10_000)
     return out
+
+
+@pytest.fixture
+def files(tmp_path):
+    return _write_files(tmp_path)
 
 
 def _run(tmp_path, files, tag, executor, **kw):
@@ -60,17 +64,29 @@ def _run(tmp_path, files, tag, executor, **kw):
     return res, json.loads((cfg.output_dir / "select.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def global_runs(tmp_path_factory):
+    """The GLOBAL settings' iterative and Dask runs on files of their own, made once and only
+    read by the tests that share them (a test's further runs: their own output names in the
+    same directory)."""
+    directory = tmp_path_factory.mktemp("global")
+    files = _write_files(directory)
+    return directory, files, {ex: _run(directory, files, "all", ex) for ex in ("iterative", "dask")}
+
+
 @pytest.mark.parametrize(
     "executor",
     ["dask", pytest.param("futures", marks=pytest.mark.slow)],  # futures: ~5 s more
 )
-def test_pair_dataset_same_on_every_executor(tmp_path, files, executor):
+def test_pair_dataset_same_on_every_executor(global_runs, executor):
     """iterative (one file) and futures or Dask (a dataset directory, one part per chunk named by
     file and first entry) with both second-pass factors: the same rows in the same order, the
     same histograms and report numbers, bit for bit. Exact on purpose (tests/_tolerance.py's
     exception): every executor runs the same chunks through the same code, and the driver adds
     the chunks' results in (file, entry) order; only which process runs a chunk differs."""
-    runs = {ex: _run(tmp_path, files, "all", ex) for ex in ("iterative", executor)}
+    directory, files, shared = global_runs
+    runs = {ex: shared[ex] if ex in shared else _run(directory, files, "all", ex)
+            for ex in ("iterative", executor)}  # fmt: skip
     ref, ref_doc = runs["iterative"]
     assert ref.files[rundir.PAIRS].is_file()
     table = pd.read_parquet(ref.files[rundir.PAIRS])
@@ -108,7 +124,7 @@ def test_pair_dataset_same_on_every_executor(tmp_path, files, executor):
     )
 
 
-def test_second_pass_matches_the_whole_table_path(tmp_path, files, monkeypatch):
+def test_second_pass_matches_the_whole_table_path(global_runs, monkeypatch):
     """The second pass (chunk weights × the bin's k_b × the rate scale, per chunk, on the
     workers) against the driver's whole-table weighting (forced by WeightSpec.from_config
     returning None: the path of a measured λ_θ): the same pairs, weights equal to the float
@@ -119,11 +135,12 @@ def test_second_pass_matches_the_whole_table_path(tmp_path, files, monkeypatch):
     |Δs_b| ≤ (peak/unf_b)·|Δunf_b|/unf_b ≤ |Δunf_b|/|unf_b| where s_b > 0. Per pair:
     |Δw| ≤ |w_k| · (|Δunf_b|/|unf_b| + 8 eps)."""
 
-    chunks, _ = _run(tmp_path, files, "chunks", "dask")
-    unscaled, _ = _run(tmp_path, files, "unscaled", "iterative",
+    directory, files, shared = global_runs
+    chunks, _ = shared["dask"]
+    unscaled, _ = _run(directory, files, "unscaled", "iterative",
                        background={**GLOBAL, "remove_eta_mumu": "none"})  # fmt: skip
     monkeypatch.setattr(WeightSpec, "from_config", classmethod(lambda cls, cfg, am=None: None))
-    table, _ = _run(tmp_path, files, "table", "iterative")
+    table, _ = _run(directory, files, "table", "iterative")
     a, b = chunks.pairs, table.pairs
     assert a.drop(columns=["weight"]).equals(b.drop(columns=["weight"]))
     wa, wb = a["weight"].to_numpy(), b["weight"].to_numpy()
@@ -173,13 +190,14 @@ def test_driver_receives_no_pair_arrays(tmp_path, files, monkeypatch):
     assert size["memory_large"] - size["memory"] > 8 * (rows["memory_large"] - rows["memory"])
 
 
-def test_every_reader_reads_the_dataset_directory(tmp_path, files):
+def test_every_reader_reads_the_dataset_directory(global_runs):
     """pairs.parquet/ from a parallel run reads as the one table through RunDir.read_pairs (the
     package's readers: yields, flow, mcp), pandas, pyarrow.dataset and awkward; the contract
     check names a missing column on a directory; a rerun with another executor replaces the
     directory by a file and back, leaving nothing hidden behind."""
-    par, _ = _run(tmp_path, files, "rd", "dask")
-    ref, _ = _run(tmp_path, files, "rd_ref", "iterative")
+    directory, files, shared = global_runs
+    par, _ = shared["dask"]
+    ref, _ = shared["iterative"]
     path = par.files[rundir.PAIRS]
     rd = rundir.RunDir(path.parent)
     assert rd.read_pairs().equals(ref.pairs)
@@ -190,7 +208,7 @@ def test_every_reader_reads_the_dataset_directory(tmp_path, files):
     arr = ak.from_parquet(path)
     assert np.array_equal(ak.to_numpy(arr["weight"]), ref.pairs["weight"].to_numpy())
     # the other way round: a single-process rerun into the same directory, then a parallel one
-    cfg = _cfg(tmp_path, files, "rd_dask")
+    cfg = _cfg(directory, files, "rd_dask")
     again = select(cfg, force=True)
     assert again.files[rundir.PAIRS].is_file()
     assert pd.read_parquet(again.files[rundir.PAIRS]).equals(ref.pairs)
