@@ -3,7 +3,8 @@ r"""The ``gammastar yields`` stage: A′ and χχ̄ yields per proton on target 
 :func:`compute_yields`, a thin orchestration returning a :class:`YieldsResult`: the inputs
 (:mod:`.inputs`, N_POT :mod:`.npot`), the yields (:mod:`.compute` over the pure functions of
 :mod:`.formulas`), the document (:mod:`.document`; both channels in one run: :mod:`.combined`),
-the writers of ``yields.json``, the CSV tables and the figures (:mod:`.plots`).
+the writers of ``yields.json``, the CSV tables and the figures (:mod:`.plots`). The work
+that needs neither the data nor the fits runs beside them on one thread (:func:`_early_work`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ from gammastar.yields.formulas import AprimeYield, McpYield
 from gammastar.yields.inputs import YieldInputs, read_acceptance_loss, read_yield_inputs
 from gammastar.yields.npot import resolve_n_pot
 from gammastar.yields.plots import plot_aprime, plot_mcp, plot_standard_recipe
-from gammastar.yields.theory import standard_recipe, theory_curves
+from gammastar.yields.theory import mcp_theory_curves, standard_recipe, theory_curves
 from gammastar.yields.universality import combine, combine_channels, compare_aprime
 
 log = logging.getLogger(__name__)
@@ -101,25 +104,58 @@ def compute_yields(
     outs = [run_dir / n for n in OUTPUT_FILES] + ([run_dir / n for n in FIGURES] if plots else [])
     for p in outs:  # refuse early, before any work
         check_writable(p, force)
-    if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: both channels in one run
-        res = _flavour_yields(cfg, theory)
-        _write_outputs(cfg, res, force, plots)
-        return res
-    inp = read_yield_inputs(cfg)
-    ap, ap_source, mcp, fid = _yields(cfg, inp)
-    loss = read_acceptance_loss(run_dir) if inp.phase_space == "full" else None
-    lost_fraction = (
-        flag_acceptance_loss(loss, ap, mcp, cfg.input.lepton_mass) if loss is not None else None
-    )
-    _warn_flags(ap)
-    res = YieldsResult(
-        run_dir / rundir.YIELDS,
-        yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory),
-        aprime=ap, mcp=mcp, aprime_source=ap_source, inputs=inp,
-        files={n: run_dir / n for n in OUTPUT_FILES},
-    )  # fmt: skip
+    with _early_work(cfg, theory) as early:
+        if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: both channels in one run
+            res = _flavour_yields(cfg, theory, early)
+        else:
+            inp = read_yield_inputs(cfg)
+            ap, ap_source, mcp, fid = _yields(cfg, inp)
+            loss = read_acceptance_loss(run_dir) if inp.phase_space == "full" else None
+            lost_fraction = (
+                flag_acceptance_loss(loss, ap, mcp, cfg.input.lepton_mass)
+                if loss is not None
+                else None
+            )
+            _warn_flags(ap)
+            doc = yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory,
+                                  mcp_theory=early() if theory else None)  # fmt: skip
+            res = YieldsResult(
+                run_dir / rundir.YIELDS, doc, aprime=ap, mcp=mcp, aprime_source=ap_source,
+                inputs=inp, files={n: run_dir / n for n in OUTPUT_FILES},
+            )  # fmt: skip
     _write_outputs(cfg, res, force, plots)
     return res
+
+
+@contextmanager
+def _early_work(cfg: AnalysisConfig, theory: bool) -> Iterator[Callable[[], Any]]:
+    """Start the stage's work that needs neither the data nor the fits on a thread of its own,
+    beside the main thread's reading and the fits: numba's first call where a flavour has a
+    fiducial region (the registration of numba's extensions and the kernels' cache loads,
+    which the fit groups' threads would otherwise wait for) and, with ``theory``, the χχ̄
+    comparison curves (:func:`~gammastar.yields.theory.mcp_theory_curves`, config only).
+    Yields a function returning those curves (``None`` without ``theory``), raising what their
+    computation raised; the thread is joined when the block ends."""
+
+    flavours = cfg.input.flavours
+    cfgs = [flavour_config(cfg, f) for f in flavours] if len(flavours) > 1 else [cfg]
+    fiducial = any(c.unfold.lepton_acceptance is not None for c in cfgs)
+    mcp_mass = np.asarray(cfg.yields.mcp_masses, float)
+
+    def work() -> dict[str, Any] | None:
+        if fiducial:
+            from gammastar.yields import _extrapolation_kernel, _fiducial_bound
+
+            _extrapolation_kernel.warm_up()
+            _fiducial_bound.warm_up()
+        return mcp_theory_curves(cfg, mcp_mass) if theory else None
+
+    with ThreadPoolExecutor(1, thread_name_prefix="gammastar-yields") as pool:
+        future = pool.submit(work)
+        try:
+            yield future.result
+        finally:
+            future.cancel()
 
 
 def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: bool) -> None:
@@ -169,7 +205,8 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
             plot_standard_recipe(dict(doc), cfg.output_dir / FIGURES[2], force=force)
 
 
-def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
+def _flavour_yields(cfg: AnalysisConfig, theory: bool, early: Callable[[], Any]
+                    ) -> YieldsResult:  # fmt: skip
     """The yields of a both-channels run (``input.lepton: [mu, e]``).
 
     Each flavour's yields are those of its single-flavour run
@@ -181,7 +218,8 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     elsewhere, e.g. ee below 2m_μ), with each channel's share per bin in ``aprime.weights``
     (what the flow's training weights use); ``lepton_universality`` the ee/μμ ratio per
     shared bin and its χ² (:func:`gammastar.yields.universality.compare_aprime`); ``mcp`` per χ
-    mass the combination of the channels whose data reach down to 2m_χ."""
+    mass the combination of the channels whose data reach down to 2m_χ. ``early``: the χχ̄
+    comparison curves (:func:`_early_work`)."""
 
     per: dict[str, Any] = {}
     for f in cfg.input.flavours:
@@ -235,7 +273,8 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     if cfg.uncertainties.enabled:
         doc["uncertainties"] = _combined_uncertainties(per, comb)
     if theory:
-        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
+        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float),
+                                      early())  # fmt: skip
         doc["standard_recipe"] = standard_recipe(cfg, doc["aprime"])
     inputs = list(dict.fromkeys(p for c in chans for p in per[c]["inp"].inputs))
     meta_inp = dataclasses.replace(
