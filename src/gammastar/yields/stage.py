@@ -34,6 +34,7 @@ from gammastar.yields.formulas import AprimeYield, McpYield
 from gammastar.yields.inputs import YieldInputs, read_acceptance_loss, read_yield_inputs
 from gammastar.yields.npot import resolve_n_pot
 from gammastar.yields.plots import plot_aprime, plot_mcp, plot_standard_recipe
+from gammastar.yields.standard_recipe import warm_up as warm_standard_recipe
 from gammastar.yields.theory import mcp_theory_curves, standard_recipe, theory_curves
 from gammastar.yields.universality import combine, combine_channels, compare_aprime
 
@@ -133,7 +134,8 @@ def _early_work(cfg: AnalysisConfig, theory: bool) -> Iterator[Callable[[], Any]
     beside the main thread's reading and the fits: numba's first call where a flavour has a
     fiducial region (the registration of numba's extensions and the kernels' cache loads,
     which the fit groups' threads would otherwise wait for) and, with ``theory``, the χχ̄
-    comparison curves (:func:`~gammastar.yields.theory.mcp_theory_curves`, config only).
+    comparison curves (:func:`~gammastar.yields.theory.mcp_theory_curves`, config only) and
+    the standard recipe's PDG look-ups (:func:`gammastar.yields.standard_recipe.warm_up`).
     Yields a function returning those curves (``None`` without ``theory``), raising what their
     computation raised; the thread is joined when the block ends."""
 
@@ -148,7 +150,14 @@ def _early_work(cfg: AnalysisConfig, theory: bool) -> Iterator[Callable[[], Any]
 
             _extrapolation_kernel.warm_up()
             _fiducial_bound.warm_up()
-        return mcp_theory_curves(cfg, mcp_mass) if theory else None
+        if not theory:
+            return None
+        curves = mcp_theory_curves(cfg, mcp_mass)
+        try:  # the standard recipe's PDG look-ups; a failure is the recipe's own, raised there
+            warm_standard_recipe()
+        except Exception as err:  # noqa: BLE001 - only a warm-up
+            log.debug("yields: the standard recipe's PDG look-ups not warmed (%s)", err)
+        return curves
 
     with ThreadPoolExecutor(1, thread_name_prefix="gammastar-yields") as pool:
         future = pool.submit(work)
