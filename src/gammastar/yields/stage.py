@@ -25,6 +25,7 @@ from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable
 from gammastar.core.results import StageResult
+from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
 from gammastar.selection.flavours import flavour_channel
 from gammastar.yields.combined import _combined_mcp, _combined_uncertainties, _seam_extrapolation
@@ -230,19 +231,23 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool, early: Callable[[], Any]
     mass the combination of the channels whose data reach down to 2m_χ. ``early``: the χχ̄
     comparison curves (:func:`_early_work`)."""
 
-    per: dict[str, Any] = {}
-    for f in cfg.input.flavours:
+    def one(f: str) -> tuple[str, dict[str, Any]]:
         fcfg = flavour_config(cfg, f)
         ch = flavour_channel(f)
         inp = read_yield_inputs(fcfg, f)
         ap, ap_source, f_mcp, fid = _yields(fcfg, inp)
         loss = read_acceptance_loss(cfg.output_dir, ch) if inp.phase_space == "full" else None
         lost = flag_acceptance_loss(loss, ap, f_mcp, fcfg.input.lepton_mass) if loss else None
-        _warn_flags(ap, ch)
         f_doc = _jsonable(
             yields_document(fcfg, inp, ap, ap_source, f_mcp, fid, lost, theory=False)
         )
-        per[ch] = {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": f_mcp, "doc": f_doc}
+        return ch, {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": f_mcp, "doc": f_doc}
+
+    # the flavours side by side (a full-phase-space one beside the other's extrapolation fits),
+    # in the run's order
+    per: dict[str, Any] = dict(thread_map(one, cfg.input.flavours))
+    for ch, p in per.items():
+        _warn_flags(p["ap"], ch)
     chans = list(per)
     comb = combine_channels({c: per[c]["doc"]["aprime"] for c in chans})
     first = per[chans[0]]
