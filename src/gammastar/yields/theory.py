@@ -1,7 +1,8 @@
 """The comparison curves of ``yields.json``: ``theory`` and ``standard_recipe``.
 
 :func:`theory_curves` (the bremsstrahlung A′ and χχ̄ bands, the π0 → γχχ̄ and J/ψ → χχ̄ lines;
-docs/explanation/physics.md §8) and :func:`standard_recipe` (the generator-level recipe on the
+docs/explanation/physics.md §8; the χχ̄ ones, which need only the config, also alone:
+:func:`mcp_theory_curves`) and :func:`standard_recipe` (the generator-level recipe on the
 yield's mass bins, from the mock files' ``meta``).
 """
 
