@@ -1,23 +1,28 @@
-"""Test helper: the reach stage without its figures, for the tests of its numbers and files.
+"""Test helper: a reach stage without its figures, for the tests of its numbers and files.
 
-Drawing and writing ``figures/reach.png`` and ``figures/aprime_decays.png`` (matplotlib's
-layout and PNG encoding) is most of a small reach's time. The figures themselves are tested
-where a test runs the stage as it is (test_reach.py::test_run_reach_writes_the_contract,
-test_figures.py, test_figure_style.py).
+Drawing and writing a reach's figures (matplotlib's layout and PNG encoding) is most of a
+small reach's time. The figures themselves are tested where a test runs the stage as it is
+(test_reach.py::test_run_reach_writes_the_contract, test_dark_events.py's first run of each
+iDM reach, test_figures.py, test_figure_style.py).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import pytest
 
 
-def skip_reach_figures(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """Replace :func:`gammastar.reach.stage.plot_reach_figures` (the stage's figures, and only
-    them) for this test by a recorder: the run directories it was called for, in order."""
-    from gammastar.reach import stage
-
-    calls: list[Path] = []
-    monkeypatch.setattr(stage, "plot_reach_figures", lambda config, out, *a, **k: calls.append(out))
+def skip_plot(monkeypatch: pytest.MonkeyPatch, target: str) -> list[Any]:
+    """Replace the plotting function ``target`` ("module.function", looked up by the stage at
+    its call) for this test by a recorder: the second argument of each call (where the stage
+    would draw), in order."""
+    calls: list[Any] = []
+    monkeypatch.setattr(target, lambda first, where, *a, **k: calls.append(where))
     return calls
+
+
+def skip_reach_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """:func:`gammastar.reach.stage.plot_reach_figures` (the ``reach`` stage's figures, and
+    only them) replaced by a recorder: the run directories it was called for."""
+    return skip_plot(monkeypatch, "gammastar.reach.stage.plot_reach_figures")
