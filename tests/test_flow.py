@@ -431,12 +431,16 @@ def test_subtracted_negative_weights_learn_the_signal(tmp_path):
     better than OS alone."""
     pairs = synthetic_pairs(6000, seed=5, ss_fraction=0.4)
     kw = {"epochs": 8, "points_per_epoch": 8000, "transforms": 3, "hidden_features": [24]}
-    sub = load(train(make_config(tmp_path / "s", data="subtracted", **kw), pairs=pairs).path)
+    sub_dir = train(make_config(tmp_path / "s", data="subtracted", **kw), pairs=pairs).path
+    sub = load(sub_dir)
     os_ = load(train(make_config(tmp_path / "o", data="os", **kw), pairs=pairs).path)
     true = qt_median(0.5)
     med_sub = np.median(sub.sample(0.5, 40000, seed=1)["qT"])
     med_os = np.median(os_.sample(0.5, 40000, seed=1)["qT"])
     assert abs(med_sub - true) < abs(med_os - true)
+    # the batches with negative weights are counted per epoch (flow/history.json)
+    hist = json.loads((sub_dir / "history.json").read_text())
+    assert len(hist["negative_batches"]) == len(hist["train"])
 
 
 def test_sampler_weighting_option_trains(tmp_path):
