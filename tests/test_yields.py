@@ -605,7 +605,8 @@ def test_on_mock_standard_recipe_mixing_is_the_vector_peaks(mock_run):
     (statistical, ≈ 1.6% for ω, 2.4% for φ at MOCK_EVENTS) + 0.2%. Expected ratio:
     BR(V → μμ)/(K_μ BR(V → ee)) (the mock decays with the PDG μμ branching ratio, the
     recipe's coupling is from Γ(V → ee); K_μ of Eq. 6 restores universality), times the share
-    (2/π) arctan(2D/Γ) of the mixing term's Breit–Wigner inside the ±D window (beyond it O(Γ/M) < 1e-3: tests/test_standard_recipe.py)."""
+    (2/π) arctan(2D/Γ) of the mixing term's Breit–Wigner inside the ±D window (beyond it
+    O(Γ/M) < 1e-3: tests/test_standard_recipe.py)."""
     from gammastar.yields.npot import _meta_from_root
     from gammastar.yields.standard_recipe import CHANNELS, meson_yields_from_meta, recipe
 
