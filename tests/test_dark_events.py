@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pyhepmc
 import pytest
-from _phys_reach import skip_plot
+from _phys_figures import skip_plot
 from _tolerance import EPS64
 from test_events import make_config, read_table
 

@@ -246,7 +246,7 @@ def test_target_nuisance_is_added_to_the_reach_nuisances():
 
 
 def test_target_nuisance_in_the_workspaces_with_its_size(tmp_path, monkeypatch):
-    from _phys_reach import skip_reach_figures
+    from _phys_figures import skip_reach_figures
 
     from gammastar.reach.stage import run_reach
 

@@ -332,7 +332,7 @@ def test_the_region_applies_from_the_seam_up():
 def test_a_given_source_is_not_compared_with_the_configs_flow(tmp_path, monkeypatch):
     """run_reach(source=...) draws another source's kinematics: the closure of the config's
     flow (reach.flow, its default) does not apply to it and is not computed."""
-    from _phys_reach import skip_reach_figures
+    from _phys_figures import skip_reach_figures
     from test_reach import make_config
 
     from gammastar.physics.sampling import ParametricSampler

@@ -327,7 +327,7 @@ def test_data_driven_yields(tmp_path):
 
 def test_cli_reach_mcp(tmp_path, capsys, monkeypatch):
     # `gammastar reach-mcp`: 0 and the output; a config without `mcp`: one line, exit 2.
-    from _phys_reach import skip_plot
+    from _phys_figures import skip_plot
 
     from gammastar.cli import main
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _phys_reach import skip_reach_figures
+from _phys_figures import skip_reach_figures
 
 from gammastar.cli import main
 from gammastar.config import config_from_dict

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
-from _phys_reach import skip_reach_figures
+from _phys_figures import skip_reach_figures
 
 from gammastar import pipeline
 from gammastar.cli import main

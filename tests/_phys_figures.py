@@ -1,9 +1,10 @@
-"""Test helper: a reach stage without its figures, for the tests of its numbers and files.
+"""Test helper: a stage without its figures, for the tests of its numbers, files and commands.
 
-Drawing and writing a reach's figures (matplotlib's layout and PNG encoding) is most of a
-small reach's time. The figures themselves are tested where a test runs the stage as it is
-(test_reach.py::test_run_reach_writes_the_contract, test_dark_events.py's first run of each
-iDM reach, test_figures.py, test_figure_style.py).
+Drawing and writing a stage's figures (matplotlib's layout and PNG encoding) is most of a
+small reach's or validation's time. The figures themselves are tested where a test runs the
+stage as it is (test_reach.py::test_run_reach_writes_the_contract, test_dark_events.py's first
+run of each iDM reach, test_mcp_detector.py::test_run_mcp_reach, test_validate.py's closure
+test, test_figures.py, test_figure_style.py).
 """
 
 from __future__ import annotations
