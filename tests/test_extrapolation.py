@@ -60,6 +60,17 @@ def _fit(region, pairs, **kw):
                              settings=FitSettings(y_mean=TRUE[1], seed=7, **kw))  # fmt: skip
 
 
+@pytest.fixture
+def small_reference(monkeypatch):
+    """The fits' reference samples (:data:`REFERENCE_SAMPLES`) of 10⁵ draws in this test: for
+    the tests that compare two computations on the same reference (a refit with the fit, one
+    error method with the other, the JSON round trip), whose tolerances are the fits' own and
+    not the reference's Monte Carlo precision."""
+    import gammastar.yields.extrapolation.reference as ex_mod
+
+    monkeypatch.setattr(ex_mod, "REFERENCE_SAMPLES", 100_000)
+
+
 @pytest.mark.slow  # 50 toy fits; the power's toys (test_extrapolation_power) run by default
 def test_sandwich_error_matches_the_scatter_of_toy_fits(monkeypatch):
     """Over 50 realisations of ~9·10³ weighted pairs each (2·10⁴ sources), the mean sandwich
@@ -124,7 +135,7 @@ def test_sandwich_covariance_with_unit_weights_is_the_inverse_hessian_on_average
     assert ex.fiducial_fraction_err[0] == pytest.approx(ex.fiducial_fraction_err_alt[0], rel=0.05)
 
 
-def test_error_method_is_recorded_and_read_back():
+def test_error_method_is_recorded_and_read_back(small_reference):
     """``yields.json`` ``extrapolation`` records which error it quotes and the other one for
     comparison; a file written before the field existed was made with the Kish profile."""
     region = _ToyRegion()
@@ -639,7 +650,7 @@ class _NarrowRegion(_ToyRegion):
 
 
 @pytest.mark.parametrize("y_sigma", [pytest.param((1.3, 0.1), marks=pytest.mark.slow), None])
-def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
+def test_refit_fractions_is_the_fit_redone_in_another_region(small_reference, y_sigma):
     """:func:`refit_fractions` redoes ``ex``'s fit (its groups, fixed ȳ, external or fitted σ_y,
     the reference seeds) on other weights in another region: on the same pairs and region it
     returns ``ex``'s f_F, in a narrower region with the pairs below it dropped it returns what
@@ -671,7 +682,7 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
 
 # fitted: the groups' independent fits (side by side on threads); 0.0: one joint fit
 @pytest.mark.parametrize("pt_power", ["fitted", pytest.param(0.0, marks=pytest.mark.slow)])
-def test_refit_moves_are_the_refits_one_by_one(pt_power):
+def test_refit_moves_are_the_refits_one_by_one(small_reference, pt_power):
     """:func:`refit_moves` refits several moves at once: each record is :func:`refit`'s of that
     move alone, number for number (the same fits: with ȳ and σ_y fixed and the powers fitted,
     each group's reference sample made at every move's mass from one draw,
