@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+from _phys_params import diagonal_grid
 from test_volumes import family_pull
 
 from gammastar.physics.darksector import I2DM, IDM
@@ -116,8 +117,8 @@ def brute_force(case: str, mass: float, ctau: float) -> tuple[float, float, floa
     return acc, mc, g.efficiency * math.sqrt(p * (1 - p) / N)
 
 
-@pytest.mark.parametrize(("mass", "ctau"), POINTS)
-@pytest.mark.parametrize("case", list(CASES))
+# one value per case by default, the rest of the grid slow (_phys_params.diagonal_grid)
+@pytest.mark.parametrize(("case", "mass", "ctau"), diagonal_grid(list(CASES), POINTS))
 def test_acceptance_matches_brute_force(case: str, mass: float, ctau: float) -> None:
     """Path cells with the verdict at their mid-points against decay points drawn from the
     exponential law: within σ_MC (:func:`brute_force`) times 3σ's bound for the family of the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _phys_params import diagonal_grid
 from scipy.integrate import dblquad, quad
 
 from gammastar.physics import bremsstrahlung as br
@@ -68,8 +69,11 @@ def test_pt2_integral_closed_form_vs_quad():
         assert float(br.splitting_function_pt2_integral(z, 1.0, m)) == pytest.approx(num, rel=1e-9)
 
 
-@pytest.mark.parametrize("m", [0.01, 0.3, 0.78, 1.0])
-@pytest.mark.parametrize("cutoff", [0.5, 1.0, 2.0])
+# every mass by default, each with one cut-off (all three among them); the rest of the grid
+# slow (_phys_params.diagonal_grid)
+@pytest.mark.parametrize(
+    ("m", "cutoff"), diagonal_grid([0.01, 0.3, 0.78, 1.0], [(0.5,), (1.0,), (2.0,)])
+)
 def test_emission_probability_vs_adaptive_dblquad(m, cutoff):
     """Gauss–Legendre (z, ln(p_T² + A)) against scipy's adaptive dblquad in (z, p_T²)."""
 

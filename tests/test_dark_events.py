@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pyhepmc
 import pytest
+from _phys_figures import skip_plot
 from _tolerance import EPS64
 from test_events import make_config, read_table
 
@@ -22,6 +23,8 @@ from gammastar.source.geometry import Geometry
 from gammastar.source.hits import dark_hits
 
 # a decay volume with the soft-lepton cuts of both tracks (energy threshold, angles, plane)
+IDM_PLOT = "gammastar.reach.idm.plot_idm_reach"  # the iDM reach's figure
+
 SOFT = {
     "l1": 5.0,
     "l2": 30.0,
@@ -190,7 +193,7 @@ def test_opening_angle_cut():
     assert dark_hits(geo, k, lm, lp, z, 0.03)[0, 0] == 0
 
 
-def test_reach_idm(tmp_path):
+def test_reach_idm(tmp_path, monkeypatch):
     from gammastar.core import rundir
     from gammastar.reach.idm import run_idm_reach
 
@@ -209,7 +212,9 @@ def test_reach_idm(tmp_path):
     d = cfg.model_dump(exclude={"source"}, by_alias=True)
     d["reach"]["n_pot"] *= 4
     d["output"] = str(tmp_path / "run4")
+    drawn = skip_plot(monkeypatch, IDM_PLOT)  # the second run's numbers (its figure: above)
     doc4 = json.loads(run_idm_reach(config_from_dict(d, source=cfg.source)).read_text())
+    assert drawn == [tmp_path / "run4" / "figures" / "reach_idm.png"]
     assert np.allclose(np.array(doc4["y_low"]["0"]) / lo, 0.5, rtol=1e-3)
     # the report shows the iDM reach (numbers and figure) in its dark-sector section
     from gammastar.report import build_report
@@ -227,7 +232,7 @@ def test_reach_idm(tmp_path):
     assert "2.500e-04" in sec.split("</section>")[0]
 
 
-def test_reach_i2dm(tmp_path):
+def test_reach_i2dm(tmp_path, monkeypatch):
     """reach-idm with model: i2dm: schema-valid, θ and the ψ₂ψ̄₂ share recorded, and the
     long-lived scaling (each ψ₂ decays in the volume ∝ ε², the X_aX_b term ∝ ε⁴ is negligible
     there: N ∝ y², so 4× N_POT halves y_low, log-log edges: exact for a power law)."""
@@ -261,7 +266,9 @@ def test_reach_i2dm(tmp_path):
     d = cfg.model_dump(exclude={"source"}, by_alias=True)
     d["reach"]["n_pot"] *= 4
     d["output"] = str(tmp_path / "run4")
+    drawn = skip_plot(monkeypatch, IDM_PLOT)  # the second run's numbers (its figure: above)
     doc4 = json.loads(run_idm_reach(config_from_dict(d, source=cfg.source)).read_text())
+    assert drawn == [tmp_path / "run4" / "figures" / "reach_idm.png"]
     assert np.allclose(np.array(doc4["y_low"]["0"]) / lo, 0.5, rtol=1e-3)
 
 

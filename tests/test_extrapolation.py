@@ -3,6 +3,7 @@ the scatter of the fitted f_F over toy realisations drawn from the model itself.
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -57,6 +58,17 @@ def _fit(region, pairs, **kw):
     kw.setdefault("model_variations", False)
     return fit_extrapolation(*pairs, [0.45, 0.55], region,
                              settings=FitSettings(y_mean=TRUE[1], seed=7, **kw))  # fmt: skip
+
+
+@pytest.fixture
+def small_reference(monkeypatch):
+    """The fits' reference samples (:data:`REFERENCE_SAMPLES`) of 10⁵ draws in this test: for
+    the tests that compare two computations on the same reference (a refit with the fit, one
+    error method with the other, the JSON round trip), whose tolerances are the fits' own and
+    not the reference's Monte Carlo precision."""
+    import gammastar.yields.extrapolation.reference as ex_mod
+
+    monkeypatch.setattr(ex_mod, "REFERENCE_SAMPLES", 100_000)
 
 
 @pytest.mark.slow  # 50 toy fits; the power's toys (test_extrapolation_power) run by default
@@ -123,7 +135,7 @@ def test_sandwich_covariance_with_unit_weights_is_the_inverse_hessian_on_average
     assert ex.fiducial_fraction_err[0] == pytest.approx(ex.fiducial_fraction_err_alt[0], rel=0.05)
 
 
-def test_error_method_is_recorded_and_read_back():
+def test_error_method_is_recorded_and_read_back(small_reference):
     """``yields.json`` ``extrapolation`` records which error it quotes and the other one for
     comparison; a file written before the field existed was made with the Kish profile."""
     region = _ToyRegion()
@@ -452,6 +464,14 @@ def test_the_config_states_an_external_sigma_y_with_its_error_and_source():
             YieldsConfig.model_validate({"extrapolation_y_sigma": bad})
 
 
+@pytest.fixture(scope="module")
+def external_fit():
+    """The toy's fit with σ_y fixed from outside (1.3 ± 0.3): one fit for the tests of the
+    external part (each takes a deep copy, so that an edited record stays in its test)."""
+    region = _ToyRegion()
+    return _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
+
+
 class _TailRegion:
     """The forward tail y > ``cut`` (outside the toy's F, which ends at y = 5.28): a detector
     that sees only there, and the same set as a region for :func:`fiducial_fraction`."""
@@ -464,7 +484,7 @@ class _TailRegion:
         return np.arccosh(np.maximum(np.asarray(e) / mt, 1.0)) > self.cut
 
 
-def test_log_propagation_follows_a_tail_that_moves_exponentially():
+def test_log_propagation_follows_a_tail_that_moves_exponentially(external_fit):
     """A detector that sees only the model's forward tail (y > 5.6, beyond F) behind data that
     fix σ_y only from outside (1.3 ± 0.3): N/Y_F = P_θ(tail)/f_F(θ), which σ_y moves by factors,
     not percent. ``nsig_error_parts(log=True)``'s external part is the 1σ of ln N: half of
@@ -485,7 +505,7 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
-    ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
+    ex = copy.deepcopy(external_fit)  # a copy: this test edits its record
     del ex.y_sigma_external["parameter_sides"]  # a record without the sides: δ, linear
     kin = ExtrapolatedSampler(ParametricSampler(*TRUE), ex, region).sample(MASS, 200_000, seed=5)
     # the model's samples in the tail (the inner sampler's, here the truth, are not the model's)
@@ -520,7 +540,7 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially():
         nsig_relative_error(ex, region, MASS, kin, ks, [1.0], settings=NsigErrorSettings(propagation="quadratic"))
 
 
-def test_the_external_part_is_the_response_at_both_sides():
+def test_the_external_part_is_the_response_at_both_sides(external_fit):
     """With the two fits' own shifts (``parameter_sides``, [+error, −error] in σ_y) the
     external part is N's response itself: ln N(z) = a z + b z² through the fits at z = ±1, its
     sd over z ~ N(0, 1) √(a² + 2b²) (Var(a z + b z²) = a² + 2b² for a standard normal z).
@@ -533,7 +553,7 @@ def test_the_external_part_is_the_response_at_both_sides():
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
-    ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
+    ex = copy.deepcopy(external_fit)
     sides = [np.asarray(v) for v in ex.y_sigma_external["parameter_sides"]]
     i_t, i_s = ex.parameter_index("T"), ex.parameter_index("y_sigma")
     assert sides[0][i_s] == pytest.approx(0.3, rel=1e-12)
@@ -599,19 +619,17 @@ class _EmptyRegion(_ToyRegion):
         return np.zeros(np.broadcast(np.asarray(m), np.asarray(qt), np.asarray(e)).shape, bool)
 
 
-def test_a_mass_where_f_has_no_area_keeps_the_linear_parts():
+def test_a_mass_where_f_has_no_area_keeps_the_linear_parts(external_fit):
     """Where F has no area at the mass on the quadrature grid (the NA62-like reach on the
     two-flavour demo's yields meets one, which must not divide by zero), N/Y_F cannot be
     re-evaluated: ``log=True`` and the external part's sides fall back to the linear parts,
     the same numbers as ``log=False`` on a record without the sides (to rounding)."""
-    import copy
-
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.yields.extrapolation.nsig import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
-    ex = _fit(region, _toy(region, 20_000, seed=21), y_sigma=(1.3, 0.3), y_sigma_source="t")
+    ex = copy.deepcopy(external_fit)
     kin = ExtrapolatedSampler(ParametricSampler(*TRUE), ex, region).sample(MASS, 50_000, seed=5)
     ks = _all_seeing(kin, np.ones(kin["qT"].size))
     linear = copy.deepcopy(ex)
@@ -632,7 +650,7 @@ class _NarrowRegion(_ToyRegion):
 
 
 @pytest.mark.parametrize("y_sigma", [pytest.param((1.3, 0.1), marks=pytest.mark.slow), None])
-def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
+def test_refit_fractions_is_the_fit_redone_in_another_region(small_reference, y_sigma):
     """:func:`refit_fractions` redoes ``ex``'s fit (its groups, fixed ȳ, external or fitted σ_y,
     the reference seeds) on other weights in another region: on the same pairs and region it
     returns ``ex``'s f_F, in a narrower region with the pairs below it dropped it returns what
@@ -664,7 +682,7 @@ def test_refit_fractions_is_the_fit_redone_in_another_region(y_sigma):
 
 # fitted: the groups' independent fits (side by side on threads); 0.0: one joint fit
 @pytest.mark.parametrize("pt_power", ["fitted", pytest.param(0.0, marks=pytest.mark.slow)])
-def test_refit_moves_are_the_refits_one_by_one(pt_power):
+def test_refit_moves_are_the_refits_one_by_one(small_reference, pt_power):
     """:func:`refit_moves` refits several moves at once: each record is :func:`refit`'s of that
     move alone, number for number (the same fits: with ȳ and σ_y fixed and the powers fitted,
     each group's reference sample made at every move's mass from one draw,

@@ -245,8 +245,12 @@ def test_target_nuisance_is_added_to_the_reach_nuisances():
     assert with_target_nuisance(None, None, {}, [0.3]) == (None, None)
 
 
-def test_target_nuisance_in_the_workspaces_with_its_size(tmp_path):
+def test_target_nuisance_in_the_workspaces_with_its_size(tmp_path, monkeypatch):
+    from _phys_figures import skip_reach_figures
+
     from gammastar.reach.stage import run_reach
+
+    skip_reach_figures(monkeypatch)  # the workspaces' numbers (figures: test_reach.py)
 
     cfg = facility_config(tmp_path, nucleus=TARGET, mass_points=3, eps_points=10, samples=400)
     doc = run_reach(cfg).document

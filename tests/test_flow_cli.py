@@ -79,9 +79,15 @@ def test_sample_aprime_and_mcp(run, capsys):
     assert main(["sample", str(cfg), "-n", "10", "-o", str(tmp / "y.parquet")]) == 2
 
 
-def test_validate_command(run):
+def test_validate_command(run, monkeypatch):
+    from _phys_figures import skip_plot
+
     tmp, cfg = run
+    # the command and its validation.json; the figures: test_validate.py's closure test
+    kl = skip_plot(monkeypatch, "gammastar.flow.validate.plot_kl")
+    kin = skip_plot(monkeypatch, "gammastar.flow.validate.plot_kinematics")
     assert main(["validate", str(cfg)]) == 0
+    assert (len(kl), len(kin)) == (1, 1)
     res = json.loads((tmp / "run" / "validation.json").read_text())
     assert res["mass"] == [0.3, 0.5]
     assert len(res["kl_data_95"]) == 2

@@ -329,14 +329,16 @@ def test_the_region_applies_from_the_seam_up():
     assert above["n_pairs"] == 0
 
 
-def test_a_given_source_is_not_compared_with_the_configs_flow(tmp_path):
+def test_a_given_source_is_not_compared_with_the_configs_flow(tmp_path, monkeypatch):
     """run_reach(source=...) draws another source's kinematics: the closure of the config's
     flow (reach.flow, its default) does not apply to it and is not computed."""
+    from _phys_figures import skip_reach_figures
     from test_reach import make_config
 
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.stage import run_reach
 
+    skip_reach_figures(monkeypatch)  # the document (the figures: test_reach.py)
     cfg = make_config(tmp_path, mass_points=3, channels=["mumu"],
                       flow=str(tmp_path / "run" / "flow"))  # fmt: skip
     doc = run_reach(cfg, source=ParametricSampler()).document

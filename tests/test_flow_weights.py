@@ -209,6 +209,8 @@ def test_weighted_training_recovers_the_reweighted_density(tmp_path):
         assert km > hi, (bad["kl_model"], bad["kl_data_95"])
 
 
+# the same subtracted training: test_flow.py::test_subtracted_negative_weights_learn_the_signal
+@pytest.mark.slow
 def test_negative_weights_subtract_a_known_background(tmp_path):
     """OS = signal + background, SS = the same background with weight −1 (tests/test_flow.py
     synthetic_pairs): trained on OS − SS the flow's mean ln q_T at 0.5 GeV is the signal's

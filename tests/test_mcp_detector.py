@@ -66,7 +66,9 @@ def test_geometry_solid_angle():
     assert abs(f - expect) < 5 * np.sqrt(expect / n)
 
 
-@pytest.mark.parametrize("m_chi", [0.1, 0.3, 1.0])  # Fig. 3's J/ψ curve at three m_χ
+# Fig. 3's J/ψ curve at three m_χ; 0.3 slow: the same path as 0.1 and 1.0 (the default ones,
+# the lightest χ and the one near the J/ψ's two-body threshold)
+@pytest.mark.parametrize("m_chi", [0.1, pytest.param(0.3, marks=pytest.mark.slow), 1.0])
 def test_jpsi_yield_against_hand_acceptance(m_chi):
     # The χ yield of an on-axis detector: BR(J/ψ → χχ̄) (millicharge.py, Eq. 8 with the PDG
     # Γ_ee) × a hand-computed acceptance. Hand acceptance for a J/ψ of fixed momentum along
@@ -323,13 +325,18 @@ def test_data_driven_yields(tmp_path):
         data_driven_yields(tmp_path / "nope", [0.15], det, "dump", seed=1)
 
 
-def test_cli_reach_mcp(tmp_path, capsys):
+def test_cli_reach_mcp(tmp_path, capsys, monkeypatch):
     # `gammastar reach-mcp`: 0 and the output; a config without `mcp`: one line, exit 2.
+    from _phys_figures import skip_plot
+
     from gammastar.cli import main
 
+    # the command's exit codes and output; the figure: test_run_mcp_reach
+    drawn = skip_plot(monkeypatch, "gammastar.reach.mcp.plot_mcp_reach")
     cfg = _write(tmp_path, {**MCP, "mass_points": 1, "n_samples": 200})
     assert main(["reach-mcp", str(cfg)]) == 0
     assert (tmp_path / "run" / "reach_mcp.json").exists()
+    assert len(drawn) == 1
     bare = tmp_path / "b.yaml"
     bare.write_text(yaml.safe_dump({"name": "b", "output": str(tmp_path / "run2")}))
     assert main(["reach-mcp", str(bare)]) == 2

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _phys_figures import skip_reach_figures
 
 from gammastar.cli import main
 from gammastar.config import config_from_dict
@@ -266,12 +267,13 @@ def test_run_reach_writes_the_contract(tmp_path):
     assert res["meta"]["n_pot"] == 1.4e17
 
 
-def test_an_exclusion_at_the_scan_edge_is_marked(tmp_path, caplog):
+def test_an_exclusion_at_the_scan_edge_is_marked(tmp_path, caplog, monkeypatch):
     """A scan whose ε range (8e-8 … 1e-6) cuts the exclusion at 0.215 GeV (7.2e-8 … 6.2e-6 on
     1e-8 … 1e-3) but not at 1.1 GeV (9.1e-8 … 3.2e-7): reach.json flags the boundaries that are
     the scan's ends, the stage warns, and the run's summary writes "≤ 8.00e-08 (scan edge)"."""
     from gammastar.pipeline import _summary_lines
 
+    skip_reach_figures(monkeypatch)  # the numbers and the summary (figures: the test above)
     cfg = make_config(tmp_path, mass_points=2, eps_points=8, eps_min=8e-8, eps_max=1e-6,
                       samples=500)  # fmt: skip
     with caplog.at_level("WARNING", logger="gammastar.reach.edges"):
@@ -288,7 +290,8 @@ def test_an_exclusion_at_the_scan_edge_is_marked(tmp_path, caplog):
     assert "widen reach.eps_min" in summary
 
 
-def test_mumu_reach_starts_near_two_muon_masses(tmp_path):
+def test_mumu_reach_starts_near_two_muon_masses(tmp_path, monkeypatch):
+    skip_reach_figures(monkeypatch)  # the numbers (figures: test_run_reach_writes_the_contract)
     cfg = make_config(tmp_path, channels=["mumu"], mass_min=0.2, mass_max=0.3, mass_points=6)
     data = run_reach(cfg).document
     m = np.array(data["expected"]["mass"])
@@ -320,8 +323,11 @@ def test_bad_inputs(tmp_path, capsys):
     assert main(["reach", str(tmp_path / "d.yaml")]) == 2
 
 
-def test_cli_reach(tmp_path, capsys):
+def test_cli_reach(tmp_path, capsys, monkeypatch):
     import yaml
+
+    # the command's exit codes and files; the stage's figures: test_run_reach_writes_the_contract
+    figures = skip_reach_figures(monkeypatch)
 
     synthetic_yields(tmp_path / "yields.json")
     cfgd = {
@@ -347,6 +353,7 @@ def test_cli_reach(tmp_path, capsys):
     assert (tmp_path / "run" / "reach.json").exists()
     assert main(["reach", str(tmp_path / "a.yaml")]) == 2  # exists, no --force
     assert main(["reach", str(tmp_path / "a.yaml"), "--force", "--method", "exact"]) == 0
+    assert len(figures) == 2  # the two runs reached the figures
 
 
 @pytest.mark.parametrize("name", ["paper_mock_detector", "na62_dump", "ship"])

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import uproot
 import yaml
+from _phys_figures import skip_reach_figures
 
 from gammastar import pipeline
 from gammastar.cli import main
@@ -131,8 +132,9 @@ def test_data_target_from_yields_or_beam(tmp_path):
         config(tmp_path, yield_scale=42.0)
 
 
-def test_reach_signal_scales_with_the_derived_factor(tmp_path):
+def test_reach_signal_scales_with_the_derived_factor(tmp_path, monkeypatch):
     # same seed, same samples: N_sig(dump)/N_sig(data) is exactly P_int(dump)/P_int(0.01)
+    figures = skip_reach_figures(monkeypatch)  # numbers only (figures: test_reach.py)
     nsig = {}
     for facility in ("dump", "data"):
         cfg = config(tmp_path, target_interaction_lengths=facility, channels=["mumu"])
@@ -146,6 +148,7 @@ def test_reach_signal_scales_with_the_derived_factor(tmp_path):
     assert pos.any()
     ratio = nsig["dump"][pos] / nsig["data"][pos]
     assert ratio == pytest.approx(1 / (1 - math.exp(-0.01)), rel=1e-12)
+    assert figures == [tmp_path / "dump", tmp_path / "data"]
 
 
 # --------------------------------------------------------------------------- missing inputs
@@ -235,7 +238,8 @@ def write_th1(path, counts, edges, name="obs"):
     return path
 
 
-def test_observed_histogram_gives_the_per_point_limits(tmp_path):
+def test_observed_histogram_gives_the_per_point_limits(tmp_path, monkeypatch):
+    figures = skip_reach_figures(monkeypatch)  # numbers only (figures: test_reach.py)
     edges = np.round(np.arange(0.2, 0.8 + 1e-9, 0.001), 6)  # 1 MeV bins
     th1 = write_th1(tmp_path / "obs.root", np.histogram(EVENTS, bins=edges)[0], edges)
     common = {
@@ -273,6 +277,7 @@ def test_observed_histogram_gives_the_per_point_limits(tmp_path):
     assert json.loads((tmp_path / "histogram" / "reach.json").read_text())["meta"]["statistics"][
         "observed_source"
     ] == {"mumu": f"histogram {th1}:obs"}
+    assert len(figures) == 3
 
 
 def test_bad_observed_histograms_are_one_line_errors(tmp_path):

@@ -102,12 +102,28 @@ def test_window_with_too_few_points_gives_nan(closure):
     assert np.isnan(res["kl_model"])
 
 
-def test_seed_ensemble_spread(tmp_path):
-    from test_flow import make_config
-
+@pytest.fixture(scope="module")
+def ensemble3(tmp_path_factory):
+    """A 3-member ensemble (2 epochs each) on 4000 synthetic pairs, trained once: its run
+    directory and the pairs. The tests validate a copy (:func:`_ensemble_copy`)."""
+    tmp = tmp_path_factory.mktemp("ensemble3")
     pairs = synthetic_pairs(4000, seed=30)
-    cfg = make_config(tmp_path, ensemble=3, epochs=2)
-    train(cfg, pairs=pairs)
+    train(make_config(tmp, ensemble=3, epochs=2), pairs=pairs)
+    return tmp / "run", pairs
+
+
+def _ensemble_copy(ensemble3, tmp_path):
+    """The ensemble's run copied to ``tmp_path``: its config (make_config's, output
+    ``tmp_path``/run), flow directory and pairs."""
+    import shutil
+
+    run, pairs = ensemble3
+    shutil.copytree(run, tmp_path / "run")
+    return make_config(tmp_path, ensemble=3, epochs=2), tmp_path / "run" / "flow", pairs
+
+
+def test_seed_ensemble_spread(ensemble3, tmp_path):
+    cfg, _, pairs = _ensemble_copy(ensemble3, tmp_path)
     res = validate(cfg, pairs=pairs, figures=False).document
     assert len(res["kl_model_members"]) == len(res["mass"])
     assert all(len(r) == 3 for r in res["kl_model_members"])
@@ -118,20 +134,16 @@ def test_seed_ensemble_spread(tmp_path):
     assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1, cfg.seed + 2]
 
 
-def test_stale_member_directory_is_not_validated(tmp_path):
+def test_stale_member_directory_is_not_validated(ensemble3, tmp_path):
     """A flow/ensemble/<i> beyond meta.json's ensemble_size (left from a larger ensemble) is not
     mixed into validation.json."""
     import shutil
 
-    from test_flow import make_config
-
-    pairs = synthetic_pairs(4000, seed=30)
-    cfg = make_config(tmp_path, ensemble=2, epochs=2)
-    out = train(cfg, pairs=pairs).path
-    shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "2")
+    cfg, out, pairs = _ensemble_copy(ensemble3, tmp_path)
+    shutil.copytree(out / "ensemble" / "1", out / "ensemble" / "3")
     res = validate(cfg, pairs=pairs, figures=False).document
-    assert all(len(r) == 2 for r in res["kl_model_members"])
-    assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1]
+    assert all(len(r) == 3 for r in res["kl_model_members"])
+    assert res["meta"]["ensemble_seeds"] == [cfg.seed, cfg.seed + 1, cfg.seed + 2]
 
 
 def test_seed_noise_recovers_the_unshared_noise():
@@ -149,16 +161,14 @@ def test_seed_noise_recovers_the_unshared_noise():
     assert np.isnan(seed_noise([{"kl_model_draws": list(k[0])}]))  # one member
 
 
-def test_identical_members_have_zero_seed_spread(tmp_path):
+def test_identical_members_have_zero_seed_spread(ensemble3, tmp_path):
     """Common random numbers: members that are the same model give exactly the same KL, so the
     seed spread and its noise estimate are 0 (before: each member drew its own window data,
     splits and flow samples, and 3 identical members gave a spread of ~0.02).
     The members' KL also equals the model's own (the same draws)."""
     import shutil
 
-    pairs = synthetic_pairs(4000, seed=30)
-    cfg = make_config(tmp_path, ensemble=3, epochs=2)
-    out = train(cfg, pairs=pairs).path
+    cfg, out, pairs = _ensemble_copy(ensemble3, tmp_path)
     for i in (1, 2):
         for name in ("model.pt", "meta.json"):
             shutil.copyfile(out / name, out / "ensemble" / str(i) / name)

@@ -12,6 +12,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from _phys_params import diagonal_grid
 from _tolerance import assert_same_decisions
 
 from gammastar.config import load_config
@@ -256,8 +257,8 @@ def test_family_pull_is_three_sigma_for_one_comparison() -> None:
     assert family_pull(25) == pytest.approx(3.87, abs=0.01)
 
 
-@pytest.mark.parametrize(("mass", "ctau"), MC_POINTS)
-@pytest.mark.parametrize("name", list(MC_SHAPES))
+# one value per case by default, the rest of the grid slow (_phys_params.diagonal_grid)
+@pytest.mark.parametrize(("name", "mass", "ctau"), diagonal_grid(list(MC_SHAPES), MC_POINTS))
 def test_decay_probability_matches_brute_force(name: str, mass: float, ctau: float) -> None:
     """Exact entry/exit against decay points drawn from the exponential law: within the MC's
     binomial standard error (derived in :func:`brute_force`) times 3σ's bound for the family
@@ -321,8 +322,8 @@ def plane_brute_force(case: str, mass: float, ctau: float) -> tuple[float, float
 PLANE_POINTS = [(0.3, 0.3), (0.5, 5.0), (1.0, 1.0)]
 
 
-@pytest.mark.parametrize(("mass", "ctau"), PLANE_POINTS)
-@pytest.mark.parametrize("case", list(PLANE_CASES))
+# one value per case by default, the rest of the grid slow (_phys_params.diagonal_grid)
+@pytest.mark.parametrize(("case", "mass", "ctau"), diagonal_grid(list(PLANE_CASES), PLANE_POINTS))
 def test_plane_hits_match_brute_force(case: str, mass: float, ctau: float) -> None:
     """Daughters propagated from sampled decay points against the brute force: within σ of
     the difference (:func:`plane_brute_force`) times 3σ's bound for the 9 cases."""
