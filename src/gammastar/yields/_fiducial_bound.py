@@ -16,7 +16,6 @@ fraction of the cost.
 from __future__ import annotations
 
 import math
-import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
@@ -114,7 +113,6 @@ def cell_bound(fiducial: Any, m_lo: float, m_hi: float) -> NDArray[np.bool_] | N
 _TOPS: dict[tuple[int, int, int], tuple[weakref.ref, NDArray]] = {}
 """:func:`_top` of the tables last asked about (a table is not changed in place)."""
 _TOPS_SIZE = 64
-_TOPS_LOCK = threading.Lock()
 
 
 def _top(table: NDArray, i0: int, i1: int) -> NDArray:
@@ -129,10 +127,9 @@ def _top(table: NDArray, i0: int, i1: int) -> NDArray:
     top = np.asarray(table[i0 : i1 + 1], dtype=np.float64).max(axis=0)
     top = _dilated_max(_dilated_max(top, 0), 1)
     top.flags.writeable = False  # shared by every later ask
-    with _TOPS_LOCK:  # asked from the fit groups' threads side by side
-        if len(_TOPS) >= _TOPS_SIZE:
-            del _TOPS[next(iter(_TOPS))]
-        _TOPS[key] = (weakref.ref(table), top)
+    if len(_TOPS) >= _TOPS_SIZE:
+        del _TOPS[next(iter(_TOPS))]
+    _TOPS[key] = (weakref.ref(table), top)
     return top
 
 

@@ -65,11 +65,9 @@ def yields_document(
     fid: dict[str, Any] | None,
     lost_fraction: list[float] | None,
     theory: bool,
-    mcp_theory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``yields.json`` document (public contract, docs/reference/outputs.md; schemas/…/yields.json):
-    the JSON assembly, in one place (``mcp_theory``: the χχ̄ comparison curves,
-    :func:`~gammastar.yields.theory.mcp_theory_curves`, when already computed)."""
+    the JSON assembly, in one place."""
 
     doc: dict[str, Any] = {
         "aprime": {
@@ -105,8 +103,7 @@ def yields_document(
     if cfg.uncertainties.enabled:  # named nuisances (gammastar.yields.uncertainties)
         doc["uncertainties"] = _uncertainties(cfg, doc, inp, fiducial=fid is not None)
     if theory:
-        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float),
-                                      mcp_theory)  # fmt: skip
+        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
         doc["standard_recipe"] = standard_recipe(cfg, doc["aprime"])
     if cfg.yields.compare_with is not None:  # lepton universality
         other = cfg.resolve(cfg.yields.compare_with)

@@ -3,8 +3,7 @@ r"""The ``gammastar yields`` stage: A′ and χχ̄ yields per proton on target 
 :func:`compute_yields`, a thin orchestration returning a :class:`YieldsResult`: the inputs
 (:mod:`.inputs`, N_POT :mod:`.npot`), the yields (:mod:`.compute` over the pure functions of
 :mod:`.formulas`), the document (:mod:`.document`; both channels in one run: :mod:`.combined`),
-the writers of ``yields.json``, the CSV tables and the figures (:mod:`.plots`). The work
-that needs neither the data nor the fits runs beside them on one thread (:func:`_early_work`).
+the writers of ``yields.json``, the CSV tables and the figures (:mod:`.plots`).
 """
 
 from __future__ import annotations
@@ -12,9 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,6 @@ from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable
 from gammastar.core.results import StageResult
-from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
 from gammastar.selection.flavours import flavour_channel
 from gammastar.yields.combined import _combined_mcp, _combined_uncertainties, _seam_extrapolation
@@ -35,8 +31,7 @@ from gammastar.yields.formulas import AprimeYield, McpYield
 from gammastar.yields.inputs import YieldInputs, read_acceptance_loss, read_yield_inputs
 from gammastar.yields.npot import resolve_n_pot
 from gammastar.yields.plots import plot_aprime, plot_mcp, plot_standard_recipe
-from gammastar.yields.standard_recipe import warm_up as warm_standard_recipe
-from gammastar.yields.theory import mcp_theory_curves, standard_recipe, theory_curves
+from gammastar.yields.theory import standard_recipe, theory_curves
 from gammastar.yields.universality import combine, combine_channels, compare_aprime
 
 log = logging.getLogger(__name__)
@@ -106,66 +101,25 @@ def compute_yields(
     outs = [run_dir / n for n in OUTPUT_FILES] + ([run_dir / n for n in FIGURES] if plots else [])
     for p in outs:  # refuse early, before any work
         check_writable(p, force)
-    with _early_work(cfg, theory) as early:
-        if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: both channels in one run
-            res = _flavour_yields(cfg, theory, early)
-        else:
-            inp = read_yield_inputs(cfg)
-            ap, ap_source, mcp, fid = _yields(cfg, inp)
-            loss = read_acceptance_loss(run_dir) if inp.phase_space == "full" else None
-            lost_fraction = (
-                flag_acceptance_loss(loss, ap, mcp, cfg.input.lepton_mass)
-                if loss is not None
-                else None
-            )
-            _warn_flags(ap)
-            doc = yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory,
-                                  mcp_theory=early() if theory else None)  # fmt: skip
-            res = YieldsResult(
-                run_dir / rundir.YIELDS, doc, aprime=ap, mcp=mcp, aprime_source=ap_source,
-                inputs=inp, files={n: run_dir / n for n in OUTPUT_FILES},
-            )  # fmt: skip
+    if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: both channels in one run
+        res = _flavour_yields(cfg, theory)
+        _write_outputs(cfg, res, force, plots)
+        return res
+    inp = read_yield_inputs(cfg)
+    ap, ap_source, mcp, fid = _yields(cfg, inp)
+    loss = read_acceptance_loss(run_dir) if inp.phase_space == "full" else None
+    lost_fraction = (
+        flag_acceptance_loss(loss, ap, mcp, cfg.input.lepton_mass) if loss is not None else None
+    )
+    _warn_flags(ap)
+    res = YieldsResult(
+        run_dir / rundir.YIELDS,
+        yields_document(cfg, inp, ap, ap_source, mcp, fid, lost_fraction, theory),
+        aprime=ap, mcp=mcp, aprime_source=ap_source, inputs=inp,
+        files={n: run_dir / n for n in OUTPUT_FILES},
+    )  # fmt: skip
     _write_outputs(cfg, res, force, plots)
     return res
-
-
-@contextmanager
-def _early_work(cfg: AnalysisConfig, theory: bool) -> Iterator[Callable[[], Any]]:
-    """Start the stage's work that needs neither the data nor the fits on a thread of its own,
-    beside the main thread's reading and the fits: numba's first call where a flavour has a
-    fiducial region (the registration of numba's extensions and the kernels' cache loads,
-    which the fit groups' threads would otherwise wait for) and, with ``theory``, the χχ̄
-    comparison curves (:func:`~gammastar.yields.theory.mcp_theory_curves`, config only) and
-    the standard recipe's PDG look-ups (:func:`gammastar.yields.standard_recipe.warm_up`).
-    Yields a function returning those curves (``None`` without ``theory``), raising what their
-    computation raised; the thread is joined when the block ends."""
-
-    flavours = cfg.input.flavours
-    cfgs = [flavour_config(cfg, f) for f in flavours] if len(flavours) > 1 else [cfg]
-    fiducial = any(c.unfold.lepton_acceptance is not None for c in cfgs)
-    mcp_mass = np.asarray(cfg.yields.mcp_masses, float)
-
-    def work() -> dict[str, Any] | None:
-        if fiducial:
-            from gammastar.yields import _extrapolation_kernel, _fiducial_bound
-
-            _extrapolation_kernel.warm_up()
-            _fiducial_bound.warm_up()
-        if not theory:
-            return None
-        curves = mcp_theory_curves(cfg, mcp_mass)
-        try:  # the standard recipe's PDG look-ups; a failure is the recipe's own, raised there
-            warm_standard_recipe()
-        except Exception as err:  # noqa: BLE001 - only a warm-up
-            log.debug("yields: the standard recipe's PDG look-ups not warmed (%s)", err)
-        return curves
-
-    with ThreadPoolExecutor(1, thread_name_prefix="gammastar-yields") as pool:
-        future = pool.submit(work)
-        try:
-            yield future.result
-        finally:
-            future.cancel()
 
 
 def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: bool) -> None:
@@ -215,8 +169,7 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
             plot_standard_recipe(dict(doc), cfg.output_dir / FIGURES[2], force=force)
 
 
-def _flavour_yields(cfg: AnalysisConfig, theory: bool, early: Callable[[], Any]
-                    ) -> YieldsResult:  # fmt: skip
+def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     """The yields of a both-channels run (``input.lepton: [mu, e]``).
 
     Each flavour's yields are those of its single-flavour run
@@ -228,26 +181,21 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool, early: Callable[[], Any]
     elsewhere, e.g. ee below 2m_μ), with each channel's share per bin in ``aprime.weights``
     (what the flow's training weights use); ``lepton_universality`` the ee/μμ ratio per
     shared bin and its χ² (:func:`gammastar.yields.universality.compare_aprime`); ``mcp`` per χ
-    mass the combination of the channels whose data reach down to 2m_χ. ``early``: the χχ̄
-    comparison curves (:func:`_early_work`)."""
+    mass the combination of the channels whose data reach down to 2m_χ."""
 
-    def one(f: str) -> tuple[str, dict[str, Any]]:
+    per: dict[str, Any] = {}
+    for f in cfg.input.flavours:
         fcfg = flavour_config(cfg, f)
         ch = flavour_channel(f)
         inp = read_yield_inputs(fcfg, f)
         ap, ap_source, f_mcp, fid = _yields(fcfg, inp)
         loss = read_acceptance_loss(cfg.output_dir, ch) if inp.phase_space == "full" else None
         lost = flag_acceptance_loss(loss, ap, f_mcp, fcfg.input.lepton_mass) if loss else None
+        _warn_flags(ap, ch)
         f_doc = _jsonable(
             yields_document(fcfg, inp, ap, ap_source, f_mcp, fid, lost, theory=False)
         )
-        return ch, {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": f_mcp, "doc": f_doc}
-
-    # the flavours side by side (a full-phase-space one beside the other's extrapolation fits),
-    # in the run's order
-    per: dict[str, Any] = dict(thread_map(one, cfg.input.flavours))
-    for ch, p in per.items():
-        _warn_flags(p["ap"], ch)
+        per[ch] = {"cfg": fcfg, "inp": inp, "ap": ap, "mcp": f_mcp, "doc": f_doc}
     chans = list(per)
     comb = combine_channels({c: per[c]["doc"]["aprime"] for c in chans})
     first = per[chans[0]]
@@ -287,8 +235,7 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool, early: Callable[[], Any]
     if cfg.uncertainties.enabled:
         doc["uncertainties"] = _combined_uncertainties(per, comb)
     if theory:
-        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float),
-                                      early())  # fmt: skip
+        doc["theory"] = theory_curves(cfg, ap.mass, np.asarray(cfg.yields.mcp_masses, float))
         doc["standard_recipe"] = standard_recipe(cfg, doc["aprime"])
     inputs = list(dict.fromkeys(p for c in chans for p in per[c]["inp"].inputs))
     meta_inp = dataclasses.replace(

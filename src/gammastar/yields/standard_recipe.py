@@ -196,15 +196,6 @@ def channel_yield(
     return n * aprime_meson.branching_ratio(channel.parent, m, form_factors=form_factors)
 
 
-def warm_up() -> None:
-    """Look up what every channel of :data:`CHANNELS` reads from the PDG database (the
-    branching ratios are cached per process: :func:`~gammastar.physics.aprime_meson.pdg_branching_ratio`),
-    so that a later :func:`recipe` finds them; the yields stage calls it beside its fits."""
-    ones = MesonYields(dict.fromkeys(MESONS, 1.0))
-    for c in CHANNELS:
-        channel_yield(c, [0.5], ones)
-
-
 def _bin_nodes(edges: NDArray[np.float64]) -> tuple[NDArray, NDArray, NDArray]:
     """Gauss–Legendre nodes and weights of every bin on sub-intervals ≤ :data:`MAX_STEP`;
     returns (nodes, weights / bin width, bin index of each node)."""

@@ -1,8 +1,7 @@
 """The comparison curves of ``yields.json``: ``theory`` and ``standard_recipe``.
 
 :func:`theory_curves` (the bremsstrahlung A′ and χχ̄ bands, the π0 → γχχ̄ and J/ψ → χχ̄ lines;
-docs/explanation/physics.md §8; the χχ̄ ones, which need only the config, also alone:
-:func:`mcp_theory_curves`) and :func:`standard_recipe` (the generator-level recipe on the
+docs/explanation/physics.md §8) and :func:`standard_recipe` (the generator-level recipe on the
 yield's mass bins, from the mock files' ``meta``).
 """
 
@@ -71,12 +70,15 @@ def standard_recipe(cfg: AnalysisConfig, aprime: Mapping[str, Any]) -> dict[str,
     )  # fmt: skip
 
 
-def mcp_theory_curves(cfg: AnalysisConfig, mcp_mass: NDArray) -> dict[str, Any]:
-    """The χχ̄ curves of :func:`theory_curves` (``brems_mcp``, ``pi0_mcp``, ``jpsi_mcp``), which
-    depend on the config alone (not on the data): what the stage computes beside the fits."""
+def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) -> dict[str, Any]:
+    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (docs/explanation/physics.md §8)."""
 
     y = cfg.yields
     st = _brems_settings(cfg)
+    lo = min(float(aprime_mass.min(initial=1.0)), 0.2)
+    hi = max(float(aprime_mass.max(initial=0.2)), 1.2)
+    grid = np.linspace(lo, hi, 300)
+    a_c, a_lo, a_hi = br.aprime_yield_band(grid, st)
     # theory lines on a dense log grid spanning the requested χ masses (smooth curves)
     req = np.asarray(mcp_mass, dtype=np.float64)
     mc = np.unique(
@@ -89,6 +91,13 @@ def mcp_theory_curves(cfg: AnalysisConfig, mcp_mass: NDArray) -> dict[str, Any]:
     )
     c_c, c_lo, c_hi = br.mcp_yield_band(mc, st, m_max=y.brems_mcp_mass_max)
     return {
+        "brems_aprime": {
+            "mass": grid,
+            "per_pot_per_eps2": a_c,
+            "low": a_lo,
+            "high": a_hi,
+            "cutoff_gev": [st.cutoff / st.band_factor, st.cutoff, st.cutoff * st.band_factor],
+        },
         "brems_mcp": {"mass": mc, "per_pot_per_q2": c_c, "low": c_lo, "high": c_hi},
         "pi0_mcp": {
             "mass": mc,
@@ -100,35 +109,6 @@ def mcp_theory_curves(cfg: AnalysisConfig, mcp_mass: NDArray) -> dict[str, Any]:
             "per_pot_per_q2": y.jpsi_per_pot * meson_branching_ratio("jpsi", mc),
             "jpsi_per_pot": y.jpsi_per_pot,
         },
-    }
-
-
-def theory_curves(
-    cfg: AnalysisConfig,
-    aprime_mass: NDArray,
-    mcp_mass: NDArray,
-    mcp_curves: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines
-    (docs/explanation/physics.md §8); ``mcp_curves``: :func:`mcp_theory_curves` of the same
-    config and χ masses, when already computed."""
-
-    y = cfg.yields
-    st = _brems_settings(cfg)
-    lo = min(float(aprime_mass.min(initial=1.0)), 0.2)
-    hi = max(float(aprime_mass.max(initial=0.2)), 1.2)
-    grid = np.linspace(lo, hi, 300)
-    a_c, a_lo, a_hi = br.aprime_yield_band(grid, st)
-    mcp = mcp_theory_curves(cfg, mcp_mass) if mcp_curves is None else mcp_curves
-    return {
-        "brems_aprime": {
-            "mass": grid,
-            "per_pot_per_eps2": a_c,
-            "low": a_lo,
-            "high": a_hi,
-            "cutoff_gev": [st.cutoff / st.band_factor, st.cutoff, st.cutoff * st.band_factor],
-        },
-        **{k: mcp[k] for k in ("brems_mcp", "pi0_mcp", "jpsi_mcp")},
         "settings": {
             "beam_energy": st.beam_energy,
             "interaction_lengths": st.interaction_lengths,

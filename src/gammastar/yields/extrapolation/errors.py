@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
 from gammastar.yields.extrapolation.fit import (
     PROFILE_STEP,
@@ -42,16 +41,13 @@ def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0
     n_g = len(fitted)
     ts, powers = _split(x[2:], n_g, power)
     out = np.full(len(centre), np.nan)
-
-    def group(k: int) -> list[tuple[int, float]]:
-        g = fitted[k][0]
+    for k, (g, _) in enumerate(fitted):
         base = np.array([ts[k], x[0], x[1], powers[k]])
         # parameter index in (T, ȳ, σ_y, a) ↔ index in the free vector
         pairs = ([(0, n_head + k), (2, n_head - 1)] + ([(1, 0)] if free_mu else [])
                  + ([(3, n_head + n_g + k)] if power is None else []))  # fmt: skip
         idx = [q for _, q in pairs]
         c = cov[np.ix_(idx, idx)]
-        got = []
         for i in g:
             mi = float(centre[i])
             grad = np.empty(len(pairs))
@@ -64,13 +60,7 @@ def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0
                     fiducial_fraction(fiducial, mi, tuple(up), inside[i])
                     - fiducial_fraction(fiducial, mi, tuple(dn), inside[i])
                 ) / (2 * h)
-            got.append((i, math.sqrt(max(float(grad @ c @ grad), 0.0))))
-        return got
-
-    # the groups side by side: each bin's value its own (the quadrature's numpy releases the GIL)
-    for got in thread_map(group, range(n_g)):
-        for i, v in got:
-            out[i] = v
+            out[i] = math.sqrt(max(float(grad @ c @ grad), 0.0))
     return out
 
 
@@ -78,10 +68,7 @@ def _fiducial_grids(fiducial, centre, fitted) -> dict[int, NDArray[np.bool_]]:
     """F on the quadrature grid of each fitted bin (:func:`_grid_in_f`), computed once per
     fit: every f_F of the fit, its errors and the model's forms reuse it (the acceptance of
     5.8·10⁴ grid points per bin is the expensive part of :func:`fiducial_fraction`)."""
-    bins = [i for g, _ in fitted for i in g]
-    # the bins side by side (the region's test is compiled without the GIL)
-    return dict(zip(bins, thread_map(lambda i: _grid_in_f(fiducial, float(centre[i])), bins),
-                    strict=True))  # fmt: skip
+    return {i: _grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
 
 
 def _kish_profile(fit: _Fit, fiducial, centre, mu_fixed, external=None):

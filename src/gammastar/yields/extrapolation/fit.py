@@ -333,9 +333,7 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
     jmat = np.zeros((k, k))
     score_w2 = np.zeros((n_bins, k)) if bins is not None else None  # Σ_{i∈b} w_i² ∇l_i
     sums = np.zeros(n_bins)
-
-    def group(g: int) -> tuple[list[int], NDArray, list[NDArray], NDArray | None]:
-        m, pt, y, w, ref = data[g]
+    for g, (m, pt, y, w, ref) in enumerate(data):
         t, a = ts[g], powers[g]
         _, gpf = ref.log_fraction_and_grad(t, mu, s, NOMINAL, a, with_power=fit_a)
         d = _dlogp(m, pt, y, t, mu, s, a) - gpf[:3, None]  # (3, n): ∂l_i/∂(T, ȳ, σ_y)
@@ -348,19 +346,12 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
             sc[n_head + 1] = NOMINAL.dlog_pt_da(m, pt, t, a) - gpf[3]
             idx.append(n_head + n_g + g)
         blk = (sc * w**2) @ sc.T
-        if bins is None:
-            return idx, blk, [], None
-        b = np.asarray(bins[g], dtype=np.intp)
-        per_bin = [np.bincount(b, weights=row, minlength=n_bins) for row in sc * w**2]
-        return idx, blk, per_bin, np.bincount(b, weights=w, minlength=n_bins)
-
-    # the groups side by side (their sums compiled without the GIL), added in group order
-    for idx, blk, per_bin, w_sums in thread_map(group, range(n_g)):
         jmat[np.ix_(idx, idx)] += blk
-        if score_w2 is not None:
-            for j, col in zip(idx, per_bin, strict=True):
-                score_w2[:, j] += col
-            sums += w_sums
+        if bins is not None:
+            b = np.asarray(bins[g], dtype=np.intp)
+            for j, row in zip(idx, sc * w**2, strict=True):
+                score_w2[:, j] += np.bincount(b, weights=row, minlength=n_bins)
+            sums += np.bincount(b, weights=w, minlength=n_bins)
     # the fitted parameters: all but σ_y when it is external
     fit = np.array([j for j in range(k) if not (sigma_fixed and j == n_head - 1)])
     q = p[fit]
@@ -426,11 +417,10 @@ def _hessian(data, q, sigma, mu_fixed, power) -> NDArray:
     # local (T, ȳ, σ_y, a) → rows of q
     local = [0] + ([1] if free_mu else []) + ([2] if free_s else []) + ([3] if fit_a else [])
     hmat = np.zeros((q.size, q.size))
-    # the groups' Hessians side by side (compiled without the GIL), added in group order
-    hess = thread_map(lambda g: _group_hess(data[g], ts[g], mu, s, powers[g])[2], range(n_g))
-    for g, hg in enumerate(hess):
+    for g, grp in enumerate(data):
         rows = ([n_sh + g] + ([0] if free_mu else []) + ([int(free_mu)] if free_s else [])
                 + ([n_sh + n_g + g] if fit_a else []))  # fmt: skip
+        hg = _group_hess(grp, ts[g], mu, s, powers[g])[2]
         hmat[np.ix_(rows, rows)] -= hg[np.ix_(local, local)]
     return 0.5 * (hmat + hmat.T)
 
