@@ -10,9 +10,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
+from _cli import CliRun, main_in_process
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,14 +73,7 @@ def gammastar(*args: str, check: bool = True) -> subprocess.CompletedProcess[str
     return proc
 
 
-class CliOutput(NamedTuple):
-    """What a command printed (the fields of subprocess.CompletedProcess that statuses reads)."""
-
-    stdout: str
-    stderr: str
-
-
-def statuses(proc: subprocess.CompletedProcess[str] | CliOutput) -> dict[str, str]:
+def statuses(proc: subprocess.CompletedProcess[str] | CliRun) -> dict[str, str]:
     """Stage → 'ran'/'skipped' from the printed summary (`  <stage>  <status>...`)."""
     out = {}
     for line in proc.stdout.splitlines():
@@ -100,27 +93,24 @@ def statuses(proc: subprocess.CompletedProcess[str] | CliOutput) -> dict[str, st
 STAGES = ("generate", "select", "yields", "train", "validate", "reach")
 
 
-def run_in_process(capsys: pytest.CaptureFixture[str], *args: str) -> CliOutput:
-    """``gammastar ARGS`` through the CLI's entry point in this process (the command line, its
+def run_ok(*args: str) -> CliRun:
+    """``gammastar ARGS`` in this process (:func:`_cli.main_in_process`: the command line, its
     parsing and its printed summary; the process boundary itself, exit statuses and signals:
-    tests/test_reliability.py, test_killed_during_training_resumes)."""
-    from gammastar.cli import main
-
-    capsys.readouterr()
-    status = main(list(args))
-    out = capsys.readouterr()
-    if status != 0:
-        raise AssertionError(f"gammastar {' '.join(args)} failed ({status}):\n{out.out}\n{out.err}")
-    return CliOutput(out.out, out.err)
+    tests/test_reliability.py, test_killed_during_training_resumes), asserted to succeed."""
+    run = main_in_process(*args)
+    assert run.status == 0, (
+        f"gammastar {' '.join(args)} failed ({run.status}):\n{run.stdout}\n{run.stderr}"
+    )
+    return run
 
 
-def test_run_and_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_and_rerun(tmp_path: Path) -> None:
     """One whole run writes every artifact (each schema-checked one valid) and the report; a
     second run of the same config recomputes nothing and rewrites nothing. Which stages a
     config change reruns: test_config_change_reruns_only_the_affected_stages (slow) on this
     chain, tests/test_pipeline.py on toy stages."""
     cfg = write_config(tmp_path)
-    first = run_in_process(capsys, "run", str(cfg))
+    first = run_ok("run", str(cfg))
     assert statuses(first) == dict.fromkeys(STAGES, "ran")
     run = tmp_path / "run"
     for artifact in (
@@ -148,7 +138,7 @@ def test_run_and_rerun(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         p: (run / p).stat().st_mtime_ns for p in ("mock.root", "pairs.parquet", "flow/model.pt")
     }
 
-    second = run_in_process(capsys, "run", str(cfg))
+    second = run_ok("run", str(cfg))
     assert statuses(second) == dict.fromkeys(STAGES, "skipped")
     assert {p: (run / p).stat().st_mtime_ns for p in stamp} == stamp  # nothing rewritten
 

@@ -21,6 +21,8 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from _cli import main_in_process
+from _sel_nospace import KINDS, assert_refused, big_array, patch_full_disk, write_big
 from _select_data import write_mock
 
 import gammastar
@@ -59,19 +61,6 @@ def run_cli(*args: str, **kw) -> subprocess.CompletedProcess:
         timeout=LIMIT,
         **kw,
     )
-
-
-def main_in_process(*args: str) -> tuple[int, str]:
-    """``gammastar ARGS`` through the CLI's entry point in this process: its status and what it
-    printed on standard error (for the runs whose process boundary the test is not about)."""
-    import io
-
-    from gammastar.cli import main
-
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        status = main(list(args))
-    return status, err.getvalue()
 
 
 def gs_lines(stderr: str) -> list[str]:
@@ -116,7 +105,7 @@ def reference(tmp_path_factory):
     d = tmp_path_factory.mktemp("reference")
     cfg = write_config(d / "c.yaml", d / "run")
     for cmd in ("generate", "select"):
-        status, err = main_in_process(cmd, str(cfg))
+        status, _, err = main_in_process(cmd, str(cfg))
         assert status == 0, err
     return d / "run"
 
@@ -197,7 +186,7 @@ def test_signal_during_select(tmp_path, reference, sig, status):
     assert temporaries(run) == []
     assert not (run / "select.json").exists()
     assert lock.stat().st_size == 0  # released cleanly
-    status, err = main_in_process("select", str(cfg))  # the rerun: no signal, in this process
+    status, _, err = main_in_process("select", str(cfg))  # the rerun: no signal, in this process
     assert status == 0, err
     got = json.loads((run / "select.json").read_text())["counts"]
     want = json.loads((reference / "select.json").read_text())["counts"]
@@ -438,7 +427,7 @@ def test_modes_follow_the_umask(tmp_path, umask, file_mode, dir_mode):
     cfg = write_config(tmp_path / "c.yaml", run, events=5000)
     old = os.umask(umask)
     try:
-        status, err = main_in_process("generate", str(cfg), "--plots", str(run / "figures"))
+        status, _, err = main_in_process("generate", str(cfg), "--plots", str(run / "figures"))
     finally:
         os.umask(old)
     assert status == 0, err
@@ -559,73 +548,20 @@ def test_other_users_run_directory(tmp_path_factory, reference):
 
 # --------------------------------------------------------------------------- 4. no space
 PROBE = r"""
-import contextlib, errno, io, json, os, sys
-import numpy as np
+import contextlib, io, json, sys
 from pathlib import Path
-from gammastar.core.artifacts import atomic_path, write_json
+from _sel_nospace import big_array, patch_full_disk, write_big
 from gammastar.cli import app, main
 
 mode, targets = sys.argv[1], json.loads(sys.argv[2])  # kind -> output file
-big = np.random.default_rng(1).normal(size=200_000)  # ~1.6 MB: more than the tmpfs holds
-
-def full(*a, **k):
-    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-if mode == "patch":  # what each library raises on a full disk (as seen on a full tmpfs)
-    from pathlib import Path as _P
-    _P.write_text = full
-    if "root" in targets:
-        import uproot.sink.file
-        uproot.sink.file.FileSink.write = full
-    if "parquet" in targets:
-        import pyarrow.parquet as pq
-        def pq_full(*a, **k):
-            raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] "
-                                        "No space left on device")
-        pq.write_table = pq_full
-    # no errno from torch's C++ stream nor PIL: the filesystem is seen full
-    class Full:
-        f_bavail, f_frsize = 0, 4096
-    os.statvfs = lambda p: Full()
-    if "torch" in targets:
-        import torch
-        def torch_full(*a, **k):
-            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 "
-                               "vs 598")
-        torch.save = torch_full
-    if "png" in targets:
-        import matplotlib.figure
-        def png_full(*a, **k):
-            raise AttributeError("'NoneType' object has no attribute 'tell'")
-        matplotlib.figure.Figure.savefig = png_full
-
+big = big_array()
+if mode == "patch":
+    patch_full_disk(setattr, targets)
 kind = None
 
 @app.command("probe")
 def probe() -> None:
-    target = Path(targets[kind])
-    if kind == "json":
-        write_json(target, {"x": big})
-    elif kind == "root":
-        import uproot
-        with atomic_path(target) as tmp, uproot.recreate(tmp) as f:
-            f["t"] = {"x": big}
-    elif kind == "parquet":
-        import pyarrow as pa, pyarrow.parquet as pq
-        with atomic_path(target) as tmp:
-            pq.write_table(pa.table({"x": big}), tmp)
-    elif kind == "torch":
-        import torch
-        with atomic_path(target) as tmp:
-            torch.save({"x": torch.tensor(big)}, tmp)
-    elif kind == "png":
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        fig, ax = plt.subplots()
-        ax.imshow(np.random.default_rng(1).random((800, 800)))
-        with atomic_path(target) as tmp:
-            fig.savefig(tmp, format="png", dpi=200)
+    write_big(kind, Path(targets[kind]), big)
 
 out = {}
 for kind in targets:
@@ -635,17 +571,11 @@ for kind in targets:
     out[kind] = [rc, err.getvalue()]
 print(json.dumps(out))
 """
-
-KINDS = {
-    "json": "a.json",
-    "root": "a.root",
-    "parquet": "a.parquet",
-    "torch": "a.pt",
-    "png": "a.png",
-}
+PROBE_ENV = {**ENV, "PYTHONPATH": str(Path(__file__).parent) + os.pathsep + ENV["PYTHONPATH"]}
+"""The child's environment: PROBE imports the helper beside this file."""
 
 
-def _no_space(directory: Path, mode: str, env=None) -> None:
+def _no_space(directory: Path, mode: str) -> None:
     """Every kind of artifact written into ``directory`` by the package's atomic writers
     (the real library calls) in one child; each must fail with one line naming the file and
     the cause, exit 1, nothing left behind."""
@@ -657,89 +587,14 @@ def _no_space(directory: Path, mode: str, env=None) -> None:
         capture_output=True,
         check=False,
         text=True,
-        env=env or ENV,
+        env=PROBE_ENV,
         timeout=LIMIT,
     )
     assert out.returncode == 0, out.stderr
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    for kind, (rc, err) in res.items():
-        target = targets[kind]
-        assert rc == 1, (kind, err)
-        lines = err.strip().splitlines()
-        assert len(lines) == 1, (kind, err)
-        assert lines[0].startswith(f"gammastar: error: {target}: cannot write: no space left"), (
-            kind,
-            err,
-        )
-        assert list(Path(target).parent.iterdir()) == [], kind  # no half file, no temporary
+    assert_refused(targets, json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def _write_big(kind: str, target: Path, big: np.ndarray) -> None:
-    """PROBE's ``probe`` command in this process: ``big`` written as ``kind`` to ``target``
-    through the package's atomic writers and the real library calls."""
-    if kind == "json":
-        write_json(target, {"x": big})
-    elif kind == "root":
-        with atomic_path(target) as tmp, uproot.recreate(tmp) as f:
-            f["t"] = {"x": big}
-    elif kind == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        with atomic_path(target) as tmp:
-            pq.write_table(pa.table({"x": big}), tmp)
-    elif kind == "torch":
-        import torch
-
-        with atomic_path(target) as tmp:
-            torch.save({"x": torch.tensor(big)}, tmp)
-    elif kind == "png":
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots()
-        try:
-            ax.imshow(np.random.default_rng(1).random((800, 800)))
-            with atomic_path(target) as tmp:
-                fig.savefig(tmp, format="png", dpi=200)
-        finally:
-            plt.close(fig)
-
-
-def _patch_full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
-    """PROBE's "patch" mode in this process: what each library raises on a full disk (as
-    seen on a full tmpfs)."""
-    import matplotlib.figure
-    import pyarrow.parquet as pq
-    import torch
-    import uproot.sink.file
-
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def pq_full(*a, **k):
-        raise OSError(
-            errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device"
-        )
-
-    # no errno from torch's C++ stream nor PIL: the filesystem is seen full
-    class Full:
-        f_bavail, f_frsize = 0, 4096
-
-    def torch_full(*a, **k):
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
-
-    def png_full(*a, **k):
-        raise AttributeError("'NoneType' object has no attribute 'tell'")
-
-    monkeypatch.setattr(Path, "write_text", full)
-    monkeypatch.setattr(uproot.sink.file.FileSink, "write", full)
-    monkeypatch.setattr(pq, "write_table", pq_full)
-    monkeypatch.setattr(os, "statvfs", lambda p: Full())
-    monkeypatch.setattr(torch, "save", torch_full)
-    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", png_full)
-
-
-def test_no_space_patched_writers(tmp_path, monkeypatch, capsys):
+def test_no_space_patched_writers(tmp_path, monkeypatch):
     """JSON, ROOT, parquet, torch and PNG outputs whose writer fails as on a full disk
     (OSError ENOSPC; torch's RuntimeError and PIL's AttributeError without an errno): each a
     command run by the CLI's entry point in this process (the same in a child process on a
@@ -747,7 +602,7 @@ def test_no_space_patched_writers(tmp_path, monkeypatch, capsys):
     exit 1, nothing left behind."""
     from gammastar import cli
 
-    big = np.random.default_rng(1).normal(size=200_000)  # as PROBE's
+    big = big_array()
     targets = {k: tmp_path / f"{k}-dir" / name for k, name in KINDS.items()}
     for t in targets.values():
         t.parent.mkdir()
@@ -756,27 +611,18 @@ def test_no_space_patched_writers(tmp_path, monkeypatch, capsys):
 
     @cli.app.command("probe")
     def _probe() -> None:
-        _write_big(kind, targets[kind], big)
+        write_big(kind, targets[kind], big)
 
     try:
-        _patch_full_disk(monkeypatch)
+        patch_full_disk(monkeypatch.setattr, KINDS)
         results = {}
         for kind in targets:
-            capsys.readouterr()
-            results[kind] = (cli.main(["probe"]), capsys.readouterr().err)
+            run = main_in_process("probe")
+            results[kind] = (run.status, run.stderr)
     finally:
         monkeypatch.undo()
         cli.app.registered_commands.pop()
-    for kind, (rc, err) in results.items():
-        target = targets[kind]
-        assert rc == 1, (kind, err)
-        lines = err.strip().splitlines()
-        assert len(lines) == 1, (kind, err)
-        assert lines[0].startswith(f"gammastar: error: {target}: cannot write: no space left"), (
-            kind,
-            err,
-        )
-        assert list(target.parent.iterdir()) == [], kind  # no half file, no temporary
+    assert_refused(targets, results)
 
 
 @pytest.fixture
@@ -806,7 +652,7 @@ def test_debug_shows_the_traceback(tmp_path):
         capture_output=True,
         check=False,
         text=True,
-        env={**ENV, "GAMMASTAR_DEBUG": "1"},
+        env={**PROBE_ENV, "GAMMASTAR_DEBUG": "1"},
         timeout=LIMIT,
     )
     assert out.returncode == 1, out.stderr  # the child died of the re-raised error
