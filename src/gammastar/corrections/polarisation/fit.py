@@ -240,21 +240,7 @@ def _fit_lambdas_damped(
     r"""The fit of :func:`fit_lambdas` by damped Newton with a line search on the likelihood
     from λ = 0, converged to 10⁻⁸ in λ and 10⁻¹⁰ in the likelihood (5–6 steps of three
     passes over the pairs each): the fallback of :func:`fit_lambdas` and its reference in the
-    tests.
-
-    Arguments:
-        u: (3, n) angular functions of the pairs
-            (:func:`~gammastar.corrections.polarisation.angles.angular_functions`).
-        a0: (n,) ⟨a⟩ of each pair (:meth:`PairAcceptance.moments_at`, row 0).
-        v: (3, n) the pairs' moments ⟨c² a⟩, ⟨s² cos2φ a⟩, ⟨sin2θ cosφ a⟩ (rows 1–3).
-        w: (n,) weights (may be negative: like-sign subtraction).
-        n_params: fit λ_θ only (1), λ_θ and λ_φ (2), or all three (3); the others are 0.
-
-    Returns:
-        ``(lam, cov)``: the λ (n_params) and their covariance (n_params × n_params).
-
-    Raises:
-        ValueError: the fit does not converge (e.g. too few pairs, a singular Hessian).
+    tests. Its arguments, result and errors are those of :func:`fit_lambdas`.
 
     References:
         C. Langenbruch, Eur. Phys. J. C 82 (2022) 393 (the sandwich covariance).
