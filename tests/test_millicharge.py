@@ -50,6 +50,18 @@ def test_pseudoscalar_ratio_independent_integral_in_s():
         )
         ref = 2 * ALPHA_EM / (3 * np.pi) * quad(f, 4 * m_chi**2, m_parent**2, limit=400)[0]
         assert float(pseudoscalar_ratio(m_parent, m_chi)) == pytest.approx(ref, rel=1e-8)
+    # with the η′ form factor's narrow ρ/ω peak (split there, as the integral is), several
+    # m_χ at once: each m_χ's own integral
+    m_etap, ff = mass("eta_prime"), dalitz.form_factor_eta_prime
+    m_chis = np.array([0.01, 0.12, 0.3, 0.45])
+    got = pseudoscalar_ratio(m_etap, m_chis, 1.0, ff)
+    for mc, g in zip(m_chis, got, strict=True):
+        f = lambda s, mc=mc: (
+            (1 - s / m_etap**2) ** 3 * float(kinematic_factor(np.sqrt(s), mc) * ff(np.sqrt(s))) / s
+        )
+        ref = 2 * ALPHA_EM / (3 * np.pi) * quad(f, 4 * mc**2, m_etap**2, limit=400,
+                                                 points=[0.764**2], epsrel=1e-11)[0]  # fmt: skip
+        assert g == pytest.approx(ref, rel=1e-8)
 
 
 def test_eq8_at_lepton_mass_reproduces_dalitz_integrals():

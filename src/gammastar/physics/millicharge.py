@@ -28,6 +28,7 @@ replaced by m_χ and α by Q²α (Eq. 8). Channels included per meson (:data:`CH
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import numpy as np
@@ -68,25 +69,45 @@ def _check_mchi(m_chi: ArrayLike) -> NDArray[np.float64]:
 
 
 def _integrate_dm(
-    density: Callable[[NDArray[np.float64]], NDArray[np.float64]],
-    lo: float,
+    density: Callable[[NDArray[np.float64], NDArray[np.float64]], NDArray[np.float64]],
+    m_chi: NDArray[np.float64],
     hi: float,
     points: tuple[float, ...] = (),
-) -> float:
-    """∫_lo^hi density(m) dm with m = lo·e^t (smooth near threshold, where density ∝ 1/m)."""
-    from scipy.integrate import quad
+) -> NDArray[np.float64]:
+    """∫_{2m_χ}^{hi} density(m, m_χ) dm for every m_χ (0 where 2m_χ ≥ hi).
 
-    if hi <= lo:
-        return 0.0
-    t_hi = float(np.log(hi / lo))
-    pts = [float(np.log(p / lo)) for p in points if lo < p < hi]
+    In t = ln(m/2m_χ) (smooth near threshold, where the density ∝ 1/m), split at ``points``
+    (narrow peaks of a form factor), by tanh-sinh quadrature (``scipy.integrate.tanhsinh``:
+    every m_χ at once, ``density`` elementwise in both arguments; the square-root edges at
+    threshold and at a Dalitz end point are within its scope) to 10⁻¹⁰ relative.
 
-    def g(t: float) -> float:
+    Raises:
+        ArithmeticError: the quadrature does not converge.
+    """
+    from scipy.integrate import tanhsinh
+
+    out = np.zeros(m_chi.shape)
+    inside = 2.0 * m_chi < hi
+    if not inside.any():
+        return out
+    mc = m_chi[inside]
+    lo = 2.0 * mc
+    t_hi = np.log(hi / lo)
+    cuts = [np.clip(np.log(p / lo), 0.0, t_hi) for p in points]
+    edges = np.sort(np.stack([np.zeros_like(t_hi), *cuts, t_hi]), axis=0)
+
+    def g(t, lo, mc):
         m = lo * np.exp(t)
-        return float(density(np.asarray(m))) * m
+        return density(m, mc) * m
 
-    value, _ = quad(g, 0.0, t_hi, limit=500, epsabs=0.0, epsrel=1e-10, points=pts or None)
-    return float(value)
+    total = np.zeros(mc.shape)
+    for a, b in itertools.pairwise(edges):
+        res = tanhsinh(g, a, b, args=(lo, mc), rtol=1e-10, atol=0.0)
+        if not np.all(res.success | (a == b)):
+            raise ArithmeticError(f"Dalitz integral for m_chi {mc[~res.success]} did not converge")
+        total += np.where(a < b, res.integral, 0.0)
+    out[inside] = total
+    return out
 
 
 def pseudoscalar_ratio(
@@ -112,15 +133,13 @@ def pseudoscalar_ratio(
     """
 
     m_chi = _check_mchi(m_chi)
-    out = np.zeros(m_chi.shape)
-    for idx, mc in np.ndenumerate(m_chi):
-        out[idx] = _integrate_dm(
-            lambda m, mc=mc: pseudoscalar_dalitz_dgamma_dm(m, m_parent, mc, form_factor2),
-            2.0 * mc,
-            m_parent,
-            points=(0.764,),
-        )
-    return q**2 * out
+    out = _integrate_dm(
+        lambda m, mc: pseudoscalar_dalitz_dgamma_dm(m, m_parent, mc, form_factor2),
+        m_chi.ravel(),
+        m_parent,
+        points=(0.764,),
+    )
+    return q**2 * out.reshape(m_chi.shape)
 
 
 def vector_dalitz_ratio(
@@ -139,14 +158,12 @@ def vector_dalitz_ratio(
     """
 
     m_chi = _check_mchi(m_chi)
-    out = np.zeros(m_chi.shape)
-    for idx, mc in np.ndenumerate(m_chi):
-        out[idx] = _integrate_dm(
-            lambda m, mc=mc: vector_dalitz_dgamma_dm(m, m_parent, m_daughter, mc, form_factor2),
-            2.0 * mc,
-            m_parent - m_daughter,
-        )
-    return q**2 * out
+    out = _integrate_dm(
+        lambda m, mc: vector_dalitz_dgamma_dm(m, m_parent, m_daughter, mc, form_factor2),
+        m_chi.ravel(),
+        m_parent - m_daughter,
+    )
+    return q**2 * out.reshape(m_chi.shape)
 
 
 def vector_direct_ratio(m_parent: float, m_chi: ArrayLike, q: float = 1.0) -> NDArray[np.float64]:
