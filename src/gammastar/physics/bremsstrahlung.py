@@ -386,39 +386,62 @@ def mcp_yield_per_pot(
     References:
         Allison & Blinov Eqs. (6), (8); docs/explanation/physics.md §1, §8.
     """
-    from scipy.integrate import simpson
-
     st = settings or BremsSettings()
     lam = st.cutoff if cutoff is None else cutoff
+    return _mcp_yields(m_chi, st, [lam], q=q, m_max=m_max, n_fine=n_fine, n_smooth=n_smooth)[0]
+
+
+def _mcp_yields(
+    m_chi: ArrayLike,
+    st: BremsSettings,
+    cutoffs: list[float],
+    *,
+    q: float = 1.0,
+    m_max: float = 2.0,
+    n_fine: int = 20_000,
+    n_smooth: int = 160,
+) -> NDArray[np.float64]:
+    """:func:`mcp_yield_per_pot` (its arguments, its defaults) for several cut-offs Λ,
+    (len(cutoffs), n): the fine grid, |F_1|² and K_χ of each m_χ made once for all of them
+    (each Λ's numbers are those of its own call)."""
+    from scipy.integrate import simpson
+
     m_chi = np.asarray(m_chi, dtype=np.float64)
-    out = np.zeros(m_chi.shape)
+    out = np.zeros((len(cutoffs), *m_chi.shape))
     valid = 2.0 * m_chi < m_max
     if not np.any(valid):
         return out
     lo = max(2.0 * float(m_chi[valid].min()), 1e-4)
     grid = np.geomspace(lo, m_max, n_smooth)
-    smooth = (
-        st.interaction_probability
-        * st.normalisation
-        * emission_probability(
-            grid,
-            beam_energy=st.beam_energy,
-            z_range=(st.z_min, st.z_max),
-            pt_max=st.pt_max,
-            cutoff=lam,
-            form_factor=False,
+    log_grid = np.log(grid)
+    log_smooth = [
+        np.log(
+            st.interaction_probability
+            * st.normalisation
+            * emission_probability(
+                grid,
+                beam_energy=st.beam_energy,
+                z_range=(st.z_min, st.z_max),
+                pt_max=st.pt_max,
+                cutoff=lam,
+                form_factor=False,
+            )
         )
-    )
-    log_grid, log_smooth = np.log(grid), np.log(smooth)
+        for lam in cutoffs
+    ]
     for idx, mc in np.ndenumerate(m_chi):
         if not valid[idx]:
             continue
         u = np.linspace(0.0, np.sqrt(m_max - 2.0 * mc), n_fine)
         m = np.maximum(2.0 * mc + u**2, lo)
-        nv = np.exp(np.interp(np.log(m), log_grid, log_smooth))
-        nv = nv * np.abs(timelike_form_factor(m)) ** 2
-        integrand = 2.0 * q**2 * ALPHA_EM / (3.0 * np.pi * m) * kinematic_factor(m, mc) * nv
-        out[idx] = simpson(integrand * 2.0 * u, x=u)
+        log_m = np.log(m)
+        ff2 = np.abs(timelike_form_factor(m)) ** 2
+        k = kinematic_factor(m, mc)
+        for j, ls in enumerate(log_smooth):
+            nv = np.exp(np.interp(log_m, log_grid, ls))
+            nv = nv * ff2
+            integrand = 2.0 * q**2 * ALPHA_EM / (3.0 * np.pi * m) * k * nv
+            out[(j, *idx)] = simpson(integrand * 2.0 * u, x=u)
     return out
 
 
@@ -427,10 +450,6 @@ def mcp_yield_band(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
     """Central, low and high χχ̄ yield per POT per Q² (Λ varied by ``band_factor``)."""
     st = settings or BremsSettings()
-    curves = np.array(
-        [
-            mcp_yield_per_pot(m_chi, st, cutoff=st.cutoff * f, **kwargs)
-            for f in (1.0, 1.0 / st.band_factor, st.band_factor)
-        ]
-    )
+    cuts = [st.cutoff * f for f in (1.0, 1.0 / st.band_factor, st.band_factor)]
+    curves = _mcp_yields(m_chi, st, cuts, **kwargs)
     return curves[0], curves.min(axis=0), curves.max(axis=0)
