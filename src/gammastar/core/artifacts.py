@@ -13,6 +13,7 @@ import errno
 import glob
 import hashlib
 import json
+import math
 import os
 import shutil
 import stat
@@ -362,17 +363,28 @@ def write_json(path: str | os.PathLike[str], obj: Mapping[str, Any], force: bool
     return Path(path)
 
 
-def _nan_to_none(obj: Any) -> Any:
-    import math
+_LEAVES = frozenset({str, int, bool, type(None)})
+"""Types :func:`_nan_to_none` returns as they are."""
 
+
+def _nan_to_none(obj: Any) -> Any:
     import numpy as np
 
+    t = type(obj)
+    if t is float:  # the bulk of a document: its numbers, without a call each
+        return obj if math.isfinite(obj) else None
+    if t in _LEAVES:
+        return obj
     if isinstance(obj, float | np.floating) and not math.isfinite(float(obj)):
         return None
     if isinstance(obj, Mapping):
         return {k: _nan_to_none(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_nan_to_none(v) for v in obj]
+        return [
+            (v if math.isfinite(v) else None) if type(v) is float
+            else v if type(v) in _LEAVES else _nan_to_none(v)
+            for v in obj
+        ]  # fmt: skip
     if isinstance(obj, np.ndarray):
         return _nan_to_none(obj.tolist())
     return obj
