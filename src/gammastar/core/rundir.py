@@ -210,17 +210,25 @@ def _validator(version: int, schema: str) -> Any:
     """A ``jsonschema`` validator of ``schemas/<version>/<schema>`` (``$ref`` to the other
     files of the version resolved locally)."""
     import jsonschema
-    from referencing import Registry, Resource
 
-    folder = SCHEMA_DIR / str(version)
-    resources = []
-    for f in sorted(folder.glob("*.json")):
-        contents = json.loads(f.read_text())
-        resources.append((contents["$id"], Resource.from_contents(contents)))
-    registry = Registry().with_resources(resources)
-    root = json.loads((folder / schema).read_text())
+    registry, contents = _registry(version)
+    root = contents[schema]
     cls = jsonschema.validators.validator_for(root)
     return cls(root, registry=registry)
+
+
+@functools.cache
+def _registry(version: int) -> tuple[Any, dict[str, Any]]:
+    """The ``referencing`` registry of every schema file of ``version`` and their parsed
+    contents by file name: read once for all of the version's validators."""
+    from referencing import Registry, Resource
+
+    contents = {
+        f.name: json.loads(f.read_text())
+        for f in sorted((SCHEMA_DIR / str(version)).glob("*.json"))
+    }
+    resources = [(c["$id"], Resource.from_contents(c)) for c in contents.values()]
+    return Registry().with_resources(resources), contents
 
 
 def schema_of(name: str) -> str | None:
