@@ -39,6 +39,11 @@ class WeightSpec:
     min_acceptance: float = 0.01
     conversion: Any = None
     """The :class:`~gammastar.corrections.background.ConversionTemplate` (``None``: no subtraction)."""
+    moments: bool = False
+    """The chunk also returns the per-pair acceptance's four decay-angle moments at its pairs
+    (``_moments``, (4, n), from the lookup of A:
+    :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.lookup_moments`), for
+    the driver's polarisation measurement (chunks kept in this process only)."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
@@ -48,6 +53,23 @@ class WeightSpec:
         r = float(b.r_factor) if chunk_local else 1.0
         return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance,
                    conversion_template_from_config(cfg))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _AtPairs:
+    """A per-pair acceptance already evaluated at the pairs of the table, in its row order
+    (the isotropic A of a measured λ_θ, from the moments at every pair; a chunk's A looked up
+    with its moments, :class:`WeightSpec` ``moments``): what
+    :func:`gammastar.corrections.unfold.acceptance.acceptance_weights` looks up, without a second
+    lookup."""
+
+    values: np.ndarray
+    source: str
+
+    def lookup(self, m: np.ndarray, pt: np.ndarray, pz: np.ndarray) -> np.ndarray:
+        if len(m) != len(self.values):
+            raise ValueError(f"{len(m)} pairs for {len(self.values)} acceptance values")
+        return self.values
 
 
 WEIGHT_COUNTS = (
@@ -171,6 +193,10 @@ def weight_chunk(
     """
 
     inv, rep = inverse_weights(pairs["eff"], n_outside=0, on_missing="drop")
+    acceptance, moments = spec.acceptance, None
+    if spec.moments:  # A and the moments from one interpolation cell per pair
+        a, moments = acceptance.lookup_moments(pairs["m"], pairs["pT"], pairs["pz"])
+        acceptance = _AtPairs(a, acceptance.source)
     ss_factor = ss_pair_weights(
         np.asarray(pairs["m"], dtype=np.float64),
         np.asarray(pairs["charge"]),
@@ -184,7 +210,7 @@ def weight_chunk(
         pairs,
         inv,
         ss_factor,
-        acceptance=spec.acceptance,
+        acceptance=acceptance,
         min_acceptance=spec.min_acceptance,
         outside_map=spec.outside_map,
         conversion=spec.conversion,
@@ -194,6 +220,8 @@ def weight_chunk(
     out["acc"] = acc
     out["weight_raw"] = np.ones(len(weight))
     out["weight"] = weight
+    if moments is not None:
+        out["_moments"] = moments
     return out, counts, sums
 
 

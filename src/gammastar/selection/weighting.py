@@ -87,6 +87,24 @@ def _pairs_table(chunks: dict[Any, dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+def _chunk_moments(chunks: dict[Any, dict[str, np.ndarray]]) -> np.ndarray | None:
+    """The per-pair acceptance's moments that the chunks returned (``_moments``,
+    :class:`~gammastar.selection.pairweights.WeightSpec` ``moments``), taken out of them and
+    joined in the rows' order, (4, n) (``None``: not every chunk has them). Each chunk's are
+    released once copied."""
+    keys = sorted(chunks)
+    parts = [chunks[k].pop("_moments", None) for k in keys]
+    if not parts or any(p is None for p in parts):
+        return None
+    out = np.empty((parts[0].shape[0], sum(p.shape[1] for p in parts)), dtype=parts[0].dtype)
+    at = 0
+    for i, p in enumerate(parts):
+        out[:, at : at + p.shape[1]] = p
+        at += p.shape[1]
+        parts[i] = None
+    return out
+
+
 def _weigh(
     cfg: AnalysisConfig,
     run: _Run,
@@ -115,6 +133,7 @@ def _weigh(
             )
         )
     raw = result.get("hists")
+    moments = _chunk_moments(chunks)
     pairs = None
     if raw is None:  # a processor without histograms: from the table
         pairs = _pairs_table(chunks)
@@ -135,7 +154,7 @@ def _weigh(
     if pairs is None and streamed is None:
         pairs = _pairs_table(chunks)
     w = _Weighted(pairs, None if streamed is None else _location(streamed), raw, est, None, None,
-                  None, eta)  # fmt: skip
+                  None, eta, moments=moments)  # fmt: skip
     if run.spec is None:  # weights of the whole sample (a measured λ_θ): here
         if run.fit_lambda:
             t = time.perf_counter()
