@@ -80,8 +80,9 @@ class _Weighted:
     reuse: dict[str, Any] = field(default_factory=dict)
     """What a measured λ_θ's isotropic weighting shares with the final one
     (:func:`_weigh_table`'s ``reuse``)."""
-    moments: np.ndarray | None = None
-    """The per-pair acceptance's four moments at every pair of ``pairs``, (4, n), where the
+    moments: list[np.ndarray] | None = None
+    """The per-pair acceptance's four moments at every pair of ``pairs`` ((4, n_i) blocks of
+    rows, in order), where the
     chunks looked them up with A (:class:`WeightSpec` ``moments``): the polarisation
     measurement's, released once it has them."""
 

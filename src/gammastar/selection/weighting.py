@@ -87,22 +87,15 @@ def _pairs_table(chunks: dict[Any, dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
-def _chunk_moments(chunks: dict[Any, dict[str, np.ndarray]]) -> np.ndarray | None:
+def _chunk_moments(chunks: dict[Any, dict[str, np.ndarray]]) -> list[np.ndarray] | None:
     """The per-pair acceptance's moments that the chunks returned (``_moments``,
-    :class:`~gammastar.selection.pairweights.WeightSpec` ``moments``), taken out of them and
-    joined in the rows' order, (4, n) (``None``: not every chunk has them). Each chunk's are
-    released once copied."""
-    keys = sorted(chunks)
-    parts = [chunks[k].pop("_moments", None) for k in keys]
+    :class:`~gammastar.selection.pairweights.WeightSpec` ``moments``), taken out of them: a
+    list of (4, n_i) blocks in the rows' order (not joined: the polarisation measurement
+    gathers each bin's pairs from them; ``None``: not every chunk has them)."""
+    parts = [chunks[k].pop("_moments", None) for k in sorted(chunks)]
     if not parts or any(p is None for p in parts):
         return None
-    out = np.empty((parts[0].shape[0], sum(p.shape[1] for p in parts)), dtype=parts[0].dtype)
-    at = 0
-    for i, p in enumerate(parts):
-        out[:, at : at + p.shape[1]] = p
-        at += p.shape[1]
-        parts[i] = None
-    return out
+    return parts
 
 
 def _weigh(
