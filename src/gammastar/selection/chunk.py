@@ -195,7 +195,8 @@ def _cut_leptons(
 
 
 def _take(cols: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: v[idx] for k, v in cols.items()}
+    # ndarray.take: the values of v[idx] for integer rows, in about 3/4 of its time
+    return {k: np.asarray(v).take(idx) for k, v in cols.items()}
 
 
 def _event_columns(
@@ -284,7 +285,10 @@ def _make_pairs(
     flow["pairs"] = int(npairs.sum())
     ia, ib = _pair_rows(counts, npairs)
     pa, pb = _take(leptons, ia), _take(leptons, ib)
-    pflat = _records(pa) + _records(pb)
+    if all(k in leptons for k in "xyzt"):  # Cartesian: vector's sum is the components' sums
+        pflat = _records({k: pa[k] + pb[k] for k in "xyzt"})
+    else:
+        pflat = _records(pa) + _records(pb)
     energy = np.asarray(pflat.E, dtype=np.float64)
     pz = np.asarray(pflat.pz, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -415,7 +419,7 @@ def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     def p4(idx: np.ndarray) -> np.ndarray:
         if cartesian:  # vector's (px, py, pz, E) are the columns
-            return np.stack([lep[k][idx] for k in "xyzt"])
+            return np.stack([lep[k].take(idx) for k in "xyzt"])
         v = _records(_take(lep, idx))
         return np.stack([np.asarray(getattr(v, k), dtype=np.float64)
                          for k in ("px", "py", "pz", "E")])  # fmt: skip
