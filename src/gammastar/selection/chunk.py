@@ -195,8 +195,9 @@ def _cut_leptons(
 
 
 def _take(cols: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
-    # ndarray.take: the values of v[idx] for integer rows, in about 3/4 of its time
-    return {k: np.asarray(v).take(idx) for k, v in cols.items()}
+    # ndarray.take of the rows (integers in range: mode "clip" skips the bounds check): the
+    # values of v[idx] in about 2/3 of its time
+    return {k: np.asarray(v).take(idx, mode="clip") for k, v in cols.items()}
 
 
 def _event_columns(
@@ -419,7 +420,7 @@ def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     def p4(idx: np.ndarray) -> np.ndarray:
         if cartesian:  # vector's (px, py, pz, E) are the columns
-            return np.stack([lep[k].take(idx) for k in "xyzt"])
+            return np.stack([lep[k].take(idx, mode="clip") for k in "xyzt"])
         v = _records(_take(lep, idx))
         return np.stack([np.asarray(getattr(v, k), dtype=np.float64)
                          for k in ("px", "py", "pz", "E")])  # fmt: skip
@@ -428,8 +429,8 @@ def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarr
     block = _HELICITY_BLOCK if cartesian else max(rows.size, 1)
     for b0 in range(0, rows.size, block):
         r = rows[b0 : b0 + block]
-        ia, ib = p.ia[r], p.ib[r]
-        swap = p.qa[r] < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
+        ia, ib = p.ia.take(r, mode="clip"), p.ib.take(r, mode="clip")  # rows of the pairs
+        swap = p.qa.take(r, mode="clip") < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
         first, second = np.where(swap, ib, ia), np.where(swap, ia, ib)
         c, ph = helicity_angles(p4(first), p4(second))
         cos_t[b0 : b0 + r.size] = c
