@@ -224,7 +224,7 @@ def test_lookup_moments_equals_the_lookup_and_moments_at(table, lam):
     moment: four tables contracted) and λ_θ = 0.4 (the table and the four moments). One cell
     per point contracted with every table: the same roundings as each table's own trilinear
     interpolation (8 corners: ≲ 16 products and sums, tests/_tolerance.py), values ≤ 1."""
-    from _tolerance import EPS64, reorder_tol
+    from _tolerance import EPS32, EPS64, reorder_tol
 
     n = 20_000
     m, p, th = _pair_points(n, seed=11)
@@ -238,6 +238,12 @@ def test_lookup_moments_equals_the_lookup_and_moments_at(table, lam):
     assert np.all(np.abs(mom - acc.moments_at(m, np.hypot(pt, pz), np.arctan2(pt, pz))) <= tol)
     assert np.count_nonzero(a > 0.05) > 1000  # accepted points compared, not only zeros
     assert np.all((a >= 0) & (a <= 1))  # clipped as the lookup is
+    # the moments in single precision (the chunks keep them so): the same numbers, each
+    # rounded once to float32 (half an ulp: EPS32/2 relative), and the same A
+    a32, mom32 = acc.lookup_moments(m, pt, pz, dtype=np.float32)
+    assert mom32.dtype == np.float32
+    np.testing.assert_array_equal(a32, a)  # A itself is not rounded: the same computation
+    assert np.all(np.abs(mom32 - mom) <= 0.5 * EPS32 * np.abs(mom))
 
 
 def test_rows_of_blocks_equal_rows_of_the_joined_table():

@@ -81,8 +81,8 @@ class _Weighted:
     """What a measured λ_θ's isotropic weighting shares with the final one
     (:func:`_weigh_table`'s ``reuse``)."""
     moments: list[np.ndarray] | None = None
-    """The per-pair acceptance's four moments at every pair of ``pairs`` ((4, n_i) blocks of
-    rows, in order), where the
+    """The per-pair acceptance's four moments at every pair of ``pairs`` ((4, n_i) float32
+    blocks of rows, in order), where the
     chunks looked them up with A (:class:`WeightSpec` ``moments``): the polarisation
     measurement's, released once it has them."""
 

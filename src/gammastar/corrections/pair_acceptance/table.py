@@ -344,22 +344,33 @@ class PairAcceptance:
         return self(m, np.hypot(pt, pz), np.arctan2(pt, pz))
 
     def lookup_moments(
-        self, m: ArrayLike, pt: ArrayLike, pz: ArrayLike
-    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        self, m: ArrayLike, pt: ArrayLike, pz: ArrayLike, *, dtype: Any = np.float64
+    ) -> tuple[NDArray[np.float64], NDArray[Any]]:
         """``(A, moments)`` for pairs given as (m, pT, pz): :meth:`lookup`'s A and
         :meth:`moments_at`'s (4, n) moments at their (m, p, θ), the same numbers, from one
-        interpolation cell per pair (the tables are contracted together: the same
+        interpolation cell per pair (the tables are contracted together, in blocks of
+        :data:`~gammastar.corrections.pair_acceptance.interpolation._BLOCK` pairs: the same
         arithmetic for each). At λ_θ = 0 the table is the first moment itself
-        (:attr:`_lookup_tables`), so A is that moment, clipped."""
+        (:attr:`_lookup_tables`), so A is that moment, clipped. ``dtype``: the moments'
+        (``np.float32``: those numbers rounded to it, block by block, without a float64 copy
+        of the whole; A is always float64)."""
         m = np.ascontiguousarray(np.asarray(m, dtype=np.float64).ravel())
         pt = np.asarray(pt, dtype=np.float64).ravel()
         pz = np.asarray(pz, dtype=np.float64).ravel()
+        p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)
         flat = self._lookup_tables
-        out = _trilinear(flat, self.table.shape, m, np.hypot(pt, pz), np.arctan2(pt, pz),
-                         self._grid)  # fmt: skip
-        if flat.shape[0] == N_MOMENTS:  # the table is ⟨a⟩
-            return np.clip(out[0], 0.0, 1.0), out
-        return np.clip(out[0], 0.0, 1.0, out=out[0]), out[1:]
+        first = flat.shape[0] - N_MOMENTS  # the moments' first row (1: after the table)
+        shape, grid, n = self.table.shape, self._grid, m.size
+        acc = np.empty(n)
+        moments = np.empty((N_MOMENTS, n), dtype=dtype)
+        buf = np.empty((flat.shape[0], min(n, _BLOCK)))
+        for b0 in range(0, n, _BLOCK):
+            sl = slice(b0, min(n, b0 + _BLOCK))
+            out = buf[:, : sl.stop - b0]
+            _contract(flat, shape, _cells(shape, m[sl], p[sl], theta[sl], grid), out)
+            np.clip(out[0], 0.0, 1.0, out=acc[sl])
+            moments[:, sl] = out[first:]
+        return acc, moments
 
     @functools.cached_property
     def _lookup_tables(self) -> NDArray[np.float64]:
