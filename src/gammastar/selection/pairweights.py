@@ -170,10 +170,12 @@ def pair_weights(
             lost_lost=float(np.sum(lost)),
             lost_lost2=float(np.sum(lost**2)),
         )
+        weight = kept_w
     else:
-        acc, inv_acc = np.ones(n), np.ones(n)
-    weight_raw = np.ones(n)
-    return acc, weight_raw * inv_eff * inv_acc * ss_factor, counts, sums
+        acc, weight = np.ones(n), inv_eff * ss_factor
+    # weight_raw = 1 (data): the products without it (and without 1/A = 1) are the same
+    # numbers (1 · x = x)
+    return acc, weight, counts, sums
 
 
 def weight_chunk(
