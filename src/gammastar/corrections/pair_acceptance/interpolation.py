@@ -100,7 +100,7 @@ def _contract(flat, shape, cells, out, upper=None):
             wab = wa * (y if b else 1.0 - y)
             idx = base + (a * np_ + b) * nt
             # the cells' corners are nodes (_cells clips them): mode "clip" takes the same
-            # values without the bounds check, a quarter of the gather's time
+            # values without the bounds check
             lo = flat.take(idx, axis=axis, mode="clip")
             hi = flat.take(idx + 1, axis=axis, mode="clip")
             hi -= lo
