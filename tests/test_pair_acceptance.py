@@ -217,6 +217,49 @@ def test_moments_at_equals_one_interpolation_per_table(table):
     np.testing.assert_allclose(np.clip(got[0], 0, 1), table(m, p, th), rtol=0,
                                atol=reorder_tol(16, 1.0, EPS64))  # fmt: skip
 
+@pytest.mark.parametrize("lam", [0.0, 0.4])
+def test_lookup_moments_equals_the_lookup_and_moments_at(table, lam):
+    """lookup_moments (the chunks' A with the moments the polarisation measurement takes)
+    against lookup and moments_at at the same pairs, for λ_θ = 0 (the table is the first
+    moment: four tables contracted) and λ_θ = 0.4 (the table and the four moments). One cell
+    per point contracted with every table: the same roundings as each table's own trilinear
+    interpolation (8 corners: ≲ 16 products and sums, tests/_tolerance.py), values ≤ 1."""
+    from _tolerance import EPS32, EPS64, reorder_tol
+
+    n = 20_000
+    m, p, th = _pair_points(n, seed=11)
+    pt, pz = p * np.sin(th), p * np.cos(th)
+    acc = table.with_lambda(lam)
+    a, mom = acc.lookup_moments(m, pt, pz)
+    assert mom.shape == (4, n)
+    assert a.shape == (n,)
+    tol = reorder_tol(16, 1.0, EPS64)
+    assert np.all(np.abs(a - acc.lookup(m, pt, pz)) <= tol)
+    assert np.all(np.abs(mom - acc.moments_at(m, np.hypot(pt, pz), np.arctan2(pt, pz))) <= tol)
+    assert np.count_nonzero(a > 0.05) > 1000  # accepted points compared, not only zeros
+    assert np.all((a >= 0) & (a <= 1))  # clipped as the lookup is
+    # the moments in single precision (the chunks keep them so): the same numbers, each
+    # rounded once to float32 (half an ulp: EPS32/2 relative), and the same A
+    a32, mom32 = acc.lookup_moments(m, pt, pz, dtype=np.float32)
+    assert mom32.dtype == np.float32
+    np.testing.assert_array_equal(a32, a)  # A itself is not rounded: the same computation
+    assert np.all(np.abs(mom32 - mom) <= 0.5 * EPS32 * np.abs(mom))
+
+
+def test_rows_of_blocks_equal_rows_of_the_joined_table():
+    """measure's gather of a bin's pairs from the chunks' moment blocks (a list of (4, n_i)):
+    the columns of the joined table (copies of the same numbers), blocks of any size, empty
+    ones and a bin without pairs in some block included."""
+    from gammastar.corrections.polarisation import _rows
+
+    rng = np.random.default_rng(3)
+    blocks = [rng.uniform(size=(4, n)) for n in (5, 0, 17, 1, 9)]
+    joined = np.concatenate(blocks, axis=1)
+    for k in (np.flatnonzero(rng.uniform(size=32) < 0.4), np.arange(5, 23), np.array([31]),
+              np.arange(32), np.array([], dtype=np.intp)):  # fmt: skip
+        np.testing.assert_array_equal(_rows(blocks, k), joined[:, k])
+
+
 def _pair_points(n, seed):
     """``n`` pairs' (m, p, θ) spread over the table and beyond it (masses below 2m_μ, θ < 0
     and above the table's last θ), for the moment tests."""

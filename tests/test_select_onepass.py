@@ -261,3 +261,38 @@ def test_weights_in_row_blocks_equal_one_block(tmp_path, mock, monkeypatch):
             _close(d2[k], v, reorder_tol(len(a), w_abs, EPS64) / w_abs + 1e-15, k)
         else:
             assert d2[k] == v, k
+
+
+def test_fixed_lambda_polarisation_from_the_chunks_moments(tmp_path, mock, monkeypatch):
+    """A fixed-λ_θ fiducial selection in this process: the chunks look the acceptance's four
+    decay-angle moments up with A (PairAcceptance.lookup_moments, kept in float32) and the
+    ``polarisation`` block is fitted from them. Against the measurement on its pairs table
+    without them (each bin's moments interpolated in float64 from the pairs' m, pT, pz): the
+    same edges and counts, λ and errors within the float32 moments' bound (ACC32, δ√n σ
+    above; one rounding to float32 per moment, well inside it); the pairs the same."""
+    from gammastar.corrections.pair_acceptance.table import PairAcceptance
+    from gammastar.selection.polarisation import _measure_polarisation
+
+    calls = []
+    lookup_moments = PairAcceptance.lookup_moments
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return lookup_moments(self, *args, **kwargs)
+
+    monkeypatch.setattr(PairAcceptance, "lookup_moments", counting)
+    cfg = _cfg(tmp_path, 0.0)
+    res = sel.select(cfg, [mock], execution=BY_CHUNK)
+    assert len(calls) > 1  # every chunk: A and the moments in one lookup
+    got = json.loads((res.output_dir / "select.json").read_text())["polarisation"]
+    am = sel._unfolding_maps(cfg)[1]
+    ref = _measure_polarisation(cfg, am, res.pairs, None, False)
+    assert got["mass_edges"] == ref["mass_edges"]
+    assert got["n_pairs"] == ref["n_pairs"]
+    delta = ACC32 / cfg.unfold.min_acceptance
+    n_bin = np.asarray(ref["n_pairs"], dtype=np.float64)
+    for k in ("lambda_theta", "lambda_phi", "lambda_theta_phi"):
+        err = np.asarray(ref[f"{k}_err"], dtype=np.float64)
+        assert np.isfinite(err).sum() >= 3  # bins with a fit are compared
+        _close(got[k], ref[k], FIT_TOL + delta * np.sqrt(n_bin) * err, k)
+        _close(got[f"{k}_err"], err, (1e-9 + 2 * delta) * np.nanmax(err), k)

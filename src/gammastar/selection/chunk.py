@@ -195,7 +195,9 @@ def _cut_leptons(
 
 
 def _take(cols: Mapping[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]:
-    return {k: v[idx] for k, v in cols.items()}
+    # ndarray.take of the rows (integers in range: mode "clip" skips the bounds check): the
+    # values of v[idx] in about 2/3 of its time
+    return {k: np.asarray(v).take(idx, mode="clip") for k, v in cols.items()}
 
 
 def _event_columns(
@@ -284,7 +286,10 @@ def _make_pairs(
     flow["pairs"] = int(npairs.sum())
     ia, ib = _pair_rows(counts, npairs)
     pa, pb = _take(leptons, ia), _take(leptons, ib)
-    pflat = _records(pa) + _records(pb)
+    if all(k in leptons for k in "xyzt"):  # Cartesian: vector's sum is the components' sums
+        pflat = _records({k: pa[k] + pb[k] for k in "xyzt"})
+    else:
+        pflat = _records(pa) + _records(pb)
     energy = np.asarray(pflat.E, dtype=np.float64)
     pz = np.asarray(pflat.pz, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -379,18 +384,27 @@ def select_chunk(
     mixed = _mixed_pairs(ak.unflatten(_records(flat), counts), cuts) if cuts.mix_depth else None
     p = _make_pairs(flat, counts, event_id, channel, flow)
     keep = _pair_cuts(p, cuts, columns, flow)
-    cos_hel, phi_hel = _helicity_columns(p, keep)
-    # every pair kept: the columns themselves (a mask would copy each of them)
-    sel = slice(None) if keep.all() else keep
+    rows = np.flatnonzero(keep)  # the kept pairs' rows, found once for every column
+    cos_hel, phi_hel = _helicity_columns(p, rows)
+    if rows.size == keep.size:  # every pair kept: the columns themselves, not copies
+
+        def sel(a: np.ndarray) -> np.ndarray:
+            return a
+
+    else:  # the rows by take (in range: mode "clip"), half the time of a boolean mask
+
+        def sel(a: np.ndarray) -> np.ndarray:
+            return a.take(rows, mode="clip")
+
     out = {
-        "event": p.event[sel],
-        "m": p.m[sel],
-        "pT": p.pt[sel],
-        "E": p.energy[sel],
-        "y": p.y[sel],
-        "pz": p.pz[sel],
-        "charge": p.charge[sel],
-        "channel": p.channel[sel],
+        "event": sel(p.event),
+        "m": sel(p.m),
+        "pT": sel(p.pt),
+        "E": sel(p.energy),
+        "y": sel(p.y),
+        "pz": sel(p.pz),
+        "charge": sel(p.charge),
+        "channel": sel(p.channel),
         "cos_theta_hel": cos_hel,
         "phi_hel": phi_hel,
     }
@@ -399,15 +413,14 @@ def select_chunk(
     return out, flow
 
 
-def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _helicity_columns(p: _Pairs, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """cos θ*, φ* (helicity frame,
-    :func:`gammastar.corrections.polarisation.angles.helicity_angles`) of the pairs in ``keep``:
-    of the positive lepton for OS pairs, of the first for SS pairs.
+    :func:`gammastar.corrections.polarisation.angles.helicity_angles`) of the pairs ``rows``
+    (ascending): of the positive lepton for OS pairs, of the first for SS pairs.
 
     In blocks of :data:`_HELICITY_BLOCK` pairs (the gathers and the angles' temporaries of a
     block stay in the CPU cache, without the page faults of fresh whole-chunk arrays): every
     step is element by element, so the numbers are those of one call on all the pairs."""
-    rows = np.flatnonzero(keep)
     cos_t = np.empty(rows.size, dtype=np.float64)
     phi = np.empty(rows.size, dtype=np.float64)
     lep = p.leptons
@@ -415,7 +428,7 @@ def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
     def p4(idx: np.ndarray) -> np.ndarray:
         if cartesian:  # vector's (px, py, pz, E) are the columns
-            return np.stack([lep[k][idx] for k in "xyzt"])
+            return np.stack([lep[k].take(idx, mode="clip") for k in "xyzt"])
         v = _records(_take(lep, idx))
         return np.stack([np.asarray(getattr(v, k), dtype=np.float64)
                          for k in ("px", "py", "pz", "E")])  # fmt: skip
@@ -424,8 +437,8 @@ def _helicity_columns(p: _Pairs, keep: np.ndarray) -> tuple[np.ndarray, np.ndarr
     block = _HELICITY_BLOCK if cartesian else max(rows.size, 1)
     for b0 in range(0, rows.size, block):
         r = rows[b0 : b0 + block]
-        ia, ib = p.ia[r], p.ib[r]
-        swap = p.qa[r] < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
+        ia, ib = p.ia.take(r, mode="clip"), p.ib.take(r, mode="clip")  # rows of the pairs
+        swap = p.qa.take(r, mode="clip") < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
         first, second = np.where(swap, ib, ia), np.where(swap, ia, ib)
         c, ph = helicity_angles(p4(first), p4(second))
         cos_t[b0 : b0 + r.size] = c

@@ -39,6 +39,14 @@ class WeightSpec:
     min_acceptance: float = 0.01
     conversion: Any = None
     """The :class:`~gammastar.corrections.background.ConversionTemplate` (``None``: no subtraction)."""
+    moments: bool = False
+    """The chunk also returns the per-pair acceptance's four decay-angle moments at its pairs
+    (``_moments``, (4, n), from the lookup of A:
+    :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.lookup_moments`), for
+    the driver's polarisation measurement (chunks kept in this process only). Kept in single
+    precision, half the memory (the fit's λ move by ~10⁻⁷ of their errors, as a measured
+    λ_θ's from :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.pair_moments`
+    in float32)."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig, am: Any = None) -> WeightSpec | None:
@@ -48,6 +56,23 @@ class WeightSpec:
         r = float(b.r_factor) if chunk_local else 1.0
         return cls(r, cfg.unfold.outside_map, am, cfg.unfold.min_acceptance,
                    conversion_template_from_config(cfg))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _AtPairs:
+    """A per-pair acceptance already evaluated at the pairs of the table, in its row order
+    (the isotropic A of a measured λ_θ, from the moments at every pair; a chunk's A looked up
+    with its moments, :class:`WeightSpec` ``moments``): what
+    :func:`gammastar.corrections.unfold.acceptance.acceptance_weights` looks up, without a second
+    lookup."""
+
+    values: np.ndarray
+    source: str
+
+    def lookup(self, m: np.ndarray, pt: np.ndarray, pz: np.ndarray) -> np.ndarray:
+        if len(m) != len(self.values):
+            raise ValueError(f"{len(m)} pairs for {len(self.values)} acceptance values")
+        return self.values
 
 
 WEIGHT_COUNTS = (
@@ -145,10 +170,12 @@ def pair_weights(
             lost_lost=float(np.sum(lost)),
             lost_lost2=float(np.sum(lost**2)),
         )
+        weight = kept_w
     else:
-        acc, inv_acc = np.ones(n), np.ones(n)
-    weight_raw = np.ones(n)
-    return acc, weight_raw * inv_eff * inv_acc * ss_factor, counts, sums
+        acc, weight = np.ones(n), inv_eff * ss_factor
+    # weight_raw = 1 (data): the products without it (and without 1/A = 1) are the same
+    # numbers (1 · x = x)
+    return acc, weight, counts, sums
 
 
 def weight_chunk(
@@ -171,6 +198,12 @@ def weight_chunk(
     """
 
     inv, rep = inverse_weights(pairs["eff"], n_outside=0, on_missing="drop")
+    acceptance, moments = spec.acceptance, None
+    if spec.moments:  # A and the moments from one interpolation cell per pair
+        a, moments = acceptance.lookup_moments(
+            pairs["m"], pairs["pT"], pairs["pz"], dtype=np.float32
+        )
+        acceptance = _AtPairs(a, acceptance.source)
     ss_factor = ss_pair_weights(
         np.asarray(pairs["m"], dtype=np.float64),
         np.asarray(pairs["charge"]),
@@ -184,7 +217,7 @@ def weight_chunk(
         pairs,
         inv,
         ss_factor,
-        acceptance=spec.acceptance,
+        acceptance=acceptance,
         min_acceptance=spec.min_acceptance,
         outside_map=spec.outside_map,
         conversion=spec.conversion,
@@ -194,6 +227,8 @@ def weight_chunk(
     out["acc"] = acc
     out["weight_raw"] = np.ones(len(weight))
     out["weight"] = weight
+    if moments is not None:
+        out["_moments"] = moments
     return out, counts, sums
 
 

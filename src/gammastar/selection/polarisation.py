@@ -29,8 +29,9 @@ def _polarisation_block(cfg: AnalysisConfig, run: _Run, w: _Weighted) -> dict[st
     if run.phase_space == "fiducial" and polarisation is None:
         t_pol = time.perf_counter()
         polarisation = _measure_polarisation(
-            cfg, run.am, w.pairs, w.streamed, run.polarisation_used
+            cfg, run.am, w.pairs, w.streamed, run.polarisation_used, w.moments
         )
+        w.moments = None  # not held while the outputs are written
         run.times["polarisation"] = time.perf_counter() - t_pol
     return polarisation
 

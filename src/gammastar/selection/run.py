@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.selection.execution import Execution
-from gammastar.selection.pairweights import WeightSpec
+from gammastar.selection.pairweights import WeightSpec, _AtPairs
 
 if TYPE_CHECKING:
     import hist
@@ -80,6 +80,11 @@ class _Weighted:
     reuse: dict[str, Any] = field(default_factory=dict)
     """What a measured λ_θ's isotropic weighting shares with the final one
     (:func:`_weigh_table`'s ``reuse``)."""
+    moments: list[np.ndarray] | None = None
+    """The per-pair acceptance's four moments at every pair of ``pairs`` ((4, n_i) float32
+    blocks of rows, in order), where the
+    chunks looked them up with A (:class:`WeightSpec` ``moments``): the polarisation
+    measurement's, released once it has them."""
 
 
 @dataclass
@@ -93,19 +98,3 @@ class _Selected:
     doc: dict[str, Any]
     cutflow: dict[str, int]
     bad_files: dict[str, str]
-
-
-@dataclass(frozen=True)
-class _AtPairs:
-    """A per-pair acceptance already evaluated at the pairs of the table, in its row order
-    (the isotropic A of a measured λ_θ, from the moments at every pair): what
-    :func:`gammastar.corrections.unfold.acceptance.acceptance_weights` looks up, without a second
-    lookup."""
-
-    values: np.ndarray
-    source: str
-
-    def lookup(self, m: np.ndarray, pt: np.ndarray, pz: np.ndarray) -> np.ndarray:
-        if len(m) != len(self.values):
-            raise ValueError(f"{len(m)} pairs for {len(self.values)} acceptance values")
-        return self.values

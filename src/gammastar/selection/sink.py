@@ -137,7 +137,8 @@ class ChunkSink:
             ms = chunk["_mass_sums"]
             self.mass_sums = ms.copy() if self.mass_sums is None else self.mass_sums + ms
         if "_name" not in chunk:  # columns (in-memory path, or an empty chunk)
-            cols = {k: v for k, v in chunk.items() if not k.startswith("_")}
+            # with the pairs' acceptance moments where the chunks return them (WeightSpec)
+            cols = {k: v for k, v in chunk.items() if not k.startswith("_") or k == "_moments"}
             if cols:
                 self.chunks[key] = cols
                 self.rows += len(cols["m"])

@@ -191,6 +191,15 @@ def _prepare_run(
     if fit_lambda:
         _warn_peak_window(cfg)
     spec = None if fit_lambda else WeightSpec.from_config(cfg, am)
+    if (
+        spec is not None
+        and phase_space == PHASE_SPACE_FIDUCIAL
+        and opt.execution.executor == "iterative"
+        and getattr(am, "moments", None) is not None
+    ):
+        # the chunks (in this process) look the moments the polarisation measurement needs
+        # up with A: one interpolation per pair instead of two
+        spec = replace(spec, moments=True)
     # chunk-local weights on a parallel executor: the workers write the pair dataset, one
     # part per chunk, into a staging directory next to the outputs (renamed into place as
     # pairs.parquet/ with the other outputs; the staging directory is always removed)

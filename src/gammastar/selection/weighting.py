@@ -87,6 +87,17 @@ def _pairs_table(chunks: dict[Any, dict[str, np.ndarray]]) -> pd.DataFrame:
     return pd.DataFrame(data, copy=False)
 
 
+def _chunk_moments(chunks: dict[Any, dict[str, np.ndarray]]) -> list[np.ndarray] | None:
+    """The per-pair acceptance's moments that the chunks returned (``_moments``,
+    :class:`~gammastar.selection.pairweights.WeightSpec` ``moments``), taken out of them: a
+    list of (4, n_i) blocks in the rows' order (not joined: the polarisation measurement
+    gathers each bin's pairs from them; ``None``: not every chunk has them)."""
+    parts = [chunks[k].pop("_moments", None) for k in sorted(chunks)]
+    if not parts or any(p is None for p in parts):
+        return None
+    return parts
+
+
 def _weigh(
     cfg: AnalysisConfig,
     run: _Run,
@@ -115,6 +126,7 @@ def _weigh(
             )
         )
     raw = result.get("hists")
+    moments = _chunk_moments(chunks)
     pairs = None
     if raw is None:  # a processor without histograms: from the table
         pairs = _pairs_table(chunks)
@@ -135,7 +147,7 @@ def _weigh(
     if pairs is None and streamed is None:
         pairs = _pairs_table(chunks)
     w = _Weighted(pairs, None if streamed is None else _location(streamed), raw, est, None, None,
-                  None, eta)  # fmt: skip
+                  None, eta, moments=moments)  # fmt: skip
     if run.spec is None:  # weights of the whole sample (a measured λ_θ): here
         if run.fit_lambda:
             t = time.perf_counter()

@@ -99,8 +99,10 @@ def _contract(flat, shape, cells, out, upper=None):
         for b in (0, 1):
             wab = wa * (y if b else 1.0 - y)
             idx = base + (a * np_ + b) * nt
-            lo = flat.take(idx, axis=axis)
-            hi = flat.take(idx + 1, axis=axis)
+            # the cells' corners are nodes (_cells clips them): mode "clip" takes the same
+            # values without the bounds check
+            lo = flat.take(idx, axis=axis, mode="clip")
+            hi = flat.take(idx + 1, axis=axis, mode="clip")
             hi -= lo
             hi *= z
             hi += lo

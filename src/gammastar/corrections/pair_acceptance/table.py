@@ -215,9 +215,10 @@ class PairAcceptance:
         return self._moments(m, p, theta, split=True, dtype=dtype)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled without the single-precision copy of the moments (:attr:`_moments32`:
-        made again where it is needed)."""
-        return {k: v for k, v in self.__dict__.items() if k != "_moments32"}
+        """Pickled without the copies of the tables made from the others
+        (:attr:`_moments32`, :attr:`_lookup_tables`: made again where they are needed)."""
+        return {k: v for k, v in self.__dict__.items()
+                if k not in ("_moments32", "_lookup_tables")}  # fmt: skip
 
     @functools.cached_property
     def _moments32(self) -> NDArray[np.float32]:
@@ -341,6 +342,47 @@ class PairAcceptance:
         pt = np.asarray(pt, dtype=np.float64)
         pz = np.asarray(pz, dtype=np.float64)
         return self(m, np.hypot(pt, pz), np.arctan2(pt, pz))
+
+    def lookup_moments(
+        self, m: ArrayLike, pt: ArrayLike, pz: ArrayLike, *, dtype: Any = np.float64
+    ) -> tuple[NDArray[np.float64], NDArray[Any]]:
+        """``(A, moments)`` for pairs given as (m, pT, pz): :meth:`lookup`'s A and
+        :meth:`moments_at`'s (4, n) moments at their (m, p, θ), the same numbers, from one
+        interpolation cell per pair (the tables are contracted together, in blocks of
+        :data:`~gammastar.corrections.pair_acceptance.interpolation._BLOCK` pairs: the same
+        arithmetic for each). At λ_θ = 0 the table is the first moment itself
+        (:attr:`_lookup_tables`), so A is that moment, clipped. ``dtype``: the moments'
+        (``np.float32``: those numbers rounded to it, block by block, without a float64 copy
+        of the whole; A is always float64)."""
+        m = np.ascontiguousarray(np.asarray(m, dtype=np.float64).ravel())
+        pt = np.asarray(pt, dtype=np.float64).ravel()
+        pz = np.asarray(pz, dtype=np.float64).ravel()
+        p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)
+        flat = self._lookup_tables
+        first = flat.shape[0] - N_MOMENTS  # the moments' first row (1: after the table)
+        shape, grid, n = self.table.shape, self._grid, m.size
+        acc = np.empty(n)
+        moments = np.empty((N_MOMENTS, n), dtype=dtype)
+        buf = np.empty((flat.shape[0], min(n, _BLOCK)))
+        for b0 in range(0, n, _BLOCK):
+            sl = slice(b0, min(n, b0 + _BLOCK))
+            out = buf[:, : sl.stop - b0]
+            _contract(flat, shape, _cells(shape, m[sl], p[sl], theta[sl], grid), out)
+            np.clip(out[0], 0.0, 1.0, out=acc[sl])
+            moments[:, sl] = out[first:]
+        return acc, moments
+
+    @functools.cached_property
+    def _lookup_tables(self) -> NDArray[np.float64]:
+        """The tables :meth:`lookup_moments` contracts, flattened: the four moments where the
+        table equals the first (λ_θ = 0: (⟨a⟩ + 0)/1, bit for bit), else the table before
+        them."""
+        if self.moments is None:
+            raise ValueError("this PairAcceptance has no moment table")
+        mom = self.moments.reshape(N_MOMENTS, -1)
+        if np.array_equal(self.table.ravel(), mom[0]):
+            return mom
+        return np.concatenate([self.table.reshape(1, -1), mom])
 
     def of_kinematics(self, m: ArrayLike, qt: ArrayLike, energy: ArrayLike) -> NDArray[np.float64]:
         """A for γ* given as (m, q_T, E) (the flow's variables)."""

@@ -139,7 +139,8 @@ def measure(
         min_pairs: fewer OS pairs with weight in a bin: NaN there.
         moments: (4, n) the acceptance's moments at every pair (``acceptance.moments_at``
             of their (m, p, θ)) when already computed (a measured λ_θ computes them for its
-            isotropic weights): taken instead of looking them up per bin, the same numbers
+            isotropic weights; the chunks with A, as a list of (4, n_i) blocks, the pairs in
+            order): taken instead of looking them up per bin, the same numbers
             (float64; or float32,
             :meth:`~gammastar.corrections.pair_acceptance.table.PairAcceptance.pair_moments`:
             gathered in it, the fit in float64 from them).
@@ -168,20 +169,24 @@ def measure(
     idx[unused] = -1
     for b in range(nb):
         k = np.flatnonzero(idx == b)
-        n_pairs[b] = int(np.count_nonzero(col["charge"][k] == 0))
-        w = w_all[k]
+
+        def at(a, k=k):  # the bin's rows (in range: take's mode "clip" skips the check)
+            return a.take(k, mode="clip")
+
+        n_pairs[b] = int(np.count_nonzero(at(col["charge"]) == 0))
+        w = at(w_all)
         n_eff[b] = float(w.sum() ** 2 / np.sum(w**2)) if k.size else 0.0
         if n_pairs[b] < min_pairs:
             continue
         if moments is not None:
             mom = _rows(moments, k)
         else:
-            pt_k, pz_k = col["pT"][k], col["pz"][k]  # gathered once for both
-            mom = acceptance.moments_at(col["m"][k], np.hypot(pt_k, pz_k), np.arctan2(pt_k, pz_k))
+            pt_k, pz_k = at(col["pT"]), at(col["pz"])  # gathered once for both
+            mom = acceptance.moments_at(at(col["m"]), np.hypot(pt_k, pz_k), np.arctan2(pt_k, pz_k))
         ok = mom[0] > 0
         if not ok.all():
             k, mom, w = k[ok], mom[:, ok], w[ok]
-        u = angular_functions(c[k], ph[k])
+        u = angular_functions(c.take(k, mode="clip"), ph.take(k, mode="clip"))
         try:
             lam, cov = fit_lambdas(u, mom[0], mom[1:], w, n_params=3)
         except ValueError:
@@ -195,16 +200,31 @@ def measure(
     )  # fmt: skip
 
 
-def _rows(table: NDArray[np.float64], k: NDArray[np.intp]) -> NDArray[np.float64]:
-    """The columns ``k`` of a (rows, n) table, gathered row by row (1-d gathers: 2–3×
-    faster than ``table[:, k]``), in the table's dtype. A transposed view of rows
+def _rows(table: Any, k: NDArray[np.intp]) -> NDArray[np.float64]:
+    """The columns ``k`` (ascending) of a (rows, n) table, gathered row by row (1-d gathers:
+    2–3× faster than ``table[:, k]``), in the table's dtype. A transposed view of rows
     (:attr:`~gammastar.corrections.pair_acceptance.table.PairMoments.values`): one gather of
-    the rows (a transposed view of them returned)."""
+    the rows (a transposed view of them returned). A list of (rows, n_i) blocks, the table's
+    columns in order (per chunk): each block's share of ``k`` gathered from it (the blocks
+    are not joined first, a copy of the whole table). ``k`` are columns of the table: mode
+    "clip" takes the same values as "raise", which gathers into ``out`` through a buffer (3×
+    slower)."""
+    if isinstance(table, list):
+        out = np.empty((table[0].shape[0], k.size), dtype=table[0].dtype)
+        at = lo = 0  # the block's first column; its first position in k
+        for part in table:
+            hi = int(np.searchsorted(k, at + part.shape[1]))
+            if hi > lo:
+                kk = k[lo:hi] - at
+                for r in range(part.shape[0]):
+                    part[r].take(kk, out=out[r, lo:hi], mode="clip")
+            at, lo = at + part.shape[1], hi
+        return out
     if table.T.flags.c_contiguous and not table.flags.c_contiguous:
-        return table.T.take(k, axis=0).T
+        return table.T.take(k, axis=0, mode="clip").T
     out = np.empty((table.shape[0], k.size), dtype=table.dtype)
     for r in range(table.shape[0]):
-        table[r].take(k, out=out[r])
+        table[r].take(k, out=out[r], mode="clip")
     return out
 
 

@@ -99,8 +99,9 @@ def bin_index(edges: np.ndarray, x: np.ndarray) -> np.ndarray:
     # the estimate is at most one bin off (the spacing's rounding): the edges decide
     # ext[i + 1] = edges[i]; past the last edge NaN, which no value is at or above
     ext = np.concatenate([[-np.inf], edges, [np.nan]])
-    i -= x < ext.take(i + 1)
-    i += x >= ext.take(i + 2)
+    # (i + 1, i + 2 are in ext's range: mode "clip", the same values without the bounds check)
+    i -= x < ext.take(i + 1, mode="clip")
+    i += x >= ext.take(i + 2, mode="clip")
     return i
 
 
