@@ -730,6 +730,7 @@ def test_detector_window_validation():
         MockDetector(theta_min=0.2, theta_max=0.1)
 
 
+@pytest.mark.slow  # the same figures: test_mock_cli.py::test_generate_writes_file_and_plots
 def test_plots(mock_file, tmp_path):
     from gammastar.mock.plots import plot_file
 
