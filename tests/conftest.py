@@ -31,19 +31,18 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-da
 # leave the other worker idle at the end. Only the order changes, never what runs.
 LONGEST_FIRST = (
     "test_mock.py",
-    "test_processor.py",
     "test_reliability.py",
-    "test_fiducial.py",
+    "test_processor.py",
     "test_flow.py",
-    "test_yields.py",
-    "test_validate.py",
-    "test_mock_pythia.py",
-    "test_lambda_correction.py",
-    "test_e2e.py",
-    "test_rundir.py",
+    "test_fiducial.py",
     "test_extrapolation.py",
+    "test_lambda_correction.py",
+    "test_validate.py",
+    "test_yields.py",
     "test_reach.py",
+    "test_mock_pythia.py",
     "test_flow_mock_quick.py",
+    "test_e2e.py",
 )
 
 
