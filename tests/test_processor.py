@@ -296,7 +296,9 @@ def test_executors_same_with_acceptance_map(tmp_path):
 @pytest.mark.parametrize(
     "over",
     [
-        {"background": {"ss_weight": "binwise"}},
+        # binwise, the default: on every executor in test_executors_give_identical_histograms,
+        # its SS weights against comb_m in the mixed case (binwise weights, R from mixing)
+        pytest.param({"background": {"ss_weight": "binwise"}}, marks=pytest.mark.slow),
         {"background": {"remove_eta_mumu": "rate"}},
         {"background": {"r_factor": "mixed", "mixing_pool": "all"}},
     ],
