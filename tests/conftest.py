@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 # One BLAS thread per test process. `make test` runs two pytest-xdist workers on two cores:
 # OpenBLAS's own threads (one per core in each worker) then outnumber the cores and spin while
@@ -21,6 +22,7 @@ matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-data")
 
 
@@ -29,19 +31,18 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-da
 # leave the other worker idle at the end. Only the order changes, never what runs.
 LONGEST_FIRST = (
     "test_mock.py",
-    "test_processor.py",
     "test_reliability.py",
-    "test_fiducial.py",
+    "test_processor.py",
     "test_flow.py",
-    "test_yields.py",
-    "test_validate.py",
-    "test_mock_pythia.py",
-    "test_lambda_correction.py",
-    "test_e2e.py",
-    "test_rundir.py",
+    "test_fiducial.py",
     "test_extrapolation.py",
+    "test_lambda_correction.py",
+    "test_validate.py",
+    "test_yields.py",
     "test_reach.py",
+    "test_mock_pythia.py",
     "test_flow_mock_quick.py",
+    "test_e2e.py",
 )
 
 
@@ -61,6 +62,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 50)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A test module's import writes its bytecode (pytest's assertion-rewritten module in
+    tests/__pycache__, and the helpers it imports) even where PYTHONDONTWRITEBYTECODE is set:
+    each worker of each run would otherwise parse and rewrite every test module again, most
+    of a run's collection. pytest reads a cached module only while its source is unchanged;
+    the rewriting itself stays on."""
+    if not (isinstance(collector, pytest.Module) and str(collector.path).startswith(TESTS)):
+        return (yield)
+    before = sys.dont_write_bytecode
+    sys.dont_write_bytecode = False
+    try:
+        return (yield)
+    finally:
+        sys.dont_write_bytecode = before
 
 
 @pytest.fixture(scope="session")

@@ -104,15 +104,34 @@ def run_ok(*args: str) -> CliRun:
     return run
 
 
-def test_run_and_rerun(tmp_path: Path) -> None:
+def test_run_and_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One whole run writes every artifact (each schema-checked one valid) and the report; a
     second run of the same config recomputes nothing and rewrites nothing. Which stages a
     config change reruns: test_config_change_reruns_only_the_affected_stages (slow) on this
-    chain, tests/test_pipeline.py on toy stages."""
+    chain, tests/test_pipeline.py on toy stages.
+
+    The mock's, the yields' and the validation's figures are recorded where the stages would
+    draw them, not drawn (most of those stages' time here): drawn by tests/test_mock_cli.py::
+    test_generate_writes_file_and_plots, tests/test_yields.py::
+    test_compute_yields_with_theory_and_plots and tests/test_validate.py's closure test; the
+    reach's, with the flow closure only a run with a flow has, are drawn."""
+    from _phys_figures import skip_plot
+
+    mock_figures = skip_plot(monkeypatch, "gammastar.mock.plots.plot_file")
+    yields_figures = [skip_plot(monkeypatch, f"gammastar.yields.stage.{f}")
+                      for f in ("plot_aprime", "plot_mcp", "plot_standard_recipe")]  # fmt: skip
+    kl_figure = skip_plot(monkeypatch, "gammastar.flow.validate.plot_kl")
+    kinematics_figure = skip_plot(monkeypatch, "gammastar.flow.validate.plot_kinematics")
     cfg = write_config(tmp_path)
     first = run_ok("run", str(cfg))
     assert statuses(first) == dict.fromkeys(STAGES, "ran")
     run = tmp_path / "run"
+    assert mock_figures == [run / "figures"]
+    assert yields_figures == [[run / "figures" / "yields_aprime.png"],
+                              [run / "figures" / "yields_mcp.png"],
+                              [run / "figures" / "yields_standard_recipe.png"]]  # fmt: skip
+    assert kl_figure == [run / "figures" / "flow_kl.png"]
+    assert len(kinematics_figure) == 1  # (its second argument: the data it compares)
     for artifact in (
         "mock.root",
         "pairs.parquet",

@@ -125,11 +125,14 @@ def _reach_cfg(cfg, **detector):
     return cfg.model_copy(update={"reach": rc, "detector": DetectorConfig(**detector)})
 
 
-def test_reach_labels_the_extrapolated_signal(run):
+def test_reach_labels_the_extrapolated_signal(run, monkeypatch):
     """With no flow every A′ sample comes from the fitted model outside... and inside the
     fiducial region: all of it is labelled extrapolated (fraction 1 at every boundary)."""
+    from _phys_figures import skip_reach_figures
+
     from gammastar.reach.stage import run_reach
 
+    skip_reach_figures(monkeypatch)  # the document (the figures: test_reach.py)
     cfg = _reach_cfg(run[0], l1=5.0, l2=None, theta_min=0.035, theta_max=0.12)
     doc = run_reach(cfg, force=True).document
     ext = doc["extrapolation"]

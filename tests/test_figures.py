@@ -100,15 +100,13 @@ def _run(number: int, config: Path, *extra: str) -> Path:
     "number", [pytest.param(n, marks=pytest.mark.slow) if n != 7 else n for n in (1, 2, 7, 9)]
 )
 def test_quick_figures(tiny_config: Path, number: int) -> None:
-    _run(number, tiny_config)
-
-
-def test_refuses_to_overwrite(tiny_config: Path) -> None:
+    """Each figure drawn; drawn again without --force it is refused (every script writes
+    through the same writer)."""
     from gammastar.errors import OutputExistsError
 
-    _run(7, tiny_config)  # the quickest script: every one refuses through the same writer
+    _run(number, tiny_config)
     with pytest.raises(OutputExistsError):
-        _script(7).main([str(tiny_config)])
+        _script(number).main([str(tiny_config)])
 
 
 @pytest.mark.slow

@@ -347,13 +347,13 @@ def test_tampered_and_foreign_files_fail_cleanly(trained, tmp_path):
 
 
 def test_resume_reaches_the_same_model(tmp_path):
-    """Interrupted after 3 of 6 epochs and resumed == uninterrupted, bit for bit (on purpose:
+    """Interrupted after 2 of 4 epochs and resumed == uninterrupted, bit for bit (on purpose:
     both runs are in this process, with the same batch shapes and thread count, so the same
     IEEE operations in the same order; see tests/_tolerance.py for comparisons across those)."""
     pairs = synthetic_pairs(4000, seed=3)
-    full = train(make_config(tmp_path / "a", epochs=6), pairs=pairs).path
-    cfg_b = make_config(tmp_path / "b", epochs=6)
-    train(cfg_b, pairs=pairs, stop_after=3)
+    full = train(make_config(tmp_path / "a", epochs=4), pairs=pairs).path
+    cfg_b = make_config(tmp_path / "b", epochs=4)
+    train(cfg_b, pairs=pairs, stop_after=2)
     out_b = cfg_b.output_dir / "flow"
     assert not (out_b / "model.pt").exists()
     assert (out_b / "checkpoint.pt").exists()

@@ -27,7 +27,10 @@ def run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("mcpfull")
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
-    cfg = cfg.model_copy(update={"output": str(out)})
+    # without the named uncertainties (their λ_θ refits are most of the yields' time): the
+    # tests read the yields, their errors and f_F, none of the nuisances
+    plain = cfg.uncertainties.model_copy(update={"enabled": False})
+    cfg = cfg.model_copy(update={"output": str(out), "uncertainties": plain})
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     select(cfg)
     doc = compute_yields(cfg, plots=False, theory=False).document
@@ -71,12 +74,15 @@ def test_full_phase_space_chi_yield_4pi_equals_yields_mcp(run, monkeypatch):
     assert all(0.0 < s < 1.0 for s in share)
 
 
-def test_run_mcp_reach_states_the_extrapolated_share(run, tmp_path):
+def test_run_mcp_reach_states_the_extrapolated_share(run, tmp_path, monkeypatch):
     # the end-to-end stage on the same run: reach_mcp.json (schema-checked on write) carries
     # the share per mass, the data's flux its full-phase-space value (> the fiducial one)
     import yaml
+    from _phys_figures import skip_plot
 
     from gammastar.reach.mcp import run_mcp_reach
+
+    skip_plot(monkeypatch, "gammastar.reach.mcp.plot_mcp_reach")  # test_mcp_detector.py draws it
 
     cfg_run, _ = run
     det = {"distance": 30.0, "n_layers": 2, "layer_length": 1.0, "area": 1.0, "npe_per_q2": 1e6}

@@ -417,13 +417,20 @@ def test_mass_resolution_equals_the_configured_one(ref):
 
 def test_absorber_calibrated_once_per_process_per_config():
     """Two generators of one config share the absorber calibrated for the first (the
-    calibration is deterministic: a fixed seed), equal to a fresh calibration; another
-    detector config is calibrated anew."""
+    calibration is deterministic: a fixed seed), equal to a fresh calibration, and so does a
+    config that differs only where the calibration's meson spectra do not read it (another
+    efficiency map, pilot, seed); another detector config or other spectra are calibrated
+    anew."""
     from gammastar.mock.detector import calibrate_absorber
 
     cfg = make_config(combinatorial={"pilot_events": 1000})
     a, b = MockGenerator(cfg), MockGenerator(cfg)
     assert b.detector.absorber is a.detector.absorber
+    same = MockGenerator(make_config(seed=3, efficiency_map=None,
+                                     combinatorial={"pilot_events": 2000}))  # fmt: skip
+    assert same.detector.absorber is a.detector.absorber
+    hotter = MockGenerator(make_config(pt_temperature=0.25, combinatorial={"pilot_events": 1000}))
+    assert hotter.detector.absorber is not a.detector.absorber
     fresh = dataclasses.astuple(calibrate_absorber(a.detector, a.cocktail._parents))
     kept = dataclasses.astuple(a.detector.absorber)
     assert fresh[-1] == kept[-1]  # calibration pairs: a count
@@ -730,6 +737,7 @@ def test_detector_window_validation():
         MockDetector(theta_min=0.2, theta_max=0.1)
 
 
+@pytest.mark.slow  # the same figures: test_mock_cli.py::test_generate_writes_file_and_plots
 def test_plots(mock_file, tmp_path):
     from gammastar.mock.plots import plot_file
 

@@ -646,18 +646,29 @@ def test_no_space_real_tmpfs(small_tmpfs):
     _no_space(small_tmpfs, "real")
 
 
-def test_debug_shows_the_traceback(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-c", PROBE, "patch", json.dumps({"json": str(tmp_path / "a.json")})],
-        capture_output=True,
-        check=False,
-        text=True,
-        env={**PROBE_ENV, "GAMMASTAR_DEBUG": "1"},
-        timeout=LIMIT,
-    )
-    assert out.returncode == 1, out.stderr  # the child died of the re-raised error
-    assert "Traceback" in out.stderr
-    assert "EnvironmentFailure" in out.stderr
+def test_debug_shows_the_traceback(tmp_path, monkeypatch):
+    """``GAMMASTAR_DEBUG=1``: the command's error leaves the entry point as itself instead of
+    its one line (the interpreter then prints its traceback and exits 1): the JSON writer of
+    test_no_space_patched_writers on a full disk, in this process."""
+    from gammastar import cli
+
+    target = tmp_path / "json-dir" / KINDS["json"]
+    target.parent.mkdir()
+    big = big_array()
+    cli._register()
+
+    @cli.app.command("probe")
+    def _probe() -> None:
+        write_big("json", target, big)
+
+    monkeypatch.setenv("GAMMASTAR_DEBUG", "1")
+    try:
+        patch_full_disk(monkeypatch.setattr, ["json"])
+        with pytest.raises(EnvironmentFailure, match=r"a\.json"):
+            main_in_process("probe")
+    finally:
+        monkeypatch.undo()
+        cli.app.registered_commands.pop()
 
 
 # --------------------------------------------------------------------------- 5. plausibility

@@ -583,7 +583,12 @@ def test_acceptance_map_variation_is_the_scatter_over_binomial_maps():
     edges = np.array([0.2, 0.3, 0.5, 0.7, 1.0])
     r = acceptance_map_variation(m, pt, w, edges, amap)
     reps = rng.binomial(n.astype(int), a, size=(2000, *a.shape)) / n
-    yb = np.stack([np.histogram(m, edges, weights=sign / rep[i, j])[0] for rep in reps])
+    # each replica's yield per bin, Σ sign/Â over its pairs, summed per map bin first:
+    # Σ_ij (Σ sign of the bin's pairs in map bin ij) / Â_ij (the same sum reordered)
+    b = np.searchsorted(edges, m, side="right") - 1
+    signs = np.zeros((edges.size - 1, *a.shape))
+    np.add.at(signs, (b, i, j), sign)
+    yb = np.einsum("rij,bij->rb", 1.0 / reps, signs)
     want = yb.std(axis=0, ddof=1) / np.abs(np.histogram(m, edges, weights=w)[0])
     np.testing.assert_allclose(r, want, rtol=0.06)
     # bins of one map bin are fully correlated: two yield bins inside one map mass bin are not

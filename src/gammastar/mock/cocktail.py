@@ -368,6 +368,14 @@ class ParametricMesons:
     def sigma_rel(self, parent: str) -> float:
         return sigma_rel(self.cfg, parent)
 
+    def spectra_key(self) -> str:
+        """What :meth:`sample` draws a parent without spectra of its own from (the p_T and
+        rapidity parameters and the kinematic limit): the detector's absorber, calibrated on
+        these spectra, is kept per process by it (:class:`gammastar.mock.detector.Detector`)."""
+        c = self.cfg
+        return repr((c.pt_temperature, c.pt_mt_power, c.rapidity_mean, c.rapidity_sigma,
+                     self.beam_energy))  # fmt: skip
+
     def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
         n = masses.size
         temp, sig = self.cfg.pt_temperature, self.cfg.rapidity_sigma

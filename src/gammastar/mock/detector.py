@@ -430,8 +430,8 @@ class Detector:
             cocktail's spectra): the scattering model calibrates its absorber on them
             (:func:`calibrate_absorber`); without them :meth:`apply` of the scattering model
             raises (:meth:`sigma_m` and the cuts work).
-        spectra_key: a text that identifies ``parents``' spectra (the generator's mock
-            config): the calibration, which depends on them and the detector config only, is
+        spectra_key: a text that identifies ``parents``' spectra (the generator's:
+            :meth:`gammastar.mock.cocktail.ParametricMesons.spectra_key`): the calibration, which depends on them and the detector config only, is
             then done once per process for each (detector, spectra) pair.
     """
 

@@ -71,7 +71,8 @@ class MockGenerator:
         eff = load_efficiency_map(self.efficiency_path, key="mock.efficiency_map")  # None: ε = 1
         # the Gaussian rapidity truncated at the kinematic limit E ≤ beam.energy, on request
         e_max = config.beam.energy if self.cfg.kinematic_limit else None
-        self.mesons: MesonSource = ParametricMesons(self.cfg, e_max)
+        parametric = ParametricMesons(self.cfg, e_max)
+        self.mesons: MesonSource = parametric
         """The mesons' multiplicities and kinematics (``mock.backend``)."""
         if mesons is not None:
             self.mesons = mesons
@@ -80,10 +81,10 @@ class MockGenerator:
         self.cocktail = Cocktail(self.cfg, beam_energy=e_max, mesons=self.mesons)
         self.combinatorial = Combinatorial(self.cfg, beam_energy=e_max)
         # the scattering model calibrates its absorber on the cocktail's meson spectra
-        # the parametric spectra made here follow from the mock config and the kinematic
-        # limit alone
+        # the parametric spectra made here follow from a few mock parameters and the
+        # kinematic limit alone (ParametricMesons.spectra_key)
         own = mesons is None and self.cfg.backend != "pythia"
-        key = f"{self.cfg.model_dump_json()}|{e_max}" if own else None
+        key = parametric.spectra_key() if own else None
         self.detector = Detector(self.cfg.detector, eff, parents=self.cocktail._parents,
                                  spectra_key=key)  # fmt: skip
         self.muons = "mu" in self.cfg.leptons
