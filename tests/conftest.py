@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 
 # One BLAS thread per test process. `make test` runs two pytest-xdist workers on two cores:
 # OpenBLAS's own threads (one per core in each worker) then outnumber the cores and spin while
@@ -22,7 +21,6 @@ matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TESTS = os.path.dirname(os.path.abspath(__file__))
 SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-data")
 
 
@@ -62,23 +60,6 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 50)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector):
-    """A test module's import writes its bytecode (pytest's assertion-rewritten module in
-    tests/__pycache__, and the helpers it imports) even where PYTHONDONTWRITEBYTECODE is set:
-    each worker of each run would otherwise parse and rewrite every test module again, most
-    of a run's collection. pytest reads a cached module only while its source is unchanged;
-    the rewriting itself stays on."""
-    if not (isinstance(collector, pytest.Module) and str(collector.path).startswith(TESTS)):
-        return (yield)
-    before = sys.dont_write_bytecode
-    sys.dont_write_bytecode = False
-    try:
-        return (yield)
-    finally:
-        sys.dont_write_bytecode = before
 
 
 @pytest.fixture(scope="session")
