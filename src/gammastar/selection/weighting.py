@@ -40,7 +40,13 @@ from gammastar.corrections.unfold.efficiency import UnfoldReport, check_unfoldab
 from gammastar.errors import InputError
 from gammastar.selection import reweight
 from gammastar.selection.pairhists import HistAxes, raw_histograms
-from gammastar.selection.pairweights import _DTYPES, _FINAL_EXTRA, WEIGHT_SUMS, pair_weights
+from gammastar.selection.pairweights import (
+    _DTYPES,
+    _FINAL_EXTRA,
+    WEIGHT_SUMS,
+    _AtPairs,
+    pair_weights,
+)
 from gammastar.selection.processor import map_tasks
 
 if TYPE_CHECKING:
@@ -55,7 +61,6 @@ from gammastar.selection.histograms import (
 )
 from gammastar.selection.polarisation import _measure_polarisation
 from gammastar.selection.run import (
-    _AtPairs,
     _Run,
     _Weighted,
 )
@@ -258,7 +263,6 @@ def _measured_acceptance(
     """
     import time
 
-
     m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
     p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
     # the moments at every pair; the isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as
@@ -442,7 +446,6 @@ def _acceptance_report(
     fraction per mass bin; a warning when pairs get weight 0."""
 
     if cfg.unfold.outside_map == "error":
-
         check_acceptance_outside(am, counts.get("acc_n_outside", 0))
     arep = AcceptanceReport(
         source=am.source,
