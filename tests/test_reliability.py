@@ -24,6 +24,7 @@ import uproot
 from _cli import main_in_process
 from _sel_nospace import KINDS, assert_refused, big_array, patch_full_disk, write_big
 from _select_data import write_mock
+from _two_writers import writer
 
 import gammastar
 from gammastar.config import config_from_dict
@@ -263,54 +264,13 @@ def test_sweep_only_dead_writers_under_the_lock(tmp_path):
 
 
 # --------------------------------------------------------------------------- 2. one writer
-def _writer(barrier, done, cfg: str, base: str, rounds: int, queue, wait: bool) -> None:
-    """One of two processes that run `gammastar select` (its work replaced by a stand-in
-    that decides the refusal to overwrite, then waits until the other process has tried)
-    on the same fresh run directory per round, started together by a barrier."""
-    import io
-    import types
-
-    import gammastar.selection.stage as sel
-    from gammastar.cli import main
-    from gammastar.core.artifacts import check_writable, write_json
-
-    entered = {"x": False}
-
-    def stand_in(config, inputs=None, *, force=False, **kw):
-        entered["x"] = True
-        out = config.output_dir / "select.json"
-        check_writable(out, force)  # the refusal to overwrite, under the lock
-        if wait:
-            time.sleep(0.5)  # the other one starts waiting meanwhile
-        else:
-            done.wait(timeout=30)  # hold the directory until the other one has tried
-        write_json(out, {"pid": os.getpid()}, force=force)
-        counts = dict.fromkeys(
-            ("events", "os", "pp", "mm", "comb_estimate", "comb_estimate_err", "signal"), 0
-        )
-        counts |= {"signal_err": 0, "unfolded": 0}
-        return types.SimpleNamespace(counts=counts, bad_files={}, files={"j": out})
-
-    sel.select = stand_in
-    for i in range(rounds):
-        entered["x"] = False
-        barrier.wait(timeout=30)
-        err = io.StringIO()
-        args = ["select", cfg, "--output", f"{base}/r{i}"] + (["--wait"] if wait else [])
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            rc = main(args)
-        if not entered["x"] and not wait:
-            done.wait(timeout=30)
-        queue.put((i, os.getpid(), rc, err.getvalue()))
-
-
 def _two_writers(tmp_path, rounds: int, wait: bool) -> dict[int, list]:
     ctx = multiprocessing.get_context("spawn")
     barrier, done, queue = ctx.Barrier(2), ctx.Barrier(2), ctx.Queue()
     cfg = write_config(tmp_path / "c.yaml", tmp_path / "run")
     procs = [
         ctx.Process(
-            target=_writer, args=(barrier, done, str(cfg), str(tmp_path), rounds, queue, wait)
+            target=writer, args=(barrier, done, str(cfg), str(tmp_path), rounds, queue, wait)
         )
         for _ in range(2)
     ]
@@ -550,6 +510,7 @@ def test_other_users_run_directory(tmp_path_factory, reference):
 PROBE = r"""
 import contextlib, io, json, sys
 from pathlib import Path
+from _two_writers import writer
 from _sel_nospace import big_array, patch_full_disk, write_big
 from gammastar.cli import app, main
 
