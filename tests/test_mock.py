@@ -40,6 +40,11 @@ def make_config(seed: int = 11, **mock) -> AnalysisConfig:
     return AnalysisConfig(seed=seed, mock=MockConfig(**mock))
 
 
+# the combinatorial pilot (its rate of recorded pairs) of the tests that do not read the rate:
+# file contents, seeds, chunking, cuts
+SMALL_PILOT = {"pilot_events": 1000}
+
+
 @pytest.fixture(scope="module")
 def mock_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("mock") / "mock.root"
@@ -353,7 +358,9 @@ def test_energy_and_angle_cuts(events, mock_file):
 
 def test_energy_cut_is_configurable(tmp_path):
     res = generate_file(
-        make_config(detector={"muon_min_energy": 6.0}), tmp_path / "e6.root", events=30_000
+        make_config(detector={"muon_min_energy": 6.0}, combinatorial=SMALL_PILOT),
+        tmp_path / "e6.root",
+        events=30_000,
     )
     with uproot.open(res.path) as f:
         e = ak.flatten(f["events"]["muon_E"].array()).to_numpy()
@@ -693,10 +700,10 @@ def test_same_seed_same_content_different_seed_differs(tmp_path):
             meta = json.loads(str(f["meta"]))
         return ev, tr, meta
 
-    kw = {"events": 30_000, "chunk_size": 12_000}
-    a = generate_file(make_config(seed=1), tmp_path / "a.root", **kw)
-    b = generate_file(make_config(seed=1), tmp_path / "b.root", **kw)
-    c = generate_file(make_config(seed=2), tmp_path / "c.root", **kw)
+    kw = {"events": 12_000, "chunk_size": 5_000}  # three chunks, the last one partial
+    a = generate_file(make_config(seed=1, combinatorial=SMALL_PILOT), tmp_path / "a.root", **kw)
+    b = generate_file(make_config(seed=1, combinatorial=SMALL_PILOT), tmp_path / "b.root", **kw)
+    c = generate_file(make_config(seed=2, combinatorial=SMALL_PILOT), tmp_path / "c.root", **kw)
     ea, ta, ma = content(a.path)
     eb, tb, mb = content(b.path)
     ec, _, _ = content(c.path)
@@ -708,13 +715,15 @@ def test_same_seed_same_content_different_seed_differs(tmp_path):
         assert np.array_equal(ta[k], tb[k], equal_nan=True), k
     assert not np.array_equal(ea["event"][:100], ec["event"][:100])
     # the seed argument overrides the config's
-    d = generate_file(make_config(seed=1), tmp_path / "d.root", seed=2, **kw)
+    cfg = make_config(seed=1, combinatorial=SMALL_PILOT)
+    d = generate_file(cfg, tmp_path / "d.root", seed=2, **kw)
     assert np.array_equal(content(d.path)[0]["event"], ec["event"])
     assert read_meta(d.path)["seed"] == 2
 
 
 def test_chunking_bounds_and_event_numbers(tmp_path):
-    res = generate_file(make_config(), tmp_path / "c.root", events=25_000, chunk_size=4_000)
+    cfg = make_config(combinatorial=SMALL_PILOT)
+    res = generate_file(cfg, tmp_path / "c.root", events=25_000, chunk_size=4_000)
     with uproot.open(res.path) as f:
         ev = f["events"]["event"].array(library="np")
     assert np.all(np.diff(ev) > 0)
@@ -724,7 +733,8 @@ def test_chunking_bounds_and_event_numbers(tmp_path):
 
 
 def test_uniform_efficiency(tmp_path):
-    res = generate_file(make_config(efficiency_map=None), tmp_path / "u.root", events=20_000)
+    cfg = make_config(efficiency_map=None, combinatorial=SMALL_PILOT)
+    res = generate_file(cfg, tmp_path / "u.root", events=20_000)
     with uproot.open(res.path) as f:
         tr = f["truth"].arrays(library="np")
     assert np.all(tr["eff"] == 1)
