@@ -381,6 +381,9 @@ def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
             assert rb[key] == val, key
 
 
+# the same fallback on Dask (the parts back as bytes, written by the driver; the same parts, no
+# staging left): tests/test_pairs_url.py::test_dataset_at_a_file_url_is_the_run_directory_one
+@pytest.mark.slow
 def test_no_shared_filesystem_fallback(tmp_path):
     """shared_staging=False (workers that cannot see the staging directory): the parts come
     back through the executor as bytes; the same pairs.parquet."""
