@@ -40,8 +40,8 @@ def make_config(seed: int = 11, **mock) -> AnalysisConfig:
     return AnalysisConfig(seed=seed, mock=MockConfig(**mock))
 
 
-# the combinatorial pilot (its rate of recorded pairs) of the tests that do not read the rate:
-# file contents, seeds, chunking, cuts
+# the combinatorial pilot (its rate of recorded pairs) of the tests that do not test the rate:
+# file contents, seeds, chunking, cuts, channel shares
 SMALL_PILOT = {"pilot_events": 1000}
 
 
@@ -220,7 +220,9 @@ def test_meson_pt_and_rapidity_spectra(power):
 # --------------------------------------------------------------------------- mixture
 def test_channel_fractions_follow_br_times_sigma():
     """Generated counts per channel vs N · BR × σ/σ_ω / Σ(...) within 4σ (binomial)."""
-    cfg = make_config(cross_sections={"eta": 0.7, "phi": 0.1})
+    # the combinatorial share is checked against the pilot's rate the generator draws with,
+    # whatever the pilot's own statistics
+    cfg = make_config(cross_sections={"eta": 0.7, "phi": 0.1}, combinatorial=SMALL_PILOT)
     gen = MockGenerator(cfg)
     counts = dict.fromkeys(gen.classes, 0)
     for chunk in gen.chunks(300_000, 100_000):
@@ -347,7 +349,7 @@ def test_energy_and_angle_cuts(events, mock_file):
     assert theta.min() > 0.035 * (1 - 1e-5)
     assert theta.max() < 0.120 * (1 + 1e-5)
     # the cut is active: many generated muons are below 3 GeV
-    gen = MockGenerator(make_config())
+    gen = MockGenerator(make_config(combinatorial=SMALL_PILOT))
     chunk = next(gen.chunks(20_000))
     e_all = np.concatenate([chunk.reco.mu1[3], chunk.reco.mu2[3]])
     assert np.mean(e_all < 3.0) > 0.05
