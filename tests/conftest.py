@@ -29,8 +29,8 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-da
 # leave the other worker idle at the end. Only the order changes, never what runs.
 LONGEST_FIRST = (
     "test_mock.py",
-    "test_reliability.py",
     "test_processor.py",
+    "test_reliability.py",
     "test_flow.py",
     "test_fiducial.py",
     "test_extrapolation.py",
