@@ -29,8 +29,8 @@ HALF_WINDOW = 0.015  # ± half the 30 MeV resolution
 @pytest.fixture(scope="module")
 def small_flow(repo_dir, tmp_path_factory):
     """Mock (5e5 sources) → select → a 4-step flow (MADE 2 × 32) trained for 8 epochs of 4e4
-    points on the recorded OS signal pairs, unweighted: the flow
-    learns the recorded (q_T, E | m), the population of the truth tree's ``accepted`` rows."""
+    points on the recorded OS signal pairs, unweighted: the flow learns the recorded
+    (q_T, E | m), the population of the truth tree's ``accepted`` rows."""
     from gammastar.selection.stage import select
 
     torch.set_num_threads(1)
@@ -71,9 +71,10 @@ def test_small_flow_reproduces_truth_means(small_flow):
     difference fluctuates less than that: conservative). The means move with mass (m_T scaling
     of the parents, the 35–120 mrad window: ⟨ln E⟩ rises by ≈ 0.2 from 0.45 to 0.78 GeV, ≈ 10σ),
     so a flow that ignored its mass context fails. Measured (seed 17, 8 epochs): pulls 2.0, 1.4,
-    0.7 (ln q_T), 0.9, 2.4, 1.5 (ln E), χ² = 15.2 (12 epochs: 14.3, max |pull| 2.2). Not at 0.3 GeV: there the acceptance edge makes
-    p(q_T, E | m) change fast with m and this short training is off by 6σ (0.08 in ⟨ln q_T⟩);
-    the slow tests check every window with the full training."""
+    0.7 (ln q_T), 0.9, 2.4, 1.5 (ln E), χ² = 15.2 (12 epochs: 14.3, max |pull| 2.2). Not at
+    0.3 GeV: there the acceptance edge makes p(q_T, E | m) change fast with m and this short
+    training is off by 6σ (0.08 in ⟨ln q_T⟩); the slow tests check every window with the full
+    training."""
     model, t = small_flow
     pulls, means = [], []
     for m0 in MASSES:
