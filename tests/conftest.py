@@ -33,13 +33,13 @@ LONGEST_FIRST = (
     "test_reliability.py",
     "test_flow.py",
     "test_fiducial.py",
-    "test_extrapolation.py",
     "test_lambda_correction.py",
+    "test_extrapolation.py",
     "test_validate.py",
     "test_yields.py",
-    "test_reach.py",
     "test_mock_pythia.py",
     "test_flow_mock_quick.py",
+    "test_reach.py",
     "test_e2e.py",
 )
 

@@ -41,7 +41,9 @@ def mock_file(tmp_path_factory):
         leptons=["e"],
         dalitz_br="kroll_wada",
         cross_sections=NO_OTHER_MESONS,
-        electrons={"conversion_template_sources": 1_000_000},
+        # the template's R: 3e5 simulated sources, a relative error ≤ 1% × √(1e6/3e5) ≈ 1.8% of
+        # R, ≤ 0.55% of the yield (R ≤ 0.3), against the yield's statistical 1.7-3% per bin
+        electrons={"conversion_template_sources": 300_000},
     )
     res = generate_file(AnalysisConfig(seed=31, mock=mock), path, events=600_000)
     return path, res
@@ -81,7 +83,7 @@ def _expected_pi0():
 
 def test_template_recovers_pi0_to_gamma_aprime_from_10_mev(tmp_path, mock_file):
     """10–30 MeV: each bin within 4σ, χ² below its 99.9% quantile (σ: the yield's statistical
-    error; the template's own, 1e6 simulated sources, is ≤ 1% of R, ≤ 0.3% of the yield)."""
+    error; the template's own, 3e5 simulated sources, is ≤ 1.8% of R, ≤ 0.55% of the yield)."""
     y = _yield(tmp_path, mock_file, template=True)
     expected = _expected_pi0()
     pull = (y.per_pot_per_eps2 - expected) / y.stat_err
@@ -91,7 +93,7 @@ def test_template_recovers_pi0_to_gamma_aprime_from_10_mev(tmp_path, mock_file):
 
 def test_without_template_the_conversions_stay(tmp_path, mock_file):
     """The same selection without the template over-counts 10–12.5 MeV by the conversions'
-    share (R ≈ 0.3 there, 1e6-source template): > 5σ high, so the first test can fail."""
+    share (R ≈ 0.3 there, 3e5-source template): > 5σ high, so the first test can fail."""
     y = _yield(tmp_path, mock_file, template=False)
     pull = (y.per_pot_per_eps2 - _expected_pi0()) / y.stat_err
     assert pull[0] > 5, pull

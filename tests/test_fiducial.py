@@ -20,6 +20,7 @@ from gammastar.config import load_config
 from gammastar.config.yields import ResolutionMigrationConfig
 from gammastar.errors import InputError
 from gammastar.selection.stage import select
+from gammastar.yields import compute
 from gammastar.yields.stage import compute_yields
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,8 +37,35 @@ def run(tmp_path_factory):
     cfg = cfg.model_copy(update={"output": str(out)})
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
-    doc = compute_yields(cfg, plots=False, theory=False).document
+    with pytest.MonkeyPatch.context() as mp:  # the extrapolation's fit and its inputs, kept
+        mp.setattr(compute, "fit_extrapolation", _recording(compute.fit_extrapolation))
+        doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
+
+
+FITS: list = []  # (arguments, result) of each fit_extrapolation call of the module's run
+
+
+def _recording(fit):
+    def recorded(*args, **kwargs):
+        FITS.append((args, kwargs, fit(*args, **kwargs)))
+        return FITS[-1][2]
+
+    return recorded
+
+
+def _replaying(*args, **kwargs):
+    """The run's fit, handed back for the same pairs (each array equal to rounding) and the
+    same settings: a stage rerun on the same pairs.parquet, whose other parts are under test."""
+    (want, want_kw, result), = FITS
+    assert len(args) == len(want)
+    for a, b in zip(args[:4], want[:4], strict=True):  # m, p_T, y, w
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(args[4], want[4], rtol=1e-12, atol=0)  # the bin edges
+    assert len(args) == 6
+    assert args[5].as_dict() == want[5].as_dict()  # the fiducial region: the config's numbers
+    assert kwargs == want_kw  # FitSettings.from_config of the same config
+    return result
 
 
 def test_select_records_the_fiducial_region(run):
@@ -300,6 +328,8 @@ def test_a_resolution_unfolding_does_not_reach_the_fiducial_yields(run, tmp_path
         return hists
 
     monkeypatch.setattr(inputs, "_read_histograms", unfolded)
+    # the fit of the same pairs is the run's (the rerun's own fit: the module's run)
+    monkeypatch.setattr(compute, "fit_extrapolation", _replaying)
     plain = cfg.uncertainties.model_copy(update={"enabled": False})
     moved = cfg.model_copy(update={"output": str(out), "uncertainties": plain})
     with caplog.at_level(logging.WARNING, logger="gammastar"):

@@ -428,9 +428,10 @@ def test_training_data_modes():
 
 def test_subtracted_negative_weights_learn_the_signal(tmp_path):
     """OS (signal + background) − SS (background, weight −1) recovers the signal's q_T median
-    better than OS alone."""
+    better than OS alone. Measured (4 epochs): 0.013 from the true median against the OS
+    flow's 0.126 (the background's shift; 8 epochs: 0.012 against 0.131)."""
     pairs = synthetic_pairs(6000, seed=5, ss_fraction=0.4)
-    kw = {"epochs": 8, "points_per_epoch": 8000, "transforms": 3, "hidden_features": [24]}
+    kw = {"epochs": 4, "points_per_epoch": 8000, "transforms": 3, "hidden_features": [24]}
     sub_dir = train(make_config(tmp_path / "s", data="subtracted", **kw), pairs=pairs).path
     sub = load(sub_dir)
     os_ = load(train(make_config(tmp_path / "o", data="os", **kw), pairs=pairs).path)

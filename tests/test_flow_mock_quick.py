@@ -28,9 +28,9 @@ HALF_WINDOW = 0.015  # ± half the 30 MeV resolution
 
 @pytest.fixture(scope="module")
 def small_flow(repo_dir, tmp_path_factory):
-    """Mock (5e5 sources) → select → a 4-step flow (MADE 2 × 32) trained for 12 epochs of 4e4
-    points (~10 s on one free core) on the recorded OS signal pairs, unweighted: the flow
-    learns the recorded (q_T, E | m), the population of the truth tree's ``accepted`` rows."""
+    """Mock (5e5 sources) → select → a 4-step flow (MADE 2 × 32) trained for 8 epochs of 4e4
+    points on the recorded OS signal pairs, unweighted: the flow learns the recorded
+    (q_T, E | m), the population of the truth tree's ``accepted`` rows."""
     from gammastar.selection.stage import select
 
     torch.set_num_threads(1)
@@ -47,7 +47,7 @@ def small_flow(repo_dir, tmp_path_factory):
                 update={
                     "transforms": 4,
                     "hidden_features": [32, 32],
-                    "epochs": 12,
+                    "epochs": 8,
                     "points_per_epoch": 40_000,
                     "batch_size": 2048,
                     "data": "os_signal",
@@ -70,10 +70,11 @@ def test_small_flow_reproduces_truth_means(small_flow):
     six, σ² = Var/n_truth + Var/n_flow (the flow was fitted to these very events, so the
     difference fluctuates less than that: conservative). The means move with mass (m_T scaling
     of the parents, the 35–120 mrad window: ⟨ln E⟩ rises by ≈ 0.2 from 0.45 to 0.78 GeV, ≈ 10σ),
-    so a flow that ignored its mass context fails. Measured (seed 17): pulls −0.1, 0.9, −2.0
-    (ln q_T), −1.1, 0.8, −1.1 (ln E). Not at 0.3 GeV: there the acceptance edge makes
-    p(q_T, E | m) change fast with m and this short training is off by 6σ (0.08 in ⟨ln q_T⟩);
-    the slow tests check every window with the full training."""
+    so a flow that ignored its mass context fails. Measured (seed 17, 8 epochs): pulls 2.0, 1.4,
+    0.7 (ln q_T), 0.9, 2.4, 1.5 (ln E), χ² = 15.2 (12 epochs: 14.3, max |pull| 2.2). Not at
+    0.3 GeV: there the acceptance edge makes p(q_T, E | m) change fast with m and this short
+    training is off by 6σ (0.08 in ⟨ln q_T⟩); the slow tests check every window with the full
+    training."""
     model, t = small_flow
     pulls, means = [], []
     for m0 in MASSES:

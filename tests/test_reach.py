@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +25,6 @@ from gammastar.reach.stats.model import Channel, Model
 from gammastar.reach.stats.workspace import load_workspace, quiet_pyhf
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import load_yields
-
-PYHF = str(Path(sys.executable).with_name("pyhf"))
 
 
 def synthetic_yields(path, lo=0.215, hi=1.1, n=60, scale=3e-3):
@@ -256,10 +252,14 @@ def test_run_reach_writes_the_contract(tmp_path):
     first = out / idx["workspaces"][0]["file"]
     load_workspace(str(first))
     # `pyhf cls` runs directly on a written workspace (asymptotic CLs; the reach used the
-    # exact construction, recorded in meta.method)
-    r = subprocess.run(
-        [PYHF, "cls", str(first), "--test-poi", "2.3"], capture_output=True, text=True, check=True
-    )
+    # exact construction, recorded in meta.method): pyhf's own command, called in-process
+    # (the same click command the `pyhf` script runs, without a second interpreter's start)
+    from click.testing import CliRunner
+    from pyhf.cli import cli as pyhf_cli
+
+    with quiet_pyhf():
+        r = CliRunner().invoke(pyhf_cli, ["cls", str(first), "--test-poi", "2.3"])
+    assert r.exit_code == 0, r.output
     assert 0 <= json.loads(r.stdout)["CLs_obs"] <= 1
     # refuses to overwrite
     with pytest.raises(OutputExistsError):
