@@ -21,6 +21,7 @@ from gammastar.config.yields import ResolutionMigrationConfig
 from gammastar.errors import InputError
 from gammastar.selection.stage import select
 from gammastar.yields import compute
+from gammastar.yields.extrapolation import fitting
 from gammastar.yields.stage import compute_yields
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def run(tmp_path_factory):
     generate_file(cfg, out / "mock.root", events=EVENTS, seed=SEED)
     res = select(cfg)
     with pytest.MonkeyPatch.context() as mp:  # the extrapolation's fit and its inputs, kept
-        mp.setattr(compute, "fit_extrapolation", _recording(compute.fit_extrapolation))
+        mp.setattr(compute, "fit_extrapolation", _recording(fitting.fit_extrapolation))
         doc = compute_yields(cfg, plots=False, theory=False).document
     return cfg, res, doc
 
