@@ -202,13 +202,13 @@ def measure(
 
 def _rows(table: Any, k: NDArray[np.intp]) -> NDArray[np.float64]:
     """The columns ``k`` (ascending) of a (rows, n) table, gathered row by row (1-d gathers:
-    2–3× faster than ``table[:, k]``), in the table's dtype. A transposed view of rows
+    faster than ``table[:, k]``), in the table's dtype. A transposed view of rows
     (:attr:`~gammastar.corrections.pair_acceptance.table.PairMoments.values`): one gather of
     the rows (a transposed view of them returned). A list of (rows, n_i) blocks, the table's
     columns in order (per chunk): each block's share of ``k`` gathered from it (the blocks
     are not joined first, a copy of the whole table). ``k`` are columns of the table: mode
-    "clip" takes the same values as "raise", which gathers into ``out`` through a buffer (3×
-    slower)."""
+    "clip" takes the same values as "raise", which gathers into ``out`` through a buffer
+    (slower)."""
     if isinstance(table, list):
         out = np.empty((table[0].shape[0], k.size), dtype=table[0].dtype)
         at = lo = 0  # the block's first column; its first position in k
