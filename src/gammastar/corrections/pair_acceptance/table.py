@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -247,12 +248,20 @@ class PairAcceptance:
         out = np.empty((N_MOMENTS, n), dtype=flat.dtype)
         upper = np.empty((2, n), dtype=flat.dtype)
         node = np.empty(n, dtype=np.int16 if shape[0] < 2**15 else np.intp)
-        for b0 in range(0, n, _BLOCK):
-            sl = slice(b0, min(n, b0 + _BLOCK))
-            cells = _cells(shape, m[sl], p[sl], th[sl], grid)
+        for sl, cells in self._cell_blocks(m, p, th):
             _contract(flat, shape, cells, out[:, sl], upper[:, sl])
             np.floor_divide(cells[0], shape[1] * shape[2], out=node[sl], casting="same_kind")
         return PairMoments(out, upper, node)
+
+    def _cell_blocks(
+        self, m: NDArray[np.float64], p: NDArray[np.float64], theta: NDArray[np.float64]
+    ) -> Iterator[tuple[slice, Any]]:
+        """``(slice, cells)`` per block of :data:`_BLOCK` points (:func:`_cells`: their
+        interpolation cells and weights; a block's temporaries stay in the CPU cache)."""
+        shape, grid = self.table.shape, self._grid
+        for b0 in range(0, m.size, _BLOCK):
+            sl = slice(b0, min(m.size, b0 + _BLOCK))
+            yield sl, _cells(shape, m[sl], p[sl], theta[sl], grid)
 
     def acceptance_at(
         self, moments: PairMoments, lambda_theta: float | ArrayLike | None = None
@@ -360,14 +369,13 @@ class PairAcceptance:
         p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)
         flat = self._lookup_tables
         first = flat.shape[0] - N_MOMENTS  # the moments' first row (1: after the table)
-        shape, grid, n = self.table.shape, self._grid, m.size
+        n = m.size
         acc = np.empty(n)
         moments = np.empty((N_MOMENTS, n), dtype=dtype)
         buf = np.empty((flat.shape[0], min(n, _BLOCK)))
-        for b0 in range(0, n, _BLOCK):
-            sl = slice(b0, min(n, b0 + _BLOCK))
-            out = buf[:, : sl.stop - b0]
-            _contract(flat, shape, _cells(shape, m[sl], p[sl], theta[sl], grid), out)
+        for sl, cells in self._cell_blocks(m, p, theta):
+            out = buf[:, : sl.stop - sl.start]
+            _contract(flat, self.table.shape, cells, out)
             np.clip(out[0], 0.0, 1.0, out=acc[sl])
             moments[:, sl] = out[first:]
         return acc, moments

@@ -169,24 +169,22 @@ def measure(
     idx[unused] = -1
     for b in range(nb):
         k = np.flatnonzero(idx == b)
-
-        def at(a, k=k):  # the bin's rows (in range: take's mode "clip" skips the check)
-            return a.take(k, mode="clip")
-
-        n_pairs[b] = int(np.count_nonzero(at(col["charge"]) == 0))
-        w = at(w_all)
+        n_pairs[b] = int(np.count_nonzero(_at(col["charge"], k) == 0))
+        w = _at(w_all, k)
         n_eff[b] = float(w.sum() ** 2 / np.sum(w**2)) if k.size else 0.0
         if n_pairs[b] < min_pairs:
             continue
         if moments is not None:
             mom = _rows(moments, k)
         else:
-            pt_k, pz_k = at(col["pT"]), at(col["pz"])  # gathered once for both
-            mom = acceptance.moments_at(at(col["m"]), np.hypot(pt_k, pz_k), np.arctan2(pt_k, pz_k))
+            pt_k, pz_k = _at(col["pT"], k), _at(col["pz"], k)  # gathered once for both
+            mom = acceptance.moments_at(
+                _at(col["m"], k), np.hypot(pt_k, pz_k), np.arctan2(pt_k, pz_k)
+            )
         ok = mom[0] > 0
         if not ok.all():
             k, mom, w = k[ok], mom[:, ok], w[ok]
-        u = angular_functions(c.take(k, mode="clip"), ph.take(k, mode="clip"))
+        u = angular_functions(_at(c, k), _at(ph, k))
         try:
             lam, cov = fit_lambdas(u, mom[0], mom[1:], w, n_params=3)
         except ValueError:
@@ -198,6 +196,12 @@ def measure(
         edges, out["lambda_theta"], err["lambda_theta"], out["lambda_phi"], err["lambda_phi"],
         out["lambda_theta_phi"], err["lambda_theta_phi"], n_pairs, n_eff, used_in_acceptance,
     )  # fmt: skip
+
+
+def _at(a: NDArray[Any], k: NDArray[np.intp]) -> NDArray[Any]:
+    """The rows ``k`` of ``a`` (rows of it: take's mode "clip" gives ``a[k]`` without the
+    bounds check)."""
+    return a.take(k, mode="clip")
 
 
 def _rows(table: Any, k: NDArray[np.intp]) -> NDArray[np.float64]:

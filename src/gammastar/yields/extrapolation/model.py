@@ -29,7 +29,12 @@ def _log_pt(m: NDArray | float, pt: NDArray, t: float) -> NDArray:
     """ln of p_T e^{−(m_T − m)/T} / (T (m + T)) (normalised over p_T ≥ 0)."""
     mt = np.sqrt(pt**2 + m**2)
     with np.errstate(divide="ignore"):
-        return np.log(pt) - (mt - m) / t - math.log(t) - np.log(m + t)
+        return _log_pt_of(np.log(pt), mt, m, t)
+
+
+def _log_pt_of(log_pt: NDArray, mt: NDArray, m: NDArray | float, t: float) -> NDArray:
+    """:func:`_log_pt` from ln p_T and m_T already computed (the same numbers)."""
+    return log_pt - (mt - m) / t - math.log(t) - np.log(m + t)
 
 
 def _log_y(y: NDArray, mu: float, s: float) -> NDArray:

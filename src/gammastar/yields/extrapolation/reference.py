@@ -23,6 +23,7 @@ from gammastar.yields._fiducial_bound import (
 from gammastar.yields.extrapolation.model import (
     NOMINAL,
     ModelForm,
+    _log_pt_of,
     _log_y,
     _pt_terms,
 )
@@ -100,12 +101,11 @@ class _Reference:
         # backward A′ is never in F)
         fold = np.log1p(np.exp(-2.0 * self.y * mu0 / s0**2))
         # what the compiled sums take (_extrapolation_kernel): fixed with the sample; ln p_T
-        # and m_T also make the reference density (_log_pt's expression, the same numbers)
+        # and m_T also make the reference density (:func:`_log_pt_of`, the same numbers)
         with np.errstate(divide="ignore"):
             self._lpt = np.log(self.pt)
         self._mt = np.sqrt(self.pt**2 + m**2)
-        log_pt = self._lpt - (self._mt - m) / t0 - math.log(t0) - np.log(m + t0)
-        self.log_ref = log_pt + _log_y(self.y, mu0, s0) + fold
+        self.log_ref = _log_pt_of(self._lpt, self._mt, m, t0) + _log_y(self.y, mu0, s0) + fold
         self._lmt = np.log(self._mt)
         self._m = np.array([m], dtype=np.float64)
         self._y = np.ascontiguousarray(self.y, dtype=np.float64)
