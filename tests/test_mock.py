@@ -318,6 +318,33 @@ def test_pdg_tables_cached_on_disk_are_the_database_s(tmp_path, monkeypatch):
         pdgdata._tables.cache_clear()
 
 
+def test_extra_modes_come_from_the_cached_tables(monkeypatch):
+    """The A′/χ modes that `pdgdata.MODES` does not list are the database's own values
+    (read here through the database itself), taken from the tables cached on disk: no
+    process opens the database for them."""
+    import warnings
+
+    from gammastar.physics import aprime_meson, pdgdata
+
+    api = pdgdata._api()
+    direct = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for key, (mcid, description, _) in aprime_meson.EXTRA_MODES.items():
+            (direct[key],) = [float(bf.value) for bf in
+                              api.get_particle_by_mcid(mcid).branching_fractions()
+                              if bf.description == description and bf.value is not None
+                              and not bf.is_limit]  # fmt: skip
+    pdgdata._tables()  # cached for this process (from the disk cache or the database)
+    monkeypatch.setattr(pdgdata, "_api", lambda: pytest.fail("database opened"))
+    aprime_meson.pdg_branching_ratio.cache_clear()
+    try:  # copies of the database's numbers: equal
+        assert {k: aprime_meson.pdg_branching_ratio(k) for k in direct} == direct
+    finally:
+        aprime_meson.pdg_branching_ratio.cache_clear()
+    assert not set(aprime_meson.EXTRA_MODES) & set(pdgdata.MODES)  # one home per mode
+
+
 def test_n_pot_normalisation(mock_file):
     """N_POT = N_cocktail / (P_int × ⟨n_ω⟩ × Σ σ_rel BR), P_int = 1 − e^{−L}, recomputed from the
     metadata; the reach's yield scale uses the same P_int, so that the mock's sources per POT

@@ -21,7 +21,6 @@ Branching ratios of the photon modes come from the PDG database through
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from functools import cache
 
@@ -31,31 +30,14 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.physics import dalitz, pdgdata
 from gammastar.physics.constants import mass
 from gammastar.physics.dalitz import on_support, vector_to_pseudoscalar_phase_space
-from gammastar.physics.pdgdata import _api
 
 # Modes needed here that gammastar.physics.pdgdata does not list:
 # key → (PDG MC id of the parent, PDG description, fallback value (PDG 2024/2026)).
 EXTRA_MODES: dict[str, tuple[int, str, float]] = {
-    "rho->ee": (113, "rho(770) --> e+ e-", 4.72e-5),
-    "omega->ee": (223, "omega(782) --> e+ e-", 7.39e-5),
-    "phi->ee": (333, "phi(1020) --> e+ e-", 2.974e-4),
     "phi->eta gamma": (333, "phi(1020) --> eta gamma", 1.303e-2),
     "rho->pi0 gamma": (113, "rho(770) --> pi0 gamma", 4.7e-4),
     "jpsi->mumu": (443, "J/psi(1S) --> mu+ mu-", 5.961e-2),
 }
-
-
-@cache
-def _extra_modes(mcid: int) -> dict[str, float]:
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # SQLAlchemy warnings inside `pdg`
-        particle = _api().get_particle_by_mcid(mcid)
-        return {
-            bf.description: float(bf.value)
-            for bf in particle.branching_fractions()
-            if bf.value is not None and not bf.is_limit
-        }
 
 
 @cache
@@ -75,10 +57,7 @@ def pdg_branching_ratio(key: str) -> float:
         known = sorted(set(pdgdata.MODES) | set(EXTRA_MODES))
         raise KeyError(f"unknown decay mode {key!r}; known: {known}")
     mcid, description, fallback = EXTRA_MODES[key]
-    try:
-        value = _extra_modes(mcid).get(description)
-    except Exception:  # noqa: BLE001 - no database: use the documented fallback
-        value = None
+    value = pdgdata.measured_fraction(mcid, description)
     return float(value) if value is not None else fallback
 
 

@@ -162,6 +162,22 @@ def _modes_of(mcid: int) -> dict[str, tuple[float, str]]:
     return _tables()[1][mcid]
 
 
+def measured_fraction(mcid: int, description: str) -> float | None:
+    """The database's measured branching fraction of one decay of a parent of :data:`MODES`
+    (by PDG MC id and decay description), from the tables cached on disk (:func:`_tables`);
+    ``None`` when the database lacks it (or cannot be opened), or for another parent.
+
+    Example:
+        >>> 0.05 < measured_fraction(443, "J/psi(1S) --> mu+ mu-") < 0.07
+        True
+    """
+    try:
+        found = _tables()[1].get(mcid, {}).get(description)
+    except Exception:  # noqa: BLE001 - database unusable: the caller's fallback
+        return None
+    return None if found is None else found[0]
+
+
 @cache
 def branching_ratio(key: str) -> BranchingRatio:
     """A branching ratio from the PDG database, or the documented fallback.
