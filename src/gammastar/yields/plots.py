@@ -53,7 +53,9 @@ def _save(fig: Any, path: str | os.PathLike[str], force: bool, meta: dict | None
     info = {"Creator": "gammastar yields", "Subject": subject} if suffix == "pdf" else None
     if suffix == "png":
         info = {"Software": "gammastar yields", "Description": subject}
-    save_figure(fig, path, force=force, default_format=suffix, bbox_inches="tight", metadata=info)
+    # the style's margins hold these figures' labels and two-line titles: no "tight" bounding
+    # box, which draws the whole figure once more to measure it
+    save_figure(fig, path, force=force, default_format=suffix, metadata=info)
 
 
 def _value_and_error(section: dict[str, Any], key: str) -> tuple[np.ndarray, np.ndarray]:
