@@ -25,22 +25,33 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-da
 
 
 # The files whose tests take longest, scheduled first (pytest-xdist's loadfile hands a worker
-# the next file in collection order as it finishes one): a long file started last would
-# leave the other worker idle at the end. Only the order changes, never what runs.
+# the next file in collection order as it finishes one, with --no-loadscope-reorder in
+# pyproject.toml): a long file started last would leave the other worker idle at the end. The
+# other files follow in their order, the doctests of src/ last (many short files). Only the
+# order changes, never what runs.
 LONGEST_FIRST = (
     "test_mock.py",
     "test_processor.py",
     "test_reliability.py",
-    "test_flow.py",
     "test_fiducial.py",
+    "test_flow.py",
     "test_lambda_correction.py",
-    "test_extrapolation.py",
     "test_validate.py",
-    "test_yields.py",
+    "test_extrapolation.py",
     "test_mock_pythia.py",
+    "test_fullps.py",
+    "test_yields.py",
+    "test_both_flavours.py",
     "test_flow_mock_quick.py",
+    "test_mcp_detector.py",
+    "test_prescale.py",
+    "test_report.py",
+    "test_scaleout.py",
+    "test_polarisation.py",
     "test_reach.py",
     "test_e2e.py",
+    "test_export.py",
+    "test_figures.py",
 )
 
 
@@ -60,6 +71,17 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(100_000, 50, 50)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Everything left moved out of the garbage collector's reach once the session is over:
+    the interpreter's last collection at exit would walk the whole heap (the libraries, every
+    test's leftovers) for seconds, in each xdist worker while the controller waits for it,
+    only to free memory that the process's exit frees anyway."""
+    import gc
+
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
