@@ -658,6 +658,23 @@ def test_combinatorial_parent_precut_loses_no_recorded_pairs():
         Combinatorial(gen.cfg, e_min=-1.0)
 
 
+def test_combinatorial_decides_on_the_four_momenta_s_energy():
+    """The combinatorial parents are accepted on E and |p| alone and their four-momenta made
+    for the kept ones only: E is ``four_momentum``'s by the same arithmetic, so the decisions
+    (and a seed's sample) are those of the whole four-momenta. Exact equality: the same
+    operations on the same numbers in one process (no reordering to tolerate)."""
+    from gammastar.mock.combinatorial import _energy
+    from gammastar.physics.kinematics import four_momentum
+
+    rng = np.random.default_rng(4)
+    m = np.where(rng.random(10_000) < 0.5, 0.1396, 0.4937)
+    pt, y, phi = rng.exponential(0.2, m.size), rng.normal(3.4, 1.2, m.size), rng.random(m.size)
+    np.testing.assert_array_equal(_energy(m, pt, y), four_momentum(m, pt, y, phi)[3])
+    idx = np.flatnonzero(rng.random(m.size) < 0.1)  # the kept ones' four-momenta, made alone
+    np.testing.assert_array_equal(four_momentum(m[idx], pt[idx], y[idx], phi[idx]),
+                                  four_momentum(m, pt, y, phi)[:, idx])  # fmt: skip
+
+
 def test_decay_probability():
     gen = MockGenerator(make_config(combinatorial={"pilot_events": 1000}))
     p = np.array([10.0, 100.0])

@@ -31,6 +31,14 @@ from gammastar.physics.kinematics import boost, four_momentum, two_body_momentum
 from gammastar.physics.pdgdata import branching_ratio
 
 
+def _energy(mass: np.ndarray, pt: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """E = m_T cosh y of :func:`~gammastar.physics.kinematics.four_momentum`, by its arithmetic
+    (the same numbers), without the other components."""
+    mt = np.sqrt(mass**2 + pt**2)
+    ey = np.exp(y)
+    return 0.5 * mt * ey + 0.5 * mt / ey
+
+
 class Combinatorial:
     """Generator of combinatorial events for a :class:`~gammastar.config.mock.MockConfig`.
 
@@ -87,16 +95,18 @@ class Combinatorial:
             )
             phi = rng.uniform(0.0, 2.0 * np.pi, k)
             u = rng.random(k)
-            parent = four_momentum(m, pt, y, phi)
-            pabs = np.sqrt(np.clip(parent[3] ** 2 - m**2, 1e-300, None))
-            keep = (parent[3] > self.e_min) & (
+            # the decision needs only E and |p| (E as four_momentum computes it, the same
+            # numbers); the four-momenta are made for the kept candidates alone (most are not)
+            e = _energy(m, pt, y)
+            pabs = np.sqrt(np.clip(e**2 - m**2, 1e-300, None))
+            keep = (e > self.e_min) & (
                 u * self.p_bound[species] < self.decay_probability(species, pabs)
             )
             kept = np.flatnonzero(keep)
             # candidates per accepted muon, learnt as we go (deterministic for a given seed)
             self._oversample = min(1.1 * k / max(kept.size, 1), 100.0)
             idx = kept[:need]
-            out_p.append(parent[:, idx])
+            out_p.append(four_momentum(m[idx], pt[idx], y[idx], phi[idx]))
             out_s.append(species[idx])
             have += idx.size
         parent = np.concatenate(out_p, axis=1)
