@@ -356,6 +356,8 @@ def fiducial_fraction(
     a = float(params[3]) if len(params) > 3 else 0.0
     if inside is None:
         inside = _grid_in_f(fiducial, m)
-    dens = np.exp(form.log_pt(m, _PT, t, a))[:, None] * np.exp(form.log_y(_Y, mu, s))[None, :]
+    # the density factorises in p_T and y: Σᵢⱼ p(p_Tᵢ) p(yⱼ) Fᵢⱼ as p_T-density · (F · y-density)
+    # (one matrix-vector product instead of the whole grid's densities)
+    dens_pt, dens_y = np.exp(form.log_pt(m, _PT, t, a)), np.exp(form.log_y(_Y, mu, s))
     dpt, dy = _PT[1] - _PT[0], _Y[1] - _Y[0]
-    return float(np.sum(dens * inside) * dpt * dy)
+    return float(dens_pt @ (inside @ dens_y) * dpt * dy)
