@@ -82,6 +82,10 @@ def _combined(
     return sum(brs[ch] * getattr(samples[ch], what)(ctau) for ch in samples) / total
 
 
+BOUNDARY_XTOL = 1e-7
+"""The absolute tolerance in ln ε to which :func:`eps_boundaries` refines a crossing."""
+
+
 def eps_boundaries(
     nsig: Callable[[NDArray], NDArray],
     eps_grid: ArrayLike,
@@ -91,7 +95,8 @@ def eps_boundaries(
 ) -> tuple[float, float]:
     """ε_low and ε_high where N_sig(ε) = s_up (NaN, NaN if N_sig < s_up on the whole grid).
 
-    Crossings are bracketed on ``eps_grid`` and refined with Brent's method in log ε; a
+    Crossings are bracketed on ``eps_grid`` and refined with Brent's method in log ε (to
+    :data:`BOUNDARY_XTOL`); a
     boundary at the edge of the grid is returned as that edge. ``values``: N_sig on the grid,
     if already known.
     """
@@ -112,13 +117,13 @@ def eps_boundaries(
         lo = float(eps_grid[0])
     else:
         lo = math.exp(
-            optimize.brentq(f, math.log(eps_grid[i - 1]), math.log(eps_grid[i]), xtol=1e-7)
+            optimize.brentq(f, math.log(eps_grid[i - 1]), math.log(eps_grid[i]), xtol=BOUNDARY_XTOL)
         )
     if j == eps_grid.size - 1:
         hi = float(eps_grid[-1])
     else:
         hi = math.exp(
-            optimize.brentq(f, math.log(eps_grid[j]), math.log(eps_grid[j + 1]), xtol=1e-7)
+            optimize.brentq(f, math.log(eps_grid[j]), math.log(eps_grid[j + 1]), xtol=BOUNDARY_XTOL)
         )
     return lo, hi
 
