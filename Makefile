@@ -109,6 +109,8 @@ validate: $(VALIDATION_STAMP) bytecode
 	$(VPY) validation/scripts/nsig_coverage.py --events 300000 --realisations 2 --arms stat \
 		--flow $(VALIDATE_WORK)/run/flow --masses 0.6 --ctaus 1 --truth-sources 500000 \
 		--response-sources 500000 --samples 5000 --workdir $(VALIDATE_WORK)/coverage
+	$(VPY) validation/scripts/reference_sample.py --events 300000 --seeds 5 \
+		--workdir $(VALIDATE_WORK)/reference_sample
 
 # The documentation site (mkdocs.yml) into site/: `--strict` fails on a broken link or anchor,
 # a page missing from the nav or an unreadable API docstring. Nothing is fetched while building.
