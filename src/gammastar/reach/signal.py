@@ -19,7 +19,7 @@ from gammastar.physics import darkphoton
 from gammastar.reach.acceptance import KinematicSample
 from gammastar.reach.stats.model import Channel, Model, gaussian_template
 
-__all__ = ["MassModelSettings", "eps_boundaries", "mass_model", "signal_events", "window_edges"]
+__all__ = ["BOUNDARY_XTOL", "MassModelSettings", "eps_boundaries", "mass_model", "signal_events", "window_edges"]
 
 
 # --------------------------------------------------------------------------- yields
@@ -96,9 +96,8 @@ def eps_boundaries(
     """ε_low and ε_high where N_sig(ε) = s_up (NaN, NaN if N_sig < s_up on the whole grid).
 
     Crossings are bracketed on ``eps_grid`` and refined with Brent's method in log ε (to
-    :data:`BOUNDARY_XTOL`); a
-    boundary at the edge of the grid is returned as that edge. ``values``: N_sig on the grid,
-    if already known.
+    :data:`BOUNDARY_XTOL`); a boundary at the edge of the grid is returned as that edge.
+    ``values``: N_sig on the grid, if already known.
     """
     eps_grid = np.asarray(eps_grid, dtype=np.float64)
     if not (np.isfinite(s_up) and s_up > 0):
