@@ -51,7 +51,7 @@ def main() -> None:
     ap.add_argument("--workdir", default=None)
     args = ap.parse_args()
     logging.disable(logging.WARNING)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="reference_sample_"))
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="reference_sample_")).resolve()
     work.mkdir(parents=True, exist_ok=True)
     cfg = load_config(REPO / "analysis" / "na60_like.yaml")
     cfg = cfg.model_copy(update={"output": str(work)})
