@@ -27,16 +27,8 @@ from gammastar.mock.cocktail import Sources
 from gammastar.mock.detector import loose_energy_bound
 from gammastar.physics import sampling as kin
 from gammastar.physics.constants import M_MU, PDGID, mass
-from gammastar.physics.kinematics import boost, four_momentum, two_body_momentum
+from gammastar.physics.kinematics import boost, energy_pt_y, four_momentum, two_body_momentum
 from gammastar.physics.pdgdata import branching_ratio
-
-
-def _energy(mass: np.ndarray, pt: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """E = m_T cosh y of :func:`~gammastar.physics.kinematics.four_momentum`, by its arithmetic
-    (the same numbers), without the other components."""
-    mt = np.sqrt(mass**2 + pt**2)
-    ey = np.exp(y)
-    return 0.5 * mt * ey + 0.5 * mt / ey
 
 
 class Combinatorial:
@@ -95,9 +87,9 @@ class Combinatorial:
             )
             phi = rng.uniform(0.0, 2.0 * np.pi, k)
             u = rng.random(k)
-            # the decision needs only E and |p| (E as four_momentum computes it, the same
-            # numbers); the four-momenta are made for the kept candidates alone (most are not)
-            e = _energy(m, pt, y)
+            # the decision needs only E and |p|; the four-momenta are made for the kept
+            # candidates alone (most are not)
+            e = energy_pt_y(m, pt, y)
             pabs = np.sqrt(np.clip(e**2 - m**2, 1e-300, None))
             keep = (e > self.e_min) & (
                 u * self.p_bound[species] < self.decay_probability(species, pabs)

@@ -159,12 +159,30 @@ def four_momentum(mass: ArrayLike, pt: ArrayLike, y: ArrayLike, phi: ArrayLike) 
         [0.0, 0.0, 0.0, 0.5]
     """
     mass, pt, y, phi = (np.asarray(a, dtype=np.float64) for a in (mass, pt, y, phi))
-    mt = np.sqrt(mass**2 + pt**2)
-    ey = np.exp(y)
-    half_mt_ey, half_mt_iey = 0.5 * mt * ey, 0.5 * mt / ey
+    half_mt_ey, half_mt_iey = _half_mt_exp_y(mass, pt, y)
     return np.stack(
         [pt * np.cos(phi), pt * np.sin(phi), half_mt_ey - half_mt_iey, half_mt_ey + half_mt_iey]
     )
+
+
+def energy_pt_y(mass: ArrayLike, pt: ArrayLike, y: ArrayLike) -> Array:
+    """E = m_T cosh y: :func:`four_momentum`'s energy by its arithmetic, without the other
+    components (for decisions on E before the four-momenta are made).
+
+    Example:
+        >>> float(energy_pt_y(0.5, 0.0, 0.0))
+        0.5
+    """
+    mass, pt, y = (np.asarray(a, dtype=np.float64) for a in (mass, pt, y))
+    half_mt_ey, half_mt_iey = _half_mt_exp_y(mass, pt, y)
+    return half_mt_ey + half_mt_iey
+
+
+def _half_mt_exp_y(mass: Array, pt: Array, y: Array) -> tuple[Array, Array]:
+    """(m_T e^y / 2, m_T e^−y / 2): E and p_z are their sum and difference."""
+    mt = np.sqrt(mass**2 + pt**2)
+    ey = np.exp(y)
+    return 0.5 * mt * ey, 0.5 * mt / ey
 
 
 def rapidity_pz(pz: ArrayLike, energy: ArrayLike) -> Array:
