@@ -431,8 +431,9 @@ class Detector:
             (:func:`calibrate_absorber`); without them :meth:`apply` of the scattering model
             raises (:meth:`sigma_m` and the cuts work).
         spectra_key: a text that identifies ``parents``' spectra (the generator's:
-            :meth:`gammastar.mock.cocktail.ParametricMesons.spectra_key`): the calibration, which depends on them and the detector config only, is
-            then done once per process for each (detector, spectra) pair.
+            :meth:`gammastar.mock.cocktail.ParametricMesons.spectra_key`): the calibration,
+            which depends on them and the detector config only, is then done once per process
+            for each (detector, spectra) pair.
     """
 
     def __init__(

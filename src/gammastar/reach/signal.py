@@ -19,7 +19,14 @@ from gammastar.physics import darkphoton
 from gammastar.reach.acceptance import KinematicSample
 from gammastar.reach.stats.model import Channel, Model, gaussian_template
 
-__all__ = ["BOUNDARY_XTOL", "MassModelSettings", "eps_boundaries", "mass_model", "signal_events", "window_edges"]
+__all__ = [
+    "BOUNDARY_XTOL",
+    "MassModelSettings",
+    "eps_boundaries",
+    "mass_model",
+    "signal_events",
+    "window_edges",
+]
 
 
 # --------------------------------------------------------------------------- yields
@@ -115,15 +122,13 @@ def eps_boundaries(
     if i == 0:
         lo = float(eps_grid[0])
     else:
-        lo = math.exp(
-            optimize.brentq(f, math.log(eps_grid[i - 1]), math.log(eps_grid[i]), xtol=BOUNDARY_XTOL)
-        )
+        lo = math.exp(optimize.brentq(f, math.log(eps_grid[i - 1]), math.log(eps_grid[i]),
+                                      xtol=BOUNDARY_XTOL))  # fmt: skip
     if j == eps_grid.size - 1:
         hi = float(eps_grid[-1])
     else:
-        hi = math.exp(
-            optimize.brentq(f, math.log(eps_grid[j]), math.log(eps_grid[j + 1]), xtol=BOUNDARY_XTOL)
-        )
+        hi = math.exp(optimize.brentq(f, math.log(eps_grid[j]), math.log(eps_grid[j + 1]),
+                                      xtol=BOUNDARY_XTOL))  # fmt: skip
     return lo, hi
 
 

@@ -438,7 +438,8 @@ def _helicity_columns(p: _Pairs, rows: np.ndarray) -> tuple[np.ndarray, np.ndarr
     for b0 in range(0, rows.size, block):
         r = rows[b0 : b0 + block]
         ia, ib = p.ia.take(r, mode="clip"), p.ib.take(r, mode="clip")  # rows of the pairs
-        swap = p.qa.take(r, mode="clip") < 0  # OS pairs: the positive lepton (an SS pair has no distinguished one)
+        # OS pairs: the positive lepton (an SS pair has no distinguished one)
+        swap = p.qa.take(r, mode="clip") < 0
         first, second = np.where(swap, ib, ia), np.where(swap, ia, ib)
         c, ph = helicity_angles(p4(first), p4(second))
         cos_t[b0 : b0 + r.size] = c
