@@ -56,6 +56,30 @@ ETA_PDGID = 221
 
 
 # --------------------------------------------------------------------------- four-vectors
+def _vector() -> Any:
+    """The ``vector`` module, imported without its SymPy backend.
+
+    vector imports SymPy whenever SymPy is installed (torch installs it), for symbolic
+    vectors that the selection never makes: 0.3–0.9 s of the start-up of every process that
+    selects (a command, each Dask or futures worker). While vector is first imported here,
+    its ``import sympy`` is answered as if SymPy were absent (vector then leaves its
+    ``VectorSympy`` classes ``None`` in this process); SymPy itself stays importable and loads
+    as usual for anything that imports it later.
+    """
+    import sys
+
+    if "vector" not in sys.modules and "sympy" not in sys.modules:
+        sys.modules["sympy"] = None  # type: ignore[assignment]  # import sympy → ImportError
+        try:
+            import vector
+        finally:
+            if sys.modules.get("sympy", False) is None:
+                del sys.modules["sympy"]
+    import vector
+
+    return vector
+
+
 def make_leptons(
     columns: Mapping[str, Any], layout: str, lepton_mass: float = M_MU
 ) -> ak.Array:
@@ -80,9 +104,8 @@ def make_leptons(
         ([2], 4.0)
     """
     import awkward as ak
-    import vector
 
-
+    vector = _vector()
     lay = get_layout(layout)
 
     def col(name: str) -> ak.Array | None:
@@ -110,8 +133,8 @@ def _records(fields: Mapping[str, np.ndarray]) -> ak.Array:
     """Flat (one row per lepton or pair) ``vector`` Momentum4D records of numpy columns named
     as :func:`make_leptons` names them (``x``, ``y``, ``z``, ``t``; ``rho``, ``phi``, ...)."""
     import awkward as ak
-    import vector
 
+    vector = _vector()
     return ak.zip(dict(fields), with_name="Momentum4D", behavior=vector.backends.awkward.behavior)
 
 
@@ -122,8 +145,8 @@ def _flat_leptons(
     coordinates) and the leptons per entry: the same values, without building the per-event
     lists of records."""
     import awkward as ak
-    import vector
 
+    vector = _vector()
     lay = get_layout(layout)
 
     def col(name: str) -> ak.Array | None:
@@ -472,7 +495,8 @@ def load_chunk_code() -> None:
     import awkward
     import pandas  # noqa: F401  (pyarrow imports it on its first array conversion)
     import pyarrow.parquet  # noqa: F401
-    import vector
+
+    vector = _vector()
 
     mu = (0.3, -0.2, 5.0, 5.02), (-0.25, 0.3, 4.0, 4.03)
     p4 = vector.zip(
