@@ -310,11 +310,14 @@ def _make_pairs(
     ia, ib = _pair_rows(counts, npairs)
     pa, pb = _take(leptons, ia), _take(leptons, ib)
     if all(k in leptons for k in "xyzt"):  # Cartesian: vector's sum is the components' sums
-        pflat = _records({k: pa[k] + pb[k] for k in "xyzt"})
+        sums = {k: pa[k] + pb[k] for k in "xyzt"}
+        pflat = _records(sums)
+        # E and pz are coordinates here: the sums themselves (what vector returns for them)
+        energy, pz = sums["t"], sums["z"]
     else:
         pflat = _records(pa) + _records(pb)
-    energy = np.asarray(pflat.E, dtype=np.float64)
-    pz = np.asarray(pflat.pz, dtype=np.float64)
+        energy = np.asarray(pflat.E, dtype=np.float64)
+        pz = np.asarray(pflat.pz, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         y = np.asarray(pflat.rapidity, dtype=np.float64)
     return _Pairs(
