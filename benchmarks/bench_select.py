@@ -9,7 +9,8 @@ generator records about 4.6 events per 100 generated sources, so rather than gen
 
 Runs (best of ``--repeat``, interleaved, since the machine may be shared), each in a fresh
 subprocess (``OMP_NUM_THREADS=1``), timing the call and reading the
-process's peak resident memory (``ru_maxrss``; interpreter and imports included):
+process's peak resident memory (``ru_maxrss``; interpreter and imports included). Each run
+writes where no earlier run's outputs are (removed before the timer, for every kind alike):
 
 * ``gammastar``: ``select(...)`` single process (iterative executor, chunks of
   ``input.step_size`` = 500k entries), the NA60-like selection (E_μ ≥ 3 GeV,
@@ -181,6 +182,10 @@ else:  # time the checks themselves too (in this process: the iterative executor
         _check(*a, **k)
         guard_s["check"] += time.perf_counter() - t
     Plausibility.check = _timed
+# every run starts without a previous run's outputs, as the plain loop does (deleting them
+# is a rerun's cost, not the selection's)
+import shutil
+shutil.rmtree(outdir, ignore_errors=True)
 t0 = time.perf_counter()
 c0 = time.process_time()
 with contextlib.ExitStack() as stack:
@@ -294,6 +299,9 @@ t_start = time.perf_counter()
 import awkward as ak, hist, numpy as np, pyarrow as pa, pyarrow.parquet as pq, uproot, vector
 vector.register_awkward()
 path, out, step = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import os
+if os.path.exists(out):  # no previous output to overwrite, as in every gammastar run
+    os.unlink(out)
 lo, hi = 0.2113, 1.1  # the NA60-like selection's cuts (E >= 3 GeV, 2 m_mu <= m < 1.1 GeV)
 t0 = time.perf_counter()
 c0 = time.process_time()
