@@ -21,6 +21,12 @@ from typing import Any, TypeVar
 import numpy as np
 from numba import njit, prange
 
+from gammastar.core.imports import import_vector
+
+# numba's first compilation or dispatch in a process loads its extensions, vector's among
+# them: vector imported first, without SymPy (gammastar.core.imports)
+import_vector()
+
 T = TypeVar("T")
 R = TypeVar("R")
 

@@ -23,6 +23,12 @@ from fractions import Fraction
 import numpy as np
 from numba import njit
 
+from gammastar.core.imports import import_vector
+
+# numba's first compilation or dispatch in a process loads its extensions, vector's among
+# them: vector imported first, without SymPy (gammastar.core.imports)
+import_vector()
+
 __all__ = ["KIND_FLOAT", "KIND_INT", "KIND_LITERAL", "KIND_STRING", "format_floats", "render"]
 
 KIND_LITERAL, KIND_FLOAT, KIND_INT, KIND_STRING = 0, 1, 2, 3

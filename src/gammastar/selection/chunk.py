@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.channels import Channel
+from gammastar.core.imports import import_vector
 from gammastar.corrections.polarisation.angles import helicity_angles
 from gammastar.io import LAYOUTS, get_layout
 from gammastar.physics.constants import M_MU
@@ -56,30 +57,6 @@ ETA_PDGID = 221
 
 
 # --------------------------------------------------------------------------- four-vectors
-def _vector() -> Any:
-    """The ``vector`` module, imported without its SymPy backend.
-
-    vector imports SymPy whenever SymPy is installed (torch installs it), for symbolic
-    vectors that the selection never makes: 0.3–0.9 s of the start-up of every process that
-    selects (a command, each Dask or futures worker). While vector is first imported here,
-    its ``import sympy`` is answered as if SymPy were absent (vector then leaves its
-    ``VectorSympy`` classes ``None`` in this process); SymPy itself stays importable and loads
-    as usual for anything that imports it later.
-    """
-    import sys
-
-    if "vector" not in sys.modules and "sympy" not in sys.modules:
-        sys.modules["sympy"] = None  # type: ignore[assignment]  # import sympy → ImportError
-        try:
-            import vector
-        finally:
-            if sys.modules.get("sympy", False) is None:
-                del sys.modules["sympy"]
-    import vector
-
-    return vector
-
-
 def make_leptons(
     columns: Mapping[str, Any], layout: str, lepton_mass: float = M_MU
 ) -> ak.Array:
@@ -105,7 +82,7 @@ def make_leptons(
     """
     import awkward as ak
 
-    vector = _vector()
+    vector = import_vector()
     lay = get_layout(layout)
 
     def col(name: str) -> ak.Array | None:
@@ -134,7 +111,7 @@ def _records(fields: Mapping[str, np.ndarray]) -> ak.Array:
     as :func:`make_leptons` names them (``x``, ``y``, ``z``, ``t``; ``rho``, ``phi``, ...)."""
     import awkward as ak
 
-    vector = _vector()
+    vector = import_vector()
     return ak.zip(dict(fields), with_name="Momentum4D", behavior=vector.backends.awkward.behavior)
 
 
@@ -146,7 +123,7 @@ def _flat_leptons(
     lists of records."""
     import awkward as ak
 
-    vector = _vector()
+    vector = import_vector()
     lay = get_layout(layout)
 
     def col(name: str) -> ak.Array | None:
@@ -499,7 +476,7 @@ def load_chunk_code() -> None:
     import pandas  # noqa: F401  (pyarrow imports it on its first array conversion)
     import pyarrow.parquet  # noqa: F401
 
-    vector = _vector()
+    vector = import_vector()
 
     mu = (0.3, -0.2, 5.0, 5.02), (-0.25, 0.3, 4.0, 4.03)
     p4 = vector.zip(

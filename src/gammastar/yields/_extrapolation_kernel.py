@@ -21,6 +21,12 @@ import math
 import numpy as np
 from numba import njit
 
+from gammastar.core.imports import import_vector
+
+# numba's first compilation or dispatch in a process loads its extensions, vector's among
+# them: vector imported first, without SymPy (gammastar.core.imports)
+import_vector()
+
 __all__ = ["group_sums", "hess_sums"]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)

@@ -24,9 +24,14 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
+from gammastar.core.imports import import_vector
 from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
 from gammastar.corrections.pair_acceptance.table import PairAcceptance
+
+# numba's first compilation or dispatch in a process loads its extensions, vector's among
+# them: vector imported first, without SymPy (gammastar.core.imports)
+import_vector()
 
 __all__ = [
     "acceptance_at_mass",

@@ -38,6 +38,10 @@ test whatever its rounding (a few 1e-16 relative)."""
 def _kernel():
     from numba import njit
 
+    from gammastar.core.imports import import_vector
+
+    import_vector()  # before numba's first compilation loads vector's extension: without SymPy
+
     # serial: numba's parallel compilation of this kernel costs more CPU than the whole
     # tabulation, which the early exits below keep to a few seconds (and the table is cached)
     @njit(cache=True)
