@@ -14,11 +14,13 @@ import math
 
 import numpy as np
 import pytest
-import vector
 from _tolerance import EPS64, reorder_tol
 
+from gammastar.core.imports import import_vector
 from gammastar.physics import kinematics as K
 from gammastar.source.aprime import AprimeKinematics, decay_daughters
+
+vector = import_vector()  # the reference (without SymPy, as gammastar imports it)
 
 N_OPS = 30  # roundings through one boost and one rotation (module docstring)
 # the constant of the error estimates where a result is divided by a small momentum (angles,
