@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from _flows import randomised_flow
+from _phys_figures import skip_loss_figure
 
 from gammastar.config import config_from_dict
 from gammastar.config.flow import FlowConfig
@@ -115,6 +116,14 @@ def make_config(tmp_path, **flow):
         },
         source=str(tmp_path / "a.yaml"),
     )
+
+
+@pytest.fixture(autouse=True)
+def _no_loss_figure(monkeypatch):
+    """The trainings of the tests themselves are checked by their numbers and files: the loss
+    figure is not drawn (tests/_phys_figures.py). The module's shared flows (fixtures of a
+    wider scope, made before it) draw theirs: test_train_writes_artifacts checks it."""
+    skip_loss_figure(monkeypatch)
 
 
 @pytest.fixture(scope="module")

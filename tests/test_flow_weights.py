@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _phys_figures import skip_loss_figure
 from test_flow import SIG_QT, make_config, qt_median, synthetic_pairs
 
 from gammastar.config.flow import FlowConfig
@@ -27,6 +28,13 @@ from gammastar.flow.training import PointSampler, _negative_batches, fit, system
 from gammastar.flow.validate import validate
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _no_loss_figure(monkeypatch):
+    """The trainings here are checked by their numbers: the loss figure is not drawn
+    (tests/_phys_figures.py)."""
+    skip_loss_figure(monkeypatch)
 
 
 # --------------------------------------------------------------------------- n_eff
