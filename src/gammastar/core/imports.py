@@ -2,10 +2,10 @@
 
 :func:`import_vector` imports ``vector`` without its SymPy backend. vector imports SymPy
 whenever SymPy is installed (torch installs it), for symbolic vectors that gammastar never
-makes: 0.7 s of the start-up of every process that imports vector. Two kinds of process do:
-those that select (the chunks' four-vectors) and those that run a numba kernel (numba loads
-its registered extensions at its first compilation or dispatch in a process, and vector's
-extension imports vector); the modules with kernels call it before their first.
+makes: most of a second of the start-up of every process that imports vector. Two kinds of
+process do: those that select (the chunks' four-vectors) and those that run a numba kernel
+(numba loads its registered extensions at its first compilation or dispatch in a process, and
+vector's extension imports vector); the modules with kernels call it before their first.
 """
 
 from __future__ import annotations
