@@ -25,9 +25,7 @@ from numba import njit
 
 from gammastar.core.imports import import_vector
 
-# numba's first compilation or dispatch in a process loads its extensions, vector's among
-# them: vector imported first, without SymPy (gammastar.core.imports)
-import_vector()
+import_vector()  # before numba's first dispatch loads vector's extension (core.imports)
 
 __all__ = ["KIND_FLOAT", "KIND_INT", "KIND_LITERAL", "KIND_STRING", "format_floats", "render"]
 

@@ -29,9 +29,7 @@ from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
 from gammastar.corrections.pair_acceptance.table import PairAcceptance
 
-# numba's first compilation or dispatch in a process loads its extensions, vector's among
-# them: vector imported first, without SymPy (gammastar.core.imports)
-import_vector()
+import_vector()  # before numba's first dispatch loads vector's extension (core.imports)
 
 __all__ = [
     "acceptance_at_mass",

@@ -40,7 +40,7 @@ def _kernel():
 
     from gammastar.core.imports import import_vector
 
-    import_vector()  # before numba's first compilation loads vector's extension: without SymPy
+    import_vector()  # before numba's first dispatch loads vector's extension (core.imports)
 
     # serial: numba's parallel compilation of this kernel costs more CPU than the whole
     # tabulation, which the early exits below keep to a few seconds (and the table is cached)
