@@ -31,6 +31,6 @@ def skip_reach_figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
 
 
 def skip_loss_figure(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The training's loss figure (``flow/loss.png``, a fifth of a small training's time)
+    """The training's loss figure (``flow/loss.png``, two thirds of a small training's time)
     replaced by a recorder: the paths it would have been written to."""
     return skip_plot(monkeypatch, "gammastar.flow.stage.plot_losses")

@@ -548,7 +548,7 @@ def plot_losses(history: Mapping[str, Sequence[float]], path: Path, force: bool 
     ax.set_xlabel("epoch")
     ax.set_ylabel("negative log-likelihood")
     ax.legend()
-    # fixed margins that hold six-character tick labels (a tight layout would draw the
-    # figure once more to measure them: half of this figure's time)
+    # fixed margins that hold tick labels of up to seven characters (a tight layout would
+    # draw the figure once more to measure them: half of this figure's time)
     fig.subplots_adjust(left=0.16, right=0.95, top=0.95)
     return save_figure(fig, path, force=force, close=True, dpi=120)
