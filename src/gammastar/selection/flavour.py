@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.core.inflate import isal_inflate
 from gammastar.errors import InputError
 from gammastar.io import open_tree
 from gammastar.physics.constants import M_E, M_MU
@@ -142,7 +143,8 @@ def check_flavour(checked: Any, lepton: str) -> None:
     for spec in checked.fileset.values():
         for path, tree in spec["files"].items():
             try:
-                n = file_flavours(path, tree, cols, layout)
+                with isal_inflate():  # the first baskets, as the selection reads them
+                    n = file_flavours(path, tree, cols, layout)
             except Exception as err:  # noqa: BLE001 - damaged data: reported when processed
                 log.debug("flavour check of %s skipped: %s", path, err)
                 continue

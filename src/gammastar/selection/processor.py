@@ -36,6 +36,7 @@ import numpy as np
 import uproot  # noqa: F401
 
 from gammastar import io as gio
+from gammastar.core.inflate import isal_inflate
 from gammastar.core.parquet import part_bytes
 from gammastar.core.urls import is_url
 from gammastar.corrections.unfold.efficiency import EfficiencyMap, lookup_efficiency
@@ -86,7 +87,12 @@ class ChunkReader:
         """The columns of the chunk ``item`` (package names), read with uproot and checked;
         a failure here is the input file's (:class:`BadChunk`). Inside
         :func:`sequential_reads`, the chunk that follows the previous one in its file comes
-        from the same ``uproot`` iteration (the same arrays)."""
+        from the same ``uproot`` iteration (the same arrays). ZLIB baskets are inflated
+        with ISA-L where it is installed (:func:`~gammastar.core.inflate.isal_inflate`)."""
+        with isal_inflate():
+            return self._read(item)
+
+    def _read(self, item: WorkItem) -> dict[str, Any]:
         where = (item.filename, item.entrystart, item.entrystop)
         seq = _SEQUENTIAL[0]
         cols = seq.read(self, item) if seq is not None else None
