@@ -603,6 +603,35 @@ def test_pair_rows_are_ak_combinations():
     assert ib.tolist() == ak.flatten(ref["1"]).tolist()
 
 
+@pytest.mark.parametrize("counts", [[2] * 50, [3, 1, 1, 1] * 10, [2, 0, 2, 1, 2] * 10])
+def test_pairs_of_two_lepton_events_are_the_gathered_pairs(counts):
+    """_make_pairs takes the leptons of events that all hold two as the even and odd rows (no
+    gather): the pairs' leptons and columns are those of the rows of _pair_rows (the same
+    values, compared exactly), also where the lepton and pair counts alone would allow it
+    (3 + 1 + 1 + 1 leptons: 3 pairs of 6 leptons) but the events do not hold two each."""
+    from gammastar.selection.chunk import _make_pairs, _pair_rows, _take
+
+    counts = np.array(counts)
+    rng = np.random.default_rng(5)
+    n = int(counts.sum())
+    lep = {k: rng.normal(size=n) for k in "xyz"}
+    lep["t"] = np.sqrt(lep["x"] ** 2 + lep["y"] ** 2 + lep["z"] ** 2 + 0.1057**2)
+    lep["charge"] = rng.choice([-1, 1], n).astype(np.int32)
+    npairs = counts * (counts - 1) // 2
+    p = _make_pairs(lep, counts, np.arange(counts.size), np.zeros(counts.size, np.int8), {})
+    ia, ib = _pair_rows(counts, npairs)
+    for got, rows in ((p.a, ia), (p.b, ib)):
+        ref = _take(lep, rows)
+        for k in lep:
+            np.testing.assert_array_equal(got[k], ref[k])
+    a, b = _take(lep, ia), _take(lep, ib)
+    np.testing.assert_array_equal(p.energy, a["t"] + b["t"])
+    np.testing.assert_array_equal(p.pz, a["z"] + b["z"])
+    np.testing.assert_array_equal(p.qa, a["charge"])
+    np.testing.assert_array_equal(p.charge, (a["charge"] + b["charge"]).astype(np.int8))
+    assert p.qa.flags.c_contiguous
+
+
 def test_sequential_reads_are_the_chunk_reads(tmp_path, monkeypatch):
     """Inside ``sequential_reads`` each file's chunks, read in order, come from one uproot
     iteration: the same arrays as each chunk's own read (also for the shorter last chunk,

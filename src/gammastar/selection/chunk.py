@@ -285,7 +285,13 @@ def _make_pairs(
     npairs = counts * (counts - 1) // 2
     flow["pairs"] = int(npairs.sum())
     ia, ib = _pair_rows(counts, npairs)
-    pa, pb = _take(leptons, ia), _take(leptons, ib)
+    if counts.size and bool((counts == 2).all()):
+        # every event holds two leptons (a dilepton ntuple): the pairs' leptons are the even
+        # and the odd rows, views of the columns (the values of the gathers, without them)
+        pa = {k: v[0::2] for k, v in leptons.items()}
+        pb = {k: v[1::2] for k, v in leptons.items()}
+    else:
+        pa, pb = _take(leptons, ia), _take(leptons, ib)
     if all(k in leptons for k in "xyzt"):  # Cartesian: vector's sum is the components' sums
         sums = {k: pa[k] + pb[k] for k in "xyzt"}
         pflat = _records(sums)
@@ -308,7 +314,7 @@ def _make_pairs(
         charge=(pa["charge"] + pb["charge"]).astype(np.int8),
         event=np.repeat(event_id, npairs),
         channel=np.repeat(channel, npairs),
-        qa=pa["charge"],
+        qa=np.ascontiguousarray(pa["charge"]),  # gathered from in blocks: contiguous
         leptons=leptons,
         ia=ia,
         ib=ib,
