@@ -3,8 +3,9 @@
 Deflate decoding is exact: ISA-L returns the bytes the standard library's ``zlib`` returns, in
 less time (Intel's Intelligent Storage Acceleration Library, with kernels for x86-64 and
 AArch64). uproot offers ISA-L as a choice ("isal", opt-in); its reader takes that choice from
-the ZLIB decompressor of :mod:`uproot.compression`, which :func:`isal_inflate` sets for the
-duration of a read and restores afterwards. Without python-isal, or with an uproot that has no
+the ZLIB decompressor of :mod:`uproot.compression` (a separate object from the ``uproot.ZLIB``
+class, whose ``library`` the writer uses), which :func:`isal_inflate` sets for the duration of
+a read and restores afterwards. Without python-isal, or with an uproot that has no
 such decompressor, or where the user chose another library for it, the read is left as it is.
 """
 
