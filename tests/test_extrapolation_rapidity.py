@@ -236,3 +236,78 @@ def test_the_tsallis_variation_closes_on_a_power_law_truth():
     truth = _tail("tsallis", t_true, q_true, 1.5)
     assert _tail("tsallis", t_fit, q_fit, 1.5) == pytest.approx(truth, rel=0.2)
     assert _tail("nominal", ex.temperature[0], 0.0, 1.5) < 0.5 * truth
+
+
+def _seeing(kin, hit):
+    """A KinematicSample whose detector sees the samples ``hit`` with probability 1 whatever
+    their lifetime (one cell from 0 to ∞)."""
+    from gammastar.reach.acceptance import KinematicSample
+
+    n = len(kin["qT"])
+    return KinematicSample(
+        MASS, np.ones(n), np.asarray(hit, float)[:, None], np.array([0.0, np.inf]), 1.0
+    )
+
+
+@pytest.fixture(scope="module")
+def varied():
+    """A fit with its model variations to pairs whose p_T is a power law (the Tsallis truth
+    above), and a draw of the data-driven kinematics (the model itself inside F: what a flow
+    would give) with their rapidities."""
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    region = _Window(0.35)
+    pairs, _ = _tsallis_pairs(region, 300_000, 21, 0.13, 0.12)
+    ex = _fit(region, pairs, y_mean=TRUE[1], y_sigma=(TRUE[2], 0.1), y_sigma_source="the toy's",
+              model_variations=True)  # fmt: skip
+    kin = ExtrapolatedSampler(ParametricSampler(*TRUE), ex, region).sample(MASS, 40_000, seed=6)
+    y = np.arccosh(kin["E"] / np.sqrt(kin["qT"] ** 2 + MASS**2))
+    return region, ex, kin, y
+
+
+def test_the_variants_spread_is_the_extrapolation_nuisance_where_the_detector_looks(varied):
+    """The reach's ``extrapolation`` nuisance holds the spread of the model variants' own N_sig
+    at the detector (``forms``, :func:`nsig_error_parts`): zero for a detector that sees only
+    the fiducial region (no extrapolated sample is hit: every variant's N_sig is the data's),
+    and larger for one that looks forward of F (y > 4.6, where only the model speaks) than
+    for one that sees everything (where it is nearly the yield's δf_F/f_F alone)."""
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+
+    region, ex, kin, y = varied
+    out = np.asarray(kin["extrapolated"], bool)
+    parts = {
+        name: nsig_error_parts(ex, region, MASS, kin, _seeing(kin, hit), [1.0])
+        for name, hit in (("inside", ~out), ("all", np.ones(out.size)), ("forward", y > 4.6))
+    }
+    assert np.all(parts["inside"]["forms"] == 0.0)  # no extrapolated sample hit: exact zeros
+    assert parts["all"]["forms"][0] > 0
+    # 0.093 against 0.046 on this draw (the logistic rapidity's heavier tail), and the
+    # Tsallis form's part, nearly nothing where f_F decides (F is a rapidity window here),
+    # 40 times larger forward, where the model's p_T tail decides
+    assert parts["forward"]["forms"][0] > 1.5 * parts["all"]["forms"][0]
+    assert parts["forward"]["form_tsallis"][0] > 10 * parts["all"]["form_tsallis"][0]
+
+
+def test_the_spread_vanishes_when_the_variants_agree(varied):
+    """Variants whose records are the nominal fit itself (the same f_F, T, power, ȳ, σ_y)
+    give a zero spread at any detector: each one's N_sig is the nominal's, up to the
+    rounding of the reweighting (weights e^0 = 1 exactly: the self-normalised mean of the
+    same numbers, a few ulp of N/Y_F)."""
+    import dataclasses
+
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+
+    region, ex, kin, y = varied
+    same = {
+        "fiducial_fraction": ex.fiducial_fraction.tolist(),
+        "temperature": ex.temperature.tolist(),
+        "pt_power": ex.power_at(ex.mass).tolist(),
+        "y_mean": float(ex.y_mean[0]),
+        "y_sigma": float(ex.y_sigma[0]),
+        "form": "nominal",
+    }
+    agree = dataclasses.replace(ex, model_variations={k: dict(same) for k in ex.model_variations})
+    for hit in (np.ones(y.size), y > 4.6):
+        parts = nsig_error_parts(agree, region, MASS, kin, _seeing(kin, hit), [1.0])
+        assert parts["forms"][0] < 1e-12
