@@ -175,9 +175,14 @@ def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
 
 def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -> NDArray:
     """The joint ``fit``'s pairs fitted with another ``form`` (σ_y fixed where it is external;
-    fitted powers start from the nominal fit, a fixed power from the mean T_g)."""
+    fitted powers start from the nominal fit, a fixed power from the mean T_g). A form of
+    another p_T family (:attr:`ModelForm.log_pt_family`) fits its T_g and its own second
+    parameter per group at the nominal's ȳ and σ_y: a p_T form's change, and independent
+    fits per group (it has no compiled sums, so a joint fit over shared parameters would
+    take hundreds of numpy passes over every group)."""
     sigma = fit.x[1] if fit.external is not None else None
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
+        mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
         start = np.concatenate([fit.x[:2], ts, np.full(ts.size, form.power_start)])
         xa, _ = _fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
                            x_start=start, sigma=sigma)  # fmt: skip
