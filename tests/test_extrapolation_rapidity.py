@@ -128,8 +128,25 @@ def test_the_rule_keeps_a_constrained_centre_and_records_its_decision(narrow):
     assert rule["decision"] == "fitted" and not ex.y_mean_fixed
     assert rule["y_mean_fitted"] == pytest.approx(ex.y_mean[0], abs=1e-6)
     assert 0 < rule["y_mean_fitted_err"] < rule["threshold"] == 0.5
+    # σ_y's source is exact here (error 0): the data cannot beat it, the width stays external
+    assert rule["y_sigma"]["decision"] == "external" and ex.y_sigma_external is not None
     back = Extrapolation.from_dict(json.loads(json.dumps(ex.as_dict())))
     assert back.y_mean_rule == rule and not back.y_mean_fixed
+
+
+def test_the_rule_frees_the_width_where_the_window_sees_its_curvature():
+    """On the wide window (rms 1.0) the data fix σ_y to better than a source's 0.3: with
+    ``y_mean_auto`` both ȳ and σ_y are fitted (the record says so) and are the model's within
+    3σ of their sandwich errors."""
+    region = _Window(1.0)
+    ex = _fit(region, _toy(region, 200_000, seed=8), y_mean=Y_CM, y_mean_auto=True,
+              y_mean_error=0.5, y_sigma=(1.0, 0.3), y_sigma_source="a source")  # fmt: skip
+    width = ex.y_mean_rule["y_sigma"]
+    assert width["decision"] == "fitted" and ex.y_sigma_external is None
+    assert width["y_sigma_fitted_err"] < 0.3
+    for name, true, value in (("y_mean", TRUE[1], ex.y_mean[0]), ("y_sigma", TRUE[2], ex.y_sigma[0])):
+        i = ex.parameter_index(name)
+        assert abs(value - true) < 3 * np.sqrt(ex.covariance[i, i])
 
 
 def test_the_rule_falls_back_to_the_cm_rapidity_with_the_priors_error():

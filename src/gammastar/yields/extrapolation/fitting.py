@@ -238,7 +238,9 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
     when σ_y moves by its error, added in quadrature: the fiducial data see the slope of
     dN/dy, (ȳ − y)/σ_y², so the centre they give moves with the width assumed); the fit is
     kept where that 1σ is below :attr:`FitSettings.y_mean_error` (the data say more than the
-    prior), else ȳ is fixed at :attr:`FitSettings.y_mean` with that error.
+    prior), else ȳ is fixed at :attr:`FitSettings.y_mean` with that error. Where ȳ is
+    fitted and σ_y external, σ_y is fitted too where the data constrain it better than its
+    source (:func:`_decide_y_sigma`; ``y_sigma`` in the record).
 
     Returns:
         (the settings to fit with, the record ``{rule, y_mean_fitted, y_mean_fitted_err,
@@ -254,6 +256,11 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
         var += (0.5 * float(hi[0] - lo[0])) ** 2
     err = math.sqrt(max(var, 0.0))
     ok = bool(np.isfinite(err) and err < settings.y_mean_error)
+    width = None
+    if ok and ext is not None:  # the width too, where the data say more than its source
+        width, fit_width = _decide_y_sigma(pairs, groups, fiducial, edges, free, power, fit_free)
+        if width["decision"] == "fitted":
+            free, fit_free = replace(free, y_sigma=None, y_sigma_source=None), fit_width
     record = {
         "rule": "auto: the fitted rapidity centre is kept where its 1 sigma (sandwich, with the "
         "external sigma_y's shift) is below the prior's error, else it is fixed at the beam's "
@@ -263,12 +270,30 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
         "y_mean_fixed": float(settings.y_mean),
         "threshold": float(settings.y_mean_error),
         "decision": "fitted" if ok else "fixed",
+        **({} if width is None else {"y_sigma": width}),
     }
     if ok:
         return free, record, fit_free
     fixed = replace(settings, y_mean_auto=False)
     return fixed, record, _joint_fit(pairs, groups, fiducial, edges, (fixed, power),
                                      data=fit_free.data)  # fmt: skip
+
+
+def _decide_y_sigma(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
+                    settings: FitSettings, power: float | None, fit_ext: _Fit
+                    ) -> tuple[dict[str, Any], _Fit]:  # fmt: skip
+    """With ȳ fitted by :func:`_decide_y_mean` and an external σ_y: σ_y fitted too (with ȳ),
+    kept where its sandwich 1σ is below the external error (the data constrain the width
+    better than its source), the external value otherwise. Returns the record ``{y_sigma_fitted,
+    y_sigma_fitted_err, threshold, decision}`` and the free fit."""
+    both = replace(settings, y_sigma=None, y_sigma_source=None)
+    fit = _joint_fit(pairs, groups, fiducial, edges, (both, power), data=fit_ext.data)
+    cov, _ = _sandwich(fit.data, fit.x, None, sigma_fixed=False, power=power)
+    err = math.sqrt(max(float(cov[1, 1]), 0.0))
+    threshold = float(fit_ext.external["error"])
+    ok = bool(np.isfinite(err) and err < threshold)
+    return {"y_sigma_fitted": float(fit.x[1]), "y_sigma_fitted_err": err,
+            "threshold": threshold, "decision": "fitted" if ok else "external"}, fit  # fmt: skip
 
 
 def _joint_fit(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
