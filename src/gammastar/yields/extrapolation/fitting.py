@@ -244,7 +244,8 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
 
     Returns:
         (the settings to fit with, the record ``{rule, y_mean_fitted, y_mean_fitted_err,
-        y_mean_fixed, threshold, decision}``, the fit made with them).
+        y_mean_fixed, threshold, decision[, y_sigma]}`` (the fitted ȳ and its error at the
+        external σ_y), the fit made with them).
     """
     free = replace(settings, y_mean=None, y_mean_auto=False)
     fit_free = _joint_fit(pairs, groups, fiducial, edges, (free, power))
@@ -256,7 +257,7 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
         var += (0.5 * float(hi[0] - lo[0])) ** 2
     err = math.sqrt(max(var, 0.0))
     ok = bool(np.isfinite(err) and err < settings.y_mean_error)
-    width = None
+    y_fit, width = float(fit_free.x[0]), None
     if ok and ext is not None:  # the width too, where the data say more than its source
         width, fit_width = _decide_y_sigma(pairs, groups, fiducial, edges, free, power, fit_free)
         if width["decision"] == "fitted":
@@ -265,7 +266,7 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
         "rule": "auto: the fitted rapidity centre is kept where its 1 sigma (sandwich, with the "
         "external sigma_y's shift) is below the prior's error, else it is fixed at the beam's "
         "c.m. rapidity with that error",
-        "y_mean_fitted": float(fit_free.x[0]),
+        "y_mean_fitted": y_fit,
         "y_mean_fitted_err": err,
         "y_mean_fixed": float(settings.y_mean),
         "threshold": float(settings.y_mean_error),
