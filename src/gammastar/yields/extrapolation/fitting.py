@@ -255,6 +255,7 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
     if ext is not None and ext["error"] > 0:
         hi, lo = _external_sides(fit_free.data, fit_free.x, None, ext["error"], power)
         var += (0.5 * float(hi[0] - lo[0])) ** 2
+        ext["_sides"] = (hi, lo)  # the error's own fits at σ_y ± error (_error_methods)
     err = math.sqrt(max(var, 0.0))
     ok = bool(np.isfinite(err) and err < settings.y_mean_error)
     y_fit, width = float(fit_free.x[0]), None
@@ -296,11 +297,19 @@ def _decide_y_sigma(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges
     constrain the width clearly better than its source), the external value otherwise.
     Returns the record ``{y_sigma_fitted, y_sigma_fitted_err, threshold, decision}`` and the
     free fit."""
+    threshold = float(fit_ext.external["error"]) / Y_SIGMA_MARGIN
+    # σ_y's sandwich 1σ at the external width's fit first: where it is far above the
+    # threshold the width's own fit cannot pass, and is not made
+    cov0, _ = _sandwich(fit_ext.data, fit_ext.x, None, sigma_fixed=False, power=power)
+    err0 = math.sqrt(max(float(cov0[1, 1]), 0.0))
+    if not err0 < 2.0 * threshold:
+        return {"y_sigma_fitted": None, "y_sigma_fitted_err": err0, "threshold": threshold,
+                "decision": "external", "note": "error at the external width's fit: no fit "
+                "of the width made (more than twice the threshold)"}, fit_ext  # fmt: skip
     both = replace(settings, y_sigma=None, y_sigma_source=None)
     fit = _joint_fit(pairs, groups, fiducial, edges, (both, power), data=fit_ext.data)
     cov, _ = _sandwich(fit.data, fit.x, None, sigma_fixed=False, power=power)
     err = math.sqrt(max(float(cov[1, 1]), 0.0))
-    threshold = float(fit_ext.external["error"]) / Y_SIGMA_MARGIN
     ok = bool(np.isfinite(err) and err < threshold)
     return {"y_sigma_fitted": float(fit.x[1]), "y_sigma_fitted_err": err,
             "threshold": threshold, "decision": "fitted" if ok else "external"}, fit  # fmt: skip
@@ -355,8 +364,9 @@ def _error_methods(fit: _Fit, fiducial: Any, centre: NDArray, settings: FitSetti
     data, fitted, _, x, _, external, power, inside = fit
     y_mean, method = settings.y_mean, settings.error_method
     # the fits at an external σ_y ± its error, shared by both error methods
-    sides = (None if external is None
-             else _external_sides(data, x, y_mean, external["error"], power))  # fmt: skip
+    sides = None if external is None else external.pop("_sides", None)  # the rule's, if made
+    if external is not None and sides is None:
+        sides = _external_sides(data, x, y_mean, external["error"], power)
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = cross = None
     for meth in (method, _OTHER[method]) if settings.compare else (method,):
