@@ -55,7 +55,7 @@ def _fiducial_yields(
     mcp_fid = mcp_yield_from_pairs(
         m, w, n_pot, m_chi, m_lepton=m_lepton, mass_range=(float(edges[0]), float(edges[-1]))
     )
-    # ȳ fixed at the beam–nucleon c.m. rapidity (FitSettings.from_config)
+    # ȳ as yields.extrapolation_y_mean says (FitSettings.from_config)
     ex = fit_extrapolation(m, pairs["pT"].to_numpy(), pairs["y"].to_numpy(), w, ap_fid.edges,
                            fiducial, settings=FitSettings.from_config(cfg))  # fmt: skip
     f_pair = ex.at(m)[0]

@@ -11,8 +11,10 @@ the m_T-scaling thermal spectrum with a Gaussian lab rapidity used for hadron pr
 fixed-target collisions (NA60, Eur. Phys. J. C 59 (2009) 607; docs/explanation/physics.md §3.2) — or, with
 ``pt_power``, its family m_T^a e^{−m_T/T} with the power a fixed or fitted per mass range
 (:func:`_log_pt_power`; a = 1 the Boltzmann form) —, with ȳ fixed
-at the beam–nucleon c.m. rapidity when the caller gives it (``yields`` does: the fiducial data
-see ±0.5 units around the peak, where ȳ and σ_y cannot be told apart). The fit
+at the beam–nucleon c.m. rapidity when the caller gives it, or fitted where the data constrain
+it (``yields.extrapolation_y_mean``: the fiducial data see ±0.5 units around the peak, the
+slope of dN/dy there rather than its curvature;
+:attr:`~gammastar.yields.extrapolation.fitting.FitSettings.y_mean_auto`). The fit
 maximises the weighted likelihood of the model truncated to F,
 Σ_i w_i [ln p(x_i) − ln P_F], with P_F = ∫_F p by importance sampling on a fixed broad reference
 sample (smooth in the parameters). It gives the fiducial fraction f_F(m) = P_F, so that the full-phase-space
