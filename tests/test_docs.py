@@ -78,6 +78,21 @@ def test_the_quoted_pythia_version_is_the_pinned_one():
     assert not wrong, f"not the pinned PYTHIA {pin.group(1)}: {wrong}"
 
 
+def test_the_mock_page_s_truth_codes_are_the_code_s():
+    """docs/reference/mock.md's source table (code, name) and its electron codes "8–16" are
+    ``gammastar.channels.Channel``'s and ``ELECTRON_CHANNELS``'s."""
+    from gammastar.channels import ELECTRON_CHANNELS, Channel
+
+    page = (DOCS / "reference" / "mock.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (\d+) `(\w+)` \|", page, re.MULTILINE))
+    assert rows, "mock.md: no source table"
+    assert {int(c): n for c, n in rows.items()} == {
+        c.value: c.name for c in Channel if c not in ELECTRON_CHANNELS
+    }
+    lo, hi = min(ELECTRON_CHANNELS), max(ELECTRON_CHANNELS)
+    assert f"truth codes {lo.value}–{hi.value}" in page
+
+
 def _schema_keys(node: object, path: str = "") -> list[tuple[str, dict]]:
     """(dotted path, schema) of every named key of a JSON Schema, at any depth: each property,
     and each definition that has properties of its own."""
