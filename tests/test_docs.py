@@ -78,6 +78,19 @@ def test_the_quoted_pythia_version_is_the_pinned_one():
     assert not wrong, f"not the pinned PYTHIA {pin.group(1)}: {wrong}"
 
 
+def test_the_python_version_the_pages_name_is_pyproject_s():
+    """ "Python ≥ X" on README.md and the pages is pyproject.toml's ``requires-python``."""
+    pin = re.search(r'requires-python = ">=([\d.]+)"', (REPO / "pyproject.toml").read_text())
+    assert pin, "pyproject.toml: no requires-python"
+    quoted = {
+        (page, v)
+        for page, text in _quotes(r"Python ≥ [\d.]+", 0)
+        for v in re.findall(r"Python ≥ ([\d.]+)", text)
+    }
+    assert quoted, "no page names the Python version"
+    assert all(v == pin.group(1) for _, v in quoted), (pin.group(1), quoted)
+
+
 def test_the_mock_page_s_truth_codes_are_the_code_s():
     """docs/reference/mock.md's source table (code, name) and its electron codes "8–16" are
     ``gammastar.channels.Channel``'s and ``ELECTRON_CHANNELS``'s."""
