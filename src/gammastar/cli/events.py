@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, choices, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, SeedOpt, choices, load
 
 CHANNELS = ("ee", "mumu", "pipi", "KK", "KSKL")
 """The decays ``--channels`` takes: the keys of :data:`gammastar.source.decays.DECAYS`,
@@ -51,7 +51,6 @@ _DecayOpt = Annotated[
 ]
 
 
-@app.command("events")
 def events_command(
     config: ConfigArg,
     mass: Annotated[

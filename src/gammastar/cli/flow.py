@@ -8,11 +8,10 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, app, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, load
 from gammastar.core import rundir
 
 
-@app.command("train")
 def train_command(
     config: ConfigArg,
     resume: Annotated[
@@ -39,7 +38,6 @@ def train_command(
     )
 
 
-@app.command("sample")
 def sample_command(
     config: ConfigArg,
     out_file: Annotated[Path, typer.Option("-o", "--out", help="Output file (.parquet or .root).")],
@@ -114,7 +112,6 @@ def sample_command(
     typer.echo(f"wrote {n} samples to {path}")
 
 
-@app.command("validate")
 def validate_command(
     config: ConfigArg,
     output: OutputOpt = None,

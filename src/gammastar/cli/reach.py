@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, WaitOpt, choices, load
 
 METHODS = ("auto", "exact", "asymptotic", "toys")
 """The values of ``--method``: ``auto`` and the statistics methods of
@@ -18,7 +18,6 @@ two equal."""
 Method = choices("Method", METHODS)
 
 
-@app.command("reach")
 def reach_command(
     config: ConfigArg,
     method: Annotated[
@@ -39,7 +38,7 @@ def reach_command(
     Writes reach.json, workspaces/*.json (pyhf; `pyhf cls FILE --test-poi S` gives CLs for S
     signal events), acceptance.npz and figures/reach.png in the run directory.
     """
-    from gammastar.cli import lock_run
+    from gammastar.cli.options import lock_run
 
     cfg = load(config, output)  # a bad config: refused before the stage's imports
     from gammastar.reach.stage import check_config, run_reach
@@ -57,7 +56,6 @@ def reach_command(
     )
 
 
-@app.command("acceptance")
 def acceptance_command(
     config: ConfigArg,
     compare: Annotated[

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, OutputOpt, WaitOpt, app, choices, load
+from gammastar.cli.options import ConfigArg, OutputOpt, WaitOpt, choices, load
 from gammastar.core.rundir import STAGE_ORDER
 
 Stage = choices("Stage", (*STAGE_ORDER, "all"))
@@ -14,7 +14,6 @@ Stage = choices("Stage", (*STAGE_ORDER, "all"))
 ``gammastar.pipeline.STAGES`` follows) and ``all``."""
 
 
-@app.command("run")
 def run_command(
     config: ConfigArg,
     output: OutputOpt = None,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, WaitOpt, choices, load
 
 Executor = choices("Executor", ("iterative", "futures", "dask"))
 """The values of ``--executor``: those of :data:`gammastar.selection.execution.EXECUTORS`
@@ -15,7 +15,6 @@ Executor = choices("Executor", ("iterative", "futures", "dask"))
 that the command line starts fast)."""
 
 
-@app.command("select")
 def select_command(
     config: ConfigArg,
     input: Annotated[

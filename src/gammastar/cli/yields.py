@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, WaitOpt, load
 
 
-@app.command("yields")
 def yields_command(
     config: ConfigArg,
     output: OutputOpt = None,
