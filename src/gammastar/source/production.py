@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.target import nucleus_scale, nucleus_scale_rel_err, yield_scale
@@ -130,7 +131,7 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
         raise InputError(f"{path}: {err}") from None
 
 
-def check_refuse(config: Any, yields: Yields) -> None:
+def check_refuse(config: AnalysisConfig, yields: Yields) -> None:
     """Refuse ``reach.extrapolation: refuse`` on a both-channels run's yields (stitched at
     ``extrapolation.seam``: the combined yield has no fiducial-region-only part).
 
@@ -147,7 +148,7 @@ def check_refuse(config: Any, yields: Yields) -> None:
         )
 
 
-def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, Any]]:
+def resolve_yield_scale(config: AnalysisConfig, yields: Yields) -> tuple[float, dict[str, Any]]:
     """The factor on the data's yield per POT for the reach's facility, and how it was made.
 
     ``reach.target_interaction_lengths`` (the facility's target) against the data's target:
@@ -209,7 +210,7 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
     return scale, info
 
 
-def _nucleus_part(config: Any) -> tuple[float, dict[str, Any]]:
+def _nucleus_part(config: AnalysisConfig) -> tuple[float, dict[str, Any]]:
     """The A-dependence factor of ``reach.target`` and its record (``reach.json`` meta
     ``target_nucleus``).
 
