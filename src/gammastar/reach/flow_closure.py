@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir, urls
 from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError, InputError
@@ -291,7 +292,7 @@ def detector_closure(
     return out
 
 
-def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path | str]:
+def flow_rows(config: AnalysisConfig, flow_path: Path) -> tuple[dict[str, NDArray], Path | str]:
     """The rows the flow at ``flow_path`` (a run directory, its ``flow/`` or ``model.pt``)
     learnt, with the weights it learnt them with: the pairs its ``meta.json`` names (else
     ``pairs.parquet`` beside ``flow/``; both channels combined as
@@ -430,7 +431,7 @@ def _closure_flow(source: Source) -> tuple[Any, Any, float | None]:
     return source.kinematics, None, None
 
 
-def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dict[str, Any] | None:
+def closure_record(config: AnalysisConfig, inp: Any, res: Any, *, per_pair: int = 4) -> dict[str, Any] | None:
     """The reach's ``flow_closure`` block: :func:`detector_closure` at each of
     ``validate.masses`` inside the scan's range, at the cτ of the median expected ε_low and
     ε_high of the scan (nearest scan mass; at a mass not excluded, the ε of the largest
