@@ -278,23 +278,39 @@ def with_target_nuisance(
     nucleus = scale_info.get("target_nucleus")
     if nucleus is None:
         return nuisances, record
+    origin = (
+        f"reach.target: A-dependence exponent alpha = {nucleus['a_exponent']:g} +- "
+        f"{nucleus['a_exponent_err']:g} ({nucleus['a_exponent_origin']}), "
+        f"{nucleus['data_target']} (A = {nucleus['data_mass_number']:g}) -> "
+        f"{nucleus['material']} (A = {nucleus['mass_number']:g}): "
+        "exp(|ln(A_f/A_d)| sigma_alpha) - 1"
+    )
+    return _with_signal_normsys(
+        nuisances, record, masses, TARGET_NUISANCE, float(nucleus["rel_err"]), origin
+    )
+
+
+def _with_signal_normsys(
+    nuisances: dict[str, NDArray[np.float64]] | None,
+    record: dict[str, Any] | None,
+    masses: ArrayLike,
+    name: str,
+    rel: float,
+    origin: str,
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
+    """``nuisances`` and their ``reach.json`` ``record`` with the nuisance ``name``: a
+    log-normal normsys of relative size ``rel`` on the signal, the same at every mass, one
+    parameter shared by the channels (``origin``: where ``rel`` comes from)."""
     m = np.atleast_1d(np.asarray(masses, dtype=float))
-    rel = float(nucleus["rel_err"])
     out = dict(nuisances or {})
-    out[TARGET_NUISANCE] = np.full(m.shape, rel)
+    out[name] = np.full(m.shape, rel)
     rec = dict(record) if record is not None else {"mass": m.tolist(), "nuisances": {}}
     rec["nuisances"] = {
         **rec.get("nuisances", {}),
-        TARGET_NUISANCE: {
+        name: {
             "kind": NUISANCE_KIND,
             "rel": [rel] * m.size,
-            "origin": (
-                f"reach.target: A-dependence exponent alpha = {nucleus['a_exponent']:g} +- "
-                f"{nucleus['a_exponent_err']:g} ({nucleus['a_exponent_origin']}), "
-                f"{nucleus['data_target']} (A = {nucleus['data_mass_number']:g}) -> "
-                f"{nucleus['material']} (A = {nucleus['mass_number']:g}): "
-                "exp(|ln(A_f/A_d)| sigma_alpha) - 1"
-            ),
+            "origin": origin,
             "correlation": CORRELATED,
             "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
         },
@@ -329,24 +345,10 @@ def with_mock_nuisance(
     rel = norm.get("rel_uncertainty") if isinstance(norm, dict) else None
     if rel is None or not float(rel) > 0:
         return nuisances, record
-    rel = float(rel)
-    m = np.atleast_1d(np.asarray(masses, dtype=float))
-    out = dict(nuisances or {})
-    out[MOCK_NUISANCE] = np.full(m.shape, rel)
-    rec = dict(record) if record is not None else {"mass": m.tolist(), "nuisances": {}}
-    rec["nuisances"] = {
-        **rec.get("nuisances", {}),
-        MOCK_NUISANCE: {
-            "kind": NUISANCE_KIND,
-            "rel": [rel] * m.size,
-            "origin": (
-                f"mock cocktail normalisation: <n_omega> = {norm['n_omega_per_collision']:.4g} "
-                f"per p + {norm.get('target', '?')} collision ({norm.get('origin', '')}); the "
-                "relative uncertainty of <n_omega>_pp, sigma_inel(pp) and alpha_omega "
-                "(gammastar.cocktail_inputs)"
-            ),
-            "correlation": CORRELATED,
-            "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
-        },
-    }
-    return out, rec
+    origin = (
+        f"mock cocktail normalisation: <n_omega> = {norm['n_omega_per_collision']:.4g} "
+        f"per p + {norm.get('target', '?')} collision ({norm.get('origin', '')}); the "
+        "relative uncertainty of <n_omega>_pp, sigma_inel(pp) and alpha_omega "
+        "(gammastar.cocktail_inputs)"
+    )
+    return _with_signal_normsys(nuisances, record, masses, MOCK_NUISANCE, float(rel), origin)
