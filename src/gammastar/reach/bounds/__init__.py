@@ -142,7 +142,7 @@ def read_config_bounds(config: AnalysisConfig) -> list[tuple[Bound, str]]:
     Raises:
         InputError: the first bad file, naming it and the column.
     """
-    out = []
+    out: list[tuple[Bound, str]] = []
     for entry in config.reach.compare_with:
         try:
             out.append((read_entry(entry, config), entry.style))
