@@ -322,7 +322,7 @@ def run_mcp_events(
     charge: float = 1.0,
     decay: str = "data",
     source: Any = None,
-    spectrum: tuple[NDArray, NDArray, str] | None = None,
+    spectrum: tuple[NDArray[np.float64], NDArray[np.float64], str] | None = None,
 ) -> EventsResult:
     """``gammastar events --mchi``: γ* → χχ̄ events (millicharged particles, Eq. 8).
 
@@ -409,8 +409,8 @@ def run_mcp_events(
 
 
 def _mcp_spectrum(
-    config: AnalysisConfig, spectrum: tuple[NDArray, NDArray, str] | None
-) -> tuple[NDArray, NDArray, str]:
+    config: AnalysisConfig, spectrum: tuple[NDArray[np.float64], NDArray[np.float64], str] | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
     """``spectrum``, else the run's γ* mass spectrum (``histograms.root`` ``unfolded_m``,
     else ``pairs.parquet``: :func:`gammastar.flow.data.run_mass_spectrum`)."""
     if spectrum is not None:
@@ -430,8 +430,8 @@ def _gstar_source(source: Source, extrapolate: bool) -> Source:
 
 
 def _full_spectrum(
-    config: AnalysisConfig, yields: Any, spectrum: tuple[NDArray, NDArray, str]
-) -> tuple[NDArray, NDArray, str]:
+    config: AnalysisConfig, yields: Any, spectrum: tuple[NDArray[np.float64], NDArray[np.float64], str]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
     """The γ* mass spectrum's edges and contents (negative contents clipped) in the phase
     space of the events, and that phase space in words: with fiducial-region yields and
     ``reach.extrapolation: label`` the fiducial spectrum carried to the full phase space with
@@ -450,8 +450,8 @@ def _full_spectrum(
 
 
 def _mcp_polarisation(
-    decay: str, config: AnalysisConfig, centres: NDArray, yields_doc: Any
-) -> tuple[NDArray, dict[str, Any]]:
+    decay: str, config: AnalysisConfig, centres: NDArray[np.float64], yields_doc: Any
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
     """ρ₀₀ of the γ* per mass bin (:func:`polarisation` at each bin centre, at least just
     above the dilepton threshold) and the meta of where it came from."""
     ml = float(config.input.lepton_mass)
@@ -591,7 +591,7 @@ def _summary(
 
 def _chunks_forever(
     sampler: Any, st: EventSettings, chunk: int, seed: int | None, max_chunks: int = 10_000
-) -> Iterator[dict[str, NDArray]]:
+) -> Iterator[dict[str, NDArray[Any]]]:
     """Chunks of ``chunk`` events from independent child seeds of ``seed``, until the consumer
     (:class:`Unweighter`) stops."""
     ss = np.random.SeedSequence(seed)
