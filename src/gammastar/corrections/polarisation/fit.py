@@ -157,14 +157,14 @@ def _counted_pairs(u: ArrayLike, a0: ArrayLike, v: ArrayLike, w: ArrayLike,
     """(u, a0, v, w) of :func:`fit_lambdas` as C-contiguous float64, the rows of the fitted
     λ only, the pairs with w = 0 dropped (a transposed or float32 input, e.g. rows of
     PairMoments, would otherwise keep its strides through every pass's slices)."""
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    a0 = np.ascontiguousarray(a0, dtype=np.float64)
-    u = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
-    v = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
-    if not np.all(w != 0):  # only the pairs that count
-        nz = w != 0
-        u, v, a0, w = u[:, nz], v[:, nz], a0[nz], w[nz]
-    return u, a0, v, w
+    ww = np.ascontiguousarray(w, dtype=np.float64)
+    aa = np.ascontiguousarray(a0, dtype=np.float64)
+    uu = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
+    vv = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
+    if not np.all(ww != 0):  # only the pairs that count
+        nz = ww != 0
+        uu, vv, aa, ww = uu[:, nz], vv[:, nz], aa[nz], ww[nz]
+    return uu, aa, vv, ww
 
 
 def _first_pass(one_pass: _NewtonPass, start: ArrayLike | None,
@@ -191,7 +191,7 @@ def _inverse_if_positive(hess: NDArray[np.float64]) -> NDArray[np.float64] | Non
         return None
     try:
         np.linalg.cholesky(hess)
-        return np.linalg.inv(hess)
+        return np.asarray(np.linalg.inv(hess), dtype=np.float64)
     except np.linalg.LinAlgError:
         return None
 
