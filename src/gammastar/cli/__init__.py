@@ -18,7 +18,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 
@@ -166,7 +166,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _warning_line(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, *args: object
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
 ) -> None:
     """``warnings.showwarning`` of the command line: one line naming the warning's class and
     the package that raised it (``GAMMASTAR_DEBUG=1``: Python's own text, with file and line)."""

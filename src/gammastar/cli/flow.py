@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, load
+from gammastar.cli.options import (
+    ConfigArg,
+    ForceOpt,
+    OutputOpt,
+    SeedOpt,
+    WaitOpt,
+    document,
+    given,
+    load,
+)
 from gammastar.core import rundir
 
 
@@ -91,7 +100,7 @@ def sample_command(
         spectrum = run_mass_spectrum(cfg)
         cols = sample_mcp(
             model,
-            mcp_mass,
+            given(mcp_mass, "--mcp-mass"),
             n,
             spectrum=spectrum[:2],
             m_lepton=cfg.input.lepton_mass,
@@ -103,7 +112,8 @@ def sample_command(
     meta = make_meta(
         config_sha256=cfg.sha256,
         seed=s,
-        inputs=[model.path / rundir.MODEL_FILE],
+        inputs=[cfg.output_dir / rundir.FLOW_DIR / rundir.MODEL_FILE if model.path is None
+                else model.path / rundir.MODEL_FILE],
         n=n,
         flow_sha256=model.meta.get("model_sha256"),
         **extra,
@@ -127,7 +137,7 @@ def validate_command(
     from gammastar.core.verdicts import n_inside
     from gammastar.flow.validate import validate
 
-    res = validate(cfg, force=force, seed=seed).document
+    res = document(validate(cfg, force=force, seed=seed))
     inside = n_inside(res)
     typer.echo(
         f"model-vs-data KL inside the data-vs-data 95% band at {inside}/{len(res['mass'])} "

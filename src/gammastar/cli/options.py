@@ -4,15 +4,16 @@ with its run directory's lock (:func:`load`, :func:`lock_run`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
 if TYPE_CHECKING:
     from gammastar.config import AnalysisConfig
+    from gammastar.core.results import StageResult
 
 # Shared option types, so that every command spells them the same way.
 ConfigArg = Annotated[
@@ -63,3 +64,19 @@ def lock_run(run_dir: Path, *, wait: bool = False) -> None:
     from gammastar.core import runlock
 
     runlock.acquire(run_dir, wait=wait)
+
+
+def document(result: StageResult) -> Mapping[str, Any]:
+    """The JSON document a stage wrote (the stages a command summarises write one)."""
+    if result.document is None:
+        raise TypeError(f"{result.path}: the stage returned no document")
+    return result.document
+
+
+def given(value: float | None, option: str) -> float:
+    """An option the command's checks made required here (``--mass`` of an A′ request, ...)."""
+    if value is None:
+        from gammastar.errors import GammastarError
+
+        raise GammastarError(f"{option} is required")
+    return value
