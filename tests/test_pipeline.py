@@ -16,7 +16,7 @@ REAL_STAGES = pipeline.STAGES  # the chain's stages (the toy fixture replaces pi
 
 
 def _writer(name: str, out: str, src: str | None = None):
-    def run(config: AnalysisConfig, force: bool = True) -> None:
+    def run(config: AnalysisConfig) -> None:
         CALLS.append(name)
         text = config.flow.model_dump_json() if name == "b" else name
         if src:
@@ -24,6 +24,13 @@ def _writer(name: str, out: str, src: str | None = None):
         (config.output_dir / out).write_text(text)
 
     return run
+
+
+def _toy(name: str):
+    """The stage function ``toy_stages.<name>`` looked up when called (tests replace it)."""
+    import sys
+
+    return lambda config: getattr(sys.modules["toy_stages"], name)(config)
 
 
 @pytest.fixture
@@ -37,9 +44,9 @@ def toy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AnalysisConfig:
     mod.c = _writer("c", "c.txt")
     monkeypatch.setitem(sys.modules, "toy_stages", mod)
     stages = (
-        pipeline.Stage("a", "toy_stages:a", sections=("selection",), outputs=("a.txt",)),
-        pipeline.Stage("b", "toy_stages:b", sections=("flow",), outputs=("b.txt",), needs=("a",)),
-        pipeline.Stage("c", "toy_stages:c", sections=("reach",), outputs=("c.txt",)),
+        pipeline.Stage("a", _toy("a"), sections=("selection",), outputs=("a.txt",)),
+        pipeline.Stage("b", _toy("b"), sections=("flow",), outputs=("b.txt",), needs=("a",)),
+        pipeline.Stage("c", _toy("c"), sections=("reach",), outputs=("c.txt",)),
     )
     monkeypatch.setattr(pipeline, "STAGES", stages)
     CALLS.clear()
@@ -193,7 +200,7 @@ def test_glob_inputs_are_tracked(
         update={"input": toy.input.model_copy(update={"files": [str(data / "x*.root")]})}
     )
     stage = pipeline.Stage(
-        "s", "toy_stages:c", sections=("input",), outputs=("c.txt",), external=pipeline._input_files
+        "s", _toy("c"), sections=("input",), outputs=("c.txt",), external=pipeline._input_files
     )
     monkeypatch.setattr(pipeline, "STAGES", (stage,))
     assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "ran"}
@@ -259,7 +266,7 @@ def test_maps_and_reach_inputs_are_tracked(
     )
 
     def writes(*outs: str):
-        def run(config: AnalysisConfig, force: bool = True) -> None:
+        def run(config: AnalysisConfig) -> None:
             CALLS.append(outs[0])
             for o in outs:
                 (config.output_dir / o).parent.mkdir(parents=True, exist_ok=True)
@@ -271,7 +278,7 @@ def test_maps_and_reach_inputs_are_tracked(
     stages = []
     for name in ("generate", "select", "yields", "train", "reach"):
         setattr(sys.modules["toy_stages"], name, writes(*real[name].outputs))
-        stages.append(dataclasses.replace(real[name], func=f"toy_stages:{name}"))
+        stages.append(dataclasses.replace(real[name], func=_toy(name)))
     monkeypatch.setattr(pipeline, "STAGES", tuple(stages))
     quiet = {"echo": lambda s: None, "report": False}
     assert set(statuses(pipeline.run(cfg, **quiet)).values()) == {"ran"}

@@ -48,7 +48,8 @@ class Stage:
 
     Arguments:
         name: stage name (also the ``--force`` value).
-        func: dotted path ``module:function`` called as ``func(config, force=True)``.
+        func: the stage's function, called as ``func(config)`` (its outputs overwritten: the
+            pipeline owns them); it imports its stage when called (``modules``).
         sections: config sections (top-level keys) the stage reads.
         outputs: run-directory-relative files the stage writes.
         needs: upstream stages whose outputs this stage reads.
@@ -62,7 +63,7 @@ class Stage:
     """
 
     name: str
-    func: str
+    func: Callable[[AnalysisConfig], Any]
     sections: tuple[str, ...]
     outputs: tuple[str, ...]
     needs: tuple[str, ...] = ()
@@ -98,27 +99,26 @@ class Stage:
 
     def call(self, config: AnalysisConfig) -> Any:
         """Run the stage (its outputs overwritten: the pipeline owns them)."""
-        module, _, attr = self.func.partition(":")
-        return getattr(importlib.import_module(module), attr)(config, force=True)
+        return self.func(config)
 
 
 def _mock_path(cfg: AnalysisConfig) -> Path:
     return cfg.output_dir / rundir.MOCK
 
 
-def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_generate(config: AnalysisConfig) -> Any:
     from gammastar.mock.generate import generate_file
     from gammastar.mock.plots import plot_file
 
-    result = generate_file(config, _mock_path(config), force=force)
+    result = generate_file(config, _mock_path(config), force=True)
     plot_file(result.path, config.output_dir / rundir.FIGURES_DIR, force=True)
     return result
 
 
-def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_select(config: AnalysisConfig) -> Any:
     from gammastar.selection.stage import select
 
-    return select(config, force=force)
+    return select(config, force=True)
 
 
 def _check_select(config: AnalysisConfig) -> None:
@@ -140,13 +140,13 @@ def _check_select(config: AnalysisConfig) -> None:
         )
 
 
-def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_yields(config: AnalysisConfig) -> Any:
     from gammastar.yields.stage import compute_yields
 
-    return compute_yields(config, force=force)
+    return compute_yields(config, force=True)
 
 
-def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_train(config: AnalysisConfig) -> Any:
     """Train the flow; an interrupted training of the same config and data resumes."""
     import sys
 
@@ -165,10 +165,10 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
     return {"note": "trained from scratch"}
 
 
-def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_validate(config: AnalysisConfig) -> Any:
     from gammastar.flow.validate import validate  # torch: only when a flow is used
 
-    return validate(config, force=force)
+    return validate(config, force=True)
 
 
 def _check_reach(config: AnalysisConfig) -> None:
@@ -177,10 +177,10 @@ def _check_reach(config: AnalysisConfig) -> None:
     check_config(config)
 
 
-def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_reach(config: AnalysisConfig) -> Any:
     from gammastar.reach.stage import run_reach
 
-    return run_reach(config, force=force)
+    return run_reach(config, force=True)
 
 
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
@@ -257,7 +257,7 @@ def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
 STAGES: tuple[Stage, ...] = (
     Stage(
         "generate",
-        "gammastar.pipeline:_run_generate",
+        _run_generate,
         sections=("seed", "beam", "mock"),
         outputs=rundir.stage_outputs("generate"),
         external=_mock_maps,
@@ -266,7 +266,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "select",
-        "gammastar.pipeline:_run_select",
+        _run_select,
         sections=("input", "selection", "background", "unfold"),
         outputs=rundir.stage_outputs("select"),
         needs=("generate",),
@@ -276,7 +276,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "yields",
-        "gammastar.pipeline:_run_yields",
+        _run_yields,
         # seed: the mock's true fiducial fraction and the migration bootstrap's default seed
         sections=("seed", "beam", "yields", "uncertainties"),
         outputs=rundir.stage_outputs("yields"),
@@ -286,7 +286,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "train",
-        "gammastar.pipeline:_run_train",
+        _run_train,
         sections=("seed", "flow"),
         outputs=rundir.stage_outputs("train"),
         needs=("select",),
@@ -297,7 +297,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "validate",
-        "gammastar.pipeline:_run_validate",
+        _run_validate,
         sections=("seed", "validate"),
         outputs=rundir.stage_outputs("validate"),
         needs=("select", "train"),
@@ -305,7 +305,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "reach",
-        "gammastar.pipeline:_run_reach",
+        _run_reach,
         sections=("seed", "beam", "detector", "reach", "uncertainties"),
         outputs=rundir.stage_outputs("reach"),
         needs=("yields", "train"),

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, WaitOpt, choices, load
 
-Executor = choices("Executor", ("iterative", "futures", "dask"))
+if TYPE_CHECKING:  # a class made at run time: mypy reads it as any StrEnum
+    Executor = StrEnum
+else:
+    Executor = choices("Executor", ("iterative", "futures", "dask"))
 """The values of ``--executor``: those of :data:`gammastar.selection.execution.EXECUTORS`
 (tests/test_documented_commands.py keeps the two equal; the selection is not imported here, so
 that the command line starts fast)."""
 
 
-@app.command("select")
+_ITERATIVE = Executor("iterative")
+
 def select_command(
     config: ConfigArg,
     input: Annotated[
@@ -31,7 +36,7 @@ def select_command(
             help="iterative: one process; futures: --workers local processes; dask: a local Dask "
             "cluster or the one at --scheduler (docs/howto/cluster.md).",
         ),
-    ] = Executor.iterative,
+    ] = _ITERATIVE,
     scheduler: Annotated[
         str | None,
         typer.Option("--scheduler", help="Dask scheduler address; none: a local Dask cluster."),

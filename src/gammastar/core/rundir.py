@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gammastar.core import urls
 from gammastar.core.artifacts import SCHEMA_VERSION, atomic_path, json_text, load_json
@@ -410,6 +410,14 @@ def check_pairs_schema(path: Path | str, require: Sequence[str] | None = None) -
 
 
 # --------------------------------------------------------------------------- the object
+class HasOutputDir(Protocol):
+    """What :meth:`RunDir.of` reads of a config: its run directory
+    (:class:`gammastar.config.AnalysisConfig` is one; the config package is a layer above)."""
+
+    @property
+    def output_dir(self) -> Path: ...
+
+
 class RunDir:
     """A run directory: paths and typed, schema-checked readers/writers of its artifacts.
 
@@ -434,7 +442,7 @@ class RunDir:
         return f"RunDir({str(self.root)!r})"
 
     @classmethod
-    def of(cls, config: Any) -> RunDir:
+    def of(cls, config: HasOutputDir) -> RunDir:
         """The run directory of an analysis config (its ``output_dir``)."""
         return cls(config.output_dir)
 

@@ -27,14 +27,16 @@ Toro PRD 98 (2018) 035011 (the y plane); the seed talk (semi-visible A′).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.config import load_config
+from gammastar.config import AnalysisConfig, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.core.figures import figure_style, save_figure
@@ -491,7 +493,12 @@ def chain_acceptances(
     return out
 
 
-def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> Any:
+def run_idm_reach(
+    config: AnalysisConfig | str | os.PathLike[str],
+    *,
+    force: bool = False,
+    output: str | os.PathLike[str] | None = None,
+) -> Path:
     """``gammastar reach-idm``: the expected iDM reach of ``config.idm`` in the (m₁, y) plane
     (and (m_A′, ε) at these dark parameters); writes ``reach_idm.json`` and
     ``figures/reach_idm.png``.
@@ -507,10 +514,7 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     Raises:
         ConfigError: no ``idm`` section.
     """
-    from pathlib import Path
-
-
-    cfg = load_config(config) if not hasattr(config, "idm") else config
+    cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     where = cfg.source or "<config>"
     if cfg.idm is None:
         raise ConfigError(f"{where}: no 'idm' section (docs/howto/dark-sectors.md)")
@@ -539,7 +543,7 @@ class _IdmScan(NamedTuple):
     pols: list[dict[str, Any]]
 
 
-def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
+def _idm_scan(cfg: AnalysisConfig, src: Mapping[str, Any]) -> _IdmScan:
     """Per m₁ of ``cfg.idm``'s grid, the chains' acceptances (:func:`chain_acceptances`, the
     A′ spin density from the data) and the excluded y interval per band; ``src`` the A′
     source (:func:`gammastar.source.setup.aprime_source`: its
@@ -595,7 +599,7 @@ def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
     return scan
 
 
-def _idm_doc(cfg: Any, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]:
+def _idm_doc(cfg: AnalysisConfig, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]:
     """The ``reach_idm.json`` document of a scan (:data:`gammastar.core.rundir.REACH_IDM`)."""
 
     idm = cfg.idm

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
 from gammastar.report.layout import CUTFLOW_LABELS
@@ -32,7 +33,7 @@ from gammastar.report.reading import (
 )
 
 
-def _mock_section(cfg: Any, run: Path, s: Section) -> None:
+def _mock_section(cfg: AnalysisConfig, run: Path, s: Section) -> None:
     path = run / rundir.MOCK
     if not path.exists():
         if getattr(cfg, "mock", None) is None:

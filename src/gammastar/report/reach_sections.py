@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
 from gammastar.reach import edges
@@ -197,7 +198,7 @@ def _reach_section(run: Path, s: Section) -> None:
     _closure_table(doc, s)
 
 
-def _compare_with_table(config: Any, s: Section) -> None:
+def _compare_with_table(config: AnalysisConfig, s: Section) -> None:
     """``reach.compare_with``: the published bounds the reach figure draws, with their sources."""
     entries = getattr(getattr(config, "reach", None), "compare_with", None) or []
     if not entries:

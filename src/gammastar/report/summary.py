@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.core.verdicts import kl_verdicts
 from gammastar.reach import edges
@@ -318,7 +319,7 @@ def _coverage_notes(
         )
 
 
-def _summary(config: Any, run: Path, sections: dict[str, Section]) -> Summary:
+def _summary(config: AnalysisConfig, run: Path, sections: dict[str, Section]) -> Summary:
     """The report's first section: the expected exclusion, the ε band and the A′ yield at
     3 masses, the validation verdicts and every warning (the sections' and the verdicts'),
     and what the run lacks for them."""

@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
@@ -203,7 +204,9 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     # (a prescaled trigger's: N_POT / k, resolve_n_pot), in meta.n_pot_by_flavour
     n_pot, n_pot_source = resolve_n_pot(cfg, cfg.output_dir)
     edges = np.asarray(comb["bin_edges"], float)
-    nan = lambda v: np.asarray([np.nan if x is None else x for x in v], float)
+    def nan(v: Iterable[float | None]) -> NDArray[np.float64]:  # JSON null: NaN
+        return np.asarray([np.nan if x is None else x for x in v], float)
+
     ap = AprimeYield(np.asarray(comb["mass"]), edges, nan(comb["per_pot_per_eps2"]),
                      nan(comb["stat_err"]), nan(comb["bkg_sub_err"]), comb["flags"], n_pot)  # fmt: skip
     universality = None

@@ -100,24 +100,15 @@ def fit_lambdas(
         if hinv is None:
             break  # not a minimum's neighbourhood: the damped fit
         step = hinv @ parts[0]  # H⁻¹ · score: the Newton step
-        if parts[2] is not None:
-            cov = _sandwich_of(hinv, parts[2])
-            if cov is None:
-                break
-            sig = np.sqrt(np.diag(cov))
-        else:
-            cov, sig = None, np.sqrt(np.diag(hinv)) * w_scale
-        r = float(np.max(np.abs(step) / sig))
-        r_prev = None if prev is None else float(np.max(np.abs(prev) / sig))
-        # Newton's residual after this step: ~r³/r_prev² (quadratic convergence)
-        residual = r if r_prev is None else min(r, r**3 / max(r_prev, 1e-300) ** 2)
+        measured = _measured_step(step, prev, hinv, parts[2], w_scale)
+        if measured is None:
+            break
+        cov, r, residual = measured
         if cov is not None and r <= tol and (r <= tol**2 or residual <= tol**2):
             return lam + step, cov  # taken without another pass
-        t = 1.0
         # the next pass can be the last: its step, predicted, is below 10·tol
-        meat = r <= 10 * tol or (r_prev is not None and residual <= 10 * tol)
-        while (new := one_pass(lam + t * step, meat=meat)) is None and t > 1e-6:
-            t *= 0.5  # a step out of the region where W and the moments are positive
+        meat = r <= 10 * tol or (prev is not None and residual <= 10 * tol)
+        t, new = _cut_back(one_pass, lam, step, meat)
         if new is None:
             break
         lam, parts = lam + t * step, new
@@ -125,19 +116,55 @@ def fit_lambdas(
     return _fit_lambdas_damped(u, a0, v, w, n_params=n_params)
 
 
+def _measured_step(
+    step: NDArray[np.float64],
+    prev: NDArray[np.float64] | None,
+    hinv: NDArray[np.float64],
+    meat: NDArray[np.float64] | None,
+    w_scale: float,
+) -> tuple[NDArray[np.float64] | None, float, float] | None:
+    """A Newton step in units of the errors (:func:`fit_lambdas`' stopping rule): ``(cov,
+    r, residual)``, cov the sandwich covariance where the pass computed the ``meat`` (else
+    None, σ then √diag(H⁻¹)·``w_scale``), r = maxᵢ |stepᵢ|/σᵢ and Newton's residual after
+    the step, ~r³/r_prev² (quadratic convergence; r without a whole previous step ``prev``);
+    None where the sandwich is not positive."""
+    if meat is not None:
+        cov = _sandwich_of(hinv, meat)
+        if cov is None:
+            return None
+        sig = np.sqrt(np.diag(cov))
+    else:
+        cov, sig = None, np.sqrt(np.diag(hinv)) * w_scale
+    r = float(np.max(np.abs(step) / sig))
+    r_prev = None if prev is None else float(np.max(np.abs(prev) / sig))
+    residual = r if r_prev is None else min(r, r**3 / max(r_prev, 1e-300) ** 2)
+    return cov, r, residual
+
+
+def _cut_back(
+    one_pass: _NewtonPass, lam: NDArray[np.float64], step: NDArray[np.float64], meat: bool
+) -> tuple[float, Any]:
+    """``(t, pass)``: the pass at λ + t·step, the step halved while it leaves the region
+    where W and the moments are positive (pass None: no t ≥ 10⁻⁶ stays in it)."""
+    t = 1.0
+    while (new := one_pass(lam + t * step, meat=meat)) is None and t > 1e-6:
+        t *= 0.5
+    return t, new
+
+
 def _counted_pairs(u: ArrayLike, a0: ArrayLike, v: ArrayLike, w: ArrayLike,
                    n_params: int) -> tuple[NDArray[np.float64], ...]:  # fmt: skip
     """(u, a0, v, w) of :func:`fit_lambdas` as C-contiguous float64, the rows of the fitted
     λ only, the pairs with w = 0 dropped (a transposed or float32 input, e.g. rows of
     PairMoments, would otherwise keep its strides through every pass's slices)."""
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    a0 = np.ascontiguousarray(a0, dtype=np.float64)
-    u = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
-    v = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
-    if not np.all(w != 0):  # only the pairs that count
-        nz = w != 0
-        u, v, a0, w = u[:, nz], v[:, nz], a0[nz], w[nz]
-    return u, a0, v, w
+    ww = np.ascontiguousarray(w, dtype=np.float64)
+    aa = np.ascontiguousarray(a0, dtype=np.float64)
+    uu = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
+    vv = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
+    if not np.all(ww != 0):  # only the pairs that count
+        nz = ww != 0
+        uu, vv, aa, ww = uu[:, nz], vv[:, nz], aa[nz], ww[nz]
+    return uu, aa, vv, ww
 
 
 def _first_pass(one_pass: _NewtonPass, start: ArrayLike | None,
@@ -164,7 +191,7 @@ def _inverse_if_positive(hess: NDArray[np.float64]) -> NDArray[np.float64] | Non
         return None
     try:
         np.linalg.cholesky(hess)
-        return np.linalg.inv(hess)
+        return np.asarray(np.linalg.inv(hess), dtype=np.float64)
     except np.linalg.LinAlgError:
         return None
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
 from gammastar.physics.kinematics import cm_rapidity
@@ -93,7 +94,7 @@ class FitSettings:
     forms still are)."""
 
     @classmethod
-    def from_config(cls, cfg: Any) -> FitSettings:
+    def from_config(cls, cfg: AnalysisConfig) -> FitSettings:
         """The yields stage's settings: ȳ fixed at the beam–nucleon c.m. rapidity (from
         ``beam.energy``; the fiducial data cannot separate ȳ from σ_y, docs/explanation/method.md "the
         fiducial region and the extrapolation"), ``yields.extrapolation_y_sigma`` and
