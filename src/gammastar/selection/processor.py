@@ -36,6 +36,7 @@ import numpy as np
 import uproot  # noqa: F401
 
 from gammastar import io as gio
+from gammastar.core import remote
 from gammastar.core.inflate import isal_inflate
 from gammastar.core.parquet import part_bytes
 from gammastar.core.urls import is_url
@@ -102,9 +103,15 @@ class ChunkReader:
             except InputError as err:
                 raise BadChunk.of(item.filename, err) from None
         try:
-            f, tree = gio.open_tree(item.filename, item.treename)
+            if is_url(item.filename):  # a read the network failed is tried again
+                return remote.retrying(item.filename, lambda: self._read_plain(item, where))
+            return self._read_plain(item, where)
         except InputError as err:
             raise BadChunk.of(item.filename, err) from None
+
+    def _read_plain(self, item: WorkItem, where: tuple[str, int, int]) -> dict[str, Any]:
+        """The chunk ``item`` read on its own: its file opened, each branch's entry range."""
+        f, tree = gio.open_tree(item.filename, item.treename)
         try:
             cols = {}
             for col, branch in self.columns.items():
@@ -113,10 +120,10 @@ class ChunkReader:
                         entry_start=item.entrystart, entry_stop=item.entrystop, library="ak"
                     )
                 except Exception as err:  # noqa: BLE001 - a basket that does not decompress
+                    if is_url(item.filename) and remote.failure(item.filename, err):
+                        raise  # the network's, not the basket's: retried or one line
                     raise read_failure(where, item.treename, branch, err) from None
             return self._checked(cols, where)
-        except InputError as err:
-            raise BadChunk.of(item.filename, err) from None
         finally:
             f.close()
 
