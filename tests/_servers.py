@@ -34,7 +34,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """``SimpleHTTPRequestHandler`` with single byte ranges (RFC 9110 §14) and 403 for an
     unreadable file."""
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: object) -> None:
         pass  # quiet: pytest shows no server log
 
     def send_head(self):  # type: ignore[no-untyped-def]
@@ -53,9 +53,12 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         if start >= size or "," in spec:
             self.send_error(416, "Range Not Satisfiable")
             return None
+        self.server.ranges += 1  # type: ignore[attr-defined]
+        if self.server.ranges in self.server.drop:  # type: ignore[attr-defined]
+            self.close_connection = True  # a dropped connection: no answer at all
+            return None
         f = open(path, "rb")  # noqa: SIM115 - closed by the base's copyfile caller
         f.seek(start)
-        self.server.ranges += 1  # type: ignore[attr-defined]
         self.send_response(206)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Range", f"bytes {start}-{stop - 1}/{size}")
@@ -89,14 +92,16 @@ class _Limited:
 @contextlib.contextmanager
 def http_server(root: Path) -> Iterator[tuple[str, http.server.ThreadingHTTPServer]]:
     """Serve ``root`` over HTTP; yields ``(http://127.0.0.1:PORT/, server)``: the server's
-    ``ranges`` counts the ranged answers (206) it gave."""
+    ``ranges`` counts the ranged requests; those whose numbers are in its ``drop`` set are
+    answered by closing the connection (a transient failure)."""
 
     def handler(*args, **kw):  # type: ignore[no-untyped-def]
         return RangeHandler(*args, directory=str(root), **kw)
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    server.ranges = 0  # type: ignore[attr-defined] # ranged answers given (206)
+    server.ranges = 0  # type: ignore[attr-defined] # ranged requests answered (206) or dropped
+    server.drop = set()  # type: ignore[attr-defined] # the numbers of the ranged requests to drop
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -141,8 +146,9 @@ def _wait_port(port: int, proc: subprocess.Popen, seconds: float) -> bool:
 
 
 @contextlib.contextmanager
-def xrootd_server(files: list[Path]) -> Iterator[str]:
-    """An XRootD server exporting a fresh directory with copies of ``files``; yields
+def xrootd_server(files: list[Path], unreadable: tuple[str, ...] = ()) -> Iterator[str]:
+    """An XRootD server exporting a fresh directory with copies of ``files`` (those named in
+    ``unreadable`` with mode 000: the server may not read them); yields
     ``root://127.0.0.1:PORT//<dir>/``. Skips when no ``xrootd`` daemon is installed or it
     does not start."""
     exe = shutil.which("xrootd")
@@ -153,7 +159,7 @@ def xrootd_server(files: list[Path]) -> Iterator[str]:
     os.chmod(root, 0o755)
     for f in files:
         shutil.copy(f, root / f.name)
-        os.chmod(root / f.name, 0o644)
+        os.chmod(root / f.name, 0o000 if f.name in unreadable else 0o644)
     port = free_port()
     cfg = root.parent / f"{root.name}.cfg"
     cfg.write_text(f"xrd.port {port}\nall.export {root}\nxrootd.fslib libXrdOfs.so\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 
 import numpy as np
 import pandas as pd
@@ -62,7 +63,9 @@ def _same_as_local(out, local_pairs, urls):
     """The run at ``out`` read ``urls``: its pairs are the local read's, exactly (the same bytes
     reach the same uproot decoding and the same selection code: no rounding differs), and
     ``select.json`` names the URLs."""
-    pd.testing.assert_frame_equal(pd.read_parquet(out / rundir.PAIRS), local_pairs, check_exact=True)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(out / rundir.PAIRS), local_pairs, check_exact=True
+    )
     doc = json.loads((out / rundir.SELECT).read_text())
     assert [i["path"] for i in doc["meta"]["inputs"]] == list(urls)
     assert set(doc["entries"]) == set(urls)
@@ -93,3 +96,114 @@ def test_s3_glob(inputs, local_pairs, tmp_path):
     with s3_server([inputs / n for n in NAMES]) as base:
         select(_cfg(inputs, tmp_path, [base + "*.root"]))
         _same_as_local(tmp_path, local_pairs, [base + n for n in NAMES])
+
+
+def test_transient_read_failure_retried(inputs, local_pairs, tmp_path):
+    """Two ranged reads dropped by the server (the connection closed, no answer) after the
+    input check: the chunk reads are tried again and the pairs are the local read's."""
+    with http_server(inputs) as (base, server):
+        urls = [base + n for n in NAMES]
+        cfg = _cfg(inputs, tmp_path, urls)
+        opened = server.ranges
+        server.drop = {opened + 3, opened + 9}
+        select(cfg)
+        assert server.ranges > opened + 9  # both dropped ones were reached
+        _same_as_local(tmp_path, local_pairs, urls)
+
+
+def test_skip_bad_files_url(inputs, tmp_path):
+    """``--skip-bad-files``: a missing URL is skipped and reported by name, the other read."""
+    with http_server(inputs) as (base, _):
+        good, gone = base + "a.root", base + "gone.root"
+        select(_cfg(inputs, tmp_path, [good, gone]), skip_bad_files=True)
+    doc = json.loads((tmp_path / rundir.SELECT).read_text())
+    assert list(doc["bad_files"]) == [gone]
+    assert doc["bad_files"][gone] == f"{gone}: input file not found on the server"
+    assert list(doc["entries"]) == [good]
+
+
+def test_http_glob_is_an_error(inputs):
+    with pytest.raises(InputError, match=r"http:// cannot list a directory.*name the files"):
+        resolve_files(["http://127.0.0.1:1/data/*.root"], "events")
+
+
+@pytest.fixture
+def quick(monkeypatch):
+    """Requests bounded by 1 s, two tries, no wait between: the failures within seconds."""
+    monkeypatch.setattr(remote, "TIMEOUT", 1.0)
+    monkeypatch.setattr(remote, "ATTEMPTS", 2)
+    monkeypatch.setattr(remote, "BACKOFF", 0.0)
+
+
+# the one line of each failure (after the URL): what it says
+EXPECTED = {
+    "missing": r"input file not found on the server$",
+    "permission": r"permission refused by the server \(its answer: .*\)$",
+    "unreachable": r"cannot reach 127\.0\.0\.1:\d+ \(.*; tried 2 times\)$",
+    "timeout": r"timed out \(no answer within 1 s; tried 2 times\)$",
+}
+
+
+def _failure(url):
+    with pytest.raises(InputError) as info:
+        open_tree(url, "events")
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(url + ": ")
+    return text.removeprefix(url + ": ")
+
+
+def _locked(inputs):
+    locked = inputs / "locked.root"
+    if not locked.exists():
+        locked.write_bytes((inputs / "a.root").read_bytes())
+        os.chmod(locked, 0)
+    return locked
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED))
+def test_http_failures_one_line(inputs, quick, kind):
+    _locked(inputs)
+    with http_server(inputs) as (base, _), silent_server() as silent:
+        url = {
+            "missing": base + "nope.root",
+            "permission": base + "locked.root",
+            "unreachable": f"http://127.0.0.1:{closed_port()}/a.root",
+            "timeout": f"http://127.0.0.1:{silent}/a.root",
+        }[kind]
+        assert re.search(EXPECTED[kind], _failure(url))
+
+
+@pytest.mark.parametrize("kind", list(EXPECTED))
+def test_xrootd_failures_one_line(inputs, quick, kind):
+    pytest.importorskip("fsspec_xrootd", reason="the xrootd extra (fsspec-xrootd) not installed")
+    with xrootd_server([inputs / "a.root", _locked(inputs)], ("locked.root",)) as base, \
+            silent_server() as silent:  # fmt: skip
+        path = base.partition("//127.0.0.1:")[2].partition("/")[2]  # /<exported dir>/
+        url = {
+            "missing": base + "nope.root",
+            "permission": base + "locked.root",
+            "unreachable": f"root://127.0.0.1:{closed_port()}/{path}a.root",
+            "timeout": f"root://127.0.0.1:{silent}/{path}a.root",
+        }[kind]
+        assert re.search(EXPECTED[kind], _failure(url))
+
+
+@pytest.mark.parametrize(
+    "kind",
+    # the timeout: s3fs tries a timed-out request five times itself (about 30 s here)
+    ["missing", "unreachable", pytest.param("timeout", marks=pytest.mark.slow)],
+)
+def test_s3_failures_one_line(inputs, quick, kind, monkeypatch):
+    """S3: moto's server grants every request (no permission case here)."""
+    s3fs = pytest.importorskip("s3fs", reason="s3fs (the test extra) not installed")
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    with s3_server([inputs / "a.root"]) as base, silent_server() as silent:
+        port = {"missing": None, "unreachable": closed_port(), "timeout": silent}[kind]
+        if port is not None:
+            monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+            s3fs.S3FileSystem.clear_instance_cache()  # the endpoint is not in its cache key
+        url = base + ("nope.root" if kind == "missing" else "a.root")
+        said = _failure(url)
+    s3fs.S3FileSystem.clear_instance_cache()
+    assert re.search(EXPECTED[kind].replace("127", "http://127"), said)

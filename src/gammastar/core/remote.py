@@ -54,8 +54,9 @@ def host(url: str) -> str:
 
 
 def storage_options(url: str) -> dict[str, Any]:
-    """fsspec options bounding each request to ``url`` by :data:`TIMEOUT` (the protocol's own
-    retries off: :func:`retrying` retries, and says so)."""
+    """fsspec options bounding each request to ``url`` by :data:`TIMEOUT` (botocore's and
+    XRootD's own retries off: :func:`retrying` retries, and says so; s3fs still tries a
+    timed-out request up to five times itself)."""
     proto = protocol(url)
     if proto in ("http", "https"):
         import aiohttp  # fsspec's HTTP backend
@@ -180,8 +181,15 @@ def failure(url: str, err: BaseException, tries: int = 1) -> Failure | None:
     if kind == "permission":
         return Failure(kind, f"{url}: permission refused by the server (its answer: {_said(err)})")
     if kind == "unreachable":
-        return Failure(kind, f"{url}: cannot reach {host(url) or 'the server'} ({_said(err)}{again})")
+        return Failure(kind, f"{url}: cannot reach {_server(url)} ({_said(err)}{again})")
     return Failure(kind, f"{url}: timed out (no answer within {TIMEOUT:g} s{again})")
+
+
+def _server(url: str) -> str:
+    """The server of ``url`` as a failure names it: the host, or for S3 its endpoint."""
+    if protocol(url) in ("s3", "s3a"):
+        return os.environ.get("AWS_ENDPOINT_URL", "the S3 endpoint")
+    return host(url) or "the server"
 
 
 def _said(err: BaseException) -> str:
@@ -206,7 +214,7 @@ def retrying(url: str, fn: Callable[[], T]) -> T:
             return fn()
         except InputError:  # already one line (an inner open, retried there)
             raise
-        except Exception as err:  # noqa: BLE001 - classified, else re-raised
+        except Exception as err:
             why = failure(url, err, attempt)
             if why is None:
                 raise

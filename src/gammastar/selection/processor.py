@@ -119,7 +119,7 @@ class ChunkReader:
                     cols[col] = tree[branch].array(
                         entry_start=item.entrystart, entry_stop=item.entrystop, library="ak"
                     )
-                except Exception as err:  # noqa: BLE001 - a basket that does not decompress
+                except Exception as err:  # a basket that does not decompress, or the network
                     if is_url(item.filename) and remote.failure(item.filename, err):
                         raise  # the network's, not the basket's: retried or one line
                     raise read_failure(where, item.treename, branch, err) from None
