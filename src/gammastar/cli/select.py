@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -24,9 +23,11 @@ _ITERATIVE = Executor("iterative")
 def select_command(
     config: ConfigArg,
     input: Annotated[
-        list[Path] | None,
+        list[str] | None,  # str, not Path: a URL (root://host//f.root) kept as given
         typer.Option(
-            "--input", help="Input ntuple (repeatable; globs allowed); replaces input.files."
+            "--input",
+            help="Input ntuple, a path or a URL (root://, https://, s3://; repeatable; globs "
+            "allowed); replaces input.files.",
         ),
     ] = None,
     executor: Annotated[
