@@ -12,6 +12,7 @@ the permission refused, the file missing, the request timed out.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -194,10 +195,15 @@ def _server(url: str) -> str:
 
 def _said(err: BaseException) -> str:
     """The most telling line of ``err``'s chain (an XRootD server's answer, an OS error)."""
-    lines = [str(e).strip().splitlines()[0] for e in _chain(err) if str(e).strip()]
+    chain = list(_chain(err))
+    for e in chain:  # an HTTP answer: its status and reason
+        if isinstance(getattr(e, "status", None), int) and getattr(e, "message", None):
+            return f"HTTP {e.status} {e.message}"  # type: ignore[attr-defined]
+    lines = [str(e).strip().splitlines()[0] for e in chain if str(e).strip()]
     text = lines[-1] if lines else type(err).__name__
-    for cut in ("Server responded with an error: ", "Failed to open file: "):
-        text = text.split(cut)[-1]
+    said = re.search(r"\[(?:FATAL|ERROR)\] (.*)", text)  # the XRootD client's status
+    if said:
+        text = said.group(1).split("Server responded with an error: ")[-1]
     return text[:200]
 
 
