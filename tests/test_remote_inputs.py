@@ -14,6 +14,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from _cli import main_in_process
 from _select_data import write_effmap, write_mock
 from _servers import closed_port, http_server, s3_server, silent_server, xrootd_server
 
@@ -189,11 +190,7 @@ def test_xrootd_failures_one_line(inputs, quick, kind):
         assert re.search(EXPECTED[kind], _failure(url))
 
 
-@pytest.mark.parametrize(
-    "kind",
-    # the timeout: s3fs tries a timed-out request five times itself (about 30 s here)
-    ["missing", "unreachable", pytest.param("timeout", marks=pytest.mark.slow)],
-)
+@pytest.mark.parametrize("kind", ["missing", "unreachable", "timeout"])
 def test_s3_failures_one_line(inputs, quick, kind, monkeypatch):
     """S3: moto's server grants every request (no permission case here)."""
     s3fs = pytest.importorskip("s3fs", reason="s3fs (the test extra) not installed")
@@ -207,3 +204,21 @@ def test_s3_failures_one_line(inputs, quick, kind, monkeypatch):
         said = _failure(url)
     s3fs.S3FileSystem.clear_instance_cache()
     assert re.search(EXPECTED[kind].replace("127", "http://127"), said)
+
+
+def test_cli_input_url(inputs, local_pairs, tmp_path):
+    """``gammastar select CONFIG --input URL``: the URL kept as given (not made a local path),
+    the pairs the local read's; a missing URL is one line on stderr, exit status 2."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"output: {tmp_path / 'run'}\n"
+        "input: {step_size: 60}\n"
+        f"unfold: {{efficiency_map: {inputs / 'eff.root'}}}\n"
+    )
+    with http_server(inputs) as (base, _):
+        args = ["select", str(cfg), "--input", base + NAMES[0], "--input", base + NAMES[1]]
+        assert main_in_process(*args).status == 0
+        gone = main_in_process("select", str(cfg), "--input", base + "gone.root", "--force")
+    _same_as_local(tmp_path / "run", local_pairs, [base + n for n in NAMES])
+    assert gone.status == 2
+    assert gone.stderr == f"gammastar: error: {base}gone.root: input file not found on the server\n"

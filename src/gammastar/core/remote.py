@@ -56,8 +56,7 @@ def host(url: str) -> str:
 
 def storage_options(url: str) -> dict[str, Any]:
     """fsspec options bounding each request to ``url`` by :data:`TIMEOUT` (botocore's and
-    XRootD's own retries off: :func:`retrying` retries, and says so; s3fs still tries a
-    timed-out request up to five times itself)."""
+    XRootD's own retries off: :func:`retrying` retries, and says so; s3fs's: :func:`open_root`)."""
     proto = protocol(url)
     if proto in ("http", "https"):
         import aiohttp  # fsspec's HTTP backend
@@ -239,12 +238,28 @@ def open_root(url: str) -> Any:
     """
     import uproot
 
-    opts = storage_options(url)
+    def attempt() -> Any:
+        if protocol(url) in ("s3", "s3a"):
+            _filesystem(url)
+        return uproot.open(url, **storage_options(url))  # fresh options: the same instance
+
     try:
-        return retrying(url, lambda: uproot.open(url, **opts))
+        return retrying(url, attempt)
     except ImportError as err:
         extra = " (pip install 'gammastar[xrootd]')" if protocol(url) in ("root", "xroot") else ""
         raise InputError(f"{url}: cannot read {protocol(url)}:// URLs: {err}{extra}") from None
+
+
+def _filesystem(url: str) -> tuple[Any, str]:
+    """``(fsspec filesystem, path)`` of ``url``: the instance uproot will use (fsspec's cached
+    one of these options, in this thread), with s3fs's own retries off (it tries a timed-out
+    request five times, with waits, before :func:`retrying` would see it)."""
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
+    if protocol(url) in ("s3", "s3a"):
+        fs.retries = 1
+    return fs, path
 
 
 def size(file: Any) -> int:
@@ -261,8 +276,6 @@ def expand(pattern: str) -> list[str]:
     """
     import glob
 
-    import fsspec
-
     if not glob.has_magic(pattern.partition("://")[2]):
         return [pattern]
     if protocol(pattern) in UNLISTABLE:
@@ -270,7 +283,7 @@ def expand(pattern: str) -> list[str]:
             f"{pattern}: {protocol(pattern)}:// cannot list a directory, so no globs: name the "
             "files (globs work for root://, s3:// and local paths)"
         )
-    fs, path = fsspec.core.url_to_fs(pattern, **storage_options(pattern))
+    fs, path = retrying(pattern, lambda: _filesystem(pattern))
     hits = retrying(pattern, lambda: sorted(fs.glob(path)))
     if not hits:
         raise InputError(f"{pattern}: the glob matches no file")
