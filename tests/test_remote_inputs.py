@@ -11,6 +11,7 @@ import logging
 import os
 import re
 
+import awkward as ak
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,6 +24,7 @@ from gammastar.core import remote, rundir
 from gammastar.errors import InputError
 from gammastar.io import open_tree, resolve_files
 from gammastar.selection.execution import Execution
+from gammastar.selection.processor import ChunkReader, WorkItem
 from gammastar.selection.stage import select
 
 pytest.importorskip("aiohttp", reason="fsspec's HTTP backend (the test extra) not installed")
@@ -99,17 +101,24 @@ def test_s3_glob(inputs, local_pairs, tmp_path):
         _same_as_local(tmp_path, local_pairs, [base + n for n in NAMES])
 
 
-def test_transient_read_failure_retried(inputs, local_pairs, tmp_path):
-    """Two ranged reads dropped by the server (the connection closed, no answer) after the
-    input check: the chunk reads are tried again and the pairs are the local read's."""
+def test_transient_read_failure_retried(inputs, quick):
+    """A chunk's branch read dropped by the server (the connection closed, no answer; twice:
+    aiohttp itself sends a request again once on a closed connection): the chunk is read again
+    and its columns are those read from the local file (the same bytes, decoded the same)."""
+    columns = {c: f"muon_{c}" for c in ("px", "py", "pz", "E", "charge")}
+    reader = ChunkReader("jagged_cartesian", columns)
+    local = reader.read_item(WorkItem("data", str(inputs / "a.root"), "events", 30, 100))
     with http_server(inputs) as (base, server):
-        urls = [base + n for n in NAMES]
-        cfg = _cfg(inputs, tmp_path, urls)
-        opened = server.ranges
-        server.drop = {opened + 3, opened + 9}
-        select(cfg)
-        assert server.ranges > opened + 9  # both dropped ones were reached
-        _same_as_local(tmp_path, local_pairs, urls)
+        f, _ = open_tree(base + "a.root", "events")
+        f.close()
+        opening = server.ranges  # the requests of an open; the branches' reads follow them
+        server.drop = {2 * opening + 1, 2 * opening + 2}
+        cols = reader.read_item(WorkItem("data", base + "a.root", "events", 30, 100))
+        assert server.ranges > 2 * opening + 2  # the dropped ones were reached
+    assert cols.keys() == local.keys()
+    for c in cols:
+        # the same bytes decoded: exact (pattern F of tests/_select_data.py holds a NaN px)
+        assert ak.array_equal(cols[c], local[c], equal_nan=True), c
 
 
 def test_skip_bad_files_url(inputs, tmp_path):
@@ -222,3 +231,19 @@ def test_cli_input_url(inputs, local_pairs, tmp_path):
     _same_as_local(tmp_path / "run", local_pairs, [base + n for n in NAMES])
     assert gone.status == 2
     assert gone.stderr == f"gammastar: error: {base}gone.root: input file not found on the server\n"
+
+
+def test_lost_connection_while_opening_retried(inputs, quick):
+    """Each ranged request of an open (the header, the directory, the tree's metadata), dropped
+    in turn (twice: aiohttp itself sends a request again once on a closed connection): the open is tried again and finds the tree's entries (a.root: the 7 events of
+    tests/_select_data.py's pattern() written 20 times)."""
+    with http_server(inputs) as (base, server):
+        f, t = open_tree(base + "a.root", "events")
+        f.close()
+        n = server.ranges  # the requests of one open
+        assert n >= 2
+        for k in range(1, n + 1):
+            server.drop = {server.ranges + k, server.ranges + k + 1}  # aiohttp's own retry too
+            f, t = open_tree(base + "a.root", "events")
+            assert t.num_entries == 20 * 7
+            f.close()

@@ -564,14 +564,26 @@ def _not_root(path: str, err: Exception) -> InputError:
 
 
 def _open_url(url: str, tree: str) -> tuple[Any, Any]:
-    """:func:`open_tree` of a URL: the network and access failures one line each
-    (:func:`gammastar.core.remote.open_root`), the rest as for a local file."""
-    try:
-        f = remote.open_root(url)
-    except InputError:
-        raise
-    except Exception as err:  # noqa: BLE001 - the contents: as a local file's
-        raise _not_root(url, err) from None
+    """:func:`open_tree` of a URL: the network and access failures one line each, a lost
+    connection while reading the header or the tree's metadata tried again
+    (:func:`gammastar.core.remote.retrying`); the rest as for a local file."""
+
+    def attempt() -> Any:
+        try:
+            f = remote.open_root(url)
+        except InputError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the contents: as a local file's
+            raise _not_root(url, err) from None
+        try:
+            f[tree]  # the tree's metadata (uproot keeps it: _tree_of reads it from memory)
+        except Exception as err:
+            if remote.failure(url, err) is not None:
+                f.close()
+                raise  # the network's: tried again
+        return f
+
+    f = remote.retrying(url, attempt)
     return f, _tree_of(url, f, tree)
 
 

@@ -110,8 +110,12 @@ class Failure:
 
 _MISSING = ("[3011]", "no such file", "nosuchkey", "nosuchbucket")
 _PERMISSION = ("[3010]", "permission denied", "accessdenied", "access denied", "forbidden")
+# the exception names too: uproot's fsspec source hands a failed range's exception on as its
+# data, and the error raised then (a TypeError) names it only in its text
 _UNREACHABLE = ("connection error", "connection refused", "could not connect", "socket error",
-                "name or service not known", "invalid address", "cannot connect")  # fmt: skip
+                "name or service not known", "invalid address", "cannot connect",
+                "serverdisconnectederror", "clientconnectorerror", "clientoserror",
+                "endpointconnectionerror", "connectionreseterror")  # fmt: skip
 _TIMEOUT = ("operation expired", "timed out", "timeout")
 
 
@@ -203,7 +207,8 @@ def _said(err: BaseException) -> str:
     said = re.search(r"\[(?:FATAL|ERROR)\] (.*)", text)  # the XRootD client's status
     if said:
         text = said.group(1).split("Server responded with an error: ")[-1]
-    return text[:200]
+    handed_on = re.match(r"'(\w+)' object is not subscriptable", text)  # uproot's, see above
+    return (handed_on.group(1) if handed_on else text)[:200]
 
 
 def retrying(url: str, fn: Callable[[], T]) -> T:
