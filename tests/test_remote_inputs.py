@@ -47,7 +47,7 @@ def _cfg(inputs, out, files):
         {
             "output": str(out),
             # chunks of 60 entries: each file read in several chunks (ranged reads)
-            "input": {"files": list(files), "step_size": 60},
+            "input": {"files": files if isinstance(files, dict) else list(files), "step_size": 60},
             "unfold": {"efficiency_map": str(inputs / "eff.root")},
         },
         source=str(inputs / "c.yaml"),
@@ -93,11 +93,12 @@ def test_xrootd_glob_dask(inputs, local_pairs, tmp_path):
 
 
 def test_s3_glob(inputs, local_pairs, tmp_path):
-    """S3 (moto's server): a glob listed in the bucket."""
+    """S3 (moto's server): a coffea-style fileset whose glob is listed in the bucket."""
     pytest.importorskip("s3fs", reason="s3fs (the test extra) not installed")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
     with s3_server([inputs / n for n in NAMES]) as base:
-        select(_cfg(inputs, tmp_path, [base + "*.root"]))
+        fileset = {"run": {"files": {base + "*.root": "events"}}}  # a coffea-style fileset
+        select(_cfg(inputs, tmp_path, fileset))
         _same_as_local(tmp_path, local_pairs, [base + n for n in NAMES])
 
 
