@@ -248,3 +248,12 @@ def test_lost_connection_while_opening_retried(inputs, quick):
             f, t = open_tree(base + "a.root", "events")
             assert t.num_entries == 20 * 7
             f.close()
+
+
+def test_run_watches_local_inputs_only(inputs, tmp_path):
+    """``gammastar run``'s up-to-date check watches local input files (size, mtime), not URLs,
+    which are kept out of its list rather than made into local paths."""
+    from gammastar.pipeline import _input_files
+
+    cfg = _cfg(inputs, tmp_path, [str(inputs / "a.root"), "http://127.0.0.1:1/b.root"])
+    assert _input_files(cfg) == [inputs / "a.root"]

@@ -30,6 +30,7 @@ from gammastar.config import AnalysisConfig, flavour_config
 from gammastar.core import rundir, runlock
 from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, SCHEMA_VERSION, os_error_text
 from gammastar.core.interrupt import stage as running
+from gammastar.core.urls import is_url
 from gammastar.core.verdicts import n_inside
 from gammastar.corrections.unfold import split_map_spec
 from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
@@ -186,13 +187,15 @@ def _run_reach(config: AnalysisConfig) -> Any:
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
     """The input files of ``input.files`` as the selection resolves them
     (:func:`gammastar.io.fileset_from_config`: globs expanded, so a new match is a new
-    input); none when they do not resolve (the stage then reruns and reports why)."""
+    input); none when they do not resolve (the stage then reruns and reports why). Files at
+    URLs are not among them: they are not watched for changes (a changed ``input.files``
+    still reruns the stage through its config hash)."""
 
     try:
         fileset = fileset_from_config(cfg)
     except GammastarError:
         return []
-    return [Path(p) for spec in fileset.values() for p in spec["files"]]
+    return [Path(p) for spec in fileset.values() for p in spec["files"] if not is_url(p)]
 
 
 def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
