@@ -200,16 +200,28 @@ def test_xrootd_failures_one_line(inputs, quick, kind):
         assert re.search(EXPECTED[kind], _failure(url))
 
 
-@pytest.mark.parametrize("kind", ["missing", "unreachable", "timeout"])
+@pytest.mark.parametrize("kind", list(EXPECTED))
 def test_s3_failures_one_line(inputs, quick, kind, monkeypatch):
-    """S3: moto's server grants every request (no permission case here)."""
+    """S3: the permission refused to an IAM user without a policy (moto checks the requests'
+    keys once told to); the endpoint and keys changed through the environment, which
+    ``s3_server`` restores on leaving."""
     s3fs = pytest.importorskip("s3fs", reason="s3fs (the test extra) not installed")
+    settings = pytest.importorskip("moto.settings")
+    boto3 = pytest.importorskip("boto3")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     with s3_server([inputs / "a.root"]) as base, silent_server() as silent:
-        port = {"missing": None, "unreachable": closed_port(), "timeout": silent}[kind]
+        port = {"unreachable": closed_port(), "timeout": silent}.get(kind)
         if port is not None:
-            monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
-            s3fs.S3FileSystem.clear_instance_cache()  # the endpoint is not in its cache key
+            os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{port}"
+        if kind == "permission":
+            iam = boto3.client("iam")
+            user = f"reader-{os.getpid()}-{id(iam)}"  # moto's accounts outlive its servers
+            iam.create_user(UserName=user)
+            key = iam.create_access_key(UserName=user)["AccessKey"]
+            os.environ["AWS_ACCESS_KEY_ID"] = key["AccessKeyId"]
+            os.environ["AWS_SECRET_ACCESS_KEY"] = key["SecretAccessKey"]
+            monkeypatch.setattr(settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
+        s3fs.S3FileSystem.clear_instance_cache()  # neither endpoint nor keys in its cache key
         url = base + ("nope.root" if kind == "missing" else "a.root")
         said = _failure(url)
     s3fs.S3FileSystem.clear_instance_cache()
