@@ -22,7 +22,7 @@ from _servers import closed_port, http_server, s3_server, silent_server, xrootd_
 from gammastar.config import config_from_dict
 from gammastar.core import remote, rundir
 from gammastar.errors import InputError
-from gammastar.io import open_tree, resolve_files
+from gammastar.io import branch_map, check_inputs, open_tree, resolve_files
 from gammastar.selection.execution import Execution
 from gammastar.selection.processor import ChunkReader, WorkItem
 from gammastar.selection.stage import select
@@ -269,3 +269,17 @@ def test_run_watches_local_inputs_only(inputs, tmp_path):
 
     cfg = _cfg(inputs, tmp_path, [str(inputs / "a.root"), "http://127.0.0.1:1/b.root"])
     assert _input_files(cfg) == [inputs / "a.root"]
+
+
+def test_damaged_file_same_error_as_local(inputs, tmp_path):
+    """A truncated file (its first 60% of bytes) fails the input check by URL with the words it
+    fails with on the local disk, the URL in place of the path."""
+    data = (inputs / "a.root").read_bytes()
+    (tmp_path / "cut.root").write_bytes(data[: int(0.6 * len(data))])
+    bmap = branch_map("jagged_cartesian")
+    local = str(tmp_path / "cut.root")
+    with pytest.raises(InputError) as here:
+        check_inputs({"d": {"files": {local: "events"}}}, bmap)
+    with http_server(tmp_path) as (base, _), pytest.raises(InputError) as there:
+        check_inputs({"d": {"files": {base + "cut.root": "events"}}}, bmap)
+    assert str(there.value) == str(here.value).replace(local, base + "cut.root")
