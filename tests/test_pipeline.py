@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _experiment import stated_config, stated_yaml
 
 from gammastar import pipeline
-from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
 
@@ -43,7 +44,7 @@ def toy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AnalysisConfig:
     )
     monkeypatch.setattr(pipeline, "STAGES", stages)
     CALLS.clear()
-    return config_from_dict({"output": str(tmp_path / "run")}, source=str(tmp_path / "cfg.yaml"))
+    return stated_config({"output": str(tmp_path / "run")}, source=str(tmp_path / "cfg.yaml"))
 
 
 def statuses(reports: list[pipeline.StageReport]) -> dict[str, str]:
@@ -210,10 +211,10 @@ def test_glob_inputs_are_tracked(
 
 def test_run_directory_inputs_tracked_unless_a_stage_makes_them(tmp_path: Path) -> None:
     base = {"output": str(tmp_path / "run"), "input": {"files": ["${output}/mock.root"]}}
-    with_mock = config_from_dict(base, source=str(tmp_path / "cfg.yaml"))
+    with_mock = stated_config(base, source=str(tmp_path / "cfg.yaml"))
     mock = with_mock.output_dir / "mock.root"
     assert _select_stage().inputs(with_mock).count(mock) == 1  # as generate's output
-    without = config_from_dict({**base, "mock": None}, source=str(tmp_path / "cfg.yaml"))
+    without = stated_config({**base, "mock": None}, source=str(tmp_path / "cfg.yaml"))
     assert _select_stage().inputs(without).count(mock) == 1  # made by a standalone generate
 
 
@@ -236,7 +237,7 @@ def test_maps_and_reach_inputs_are_tracked(
     }
     for f in files.values():
         f.write_text("v1")
-    cfg = config_from_dict(
+    cfg = stated_config(
         {
             "output": str(tmp_path / "run"),
             "mock": {"efficiency_map": str(files["mock_eff"])},
@@ -303,7 +304,7 @@ def test_unusable_run_directory_is_one_error_line(tmp_path, capsys):
 
     (tmp_path / "afile").write_text("x")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"output: {tmp_path / 'afile' / 'run'}\n")
+    cfg.write_text(stated_yaml(f"output: {tmp_path / 'afile' / 'run'}\n"))
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "cannot create the run directory" in err
@@ -322,7 +323,7 @@ def test_stages_follow_the_run_directory_order() -> None:
 def test_summary_names_a_corrupt_artifact_in_one_line(tmp_path: Path) -> None:
     """The run's summary reads the run directory through its quiet reader: an absent artifact
     adds nothing, a corrupt one is one line naming the file (the summary itself never fails)."""
-    cfg = config_from_dict({"output": str(tmp_path / "run")})
+    cfg = stated_config({"output": str(tmp_path / "run")})
     cfg.output_dir.mkdir()
     (cfg.output_dir / rundir.SELECT).write_text("{not json")
     text = pipeline.summarize(cfg, [])

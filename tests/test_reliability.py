@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 import uproot
 from _cli import main_in_process
+from _experiment import stated_config
 from _sel_nospace import KINDS, assert_refused, big_array, patch_full_disk, write_big
 from _select_data import write_mock
 from _two_writers import writer
 
 import gammastar
-from gammastar.config import config_from_dict
 from gammastar.core import runlock
 from gammastar.core.artifacts import atomic_path, write_json
 from gammastar.errors import EnvironmentFailure, InputError
@@ -681,7 +681,7 @@ GOOD_COUNTS = (20, 5, 5)
 
 
 def _sel_cfg(tmp_path: Path, files: list[Path]):
-    return config_from_dict(
+    return stated_config(
         {
             "output": str(tmp_path / "r"),
             "input": {"files": [str(f) for f in files], "step_size": 70},
@@ -987,7 +987,7 @@ def test_mock_respects_the_kinematic_limit(tmp_path):
     which the plausibility bound (2 (E_beam + m_p)) rightly rejected."""
     from gammastar.mock.generate import generate_file
 
-    cfg = config_from_dict(
+    cfg = stated_config(
         {
             "output": str(tmp_path),
             "seed": 5,
