@@ -332,3 +332,48 @@ def test_summary_names_a_corrupt_artifact_in_one_line(tmp_path: Path) -> None:
     assert bad[0].startswith(f"{cfg.output_dir / rundir.SELECT}: not a readable JSON")
     assert "yields" not in text  # not run: nothing said
     assert "A′ yield" not in text
+
+
+def test_summary_gives_the_yield_with_its_total_error_and_parts(tmp_path: Path) -> None:
+    """The run's summary prints the A′ yield at 4 masses ± its total error, the named parts
+    (yields.json uncertainties, meta.mock_normalisation) in quadrature, and the parts there
+    in per cent; a part 0 at a mass reads "-" there, one 0 everywhere is left out."""
+    import math
+
+    import numpy as np
+
+    from gammastar.core.artifacts import make_meta, write_json
+    from gammastar.yields.nuisance import Nuisance
+
+    cfg = stated_config({"output": str(tmp_path / "run")})
+    cfg.output_dir.mkdir()
+    n = 8
+    mass = [0.1 + 0.1 * i for i in range(n)]
+    y = [1e-3 / (i + 1) for i in range(n)]
+    rel = {"data_stat": [0.01 * (i + 1) for i in range(n)], "universality": [0.0] * 4 + [0.2] * 4,
+           "eta_mumu": [0.0] * n}  # fmt: skip
+    nuisances = {k: Nuisance(k, np.array(v), -np.array(v), "test").as_dict() for k, v in rel.items()}
+    doc = {
+        "aprime": {"mass": mass, "per_pot_per_eps2": y, "stat_err": [0.0] * n},
+        "uncertainties": {"mass": mass, "nuisances": nuisances},
+        "meta": make_meta(config_sha256=None, seed=None, n_pot=1e11,
+                          mock_normalisation={"rel_uncertainty": 0.3}),
+    }  # fmt: skip
+    write_json(cfg.output_dir / rundir.YIELDS, doc)
+    lines = pipeline.summarize(cfg, []).splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("A′ yield per POT per ε²"))
+    shown = lines[at].split(": ", 1)[1].split(", ")
+    picks = [0, 2, 4, 6]  # every (n // 4)-th mass bin, 4 of them
+    assert len(shown) == 4
+    for text, i in zip(shown, picks, strict=True):
+        value, rest = text.split(" ± ")
+        total = float(rest.split(" at ")[0])
+        quad = math.sqrt(rel["data_stat"][i] ** 2 + rel["universality"][i] ** 2 + 0.3**2)
+        assert float(value) == pytest.approx(y[i], rel=5e-3)  # 3 digits
+        assert total == pytest.approx(quad * y[i], rel=5e-2)  # 2 digits
+    parts = lines[at + 1]
+    assert parts.strip().startswith("its parts there, % of the yield (in quadrature):")
+    assert "stat 1/3/5/7" in parts
+    assert "channel disagreement -/-/20/20" in parts
+    assert "normalisation (mock) 30/30/30/30" in parts
+    assert "η → μμ" not in parts

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from _experiment import stated_config
 from _phys_pyhf import pyhf_cls
@@ -233,6 +234,25 @@ def test_yields_json_records_each_source(tmp_path):
         unc["not_included"]
     )
     assert all(n["kind"] == "normsys" and n["origin"] for n in nu.values())
+    # yields_aprime.csv: after its contract columns the total error and each named part,
+    # absolute; the total is the parts in quadrature, each part rel × |y| of yields.json
+    csv = pd.read_csv(run / "yields_aprime.csv", comment="#")
+    head = ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"]
+    assert list(csv.columns[:8]) == [*head, "total_err"]
+    parts = [f"err_{k}" for k in nu]
+    assert list(csv.columns[8:]) == parts
+    # the CSV prints 8 significant digits: each value within 5e-8 of itself relative, the
+    # quadrature sum of rounded parts within the same of the rounded total; twice that
+    rounding = 2 * 5e-8
+    ok = np.isfinite(y) & (y != 0)
+    quad = np.sqrt(np.sum(csv.loc[ok, parts].to_numpy() ** 2, axis=1))
+    np.testing.assert_allclose(csv.loc[ok, "total_err"], quad, rtol=rounding)
+    for k in nu:
+        want = np.array(nu[k]["rel"], float)[ok] * np.abs(y[ok])
+        np.testing.assert_allclose(csv.loc[ok, f"err_{k}"], want, rtol=rounding, atol=0)
+    # every bin with a nonzero part has a nonzero total, at least that part
+    assert np.all(csv.loc[ok, "total_err"] >= csv.loc[ok, parts].max(axis=1) * (1 - rounding))
+    assert np.all(csv.loc[ok, "err_target_length"] > 0)
 
 
 def test_missing_sizes_are_one_line_errors(tmp_path):
