@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _experiment import stated, stated_config
+from _experiment import stated, stated_config, stated_yaml
 from _phys_figures import skip_reach_figures
 
 from gammastar.cli import main
@@ -311,10 +311,12 @@ def test_bad_inputs(tmp_path, capsys):
         run_reach(cfg)
     # CLI: one line, exit status 2
     (tmp_path / "c.yaml").write_text(
-        "reach: {yields: nowhere.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
-        "dump, background: {mumu: 0}, background_kappa: {mumu: 1}, efficiency_uncertainty: 0, "
-        "n_pot_rel_uncertainty: 0}\n"
-    )
+        stated_yaml(
+            "reach: {yields: nowhere.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
+            "dump, background: {mumu: 0}, background_kappa: {mumu: 1}, efficiency_uncertainty: 0, "
+            "n_pot_rel_uncertainty: 0}\n"
+        )
+    )  # the detector stated: the one mistake is the missing yields file
     assert main(["reach", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gammastar: error:")

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import uproot
 from _cli import main_in_process
-from _experiment import stated_config
+from _experiment import stated_config, stated_yaml
 from _sel_nospace import KINDS, assert_refused, big_array, patch_full_disk, write_big
 from _select_data import write_mock
 from _two_writers import writer
@@ -752,8 +752,10 @@ def test_corrupted_zstd_on_the_command_line(tmp_path):
     _flip(bad, "muon_charge")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
-        f"output: {tmp_path / 'r'}\ninput: {{files: [{good}, {bad}], step_size: 70}}\n"
-        "unfold: {efficiency_map: null}\nbackground: {remove_eta_mumu: none}\n"
+        stated_yaml(
+            f"output: {tmp_path / 'r'}\ninput: {{files: [{good}, {bad}], step_size: 70}}\n"
+            "unfold: {efficiency_map: null}\nbackground: {remove_eta_mumu: none}\n"
+        )
     )
     out = run_cli("select", str(cfg))
     assert out.returncode == 2, out.stderr
