@@ -6,6 +6,12 @@ a validation or reach mass outside it), so that the mistake is refused before an
 instead of when the stage that reads the key is reached. The rules take the validated
 sections and plain numbers and import nothing: :class:`gammastar.config.AnalysisConfig` calls
 :func:`mass_range_problems` from its own validation.
+
+:func:`experiment_problems` reads the config as written: outside the mock the experiment's keys
+(:data:`DATA_KEYS`, :data:`DETECTOR_KEYS`) have no default, nor have the reach's statistics
+inputs (:data:`REACH_KEYS`, :func:`reach_missing`) anywhere; every one left out is a line of
+the one refusal (:func:`gammastar.config.config_from_dict`, ``gammastar reach``, ``gammastar
+run``), with what to write.
 """
 
 from __future__ import annotations
