@@ -219,7 +219,7 @@ def test_the_readme_s_demo_summary_is_the_tutorial_s():
     readme = _generated(REPO / "README.md", "demo_summary")
     first = next(i for i, line in enumerate(tutorial) if line.startswith("selection:"))
     assert readme == tutorial[first:]
-    for start in ("A′ yield per POT per ε²:", "flow validation:", "expected 90% CL exclusion:"):
+    for start in ("A′ yield per POT per ε² ± total", "flow validation:", "expected 90% CL exclusion:"):
         assert any(line.startswith(start) for line in readme), start
 
 

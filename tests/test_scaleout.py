@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as pads
 import pytest
+from _experiment import stated_config
 from _select_data import write_effmap, write_mock
 from _tolerance import EPS64, reorder_tol
 
-from gammastar.config import config_from_dict
 from gammastar.core import rundir
 from gammastar.core.runlock import TEMP_PATTERNS
 from gammastar.errors import ArtifactError
@@ -35,7 +35,7 @@ GLOBAL = {"ss_weight": "binwise", "remove_eta_mumu": "rate", "r_factor": 1.3,
 
 def _cfg(tmp_path, files, out, step=60, background=GLOBAL, unfold=None):
     write_effmap(tmp_path / "eff.root", np.random.default_rng(0).uniform(0.3, 0.9, (20, 10)))
-    return config_from_dict(
+    return stated_config(
         {
             "output": str(tmp_path / out),
             "input": {"files": [str(f) for f in files], "step_size": step},

@@ -37,6 +37,7 @@ from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
 from gammastar.io import branch_map, check_inputs, fileset_from_config
 from gammastar.mock.detector import resolve_efficiency_map
 from gammastar.reach import edges
+from gammastar.yields.error_parts import PART_LABELS, error_parts
 
 log = logging.getLogger(__name__)
 
@@ -566,6 +567,33 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
     return "\n".join(lines)
 
 
+def _yield_lines(doc: dict[str, Any], ap: dict[str, Any]) -> list[str]:
+    """The A′ yield at 4 masses with its total error, and the error's named parts there
+    (:func:`gammastar.yields.error_parts.error_parts`: in quadrature)."""
+    mass, val = ap.get("mass") or [], ap.get("per_pot_per_eps2") or []
+    picks = [i for i in range(len(mass)) if val[i] is not None][:: max(1, len(mass) // 4)][:4]
+    parts = error_parts(doc)
+    total = parts.absolute() if len(parts.y) == len(mass) else [None] * len(mass)
+
+    def pm(i: int) -> str:
+        return "" if total[i] is None else f" ± {total[i]:.1e}"
+
+    shown = ", ".join(f"{val[i]:.2e}{pm(i)} at {mass[i]:.2f} GeV" for i in picks)
+    lines = [f"A′ yield per POT per ε² ± total error: {shown}"]
+    names = [k for k in parts.nonzero() if len(parts.y) == len(mass)]
+    if names:
+
+        def pct(r: float | None) -> str:
+            return "n/a" if r is None else ("-" if r == 0 else f"{100 * r:.2g}")
+
+        each = "; ".join(
+            f"{PART_LABELS.get(k, k)} {'/'.join(pct(parts.rel[k][i]) for i in picks)}"
+            for k in names
+        )
+        lines.append(f"  its parts there, % of the yield (in quadrature): {each}")
+    return lines
+
+
 def _summary_lines(out: Path) -> list[str]:
     """Key numbers of the later stages, from whatever artifacts exist."""
     lines: list[str] = []
@@ -580,10 +608,7 @@ def _summary_lines(out: Path) -> list[str]:
             f"± {c.get('unfolded_err', float('nan')):.2g}"
         )
     if (y := _read(rd, rundir.YIELDS, lines)) and (a := y.get("aprime")):
-        mass, val = a.get("mass") or [], a.get("per_pot_per_eps2") or []
-        picks = [i for i in range(len(mass)) if val[i] is not None][:: max(1, len(mass) // 4)]
-        shown = ", ".join(f"{val[i]:.2e} at {mass[i]:.2f} GeV" for i in picks[:4])
-        lines.append(f"A′ yield per POT per ε²: {shown}")
+        lines.extend(_yield_lines(y, a))
     if v := _read(rd, rundir.VALIDATION, lines):
         lines.append(
             f"flow validation: model-vs-data KL inside the data-vs-data 95% band "

@@ -44,13 +44,20 @@ def choices(name: str, values: Iterable[str]) -> type[StrEnum]:
 
 
 def load(
-    config: Path, output: Path | None = None, *, lock: bool = False, wait: bool = False
+    config: Path,
+    output: Path | None = None,
+    *,
+    lock: bool = False,
+    wait: bool = False,
+    reach: bool | None = False,
 ) -> AnalysisConfig:
     """Load a config for a command, applying ``--output`` if given; with ``lock`` take the
-    run directory's writer lock (:func:`lock_run`) before anything is checked or written."""
+    run directory's writer lock (:func:`lock_run`) before anything is checked or written;
+    ``reach``: the command runs the reach, whose missing inputs are refused with the config's
+    other mistakes (:func:`gammastar.config.load_config`)."""
     from gammastar.config import load_config
 
-    cfg = load_config(config)
+    cfg = load_config(config, reach=reach)
     if output is not None:
         cfg = cfg.model_copy(update={"output": str(output.resolve())})
     if lock:

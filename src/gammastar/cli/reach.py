@@ -52,7 +52,8 @@ def reach_command(
     """
     from gammastar.cli.options import lock_run
 
-    cfg = load(config, output)  # a bad config: refused before the stage's imports
+    # a bad config and the reach's missing inputs: one refusal before the stage's imports
+    cfg = load(config, output, reach=True)
     from gammastar.reach.stage import check_config, run_reach
 
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists

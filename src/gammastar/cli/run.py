@@ -32,7 +32,8 @@ def run_command(
     wait: WaitOpt = False,
 ) -> None:
     """Run the whole analysis chain; only stale stages are recomputed."""
-    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the imports
+    # a bad config (the reach's missing inputs with it): refused before the imports
+    cfg = load(config, output, lock=True, wait=wait, reach=None)
     from rich.console import Console
 
     from gammastar import pipeline

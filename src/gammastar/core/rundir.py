@@ -125,7 +125,13 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(HISTOGRAMS, "root", "select", "histograms.json", doc="mass histograms"),
         Artifact(SELECT, "json", "select", "select.json", doc="counts, cut flow, settings"),
         Artifact(YIELDS, "json", "yields", "yields.json", doc="A′ and χχ̄ yields per POT"),
-        Artifact(YIELDS_APRIME_CSV, "csv", "yields", doc="A′ yields as a table"),
+        Artifact(
+            YIELDS_APRIME_CSV,
+            "csv",
+            "yields",
+            doc="A′ yields as a table: yields.json aprime's columns, then total_err and "
+            "err_<part>, the error's named parts, absolute (gammastar.yields.error_parts)",
+        ),
         Artifact(YIELDS_MCP_CSV, "csv", "yields", doc="χχ̄ yields as a table"),
         Artifact("figures/yields_aprime.png", "png", "yields", tracked=False),
         Artifact("figures/yields_mcp.png", "png", "yields", tracked=False),

@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig
+from gammastar.config_checks import experiment_problems
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_paths, check_writable, make_meta
 from gammastar.core.results import StageResult
@@ -127,19 +128,18 @@ def _extrapolation_json(res: ScanResult, mode: str, yields: Yields) -> dict[str,
 
 
 def check_config(config: AnalysisConfig) -> None:
-    """Refuse a reach whose statistics inputs are not all given (before anything is written).
+    """Refuse a reach whose statistics inputs are not all given, or (outside the mock) whose
+    detector is not stated, before anything is written.
 
     Raises:
-        ConfigError: one line naming the first missing ``reach`` key
-            (:meth:`gammastar.config.reach.ReachConfig.missing`).
+        ConfigError: one line per missing key, all in one message
+            (:func:`gammastar.config_checks.experiment_problems` with the reach run).
     """
-    missing = config.reach.missing()
+    given = config.model_dump(mode="python", by_alias=True, exclude_unset=True)
+    missing = experiment_problems(given, reach=True)
     if missing:
-        key, what = missing[0]
-        raise ConfigError(
-            f"{config.source or '<config>'}: reach.{key}: not given ({what}); the reach has no "
-            "experiment-specific defaults: state it, 0 on purpose where it does not apply"
-        )
+        src = config.source or "<config>"
+        raise ConfigError("\n".join(f"{src}: {line}" for line in missing))
     from gammastar.reach.bounds import read_config_bounds
 
     read_config_bounds(config)  # a bad bound file stops the reach before the scan

@@ -486,7 +486,9 @@ def _universality_block(doc: dict[str, Any], s: Section) -> None:
             ]
         )
     )
-    headers = ["m (GeV)", f"ratio {label}", "combined A′ per POT per ε²", "stat.", "syst."]
+    headers = [
+        "m (GeV)", f"ratio {label}", "combined A′ per POT per ε²", "stat.", "channel disagreement"
+    ]  # fmt: skip
     s.add(table(headers, [rows[i] for i in _pick(len(rows), 8)], "num"))
     if len(rows) > 8:
         s.add(details(f"all {len(rows)} shared mass bins", table(headers, rows, "num")))

@@ -28,6 +28,7 @@ from gammastar.selection.flavours import flavour_channel
 from gammastar.yields.combined import _combined_mcp, _combined_uncertainties, _seam_extrapolation
 from gammastar.yields.compute import _warn_flags, _yields, flag_acceptance_loss
 from gammastar.yields.document import _jsonable, _yields_meta, yields_document
+from gammastar.yields.error_parts import error_parts
 from gammastar.yields.formulas import AprimeYield, McpYield
 from gammastar.yields.inputs import YieldInputs, read_acceptance_loss, read_yield_inputs
 from gammastar.yields.npot import resolve_n_pot
@@ -134,9 +135,14 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
         f"gammastar yields; n_pot={inp.n_pot:.6g} ({inp.n_pot_source}); "
         f"phase_space={inp.phase_space}; see yields.json meta"
     )
+    # the whole error after the contract columns: its total and each named part, absolute
+    # (gammastar.yields.error_parts: the parts in quadrature)
+    parts = error_parts(doc)
+    errs = [parts.absolute()] + [parts.absolute(k) for k in parts.rel]
     _write_csv(
         rd.path(rundir.YIELDS_APRIME_CSV),
-        ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"],
+        ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"]
+        + ["total_err"] + [f"err_{k}" for k in parts.rel],
         [
             [
                 ap.mass[i],
@@ -147,6 +153,7 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
                 ap.bkg_sub_err[i],
                 ap.flags[i],
             ]
+            + [float("nan") if e[i] is None else e[i] for e in errs]
             for i in range(len(ap.mass))
         ],
         comment,
