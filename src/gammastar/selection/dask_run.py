@@ -24,6 +24,7 @@ import cloudpickle
 from gammastar.errors import InputError
 from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.execution import Execution
+from gammastar.selection.facility import gateway_cluster, jobqueue_cluster
 from gammastar.selection.sink import ChunkSink, fold_or_cancel
 
 
@@ -133,10 +134,20 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
 
 
 def make_dask_executor(execution: Execution) -> tuple[DaskExecutor, list[Any]]:
-    """The Dask executor of ``execution`` (its scheduler, else a :func:`local_cluster` of
+    """The Dask executor of ``execution`` (a Gateway's or a batch system's cluster,
+    :mod:`gammastar.selection.facility`; its scheduler; else a :func:`local_cluster` of
     ``workers`` workers) and the objects to close."""
     from distributed import Client
 
+    n = execution.workers or 2
+    if execution.gateway:
+        client, to_close = gateway_cluster(
+            execution.gateway, n, execution.gateway_options, timeout=execution.worker_timeout
+        )
+        return DaskExecutor(client), to_close
+    if execution.jobqueue:
+        client, to_close = jobqueue_cluster(execution.jobqueue, n, timeout=execution.worker_timeout)
+        return DaskExecutor(client), to_close
     if execution.scheduler:
         try:
             client = Client(execution.scheduler, timeout=30)
@@ -145,7 +156,7 @@ def make_dask_executor(execution: Execution) -> tuple[DaskExecutor, list[Any]]:
                 f"--scheduler {execution.scheduler}: cannot connect to the Dask scheduler ({err})"
             ) from None
         return DaskExecutor(client), [client]
-    cluster = local_cluster(execution.workers or 2, processes=execution.dask_processes)
+    cluster = local_cluster(n, processes=execution.dask_processes)
     client = Client(cluster)
     return DaskExecutor(client), [client, cluster]
 
