@@ -181,16 +181,17 @@ def test_jobqueue_job_script(tmp_path):
     assert kind == "htcondor"
     assert kwargs["processes"] == 1
     script = job_script(f)
-    # what HTCondor would run: one single-threaded worker with the chunk code preloaded,
-    # the facility's requests and directives
+    # what HTCondor would run: one single-threaded worker, the facility's requests and
+    # directives
     assert "--nthreads 1" in script
-    assert "--preload gammastar.selection.dask_run" in script
+    assert "distributed.cli.dask_worker" in script
     assert "RequestCpus = MY.DaskWorkerCores" in script
     assert "espresso" in script
     # the command line's dry run prints it (the config argument is not read)
     res = main_in_process("select", str(f), "--jobqueue", str(f), "--dry-run")
     assert res.status == 0, res.stderr
-    assert "--preload gammastar.selection.dask_run" in res.stdout
+    assert "distributed.cli.dask_worker" in res.stdout
+    assert "espresso" in res.stdout
 
 
 @pytest.mark.parametrize(

@@ -41,10 +41,6 @@ JOBQUEUE_KINDS = {
 }
 """``kind`` of a ``--jobqueue`` file → its ``dask_jobqueue`` cluster class."""
 
-PRELOAD = "gammastar.selection.dask_run"
-"""The module each facility worker preloads (its ``dask_setup`` loads the chunk code)."""
-
-
 def _missing(extra: str, package: str) -> ConfigError:
     return ConfigError(
         f"--{extra}: needs the '{package}' package: pip install 'gammastar[{extra}]'"
@@ -188,8 +184,8 @@ def _first_worker(client: Any, what: str, timeout: float) -> None:
 def read_jobqueue(path: str | Path) -> tuple[str, dict[str, Any]]:
     """``(kind, keyword arguments)`` of a ``--jobqueue`` file: a YAML mapping with ``kind``
     (:data:`JOBQUEUE_KINDS`) and the cluster class's keyword arguments; ``processes``
-    defaults to ``cores`` (single-threaded workers, as the selection's chunks want) and each
-    worker preloads the chunk code.
+    defaults to ``cores`` (single-threaded workers, as the selection's chunks want); each
+    worker loads the chunk code when it joins (:class:`LoadChunkCode`).
 
     Raises:
         InputError: the file cannot be read or is not YAML.
@@ -212,10 +208,6 @@ def read_jobqueue(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise ConfigError(f"{p}: kind: {kind!r} is not one of {', '.join(JOBQUEUE_KINDS)}")
     if "cores" in kwargs:
         kwargs.setdefault("processes", kwargs["cores"])
-    extra = list(kwargs.pop("worker_extra_args", None) or [])
-    if PRELOAD not in extra:
-        extra += ["--preload", PRELOAD]
-    kwargs["worker_extra_args"] = extra
     return str(kind), kwargs
 
 

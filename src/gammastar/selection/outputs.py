@@ -119,7 +119,7 @@ def _counts(
 ) -> dict[str, Any]:
     """``select.json`` ``counts``: events, pairs per charge class, and the combinatorial,
     signal and unfolded totals with their errors."""
-    if run.spec is not None:
+    if run.spec is not None or w.pairs is None:  # the chunks' counts (pairs not here)
         n_q = {c: cutflow[c] for c in ("os", "pp", "mm")}
     else:
         q = w.pairs["charge"].to_numpy()

@@ -36,6 +36,7 @@ from gammastar.corrections.unfold import (
 from gammastar.corrections.unfold.acceptance import load_acceptance_map
 from gammastar.corrections.unfold.efficiency import load_efficiency_map
 from gammastar.errors import ConfigError, OutputExistsError
+from gammastar.selection import onworkers
 from gammastar.selection.chunk import CUTFLOW_KEYS
 from gammastar.selection.cuts import Cuts
 from gammastar.selection.execution import EXECUTORS, Execution
@@ -205,6 +206,10 @@ def _prepare_run(
     # pairs.parquet/ with the other outputs; the staging directory is always removed)
     parallel = spec is not None and opt.execution.executor != "iterative" and stream
     url = cfg.selection.pairs_url
+    if _held(fit_lambda, opt.execution, stream) and url is None:
+        # a measured λ_θ on Dask: the pairs stay on the workers, which write the final
+        # parts (gammastar.selection.onworkers)
+        parallel = True
     staging: Path | str | None = None
     if url is not None:
         if not parallel:  # the weights need the whole table (a measured λ_θ)
@@ -218,6 +223,12 @@ def _prepare_run(
         (staging / rundir.PAIRS).mkdir()
     return _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
                 fit_lambda)  # fmt: skip
+
+
+def _held(fit_lambda: bool, execution: Execution, stream: bool) -> bool:
+    """Whether the measured λ_θ's steps run where the chunks' pairs are (a Dask cluster, one
+    flavour: :mod:`gammastar.selection.onworkers`) instead of on the whole table here."""
+    return fit_lambda and execution.executor == "dask" and stream
 
 
 def _staging_url(url: str) -> str:
@@ -290,14 +301,38 @@ def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
     ex = opt.execution
     # one executor (cluster, process pool) for the chunks and the second pass on the parts
     with open_executor(replace(ex, chunksize=ex.chunksize or cfg.input.step_size)) as exe:
+        if hasattr(exe, "hold") and run.staging is not None and run.spec is None:
+            exe.hold = True  # a measured λ_θ: the pairs stay on the workers
         result, bad_files, cutflow = _process(cfg, opt, run, exe)
         run.times["processed"] = time.perf_counter()
         files_used = [p for p in run.checked.files if p not in bad_files]
         w = _weigh(cfg, run, result, cutflow, files_used, exe)
+        _polarisation_on_workers(cfg, run, w, result, exe)
     hists, bayes = _histograms(cfg, run, w)
     done = _Processed(bad_files, cutflow, files_used)
     meta, doc = _select_doc(cfg, opt, run, w, done, hists, bayes)
     return _Selected(run, w, hists, meta, doc, cutflow, bad_files)
+
+
+def _polarisation_on_workers(
+    cfg: AnalysisConfig, run: _Run, w: Any, result: dict[str, Any], exe: Any
+) -> None:
+    """A fiducial selection's ``polarisation`` block from the parts of the pair dataset the
+    Dask workers wrote, measured by them (:func:`gammastar.selection.onworkers.
+    polarisation_of_parts`: sums to here) while the cluster is open; elsewhere (one process, a
+    process pool, parts the driver wrote, a URL) the driver reads the dataset later."""
+    import time
+
+    if not (run.phase_space == PHASE_SPACE_FIDUCIAL and w.polarisation is None
+            and w.streamed is not None and hasattr(exe, "map_new")
+            and not result.get("driver_written") and not urls.is_url(w.streamed)):  # fmt: skip
+        return
+    t = time.perf_counter()
+    paths = [str(Path(w.streamed) / name) for name in result["parts"]]
+    w.polarisation = onworkers.polarisation_of_parts(
+        exe, paths, run.am, onworkers.BinRule.from_config(cfg), used=run.polarisation_used
+    )
+    run.times["polarisation"] = time.perf_counter() - t
 
 
 def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
@@ -335,7 +370,11 @@ def _process(
 
     cuts, checked, staging, ex = Cuts.from_config(cfg), run.checked, run.staging, opt.execution
     dataset = (
-        None if staging is None else staging if urls.is_url(staging) else Path(staging) / rundir.PAIRS
+        None
+        if staging is None
+        else staging
+        if urls.is_url(staging)
+        else Path(staging) / rundir.PAIRS
     )
     numbers = file_numbers(f for spec in checked.fileset.values() for f in spec["files"])
     reader = ChunkReader(
