@@ -200,3 +200,22 @@ def test_fixed_lambda_polarisation_measured_on_the_workers(tmp_path, mock, monke
         _close(p1[k], p0[k], FIT_TOL, k)
         _close(p1[f"{k}_err"], p0[f"{k}_err"], 1e-9 * np.nanmax(p0[f"{k}_err"]), k)
     _close(p1["n_eff"], p0["n_eff"], 1e-9 * np.max(p0["n_eff"]), "n_eff")
+
+
+def test_chunks_balance_the_workers():
+    """Without a chunk size given, several workers get at least CHUNKS_PER_WORKER chunks each
+    (chunk size ⌈entries / (4 n)⌉, between MIN_CHUNK and input.step_size); one process keeps
+    input.step_size (its memory bound)."""
+    cfg = load_config(REPO / "analysis" / "na60_like.yaml")  # input.step_size 500 000
+
+    class Pool:
+        workers = 14
+
+    entries = {f"f{i}.root": 1_000_000 for i in range(16)}  # 1.6e7 entries
+    assert sel._chunk_size(cfg, Execution(), None, entries) == 500_000
+    fut = Execution("futures", workers=14)
+    assert sel._chunk_size(cfg, fut, Pool(), entries) == -(-16_000_000 // 56)  # 4 × 14 chunks
+    assert sel._chunk_size(cfg, fut, Pool(), {"a.root": 10**6}) == sel.MIN_CHUNK
+    assert sel._chunk_size(cfg, Execution("futures", workers=2), Pool(), {"a": 10**8}) == 500_000
+    given = Execution("futures", workers=14, chunksize=123)
+    assert sel._chunk_size(cfg, given, Pool(), entries) == 123

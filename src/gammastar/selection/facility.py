@@ -184,8 +184,9 @@ def _first_worker(client: Any, what: str, timeout: float) -> None:
 def read_jobqueue(path: str | Path) -> tuple[str, dict[str, Any]]:
     """``(kind, keyword arguments)`` of a ``--jobqueue`` file: a YAML mapping with ``kind``
     (:data:`JOBQUEUE_KINDS`) and the cluster class's keyword arguments; ``processes``
-    defaults to ``cores`` (single-threaded workers, as the selection's chunks want); each
-    worker loads the chunk code when it joins (:class:`LoadChunkCode`).
+    defaults to ``cores`` (single-threaded workers, as the selection's chunks want), the
+    scheduler's dashboard to a free port; each worker loads the chunk code when it joins
+    (:class:`LoadChunkCode`).
 
     Raises:
         InputError: the file cannot be read or is not YAML.
@@ -208,6 +209,11 @@ def read_jobqueue(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise ConfigError(f"{p}: kind: {kind!r} is not one of {', '.join(JOBQUEUE_KINDS)}")
     if "cores" in kwargs:
         kwargs.setdefault("processes", kwargs["cores"])
+    # the scheduler runs here: its dashboard on a free port (8787 is often taken on a shared
+    # login node, and the cluster would then fail to start)
+    options = dict(kwargs.get("scheduler_options") or {})
+    options.setdefault("dashboard_address", ":0")
+    kwargs["scheduler_options"] = options
     return str(kind), kwargs
 
 

@@ -221,8 +221,10 @@ def _prepare_run(
     elif parallel:
         staging = Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
         (staging / rundir.PAIRS).mkdir()
-    return _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
-                fit_lambda)  # fmt: skip
+    run = _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
+               fit_lambda)  # fmt: skip
+    run.shared_staging = opt.execution.shared_staging
+    return run
 
 
 def _held(fit_lambda: bool, execution: Execution, stream: bool) -> bool:
@@ -406,7 +408,7 @@ def _process(
     result, run_bad = run_processor(
         checked.fileset,
         proc,
-        execution=replace(ex, chunksize=ex.chunksize or cfg.input.step_size),
+        execution=replace(ex, chunksize=_chunk_size(cfg, ex, exe, checked.entries)),
         skip_bad_files=opt.skip_bad_files,
         sink=ChunkSink(dataset, numbers),
         file_metadata={
@@ -424,6 +426,43 @@ def _process(
             cutflow["events_nonfinite"],
         )
     return result, {**checked.bad_files, **run_bad}, cutflow
+
+
+CHUNKS_PER_WORKER = 4
+"""Chunks per worker that the chunk size aims at (:func:`_chunk_size`): enough for a worker
+that finishes early to take another one while the last ones run."""
+MIN_CHUNK = 100_000
+"""The smallest chunk :func:`_chunk_size` makes (entries): below it each chunk's fixed costs
+(a task, a file opened, histograms sent) outweigh the balance it buys."""
+
+
+def _chunk_size(cfg: AnalysisConfig, ex: Execution, exe: Any, entries: dict[str, int]) -> int:
+    """Entries per chunk: ``Execution.chunksize`` where given; else ``input.step_size``, made
+    smaller on several workers so that they get :data:`CHUNKS_PER_WORKER` chunks each (not
+    below :data:`MIN_CHUNK`): with fewer chunks than that the last ones keep one worker busy
+    while the others wait."""
+    if ex.chunksize:
+        return ex.chunksize
+    step, n = cfg.input.step_size, _n_workers(ex, exe)
+    if n <= 1:
+        return step
+    total = sum(int(v) for v in entries.values())
+    return min(step, max(MIN_CHUNK, -(-total // (CHUNKS_PER_WORKER * n))))
+
+
+def _n_workers(ex: Execution, exe: Any) -> int:
+    """The workers the chunks are spread over: the process pool's, the Dask cluster's (those
+    connected, or the number asked for where more are coming)."""
+    if ex.executor == "iterative":
+        return 1
+    client = getattr(exe, "client", None)
+    if client is None:
+        return int(getattr(exe, "workers", 1) or 1)
+    try:
+        connected = len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - the count only tunes the chunk size
+        connected = 0
+    return max(connected, ex.workers or 0, 1)
 
 
 # --------------------------------------------------------------------------- both channels

@@ -205,7 +205,9 @@ def _weigh_on_workers(
     numbers = file_numbers(f for spec in run.checked.fileset.values() for f in spec["files"])
     spec = onworkers.Weighing(run.am, edges, est.factor, u.min_acceptance, u.outside_map,
                               conversion_template_from_config(cfg))  # fmt: skip
-    writer = onworkers.PartWriter(str(dataset), numbers, HistAxes.from_config(cfg), edges)
+    # --no-shared-staging: every part comes back as bytes (a directory "" no worker sees)
+    where = str(dataset) if run.shared_staging else ""
+    writer = onworkers.PartWriter(where, numbers, HistAxes.from_config(cfg), edges)
     eff_report: list[UnfoldReport] = []
 
     def check(n_pairs: int, n_zero: int) -> None:
