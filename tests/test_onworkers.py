@@ -219,3 +219,36 @@ def test_chunks_balance_the_workers():
     assert sel._chunk_size(cfg, Execution("futures", workers=2), Pool(), {"a": 10**8}) == 500_000
     given = Execution("futures", workers=14, chunksize=123)
     assert sel._chunk_size(cfg, given, Pool(), entries) == 123
+
+
+def test_input_check_in_parallel_equals_the_serial_one(tmp_path):
+    """The input check with a file per task (on the executor's workers) gives the serial
+    check's result: the same files, entries, UUIDs, branches, bad files, and the same error
+    (the first bad file's) without ``--skip-bad-files``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from _select_data import write_mock
+
+    from gammastar.config import config_from_dict
+    from gammastar.errors import InputError
+    from gammastar.selection.processor import LocalExecutor
+
+    files = [tmp_path / f"{c}.root" for c in "abc"]
+    write_mock(files[0], 20)
+    (tmp_path / "b.root").write_text("not a ROOT file")
+    write_mock(files[2], 30, event_offset=1000)
+    cfg = config_from_dict({"output": str(tmp_path / "out"),
+                            "input": {"files": [str(f) for f in files]}},
+                           source=str(tmp_path / "c.yaml"))  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        exe = LocalExecutor("futures", 2, pool)
+        got = sel._checked_inputs(cfg, None, True, exe)
+        want = sel._checked_inputs(cfg, None, True)
+        for field in ("fileset", "branches", "bad_files", "entries", "uuids", "truth_trees"):
+            assert getattr(got, field) == getattr(want, field), field
+        assert list(got.bad_files) == [str(files[1])]
+        with pytest.raises(InputError) as serial:
+            sel._checked_inputs(cfg, None, False)
+        with pytest.raises(InputError) as parallel:
+            sel._checked_inputs(cfg, None, False, exe)
+        assert str(parallel.value) == str(serial.value)

@@ -26,6 +26,7 @@ from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.execution import Execution
 from gammastar.selection.facility import gateway_cluster, jobqueue_cluster
 from gammastar.selection.sink import ChunkSink, fold_or_cancel
+from gammastar.selection.writer import Packed
 
 
 @dataclasses.dataclass
@@ -101,7 +102,8 @@ class DaskExecutor:
 
 class _Summary:
     """A held chunk's output as the driver's sink takes it: its pair columns replaced by
-    their number (``_held``)."""
+    their number (``_held``), the rest compressed (:class:`~gammastar.selection.writer.
+    Packed`: mostly empty 3-D histograms)."""
 
     def __call__(self, wrapped: Any) -> Any:
         out = dict(wrapped["out"])
@@ -110,7 +112,7 @@ class _Summary:
             out["pairs"] = type(pairs)(
                 {k: {"_held": True, "_rows": len(v["m"])} for k, v in pairs.chunks.items()}
             )
-        return {"out": out}
+        return {"out": {"packed": Packed(out)}}
 
 
 def dask_setup(worker: Any) -> None:

@@ -309,11 +309,13 @@ def _write_outputs(
             "postprocess": t_post - t["processed"],
             "write_data": time.perf_counter() - t_post,
         }
-        for k in ("fit_lambda", "polarisation", "polarisation_correction", "reweight"):
+        for k in ("fit_lambda", "polarisation", "polarisation_correction", "reweight",
+                  "cluster"):  # fmt: skip
             # in postprocess: the λ_θ(m) fit (decay_lambda_theta: measured), the
             # polarisation block's measurement (every fiducial selection) and its
             # correction (unfold.polarisation_correction), the second pass (the factors
-            # of the whole sample on the chunks' weights)
+            # of the whole sample on the chunks' weights); before the checks: the start of
+            # the cluster or process pool (in none of the four)
             if k in t:
                 doc["timings_s"][k] = t[k]
         js_tmp.write_text(rundir.RunDir(run.outdir).json_text(rundir.SELECT, doc))  # checked

@@ -47,6 +47,7 @@ from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
     ChunkReader,
     DileptonProcessor,
+    map_tasks,
     open_executor,
     run_processor,
 )
@@ -133,12 +134,21 @@ def select(
     _check_pairs_url(cfg, execution, force)
     if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: one selection per flavour
         return _select_flavours(cfg, opt, inputs, t0)
-    run = _prepare_run(cfg, opt, inputs, t0)
-    try:
-        return _select_run(cfg, opt, run)
-    finally:
-        if run.staging is not None:
-            _remove_staging(run.staging)
+    # one executor (cluster, process pool) for the input checks, the chunks and the steps
+    # after them; its start is timed apart (timings_s.cluster)
+    t_open = time.perf_counter()
+    with open_executor(
+        replace(execution, chunksize=execution.chunksize or cfg.input.step_size)
+    ) as exe:
+        opened = time.perf_counter() - t_open
+        run = _prepare_run(cfg, opt, inputs, t0 + opened, exe=exe)
+        if execution.executor != "iterative":
+            run.times["cluster"] = opened
+        try:
+            return _select_run(cfg, opt, run, exe)
+        finally:
+            if run.staging is not None:
+                _remove_staging(run.staging)
 
 
 _URL_NEEDS = (
@@ -174,12 +184,19 @@ def _remove_staging(staging: Path | str) -> None:
 
 
 def _prepare_run(
-    cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float, *, stream: bool = True
+    cfg: AnalysisConfig,
+    opt: _Options,
+    inputs: Any,
+    t0: float,
+    *,
+    stream: bool = True,
+    exe: Any = None,
 ) -> _Run:
-    """The input checks and the unfolding maps of one (single-flavour) selection: its
-    :class:`_Run` (``stream``: chunk-local weights on a parallel executor go to a staging
-    directory next to the outputs, which the caller removes)."""
-    checked = _checked_inputs(cfg, inputs, opt.skip_bad_files)
+    """The input checks (on ``exe``'s workers, a file per task, where it has them) and the
+    unfolding maps of one (single-flavour) selection: its :class:`_Run` (``stream``:
+    chunk-local weights on a parallel executor go to a staging directory next to the
+    outputs, which the caller removes)."""
+    checked = _checked_inputs(cfg, inputs, opt.skip_bad_files, exe)
     measured = cfg.unfold.decay_lambda_theta == "measured"
     em, am, phase_space = _unfolding_maps(cfg, lambda_theta=0.0 if measured else None)
     # unfold.decay_lambda_theta: measured: ONE pass over the input. The chunks return the
@@ -243,14 +260,19 @@ def _staging_url(url: str) -> str:
     return urls.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
 
 
-def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
-    """The input files, checked (:func:`gammastar.io.check_inputs`), with the flavour and the
-    branches the η → μμ removal needs."""
+def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe: Any = None) -> Any:
+    """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
+    file per task, :func:`_check_in_parallel`), with the flavour and the branches the
+    η → μμ removal needs."""
     from gammastar.selection.flavour import check_flavour  # the leptons' masses vs the flavour
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
-    checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
+    n_files = sum(len(spec["files"]) for spec in fileset.values())
+    if exe is not None and n_files > 1 and _n_workers(exe) > 1:
+        checked = _check_in_parallel(fileset, bmap, skip_bad_files, exe)
+    else:
+        checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
     check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
         log.warning("skipping bad file %s: %s", path, why)
@@ -275,6 +297,61 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> A
     return checked
 
 
+def _check_one(bmap: Any, path_tree: tuple[str, str]) -> Any:
+    """One file's :func:`gammastar.io.check_inputs` (a task): its result, or the
+    :class:`~gammastar.errors.InputError` that names it (returned, not raised: the driver
+    reports the first bad file in fileset order)."""
+    from gammastar.errors import InputError
+
+    path, tree = path_tree
+    try:
+        return io.check_inputs({"_": {"files": {path: tree}}}, bmap)
+    except InputError as err:
+        return err
+
+
+def _check_in_parallel(fileset: Any, bmap: Any, skip_bad_files: bool, exe: Any) -> Any:
+    """:func:`gammastar.io.check_inputs` of the fileset with a file per task on the
+    executor's workers (its cost then stays flat in the number of files while the workers
+    grow with them), merged here in fileset order: the same files, entries, UUIDs and truth
+    trees, the optional branches those present in every readable file, the same errors (the
+    first bad file's, or every bad file reported with ``skip_bad_files``)."""
+    from functools import partial
+
+    from gammastar.errors import InputError
+
+    items = [(p, t) for spec in fileset.values() for p, t in spec["files"].items()]
+    results = dict(zip(items, map_tasks(exe, partial(_check_one, bmap), items), strict=True))
+    good: dict[str, Any] = {}
+    bad: dict[str, str] = {}
+    entries: dict[str, int] = {}
+    uuids: dict[str, bytes] = {}
+    truth: list[str] = []
+    optional = dict(bmap.optional)
+    for dataset, spec in fileset.items():
+        kept = {}
+        for path, tree in spec["files"].items():
+            one = results[(path, tree)]
+            if isinstance(one, InputError):
+                if not skip_bad_files:
+                    raise one
+                bad[path] = str(one)
+                continue
+            optional = {c: b for c, b in optional.items() if c in one.branches.optional}
+            entries.update(one.entries)
+            uuids.update(one.uuids)
+            truth += one.truth_trees
+            kept[path] = tree
+        if kept:
+            good[dataset] = {**spec, "files": kept}
+    if not good:
+        raise InputError(
+            "no readable input file: " + "; ".join(f"{p}: {why}" for p, why in bad.items())[:2000]
+        )
+    branches = io.BranchMap(bmap.layout, bmap.required, optional, bmap.lepton)
+    return io.CheckedInputs(good, branches, bad, entries, truth, uuids)
+
+
 def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> tuple[Any, Any, str]:
     """``(efficiency map, acceptance, phase space)`` of the config's ``unfold`` section
     (``lambda_theta``: the per-pair acceptance's λ_θ instead of the configured one)."""
@@ -295,14 +372,20 @@ def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> t
     return em, am, phase_space
 
 
-def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
-    """Process, weight, fill and document one (single-flavour) selection; nothing written."""
+def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) -> _Selected:
+    """Process, weight, fill and document one (single-flavour) selection on ``exe`` (else an
+    executor opened for it); nothing written."""
+    import contextlib
     import time
 
     run.times["checked"] = time.perf_counter()
     ex = opt.execution
     # one executor (cluster, process pool) for the chunks and the second pass on the parts
-    with open_executor(replace(ex, chunksize=ex.chunksize or cfg.input.step_size)) as exe:
+    with contextlib.ExitStack() as stack:
+        if exe is None:
+            exe = stack.enter_context(
+                open_executor(replace(ex, chunksize=ex.chunksize or cfg.input.step_size))
+            )
         if hasattr(exe, "hold") and run.staging is not None and run.spec is None:
             exe.hold = True  # a measured λ_θ: the pairs stay on the workers
         result, bad_files, cutflow = _process(cfg, opt, run, exe)
@@ -337,9 +420,9 @@ def _polarisation_on_workers(
     run.times["polarisation"] = time.perf_counter() - t
 
 
-def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
+def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) -> SelectResult:
     """The part of :func:`select` after the input checks: process, weight, fill, write."""
-    sel = _select_compute(cfg, opt, run)
+    sel = _select_compute(cfg, opt, run, exe)
     w, hists, meta, doc, cutflow, bad_files = (
         sel.w, sel.hists, sel.meta, sel.doc, sel.cutflow, sel.bad_files
     )  # fmt: skip
@@ -443,18 +526,17 @@ def _chunk_size(cfg: AnalysisConfig, ex: Execution, exe: Any, entries: dict[str,
     while the others wait."""
     if ex.chunksize:
         return ex.chunksize
-    step, n = cfg.input.step_size, _n_workers(ex, exe)
+    step = cfg.input.step_size
+    n = 1 if ex.executor == "iterative" else _n_workers(exe, ex)
     if n <= 1:
         return step
     total = sum(int(v) for v in entries.values())
     return min(step, max(MIN_CHUNK, -(-total // (CHUNKS_PER_WORKER * n))))
 
 
-def _n_workers(ex: Execution, exe: Any) -> int:
+def _n_workers(exe: Any, ex: Execution | None = None) -> int:
     """The workers the chunks are spread over: the process pool's, the Dask cluster's (those
     connected, or the number asked for where more are coming)."""
-    if ex.executor == "iterative":
-        return 1
     client = getattr(exe, "client", None)
     if client is None:
         return int(getattr(exe, "workers", 1) or 1)
@@ -462,7 +544,7 @@ def _n_workers(ex: Execution, exe: Any) -> int:
         connected = len(client.scheduler_info().get("workers", {}))
     except Exception:  # noqa: BLE001 - the count only tunes the chunk size
         connected = 0
-    return max(connected, ex.workers or 0, 1)
+    return max(connected, (ex.workers if ex is not None else None) or 0, 1)
 
 
 # --------------------------------------------------------------------------- both channels
