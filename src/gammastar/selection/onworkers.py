@@ -300,6 +300,7 @@ def measured_on_workers(
     try:
         t = time.perf_counter()
         prep = steps.step(partial(prepare, spec))
+        exe.release_held()  # the chunks' outputs: their columns are in the new states
         n_pairs = sum(s["n"] for s in prep)
         n_zero = sum(s["n_zero"] for s in prep)
         check(n_pairs, n_zero)
