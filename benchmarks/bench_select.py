@@ -953,7 +953,7 @@ def timed_select(address: str, cfg: Path, outdir: Path) -> dict:
         "seconds": seconds, "driver_peak_rss_mb": usage.ru_maxrss / 1024, "events": events,
         "received_bytes": received, "received_bytes_per_event": received / events,
         "chunks": got["chunks"], "counts": doc["counts"], "timings": doc["timings_s"],
-        "pairs_parts": len(list((outdir / "pairs.parquet").iterdir())),
+        "pairs_parts": len(list(pq.iterdir())) if (pq := outdir / "pairs.parquet").is_dir() else 1,
     }  # fmt: skip
 
 

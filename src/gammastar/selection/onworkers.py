@@ -21,13 +21,20 @@ import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from gammastar.core.parquet import part_bytes
 from gammastar.corrections.background import pair_factors
-from gammastar.corrections.polarisation import MIN_PAIRS, PARAMS, Polarisation, _rows
+from gammastar.corrections.polarisation import (
+    MIN_PAIRS,
+    PARAMS,
+    Polarisation,
+    _rows,
+    lambda_for_acceptance,
+)
 from gammastar.corrections.polarisation.angles import angular_functions
 from gammastar.corrections.polarisation.edges import (
     edges_from_quantiles,
@@ -294,8 +301,6 @@ def measured_on_workers(
         correct: the polarisation block corrected as configured (or returned as it is).
         check: raises on the pairs that 1/ε cannot use ``(pairs, at ε = 0)``.
     """
-    from functools import partial
-
     steps, times = HeldSteps(exe), {}
     try:
         t = time.perf_counter()
@@ -314,8 +319,6 @@ def measured_on_workers(
         block = _fit(steps, edges)
         times["polarisation"] = time.perf_counter() - t
         block = correct(block)
-        from gammastar.corrections.polarisation import lambda_for_acceptance
-
         pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
         nodes = spec.am.lambda_nodes(pol_edges, lam)
         am = spec.am.with_lambda(nodes)
@@ -366,8 +369,6 @@ def polarisation_of_parts(
     """The fiducial selection's ``polarisation`` block (:func:`gammastar.corrections.
     polarisation.measure` of the weighted pairs) from the parts of the pair dataset, each
     read by a worker: the bins and the fit from the workers' sums, as for a measured λ_θ."""
-    from functools import partial
-
     steps = HeldSteps(exe, exe.map_new(partial(part_state, am), list(paths)))
     try:
         grid = _grid(rule.lo, rule.hi)
@@ -456,7 +457,7 @@ def _quantiles(steps: HeldSteps, grid: np.ndarray, counts: np.ndarray, n_bins: i
     need = sorted({int(j) for x in h for j in (math.floor(x), min(math.floor(x) + 1, n - 1))})
     where = {j: int(np.searchsorted(below, j, side="right") - 1) for j in need}
     bins = sorted(set(where.values()))
-    got = steps.ask(_partial(os_masses_between, [(grid[b], grid[b + 1]) for b in bins]))
+    got = steps.ask(partial(os_masses_between, [(grid[b], grid[b + 1]) for b in bins]))
     values = {b: np.sort(np.concatenate([g[i] for g in got])) for i, b in enumerate(bins)}
     x = {j: values[where[j]][j - below[where[j]]] for j in need}
     q = []
@@ -468,17 +469,11 @@ def _quantiles(steps: HeldSteps, grid: np.ndarray, counts: np.ndarray, n_bins: i
     return edges_from_quantiles(q, lo, hi)
 
 
-def _partial(fn: Callable[..., Any], *args: Any) -> Any:
-    from functools import partial
-
-    return partial(fn, *args)
-
-
 def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True) -> dict[str, Any]:
     """:func:`gammastar.corrections.polarisation.measure` over the held chunks: each bin's
     Newton fit fed with the summed passes (all bins' passes of a round in one task per
     chunk), the damped fallback on the bin's rows gathered here."""
-    got = steps.step(_partial(fit_bins, edges))
+    got = steps.step(partial(fit_bins, edges))
     nb = edges.size - 1
     per = [[g["bins"][b] for g in got] for b in range(nb)]
     n_pairs = np.array([sum(p["n_os"] for p in per[b]) for b in range(nb)], dtype=np.int64)
@@ -504,7 +499,7 @@ def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True) -> dict[str, An
         else:
             pending[b] = r
     while pending:  # one round: every pending bin's pass, one task per chunk
-        parts = steps.ask(_partial(newton_pass, pending))
+        parts = steps.ask(partial(newton_pass, pending))
         nxt: dict[int, Any] = {}
         for b in pending:
             r = _advance(fits[b], _sum_passes([p[b] for p in parts]))
@@ -517,7 +512,7 @@ def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True) -> dict[str, An
         if res is _FAILED:
             continue
         if res is None:  # the damped fit, on the bin's rows gathered here
-            rows = steps.ask(_partial(bin_pairs, b))
+            rows = steps.ask(partial(bin_pairs, b))
             u, a0, v, w = (np.concatenate([r[i] for r in rows], axis=-1) for i in range(4))
             try:
                 res = _fit_lambdas_damped(u, a0, v, w, n_params=len(PARAMS))

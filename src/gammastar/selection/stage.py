@@ -47,6 +47,7 @@ from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
     ChunkReader,
     DileptonProcessor,
+    check_file,
     map_tasks,
     open_executor,
     run_processor,
@@ -297,19 +298,6 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
     return checked
 
 
-def _check_one(bmap: Any, path_tree: tuple[str, str]) -> Any:
-    """One file's :func:`gammastar.io.check_inputs` (a task): its result, or the
-    :class:`~gammastar.errors.InputError` that names it (returned, not raised: the driver
-    reports the first bad file in fileset order)."""
-    from gammastar.errors import InputError
-
-    path, tree = path_tree
-    try:
-        return io.check_inputs({"_": {"files": {path: tree}}}, bmap)
-    except InputError as err:
-        return err
-
-
 def _check_in_parallel(fileset: Any, bmap: Any, skip_bad_files: bool, exe: Any) -> Any:
     """:func:`gammastar.io.check_inputs` of the fileset with a file per task on the
     executor's workers (its cost then stays flat in the number of files while the workers
@@ -321,7 +309,7 @@ def _check_in_parallel(fileset: Any, bmap: Any, skip_bad_files: bool, exe: Any) 
     from gammastar.errors import InputError
 
     items = [(p, t) for spec in fileset.values() for p, t in spec["files"].items()]
-    results = dict(zip(items, map_tasks(exe, partial(_check_one, bmap), items), strict=True))
+    results = dict(zip(items, map_tasks(exe, partial(check_file, bmap), items), strict=True))
     good: dict[str, Any] = {}
     bad: dict[str, str] = {}
     entries: dict[str, int] = {}
