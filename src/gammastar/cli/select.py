@@ -37,7 +37,10 @@ def select_command(
         typer.Option("--scheduler", help="Dask scheduler address; none: a local Dask cluster."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Workers for futures / local Dask.")
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Workers for futures, a local Dask, --gateway or --jobqueue."
+        ),
     ] = None,
     gateway: Annotated[
         str | None,
