@@ -41,6 +41,7 @@ JOBQUEUE_KINDS = {
 }
 """``kind`` of a ``--jobqueue`` file → its ``dask_jobqueue`` cluster class."""
 
+
 def _missing(extra: str, package: str) -> ConfigError:
     return ConfigError(
         f"--{extra}: needs the '{package}' package: pip install 'gammastar[{extra}]'"
