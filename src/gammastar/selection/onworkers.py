@@ -180,6 +180,9 @@ def fit_bins(edges: np.ndarray, state: State) -> tuple[State, dict[str, Any]]:
         fit = _counted_pairs(u, mom[0], mom[1:], w, len(PARAMS))
         wc = fit[3]
         one.update(n=int(wc.size), cw=float(wc.sum()), cw2=float(np.dot(wc, wc)))
+        # the fit's first pass (newton_steps asks for λ = 0 without the meat first): here,
+        # saving a round of tasks
+        one["first"] = _NewtonPass(*fit)(np.zeros(len(PARAMS)), meat=False)
         bins.append(fit)
         sums.append(one)
     return {**state, "bins": bins}, {"bins": sums}
@@ -209,6 +212,23 @@ def final_weights(
     out.update(acc=acc, weight=weight)
     small = {"counts": counts, "sums": sums, "mass_w": _mass_w(spec, state["cols"], weight)}
     return out, small
+
+
+def prepare_counted(
+    spec: Weighing, grid: np.ndarray, held: Mapping[str, Any]
+) -> tuple[State, dict[str, Any]]:
+    """:func:`prepare` and, without a ``rate`` scale, :func:`os_mass_counts` in one task."""
+    state, small = prepare(spec, held)
+    state, counts = os_mass_counts(grid, None, spec.mass_edges, state)
+    return state, {**small, **counts}
+
+
+def final_written(
+    spec: Weighing, nodes: np.ndarray, source: str, writer: PartWriter, state: State
+) -> dict[str, Any]:
+    """:func:`final_weights` and, without a ``rate`` scale, :func:`write_pairs` in one task."""
+    state, small = final_weights(spec, nodes, source, state)
+    return {**small, **write_pairs(writer, None, state)}
 
 
 @dataclass(frozen=True)
@@ -304,16 +324,19 @@ def measured_on_workers(
     steps, times = HeldSteps(exe), {}
     try:
         t = time.perf_counter()
-        prep = steps.step(partial(prepare, spec))
+        grid = _grid(bins.lo, bins.hi)
+        if rate is None:  # the OS masses' histogram in the same round
+            prep = steps.step(partial(prepare_counted, spec, grid))
+            hists = prep
+        else:
+            prep = steps.step(partial(prepare, spec))
         exe.release_held()  # the chunks' outputs: their columns are in the new states
         n_pairs = sum(s["n"] for s in prep)
         n_zero = sum(s["n_zero"] for s in prep)
         check(n_pairs, n_zero)
-        scale = None
-        if rate is not None:
+        if rate is not None:  # the scale first, then the masses that keep a weight
             scale, _ = rate(_sum(s["mass_w"] for s in prep))
-        grid = _grid(bins.lo, bins.hi)
-        hists = steps.step(partial(os_mass_counts, grid, scale, spec.mass_edges))
+            hists = steps.step(partial(os_mass_counts, grid, scale, spec.mass_edges))
         counts = _sum(h["counts"] for h in hists)
         edges = _bin_edges(bins, steps, grid, counts, sum(h["n_os"] for h in hists))
         block = _fit(steps, edges)
@@ -323,12 +346,13 @@ def measured_on_workers(
         nodes = spec.am.lambda_nodes(pol_edges, lam)
         am = spec.am.with_lambda(nodes)
         times["fit_lambda"] = time.perf_counter() - t
-        fin = steps.step(partial(final_weights, spec, nodes, am.source))
         eta: dict[str, Any] = {}
-        final_scale = None
-        if rate is not None:
+        if rate is None:  # weighed and written in one round
+            fin = written = steps.ask(partial(final_written, spec, nodes, am.source, writer))
+        else:
+            fin = steps.step(partial(final_weights, spec, nodes, am.source))
             final_scale, eta = rate(_sum(f["mass_w"] for f in fin))
-        written = steps.ask(partial(write_pairs, writer, final_scale))
+            written = steps.ask(partial(write_pairs, writer, final_scale))
     finally:
         steps.release()
     if rate is not None:
@@ -494,6 +518,8 @@ def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True) -> dict[str, An
     results: dict[int, Any] = {}
     for b, gen in fits.items():
         r = _advance(gen, None, first=True)
+        if not isinstance(r, _Done):  # λ = 0 without the meat: fit_bins' pass
+            r = _advance(gen, _sum_passes([p["first"] for p in per[b]]))
         if isinstance(r, _Done):
             results[b] = r.value
         else:
