@@ -119,7 +119,7 @@ def _counts(
 ) -> dict[str, Any]:
     """``select.json`` ``counts``: events, pairs per charge class, and the combinatorial,
     signal and unfolded totals with their errors."""
-    if run.spec is not None:
+    if run.spec is not None or w.pairs is None:  # the chunks' counts (pairs not here)
         n_q = {c: cutflow[c] for c in ("os", "pp", "mm")}
     else:
         q = w.pairs["charge"].to_numpy()
@@ -309,11 +309,13 @@ def _write_outputs(
             "postprocess": t_post - t["processed"],
             "write_data": time.perf_counter() - t_post,
         }
-        for k in ("fit_lambda", "polarisation", "polarisation_correction", "reweight"):
+        for k in ("fit_lambda", "polarisation", "polarisation_correction", "reweight",
+                  "cluster"):  # fmt: skip
             # in postprocess: the λ_θ(m) fit (decay_lambda_theta: measured), the
             # polarisation block's measurement (every fiducial selection) and its
             # correction (unfold.polarisation_correction), the second pass (the factors
-            # of the whole sample on the chunks' weights)
+            # of the whole sample on the chunks' weights); before the checks: the start of
+            # the cluster or process pool (in none of the four)
             if k in t:
                 doc["timings_s"][k] = t[k]
         js_tmp.write_text(rundir.RunDir(run.outdir).json_text(rundir.SELECT, doc))  # checked

@@ -53,6 +53,8 @@ class _Run:
     """λ_θ(m) is fitted in this run (:func:`_measured_acceptance`): ``am`` is the isotropic
     acceptance until then, the one of the fitted λ_θ(m) after."""
     times: dict[str, float] = field(default_factory=dict)
+    shared_staging: bool = True
+    """The workers write their parts into ``staging`` (``Execution.shared_staging``)."""
 
 
 @dataclass

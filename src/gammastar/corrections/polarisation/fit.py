@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["STEP_TOL", "fit_lambdas"]
+__all__ = ["STEP_TOL", "drive", "equal_weight_scale", "fit_lambdas", "newton_steps"]
 
 STEP_TOL = 0.01
 """The fit stops when every λ's Newton step is below this fraction of its error."""
@@ -90,10 +90,60 @@ def fit_lambdas(
         True
     """
     u, a0, v, w = _counted_pairs(u, a0, v, w, n_params)
-    one_pass = _NewtonPass(u, a0, v, w)
-    lam, parts = _first_pass(one_pass, start, n_params)
-    # σ without the meat: √diag(H⁻¹) times the sandwich's factor for equal weights
-    w_scale = float(np.sqrt(np.dot(w, w) / abs(w.sum()))) if w.size and w.sum() != 0 else 1.0
+    fit = newton_steps(equal_weight_scale(w), n_params=n_params, max_iter=max_iter, tol=tol,
+                       start=start)  # fmt: skip
+    result = drive(fit, _NewtonPass(u, a0, v, w))
+    return result if result is not None else _fit_lambdas_damped(u, a0, v, w, n_params=n_params)
+
+
+def equal_weight_scale(w: NDArray[np.float64]) -> float:
+    """√(Σw²/|Σw|): the sandwich error's factor for equal weights, which scales √diag(H⁻¹)
+    into the step sizes' unit before the meat is computed (:func:`newton_steps`)."""
+    return float(np.sqrt(np.dot(w, w) / abs(w.sum()))) if w.size and w.sum() != 0 else 1.0
+
+
+Pass = tuple[NDArray[np.float64], NDArray[np.float64], "NDArray[np.float64] | None"]
+"""One pass's (score, Hessian, meat or ``None``) of :class:`_NewtonPass`."""
+
+
+def drive(fit: Any, one_pass: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Run the :func:`newton_steps` generator ``fit`` with ``one_pass(lam, meat=...)`` (a
+    :class:`_NewtonPass` or the sum of such passes over parts of the sample): its ``(lam,
+    cov)``, or ``None`` where the damped fit must take over."""
+    try:
+        lam, meat = next(fit)
+        while True:
+            lam, meat = fit.send(one_pass(lam, meat=meat))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def newton_steps(
+    w_scale: float,
+    *,
+    n_params: int = 3,
+    max_iter: int = 50,
+    tol: float = STEP_TOL,
+    start: ArrayLike | None = None,
+) -> Any:
+    """The Newton iteration of :func:`fit_lambdas` as a generator that asks for its passes:
+    it yields ``(lam, meat)`` and is sent that pass's (score, Hessian, meat) sums, or
+    ``None`` where a pair leaves the region where W and the moments are positive; it
+    returns ``(lam, cov)``, or ``None`` for the damped fallback. The passes' sums add over
+    parts of the sample, so a fit whose pairs are split over several processes is this
+    generator fed with the sums of their passes (:func:`drive` feeds one process's).
+    ``w_scale``: :func:`equal_weight_scale` of the counted pairs' weights.
+
+    Raises:
+        ValueError: the moments vanish for some pairs at λ = 0.
+    """
+    lam = np.zeros(n_params) if start is None else np.asarray(start, dtype=np.float64).copy()
+    parts = yield lam, False
+    if parts is None and start is not None:
+        lam = np.zeros(n_params)
+        parts = yield lam, False
+    if parts is None:
+        raise ValueError("the acceptance moments vanish for some pairs")
     prev = None  # the step that led to this pass, taken whole (None: none, or cut back)
     for _ in range(max_iter):
         hinv = _inverse_if_positive(parts[1])
@@ -106,14 +156,16 @@ def fit_lambdas(
         cov, r, residual = measured
         if cov is not None and r <= tol and (r <= tol**2 or residual <= tol**2):
             return lam + step, cov  # taken without another pass
+        t = 1.0
         # the next pass can be the last: its step, predicted, is below 10·tol
         meat = r <= 10 * tol or (prev is not None and residual <= 10 * tol)
-        t, new = _cut_back(one_pass, lam, step, meat)
+        while (new := (yield lam + t * step, meat)) is None and t > 1e-6:
+            t *= 0.5  # a step out of the region where W and the moments are positive
         if new is None:
             break
         lam, parts = lam + t * step, new
         prev = step if t == 1.0 else None
-    return _fit_lambdas_damped(u, a0, v, w, n_params=n_params)
+    return None
 
 
 def _measured_step(
@@ -139,17 +191,6 @@ def _measured_step(
     r_prev = None if prev is None else float(np.max(np.abs(prev) / sig))
     residual = r if r_prev is None else min(r, r**3 / max(r_prev, 1e-300) ** 2)
     return cov, r, residual
-
-
-def _cut_back(
-    one_pass: _NewtonPass, lam: NDArray[np.float64], step: NDArray[np.float64], meat: bool
-) -> tuple[float, Any]:
-    """``(t, pass)``: the pass at λ + t·step, the step halved while it leaves the region
-    where W and the moments are positive (pass None: no t ≥ 10⁻⁶ stays in it)."""
-    t = 1.0
-    while (new := one_pass(lam + t * step, meat=meat)) is None and t > 1e-6:
-        t *= 0.5
-    return t, new
 
 
 def _counted_pairs(u: ArrayLike, a0: ArrayLike, v: ArrayLike, w: ArrayLike,
