@@ -142,6 +142,7 @@ def _cfg(tmp_path, out):
         {
             "output": str(tmp_path / out),
             "input": {"files": [str(f) for f in files], "step_size": 60},
+            "beam": {"energy": 400.0, "interaction_lengths": 0.01},  # the mock's (no defaults)
             "unfold": {"efficiency_map": str(tmp_path / "eff.root")},
             "background": {"ss_weight": "binwise"},
         },

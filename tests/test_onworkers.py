@@ -238,7 +238,9 @@ def test_input_check_in_parallel_equals_the_serial_one(tmp_path):
     (tmp_path / "b.root").write_text("not a ROOT file")
     write_mock(files[2], 30, event_offset=1000)
     cfg = config_from_dict({"output": str(tmp_path / "out"),
-                            "input": {"files": [str(f) for f in files]}},
+                            "input": {"files": [str(f) for f in files]},
+                            "beam": {"energy": 400.0, "interaction_lengths": 0.01},
+                            "unfold": {"efficiency_map": None}},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
     with ThreadPoolExecutor(2) as pool:
         exe = LocalExecutor("futures", 2, pool)

@@ -48,6 +48,7 @@ def _cfg(inputs, out, files):
             "output": str(out),
             # chunks of 60 entries: each file read in several chunks (ranged reads)
             "input": {"files": files if isinstance(files, dict) else list(files), "step_size": 60},
+            "beam": {"energy": 400.0, "interaction_lengths": 0.01},  # the mock's (no defaults)
             "unfold": {"efficiency_map": str(inputs / "eff.root")},
         },
         source=str(inputs / "c.yaml"),
@@ -235,6 +236,7 @@ def test_cli_input_url(inputs, local_pairs, tmp_path):
     cfg.write_text(
         f"output: {tmp_path / 'run'}\n"
         "input: {step_size: 60}\n"
+        "beam: {energy: 400.0, interaction_lengths: 0.01}\n"
         f"unfold: {{efficiency_map: {inputs / 'eff.root'}}}\n"
     )
     with http_server(inputs) as (base, _):
