@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.config import AnalysisConfig, load_config
+from gammastar.config.reach import IdmConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.core.figures import figure_style, save_figure
@@ -516,13 +517,14 @@ def run_idm_reach(
     """
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     where = cfg.source or "<config>"
-    if cfg.idm is None:
+    idm = cfg.idm
+    if idm is None:
         raise ConfigError(f"{where}: no 'idm' section (docs/howto/dark-sectors.md)")
     src = aprime_source(cfg, None)
-    scan = _idm_scan(cfg, src)
+    scan = _idm_scan(cfg, idm, src)
     out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_IDM
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = _idm_doc(cfg, src, scan)
+    doc = _idm_doc(cfg, idm, src, scan)
     rundir.validate(doc, rundir.REACH_IDM, where=str(out))
     written = write_json(out, doc, force=force)
     plot_idm_reach(doc, out.parent / "figures" / "reach_idm.png", title=cfg.name)
@@ -543,13 +545,12 @@ class _IdmScan(NamedTuple):
     pols: list[dict[str, Any]]
 
 
-def _idm_scan(cfg: AnalysisConfig, src: Mapping[str, Any]) -> _IdmScan:
-    """Per m₁ of ``cfg.idm``'s grid, the chains' acceptances (:func:`chain_acceptances`, the
-    A′ spin density from the data) and the excluded y interval per band; ``src`` the A′
-    source (:func:`gammastar.source.setup.aprime_source`: its
-    :class:`~gammastar.source.source.Source`)."""
+def _idm_scan(cfg: AnalysisConfig, idm: IdmConfig, src: Mapping[str, Any]) -> _IdmScan:
+    """Per m₁ of ``idm``'s grid (``cfg.idm``), the chains' acceptances
+    (:func:`chain_acceptances`, the A′ spin density from the data) and the excluded y
+    interval per band; ``src`` the A′ source (:func:`gammastar.source.setup.aprime_source`:
+    its :class:`~gammastar.source.source.Source`)."""
 
-    idm = cfg.idm
     source = src["source"]
     geometry = Geometry.from_config(cfg.detector)
     if idm.m1_range is not None:
@@ -599,10 +600,12 @@ def _idm_scan(cfg: AnalysisConfig, src: Mapping[str, Any]) -> _IdmScan:
     return scan
 
 
-def _idm_doc(cfg: AnalysisConfig, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]:
-    """The ``reach_idm.json`` document of a scan (:data:`gammastar.core.rundir.REACH_IDM`)."""
+def _idm_doc(
+    cfg: AnalysisConfig, idm: IdmConfig, src: Mapping[str, Any], scan: _IdmScan
+) -> dict[str, Any]:
+    """The ``reach_idm.json`` document of a scan (:data:`gammastar.core.rundir.REACH_IDM`;
+    ``idm`` is ``cfg.idm``)."""
 
-    idm = cfg.idm
     to_eps = idm.mass_ratio**4 / idm.alpha_d
     i2dm = {"psi2psi2_share": scan.share, "both_detected_share": scan.double}
     return {
