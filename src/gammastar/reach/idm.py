@@ -47,7 +47,7 @@ from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi
 from gammastar.physics.decay import decay_probability
 from gammastar.physics.volumes.shapes import Slab
 from gammastar.reach import stats
-from gammastar.reach.acceptance.dark import draw_dark, draw_dark_pair
+from gammastar.reach.acceptance.dark import DarkPairSample, draw_dark, draw_dark_pair
 from gammastar.reach.stats.model import Channel, Model
 from gammastar.source.geometry import Geometry
 from gammastar.source.setup import aprime_source, polarisation
@@ -485,13 +485,23 @@ def chain_acceptances(
         pair = draw_dark_pair(sampler, model, geometry, n, channels=brs,
                               min_opening_angle=min_opening_angle, seed=s22, rho00=rho00)  # fmt: skip
 
-        def acc22(eps: ArrayLike) -> NDArray[np.float64]:
-            e = np.asarray(eps, dtype=np.float64)
-            return pair.acceptance(ctau_ref * (eps_ref / e) ** 2)
-
-        acc22.sample = pair  # type: ignore[attr-defined]
-        out["psi2 psi2"] = acc22
+        out["psi2 psi2"] = _PairChainAcceptance(pair, ctau_ref, eps_ref)
     return out
+
+
+@dataclass(frozen=True)
+class _PairChainAcceptance:
+    """acc(ε) of the ψ₂ψ̄₂ chain of :func:`chain_acceptances` from its draw ``sample``
+    (:func:`~gammastar.reach.acceptance.dark.draw_dark_pair`'s), cτ(ψ₂) ∝ ε⁻² from
+    ``ctau_ref`` at ``eps_ref``."""
+
+    sample: DarkPairSample
+    ctau_ref: float
+    eps_ref: float
+
+    def __call__(self, eps: ArrayLike) -> NDArray[np.float64]:
+        e = np.asarray(eps, dtype=np.float64)
+        return self.sample.acceptance(self.ctau_ref * (self.eps_ref / e) ** 2)
 
 
 def run_idm_reach(
@@ -594,7 +604,9 @@ def _idm_scan(cfg: AnalysisConfig, idm: IdmConfig, src: Mapping[str, Any]) -> _I
         if "psi2 psi2" in parts and ylo is not None:
             i = int(np.argmin(np.abs(np.log(y / ylo))))
             scan.share[-1] = float(parts["psi2 psi2"][i] / sig[i]) if sig[i] > 0 else None
-            smp = accs["psi2 psi2"].sample  # type: ignore[attr-defined]
+            pair_acc = accs["psi2 psi2"]
+            assert isinstance(pair_acc, _PairChainAcceptance)  # chain_acceptances' entry
+            smp = pair_acc.sample
             ct = float(psi2_ctau(model, eps[i]))
             scan.double[-1] = float(smp.double_share(ct)[0])
     return scan

@@ -177,7 +177,9 @@ class _Exact:
 
     def _t_ref(self, mu: float, band: str | None) -> float:
         if band is None:
-            return float(self._t(mu, self.obs[None, :])[0])  # type: ignore[index]
+            if self.obs is None:
+                raise GammastarError("exact CLs: the observed limit needs observed counts")
+            return float(self._t(mu, self.obs[None, :])[0])
         t = self._t(mu, self.grid)
         order = np.argsort(t, kind="stable")
         cdf = np.cumsum(self.p0[order])
