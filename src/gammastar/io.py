@@ -42,6 +42,9 @@ EVENT_COLUMNS = frozenset({"event", "truth_channel"})
 Check = tuple[str, Any, str]
 """One plausibility finding of :attr:`Layout.checks`: ``(column, bad mask, what)``."""
 
+Checks = Callable[[Mapping[str, Any], float, Callable[[Any], float]], list[Check]]
+"""A layout's plausibility checks of its own coordinates (:attr:`Layout.checks`)."""
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -84,7 +87,7 @@ class Layout:
     from_vectors: Callable[[Any, Any], dict[str, Any]]
     paired: bool = False
     charge: str = "charge"
-    checks: Callable[[Mapping[str, Any], float, Callable[[Any], float]], list[Check]] | None = None
+    checks: Checks | None = None
 
     @property
     def columns(self) -> frozenset[str]:
@@ -667,13 +670,16 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
     per_lepton = LAYOUTS[layout].per_lepton
     names = sorted(set(columns.values()))
     jagged = _ttree_layout(path, tree, names) if hasattr(tree, "branches") else None
-    arrays = None
+    arrays = None  # the last entry read, where the metadata did not tell
     if jagged is None:
         try:
-            for start in sorted({0, n - 1}):
-                arrays = tree.arrays(names, entry_start=start, entry_stop=start + 1)
+            ends = [
+                tree.arrays(names, entry_start=start, entry_stop=start + 1)
+                for start in sorted({0, n - 1})
+            ]
         except Exception as err:  # noqa: BLE001 - uproot raises many types on damaged files
             raise _damaged(path, err, f"branches of {tree.name!r}") from None
+        arrays = ends[-1]
         jagged = {br: arrays[br].ndim > 1 for br in names}
     wrong = []
     for col, br in columns.items():

@@ -15,6 +15,7 @@ from gammastar.report.markup import (
     _flags_text,
     _is_number,
     details,
+    dict_at,
     esc,
     fmt,
     fmt_err,
@@ -79,7 +80,7 @@ def _mock_section(cfg: AnalysisConfig, run: Path, s: Section) -> None:
 
 def _selection_channels(doc: dict[str, Any], s: Section) -> None:
     """Both channels in one run: their pair counts (the tables after are the primary's)."""
-    flavours = doc.get("flavours") if isinstance(doc.get("flavours"), dict) else {}
+    flavours = dict_at(doc, "flavours")
     if flavours:  # both channels in one run: the tables below are the primary flavour's
         rows = [
             (esc(ch), fmt(_get(b, "counts", "os")), fmt(_get(b, "counts", "pp")),
@@ -178,7 +179,7 @@ def _selection_section(run: Path, s: Section) -> None:
     if isinstance(bad, dict) and bad:
         s.warn(f"{len(bad)} input file(s) skipped as unreadable")
         s.add(table(["file", "reason"], list(bad.items())))
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    meta = dict_at(doc, "meta")
     extra = [
         ("layout", fmt(meta.get("layout"))),
         ("executor", fmt(meta.get("executor"))),
@@ -240,7 +241,7 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
             return "n/a"
         return f"{fmt(v[i], '+.3f')} ± {fmt(e[i], '.3f') if i < len(e) else 'n/a'}"
 
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (f"{fmt(edges[i], '.3f')}–{fmt(edges[i + 1], '.3f')}",
          fmt(cols["n_pairs"][i]) if i < len(cols["n_pairs"]) else "n/a",
          pm("lambda_theta", i), pm("lambda_phi", i), pm("lambda_theta_phi", i))
@@ -279,11 +280,8 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
 def _simulation_share_text(sc: dict, edges: list) -> str:
     """The sentence "The simulation's own statistics make at most …" of a
     ``selection_correction`` block with ``simulation_share`` ("" without a share)."""
-    share = [
-        (_num(x), i)
-        for i, x in enumerate(_as_list(sc.get("simulation_share")))
-        if _num(x) is not None
-    ]
+    numbers = [(_num(x), i) for i, x in enumerate(_as_list(sc.get("simulation_share")))]
+    share = [(x, i) for x, i in numbers if x is not None]
     if not share:
         return ""
     x, i = max(share)
@@ -378,7 +376,7 @@ def _yields_section(run: Path, s: Section) -> None:
     doc = _section_json(run, rundir.YIELDS, s)
     if doc is None:
         return
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    meta = dict_at(doc, "meta")
     s.add(
         kv_table(
             [
@@ -421,7 +419,7 @@ def _standard_recipe_block(doc: dict[str, Any], s: Section) -> None:
         return
     from gammastar.yields.standard_recipe import summary_rows
 
-    src = sr.get("meson_yields_source") if isinstance(sr.get("meson_yields_source"), dict) else {}
+    src = dict_at(sr, "meson_yields_source")
     s.add("<h3>Data-driven A′ yield / standard generator-level recipe</h3>")
     mesons = sr.get("meson_yields_per_pot") or {}
     s.add(kv_table([("meson yields from", fmt(src.get("kind"))), ("how", fmt(src.get("detail"))),
@@ -449,8 +447,8 @@ def _universality_block(doc: dict[str, Any], s: Section) -> None:
         return
     mass = _as_list(uni.get("mass"))
     ratio, rerr = _as_list(uni.get("ratio")), _as_list(uni.get("ratio_err"))
-    comb = doc.get("aprime_combined") if isinstance(doc.get("aprime_combined"), dict) else {}
-    ap = doc.get("aprime") if isinstance(doc.get("aprime"), dict) else {}
+    comb = dict_at(doc, "aprime_combined")
+    ap = dict_at(doc, "aprime")
     if not comb and "weights" in ap:  # both channels in one run: `aprime` is the combination
         at = {round(float(m), 9): i for i, m in enumerate(_as_list(ap.get("mass")))}
         pick = [at.get(round(float(m), 9)) for m in mass]

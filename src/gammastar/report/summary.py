@@ -17,6 +17,7 @@ from gammastar.report.markup import (
     Raw,
     _flags_text,
     _is_number,
+    dict_at,
     esc,
     fmt,
     table,
@@ -78,7 +79,7 @@ def _quiet_json(run: Path, name: str) -> dict[str, Any] | None:
 
 def _excluded(reach: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], list[int]]:
     """``(mass, eps_low, eps_high, indices excluded)`` of ``reach.json`` ``expected``."""
-    exp = reach.get("expected") if isinstance(reach.get("expected"), dict) else {}
+    exp = dict_at(reach, "expected")
     mass, lo, hi = (_as_list(exp.get(k)) for k in ("mass", "eps_low", "eps_high"))
     idx = [
         i
@@ -150,8 +151,9 @@ def _exclusion_text(reach: dict[str, Any]) -> str:
 
 def _cell(values: list[Any], i: int | None, spec: str, missing: str = "n/a") -> str:
     """``values[i]`` formatted, ``missing`` where there is no number."""
-    ok = i is not None and i < len(values) and _is_number(values[i])
-    return fmt(values[i], spec) if ok else missing
+    if i is None or i >= len(values) or not _is_number(values[i]):
+        return missing
+    return fmt(values[i], spec)
 
 
 def _reach_cells(reach: dict[str, Any], m: float) -> list[str]:
@@ -302,7 +304,7 @@ def _closure_verdict(reach: dict[str, Any] | None, out: Summary) -> None:
     big = []
     for p in (q for q in _as_list(fc.get("points")) if isinstance(q, dict)):
         for key in ("eps_low", "eps_high", "eps_peak"):
-            v = p.get(key) if isinstance(p.get(key), dict) else {}
+            v = dict_at(p, key)
             pull = _num(v.get("pull_with_model", v.get("pull")))
             trusted = (_num(v.get("carriers")) or 0.0) >= carriers
             if pull is not None and trusted and abs(pull) > PULL_WARN:

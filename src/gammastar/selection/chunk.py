@@ -158,11 +158,10 @@ def _cut_leptons(
     same values as the cuts on the jagged array, lepton by lepton, at a fraction of its cost;
     each step's energy and angle only of the leptons still kept."""
     flow["leptons"] = int(counts.sum())
-    finite = None
-    for k, v in cols.items():
-        if k not in ("charge", "parent"):
-            ok = np.isfinite(v)
-            finite = ok if finite is None else finite & ok
+    coords = [v for k, v in cols.items() if k not in ("charge", "parent")]
+    finite = np.isfinite(coords[0])
+    for v in coords[1:]:
+        finite = finite & np.isfinite(v)
     bad = ~finite
     flow["leptons_nonfinite"] = int(bad.sum())
     n_leptons = bad.size

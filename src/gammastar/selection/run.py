@@ -88,6 +88,13 @@ class _Weighted:
     chunks looked them up with A (:class:`WeightSpec` ``moments``): the polarisation
     measurement's, released once it has them."""
 
+    def table(self) -> pd.DataFrame:
+        """The pairs table, held in memory (the steps that need every pair here: a measured
+        λ_θ, the flavours' union)."""
+        if self.pairs is None:
+            raise RuntimeError("the selection's pairs were streamed to the dataset, not held")
+        return self.pairs
+
 
 @dataclass
 class _Selected:

@@ -27,13 +27,18 @@ from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir, urls
 from gammastar.core.artifacts import check_writable
 from gammastar.corrections.pair_acceptance import fiducial_from_config
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.corrections.unfold import (
     PHASE_SPACE_DETECTOR,
     PHASE_SPACE_FIDUCIAL,
     PHASE_SPACE_FULL,
     split_map_spec,
 )
-from gammastar.corrections.unfold.acceptance import load_acceptance_map
+from gammastar.corrections.unfold.acceptance import (
+    AcceptanceMap,
+    AcceptanceMap3D,
+    load_acceptance_map,
+)
 from gammastar.corrections.unfold.efficiency import load_efficiency_map
 from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.selection import onworkers
@@ -348,7 +353,8 @@ def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> t
     em = load_efficiency_map(
         cfg.resolve_data(eff_path, "unfold.efficiency_map") if eff_path is not None else None
     )
-    am, phase_space = None, PHASE_SPACE_DETECTOR
+    am: AcceptanceMap | AcceptanceMap3D | PairAcceptance | None = None
+    phase_space = PHASE_SPACE_DETECTOR
     if cfg.unfold.acceptance_map is not None:
         acc_path, acc_key = split_map_spec(cfg.unfold.acceptance_map)
         mass_range = (cfg.selection.mass_min, cfg.selection.mass_max)  # a TH3's check
@@ -557,7 +563,7 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
         log.info("select: %s pairs: %s", flavour_channel(f), parts[f].doc["counts"])
     first = parts[cfg.input.flavours[0]]
     pairs = pd.concat(
-        [p.w.pairs.assign(flavour=np.int8(FLAVOUR_CODES[f])) for f, p in parts.items()],
+        [p.w.table().assign(flavour=np.int8(FLAVOUR_CODES[f])) for f, p in parts.items()],
         ignore_index=True,
     )
     hists = dict(first.hists)
@@ -575,7 +581,7 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
             **{k: v for k, v in p.doc.items() if k != "meta"},
             "lepton": f,
             "phase_space": p.run.phase_space,
-            "n_pairs": len(p.w.pairs),
+            "n_pairs": len(p.w.table()),
         }
         for f, p in parts.items()
     }
@@ -589,7 +595,7 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
     )  # fmt: skip
     w = dataclasses.replace(first.w, pairs=pairs, streamed=None)
     _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
-    log.info("select: %s → %s", ", ".join(f"{len(p.w.pairs)} {flavour_channel(f)} pairs"
+    log.info("select: %s → %s", ", ".join(f"{len(p.w.table())} {flavour_channel(f)} pairs"
                                            for f, p in parts.items()), run.outdir)  # fmt: skip
     return SelectResult(
         path=run.outdir / rundir.SELECT,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.config import AnalysisConfig
+from gammastar.config.yields import PolarisationCorrectionConfig
 from gammastar.core import rundir, urls
 from gammastar.corrections.background import (
     conversion_template_from_config,
@@ -99,9 +100,10 @@ def _chunk_moments(chunks: dict[Any, dict[str, np.ndarray]]) -> list[np.ndarray]
     list of (4, n_i) blocks in the rows' order (not joined: the polarisation measurement
     gathers each bin's pairs from them; ``None``: not every chunk has them)."""
     parts = [chunks[k].pop("_moments", None) for k in sorted(chunks)]
-    if not parts or any(p is None for p in parts):
+    held = [p for p in parts if p is not None]
+    if not parts or len(held) < len(parts):
         return None
-    return parts
+    return held
 
 
 def _weigh(
@@ -201,6 +203,8 @@ def _weigh_on_workers(
     :func:`_measured_acceptance` and :func:`_weigh_table` per chunk, sums to here); the
     workers write the final parts into the staging dataset."""
     u = cfg.unfold
+    if run.staging is None:  # _prepare_run makes one for a measured λ_θ on the workers
+        raise RuntimeError("a measured lambda_theta on the workers needs a staging directory")
     dataset = Path(run.staging) / rundir.PAIRS
     numbers = file_numbers(f for spec in run.checked.fileset.values() for f in spec["files"])
     spec = onworkers.Weighing(run.am, edges, est.factor, u.min_acceptance, u.outside_map,
@@ -218,7 +222,7 @@ def _weigh_on_workers(
     def correct(block: dict[str, Any]) -> dict[str, Any]:
         if u.polarisation_correction is None:
             return block
-        return _correct_polarisation(cfg, run.am, block)
+        return _correct_polarisation(cfg, u.polarisation_correction, run.am, block)
 
     rate = None
     if cfg.background.remove_eta_mumu == "rate":
@@ -247,7 +251,7 @@ def _rate_scale(
     """The ``rate`` removal's scale per mass bin from the summed Σ weight per bin ``unf``
     (:func:`_remove_eta_mumu_rate`'s, without the pairs) and its report."""
     peak, n_dal, n_mumu = eta_mumu_rate_peak(
-        edges, unf, dalitz_window=tuple(cfg.background.eta_dalitz_window),
+        edges, unf, dalitz_window=cfg.background.eta_dalitz_window,
         sigma=cfg.background.eta_peak_sigma,
     )  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -269,7 +273,7 @@ def _second_pass(
     est: Any,
     edges: np.ndarray,
     exe: Any,
-) -> tuple[dict[str, hist.Hist], dict[str, Any]] | None:
+) -> tuple[dict[str, hist.Hist] | None, dict[str, Any]] | None:
     """The chunk weights times the factors that need every chunk (:mod:`.reweight`): k_b per
     mass bin for the SS pairs (``ss_weight: binwise`` or a mixed R; the chunks used −1) and
     the η → μμ ``rate`` scale (from the chunks' summed Σ weight per bin). On the parts of the
@@ -336,7 +340,7 @@ def _measured_acceptance(
     """
     import time
 
-    m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
+    m, pt, pz = (w.table()[c].to_numpy() for c in ("m", "pT", "pz"))
     p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
     # the moments at every pair; the isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as
     # the table's lookup clips it)
@@ -355,7 +359,7 @@ def _measured_acceptance(
     run.times["polarisation"] = time.perf_counter() - t  # select.json timings_s
     if cfg.unfold.polarisation_correction is not None:
         t = time.perf_counter()
-        block = _correct_polarisation(cfg, run.am, block)
+        block = _correct_polarisation(cfg, cfg.unfold.polarisation_correction, run.am, block)
         run.times["polarisation_correction"] = time.perf_counter() - t
     w.polarisation = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
@@ -368,11 +372,13 @@ def _measured_acceptance(
     return am
 
 
-def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -> dict[str, Any]:
-    """``unfold.polarisation_correction``: the measured λ_θ corrected for the bins' selection
-    of decay angles with the configured simulation (:mod:`gammastar.corrections.lambda_correction`)."""
+def _correct_polarisation(
+    cfg: AnalysisConfig, pc: PolarisationCorrectionConfig, am: Any, block: dict[str, Any]
+) -> dict[str, Any]:
+    """``unfold.polarisation_correction`` (``pc``): the measured λ_θ corrected for the bins'
+    selection of decay angles with the configured simulation
+    (:mod:`gammastar.corrections.lambda_correction`)."""
 
-    pc = cfg.unfold.polarisation_correction
     paths = [cfg.resolve(p) for p in pc.simulation]
     rows = read_simulation(paths, tree=pc.tree)
     gen = None if pc.generated_tree is None else read_generated(paths, tree=pc.generated_tree)
@@ -431,7 +437,7 @@ def _weigh_table(
     overwrites (the same numbers, without computing them twice, and no fresh memory for two
     new 16 MB columns on 2·10⁶ pairs, whose first touch costs system time)."""
 
-    pairs = w.pairs
+    pairs = w.table()
     n = len(pairs)
     reuse = {} if reuse is None else reuse
     if "inv" in reuse:
@@ -464,10 +470,10 @@ def _weigh_table(
             outside_map=cfg.unfold.outside_map,
             conversion=conversion,
         )
-        for k, v in c_blk.items():
-            counts[k] = counts.get(k, 0) + v
-        for k, v in s_blk.items():
-            sums[k] = sums.get(k, 0.0) + v
+        for k, n_k in c_blk.items():
+            counts[k] = counts.get(k, 0) + n_k
+        for k, s_k in s_blk.items():
+            sums[k] = sums.get(k, 0.0) + s_k
     _set_column(pairs, "acc", acc)
     if "weight_raw" not in pairs:  # 1 (the measured λ_θ's second weighting: already there)
         _set_column(pairs, "weight_raw", np.ones(n))
