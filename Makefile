@@ -1,6 +1,7 @@
 # The two newcomer commands: `make demo` (main job) and `make test` (tests).
-# Every install step lives here; torch is pinned to the CPU build (2.13.0) before the
-# package is installed, so that the package's `torch>=2.3` requirement pulls nothing else.
+# Every install step lives here; torch is pinned (2.13.0, PyPI's default wheel: on Linux it
+# brings NVIDIA's CUDA libraries, unused on a CPU) before the package is installed, so that
+# the package's `torch>=2.3` requirement pulls nothing else.
 # `make demo` installs the package alone (what the demo needs); the test and benchmark targets
 # add the `test` and `root` extras (the test tools and the real ROOT the round-trip tests and
 # the selection benchmark compare with).
@@ -140,7 +141,7 @@ docs: $(DOCS_STAMP) $(DEMO_RUN)/report.html
 docs-reference: install
 	$(BIN)/python -P docs/_generate.py
 
-# The performance benchmarks at the settings of README.md's Performance table (long: tens of
+# The performance benchmarks at the settings of docs/validation/performance.md (long: tens of
 # minutes); bench-quick runs each at its smallest settings (that it runs, not its figures).
 bench: test-install
 	$(VPY) benchmarks/generate.py

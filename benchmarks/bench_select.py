@@ -39,12 +39,19 @@ writes where no earlier run's outputs are (removed before the timer, for every k
 facility: a ``dask scheduler`` on 127.0.0.1 and 1 or 2 ``dask worker --nthreads 1 --nworkers
 1`` processes (started before the timer, gammastar preloaded on the workers, the facility
 settings of docs/howto/cluster.md), ``--files`` input files of ``--events`` entries in all
-(copies of one tiled mock sample), the NA60-like selection without the per-pair acceptance
-(its fiducial ``polarisation`` block reads every pair on the driver). Each run times the whole
+(copies of one tiled mock sample), the NA60-like selection (``--selection``). Each run times the whole
 ``gammastar select CONFIG --executor dask --scheduler tcp://...`` command (a fresh process,
 imports included) and reads the driver's peak memory (``wait4``) and the bytes it received
 (the pickled chunk outputs and second-pass results); a 2-worker run on files of a quarter of
 the size gives the same figures at that size. Prints the 2-against-1 speed-up.
+
+``--selection shipped`` (the default of ``--scheduler`` and ``--scaling``) keeps the config's
+selection as shipped (the per-pair acceptance, a measured λ_θ, η → μμ by truth); ``light``
+drops the first two and sets η → μμ ``none``. ``--scaling`` draws the strong-scaling curve
+(``--events`` entries in ``--files`` files for every count of ``--workers``) and the
+weak-scaling one (``--events-per-worker`` entries in ``--files-per-worker`` files per worker),
+each point the whole command on a running TCP cluster of that many workers, and names the
+machine (CPU model, cores).
 
 ``--plain`` times only the single-process run and the plain loop, interleaved (one JSON line
 with both events/s and their ratio).
@@ -68,6 +75,8 @@ Usage::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py [--events 5000000]
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --plain --events 2000000
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --scheduler --events 8000000
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_select.py --scaling --workers 1,2,4,8,14 \
+        --events 16000000 --files 16 --events-per-worker 4000000 --files-per-worker 4
 
 The last line of the output is one JSON object with all figures. Targets: at least
 as fast per core as the references, memory bounded by the chunk size, ≥ 1.8× with two
@@ -413,12 +422,32 @@ def main() -> None:
         help="the scale-out: the whole select command on a running Dask scheduler with 1 and "
         "with 2 single-threaded workers over TCP (127.0.0.1), --files input files",
     )
-    ap.add_argument("--files", type=int, default=4, help="--scheduler: input files")
+    ap.add_argument("--files", type=int, default=4, help="--scheduler, --scaling: input files")
+    ap.add_argument(
+        "--selection",
+        choices=("shipped", "light"),
+        default="shipped",
+        help="--scheduler, --scaling: the config's selection as shipped (per-pair acceptance, "
+        "measured lambda_theta) or the light one (neither, eta -> mumu none)",
+    )
+    ap.add_argument(
+        "--scaling",
+        action="store_true",
+        help="the strong- and weak-scaling curves over --workers on running TCP clusters",
+    )
+    ap.add_argument("--workers", default="1,2", help="--scaling: worker counts, e.g. 1,2,4,8,14")
+    ap.add_argument("--events-per-worker", type=int, default=4_000_000,
+                    help="--scaling: the weak curve's entries per worker")  # fmt: skip
+    ap.add_argument("--files-per-worker", type=int, default=4,
+                    help="--scaling: the weak curve's files per worker")  # fmt: skip
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     if args.scheduler:
         scale_out(args, work)
+        return
+    if args.scaling:
+        scaling(args, work)
         return
     path = work / f"mock_{args.events}.root"
     if not path.exists():
@@ -846,10 +875,11 @@ class TcpCluster:
                 p.wait()
 
 
-def scale_config(work: Path, files: list[Path], src: str) -> Path:
-    """The NA60-like config for these files (paths absolute), without the per-pair acceptance
-    and with a fixed λ_θ (the fiducial polarisation block and a measured λ_θ read every pair
-    on the driver) and η → μμ ``none`` (as the other runs of this benchmark)."""
+def scale_config(work: Path, files: list[Path], src: str, selection: str = "shipped") -> Path:
+    """The NA60-like config for these files (paths absolute): its selection as shipped
+    (``shipped``: the per-pair acceptance, a measured λ_θ, η → μμ by truth), or ``light``:
+    without the per-pair acceptance, a fixed λ_θ and η → μμ ``none`` (as the other runs of this
+    benchmark)."""
     import yaml
 
     base = Path(src).resolve().parent
@@ -859,22 +889,27 @@ def scale_config(work: Path, files: list[Path], src: str) -> Path:
             doc[sec]["efficiency_map"] = str((base / doc[sec]["efficiency_map"]).resolve())
     doc["output"] = str(work / "run_scale")
     doc["input"]["files"] = [str(f) for f in files]
-    doc["unfold"].pop("lepton_acceptance", None)
-    doc["unfold"].update(decay_lambda_theta=0.0, outside_map="nearest")
-    doc["background"]["remove_eta_mumu"] = "none"
+    if selection == "light":
+        doc["unfold"].pop("lepton_acceptance", None)
+        doc["unfold"].update(decay_lambda_theta=0.0, outside_map="nearest")
+        doc["background"]["remove_eta_mumu"] = "none"
     for key in ("reach", "detector", "flow", "validate", "yields"):
         doc.pop(key, None)
-    path = work / f"scale_{len(files)}x{files[0].stem}.yaml"
+    path = work / f"scale_{selection}_{len(files)}x{files[0].stem}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
 
 
-def scale_inputs(args: argparse.Namespace, work: Path, events: int) -> list[Path]:
-    """``args.files`` copies of one tiled mock sample, ``events`` entries in all."""
+def scale_inputs(
+    args: argparse.Namespace, work: Path, events: int, n_files: int | None = None
+) -> list[Path]:
+    """``n_files`` (default ``args.files``) copies of one tiled mock sample, ``events``
+    entries in all."""
     import shutil
     import subprocess
 
-    per = events // args.files
+    n_files = args.files if n_files is None else n_files
+    per = events // n_files
     one = work / f"mock_{per}.root"
     if not one.exists():
         print(f"preparing {one} ...", flush=True)
@@ -884,7 +919,7 @@ def scale_inputs(args: argparse.Namespace, work: Path, events: int) -> list[Path
             check=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
         )  # fmt: skip
     files = []
-    for i in range(args.files):
+    for i in range(n_files):
         f = work / f"scale_{per}_{i}.root"
         if not f.exists():
             shutil.copyfile(one, f)
@@ -918,7 +953,7 @@ def timed_select(address: str, cfg: Path, outdir: Path) -> dict:
         "seconds": seconds, "driver_peak_rss_mb": usage.ru_maxrss / 1024, "events": events,
         "received_bytes": received, "received_bytes_per_event": received / events,
         "chunks": got["chunks"], "counts": doc["counts"], "timings": doc["timings_s"],
-        "pairs_parts": len(list((outdir / "pairs.parquet").iterdir())),
+        "pairs_parts": len(list(pq.iterdir())) if (pq := outdir / "pairs.parquet").is_dir() else 1,
     }  # fmt: skip
 
 
@@ -926,7 +961,7 @@ def scale_out(args: argparse.Namespace, work: Path) -> None:
     """1 against 2 workers on a running scheduler (best of ``--repeat``, the order alternated),
     and a 2-worker run at a quarter of the events; one JSON line at the end."""
     files = scale_inputs(args, work, args.events)
-    cfg = scale_config(work, files, args.config)
+    cfg = scale_config(work, files, args.config, args.selection)
     runs: dict[int, list[dict]] = {1: [], 2: []}
     for i in range(args.repeat):
         for n in (1, 2) if i % 2 == 0 else (2, 1):
@@ -937,7 +972,7 @@ def scale_out(args: argparse.Namespace, work: Path) -> None:
                   f"{r['driver_peak_rss_mb']:.0f} MB, received "
                   f"{r['received_bytes_per_event']:.2f} B/event", flush=True)  # fmt: skip
     small_files = scale_inputs(args, work, args.events // 4)
-    small_cfg = scale_config(work, small_files, args.config)
+    small_cfg = scale_config(work, small_files, args.config, args.selection)
     with TcpCluster(2, work) as address:
         small = timed_select(address, small_cfg, work / "run_scale_small")
     print(f"2 workers, {small['events']} events: {small['seconds']:.2f} s, driver peak "
@@ -946,7 +981,7 @@ def scale_out(args: argparse.Namespace, work: Path) -> None:
     one, two = (min(runs[n], key=lambda r: r["seconds"]) for n in (1, 2))
     same = all(r["counts"] == runs[1][0]["counts"] for r in runs[1] + runs[2])
     print(json.dumps({
-        "benchmark": "select-scale-out",
+        "benchmark": "select-scale-out", "selection": args.selection,
         "input_events": one["events"], "input_files": len(files),
         "chunk_entries": 500_000,
         "one_worker_seconds": one["seconds"], "two_workers_seconds": two["seconds"],
@@ -966,6 +1001,78 @@ def scale_out(args: argparse.Namespace, work: Path) -> None:
         "repeats": args.repeat,
         "target": "speedup_2_vs_1 >= 1.8; driver memory and bytes per event flat in events",
     }))  # fmt: skip
+
+# --------------------------------------------------------------------------- --scaling
+def machine() -> dict:
+    """The machine the figures come from: CPU model, cores this process may use."""
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count()}
+
+
+def scaling(args: argparse.Namespace, work: Path) -> None:
+    """The strong-scaling curve (``--events`` entries in ``--files`` files, the same for every
+    worker count) and the weak-scaling one (``--events-per-worker`` entries in
+    ``--files-per-worker`` files per worker), each the whole ``gammastar select`` command on a
+    running TCP cluster of n single-threaded workers (started before the timer), best of
+    ``--repeat``; one JSON line at the end."""
+    counts = sorted({int(x) for x in args.workers.split(",")})
+    curves: dict[str, list[dict]] = {"strong": [], "weak": []}
+    strong_files = scale_inputs(args, work, args.events)
+    strong_cfg = scale_config(work, strong_files, args.config, args.selection)
+    for n in counts:
+        for curve in ("strong", "weak"):
+            if curve == "strong":
+                cfg = strong_cfg
+            else:
+                nf = args.files_per_worker * n
+                files = scale_inputs(args, work, args.events_per_worker * n, nf)
+                cfg = scale_config(work, files, args.config, args.selection)
+            runs = []
+            for _ in range(args.repeat):
+                with TcpCluster(n, work) as address:
+                    runs.append(timed_select(address, cfg, work / f"run_{curve}_w{n}"))
+            best = min(runs, key=lambda r: r["seconds"])
+            row = {"workers": n, "events": best["events"], "seconds": best["seconds"],
+                   "check_inputs_s": best["timings"].get("check_inputs"),
+                   "process_s": best["timings"].get("process"),
+                   "postprocess_s": best["timings"].get("postprocess"),
+                   "driver_peak_rss_mb": best["driver_peak_rss_mb"],
+                   "received_bytes_per_event": best["received_bytes_per_event"],
+                   "seconds_per_repeat": [r["seconds"] for r in runs]}  # fmt: skip
+            curves[curve].append(row)
+            print(f"{curve}: {n} worker(s), {row['events']} events: {row['seconds']:.2f} s",
+                  flush=True)  # fmt: skip
+    for rows in curves.values():
+        base = rows[0]
+        for r in rows:
+            rate, rate0 = r["events"] / r["seconds"], base["events"] / base["seconds"]
+            r["events_per_s"] = rate
+            r["speedup"] = rate / rate0 * base["workers"]  # against one worker's rate
+            r["efficiency"] = r["speedup"] / r["workers"]
+    print(f"{'workers':>7} {'strong s':>9} {'speedup':>8} {'eff':>5} {'weak s':>8} {'eff':>5}")
+    for st, wk in zip(curves["strong"], curves["weak"], strict=True):
+        print(f"{st['workers']:>7} {st['seconds']:>9.2f} {st['speedup']:>8.2f} "
+              f"{st['efficiency']:>5.0%} {wk['seconds']:>8.2f} {wk['efficiency']:>5.0%}")  # fmt: skip
+    print(json.dumps({
+        "benchmark": "select-scaling", "selection": args.selection, "machine": machine(),
+        "chunk_entries": "input.step_size, smaller so that each worker gets 4 chunks",
+        "strong": {"events": args.events, "files": args.files, "rows": curves["strong"]},
+        "weak": {"events_per_worker": args.events_per_worker,
+                 "files_per_worker": args.files_per_worker, "rows": curves["weak"]},
+        "repeats": args.repeat,
+        "targets": "2 workers >= 1.8x of 1 (2-core machine); 14 workers: weak >= 85%, "
+                   "strong >= 8x on 1.6e7 events (16-core machine)",
+    }))  # fmt: skip
+
 
 if __name__ == "__main__":
     main()

@@ -22,6 +22,7 @@ Usage::
     python -P docs/_generate.py --check         # exit 1 naming each page out of date
     python -P docs/_generate.py --demo-run runs/na60_like_both   # and the demo's numbers
     python -P docs/_generate.py --undocumented  # the config keys without a docstring
+    python -P docs/_generate.py --words         # hand-written and generated words per page
 
 ``-P`` keeps ``docs/`` off ``sys.path`` (a folder there would shadow a library of that name).
 ``tests/test_docs.py`` runs ``--check``.
@@ -1040,6 +1041,59 @@ DEMO_SECTIONS: list[tuple[str, str, Callable[[Path], str]]] = [
 """Sections filled from a run of the demo (``--demo-run``): page (from docs/), marker, text."""
 
 
+# --------------------------------------------------------------------------- word count
+WORD_LIMIT = 18_000
+"""The most hand-written words README.md and docs/ may hold (``tests/test_docs.py``)."""
+
+_WORD = re.compile(r"\S*[^\W_]\S*")
+_GENERATED_BLOCK = re.compile(
+    r"<!-- BEGIN generated: (\S+) -->\n(.*?)<!-- END generated: \1 -->", re.DOTALL
+)
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+
+
+def words(text: str) -> int:
+    """The words of ``text``: whitespace-separated tokens holding a letter or a digit (a table's
+    ``|`` or a lone ``-`` is none).
+
+    Example:
+        >>> words("| `m` | 0.2 GeV | - |")
+        3
+    """
+    return len(_WORD.findall(text))
+
+
+def word_count(text: str, generated_page: bool = False) -> tuple[int, int]:
+    """(hand-written, generated) words of one Markdown page: a page this script writes
+    (:data:`PAGES`) is all generated; otherwise the ``BEGIN``/``END generated`` sections are
+    generated and the rest, HTML comments aside, hand-written."""
+    if generated_page:
+        return 0, words(_HTML_COMMENT.sub("", text))
+    generated = sum(words(m.group(2)) for m in _GENERATED_BLOCK.finditer(text))
+    return words(_HTML_COMMENT.sub("", _GENERATED_BLOCK.sub("", text))), generated
+
+
+def word_counts() -> dict[str, tuple[int, int]]:
+    """(hand-written, generated) words of README.md and of every page of docs/, by path."""
+    counts = {"README.md": word_count((REPO / "README.md").read_text(encoding="utf-8"))}
+    for p in sorted(DOCS.rglob("*.md")):
+        page = p.relative_to(DOCS).as_posix()
+        counts[f"docs/{page}"] = word_count(p.read_text(encoding="utf-8"), page in PAGES)
+    return counts
+
+
+def print_word_counts() -> int:
+    """Print the words per page and the totals (last line: JSON); 1 above :data:`WORD_LIMIT`."""
+    counts = word_counts()
+    for page, (hand, gen) in sorted(counts.items(), key=lambda kv: -kv[1][0]):
+        print(f"{hand:7d} {gen:7d}  {page}")
+    hand = sum(h for h, _ in counts.values())
+    gen = sum(g for _, g in counts.values())
+    print(f"{hand:7d} {gen:7d}  total (hand-written, generated)")
+    print(json.dumps({"hand_written": hand, "generated": gen, "limit": WORD_LIMIT}))
+    return int(hand > WORD_LIMIT)
+
+
 # --------------------------------------------------------------------------- main
 PAGES: dict[str, Callable[[], str]] = {
     "reference/config.md": lambda: config_reference()[0],
@@ -1065,7 +1119,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="RUN",
         help=f"a run directory of {DEMO_CONFIG}: also fill (or check) the demo's numbers",
     )
+    parser.add_argument(
+        "--words", action="store_true", help=f"count the words; exit 1 above {WORD_LIMIT}"
+    )
     args = parser.parse_args(argv)
+    if args.words:
+        return print_word_counts()
     if args.undocumented:
         _, keys = config_reference()
         for k in keys:

@@ -21,7 +21,20 @@ matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED_DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-data")
+CMS_FILES = ("Run2012BC_DoubleMuParked_Muons_1000evts_rntuple_v1-0-0-0.root", "uproot-Zmumu.root")
+"""Tutorial 2's CMS open-data files (docs/tutorial/02-your-data.md, step 1)."""
+
+CMS_DATA_ENV = "GAMMASTAR_CMS_DATA"
+"""The environment variable naming a folder that holds :data:`CMS_FILES`."""
+
+
+def cms_data_candidates() -> list[str]:
+    """Where the CMS files are looked for, in order: ``$GAMMASTAR_CMS_DATA``, the ``mydata/``
+    folder where Tutorial 2 puts them, and ``../shared/data/cms-open-data`` beside the
+    repository."""
+    found = [os.environ[CMS_DATA_ENV]] if os.environ.get(CMS_DATA_ENV) else []
+    shared = os.path.join(os.path.dirname(REPO), "shared", "data", "cms-open-data")
+    return [*found, os.path.join(REPO, "mydata"), shared]
 
 
 # The files whose tests take longest, scheduled first (pytest-xdist's loadfile hands a worker
@@ -92,7 +105,15 @@ def repo_dir() -> str:
 
 @pytest.fixture(scope="session")
 def cms_data_dir() -> str:
-    """The CMS open-data files beside the repository (skip when absent)."""
-    if not os.path.isdir(SHARED_DATA):
-        pytest.skip(f"CMS open data not found at {SHARED_DATA}")
-    return SHARED_DATA
+    """The first folder of :func:`cms_data_candidates` holding both CMS files; the tests that
+    need them skip, saying how to get them, when none does."""
+    places = cms_data_candidates()
+    for place in places:
+        if all(os.path.isfile(os.path.join(place, f)) for f in CMS_FILES):
+            return place
+    pytest.skip(
+        f"the CMS open-data files {', '.join(CMS_FILES)} are in none of {places}: fetch them "
+        "into mydata/ as docs/tutorial/02-your-data.md step 1 does (pip install "
+        f"scikit-hep-testdata, then copy skhep_testdata.data_path(NAME)), or set {CMS_DATA_ENV} "
+        "to a folder holding them"
+    )

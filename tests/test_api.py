@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _experiment import stated_yaml
 
 import gammastar
 from gammastar.core.results import StageResult
@@ -67,7 +68,7 @@ def test_stage_function_calls_its_stage(
     stage = inspect.signature(getattr(importlib.import_module(module), function))
     monkeypatch.setattr(importlib.import_module(module), function, fake)
     cfg_file = tmp_path / "a.yaml"
-    cfg_file.write_text("name: api\n")
+    cfg_file.write_text(stated_yaml("name: api\n"))
     # write_events: its request (any object here) and (m, ε); every other stage takes force
     args, kwargs = (("request",), {"mass": 0.5, "eps": 1e-3}) if name == "write_events" else (
         (), {"force": True}

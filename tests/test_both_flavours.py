@@ -8,10 +8,11 @@ import json
 import numpy as np
 import pytest
 import uproot
+from _experiment import stated_config
 from _tolerance import EPS64
 from _universality_mock import SELECTION, write_universality_mock
 
-from gammastar.config import AnalysisConfig, config_from_dict, flavour_config
+from gammastar.config import AnalysisConfig, flavour_config
 from gammastar.config.mock import MockConfig
 from gammastar.errors import ConfigError, InputError
 from gammastar.flow.data import read_pairs, training_data
@@ -62,7 +63,7 @@ def _config(tmp, path, name, lepton, **extra):
         },
         **extra,
     }
-    return config_from_dict(data, source=str(tmp / f"{name}.yaml"))
+    return stated_config(data, source=str(tmp / f"{name}.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -208,10 +209,10 @@ def test_bad_both_channel_inputs(mock, tmp_path):
     with pytest.raises(ConfigError, match=r"selection\.per_flavour\.e: flavour 'e' is not in"):
         _config(tmp, path, "x", "mu")
     with pytest.raises(ConfigError, match=r"unfold\.per_flavour\.e\.foo: unknown key"):
-        config_from_dict({"input": {"lepton": ["mu", "e"]},
+        stated_config({"input": {"lepton": ["mu", "e"]},
                           "unfold": {"per_flavour": {"e": {"foo": 1}}}})  # fmt: skip
     with pytest.raises(ConfigError, match=r"yields\.compare_with: this run holds both"):
-        config_from_dict({"input": {"lepton": ["mu", "e"]}, "yields": {"compare_with": "x"}})
+        stated_config({"input": {"lepton": ["mu", "e"]}, "yields": {"compare_with": "x"}})
     mu_only = tmp_path / "mu.root"
     generate_file(AnalysisConfig(seed=6, mock=MockConfig(leptons=["mu"], efficiency_map=None)),
                   mu_only, events=20_000)  # fmt: skip

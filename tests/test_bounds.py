@@ -15,10 +15,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from _experiment import stated_config, stated_yaml
 from _scans import made_up_scan
 
 from gammastar.cli import main
-from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
 from gammastar.reach.bounds import read_bound, read_config_bounds
 from gammastar.reach.bounds.draw import draw_bounds
@@ -145,7 +145,7 @@ def test_a_missing_bound_file(tmp_path):
 
 
 def _config(tmp_path, compare_with, output="run"):
-    return config_from_dict(
+    return stated_config(
         {"name": "t", "output": output, "reach": {"compare_with": compare_with}},
         source=str(tmp_path / "cfg.yaml"),
     )
@@ -169,9 +169,11 @@ def test_the_reach_refuses_a_bad_bound_file_before_its_scan(tmp_path, capsys):
     column, before anything is read or written (the yields file does not even exist)."""
     (tmp_path / "kev.csv").write_text("m [keV], eps\n300, 1e-5\n400, 2e-5\n")
     (tmp_path / "c.yaml").write_text(
-        "reach: {yields: nowhere.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
-        "dump, background: {mumu: 0}, background_kappa: {mumu: 1}, efficiency_uncertainty: 0, "
-        "n_pot_rel_uncertainty: 0, compare_with: [kev.csv]}\n"
+        stated_yaml(
+            "reach: {yields: nowhere.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
+            "dump, background: {mumu: 0}, background_kappa: {mumu: 1}, efficiency_uncertainty: 0, "
+            "n_pot_rel_uncertainty: 0, compare_with: [kev.csv]}\n"
+        )
     )
     assert main(["reach", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 
-from gammastar.config import config_from_dict
 from gammastar.errors import InputError
 from gammastar.reach.bounds import read_bound, read_config_bounds, read_entry, remote
 from gammastar.reach.bounds.compare import compare_reach, excluded_range, ratio_ranges
@@ -149,7 +149,7 @@ def test_a_hepdata_table_with_one_column_per_confidence_level(tmp_path):
 
 
 def test_the_config_entry_takes_path_format_and_units(tmp_path, shared):
-    cfg = config_from_dict(
+    cfg = stated_config(
         {"name": "t", "reach": {"compare_with": [
             {"path": str(shared / CHARM), "format": "lmt", "units": "eps"},
             {"file": str(shared / NA62), "format": "polygon", "units": "eps", "style": "line"},
@@ -205,7 +205,7 @@ def hepdata(shared, tmp_path, monkeypatch):
 
 
 def _cfg(tmp_path, entries):
-    return config_from_dict(
+    return stated_config(
         {"name": "t", "reach": {"compare_with": entries}}, source=str(tmp_path / "cfg.yaml")
     )
 

@@ -17,10 +17,11 @@ import itertools
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 from scipy import stats
 
 from gammastar.channels import Channel
-from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig
 from gammastar.mock.generate import generate_file
 from gammastar.physics import aprime_meson
@@ -36,7 +37,7 @@ def _recovered(tmp_path, lepton, mock, events, channel, edges, acceptance, selec
     path = tmp_path / f"mock_{lepton}.root"
     cfg = AnalysisConfig(seed=21, mock=MockConfig(efficiency_map=None, **mock))
     res = generate_file(cfg, path, events=events)
-    run = config_from_dict(
+    run = stated_config(
         {
             "name": "closure",
             "output": str(tmp_path / f"run_{lepton}"),

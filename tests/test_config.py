@@ -53,8 +53,8 @@ def test_missing_and_invalid_yaml(tmp_path: Path) -> None:
 
 
 def test_hash_tracks_sections(tmp_path: Path) -> None:
-    a = load_config(write(tmp_path, "flow: {epochs: 10}\n"))
-    b = load_config(write(tmp_path, "flow: {epochs: 11}\n"))
+    a = load_config(write(tmp_path, "mock: {}\nflow: {epochs: 10}\n"))
+    b = load_config(write(tmp_path, "mock: {}\nflow: {epochs: 11}\n"))
     assert a.sha256 != b.sha256
     assert a.section_sha256("selection") == b.section_sha256("selection")
     assert a.section_sha256("flow") != b.section_sha256("flow")

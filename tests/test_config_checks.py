@@ -20,6 +20,7 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from _experiment import stated_config, stated_yaml
 
 import gammastar
 from gammastar.config import config_from_dict, load_config
@@ -75,10 +76,10 @@ def test_late_mistakes_refused_before_the_pipeline(tmp_path):
 def test_reach_masses_inside_this_runs_yields(tmp_path):
     base = {"name": "t", "output": str(tmp_path / "r")}
     with pytest.raises(ConfigError, match=r"reach\.mass_max: 2 GeV lies outside .*0\.2113-1\.1"):
-        config_from_dict({**base, "reach": {"mass_max": 2.0}})
+        stated_config({**base, "reach": {"mass_max": 2.0}})
     # another run's yields (reach.yields given): their masses are not this config's
     other = {"yields": str(tmp_path / "y.json"), "mass_max": 2.0}
-    assert config_from_dict({**base, "reach": other}).reach.mass_max == 2.0
+    assert stated_config({**base, "reach": other}).reach.mass_max == 2.0
 
 
 def test_mass_ranges_of_both_flavours():
@@ -88,19 +89,21 @@ def test_mass_ranges_of_both_flavours():
         "input": {"lepton": ["mu", "e"]},
         "selection": {"per_flavour": {"e": {"mass_min": 0.01}}},
     }
-    cfg = config_from_dict({**both, "validate": {"masses": [0.015, 0.5]}})
+    cfg = stated_config({**both, "validate": {"masses": [0.015, 0.5]}})
     assert cfg.validate_.masses == [0.015, 0.5]
     with pytest.raises(ConfigError, match=r"validate\.masses: 0\.015 GeV lies outside"):
-        config_from_dict({"validate": {"masses": [0.015, 0.5]}})
-    z = config_from_dict({"selection": {"mass_min": 60.0, "mass_max": 120.0}})
+        stated_config({"validate": {"masses": [0.015, 0.5]}})
+    z = stated_config({"selection": {"mass_min": 60.0, "mass_max": 120.0}})
     assert z.validate_.masses[0] == pytest.approx(0.3)
 
 
 def test_every_mistake_one_line(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(
-        "validate: {window: 2.0, masses: [3.0], figure_masses: [0.5, 4.0]}\n"
-        "reach: {mass_min: 0.05}\n"
+        stated_yaml(
+            "validate: {window: 2.0, masses: [3.0], figure_masses: [0.5, 4.0]}\n"
+            "reach: {mass_min: 0.05}\n"
+        )
     )
     with pytest.raises(ConfigError) as err:
         load_config(path)
@@ -232,9 +235,119 @@ def test_branches_against_the_first_input_file(tmp_path):
     data = tmp_path / "data.root"
     write_mock(data, 1)
     inp = {"files": [str(data)], "branches": {"px": "muon_pxx"}}
-    cfg = config_from_dict({"output": str(tmp_path / "r"), "input": inp})
+    cfg = stated_config({"output": str(tmp_path / "r"), "input": inp})
     with pytest.raises(
         InputError, match=r"data\.root: tree 'events' lacks branch\(es\) px → 'muon_pxx'"
     ):
         pipeline.run(cfg, report=False)
     assert not (tmp_path / "r").exists()
+
+
+# --------------------------------------------------------------------------- experiment keys
+def _cli_refusal(capsys, args):
+    from gammastar.cli import main
+
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0].startswith("gammastar: error: ")
+    return err
+
+
+def test_user_config_without_the_mock_is_refused_once_with_every_missing_key(tmp_path, capsys):
+    """A user's config (own ntuples, no `mock:`) that leaves the beam energy, the target
+    thickness and the pair efficiency to the mock's NA60-like values, and misspells a cut:
+    one refusal, exit 2, one line per key, each saying what to write; nothing written."""
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        f"output: {tmp_path / 'run'}\n"
+        "input: {files: [mydata/*.root]}\n"
+        "selection: {lepton_min_energyy: 3.0}\n"
+    )
+    err = _cli_refusal(capsys, ["select", str(path)])
+    keys = [ln.removeprefix("gammastar: error: ").split(": ")[1] for ln in err]
+    assert keys == [
+        "selection.lepton_min_energyy",
+        "beam.energy",
+        "beam.interaction_lengths",
+        "unfold.efficiency_map",
+    ]
+    assert "`unfold: {efficiency_map: null}` on purpose" in err[3]
+    assert all("not given (no default outside the mock)" in ln for ln in err[1:])
+    assert not (tmp_path / "run").exists()
+    # the three written out (ε = 1 on purpose), the typo fixed: it loads with those values
+    path.write_text(
+        f"output: {tmp_path / 'run'}\ninput: {{files: [mydata/*.root]}}\n"
+        "beam: {energy: 158.0, interaction_lengths: 0.05}\nunfold: {efficiency_map: null}\n"
+    )
+    cfg = load_config(path)
+    assert (cfg.beam.energy, cfg.beam.interaction_lengths) == (158.0, 0.05)
+    assert cfg.unfold.efficiency_map is None
+
+
+def test_the_reach_of_a_minimal_config_is_refused_once_with_all_its_keys(tmp_path, capsys):
+    """`gammastar reach` on a facility config that names only the yields it reads: one
+    refusal listing the detector's and every statistics input, before anything is written;
+    `gammastar run` lists the data's keys and the reach's in the same message."""
+    path = tmp_path / "facility.yaml"
+    path.write_text(f"output: {tmp_path / 'run'}\nreach: {{yields: other/yields.json}}\n")
+    err = _cli_refusal(capsys, ["reach", str(path)])
+    keys = [ln.removeprefix("gammastar: error: ").split(": ")[1] for ln in err]
+    assert keys == [
+        "detector.l1",
+        "detector.theta_min",
+        "detector.theta_max",
+        "reach.background",
+        "reach.background_kappa",
+        "reach.efficiency_uncertainty",
+        "reach.n_pot_rel_uncertainty",
+        "reach.target_interaction_lengths",
+    ]
+    assert not (tmp_path / "run").exists()
+    # a config of its own data with a reach section: one message, the data's keys included
+    path.write_text(
+        f"output: {tmp_path / 'run'}\ndetector: {{l1: 80.0, theta_min: 0.0, theta_max: 0.05}}\n"
+        "reach: {background: {mumu: 0.0}, background_kappa: {mumu: 1.0}}\n"
+    )
+    err = _cli_refusal(capsys, ["run", str(path)])
+    keys = [ln.removeprefix("gammastar: error: ").split(": ")[1] for ln in err]
+    assert keys == [
+        "beam.energy",
+        "beam.interaction_lengths",
+        "unfold.efficiency_map",
+        "reach.efficiency_uncertainty",
+        "reach.n_pot_rel_uncertainty",
+        "reach.target_interaction_lengths",
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_mock_keeps_its_experiment_and_shapes_state_the_detector():
+    """With `mock:` the experiment's keys take the mock's NA60-like values (the generator's
+    beam and target, its pair efficiency, the paper's detector); without it a detector
+    volume implies l1 and the polar window, and `daughters: {require: both}` the window."""
+    cfg = config_from_dict({"mock": {}, "reach": {}})
+    assert (cfg.beam.energy, cfg.beam.interaction_lengths) == (400.0, 0.01)
+    assert cfg.unfold.efficiency_map == "../data/efficiency_na60_like.root"
+    assert (cfg.detector.l1, cfg.detector.theta_min, cfg.detector.theta_max) == (5.0, 0.035, 0.12)
+    other = {"reach": {"yields": "y.json"}}
+    box = {"volume": {"shape": "box", "z1": 10.0, "z2": 20.0, "half_x": 1.0, "half_y": 1.0}}
+    assert config_from_dict({**other, "detector": box}).detector.l1 == 10.0
+    both = {"l1": 10.0, "daughters": {"require": "both"}}
+    assert config_from_dict({**other, "detector": both}).detector.theta_max == pytest.approx(
+        np.pi, rel=1e-15
+    )
+    with pytest.raises(ConfigError, match=r"detector\.l1: not given") as err:
+        config_from_dict({**other, "detector": {"daughters": {"require": "both"}}})
+    assert "theta" not in str(err.value)
+
+
+def test_every_shipped_config_states_its_experiment(repo_dir):
+    """Each config in analysis/ loads as `gammastar run` loads it (the reach's inputs checked
+    where it has a reach), keeping the values it was written with."""
+    paths = sorted(Path(repo_dir, "analysis").rglob("*.yaml"))
+    assert len(paths) >= 20
+    for path in paths:
+        cfg = load_config(path, reach=None)
+        if cfg.mock is None and "input" in cfg.model_fields_set:  # it selects its own data
+            assert {"energy", "interaction_lengths"} <= cfg.beam.model_fields_set, path
+            assert "efficiency_map" in cfg.unfold.model_fields_set, path

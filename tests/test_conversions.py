@@ -15,9 +15,10 @@ import itertools
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 from scipy import stats
 
-from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig
 from gammastar.corrections.background import ConversionTemplate, load_conversion_template
 from gammastar.errors import ConfigError
@@ -54,7 +55,7 @@ def _yield(tmp_path, mock_file, template):
     bkg = {"remove_eta_mumu": "none"}
     if template:
         bkg["conversion_template"] = f"{path}:conversion_ratio_ee"
-    run = config_from_dict(
+    run = stated_config(
         {
             "name": "conv",
             "output": str(tmp_path / f"run_{template}"),

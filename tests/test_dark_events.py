@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pyhepmc
 import pytest
+from _experiment import stated_config, stated_yaml
 from _phys_figures import skip_plot
 from _tolerance import EPS64
 from test_events import make_config, read_table
 
 from gammastar.cli import main
-from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, GammastarError
 from gammastar.events.stage import EventRequest, run_dark_events
 from gammastar.physics.darksector import aprime_branching_ratios
@@ -42,7 +42,7 @@ def dark_config(tmp_path, detector=SOFT, **idm):
     base = make_config(tmp_path, detector=detector)
     d = base.model_dump(exclude={"source"}, by_alias=True)
     d["idm"] = {"background": 0.5, "n_pot_rel_uncertainty": 0.1, "delta": 0.4, **idm}
-    return config_from_dict(d, source=base.source)
+    return stated_config(d, source=base.source)
 
 
 def balance(v):
@@ -213,7 +213,7 @@ def test_reach_idm(tmp_path, monkeypatch):
     d["reach"]["n_pot"] *= 4
     d["output"] = str(tmp_path / "run4")
     drawn = skip_plot(monkeypatch, IDM_PLOT)  # the second run's numbers (its figure: above)
-    doc4 = json.loads(run_idm_reach(config_from_dict(d, source=cfg.source)).read_text())
+    doc4 = json.loads(run_idm_reach(stated_config(d, source=cfg.source)).read_text())
     assert drawn == [tmp_path / "run4" / "figures" / "reach_idm.png"]
     assert np.allclose(np.array(doc4["y_low"]["0"]) / lo, 0.5, rtol=1e-3)
     # the report shows the iDM reach (numbers and figure) in its dark-sector section
@@ -267,7 +267,7 @@ def test_reach_i2dm(tmp_path, monkeypatch):
     d["reach"]["n_pot"] *= 4
     d["output"] = str(tmp_path / "run4")
     drawn = skip_plot(monkeypatch, IDM_PLOT)  # the second run's numbers (its figure: above)
-    doc4 = json.loads(run_idm_reach(config_from_dict(d, source=cfg.source)).read_text())
+    doc4 = json.loads(run_idm_reach(stated_config(d, source=cfg.source)).read_text())
     assert drawn == [tmp_path / "run4" / "figures" / "reach_idm.png"]
     assert np.allclose(np.array(doc4["y_low"]["0"]) / lo, 0.5, rtol=1e-3)
 
@@ -291,14 +291,16 @@ def test_bad_idm_config(tmp_path, idm, key):
     if "background" in idm:
         body.pop("n_pot_rel_uncertainty")
     with pytest.raises(ConfigError, match=key):
-        config_from_dict({"idm": body})
+        stated_config({"idm": body})
 
 
 def test_bad_dark_cli(tmp_path, capsys):
     """Missing idm section, reach-idm with i2DM, --dark with visible-A′ options: one line,
     exit status 2, nothing written."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("events: {beam_spot_sigma: [0, 0], target_interaction_length: 0.17}\n")
+    cfg.write_text(
+        stated_yaml("events: {beam_spot_sigma: [0, 0], target_interaction_length: 0.17}\n")
+    )
     out = str(tmp_path / "e.hepmc")
     cases = [
         ["events", str(cfg), "--dark", "--mass", "0.5", "--eps", "1e-4", "-n", "5", "-o", out],
@@ -317,8 +319,8 @@ def test_bad_dark_cli(tmp_path, capsys):
     # θ outside (0, π/2) in an i2DM config: one line naming idm.theta, exit status 2
     for theta in ("0.0", "1.6", "-0.1"):
         bad = tmp_path / f"i2dm_{theta}.yaml"
-        bad.write_text(f"idm: {{model: i2dm, theta: {theta}, background: 0.1, "
-                       "n_pot_rel_uncertainty: 0.1}\n")  # fmt: skip
+        bad.write_text(stated_yaml(f"idm: {{model: i2dm, theta: {theta}, background: 0.1, "
+                                   "n_pot_rel_uncertainty: 0.1}\n"))  # fmt: skip
         assert main(["reach-idm", str(bad)]) == 2
         err = capsys.readouterr().err
         assert err.startswith("gammastar: error:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 from scipy import integrate
 
 from gammastar.errors import GammastarError
@@ -155,7 +156,6 @@ def test_lepton_channels_are_one_table():
     """The leptonic channels (gammastar.physics.channels.LEPTON_CHANNELS) carry the lepton mass, the threshold
     2 m_ℓ and the width ε²α m/3 K_f(m, m_ℓ) (docs/explanation/physics.md §7); the total visible width is their
     sum plus hadrons, and the config's reach.channels allows exactly them."""
-    from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
 
     assert set(LEPTON_CHANNELS) == {"ee", "mumu"}
@@ -164,11 +164,11 @@ def test_lepton_channels_are_one_table():
         assert ch.threshold == 2 * ch.lepton_mass
         assert ch.width(m, eps) == pytest.approx(dp.width(m, eps, name), rel=1e-15)
         assert np.all((ch.width(m, eps) > 0) == (m > ch.threshold))
-        cfg = config_from_dict({"name": "t", "reach": {"channels": [name]}})
+        cfg = stated_config({"name": "t", "reach": {"channels": [name]}})
         assert cfg.reach.channels == [name]
     total = sum(ch.width(m, eps) for ch in LEPTON_CHANNELS.values()) + dp.width(
         m, eps, "hadrons"
     )
     np.testing.assert_allclose(dp.width(m, eps, "total"), total, rtol=1e-14)
     with pytest.raises(ConfigError, match="unknown lepton channel 'tautau'"):
-        config_from_dict({"name": "t", "reach": {"channels": ["tautau"]}})
+        stated_config({"name": "t", "reach": {"channels": ["tautau"]}})

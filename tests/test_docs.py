@@ -36,6 +36,76 @@ def test_generated_references_are_up_to_date():
     assert run.returncode == 0, run.stderr + run.stdout
 
 
+def _word_counts() -> dict:
+    """docs/_generate.py --words: the pages' word counts, its last line as JSON."""
+    run = subprocess.run(
+        [sys.executable, "-P", str(DOCS / "_generate.py"), "--words"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return {"rc": run.returncode, "out": run.stdout, **json.loads(run.stdout.splitlines()[-1])}
+
+
+def test_hand_written_docs_stay_short():
+    """README.md and docs/ hold at most 18,000 hand-written words (generated pages and the
+    generated sections of hand-written ones not counted): ``python -P docs/_generate.py
+    --words`` lists them by page."""
+    counts = _word_counts()
+    assert counts["limit"] == 18_000  # the limit the documentation was cut to
+    assert counts["hand_written"] <= counts["limit"], counts["out"]
+    assert counts["rc"] == 0, counts["out"]
+    # the generated references are counted apart: they are many thousand words
+    assert counts["generated"] > counts["hand_written"] / 2, counts["out"]
+
+
+def test_the_quoted_pythia_version_is_the_pinned_one():
+    """Every "PYTHIA 8.3xx" that README.md, docs/, the analysis configs and the package quote
+    is the version pyproject.toml pins (``pythia8mc==8.3xx.y``): the cocktail inputs were
+    made with it."""
+    pin = re.search(r'"pythia8mc==(8\.\d+)\.\d+"', (REPO / "pyproject.toml").read_text())
+    assert pin, "pyproject.toml pins no pythia8mc"
+    wrong = []
+    for where in ("README.md", "docs", "analysis", "src"):
+        paths = [REPO / where] if where.endswith(".md") else (REPO / where).rglob("*")
+        for path in paths:
+            if path.suffix not in {".md", ".py", ".yaml"}:
+                continue
+            for m in re.finditer(r"PYTHIA (8\.\d{3})", path.read_text(encoding="utf-8")):
+                if m.group(1) != pin.group(1):
+                    wrong.append(f"{path.relative_to(REPO)}: {m.group(0)}")
+    assert not wrong, f"not the pinned PYTHIA {pin.group(1)}: {wrong}"
+
+
+def test_the_python_version_the_pages_name_is_pyproject_s():
+    """ "Python ≥ X" on README.md and the pages is pyproject.toml's ``requires-python``."""
+    pin = re.search(r'requires-python = ">=([\d.]+)"', (REPO / "pyproject.toml").read_text())
+    assert pin, "pyproject.toml: no requires-python"
+    quoted = {
+        (page, v)
+        for page, text in _quotes(r"Python ≥ [\d.]+", 0)
+        for v in re.findall(r"Python ≥ ([\d.]+)", text)
+    }
+    assert quoted, "no page names the Python version"
+    assert all(v == pin.group(1) for _, v in quoted), (pin.group(1), quoted)
+
+
+def test_the_mock_page_s_truth_codes_are_the_code_s():
+    """docs/reference/mock.md's source table (code, name) and its electron codes "8–16" are
+    ``gammastar.channels.Channel``'s and ``ELECTRON_CHANNELS``'s."""
+    from gammastar.channels import ELECTRON_CHANNELS, Channel
+
+    page = (DOCS / "reference" / "mock.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| (\d+) `(\w+)` \|", page, re.MULTILINE))
+    assert rows, "mock.md: no source table"
+    assert {int(c): n for c, n in rows.items()} == {
+        c.value: c.name for c in Channel if c not in ELECTRON_CHANNELS
+    }
+    lo, hi = min(ELECTRON_CHANNELS), max(ELECTRON_CHANNELS)
+    assert f"truth codes {lo.value}–{hi.value}" in page
+
+
 def _schema_keys(node: object, path: str = "") -> list[tuple[str, dict]]:
     """(dotted path, schema) of every named key of a JSON Schema, at any depth: each property,
     and each definition that has properties of its own."""
@@ -149,7 +219,7 @@ def test_the_readme_s_demo_summary_is_the_tutorial_s():
     readme = _generated(REPO / "README.md", "demo_summary")
     first = next(i for i, line in enumerate(tutorial) if line.startswith("selection:"))
     assert readme == tutorial[first:]
-    for start in ("A′ yield per POT per ε²:", "flow validation:", "expected 90% CL exclusion:"):
+    for start in ("A′ yield per POT per ε² ± total", "flow validation:", "expected 90% CL exclusion:"):
         assert any(line.startswith(start) for line in readme), start
 
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _experiment import stated_yaml
 
 from gammastar.cli import main
 
@@ -288,7 +289,7 @@ def test_tutorial_selection_prints_what_the_page_shows(cms_data_dir, tmp_path, m
     assert runs, f"{page}: no command with a config of the page"
     work = tmp_path / "mydata"
     work.mkdir()
-    for f in Path(cms_data_dir).iterdir():
+    for f in Path(cms_data_dir).glob("*.root"):  # the data only: the configs are written below
         (work / f.name).symlink_to(f)
     configs = _page_configs(page)
     monkeypatch.chdir(work)
@@ -348,7 +349,9 @@ def test_bad_option_values_are_usage_errors(tmp_path, capsys):
 def test_unknown_event_channel_is_one_line(tmp_path, capsys):
     """`--channels` names checked against the decays: one line naming them, exit status 2."""
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("events: {beam_spot_sigma: [0, 0], target_interaction_length: 0.17}\n")
+    cfg.write_text(
+        stated_yaml("events: {beam_spot_sigma: [0, 0], target_interaction_length: 0.17}\n")
+    )
     argv = ["events", str(cfg), "--mass", "0.5", "--eps", "1e-6", "-n", "5",
             "-o", str(tmp_path / "e.hepmc"), "--channels", "ee,tautau"]  # fmt: skip
     assert main(argv) == 2

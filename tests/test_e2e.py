@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from _cli import CliRun, main_in_process
+from _experiment import stated_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -216,7 +217,7 @@ def test_bad_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[st
     from gammastar.cli import main
 
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("flow:\n  epoch: 3\n")
+    cfg.write_text(stated_yaml("flow:\n  epoch: 3\n"))  # the experiment stated: one mistake
     assert main(["run", str(cfg)]) == 2
     captured = capsys.readouterr()
     assert captured.err.strip().splitlines() == [

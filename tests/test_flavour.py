@@ -6,9 +6,10 @@ import awkward as ak
 import numpy as np
 import pytest
 import uproot
+from _experiment import stated_config
 
 from gammastar import io
-from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig
 from gammastar.config.selection import InputConfig
 from gammastar.errors import ConfigError, InputError
@@ -29,7 +30,7 @@ def cfg_for(tmp_path, files, **over):
     }
     for k, v in over.items():
         data[k] = {**data.get(k, {}), **v}
-    return config_from_dict(data, source=str(tmp_path / "cfg.yaml"))
+    return stated_config(data, source=str(tmp_path / "cfg.yaml"))
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_lepton_sets_mass_and_branch_names():
     assert io.branch_map("jagged_cartesian", lepton="e").optional["parent"] == "electron_parent"
     assert io.branch_map("jagged_ptetaphi", lepton="e").required["pt"] == "Electron_pt"
     with pytest.raises(ConfigError, match="lepton_mass"):
-        config_from_dict({"input": {"lepton": "e", "lepton_mass": M_MU}})
+        stated_config({"input": {"lepton": "e", "lepton_mass": M_MU}})
 
 
 def test_lepton_flavours_resolution():

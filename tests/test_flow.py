@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _experiment import stated_config
 from _flows import randomised_flow
 from _phys_figures import skip_loss_figure
 
-from gammastar.config import config_from_dict
 from gammastar.config.flow import FlowConfig
 from gammastar.errors import GammastarError, OutputExistsError
 from gammastar.flow.data import Preprocessing, training_data
@@ -101,7 +101,7 @@ def synthetic_pairs(n: int = 20000, seed: int = 0, ss_fraction: float = 0.0) -> 
 
 
 def make_config(tmp_path, **flow):
-    return config_from_dict(
+    return stated_config(
         {
             "name": "t",
             "output": str(tmp_path / "run"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 
 from gammastar.reach.flow_closure import (
     ClosureSettings,
@@ -133,10 +134,9 @@ def _flow_dir(tmp_path, cfg, pairs=None, sha=None):
 def test_flow_rows_needs_the_flow_its_pairs_and_its_recipe(tmp_path):
     """One clear line each: no flow there, no pairs where its meta.json says, a flow trained
     with another flow section (its rows cannot be rebuilt with this one)."""
-    from gammastar.config import config_from_dict
     from gammastar.errors import InputError
 
-    cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run")},
+    cfg = stated_config({"name": "t", "output": str(tmp_path / "run")},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
     with pytest.raises(InputError, match=r"no readable flow meta\.json"):
         flow_rows(cfg, tmp_path / "nowhere")
@@ -154,10 +154,9 @@ def test_closure_record_says_why_it_skips(tmp_path):
     a flow in the config there is no record."""
     from types import SimpleNamespace
 
-    from gammastar.config import config_from_dict
     from gammastar.reach.flow_closure import closure_record
 
-    cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run")},
+    cfg = stated_config({"name": "t", "output": str(tmp_path / "run")},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
     _flow_dir(tmp_path, cfg)
     inp = SimpleNamespace(source=Source.from_model(ToyFlow()), geometry=GEO)
@@ -205,11 +204,10 @@ def test_the_warning_trusts_only_pulls_carried_by_many_pairs(monkeypatch, tmp_pa
     from types import SimpleNamespace
 
     import gammastar.reach.flow_closure as fc
-    from gammastar.config import config_from_dict
     from gammastar.errors import GammastarError
     from gammastar.physics import darkphoton
 
-    cfg = config_from_dict({"name": "t", "output": str(tmp_path / "run"),
+    cfg = stated_config({"name": "t", "output": str(tmp_path / "run"),
                             "validate": {"masses": [0.5]}},
                            source=str(tmp_path / "c.yaml"))  # fmt: skip
     monkeypatch.setattr(fc, "flow_rows", lambda config, path: ({}, tmp_path / "p.parquet"))

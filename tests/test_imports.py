@@ -261,12 +261,17 @@ def test_scripts_shadow_no_module_and_leave_sys_path_alone(script):
 
 def test_no_test_loads_a_script_by_its_path_and_the_product_never_imports_validation():
     """Tests import package code (gammastar, gammastar_validation), never a script from its
-    file; the product imports nothing of validation/ (the mock's truth and the closure
-    studies stay out of the wheel)."""
+    file or from a folder they put on ``sys.path`` (a script is run as a user runs it, in a
+    subprocess); the product imports nothing of validation/ (the mock's truth and the
+    closure studies stay out of the wheel)."""
     loaders = {"spec_from_file_location", "run_path"}  # importlib.util's, runpy's
     for folder in (REPO / "tests", REPO / "validation" / "tests"):
         for p in folder.glob("*.py"):
             text = p.read_text()
+            if "sys.path" in text:  # pytest puts the tests' own folder there already
+                for node in ast.walk(ast.parse(text)):
+                    edits = isinstance(node, ast.Attribute) and ast.unparse(node) == "sys.path"
+                    assert not edits, f"{p}: line {getattr(node, 'lineno', '?')} uses sys.path"
             # a name, attribute or alias node spells its identifier in the source: a file
             # without either loader's name has none of them (its tree need not be walked)
             if not any(name in text for name in loaders):

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import uproot
+from _experiment import stated_config
 from _select_data import write_effmap, write_mock
 
 from gammastar import io
-from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
 from gammastar.selection.stage import select
 
@@ -25,7 +25,7 @@ def cfg_for(tmp_path, files, **over):
     }
     for k, v in over.items():
         data[k] = {**data.get(k, {}), **v}
-    return config_from_dict(data, source=str(tmp_path / "cfg.yaml"))
+    return stated_config(data, source=str(tmp_path / "cfg.yaml"))
 
 
 def assert_nothing_written(cfg):
@@ -60,7 +60,7 @@ def test_resolve_files_paths_globs_fileset(tmp_path):
 def test_fileset_in_config_two_datasets(tmp_path):
     write_mock(tmp_path / "m1.root", 3)
     write_mock(tmp_path / "m2.root", 2, event_offset=1000)
-    cfg = config_from_dict(
+    cfg = stated_config(
         {
             "output": str(tmp_path / "run"),
             "input": {

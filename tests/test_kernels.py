@@ -36,7 +36,6 @@ def test_a_run_after_the_warm_up_compiles_nothing(tmp_path):
     stage (the flow's kernels) and the yields of the NA60-like fiducial analysis (the
     fiducial region's and the extrapolation's): numba saves nothing new during them
     (NUMBA_DEBUG_CACHE prints each entry it saves)."""
-    sys.path.insert(0, str(Path(__file__).parent))
     import test_e2e
 
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba"), "OMP_NUM_THREADS": "1",

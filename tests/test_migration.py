@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 
 from gammastar.corrections.migration import Simulation, migration_correction
 
@@ -201,18 +202,17 @@ def test_a_written_correction_applies_what_the_yields_applied():
 
 def test_config_refuses_what_the_correction_cannot_serve():
     """Both flavours in one run, no fiducial region, a negative seed: one line naming the key."""
-    from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
 
     mig = {"simulation": ["sim.root"]}
     with pytest.raises(ConfigError, match="resolution_migration: one simulation serves one"):
-        config_from_dict({"input": {"lepton": ["mu", "e"]}, "yields": {"resolution_migration": mig},
+        stated_config({"input": {"lepton": ["mu", "e"]}, "yields": {"resolution_migration": mig},
                           "unfold": {"lepton_acceptance": {"min_energy": 3.0, "theta_min": 0.035,
                                                            "theta_max": 0.12}}})  # fmt: skip
     with pytest.raises(ConfigError, match=r"needs unfold\.lepton_acceptance"):
-        config_from_dict({"yields": {"resolution_migration": mig}})
+        stated_config({"yields": {"resolution_migration": mig}})
     with pytest.raises(ConfigError, match="seed"):
-        config_from_dict({"yields": {"resolution_migration": {**mig, "seed": -1}}})
+        stated_config({"yields": {"resolution_migration": {**mig, "seed": -1}}})
 
 
 def test_reach_drops_the_correction_with_the_fiducial_yield():
@@ -243,11 +243,10 @@ def test_the_yields_stage_reads_the_simulation(tmp_path):
     """The pipeline tracks the simulation files as the yields stage's inputs (a changed
     simulation reruns it) and the analysis seed as one of its sections (the bootstrap's
     default seed)."""
-    from gammastar.config import config_from_dict
     from gammastar.pipeline import STAGES
 
     la = {"min_energy": 3.0, "theta_min": 0.035, "theta_max": 0.12}
-    cfg = config_from_dict({"output": str(tmp_path / "run"), "unfold": {"lepton_acceptance": la},
+    cfg = stated_config({"output": str(tmp_path / "run"), "unfold": {"lepton_acceptance": la},
                             "yields": {"resolution_migration": {"simulation": [str(tmp_path / "s.root")]}}})  # fmt: skip
     stage = next(s for s in STAGES if s.name == "yields")
     assert tmp_path / "s.root" in stage.inputs(cfg)

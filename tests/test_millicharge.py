@@ -25,7 +25,7 @@ from gammastar.yields.formulas import mcp_yield_from_hist, mcp_yield_from_pairs
 M_PI0 = mass("pi0")
 M_ETA = mass("eta")
 
-# docs/explanation/physics.md §1 "Test values per Q² with F = 1 (computed)", quoted to 3 significant digits.
+# docs/explanation/physics.md §1 (the values per Q² with F = 1), quoted to 3 significant digits.
 PHYSICS_MD = [
     ("pi0", 0.01, 2.79e-3),
     ("pi0", 0.05, 1.16e-5),

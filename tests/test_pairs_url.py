@@ -10,9 +10,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from _experiment import stated_config, stated_yaml
 from _select_data import write_effmap, write_mock
 
-from gammastar.config import config_from_dict
 from gammastar.core import rundir
 from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.flow.data import read_pairs
@@ -32,7 +32,7 @@ def _cfg(tmp_path, out, pairs_url=None):
         write_mock(files[0], 30)
         write_mock(files[1], 20, event_offset=10_000)
     selection = {} if pairs_url is None else {"pairs_url": pairs_url}
-    return config_from_dict(
+    return stated_config(
         {
             "output": str(tmp_path / out),
             "input": {"files": [str(f) for f in files], "step_size": 60},
@@ -173,7 +173,9 @@ def test_cli_option_bad_url_is_one_line(tmp_path, capsys):
     from gammastar.cli import main
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"output: {tmp_path / 'out'}\ninput:\n  files: [{tmp_path / 'none.root'}]\n")
+    cfg.write_text(
+        stated_yaml(f"output: {tmp_path / 'out'}\ninput:\n  files: [{tmp_path / 'none.root'}]\n")
+    )
     rc = main(["select", str(cfg), "--executor", "futures", "--pairs-url", "nope://b/p/"])
     err = capsys.readouterr().err.strip()
     assert rc == 2

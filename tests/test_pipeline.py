@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _experiment import stated_config, stated_yaml
 
 from gammastar import pipeline
-from gammastar.config import AnalysisConfig, config_from_dict
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
 
@@ -16,7 +17,7 @@ REAL_STAGES = pipeline.STAGES  # the chain's stages (the toy fixture replaces pi
 
 
 def _writer(name: str, out: str, src: str | None = None):
-    def run(config: AnalysisConfig, force: bool = True) -> None:
+    def run(config: AnalysisConfig) -> None:
         CALLS.append(name)
         text = config.flow.model_dump_json() if name == "b" else name
         if src:
@@ -24,6 +25,13 @@ def _writer(name: str, out: str, src: str | None = None):
         (config.output_dir / out).write_text(text)
 
     return run
+
+
+def _toy(name: str):
+    """The stage function ``toy_stages.<name>`` looked up when called (tests replace it)."""
+    import sys
+
+    return lambda config: getattr(sys.modules["toy_stages"], name)(config)
 
 
 @pytest.fixture
@@ -37,13 +45,13 @@ def toy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AnalysisConfig:
     mod.c = _writer("c", "c.txt")
     monkeypatch.setitem(sys.modules, "toy_stages", mod)
     stages = (
-        pipeline.Stage("a", "toy_stages:a", sections=("selection",), outputs=("a.txt",)),
-        pipeline.Stage("b", "toy_stages:b", sections=("flow",), outputs=("b.txt",), needs=("a",)),
-        pipeline.Stage("c", "toy_stages:c", sections=("reach",), outputs=("c.txt",)),
+        pipeline.Stage("a", _toy("a"), sections=("selection",), outputs=("a.txt",)),
+        pipeline.Stage("b", _toy("b"), sections=("flow",), outputs=("b.txt",), needs=("a",)),
+        pipeline.Stage("c", _toy("c"), sections=("reach",), outputs=("c.txt",)),
     )
     monkeypatch.setattr(pipeline, "STAGES", stages)
     CALLS.clear()
-    return config_from_dict({"output": str(tmp_path / "run")}, source=str(tmp_path / "cfg.yaml"))
+    return stated_config({"output": str(tmp_path / "run")}, source=str(tmp_path / "cfg.yaml"))
 
 
 def statuses(reports: list[pipeline.StageReport]) -> dict[str, str]:
@@ -193,7 +201,7 @@ def test_glob_inputs_are_tracked(
         update={"input": toy.input.model_copy(update={"files": [str(data / "x*.root")]})}
     )
     stage = pipeline.Stage(
-        "s", "toy_stages:c", sections=("input",), outputs=("c.txt",), external=pipeline._input_files
+        "s", _toy("c"), sections=("input",), outputs=("c.txt",), external=pipeline._input_files
     )
     monkeypatch.setattr(pipeline, "STAGES", (stage,))
     assert statuses(pipeline.run(cfg, echo=lambda s: None, report=False)) == {"s": "ran"}
@@ -210,10 +218,10 @@ def test_glob_inputs_are_tracked(
 
 def test_run_directory_inputs_tracked_unless_a_stage_makes_them(tmp_path: Path) -> None:
     base = {"output": str(tmp_path / "run"), "input": {"files": ["${output}/mock.root"]}}
-    with_mock = config_from_dict(base, source=str(tmp_path / "cfg.yaml"))
+    with_mock = stated_config(base, source=str(tmp_path / "cfg.yaml"))
     mock = with_mock.output_dir / "mock.root"
     assert _select_stage().inputs(with_mock).count(mock) == 1  # as generate's output
-    without = config_from_dict({**base, "mock": None}, source=str(tmp_path / "cfg.yaml"))
+    without = stated_config({**base, "mock": None}, source=str(tmp_path / "cfg.yaml"))
     assert _select_stage().inputs(without).count(mock) == 1  # made by a standalone generate
 
 
@@ -236,7 +244,7 @@ def test_maps_and_reach_inputs_are_tracked(
     }
     for f in files.values():
         f.write_text("v1")
-    cfg = config_from_dict(
+    cfg = stated_config(
         {
             "output": str(tmp_path / "run"),
             "mock": {"efficiency_map": str(files["mock_eff"])},
@@ -259,7 +267,7 @@ def test_maps_and_reach_inputs_are_tracked(
     )
 
     def writes(*outs: str):
-        def run(config: AnalysisConfig, force: bool = True) -> None:
+        def run(config: AnalysisConfig) -> None:
             CALLS.append(outs[0])
             for o in outs:
                 (config.output_dir / o).parent.mkdir(parents=True, exist_ok=True)
@@ -271,7 +279,7 @@ def test_maps_and_reach_inputs_are_tracked(
     stages = []
     for name in ("generate", "select", "yields", "train", "reach"):
         setattr(sys.modules["toy_stages"], name, writes(*real[name].outputs))
-        stages.append(dataclasses.replace(real[name], func=f"toy_stages:{name}"))
+        stages.append(dataclasses.replace(real[name], func=_toy(name)))
     monkeypatch.setattr(pipeline, "STAGES", tuple(stages))
     quiet = {"echo": lambda s: None, "report": False}
     assert set(statuses(pipeline.run(cfg, **quiet)).values()) == {"ran"}
@@ -303,7 +311,7 @@ def test_unusable_run_directory_is_one_error_line(tmp_path, capsys):
 
     (tmp_path / "afile").write_text("x")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"output: {tmp_path / 'afile' / 'run'}\n")
+    cfg.write_text(stated_yaml(f"output: {tmp_path / 'afile' / 'run'}\n"))
     assert main(["run", str(cfg)]) == 2
     err = capsys.readouterr().err
     assert "cannot create the run directory" in err
@@ -322,7 +330,7 @@ def test_stages_follow_the_run_directory_order() -> None:
 def test_summary_names_a_corrupt_artifact_in_one_line(tmp_path: Path) -> None:
     """The run's summary reads the run directory through its quiet reader: an absent artifact
     adds nothing, a corrupt one is one line naming the file (the summary itself never fails)."""
-    cfg = config_from_dict({"output": str(tmp_path / "run")})
+    cfg = stated_config({"output": str(tmp_path / "run")})
     cfg.output_dir.mkdir()
     (cfg.output_dir / rundir.SELECT).write_text("{not json")
     text = pipeline.summarize(cfg, [])
@@ -331,3 +339,48 @@ def test_summary_names_a_corrupt_artifact_in_one_line(tmp_path: Path) -> None:
     assert bad[0].startswith(f"{cfg.output_dir / rundir.SELECT}: not a readable JSON")
     assert "yields" not in text  # not run: nothing said
     assert "A′ yield" not in text
+
+
+def test_summary_gives_the_yield_with_its_total_error_and_parts(tmp_path: Path) -> None:
+    """The run's summary prints the A′ yield at 4 masses ± its total error, the named parts
+    (yields.json uncertainties, meta.mock_normalisation) in quadrature, and the parts there
+    in per cent; a part 0 at a mass reads "-" there, one 0 everywhere is left out."""
+    import math
+
+    import numpy as np
+
+    from gammastar.core.artifacts import make_meta, write_json
+    from gammastar.yields.nuisance import Nuisance
+
+    cfg = stated_config({"output": str(tmp_path / "run")})
+    cfg.output_dir.mkdir()
+    n = 8
+    mass = [0.1 + 0.1 * i for i in range(n)]
+    y = [1e-3 / (i + 1) for i in range(n)]
+    rel = {"data_stat": [0.01 * (i + 1) for i in range(n)], "universality": [0.0] * 4 + [0.2] * 4,
+           "eta_mumu": [0.0] * n}  # fmt: skip
+    nuisances = {k: Nuisance(k, np.array(v), -np.array(v), "test").as_dict() for k, v in rel.items()}
+    doc = {
+        "aprime": {"mass": mass, "per_pot_per_eps2": y, "stat_err": [0.0] * n},
+        "uncertainties": {"mass": mass, "nuisances": nuisances},
+        "meta": make_meta(config_sha256=None, seed=None, n_pot=1e11,
+                          mock_normalisation={"rel_uncertainty": 0.3}),
+    }  # fmt: skip
+    write_json(cfg.output_dir / rundir.YIELDS, doc)
+    lines = pipeline.summarize(cfg, []).splitlines()
+    at = next(i for i, ln in enumerate(lines) if ln.startswith("A′ yield per POT per ε²"))
+    shown = lines[at].split(": ", 1)[1].split(", ")
+    picks = [0, 2, 4, 6]  # every (n // 4)-th mass bin, 4 of them
+    assert len(shown) == 4
+    for text, i in zip(shown, picks, strict=True):
+        value, rest = text.split(" ± ")
+        total = float(rest.split(" at ")[0])
+        quad = math.sqrt(rel["data_stat"][i] ** 2 + rel["universality"][i] ** 2 + 0.3**2)
+        assert float(value) == pytest.approx(y[i], rel=5e-3)  # 3 digits
+        assert total == pytest.approx(quad * y[i], rel=5e-2)  # 2 digits
+    parts = lines[at + 1]
+    assert parts.strip().startswith("its parts there, % of the yield (in quadrature):")
+    assert "stat 1/3/5/7" in parts
+    assert "channel disagreement -/-/20/20" in parts
+    assert "normalisation (mock) 30/30/30/30" in parts
+    assert "η → μμ" not in parts

@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 
 from gammastar.channels import Channel
 from gammastar.config import AnalysisConfig
@@ -158,21 +159,20 @@ def test_measured_lambda_with_too_few_pairs_is_a_clear_error():
 
 
 def test_config_accepts_a_number_or_measured():
-    from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
 
     la = {"min_energy": 3.0, "theta_min": 0.035, "theta_max": 0.12}
-    cfg = config_from_dict(
+    cfg = stated_config(
         {"unfold": {"decay_lambda_theta": "measured", "lepton_acceptance": la}}, source="c.yaml"
     )
     assert cfg.unfold.decay_lambda_theta == "measured"
     with pytest.raises(ConfigError, match="lepton_acceptance"):  # nothing to measure with
-        config_from_dict({"unfold": {"decay_lambda_theta": "measured"}}, source="c.yaml")
+        stated_config({"unfold": {"decay_lambda_theta": "measured"}}, source="c.yaml")
     for bad in ("measure", 1.5):
         with pytest.raises(ConfigError, match="decay_lambda_theta"):
-            config_from_dict({"unfold": {"decay_lambda_theta": bad}}, source="c.yaml")
+            stated_config({"unfold": {"decay_lambda_theta": bad}}, source="c.yaml")
     with pytest.raises(ConfigError, match="decay_lambda_theta"):
-        config_from_dict({"mock": {"decay_lambda_theta": {"omega": 2.0}}}, source="c.yaml")
+        stated_config({"mock": {"decay_lambda_theta": {"omega": 2.0}}}, source="c.yaml")
 
 
 @pytest.mark.slow
@@ -418,7 +418,6 @@ def test_polarisation_edges_config_and_warning(tmp_path, caplog):
     errors naming the key; a measured λ_θ with equal-count bins and a peak in the range warns."""
     import logging
 
-    from gammastar.config import config_from_dict
     from gammastar.errors import ConfigError
     from gammastar.selection.outputs import _warn_peak_window
     from gammastar.selection.polarisation import _polarisation_edges
@@ -428,16 +427,16 @@ def test_polarisation_edges_config_and_warning(tmp_path, caplog):
     sel = {"mass_min": 0.2113, "mass_max": 1.1}
     for bad in ([0.5], [0.3, 0.3], [0.6, 0.4]):
         with pytest.raises(ConfigError, match="polarisation_edges"):
-            config_from_dict({"unfold": {**base, "polarisation_edges": bad}}, source="c.yaml")
+            stated_config({"unfold": {**base, "polarisation_edges": bad}}, source="c.yaml")
     with pytest.raises(ConfigError, match="polarisation_peak_window"):
-        config_from_dict({"unfold": {**base, "polarisation_peak_window": 0}}, source="c.yaml")
+        stated_config({"unfold": {**base, "polarisation_peak_window": 0}}, source="c.yaml")
     m = np.random.default_rng(3).uniform(0.2113, 1.1, 20_000)
-    cfg = config_from_dict(
+    cfg = stated_config(
         {"selection": sel, "unfold": {**base, "polarisation_edges": [0.1, 0.5, 0.8, 1.5]}},
         source="c.yaml",
     )
     np.testing.assert_allclose(_polarisation_edges(cfg, m), [0.2113, 0.5, 0.8, 1.1], rtol=0, atol=1e-9)
-    cfg = config_from_dict(
+    cfg = stated_config(
         {"selection": sel, "unfold": {**base, "polarisation_edges": [0.5, 0.8],
                                       "polarisation_peak_window": 0.1}},
         source="c.yaml",
@@ -447,7 +446,7 @@ def test_polarisation_edges_config_and_warning(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="gammastar")
     _warn_peak_window(cfg)  # the window is set: silent
     assert "polarisation_peak_window" not in caplog.text
-    cfg = config_from_dict({"selection": sel, "unfold": base}, source="c.yaml")
+    cfg = stated_config({"selection": sel, "unfold": base}, source="c.yaml")
     assert len(_polarisation_edges(cfg, m)) == 9  # 8 equal-count bins
     _warn_peak_window(cfg)
     assert "polarisation_peak_window" in caplog.text

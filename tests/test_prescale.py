@@ -11,9 +11,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from _experiment import stated_config
 from _universality_mock import SELECTION, write_universality_mock
 
-from gammastar.config import config_from_dict, flavour_config
+from gammastar.config import flavour_config
 from gammastar.errors import ConfigError
 from gammastar.mock.generate import read_meta
 from gammastar.selection.stage import select
@@ -41,7 +42,7 @@ def _config(tmp, path, name, lepton=("mu", "e"), **beam):
     per_e = {"e": {"acceptance_map": f"{path}:acceptance_ee", "mass_bins": 109}}
     if lepton == ["e"]:
         sel["mass_min"] = 0.01
-    return config_from_dict(
+    return stated_config(
         {
             "name": name,
             "output": str(tmp / name),
@@ -161,7 +162,7 @@ def test_resolve_n_pot_per_flavour(mocks, tmp_path):
     with pytest.raises(ConfigError, match=r"beam.prescale.e.*greater than or equal to 1"):
         _config(tmp_path, pre, "z", prescale={"e": 0.5})
     with pytest.raises(ConfigError, match=r"mock.electrons.prescale.*greater than or equal"):
-        config_from_dict({"mock": {"leptons": ["mu", "e"], "electrons": {"prescale": 0}}})
+        stated_config({"mock": {"leptons": ["mu", "e"], "electrons": {"prescale": 0}}})
 
 
 def test_flow_weights_per_pot_of_the_run(yields):

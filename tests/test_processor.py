@@ -16,10 +16,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import uproot
+from _experiment import stated_config, stated_yaml
 from _select_data import write_effmap, write_mock
 from _tolerance import EPS64, reorder_tol
 
-from gammastar.config import config_from_dict
 from gammastar.errors import ChunkError, InputError
 from gammastar.selection.cuts import Cuts
 from gammastar.selection.execution import Execution
@@ -31,7 +31,7 @@ from gammastar.selection.stage import select
 
 def _cfg(tmp_path, files, out):
     write_effmap(tmp_path / "eff.root", np.random.default_rng(0).uniform(0.3, 0.9, (20, 10)))
-    return config_from_dict(
+    return stated_config(
         {
             "output": str(tmp_path / out),
             "input": {"files": [str(f) for f in files], "step_size": 60},
@@ -130,7 +130,7 @@ def test_bad_file_during_processing(tmp_path):
                 f.mktree("events", {c: v.type for c, v in cols.items()})
             f["events"].extend(cols)
     _corrupt_middle_basket(bad)
-    cfg = config_from_dict(
+    cfg = stated_config(
         {
             "output": str(tmp_path / "r"),
             "input": {"files": [str(good), str(bad)], "step_size": 70},
@@ -574,7 +574,9 @@ def test_chunk_error_on_the_command_line(tmp_path, monkeypatch, capsys):
     write_mock(path, 10)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
-        f"output: {tmp_path / 'r'}\ninput: {{files: [{path}]}}\nunfold: {{efficiency_map: null}}\n"
+        stated_yaml(
+            f"output: {tmp_path / 'r'}\ninput: {{files: [{path}]}}\nunfold: {{efficiency_map: null}}\n"
+        )
     )
 
     def full_disk(*args, **kwargs):

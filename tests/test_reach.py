@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _experiment import stated, stated_config, stated_yaml
 from _phys_figures import skip_reach_figures
 
 from gammastar.cli import main
-from gammastar.config import config_from_dict
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import GammastarError, InputError, OutputExistsError
 from gammastar.physics.constants import M_MU
@@ -73,7 +73,7 @@ def make_config(tmp_path, beam=None, **reach):
         **NA62_STATS,
         **reach,
     }
-    return config_from_dict(
+    return stated_config(
         {
             "name": "t",
             "output": str(tmp_path / "run"),
@@ -311,10 +311,12 @@ def test_bad_inputs(tmp_path, capsys):
         run_reach(cfg)
     # CLI: one line, exit status 2
     (tmp_path / "c.yaml").write_text(
-        "reach: {yields: nowhere.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
-        "dump, background: {mumu: 0}, background_kappa: {mumu: 1}, efficiency_uncertainty: 0, "
-        "n_pot_rel_uncertainty: 0}\n"
-    )
+        stated_yaml(
+            "reach: {yields: nowhere.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
+            "dump, background: {mumu: 0}, background_kappa: {mumu: 1}, efficiency_uncertainty: 0, "
+            "n_pot_rel_uncertainty: 0}\n"
+        )
+    )  # the detector stated: the one mistake is the missing yields file
     assert main(["reach", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gammastar: error:")
@@ -347,7 +349,7 @@ def test_cli_reach(tmp_path, capsys, monkeypatch):
             **NA62_STATS,
         },
     }
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(cfgd))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(stated(cfgd)))
     assert main(["reach", str(tmp_path / "a.yaml")]) == 0
     assert "masses excluded" in capsys.readouterr().out
     assert (tmp_path / "run" / "reach.json").exists()
@@ -376,7 +378,7 @@ def test_cli_acceptance(tmp_path, capsys):
     import yaml
 
     cfgd = {"name": "acc", "output": "run", "reach": {"flow": None, "samples": 500}}
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(cfgd))
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(stated(cfgd)))
     assert main(["acceptance", str(tmp_path / "a.yaml")]) == 0
     data = json.loads((tmp_path / "run" / "acceptance_ctau.json").read_text())
     acc = np.array(data["acceptance"], dtype=float)

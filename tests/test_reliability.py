@@ -22,12 +22,12 @@ import numpy as np
 import pytest
 import uproot
 from _cli import main_in_process
+from _experiment import stated_config, stated_yaml
 from _sel_nospace import KINDS, assert_refused, big_array, patch_full_disk, write_big
 from _select_data import write_mock
 from _two_writers import writer
 
 import gammastar
-from gammastar.config import config_from_dict
 from gammastar.core import runlock
 from gammastar.core.artifacts import atomic_path, write_json
 from gammastar.errors import EnvironmentFailure, InputError
@@ -681,7 +681,7 @@ GOOD_COUNTS = (20, 5, 5)
 
 
 def _sel_cfg(tmp_path: Path, files: list[Path]):
-    return config_from_dict(
+    return stated_config(
         {
             "output": str(tmp_path / "r"),
             "input": {"files": [str(f) for f in files], "step_size": 70},
@@ -752,8 +752,10 @@ def test_corrupted_zstd_on_the_command_line(tmp_path):
     _flip(bad, "muon_charge")
     cfg = tmp_path / "c.yaml"
     cfg.write_text(
-        f"output: {tmp_path / 'r'}\ninput: {{files: [{good}, {bad}], step_size: 70}}\n"
-        "unfold: {efficiency_map: null}\nbackground: {remove_eta_mumu: none}\n"
+        stated_yaml(
+            f"output: {tmp_path / 'r'}\ninput: {{files: [{good}, {bad}], step_size: 70}}\n"
+            "unfold: {efficiency_map: null}\nbackground: {remove_eta_mumu: none}\n"
+        )
     )
     out = run_cli("select", str(cfg))
     assert out.returncode == 2, out.stderr
@@ -987,7 +989,7 @@ def test_mock_respects_the_kinematic_limit(tmp_path):
     which the plausibility bound (2 (E_beam + m_p)) rightly rejected."""
     from gammastar.mock.generate import generate_file
 
-    cfg = config_from_dict(
+    cfg = stated_config(
         {
             "output": str(tmp_path),
             "seed": 5,

@@ -432,11 +432,62 @@ def test_the_summary_numbers_are_the_documents(tmp_path: Path, png_bytes: bytes)
         b = int(np.searchsorted(edges, exp["mass"][i], side="right")) - 1  # bin holding m
         assert edges[b] <= exp["mass"][i] < edges[b + 1]
         assert r[3] == f"{edges[b]:.4g}–{edges[b + 1]:.4g}"
-        value, stat = r[4].split(" ± ")
-        assert float(value) == pytest.approx(ap["per_pot_per_eps2"][b], rel=5e-5)  # 5 digits
-        assert float(stat) == pytest.approx(ap["stat_err"][b], rel=5e-3)  # 3 digits
+        assert float(r[4]) == pytest.approx(ap["per_pot_per_eps2"][b], rel=5e-5)  # 5 digits
+        # no uncertainties block in this run: the statistical error is the one part
+        total = float(r[5].removeprefix("± ").split(" (")[0])
+        assert total == pytest.approx(ap["stat_err"][b], rel=5e-3)  # 3 digits
     # the marker yield of bin 3 (0.4325–0.5067 GeV) is the one shown at m = 0.5 GeV
-    assert rows[1][4].startswith("3.1415e-05 ± ")
+    assert rows[1][4] == "3.1415e-05"
+
+
+def test_the_summary_shows_the_whole_error_and_its_parts(tmp_path: Path, png_bytes: bytes):
+    """The yield's total error at each of the 3 masses is its named parts in quadrature
+    (yields.json uncertainties, meta.mock_normalisation; the reach's N_POT), each part a
+    column of its relative size; a part that is 0 at every mass is left out and named, one
+    that is 0 at a mass reads "—" there, and no total reads 0 where a part is not 0."""
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    reach = _demo_like_reach(run)
+    reach["meta"]["n_pot_rel_uncertainty"] = 0.2
+    _write(run, "reach.json", reach)
+    ylds = json.loads((run / "yields.json").read_text())
+    ap = ylds["aprime"]
+    y = np.abs(np.asarray(ap["per_pot_per_eps2"], float))
+    n = y.size
+    rel = {
+        "data_stat": (np.asarray(ap["stat_err"], float) / y).tolist(),
+        "like_sign_r": [0.02] * n,
+        "extrapolation": [0.0] * (n // 2) + [0.15] * (n - n // 2),
+        "eta_mumu": [0.0] * n,
+    }
+    ylds["uncertainties"] = {"mass": ap["mass"], "nuisances": {k: {"rel": v} for k, v in rel.items()}}
+    ylds["meta"]["mock_normalisation"] = {"rel_uncertainty": 0.3}
+    _write(run, "yields.json", ylds)
+    rel["mock_normalisation"], rel["n_pot"] = [0.3] * n, [0.2] * n
+    page = build_report(_config(tmp_path, run)).path.read_text()
+    summary = _section(page, "summary")
+    head = re.search(r"at 3 masses</h3><table[^>]*><thead><tr>(.*?)</tr>", summary).group(1)
+    headers = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", head)]
+    shown = ["data_stat", "like_sign_r", "extrapolation", "mock_normalisation", "n_pot"]
+    labels = ["stat", "background subtraction (R)", "extrapolation", "normalisation (mock)", "N_POT"]
+    start = headers.index("total error")
+    assert headers[start + 1 : start + 6] == labels
+    assert "Parts 0 at every mass, left out: η → μμ removal." in html.unescape(summary)
+    edges = np.asarray(ap["bin_edges"])
+    rows = _rows(page, "at 3 masses")
+    for r in rows:
+        b = int(np.searchsorted(edges, float(r[0]), side="right")) - 1
+        parts = np.array([rel[k][b] for k in shown])
+        total = float(r[start].removeprefix("± ").split(" (")[0])
+        # printed with 3 digits: within half a unit of the third
+        assert total == pytest.approx(np.sqrt(np.sum(parts**2)) * y[b], rel=5e-3)
+        assert total > 0
+        for cell, part in zip(r[start + 1 : start + 6], parts, strict=True):
+            if part == 0:
+                assert cell == "—"
+            else:  # 2 digits, per cent
+                assert float(cell.removesuffix(" %")) == pytest.approx(100 * part, rel=5e-2)
+    assert {r[start + 3] for r in rows} >= {"—"}  # the low bins are not extrapolated
 
 
 def test_an_exclusion_at_the_scan_edge_is_shown_as_such(tmp_path: Path, png_bytes: bytes):

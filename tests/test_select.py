@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import uproot
+from _experiment import stated_config, stated_yaml
 from _select_data import write_effmap, write_mock
 
 from gammastar import io
 from gammastar.cli import main
-from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError, OutputExistsError
 from gammastar.selection.chunk import make_leptons, select_chunk
 from gammastar.selection.cuts import Cuts
@@ -35,7 +35,7 @@ def make_cfg(tmp_path, files, **over):
     }
     for k, v in over.items():
         data[k] = {**data.get(k, {}), **v}
-    return config_from_dict(data, source=str(tmp_path / "cfg.yaml"))
+    return stated_config(data, source=str(tmp_path / "cfg.yaml"))
 
 
 @pytest.fixture
@@ -257,8 +257,10 @@ def test_cli_select(tmp_path, mockfile, capsys):
     cfg = tmp_path / "a.yaml"
     write_effmap(tmp_path / "eff.root")
     cfg.write_text(
-        f"name: a\noutput: {tmp_path / 'cli'}\ninput: {{files: ['{tmp_path}/*.root']}}\n"
-        "unfold: {efficiency_map: eff.root}\n"
+        stated_yaml(
+            f"name: a\noutput: {tmp_path / 'cli'}\ninput: {{files: ['{tmp_path}/*.root']}}\n"
+            "unfold: {efficiency_map: eff.root}\n"
+        )
     )
     # the glob also matches eff.root, which lacks the 'events' tree: reported by name
     rc = main(["select", str(cfg)])

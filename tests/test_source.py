@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 from _tolerance import assert_same_decisions
 
-from gammastar.config import config_from_dict
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.sampling import ParametricSampler
@@ -95,7 +95,7 @@ def yields_file(path, region=None, seam=None):
 def make_config(tmp_path, region=None, seam=None, **reach):
     rc = {"yields": str(yields_file(tmp_path / "yields.json", region, seam)), "flow": None,
           "n_pot": 1.4e17, "target_interaction_lengths": "dump", "channels": ["mumu"], **reach}
-    return config_from_dict(
+    return stated_config(
         {"name": "t", "output": str(tmp_path / "run"), "beam": {"interaction_lengths": 0.01},
          "reach": rc, "events": {"beam_spot_sigma": [0.0, 0.0],
                                  "target_interaction_length": 0.1759}},

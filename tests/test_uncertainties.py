@@ -9,11 +9,12 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from _experiment import stated_config
 from _phys_pyhf import pyhf_cls
 from scipy import integrate, optimize, stats
 
-from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
 from gammastar.reach.stats import cls, upper_limit
 from gammastar.reach.stats.model import Channel, Model
@@ -200,7 +201,7 @@ def _yields_run(tmp_path, **unc):
     run = tmp_path / "run"
     pairs = synthetic_pairs(r=1.0)
     write_run(run, pairs, histograms_like_select(pairs))
-    cfg = config_from_dict(
+    cfg = stated_config(
         {"output": str(run), "beam": {"n_pot": 1e13}, "uncertainties": {"enabled": True, **unc}}
     )
     return run, pairs, cfg
@@ -233,6 +234,25 @@ def test_yields_json_records_each_source(tmp_path):
         unc["not_included"]
     )
     assert all(n["kind"] == "normsys" and n["origin"] for n in nu.values())
+    # yields_aprime.csv: after its contract columns the total error and each named part,
+    # absolute; the total is the parts in quadrature, each part rel × |y| of yields.json
+    csv = pd.read_csv(run / "yields_aprime.csv", comment="#")
+    head = ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"]
+    assert list(csv.columns[:8]) == [*head, "total_err"]
+    parts = [f"err_{k}" for k in nu]
+    assert list(csv.columns[8:]) == parts
+    # the CSV prints 8 significant digits: each value within 5e-8 of itself relative, the
+    # quadrature sum of rounded parts within the same of the rounded total; twice that
+    rounding = 2 * 5e-8
+    ok = np.isfinite(y) & (y != 0)
+    quad = np.sqrt(np.sum(csv.loc[ok, parts].to_numpy() ** 2, axis=1))
+    np.testing.assert_allclose(csv.loc[ok, "total_err"], quad, rtol=rounding)
+    for k in nu:
+        want = np.array(nu[k]["rel"], float)[ok] * np.abs(y[ok])
+        np.testing.assert_allclose(csv.loc[ok, f"err_{k}"], want, rtol=rounding, atol=0)
+    # every bin with a nonzero part has a nonzero total, at least that part
+    assert np.all(csv.loc[ok, "total_err"] >= csv.loc[ok, parts].max(axis=1) * (1 - rounding))
+    assert np.all(csv.loc[ok, "err_target_length"] > 0)
 
 
 def test_missing_sizes_are_one_line_errors(tmp_path):
@@ -264,7 +284,7 @@ def test_missing_sizes_are_one_line_errors(tmp_path):
 )
 def test_bad_uncertainties_config(tmp_path, unc, match):
     with pytest.raises(ConfigError, match=match):
-        config_from_dict({"uncertainties": unc}, source=str(tmp_path / "c.yaml"))
+        stated_config({"uncertainties": unc}, source=str(tmp_path / "c.yaml"))
 
 
 # --------------------------------------------------------------------------- reach
@@ -439,7 +459,7 @@ def test_ensemble_bad_input(tmp_path):
             settings=ScanSettings(**kw),
         )
     with pytest.raises(ConfigError, match=r"kinematic_model: needs enabled"):
-        config_from_dict({"uncertainties": {"kinematic_model": True}})
+        stated_config({"uncertainties": {"kinematic_model": True}})
     from test_reach import make_config
 
     from gammastar.source.source import Source, ensemble_sources
@@ -625,7 +645,7 @@ def test_yields_record_the_acceptance_map_statistics(tmp_path):
     pairs = pd.DataFrame({"m": m, "weight": w, "charge": q, "weight_raw": np.ones(k),
                           "pT": pt, "pz": np.full(k, 20.0)})  # fmt: skip
     write_run(run, pairs, histograms_like_select(pairs))
-    cfg = config_from_dict({
+    cfg = stated_config({
         "output": str(run), "beam": {"n_pot": 1e13},
         "unfold": {"acceptance_map": str(tmp_path / "map.root")},
         "uncertainties": {"enabled": True, "r_factor_rel_err": 0.01},
@@ -648,7 +668,7 @@ def test_yields_record_the_acceptance_map_statistics(tmp_path):
     assert "no acceptance map" in doc2["uncertainties"]["not_included"]["acceptance_map_stat"]
     # a per-lepton acceptance from configured cuts: zero, said so (the yield_uncertainties
     # hook alone; the full fiducial chain is tested in test_fiducial.py)
-    cfg3 = config_from_dict({
+    cfg3 = stated_config({
         "unfold": {"lepton_acceptance": {"min_energy": 3.0, "theta_min": 0.035,
                                          "theta_max": 0.12}},
         "uncertainties": {"enabled": True, "r_factor_rel_err": 0.01, "lambda_theta_err": 0.0},

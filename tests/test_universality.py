@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 import pytest
+from _experiment import stated_config
 from _universality_mock import write_universality_mock
 from scipy import stats
 
-from gammastar.config import config_from_dict
 from gammastar.errors import InputError
 from gammastar.selection.stage import select
 from gammastar.yields.stage import compute_yields
@@ -50,7 +50,7 @@ def test_universality_on_the_mock(tmp_path):
     path = write_universality_mock(tmp_path / "mock.root")
 
     def run(lepton, acc, extra=None):
-        cfg = config_from_dict(
+        cfg = stated_config(
             {
                 "name": lepton,
                 "output": str(tmp_path / lepton),

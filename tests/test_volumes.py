@@ -12,6 +12,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from _experiment import stated_yaml
 from _phys_params import diagonal_grid
 from _tolerance import assert_same_decisions
 
@@ -519,7 +520,7 @@ def test_bad_shapes_name_the_field(mapping: dict, message: str) -> None:
 
 def write(tmp_path: Path, text: str) -> Path:
     p = tmp_path / "cfg.yaml"
-    p.write_text(text)
+    p.write_text(stated_yaml(text))
     return p
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import uproot
+from _experiment import stated_config, stated_yaml
 from scipy.stats import chi2
 
 from gammastar.channels import Channel
 from gammastar.cli import main
-from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError, OutputExistsError
 from gammastar.physics import dalitz
 from gammastar.physics.aprime_meson import branching_ratio, pdg_branching_ratio
@@ -168,7 +168,7 @@ def test_bad_n_pot_is_a_clear_error(tmp_path):
         with pytest.raises(ConfigError, match="N_POT"):
             aprime_yield(h, bad, m_lepton=M_MU)
     with pytest.raises(ConfigError, match=r"beam\.n_pot"):
-        config_from_dict({"beam": {"n_pot": -1e13}})
+        stated_config({"beam": {"n_pot": -1e13}})
     with pytest.raises(InputError, match="1-D"):
         aprime_yield(hist.Hist.new.Reg(2, 0, 1).Reg(2, 0, 1).Weight(), 1.0, m_lepton=M_MU)
 
@@ -212,12 +212,12 @@ def test_stage_falls_back_to_histogram_when_pairs_disagree(tmp_path):
     hists = histograms_like_select(pairs)
     hists["unfolded_m"].view()["value"] *= 1.1
     write_run(run, pairs, hists)
-    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
+    cfg = stated_config({"output": str(run), "beam": {"n_pot": 1e13}})
     doc = compute_yields(cfg, plots=False, theory=False).document
     assert doc["meta"]["pairs_match_unfolded_m"] is False
     assert doc["aprime"]["source"] == "histogram"
     assert doc["mcp"]["source"] == "histogram"
-    cfg_p = config_from_dict(
+    cfg_p = stated_config(
         {"output": str(run), "beam": {"n_pot": 1e13}, "yields": {"aprime_source": "pairs"}}
     )
     res_p = compute_yields(cfg_p, plots=False, theory=False, force=True)
@@ -266,12 +266,12 @@ def test_mcp_pairs_vs_histogram():
 def test_resolve_n_pot_sources(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 3e12}})
+    cfg = stated_config({"output": str(run), "beam": {"n_pot": 3e12}})
     assert resolve_n_pot(cfg) == (3e12, "config:beam.n_pot")
     mock = run / "mock.root"
     with uproot.recreate(mock) as f:
         f["meta"] = json.dumps({"n_pot": 2.5e11, "schema_version": 1})
-    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": "from_input"}})
+    cfg = stated_config({"output": str(run), "beam": {"n_pot": "from_input"}})
     n, src = resolve_n_pot(cfg)
     assert n == 2.5e11
     assert src.startswith("input_meta:")
@@ -298,7 +298,7 @@ def test_resolve_n_pot_sources(tmp_path):
 def test_compute_yields_outputs_contract(tmp_path):
     run = tmp_path / "run"
     pairs, _ = write_run(run)
-    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
+    cfg = stated_config({"output": str(run), "beam": {"n_pot": 1e13}})
     doc = compute_yields(cfg, plots=False, theory=False).document
     on_disk = json.loads((run / "yields.json").read_text())
     for key in ("mass", "per_pot_per_eps2", "stat_err"):
@@ -322,7 +322,7 @@ def test_compute_yields_outputs_contract(tmp_path):
     with pytest.raises(OutputExistsError):
         compute_yields(cfg, plots=False, theory=False)
     # histogram-only mode
-    cfg_h = config_from_dict(
+    cfg_h = stated_config(
         {"output": str(run), "beam": {"n_pot": 1e13}, "yields": {"mcp_source": "histogram"}}
     )
     doc_h = compute_yields(cfg_h, plots=False, theory=False, force=True).document
@@ -332,7 +332,7 @@ def test_compute_yields_outputs_contract(tmp_path):
 def test_compute_yields_with_theory_and_plots(tmp_path):
     run = tmp_path / "run"
     write_run(run)
-    cfg = config_from_dict({"output": str(run), "beam": {"n_pot": 1e13}})
+    cfg = stated_config({"output": str(run), "beam": {"n_pot": 1e13}})
     doc = compute_yields(cfg, plots=True).document
     th = doc["theory"]
     assert np.all(np.asarray(th["brems_aprime"]["low"]) <= np.asarray(th["brems_aprime"]["high"]))
@@ -349,7 +349,7 @@ def test_cli_yields(tmp_path, capsys):
     run = tmp_path / "run"
     write_run(run)
     cfg = tmp_path / "a.yaml"
-    cfg.write_text(f"output: {run}\nbeam: {{n_pot: 1.0e13}}\n")
+    cfg.write_text(stated_yaml(f"output: {run}\nbeam: {{n_pot: 1.0e13}}\n"))
     assert main(["yields", str(cfg), "--no-plots"]) == 0
     assert (run / "yields.json").exists()
     assert "N_POT = 1e+13" in capsys.readouterr().out
@@ -367,7 +367,7 @@ def test_cli_yields(tmp_path, capsys):
 def mock_config(run: Path, resolution: float, seed: int = 5):
     """Full-acceptance NA60-like mock (E > 0, 0 < θ < 1.55): the unfolded yield is the full
     phase space, so it can be compared with the generator's η and ω yields per POT."""
-    return config_from_dict(
+    return stated_config(
         {
             "output": str(run),
             "seed": seed,

@@ -33,10 +33,14 @@ if TYPE_CHECKING:  # the stages import on call (import gammastar stays light)
     from gammastar.yields.stage import YieldsResult
 
 
-def as_config(config: AnalysisConfig | str | os.PathLike[str]) -> AnalysisConfig:
-    """Load ``config`` when it is a path; pass an :class:`~gammastar.config.AnalysisConfig` on."""
+def as_config(
+    config: AnalysisConfig | str | os.PathLike[str], *, reach: bool | None = False
+) -> AnalysisConfig:
+    """Load ``config`` when it is a path (``reach``: the reach runs, its missing inputs are
+    refused with the config's other mistakes, :func:`gammastar.config.load_config`); pass an
+    :class:`~gammastar.config.AnalysisConfig` on."""
     if isinstance(config, str | os.PathLike):
-        return load_config(config)
+        return load_config(config, reach=reach)
     return config
 
 
@@ -58,7 +62,7 @@ def run(
     """
     from gammastar import pipeline
 
-    return pipeline.run(as_config(config), force=force, report=report)
+    return pipeline.run(as_config(config, reach=None), force=force, report=report)
 
 
 def generate(

@@ -6,11 +6,17 @@ a validation or reach mass outside it), so that the mistake is refused before an
 instead of when the stage that reads the key is reached. The rules take the validated
 sections and plain numbers and import nothing: :class:`gammastar.config.AnalysisConfig` calls
 :func:`mass_range_problems` from its own validation.
+
+:func:`experiment_problems` reads the config as written: outside the mock the experiment's keys
+(:data:`DATA_KEYS`, :data:`DETECTOR_KEYS`) have no default, nor have the reach's statistics
+inputs (:data:`REACH_KEYS`, :func:`reach_missing`) anywhere; every one left out is a line of
+the one refusal (:func:`gammastar.config.config_from_dict`, ``gammastar reach``, ``gammastar
+run``), with what to write.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 _TOL = 1e-9
@@ -75,3 +81,162 @@ def mass_range_problems(
                     "(reach.yields)"
                 )
     return out
+
+
+# --------------------------------------------------------------------------- experiment keys
+_STATE = "no default outside the mock"
+
+DATA_KEYS: dict[tuple[str, str], str] = {
+    ("beam", "energy"): "the beam's proton energy: `beam: {energy: <GeV>}`",
+    ("beam", "interaction_lengths"): (
+        "the data's target thickness L in nuclear interaction lengths (P_int = 1 - e^-L): "
+        "`beam: {interaction_lengths: <L>}`"
+    ),
+    ("unfold", "efficiency_map"): (
+        "the data's pair efficiency eps(m, pT): `unfold: {efficiency_map: <file.root>}`, or "
+        "`unfold: {efficiency_map: null}` on purpose (eps = 1)"
+    ),
+}
+"""The keys of the data's experiment that the selection and the yields read, each with what to
+write: outside the mock every one is stated (the mock's values describe only the mock)."""
+
+DETECTOR_KEYS: dict[str, str] = {
+    "l1": "the start of the decay volume in m: `detector: {l1: <m>}` (or a `detector.volume`)",
+    "theta_min": (
+        "the lower edge of the polar-angle window in rad: `detector: {theta_min: <rad>}` "
+        "(0 on purpose for none; or a `detector.volume`)"
+    ),
+    "theta_max": (
+        "the upper edge of the polar-angle window in rad: `detector: {theta_max: <rad>}` "
+        "(or a `detector.volume`)"
+    ),
+}
+"""The long-lived-particle detector's keys without a default outside the mock (the mock's are
+the paper's detector); a ``volume`` shape implies them, ``daughters: {require: both}`` the
+polar window (:class:`gammastar.config.detector.DetectorConfig`)."""
+
+_ANALYSIS_SECTIONS = (
+    "input", "selection", "background", "unfold", "yields", "flow", "validate", "reach",
+    "detector", "events", "idm",
+)  # fmt: skip
+
+
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    sec = data.get(name)
+    return sec if isinstance(sec, Mapping) else {}
+
+
+def _given(data: Mapping[str, Any], name: str) -> bool:
+    return data.get(name) is not None
+
+
+REACH_KEYS: dict[str, str] = {
+    "background": (
+        "expected background events per channel: `background: {mumu: <events>}`, 0 on "
+        "purpose for a background-free search"
+    ),
+    "background_kappa": (
+        "log-normal shape of each channel's background: `background_kappa: {mumu: <kappa>}`, "
+        "1 for an exactly known one"
+    ),
+    "efficiency_uncertainty": (
+        "relative signal-efficiency uncertainty: `efficiency_uncertainty: <fraction>`, 0 on "
+        "purpose"
+    ),
+    "n_pot_rel_uncertainty": (
+        "relative N_POT uncertainty: `n_pot_rel_uncertainty: <fraction>`, 0 on purpose"
+    ),
+    "target_interaction_lengths": (
+        "the facility target's thickness: `target_interaction_lengths: <L>` (nuclear "
+        "interaction lengths), `dump` or `data`, or an explicit `yield_scale`"
+    ),
+    "mass_resolution": "the dilepton mass resolution: `mass_resolution: <GeV>`",
+}
+"""The reach's statistics inputs, none with a default, each with what to write."""
+
+
+def reach_missing(reach: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The statistics inputs of ``reach`` (as written, or a dump of the section) that are not
+    given: ``(key, what it is and what to write)``, every one (:data:`REACH_KEYS`).
+    ``mass_resolution`` is needed with ``template: mass`` or observed masses only, the
+    thickness unless an explicit ``yield_scale`` is given.
+
+    Example:
+        >>> [k for k, _ in reach_missing({"background": {"mumu": 0}, "yield_scale": 1.0})]
+        ['background_kappa', 'efficiency_uncertainty', 'n_pot_rel_uncertainty']
+    """
+    observed = reach.get("observed")
+    masses = isinstance(observed, Mapping) and any(
+        isinstance(o, Mapping) for o in observed.values()
+    )
+    needed = {
+        "target_interaction_lengths": reach.get("yield_scale") is None,
+        "mass_resolution": reach.get("template", "counting") == "mass" or masses,
+    }
+    return [
+        (key, what)
+        for key, what in REACH_KEYS.items()
+        if reach.get(key) is None and needed.get(key, True)
+    ]
+
+
+def experiment_problems(data: Mapping[str, Any], *, reach: bool | None = False) -> list[str]:
+    """The experiment's keys a config leaves to a default outside the mock, and the reach's
+    missing statistics inputs: one line per key, naming it and what to write.
+
+    Outside the mock (no ``mock:`` section) nothing describes the experiment but the config:
+    the data's keys (:data:`DATA_KEYS`) must be stated when the config makes its own yields
+    (it has analysis sections and ``reach.yields`` is not another run's; a config of ``mcp:``
+    only reads none of them); the detector's (:data:`DETECTOR_KEYS`) when it has a ``reach``,
+    ``events`` or ``idm`` section or runs the reach. With the mock, the mock's values are the
+    defaults. The reach's statistics inputs (:func:`reach_missing`) have no default anywhere.
+
+    Arguments:
+        data: the config as written (sections as mappings; a section that is not a mapping is
+            left to its own validation), or a dump of the set keys of a validated config.
+        reach: whether the reach runs, so that its statistics inputs are checked too;
+            ``None``: when the config has a ``reach:`` section (``gammastar run``'s rule).
+
+    Returns:
+        One line per missing key, ``section.key: not given (...)``.
+
+    Example:
+        >>> print(*experiment_problems({"input": {"files": ["a.root"]}}), sep="\\n")
+        ... # doctest: +ELLIPSIS
+        beam.energy: not given (no default outside the mock): the beam's proton energy: ...
+        beam.interaction_lengths: not given ...
+        unfold.efficiency_map: not given ... `unfold: {efficiency_map: null}` on purpose (eps = 1)
+        >>> experiment_problems({"mock": {}, "input": {}})
+        []
+    """
+    runs_reach = _given(data, "reach") if reach is None else reach
+    out = []
+    if not _given(data, "mock"):
+        analysis = any(_given(data, s) for s in _ANALYSIS_SECTIONS)
+        own_yields = _section(data, "reach").get("yields") is None or _given(data, "input")
+        if (analysis or not _given(data, "mcp")) and own_yields:
+            for (sec, key), what in DATA_KEYS.items():
+                if key not in _section(data, sec) and not _per_flavour(data, sec, key):
+                    out.append(f"{sec}.{key}: not given ({_STATE}): {what}")
+        if runs_reach or any(_given(data, s) for s in ("reach", "events", "idm")):
+            det = _section(data, "detector")
+            shapes = det.get("volume") is not None
+            daughters = det.get("daughters")
+            both = isinstance(daughters, Mapping) and daughters.get("require") == "both"
+            for key, what in DETECTOR_KEYS.items():
+                implied = shapes or (both and key != "l1")
+                if key not in det and not implied:
+                    out.append(f"detector.{key}: not given ({_STATE}): {what}")
+    if runs_reach:
+        rc = _section(data, "reach")
+        out += [f"reach.{key}: not given ({what})" for key, what in reach_missing(rc)]
+    return out
+
+
+def _per_flavour(data: Mapping[str, Any], sec: str, key: str) -> bool:
+    """``key`` given for every flavour in ``sec.per_flavour`` of a both-channels run."""
+    lepton = _section(data, "input").get("lepton")
+    per = _section(data, sec).get("per_flavour")
+    if not isinstance(lepton, list) or not lepton or not isinstance(per, Mapping):
+        return False
+    return all(isinstance(per.get(f), Mapping) and key in per[f] for f in lepton)

@@ -6,7 +6,8 @@ experiment's branches onto the package's columns and say how leptons are built f
 (docs/tutorial/02-your-data.md).
 
 The config's ``input.branches`` overrides a layout's default branches, key by key. Both TTrees and
-RNTuples are read (uproot). Every file is opened and every needed branch looked up
+RNTuples are read (uproot), from local paths or URLs (``root://``, ``http(s)://``, ``s3://``, ...:
+:mod:`gammastar.core.remote`). Every file is opened and every needed branch looked up
 *before* any processing starts (:func:`check_inputs`); a missing branch is reported by name.
 """
 
@@ -19,7 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gammastar.core import remote
 from gammastar.core.artifacts import os_error_text
+from gammastar.core.urls import is_url
 from gammastar.errors import ConfigError, InputError
 
 
@@ -38,6 +41,9 @@ EVENT_COLUMNS = frozenset({"event", "truth_channel"})
 
 Check = tuple[str, Any, str]
 """One plausibility finding of :attr:`Layout.checks`: ``(column, bad mask, what)``."""
+
+Checks = Callable[[Mapping[str, Any], float, Callable[[Any], float]], list[Check]]
+"""A layout's plausibility checks of its own coordinates (:attr:`Layout.checks`)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class Layout:
     from_vectors: Callable[[Any, Any], dict[str, Any]]
     paired: bool = False
     charge: str = "charge"
-    checks: Callable[[Mapping[str, Any], float, Callable[[Any], float]], list[Check]] | None = None
+    checks: Checks | None = None
 
     @property
     def columns(self) -> frozenset[str]:
@@ -416,7 +422,9 @@ def resolve_files(
 
     Arguments:
         files: a list of paths/globs, or a fileset mapping ``dataset → {"files": ...}`` where
-            ``files`` is a list of paths or a ``{path: tree}`` mapping.
+            ``files`` is a list of paths or a ``{path: tree}`` mapping. A path may be a URL
+            (``root://``, ``https://``, ``s3://``, ...), kept as given; its globs are listed
+            where the protocol lists (:func:`gammastar.core.remote.expand`).
         tree: the default tree (or RNTuple) name.
         resolve: optional callable turning a config path into an absolute path.
 
@@ -437,6 +445,8 @@ def resolve_files(
     conv = resolve or (lambda p: Path(p).expanduser().absolute())
 
     def expand(pattern: str) -> list[str]:
+        if is_url(pattern):
+            return remote.expand(pattern)
         text = os.fspath(conv(pattern))
         if glob.has_magic(text):
             hits = sorted(glob.glob(text))
@@ -528,9 +538,13 @@ def _fields(obj: Any) -> set[str]:
 
 
 def open_tree(path: str, tree: str) -> tuple[Any, Any]:
-    """Open ``path`` and return ``(file, tree)``; every failure an :class:`InputError`."""
+    """Open ``path`` (a local path or a URL) and return ``(file, tree)``; every failure an
+    :class:`InputError` (at a URL: one line naming it, after retries of a transient failure,
+    :func:`gammastar.core.remote.open_root`)."""
     import uproot
 
+    if is_url(path):
+        return _open_url(path, tree)
     if not os.path.exists(path):
         raise InputError(f"{path}: input file not found")
     if os.path.isdir(path):
@@ -541,10 +555,43 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
         if isinstance(err, OSError) and err.errno is not None:  # access (permission), not
             # the contents (a short file is an OSError without errno)
             raise InputError(f"{path}: cannot read the input file ({os_error_text(err)})") from None
-        raise InputError(
-            f"{path}: not a readable ROOT file (truncated or not ROOT): {type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}"
-        ) from None
+        raise _not_root(path, err) from None
+    return f, _tree_of(path, f, tree)
+
+
+def _not_root(path: str, err: Exception) -> InputError:
+    return InputError(
+        f"{path}: not a readable ROOT file (truncated or not ROOT): {type(err).__name__}: "
+        f"{str(err).splitlines()[0] if str(err) else ''}"
+    )
+
+
+def _open_url(url: str, tree: str) -> tuple[Any, Any]:
+    """:func:`open_tree` of a URL: the network and access failures one line each, a lost
+    connection while reading the header or the tree's metadata tried again
+    (:func:`gammastar.core.remote.retrying`); the rest as for a local file."""
+
+    def attempt() -> Any:
+        try:
+            f = remote.open_root(url)
+        except InputError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the contents: as a local file's
+            raise _not_root(url, err) from None
+        try:
+            f[tree]  # the tree's metadata (uproot keeps it: _tree_of reads it from memory)
+        except Exception as err:
+            if remote.failure(url, err) is not None:
+                f.close()
+                raise  # the network's: tried again
+        return f
+
+    f = remote.retrying(url, attempt)
+    return f, _tree_of(url, f, tree)
+
+
+def _tree_of(path: str, f: Any, tree: str) -> Any:
+    """The TTree or RNTuple ``tree`` of the open file ``f`` (closed when it has none)."""
     try:
         t = f[tree]
     except Exception:  # noqa: BLE001
@@ -554,10 +601,13 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     if not (hasattr(t, "num_entries") and hasattr(t, "keys")):
         f.close()
         raise InputError(f"{path}: {tree!r} is a {type(t).__name__}, not a TTree or RNTuple")
-    return f, t
+    return t
 
 
 def _damaged(path: str, err: Exception, what: str) -> InputError:
+    lost = remote.failure(path, err) if is_url(path) else None  # the network, not the file
+    if lost is not None:
+        return InputError(lost.text)
     return InputError(
         f"{path}: cannot read {what} (truncated or damaged file): "
         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
@@ -576,7 +626,7 @@ def _ttree_layout(path: str, tree: Any, names: list[str]) -> dict[str, bool] | N
     from uproot.interpretation.jagged import AsJagged
     from uproot.interpretation.numerical import AsDtype
 
-    size = os.path.getsize(path)
+    size = remote.size(tree.file) if is_url(path) else os.path.getsize(path)
     fend = int(getattr(tree.file, "fEND", 0) or 0)
     if fend > size:
         raise InputError(f"{path}: truncated file ({size} bytes; its header says {fend})")
@@ -620,13 +670,16 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
     per_lepton = LAYOUTS[layout].per_lepton
     names = sorted(set(columns.values()))
     jagged = _ttree_layout(path, tree, names) if hasattr(tree, "branches") else None
-    arrays = None
+    arrays = None  # the last entry read, where the metadata did not tell
     if jagged is None:
         try:
-            for start in sorted({0, n - 1}):
-                arrays = tree.arrays(names, entry_start=start, entry_stop=start + 1)
+            ends = [
+                tree.arrays(names, entry_start=start, entry_stop=start + 1)
+                for start in sorted({0, n - 1})
+            ]
         except Exception as err:  # noqa: BLE001 - uproot raises many types on damaged files
             raise _damaged(path, err, f"branches of {tree.name!r}") from None
+        arrays = ends[-1]
         jagged = {br: arrays[br].ndim > 1 for br in names}
     wrong = []
     for col, br in columns.items():
@@ -771,8 +824,10 @@ def read_truth(paths: Iterable[str], columns: Iterable[str] = ("channel", "m", "
     parts = []
     for p in paths:
         try:
-            with uproot.open(p) as f:
+            with remote.open_root(p) if is_url(p) else uproot.open(p) as f:
                 parts.append(f["truth"].arrays(list(columns)))
+        except InputError:  # a URL's network or access failure, one line already
+            raise
         except Exception as err:  # noqa: BLE001
             raise InputError(f"{p}: cannot read the truth tree ({err})") from None
     if not parts:

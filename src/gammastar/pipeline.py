@@ -30,12 +30,14 @@ from gammastar.config import AnalysisConfig, flavour_config
 from gammastar.core import rundir, runlock
 from gammastar.core.artifacts import ENVIRONMENT_ERRNOS, SCHEMA_VERSION, os_error_text
 from gammastar.core.interrupt import stage as running
+from gammastar.core.urls import is_url
 from gammastar.core.verdicts import n_inside
 from gammastar.corrections.unfold import split_map_spec
 from gammastar.errors import ConfigError, EnvironmentFailure, GammastarError
 from gammastar.io import branch_map, check_inputs, fileset_from_config
 from gammastar.mock.detector import resolve_efficiency_map
 from gammastar.reach import edges
+from gammastar.yields.error_parts import PART_LABELS, error_parts
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,8 @@ class Stage:
 
     Arguments:
         name: stage name (also the ``--force`` value).
-        func: dotted path ``module:function`` called as ``func(config, force=True)``.
+        func: the stage's function, called as ``func(config)`` (its outputs overwritten: the
+            pipeline owns them); it imports its stage when called (``modules``).
         sections: config sections (top-level keys) the stage reads.
         outputs: run-directory-relative files the stage writes.
         needs: upstream stages whose outputs this stage reads.
@@ -62,7 +65,7 @@ class Stage:
     """
 
     name: str
-    func: str
+    func: Callable[[AnalysisConfig], Any]
     sections: tuple[str, ...]
     outputs: tuple[str, ...]
     needs: tuple[str, ...] = ()
@@ -98,27 +101,26 @@ class Stage:
 
     def call(self, config: AnalysisConfig) -> Any:
         """Run the stage (its outputs overwritten: the pipeline owns them)."""
-        module, _, attr = self.func.partition(":")
-        return getattr(importlib.import_module(module), attr)(config, force=True)
+        return self.func(config)
 
 
 def _mock_path(cfg: AnalysisConfig) -> Path:
     return cfg.output_dir / rundir.MOCK
 
 
-def _run_generate(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_generate(config: AnalysisConfig) -> Any:
     from gammastar.mock.generate import generate_file
     from gammastar.mock.plots import plot_file
 
-    result = generate_file(config, _mock_path(config), force=force)
+    result = generate_file(config, _mock_path(config), force=True)
     plot_file(result.path, config.output_dir / rundir.FIGURES_DIR, force=True)
     return result
 
 
-def _run_select(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_select(config: AnalysisConfig) -> Any:
     from gammastar.selection.stage import select
 
-    return select(config, force=force)
+    return select(config, force=True)
 
 
 def _check_select(config: AnalysisConfig) -> None:
@@ -140,13 +142,13 @@ def _check_select(config: AnalysisConfig) -> None:
         )
 
 
-def _run_yields(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_yields(config: AnalysisConfig) -> Any:
     from gammastar.yields.stage import compute_yields
 
-    return compute_yields(config, force=force)
+    return compute_yields(config, force=True)
 
 
-def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_train(config: AnalysisConfig) -> Any:
     """Train the flow; an interrupted training of the same config and data resumes."""
     import sys
 
@@ -165,10 +167,10 @@ def _run_train(config: AnalysisConfig, force: bool = True) -> Any:
     return {"note": "trained from scratch"}
 
 
-def _run_validate(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_validate(config: AnalysisConfig) -> Any:
     from gammastar.flow.validate import validate  # torch: only when a flow is used
 
-    return validate(config, force=force)
+    return validate(config, force=True)
 
 
 def _check_reach(config: AnalysisConfig) -> None:
@@ -177,22 +179,24 @@ def _check_reach(config: AnalysisConfig) -> None:
     check_config(config)
 
 
-def _run_reach(config: AnalysisConfig, force: bool = True) -> Any:
+def _run_reach(config: AnalysisConfig) -> Any:
     from gammastar.reach.stage import run_reach
 
-    return run_reach(config, force=force)
+    return run_reach(config, force=True)
 
 
 def _input_files(cfg: AnalysisConfig) -> list[Path]:
     """The input files of ``input.files`` as the selection resolves them
     (:func:`gammastar.io.fileset_from_config`: globs expanded, so a new match is a new
-    input); none when they do not resolve (the stage then reruns and reports why)."""
+    input); none when they do not resolve (the stage then reruns and reports why). Files at
+    URLs are not among them: they are not watched for changes (a changed ``input.files``
+    still reruns the stage through its config hash)."""
 
     try:
         fileset = fileset_from_config(cfg)
     except GammastarError:
         return []
-    return [Path(p) for spec in fileset.values() for p in spec["files"]]
+    return [Path(p) for spec in fileset.values() for p in spec["files"] if not is_url(p)]
 
 
 def _mock_maps(cfg: AnalysisConfig) -> list[Path]:
@@ -257,7 +261,7 @@ def _reach_inputs(cfg: AnalysisConfig) -> list[Path]:
 STAGES: tuple[Stage, ...] = (
     Stage(
         "generate",
-        "gammastar.pipeline:_run_generate",
+        _run_generate,
         sections=("seed", "beam", "mock"),
         outputs=rundir.stage_outputs("generate"),
         external=_mock_maps,
@@ -266,7 +270,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "select",
-        "gammastar.pipeline:_run_select",
+        _run_select,
         sections=("input", "selection", "background", "unfold"),
         outputs=rundir.stage_outputs("select"),
         needs=("generate",),
@@ -276,7 +280,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "yields",
-        "gammastar.pipeline:_run_yields",
+        _run_yields,
         # seed: the mock's true fiducial fraction and the migration bootstrap's default seed
         sections=("seed", "beam", "yields", "uncertainties"),
         outputs=rundir.stage_outputs("yields"),
@@ -286,7 +290,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "train",
-        "gammastar.pipeline:_run_train",
+        _run_train,
         sections=("seed", "flow"),
         outputs=rundir.stage_outputs("train"),
         needs=("select",),
@@ -297,7 +301,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "validate",
-        "gammastar.pipeline:_run_validate",
+        _run_validate,
         sections=("seed", "validate"),
         outputs=rundir.stage_outputs("validate"),
         needs=("select", "train"),
@@ -305,7 +309,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "reach",
-        "gammastar.pipeline:_run_reach",
+        _run_reach,
         sections=("seed", "beam", "detector", "reach", "uncertainties"),
         outputs=rundir.stage_outputs("reach"),
         needs=("yields", "train"),
@@ -563,6 +567,33 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
     return "\n".join(lines)
 
 
+def _yield_lines(doc: dict[str, Any], ap: dict[str, Any]) -> list[str]:
+    """The A′ yield at 4 masses with its total error, and the error's named parts there
+    (:func:`gammastar.yields.error_parts.error_parts`: in quadrature)."""
+    mass, val = ap.get("mass") or [], ap.get("per_pot_per_eps2") or []
+    picks = [i for i in range(len(mass)) if val[i] is not None][:: max(1, len(mass) // 4)][:4]
+    parts = error_parts(doc)
+    total = parts.absolute() if len(parts.y) == len(mass) else [None] * len(mass)
+
+    def pm(i: int) -> str:
+        return "" if total[i] is None else f" ± {total[i]:.1e}"
+
+    shown = ", ".join(f"{val[i]:.2e}{pm(i)} at {mass[i]:.2f} GeV" for i in picks)
+    lines = [f"A′ yield per POT per ε² ± total error: {shown}"]
+    names = [k for k in parts.nonzero() if len(parts.y) == len(mass)]
+    if names:
+
+        def pct(r: float | None) -> str:
+            return "n/a" if r is None else ("-" if r == 0 else f"{100 * r:.2g}")
+
+        each = "; ".join(
+            f"{PART_LABELS.get(k, k)} {'/'.join(pct(parts.rel[k][i]) for i in picks)}"
+            for k in names
+        )
+        lines.append(f"  its parts there, % of the yield (in quadrature): {each}")
+    return lines
+
+
 def _summary_lines(out: Path) -> list[str]:
     """Key numbers of the later stages, from whatever artifacts exist."""
     lines: list[str] = []
@@ -577,10 +608,7 @@ def _summary_lines(out: Path) -> list[str]:
             f"± {c.get('unfolded_err', float('nan')):.2g}"
         )
     if (y := _read(rd, rundir.YIELDS, lines)) and (a := y.get("aprime")):
-        mass, val = a.get("mass") or [], a.get("per_pot_per_eps2") or []
-        picks = [i for i in range(len(mass)) if val[i] is not None][:: max(1, len(mass) // 4)]
-        shown = ", ".join(f"{val[i]:.2e} at {mass[i]:.2f} GeV" for i in picks[:4])
-        lines.append(f"A′ yield per POT per ε²: {shown}")
+        lines.extend(_yield_lines(y, a))
     if v := _read(rd, rundir.VALIDATION, lines):
         lines.append(
             f"flow validation: model-vs-data KL inside the data-vs-data 95% band "

@@ -116,6 +116,7 @@ def main() -> None:
             {
                 "output": str(work / "r"),
                 "input": {"files": [str(path)], "step_size": max(args.events // BASKETS, 1)},
+                "beam": {"energy": 400.0, "interaction_lengths": 0.01},  # the mock's
                 "unfold": {"efficiency_map": None},
                 "background": {"remove_eta_mumu": "none"},
             },

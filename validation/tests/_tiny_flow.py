@@ -40,6 +40,14 @@ def synthetic_pairs(n: int = 20000, seed: int = 0) -> pd.DataFrame:
 def make_config(tmp_path, **flow):
     """A config of the tiny recipe writing into ``tmp_path/run`` (seed 7)."""
     return config_from_dict(
-        {"name": "t", "output": str(tmp_path / "run"), "seed": 7, "flow": {**TINY, **flow}},
+        {
+            "name": "t",
+            "output": str(tmp_path / "run"),
+            "seed": 7,
+            "flow": {**TINY, **flow},
+            # the experiment's keys (no defaults without `mock:`): the mock's values
+            "beam": {"energy": 400.0, "interaction_lengths": 0.01},
+            "unfold": {"efficiency_map": "../data/efficiency_na60_like.root"},
+        },
         source=str(tmp_path / "a.yaml"),
     )

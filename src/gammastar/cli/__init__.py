@@ -1,7 +1,8 @@
 """The ``gammastar`` command line: one sub-command per stage, one for the whole chain.
 
-Each stage registers its command in its own module (``gammastar.cli.<stage>``) on the
-shared :data:`app`; heavy imports happen inside the command so that ``--help`` is fast.
+Each stage has its command in its own module (``gammastar.cli.<stage>``; the shared options
+in :mod:`gammastar.cli.options`); :func:`_register` adds them to :data:`app` from one table,
+and heavy imports happen inside the commands so that ``--help`` is fast.
 Every failure prints one line (``GAMMASTAR_DEBUG=1`` adds the traceback): bad input
 (:class:`~gammastar.errors.GammastarError`) exits with 2, the environment (no space, quota,
 permission, read-only filesystem, a run directory held by another writer) with 1, SIGINT
@@ -11,20 +12,17 @@ directory hold its lock (:func:`lock_run`, :mod:`gammastar.core.runlock`).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
-from collections.abc import Iterable
-from enum import StrEnum
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, TextIO
 
 import typer
 
 from gammastar.errors import ChunkError, GammastarError
-
-if TYPE_CHECKING:
-    from gammastar.config import AnalysisConfig
 
 HELP = """Data-driven dark-photon and millicharged-particle predictions from dilepton data.
 
@@ -47,68 +45,43 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Shared option types, so that every command spells them the same way.
-ConfigArg = Annotated[
-    Path,
-    typer.Argument(
-        metavar="CONFIG", help="Analysis YAML file (docs/reference/config.md).", show_default=False
-    ),
-]
-OutputOpt = Annotated[
-    Path | None, typer.Option("--output", help="Run directory (default: the config's `output`).")
-]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (default: the config's).")]
-WaitOpt = Annotated[
-    bool,
-    typer.Option(
-        "--wait", help="Wait for another command writing the run directory instead of refusing."
-    ),
-]
 
-
-def choices(name: str, values: Iterable[str]) -> type[StrEnum]:
-    """An enumeration of the string ``values`` for an option with a fixed set of values: typer
-    lists them in ``--help`` (and in docs/reference/cli.md) and refuses any other value with a
-    usage error naming them. Its members are ``str``, equal to their value."""
-    return StrEnum(name, [(v, v) for v in values])
-
-
-def load(
-    config: Path, output: Path | None = None, *, lock: bool = False, wait: bool = False
-) -> AnalysisConfig:
-    """Load a config for a command, applying ``--output`` if given; with ``lock`` take the
-    run directory's writer lock (:func:`lock_run`) before anything is checked or written."""
-    from gammastar.config import load_config
-
-    cfg = load_config(config)
-    if output is not None:
-        cfg = cfg.model_copy(update={"output": str(output.resolve())})
-    if lock:
-        lock_run(cfg.output_dir, wait=wait)
-    return cfg
-
-
-def lock_run(run_dir: Path, *, wait: bool = False) -> None:
-    """Hold ``run_dir``'s writer lock until the command ends (:func:`main` releases it):
-    refused with one line naming the holder, or waiting for it with ``--wait``."""
-    from gammastar.core import runlock
-
-    runlock.acquire(run_dir, wait=wait)
-
-
-_ORDER = ("run", "generate", "select", "yields", "flow", "reach", "report")
-"""Command modules in workflow order (``--help`` lists commands in registration order)."""
-
-
+@functools.cache
 def _register() -> None:
-    # Import for side effects: each module adds its commands to `app`.
-    import importlib
-    import pkgutil
+    """Add every command to :data:`app`, once, in workflow order (``--help`` lists them in
+    this order). The command modules keep their heavy imports inside the commands."""
+    from gammastar.cli import (
+        events,
+        export,
+        flow,
+        generate,
+        idm,
+        mcp,
+        reach,
+        report,
+        run,
+        select,
+        yields,
+    )
 
-    found = [m.name for m in pkgutil.iter_modules(__path__)]
-    for name in sorted(found, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n)):
-        importlib.import_module(f"{__name__}.{name}")
+    commands: tuple[tuple[str, Callable[..., None]], ...] = (
+        ("run", run.run_command),
+        ("generate", generate.generate_command),
+        ("select", select.select_command),
+        ("yields", yields.yields_command),
+        ("train", flow.train_command),
+        ("sample", flow.sample_command),
+        ("validate", flow.validate_command),
+        ("reach", reach.reach_command),
+        ("acceptance", reach.acceptance_command),
+        ("report", report.report_command),
+        ("events", events.events_command),
+        ("export", export.export_command),
+        ("reach-idm", idm.reach_idm_command),
+        ("reach-mcp", mcp.reach_mcp_command),
+    )
+    for name, func in commands:
+        app.command(name)(func)
 
 
 @app.callback(invoke_without_command=True)
@@ -193,7 +166,12 @@ def _main(argv: list[str] | None) -> int:
 
 
 def _warning_line(
-    message: Warning | str, category: type[Warning], filename: str, lineno: int, *args: object
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
 ) -> None:
     """``warnings.showwarning`` of the command line: one line naming the warning's class and
     the package that raised it (``GAMMASTAR_DEBUG=1``: Python's own text, with file and line)."""

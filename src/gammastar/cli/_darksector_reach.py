@@ -11,7 +11,7 @@ from typing import Any
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, WaitOpt, load
 
 
 def reach_command(
@@ -47,4 +47,4 @@ def reach_command(
 
     command.__doc__ = doc
     command.__name__ = command.__qualname__ = f"{name.replace('-', '_')}_command"
-    return app.command(name)(command)
+    return command

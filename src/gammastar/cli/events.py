@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, app, choices, load
+from gammastar.cli.options import (
+    ConfigArg,
+    ForceOpt,
+    OutputOpt,
+    SeedOpt,
+    choices,
+    given,
+    load,
+)
 
 CHANNELS = ("ee", "mumu", "pipi", "KK", "KSKL")
 """The decays ``--channels`` takes: the keys of :data:`gammastar.source.decays.DECAYS`,
 spelled out for the help text (the registry needs numpy; tests/test_documented_commands.py
 keeps the two equal). The command checks each given name against the registry."""
 
-Decay = choices("Decay", ("data", "isotropic", "transverse"))
+if TYPE_CHECKING:  # a class made at run time: mypy reads it as any StrEnum
+    Decay = StrEnum
+else:
+    Decay = choices("Decay", ("data", "isotropic", "transverse"))
 """The γ* polarisation of ``--decay`` (:func:`gammastar.source.setup.polarisation`)."""
 
 
@@ -41,6 +53,7 @@ _ChannelsOpt = Annotated[
         "those of reach.channels open at --mass).",
     ),
 ]
+_DATA = Decay("data")
 _DecayOpt = Annotated[
     Decay,
     typer.Option(
@@ -51,7 +64,6 @@ _DecayOpt = Annotated[
 ]
 
 
-@app.command("events")
 def events_command(
     config: ConfigArg,
     mass: Annotated[
@@ -85,7 +97,7 @@ def events_command(
         typer.Option("--table", help="Also write the columnar event table (.parquet or .root)."),
     ] = None,
     channels: _ChannelsOpt = None,
-    decay: _DecayOpt = Decay.data,
+    decay: _DecayOpt = _DATA,
     unweighted: Annotated[
         bool, typer.Option("--unweighted", help="Accept-reject to unit-weight events.")
     ] = False,
@@ -122,17 +134,25 @@ def events_command(
     if kind == "dark":
         from gammastar.events.stage import run_dark_events
 
-        result = run_dark_events(cfg, req, mass=mass, eps=eps)
+        result = run_dark_events(cfg, req, mass=given(mass, "--mass"), eps=given(eps, "--eps"))
     elif kind == "mcp":
         from gammastar.events.stage import run_mcp_events
 
-        result = run_mcp_events(cfg, req, m_chi=mchi, charge=charge, decay=decay.value)
+        result = run_mcp_events(
+            cfg, req, m_chi=given(mchi, "--mchi"), charge=charge, decay=decay.value
+        )
     else:
         from gammastar.events.stage import run_events
 
         chans = None if channels is None else _channels(channels)
         result = run_events(
-            cfg, req, mass=mass, eps=eps, channels=chans, decay=decay.value, unweighted=unweighted
+            cfg,
+            req,
+            mass=given(mass, "--mass"),
+            eps=given(eps, "--eps"),
+            channels=chans,
+            decay=decay.value,
+            unweighted=unweighted,
         )
     typer.echo(_summary(kind, result.document))
 

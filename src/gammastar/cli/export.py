@@ -8,10 +8,9 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ForceOpt, app
+from gammastar.cli.options import ForceOpt
 
 
-@app.command("export")
 def export_command(
     run_dir: Annotated[
         Path, typer.Argument(help="Run directory (with reach.json).", show_default=False)

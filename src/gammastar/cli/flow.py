@@ -8,11 +8,19 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, app, load
+from gammastar.cli.options import (
+    ConfigArg,
+    ForceOpt,
+    OutputOpt,
+    SeedOpt,
+    WaitOpt,
+    document,
+    given,
+    load,
+)
 from gammastar.core import rundir
 
 
-@app.command("train")
 def train_command(
     config: ConfigArg,
     resume: Annotated[
@@ -39,7 +47,6 @@ def train_command(
     )
 
 
-@app.command("sample")
 def sample_command(
     config: ConfigArg,
     out_file: Annotated[Path, typer.Option("-o", "--out", help="Output file (.parquet or .root).")],
@@ -93,7 +100,7 @@ def sample_command(
         spectrum = run_mass_spectrum(cfg)
         cols = sample_mcp(
             model,
-            mcp_mass,
+            given(mcp_mass, "--mcp-mass"),
             n,
             spectrum=spectrum[:2],
             m_lepton=cfg.input.lepton_mass,
@@ -105,7 +112,8 @@ def sample_command(
     meta = make_meta(
         config_sha256=cfg.sha256,
         seed=s,
-        inputs=[model.path / rundir.MODEL_FILE],
+        inputs=[cfg.output_dir / rundir.FLOW_DIR / rundir.MODEL_FILE if model.path is None
+                else model.path / rundir.MODEL_FILE],
         n=n,
         flow_sha256=model.meta.get("model_sha256"),
         **extra,
@@ -114,7 +122,6 @@ def sample_command(
     typer.echo(f"wrote {n} samples to {path}")
 
 
-@app.command("validate")
 def validate_command(
     config: ConfigArg,
     output: OutputOpt = None,
@@ -130,7 +137,7 @@ def validate_command(
     from gammastar.core.verdicts import n_inside
     from gammastar.flow.validate import validate
 
-    res = validate(cfg, force=force, seed=seed).document
+    res = document(validate(cfg, force=force, seed=seed))
     inside = n_inside(res)
     typer.echo(
         f"model-vs-data KL inside the data-vs-data 95% band at {inside}/{len(res['mass'])} "

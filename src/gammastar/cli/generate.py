@@ -7,10 +7,9 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, app, load, lock_run
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, SeedOpt, WaitOpt, load, lock_run
 
 
-@app.command("generate")
 def generate_command(
     config: ConfigArg,
     out: Annotated[

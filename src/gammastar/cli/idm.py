@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from gammastar.cli._darksector_reach import reach_command
+from gammastar.config import AnalysisConfig
 
 
-def _run(cfg: Any, force: bool) -> Path:
+def _run(cfg: AnalysisConfig, force: bool) -> Path:
     from gammastar.reach.idm import run_idm_reach
 
     return run_idm_reach(cfg, force=force)

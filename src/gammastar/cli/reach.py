@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
+from gammastar.cli.options import (
+    ConfigArg,
+    ForceOpt,
+    OutputOpt,
+    WaitOpt,
+    choices,
+    document,
+    load,
+)
 
 METHODS = ("auto", "exact", "asymptotic", "toys")
 """The values of ``--method``: ``auto`` and the statistics methods of
@@ -15,10 +24,12 @@ METHODS = ("auto", "exact", "asymptotic", "toys")
 the command line starts without numpy and pyhf; tests/test_documented_commands.py keeps the
 two equal."""
 
-Method = choices("Method", METHODS)
+if TYPE_CHECKING:  # a class made at run time: mypy reads it as any StrEnum
+    Method = StrEnum
+else:
+    Method = choices("Method", METHODS)
 
 
-@app.command("reach")
 def reach_command(
     config: ConfigArg,
     method: Annotated[
@@ -39,9 +50,10 @@ def reach_command(
     Writes reach.json, workspaces/*.json (pyhf; `pyhf cls FILE --test-poi S` gives CLs for S
     signal events), acceptance.npz and figures/reach.png in the run directory.
     """
-    from gammastar.cli import lock_run
+    from gammastar.cli.options import lock_run
 
-    cfg = load(config, output)  # a bad config: refused before the stage's imports
+    # a bad config and the reach's missing inputs: one refusal before the stage's imports
+    cfg = load(config, output, reach=True)
     from gammastar.reach.stage import check_config, run_reach
 
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists
@@ -49,7 +61,7 @@ def reach_command(
     if method is not None:
         update = {"method": method.value}
         cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(update=update)})
-    res = run_reach(cfg, force=force).document
+    res = document(run_reach(cfg, force=force))
     n_excl = sum(v is not None for v in res["expected"]["eps_low"])
     typer.echo(
         f"reach: {n_excl}/{len(res['expected']['mass'])} masses excluded at "
@@ -57,7 +69,6 @@ def reach_command(
     )
 
 
-@app.command("acceptance")
 def acceptance_command(
     config: ConfigArg,
     compare: Annotated[

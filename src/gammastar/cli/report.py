@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from gammastar.cli import ConfigArg, OutputOpt, app, load
+from gammastar.cli.options import ConfigArg, OutputOpt, load
 
 
-@app.command("report")
 def report_command(config: ConfigArg, output: OutputOpt = None) -> None:
     """Write report.html in the run directory: a summary of the results and checks, the reach
     plot, the numbers and figures of every stage, provenance last.

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, OutputOpt, WaitOpt, app, choices, load
+from gammastar.cli.options import ConfigArg, OutputOpt, WaitOpt, choices, load
 from gammastar.core.rundir import STAGE_ORDER
 
-Stage = choices("Stage", (*STAGE_ORDER, "all"))
+if TYPE_CHECKING:  # a class made at run time: mypy reads it as any StrEnum
+    Stage = StrEnum
+else:
+    Stage = choices("Stage", (*STAGE_ORDER, "all"))
 """The values of ``--force``: the pipeline's stages (``rundir.STAGE_ORDER``, which
 ``gammastar.pipeline.STAGES`` follows) and ``all``."""
 
 
-@app.command("run")
 def run_command(
     config: ConfigArg,
     output: OutputOpt = None,
@@ -29,7 +32,8 @@ def run_command(
     wait: WaitOpt = False,
 ) -> None:
     """Run the whole analysis chain; only stale stages are recomputed."""
-    cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the imports
+    # a bad config (the reach's missing inputs with it): refused before the imports
+    cfg = load(config, output, lock=True, wait=wait, reach=None)
     from rich.console import Console
 
     from gammastar import pipeline

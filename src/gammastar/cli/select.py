@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, choices, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, WaitOpt, choices, load
 
-Executor = choices("Executor", ("iterative", "futures", "dask"))
+if TYPE_CHECKING:  # a class made at run time: mypy reads it as any StrEnum
+    Executor = StrEnum
+else:
+    Executor = choices("Executor", ("iterative", "futures", "dask"))
 """The values of ``--executor``: those of :data:`gammastar.selection.execution.EXECUTORS`
 (tests/test_documented_commands.py keeps the two equal; the selection is not imported here, so
 that the command line starts fast)."""
 
 
-@app.command("select")
+_ITERATIVE = Executor("iterative")
+
 def select_command(
     config: ConfigArg,
     input: Annotated[
-        list[Path] | None,
+        list[str] | None,  # str, not Path: a URL (root://host//f.root) kept as given
         typer.Option(
-            "--input", help="Input ntuple (repeatable; globs allowed); replaces input.files."
+            "--input",
+            help="Input ntuple, a path or a URL (root://, https://, s3://; repeatable; globs "
+            "allowed); replaces input.files.",
         ),
     ] = None,
     executor: Annotated[
@@ -31,14 +38,45 @@ def select_command(
             help="iterative: one process; futures: --workers local processes; dask: a local Dask "
             "cluster or the one at --scheduler (docs/howto/cluster.md).",
         ),
-    ] = Executor.iterative,
+    ] = _ITERATIVE,
     scheduler: Annotated[
         str | None,
         typer.Option("--scheduler", help="Dask scheduler address; none: a local Dask cluster."),
     ] = None,
     workers: Annotated[
-        int | None, typer.Option("--workers", min=1, help="Workers for futures / local Dask.")
+        int | None,
+        typer.Option(
+            "--workers", min=1, help="Workers for futures, a local Dask, --gateway or --jobqueue."
+        ),
     ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            "--gateway",
+            help="Ask this Dask Gateway for a cluster of --workers workers (shut down after); "
+            "implies --executor dask (docs/howto/cluster.md).",
+        ),
+    ] = None,
+    gateway_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--gateway-option",
+            help="KEY=VALUE: a cluster option of the Gateway, e.g. its software image=... or "
+            "environment=... (repeatable).",
+        ),
+    ] = None,
+    jobqueue: Annotated[
+        Path | None,
+        typer.Option(
+            "--jobqueue",
+            help="YAML file: a dask-jobqueue cluster (kind: htcondor, slurm, ...; its options) "
+            "of --workers workers, closed after; implies --executor dask.",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="With --jobqueue: print the job script and stop."),
+    ] = False,
     skip_bad_files: Annotated[
         bool, typer.Option("--skip-bad-files", help="Skip unreadable files with a report.")
     ] = False,
@@ -75,6 +113,16 @@ def select_command(
     executor = Executor(executor)
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
+    if (gateway or jobqueue) and executor == "iterative":  # the default: a facility's cluster
+        executor = Executor("dask")
+    if dry_run:
+        if jobqueue is None:
+            raise ConfigError("--dry-run needs --jobqueue")
+        from gammastar.selection.facility import job_script
+
+        typer.echo(job_script(jobqueue))
+        return
+    options = dict(_key_value(o) for o in gateway_option or [])
     cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the selection
     if pairs_url is not None:
         from gammastar.core.urls import known_protocols, url_problem
@@ -94,7 +142,13 @@ def select_command(
         cfg,
         [str(p) for p in input] if input else None,
         execution=Execution(
-            executor.value, scheduler=scheduler, workers=workers, shared_staging=shared_staging
+            executor.value,
+            scheduler=scheduler,
+            workers=workers,
+            shared_staging=shared_staging,
+            gateway=gateway,
+            gateway_options=options,
+            jobqueue=None if jobqueue is None else str(jobqueue),
         ),
         skip_bad_files=skip_bad_files,
         force=force,
@@ -108,3 +162,13 @@ def select_command(
     for path, why in res.bad_files.items():
         typer.echo(f"skipped bad file {path}: {why}", err=True)
     typer.echo(f"wrote {', '.join(str(p) for p in res.files.values())}")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of ``--gateway-option``."""
+    from gammastar.errors import ConfigError
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--gateway-option {text!r}: expected KEY=VALUE")
+    return key.strip(), value

@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from gammastar.cli import ConfigArg, ForceOpt, OutputOpt, WaitOpt, app, load
+from gammastar.cli.options import ConfigArg, ForceOpt, OutputOpt, WaitOpt, document, load
 
 
-@app.command("yields")
 def yields_command(
     config: ConfigArg,
     output: OutputOpt = None,
@@ -30,7 +29,7 @@ def yields_command(
     from gammastar.yields.stage import compute_yields
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
-    doc = compute_yields(cfg, force=force, plots=plots).document
+    doc = document(compute_yields(cfg, force=force, plots=plots))
     meta = doc["meta"]
     typer.echo(
         f"yields: {len(doc['aprime']['mass'])} A′ mass bins, {len(doc['mcp']['mass'])} χ masses; "

@@ -33,7 +33,7 @@ from gammastar.config.selection import (
     SelectionConfig,
 )
 from gammastar.config.yields import UncertaintiesConfig, UnfoldConfig, YieldsConfig
-from gammastar.config_checks import mass_range_problems
+from gammastar.config_checks import experiment_problems, mass_range_problems
 from gammastar.core import rundir
 from gammastar.core.artifacts import sha256_json
 from gammastar.core.urls import known_protocols, url_problem
@@ -284,7 +284,8 @@ def flavour_config(cfg: AnalysisConfig, flavour: str) -> AnalysisConfig:
         ConfigError: ``flavour`` is not one of the run's.
 
     Example:
-        >>> c = config_from_dict({"input": {"lepton": ["mu", "e"]},
+        >>> c = config_from_dict({"mock": {"leptons": ["mu", "e"]},
+        ...                       "input": {"lepton": ["mu", "e"]},
         ...                       "selection": {"per_flavour": {"e": {"mass_min": 0.01}}}})
         >>> e = flavour_config(c, "e")
         >>> e.input.lepton, e.input.leptons, e.selection.mass_min, c.selection.mass_min
@@ -299,17 +300,32 @@ def flavour_config(cfg: AnalysisConfig, flavour: str) -> AnalysisConfig:
     return cfg.model_copy(update=update)
 
 
-def config_from_dict(data: dict[str, Any], source: str | None = None) -> AnalysisConfig:
-    """Validate a config given as a dict (``source`` names it in errors and anchors paths)."""
+def config_from_dict(
+    data: dict[str, Any], source: str | None = None, *, reach: bool | None = False
+) -> AnalysisConfig:
+    """Validate a config given as a dict (``source`` names it in errors and anchors paths;
+    ``reach``: the reach will run, its statistics inputs are checked too, ``None``: when the
+    config has a ``reach:`` section).
+
+    Raises:
+        ConfigError: every wrong key and, outside the mock, every experiment key left
+            unstated (:func:`gammastar.config_checks.experiment_problems`), one line each.
+    """
     label = source or "<config>"
     if not isinstance(data, dict):
         raise ConfigError(f"{label}: the top level must be a mapping of sections")
     if "source" in data:
         raise ConfigError(f"{label}: source: unknown key")
+    # the experiment's keys without a default (outside the mock) and the reach's missing
+    # inputs, read from the mapping as written: listed with every wrong key, in one message
+    missing = [f"{label}: {line}" for line in experiment_problems(data, reach=reach)]
     try:
         cfg = AnalysisConfig.model_validate({**data, "source": source})
     except ValidationError as err:
-        raise ConfigError(_format_errors(err, label)) from None
+        wrong = _format_errors(err, label).splitlines()
+        raise ConfigError("\n".join(wrong + [m for m in missing if m not in wrong])) from None
+    if missing:
+        raise ConfigError("\n".join(missing))
     return cfg
 
 
@@ -329,23 +345,26 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_config(path: str | os.PathLike[str]) -> AnalysisConfig:
+def load_config(path: str | os.PathLike[str], *, reach: bool | None = False) -> AnalysisConfig:
     """Read and validate an analysis YAML file.
 
     Arguments:
         path: the YAML file.
+        reach: the reach will run: its statistics inputs are checked too (``None``: when the
+            config has a ``reach:`` section), in the same message as every other mistake.
 
     Returns:
         The validated :class:`AnalysisConfig`.
 
     Raises:
-        ConfigError: the file is missing, not YAML, or has an unknown key or bad value;
-            the message names the file and the key.
+        ConfigError: the file is missing, not YAML, or has unknown keys, bad values or
+            (outside the mock) experiment keys left unstated; one line per key, naming the
+            file and the key.
 
     Example:
         >>> import tempfile, pathlib
         >>> p = pathlib.Path(tempfile.mkdtemp()) / "a.yaml"
-        >>> _ = p.write_text("name: demo\\nbeam: {n_pot: 1.0e13}\\n")
+        >>> _ = p.write_text("name: demo\\nmock: {}\\nbeam: {n_pot: 1.0e13}\\n")
         >>> load_config(p).beam.n_pot
         10000000000000.0
     """
@@ -364,4 +383,4 @@ def load_config(path: str | os.PathLike[str]) -> AnalysisConfig:
         raise ConfigError(f"{path}: not valid YAML ({err})") from None
     if data is None:
         data = {}
-    return config_from_dict(data, source=str(path.resolve()))
+    return config_from_dict(data, source=str(path.resolve()), reach=reach)

@@ -163,7 +163,10 @@ class DetectorConfig(Section):
     """
 
     l1: NonNegFloat = 5.0
-    """Start of the decay volume (or the shield length) in m."""
+    """Start of the decay volume (or the shield length) in m. The defaults of ``l1``,
+    ``theta_min`` and ``theta_max`` are the paper's mock detector, with ``mock:`` only: a
+    config without ``mock:`` that has a ``reach``, ``events`` or ``idm`` section states them
+    (or a ``volume`` that implies them)."""
     l2: PositiveFloat | None = None
     """End of the decay volume in m; ``None`` means no end (paper's mock detector)."""
     theta_min: NonNegFloat = 0.035

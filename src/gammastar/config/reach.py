@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from gammastar.config.base import NonNegFloat, PositiveFloat, Section, _registered
+from gammastar.config_checks import reach_missing
 from gammastar.core import rundir
 
 # --------------------------------------------------------------------------- reach
@@ -119,8 +120,9 @@ class ReachConfig(Section):
     The statistics inputs have no defaults: ``background``, ``background_kappa``,
     ``efficiency_uncertainty``, ``n_pot_rel_uncertainty`` and the facility's target
     (``target_interaction_lengths``, or an explicit ``yield_scale``) must be given, 0 (or 1 for
-    a κ) on purpose where they do not apply; ``gammastar reach`` names the first one missing
-    before it writes anything (``gammastar.reach.stage.check_config``).
+    a κ) on purpose where they do not apply; a config without ``mock:`` that has a ``reach:``
+    section is refused on load naming every one missing, and ``gammastar reach`` names every
+    one missing before it writes anything (``gammastar.reach.stage.check_config``).
     """
 
     cl: Annotated[float, Field(gt=0, lt=1)] = 0.9
@@ -316,31 +318,9 @@ class ReachConfig(Section):
         return out
 
     def missing(self) -> list[tuple[str, str]]:
-        """The statistics inputs a reach needs that are not given: ``(key, what it is)``."""
-        out = []
-        if self.background is None:
-            out.append(("background", "expected background events per channel"))
-        if self.background_kappa is None:
-            out.append(("background_kappa", "log-normal shape of each background (1: exact)"))
-        if self.efficiency_uncertainty is None:
-            out.append(("efficiency_uncertainty", "relative signal-efficiency uncertainty"))
-        if self.n_pot_rel_uncertainty is None:
-            out.append(("n_pot_rel_uncertainty", "relative N_POT uncertainty"))
-        if self.target_interaction_lengths is None and self.yield_scale is None:
-            out.append(
-                (
-                    "target_interaction_lengths",
-                    (
-                        "the facility target's thickness in interaction lengths, 'dump' or "
-                        "'data' (or an explicit yield_scale)"
-                    ),
-                )
-            )
-        uses_masses = any(isinstance(o, ObservedMasses) for o in (self.observed or {}).values())
-        if self.mass_resolution is None and (self.template == "mass" or uses_masses):
-            why = "template: mass" if self.template == "mass" else "observed masses"
-            out.append(("mass_resolution", f"the dilepton mass resolution in GeV ({why})"))
-        return out
+        """The statistics inputs a reach needs that are not given: ``(key, what it is and
+        what to write)`` (:func:`gammastar.config_checks.reach_missing`)."""
+        return reach_missing(self.model_dump())
 
 
 # --------------------------------------------------------------------------- mcp

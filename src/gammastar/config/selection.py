@@ -30,7 +30,8 @@ class BeamConfig(Section):
     """
 
     energy: PositiveFloat = 400.0
-    """Beam proton energy in GeV."""
+    """Beam proton energy in GeV. The default is the mock's (with ``mock:`` only): a config
+    without ``mock:`` that makes its own yields states it (``gammastar.config_checks``)."""
     n_pot: PositiveFloat | Literal["from_input"] = "from_input"
     """Protons on target; ``from_input`` takes it from the mock file's metadata."""
     prescale: dict[Literal["mu", "e"], Annotated[float, Field(ge=1)]] = Field(default_factory=dict)
@@ -44,7 +45,8 @@ class BeamConfig(Section):
     those for another material."""
     interaction_lengths: PositiveFloat = 0.01
     """Target thickness L in nuclear interaction lengths: a fraction P_int = 1 − e^{−L} of the
-    protons interacts (``gammastar.physics.target``)."""
+    protons interacts (``gammastar.physics.target``). The default is the mock's (with
+    ``mock:`` only): a config without ``mock:`` that makes its own yields states it."""
     sigma_inel_mb: PositiveFloat = 1720.0
     """Inelastic p–target cross-section in mb (Pb: 1.72 b from λ_I = 199.6 g/cm²)."""
     target_mass_number: PositiveFloat | None = None

@@ -70,8 +70,10 @@ class UnfoldConfig(Section):
     """Pair efficiency ε(m, pT): a ROOT file with a TH2 ``efficiency`` (or its only TH2; x =
     mass, y = pair pT, both in GeV; contents in [0, 1]); each pair is weighted by 1/ε, pairs
     outside the map as ``outside_map`` says
-    (:func:`gammastar.corrections.unfold.efficiency.load_efficiency_map`). Default: the shipped
-    NA60-like map, the one the mock generator applies (``mock.efficiency_map``); ``None``: ε = 1."""
+    (:func:`gammastar.corrections.unfold.efficiency.load_efficiency_map`); ``None``: ε = 1.
+    With ``mock:`` the default is the shipped NA60-like map the generator applies
+    (``mock.efficiency_map``); a config without ``mock:`` that makes its own yields states it
+    (``null`` on purpose for ε = 1)."""
     bayesian_iterations: Annotated[int, Field(ge=0)] = 0
     """Iterative Bayesian resolution unfolding; 0 switches it off (the paper's default).
     Needs a response (``m_true`` vs ``m``) from the input's ``truth`` tree."""

@@ -436,7 +436,7 @@ def make_meta(
     *,
     config_sha256: str | None,
     seed: int | None,
-    inputs: list[str | os.PathLike[str]] | None = None,
+    inputs: Sequence[str | os.PathLike[str]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """The ``meta`` block every artifact carries (docs/reference/outputs.md).

@@ -192,6 +192,14 @@ def _field(fields: list[list[Any]], fid: int) -> list[Any] | None:
     return None
 
 
+def _value(fields: list[list[Any]], fid: int) -> Any:
+    """The value of the required field ``fid`` of a parsed Thrift struct."""
+    f = _field(fields, fid)
+    if f is None:
+        raise ValueError(f"parquet footer: required field {fid} missing")
+    return f[2]
+
+
 def _shift(fields: list[list[Any]], fids: tuple[int, ...], by: int) -> None:
     for f in fields:
         if f[0] in fids and f[1] == _I64:
@@ -283,10 +291,10 @@ def replace_column(
             end, footer = part_layout(view)
         finally:
             view.release()
-    schema = _field(footer, _FMD_SCHEMA)[2][1]
+    schema = _value(footer, _FMD_SCHEMA)[1]
     if any((_field(se, _SE_NUM_CHILDREN) or [0, 0, 0])[2] for se in schema[1:]):
         raise ValueError(f"{path}: replace_column supports flat schemas only")
-    names = [_field(se, _SE_NAME)[2].decode() for se in schema[1:]]
+    names = [_value(se, _SE_NAME).decode() for se in schema[1:]]
     if name not in names:
         raise ValueError(f"{path}: no column {name!r}")
     j = names.index(name)
@@ -295,9 +303,9 @@ def replace_column(
     if len(values) != len(row_groups):
         raise ValueError(f"{path}: {len(values)} arrays for {len(row_groups)} row groups")
     for rg, v in zip(row_groups, values, strict=True):
-        if len(v) != _field(rg, 3)[2]:  # RowGroup.num_rows
+        if len(v) != _value(rg, 3):  # RowGroup.num_rows
             raise ValueError(f"{path}: an array's length differs from its row group's rows")
-        cols = _field(rg, _RG_COLUMNS)[2][1]
+        cols = _value(rg, _RG_COLUMNS)[1]
         if any(_field(cc, _CC_OFFSET_INDEX) for cc in cols):
             raise ValueError(f"{path}: files with an offset (page) index are not supported")
     # the new column as its own file, one row group per original row group
@@ -311,34 +319,34 @@ def replace_column(
             w.write_table(pa.Table.from_arrays([a], schema=col_schema), row_group_size=len(a) + 1)
     data = sink.getvalue().to_pybytes()
     new_end, new_footer = part_layout(data)
-    new_rgs = _field(new_footer, _FMD_ROW_GROUPS)[2][1]
+    new_rgs = _value(new_footer, _FMD_ROW_GROUPS)[1]
     if len(new_rgs) != len(row_groups):
         raise ValueError(f"{path}: the new column did not keep the row groups")
     shift = end - len(MAGIC)
     for rg, nrg in zip(row_groups, new_rgs, strict=True):
-        cols = _field(rg, _RG_COLUMNS)[2][1]
-        ncc = _field(nrg, _RG_COLUMNS)[2][1][0]
+        cols = _value(rg, _RG_COLUMNS)[1]
+        ncc = _value(nrg, _RG_COLUMNS)[1][0]
         _shift(ncc, (_CC_FILE_OFFSET, _CC_COLUMN_INDEX), shift)
-        nmeta = _field(ncc, _CC_META)
-        _shift(nmeta[2], _CMD_OFFSETS, shift)
-        ometa = _field(cols[j], _CC_META)[2]
+        nmeta = _value(ncc, _CC_META)
+        _shift(nmeta, _CMD_OFFSETS, shift)
+        ometa = _value(cols[j], _CC_META)
         for rg_fid, md_fid in (
             (_RG_TOTAL_BYTE_SIZE, _CMD_UNCOMPRESSED),
             (_RG_TOTAL_COMPRESSED, _CMD_COMPRESSED),
         ):
             f = _field(rg, rg_fid)
             if f is not None:
-                f[2] += _field(nmeta[2], md_fid)[2] - _field(ometa, md_fid)[2]
+                f[2] += _value(nmeta, md_fid) - _value(ometa, md_fid)
         cols[j] = ncc
     out = bytearray()
     _write_struct(out, footer)
-    with open(path, "r+b") as fh:
-        fh.seek(end)
-        fh.truncate()
-        fh.write(memoryview(data)[len(MAGIC) : new_end])
-        fh.write(out)
-        fh.write(struct.pack("<I", len(out)))
-        fh.write(MAGIC)
+    with open(path, "r+b") as rw:
+        rw.seek(end)
+        rw.truncate()
+        rw.write(memoryview(data)[len(MAGIC) : new_end])
+        rw.write(out)
+        rw.write(struct.pack("<I", len(out)))
+        rw.write(MAGIC)
 
 
 def read_schema(path: str | os.PathLike[str]) -> Any:

@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gammastar.core import urls
 from gammastar.core.artifacts import SCHEMA_VERSION, atomic_path, json_text, load_json
@@ -125,7 +125,13 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact(HISTOGRAMS, "root", "select", "histograms.json", doc="mass histograms"),
         Artifact(SELECT, "json", "select", "select.json", doc="counts, cut flow, settings"),
         Artifact(YIELDS, "json", "yields", "yields.json", doc="A′ and χχ̄ yields per POT"),
-        Artifact(YIELDS_APRIME_CSV, "csv", "yields", doc="A′ yields as a table"),
+        Artifact(
+            YIELDS_APRIME_CSV,
+            "csv",
+            "yields",
+            doc="A′ yields as a table: yields.json aprime's columns, then total_err and "
+            "err_<part>, the error's named parts, absolute (gammastar.yields.error_parts)",
+        ),
         Artifact(YIELDS_MCP_CSV, "csv", "yields", doc="χχ̄ yields as a table"),
         Artifact("figures/yields_aprime.png", "png", "yields", tracked=False),
         Artifact("figures/yields_mcp.png", "png", "yields", tracked=False),
@@ -410,6 +416,14 @@ def check_pairs_schema(path: Path | str, require: Sequence[str] | None = None) -
 
 
 # --------------------------------------------------------------------------- the object
+class HasOutputDir(Protocol):
+    """What :meth:`RunDir.of` reads of a config: its run directory
+    (:class:`gammastar.config.AnalysisConfig` is one; the config package is a layer above)."""
+
+    @property
+    def output_dir(self) -> Path: ...
+
+
 class RunDir:
     """A run directory: paths and typed, schema-checked readers/writers of its artifacts.
 
@@ -434,7 +448,7 @@ class RunDir:
         return f"RunDir({str(self.root)!r})"
 
     @classmethod
-    def of(cls, config: Any) -> RunDir:
+    def of(cls, config: HasOutputDir) -> RunDir:
         """The run directory of an analysis config (its ``output_dir``)."""
         return cls(config.output_dir)
 

@@ -115,7 +115,7 @@ def like_sign_estimate(
     var_pp: np.ndarray | None = None,
     var_mm: np.ndarray | None = None,
     *,
-    r: float = 1.0,
+    r: float | np.ndarray = 1.0,
     estimator: str = "geometric",
     min_counts: float = 10.0,
 ) -> LikeSignEstimate:
@@ -167,13 +167,13 @@ def like_sign_estimate(
         raise ValueError("like_sign_estimate: n_pp and n_mm must be 1-D arrays of one shape")
     n = a.size
     s = a + b
-    r = np.broadcast_to(np.asarray(r, dtype=float), (n,))
+    r_bin = np.broadcast_to(np.asarray(r, dtype=float), (n,))
     tot_a, tot_b = float(a.sum()), float(b.sum())
     ratio_all = 2.0 * np.sqrt(tot_a * tot_b) / (tot_a + tot_b) if tot_a + tot_b > 0 else 0.0
     if estimator == "arithmetic":
-        factor = r.copy()
+        factor = r_bin.copy()
         return LikeSignEstimate(
-            estimator, r * s, r**2 * (va + vb), factor, np.zeros(n, dtype=int), ratio_all
+            estimator, r_bin * s, r_bin**2 * (va + vb), factor, np.zeros(n, dtype=int), ratio_all
         )
     if estimator != "geometric":
         raise ValueError(f"unknown like-sign estimator {estimator!r} (geometric, arithmetic)")
@@ -195,10 +195,10 @@ def like_sign_estimate(
         if p <= 0 or m <= 0:
             # one sign absent from the window: 2√(P M) = 0; the variance falls back to that
             # of the arithmetic estimate (upper bound for charge-symmetric background)
-            variance[i] = r[i] ** 2 * (va[i] + vb[i]) if p + m > 0 else 0.0
+            variance[i] = r_bin[i] ** 2 * (va[i] + vb[i]) if p + m > 0 else 0.0
             continue
         k = 2.0 * np.sqrt(p * m) / (p + m)
-        factor[i] = r[i] * k
+        factor[i] = r_bin[i] * k
         # ∂k/∂P = k (M − P)/(2P(P + M)), ∂k/∂M = k (P − M)/(2M(P + M))
         dk_p = k * (m - p) / (2.0 * p * (p + m))
         dk_m = k * (p - m) / (2.0 * m * (p + m))
@@ -206,7 +206,7 @@ def like_sign_estimate(
         gb = np.full(hi - lo, s[i] * dk_m)
         ga[i - lo] += k
         gb[i - lo] += k
-        variance[i] = r[i] ** 2 * (np.sum(ga**2 * va[lo:hi]) + np.sum(gb**2 * vb[lo:hi]))
+        variance[i] = r_bin[i] ** 2 * (np.sum(ga**2 * va[lo:hi]) + np.sum(gb**2 * vb[lo:hi]))
     value = factor * s
     return LikeSignEstimate(estimator, value, variance, factor, half, ratio_all)
 

@@ -100,25 +100,25 @@ def smeared_counts(
         ...     np.array([0.05, 0.05]), np.array([-0.01, 0.07]), np.array([0.0, 0.1, 0.2]))
         array([6. , 3.5])
     """
-    counts = np.asarray(counts, dtype=np.float64)
-    fine_edges = np.asarray(fine_edges, dtype=np.float64)
-    edges = np.asarray(edges, dtype=np.float64)
-    m_true = np.asarray(m_true, dtype=np.float64)
-    residual = np.asarray(residual, dtype=np.float64)
-    ok = np.isfinite(m_true) & np.isfinite(residual)
-    m_true, residual = m_true[ok], residual[ok]
-    lo = float(m_true.min())
-    g_rows = np.floor((m_true - lo) / bin_width).astype(np.int64)
+    n_fine = np.asarray(counts, dtype=np.float64)
+    fine = np.asarray(fine_edges, dtype=np.float64)
+    out_edges = np.asarray(edges, dtype=np.float64)
+    true = np.asarray(m_true, dtype=np.float64)
+    res = np.asarray(residual, dtype=np.float64)
+    ok = np.isfinite(true) & np.isfinite(res)
+    true, res = true[ok], res[ok]
+    lo = float(true.min())
+    g_rows = np.floor((true - lo) / bin_width).astype(np.int64)
     filled = np.unique(g_rows)
-    centres = 0.5 * (fine_edges[1:] + fine_edges[:-1])
+    centres = 0.5 * (fine[1:] + fine[:-1])
     g_fine = np.clip(np.floor((centres - lo) / bin_width).astype(np.int64), 0, filled[-1])
     near = filled[np.clip(np.searchsorted(filled, g_fine), 0, filled.size - 1)]
-    out = np.zeros(edges.size - 1)
-    for g in np.unique(near[counts > 0]):
-        d = residual[g_rows == g]
-        cum = np.concatenate([[0.0], np.cumsum(np.where(near == g, counts, 0.0))])
+    out = np.zeros(out_edges.size - 1)
+    for g in np.unique(near[n_fine > 0]):
+        d = res[g_rows == g]
+        cum = np.concatenate([[0.0], np.cumsum(np.where(near == g, n_fine, 0.0))])
         for k in range(0, d.size, _CHUNK):  # each residual's shift, in chunks (memory)
-            at = np.interp(edges[None, :] - d[k : k + _CHUNK, None], fine_edges, cum)
+            at = np.interp(out_edges[None, :] - d[k : k + _CHUNK, None], fine, cum)
             out += np.diff(at, axis=1).sum(axis=0) / d.size
     return out
 
@@ -261,6 +261,8 @@ def _read_one(
                 raise InputError(f"{path}: '{name}' has another mass axis than '{histograms[0]}'")
             edges = e if edges is None else edges
             counts.append(np.asarray(h.values(), np.float64))
+        if edges is None:
+            raise InputError(f"{path}: no histogram named ({key})")
         return arr, counts, edges
 
 
@@ -305,7 +307,7 @@ def read_simulation_arrays(
         if "channel" in arr:
             keep &= ~np.isin(arr["channel"], drop)
         parts.append({k: v[keep] for k, v in row.items()})
-    if not parts:
+    if not parts or gen is None or fine is None:  # (one file read sets all three)
         raise InputError(f"{key}.simulation: no file given")
     rows = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if rows[columns[0]].size == 0:

@@ -120,7 +120,7 @@ class EventRequest:
     force: bool = False
     extrapolate: bool = False
 
-    def seed_or(self, config: Any) -> int:
+    def seed_or(self, config: AnalysisConfig) -> int:
         """The request's seed, else the config's."""
         return config.seed if self.seed is None else int(self.seed)
 
@@ -315,14 +315,14 @@ def _unwritten_meta(st: EventSettings, p_decay: float) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- millicharged
 def run_mcp_events(
-    config: Any,
+    config: AnalysisConfig,
     request: EventRequest,
     *,
     m_chi: float,
     charge: float = 1.0,
     decay: str = "data",
     source: Any = None,
-    spectrum: tuple[NDArray, NDArray, str] | None = None,
+    spectrum: tuple[NDArray[np.float64], NDArray[np.float64], str] | None = None,
 ) -> EventsResult:
     """``gammastar events --mchi``: γ* → χχ̄ events (millicharged particles, Eq. 8).
 
@@ -372,7 +372,7 @@ def run_mcp_events(
     st = McpSettings(
         m_chi=float(m_chi),
         charge=float(charge),
-        pdgid=int(config.events.mcp_pdgid),
+        pdgid=int(config.events.mcp_pdgid or 0),  # given: required above
         **beam_settings(config, src),
     )
     st.sigma_pb_per_event = cross_section_pb(config, src, total)
@@ -409,8 +409,8 @@ def run_mcp_events(
 
 
 def _mcp_spectrum(
-    config: Any, spectrum: tuple[NDArray, NDArray, str] | None
-) -> tuple[NDArray, NDArray, str]:
+    config: AnalysisConfig, spectrum: tuple[NDArray[np.float64], NDArray[np.float64], str] | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
     """``spectrum``, else the run's γ* mass spectrum (``histograms.root`` ``unfolded_m``,
     else ``pairs.parquet``: :func:`gammastar.flow.data.run_mass_spectrum`)."""
     if spectrum is not None:
@@ -430,8 +430,8 @@ def _gstar_source(source: Source, extrapolate: bool) -> Source:
 
 
 def _full_spectrum(
-    config: Any, yields: Any, spectrum: tuple[NDArray, NDArray, str]
-) -> tuple[NDArray, NDArray, str]:
+    config: AnalysisConfig, yields: Any, spectrum: tuple[NDArray[np.float64], NDArray[np.float64], str]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], str]:
     """The γ* mass spectrum's edges and contents (negative contents clipped) in the phase
     space of the events, and that phase space in words: with fiducial-region yields and
     ``reach.extrapolation: label`` the fiducial spectrum carried to the full phase space with
@@ -450,8 +450,8 @@ def _full_spectrum(
 
 
 def _mcp_polarisation(
-    decay: str, config: Any, centres: NDArray, yields_doc: Any
-) -> tuple[NDArray, dict[str, Any]]:
+    decay: str, config: AnalysisConfig, centres: NDArray[np.float64], yields_doc: Any
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
     """ρ₀₀ of the γ* per mass bin (:func:`polarisation` at each bin centre, at least just
     above the dilepton threshold) and the meta of where it came from."""
     ml = float(config.input.lepton_mass)
@@ -466,7 +466,7 @@ def _mcp_polarisation(
 
 # --------------------------------------------------------------------------- dark sectors
 def run_dark_events(
-    config: Any,
+    config: AnalysisConfig,
     request: EventRequest,
     *,
     mass: float,
@@ -560,7 +560,7 @@ def run_dark_events(
     return _summary(stats, t0, outputs, meta)
 
 
-def _aprime_request(config: Any, request: EventRequest, mass: float, eps: float) -> list[Path]:
+def _aprime_request(config: AnalysisConfig, request: EventRequest, mass: float, eps: float) -> list[Path]:
     """The checks of an A′ events request (:func:`run_events`, :func:`run_dark_events`)
     before any work: the numbers, the outputs, the ``events`` keys; returns the outputs."""
     check_request(request.n, request.chunk, (eps, "--eps: the kinetic mixing must be > 0"),
@@ -591,7 +591,7 @@ def _summary(
 
 def _chunks_forever(
     sampler: Any, st: EventSettings, chunk: int, seed: int | None, max_chunks: int = 10_000
-) -> Iterator[dict[str, NDArray]]:
+) -> Iterator[dict[str, NDArray[Any]]]:
     """Chunks of ``chunk`` events from independent child seeds of ``seed``, until the consumer
     (:class:`Unweighter`) stops."""
     ss = np.random.SeedSequence(seed)

@@ -19,7 +19,8 @@ from numba import njit, prange
 from gammastar.core.threads import ensure_pool
 from gammastar.flow.architecture import lu_matrix, made_layers, split_transforms
 
-_MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+# set at import by numba.config from the environment; numba's stubs do not list it
+_MAX_THREADS = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
 # no NaN/inf assumptions (nnan/ninf) and no reassociation: only reciprocals, contraction
 _FASTMATH = {"nsz", "arcp", "contract", "afn"}
 
@@ -215,12 +216,14 @@ def _spline(phi, x, bound: float, slope: float, jac: bool):
     else:
         fq = jy = jl = torch.empty((0, 0, 0), dtype=phi.dtype)
         jx = torch.empty((0, 0, 0), dtype=x.dtype)
-    args = (e, fq, x, float(bound), y, lj, jy, jl, jx, jac)
-    args = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
+    given = (e, fq, x, float(bound), y, lj, jy, jl, jx, jac)
+    args = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in given)
     chunks = min(torch.get_num_threads(), _MAX_THREADS, max(1, x.shape[0] // 512))
     if chunks > 1:
         ensure_pool()
-        rqs_forward_parallel(*args, chunks)
+        # one tuple: mypy checks a call of numba's typed dispatcher with *args then more
+        # positional arguments as too many
+        rqs_forward_parallel(*(*args, chunks))
     else:
         rqs_forward(*args)
     return (y, lj, jy, jl, jx) if jac else (y, lj)
@@ -298,6 +301,8 @@ def log_prob(flow, x, c, bins: int, bound: float, slope: float):
             lj = torch.diagonal(lower).abs().log()
             lj = lj.expand(n, -1)
         ladj = lj if ladj is None else ladj + lj
+    if ladj is None:
+        raise ValueError("log_prob: the flow has no transforms")
     return ladj.sum(1) - 0.5 * (z * z).sum(1) - math.log(2 * math.pi)
 
 
@@ -364,10 +369,10 @@ def warm_up() -> None:
     x = torch.zeros((2, 2))
     for jac in (False, True):
         _spline(phi, x, 5.0, 1e-3, jac)
-        args = (*_bounded_exp(phi, 1e-3), x, 5.0, *(torch.empty_like(x),) * 2)
-        args = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in args)
+        given = (*_bounded_exp(phi, 1e-3), x, 5.0, *(torch.empty_like(x),) * 2)
+        args = tuple(a.numpy() if isinstance(a, torch.Tensor) else a for a in given)
         out = (np.empty((2, 2, 17), np.float32),) * 2 + (np.empty((2, 2, 2), np.float32),)
-        rqs_forward_parallel(*args, *out, jac, 2)
+        rqs_forward_parallel(*(*args, *out, jac, 2))  # one tuple: as in _spline
     j = np.zeros((2, 2, 17), np.float32)
     g = np.zeros((2, 2), np.float32)
     vjp(j, j, np.zeros((2, 2, 2), np.float32), g, g, j.copy(), g.copy(), 2)

@@ -97,9 +97,10 @@ class Preprocessing:
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Preprocessing:
+        mean, std = d["feature_mean"], d["feature_std"]
         return cls(
-            tuple(float(v) for v in d["feature_mean"]),
-            tuple(float(v) for v in d["feature_std"]),
+            (float(mean[0]), float(mean[1])),
+            (float(std[0]), float(std[1])),
             float(d["mass_mean"]),
             float(d["mass_std"]),
             str(d.get("mass_transform", "linear")),  # models written before it: linear
@@ -448,7 +449,7 @@ def combination_weighted(pairs: pd.DataFrame, config: AnalysisConfig, yields: Ma
             tot = sum(channel_weights(ap, c, m[sel]) for c in full)
             below = np.divide(lam, tot, out=np.ones_like(lam), where=tot > 0)
             below = below if ch in full else np.zeros_like(lam)
-            if seam is None:
+            if seam is None or in_f is None:  # in_f: given with the seam
                 lam = below
             else:  # from the seam up: the pairs inside F, the fiducial channel's all are
                 above = lam * in_f[sel] if ch in full else lam

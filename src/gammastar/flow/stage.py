@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gammastar.config import AnalysisConfig
+from gammastar.config.flow import FlowConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta
 from gammastar.core.results import StageResult
@@ -127,7 +129,7 @@ def train(
     return TrainResult(out)
 
 
-def ensemble_workers(cfg: Any) -> int:
+def ensemble_workers(cfg: FlowConfig) -> int:
     """Processes for the ensemble's training: ``flow.workers``, else min(ensemble, usable
     cores); 1 for a single model."""
     if cfg.ensemble < 2:
@@ -164,7 +166,7 @@ def bootstrap_weights(n: int, seed: int, member: int) -> np.ndarray:
 
 
 def member_data(
-    data: TrainingData, cfg: Any, seed0: int, member: int
+    data: TrainingData, cfg: FlowConfig, seed0: int, member: int
 ) -> tuple[TrainingData, dict[str, Any] | None]:
     """The rows member ``member`` fits: ``data`` itself for member 0 or without
     ``flow.bootstrap``; else its weights × :func:`bootstrap_weights` (the data hash is the
@@ -187,7 +189,7 @@ def member_data(
 class _MemberJob:
     """One ensemble member's training (picklable: runs in a worker process)."""
 
-    config: Any
+    config: AnalysisConfig
     data: TrainingData
     held: TrainingData
     inputs: list[Any]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from gammastar.config.flow import ValidateConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import check_writable, make_meta
 from gammastar.core.figures import figure_style, save_figure
@@ -58,7 +59,7 @@ class KLSettings:
     """At most this many points per compared sample."""
 
     @classmethod
-    def from_config(cls, vcfg: Any) -> KLSettings:
+    def from_config(cls, vcfg: ValidateConfig) -> KLSettings:
         """The sizes of a :class:`~gammastar.config.flow.ValidateConfig`."""
         return cls(k=vcfg.k, repeats=vcfg.repeats, max_points=vcfg.max_points)
 
@@ -263,7 +264,7 @@ def validation_inputs(
     )
 
 
-def _score(fm: FlowModel, inp: ValidationInputs, vcfg: Any, i: int) -> dict[str, Any]:
+def _score(fm: FlowModel, inp: ValidationInputs, vcfg: ValidateConfig, i: int) -> dict[str, Any]:
     """:func:`kl_window` of model ``fm`` at mass ``i`` on that mass's re-created stream."""
     # the per-mass stream is re-created for every model (common random numbers)
     rng = np.random.default_rng(inp.streams[i])
@@ -314,7 +315,7 @@ def sample_kept(model: FlowModel, m0: float, n: int, seed: int, keep: Any = None
     return {"qT": q, "E": e}
 
 
-def _model_windows(model: FlowModel, inp: ValidationInputs, vcfg: Any) -> list[dict[str, Any]]:
+def _model_windows(model: FlowModel, inp: ValidationInputs, vcfg: ValidateConfig) -> list[dict[str, Any]]:
     """Per mass the model's KL (:func:`_score`) with ``mass`` and the held-out/training NLL."""
     windows = []
     for i, m0 in enumerate(inp.masses):
@@ -329,7 +330,7 @@ def _model_windows(model: FlowModel, inp: ValidationInputs, vcfg: Any) -> list[d
 
 
 def _member_runs(
-    model: FlowModel, windows: list[dict[str, Any]], inp: ValidationInputs, vcfg: Any
+    model: FlowModel, windows: list[dict[str, Any]], inp: ValidationInputs, vcfg: ValidateConfig
 ) -> tuple[list[list[dict[str, Any]]], list[Any]]:
     """The seed ensemble's scores ``[member][mass]`` and the members' training seeds (empty
     without an ensemble).

@@ -130,11 +130,17 @@ class Combinatorial:
         return self.pair(*self.muons(rng, 2 * n))
 
     @staticmethod
-    def pair(muon: np.ndarray, charge: np.ndarray, pdg: np.ndarray) -> Sources:
-        """Combinatorial events of ``2n`` muons (:meth:`muons`): muon ``i`` with ``n + i``."""
+    def pair(
+        muon: np.ndarray,
+        charge: np.ndarray,
+        pdg: np.ndarray,
+        channel: Channel = Channel.COMBINATORIAL,
+    ) -> Sources:
+        """Combinatorial events of ``2n`` leptons (:meth:`muons`; the electron arm's pairs
+        with ``channel`` ``COMBINATORIAL_EE``): lepton ``i`` with ``n + i``, no γ*."""
         n = charge.size // 2
         return Sources(
-            channel=np.full(n, int(Channel.COMBINATORIAL), dtype=np.int32),
+            channel=np.full(n, int(channel), dtype=np.int32),
             parent_pdgid=np.zeros(n, dtype=np.int32),
             mu1=muon[:, :n],
             mu2=muon[:, n:],

@@ -141,7 +141,7 @@ def loose_energy_bound(cfg: MockDetector) -> float:
     if cfg.resolution_model == "momentum":
         s_max = cfg.max_momentum_smearing
     else:
-        s_max = float(momentum_resolution(cfg, np.float64(cfg.muon_min_energy)))
+        s_max = float(momentum_resolution(cfg, np.asarray(cfg.muon_min_energy, dtype=np.float64)))
     return cfg.muon_min_energy / (1.0 + LOOSE_SIGMAS * s_max)
 
 

@@ -48,9 +48,12 @@ def conversion_template(gen: MockGenerator, n: int | None = None) -> Any:
     import hist
 
     n = gen.cfg.electrons.conversion_template_sources if n is None else int(n)
-    if not gen.electrons or gen.ee_backgrounds.conversion_weight == 0.0 or n <= 0:
+    if not gen.electrons:
         return None
-    w = np.append(gen.ee_cocktail.weights, gen.ee_backgrounds.conversion_weight)
+    cocktail, backgrounds, detector = gen.electron_arm()
+    if backgrounds.conversion_weight == 0.0 or n <= 0:
+        return None
+    w = np.append(cocktail.weights, backgrounds.conversion_weight)
     nb, lo, hi = CONVERSION_TEMPLATE_AXIS
     m_edges = np.linspace(lo, hi, nb + 1)
     pt_edges = np.asarray(gen.cfg.acceptance_pt_edges, dtype=np.float64)
@@ -62,7 +65,7 @@ def conversion_template(gen: MockGenerator, n: int | None = None) -> Any:
         rng = np.random.default_rng(child)
         counts = np.append(rng.multinomial(min(size, n - i * size), w / w.sum()), 0)
         src = gen.ee_sources(rng, counts)
-        reco = gen.ee_detector.apply(rng, src)
+        reco = detector.apply(rng, src)
         ok = reco.accepted
         for out, sel in (
             (conv, ok & (src.channel == int(Channel.CONVERSION))),
@@ -100,7 +103,7 @@ def lepton_acceptance_ee(gen: MockGenerator, n_per_bin: int = 5_000) -> Any:
     p_edges = np.geomspace(*LEPTON_MAP_P_EDGES)
     t_edges = np.array([0.0, c.theta_min, c.theta_max, np.pi])
     rng = np.random.default_rng(np.random.SeedSequence([gen.seed, LEPTON_MAP_STREAM]))
-    prob, var = gen.ee_detector.lepton_acceptance(rng, p_edges, t_edges, n_per_bin)
+    prob, var = gen.electron_arm()[2].lepton_acceptance(rng, p_edges, t_edges, n_per_bin)
     h = hist.Hist(
         hist.axis.Variable(p_edges, name="p", label="p [GeV]"),
         hist.axis.Variable(t_edges, name="theta", label="theta [rad]"),

@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 from gammastar.channels import Channel
 from gammastar.config.mock import MockConfig, MockElectronDetector
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, Sources
+from gammastar.mock.combinatorial import Combinatorial
 from gammastar.mock.detector import Reconstructed
 from gammastar.physics.constants import M_E, PDGID, mass
 from gammastar.physics.kinematics import (
@@ -160,17 +161,7 @@ class ElectronBackgrounds:
         e = np.where(leg, src.mu1, src.mu2)
         q = np.where(rng.random(2 * n) < 0.5, 1, -1).astype(np.int32)
         pdg = np.full(2 * n, PDGID["pi0"], dtype=np.int32)
-        return Sources(
-            channel=np.full(n, int(Channel.COMBINATORIAL_EE), dtype=np.int32),
-            parent_pdgid=np.zeros(n, dtype=np.int32),
-            mu1=e[:, :n],
-            mu2=e[:, n:],
-            charge1=q[:n],
-            charge2=q[n:],
-            parent1=pdg[:n],
-            parent2=pdg[n:],
-            gstar=np.full((5, n), np.nan),
-        )
+        return Combinatorial.pair(e, q, pdg, Channel.COMBINATORIAL_EE)
 
 
 def _bethe_heitler_x(rng: np.random.Generator, n: int) -> NDArray[np.float64]:

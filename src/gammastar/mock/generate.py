@@ -148,4 +148,5 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     import uproot
 
     with uproot.open(path) as f:
-        return json.loads(str(f["meta"]))
+        meta: dict[str, Any] = json.loads(str(f["meta"]))
+    return meta

@@ -26,6 +26,7 @@ from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, Parametr
 from gammastar.mock.combinatorial import Combinatorial
 from gammastar.mock.detector import Detector, Reconstructed, resolve_efficiency_map
 from gammastar.mock.electrons import ElectronBackgrounds, ElectronDetector
+from gammastar.mock.pythia import PythiaMesons
 from gammastar.physics import pdgdata
 from gammastar.physics.target import interaction_probability
 
@@ -101,17 +102,19 @@ class MockGenerator:
             p_comb = self.pilot["combinatorial_generation_fraction"]
             parts.append(np.concatenate([(1.0 - p_comb) * self.cocktail.probabilities, [p_comb]]))
             block.append(self.cocktail.weights.sum() / (1.0 - p_comb))
-        self.ee_cocktail = self.ee_backgrounds = self.ee_detector = None
+        self.ee_cocktail: Cocktail | None = None
+        self.ee_backgrounds: ElectronBackgrounds | None = None
+        self.ee_detector: ElectronDetector | None = None
         if self.electrons:
             # the dielectron block: cocktail, conversions, combinatorial (docs/explanation/physics.md: same N_POT)
-            self.ee_cocktail = Cocktail(
+            self.ee_cocktail = ee_cocktail = Cocktail(
                 self.cfg, beam_energy=e_max, specs=EE_CHANNELS, mesons=self.mesons
             )
-            self.ee_backgrounds = ElectronBackgrounds(self.cfg, e_max, self.mesons)
+            self.ee_backgrounds = ee_backgrounds = ElectronBackgrounds(self.cfg, e_max, self.mesons)
             self.ee_detector = ElectronDetector(self.cfg.electrons.detector)
             self.classes += [s.channel for s in EE_CHANNELS]
             self.classes += [Channel.CONVERSION, Channel.COMBINATORIAL_EE]
-            w = np.append(self.ee_cocktail.weights, self.ee_backgrounds.conversion_weight)
+            w = np.append(ee_cocktail.weights, ee_backgrounds.conversion_weight)
             q = self.cfg.electrons.combinatorial_fraction
             parts.append(np.append((1.0 - q) * w / w.sum(), q))
             # the dielectron trigger's prescale: its sources of 1/k of the collisions
@@ -122,6 +125,12 @@ class MockGenerator:
             frac = np.asarray(block) / np.sum(block)
             probs = np.concatenate([f * p for f, p in zip(frac, parts, strict=True)])
             self.probabilities = probs / probs.sum()
+
+    def electron_arm(self) -> tuple[Cocktail, ElectronBackgrounds, ElectronDetector]:
+        """The dielectron cocktail, backgrounds and detector (``mock.leptons`` with ``e``)."""
+        if self.ee_cocktail is None or self.ee_backgrounds is None or self.ee_detector is None:
+            raise RuntimeError("the generator has no electrons (mock.leptons without 'e')")
+        return self.ee_cocktail, self.ee_backgrounds, self.ee_detector
 
     # ------------------------------------------------------------------ sources
     def sources(self, rng: np.random.Generator, counts: np.ndarray) -> Sources:
@@ -138,12 +147,13 @@ class MockGenerator:
 
     def ee_sources(self, rng: np.random.Generator, counts: np.ndarray) -> Sources:
         """Dielectron sources: ``counts`` per :data:`EE_CHANNELS`, conversion, combinatorial."""
+        cocktail, backgrounds, _ = self.electron_arm()
         parts = []
         for spec, n in zip(EE_CHANNELS, counts[:-2], strict=True):
             if n:
-                parts.append(self.ee_cocktail.generate(rng, spec, int(n)))
-        parts.append(self.ee_backgrounds.conversions(rng, int(counts[-2])))
-        parts.append(self.ee_backgrounds.combinatorial(rng, int(counts[-1])))
+                parts.append(cocktail.generate(rng, spec, int(n)))
+        parts.append(backgrounds.conversions(rng, int(counts[-2])))
+        parts.append(backgrounds.combinatorial(rng, int(counts[-1])))
         return Sources.concatenate(parts)
 
     def reconstruct(self, rng: np.random.Generator, counts: np.ndarray):
@@ -156,7 +166,7 @@ class MockGenerator:
             reco.append(self.detector.apply(rng, src[-1]))
         if self.electrons:
             src.append(self.ee_sources(rng, counts[k:]))
-            reco.append(self.ee_detector.apply(rng, src[-1]))
+            reco.append(self.electron_arm()[2].apply(rng, src[-1]))
         if len(src) == 1:
             return src[0], reco[0]
         return Sources.concatenate(src), _concat_reco(reco)
@@ -216,8 +226,9 @@ class MockGenerator:
         sources per inelastic collision)."""
         out = self.cocktail.mesons_per_collision() if self.muons else 0.0
         if self.electrons:
-            ee = self.ee_cocktail.mesons_per_collision()
-            ee += self.mesons.n_omega_per_collision * self.ee_backgrounds.conversion_weight
+            cocktail, backgrounds, _ = self.electron_arm()
+            ee = cocktail.mesons_per_collision()
+            ee += self.mesons.n_omega_per_collision * backgrounds.conversion_weight
             out += ee / self.prescale["e"]
         return out
 
@@ -227,7 +238,7 @@ class MockGenerator:
         formula the reach's ``yield_scale`` uses) and L = ``beam.interaction_lengths``;
         N_cocktail: every generated source but the combinatorial ones; the sum
         :meth:`sources_per_collision` (a prescaled flavour's sources count 1/k)."""
-        p_int = interaction_probability(self.config.beam.interaction_lengths)
+        p_int = float(interaction_probability(self.config.beam.interaction_lengths))
         return n_cocktail / (p_int * self.sources_per_collision())
 
     def n_pot_by_flavour(self, n_cocktail: int) -> dict[str, float]:
@@ -241,17 +252,17 @@ class MockGenerator:
         n_cocktail = sum(v for k, v in n_generated.items() if k not in _COMBINATORIAL)
         cfg = self.cfg
         if self.electrons:
-            ee = self.ee_cocktail
+            ee, backgrounds, _ = self.electron_arm()
             extra.setdefault(
                 "electrons",
                 {
                     "ee_sources_per_collision": ee.mesons_per_collision()
-                    + self.mesons.n_omega_per_collision * self.ee_backgrounds.conversion_weight,
-                    "conversion_probability": self.ee_backgrounds.p_conversion,
+                    + self.mesons.n_omega_per_collision * backgrounds.conversion_weight,
+                    "conversion_probability": backgrounds.p_conversion,
                     "branching_ratios": {
                         k.name: v.as_dict() for k, v in ee.branching_ratios.items()
                     }
-                    | {"pi0->gammagamma": self.ee_backgrounds.br_gg.as_dict()},
+                    | {"pi0->gammagamma": backgrounds.br_gg.as_dict()},
                     "sigma_rel": {k.name: v for k, v in ee.sigma_rel.items()},
                     "n_generated_combinatorial": int(n_generated.get(Channel.COMBINATORIAL_EE, 0)),
                 },
@@ -290,7 +301,7 @@ class MockGenerator:
             detector_calibration=self.detector.calibration(),
             efficiency_map=eff,
             mock_config=cfg.model_dump(mode="json"),
-            **({"pythia": self.mesons.meta()} if self.mesons.name == "pythia" else {}),
+            **({"pythia": self.mesons.meta()} if isinstance(self.mesons, PythiaMesons) else {}),
             **extra,
         )
 
@@ -309,7 +320,6 @@ def _concat_reco(parts: list[Reconstructed]) -> Reconstructed:
 
 
 def _pythia_mesons(config: AnalysisConfig, seed: int, progress: bool) -> MesonSource:
-    """The PYTHIA 8 meson pool of ``mock.backend: pythia`` (:mod:`gammastar.mock.pythia`)."""
-    from gammastar.mock import pythia  # optional dependency pythia8mc: imported on use
-
-    return pythia.PythiaMesons(config, seed, progress=progress)
+    """The PYTHIA 8 meson pool of ``mock.backend: pythia`` (:mod:`gammastar.mock.pythia`,
+    which imports its optional dependency pythia8mc on use)."""
+    return PythiaMesons(config, seed, progress=progress)

@@ -257,7 +257,8 @@ class NtupleWriter:
             return {}
         out: dict[str, Any] = {"n_truth_ee": self.flavours[-1].rows}
         out["acceptance_map_ee"] = self.flavours[-1].acceptance.summary()
-        if gen.ee_backgrounds.conversion_weight > 0.0:
+        bg = gen.ee_backgrounds  # set with the electrons
+        if bg is not None and bg.conversion_weight > 0.0:
             out["conversion_template"] = {
                 "histogram": "conversion_ratio_ee",
                 "sources": int(gen.cfg.electrons.conversion_template_sources),

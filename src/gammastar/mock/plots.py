@@ -131,7 +131,7 @@ def _plot(path, outdir, lepton, bins, mass_range, fmt, force) -> list[Path]:
     t = pair_table(path, lepton)
     ll, suffix = (r"\mu\mu", "") if lepton == "muon" else ("ee", "_ee")
     outdir = Path(outdir)
-    edges = np.linspace(*mass_range, bins + 1)
+    edges = np.linspace(mass_range[0], mass_range[1], bins + 1)
     os_ = t["charge"] == 0
     channels = [c for c in Channel if np.any(os_ & (t["channel"] == int(c)))]
     labels = [c.label for c in channels]

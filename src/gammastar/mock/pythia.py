@@ -199,6 +199,8 @@ class PythiaMesons:
             raise ConfigError(
                 "mock.pythia.mode: give pp, angantyr or pp_scaled with backend pythia"
             )
+        self.mode = py.mode
+        """``mock.pythia.mode`` (given)."""
         if py.mode == "angantyr" and py.target_pdgid is None:
             raise ConfigError("mock.pythia.target_pdgid: needed with mode angantyr")
         if py.mode == "pp_scaled":
@@ -216,11 +218,14 @@ class PythiaMesons:
         self.multiplicity = dict(self.pythia_multiplicity)
         """⟨n⟩ per inelastic collision on the target (scaled for ``pp_scaled``)."""
         if py.mode == "pp_scaled":
-            a = float(config.beam.target_mass_number)
+            mass_number = config.beam.target_mass_number
+            assert mass_number is not None  # refused above when missing
+            a = float(mass_number)
+            alpha: dict[str, float] = {k: v for k, v in py.a_exponent.items()}
             self.multiplicity = {
                 # ⟨n⟩_pA = ⟨n⟩_pp A^α σ_pp/σ_pA: the nucleus scale from a proton (A = 1)
                 k: v * nucleus_scale(a, config.beam.sigma_inel_mb, 1.0, self.pool.sigma_mb,
-                                     py.a_exponent[k])
+                                     alpha[k])
                 for k, v in self.pythia_multiplicity.items()
             }  # fmt: skip
         if not self.multiplicity["omega"] > 0:
@@ -264,7 +269,7 @@ class PythiaMesons:
                 "pp": "proton target (p+p)",
                 "angantyr": f"p+A with Angantyr (target {self.cfg.target_pdgid})",
                 "pp_scaled": "p+p scaled per meson to p+A, sigma_pA = sigma_pp A^alpha",
-            }[self.cfg.mode],
+            }[self.mode],
             "version": version("pythia8mc"),
             "settings": self.pool.settings,
             "random_seed": pythia_seed(self.seed),

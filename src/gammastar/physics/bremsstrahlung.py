@@ -300,9 +300,9 @@ def emission_probability(
     shape = m.shape
     mm = m.reshape(-1, 1, 1)
     z0, z1 = z_range
-    xz, wz = np.polynomial.legendre.leggauss(n_z)
+    xz, wz_nodes = np.polynomial.legendre.leggauss(n_z)
     z = (0.5 * (z1 - z0) * xz + 0.5 * (z1 + z0)).reshape(1, -1, 1)
-    wz = (0.5 * (z1 - z0) * wz).reshape(1, -1, 1)
+    wz = (0.5 * (z1 - z0) * wz_nodes).reshape(1, -1, 1)
     a = (1.0 - z) * mm**2 + z**2 * M_PROTON**2
     t0, t1 = np.log(a), np.log(a + pt_max**2)
     xt, wt = np.polynomial.legendre.leggauss(n_pt)
@@ -446,10 +446,17 @@ def _mcp_yields(
 
 
 def mcp_yield_band(
-    m_chi: ArrayLike, settings: BremsSettings | None = None, **kwargs: float
+    m_chi: ArrayLike,
+    settings: BremsSettings | None = None,
+    *,
+    q: float = 1.0,
+    m_max: float = 2.0,
+    n_fine: int = 20_000,
+    n_smooth: int = 160,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """Central, low and high χχ̄ yield per POT per Q² (Λ varied by ``band_factor``)."""
+    """Central, low and high χχ̄ yield per POT per Q² (Λ varied by ``band_factor``; the
+    other arguments :func:`mcp_yield_per_pot`'s)."""
     st = settings or BremsSettings()
     cuts = [st.cutoff * f for f in (1.0, 1.0 / st.band_factor, st.band_factor)]
-    curves = _mcp_yields(m_chi, st, cuts, **kwargs)
+    curves = _mcp_yields(m_chi, st, cuts, q=q, m_max=m_max, n_fine=n_fine, n_smooth=n_smooth)
     return curves[0], curves.min(axis=0), curves.max(axis=0)

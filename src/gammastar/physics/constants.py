@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
 from gammastar.core.cachedir import cached_json
 
@@ -57,7 +57,14 @@ def _masses_from_particle() -> dict[int, float]:
     """{PDG id: mass in MeV} of :data:`PDGID`, from ``particle.Particle.from_pdgid``."""
     from particle import Particle
 
-    return {pdgid: float(Particle.from_pdgid(pdgid).mass) for pdgid in PDGID.values()}
+    return {pdgid: _mass_mev(Particle.from_pdgid(pdgid)) for pdgid in PDGID.values()}
+
+
+def _mass_mev(p: Any) -> float:
+    """The particle's mass (MeV); an entry without one is an error in :data:`PDGID`."""
+    if p.mass is None:
+        raise ValueError(f"PDGID: {p.name} has no mass in the particle package")
+    return float(p.mass)
 
 
 @cache

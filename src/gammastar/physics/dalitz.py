@@ -98,7 +98,10 @@ def form_factor_eta_prime(
 
 
 def pseudoscalar_dalitz_dgamma_dm(
-    m: ArrayLike, m_parent: float, m_lepton: float, form_factor2: FormFactor = 1.0
+    m: ArrayLike,
+    m_parent: float,
+    m_lepton: float | NDArray[np.float64],
+    form_factor2: FormFactor = 1.0,
 ) -> NDArray[np.float64]:
     r"""Kroll–Wada P → γℓℓ mass spectrum per unit mass, relative to Γ(P → γγ).
 
@@ -111,7 +114,7 @@ def pseudoscalar_dalitz_dgamma_dm(
     Arguments:
         m: dilepton mass, GeV.
         m_parent: pseudoscalar mass M, GeV.
-        m_lepton: lepton mass, GeV.
+        m_lepton: lepton mass, GeV (a number, or one per ``m``).
         form_factor2: |F(m²)|², a number/array or a callable of ``m``.
 
     Returns:
@@ -178,7 +181,7 @@ def vector_dalitz_dgamma_dm(
     m: ArrayLike,
     m_parent: float,
     m_daughter: float,
-    m_lepton: float,
+    m_lepton: float | NDArray[np.float64],
     form_factor2: FormFactor = 1.0,
 ) -> NDArray[np.float64]:
     r"""V → Pℓℓ mass spectrum per unit mass, relative to Γ(V → Pγ).
@@ -192,7 +195,7 @@ def vector_dalitz_dgamma_dm(
         m: dilepton mass, GeV.
         m_parent: vector-meson mass M_V, GeV.
         m_daughter: pseudoscalar mass M_P, GeV.
-        m_lepton: lepton mass, GeV.
+        m_lepton: lepton mass, GeV (a number, or one per ``m``).
         form_factor2: |F(m²)|², a number/array or a callable of ``m``.
 
     Returns:

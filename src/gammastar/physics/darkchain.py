@@ -23,6 +23,7 @@ volume, the exponential law); Izaguirre, Krnjaic, Schuster, Toro PRD 96 (2017) 0
 from __future__ import annotations
 
 import functools
+from typing import TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -88,12 +89,15 @@ def two_body_decay(
     return boost(a, p), boost(b, p)
 
 
-def _scalar_model(model: IDM) -> None:
+def _scalar_model(model: IDM) -> tuple[float, float, float]:
+    """``(m1, m2, m_aprime)`` of a model of scalar parameters (else a GammastarError)."""
     for k in ("m1", "delta", "m_aprime", "alpha_d"):
         if np.ndim(getattr(model, k)):
             raise GammastarError(
                 f"{model.name}: sampling needs scalar parameters ({k} is an array)"
             )
+    m1, m_aprime = (float(np.asarray(v, dtype=np.float64)) for v in (model.m1, model.m_aprime))
+    return m1, float(model.m2), m_aprime
 
 
 def sample_psi2_decay(
@@ -133,9 +137,8 @@ def sample_psi2_decay(
         raise GammastarError(
             f"sample_psi2_decay: final state {final_state!r} not sampled (use 'ee' or 'mumu')"
         )
-    _scalar_model(model)
+    m1, m2, ma = _scalar_model(model)
     rng = np.random.default_rng(seed)
-    m1, m2, ma = float(model.m1), float(model.m2), float(model.m_aprime)
     ml = FINAL_STATES[final_state]
     s_min, s_max = 4 * ml**2, (m2 - m1) ** 2
     if s_max <= s_min:
@@ -195,6 +198,21 @@ def sample_psi2_decay(
     }
 
 
+class IdmChain(TypedDict):
+    """What :func:`idm_chain` returns: four-momenta (4, N), the ψ₂ vertices (3, N), the
+    weights (N,) and two scalars."""
+
+    psi1: NDArray[np.float64]
+    psi2: NDArray[np.float64]
+    psi2_vertex: NDArray[np.float64]
+    psi1_decay: NDArray[np.float64]
+    lminus: NDArray[np.float64]
+    lplus: NDArray[np.float64]
+    weight: NDArray[np.float64]
+    ctau_psi2: np.float64
+    br_psi2: np.float64
+
+
 def idm_chain(
     aprime: ArrayLike,
     vertices: ArrayLike,
@@ -204,7 +222,7 @@ def idm_chain(
     z_range: tuple[float, float],
     final_state: str = "ee",
     seed: int | np.random.Generator | None,
-) -> dict[str, NDArray[np.float64]]:
+) -> IdmChain:
     """The chain A′ → ψ₁ψ₂, ψ₂ → ψ₁ℓ⁻ℓ⁺ for given A′ (what the events machinery calls).
 
     Arguments:
@@ -236,16 +254,15 @@ def idm_chain(
         True
     """
 
-    _scalar_model(model)
+    m1, m2, m_aprime = _scalar_model(model)
     a = _p4(aprime, "idm_chain")
     m_a = invariant_mass(a)
-    if not np.allclose(m_a, float(model.m_aprime), rtol=1e-6, atol=1e-9):
+    if not np.allclose(m_a, m_aprime, rtol=1e-6, atol=1e-9):
         raise GammastarError(
             f"idm_chain: A' four-momenta have masses {m_a.min():.6g}..{m_a.max():.6g} GeV, "
-            f"the model's m_aprime is {float(model.m_aprime):.6g} GeV"
+            f"the model's m_aprime is {m_aprime:.6g} GeV"
         )
     rng = np.random.default_rng(seed)
-    m1, m2 = float(model.m1), float(model.m2)
     psi1, psi2 = two_body_decay(a, m1, m2, rng)
     ctau = float(psi2_ctau(model, eps))
     v = np.asarray(vertices, dtype=np.float64)

@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -94,15 +94,27 @@ _RHO2 = (1.728, 0.164, 0.037, 24.0)
 # ρ–ω mixing (e+e- fits: |δ| ≈ 1.9e-3, arg ≈ 0.1 rad)
 _DELTA_OMEGA = 1.9e-3 * np.exp(0.1j)
 
+
+class _Resonance(TypedDict):
+    """A narrow vector meson: mass, total width (GeV), B(ee), {channel: B}, and the
+    branching fraction of the channels only in its total width (``other``)."""
+
+    mass: float
+    width: float
+    bee: float
+    channels: dict[str, float]
+    other: float
+
+
 # Narrow vector mesons, PDG 2024: mass, total width (GeV), B(ee), {channel: B}
-_OMEGA = {
+_OMEGA: _Resonance = {
     "mass": M_OMEGA,
     "width": 8.68e-3,
     "bee": 7.38e-5,
     "channels": {"3pi": 0.892, "pi0gamma": 0.0835},
     "other": 0.0153 + 7.38e-5 + 0.0,  # ππ (in F_π) and ee: only in the total width
 }
-_PHI = {
+_PHI: _Resonance = {
     "mass": M_PHI,
     "width": 4.249e-3,
     "bee": 2.979e-4,
@@ -202,13 +214,21 @@ def _channel_scale(s: NDArray, m: float, channel: str) -> NDArray:
     raise ValueError(channel)
 
 
-def _resonance_r(s: NDArray, res: dict) -> dict[str, NDArray]:
+def _resonance_r(s: NDArray, res: _Resonance) -> dict[str, NDArray]:
     m, g, bee = res["mass"], res["width"], res["bee"]
     gee = bee * g
     partial = {c: b * g * _channel_scale(s, m, c) for c, b in res["channels"].items()}
     g_tot = sum(partial.values()) + res["other"] * g
     den = (s - m**2) ** 2 + m**2 * g_tot**2
     return {c: 9 * m**2 * gee * gp / (ALPHA_EM**2 * den) for c, gp in partial.items()}
+
+
+def _summed(parts: dict[str, NDArray], like: NDArray) -> NDArray[np.float64]:
+    """Σ of the parts, in their order (0 of the shape of ``like`` for none)."""
+    total = np.zeros_like(like, dtype=np.float64)
+    for part in parts.values():
+        total = total + part
+    return total
 
 
 def _alpha_s(mu: NDArray) -> NDArray:
@@ -238,8 +258,8 @@ def r_ratio_components(m: ArrayLike) -> dict[str, NDArray[np.float64]]:
     s = m**2
     beta = np.sqrt(np.clip(1 - 4 * M_PI**2 / np.where(s > 0, s, 1.0), 0.0, None))
     pipi = np.where(m > 2 * M_PI, beta**3 * np.abs(pion_form_factor(s)) ** 2 / 4, 0.0)
-    omega = sum(_resonance_r(s, _OMEGA).values())
-    phi = sum(_resonance_r(s, _PHI).values())
+    omega = _summed(_resonance_r(s, _OMEGA), s)
+    phi = _summed(_resonance_r(s, _PHI), s)
     a = _alpha_s(m) / np.pi
     r_pqcd = 2.0 * (1 + a + 1.64 * a**2)
     x0, w = _TURN_ON

@@ -123,10 +123,10 @@ class IDM:
         0.11000000000000001
     """
 
-    m1: ArrayLike
-    delta: ArrayLike
-    m_aprime: ArrayLike
-    alpha_d: ArrayLike = 0.1
+    m1: float | NDArray[np.float64]
+    delta: float | NDArray[np.float64]
+    m_aprime: float | NDArray[np.float64]
+    alpha_d: float | NDArray[np.float64] = 0.1
 
     name = "iDM"
 
@@ -137,14 +137,15 @@ class IDM:
             _check_positive(key, val, self.name)
         if np.any(_arr(self.m_aprime) < _arr(self.m1) + _arr(self.m2)):
             raise GammastarError(
-                f"{self.name}: m_aprime ({self.m_aprime}) must be >= m1 + m2 "
+                f"{self.name}: m_aprime ({self.m_aprime!s}) must be >= m1 + m2 "
                 f"({_arr(self.m1) + _arr(self.m2)}): A' -> psi1 psi2 must be open"
             )
 
     @property
     def m2(self) -> float | NDArray[np.float64]:
         """ψ₂ mass m₁(1 + Δ), GeV."""
-        return self.m1 * (1.0 + self.delta)  # type: ignore[operator]
+        m2 = _arr(self.m1) * (1.0 + _arr(self.delta))
+        return m2 if m2.ndim else float(m2)
 
     @property
     def kappa2(self) -> float | NDArray[np.float64]:
@@ -458,7 +459,11 @@ def psi2_width(
         True
     """
     if final_state == "total":
-        return sum(psi2_width(model, eps, f, n_nodes=n_nodes) for f in FINAL_STATES)
+        widths = [psi2_width(model, eps, f, n_nodes=n_nodes) for f in FINAL_STATES]
+        total = widths[0]
+        for w in widths[1:]:  # in the order of FINAL_STATES
+            total = total + w
+        return total
     if final_state not in FINAL_STATES:
         raise GammastarError(
             f"unknown psi2 final state {final_state!r}; known: [*{list(FINAL_STATES)}, 'total']"

@@ -140,7 +140,7 @@ def two_body_momentum(m_parent: ArrayLike, m1: ArrayLike, m2: ArrayLike) -> Arra
         [0.0, 0.0, 0.0]
     """
     m_parent = np.asarray(m_parent, dtype=np.float64)
-    lam = (m_parent**2 - (m1 + m2) ** 2) * (m_parent**2 - (m1 - m2) ** 2)
+    lam = (m_parent**2 - np.add(m1, m2) ** 2) * (m_parent**2 - np.subtract(m1, m2) ** 2)
     # below |m1 − m2| both factors are negative: λ > 0 there is no decay
     lam = np.where(m_parent > np.add(m1, m2), lam, 0.0)
     return np.sqrt(np.clip(lam, 0.0, None)) / (2.0 * np.where(m_parent > 0, m_parent, 1.0))
@@ -282,7 +282,7 @@ def rotate_from_z(
         [1.0, 0.0, 0.0, 1.0]
     """
     if sin_t is None:
-        sin_t = np.sqrt(np.clip(1.0 - cos_t**2, 0.0, None))
+        sin_t = np.sqrt(np.clip(1.0 - np.square(cos_t), 0.0, None))
     x = p[0] * cos_t + p[2] * sin_t
     z = -p[0] * sin_t + p[2] * cos_t
     c, s = np.cos(phi), np.sin(phi)
@@ -310,7 +310,7 @@ def back_to_back(
         True
     """
     p = np.asarray(p, dtype=np.float64)
-    sin_t = np.sqrt(np.clip(1.0 - cos_t**2, 0.0, None))
+    sin_t = np.sqrt(np.clip(1.0 - np.square(cos_t), 0.0, None))
     d = np.stack([sin_t * np.cos(phi), sin_t * np.sin(phi), cos_t])
     e = np.broadcast_to(np.sqrt(p**2 + np.asarray(m_daughter) ** 2), p.shape)
     m2 = m_daughter if m_other is None else m_other

@@ -86,7 +86,7 @@ def sample_mt_exponential(rng: np.random.Generator, mass: Array, temperature: fl
     return _mt_exponential_pt(r, rng.standard_exponential((2, n)), mass, temperature)
 
 
-def _mt_exponential_pt(r: Array, e: Array, mass: ArrayLike, temperature: float) -> Array:
+def _mt_exponential_pt(r: Array, e: Array, mass: float | Array, temperature: float) -> Array:
     """:func:`sample_mt_exponential`'s p_T from its random numbers, which do not depend on the
     mass: uniforms ``r`` choosing Γ(2, T) over Exp(T) (probability T/(T + m)) and standard
     exponentials ``e`` (2, n) (Γ(2, T) is the sum of two Exp(T))."""
@@ -133,7 +133,7 @@ def _check_power(power: float) -> None:
         raise ValueError(f"sample_mt_power: power must be > -2, got {power}")
 
 
-def _mt_power_pt(r: Array, mass: ArrayLike, temperature: float, power: float) -> Array:
+def _mt_power_pt(r: Array, mass: float | Array, temperature: float, power: float) -> Array:
     """:func:`sample_mt_power`'s p_T (a ≠ 0) from its uniforms ``r``, which do not depend on
     the mass."""
     from scipy.special import gammaincc, gammainccinv

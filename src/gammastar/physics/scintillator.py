@@ -133,7 +133,7 @@ class ScintillatorDetector:
         p = self.layer_probability(q)
         n, k = self.n_layers, int(self.n_coincidence)  # type: ignore[arg-type]
         tot = sum(comb(n, j) * p**j * (1 - p) ** (n - j) for j in range(k, n + 1))
-        return self.efficiency * tot
+        return np.asarray(self.efficiency * tot, dtype=np.float64)
 
     def background_events(self) -> float:
         """Expected accidental k-fold coincidences from dark counts during the live time.

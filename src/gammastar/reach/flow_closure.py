@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir, urls
 from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import GammastarError, InputError
@@ -99,7 +100,7 @@ def _pair_acceptance(
     if len(unique) == 1:  # one sample serves every channel
         return next(iter(unique.values())).acceptance_per_sample(ctaus)
     out = sum(br * samples[ch].acceptance_per_sample(ctaus) for ch, br in decays.items())
-    return out / float(np.sum(list(decays.values())))
+    return np.asarray(out / float(np.sum(list(decays.values()))), dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ def detector_closure(
     return out
 
 
-def flow_rows(config: Any, flow_path: Path) -> tuple[dict[str, NDArray], Path | str]:
+def flow_rows(config: AnalysisConfig, flow_path: Path) -> tuple[dict[str, NDArray], Path | str]:
     """The rows the flow at ``flow_path`` (a run directory, its ``flow/`` or ``model.pt``)
     learnt, with the weights it learnt them with: the pairs its ``meta.json`` names (else
     ``pairs.parquet`` beside ``flow/``; both channels combined as
@@ -367,10 +368,10 @@ def _closure_targets(
     and ε_high of the scan mass nearest ``mass``, else (a mass not excluded) at the ε of the
     largest expected signal; ``None`` without any expected signal there."""
 
-    at = {}
+    at: dict[str, tuple[float, float]] = {}
     for key, j in (("eps_low", 0), ("eps_high", 1)):
         eps, ct = _boundary_ctau(res, mass, j, dark=dark)
-        if ct is not None:
+        if eps is not None and ct is not None:  # both or neither
             at[key] = (eps, ct)
     if at:
         return at
@@ -430,7 +431,7 @@ def _closure_flow(source: Source) -> tuple[Any, Any, float | None]:
     return source.kinematics, None, None
 
 
-def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dict[str, Any] | None:
+def closure_record(config: AnalysisConfig, inp: Any, res: Any, *, per_pair: int = 4) -> dict[str, Any] | None:
     """The reach's ``flow_closure`` block: :func:`detector_closure` at each of
     ``validate.masses`` inside the scan's range, at the cτ of the median expected ε_low and
     ε_high of the scan (nearest scan mass; at a mass not excluded, the ε of the largest
@@ -464,7 +465,8 @@ def closure_record(config: Any, inp: Any, res: Any, *, per_pair: int = 4) -> dic
     lo, hi = float(res.masses.min()), float(res.masses.max())
     masses = [float(x) for x in config.validate_.masses if lo <= x <= hi]
     seeds = np.random.SeedSequence(config.seed).spawn(max(len(masses), 1))
-    points, pulls = [], []
+    points: list[dict[str, Any]] = []
+    pulls: list[float] = []
     for mass, ss in zip(masses, seeds, strict=False):
         open_ch = tuple(ch for ch in rc.channels
                         if mass > LEPTON_CHANNELS[ch].threshold)  # fmt: skip

@@ -503,6 +503,14 @@ def _bin_index(pname: str, params: Mapping[str, tuple[str, int]]) -> int:
     return 0
 
 
+def _variations(kind: str, mdata: Any) -> dict[str, Any]:
+    """The ``hi``/``lo`` of a normsys (factors) or histosys (absolute templates) modifier."""
+    if kind == "normsys":
+        return {"hi": float(mdata["hi"]), "lo": float(mdata["lo"])}
+    hi, lo = [float(x) for x in mdata["hi_data"]], [float(x) for x in mdata["lo_data"]]
+    return {"hi": {"contents": hi}, "lo": {"contents": lo}}
+
+
 def _add_param(params: dict[str, tuple[str, int]], name: str, kind: str, nbins: int) -> None:
     _check_name(name, f"{kind} parameter")
     seen = params.get(name)
@@ -541,7 +549,7 @@ def _sample(
                     "constraint_name": "lumiConstraint",
                 }
             )
-        elif kind == "normsys":
+        elif kind in ("normsys", "histosys"):
             _add_param(params, mname, kind, 1)
             out["modifiers"].append(
                 {
@@ -550,20 +558,7 @@ def _sample(
                     "parameter": mname,
                     "constraint_type": "Gauss",
                     "interpolation": INTERPOLATION[kind][codes[kind]],
-                    "data": {"hi": float(mdata["hi"]), "lo": float(mdata["lo"])},
-                }
-            )
-        elif kind == "histosys":
-            _add_param(params, mname, kind, 1)
-            hi, lo = [float(x) for x in mdata["hi_data"]], [float(x) for x in mdata["lo_data"]]
-            out["modifiers"].append(
-                {
-                    "type": kind,
-                    "name": mname,
-                    "parameter": mname,
-                    "constraint_type": "Gauss",
-                    "interpolation": INTERPOLATION[kind][codes[kind]],
-                    "data": {"hi": {"contents": hi}, "lo": {"contents": lo}},
+                    "data": _variations(kind, mdata),
                 }
             )
         elif kind == "staterror":

@@ -27,14 +27,17 @@ Toro PRD 98 (2018) 035011 (the y plane); the seed talk (semi-visible A′).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.config import load_config
+from gammastar.config import AnalysisConfig, load_config
+from gammastar.config.reach import IdmConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.core.figures import figure_style, save_figure
@@ -44,7 +47,7 @@ from gammastar.physics.darksector import I2DM, IDM, aprime_branching_ratios, psi
 from gammastar.physics.decay import decay_probability
 from gammastar.physics.volumes.shapes import Slab
 from gammastar.reach import stats
-from gammastar.reach.acceptance.dark import draw_dark, draw_dark_pair
+from gammastar.reach.acceptance.dark import DarkPairSample, draw_dark, draw_dark_pair
 from gammastar.reach.stats.model import Channel, Model
 from gammastar.source.geometry import Geometry
 from gammastar.source.setup import aprime_source, polarisation
@@ -482,16 +485,31 @@ def chain_acceptances(
         pair = draw_dark_pair(sampler, model, geometry, n, channels=brs,
                               min_opening_angle=min_opening_angle, seed=s22, rho00=rho00)  # fmt: skip
 
-        def acc22(eps: ArrayLike) -> NDArray[np.float64]:
-            e = np.asarray(eps, dtype=np.float64)
-            return pair.acceptance(ctau_ref * (eps_ref / e) ** 2)
-
-        acc22.sample = pair  # type: ignore[attr-defined]
-        out["psi2 psi2"] = acc22
+        out["psi2 psi2"] = _PairChainAcceptance(pair, ctau_ref, eps_ref)
     return out
 
 
-def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> Any:
+@dataclass(frozen=True)
+class _PairChainAcceptance:
+    """acc(ε) of the ψ₂ψ̄₂ chain of :func:`chain_acceptances` from its draw ``sample``
+    (:func:`~gammastar.reach.acceptance.dark.draw_dark_pair`'s), cτ(ψ₂) ∝ ε⁻² from
+    ``ctau_ref`` at ``eps_ref``."""
+
+    sample: DarkPairSample
+    ctau_ref: float
+    eps_ref: float
+
+    def __call__(self, eps: ArrayLike) -> NDArray[np.float64]:
+        e = np.asarray(eps, dtype=np.float64)
+        return self.sample.acceptance(self.ctau_ref * (self.eps_ref / e) ** 2)
+
+
+def run_idm_reach(
+    config: AnalysisConfig | str | os.PathLike[str],
+    *,
+    force: bool = False,
+    output: str | os.PathLike[str] | None = None,
+) -> Path:
     """``gammastar reach-idm``: the expected iDM reach of ``config.idm`` in the (m₁, y) plane
     (and (m_A′, ε) at these dark parameters); writes ``reach_idm.json`` and
     ``figures/reach_idm.png``.
@@ -507,18 +525,16 @@ def run_idm_reach(config: Any, *, force: bool = False, output: Any = None) -> An
     Raises:
         ConfigError: no ``idm`` section.
     """
-    from pathlib import Path
-
-
-    cfg = load_config(config) if not hasattr(config, "idm") else config
+    cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     where = cfg.source or "<config>"
-    if cfg.idm is None:
+    idm = cfg.idm
+    if idm is None:
         raise ConfigError(f"{where}: no 'idm' section (docs/howto/dark-sectors.md)")
     src = aprime_source(cfg, None)
-    scan = _idm_scan(cfg, src)
+    scan = _idm_scan(cfg, idm, src)
     out = Path(output) if output is not None else cfg.output_dir / rundir.REACH_IDM
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = _idm_doc(cfg, src, scan)
+    doc = _idm_doc(cfg, idm, src, scan)
     rundir.validate(doc, rundir.REACH_IDM, where=str(out))
     written = write_json(out, doc, force=force)
     plot_idm_reach(doc, out.parent / "figures" / "reach_idm.png", title=cfg.name)
@@ -539,13 +555,12 @@ class _IdmScan(NamedTuple):
     pols: list[dict[str, Any]]
 
 
-def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
-    """Per m₁ of ``cfg.idm``'s grid, the chains' acceptances (:func:`chain_acceptances`, the
-    A′ spin density from the data) and the excluded y interval per band; ``src`` the A′
-    source (:func:`gammastar.source.setup.aprime_source`: its
-    :class:`~gammastar.source.source.Source`)."""
+def _idm_scan(cfg: AnalysisConfig, idm: IdmConfig, src: Mapping[str, Any]) -> _IdmScan:
+    """Per m₁ of ``idm``'s grid (``cfg.idm``), the chains' acceptances
+    (:func:`chain_acceptances`, the A′ spin density from the data) and the excluded y
+    interval per band; ``src`` the A′ source (:func:`gammastar.source.setup.aprime_source`:
+    its :class:`~gammastar.source.source.Source`)."""
 
-    idm = cfg.idm
     source = src["source"]
     geometry = Geometry.from_config(cfg.detector)
     if idm.m1_range is not None:
@@ -589,16 +604,20 @@ def _idm_scan(cfg: Any, src: Mapping[str, Any]) -> _IdmScan:
         if "psi2 psi2" in parts and ylo is not None:
             i = int(np.argmin(np.abs(np.log(y / ylo))))
             scan.share[-1] = float(parts["psi2 psi2"][i] / sig[i]) if sig[i] > 0 else None
-            smp = accs["psi2 psi2"].sample  # type: ignore[attr-defined]
+            pair_acc = accs["psi2 psi2"]
+            assert isinstance(pair_acc, _PairChainAcceptance)  # chain_acceptances' entry
+            smp = pair_acc.sample
             ct = float(psi2_ctau(model, eps[i]))
             scan.double[-1] = float(smp.double_share(ct)[0])
     return scan
 
 
-def _idm_doc(cfg: Any, src: Mapping[str, Any], scan: _IdmScan) -> dict[str, Any]:
-    """The ``reach_idm.json`` document of a scan (:data:`gammastar.core.rundir.REACH_IDM`)."""
+def _idm_doc(
+    cfg: AnalysisConfig, idm: IdmConfig, src: Mapping[str, Any], scan: _IdmScan
+) -> dict[str, Any]:
+    """The ``reach_idm.json`` document of a scan (:data:`gammastar.core.rundir.REACH_IDM`;
+    ``idm`` is ``cfg.idm``)."""
 
-    idm = cfg.idm
     to_eps = idm.mass_ratio**4 / idm.alpha_d
     i2dm = {"psi2psi2_share": scan.share, "both_detected_share": scan.double}
     return {

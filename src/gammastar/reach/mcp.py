@@ -25,6 +25,7 @@ PRL 122 (2019) 071801 (arXiv:1806.03310); milliQan PLB 746 (2015) 117; SUBMET ar
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.config import load_config
+from gammastar.config import AnalysisConfig, load_config
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta, write_json
 from gammastar.core.figures import figure_style, save_figure
@@ -672,7 +673,7 @@ def plot_mcp_reach(doc: dict[str, Any], path: str | Path | None = None, *, title
     return fig
 
 
-def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None = None) -> Path:
+def run_mcp_reach(config: AnalysisConfig | str | os.PathLike[str], *, force: bool = False, output: str | Path | None = None) -> Path:
     """Compute the χ yields and the (m_χ, Q) reach of ``config.mcp``; write ``reach_mcp.json``.
 
     Arguments:
@@ -688,7 +689,7 @@ def run_mcp_reach(config: Any, *, force: bool = False, output: str | Path | None
         ConfigError: no ``mcp`` section; the data-driven flux without its inputs.
     """
 
-    cfg = load_config(config) if not hasattr(config, "mcp") else config
+    cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     mc = cfg.mcp
     if mc is None:
         raise ConfigError("mcp: the config has no 'mcp' section")

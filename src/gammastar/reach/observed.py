@@ -50,14 +50,14 @@ def read_mass_histogram(
         raise InputError(f"{label}: contents must be finite event counts >= 0")
     if np.any(np.abs(counts - np.round(counts)) > 1e-6):
         raise InputError(f"{label}: contents must be integer event counts (unweighted events)")
-    counts = np.round(counts).astype(np.int64)
-    if counts[0] or counts[-1]:
+    n = np.round(counts).astype(np.int64)
+    if n[0] or n[-1]:
         raise InputError(
-            f"{label}: {counts[0]} events in the underflow and {counts[-1]} in the overflow; "
+            f"{label}: {n[0]} events in the underflow and {n[-1]} in the overflow; "
             "extend the axis so that every observed event has a mass"
         )
     centres = 0.5 * (edges[1:] + edges[:-1])
-    return np.repeat(centres, counts[1:-1]), edges
+    return np.repeat(centres, n[1:-1]), edges
 
 
 def observed_counts(

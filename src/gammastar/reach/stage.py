@@ -38,6 +38,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig
+from gammastar.config_checks import experiment_problems
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_paths, check_writable, make_meta
 from gammastar.core.results import StageResult
@@ -126,26 +127,25 @@ def _extrapolation_json(res: ScanResult, mode: str, yields: Yields) -> dict[str,
     return out
 
 
-def check_config(config: Any) -> None:
-    """Refuse a reach whose statistics inputs are not all given (before anything is written).
+def check_config(config: AnalysisConfig) -> None:
+    """Refuse a reach whose statistics inputs are not all given, or (outside the mock) whose
+    detector is not stated, before anything is written.
 
     Raises:
-        ConfigError: one line naming the first missing ``reach`` key
-            (:meth:`gammastar.config.reach.ReachConfig.missing`).
+        ConfigError: one line per missing key, all in one message
+            (:func:`gammastar.config_checks.experiment_problems` with the reach run).
     """
-    missing = config.reach.missing()
+    given = config.model_dump(mode="python", by_alias=True, exclude_unset=True)
+    missing = experiment_problems(given, reach=True)
     if missing:
-        key, what = missing[0]
-        raise ConfigError(
-            f"{config.source or '<config>'}: reach.{key}: not given ({what}); the reach has no "
-            "experiment-specific defaults: state it, 0 on purpose where it does not apply"
-        )
+        src = config.source or "<config>"
+        raise ConfigError("\n".join(f"{src}: {line}" for line in missing))
     from gammastar.reach.bounds import read_config_bounds
 
     read_config_bounds(config)  # a bad bound file stops the reach before the scan
 
 
-def _reach_yields(config: Any) -> tuple[Path, Yields]:
+def _reach_yields(config: AnalysisConfig) -> tuple[Path, Yields]:
     """``reach.yields`` (its fiducial part only with ``reach.extrapolation: refuse``)."""
     path = config.resolve(config.reach.yields)
     yields = load_yields(path)
@@ -155,7 +155,7 @@ def _reach_yields(config: Any) -> tuple[Path, Yields]:
     return path, yields
 
 
-def _reach_n_pot(config: Any, yields: Yields) -> float:
+def _reach_n_pot(config: AnalysisConfig, yields: Yields) -> float:
     """``reach.n_pot``, else ``beam.n_pot``, else (``from_input``) the yields' ``meta.n_pot``.
 
     Raises:
@@ -172,7 +172,7 @@ def _reach_n_pot(config: Any, yields: Yields) -> float:
     return float(n_pot)
 
 
-def _reach_masses(config: Any, yields: Yields, source: Source) -> NDArray[np.float64]:
+def _reach_masses(config: AnalysisConfig, yields: Yields, source: Source) -> NDArray[np.float64]:
     """The mass grid: ``reach.mass_min``/``mass_max`` (default: the yields' range within the
     flow's), ``reach.mass_points`` points.
 
@@ -198,7 +198,7 @@ def _reach_masses(config: Any, yields: Yields, source: Source) -> NDArray[np.flo
 
 
 def reach_inputs(
-    config: Any, *, source: Any = None, output: str | Path | None = None
+    config: AnalysisConfig, *, source: Any = None, output: str | Path | None = None
 ) -> ReachInputs:
     """Read and resolve everything the reach scan needs from the config (nothing written).
 
@@ -336,7 +336,7 @@ def _observed_source(v: Any) -> str:
     return "per mass point" if isinstance(v, list) else "one count for every mass point"
 
 
-def _statistics_meta(config: Any, inp: ReachInputs) -> dict[str, Any]:
+def _statistics_meta(config: AnalysisConfig, inp: ReachInputs) -> dict[str, Any]:
     """``reach.json`` ``meta.statistics``: the statistics inputs as used."""
     rc = config.reach
     observed = None
@@ -361,7 +361,7 @@ def _statistics_meta(config: Any, inp: ReachInputs) -> dict[str, Any]:
     }
 
 
-def reach_meta(config: Any, inp: ReachInputs, res: ScanResult, wall: float) -> dict[str, Any]:
+def reach_meta(config: AnalysisConfig, inp: ReachInputs, res: ScanResult, wall: float) -> dict[str, Any]:
     """``reach.json`` ``meta`` (also the workspaces index's): provenance, method, inputs."""
     rc = config.reach
     return make_meta(
@@ -396,7 +396,7 @@ def reach_meta(config: Any, inp: ReachInputs, res: ScanResult, wall: float) -> d
 
 
 def reach_document(
-    config: Any, inp: ReachInputs, res: ScanResult, meta: dict[str, Any]
+    config: AnalysisConfig, inp: ReachInputs, res: ScanResult, meta: dict[str, Any]
 ) -> dict[str, Any]:
     """The ``reach.json`` content (public contract, docs/reference/outputs.md) of a scan."""
     rc = config.reach
@@ -479,7 +479,7 @@ def write_reach(
 
 
 def plot_reach_figures(
-    config: Any,
+    config: AnalysisConfig,
     out: Path,
     res: ScanResult,
     *,

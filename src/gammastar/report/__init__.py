@@ -28,7 +28,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from gammastar._version import __version__
 from gammastar.config import AnalysisConfig, load_config
@@ -93,7 +92,7 @@ SECTION_BUILDERS: dict[str, Callable[..., None]] = {
 }
 
 
-def render(config: Any, run: Path) -> str:
+def render(config: AnalysisConfig, run: Path) -> str:
     """The report page for run directory ``run`` as an HTML string."""
     sections = {ident: Section(ident, title) for ident, title in SECTIONS}
     for ident, s in sections.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
 from gammastar.report.layout import CUTFLOW_LABELS
@@ -14,6 +15,7 @@ from gammastar.report.markup import (
     _flags_text,
     _is_number,
     details,
+    dict_at,
     esc,
     fmt,
     fmt_err,
@@ -32,7 +34,7 @@ from gammastar.report.reading import (
 )
 
 
-def _mock_section(cfg: Any, run: Path, s: Section) -> None:
+def _mock_section(cfg: AnalysisConfig, run: Path, s: Section) -> None:
     path = run / rundir.MOCK
     if not path.exists():
         if getattr(cfg, "mock", None) is None:
@@ -78,7 +80,7 @@ def _mock_section(cfg: Any, run: Path, s: Section) -> None:
 
 def _selection_channels(doc: dict[str, Any], s: Section) -> None:
     """Both channels in one run: their pair counts (the tables after are the primary's)."""
-    flavours = doc.get("flavours") if isinstance(doc.get("flavours"), dict) else {}
+    flavours = dict_at(doc, "flavours")
     if flavours:  # both channels in one run: the tables below are the primary flavour's
         rows = [
             (esc(ch), fmt(_get(b, "counts", "os")), fmt(_get(b, "counts", "pp")),
@@ -177,7 +179,7 @@ def _selection_section(run: Path, s: Section) -> None:
     if isinstance(bad, dict) and bad:
         s.warn(f"{len(bad)} input file(s) skipped as unreadable")
         s.add(table(["file", "reason"], list(bad.items())))
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    meta = dict_at(doc, "meta")
     extra = [
         ("layout", fmt(meta.get("layout"))),
         ("executor", fmt(meta.get("executor"))),
@@ -239,7 +241,7 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
             return "n/a"
         return f"{fmt(v[i], '+.3f')} ± {fmt(e[i], '.3f') if i < len(e) else 'n/a'}"
 
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (f"{fmt(edges[i], '.3f')}–{fmt(edges[i + 1], '.3f')}",
          fmt(cols["n_pairs"][i]) if i < len(cols["n_pairs"]) else "n/a",
          pm("lambda_theta", i), pm("lambda_phi", i), pm("lambda_theta_phi", i))
@@ -278,11 +280,8 @@ def _polarisation_table(pol: dict[str, Any], s: Section) -> None:
 def _simulation_share_text(sc: dict, edges: list) -> str:
     """The sentence "The simulation's own statistics make at most …" of a
     ``selection_correction`` block with ``simulation_share`` ("" without a share)."""
-    share = [
-        (_num(x), i)
-        for i, x in enumerate(_as_list(sc.get("simulation_share")))
-        if _num(x) is not None
-    ]
+    numbers = [(_num(x), i) for i, x in enumerate(_as_list(sc.get("simulation_share")))]
+    share = [(x, i) for x, i in numbers if x is not None]
     if not share:
         return ""
     x, i = max(share)
@@ -377,7 +376,7 @@ def _yields_section(run: Path, s: Section) -> None:
     doc = _section_json(run, rundir.YIELDS, s)
     if doc is None:
         return
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    meta = dict_at(doc, "meta")
     s.add(
         kv_table(
             [
@@ -420,7 +419,7 @@ def _standard_recipe_block(doc: dict[str, Any], s: Section) -> None:
         return
     from gammastar.yields.standard_recipe import summary_rows
 
-    src = sr.get("meson_yields_source") if isinstance(sr.get("meson_yields_source"), dict) else {}
+    src = dict_at(sr, "meson_yields_source")
     s.add("<h3>Data-driven A′ yield / standard generator-level recipe</h3>")
     mesons = sr.get("meson_yields_per_pot") or {}
     s.add(kv_table([("meson yields from", fmt(src.get("kind"))), ("how", fmt(src.get("detail"))),
@@ -448,8 +447,8 @@ def _universality_block(doc: dict[str, Any], s: Section) -> None:
         return
     mass = _as_list(uni.get("mass"))
     ratio, rerr = _as_list(uni.get("ratio")), _as_list(uni.get("ratio_err"))
-    comb = doc.get("aprime_combined") if isinstance(doc.get("aprime_combined"), dict) else {}
-    ap = doc.get("aprime") if isinstance(doc.get("aprime"), dict) else {}
+    comb = dict_at(doc, "aprime_combined")
+    ap = dict_at(doc, "aprime")
     if not comb and "weights" in ap:  # both channels in one run: `aprime` is the combination
         at = {round(float(m), 9): i for i, m in enumerate(_as_list(ap.get("mass")))}
         pick = [at.get(round(float(m), 9)) for m in mass]
@@ -485,7 +484,9 @@ def _universality_block(doc: dict[str, Any], s: Section) -> None:
             ]
         )
     )
-    headers = ["m (GeV)", f"ratio {label}", "combined A′ per POT per ε²", "stat.", "syst."]
+    headers = [
+        "m (GeV)", f"ratio {label}", "combined A′ per POT per ε²", "stat.", "channel disagreement"
+    ]  # fmt: skip
     s.add(table(headers, [rows[i] for i in _pick(len(rows), 8)], "num"))
     if len(rows) > 8:
         s.add(details(f"all {len(rows)} shared mass bins", table(headers, rows, "num")))

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gammastar._version import __version__
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
 from gammastar.report.layout import (
@@ -47,7 +48,7 @@ def package_versions(names: Sequence[str] = KEY_PACKAGES) -> dict[str, str]:
     return out
 
 
-def _config_text(cfg: Any) -> tuple[str, str]:
+def _config_text(cfg: AnalysisConfig) -> tuple[str, str]:
     """The config's YAML text and where it came from."""
     src = getattr(cfg, "source", None)
     if src and Path(src).is_file():
@@ -61,7 +62,7 @@ def _config_text(cfg: Any) -> tuple[str, str]:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "(in memory; dumped)"
 
 
-def _provenance(cfg: Any, run: Path) -> tuple[Raw, Raw]:
+def _provenance(cfg: AnalysisConfig, run: Path) -> tuple[Raw, Raw]:
     """(run information, seeds/artifact metadata) blocks."""
     text, where = _config_text(cfg)
     text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -8,12 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
 from gammastar.reach import edges
 from gammastar.report.markup import (
     _is_number,
     details,
+    dict_at,
     esc,
     fmt,
     kv_table,
@@ -76,7 +78,7 @@ def _acceptance_section(run: Path, s: Section) -> None:
 
 def _reach_eps_table(doc: dict[str, Any], s: Section) -> None:
     """The excluded ε range per mass (expected median; observed; the extrapolated share)."""
-    exp = doc.get("expected") if isinstance(doc.get("expected"), dict) else {}
+    exp = dict_at(doc, "expected")
     mass = _as_list(exp.get("mass"))
     lo = _as_list(exp.get("eps_low"))
     hi = _as_list(exp.get("eps_high"))
@@ -118,7 +120,7 @@ def _reach_eps_table(doc: dict[str, Any], s: Section) -> None:
 def _reach_bands(doc: dict[str, Any], s: Section) -> None:
     """The excluded ε range at the ±1σ, ±2σ expected limits per mass."""
     mass = _as_list(_get(doc, "expected", "mass"))
-    bands = doc.get("bands") if isinstance(doc.get("bands"), dict) else {}
+    bands = dict_at(doc, "bands")
     names = [b for b in ("-2", "-1", "+1", "+2") if isinstance(bands.get(b), dict)]
     if names and mass:
 
@@ -149,11 +151,11 @@ def _reach_section(run: Path, s: Section) -> None:
     doc = _section_json(run, rundir.REACH, s)
     if doc is None:
         return
-    meta = doc.get("meta") if isinstance(doc.get("meta"), dict) else {}
+    meta = dict_at(doc, "meta")
     methods = [m for m in _as_list(_get(doc, "signal_limit", "method")) if m is not None]
     used = sorted({str(m) for m in methods})
     cl = _num(doc.get("cl"))
-    exp = doc.get("expected") if isinstance(doc.get("expected"), dict) else {}
+    exp = dict_at(doc, "expected")
     mass = _as_list(exp.get("mass"))
     lo = _as_list(exp.get("eps_low"))
     index = _read_json(run, rundir.WORKSPACES_INDEX, s)
@@ -197,7 +199,7 @@ def _reach_section(run: Path, s: Section) -> None:
     _closure_table(doc, s)
 
 
-def _compare_with_table(config: Any, s: Section) -> None:
+def _compare_with_table(config: AnalysisConfig, s: Section) -> None:
     """``reach.compare_with``: the published bounds the reach figure draws, with their sources."""
     entries = getattr(getattr(config, "reach", None), "compare_with", None) or []
     if not entries:
@@ -243,7 +245,7 @@ def _closure_table(doc: dict[str, Any], s: Section) -> None:
         return
 
     def cell(p: dict[str, Any], key: str) -> str:
-        v = p.get(key) if isinstance(p.get(key), dict) else {}
+        v = dict_at(p, key)
         r, e = v.get("ratio"), v.get("ratio_err")
         if _is_number(r) and _is_number(e):
             return f"{fmt(r, '.3f')} ± {fmt(e, '.3f')}"

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.core.verdicts import kl_verdicts
 from gammastar.reach import edges
@@ -16,6 +17,7 @@ from gammastar.report.markup import (
     Raw,
     _flags_text,
     _is_number,
+    dict_at,
     esc,
     fmt,
     table,
@@ -28,6 +30,7 @@ from gammastar.report.reading import (
     _pick,
     _read_json,
 )
+from gammastar.yields.error_parts import PART_LABELS, ErrorParts, error_parts
 
 __all__ = ["SUMMARY_INPUTS", "UNIVERSALITY_ALPHA", "Summary", "summary_masses", "yield_bin"]
 
@@ -76,7 +79,7 @@ def _quiet_json(run: Path, name: str) -> dict[str, Any] | None:
 
 def _excluded(reach: dict[str, Any]) -> tuple[list[Any], list[Any], list[Any], list[int]]:
     """``(mass, eps_low, eps_high, indices excluded)`` of ``reach.json`` ``expected``."""
-    exp = reach.get("expected") if isinstance(reach.get("expected"), dict) else {}
+    exp = dict_at(reach, "expected")
     mass, lo, hi = (_as_list(exp.get(k)) for k in ("mass", "eps_low", "eps_high"))
     idx = [
         i
@@ -148,8 +151,9 @@ def _exclusion_text(reach: dict[str, Any]) -> str:
 
 def _cell(values: list[Any], i: int | None, spec: str, missing: str = "n/a") -> str:
     """``values[i]`` formatted, ``missing`` where there is no number."""
-    ok = i is not None and i < len(values) and _is_number(values[i])
-    return fmt(values[i], spec) if ok else missing
+    if i is None or i >= len(values) or not _is_number(values[i]):
+        return missing
+    return fmt(values[i], spec)
 
 
 def _reach_cells(reach: dict[str, Any], m: float) -> list[str]:
@@ -164,48 +168,99 @@ def _reach_cells(reach: dict[str, Any], m: float) -> list[str]:
     return cells
 
 
-def _yield_cells(ap: dict[str, Any], m: float, syst: bool) -> list[str]:
-    """The A′ yield's bin holding ``m``: its range, the yield per POT per ε² ± its statistical
-    (± systematic) error, its flags."""
+REACH_PARTS = (("n_pot", ("n_pot_rel_uncertainty",)),
+               ("signal_efficiency", ("statistics", "efficiency_uncertainty")))  # fmt: skip
+"""The reach's normalisation uncertainties of the signal shown beside the yield's parts:
+(part, its key in ``reach.json`` ``meta``)."""
+
+
+def yield_error_parts(
+    yields: dict[str, Any] | None, reach: dict[str, Any] | None
+) -> ErrorParts | None:
+    """The A′ yield's named error parts (:func:`gammastar.yields.error_parts.error_parts`) and,
+    with a reach, its N_POT and signal-efficiency uncertainties (``reach.json`` ``meta``):
+    every normalisation uncertainty of the signal the likelihood holds."""
+    if not isinstance(_get(yields, "aprime"), dict):
+        return None
+    assert yields is not None
+    parts = error_parts(yields)
+    for name, key in REACH_PARTS:
+        rel = _num(_get(reach, "meta", *key))
+        if rel is not None and rel > 0:
+            parts = parts.with_part(name, rel)
+    return parts
+
+
+def _percent(rel: float | None) -> str:
+    """A relative size in per cent, 2 digits; "—" for a part that is exactly 0 there (it
+    does not apply: one channel alone, no extrapolation)."""
+    if rel is None:
+        return "n/a"
+    return "—" if rel == 0 else f"{100 * rel:.2g} %"
+
+
+def _yield_cells(ap: dict[str, Any], m: float, parts: ErrorParts, shown: list[str]) -> list[str]:
+    """The A′ yield's bin holding ``m``: its range, the yield per POT per ε², its total error
+    (absolute and relative), each part of ``shown`` (relative), its flags."""
     b = yield_bin(ap, m)
     if b is None:
-        return ["outside the yields", "n/a", "—"]
+        return ["outside the yields", "n/a", "n/a", *(["n/a"] * len(shown)), "—"]
     edges = _as_list(ap.get("bin_edges"))
     flags = _as_list(ap.get("flags"))
     where = f"{fmt(edges[b], '.4g')}–{fmt(edges[b + 1], '.4g')}" if b + 1 < len(edges) else "n/a"
     value = _cell(_as_list(ap.get("per_pot_per_eps2")), b, ".4e")
-    value += f" ± {_cell(_as_list(ap.get('stat_err')), b, '.2e')}"
-    if syst:
-        value += f" ± {_cell(_as_list(ap.get('syst_err')), b, '.2e')}"
-    return [where, value, _flags_text(flags[b]) if b < len(flags) else "—"]
+    total = parts.absolute()[b] if b < len(parts.y) else None
+    rel = parts.total_rel[b] if b < len(parts.y) else None
+    total_cell = "n/a" if total is None else f"± {fmt(total, '.2e')} ({_percent(rel)})"
+    cells = [_percent(parts.rel[k][b] if b < len(parts.y) else None) for k in shown]
+    return [where, value, total_cell, *cells, _flags_text(flags[b]) if b < len(flags) else "—"]
 
 
 def _masses_table(reach: dict[str, Any] | None, yields: dict[str, Any] | None) -> Raw | None:
-    """The ε band and the A′ yield per POT per ε² at :func:`summary_masses` (a flags column
-    where one of the 3 bins has a flag)."""
+    """The ε band and the A′ yield per POT per ε² at :func:`summary_masses` with its total
+    error and named parts (a flags column where one of the 3 bins has a flag)."""
     masses = summary_masses(reach, yields)
     if not masses:
         return None
     ap = _get(yields, "aprime")
     ap = ap if isinstance(ap, dict) else None
-    syst = ap is not None and bool(_as_list(ap.get("syst_err")))
+    parts = yield_error_parts(yields, reach)
+    shown = parts.nonzero() if parts is not None else []
     headers = ["m_A′ (GeV)"]
     if reach is not None:
         headers += ["expected ε low", "expected ε high"]
         if isinstance(reach.get("observed"), dict) and reach["observed"]:
             headers += ["observed ε low", "observed ε high"]
     if ap is not None:
-        errors = "± stat. ± syst." if syst else "± stat."
-        headers += ["yield bin (GeV)", f"A′ per POT per ε² {errors}", "flags"]
+        headers += ["yield bin (GeV)", "A′ per POT per ε²", "total error"]
+        headers += [PART_LABELS.get(k, k) for k in shown] + ["flags"]
     rows = [
         [fmt(m, ".4g")]
         + (_reach_cells(reach, m) if reach is not None else [])
-        + (_yield_cells(ap, m, syst) if ap is not None else [])
+        + (_yield_cells(ap, m, parts, shown) if ap is not None and parts is not None else [])
         for m in masses
     ]
     if ap is not None and all(r[-1] == "—" for r in rows):  # no flag: no column
         headers, rows = headers[:-1], [r[:-1] for r in rows]
     return table(headers, rows, "num")
+
+
+def _parts_note(yields: dict[str, Any] | None, reach: dict[str, Any] | None) -> str:
+    """What the total error holds, and the parts left out as 0 at every mass."""
+    parts = yield_error_parts(yields, reach)
+    if parts is None:
+        return ""
+    zero = [PART_LABELS.get(k, k) for k in parts.rel if k not in parts.nonzero()]
+    text = (
+        " Total error: the named parts in quadrature, each a relative ±1σ "
+        "(yields.json uncertainties and meta.mock_normalisation"
+        + ("; N_POT and signal efficiency: reach.json meta" if reach is not None else "")
+        + "), the normalisation uncertainties of the signal in the reach's likelihood."
+    )
+    text += " —: the part is 0 at that mass (it does not apply there)."
+    if zero:
+        text += f" Parts 0 at every mass, left out: {', '.join(zero)}."
+    return text
 
 
 def _kl_verdict(doc: dict[str, Any] | None, out: Summary) -> None:
@@ -249,7 +304,7 @@ def _closure_verdict(reach: dict[str, Any] | None, out: Summary) -> None:
     big = []
     for p in (q for q in _as_list(fc.get("points")) if isinstance(q, dict)):
         for key in ("eps_low", "eps_high", "eps_peak"):
-            v = p.get(key) if isinstance(p.get(key), dict) else {}
+            v = dict_at(p, key)
             pull = _num(v.get("pull_with_model", v.get("pull")))
             trusted = (_num(v.get("carriers")) or 0.0) >= carriers
             if pull is not None and trusted and abs(pull) > PULL_WARN:
@@ -318,7 +373,7 @@ def _coverage_notes(
         )
 
 
-def _summary(config: Any, run: Path, sections: dict[str, Section]) -> Summary:
+def _summary(config: AnalysisConfig, run: Path, sections: dict[str, Section]) -> Summary:
     """The report's first section: the expected exclusion, the ε band and the A′ yield at
     3 masses, the validation verdicts and every warning (the sections' and the verdicts'),
     and what the run lacks for them."""
@@ -354,8 +409,11 @@ def _summary(config: Any, run: Path, sections: dict[str, Section]) -> Summary:
             out.parts.append(
                 '<p class="note">Masses: the lowest, middle and highest scanned mass of the '
                 "expected excluded range (reach.json expected); the A′ yield per POT per ε² of "
-                "the yields' mass bin that holds each (yields.json aprime, Eq. 6).</p>"
+                "the yields' mass bin that holds each (yields.json aprime, Eq. 6)."
+                f"{esc(_parts_note(yields, reach))}</p>"
             )
+        elif yields is not None:
+            out.parts.append(f'<p class="note">{esc(_parts_note(yields, reach).strip())}</p>')
     _kl_verdict(validation, out)
     _closure_verdict(reach, out)
     _universality_verdict(yields, out)

@@ -83,6 +83,25 @@ def make_leptons(
     import awkward as ak
 
     vector = import_vector()
+    # The momenta in float64 whatever the file stores: a pair's mass is the difference
+    # m² = E² − |p|² of two sums, whose float32 roundings (u ≈ 6e-8) grow by (E/m)²: ~0.1 of
+    # m² for a 0.3 GeV pair of two 200 GeV muons, so that the mass, and which side of a cut
+    # it falls on, would depend on the CPU's float32 kernels (cos, sinh, the sums).
+    fields = {
+        k: ak.values_astype(v, np.float64) if k not in ("charge", "parent") else v
+        for k, v in _layout_fields(columns, layout, lepton_mass).items()
+    }
+    return vector.zip(fields)
+
+
+def _layout_fields(
+    columns: Mapping[str, Any], layout: str, lepton_mass: float
+) -> dict[str, Any]:
+    """The leptons of ``columns`` as the layout gives them (:attr:`gammastar.io.Layout.leptons`:
+    its coordinates, as stored), with the ``charge`` and, for a per-lepton layout, the
+    ``parent`` columns: what :func:`make_leptons` and :func:`_flat_leptons` build on."""
+    import awkward as ak
+
     lay = get_layout(layout)
 
     def col(name: str) -> ak.Array | None:
@@ -90,19 +109,12 @@ def make_leptons(
             return None
         return ak.Array(columns[name]) if not isinstance(columns[name], ak.Array) else columns[name]
 
-    # The momenta in float64 whatever the file stores: a pair's mass is the difference
-    # m² = E² − |p|² of two sums, whose float32 roundings (u ≈ 6e-8) grow by (E/m)²: ~0.1 of
-    # m² for a 0.3 GeV pair of two 200 GeV muons, so that the mass, and which side of a cut
-    # it falls on, would depend on the CPU's float32 kernels (cos, sinh, the sums).
-    fields = {
-        k: ak.values_astype(v, np.float64) if k not in ("charge", "parent") else v
-        for k, v in lay.leptons(col, lepton_mass).items()
-    }
+    fields = dict(lay.leptons(col, lepton_mass))
     if "charge" not in fields:
         fields["charge"] = col("charge")
     if "parent" in columns and not lay.paired:
         fields["parent"] = col("parent")
-    return vector.zip(fields)
+    return fields
 
 
 # --------------------------------------------------------------------------- chunk selection
@@ -124,18 +136,7 @@ def _flat_leptons(
     import awkward as ak
 
     vector = import_vector()
-    lay = get_layout(layout)
-
-    def col(name: str) -> ak.Array | None:
-        if name not in columns:
-            return None
-        return ak.Array(columns[name]) if not isinstance(columns[name], ak.Array) else columns[name]
-
-    fields = dict(lay.leptons(col, lepton_mass))
-    if "charge" not in fields:
-        fields["charge"] = col("charge")
-    if "parent" in columns and not lay.paired:
-        fields["parent"] = col("parent")
+    fields = _layout_fields(columns, layout, lepton_mass)
     counts = np.asarray(ak.num(fields["charge"]), dtype=np.int64)
     flat = {}
     for k, v in fields.items():
@@ -157,11 +158,10 @@ def _cut_leptons(
     same values as the cuts on the jagged array, lepton by lepton, at a fraction of its cost;
     each step's energy and angle only of the leptons still kept."""
     flow["leptons"] = int(counts.sum())
-    finite = None
-    for k, v in cols.items():
-        if k not in ("charge", "parent"):
-            ok = np.isfinite(v)
-            finite = ok if finite is None else finite & ok
+    coords = [v for k, v in cols.items() if k not in ("charge", "parent")]
+    finite = np.isfinite(coords[0])
+    for v in coords[1:]:
+        finite = finite & np.isfinite(v)
     bad = ~finite
     flow["leptons_nonfinite"] = int(bad.sum())
     n_leptons = bad.size

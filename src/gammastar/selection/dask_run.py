@@ -24,7 +24,9 @@ import cloudpickle
 from gammastar.errors import InputError
 from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.execution import Execution
+from gammastar.selection.facility import gateway_cluster, jobqueue_cluster
 from gammastar.selection.sink import ChunkSink, fold_or_cancel
+from gammastar.selection.writer import Packed
 
 
 @dataclasses.dataclass
@@ -37,19 +39,80 @@ class DaskExecutor:
     client: Any
     retries: int = 0
     sink: ChunkSink | None = None
+    hold: bool = False
+    """Keep each chunk's output on its worker (:attr:`held`); the driver receives its
+    histograms and counts only (:mod:`gammastar.selection.onworkers` steps through them)."""
+    held: dict[Any, Any] = dataclasses.field(default_factory=dict)
+    """(file, first entry) → the future of that chunk's output, kept on its worker."""
 
     def __call__(self, items: list[Any], task: Callable[[Any], Any]) -> dict[str, Any]:
         from distributed import as_completed
 
         sink = self.sink if self.sink is not None else ChunkSink()
         futures = opaque_map(self.client, task, items, name="chunk", retries=self.retries)
+        watched = futures
+        if self.hold:  # a retry (a bad file dropped) replaces the chunks held before
+            self.held = {(str(i.filename), int(i.entrystart)): f
+                         for i, f in zip(items, futures, strict=True)}  # fmt: skip
+            watched = self.client.map(
+                operator.call, [self.client.scatter(_Summary(), hash=False)] * len(futures),
+                futures, pure=False,
+            )  # fmt: skip
 
         def done() -> Iterator[Any]:
-            for fut in as_completed(futures):
+            for fut in as_completed(watched):
                 yield fut.result()
                 fut.release()
 
-        return fold_or_cancel(sink, items, done(), lambda: self.client.cancel(futures))
+        cancel = lambda: self.client.cancel(list(futures) + list(watched))
+        return fold_or_cancel(sink, items, done(), cancel)
+
+    def map_held(
+        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool
+    ) -> tuple[list[Any], list[Any]]:
+        """``fn`` on each held state, where it is: ``keep``: ``fn`` returns ``(new state,
+        small)``; the new states stay on the workers (futures) and the smalls come back;
+        else ``fn``'s results come back. ``fn`` is scattered once (it may hold the maps)."""
+        shared = self.client.scatter(fn, hash=False)
+        out = self.client.map(operator.call, [shared] * len(states), states, pure=False)
+        if not keep:
+            try:
+                return [], self.client.gather(out)
+            except BaseException:
+                self.client.cancel(out)
+                raise
+        new = self.client.map(operator.itemgetter(0), out, pure=False)
+        small = self.client.map(operator.itemgetter(1), out, pure=False)
+        try:
+            return new, self.client.gather(small)
+        except BaseException:
+            self.client.cancel(new + small)
+            raise
+
+    def map_new(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``fn(item)`` for each item as held states (futures on the workers; ``fn``
+        scattered once)."""
+        shared = self.client.scatter(fn, hash=False)
+        return list(self.client.map(operator.call, [shared] * len(items), items, pure=False))
+
+    def release_held(self) -> None:
+        """Let the workers drop the held chunks."""
+        self.held = {}
+
+
+class _Summary:
+    """A held chunk's output as the driver's sink takes it: its pair columns replaced by
+    their number (``_held``), the rest compressed (:class:`~gammastar.selection.writer.
+    Packed`: mostly empty 3-D histograms)."""
+
+    def __call__(self, wrapped: Any) -> Any:
+        out = dict(wrapped["out"])
+        pairs = out.pop("pairs", None)
+        if pairs is not None:
+            out["pairs"] = type(pairs)(
+                {k: {"_held": True, "_rows": len(v["m"])} for k, v in pairs.chunks.items()}
+            )
+        return {"out": {"packed": Packed(out)}}
 
 
 def dask_setup(worker: Any) -> None:
@@ -133,10 +196,20 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
 
 
 def make_dask_executor(execution: Execution) -> tuple[DaskExecutor, list[Any]]:
-    """The Dask executor of ``execution`` (its scheduler, else a :func:`local_cluster` of
+    """The Dask executor of ``execution`` (a Gateway's or a batch system's cluster,
+    :mod:`gammastar.selection.facility`; its scheduler; else a :func:`local_cluster` of
     ``workers`` workers) and the objects to close."""
     from distributed import Client
 
+    n = execution.workers or 2
+    if execution.gateway:
+        client, to_close = gateway_cluster(
+            execution.gateway, n, execution.gateway_options, timeout=execution.worker_timeout
+        )
+        return DaskExecutor(client), to_close
+    if execution.jobqueue:
+        client, to_close = jobqueue_cluster(execution.jobqueue, n, timeout=execution.worker_timeout)
+        return DaskExecutor(client), to_close
     if execution.scheduler:
         try:
             client = Client(execution.scheduler, timeout=30)
@@ -145,7 +218,7 @@ def make_dask_executor(execution: Execution) -> tuple[DaskExecutor, list[Any]]:
                 f"--scheduler {execution.scheduler}: cannot connect to the Dask scheduler ({err})"
             ) from None
         return DaskExecutor(client), [client]
-    cluster = local_cluster(execution.workers or 2, processes=execution.dask_processes)
+    cluster = local_cluster(n, processes=execution.dask_processes)
     client = Client(cluster)
     return DaskExecutor(client), [client, cluster]
 

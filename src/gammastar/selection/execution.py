@@ -4,7 +4,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gammastar.errors import ConfigError
 
 EXECUTORS = ("iterative", "futures", "dask")
 """The executors the selection runs on (:mod:`gammastar.selection.processor`)."""
@@ -19,10 +23,23 @@ class Execution:
     executor: str = "iterative"
     """``iterative`` (this process), ``futures`` (a process pool) or ``dask``."""
     scheduler: str | None = None
-    """Dask scheduler address (``tcp://host:8786``); ``None`` starts a local
-    ``distributed.LocalCluster`` with ``workers`` workers."""
+    """Dask scheduler address (``tcp://host:8786``); ``None`` (and no ``gateway`` nor
+    ``jobqueue``) starts a local ``distributed.LocalCluster`` with ``workers`` workers."""
     workers: int | None = None
-    """Worker processes for ``futures`` / local ``dask`` (default 2)."""
+    """Worker processes for ``futures`` / local ``dask``, workers asked of a ``gateway`` or
+    ``jobqueue`` cluster (default 2)."""
+    gateway: str | None = None
+    """A Dask Gateway's address (``https://gateway.example.org``): the selection asks it for
+    a cluster with ``gateway_options``, scales it to ``workers`` and shuts it down after
+    (:func:`gammastar.selection.facility.gateway_cluster`)."""
+    gateway_options: Mapping[str, Any] = field(default_factory=dict)
+    """The Gateway's cluster options (its software ``image`` or ``environment``,
+    ``worker_cores``, ...: the keys that Gateway offers)."""
+    jobqueue: str | None = None
+    """A ``--jobqueue`` YAML file: a ``dask-jobqueue`` cluster (HTCondor, SLURM, ...) scaled to
+    ``workers`` and closed after (:func:`gammastar.selection.facility.jobqueue_cluster`)."""
+    worker_timeout: float = 600.0
+    """Seconds to wait for the first worker of a ``gateway`` or ``jobqueue`` cluster."""
     chunksize: int | None = None
     """Entries per chunk (``None``: ``input.step_size``; :func:`run_processor`: 500 000)."""
     dask_processes: bool = True
@@ -33,3 +50,12 @@ class Execution:
     renamed into place as ``pairs.parquet/``), which needs a filesystem the workers share with
     the driver; a worker that does not see the directory sends the part's bytes through the
     scheduler for the driver to write. ``False``: always through the scheduler."""
+
+    def __post_init__(self) -> None:
+        clusters = [f"--{k}" for k in ("scheduler", "gateway", "jobqueue") if getattr(self, k)]
+        if len(clusters) > 1:
+            raise ConfigError(f"{' and '.join(clusters)}: give one cluster, not {len(clusters)}")
+        if clusters and self.executor != "dask":
+            raise ConfigError(f"{clusters[0]} needs --executor dask")
+        if self.gateway_options and not self.gateway:
+            raise ConfigError("--gateway-option needs --gateway")

@@ -30,7 +30,11 @@ NAME = {"mu": "muon", "e": "electron"}
 
 
 def lepton_flavours(
-    e: NDArray, p2: NDArray | None = None, *, mass: NDArray | None = None, eps: float = 2.0**-23
+    e: NDArray | None,
+    p2: NDArray | None = None,
+    *,
+    mass: NDArray | None = None,
+    eps: float = 2.0**-23,
 ) -> dict[str, int]:
     """Count muon-like and electron-like leptons.
 
@@ -39,7 +43,7 @@ def lepton_flavours(
     compatible with both masses (high E in float32) is counted as unresolved.
 
     Arguments:
-        e: lepton energies (GeV), flat.
+        e: lepton energies (GeV), flat (``None`` with ``mass``).
         p2: |p|² (GeV²), flat (with ``e``).
         mass: lepton masses (GeV), flat, instead of ``e``/``p2``.
         eps: relative precision of the stored momenta (float32: 2⁻²³).
@@ -57,6 +61,8 @@ def lepton_flavours(
         m = np.asarray(mass, dtype=np.float64)
         mu = np.abs(m - M_MU) < 0.01 * M_MU
         el = np.abs(m - M_E) < 0.01 * M_E
+    elif e is None or p2 is None:
+        raise ValueError("lepton_flavours: give the energies and |p|², or the masses")
     else:
         e = np.asarray(e, dtype=np.float64)
         # NaN/inf momenta (the selection's nonfinite cut counts them) are "neither", quietly
@@ -112,7 +118,8 @@ def file_flavours(path: str, tree_name: str, columns: dict[str, str], layout: st
             names = [columns[c] for c in cols]
             a = t.arrays(names, entry_stop=stop, how=dict)
             e = _flat(a[names[0]])
-            p2 = sum(_flat(a[n]) ** 2 for n in names[1:])
+            px, py, pz = (_flat(a[n]) for n in names[1:])
+            p2 = px**2 + py**2 + pz**2
             counts = lepton_flavours(e, p2, eps=_eps(t, names[0]))
             for k, v in counts.items():
                 out[k] += v

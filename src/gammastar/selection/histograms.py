@@ -14,6 +14,7 @@ from gammastar import io
 from gammastar.config import AnalysisConfig
 from gammastar.corrections.background import (
     ESTIMATORS,
+    LikeSignEstimate,
     like_sign_estimate,
     r_factor_mixed,
 )
@@ -44,16 +45,16 @@ def mass_axis(cfg: AnalysisConfig) -> hist.axis.Regular:
     return HistAxes.from_config(cfg).mass()
 
 
-def like_sign(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
+def like_sign(
+    cfg: AnalysisConfig, raw: Mapping[str, hist.Hist[hist.storage.Weight]]
+) -> LikeSignEstimate:
     """The like-sign estimate (:func:`gammastar.corrections.background.like_sign_estimate`) of the
     config's estimator (``background.ss_weight``) from the raw ``pp_m``/``mm_m`` counts:
     one estimate for ``comb_m``, ``signal_m`` and the per-pair SS weights."""
 
     b = cfg.background
     vp, vm = raw["pp_m"].view(), raw["mm_m"].view()
-    r: Any = b.r_factor
-    if r == "mixed":
-        r = mixed_r(raw)[0]
+    r = mixed_r(raw)[0] if b.r_factor == "mixed" else b.r_factor
     return like_sign_estimate(
         vp["value"],
         vm["value"],
@@ -69,7 +70,7 @@ MIN_MIXED = 100.0
 """Mixed pairs of each charge class a mass bin needs for its own R (else a window)."""
 
 
-def mixed_r(raw: Mapping[str, hist.Hist]) -> tuple[np.ndarray, np.ndarray]:
+def mixed_r(raw: Mapping[str, hist.Hist[hist.storage.Weight]]) -> tuple[np.ndarray, np.ndarray]:
     """R per mass bin from the mixed-event histograms ``mix_{os,pp,mm}_m`` in ``raw``
     (:func:`gammastar.corrections.background.r_factor_mixed`)."""
 
@@ -86,10 +87,10 @@ def mixed_r(raw: Mapping[str, hist.Hist]) -> tuple[np.ndarray, np.ndarray]:
 def fill_histograms(
     cfg: AnalysisConfig,
     pairs: pd.DataFrame | None,
-    raw: Mapping[str, hist.Hist] | None = None,
-    unfolded: Mapping[str, hist.Hist] | None = None,
-    estimate: Any = None,
-) -> dict[str, hist.Hist]:
+    raw: Mapping[str, hist.Hist[hist.storage.Weight]] | None = None,
+    unfolded: Mapping[str, hist.Hist[hist.storage.Weight]] | None = None,
+    estimate: LikeSignEstimate | None = None,
+) -> dict[str, hist.Hist[hist.storage.Weight]]:
     """All output histograms from the (weighted) pairs table.
 
     ``os_m``, ``pp_m``, ``mm_m``: raw counts (``raw`` from the processor, or filled from the
@@ -106,15 +107,13 @@ def fill_histograms(
 
     axes = HistAxes.from_config(cfg)
     if raw is None:
-        raw = raw_histograms(axes, {c: pairs[c].to_numpy() for c in ("m", "pT", "E", "charge")})
+        raw = raw_histograms(axes, _columns(pairs, ("m", "pT", "E", "charge")))
     if unfolded is None:
-        unfolded = unfolded_histograms(
-            axes, {c: pairs[c].to_numpy() for c in ("m", "qT", "E", "weight")}
-        )
+        unfolded = unfolded_histograms(axes, _columns(pairs, ("m", "qT", "E", "weight")))
     est = like_sign(cfg, raw) if estimate is None else estimate
     # k_b on the flow bins too: the nearest bin's (as the per-pair weights take it)
     k_flow = np.concatenate([est.factor[:1], est.factor, est.factor[-1:]])
-    out: dict[str, hist.Hist] = {}
+    out: dict[str, hist.Hist[hist.storage.Weight]] = {}
     for suffix, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3())):
         os_h, pp_h, mm_h = (raw[f"{c}_{suffix}"] for c in ("os", "pp", "mm"))
         comb_h = hist.Hist(*ax, storage=hist.storage.Weight())
@@ -146,7 +145,16 @@ def fill_histograms(
     return out
 
 
-def _like_sign_estimate(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> Any:
+def _columns(pairs: pd.DataFrame | None, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The columns ``names`` of the pairs table, for the histograms not given."""
+    if pairs is None:
+        raise ValueError("fill_histograms: the pairs table is needed for the histograms not given")
+    return {c: pairs[c].to_numpy() for c in names}
+
+
+def _like_sign_estimate(
+    cfg: AnalysisConfig, raw: Mapping[str, hist.Hist[hist.storage.Weight]]
+) -> LikeSignEstimate:
     """:func:`like_sign` of the whole sample's raw N++, N−− per mass bin (the same k_b in
     ``comb_m`` and in the SS pairs' weights), with a warning when nothing is subtracted."""
     est = like_sign(cfg, raw)
@@ -164,7 +172,7 @@ def _like_sign_estimate(cfg: AnalysisConfig, raw: Mapping[str, hist.Hist]) -> An
 
 def _histograms(
     cfg: AnalysisConfig, run: _Run, w: _Weighted
-) -> tuple[dict[str, hist.Hist], dict[str, Any]]:
+) -> tuple[dict[str, hist.Hist[hist.storage.Weight]], dict[str, Any]]:
     """The output histograms (:func:`fill_histograms`) and, with
     ``unfold.bayesian_iterations``, the resolution unfolding of ``unfolded_m``."""
 

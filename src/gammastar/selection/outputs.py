@@ -115,11 +115,14 @@ class _Processed(NamedTuple):
 
 
 def _counts(
-    run: _Run, w: _Weighted, cutflow: dict[str, int], hists: Mapping[str, hist.Hist]
+    run: _Run,
+    w: _Weighted,
+    cutflow: dict[str, int],
+    hists: Mapping[str, hist.Hist[hist.storage.Weight]],
 ) -> dict[str, Any]:
     """``select.json`` ``counts``: events, pairs per charge class, and the combinatorial,
     signal and unfolded totals with their errors."""
-    if run.spec is not None:
+    if run.spec is not None or w.pairs is None:  # the chunks' counts (pairs not here)
         n_q = {c: cutflow[c] for c in ("os", "pp", "mm")}
     else:
         q = w.pairs["charge"].to_numpy()
@@ -166,7 +169,7 @@ def _select_doc(
     run: _Run,
     w: _Weighted,
     done: _Processed,
-    hists: Mapping[str, hist.Hist],
+    hists: Mapping[str, hist.Hist[hist.storage.Weight]],
     bayes: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(meta, select.json)``: the JSON assembly, in one place (schemas/…/select.json)."""
@@ -274,7 +277,7 @@ def _write_outputs(
     force: bool,
     run: _Run,
     w: _Weighted,
-    hists: Mapping[str, hist.Hist],
+    hists: Mapping[str, hist.Hist[hist.storage.Weight]],
     meta: dict[str, Any],
     doc: dict[str, Any],
 ) -> None:
@@ -286,7 +289,7 @@ def _write_outputs(
 
 
     t_post = time.perf_counter()
-    url = cfg.selection.pairs_url if urls.is_url(w.streamed) else None
+    url = cfg.selection.pairs_url if w.streamed is not None and urls.is_url(w.streamed) else None
     names = [n for n in OUTPUT_FILES if url is None or n != rundir.PAIRS]
     with atomic_paths([run.outdir / n for n in names], force) as (*pq, h_tmp, js_tmp):
         if url is not None:  # the dataset the workers wrote at selection.pairs_url
@@ -309,11 +312,13 @@ def _write_outputs(
             "postprocess": t_post - t["processed"],
             "write_data": time.perf_counter() - t_post,
         }
-        for k in ("fit_lambda", "polarisation", "polarisation_correction", "reweight"):
+        for k in ("fit_lambda", "polarisation", "polarisation_correction", "reweight",
+                  "cluster"):  # fmt: skip
             # in postprocess: the λ_θ(m) fit (decay_lambda_theta: measured), the
             # polarisation block's measurement (every fiducial selection) and its
             # correction (unfold.polarisation_correction), the second pass (the factors
-            # of the whole sample on the chunks' weights)
+            # of the whole sample on the chunks' weights); before the checks: the start of
+            # the cluster or process pool (in none of the four)
             if k in t:
                 doc["timings_s"][k] = t[k]
         js_tmp.write_text(rundir.RunDir(run.outdir).json_text(rundir.SELECT, doc))  # checked

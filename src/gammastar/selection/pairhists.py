@@ -65,7 +65,9 @@ class HistAxes:
         ]
 
 
-def raw_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
+def raw_histograms(
+    axes: HistAxes, pairs: Mapping[str, np.ndarray]
+) -> dict[str, hist.Hist[hist.storage.Weight]]:
     """Raw pair counts: ``os_m``, ``pp_m``, ``mm_m`` and their ``_m_qT_E`` versions.
 
     Arguments:
@@ -91,7 +93,9 @@ def raw_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str,
     return out
 
 
-def unfolded_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict[str, hist.Hist]:
+def unfolded_histograms(
+    axes: HistAxes, pairs: Mapping[str, np.ndarray]
+) -> dict[str, hist.Hist[hist.storage.Weight]]:
     """``unfolded_m`` and ``unfolded_m_qT_E``: Σ ``weight`` of the pairs (columns ``m``,
     ``qT``, ``E``, ``weight``), as in :func:`~gammastar.selection.histograms.fill_histograms`."""
     import hist
@@ -101,6 +105,6 @@ def unfolded_histograms(axes: HistAxes, pairs: Mapping[str, np.ndarray]) -> dict
     out = {}
     for suffix, ax in (("m", [axes.mass()]), ("m_qT_E", axes.axes3())):
         h = hist.Hist(*ax, storage=hist.storage.Weight())
-        h.fill(**{a.name: cols[a.name] for a in ax}, weight=w)
+        h.fill(*(cols[a.name] for a in ax), weight=w)
         out[f"unfolded_{suffix}"] = h
     return out

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from gammastar.errors import InputError
-from gammastar.io import Layout, get_layout
+from gammastar.io import Checks, Layout, get_layout
 from gammastar.physics.constants import M_MU, M_PROTON
 
 if TYPE_CHECKING:
@@ -203,24 +203,24 @@ class Plausibility:
             for k in ("1", "2"):
                 self._leptons(lay, parts, branches, where, suffix=k, offsets=None)
             return
-        offsets = None
-        first = None
+        first: tuple[str, np.ndarray] | None = None  # the first per-lepton column's offsets
         for c in cols:
             off = parts[c][1]
             if c not in lay.per_lepton or off is None:
                 continue
-            if offsets is None:
-                offsets, first = off, c
-            elif not np.array_equal(off, offsets):
-                n, n0 = np.diff(off), np.diff(offsets)
-                k = min(len(n), len(n0))
-                diff = np.flatnonzero(n[:k] != n0[:k])
-                bad = int(diff[0]) if len(diff) else k
+            if first is None:
+                first = (c, off)
+            elif not np.array_equal(off, first[1]):
+                n, n0 = np.diff(off), np.diff(first[1])
+                common = min(len(n), len(n0))
+                diff = np.flatnonzero(n[:common] != n0[:common])
+                bad = int(diff[0]) if len(diff) else common
                 raise InputError(
-                    f"{where[0]}: inconsistent input: branches {branches[first]!r} and "
+                    f"{where[0]}: inconsistent input: branches {branches[first[0]]!r} and "
                     f"{branches[c]!r} disagree on the number of leptons, entries "
                     f"{where[1]}-{where[2]} (first at entry {where[1] + bad}; damaged basket?)"
                 )
+        offsets = None if first is None else first[1]
         self._leptons(lay, parts, branches, where, suffix="", offsets=offsets)
 
     def _leptons(
@@ -245,7 +245,7 @@ class Plausibility:
             i = int(np.flatnonzero(~okq)[0])
             fail(qcol, f"charge {q[i]} (not ±1)", i)
         if lay.checks is not None:  # the layout's own coordinates (not px, py, pz, E)
-            self._own_coordinates(lay, parts, fail)
+            self._own_coordinates(lay, lay.checks, parts, fail)
             return
         names = [f"{c}{suffix}" for c in ("px", "py", "pz", "E")]
         p4 = tuple(parts[c][0] for c in names)
@@ -258,6 +258,7 @@ class Plausibility:
     def _own_coordinates(
         self,
         lay: Layout,
+        checks: Checks,
         parts: Mapping[str, tuple[np.ndarray, np.ndarray | None]],
         fail: Callable[[str, str, int], None],
     ) -> None:
@@ -266,7 +267,7 @@ class Plausibility:
         named = [(c, parts[c][0]) for c in lay.coordinates if c in parts]
         self._finite(named, fail)
         fin = np.logical_and.reduce([np.isfinite(a) for _, a in named])  # others: cut
-        for col, bad, what in lay.checks(dict(named), self.max_energy, _tolerance):
+        for col, bad, what in checks(dict(named), self.max_energy, _tolerance):
             bad = fin & bad
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])

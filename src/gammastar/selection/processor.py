@@ -36,6 +36,7 @@ import numpy as np
 import uproot  # noqa: F401
 
 from gammastar import io as gio
+from gammastar.core import remote
 from gammastar.core.inflate import isal_inflate
 from gammastar.core.parquet import part_bytes
 from gammastar.core.urls import is_url
@@ -102,9 +103,15 @@ class ChunkReader:
             except InputError as err:
                 raise BadChunk.of(item.filename, err) from None
         try:
-            f, tree = gio.open_tree(item.filename, item.treename)
+            if is_url(item.filename):  # a read the network failed is tried again
+                return remote.retrying(item.filename, lambda: self._read_plain(item, where))
+            return self._read_plain(item, where)
         except InputError as err:
             raise BadChunk.of(item.filename, err) from None
+
+    def _read_plain(self, item: WorkItem, where: tuple[str, int, int]) -> dict[str, Any]:
+        """The chunk ``item`` read on its own: its file opened, each branch's entry range."""
+        f, tree = gio.open_tree(item.filename, item.treename)
         try:
             cols = {}
             for col, branch in self.columns.items():
@@ -112,11 +119,11 @@ class ChunkReader:
                     cols[col] = tree[branch].array(
                         entry_start=item.entrystart, entry_stop=item.entrystop, library="ak"
                     )
-                except Exception as err:  # noqa: BLE001 - a basket that does not decompress
+                except Exception as err:  # a basket that does not decompress, or the network
+                    if is_url(item.filename) and remote.failure(item.filename, err):
+                        raise  # the network's, not the basket's: retried or one line
                     raise read_failure(where, item.treename, branch, err) from None
             return self._checked(cols, where)
-        except InputError as err:
-            raise BadChunk.of(item.filename, err) from None
         finally:
             f.close()
 
@@ -477,6 +484,18 @@ def map_tasks(exe: Any, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[
     if exe.pool is not None:
         return list(exe.pool.map(fn, items))
     return [fn(x) for x in items]
+
+
+def check_file(branches: gio.BranchMap, path_tree: tuple[str, str]) -> Any:
+    """One input file's :func:`gammastar.io.check_inputs` (a task of the selection's parallel
+    input check, here where the workers have the chunk code loaded): its result, or the
+    :class:`~gammastar.errors.InputError` that names it (returned, not raised: the driver
+    reports the first bad file in fileset order)."""
+    path, tree = path_tree
+    try:
+        return gio.check_inputs({"_": {"files": {path: tree}}}, branches)
+    except InputError as err:
+        return err
 
 
 def run_processor(

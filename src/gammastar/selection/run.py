@@ -53,6 +53,8 @@ class _Run:
     """λ_θ(m) is fitted in this run (:func:`_measured_acceptance`): ``am`` is the isotropic
     acceptance until then, the one of the fitted λ_θ(m) after."""
     times: dict[str, float] = field(default_factory=dict)
+    shared_staging: bool = True
+    """The workers write their parts into ``staging`` (``Execution.shared_staging``)."""
 
 
 @dataclass
@@ -85,6 +87,13 @@ class _Weighted:
     blocks of rows, in order), where the
     chunks looked them up with A (:class:`WeightSpec` ``moments``): the polarisation
     measurement's, released once it has them."""
+
+    def table(self) -> pd.DataFrame:
+        """The pairs table, held in memory (the steps that need every pair here: a measured
+        λ_θ, the flavours' union)."""
+        if self.pairs is None:
+            raise RuntimeError("the selection's pairs were streamed to the dataset, not held")
+        return self.pairs
 
 
 @dataclass

@@ -136,6 +136,9 @@ class ChunkSink:
         if "_mass_sums" in chunk:
             ms = chunk["_mass_sums"]
             self.mass_sums = ms.copy() if self.mass_sums is None else self.mass_sums + ms
+        if chunk.get("_held"):  # the columns stay on the worker (DaskExecutor hold)
+            self.rows += int(chunk["_rows"])
+            return
         if "_name" not in chunk:  # columns (in-memory path, or an empty chunk)
             # with the pairs' acceptance moments where the chunks return them (WeightSpec)
             cols = {k: v for k, v in chunk.items() if not k.startswith("_") or k == "_moments"}

@@ -27,15 +27,21 @@ from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir, urls
 from gammastar.core.artifacts import check_writable
 from gammastar.corrections.pair_acceptance import fiducial_from_config
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.corrections.unfold import (
     PHASE_SPACE_DETECTOR,
     PHASE_SPACE_FIDUCIAL,
     PHASE_SPACE_FULL,
     split_map_spec,
 )
-from gammastar.corrections.unfold.acceptance import load_acceptance_map
+from gammastar.corrections.unfold.acceptance import (
+    AcceptanceMap,
+    AcceptanceMap3D,
+    load_acceptance_map,
+)
 from gammastar.corrections.unfold.efficiency import load_efficiency_map
 from gammastar.errors import ConfigError, OutputExistsError
+from gammastar.selection import onworkers
 from gammastar.selection.chunk import CUTFLOW_KEYS
 from gammastar.selection.cuts import Cuts
 from gammastar.selection.execution import EXECUTORS, Execution
@@ -46,6 +52,8 @@ from gammastar.selection.plausibility import Plausibility
 from gammastar.selection.processor import (
     ChunkReader,
     DileptonProcessor,
+    check_file,
+    map_tasks,
     open_executor,
     run_processor,
 )
@@ -132,12 +140,21 @@ def select(
     _check_pairs_url(cfg, execution, force)
     if len(cfg.input.flavours) > 1:  # input.lepton: [mu, e]: one selection per flavour
         return _select_flavours(cfg, opt, inputs, t0)
-    run = _prepare_run(cfg, opt, inputs, t0)
-    try:
-        return _select_run(cfg, opt, run)
-    finally:
-        if run.staging is not None:
-            _remove_staging(run.staging)
+    # one executor (cluster, process pool) for the input checks, the chunks and the steps
+    # after them; its start is timed apart (timings_s.cluster)
+    t_open = time.perf_counter()
+    with open_executor(
+        replace(execution, chunksize=execution.chunksize or cfg.input.step_size)
+    ) as exe:
+        opened = time.perf_counter() - t_open
+        run = _prepare_run(cfg, opt, inputs, t0 + opened, exe=exe)
+        if execution.executor != "iterative":
+            run.times["cluster"] = opened
+        try:
+            return _select_run(cfg, opt, run, exe)
+        finally:
+            if run.staging is not None:
+                _remove_staging(run.staging)
 
 
 _URL_NEEDS = (
@@ -173,12 +190,19 @@ def _remove_staging(staging: Path | str) -> None:
 
 
 def _prepare_run(
-    cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float, *, stream: bool = True
+    cfg: AnalysisConfig,
+    opt: _Options,
+    inputs: Any,
+    t0: float,
+    *,
+    stream: bool = True,
+    exe: Any = None,
 ) -> _Run:
-    """The input checks and the unfolding maps of one (single-flavour) selection: its
-    :class:`_Run` (``stream``: chunk-local weights on a parallel executor go to a staging
-    directory next to the outputs, which the caller removes)."""
-    checked = _checked_inputs(cfg, inputs, opt.skip_bad_files)
+    """The input checks (on ``exe``'s workers, a file per task, where it has them) and the
+    unfolding maps of one (single-flavour) selection: its :class:`_Run` (``stream``:
+    chunk-local weights on a parallel executor go to a staging directory next to the
+    outputs, which the caller removes)."""
+    checked = _checked_inputs(cfg, inputs, opt.skip_bad_files, exe)
     measured = cfg.unfold.decay_lambda_theta == "measured"
     em, am, phase_space = _unfolding_maps(cfg, lambda_theta=0.0 if measured else None)
     # unfold.decay_lambda_theta: measured: ONE pass over the input. The chunks return the
@@ -205,6 +229,10 @@ def _prepare_run(
     # pairs.parquet/ with the other outputs; the staging directory is always removed)
     parallel = spec is not None and opt.execution.executor != "iterative" and stream
     url = cfg.selection.pairs_url
+    if _held(fit_lambda, opt.execution, stream) and url is None:
+        # a measured λ_θ on Dask: the pairs stay on the workers, which write the final
+        # parts (gammastar.selection.onworkers)
+        parallel = True
     staging: Path | str | None = None
     if url is not None:
         if not parallel:  # the weights need the whole table (a measured λ_θ)
@@ -216,8 +244,16 @@ def _prepare_run(
     elif parallel:
         staging = Path(tempfile.mkdtemp(prefix=".gammastar-parts-", dir=cfg.output_dir))
         (staging / rundir.PAIRS).mkdir()
-    return _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
-                fit_lambda)  # fmt: skip
+    run = _Run(cfg.output_dir, checked, em, am, phase_space, spec, staging, t0, measured,
+               fit_lambda)  # fmt: skip
+    run.shared_staging = opt.execution.shared_staging
+    return run
+
+
+def _held(fit_lambda: bool, execution: Execution, stream: bool) -> bool:
+    """Whether the measured λ_θ's steps run where the chunks' pairs are (a Dask cluster, one
+    flavour: :mod:`gammastar.selection.onworkers`) instead of on the whole table here."""
+    return fit_lambda and execution.executor == "dask" and stream
 
 
 def _staging_url(url: str) -> str:
@@ -230,14 +266,19 @@ def _staging_url(url: str) -> str:
     return urls.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
 
 
-def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> Any:
-    """The input files, checked (:func:`gammastar.io.check_inputs`), with the flavour and the
-    branches the η → μμ removal needs."""
+def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe: Any = None) -> Any:
+    """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
+    file per task, :func:`_check_in_parallel`), with the flavour and the branches the
+    η → μμ removal needs."""
     from gammastar.selection.flavour import check_flavour  # the leptons' masses vs the flavour
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
-    checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
+    n_files = sum(len(spec["files"]) for spec in fileset.values())
+    if exe is not None and n_files > 1 and _n_workers(exe) > 1:
+        checked = _check_in_parallel(fileset, bmap, skip_bad_files, exe)
+    else:
+        checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
     check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
         log.warning("skipping bad file %s: %s", path, why)
@@ -262,6 +303,48 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool) -> A
     return checked
 
 
+def _check_in_parallel(fileset: Any, bmap: Any, skip_bad_files: bool, exe: Any) -> Any:
+    """:func:`gammastar.io.check_inputs` of the fileset with a file per task on the
+    executor's workers (its cost then stays flat in the number of files while the workers
+    grow with them), merged here in fileset order: the same files, entries, UUIDs and truth
+    trees, the optional branches those present in every readable file, the same errors (the
+    first bad file's, or every bad file reported with ``skip_bad_files``)."""
+    from functools import partial
+
+    from gammastar.errors import InputError
+
+    items = [(p, t) for spec in fileset.values() for p, t in spec["files"].items()]
+    results = dict(zip(items, map_tasks(exe, partial(check_file, bmap), items), strict=True))
+    good: dict[str, Any] = {}
+    bad: dict[str, str] = {}
+    entries: dict[str, int] = {}
+    uuids: dict[str, bytes] = {}
+    truth: list[str] = []
+    optional = dict(bmap.optional)
+    for dataset, spec in fileset.items():
+        kept = {}
+        for path, tree in spec["files"].items():
+            one = results[(path, tree)]
+            if isinstance(one, InputError):
+                if not skip_bad_files:
+                    raise one
+                bad[path] = str(one)
+                continue
+            optional = {c: b for c, b in optional.items() if c in one.branches.optional}
+            entries.update(one.entries)
+            uuids.update(one.uuids)
+            truth += one.truth_trees
+            kept[path] = tree
+        if kept:
+            good[dataset] = {**spec, "files": kept}
+    if not good:
+        raise InputError(
+            "no readable input file: " + "; ".join(f"{p}: {why}" for p, why in bad.items())[:2000]
+        )
+    branches = io.BranchMap(bmap.layout, bmap.required, optional, bmap.lepton)
+    return io.CheckedInputs(good, branches, bad, entries, truth, uuids)
+
+
 def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> tuple[Any, Any, str]:
     """``(efficiency map, acceptance, phase space)`` of the config's ``unfold`` section
     (``lambda_theta``: the per-pair acceptance's λ_θ instead of the configured one)."""
@@ -270,7 +353,8 @@ def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> t
     em = load_efficiency_map(
         cfg.resolve_data(eff_path, "unfold.efficiency_map") if eff_path is not None else None
     )
-    am, phase_space = None, PHASE_SPACE_DETECTOR
+    am: AcceptanceMap | AcceptanceMap3D | PairAcceptance | None = None
+    phase_space = PHASE_SPACE_DETECTOR
     if cfg.unfold.acceptance_map is not None:
         acc_path, acc_key = split_map_spec(cfg.unfold.acceptance_map)
         mass_range = (cfg.selection.mass_min, cfg.selection.mass_max)  # a TH3's check
@@ -282,27 +366,57 @@ def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> t
     return em, am, phase_space
 
 
-def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run) -> _Selected:
-    """Process, weight, fill and document one (single-flavour) selection; nothing written."""
+def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) -> _Selected:
+    """Process, weight, fill and document one (single-flavour) selection on ``exe`` (else an
+    executor opened for it); nothing written."""
+    import contextlib
     import time
 
     run.times["checked"] = time.perf_counter()
     ex = opt.execution
     # one executor (cluster, process pool) for the chunks and the second pass on the parts
-    with open_executor(replace(ex, chunksize=ex.chunksize or cfg.input.step_size)) as exe:
+    with contextlib.ExitStack() as stack:
+        if exe is None:
+            exe = stack.enter_context(
+                open_executor(replace(ex, chunksize=ex.chunksize or cfg.input.step_size))
+            )
+        if hasattr(exe, "hold") and run.staging is not None and run.spec is None:
+            exe.hold = True  # a measured λ_θ: the pairs stay on the workers
         result, bad_files, cutflow = _process(cfg, opt, run, exe)
         run.times["processed"] = time.perf_counter()
         files_used = [p for p in run.checked.files if p not in bad_files]
         w = _weigh(cfg, run, result, cutflow, files_used, exe)
+        _polarisation_on_workers(cfg, run, w, result, exe)
     hists, bayes = _histograms(cfg, run, w)
     done = _Processed(bad_files, cutflow, files_used)
     meta, doc = _select_doc(cfg, opt, run, w, done, hists, bayes)
     return _Selected(run, w, hists, meta, doc, cutflow, bad_files)
 
 
-def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run) -> SelectResult:
+def _polarisation_on_workers(
+    cfg: AnalysisConfig, run: _Run, w: Any, result: dict[str, Any], exe: Any
+) -> None:
+    """A fiducial selection's ``polarisation`` block from the parts of the pair dataset the
+    Dask workers wrote, measured by them (:func:`gammastar.selection.onworkers.
+    polarisation_of_parts`: sums to here) while the cluster is open; elsewhere (one process, a
+    process pool, parts the driver wrote, a URL) the driver reads the dataset later."""
+    import time
+
+    if not (run.phase_space == PHASE_SPACE_FIDUCIAL and w.polarisation is None
+            and w.streamed is not None and hasattr(exe, "map_new")
+            and not result.get("driver_written") and not urls.is_url(w.streamed)):  # fmt: skip
+        return
+    t = time.perf_counter()
+    paths = [str(Path(w.streamed) / name) for name in result["parts"]]
+    w.polarisation = onworkers.polarisation_of_parts(
+        exe, paths, run.am, onworkers.BinRule.from_config(cfg), used=run.polarisation_used
+    )
+    run.times["polarisation"] = time.perf_counter() - t
+
+
+def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) -> SelectResult:
     """The part of :func:`select` after the input checks: process, weight, fill, write."""
-    sel = _select_compute(cfg, opt, run)
+    sel = _select_compute(cfg, opt, run, exe)
     w, hists, meta, doc, cutflow, bad_files = (
         sel.w, sel.hists, sel.meta, sel.doc, sel.cutflow, sel.bad_files
     )  # fmt: skip
@@ -335,7 +449,11 @@ def _process(
 
     cuts, checked, staging, ex = Cuts.from_config(cfg), run.checked, run.staging, opt.execution
     dataset = (
-        None if staging is None else staging if urls.is_url(staging) else Path(staging) / rundir.PAIRS
+        None
+        if staging is None
+        else staging
+        if urls.is_url(staging)
+        else Path(staging) / rundir.PAIRS
     )
     numbers = file_numbers(f for spec in checked.fileset.values() for f in spec["files"])
     reader = ChunkReader(
@@ -367,7 +485,7 @@ def _process(
     result, run_bad = run_processor(
         checked.fileset,
         proc,
-        execution=replace(ex, chunksize=ex.chunksize or cfg.input.step_size),
+        execution=replace(ex, chunksize=_chunk_size(cfg, ex, exe, checked.entries)),
         skip_bad_files=opt.skip_bad_files,
         sink=ChunkSink(dataset, numbers),
         file_metadata={
@@ -385,6 +503,42 @@ def _process(
             cutflow["events_nonfinite"],
         )
     return result, {**checked.bad_files, **run_bad}, cutflow
+
+
+CHUNKS_PER_WORKER = 4
+"""Chunks per worker that the chunk size aims at (:func:`_chunk_size`): enough for a worker
+that finishes early to take another one while the last ones run."""
+MIN_CHUNK = 100_000
+"""The smallest chunk :func:`_chunk_size` makes (entries): below it each chunk's fixed costs
+(a task, a file opened, histograms sent) outweigh the balance it buys."""
+
+
+def _chunk_size(cfg: AnalysisConfig, ex: Execution, exe: Any, entries: dict[str, int]) -> int:
+    """Entries per chunk: ``Execution.chunksize`` where given; else ``input.step_size``, made
+    smaller on several workers so that they get :data:`CHUNKS_PER_WORKER` chunks each (not
+    below :data:`MIN_CHUNK`): with fewer chunks than that the last ones keep one worker busy
+    while the others wait."""
+    if ex.chunksize:
+        return ex.chunksize
+    step = cfg.input.step_size
+    n = 1 if ex.executor == "iterative" else _n_workers(exe, ex)
+    if n <= 1:
+        return step
+    total = sum(int(v) for v in entries.values())
+    return min(step, max(MIN_CHUNK, -(-total // (CHUNKS_PER_WORKER * n))))
+
+
+def _n_workers(exe: Any, ex: Execution | None = None) -> int:
+    """The workers the chunks are spread over: the process pool's, the Dask cluster's (those
+    connected, or the number asked for where more are coming)."""
+    client = getattr(exe, "client", None)
+    if client is None:
+        return int(getattr(exe, "workers", 1) or 1)
+    try:
+        connected = len(client.scheduler_info().get("workers", {}))
+    except Exception:  # noqa: BLE001 - the count only tunes the chunk size
+        connected = 0
+    return max(connected, (ex.workers if ex is not None else None) or 0, 1)
 
 
 # --------------------------------------------------------------------------- both channels
@@ -409,7 +563,7 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
         log.info("select: %s pairs: %s", flavour_channel(f), parts[f].doc["counts"])
     first = parts[cfg.input.flavours[0]]
     pairs = pd.concat(
-        [p.w.pairs.assign(flavour=np.int8(FLAVOUR_CODES[f])) for f, p in parts.items()],
+        [p.w.table().assign(flavour=np.int8(FLAVOUR_CODES[f])) for f, p in parts.items()],
         ignore_index=True,
     )
     hists = dict(first.hists)
@@ -427,7 +581,7 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
             **{k: v for k, v in p.doc.items() if k != "meta"},
             "lepton": f,
             "phase_space": p.run.phase_space,
-            "n_pairs": len(p.w.pairs),
+            "n_pairs": len(p.w.table()),
         }
         for f, p in parts.items()
     }
@@ -441,7 +595,7 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
     )  # fmt: skip
     w = dataclasses.replace(first.w, pairs=pairs, streamed=None)
     _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
-    log.info("select: %s → %s", ", ".join(f"{len(p.w.pairs)} {flavour_channel(f)} pairs"
+    log.info("select: %s → %s", ", ".join(f"{len(p.w.table())} {flavour_channel(f)} pairs"
                                            for f, p in parts.items()), run.outdir)  # fmt: skip
     return SelectResult(
         path=run.outdir / rundir.SELECT,

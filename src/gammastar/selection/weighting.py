@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gammastar.config import AnalysisConfig
-from gammastar.core import urls
+from gammastar.config.yields import PolarisationCorrectionConfig
+from gammastar.core import rundir, urls
 from gammastar.corrections.background import (
     conversion_template_from_config,
     eta_mumu_rate_peak,
@@ -38,7 +39,7 @@ from gammastar.corrections.unfold.acceptance import (
 )
 from gammastar.corrections.unfold.efficiency import UnfoldReport, check_unfoldable, inverse_weights
 from gammastar.errors import InputError
-from gammastar.selection import reweight
+from gammastar.selection import onworkers, reweight
 from gammastar.selection.pairhists import HistAxes, raw_histograms
 from gammastar.selection.pairweights import (
     _DTYPES,
@@ -48,6 +49,7 @@ from gammastar.selection.pairweights import (
     pair_weights,
 )
 from gammastar.selection.processor import map_tasks
+from gammastar.selection.writer import file_numbers, finish_dataset, write_part
 
 if TYPE_CHECKING:
     import hist
@@ -98,9 +100,10 @@ def _chunk_moments(chunks: dict[Any, dict[str, np.ndarray]]) -> list[np.ndarray]
     list of (4, n_i) blocks in the rows' order (not joined: the polarisation measurement
     gathers each bin's pairs from them; ``None``: not every chunk has them)."""
     parts = [chunks[k].pop("_moments", None) for k in sorted(chunks)]
-    if not parts or any(p is None for p in parts):
+    held = [p for p in parts if p is not None]
+    if not parts or len(held) < len(parts):
         return None
-    return parts
+    return held
 
 
 def _weigh(
@@ -149,6 +152,8 @@ def _weigh(
             unfolded, rate_report = second
             eta.update(rate_report)
         run.times["reweight"] = time.perf_counter() - t
+    if run.spec is None and getattr(exe, "held", None):  # a measured λ_θ on the workers
+        return _weigh_on_workers(cfg, run, result, cutflow, exe, raw, est, edges, eta)
     if pairs is None and streamed is None:
         pairs = _pairs_table(chunks)
     w = _Weighted(pairs, None if streamed is None else _location(streamed), raw, est, None, None,
@@ -182,6 +187,78 @@ def _weigh(
     return w
 
 
+def _weigh_on_workers(
+    cfg: AnalysisConfig,
+    run: _Run,
+    result: dict[str, Any],
+    cutflow: dict[str, int],
+    exe: Any,
+    raw: Any,
+    est: Any,
+    edges: np.ndarray,
+    eta: dict[str, Any],
+) -> _Weighted:
+    """:func:`_weigh` of a measured λ_θ with the pairs held on the Dask workers
+    (:func:`gammastar.selection.onworkers.measured_on_workers`: the steps of
+    :func:`_measured_acceptance` and :func:`_weigh_table` per chunk, sums to here); the
+    workers write the final parts into the staging dataset."""
+    u = cfg.unfold
+    if run.staging is None:  # _prepare_run makes one for a measured λ_θ on the workers
+        raise RuntimeError("a measured lambda_theta on the workers needs a staging directory")
+    dataset = Path(run.staging) / rundir.PAIRS
+    numbers = file_numbers(f for spec in run.checked.fileset.values() for f in spec["files"])
+    spec = onworkers.Weighing(run.am, edges, est.factor, u.min_acceptance, u.outside_map,
+                              conversion_template_from_config(cfg))  # fmt: skip
+    # --no-shared-staging: every part comes back as bytes (a directory "" no worker sees)
+    where = str(dataset) if run.shared_staging else ""
+    writer = onworkers.PartWriter(where, numbers, HistAxes.from_config(cfg), edges)
+    eff_report: list[UnfoldReport] = []
+
+    def check(n_pairs: int, n_zero: int) -> None:
+        rep = UnfoldReport(n_pairs, cutflow["pairs_outside_map"], n_zero, run.em.source)
+        check_unfoldable(rep, u.outside_map, run.em)
+        eff_report.append(rep)
+
+    def correct(block: dict[str, Any]) -> dict[str, Any]:
+        if u.polarisation_correction is None:
+            return block
+        return _correct_polarisation(cfg, u.polarisation_correction, run.am, block)
+
+    rate = None
+    if cfg.background.remove_eta_mumu == "rate":
+        rate = partial(_rate_scale, cfg, edges)
+    rule = onworkers.BinRule.from_config(cfg)
+    res = onworkers.measured_on_workers(exe, spec, writer, rate=rate, bins=rule,
+                                        correct=correct, check=check)  # fmt: skip
+    run.times.update(res.times)
+    run.am = res.am
+    for name, data in res.parquet.items():  # workers that do not see the staging directory
+        write_part(dataset, name, data)
+    streamed = finish_dataset(dataset, res.parts)
+    eta.update(res.eta)
+    if cfg.background.remove_eta_mumu == "truth":
+        eta["pairs_removed"] = cutflow["pairs_eta_mumu_removed"]
+    w = _Weighted(None, streamed, raw, est, eff_report[0], None, res.unfolded, eta,
+                  polarisation=res.polarisation)  # fmt: skip
+    _warn_efficiency(cfg, w.eff_report)
+    w.acc_report = _acceptance_report(cfg, run.am, res.counts, res.sums, edges)
+    return w
+
+
+def _rate_scale(
+    cfg: AnalysisConfig, edges: np.ndarray, unf: np.ndarray
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The ``rate`` removal's scale per mass bin from the summed Σ weight per bin ``unf``
+    (:func:`_remove_eta_mumu_rate`'s, without the pairs) and its report."""
+    peak, n_dal, n_mumu = eta_mumu_rate_peak(
+        edges, unf, dalitz_window=cfg.background.eta_dalitz_window,
+        sigma=cfg.background.eta_peak_sigma,
+    )  # fmt: skip
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.where(unf > 0, np.clip(1.0 - peak / unf, 0.0, None), 1.0)
+    return scale, {"n_eta_dalitz": n_dal, "n_eta_mumu_predicted": n_mumu}
+
+
 def _needs_second_pass(cfg: AnalysisConfig) -> bool:
     """Whether a weight factor needs every chunk: k_b (``ss_weight: binwise`` or a mixed R) or
     the η → μμ ``rate`` scale (:func:`_second_pass`)."""
@@ -196,7 +273,7 @@ def _second_pass(
     est: Any,
     edges: np.ndarray,
     exe: Any,
-) -> tuple[dict[str, hist.Hist], dict[str, Any]] | None:
+) -> tuple[dict[str, hist.Hist] | None, dict[str, Any]] | None:
     """The chunk weights times the factors that need every chunk (:mod:`.reweight`): k_b per
     mass bin for the SS pairs (``ss_weight: binwise`` or a mixed R; the chunks used −1) and
     the η → μμ ``rate`` scale (from the chunks' summed Σ weight per bin). On the parts of the
@@ -263,7 +340,7 @@ def _measured_acceptance(
     """
     import time
 
-    m, pt, pz = (w.pairs[c].to_numpy() for c in ("m", "pT", "pz"))
+    m, pt, pz = (w.table()[c].to_numpy() for c in ("m", "pT", "pz"))
     p, theta = np.hypot(pt, pz), np.arctan2(pt, pz)  # as the table's lookup computes them
     # the moments at every pair; the isotropic A is their first, ⟨a⟩ (clipped to [0, 1] as
     # the table's lookup clips it)
@@ -282,7 +359,7 @@ def _measured_acceptance(
     run.times["polarisation"] = time.perf_counter() - t  # select.json timings_s
     if cfg.unfold.polarisation_correction is not None:
         t = time.perf_counter()
-        block = _correct_polarisation(cfg, run.am, block)
+        block = _correct_polarisation(cfg, cfg.unfold.polarisation_correction, run.am, block)
         run.times["polarisation_correction"] = time.perf_counter() - t
     w.polarisation = block
     pol_edges, lam = lambda_for_acceptance(block, "select (lambda_theta fit)")
@@ -295,11 +372,13 @@ def _measured_acceptance(
     return am
 
 
-def _correct_polarisation(cfg: AnalysisConfig, am: Any, block: dict[str, Any]) -> dict[str, Any]:
-    """``unfold.polarisation_correction``: the measured λ_θ corrected for the bins' selection
-    of decay angles with the configured simulation (:mod:`gammastar.corrections.lambda_correction`)."""
+def _correct_polarisation(
+    cfg: AnalysisConfig, pc: PolarisationCorrectionConfig, am: Any, block: dict[str, Any]
+) -> dict[str, Any]:
+    """``unfold.polarisation_correction`` (``pc``): the measured λ_θ corrected for the bins'
+    selection of decay angles with the configured simulation
+    (:mod:`gammastar.corrections.lambda_correction`)."""
 
-    pc = cfg.unfold.polarisation_correction
     paths = [cfg.resolve(p) for p in pc.simulation]
     rows = read_simulation(paths, tree=pc.tree)
     gen = None if pc.generated_tree is None else read_generated(paths, tree=pc.generated_tree)
@@ -358,7 +437,7 @@ def _weigh_table(
     overwrites (the same numbers, without computing them twice, and no fresh memory for two
     new 16 MB columns on 2·10⁶ pairs, whose first touch costs system time)."""
 
-    pairs = w.pairs
+    pairs = w.table()
     n = len(pairs)
     reuse = {} if reuse is None else reuse
     if "inv" in reuse:
@@ -391,10 +470,10 @@ def _weigh_table(
             outside_map=cfg.unfold.outside_map,
             conversion=conversion,
         )
-        for k, v in c_blk.items():
-            counts[k] = counts.get(k, 0) + v
-        for k, v in s_blk.items():
-            sums[k] = sums.get(k, 0.0) + v
+        for k, n_k in c_blk.items():
+            counts[k] = counts.get(k, 0) + n_k
+        for k, s_k in s_blk.items():
+            sums[k] = sums.get(k, 0.0) + s_k
     _set_column(pairs, "acc", acc)
     if "weight_raw" not in pairs:  # 1 (the measured λ_θ's second weighting: already there)
         _set_column(pairs, "weight_raw", np.ones(n))
@@ -496,24 +575,13 @@ def _remove_eta_mumu_rate(
 
     mvals = pairs["m"].to_numpy()
     unf = np.histogram(mvals, bins=edges, weights=pairs["weight"].to_numpy())[0]
-    peak, n_dal, n_mumu = eta_mumu_rate_peak(
-        edges,
-        unf,
-        dalitz_window=tuple(cfg.background.eta_dalitz_window),
-        sigma=cfg.background.eta_peak_sigma,
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        scale = np.where(unf > 0, np.clip(1.0 - peak / unf, 0.0, None), 1.0)
+    scale, report = _rate_scale(cfg, edges, unf)
     idx = np.clip(np.searchsorted(edges, mvals, side="right") - 1, 0, len(scale) - 1)
     old_w = pairs["weight"].to_numpy()
     _set_column(pairs, "weight", old_w * scale[idx])
     # predicted vs what the reweighting took out (less where a bin holds fewer than the
     # predicted peak, the scale clipped at 0, or a bin is empty)
-    return {
-        "n_eta_dalitz": n_dal,
-        "n_eta_mumu_predicted": n_mumu,
-        "n_eta_mumu_removed": float(np.sum(old_w - pairs["weight"].to_numpy())),
-    }
+    return {**report, "n_eta_mumu_removed": float(np.sum(old_w - pairs["weight"].to_numpy()))}
 
 
 def _location(streamed: Any) -> Path | str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.target import nucleus_scale, nucleus_scale_rel_err, yield_scale
@@ -130,7 +131,7 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
         raise InputError(f"{path}: {err}") from None
 
 
-def check_refuse(config: Any, yields: Yields) -> None:
+def check_refuse(config: AnalysisConfig, yields: Yields) -> None:
     """Refuse ``reach.extrapolation: refuse`` on a both-channels run's yields (stitched at
     ``extrapolation.seam``: the combined yield has no fiducial-region-only part).
 
@@ -147,7 +148,7 @@ def check_refuse(config: Any, yields: Yields) -> None:
         )
 
 
-def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, Any]]:
+def resolve_yield_scale(config: AnalysisConfig, yields: Yields) -> tuple[float, dict[str, Any]]:
     """The factor on the data's yield per POT for the reach's facility, and how it was made.
 
     ``reach.target_interaction_lengths`` (the facility's target) against the data's target:
@@ -209,7 +210,7 @@ def resolve_yield_scale(config: Any, yields: Yields) -> tuple[float, dict[str, A
     return scale, info
 
 
-def _nucleus_part(config: Any) -> tuple[float, dict[str, Any]]:
+def _nucleus_part(config: AnalysisConfig) -> tuple[float, dict[str, Any]]:
     """The A-dependence factor of ``reach.target`` and its record (``reach.json`` meta
     ``target_nucleus``).
 
@@ -277,23 +278,39 @@ def with_target_nuisance(
     nucleus = scale_info.get("target_nucleus")
     if nucleus is None:
         return nuisances, record
+    origin = (
+        f"reach.target: A-dependence exponent alpha = {nucleus['a_exponent']:g} +- "
+        f"{nucleus['a_exponent_err']:g} ({nucleus['a_exponent_origin']}), "
+        f"{nucleus['data_target']} (A = {nucleus['data_mass_number']:g}) -> "
+        f"{nucleus['material']} (A = {nucleus['mass_number']:g}): "
+        "exp(|ln(A_f/A_d)| sigma_alpha) - 1"
+    )
+    return _with_signal_normsys(
+        nuisances, record, masses, TARGET_NUISANCE, float(nucleus["rel_err"]), origin
+    )
+
+
+def _with_signal_normsys(
+    nuisances: dict[str, NDArray[np.float64]] | None,
+    record: dict[str, Any] | None,
+    masses: ArrayLike,
+    name: str,
+    rel: float,
+    origin: str,
+) -> tuple[dict[str, NDArray[np.float64]], dict[str, Any]]:
+    """``nuisances`` and their ``reach.json`` ``record`` with the nuisance ``name``: a
+    log-normal normsys of relative size ``rel`` on the signal, the same at every mass, one
+    parameter shared by the channels (``origin``: where ``rel`` comes from)."""
     m = np.atleast_1d(np.asarray(masses, dtype=float))
-    rel = float(nucleus["rel_err"])
     out = dict(nuisances or {})
-    out[TARGET_NUISANCE] = np.full(m.shape, rel)
+    out[name] = np.full(m.shape, rel)
     rec = dict(record) if record is not None else {"mass": m.tolist(), "nuisances": {}}
     rec["nuisances"] = {
         **rec.get("nuisances", {}),
-        TARGET_NUISANCE: {
+        name: {
             "kind": NUISANCE_KIND,
             "rel": [rel] * m.size,
-            "origin": (
-                f"reach.target: A-dependence exponent alpha = {nucleus['a_exponent']:g} +- "
-                f"{nucleus['a_exponent_err']:g} ({nucleus['a_exponent_origin']}), "
-                f"{nucleus['data_target']} (A = {nucleus['data_mass_number']:g}) -> "
-                f"{nucleus['material']} (A = {nucleus['mass_number']:g}): "
-                "exp(|ln(A_f/A_d)| sigma_alpha) - 1"
-            ),
+            "origin": origin,
             "correlation": CORRELATED,
             "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
         },
@@ -328,24 +345,10 @@ def with_mock_nuisance(
     rel = norm.get("rel_uncertainty") if isinstance(norm, dict) else None
     if rel is None or not float(rel) > 0:
         return nuisances, record
-    rel = float(rel)
-    m = np.atleast_1d(np.asarray(masses, dtype=float))
-    out = dict(nuisances or {})
-    out[MOCK_NUISANCE] = np.full(m.shape, rel)
-    rec = dict(record) if record is not None else {"mass": m.tolist(), "nuisances": {}}
-    rec["nuisances"] = {
-        **rec.get("nuisances", {}),
-        MOCK_NUISANCE: {
-            "kind": NUISANCE_KIND,
-            "rel": [rel] * m.size,
-            "origin": (
-                f"mock cocktail normalisation: <n_omega> = {norm['n_omega_per_collision']:.4g} "
-                f"per p + {norm.get('target', '?')} collision ({norm.get('origin', '')}); the "
-                "relative uncertainty of <n_omega>_pp, sigma_inel(pp) and alpha_omega "
-                "(gammastar.cocktail_inputs)"
-            ),
-            "correlation": CORRELATED,
-            "modifier": "normsys on the signal of every channel, hi = 1 + rel, lo = 1/(1 + rel)",
-        },
-    }
-    return out, rec
+    origin = (
+        f"mock cocktail normalisation: <n_omega> = {norm['n_omega_per_collision']:.4g} "
+        f"per p + {norm.get('target', '?')} collision ({norm.get('origin', '')}); the "
+        "relative uncertainty of <n_omega>_pp, sigma_inel(pp) and alpha_omega "
+        "(gammastar.cocktail_inputs)"
+    )
+    return _with_signal_normsys(nuisances, record, masses, MOCK_NUISANCE, float(rel), origin)

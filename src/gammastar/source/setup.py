@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gammastar.config import AnalysisConfig
 from gammastar.core.artifacts import read_json
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.darksector import aprime_branching_ratios, psi2_ctau, psi2_width
@@ -72,7 +73,7 @@ def check_request(n: Any, chunk: int, *positive: tuple[float, str]) -> None:
         raise GammastarError(f"--chunk must be positive, not {chunk}")
 
 
-def require_events_keys(config: Any, keys: Iterable[str]) -> None:
+def require_events_keys(config: AnalysisConfig, keys: Iterable[str]) -> None:
     """Raise :class:`ConfigError` naming the first ``events.<key>`` of ``keys`` not given."""
     where = config.source or "<config>"
     for key in keys:
@@ -81,7 +82,7 @@ def require_events_keys(config: Any, keys: Iterable[str]) -> None:
 
 
 def aprime_source(
-    config: Any,
+    config: AnalysisConfig,
     mass: float | None,
     *,
     extrapolate: bool = False,
@@ -126,9 +127,8 @@ def aprime_source(
     yields_doc = read_json(yields_path, what="yields file")
     scale_y, scale_info = resolve_yield_scale(config, yields)
     n_pot_data = yields.meta.get("n_pot")
-    n_pot = config.reach.n_pot if config.reach.n_pot is not None else config.beam.n_pot
-    if not isinstance(n_pot, int | float):
-        n_pot = n_pot_data
+    stated = config.reach.n_pot if config.reach.n_pot is not None else config.beam.n_pot
+    n_pot = stated if isinstance(stated, int | float) else n_pot_data
     if not isinstance(n_pot, int | float) or not n_pot > 0:
         raise ConfigError(f"{where}: reach.n_pot or beam.n_pot must be a number for the events")
     if mass is not None:
@@ -183,19 +183,23 @@ def _yield_at(yields: Any, path: Any, mass: float) -> float:
     return float(y)
 
 
-def beam_settings(config: Any, src: Mapping[str, Any]) -> dict[str, Any]:
+def beam_settings(config: AnalysisConfig, src: Mapping[str, Any]) -> dict[str, Any]:
     """The beam and target fields of every event settings class: ``beam_energy`` (GeV),
     ``beam_spot`` (σ_x, σ_y in m), ``target_lambda`` (m) and ``target_lengths``."""
     ev = config.events
+    spot, length = ev.beam_spot_sigma, ev.target_interaction_length
+    if spot is None or length is None:  # the event commands require both (require_events_keys)
+        require_events_keys(config, ("beam_spot_sigma", "target_interaction_length"))
+        raise AssertionError("unreachable: require_events_keys raised")
     return {
         "beam_energy": float(config.beam.energy),
-        "beam_spot": (float(ev.beam_spot_sigma[0]), float(ev.beam_spot_sigma[1])),
-        "target_lambda": float(ev.target_interaction_length),
+        "beam_spot": (float(spot[0]), float(spot[1])),
+        "target_lambda": float(length),
         "target_lengths": src["lengths"],
     }
 
 
-def cross_section_pb(config: Any, src: Mapping[str, Any], expected: float) -> float:
+def cross_section_pb(config: AnalysisConfig, src: Mapping[str, Any], expected: float) -> float:
     """σ_inel(p target) × ``expected`` / (N_POT P_int), pb: the cross-section of the written
     process for the HepMC3 GenCrossSection (``expected`` events per N_POT). The target is the
     facility's (``reach.target``) when the config names one, else the data's (``beam``)."""
@@ -228,7 +232,7 @@ def beam_meta(st: Any) -> dict[str, Any]:
 
 
 def polarisation(
-    mode: str, config: Any, mass: float, yields_doc: Mapping[str, Any] | None
+    mode: str, config: AnalysisConfig, mass: float, yields_doc: Mapping[str, Any] | None
 ) -> tuple[float, dict[str, Any]]:
     """ρ₀₀ for ``--decay data|isotropic|transverse`` and where it came from.
 
@@ -284,7 +288,7 @@ def polarisation(
 
 
 def dark_settings(
-    config: Any, mass: float, eps: float, src: Mapping[str, Any]
+    config: AnalysisConfig, mass: float, eps: float, src: Mapping[str, Any]
 ) -> DarkEventSettings:
     """:class:`DarkEventSettings` of the config's ``idm`` section at (m_A′, ε)."""
 
@@ -298,7 +302,7 @@ def dark_settings(
     br_chain = {c: float(br[c]) for c in DARK_CHAINS if c in br and float(br[c]) > 0}
     tot = float(psi2_width(model, eps, "total"))
     ml_ok = {c: float(psi2_width(model, eps, c)) / tot for c in idm.channels}
-    br_psi2 = {c: v for c, v in ml_ok.items() if v > 0}
+    br_psi2: dict[str, float] = {c: v for c, v in ml_ok.items() if v > 0}
     if not br_psi2:
         raise InputError(
             f"--mass {mass:g}: psi2 -> psi1 ll is closed for idm.channels {list(idm.channels)} "

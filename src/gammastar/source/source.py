@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.sampling import ParametricSampler
@@ -91,7 +92,7 @@ class Source:
     # ----------------------------------------------------------------------- constructors
     @classmethod
     def from_config(
-        cls, config: Any, yields: Yields | None = None, *, member: Any = None
+        cls, config: AnalysisConfig, yields: Yields | None = None, *, member: Any = None
     ) -> Source:
         """The A′ production of the reach: the flow (``reach.flow``), inside the yields'
         fiducial region when they have one, with the fitted model outside it
@@ -310,7 +311,7 @@ class WeightedPairSampler:
 
 
 def ensemble_sources(
-    config: Any, yields: Yields | None, nominal: Source
+    config: AnalysisConfig, yields: Yields | None, nominal: Source
 ) -> tuple[list[Source], list[Any]]:
     """The A′ sources of the flow ensemble of ``reach.flow`` (``flow/`` and
     ``flow/ensemble/<i>/``), each built like the nominal one (:meth:`Source.from_config` with

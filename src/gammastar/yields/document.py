@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gammastar.config import AnalysisConfig
+from gammastar.config.yields import YieldsConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta
 from gammastar.errors import InputError
@@ -27,7 +28,7 @@ from gammastar.yields.uncertainties import yield_uncertainties
 from gammastar.yields.universality import compare_aprime
 
 
-def _universality(aprime: dict, other: Path, lepton: str, ycfg: Any) -> dict[str, Any]:
+def _universality(aprime: dict, other: Path, lepton: str, ycfg: YieldsConfig) -> dict[str, Any]:
     """``lepton_universality`` and ``aprime_combined`` of ``yields.json`` against the other
     flavour's ``yields.json`` at ``other`` (:func:`gammastar.yields.universality.compare_aprime`)."""
 

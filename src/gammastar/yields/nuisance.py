@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.errors import GammastarError, InputError
 
 __all__ = [
@@ -160,7 +161,7 @@ def check_unique(names: list[str], *, key: str) -> None:
 
 
 def reach_nuisances(
-    config: Any, yields: Any, masses: ArrayLike
+    config: AnalysisConfig, yields: Any, masses: ArrayLike
 ) -> tuple[dict[str, NDArray[np.float64]] | None, dict[str, Any] | None]:
     """The named signal nuisances of a reach at ``masses`` and their ``reach.json`` record.
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.corrections.background import eta_mumu_rate_peak
 from gammastar.corrections.migration import applied_correction
 from gammastar.corrections.pair_acceptance import fiducial_from_config
@@ -40,7 +41,7 @@ from gammastar.yields.variations import (
 )
 
 
-def _lambda_errors(doc: Mapping[str, Any], masses: NDArray, cfg: Any) -> NDArray | None:
+def _lambda_errors(doc: Mapping[str, Any], masses: NDArray, cfg: AnalysisConfig) -> NDArray | None:
     """δλ_θ per mass bin: measured (``polarisation.lambda_theta_err``) or the config's."""
     pol = doc.get("polarisation")
     if isinstance(pol, Mapping) and pol.get("lambda_theta_err") is not None:
@@ -93,7 +94,7 @@ def _data_stat_nuisance(y: NDArray, err: NDArray) -> Nuisance:
 
 
 def _like_sign_nuisance(
-    cfg: Any, hists: Mapping[str, Any], pairs: Any, edges: NDArray
+    cfg: AnalysisConfig, hists: Mapping[str, Any], pairs: Any, edges: NDArray
 ) -> tuple[Nuisance, NDArray[np.float64]]:
     """``like_sign_r``: the like-sign normalisation R varied
     (:func:`~gammastar.yields.variations.like_sign_variation`).
@@ -141,7 +142,7 @@ def _like_sign_nuisance(
 
 
 def _lambda_theta_step(
-    cfg: Any,
+    cfg: AnalysisConfig,
     doc: Mapping[str, Any],
     pairs: Any,
     edges: NDArray,
@@ -202,7 +203,7 @@ def _refittable_extrapolation(doc: Mapping[str, Any]) -> Any:
 
 
 def _eta_mumu_step(
-    cfg: Any,
+    cfg: AnalysisConfig,
     unf: Any,
     bins: tuple[NDArray, NDArray],
     w_tot: NDArray,
@@ -238,7 +239,7 @@ def _eta_mumu_step(
     peak, _, _ = eta_mumu_rate_peak(
         native,
         np.asarray(unf.values(), dtype=float),
-        dalitz_window=tuple(bg.eta_dalitz_window),
+        dalitz_window=(bg.eta_dalitz_window[0], bg.eta_dalitz_window[1]),
         sigma=bg.eta_peak_sigma,
     )
     pk = _rebin(native, peak, edges)
@@ -337,7 +338,7 @@ def _migration_nuisance(
 
 
 def _map_statistics(
-    cfg: Any, pairs: Any, edges: NDArray, mass: ArrayLike, out: dict, skipped: dict
+    cfg: AnalysisConfig, pairs: Any, edges: NDArray, mass: ArrayLike, out: dict, skipped: dict
 ) -> None:
     """The ``acceptance_map_stat`` source (module docstring) into ``out`` or ``skipped``."""
     name = "acceptance_map_stat"
@@ -392,7 +393,7 @@ def _map_statistics(
 
 
 def _lambda_nuisance(
-    cfg: Any,
+    cfg: AnalysisConfig,
     pairs: Any,
     edges: NDArray,
     dl: NDArray,

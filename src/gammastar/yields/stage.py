@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from gammastar.config import AnalysisConfig, flavour_config, load_config
 from gammastar.core import rundir
@@ -27,6 +28,7 @@ from gammastar.selection.flavours import flavour_channel
 from gammastar.yields.combined import _combined_mcp, _combined_uncertainties, _seam_extrapolation
 from gammastar.yields.compute import _warn_flags, _yields, flag_acceptance_loss
 from gammastar.yields.document import _jsonable, _yields_meta, yields_document
+from gammastar.yields.error_parts import error_parts
 from gammastar.yields.formulas import AprimeYield, McpYield
 from gammastar.yields.inputs import YieldInputs, read_acceptance_loss, read_yield_inputs
 from gammastar.yields.npot import resolve_n_pot
@@ -133,9 +135,14 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
         f"gammastar yields; n_pot={inp.n_pot:.6g} ({inp.n_pot_source}); "
         f"phase_space={inp.phase_space}; see yields.json meta"
     )
+    # the whole error after the contract columns: its total and each named part, absolute
+    # (gammastar.yields.error_parts: the parts in quadrature)
+    parts = error_parts(doc)
+    errs = [parts.absolute()] + [parts.absolute(k) for k in parts.rel]
     _write_csv(
         rd.path(rundir.YIELDS_APRIME_CSV),
-        ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"],
+        ["mass", "m_lo", "m_hi", "per_pot_per_eps2", "stat_err", "bkg_sub_err", "flags"]
+        + ["total_err"] + [f"err_{k}" for k in parts.rel],
         [
             [
                 ap.mass[i],
@@ -146,6 +153,7 @@ def _write_outputs(cfg: AnalysisConfig, res: YieldsResult, force: bool, plots: b
                 ap.bkg_sub_err[i],
                 ap.flags[i],
             ]
+            + [float("nan") if e[i] is None else e[i] for e in errs]
             for i in range(len(ap.mass))
         ],
         comment,
@@ -203,7 +211,9 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     # (a prescaled trigger's: N_POT / k, resolve_n_pot), in meta.n_pot_by_flavour
     n_pot, n_pot_source = resolve_n_pot(cfg, cfg.output_dir)
     edges = np.asarray(comb["bin_edges"], float)
-    nan = lambda v: np.asarray([np.nan if x is None else x for x in v], float)
+    def nan(v: Iterable[float | None]) -> NDArray[np.float64]:  # JSON null: NaN
+        return np.asarray([np.nan if x is None else x for x in v], float)
+
     ap = AprimeYield(np.asarray(comb["mass"]), edges, nan(comb["per_pot_per_eps2"]),
                      nan(comb["stat_err"]), nan(comb["bkg_sub_err"]), comb["flags"], n_pot)  # fmt: skip
     universality = None

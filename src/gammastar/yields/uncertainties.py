@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from gammastar.config import AnalysisConfig
 from gammastar.yields.nuisance import Nuisance, _list
 from gammastar.yields.sources import (
     _data_stat_nuisance,
@@ -80,7 +81,7 @@ __all__ = [
 
 
 def yield_uncertainties(
-    cfg: Any,
+    cfg: AnalysisConfig,
     doc: Mapping[str, Any],
     *,
     hists: Mapping[str, Any],

@@ -72,7 +72,8 @@ def compare_aprime(
     """
     pa, pb = _block(a, labels[0]), _block(b, labels[1])
     tol = 1e-9
-    ia, ib = [], []
+    ia: list[int] = []
+    ib: list[int] = []
     for i, (lo, hi) in enumerate(zip(pa["lo"], pa["hi"], strict=True)):
         j = np.flatnonzero((np.abs(pb["lo"] - lo) < tol) & (np.abs(pb["hi"] - hi) < tol))
         if j.size and pa["ok"][i] and pb["ok"][j[0]]:
@@ -84,24 +85,24 @@ def compare_aprime(
             "mass bin; give both runs mass bins with the same edges (unfold.mass_bins width, "
             "selection.mass_min on the same grid, yields.mass_bin_width)"
         )
-    ia, ib = np.array(ia), np.array(ib)
-    ya, ea = pa["y"][ia], pa["err"][ia]
-    yb, eb = pb["y"][ib], pb["err"][ib]
-    lo, hi = pa["lo"][ia], pa["hi"][ia]
+    rows_a, rows_b = np.array(ia), np.array(ib)
+    ya, ea = pa["y"][rows_a], pa["err"][rows_a]
+    yb, eb = pb["y"][rows_b], pb["err"][rows_b]
+    lo_m, hi_m = pa["lo"][rows_a], pa["hi"][rows_a]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = ya / yb
         ratio_err = np.abs(ratio) * np.hypot(ea / ya, eb / yb)
-    inside = np.ones(ia.size, dtype=bool)
+    inside = np.ones(rows_a.size, dtype=bool)
     if mass_range is not None:
-        inside = (lo >= mass_range[0] - tol) & (hi <= mass_range[1] + tol)
+        inside = (lo_m >= mass_range[0] - tol) & (hi_m <= mass_range[1] + tol)
     chi2_i = (ya - yb) ** 2 / (ea**2 + eb**2)
     chi2 = float(chi2_i[inside].sum())
     ndf = int(inside.sum())
     comb, comb_err, comb_syst, _ = combine(ya, ea, yb, eb)
     return {
         "ratio_of": f"{labels[0]}/{labels[1]}",
-        "mass": (0.5 * (lo + hi)).tolist(),
-        "bin_edges": np.stack([lo, hi], axis=1).tolist(),
+        "mass": (0.5 * (lo_m + hi_m)).tolist(),
+        "bin_edges": np.stack([lo_m, hi_m], axis=1).tolist(),
         "ratio": ratio.tolist(),
         "ratio_err": ratio_err.tolist(),
         "chi2": chi2,
@@ -151,7 +152,7 @@ def _parsed_blocks(blocks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
     absent) and ``bkg`` (``bkg_sub_err``; NaN where absent)."""
     parsed = {}
     for n, blk in blocks.items():
-        p = _block(blk, n)
+        p: dict[str, Any] = dict(_block(blk, n))
         p["flags"] = list(blk.get("flags") or [[] for _ in p["y"]])
         bkg = blk.get("bkg_sub_err")
         p["bkg"] = (

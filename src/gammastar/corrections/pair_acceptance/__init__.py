@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
 from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.errors import InputError
@@ -80,7 +81,7 @@ class FiducialRegion:
         return cls(pa, float(d["min_acceptance"]))
 
 
-def fiducial_from_config(cfg: Any, lambda_theta: Any = None) -> FiducialRegion | None:
+def fiducial_from_config(cfg: AnalysisConfig, lambda_theta: Any = None) -> FiducialRegion | None:
     """The fiducial region of an analysis config (``unfold.lepton_acceptance`` with the
     selection's lepton cuts on top, ``unfold.decay_lambda_theta``, ``unfold.min_acceptance``;
     mass range of the selection, momenta up to the beam energy); ``None`` without

@@ -96,10 +96,11 @@ class LeptonAcceptance:
         th = np.asarray(theta, dtype=np.float64)
         ok = (e >= self.min_energy) & (th >= self.theta_min) & (th <= self.theta_max)
         prob = ok.astype(np.float64)
-        if self.map_values is not None:
+        p_edges, theta_edges = self.map_p_edges, self.map_theta_edges
+        if self.map_values is not None and p_edges is not None and theta_edges is not None:
             pp = e if p is None else np.asarray(p, dtype=np.float64)
-            i = np.searchsorted(self.map_p_edges, pp, side="right") - 1
-            j = np.searchsorted(self.map_theta_edges, th, side="right") - 1
+            i = np.searchsorted(p_edges, pp, side="right") - 1
+            j = np.searchsorted(theta_edges, th, side="right") - 1
             inside = (i >= 0) & (i < self.map_values.shape[0])
             inside &= (j >= 0) & (j < self.map_values.shape[1])
             val = np.zeros(e.shape)

@@ -52,9 +52,10 @@ class PairMoments:
     upper mass node: what A of a λ_θ that varies over the mass nodes needs
     (:meth:`PairAcceptance.acceptance_at`)."""
 
-    values: NDArray[np.float64]
-    """(4, n): :meth:`PairAcceptance.moments_at` of the points (the same numbers in float64)."""
-    upper: NDArray[np.float64]
+    values: NDArray[np.floating]
+    """(4, n): :meth:`PairAcceptance.moments_at` of the points (the same numbers in float64;
+    float32 when asked)."""
+    upper: NDArray[np.floating]
     """(2, n): the terms of ⟨a⟩ and ⟨cos²θ* a⟩ from the four corners of each point's cell at
     its upper mass node (0 where the moments are)."""
     node: NDArray[np.integer]
@@ -157,7 +158,7 @@ class PairAcceptance:
             _cache_store(key, moments)
         table = np.ascontiguousarray(combine(moments, lam, int(quadrature[0])))
         return cls(lepton, float(lepton_mass), lam, m_grid, logp, theta, table,
-                   tuple(quadrature), None, moments)  # fmt: skip
+                   (quadrature[0], quadrature[1]), None, moments)  # fmt: skip
 
     def with_lambda(self, lambda_theta: float | ArrayLike) -> PairAcceptance:
         """The same acceptance for another λ_θ (one, or one per mass node): no new
@@ -224,6 +225,8 @@ class PairAcceptance:
     @functools.cached_property
     def _moments32(self) -> NDArray[np.float32]:
         """The moment tables in single precision, (4, n_nodes), made once."""
+        if self.moments is None:
+            raise ValueError("this PairAcceptance has no moment table")
         return self.moments.reshape(N_MOMENTS, -1).astype(np.float32)
 
     def _moments(
@@ -238,6 +241,7 @@ class PairAcceptance:
         grid = self._grid
         if not split:
             return _trilinear(self.moments.reshape(N_MOMENTS, -1), shape, m, p, th, grid)
+        flat: NDArray[np.floating]
         if np.dtype(dtype) == np.float32:
             flat = self._moments32
         elif np.dtype(dtype) == np.float64:
@@ -247,7 +251,7 @@ class PairAcceptance:
         n = m.size
         out = np.empty((N_MOMENTS, n), dtype=flat.dtype)
         upper = np.empty((2, n), dtype=flat.dtype)
-        node = np.empty(n, dtype=np.int16 if shape[0] < 2**15 else np.intp)
+        node = np.empty(n, dtype=np.int16) if shape[0] < 2**15 else np.empty(n, dtype=np.intp)
         for sl, cells in self._cell_blocks(m, p, th):
             _contract(flat, shape, cells, out[:, sl], upper[:, sl])
             np.floor_divide(cells[0], shape[1] * shape[2], out=node[sl], casting="same_kind")
@@ -425,7 +429,7 @@ def _check_lambda(lambda_theta: float | ArrayLike, n_m: int) -> float | tuple[fl
     if lam.ndim and lam.size != n_m:
         raise ConfigError(f"lambda_theta: {lam.size} values for {n_m} mass nodes")
     if not (np.all(np.isfinite(lam)) and np.all(lam >= -1.0) and np.all(lam <= 1.0)):
-        raise ConfigError(f"unfold.decay_lambda_theta: {lambda_theta} outside [-1, 1]")
+        raise ConfigError(f"unfold.decay_lambda_theta: {lambda_theta!s} outside [-1, 1]")
     return float(lam) if lam.ndim == 0 else tuple(float(x) for x in lam)
 
 

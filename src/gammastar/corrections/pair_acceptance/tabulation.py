@@ -35,12 +35,94 @@ _MARGIN = 1e-9
 test whatever its rounding (a few 1e-16 relative)."""
 
 
+def _lepton_nodes(m, p, m_lep, e_min, cs, ppar, alpha, live):  # fmt: skip
+    """Per cos θ* node of a γ* of mass ``m`` and momentum ``p``: each lepton's lab momentum
+    along the γ* (``ppar``) and angle to it (``alpha``), and whether both pass the energy
+    threshold (``live``); they depend on cos θ* alone. Returns p* (numba: :func:`_kernel`)."""
+    pstar = math.sqrt(0.25 * m * m - m_lep * m_lep)
+    estar = 0.5 * m
+    e = math.sqrt(p * p + m * m)
+    gam = e / m
+    bg = p / m
+    for a in range(cs.size):
+        c = cs[a]
+        ok = True
+        for h in range(2):
+            sign = 1.0 - 2.0 * h
+            ppar[a, h] = gam * sign * pstar * c + bg * estar
+            el = gam * estar + bg * sign * pstar * c
+            ok = ok and el >= e_min
+            alpha[a, h] = math.atan2(pstar * math.sqrt(1.0 - c * c), ppar[a, h])
+        live[a] = ok
+    return pstar
+
+
+def _node_state(th, alpha_a, th_min, th_max, th_hi_open):  # fmt: skip
+    """Over φ* a lepton's lab polar angle sweeps [|θ − α|, min(θ + α, 2π − θ − α)]: 0 where
+    a lepton's sweep lies wholly outside the window (by far more than the rounding of the
+    per-φ* test: every φ* fails), 2 where both lie wholly inside (every φ* passes), else 1
+    (test each φ*)."""
+    state = 2
+    for h in range(2):
+        lo = abs(th - alpha_a[h])
+        hi = min(th + alpha_a[h], 2.0 * math.pi - th - alpha_a[h])
+        if hi < th_min - _MARGIN or (not th_hi_open and lo > th_max + _MARGIN):
+            return 0
+        if not (lo > th_min + _MARGIN and (th_hi_open or hi < th_max - _MARGIN)):
+            state = 1
+    return state
+
+
+def _phi_sums(ppar_a, pperp, st, ct, cph, sph, c2ph, tan_lo, tan_hi, th_hi_open,
+              map_p, map_t, map_v, use_map):  # fmt: skip
+    """The φ* sums of the pair's pass probability at one (cos θ*, θ) node: Σ a, Σ a cos2φ*,
+    Σ a cosφ* (a: both leptons in the angular window, times their map values)."""
+    tot = 0.0
+    tot2 = 0.0
+    tot1 = 0.0
+    for b in range(cph.size):
+        w = 1.0
+        for h in range(2):
+            sign = 1.0 - 2.0 * h
+            px = ppar_a[h] * st + sign * pperp * cph[b] * ct
+            py = sign * pperp * sph[b]
+            pz = ppar_a[h] * ct - sign * pperp * cph[b] * st
+            pt = math.sqrt(px * px + py * py)
+            ok = pt >= tan_lo * pz
+            if not th_hi_open:
+                ok = ok and pz > 0.0 and pt <= tan_hi * pz
+            if not ok:
+                w = 0.0
+                break
+            if use_map:
+                pl = math.sqrt(pt * pt + pz * pz)
+                tl = math.atan2(pt, pz)
+                ii = np.searchsorted(map_p, pl, side="right") - 1
+                jj = np.searchsorted(map_t, tl, side="right") - 1
+                if ii < 0 or jj < 0 or ii >= map_v.shape[0] or jj >= map_v.shape[1]:
+                    w = 0.0
+                    break
+                w *= map_v[ii, jj]
+        tot += w
+        tot2 += w * c2ph[b]
+        tot1 += w * cph[b]
+    return tot, tot2, tot1
+
+
+# the helpers compiled by _kernel (module globals: numba caches a kernel that calls them)
+_LEPTON_NODES = _NODE_STATE = _PHI_SUMS = None
+
+
 def _kernel():
+    global _LEPTON_NODES, _NODE_STATE, _PHI_SUMS
     from numba import njit
 
     from gammastar.core.imports import import_vector
 
     import_vector()  # before numba's first dispatch loads vector's extension (core.imports)
+    _LEPTON_NODES = njit(cache=True)(_lepton_nodes)
+    _NODE_STATE = njit(cache=True)(_node_state)
+    _PHI_SUMS = njit(cache=True)(_phi_sums)
 
     # serial: numba's parallel compilation of this kernel costs more CPU than the whole
     # tabulation, which the early exits below keep to a few seconds (and the table is cached)
@@ -74,24 +156,9 @@ def _kernel():
             m = m_grid[i]
             if m <= 2.0 * m_lep:
                 continue
-            pstar = math.sqrt(0.25 * m * m - m_lep * m_lep)
-            estar = 0.5 * m
-            p = p_grid[j]
-            e = math.sqrt(p * p + m * m)
-            gam = e / m
-            bg = p / m
-            # the leptons' lab momenta along the γ* and energies depend on cos θ* alone: a node
-            # where either lepton is below the energy threshold adds nothing at any θ or φ*
-            for a in range(n_c):
-                c = cs[a]
-                ok = True
-                for h in range(2):
-                    sign = 1.0 - 2.0 * h
-                    ppar[a, h] = gam * sign * pstar * c + bg * estar
-                    el = gam * estar + bg * sign * pstar * c
-                    ok = ok and el >= e_min
-                    alpha[a, h] = math.atan2(pstar * math.sqrt(1.0 - c * c), ppar[a, h])
-                live[a] = ok
+            # a node where either lepton is below the energy threshold adds nothing at any
+            # θ or φ*
+            pstar = _LEPTON_NODES(m, p_grid[j], m_lep, e_min, cs, ppar, alpha, live)
             for k in range(nt):
                 th = t_grid[k]
                 st, ct = math.sin(th), math.cos(th)
@@ -102,18 +169,7 @@ def _kernel():
                 for a in range(n_c):
                     if not live[a]:
                         continue
-                    # over φ* a lepton's lab polar angle sweeps [|θ − α|, min(θ + α, 2π − θ − α)]:
-                    # a node whose sweep lies wholly outside the window (by far more than the
-                    # rounding of the per-φ* test) adds nothing; wholly inside, every φ* passes
-                    state = 2  # 0: every φ* fails, 1: test each φ*, 2: every φ* passes
-                    for h in range(2):
-                        lo = abs(th - alpha[a, h])
-                        hi = min(th + alpha[a, h], 2.0 * math.pi - th - alpha[a, h])
-                        if hi < th_min - _MARGIN or (not th_hi_open and lo > th_max + _MARGIN):
-                            state = 0
-                            break
-                        if not (lo > th_min + _MARGIN and (th_hi_open or hi < th_max - _MARGIN)):
-                            state = 1
+                    state = _NODE_STATE(th, alpha[a], th_min, th_max, th_hi_open)
                     if state == 0:
                         continue
                     c = cs[a]
@@ -124,36 +180,9 @@ def _kernel():
                         mphi += s * s * sum_c2
                         mthphi += 2.0 * c * s * sum_c1
                         continue
-                    pperp = pstar * s
-                    tot = 0.0
-                    tot2 = 0.0
-                    tot1 = 0.0
-                    for b in range(n_phi):
-                        w = 1.0
-                        for h in range(2):
-                            sign = 1.0 - 2.0 * h
-                            px = ppar[a, h] * st + sign * pperp * cph[b] * ct
-                            py = sign * pperp * sph[b]
-                            pz = ppar[a, h] * ct - sign * pperp * cph[b] * st
-                            pt = math.sqrt(px * px + py * py)
-                            ok = pt >= tan_lo * pz
-                            if not th_hi_open:
-                                ok = ok and pz > 0.0 and pt <= tan_hi * pz
-                            if not ok:
-                                w = 0.0
-                                break
-                            if use_map:
-                                pl = math.sqrt(pt * pt + pz * pz)
-                                tl = math.atan2(pt, pz)
-                                ii = np.searchsorted(map_p, pl, side="right") - 1
-                                jj = np.searchsorted(map_t, tl, side="right") - 1
-                                if ii < 0 or jj < 0 or ii >= map_v.shape[0] or jj >= map_v.shape[1]:
-                                    w = 0.0
-                                    break
-                                w *= map_v[ii, jj]
-                        tot += w
-                        tot2 += w * c2ph[b]
-                        tot1 += w * cph[b]
+                    tot, tot2, tot1 = _PHI_SUMS(ppar[a], pstar * s, st, ct, cph, sph, c2ph,
+                                                tan_lo, tan_hi, th_hi_open, map_p, map_t,
+                                                map_v, use_map)  # fmt: skip
                     m0 += tot
                     m2 += c * c * tot
                     mphi += s * s * tot2

@@ -12,7 +12,14 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.corrections.polarisation import MIN_PAIRS
 from gammastar.physics.constants import mass
 
-__all__ = ["NARROW_PEAKS", "narrow_peaks", "peak_safe_edges", "polarisation_edges"]
+__all__ = [
+    "NARROW_PEAKS",
+    "edges_from_quantiles",
+    "narrow_peaks",
+    "peak_safe_edges",
+    "polarisation_edges",
+    "quantile_levels",
+]
 
 
 NARROW_PEAKS = ("omega", "phi", "jpsi", "psi2S", "upsilon1S", "upsilon2S", "upsilon3S")
@@ -34,6 +41,7 @@ def peak_safe_edges(
     *,
     peaks: ArrayLike | None = None,
     min_pairs: int = MIN_PAIRS,
+    counts: ArrayLike | None = None,
 ) -> NDArray[np.float64]:
     r"""Polarisation bin edges with no inner edge within ``window`` of a narrow resonance.
 
@@ -58,6 +66,10 @@ def peak_safe_edges(
             resolution at that peak).
         peaks: peak masses (GeV; default :func:`narrow_peaks`).
         min_pairs: fewest masses per bin.
+        counts: how many masses each value of ``m`` stands for (default one each): a
+            histogram's counts with its bins' lower edges as ``m`` gives the same edges
+            wherever every edge tested (``edges``' outer ones, the windows' sides and the
+            1 MeV grid the inner edges are rounded to) is one of its bin edges.
 
     Returns:
         The edges, ascending.
@@ -86,8 +98,9 @@ def peak_safe_edges(
         inner.append(round(float(x), 3))
     out = np.unique(np.concatenate([[lo], inner, [hi]]))
     m = np.asarray(m, dtype=np.float64)
+    c = None if counts is None else np.asarray(counts, dtype=np.int64)
     while out.size > 2:
-        n = _counts_in(m, out)
+        n = _counts_in(m, out, c)
         k = int(np.argmin(n))
         if n[k] >= min_pairs:
             break
@@ -102,12 +115,20 @@ def peak_safe_edges(
     return out
 
 
-def _counts_in(m: NDArray[np.float64], edges: NDArray[np.float64]) -> NDArray[np.int64]:
-    """``np.histogram(m, bins=edges)[0]`` (bins [e_i, e_i+1), the last closed; NaN and
-    values outside in none) by one comparison per edge: np.histogram sorts the values for
-    unequal bins, which costs far more than a few comparisons."""
-    at_or_above = [np.count_nonzero(m >= e) for e in edges[:-1]]
-    ge = np.array([*at_or_above, np.count_nonzero(m > edges[-1])], dtype=np.int64)
+def _counts_in(
+    m: NDArray[np.float64], edges: NDArray[np.float64], counts: NDArray[np.int64] | None = None
+) -> NDArray[np.int64]:
+    """``np.histogram(m, bins=edges, weights=counts)[0]`` (bins [e_i, e_i+1), the last closed;
+    NaN and values outside in none) by one comparison per edge: np.histogram sorts the values
+    for unequal bins, which costs far more than a few comparisons."""
+    at_or_above: list[int]
+    if counts is None:
+        at_or_above = [int(np.count_nonzero(m >= e)) for e in edges[:-1]]
+        above = int(np.count_nonzero(m > edges[-1]))
+    else:
+        at_or_above = [int(counts[m >= e].sum()) for e in edges[:-1]]
+        above = int(counts[m > edges[-1]].sum())
+    ge = np.array([*at_or_above, above], dtype=np.int64)
     return ge[:-1] - ge[1:]
 
 
@@ -125,7 +146,18 @@ def polarisation_edges(m: ArrayLike, n_bins: int, lo: float, hi: float) -> NDArr
         return np.array([lo, hi])
     # m is the filtered copy above: np.quantile may partition it in place (the same numbers,
     # without a second copy of ~10⁶ masses)
-    q = np.quantile(m, np.linspace(0, 1, n_bins + 1)[1:-1], overwrite_input=True)
-    inner = np.round(q, 3)
+    q = np.quantile(m, quantile_levels(n_bins), overwrite_input=True)
+    return edges_from_quantiles(q, lo, hi)
+
+
+def quantile_levels(n_bins: int) -> NDArray[np.float64]:
+    """The inner quantile levels of ``n_bins`` bins of equal counts (:func:`polarisation_edges`)."""
+    return np.linspace(0, 1, n_bins + 1)[1:-1]
+
+
+def edges_from_quantiles(q: ArrayLike, lo: float, hi: float) -> NDArray[np.float64]:
+    """:func:`polarisation_edges`' edges from the masses' quantiles ``q``: rounded to 1 MeV,
+    inside (``lo``, ``hi``), with ``lo`` and ``hi`` around them (duplicates merged)."""
+    inner = np.round(np.asarray(q, dtype=np.float64), 3)
     inner = inner[(inner > lo) & (inner < hi)]
     return np.unique(np.concatenate([[lo], inner, [hi]]))

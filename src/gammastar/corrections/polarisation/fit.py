@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["STEP_TOL", "fit_lambdas"]
+__all__ = ["STEP_TOL", "drive", "equal_weight_scale", "fit_lambdas", "newton_steps"]
 
 STEP_TOL = 0.01
 """The fit stops when every λ's Newton step is below this fraction of its error."""
@@ -90,39 +90,107 @@ def fit_lambdas(
         True
     """
     u, a0, v, w = _counted_pairs(u, a0, v, w, n_params)
-    one_pass = _NewtonPass(u, a0, v, w)
-    lam, parts = _first_pass(one_pass, start, n_params)
-    # σ without the meat: √diag(H⁻¹) times the sandwich's factor for equal weights
-    w_scale = float(np.sqrt(np.dot(w, w) / abs(w.sum()))) if w.size and w.sum() != 0 else 1.0
+    fit = newton_steps(equal_weight_scale(w), n_params=n_params, max_iter=max_iter, tol=tol,
+                       start=start)  # fmt: skip
+    result = drive(fit, _NewtonPass(u, a0, v, w))
+    return result if result is not None else _fit_lambdas_damped(u, a0, v, w, n_params=n_params)
+
+
+def equal_weight_scale(w: NDArray[np.float64]) -> float:
+    """√(Σw²/|Σw|): the sandwich error's factor for equal weights, which scales √diag(H⁻¹)
+    into the step sizes' unit before the meat is computed (:func:`newton_steps`)."""
+    return float(np.sqrt(np.dot(w, w) / abs(w.sum()))) if w.size and w.sum() != 0 else 1.0
+
+
+Pass = tuple[NDArray[np.float64], NDArray[np.float64], "NDArray[np.float64] | None"]
+"""One pass's (score, Hessian, meat or ``None``) of :class:`_NewtonPass`."""
+
+
+def drive(fit: Any, one_pass: Any) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Run the :func:`newton_steps` generator ``fit`` with ``one_pass(lam, meat=...)`` (a
+    :class:`_NewtonPass` or the sum of such passes over parts of the sample): its ``(lam,
+    cov)``, or ``None`` where the damped fit must take over."""
+    try:
+        lam, meat = next(fit)
+        while True:
+            lam, meat = fit.send(one_pass(lam, meat=meat))
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+def newton_steps(
+    w_scale: float,
+    *,
+    n_params: int = 3,
+    max_iter: int = 50,
+    tol: float = STEP_TOL,
+    start: ArrayLike | None = None,
+) -> Any:
+    """The Newton iteration of :func:`fit_lambdas` as a generator that asks for its passes:
+    it yields ``(lam, meat)`` and is sent that pass's (score, Hessian, meat) sums, or
+    ``None`` where a pair leaves the region where W and the moments are positive; it
+    returns ``(lam, cov)``, or ``None`` for the damped fallback. The passes' sums add over
+    parts of the sample, so a fit whose pairs are split over several processes is this
+    generator fed with the sums of their passes (:func:`drive` feeds one process's).
+    ``w_scale``: :func:`equal_weight_scale` of the counted pairs' weights.
+
+    Raises:
+        ValueError: the moments vanish for some pairs at λ = 0.
+    """
+    lam = np.zeros(n_params) if start is None else np.asarray(start, dtype=np.float64).copy()
+    parts = yield lam, False
+    if parts is None and start is not None:
+        lam = np.zeros(n_params)
+        parts = yield lam, False
+    if parts is None:
+        raise ValueError("the acceptance moments vanish for some pairs")
     prev = None  # the step that led to this pass, taken whole (None: none, or cut back)
     for _ in range(max_iter):
         hinv = _inverse_if_positive(parts[1])
         if hinv is None:
             break  # not a minimum's neighbourhood: the damped fit
         step = hinv @ parts[0]  # H⁻¹ · score: the Newton step
-        if parts[2] is not None:
-            cov = _sandwich_of(hinv, parts[2])
-            if cov is None:
-                break
-            sig = np.sqrt(np.diag(cov))
-        else:
-            cov, sig = None, np.sqrt(np.diag(hinv)) * w_scale
-        r = float(np.max(np.abs(step) / sig))
-        r_prev = None if prev is None else float(np.max(np.abs(prev) / sig))
-        # Newton's residual after this step: ~r³/r_prev² (quadratic convergence)
-        residual = r if r_prev is None else min(r, r**3 / max(r_prev, 1e-300) ** 2)
+        measured = _measured_step(step, prev, hinv, parts[2], w_scale)
+        if measured is None:
+            break
+        cov, r, residual = measured
         if cov is not None and r <= tol and (r <= tol**2 or residual <= tol**2):
             return lam + step, cov  # taken without another pass
         t = 1.0
         # the next pass can be the last: its step, predicted, is below 10·tol
-        meat = r <= 10 * tol or (r_prev is not None and residual <= 10 * tol)
-        while (new := one_pass(lam + t * step, meat=meat)) is None and t > 1e-6:
+        meat = r <= 10 * tol or (prev is not None and residual <= 10 * tol)
+        while (new := (yield lam + t * step, meat)) is None and t > 1e-6:
             t *= 0.5  # a step out of the region where W and the moments are positive
         if new is None:
             break
         lam, parts = lam + t * step, new
         prev = step if t == 1.0 else None
-    return _fit_lambdas_damped(u, a0, v, w, n_params=n_params)
+    return None
+
+
+def _measured_step(
+    step: NDArray[np.float64],
+    prev: NDArray[np.float64] | None,
+    hinv: NDArray[np.float64],
+    meat: NDArray[np.float64] | None,
+    w_scale: float,
+) -> tuple[NDArray[np.float64] | None, float, float] | None:
+    """A Newton step in units of the errors (:func:`fit_lambdas`' stopping rule): ``(cov,
+    r, residual)``, cov the sandwich covariance where the pass computed the ``meat`` (else
+    None, σ then √diag(H⁻¹)·``w_scale``), r = maxᵢ |stepᵢ|/σᵢ and Newton's residual after
+    the step, ~r³/r_prev² (quadratic convergence; r without a whole previous step ``prev``);
+    None where the sandwich is not positive."""
+    if meat is not None:
+        cov = _sandwich_of(hinv, meat)
+        if cov is None:
+            return None
+        sig = np.sqrt(np.diag(cov))
+    else:
+        cov, sig = None, np.sqrt(np.diag(hinv)) * w_scale
+    r = float(np.max(np.abs(step) / sig))
+    r_prev = None if prev is None else float(np.max(np.abs(prev) / sig))
+    residual = r if r_prev is None else min(r, r**3 / max(r_prev, 1e-300) ** 2)
+    return cov, r, residual
 
 
 def _counted_pairs(u: ArrayLike, a0: ArrayLike, v: ArrayLike, w: ArrayLike,
@@ -130,14 +198,14 @@ def _counted_pairs(u: ArrayLike, a0: ArrayLike, v: ArrayLike, w: ArrayLike,
     """(u, a0, v, w) of :func:`fit_lambdas` as C-contiguous float64, the rows of the fitted
     λ only, the pairs with w = 0 dropped (a transposed or float32 input, e.g. rows of
     PairMoments, would otherwise keep its strides through every pass's slices)."""
-    w = np.ascontiguousarray(w, dtype=np.float64)
-    a0 = np.ascontiguousarray(a0, dtype=np.float64)
-    u = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
-    v = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
-    if not np.all(w != 0):  # only the pairs that count
-        nz = w != 0
-        u, v, a0, w = u[:, nz], v[:, nz], a0[nz], w[nz]
-    return u, a0, v, w
+    ww = np.ascontiguousarray(w, dtype=np.float64)
+    aa = np.ascontiguousarray(a0, dtype=np.float64)
+    uu = np.ascontiguousarray(np.asarray(u)[:n_params], dtype=np.float64)
+    vv = np.ascontiguousarray(np.asarray(v)[:n_params], dtype=np.float64)
+    if not np.all(ww != 0):  # only the pairs that count
+        nz = ww != 0
+        uu, vv, aa, ww = uu[:, nz], vv[:, nz], aa[nz], ww[nz]
+    return uu, aa, vv, ww
 
 
 def _first_pass(one_pass: _NewtonPass, start: ArrayLike | None,
@@ -164,7 +232,7 @@ def _inverse_if_positive(hess: NDArray[np.float64]) -> NDArray[np.float64] | Non
         return None
     try:
         np.linalg.cholesky(hess)
-        return np.linalg.inv(hess)
+        return np.asarray(np.linalg.inv(hess), dtype=np.float64)
     except np.linalg.LinAlgError:
         return None
 

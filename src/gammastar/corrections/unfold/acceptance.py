@@ -199,7 +199,7 @@ class AcceptanceReport:
     lost_fraction_pairs: float | None = None
     lost_fraction_pairs_err: float | None = None
     lost_fraction_map: float | None = None
-    lost_fraction_map_per_mass_bin: dict[str, list[float]] | None = None
+    lost_fraction_map_per_mass_bin: dict[str, list[float | None]] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {

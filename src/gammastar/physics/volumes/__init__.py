@@ -143,7 +143,7 @@ class Requirements:
         if self.theta_window is not None:
             th = np.arctan2(np.hypot(d[0], d[1]), d[2])
             ok &= (th >= self.theta_window[0]) & (th < self.theta_window[1])
-        if plane is not None:
+        if plane is not None and vertex is not None:  # a plane has its vertices (accept)
             ok &= plane.hits(plane.propagate(vertex, d))
         return ok
 
@@ -173,7 +173,7 @@ class Requirements:
                 raise ValueError("require='aprime' needs the parent four-momenta")
             par = np.asarray(parent, dtype=np.float64)
             par = par[:, None] if par.ndim == 1 else par
-            if plane is None:
+            if plane is None or v is None:  # v: there with a plane (checked above)
                 return np.ones(par.shape[1], dtype=bool)
             return plane.hits(plane.propagate(v, par))
         if daughters is None:
@@ -184,7 +184,7 @@ class Requirements:
         s1, s2 = self._seen(d1, v, plane), self._seen(d2, v, plane)
         ok = (s1 & s2) if self.require == "both" else (s1 | s2)
         if self.min_separation > 0:
-            if plane is None:
+            if plane is None or v is None:
                 raise ValueError("min_separation needs a plane")
             a, b = plane.propagate(v, d1), plane.propagate(v, d2)
             ok &= np.hypot(a[0] - b[0], a[1] - b[1]) >= self.min_separation

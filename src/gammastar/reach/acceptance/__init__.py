@@ -309,8 +309,8 @@ def path_sample(
                 r = rows[b : b + block]
                 mid = 0.5 * (edges[j, r, :-1] + edges[j, r, 1:])  # (m, steps)
                 vertex = (mid[None] * u[:, r, None]).reshape(3, -1)
-                pair = None if daughters is None else tuple(
-                    _columns(d, r, steps) for d in daughters
+                pair = None if daughters is None else (
+                    _columns(daughters[0], r, steps), _columns(daughters[1], r, steps)
                 )
                 seen = shapes.seen(_columns(parent, r, steps), pair, vertex)
                 hits[j, r] = seen.reshape(r.size, steps)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable, make_meta
 from gammastar.core.figures import figure_style
@@ -45,7 +46,7 @@ def _plot_curves(acc: NDArray, masses: NDArray, ctaus: NDArray, path: Any, force
     plt.close(fig)
 
 
-def run_acceptance(config: Any, *, compare: Any = None, force: bool = False) -> Any:
+def run_acceptance(config: AnalysisConfig, *, compare: Any = None, force: bool = False) -> Any:
     """The ``gammastar acceptance`` stage: the reach's A′ kinematics (with fiducial-region
     yields, the flow inside the region and the yields' fitted model outside it, as
     ``gammastar reach`` uses them) decayed in the config's detector, on 16 masses × 61 cτ

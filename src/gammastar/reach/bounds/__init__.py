@@ -29,6 +29,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from gammastar.config import AnalysisConfig
 from gammastar.errors import InputError
 from gammastar.reach.bounds import remote
 from gammastar.reach.bounds.columns import read_columns
@@ -100,7 +101,7 @@ def read_bound(
     return b
 
 
-def read_entry(entry: Any, config: Any) -> Bound:
+def read_entry(entry: Any, config: AnalysisConfig) -> Bound:
     """The bound of one ``reach.compare_with`` entry (a path relative to the config, a
     ``hepdata:`` reference or a known name), with the entry's label, format, units, shape and
     column over what the file or :data:`remote.KNOWN` says.
@@ -125,7 +126,7 @@ def read_entry(entry: Any, config: Any) -> Bound:
     return read_bound(Path(config.resolve(entry.file)), **opts)
 
 
-def bound_path(file: str, config: Any) -> Path:
+def bound_path(file: str, config: AnalysisConfig) -> Path:
     """The file of a ``reach.compare_with`` entry: a HEPData reference's cached (or just
     downloaded) table, else a path relative to the config."""
     if remote.is_reference(file):
@@ -133,7 +134,7 @@ def bound_path(file: str, config: Any) -> Path:
     return Path(config.resolve(file))
 
 
-def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
+def read_config_bounds(config: AnalysisConfig) -> list[tuple[Bound, str]]:
     """The bounds of ``reach.compare_with``, with their styles, in the config's order. A
     HEPData reference that is neither cached nor downloadable is left out with one warning
     line saying how to get it: the reach is drawn without it.
@@ -141,7 +142,7 @@ def read_config_bounds(config: Any) -> list[tuple[Bound, str]]:
     Raises:
         InputError: the first bad file, naming it and the column.
     """
-    out = []
+    out: list[tuple[Bound, str]] = []
     for entry in config.reach.compare_with:
         try:
             out.append((read_entry(entry, config), entry.style))

@@ -23,7 +23,7 @@ def draw_bounds(ax: Any, bounds: Sequence[tuple[Bound, str]]) -> list[Any]:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = []
+    handles: list[Any] = []  # Patch and Line2D legend handles
     for k, (bound, style) in enumerate(bounds):
         grey = _GREYS[k % len(_GREYS)]
         xs, ys = bound.polygon()

@@ -14,6 +14,7 @@ read) for the references gammastar knows, and :data:`NAMES` short names for them
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tempfile
@@ -22,6 +23,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from gammastar.core.cachedir import cache_dir, cache_path, store
 from gammastar.errors import EnvironmentFailure, InputError
@@ -156,7 +158,7 @@ def fetch(ref: TableRef, *, base_url: str | None = None, timeout: float = TIMEOU
         with open(cached, "wb") as f:
             f.write(data)
         return Path(cached)
-    store(cached, lambda f: f.write(data))
+    store(cached, functools.partial(_write, data=data))
     if not os.path.isfile(cached):  # an unwritable cache: read from a temporary copy
         fd, cached = tempfile.mkstemp(prefix="gammastar-hepdata-", suffix=".yaml")
         with os.fdopen(fd, "wb") as f:
@@ -198,3 +200,8 @@ __all__ = [
     "is_reference",
     "resolve",
 ]
+
+
+def _write(f: IO[bytes], *, data: bytes) -> None:
+    """Write ``data`` to the cache entry ``f`` (:func:`gammastar.core.cachedir.store`)."""
+    f.write(data)

@@ -302,7 +302,8 @@ def _bound(
     label: str | None,
     units: str | None = None,
 ) -> Bound:
-    mass_cols, eps_cols = [], []
+    mass_cols: list[Any] = []
+    eps_cols: list[Any] = []
     for col in columns:
         kind, side, how = _role(col, path)
         stated = units or meta.get("units")

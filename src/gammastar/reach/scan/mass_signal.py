@@ -90,7 +90,10 @@ def _mass_signal(
                 channels=open_ch,
                 dark=dark,
             )
-            return sum(parts.values())
+            total = np.zeros(np.shape(e))
+            for part in parts.values():  # Σ over the channels, in their order
+                total = total + part
+            return total
 
         nsig_grid = nsig(eps)
     # each channel's share of the signal: BR × its acceptance over the ε grid (the per-mass
@@ -116,14 +119,14 @@ def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np
     the channels' gradients are parallel)."""
     split = record.inner.split
     ex = None if split is None else split.extrapolation
-    if ex is None or getattr(ex, "covariance", None) is None or record.last is None:
+    last = record.last
+    if ex is None or getattr(ex, "covariance", None) is None or last is None:
         return None
     settings = NsigErrorSettings(propagation="log")
 
     def rel(x: Any) -> NDArray[np.float64]:
-        return nsig_relative_error(
-            ex, split.fiducial, sig.mass, record.last, x, sig.ctau, settings=settings
-        )
+        return nsig_relative_error(ex, split.fiducial, sig.mass, last, x, sig.ctau,
+                                   settings=settings)  # fmt: skip
 
     return _by_channel_shares(sig, rel)
 
@@ -139,13 +142,14 @@ def _lambda_rel(
     split's draw."""
     split = record.inner.split
     ex = None if split is None else split.extrapolation
-    if ex is None or record.last is None:
+    last = record.last
+    if ex is None or last is None:
         return None
 
     moves = lambda_refits_at(refits, sig.mass, regions)
 
     def rel(x: Any) -> NDArray[np.float64]:
-        w = nsig_lambda_theta(ex, split.fiducial, sig.mass, record.last, x, sig.ctau, moves)
+        w = nsig_lambda_theta(ex, split.fiducial, sig.mass, last, x, sig.ctau, moves)
         return np.expm1(w)
 
     return _by_channel_shares(sig, rel)
@@ -206,7 +210,8 @@ def _nsig_recorder(
         return None, None
 
     record = RecordingSampler(source)
-    if not want_lam:
+    refits = st.lambda_refits
+    if not want_lam or refits is None or split is None:  # (want_lam: both given)
         return record, None
 
-    return record, lambda_regions(st.lambda_refits, split.fiducial)
+    return record, lambda_regions(refits, split.fiducial)

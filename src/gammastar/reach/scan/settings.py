@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.errors import GammastarError
 from gammastar.physics import darkphoton
 from gammastar.reach.signal import MassModelSettings
@@ -109,7 +110,7 @@ class ScanSettings:
     where the sampler extrapolates; ``None``: the yield's size."""
 
     @classmethod
-    def from_config(cls, config: Any, inputs: ReachInputs) -> ScanSettings:
+    def from_config(cls, config: AnalysisConfig, inputs: ReachInputs) -> ScanSettings:
         """The ``reach`` section (and ``seed``, ``uncertainties.impact_masses``) as scan settings.
 
         Arguments:
@@ -117,16 +118,23 @@ class ScanSettings:
             inputs: what :func:`reach_inputs` read and resolved for it.
         """
         rc = config.reach
+        stated = (rc.background, rc.background_kappa, rc.n_pot_rel_uncertainty,
+                  rc.efficiency_uncertainty)  # fmt: skip
+        if stated[0] is None or stated[1] is None or stated[2] is None or stated[3] is None:
+            raise GammastarError(  # reach.stage.check_config refuses such a config first
+                "reach: background, background_kappa, n_pot_rel_uncertainty and "
+                "efficiency_uncertainty must be stated (docs/reference/config.md)"
+            )
         return cls(
             geometry=inputs.geometry,
             yields=inputs.yields,
             n_pot=inputs.n_pot * inputs.yield_scale,
             channels=tuple(rc.channels),
-            background=rc.background,
-            background_kappa=rc.background_kappa,
+            background=stated[0],
+            background_kappa=stated[1],
             observed=inputs.observed,
-            n_pot_unc=rc.n_pot_rel_uncertainty,
-            efficiency_uncertainty=rc.efficiency_uncertainty,
+            n_pot_unc=stated[2],
+            efficiency_uncertainty=stated[3],
             cl=rc.cl,
             method=rc.method,
             ntoys=rc.ntoys,

@@ -81,12 +81,12 @@ class _Exact:
             kmax = np.maximum(kmax, self.obs)
         self.kmax = np.maximum(kmax, 1)
         # total: channels' background nuisances independent; bound with a common node index
-        nodes = max(k.size for k in self.kb)
-        lam_tot = np.zeros(nodes)
-        w_tot = np.ones(nodes) / nodes
+        n_kb = max(k.size for k in self.kb)
+        lam_tot = np.zeros(n_kb)
+        w_tot = np.ones(n_kb) / n_kb
         for ci, c in enumerate(self.model.channels):
-            kb = self.kb[ci] if self.kb[ci].size == nodes else np.full(nodes, self.kb[ci][0])
-            w_tot = self.wb[ci] if self.kb[ci].size == nodes else w_tot
+            kb = self.kb[ci] if self.kb[ci].size == n_kb else np.full(n_kb, self.kb[ci][0])
+            w_tot = self.wb[ci] if self.kb[ci].size == n_kb else w_tot
             lam_tot = lam_tot + float(c.background.sum()) * kb
         k_tot = tail_k(lam_tot, w_tot) + 1
         if self.obs is not None:
@@ -99,10 +99,17 @@ class _Exact:
         self._p_zero: float | None = None
 
     @property
+    def grid(self) -> NDArray:
+        """The count configurations (n_configs, n_bins) of a :attr:`feasible` construction."""
+        if self.n is None:
+            raise RuntimeError("exact CLs: no count grid (not feasible)")
+        return self.n
+
+    @property
     def p0(self) -> NDArray:
         """Background-only probability of each configuration of the count grid."""
         if self._p0_cache is None:
-            self._p0_cache = self._prob(0.0, self.n)
+            self._p0_cache = self._prob(0.0, self.grid)
         return self._p0_cache
 
     # probability of each count configuration at signal strength mu
@@ -165,13 +172,15 @@ class _Exact:
         if np.any(self.s <= 0):
             return False
         if self._p_zero is None:
-            self._p_zero = float(self.p0[~self.n.any(axis=1)].sum()) / float(self.p0.sum())
+            self._p_zero = float(self.p0[~self.grid.any(axis=1)].sum()) / float(self.p0.sum())
         return _Q[band] <= self._p_zero * (1 - 1e-12)
 
     def _t_ref(self, mu: float, band: str | None) -> float:
         if band is None:
-            return float(self._t(mu, self.obs[None, :])[0])  # type: ignore[index]
-        t = self._t(mu, self.n)
+            if self.obs is None:
+                raise GammastarError("exact CLs: the observed limit needs observed counts")
+            return float(self._t(mu, self.obs[None, :])[0])
+        t = self._t(mu, self.grid)
         order = np.argsort(t, kind="stable")
         cdf = np.cumsum(self.p0[order])
         q = _Q[band]
@@ -197,7 +206,7 @@ class _Exact:
         if self.zero_class(band):
             return self._cls_zero(mu)
         t_ref = self._t_ref(mu, band)
-        t = self._t(mu, self.n)
+        t = self._t(mu, self.grid)
         tol = 1e-9 * max(1.0, abs(t_ref))
         sel = t <= t_ref + tol
         clb = float(self.p0[sel].sum())
@@ -218,7 +227,7 @@ class _Exact:
         total = int(min(np.floor(t_max / w_min + 1e-12), 400)) if w_min > 0 else int(lim.sum())
         n = _configurations(lim, total)
         if n is None:  # fall back to the background-range grid (complete for the usual cases)
-            n = self.n
+            n = self.grid
         n = n[(n @ w) <= t_max]
         return float(self._prob(mu, n).sum()) if n.size else 0.0
 

@@ -72,7 +72,12 @@ class Request:
     def pyhf(self) -> tuple[Any, Any, Any]:
         """``(spec, pyhf model, data)``."""
         if self._pyhf is None:
-            spec = self.spec if self.spec is not None else build_spec(self.model)
+            if self.spec is not None:
+                spec = self.spec
+            elif self.model is not None:
+                spec = build_spec(self.model)
+            else:
+                raise GammastarError("a statistics request needs a Model or a workspace spec")
             self._pyhf = (spec, *_pyhf_model_data(spec))
         return self._pyhf
 

@@ -25,7 +25,7 @@ __all__ = ["POI", "Channel", "Model", "gaussian_template", "make_model"]
 POI = "n_signal"
 
 
-@dataclass
+@dataclass(init=False)
 class Channel:
     """One decay channel: signal and background per bin, optional observed counts.
 
@@ -38,19 +38,33 @@ class Channel:
         eff_unc: relative signal-efficiency uncertainty.
         mc_stat: relative MC-statistics uncertainty r of the signal template (scalar or per bin);
             the exact method integrates it as a log-normal of shape 1 + r (σ = ln(1 + r)).
+
+    The arrays are given as anything numpy reads (a number: one bin) and kept as float64
+    arrays of one shape (``mc_stat`` broadcast to it).
     """
 
     name: str
-    signal: ArrayLike
-    background: ArrayLike
-    observed: ArrayLike | None = None
-    bkg_kappa: float = 1.0
-    eff_unc: float = 0.0
-    mc_stat: float | ArrayLike = 0.0
+    signal: NDArray[np.float64]
+    background: NDArray[np.float64]
+    observed: NDArray[np.float64] | None
+    bkg_kappa: float
+    eff_unc: float
+    mc_stat: NDArray[np.float64]
 
-    def __post_init__(self) -> None:
-        self.signal = np.atleast_1d(np.asarray(self.signal, dtype=np.float64))
-        self.background = np.atleast_1d(np.asarray(self.background, dtype=np.float64))
+    def __init__(
+        self,
+        name: str,
+        signal: ArrayLike,
+        background: ArrayLike,
+        observed: ArrayLike | None = None,
+        bkg_kappa: float = 1.0,
+        eff_unc: float = 0.0,
+        mc_stat: float | ArrayLike = 0.0,
+    ) -> None:
+        self.name = name
+        self.signal = np.atleast_1d(np.asarray(signal, dtype=np.float64))
+        self.background = np.atleast_1d(np.asarray(background, dtype=np.float64))
+        self.bkg_kappa, self.eff_unc = bkg_kappa, eff_unc
         if self.signal.shape != self.background.shape:
             raise GammastarError(
                 f"channel {self.name}: signal has {self.signal.size} bins, "
@@ -60,8 +74,9 @@ class Channel:
             raise GammastarError(f"channel {self.name}: signal must be finite and >= 0")
         if np.any(~np.isfinite(self.background)) or np.any(self.background < 0):
             raise GammastarError(f"channel {self.name}: background must be finite and >= 0")
-        if self.observed is not None:
-            obs = np.atleast_1d(np.asarray(self.observed, dtype=np.float64))
+        self.observed = None
+        if observed is not None:
+            obs = np.atleast_1d(np.asarray(observed, dtype=np.float64))
             if obs.shape != self.signal.shape or np.any(obs < 0):
                 raise GammastarError(f"channel {self.name}: observed counts must match the bins")
             self.observed = obs
@@ -71,7 +86,7 @@ class Channel:
                 f"(got {self.bkg_kappa}, {self.eff_unc})"
             )
         self.mc_stat = np.broadcast_to(
-            np.asarray(self.mc_stat, dtype=np.float64), self.signal.shape
+            np.asarray(mc_stat, dtype=np.float64), self.signal.shape
         ).copy()
         if np.any(~np.isfinite(self.mc_stat)) or np.any(self.mc_stat < 0):
             raise GammastarError(f"channel {self.name}: mc_stat must be finite and >= 0")

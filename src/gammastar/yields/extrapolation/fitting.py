@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.config import AnalysisConfig
 from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
 from gammastar.physics.kinematics import cm_rapidity
@@ -104,7 +105,7 @@ class FitSettings:
     :attr:`y_mean_auto` also the rule's threshold."""
 
     @classmethod
-    def from_config(cls, cfg: Any) -> FitSettings:
+    def from_config(cls, cfg: AnalysisConfig) -> FitSettings:
         """The yields stage's settings: ȳ as ``yields.extrapolation_y_mean`` says (fixed at
         the beam–nucleon c.m. rapidity from ``beam.energy``, fitted, or by the rule of
         :attr:`y_mean_auto`; docs/explanation/method.md "The rapidity centre"),
