@@ -125,13 +125,17 @@ def test_the_rule_keeps_a_constrained_centre_and_records_its_decision(narrow):
     ex = _fit(region, pairs, y_mean=Y_CM, y_mean_auto=True, y_mean_error=0.5,
               y_sigma=(TRUE[2], 0.0), y_sigma_source="the toy's")  # fmt: skip
     rule = ex.y_mean_rule
-    assert rule["decision"] == "fitted" and not ex.y_mean_fixed
+    assert rule["decision"] == "fitted"
+    assert not ex.y_mean_fixed
     assert rule["y_mean_fitted"] == pytest.approx(ex.y_mean[0], abs=1e-6)
-    assert 0 < rule["y_mean_fitted_err"] < rule["threshold"] == 0.5
+    assert rule["threshold"] == 0.5
+    assert 0 < rule["y_mean_fitted_err"] < rule["threshold"]
     # σ_y's source is exact here (error 0): the data cannot beat it, the width stays external
-    assert rule["y_sigma"]["decision"] == "external" and ex.y_sigma_external is not None
+    assert rule["y_sigma"]["decision"] == "external"
+    assert ex.y_sigma_external is not None
     back = Extrapolation.from_dict(json.loads(json.dumps(ex.as_dict())))
-    assert back.y_mean_rule == rule and not back.y_mean_fixed
+    assert back.y_mean_rule == rule
+    assert not back.y_mean_fixed
 
 
 def test_the_rule_frees_the_width_where_the_window_sees_its_curvature():
@@ -142,8 +146,10 @@ def test_the_rule_frees_the_width_where_the_window_sees_its_curvature():
     ex = _fit(region, _toy(region, 200_000, seed=8), y_mean=Y_CM, y_mean_auto=True,
               y_mean_error=0.5, y_sigma=(1.0, 0.3), y_sigma_source="a source")  # fmt: skip
     width = ex.y_mean_rule["y_sigma"]
-    assert width["decision"] == "fitted" and ex.y_sigma_external is None
-    assert width["y_sigma_fitted_err"] < width["threshold"] == pytest.approx(0.1, abs=1e-12)
+    assert width["decision"] == "fitted"
+    assert ex.y_sigma_external is None
+    assert width["threshold"] == pytest.approx(0.1, abs=1e-12)
+    assert width["y_sigma_fitted_err"] < width["threshold"]
     for name, true, value in (("y_mean", TRUE[1], ex.y_mean[0]), ("y_sigma", TRUE[2], ex.y_sigma[0])):
         i = ex.parameter_index(name)
         assert abs(value - true) < 3 * np.sqrt(ex.covariance[i, i])
@@ -155,20 +161,22 @@ def test_the_rule_falls_back_to_the_cm_rapidity_with_the_priors_error():
     the nominal form) whose shift joins the covariance: the quoted f_F error grows."""
     region = _Window(0.35)
     pairs = _toy(region, 2_000, seed=3)
-    kw = dict(y_mean=Y_CM, y_sigma=(TRUE[2], 0.0), y_sigma_source="the toy's",
-              model_variations=True)  # fmt: skip
+    kw = {"y_mean": Y_CM, "y_sigma": (TRUE[2], 0.0), "y_sigma_source": "the toy's",
+          "model_variations": True}  # fmt: skip
     ex = _fit(region, pairs, y_mean_auto=True, y_mean_error=0.05, **kw)
-    assert ex.y_mean_rule["decision"] == "fixed" and ex.y_mean_fixed
+    assert ex.y_mean_rule["decision"] == "fixed"
+    assert ex.y_mean_fixed
     assert ex.y_mean_rule["y_mean_fitted_err"] > 0.05
     assert ex.y_mean[0] == pytest.approx(Y_CM, abs=1e-12)
     var = ex.model_variations["y_mean_backward"]
-    assert var["form"] == "nominal" and var["y_mean"] == pytest.approx(Y_CM - 0.05, abs=1e-12)
+    assert var["form"] == "nominal"
+    assert var["y_mean"] == pytest.approx(Y_CM - 0.05, abs=1e-12)
     plain = _fit(region, pairs, **kw)  # the same fit without the prior's variation
     assert "y_mean_backward" not in plain.model_variations
     assert ex.fiducial_fraction_err[0] > plain.fiducial_fraction_err[0]
 
 
-@pytest.mark.parametrize("m, t, q", [(0.3, 0.17, 0.08), (0.78, 0.25, 0.2), (0.02, 0.15, 0.29)])
+@pytest.mark.parametrize(("m", "t", "q"), [(0.3, 0.17, 0.08), (0.78, 0.25, 0.2), (0.02, 0.15, 0.29)])
 def test_the_tsallis_form_is_normalised_analytically(m, t, q):
     """The Tsallis density p_T (1 + q(m_T − m)/T)^{−1/q} / N integrates to 1 with the closed
     form N = T/(1 − q) (m + T/(1 − 2q)) (quadrature to 1e-7; up to q = 0.29, the fit's bound

@@ -124,7 +124,8 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
     assert rule["y_mean_fixed"] == pytest.approx(y_cm, abs=1e-12)
     assert rule["threshold"] == 0.5  # analysis/na60_like.yaml's extrapolation_y_mean_error
     if rule["decision"] == "fitted":
-        assert ex["y_mean_source"] == "fitted" and rule["y_mean_fitted_err"] < 0.5
+        assert ex["y_mean_source"] == "fitted"
+        assert rule["y_mean_fitted_err"] < 0.5
         assert abs(ex["y_mean"][0] - y_cm) < 3 * rule["y_mean_fitted_err"]
         assert rule["y_sigma"]["decision"] == "external"
     else:

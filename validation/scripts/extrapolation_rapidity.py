@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gammastar.config import load_config
 from gammastar.corrections.pair_acceptance import fiducial_from_config
 from gammastar.physics.kinematics import cm_rapidity
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.formulas import aprime_yield_from_pairs
 from gammastar_validation.closure import truth_aprime_yield
 from gammastar_validation.truth import empirical_smearing, truth_gstar
-from gammastar.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 RANGES = [(0.22, 0.5), (0.5, 0.7), (0.7, 0.85), (0.85, 1.1), (0.22, 1.1)]
@@ -53,8 +53,8 @@ def variant_settings(cfg, name: str) -> FitSettings:
     """The fit's settings of one variant: ``fixed`` (ȳ = y_cm, σ_y external), ``fitted`` (ȳ
     free), ``both`` (ȳ and σ_y free), ``auto`` (the rule, the config's prior)."""
     ys, y_cm = cfg.yields.extrapolation_y_sigma, cm_rapidity(cfg.beam.energy)
-    base = dict(y_sigma=(ys.value, ys.error), y_sigma_source=ys.source,
-                pt_power=cfg.yields.extrapolation_pt_power, compare=False)  # fmt: skip
+    base = {"y_sigma": (ys.value, ys.error), "y_sigma_source": ys.source,
+            "pt_power": cfg.yields.extrapolation_pt_power, "compare": False}  # fmt: skip
     if name == "fixed":
         return FitSettings(y_mean=y_cm, **base)
     if name == "fitted":

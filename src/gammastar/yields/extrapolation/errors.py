@@ -290,9 +290,12 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
             delta[n_head - 1] = float(res.x) - x[1]
         shifts.append(delta)
         record[name] = {
-            "description": (form.description if form is not NOMINAL else
-                            f"the nominal form at y_mean = {mu_alt:.4g}: the fixed centre's "
-                            f"stated error {y_mean_error:g} (backward)"),  # fmt: skip
+            "description": (
+                form.description
+                if form is not NOMINAL
+                else f"the nominal form at y_mean = {mu_alt:.4g}: the fixed centre's "
+                f"stated error {y_mean_error:g} (backward)"
+            ),
             "form": form.name,
             "fiducial_fraction": _none_nan(f_alt),
             "temperature": _none_nan(t_alt),
