@@ -4,6 +4,7 @@ against their formulas, and a small reach run beside the data-driven one."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import typing
 
@@ -40,8 +41,10 @@ def test_the_production_modes_are_one_list():
 
 
 # --------------------------------------------------------------------------- kinematics
-@pytest.mark.parametrize(("parent", "partner", "m"), [("pi0", 0.0, 0.05), ("eta", 0.0, 0.4),
-                                                      ("omega", "pi0", 0.3), ("phi", "eta", 0.2)])
+@pytest.mark.parametrize(
+    ("parent", "partner", "m"),
+    [("pi0", 0.0, 0.05), ("eta", 0.0, 0.4), ("omega", "pi0", 0.3), ("phi", "eta", 0.2)],
+)
 def test_two_body_energy_in_the_parent_frame(parent, partner, m):
     """At rest E* = (M² + m² − m_X²)/(2M) (PDG Kinematics Eq. 49.17, m_X = 0 for the photon),
     exactly (to the float64 rounding of a handful of operations); the direction isotropic:
@@ -73,7 +76,8 @@ def test_two_body_lab_energy_is_flat_between_its_limits():
     sigma = gamma * beta * p_star / np.sqrt(3)
     assert abs(p[3].mean() - gamma * e_star) < 5 * sigma / np.sqrt(n)
     lo, hi = gamma * (e_star - beta * p_star), gamma * (e_star + beta * p_star)
-    assert p[3].min() >= lo * (1 - 1e-12) and p[3].max() <= hi * (1 + 1e-12)
+    assert p[3].min() >= lo * (1 - 1e-12)
+    assert p[3].max() <= hi * (1 + 1e-12)
 
 
 def test_brems_sampler_has_the_quadratures_mean_z():
@@ -159,10 +163,10 @@ def test_recipe_yield_is_the_standard_recipes_per_pot_count(tmp_path):
         a, b = EDGES[i], EDGES[i + 1]
         k = int(np.ceil((b - a) / MAX_STEP))
         sub = np.linspace(a, b, k + 1)
+        nodes = [(lo, hi, j) for lo, hi in itertools.pairwise(sub) for j in range(xg.size)]
         avg = sum(
-            0.5 * (hi - lo) * wg[j] * src.kinematics.weights(0.5 * (hi + lo) + 0.5 * (hi - lo) * xg[j]).sum()
-            for lo, hi in zip(sub[:-1], sub[1:], strict=True)
-            for j in range(xg.size)
+            0.5 * (hi - lo) * wg[j] * src.kinematics.weights(lo + 0.5 * (hi - lo) * (1 + xg[j])).sum()
+            for lo, hi, j in nodes
         ) / (b - a)  # fmt: skip
         assert avg == pytest.approx(block["per_pot_per_eps2"][i], rel=1e-3)
 
@@ -197,20 +201,23 @@ def test_recipe_needs_a_mock_file(tmp_path):
     doc = json.loads((tmp_path / "yields.json").read_text())
     doc.pop("standard_recipe")
     bare.write_text(json.dumps(doc))
-    with pytest.raises(ConfigError, match="reach.recipe_mock"):
+    with pytest.raises(ConfigError, match=r"reach\.recipe_mock"):
         recipe_source(cfg, load_yields(bare), bare)
     cfg2 = reach_config(tmp_path, production="standard_recipe", recipe_mock=["nothere.root"])
-    with pytest.raises(InputError, match="nothere.root"):
+    with pytest.raises(InputError, match=r"nothere\.root"):
         recipe_source(cfg2, load_yields(bare), bare)
 
 
-def test_recipe_reach_runs_beside_the_data_driven_one(tmp_path):
+def test_recipe_reach_runs_beside_the_data_driven_one(tmp_path, monkeypatch):
     """Both productions on one small config: the recipe's reach lands in standard_recipe/
     without touching the data-driven one, the productions figure is drawn, and at every
     (m, ε) N_sig(data) / N_sig(recipe) = Y_data/Y_recipe × 𝓔_data/𝓔_recipe (N_sig ∝ Y ε² 𝓔
     with the same N_POT, scale and branching ratios), to float64 rounding."""
+    from _phys_figures import skip_reach_figures
+
     from gammastar.reach.stage import run_reach
 
+    skip_reach_figures(monkeypatch)  # the stage's own figures (test_reach.py); not this one
     dd = run_reach(reach_config(tmp_path))
     before = dd.path.read_bytes()
     rc = run_reach(reach_config(tmp_path, production="standard_recipe"))
@@ -225,7 +232,9 @@ def test_recipe_reach_runs_beside_the_data_driven_one(tmp_path):
     np.testing.assert_array_equal(a["mass"], b["mass"])
     y_data = load_yields(tmp_path / "yields.json").at(a["mass"])[0]
     path, _ = recipe_yields(tmp_path)
-    src = recipe_source(reach_config(tmp_path, production="standard_recipe"), load_yields(path), path)
+    src = recipe_source(
+        reach_config(tmp_path, production="standard_recipe"), load_yields(path), path
+    )
     y_rec = src.yield_at(a["mass"])[0]
     ok = (a["acceptance"] > 0) & (b["acceptance"] > 0) & (b["nsig"] > 0)
     assert ok.sum() > 10

@@ -46,18 +46,30 @@ def _npz(path: Path) -> dict[str, np.ndarray]:
         return dict(f)
 
 
+def _edges(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The median expected (ε_low, ε_high) per mass of ``run``'s reach.json (NaN: none)."""
+    exp = json.loads((run / "reach.json").read_text())["expected"]
+    return tuple(np.array([np.nan if v is None else v for v in exp[k]], float)
+                 for k in ("eps_low", "eps_high"))  # type: ignore[return-value]  # fmt: skip
+
+
 def _at(values: np.ndarray, eps: np.ndarray, e: float) -> float:
-    """``values`` (on the ε grid) at ``e``, linear in log ε."""
-    return float(np.interp(np.log(e), np.log(eps), values))
+    """``values`` (on the ε grid) at ``e``, log-log between the grid's neighbours (so that
+    the ratios of products stay products); 0 where a neighbour is 0."""
+    j = int(np.clip(np.searchsorted(eps, e), 1, eps.size - 1))
+    a, b = values[j - 1], values[j]
+    if not (a > 0 and b > 0):
+        return float(np.interp(np.log(e), np.log(eps), values))
+    t = (np.log(e) - np.log(eps[j - 1])) / (np.log(eps[j]) - np.log(eps[j - 1]))
+    return float(np.exp((1 - t) * np.log(a) + t * np.log(b)))
 
 
 def facility_rows(name: str, runs: Path, masses: tuple[float, ...], samples: int) -> list[dict]:
     cfg = load_config(REPO / "analysis" / "facilities" / f"{name}.yaml")
     run = runs / f"facility_{name}"
     dd, rc = _npz(run / "acceptance.npz"), _npz(run / "standard_recipe" / "acceptance.npz")
-    exp = json.loads((run / "reach.json").read_text())["expected"]
-    lo = np.array([np.nan if v is None else v for v in exp["eps_low"]], float)
-    hi = np.array([np.nan if v is None else v for v in exp["eps_high"]], float)
+    lo, hi = _edges(run)
+    lo_rc, hi_rc = _edges(run / "standard_recipe")
     path = cfg.resolve(cfg.reach.yields)
     data = load_yields(path)
     recipe = recipe_source(cfg, data, Path(path))
@@ -72,7 +84,8 @@ def facility_rows(name: str, runs: Path, masses: tuple[float, ...], samples: int
         y_ratio = float(data.at(m)[0] / recipe.yield_at(m)[0])
         e_ratio = float(data_src.sample(m, samples, seed=1)["E"].mean()
                         / recipe.sample(m, samples, seed=1)["E"].mean())  # fmt: skip
-        row = {"mass": m, "yield_ratio": y_ratio, "energy_ratio": e_ratio}
+        row = {"mass": m, "yield_ratio": y_ratio, "energy_ratio": e_ratio,
+               "eps_low_ratio": lo[i] / lo_rc[i], "eps_high_ratio": hi[i] / hi_rc[i]}  # fmt: skip
         for key, e in (("low", lo[i]), ("high", hi[i])):
             n_dd, n_rc = _at(dd["nsig"][i], dd["eps"], e), _at(rc["nsig"][i], rc["eps"], e)
             a_dd = _at(dd["acceptance"][i], dd["eps"], e)
@@ -104,14 +117,15 @@ def main() -> None:
         summary["facilities"][name] = rows
         print(f"\n{name}: N_sig data-driven / recipe at the data-driven expected ε_low, ε_high")
         print("| m (GeV) | ε_low | N ratio | = yield × 𝓔 | ε_high | N ratio | = yield × 𝓔 "
-              "| ⟨E⟩ ratio |")  # fmt: skip
-        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "| ⟨E⟩ ratio | ε_low, ε_high data/recipe |")  # fmt: skip
+        print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for r in rows:
             lo, hi = r["low"], r["high"]
             print(f"| {r['mass']:.3f} | {lo['eps']:.2e} | {_fmt(lo['nsig_ratio'])} | "
                   f"{r['yield_ratio']:.3g} × {_fmt(lo['acceptance_ratio'])} | {hi['eps']:.2e} | "
                   f"{_fmt(hi['nsig_ratio'])} | {r['yield_ratio']:.3g} × "
-                  f"{_fmt(hi['acceptance_ratio'])} | {r['energy_ratio']:.3g} |")  # fmt: skip
+                  f"{_fmt(hi['acceptance_ratio'])} | {r['energy_ratio']:.3g} | "
+                  f"{r['eps_low_ratio']:.2f}, {r['eps_high_ratio']:.2f} |")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "facilities_recipe.json", summary, force=True)
     print(json.dumps(summary))

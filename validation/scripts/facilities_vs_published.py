@@ -37,8 +37,10 @@ config's statistics, the target's A-dependence as the only named nuisance):
 * ``yield x 10``: the yield per POT ten times larger (what the scaling predicts: ε_low / 10^¼);
 * ``target alpha = 1``: the A-dependence exponent at its upper edge;
 * ``daughters: no energy threshold``: the acceptance without the daughters' energy cut;
-* ``A' momentum x 0.5 (angles kept)``: every A′ momentum halved, its direction kept: the boost
-  (the decay length at a given ε) alone; at ε_high, in the short-lifetime regime, ε_high² ∝ p.
+* ``recipe kinematics (data yield)``: the A′ (q_T, E) of the standard recipe at the same
+  yield (``gammastar.source.recipe``: meson decays, mixing, bremsstrahlung with the mock's
+  meson spectra): the acceptance of the recipe's momentum spectrum alone;
+* ``recipe yield (data kinematics)``: the recipe's yield per POT with the data's kinematics.
 
 Usage (after the runs above; CPU: a few minutes):
     python validation/scripts/facilities_vs_published.py [--runs runs] [--bounds DIR]
@@ -74,6 +76,7 @@ from gammastar.source.production import (
     resolve_yield_scale,
     with_target_nuisance,
 )
+from gammastar.source.recipe import recipe_source
 from gammastar.source.source import Source
 
 # facility: (config, [(published file, format, units, legend label, compared in the table)])
@@ -105,26 +108,6 @@ def _reach(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     return np.asarray(band["mass"], dtype=float), arr("eps_low"), arr("eps_high"), which
 
 
-class _Scaled:
-    """The A′ kinematics of ``inner`` with every momentum scaled by ``factor``, the angles
-    kept: the boost (the decay length at a given ε) changes, the acceptance of the
-    directions does not."""
-
-    def __init__(self, inner, factor: float) -> None:
-        self.inner, self.factor = inner, factor
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def sample(self, mass, n, seed=None):
-        out = dict(self.inner.sample(mass, n, seed))
-        qt, e = np.asarray(out["qT"], float), np.asarray(out["E"], float)
-        pz = np.sqrt(np.maximum(e**2 - mass**2 - qt**2, 0.0))
-        out["qT"] = self.factor * qt
-        out["E"] = np.sqrt(mass**2 + (self.factor * qt) ** 2 + (self.factor * pz) ** 2)
-        return out
-
-
 def _variants(cfg, masses: np.ndarray, eps_points: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The median expected (ε_low, ε_high) at ``masses`` with one ingredient changed per row."""
     rc = cfg.reach
@@ -134,7 +117,8 @@ def _variants(cfg, masses: np.ndarray, eps_points: int) -> dict[str, tuple[np.nd
     br = doc.get("theory", {}).get("brems_aprime")
     geo = Geometry.from_config(cfg.detector)
     rows: dict[str, tuple] = {"baseline": (y, geo, cfg)}
-    samplers = {"A' momentum x 0.5 (angles kept)": _Scaled(sampler, 0.5)}
+    rec = recipe_source(cfg, y, Path(cfg.resolve(rc.yields)))
+    samplers = {"recipe kinematics (data yield)": rec.kinematics}
     if br is not None:
         bm = np.asarray(br["mass"], float)
         bv = np.asarray([np.nan if v is None else v for v in br["per_pot_per_eps2"]], float)
@@ -149,7 +133,8 @@ def _variants(cfg, masses: np.ndarray, eps_points: int) -> dict[str, tuple[np.nd
             geo,
             cfg.model_copy(update={"reach": rc.model_copy(update={"target": tgt})}),
         )
-    rows["A' momentum x 0.5 (angles kept)"] = (y, geo, cfg)
+    rows["recipe kinematics (data yield)"] = (y, geo, cfg)
+    rows["recipe yield (data kinematics)"] = (rec.yields, geo, cfg)
     if cfg.detector.daughters is not None:
         d = dict(cfg.detector.daughters)
         d["min_energy"] = 0.0

@@ -55,6 +55,7 @@ from gammastar.reach.scan.settings import ReachInputs, ScanResult, ScanSettings
 from gammastar.reach.stats.interface import BANDS
 from gammastar.reach.stats.workspace import build_spec
 from gammastar.source.geometry import Geometry
+from gammastar.source.modes import PRODUCTIONS
 from gammastar.source.production import (
     Yields,
     check_refuse,
@@ -63,7 +64,6 @@ from gammastar.source.production import (
     with_mock_nuisance,
     with_target_nuisance,
 )
-from gammastar.source.modes import PRODUCTIONS
 from gammastar.source.source import Source, ensemble_sources
 from gammastar.yields.nuisance import reach_nuisances
 

@@ -262,7 +262,9 @@ def recipe_source(config: Any, data: Yields, path: Path) -> Source:
     metas = []
     for f in files:
         if not f.exists():
-            raise InputError(f"{f}: the standard recipe's mock file is not there (reach.recipe_mock)")
+            raise InputError(
+                f"{f}: the standard recipe's mock file is not there (reach.recipe_mock)"
+            )
         meta = meta_from_root(f)
         if meta is None:
             raise InputError(f"{f}: no 'meta' (not a gammastar mock file; reach.recipe_mock)")
