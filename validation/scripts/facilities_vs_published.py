@@ -23,9 +23,10 @@ Per facility it prints, and writes (``--out``: ``facilities_vs_published.csv`` w
 mass and bound, ``facilities_vs_published.json`` with the ratio ranges), the ratios
 ours / published of ε_low and ε_high at every mass of the reach that both exclude
 (:func:`gammastar.reach.bounds.compare.compare_reach`), and draws the contours and the ratios
-(``--figure``). Where a ratio leaves 0.5–2 it decomposes: the scaling (ε_low⁴ ∝ 1 / (N_POT ×
-yield × acceptance × L/γcτ) in the long-lifetime limit, so ratio_low⁴ is the factor of that
-product the published curve has over ours) and the median expected ε range rescanned at a few
+(``--figure``; the standard recipe's reach beside when it is there). Where a ratio leaves
+0.5–2 it decomposes: the scaling (ε_low⁴ ∝ 1 / (N_POT × yield × acceptance × L/γcτ) in the
+long-lifetime limit, so ratio_low⁴ is the factor of that product the published curve has over
+ours) and the median expected ε range rescanned at a few
 of those masses with one ingredient changed per row (``gammastar.reach.scan.scan``; the
 config's statistics, the target's A-dependence as the only named nuisance):
 
@@ -176,6 +177,11 @@ def _figure(path: Path, panels: list[dict]) -> None:
         # NaN where nothing is excluded: the lines break there
         (ours,) = ax.plot(m, lo, "C0-", lw=1.8, label=f"ours ({p['which']})")
         ax.plot(m, hi, "C0-", lw=1.8)
+        if p.get("recipe") is not None:  # the standard recipe's reach at the same facility
+            rm, rlo, rhi, rwhich = p["recipe"]
+            (rec,) = ax.plot(rm, rlo, "C4--", lw=1.4, label=f"standard recipe ({rwhich})")
+            ax.plot(rm, rhi, "C4--", lw=1.4)
+            handles = [rec, *handles]
         ax.set(xscale="log", yscale="log", title=p["title"], ylabel="ε")
         ax.legend(handles=[ours, *handles], fontsize=6, loc="lower left")
         for j, t in enumerate(p["tables"]):
@@ -240,9 +246,11 @@ def main() -> None:
             print(f"{name:10s} vs {file:36s} masses both exclude: {r['n']:3d} "
                   f"({_span(r['mass'], '.3f')} GeV); ε_low ratio {_span(r['low'])}, ε_high ratio {_span(r['high'])}; "
                   f"only ours {r['ours_only']}, only published {r['theirs_only']}")  # fmt: skip
+        recipe_run = args.runs / f"facility_{name}" / str(PRODUCTIONS["standard_recipe"].subdir)
+        recipe = _reach(recipe_run) if sub is None and (recipe_run / "reach.json").exists() else None
         panels.append({"title": f"{name} ({cfg.reach.n_pot:.3g} POT)", "bounds": bounds,
                        "tables": tables, "mass": m, "eps_low": lo, "eps_high": hi,
-                       "which": which})  # fmt: skip
+                       "which": which, "recipe": recipe})  # fmt: skip
         t0 = tables[0]  # the main published curve decides whether to decompose
         out = t0["both"] & (
             (t0["ratio_low"] < LOW) | (t0["ratio_low"] > HIGH)
