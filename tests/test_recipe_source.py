@@ -11,7 +11,9 @@ import typing
 import numpy as np
 import pytest
 import uproot
+import yaml
 
+from gammastar.cli import main
 from gammastar.cli.reach import PRODUCTIONS as CLI_PRODUCTIONS
 from gammastar.config import config_from_dict
 from gammastar.config.mock import MockConfig
@@ -135,7 +137,8 @@ def recipe_yields(tmp_path):
     return path, block
 
 
-def reach_config(tmp_path, **reach):
+def recipe_reach_dict(tmp_path, **reach):
+    """A small reach (test_reach_inputs's) on recipe_yields' yields.json."""
     from test_reach_inputs import reach_dict
 
     d = reach_dict(tmp_path, channels=["ee", "mumu"], mass_points=3, eps_points=12,
@@ -143,7 +146,11 @@ def reach_config(tmp_path, **reach):
     path, _ = recipe_yields(tmp_path)
     d["reach"]["yields"] = str(path)
     d["uncertainties"] = {"enabled": False}
-    return config_from_dict(d, source=str(tmp_path / "cfg.yaml"))
+    return d
+
+
+def reach_config(tmp_path, **reach):
+    return config_from_dict(recipe_reach_dict(tmp_path, **reach), source=str(tmp_path / "cfg.yaml"))
 
 
 def test_recipe_yield_is_the_standard_recipes_per_pot_count(tmp_path):
@@ -220,10 +227,12 @@ def test_recipe_reach_runs_beside_the_data_driven_one(tmp_path, monkeypatch):
     skip_reach_figures(monkeypatch)  # the stage's own figures (test_reach.py); not this one
     dd = run_reach(reach_config(tmp_path))
     before = dd.path.read_bytes()
-    rc = run_reach(reach_config(tmp_path, production="standard_recipe"))
-    assert rc.path == tmp_path / "run" / "standard_recipe" / "reach.json"
+    cfg_path = tmp_path / "cfg.yaml"  # the recipe's reach by the command line's --production
+    cfg_path.write_text(yaml.safe_dump(recipe_reach_dict(tmp_path)))
+    assert main(["reach", str(cfg_path), "--production", "standard_recipe"]) == 0
+    rc_path = tmp_path / "run" / "standard_recipe" / "reach.json"
     assert dd.path.read_bytes() == before
-    assert rc.document["meta"]["production"] == "standard_recipe"
+    assert json.loads(rc_path.read_text())["meta"]["production"] == "standard_recipe"
     assert (tmp_path / "run" / "standard_recipe" / "figures" / "reach_productions.png").exists()
     with np.load(tmp_path / "run" / "acceptance.npz") as fa:
         a = dict(fa)
