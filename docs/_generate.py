@@ -707,6 +707,7 @@ FILE_DOCS: dict[str, str] = {
     "figures/aprime_decays.png": "A′ branching ratios and lifetime against mass",
     "figures/reach_impact.png": "each nuisance's effect on the median expected limit",
     "figures/reach_flow_closure.png": "the flow's acceptance against its training pairs'",
+    "figures/reach_productions.png": "the data-driven and the standard-recipe contours in one (written when both reaches are there)",
     "acceptance_ctau.json": "the acceptance of `acceptance_ctau.npz` as JSON",
     "figures/acceptance_ctau.png": "acceptance against cτ at a few masses",
     "figures/acceptance_reldiff.png": "relative acceptance difference of two samplers in (m, cτ)",

@@ -607,12 +607,12 @@ def test_on_mock_standard_recipe_mixing_is_the_vector_peaks(mock_run):
     recipe's coupling is from Γ(V → ee); K_μ of Eq. 6 restores universality), times the share
     (2/π) arctan(2D/Γ) of the mixing term's Breit–Wigner inside the ±D window (beyond it
     O(Γ/M) < 1e-3: tests/test_standard_recipe.py)."""
-    from gammastar.yields.npot import _meta_from_root
+    from gammastar.yields.npot import meta_from_root
     from gammastar.yields.standard_recipe import CHANNELS, meson_yields_from_meta, recipe
 
     cfg, res, doc = mock_run
     path = Path(cfg.output_dir) / "mock.root"
-    mesons = meson_yields_from_meta([(str(path), _meta_from_root(path))])
+    mesons = meson_yields_from_meta([(str(path), meta_from_root(path))])
     n_pot = doc["meta"]["n_pot"]
     half = 0.1
     for channel, meson in [(Channel.OMEGA_MUMU, "omega"), (Channel.PHI_MUMU, "phi")]:

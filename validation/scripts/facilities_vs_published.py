@@ -23,9 +23,10 @@ Per facility it prints, and writes (``--out``: ``facilities_vs_published.csv`` w
 mass and bound, ``facilities_vs_published.json`` with the ratio ranges), the ratios
 ours / published of ε_low and ε_high at every mass of the reach that both exclude
 (:func:`gammastar.reach.bounds.compare.compare_reach`), and draws the contours and the ratios
-(``--figure``). Where a ratio leaves 0.5–2 it decomposes: the scaling (ε_low⁴ ∝ 1 / (N_POT ×
-yield × acceptance × L/γcτ) in the long-lifetime limit, so ratio_low⁴ is the factor of that
-product the published curve has over ours) and the median expected ε range rescanned at a few
+(``--figure``; the standard recipe's reach beside when it is there). Where a ratio leaves
+0.5–2 it decomposes: the scaling (ε_low⁴ ∝ 1 / (N_POT × yield × acceptance × L/γcτ) in the
+long-lifetime limit, so ratio_low⁴ is the factor of that product the published curve has over
+ours) and the median expected ε range rescanned at a few
 of those masses with one ingredient changed per row (``gammastar.reach.scan.scan``; the
 config's statistics, the target's A-dependence as the only named nuisance):
 
@@ -37,13 +38,18 @@ config's statistics, the target's A-dependence as the only named nuisance):
 * ``yield x 10``: the yield per POT ten times larger (what the scaling predicts: ε_low / 10^¼);
 * ``target alpha = 1``: the A-dependence exponent at its upper edge;
 * ``daughters: no energy threshold``: the acceptance without the daughters' energy cut;
-* ``A' momentum x 0.5 (angles kept)``: every A′ momentum halved, its direction kept: the boost
-  (the decay length at a given ε) alone; at ε_high, in the short-lifetime regime, ε_high² ∝ p.
+* ``recipe kinematics (data yield)``: the A′ (q_T, E) of the standard recipe at the same
+  yield (``gammastar.source.recipe``: meson decays, mixing, bremsstrahlung with the mock's
+  meson spectra): the acceptance of the recipe's momentum spectrum alone;
+* ``recipe yield (data kinematics)``: the recipe's yield per POT with the data's kinematics.
 
 Usage (after the runs above; CPU: a few minutes):
     python validation/scripts/facilities_vs_published.py [--runs runs] [--bounds DIR]
         [--out runs/facilities_vs_published] [--figure docs/images/facilities-vs-published.png]
-        [--decomp-masses 5] [--eps-points 40]
+        [--decomp-masses 5] [--eps-points 40] [--production standard_recipe]
+``--production standard_recipe`` compares the standard recipe's reaches instead
+(``runs/facility_<name>/standard_recipe/``, ``gammastar reach --production standard_recipe``),
+without the decomposition.
 The last line printed is one JSON object with the ratio ranges and the decomposition.
 """
 
@@ -64,12 +70,14 @@ from gammastar.reach.bounds.compare import compare_reach, ratio_ranges
 from gammastar.reach.scan import scan
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.source.geometry import Geometry
+from gammastar.source.modes import PRODUCTIONS
 from gammastar.source.production import (
     Yields,
     load_yields,
     resolve_yield_scale,
     with_target_nuisance,
 )
+from gammastar.source.recipe import recipe_source
 from gammastar.source.source import Source
 
 # facility: (config, [(published file, format, units, legend label, compared in the table)])
@@ -101,26 +109,6 @@ def _reach(run: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
     return np.asarray(band["mass"], dtype=float), arr("eps_low"), arr("eps_high"), which
 
 
-class _Scaled:
-    """The A′ kinematics of ``inner`` with every momentum scaled by ``factor``, the angles
-    kept: the boost (the decay length at a given ε) changes, the acceptance of the
-    directions does not."""
-
-    def __init__(self, inner, factor: float) -> None:
-        self.inner, self.factor = inner, factor
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def sample(self, mass, n, seed=None):
-        out = dict(self.inner.sample(mass, n, seed))
-        qt, e = np.asarray(out["qT"], float), np.asarray(out["E"], float)
-        pz = np.sqrt(np.maximum(e**2 - mass**2 - qt**2, 0.0))
-        out["qT"] = self.factor * qt
-        out["E"] = np.sqrt(mass**2 + (self.factor * qt) ** 2 + (self.factor * pz) ** 2)
-        return out
-
-
 def _variants(cfg, masses: np.ndarray, eps_points: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The median expected (ε_low, ε_high) at ``masses`` with one ingredient changed per row."""
     rc = cfg.reach
@@ -130,7 +118,8 @@ def _variants(cfg, masses: np.ndarray, eps_points: int) -> dict[str, tuple[np.nd
     br = doc.get("theory", {}).get("brems_aprime")
     geo = Geometry.from_config(cfg.detector)
     rows: dict[str, tuple] = {"baseline": (y, geo, cfg)}
-    samplers = {"A' momentum x 0.5 (angles kept)": _Scaled(sampler, 0.5)}
+    rec = recipe_source(cfg, y, Path(cfg.resolve(rc.yields)))
+    samplers = {"recipe kinematics (data yield)": rec.kinematics}
     if br is not None:
         bm = np.asarray(br["mass"], float)
         bv = np.asarray([np.nan if v is None else v for v in br["per_pot_per_eps2"]], float)
@@ -145,7 +134,8 @@ def _variants(cfg, masses: np.ndarray, eps_points: int) -> dict[str, tuple[np.nd
             geo,
             cfg.model_copy(update={"reach": rc.model_copy(update={"target": tgt})}),
         )
-    rows["A' momentum x 0.5 (angles kept)"] = (y, geo, cfg)
+    rows["recipe kinematics (data yield)"] = (y, geo, cfg)
+    rows["recipe yield (data kinematics)"] = (rec.yields, geo, cfg)
     if cfg.detector.daughters is not None:
         d = dict(cfg.detector.daughters)
         d["min_energy"] = 0.0
@@ -187,6 +177,11 @@ def _figure(path: Path, panels: list[dict]) -> None:
         # NaN where nothing is excluded: the lines break there
         (ours,) = ax.plot(m, lo, "C0-", lw=1.8, label=f"ours ({p['which']})")
         ax.plot(m, hi, "C0-", lw=1.8)
+        if p.get("recipe") is not None:  # the standard recipe's reach at the same facility
+            rm, rlo, rhi, rwhich = p["recipe"]
+            (rec,) = ax.plot(rm, rlo, "C4--", lw=1.4, label=f"standard recipe ({rwhich})")
+            ax.plot(rm, rhi, "C4--", lw=1.4)
+            handles = [rec, *handles]
         ax.set(xscale="log", yscale="log", title=p["title"], ylabel="ε")
         ax.legend(handles=[ours, *handles], fontsize=6, loc="lower left")
         for j, t in enumerate(p["tables"]):
@@ -218,16 +213,21 @@ def main() -> None:
     ap.add_argument("--facilities", nargs="+", default=list(FACILITIES))
     ap.add_argument("--decomp-masses", type=int, default=5)
     ap.add_argument("--eps-points", type=int, default=40)
+    ap.add_argument("--production", choices=list(PRODUCTIONS), default="data_driven")
     args = ap.parse_args()
+    sub = PRODUCTIONS[args.production].subdir
+    if sub is not None:
+        args.decomp_masses = 0  # the decomposition rescans the data-driven ingredients
     if not args.bounds.is_dir():
         raise SystemExit(f"{args.bounds}: the published bound files are not there (--bounds)")
     args.out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"study": "facilities_vs_published", "facilities": {}}
+    summary: dict = {"study": "facilities_vs_published", "production": args.production,
+                     "facilities": {}}  # fmt: skip
     panels, csv_rows = [], []
     for name in args.facilities:
         cfg_file, published = FACILITIES[name]
         cfg = load_config(REPO / "analysis" / "facilities" / cfg_file)
-        run = args.runs / f"facility_{name}"
+        run = args.runs / f"facility_{name}" / (sub or "")
         m, lo, hi, which = _reach(run)
         bounds, tables, entry = [], [], {"limit": which, "compared": {}}
         for file, fmt, units, label, _ in published:
@@ -246,9 +246,11 @@ def main() -> None:
             print(f"{name:10s} vs {file:36s} masses both exclude: {r['n']:3d} "
                   f"({_span(r['mass'], '.3f')} GeV); ε_low ratio {_span(r['low'])}, ε_high ratio {_span(r['high'])}; "
                   f"only ours {r['ours_only']}, only published {r['theirs_only']}")  # fmt: skip
+        recipe_run = args.runs / f"facility_{name}" / str(PRODUCTIONS["standard_recipe"].subdir)
+        recipe = _reach(recipe_run) if sub is None and (recipe_run / "reach.json").exists() else None
         panels.append({"title": f"{name} ({cfg.reach.n_pot:.3g} POT)", "bounds": bounds,
                        "tables": tables, "mass": m, "eps_low": lo, "eps_high": hi,
-                       "which": which})  # fmt: skip
+                       "which": which, "recipe": recipe})  # fmt: skip
         t0 = tables[0]  # the main published curve decides whether to decompose
         out = t0["both"] & (
             (t0["ratio_low"] < LOW) | (t0["ratio_low"] > HIGH)

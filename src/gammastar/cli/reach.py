@@ -29,6 +29,15 @@ if TYPE_CHECKING:  # a class made at run time: mypy reads it as any StrEnum
 else:
     Method = choices("Method", METHODS)
 
+PRODUCTIONS = ("data_driven", "standard_recipe")
+"""The values of ``--production``: the keys of :data:`gammastar.source.modes.PRODUCTIONS`
+(spelled out here for a light command line; tests/test_recipe_source.py keeps them equal)."""
+
+if TYPE_CHECKING:
+    ProductionChoice = StrEnum
+else:
+    ProductionChoice = choices("ProductionChoice", PRODUCTIONS)
+
 
 def reach_command(
     config: ConfigArg,
@@ -41,6 +50,16 @@ def reach_command(
             show_default=False,
         ),
     ] = None,
+    production: Annotated[
+        ProductionChoice | None,
+        typer.Option(
+            "--production",
+            help="Where the A′ come from: data_driven (the data) or standard_recipe (meson "
+            "decays, mixing and bremsstrahlung with a mock's meson spectra, written to the run "
+            "directory's standard_recipe/); default: the config's reach.production.",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
     wait: WaitOpt = False,
@@ -48,7 +67,8 @@ def reach_command(
     """Expected (±1σ, ±2σ) and observed CLs exclusion in (m_A′, ε).
 
     Writes reach.json, workspaces/*.json (pyhf; `pyhf cls FILE --test-poi S` gives CLs for S
-    signal events), acceptance.npz and figures/reach.png in the run directory.
+    signal events), acceptance.npz and figures/reach.png in the run directory (with
+    `--production standard_recipe` in its standard_recipe/ folder).
     """
     from gammastar.cli.options import lock_run
 
@@ -58,14 +78,17 @@ def reach_command(
 
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists
     lock_run(cfg.output_dir, wait=wait)
-    if method is not None:
-        update = {"method": method.value}
+    update = {} if method is None else {"method": method.value}
+    if production is not None:
+        update["production"] = production.value
+    if update:
         cfg = cfg.model_copy(update={"reach": cfg.reach.model_copy(update=update)})
-    res = document(run_reach(cfg, force=force))
+    result = run_reach(cfg, force=force)
+    res = document(result)
     n_excl = sum(v is not None for v in res["expected"]["eps_low"])
     typer.echo(
         f"reach: {n_excl}/{len(res['expected']['mass'])} masses excluded at "
-        f"{res['cl']:.0%} CL (expected, {res['meta']['method']}); wrote {cfg.output_dir}/reach.json"
+        f"{res['cl']:.0%} CL (expected, {res['meta']['method']}); wrote {result.path}"
     )
 
 

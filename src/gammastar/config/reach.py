@@ -25,6 +25,11 @@ StatsMethod = Literal["auto", "exact", "asymptotic", "toys"]
 """``reach.method``: ``auto`` or a key of ``gammastar.reach.stats.METHODS`` (named here, not
 imported: the config sits below the reach; ``tests/test_stats.py`` keeps the two equal)."""
 
+Production = Literal["data_driven", "standard_recipe"]
+"""``reach.production``: a key of ``gammastar.source.modes.PRODUCTIONS`` (named here, not
+imported: the config sits below the source; ``tests/test_recipe_source.py`` keeps the two
+equal)."""
+
 LeptonChannel = Annotated[
     str, _registered("gammastar.physics.channels:LEPTON_CHANNELS", "lepton channel")
 ]
@@ -216,6 +221,18 @@ class ReachConfig(Section):
     ``label`` adds it from the fitted model and reports its share of N_sig in ``reach.json``;
     ``refuse`` keeps the fiducial region only (fiducial yield × flow: a conservative reach).
     Either way a detector that sees nothing of the fiducial region is an error."""
+    production: Production = "data_driven"
+    """Where the A′ yield and kinematics come from (a key of
+    ``gammastar.source.modes.PRODUCTIONS``): ``data_driven`` (the yields and the flow or the
+    fitted model above) or ``standard_recipe`` (the generator-level recipe of
+    docs/explanation/standard-recipe.md: meson decays P → γA′, V → PA′, A′–V mixing and
+    proton bremsstrahlung, with the meson spectra of a mock file, never the data's); the
+    recipe's reach is written beside the data-driven one, in the run directory's
+    ``standard_recipe/``."""
+    recipe_mock: list[str] | None = None
+    """With ``production: standard_recipe``: the mock ROOT files (``gammastar generate``) whose
+    ``meta`` gives the mesons per POT and their spectra; default the files the yields'
+    ``standard_recipe`` block names."""
     samples: Annotated[int, Field(gt=0)] = 20_000
     """A′ kinematic samples per mass for the acceptance."""
     flow_closure: bool = True

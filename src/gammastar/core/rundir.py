@@ -59,6 +59,10 @@ FLOW_LOSS_PNG = f"{FLOW_DIR}/loss.png"
 VALIDATION = "validation.json"
 ACCEPTANCE = "acceptance.npz"
 REACH = "reach.json"
+RECIPE_DIR = "standard_recipe"
+"""The reach of ``reach.production: standard_recipe``: a run directory of its own inside this
+one (its ``reach.json``, ``acceptance.npz``, ``workspaces/``, ``figures/``), beside the
+data-driven reach."""
 WORKSPACES_DIR = "workspaces"
 WORKSPACES_INDEX = f"{WORKSPACES_DIR}/index.json"
 ACCEPTANCE_CTAU = "acceptance_ctau.npz"
@@ -152,6 +156,7 @@ ARTIFACTS: dict[str, Artifact] = {
         Artifact("figures/aprime_decays.png", "png", "reach", tracked=False),
         Artifact("figures/reach_impact.png", "png", "reach", tracked=False),
         Artifact("figures/reach_flow_closure.png", "png", "reach", tracked=False),
+        Artifact("figures/reach_productions.png", "png", "reach", tracked=False),
         # `gammastar acceptance` (a command of its own, not a pipeline stage)
         Artifact(ACCEPTANCE_CTAU, "npz", "acceptance", doc="acceptance per (mass, cτ)"),
         Artifact(ACCEPTANCE_CTAU_JSON, "json", "acceptance", "acceptance_ctau.json"),

@@ -381,9 +381,9 @@ class ParametricMesons:
         temp, sig = self.cfg.pt_temperature, self.cfg.rapidity_sigma
         if parent == "pi0":  # the π0's own spectra
             temp, sig = self.cfg.electrons.pi0.pt_temperature, self.cfg.electrons.pi0.rapidity_sigma
-        pt = kin.sample_mt_power(rng, masses, temp, self.cfg.pt_mt_power)
-        y = rng.normal(self.cfg.rapidity_mean, sig, n)
-        y = kin.limit_rapidity(rng, y, masses, pt, self.beam_energy, self.cfg.rapidity_mean, sig)
+        pt, y = kin.sample_pt_y(
+            rng, masses, temp, self.cfg.pt_mt_power, self.cfg.rapidity_mean, sig, self.beam_energy
+        )
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return four_momentum(masses, pt, y, phi)
 

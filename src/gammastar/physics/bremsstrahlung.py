@@ -460,3 +460,58 @@ def mcp_yield_band(
     cuts = [st.cutoff * f for f in (1.0, 1.0 / st.band_factor, st.band_factor)]
     curves = _mcp_yields(m_chi, st, cuts, q=q, m_max=m_max, n_fine=n_fine, n_smooth=n_smooth)
     return curves[0], curves.min(axis=0), curves.max(axis=0)
+
+
+def sample_emission(
+    m: float,
+    n: int,
+    rng: np.random.Generator,
+    settings: BremsSettings | None = None,
+    *,
+    n_z: int = 96,
+    n_pt: int = 96,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    r"""Draw the (z, p_T) of ``n`` bremsstrahlung A′ of mass ``m``: the integrand of
+    :func:`emission_probability` (w(z, p_T²) σ_pp(s′)/σ_pp(s) F_off², |F_1|² being a constant
+    at fixed m) on a grid of ``n_z`` × ``n_pt`` cells in z ∈ [z_min, z_max] and
+    t = ln(p_T² + A) up to p_T,max, a cell drawn by its weight (density at its centre × its
+    area), then a uniform point inside it. Approximation: the density is constant across a
+    cell (96 × 96 cells: the mean z agrees with the quadrature to below 1e-3, tests).
+
+    Arguments:
+        m: A′ mass, GeV.
+        n: number of A′.
+        rng: random generator.
+        settings: beam energy, z window, p_T cut and off-shell cut-off Λ (default:
+            :class:`BremsSettings`).
+
+    Returns:
+        (z, p_T): the A′ energy fraction E_A′/E_p and transverse momentum (GeV).
+
+    References:
+        arXiv:1311.3870 eq. (3); arXiv:2108.05900 (cut-off); docs/explanation/physics.md §8.
+
+    Example:
+        >>> z, pt = sample_emission(0.3, 1000, np.random.default_rng(1))
+        >>> bool(0.1 <= z.min() and z.max() <= 0.9 and pt.max() <= 1.0)
+        True
+    """
+    st = settings or BremsSettings()
+    ez = np.linspace(st.z_min, st.z_max, n_z + 1)
+    z = 0.5 * (ez[:-1] + ez[1:])[:, None]
+    a = (1.0 - z) * m**2 + z**2 * M_PROTON**2
+    u = (np.arange(n_pt) + 0.5)[None, :] / n_pt  # fraction of the cell's t range
+    t0, t1 = np.log(a), np.log(a + st.pt_max**2)
+    t = t0 + (t1 - t0) * u
+    pt2 = np.exp(t) - a
+    s = 2.0 * M_PROTON * st.beam_energy
+    dens = splitting_function(z, pt2, m) * sigma_pp(s * (1.0 - z)) / sigma_pp(s)
+    dens = dens * offshell_form_factor(z, pt2, m, st.cutoff) ** 2
+    weight = dens * np.exp(t) * (t1 - t0) / n_pt * np.diff(ez)[:, None]  # dp_T² = e^t dt
+    cell = rng.choice(weight.size, size=n, p=(weight / weight.sum()).ravel())
+    iz, it = np.divmod(cell, n_pt)
+    zs = ez[iz] + rng.random(n) * (ez[iz + 1] - ez[iz])
+    a_s = (1.0 - zs) * m**2 + zs**2 * M_PROTON**2
+    lo, hi = np.log(a_s), np.log(a_s + st.pt_max**2)
+    ts = lo + (hi - lo) * (it + rng.random(n)) / n_pt
+    return zs, np.sqrt(np.clip(np.exp(ts) - a_s, 0.0, None))

@@ -2,7 +2,8 @@
 
 Offers :func:`sample_mt_exponential` (m_T-exponential p_T), :func:`sample_mt_power` (its
 m_T^a-weighted family, the Boltzmann form at a = 1), :func:`limit_rapidity` (Gaussian
-rapidity truncated at the kinematic limit), :func:`sample_cos_theta` (the one decay-angle
+rapidity truncated at the kinematic limit), :func:`sample_pt_y` (the two together: a meson's
+lab p_T and rapidity), :func:`sample_cos_theta` (the one decay-angle
 sampler, W ∝ a + b cos²θ, exact inversion) and its case :func:`sample_dalitz_cos`,
 :class:`InverseCDF`, the :class:`Sampler` protocol of every kinematics sampler (flows included)
 and :class:`ParametricSampler` (m_T spectrum × Gaussian rapidity at a mass).
@@ -28,6 +29,7 @@ __all__ = [
     "sample_dalitz_cos",
     "sample_mt_exponential",
     "sample_mt_power",
+    "sample_pt_y",
 ]
 
 Array = NDArray[np.float64]
@@ -66,6 +68,28 @@ def limit_rapidity(
         y[bad] = tail.normal(mean, sigma, bad.size)
         bad = bad[np.abs(y[bad]) > np.broadcast_to(y_max, y.shape)[bad]]
     return y
+
+
+def sample_pt_y(
+    rng: np.random.Generator, mass: Array, temperature: float, power: float,
+    y_mean: float, y_sigma: float, e_max: float | None,
+) -> tuple[Array, Array]:  # fmt: skip
+    """A meson's lab (p_T, y): p_T from :func:`sample_mt_power`, then a Gaussian rapidity
+    N(``y_mean``, ``y_sigma``) truncated at the kinematic limit ``e_max``
+    (:func:`limit_rapidity`), in that order on ``rng`` (the mock cocktail's parametric spectra,
+    docs/explanation/physics.md §3.1).
+
+    Example:
+        >>> import numpy as np
+        >>> pt, y = sample_pt_y(np.random.default_rng(1), np.full(3, 0.78), 0.2, 0.0, 3.0, 1.0,
+        ...                     400.0)
+        >>> pt.shape, y.shape
+        ((3,), (3,))
+    """
+    mass = np.asarray(mass, dtype=np.float64)
+    pt = sample_mt_power(rng, mass, temperature, power)
+    y = rng.normal(y_mean, y_sigma, mass.size)
+    return pt, limit_rapidity(rng, y, mass, pt, e_max, y_mean, y_sigma)
 
 
 def sample_mt_exponential(rng: np.random.Generator, mass: Array, temperature: float) -> Array:

@@ -1,5 +1,6 @@
 """The reach figure: the expected exclusion with its ±1σ/±2σ bands and the observed one, over
-the published bounds of ``reach.compare_with`` (:func:`plot_reach`).
+the published bounds of ``reach.compare_with`` (:func:`plot_reach`); the contours of several
+``reach.production`` modes in one figure (:func:`plot_reach_productions`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from gammastar.core.artifacts import atomic_path
 from gammastar.core.figures import figure_style
 from gammastar.reach.scan.settings import ScanResult
 
-__all__ = ["BANDS_COINCIDE_NOTE", "BANDS_RTOL", "bands_coincide", "plot_reach"]
+__all__ = [
+    "BANDS_COINCIDE_NOTE",
+    "BANDS_RTOL",
+    "bands_coincide",
+    "plot_reach",
+    "plot_reach_productions",
+]
 
 
 # --------------------------------------------------------------------------- plots
@@ -171,6 +178,49 @@ def _plot_reach(
         ax.set_title(title, fontsize=16)
     if path is not None:
 
+        with atomic_path(path, force=True) as tmp:
+            fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", dpi=110)
+    return fig
+
+
+def plot_reach_productions(
+    contours: Sequence[tuple[str, dict[str, Any]]],
+    path: str | Path,
+    *,
+    title: str = "",
+    bounds: Sequence[tuple[Any, str]] = (),
+):
+    """The median expected (dashed) and, where given, observed (solid) contours of several
+    ``reach.json`` documents in one figure, one colour each (``contours``: (label, document)
+    pairs, e.g. the data-driven and the standard-recipe reach), over the published ``bounds``.
+    """
+    with figure_style():
+        import matplotlib.pyplot as plt
+        from matplotlib.lines import Line2D
+
+        from gammastar.reach.bounds.draw import draw_bounds
+
+        fig, ax = plt.subplots(figsize=(8, 6))
+        handles: list[Any] = list(draw_bounds(ax, bounds))
+        lo_m, hi_m = np.inf, 0.0
+        for k, (label, doc) in enumerate(contours):
+            for key, ls in (("expected", "--"), ("observed", "-")):
+                band = doc.get(key)
+                if not isinstance(band, dict):
+                    continue
+                m = np.asarray(band["mass"], dtype=float)
+                lo_m, hi_m = min(lo_m, m[0]), max(hi_m, m[-1])
+                lo, hi = (np.array([np.nan if v is None else v for v in band[e]], dtype=float)
+                          for e in ("eps_low", "eps_high"))  # fmt: skip
+                for xs, ys in _polygon(m, lo, hi):
+                    ax.plot(np.append(xs, xs[0]), np.append(ys, ys[0]), color=f"C{k}", ls=ls)
+                handles.append(Line2D([], [], color=f"C{k}", ls=ls, label=f"{label}, {key}"))
+        ax.set(xscale="log", yscale="log", xlabel=r"$m_{A'}$ [GeV]", ylabel="kinetic mixing ε")
+        if np.isfinite(lo_m):
+            ax.set_xlim(lo_m, hi_m)
+        ax.legend(handles=handles, fontsize=11, loc="best")
+        if title:
+            ax.set_title(title, fontsize=16)
         with atomic_path(path, force=True) as tmp:
             fig.savefig(tmp, format=str(path).rsplit(".", 1)[-1], bbox_inches="tight", dpi=110)
     return fig

@@ -50,12 +50,13 @@ from gammastar.reach.flow_closure import closure_record, plot_closure
 from gammastar.reach.flow_closure import log as closure_log
 from gammastar.reach.impact import plot_impact
 from gammastar.reach.observed import observed_counts
-from gammastar.reach.plots import plot_reach
+from gammastar.reach.plots import plot_reach, plot_reach_productions
 from gammastar.reach.scan import scan_with
 from gammastar.reach.scan.settings import ReachInputs, ScanResult, ScanSettings
 from gammastar.reach.stats.interface import BANDS
 from gammastar.reach.stats.workspace import build_spec
 from gammastar.source.geometry import Geometry
+from gammastar.source.modes import PRODUCTIONS
 from gammastar.source.production import (
     Yields,
     check_refuse,
@@ -67,7 +68,7 @@ from gammastar.source.production import (
 from gammastar.source.source import Source, ensemble_sources
 from gammastar.yields.nuisance import reach_nuisances
 
-__all__ = ["OUTPUTS", "ReachResult", "check_config", "plot_reach_figures", "reach_document", "reach_inputs", "reach_meta", "run_reach", "write_reach"]
+__all__ = ["OUTPUTS", "ReachResult", "check_config", "plot_productions", "plot_reach_figures", "reach_dir", "reach_document", "reach_inputs", "reach_meta", "run_reach", "write_reach"]
 
 OUTPUTS = rundir.stage_outputs("reach", tracked=False)
 """What the reach writes (:data:`gammastar.core.rundir.ARTIFACTS`, with the pipeline's
@@ -212,14 +213,16 @@ def reach_inputs(
         The :class:`ReachInputs`.
     """
     rc = config.reach
-    yields_path, yields = _reach_yields(config)
-    scale, scale_info = resolve_yield_scale(config, yields)
-    n_pot = _reach_n_pot(config, yields)
+    yields_path, data = _reach_yields(config)
+    scale, scale_info = resolve_yield_scale(config, data)
+    n_pot = _reach_n_pot(config, data)
+    data_driven = source is not None or rc.production == "data_driven"
     if source is None:
-        source = Source.from_config(config, yields)
+        source = PRODUCTIONS[rc.production].build(config, data, yields_path)
     else:
-        source = Source.from_model(source, yields)
-    masses = _reach_masses(config, yields, source)
+        source = Source.from_model(source, data)
+    yields = source.yields if source.yields is not None else data
+    masses = _reach_masses(config, data, source)  # the data's masses, whatever the production
     observed = None
     if rc.observed is not None:
         observed = observed_counts(
@@ -232,13 +235,14 @@ def reach_inputs(
             resolve=config.resolve,
         )
 
+    # the data's named nuisances belong to the data-driven yield; the target's A-dependence
+    # and the mock's normalisation scale every production's mesons alike
+    named = reach_nuisances(config, yields, masses) if data_driven else (None, None)
     nuis, nuis_record = with_mock_nuisance(
-        *with_target_nuisance(*reach_nuisances(config, yields, masses), scale_info, masses),
-        yields.meta,
-        masses,
+        *with_target_nuisance(*named, scale_info, masses), yields.meta, masses
     )
     ensemble, ensemble_seeds = None, None
-    if config.uncertainties.kinematic_model:
+    if config.uncertainties.kinematic_model and data_driven:
 
         ensemble, ensemble_seeds = ensemble_sources(config, yields, source)
     return ReachInputs(
@@ -383,6 +387,7 @@ def reach_meta(config: AnalysisConfig, inp: ReachInputs, res: ScanResult, wall: 
         statistics=_statistics_meta(config, inp),
         channels=list(rc.channels),
         sampler=inp.source.description,
+        production=rc.production,
         geometry=inp.geometry.model_dump(),
         yields_n_pot=inp.yields.meta.get("n_pot"),
         seconds=dict(res.seconds, total=wall),
@@ -492,7 +497,7 @@ def plot_reach_figures(
     import matplotlib.pyplot as plt
 
     rd = rundir.RunDir(out)
-    reach_png, decays_png, impact_png, closure_png = map(rd.path, rundir.stage_figures("reach"))
+    reach_png, decays_png, impact_png, closure_png, _ = map(rd.path, rundir.stage_figures("reach"))
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
     from gammastar.reach.bounds import read_config_bounds
 
@@ -508,6 +513,41 @@ def plot_reach_figures(
             kin = {"mass": nuisances["mass"], **nuisances["nuisances"]["kinematic_model"]}
         title = f"{config.name}: the flow against its pairs where the detector looks"
         plt.close(plot_closure(closure, closure_png, kinematic=kin, title=title))
+
+
+def reach_dir(config: Any, output: str | Path | None = None) -> Path:
+    """Where the reach of ``config`` writes: the run directory (``output``, else the config's),
+    or its ``reach.production``'s folder inside it (:data:`gammastar.source.modes.PRODUCTIONS`)."""
+    root = Path(output) if output is not None else config.output_dir
+    sub = PRODUCTIONS[config.reach.production].subdir
+    return root if sub is None else root / sub
+
+
+def plot_productions(config: Any, out: Path, reach: dict[str, Any]) -> Path | None:
+    """``figures/reach_productions.png`` (:func:`gammastar.reach.plots.plot_reach_productions`):
+    this reach beside the other productions' already written in the same run directory; the
+    figure goes into each production's folder. ``None``: no other reach there."""
+    import matplotlib.pyplot as plt
+
+    root = out if PRODUCTIONS[config.reach.production].subdir is None else out.parent
+    docs = []
+    for name, prod in PRODUCTIONS.items():
+        where = root if prod.subdir is None else root / prod.subdir
+        if name == config.reach.production:
+            docs.append((name.replace("_", " "), reach))
+        elif (where / rundir.REACH).exists():
+            try:
+                docs.append((name.replace("_", " "), rundir.RunDir(where).read_json(rundir.REACH)))
+            except GammastarError as exc:  # a figure: an unreadable neighbour is left out
+                closure_log.warning("reach: %s left out of the productions figure: %s", where, exc)
+    if len(docs) < 2:
+        return None
+    path = rundir.RunDir(out).path(rundir.stage_figures("reach")[-1])
+    from gammastar.reach.bounds import read_config_bounds
+
+    title = f"{config.name}: {config.reach.cl:.0%} CL, data-driven and standard recipe"
+    plt.close(plot_reach_productions(docs, path, title=title, bounds=read_config_bounds(config)))
+    return path
 
 
 @dataclass(frozen=True)
@@ -543,7 +583,7 @@ def run_reach(
         A :class:`ReachResult`: ``reach.json``, its document and the scan.
     """
     check_config(config)
-    out = Path(output) if output is not None else config.output_dir
+    out = reach_dir(config, output)
     for name in OUTPUTS:
         check_writable(out / name, force)
     inp = reach_inputs(config, source=source, output=out)
@@ -558,7 +598,8 @@ def run_reach(
     _record_kinematic(inp, res)
     _record_extrapolation(inp, res)
     closure = None
-    if config.reach.flow_closure and source is None:  # the config's flow, not a given source
+    data_driven = config.reach.production == "data_driven"
+    if config.reach.flow_closure and source is None and data_driven:  # the config's flow
 
         t1 = time.perf_counter()
         try:
@@ -576,4 +617,5 @@ def run_reach(
     # the stage, whose outputs then appear together, before the pipeline records the stage
     plot_reach_figures(config, out, res, closure=closure, nuisances=inp.nuisance_record)
     write_reach(out, res, reach, inp.dark, force=force)
+    plot_productions(config, out, reach)
     return ReachResult(out / rundir.REACH, reach, res)

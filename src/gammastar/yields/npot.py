@@ -18,8 +18,14 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.yields.formulas import check_n_pot
 
 
-def _meta_from_root(path: Path) -> dict[str, Any] | None:
-    import uproot
+def meta_from_root(path: Path) -> dict[str, Any] | None:
+    """The ``meta`` JSON string of a ROOT file (a mock file's, DEVELOPERS.md), ``None`` when
+    the file has none.
+
+    Raises:
+        InputError: the file cannot be read, or its ``meta`` is not JSON.
+    """
+    import uproot  # deferred: uproot is heavy and only the mock's metadata needs it here
 
     try:
         with uproot.open(path) as f:
@@ -46,7 +52,7 @@ def mock_normalisation(n_pot_source: str) -> dict[str, Any] | None:
     names = n_pot_source.removeprefix("input_meta:").split(" (n_pot_by_flavour.")[0]
     records = []
     for name in names.split(","):
-        meta = _meta_from_root(Path(name))
+        meta = meta_from_root(Path(name))
         rec = (meta or {}).get("mock_normalisation")
         if not isinstance(rec, dict):
             return None
@@ -118,7 +124,7 @@ def resolve_n_pot(
     for path in _input_paths(cfg):
         if not path.exists():
             continue
-        meta = _meta_from_root(path)
+        meta = meta_from_root(path)
         if meta is None or meta.get("n_pot") is None:
             raise InputError(
                 f"{path}: no 'meta' with n_pot; set beam.n_pot in the config "

@@ -19,7 +19,7 @@ from gammastar.config import AnalysisConfig
 from gammastar.errors import InputError
 from gammastar.physics import bremsstrahlung as br
 from gammastar.physics.millicharge import meson_branching_ratio
-from gammastar.yields.npot import _input_paths, _meta_from_root
+from gammastar.yields.npot import _input_paths, meta_from_root
 from gammastar.yields.standard_recipe import (
     brems_interpolated,
     meson_yields_from_meta,
@@ -29,8 +29,9 @@ from gammastar.yields.standard_recipe import (
 log = logging.getLogger(__name__)
 
 
-def _brems_settings(cfg: AnalysisConfig) -> br.BremsSettings:
-    """The bremsstrahlung curve's settings (``beam``, ``yields.brems_*``)."""
+def brems_settings(cfg: AnalysisConfig) -> br.BremsSettings:
+    """The bremsstrahlung curve's settings (``beam``, ``yields.brems_*``): the
+    ``theory.brems_aprime`` curve's and the standard recipe's."""
     y = cfg.yields
     return br.BremsSettings(
         beam_energy=cfg.beam.energy,
@@ -51,7 +52,7 @@ def standard_recipe(cfg: AnalysisConfig, aprime: Mapping[str, Any]) -> dict[str,
     when no input file carries them (real data: no generator behind it)."""
     metas = []
     for path in _input_paths(cfg):
-        meta = _meta_from_root(path) if path.exists() else None
+        meta = meta_from_root(path) if path.exists() else None
         if meta is not None:
             metas.append((str(path), meta))
     if not metas:
@@ -62,7 +63,7 @@ def standard_recipe(cfg: AnalysisConfig, aprime: Mapping[str, Any]) -> dict[str,
     except InputError as err:
         log.warning("yields: no standard-recipe comparison (%s)", err)
         return None
-    st = _brems_settings(cfg)
+    st = brems_settings(cfg)
     edges = np.asarray(aprime["bin_edges"], dtype=np.float64)
     return standard_recipe_section(
         aprime, mesons, brems=brems_interpolated(st, float(edges[0]), float(edges[-1])),
@@ -74,7 +75,7 @@ def theory_curves(cfg: AnalysisConfig, aprime_mass: NDArray, mcp_mass: NDArray) 
     """Bremsstrahlung A′ and χχ̄ bands and the π0 → γχχ̄ / J/ψ → χχ̄ lines (docs/explanation/physics.md §8)."""
 
     y = cfg.yields
-    st = _brems_settings(cfg)
+    st = brems_settings(cfg)
     lo = min(float(aprime_mass.min(initial=1.0)), 0.2)
     hi = max(float(aprime_mass.max(initial=0.2)), 1.2)
     grid = np.linspace(lo, hi, 300)
