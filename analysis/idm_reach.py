@@ -18,13 +18,13 @@ import time
 
 import numpy as np
 
-from gammastar.physics.target import yield_scale
-from gammastar.reach.idm import (
+from gammastar.darksector.idm import (
     IdmReachSettings,
     SoftLeptonSelection,
     idm_reach,
     plot_idm_reach,
 )
+from gammastar.physics.target import yield_scale
 from gammastar.source.production import load_yields
 
 

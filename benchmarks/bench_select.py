@@ -66,8 +66,8 @@ acceptance's cost: the A lookup alone, the four decay-angle moments at every pai
 ``polarisation`` measurement (CPU, best of 3, on the fixed-λ run's pairs after its timed call),
 and ``select.json`` ``timings_s.polarisation`` of each run.
 
-In every gammastar run, ``gammastar.selection.stage`` and ``gammastar.selection.processor`` (with what they
-import; ``gammastar.selection.dask_run`` for the Dask runs) are imported before the timer (``import_s``), in the driver and, for
+In every gammastar run, ``gammastar.selection.stage`` and ``gammastar.selection.executors.processor`` (with what they
+import; ``gammastar.selection.executors.dask_cluster`` for the Dask runs) are imported before the timer (``import_s``), in the driver and, for
 ``dask-running``, on the workers; everything ``select(...)`` does is inside it.
 
 Usage::
@@ -125,12 +125,12 @@ print(f"tiled {n} events up to {events}")
 CLUSTER = r"""
 import importlib, sys
 from distributed import Client
-from gammastar.selection.dask_run import local_cluster
+from gammastar.selection.executors.dask_cluster import local_cluster
 if __name__ == "__main__":
     cluster = local_cluster(2)
     # a facility's workers have the software loaded: import it before the timer
     with Client(cluster) as c:
-        c.run(importlib.import_module, "gammastar.selection.dask_run")
+        c.run(importlib.import_module, "gammastar.selection.executors.dask_cluster")
         c.run(importlib.import_module("gammastar.selection.chunk").load_chunk_code)
     print(cluster.scheduler_address, flush=True)
     sys.stdin.read()  # until the driver closes stdin
@@ -141,15 +141,15 @@ GAMMASTAR = r"""
 import json, resource, sys, time
 t_start = time.perf_counter()
 from gammastar.config import load_config
-from gammastar.selection.execution import Execution
+from gammastar.selection.executors import Execution
 from gammastar.selection.stage import select
 import gammastar.selection.chunk
-import gammastar.selection.processor  # all of gammastar is loaded before the timer, in every run
+import gammastar.selection.executors.processor  # all of gammastar is loaded before the timer, in every run
 path, cfgpath, outdir, executor = sys.argv[1:5]
 if executor == "iterative":  # and the chunk code where the chunks run (as select does)
     gammastar.selection.chunk.load_chunk_code()
 if executor.startswith("dask"):  # the Dask executor's module, before the timer too
-    import gammastar.selection.dask_run
+    import gammastar.selection.executors.dask_cluster
 cfg = load_config(cfgpath)
 import os as _os
 per_pair = _os.environ.get("GAMMASTAR_BENCH_ACCEPTANCE", "1") == "1"
@@ -792,7 +792,8 @@ DRIVER = r"""
 import json, os, pickle, sys
 # the bytes the driver receives: every chunk's output and every second-pass result, as
 # pickled for the transfer (Dask serialises them with pickle)
-from gammastar.selection import processor, reweight
+from gammastar.selection.executors import processor
+from gammastar.selection.weights import second_pass as reweight
 got = {"chunk_outputs": 0, "second_pass": 0, "chunks": 0}
 _add, _combine = processor.ChunkSink.add, reweight.combine
 def add(self, wrapped):
@@ -858,7 +859,7 @@ class TcpCluster:
             self._start("worker", address, "--nthreads", "1", "--nworkers", "1",
                         "--no-dashboard", "--memory-limit", "0",
                         # a facility's workers have the software loaded
-                        "--preload", "gammastar.selection.dask_run")  # fmt: skip
+                        "--preload", "gammastar.selection.executors.dask_cluster")  # fmt: skip
         with Client(address, timeout=60) as c:
             c.wait_for_workers(self.n, timeout=300)
         return address

@@ -80,7 +80,8 @@ def fit_groups(run: Path):
     from gammastar.config import flavour_config, load_config
     from gammastar.corrections.pair_acceptance import fiducial_from_config
     from gammastar.physics.kinematics import cm_rapidity
-    from gammastar.yields.extrapolation import fit, model, reference
+    from gammastar.yields.extrapolation import likelihood as fit
+    from gammastar.yields.extrapolation import model, reference
     from gammastar.yields.inputs import read_yield_inputs
 
     cfg = flavour_config(load_config(CONFIG).model_copy(update={"output": str(run)}), "mu")
@@ -154,7 +155,8 @@ def reference_times(data, fiducial, n_groups: int = 12) -> dict:
 def fit_times(data, mu, sigma) -> dict:
     """The groups' (T, a) fits: the stage's (compiled, Newton) and the reference (numpy
     formulas, L-BFGS-B), CPU seconds and the largest differences of the results."""
-    from gammastar.yields.extrapolation import fit, model
+    from gammastar.yields.extrapolation import likelihood as fit
+    from gammastar.yields.extrapolation import model
 
     reference_form = dataclasses.replace(model.NOMINAL, y_kernel=None)  # the numpy formulas
     out = {}

@@ -649,7 +649,7 @@ PAIRS_COLUMN_DOCS: dict[str, tuple[str, str]] = {
             "`unfold.acceptance_map`, 1 without either"
         ),
     ),
-    "channel": ("int32", "truth channel (`gammastar.channels.Channel`), −1 without truth"),
+    "channel": ("int32", "truth channel (`gammastar.cocktail_channels.Channel`), −1 without truth"),
     "cos_theta_hel": (
         "float64",
         (
@@ -662,7 +662,7 @@ PAIRS_COLUMN_DOCS: dict[str, tuple[str, str]] = {
         "int8",
         (
             "only with both channels (`input.lepton: [mu, e]`): |PDG id| of the pair's leptons, "
-            "13 μμ, 11 ee (`gammastar.selection.flavours.FLAVOUR_CODES`)"
+            "13 μμ, 11 ee (`gammastar.selection.flavour_codes.FLAVOUR_CODES`)"
         ),
     ),
 }

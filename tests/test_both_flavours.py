@@ -18,7 +18,7 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.flow.data import read_pairs, training_data
 from gammastar.mock.generate import generate_file
 from gammastar.physics.kinematics import aprime_factor
-from gammastar.selection.flavours import FLAVOUR_CODES
+from gammastar.selection.flavour_codes import FLAVOUR_CODES
 from gammastar.selection.stage import select
 from gammastar.yields.stage import compute_yields
 from gammastar.yields.universality import compare_aprime
@@ -257,9 +257,9 @@ def test_mcp_data_driven_refuses_a_both_channels_run(runs):
     """reach-mcp's data-driven χ flux reads the pairs with one lepton mass and one N_POT; a
     both-channels run's pairs hold two of each: one line naming the file, not a silently
     mixed flux (the single-flavour runs of the same file are accepted)."""
+    from gammastar.darksector.mcp import data_driven_yields
     from gammastar.errors import InputError
     from gammastar.physics.scintillator import ScintillatorDetector
-    from gammastar.reach.mcp import data_driven_yields
 
     det = ScintillatorDetector(distance=10.0, n_layers=3, layer_length=1.0, area=1.0,
                                npe_per_q2=1.0)  # fmt: skip

@@ -1,4 +1,4 @@
-"""Published bounds on the reach plot (gammastar.reach.bounds, reach.compare_with): HEPData YAML
+"""Published bounds on the reach plot (gammastar.formats.bounds, reach.compare_with): HEPData YAML
 tables and CSV files read in GeV and ε whatever their units, drawn on the reach figure and listed
 in the report, and a bad file refused with one line naming the file and the column.
 
@@ -20,8 +20,8 @@ from _scans import made_up_scan
 
 from gammastar.cli import main
 from gammastar.errors import ConfigError, InputError
-from gammastar.reach.bounds import read_bound, read_config_bounds
-from gammastar.reach.bounds.draw import draw_bounds
+from gammastar.formats.bounds import read_bound, read_config_bounds
+from gammastar.formats.bounds.draw import draw_bounds
 from gammastar.reach.plots import plot_reach
 from gammastar.reach.scan.settings import ScanResult
 

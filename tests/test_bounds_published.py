@@ -1,4 +1,4 @@
-"""Published bounds read as their publishers ship them (gammastar.reach.bounds): DarkCast `.lmt`
+"""Published bounds read as their publishers ship them (gammastar.formats.bounds): DarkCast `.lmt`
 tables, FORESEE-style polygons and HEPData tables, each checked against the first and last rows
 of the file (copies under ../shared/data/bounds beside the repository, README.md there: the
 tests skip without them); ε² read as ε; a HEPData reference downloaded once from a local server
@@ -20,10 +20,10 @@ import pytest
 from _experiment import stated_config
 
 from gammastar.errors import InputError
-from gammastar.reach.bounds import read_bound, read_config_bounds, read_entry, remote
-from gammastar.reach.bounds.compare import compare_reach, excluded_range, ratio_ranges
-from gammastar.reach.bounds.core import Bound
-from gammastar.reach.bounds.remote import BoundUnavailable
+from gammastar.formats.bounds import read_bound, read_config_bounds, read_entry, remote
+from gammastar.formats.bounds.compare import compare_reach, excluded_range, ratio_ranges
+from gammastar.formats.bounds.core import Bound
+from gammastar.formats.bounds.remote import BoundUnavailable
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data" / "bounds"
@@ -253,11 +253,11 @@ def test_offline_the_reference_is_left_out_with_one_warning_line(tmp_path, monke
     assert len(text.splitlines()) == 1
     assert f"cannot download http://127.0.0.1:{port}/download/table/ins1313628/" in text
     assert "run once with network access, or give the table's YAML file by its path" in text
-    with caplog.at_level(logging.WARNING, logger="gammastar.reach.bounds"):
+    with caplog.at_level(logging.WARNING, logger="gammastar.formats.bounds"):
         # read twice, as the reach stage does (its check, its figure): warned once
         for _ in range(2):
             assert read_config_bounds(_cfg(tmp_path, ["hepdata:ins1313628/Figure 5"])) == []
-    (record,) = [r for r in caplog.records if r.name == "gammastar.reach.bounds"]
+    (record,) = [r for r in caplog.records if r.name == "gammastar.formats.bounds"]
     assert len(record.getMessage().splitlines()) == 1
     assert "left out" in record.getMessage()
 

@@ -20,7 +20,7 @@ import pytest
 from _experiment import stated_config
 from scipy import stats
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig
 from gammastar.mock.generate import generate_file

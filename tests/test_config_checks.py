@@ -188,7 +188,7 @@ def test_run_directory_that_cannot_be_made(tmp_path):
 def test_nonfinite_momenta_raise_no_numpy_warning():
     """NaN/inf leptons are the selection's cut: the flavour count says nothing of them
     (warnings are errors in the test suite)."""
-    from gammastar.selection.flavour import lepton_flavours
+    from gammastar.selection.flavour_check import lepton_flavours
 
     e = np.array([np.inf, np.nan, 10.0])
     counts = lepton_flavours(e, np.array([np.inf, 1.0, 100.0 - 0.1056583755**2]), eps=2.0**-52)

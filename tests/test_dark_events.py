@@ -23,7 +23,7 @@ from gammastar.source.geometry import Geometry
 from gammastar.source.hits import dark_hits
 
 # a decay volume with the soft-lepton cuts of both tracks (energy threshold, angles, plane)
-IDM_PLOT = "gammastar.reach.idm.plot_idm_reach"  # the iDM reach's figure
+IDM_PLOT = "gammastar.darksector.idm.plot_idm_reach"  # the iDM reach's figure
 
 SOFT = {
     "l1": 5.0,
@@ -195,7 +195,7 @@ def test_opening_angle_cut():
 
 def test_reach_idm(tmp_path, monkeypatch):
     from gammastar.core import rundir
-    from gammastar.reach.idm import run_idm_reach
+    from gammastar.darksector.idm import run_idm_reach
 
     kw = {"samples": 1000, "m1_points": 3, "m1_range": [0.1, 0.3]}
     cfg = dark_config(tmp_path, **kw)
@@ -237,7 +237,7 @@ def test_reach_i2dm(tmp_path, monkeypatch):
     long-lived scaling (each ψ₂ decays in the volume ∝ ε², the X_aX_b term ∝ ε⁴ is negligible
     there: N ∝ y², so 4× N_POT halves y_low, log-log edges: exact for a power law)."""
     from gammastar.core import rundir
-    from gammastar.reach.idm import run_idm_reach
+    from gammastar.darksector.idm import run_idm_reach
 
     kw = {"samples": 1000, "m1_points": 2, "m1_range": [0.15, 0.3], "model": "i2dm",
           "theta": 0.1, "alpha_d": 0.5}  # fmt: skip

@@ -93,8 +93,8 @@ def test_the_python_version_the_pages_name_is_pyproject_s():
 
 def test_the_mock_page_s_truth_codes_are_the_code_s():
     """docs/reference/mock.md's source table (code, name) and its electron codes "8–16" are
-    ``gammastar.channels.Channel``'s and ``ELECTRON_CHANNELS``'s."""
-    from gammastar.channels import ELECTRON_CHANNELS, Channel
+    ``gammastar.cocktail_channels.Channel``'s and ``ELECTRON_CHANNELS``'s."""
+    from gammastar.cocktail_channels import ELECTRON_CHANNELS, Channel
 
     page = (DOCS / "reference" / "mock.md").read_text(encoding="utf-8")
     rows = dict(re.findall(r"^\| (\d+) `(\w+)` \|", page, re.MULTILINE))

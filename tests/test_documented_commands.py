@@ -313,7 +313,7 @@ def test_option_values_are_the_registries():
     from gammastar.cli import events, reach, run, select
     from gammastar.errors import GammastarError
     from gammastar.reach.stats import METHODS
-    from gammastar.selection.execution import EXECUTORS
+    from gammastar.selection.executors import EXECUTORS
     from gammastar.source.decays import DECAYS
     from gammastar.source.setup import polarisation
 

@@ -1,4 +1,4 @@
-"""`gammastar export` (gammastar.reach.export, gammastar.reach.hs3): a run's reach and A′ yields
+"""`gammastar export` (gammastar.formats.export, gammastar.formats.hs3): a run's reach and A′ yields
 as a HEPData submission that hepdata-validator accepts, and each mass point's likelihood as HS3
 JSON whose likelihood and asymptotic CLs in RooFit/RooStats are pyhf's on the same workspace.
 
@@ -24,12 +24,12 @@ from gammastar.cli import main
 from gammastar.core import rundir
 from gammastar.core.artifacts import make_meta
 from gammastar.errors import EnvironmentFailure, InputError, OutputExistsError
-from gammastar.reach.hs3 import roostats_cls, workspace_to_hs3
+from gammastar.formats.hs3 import roostats_cls, workspace_to_hs3
 from gammastar.reach.stats.model import Channel, Model
 from gammastar.reach.stats.workspace import build_spec, quiet_pyhf
 
 pytest.importorskip("hepdata_lib")
-from gammastar.reach.export import export_run, validate_submission
+from gammastar.formats.export import export_run, validate_submission
 
 MASSES = (0.3, 0.6)
 

@@ -9,8 +9,8 @@ import json
 import numpy as np
 import pytest
 
-from gammastar.yields.extrapolation.fit import sandwich_covariance
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
+from gammastar.yields.extrapolation.likelihood import sandwich_covariance
 from gammastar.yields.extrapolation.model import fiducial_fraction
 from gammastar.yields.extrapolation.result import Extrapolation
 
@@ -170,7 +170,7 @@ def test_error_method_is_recorded_and_read_back(small_reference):
 
 def test_sandwich_covariance_shape_with_free_mean(small_reference):
     """ȳ free adds one parameter: the covariance is (ȳ, σ_y, T) and positive definite."""
-    from gammastar.yields.extrapolation.fit import _fit_joint
+    from gammastar.yields.extrapolation.likelihood import _fit_joint
     from gammastar.yields.extrapolation.reference import _Reference
 
     region = _ToyRegion()

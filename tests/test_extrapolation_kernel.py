@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from _tolerance import EPS64
 
-from gammastar.yields.extrapolation.fit import (
+from gammastar.yields.extrapolation.likelihood import (
     NEWTON_DECREMENT,
     _fit_joint,
     _Group,

@@ -19,8 +19,8 @@ from _select_data import write_effmap, write_mock
 
 from gammastar.config import config_from_dict
 from gammastar.errors import ConfigError, InputError
-from gammastar.selection.execution import Execution
-from gammastar.selection.facility import gateway_cluster, job_script, read_jobqueue
+from gammastar.selection.executors import Execution
+from gammastar.selection.executors.facility import gateway_cluster, job_script, read_jobqueue
 from gammastar.selection.stage import select
 
 SERVER_CONFIG = """

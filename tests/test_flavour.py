@@ -15,7 +15,7 @@ from gammastar.config.selection import InputConfig
 from gammastar.errors import ConfigError, InputError
 from gammastar.mock.generate import generate_file
 from gammastar.physics.constants import M_E, M_MU
-from gammastar.selection.flavour import lepton_flavours
+from gammastar.selection.flavour_check import lepton_flavours
 from gammastar.selection.stage import select
 
 

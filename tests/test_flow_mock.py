@@ -15,7 +15,7 @@ import os
 import pytest
 import torch
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import load_config
 from gammastar.flow.kl import knn_kl
 from gammastar.flow.model import load

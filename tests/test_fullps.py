@@ -27,7 +27,7 @@ import uproot
 from scipy import stats
 from scipy.special import ndtr
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import load_config
 from gammastar.errors import ConfigError
 from gammastar.physics import dalitz

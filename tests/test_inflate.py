@@ -12,8 +12,8 @@ from _select_data import write_mock
 
 from gammastar.core import inflate
 from gammastar.core.inflate import isal_inflate, zlib_decompressor
-from gammastar.selection import processor as gp
-from gammastar.selection.processor import ChunkReader
+from gammastar.selection.executors import processor as gp
+from gammastar.selection.executors.processor import ChunkReader
 
 
 def _counting_isal(monkeypatch):

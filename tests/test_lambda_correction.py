@@ -353,7 +353,7 @@ def test_the_mock_writes_every_gstar_whose_true_muons_pass(simulation_file):
     with uproot.open(simulation_file) as f:
         got = f[GENERATED_TREE].arrays(library="np")
     # η → μμ rows are in the tree too (the truth tree's channels); the sets agree without them
-    from gammastar.channels import Channel
+    from gammastar.cocktail_channels import Channel
 
     mine = got["event"][got["channel"] != int(Channel.ETA_MUMU)]
     assert np.array_equal(np.sort(mine), np.sort(np.concatenate(want)))  # integers

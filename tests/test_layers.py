@@ -14,12 +14,13 @@ LAYERS: dict[str, int] = {
     "gammastar._version": 0,
     "gammastar.core": 1,
     "gammastar.physics": 2,
-    "gammastar.channels": 2,
+    "gammastar.cocktail_channels": 2,
     "gammastar.io": 2,
     "gammastar.config_checks": 2,  # the config's cross-key rules: plain values, no imports
     "gammastar.cocktail_inputs": 2,  # the mock cocktail's sourced inputs: plain values, no imports
     "gammastar.config": 3,
     "gammastar.corrections": 4,
+    "gammastar.formats": 4,  # HS3, HEPData, published bounds: files, no stage
     "gammastar.selection": 5,
     "gammastar.mock": 6,
     "gammastar.yields": 7,
@@ -27,6 +28,7 @@ LAYERS: dict[str, int] = {
     "gammastar.source": 9,
     "gammastar.reach": 10,
     "gammastar.events": 11,
+    "gammastar.darksector": 11,  # the mCP and iDM reaches: on the reach, beside events
     "gammastar.report": 12,
     "gammastar.pipeline": 13,
     "gammastar.kernels": 13,  # compiles every stage's kernels: beside the pipeline, not in it

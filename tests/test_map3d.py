@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import uproot
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import load_config
 from gammastar.errors import InputError
 from gammastar.selection.stage import select

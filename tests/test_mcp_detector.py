@@ -1,4 +1,4 @@
-"""Millicharged-particle detection (gammastar.physics.scintillator, gammastar.reach.mcp): the
+"""Millicharged-particle detection (gammastar.physics.scintillator, gammastar.darksector.mcp): the
 detection probability and background against hand calculations, the χ yield in an on-axis
 detector against BR × a hand-computed geometric acceptance, the reach, config errors."""
 
@@ -12,12 +12,7 @@ import pytest
 import yaml
 
 from gammastar.config import load_config
-from gammastar.errors import ConfigError, GammastarError
-from gammastar.physics.constants import mass
-from gammastar.physics.kinematics import cm_rapidity
-from gammastar.physics.millicharge import channel_branching_ratios
-from gammastar.physics.scintillator import ScintillatorDetector, square_solid_angle
-from gammastar.reach.mcp import (
+from gammastar.darksector.mcp import (
     MesonSettings,
     gstar_chi_yield,
     mcp_reach,
@@ -25,6 +20,11 @@ from gammastar.reach.mcp import (
     meson_chi_yields,
     run_mcp_reach,
 )
+from gammastar.errors import ConfigError, GammastarError
+from gammastar.physics.constants import mass
+from gammastar.physics.kinematics import cm_rapidity
+from gammastar.physics.millicharge import channel_branching_ratios
+from gammastar.physics.scintillator import ScintillatorDetector, square_solid_angle
 
 DET = {"distance": 10.0, "n_layers": 3, "layer_length": 1.0, "area": 0.04, "npe_per_q2": 1e6}
 
@@ -169,7 +169,7 @@ def test_pi0_dalitz_acceptance_at_rest():
 def test_flux_at_rest_exact():
     # A parent at rest: dN/dΩ = 1/4π, the face integral is Ω (Gauss–Legendre in the angles;
     # a face of half-side 1 m at 1.25 m: 39° wide seen from the target).
-    from gammastar.reach.mcp import chi_flux_into_detector
+    from gammastar.darksector.mcp import chi_flux_into_detector
 
     det = ScintillatorDetector(**{**DET, "distance": 0.5, "layer_length": 0.25, "area": 4.0})
     f = chi_flux_into_detector([[0.0], [0.0], [0.0], [1.0]], 0.3, det)
@@ -181,8 +181,8 @@ def test_flux_integral_against_sampled_decays():
     # count of single sampled decays (two_body_decay + hits) for J/ψ from the thermal model
     # at 400 GeV into a 1 m² face at 30 m: agreement within 5σ of the binomial count. 4·10⁴
     # parents: ≈ 7000 hits, so 5σ is ≈ 6% of the flux (a 7% bias of either method fails)
+    from gammastar.darksector.mcp import chi_flux_into_detector, meson_kinematics
     from gammastar.physics.darkchain import two_body_decay
-    from gammastar.reach.mcp import chi_flux_into_detector, meson_kinematics
 
     det = ScintillatorDetector(**{**DET, "distance": 30.0, "area": 1.0})
     rng = np.random.default_rng(12)
@@ -295,11 +295,11 @@ def test_data_driven_yields(tmp_path):
     # Y₁ = 2 Ω/4π Σ w K_χ/K_μ / N_POT × P_int(dump)/P_int(0.01) (hand).
     import pandas as pd
 
+    from gammastar.darksector.mcp import data_driven_yields
     from gammastar.errors import InputError
     from gammastar.physics.constants import M_MU
     from gammastar.physics.kinematics import kinematic_factor
     from gammastar.physics.target import yield_scale
-    from gammastar.reach.mcp import data_driven_yields
 
     pd.DataFrame(
         {
@@ -333,7 +333,7 @@ def test_cli_reach_mcp(tmp_path, capsys, monkeypatch):
     from gammastar.cli import main
 
     # the command's exit codes and output; the figure: test_run_mcp_reach
-    drawn = skip_plot(monkeypatch, "gammastar.reach.mcp.plot_mcp_reach")
+    drawn = skip_plot(monkeypatch, "gammastar.darksector.mcp.plot_mcp_reach")
     cfg = _write(tmp_path, {**MCP, "mass_points": 1, "n_samples": 200})
     assert main(["reach-mcp", str(cfg)]) == 0
     assert (tmp_path / "run" / "reach_mcp.json").exists()
@@ -352,8 +352,8 @@ def test_flux_with_caustic_against_sampled_decays(n):
     # 1.3% low here (pull 2.7 at n = 40 000, so only the slow n = 1e6 case, σ = 0.15%, would
     # catch it); with the edge-crossing parents counted it must agree with the count of single
     # sampled decays within 5σ.
+    from gammastar.darksector.mcp import chi_flux_into_detector
     from gammastar.physics.darkchain import two_body_decay
-    from gammastar.reach.mcp import chi_flux_into_detector
 
     det = ScintillatorDetector(**{**DET, "distance": 30.0, "area": 1.0, "layer_length": 2 / 3})
     rng = np.random.default_rng(5)

@@ -38,8 +38,8 @@ def run(tmp_path_factory):
 
 
 def test_full_phase_space_chi_yield_4pi_equals_yields_mcp(run, monkeypatch):
+    from gammastar.darksector import mcp as reach_mcp
     from gammastar.physics.scintillator import ScintillatorDetector
-    from gammastar.reach import mcp as reach_mcp
 
     cfg, _ = run
     doc = json.loads((cfg.output_dir / "yields.json").read_text())
@@ -80,9 +80,9 @@ def test_run_mcp_reach_states_the_extrapolated_share(run, tmp_path, monkeypatch)
     import yaml
     from _phys_figures import skip_plot
 
-    from gammastar.reach.mcp import run_mcp_reach
+    from gammastar.darksector.mcp import run_mcp_reach
 
-    skip_plot(monkeypatch, "gammastar.reach.mcp.plot_mcp_reach")  # test_mcp_detector.py draws it
+    skip_plot(monkeypatch, "gammastar.darksector.mcp.plot_mcp_reach")  # test_mcp_detector.py draws it
 
     cfg_run, _ = run
     det = {"distance": 30.0, "n_layers": 2, "layer_length": 1.0, "area": 1.0, "npe_per_q2": 1e6}

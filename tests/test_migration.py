@@ -126,7 +126,7 @@ def test_read_simulation_drops_eta_mumu_and_names_the_file(tmp_path):
     missing file, tree or branch is one InputError naming the file."""
     import uproot
 
-    from gammastar.channels import Channel
+    from gammastar.cocktail_channels import Channel
     from gammastar.corrections.migration import read_simulation
     from gammastar.errors import InputError
 
@@ -154,7 +154,7 @@ def test_read_simulation_drops_rows_with_a_non_finite_value(tmp_path):
     2 of 4 kept."""
     import uproot
 
-    from gammastar.channels import Channel
+    from gammastar.cocktail_channels import Channel
     from gammastar.corrections.migration import read_simulation
 
     sim = tmp_path / "sim.root"

@@ -17,7 +17,7 @@ import uproot
 from scipy import stats
 from scipy.integrate import cumulative_trapezoid
 
-from gammastar.channels import ELECTRON_CHANNELS, Channel
+from gammastar.cocktail_channels import ELECTRON_CHANNELS, Channel
 from gammastar.cocktail_inputs import alpha
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig, MockDetector

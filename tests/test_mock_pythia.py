@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import uproot
 
-from gammastar.channels import Channel
 from gammastar.cli import main
+from gammastar.cocktail_channels import Channel
 from gammastar.config import AnalysisConfig
 from gammastar.errors import ConfigError
 from gammastar.mock.cocktail import CHANNELS, EE_CHANNELS

@@ -17,9 +17,10 @@ from _tolerance import EPS64, reorder_tol
 
 from gammastar.config import load_config
 from gammastar.corrections.polarisation.edges import peak_safe_edges, polarisation_edges
-from gammastar.selection import onworkers, weighting
+from gammastar.selection import onworkers
 from gammastar.selection import stage as sel
-from gammastar.selection.execution import Execution
+from gammastar.selection.executors import Execution
+from gammastar.selection.weights import apply as weighting
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 300_000  # ≈ 1.1e4 selected pairs: every polarisation bin has ≥ MIN_PAIRS OS pairs
@@ -231,7 +232,7 @@ def test_input_check_in_parallel_equals_the_serial_one(tmp_path):
 
     from gammastar.config import config_from_dict
     from gammastar.errors import InputError
-    from gammastar.selection.processor import LocalExecutor
+    from gammastar.selection.executors.processor import LocalExecutor
 
     files = [tmp_path / f"{c}.root" for c in "abc"]
     write_mock(files[0], 20)

@@ -99,7 +99,7 @@ def test_mock_detector_and_per_pair_acceptance_agree():
     """The mock detector uses the same LeptonAcceptance: for the isotropic two-body decays
     (ρ, ω, φ → μμ: λ_θ = 0 exactly) Σ A(γ*) over generated sources equals the number whose
     two muons pass, within the Poisson error and the 2.5% interpolation tolerance."""
-    from gammastar.channels import Channel
+    from gammastar.cocktail_channels import Channel
     from gammastar.config import AnalysisConfig
     from gammastar.config.mock import MockConfig
     from gammastar.mock.generator import MockGenerator

@@ -16,7 +16,7 @@ from _select_data import write_effmap, write_mock
 from gammastar.core import rundir
 from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.flow.data import read_pairs
-from gammastar.selection.execution import Execution
+from gammastar.selection.executors import Execution
 from gammastar.selection.stage import select
 
 # binwise like-sign factors (the default) and the η → μμ rate scale: the parts are rewritten by

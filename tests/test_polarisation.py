@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from _experiment import stated_config
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig, MockPolarisation
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance

@@ -22,11 +22,11 @@ from _tolerance import EPS64, reorder_tol
 
 from gammastar.errors import ChunkError, InputError
 from gammastar.selection.cuts import Cuts
-from gammastar.selection.execution import Execution
-from gammastar.selection.pairweights import WeightSpec
-from gammastar.selection.processor import ChunkReader, DileptonProcessor
-from gammastar.selection.sink import Counts, PairChunks
+from gammastar.selection.executors import Execution
+from gammastar.selection.executors.processor import ChunkReader, DileptonProcessor
+from gammastar.selection.executors.sink import Counts, PairChunks
 from gammastar.selection.stage import select
+from gammastar.selection.weights.pairs import WeightSpec
 
 
 def _cfg(tmp_path, files, out):
@@ -229,7 +229,7 @@ def _assert_same(runs):
 
     Bit for bit on purpose (an exception to the tolerance rule, tests/_tolerance.py): every
     executor processes the same chunks (same boundaries, each chunk's arithmetic on one thread)
-    and the driver folds them in key order (gammastar.selection.sink.ChunkSink), so the same IEEE
+    and the driver folds them in key order (gammastar.selection.executors.sink.ChunkSink), so the same IEEE
     operations run in the same order; only which thread runs a chunk differs. A difference
     here is a fold-order or chunking bug, not rounding."""
     ref, ref_doc = runs["iterative"]
@@ -329,10 +329,10 @@ def test_global_weight_modes_on_every_executor(tmp_path, over):
 
 @pytest.mark.parametrize("ss_weight", ["binwise", "constant"])
 def test_driver_and_chunk_weights_agree(tmp_path, monkeypatch, ss_weight):
-    """The two weighting paths of select: per chunk (WeightSpec, gammastar.selection.pairweights.weight_chunk;
+    """The two weighting paths of select: per chunk (WeightSpec, gammastar.selection.weights.pairs.weight_chunk;
     binwise SS weights rescaled by k_b in the second pass) and on the whole table in the driver
     (the path of a measured λ_θ, forced here by WeightSpec.from_config returning None) go through
-    the one per-pair function gammastar.selection.pairweights.pair_weights: the same acc and weight per pair,
+    the one per-pair function gammastar.selection.weights.pairs.pair_weights: the same acc and weight per pair,
     and the same acceptance report (below-min and outside-map pairs included), with
     ``remove_eta_mumu: none`` so that the rate reweighting does not enter."""
     files = _two_files(tmp_path)
@@ -453,7 +453,7 @@ def test_chunks_cover_every_entry_once(chunksize):
     chunksize), 1) (the last one shorter), consecutive and covering [0, n) once; an empty
     file one empty chunk. Every executor runs these chunks, which the bit-for-bit
     comparisons above rest on."""
-    from gammastar.selection.processor import chunk_items
+    from gammastar.selection.executors.processor import chunk_items
 
     sizes = [0, 1, 6, 7, 59, 60, 89, 90, 91, 150, 210, 1_249_999, 1_250_000, 2_060_000]
     sizes = [n for n in sizes if n <= 1000 * chunksize]  # up to a thousand chunks a file
@@ -479,7 +479,7 @@ def test_selection_imports_no_dask():
     (``sys.modules`` holds no ``sympy`` entry: a later ``import sympy`` loads it as usual)."""
     code = (
         "import sys\n"
-        "import gammastar.selection.stage, gammastar.selection.processor\n"
+        "import gammastar.selection.stage, gammastar.selection.executors.processor\n"
         "from gammastar.selection.chunk import load_chunk_code\n"
         "chunk = ('vector', 'pandas', 'pyarrow.parquet')\n"
         "print(sorted(m for m in ('dask', 'distributed') + chunk if m in sys.modules))\n"
@@ -500,7 +500,7 @@ def test_dask_tasks_are_opaque_bytes():
     ChunkError handling read it)."""
     import operator
 
-    from gammastar.selection import dask_run
+    from gammastar.selection.executors import dask_cluster as dask_run
 
     class Client:  # what opaque_map asks of a distributed.Client
         scattered = 0
@@ -531,7 +531,7 @@ def test_failure_after_reading_is_not_a_bad_file(tmp_path, monkeypatch):
     """A chunk that was read but fails afterwards (here a full disk while writing its part)
     stops the run, naming file and entries, even with skip_bad_files: it is not the input's
     fault, and skipping the file would silently drop good data."""
-    import gammastar.selection.processor as gp
+    import gammastar.selection.executors.processor as gp
 
     path = tmp_path / "m.root"
     write_mock(path, 10)
@@ -554,7 +554,7 @@ def test_chunk_errors_travel_from_a_worker_process():
     run."""
     import pickle
 
-    from gammastar.selection.processor import BadChunk
+    from gammastar.selection.executors.processor import BadChunk
 
     bad = pickle.loads(pickle.dumps(BadChunk("/d/a.root", "unreadable ZLIB basket")))
     assert type(bad) is BadChunk
@@ -567,7 +567,7 @@ def test_chunk_errors_travel_from_a_worker_process():
 
 def test_chunk_error_on_the_command_line(tmp_path, monkeypatch, capsys):
     """The command line prints a chunk failure on one line (exit 1), no traceback."""
-    import gammastar.selection.processor as gp
+    import gammastar.selection.executors.processor as gp
     from gammastar.cli import main
 
     path = tmp_path / "m.root"
@@ -639,7 +639,7 @@ def test_sequential_reads_are_the_chunk_reads(tmp_path, monkeypatch):
     iteration: the same arrays as each chunk's own read (also for the shorter last chunk,
     and for a chunk out of order, read by an iteration from it), and a basket that straddles
     two chunks is decompressed once instead of once per chunk."""
-    import gammastar.selection.processor as gp
+    import gammastar.selection.executors.processor as gp
     from gammastar.core.inflate import zlib_decompressor
 
     path = tmp_path / "b.root"

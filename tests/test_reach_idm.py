@@ -1,4 +1,4 @@
-"""iDM reach (gammastar.reach.idm): the chain acceptance against the exponential law integrated
+"""iDM reach (gammastar.darksector.idm): the chain acceptance against the exponential law integrated
 by hand for A′ at rest, the long-lived scaling of the reach, the soft-lepton cut, bad input."""
 
 from __future__ import annotations
@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from gammastar.errors import GammastarError
-from gammastar.physics.darksector import IDM, psi2_ctau
-from gammastar.physics.sampling import ParametricSampler
-from gammastar.reach.idm import (
+from gammastar.darksector.idm import (
     IdmReachSettings,
     SoftLeptonSelection,
     idm_reach,
     idm_signal_table,
 )
+from gammastar.errors import GammastarError
+from gammastar.physics.darksector import IDM, psi2_ctau
+from gammastar.physics.sampling import ParametricSampler
 
 
 def _at_rest(mass, n, seed):
@@ -112,8 +112,8 @@ def test_i2dm_two_psi2_at_least_one_detected():
     # s(p_z) = e^{−l₁m₂/(p_z cτ)} − e^{−l₂m₂/(p_z cτ)} and, the two decays being independent,
     # P(≥ 1) = ½∫dc [1 − (1 − BR s_a)(1 − BR s_b)] — 1 − (1 − p)² per c (hand, scipy quad).
     # Tolerance: 5 standard errors of the chain mean (the only randomness is c).
+    from gammastar.darksector.idm import chain_acceptances
     from gammastar.physics.darksector import I2DM, aprime_branching_ratios, psi2_width
-    from gammastar.reach.idm import chain_acceptances
     from gammastar.source.geometry import Geometry
 
     model = I2DM(m1=0.5, delta=0.4, m_aprime=1.5, alpha_d=0.5, theta=0.05)
@@ -154,9 +154,9 @@ def test_i2dm_two_psi2_at_least_one_detected():
 
 
 def test_i2dm_pair_closed_and_bad_theta():
+    from gammastar.darksector.idm import chain_acceptances
     from gammastar.physics.darksector import I2DM
     from gammastar.reach.acceptance.dark import draw_dark_pair
-    from gammastar.reach.idm import chain_acceptances
     from gammastar.source.geometry import Geometry
 
     geo = Geometry(l1=5.0, l2=30.0, theta_min=0.0, theta_max=0.3)

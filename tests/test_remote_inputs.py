@@ -23,8 +23,8 @@ from gammastar.config import config_from_dict
 from gammastar.core import remote, rundir
 from gammastar.errors import InputError
 from gammastar.io import branch_map, check_inputs, open_tree, resolve_files
-from gammastar.selection.execution import Execution
-from gammastar.selection.processor import ChunkReader, WorkItem
+from gammastar.selection.executors import Execution
+from gammastar.selection.executors.processor import ChunkReader, WorkItem
 from gammastar.selection.stage import select
 
 pytest.importorskip("aiohttp", reason="fsspec's HTTP backend (the test extra) not installed")

@@ -19,10 +19,9 @@ from _tolerance import EPS64, reorder_tol
 from gammastar.core import rundir
 from gammastar.core.runlock import TEMP_PATTERNS
 from gammastar.errors import ArtifactError
-from gammastar.selection import sink
-from gammastar.selection.execution import Execution
-from gammastar.selection.pairweights import WeightSpec
+from gammastar.selection.executors import Execution, sink
 from gammastar.selection.stage import select
+from gammastar.selection.weights.pairs import WeightSpec
 from gammastar.selection.writer import file_numbers, part_name
 
 # binwise like-sign factors and the η → μμ rate scale: both factors of the second pass. The

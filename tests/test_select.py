@@ -16,7 +16,7 @@ from gammastar.cli import main
 from gammastar.errors import ConfigError, InputError, OutputExistsError
 from gammastar.selection.chunk import make_leptons, select_chunk
 from gammastar.selection.cuts import Cuts
-from gammastar.selection.execution import Execution
+from gammastar.selection.executors import Execution
 from gammastar.selection.stage import select
 
 REPEAT = 10

@@ -13,7 +13,7 @@ import pytest
 import uproot
 from scipy import stats
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import load_config
 from gammastar.selection.stage import select
 

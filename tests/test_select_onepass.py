@@ -1,7 +1,7 @@
 """``unfold.decay_lambda_theta: measured`` in one pass over the input.
 
 The chunks return the pairs once and the driver fits and weights them
-(``gammastar.selection.weighting._measured_acceptance``). The reference is two passes over the input
+(``gammastar.selection.weights.apply._measured_acceptance``). The reference is two passes over the input
 rebuilt from the public steps: a first pass at λ_θ = 0 that measures λ_θ(m) (its
 ``polarisation`` block) → :func:`gammastar.corrections.polarisation.lambda_for_acceptance` →
 ``PairAcceptance.with_lambda(lambda_nodes(...))``, a second selection with that acceptance.
@@ -27,8 +27,8 @@ from _tolerance import EPS32, EPS64, reorder_tol
 from gammastar.config import load_config
 from gammastar.corrections.polarisation import lambda_for_acceptance
 from gammastar.selection import stage as sel
-from gammastar.selection import weighting
-from gammastar.selection.execution import Execution
+from gammastar.selection.executors import Execution
+from gammastar.selection.weights import apply as weighting
 
 REPO = Path(__file__).resolve().parents[1]
 SOURCES = 300_000  # ≈ 1.1e4 selected pairs: every polarisation bin has ≥ MIN_PAIRS OS pairs
@@ -206,7 +206,7 @@ def test_one_pass_equals_the_two_passes(tmp_path, mock, monkeypatch, ss_weight):
 def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
     """The measured-λ selection reads the input once: one processor run, each chunk
     (file, first entry) processed exactly once (not twice, as two passes would)."""
-    from gammastar.selection import processor
+    from gammastar.selection.executors import processor
 
     seen: Counter = Counter()
     runs = []
@@ -239,7 +239,7 @@ def test_measured_lambda_reads_each_chunk_once(tmp_path, mock, monkeypatch):
 
 
 def test_weights_in_row_blocks_equal_one_block(tmp_path, mock, monkeypatch):
-    """The driver weights the table in blocks of rows (selection.weighting._WEIGH_ROWS, 2^17: this sample
+    """The driver weights the table in blocks of rows (selection.weights.apply._WEIGH_ROWS, 2^17: this sample
     is one block) so that pair_weights' temporaries stay small. In blocks of 1000 rows: every
     pair's columns are the same numbers (elementwise formulas), the report counts the same
     integers, its sums (Σw, Σw² of the kept and lost pairs, added block by block) equal to the

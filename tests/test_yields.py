@@ -14,8 +14,8 @@ import uproot
 from _experiment import stated_config, stated_yaml
 from scipy.stats import chi2
 
-from gammastar.channels import Channel
 from gammastar.cli import main
+from gammastar.cocktail_channels import Channel
 from gammastar.errors import ConfigError, InputError, OutputExistsError
 from gammastar.physics import dalitz
 from gammastar.physics.aprime_meson import branching_ratio, pdg_branching_ratio

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # the stages import on call (import gammastar stays light)
     from gammastar.pipeline import StageReport
     from gammastar.reach.stage import ReachResult
     from gammastar.report import ReportResult
-    from gammastar.selection.execution import Execution
+    from gammastar.selection.executors import Execution
     from gammastar.selection.outputs import SelectResult
     from gammastar.source.source import Source
     from gammastar.yields.stage import YieldsResult

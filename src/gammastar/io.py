@@ -523,7 +523,7 @@ class CheckedInputs:
     """Readable files that also hold a ``truth`` TTree (mock data)."""
     uuids: dict[str, bytes] = field(default_factory=dict)
     """The ROOT file UUID of each readable file (with ``entries``, what the chunking needs:
-    :func:`gammastar.selection.processor.run_processor` opens no file again for it)."""
+    :func:`gammastar.selection.executors.processor.run_processor` opens no file again for it)."""
 
     @property
     def files(self) -> list[str]:
@@ -662,7 +662,7 @@ def _probe(path: str, tree: Any, columns: Mapping[str, str], layout: str) -> Non
     of each branch takes on a 5e6-event file). RNTuples, and TTree branches of other types,
     are checked by reading their first and last entry. Damage inside a basket that these
     checks cannot see is reported by file name while processing
-    (:func:`gammastar.selection.processor.run_processor`).
+    (:func:`gammastar.selection.executors.processor.run_processor`).
     """
     n = int(tree.num_entries)
     if n == 0:

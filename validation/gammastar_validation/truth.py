@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 
 __all__ = [
     "GstarTruth",
@@ -39,7 +39,7 @@ class GstarTruth:
     pz: NDArray[np.float64]
     """Lab transverse momentum, energy and longitudinal momentum of the γ*, GeV."""
     channel: NDArray[np.int32]
-    """:class:`~gammastar.channels.Channel` code of the source."""
+    """:class:`~gammastar.cocktail_channels.Channel` code of the source."""
     n_pot: float
     """Equivalent protons on target of the generated sources (the generator's formula)."""
 

@@ -22,7 +22,7 @@ Inputs:
 Per facility it prints, and writes (``--out``: ``facilities_vs_published.csv`` with one row per
 mass and bound, ``facilities_vs_published.json`` with the ratio ranges), the ratios
 ours / published of ε_low and ε_high at every mass of the reach that both exclude
-(:func:`gammastar.reach.bounds.compare.compare_reach`), and draws the contours and the ratios
+(:func:`gammastar.formats.bounds.compare.compare_reach`), and draws the contours and the ratios
 (``--figure``; the standard recipe's reach beside when it is there). Where a ratio leaves
 0.5–2 it decomposes: the scaling (ε_low⁴ ∝ 1 / (N_POT × yield × acceptance × L/γcτ) in the
 long-lifetime limit, so ratio_low⁴ is the factor of that product the published curve has over
@@ -65,8 +65,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 
 from gammastar.config import load_config
-from gammastar.reach.bounds import read_bound
-from gammastar.reach.bounds.compare import compare_reach, ratio_ranges
+from gammastar.formats.bounds import read_bound
+from gammastar.formats.bounds.compare import compare_reach, ratio_ranges
 from gammastar.reach.scan import scan
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.source.geometry import Geometry
@@ -166,7 +166,7 @@ def _figure(path: Path, panels: list[dict]) -> None:
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     from gammastar.core.artifacts import atomic_path
-    from gammastar.reach.bounds.draw import draw_bounds
+    from gammastar.formats.bounds.draw import draw_bounds
 
     fig, axes = plt.subplots(2, len(panels), figsize=(4.6 * len(panels), 7.2),
                              gridspec_kw={"height_ratios": [2.2, 1]}, squeeze=False)  # fmt: skip

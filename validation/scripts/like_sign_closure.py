@@ -33,7 +33,7 @@ import numpy as np
 import uproot
 from scipy import stats
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import load_config
 from gammastar.mock.generate import generate_file
 from gammastar.selection.stage import select

@@ -68,7 +68,7 @@ def test_truth_gstar_of_a_pythia_mock():
     PYTHIA's multiplicities (n_sources / (P_int Σ ⟨n⟩ BR), the generator's formula), and its
     ω → μμ parents the pool's rapidities (mean within 5 standard errors of the pool's)."""
     pytest.importorskip("pythia8mc")
-    from gammastar.channels import Channel
+    from gammastar.cocktail_channels import Channel
     from gammastar.config import config_from_dict
     from gammastar.mock.cocktail import CHANNELS
     from gammastar.mock.pythia import PythiaMesons

@@ -27,7 +27,7 @@ def export_command(
     hepdata-validator) and likelihoods/ (each mass point's pyhf workspace and the same as HS3
     JSON, which RooFit's RooJSONFactoryWSTool imports). Needs the `export` extra.
     """
-    from gammastar.reach.export import export_run
+    from gammastar.formats.export import export_run
 
     res = export_run(run_dir, output, force=force)
     typer.echo(

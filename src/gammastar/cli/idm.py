@@ -9,7 +9,7 @@ from gammastar.config import AnalysisConfig
 
 
 def _run(cfg: AnalysisConfig, force: bool) -> Path:
-    from gammastar.reach.idm import run_idm_reach
+    from gammastar.darksector.idm import run_idm_reach
 
     return run_idm_reach(cfg, force=force)
 

@@ -9,7 +9,7 @@ from gammastar.config import AnalysisConfig
 
 
 def _run(cfg: AnalysisConfig, force: bool) -> Path:
-    from gammastar.reach.mcp import run_mcp_reach
+    from gammastar.darksector.mcp import run_mcp_reach
 
     return run_mcp_reach(cfg, force=force)
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:  # a class made at run time: mypy reads it as any StrEnum
     Executor = StrEnum
 else:
     Executor = choices("Executor", ("iterative", "futures", "dask"))
-"""The values of ``--executor``: those of :data:`gammastar.selection.execution.EXECUTORS`
+"""The values of ``--executor``: those of :data:`gammastar.selection.executors.EXECUTORS`
 (tests/test_documented_commands.py keeps the two equal; the selection is not imported here, so
 that the command line starts fast)."""
 
@@ -118,7 +118,7 @@ def select_command(
     if dry_run:
         if jobqueue is None:
             raise ConfigError("--dry-run needs --jobqueue")
-        from gammastar.selection.facility import job_script
+        from gammastar.selection.executors.facility import job_script
 
         typer.echo(job_script(jobqueue))
         return
@@ -132,7 +132,7 @@ def select_command(
             raise ConfigError(why)
         sel = cfg.selection.model_copy(update={"pairs_url": pairs_url})
         cfg = cfg.model_copy(update={"selection": sel})
-    from gammastar.selection.execution import Execution
+    from gammastar.selection.executors import Execution
     from gammastar.selection.stage import select
 
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")

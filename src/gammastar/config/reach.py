@@ -58,7 +58,7 @@ class ObservedMasses(Section):
 
 
 class BoundFile(Section):
-    """A published bound drawn on the reach plot (``gammastar.reach.bounds``), read as its
+    """A published bound drawn on the reach plot (``gammastar.formats.bounds``), read as its
     publisher ships it: a HEPData table (YAML, or a ``hepdata:`` reference downloaded on first
     use), a CSV table, a DarkCast ``.lmt`` table or a FORESEE-style polygon."""
 
@@ -247,7 +247,7 @@ class ReachConfig(Section):
     """Fixed event-count contours drawn for comparison with other studies."""
     compare_with: list[BoundFile] = Field(default_factory=list)
     """Published bounds drawn on the reach plot and listed in the report
-    (``gammastar.reach.bounds``: HEPData tables (files or ``hepdata:`` references), CSV, DarkCast
+    (``gammastar.formats.bounds``: HEPData tables (files or ``hepdata:`` references), CSV, DarkCast
     ``.lmt`` and polygon files of (m, ε) points)."""
 
     @field_validator("observed", mode="before")
@@ -382,7 +382,7 @@ class McpDetectorConfig(Section):
 
 
 class McpSource(Section):
-    """A meson source of χχ̄ outside the data (``gammastar.reach.mcp``)."""
+    """A meson source of χχ̄ outside the data (``gammastar.darksector.mcp``)."""
 
     per_collision: PositiveFloat
     """Mesons per inelastic proton–target collision."""
@@ -399,14 +399,14 @@ class McpDataDriven(Section):
 
     run: str
     """The run directory (relative to the config file; ``${output}`` allowed) of a finished
-    single-flavour run (:func:`gammastar.reach.mcp.data_driven_yields`)."""
+    single-flavour run (:func:`gammastar.darksector.mcp.data_driven_yields`)."""
 
 
 McpMeson = Literal["pi0", "eta", "eta_prime", "rho", "omega", "phi", "jpsi"]
 
 
 class McpConfig(Section):
-    """Millicharged-particle detection reach in (m_χ, Q) (``gammastar.reach.mcp``)."""
+    """Millicharged-particle detection reach in (m_χ, Q) (``gammastar.darksector.mcp``)."""
 
     detector: McpDetectorConfig
     beam_energy: PositiveFloat
@@ -419,7 +419,7 @@ class McpConfig(Section):
     flux is scaled by P_int(facility)/P_int(data) (``gammastar.physics.target``). Required."""
     n_pot_rel_uncertainty: NonNegFloat
     """Relative (log-normal) uncertainty of ``n_pot`` in the likelihood
-    (:func:`gammastar.reach.mcp.mcp_reach`); required (0 on purpose for an exact N_POT)."""
+    (:func:`gammastar.darksector.mcp.mcp_reach`); required (0 on purpose for an exact N_POT)."""
     sources: dict[McpMeson, McpSource] = Field(default_factory=dict)
     data_driven: McpDataDriven | None = None
     mass_min: PositiveFloat = 0.01

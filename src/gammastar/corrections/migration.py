@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.errors import InputError
 
 __all__ = [

@@ -21,7 +21,7 @@ from gammastar.core import rundir
 from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import GammastarError, InputError
 from gammastar.physics.kinematics import aprime_factor
-from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
+from gammastar.selection.flavour_codes import FLAVOUR_CODES, flavour_channel
 from gammastar.yields.universality import channel_weights
 
 if TYPE_CHECKING:

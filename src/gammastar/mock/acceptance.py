@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.channels import ELECTRON_CHANNELS, Channel
+from gammastar.cocktail_channels import ELECTRON_CHANNELS, Channel
 from gammastar.config.mock import MockConfig
 from gammastar.corrections.polarisation.angles import angular_functions, helicity_angles
 from gammastar.mock.generator import Chunk

@@ -1,6 +1,6 @@
 """The hadronic cocktail of the NA60-like mock data (docs/explanation/physics.md §3.1–3.3).
 
-Channels (``gammastar.channels.Channel``): η → γμμ, η → μμ, η′ → γμμ, ω → μμ, ω → π0μμ,
+Channels (``gammastar.cocktail_channels.Channel``): η → γμμ, η → μμ, η′ → γμμ, ω → μμ, ω → π0μμ,
 ρ → μμ, φ → μμ. Meson kinematics: 1/pT dN/dpT ∝ exp(−m_T/T) (m_T scaling, same T for all
 mesons), Gaussian lab rapidity, uniform azimuth. Decays:
 
@@ -35,7 +35,7 @@ from typing import Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config.mock import MockConfig
 from gammastar.errors import ConfigError
 from gammastar.physics import dalitz
@@ -105,7 +105,7 @@ class Sources:
     """A batch of generated dimuon sources (structure of arrays, float64 four-vectors (4, n))."""
 
     channel: NDArray[np.int32]
-    """:class:`~gammastar.channels.Channel` code per source."""
+    """:class:`~gammastar.cocktail_channels.Channel` code per source."""
     parent_pdgid: NDArray[np.int32]
     """PDG id of the decaying meson (0 for combinatorial)."""
     mu1: NDArray[np.float64]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config.mock import MockConfig
 from gammastar.errors import GammastarError
 from gammastar.mock.cocktail import Sources

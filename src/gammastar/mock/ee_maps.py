@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.mock.acceptance import EE_GSTAR
 from gammastar.mock.generator import MockGenerator
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config.mock import MockConfig, MockElectronDetector
 from gammastar.mock.cocktail import EE_CHANNELS, Cocktail, MesonSource, Sources
 from gammastar.mock.combinatorial import Combinatorial

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.config import AnalysisConfig
 from gammastar.config.mock import MockConfig
 from gammastar.core.artifacts import make_meta, sha256_file

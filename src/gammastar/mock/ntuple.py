@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.channels import ELECTRON_CHANNELS, Channel
+from gammastar.cocktail_channels import ELECTRON_CHANNELS, Channel
 from gammastar.corrections.polarisation.angles import helicity_angles
 from gammastar.mock.acceptance import (
     EE_ACCEPTANCE_MASS_EDGES,

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.core.figures import figure_style, save_figure
 from gammastar.errors import InputError
 

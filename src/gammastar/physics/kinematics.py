@@ -11,7 +11,7 @@ decay with angles in the parent's helicity frame).
 One array layout: four-momenta are ``(4, n)`` arrays ordered ``(px, py, pz, E)`` (a row per
 component, contiguous in the events), three-vectors and vertices ``(3, n)``; the mock, the
 events, the dark-sector chain (:mod:`gammastar.physics.darkchain`) and the millicharge
-detector (:mod:`gammastar.reach.mcp`) pass them in this layout. Written out in numpy and tested
+detector (:mod:`gammastar.darksector.mcp`) pass them in this layout. Written out in numpy and tested
 against vector (tests/test_kinematics.py); the selection, which holds vector records, reads
 their properties; why not vector's own here: docs/reference/mock.md "Kinematics".
 """

@@ -51,7 +51,7 @@ def plot_reach(
 ):
     """Brazil-band exclusion contour in (m_A′, ε) with the fixed-event-count lines, and the
     published ``bounds`` (``(Bound, style)`` pairs of
-    :func:`gammastar.reach.bounds.read_config_bounds`) over the bands, in the package's
+    :func:`gammastar.formats.bounds.read_config_bounds`) over the bands, in the package's
     figure style (:func:`gammastar.core.figures.figure_style`).
 
     Where the ±1σ, ±2σ bands coincide with the median (:func:`bands_coincide`: no expected
@@ -110,7 +110,7 @@ def _plot_reach(
     import matplotlib.pyplot as plt
     from matplotlib.ticker import LogLocator, ScalarFormatter
 
-    from gammastar.reach.bounds.draw import draw_bounds
+    from gammastar.formats.bounds.draw import draw_bounds
 
     fig, ax = plt.subplots(figsize=(8, 6))
     m = result.masses
@@ -198,7 +198,7 @@ def plot_reach_productions(
         import matplotlib.pyplot as plt
         from matplotlib.lines import Line2D
 
-        from gammastar.reach.bounds.draw import draw_bounds
+        from gammastar.formats.bounds.draw import draw_bounds
 
         fig, ax = plt.subplots(figsize=(8, 6))
         handles: list[Any] = list(draw_bounds(ax, bounds))

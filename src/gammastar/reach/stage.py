@@ -141,7 +141,7 @@ def check_config(config: AnalysisConfig) -> None:
     if missing:
         src = config.source or "<config>"
         raise ConfigError("\n".join(f"{src}: {line}" for line in missing))
-    from gammastar.reach.bounds import read_config_bounds
+    from gammastar.formats.bounds import read_config_bounds
 
     read_config_bounds(config)  # a bad bound file stops the reach before the scan
 
@@ -499,7 +499,7 @@ def plot_reach_figures(
     rd = rundir.RunDir(out)
     reach_png, decays_png, impact_png, closure_png, _ = map(rd.path, rundir.stage_figures("reach"))
     title = f"{config.name}: {config.reach.cl:.0%} CL, {res.method}"
-    from gammastar.reach.bounds import read_config_bounds
+    from gammastar.formats.bounds import read_config_bounds
 
     plt.close(plot_reach(res, reach_png, title=title, bounds=read_config_bounds(config)))
     if res.impact is not None:
@@ -543,7 +543,7 @@ def plot_productions(config: Any, out: Path, reach: dict[str, Any]) -> Path | No
     if len(docs) < 2:
         return None
     path = rundir.RunDir(out).path(rundir.stage_figures("reach")[-1])
-    from gammastar.reach.bounds import read_config_bounds
+    from gammastar.formats.bounds import read_config_bounds
 
     title = f"{config.name}: {config.reach.cl:.0%} CL, data-driven and standard recipe"
     plt.close(plot_reach_productions(docs, path, title=title, bounds=read_config_bounds(config)))

@@ -204,7 +204,7 @@ def _compare_with_table(config: AnalysisConfig, s: Section) -> None:
     entries = getattr(getattr(config, "reach", None), "compare_with", None) or []
     if not entries:
         return
-    from gammastar.reach.bounds import read_entry
+    from gammastar.formats.bounds import read_entry
 
     rows = []
     for entry in entries:

@@ -1,4 +1,5 @@
 """The selection stage: leptons read in columnar chunks (:mod:`gammastar.io` layouts), checked
-(:mod:`.plausibility`), paired and weighted (:mod:`.chunk`, :mod:`.flavour`), run chunk by chunk
-(:mod:`.processor`; on a Dask cluster :mod:`.dask_run`); :func:`gammastar.selection.stage.select`
-writes ``pairs.parquet``, ``histograms.root`` and ``select.json``."""
+(:mod:`.plausibility`), paired and weighted (:mod:`.chunk`, :mod:`.flavour_check`,
+:mod:`.weights`), run chunk by chunk by one of the executors (:mod:`.executors`: this process,
+a process pool, a Dask cluster); :func:`gammastar.selection.stage.select` writes
+``pairs.parquet``, ``histograms.root`` and ``select.json``."""

@@ -1,11 +1,11 @@
 """The pure chunk-level steps of the dilepton selection (arrays in, arrays out).
 
-What the chunk processor (:mod:`gammastar.selection.processor`) runs on each chunk and the driver
+What the chunk processor (:mod:`gammastar.selection.executors.processor`) runs on each chunk and the driver
 (:mod:`gammastar.selection.stage`) runs on the whole table: the lepton four-vectors of any layout
 (:func:`make_leptons`) and the cuts and pairing (:func:`select_chunk`). The cuts are
 :mod:`gammastar.selection.cuts`, the mixed-event pairs :mod:`gammastar.selection.mixing`, the
 histograms :mod:`gammastar.selection.pairhists`, the per-pair weights
-:mod:`gammastar.selection.pairweights`. It imports neither the processor nor the driver.
+:mod:`gammastar.selection.weights.pairs`. It imports neither the processor nor the driver.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.channels import Channel
+from gammastar.cocktail_channels import Channel
 from gammastar.core.imports import import_vector
 from gammastar.corrections.polarisation.angles import helicity_angles
 from gammastar.io import LAYOUTS, get_layout
@@ -470,7 +470,7 @@ def load_chunk_code() -> None:
     function on its first use).
 
     A process that runs chunks calls it before its first one (the Dask workers that preload
-    :mod:`gammastar.selection.dask_run`, the futures executor's workers,
+    :mod:`gammastar.selection.executors.dask_cluster`, the futures executor's workers,
     :func:`~gammastar.selection.stage.select` with the iterative executor), which then starts
     ready: about 0.4 s later otherwise, in every
     worker. It is not done when this module is imported: a driver that only sends the

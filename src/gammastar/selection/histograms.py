@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 
 log = logging.getLogger(__name__)
-from gammastar.selection.run import (
+from gammastar.selection.records import (
     _Run,
     _Weighted,
 )

@@ -1,8 +1,8 @@
 """``unfold.decay_lambda_theta: measured`` on a Dask cluster with the pairs left on the workers.
 
-Each chunk's pairs stay in its worker's memory (:class:`~gammastar.selection.dask_run.
+Each chunk's pairs stay in its worker's memory (:class:`~gammastar.selection.executors.dask_cluster.
 DaskExecutor` ``hold``); the driver runs the same steps as on the whole table
-(:func:`gammastar.selection.weighting._measured_acceptance`), each a task per chunk that
+(:func:`gammastar.selection.weights.apply._measured_acceptance`), each a task per chunk that
 returns sums: the isotropic weights (the moments at every pair, 1/ε, k_b, 1/⟨a⟩), the η → μμ
 ``rate`` scale from the summed Σ weight per mass bin, the polarisation bins from a 1 MeV
 histogram of the OS masses (and the few masses at the bins' quantiles), the likelihood fit
@@ -49,7 +49,7 @@ from gammastar.corrections.polarisation.fit import (
 )
 from gammastar.corrections.unfold.efficiency import inverse_weights
 from gammastar.selection.pairhists import HistAxes, unfolded_histograms
-from gammastar.selection.pairweights import _DTYPES, _AtPairs, pair_weights
+from gammastar.selection.weights.pairs import _DTYPES, _AtPairs, pair_weights
 from gammastar.selection.writer import chunk_part_name, write_part
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ State = dict[str, Any]
 @dataclass(frozen=True)
 class Weighing:
     """What a chunk needs to weigh its pairs as the whole table's path does
-    (:func:`gammastar.selection.weighting._weigh_table`; picklable)."""
+    (:func:`gammastar.selection.weights.apply._weigh_table`; picklable)."""
 
     am: Any
     """The per-pair acceptance at λ_θ = 0 (its moment tables)."""
@@ -110,7 +110,7 @@ def _mass_w(spec: Weighing, cols: Mapping[str, np.ndarray], weight: np.ndarray) 
 
 def scaled(state: State, scale: np.ndarray | None, mass_edges: np.ndarray) -> State:
     """The state with its weights times the mass bin's ``scale`` (the ``rate`` removal:
-    :func:`gammastar.selection.weighting._remove_eta_mumu_rate`'s per-pair step), and
+    :func:`gammastar.selection.weights.apply._remove_eta_mumu_rate`'s per-pair step), and
     ``removed`` the weight it took out."""
     if scale is None:
         return {**state, "removed": 0.0}

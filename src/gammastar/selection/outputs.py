@@ -35,7 +35,7 @@ from gammastar.selection.histograms import (
     mixed_r,
 )
 from gammastar.selection.polarisation import _polarisation_block
-from gammastar.selection.run import (
+from gammastar.selection.records import (
     _Options,
     _Run,
     _Weighted,

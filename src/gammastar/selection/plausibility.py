@@ -3,7 +3,7 @@
 ROOT's ZLIB and LZ4 baskets carry checksums; ZSTD (RNTuple's default) and uncompressed
 baskets do not, so a damaged basket can decode into numbers. Each chunk of leptons is checked
 right after it is read (:meth:`Plausibility.check`, called by
-:class:`gammastar.selection.processor.DileptonProcessor`), before any selection:
+:class:`gammastar.selection.executors.processor.DileptonProcessor`), before any selection:
 
 * every per-lepton column of an event has the same number of entries (multiplicities);
 * momenta and energies, where finite, are below :func:`max_lepton_energy` of the config's

@@ -14,7 +14,7 @@ from gammastar.corrections.polarisation import MIN_PAIRS, measure
 from gammastar.corrections.polarisation.edges import peak_safe_edges, polarisation_edges
 
 log = logging.getLogger(__name__)
-from gammastar.selection.run import (
+from gammastar.selection.records import (
     _Run,
     _Weighted,
 )

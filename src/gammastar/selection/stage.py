@@ -1,11 +1,11 @@
 """Columnar dilepton selection: the driver of ``gammastar select``.
 
 :func:`select` (the Python twin of ``gammastar select CONFIG``) is a thin orchestration over
-steps: check the inputs and maps, run the chunk processor (:mod:`gammastar.selection.processor`) over
+steps: check the inputs and maps, run the chunk processor (:mod:`gammastar.selection.executors.processor`) over
 the pure chunk steps (:mod:`gammastar.selection.chunk`: four-vectors, cuts, pairs;
-:mod:`gammastar.selection.pairweights`: per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
+:mod:`gammastar.selection.weights.pairs`: per-pair weights), the like-sign estimate (:mod:`gammastar.corrections.background`), the weights of the
 whole table where they need the whole sample (through the same
-:func:`gammastar.selection.pairweights.pair_weights`), the histograms, and ``pairs.parquet``,
+:func:`gammastar.selection.weights.pairs.pair_weights`), the histograms, and ``pairs.parquet``,
 ``histograms.root`` and ``select.json`` written atomically (docs/explanation/method.md).
 """
 
@@ -44,12 +44,8 @@ from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.selection import onworkers
 from gammastar.selection.chunk import CUTFLOW_KEYS
 from gammastar.selection.cuts import Cuts
-from gammastar.selection.execution import EXECUTORS, Execution
-from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
-from gammastar.selection.pairhists import HistAxes
-from gammastar.selection.pairweights import WeightSpec
-from gammastar.selection.plausibility import Plausibility
-from gammastar.selection.processor import (
+from gammastar.selection.executors import EXECUTORS, Execution
+from gammastar.selection.executors.processor import (
     ChunkReader,
     DileptonProcessor,
     check_file,
@@ -57,7 +53,11 @@ from gammastar.selection.processor import (
     open_executor,
     run_processor,
 )
-from gammastar.selection.sink import ChunkSink
+from gammastar.selection.executors.sink import ChunkSink
+from gammastar.selection.flavour_codes import FLAVOUR_CODES, flavour_channel
+from gammastar.selection.pairhists import HistAxes
+from gammastar.selection.plausibility import Plausibility
+from gammastar.selection.weights.pairs import WeightSpec
 from gammastar.selection.writer import file_numbers
 
 log = logging.getLogger(__name__)
@@ -70,12 +70,12 @@ from gammastar.selection.outputs import (
     _warn_peak_window,
     _write_outputs,
 )
-from gammastar.selection.run import (
+from gammastar.selection.records import (
     _Options,
     _Run,
     _Selected,
 )
-from gammastar.selection.weighting import (
+from gammastar.selection.weights.apply import (
     _needs_second_pass,
     _weigh,
 )
@@ -99,7 +99,7 @@ def select(
     Arguments:
         config: an :class:`~gammastar.config.AnalysisConfig` or the path of a YAML file.
         inputs: input files or globs replacing ``input.files``.
-        execution: how the chunks are processed (:class:`~gammastar.selection.execution.Execution`:
+        execution: how the chunks are processed (:class:`~gammastar.selection.executors.Execution`:
             executor, scheduler, workers, chunk size, ...; default: iterative, chunks of
             ``input.step_size`` entries).
         skip_bad_files: skip unreadable files (reported in ``select.json``) instead of stopping.
@@ -270,7 +270,9 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
     file per task, :func:`_check_in_parallel`), with the flavour and the branches the
     η → μμ removal needs."""
-    from gammastar.selection.flavour import check_flavour  # the leptons' masses vs the flavour
+    from gammastar.selection.flavour_check import (
+        check_flavour,  # the leptons' masses vs the flavour
+    )
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)

@@ -33,7 +33,7 @@ PART_SUFFIX = ".parquet"
 
 def file_numbers(files: Iterable[str]) -> dict[str, int]:
     """Each input file's number in the sorted list of the run's files (the order in which the
-    driver folds the chunks: :class:`gammastar.selection.processor.ChunkSink`)."""
+    driver folds the chunks: :class:`gammastar.selection.executors.processor.ChunkSink`)."""
     return {f: i for i, f in enumerate(sorted({str(f) for f in files}))}
 
 

@@ -20,7 +20,7 @@ from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
 from gammastar.corrections.unfold import PHASE_SPACE_FIDUCIAL
 from gammastar.errors import GammastarError, InputError
-from gammastar.selection.flavours import FLAVOUR_CODES, flavour_channel
+from gammastar.selection.flavour_codes import FLAVOUR_CODES, flavour_channel
 from gammastar.yields.formulas import pairs_match_histogram
 from gammastar.yields.npot import resolve_n_pot
 

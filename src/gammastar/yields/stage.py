@@ -24,7 +24,7 @@ from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_path, check_writable
 from gammastar.core.results import StageResult
 from gammastar.errors import InputError
-from gammastar.selection.flavours import flavour_channel
+from gammastar.selection.flavour_codes import flavour_channel
 from gammastar.yields.combined import _combined_mcp, _combined_uncertainties, _seam_extrapolation
 from gammastar.yields.compute import _warn_flags, _yields, flag_acceptance_loss
 from gammastar.yields.document import _jsonable, _yields_meta, yields_document

@@ -36,7 +36,7 @@ The package, one module per concern (import from the module that defines a name)
 * :mod:`~gammastar.yields.extrapolation.model`: the densities, the model forms and variations,
   the fiducial fraction;
 * :mod:`~gammastar.yields.extrapolation.reference`: the importance-sampling reference sample;
-* :mod:`~gammastar.yields.extrapolation.fit`: the weighted likelihood, the joint fit, the
+* :mod:`~gammastar.yields.extrapolation.likelihood`: the weighted likelihood, the joint fit, the
   sandwich covariance;
 * :mod:`~gammastar.yields.extrapolation.errors`: the profile, external-constraint and
   model-variation errors;

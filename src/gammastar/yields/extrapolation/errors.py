@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.errors import InputError
-from gammastar.yields.extrapolation.fit import (
+from gammastar.yields.extrapolation.likelihood import (
     PROFILE_STEP,
     _Fit,
     _fit_joint,

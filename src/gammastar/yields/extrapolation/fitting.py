@@ -26,7 +26,7 @@ from gammastar.yields.extrapolation.errors import (
     _model_variations,
     _pt_power,
 )
-from gammastar.yields.extrapolation.fit import (
+from gammastar.yields.extrapolation.likelihood import (
     _Fit,
     _fit_joint,
     _free,

@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
 from gammastar.physics.decay import decay_probability
-from gammastar.yields.extrapolation.fit import _dlogp
+from gammastar.yields.extrapolation.likelihood import _dlogp
 from gammastar.yields.extrapolation.model import (
     FORMS,
     NOMINAL,

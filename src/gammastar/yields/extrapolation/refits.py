@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core.threads import single_thread_blas, thread_map
 from gammastar.yields._fiducial_bound import mt_exponential_superset
-from gammastar.yields.extrapolation.fit import (
+from gammastar.yields.extrapolation.likelihood import (
     _fit_joint,
     _Group,
     _group_params,

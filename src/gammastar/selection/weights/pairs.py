@@ -28,7 +28,7 @@ class WeightSpec:
     the like-sign factor of ``ss_weight: binwise``, which needs the whole sample's N++, N−−
     per mass bin, and the η → μμ ``rate`` scale, which needs its unfolded yield per mass bin:
     there the chunks weigh SS pairs with −1 (``r_factor`` 1) and the second pass multiplies
-    the weights by the mass bin's factors (:mod:`gammastar.selection.reweight`).
+    the weights by the mass bin's factors (:mod:`gammastar.selection.weights.second_pass`).
     """
 
     r_factor: float = 1.0

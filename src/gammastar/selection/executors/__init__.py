@@ -11,13 +11,13 @@ from typing import Any
 from gammastar.errors import ConfigError
 
 EXECUTORS = ("iterative", "futures", "dask")
-"""The executors the selection runs on (:mod:`gammastar.selection.processor`)."""
+"""The executors the selection runs on (:mod:`gammastar.selection.executors.processor`)."""
 
 
 @dataclass(frozen=True)
 class Execution:
     """How the selection processes its chunks (:func:`gammastar.selection.stage.select`,
-    :func:`gammastar.selection.processor.run_processor`; ``gammastar select`` options of the
+    :func:`gammastar.selection.executors.processor.run_processor`; ``gammastar select`` options of the
     same names)."""
 
     executor: str = "iterative"
@@ -31,13 +31,13 @@ class Execution:
     gateway: str | None = None
     """A Dask Gateway's address (``https://gateway.example.org``): the selection asks it for
     a cluster with ``gateway_options``, scales it to ``workers`` and shuts it down after
-    (:func:`gammastar.selection.facility.gateway_cluster`)."""
+    (:func:`gammastar.selection.executors.facility.gateway_cluster`)."""
     gateway_options: Mapping[str, Any] = field(default_factory=dict)
     """The Gateway's cluster options (its software ``image`` or ``environment``,
     ``worker_cores``, ...: the keys that Gateway offers)."""
     jobqueue: str | None = None
     """A ``--jobqueue`` YAML file: a ``dask-jobqueue`` cluster (HTCondor, SLURM, ...) scaled to
-    ``workers`` and closed after (:func:`gammastar.selection.facility.jobqueue_cluster`)."""
+    ``workers`` and closed after (:func:`gammastar.selection.executors.facility.jobqueue_cluster`)."""
     worker_timeout: float = 600.0
     """Seconds to wait for the first worker of a ``gateway`` or ``jobqueue`` cluster."""
     chunksize: int | None = None

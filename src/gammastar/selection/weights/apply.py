@@ -39,16 +39,17 @@ from gammastar.corrections.unfold.acceptance import (
 )
 from gammastar.corrections.unfold.efficiency import UnfoldReport, check_unfoldable, inverse_weights
 from gammastar.errors import InputError
-from gammastar.selection import onworkers, reweight
+from gammastar.selection import onworkers
+from gammastar.selection.executors.processor import map_tasks
 from gammastar.selection.pairhists import HistAxes, raw_histograms
-from gammastar.selection.pairweights import (
+from gammastar.selection.weights import second_pass as reweight
+from gammastar.selection.weights.pairs import (
     _DTYPES,
     _FINAL_EXTRA,
     WEIGHT_SUMS,
     _AtPairs,
     pair_weights,
 )
-from gammastar.selection.processor import map_tasks
 from gammastar.selection.writer import file_numbers, finish_dataset, write_part
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ from gammastar.selection.histograms import (
     mass_axis,
 )
 from gammastar.selection.polarisation import _measure_polarisation
-from gammastar.selection.run import (
+from gammastar.selection.records import (
     _Run,
     _Weighted,
 )
@@ -96,7 +97,7 @@ def _pairs_table(chunks: dict[Any, dict[str, np.ndarray]]) -> pd.DataFrame:
 
 def _chunk_moments(chunks: dict[Any, dict[str, np.ndarray]]) -> list[np.ndarray] | None:
     """The per-pair acceptance's moments that the chunks returned (``_moments``,
-    :class:`~gammastar.selection.pairweights.WeightSpec` ``moments``), taken out of them: a
+    :class:`~gammastar.selection.weights.pairs.WeightSpec` ``moments``), taken out of them: a
     list of (4, n_i) blocks in the rows' order (not joined: the polarisation measurement
     gathers each bin's pairs from them; ``None``: not every chunk has them)."""
     parts = [chunks[k].pop("_moments", None) for k in sorted(chunks)]
@@ -117,7 +118,7 @@ def _weigh(
     """The pairs with their final weights: from the chunks (``run.spec``: checked here; the
     factors that need every chunk, k_b of ``binwise`` and the η → μμ ``rate`` scale, applied
     by the second pass, :func:`_second_pass`) or computed here on the whole table (a measured
-    λ_θ, fitted here first), both through :func:`gammastar.selection.pairweights.pair_weights`."""
+    λ_θ, fitted here first), both through :func:`gammastar.selection.weights.pairs.pair_weights`."""
     import time
 
     streamed = result.get("streamed")
@@ -427,7 +428,7 @@ def _weigh_table(
     reuse: dict[str, Any] | None = None,
 ) -> tuple[dict[str, int], dict[str, float]]:
     """The final weights of the whole table (``w.pairs``, columns added in place) with
-    :func:`gammastar.selection.pairweights.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
+    :func:`gammastar.selection.weights.pairs.pair_weights`: 1/ε (raising as ``unfold.outside_map`` says), the
     like-sign factor k_b of the pair's mass bin, 1/A of ``acceptance`` (default ``run.am``),
     the conversion template's 1/(1 + R) where configured; returns the report counts and sums.
 
@@ -491,7 +492,7 @@ def _set_column(df: pd.DataFrame, name: str, values: np.ndarray) -> None:
 
 
 _WEIGH_ROWS = 1 << 17
-"""Rows per :func:`~gammastar.selection.pairweights.pair_weights` call of :func:`_weigh_table`."""
+"""Rows per :func:`~gammastar.selection.weights.pairs.pair_weights` call of :func:`_weigh_table`."""
 
 
 def _rows_of(acceptance: Any, sl: slice) -> Any:
@@ -521,7 +522,7 @@ def _acceptance_report(
     edges: np.ndarray,
 ) -> dict[str, Any]:
     """``select.json`` ``unfold.acceptance``: the counts and sums of
-    :func:`gammastar.selection.pairweights.pair_weights` (over chunks or the table) and the map's lost
+    :func:`gammastar.selection.weights.pairs.pair_weights` (over chunks or the table) and the map's lost
     fraction per mass bin; a warning when pairs get weight 0."""
 
     if cfg.unfold.outside_map == "error":

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gammastar.selection.execution import Execution
-from gammastar.selection.pairweights import WeightSpec, _AtPairs
+from gammastar.selection.executors import Execution
+from gammastar.selection.weights.pairs import WeightSpec, _AtPairs
 
 if TYPE_CHECKING:
     import hist

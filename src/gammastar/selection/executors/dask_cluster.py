@@ -1,9 +1,9 @@
 """The selection's chunks on a Dask cluster, through ``distributed``'s futures.
 
 :func:`make_dask_executor` connects to a scheduler or starts a :func:`local_cluster`; its
-:class:`DaskExecutor` runs the chunk tasks of :mod:`gammastar.selection.processor` (the same
+:class:`DaskExecutor` runs the chunk tasks of :mod:`gammastar.selection.executors.processor` (the same
 chunks and the same task as the futures executor), each chunk's output folded on the driver
-by the :class:`~gammastar.selection.sink.ChunkSink` as it arrives; :func:`map_dask` runs the
+by the :class:`~gammastar.selection.executors.sink.ChunkSink` as it arrives; :func:`map_dask` runs the
 second pass's tasks on the same cluster. Every task goes to the scheduler as opaque bytes
 (:func:`opaque_map`), so that a fresh scheduler imports none of the selection's libraries to
 read the graph, and the driver imports only ``distributed``. Preloaded on a worker, this
@@ -23,9 +23,9 @@ import cloudpickle
 
 from gammastar.errors import InputError
 from gammastar.selection.chunk import load_chunk_code
-from gammastar.selection.execution import Execution
-from gammastar.selection.facility import gateway_cluster, jobqueue_cluster
-from gammastar.selection.sink import ChunkSink, fold_or_cancel
+from gammastar.selection.executors import Execution
+from gammastar.selection.executors.facility import gateway_cluster, jobqueue_cluster
+from gammastar.selection.executors.sink import ChunkSink, fold_or_cancel
 from gammastar.selection.writer import Packed
 
 
@@ -117,7 +117,7 @@ class _Summary:
 
 def dask_setup(worker: Any) -> None:
     """Dask's hook of a preloaded module (``dask worker --preload
-    gammastar.selection.dask_run``; :func:`local_cluster`'s workers): the chunk code loaded
+    gammastar.selection.executors.dask_cluster``; :func:`local_cluster`'s workers): the chunk code loaded
     when the worker starts (:func:`~gammastar.selection.chunk.load_chunk_code`), not in
     its first chunk."""
     load_chunk_code()
@@ -185,7 +185,7 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env, **QUIET_CLUSTER}):
         return LocalCluster(
             n_workers=n_workers,
-            preload=["gammastar.selection.dask_run"],  # dask_setup: the chunk code loaded
+            preload=["gammastar.selection.executors.dask_cluster"],  # dask_setup: the chunk code loaded
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,
@@ -197,7 +197,7 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
 
 def make_dask_executor(execution: Execution) -> tuple[DaskExecutor, list[Any]]:
     """The Dask executor of ``execution`` (a Gateway's or a batch system's cluster,
-    :mod:`gammastar.selection.facility`; its scheduler; else a :func:`local_cluster` of
+    :mod:`gammastar.selection.executors.facility`; its scheduler; else a :func:`local_cluster` of
     ``workers`` workers) and the objects to close."""
     from distributed import Client
 

@@ -9,7 +9,7 @@ edges through a gap in the middle are ignored: the range is taken as one interva
 Example:
     >>> import numpy as np
     >>> from pathlib import Path
-    >>> from gammastar.reach.bounds.core import Bound
+    >>> from gammastar.formats.bounds.core import Bound
     >>> b = Bound("b", "", np.array([0.1, 1.0]), np.array([1e-7, 1e-7]), np.array([1e-4, 1e-4]),
     ...           "band", Path("b"), "eps")
     >>> t = compare_reach(np.array([0.3, 2.0]), np.array([2e-7, 1e-6]), np.array([5e-5, 1e-5]), b)
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.reach.bounds.core import Bound
+from gammastar.formats.bounds.core import Bound
 
 
 def excluded_range(

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from gammastar.reach.bounds.core import Bound
+from gammastar.formats.bounds.core import Bound
 
 _GREYS = ("0.45", "0.25", "0.6", "0.15", "0.7")
 

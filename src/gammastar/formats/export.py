@@ -15,7 +15,7 @@ Writes, under the output directory:
   The likelihoods below travel with it as an additional resource (``likelihoods.tar.gz``).
 - ``likelihoods/pyhf/m_<mass>.json``: each mass point's pyhf workspace, as the reach wrote it;
 - ``likelihoods/hs3/m_<mass>.json``: the same likelihood as HS3 JSON
-  (:func:`gammastar.reach.hs3.workspace_to_hs3`), which RooFit's ``RooJSONFactoryWSTool``
+  (:func:`gammastar.formats.hs3.workspace_to_hs3`), which RooFit's ``RooJSONFactoryWSTool``
   imports.
 
 Example:
@@ -44,7 +44,7 @@ from gammastar._version import __version__
 from gammastar.core import rundir
 from gammastar.core.results import StageResult
 from gammastar.errors import ArtifactError, EnvironmentFailure, InputError, OutputExistsError
-from gammastar.reach.hs3 import workspace_to_hs3
+from gammastar.formats.hs3 import workspace_to_hs3
 
 HEPDATA_DIR = "hepdata"
 ARCHIVE = "submission.tar.gz"

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from gammastar.errors import InputError
-from gammastar.reach.bounds.core import Bound, Shape, checked, comments, to_eps
+from gammastar.formats.bounds.core import Bound, Shape, checked, comments, to_eps
 
 _FIELDS = {"lmt": 3, "polygon": 2}
 _WHAT = {"lmt": "DarkCast .lmt (mass lower upper)", "polygon": "polygon (m coupling)"}

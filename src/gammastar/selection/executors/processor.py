@@ -4,7 +4,7 @@
 dataclasses); each chunk returns a cut flow and raw-count histograms (summed across chunks in
 any order: integer counts) and its per-chunk payload in a :class:`PairChunks` keyed by
 ``(file, first entry)``. With chunk-local weights
-(:class:`~gammastar.selection.pairweights.WeightSpec`) the payload holds the chunk's unfolded
+(:class:`~gammastar.selection.weights.pairs.WeightSpec`) the payload holds the chunk's unfolded
 histograms, report sums and per-bin sums and, on the parallel executors, only the name of
 the part of the pair dataset that the worker wrote (:mod:`gammastar.selection.writer`; the
 bytes where the worker does not see the directory); else (single process) its pair columns.
@@ -12,11 +12,11 @@ bytes where the worker does not see the directory); else (single process) its pa
 Every executor runs one chunk loop (:func:`chunk_items`: the entry ranges coffea's ``Runner``
 makes for the same chunk size; each chunk read with uproot by the task :func:`run_item`): in
 this process, in a process pool (futures), or as ``distributed`` futures on a Dask cluster
-(:mod:`gammastar.selection.dask_run`, imported only there). The driver folds the payloads in key order as they arrive
-(:class:`~gammastar.selection.sink.ChunkSink`), so the pairs, every histogram and every report
+(:mod:`gammastar.selection.executors.dask_cluster`, imported only there). The driver folds the payloads in key order as they arrive
+(:class:`~gammastar.selection.executors.sink.ChunkSink`), so the pairs, every histogram and every report
 number are the same bit for bit on every executor whatever order the chunks finish in.
 :func:`open_executor` keeps the executor (its cluster or process pool) for the selection's
-second pass (:mod:`gammastar.selection.reweight`), run through :func:`map_tasks`.
+second pass (:mod:`gammastar.selection.weights.second_pass`), run through :func:`map_tasks`.
 """
 
 from __future__ import annotations
@@ -45,13 +45,8 @@ from gammastar.errors import ChunkError, InputError
 from gammastar.physics.constants import M_MU
 from gammastar.selection.chunk import load_chunk_code, select_chunk
 from gammastar.selection.cuts import Cuts
-from gammastar.selection.execution import Execution
-from gammastar.selection.mixing import MIX_WEIGHT_QUANTUM, MIXED_COLUMNS, mixed_histograms
-from gammastar.selection.pairhists import HistAxes, raw_histograms, unfolded_histograms
-from gammastar.selection.pairweights import WeightSpec, weight_chunk
-from gammastar.selection.plausibility import Plausibility, read_failure
-from gammastar.selection.reweight import mass_sums
-from gammastar.selection.sink import (
+from gammastar.selection.executors import Execution
+from gammastar.selection.executors.sink import (
     ChunkSink,
     Counts,
     PairChunks,
@@ -59,6 +54,11 @@ from gammastar.selection.sink import (
     fold,
     fold_or_cancel,
 )
+from gammastar.selection.mixing import MIX_WEIGHT_QUANTUM, MIXED_COLUMNS, mixed_histograms
+from gammastar.selection.pairhists import HistAxes, raw_histograms, unfolded_histograms
+from gammastar.selection.plausibility import Plausibility, read_failure
+from gammastar.selection.weights.pairs import WeightSpec, weight_chunk
+from gammastar.selection.weights.second_pass import mass_sums
 from gammastar.selection.writer import Packed, chunk_part_name, write_part
 
 log = logging.getLogger(__name__)
@@ -268,7 +268,7 @@ class DileptonProcessor:
     (m, qT, E) versions), which add exactly across chunks. With ``weights`` (chunk-local
     weight modes) it also computes the final columns (``qT``, ``acc``, ``weight_raw``,
     ``weight``), the unfolded histograms and the report counts and sums of the chunk
-    (:func:`gammastar.selection.pairweights.weight_chunk`).
+    (:func:`gammastar.selection.weights.pairs.weight_chunk`).
 
     :meth:`process_item` reads and selects one chunk (every executor's task, :func:`run_item`).
 
@@ -289,7 +289,7 @@ class DileptonProcessor:
         part_numbers: input file → its number in the part names
             (:func:`gammastar.selection.writer.file_numbers`); needed with ``staging``.
         with_mass_sums: return the chunk's Σ weight per mass bin of its OS and SS pairs
-            (:func:`gammastar.selection.reweight.mass_sums`: the η → μμ ``rate`` removal).
+            (:func:`gammastar.selection.weights.second_pass.mass_sums`: the η → μμ ``rate`` removal).
         with_unfolded: return the chunk's unfolded histograms (``False`` where the second
             pass fills them from the final weights: not computed, not sent).
     """
@@ -439,7 +439,7 @@ def _make_executor(execution: Execution) -> tuple[Any, list[Any]]:
         pool = loky.ProcessPoolExecutor(max_workers=workers or 2, initializer=load_chunk_code)
         return LocalExecutor("futures", workers or 2, pool), [_PoolCloser(pool)]
     if executor == "dask":
-        from gammastar.selection.dask_run import make_dask_executor
+        from gammastar.selection.executors.dask_cluster import make_dask_executor
 
         return make_dask_executor(execution)
     raise ValueError(f"unknown executor {executor!r}")
@@ -478,7 +478,7 @@ def map_tasks(exe: Any, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[
     if not items:
         return []
     if not isinstance(exe, LocalExecutor):
-        from gammastar.selection.dask_run import map_dask
+        from gammastar.selection.executors.dask_cluster import map_dask
 
         return map_dask(exe, fn, items)
     if exe.pool is not None:
@@ -509,7 +509,7 @@ def run_processor(
     executor: Any = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Run the processor over the files' chunks on the chosen executor (``execution``:
-    :class:`~gammastar.selection.execution.Execution`, default the iterative one; its
+    :class:`~gammastar.selection.executors.Execution`, default the iterative one; its
     ``chunksize`` default 500 000 entries; chunks as :func:`chunk_items` makes them).
 
     A file that fails while being read is reported by name: with ``skip_bad_files`` it is

@@ -50,7 +50,7 @@ from typing import Any, cast
 import numpy as np
 
 from gammastar.errors import InputError
-from gammastar.reach.bounds.core import Bound, Shape, comments
+from gammastar.formats.bounds.core import Bound, Shape, comments
 
 MASS_UNITS: dict[str, float] = {"gev": 1.0, "mev": 1e-3}
 """Mass units a bound file may use and their factor to GeV (``/c^2`` and ``/c2`` allowed)."""
@@ -99,7 +99,7 @@ def read_table(
         column: a HEPData table's coupling column to read, by header name or qualifier value.
 
     Returns:
-        The :class:`~gammastar.reach.bounds.core.Bound`, masses in GeV and ε (not ε²).
+        The :class:`~gammastar.formats.bounds.core.Bound`, masses in GeV and ε (not ε²).
 
     Raises:
         InputError: one line naming the file (and the column): misspelt column, unit other than

@@ -31,11 +31,11 @@ from typing import Any
 
 from gammastar.config import AnalysisConfig
 from gammastar.errors import InputError
-from gammastar.reach.bounds import remote
-from gammastar.reach.bounds.columns import read_columns
-from gammastar.reach.bounds.core import UNITS, Bound
-from gammastar.reach.bounds.remote import BoundUnavailable
-from gammastar.reach.bounds.table import read_table
+from gammastar.formats.bounds import remote
+from gammastar.formats.bounds.columns import read_columns
+from gammastar.formats.bounds.core import UNITS, Bound
+from gammastar.formats.bounds.remote import BoundUnavailable
+from gammastar.formats.bounds.table import read_table
 
 log = logging.getLogger(__name__)
 _WARNED: set[str] = set()
