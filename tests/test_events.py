@@ -375,6 +375,7 @@ def test_bad_input(tmp_path, capsys):
     # CLI: one line, exit status 2
     (tmp_path / "c.yaml").write_text(
         "beam: {interaction_lengths: 0.01}\n"
+        "detector: {l1: 5.0, theta_min: 0.035, theta_max: 0.12}\n"  # the paper's mock detector
         "reach: {yields: yields.json, flow: null, n_pot: 1.0e17, target_interaction_lengths: "
         "dump}\nevents: {beam_spot_sigma: [0, 0], target_interaction_length: 0.17}\n"
     )

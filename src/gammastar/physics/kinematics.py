@@ -322,7 +322,7 @@ def back_to_back(
 
 def decay_in_helicity_frame(
     parent: Array,
-    m_daughter: float,
+    m_daughter: float | NDArray[np.float64],
     cos_t: ArrayLike,
     phi: ArrayLike,
     mass: ArrayLike | None = None,

@@ -155,8 +155,8 @@ def _forced_decay(
     if sh is None:
         zrel, prob = _decay_z(geo.l1, geo.l2, kin.pz / m2 * st.ctau, rng.uniform(0.0, 1.0, n))
         prob = np.where(fwd, prob, 0.0)
-        hit = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
-        hit = hit[:, 0] > 0
+        hits = dark_hits(geo, kin, d["lminus"], d["lplus"], zrel[:, None], st.min_opening_angle)
+        hit = hits[:, 0] > 0
         # the vertex on the ψ₂ line: forced in [l1, l2] along z, or (a ψ₂ that cannot reach
         # the volume: weight 0) where its free exponential law puts it
         free = -(pabs / m2 * st.ctau) * np.log1p(-rng.uniform(0.0, 1.0, n))

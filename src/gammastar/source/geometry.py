@@ -53,9 +53,9 @@ class Geometry(DetectorConfig):
     @property
     def cells(self) -> NDArray[np.float64]:
         """z edges of the decay-volume cells (last edge inf when open)."""
-        if self.plane_z is None:
+        if self.plane_z is None or self.l2 is None:  # a plane needs l2 (DetectorConfig)
             return np.array([self.l1, np.inf if self.l2 is None else self.l2])
-        return np.linspace(self.l1, float(self.l2), self.z_steps + 1)
+        return np.linspace(self.l1, self.l2, self.z_steps + 1)
 
     # ------------------------------------------------------------------ shapes
     def volume_shape(self) -> Volume:

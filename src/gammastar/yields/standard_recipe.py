@@ -235,7 +235,7 @@ def recipe(
     return {
         c.name: np.bincount(
             idx, w * channel_yield(c, x, mesons, brems=brems, form_factors=form_factors), n_bins
-        )
+        ).astype(np.float64)
         for c in channels
     }
 
@@ -295,6 +295,8 @@ def _per_collision_pythia(meta: Mapping[str, Any], where: str) -> dict[str, floa
             continue
         v = value.get("per_collision") if isinstance(value, Mapping) else value
         try:
+            if v is None:
+                raise TypeError
             out[name] = float(v)
         except (TypeError, ValueError):
             raise InputError(f"{where}: meta.{key}.{k} is not a number") from None

@@ -85,6 +85,8 @@ class Extrapolation:
     def parameter_index(self, name: str, group: int = 0) -> int:
         """The index of a free parameter in :attr:`covariance`: ``y_mean`` (when fitted),
         ``y_sigma``, or fit group ``group``'s ``T`` or ``a`` (the fitted powers follow the T_g)."""
+        if self.covariance is None:
+            raise ValueError("the extrapolation has no covariance")
         n_head = 1 if self.y_mean_fixed else 2
         if name == "y_mean" and not self.y_mean_fixed:
             return 0
