@@ -23,6 +23,7 @@ def run(tmp_path_factory):
     cfg = tmp / "a.yaml"
     cfg.write_text(
         "name: cli\noutput: run\nseed: 3\n"
+        "beam: {energy: 400.0, interaction_lengths: 0.01}\nunfold: {efficiency_map: null}\n"
         "flow: {transforms: 2, bins: 6, hidden_features: [16], epochs: 3,"
         " points_per_epoch: 4000, batch_size: 1000}\n"
         "validate: {masses: [0.3, 0.5], repeats: 3, figure_masses: [0.4]}\n"

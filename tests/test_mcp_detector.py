@@ -339,7 +339,9 @@ def test_cli_reach_mcp(tmp_path, capsys, monkeypatch):
     assert (tmp_path / "run" / "reach_mcp.json").exists()
     assert len(drawn) == 1
     bare = tmp_path / "b.yaml"
-    bare.write_text(yaml.safe_dump({"name": "b", "output": str(tmp_path / "run2")}))
+    bare.write_text(yaml.safe_dump({"name": "b", "output": str(tmp_path / "run2"),
+                                    "beam": {"energy": 400.0, "interaction_lengths": 0.01},
+                                    "unfold": {"efficiency_map": None}}))  # fmt: skip
     assert main(["reach-mcp", str(bare)]) == 2
     assert "no 'mcp' section" in capsys.readouterr().err
 

@@ -261,8 +261,8 @@ def _read_one(
                 raise InputError(f"{path}: '{name}' has another mass axis than '{histograms[0]}'")
             edges = e if edges is None else edges
             counts.append(np.asarray(h.values(), np.float64))
-        if edges is None:
-            raise InputError(f"{path}: no histogram named ({key})")
+        if edges is None:  # no histogram asked for: the tree's columns only
+            edges = np.empty(0)
         return arr, counts, edges
 
 
@@ -296,7 +296,8 @@ def read_simulation_arrays(
             raise InputError(f"{path}: cannot read the simulation ({text}) ({key})") from None
         same = fine is None or (
             fine.shape == edges.shape
-            and np.allclose(fine, edges, rtol=0, atol=1e-9 * float(np.min(np.diff(edges))))
+            and (edges.size == 0
+                 or np.allclose(fine, edges, rtol=0, atol=1e-9 * float(np.min(np.diff(edges)))))
         )
         if not same:
             raise InputError(f"{path}: '{histograms[0]}' has another mass axis than {paths[0]}'s")
