@@ -56,6 +56,7 @@ from gammastar_validation.forward import (
     coverage_counts,
     facility_config,
     forward_closure,
+    resolved,
     truth_samplers,
     truth_yield,
 )
@@ -81,7 +82,7 @@ def data_config(energy: float, backend: str, collisions: int | None):
 def print_table(rows) -> None:
     print(f"{'facility':19s} {'m':>5s} {'regime':8s} {'ctau':>9s} {'acc_truth':>9s} "
           f"{'acc dd/tr':>15s} {'N dd/tr':>15s} {'Y dd/tr':>7s} {'q_rel':>6s} {'pull':>6s} "
-          f"{'out_F':>5s} {'n_tr':>7s} {'neff_tr':>7s}")  # fmt: skip
+          f"{'out_F':>5s} {'n_tr':>7s} {'neff_tr':>7s} {'neff_dd':>7s}")  # fmt: skip
     for r in rows:
         at, a = r["acc_truth"], r["acc_dd"]
         ra = a / at if at > 0 else float("nan")
@@ -93,7 +94,8 @@ def print_table(rows) -> None:
         out = "  n/a" if r["outside_share"] is None else f"{r['outside_share']:5.2f}"
         print(f"{r['facility']:19s} {r['mass']:5.2f} {r['regime']:8s} {r['ctau']:9.3g} {at:9.2e} "
               f"{ra:7.3f} ± {era:5.3f} {rn:7.3f} ± {ern:5.3f} {ry:7.3f} {r['quoted_rel']:6.3f} "
-              f"{r['pull']:6.2f} {out} {r['n_truth']:7d} {r['n_eff_truth']:7.0f}")  # fmt: skip
+              f"{r['pull']:6.2f} {out} {r['n_truth']:7d} {r['n_eff_truth']:7.0f} {r['n_eff_dd']:7.0f}"
+              + ("" if resolved(r) else "  unresolved"))  # fmt: skip
 
 
 def main() -> None:

@@ -151,7 +151,7 @@ def test_every_shipped_facility_loads_with_a_runs_yields(tmp_path):
 
 def test_coverage_counts_leave_out_what_the_truth_does_not_resolve():
     """A row whose 𝓔_truth rests on fewer than MIN_TRUTH_SAMPLES γ* is not scored; the
-    1σ/2σ counts follow |pull|, the yield target counts each (facility, mass) once."""
+    1σ/2σ counts follow |pull|, the yield target counts each mass once."""
     from gammastar_validation.forward import MIN_TRUTH_SAMPLES, coverage_counts
 
     base = {"pull": 0.5, "nsig_dd": 1.0, "nsig_truth": 1.0, "mass": 0.6, "regime": "eps_low",
