@@ -287,15 +287,18 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed(small_referenc
     assert keys <= set(parts)
     for k in (*keys, "forms"):  # exactly 0: zeros put there, nothing computed
         np.testing.assert_array_equal(parts[k], np.zeros(2))
-    lost, kept = MODEL_VARIATIONS
+    lost, *kept = MODEL_VARIATIONS
     rec = dict(exv.model_variations[lost])
     rec["fiducial_fraction"] = [None] * len(rec["fiducial_fraction"])
     rec["temperature"] = [None] * len(rec["temperature"])
     unfit = dataclasses.replace(exv, model_variations={**exv.model_variations, lost: rec})
     parts = nsig_error_parts(unfit, region, MASS, kin, ks, [1.0, 50.0])
     np.testing.assert_array_equal(parts[f"form_{lost}"], np.zeros(2))  # put there, not computed
-    np.testing.assert_allclose(parts[f"form_{kept}"], full[f"form_{kept}"], rtol=1e-12)
-    np.testing.assert_allclose(parts["forms"], full[f"form_{kept}"], rtol=1e-12)
+    for k in kept:
+        np.testing.assert_allclose(parts[f"form_{k}"], full[f"form_{k}"], rtol=1e-12)
+    # the forms' part: the quadrature sum of the kept ones' (a few roundings of a sum of squares)
+    want = np.sqrt(sum(full[f"form_{k}"] ** 2 for k in kept))
+    np.testing.assert_allclose(parts["forms"], want, rtol=1e-12)
 
 
 def test_per_sample_acceptance_averages_to_the_samples_acceptance():
@@ -331,7 +334,7 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
     np.testing.assert_allclose(ks2.acceptance_per_sample(ct2, chunk=7), want, rtol=0, atol=1e-14)
 
 
-@pytest.mark.parametrize("name", ["nominal", "mt_boltzmann", "logistic_y"])
+@pytest.mark.parametrize("name", ["nominal", "mt_boltzmann", "tsallis", "logistic_y"])
 def test_model_forms_are_normalised_densities_with_their_derivatives(name):
     """Each form of :data:`gammastar.yields.extrapolation.model.FORMS` is a normalised density in p_T and
     in y (quadrature to 1e-6), the rapidity forms have rms σ_y (the logistic's w = σ_y √12/π),

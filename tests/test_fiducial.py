@@ -105,19 +105,31 @@ def test_yields_carry_fiducial_and_full_phase_space(run):
 
 
 def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
-    """The fit's stated inputs: ȳ fixed at the beam's c.m. rapidity, σ_y the configuration's
-    external value with its error (``yields.extrapolation_y_sigma``: PYTHIA's 1.25 ± 0.20),
-    recorded with its source and named by the yield's nuisance; the p_T form's m_T power
-    fitted per mass range (``yields.extrapolation_pt_power: fitted``; its error in the
-    sandwich, ``model_variations`` only the rapidity form). The statistical error alone is the
-    smaller, and the rapidity form's part is measurable (≥ 5% of it in quadrature). The fit
-    against the generator's true f_F: validation/tests/test_fiducial_closure.py."""
+    """The fit's stated inputs: ȳ by the rule (``yields.extrapolation_y_mean: auto``): fitted,
+    and kept where its 1σ is below the prior 0.5 — then the mock's centre, the beam's c.m.
+    rapidity, within 3σ —, else fixed there; σ_y the configuration's external value with its
+    error (``yields.extrapolation_y_sigma``: PYTHIA's 1.25 ± 0.20: at this size the data do
+    not fix the width better), recorded with its source and named by the yield's nuisance;
+    the p_T form's m_T power fitted per mass range (``yields.extrapolation_pt_power: fitted``;
+    its error in the sandwich, ``model_variations`` the rapidity form and the Tsallis p_T
+    form, another family). The statistical error alone is the smaller, and the forms' part is
+    measurable (≥ 5% of it in quadrature). The fit against the generator's true f_F:
+    validation/tests/test_fiducial_closure.py."""
     from gammastar.physics.kinematics import cm_rapidity
 
     _, _, doc = run
     ex = doc["extrapolation"]
-    assert ex["y_mean_source"] == "beam c.m. rapidity (fixed)"
-    assert ex["y_mean"][0] == pytest.approx(cm_rapidity(400.0), abs=1e-12)
+    rule = ex["y_mean_rule"]
+    y_cm = cm_rapidity(400.0)
+    assert rule["y_mean_fixed"] == pytest.approx(y_cm, abs=1e-12)
+    assert rule["threshold"] == 0.5  # analysis/na60_like.yaml's extrapolation_y_mean_error
+    if rule["decision"] == "fitted":
+        assert ex["y_mean_source"] == "fitted" and rule["y_mean_fitted_err"] < 0.5
+        assert abs(ex["y_mean"][0] - y_cm) < 3 * rule["y_mean_fitted_err"]
+        assert rule["y_sigma"]["decision"] == "external"
+    else:
+        assert ex["y_mean_source"] == "beam c.m. rapidity (fixed)"
+        assert ex["y_mean"][0] == pytest.approx(y_cm, abs=1e-12)
     # y_cm of 400 GeV protons on nucleons: artanh(p/(E + m_N)) ≈ ln(√s/m_N) = ½ ln(2E/m_N)
     assert cm_rapidity(400.0) == pytest.approx(0.5 * np.log(2 * 400.0 / 0.9389), abs=2e-3)
     # σ_y from outside, recorded with its source and error, and named by the yield's nuisance
@@ -137,7 +149,11 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
     assert np.all(np.sqrt(f_err[ok] ** 2 - f_stat[ok] ** 2) >= 0.05 * f_stat[ok])
     assert ex["pt_power_source"].startswith("fitted")
     assert ex["parameter_covariance"]["parameters"][-1].startswith("a_")
-    assert set(ex["model_variations"]) == {"logistic_y"}  # the p_T forms: in the fitted family
+    # the Boltzmann p_T form lies in the fitted family; the Tsallis one does not; a fixed
+    # centre's prior is a variation too
+    want = {"logistic_y", "tsallis"} | ({"y_mean_backward"} if ex["y_mean_source"] != "fitted"
+                                         else set())  # fmt: skip
+    assert set(ex["model_variations"]) == want
 
 
 def _reach_cfg(cfg, **detector):

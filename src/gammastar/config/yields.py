@@ -244,6 +244,22 @@ class YieldsConfig(Section):
     ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
     rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
     rapidity (docs/explanation/method.md "σ_y from outside"). Experiment-specific: no default."""
+    extrapolation_y_mean: Literal["beam_cm", "fitted", "auto"] = "beam_cm"
+    """The rapidity centre ȳ of the extrapolation model: ``beam_cm`` fixes it at the
+    beam–nucleon c.m. rapidity (from ``beam.energy``); ``fitted`` fits it to the fiducial pairs
+    with the other parameters, its error in the sandwich covariance; ``auto`` fits it and keeps
+    the fit where the data constrain ȳ better than the stated prior, i.e. its 1σ (the fit's
+    with the external σ_y's) is below ``extrapolation_y_mean_error``, else fixes it at the c.m.
+    rapidity with that error (:func:`gammastar.yields.extrapolation.fitting.fit_extrapolation`;
+    the decision is recorded in ``yields.json`` ``extrapolation.y_mean_rule``;
+    docs/explanation/method.md "The rapidity centre")."""
+    extrapolation_y_mean_error: NonNegFloat = 0.0
+    """The 1σ (units of rapidity) of ȳ when it is fixed at the c.m. rapidity
+    (``extrapolation_y_mean``: ``beam_cm``, or ``auto`` where the data do not constrain it): the
+    model refitted at ȳ = y_cm − this value (a nuclear target shifts the centre backward) enters
+    the extrapolation's error as a model variation; with ``auto`` also the threshold of the
+    rule. 0: ȳ exact. Target-specific: no default but 0 (e.g. 0.5 spans p + p at y_cm to
+    PYTHIA Angantyr's p + Pb mesons, about 0.45 backward at 400 GeV)."""
     extrapolation_pt_power: float | Literal["fitted"] = 0.0
     """The m_T power a of the extrapolation model's p_T form m_T^a exp(−m_T/T)
     (:func:`gammastar.yields.extrapolation.fitting.fit_extrapolation` ``pt_power``): a number fixes it (0: the
@@ -268,6 +284,11 @@ class YieldsConfig(Section):
             raise ValueError(
                 f"brems_z_max ({self.brems_z_max}) must be larger than brems_z_min "
                 f"({self.brems_z_min})"
+            )
+        if self.extrapolation_y_mean == "auto" and not self.extrapolation_y_mean_error > 0:
+            raise ValueError(
+                "extrapolation_y_mean: auto needs extrapolation_y_mean_error > 0 (the prior the "
+                "fitted centre's error is compared with)"
             )
         a = self.extrapolation_pt_power
         if a != "fitted" and not (-2.0 < float(a) <= 5.0):

@@ -24,6 +24,7 @@ from gammastar.yields.extrapolation.model import (
     _BOUNDS,
     FORMS,
     MODEL_VARIATIONS,
+    NOMINAL,
     POWER_BOUNDS,
     ModelForm,
     _grid_in_f,
@@ -174,9 +175,18 @@ def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
 
 def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -> NDArray:
     """The joint ``fit``'s pairs fitted with another ``form`` (σ_y fixed where it is external;
-    fitted powers start from the nominal fit, a fixed power from the mean T_g)."""
+    fitted powers start from the nominal fit, a fixed power from the mean T_g). A form of
+    another p_T family (:attr:`ModelForm.log_pt_family`) fits its T_g and its own second
+    parameter per group at the nominal's ȳ and σ_y: a p_T form's change, and independent
+    fits per group (it has no compiled sums, so a joint fit over shared parameters would
+    take hundreds of numpy passes over every group)."""
     sigma = fit.x[1] if fit.external is not None else None
-    if fit.power is None:
+    if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
+        mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
+        start = np.concatenate([fit.x[:2], ts, np.full(ts.size, form.power_start)])
+        xa, _ = _fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
+                           x_start=start, sigma=sigma)  # fmt: skip
+    elif fit.power is None:
         xa, _ = _fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
                            x_start=fit.x, sigma=sigma)  # fmt: skip
     else:
@@ -185,7 +195,7 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
     return xa
 
 
-def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
+def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external),
     its f_F per bin, and the shift δ of the
@@ -201,8 +211,14 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
     ~2%: the Dalitz γ* are not of the factorised m_T-exponential × Gaussian form
     (docs/explanation/method.md).
 
-    With fitted m_T powers (``power=None``) the p_T forms (``maps_to == "T"``) are skipped:
-    the fitted family holds them, and the data's error of the power is in the sandwich.
+    With fitted m_T powers (``power=None``) the p_T forms (``maps_to == "T"``) of the m_T-power
+    family are skipped: the fitted family holds them, and the data's error of the power is in
+    the sandwich (a form of another family, :attr:`ModelForm.log_pt_family`, is not).
+
+    With ȳ fixed (``mu_fixed``) and ``y_mean_error`` > 0 the nominal form refitted at
+    ȳ = ``mu_fixed`` − ``y_mean_error`` is one more variation, ``y_mean_backward`` (its record's
+    ``form``: ``nominal``; mapped onto σ_y as the rapidity forms): the stated error of a
+    fixed rapidity centre, backward because a nuclear target shifts it so.
 
     Returns:
         ``(record, shifts)``: per form ``{description, fiducial_fraction, temperature,
@@ -229,17 +245,22 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
         par = (t, x[0], s, powers[group_of[i]])
         return fiducial_fraction(fiducial, float(centre[i]), par, inside[i])
 
+    jobs = [(name, FORMS[name], mu_fixed) for name in MODEL_VARIATIONS
+            # a p_T power form: inside the fitted family (fit_extrapolation pt_power)
+            if not (power is None and FORMS[name].maps_to == "T"
+                    and FORMS[name].log_pt_family == "mt_power")]  # fmt: skip
+    if mu_fixed is not None and y_mean_error > 0:
+        jobs.append(("y_mean_backward", NOMINAL, mu_fixed - y_mean_error))
     record, shifts = {}, []
-    for name in MODEL_VARIATIONS:
-        form = FORMS[name]
-        if power is None and form.maps_to == "T":
-            continue  # a p_T power form: inside the fitted family (fit_extrapolation pt_power)
-        xa = _fit_form(fit, form, mu_fixed, ts)
+    for name, form, mu_alt in jobs:
+        xa = _fit_form(fit, form, mu_alt, ts)
         f_alt = np.full(nb, np.nan)
         t_alt = np.full(nb, np.nan)
         a_alt = np.full(nb, np.nan)
+        # a form of another p_T family fits its own second parameter per group (_fit_form)
+        p_form = power if form.log_pt_family == "mt_power" else None
         for k, (g, _) in enumerate(fitted):
-            par = _group_params(xa, k, n_g, power)
+            par = _group_params(xa, k, n_g, p_form)
             for i in g:
                 t_alt[i], a_alt[i] = par[0], par[3]
                 f_alt[i] = fiducial_fraction(fiducial, float(centre[i]), par, inside[i], form)
@@ -269,13 +290,16 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed):
             delta[n_head - 1] = float(res.x) - x[1]
         shifts.append(delta)
         record[name] = {
-            "description": form.description,
+            "description": (form.description if form is not NOMINAL else
+                            f"the nominal form at y_mean = {mu_alt:.4g}: the fixed centre's "
+                            f"stated error {y_mean_error:g} (backward)"),  # fmt: skip
+            "form": form.name,
             "fiducial_fraction": _none_nan(f_alt),
             "temperature": _none_nan(t_alt),
             "pt_power": _none_nan(a_alt),
             "y_sigma": float(xa[1]),
             "y_mean": float(xa[0]),
-            "maps_to": form.maps_to,
+            "maps_to": form.maps_to or "y_sigma",
             "parameter_shift": delta.tolist(),
         }
     return record, shifts

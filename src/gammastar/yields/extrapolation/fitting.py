@@ -6,7 +6,7 @@ methods and the model variations, assembled into an :class:`Extrapolation`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -45,7 +45,7 @@ from gammastar.yields.extrapolation.result import (
     Extrapolation,
 )
 
-__all__ = ["FitSettings", "fit_extrapolation"]
+__all__ = ["Y_SIGMA_MARGIN", "FitSettings", "fit_extrapolation"]
 
 
 @dataclass(frozen=True)
@@ -92,15 +92,30 @@ class FitSettings:
     (a + 1) lies inside the fitted family and is not added as a model variation (the rapidity
     forms still are)."""
 
+    y_mean_auto: bool = False
+    """With ``y_mean`` given: fit ȳ first, and keep the fit where the data constrain it
+    better than the stated prior, i.e. its 1σ (the sandwich's, with the external σ_y's shift
+    when σ_y is external) is below :attr:`y_mean_error`; else fix it at ``y_mean``
+    (:func:`_decide_y_mean`; the decision in :attr:`Extrapolation.y_mean_rule`)."""
+    y_mean_error: float = 0.0
+    """The 1σ of a fixed ``y_mean`` (0: exact): the model refitted at ȳ = ``y_mean`` − this
+    (a nuclear target shifts the rapidity centre backward of the beam–nucleon c.m.) enters
+    the error as a model variation (``y_mean_backward`` of :func:`_model_variations`); with
+    :attr:`y_mean_auto` also the rule's threshold."""
+
     @classmethod
     def from_config(cls, cfg: Any) -> FitSettings:
-        """The yields stage's settings: ȳ fixed at the beam–nucleon c.m. rapidity (from
-        ``beam.energy``; the fiducial data cannot separate ȳ from σ_y, docs/explanation/method.md "the
-        fiducial region and the extrapolation"), ``yields.extrapolation_y_sigma`` and
+        """The yields stage's settings: ȳ as ``yields.extrapolation_y_mean`` says (fixed at
+        the beam–nucleon c.m. rapidity from ``beam.energy``, fitted, or by the rule of
+        :attr:`y_mean_auto`; docs/explanation/method.md "The rapidity centre"),
+        ``yields.extrapolation_y_mean_error``, ``yields.extrapolation_y_sigma`` and
         ``yields.extrapolation_pt_power``."""
         ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
+        mode = cfg.yields.extrapolation_y_mean
         return cls(
-            y_mean=cm_rapidity(cfg.beam.energy),
+            y_mean=None if mode == "fitted" else cm_rapidity(cfg.beam.energy),
+            y_mean_auto=mode == "auto",
+            y_mean_error=cfg.yields.extrapolation_y_mean_error,
             y_sigma=None if ys is None else (ys.value, ys.error),
             y_sigma_source=None if ys is None else ys.source,
             pt_power=cfg.yields.extrapolation_pt_power,
@@ -146,7 +161,12 @@ def fit_extrapolation(
     edges = np.asarray(edges, dtype=np.float64)
     nb = len(edges) - 1
     pairs = _fit_pairs(m, pt, y, weight, edges)
-    fit = _joint_fit(pairs, _mass_groups(pairs, nb), fiducial, edges, (settings, power))
+    groups = _mass_groups(pairs, nb)
+    rule = None
+    if settings.y_mean_auto and settings.y_mean is not None:
+        settings, rule, fit = _decide_y_mean(pairs, groups, fiducial, edges, settings, power)
+    else:
+        fit = _joint_fit(pairs, groups, fiducial, edges, (settings, power))
     centre = 0.5 * (edges[1:] + edges[:-1])
     y_mean, method = settings.y_mean, settings.error_method
     errs, cov, cross = _error_methods(fit, fiducial, centre, settings)
@@ -156,8 +176,8 @@ def fit_extrapolation(
     cov_stat = err_stat = variations = None
     if settings.model_variations and method == "sandwich" and cov is not None:
         cov_stat, err_stat = cov, frac_err
-        variations, cov, frac_err, d_sigma = _with_model_variations(fit, fiducial, centre, cov,
-                                                                    y_mean)  # fmt: skip
+        variations, cov, frac_err, d_sigma = _with_model_variations(
+            fit, fiducial, centre, cov, y_mean, settings.y_mean_error)
     temp, mu, sig, pt_pow, frac, neff = values
     return Extrapolation(centre, edges, frac, temp, mu, sig, np.nan_to_num(neff),
                          fiducial.as_dict(), frac_err, d_sigma, y_mean is not None,
@@ -165,7 +185,7 @@ def fit_extrapolation(
                          None if alt is None else alt[1], cov,
                          None if cov is None else _bin_groups(fit.fitted, nb), cov_stat, err_stat,
                          variations, fit.external, pt_pow, fit.power is None,
-                         cross)  # fmt: skip
+                         cross, rule)  # fmt: skip
 
 
 def _fit_pairs(m: ArrayLike, pt: ArrayLike, y: ArrayLike, weight: ArrayLike,
@@ -210,10 +230,96 @@ def _mass_groups(pairs: _Pairs, nb: int) -> list[list[int]]:
     return groups
 
 
+def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
+                   settings: FitSettings, power: float | None
+                   ) -> tuple[FitSettings, dict[str, Any], _Fit]:  # fmt: skip
+    """The rule of :attr:`FitSettings.y_mean_auto`: ȳ fitted with the other parameters, its
+    1σ from the sandwich covariance (and, with an external σ_y, the shift of the fitted ȳ
+    when σ_y moves by its error, added in quadrature: the fiducial data see the slope of
+    dN/dy, (ȳ − y)/σ_y², so the centre they give moves with the width assumed); the fit is
+    kept where that 1σ is below :attr:`FitSettings.y_mean_error` (the data say more than the
+    prior), else ȳ is fixed at :attr:`FitSettings.y_mean` with that error. Where ȳ is
+    fitted and σ_y external, σ_y is fitted too where the data constrain it better than its
+    source (:func:`_decide_y_sigma`; ``y_sigma`` in the record).
+
+    Returns:
+        (the settings to fit with, the record ``{rule, y_mean_fitted, y_mean_fitted_err,
+        y_mean_fixed, threshold, decision[, y_sigma]}`` (the fitted ȳ and its error at the
+        external σ_y), the fit made with them).
+    """
+    free = replace(settings, y_mean=None, y_mean_auto=False)
+    fit_free = _joint_fit(pairs, groups, fiducial, edges, (free, power))
+    ext = fit_free.external
+    cov, _ = _sandwich(fit_free.data, fit_free.x, None, sigma_fixed=ext is not None, power=power)
+    var = float(cov[0, 0])
+    if ext is not None and ext["error"] > 0:
+        hi, lo = _external_sides(fit_free.data, fit_free.x, None, ext["error"], power)
+        var += (0.5 * float(hi[0] - lo[0])) ** 2
+        ext["_sides"] = (hi, lo)  # the error's own fits at σ_y ± error (_error_methods)
+    err = math.sqrt(max(var, 0.0))
+    ok = bool(np.isfinite(err) and err < settings.y_mean_error)
+    y_fit, width = float(fit_free.x[0]), None
+    if ok and ext is not None:  # the width too, where the data say more than its source
+        width, fit_width = _decide_y_sigma(pairs, groups, fiducial, edges, free, power, fit_free)
+        if width["decision"] == "fitted":
+            free, fit_free = replace(free, y_sigma=None, y_sigma_source=None), fit_width
+    record = {
+        "rule": "auto: the fitted rapidity centre is kept where its 1 sigma (sandwich, with the "
+        "external sigma_y's shift) is below the prior's error, else it is fixed at the beam's "
+        "c.m. rapidity with that error",
+        "y_mean_fitted": y_fit,
+        "y_mean_fitted_err": err,
+        "y_mean_fixed": float(settings.y_mean),
+        "threshold": float(settings.y_mean_error),
+        "decision": "fitted" if ok else "fixed",
+        **({} if width is None else {"y_sigma": width}),
+    }
+    if ok:
+        return free, record, fit_free
+    fixed = replace(settings, y_mean_auto=False)
+    return fixed, record, _joint_fit(pairs, groups, fiducial, edges, (fixed, power),
+                                     data=fit_free.data)  # fmt: skip
+
+
+Y_SIGMA_MARGIN = 3.0
+"""How much better than its external source the data must fix σ_y for the rule to fit it: the
+sandwich holds the pairs' statistics only, while a 1% distortion of the weighted pairs'
+rapidity inside F (the acceptance correction's) moves the fitted σ_y by ≈ 0.3
+(docs/explanation/method.md "σ_y from outside"); on the NA60-like mock at 0.4 × the demo's
+size the fitted σ_y is 1.03 ± 0.18 against the generator's 1.2."""
+
+
+def _decide_y_sigma(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
+                    settings: FitSettings, power: float | None, fit_ext: _Fit
+                    ) -> tuple[dict[str, Any], _Fit]:  # fmt: skip
+    """With ȳ fitted by :func:`_decide_y_mean` and an external σ_y: σ_y fitted too (with ȳ),
+    kept where its sandwich 1σ is below the external error / :data:`Y_SIGMA_MARGIN` (the data
+    constrain the width clearly better than its source), the external value otherwise.
+    Returns the record ``{y_sigma_fitted, y_sigma_fitted_err, threshold, decision}`` and the
+    free fit."""
+    threshold = float(fit_ext.external["error"]) / Y_SIGMA_MARGIN
+    # σ_y's sandwich 1σ at the external width's fit first: where it is far above the
+    # threshold the width's own fit cannot pass, and is not made
+    cov0, _ = _sandwich(fit_ext.data, fit_ext.x, None, sigma_fixed=False, power=power)
+    err0 = math.sqrt(max(float(cov0[1, 1]), 0.0))
+    if not err0 < 2.0 * threshold:
+        return {"y_sigma_fitted": None, "y_sigma_fitted_err": err0, "threshold": threshold,
+                "decision": "external", "note": "error at the external width's fit: no fit "
+                "of the width made (more than twice the threshold)"}, fit_ext  # fmt: skip
+    both = replace(settings, y_sigma=None, y_sigma_source=None)
+    fit = _joint_fit(pairs, groups, fiducial, edges, (both, power), data=fit_ext.data)
+    cov, _ = _sandwich(fit.data, fit.x, None, sigma_fixed=False, power=power)
+    err = math.sqrt(max(float(cov[1, 1]), 0.0))
+    ok = bool(np.isfinite(err) and err < threshold)
+    return {"y_sigma_fitted": float(fit.x[1]), "y_sigma_fitted_err": err,
+            "threshold": threshold, "decision": "fitted" if ok else "external"}, fit  # fmt: skip
+
+
 def _joint_fit(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
-               how: tuple[FitSettings, float | None]) -> _Fit:  # fmt: skip
+               how: tuple[FitSettings, float | None], data: list | None = None) -> _Fit:
     """Every group with a positive weighted sum fitted jointly (:func:`_fit_joint`); ``how``:
-    the settings and the p_T form's power (:func:`_pt_power`).
+    the settings and the p_T form's power (:func:`_pt_power`); ``data``: the groups of an
+    earlier fit of the same pairs (their reference samples reused).
 
     Raises:
         InputError: no group to fit.
@@ -229,10 +335,11 @@ def _joint_fit(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDA
         chosen.append((k, float(np.sum(w[k] * m[k]) / ws), settings.seed + len(chosen)))
         pair_bins.append(idx[k])
         fitted.append((g, ws * ws / ws2))
-    # the groups' reference samples side by side (each of its own seed: the same samples)
-    refs = thread_map(lambda job: _Reference(fiducial, job[1], job[2]), chosen)
-    data = [_Group((m[k], pt[k], y[k], w[k], ref))
-            for (k, _, _), ref in zip(chosen, refs, strict=True)]  # fmt: skip
+    if data is None:
+        # the groups' reference samples side by side (each of its own seed: the same samples)
+        refs = thread_map(lambda job: _Reference(fiducial, job[1], job[2]), chosen)
+        data = [_Group((m[k], pt[k], y[k], w[k], ref))
+                for (k, _, _), ref in zip(chosen, refs, strict=True)]  # fmt: skip
     if not data:
         raise InputError("extrapolation: no mass range with a positive weighted sum to fit")
     start, y_mean = settings.start, settings.y_mean
@@ -257,8 +364,9 @@ def _error_methods(fit: _Fit, fiducial: Any, centre: NDArray, settings: FitSetti
     data, fitted, _, x, _, external, power, inside = fit
     y_mean, method = settings.y_mean, settings.error_method
     # the fits at an external σ_y ± its error, shared by both error methods
-    sides = (None if external is None
-             else _external_sides(data, x, y_mean, external["error"], power))  # fmt: skip
+    sides = None if external is None else external.pop("_sides", None)  # the rule's, if made
+    if external is not None and sides is None:
+        sides = _external_sides(data, x, y_mean, external["error"], power)
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = cross = None
     for meth in (method, _OTHER[method]) if settings.compare else (method,):
@@ -309,14 +417,16 @@ def _bin_values(fit: _Fit, fiducial: Any, centre: NDArray,
 
 
 def _with_model_variations(fit: _Fit, fiducial: Any, centre: NDArray, cov: NDArray,
-                           y_mean: float | None) -> tuple[Any, NDArray, NDArray, float]:  # fmt: skip
-    """The model's form added to the sandwich (:func:`_model_variations`).
+                           y_mean: float | None, y_mean_error: float = 0.0
+                           ) -> tuple[Any, NDArray, NDArray, float]:  # fmt: skip
+    """The model's form added to the sandwich (:func:`_model_variations`; with a fixed ȳ of
+    error ``y_mean_error`` > 0 also the refit at ȳ − that error).
 
     Returns:
         (the variations' record, the covariance with their shifts, f_F's 1σ per bin from it,
         δσ_y).
     """
-    variations, shifts = _model_variations(fit, fiducial, centre, y_mean)
+    variations, shifts = _model_variations(fit, fiducial, centre, y_mean, y_mean_error)
     cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
     frac_err = _fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
                                 fit.power)  # fmt: skip

@@ -1,4 +1,4 @@
-"""The extrapolation model's densities: the m_T-exponential (or m_T^a e^{−m_T/T}) p_T spectrum and
+"""The extrapolation model's densities: the m_T-exponential (or m_T^a e^{−m_T/T}, or Tsallis) p_T spectrum and
 the Gaussian (or logistic) lab rapidity, their derivatives, the model forms and variations
 (:data:`FORMS`), and the fiducial fraction P_F of the model (:func:`fiducial_fraction`).
 """
@@ -15,7 +15,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.yields._fiducial_bound import inside_at_mass, inside_at_mass_each
 
-__all__ = ["FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "ModelForm", "fiducial_fraction"]
+__all__ = ["FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "ModelForm", "fiducial_fraction"]
 
 MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
@@ -237,6 +237,71 @@ def _pt_second(
     return (np.broadcast_to(h_tt, shape) + 0.0, -k_ta, -k_aa)
 
 
+TSALLIS_BOUNDS = (0.0, 0.3)
+"""Bounds of the Tsallis form's q = 1/n (:func:`_log_pt_tsallis`): q = 0 the m_T-exponential,
+0.3 a power law p_T^{−1/q−1} as steep as n ≈ 3.3 (light-meson spectra in p–A collisions at
+SPS energies: n ≈ 7–20, q ≈ 0.05–0.15; the normalisation needs q < 1/2)."""
+TSALLIS_START = 0.05
+"""The start of q in a fit of the Tsallis form (n = 20)."""
+_SMALL_QX = 1e-4
+"""Below this q·x the Tsallis terms in q take their series (x = (m_T − m)/T): the closed
+forms' cancellation (1/q² ln(1 + qx) − x/(q(1 + qx))) would lose digits."""
+
+
+def _log_norm_tsallis(m: ArrayLike, t: float, q: float) -> NDArray:
+    """ln ∫_0^∞ p_T (1 + q(m_T − m)/T)^{−1/q} dp_T = ln[T/(1 − q) (m + T/(1 − 2q))] (with
+    u = m_T − m: ∫(u + m)(1 + qu/T)^{−1/q} du, the Beta integrals nT/(n − 1) and
+    (nT)²/((n − 1)(n − 2)) at n = 1/q; the m_T-exponential's T(m + T) at q = 0)."""
+    m = np.asarray(m, dtype=np.float64)
+    return math.log(t / (1.0 - q)) + np.log(m + t / (1.0 - 2.0 * q))
+
+
+def _log_pt_tsallis(m: ArrayLike, pt: NDArray, t: float, q: float = 0.0) -> NDArray:
+    """ln of p_T (1 + q(m_T − m)/T)^{−1/q} / N: the Tsallis (q-exponential) p_T spectrum
+    1/p_T dN/dp_T ∝ (1 + (m_T − m)/(nT))^{−n}, n = 1/q, normalised over p_T ≥ 0
+    (:func:`_log_norm_tsallis`); the m_T-exponential at q = 0, a power law at large p_T.
+
+    References:
+        C. Tsallis, J. Stat. Phys. 52 (1988) 479; the form of identified-hadron p_T spectra in
+        p–p and p–A collisions: PHENIX, Phys. Rev. C 83 (2011) 064903, eq. (4); ALICE,
+        Eur. Phys. J. C 71 (2011) 1655.
+
+    Example:
+        >>> x = np.linspace(0.0, 40.0, 400001)[1:]
+        >>> dens = np.exp(_log_pt_tsallis(0.5, x, 0.2, 0.1))
+        >>> bool(abs(np.sum(dens) * (x[1] - x[0]) - 1.0) < 1e-3)
+        True
+    """
+    mt = np.sqrt(np.asarray(pt, dtype=np.float64) ** 2 + np.asarray(m, dtype=np.float64) ** 2)
+    x = (mt - m) / t
+    tail = -x if q == 0.0 else -np.log1p(q * x) / q
+    with np.errstate(divide="ignore"):
+        return np.log(pt) + tail - _log_norm_tsallis(m, t, q)
+
+
+def _dlog_pt_tsallis(m, pt, t, q=0.0):
+    """∂ ln p(p_T) / ∂T of :func:`_log_pt_tsallis`: x/(T(1 + qx)) − 1/T − 1/(m(1 − 2q) + T)."""
+    mt = np.sqrt(pt**2 + m**2)
+    x = (mt - m) / t
+    return x / (t * (1.0 + q * x)) - 1.0 / t - 1.0 / (m * (1.0 - 2.0 * q) + t)
+
+
+def _dlog_pt_tsallis_dq(m, pt, t, q=0.0):
+    """∂ ln p(p_T) / ∂q of :func:`_log_pt_tsallis`: ln(1 + qx)/q² − x/(q(1 + qx)) (its series
+    x²/2 − 2qx³/3 + 3q²x⁴/4 where qx < :data:`_SMALL_QX`) − ∂ ln N/∂q, ∂ ln N/∂q = 1/(1 − q)
+    + 2T/((1 − 2q)(m(1 − 2q) + T))."""
+    mt = np.sqrt(pt**2 + m**2)
+    x = (mt - m) / t
+    qx = q * x
+    small = np.abs(qx) < _SMALL_QX
+    safe_q = q if q != 0.0 else 1.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        closed = np.log1p(qx) / safe_q**2 - x / (safe_q * (1.0 + qx))
+    series = x * x / 2.0 - 2.0 * q * x**3 / 3.0 + 0.75 * q * q * x**4
+    dn = 1.0 / (1.0 - q) + 2.0 * t / ((1.0 - 2.0 * q) * (m * (1.0 - 2.0 * q) + t))
+    return np.where(small, series, closed) - dn
+
+
 _LOGISTIC = math.sqrt(12.0) / math.pi
 """w/σ of sech²((y − ȳ)/w)/(2w), whose variance is π²w²/12: σ_y stays the rms."""
 
@@ -275,14 +340,28 @@ class ModelForm:
     """The rapidity density's name in the compiled likelihood sums (``gaussian`` or
     ``logistic``, :mod:`gammastar.yields._extrapolation_kernel`); ``None``: a form they do not hold,
     fitted with the numpy functions ``log_y``, ``dlog_y``."""
+    log_pt_family: str = "mt_power"
+    """The p_T family: ``mt_power`` (m_T^a e^{−m_T/T}, :func:`_log_pt_power`; the fit's power
+    a) or ``tsallis`` (:func:`_log_pt_tsallis`: its second parameter, in the place of a, is
+    q = 1/n, always fitted per group; the compiled sums do not hold it: ``y_kernel`` None)."""
+    power_bounds: tuple[float, float] = POWER_BOUNDS
+    """Bounds of the second p_T parameter where it is fitted."""
+    power_start: float = 0.0
+    """Its start in a fit of this form (a form of another family than the nominal's)."""
 
     def log_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
+        if self.log_pt_family == "tsallis":
+            return _log_pt_tsallis(m, pt, t, a)
         return _log_pt_power(m, pt, t, a + self.power_offset)
 
     def dlog_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
+        if self.log_pt_family == "tsallis":
+            return _dlog_pt_tsallis(m, pt, t, a)
         return _dlog_pt_power(m, pt, t, a + self.power_offset)
 
     def dlog_pt_da(self, m, pt, t, a: float = 0.0) -> NDArray:
+        if self.log_pt_family == "tsallis":
+            return _dlog_pt_tsallis_dq(m, pt, t, a)
         return _dlog_pt_power_da(m, pt, t, a + self.power_offset)
 
     def dlogp(self, m, pt, y, t, mu, s, a: float = 0.0) -> NDArray:
@@ -303,6 +382,17 @@ FORMS: dict[str, ModelForm] = {
         power_offset=1.0,
         y_kernel="gaussian",
     ),
+    "tsallis": ModelForm(
+        "tsallis",
+        "1/p_T dN/dp_T ∝ (1 + (m_T − m)/(nT))^(−n) (Tsallis: a power-law tail, n fitted per "
+        "mass range) instead of exp(−m_T/T)",
+        _log_y,
+        _dlog_y,
+        maps_to="T",
+        log_pt_family="tsallis",
+        power_bounds=TSALLIS_BOUNDS,
+        power_start=TSALLIS_START,
+    ),
     "logistic_y": ModelForm(
         "logistic_y",
         "dN/dy ∝ sech²((y − ȳ)/w), w = σ_y √12/π (logistic; heavier tails) instead of a Gaussian",
@@ -313,7 +403,7 @@ FORMS: dict[str, ModelForm] = {
     ),
 }
 """The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
-MODEL_VARIATIONS = ("mt_boltzmann", "logistic_y")
+MODEL_VARIATIONS = ("mt_boltzmann", "tsallis", "logistic_y")
 """The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`)."""
 
 

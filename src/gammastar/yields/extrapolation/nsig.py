@@ -202,7 +202,8 @@ def nsig_error_parts(
     a = per_sample_acceptance(sample, ctau)  # (n, n_ct)
     lam = None if lambda_theta is None else (lambda_theta, (qt, e, out_mask, a), ctau.size)
     if not np.any(out_mask):
-        names = [f"form_{k}" for k in (ex.model_variations or {}) if k in FORMS]
+        names = [f"form_{k}" for k, r in (ex.model_variations or {}).items()
+                 if _variation_form(k, r) is not None]  # fmt: skip
         zero = {k: np.zeros(ctau.size)
                 for k in ("fit", "external", "forms", "yield_cross", *names)}  # fmt: skip
         return _with_lambda_part(zero, ex, fiducial, mass, lam, log)
@@ -238,7 +239,8 @@ def nsig_error_parts(
         ext_part = np.where(np.isfinite(sd_ext), np.where(n_over_yf > 0, sd_ext, 0.0), ext_part)
     parts = {"fit": rel(var_stat - var_ext), "external": ext_part, "forms": rel(var_forms),
              "yield_cross": cross}  # fmt: skip
-    names = [k for k in (ex.model_variations or {}) if k in FORMS]  # 0 where not computed
+    names = [k for k, r in (ex.model_variations or {}).items()
+             if _variation_form(k, r) is not None]  # 0 where not computed
     parts |= {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
     return _with_lambda_part(parts, ex, fiducial, mass, lam, log)
 
@@ -518,16 +520,22 @@ def _form_shifts(ex: Extrapolation, draw: _OutSamples) -> dict[str, NDArray[np.f
     draw's extrapolated samples reweighted by p_alt/p_nom, self-normalised (the alternative's
     normalisation outside F is 1 − f_alt, exactly; a plain reweighted mean would miss the
     heavier-tailed form's tails, where the nominal draw has few samples: −4% of E_x on the
-    toy). Forms not in :data:`FORMS` are skipped."""
+    toy). Records whose form (:func:`_variation_form`) :data:`FORMS` lacks are skipped."""
     out: dict[str, NDArray[np.float64]] = {}
     for name, rec in (ex.model_variations or {}).items():
-        form = FORMS.get(name)
+        form = _variation_form(name, rec)
         if form is None:
             continue
         d = _record_shift(form, rec, ex.mass, draw)
         if d is not None:
             out[name] = d
     return out
+
+
+def _variation_form(name: str, rec: Mapping[str, Any]) -> Any:
+    """The :data:`FORMS` entry of a model variation's record: its ``form`` (the nominal for
+    ``y_mean_backward``, a refit at another ȳ), else its name; ``None``: not a known form."""
+    return FORMS.get(str(rec.get("form", name)))
 
 
 def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> NDArray | None:

@@ -124,8 +124,14 @@ def refit_moves(
     bg = np.asarray(ex.bin_group)
     n_g = int(bg.max()) + 1
     external = ex.y_sigma_external
-    fixed = _Fixed(float(ex.y_mean[0]) if ex.y_mean_fixed else None,
-                   float(external["value"]) if external else None,
+    # under the auto rule (ex.y_mean_rule) the refits hold the rapidity parameters it fitted
+    # at the nominal's values: a move's effect through the groups' T and a is kept, that
+    # through the shared ȳ, σ_y left out, so the groups stay independent fits (a joint refit
+    # of every group per move costs the demo's yields stage several times its budget)
+    rule = ex.y_mean_rule is not None
+    fixed = _Fixed(float(ex.y_mean[0]) if ex.y_mean_fixed or rule else None,
+                   float(external["value"]) if external
+                   else float(ex.y_sigma[0]) if rule else None,
                    None if ex.pt_power_fitted else float(ex.power_at(ex.mass[:1])[0]))  # fmt: skip
     idx = np.searchsorted(np.asarray(ex.edges, dtype=np.float64), m, side="right") - 1
     plans = []

@@ -77,6 +77,11 @@ class Extrapolation:
     correlated (:func:`_sandwich`); ``None``: not computed (older files,
     or without the sandwich). :func:`nsig_error_parts` carries it to N_sig."""
 
+    y_mean_rule: dict[str, Any] | None = None
+    """With ``yields.extrapolation_y_mean: auto``, the rule's decision ``{rule, y_mean_fitted,
+    y_mean_fitted_err, y_mean_fixed, threshold, decision}`` (``fitted``: ȳ from the data,
+    ``fixed``: at the c.m. rapidity with the stated error); ``None`` without the rule."""
+
     def parameter_index(self, name: str, group: int = 0) -> int:
         """The index of a free parameter in :attr:`covariance`: ``y_mean`` (when fitted),
         ``y_sigma``, or fit group ``group``'s ``T`` or ``a`` (the fitted powers follow the T_g)."""
@@ -178,6 +183,7 @@ class Extrapolation:
             **self._alt_dict(),
             **self._cov_dict(),
             "y_mean_source": "beam c.m. rapidity (fixed)" if self.y_mean_fixed else "fitted",
+            **({} if self.y_mean_rule is None else {"y_mean_rule": dict(self.y_mean_rule)}),
             "y_sigma_source": (
                 "fitted"
                 if self.y_sigma_external is None
@@ -262,7 +268,8 @@ class Extrapolation:
                    else np.asarray(d["pt_power"], dtype=np.float64),
                    str(d.get("pt_power_source", "fixed")).startswith("fitted"),
                    None if cov is None or "yield_covariance" not in cov
-                   else np.asarray(cov["yield_covariance"], dtype=np.float64))  # fmt: skip
+                   else np.asarray(cov["yield_covariance"], dtype=np.float64),
+                   d.get("y_mean_rule"))  # fmt: skip
 
 
 ERROR_METHODS = ("sandwich", "kish_profile")
