@@ -13,11 +13,36 @@ feeds a correction.
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["reach_closure", "truth_aprime_yield"]
+__all__ = ["make_run", "reach_closure", "truth_aprime_yield"]
+
+
+def make_run(events: int, seed: int | None = None, workdir: Path | None = None, *,
+             base: Any = None, mesons: Any = None, train: bool = True) -> Path:  # fmt: skip
+    """Generate ``events`` mock sources of the config ``base`` (``seed``: default the
+    config's; ``mesons``: the meson source, e.g. a PYTHIA pool shared with the truth), select,
+    compute the yields and (``train``) train the flow into ``workdir`` (default: a fresh
+    temporary directory); returns the run directory."""
+    from gammastar.flow.stage import train as train_flow
+    from gammastar.mock.generate import generate_file
+    from gammastar.selection.stage import select
+    from gammastar.yields.stage import compute_yields
+
+    out = (workdir or Path(tempfile.mkdtemp(prefix="gammastar-closure-"))).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = base.model_copy(update={"output": str(out)})
+    generate_file(cfg, out / "mock.root", events=events, seed=cfg.seed if seed is None else seed,
+                  force=True, mesons=mesons)  # fmt: skip
+    select(cfg, force=True)
+    compute_yields(cfg, force=True, plots=False, theory=False)
+    if train:
+        train_flow(cfg, force=True)
+    return out
 
 
 def reach_closure(

@@ -19,6 +19,8 @@ from gammastar.cocktail_channels import Channel
 
 __all__ = [
     "GstarTruth",
+    "TiltedMesons",
+    "channels_in_window",
     "empirical_smearing",
     "response_residuals",
     "smearing_from_residuals",
@@ -42,18 +44,29 @@ class GstarTruth:
     """:class:`~gammastar.cocktail_channels.Channel` code of the source."""
     n_pot: float
     """Equivalent protons on target of the generated sources (the generator's formula)."""
+    weight: NDArray[np.float64] | None = None
+    """Importance weight per γ* (mesons from :class:`TiltedMesons`); ``None``: all 1."""
 
     def in_window(self, mass: float, half_width: float) -> GstarTruth:
         """The γ* with |m − mass| < half_width."""
         k = np.abs(self.m - mass) < half_width
+        w = None if self.weight is None else self.weight[k]
         return GstarTruth(self.m[k], self.qT[k], self.E[k], self.pz[k], self.channel[k],
-                          self.n_pot)  # fmt: skip
+                          self.n_pot, w)  # fmt: skip
 
 
-def truth_gstar(config, n_sources: int, seed: int, mesons: Any = None) -> GstarTruth:
+def truth_gstar(config, n_sources: int, seed: int, mesons: Any = None, *,
+                window: tuple[float, float] | None = None) -> GstarTruth:  # fmt: skip
     """Generate ``n_sources`` cocktail sources of ``config``'s mock and return the γ*: the
     dielectron cocktail's with ``input.lepton: e`` (and ``e`` in ``mock.leptons``), else the
     muon cocktail's.
+
+    With ``window`` (lo, hi) in true γ* mass, GeV, only the channels that can make a γ* in it
+    (:func:`channels_in_window`) are generated, by their relative probabilities, and only the
+    γ* inside it returned: importance sampling by channel with one weight, the subset's
+    probability P_S, carried by ``n_pot`` (the collisions that make ``n_sources``/P_S sources
+    of the whole cocktail), so that a yield or acceptance in the window is the whole
+    cocktail's; a narrow window far from the π0 (dielectrons) gains a factor 1/P_S in size.
 
     The mesons are those of ``mock.backend``: with ``pythia`` the PYTHIA pool of the data's
     mock (``mesons``, or the pool of the config's seed, the one ``gammastar generate`` draws),
@@ -78,23 +91,45 @@ def truth_gstar(config, n_sources: int, seed: int, mesons: Any = None) -> GstarT
 
         mesons = PythiaMesons(config, config.seed)
     gen = MockGenerator(config, seed=seed, mesons=mesons)
+    tilted = isinstance(mesons, TiltedMesons)
+    if tilted:  # the generator's set-up (pilot, calibration) drew parents: not the truth's
+        mesons.reset()
     rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(3)[2])
-    if config.input.lepton == "e" and gen.electrons:  # the dielectron γ* sources (codes 8–14)
+    ee = config.input.lepton == "e" and gen.electrons  # the dielectron γ* sources (codes 8–14)
+    cocktail = gen.ee_cocktail if ee else gen.cocktail
+    prob = np.asarray(cocktail.probabilities, dtype=np.float64)
+    p_subset = 1.0
+    if window is not None:
+        allowed = set(channels_in_window(cocktail.specs, *window))
+        use = np.array([int(sp.channel) in allowed for sp in cocktail.specs])
+        p_subset = float(prob[use].sum())
+        if p_subset <= 0:
+            raise ValueError(f"truth_gstar: no cocktail channel makes a γ* in {window} GeV")
+        prob = np.where(use, prob, 0.0) / p_subset
+    if ee:
         from gammastar.mock.cocktail import Sources
 
-        cocktail = gen.ee_cocktail
-        counts = rng.multinomial(n_sources, cocktail.probabilities)
+        counts = rng.multinomial(n_sources, prob)
         parts = zip(cocktail.specs, counts, strict=True)
         src = Sources.concatenate([cocktail.generate(rng, sp, int(n)) for sp, n in parts if n])
     else:
-        cocktail = gen.cocktail
-        counts = np.concatenate([rng.multinomial(n_sources, gen.cocktail.probabilities), [0]])
+        counts = np.concatenate([rng.multinomial(n_sources, prob), [0]])
         src = gen.sources(rng, counts)
     # the collisions that make n_sources of this cocktail (its own ⟨n⟩ BR per collision: no
-    # other flavour's sources, conversions or prescale; the generator's n_pot formula)
+    # other flavour's sources, conversions or prescale; the generator's n_pot formula), of
+    # n_sources / P_S of the whole cocktail with a window
     p_int = interaction_probability(config.beam.interaction_lengths)
-    n_pot = n_sources / (p_int * cocktail.mesons_per_collision())
+    n_pot = n_sources / (p_subset * p_int * cocktail.mesons_per_collision())
     keep = src.channel != int(Channel.ETA_MUMU)
+    if window is not None:
+        mt = src.gstar[4]
+        keep &= (mt > window[0]) & (mt < window[1])
+    weight = None
+    if tilted:  # one parent per source, drawn in the sources' order
+        weight = np.concatenate(mesons.weights) if mesons.weights else np.zeros(0)
+        if weight.size != len(src):
+            raise RuntimeError(f"truth_gstar: {weight.size} parent weights for {len(src)} sources")
+        weight = weight[keep]
     g = src.gstar[:, keep]
     return GstarTruth(
         m=g[4],
@@ -103,7 +138,36 @@ def truth_gstar(config, n_sources: int, seed: int, mesons: Any = None) -> GstarT
         pz=g[2],
         channel=src.channel[keep],
         n_pot=n_pot,
+        weight=weight,
     )
+
+
+def channels_in_window(specs, lo: float, hi: float) -> list[int]:
+    """The codes of the cocktail channels (:class:`gammastar.mock.cocktail.ChannelSpec`) whose
+    true γ* mass can fall in (lo, hi), GeV, from each decay's kinematic range: P → γℓℓ below
+    m_P, V → π0ℓℓ below m_V − m_π0, V → ℓℓ at m_V (the generator's two-body parents sit at
+    their PDG mass), ρ → ℓℓ anywhere (its line shape, above 2m_ℓ); η → μμ never (no γ*).
+
+    Example:
+        >>> from gammastar.mock.cocktail import EE_CHANNELS
+        >>> from gammastar.channels import Channel
+        >>> [Channel(c).name for c in channels_in_window(EE_CHANNELS, 0.985, 1.015)]
+        ['RHO_EE']
+    """
+    from gammastar.physics.constants import mass
+
+    out = []
+    for sp in specs:
+        top = {"p_dalitz": mass(sp.parent), "rho": np.inf}.get(sp.kind)
+        if sp.kind == "v_dalitz":
+            top = mass(sp.parent) - mass(sp.third or "pi0")
+        if sp.kind == "two_body":
+            ok = sp.channel != Channel.ETA_MUMU and lo < mass(sp.parent) < hi
+        else:
+            ok = top is not None and lo < top and hi > 2 * sp.lepton_mass
+        if ok:
+            out.append(int(sp.channel))
+    return out
 
 
 TRUTH_FIDUCIAL_SOURCES = 1_000_000
@@ -135,6 +199,92 @@ def true_fiducial_fraction(config, fiducial, edges, *, sources: int = TRUTH_FIDU
     return [float(a / b) if b > 0 else None for a, b in zip(n_in, n_all, strict=True)]
 
 
+class TiltedMesons:
+    """A meson source (:class:`gammastar.mock.cocktail.ParametricMesons` or a PYTHIA pool,
+    :class:`gammastar.mock.pythia.PythiaMesons`) whose parents come, half of them, from the
+    rapidity distribution tilted by e^{κy}, recording each parent's importance weight
+    w = p/q, q = (p + p_κ)/2 (a defensive mixture: w ≤ 2, so that no part of the phase space
+    is worse sampled than by half as many plain draws): forward mesons, the tail that a
+    forward detector at short cτ sees, are drawn many times more often.
+
+    The parametric rapidity is a Gaussian N(μ, σ) truncated at the kinematic limit
+    |y| ≤ arccosh(E_max/m_T) (:func:`gammastar.physics.sampling.limit_rapidity`): its tilt
+    is N(μ + κσ², σ) with the same truncation, drawn by the parametric source itself with
+    that mean; p(y)/p_κ(y) = e^{−κy} Z_κ e^{κμ + κ²σ²/2} / Z, Z the truncation's
+    normalisation. A pool's members are drawn with q_i = (1/N + e^{κ y_i}/Σ_j e^{κ y_j})/2
+    instead of 1/N.
+
+    ``weights`` holds one array per :meth:`sample` call since :meth:`reset`, in call order.
+    """
+
+    def __init__(self, base: Any, tilt: float) -> None:
+        self.base = base
+        self.tilt = float(tilt)
+        self.weights: list[NDArray[np.float64]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.base, name)
+
+    def reset(self) -> None:
+        """Forget the recorded weights."""
+        self.weights = []
+
+    def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
+        pool = getattr(self.base, "pool", None)
+        out, w = (self._pool if pool is not None else self._parametric)(rng, masses, parent)
+        self.weights.append(w)
+        return out
+
+    def _pool(self, rng, masses, parent):
+        from gammastar.physics.kinematics import four_momentum
+
+        name = parent or "omega"
+        pt, y = self.base.pool.pt[name], self.base.pool.y[name]
+        n, big = masses.size, pt.size
+        if big == 0:
+            return self.base.sample(rng, masses, parent), np.ones(n)
+        e = np.exp(self.tilt * (y - y.max()))
+        q_tilt = e / e.sum()
+        tilt = rng.random(n) < 0.5
+        i = rng.integers(0, big, n)
+        i[tilt] = rng.choice(big, int(tilt.sum()), p=q_tilt)
+        w = (1.0 / big) / (0.5 / big + 0.5 * q_tilt[i])
+        phi = rng.uniform(0.0, 2.0 * np.pi, n)
+        return four_momentum(masses, pt[i], y[i], phi), w
+
+    def _parametric(self, rng, masses, parent):
+        from scipy.special import log_ndtr
+        from scipy.stats import norm
+
+        from gammastar.mock.cocktail import ParametricMesons
+
+        cfg, e_max = self.base.cfg, self.base.beam_energy
+        sig = cfg.electrons.pi0.rapidity_sigma if parent == "pi0" else cfg.rapidity_sigma
+        mu = cfg.rapidity_mean
+        shift = self.tilt * sig**2
+        shifted = ParametricMesons(cfg.model_copy(update={"rapidity_mean": mu + shift}), e_max)
+        tilt = rng.random(masses.size) < 0.5
+        out = np.empty((4, masses.size))
+        out[:, ~tilt] = self.base.sample(rng, masses[~tilt], parent)
+        out[:, tilt] = shifted.sample(rng, masses[tilt], parent)
+        px, py, pz, en = out
+        y = 0.5 * np.log((en + pz) / (en - pz))
+        if e_max is None:
+            log_z0 = log_z1 = np.zeros(masses.size)
+        else:
+            y_max = np.arccosh(np.maximum(e_max / np.sqrt(masses**2 + px**2 + py**2), 1.0))
+
+            def log_z(m: float) -> NDArray[np.float64]:  # ln(Φ((y_max − m)/σ) − Φ((−y_max − m)/σ))
+                hi, lo = log_ndtr((y_max - m) / sig), log_ndtr((-y_max - m) / sig)
+                return hi + np.log1p(-np.exp(np.minimum(lo - hi, 0.0)))
+
+            log_z0, log_z1 = log_z(mu), log_z(mu + shift)
+        lp = norm.logpdf(y, mu, sig) - log_z0
+        lq = norm.logpdf(y, mu + shift, sig) - log_z1
+        w = 1.0 / (0.5 + 0.5 * np.exp(lq - lp))
+        return out, w
+
+
 class TruthSampler:
     """The generator's γ* at mass m as an A′ kinematics sampler (for closure tests).
 
@@ -157,15 +307,16 @@ class TruthSampler:
         return {"qT": t.qT[k], "E": np.sqrt(p2 + mass**2)}
 
 
-def empirical_smearing(path, *, bin_width: float = 0.01):
+def empirical_smearing(path, *, bin_width: float = 0.01, tree: str = "truth"):
     """The mock detector's mass response, measured on the file's ``truth`` tree (reco ``m``
-    against ``m_true`` of the recorded sources): :func:`smearing_from_residuals` of those
-    sources. This is the resolution the data-driven yield carries (no resolution unfolding).
+    against ``m_true`` of the recorded sources; ``tree="truth_ee"``: the dielectrons'):
+    :func:`smearing_from_residuals` of those sources. This is the resolution the data-driven
+    yield carries (no resolution unfolding).
     """
     import uproot
 
     with uproot.open(path) as f:
-        t = f["truth"].arrays(["m", "m_true"], library="np")
+        t = f[tree].arrays(["m", "m_true"], library="np")
     mt = np.asarray(t["m_true"], float)
     return smearing_from_residuals(mt, np.asarray(t["m"], float) - mt, bin_width=bin_width)
 

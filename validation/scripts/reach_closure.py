@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,7 +47,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 from gammastar.config import load_config
 from gammastar.source.geometry import Geometry
-from gammastar_validation.closure import reach_closure
+from gammastar_validation.closure import make_run, reach_closure
 
 MASSES = [0.25, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9, 1.0]
 CTAUS = np.geomspace(0.1, 100.0, 7)
@@ -72,25 +71,6 @@ def closure_config(backend: str = "parametric", collisions: int | None = None):
         mock = cfg.mock.model_copy(update={"backend": "pythia", "pythia": py})
         cfg = cfg.model_copy(update={"mock": mock})
     return cfg
-
-
-def make_run(events: int, seed: int | None = None, workdir: Path | None = None, *,
-             base=None, mesons=None) -> Path:  # fmt: skip
-    from gammastar.flow.stage import train
-    from gammastar.mock.generate import generate_file
-    from gammastar.selection.stage import select
-    from gammastar.yields.stage import compute_yields
-
-    out = (workdir or Path(tempfile.mkdtemp(prefix="gammastar-closure-"))).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    base = base if base is not None else closure_config()
-    cfg = base.model_copy(update={"output": str(out)})
-    generate_file(cfg, out / "mock.root", events=events, seed=cfg.seed if seed is None else seed,
-                  force=True, mesons=mesons)  # fmt: skip
-    select(cfg, force=True)
-    compute_yields(cfg, force=True, plots=False, theory=False)
-    train(cfg, force=True)
-    return out
 
 
 def nsig_pulls(cfg, rows, *, samples: int = 40_000, seed: int = 11) -> None:
