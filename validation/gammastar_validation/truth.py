@@ -150,7 +150,7 @@ def channels_in_window(specs, lo: float, hi: float) -> list[int]:
 
     Example:
         >>> from gammastar.mock.cocktail import EE_CHANNELS
-        >>> from gammastar.channels import Channel
+        >>> from gammastar.cocktail_channels import Channel
         >>> [Channel(c).name for c in channels_in_window(EE_CHANNELS, 0.985, 1.015)]
         ['RHO_EE']
     """
