@@ -879,3 +879,102 @@ def test_reference_density_is_the_folded_one_of_its_kept_sample():
     assert abs(np.count_nonzero(inside) / REFERENCE_SAMPLES - expected) > 8 * np.sqrt(
         n_back
     ) / REFERENCE_SAMPLES
+
+
+def _forward_toy(n_draw):
+    """The toy's fit with its model forms, a nominal draw of ``n_draw`` and a detector that
+    sees (whatever the lifetime) only rapidities beyond c = ȳ + 3σ_y, far outside F
+    (|y − 3.6| < 1.68): the forward tail where the nominal draw has few samples."""
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    region = _ToyRegion()
+    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True)
+    _, _, mu, s = (float(v) for v in exv.at(MASS))
+    cut = mu + 3.0 * s
+
+    def seen(kin):
+        y = np.arccosh(np.maximum(np.asarray(kin["E"]) / np.sqrt(np.asarray(kin["qT"]) ** 2 + MASS**2), 1.0))
+        return _all_seeing(kin, y > cut)
+
+    kin = ExtrapolatedSampler(ParametricSampler(*TRUE), exv, region).sample(MASS, n_draw, seed=4)
+    return region, exv, kin, seen, cut
+
+
+def test_nsig_form_drawn_directly_where_reweighting_has_no_effective_size():
+    """A detector that sees only y > ȳ + 3σ_y: the nominal draw of 5·10³ has ~6 samples
+    there, so reweighting them to the logistic rapidity (heavier tails) has a Kish effective
+    size below KISH_MIN and is replaced by the form's own draw outside F. With the
+    acceptance 1 beyond the cut, N/Y_F = P(y > c)/f, so ln(N_alt/N) = ln[(P_L(y > c)/f_alt) /
+    (P_G(y > c)/f)], the tails by quadrature (scipy.integrate.quad) of the Gaussian and of
+    the logistic sech²((y − ȳ)/w)/(2w), w = σ_y√12/π, at each fit's own ȳ, σ_y. Tolerance:
+    3σ of the direct draws' Poisson counts beyond the cut, √(1/k_G + 1/k_L) (4·10⁵ samples
+    each: k ≈ 3·10³, 2·10⁴; the reweighting of the ~10 nominal samples is off by ≈ 5σ of it),
+    plus the inverse-CDF grid cells (< 0.1%)."""
+    from scipy.integrate import quad
+
+    from gammastar.yields.extrapolation.model import FORMS
+    from gammastar.yields.extrapolation.nsig import KISH_MIN, nsig_error_parts
+
+    region, exv, kin, seen, cut = _forward_toy(5_000)
+    ks = seen(kin)
+    calls = []
+
+    def redraw(sampler, n, seed):
+        calls.append(seed)
+        return seen(sampler(MASS, 400_000, seed))
+
+    parts = nsig_error_parts(exv, region, MASS, kin, ks, [1.0], log=True, redraw=redraw, seed=3)
+    assert parts["kish_logistic_y"][0] < KISH_MIN
+    assert calls  # drawn directly
+    assert len(set(calls)) == 1  # every direct draw with the one seed
+    f0, _, mu, s = (float(v) for v in exv.at(MASS))
+    rec = exv.model_variations["logistic_y"]
+    f_l = float(rec["fiducial_fraction"][0])
+    mu_l = mu if rec.get("y_mean") is None else float(rec["y_mean"])
+    s_l = s if rec.get("y_sigma") is None else float(rec["y_sigma"])
+    gauss = lambda y: np.exp(FORMS["nominal"].log_y(np.array([y]), mu, s))[0]
+    logi = lambda y: np.exp(FORMS["logistic_y"].log_y(np.array([y]), mu_l, s_l))[0]
+    p_g = quad(gauss, cut, mu + 40 * s)[0]
+    p_l = quad(logi, cut, mu_l + 60 * s_l)[0]
+    want = abs(np.log((p_l / f_l) / (p_g / f0)))
+    k_g, k_l = 400_000 * p_g / (1 - f0), 400_000 * p_l / (1 - f_l)
+    tol = 3.0 * np.sqrt(1 / k_g + 1 / k_l) + 1e-3 * want
+    assert parts["form_logistic_y"][0] == pytest.approx(want, abs=tol)
+    assert parts["forms_unresolved"][0] == 0.0
+    # a detector that sees nothing beyond the cut of the direct draw either: not resolved,
+    # flagged (NaN), not a number
+    def blind(sampler, n, seed):
+        return _all_seeing(sampler(MASS, 2_000, seed), np.zeros(2_000))
+
+    lost = nsig_error_parts(exv, region, MASS, kin, ks, [1.0], log=True, redraw=blind, seed=3)
+    assert np.isnan(lost["form_logistic_y"][0])
+    assert np.isnan(lost["forms"][0])
+    assert lost["forms_unresolved"][0] == 1.0
+
+
+def test_nsig_reweighting_kept_where_its_effective_size_is_large(small_reference):
+    """Where every sample is seen the reweighting's Kish size is the draw's (~10⁴ ≫ KISH_MIN):
+    the direct draw is never made and every part equals the reweighting's without ``redraw``
+    (the same arithmetic: equal to float rounding)."""
+    from gammastar.physics.sampling import ParametricSampler
+    from gammastar.yields.extrapolation.nsig import KISH_MIN, nsig_error_parts
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    region = _ToyRegion()
+    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True)
+    kin = ExtrapolatedSampler(ParametricSampler(*TRUE), exv, region).sample(MASS, 20_000, seed=4)
+    ks = _all_seeing(kin, np.ones(len(kin["qT"])))
+    calls = []
+
+    def redraw(sampler, n, seed):
+        calls.append(seed)
+        raise AssertionError("no direct draw where the reweighting is trusted")
+
+    for log in (False, True):
+        old = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0], log=log)
+        new = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0], log=log, redraw=redraw, seed=3)
+        assert np.all(new["kish_logistic_y"] > KISH_MIN)
+        for k, v in old.items():
+            np.testing.assert_allclose(new[k], v, rtol=1e-12, atol=0)
+    assert not calls

@@ -329,6 +329,8 @@ def _record_nsig_level(
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
         rec["rel"][j], rec["at_eps_low"][j] = row["rel"], row["eps_low"]
         rec["at_eps_high"][j] = row["eps_high"]
+        if row.get("unresolved"):  # N_sig not resolved at eps_low or eps_high: not in rel
+            rec.setdefault("unresolved", [False] * n)[j] = True
 
 
 def _observed_source(v: Any) -> str:

@@ -241,7 +241,7 @@ def scan(
             mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
             hint=table.hint(),
             kin_rel=kin_rel,
-            ex_rel=_extrapolation_rel(record, sig) if record is not None else None,
+            ex_rel=_extrapolation_rel(record, sig, st.geometry) if record is not None else None,
             lam_rel=None
             if lam_regions is None
             else _lambda_rel(record, sig, st.lambda_refits, lam_regions),  # type: ignore[arg-type]

@@ -44,9 +44,14 @@ def _extrapolation_row(
     long lifetimes; the sensitivity to the energy spectrum at ε_high), else where N_sig
     peaks."""
     at = {"eps_low": _interp_log(eps, ex_rel, lo), "eps_high": _interp_log(eps, ex_rel, hi)}
+    # NaN: N_sig not resolved there (nsig_error_parts' forms_unresolved); flagged, not used
+    unresolved = any(v is not None and not np.isfinite(v) for v in at.values())
+    at = {k: (v if v is not None and np.isfinite(v) else None) for k, v in at.items()}
     vals = [v for v in at.values() if v is not None]
-    r_used = max(vals) if vals else float(ex_rel[int(np.argmax(nsig_grid))])
-    return {"mass": m, "rel": r_used, **at}
+    finite = np.isfinite(ex_rel)
+    peak = int(np.argmax(np.where(finite, nsig_grid, -np.inf))) if np.any(finite) else None
+    r_used = max(vals) if vals else (0.0 if peak is None else float(ex_rel[peak]))
+    return {"mass": m, "rel": r_used, **at, "unresolved": unresolved}
 
 
 def _mass_model_for(

@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import SamplerLike
-from gammastar.reach.acceptance import KinematicSample, channel_samples
+from gammastar.reach.acceptance import KinematicSample, channel_samples, draw
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.signal import _combined, signal_events
 from gammastar.source.source import Source
@@ -106,7 +106,9 @@ def _mass_signal(
     )
 
 
-def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np.float64] | None:
+def _extrapolation_rel(
+    record: RecordingSampler, sig: _MassSignal, geometry: Any = None
+) -> NDArray[np.float64] | None:
     """The extrapolation fit's 1σ relative error of N_sig on the ε grid of one mass
     (:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error` on the nominal draw that
     ``record``, a :class:`~gammastar.yields.extrapolation.samplers.RecordingSampler` around a
@@ -116,7 +118,9 @@ def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np
     source has no fitted extrapolation with a covariance. Decay channels with their own
     samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
     linear errors of one set of fit parameters add at most so (an upper bound, exact when
-    the channels' gradients are parallel)."""
+    the channels' gradients are parallel). With the ``geometry`` a form whose reweighting
+    has too small an effective size is drawn directly through it (``redraw``, seeded from the
+    mass's seed); NaN where even that does not resolve N_sig."""
     split = record.inner.split
     ex = None if split is None else split.extrapolation
     last = record.last
@@ -124,9 +128,17 @@ def _extrapolation_rel(record: RecordingSampler, sig: _MassSignal) -> NDArray[np
         return None
     settings = NsigErrorSettings(propagation="log")
 
+    channel = {id(x): ch for ch, x in sig.samples.items()}
+
     def rel(x: Any) -> NDArray[np.float64]:
+        redraw = None
+        if geometry is not None:
+
+            def redraw(smp: Any, n: int, seed: int) -> KinematicSample:
+                return draw(smp, sig.mass, n, geometry, seed=seed, channel=channel[id(x)])
+
         return nsig_relative_error(ex, split.fiducial, sig.mass, last, x, sig.ctau,
-                                   settings=settings)  # fmt: skip
+                                   settings=settings, redraw=redraw, seed=sig.seed)  # fmt: skip
 
     return _by_channel_shares(sig, rel)
 

@@ -5,7 +5,7 @@ f_F, so N_sig moves far less than Y_F/f_F (docs/validation/uncertainties-and-cov
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal, NamedTuple
@@ -24,7 +24,21 @@ from gammastar.yields.extrapolation.model import (
 )
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["NsigErrorSettings", "nsig_error_parts", "nsig_lambda_theta", "nsig_relative_error", "per_sample_acceptance"]
+__all__ = ["KISH_MIN", "NsigErrorSettings", "nsig_error_parts", "nsig_lambda_theta", "nsig_relative_error", "per_sample_acceptance"]
+
+
+KISH_MIN = 30.0
+"""The Kish effective size, (Σ wᵢaᵢ)²/Σ (wᵢaᵢ)², of a model form's reweighted contributing
+samples (weight p_alt/p_nom × acceptance, per cτ) below which :func:`_form_shifts` does not
+trust the reweighting and draws the form's own samples outside F instead (``redraw``): at
+n_eff ≈ 1 a single sample's weight is the whole 𝓔_out,alt, and ln(N_alt/N) is that sample's
+weight, not the forms' difference (a forward detector that sees only the model's far tail)."""
+
+Redraw = Callable[[Callable[..., dict[str, Any]], int, int], Any]
+"""``redraw(sampler, n, seed)``: the :class:`~gammastar.reach.acceptance.KinematicSample` of ``n``
+A′ samples of ``sampler`` (a callable ``(mass, n, seed) → {"qT", "E", "extrapolated"}``) at the
+draw's mass, through the same detector and decay channel as the nominal draw's
+(:func:`gammastar.reach.acceptance.draw`)."""
 
 
 def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
@@ -85,6 +99,8 @@ def nsig_relative_error(
     ctau: ArrayLike,
     *,
     settings: NsigErrorSettings | None = None,
+    redraw: Redraw | None = None,
+    seed: int | None = None,
 ) -> NDArray[np.float64]:
     r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
     signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
@@ -118,9 +134,17 @@ def nsig_relative_error(
         ctau: proper decay lengths (m).
         settings: which parts are included and how they are propagated
             (:class:`NsigErrorSettings`; default: all of them, linear).
+        redraw: builds a sample through the draw's detector (:data:`Redraw`): where a form's
+            reweighting has a Kish effective size below :data:`KISH_MIN` its 𝓔_out comes from
+            its own samples outside F instead (:func:`_form_shifts`); ``None``: reweighting
+            everywhere.
+        seed: the direct draws' seed (with ``redraw``; each form's drawn from
+            ``SeedSequence([seed, 1])``, the nominal's and the forms' with the same seed: common
+            random numbers).
 
     Returns:
-        δN/N per cτ (0 where N = 0).
+        δN/N per cτ (0 where N = 0; NaN where a form's N is not resolved even by its direct
+        draw: no accepted sample, ``forms_unresolved`` of :func:`nsig_error_parts`).
 
     Raises:
         InputError: the extrapolation has no covariance (written with ``kish_profile`` alone,
@@ -134,7 +158,8 @@ def nsig_relative_error(
     if st.propagation not in ("linear", "log"):
         raise ValueError(f"propagation must be 'linear' or 'log', not {st.propagation!r}")
     log = st.propagation == "log"
-    parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau, log=log)
+    parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau, log=log,
+                             redraw=redraw, seed=seed)  # fmt: skip
     keep = ("fit",) + (("external",) if st.external else ()) + (("forms",) if st.forms else ())
     var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if st.yield_cross else 0.0)
     width = np.sqrt(np.maximum(var, 0.0))
@@ -151,6 +176,8 @@ def nsig_error_parts(
     *,
     log: bool = False,
     lambda_theta: Sequence[Mapping[str, Any]] | None = None,
+    redraw: Redraw | None = None,
+    seed: int | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """The parts of :func:`nsig_relative_error`, each a relative 1σ of N_sig per cτ whose
     quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
@@ -170,7 +197,14 @@ def nsig_error_parts(
     other's (``validation/scripts/nsig_coverage.py``); not to be added to ``forms``. Every form of
     ``model_variations`` that :data:`FORMS` holds has its key, 0 where its part is not
     computed: without ``covariance_stat`` (the covariance then holds the forms, in ``fit``)
-    or for a form with no finite fit.
+    or for a form with no finite fit. Beside them, per computed form, ``kish_<name>``: the Kish
+    effective size of its reweighted contributing samples per cτ (:data:`KISH_MIN`); with
+    ``redraw`` (and ``seed``, as :func:`nsig_relative_error`), where it is below
+    :data:`KISH_MIN` the form's change comes from its own direct draw outside F, and where that
+    draw does not resolve N either (an effective size below :data:`KISH_MIN`: no accepted
+    sample, or one whose survival is all of N) the form's part (and ``forms``) is NaN and
+    ``forms_unresolved`` 1 (else 0): N is not resolved there, rather than a number that is one
+    sample's weight.
 
     With ``log=True`` every part is a 1σ of ln N instead, each found without the gradient:
     N/Y_F recomputed (the extrapolated samples reweighted, f_F by quadrature) at ±1σ along
@@ -205,7 +239,7 @@ def nsig_error_parts(
         names = [f"form_{k}" for k, r in (ex.model_variations or {}).items()
                  if _variation_form(k, r) is not None]  # fmt: skip
         zero = {k: np.zeros(ctau.size)
-                for k in ("fit", "external", "forms", "yield_cross", *names)}  # fmt: skip
+                for k in ("fit", "external", "forms", "yield_cross", "forms_unresolved", *names)}  # fmt: skip
         return _with_lambda_part(zero, ex, fiducial, mass, lam, log)
     draw = _out_samples(ex, fiducial, mass, (qt, e, out_mask), a)
     rows = _gradient_rows(ex, mass)
@@ -222,16 +256,21 @@ def nsig_error_parts(
     steps = _LogSteps(fiducial, draw, rows) if log or sides is not None else None
     # with the two fits' own shifts, the external part is N's response itself at σ_y ± error
     sd_ext = None if sides is None else _external_response(ex, steps, sides, q)
-    shifts = _form_shifts(ex, draw) if ex.covariance_stat is not None else {}
-    var_each = {k: d**2 for k, d in shifts.items()}
     n_over_yf = draw.tot / f0  # N / Y_F = 𝓔_in + E_x/f = 𝓔/f
+    direct = None
+    if redraw is not None:  # the inside samples' acceptance squared: N's effective size
+        sq_in = (a[~out_mask] ** 2).sum(axis=0)
+        direct = _DirectDraw(fiducial, draw, redraw, seed, ctau, sq_in)
+    shifts, kish, ratio = _form_shifts(ex, draw, direct) if ex.covariance_stat is not None else ({}, {}, {})
+    with np.errstate(over="ignore"):  # a shift beyond 1e154 is +inf, its ratio's log finite
+        var_each = {k: d**2 for k, d in shifts.items()}
     cross = _yield_cross(ex, mass, np.asarray(q), gr, n_over_yf)
     # where F has no area at the mass on the quadrature grid N/Y_F is undefined: linear parts
     use_log = log and bool(np.all(np.isfinite(steps.n0)))
     if use_log:  # every part a 1σ of ln N, from N/Y_F at ±1σ (docstring)
         d_ext = np.zeros(len(q)) if shift is None else np.asarray(shift, np.float64)[q]
         var_stat, var_ext = _log_fit_variances(steps, cov[np.ix_(q, q)], d_ext)
-        var_each = _log_form_variances(shifts, n_over_yf)
+        var_each = _log_form_variances(shifts, n_over_yf, ratio)
     var_forms = sum(var_each.values(), np.zeros(ctau.size))
     rel = partial(_relative_sd, n_over_yf=n_over_yf, use_log=use_log)
     ext_part = rel(var_ext)
@@ -242,6 +281,9 @@ def nsig_error_parts(
     names = [k for k, r in (ex.model_variations or {}).items()
              if _variation_form(k, r) is not None]  # 0 where not computed
     parts |= {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
+    parts |= {f"kish_{k}": v for k, v in kish.items()}
+    lost = [np.isnan(v) for v in var_each.values()]
+    parts["forms_unresolved"] = np.any(lost, axis=0).astype(np.float64) if lost else np.zeros(ctau.size)
     return _with_lambda_part(parts, ex, fiducial, mass, lam, log)
 
 
@@ -250,9 +292,10 @@ def _relative_sd(var: Any, n_over_yf: NDArray, use_log: bool) -> NDArray[np.floa
     one of ln N already); 0 where N = 0."""
     with np.errstate(divide="ignore", invalid="ignore"):
         v = np.broadcast_to(np.maximum(var, 0.0), n_over_yf.shape)
+        v = np.where(np.isnan(var), np.nan, v)  # a form not resolved stays NaN (a flag)
         if use_log:
-            return np.where(n_over_yf > 0, np.sqrt(v), 0.0)
-        return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, 0.0)
+            return np.where((n_over_yf > 0) | np.isnan(v), np.sqrt(v), 0.0)
+        return np.where(n_over_yf > 0, np.sqrt(v) / n_over_yf, np.where(np.isnan(v), np.nan, 0.0))
 
 
 def _with_lambda_part(parts: dict[str, NDArray], ex: Extrapolation, fiducial: Any, mass: float,
@@ -363,15 +406,22 @@ def _log_fit_variances(steps: _LogSteps, sub: NDArray, d_ext: NDArray) -> tuple[
     return var_stat, var_ext
 
 
-def _log_form_variances(shifts: Mapping[str, NDArray],
-                        n_over_yf: NDArray) -> dict[str, NDArray]:  # fmt: skip
-    """Per alternative form, ln(N_alt/N)² per cτ (0 where N or N_alt is not positive)."""
+def _log_form_variances(shifts: Mapping[str, NDArray], n_over_yf: NDArray,
+                        direct: Mapping[str, NDArray] | None = None) -> dict[str, NDArray]:  # fmt: skip
+    """Per alternative form, ln(N_alt/N)² per cτ (0 where N or N_alt is not positive); where
+    ``direct`` (per form, N_alt/N of the direct draws, NaN where not drawn) holds a ratio, its
+    logarithm's square; NaN where the direct draw did not resolve N (:func:`_form_shifts`)."""
+    out = {}
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = {k: 1.0 + d / n_over_yf for k, d in shifts.items()}
-        return {
-            k: np.where((n_over_yf > 0) & (r > 0), np.log(np.where(r > 0, r, 1.0)), 0.0) ** 2
-            for k, r in ratio.items()
-        }
+        for k, d in shifts.items():
+            r = 1.0 + d / n_over_yf
+            v = np.where((n_over_yf > 0) & (r > 0), np.log(np.where(r > 0, r, 1.0)), 0.0) ** 2
+            rd = (direct or {}).get(k)
+            if rd is not None:  # drawn directly: its own ratio; NaN (unresolved) kept
+                v = np.where(np.isfinite(rd), np.log(np.where(rd > 0, rd, 1.0)) ** 2, v)
+                v = np.where(np.isnan(d), np.nan, v)
+            out[k] = v
+        return out
 
 
 def nsig_lambda_theta(
@@ -512,7 +562,8 @@ def _lambda_part(moves, ratio, n_ct: int, log: bool) -> NDArray[np.float64]:
     return 0.5 * (np.abs(out[0]) + np.abs(out[1]))
 
 
-def _form_shifts(ex: Extrapolation, draw: _OutSamples) -> dict[str, NDArray[np.float64]]:
+def _form_shifts(ex: Extrapolation, draw: _OutSamples, direct: _DirectDraw | None = None
+                 ) -> tuple[dict[str, NDArray], dict[str, NDArray], dict[str, NDArray]]:  # fmt: skip
     """Per alternative form of the model, Δ(N/Y_F) per cτ, signed (the sum of their squares is
     the forms' part): each form's own
     E_x,alt/f_alt − E_x/f_F, E_x = (1 − f) 𝓔_out, with f_alt its fit's f_F
@@ -520,16 +571,34 @@ def _form_shifts(ex: Extrapolation, draw: _OutSamples) -> dict[str, NDArray[np.f
     draw's extrapolated samples reweighted by p_alt/p_nom, self-normalised (the alternative's
     normalisation outside F is 1 − f_alt, exactly; a plain reweighted mean would miss the
     heavier-tailed form's tails, where the nominal draw has few samples: −4% of E_x on the
-    toy). Records whose form (:func:`_variation_form`) :data:`FORMS` lacks are skipped."""
+    toy). Records whose form (:func:`_variation_form`) :data:`FORMS` lacks are skipped.
+
+    Also per form the Kish effective size of the reweighted contributing samples per cτ,
+    n_eff = (Σ wᵢaᵢ)²/Σ (wᵢaᵢ)² (0 where none contributes), and, with ``direct``
+    (:class:`_DirectDraw`), N_alt/N from the form's and the nominal's own samples outside F
+    where n_eff < :data:`KISH_MIN` (NaN elsewhere; there Δ = (N_alt/N − 1) N/Y_F, and NaN
+    where the direct draw does not resolve N either, :class:`_DirectDraw`). Returns (Δ, n_eff,
+    N_alt/N)."""
     out: dict[str, NDArray[np.float64]] = {}
+    kish: dict[str, NDArray[np.float64]] = {}
+    ratio: dict[str, NDArray[np.float64]] = {}
     for name, rec in (ex.model_variations or {}).items():
         form = _variation_form(name, rec)
         if form is None:
             continue
-        d = _record_shift(form, rec, ex.mass, draw)
-        if d is not None:
-            out[name] = d
-    return out
+        got = _record_shift(form, rec, ex.mass, draw)
+        if got is None:
+            continue
+        d, kish[name], par = got
+        low = kish[name] < KISH_MIN
+        if direct is not None and np.any(low):
+            r = np.where(low, direct.ratio(form, par), np.nan)
+            lost = low & ~np.isfinite(r)
+            d = np.where(low, draw.tot / draw.f0 * (r - 1.0), d)
+            d = np.where(lost, np.nan, d)
+            ratio[name] = r
+        out[name] = d
+    return out, kish, ratio
 
 
 def _variation_form(name: str, rec: Mapping[str, Any]) -> Any:
@@ -538,11 +607,12 @@ def _variation_form(name: str, rec: Mapping[str, Any]) -> Any:
     return FORMS.get(str(rec.get("form", name)))
 
 
-def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> NDArray | None:
+def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> tuple | None:
     """Δ(N/Y_F) per cτ of one fit record (``fiducial_fraction``, ``temperature`` per mass bin
     ``ex_mass``, ``y_mean``, ``y_sigma``, optionally ``pt_power``) of the model's ``form``
-    against the nominal on the ``draw``'s extrapolated samples (:func:`_form_shifts`);
-    ``None`` where the record has no finite fit."""
+    against the nominal on the ``draw``'s extrapolated samples (:func:`_form_shifts`), with
+    the Kish effective size of the reweighted contributions per cτ and the record's
+    (f_F, T, ȳ, σ_y, a) at the mass; ``None`` where the record has no finite fit."""
     t, mu, s, a_pow = draw.nominal
     mass, qt, y, a_out, f0 = draw.mass, draw.qt, draw.y, draw.a, draw.f0
     par = _record_params(rec, ex_mass, mass, (f0, t, mu, s), a_pow)
@@ -554,7 +624,107 @@ def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> NDArray | None:
     w = np.exp(lp - lp_nom)
     acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
     acc_nom = a_out.mean(axis=0)
-    return (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom
+    c = w[:, None] * a_out  # the contributions to 𝓔_out,alt
+    c1, c2 = c.sum(axis=0), (c**2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kish = np.where(c2 > 0, c1**2 / np.where(c2 > 0, c2, 1.0), 0.0)
+    return (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom, kish, par
+
+
+_DIRECT_BINS = 4000
+"""Cells of the direct draw's inverse-CDF grids per variable (:func:`_form_sampler`)."""
+
+
+def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any) -> Callable[..., dict[str, Any]]:
+    """A sampler ``(mass, n, seed)`` of ``n`` (q_T, E) of the model's ``form`` at the
+    parameters ``par`` = (f_F, T, ȳ, σ_y, a) outside F (accept–reject on
+    ``fiducial.contains``): p_T and y independent, each by inverse CDF on a grid of
+    :data:`_DIRECT_BINS` cells (the density at each cell's centre, uniform within the cell:
+    p_T ≤ max(6 GeV, 60 T), y within ȳ ± 12 σ_y, wider than the fit's quadrature grid, whose
+    edge at y = 9 would cut the logistic form's tail), E = m_T cosh y."""
+    _, t, mu, s, a = par
+
+    def grid(lo: float, hi: float, logp: Callable[[NDArray], NDArray]) -> tuple:
+        edges = np.linspace(lo, hi, _DIRECT_BINS + 1)
+        mid = 0.5 * (edges[1:] + edges[:-1])
+        lp = logp(mid)
+        cdf = np.cumsum(np.exp(lp - lp.max()))
+        return edges, cdf / cdf[-1]
+
+    def inverse(g: tuple, u: NDArray, v: NDArray) -> NDArray:
+        edges, cdf = g
+        i = np.minimum(np.searchsorted(cdf, u, side="right"), cdf.size - 1)
+        return edges[i] + v * (edges[i + 1] - edges[i])
+
+    def sample(mass: float, n: int, seed: int | None = None) -> dict[str, Any]:
+        g_pt = grid(0.0, max(6.0, 60.0 * t), lambda x: form.log_pt(mass, x, t, a))
+        g_y = grid(mu - 12.0 * s, mu + 12.0 * s, lambda x: form.log_y(x, mu, s))
+        rng = np.random.default_rng(seed)
+        qs, es, have = [], [], 0
+        for _ in range(1000):
+            if have >= n:
+                break
+            k = max(2 * (n - have), 1000)
+            u = rng.random((4, k))
+            pt, y = inverse(g_pt, u[0], u[1]), inverse(g_y, u[2], u[3])
+            e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
+            keep = ~np.asarray(fiducial.contains(np.full(k, mass), pt, e), dtype=bool)
+            qs.append(pt[keep])
+            es.append(e[keep])
+            have += int(keep.sum())
+        if have < n:
+            raise InputError(f"extrapolation: the {form.name} form has (almost) nothing outside "
+                             f"the fiducial region at m = {mass:g} GeV")  # fmt: skip
+        return {"qT": np.concatenate(qs)[:n], "E": np.concatenate(es)[:n],
+                "extrapolated": np.ones(n, dtype=bool)}  # fmt: skip
+
+    return sample
+
+
+class _DirectDraw:
+    """N_alt/N of a form against the nominal from their own samples outside F
+    (:func:`_form_shifts`, where the reweighting's effective size is too small): N/Y_F =
+    𝓔_in + (1 − f)/f 𝓔_out, 𝓔_in the nominal draw's (its samples inside F: no form moves
+    them), 𝓔_out the mean acceptance of ``n`` samples of the form outside F
+    (:func:`_form_sampler`) through ``redraw``, the same size as the nominal draw; every form
+    and the nominal drawn with the same seed (common random numbers: their ratio's noise
+    partly cancels). N is resolved where the Kish effective size of its contributions (the
+    nominal draw's inside F, 1/(n f) each × acceptance, and the direct draw's outside,
+    (1 − f)/(f n) each × acceptance) reaches :data:`KISH_MIN`: at a cτ where one sample's
+    survival of e^{−40} is the whole of N, N_alt/N is not measured but one sample's luck."""
+
+    def __init__(self, fiducial: Any, draw: _OutSamples, redraw: Redraw, seed: int | None,
+                 ctau: NDArray, sq_in: NDArray) -> None:  # fmt: skip
+        self.fid, self.draw, self.redraw, self.ctau = fiducial, draw, redraw, ctau
+        self.seed = int(np.random.SeedSequence([0 if seed is None else int(seed), 1]).generate_state(1)[0])
+        n = draw.out_mask.size
+        self.n = n
+        self.e_in = (draw.tot * n - draw.a.sum(axis=0)) / n / draw.f0
+        self.sq_in = sq_in / (n * draw.f0) ** 2  # Σ (contribution)² of the inside samples
+        self._n0: tuple[NDArray, NDArray] | None = None
+
+    def _n_over_yf(self, form: Any, par: tuple[float, ...]) -> tuple[NDArray, NDArray]:
+        """(N/Y_F, its Kish effective size) per cτ of ``form`` at ``par``."""
+        sample = self.redraw(_form_sampler(form, par, self.fid), self.n, self.seed)
+        a = per_sample_acceptance(sample, self.ctau)
+        f = par[0]
+        c = (1 - f) / (f * self.n)  # each outside sample's share
+        tot = self.e_in + c * a.sum(axis=0)
+        sq = self.sq_in + c**2 * (a**2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            kish = np.where(sq > 0, tot**2 / np.where(sq > 0, sq, 1.0), 0.0)
+        return tot, kish
+
+    def ratio(self, form: Any, par: tuple[float, ...]) -> NDArray[np.float64]:
+        """N_alt/N per cτ (NaN where N or N_alt is not resolved: an effective size below
+        :data:`KISH_MIN`)."""
+        if self._n0 is None:
+            t, mu, s, a = self.draw.nominal
+            self._n0 = self._n_over_yf(NOMINAL, (self.draw.f0, t, mu, s, a))
+        (n0, k0), (n1, k1) = self._n0, self._n_over_yf(form, par)
+        ok = (n0 > 0) & (n1 > 0) & (k0 >= KISH_MIN) & (k1 >= KISH_MIN)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, n1 / np.where(ok, n0, 1.0), np.nan)
 
 
 def _external_response(ex: Extrapolation, steps: Any, sides, q) -> NDArray[np.float64]:
