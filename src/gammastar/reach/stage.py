@@ -162,7 +162,7 @@ def _reach_n_pot(config: AnalysisConfig, yields: Yields) -> float:
     Raises:
         GammastarError: none of them is a positive number.
     """
-    n_pot = config.reach.n_pot if config.reach.n_pot is not None else config.beam.n_pot
+    n_pot: Any = config.reach.n_pot if config.reach.n_pot is not None else config.beam.n_pot
     if not isinstance(n_pot, int | float):  # beam.n_pot: from_input → the data's own exposure
         n_pot = yields.meta.get("n_pot")
     if not isinstance(n_pot, int | float) or not n_pot > 0:
@@ -270,7 +270,7 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
     if not res.kinematic or inp.nuisance_record is None:
         return
     n, k = inp.masses.size, len(inp.ensemble or [])
-    kin = inp.nuisance_record["nuisances"]["kinematic_model"] = {
+    kin: dict[str, Any] = {
         "kind": "normsys",
         "rel": [None] * n,
         "origin": f"acceptance spread (std/mean) over the {k} members of "
@@ -284,6 +284,7 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         "members": k,
         "size_rel_err": 1.0 / math.sqrt(2 * (k - 1)) if k > 1 else None,
     }
+    inp.nuisance_record["nuisances"]["kinematic_model"] = kin
     for row in res.kinematic:
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
         kin["rel"][j], kin["at_eps_low"][j] = row["rel"], row["eps_low"]
@@ -336,7 +337,7 @@ def _record_nsig_level(
 def _observed_source(v: Any) -> str:
     """How one channel's observed counts were given (``reach.observed.<channel>``)."""
     if getattr(v, "histogram", None):
-        return "histogram " + v.histogram
+        return "histogram " + str(v.histogram)
     if getattr(v, "masses", None) is not None:
         return "event masses"
     return "per mass point" if isinstance(v, list) else "one count for every mass point"
@@ -353,8 +354,8 @@ def _statistics_meta(config: AnalysisConfig, inp: ReachInputs) -> dict[str, Any]
             for ch, v in inp.observed.items()
         }
     return {
-        "background": dict(rc.background),
-        "background_kappa": dict(rc.background_kappa),
+        "background": dict(rc.background or {}),
+        "background_kappa": dict(rc.background_kappa or {}),
         "efficiency_uncertainty": rc.efficiency_uncertainty,
         "n_pot_rel_uncertainty": rc.n_pot_rel_uncertainty,
         "template": rc.template,
@@ -432,7 +433,7 @@ def reach_document(
     }
 
 
-def _acceptance_arrays(res: ScanResult, dark: darkphoton.DarkSector | None) -> dict[str, NDArray]:
+def _acceptance_arrays(res: ScanResult, dark: darkphoton.DarkSector | None) -> dict[str, Any]:
     """``acceptance.npz``'s arrays."""
     members = {}
     if res.acceptance_members is not None:
