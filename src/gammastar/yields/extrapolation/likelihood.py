@@ -38,6 +38,19 @@ def _split(par, n_groups: int, power: float | None) -> tuple[NDArray, NDArray]:
     return par[:n_groups], np.full(n_groups, float(power))
 
 
+def _unpack(q, data, power, mu_fixed, sigma):
+    """The groups and the parameters of the free vector ``q`` (shared ȳ, σ_y where free, then
+    the T_g and, with ``power`` None, the a_g): ``(groups, ȳ, σ_y, T_g, a_g, free ȳ, free σ_y,
+    fitted a)``, for the likelihood's value and its derivatives alike."""
+    data = _groups(data)
+    free_mu, free_s = mu_fixed is None, sigma is None
+    n_sh = int(free_mu) + int(free_s)
+    mu = q[0] if free_mu else mu_fixed
+    s = q[int(free_mu)] if free_s else sigma
+    ts, powers = _split(q[n_sh:], len(data), power)
+    return data, mu, s, ts, powers, free_mu, free_s, power is None
+
+
 class _Group(tuple):
     """One fit group ``(m, p_T, y, w, reference)`` (a tuple, as the fit's ``data`` holds it)
     with what the compiled likelihood sums need precomputed: ln p_T, m_T, ln m_T of its pairs
@@ -407,14 +420,8 @@ def _joint_terms(data, q, sigma, mu_fixed, power, form: ModelForm = NOMINAL
     ``q`` (as :func:`_nll_and_grad` takes them): each group's analytic terms
     (:func:`_group_hess`, the groups side by side) in the rows of its T_g, a_g and the
     shared ȳ, σ_y (when free); what :func:`_newton_joint` steps with."""
-    data = _groups(data)
-    n_g = len(data)
-    fit_a = power is None
-    free_mu, free_s = mu_fixed is None, sigma is None
-    n_sh = int(free_mu) + int(free_s)
-    mu = q[0] if free_mu else mu_fixed
-    s = q[int(free_mu)] if free_s else sigma
-    ts, powers = _split(q[n_sh:], n_g, power)
+    data, mu, s, ts, powers, free_mu, free_s, fit_a = _unpack(q, data, power, mu_fixed, sigma)
+    n_g, n_sh = len(data), int(free_mu) + int(free_s)
     local = [0] + ([1] if free_mu else []) + ([2] if free_s else []) + ([3] if fit_a else [])
     with single_thread_blas():
         parts = thread_map(lambda g: _group_hess(data[g], ts[g], mu, s, powers[g], form),
@@ -494,14 +501,8 @@ def _hessian(data, q, sigma, mu_fixed, power) -> NDArray:
     of the gradient instead (its p_T normalisation's ∂/∂a itself a difference, rounding
     ≈ 10⁻⁹) scattered the weakly constrained (T_g, a_g) directions' variances by ~10–30%
     under a 10⁻⁶ move of a."""
-    data = _groups(data)
-    n_g = len(data)
-    fit_a = power is None
-    free_mu, free_s = mu_fixed is None, sigma is None
-    n_sh = int(free_mu) + int(free_s)
-    mu = q[0] if free_mu else mu_fixed
-    s = q[int(free_mu)] if free_s else sigma
-    ts, powers = _split(q[n_sh:], n_g, power)
+    data, mu, s, ts, powers, free_mu, free_s, fit_a = _unpack(q, data, power, mu_fixed, sigma)
+    n_g, n_sh = len(data), int(free_mu) + int(free_s)
     # local (T, ȳ, σ_y, a) → rows of q
     local = [0] + ([1] if free_mu else []) + ([2] if free_s else []) + ([3] if fit_a else [])
     hmat = np.zeros((q.size, q.size))
