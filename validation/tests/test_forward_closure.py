@@ -58,7 +58,7 @@ def test_window_sampler_serves_each_true_gstar_once_at_the_exact_mass():
     e = np.sqrt(rng.uniform(1, 100, 10) + m**2)
     w = WindowSampler(qt, e, m, seed=2)
     a = w.sample(0.3, 6, seed=1)
-    assert np.array_equal(w.sample(0.3, 6, seed=1)["qT"], a["qT"])
+    assert np.array_equal(w.sample(0.3, 6, seed=1)["qT"], a["qT"])  # the same stored γ*: copies
     b = w.sample(0.3, 4, seed=2)
     assert sorted(np.concatenate([a["qT"], b["qT"]]).tolist()) == sorted(qt.tolist())
     order = np.argsort(qt)
