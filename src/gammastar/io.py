@@ -17,6 +17,7 @@ import glob
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -717,11 +718,52 @@ def _dtype_kind(tree: Any, branch: str, arrays: Any = None) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class FileCheck:
+    """One readable input file's facts (:func:`check_file`)."""
+
+    entries: int
+    uuid: bytes
+    optional: frozenset[str]
+    """The layout's optional columns whose branch the file holds."""
+    truth: bool
+    """The file has a ``truth`` tree."""
+
+
+def check_file(branches: BranchMap, path_tree: tuple[str, str]) -> FileCheck | InputError:
+    """Open one file, look up its tree's branches and probe them (the per-file part of
+    :func:`check_inputs`, run on the executor's workers for a parallel check): its
+    :class:`FileCheck`, or the :class:`InputError` that names it (returned, not raised, so
+    that a worker's answer travels back and the merge reports the first bad file in order)."""
+    path, tree = path_tree
+    try:
+        f, t = open_tree(path, tree)
+        try:
+            names = _fields(t)
+            missing = [f"{col} → {br!r}" for col, br in branches.required.items()
+                       if br not in names]  # fmt: skip
+            if missing:
+                raise InputError(
+                    f"{path}: tree {tree!r} lacks branch(es) {', '.join(missing)} "
+                    f"(layout {branches.layout}; map them in input.branches)"
+                    + _flavour_hint(branches, names)
+                )
+            optional = {c: b for c, b in branches.optional.items() if b in names}
+            _probe(path, t, {**branches.required, **optional}, branches.layout)
+            truth = "truth" in {k.split(";")[0] for k in f.keys(recursive=False)}
+            return FileCheck(int(t.num_entries), bytes(f.file.fUUID), frozenset(optional), truth)
+        finally:
+            f.close()
+    except InputError as err:
+        return err
+
+
 def check_inputs(
     fileset: Mapping[str, Mapping[str, Any]],
     branches: BranchMap,
     *,
     skip_bad_files: bool = False,
+    map_files: Callable[..., Iterable[FileCheck | InputError]] = map,
 ) -> CheckedInputs:
     """Open every file and look up every needed branch before any processing.
 
@@ -730,14 +772,19 @@ def check_inputs(
         branches: the layout's mapping (:func:`branch_map`).
         skip_bad_files: skip unreadable files, missing trees or branches (reported in
             ``bad_files``) instead of stopping.
+        map_files: ``map_files(func, items)`` applies :func:`check_file` to the
+            ``(path, tree)`` items, its answers in their order (default: ``map``, lazily, in
+            this process; the selection passes its executor's, a file per task).
 
     Returns:
-        A :class:`CheckedInputs`.
+        A :class:`CheckedInputs`: the optional branches are those every readable file holds.
 
     Raises:
         InputError: a file is unreadable, lacks the tree or a branch (all missing branches are
             named), and ``skip_bad_files`` is false; or no readable file is left.
     """
+    items = [(p, t) for spec in fileset.values() for p, t in spec["files"].items()]
+    answers = iter(map_files(partial(check_file, branches), items))
     good: dict[str, dict[str, Any]] = {}
     bad: dict[str, str] = {}
     entries: dict[str, int] = {}
@@ -747,44 +794,16 @@ def check_inputs(
     for dataset, spec in fileset.items():
         kept = {}
         for path, tree in spec["files"].items():
-            try:
-                f, t = open_tree(path, tree)
-                try:
-                    names = _fields(t)
-                    missing = [
-                        f"{col} → {br!r}"
-                        for col, br in branches.required.items()
-                        if br not in names
-                    ]
-                    if missing:
-                        raise InputError(
-                            f"{path}: tree {tree!r} lacks branch(es) {', '.join(missing)} "
-                            f"(layout {branches.layout}; map them in input.branches)"
-                            + _flavour_hint(branches, names)
-                        )
-                    for col, br in list(present_optional.items()):
-                        if br not in names:
-                            present_optional.pop(col)
-                    entries[path] = int(t.num_entries)
-                    uuids[path] = bytes(f.file.fUUID)
-                    _probe(
-                        path,
-                        t,
-                        {
-                            **branches.required,
-                            **{c: b for c, b in present_optional.items() if b in names},
-                        },
-                        branches.layout,
-                    )
-                    if "truth" in {k.split(";")[0] for k in f.keys(recursive=False)}:
-                        truth.append(path)
-                finally:
-                    f.close()
-            except InputError as err:
+            one = next(answers)
+            if isinstance(one, InputError):
                 if not skip_bad_files:
-                    raise
-                bad[path] = str(err)
+                    raise one
+                bad[path] = str(one)
                 continue
+            present_optional = {c: b for c, b in present_optional.items() if c in one.optional}
+            entries[path], uuids[path] = one.entries, one.uuid
+            if one.truth:
+                truth.append(path)
             kept[path] = tree
         if kept:
             good[dataset] = {**spec, "files": kept}

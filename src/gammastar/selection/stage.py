@@ -17,6 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,6 @@ from gammastar.selection.executors import EXECUTORS, Execution
 from gammastar.selection.executors.processor import (
     ChunkReader,
     DileptonProcessor,
-    check_file,
     map_tasks,
     open_executor,
     run_processor,
@@ -268,7 +268,7 @@ def _staging_url(url: str) -> str:
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe: Any = None) -> Any:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
-    file per task, :func:`_check_in_parallel`), with the flavour and the branches the
+    file per task on its workers), with the flavour and the branches the
     η → μμ removal needs."""
     from gammastar.selection.flavour_check import (
         check_flavour,  # the leptons' masses vs the flavour
@@ -278,7 +278,8 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
     fileset = io.fileset_from_config(cfg, inputs)
     n_files = sum(len(spec["files"]) for spec in fileset.values())
     if exe is not None and n_files > 1 and _n_workers(exe) > 1:
-        checked = _check_in_parallel(fileset, bmap, skip_bad_files, exe)
+        checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files,
+                                  map_files=partial(map_tasks, exe))  # fmt: skip
     else:
         checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
     check_flavour(checked, cfg.input.lepton)
@@ -303,48 +304,6 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
             "drop only pairs of two η muons; the input lacks it: use 'rate' or 'none'"
         )
     return checked
-
-
-def _check_in_parallel(fileset: Any, bmap: Any, skip_bad_files: bool, exe: Any) -> Any:
-    """:func:`gammastar.io.check_inputs` of the fileset with a file per task on the
-    executor's workers (its cost then stays flat in the number of files while the workers
-    grow with them), merged here in fileset order: the same files, entries, UUIDs and truth
-    trees, the optional branches those present in every readable file, the same errors (the
-    first bad file's, or every bad file reported with ``skip_bad_files``)."""
-    from functools import partial
-
-    from gammastar.errors import InputError
-
-    items = [(p, t) for spec in fileset.values() for p, t in spec["files"].items()]
-    results = dict(zip(items, map_tasks(exe, partial(check_file, bmap), items), strict=True))
-    good: dict[str, Any] = {}
-    bad: dict[str, str] = {}
-    entries: dict[str, int] = {}
-    uuids: dict[str, bytes] = {}
-    truth: list[str] = []
-    optional = dict(bmap.optional)
-    for dataset, spec in fileset.items():
-        kept = {}
-        for path, tree in spec["files"].items():
-            one = results[(path, tree)]
-            if isinstance(one, InputError):
-                if not skip_bad_files:
-                    raise one
-                bad[path] = str(one)
-                continue
-            optional = {c: b for c, b in optional.items() if c in one.branches.optional}
-            entries.update(one.entries)
-            uuids.update(one.uuids)
-            truth += one.truth_trees
-            kept[path] = tree
-        if kept:
-            good[dataset] = {**spec, "files": kept}
-    if not good:
-        raise InputError(
-            "no readable input file: " + "; ".join(f"{p}: {why}" for p, why in bad.items())[:2000]
-        )
-    branches = io.BranchMap(bmap.layout, bmap.required, optional, bmap.lepton)
-    return io.CheckedInputs(good, branches, bad, entries, truth, uuids)
 
 
 def _unfolding_maps(cfg: AnalysisConfig, lambda_theta: float | None = None) -> tuple[Any, Any, str]:

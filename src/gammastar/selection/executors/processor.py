@@ -486,18 +486,6 @@ def map_tasks(exe: Any, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[
     return [fn(x) for x in items]
 
 
-def check_file(branches: gio.BranchMap, path_tree: tuple[str, str]) -> Any:
-    """One input file's :func:`gammastar.io.check_inputs` (a task of the selection's parallel
-    input check, here where the workers have the chunk code loaded): its result, or the
-    :class:`~gammastar.errors.InputError` that names it (returned, not raised: the driver
-    reports the first bad file in fileset order)."""
-    path, tree = path_tree
-    try:
-        return gio.check_inputs({"_": {"files": {path: tree}}}, branches)
-    except InputError as err:
-        return err
-
-
 def run_processor(
     fileset: Mapping[str, Mapping[str, Any]],
     proc: DileptonProcessor,
