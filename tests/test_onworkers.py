@@ -32,6 +32,9 @@ FIT_TOL = 1e-10
 # fitted λ through 1/A: |∂ln A/∂λ| = |⟨c²a⟩/(⟨a⟩ + λ⟨c²a⟩) − ⟨c²⟩/(1 + λ⟨c²⟩)| ≤ 2/(1 + λ)
 # (⟨c²a⟩ ≤ ⟨a⟩, ⟨c²⟩ ≤ 1), ≤ 4 for the mock's |λ| < 0.5
 WEIGHT_REL = 4 * FIT_TOL + reorder_tol(20, 1.0, EPS64)
+# The errors and n_eff: ratios of sums over ~10⁵ pairs added in another order (chunks, then
+# workers), evaluated at λ equal to FIT_TOL: ten times the λ tolerance covers both
+SUMS_REL = 10 * FIT_TOL
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +95,8 @@ def test_measured_lambda_on_workers_equals_the_table(tmp_path, mock, monkeypatch
     for k in ("lambda_theta", "lambda_phi", "lambda_theta_phi"):
         _close(p1[k], p0[k], FIT_TOL, k)
         # the errors: ratios of the same sums in another order
-        _close(p1[f"{k}_err"], p0[f"{k}_err"], 1e-9 * np.nanmax(p0[f"{k}_err"]), k)
-    _close(p1["n_eff"], p0["n_eff"], 1e-9 * np.max(p0["n_eff"]), "n_eff")
+        _close(p1[f"{k}_err"], p0[f"{k}_err"], SUMS_REL * np.nanmax(p0[f"{k}_err"]), k)
+    _close(p1["n_eff"], p0["n_eff"], SUMS_REL * np.max(p0["n_eff"]), "n_eff")
     a = pd.read_parquet(dask.files["pairs.parquet"])
     b = pd.read_parquet(table.files["pairs.parquet"])
     assert list(a.columns) == list(b.columns)
@@ -126,7 +129,6 @@ def test_measured_lambda_on_workers_equals_the_table(tmp_path, mock, monkeypatch
         h1, h0 = f1["unfolded_m"].to_hist(), f0["unfolded_m"].to_hist()
         tol = reorder_tol(n, w_abs, EPS64) + WEIGHT_REL * w_abs
         _close(h1.values(), h0.values(), tol, "unfolded_m")
-    assert "fit_lambda" in d1["timings_s"]
 
 
 class _Here:
@@ -199,8 +201,8 @@ def test_fixed_lambda_polarisation_measured_on_the_workers(tmp_path, mock, monke
     assert np.isfinite(np.asarray(p0["lambda_theta"], dtype=float)).sum() >= 3
     for k in ("lambda_theta", "lambda_phi", "lambda_theta_phi"):
         _close(p1[k], p0[k], FIT_TOL, k)
-        _close(p1[f"{k}_err"], p0[f"{k}_err"], 1e-9 * np.nanmax(p0[f"{k}_err"]), k)
-    _close(p1["n_eff"], p0["n_eff"], 1e-9 * np.max(p0["n_eff"]), "n_eff")
+        _close(p1[f"{k}_err"], p0[f"{k}_err"], SUMS_REL * np.nanmax(p0[f"{k}_err"]), k)
+    _close(p1["n_eff"], p0["n_eff"], SUMS_REL * np.max(p0["n_eff"]), "n_eff")
 
 
 def test_chunks_balance_the_workers():

@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.yields.extrapolation.nsig import kish_size
+
 __all__ = [
     "FACILITIES",
     "MASSES",
@@ -161,8 +163,7 @@ def _weighted_mean(a: NDArray, wt: NDArray, outside: NDArray | None) -> Acceptan
     mean = wa.sum(axis=0) / sw
     dev = (wt[:, None] * (a - mean)) ** 2
     err = np.sqrt(dev.sum(axis=0) * n / max(n - 1, 1)) / sw
-    s2 = (wa**2).sum(axis=0)
-    n_eff = np.where(s2 > 0, wa.sum(axis=0) ** 2 / np.where(s2 > 0, s2, 1.0), 0.0)
+    n_eff = kish_size(wa.sum(axis=0), (wa**2).sum(axis=0))
     out = np.zeros(a.shape[1]) if outside is None else wa[outside].sum(axis=0) / sw
     return AcceptanceMean(mean, err, out, n, n_eff)
 

@@ -11,6 +11,7 @@ the permission refused, the file missing, the request timed out.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import socket
@@ -76,6 +77,7 @@ def storage_options(url: str) -> dict[str, Any]:
     return {}
 
 
+@functools.cache  # process-wide settings: once per process
 def _xrootd_timeouts() -> None:
     """The XRootD client's request and connection timeouts set to :data:`TIMEOUT`, its
     connection retries to one (process-wide client settings; an ``XRD_*`` environment variable

@@ -625,10 +625,19 @@ def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> tuple | None:
     acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
     acc_nom = a_out.mean(axis=0)
     c = w[:, None] * a_out  # the contributions to 𝓔_out,alt
-    c1, c2 = c.sum(axis=0), (c**2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kish = np.where(c2 > 0, c1**2 / np.where(c2 > 0, c2, 1.0), 0.0)
+    kish = kish_size(c.sum(axis=0), (c**2).sum(axis=0))
     return (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom, kish, par
+
+
+def kish_size(s1: NDArray[np.float64], s2: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The Kish effective size (Σc)²/Σc² from the sums ``s1`` = Σc and ``s2`` = Σc² (0 where
+    nothing contributes).
+
+    >>> kish_size(np.array([4.0, 0.0]), np.array([4.0, 0.0])).tolist()
+    [4.0, 0.0]
+    """
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(s2 > 0, s1**2 / np.where(s2 > 0, s2, 1.0), 0.0)
 
 
 _DIRECT_BINS = 4000
@@ -711,9 +720,7 @@ class _DirectDraw:
         c = (1 - f) / (f * self.n)  # each outside sample's share
         tot = self.e_in + c * a.sum(axis=0)
         sq = self.sq_in + c**2 * (a**2).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            kish = np.where(sq > 0, tot**2 / np.where(sq > 0, sq, 1.0), 0.0)
-        return tot, kish
+        return tot, kish_size(tot, sq)
 
     def ratio(self, form: Any, par: tuple[float, ...]) -> NDArray[np.float64]:
         """N_alt/N per cτ (NaN where N or N_alt is not resolved: an effective size below
