@@ -196,6 +196,27 @@ class ResolutionMigrationConfig(Section):
     """The replicas' seed (default: the analysis ``seed``); recorded in ``yields.json``."""
 
 
+class BelowSeamFit(Section):
+    """The extrapolation model below a both-channels run's seam, fitted to the
+    full-phase-space channel's pairs inside that channel's own lepton acceptance
+    (:func:`gammastar.yields.below_seam.fit_below_seam`): its T, ȳ and σ_y carry the A′
+    kinematics of a reach without a flow there (every sample from the model), its error the
+    reach's ``extrapolation`` nuisance there. A dielectron arm at small angles sees the
+    forward rapidities a beam dump looks at, which the dimuon spectrometer's fit does not."""
+
+    lepton_acceptance: LeptonAcceptanceConfig
+    """The full-phase-space channel's single-lepton acceptance (as ``unfold.lepton_acceptance``;
+    experiment-specific: every number given, e.g. the arm's angular window and a map of its
+    energy threshold). Each pair's map weight 1/A(m, p_T) is replaced by 1/A(m, q) of this
+    acceptance inside A ≥ ``min_acceptance``."""
+    min_acceptance: Annotated[float, Field(gt=0, lt=1)] = 0.01
+    """The fit's region: pairs whose per-pair acceptance is at least this."""
+    decay_lambda_theta: Annotated[float, Field(ge=-1, le=1)]
+    """λ_θ of the lepton decay angles (1 + λ_θ cos²θ*) in the per-pair acceptance: below 2m_μ
+    the γ* come from P → γ l⁺l⁻ Dalitz decays, whose virtual photon is transverse, λ_θ = 1
+    (Kroll and Wada, Phys. Rev. 98 (1955) 1355); the number is stated, not assumed."""
+
+
 class YieldsConfig(Section):
     """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons
     (docs/explanation/physics.md §8).
@@ -268,6 +289,11 @@ class YieldsConfig(Section):
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
     covariance; docs/explanation/method.md "The p_T form fitted")."""
+    extrapolation_below_seam: BelowSeamFit | None = None
+    """A both-channels run's model below the seam (:class:`BelowSeamFit`), fitted to the
+    full-phase-space channel's pairs inside its lepton acceptance and written to ``yields.json``
+    ``extrapolation.below_seam``. ``None``: a reach without a flow takes the analytic sampler's
+    defaults below the seam (docs/explanation/physics.md §3.2), with no error for them."""
     resolution_migration: ResolutionMigrationConfig | None = None
     """A detector simulation whose mass response corrects the fiducial extrapolation for the
     γ* that the resolution brings in from other masses (between ω and φ on the NA60-like

@@ -136,13 +136,15 @@ class Source:
         region = FiducialRegion.from_dict(ex["fiducial"])
         label = f"{ex.get('model', 'model')} fitted to the fiducial data"
         seam = ex.get("seam")  # a both-channels run: full phase space below (docs/explanation/method.md)
-        split = ExtrapolatedSampler(base, extrap, region, seam=seam)
+        fit_below = ex.get("below_seam")  # the model fitted below the seam, where one was
+        below_ex = None if fit_below is None or seam is None else Extrapolation.from_dict(fit_below)
+        split = ExtrapolatedSampler(base, extrap, region, seam=seam, below=below_ex)
         if base is None:
-            below = (
-                ""
-                if seam is None
-                else f" from the seam m = {float(seam):g} GeV up, docs/explanation/physics.md defaults below"
-            )
+            below = ""
+            if seam is not None:
+                below = (f" from the seam m = {float(seam):g} GeV up, "
+                         + ("the model fitted to the full-phase-space channel below"
+                            if below_ex is not None else "docs/explanation/physics.md defaults below"))  # fmt: skip
             return cls(split, yields, f"{label} (everywhere: no flow){below}")
         where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
         return cls(split, yields, f"{desc} inside the fiducial region{where}; {label} outside")

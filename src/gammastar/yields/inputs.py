@@ -164,8 +164,11 @@ def read_yield_inputs(cfg: AnalysisConfig, flavour: str | None = None) -> YieldI
             f"{ppath}: the fiducial-region yields (unfold.lepton_acceptance) need the pairs "
             "table to fit the extrapolation; rerun select"
         )
-    if (wanted & {"auto", "pairs"} or fiducial_ps) and has_pairs:
-        cols = ["m", "weight", "charge"] + (["pT", "y"] if fiducial_ps else [])
+    # a full-phase-space channel's pairs also fit the model below a seam (yields.below_seam)
+    below = cfg.yields.extrapolation_below_seam is not None and phase_space == "full"
+    if (wanted & {"auto", "pairs"} or fiducial_ps or below) and has_pairs:
+        cols = ["m", "weight", "charge"] + (["pT", "y"] if fiducial_ps or below else [])
+        cols += ["qT", "E", "acc"] if below else []
         pairs = _read_pairs(rd, cols, flavour)  # those columns checked against the contract
         inputs.append(ppath)
     consistent = None

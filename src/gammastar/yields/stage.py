@@ -25,6 +25,7 @@ from gammastar.core.artifacts import atomic_path, check_writable
 from gammastar.core.results import StageResult
 from gammastar.errors import InputError
 from gammastar.selection.flavour_codes import flavour_channel
+from gammastar.yields.below_seam import below_seam_record
 from gammastar.yields.combined import _combined_mcp, _combined_uncertainties, _seam_extrapolation
 from gammastar.yields.compute import _warn_flags, _yields, flag_acceptance_loss
 from gammastar.yields.document import _jsonable, _yields_meta, yields_document
@@ -241,7 +242,11 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     }
     seam = _seam_extrapolation(per)
     if seam is not None:
-        doc["extrapolation"] = seam
+        below = below_seam_record(cfg, per, seam["seam"])
+        doc["extrapolation"] = seam if below is None else {**seam, "below_seam": below}
+    elif cfg.yields.extrapolation_below_seam is not None:
+        log.warning("yields: yields.extrapolation_below_seam ignored: the run has no seam "
+                    "(one fiducial and one full-phase-space channel)")  # fmt: skip
     if cfg.uncertainties.enabled:
         doc["uncertainties"] = _combined_uncertainties(per, comb)
     if theory:

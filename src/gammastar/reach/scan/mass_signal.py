@@ -22,6 +22,7 @@ from gammastar.reach.signal import _combined, signal_events
 from gammastar.source.source import Source
 from gammastar.yields.extrapolation.nsig import (
     NsigErrorSettings,
+    nsig_full_space_error,
     nsig_lambda_theta,
     nsig_relative_error,
 )
@@ -130,6 +131,8 @@ def _extrapolation_rel(
 
     channel = {id(x): ch for ch, x in sig.samples.items()}
 
+    below = split.below if split.seam is not None and sig.mass < split.seam else None
+
     def rel(x: Any) -> NDArray[np.float64]:
         redraw = None
         if geometry is not None:
@@ -137,6 +140,9 @@ def _extrapolation_rel(
             def redraw(smp: Any, n: int, seed: int) -> KinematicSample:
                 return draw(smp, sig.mass, n, geometry, seed=seed, channel=channel[id(x)])
 
+        if below is not None and split.inside is None:  # every A′ from the model fitted below
+            p = nsig_full_space_error(below, sig.mass, last, x, sig.ctau, redraw=redraw, seed=sig.seed)
+            return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
         return nsig_relative_error(ex, split.fiducial, sig.mass, last, x, sig.ctau,
                                    settings=settings, redraw=redraw, seed=sig.seed)  # fmt: skip
 

@@ -24,7 +24,7 @@ from gammastar.yields.extrapolation.model import (
 )
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["KISH_MIN", "NsigErrorSettings", "nsig_error_parts", "nsig_lambda_theta", "nsig_relative_error", "per_sample_acceptance"]
+__all__ = ["KISH_MIN", "NsigErrorSettings", "nsig_error_parts", "nsig_full_space_error", "nsig_lambda_theta", "nsig_relative_error", "per_sample_acceptance"]
 
 
 KISH_MIN = 30.0
@@ -814,3 +814,114 @@ class _LogSteps:
         up, dn = self._ln_ratio(dp), self._ln_ratio(-dp)
         ok = np.isfinite(up) & np.isfinite(dn)
         return np.where(ok, 0.5 * (np.where(ok, up, 0.0) - np.where(ok, dn, 0.0)), 0.0)
+
+
+_NOWHERE_IN = type("_Nowhere", (), {"contains": staticmethod(lambda m, q, e: np.zeros(np.shape(m), bool))})()
+"""A region holding nothing: :func:`_form_sampler` then draws a form over the full phase space."""
+
+
+def nsig_full_space_error(
+    extrapolation: Extrapolation, mass: float, kinematics: dict[str, ArrayLike], sample: Any,
+    ctau: ArrayLike, *, redraw: Redraw | None = None, seed: int | None = None,
+) -> dict[str, NDArray[np.float64]]:  # fmt: skip
+    r"""The model's 1σ of ln N_sig per cτ where every A′ comes from it and the yield does not
+    depend on it: below a both-channels run's seam (the full-phase-space channel's yield, the
+    model fitted below the seam, ``yields.json`` ``extrapolation.below_seam``), N = Y·𝓔(θ),
+    so δ ln N = δ ln 𝓔 (no f_F term, unlike :func:`nsig_error_parts`).
+
+    𝓔(θ)/𝓔(θ₀) by self-normalised reweighting of the draw, Σ wᵢaᵢ/Σ wᵢ ÷ mean a, wᵢ =
+    p_θ/p_θ₀: ``fit`` from ±1σ steps along the principal axes of the statistical covariance
+    (:attr:`Extrapolation.covariance_stat`, else :attr:`Extrapolation.covariance`) at the
+    mass's rows (:func:`_gradient_rows`), half the difference of ln 𝓔 per axis in quadrature;
+    ``forms``, each alternative form's |ln 𝓔_alt/𝓔| at its own fit
+    (:attr:`Extrapolation.model_variations`) in quadrature. Where a form's reweighted
+    contributions have a Kish effective size below :data:`KISH_MIN`, its ratio comes from a
+    direct draw of the form and of the nominal over the full phase space through ``redraw``
+    (same seed: common random numbers), NaN where that does not resolve N either (and without
+    ``redraw``); ``forms_unresolved`` 1 there.
+
+    Returns:
+        ``{"fit", "forms", "forms_unresolved"}``, each per cτ (1σ of ln N; the flag 0/1).
+
+    References:
+        The reweighting identity ∫ p_θ a = E_{p_θ₀}[a p_θ/p_θ₀] (importance sampling).
+    """
+    ex = extrapolation
+    if ex.covariance is None or ex.bin_group is None:
+        raise InputError("extrapolation below the seam: no parameter covariance")
+    ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+    qt = np.asarray(kinematics["qT"], dtype=np.float64)
+    mt = np.sqrt(qt**2 + mass**2)
+    y = np.arccosh(np.maximum(np.asarray(kinematics["E"], dtype=np.float64) / mt, 1.0))
+    a = per_sample_acceptance(sample, ctau)
+    _, t, mu, s = (float(v) for v in ex.at(mass))
+    nominal = np.array([t, mu, s, float(ex.power_at(mass))])
+    lp0 = NOMINAL.log_pt(mass, qt, nominal[0], nominal[3]) + NOMINAL.log_y(y, mu, s)
+    a_mean = a.mean(axis=0)
+
+    def ln_ratio(form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
+        lp = form.log_pt(mass, qt, par[0], par[3]) + form.log_y(y, par[1], par[2])
+        w = np.exp(np.clip(lp - lp0, -700.0, 700.0))
+        c = w[:, None] * a
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r = (c.sum(axis=0) / w.sum()) / a_mean
+            return np.where(r > 0, np.log(np.where(r > 0, r, 1.0)), np.nan), kish_size(c.sum(axis=0), (c**2).sum(axis=0))
+
+    rows = _gradient_rows(ex, mass)
+    q = [j for _, j, _ in rows]
+    cov = (ex.covariance if ex.covariance_stat is None else ex.covariance_stat)[np.ix_(q, q)]
+    lam, vec = np.linalg.eigh(cov)
+    var_fit = np.zeros(ctau.size)
+    for j, lv in enumerate(lam):
+        if lv <= 0:
+            continue
+        step = np.zeros(4)
+        for (kind, _, wg), d in zip(rows, np.sqrt(lv) * vec[:, j], strict=True):
+            step[kind] += wg * d
+        up, dn = ln_ratio(NOMINAL, nominal + step)[0], ln_ratio(NOMINAL, nominal - step)[0]
+        var_fit += np.nan_to_num(0.5 * (up - dn)) ** 2
+    var_forms, lost = np.zeros(ctau.size), np.zeros(ctau.size, bool)
+    direct = _FullSpaceDraw(redraw, seed, ctau, sample.n if hasattr(sample, "n") else qt.size, nominal)
+    for name, rec in (ex.model_variations or {}).items():
+        form = _variation_form(name, rec)
+        par = None if form is None else _record_params(rec, ex.mass, mass, (0.0, t, mu, s), nominal[3])
+        if par is None:
+            continue
+        alt = np.array(par[1:], dtype=np.float64)
+        lr, kish = ln_ratio(form, alt)
+        low = (kish < KISH_MIN) | ~np.isfinite(lr)
+        if np.any(low):
+            lr = np.where(low, direct.ln_ratio(form, alt), lr)
+        lost |= ~np.isfinite(lr)
+        var_forms += np.nan_to_num(lr) ** 2
+    forms = np.where(lost, np.nan, np.sqrt(var_forms))
+    return {"fit": np.sqrt(var_fit), "forms": forms, "forms_unresolved": lost.astype(np.float64)}
+
+
+class _FullSpaceDraw:
+    """ln(𝓔_alt/𝓔) of a form against the nominal from their own draws over the full phase
+    space (:func:`nsig_full_space_error`, where reweighting does not resolve it), NaN where
+    either draw's Kish effective size is below :data:`KISH_MIN` or without ``redraw``."""
+
+    def __init__(self, redraw: Redraw | None, seed: int | None, ctau: NDArray, n: int,
+                 nominal: NDArray) -> None:  # fmt: skip
+        self.redraw, self.ctau, self.n, self.nominal = redraw, ctau, n, nominal
+        self.seed = int(np.random.SeedSequence([0 if seed is None else int(seed), 1]).generate_state(1)[0])
+        self._n0: tuple[NDArray, NDArray] | None = None
+
+    def _mean(self, form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
+        assert self.redraw is not None
+        t, mu, s, a_pow = (float(v) for v in par)
+        smp = self.redraw(_form_sampler(form, (0.0, t, mu, s, a_pow), _NOWHERE_IN), self.n, self.seed)
+        a = per_sample_acceptance(smp, self.ctau)
+        return a.mean(axis=0), kish_size(a.sum(axis=0), (a**2).sum(axis=0))
+
+    def ln_ratio(self, form: Any, par: NDArray) -> NDArray[np.float64]:
+        if self.redraw is None:
+            return np.full(self.ctau.size, np.nan)
+        if self._n0 is None:
+            self._n0 = self._mean(NOMINAL, self.nominal)
+        (n0, k0), (n1, k1) = self._n0, self._mean(form, par)
+        ok = (n0 > 0) & (n1 > 0) & (k0 >= KISH_MIN) & (k1 >= KISH_MIN)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(ok, np.log(np.where(ok, n1 / np.where(ok, n0, 1.0), 1.0)), np.nan)

@@ -48,19 +48,22 @@ class ExtrapolatedSampler:
     samples kept inside F only (accept–reject: the stitched flow leaks out of F near the
     seam). The mass range then starts at ``inside``'s lower end rather than at the
     extrapolation's first bin edge. ``inside=None`` with a seam (no flow): below the seam the
-    analytic sampler (:class:`gammastar.physics.sampling.ParametricSampler`) with the fitted
-    model's rapidity at the seam (ȳ, the beam's c.m. rapidity, and σ_y) and the
-    docs/explanation/physics.md default T, every sample labelled extrapolated (kinematics from a
-    model, not the data), as the fitted model's are above it.
+    analytic sampler (:class:`gammastar.physics.sampling.ParametricSampler`) with ``below``'s
+    parameters at the mass (the model fitted below the seam, ``yields.json``
+    ``extrapolation.below_seam``), or without it the fitted model's rapidity at the seam and
+    the docs/explanation/physics.md default T; every sample labelled extrapolated (kinematics
+    from a model, not the data), as the fitted model's are above it.
     """
 
     def __init__(
-        self, inside: Any, extrapolation: Extrapolation, fiducial: Any, seam: float | None = None
-    ) -> None:
+        self, inside: Any, extrapolation: Extrapolation, fiducial: Any, seam: float | None = None,
+        below: Extrapolation | None = None,
+    ) -> None:  # fmt: skip
         self.inside = inside
         self.extrapolation = extrapolation
         self.fiducial = fiducial
         self.seam = None if seam is None else float(seam)
+        self.below = below
         lo, hi = float(extrapolation.edges[0]), float(extrapolation.edges[-1])
         rng = getattr(inside, "mass_range", None)
         meta = getattr(inside, "meta", None)
@@ -80,12 +83,8 @@ class ExtrapolatedSampler:
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)
         if self.seam is not None and mass < self.seam and self.inside is None:
-            # no flow: the analytic sampler below the seam, a model: labelled; its rapidity the
-            # fitted model's at the seam (ȳ the beam's y_cm: a 70 GeV beam's is 2.50, not the
-            # 400 GeV default 3.37), its T the docs/explanation/physics.md default
-            _, _, y_mean, y_sigma = self.extrapolation.at(np.array([self.seam]))
-            below = ParametricSampler(y_mean=float(y_mean[0]), y_sigma=float(y_sigma[0]))
-            out = below.sample(mass, n, seed=int(s_out.generate_state(1)[0]))
+            # no flow: a model below the seam, labelled
+            out = self.below_sampler(mass).sample(mass, n, seed=int(s_out.generate_state(1)[0]))
             return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
         if self.seam is not None and mass < self.seam:  # full phase space: the flow alone
             got = self.inside.sample(mass, n, seed=int(s_in.generate_state(1)[0]))
@@ -131,6 +130,16 @@ class ExtrapolatedSampler:
         e = np.concatenate([*parts_e, np.concatenate(e_out)[:need]]) if need else parts_e[0]
         flag = np.concatenate([np.zeros(n_in, dtype=bool), np.ones(need, dtype=bool)])
         return {"qT": q, "E": e, "extrapolated": flag}
+
+    def below_sampler(self, mass: float) -> ParametricSampler:
+        """The analytic sampler below the seam at ``mass``: ``below``'s fitted (T, ȳ, σ_y, a),
+        else the fitted model's rapidity at the seam (ȳ the beam's y_cm: a 70 GeV beam's is
+        2.50, not the 400 GeV default 3.37) and the docs/explanation/physics.md default T."""
+        if self.below is not None:
+            _, t, mu, s = (float(v) for v in self.below.at(mass))
+            return ParametricSampler(t, mu, s, power=float(self.below.power_at(mass)))
+        _, _, y_mean, y_sigma = self.extrapolation.at(np.array([self.seam]))
+        return ParametricSampler(y_mean=float(y_mean[0]), y_sigma=float(y_sigma[0]))
 
     def _inside_f(self, mass: float, n: int, rng: Any) -> tuple[list, list]:
         """``n`` samples of ``inside`` that lie inside F (:func:`sample_accepted`): a flow

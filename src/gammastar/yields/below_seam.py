@@ -1,0 +1,117 @@
+"""The extrapolation model below a both-channels run's seam (:func:`fit_below_seam`).
+
+Below the seam the yields are the full-phase-space channel's (a 2-D acceptance map), and a
+reach without a flow takes every A′ there from a model. The model is fitted as the fiducial
+channel's is (:func:`gammastar.yields.extrapolation.fitting.fit_extrapolation`), to the same
+pairs reweighted from the map's 1/A(m, p_T) to the per-pair 1/A(m, q) of the channel's own
+lepton acceptance (``yields.extrapolation_below_seam``): a dielectron arm at small angles sees
+the forward rapidities that a beam dump looks at.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from gammastar.config import AnalysisConfig
+from gammastar.corrections.pair_acceptance import FiducialRegion
+from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
+from gammastar.corrections.pair_acceptance.table import PairAcceptance
+from gammastar.errors import InputError
+from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
+from gammastar.yields.extrapolation.result import Extrapolation
+
+__all__ = ["below_seam_region", "below_seam_weights", "fit_below_seam"]
+
+log = logging.getLogger(__name__)
+
+
+def below_seam_region(cfg: AnalysisConfig, seam: float) -> FiducialRegion:
+    """The fit's region: A(m, q) ≥ ``min_acceptance`` of ``yields.extrapolation_below_seam``'s
+    lepton acceptance (the selection's lepton cuts of ``cfg``, the full-phase-space flavour's
+    config, on top), from the selection's lowest mass to the seam."""
+    block = cfg.yields.extrapolation_below_seam
+    if block is None:
+        raise InputError("yields.extrapolation_below_seam: not configured")
+    sel = cfg.selection
+    lepton = LeptonAcceptance.from_config(block.lepton_acceptance, resolve=cfg.resolve).intersect(
+        sel.lepton_min_energy, sel.lepton_theta_min, sel.lepton_theta_max
+    )
+    pa = PairAcceptance.build(
+        lepton,
+        lepton_mass=cfg.input.lepton_mass,
+        mass_range=(sel.mass_min, seam),
+        p_max=cfg.beam.energy,
+        lambda_theta=block.decay_lambda_theta,
+    )
+    return FiducialRegion(pa, block.min_acceptance)
+
+
+def below_seam_weights(pairs: Any, region: FiducialRegion) -> NDArray[np.float64]:
+    """Each pair's weight with the map's acceptance (column ``acc``) replaced by the region's
+    per-pair A(m, q): ``weight`` × acc / A inside the region, 0 outside (the background
+    subtraction's sign, the efficiency and the conversion correction kept)."""
+    m, qt, e = (pairs[c].to_numpy(np.float64) for c in ("m", "qT", "E"))
+    a = np.asarray(region.acceptance.of_kinematics(m, qt, e), dtype=np.float64)
+    inside = a >= region.min_acceptance
+    w = pairs["weight"].to_numpy(np.float64) * pairs["acc"].to_numpy(np.float64)
+    return np.where(inside, w / np.where(inside, a, 1.0), 0.0)
+
+
+def fit_below_seam(cfg: AnalysisConfig, pairs: Any, edges: NDArray, seam: float) -> Extrapolation:
+    """The model fitted below ``seam`` (GeV) to the full-phase-space channel's ``pairs``
+    (columns ``m``, ``qT``, ``E``, ``pT``, ``y``, ``weight``, ``acc``) on the yield bins
+    ``edges`` that lie below it, with the settings of ``yields`` (ȳ's rule, the p_T power) but
+    σ_y fitted: the arm sees the rapidity distribution's forward side over several units,
+    not the ±0.5 that make the dimuon fit take it from outside.
+
+    Arguments:
+        cfg: the full-phase-space flavour's config (its selection cuts and lepton mass).
+        pairs: that flavour's pairs.
+        edges: its A′ yield bin edges (those above the seam are dropped).
+        seam: the seam (GeV).
+
+    Raises:
+        InputError: no yield bin below the seam, or no pair inside the region.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    edges = edges[edges <= seam * (1 + 1e-9)]
+    if edges.size < 2:
+        raise InputError(f"yields.extrapolation_below_seam: no yield bin below the seam {seam:g} GeV")
+    region = below_seam_region(cfg, float(edges[-1]))
+    below = pairs[pairs["m"].to_numpy() < edges[-1]]
+    w = below_seam_weights(below, region)
+    settings = dataclasses.replace(FitSettings.from_config(cfg), y_sigma=None, y_sigma_source=None)
+    ex = fit_extrapolation(
+        below["m"].to_numpy(), below["pT"].to_numpy(), below["y"].to_numpy(), w, edges, region,
+        settings=settings,
+    )  # fmt: skip
+    log.info(
+        "yields: below the seam, the model fitted to %d pairs inside the lepton acceptance: "
+        "ȳ %.2f, σ_y %.2f, T %.3f-%.3f GeV",
+        int(np.count_nonzero(w)), float(ex.y_mean[0]), float(ex.y_sigma[0]),
+        float(np.min(ex.temperature)), float(np.max(ex.temperature)),
+    )  # fmt: skip
+    return ex
+
+
+def below_seam_record(cfg: AnalysisConfig, per: dict[str, Any], seam: float) -> dict[str, Any] | None:
+    """``yields.json`` ``extrapolation.below_seam`` of a both-channels run (``per``: the
+    yields stage's per-channel ``cfg``, ``inp``, ``ap``): the fit of :func:`fit_below_seam` to
+    the full-phase-space channel with its ``channel``; ``None`` when
+    ``yields.extrapolation_below_seam`` is not configured."""
+    if cfg.yields.extrapolation_below_seam is None:
+        return None
+    full = [c for c in per if per[c]["inp"].phase_space == "full"]
+    if len(full) != 1 or per[full[0]]["inp"].pairs is None:
+        raise InputError(
+            "yields.extrapolation_below_seam: needs one full-phase-space channel with its pairs "
+            "(pairs.parquet) below the seam"
+        )
+    ch = full[0]
+    ex = fit_below_seam(per[ch]["cfg"], per[ch]["inp"].pairs, per[ch]["ap"].edges, seam)
+    return {**ex.as_dict(), "channel": ch}

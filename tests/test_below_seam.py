@@ -1,0 +1,168 @@
+"""The model below a both-channels run's seam: fitted to the full-phase-space channel's pairs
+inside its lepton acceptance (``yields.extrapolation_below_seam``), sampled by the reach where
+no flow is, and its error on N_sig where every A′ comes from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+from test_extrapolation import MASS, _fit, _toy, _ToyRegion
+
+from gammastar.physics.sampling import ParametricSampler
+from gammastar.reach.acceptance import KinematicSample
+from gammastar.yields.extrapolation.nsig import nsig_full_space_error
+
+SEAM = 0.22
+TRUTH = (0.15, 3.37, 1.45)
+"""The toy's γ* below the seam (T GeV, ȳ, σ_y): the mock's π0 width (PYTHIA 8.317 p + p σ_y
+1.47, docs/explanation/physics.md §3.2) at the beam's c.m. rapidity."""
+
+
+@pytest.fixture(scope="module")
+def electron_config():
+    """The demo's electron flavour with the fit's block stated without the mock's map: the arm's
+    cuts alone (E > 1 GeV, 5-100 mrad), the Dalitz decays' λ_θ = 1."""
+    from pathlib import Path
+
+    from gammastar.config import flavour_config, load_config
+    from gammastar.config.yields import BelowSeamFit, LeptonAcceptanceConfig
+
+    cfg = load_config(Path(__file__).parents[1] / "analysis" / "na60_like_both.yaml")
+    block = BelowSeamFit(
+        lepton_acceptance=LeptonAcceptanceConfig(min_energy=1.0, theta_min=0.005, theta_max=0.1),
+        decay_lambda_theta=1.0,
+    )
+    cfg = cfg.model_copy(
+        update={"yields": cfg.yields.model_copy(update={"extrapolation_below_seam": block})}
+    )
+    return flavour_config(cfg, "e")
+
+
+def _pairs(region, n, seed):
+    """Toy dielectrons: ``n`` γ* of :data:`TRUTH` at the centres of 10 MeV slices over
+    0.03-0.21 GeV, kept with the region's per-pair acceptance A (the detector), weighted as a
+    map route weights them, 1/acc with a stand-in map value acc = 0.5 (the fit replaces it
+    by 1/A)."""
+    rng = np.random.default_rng(seed)
+    centres = np.arange(0.035, 0.21, 0.01)
+    parts = [ParametricSampler(*TRUTH).sample(c, n // centres.size, seed=seed + i) | {"m": c}
+             for i, c in enumerate(centres)]  # fmt: skip
+    qt = np.concatenate([p["qT"] for p in parts])
+    e = np.concatenate([p["E"] for p in parts])
+    m = np.concatenate([np.full(p["qT"].size, p["m"]) for p in parts])
+    keep = rng.random(m.size) < region.acceptance.of_kinematics(m, qt, e)
+    y = np.arccosh(e / np.sqrt(qt**2 + m**2))
+    return pd.DataFrame({"m": m, "qT": qt, "E": e, "pT": qt, "y": y, "acc": 0.5,
+                         "weight": 2.0})[keep]  # fmt: skip
+
+
+def test_the_fit_below_the_seam_finds_the_rapidity_the_arm_sees(electron_config):
+    """ȳ and σ_y of the toy's γ* come back within 3σ of the fit's sandwich error: the arm's
+    5-100 mrad see y ≈ 3-6, the forward side of the distribution, enough to fit both (the
+    dimuon spectrometer's ±0.5 units are not)."""
+    from gammastar.yields.below_seam import below_seam_region, fit_below_seam
+
+    region = below_seam_region(electron_config, SEAM)
+    pairs = _pairs(region, 60_000, seed=5)
+    edges = np.array([0.03, 0.09, 0.15, 0.21, 0.3])  # the last bin lies above the seam: dropped
+    ex = fit_below_seam(electron_config, pairs, edges, SEAM)
+    assert ex.edges == pytest.approx(edges[:4], abs=1e-12)
+    cov = ex.covariance_stat if ex.covariance_stat is not None else ex.covariance
+    i_s, i_m = ex.parameter_index("y_sigma"), ex.parameter_index("y_mean")
+    assert abs(ex.y_sigma[0] - TRUTH[2]) < 3 * np.sqrt(cov[i_s, i_s])
+    assert abs(ex.y_mean[0] - TRUTH[1]) < 3 * np.sqrt(cov[i_m, i_m])
+    assert ex.y_sigma_external is None  # σ_y measured, not taken from outside as the dimuons take it
+
+
+def test_below_seam_weights_replace_the_map_by_the_per_pair_acceptance(electron_config):
+    """weight × acc / A inside the region (the sign and efficiency kept), 0 outside."""
+    from gammastar.yields.below_seam import below_seam_region, below_seam_weights
+
+    region = below_seam_region(electron_config, SEAM)
+    pairs = pd.DataFrame({"m": [0.05, 0.05], "qT": [0.3, 0.3], "E": [20.0, 900.0],
+                          "weight": [-4.0, 4.0], "acc": [0.25, 0.25]})  # fmt: skip
+    a = region.acceptance.of_kinematics(pairs["m"].to_numpy(), pairs["qT"].to_numpy(), pairs["E"].to_numpy())
+    assert a[0] >= region.min_acceptance
+    assert a[1] == pytest.approx(0.0, abs=1e-12)  # 900 GeV > p_max: outside
+    w = below_seam_weights(pairs, region)
+    assert w[0] == pytest.approx(-1.0 / a[0], rel=1e-12)
+    assert w[1] == pytest.approx(0.0, abs=1e-12)
+
+
+def _forward(kin, y0):
+    """A detector that sees, whatever the lifetime, the A′ with lab rapidity above ``y0``."""
+    mt = np.sqrt(kin["qT"] ** 2 + MASS**2)
+    hit = np.arccosh(np.maximum(kin["E"] / mt, 1.0)) > y0
+    return KinematicSample(MASS, np.ones(hit.size), hit.astype(float)[:, None],
+                           np.array([0.0, np.inf]), 1.0)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def toy_fit():
+    region = _ToyRegion()
+    return _fit(region, _toy(region, 20_000, seed=21), model_variations=True)
+
+
+def test_the_full_space_error_follows_the_tail_probability(toy_fit):
+    """Every A′ from the model and a detector seeing y > y₀: 𝓔 = Φ((ȳ − y₀)/σ_y) (the p_T form
+    drops out), so the fit's 1σ of ln N is |∂ ln Φ/∂σ_y| √C_σσ (ȳ fixed in the toy's fit) and
+    each form's |ln 𝓔_alt/𝓔| its own tail by quadrature. Tolerance of the fit's part 3%: the ±1σ
+    steps' curvature (≲ 1%) and the reweighted tail's Monte Carlo mean (2.6·10⁴ samples seen)."""
+    ex = toy_fit
+    _, t, mu, s = (float(v) for v in ex.at(MASS))
+    kin = ParametricSampler(t, mu, s).sample(MASS, 400_000, seed=3)
+    y0 = mu + 1.5 * s
+    got = nsig_full_space_error(ex, MASS, kin, _forward(kin, y0), [1.0])
+    cov = ex.covariance_stat
+    i = ex.parameter_index("y_sigma")
+    z = (mu - y0) / s
+    dlog = norm.pdf(z) / norm.cdf(z) * (-z / s)  # ∂ ln Φ((ȳ − y₀)/σ)/∂σ
+    assert got["fit"][0] == pytest.approx(abs(dlog) * np.sqrt(cov[i, i]), rel=0.03)
+    from gammastar.yields.extrapolation.model import _Y, FORMS, NOMINAL
+
+    def tail(form, centre, width):  # P(y > y₀) by the quadrature grid's midpoint sum
+        return float(np.exp(form.log_y(_Y, centre, width))[y0 < _Y].sum() * (_Y[1] - _Y[0]))
+
+    want = 0.0
+    for name, rec in ex.model_variations.items():
+        alt = tail(FORMS[rec.get("form", name)], rec.get("y_mean") or mu, rec["y_sigma"])
+        want += np.log(alt / tail(NOMINAL, mu, s)) ** 2
+    # the heavier-tailed logistic form's tail reweighted from the Gaussian draw: its mean's
+    # Monte Carlo error ≈ 1.5% of the ratio (weights up to ~3 on ~2.6·10⁴ contributing samples)
+    assert got["forms"][0] == pytest.approx(np.sqrt(want), abs=0.03)
+    assert want > 0.05  # the forms differ in this tail
+    assert got["forms_unresolved"][0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_the_full_space_error_vanishes_for_a_detector_that_sees_everything(toy_fit):
+    """𝓔 = 1 for every parameter and form: no error (rounding of Σw/Σw only)."""
+    kin = ParametricSampler(*(float(v) for v in toy_fit.at(MASS)[1:])).sample(MASS, 50_000, seed=4)
+    got = nsig_full_space_error(toy_fit, MASS, kin, _forward(kin, -np.inf), [1.0, 10.0])
+    assert got["fit"] == pytest.approx(0.0, abs=1e-12)
+    assert got["forms"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_an_unresolved_tail_is_flagged_not_a_number(toy_fit):
+    """A detector beyond every drawn sample (y₀ = ȳ + 8σ_y; P ≈ 10⁻¹⁵, none of 5·10⁴ drawn)
+    and no direct draw: the forms' ratio is not measured, NaN and flagged."""
+    _, t, mu, s = (float(v) for v in toy_fit.at(MASS))
+    kin = ParametricSampler(t, mu, s).sample(MASS, 50_000, seed=5)
+    got = nsig_full_space_error(toy_fit, MASS, kin, _forward(kin, mu + 8 * s), [1.0])
+    assert np.isnan(got["forms"][0])
+    assert got["forms_unresolved"][0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_the_reach_samples_the_fitted_model_below_the_seam(toy_fit):
+    """Below the seam without a flow the sampler takes the model fitted there (its T, ȳ, σ_y
+    at the mass), every sample labelled extrapolated; above the seam the dimuon fit's."""
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    below = toy_fit
+    sp = ExtrapolatedSampler(None, toy_fit, _ToyRegion(), seam=0.6, below=below)
+    got = sp.below_sampler(MASS)
+    _, t, mu, s = (float(v) for v in below.at(MASS))
+    assert (got.temperature, got.y_mean, got.y_sigma) == pytest.approx((t, mu, s), rel=1e-12)
+    out = sp.sample(MASS, 1000, seed=1)
+    assert out["extrapolated"].all()
