@@ -85,7 +85,9 @@ def fit_below_seam(cfg: AnalysisConfig, pairs: Any, edges: NDArray, seam: float)
     region = below_seam_region(cfg, float(edges[-1]))
     below = pairs[pairs["m"].to_numpy() < edges[-1]]
     w = below_seam_weights(below, region)
-    settings = dataclasses.replace(FitSettings.from_config(cfg), y_sigma=None, y_sigma_source=None)
+    # the other error method (compare) is a study of the dimuon fit, four more fits here
+    settings = dataclasses.replace(FitSettings.from_config(cfg), y_sigma=None, y_sigma_source=None,
+                                   compare=False)
     ex = fit_extrapolation(
         below["m"].to_numpy(), below["pT"].to_numpy(), below["y"].to_numpy(), w, edges, region,
         settings=settings,
