@@ -299,8 +299,10 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
         "the extrapolation fit's sandwich covariance carried to N_sig "
         "(gammastar.yields.extrapolation.nsig.nsig_relative_error: the model's acceptance outside the "
         "fiducial region moves with f_F; propagation 'log': the 1 sigma w of ln N_sig from "
-        "N_sig recomputed at +-1 sigma along the covariance's principal axes, rel = e^w - 1), "
-        "the larger of its values at the median expected eps_low and eps_high of a first "
+        "N_sig recomputed at +-1 sigma along the covariance's principal axes, rel = e^w - 1; "
+        "below a both-channels run's seam with the model fitted there, "
+        "gammastar.yields.extrapolation.nsig.nsig_full_space_error: the acceptance's change "
+        "alone), the larger of its values at the median expected eps_low and eps_high of a first "
         "pass; rel_yield: the yield's delta f_F / f_F"
     ))  # fmt: skip
     _record_nsig_level(inp, res.lambda_theta_nsig, "acceptance_lambda_theta", (
