@@ -18,6 +18,7 @@ import uproot
 from _tolerance import EPS64, reorder_tol
 
 from gammastar.config import load_config
+from gammastar.corrections.polarisation import MIN_PAIRS
 from gammastar.corrections.polarisation.edges import peak_safe_edges, polarisation_edges
 from gammastar.selection import onworkers
 from gammastar.selection import stage as sel
@@ -187,6 +188,46 @@ def test_bins_from_the_histogram_equal_those_of_the_masses(seed):
         want_safe = peak_safe_edges(want, m, window, min_pairs=200)
         got_safe = onworkers.peak_safe(got, grid, counts, window)
         assert got_safe.tolist() == want_safe.tolist()
+
+
+@pytest.mark.parametrize(
+    ("fixed", "bins", "window", "n"),
+    [
+        (None, 8, None, 4000),  # equal counts: 8 bins of ≥ MIN_PAIRS
+        (None, 8, 0.1, 4000),  # ... kept off the ω and φ
+        (None, 8, None, 700),  # a small sample: n // MIN_PAIRS bins
+        (None, 8, None, 50),  # fewer than MIN_PAIRS: one bin
+        ((0.1, 0.5, 0.8, 1.5), 8, None, 4000),  # configured, clipped to [lo, hi]
+        ((0.5, 0.8), 8, 0.1, 4000),  # configured, then kept off the peaks
+    ],
+)
+def test_one_bin_rule_from_the_masses_and_from_the_workers(fixed, bins, window, n):
+    """``BinRule`` (``unfold.polarisation_edges``, ``polarisation_bins``,
+    ``polarisation_peak_window``) gives the same edges applied to the OS masses
+    (``selection.polarisation._polarisation_edges``, the driver's) and to their 1 MeV
+    histogram on the workers (``onworkers._bin_edges``): the histogram's quantiles and
+    peak-safe counts are exact (test above), so the two are equal, not close."""
+    from gammastar.selection.polarisation import BinRule
+
+    lo, hi = 0.2113, 1.1
+    rule = BinRule(lo, hi, fixed, bins, window)
+    rng = np.random.default_rng(n)
+    m = np.concatenate([rng.uniform(lo, hi, n), rng.normal(0.7827, 0.01, n // 10)])
+    want = rule.edges(
+        m.size,
+        lambda k: polarisation_edges(m, k, lo, hi),
+        lambda e, w: peak_safe_edges(e, m, w),
+    )
+    states = [{"cols": {"m": c, "charge": np.zeros(c.size, np.int8)}, "weight": np.ones(c.size)}
+              for c in np.array_split(m, 3)]  # fmt: skip
+    grid = onworkers._grid(lo, hi)
+    hists = [onworkers.os_mass_counts(grid, None, np.array([lo, hi]), s)[1] for s in states]
+    counts = onworkers._sum(h["counts"] for h in hists)
+    got = onworkers._bin_edges(rule, onworkers.HeldSteps(_Here(states)), grid, counts,
+                               sum(h["n_os"] for h in hists))  # fmt: skip
+    assert got.tolist() == want.tolist()
+    if fixed is None and window is None:  # the rule's count: min(bins, n // MIN_PAIRS), ≥ 1
+        assert len(got) - 1 == max(1, min(bins, m.size // MIN_PAIRS))
 
 
 @pytest.mark.parametrize("executor", ["dask", "futures"])
