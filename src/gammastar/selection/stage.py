@@ -45,7 +45,7 @@ from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.selection import onworkers
 from gammastar.selection.chunk import CUTFLOW_KEYS
 from gammastar.selection.cuts import Cuts
-from gammastar.selection.executors import EXECUTORS, Execution
+from gammastar.selection.executors import EXECUTORS, Execution, with_config
 from gammastar.selection.executors.processor import (
     ChunkReader,
     DileptonProcessor,
@@ -103,7 +103,8 @@ def select(
         inputs: input files or globs replacing ``input.files``.
         execution: how the chunks are processed (:class:`~gammastar.selection.executors.Execution`:
             executor, scheduler, workers, chunk size, ...; default: iterative, chunks of
-            ``input.step_size`` entries).
+            ``input.step_size`` entries); on Dask without a cluster named, the config's
+            ``execution.jobqueue`` where it has one.
         skip_bad_files: skip unreadable files (reported in ``select.json``) instead of stopping.
         output: run directory (default: the config's ``output``).
         force: overwrite existing outputs.
@@ -131,7 +132,7 @@ def select(
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     if output is not None:
         cfg = cfg.model_copy(update={"output": str(Path(output).resolve())})
-    execution = execution or Execution()
+    execution = with_config(execution or Execution(), cfg.execution)
     if execution.executor not in EXECUTORS:
         raise ConfigError(
             f"--executor: unknown executor {execution.executor!r} (iterative, futures, dask)"
