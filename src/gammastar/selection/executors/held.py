@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,10 +58,19 @@ def _held_chunk(task: Callable[[Any], Any], item: Any, path: str) -> Any:
     return Summary()(out)
 
 
-def _step(fn: Callable[[Any], Any], src: str, dst: str | None) -> Any:
-    """``fn`` on the state in ``src``: with ``dst``, ``fn`` returns ``(new state, small)``,
-    the new state is written there and ``small`` returned; else ``fn``'s result."""
-    out = fn(_load(src))
+@functools.lru_cache(maxsize=1)  # one map at a time: its function, read once per process
+def _function(path: str) -> Callable[[Any], Any]:
+    """The step's function written once by the driver (it may hold the acceptance's tables,
+    tens of MB: not sent with every task)."""
+    fn: Callable[[Any], Any] = _load(path)
+    return fn
+
+
+def _step(fn_path: str, src: str, dst: str | None) -> Any:
+    """The function of ``fn_path`` on the state in ``src``: with ``dst`` it returns ``(new
+    state, small)``, the new state is written there and ``small`` returned; else its
+    result."""
+    out = _function(fn_path)(_load(src))
     if dst is None:
         return out
     new, small = out
@@ -68,8 +78,8 @@ def _step(fn: Callable[[Any], Any], src: str, dst: str | None) -> Any:
     return small
 
 
-def _new(fn: Callable[[Any], Any], item: Any, dst: str) -> None:
-    _dump(fn(item), dst)
+def _new(fn_path: str, item: Any, dst: str) -> None:
+    _dump(_function(fn_path)(item), dst)
 
 
 @dataclass
@@ -104,8 +114,9 @@ class FileStates:
         the new states are written to new files (the step states given are consumed:
         removed) and the smalls come back; else ``fn``'s results come back."""
         new: list[str | None] = [*self._paths(len(states))] if keep else [None] * len(states)
-        results = _gather([self.pool.submit(_step, fn, s, d)
-                           for s, d in zip(states, new, strict=True)])  # fmt: skip
+        with self._shared(fn) as path:
+            results = _gather([self.pool.submit(_step, path, s, d)
+                               for s, d in zip(states, new, strict=True)])  # fmt: skip
         if not keep:
             return [], results
         self.drop([s for s in states if s in self.steps])
@@ -115,9 +126,22 @@ class FileStates:
     def map_new(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[str]:
         """``fn(item)`` for each item, written as held states (their files)."""
         paths = self._paths(len(items))
-        _gather([self.pool.submit(_new, fn, it, p) for it, p in zip(items, paths, strict=True)])
+        with self._shared(fn) as path:
+            _gather([self.pool.submit(_new, path, it, p)
+                     for it, p in zip(items, paths, strict=True)])  # fmt: skip
         self.steps.update(paths)
         return paths
+
+    @contextlib.contextmanager
+    def _shared(self, fn: Callable[[Any], Any]) -> Iterator[str]:
+        """``fn`` written once for the tasks of one map (as Dask scatters it), its file
+        removed after."""
+        (path,) = self._paths(1)
+        _dump(fn, path)
+        try:
+            yield path
+        finally:
+            self.drop([path])
 
     def drop(self, paths: Sequence[str]) -> None:
         """Remove the states' files."""
