@@ -315,6 +315,18 @@ def test_input_check_in_parallel_equals_the_serial_one(tmp_path):
         assert str(parallel.value) == str(serial.value)
 
 
+def _as_state(m):
+    return {"m": m}
+
+
+def _doubled(state):
+    return {"m": 2 * state["m"]}, float(state["m"].sum())
+
+
+def _total(state):
+    return float(state["m"].sum())
+
+
 def test_pool_states_are_files_consumed_step_by_step(tmp_path):
     """The process pool's held states (``FileStates``): each step's states are files of the
     directory, the step before's removed once consumed, every one removed on release; the
@@ -329,11 +341,11 @@ def test_pool_states_are_files_consumed_step_by_step(tmp_path):
         exe = LocalExecutor("futures", 2, pool)
         exe.hold_in(tmp_path / "held")
         assert exe.can_hold
-        steps = onworkers.HeldSteps(exe, exe.map_new(lambda m: {"m": m}, chunks))
+        steps = onworkers.HeldSteps(exe, exe.map_new(_as_state, chunks))
         assert len(list((tmp_path / "held").iterdir())) == 3
-        sums = steps.step(lambda s: ({"m": 2 * s["m"]}, float(s["m"].sum())))
+        sums = steps.step(_doubled)
         assert sums == [float(c.sum()) for c in chunks]
         assert len(list((tmp_path / "held").iterdir())) == 3  # the first states consumed
-        assert steps.ask(lambda s: float(s["m"].sum())) == [float((2 * c).sum()) for c in chunks]
+        assert steps.ask(_total) == [float((2 * c).sum()) for c in chunks]
         steps.release()
         assert list((tmp_path / "held").iterdir()) == []
