@@ -316,7 +316,7 @@ def measured_on_workers(
     """The measured λ_θ's selection over the held chunks (module docstring).
 
     Arguments:
-        exe: the Dask executor holding the chunks.
+        exe: the executor holding the chunks (Dask's, or the process pool's).
         spec, writer: the weighing and where the parts go.
         rate: the ``rate`` scale of Σ weight per mass bin, with its report (``None``: no
             η → μμ ``rate`` removal).

@@ -233,7 +233,7 @@ def _prepare_run(
     parallel = spec is not None and opt.execution.executor != "iterative" and stream
     url = cfg.selection.pairs_url
     if _held(fit_lambda, opt.execution, stream) and url is None:
-        # a measured λ_θ on Dask: the pairs stay on the workers, which write the final
+        # a measured λ_θ on Dask or the pool: the pairs stay on the workers, which write the final
         # parts (gammastar.selection.onworkers)
         parallel = True
     staging: Path | str | None = None

@@ -16,7 +16,9 @@ this process, in a process pool (futures), or as ``distributed`` futures on a Da
 (:class:`~gammastar.selection.executors.sink.ChunkSink`), so the pairs, every histogram and every report
 number are the same bit for bit on every executor whatever order the chunks finish in.
 :func:`open_executor` keeps the executor (its cluster or process pool) for the selection's
-second pass (:mod:`gammastar.selection.weights.second_pass`), run through :func:`map_tasks`.
+second pass (:mod:`gammastar.selection.weights.second_pass`), run through :func:`map_tasks`,
+and for the steps that reduce held chunks where they are (:mod:`gammastar.selection.onworkers`;
+the pool's held states are files, :mod:`gammastar.selection.executors.held`).
 """
 
 from __future__ import annotations
