@@ -216,3 +216,102 @@ def test_one_cluster_at_a_time():
         Execution("dask", scheduler="tcp://x:8786", gateway="http://y")
     with pytest.raises(ConfigError, match=r"--jobqueue needs --executor dask"):
         Execution("futures", jobqueue="q.yaml")
+
+
+SECTION = """
+output: out
+input: {files: [a.root]}
+beam: {energy: 400.0, interaction_lengths: 0.01}
+unfold: {efficiency_map: null}
+execution:
+  jobqueue:
+    kind: htcondor
+    cores: 1
+    memory: 3GB
+    disk: 1GB
+    job_extra_directives: {"+JobFlavour": '"microcentury"'}
+"""
+
+
+def test_jobqueue_config_section_and_the_file_that_replaces_it(tmp_path):
+    """The config's ``execution.jobqueue`` (the ``--jobqueue`` file's form) gives the job
+    script of the dry run; a ``--jobqueue FILE`` replaces it."""
+    pytest.importorskip("dask_jobqueue", reason="the 'jobqueue' extra is not installed")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(SECTION)
+    res = main_in_process("select", str(cfg), "--dry-run")
+    assert res.status == 0, res.stderr
+    assert "distributed.cli.dask_worker" in res.stdout
+    assert "--nthreads 1" in res.stdout  # processes defaults to cores, as for a file
+    assert "microcentury" in res.stdout
+    assert "MY.DaskWorkerMemory = 3000000000" in res.stdout  # the section's memory: 3 GB
+    f = tmp_path / "condor.yaml"
+    f.write_text(JOBQUEUE)
+    res = main_in_process("select", str(cfg), "--jobqueue", str(f), "--dry-run")
+    assert res.status == 0, res.stderr
+    assert "espresso" in res.stdout
+    assert "microcentury" not in res.stdout
+
+
+def test_dry_run_without_a_jobqueue(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(SECTION.split("execution:")[0])
+    res = main_in_process("select", str(cfg), "--dry-run")
+    assert res.status == 2
+    assert "--dry-run needs --jobqueue or execution.jobqueue" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("kind: pbz\n    cores: 1", r"c\.yaml: execution\.jobqueue\.kind: Input should be 'htcondor'"),
+        ("cores: 1", r"c\.yaml: execution\.jobqueue\.kind: Field required"),
+    ],
+)
+def test_jobqueue_section_errors_name_the_key(tmp_path, section, message):
+    from gammastar.config import load_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(SECTION.split("execution:")[0] + f"execution:\n  jobqueue:\n    {section}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(cfg)
+    res = main_in_process("select", str(cfg), "--dry-run")
+    assert res.status == 2
+    assert len(res.stderr.strip().splitlines()) == 1  # one line
+
+
+def test_jobqueue_section_option_error_names_the_section():
+    pytest.importorskip("dask_jobqueue", reason="the 'jobqueue' extra is not installed")
+    with pytest.raises(ConfigError, match=r"^execution\.jobqueue: not_an_option: not an option"):
+        job_script({"kind": "slurm", "cores": 1, "not_an_option": 3})
+
+
+def test_the_section_is_the_cluster_of_a_dask_run_that_names_none(tmp_path, monkeypatch):
+    """``execution.jobqueue`` is the cluster of a Dask selection without ``--scheduler``,
+    ``--gateway`` or ``--jobqueue`` (and the command's default executor then); a file, another
+    cluster or another executor given wins."""
+    from gammastar.config import load_config
+    from gammastar.selection import stage
+    from gammastar.selection.executors import with_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(SECTION)
+    section = load_config(cfg).execution
+    want = {"kind": "htcondor", "cores": 1, "memory": "3GB", "disk": "1GB",
+            "job_extra_directives": {"+JobFlavour": '"microcentury"'}}  # fmt: skip
+    assert with_config(Execution("dask"), section).jobqueue == want
+    for ex in (Execution("dask", jobqueue="q.yaml"), Execution("dask", scheduler="tcp://x:1"),
+               Execution("dask", gateway="http://g"), Execution("futures"), Execution()):  # fmt: skip
+        assert with_config(ex, section) == ex
+    assert with_config(Execution("dask"), None) == Execution("dask")
+
+    seen = []
+
+    def fake_select(config, inputs, *, execution, **kwargs):
+        seen.append(execution)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(stage, "select", fake_select)
+    main_in_process("select", str(cfg), "--output", str(tmp_path / "o1"))
+    main_in_process("select", str(cfg), "--output", str(tmp_path / "o2"), "--executor", "futures")
+    assert [e.executor for e in seen] == ["dask", "futures"]

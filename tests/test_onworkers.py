@@ -1,7 +1,9 @@
-"""``unfold.decay_lambda_theta: measured`` on Dask with the pairs left on the workers
-(``gammastar.selection.onworkers``): the same results as the whole table's path on the driver,
-which a Dask run no longer takes; the polarisation bins from the OS masses' 1 MeV histogram
-equal those of the masses themselves. Input: a small NA60-like mock (the shipped config).
+"""``unfold.decay_lambda_theta: measured`` and the fiducial polarisation on Dask and on the
+process pool (``futures``) with the pairs left on the workers (``gammastar.selection.onworkers``):
+the same results as the whole table's path on the driver, which such a run no longer takes;
+the polarisation bins from the OS masses' 1 MeV histogram equal those of the masses themselves
+(the one rule, ``gammastar.selection.polarisation.BinRule``). Input: a small NA60-like mock
+(the shipped config).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import uproot
 from _tolerance import EPS64, reorder_tol
 
 from gammastar.config import load_config
+from gammastar.corrections.polarisation import MIN_PAIRS
 from gammastar.corrections.polarisation.edges import peak_safe_edges, polarisation_edges
 from gammastar.selection import onworkers
 from gammastar.selection import stage as sel
@@ -66,25 +69,38 @@ def _close(a, b, tol, what):
         what, np.max(np.abs(a[ok] - b[ok])))  # fmt: skip
 
 
+def _parallel(executor):
+    """Two workers: Dask's (threads: no process start) or the process pool's."""
+    if executor == "dask":
+        return Execution("dask", workers=2, dask_processes=False, chunksize=CHUNK)
+    return Execution("futures", workers=2, chunksize=CHUNK)
+
+
 @pytest.mark.parametrize(
-    "background",
+    ("executor", "background"),
     [
-        {},
-        pytest.param({"ss_weight": "binwise", "remove_eta_mumu": "rate"}, marks=pytest.mark.slow),
+        ("dask", {}),
+        ("futures", {}),
+        pytest.param(
+            "dask", {"ss_weight": "binwise", "remove_eta_mumu": "rate"}, marks=pytest.mark.slow
+        ),
+        pytest.param(
+            "futures", {"ss_weight": "binwise", "remove_eta_mumu": "rate"}, marks=pytest.mark.slow
+        ),
     ],
 )
-def test_measured_lambda_on_workers_equals_the_table(tmp_path, mock, monkeypatch, background):
+def test_measured_lambda_on_workers_equals_the_table(
+    tmp_path, mock, monkeypatch, executor, background
+):
     table = sel.select(_cfg(tmp_path / "table", **background), [mock],
                        execution=Execution(chunksize=CHUNK))  # fmt: skip
 
     def driver_side(*a, **k):
-        raise AssertionError("the Dask run fitted lambda_theta on the driver's table")
+        raise AssertionError(f"the {executor} run fitted lambda_theta on the driver's table")
 
     monkeypatch.setattr(weighting, "_measured_acceptance", driver_side)
-    dask = sel.select(
-        _cfg(tmp_path / "dask", **background), [mock],
-        execution=Execution("dask", workers=2, dask_processes=False, chunksize=CHUNK),
-    )  # fmt: skip
+    dask = sel.select(_cfg(tmp_path / executor, **background), [mock],
+                      execution=_parallel(executor))  # fmt: skip
     d1 = json.loads((dask.output_dir / "select.json").read_text())
     d0 = json.loads((table.output_dir / "select.json").read_text())
     p1, p0 = d1["polarisation"], d0["polarisation"]
@@ -143,7 +159,7 @@ class _Here:
             return [o[0] for o in out], [o[1] for o in out]
         return [], out
 
-    def release_held(self):
+    def release_held(self, states=()):
         self.held = {}
 
 
@@ -174,14 +190,56 @@ def test_bins_from_the_histogram_equal_those_of_the_masses(seed):
         assert got_safe.tolist() == want_safe.tolist()
 
 
-def test_fixed_lambda_polarisation_measured_on_the_workers(tmp_path, mock, monkeypatch):
-    """A fiducial selection at a fixed λ_θ on Dask: the ``polarisation`` block from the parts
-    the workers wrote, measured there (the driver does not read the dataset back), equals the
-    driver's measurement on the same dataset (``_measure_polarisation``: the moments looked
-    up per bin in float64 on both sides) to the fit's convergence (sums in another order)."""
+@pytest.mark.parametrize(
+    ("fixed", "bins", "window", "n"),
+    [
+        (None, 8, None, 4000),  # equal counts: 8 bins of ≥ MIN_PAIRS
+        (None, 8, 0.1, 4000),  # ... kept off the ω and φ
+        (None, 8, None, 700),  # a small sample: n // MIN_PAIRS bins
+        (None, 8, None, 50),  # fewer than MIN_PAIRS: one bin
+        ((0.1, 0.5, 0.8, 1.5), 8, None, 4000),  # configured, clipped to [lo, hi]
+        ((0.5, 0.8), 8, 0.1, 4000),  # configured, then kept off the peaks
+    ],
+)
+def test_one_bin_rule_from_the_masses_and_from_the_workers(fixed, bins, window, n):
+    """``BinRule`` (``unfold.polarisation_edges``, ``polarisation_bins``,
+    ``polarisation_peak_window``) gives the same edges applied to the OS masses
+    (``selection.polarisation._polarisation_edges``, the driver's) and to their 1 MeV
+    histogram on the workers (``onworkers._bin_edges``): the histogram's quantiles and
+    peak-safe counts are exact (test above), so the two are equal, not close."""
+    from gammastar.selection.polarisation import BinRule
+
+    lo, hi = 0.2113, 1.1
+    rule = BinRule(lo, hi, fixed, bins, window)
+    rng = np.random.default_rng(n)
+    m = np.concatenate([rng.uniform(lo, hi, n), rng.normal(0.7827, 0.01, n // 10)])
+    want = rule.edges(
+        m.size,
+        lambda k: polarisation_edges(m, k, lo, hi),
+        lambda e, w: peak_safe_edges(e, m, w),
+    )
+    states = [{"cols": {"m": c, "charge": np.zeros(c.size, np.int8)}, "weight": np.ones(c.size)}
+              for c in np.array_split(m, 3)]  # fmt: skip
+    grid = onworkers._grid(lo, hi)
+    hists = [onworkers.os_mass_counts(grid, None, np.array([lo, hi]), s)[1] for s in states]
+    counts = onworkers._sum(h["counts"] for h in hists)
+    got = onworkers._bin_edges(rule, onworkers.HeldSteps(_Here(states)), grid, counts,
+                               sum(h["n_os"] for h in hists))  # fmt: skip
+    assert got.tolist() == want.tolist()
+    if fixed is None and window is None:  # the rule's count: min(bins, n // MIN_PAIRS), ≥ 1
+        assert len(got) - 1 == max(1, min(bins, m.size // MIN_PAIRS))
+
+
+@pytest.mark.parametrize("executor", ["dask", "futures"])
+def test_fixed_lambda_polarisation_measured_on_the_workers(tmp_path, mock, monkeypatch, executor):
+    """A fiducial selection at a fixed λ_θ on Dask or the process pool: the ``polarisation``
+    block from the parts the workers wrote, measured there (the driver does not read the
+    dataset back), equals the driver's measurement on the same dataset
+    (``_measure_polarisation``: the moments looked up per bin in float64 on both sides) to the
+    fit's convergence (sums in another order)."""
     from gammastar.selection import polarisation
 
-    c = _cfg(tmp_path / "dask")
+    c = _cfg(tmp_path / executor)
     cfg = c.model_copy(update={"unfold": c.unfold.model_copy(update={"decay_lambda_theta": 0.0})})
     measure = polarisation._measure_polarisation
 
@@ -189,9 +247,7 @@ def test_fixed_lambda_polarisation_measured_on_the_workers(tmp_path, mock, monke
         raise AssertionError("the Dask run measured the polarisation on the driver")
 
     monkeypatch.setattr(polarisation, "_measure_polarisation", driver_side)
-    dask = sel.select(
-        cfg, [mock], execution=Execution("dask", workers=2, dask_processes=False, chunksize=CHUNK)
-    )
+    dask = sel.select(cfg, [mock], execution=_parallel(executor))
     p1 = json.loads((dask.output_dir / "select.json").read_text())["polarisation"]
     am = sel._unfolding_maps(cfg)[1]
     p0 = measure(cfg, am, None, dask.files["pairs.parquet"], False)
@@ -257,3 +313,39 @@ def test_input_check_in_parallel_equals_the_serial_one(tmp_path):
         with pytest.raises(InputError) as parallel:
             sel._checked_inputs(cfg, None, False, exe)
         assert str(parallel.value) == str(serial.value)
+
+
+def _as_state(m):
+    return {"m": m}
+
+
+def _doubled(state):
+    return {"m": 2 * state["m"]}, float(state["m"].sum())
+
+
+def _total(state):
+    return float(state["m"].sum())
+
+
+def test_pool_states_are_files_consumed_step_by_step(tmp_path):
+    """The process pool's held states (``FileStates``): each step's states are files of the
+    directory, the step before's removed once consumed, every one removed on release; the
+    results are those of the same functions in this process (the same arrays: equal)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gammastar.selection.executors.processor import LocalExecutor
+
+    rng = np.random.default_rng(1)
+    chunks = [rng.uniform(0.2, 1.1, n) for n in (50, 70, 30)]
+    with ThreadPoolExecutor(2) as pool:
+        exe = LocalExecutor("futures", 2, pool)
+        exe.hold_in(tmp_path / "held")
+        assert exe.can_hold
+        steps = onworkers.HeldSteps(exe, exe.map_new(_as_state, chunks))
+        assert len(list((tmp_path / "held").iterdir())) == 3
+        sums = steps.step(_doubled)
+        assert sums == [float(c.sum()) for c in chunks]
+        assert len(list((tmp_path / "held").iterdir())) == 3  # the first states consumed
+        assert steps.ask(_total) == [float((2 * c).sum()) for c in chunks]
+        steps.release()
+        assert list((tmp_path / "held").iterdir()) == []

@@ -19,8 +19,6 @@ else:
 that the command line starts fast)."""
 
 
-_ITERATIVE = Executor("iterative")
-
 def select_command(
     config: ConfigArg,
     input: Annotated[
@@ -32,13 +30,15 @@ def select_command(
         ),
     ] = None,
     executor: Annotated[
-        Executor,
+        Executor | None,
         typer.Option(
             "--executor",
             help="iterative: one process; futures: --workers local processes; dask: a local Dask "
-            "cluster or the one at --scheduler (docs/howto/cluster.md).",
+            "cluster or the one at --scheduler (docs/howto/cluster.md). Default: dask with "
+            "--gateway, --jobqueue or the config's execution.jobqueue, else iterative.",
+            show_default=False,
         ),
-    ] = _ITERATIVE,
+    ] = None,
     scheduler: Annotated[
         str | None,
         typer.Option("--scheduler", help="Dask scheduler address; none: a local Dask cluster."),
@@ -70,12 +70,17 @@ def select_command(
         typer.Option(
             "--jobqueue",
             help="YAML file: a dask-jobqueue cluster (kind: htcondor, slurm, ...; its options) "
-            "of --workers workers, closed after; implies --executor dask.",
+            "of --workers workers, closed after; implies --executor dask; replaces the "
+            "config's execution.jobqueue.",
         ),
     ] = None,
     dry_run: Annotated[
         bool,
-        typer.Option("--dry-run", help="With --jobqueue: print the job script and stop."),
+        typer.Option(
+            "--dry-run",
+            help="Print the job script of --jobqueue (else of the config's execution.jobqueue) "
+            "and stop.",
+        ),
     ] = False,
     skip_bad_files: Annotated[
         bool, typer.Option("--skip-bad-files", help="Skip unreadable files with a report.")
@@ -110,20 +115,16 @@ def select_command(
 
     from gammastar.errors import ConfigError
 
-    executor = Executor(executor)
     if scheduler and executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
-    if (gateway or jobqueue) and executor == "iterative":  # the default: a facility's cluster
-        executor = Executor("dask")
     if dry_run:
-        if jobqueue is None:
-            raise ConfigError("--dry-run needs --jobqueue")
-        from gammastar.selection.executors.facility import job_script
-
-        typer.echo(job_script(jobqueue))
+        _print_job_script(config, jobqueue)
         return
     options = dict(_key_value(o) for o in gateway_option or [])
     cfg = load(config, output, lock=True, wait=wait)  # a bad config: refused before the selection
+    if executor is None:  # a facility's cluster named: Dask; else this process
+        section = cfg.execution is not None and cfg.execution.jobqueue is not None
+        executor = Executor("dask" if gateway or jobqueue or section else "iterative")
     if pairs_url is not None:
         from gammastar.core.urls import known_protocols, url_problem
 
@@ -162,6 +163,21 @@ def select_command(
     for path, why in res.bad_files.items():
         typer.echo(f"skipped bad file {path}: {why}", err=True)
     typer.echo(f"wrote {', '.join(str(p) for p in res.files.values())}")
+
+
+def _print_job_script(config: Path, jobqueue: Path | None) -> None:
+    """``--dry-run``: the job script of the ``--jobqueue`` file (the config is not read), else
+    of the config's ``execution.jobqueue``."""
+    from gammastar.errors import ConfigError
+    from gammastar.selection.executors.facility import job_script
+
+    if jobqueue is not None:
+        typer.echo(job_script(jobqueue))
+        return
+    cfg = load(config)  # nothing is written: no lock
+    if cfg.execution is None or cfg.execution.jobqueue is None:
+        raise ConfigError(f"--dry-run needs --jobqueue or execution.jobqueue in {config}")
+    typer.echo(job_script(cfg.execution.jobqueue.options()))
 
 
 def _key_value(text: str) -> tuple[str, str]:

@@ -19,7 +19,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from gammastar.config.base import Section
 from gammastar.config.detector import DetectorConfig, EventsConfig
@@ -29,6 +37,7 @@ from gammastar.config.reach import IdmConfig, McpConfig, ReachConfig
 from gammastar.config.selection import (
     BackgroundConfig,
     BeamConfig,
+    ExecutionConfig,
     InputConfig,
     SelectionConfig,
 )
@@ -64,6 +73,8 @@ class AnalysisConfig(Section):
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
     unfold: UnfoldConfig = Field(default_factory=UnfoldConfig)
+    execution: ExecutionConfig | None = None
+    """Where the selection runs (``None``: where the command's options say)."""
     yields: YieldsConfig = Field(default_factory=YieldsConfig)
     flow: FlowConfig = Field(default_factory=FlowConfig)
     validate_: ValidateConfig = Field(default_factory=ValidateConfig, alias="validate")
@@ -79,6 +90,14 @@ class AnalysisConfig(Section):
 
     # Set by load_config: where the file was, for resolving relative paths.
     source: str | None = Field(default=None, exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # not given: left out, so a config without it hashes as before the section existed
+        out = handler(self)
+        if out.get("execution") is None:
+            out.pop("execution", None)
+        return out
 
     @model_validator(mode="after")
     def _flavour_overrides(self) -> AnalysisConfig:

@@ -1,6 +1,7 @@
 """The data and its selection: ``beam`` (the data's beam and target, the yields'
 normalisation), ``input`` (the ntuples and their branches), ``selection`` (the lepton and
-pair cuts) and ``background`` (the like-sign subtraction).
+pair cuts), ``background`` (the like-sign subtraction) and ``execution`` (where the selection
+runs: a batch system's Dask cluster, :data:`JOBQUEUE_KINDS`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -284,3 +286,47 @@ class BackgroundConfig(Section):
                 f"eta_dalitz_window: the upper edge ({hi}) must exceed the lower ({lo})"
             )
         return self
+
+
+# --------------------------------------------------------------------------- execution
+JOBQUEUE_KINDS = {
+    "htcondor": "HTCondorCluster",
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+}
+"""``kind`` of a ``dask-jobqueue`` cluster (``execution.jobqueue``, a ``--jobqueue`` file) → its
+``dask_jobqueue`` cluster class."""
+
+
+class JobqueueConfig(Section):
+    """A ``dask-jobqueue`` cluster (HTCondor, SLURM, ...) for ``gammastar select``: ``kind`` and
+    the keyword arguments of its ``dask_jobqueue`` class (``cores``, ``memory``, ``disk``,
+    ``job_extra_directives``, ...; checked against that class when the cluster is made), the
+    form of a ``--jobqueue`` file (docs/howto/cluster.md)."""
+
+    model_config = ConfigDict(
+        extra="allow", frozen=True, validate_default=True, allow_inf_nan=False
+    )
+
+    kind: Literal[tuple(JOBQUEUE_KINDS)]  # type: ignore[valid-type]
+    """The batch system: a key of :data:`JOBQUEUE_KINDS` (``htcondor``, ``slurm``, ``pbs``,
+    ``sge``, ``lsf``)."""
+
+    def options(self) -> dict[str, Any]:
+        """``kind`` and the cluster class's keyword arguments, as a ``--jobqueue`` file holds
+        them."""
+        return {"kind": self.kind, **(self.model_extra or {})}
+
+
+class ExecutionConfig(Section):
+    """Where ``gammastar select`` runs its chunks; the command's options win over it
+    (``--executor``, ``--scheduler``, ``--gateway``, ``--jobqueue``). Not part of any stage's
+    hash: the results do not depend on where they were computed."""
+
+    jobqueue: JobqueueConfig | None = None
+    """A ``dask-jobqueue`` cluster of ``--workers`` workers (closed after) for the selection on
+    Dask: ``gammastar select`` without ``--executor`` runs on it; a ``--jobqueue FILE``
+    replaces it, ``--scheduler`` or ``--gateway`` name another cluster, ``--executor
+    iterative`` or ``futures`` runs here. ``None``: a local Dask cluster."""

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from gammastar.core.urls import split_url
 from gammastar.errors import InputError
 
 TIMEOUT = 30.0
@@ -42,7 +43,7 @@ def protocol(url: str) -> str:
         >>> protocol("root://eospublic.cern.ch//eos/opendata/cms/x.root")
         'root'
     """
-    return url.partition("://")[0].lower()
+    return split_url(url)[0].lower()
 
 
 def host(url: str) -> str:
@@ -52,7 +53,7 @@ def host(url: str) -> str:
         >>> host("root://eospublic.cern.ch:1094//eos/x.root")
         'eospublic.cern.ch:1094'
     """
-    return url.partition("://")[2].split("/", 1)[0]
+    return split_url(url)[1].split("/", 1)[0]
 
 
 def storage_options(url: str) -> dict[str, Any]:
@@ -283,7 +284,7 @@ def expand(pattern: str) -> list[str]:
     """
     import glob
 
-    if not glob.has_magic(pattern.partition("://")[2]):
+    if not glob.has_magic(split_url(pattern)[1]):
         return [pattern]
     if protocol(pattern) in UNLISTABLE:
         raise InputError(

@@ -1,7 +1,8 @@
 """Outputs at an fsspec URL outside the run directory (``selection.pairs_url``: the pair
 dataset on object storage, XRootD or another filesystem the workers reach).
 
-:func:`url_problem` checks a URL's form and protocol (the config check), :func:`filesystem`
+:func:`split_url` parses a URL's protocol (the one parser: the inputs' URLs too,
+:mod:`gammastar.core.remote`), :func:`url_problem` checks a URL's form and protocol (the config check), :func:`filesystem`
 opens its filesystem, :func:`write_bytes` writes one object atomically where the filesystem
 renames (a temporary name, then a move; on object stores one PUT, which is whole or absent),
 :func:`move_tree` moves a staged directory into place, :func:`read_table` reads a Parquet
@@ -17,6 +18,17 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from gammastar.errors import ConfigError
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``(protocol, rest)`` of ``protocol://rest``, as given; ``("", "")`` without ``://``.
+
+    Example:
+        >>> split_url("root://eospublic.cern.ch//eos/x.root"), split_url("/data/x.root")
+        (('root', 'eospublic.cern.ch//eos/x.root'), ('', ''))
+    """
+    proto, sep, rest = url.partition("://")
+    return (proto, rest) if sep else ("", "")
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
@@ -41,8 +53,8 @@ def url_problem(url: str, key: str, protocols: Iterable[str]) -> str | None:
         >>> url_problem("nope://x/pairs.parquet/", "selection.pairs_url", ["file", "s3"])
         "selection.pairs_url: unknown protocol 'nope' in 'nope://x/pairs.parquet/' (an fsspec protocol: file, s3, root, ...)"
     """
-    proto, sep, path = url.partition("://")
-    if not sep or not proto:
+    proto, path = split_url(url)
+    if not proto:
         return (
             f"{key}: {url!r} is not a URL (protocol://path, e.g. s3://bucket/run/pairs.parquet/ "
             "or file:///data/run/pairs.parquet/)"
@@ -191,6 +203,7 @@ __all__ = [
     "read_schema",
     "read_table",
     "remove",
+    "split_url",
     "url_problem",
     "write_bytes",
 ]

@@ -1,8 +1,11 @@
-"""``unfold.decay_lambda_theta: measured`` on a Dask cluster with the pairs left on the workers.
+"""``unfold.decay_lambda_theta: measured`` (and the fiducial polarisation) with the pairs left
+on the workers, on Dask and on the process pool (``futures``) alike.
 
-Each chunk's pairs stay in its worker's memory (:class:`~gammastar.selection.executors.dask_cluster.
-DaskExecutor` ``hold``); the driver runs the same steps as on the whole table
-(:func:`gammastar.selection.weights.apply._measured_acceptance`), each a task per chunk that
+Each chunk's pairs stay where it was processed: in its Dask worker's memory
+(:class:`~gammastar.selection.executors.dask_cluster.DaskExecutor` ``hold``), or in a file of
+the process pool's (:class:`~gammastar.selection.executors.held.FileStates`); the driver runs
+the same steps as on the whole table (:func:`gammastar.selection.weights.apply.
+_measured_acceptance`) through :class:`HeldSteps` (one code path for both), each a task per chunk that
 returns sums: the isotropic weights (the moments at every pair, 1/ε, k_b, 1/⟨a⟩), the η → μμ
 ``rate`` scale from the summed Σ weight per mass bin, the polarisation bins from a 1 MeV
 histogram of the OS masses (and the few masses at the bins' quantiles), the likelihood fit
@@ -15,7 +18,6 @@ the sums over pairs differ by their order only (``tests/test_onworkers.py``).
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -45,14 +47,14 @@ from gammastar.corrections.polarisation.fit import (
     _counted_pairs,
     _fit_lambdas_damped,
     _NewtonPass,
+    equal_weight_scale_of_sums,
     newton_steps,
 )
 from gammastar.corrections.unfold.efficiency import inverse_weights
 from gammastar.selection.pairhists import HistAxes, unfolded_histograms
+from gammastar.selection.polarisation import BinRule, log_lambda
 from gammastar.selection.weights.pairs import _DTYPES, _AtPairs, pair_weights
 from gammastar.selection.writer import chunk_part_name, write_part
-
-log = logging.getLogger(__name__)
 
 State = dict[str, Any]
 """One chunk's pairs and what the steps computed for them (on its worker)."""
@@ -146,12 +148,13 @@ def os_masses_between(ranges: Sequence[tuple[float, float]], state: State) -> li
     return [m[(m >= a) & (m < b)] for a, b in ranges]
 
 
-def fit_bins(edges: np.ndarray, state: State) -> tuple[State, dict[str, Any]]:
+def fit_bins(edges: np.ndarray, am: Any, state: State) -> tuple[State, dict[str, Any]]:
     """The polarisation fit's pairs of each bin of ``edges``, as
     :func:`gammastar.corrections.polarisation.measure` selects them (fit weight
     weight · acc, pairs with finite angles and weight, ⟨a⟩ > 0, as float64 rows), kept for
-    the Newton passes; the sums: OS count, Σw and Σw² before the ⟨a⟩ cut, and of the
-    counted pairs (the fit's starting error scale)."""
+    the Newton passes (the acceptance's moments: the state's at every pair, else looked up in
+    ``am`` per bin); the sums: OS count, Σw and Σw² before the ⟨a⟩ cut, and of the counted
+    pairs (the fit's starting error scale)."""
     cols, nb = state["cols"], edges.size - 1
     c = np.asarray(cols["cos_theta_hel"], dtype=np.float64)
     ph = np.asarray(cols["phi_hel"], dtype=np.float64)
@@ -171,7 +174,7 @@ def fit_bins(edges: np.ndarray, state: State) -> tuple[State, dict[str, Any]]:
             mom = _rows(state["moments"].values, k)
         else:  # looked up per bin in float64, as measure() without moments
             pt_k, pz_k = cols["pT"].take(k), cols["pz"].take(k)
-            mom = state["am"].moments_at(cols["m"].take(k), np.hypot(pt_k, pz_k),
+            mom = am.moments_at(cols["m"].take(k), np.hypot(pt_k, pz_k),
                                          np.arctan2(pt_k, pz_k))  # fmt: skip
         ok = mom[0] > 0
         if not ok.all():
@@ -279,8 +282,8 @@ class HeldSteps:
         return list(self.exe.map_held(fn, self.states, keep=False)[1])
 
     def release(self) -> None:
-        self.states = []
-        self.exe.release_held()
+        states, self.states = self.states, []
+        self.exe.release_held(states)
 
 
 @dataclass
@@ -313,7 +316,7 @@ def measured_on_workers(
     """The measured λ_θ's selection over the held chunks (module docstring).
 
     Arguments:
-        exe: the Dask executor holding the chunks.
+        exe: the executor holding the chunks (Dask's, or the process pool's).
         spec, writer: the weighing and where the parts go.
         rate: the ``rate`` scale of Σ weight per mass bin, with its report (``None``: no
             η → μμ ``rate`` removal).
@@ -377,14 +380,14 @@ PART_COLUMNS = ("m", "pT", "pz", "charge", "cos_theta_hel", "phi_hel", "weight",
 """The columns of ``pairs.parquet`` the polarisation measurement reads."""
 
 
-def part_state(am: Any, path: str) -> State:
+def part_state(path: str) -> State:
     """A part of the pair dataset's columns for the polarisation measurement (on the worker
-    that reads it; the per-pair acceptance ``am`` looks the moments up per bin)."""
+    that reads it)."""
     import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=list(PART_COLUMNS))
     cols = {c: table.column(c).to_numpy() for c in PART_COLUMNS}
-    return {"cols": cols, "weight": cols["weight"], "acc": cols["acc"], "am": am}
+    return {"cols": cols, "weight": cols["weight"], "acc": cols["acc"]}
 
 
 def polarisation_of_parts(
@@ -393,50 +396,27 @@ def polarisation_of_parts(
     """The fiducial selection's ``polarisation`` block (:func:`gammastar.corrections.
     polarisation.measure` of the weighted pairs) from the parts of the pair dataset, each
     read by a worker: the bins and the fit from the workers' sums, as for a measured λ_θ."""
-    steps = HeldSteps(exe, exe.map_new(partial(part_state, am), list(paths)))
+    steps = HeldSteps(exe, exe.map_new(part_state, list(paths)))
     try:
         grid = _grid(rule.lo, rule.hi)
         no_bins = np.array([rule.lo, rule.hi])
         hists = steps.step(partial(os_mass_counts, grid, None, no_bins))
         counts = _sum(h["counts"] for h in hists)
         edges = _bin_edges(rule, steps, grid, counts, sum(h["n_os"] for h in hists))
-        return _fit(steps, edges, used)
+        return _fit(steps, edges, used, am)
     finally:
         steps.release()
 
 
-@dataclass(frozen=True)
-class BinRule:
-    """The polarisation bins' rule (:func:`gammastar.selection.polarisation._polarisation_edges`):
-    outer edges, the configured inner edges or at most ``bins`` of equal OS counts with
-    :data:`~gammastar.corrections.polarisation.MIN_PAIRS` each, kept off the narrow peaks by
-    ``window``."""
-
-    lo: float
-    hi: float
-    edges: tuple[float, ...] | None
-    bins: int
-    window: float | None
-
-    @classmethod
-    def from_config(cls, cfg: Any) -> BinRule:
-        u = cfg.unfold
-        fixed = None if u.polarisation_edges is None else tuple(u.polarisation_edges)
-        return cls(cfg.selection.mass_min, cfg.selection.mass_max, fixed,
-                   u.polarisation_bins, u.polarisation_peak_window)  # fmt: skip
-
-
 def _bin_edges(rule: BinRule, steps: HeldSteps, grid: np.ndarray, counts: np.ndarray,
                n_os: int) -> np.ndarray:  # fmt: skip
-    if rule.edges is not None:
-        inner = [x for x in rule.edges if rule.lo < x < rule.hi]
-        edges = np.array([rule.lo, *inner, rule.hi], dtype=np.float64)
-    else:
-        n_bins = max(1, min(rule.bins, n_os // MIN_PAIRS))
-        edges = _quantiles(steps, grid, counts, n_bins)
-    if rule.window is not None:
-        return peak_safe(edges, grid, counts, rule.window)
-    return edges
+    """:class:`~gammastar.selection.polarisation.BinRule`'s edges from the OS masses'
+    histogram on ``grid`` (and the masses at the quantiles, asked of the workers)."""
+    return rule.edges(
+        n_os,
+        lambda n_bins: _quantiles(steps, grid, counts, n_bins),
+        lambda edges, window: peak_safe(edges, grid, counts, window),
+    )
 
 
 def _sum(arrays: Any) -> np.ndarray:
@@ -493,11 +473,12 @@ def _quantiles(steps: HeldSteps, grid: np.ndarray, counts: np.ndarray, n_bins: i
     return edges_from_quantiles(q, lo, hi)
 
 
-def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True) -> dict[str, Any]:
+def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True, am: Any = None) -> dict[str, Any]:
     """:func:`gammastar.corrections.polarisation.measure` over the held chunks: each bin's
     Newton fit fed with the summed passes (all bins' passes of a round in one task per
-    chunk), the damped fallback on the bin's rows gathered here."""
-    got = steps.step(partial(fit_bins, edges))
+    chunk), the damped fallback on the bin's rows gathered here (``am``: the acceptance
+    whose moments states without them look up)."""
+    got = steps.step(partial(fit_bins, edges, am))
     nb = edges.size - 1
     per = [[g["bins"][b] for g in got] for b in range(nb)]
     n_pairs = np.array([sum(p["n_os"] for p in per[b]) for b in range(nb)], dtype=np.int64)
@@ -511,9 +492,7 @@ def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True) -> dict[str, An
         if n_pairs[b] < MIN_PAIRS:
             continue
         n, cw, cw2 = (sum(p[k] for p in per[b]) for k in ("n", "cw", "cw2"))
-        # equal_weight_scale of the bin's counted weights, from their sums
-        scale = float(np.sqrt(cw2 / abs(cw))) if n and cw != 0 else 1.0
-        fits[b] = newton_steps(scale, n_params=len(PARAMS))
+        fits[b] = newton_steps(equal_weight_scale_of_sums(n, cw, cw2), n_params=len(PARAMS))
     pending: dict[int, Any] = {}
     results: dict[int, Any] = {}
     for b, gen in fits.items():
@@ -552,11 +531,7 @@ def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True) -> dict[str, An
         edges, out["lambda_theta"], err["lambda_theta"], out["lambda_phi"], err["lambda_phi"],
         out["lambda_theta_phi"], err["lambda_theta_phi"], n_pairs, n_eff, used,
     )  # fmt: skip
-    log.info(
-        "select: lambda_theta (helicity frame) per mass bin %s",
-        ", ".join(f"{0.5 * (a + b):.2f} GeV: {v:.2f} ± {e:.2f}" for a, b, v, e in zip(
-            edges[:-1], edges[1:], pol.lambda_theta, pol.lambda_theta_err, strict=True)),
-    )  # fmt: skip
+    log_lambda(pol)
     return pol.as_dict()
 
 

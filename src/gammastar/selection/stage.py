@@ -45,10 +45,11 @@ from gammastar.errors import ConfigError, OutputExistsError
 from gammastar.selection import onworkers
 from gammastar.selection.chunk import CUTFLOW_KEYS
 from gammastar.selection.cuts import Cuts
-from gammastar.selection.executors import EXECUTORS, Execution
+from gammastar.selection.executors import EXECUTORS, Execution, with_config
 from gammastar.selection.executors.processor import (
     ChunkReader,
     DileptonProcessor,
+    LocalExecutor,
     map_tasks,
     open_executor,
     run_processor,
@@ -57,6 +58,7 @@ from gammastar.selection.executors.sink import ChunkSink
 from gammastar.selection.flavour_codes import FLAVOUR_CODES, flavour_channel
 from gammastar.selection.pairhists import HistAxes
 from gammastar.selection.plausibility import Plausibility
+from gammastar.selection.polarisation import BinRule
 from gammastar.selection.weights.pairs import WeightSpec
 from gammastar.selection.writer import file_numbers
 
@@ -101,7 +103,8 @@ def select(
         inputs: input files or globs replacing ``input.files``.
         execution: how the chunks are processed (:class:`~gammastar.selection.executors.Execution`:
             executor, scheduler, workers, chunk size, ...; default: iterative, chunks of
-            ``input.step_size`` entries).
+            ``input.step_size`` entries); on Dask without a cluster named, the config's
+            ``execution.jobqueue`` where it has one.
         skip_bad_files: skip unreadable files (reported in ``select.json``) instead of stopping.
         output: run directory (default: the config's ``output``).
         force: overwrite existing outputs.
@@ -129,7 +132,7 @@ def select(
     cfg = config if isinstance(config, AnalysisConfig) else load_config(config)
     if output is not None:
         cfg = cfg.model_copy(update={"output": str(Path(output).resolve())})
-    execution = execution or Execution()
+    execution = with_config(execution or Execution(), cfg.execution)
     if execution.executor not in EXECUTORS:
         raise ConfigError(
             f"--executor: unknown executor {execution.executor!r} (iterative, futures, dask)"
@@ -230,7 +233,7 @@ def _prepare_run(
     parallel = spec is not None and opt.execution.executor != "iterative" and stream
     url = cfg.selection.pairs_url
     if _held(fit_lambda, opt.execution, stream) and url is None:
-        # a measured λ_θ on Dask: the pairs stay on the workers, which write the final
+        # a measured λ_θ on Dask or the pool: the pairs stay on the workers, which write the final
         # parts (gammastar.selection.onworkers)
         parallel = True
     staging: Path | str | None = None
@@ -251,9 +254,26 @@ def _prepare_run(
 
 
 def _held(fit_lambda: bool, execution: Execution, stream: bool) -> bool:
-    """Whether the measured λ_θ's steps run where the chunks' pairs are (a Dask cluster, one
-    flavour: :mod:`gammastar.selection.onworkers`) instead of on the whole table here."""
-    return fit_lambda and execution.executor == "dask" and stream
+    """Whether the measured λ_θ's steps run where the chunks' pairs are (a Dask cluster or
+    the process pool, one flavour: :mod:`gammastar.selection.onworkers`) instead of on the
+    whole table here."""
+    return fit_lambda and execution.executor in ("dask", "futures") and stream
+
+
+HELD_DIR = "held"
+"""The process pool's held states (:class:`~gammastar.selection.executors.held.FileStates`):
+this folder of the staging directory."""
+
+
+def _hold_on_workers(exe: Any, run: _Run) -> None:
+    """The process pool's held states in the local staging directory; a measured λ_θ's
+    chunks held where they run (:mod:`gammastar.selection.onworkers`)."""
+    if run.staging is None or urls.is_url(run.staging):
+        return
+    if isinstance(exe, LocalExecutor):
+        exe.hold_in(Path(run.staging) / HELD_DIR)
+    if getattr(exe, "can_hold", False) and run.spec is None:
+        exe.hold = True
 
 
 def _staging_url(url: str) -> str:
@@ -341,8 +361,7 @@ def _select_compute(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = No
             exe = stack.enter_context(
                 open_executor(replace(ex, chunksize=ex.chunksize or cfg.input.step_size))
             )
-        if hasattr(exe, "hold") and run.staging is not None and run.spec is None:
-            exe.hold = True  # a measured λ_θ: the pairs stay on the workers
+        _hold_on_workers(exe, run)
         result, bad_files, cutflow = _process(cfg, opt, run, exe)
         run.times["processed"] = time.perf_counter()
         files_used = [p for p in run.checked.files if p not in bad_files]
@@ -358,19 +377,20 @@ def _polarisation_on_workers(
     cfg: AnalysisConfig, run: _Run, w: Any, result: dict[str, Any], exe: Any
 ) -> None:
     """A fiducial selection's ``polarisation`` block from the parts of the pair dataset the
-    Dask workers wrote, measured by them (:func:`gammastar.selection.onworkers.
-    polarisation_of_parts`: sums to here) while the cluster is open; elsewhere (one process, a
-    process pool, parts the driver wrote, a URL) the driver reads the dataset later."""
+    workers wrote (Dask's, or the process pool's), measured by them (:func:`gammastar.
+    selection.onworkers.polarisation_of_parts`: sums to here) while the executor is open;
+    elsewhere (one process, parts the driver wrote, a URL) the driver reads the dataset
+    later."""
     import time
 
     if not (run.phase_space == PHASE_SPACE_FIDUCIAL and w.polarisation is None
-            and w.streamed is not None and hasattr(exe, "map_new")
+            and w.streamed is not None and getattr(exe, "can_hold", False)
             and not result.get("driver_written") and not urls.is_url(w.streamed)):  # fmt: skip
         return
     t = time.perf_counter()
     paths = [str(Path(w.streamed) / name) for name in result["parts"]]
     w.polarisation = onworkers.polarisation_of_parts(
-        exe, paths, run.am, onworkers.BinRule.from_config(cfg), used=run.polarisation_used
+        exe, paths, run.am, BinRule.from_config(cfg), used=run.polarisation_used
     )
     run.times["polarisation"] = time.perf_counter() - t
 

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["STEP_TOL", "drive", "equal_weight_scale", "fit_lambdas", "newton_steps"]
+__all__ = [
+    "STEP_TOL",
+    "drive",
+    "equal_weight_scale",
+    "equal_weight_scale_of_sums",
+    "fit_lambdas",
+    "newton_steps",
+]
 
 STEP_TOL = 0.01
 """The fit stops when every λ's Newton step is below this fraction of its error."""
@@ -99,7 +106,13 @@ def fit_lambdas(
 def equal_weight_scale(w: NDArray[np.float64]) -> float:
     """√(Σw²/|Σw|): the sandwich error's factor for equal weights, which scales √diag(H⁻¹)
     into the step sizes' unit before the meat is computed (:func:`newton_steps`)."""
-    return float(np.sqrt(np.dot(w, w) / abs(w.sum()))) if w.size and w.sum() != 0 else 1.0
+    return equal_weight_scale_of_sums(int(w.size), float(w.sum()), float(np.dot(w, w)))
+
+
+def equal_weight_scale_of_sums(n: int, sw: float, sw2: float) -> float:
+    """:func:`equal_weight_scale` of ``n`` weights from their sums Σw, Σw² (1 without weights
+    or where Σw = 0); the sums may be added over parts of the sample."""
+    return float(np.sqrt(sw2 / abs(sw))) if n and sw != 0 else 1.0
 
 
 Pass = tuple[NDArray[np.float64], NDArray[np.float64], "NDArray[np.float64] | None"]

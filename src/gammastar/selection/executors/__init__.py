@@ -1,13 +1,15 @@
 """How the selection processes its chunks: the executors (:data:`EXECUTORS`) and the
-:class:`Execution` settings (picklable) of ``gammastar select``.
+:class:`Execution` settings (picklable) of ``gammastar select``, completed by the config's
+``execution`` section (:func:`with_config`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from gammastar.config.selection import ExecutionConfig
 from gammastar.errors import ConfigError
 
 EXECUTORS = ("iterative", "futures", "dask")
@@ -35,9 +37,10 @@ class Execution:
     gateway_options: Mapping[str, Any] = field(default_factory=dict)
     """The Gateway's cluster options (its software ``image`` or ``environment``,
     ``worker_cores``, ...: the keys that Gateway offers)."""
-    jobqueue: str | None = None
-    """A ``--jobqueue`` YAML file: a ``dask-jobqueue`` cluster (HTCondor, SLURM, ...) scaled to
-    ``workers`` and closed after (:func:`gammastar.selection.executors.facility.jobqueue_cluster`)."""
+    jobqueue: str | Mapping[str, Any] | None = None
+    """A ``dask-jobqueue`` cluster (HTCondor, SLURM, ...) scaled to ``workers`` and closed after
+    (:func:`gammastar.selection.executors.facility.jobqueue_cluster`): a ``--jobqueue`` YAML
+    file, or the config's ``execution.jobqueue`` section as a mapping (:func:`with_config`)."""
     worker_timeout: float = 600.0
     """Seconds to wait for the first worker of a ``gateway`` or ``jobqueue`` cluster."""
     chunksize: int | None = None
@@ -59,3 +62,14 @@ class Execution:
             raise ConfigError(f"{clusters[0]} needs --executor dask")
         if self.gateway_options and not self.gateway:
             raise ConfigError("--gateway-option needs --gateway")
+
+
+def with_config(execution: Execution, section: ExecutionConfig | None) -> Execution:
+    """``execution`` with the config's ``execution.jobqueue`` as its cluster where it runs on
+    Dask and names none (no ``--scheduler``, ``--gateway`` or ``--jobqueue``: a file given
+    replaces the section)."""
+    jobqueue = None if section is None else section.jobqueue
+    named = execution.scheduler or execution.gateway or execution.jobqueue
+    if jobqueue is None or execution.executor != "dask" or named:
+        return execution
+    return replace(execution, jobqueue=jobqueue.options())

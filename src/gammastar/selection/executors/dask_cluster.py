@@ -25,8 +25,8 @@ from gammastar.errors import InputError
 from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.executors import Execution
 from gammastar.selection.executors.facility import gateway_cluster, jobqueue_cluster
+from gammastar.selection.executors.held import Summary
 from gammastar.selection.executors.sink import ChunkSink, fold_or_cancel
-from gammastar.selection.writer import Packed
 
 
 @dataclasses.dataclass
@@ -44,6 +44,8 @@ class DaskExecutor:
     histograms and counts only (:mod:`gammastar.selection.onworkers` steps through them)."""
     held: dict[Any, Any] = dataclasses.field(default_factory=dict)
     """(file, first entry) → the future of that chunk's output, kept on its worker."""
+    can_hold = True
+    """The steps on the workers run here (the states stay in the workers' memory)."""
 
     def __call__(self, items: list[Any], task: Callable[[Any], Any]) -> dict[str, Any]:
         from distributed import as_completed
@@ -55,7 +57,7 @@ class DaskExecutor:
             self.held = {(str(i.filename), int(i.entrystart)): f
                          for i, f in zip(items, futures, strict=True)}  # fmt: skip
             watched = self.client.map(
-                operator.call, [self.client.scatter(_Summary(), hash=False)] * len(futures),
+                operator.call, [self.client.scatter(Summary(), hash=False)] * len(futures),
                 futures, pure=False,
             )  # fmt: skip
 
@@ -95,24 +97,10 @@ class DaskExecutor:
         shared = self.client.scatter(fn, hash=False)
         return list(self.client.map(operator.call, [shared] * len(items), items, pure=False))
 
-    def release_held(self) -> None:
-        """Let the workers drop the held chunks."""
+    def release_held(self, states: Sequence[Any] = ()) -> None:
+        """Let the workers drop the held chunks (the ``states``, futures, go when the caller
+        drops them)."""
         self.held = {}
-
-
-class _Summary:
-    """A held chunk's output as the driver's sink takes it: its pair columns replaced by
-    their number (``_held``), the rest compressed (:class:`~gammastar.selection.writer.
-    Packed`: mostly empty 3-D histograms)."""
-
-    def __call__(self, wrapped: Any) -> Any:
-        out = dict(wrapped["out"])
-        pairs = out.pop("pairs", None)
-        if pairs is not None:
-            out["pairs"] = type(pairs)(
-                {k: {"_held": True, "_rows": len(v["m"])} for k, v in pairs.chunks.items()}
-            )
-        return {"out": {"packed": Packed(out)}}
 
 
 def dask_setup(worker: Any) -> None:

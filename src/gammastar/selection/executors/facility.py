@@ -3,8 +3,9 @@
 system with ``dask-jobqueue`` (:func:`jobqueue_cluster`, HTCondor on lxplus, SLURM, ...), scaled
 to the run's workers and shut down after it.
 
-The jobqueue cluster is described by a short YAML section (``--jobqueue FILE``,
-:func:`read_jobqueue`): ``kind`` (:data:`JOBQUEUE_KINDS`) and the keyword arguments of its
+The jobqueue cluster is described by a short mapping, the config's ``execution.jobqueue``
+section or a ``--jobqueue FILE`` (:func:`read_jobqueue`), which replaces it: ``kind``
+(:data:`~gammastar.config.selection.JOBQUEUE_KINDS`) and the keyword arguments of its
 ``dask_jobqueue`` class (``cores``, ``memory``, ``disk``, ``job_extra_directives``, ...);
 :func:`job_script` gives the script a job would run without submitting one. Both libraries are
 optional (the extras ``gateway`` and ``jobqueue``), imported only here.
@@ -13,33 +14,34 @@ optional (the extras ``gateway`` and ``jobqueue``), imported only here.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from gammastar.config.selection import JOBQUEUE_KINDS
 from gammastar.errors import ConfigError, EnvironmentFailure, InputError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "JOBQUEUE_KINDS",
+    "SECTION",
+    "Jobqueue",
     "LoadChunkCode",
     "gateway_cluster",
     "job_script",
     "jobqueue_cluster",
+    "jobqueue_options",
     "read_jobqueue",
 ]
 
-JOBQUEUE_KINDS = {
-    "htcondor": "HTCondorCluster",
-    "slurm": "SLURMCluster",
-    "pbs": "PBSCluster",
-    "sge": "SGECluster",
-    "lsf": "LSFCluster",
-}
-"""``kind`` of a ``--jobqueue`` file → its ``dask_jobqueue`` cluster class."""
+Jobqueue = str | os.PathLike[str] | Mapping[str, Any]
+"""A jobqueue cluster's description: a ``--jobqueue`` file, or the config's section as a
+mapping (:meth:`gammastar.config.selection.JobqueueConfig.options`)."""
+SECTION = "execution.jobqueue"
+"""The config key of the section (how the errors of a mapping name it)."""
 
 
 def _missing(extra: str, package: str) -> ConfigError:
@@ -182,16 +184,13 @@ def _first_worker(client: Any, what: str, timeout: float) -> None:
         ) from None
 
 
-def read_jobqueue(path: str | Path) -> tuple[str, dict[str, Any]]:
-    """``(kind, keyword arguments)`` of a ``--jobqueue`` file: a YAML mapping with ``kind``
-    (:data:`JOBQUEUE_KINDS`) and the cluster class's keyword arguments; ``processes``
-    defaults to ``cores`` (single-threaded workers, as the selection's chunks want), the
-    scheduler's dashboard to a free port; each worker loads the chunk code when it joins
-    (:class:`LoadChunkCode`).
+def read_jobqueue(path: str | os.PathLike[str]) -> tuple[str, dict[str, Any]]:
+    """``(kind, keyword arguments)`` of a ``--jobqueue`` file, a YAML mapping
+    (:func:`jobqueue_options`).
 
     Raises:
         InputError: the file cannot be read or is not YAML.
-        ConfigError: no ``kind`` or an unknown one.
+        ConfigError: not a mapping, no ``kind`` or an unknown one.
     """
     import yaml
 
@@ -204,10 +203,23 @@ def read_jobqueue(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise InputError(f"{p}: not YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{p}: the jobqueue file must be a mapping with 'kind' and options")
+    return jobqueue_options(doc, str(p))
+
+
+def jobqueue_options(doc: Mapping[str, Any], where: str) -> tuple[str, dict[str, Any]]:
+    """``(kind, keyword arguments)`` of a jobqueue mapping (a file's, or the config's section;
+    ``where`` names it in errors): ``kind`` (:data:`JOBQUEUE_KINDS`) and the cluster class's
+    keyword arguments; ``processes`` defaults to ``cores`` (single-threaded workers, as the
+    selection's chunks want), the scheduler's dashboard to a free port; each worker loads
+    the chunk code when it joins (:class:`LoadChunkCode`).
+
+    Raises:
+        ConfigError: no ``kind`` or an unknown one.
+    """
     kwargs = dict(doc)
     kind = kwargs.pop("kind", None)
     if kind not in JOBQUEUE_KINDS:
-        raise ConfigError(f"{p}: kind: {kind!r} is not one of {', '.join(JOBQUEUE_KINDS)}")
+        raise ConfigError(f"{where}: kind: {kind!r} is not one of {', '.join(JOBQUEUE_KINDS)}")
     if "cores" in kwargs:
         kwargs.setdefault("processes", kwargs["cores"])
     # the scheduler runs here: its dashboard on a free port (8787 is often taken on a shared
@@ -218,9 +230,19 @@ def read_jobqueue(path: str | Path) -> tuple[str, dict[str, Any]]:
     return str(kind), kwargs
 
 
-def _jobqueue_object(path: str | Path) -> Any:
-    """The ``dask_jobqueue`` cluster of the file (its scheduler started here; no job yet)."""
-    kind, kwargs = read_jobqueue(path)
+def _where(source: Jobqueue) -> str:
+    """How errors name the description: the file, or the config's section."""
+    return SECTION if isinstance(source, Mapping) else os.fspath(source)
+
+
+def _jobqueue_object(source: Jobqueue) -> Any:
+    """The ``dask_jobqueue`` cluster of the description (its scheduler started here; no job
+    yet)."""
+    where = _where(source)
+    if isinstance(source, Mapping):
+        kind, kwargs = jobqueue_options(source, where)
+    else:
+        kind, kwargs = read_jobqueue(source)
     try:
         import dask_jobqueue
     except ImportError:
@@ -230,13 +252,13 @@ def _jobqueue_object(path: str | Path) -> Any:
     for key in kwargs:
         if key not in known:
             raise ConfigError(
-                f"{path}: {key}: not an option of {kind} ({cls.__name__}); "
+                f"{where}: {key}: not an option of {kind} ({cls.__name__}); "
                 "see the dask-jobqueue documentation of its options"
             )
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{path}: {kind}: {err}") from None
+        raise ConfigError(f"{where}: {kind}: {err}") from None
 
 
 def _jobqueue_keys(cls: Any) -> set[str]:
@@ -257,29 +279,30 @@ def _jobqueue_keys(cls: Any) -> set[str]:
                    "job_kwargs"}  # fmt: skip
 
 
-def job_script(path: str | Path) -> str:
+def job_script(source: Jobqueue) -> str:
     """The batch script that :func:`jobqueue_cluster` would submit for each job of the file
-    (nothing is submitted: a dry run)."""
-    cluster = _jobqueue_object(path)
+    or section (nothing is submitted: a dry run)."""
+    cluster = _jobqueue_object(source)
     try:
         return str(cluster.job_script())
     finally:
         cluster.close()
 
 
-def jobqueue_cluster(path: str | Path, workers: int, *, timeout: float) -> tuple[Any, list[Any]]:
-    """A ``dask-jobqueue`` cluster from the ``--jobqueue`` file, scaled to ``workers``
-    workers (jobs of ``processes`` workers each); returns the client and the objects to
-    close (the client, then the cluster: its jobs are cancelled)."""
+def jobqueue_cluster(source: Jobqueue, workers: int, *, timeout: float) -> tuple[Any, list[Any]]:
+    """A ``dask-jobqueue`` cluster from the ``--jobqueue`` file or the config's section,
+    scaled to ``workers`` workers (jobs of ``processes`` workers each); returns the client
+    and the objects to close (the client, then the cluster: its jobs are cancelled)."""
     from distributed import Client
 
-    cluster = _jobqueue_object(path)
+    cluster = _jobqueue_object(source)
     to_close: list[Any] = [cluster]
     try:
         cluster.scale(n=workers)
         client = Client(cluster)
         to_close.insert(0, client)
-        _first_worker(client, f"--jobqueue {path}", timeout)
+        what = SECTION if isinstance(source, Mapping) else f"--jobqueue {os.fspath(source)}"
+        _first_worker(client, what, timeout)
     except BaseException:
         _close_all(to_close)
         raise

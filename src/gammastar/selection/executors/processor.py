@@ -16,7 +16,9 @@ this process, in a process pool (futures), or as ``distributed`` futures on a Da
 (:class:`~gammastar.selection.executors.sink.ChunkSink`), so the pairs, every histogram and every report
 number are the same bit for bit on every executor whatever order the chunks finish in.
 :func:`open_executor` keeps the executor (its cluster or process pool) for the selection's
-second pass (:mod:`gammastar.selection.weights.second_pass`), run through :func:`map_tasks`.
+second pass (:mod:`gammastar.selection.weights.second_pass`), run through :func:`map_tasks`,
+and for the steps that reduce held chunks where they are (:mod:`gammastar.selection.onworkers`;
+the pool's held states are files, :mod:`gammastar.selection.executors.held`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import hist  # noqa: F401
@@ -46,6 +49,7 @@ from gammastar.physics.constants import M_MU
 from gammastar.selection.chunk import load_chunk_code, select_chunk
 from gammastar.selection.cuts import Cuts
 from gammastar.selection.executors import Execution
+from gammastar.selection.executors.held import FileStates
 from gammastar.selection.executors.sink import (
     ChunkSink,
     Counts,
@@ -409,12 +413,32 @@ def run_item(proc: DileptonProcessor, item: WorkItem) -> dict[str, Any]:
 @dataclasses.dataclass
 class LocalExecutor:
     """The iterative (this process) or futures (a process pool of ``workers``) executor;
-    each chunk's output goes to the :class:`ChunkSink` as soon as it is done."""
+    each chunk's output goes to the :class:`ChunkSink` as soon as it is done.
+
+    With a pool and :meth:`hold_in` a directory, it holds chunk outputs and steps through
+    them where the pool runs (:class:`~gammastar.selection.executors.held.FileStates`; the
+    steps of :mod:`gammastar.selection.onworkers`, as on Dask)."""
 
     kind: str = "iterative"
     workers: int = 1
     pool: concurrent.futures.Executor | None = None
     sink: ChunkSink | None = None
+    hold: bool = False
+    """Keep each chunk's output in the pool's files (:attr:`held`); the driver receives its
+    histograms and counts only."""
+    held: dict[Any, str] = dataclasses.field(default_factory=dict)
+    """(file, first entry) → the file of that chunk's output."""
+    states: FileStates | None = None
+
+    @property
+    def can_hold(self) -> bool:
+        """Whether the steps on the workers can run here (a pool with a directory)."""
+        return self.states is not None
+
+    def hold_in(self, directory: Path) -> None:
+        """Hold the states of the steps on the workers in ``directory`` (a pool's only)."""
+        if self.pool is not None:
+            self.states = FileStates(self.pool, directory)
 
     def __call__(
         self, items: list[WorkItem], task: Callable[[WorkItem], dict[str, Any]]
@@ -423,9 +447,36 @@ class LocalExecutor:
         if self.pool is None:
             with sequential_reads():  # the chunks in order, here: one iteration per file
                 return fold(sink, items, map(task, items))[0]["out"]
-        futures = [self.pool.submit(task, item) for item in items]
+        if self.hold and self.states is not None:  # a retry replaces the chunks held before
+            self.release_held()
+            paths, futures = self.states.hold(task, items)
+            self.held = {(str(i.filename), int(i.entrystart)): p
+                         for i, p in zip(items, paths, strict=True)}  # fmt: skip
+        else:
+            futures = [self.pool.submit(task, item) for item in items]
         done = (f.result() for f in concurrent.futures.as_completed(futures))
         return fold_or_cancel(sink, items, done, lambda: [f.cancel() for f in futures])
+
+    def map_held(
+        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool
+    ) -> tuple[list[Any], list[Any]]:
+        """:meth:`FileStates.map_held <gammastar.selection.executors.held.FileStates.map_held>`."""
+        return self._states().map_held(fn, states, keep=keep)
+
+    def map_new(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """:meth:`FileStates.map_new <gammastar.selection.executors.held.FileStates.map_new>`."""
+        return self._states().map_new(fn, items)
+
+    def release_held(self, states: Sequence[Any] = ()) -> None:
+        """Remove the held chunks' files (and those of ``states``)."""
+        if self.states is not None:
+            self.states.drop([*self.held.values(), *states])
+        self.held = {}
+
+    def _states(self) -> FileStates:
+        if self.states is None:
+            raise RuntimeError("this executor holds no states (a process pool with hold_in)")
+        return self.states
 
 
 def _make_executor(execution: Execution) -> tuple[Any, list[Any]]:

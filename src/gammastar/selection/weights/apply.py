@@ -62,7 +62,7 @@ from gammastar.selection.histograms import (
     _like_sign_estimate,
     mass_axis,
 )
-from gammastar.selection.polarisation import _measure_polarisation
+from gammastar.selection.polarisation import BinRule, _measure_polarisation
 from gammastar.selection.records import (
     _Run,
     _Weighted,
@@ -199,7 +199,8 @@ def _weigh_on_workers(
     edges: np.ndarray,
     eta: dict[str, Any],
 ) -> _Weighted:
-    """:func:`_weigh` of a measured λ_θ with the pairs held on the Dask workers
+    """:func:`_weigh` of a measured λ_θ with the pairs held on the workers (Dask's, or the
+    process pool's files)
     (:func:`gammastar.selection.onworkers.measured_on_workers`: the steps of
     :func:`_measured_acceptance` and :func:`_weigh_table` per chunk, sums to here); the
     workers write the final parts into the staging dataset."""
@@ -228,7 +229,7 @@ def _weigh_on_workers(
     rate = None
     if cfg.background.remove_eta_mumu == "rate":
         rate = partial(_rate_scale, cfg, edges)
-    rule = onworkers.BinRule.from_config(cfg)
+    rule = BinRule.from_config(cfg)
     res = onworkers.measured_on_workers(exe, spec, writer, rate=rate, bins=rule,
                                         correct=correct, check=check)  # fmt: skip
     run.times.update(res.times)
