@@ -166,3 +166,29 @@ def test_the_reach_samples_the_fitted_model_below_the_seam(toy_fit):
     assert (got.temperature, got.y_mean, got.y_sigma) == pytest.approx((t, mu, s), rel=1e-12)
     out = sp.sample(MASS, 1000, seed=1)
     assert out["extrapolated"].all()
+
+
+def test_the_reach_error_takes_the_model_below_the_seam_and_the_fit_above(toy_fit):
+    """One function for the scan and the studies: below the seam (no flow) the full-space
+    error's e^w − 1, above it the fiducial fit's log-normal r (:func:`nsig_relative_error`).
+    Equal computations on the same draw: the same numbers up to rounding."""
+    from gammastar.yields.extrapolation.nsig import (
+        NsigErrorSettings,
+        nsig_reach_error,
+        nsig_relative_error,
+    )
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    region = _ToyRegion()
+    _, t, mu, s = (float(v) for v in toy_fit.at(MASS))
+    kin = ParametricSampler(t, mu, s).sample(MASS, 50_000, seed=6)
+    kin["extrapolated"] = np.ones(kin["qT"].size, bool)
+    smp = _forward(kin, mu + s)
+    below = ExtrapolatedSampler(None, toy_fit, region, seam=MASS + 0.1, below=toy_fit)
+    p = nsig_full_space_error(toy_fit, MASS, kin, smp, [1.0])
+    assert nsig_reach_error(below, MASS, kin, smp, [1.0]) == pytest.approx(
+        np.expm1(np.hypot(p["fit"], p["forms"])), rel=1e-12)  # fmt: skip
+    above = ExtrapolatedSampler(None, toy_fit, region, seam=MASS - 0.1, below=toy_fit)
+    want = nsig_relative_error(toy_fit, region, MASS, kin, smp, [1.0],
+                               settings=NsigErrorSettings(propagation="log"))  # fmt: skip
+    assert nsig_reach_error(above, MASS, kin, smp, [1.0]) == pytest.approx(want, rel=1e-12)

@@ -270,13 +270,13 @@ def quoted_errors(
     nuisances of ``yields.json`` as the reach takes them
     (:func:`gammastar.yields.nuisance.reach_nuisances`: ``data_stat`` the yield's own
     statistics), ``extrapolation`` at N_sig's level as the scan computes it
-    (:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error`, log propagation, on a
-    draw of ``reach.samples``, channels by their shares). Left out: the target's
+    (:func:`gammastar.yields.extrapolation.nsig.nsig_reach_error`: log propagation, the model
+    fitted below the seam there; on a draw of ``reach.samples``, channels by their shares). Left out: the target's
     A-dependence, the mock's normalisation, N_POT and the detector efficiency, which the
     truth shares."""
     from gammastar.physics import darkphoton
     from gammastar.reach.acceptance import channel_samples
-    from gammastar.yields.extrapolation.nsig import NsigErrorSettings, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig import nsig_reach_error
     from gammastar.yields.extrapolation.samplers import RecordingSampler
     from gammastar.yields.nuisance import reach_nuisances
 
@@ -291,8 +291,7 @@ def quoted_errors(
         for c in channels:  # one draw per channel (each its own daughters), same A′ seed
             smp = channel_samples(rec, m, cfg.reach.samples, geometry, seed=seed, channels=(c,))[c]
             a = float(darkphoton.branching_ratio(m, c)) * smp.acceptance(ct)
-            r = nsig_relative_error(ex, split.fiducial, m, rec.last, smp, ct,
-                                    settings=NsigErrorSettings(propagation="log"))  # fmt: skip
+            r = nsig_reach_error(split, m, rec.last, smp, ct)  # as the scan, below the seam too
             shares.append((a, r))
         tot = sum(a for a, _ in shares)
         out["extrapolation"] = sum(np.where(tot > 0, a / np.where(tot > 0, tot, 1), 0) * r

@@ -20,12 +20,7 @@ from gammastar.reach.acceptance import KinematicSample, channel_samples, draw
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.signal import _combined, signal_events
 from gammastar.source.source import Source
-from gammastar.yields.extrapolation.nsig import (
-    NsigErrorSettings,
-    nsig_full_space_error,
-    nsig_lambda_theta,
-    nsig_relative_error,
-)
+from gammastar.yields.extrapolation.nsig import nsig_lambda_theta, nsig_reach_error
 from gammastar.yields.extrapolation.samplers import RecordingSampler
 from gammastar.yields.lambda_theta import lambda_refits_at, lambda_regions
 
@@ -127,11 +122,7 @@ def _extrapolation_rel(
     last = record.last
     if ex is None or getattr(ex, "covariance", None) is None or last is None:
         return None
-    settings = NsigErrorSettings(propagation="log")
-
     channel = {id(x): ch for ch, x in sig.samples.items()}
-
-    below = split.below if split.seam is not None and sig.mass < split.seam else None
 
     def rel(x: Any) -> NDArray[np.float64]:
         redraw = None
@@ -140,11 +131,7 @@ def _extrapolation_rel(
             def redraw(smp: Any, n: int, seed: int) -> KinematicSample:
                 return draw(smp, sig.mass, n, geometry, seed=seed, channel=channel[id(x)])
 
-        if below is not None and split.inside is None:  # every A′ from the model fitted below
-            p = nsig_full_space_error(below, sig.mass, last, x, sig.ctau, redraw=redraw, seed=sig.seed)
-            return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
-        return nsig_relative_error(ex, split.fiducial, sig.mass, last, x, sig.ctau,
-                                   settings=settings, redraw=redraw, seed=sig.seed)  # fmt: skip
+        return nsig_reach_error(split, sig.mass, last, x, sig.ctau, redraw=redraw, seed=sig.seed)
 
     return _by_channel_shares(sig, rel)
 

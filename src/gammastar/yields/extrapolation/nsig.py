@@ -24,7 +24,7 @@ from gammastar.yields.extrapolation.model import (
 )
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["KISH_MIN", "NsigErrorSettings", "nsig_error_parts", "nsig_full_space_error", "nsig_lambda_theta", "nsig_relative_error", "per_sample_acceptance"]
+__all__ = ["KISH_MIN", "NsigErrorSettings", "nsig_error_parts", "nsig_full_space_error", "nsig_lambda_theta", "nsig_reach_error", "nsig_relative_error", "per_sample_acceptance"]
 
 
 KISH_MIN = 30.0
@@ -925,3 +925,23 @@ class _FullSpaceDraw:
         ok = (n0 > 0) & (n1 > 0) & (k0 >= KISH_MIN) & (k1 >= KISH_MIN)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(ok, np.log(np.where(ok, n1 / np.where(ok, n0, 1.0), 1.0)), np.nan)
+
+
+def nsig_reach_error(
+    split: Any, mass: float, kinematics: dict[str, ArrayLike], sample: Any, ctau: ArrayLike,
+    *, redraw: Redraw | None = None, seed: int | None = None,
+) -> NDArray[np.float64]:  # fmt: skip
+    """The reach's extrapolation error of N_sig at one mass: the r of its log-normal normsys
+    per cτ, e^w − 1 (NaN where a form does not resolve N). ``split``: the source's
+    :class:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`. Below a
+    both-channels run's seam, with no flow and the model fitted there (``split.below``),
+    :func:`nsig_full_space_error` (the yield does not depend on the model); elsewhere
+    :func:`nsig_relative_error` with ``propagation="log"`` (arguments as there)."""
+    below = getattr(split, "below", None)
+    seam = getattr(split, "seam", None)
+    if below is not None and seam is not None and mass < seam and split.inside is None:
+        p = nsig_full_space_error(below, mass, kinematics, sample, ctau, redraw=redraw, seed=seed)
+        return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
+    return nsig_relative_error(split.extrapolation, split.fiducial, mass, kinematics, sample, ctau,
+                               settings=NsigErrorSettings(propagation="log"), redraw=redraw,
+                               seed=seed)  # fmt: skip
