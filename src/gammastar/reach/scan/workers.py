@@ -1,0 +1,196 @@
+"""The scan's mass points on worker processes: :class:`MassWorks` gives each mass point's
+signal work (:func:`~.mass_signal._mass_work`: the A′ samples, acceptance, N_sig, the
+ensemble's spread and the N_sig-level errors) in mass order, computed in this process or on a
+pool of fresh interpreters (``reach.workers``, :func:`worker_count`).
+
+A mass point's work depends on no other (its draws are seeded by the scan's seed and its
+index), so where it runs does not change it; the limits, whose root search starts at the
+previous mass's limit, stay in this process, in mass order (:func:`gammastar.reach.scan.scan`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
+from typing import Literal, Self
+
+from gammastar.core.threads import allowed_cpus
+from gammastar.errors import ConfigError, EnvironmentFailure
+from gammastar.reach.scan.mass_signal import (
+    _mass_work,
+    _MassJob,
+    _MassWork,
+    _SignalContext,
+    _SignalInputs,
+)
+
+__all__ = ["AUTO_MIN_SECONDS", "MassWorks", "Workers", "worker_count"]
+
+log = logging.getLogger(__name__)
+
+Workers = int | Literal["auto"]
+"""``reach.workers``: a number of processes (1: this one), or ``auto``."""
+
+AUTO_MIN_SECONDS = 10.0
+"""``auto`` starts worker processes when the remaining masses would take longer than this in
+this process (estimated from the first mass point's time). A worker is a fresh interpreter
+that imports numpy, scipy, pyhf and the package and unpickles the samplers before its first
+mass: seconds, which a pool of n workers repays once the serial time exceeds about
+n/(n − 1) times it; below, a short scan stays in this process and is never slower."""
+
+
+def worker_count(setting: Workers, masses: int) -> int:
+    """The processes for ``masses`` mass points: ``setting`` (``auto``: the CPUs this process
+    may use, :func:`gammastar.core.threads.allowed_cpus`), at most one per mass point.
+
+    Example:
+        >>> worker_count(4, 3), worker_count(1, 60), worker_count("auto", 0)
+        (3, 1, 1)
+    """
+    n = allowed_cpus() if setting == "auto" else int(setting)
+    return max(1, min(n, masses))
+
+
+class MassWorks:
+    """The signal work of ``jobs`` in their order: ``for job, work in works`` inside ``with
+    MassWorks(...) as works``; the pool (if any) is closed on leaving the block, its queued
+    masses cancelled when the block ends early (an error, an interrupt).
+
+    ``workers`` (after the iteration): the processes that computed the masses, 1 when they
+    ran here. With ``auto`` the first mass runs here and sets whether a pool pays off
+    (:data:`AUTO_MIN_SECONDS`). A worker's error is raised here as it was raised there (the
+    same class and one-line message as in a serial scan); a worker that dies (killed, out of
+    memory) is an :class:`~gammastar.errors.EnvironmentFailure`.
+    """
+
+    def __init__(self, inputs: _SignalInputs, jobs: Sequence[_MassJob], setting: Workers) -> None:
+        self.inputs, self.jobs, self.setting = inputs, list(jobs), setting
+        self.workers = 1
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            # the workers ignore SIGINT: each finishes its current mass, the queued ones go
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def __iter__(self) -> Iterator[tuple[_MassJob, _MassWork]]:
+        rest = list(self.jobs)
+        ctx = None
+        if self.setting == "auto":
+            if not rest:
+                return
+            ctx = _SignalContext.of(self.inputs)
+            job, t0 = rest.pop(0), time.perf_counter()
+            yield job, _mass_work(ctx, job)
+            slow = (time.perf_counter() - t0) * len(rest) > AUTO_MIN_SECONDS
+            n = worker_count("auto", len(rest)) if slow else 1
+        else:
+            n = worker_count(self.setting, len(rest))
+        payload = self._payload() if n > 1 else None
+        if payload is None:
+            ctx = ctx or _SignalContext.of(self.inputs)
+            for job in rest:
+                yield job, _mass_work(ctx, job)
+            return
+        self.workers = n
+        yield from self._on_pool(payload, rest, n)
+
+    def _payload(self) -> bytes | None:
+        """The pickled inputs for the workers; ``None`` (``auto``: this process) when they do
+        not pickle (a sampler defined in a function, holding a lambda, ...)."""
+        try:
+            return pickle.dumps(self.inputs, protocol=pickle.HIGHEST_PROTOCOL)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            if self.setting != "auto":
+                raise ConfigError(
+                    f"reach.workers: {self.setting} processes need the A′ kinematics and the "
+                    f"scan's settings sent to them, which do not pickle ({exc}); use "
+                    "reach.workers: 1"
+                ) from exc
+            log.info("reach: the masses stay in this process (the inputs do not pickle: %s)", exc)
+            return None
+
+    def _on_pool(
+        self, payload: bytes, jobs: list[_MassJob], n: int
+    ) -> Iterator[tuple[_MassJob, _MassWork]]:
+        """The works of ``jobs`` on ``n`` spawned processes, at most 2n in flight (the
+        finished ones wait here for the earlier masses, each a few MB of samples)."""
+        import multiprocessing
+
+        threads = max(1, allowed_cpus() // n)
+        # spawn: a fresh interpreter per worker (torch and numba's threads are not fork-safe)
+        self._pool = pool = ProcessPoolExecutor(
+            n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+            initargs=(payload, threads),
+        )  # fmt: skip
+        todo = iter(jobs)
+        queued: deque[tuple[_MassJob, Future[_MassWork]]] = deque()
+        for job in todo:
+            queued.append((job, pool.submit(_work, job)))
+            if len(queued) < 2 * n:
+                continue
+            yield _result(*queued.popleft())
+        while queued:
+            yield _result(*queued.popleft())
+
+
+def _result(job: _MassJob, future: Future[_MassWork]) -> tuple[_MassJob, _MassWork]:
+    try:
+        return job, future.result()
+    except BrokenProcessPool as exc:
+        raise EnvironmentFailure(
+            f"reach: a worker process died computing the mass points around m = {job.mass:g} "
+            "GeV (killed, or out of memory); rerun with fewer reach.workers"
+        ) from exc
+
+
+# --------------------------------------------------------------------------- in a worker
+_CONTEXT: _SignalContext | None = None
+_START_ERROR: BaseException | None = None
+
+
+def _start_worker(payload: bytes, threads: int) -> None:
+    """A worker's start: ``threads`` threads for its libraries (n workers share the CPUs),
+    SIGINT left to the parent (which stops the pool), the inputs unpickled once. An error
+    here is kept and raised by the first mass (a pool's initializer error would only break
+    the pool)."""
+    global _CONTEXT, _START_ERROR
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # read by gammastar.core.threads.usable_cores (the flow's sampling threads) and by torch
+    # when the flow's unpickling imports it
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)  # the BLAS numpy and scipy loaded already
+        _CONTEXT = _SignalContext.of(pickle.loads(payload))
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(threads)
+    except BaseException as exc:  # noqa: BLE001 - raised again by _work, in the parent
+        _START_ERROR = exc
+
+
+def _work(job: _MassJob) -> _MassWork:
+    """One mass point's work in a worker (:func:`_mass_work`)."""
+    if _START_ERROR is not None:
+        raise _START_ERROR
+    assert _CONTEXT is not None
+    return _mass_work(_CONTEXT, job)
