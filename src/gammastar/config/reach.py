@@ -238,9 +238,10 @@ class ReachConfig(Section):
     workers: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"
     """Processes computing the mass points' signals (samples, acceptance, N_sig and their
     errors), each mass seeded by ``seed`` and its index, so that the results do not depend on
-    it; the limits stay in one process. 1: one process; ``auto``: the first mass in this
-    process, the rest on as many processes as it may use (its CPU affinity) when they would
-    take over ten seconds here, else here (``gammastar reach --workers``)."""
+    it; the limits stay in one process. 1: one process; ``auto``: the masses in this
+    process until the rest would take over ten seconds here (the last mass's time), then the
+    rest on as many processes as it may use (its CPU affinity) (``gammastar reach
+    --workers``)."""
     flow_closure: bool = True
     """With a flow: its detector acceptance against that of the pairs it learnt, at the
     ``validate.masses`` and the median expected ε_low / ε_high (``reach.json``

@@ -113,7 +113,7 @@ class ScanSettings:
     where the sampler extrapolates; ``None``: the yield's size."""
     workers: int | Literal["auto"] = 1
     """Processes computing the mass points' signals (``reach.workers``; 1: this one; ``auto``:
-    the usable CPUs once the first mass shows the scan is long enough,
+    the usable CPUs once the masses left show the scan is long enough,
     :class:`~gammastar.reach.scan.workers.MassWorks`). The results do not depend on it."""
 
     @classmethod

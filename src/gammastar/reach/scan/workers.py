@@ -41,11 +41,12 @@ Workers = int | Literal["auto"]
 """``reach.workers``: a number of processes (1: this one), or ``auto``."""
 
 AUTO_MIN_SECONDS = 10.0
-"""``auto`` starts worker processes when the remaining masses would take longer than this in
-this process (estimated from the first mass point's time). A worker is a fresh interpreter
-that imports numpy, scipy, pyhf and the package and unpickles the samplers before its first
-mass: seconds, which a pool of n workers repays once the serial time exceeds about
-n/(n − 1) times it; below, a short scan stays in this process and is never slower."""
+"""``auto`` starts worker processes for the remaining masses once they would take longer than
+this in this process, estimated from the last mass point's time (from the second on: the
+first carries one-time costs). A worker is a fresh interpreter that imports numpy, scipy,
+pyhf and the package and unpickles the samplers before its first mass: seconds, which a pool
+of n workers repays once the serial time exceeds about n/(n − 1) times it; below, a short
+scan stays in this process and is never slower."""
 
 
 def worker_count(setting: Workers, masses: int) -> int:
@@ -66,8 +67,8 @@ class MassWorks:
     masses cancelled when the block ends early (an error, an interrupt).
 
     ``workers`` (after the iteration): the processes that computed the masses, 1 when they
-    ran here. With ``auto`` the first mass runs here and sets whether a pool pays off
-    (:data:`AUTO_MIN_SECONDS`). A worker's error is raised here as it was raised there (the
+    ran here. With ``auto`` the masses run here until the rest would take longer than
+    :data:`AUTO_MIN_SECONDS`, then on a pool. A worker's error is raised here as it was raised there (the
     same class and one-line message as in a serial scan); a worker that dies (killed, out of
     memory) is an :class:`~gammastar.errors.EnvironmentFailure`.
     """
@@ -92,18 +93,19 @@ class MassWorks:
             self._pool = None
 
     def __iter__(self) -> Iterator[tuple[_MassJob, _MassWork]]:
-        rest = list(self.jobs)
-        ctx = None
+        ctx, rest, n = None, list(self.jobs), worker_count(self.setting, len(self.jobs))
         if self.setting == "auto":
-            if not rest:
-                return
             ctx = _SignalContext.of(self.inputs)
-            job, t0 = rest.pop(0), time.perf_counter()
-            yield job, _mass_work(ctx, job)
-            slow = (time.perf_counter() - t0) * len(rest) > AUTO_MIN_SECONDS
-            n = worker_count("auto", len(rest)) if slow else 1
-        else:
-            n = worker_count(self.setting, len(rest))
+            rest, n = [], 1
+            for k, job in enumerate(self.jobs):
+                t0 = time.perf_counter()
+                yield job, _mass_work(ctx, job)
+                left = len(self.jobs) - k - 1
+                # the last mass's time estimates the next ones' (the masses' costs vary along
+                # the grid; the first carries one-time costs: lazy imports, kernels' loading)
+                if k > 0 and (time.perf_counter() - t0) * left > AUTO_MIN_SECONDS:
+                    rest, n = self.jobs[k + 1 :], worker_count("auto", left)
+                    break
         payload = self._payload() if n > 1 else None
         if payload is None:
             ctx = ctx or _SignalContext.of(self.inputs)
@@ -132,7 +134,7 @@ class MassWorks:
         self, payload: bytes, jobs: list[_MassJob], n: int
     ) -> Iterator[tuple[_MassJob, _MassWork]]:
         """The works of ``jobs`` on ``n`` spawned processes, at most 2n in flight (the
-        finished ones wait here for the earlier masses, each a few MB of samples)."""
+        finished ones wait here for the earlier masses, each with its samples)."""
         import multiprocessing
 
         threads = max(1, allowed_cpus() // n)
