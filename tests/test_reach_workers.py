@@ -172,3 +172,49 @@ def test_reach_json_with_workers(tmp_path, monkeypatch):
     for key in ("expected", "bands"):
         assert docs["auto"][key].keys() == docs[1][key].keys()
     assert docs["auto"]["signal_limit"]["method"] == docs[1]["signal_limit"]["method"]
+
+
+def test_cli_workers_option_and_config_key(tmp_path, capsys, monkeypatch):
+    """``gammastar reach --workers 1`` overrides ``reach.workers`` (recorded in meta.workers);
+    0 processes is refused on the command line and in the config, naming the option or key."""
+    import json
+
+    import yaml
+    from _experiment import stated
+    from _phys_figures import skip_reach_figures
+
+    from gammastar.cli import main
+    from gammastar.config import config_from_dict
+
+    skip_reach_figures(monkeypatch)
+    synthetic_yields(tmp_path / "yields.json")
+    cfgd = {
+        "name": "cli",
+        "output": "run",
+        "beam": {"interaction_lengths": 0.01},
+        "detector": NA62_LIKE,
+        "reach": {
+            "channels": ["mumu"],
+            "yields": "yields.json",
+            "flow": None,
+            "mass_points": 3,
+            "eps_points": 12,
+            "samples": 500,
+            "n_pot": 1.4e17,
+            "target_interaction_lengths": 19.6,
+            "workers": 4,
+            **NA62_STATS,
+        },
+    }
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(stated(cfgd)))
+    assert main(["reach", str(tmp_path / "a.yaml"), "--workers", "1"]) == 0
+    doc = json.loads((tmp_path / "run" / "reach.json").read_text())
+    assert doc["meta"]["workers"] == 1
+    capsys.readouterr()
+    assert main(["reach", str(tmp_path / "a.yaml"), "--force", "--workers", "0"]) == 2
+    assert "--workers" in capsys.readouterr().err
+    for v in (0, "many"):
+        bad = stated({**cfgd, "reach": {**cfgd["reach"], "workers": v}})
+        with pytest.raises(ConfigError, match=r"reach\.workers: .*integer >= 1\) or 'auto'") as e:
+            config_from_dict(bad, str(tmp_path / "b.yaml"))
+        assert "\n" not in str(e.value)  # one line, not one per member of the union

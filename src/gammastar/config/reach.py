@@ -289,6 +289,14 @@ class ReachConfig(Section):
             return [{"file": x} if isinstance(x, str) else x for x in v]
         return v
 
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_form(cls, v: Any) -> Any:
+        # one line instead of pydantic's one per union member
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"a number of processes (integer >= 1) or 'auto'; got {v!r}")
+        return v
+
     @field_validator("target_interaction_lengths", mode="before")
     @classmethod
     def _target_form(cls, v: Any) -> Any:
