@@ -31,7 +31,6 @@ SAMPLES = 1500
 # by the limit's difference over the slope d ln N_sig / d ln ε, at least 1 at a boundary here
 # (N_sig ∝ ε² for long lifetimes, falling exponentially at ε_high).
 LIMIT_REL = 2 * (1e-6 + 1e-7 * 10)
-BOUNDARY_LN = 2 * BOUNDARY_XTOL + LIMIT_REL
 
 
 def settings(tmp_path, **kw):
@@ -57,8 +56,9 @@ def assert_same_grid(got, want):
     )
 
 
-def assert_same_scan(par: ScanResult, ser: ScanResult) -> None:
-    """Every number of two scans of one grid within the tolerances above."""
+def assert_same_scan(par: ScanResult, ser: ScanResult, limit_rel: float = LIMIT_REL) -> None:
+    """Every number of two scans of one grid within the tolerances above (``limit_rel``: the
+    limits' relative tolerance, the method's root search's)."""
     assert_same_grid(par.nsig, ser.nsig)
     assert_same_grid(par.acceptance, ser.acceptance)
     if ser.acceptance_members is not None:
@@ -70,13 +70,14 @@ def assert_same_scan(par: ScanResult, ser: ScanResult) -> None:
             assert a is not None
             assert a.method == b.method
             for band, v in b.expected.items():
-                assert a.expected[band] == pytest.approx(v, rel=LIMIT_REL)
+                assert a.expected[band] == pytest.approx(v, rel=limit_rel)
     assert set(par.boundaries) == set(ser.boundaries)
     for band, pair in ser.boundaries.items():
         for got, want in zip(par.boundaries[band], pair, strict=True):
             assert np.array_equal(np.isnan(got), np.isnan(want)), band
             ok = ~np.isnan(want)
-            np.testing.assert_allclose(np.log(got[ok]), np.log(want[ok]), rtol=0, atol=BOUNDARY_LN)
+            tol = 2 * BOUNDARY_XTOL + limit_rel
+            np.testing.assert_allclose(np.log(got[ok]), np.log(want[ok]), rtol=0, atol=tol)
     assert par.method == ser.method
 
 
@@ -218,3 +219,28 @@ def test_cli_workers_option_and_config_key(tmp_path, capsys, monkeypatch):
         with pytest.raises(ConfigError, match=r"reach\.workers: .*integer >= 1\) or 'auto'") as e:
             config_from_dict(bad, str(tmp_path / "b.yaml"))
         assert "\n" not in str(e.value)  # one line, not one per member of the union
+
+
+@pytest.mark.slow
+def test_limits_without_a_warm_start_go_to_the_workers(tmp_path, monkeypatch):
+    """``asymptotic`` takes no warm start (its limit does not depend on the previous mass's):
+    the workers compute each mass's limit with its signal, none is left to the scan's process,
+    and the limits are the serial scan's."""
+    import gammastar.reach.scan as scan_module
+
+    # backgrounds of tens of events: the asymptotic formulae's regime
+    st = settings(tmp_path, method="asymptotic")
+    st = dataclasses.replace(st, background={"mumu": 40.0, "ee": 40.0})
+    masses, eps = np.array([0.3, 0.8]), np.geomspace(1e-8, 1e-3, 12)
+    ser = scan(masses, eps, sampler=ParametricSampler(), settings=st)
+
+    def here(*args, **kw):
+        raise AssertionError("a limit computed in the scan's process")
+
+    monkeypatch.setattr(scan_module, "_mass_limit", here)
+    par = scan(masses, eps, sampler=ParametricSampler(),
+               settings=dataclasses.replace(st, workers=2))  # fmt: skip
+    assert par.workers == 2
+    assert ser.method == par.method == "asymptotic"
+    # pyhf's TOMS 748 search to rtol 1e-5 (reach.stats.calculators._asymptotic_limit): twice it
+    assert_same_scan(par, ser, limit_rel=2e-5)

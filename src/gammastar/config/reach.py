@@ -238,7 +238,8 @@ class ReachConfig(Section):
     workers: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"
     """Processes computing the mass points' signals (samples, acceptance, N_sig and their
     errors), each mass seeded by ``seed`` and its index, so that the results do not depend on
-    it; the limits stay in one process. 1: one process; ``auto``: the masses in this
+    it; the ``exact`` limits stay in one process (``toys`` and ``asymptotic`` go with their
+    masses). 1: one process; ``auto``: the masses in this
     process until the rest would take over ten seconds here (the last mass's time), then the
     rest on as many processes as it may use (its CPU affinity) (``gammastar reach
     --workers``)."""

@@ -24,12 +24,13 @@ from gammastar.reach.scan.mass_limit import (
     _impact_row,
     _impact_table,
     _mass_limit,
-    _MassInputs,
     _MassLimit,
+    _point,
 )
 from gammastar.reach.scan.mass_signal import _MassJob, _MassSignal, _SignalInputs
 from gammastar.reach.scan.settings import ScanResult, ScanSettings
 from gammastar.reach.scan.workers import MassWorks
+from gammastar.reach.stats import METHODS
 from gammastar.reach.stats.interface import LimitResult
 from gammastar.reach.stats.model import Model
 from gammastar.source.production import Yields
@@ -211,7 +212,7 @@ def scan(
     if len(ensemble) == 1:
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
     seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
-    inputs = _SignalInputs(sampler, tuple(ensemble), st, eps)
+    inputs = _SignalInputs(sampler, tuple(ensemble), st, eps, masses)
     source = Source.from_model(sampler)
     impact_at = set(np.linspace(0, masses.size - 1, st.impact_points).round().astype(int).tolist())
     y, rel = st.yields.at(masses)
@@ -221,33 +222,26 @@ def scan(
         open_ch = tuple(ch for ch in st.channels if m > LEPTON_CHANNELS[ch].threshold)
         if open_ch and np.isfinite(y[i]):
             s = int(seeds[i].generate_state(1)[0])
-            jobs[i] = _MassJob(i, float(m), float(y[i]), s, open_ch)
-    # each mass's signal (here or on worker processes, in mass order); its limit here, the
-    # root search starting from the previous mass's limit
-    with MassWorks(inputs, list(jobs.values()), st.workers) as works:
+            nuis = {k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()}
+            mc_stat = float(rel[i]) if np.isfinite(rel[i]) else 0.0
+            jobs[i] = _MassJob(i, float(m), float(y[i]), s, open_ch, nuis, mc_stat)
+    # each mass's signal here or on worker processes, in mass order; its limit with it where
+    # the method takes no warm start, else here, the search starting at the previous limit
+    warm = st.method not in METHODS or METHODS[st.method].warm_start  # auto: may pick exact
+    with MassWorks(inputs, list(jobs.values()), st.workers, limits=not warm) as works:
         done = iter(works)
         for i in range(masses.size):
             if i not in jobs:
                 table.skip()
                 continue
-            _, work = next(done)
+            job, work, ml = next(done)
             sig = work.signal
             table.add_signal(i, sig)
             if work.members is not None:
                 table.members[:, i] = work.members
             table.seconds["acceptance"] += work.seconds
-            point = _MassInputs(
-                index=i,
-                nuisances={
-                    k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()
-                },
-                mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
-                hint=table.hint(),
-                kin_rel=work.kin_rel,
-                ex_rel=work.ex_rel,
-                lam_rel=work.lam_rel,
-            )
-            ml = _mass_limit(sig, point, masses, eps, st)
+            if ml is None:
+                ml = _mass_limit(sig, _point(job, work, table.hint()), masses, eps, st)
             table.add_limit(i, ml)
             if i in impact_at:
                 table.add_impact(i, ml, sig, eps, st.cl)

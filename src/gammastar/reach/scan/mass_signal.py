@@ -274,6 +274,8 @@ class _SignalInputs:
     ensemble: tuple[SamplerLike, ...]
     settings: ScanSettings
     eps: NDArray[np.float64]
+    masses: NDArray[np.float64]
+    """The whole mass grid (the likelihood's mass range)."""
 
 
 @dataclass(frozen=True)
@@ -296,13 +298,17 @@ class _SignalContext:
 @dataclass(frozen=True)
 class _MassJob:
     """One mass point of the scan: its index on the grid, the mass, the yield per POT per ε²
-    there, its seed (from the scan's seed and the index) and its open decay channels."""
+    there, its seed (from the scan's seed and the index), its open decay channels, and its
+    likelihood's inputs besides the signal: the named nuisances' sizes and the yield's
+    statistical error there."""
 
     index: int
     mass: float
     yield_per_pot_eps2: float
     seed: int
     channels: tuple[str, ...]
+    nuisances: dict[str, float]
+    mc_stat: float
 
 
 @dataclass

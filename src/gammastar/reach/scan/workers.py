@@ -1,11 +1,14 @@
 """The scan's mass points on worker processes: :class:`MassWorks` gives each mass point's
 signal work (:func:`~.mass_signal._mass_work`: the A′ samples, acceptance, N_sig, the
-ensemble's spread and the N_sig-level errors) in mass order, computed in this process or on a
-pool of fresh interpreters (``reach.workers``, :func:`worker_count`).
+ensemble's spread and the N_sig-level errors), with its limit where asked, in mass order,
+computed in this process or on a pool of fresh interpreters (``reach.workers``,
+:func:`worker_count`).
 
 A mass point's work depends on no other (its draws are seeded by the scan's seed and its
-index), so where it runs does not change it; the limits, whose root search starts at the
-previous mass's limit, stay in this process, in mass order (:func:`gammastar.reach.scan.scan`).
+index), so where it runs does not change it. A limit whose root search starts at the previous
+mass's limit (a method with ``warm_start``: ``exact``, and ``auto`` which may pick it) stays
+in the scan's process, in mass order (:func:`gammastar.reach.scan.scan`); the others'
+(``toys``, ``asymptotic``) go with the signal.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Literal, Self
 
 from gammastar.core.threads import allowed_cpus
 from gammastar.errors import ConfigError, EnvironmentFailure
+from gammastar.reach.scan.mass_limit import _mass_limit, _MassLimit, _point
 from gammastar.reach.scan.mass_signal import (
     _mass_work,
     _MassJob,
@@ -61,9 +65,13 @@ def worker_count(setting: Workers, masses: int) -> int:
     return max(1, min(n, masses))
 
 
+Done = tuple[_MassJob, _MassWork, _MassLimit | None]
+"""A mass point, its signal work and its limit (``None``: left to the scan's process)."""
+
+
 class MassWorks:
-    """The signal work of ``jobs`` in their order: ``for job, work in works`` inside ``with
-    MassWorks(...) as works``; the pool (if any) is closed on leaving the block, its queued
+    """The signal work of ``jobs`` in their order, with the limit when ``limits`` (else
+    ``None``): ``for job, work, limit in works`` inside ``with MassWorks(...) as works``; the pool (if any) is closed on leaving the block, its queued
     masses cancelled when the block ends early (an error, an interrupt).
 
     ``workers`` (after the iteration): the processes that computed the masses, 1 when they
@@ -73,8 +81,15 @@ class MassWorks:
     memory) is an :class:`~gammastar.errors.EnvironmentFailure`.
     """
 
-    def __init__(self, inputs: _SignalInputs, jobs: Sequence[_MassJob], setting: Workers) -> None:
-        self.inputs, self.jobs, self.setting = inputs, list(jobs), setting
+    def __init__(
+        self,
+        inputs: _SignalInputs,
+        jobs: Sequence[_MassJob],
+        setting: Workers,
+        *,
+        limits: bool = False,
+    ) -> None:
+        self.inputs, self.jobs, self.setting, self.limits = inputs, list(jobs), setting, limits
         self.workers = 1
         self._pool: ProcessPoolExecutor | None = None
 
@@ -92,14 +107,14 @@ class MassWorks:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
-    def __iter__(self) -> Iterator[tuple[_MassJob, _MassWork]]:
+    def __iter__(self) -> Iterator[Done]:
         ctx, rest, n = None, list(self.jobs), worker_count(self.setting, len(self.jobs))
         if self.setting == "auto":
             ctx = _SignalContext.of(self.inputs)
             rest, n = [], 1
             for k, job in enumerate(self.jobs):
                 t0 = time.perf_counter()
-                yield job, _mass_work(ctx, job)
+                yield job, *_compute(ctx, job, self.limits)
                 left = len(self.jobs) - k - 1
                 # the last mass's time estimates the next ones' (the masses' costs vary along
                 # the grid; the first carries one-time costs: lazy imports, kernels' loading)
@@ -110,7 +125,7 @@ class MassWorks:
         if payload is None:
             ctx = ctx or _SignalContext.of(self.inputs)
             for job in rest:
-                yield job, _mass_work(ctx, job)
+                yield job, *_compute(ctx, job, self.limits)
             return
         self.workers = n
         yield from self._on_pool(payload, rest, n)
@@ -130,9 +145,7 @@ class MassWorks:
             log.info("reach: the masses stay in this process (the inputs do not pickle: %s)", exc)
             return None
 
-    def _on_pool(
-        self, payload: bytes, jobs: list[_MassJob], n: int
-    ) -> Iterator[tuple[_MassJob, _MassWork]]:
+    def _on_pool(self, payload: bytes, jobs: list[_MassJob], n: int) -> Iterator[Done]:
         """The works of ``jobs`` on ``n`` spawned processes, at most 2n in flight (the
         finished ones wait here for the earlier masses, each with its samples)."""
         import multiprocessing
@@ -141,10 +154,10 @@ class MassWorks:
         # spawn: a fresh interpreter per worker (torch and numba's threads are not fork-safe)
         self._pool = pool = ProcessPoolExecutor(
             n, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-            initargs=(payload, threads),
+            initargs=(payload, threads, self.limits),
         )  # fmt: skip
         todo = iter(jobs)
-        queued: deque[tuple[_MassJob, Future[_MassWork]]] = deque()
+        queued: deque[tuple[_MassJob, Future[tuple[_MassWork, _MassLimit | None]]]] = deque()
         for job in todo:
             queued.append((job, pool.submit(_work, job)))
             if len(queued) < 2 * n:
@@ -154,9 +167,21 @@ class MassWorks:
             yield _result(*queued.popleft())
 
 
-def _result(job: _MassJob, future: Future[_MassWork]) -> tuple[_MassJob, _MassWork]:
+def _compute(
+    ctx: _SignalContext, job: _MassJob, limits: bool
+) -> tuple[_MassWork, _MassLimit | None]:
+    """``job``'s signal work, and with ``limits`` its limit (no warm start: ``hint`` None)."""
+    work = _mass_work(ctx, job)
+    if not limits:
+        return work, None
+    point = _point(job, work, None)
+    inp = ctx.inputs
+    return work, _mass_limit(work.signal, point, inp.masses, inp.eps, inp.settings)
+
+
+def _result(job: _MassJob, future: Future[tuple[_MassWork, _MassLimit | None]]) -> Done:
     try:
-        return job, future.result()
+        return job, *future.result()
     except BrokenProcessPool as exc:
         raise EnvironmentFailure(
             f"reach: a worker process died computing the mass points around m = {job.mass:g} "
@@ -166,15 +191,17 @@ def _result(job: _MassJob, future: Future[_MassWork]) -> tuple[_MassJob, _MassWo
 
 # --------------------------------------------------------------------------- in a worker
 _CONTEXT: _SignalContext | None = None
+_LIMITS = False
 _START_ERROR: BaseException | None = None
 
 
-def _start_worker(payload: bytes, threads: int) -> None:
+def _start_worker(payload: bytes, threads: int, limits: bool) -> None:
     """A worker's start: ``threads`` threads for its libraries (n workers share the CPUs),
     SIGINT left to the parent (which stops the pool), the inputs unpickled once. An error
     here is kept and raised by the first mass (a pool's initializer error would only break
     the pool)."""
-    global _CONTEXT, _START_ERROR
+    global _CONTEXT, _LIMITS, _START_ERROR
+    _LIMITS = limits
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # read by gammastar.core.threads.usable_cores (the flow's sampling threads) and by torch
     # when the flow's unpickling imports it
@@ -190,9 +217,9 @@ def _start_worker(payload: bytes, threads: int) -> None:
         _START_ERROR = exc
 
 
-def _work(job: _MassJob) -> _MassWork:
-    """One mass point's work in a worker (:func:`_mass_work`)."""
+def _work(job: _MassJob) -> tuple[_MassWork, _MassLimit | None]:
+    """One mass point's work in a worker (:func:`_compute`)."""
     if _START_ERROR is not None:
         raise _START_ERROR
     assert _CONTEXT is not None
-    return _mass_work(_CONTEXT, job)
+    return _compute(_CONTEXT, job, _LIMITS)
