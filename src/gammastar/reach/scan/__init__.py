@@ -4,7 +4,8 @@ uncertainties' impact (:func:`scan`, :func:`scan_with`).
 
 The scan's inputs and result are in :mod:`.settings` (:class:`~.settings.ScanSettings`,
 :class:`~.settings.ScanResult`), one mass point's signal in :mod:`.mass_signal`, its limit,
-ε boundaries and impact row in :mod:`.mass_limit`.
+ε boundaries and impact row in :mod:`.mass_limit`, the mass points on worker processes in
+:mod:`.workers`.
 """
 
 from __future__ import annotations
@@ -184,10 +185,13 @@ def scan(
 ) -> ScanResult:
     """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
 
-    Per mass: the signal (:func:`_mass_signal`), the ensemble spread, the limit and the ε
+    Per mass: the signal (:func:`~.mass_signal._mass_signal`), the ensemble spread, the limit and the ε
     boundaries (:func:`_mass_limit`: one pass, two with an ensemble or N_sig-level errors), the
     impact at ``settings.impact_points`` evenly spaced masses
-    (:func:`gammastar.reach.impact.impact`: each nuisance fixed at ±1σ).
+    (:func:`gammastar.reach.impact.impact`: each nuisance fixed at ±1σ). The signals (and the
+    limits of a method without a warm start) on ``settings.workers`` processes
+    (:class:`~gammastar.reach.scan.workers.MassWorks`), the rest here in mass order: the
+    result does not depend on the workers but through the rounding of their libraries.
 
     Arguments:
         masses, eps: the grid (ε sorted here).
