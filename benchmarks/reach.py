@@ -31,8 +31,12 @@ reach's costliest nuisance; both sides use the same sampler and grid.
 ``--detector box`` or ``frustum`` scans a shaped detector of the same length and plane instead
 (the acceptance on the shapes' path cells; the statistics part is the same).
 
+``--workers N`` also times the scan with its mass points on N worker processes
+(``reach.workers``, gammastar.reach.scan.workers) in the same rounds, against the scan in one
+process: the ratio, and the largest difference of the ε boundaries (ln ε) between the two.
+
 Usage: OMP_NUM_THREADS=1 python benchmarks/reach.py [--subset 30] [--rounds 3] [--toy-points 1]
-[--detector window|box|frustum]
+[--detector window|box|frustum] [--workers 2]
 The last line of the output is one JSON object.
 """
 
@@ -92,6 +96,12 @@ def main() -> None:
         choices=sorted(DETECTORS),
         default="window",
         help="the NA62-like window keys, or a shaped volume of the same length (path cells)",
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also time the scan on this many worker processes (reach.workers)",
     )
     ap.add_argument(
         "--nuisances",
@@ -190,8 +200,14 @@ def main() -> None:
                 }.items()
             }
     with_nuis = dataclasses.replace(settings, signal_nuisances=nuis)
-    scans, points, scans_nuis = [], [], []
+    scans, points, scans_nuis, scans_workers = [], [], [], []
+    on_workers = dataclasses.replace(settings, workers=args.workers)
     for r in range(args.rounds):
+        if args.workers > 1:
+            t0 = time.perf_counter()
+            rw = scan(masses, eps, sampler=sampler, settings=on_workers)
+            scans_workers.append((time.perf_counter() - t0, rw))
+            print(f"round {r + 1}: scan on {rw.workers} workers {scans_workers[-1][0]:.2f} s")
         if nuis is not None:
             t0 = time.perf_counter()
             rn = scan(masses, eps, sampler=sampler, settings=with_nuis)
@@ -275,6 +291,21 @@ def main() -> None:
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "cpu_count": os.cpu_count(),
     }
+    if scans_workers:
+        t_w, rw = min(scans_workers, key=lambda x: x[0])
+        diff = max(
+            float(np.nanmax(np.abs(np.log(a) - np.log(b)), initial=0.0))
+            for k in res.boundaries
+            for a, b in zip(rw.boundaries[k], res.boundaries[k], strict=True)
+        )
+        out["with_workers"] = {
+            "workers": rw.workers,
+            "full_scan_s": round(t_w, 3),
+            "speedup_vs_one_process": round(t_scan / t_w, 2),
+            "max_boundary_ln_eps_difference": diff,
+        }
+        print(f"scan on {rw.workers} workers (best of {args.rounds}): {t_w:.2f} s, "
+              f"{t_scan / t_w:.2f}x one process; boundaries differ by {diff:.1e} in ln eps")
     if nuis is not None:
         t_n = min(x[0] for x in scans_nuis)
         t_ns = min(x[1]["limits"] + x[1]["boundaries"] for x in scans_nuis)

@@ -60,6 +60,17 @@ def reach_command(
             show_default=False,
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Processes computing the mass points (1: this one); default: the config's "
+            "reach.workers (auto: the usable CPUs for a long scan). The results do not depend "
+            "on it.",
+            show_default=False,
+        ),
+    ] = None,
     output: OutputOpt = None,
     force: ForceOpt = False,
     wait: WaitOpt = False,
@@ -78,7 +89,9 @@ def reach_command(
 
     check_config(cfg)  # a missing statistics input: one line, before the run directory exists
     lock_run(cfg.output_dir, wait=wait)
-    update = {} if method is None else {"method": method.value}
+    update: dict[str, object] = {} if method is None else {"method": method.value}
+    if workers is not None:
+        update["workers"] = workers
     if production is not None:
         update["production"] = production.value
     if update:

@@ -235,6 +235,14 @@ class ReachConfig(Section):
     ``standard_recipe`` block names."""
     samples: Annotated[int, Field(gt=0)] = 20_000
     """A′ kinematic samples per mass for the acceptance."""
+    workers: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"
+    """Processes computing the mass points' signals (samples, acceptance, N_sig and their
+    errors), each mass seeded by ``seed`` and its index, so that the results do not depend on
+    it; the ``exact`` limits stay in one process (``toys`` and ``asymptotic`` go with their
+    masses). 1: one process; ``auto``: the masses in this
+    process until the rest would take over ten seconds here (the last mass's time), then the
+    rest on as many processes as it may use (its CPU affinity) (``gammastar reach
+    --workers``)."""
     flow_closure: bool = True
     """With a flow: its detector acceptance against that of the pairs it learnt, at the
     ``validate.masses`` and the median expected ε_low / ε_high (``reach.json``
@@ -280,6 +288,14 @@ class ReachConfig(Section):
         # a bare path stands for {file: path}
         if isinstance(v, list):
             return [{"file": x} if isinstance(x, str) else x for x in v]
+        return v
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers_form(cls, v: Any) -> Any:
+        # one line instead of pydantic's one per union member
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"a number of processes (integer >= 1) or 'auto'; got {v!r}")
         return v
 
     @field_validator("target_interaction_lengths", mode="before")

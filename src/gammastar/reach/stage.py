@@ -396,6 +396,7 @@ def reach_meta(config: AnalysisConfig, inp: ReachInputs, res: ScanResult, wall: 
         geometry=inp.geometry.model_dump(),
         yields_n_pot=inp.yields.meta.get("n_pot"),
         seconds=dict(res.seconds, total=wall),
+        workers=res.workers,
         workspaces_poi="n_signal = expected signal events (template normalised to 1 event)",
         **(
             {"kinematic_ensemble": {"members": len(inp.ensemble), "seeds": inp.ensemble_seeds}}

@@ -4,7 +4,8 @@ uncertainties' impact (:func:`scan`, :func:`scan_with`).
 
 The scan's inputs and result are in :mod:`.settings` (:class:`~.settings.ScanSettings`,
 :class:`~.settings.ScanResult`), one mass point's signal in :mod:`.mass_signal`, its limit,
-ε boundaries and impact row in :mod:`.mass_limit`.
+ε boundaries and impact row in :mod:`.mass_limit`, the mass points on worker processes in
+:mod:`.workers`.
 """
 
 from __future__ import annotations
@@ -24,19 +25,13 @@ from gammastar.reach.scan.mass_limit import (
     _impact_row,
     _impact_table,
     _mass_limit,
-    _MassInputs,
     _MassLimit,
+    _point,
 )
-from gammastar.reach.scan.mass_signal import (
-    _ensemble_acceptance,
-    _extrapolation_rel,
-    _lambda_rel,
-    _mass_signal,
-    _MassSignal,
-    _nsig_recorder,
-    _relative_spread,
-)
+from gammastar.reach.scan.mass_signal import _MassJob, _MassSignal, _SignalInputs
 from gammastar.reach.scan.settings import ScanResult, ScanSettings
+from gammastar.reach.scan.workers import MassWorks
+from gammastar.reach.stats import METHODS
 from gammastar.reach.stats.interface import LimitResult
 from gammastar.reach.stats.model import Model
 from gammastar.source.production import Yields
@@ -155,8 +150,9 @@ class _ScanTable:
             self.impact.append(_impact_row(ml.model, ml.limit, sig, eps, lo, hi, cl))
         self.seconds["impact"] += time.perf_counter() - t
 
-    def result(self, masses: NDArray, eps: NDArray, ensemble: bool) -> ScanResult:
-        """The :class:`ScanResult` (``impact`` timed only where computed)."""
+    def result(self, masses: NDArray, eps: NDArray, ensemble: bool, workers: int) -> ScanResult:
+        """The :class:`ScanResult` (``impact`` timed only where computed; ``workers``: the
+        processes that computed the masses' signals)."""
         if not self.impact:
             del self.seconds["impact"]
         return ScanResult(
@@ -175,6 +171,7 @@ class _ScanTable:
             kinematic=self.kinematic or None,
             extrapolation_nsig=self.extrapolation or None,
             lambda_theta_nsig=self.lambda_theta or None,
+            workers=workers,
         )
 
 
@@ -188,10 +185,13 @@ def scan(
 ) -> ScanResult:
     """Expected (and observed) exclusion on a (mass, ε) grid with the efficient ε method.
 
-    Per mass: the signal (:func:`_mass_signal`), the ensemble spread, the limit and the ε
+    Per mass: the signal (:func:`~.mass_signal._mass_signal`), the ensemble spread, the limit and the ε
     boundaries (:func:`_mass_limit`: one pass, two with an ensemble or N_sig-level errors), the
     impact at ``settings.impact_points`` evenly spaced masses
-    (:func:`gammastar.reach.impact.impact`: each nuisance fixed at ±1σ).
+    (:func:`gammastar.reach.impact.impact`: each nuisance fixed at ±1σ). The signals (and the
+    limits of a method without a warm start) on ``settings.workers`` processes
+    (:class:`~gammastar.reach.scan.workers.MassWorks`), the rest here in mass order: the
+    result does not depend on the workers but through the rounding of their libraries.
 
     Arguments:
         masses, eps: the grid (ε sorted here).
@@ -216,43 +216,42 @@ def scan(
     if len(ensemble) == 1:
         raise GammastarError("reach: a kinematic-model ensemble needs at least 2 members")
     seeds = np.random.SeedSequence(st.seed).spawn(masses.size)
+    inputs = _SignalInputs(sampler, tuple(ensemble), st, eps, masses)
     source = Source.from_model(sampler)
-    record, lam_regions = _nsig_recorder(source, st)
     impact_at = set(np.linspace(0, masses.size - 1, st.impact_points).round().astype(int).tolist())
     y, rel = st.yields.at(masses)
     table = _ScanTable.empty(masses, eps, st.band_keys(), len(ensemble))
+    jobs = {}
     for i, m in enumerate(masses):
         open_ch = tuple(ch for ch in st.channels if m > LEPTON_CHANNELS[ch].threshold)
-        if not open_ch or not np.isfinite(y[i]):
-            table.skip()
-            continue
-        t0 = time.perf_counter()
-        s = int(seeds[i].generate_state(1)[0])
-        sig = _mass_signal(record or source, float(m), float(y[i]), s, eps, st, open_ch)
-        table.add_signal(i, sig)
-        kin_rel = None
-        if ensemble:
-            table.members[:, i] = _ensemble_acceptance(ensemble, sampler, sig, st)
-            kin_rel = _relative_spread(table.members[:, i])
-        table.seconds["acceptance"] += time.perf_counter() - t0
-        point = _MassInputs(
-            index=i,
-            nuisances={k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()},
-            mc_stat=float(rel[i]) if np.isfinite(rel[i]) else 0.0,
-            hint=table.hint(),
-            kin_rel=kin_rel,
-            ex_rel=_extrapolation_rel(record, sig, st.geometry) if record is not None else None,
-            lam_rel=None
-            if lam_regions is None
-            else _lambda_rel(record, sig, st.lambda_refits, lam_regions),  # type: ignore[arg-type]
-        )
-        ml = _mass_limit(sig, point, masses, eps, st)
-        table.add_limit(i, ml)
-        if i in impact_at:
-            table.add_impact(i, ml, sig, eps, st.cl)
+        if open_ch and np.isfinite(y[i]):
+            s = int(seeds[i].generate_state(1)[0])
+            nuis = {k: float(np.asarray(v)[i]) for k, v in (st.signal_nuisances or {}).items()}
+            mc_stat = float(rel[i]) if np.isfinite(rel[i]) else 0.0
+            jobs[i] = _MassJob(i, float(m), float(y[i]), s, open_ch, nuis, mc_stat)
+    # each mass's signal here or on worker processes, in mass order; its limit with it where
+    # the method takes no warm start, else here, the search starting at the previous limit
+    warm = st.method not in METHODS or METHODS[st.method].warm_start  # auto: may pick exact
+    with MassWorks(inputs, list(jobs.values()), st.workers, limits=not warm) as works:
+        done = iter(works)
+        for i in range(masses.size):
+            if i not in jobs:
+                table.skip()
+                continue
+            job, work, ml = next(done)
+            sig = work.signal
+            table.add_signal(i, sig)
+            if work.members is not None:
+                table.members[:, i] = work.members
+            table.seconds["acceptance"] += work.seconds
+            if ml is None:
+                ml = _mass_limit(sig, _point(job, work, table.hint()), masses, eps, st)
+            table.add_limit(i, ml)
+            if i in impact_at:
+                table.add_impact(i, ml, sig, eps, st.cl)
     extrap = table.extrapolated if table.labelled else None
     _check_scan(table.limits, masses, st.yields, table.acceptance, extrap, source)
-    return table.result(masses, eps, bool(ensemble))
+    return table.result(masses, eps, bool(ensemble), works.workers)
 
 
 scan_with = scan

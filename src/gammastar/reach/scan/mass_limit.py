@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.reach.impact import impact
-from gammastar.reach.scan.mass_signal import _MassSignal
+from gammastar.reach.scan.mass_signal import _MassJob, _MassSignal, _MassWork
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.signal import eps_boundaries, mass_model
 from gammastar.reach.stats import upper_limit
@@ -109,6 +109,19 @@ class _MassInputs:
     """The extrapolation fit's N_sig error (``extrapolation``), or ``None``."""
     lam_rel: NDArray | None = None
     """The measured λ_θ's N_sig error (``acceptance_lambda_theta``), or ``None``."""
+
+
+def _point(job: _MassJob, work: _MassWork, hint: float | None) -> _MassInputs:
+    """The statistics inputs of ``job``'s mass with its signal work and the limit ``hint``."""
+    return _MassInputs(
+        index=job.index,
+        nuisances=job.nuisances,
+        mc_stat=job.mc_stat,
+        hint=hint,
+        kin_rel=work.kin_rel,
+        ex_rel=work.ex_rel,
+        lam_rel=work.lam_rel,
+    )
 
 
 @dataclass

@@ -2,11 +2,14 @@
 the A′ samples per open channel, acceptance and N_sig on the ε grid), the N_sig-level errors
 of the extrapolation fit and of the measured λ_θ (:func:`_extrapolation_rel`,
 :func:`_lambda_rel`, with the draws :func:`_nsig_recorder` records) and the ensemble's
-acceptance spread (:func:`_ensemble_acceptance`, :func:`_relative_spread`).
+acceptance spread (:func:`_ensemble_acceptance`, :func:`_relative_spread`); all of it, for one
+mass, as one piece of work that depends on no other mass (:func:`_mass_work`, what a worker
+process computes: :mod:`.workers`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +47,51 @@ class _MassSignal:
     """Each channel's BR-free acceptance sum over the ε grid when the channels' samples differ."""
 
 
+@dataclass(frozen=True)
+class _VisibleNsig:
+    """N_sig(ε) of a minimal A′: the BRs do not depend on ε and cτ(m, ε) = cτ(m, 1)/ε², so
+    N_sig = scale ε² A(cτ₁/ε²) (a class, not a closure: a worker process sends it back)."""
+
+    scale: float
+    """N_POT × yield per POT per ε² × Σ BR of the open channels."""
+    ctau1: float
+    """cτ at ε = 1, m."""
+    samples: Mapping[str, KinematicSample]
+    brs: Mapping[str, float]
+
+    def __call__(self, e: NDArray) -> NDArray:
+        e = np.asarray(e, dtype=np.float64)
+        acc = _combined(self.samples, self.brs, self.ctau1 / e**2, "acceptance")
+        return self.scale * e**2 * acc
+
+
+@dataclass(frozen=True)
+class _DarkNsig:
+    """N_sig(ε) with a dark sector: :func:`signal_events` summed over the open channels."""
+
+    mass: float
+    yield_per_pot_eps2: float
+    n_pot: float
+    samples: Mapping[str, KinematicSample]
+    channels: tuple[str, ...]
+    dark: darkphoton.DarkSector
+
+    def __call__(self, e: NDArray) -> NDArray:
+        parts = signal_events(
+            self.mass,
+            e,
+            yield_per_pot_eps2=self.yield_per_pot_eps2,
+            n_pot=self.n_pot,
+            sample=self.samples,
+            channels=self.channels,
+            dark=self.dark,
+        )
+        total = np.zeros(np.shape(e))
+        for part in parts.values():  # Σ over the channels, in their order
+            total = total + part
+        return total
+
+
 def _mass_signal(
     sampler: SamplerLike,
     m: float,
@@ -63,34 +111,14 @@ def _mass_signal(
     extrap = None
     if sample.extrapolated is not None:
         extrap = _combined(samples_ch, brs, ctau, "extrapolated_acceptance")
+    nsig: _VisibleNsig | _DarkNsig
     if st.dark is None:
         # no dark sector: BRs do not depend on ε and cτ(m, ε) = cτ(m, 1)/ε²
         scale = st.n_pot * y * sum(brs[ch] for ch in open_ch)
-        ct1 = float(darkphoton.ctau(m, 1.0))
-
-        def nsig(e: NDArray) -> NDArray:
-            e = np.asarray(e, dtype=np.float64)
-            return scale * e**2 * _combined(samples_ch, brs, ct1 / e**2, "acceptance")
-
+        nsig = _VisibleNsig(scale, float(darkphoton.ctau(m, 1.0)), samples_ch, brs)
         nsig_grid = scale * eps**2 * acc
     else:
-        dark, n_pot = st.dark, st.n_pot
-
-        def nsig(e: NDArray) -> NDArray:
-            parts = signal_events(
-                m,
-                e,
-                yield_per_pot_eps2=y,
-                n_pot=n_pot,
-                sample=samples_ch,
-                channels=open_ch,
-                dark=dark,
-            )
-            total = np.zeros(np.shape(e))
-            for part in parts.values():  # Σ over the channels, in their order
-                total = total + part
-            return total
-
+        nsig = _DarkNsig(m, y, st.n_pot, samples_ch, open_ch, st.dark)
         nsig_grid = nsig(eps)
     # each channel's share of the signal: BR × its acceptance over the ε grid (the per-mass
     # likelihood's split; exact when the channels' acceptances differ by a factor)
@@ -220,3 +248,86 @@ def _nsig_recorder(
         return record, None
 
     return record, lambda_regions(refits, split.fiducial)
+
+
+# --------------------------------------------------------------------------- one mass's work
+@dataclass(frozen=True)
+class _SignalInputs:
+    """What every mass point's signal work reads: the nominal sampler, the ensemble (its
+    members compared with the nominal by identity, so the two travel together), the settings
+    and the ε grid. Picklable where the samplers are: a worker process receives it once."""
+
+    sampler: SamplerLike
+    ensemble: tuple[SamplerLike, ...]
+    settings: ScanSettings
+    eps: NDArray[np.float64]
+    masses: NDArray[np.float64]
+    """The whole mass grid (the likelihood's mass range)."""
+
+
+@dataclass(frozen=True)
+class _SignalContext:
+    """:class:`_SignalInputs` with what a process builds from them once: the :class:`Source`
+    and the recorder of its draws (:func:`_nsig_recorder`, its own in every process)."""
+
+    inputs: _SignalInputs
+    source: Source
+    record: RecordingSampler | None
+    lam_regions: list[Any] | None
+
+    @classmethod
+    def of(cls, inputs: _SignalInputs) -> _SignalContext:
+        source = Source.from_model(inputs.sampler)
+        record, lam_regions = _nsig_recorder(source, inputs.settings)
+        return cls(inputs, source, record, lam_regions)
+
+
+@dataclass(frozen=True)
+class _MassJob:
+    """One mass point of the scan: its index on the grid, the mass, the yield per POT per ε²
+    there, its seed (from the scan's seed and the index), its open decay channels, and its
+    likelihood's inputs besides the signal: the named nuisances' sizes and the yield's
+    statistical error there."""
+
+    index: int
+    mass: float
+    yield_per_pot_eps2: float
+    seed: int
+    channels: tuple[str, ...]
+    nuisances: dict[str, float]
+    mc_stat: float
+
+
+@dataclass
+class _MassWork:
+    """One mass point's signal work (:func:`_mass_work`)."""
+
+    signal: _MassSignal
+    members: NDArray[np.float64] | None
+    """The ensemble members' acceptance on the ε grid, shape (members, ε), or ``None``."""
+    kin_rel: NDArray[np.float64] | None
+    ex_rel: NDArray[np.float64] | None
+    lam_rel: NDArray[np.float64] | None
+    seconds: float
+    """Seconds of the signal and the ensemble's acceptance (``seconds.acceptance``)."""
+
+
+def _mass_work(ctx: _SignalContext, job: _MassJob) -> _MassWork:
+    """Everything of one mass point that depends on no other: the signal (:func:`_mass_signal`),
+    the ensemble's acceptance and spread, the N_sig-level errors of the extrapolation fit and
+    of the measured λ_θ. Random only through ``job.seed``: the same in any process."""
+    st, t0 = ctx.inputs.settings, time.perf_counter()
+    sig = _mass_signal(ctx.record or ctx.source, job.mass, job.yield_per_pot_eps2, job.seed,
+                       ctx.inputs.eps, st, job.channels)  # fmt: skip
+    members = kin_rel = None
+    if ctx.inputs.ensemble:
+        members = _ensemble_acceptance(ctx.inputs.ensemble, ctx.inputs.sampler, sig, st)
+        kin_rel = _relative_spread(members)
+    seconds = time.perf_counter() - t0
+    record = ctx.record
+    ex_rel = lam_rel = None
+    if record is not None:
+        ex_rel = _extrapolation_rel(record, sig, st.geometry)
+        if ctx.lam_regions is not None:
+            lam_rel = _lambda_rel(record, sig, st.lambda_refits or {}, ctx.lam_regions)
+    return _MassWork(sig, members, kin_rel, ex_rel, lam_rel, seconds)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -56,6 +56,9 @@ class ScanResult:
     lambda_theta_nsig: list[dict[str, Any]] | None = None
     """Per mass, ``acceptance_lambda_theta`` at N's level as the scan used it
     (:func:`~gammastar.reach.scan.mass_signal._lambda_rel`; ``rel_yield`` the yield's size)."""
+    workers: int = 1
+    """The processes that computed the masses' signals (1: the scan's own;
+    :class:`~gammastar.reach.scan.workers.MassWorks`)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,10 @@ class ScanSettings:
     """``yields.json`` ``uncertainties.lambda_theta_refits``: the measured λ_θ's moves, which
     the scan carries to N_sig (``acceptance_lambda_theta`` at N's level, as ``extrapolation``)
     where the sampler extrapolates; ``None``: the yield's size."""
+    workers: int | Literal["auto"] = 1
+    """Processes computing the mass points' signals (``reach.workers``; 1: this one; ``auto``:
+    the usable CPUs once the masses left show the scan is long enough,
+    :class:`~gammastar.reach.scan.workers.MassWorks`). The results do not depend on it."""
 
     @classmethod
     def from_config(cls, config: AnalysisConfig, inputs: ReachInputs) -> ScanSettings:
@@ -151,6 +158,7 @@ class ScanSettings:
             lambda_refits=(inputs.yields.uncertainties or {}).get("lambda_theta_refits")
             if "acceptance_lambda_theta" in (inputs.nuisances or {})
             else None,
+            workers=rc.workers,
         )
 
     def check(self, masses: NDArray) -> None:

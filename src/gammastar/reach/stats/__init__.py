@@ -47,6 +47,7 @@ METHODS: dict[str, Method] = {
             _exact_cls,
             # (cheap: the constructor only sizes the count grid)
             auto=lambda req: req.model is not None and req.exact.feasible,
+            warm_start=True,  # its root search starts at the hint
         ),
         Method(
             "asymptotic",

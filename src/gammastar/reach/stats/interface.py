@@ -96,6 +96,10 @@ class Method:
         cls: ``(Request, n_signal) → (CLs_obs or None, [CLs_exp −2σ … +2σ])``.
         auto: ``Request → bool``: whether ``"auto"`` may pick it (first accepted in registry
             order wins; the last entry should accept every model).
+        warm_start: whether ``limit`` starts its search at ``Request.hint`` (a nearby
+            solution, which moves the result within the search's tolerance): a scan then
+            computes the limits in mass order, each from the previous mass's; without, on its
+            worker processes (:mod:`gammastar.reach.scan.workers`).
     """
 
     name: str
@@ -103,6 +107,7 @@ class Method:
     limit: Callable[[Request], LimitResult]
     cls: Callable[[Request, float], tuple[float | None, list[float]]]
     auto: Callable[[Request], bool]
+    warm_start: bool = False
 
 
 def expected_bands_to_list(res: LimitResult) -> list[float]:
