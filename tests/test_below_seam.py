@@ -192,3 +192,36 @@ def test_the_reach_error_takes_the_model_below_the_seam_and_the_fit_above(toy_fi
     want = nsig_relative_error(toy_fit, region, MASS, kin, smp, [1.0],
                                settings=NsigErrorSettings(propagation="log"))  # fmt: skip
     assert nsig_reach_error(above, MASS, kin, smp, [1.0]) == pytest.approx(want, rel=1e-12)
+
+
+def test_the_model_stops_at_the_beam_energy():
+    """A γ* of the beam's collisions carries at most the beam energy: the sampler rejects the
+    unbounded model's draws above ``e_max`` and still returns ``n`` (the same for a seed); the
+    kept draws are the untruncated sampler's below the bound, in order (rejection keeps the
+    shape below it)."""
+    full = ParametricSampler(0.2, 2.5, 1.2).sample(0.3, 20_000, seed=3)
+    cut = ParametricSampler(0.2, 2.5, 1.2, e_max=20.0)
+    got = cut.sample(0.3, 20_000, seed=3)
+    assert got["E"].size == 20_000
+    assert np.all(got["E"] <= 20.0)
+    below = full["E"] <= 20.0
+    assert 0 < np.count_nonzero(~below) < 20_000  # the bound bites on this model
+    assert got["E"][: np.count_nonzero(below)] == pytest.approx(full["E"][below], rel=1e-15)
+    again = cut.sample(0.3, 20_000, seed=3)
+    assert again["E"] == pytest.approx(got["E"], rel=1e-15)
+
+
+def test_the_extrapolated_samples_and_the_direct_draws_stop_at_the_beam_energy(toy_fit):
+    """``ExtrapolatedSampler(e_max=...)``: the model's samples outside F and below the seam
+    obey the bound, and the forms' direct draws of the N_sig error too."""
+    from gammastar.yields.extrapolation.model import NOMINAL
+    from gammastar.yields.extrapolation.nsig import _form_sampler
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    region = _ToyRegion()
+    _, t, mu, s = (float(v) for v in toy_fit.at(MASS))
+    for seam in (None, MASS + 0.1):  # the fitted model outside F; the model below the seam
+        sp = ExtrapolatedSampler(None, toy_fit, region, seam=seam, below=toy_fit, e_max=30.0)
+        assert np.all(sp.sample(MASS, 5000, seed=2)["E"] <= 30.0)
+    drawn = _form_sampler(NOMINAL, (0.5, t, mu, s, 0.0), region, 30.0)(MASS, 5000, seed=1)
+    assert np.all(drawn["E"] <= 30.0)

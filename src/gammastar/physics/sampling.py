@@ -19,6 +19,8 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.errors import InputError
+
 __all__ = [
     "InverseCDF",
     "ParametricSampler",
@@ -311,18 +313,48 @@ class ParametricSampler:
         y_sigma: float = 1.2,
         mass_range: tuple[float, float] = (0.0, 10.0),
         power: float = 0.0,
+        e_max: float | None = None,
     ) -> None:
         self.temperature = temperature
         self.y_mean = y_mean
         self.y_sigma = y_sigma
         self.mass_range = mass_range
         self.power = float(power)
+        self.e_max = None if e_max is None else float(e_max)
+        """Largest lab energy (GeV), e.g. the beam's: a γ* of a proton–nucleon collision
+        carries at most the beam energy (energy conservation), which the unbounded model
+        does not know; draws above it are rejected (the model truncated there). ``None``: no
+        bound."""
 
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
         # 1/p_T dN/dp_T ∝ exp(−m_T/T) means dN/dm_T ∝ m_T exp(−m_T/T) for m_T ≥ m: with
         # u = m_T − m, dN/du ∝ (u + m) e^{−u/T}, a mixture of Γ(2, T) (weight T) and Exp(T)
         # (weight m), not Γ(2, T) alone (that holds only for m = 0).
-        return self.sample_at(self.draws(n, seed), mass)
+        out = self.sample_at(self.draws(n, seed), mass)
+        if self.e_max is None or np.all(out["E"] <= self.e_max):
+            return out
+        return self._below_e_max(out, mass, n, seed)
+
+    def _below_e_max(self, out: dict[str, NDArray], mass: float, n: int,
+                     seed: int | None) -> dict[str, NDArray]:  # fmt: skip
+        """``n`` draws with E ≤ :attr:`e_max`: those of ``out`` kept, then more from seeds
+        spawned from ``seed``, in batches of max(2 × missing, 1000)."""
+        assert self.e_max is not None
+        keep = out["E"] <= self.e_max
+        parts, have = [{k: v[keep] for k, v in out.items()}], int(keep.sum())
+        children = np.random.SeedSequence(seed).spawn(1000)
+        for child in children:
+            if have >= n:
+                break
+            k = max(2 * (n - have), 1000)
+            more = self.sample_at(self.draws(k, int(child.generate_state(1)[0])), mass)
+            keep = more["E"] <= self.e_max
+            parts.append({k: v[keep] for k, v in more.items()})
+            have += int(keep.sum())
+        if have < n:
+            raise InputError(f"the model has (almost) no γ* below E = {self.e_max:g} GeV at "
+                             f"m = {mass:g} GeV")  # fmt: skip
+        return {k: np.concatenate([p[k] for p in parts])[:n] for k in out}
 
     def draws(self, n: int, seed: int | None = None) -> dict[str, NDArray]:
         """The random numbers of ``sample(mass, n, seed)``, none of which depends on the mass:

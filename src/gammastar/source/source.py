@@ -138,7 +138,8 @@ class Source:
         seam = ex.get("seam")  # a both-channels run: full phase space below (docs/explanation/method.md)
         fit_below = ex.get("below_seam")  # the model fitted below the seam, where one was
         below_ex = None if fit_below is None or seam is None else Extrapolation.from_dict(fit_below)
-        split = ExtrapolatedSampler(base, extrap, region, seam=seam, below=below_ex)
+        split = ExtrapolatedSampler(base, extrap, region, seam=seam, below=below_ex,
+                                    e_max=config.beam.energy)  # fmt: skip
         if base is None:
             below = ""
             if seam is not None:

@@ -101,6 +101,7 @@ def nsig_relative_error(
     settings: NsigErrorSettings | None = None,
     redraw: Redraw | None = None,
     seed: int | None = None,
+    e_max: float | None = None,
 ) -> NDArray[np.float64]:
     r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
     signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
@@ -141,6 +142,8 @@ def nsig_relative_error(
         seed: the direct draws' seed (with ``redraw``; each form's drawn from
             ``SeedSequence([seed, 1])``, the nominal's and the forms' with the same seed: common
             random numbers).
+        e_max: the sampler's energy bound (:class:`ExtrapolatedSampler` ``e_max``): the
+            direct draws truncated there as the nominal's are.
 
     Returns:
         δN/N per cτ (0 where N = 0; NaN where a form's N is not resolved even by its direct
@@ -159,7 +162,7 @@ def nsig_relative_error(
         raise ValueError(f"propagation must be 'linear' or 'log', not {st.propagation!r}")
     log = st.propagation == "log"
     parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau, log=log,
-                             redraw=redraw, seed=seed)  # fmt: skip
+                             redraw=redraw, seed=seed, e_max=e_max)  # fmt: skip
     keep = ("fit",) + (("external",) if st.external else ()) + (("forms",) if st.forms else ())
     var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if st.yield_cross else 0.0)
     width = np.sqrt(np.maximum(var, 0.0))
@@ -178,6 +181,7 @@ def nsig_error_parts(
     lambda_theta: Sequence[Mapping[str, Any]] | None = None,
     redraw: Redraw | None = None,
     seed: int | None = None,
+    e_max: float | None = None,
 ) -> dict[str, NDArray[np.float64]]:
     """The parts of :func:`nsig_relative_error`, each a relative 1σ of N_sig per cτ whose
     quadrature sum is the whole: ``fit`` (the sandwich's statistical part), ``external`` (an
@@ -260,7 +264,7 @@ def nsig_error_parts(
     direct = None
     if redraw is not None:  # the inside samples' acceptance squared: N's effective size
         sq_in = (a[~out_mask] ** 2).sum(axis=0)
-        direct = _DirectDraw(fiducial, draw, redraw, seed, ctau, sq_in)
+        direct = _DirectDraw(fiducial, draw, redraw, seed, ctau, sq_in, e_max)
     shifts, kish, ratio = _form_shifts(ex, draw, direct) if ex.covariance_stat is not None else ({}, {}, {})
     with np.errstate(over="ignore"):  # a shift beyond 1e154 is +inf, its ratio's log finite
         var_each = {k: d**2 for k, d in shifts.items()}
@@ -644,13 +648,15 @@ _DIRECT_BINS = 4000
 """Cells of the direct draw's inverse-CDF grids per variable (:func:`_form_sampler`)."""
 
 
-def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any) -> Callable[..., dict[str, Any]]:
+def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any,
+                  e_max: float | None = None) -> Callable[..., dict[str, Any]]:  # fmt: skip
     """A sampler ``(mass, n, seed)`` of ``n`` (q_T, E) of the model's ``form`` at the
     parameters ``par`` = (f_F, T, ȳ, σ_y, a) outside F (accept–reject on
     ``fiducial.contains``): p_T and y independent, each by inverse CDF on a grid of
     :data:`_DIRECT_BINS` cells (the density at each cell's centre, uniform within the cell:
     p_T ≤ max(6 GeV, 60 T), y within ȳ ± 12 σ_y, wider than the fit's quadrature grid, whose
-    edge at y = 9 would cut the logistic form's tail), E = m_T cosh y."""
+    edge at y = 9 would cut the logistic form's tail), E = m_T cosh y; with ``e_max`` only
+    E ≤ e_max (the sampler's truncation, :class:`ExtrapolatedSampler` ``e_max``)."""
     _, t, mu, s, a = par
 
     def grid(lo: float, hi: float, logp: Callable[[NDArray], NDArray]) -> tuple:
@@ -678,6 +684,8 @@ def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any) -> Callable[
             pt, y = inverse(g_pt, u[0], u[1]), inverse(g_y, u[2], u[3])
             e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
             keep = ~np.asarray(fiducial.contains(np.full(k, mass), pt, e), dtype=bool)
+            if e_max is not None:
+                keep &= e <= e_max
             qs.append(pt[keep])
             es.append(e[keep])
             have += int(keep.sum())
@@ -703,8 +711,9 @@ class _DirectDraw:
     survival of e^{−40} is the whole of N, N_alt/N is not measured but one sample's luck."""
 
     def __init__(self, fiducial: Any, draw: _OutSamples, redraw: Redraw, seed: int | None,
-                 ctau: NDArray, sq_in: NDArray) -> None:  # fmt: skip
+                 ctau: NDArray, sq_in: NDArray, e_max: float | None = None) -> None:  # fmt: skip
         self.fid, self.draw, self.redraw, self.ctau = fiducial, draw, redraw, ctau
+        self.e_max = e_max
         self.seed = int(np.random.SeedSequence([0 if seed is None else int(seed), 1]).generate_state(1)[0])
         n = draw.out_mask.size
         self.n = n
@@ -714,7 +723,7 @@ class _DirectDraw:
 
     def _n_over_yf(self, form: Any, par: tuple[float, ...]) -> tuple[NDArray, NDArray]:
         """(N/Y_F, its Kish effective size) per cτ of ``form`` at ``par``."""
-        sample = self.redraw(_form_sampler(form, par, self.fid), self.n, self.seed)
+        sample = self.redraw(_form_sampler(form, par, self.fid, self.e_max), self.n, self.seed)
         a = per_sample_acceptance(sample, self.ctau)
         f = par[0]
         c = (1 - f) / (f * self.n)  # each outside sample's share
@@ -823,6 +832,7 @@ _NOWHERE_IN = type("_Nowhere", (), {"contains": staticmethod(lambda m, q, e: np.
 def nsig_full_space_error(
     extrapolation: Extrapolation, mass: float, kinematics: dict[str, ArrayLike], sample: Any,
     ctau: ArrayLike, *, redraw: Redraw | None = None, seed: int | None = None,
+    e_max: float | None = None,
 ) -> dict[str, NDArray[np.float64]]:  # fmt: skip
     r"""The model's 1σ of ln N_sig per cτ where every A′ comes from it and the yield does not
     depend on it: below a both-channels run's seam (the full-phase-space channel's yield, the
@@ -838,7 +848,8 @@ def nsig_full_space_error(
     contributions have a Kish effective size below :data:`KISH_MIN`, its ratio comes from a
     direct draw of the form and of the nominal over the full phase space through ``redraw``
     (same seed: common random numbers), NaN where that does not resolve N either (and without
-    ``redraw``); ``forms_unresolved`` 1 there.
+    ``redraw``); ``forms_unresolved`` 1 there. ``e_max``: the sampler's energy bound
+    (the direct draws truncated as the nominal's).
 
     Returns:
         ``{"fit", "forms", "forms_unresolved"}``, each per cτ (1σ of ln N; the flag 0/1).
@@ -881,7 +892,8 @@ def nsig_full_space_error(
         up, dn = ln_ratio(NOMINAL, nominal + step)[0], ln_ratio(NOMINAL, nominal - step)[0]
         var_fit += np.nan_to_num(0.5 * (up - dn)) ** 2
     var_forms, lost = np.zeros(ctau.size), np.zeros(ctau.size, bool)
-    direct = _FullSpaceDraw(redraw, seed, ctau, sample.n if hasattr(sample, "n") else qt.size, nominal)
+    direct = _FullSpaceDraw(redraw, seed, ctau, sample.n if hasattr(sample, "n") else qt.size, nominal,
+                            e_max)  # fmt: skip
     for name, rec in (ex.model_variations or {}).items():
         form = _variation_form(name, rec)
         par = None if form is None else _record_params(rec, ex.mass, mass, (0.0, t, mu, s), nominal[3])
@@ -904,15 +916,17 @@ class _FullSpaceDraw:
     either draw's Kish effective size is below :data:`KISH_MIN` or without ``redraw``."""
 
     def __init__(self, redraw: Redraw | None, seed: int | None, ctau: NDArray, n: int,
-                 nominal: NDArray) -> None:  # fmt: skip
+                 nominal: NDArray, e_max: float | None = None) -> None:  # fmt: skip
         self.redraw, self.ctau, self.n, self.nominal = redraw, ctau, n, nominal
+        self.e_max = e_max
         self.seed = int(np.random.SeedSequence([0 if seed is None else int(seed), 1]).generate_state(1)[0])
         self._n0: tuple[NDArray, NDArray] | None = None
 
     def _mean(self, form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
         assert self.redraw is not None
         t, mu, s, a_pow = (float(v) for v in par)
-        smp = self.redraw(_form_sampler(form, (0.0, t, mu, s, a_pow), _NOWHERE_IN), self.n, self.seed)
+        sampler = _form_sampler(form, (0.0, t, mu, s, a_pow), _NOWHERE_IN, self.e_max)
+        smp = self.redraw(sampler, self.n, self.seed)
         a = per_sample_acceptance(smp, self.ctau)
         return a.mean(axis=0), kish_size(a.sum(axis=0), (a**2).sum(axis=0))
 
@@ -939,9 +953,11 @@ def nsig_reach_error(
     :func:`nsig_relative_error` with ``propagation="log"`` (arguments as there)."""
     below = getattr(split, "below", None)
     seam = getattr(split, "seam", None)
+    e_max = getattr(split, "e_max", None)  # the sampler's energy bound: the direct draws' too
     if below is not None and seam is not None and mass < seam and split.inside is None:
-        p = nsig_full_space_error(below, mass, kinematics, sample, ctau, redraw=redraw, seed=seed)
+        p = nsig_full_space_error(below, mass, kinematics, sample, ctau, redraw=redraw, seed=seed,
+                                  e_max=e_max)  # fmt: skip
         return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
     return nsig_relative_error(split.extrapolation, split.fiducial, mass, kinematics, sample, ctau,
                                settings=NsigErrorSettings(propagation="log"), redraw=redraw,
-                               seed=seed)  # fmt: skip
+                               seed=seed, e_max=e_max)  # fmt: skip

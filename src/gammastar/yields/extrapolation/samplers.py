@@ -52,18 +52,22 @@ class ExtrapolatedSampler:
     parameters at the mass (the model fitted below the seam, ``yields.json``
     ``extrapolation.below_seam``), or without it the fitted model's rapidity at the seam and
     the docs/explanation/physics.md default T; every sample labelled extrapolated (kinematics
-    from a model, not the data), as the fitted model's are above it.
+    from a model, not the data), as the fitted model's are above it. ``e_max`` (GeV; the data's
+    beam energy): the model's samples above it are rejected (the model truncated at the
+    energy a γ* of the beam's collisions can carry; the unbounded Gaussian rapidity would
+    otherwise put the fastest A′ there, which decide a beam dump's short lifetimes).
     """
 
     def __init__(
         self, inside: Any, extrapolation: Extrapolation, fiducial: Any, seam: float | None = None,
-        below: Extrapolation | None = None,
+        below: Extrapolation | None = None, e_max: float | None = None,
     ) -> None:  # fmt: skip
         self.inside = inside
         self.extrapolation = extrapolation
         self.fiducial = fiducial
         self.seam = None if seam is None else float(seam)
         self.below = below
+        self.e_max = None if e_max is None else float(e_max)
         lo, hi = float(extrapolation.edges[0]), float(extrapolation.edges[-1])
         rng = getattr(inside, "mass_range", None)
         meta = getattr(inside, "meta", None)
@@ -95,7 +99,7 @@ class ExtrapolatedSampler:
         power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
         a_pow = 0.0 if power_at is None else float(power_at(mass))
         if self.inside is None:
-            out = ParametricSampler(t, mu, s, power=a_pow).sample(
+            out = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max).sample(
                 mass, n, seed=int(s_out.generate_state(1)[0])
             )
             return {**out, "extrapolated": np.ones(n, dtype=bool)}
@@ -109,7 +113,7 @@ class ExtrapolatedSampler:
             parts_q.append(np.asarray(_np(got["qT"]), dtype=np.float64).ravel())
             parts_e.append(np.asarray(_np(got["E"]), dtype=np.float64).ravel())
         need = n - n_in
-        model = ParametricSampler(t, mu, s, power=a_pow)
+        model = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max)
         rng_out = np.random.default_rng(s_out)
         q_out, e_out, have = [], [], 0
         for _ in range(1000):
@@ -137,9 +141,9 @@ class ExtrapolatedSampler:
         2.50, not the 400 GeV default 3.37) and the docs/explanation/physics.md default T."""
         if self.below is not None:
             _, t, mu, s = (float(v) for v in self.below.at(mass))
-            return ParametricSampler(t, mu, s, power=float(self.below.power_at(mass)))
+            return ParametricSampler(t, mu, s, power=float(self.below.power_at(mass)), e_max=self.e_max)
         _, _, y_mean, y_sigma = self.extrapolation.at(np.array([self.seam]))
-        return ParametricSampler(y_mean=float(y_mean[0]), y_sigma=float(y_sigma[0]))
+        return ParametricSampler(y_mean=float(y_mean[0]), y_sigma=float(y_sigma[0]), e_max=self.e_max)
 
     def _inside_f(self, mass: float, n: int, rng: Any) -> tuple[list, list]:
         """``n`` samples of ``inside`` that lie inside F (:func:`sample_accepted`): a flow
