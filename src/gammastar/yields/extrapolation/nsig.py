@@ -825,8 +825,13 @@ class _LogSteps:
         return np.where(ok, 0.5 * (np.where(ok, up, 0.0) - np.where(ok, dn, 0.0)), 0.0)
 
 
-_NOWHERE_IN = type("_Nowhere", (), {"contains": staticmethod(lambda m, q, e: np.zeros(np.shape(m), bool))})()
-"""A region holding nothing: :func:`_form_sampler` then draws a form over the full phase space."""
+class _Nowhere:
+    """A region holding nothing: :func:`_form_sampler` then draws a form over the full phase
+    space (its samples are those outside the region)."""
+
+    @staticmethod
+    def contains(m: ArrayLike, qt: ArrayLike, energy: ArrayLike) -> NDArray[np.bool_]:
+        return np.zeros(np.shape(m), dtype=bool)
 
 
 def nsig_full_space_error(
@@ -925,7 +930,7 @@ class _FullSpaceDraw:
     def _mean(self, form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
         assert self.redraw is not None
         t, mu, s, a_pow = (float(v) for v in par)
-        sampler = _form_sampler(form, (0.0, t, mu, s, a_pow), _NOWHERE_IN, self.e_max)
+        sampler = _form_sampler(form, (0.0, t, mu, s, a_pow), _Nowhere(), self.e_max)
         smp = self.redraw(sampler, self.n, self.seed)
         a = per_sample_acceptance(smp, self.ctau)
         return a.mean(axis=0), kish_size(a.sum(axis=0), (a**2).sum(axis=0))
