@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from gammastar.config.base import Section
+from gammastar.config.base import Section, omit_unset
 from gammastar.config.detector import DetectorConfig, EventsConfig
 from gammastar.config.flow import FlowConfig, ValidateConfig
 from gammastar.config.mock import MockConfig
@@ -93,11 +93,7 @@ class AnalysisConfig(Section):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # not given: left out, so a config without it hashes as before the section existed
-        out = handler(self)
-        if out.get("execution") is None:
-            out.pop("execution", None)
-        return out
+        return omit_unset(handler(self), "execution")
 
     @model_validator(mode="after")
     def _flavour_overrides(self) -> AnalysisConfig:

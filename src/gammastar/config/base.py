@@ -1,12 +1,13 @@
 """The base of the config's sections: :class:`Section` (unknown keys are errors, values
-immutable), the constrained number types every section uses and :func:`_registered`, a
-validator of a name against a registry imported only when a config is validated.
+immutable), the constrained number types every section uses, :func:`_registered`, a
+validator of a name against a registry imported only when a config is validated, and
+:func:`omit_unset`, what a section's serializer leaves out so that old configs hash as before.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -27,6 +28,16 @@ def _registered(registry: str, what: str, *, always: tuple[str, ...] = ()) -> Af
         return v
 
     return AfterValidator(check)
+
+
+def omit_unset(out: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``out`` (a section's dump) without those of ``keys`` whose value is ``None``: a key
+    added to a section after configs were written is left out when not given, so a config
+    without it hashes as it did before the key existed and its runs stay up to date."""
+    for key in keys:
+        if out.get(key) is None:
+            out.pop(key, None)
+    return out
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]

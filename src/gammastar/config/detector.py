@@ -18,7 +18,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from gammastar.config.base import NonNegFloat, PositiveFloat, Probability, Section
+from gammastar.config.base import NonNegFloat, PositiveFloat, Probability, Section, omit_unset
 
 
 # --------------------------------------------------------------------------- detector
@@ -209,13 +209,7 @@ class DetectorConfig(Section):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # shapes not given are left out: a config without them hashes as it did before they
-        # existed, so its runs stay up to date
-        out = handler(self)
-        for key in ("volume", "plane", "daughters"):
-            if out.get(key) is None:
-                out.pop(key, None)
-        return out
+        return omit_unset(handler(self), "volume", "plane", "daughters")
 
     @model_validator(mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from gammastar.config.base import NonNegFloat, PositiveFloat, Section, _registered
+from gammastar.config.base import NonNegFloat, PositiveFloat, Section, _registered, omit_unset
 from gammastar.config_checks import reach_missing
 from gammastar.core import rundir
 
@@ -344,11 +344,7 @@ class ReachConfig(Section):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # not given: left out, so a config without it hashes as before the key existed
-        out = handler(self)
-        if out.get("target") is None:
-            out.pop("target", None)
-        return out
+        return omit_unset(handler(self), "target")
 
     def missing(self) -> list[tuple[str, str]]:
         """The statistics inputs a reach needs that are not given: ``(key, what it is and

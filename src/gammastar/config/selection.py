@@ -16,7 +16,7 @@ from pydantic import (
     model_validator,
 )
 
-from gammastar.config.base import NonNegFloat, PositiveFloat, Section
+from gammastar.config.base import NonNegFloat, PositiveFloat, Section, omit_unset
 from gammastar.core import rundir
 from gammastar.io import LAYOUTS
 from gammastar.physics.constants import M_MU
@@ -58,11 +58,7 @@ class BeamConfig(Section):
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # not given: left out, so a config without it hashes as before the key existed
-        out = handler(self)
-        if out.get("target_mass_number") is None:
-            out.pop("target_mass_number", None)
-        return out
+        return omit_unset(handler(self), "target_mass_number")
 
     @model_validator(mode="before")
     @classmethod
