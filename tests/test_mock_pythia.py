@@ -87,9 +87,16 @@ def _layout(path: Path) -> dict[str, object]:
 
 
 def test_same_output_contract_as_parametric(files):
-    """Every object and branch (name and type) of the parametric file, truth included."""
+    """Every object and branch (name and type) of the parametric file, truth included; and
+    the PYTHIA meson pool's tree (meta.meson_pool), read back by the standard recipe."""
     para, pyth = _layout(files["parametric"].path), _layout(files["pythia"].path)
-    assert para == pyth
+    assert para == {k: v for k, v in pyth.items() if k != "meson_pool"}
+    assert pyth["meson_pool"] == {"species": "int32_t", "pt": "float", "y": "float"}
+    assert (
+        files["pythia"].meta["meson_pool"]["entries"]
+        == files["pythia"].meta["pythia"]["pool_mesons"]
+    )
+    assert "meson_pool" not in files["parametric"].meta
     assert {"events", "truth", "truth_ee", "truth_generated", "meta"} <= set(pyth)
     assert {"muon_px", "electron_E", "truth_channel", "truth_gstar_m"} <= set(pyth["events"])
     meta = files["pythia"].meta

@@ -25,7 +25,13 @@ from gammastar.physics.constants import M_PROTON, mass
 from gammastar.physics.kinematics import four_momentum
 from gammastar.source.modes import PRODUCTIONS
 from gammastar.source.production import load_yields
-from gammastar.source.recipe import MesonSpectra, decay_to_lab, recipe_source
+from gammastar.source.recipe import (
+    MesonSpectra,
+    PoolSpectra,
+    decay_to_lab,
+    meson_spectra,
+    recipe_source,
+)
 from gammastar.yields.npot import meta_from_root
 from gammastar.yields.standard_recipe import (
     MAX_STEP,
@@ -117,10 +123,11 @@ def mock_file(path, **meta):
     return path
 
 
-def recipe_yields(tmp_path):
+def recipe_yields(tmp_path, mock=None):
     """A yields.json with the data-driven table on EDGES and the yields stage's
-    ``standard_recipe`` block (standard_recipe_section) naming the mock file."""
-    mock = mock_file(tmp_path / "mock.root")
+    ``standard_recipe`` block (standard_recipe_section) naming the mock file (default: a
+    parametric one, mock_file)."""
+    mock = mock or mock_file(tmp_path / "mock.root")
     mesons = meson_yields_from_meta([(str(mock), meta_from_root(mock))])
     centres = 0.5 * (EDGES[1:] + EDGES[:-1])
     y = 3e-3 * np.exp(-(centres - 0.01) / 0.3)
@@ -137,20 +144,21 @@ def recipe_yields(tmp_path):
     return path, block
 
 
-def recipe_reach_dict(tmp_path, **reach):
+def recipe_reach_dict(tmp_path, mock=None, **reach):
     """A small reach (test_reach_inputs's) on recipe_yields' yields.json."""
     from test_reach_inputs import reach_dict
 
     d = reach_dict(tmp_path, channels=["ee", "mumu"], mass_points=3, eps_points=12,
                    samples=400, mass_min=0.05, mass_max=0.6, **reach)  # fmt: skip
-    path, _ = recipe_yields(tmp_path)
+    path, _ = recipe_yields(tmp_path, mock)
     d["reach"]["yields"] = str(path)
     d["uncertainties"] = {"enabled": False}
     return d
 
 
-def reach_config(tmp_path, **reach):
-    return config_from_dict(recipe_reach_dict(tmp_path, **reach), source=str(tmp_path / "cfg.yaml"))
+def reach_config(tmp_path, mock=None, **reach):
+    d = recipe_reach_dict(tmp_path, mock, **reach)
+    return config_from_dict(d, source=str(tmp_path / "cfg.yaml"))
 
 
 def test_recipe_yield_is_the_standard_recipes_per_pot_count(tmp_path):
@@ -252,3 +260,126 @@ def test_recipe_reach_runs_beside_the_data_driven_one(tmp_path, monkeypatch):
     ratio_y = np.broadcast_to((y_data / y_rec)[:, None], ok.shape)[ok]
     rhs = ratio_y * a["acceptance"][ok] / b["acceptance"][ok]
     np.testing.assert_allclose(lhs, rhs, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- a PYTHIA mock
+# A hand-made pool (no PYTHIA run): π0 spectra far from the parametric cocktail's (⟨y⟩ 2.0
+# against 3.37, σ_y 0.8 against 1.4), so that the recipe's A′ tell which one they came from.
+POOL_COUNTS = {"pi0": 6000, "eta": 800, "eta_prime": 80, "rho": 600, "omega": 600, "phi": 60}
+POOL_COLLISIONS = 2_000
+
+
+def hand_pool(counts=POOL_COUNTS):
+    from gammastar.mock.pythia import MesonPool
+
+    rng = np.random.default_rng(4)
+    pt = {k: rng.exponential(0.3, n) for k, n in counts.items()}
+    y = {k: rng.normal(2.0, 0.8, n) for k, n in counts.items()}
+    return MesonPool(pt, y, POOL_COLLISIONS, 30.0, ["hand-made pool (tests)"])
+
+
+@pytest.fixture(scope="module")
+def pythia_mock(tmp_path_factory):
+    """A small PYTHIA-backed mock file (the generator with PythiaMesons on hand_pool) and its
+    pool."""
+    pytest.importorskip("pythia8mc")  # meta.pythia records its version
+    from pathlib import Path
+
+    from gammastar.config import AnalysisConfig
+    from gammastar.mock.generate import generate_file
+    from gammastar.mock.pythia import PythiaMesons
+
+    eff = Path(__file__).resolve().parents[1] / "data" / "efficiency_na60_like.root"
+    cfg = AnalysisConfig.model_validate({"mock": {
+        "backend": "pythia", "events": 600, "chunk_size": 600, "efficiency_map": str(eff),
+        "leptons": ["mu"], "combinatorial": {"pilot_events": 300},
+        "pythia": {"mode": "pp", "collisions": POOL_COLLISIONS},
+    }})  # fmt: skip
+    pool = hand_pool()
+    path = tmp_path_factory.mktemp("pythia_mock") / "pythia.root"
+    generate_file(cfg, path, seed=5, mesons=PythiaMesons(cfg, 5, pool=pool))
+    return path, pool
+
+
+def test_pythia_mock_stores_its_meson_pool(pythia_mock):
+    """The file's meson_pool tree is the pool, species by species in pool order, to float32
+    rounding (one rounding of each float64: relative EPS32/2), and meta.meson_pool says so."""
+    from _tolerance import EPS32
+
+    path, pool = pythia_mock
+    meta = meta_from_root(path)
+    spec = meta["meson_pool"]
+    assert spec["tree"] == "meson_pool"
+    assert set(spec["branches"]) == {"species", "pt", "y"}
+    assert spec["entries"] == POOL_COUNTS
+    with uproot.open(path) as f:
+        a = f["meson_pool"].arrays(["species", "pt", "y"], library="np")
+    assert a["pt"].dtype == np.float32
+    assert a["y"].dtype == np.float32
+    for name, code in spec["species"].items():
+        sel = a["species"] == code
+        np.testing.assert_allclose(a["pt"][sel], pool.pt[name], rtol=EPS32 / 2, atol=0)
+        np.testing.assert_allclose(a["y"][sel], pool.y[name], rtol=EPS32 / 2, atol=0)
+
+
+def test_recipe_kinematics_follow_the_pythia_pool(tmp_path, pythia_mock):
+    """On a PYTHIA mock the recipe's π0 → γA′ at m → 0 carry on average (M² + m²)/(2M²) of the
+    *pool's* π0 energy (the isotropic decay's γE*, as test_recipe_kinematics_follow_the_mock_spectra):
+    the pool's mean is exact (the population the recipe resamples), so the tolerance is 5σ/√n
+    of the A′ sample alone; the parametric spectra's expectation lies far outside it."""
+    path, _ = pythia_mock
+    cfg = reach_config(tmp_path, path, production="standard_recipe")
+    ypath, _ = recipe_yields(tmp_path, path)
+    src = recipe_source(cfg, load_yields(ypath), ypath)
+    assert "PYTHIA meson pool" in src.description
+    n, m = 40_000, 0.02
+    out = src.kinematics.sample(m, n, seed=11)
+    pi0 = out["channel"] == [c.name for c in src.kinematics.channels].index("pi0")
+    assert pi0.mean() > 0.9  # the π0 dominates at 20 MeV
+    mp = mass("pi0")
+    pool = PoolSpectra.from_files([(str(path), meta_from_root(path))])
+    e_pi0 = np.sqrt(mp**2 + pool.pt["pi0"] ** 2) * np.cosh(pool.y["pi0"])
+    expect = e_pi0.mean() * (mp**2 + m**2) / (2 * mp**2)
+    e = out["E"][pi0]
+    tol = 5 * e.std() / np.sqrt(e.size)
+    assert abs(e.mean() - expect) < tol
+    para = MesonSpectra.from_meta(meta_from_root(mock_file(tmp_path / "para.root")), "para")
+    pt, y = para.pt_y(np.random.default_rng(2), "pi0", np.full(n, mp))
+    e_para = np.sqrt(mp**2 + pt**2) * np.cosh(y)
+    assert abs(e.mean() - e_para.mean() * (mp**2 + m**2) / (2 * mp**2)) > 20 * tol
+
+
+def _copy_with_pool(src, dst, drop=None, meta_pop=None):
+    """A copy of a PYTHIA mock's meta and meson_pool (what the recipe reads), without the
+    species ``drop`` in the tree or without the meta key ``meta_pop``."""
+    meta = meta_from_root(src)
+    if meta_pop:
+        meta.pop(meta_pop)
+    with uproot.open(src) as f:
+        a = f["meson_pool"].arrays(["species", "pt", "y"], library="np")
+    if drop:
+        keep = a["species"] != meta["meson_pool"]["species"][drop]
+        a = {k: v[keep] for k, v in a.items()}
+    with uproot.recreate(dst) as f:
+        f["meta"] = json.dumps(meta)
+        f["meson_pool"] = a
+    return dst
+
+
+def test_recipe_names_a_species_its_pool_lacks(tmp_path, pythia_mock):
+    """A pool without a species the recipe needs (the η: meta's multiplicities say > 0) is one
+    InputError line naming the file and the species; a PYTHIA file without meta.meson_pool is
+    one naming the file; parametric and PYTHIA files are not mixed."""
+    path, _ = pythia_mock
+    bad = _copy_with_pool(path, tmp_path / "no_eta.root", drop="eta")
+    ypath, _ = recipe_yields(tmp_path, bad)
+    cfg = reach_config(tmp_path, bad, production="standard_recipe")
+    with pytest.raises(InputError, match=r"no_eta\.root: no eta in the meson pool") as err:
+        recipe_source(cfg, load_yields(ypath), ypath)
+    assert "\n" not in str(err.value)
+    old = _copy_with_pool(path, tmp_path / "old.root", meta_pop="meson_pool")
+    with pytest.raises(InputError, match=r"old\.root: a PYTHIA mock without meta\.meson_pool"):
+        meson_spectra([(str(old), meta_from_root(old))])
+    para = mock_file(tmp_path / "para.root")
+    with pytest.raises(InputError, match="parametric and PYTHIA"):
+        meson_spectra([(str(para), meta_from_root(para)), (str(path), meta_from_root(path))])

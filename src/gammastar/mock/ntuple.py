@@ -2,7 +2,8 @@
 DEVELOPERS.md): the columns of the ``events`` tree (jagged lepton records and the true γ*),
 of the truth trees (``truth``, ``truth_ee``) and of ``truth_generated``, and
 :class:`NtupleWriter`, which appends them to the open ROOT file with uproot's
-``mktree``/``extend`` and writes the histograms and ``meta`` at the end.
+``mktree``/``extend`` and writes the histograms, a PYTHIA mock's meson pool
+(:data:`~gammastar.mock.pythia.POOL_TREE`) and ``meta`` at the end.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gammastar.mock.ee_maps import (
     lepton_acceptance_ee,
 )
 from gammastar.mock.generator import Chunk, MockGenerator
+from gammastar.mock.pythia import POOL_TREE, PythiaMesons
 
 
 def _interleave(a: np.ndarray, b: np.ndarray, dtype) -> np.ndarray:
@@ -180,6 +182,9 @@ GENERATED_TREE = "truth_generated"
 
 _LISTS = ("muon", "electron")
 
+POOL_BASKET = 1 << 20
+"""Mesons per basket of the meson-pool tree (bounded baskets for a large pool)."""
+
 
 @dataclass
 class _Flavour:
@@ -266,6 +271,19 @@ class NtupleWriter:
             }
         return out
 
+    def _write_pool(self) -> dict[str, Any]:
+        """A PYTHIA mock's meson pool as the tree :data:`~gammastar.mock.pythia.POOL_TREE` (in
+        baskets of :data:`POOL_BASKET` mesons); its ``meta.meson_pool`` entry ({} without)."""
+        mesons = self.gen.mesons
+        if not isinstance(mesons, PythiaMesons):
+            return {}
+        arrays = mesons.pool.arrays()
+        tree = self.f.mktree(POOL_TREE, {k: v.dtype for k, v in arrays.items()},
+                             title="PYTHIA meson pool: lab pT and rapidity per species")  # fmt: skip
+        for start in range(0, arrays["pt"].size, POOL_BASKET):
+            tree.extend({k: v[start : start + POOL_BASKET] for k, v in arrays.items()})
+        return {"meson_pool": mesons.pool.describe()}
+
     def finish(self, events: int, chunk_size: int) -> dict[str, Any]:
         """Write the histograms and ``meta`` (the generation's ``events`` and ``chunk_size``);
         returns ``meta``."""
@@ -280,6 +298,7 @@ class NtupleWriter:
             chunk_size=chunk_size,
             acceptance_map=self.flavours[0].acceptance.summary() if gen.muons else None,
             **self._electron_meta(),
+            **self._write_pool(),
         )
         for fl in self.flavours:
             for name, h in fl.acceptance.histograms().items():

@@ -4,7 +4,9 @@
 Offers :func:`pythia_settings` and :func:`run_pool` (``SoftQCD:inelastic`` collisions of
 ``beam.energy`` protons on a fixed target, ``Beams:frameType = 2``, with the decays of the
 cocktail mesons π0, η, η′, ρ0, ω, φ off: their lab (p_T, y) per species and their counts),
-and :class:`PythiaMesons` (for ``mock.pythia.mode: pp_scaled`` the p+p counts scaled to the
+the pool's tree in the mock file (:data:`POOL_TREE`, :meth:`MesonPool.arrays`,
+:meth:`MesonPool.describe`: what ``reach.production: standard_recipe`` resamples), and
+:class:`PythiaMesons` (for ``mock.pythia.mode: pp_scaled`` the p+p counts scaled to the
 target with :func:`gammastar.physics.target.nucleus_scale`), the :class:`~gammastar.mock.cocktail.MesonSource` of the cocktail: the
 multiplicities per inelastic collision are PYTHIA's counts, the kinematics of each source a
 pool meson's (p_T, y) at the channel's mass with a fresh azimuth. The decays, form factors,
@@ -32,6 +34,10 @@ SPECIES: dict[str, int] = {
     "pi0": 111, "eta": 221, "eta_prime": 331, "rho": 113, "omega": 223, "phi": 333,
 }  # fmt: skip
 """The cocktail's mesons (package names → PDG ids; ρ: the ρ0), decays off in PYTHIA."""
+
+POOL_TREE = "meson_pool"
+"""The mock file's tree of the pool: one entry per meson, ``species`` (int32 PDG id, the
+mapping :data:`SPECIES` in ``meta.meson_pool.species``), ``pt``, ``y`` (float32, lab)."""
 
 PYTHIA_SEED_MAX = 900_000_000
 """PYTHIA's largest ``Random:seed`` (0 would mean a time-dependent seed)."""
@@ -89,6 +95,33 @@ class MesonPool:
     def counts(self) -> dict[str, int]:
         """Mesons per species in the pool."""
         return {k: int(v.size) for k, v in self.pt.items()}
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        """The :data:`POOL_TREE` branches: every species' mesons in :data:`SPECIES` order, each
+        species in pool order; float32 (the tree keeps the file small; the recipe's
+        resampling needs no more)."""
+        names = [k for k in SPECIES if k in self.pt]
+        return {
+            "species": np.concatenate(
+                [np.full(self.pt[k].size, SPECIES[k], np.int32) for k in names]
+            ),
+            "pt": np.concatenate([self.pt[k] for k in names]).astype(np.float32),
+            "y": np.concatenate([self.y[k] for k in names]).astype(np.float32),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """``meta.meson_pool``: the tree's name, branches, species codes and counts."""
+        return {
+            "tree": POOL_TREE,
+            "branches": {
+                "species": "int32: the meson's PDG id (species: name -> id)",
+                "pt": "float32: lab transverse momentum, GeV",
+                "y": "float32: lab rapidity",
+            },
+            "species": {k: SPECIES[k] for k in SPECIES if k in self.pt},
+            "entries": self.counts(),
+            "collisions": self.collisions,
+        }
 
 
 def _import_pythia() -> Any:

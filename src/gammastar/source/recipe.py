@@ -3,14 +3,16 @@ per ε² of :func:`gammastar.yields.standard_recipe.recipe` and kinematics drawn
 recipe's channels, the way FORESEE (arXiv:2105.07077) and SensCalc (arXiv:2409.11096) build
 their A′ spectra (``reach.production: standard_recipe``).
 
-Offers :class:`MesonSpectra` (a mock file's parametric meson spectra), :func:`decay_to_lab`
-(the two-body decay P → γA′ or V → PA′ of given parents), :class:`RecipeKinematics` (the
-A′ (q_T, E) at a mass, channels mixed by their yields) and :func:`recipe_source`.
+Offers :class:`MesonSpectra` (a parametric mock's meson spectra), :class:`PoolSpectra` (a
+PYTHIA mock's meson pool, read from its file), :func:`meson_spectra` (the one of the files'
+backend), :func:`decay_to_lab` (the two-body decay P → γA′ or V → PA′ of given parents),
+:class:`RecipeKinematics` (the A′ (q_T, E) at a mass, channels mixed by their yields) and
+:func:`recipe_source`.
 
 Kinematics per channel at A′ mass m:
 
 * P → γA′ (π0, η, η′) and V → PA′ (ω → π0, φ → η): the parent's lab (p_T, y) from the
-  mock's spectra at its PDG mass, the A′ isotropic in the parent frame with
+  mock's mesons (below) at its PDG mass, the A′ isotropic in the parent frame with
   E* = (M² + m² − m_X²)/(2M) (m_X = 0 for the photon), boosted to the lab;
 * A′–V mixing (ρ, ω, φ): the A′ takes a vector meson's lab (p_T, y), its own mass m
   (FORESEE's ρ channel: the ρ spectrum for the A′);
@@ -20,9 +22,12 @@ Kinematics per channel at A′ mass m:
 Approximations: the vector mesons' decays isotropic (unpolarised parents), the mesons at
 their PDG masses (the ρ's line shape enters only through the mixing's yield), no secondary
 production in a thick dump, the data's yield scale (P_int and the A-dependence) applied to
-every channel, bremsstrahlung included. The meson spectra come from the mock file
-(``meta.mock_config``, the parametric cocktail's), never from the data; a PYTHIA mock's meson
-pool is not stored in its file, so a PYTHIA file is refused.
+every channel, bremsstrahlung included. The mesons' (p_T, y) come from the mock file, never
+from the data: a parametric mock's spectra (``meta.mock_config``, the cocktail's
+parametrisation), or a PYTHIA mock's own mesons (``mock.backend: pythia``: the pool its
+sources were drawn from, the file's ``meson_pool`` tree described by ``meta.meson_pool``,
+resampled with replacement; float32 in the file). Several PYTHIA files pool their mesons;
+parametric and PYTHIA files are not mixed.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -52,11 +57,15 @@ from gammastar.yields.standard_recipe import (
     brems_interpolated,
     channel_yield,
     meson_yields_from_meta,
+    mock_backend,
     recipe,
 )
 from gammastar.yields.theory import brems_settings
 
-__all__ = ["MesonSpectra", "RecipeKinematics", "decay_to_lab", "recipe_source"]
+__all__ = [
+    "MesonSpectra", "PoolSpectra", "RecipeKinematics", "Spectra", "decay_to_lab", "meson_spectra",
+    "recipe_source",
+]  # fmt: skip
 
 DECAY_PARTNER: dict[str, str | None] = {
     "pi0": None, "eta": None, "eta_prime": None, "omega": "pi0", "phi": "eta",
@@ -82,16 +91,16 @@ class MesonSpectra:
         """The spectra of a mock file's ``meta`` (``mock_config``, ``beam_energy``).
 
         Raises:
-            InputError: a PYTHIA mock (its pool is not in the file) or a ``meta`` without
-                the spectra, naming the file.
+            InputError: a PYTHIA mock (its mesons are a pool: :class:`PoolSpectra`) or a
+                ``meta`` without the spectra, naming the file.
         """
         mc = meta.get("mock_config")
         if not isinstance(mc, Mapping):
             raise InputError(f"{where}: no meta.mock_config (not a gammastar mock file?)")
         if mc.get("backend", "parametric") != "parametric":
             raise InputError(
-                f"{where}: a {mc.get('backend')} mock: its meson pool is not stored in the file; "
-                "reach.production standard_recipe takes a parametric mock's spectra"
+                f"{where}: a {mc.get('backend')} mock has no parametric spectra; its mesons are "
+                "its meson pool (gammastar.source.recipe.PoolSpectra)"
             )
         try:
             pi0 = mc["electrons"]["pi0"]
@@ -113,6 +122,127 @@ class MesonSpectra:
         temp = self.pi0_temperature if pi0 else self.temperature
         sig = self.pi0_y_sigma if pi0 else self.y_sigma
         return sample_pt_y(rng, masses, temp, self.power, self.y_mean, sig, self.beam_energy)
+
+
+@dataclass(frozen=True, eq=False)
+class PoolSpectra:
+    """A PYTHIA mock's own mesons: the lab (p_T, y) per species of the pool its sources were
+    drawn from (:class:`gammastar.mock.pythia.MesonPool`, the file's ``meson_pool`` tree),
+    resampled with replacement as the mock's sources resample it.
+
+    Arguments:
+        pt: lab p_T per species (package names: ``pi0``, ``eta``, ...), GeV.
+        y: lab rapidity per species.
+        where: the file(s) the pool came from (for the errors).
+    """
+
+    pt: Mapping[str, NDArray[np.float64]]
+    y: Mapping[str, NDArray[np.float64]]
+    where: str
+
+    @classmethod
+    def from_files(cls, metas: Sequence[tuple[str, Mapping[str, Any]]]) -> PoolSpectra:
+        """The pools of PYTHIA mock files ((file, its ``meta``) pairs), concatenated per species.
+
+        Raises:
+            InputError: a file without ``meta.meson_pool`` or whose pool tree cannot be read.
+        """
+        pt: dict[str, list[NDArray[np.float64]]] = {}
+        y: dict[str, list[NDArray[np.float64]]] = {}
+        for where, meta in metas:
+            for name, (p, r) in _read_pool(where, meta).items():
+                pt.setdefault(name, []).append(p)
+                y.setdefault(name, []).append(r)
+        where = ", ".join(w for w, _ in metas)
+        return cls({k: np.concatenate(v) for k, v in pt.items()},
+                   {k: np.concatenate(v) for k, v in y.items()}, where)  # fmt: skip
+
+    def require(self, parents: Sequence[str]) -> None:
+        """Check that the pool holds mesons of each of ``parents``.
+
+        Raises:
+            InputError: the first species without mesons, naming the file(s).
+        """
+        for parent in parents:
+            if parent not in self.pt or self.pt[parent].size == 0:
+                raise InputError(
+                    f"{self.where}: no {parent} in the meson pool (tree meson_pool); the standard "
+                    f"recipe's {parent} channels need them (raise mock.pythia.collisions)"
+                )
+
+    def pt_y(
+        self, rng: np.random.Generator, parent: str, masses: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Lab (p_T, y) of ``masses.size`` pool mesons ``parent`` drawn with replacement (the
+        masses are the caller's: the pool's kinematics at any mass, as the mock's sources).
+
+        Raises:
+            InputError: no ``parent`` in the pool, naming the file.
+        """
+        self.require([parent])
+        i = rng.integers(0, self.pt[parent].size, masses.size)
+        return self.pt[parent][i], self.y[parent][i]
+
+
+def _read_pool(
+    where: str, meta: Mapping[str, Any]
+) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """{species: (p_T, y)} of a PYTHIA mock file's pool tree (``meta.meson_pool``: its
+    ``tree`` and the ``species`` name → code of its ``species`` branch), as float64.
+
+    Raises:
+        InputError: no ``meta.meson_pool`` or an unreadable tree, naming the file.
+    """
+    import uproot  # deferred: uproot is heavy and only a PYTHIA mock's pool needs it here
+
+    spec = meta.get("meson_pool")
+    if not isinstance(spec, Mapping):
+        raise InputError(
+            f"{where}: a PYTHIA mock without meta.meson_pool: its meson pool is not in the file "
+            "(regenerate it with gammastar generate; reach.recipe_mock)"
+        )
+    try:
+        codes = {str(k): int(v) for k, v in spec["species"].items()}
+        with uproot.open(where) as f:
+            a = f[str(spec["tree"])].arrays(["species", "pt", "y"], library="np")
+    except (KeyError, TypeError, ValueError, AttributeError, OSError) as err:
+        raise InputError(f"{where}: meson pool (meta.meson_pool) unreadable: {err}") from None
+    out = {}
+    for name, code in codes.items():
+        sel = a["species"] == code
+        out[name] = (a["pt"][sel].astype(np.float64), a["y"][sel].astype(np.float64))
+    return out
+
+
+class Spectra(Protocol):
+    """The mesons' lab kinematics the recipe draws from: :class:`MesonSpectra`,
+    :class:`PoolSpectra`."""
+
+    def pt_y(
+        self, rng: np.random.Generator, parent: str, masses: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+
+
+def meson_spectra(metas: Sequence[tuple[str, Mapping[str, Any]]]) -> MesonSpectra | PoolSpectra:
+    """The mesons' spectra of the recipe's mock files ((file, its ``meta``) pairs): their
+    parametric spectra (:meth:`MesonSpectra.from_meta`; the files must agree) or, for PYTHIA
+    mocks (:func:`~gammastar.yields.standard_recipe.mock_backend`), their pooled mesons
+    (:meth:`PoolSpectra.from_files`).
+
+    Raises:
+        InputError: parametric and PYTHIA files mixed, parametric spectra that differ, or a
+            file without its spectra or pool, naming the files.
+    """
+    backends = {mock_backend(meta) for _, meta in metas}
+    files = ", ".join(w for w, _ in metas)
+    if backends == {"pythia"}:
+        return PoolSpectra.from_files(metas)
+    if len(backends) > 1:
+        raise InputError(f"{files}: parametric and PYTHIA mock files mixed (reach.recipe_mock)")
+    spectra = {MesonSpectra.from_meta(meta, where) for where, meta in metas}
+    if len(spectra) > 1:
+        raise InputError(f"{files}: the mock files' meson spectra differ")
+    return spectra.pop()
 
 
 def decay_to_lab(
@@ -152,14 +282,14 @@ class RecipeKinematics:
 
     Arguments:
         mesons: mesons per POT (the channels' weights).
-        spectra: the mesons' lab spectra.
+        spectra: the mesons' lab spectra (:class:`MesonSpectra`, :class:`PoolSpectra`).
         brems: bremsstrahlung settings (``None``: no bremsstrahlung channel).
         channels: the recipe's channels (default all of
             :data:`gammastar.yields.standard_recipe.CHANNELS`).
     """
 
     def __init__(
-        self, mesons: MesonYields, spectra: MesonSpectra, brems: br.BremsSettings | None,
+        self, mesons: MesonYields, spectra: Spectra, brems: br.BremsSettings | None,
         channels: Sequence[Channel] = CHANNELS,
     ) -> None:  # fmt: skip
         self.mesons, self.spectra, self.brems_settings = mesons, spectra, brems
@@ -254,7 +384,8 @@ def recipe_source(config: Any, data: Yields, path: Path) -> Source:
 
     Raises:
         ConfigError: no mock file to take the mesons from.
-        InputError: a mock file without the mesons' multiplicities or spectra.
+        InputError: a mock file without the mesons' multiplicities or spectra (a PYTHIA
+            mock: its meson pool, or a species a channel needs).
     """
     document = rundir.read_artifact(path, rundir.schema_of(rundir.YIELDS), what="yields file")
     block = document.get("standard_recipe")
@@ -270,9 +401,7 @@ def recipe_source(config: Any, data: Yields, path: Path) -> Source:
             raise InputError(f"{f}: no 'meta' (not a gammastar mock file; reach.recipe_mock)")
         metas.append((str(f), meta))
     mesons = meson_yields_from_meta(metas)
-    spectra = {MesonSpectra.from_meta(meta, where) for where, meta in metas}
-    if len(spectra) > 1:
-        raise InputError(f"{', '.join(map(str, files))}: the mock files' meson spectra differ")
+    spectra = meson_spectra(metas)
     st = _brems(config, block)
     try:
         edges = np.asarray(document["aprime"]["bin_edges"], dtype=np.float64)
@@ -284,9 +413,13 @@ def recipe_source(config: Any, data: Yields, path: Path) -> Source:
     meta = {**data.meta, "production": "standard_recipe", "meson_yields_per_pot": dict(mesons.per_pot),
             "meson_yields_source": dict(mesons.source), "brems": dataclasses.asdict(st)}  # fmt: skip
     yields = Yields(centres, total, np.zeros_like(total), meta)
-    kin = RecipeKinematics(mesons, spectra.pop(), st)
+    kin = RecipeKinematics(mesons, spectra, st)
+    if isinstance(spectra, PoolSpectra):  # a missing species named now, not mid-scan
+        spectra.require([c.parent for c in kin.channels
+                         if c.kind != "brems" and mesons.per_pot.get(c.parent, 0.0) > 0])  # fmt: skip
+    kind = "PYTHIA meson pool" if isinstance(spectra, PoolSpectra) else "meson spectra"
     desc = (
         f"standard recipe (meson decays, A'-V mixing, proton bremsstrahlung; FORESEE/SensCalc "
-        f"channels) with the meson spectra of {', '.join(map(str, files))}"
+        f"channels) with the {kind} of {', '.join(map(str, files))}"
     )
     return Source(kin, yields, desc)

@@ -1,9 +1,10 @@
 r"""The standard generator-level A′ recipe per POT, beside the data-driven yield of Eq. 6.
 
 Offers :class:`MesonYields` (mesons per POT and where they came from),
-:func:`meson_yields_from_meta` (from a mock file's ``meta``), :data:`CHANNELS` (the recipe's
-production channels), :func:`channel_yield` and :func:`recipe` (A′ per POT per ε² per channel,
-averaged over mass bins), :func:`standard_recipe_section` (the ``yields.json``
+:func:`meson_yields_from_meta` (from a mock file's ``meta``; its backend
+:func:`mock_backend`), :data:`CHANNELS` (the recipe's production channels),
+:func:`channel_yield` and :func:`recipe` (A′ per POT per ε² per channel, averaged over mass
+bins), :func:`standard_recipe_section` (the ``yields.json``
 ``standard_recipe`` block, with the ratio data-driven / standard per mass bin) and
 :func:`summary_rows` (its table).
 
@@ -276,6 +277,19 @@ def _name(key: Any) -> str | None:
     return next((n for n in MESONS if PDGID[n] == pid), None)
 
 
+def mock_backend(meta: Mapping[str, Any]) -> str:
+    """A mock file's meson backend from its ``meta``: ``pythia`` when ``meta.backend`` or
+    ``meta.mock_config.backend`` says so or a ``meta.pythia`` block is there, else
+    ``parametric``.
+
+    Example:
+        >>> mock_backend({"mock_config": {"backend": "pythia"}}), mock_backend({})
+        ('pythia', 'parametric')
+    """
+    backend = meta.get("backend") or (meta.get("mock_config") or {}).get("backend")
+    return "pythia" if backend == "pythia" or "pythia" in meta else "parametric"
+
+
 def _per_collision_pythia(meta: Mapping[str, Any], where: str) -> dict[str, float]:
     """A PYTHIA mock's mesons per inelastic collision, counted in the generator:
     ``meta.pythia.multiplicity_per_collision`` (or ``meta.meson_multiplicities``), {meson name or
@@ -352,8 +366,7 @@ def meson_yields_from_meta(metas: Sequence[tuple[str, Mapping[str, Any]]]) -> Me
     total: dict[str, float] = {}
     n_total, kinds, files = 0.0, set(), []
     for where, meta in metas:
-        backend = meta.get("backend") or (meta.get("mock_config") or {}).get("backend")
-        backend = "pythia" if backend == "pythia" or "pythia" in meta else "parametric"
+        backend = mock_backend(meta)
         per_coll = (
             _per_collision_pythia(meta, where)
             if backend == "pythia"
