@@ -65,18 +65,26 @@ DATA_CONFIGS = {400.0: "na60_like_both.yaml", 70.0: "na60_like_70gev.yaml"}
 
 
 def data_config(energy: float, backend: str, collisions: int | None):
-    """The data config at ``energy`` (GeV); with ``backend`` ``pythia`` the 400 GeV one is
-    analysis/na60_like_pythia.yaml, another energy's takes that file's ``mock.pythia``."""
-    cfg = load_config(REPO / "analysis" / DATA_CONFIGS[energy])
+    """The data config at ``energy`` (GeV), its mock's mesons bounded by the beam energy
+    (``mock.kinematic_limit``: the reach's model stops there, as energy conservation does, and
+    an unbounded mock's 10⁻³ of mesons above it would decide the truth's ε_high edges); with
+    ``backend`` ``pythia`` the 400 GeV one is analysis/na60_like_pythia.yaml, another energy's
+    takes that file's ``mock.pythia``."""
+    cfg = _bounded(load_config(REPO / "analysis" / DATA_CONFIGS[energy]))
     if backend != "pythia":
         return cfg
-    py_cfg = load_config(REPO / "analysis" / "na60_like_pythia.yaml")
+    py_cfg = _bounded(load_config(REPO / "analysis" / "na60_like_pythia.yaml"))
     if energy == 400.0:
         cfg = py_cfg
     py = py_cfg.mock.pythia
     if collisions:
         py = py.model_copy(update={"collisions": collisions})
     return cfg.model_copy(update={"mock": cfg.mock.model_copy(update={"backend": "pythia", "pythia": py})})
+
+
+def _bounded(cfg):
+    """``cfg`` with ``mock.kinematic_limit`` on."""
+    return cfg.model_copy(update={"mock": cfg.mock.model_copy(update={"kinematic_limit": True})})
 
 
 def print_table(rows) -> None:
