@@ -325,11 +325,11 @@ def test_bad_inputs(tmp_path, capsys):
     assert main(["reach", str(tmp_path / "d.yaml")]) == 2
 
 
-def test_cli_reach(tmp_path, capsys, monkeypatch):
+def cli_reach_config(tmp_path, **reach):
+    """Writes ``tmp_path/a.yaml``: a flow-less NA62-like reach on synthetic yields (written
+    beside it), ``reach`` the keys that differ from 4 masses, 15 ε points and 1000 samples.
+    Returns the config's mapping before :func:`stated` fills the experiment's keys."""
     import yaml
-
-    # the command's exit codes and files; the stage's figures: test_run_reach_writes_the_contract
-    figures = skip_reach_figures(monkeypatch)
 
     synthetic_yields(tmp_path / "yields.json")
     cfgd = {
@@ -347,9 +347,17 @@ def test_cli_reach(tmp_path, capsys, monkeypatch):
             "n_pot": 1.4e17,
             "target_interaction_lengths": 19.6,
             **NA62_STATS,
+            **reach,
         },
     }
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(stated(cfgd)))
+    return cfgd
+
+
+def test_cli_reach(tmp_path, capsys, monkeypatch):
+    # the command's exit codes and files; the stage's figures: test_run_reach_writes_the_contract
+    figures = skip_reach_figures(monkeypatch)
+    cli_reach_config(tmp_path)
     assert main(["reach", str(tmp_path / "a.yaml")]) == 0
     assert "masses excluded" in capsys.readouterr().out
     assert (tmp_path / "run" / "reach.json").exists()

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 from _tolerance import EPS64, reorder_tol
-from test_reach import NA62_LIKE, NA62_STATS, make_config, synthetic_yields
+from test_reach import NA62_LIKE, NA62_STATS, cli_reach_config, make_config, synthetic_yields
 
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.sampling import ParametricSampler
@@ -180,7 +180,6 @@ def test_cli_workers_option_and_config_key(tmp_path, capsys, monkeypatch):
     0 processes is refused on the command line and in the config, naming the option or key."""
     import json
 
-    import yaml
     from _experiment import stated
     from _phys_figures import skip_reach_figures
 
@@ -188,26 +187,7 @@ def test_cli_workers_option_and_config_key(tmp_path, capsys, monkeypatch):
     from gammastar.config import config_from_dict
 
     skip_reach_figures(monkeypatch)
-    synthetic_yields(tmp_path / "yields.json")
-    cfgd = {
-        "name": "cli",
-        "output": "run",
-        "beam": {"interaction_lengths": 0.01},
-        "detector": NA62_LIKE,
-        "reach": {
-            "channels": ["mumu"],
-            "yields": "yields.json",
-            "flow": None,
-            "mass_points": 3,
-            "eps_points": 12,
-            "samples": 500,
-            "n_pot": 1.4e17,
-            "target_interaction_lengths": 19.6,
-            "workers": 4,
-            **NA62_STATS,
-        },
-    }
-    (tmp_path / "a.yaml").write_text(yaml.safe_dump(stated(cfgd)))
+    cfgd = cli_reach_config(tmp_path, mass_points=3, eps_points=12, samples=500, workers=4)
     assert main(["reach", str(tmp_path / "a.yaml"), "--workers", "1"]) == 0
     doc = json.loads((tmp_path / "run" / "reach.json").read_text())
     assert doc["meta"]["workers"] == 1
