@@ -22,29 +22,23 @@ REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs"
 
 
+def _generate(flag: str) -> subprocess.CompletedProcess:
+    """docs/_generate.py ``flag`` in the repository. ``-P``: docs/ is not put on
+    ``sys.path``, where a folder of it could shadow a library."""
+    return subprocess.run([sys.executable, "-P", str(DOCS / "_generate.py"), flag], cwd=REPO,
+                          capture_output=True, text=True, check=False)  # fmt: skip
+
+
 def test_generated_references_are_up_to_date():
     """docs/reference/{config,cli,outputs}.md are what docs/_generate.py makes of the code
-    (``make docs-reference`` rewrites them). ``-P``: docs/ is not put on ``sys.path``, where
-    a folder of it could shadow a library."""
-    run = subprocess.run(
-        [sys.executable, "-P", str(DOCS / "_generate.py"), "--check"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    (``make docs-reference`` rewrites them)."""
+    run = _generate("--check")
     assert run.returncode == 0, run.stderr + run.stdout
 
 
 def _word_counts() -> dict:
     """docs/_generate.py --words: the pages' word counts, its last line as JSON."""
-    run = subprocess.run(
-        [sys.executable, "-P", str(DOCS / "_generate.py"), "--words"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = _generate("--words")
     return {"rc": run.returncode, "out": run.stdout, **json.loads(run.stdout.splitlines()[-1])}
 
 

@@ -38,13 +38,13 @@ class _ToyRegion:
         return {"toy": "A(y) = 0.9 exp(-(y - 3.6)^2 / (2 0.7^2)) >= 0.05"}
 
 
-def _toy(region, n_sources, seed, scale=1.0):
-    """One realisation: the accepted pairs inside F of ``n_sources`` γ* at MASS, weighted
-    ``scale``/A (m, p_T, y, w)."""
+def _toy(region, n_sources, seed, scale=1.0, true=TRUE):
+    """One realisation: the accepted pairs inside F of ``n_sources`` γ* of the model at
+    ``true`` (T, ȳ, σ_y) at MASS, weighted ``scale``/A (m, p_T, y, w)."""
     from gammastar.physics.sampling import ParametricSampler
 
     rng = np.random.default_rng(seed)
-    out = ParametricSampler(*TRUE).sample(MASS, n_sources, seed=int(rng.integers(2**31)))
+    out = ParametricSampler(*true).sample(MASS, n_sources, seed=int(rng.integers(2**31)))
     a = region.acceptance(MASS, out["qT"], out["E"])
     keep = (a >= A_MIN) & (rng.random(n_sources) < a)
     qt, e = out["qT"][keep], out["E"][keep]

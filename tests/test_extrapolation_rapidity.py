@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from test_extrapolation import _toy as toy
 
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.extrapolation.model import FORMS, TSALLIS_BOUNDS
@@ -45,16 +46,8 @@ class _Window:
 
 def _toy(region, n_sources, seed, true=TRUE):
     """The accepted pairs inside F of ``n_sources`` γ* of the model at ``true`` (m, p_T, y,
-    w = 1/A)."""
-    from gammastar.physics.sampling import ParametricSampler
-
-    rng = np.random.default_rng(seed)
-    out = ParametricSampler(*true).sample(MASS, n_sources, seed=int(rng.integers(2**31)))
-    a = region.acceptance(MASS, out["qT"], out["E"])
-    keep = (a >= A_MIN) & (rng.random(n_sources) < a)
-    qt, e = out["qT"][keep], out["E"][keep]
-    y = np.arccosh(e / np.sqrt(qt**2 + MASS**2))
-    return np.full(qt.size, MASS), qt, y, 1.0 / a[keep]
+    w = 1/A): :func:`test_extrapolation._toy` at this file's truth."""
+    return toy(region, n_sources, seed, true=true)
 
 
 def _fit(region, pairs, **kw):
