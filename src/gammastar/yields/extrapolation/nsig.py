@@ -698,6 +698,21 @@ def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any,
     return sample
 
 
+def _direct_seed(seed: int | None) -> int:
+    """The direct draws' seed from the mass's: ``SeedSequence([seed, 1])`` (the nominal's
+    and every form's the same: common random numbers)."""
+    return int(np.random.SeedSequence([0 if seed is None else int(seed), 1]).generate_state(1)[0])
+
+
+def _resolved_ratio(nominal: tuple[NDArray, NDArray], alt: tuple[NDArray, NDArray]) -> NDArray[np.float64]:
+    """N_alt/N per cτ from (N, its Kish effective size) of each draw; NaN where either is
+    not positive or not resolved (an effective size below :data:`KISH_MIN`)."""
+    (n0, k0), (n1, k1) = nominal, alt
+    ok = (n0 > 0) & (n1 > 0) & (k0 >= KISH_MIN) & (k1 >= KISH_MIN)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(ok, n1 / np.where(ok, n0, 1.0), np.nan)
+
+
 class _DirectDraw:
     """N_alt/N of a form against the nominal from their own samples outside F
     (:func:`_form_shifts`, where the reweighting's effective size is too small): N/Y_F =
@@ -714,7 +729,7 @@ class _DirectDraw:
                  ctau: NDArray, sq_in: NDArray, e_max: float | None = None) -> None:  # fmt: skip
         self.fid, self.draw, self.redraw, self.ctau = fiducial, draw, redraw, ctau
         self.e_max = e_max
-        self.seed = int(np.random.SeedSequence([0 if seed is None else int(seed), 1]).generate_state(1)[0])
+        self.seed = _direct_seed(seed)
         n = draw.out_mask.size
         self.n = n
         self.e_in = (draw.tot * n - draw.a.sum(axis=0)) / n / draw.f0
@@ -737,10 +752,7 @@ class _DirectDraw:
         if self._n0 is None:
             t, mu, s, a = self.draw.nominal
             self._n0 = self._n_over_yf(NOMINAL, (self.draw.f0, t, mu, s, a))
-        (n0, k0), (n1, k1) = self._n0, self._n_over_yf(form, par)
-        ok = (n0 > 0) & (n1 > 0) & (k0 >= KISH_MIN) & (k1 >= KISH_MIN)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(ok, n1 / np.where(ok, n0, 1.0), np.nan)
+        return _resolved_ratio(self._n0, self._n_over_yf(form, par))
 
 
 def _external_response(ex: Extrapolation, steps: Any, sides, q) -> NDArray[np.float64]:
@@ -924,7 +936,7 @@ class _FullSpaceDraw:
                  nominal: NDArray, e_max: float | None = None) -> None:  # fmt: skip
         self.redraw, self.ctau, self.n, self.nominal = redraw, ctau, n, nominal
         self.e_max = e_max
-        self.seed = int(np.random.SeedSequence([0 if seed is None else int(seed), 1]).generate_state(1)[0])
+        self.seed = _direct_seed(seed)
         self._n0: tuple[NDArray, NDArray] | None = None
 
     def _mean(self, form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
@@ -940,10 +952,8 @@ class _FullSpaceDraw:
             return np.full(self.ctau.size, np.nan)
         if self._n0 is None:
             self._n0 = self._mean(NOMINAL, self.nominal)
-        (n0, k0), (n1, k1) = self._n0, self._mean(form, par)
-        ok = (n0 > 0) & (n1 > 0) & (k0 >= KISH_MIN) & (k1 >= KISH_MIN)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(ok, np.log(np.where(ok, n1 / np.where(ok, n0, 1.0), 1.0)), np.nan)
+            return np.log(_resolved_ratio(self._n0, self._mean(form, par)))
 
 
 def nsig_reach_error(
