@@ -275,7 +275,7 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed(small_referenc
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
-    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True)
+    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True, beam_energy=400.0)
     kin = ExtrapolatedSampler(ParametricSampler(*TRUE), exv, region).sample(MASS, 20_000, seed=4)
     ks = _all_seeing(kin, np.ones(len(kin["qT"])))
     keys = {f"form_{k}" for k in MODEL_VARIATIONS}
@@ -374,7 +374,8 @@ def test_model_variations_join_the_covariance():
     from gammastar.yields.extrapolation.model import FORMS, MODEL_VARIATIONS
 
     region = _ToyRegion()
-    ex = _fit(region, _toy(region, 20_000, seed=31), model_variations=True, compare=False)
+    ex = _fit(region, _toy(region, 20_000, seed=31), model_variations=True, compare=False,
+              beam_energy=400.0)
     assert set(ex.model_variations) == set(MODEL_VARIATIONS)
     deltas = []
     for name, rec in ex.model_variations.items():
@@ -962,7 +963,7 @@ def test_nsig_reweighting_kept_where_its_effective_size_is_large(small_reference
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
-    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True)
+    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True, beam_energy=400.0)
     kin = ExtrapolatedSampler(ParametricSampler(*TRUE), exv, region).sample(MASS, 20_000, seed=4)
     ks = _all_seeing(kin, np.ones(len(kin["qT"])))
     calls = []

@@ -113,7 +113,7 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
     not fix the width better), recorded with its source and named by the yield's nuisance;
     the p_T form's m_T power fitted per mass range (``yields.extrapolation_pt_power: fitted``;
     its error in the sandwich, ``model_variations`` the rapidity form and the Tsallis p_T
-    form, another family). The statistical error alone is the smaller, and the forms' part is
+    form, another family, and the fall towards the beam energy). The statistical error alone is the smaller, and the forms' part is
     measurable (≥ 5% of it in quadrature). The fit against the generator's true f_F:
     validation/tests/test_fiducial_closure.py."""
     from gammastar.physics.kinematics import cm_rapidity
@@ -151,11 +151,13 @@ def test_extrapolation_states_its_rapidity_inputs_and_errors(run):
     assert np.all(np.sqrt(f_err[ok] ** 2 - f_stat[ok] ** 2) >= 0.05 * f_stat[ok])
     assert ex["pt_power_source"].startswith("fitted")
     assert ex["parameter_covariance"]["parameters"][-1].startswith("a_")
-    # the Boltzmann p_T form lies in the fitted family; the Tsallis one does not; a fixed
-    # centre's prior is a variation too
-    want = {"logistic_y", "tsallis"} | ({"y_mean_backward"} if ex["y_mean_source"] != "fitted"
-                                         else set())  # fmt: skip
+    # the Boltzmann p_T form lies in the fitted family; the Tsallis one does not; the fall
+    # towards the beam energy is one at the config's; a fixed centre's prior is a variation too
+    want = {"logistic_y", "tsallis", "xf_suppressed"} | (
+        {"y_mean_backward"} if ex["y_mean_source"] != "fitted" else set())  # fmt: skip
     assert set(ex["model_variations"]) == want
+    xf = ex["model_variations"]["xf_suppressed"]
+    assert xf["beam_energy"] == pytest.approx(400.0, rel=1e-15)  # na60_like.yaml's beam
 
 
 def _reach_cfg(cfg, **detector):

@@ -179,8 +179,11 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
     another p_T family (:attr:`ModelForm.log_pt_family`) fits its T_g and its own second
     parameter per group at the nominal's ȳ and σ_y: a p_T form's change, and independent
     fits per group (it has no compiled sums, so a joint fit over shared parameters would
-    take hundreds of numpy passes over every group)."""
+    take hundreds of numpy passes over every group). A form with a factor towards the beam
+    energy (no compiled sums either) keeps the nominal's ȳ, for the same reason."""
     sigma = fit.x[1] if fit.external is not None else None
+    if form.x_power:  # ȳ at the nominal's (the groups' fits then independent where σ_y is too)
+        mu_fixed = float(fit.x[0])
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
         mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
         start = np.concatenate([fit.x[:2], ts, np.full(ts.size, form.power_start)])
@@ -195,7 +198,8 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
     return xa
 
 
-def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0):
+def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0,
+                      beam_energy: float | None = None):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external),
     its f_F per bin, and the shift δ of the
@@ -219,6 +223,10 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
     ȳ = ``mu_fixed`` − ``y_mean_error`` is one more variation, ``y_mean_backward`` (its record's
     ``form``: ``nominal``; mapped onto σ_y as the rapidity forms): the stated error of a
     fixed rapidity centre, backward because a nuclear target shifts it so.
+
+    A form with a factor towards the beam energy (:attr:`ModelForm.x_power`,
+    ``xf_suppressed``) is fitted at ``beam_energy`` and skipped without it; its record holds
+    ``x_power`` and ``beam_energy``.
 
     Returns:
         ``(record, shifts)``: per form ``{description, fiducial_fraction, temperature,
@@ -245,10 +253,11 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
         par = (t, x[0], s, powers[group_of[i]])
         return fiducial_fraction(fiducial, float(centre[i]), par, inside[i])
 
-    jobs = [(name, FORMS[name], mu_fixed) for name in MODEL_VARIATIONS
+    jobs = [(name, FORMS[name].at_beam(beam_energy), mu_fixed) for name in MODEL_VARIATIONS
             # a p_T power form: inside the fitted family (fit_extrapolation pt_power)
             if not (power is None and FORMS[name].maps_to == "T"
-                    and FORMS[name].log_pt_family == "mt_power")]  # fmt: skip
+                    and FORMS[name].log_pt_family == "mt_power")
+            and not (FORMS[name].x_power and beam_energy is None)]  # fmt: skip
     if mu_fixed is not None and y_mean_error > 0:
         jobs.append(("y_mean_backward", NOMINAL, mu_fixed - y_mean_error))
     record, shifts = {}, []
@@ -305,4 +314,6 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
             "maps_to": form.maps_to or "y_sigma",
             "parameter_shift": delta.tolist(),
         }
+        if form.x_power:
+            record[name].update(x_power=form.x_power, beam_energy=form.beam_energy)
     return record, shifts

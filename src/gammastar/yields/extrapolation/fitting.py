@@ -103,6 +103,9 @@ class FitSettings:
     (a nuclear target shifts the rapidity centre backward of the beam–nucleon c.m.) enters
     the error as a model variation (``y_mean_backward`` of :func:`_model_variations`); with
     :attr:`y_mean_auto` also the rule's threshold."""
+    beam_energy: float | None = None
+    """The beam energy (GeV): with it the ``xf_suppressed`` form, the model × (1 −
+    E/E_beam)^n, is one more model variation (:data:`MODEL_VARIATIONS`)."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> FitSettings:
@@ -120,6 +123,7 @@ class FitSettings:
             y_sigma=None if ys is None else (ys.value, ys.error),
             y_sigma_source=None if ys is None else ys.source,
             pt_power=cfg.yields.extrapolation_pt_power,
+            beam_energy=cfg.beam.energy,
         )
 
 
@@ -178,7 +182,7 @@ def fit_extrapolation(
     if settings.model_variations and method == "sandwich" and cov is not None:
         cov_stat, err_stat = cov, frac_err
         variations, cov, frac_err, d_sigma = _with_model_variations(
-            fit, fiducial, centre, cov, y_mean, settings.y_mean_error)
+            fit, fiducial, centre, cov, y_mean, settings.y_mean_error, settings.beam_energy)
     temp, mu, sig, pt_pow, frac, neff = values
     return Extrapolation(centre, edges, frac, temp, mu, sig, np.nan_to_num(neff),
                          fiducial.as_dict(), frac_err, d_sigma, y_mean is not None,
@@ -418,7 +422,8 @@ def _bin_values(fit: _Fit, fiducial: Any, centre: NDArray,
 
 
 def _with_model_variations(fit: _Fit, fiducial: Any, centre: NDArray, cov: NDArray,
-                           y_mean: float | None, y_mean_error: float = 0.0
+                           y_mean: float | None, y_mean_error: float = 0.0,
+                           beam_energy: float | None = None
                            ) -> tuple[Any, NDArray, NDArray, float]:  # fmt: skip
     """The model's form added to the sandwich (:func:`_model_variations`; with a fixed ȳ of
     error ``y_mean_error`` > 0 also the refit at ȳ − that error).
@@ -427,7 +432,8 @@ def _with_model_variations(fit: _Fit, fiducial: Any, centre: NDArray, cov: NDArr
         (the variations' record, the covariance with their shifts, f_F's 1σ per bin from it,
         δσ_y).
     """
-    variations, shifts = _model_variations(fit, fiducial, centre, y_mean, y_mean_error)
+    variations, shifts = _model_variations(fit, fiducial, centre, y_mean, y_mean_error,
+                                           beam_energy)
     cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
     frac_err = _fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
                                 fit.power)  # fmt: skip

@@ -87,7 +87,7 @@ def _group_terms(grp: _Group, t: float, mu: float, s: float, a: float, form: Mod
     wsum = grp.wsum
     lpf, gpf = ref.log_fraction_and_grad(t, mu, s, form, a, with_power=fit_a)
     if form.y_kernel is None:
-        lp = form.log_pt(m, pt, t, a) + form.log_y(y, mu, s)
+        lp = form.log_p(m, pt, y, t, mu, s, a)
         gd = form.dlogp(m, pt, y, t, mu, s, a) @ w
         if fit_a:
             gd = np.append(gd, float(form.dlog_pt_da(m, pt, t, a) @ w))

@@ -1,10 +1,12 @@
 """The extrapolation model's densities: the m_T-exponential (or m_T^a e^{−m_T/T}, or Tsallis) p_T spectrum and
-the Gaussian (or logistic) lab rapidity, their derivatives, the model forms and variations
-(:data:`FORMS`), and the fiducial fraction P_F of the model (:func:`fiducial_fraction`).
+the Gaussian (or logistic) lab rapidity, optionally suppressed as (1 − E/E_beam)^n towards the
+beam energy, their derivatives, the model forms and variations (:data:`FORMS`), and the
+fiducial fraction P_F of the model (:func:`fiducial_fraction`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.yields._fiducial_bound import inside_at_mass, inside_at_mass_each
 
-__all__ = ["FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "ModelForm", "fiducial_fraction"]
+__all__ = ["FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "XF_POWER", "ModelForm", "fiducial_fraction"]
 
 MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
@@ -320,6 +322,27 @@ def _dlog_y_logistic(y, mu, s):
     return np.stack([2.0 / w * th, _LOGISTIC * (2.0 * d / w**2 * th - 1.0 / w)])
 
 
+XF_POWER = 3.0
+"""n of the ``xf_suppressed`` form's factor (1 − x)^n, x = E/E_beam: the quark-counting rule
+for a meson from the proton's valence quarks, dN/dx ∝ (1 − x)^{2 n_s − 1} with n_s = 2
+spectators as x → 1 (J. F. Gunion, Phys. Rev. D 10 (1974) 242; R. Blankenbecler, S. J.
+Brodsky, Phys. Rev. D 10 (1974) 2973); the lab energy fraction stands for x_F, the two
+meeting at x_F → 1, where the forward facilities' short lifetimes look."""
+
+
+def _log_xf(m: ArrayLike, pt: ArrayLike, y: ArrayLike, beam_energy: float, n: float) -> NDArray:
+    """n ln(1 − E/E_beam) at E = m_T cosh y; −∞ at and above the beam energy.
+
+    Example:
+        >>> float(_log_xf(0.0, 100.0, 0.0, 400.0, 3.0)) == 3.0 * math.log(0.75)
+        True
+    """
+    e = np.sqrt(np.asarray(pt, dtype=np.float64) ** 2 + np.asarray(m, dtype=np.float64) ** 2)
+    x = e * np.cosh(np.asarray(y, dtype=np.float64)) / beam_energy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x < 1.0, n * np.log1p(-np.minimum(x, 1.0)), -np.inf)
+
+
 @dataclass(frozen=True)
 class ModelForm:
     """One form of the model's densities: ln p(p_T | m, T, a) of the m_T-power family
@@ -348,6 +371,32 @@ class ModelForm:
     """Bounds of the second p_T parameter where it is fitted."""
     power_start: float = 0.0
     """Its start in a fit of this form (a form of another family than the nominal's)."""
+    x_power: float = 0.0
+    """n of a factor (1 − E/E_beam)^n on the density, E = m_T cosh y (0: none): the fall of
+    the meson spectra towards x_F → 1 (:data:`XF_POWER`), which needs :attr:`beam_energy`.
+    The factor holds no parameter of the fit, so its derivatives are the nominal's; with it
+    :meth:`log_p` is not normalised (the truncated likelihood, the self-normalised
+    reweightings and the accept–reject draws need none; :func:`fiducial_fraction`
+    normalises on its grid)."""
+    beam_energy: float | None = None
+    """E_beam of :attr:`x_power`'s factor (GeV; :meth:`at_beam`)."""
+
+    def at_beam(self, energy: float | None) -> ModelForm:
+        """This form at the beam energy ``energy`` (itself where it has no factor)."""
+        return dataclasses.replace(self, beam_energy=energy) if self.x_power else self
+
+    def log_factor(self, m, pt, y) -> NDArray | float:
+        """ln of the factor (1 − E/E_beam)^n (:attr:`x_power`; 0 without one)."""
+        if not self.x_power:
+            return 0.0
+        if self.beam_energy is None:
+            raise ValueError(f"model form {self.name!r} needs the beam energy (ModelForm.at_beam)")
+        return _log_xf(m, pt, y, self.beam_energy, self.x_power)
+
+    def log_p(self, m, pt, y, t, mu, s, a: float = 0.0) -> NDArray:
+        """ln p(p_T, y) = ln p(p_T) + ln p(y) + :meth:`log_factor` (not normalised with a
+        factor)."""
+        return self.log_pt(m, pt, t, a) + self.log_y(y, mu, s) + self.log_factor(m, pt, y)
 
     def log_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
         if self.log_pt_family == "tsallis":
@@ -401,10 +450,20 @@ FORMS: dict[str, ModelForm] = {
         maps_to="y_sigma",
         y_kernel="logistic",
     ),
+    "xf_suppressed": ModelForm(
+        "xf_suppressed",
+        "the nominal form × (1 − E/E_beam)^3 (the fall of meson spectra as x_F → 1, quark "
+        "counting) instead of a Gaussian rapidity cut only at the beam energy",
+        _log_y,
+        _dlog_y,
+        maps_to="y_sigma",
+        x_power=XF_POWER,
+    ),
 }
 """The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
-MODEL_VARIATIONS = ("mt_boltzmann", "tsallis", "logistic_y")
-"""The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`)."""
+MODEL_VARIATIONS = ("mt_boltzmann", "tsallis", "logistic_y", "xf_suppressed")
+"""The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`;
+``xf_suppressed`` where the beam energy is given: :attr:`FitSettings.beam_energy`)."""
 
 
 _PT_GRID = np.meshgrid(_PT, _Y, indexing="ij")[0]
@@ -449,5 +508,8 @@ def fiducial_fraction(
     # the density factorises in p_T and y: Σᵢⱼ p(p_Tᵢ) p(yⱼ) Fᵢⱼ as p_T-density · (F · y-density)
     # (one matrix-vector product instead of the whole grid's densities)
     dens_pt, dens_y = np.exp(form.log_pt(m, _PT, t, a)), np.exp(form.log_y(_Y, mu, s))
+    if form.x_power:  # not factorised: the whole grid, normalised on it
+        dens = dens_pt[:, None] * dens_y[None, :] * np.exp(form.log_factor(m, _PT_GRID, _Y[None, :]))
+        return float(np.sum(dens * inside) / np.sum(dens))
     dpt, dy = _PT[1] - _PT[0], _Y[1] - _Y[0]
     return float(dens_pt @ (inside @ dens_y) * dpt * dy)

@@ -607,8 +607,14 @@ def _form_shifts(ex: Extrapolation, draw: _OutSamples, direct: _DirectDraw | Non
 
 def _variation_form(name: str, rec: Mapping[str, Any]) -> Any:
     """The :data:`FORMS` entry of a model variation's record: its ``form`` (the nominal for
-    ``y_mean_backward``, a refit at another ȳ), else its name; ``None``: not a known form."""
-    return FORMS.get(str(rec.get("form", name)))
+    ``y_mean_backward``, a refit at another ȳ), else its name, at the record's
+    ``beam_energy`` where the form has a factor towards it; ``None``: not a known form, or
+    such a form without its beam energy."""
+    form = FORMS.get(str(rec.get("form", name)))
+    if form is None or not form.x_power:
+        return form
+    energy = rec.get("beam_energy")
+    return None if energy is None else form.at_beam(float(energy))
 
 
 def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> tuple | None:
@@ -624,7 +630,7 @@ def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> tuple | None:
         return None
     f_alt, t_alt, mu_alt, s_alt, a_alt = par
     lp_nom = NOMINAL.log_pt(mass, qt, t, a_pow) + NOMINAL.log_y(y, mu, s)
-    lp = form.log_pt(mass, qt, t_alt, a_alt) + form.log_y(y, mu_alt, s_alt)
+    lp = form.log_p(mass, qt, y, t_alt, mu_alt, s_alt, a_alt)
     w = np.exp(lp - lp_nom)
     acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
     acc_nom = a_out.mean(axis=0)
@@ -655,7 +661,8 @@ def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any,
     ``fiducial.contains``): p_T and y independent, each by inverse CDF on a grid of
     :data:`_DIRECT_BINS` cells (the density at each cell's centre, uniform within the cell:
     p_T ≤ max(6 GeV, 60 T), y within ȳ ± 12 σ_y, wider than the fit's quadrature grid, whose
-    edge at y = 9 would cut the logistic form's tail), E = m_T cosh y; with ``e_max`` only
+    edge at y = 9 would cut the logistic form's tail), E = m_T cosh y, a form's factor
+    towards the beam energy (:attr:`ModelForm.x_power`) by accept–reject; with ``e_max`` only
     E ≤ e_max (the sampler's truncation, :class:`ExtrapolatedSampler` ``e_max``)."""
     _, t, mu, s, a = par
 
@@ -684,6 +691,8 @@ def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any,
             pt, y = inverse(g_pt, u[0], u[1]), inverse(g_y, u[2], u[3])
             e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
             keep = ~np.asarray(fiducial.contains(np.full(k, mass), pt, e), dtype=bool)
+            if form.x_power:  # the factor towards the beam energy (≤ 1): accept–reject
+                keep &= rng.random(k) < np.exp(form.log_factor(mass, pt, y))
             if e_max is not None:
                 keep &= e <= e_max
             qs.append(pt[keep])
@@ -888,7 +897,7 @@ def nsig_full_space_error(
     a_mean = a.mean(axis=0)
 
     def ln_ratio(form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
-        lp = form.log_pt(mass, qt, par[0], par[3]) + form.log_y(y, par[1], par[2])
+        lp = form.log_p(mass, qt, y, par[0], par[1], par[2], par[3])
         w = np.exp(np.clip(lp - lp0, -700.0, 700.0))
         c = w[:, None] * a
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -118,7 +118,7 @@ class _Reference:
     def fraction(
         self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0
     ) -> float:
-        lp = form.log_pt(self.m, self.pt, t, a) + form.log_y(self.y, mu, s)
+        lp = form.log_p(self.m, self.pt, self.y, t, mu, s, a)
         return float(np.sum(np.exp(lp - self.log_ref)) / self.n)
 
     def log_fraction_and_grad(
@@ -150,7 +150,7 @@ class _Reference:
     ):  # fmt: skip
         """:meth:`log_fraction_and_grad` by the numpy functions of the form (the reference
         formulas)."""
-        lp = form.log_pt(self.m, self.pt, t, a) + form.log_y(self.y, mu, s)
+        lp = form.log_p(self.m, self.pt, self.y, t, mu, s, a)
         e = np.exp(lp - self.log_ref)
         tot = float(np.sum(e))
         if tot <= 0:
