@@ -542,3 +542,49 @@ def test_yield_between_bins_has_the_error_of_independent_bins():
         y = Yields(np.array([1.0, 2.0]), np.array([n1, n2]), np.sqrt([n1, n2]), {})
         quoted = float(y.at([1.0 + t])[1][0])
         assert abs(quoted / toy - 1) < 0.03, (t, quoted, toy)
+
+
+def test_each_edge_takes_its_own_extrapolation_size():
+    """A per-ε N_sig error (here the extrapolation's: 10% at long lifetimes, ×6 at short
+    ones, as the model's tail towards the beam energy gives a far-forward detector) sizes
+    each boundary's limit at that boundary: ε_low is the one a constant 10% gives, ε_high the
+    one a constant r = 5 gives (the same computations: equal to rounding), and the larger
+    size would have moved ε_low (what one size for both edges did)."""
+    from types import SimpleNamespace
+
+    from gammastar.reach.scan.mass_limit import _mass_limit, _MassInputs
+    from gammastar.reach.scan.mass_signal import _MassSignal
+    from gammastar.reach.signal import MassModelSettings
+
+    eps = np.geomspace(1e-8, 1e-3, 200)
+
+    def nsig(e):  # a long-lifetime rise ∝ ε⁴ and a short-lifetime cut-off
+        e = np.asarray(e, dtype=np.float64)
+        return 1e24 * e**4 * np.exp(-((e / 1e-4) ** 2))
+
+    sig = _MassSignal(0.3, 5, ("mumu",), {}, {"mumu": 1.0}, np.ones(eps.size), nsig, nsig(eps),
+                      np.ones(eps.size), None, None)  # fmt: skip
+    st = SimpleNamespace(
+        model_settings=lambda ch: MassModelSettings(ch, {"mumu": 0.0}, {"mumu": 1.0}, 0.0, 0.0),
+        observed=None, cl=0.9, method="exact", ntoys=0, event_lines=(),
+    )  # fmt: skip
+    masses = np.array([0.3])
+
+    def run(ex_rel):
+        point = _MassInputs(0, {"extrapolation": 0.1}, 0.0, None, ex_rel=ex_rel)
+        return _mass_limit(sig, point, masses, eps, st)
+
+    both = run(np.where(eps < 1e-5, 0.1, 5.0))
+    low, high = run(np.full(eps.size, 0.1)), run(np.full(eps.size, 5.0))
+    lo, hi = both.boundaries["0"]
+    assert lo == pytest.approx(low.boundaries["0"][0], rel=1e-12)
+    assert hi == pytest.approx(high.boundaries["0"][1], rel=1e-12)
+    assert high.boundaries["0"][0] > 1.2 * lo  # r = 5 at ε_low would have cost this much
+    assert both.high is not None
+    assert low.high is None
+    assert both.extrapolation["eps_low"] == pytest.approx(0.1, rel=1e-12)
+    assert both.extrapolation["eps_high"] == pytest.approx(5.0, rel=1e-12)
+    # an ε_high limit above N_sig's peak (5·10⁷ events; r = 10⁸ there: s_up ≈ 4·10⁸) leaves no
+    # boundary at all, not an ε_low without its ε_high
+    none = run(np.where(eps < 1e-5, 0.1, 1e8))
+    assert np.all(np.isnan(none.boundaries["0"]))

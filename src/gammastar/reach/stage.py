@@ -275,7 +275,8 @@ def _record_kinematic(inp: ReachInputs, res: ScanResult) -> None:
         "rel": [None] * n,
         "origin": f"acceptance spread (std/mean) over the {k} members of "
         f"the flow ensemble (training seeds {inp.ensemble_seeds}), at the median expected "
-        "eps_high of a first pass (else eps_low)",
+        "eps_low and eps_high of a first pass, each edge's limit with its own (at_eps_low, "
+        "at_eps_high); rel: the one at eps_high, else eps_low",
         "correlation": "one parameter shared by all channels and mass points",
         "at_eps_low": [None] * n,
         "at_eps_high": [None] * n,
@@ -302,16 +303,18 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
         "N_sig recomputed at +-1 sigma along the covariance's principal axes, rel = e^w - 1; "
         "below a both-channels run's seam with the model fitted there, "
         "gammastar.yields.extrapolation.nsig.nsig_full_space_error: the acceptance's change "
-        "alone), the larger of its values at the median expected eps_low and eps_high of a first "
-        "pass; rel_yield: the yield's delta f_F / f_F"
+        "alone), at the median expected eps_low and eps_high of a first pass, each edge's limit "
+        "with its own (at_eps_low, at_eps_high; rel, the larger, where an edge's is unresolved); "
+        "rel_yield: the yield's delta f_F / f_F"
     ))  # fmt: skip
     _record_nsig_level(inp, res.lambda_theta_nsig, "acceptance_lambda_theta", (
         "the measured lambda_theta moved per polarisation bin by +-1 sigma, the fiducial "
         "region following it, carried to N_sig (gammastar.yields.extrapolation.nsig.nsig_lambda_theta: "
         "the fiducial yield's change, the extrapolation refitted in the moved region, the "
-        "A' samples reweighted; the width w of ln N_sig, rel = e^w - 1), the larger of its "
-        "values at the median expected eps_low and eps_high of a first pass; rel_yield: the "
-        "fiducial yield's change (yields.json)"
+        "A' samples reweighted; the width w of ln N_sig, rel = e^w - 1), at the median "
+        "expected eps_low and eps_high of a first pass, each edge's limit with its own "
+        "(at_eps_low, at_eps_high; rel, the larger, where an edge's is unresolved); rel_yield: "
+        "the fiducial yield's change (yields.json)"
     ))  # fmt: skip
 
 
@@ -417,6 +420,12 @@ def reach_document(
         "observed": [None if lim is None else lim.observed for lim in res.limits],
         "method": [None if lim is None else lim.method for lim in res.limits],
     }
+    if res.limits_high is not None:  # ε_high solved with its own sizes (mass_limit._edge_sizes)
+        highs = res.limits_high
+        limits_json["eps_high"] = {
+            **{b: [None if lim is None else lim.expected[b] for lim in highs] for b in BANDS},
+            "observed": [None if lim is None else lim.observed for lim in highs],
+        }
     nuis_record, impact = inp.nuisance_record, res.impact
     return {
         "cl": rc.cl,

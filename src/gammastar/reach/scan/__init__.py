@@ -87,6 +87,7 @@ class _ScanTable:
     labelled: bool = False
     """Whether the sampler labels extrapolated samples."""
     limits: list[LimitResult | None] = field(default_factory=list)
+    limits_high: list[LimitResult | None] = field(default_factory=list)
     models: list[Model | None] = field(default_factory=list)
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("acceptance", "limits", "boundaries", "impact"), 0.0)
@@ -112,6 +113,7 @@ class _ScanTable:
     def skip(self) -> None:
         """A mass point without a yield or an open channel."""
         self.limits.append(None)
+        self.limits_high.append(None)
         self.models.append(None)
 
     def hint(self) -> float | None:
@@ -140,6 +142,7 @@ class _ScanTable:
         for k, v in ml.seconds.items():
             self.seconds[k] += v
         self.limits.append(ml.limit)
+        self.limits_high.append(None if ml.high is None else ml.high[1])
         self.models.append(ml.model)
 
     def add_impact(self, i: int, ml: _MassLimit, sig: _MassSignal, eps: NDArray, cl: float) -> None:
@@ -147,7 +150,13 @@ class _ScanTable:
         t = time.perf_counter()
         if np.isfinite(ml.limit.expected["0"]):
             lo, hi = self.bounds["0"][0][i], self.bounds["0"][1][i]
-            self.impact.append(_impact_row(ml.model, ml.limit, sig, eps, lo, hi, cl))
+            row = _impact_row(ml.model, ml.limit, sig, eps, lo, hi, cl)
+            if ml.high is not None:  # the ε_high edge's own likelihood moves ε_high
+                shifts = _impact_row(*ml.high, sig, eps, lo, hi, cl)["shifts"]
+                for name, sides in row["shifts"].items():
+                    for side, d in sides.items():
+                        d["eps_high"] = shifts.get(name, {}).get(side, {}).get("eps_high")
+            self.impact.append(row)
         self.seconds["impact"] += time.perf_counter() - t
 
     def result(self, masses: NDArray, eps: NDArray, ensemble: bool, workers: int) -> ScanResult:
@@ -172,6 +181,7 @@ class _ScanTable:
             extrapolation_nsig=self.extrapolation or None,
             lambda_theta_nsig=self.lambda_theta or None,
             workers=workers,
+            limits_high=self.limits_high if any(x is not None for x in self.limits_high) else None,
         )
 
 

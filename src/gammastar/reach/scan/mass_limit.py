@@ -137,6 +137,9 @@ class _MassLimit:
     seconds: dict[str, float]
     extrapolation: dict[str, Any] | None = None
     lambda_theta: dict[str, Any] | None = None
+    high: tuple[Model, LimitResult] | None = None
+    """The ε_high edge's likelihood and limit where its per-ε nuisances' sizes differ from the
+    ε_low edge's (:func:`_edge_sizes`); ``None``: one limit for both edges."""
 
 
 def _second_pass_rows(
@@ -164,6 +167,27 @@ def _second_pass_rows(
     return kin_row, ex_row, lam_row
 
 
+def _edge_sizes(
+    nuis: dict[str, float], rows: tuple[dict[str, Any] | None, ...]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """The nuisances' sizes at the ε_low and at the ε_high edge: each per-ε row's
+    (``kinematic_model``, ``extrapolation``, ``acceptance_lambda_theta``) value at that edge
+    where it is resolved, else its ``rel`` (already in ``nuis``). Why per edge: the two
+    boundaries are two hypothesis tests at two ε, and a far-forward detector's N_sig is known
+    far less well at its short-lifetime edge (the model's tail towards the beam energy) than
+    at its long-lifetime one."""
+    at = ({**nuis}, {**nuis})
+    for name, row in zip(("kinematic_model", "extrapolation", "acceptance_lambda_theta"), rows,
+                         strict=True):  # fmt: skip
+        if row is None or name not in nuis:
+            continue
+        for sizes, side in zip(at, ("eps_low", "eps_high"), strict=True):
+            v = row.get(side)
+            if v is not None and np.isfinite(v):
+                sizes[name] = float(v)
+    return at
+
+
 def _mass_limit(
     sig: _MassSignal, point: _MassInputs, masses: NDArray, eps: NDArray, st: ScanSettings
 ) -> _MassLimit:
@@ -171,21 +195,16 @@ def _mass_limit(
     with an ensemble spread ``kin_rel`` or the extrapolation fit's N_sig error ``ex_rel``
     (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
     ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
-    boundaries; likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``."""
+    boundaries, likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``: each edge
+    with the sizes at it (:func:`_edge_sizes`; a second limit for ε_high where they
+    differ)."""
     nuis, methods = dict(point.nuisances), set()
     rows: tuple[dict[str, Any] | None, ...] = (None, None, None)
     secs = {"limits": 0.0, "boundaries": 0.0}
-    bnd: dict[str, tuple[float, float]] = {}
-    two = (
-        point.kin_rel is not None
-        or (point.ex_rel is not None and "extrapolation" in nuis)
-        or (point.lam_rel is not None and "acceptance_lambda_theta" in nuis)
-    )
-    for kin_pass in (0, 1) if two else (0,):
-        if kin_pass == 1:
-            rows = _second_pass_rows(point, sig, eps, bnd["0"], nuis)
+
+    def solve(sizes: dict[str, float]) -> tuple[Model, LimitResult, dict[str, tuple[float, float]]]:
         t1 = time.perf_counter()
-        model = _mass_model_for(sig, point.index, masses, st, point.mc_stat, nuis)
+        model = _mass_model_for(sig, point.index, masses, st, point.mc_stat, sizes)
         lim = upper_limit(
             model, cl=st.cl, method=st.method, ntoys=st.ntoys, seed=sig.seed, hint=point.hint
         )
@@ -194,7 +213,26 @@ def _mass_limit(
         bnd = _boundaries(lim, sig, eps, st)
         secs["limits"] += t2 - t1
         secs["boundaries"] += time.perf_counter() - t2
-    return _MassLimit(model, lim, bnd, rows[0], methods, secs, rows[1], rows[2])
+        return model, lim, bnd
+
+    model, lim, bnd = solve(nuis)
+    high = None
+    if (
+        point.kin_rel is not None
+        or (point.ex_rel is not None and "extrapolation" in nuis)
+        or (point.lam_rel is not None and "acceptance_lambda_theta" in nuis)
+    ):
+        rows = _second_pass_rows(point, sig, eps, bnd["0"], nuis)
+        at_low, at_high = _edge_sizes(nuis, rows)
+        model, lim, bnd = solve(at_low)
+        if at_high != at_low:
+            m_hi, l_hi, b_hi = solve(at_high)
+            # a band whose ε_high limit N_sig never reaches takes both edges from it: between
+            # the edges the sizes are neither edge's, and no boundary is the conservative one
+            bnd = {k: (lo if np.isfinite(b_hi[k][1]) else b_hi[k][0], b_hi[k][1])
+                   for k, (lo, _) in bnd.items()}  # fmt: skip
+            high = (m_hi, l_hi)
+    return _MassLimit(model, lim, bnd, rows[0], methods, secs, rows[1], rows[2], high)
 
 
 

@@ -59,6 +59,10 @@ class ScanResult:
     workers: int = 1
     """The processes that computed the masses' signals (1: the scan's own;
     :class:`~gammastar.reach.scan.workers.MassWorks`)."""
+    limits_high: list[LimitResult | None] | None = None
+    """Per mass, the ε_high edge's limit where its per-ε nuisances' sizes differ from the
+    ε_low edge's (``None`` there otherwise; :func:`~gammastar.reach.scan.mass_limit._edge_sizes`):
+    ``limits`` then solves ε_low only."""
 
 
 @dataclass(frozen=True)
