@@ -271,11 +271,13 @@ def quoted_errors(
     (:func:`gammastar.yields.nuisance.reach_nuisances`: ``data_stat`` the yield's own
     statistics), ``extrapolation`` at N_sig's level as the scan computes it
     (:func:`gammastar.yields.extrapolation.nsig.nsig_reach_error`: log propagation, the model
-    fitted below the seam there; on a draw of ``reach.samples``, channels by their shares). Left out: the target's
+    fitted below the seam there; on a draw of ``reach.samples``, channels by their shares, a
+    form whose reweighting has too small an effective size drawn directly through the
+    facility's geometry, NaN where that does not resolve N either). Left out: the target's
     A-dependence, the mock's normalisation, N_POT and the detector efficiency, which the
     truth shares."""
     from gammastar.physics import darkphoton
-    from gammastar.reach.acceptance import channel_samples
+    from gammastar.reach.acceptance import channel_samples, draw
     from gammastar.yields.extrapolation.nsig import nsig_reach_error
     from gammastar.yields.extrapolation.samplers import RecordingSampler
     from gammastar.yields.nuisance import reach_nuisances
@@ -291,7 +293,12 @@ def quoted_errors(
         for c in channels:  # one draw per channel (each its own daughters), same A′ seed
             smp = channel_samples(rec, m, cfg.reach.samples, geometry, seed=seed, channels=(c,))[c]
             a = float(darkphoton.branching_ratio(m, c)) * smp.acceptance(ct)
-            r = nsig_reach_error(split, m, rec.last, smp, ct)  # as the scan, below the seam too
+
+            def redraw(sampler: Any, n: int, seed: int, c: str = c) -> Any:
+                return draw(sampler, m, n, geometry, seed=seed, channel=c)
+
+            # as the scan (mass_signal._extrapolation_rel), below the seam too
+            r = nsig_reach_error(split, m, rec.last, smp, ct, redraw=redraw, seed=seed)
             shares.append((a, r))
         tot = sum(a for a, _ in shares)
         out["extrapolation"] = sum(np.where(tot > 0, a / np.where(tot > 0, tot, 1), 0) * r
