@@ -906,9 +906,11 @@ def test_nsig_form_drawn_directly_where_reweighting_has_no_effective_size():
     """A detector that sees only y > ȳ + 3σ_y: the nominal draw of 5·10³ has ~6 samples
     there, so reweighting them to the logistic rapidity (heavier tails) has a Kish effective
     size below KISH_MIN and is replaced by the form's own draw outside F. With the
-    acceptance 1 beyond the cut, N/Y_F = P(y > c)/f, so ln(N_alt/N) = ln[(P_L(y > c)/f_alt) /
-    (P_G(y > c)/f)], the tails by quadrature (scipy.integrate.quad) of the Gaussian and of
-    the logistic sech²((y − ȳ)/w)/(2w), w = σ_y√12/π, at each fit's own ȳ, σ_y. Tolerance:
+    acceptance 1 beyond the cut, N/Y_F = 𝓔_in + P(y > c)/f, 𝓔_in the nominal draw's
+    unextrapolated samples beyond the cut over n f (no form moves them), so ln(N_alt/N) =
+    ln[(𝓔_in + P_L(y > c)/f_alt) / (𝓔_in + P_G(y > c)/f)], the tails by quadrature
+    (scipy.integrate.quad) of the Gaussian and of the logistic sech²((y − ȳ)/w)/(2w),
+    w = σ_y√12/π, at each fit's own ȳ, σ_y. Tolerance:
     3σ of the direct draws' Poisson counts beyond the cut, √(1/k_G + 1/k_L) (4·10⁵ samples
     each: k ≈ 3·10³, 2·10⁴; the reweighting of the ~10 nominal samples is off by ≈ 5σ of it),
     plus the inverse-CDF grid cells (< 0.1%)."""
@@ -938,7 +940,9 @@ def test_nsig_form_drawn_directly_where_reweighting_has_no_effective_size():
     logi = lambda y: np.exp(FORMS["logistic_y"].log_y(np.array([y]), mu_l, s_l))[0]
     p_g = quad(gauss, cut, mu + 40 * s)[0]
     p_l = quad(logi, cut, mu_l + 60 * s_l)[0]
-    want = abs(np.log((p_l / f_l) / (p_g / f0)))
+    inside = ~np.asarray(kin["extrapolated"], dtype=bool)
+    e_in = float(np.sum(ks.acceptance_per_sample(np.array([1.0]))[inside, 0])) / (inside.size * f0)
+    want = abs(np.log((e_in + p_l / f_l) / (e_in + p_g / f0)))
     k_g, k_l = 400_000 * p_g / (1 - f0), 400_000 * p_l / (1 - f_l)
     tol = 3.0 * np.sqrt(1 / k_g + 1 / k_l) + 1e-3 * want
     assert parts["form_logistic_y"][0] == pytest.approx(want, abs=tol)
