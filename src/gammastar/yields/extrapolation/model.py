@@ -322,12 +322,14 @@ def _dlog_y_logistic(y, mu, s):
     return np.stack([2.0 / w * th, _LOGISTIC * (2.0 * d / w**2 * th - 1.0 / w)])
 
 
-XF_POWER = 3.0
+XF_POWER = 4.0
 """n of the ``xf_suppressed`` form's factor (1 − x)^n, x = E/E_beam: the quark-counting rule
 for a meson from the proton's valence quarks, dN/dx ∝ (1 − x)^{2 n_s − 1} with n_s = 2
 spectators as x → 1 (J. F. Gunion, Phys. Rev. D 10 (1974) 242; R. Blankenbecler, S. J.
-Brodsky, Phys. Rev. D 10 (1974) 2973); the lab energy fraction stands for x_F, the two
-meeting at x_F → 1, where the forward facilities' short lifetimes look."""
+Brodsky, Phys. Rev. D 10 (1974) 2973), plus one for the γ*: a Dalitz γ* carries a share z of
+its parent's energy, spread over (0, 1), and ∫ dz/z (1 − x/z)³ ∝ (1 − x)⁴ as x → 1. The lab
+energy fraction stands for x_F, the two meeting at x_F → 1, where the forward facilities'
+short lifetimes look."""
 
 
 def _log_xf(m: ArrayLike, pt: ArrayLike, y: ArrayLike, beam_energy: float, n: float) -> NDArray:
@@ -452,8 +454,9 @@ FORMS: dict[str, ModelForm] = {
     ),
     "xf_suppressed": ModelForm(
         "xf_suppressed",
-        "the nominal form × (1 − E/E_beam)^3 (the fall of meson spectra as x_F → 1, quark "
-        "counting) instead of a Gaussian rapidity cut only at the beam energy",
+        "the nominal form × (1 − E/E_beam)^4 (the fall of the γ* spectrum as x_F → 1: quark "
+        "counting for its parent meson, one more power for its share of the parent's energy) "
+        "instead of a Gaussian rapidity cut only at the beam energy",
         _log_y,
         _dlog_y,
         maps_to="y_sigma",
