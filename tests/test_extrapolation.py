@@ -983,3 +983,39 @@ def test_nsig_reweighting_kept_where_its_effective_size_is_large(small_reference
         for k, v in old.items():
             np.testing.assert_allclose(new[k], v, rtol=1e-12, atol=0)
     assert not calls
+
+
+def test_nsig_forms_where_the_model_covers_the_whole_phase_space():
+    """Without a flow every sample is the model's, inside F too (a beam dump's reach):
+    N/Y_F = 𝓔/f, so a form moves ln N by ln[(P_L(y > c)/f_alt) / (P_G(y > c)/f)] for a
+    detector that sees only y > c = ȳ + 3σ_y, the tails by quadrature as in
+    :func:`test_nsig_form_drawn_directly_where_reweighting_has_no_effective_size`, not by the
+    split draw's (1 − f)/f 𝓔_out, which would put N_alt/N near f + (1 − f) P_L/P_G.
+    Tolerance: 3σ of the weighted draws' counts beyond the cut (2·10⁵ nominal samples,
+    k ≈ 270 there; the logistic reweighted or drawn directly) plus the grid (< 0.1%)."""
+    from scipy.integrate import quad
+
+    from gammastar.yields.extrapolation.model import FORMS
+    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    region, exv, _, seen, cut = _forward_toy(10)
+    kin = ExtrapolatedSampler(None, exv, region).sample(MASS, 200_000, seed=4)
+    assert np.all(kin["extrapolated"])
+    ks = seen(kin)
+
+    def redraw(sampler, n, seed):
+        return seen(sampler(MASS, n, seed))
+
+    parts = nsig_error_parts(exv, region, MASS, kin, ks, [1.0], log=True, redraw=redraw, seed=3)
+    f0, _, mu, s = (float(v) for v in exv.at(MASS))
+    rec = exv.model_variations["logistic_y"]
+    f_l, mu_l, s_l = (float(rec[k] if k != "fiducial_fraction" else rec[k][0])
+                      for k in ("fiducial_fraction", "y_mean", "y_sigma"))  # fmt: skip
+    gauss = lambda y: np.exp(FORMS["nominal"].log_y(np.array([y]), mu, s))[0]
+    logi = lambda y: np.exp(FORMS["logistic_y"].log_y(np.array([y]), mu_l, s_l))[0]
+    p_g = quad(gauss, cut, mu + 40 * s)[0]
+    p_l = quad(logi, cut, mu_l + 60 * s_l)[0]
+    want = abs(np.log((p_l / f_l) / (p_g / f0)))
+    tol = 3.0 / np.sqrt(200_000 * p_g) + 1e-3 * want
+    assert parts["form_logistic_y"][0] == pytest.approx(want, abs=tol)

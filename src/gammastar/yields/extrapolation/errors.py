@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.core.threads import single_thread_blas
 from gammastar.errors import InputError
 from gammastar.yields.extrapolation.likelihood import (
     PROFILE_STEP,
@@ -18,6 +19,7 @@ from gammastar.yields.extrapolation.likelihood import (
     _fit_joint,
     _free,
     _group_params,
+    _nll_and_grad,
     _split,
 )
 from gammastar.yields.extrapolation.model import (
@@ -180,10 +182,11 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
     parameter per group at the nominal's ȳ and σ_y: a p_T form's change, and independent
     fits per group (it has no compiled sums, so a joint fit over shared parameters would
     take hundreds of numpy passes over every group). A form with a factor towards the beam
-    energy (no compiled sums either) keeps the nominal's ȳ, for the same reason."""
+    energy refits only the rapidity parameters the nominal fit leaves free
+    (:func:`_fit_rapidity`)."""
     sigma = fit.x[1] if fit.external is not None else None
-    if form.x_power:  # ȳ at the nominal's (the groups' fits then independent where σ_y is too)
-        mu_fixed = float(fit.x[0])
+    if form.x_power:
+        return _fit_rapidity(fit, form, mu_fixed, sigma)
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
         mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
         start = np.concatenate([fit.x[:2], ts, np.full(ts.size, form.power_start)])
@@ -196,6 +199,37 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
         xa, _ = _fit_joint(fit.data, (float(np.mean(ts)), fit.x[0], fit.x[1]), mu_fixed=mu_fixed,
                            form=form, sigma=sigma, power=fit.power)  # fmt: skip
     return xa
+
+
+def _fit_rapidity(fit: _Fit, form: ModelForm, mu_fixed: float | None,
+                  sigma: float | None) -> NDArray:  # fmt: skip
+    """``fit``'s pairs fitted with ``form`` in the rapidity parameters only: ȳ where
+    ``mu_fixed`` is ``None``, σ_y where ``sigma`` is (the nominal fit's free ones), every
+    T_g and m_T power at the nominal's; the nominal's parameters where none is free. Why: a
+    factor in E = m_T cosh y changes the rapidity shape; refitted in the p_T form as well, the
+    fit bends the p_T spectrum inside F to mimic the factor (a power at its bound) and carries
+    that far outside. Returns (ȳ, σ_y, T_g..., [a_g...]) as :func:`_fit_joint`."""
+    from scipy.optimize import minimize
+
+    x = np.asarray(fit.x, dtype=np.float64)
+    free = [i for i, fixed in ((0, mu_fixed), (1, sigma)) if fixed is None]
+    if not free:
+        return x.copy()
+    bounds = [(_BOUNDS[1], _BOUNDS[2])[i] for i in free]
+
+    def nll(q: NDArray) -> tuple[float, NDArray]:
+        par = x.copy()
+        par[free] = q
+        # the free vector _nll_and_grad takes: ȳ, σ_y, T_g..., [a_g...] (ȳ, σ_y both free)
+        val, grad = _nll_and_grad(par, fit.data, None, None, form, fit.power)
+        return val, grad[free]
+
+    with single_thread_blas():
+        res = minimize(nll, x[free], jac=True, method="L-BFGS-B", bounds=bounds,
+                       options={"ftol": 1e-12, "gtol": 1e-8, "maxiter": 200})  # fmt: skip
+    out = x.copy()
+    out[free] = res.x
+    return out
 
 
 def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0,

@@ -321,9 +321,13 @@ def _out_samples(ex: Extrapolation, fiducial: Any, mass: float, kin: tuple,
     qt, e, out_mask = kin
     f0, t, mu, s = (float(v) for v in ex.at(mass))
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
+    # without a flow the model stands for the data inside F too: its samples there are
+    # labelled extrapolated, and they cover the whole phase space
+    full = bool(np.any(fiducial.contains(np.full(int(out_mask.sum()), mass), qt[out_mask],
+                                         e[out_mask])))  # fmt: skip
     return _OutSamples(mass, qt[out_mask], np.arccosh(np.maximum(e[out_mask] / mt, 1.0)),
                        a[out_mask], a.mean(axis=0), out_mask, (t, mu, s, float(ex.power_at(mass))),
-                       f0, _grid_in_f(fiducial, mass))  # fmt: skip
+                       f0, _grid_in_f(fiducial, mass), full)  # fmt: skip
 
 
 class _OutSamples(NamedTuple):
@@ -341,6 +345,10 @@ class _OutSamples(NamedTuple):
     nominal: tuple[float, float, float, float]
     f0: float
     inside: NDArray
+    full: bool = False
+    """Whether the extrapolated samples cover the whole phase space (no flow: the model inside
+    F too), so that N/Y_F = 𝓔/f_F; else they lie outside F and N/Y_F = 𝓔_in + (1 − f_F)/f_F
+    𝓔_out."""
 
 
 def _gradient_rows(ex: Extrapolation, mass: float) -> list[tuple[int, int, float]]:
@@ -636,6 +644,8 @@ def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> tuple | None:
     acc_nom = a_out.mean(axis=0)
     c = w[:, None] * a_out  # the contributions to 𝓔_out,alt
     kish = kish_size(c.sum(axis=0), (c**2).sum(axis=0))
+    if draw.full:  # the samples cover F too: N/Y_F = 𝓔/f
+        return acc_alt / f_alt - acc_nom / f0, kish, par
     return (1 - f_alt) / f_alt * acc_alt - (1 - f0) / f0 * acc_nom, kish, par
 
 
@@ -766,7 +776,9 @@ class _DirectDraw:
     random numbers: their ratio's noise partly cancels). N is resolved where the Kish
     effective size of its contributions (the nominal draw's inside F, 1/(n f) each ×
     acceptance, and the direct draw's outside, (1 − f)/f × its normalised weight ×
-    acceptance) reaches :data:`KISH_MIN`: at a cτ where one sample's
+    acceptance; 1/f × it, drawn over the whole phase space, where the nominal draw's model
+    samples cover it, :attr:`_OutSamples.full`) reaches :data:`KISH_MIN`: at a cτ where one
+    sample's
     survival of e^{−40} is the whole of N, N_alt/N is not measured but one sample's luck."""
 
     def __init__(self, fiducial: Any, draw: _OutSamples, redraw: Redraw, seed: int | None,
@@ -782,11 +794,12 @@ class _DirectDraw:
 
     def _n_over_yf(self, form: Any, par: tuple[float, ...]) -> tuple[NDArray, NDArray]:
         """(N/Y_F, its Kish effective size) per cτ of ``form`` at ``par``."""
-        draws = _form_sampler(form, par, self.fid, self.e_max)
+        draws = _form_sampler(form, par, _Nowhere() if self.draw.full else self.fid, self.e_max)
         sample = self.redraw(draws, self.n, self.seed)
         a = per_sample_acceptance(sample, self.ctau)
         f = par[0]
-        c = (1 - f) / f * draws.weight / draws.weight.sum()  # each outside sample's share
+        share = 1.0 if self.draw.full else 1.0 - f  # the draw's part of the model: all, or outside F
+        c = share / f * draws.weight / draws.weight.sum()  # each sample's share
         tot = self.e_in + c @ a
         sq = self.sq_in + (c**2) @ (a**2)
         return tot, kish_size(tot, sq)
@@ -823,7 +836,8 @@ def _external_response(ex: Extrapolation, steps: Any, sides, q) -> NDArray[np.fl
 class _LogSteps:
     """ln N at parameter steps for :func:`nsig_error_parts` (``log=True``, and an external
     σ_y's two fits in both modes): N/Y_F = 𝓔_in +
-    (1 − f_F(θ))/f_F(θ) 𝓔_out(θ), 𝓔_out(θ) the extrapolated samples' acceptance reweighted
+    (1 − f_F(θ))/f_F(θ) 𝓔_out(θ) (𝓔(θ)/f_F(θ) where the draw's model samples cover the whole
+    phase space, :attr:`_OutSamples.full`), the extrapolated samples' acceptance reweighted
     by p_θ/p_θ0 (self-normalised, as :func:`_form_shifts`), f_F by quadrature. A step is
     given in the covariance's rows (``rows``: (kind, index, weight), kind 0–3 = T, ȳ, σ_y,
     a; a group's T and a enter the mass's with its interpolation weight)."""
@@ -833,6 +847,7 @@ class _LogSteps:
         self.a_out = draw.a
         self.base = np.asarray(draw.nominal, dtype=np.float64)
         self.rows, self.inside = rows, draw.inside  # F on the quadrature grid (_grid_in_f)
+        self.full = draw.full
         n = draw.out_mask.size
         in_sum = draw.tot * n - draw.a.sum(axis=0)  # the samples inside F: not moved by θ
         self.e_in = in_sum / n / draw.f0  # 𝓔_in (the inside share of the draw is f_F)
@@ -850,7 +865,7 @@ class _LogSteps:
         lw = self._logp(p) - self.lp0
         w = np.exp(lw - lw.max()) if lw.size else lw
         acc = w @ self.a_out / max(float(w.sum()), 1e-300)
-        return self.e_in + (1 - f) / f * acc
+        return self.e_in + (1.0 if self.full else 1 - f) / f * acc
 
     def _step(self, d):
         """The step d of the rows' parameters in (T, ȳ, σ_y, a)."""
