@@ -588,3 +588,50 @@ def test_each_edge_takes_its_own_extrapolation_size():
     # boundary at all, not an ε_low without its ε_high
     none = run(np.where(eps < 1e-5, 0.1, 1e8))
     assert np.all(np.isnan(none.boundaries["0"]))
+
+
+def test_the_high_edge_takes_the_size_at_its_own_boundary():
+    """An extrapolation error growing steeply towards short lifetimes (r ∝ ε³ above 10⁻⁵):
+    the ε_high boundary solved with the size at the first pass's boundary (the largest) is
+    improved towards the self-consistent one, never beyond it: it lies at or above that
+    first solve's, and the limit with the size at the boundary found reaches at least as far
+    (to the boundaries' root-finding tolerance)."""
+    from types import SimpleNamespace
+
+    from gammastar.reach.scan.mass_limit import _high_edge, _mass_limit, _MassInputs, _sizes_at
+    from gammastar.reach.scan.mass_signal import _MassSignal
+    from gammastar.reach.signal import BOUNDARY_XTOL, MassModelSettings
+
+    eps = np.geomspace(1e-8, 1e-3, 200)
+
+    def nsig(e):
+        e = np.asarray(e, dtype=np.float64)
+        return 1e24 * e**4 * np.exp(-((e / 1e-4) ** 2))
+
+    sig = _MassSignal(0.3, 5, ("mumu",), {}, {"mumu": 1.0}, np.ones(eps.size), nsig, nsig(eps),
+                      np.ones(eps.size), None, None)  # fmt: skip
+    st = SimpleNamespace(
+        model_settings=lambda ch: MassModelSettings(ch, {"mumu": 0.0}, {"mumu": 1.0}, 0.0, 0.0),
+        observed=None, cl=0.9, method="exact", ntoys=0, event_lines=(),
+    )  # fmt: skip
+    ex_rel = np.where(eps > 1e-5, 0.1 * (eps / 1e-5) ** 3, 0.1)
+    point = _MassInputs(0, {"extrapolation": 0.1}, 0.0, None, ex_rel=ex_rel)
+    got = _mass_limit(sig, point, np.array([0.3]), eps, st)
+    hi = got.boundaries["0"][1]
+    first = got.extrapolation["eps_high"]  # the size at the first pass's boundary
+
+    def solve(sizes):
+        from gammastar.reach.scan.mass_limit import _boundaries, _mass_model_for
+        from gammastar.reach.stats import upper_limit
+
+        model = _mass_model_for(sig, 0, np.array([0.3]), st, 0.0, sizes)
+        lim = upper_limit(model, cl=0.9, method="exact", ntoys=0, seed=5)
+        return model, lim, _boundaries(lim, sig, eps, st)
+
+    tol = 3 * BOUNDARY_XTOL
+    e1 = solve({"extrapolation": first})[2]["0"][1]
+    assert hi >= e1 * (1 - tol)
+    own = solve(_sizes_at(point, eps, hi, {"extrapolation": first}))[2]["0"][1]
+    assert own >= hi * (1 - tol)
+    assert hi > 1.02 * e1  # the improvement is there to see
+    assert _high_edge(solve, point, sig, eps, {"extrapolation": first})[2]["0"][1] == pytest.approx(hi, rel=1e-12)
