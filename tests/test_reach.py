@@ -544,21 +544,19 @@ def test_yield_between_bins_has_the_error_of_independent_bins():
         assert abs(quoted / toy - 1) < 0.03, (t, quoted, toy)
 
 
-def test_each_edge_takes_its_own_extrapolation_size():
-    """A per-ε N_sig error (here the extrapolation's: 10% at long lifetimes, ×6 at short
-    ones, as the model's tail towards the beam energy gives a far-forward detector) sizes
-    each boundary's limit at that boundary: ε_low is the one a constant 10% gives, ε_high the
-    one a constant r = 5 gives (the same computations: equal to rounding), and the larger
-    size would have moved ε_low (what one size for both edges did)."""
+def _edge_toy():
+    """One mass point's signal for the per-edge tests: N_sig(ε) = 10²⁴ ε⁴ e^{−(ε/10⁻⁴)²} (a
+    long-lifetime rise ∝ ε⁴ and a short-lifetime cut-off; peak 5·10⁷ events) on 200 ε from
+    10⁻⁸ to 10⁻³, no background, the exact 90% CL limit. Returns (ε grid, the signal, the
+    settings)."""
     from types import SimpleNamespace
 
-    from gammastar.reach.scan.mass_limit import _mass_limit, _MassInputs
     from gammastar.reach.scan.mass_signal import _MassSignal
     from gammastar.reach.signal import MassModelSettings
 
     eps = np.geomspace(1e-8, 1e-3, 200)
 
-    def nsig(e):  # a long-lifetime rise ∝ ε⁴ and a short-lifetime cut-off
+    def nsig(e):
         e = np.asarray(e, dtype=np.float64)
         return 1e24 * e**4 * np.exp(-((e / 1e-4) ** 2))
 
@@ -568,6 +566,18 @@ def test_each_edge_takes_its_own_extrapolation_size():
         model_settings=lambda ch: MassModelSettings(ch, {"mumu": 0.0}, {"mumu": 1.0}, 0.0, 0.0),
         observed=None, cl=0.9, method="exact", ntoys=0, event_lines=(),
     )  # fmt: skip
+    return eps, sig, st
+
+
+def test_each_edge_takes_its_own_extrapolation_size():
+    """A per-ε N_sig error (here the extrapolation's: 10% at long lifetimes, ×6 at short
+    ones, as the model's tail towards the beam energy gives a far-forward detector) sizes
+    each boundary's limit at that boundary: ε_low is the one a constant 10% gives, ε_high the
+    one a constant r = 5 gives (the same computations: equal to rounding), and the larger
+    size would have moved ε_low (what one size for both edges did)."""
+    from gammastar.reach.scan.mass_limit import _mass_limit, _MassInputs
+
+    eps, sig, st = _edge_toy()
     masses = np.array([0.3])
 
     def run(ex_rel):
@@ -596,24 +606,10 @@ def test_the_high_edge_takes_the_size_at_its_own_boundary():
     improved towards the self-consistent one, never beyond it: it lies at or above that
     first solve's, and the limit with the size at the boundary found reaches at least as far
     (to the boundaries' root-finding tolerance)."""
-    from types import SimpleNamespace
-
     from gammastar.reach.scan.mass_limit import _high_edge, _mass_limit, _MassInputs, _sizes_at
-    from gammastar.reach.scan.mass_signal import _MassSignal
-    from gammastar.reach.signal import BOUNDARY_XTOL, MassModelSettings
+    from gammastar.reach.signal import BOUNDARY_XTOL
 
-    eps = np.geomspace(1e-8, 1e-3, 200)
-
-    def nsig(e):
-        e = np.asarray(e, dtype=np.float64)
-        return 1e24 * e**4 * np.exp(-((e / 1e-4) ** 2))
-
-    sig = _MassSignal(0.3, 5, ("mumu",), {}, {"mumu": 1.0}, np.ones(eps.size), nsig, nsig(eps),
-                      np.ones(eps.size), None, None)  # fmt: skip
-    st = SimpleNamespace(
-        model_settings=lambda ch: MassModelSettings(ch, {"mumu": 0.0}, {"mumu": 1.0}, 0.0, 0.0),
-        observed=None, cl=0.9, method="exact", ntoys=0, event_lines=(),
-    )  # fmt: skip
+    eps, sig, st = _edge_toy()
     ex_rel = np.where(eps > 1e-5, 0.1 * (eps / 1e-5) ** 3, 0.1)
     point = _MassInputs(0, {"extrapolation": 0.1}, 0.0, None, ex_rel=ex_rel)
     got = _mass_limit(sig, point, np.array([0.3]), eps, st)
