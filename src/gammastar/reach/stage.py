@@ -420,7 +420,7 @@ def reach_document(
         "observed": [None if lim is None else lim.observed for lim in res.limits],
         "method": [None if lim is None else lim.method for lim in res.limits],
     }
-    if res.limits_high is not None:  # ε_high solved with its own sizes (mass_limit._edge_sizes)
+    if res.limits_high is not None:  # ε_high solved with its own sizes (mass_limit._sizes_at)
         highs = res.limits_high
         limits_json["eps_high"] = {
             **{b: [None if lim is None else lim.expected[b] for lim in highs] for b in BANDS},

@@ -140,7 +140,7 @@ class _MassLimit:
     lambda_theta: dict[str, Any] | None = None
     high: tuple[Model, LimitResult] | None = None
     """The ε_high edge's likelihood and limit where its per-ε nuisances' sizes differ from the
-    ε_low edge's (:func:`_edge_sizes`); ``None``: one limit for both edges."""
+    ε_low edge's (:func:`_sizes_at`); ``None``: one limit for both edges."""
 
 
 def _second_pass_rows(
@@ -168,30 +168,13 @@ def _second_pass_rows(
     return kin_row, ex_row, lam_row
 
 
-def _edge_sizes(
-    nuis: dict[str, float], rows: tuple[dict[str, Any] | None, ...]
-) -> tuple[dict[str, float], dict[str, float]]:
-    """The nuisances' sizes at the ε_low and at the ε_high edge: each per-ε row's
-    (``kinematic_model``, ``extrapolation``, ``acceptance_lambda_theta``) value at that edge
-    where it is resolved, else its ``rel`` (already in ``nuis``). Why per edge: the two
+def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
+              base: dict[str, float]) -> dict[str, float]:  # fmt: skip
+    """``base`` with each per-ε nuisance of ``point`` (``kinematic_model``, ``extrapolation``,
+    ``acceptance_lambda_theta``) at ε = ``at`` where it is resolved. Why per edge: the two
     boundaries are two hypothesis tests at two ε, and a far-forward detector's N_sig is known
     far less well at its short-lifetime edge (the model's tail towards the beam energy) than
     at its long-lifetime one."""
-    at = ({**nuis}, {**nuis})
-    for name, row in zip(("kinematic_model", "extrapolation", "acceptance_lambda_theta"), rows,
-                         strict=True):  # fmt: skip
-        if row is None or name not in nuis:
-            continue
-        for sizes, side in zip(at, ("eps_low", "eps_high"), strict=True):
-            v = row.get(side)
-            if v is not None and np.isfinite(v):
-                sizes[name] = float(v)
-    return at
-
-
-def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
-              base: dict[str, float]) -> dict[str, float]:  # fmt: skip
-    """``base`` with each per-ε nuisance of ``point`` at ε = ``at`` where it is resolved."""
     out = dict(base)
     for name, rel in (("kinematic_model", point.kin_rel), ("extrapolation", point.ex_rel),
                       ("acceptance_lambda_theta", point.lam_rel)):  # fmt: skip
@@ -233,7 +216,7 @@ def _mass_limit(
     (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
     ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
     boundaries, likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``: each edge
-    with the sizes at it (:func:`_edge_sizes`; a second limit for ε_high where they
+    with the sizes at it (:func:`_sizes_at`; a second limit for ε_high where they
     differ)."""
     nuis, methods = dict(point.nuisances), set()
     rows: tuple[dict[str, Any] | None, ...] = (None, None, None)
@@ -260,7 +243,9 @@ def _mass_limit(
         or (point.lam_rel is not None and "acceptance_lambda_theta" in nuis)
     ):
         rows = _second_pass_rows(point, sig, eps, bnd["0"], nuis)
-        at_low, at_high = _edge_sizes(nuis, rows)
+        first_low, first_high = bnd["0"]  # the first pass's, where the rows were taken
+        at_low = _sizes_at(point, eps, first_low, nuis)
+        at_high = _sizes_at(point, eps, first_high, nuis)
         model, lim, bnd = solve(at_low)
         if at_high != at_low:
             m_hi, l_hi, b_hi = _high_edge(solve, point, sig, eps, at_high)

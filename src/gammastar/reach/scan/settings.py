@@ -61,7 +61,7 @@ class ScanResult:
     :class:`~gammastar.reach.scan.workers.MassWorks`)."""
     limits_high: list[LimitResult | None] | None = None
     """Per mass, the ε_high edge's limit where its per-ε nuisances' sizes differ from the
-    ε_low edge's (``None`` there otherwise; :func:`~gammastar.reach.scan.mass_limit._edge_sizes`):
+    ε_low edge's (``None`` there otherwise; :func:`~gammastar.reach.scan.mass_limit._sizes_at`):
     ``limits`` then solves ε_low only."""
 
 
