@@ -24,7 +24,7 @@ from gammastar.yields.extrapolation.model import (
 )
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["KISH_MIN", "NsigErrorSettings", "nsig_error_parts", "nsig_full_space_error", "nsig_lambda_theta", "nsig_reach_error", "nsig_relative_error", "per_sample_acceptance"]
+__all__ = ["KISH_MIN", "TILT_SIGMAS", "NsigErrorSettings", "nsig_error_parts", "nsig_full_space_error", "nsig_lambda_theta", "nsig_reach_error", "nsig_relative_error", "per_sample_acceptance"]
 
 
 KISH_MIN = 30.0
