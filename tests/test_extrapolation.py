@@ -266,16 +266,21 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed(small_referenc
     """``form_<name>`` is there for every alternative form of the fit, 0 where its part is not
     computed: without ``covariance_stat`` (an extrapolation whose covariance holds the forms)
     and for a form with no finite fit (its f_F and T all ``None``); the other form keeps its
-    own, nonzero part."""
+    own, nonzero part. The generator template's form (a generator whose rapidity is a logistic:
+    another shape than the model's) reaches N_sig through its record's table."""
     import dataclasses
 
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.yields.extrapolation.model import MODEL_VARIATIONS
     from gammastar.yields.extrapolation.nsig import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+    from gammastar.yields.extrapolation.template import TemplateSample
 
     region = _ToyRegion()
-    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True, beam_energy=400.0)
+    gen_y = np.random.default_rng(5).logistic(TRUE[1], 0.7, 200_000)
+    template = TemplateSample(np.full(gen_y.size, MASS), gen_y, None, "logistic generator")
+    exv = _fit(region, _toy(region, 5_000, seed=21), model_variations=True, beam_energy=400.0,
+               template=template)  # fmt: skip
     kin = ExtrapolatedSampler(ParametricSampler(*TRUE), exv, region).sample(MASS, 20_000, seed=4)
     ks = _all_seeing(kin, np.ones(len(kin["qT"])))
     keys = {f"form_{k}" for k in MODEL_VARIATIONS}
@@ -376,7 +381,8 @@ def test_model_variations_join_the_covariance():
     region = _ToyRegion()
     ex = _fit(region, _toy(region, 20_000, seed=31), model_variations=True, compare=False,
               beam_energy=400.0)
-    assert set(ex.model_variations) == set(MODEL_VARIATIONS)
+    # every form but the generator template's, which needs a generator (test_extrapolation_template)
+    assert set(ex.model_variations) == set(MODEL_VARIATIONS) - {"generator_template"}
     deltas = []
     for name, rec in ex.model_variations.items():
         d = np.asarray(rec["parameter_shift"])

@@ -217,6 +217,28 @@ class BelowSeamFit(Section):
     (Kroll and Wada, Phys. Rev. 98 (1955) 1355); the number is stated, not assumed."""
 
 
+class GeneratorTemplate(Section):
+    """A generator's γ* whose rapidity shape is one more form of the extrapolation model
+    (``generator_template``, :mod:`gammastar.yields.extrapolation.template`): its dN/dy per
+    mass bin over the Gaussian of its own mean and width, a factor on the model refitted to
+    the data inside F; its f_F and N_sig join the ``extrapolation`` error beside the other
+    forms. Generated at the data's beam energy and target, every γ* of the cocktail (no
+    detector)."""
+
+    files: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """ROOT files of the generator's γ* (relative to the config; ``${output}`` allowed)."""
+    tree: Annotated[str, Field(min_length=1)]
+    """The TTree or RNTuple holding them."""
+    mass: Annotated[str, Field(min_length=1)]
+    """Branch of the γ* mass (GeV)."""
+    rapidity: Annotated[str, Field(min_length=1)]
+    """Branch of the γ* lab rapidity."""
+    weight: Annotated[str, Field(min_length=1)] | None = None
+    """Branch of a per-γ* weight (``None``: all 1)."""
+    label: Annotated[str, Field(min_length=1)]
+    """The generator and its settings (recorded in ``yields.json``)."""
+
+
 class YieldsConfig(Section):
     """A′ and χχ̄ yields per POT (paper Eqs. 6, 8) and the theory comparisons
     (docs/explanation/physics.md §8).
@@ -289,6 +311,9 @@ class YieldsConfig(Section):
     m_T-exponential; then the Boltzmann form a = 1 enters the error as a model variation);
     ``fitted``: one a per fit group, fitted with its T, its error from the data (the sandwich
     covariance; docs/explanation/method.md "The p_T form fitted")."""
+    extrapolation_template: GeneratorTemplate | None = None
+    """A generator's γ* whose rapidity shape enters the extrapolation's error as one more model
+    form (:class:`GeneratorTemplate`). ``None``: none."""
     extrapolation_below_seam: BelowSeamFit | None = None
     """A both-channels run's model below the seam (:class:`BelowSeamFit`), fitted to the
     full-phase-space channel's pairs inside its lepton acceptance and written to ``yields.json``

@@ -45,5 +45,6 @@ The package, one module per concern (import from the module that defines a name)
 * :mod:`~gammastar.yields.extrapolation.result`: the fitted :class:`Extrapolation`;
 * :mod:`~gammastar.yields.extrapolation.refits`: refits to moved pairs;
 * :mod:`~gammastar.yields.extrapolation.nsig`: the error on a reach's N_sig;
-* :mod:`~gammastar.yields.extrapolation.samplers`: labelled samples outside F.
+* :mod:`~gammastar.yields.extrapolation.samplers`: labelled samples outside F;
+* :mod:`~gammastar.yields.extrapolation.template`: a generator's rapidity shape as a model form.
 """

@@ -6,6 +6,7 @@ refitted to the same pairs).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -185,7 +186,9 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
     energy refits only the rapidity parameters the nominal fit leaves free
     (:func:`_fit_rapidity`)."""
     sigma = fit.x[1] if fit.external is not None else None
-    if form.x_power:
+    if form.factor is not None:  # the generator's own centre and width: both free
+        return _fit_rapidity(fit, form, None, None)
+    if form.has_factor:
         return _fit_rapidity(fit, form, mu_fixed, sigma)
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
         mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
@@ -233,7 +236,7 @@ def _fit_rapidity(fit: _Fit, form: ModelForm, mu_fixed: float | None,
 
 
 def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0,
-                      beam_energy: float | None = None):
+                      beam_energy: float | None = None, template: Any = None):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external),
     its f_F per bin, and the shift δ of the
@@ -260,7 +263,9 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
 
     A form with a factor towards the beam energy (:attr:`ModelForm.x_power`,
     ``xf_suppressed``) is fitted at ``beam_energy`` and skipped without it; its record holds
-    ``x_power`` and ``beam_energy``.
+    ``x_power`` and ``beam_energy``. ``generator_template`` is fitted with ``template``'s
+    factor (:class:`~gammastar.yields.extrapolation.template.RapidityTemplate`) and skipped
+    without it; its record holds the table (``template``).
 
     Returns:
         ``(record, shifts)``: per form ``{description, fiducial_fraction, temperature,
@@ -287,11 +292,14 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
         par = (t, x[0], s, powers[group_of[i]])
         return fiducial_fraction(fiducial, float(centre[i]), par, inside[i])
 
-    jobs = [(name, FORMS[name].at_beam(beam_energy), mu_fixed) for name in MODEL_VARIATIONS
+    forms = {name: FORMS[name].at_beam(beam_energy) for name in MODEL_VARIATIONS}
+    if template is not None:
+        forms["generator_template"] = replace(forms["generator_template"], factor=template)
+    jobs = [(name, form, mu_fixed) for name, form in forms.items()
             # a p_T power form: inside the fitted family (fit_extrapolation pt_power)
-            if not (power is None and FORMS[name].maps_to == "T"
-                    and FORMS[name].log_pt_family == "mt_power")
-            and not (FORMS[name].x_power and beam_energy is None)]  # fmt: skip
+            if not (power is None and form.maps_to == "T" and form.log_pt_family == "mt_power")
+            and not (form.x_power and beam_energy is None)
+            and not (name == "generator_template" and form.factor is None)]  # fmt: skip
     if mu_fixed is not None and y_mean_error > 0:
         jobs.append(("y_mean_backward", NOMINAL, mu_fixed - y_mean_error))
     record, shifts = {}, []
@@ -350,4 +358,6 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
         }
         if form.x_power:
             record[name].update(x_power=form.x_power, beam_energy=form.beam_energy)
+        if form.factor is not None:
+            record[name]["template"] = form.factor.as_record()
     return record, shifts

@@ -45,6 +45,7 @@ from gammastar.yields.extrapolation.result import (
     ERROR_METHODS,
     Extrapolation,
 )
+from gammastar.yields.extrapolation.template import TemplateSample
 
 __all__ = ["Y_SIGMA_MARGIN", "FitSettings", "fit_extrapolation"]
 
@@ -106,6 +107,11 @@ class FitSettings:
     beam_energy: float | None = None
     """The beam energy (GeV): with it the ``xf_suppressed`` form, the model × (1 −
     E/E_beam)^n, is one more model variation (:data:`MODEL_VARIATIONS`)."""
+    template: TemplateSample | None = None
+    """A generator's γ* (``yields.extrapolation_template``): with it the
+    ``generator_template`` form, the model × the generator's rapidity shape on the fit's mass
+    bins (:class:`~gammastar.yields.extrapolation.template.RapidityTemplate`), is one more
+    model variation."""
 
     @classmethod
     def from_config(cls, cfg: AnalysisConfig) -> FitSettings:
@@ -124,6 +130,7 @@ class FitSettings:
             y_sigma_source=None if ys is None else ys.source,
             pt_power=cfg.yields.extrapolation_pt_power,
             beam_energy=cfg.beam.energy,
+            template=TemplateSample.from_config(cfg),
         )
 
 
@@ -181,8 +188,10 @@ def fit_extrapolation(
     cov_stat = err_stat = variations = None
     if settings.model_variations and method == "sandwich" and cov is not None:
         cov_stat, err_stat = cov, frac_err
+        template = None if settings.template is None else settings.template.on(edges)
         variations, cov, frac_err, d_sigma = _with_model_variations(
-            fit, fiducial, centre, cov, y_mean, settings.y_mean_error, settings.beam_energy)
+            fit, fiducial, centre, cov, y_mean, settings.y_mean_error, settings.beam_energy,
+            template)
     temp, mu, sig, pt_pow, frac, neff = values
     return Extrapolation(centre, edges, frac, temp, mu, sig, np.nan_to_num(neff),
                          fiducial.as_dict(), frac_err, d_sigma, y_mean is not None,
@@ -423,7 +432,7 @@ def _bin_values(fit: _Fit, fiducial: Any, centre: NDArray,
 
 def _with_model_variations(fit: _Fit, fiducial: Any, centre: NDArray, cov: NDArray,
                            y_mean: float | None, y_mean_error: float = 0.0,
-                           beam_energy: float | None = None
+                           beam_energy: float | None = None, template: Any = None
                            ) -> tuple[Any, NDArray, NDArray, float]:  # fmt: skip
     """The model's form added to the sandwich (:func:`_model_variations`; with a fixed ȳ of
     error ``y_mean_error`` > 0 also the refit at ȳ − that error).
@@ -433,7 +442,7 @@ def _with_model_variations(fit: _Fit, fiducial: Any, centre: NDArray, cov: NDArr
         δσ_y).
     """
     variations, shifts = _model_variations(fit, fiducial, centre, y_mean, y_mean_error,
-                                           beam_energy)
+                                           beam_energy, template)
     cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
     frac_err = _fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
                                 fit.power)  # fmt: skip

@@ -10,7 +10,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -345,6 +345,16 @@ def _log_xf(m: ArrayLike, pt: ArrayLike, y: ArrayLike, beam_energy: float, n: fl
         return np.where(x < 1.0, n * np.log1p(-np.minimum(x, 1.0)), -np.inf)
 
 
+class Factor(Protocol):
+    """A parameter-free factor on a form's density (:attr:`ModelForm.factor`)."""
+
+    def __call__(self, m: Any, pt: Any, y: Any) -> NDArray[np.float64]:
+        """ln h at (m, p_T, y), broadcast."""
+
+    def as_record(self) -> dict[str, Any]:
+        """Its ``yields.json`` record."""
+
+
 @dataclass(frozen=True)
 class ModelForm:
     """One form of the model's densities: ln p(p_T | m, T, a) of the m_T-power family
@@ -382,18 +392,31 @@ class ModelForm:
     normalises on its grid)."""
     beam_energy: float | None = None
     """E_beam of :attr:`x_power`'s factor (GeV; :meth:`at_beam`)."""
+    factor: Factor | None = None
+    """A parameter-free factor h(m, p_T, y) on the density, as ``factor(m, pt, y)`` → ln h
+    (a generator's rapidity shape: :class:`~gammastar.yields.extrapolation.template.RapidityTemplate`);
+    treated as :attr:`x_power`'s."""
+
+    @property
+    def has_factor(self) -> bool:
+        """Whether the density carries a factor without parameters (:meth:`log_factor`)."""
+        return bool(self.x_power) or self.factor is not None
 
     def at_beam(self, energy: float | None) -> ModelForm:
         """This form at the beam energy ``energy`` (itself where it has no factor)."""
         return dataclasses.replace(self, beam_energy=energy) if self.x_power else self
 
     def log_factor(self, m, pt, y) -> NDArray | float:
-        """ln of the factor (1 − E/E_beam)^n (:attr:`x_power`; 0 without one)."""
+        """ln of the factors (1 − E/E_beam)^n (:attr:`x_power`) and :attr:`factor` (0
+        without)."""
+        out: NDArray | float = 0.0
+        if self.factor is not None:
+            out = self.factor(m, pt, y)
         if not self.x_power:
-            return 0.0
+            return out
         if self.beam_energy is None:
             raise ValueError(f"model form {self.name!r} needs the beam energy (ModelForm.at_beam)")
-        return _log_xf(m, pt, y, self.beam_energy, self.x_power)
+        return out + _log_xf(m, pt, y, self.beam_energy, self.x_power)
 
     def log_p(self, m, pt, y, t, mu, s, a: float = 0.0) -> NDArray:
         """ln p(p_T, y) = ln p(p_T) + ln p(y) + :meth:`log_factor` (not normalised with a
@@ -462,11 +485,20 @@ FORMS: dict[str, ModelForm] = {
         maps_to="y_sigma",
         x_power=XF_POWER,
     ),
+    "generator_template": ModelForm(
+        "generator_template",
+        "the nominal form × h(m, y), a generator's γ* rapidity density over the Gaussian of its "
+        "own mean and width (yields.extrapolation_template), refitted inside F",
+        _log_y,
+        _dlog_y,
+        maps_to="y_sigma",
+    ),
 }
 """The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
-MODEL_VARIATIONS = ("mt_boltzmann", "tsallis", "logistic_y", "xf_suppressed")
+MODEL_VARIATIONS = ("mt_boltzmann", "tsallis", "logistic_y", "xf_suppressed", "generator_template")
 """The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`;
-``xf_suppressed`` where the beam energy is given: :attr:`FitSettings.beam_energy`)."""
+``xf_suppressed`` where the beam energy is given, :attr:`FitSettings.beam_energy`;
+``generator_template`` where a generator's rapidity shape is, :attr:`FitSettings.template`)."""
 
 
 _PT_GRID = np.meshgrid(_PT, _Y, indexing="ij")[0]
@@ -511,7 +543,7 @@ def fiducial_fraction(
     # the density factorises in p_T and y: Σᵢⱼ p(p_Tᵢ) p(yⱼ) Fᵢⱼ as p_T-density · (F · y-density)
     # (one matrix-vector product instead of the whole grid's densities)
     dens_pt, dens_y = np.exp(form.log_pt(m, _PT, t, a)), np.exp(form.log_y(_Y, mu, s))
-    if form.x_power:  # not factorised: the whole grid, normalised on it
+    if form.has_factor:  # not factorised: the whole grid, normalised on it
         dens = dens_pt[:, None] * dens_y[None, :] * np.exp(form.log_factor(m, _PT_GRID, _Y[None, :]))
         return float(np.sum(dens * inside) / np.sum(dens))
     dpt, dy = _PT[1] - _PT[0], _Y[1] - _Y[0]

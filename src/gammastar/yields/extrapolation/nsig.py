@@ -5,6 +5,7 @@ f_F, so N_sig moves far less than Y_F/f_F (docs/validation/uncertainties-and-cov
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -616,13 +617,32 @@ def _form_shifts(ex: Extrapolation, draw: _OutSamples, direct: _DirectDraw | Non
 def _variation_form(name: str, rec: Mapping[str, Any]) -> Any:
     """The :data:`FORMS` entry of a model variation's record: its ``form`` (the nominal for
     ``y_mean_backward``, a refit at another ȳ), else its name, at the record's
-    ``beam_energy`` where the form has a factor towards it; ``None``: not a known form, or
-    such a form without its beam energy."""
+    ``beam_energy`` where the form has a factor towards it, with the record's ``template``
+    table for ``generator_template``; ``None``: not a known form, or such a form without its
+    beam energy or table."""
     form = FORMS.get(str(rec.get("form", name)))
+    if form is not None and form.name == "generator_template":
+        if "template" not in rec:
+            return None
+        return dataclasses.replace(form, factor=_template_of(rec["template"]))
     if form is None or not form.x_power:
         return form
     energy = rec.get("beam_energy")
     return None if energy is None else form.at_beam(float(energy))
+
+
+_TEMPLATES: dict[int, tuple[Any, Any]] = {}
+
+
+def _template_of(rec: Mapping[str, Any]) -> Any:
+    """The :class:`~gammastar.yields.extrapolation.template.RapidityTemplate` of a record's
+    table, made once per record (each N_sig error asks for it at every mass)."""
+    from gammastar.yields.extrapolation.template import RapidityTemplate
+
+    got = _TEMPLATES.get(id(rec))
+    if got is None or got[0] is not rec:
+        got = _TEMPLATES[id(rec)] = (rec, RapidityTemplate.from_record(rec))
+    return got[1]
 
 
 def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> tuple | None:
@@ -740,7 +760,7 @@ def _form_sampler(form: Any, par: tuple[float, ...], fiducial: Any,
     mixture of the form's rapidity density and its copy shifted forward by
     :data:`TILT_SIGMAS` σ_y (each within its centre ± 12 σ_y, wider than the fit's quadrature
     grid, whose edge at y = 9 would cut the logistic form's tail), weight g/(½g + ½g_shifted)
-    × a form's factor towards the beam energy (:attr:`ModelForm.x_power`), E = m_T cosh y;
+    × a form's parameter-free factor (:meth:`ModelForm.log_factor`), E = m_T cosh y;
     with ``e_max`` only E ≤ e_max (the sampler's truncation, :class:`ExtrapolatedSampler`
     ``e_max``).
 
