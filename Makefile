@@ -104,9 +104,11 @@ validate: $(VALIDATION_STAMP) bytecode
 		--truth-sources 1000000 --samples 10000 --masses 0.3 0.6 --ctaus 1 100
 	$(VPY) validation/scripts/na62_decomposition.py --run $(VALIDATE_WORK)/run --masses 6 \
 		--truth-sources 500000
+	$(VPY) validation/scripts/generator_template.py --backend pythia --sources 30000 \
+		--out $(VALIDATE_WORK)/template_pythia.root
 	$(VPY) validation/scripts/forward_closure.py --events 300000 --workdir $(VALIDATE_WORK)/forward \
 		--facilities na62_dump charm --masses 0.05 0.45 --samples 5000 --truth-sources 100000 \
-		--yield-sources 200000
+		--yield-sources 200000 --template $(VALIDATE_WORK)/template_pythia.root
 	$(VPY) validation/scripts/flow_closure.py --events 300000 --realisations 2 \
 		--mass-points 4 --variant '{"epochs": 4, "points_per_epoch": 20000}' \
 		--workdir $(VALIDATE_WORK)/flow_closure

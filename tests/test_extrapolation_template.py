@@ -120,6 +120,19 @@ def _write(path, **branches):
         f["gen"] = branches
 
 
+def test_an_rntuple_generator_is_read(tmp_path):
+    """The γ* in an RNTuple, as in a TTree."""
+    import awkward as ak
+    import uproot
+
+    y = np.linspace(1.0, 5.0, 10)
+    with uproot.recreate(tmp_path / "rn.root") as f:
+        f.mkrntuple("gen", ak.Array({"mass": np.full(10, 0.5), "rap": y}))
+    _, got_y, w = read_template([str(tmp_path / "rn.root")], tree="gen", mass="mass", rapidity="rap")
+    np.testing.assert_array_equal(got_y, y)
+    assert w is None
+
+
 def test_the_generator_is_read_with_its_branch_names(tmp_path):
     """The config's files, tree and branch names; a missing file, tree or branch is a one-line
     error naming it."""

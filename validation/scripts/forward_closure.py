@@ -24,6 +24,10 @@ Per facility (its volume, plane, daughters' requirement and energy threshold, ef
   and the truth's error, the share of N_dd from outside the data's fiducial region
   (``out_F``), and the coverage counts against the targets. The last line is one JSON object.
 
+Crosswise generator templates: ``--template FILE`` (``generator_template.py`` of the other
+mock) adds the ``generator_template`` form to a fresh run's model (with ``--run``, name it in
+the run's config and rerun ``gammastar yields``).
+
 Usage: python validation/scripts/forward_closure.py [--run DIR | --events N] [--energy 400|70]
 [--backend parametric|pythia] [--pythia-collisions N] [--facilities ...] [--masses ...]
 [--samples 200000] [--truth-sources 2000000] [--yield-sources 4000000] [--seed S]
@@ -82,6 +86,16 @@ def data_config(energy: float, backend: str, collisions: int | None):
     return cfg.model_copy(update={"mock": cfg.mock.model_copy(update={"backend": "pythia", "pythia": py})})
 
 
+def with_template(cfg, path: Path):
+    """``cfg`` with ``yields.extrapolation_template`` the γ* file ``path`` of
+    ``generator_template.py`` (tree ``gstar``: ``m``, ``y``, ``w``)."""
+    from gammastar.config.yields import GeneratorTemplate
+
+    tc = GeneratorTemplate(files=[str(path.resolve())], tree="gstar", mass="m", rapidity="y",
+                           weight="w", label=f"generator template {path.name}")  # fmt: skip
+    return cfg.model_copy(update={"yields": cfg.yields.model_copy(update={"extrapolation_template": tc})})
+
+
 def _bounded(cfg):
     """``cfg`` with ``mock.kinematic_limit`` on."""
     return cfg.model_copy(update={"mock": cfg.mock.model_copy(update={"kinematic_limit": True})})
@@ -123,9 +137,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=None, help="mock seed (default: the config's)")
     ap.add_argument("--workdir", type=Path, help="without --run: the new run's directory")
     ap.add_argument("--out", type=Path, help="write the rows and counts as JSON here")
+    ap.add_argument("--template", type=Path,
+                    help="without --run: the other mock's γ* (generator_template.py) as the "
+                    "new run's yields.extrapolation_template")  # fmt: skip
     args = ap.parse_args()
     t0 = time.perf_counter()
     base = data_config(args.energy, args.backend, args.pythia_collisions)
+    if args.template is not None:
+        base = with_template(base, args.template)
     cfgs = {}
     for name in args.facilities:
         path = REPO / "analysis" / "facilities" / f"{name}.yaml"

@@ -184,7 +184,9 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
     fits per group (it has no compiled sums, so a joint fit over shared parameters would
     take hundreds of numpy passes over every group). A form with a factor towards the beam
     energy refits only the rapidity parameters the nominal fit leaves free
-    (:func:`_fit_rapidity`)."""
+    (:func:`_fit_rapidity`); a generator's template both ȳ and σ_y, since its factor is the
+    generator's shape about the generator's own centre and width, which the data's may not
+    share."""
     sigma = fit.x[1] if fit.external is not None else None
     if form.factor is not None:  # the generator's own centre and width: both free
         return _fit_rapidity(fit, form, None, None)
