@@ -107,9 +107,9 @@ class RapidityTemplate:
         return (1.0 - f) * self.log_h[i, j] + f * self.log_h[i, j + 1]
 
     def as_record(self) -> dict[str, Any]:
-        """The table as ``yields.json`` holds it (:meth:`from_record`)."""
+        """The table as ``yields.json`` holds it (:meth:`from_record`; ln h to 10⁻⁴)."""
         return {"label": self.label, "edges": self.edges.tolist(), "y": TEMPLATE_Y.tolist(),
-                "log_h": np.round(self.log_h, 6).tolist()}  # fmt: skip
+                "log_h": np.round(self.log_h, 4).tolist()}  # fmt: skip
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> RapidityTemplate:
