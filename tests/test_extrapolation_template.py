@@ -11,8 +11,8 @@ import pytest
 from test_extrapolation import MASS, TRUE, _toy, _ToyRegion
 from test_extrapolation_xf import E_BEAM, _xf_draws
 
-from gammastar.config import ConfigError, load_config
-from gammastar.errors import InputError
+from gammastar.config import load_config
+from gammastar.errors import ConfigError, InputError
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.extrapolation.model import FORMS, XF_POWER, _log_xf, fiducial_fraction
