@@ -109,6 +109,8 @@ validate: $(VALIDATION_STAMP) bytecode
 	$(VPY) validation/scripts/forward_closure.py --events 300000 --workdir $(VALIDATE_WORK)/forward \
 		--facilities na62_dump charm --masses 0.05 0.45 --samples 5000 --truth-sources 100000 \
 		--yield-sources 200000 --template $(VALIDATE_WORK)/template_pythia.root
+	$(VPY) validation/scripts/extrapolation_xf_profile.py --config analysis/na60_like_both.yaml \
+		--run $(VALIDATE_WORK)/forward --powers 0 2 4
 	$(VPY) validation/scripts/flow_closure.py --events 300000 --realisations 2 \
 		--mass-points 4 --variant '{"epochs": 4, "points_per_epoch": 20000}' \
 		--workdir $(VALIDATE_WORK)/flow_closure
