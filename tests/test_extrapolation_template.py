@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 from test_extrapolation import MASS, TRUE, _toy, _ToyRegion
-from test_extrapolation_xf import E_BEAM, _xf_draws
+from test_extrapolation_xf import E_BEAM, _xf_pairs
 
 from gammastar.config import load_config
 from gammastar.errors import ConfigError, InputError
@@ -91,11 +91,7 @@ def test_a_template_of_another_generator_closes(core):
     scatter over seeds and cores: −0.005 to +0.025), while the nominal form misses it by more
     than 0.1 (+0.17); the record names the generator."""
     region = _ToyRegion()
-    d = _xf_draws(400_000, seed=12)
-    a = region.acceptance(MASS, d["qT"], d["E"])
-    rng = np.random.default_rng(13)
-    keep = (a >= 0.05) & (rng.random(a.size) < a)
-    pairs = (np.full(keep.sum(), MASS), d["qT"][keep], d["y"][keep], 1.0 / a[keep])
+    pairs = _xf_pairs(region)
     settings = FitSettings(y_mean=TRUE[1], seed=7, compare=False,
                            template=_sample(_generator_y(400_000, 1000, core)))  # fmt: skip
     ex = fit_extrapolation(*pairs, [0.45, 0.55], region, settings=settings)

@@ -27,6 +27,16 @@ def _xf_draws(n: int, seed: int) -> dict[str, np.ndarray]:
     return {"qT": qt[keep], "E": e[keep], "y": y[keep]}
 
 
+def _xf_pairs(region) -> tuple[np.ndarray, ...]:
+    """The accepted pairs (m, p_T, y, 1/A) of 4·10⁵ sources of the xf form (:func:`_xf_draws`)
+    through the toy's acceptance."""
+    d = _xf_draws(400_000, seed=12)
+    a = region.acceptance(MASS, d["qT"], d["E"])
+    rng = np.random.default_rng(13)
+    keep = (a >= 0.05) & (rng.random(a.size) < a)
+    return np.full(keep.sum(), MASS), d["qT"][keep], d["y"][keep], 1.0 / a[keep]
+
+
 def test_the_factor_vanishes_at_the_beam_energy_and_needs_it():
     """(1 − x)^n at x = E/E_beam: 0 at and above the beam energy, 1 at E = 0; the form
     without its beam energy refuses to evaluate, and a record without one is not a form."""
@@ -108,11 +118,7 @@ def test_the_form_fitted_to_its_own_draws_closes():
     0.008), while the nominal form, blind to the factor, misses it by more than 0.1 (0.17);
     the record states its factor."""
     region = _ToyRegion()
-    d = _xf_draws(400_000, seed=12)
-    a = region.acceptance(MASS, d["qT"], d["E"])
-    rng = np.random.default_rng(13)
-    keep = (a >= 0.05) & (rng.random(a.size) < a)
-    pairs = (np.full(keep.sum(), MASS), d["qT"][keep], d["y"][keep], 1.0 / a[keep])
+    pairs = _xf_pairs(region)
     ex = fit_extrapolation(*pairs, [0.45, 0.55], region,
                            settings=FitSettings(y_mean=TRUE[1], seed=7, beam_energy=E_BEAM,
                                                 compare=False))  # fmt: skip
