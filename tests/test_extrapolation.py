@@ -287,6 +287,16 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed(small_referenc
     full = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0])
     assert keys <= set(full)
     assert all(np.all(full[k] > 0) for k in keys)
+    # the template's table is what N_sig takes at a detector that sees the forward samples
+    # only (y > 4.5, beyond F): without its shape (ln h = 0) the part moves
+    y_kin = np.arccosh(kin["E"] / np.sqrt(kin["qT"] ** 2 + MASS**2))
+    fwd = _all_seeing(kin, y_kin > 4.5)
+    rec = exv.model_variations["generator_template"]
+    flat = {**rec, "template": {**rec["template"], "log_h": np.zeros_like(rec["template"]["log_h"]).tolist()}}
+    no_shape = dataclasses.replace(exv, model_variations={**exv.model_variations, "generator_template": flat})
+    with_shape = nsig_error_parts(exv, region, MASS, kin, fwd, [1.0])["form_generator_template"]
+    moved = nsig_error_parts(no_shape, region, MASS, kin, fwd, [1.0])["form_generator_template"]
+    assert abs(moved[0] / with_shape[0] - 1) > 0.1
     no_stat = dataclasses.replace(exv, covariance_stat=None)
     parts = nsig_error_parts(no_stat, region, MASS, kin, ks, [1.0, 50.0])
     assert keys <= set(parts)

@@ -144,6 +144,9 @@ def main() -> None:
     t0 = time.perf_counter()
     base = data_config(args.energy, args.backend, args.pythia_collisions)
     if args.template is not None:
+        if args.run is not None:
+            ap.error("--template makes a fresh run: with --run, name it in the run's config "
+                     "(yields.extrapolation_template) and rerun gammastar yields")  # fmt: skip
         base = with_template(base, args.template)
     cfgs = {}
     for name in args.facilities:

@@ -209,7 +209,7 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
 def _fit_rapidity(fit: _Fit, form: ModelForm, mu_fixed: float | None,
                   sigma: float | None) -> NDArray:  # fmt: skip
     """``fit``'s pairs fitted with ``form`` in the rapidity parameters only: ȳ where
-    ``mu_fixed`` is ``None``, σ_y where ``sigma`` is (the nominal fit's free ones), every
+    ``mu_fixed`` is ``None``, σ_y where ``sigma`` is (the caller's choice), every
     T_g and m_T power at the nominal's; the nominal's parameters where none is free. Why: a
     factor in E = m_T cosh y changes the rapidity shape; refitted in the p_T form as well, the
     fit bends the p_T spectrum inside F to mimic the factor (a power at its bound) and carries
@@ -240,7 +240,8 @@ def _fit_rapidity(fit: _Fit, form: ModelForm, mu_fixed: float | None,
 def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0,
                       beam_energy: float | None = None, template: Any = None):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
-    the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external),
+    the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external; a
+    generator's template with both free, :func:`_fit_form`),
     its f_F per bin, and the shift δ of the
     nominal parameters that reproduces those f_F — a p_T form moves each fit group's T
     (root of the group's mean f_F), a rapidity form σ_y (least squares over the bins) —, so

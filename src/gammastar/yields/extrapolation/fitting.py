@@ -5,6 +5,7 @@ methods and the model variations, assembled into an :class:`Extrapolation`.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -48,6 +49,8 @@ from gammastar.yields.extrapolation.result import (
 from gammastar.yields.extrapolation.template import TemplateSample
 
 __all__ = ["Y_SIGMA_MARGIN", "FitSettings", "fit_extrapolation"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,7 @@ def fit_extrapolation(
     cov_stat = err_stat = variations = None
     if settings.model_variations and method == "sandwich" and cov is not None:
         cov_stat, err_stat = cov, frac_err
-        template = None if settings.template is None else settings.template.on(edges)
+        template = _template_on(settings.template, edges)
         variations, cov, frac_err, d_sigma = _with_model_variations(
             fit, fiducial, centre, cov, y_mean, settings.y_mean_error, settings.beam_energy,
             template)
@@ -200,6 +203,19 @@ def fit_extrapolation(
                          None if cov is None else _bin_groups(fit.fitted, nb), cov_stat, err_stat,
                          variations, fit.external, pt_pow, fit.power is None,
                          cross, rule)  # fmt: skip
+
+
+def _template_on(sample: TemplateSample | None, edges: NDArray) -> Any:
+    """The generator template's table on the fit's mass bins; ``None`` without a template,
+    or, with a warning, where the generator has too few γ* in these bins (a template without
+    the low masses of the model below the seam: the form is left out of that fit only)."""
+    if sample is None:
+        return None
+    try:
+        return sample.on(edges)
+    except InputError as err:
+        log.warning("%s: the generator_template form is left out of this fit", err)
+        return None
 
 
 def _fit_pairs(m: ArrayLike, pt: ArrayLike, y: ArrayLike, weight: ArrayLike,

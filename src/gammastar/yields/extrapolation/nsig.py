@@ -632,6 +632,7 @@ def _variation_form(name: str, rec: Mapping[str, Any]) -> Any:
 
 
 _TEMPLATES: dict[int, tuple[Any, Any]] = {}
+_TEMPLATES_KEPT = 8
 
 
 def _template_of(rec: Mapping[str, Any]) -> Any:
@@ -641,6 +642,8 @@ def _template_of(rec: Mapping[str, Any]) -> Any:
 
     got = _TEMPLATES.get(id(rec))
     if got is None or got[0] is not rec:
+        while len(_TEMPLATES) >= _TEMPLATES_KEPT:  # the oldest first: a bounded cache
+            del _TEMPLATES[next(iter(_TEMPLATES))]
         got = _TEMPLATES[id(rec)] = (rec, RapidityTemplate.from_record(rec))
     return got[1]
 

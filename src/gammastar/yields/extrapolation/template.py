@@ -2,7 +2,8 @@
 :func:`read_template`, :func:`template_form`): the generator's γ* dN/dy per mass bin divided by
 the Gaussian of its own mean and width, a factor h(m, y) on the nominal model refitted to the
 data inside F. What the fiducial data cannot see (the far-forward fall towards the beam
-energy, a backward tail) then comes from the generator, its core from the data.
+energy, a backward tail) then follows the generator's shape, tilted by the ratio of the
+refitted Gaussian to the generator's own (exp of a quadratic in y), its core the data's.
 """
 
 from __future__ import annotations
@@ -33,17 +34,20 @@ TEMPLATE_Y = np.linspace(-3.0, 9.0, 241)
 TEMPLATE_MIN_EFF = 2000.0
 """Kish effective γ* of the generator a mass bin's window is widened to (neighbouring bins
 joined): fewer make h noise."""
-_LOG_H_FLOOR = -60.0
-"""ln h where the generator has nothing (no γ* of that mass there): a factor e^{−60}."""
+TAIL_MIN_EFF = 25.0
+"""Kish effective γ* under the kernel at a rapidity node below which the node is not
+resolved: there ln h holds the nearest resolved node's value (the generator says nothing
+there, rather than a fall its sample size would make)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RapidityTemplate:
     """ln h(m, y) = ln[g_m(y) / N(y; ȳ_m, σ_m)] per mass bin: g_m the generator's γ* rapidity
-    density (weighted Gaussian kernel estimate, Scott's bandwidth b), N the Gaussian of its
-    mean ȳ_m and its width (σ_m² + b², the kernel's broadening of a Gaussian: h = 1 for a
-    Gaussian generator), tabulated at :data:`TEMPLATE_Y`; linear in y between nodes, the
-    nearest node beyond them, each mass bin's row at the masses inside it.
+    density (weighted Gaussian kernel estimate, bandwidth b), N the Gaussian of its mean ȳ_m
+    and its width (σ_m² + b², the kernel's broadening of a Gaussian: h = 1 for a Gaussian
+    generator), tabulated at :data:`TEMPLATE_Y`, held at the nearest resolved node where the
+    generator has too few γ* (:data:`TAIL_MIN_EFF`); linear in y between nodes, the nearest
+    node beyond them, each mass bin's row at the masses inside it.
 
     Example:
         >>> rng = np.random.default_rng(1)
@@ -69,16 +73,17 @@ class RapidityTemplate:
         Raises:
             InputError: the generator has fewer than that many γ* in all the bins together.
         """
-        m = np.asarray(m, dtype=np.float64)
-        y = np.asarray(y, dtype=np.float64)
-        w = np.ones_like(m) if weight is None else np.asarray(weight, dtype=np.float64)
+        m_all = np.asarray(m, dtype=np.float64)
+        y_all = np.asarray(y, dtype=np.float64)
+        w_all = np.ones_like(m_all) if weight is None else np.asarray(weight, dtype=np.float64)
+        ok = np.isfinite(m_all) & np.isfinite(y_all) & np.isfinite(w_all)
+        order = np.argsort(m_all[ok])
+        ms, ys, ws = m_all[ok][order], y_all[ok][order], w_all[ok][order]
         edges = np.asarray(edges, dtype=np.float64)
         nb = edges.size - 1
-        order = np.argsort(m)
-        m, y, w = m[order], y[order], w[order]
-        cut = np.searchsorted(m, edges)  # γ* of bin i: cut[i]:cut[i + 1]
-        c1 = np.concatenate([[0.0], np.cumsum(w)])
-        c2 = np.concatenate([[0.0], np.cumsum(w * w)])
+        cut = np.searchsorted(ms, edges)  # γ* of bin i: cut[i]:cut[i + 1]
+        c1 = np.concatenate([[0.0], np.cumsum(ws)])
+        c2 = np.concatenate([[0.0], np.cumsum(ws * ws)])
 
         def kish(lo: int, hi: int) -> float:
             s1, s2 = c1[cut[hi]] - c1[cut[lo]], c2[cut[hi]] - c2[cut[lo]]
@@ -86,14 +91,15 @@ class RapidityTemplate:
 
         if kish(0, nb) < TEMPLATE_MIN_EFF:
             raise InputError(f"yields.extrapolation_template ({label}): {kish(0, nb):.0f} effective "
-                             f"γ* in the mass range, fewer than {TEMPLATE_MIN_EFF:.0f}")  # fmt: skip
+                             f"γ* in m = {edges[0]:g}-{edges[-1]:g} GeV, fewer than "
+                             f"{TEMPLATE_MIN_EFF:.0f}")  # fmt: skip
         rows = np.empty((nb, TEMPLATE_Y.size))
         for i in range(nb):
             lo, hi = i, i + 1
             while kish(lo, hi) < TEMPLATE_MIN_EFF:
                 lo, hi = max(lo - 1, 0), min(hi + 1, nb)
             k = slice(cut[lo], cut[hi])
-            rows[i] = _log_ratio(y[k], w[k], kish(lo, hi))
+            rows[i] = _log_ratio(ys[k], ws[k], kish(lo, hi), label)
         return cls(edges, rows, label)
 
     def __call__(self, m: ArrayLike, pt: ArrayLike, y: ArrayLike) -> NDArray[np.float64]:
@@ -101,7 +107,7 @@ class RapidityTemplate:
         m, y = np.broadcast_arrays(np.asarray(m, dtype=np.float64), np.asarray(y, dtype=np.float64))
         i = np.clip(np.searchsorted(self.edges, m, side="right") - 1, 0, self.log_h.shape[0] - 1)
         step = TEMPLATE_Y[1] - TEMPLATE_Y[0]
-        u = np.clip((y - TEMPLATE_Y[0]) / step, 0.0, TEMPLATE_Y.size - 1.0)
+        u = np.clip(np.nan_to_num((y - TEMPLATE_Y[0]) / step), 0.0, TEMPLATE_Y.size - 1.0)
         j = np.minimum(u.astype(np.int64), TEMPLATE_Y.size - 2)
         f = u - j
         return (1.0 - f) * self.log_h[i, j] + f * self.log_h[i, j + 1]
@@ -113,33 +119,60 @@ class RapidityTemplate:
 
     @classmethod
     def from_record(cls, rec: Mapping[str, Any]) -> RapidityTemplate:
+        """The table of a ``yields.json`` record (:meth:`as_record`).
+
+        Raises:
+            InputError: a key is missing, or the table's shape or nodes are not this
+                version's (naming the key).
+        """
+        key = "yields.json: extrapolation model_variations.generator_template.template"
+        missing = [k for k in ("label", "edges", "y", "log_h") if k not in rec]
+        if missing:
+            raise InputError(f"{key}: no {missing[0]!r}")
         y = np.asarray(rec["y"], dtype=np.float64)
         if y.shape != TEMPLATE_Y.shape or not np.allclose(y, TEMPLATE_Y, rtol=0, atol=1e-9):
-            raise InputError("yields.json: the generator template's rapidity nodes are not this "
-                             "version's (rerun gammastar yields)")  # fmt: skip
-        return cls(np.asarray(rec["edges"], dtype=np.float64),
-                   np.asarray(rec["log_h"], dtype=np.float64), str(rec["label"]))  # fmt: skip
+            raise InputError(f"{key}.y: not this version's rapidity nodes (rerun gammastar yields)")
+        edges = np.asarray(rec["edges"], dtype=np.float64)
+        log_h = np.asarray(rec["log_h"], dtype=np.float64)
+        if edges.ndim != 1 or log_h.shape != (edges.size - 1, TEMPLATE_Y.size):
+            raise InputError(f"{key}.log_h: shape {log_h.shape}, not (len(edges) - 1, "
+                             f"{TEMPLATE_Y.size})")  # fmt: skip
+        if not (np.all(np.diff(edges) > 0) and np.all(np.isfinite(log_h))):
+            raise InputError(f"{key}: edges not increasing or ln h not finite")
+        return cls(edges, log_h, str(rec["label"]))
 
 
-def _log_ratio(y: NDArray, w: NDArray, n_eff: float) -> NDArray[np.float64]:
+def _log_ratio(y: NDArray, w: NDArray, n_eff: float, label: str) -> NDArray[np.float64]:
     """ln[g(y)/N(y; ȳ, √(σ² + b²))] at :data:`TEMPLATE_Y` of the weighted sample (``y``,
-    ``w``): g its Gaussian kernel estimate of bandwidth b = σ n_eff^{−1/5} (Scott's rule,
-    D. W. Scott, Multivariate Density Estimation, Wiley 1992, §6.3), evaluated by binning the
-    sample on a fine grid (0.01) and convolving, which is exact to the bin's width."""
+    ``w``): g its Gaussian kernel estimate of bandwidth b = σ n_eff^{−1/5} (Scott's factor, as
+    ``scipy.stats.gaussian_kde``'s default; D. W. Scott, Multivariate Density Estimation, Wiley
+    1992), evaluated by binning the sample on a fine grid (0.01) and convolving, which is exact
+    to the bin's width. A node whose kernel holds fewer than :data:`TAIL_MIN_EFF` effective γ*
+    (or a non-positive density: negative weights) takes the nearest resolved node's value.
+
+    Raises:
+        InputError: no node is resolved.
+    """
     wsum = float(np.sum(w))
     mean = float(np.sum(w * y) / wsum)
     sigma = math.sqrt(max(float(np.sum(w * (y - mean) ** 2) / wsum), 1e-12))
     b = sigma * n_eff**-0.2
     fine = np.arange(TEMPLATE_Y[0] - 8 * b, TEMPLATE_Y[-1] + 8 * b + 0.01, 0.01)
-    counts = np.bincount(np.clip(np.searchsorted(fine, y) - 1, 0, fine.size - 1), weights=w,
-                         minlength=fine.size)[: fine.size]  # fmt: skip
-    centres = fine + 0.005
-    z = (TEMPLATE_Y[:, None] - centres[None, :]) / b
-    dens = np.exp(-0.5 * z * z) @ counts / (wsum * b * math.sqrt(2 * math.pi))
+    cell = np.clip(np.searchsorted(fine, y) - 1, 0, fine.size - 1)
+    counts = np.bincount(cell, weights=w, minlength=fine.size)[: fine.size]
+    counts2 = np.bincount(cell, weights=w * w, minlength=fine.size)[: fine.size]
+    z = (TEMPLATE_Y[:, None] - (fine + 0.005)[None, :]) / b
+    k = np.exp(-0.5 * z * z)
+    s1, s2 = k @ counts, (k * k) @ counts2
+    dens = s1 / (wsum * b * math.sqrt(2 * math.pi))
+    with np.errstate(under="ignore"):  # far from every γ* the sums underflow: not resolved
+        resolved = (dens > 0) & (s2 > 0) & (s1 * s1 >= TAIL_MIN_EFF * s2)
+    if not np.any(resolved):
+        raise InputError(f"yields.extrapolation_template ({label}): no rapidity resolved")
     s_tot = math.sqrt(sigma * sigma + b * b)
     log_n = -0.5 * ((TEMPLATE_Y - mean) / s_tot) ** 2 - math.log(s_tot * math.sqrt(2 * math.pi))
-    with np.errstate(divide="ignore"):
-        return np.maximum(np.log(dens) - log_n, _LOG_H_FLOOR)
+    at = np.log(dens[resolved]) - log_n[resolved]
+    return np.interp(TEMPLATE_Y, TEMPLATE_Y[resolved], at)
 
 
 class TemplateSample(NamedTuple):
@@ -166,19 +199,29 @@ class TemplateSample(NamedTuple):
         return RapidityTemplate.from_sample(self.m, self.y, self.weight, edges, self.label)
 
 
-def _stamps(paths: tuple[str, ...]) -> tuple[float, ...]:
-    """Each file's modification time (0 where it cannot be read: the reader says why)."""
+def _stamps(paths: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
+    """Each file's (modification time in ns, size); (0, 0) where it cannot be read (the
+    reader says why)."""
     import os
 
-    return tuple(os.stat(p).st_mtime if os.path.exists(p) else 0.0 for p in paths)
+    out = []
+    for p in paths:
+        st = os.stat(p) if os.path.exists(p) else None
+        out.append((0, 0) if st is None else (st.st_mtime_ns, st.st_size))
+    return tuple(out)
 
 
 @functools.lru_cache(maxsize=2)
-def _read_cached(paths: tuple[str, ...], stamps: tuple[float, ...], tree: str, mass: str,
-                 rapidity: str, weight: str | None) -> tuple[NDArray, NDArray, NDArray | None]:  # fmt: skip
+def _read_cached(paths: tuple[str, ...], stamps: tuple[tuple[int, int], ...], tree: str,
+                 mass: str, rapidity: str, weight: str | None
+                 ) -> tuple[NDArray, NDArray, NDArray | None]:  # fmt: skip
     """:func:`read_template` once per files' state (a yields run fits each flavour and the
-    model below the seam with the same template)."""
-    return read_template(list(paths), tree=tree, mass=mass, rapidity=rapidity, weight=weight)
+    model below the seam with the same template), its arrays read-only (shared)."""
+    got = read_template(list(paths), tree=tree, mass=mass, rapidity=rapidity, weight=weight)
+    for a in got:
+        if a is not None:
+            a.setflags(write=False)
+    return got
 
 
 def template_form(template: RapidityTemplate) -> ModelForm:
