@@ -127,6 +127,21 @@ def test_a_template_of_another_generator_closes(core):
     assert rec["template"]["label"] == "toy"
 
 
+def test_a_generator_without_the_fits_masses_is_left_out_with_a_warning(caplog):
+    """A template with no γ* in the fit's mass bins (a generator without the low masses of
+    the model below the seam) leaves its form out of that fit, saying so."""
+    region = _ToyRegion()
+    far = TemplateSample(np.full(5000, 0.9), np.random.default_rng(3).normal(3.0, 1.2, 5000),
+                         None, "heavy generator")  # fmt: skip
+    with caplog.at_level("WARNING", logger="gammastar.yields.extrapolation.fitting"):
+        ex = fit_extrapolation(*_toy(region, 5_000, seed=21), [0.45, 0.55], region,
+                               settings=FitSettings(y_mean=TRUE[1], seed=7, compare=False,
+                                                    template=far))  # fmt: skip
+    assert "generator_template" not in ex.model_variations
+    assert "heavy generator): 0 effective γ* in m = 0.45-0.55 GeV" in caplog.text
+    assert "left out of this fit" in caplog.text
+
+
 def test_without_a_template_the_form_is_not_a_variation():
     region = _ToyRegion()
     ex = fit_extrapolation(*_toy(region, 5_000, seed=21), [0.45, 0.55], region,
