@@ -21,6 +21,7 @@ from gammastar.errors import InputError
 from gammastar.yields.extrapolation.model import FORMS, ModelForm
 
 __all__ = [
+    "TAIL_MIN_EFF",
     "TEMPLATE_MIN_EFF",
     "TEMPLATE_Y",
     "RapidityTemplate",
