@@ -487,7 +487,7 @@ class _LambdaDraw:
         self.f0, t, mu, s = (float(v) for v in self.at)
         self.nominal = (t, mu, s, float(ex.power_at(mass)))
         self.y = np.arccosh(np.maximum(e / np.sqrt(qt**2 + mass**2), 1.0))
-        self.lp = NOMINAL.log_pt(mass, qt, t, self.nominal[3]) + NOMINAL.log_y(self.y, mu, s)
+        self.lp = NOMINAL.log_p(mass, qt, self.y, t, mu, s, self.nominal[3])
         self.in0 = ~out_mask  # the samples' roles: the flow's (the data's) or the model's
         self.m_s = np.full(qt.shape, mass)
         self.g0 = np.asarray(fiducial.contains(self.m_s, qt, e), dtype=bool)
@@ -511,7 +511,7 @@ class _LambdaDraw:
             return np.full(self.a.shape[1], 1.0 + float(mv["yield_shift"]))
         if mv.get("null") and (f1, t1, mu1, s1, a1) == (self.f0, *self.nominal):
             return np.ones(self.a.shape[1])
-        u = np.exp(NOMINAL.log_pt(mass, qt, t1, a1) + NOMINAL.log_y(self.y, mu1, s1) - self.lp)
+        u = np.exp(NOMINAL.log_p(mass, qt, self.y, t1, mu1, s1, a1) - self.lp)
         region, in0, g0 = mv["region"], self.in0, self.g0
         a1k = region.acceptance.of_kinematics(self.m_s, qt, e)
         if hasattr(region, "min_acceptance"):  # a FiducialRegion: contains() is this lookup
@@ -660,7 +660,7 @@ def _record_shift(form, rec, ex_mass, draw: _OutSamples) -> tuple | None:
     if par is None:
         return None
     f_alt, t_alt, mu_alt, s_alt, a_alt = par
-    lp_nom = NOMINAL.log_pt(mass, qt, t, a_pow) + NOMINAL.log_y(y, mu, s)
+    lp_nom = NOMINAL.log_p(mass, qt, y, t, mu, s, a_pow)
     lp = form.log_p(mass, qt, y, t_alt, mu_alt, s_alt, a_alt)
     w = np.exp(lp - lp_nom)
     acc_alt = w @ a_out / max(float(w.sum()), 1e-300)  # self-normalised: 𝓔_out,alt
@@ -879,7 +879,7 @@ class _LogSteps:
 
     def _logp(self, p):
         t, mu, s, a = p
-        return NOMINAL.log_pt(self.mass, self.qt, t, a) + NOMINAL.log_y(self.y, mu, s)
+        return NOMINAL.log_p(self.mass, self.qt, self.y, t, mu, s, a)
 
     def _n_over_yf(self, p):
         f = fiducial_fraction(self.fid, self.mass, tuple(p), self.inside)
@@ -967,7 +967,7 @@ def nsig_full_space_error(
     a = per_sample_acceptance(sample, ctau)
     _, t, mu, s = (float(v) for v in ex.at(mass))
     nominal = np.array([t, mu, s, float(ex.power_at(mass))])
-    lp0 = NOMINAL.log_pt(mass, qt, nominal[0], nominal[3]) + NOMINAL.log_y(y, mu, s)
+    lp0 = NOMINAL.log_p(mass, qt, y, nominal[0], mu, s, nominal[3])
     a_mean = a.mean(axis=0)
 
     def ln_ratio(form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
