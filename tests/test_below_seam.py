@@ -40,13 +40,13 @@ def electron_config():
     return flavour_config(cfg, "e")
 
 
-def _pairs(region, n, seed):
+def _pairs(region, n, seed, centres=None):
     """Toy dielectrons: ``n`` γ* of :data:`TRUTH` at the centres of 10 MeV slices over
-    0.03-0.21 GeV, kept with the region's per-pair acceptance A (the detector), weighted as a
-    map route weights them, 1/acc with a stand-in map value acc = 0.5 (the fit replaces it
-    by 1/A)."""
+    0.03-0.21 GeV (or at ``centres``), kept with the region's per-pair acceptance A (the
+    detector), weighted as a map route weights them, 1/acc with a stand-in map value acc = 0.5
+    (the fit replaces it by 1/A)."""
     rng = np.random.default_rng(seed)
-    centres = np.arange(0.035, 0.21, 0.01)
+    centres = np.arange(0.035, 0.21, 0.01) if centres is None else np.asarray(centres)
     parts = [ParametricSampler(*TRUTH).sample(c, n // centres.size, seed=seed + i) | {"m": c}
              for i, c in enumerate(centres)]  # fmt: skip
     qt = np.concatenate([p["qT"] for p in parts])
@@ -74,6 +74,54 @@ def test_the_fit_below_the_seam_finds_the_rapidity_the_arm_sees(electron_config)
     assert abs(ex.y_sigma[0] - TRUTH[2]) < 3 * np.sqrt(cov[i_s, i_s])
     assert abs(ex.y_mean[0] - TRUTH[1]) < 3 * np.sqrt(cov[i_m, i_m])
     assert ex.y_sigma_external is None  # σ_y measured, not taken from outside as the dimuons take it
+
+
+def test_the_arms_fit_above_the_seam_finds_the_rapidity_it_sees(electron_config):
+    """``above_seam``: the arm's pairs from the seam up fitted alone (the bins below it
+    dropped, the pairs below the seam ignored), ȳ and σ_y of the toy within 3σ of the fit's
+    sandwich error; the record names the channel and is the fit's, and without the switch
+    there is none."""
+    from types import SimpleNamespace
+
+    from gammastar.config.yields import BelowSeamFit
+    from gammastar.yields.below_seam import above_seam_record, arm_region, fit_above_seam
+
+    edges = np.array([0.03, 0.12, 0.22, 0.32, 0.42, 0.52])
+    region = arm_region(electron_config, (0.03, 0.52))
+    above = _pairs(region, 60_000, seed=8, centres=np.arange(0.225, 0.52, 0.01))
+    below = _pairs(region, 20_000, seed=9)
+    below["y"] = below["y"] + 2.0  # a different rapidity below the seam: must not enter
+    ex = fit_above_seam(electron_config, pd.concat([below, above]), edges, SEAM)
+    assert ex.edges == pytest.approx(edges[2:], abs=1e-12)
+    cov = ex.covariance_stat if ex.covariance_stat is not None else ex.covariance
+    i_s, i_m = ex.parameter_index("y_sigma"), ex.parameter_index("y_mean")
+    assert abs(ex.y_sigma[0] - TRUTH[2]) < 3 * np.sqrt(cov[i_s, i_s])
+    assert abs(ex.y_mean[0] - TRUTH[1]) < 3 * np.sqrt(cov[i_m, i_m])
+
+    block = electron_config.yields.extrapolation_below_seam
+    per = {"ee": {"cfg": electron_config, "inp": SimpleNamespace(phase_space="full", pairs=above),
+                  "ap": SimpleNamespace(edges=edges)}}  # fmt: skip
+    assert above_seam_record(electron_config, per, SEAM) is None  # the switch is off
+    on = BelowSeamFit(**{**block.model_dump(), "above_seam": True})
+    cfg = electron_config.model_copy(
+        update={"yields": electron_config.yields.model_copy(update={"extrapolation_below_seam": on})})
+    rec = above_seam_record(cfg, {"ee": {**per["ee"], "cfg": cfg}}, SEAM)
+    assert rec["channel"] == "ee"
+    assert rec["bin_edges"] == pytest.approx(edges[2:], abs=1e-12)
+
+
+def test_the_arms_region_takes_lambda_theta_from_the_fiducial_channels_table(electron_config):
+    """``lambda_from``: the arm's table takes that table's λ_θ(m), linear between its mass
+    nodes, in place of the block's one number (its own nodes differ)."""
+    from gammastar.yields.below_seam import arm_region
+
+    src = arm_region(electron_config, (0.22, 1.1)).acceptance
+    src = src.with_lambda(np.linspace(-0.5, 0.5, src.m_grid.size))
+    got = arm_region(electron_config, (0.3, 0.7), lambda_from=src).acceptance
+    assert not np.allclose(got.m_grid, src.m_grid[: got.m_grid.size])
+    want = np.interp(got.m_grid, src.m_grid, np.asarray(src.lambda_theta))
+    assert np.asarray(got.lambda_theta) == pytest.approx(want, abs=1e-12)
+    assert np.ptp(np.asarray(got.lambda_theta)) > 0.1  # not the block's constant 1
 
 
 def test_below_seam_weights_replace_the_map_by_the_per_pair_acceptance(electron_config):
@@ -204,6 +252,65 @@ def test_the_reach_error_takes_the_model_below_the_seam_and_the_fit_above(toy_fi
     want = nsig_relative_error(toy_fit, region, MASS, kin, smp, [1.0],
                                settings=NsigErrorSettings(propagation="log"))  # fmt: skip
     assert nsig_reach_error(above, MASS, kin, smp, [1.0]) == pytest.approx(want, rel=1e-12)
+
+
+def test_the_reach_takes_the_arms_model_above_the_seam_only_without_a_flow(toy_fit):
+    """With the arm's fit (``arm``): no flow, from the seam up to the arm's last edge, the
+    samples are the arm model's (their rapidity centre its ȳ within 5 standard errors, one
+    unit away from the fiducial fit's), labelled; below the seam, beyond the arm's bins or
+    with a flow, the sampler is as without it."""
+    import dataclasses
+
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    arm = dataclasses.replace(toy_fit, y_mean=toy_fit.y_mean + 1.0)
+    sp = ExtrapolatedSampler(None, toy_fit, _ToyRegion(), seam=MASS - 0.1, arm=arm)
+    assert sp.arm_covers(MASS)
+    assert not sp.arm_covers(MASS - 0.2)  # below the seam
+    assert not sp.arm_covers(float(arm.edges[-1]) + 0.1)
+    flow = ExtrapolatedSampler(object(), toy_fit, _ToyRegion(), seam=MASS - 0.1, arm=arm)
+    assert not flow.arm_covers(MASS)
+    out = sp.sample(MASS, 20_000, seed=4)
+    assert out["extrapolated"].all()
+    mt = np.sqrt(out["qT"] ** 2 + MASS**2)
+    y = np.arccosh(np.maximum(out["E"] / mt, 1.0))
+    _, _, mu, s = (float(v) for v in arm.at(MASS))
+    assert abs(y.mean() - mu) < 5 * s / np.sqrt(y.size)
+
+
+def test_the_reach_error_with_the_arm_adds_f_f_to_the_arms_acceptance(toy_fit):
+    """Above the seam with the arm's model, N = Y_F/f_F · 𝓔(arm): the reach's error is
+    e^w − 1 with w² the arm's full-space error (fit and forms) plus (δf_F/f_F)² of the
+    fiducial fit; the same computations on the same draw: equal up to rounding."""
+    from gammastar.yields.extrapolation.nsig import nsig_full_space_error, nsig_reach_error
+    from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
+
+    _, t, mu, s = (float(v) for v in toy_fit.at(MASS))
+    kin = ParametricSampler(t, mu, s).sample(MASS, 50_000, seed=6)
+    kin["extrapolated"] = np.ones(kin["qT"].size, bool)
+    smp = _forward(kin, mu + s)
+    sp = ExtrapolatedSampler(None, toy_fit, _ToyRegion(), seam=MASS - 0.1, arm=toy_fit)
+    p = nsig_full_space_error(toy_fit, MASS, kin, smp, [1.0])
+    f = np.interp(MASS, toy_fit.mass, toy_fit.fiducial_fraction)
+    df = np.interp(MASS, toy_fit.mass, toy_fit.fiducial_fraction_err) / f
+    assert df > 0
+    want = np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2 + df**2))
+    assert nsig_reach_error(sp, MASS, kin, smp, [1.0]) == pytest.approx(want, rel=1e-12)
+
+
+def test_lambda_theta_moves_reach_the_arms_n_through_the_yield_alone(toy_fit):
+    """``yield_only`` (the arm's kinematics above the seam): each λ_θ move's N′/N is
+    (1 + δY_F/Y_F) f_F/f′, the same at every cτ, the two signs' |ln| averaged as the full
+    computation averages them."""
+    from gammastar.yields.extrapolation.nsig import nsig_lambda_theta
+
+    f = np.asarray(toy_fit.fiducial_fraction)
+    t = np.asarray(toy_fit.temperature)
+    up = {"sign": 1, "yield_shift": 0.1, "fit": {"fiducial_fraction": list(1.2 * f), "temperature": list(t)}}
+    down = {"sign": -1, "yield_shift": -0.05, "fit": {"fiducial_fraction": list(f), "temperature": list(t)}}
+    got = nsig_lambda_theta(toy_fit, None, MASS, {}, None, [0.1, 1.0, 10.0], [up, down], yield_only=True)
+    want = 0.5 * (abs(np.log(1.1 / 1.2)) + abs(np.log(0.95)))
+    assert got == pytest.approx(np.full(3, want), rel=1e-12)
 
 
 def test_the_model_stops_at_the_beam_energy():

@@ -42,6 +42,7 @@ __all__ = [
     "truth_samplers",
     "truth_yield",
     "window_half_width",
+    "yield_width",
 ]
 
 FACILITIES = ("charm", "na62_dump", "nucal", "ship_ecn3", "hike_dump", "shadows")
@@ -322,6 +323,17 @@ def log_pull(n_dd: float, n_tr: float, width: float, truth_err: float) -> float:
     return float(np.log(n_dd / n_tr) / np.hypot(width, truth_err / n_tr))
 
 
+def yield_width(cfg: Any, yields: Any, m: float) -> float:
+    """The quoted 1σ width of ln Y at mass ``m``: the named nuisances of ``yields.json`` as
+    the reach takes them (:func:`gammastar.yields.nuisance.reach_nuisances`, log-normal, in
+    quadrature), the extrapolation at the yield's level (its f_F error)."""
+    from gammastar.yields.nuisance import reach_nuisances
+
+    sizes, _ = reach_nuisances(cfg, yields, [m])
+    return float(np.sqrt(sum(np.log1p(float(np.nan_to_num(v[0]))) ** 2
+                             for v in (sizes or {}).values())))  # fmt: skip
+
+
 def forward_closure(
     cfg: Any,
     truth: dict[float, Any],
@@ -333,8 +345,8 @@ def forward_closure(
     seed: int = 11,
 ) -> list[dict[str, Any]]:
     """Rows ``{facility, mass, regime, ctau, eps, acc_dd, acc_dd_err, acc_truth, acc_err,
-    y_dd, y_dd_err, y_truth, y_truth_err, nsig_dd, nsig_truth, nsig_truth_err, quoted_rel,
-    quoted, pull, outside_share, n_truth, excluded}`` for one facility config (``cfg``, its
+    y_dd, y_dd_err, y_truth, y_truth_err, y_quoted_width, y_pull, nsig_dd, nsig_truth,
+    nsig_truth_err, quoted_rel, quoted, pull, outside_share, n_truth, excluded}`` for one facility config (``cfg``, its
     ``reach.yields`` the run's): per mass the ε_low-regime and ε_high-edge cτ
     (:func:`facility_ctaus`), the data-driven side as ``gammastar reach`` builds it
     (:meth:`gammastar.source.source.Source.from_config`, ``reach.flow`` as configured, the
@@ -347,7 +359,8 @@ def forward_closure(
     mean over ``samples`` draws; the truth's 𝓔 the error of the mean over its window's γ*
     (each once), its N's with the truth yield's statistics; ``quoted_rel`` the reach's own
     (:func:`quoted_errors`, log-normal: ``quoted_width`` w of ln N, ``quoted_rel`` e^w − 1)
-    with the data-driven 𝓔's error; pull = :func:`log_pull`.
+    with the data-driven 𝓔's error; pull = :func:`log_pull`; ``y_pull`` the yield's, with
+    its own quoted width (:func:`yield_width`).
     """
     from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.physics import darkphoton
@@ -380,6 +393,7 @@ def forward_closure(
         ts.rewind()
         tr = acceptance_mean(ts, m, ts.size, geometry, chans, cts, seed=seed_m + 2)
         yt, yt_rel = (float(v) for v in truth_yield.at(m))
+        y_width = yield_width(cfg, yields, m)
         q = quoted_errors(cfg, yields, source, m, geometry, chans, cts, seed=seed_m + 3)
         for k, regime in enumerate(("eps_low", "eps_high")):
             a, at = float(dd.value[k]), float(tr.value[k])
@@ -397,6 +411,7 @@ def forward_closure(
                 "acc_dd": a, "acc_dd_err": float(dd.error[k]),
                 "acc_truth": at, "acc_err": float(tr.error[k]),
                 "y_dd": y, "y_dd_err": y * y_rel, "y_truth": yt, "y_truth_err": yt * yt_rel,
+                "y_quoted_width": y_width, "y_pull": log_pull(y, yt, y_width, yt * yt_rel),
                 "nsig_dd": n_dd, "nsig_truth": n_tr, "nsig_truth_err": e_tr,
                 "quoted_width": w, "quoted_rel": float(np.expm1(w)),
                 "quoted": {k2: float(v[k]) for k2, v in q.items()}, "pull": pull,
@@ -509,7 +524,9 @@ def resolved(row: dict[str, Any]) -> bool:
 def coverage_counts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Score ``rows`` (:func:`forward_closure`, one or several facilities) against
     :data:`TARGETS`: counts ``[passed, points]``, whether each target is met and how many
-    points the truth does not resolve (:func:`resolved`: left out).
+    points the truth does not resolve (:func:`resolved`: left out). ``within_quoted`` scores
+    the two central-value targets by the quoted error instead: the long-lifetime μμ points
+    and the yields (one per mass, ``y_pull``) within 1σ and 2σ.
 
     Example:
         >>> r = {"pull": 0.5, "nsig_dd": 1.1, "n_eff_truth": 100.0, "nsig_truth": 1.0, "mass": 0.3,
@@ -518,6 +535,11 @@ def coverage_counts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         >>> c = coverage_counts([r, {**r, "pull": 2.5, "nsig_dd": 1.3}])
         >>> c["within_1sigma"], c["within_2sigma"], c["long_lifetime_mumu_within_20pct"]
         ([1, 2], [1, 2], [1, 2])
+        >>> c["within_quoted"]["long_lifetime_mumu_within_1sigma"]
+        [1, 2]
+        >>> y = coverage_counts([{**r, "y_pull": 1.5}, {**r, "mass": 0.6, "y_pull": -0.5}])
+        >>> y["within_quoted"]["yield_within_1sigma"], y["within_quoted"]["yield_within_2sigma"]
+        ([1, 2], [2, 2])
     """
     ok = [r for r in rows if resolved(r)]
     pulls = np.array([abs(r["pull"]) for r in ok])
@@ -533,4 +555,10 @@ def coverage_counts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "yield_within_5pct": [sum(abs(v - 1) <= 0.05 for v in ys.values()), len(ys)],
     }  # fmt: skip
     met = {k: bool(n and p / n >= TARGETS[k]) for k, (p, n) in counts.items()}
-    return {**counts, "met": met, "targets": dict(TARGETS), "unresolved": len(rows) - len(ok)}
+    y_pulls = np.abs([r["y_pull"] for r in {r["mass"]: r for r in rows
+                                            if "y_pull" in r and r["y_truth"] > 0}.values()])
+    l_pulls = np.abs([r["pull"] for r in long])
+    quoted = {f"{name}_within_{k}sigma": [int(np.sum(v <= k)), int(v.size)]
+              for name, v in (("long_lifetime_mumu", l_pulls), ("yield", y_pulls)) for k in (1, 2)}
+    return {**counts, "met": met, "targets": dict(TARGETS), "within_quoted": quoted,
+            "unresolved": len(rows) - len(ok)}  # fmt: skip

@@ -103,7 +103,8 @@ def _bounded(cfg):
 
 def print_table(rows) -> None:
     print(f"{'facility':19s} {'m':>5s} {'regime':8s} {'ctau':>9s} {'acc_truth':>9s} "
-          f"{'acc dd/tr':>15s} {'N dd/tr':>15s} {'Y dd/tr':>7s} {'q_rel':>6s} {'pull':>6s} "
+          f"{'acc dd/tr':>15s} {'N dd/tr':>15s} {'Y dd/tr':>7s} {'Y pull':>6s} {'q_rel':>6s} "
+          f"{'pull':>6s} "
           f"{'out_F':>5s} {'n_tr':>7s} {'neff_tr':>7s} {'neff_dd':>7s}")  # fmt: skip
     for r in rows:
         at, a = r["acc_truth"], r["acc_dd"]
@@ -113,9 +114,10 @@ def print_table(rows) -> None:
         rn = nd / nt if nt > 0 else float("nan")
         ern = rn * np.hypot(r["quoted_width"], r["nsig_truth_err"] / nt if nt > 0 else 0)
         ry = r["y_dd"] / r["y_truth"] if r["y_truth"] > 0 else float("nan")
+        yp = r.get("y_pull", float("nan"))
         out = "  n/a" if r["outside_share"] is None else f"{r['outside_share']:5.2f}"
         print(f"{r['facility']:19s} {r['mass']:5.2f} {r['regime']:8s} {r['ctau']:9.3g} {at:9.2e} "
-              f"{ra:7.3f} ± {era:5.3f} {rn:7.3f} ± {ern:5.3f} {ry:7.3f} {r['quoted_rel']:6.3f} "
+              f"{ra:7.3f} ± {era:5.3f} {rn:7.3f} ± {ern:5.3f} {ry:7.3f} {yp:6.2f} {r['quoted_rel']:6.3f} "
               f"{r['pull']:6.2f} {out} {r['n_truth']:7d} {r['n_eff_truth']:7.0f} {r['n_eff_dd']:7.0f}"
               + ("" if resolved(r) else "  unresolved"))  # fmt: skip
 
@@ -180,6 +182,8 @@ def main() -> None:
     for name, c in {**per, "all": total}.items():
         print(f"{name:12s} " + "  ".join(f"{k} {p}/{n}" for k, (p, n) in
                                           ((k, c[k]) for k in c["targets"])))  # fmt: skip
+    print("by the quoted error: " + "  ".join(f"{k} {p}/{n}" for k, (p, n) in
+                                              total["within_quoted"].items()))  # fmt: skip
     out = {"benchmark": "forward_closure", "run": str(run), "backend": args.backend,
            "energy": args.energy, "seconds": time.perf_counter() - t0, "coverage": total,
            "coverage_per_facility": per, "points": len(rows)}  # fmt: skip

@@ -168,6 +168,30 @@ def test_coverage_counts_leave_out_what_the_truth_does_not_resolve():
     assert c["met"]["within_2sigma"]
 
 
+def test_yield_width_adds_the_named_nuisances_in_log(monkeypatch):
+    """The yield's quoted width is the reach's named nuisances at the yield's level, each a
+    log-normal of width ln(1 + r), in quadrature; none configured: 0. Its pull is then
+    ln(Y_dd/Y_tr) over that width and the truth's error, as the N_sig pull."""
+    from gammastar.yields import nuisance
+    from gammastar_validation.forward import coverage_counts, log_pull, yield_width
+
+    sizes = {"data_stat": np.array([0.01]), "extrapolation": np.array([0.19])}
+    monkeypatch.setattr(nuisance, "reach_nuisances", lambda cfg, y, m: (sizes, {}))
+    w = yield_width(None, None, 1.0)
+    assert abs(w - np.hypot(np.log(1.01), np.log(1.19))) < 1e-12
+    # a yield 29% high with 19% quoted lies within 2σ but not 1σ
+    pull = log_pull(1.29, 1.0, w, 0.008)
+    assert 1.0 < pull < 2.0
+    row = {"pull": 0.5, "nsig_dd": 1.0, "nsig_truth": 1.0, "mass": 1.0, "regime": "eps_low",
+           "channels": ["ee", "mumu"], "y_dd": 1.29, "y_truth": 1.0, "facility": "f",
+           "n_eff_truth": 100.0, "y_pull": pull}  # fmt: skip
+    q = coverage_counts([row, {**row, "facility": "g"}])["within_quoted"]
+    assert q["yield_within_1sigma"] == [0, 1]
+    assert q["yield_within_2sigma"] == [1, 1]
+    monkeypatch.setattr(nuisance, "reach_nuisances", lambda cfg, y, m: (None, None))
+    assert yield_width(None, None, 1.0) == 0.0
+
+
 def test_tilted_mesons_reweight_to_the_generators_rapidity():
     """``TiltedMesons`` on the parametric spectra truncated at a 400 GeV beam's kinematic
     limit: the weighted fraction of parents with y > μ + 2σ equals the plain generator's

@@ -215,6 +215,13 @@ class BelowSeamFit(Section):
     """λ_θ of the lepton decay angles (1 + λ_θ cos²θ*) in the per-pair acceptance: below 2m_μ
     the γ* come from P → γ l⁺l⁻ Dalitz decays, whose virtual photon is transverse, λ_θ = 1
     (Kroll and Wada, Phys. Rev. 98 (1955) 1355); the number is stated, not assumed."""
+    above_seam: bool = False
+    """Fit the arm's pairs above the seam too (``yields.json``
+    ``extrapolation.arm_above_seam``): a reach without a flow then draws the A′ kinematics
+    there from the arm's model, which sees the forward rapidities, instead of the fiducial
+    channel's; the yield stays the fiducial channel's Y_F/f_F, and the reach's
+    ``extrapolation`` error adds f_F's to the arm model's error of 𝓔. The per-pair acceptance
+    takes ``decay_lambda_theta`` above the seam as well."""
 
 
 class GeneratorTemplate(Section):

@@ -138,14 +138,19 @@ class Source:
         seam = ex.get("seam")  # a both-channels run: full phase space below (docs/explanation/method.md)
         fit_below = ex.get("below_seam")  # the model fitted below the seam, where one was
         below_ex = None if fit_below is None or seam is None else Extrapolation.from_dict(fit_below)
+        fit_arm = ex.get("arm_above_seam")  # the arm's model above the seam, where one was
+        arm_ex = None if fit_arm is None or seam is None else Extrapolation.from_dict(fit_arm)
         split = ExtrapolatedSampler(base, extrap, region, seam=seam, below=below_ex,
-                                    e_max=config.beam.energy)  # fmt: skip
+                                    e_max=config.beam.energy, arm=arm_ex)  # fmt: skip
         if base is None:
             below = ""
             if seam is not None:
                 below = (f" from the seam m = {float(seam):g} GeV up, "
                          + ("the model fitted to the full-phase-space channel below"
                             if below_ex is not None else "docs/explanation/physics.md defaults below"))  # fmt: skip
+            if arm_ex is not None:
+                label = (f"{ex.get('model', 'model')} fitted to the full-phase-space channel's "
+                         "arm (f_F: fitted to the fiducial data)")  # fmt: skip
             return cls(split, yields, f"{label} (everywhere: no flow){below}")
         where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
         return cls(split, yields, f"{desc} inside the fiducial region{where}; {label} outside")

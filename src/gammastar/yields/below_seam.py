@@ -1,11 +1,14 @@
-"""The extrapolation model below a both-channels run's seam (:func:`fit_below_seam`).
+"""The extrapolation model fitted to a both-channels run's full-phase-space arm
+(:func:`fit_below_seam`, :func:`fit_above_seam`).
 
 Below the seam the yields are the full-phase-space channel's (a 2-D acceptance map), and a
 reach without a flow takes every A′ there from a model. The model is fitted as the fiducial
 channel's is (:func:`gammastar.yields.extrapolation.fitting.fit_extrapolation`), to the same
 pairs reweighted from the map's 1/A(m, p_T) to the per-pair 1/A(m, q) of the channel's own
 lepton acceptance (``yields.extrapolation_below_seam``): a dielectron arm at small angles sees
-the forward rapidities that a beam dump looks at.
+the forward rapidities that a beam dump looks at. With ``above_seam`` the arm's pairs above
+the seam are fitted too: a reach without a flow then takes the A′ kinematics there from the
+arm, the yield still from the fiducial channel.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from gammastar.errors import InputError
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["below_seam_region", "below_seam_weights", "fit_below_seam"]
+__all__ = [
+    "above_seam_record",
+    "arm_region",
+    "below_seam_record",
+    "below_seam_region",
+    "below_seam_weights",
+    "fit_above_seam",
+    "fit_below_seam",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +45,13 @@ def below_seam_region(cfg: AnalysisConfig, seam: float) -> FiducialRegion:
     """The fit's region: A(m, q) ≥ ``min_acceptance`` of ``yields.extrapolation_below_seam``'s
     lepton acceptance (the selection's lepton cuts of ``cfg``, the full-phase-space flavour's
     config, on top), from the selection's lowest mass to the seam."""
+    return arm_region(cfg, (cfg.selection.mass_min, seam))
+
+
+def arm_region(cfg: AnalysisConfig, mass_range: tuple[float, float],
+               lambda_from: PairAcceptance | None = None) -> FiducialRegion:  # fmt: skip
+    """:func:`below_seam_region` over ``mass_range`` (GeV); ``lambda_from``: λ_θ(m) taken
+    from that table's mass nodes (linear between them) instead of ``decay_lambda_theta``."""
     block = cfg.yields.extrapolation_below_seam
     if block is None:
         raise InputError("yields.extrapolation_below_seam: not configured")
@@ -44,10 +62,13 @@ def below_seam_region(cfg: AnalysisConfig, seam: float) -> FiducialRegion:
     pa = PairAcceptance.build(
         lepton,
         lepton_mass=cfg.input.lepton_mass,
-        mass_range=(sel.mass_min, seam),
+        mass_range=(float(mass_range[0]), float(mass_range[1])),
         p_max=cfg.beam.energy,
         lambda_theta=block.decay_lambda_theta,
     )
+    if lambda_from is not None:
+        lam = np.broadcast_to(np.asarray(lambda_from.lambda_theta, dtype=np.float64), lambda_from.m_grid.shape)
+        pa = pa.with_lambda(np.interp(pa.m_grid, lambda_from.m_grid, lam))
     return FiducialRegion(pa, block.min_acceptance)
 
 
@@ -83,19 +104,45 @@ def fit_below_seam(cfg: AnalysisConfig, pairs: Any, edges: NDArray, seam: float)
     if edges.size < 2:
         raise InputError(f"yields.extrapolation_below_seam: no yield bin below the seam {seam:g} GeV")
     region = below_seam_region(cfg, float(edges[-1]))
-    below = pairs[pairs["m"].to_numpy() < edges[-1]]
-    w = below_seam_weights(below, region)
+    return _fit_arm(cfg, pairs, edges, region, "below the seam")
+
+
+def fit_above_seam(cfg: AnalysisConfig, pairs: Any, edges: NDArray, seam: float,
+                   lambda_from: PairAcceptance | None = None) -> Extrapolation:  # fmt: skip
+    """:func:`fit_below_seam` on the yield bins from ``seam`` up: the arm's pairs there,
+    inside its lepton acceptance, the model that a reach without a flow samples above the seam
+    (``yields.extrapolation_below_seam.above_seam``). The fiducial channel sees the central
+    rapidities, the arm the forward ones where a beam dump looks; the fits share no data.
+    ``lambda_from``: the per-pair acceptance's λ_θ(m) from that table (the fiducial channel's,
+    measured there: the same γ*, whose decay anisotropy the arm's weights need).
+
+    Raises:
+        InputError: no yield bin above the seam, or no pair inside the region.
+    """
+    edges = np.asarray(edges, dtype=np.float64)
+    edges = edges[edges >= seam * (1 - 1e-9)]
+    if edges.size < 2:
+        raise InputError(f"yields.extrapolation_below_seam.above_seam: no yield bin above the seam {seam:g} GeV")
+    region = arm_region(cfg, (float(edges[0]), float(edges[-1])), lambda_from)
+    return _fit_arm(cfg, pairs, edges, region, "above the seam")
+
+
+def _fit_arm(cfg: AnalysisConfig, pairs: Any, edges: NDArray, region: FiducialRegion,
+             where: str) -> Extrapolation:  # fmt: skip
+    m = pairs["m"].to_numpy()
+    sel = pairs[(m >= edges[0]) & (m < edges[-1])]
+    w = below_seam_weights(sel, region)
     # the other error method (compare) is a study of the dimuon fit, four more fits here
     settings = dataclasses.replace(FitSettings.from_config(cfg), y_sigma=None, y_sigma_source=None,
                                    compare=False)
     ex = fit_extrapolation(
-        below["m"].to_numpy(), below["pT"].to_numpy(), below["y"].to_numpy(), w, edges, region,
+        sel["m"].to_numpy(), sel["pT"].to_numpy(), sel["y"].to_numpy(), w, edges, region,
         settings=settings,
     )  # fmt: skip
     log.info(
-        "yields: below the seam, the model fitted to %d pairs inside the lepton acceptance: "
+        "yields: %s, the model fitted to %d pairs inside the arm's lepton acceptance: "
         "ȳ %.2f, σ_y %.2f, T %.3f-%.3f GeV",
-        int(np.count_nonzero(w)), float(ex.y_mean[0]), float(ex.y_sigma[0]),
+        where, int(np.count_nonzero(w)), float(ex.y_mean[0]), float(ex.y_sigma[0]),
         float(np.min(ex.temperature)), float(np.max(ex.temperature)),
     )  # fmt: skip
     return ex
@@ -116,4 +163,20 @@ def below_seam_record(cfg: AnalysisConfig, per: dict[str, Any], seam: float) -> 
         )
     ch = full[0]
     ex = fit_below_seam(per[ch]["cfg"], per[ch]["inp"].pairs, per[ch]["ap"].edges, seam)
+    return {**ex.as_dict(), "channel": ch}
+
+
+def above_seam_record(cfg: AnalysisConfig, per: dict[str, Any], seam: float) -> dict[str, Any] | None:
+    """``yields.json`` ``extrapolation.arm_above_seam``: :func:`fit_above_seam` of the
+    full-phase-space channel with its ``channel`` (as :func:`below_seam_record`), λ_θ(m) the
+    fiducial channel's region's (``per``'s ``doc`` ``extrapolation.fiducial``, when there);
+    ``None`` unless ``yields.extrapolation_below_seam.above_seam``."""
+    block = cfg.yields.extrapolation_below_seam
+    if block is None or not block.above_seam:
+        return None
+    ch = next(c for c in per if per[c]["inp"].phase_space == "full")
+    fid = next((per[c]["doc"]["extrapolation"]["fiducial"] for c in per
+                if "fiducial" in (per[c].get("doc", {}).get("extrapolation") or {})), None)  # fmt: skip
+    lam = None if fid is None else FiducialRegion.from_dict(fid).acceptance
+    ex = fit_above_seam(per[ch]["cfg"], per[ch]["inp"].pairs, per[ch]["ap"].edges, seam, lam)
     return {**ex.as_dict(), "channel": ch}

@@ -25,7 +25,7 @@ from gammastar.core.artifacts import atomic_path, check_writable
 from gammastar.core.results import StageResult
 from gammastar.errors import InputError
 from gammastar.selection.flavour_codes import flavour_channel
-from gammastar.yields.below_seam import below_seam_record
+from gammastar.yields.below_seam import above_seam_record, below_seam_record
 from gammastar.yields.combined import _combined_mcp, _combined_uncertainties, _seam_extrapolation
 from gammastar.yields.compute import _warn_flags, _yields, flag_acceptance_loss
 from gammastar.yields.document import _jsonable, _yields_meta, yields_document
@@ -243,7 +243,9 @@ def _flavour_yields(cfg: AnalysisConfig, theory: bool) -> YieldsResult:
     seam = _seam_extrapolation(per)
     if seam is not None:
         below = below_seam_record(cfg, per, seam["seam"])
-        doc["extrapolation"] = seam if below is None else {**seam, "below_seam": below}
+        above = above_seam_record(cfg, per, seam["seam"])
+        doc["extrapolation"] = {**seam, **({} if below is None else {"below_seam": below}),
+                                **({} if above is None else {"arm_above_seam": above})}  # fmt: skip
     elif cfg.yields.extrapolation_below_seam is not None:
         log.warning("yields: yields.extrapolation_below_seam ignored: the run has no seam "
                     "(one fiducial and one full-phase-space channel)")  # fmt: skip

@@ -171,8 +171,8 @@ def _lambda_rel(
     (``yields.json`` ``uncertainties.lambda_theta_refits``, each with its moved fiducial
     ``regions``) carried to N_sig on the nominal draw
     (:func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta`, the width w of ln N_sig, rel =
-    e^w − 1), channels combined as :func:`_extrapolation_rel`; ``None`` without a fiducial
-    split's draw."""
+    e^w − 1), channels combined as :func:`_extrapolation_rel` (through the yield alone where
+    the arm's model gives the kinematics); ``None`` without a fiducial split's draw."""
     split = record.inner.split
     ex = None if split is None else split.extrapolation
     last = record.last
@@ -180,9 +180,11 @@ def _lambda_rel(
         return None
 
     moves = lambda_refits_at(refits, sig.mass, regions)
+    covers = getattr(split, "arm_covers", None)
+    arm = covers is not None and covers(sig.mass)  # the arm's kinematics: the yield's part
 
     def rel(x: Any) -> NDArray[np.float64]:
-        w = nsig_lambda_theta(ex, split.fiducial, sig.mass, last, x, sig.ctau, moves)
+        w = nsig_lambda_theta(ex, split.fiducial, sig.mass, last, x, sig.ctau, moves, yield_only=arm)
         return np.expm1(w)
 
     return _by_channel_shares(sig, rel)

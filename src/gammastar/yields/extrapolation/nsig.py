@@ -447,15 +447,20 @@ def nsig_lambda_theta(
     moves: Sequence[Mapping[str, Any]],
     *,
     log: bool = True,
+    yield_only: bool = False,
 ) -> NDArray[np.float64]:
     """The measured λ_θ's 1σ carried to N_sig at one mass, per cτ: :func:`nsig_error_parts`'
     ``lambda_theta`` part alone (arguments as there; ``moves`` from
     :func:`gammastar.yields.lambda_theta.lambda_refits_at`), without the fit's other parts.
+    ``yield_only``: the kinematics come from another model (the arm's above the seam), so a
+    move changes N through the yield alone, N′/N = (1 + δY_F/Y_F) f_F/f′.
 
     Returns:
         The relative 1σ (of ln N_sig with ``log``) per cτ.
     """
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
+    if yield_only:
+        return _lambda_part(moves, partial(_yield_ratio, extrapolation, mass), ctau.size, log)
     qt = np.asarray(kinematics["qT"], dtype=np.float64)
     e = np.asarray(kinematics["E"], dtype=np.float64)
     out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
@@ -527,6 +532,17 @@ class _LambdaDraw:
         moved = self._total(stay, enter, (~in0 & ~enter) | leave, r, u, f1, scale)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(self.t0 > 0, moved / np.where(self.t0 > 0, self.t0, 1.0), 1.0)
+
+
+def _yield_ratio(ex: Extrapolation, mass: float, mv: Mapping[str, Any]) -> float:
+    """N′/N of a λ_θ move through the yield alone: (1 + δY_F/Y_F) f_F/f′ (f′ the move's refit
+    at ``mass``; its yield change alone where it has none)."""
+    at = ex.at(mass)
+    par = _record_params(mv["fit"], ex.mass, mass, at, float(ex.power_at(mass)))
+    scale = 1.0 + float(mv["yield_shift"])
+    if par is None or not par[0] > 0:
+        return scale
+    return scale * float(at[0]) / par[0]
 
 
 def _record_params(rec, ex_mass, mass, at, power) -> tuple[float, ...] | None:
@@ -1040,6 +1056,15 @@ class _FullSpaceDraw:
             return np.log(_resolved_ratio(self._n0, self._mean(form, par)))
 
 
+def _ln_f_error(ex: Extrapolation, mass: float) -> float:
+    """δ ln f_F at ``mass``: ``fiducial_fraction_err``/f_F between bin centres (0 without an
+    error)."""
+    if ex.fiducial_fraction_err is None:
+        return 0.0
+    f = np.interp(mass, ex.mass, ex.fiducial_fraction)
+    return float(np.interp(mass, ex.mass, ex.fiducial_fraction_err) / f) if f > 0 else 0.0
+
+
 def nsig_reach_error(
     split: Any, mass: float, kinematics: dict[str, ArrayLike], sample: Any, ctau: ArrayLike,
     *, redraw: Redraw | None = None, seed: int | None = None,
@@ -1048,7 +1073,10 @@ def nsig_reach_error(
     per cτ, e^w − 1 (NaN where a form does not resolve N). ``split``: the source's
     :class:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`. Below a
     both-channels run's seam, with no flow and the model fitted there (``split.below``),
-    :func:`nsig_full_space_error` (the yield does not depend on the model); elsewhere
+    :func:`nsig_full_space_error` (the yield does not depend on the model); above it where the
+    kinematics come from the arm's model (``split.arm_covers``), N = Y_F/f_F · 𝓔(θ_arm) with
+    two independent fits: the arm's :func:`nsig_full_space_error` and the yield's δf_F/f_F
+    (``fiducial_fraction_err``, its forms included) in quadrature in ln N; elsewhere
     :func:`nsig_relative_error` with ``propagation="log"`` (arguments as there)."""
     below = getattr(split, "below", None)
     seam = getattr(split, "seam", None)
@@ -1057,6 +1085,11 @@ def nsig_reach_error(
         p = nsig_full_space_error(below, mass, kinematics, sample, ctau, redraw=redraw, seed=seed,
                                   e_max=e_max)  # fmt: skip
         return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
+    covers = getattr(split, "arm_covers", None)
+    if covers is not None and covers(mass):
+        p = nsig_full_space_error(split.arm, mass, kinematics, sample, ctau, redraw=redraw,
+                                  seed=seed, e_max=e_max)  # fmt: skip
+        return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2 + _ln_f_error(split.extrapolation, mass) ** 2))
     return nsig_relative_error(split.extrapolation, split.fiducial, mass, kinematics, sample, ctau,
                                settings=NsigErrorSettings(propagation="log"), redraw=redraw,
                                seed=seed, e_max=e_max)  # fmt: skip

@@ -56,17 +56,22 @@ class ExtrapolatedSampler:
     beam energy): the model's samples above it are rejected (the model truncated at the
     energy a γ* of the beam's collisions can carry; the unbounded Gaussian rapidity would
     otherwise put the fastest A′ there, which decide a beam dump's short lifetimes).
+    ``arm`` (no flow, from the seam up within its bins; ``yields.json``
+    ``extrapolation.arm_above_seam``): the analytic sampler with the arm's model there instead
+    of the fiducial fit's, every sample labelled extrapolated (:meth:`arm_covers`).
     """
 
     def __init__(
         self, inside: Any, extrapolation: Extrapolation, fiducial: Any, seam: float | None = None,
         below: Extrapolation | None = None, e_max: float | None = None,
+        arm: Extrapolation | None = None,
     ) -> None:  # fmt: skip
         self.inside = inside
         self.extrapolation = extrapolation
         self.fiducial = fiducial
         self.seam = None if seam is None else float(seam)
         self.below = below
+        self.arm = arm
         self.e_max = None if e_max is None else float(e_max)
         lo, hi = float(extrapolation.edges[0]), float(extrapolation.edges[-1])
         rng = getattr(inside, "mass_range", None)
@@ -95,6 +100,11 @@ class ExtrapolatedSampler:
             q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()
             e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
             return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
+        if self.arm_covers(mass):  # no flow: the arm's model above the seam, labelled
+            out = _model_sampler(self.arm, mass, self.e_max).sample(
+                mass, n, seed=int(s_out.generate_state(1)[0])
+            )
+            return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
         f, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
         power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
         a_pow = 0.0 if power_at is None else float(power_at(mass))
@@ -135,13 +145,19 @@ class ExtrapolatedSampler:
         flag = np.concatenate([np.zeros(n_in, dtype=bool), np.ones(need, dtype=bool)])
         return {"qT": q, "E": e, "extrapolated": flag}
 
+    def arm_covers(self, mass: float) -> bool:
+        """Whether :meth:`sample` takes ``mass`` from the arm's model: no flow, an ``arm``,
+        from the seam up to the arm's last bin edge."""
+        if self.arm is None or self.inside is not None or self.seam is None:
+            return False
+        return bool(self.seam <= mass <= float(self.arm.edges[-1]))
+
     def below_sampler(self, mass: float) -> ParametricSampler:
         """The analytic sampler below the seam at ``mass``: ``below``'s fitted (T, ȳ, σ_y, a),
         else the fitted model's rapidity at the seam (ȳ the beam's y_cm: a 70 GeV beam's is
         2.50, not the 400 GeV default 3.37) and the docs/explanation/physics.md default T."""
         if self.below is not None:
-            _, t, mu, s = (float(v) for v in self.below.at(mass))
-            return ParametricSampler(t, mu, s, power=float(self.below.power_at(mass)), e_max=self.e_max)
+            return _model_sampler(self.below, mass, self.e_max)
         _, _, y_mean, y_sigma = self.extrapolation.at(np.array([self.seam]))
         return ParametricSampler(y_mean=float(y_mean[0]), y_sigma=float(y_sigma[0]), e_max=self.e_max)
 
@@ -158,6 +174,12 @@ class ExtrapolatedSampler:
             f"extrapolation: at m = {mass:g} GeV",
         )
         return [q], [e]
+
+
+def _model_sampler(ex: Extrapolation, mass: float, e_max: float | None) -> ParametricSampler:
+    """The analytic sampler of a fitted model's (T, ȳ, σ_y, a) at ``mass``."""
+    _, t, mu, s = (float(v) for v in ex.at(mass))
+    return ParametricSampler(t, mu, s, power=float(ex.power_at(mass)), e_max=e_max)
 
 
 def sample_accepted(
