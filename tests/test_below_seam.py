@@ -278,39 +278,57 @@ def test_the_reach_takes_the_arms_model_above_the_seam_only_without_a_flow(toy_f
     assert abs(y.mean() - mu) < 5 * s / np.sqrt(y.size)
 
 
-def test_the_reach_error_with_the_arm_adds_f_f_to_the_arms_acceptance(toy_fit):
-    """Above the seam with the arm's model, N = Y_F/f_F · 𝓔(arm): the reach's error is
-    e^w − 1 with w² the arm's full-space error (fit and forms) plus (δf_F/f_F)² of the
-    fiducial fit; the same computations on the same draw: equal up to rounding."""
-    from gammastar.yields.extrapolation.nsig import nsig_full_space_error, nsig_reach_error
+def test_the_arm_normalised_in_its_own_region_gives_back_its_fits_fractions(toy_fit):
+    """:func:`arm_in_fiducial` recomputes the model's and each form's fraction in a region: in
+    the fit's own region they are the fit's f_F and the forms' recorded f_F (the same
+    quadrature, 10⁻⁹), with no yield covariance left; the reach's error of the arm above the
+    seam is then the fiducial fit's computation on that record."""
+    from gammastar.yields.extrapolation.nsig import (
+        NsigErrorSettings,
+        arm_in_fiducial,
+        nsig_reach_error,
+        nsig_relative_error,
+    )
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
-    _, t, mu, s = (float(v) for v in toy_fit.at(MASS))
+    region = _ToyRegion()
+    arm = arm_in_fiducial(toy_fit, region)
+    assert np.asarray(arm.fiducial_fraction) == pytest.approx(np.asarray(toy_fit.fiducial_fraction), rel=1e-9)
+    assert toy_fit.model_variations
+    for name, rec in toy_fit.model_variations.items():
+        got = np.asarray(arm.model_variations[name]["fiducial_fraction"], dtype=float)
+        assert got == pytest.approx(np.asarray(rec["fiducial_fraction"], dtype=float), rel=1e-9), name
+    assert arm.yield_covariance is None
+
+    _, t, mu, s = (float(v) for v in arm.at(MASS))
     kin = ParametricSampler(t, mu, s).sample(MASS, 50_000, seed=6)
     kin["extrapolated"] = np.ones(kin["qT"].size, bool)
     smp = _forward(kin, mu + s)
-    sp = ExtrapolatedSampler(None, toy_fit, _ToyRegion(), seam=MASS - 0.1, arm=toy_fit)
-    p = nsig_full_space_error(toy_fit, MASS, kin, smp, [1.0])
-    f = np.interp(MASS, toy_fit.mass, toy_fit.fiducial_fraction)
-    df = np.interp(MASS, toy_fit.mass, toy_fit.fiducial_fraction_err) / f
-    assert df > 0
-    want = np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2 + df**2))
+    sp = ExtrapolatedSampler(None, toy_fit, region, seam=MASS - 0.1, arm=arm)
+    want = nsig_relative_error(arm, region, MASS, kin, smp, [1.0],
+                               settings=NsigErrorSettings(propagation="log"))  # fmt: skip
     assert nsig_reach_error(sp, MASS, kin, smp, [1.0]) == pytest.approx(want, rel=1e-12)
 
 
-def test_lambda_theta_moves_reach_the_arms_n_through_the_yield_alone(toy_fit):
+def test_lambda_theta_moves_reach_the_arms_n_through_the_yield_and_the_region(toy_fit):
     """``yield_only`` (the arm's kinematics above the seam): each λ_θ move's N′/N is
-    (1 + δY_F/Y_F) f_F/f′, the same at every cτ, the two signs' |ln| averaged as the full
-    computation averages them."""
+    (1 + δY_F/Y_F) f_F/f_F′, f_F′ the model's fraction in the move's region, the same at every
+    cτ; the two signs' |ln| averaged as the full computation averages them."""
+    from gammastar.yields.extrapolation.model import fiducial_fraction
     from gammastar.yields.extrapolation.nsig import nsig_lambda_theta
 
-    f = np.asarray(toy_fit.fiducial_fraction)
-    t = np.asarray(toy_fit.temperature)
-    up = {"sign": 1, "yield_shift": 0.1, "fit": {"fiducial_fraction": list(1.2 * f), "temperature": list(t)}}
-    down = {"sign": -1, "yield_shift": -0.05, "fit": {"fiducial_fraction": list(f), "temperature": list(t)}}
+    class Narrow(_ToyRegion):
+        def contains(self, m, qt, e):
+            return self.acceptance(m, qt, e) >= 0.3
+
+    f0, t, mu, s = (float(v) for v in toy_fit.at(MASS))
+    f1 = fiducial_fraction(Narrow(), MASS, (t, mu, s, float(toy_fit.power_at(MASS))))
+    assert 0 < f1 < 0.9 * f0
+    up = {"sign": 1, "yield_shift": 0.1, "fit": {}, "region": Narrow()}
+    down = {"sign": -1, "yield_shift": -0.05, "fit": {}, "region": _ToyRegion()}
     got = nsig_lambda_theta(toy_fit, None, MASS, {}, None, [0.1, 1.0, 10.0], [up, down], yield_only=True)
-    want = 0.5 * (abs(np.log(1.1 / 1.2)) + abs(np.log(0.95)))
-    assert got == pytest.approx(np.full(3, want), rel=1e-12)
+    want = 0.5 * (abs(np.log(1.1 * f0 / f1)) + abs(np.log(0.95 * f0 / f0)))
+    assert got == pytest.approx(np.full(3, want), rel=1e-9)
 
 
 def test_the_model_stops_at_the_beam_energy():

@@ -354,8 +354,8 @@ def forward_closure(
     :class:`WindowSampler` of the generator's γ* at m) and ``truth_yield`` (``at(m)`` → the
     generator's A′ yield per POT per ε² at the data's resolution and its relative error).
 
-    N is Y × 𝓔 per POT per ε² of the data's target, 𝓔 the BR-weighted mean acceptance of the
-    open channels (per unit visible BR). Errors (1σ): the data-driven 𝓔's is the error of the
+    N is Y × 𝓔 per POT per ε² of the data's target (Y the reach's, ``Source.yields``), 𝓔 the
+    BR-weighted mean acceptance of the open channels (per unit visible BR). Errors (1σ): the data-driven 𝓔's is the error of the
     mean over ``samples`` draws; the truth's 𝓔 the error of the mean over its window's γ*
     (each once), its N's with the truth yield's statistics; ``quoted_rel`` the reach's own
     (:func:`quoted_errors`, log-normal: ``quoted_width`` w of ln N, ``quoted_rel`` e^w − 1)
@@ -381,11 +381,13 @@ def forward_closure(
         if not chans:
             continue
         y, y_rel = (float(v) for v in yields.at(m))
+        # the reach's yield: the product's, or carried by the arm's model above the seam
+        y_n = float(source.yields.at(m)[0]) if source.yields is not None else y
         brsum = sum(float(darkphoton.branching_ratio(m, c)) for c in chans)
         seed_m = seed + 1000 * i
         pilot = acceptance_mean(source, m, cfg.reach.samples, geometry, chans,
                                 darkphoton.ctau(m, eps), seed=seed_m)  # fmt: skip
-        edges = facility_ctaus(cfg, m, y, eps, brsum * pilot.value, yield_scale=scale)
+        edges = facility_ctaus(cfg, m, y_n, eps, brsum * pilot.value, yield_scale=scale)
         cts = np.array([edges["ctau_low"], edges["ctau_high"]])
         dd = acceptance_mean(source, m, samples, geometry, chans, cts, seed=seed_m + 1,
                              fiducial=fid)  # fmt: skip
@@ -401,7 +403,7 @@ def forward_closure(
             # the reach's normsys are log-normal (hi = 1 + r, lo = 1/(1 + r)): their widths
             # in ln N add in quadrature
             w = float(np.sqrt(sum(np.log1p(v[k]) ** 2 for v in q.values()) + rel_a**2))
-            n_dd, n_tr = y * a, yt * at
+            n_dd, n_tr = y_n * a, yt * at
             e_tr = float(np.hypot(n_tr * yt_rel, yt * tr.error[k]))
             pull = log_pull(n_dd, n_tr, w, e_tr)
             rows.append({

@@ -216,12 +216,13 @@ class BelowSeamFit(Section):
     the γ* come from P → γ l⁺l⁻ Dalitz decays, whose virtual photon is transverse, λ_θ = 1
     (Kroll and Wada, Phys. Rev. 98 (1955) 1355); the number is stated, not assumed."""
     above_seam: bool = False
-    """Fit the arm's pairs above the seam too (``yields.json``
-    ``extrapolation.arm_above_seam``): a reach without a flow then draws the A′ kinematics
-    there from the arm's model, which sees the forward rapidities, instead of the fiducial
-    channel's; the yield stays the fiducial channel's Y_F/f_F, and the reach's
-    ``extrapolation`` error adds f_F's to the arm model's error of 𝓔. The per-pair acceptance
-    takes ``decay_lambda_theta`` above the seam as well."""
+    """Fit the arm's pairs above the seam too (``yields.json`` ``extrapolation.arm_above_seam``;
+    the per-pair acceptance with the fiducial channel's λ_θ(m), measured there, not
+    ``decay_lambda_theta``). A reach without a flow then draws the A′ kinematics there from
+    the arm's model, which sees the forward rapidities, normalised in the fiducial region F:
+    N = Y_F 𝓔/f_F with the arm's 𝓔 and f_F, so the γ* backward of both windows, which
+    neither sees, cancel (docs/explanation/method.md §9). The yields themselves stay Y_F/f_F
+    of the fiducial fit."""
 
 
 class GeneratorTemplate(Section):

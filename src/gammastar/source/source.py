@@ -40,6 +40,7 @@ from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.source.production import Yields
+from gammastar.yields.extrapolation.nsig import arm_in_fiducial
 from gammastar.yields.extrapolation.result import Extrapolation
 from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
@@ -139,7 +140,11 @@ class Source:
         fit_below = ex.get("below_seam")  # the model fitted below the seam, where one was
         below_ex = None if fit_below is None or seam is None else Extrapolation.from_dict(fit_below)
         fit_arm = ex.get("arm_above_seam")  # the arm's model above the seam, where one was
-        arm_ex = None if fit_arm is None or seam is None else Extrapolation.from_dict(fit_arm)
+        arm_ex = None
+        if fit_arm is not None and seam is not None and base is None:
+            arm_ex = arm_in_fiducial(Extrapolation.from_dict(fit_arm), region)
+            if yields is not None:
+                yields = _arm_yields(yields, extrap, arm_ex, float(seam))
         split = ExtrapolatedSampler(base, extrap, region, seam=seam, below=below_ex,
                                     e_max=config.beam.energy, arm=arm_ex)  # fmt: skip
         if base is None:
@@ -150,7 +155,7 @@ class Source:
                             if below_ex is not None else "docs/explanation/physics.md defaults below"))  # fmt: skip
             if arm_ex is not None:
                 label = (f"{ex.get('model', 'model')} fitted to the full-phase-space channel's "
-                         "arm (f_F: fitted to the fiducial data)")  # fmt: skip
+                         "arm, normalised in the fiducial region")  # fmt: skip
             return cls(split, yields, f"{label} (everywhere: no flow){below}")
         where = "" if seam is None else f" from the seam m = {float(seam):g} GeV up, alone below"
         return cls(split, yields, f"{desc} inside the fiducial region{where}; {label} outside")
@@ -397,3 +402,16 @@ def _range_of(model: Any) -> tuple[float, float] | None:
 def _numpy(x: Any) -> Any:
     """A torch tensor as a numpy array; anything else as it is."""
     return x.detach().cpu().numpy() if hasattr(x, "detach") else x
+
+
+def _arm_yields(yields: Any, extrap: Extrapolation, arm: Extrapolation, seam: float) -> Any:
+    """``yields`` with each bin from ``seam`` up carried to full phase space by the arm's
+    model instead of the fiducial fit's, Y·f_F/f_F,arm (:func:`arm_in_fiducial`: both
+    fractions in F), the yield a reach with the arm's kinematics is normalised to; its
+    relative errors kept."""
+    m = np.asarray(yields.mass, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.asarray(extrap.at(m)[0]) / np.asarray(arm.at(m)[0])
+    r = np.where((m >= seam) & (m <= float(arm.edges[-1])) & np.isfinite(r) & (r > 0), r, 1.0)
+    return dataclasses.replace(yields, per_pot_per_eps2=yields.per_pot_per_eps2 * r,
+                               stat_err=yields.stat_err * r)  # fmt: skip

@@ -8,7 +8,8 @@ pairs reweighted from the map's 1/A(m, p_T) to the per-pair 1/A(m, q) of the cha
 lepton acceptance (``yields.extrapolation_below_seam``): a dielectron arm at small angles sees
 the forward rapidities that a beam dump looks at. With ``above_seam`` the arm's pairs above
 the seam are fitted too: a reach without a flow then takes the A′ kinematics there from the
-arm, the yield still from the fiducial channel.
+arm's model, normalised in the fiducial channel's region
+(:func:`gammastar.yields.extrapolation.nsig.arm_in_fiducial`).
 """
 
 from __future__ import annotations

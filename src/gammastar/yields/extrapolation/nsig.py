@@ -25,7 +25,7 @@ from gammastar.yields.extrapolation.model import (
 )
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["KISH_MIN", "TILT_SIGMAS", "NsigErrorSettings", "nsig_error_parts", "nsig_full_space_error", "nsig_lambda_theta", "nsig_reach_error", "nsig_relative_error", "per_sample_acceptance"]
+__all__ = ["KISH_MIN", "TILT_SIGMAS", "NsigErrorSettings", "arm_in_fiducial", "nsig_error_parts", "nsig_full_space_error", "nsig_lambda_theta", "nsig_reach_error", "nsig_relative_error", "per_sample_acceptance"]
 
 
 KISH_MIN = 30.0
@@ -452,8 +452,10 @@ def nsig_lambda_theta(
     """The measured λ_θ's 1σ carried to N_sig at one mass, per cτ: :func:`nsig_error_parts`'
     ``lambda_theta`` part alone (arguments as there; ``moves`` from
     :func:`gammastar.yields.lambda_theta.lambda_refits_at`), without the fit's other parts.
-    ``yield_only``: the kinematics come from another model (the arm's above the seam), so a
-    move changes N through the yield alone, N′/N = (1 + δY_F/Y_F) f_F/f′.
+    ``yield_only``: the kinematics come from a model fitted to other pairs (the arm's above
+    the seam, ``extrapolation`` then that model normalised in F), so a move changes N through
+    Y_F and F alone, N′/N = (1 + δY_F/Y_F) f_F/f_F′, f_F′ the model's fraction in the moved
+    region.
 
     Returns:
         The relative 1σ (of ln N_sig with ``log``) per cτ.
@@ -535,14 +537,15 @@ class _LambdaDraw:
 
 
 def _yield_ratio(ex: Extrapolation, mass: float, mv: Mapping[str, Any]) -> float:
-    """N′/N of a λ_θ move through the yield alone: (1 + δY_F/Y_F) f_F/f′ (f′ the move's refit
-    at ``mass``; its yield change alone where it has none)."""
-    at = ex.at(mass)
-    par = _record_params(mv["fit"], ex.mass, mass, at, float(ex.power_at(mass)))
+    """N′/N of a λ_θ move with the model's kinematics fixed: (1 + δY_F/Y_F) f_F/f_F′, f_F′ the
+    model's fraction in the move's region (its yield change alone without one)."""
     scale = 1.0 + float(mv["yield_shift"])
-    if par is None or not par[0] > 0:
+    f0, t, mu, s = (float(v) for v in ex.at(mass))
+    region = mv.get("region")
+    if region is None:
         return scale
-    return scale * float(at[0]) / par[0]
+    f1 = fiducial_fraction(region, mass, (t, mu, s, float(ex.power_at(mass))))
+    return scale * f0 / f1 if f1 > 0 else scale
 
 
 def _record_params(rec, ex_mass, mass, at, power) -> tuple[float, ...] | None:
@@ -1056,13 +1059,41 @@ class _FullSpaceDraw:
             return np.log(_resolved_ratio(self._n0, self._mean(form, par)))
 
 
-def _ln_f_error(ex: Extrapolation, mass: float) -> float:
-    """δ ln f_F at ``mass``: ``fiducial_fraction_err``/f_F between bin centres (0 without an
-    error)."""
-    if ex.fiducial_fraction_err is None:
-        return 0.0
-    f = np.interp(mass, ex.mass, ex.fiducial_fraction)
-    return float(np.interp(mass, ex.mass, ex.fiducial_fraction_err) / f) if f > 0 else 0.0
+def arm_in_fiducial(arm: Extrapolation, fiducial: Any) -> Extrapolation:
+    """The arm's model above the seam normalised in the fiducial channel's region F: per bin
+    its own fraction in F, and each form's (``model_variations``) at that form's fit, in place
+    of their fractions in the arm's region; no covariance with the fiducial yield (other
+    pairs). A reach then takes N = Y_F 𝓔/f_F with the arm's f_F and 𝓔: the forward arm's
+    ratio of the detector's acceptance to F's, measured where both windows overlap, while the
+    γ* backward of both, which neither sees, cancel."""
+    centres = np.asarray(arm.mass, dtype=np.float64)
+    grids = [_grid_in_f(fiducial, float(m)) for m in centres]
+
+    def fractions(form: Any, params: Callable[[float], tuple[float, ...] | None]) -> list[float | None]:
+        out: list[float | None] = []
+        for m, g in zip(centres, grids, strict=True):
+            par = params(float(m))
+            out.append(None if par is None else fiducial_fraction(fiducial, float(m), par, g, form))
+        return out
+
+    def nominal(m: float) -> tuple[float, ...]:
+        _, t, mu, s = (float(v) for v in arm.at(m))
+        return (t, mu, s, float(arm.power_at(m)))
+
+    f = np.array(fractions(NOMINAL, nominal), dtype=np.float64)
+    forms = {}
+    for name, rec in (arm.model_variations or {}).items():
+        form = _variation_form(name, rec)
+        if form is None:
+            continue
+
+        def alt(m: float, rec: Mapping[str, Any] = rec) -> tuple[float, ...] | None:
+            par = _record_params(rec, arm.mass, m, arm.at(m), float(arm.power_at(m)))
+            return None if par is None else par[1:]
+
+        forms[name] = {**rec, "fiducial_fraction": fractions(form, alt)}
+    return dataclasses.replace(arm, fiducial_fraction=f, model_variations=forms,
+                               fiducial=fiducial.as_dict(), yield_covariance=None)  # fmt: skip
 
 
 def nsig_reach_error(
@@ -1073,11 +1104,10 @@ def nsig_reach_error(
     per cτ, e^w − 1 (NaN where a form does not resolve N). ``split``: the source's
     :class:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`. Below a
     both-channels run's seam, with no flow and the model fitted there (``split.below``),
-    :func:`nsig_full_space_error` (the yield does not depend on the model); above it where the
-    kinematics come from the arm's model (``split.arm_covers``), N = Y_F/f_F · 𝓔(θ_arm) with
-    two independent fits: the arm's :func:`nsig_full_space_error` and the yield's δf_F/f_F
-    (``fiducial_fraction_err``, its forms included) in quadrature in ln N; elsewhere
-    :func:`nsig_relative_error` with ``propagation="log"`` (arguments as there)."""
+    :func:`nsig_full_space_error` (the yield does not depend on the model); elsewhere
+    :func:`nsig_relative_error` with ``propagation="log"`` (arguments as there), of the arm's
+    model normalised in F (``split.arm``, :func:`arm_in_fiducial`) where it gives the
+    kinematics (``split.arm_covers``): N = Y_F 𝓔/f_F as for the fiducial fit."""
     below = getattr(split, "below", None)
     seam = getattr(split, "seam", None)
     e_max = getattr(split, "e_max", None)  # the sampler's energy bound: the direct draws' too
@@ -1086,10 +1116,7 @@ def nsig_reach_error(
                                   e_max=e_max)  # fmt: skip
         return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
     covers = getattr(split, "arm_covers", None)
-    if covers is not None and covers(mass):
-        p = nsig_full_space_error(split.arm, mass, kinematics, sample, ctau, redraw=redraw,
-                                  seed=seed, e_max=e_max)  # fmt: skip
-        return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2 + _ln_f_error(split.extrapolation, mass) ** 2))
-    return nsig_relative_error(split.extrapolation, split.fiducial, mass, kinematics, sample, ctau,
+    ex = split.arm if covers is not None and covers(mass) else split.extrapolation
+    return nsig_relative_error(ex, split.fiducial, mass, kinematics, sample, ctau,
                                settings=NsigErrorSettings(propagation="log"), redraw=redraw,
                                seed=seed, e_max=e_max)  # fmt: skip
