@@ -100,7 +100,7 @@ class ExtrapolatedSampler:
             q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()
             e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
             return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
-        if self.arm_covers(mass):  # no flow: the arm's model above the seam, labelled
+        if self.arm is not None and self.arm_covers(mass):  # no flow: the arm's model, labelled
             out = _model_sampler(self.arm, mass, self.e_max).sample(
                 mass, n, seed=int(s_out.generate_state(1)[0])
             )
