@@ -124,6 +124,21 @@ def test_the_arms_region_takes_lambda_theta_from_the_fiducial_channels_table(ele
     assert np.ptp(np.asarray(got.lambda_theta)) > 0.1  # not the block's constant 1
 
 
+def test_lambda_theta_goes_from_the_muons_to_the_electrons_by_the_spin_density():
+    """A transverse γ* shows λ_θ = (1 − δ)/(1 + δ), δ = 4m_μ²/m², in its muons and 1 in its
+    electrons (1 + cos²θ + δ sin²θ); an unpolarised one 0 in both; a longitudinal one
+    −(1 − δ) in muons (sin²θ + δ cos²θ) and −1 in electrons. Tolerance: the electron's own
+    δ_e = 4m_e²/m² ≈ 10⁻⁵ at 0.3 GeV."""
+    from gammastar.yields.below_seam import _lambda_for
+
+    m_mu, m_e, m = 0.1056583755, 0.51099895e-3, 0.3
+    d = 4 * m_mu**2 / m**2
+    assert _lambda_for((1 - d) / (1 + d), m, m_mu, m_e) == pytest.approx(1.0, abs=1e-4)
+    assert _lambda_for(0.0, m, m_mu, m_e) == pytest.approx(0.0, abs=1e-12)
+    assert _lambda_for(-(1 - d), m, m_mu, m_e) == pytest.approx(-1.0, abs=1e-4)
+    assert _lambda_for(0.1, m, m_e, m_e) == pytest.approx(0.1, abs=1e-12)  # same leptons
+
+
 def test_below_seam_weights_replace_the_map_by_the_per_pair_acceptance(electron_config):
     """weight × acc / A inside the region (the sign and efficiency kept), 0 outside."""
     from gammastar.yields.below_seam import below_seam_region, below_seam_weights

@@ -217,8 +217,8 @@ class BelowSeamFit(Section):
     (Kroll and Wada, Phys. Rev. 98 (1955) 1355); the number is stated, not assumed."""
     above_seam: bool = False
     """Fit the arm's pairs above the seam too (``yields.json`` ``extrapolation.arm_above_seam``;
-    the per-pair acceptance with the fiducial channel's λ_θ(m), measured there, not
-    ``decay_lambda_theta``). A reach without a flow then draws the A′ kinematics there from
+    the per-pair acceptance with the fiducial channel's λ_θ(m), measured there and carried to
+    the arm's leptons, not ``decay_lambda_theta``). A reach without a flow then draws the A′ kinematics there from
     the arm's model, which sees the forward rapidities, normalised in the fiducial region F:
     N = Y_F 𝓔/f_F with the arm's 𝓔 and f_F, so the γ* backward of both windows, which
     neither sees, cancel (docs/explanation/method.md §9). The yields themselves stay Y_F/f_F
