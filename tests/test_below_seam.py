@@ -129,14 +129,14 @@ def test_lambda_theta_goes_from_the_muons_to_the_electrons_by_the_spin_density()
     electrons (1 + cos²θ + δ sin²θ); an unpolarised one 0 in both; a longitudinal one
     −(1 − δ) in muons (sin²θ + δ cos²θ) and −1 in electrons. Tolerance: the electron's own
     δ_e = 4m_e²/m² ≈ 10⁻⁵ at 0.3 GeV."""
-    from gammastar.yields.below_seam import _lambda_for
+    from gammastar.physics.vector_decay import lambda_for_lepton
 
     m_mu, m_e, m = 0.1056583755, 0.51099895e-3, 0.3
     d = 4 * m_mu**2 / m**2
-    assert _lambda_for((1 - d) / (1 + d), m, m_mu, m_e) == pytest.approx(1.0, abs=1e-4)
-    assert _lambda_for(0.0, m, m_mu, m_e) == pytest.approx(0.0, abs=1e-12)
-    assert _lambda_for(-(1 - d), m, m_mu, m_e) == pytest.approx(-1.0, abs=1e-4)
-    assert _lambda_for(0.1, m, m_e, m_e) == pytest.approx(0.1, abs=1e-12)  # same leptons
+    assert lambda_for_lepton((1 - d) / (1 + d), m, m_mu, m_e) == pytest.approx(1.0, abs=1e-4)
+    assert lambda_for_lepton(0.0, m, m_mu, m_e) == pytest.approx(0.0, abs=1e-12)
+    assert lambda_for_lepton(-(1 - d), m, m_mu, m_e) == pytest.approx(-1.0, abs=1e-4)
+    assert lambda_for_lepton(0.1, m, m_e, m_e) == pytest.approx(0.1, abs=1e-12)  # same leptons
 
 
 def test_below_seam_weights_replace_the_map_by_the_per_pair_acceptance(electron_config):

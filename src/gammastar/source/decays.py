@@ -1,7 +1,8 @@
 r"""The modelled A′ decays: :class:`Decay` and :data:`DECAYS` (two-body channels, daughter PDG
 ids and masses, :data:`CHANNEL_CODE`), their branching ratios (:func:`branching_ratios`) and
 the angular distribution W(cos θ) ∝ a + b cos²θ of a vector's decay
-(:func:`decay_coefficients`, ρ₀₀ from the data's λ_θ: :func:`rho00_from_lambda`).
+(:func:`decay_coefficients`, ρ₀₀ from the data's λ_θ:
+:func:`gammastar.physics.vector_decay.rho00_from_lambda`, re-exported here).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 
 from gammastar.physics import darkphoton
 from gammastar.physics.channels import LEPTON_CHANNELS
-from gammastar.physics.constants import M_K, M_K0, M_MU, M_PI
+from gammastar.physics.constants import M_K, M_K0, M_PI
+from gammastar.physics.vector_decay import fermion_coefficients, rho00_from_lambda  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)
@@ -90,22 +92,6 @@ def branching_ratios(
 
 
 # --------------------------------------------------------------------------- angular distribution
-def rho00_from_lambda(lambda_theta: float, m: float, lepton_mass: float = M_MU) -> float:
-    """ρ₀₀ of the A′ (γ*) spin density from the measured λ_θ of its dileptons.
-
-    Inverts λ_θ = b/a of :func:`decay_coefficients` for fermions of mass ``lepton_mass``;
-    clipped to the physical range [0, 1].
-
-    Example:
-        >>> round(rho00_from_lambda(0.0, 10.0), 6), round(rho00_from_lambda(1.0, 100.0), 4)
-        (0.333333, 0.0)
-    """
-    b2 = max(1.0 - 4 * lepton_mass**2 / m**2, 1e-12)
-    lam = float(lambda_theta)
-    rho = (b2 - lam * (2 - b2)) / (b2 * (lam + 3))
-    return float(min(max(rho, 0.0), 1.0))
-
-
 def decay_coefficients(rho00: float, m: float, decay: Decay) -> tuple[float, float]:
     """(a, b) of W(cos θ) ∝ a + b cos²θ for ``decay`` of a vector of mass ``m`` (module doc).
 
@@ -115,6 +101,5 @@ def decay_coefficients(rho00: float, m: float, decay: Decay) -> tuple[float, flo
         -1.0
     """
     if decay.fermion:
-        b2 = max(1.0 - 4 * decay.m1**2 / m**2, 0.0)
-        return (1 - rho00) / 2 * (2 - b2) + rho00, b2 * (1 - 3 * rho00) / 2
+        return fermion_coefficients(rho00, m, decay.m1)
     return (1 - rho00) / 2, (3 * rho00 - 1) / 2

@@ -26,6 +26,7 @@ from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.corrections.pair_acceptance.lepton import LeptonAcceptance
 from gammastar.corrections.pair_acceptance.table import PairAcceptance
 from gammastar.errors import InputError
+from gammastar.physics.vector_decay import lambda_for_lepton
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.extrapolation.result import Extrapolation
 
@@ -54,9 +55,8 @@ def arm_region(cfg: AnalysisConfig, mass_range: tuple[float, float],
     """:func:`below_seam_region` over ``mass_range`` (GeV); ``lambda_from``: λ_θ(m) taken
     from that table's mass nodes (linear between them) instead of ``decay_lambda_theta``,
     carried from its leptons to this config's: the γ*'s spin density ρ₀₀ from its λ_θ, then
-    this lepton mass's λ_θ of that ρ₀₀ (:func:`gammastar.source.decays.rho00_from_lambda`,
-    :func:`~gammastar.source.decays.decay_coefficients`; a transverse γ* has λ_θ = 1 for
-    electrons but (1 − 4m_μ²/m²)/(1 + 4m_μ²/m²) for muons)."""
+    this lepton mass's λ_θ of that ρ₀₀ (:func:`gammastar.physics.vector_decay.lambda_for_lepton`:
+    a transverse γ* has λ_θ = 1 for electrons but (1 − 4m_μ²/m²)/(1 + 4m_μ²/m²) for muons)."""
     block = cfg.yields.extrapolation_below_seam
     if block is None:
         raise InputError("yields.extrapolation_below_seam: not configured")
@@ -74,19 +74,9 @@ def arm_region(cfg: AnalysisConfig, mass_range: tuple[float, float],
     if lambda_from is not None:
         lam = np.broadcast_to(np.asarray(lambda_from.lambda_theta, dtype=np.float64), lambda_from.m_grid.shape)
         at = np.interp(pa.m_grid, lambda_from.m_grid, lam)
-        pa = pa.with_lambda([_lambda_for(v, m, lambda_from.lepton_mass, cfg.input.lepton_mass)
+        pa = pa.with_lambda([lambda_for_lepton(v, m, lambda_from.lepton_mass, cfg.input.lepton_mass)
                              for v, m in zip(at, pa.m_grid, strict=True)])  # fmt: skip
     return FiducialRegion(pa, block.min_acceptance)
-
-
-def _lambda_for(lam: float, m: float, m_from: float, m_to: float) -> float:
-    """λ_θ of leptons of mass ``m_to`` from a γ* of mass ``m`` whose leptons of mass ``m_from``
-    show ``lam`` (:func:`arm_region`)."""
-    from gammastar.source.decays import Decay, decay_coefficients, rho00_from_lambda
-
-    rho = rho00_from_lambda(float(lam), float(m), float(m_from))
-    a, b = decay_coefficients(rho, float(m), Decay("l", 0, 0, float(m_to), float(m_to), True))
-    return float(np.clip(b / a, -1.0, 1.0))
 
 
 def below_seam_weights(pairs: Any, region: FiducialRegion) -> NDArray[np.float64]:
