@@ -123,6 +123,25 @@ def test_the_arms_region_takes_lambda_theta_from_the_fiducial_channels_table(ele
     assert np.asarray(got.lambda_theta) == pytest.approx(want, abs=1e-12)
     assert np.ptp(np.asarray(got.lambda_theta)) > 0.1  # not the block's constant 1
 
+    # a dimuon table: converted to electrons from β_μ² ≥ LAMBDA_MIN_BETA2, the block's below
+    import dataclasses
+
+    from gammastar.physics.constants import M_MU
+    from gammastar.physics.vector_decay import lambda_for_lepton
+    from gammastar.yields.below_seam import LAMBDA_MIN_BETA2
+
+    mu_src = dataclasses.replace(src, lepton_mass=M_MU)
+    got = arm_region(electron_config, (0.22, 0.7), lambda_from=mu_src).acceptance
+    m_e = electron_config.input.lepton_mass
+    lam = np.interp(got.m_grid, src.m_grid, np.asarray(src.lambda_theta))
+    far = 1 - 4 * M_MU**2 / got.m_grid**2 >= LAMBDA_MIN_BETA2
+    assert far.any()
+    assert (~far).any()
+    want = [lambda_for_lepton(v, m, M_MU, m_e) for v, m in zip(lam[far], got.m_grid[far], strict=True)]
+    assert np.asarray(got.lambda_theta)[far] == pytest.approx(want, abs=1e-12)
+    block = electron_config.yields.extrapolation_below_seam
+    assert np.asarray(got.lambda_theta)[~far] == pytest.approx(block.decay_lambda_theta, abs=1e-12)
+
 
 def test_lambda_theta_goes_from_the_muons_to_the_electrons_by_the_spin_density():
     """A transverse γ* shows λ_θ = (1 − δ)/(1 + δ), δ = 4m_μ²/m², in its muons and 1 in its
@@ -327,8 +346,9 @@ def test_the_arm_normalised_in_its_own_region_gives_back_its_fits_fractions(toy_
 
 def test_lambda_theta_moves_reach_the_arms_n_through_the_yield_and_the_region(toy_fit):
     """``yield_only`` (the arm's kinematics above the seam): each λ_θ move's N′/N is
-    (1 + δY_F/Y_F) f_F/f_F′, f_F′ the model's fraction in the move's region, the same at every
-    cτ; the two signs' |ln| averaged as the full computation averages them."""
+    (1 + δY_F/Y_F) f_F/f_F′, both fractions of the model at the mass by one quadrature, the
+    same at every cτ; a move that changes nothing there gives 1; the two signs' |ln| averaged
+    as the full computation averages them."""
     from gammastar.yields.extrapolation.model import fiducial_fraction
     from gammastar.yields.extrapolation.nsig import nsig_lambda_theta
 
@@ -336,14 +356,36 @@ def test_lambda_theta_moves_reach_the_arms_n_through_the_yield_and_the_region(to
         def contains(self, m, qt, e):
             return self.acceptance(m, qt, e) >= 0.3
 
-    f0, t, mu, s = (float(v) for v in toy_fit.at(MASS))
-    f1 = fiducial_fraction(Narrow(), MASS, (t, mu, s, float(toy_fit.power_at(MASS))))
+    _, t, mu, s = (float(v) for v in toy_fit.at(MASS))
+    par = (t, mu, s, float(toy_fit.power_at(MASS)))
+    f0, f1 = fiducial_fraction(_ToyRegion(), MASS, par), fiducial_fraction(Narrow(), MASS, par)
     assert 0 < f1 < 0.9 * f0
     up = {"sign": 1, "yield_shift": 0.1, "fit": {}, "region": Narrow()}
     down = {"sign": -1, "yield_shift": -0.05, "fit": {}, "region": _ToyRegion()}
-    got = nsig_lambda_theta(toy_fit, None, MASS, {}, None, [0.1, 1.0, 10.0], [up, down], yield_only=True)
-    want = 0.5 * (abs(np.log(1.1 * f0 / f1)) + abs(np.log(0.95 * f0 / f0)))
+    ct = [0.1, 1.0, 10.0]
+    got = nsig_lambda_theta(toy_fit, _ToyRegion(), MASS, {}, None, ct, [up, down], yield_only=True)
+    want = 0.5 * (abs(np.log(1.1 * f0 / f1)) + abs(np.log(0.95)))
     assert got == pytest.approx(np.full(3, want), rel=1e-9)
+    null = {"sign": 1, "yield_shift": 0.0, "fit": {}, "region": Narrow(), "null": True}
+    assert nsig_lambda_theta(toy_fit, _ToyRegion(), MASS, {}, None, ct, [null], yield_only=True) == (
+        pytest.approx(np.zeros(3), abs=1e-15))  # fmt: skip
+
+
+def test_the_reach_yields_follow_the_arms_normalisation_where_it_gives_the_kinematics(toy_fit):
+    """``Source`` with the arm's model: from the seam up to the arm's last edge the yield is
+    Y·f_F/f_F,arm (the fiducial yield carried by the arm's model), its statistical error
+    with it; below the seam and beyond the arm's bins as given."""
+    import dataclasses
+
+    from gammastar.source.production import Yields
+    from gammastar.source.source import _arm_yields
+
+    arm = dataclasses.replace(toy_fit, fiducial_fraction=0.5 * np.asarray(toy_fit.fiducial_fraction))
+    m = np.array([0.3, 0.5, 0.6])  # below the seam 0.4, inside the arm's bin, beyond its edge 0.55
+    y = Yields(m, np.array([1.0, 2.0, 3.0]), np.array([0.1, 0.2, 0.3]), {})
+    got = _arm_yields(y, toy_fit, arm, seam=0.4)
+    assert got.per_pot_per_eps2 == pytest.approx([1.0, 4.0, 3.0], rel=1e-12)
+    assert got.stat_err == pytest.approx([0.1, 0.4, 0.3], rel=1e-12)
 
 
 def test_the_model_stops_at_the_beam_energy():

@@ -114,6 +114,7 @@ def _variants(cfg, masses: np.ndarray, eps_points: int) -> dict[str, tuple[np.nd
     rc = cfg.reach
     y = load_yields(cfg.resolve(rc.yields))
     sampler = Source.from_config(cfg, y)
+    y = sampler.yields if sampler.yields is not None else y  # the reach's (the arm's above the seam)
     doc = json.loads(Path(cfg.resolve(rc.yields)).read_text())
     br = doc.get("theory", {}).get("brems_aprime")
     geo = Geometry.from_config(cfg.detector)

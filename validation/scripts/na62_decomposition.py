@@ -129,6 +129,7 @@ def main() -> None:
     y = load_yields(run / "yields.json")
     scale, _ = resolve_yield_scale(cfg, y)
     sampler = Source.from_config(cfg, y)
+    y = sampler.yields if sampler.yields is not None else y  # the reach's (the arm's above the seam)
     truth = truth_gstar(data_cfg, args.truth_sources, seed=5)
     det = Detector(data_cfg.mock.detector, EfficiencyMap.unity())
     ty = truth_aprime_yield(truth, np.asarray(y.extrapolation["bin_edges"]),

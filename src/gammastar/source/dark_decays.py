@@ -47,7 +47,7 @@ def dark_decay_coefficients(rho00: float, m: float, m_a: float, m_b: float) -> t
     For m_a = m_b = m_ℓ it is :func:`~gammastar.source.decays.decay_coefficients` of a lepton
     pair (κ = β²/2); for massless fermions λ′ = (1 − 3ρ₀₀)/(1 + ρ₀₀) (Faccioli, Lourenço,
     Seixas, Wöhri, EPJC 69 (2010) 657). ρ₀₀ comes from the λ_θ of the data's dileptons
-    (:func:`~gammastar.source.decays.rho00_from_lambda`).
+    (:func:`~gammastar.physics.vector_decay.rho00_from_lambda`).
 
     Example:
         >>> a, b = dark_decay_coefficients(0.0, 1.0, 0.0, 0.0)     # transverse, massless
@@ -80,7 +80,7 @@ def dark_chains(
     drawn ∝ ``chains`` (BR of :data:`DARK_CHAINS`), the two-body decay A′ → ψψ: isotropic
     (:func:`gammastar.physics.darkchain.two_body_decay`) with ``rho00`` None, else with the A′
     spin density ρ₀₀ (the γ* polarisation measured in the data,
-    :func:`~gammastar.source.decays.rho00_from_lambda`) in the A′ helicity frame,
+    :func:`~gammastar.physics.vector_decay.rho00_from_lambda`) in the A′ helicity frame,
     W(cos θ*) ∝ a + b cos²θ* of :func:`dark_decay_coefficients`; the forced ψ₂ ("a") with its
     final state drawn ∝ ``channels`` and its three-body decay from the matrix element
     (:func:`gammastar.physics.darkchain.sample_psi2_decay`), and for ``psi2 psi2`` the second

@@ -101,7 +101,9 @@ class Source:
         yields: the caller loads them); without a flow the analytic sampler (the fitted
         model when there is one, every sample labelled). A both-channels run's
         ``extrapolation.seam``: the flow alone below it (full phase space, nothing
-        labelled), flow inside / model outside the fiducial region from it up.
+        labelled), flow inside / model outside the fiducial region from it up. Without a flow
+        and with the arm's model above the seam (``extrapolation.arm_above_seam``), the
+        source's ``yields`` there are Y_F/f_F of that model normalised in F, not those given.
 
         Arguments:
             config: the analysis config (its ``reach`` section and ``resolve``).
@@ -410,8 +412,13 @@ def _arm_yields(yields: Any, extrap: Extrapolation, arm: Extrapolation, seam: fl
     fractions in F), the yield a reach with the arm's kinematics is normalised to; its
     relative errors kept."""
     m = np.asarray(yields.mass, dtype=np.float64)
+    f_arm = np.asarray(arm.at(m)[0])
     with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.asarray(extrap.at(m)[0]) / np.asarray(arm.at(m)[0])
-    r = np.where((m >= seam) & (m <= float(arm.edges[-1])) & np.isfinite(r) & (r > 0), r, 1.0)
+        r = np.asarray(extrap.at(m)[0]) / f_arm
+    covered = (m >= seam) & (m <= float(arm.edges[-1])) & (f_arm > 0)
+    if np.any(covered & ~(np.isfinite(r) & (r > 0))):
+        raise InputError("extrapolation.arm_above_seam: the fiducial fit's f_F is not positive "
+                         "where the arm's model is normalised in F; rerun gammastar yields")  # fmt: skip
+    r = np.where(covered, r, 1.0)
     return dataclasses.replace(yields, per_pot_per_eps2=yields.per_pot_per_eps2 * r,
                                stat_err=yields.stat_err * r)  # fmt: skip

@@ -31,6 +31,7 @@ from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolatio
 from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = [
+    "LAMBDA_MIN_BETA2",
     "above_seam_record",
     "arm_region",
     "below_seam_record",
@@ -43,6 +44,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+LAMBDA_MIN_BETA2 = 0.5
+"""The lowest β² = 1 − 4m_ℓ²/m² of the fiducial channel's leptons at which :func:`arm_region`
+takes their λ_θ (dimuons from m ≈ 0.30 GeV): dρ₀₀/dλ_θ grows as 1/β², so a measured λ_θ of
+±0.1 at 0.22 GeV (β² ≈ 0.08) spans every ρ₀₀."""
+
+
 def below_seam_region(cfg: AnalysisConfig, seam: float) -> FiducialRegion:
     """The fit's region: A(m, q) ≥ ``min_acceptance`` of ``yields.extrapolation_below_seam``'s
     lepton acceptance (the selection's lepton cuts of ``cfg``, the full-phase-space flavour's
@@ -53,7 +60,10 @@ def below_seam_region(cfg: AnalysisConfig, seam: float) -> FiducialRegion:
 def arm_region(cfg: AnalysisConfig, mass_range: tuple[float, float],
                lambda_from: PairAcceptance | None = None) -> FiducialRegion:  # fmt: skip
     """:func:`below_seam_region` over ``mass_range`` (GeV); ``lambda_from``: λ_θ(m) taken
-    from that table's mass nodes (linear between them) instead of ``decay_lambda_theta``,
+    from that table's mass nodes (linear between them) instead of ``decay_lambda_theta``
+    where its leptons' β² = 1 − 4m_ℓ²/m² ≥ :data:`LAMBDA_MIN_BETA2` (nearer their threshold
+    the inversion to ρ₀₀ turns the measurement's noise into any λ_θ, and
+    ``decay_lambda_theta`` stands),
     carried from its leptons to this config's: the γ*'s spin density ρ₀₀ from its λ_θ, then
     this lepton mass's λ_θ of that ρ₀₀ (:func:`gammastar.physics.vector_decay.lambda_for_lepton`:
     a transverse γ* has λ_θ = 1 for electrons but (1 − 4m_μ²/m²)/(1 + 4m_μ²/m²) for muons)."""
@@ -74,8 +84,12 @@ def arm_region(cfg: AnalysisConfig, mass_range: tuple[float, float],
     if lambda_from is not None:
         lam = np.broadcast_to(np.asarray(lambda_from.lambda_theta, dtype=np.float64), lambda_from.m_grid.shape)
         at = np.interp(pa.m_grid, lambda_from.m_grid, lam)
-        pa = pa.with_lambda([lambda_for_lepton(v, m, lambda_from.lepton_mass, cfg.input.lepton_mass)
-                             for v, m in zip(at, pa.m_grid, strict=True)])  # fmt: skip
+        m_l = lambda_from.lepton_mass
+        pa = pa.with_lambda([
+            lambda_for_lepton(v, m, m_l, cfg.input.lepton_mass)
+            if 1.0 - 4 * m_l**2 / m**2 >= LAMBDA_MIN_BETA2 else float(block.decay_lambda_theta)
+            for v, m in zip(at, pa.m_grid, strict=True)
+        ])  # fmt: skip
     return FiducialRegion(pa, block.min_acceptance)
 
 
@@ -131,7 +145,10 @@ def fit_above_seam(cfg: AnalysisConfig, pairs: Any, edges: NDArray, seam: float,
     if edges.size < 2:
         raise InputError(f"yields.extrapolation_below_seam.above_seam: no yield bin above the seam {seam:g} GeV")
     region = arm_region(cfg, (float(edges[0]), float(edges[-1])), lambda_from)
-    return _fit_arm(cfg, pairs, edges, region, "above the seam")
+    try:
+        return _fit_arm(cfg, pairs, edges, region, "above the seam")
+    except InputError as exc:
+        raise InputError(f"yields.extrapolation_below_seam.above_seam: {exc}") from exc
 
 
 def _fit_arm(cfg: AnalysisConfig, pairs: Any, edges: NDArray, region: FiducialRegion,
@@ -184,6 +201,9 @@ def above_seam_record(cfg: AnalysisConfig, per: dict[str, Any], seam: float) -> 
     ch = next(c for c in per if per[c]["inp"].phase_space == "full")
     fid = next((per[c]["doc"]["extrapolation"]["fiducial"] for c in per
                 if "fiducial" in (per[c].get("doc", {}).get("extrapolation") or {})), None)  # fmt: skip
+    if fid is None:
+        log.warning("yields: the arm's fit above the seam takes decay_lambda_theta (%g): no "
+                    "fiducial channel's λ_θ(m) in this run", block.decay_lambda_theta)  # fmt: skip
     lam = None if fid is None else FiducialRegion.from_dict(fid).acceptance
     ex = fit_above_seam(per[ch]["cfg"], per[ch]["inp"].pairs, per[ch]["ap"].edges, seam, lam)
     return {**ex.as_dict(), "channel": ch}

@@ -183,8 +183,10 @@ def _lambda_rel(
     covers = getattr(split, "arm_covers", None)
     arm = covers is not None and covers(sig.mass)  # the arm's kinematics: the yield's part
 
+    model = split.arm if arm else ex
+
     def rel(x: Any) -> NDArray[np.float64]:
-        w = nsig_lambda_theta(ex, split.fiducial, sig.mass, last, x, sig.ctau, moves, yield_only=arm)
+        w = nsig_lambda_theta(model, split.fiducial, sig.mass, last, x, sig.ctau, moves, yield_only=arm)
         return np.expm1(w)
 
     return _by_channel_shares(sig, rel)

@@ -462,7 +462,7 @@ def nsig_lambda_theta(
     """
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     if yield_only:
-        return _lambda_part(moves, partial(_yield_ratio, extrapolation, mass), ctau.size, log)
+        return _lambda_part(moves, partial(_yield_ratio, extrapolation, fiducial, mass), ctau.size, log)
     qt = np.asarray(kinematics["qT"], dtype=np.float64)
     e = np.asarray(kinematics["E"], dtype=np.float64)
     out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
@@ -536,16 +536,20 @@ class _LambdaDraw:
             return np.where(self.t0 > 0, moved / np.where(self.t0 > 0, self.t0, 1.0), 1.0)
 
 
-def _yield_ratio(ex: Extrapolation, mass: float, mv: Mapping[str, Any]) -> float:
-    """N′/N of a λ_θ move with the model's kinematics fixed: (1 + δY_F/Y_F) f_F/f_F′, f_F′ the
-    model's fraction in the move's region (its yield change alone without one)."""
+def _yield_ratio(ex: Extrapolation, fiducial: Any, mass: float, mv: Mapping[str, Any]) -> float:
+    """N′/N of a λ_θ move with the model's kinematics fixed: (1 + δY_F/Y_F) f_F/f_F′, both
+    fractions of the model at ``mass`` by the same quadrature, in ``fiducial`` and in the move's
+    region (its yield change alone without one; 1 for a move that changes nothing there). The
+    model itself is not refitted: where its fit's weights took the same λ_θ (the arm's above
+    the seam), that part of the move is left out."""
     scale = 1.0 + float(mv["yield_shift"])
-    f0, t, mu, s = (float(v) for v in ex.at(mass))
     region = mv.get("region")
-    if region is None:
+    if mv.get("null") or region is None:
         return scale
-    f1 = fiducial_fraction(region, mass, (t, mu, s, float(ex.power_at(mass))))
-    return scale * f0 / f1 if f1 > 0 else scale
+    _, t, mu, s = (float(v) for v in ex.at(mass))
+    par = (t, mu, s, float(ex.power_at(mass)))
+    f0, f1 = fiducial_fraction(fiducial, mass, par), fiducial_fraction(region, mass, par)
+    return scale * f0 / f1 if f0 > 0 and f1 > 0 else scale
 
 
 def _record_params(rec, ex_mass, mass, at, power) -> tuple[float, ...] | None:
@@ -1093,7 +1097,9 @@ def arm_in_fiducial(arm: Extrapolation, fiducial: Any) -> Extrapolation:
 
         forms[name] = {**rec, "fiducial_fraction": fractions(form, alt)}
     return dataclasses.replace(arm, fiducial_fraction=f, model_variations=forms,
-                               fiducial=fiducial.as_dict(), yield_covariance=None)  # fmt: skip
+                               fiducial=fiducial.as_dict(), yield_covariance=None,
+                               fiducial_fraction_err=None, fiducial_fraction_err_stat=None,
+                               fiducial_fraction_err_alt=None)  # fmt: skip
 
 
 def nsig_reach_error(

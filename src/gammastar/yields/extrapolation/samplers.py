@@ -147,10 +147,13 @@ class ExtrapolatedSampler:
 
     def arm_covers(self, mass: float) -> bool:
         """Whether :meth:`sample` takes ``mass`` from the arm's model: no flow, an ``arm``,
-        from the seam up to the arm's last bin edge."""
+        from the seam up to the arm's last bin edge, where its fraction f_F is positive (the
+        normalisation in F, :func:`~gammastar.yields.extrapolation.nsig.arm_in_fiducial`)."""
         if self.arm is None or self.inside is not None or self.seam is None:
             return False
-        return bool(self.seam <= mass <= float(self.arm.edges[-1]))
+        if not self.seam <= mass <= float(self.arm.edges[-1]):
+            return False
+        return bool(float(self.arm.at(mass)[0]) > 0)
 
     def below_sampler(self, mass: float) -> ParametricSampler:
         """The analytic sampler below the seam at ``mass``: ``below``'s fitted (T, ȳ, σ_y, a),
