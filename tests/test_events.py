@@ -19,8 +19,9 @@ from gammastar.events.stage import EventRequest, run_events
 from gammastar.physics import darkphoton
 from gammastar.physics.constants import M_MU
 from gammastar.physics.sampling import ParametricSampler
+from gammastar.physics.vector_decay import rho00_from_lambda
 from gammastar.reach.acceptance import draw
-from gammastar.source.decays import DECAYS, branching_ratios, decay_coefficients, rho00_from_lambda
+from gammastar.source.decays import DECAYS, branching_ratios, decay_coefficients
 from gammastar.source.eventgen import APRIME_PDGID, chunk_seeds
 from gammastar.source.geometry import Geometry
 

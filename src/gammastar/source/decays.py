@@ -2,7 +2,7 @@ r"""The modelled A′ decays: :class:`Decay` and :data:`DECAYS` (two-body channe
 ids and masses, :data:`CHANNEL_CODE`), their branching ratios (:func:`branching_ratios`) and
 the angular distribution W(cos θ) ∝ a + b cos²θ of a vector's decay
 (:func:`decay_coefficients`, ρ₀₀ from the data's λ_θ:
-:func:`gammastar.physics.vector_decay.rho00_from_lambda`, re-exported here).
+:func:`gammastar.physics.vector_decay.rho00_from_lambda`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 from gammastar.physics import darkphoton
 from gammastar.physics.channels import LEPTON_CHANNELS
 from gammastar.physics.constants import M_K, M_K0, M_PI
-from gammastar.physics.vector_decay import fermion_coefficients, rho00_from_lambda  # noqa: F401 (re-exported)
+from gammastar.physics.vector_decay import fermion_coefficients
 
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.darksector import aprime_branching_ratios, psi2_ctau, psi2_width
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.physics.target import interaction_probability
+from gammastar.physics.vector_decay import rho00_from_lambda
 from gammastar.source.dark_decays import DARK_CHAINS
 from gammastar.source.dark_events import DarkEventSettings
-from gammastar.source.decays import rho00_from_lambda
 from gammastar.source.geometry import Geometry
 from gammastar.source.production import check_refuse, load_yields, resolve_yield_scale
 from gammastar.source.source import PARAMETRIC, Source
