@@ -180,7 +180,7 @@ def test_the_generator_is_read_with_its_branch_names(tmp_path):
     got_m, got_y, w = read_template([str(tmp_path / "a.root")], tree="gen", mass="mass",
                                 rapidity="rap", weight="wt")  # fmt: skip
     np.testing.assert_array_equal(got_y, y)  # the float64 values written, read back: copies
-    np.testing.assert_array_equal(got_m, np.full(10, 0.5))
+    np.testing.assert_array_equal(got_m, np.full(10, 0.5))  # the float64 0.5 written: a copy
     assert w is not None
     assert float(w.sum()) == pytest.approx(20.0, rel=1e-15)
     with pytest.raises(InputError, match=r"a\.root: tree 'gen' has no branch 'y'"):

@@ -179,13 +179,7 @@ def below_seam_record(cfg: AnalysisConfig, per: dict[str, Any], seam: float) -> 
     ``yields.extrapolation_below_seam`` is not configured."""
     if cfg.yields.extrapolation_below_seam is None:
         return None
-    full = [c for c in per if per[c]["inp"].phase_space == "full"]
-    if len(full) != 1 or per[full[0]]["inp"].pairs is None:
-        raise InputError(
-            "yields.extrapolation_below_seam: needs one full-phase-space channel with its pairs "
-            "(pairs.parquet) below the seam"
-        )
-    ch = full[0]
+    ch = _full_channel(per)
     ex = fit_below_seam(per[ch]["cfg"], per[ch]["inp"].pairs, per[ch]["ap"].edges, seam)
     return {**ex.as_dict(), "channel": ch}
 
@@ -198,7 +192,7 @@ def above_seam_record(cfg: AnalysisConfig, per: dict[str, Any], seam: float) -> 
     block = cfg.yields.extrapolation_below_seam
     if block is None or not block.above_seam:
         return None
-    ch = next(c for c in per if per[c]["inp"].phase_space == "full")
+    ch = _full_channel(per)
     fid = next((per[c]["doc"]["extrapolation"]["fiducial"] for c in per
                 if "fiducial" in (per[c].get("doc", {}).get("extrapolation") or {})), None)  # fmt: skip
     if fid is None:
@@ -207,3 +201,14 @@ def above_seam_record(cfg: AnalysisConfig, per: dict[str, Any], seam: float) -> 
     lam = None if fid is None else FiducialRegion.from_dict(fid).acceptance
     ex = fit_above_seam(per[ch]["cfg"], per[ch]["inp"].pairs, per[ch]["ap"].edges, seam, lam)
     return {**ex.as_dict(), "channel": ch}
+
+
+def _full_channel(per: dict[str, Any]) -> str:
+    """The one full-phase-space channel of the yields stage's ``per`` that has its pairs."""
+    full = [c for c in per if per[c]["inp"].phase_space == "full"]
+    if len(full) != 1 or per[full[0]]["inp"].pairs is None:
+        raise InputError(
+            "yields.extrapolation_below_seam: needs one full-phase-space channel with its pairs "
+            "(pairs.parquet)"
+        )
+    return full[0]

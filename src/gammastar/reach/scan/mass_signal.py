@@ -180,10 +180,8 @@ def _lambda_rel(
         return None
 
     moves = lambda_refits_at(refits, sig.mass, regions)
-    covers = getattr(split, "arm_covers", None)
-    arm = covers is not None and covers(sig.mass)  # the arm's kinematics: the yield's part
-
-    model = split.arm if arm else ex
+    arm = split.arm_covers(sig.mass)  # the arm's kinematics: the yield's part
+    model = split.model_at(sig.mass)
 
     def rel(x: Any) -> NDArray[np.float64]:
         w = nsig_lambda_theta(model, split.fiducial, sig.mass, last, x, sig.ctau, moves, yield_only=arm)

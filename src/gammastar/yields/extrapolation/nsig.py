@@ -1112,8 +1112,8 @@ def nsig_reach_error(
     both-channels run's seam, with no flow and the model fitted there (``split.below``),
     :func:`nsig_full_space_error` (the yield does not depend on the model); elsewhere
     :func:`nsig_relative_error` with ``propagation="log"`` (arguments as there), of the arm's
-    model normalised in F (``split.arm``, :func:`arm_in_fiducial`) where it gives the
-    kinematics (``split.arm_covers``): N = Y_F 𝓔/f_F as for the fiducial fit."""
+    model normalised in F (:func:`arm_in_fiducial`) where it gives the kinematics
+    (``split.model_at``): N = Y_F 𝓔/f_F as for the fiducial fit."""
     below = getattr(split, "below", None)
     seam = getattr(split, "seam", None)
     e_max = getattr(split, "e_max", None)  # the sampler's energy bound: the direct draws' too
@@ -1121,8 +1121,6 @@ def nsig_reach_error(
         p = nsig_full_space_error(below, mass, kinematics, sample, ctau, redraw=redraw, seed=seed,
                                   e_max=e_max)  # fmt: skip
         return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
-    covers = getattr(split, "arm_covers", None)
-    ex = split.arm if covers is not None and covers(mass) else split.extrapolation
-    return nsig_relative_error(ex, split.fiducial, mass, kinematics, sample, ctau,
+    return nsig_relative_error(split.model_at(mass), split.fiducial, mass, kinematics, sample, ctau,
                                settings=NsigErrorSettings(propagation="log"), redraw=redraw,
                                seed=seed, e_max=e_max)  # fmt: skip

@@ -100,8 +100,8 @@ class ExtrapolatedSampler:
             q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()
             e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
             return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
-        if self.arm is not None and self.arm_covers(mass):  # no flow: the arm's model, labelled
-            out = _model_sampler(self.arm, mass, self.e_max).sample(
+        if self.arm_covers(mass):  # no flow: the arm's model, labelled
+            out = _model_sampler(self.model_at(mass), mass, self.e_max).sample(
                 mass, n, seed=int(s_out.generate_state(1)[0])
             )
             return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
@@ -154,6 +154,11 @@ class ExtrapolatedSampler:
         if not self.seam <= mass <= float(self.arm.edges[-1]):
             return False
         return bool(float(self.arm.at(mass)[0]) > 0)
+
+    def model_at(self, mass: float) -> Extrapolation:
+        """The fitted model whose kinematics, and whose fraction in F normalises them, this
+        sampler takes at ``mass``: the arm's where :meth:`arm_covers`, else the fiducial fit."""
+        return self.arm if self.arm is not None and self.arm_covers(mass) else self.extrapolation
 
     def below_sampler(self, mass: float) -> ParametricSampler:
         """The analytic sampler below the seam at ``mass``: ``below``'s fitted (T, ȳ, σ_y, a),
