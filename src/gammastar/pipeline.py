@@ -509,10 +509,10 @@ def _run(
         echo(f"[{stage.name}] done in {dt:.1f} s" + (f" ({note})" if note else ""))
         reports.append(StageReport(stage.name, "ran", reason, dt, result))
     if report:
-        from gammastar.report import build_report
+        from gammastar.report import build_report, report_line
 
         with running("report"):
-            echo(f"[report] {build_report(config, force=True).path}")
+            echo(f"[report] {report_line(build_report(config, force=True).path)}")
     return reports
 
 
@@ -563,7 +563,9 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
     report = out / rundir.REPORT
     lines.append(f"run directory: {out}")
     if report.exists():
-        lines.append(f"report: {report}")
+        from gammastar.report import report_line
+
+        lines.append(f"report: {report_line(report)}")
     return "\n".join(lines)
 
 

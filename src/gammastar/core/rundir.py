@@ -168,7 +168,7 @@ ARTIFACTS: dict[str, Artifact] = {
         # `gammastar reach-idm` (a command of its own, not a pipeline stage)
         Artifact(REACH_IDM, "json", "reach-idm", "reach_idm.json", doc="iDM reach in (m1, y)"),
         Artifact("figures/reach_idm.png", "png", "reach-idm", tracked=False),
-        Artifact(REPORT, "html", None, doc="the run report"),
+        Artifact(REPORT, "html", None, doc="the run report, one file: its figures inside it"),
     )
 }
 """Every artifact of a run directory, in the order the stages write them. Adding an

@@ -8,7 +8,8 @@
    ε² at 3 masses (:func:`summary_masses`), the validation verdicts (the flow's KL, its closure
    in the detector, lepton universality, the yield's flags, what the limits rest on beyond the
    measurement), every warning of the page, and the artifacts the run lacks for it;
-2. the reach figure (``figures/reach.png``);
+2. the reach figure (``figures/reach.png``), beside the summary's text; the summary's table
+   at 3 masses and its warnings under both;
 3. one section per stage with the numbers behind it, and every other PNG under
    ``<run>/figures/`` and ``<run>/flow/`` placed in the matching section;
 4. the run's provenance: config text and hash, package versions, stages, seeds, files.
@@ -16,10 +17,12 @@
 A stage whose artifacts are missing is shown as "not run"; an unreadable artifact is shown as a
 warning in its section and in the summary. Building the report never fails on a partial run.
 
-The page has no external resources: inline CSS, one small inline script, and images
-referenced by paths relative to the report. The script fills ``<pre id="gammastar-selfcheck">``
-on ``window.load`` with ``{"images": N, "loaded": K, "errors": [...], "broken": [...]}``,
-which the browser test (``tests/test_report.py``) reads from a headless Chromium.
+The page is one file that needs nothing beside it: inline CSS, one small inline script, and
+the figures embedded as base64 ``data:`` URIs (mailed or moved, it shows them all). The script
+fills ``<pre id="gammastar-selfcheck">`` on ``window.load`` with ``{"images": N, "loaded": K,
+"errors": [...], "broken": [...], "layout": {...}}`` (the layout: every table measured against
+its column and the figures at the window's width), which the browser test
+(``tests/test_report.py``) reads from a headless Chromium.
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from gammastar.report.markup import (
 from gammastar.report.provenance import (
     _artifact_list,
     _provenance,
+    _size,
     _stage_table,
 )
 from gammastar.report.reach_sections import (
@@ -77,7 +81,7 @@ from gammastar.report.reading import (
 )
 from gammastar.report.summary import _summary
 
-__all__ = ["SECTION_BUILDERS", "ReportResult", "build_report", "render"]
+__all__ = ["SECTION_BUILDERS", "ReportResult", "build_report", "render", "report_line"]
 
 
 SECTION_BUILDERS: dict[str, Callable[..., None]] = {
@@ -180,6 +184,12 @@ def render(config: AnalysisConfig, run: Path) -> str:
 @dataclass(frozen=True)
 class ReportResult(StageResult):
     """What :func:`build_report` wrote: ``report.html`` (``path``)."""
+
+
+def report_line(path: Path) -> str:
+    """``<path> (<size>)``: how the commands name a report they wrote, its size with it (the
+    figures are inside the page)."""
+    return f"{path} ({_size(path.stat().st_size)})"
 
 
 def build_report(

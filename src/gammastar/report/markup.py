@@ -60,17 +60,21 @@ def dict_at(doc: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 
 def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], cls: str = "") -> Raw:
-    """An HTML table; cells escaped unless :class:`Raw`."""
+    """An HTML table in a box that scrolls sideways (a table too wide for its column scrolls
+    there, never under its neighbour); cells escaped unless :class:`Raw`."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     attr = f' class="{esc(cls)}"' if cls else ""
-    return Raw(f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return Raw(
+        f'<div class="tbl"><table{attr}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def kv_table(items: Iterable[tuple[Any, Any]]) -> Raw:
-    """A two-column key/value table."""
+    """A two-column key/value table, in the same box as :func:`table`."""
     rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in items)
-    return Raw(f'<table class="kv"><tbody>{rows}</tbody></table>')
+    return Raw(f'<div class="tbl"><table class="kv"><tbody>{rows}</tbody></table></div>')
 
 
 def warning(text: str) -> Raw:
@@ -100,9 +104,10 @@ background:#fafafa;line-height:1.45}
 main{max-width:1240px;margin:0 auto;padding:1em 2em 3em}
 h1{margin-bottom:.2em}h2{border-bottom:2px solid #ccd;padding-bottom:.2em;margin-top:2em}
 section{margin-bottom:1.5em}
+.tbl{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.6em 0;font-size:.92em;background:#fff}
 th,td{border:1px solid #d5d8de;padding:.25em .6em;text-align:left;vertical-align:top}
-thead th{background:#eef0f4}table.kv th{background:#f4f5f8;font-weight:600;max-width:22em}
+thead th{background:#eef0f4}table.kv th{background:#f4f5f8;font-weight:600;max-width:22em}table.kv td{overflow-wrap:anywhere}
 table.num td{font-variant-numeric:tabular-nums}
 pre{background:#f1f2f5;padding:.6em;overflow-x:auto;font-size:.85em}
 pre.config{max-height:40em}
@@ -130,20 +135,53 @@ align-items:start}.summary-grid .figures.top figure{margin-top:.4em}
 """
 
 # Runs in <head>: records script errors from the start; on load counts the images that
-# decoded (complete && naturalWidth > 0) and writes the result for the browser test.
+# decoded (complete && naturalWidth > 0), measures the layout at the window's width (every
+# table, those in closed <details> opened for the measurement, against the box it sits in, and
+# against every figure) and writes the result for the browser test.
 SELFCHECK_JS = """
 (function () {
   var errors = [], loaded = false;
+  function all(sel) { return Array.prototype.slice.call(document.querySelectorAll(sel)); }
+  function name(t) {
+    var s = t.closest("section"), h = t.querySelector("th");
+    return (s ? s.id : "page") + ": " + (h ? h.textContent.trim() : "table");
+  }
+  function layout() {
+    var closed = all("details").filter(function (d) { return !d.open; });
+    closed.forEach(function (d) { d.open = true; });
+    var boxes = all("figure").map(function (f) { return f.getBoundingClientRect(); });
+    var wide = [], overlaps = [];
+    all("table").forEach(function (t) {
+      var width = Math.max(t.scrollWidth, t.offsetWidth), room = t.parentElement.clientWidth;
+      if (width > room) { wide.push(name(t) + " (" + width + " px in " + room + " px)"); }
+      var r = t.getBoundingClientRect();
+      boxes.forEach(function (q) {
+        if (r.left < q.right && q.left < r.right && r.top < q.bottom && q.top < r.bottom) {
+          overlaps.push(name(t));
+        }
+      });
+    });
+    var root = document.documentElement, out = {
+      viewport: root.clientWidth, page_width: root.scrollWidth,
+      tables: all("table").length, wide: wide, overlaps: overlaps
+    };
+    closed.forEach(function (d) { d.open = false; });
+    return out;
+  }
   function write() {
     if (!loaded) { return; }
     var imgs = Array.prototype.slice.call(document.images);
     var ok = function (im) { return im.complete && im.naturalWidth > 0; };
+    var src = function (im) {
+      var s = im.getAttribute("src") || "";
+      return s.slice(0, 5) === "data:" ? s.slice(0, 22) + "..." : s;
+    };
     var out = {
       images: imgs.length,
       loaded: imgs.filter(ok).length,
       errors: errors,
-      broken: imgs.filter(function (im) { return !ok(im); })
-        .map(function (im) { return im.getAttribute("src"); })
+      broken: imgs.filter(function (im) { return !ok(im); }).map(src),
+      layout: layout()
     };
     var el = document.getElementById("gammastar-selfcheck");
     if (el) { el.textContent = JSON.stringify(out); }
@@ -161,8 +199,8 @@ SELFCHECK_JS = """
 })();
 """
 
-# No network: everything inline, images only from the report's own directory.
+# No network and no file beside the page: everything inline, images as data: URIs.
 CSP = (
-    "default-src 'none'; img-src 'self' file: data:; style-src 'unsafe-inline'; "
+    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
     "script-src 'unsafe-inline'"
 )

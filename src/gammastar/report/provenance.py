@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from gammastar._version import __version__
 from gammastar.config import AnalysisConfig
@@ -179,10 +178,10 @@ def _artifact_list(run: Path) -> Raw:
             continue
         if p.is_dir():
             n = sum(1 for q in p.rglob("*") if q.is_file())
-            rows.append((Raw(f'<a href="{esc(quote(p.name))}/">{esc(p.name)}/</a>'), f"{n} files"))
+            rows.append((f"{p.name}/", f"{n} files"))
         else:
             size = p.stat().st_size
-            rows.append((Raw(f'<a href="{esc(quote(p.name))}">{esc(p.name)}</a>'), _size(size)))
+            rows.append((p.name, _size(size)))
     return table(["file", "size"], rows)
 
 

@@ -4,10 +4,10 @@ unreadable one), the figures and the section each belongs to.
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from gammastar.core import rundir
 from gammastar.errors import GammastarError
@@ -150,18 +150,19 @@ def find_figures(run: Path) -> list[Figure]:
 
 
 def _figure_html(fig: Figure) -> Raw:
-    src = quote(fig.rel)  # relative URL, path separators kept
-    note = ""
+    """``fig`` as a ``<figure>`` whose image is embedded as a base64 ``data:`` URI (the page
+    needs no file beside it); a file that is not a PNG is a warning in its place."""
     try:
-        with open(fig.path, "rb") as fh:
-            if fh.read(8) != PNG_SIGNATURE:
-                note = str(warning(f"{fig.rel} is not a valid PNG file"))
+        data = fig.path.read_bytes()
     except OSError as err:
-        note = str(warning(f"{fig.rel}: cannot read ({err.strerror})"))
-    return Raw(
-        f'<figure><a href="{esc(src)}"><img src="{esc(src)}" alt="{esc(fig.caption)}" '
-        f'loading="eager"></a><figcaption>{esc(fig.caption)}</figcaption>{note}</figure>'
-    )
+        body = str(warning(f"{fig.rel}: cannot read ({err.strerror})"))
+    else:
+        if data[:8] != PNG_SIGNATURE:
+            body = str(warning(f"{fig.rel} is not a valid PNG file"))
+        else:
+            src = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+            body = f'<img src="{src}" alt="{esc(fig.caption)}" loading="eager">'
+    return Raw(f"<figure>{body}<figcaption>{esc(fig.caption)}</figcaption></figure>")
 
 
 # =========================================================================== sections

@@ -54,9 +54,10 @@ class Summary:
     (a failed check), besides those the sections raise."""
 
     parts: list[str] = field(default_factory=list)
-    """Beside the reach figure: the exclusion, the table at 3 masses, the verdicts."""
+    """Beside the reach figure: the exclusion and the verdicts."""
     after: list[str] = field(default_factory=list)
-    """Under it: the warnings."""
+    """Under both, the page's width: the table at 3 masses (too wide for a column) and the
+    warnings."""
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (where, text)
     verdicts: list[tuple[str, Raw]] = field(default_factory=list)  # (check, verdict)
 
@@ -404,16 +405,16 @@ def _summary(config: AnalysisConfig, run: Path, sections: dict[str, Section]) ->
     tab = _masses_table(reach, yields)
     if tab is not None:
         head = "The expected ε band and the A′ yield" if reach is not None else "The A′ yield"
-        out.parts.append(f"<h3>{head} at 3 masses</h3>{tab}")
+        out.after.append(f"<h3>{head} at 3 masses</h3>{tab}")
         if reach is not None and yields is not None:
-            out.parts.append(
+            out.after.append(
                 '<p class="note">Masses: the lowest, middle and highest scanned mass of the '
                 "expected excluded range (reach.json expected); the A′ yield per POT per ε² of "
                 "the yields' mass bin that holds each (yields.json aprime, Eq. 6)."
                 f"{esc(_parts_note(yields, reach))}</p>"
             )
         elif yields is not None:
-            out.parts.append(f'<p class="note">{esc(_parts_note(yields, reach).strip())}</p>')
+            out.after.append(f'<p class="note">{esc(_parts_note(yields, reach).strip())}</p>')
     _kl_verdict(validation, out)
     _closure_verdict(reach, out)
     _universality_verdict(yields, out)
