@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -152,7 +153,9 @@ def test_run_and_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
                  "flow/history.json", "validation.json", "workspaces/index.json",
                  "reach.json", ".gammastar/reach.json"):  # fmt: skip
         assert name in checked, name
-    assert first.stdout.rstrip().endswith(f"report: {run / 'report.html'}")
+    # the summary's last line: the report and its size (1024-based, as the report's file list)
+    last = first.stdout.rstrip().splitlines()[-1]
+    assert re.fullmatch(rf"report: {re.escape(str(run / 'report.html'))} \(\d+\.\d [kM]B\)", last)
     assert_flow_closure(run)
     stamp = {
         p: (run / p).stat().st_mtime_ns for p in ("mock.root", "pairs.parquet", "flow/model.pt")

@@ -9,6 +9,7 @@ must show verbatim.
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 import os
@@ -207,6 +208,11 @@ def write_full_run(run: Path, png: bytes) -> None:
         (run / rel).write_bytes(png)
 
 
+def _figures(page: str) -> list[str]:
+    """The run-directory paths of the figures in ``page`` (each caption ends with it)."""
+    return re.findall(r"\(([\w/.-]+\.png)\)</figcaption>", page)
+
+
 def _section(page: str, ident: str) -> str:
     m = re.search(rf'<section id="{ident}">(.*?)</section>', page, re.DOTALL)
     assert m, f"no section {ident}"
@@ -260,22 +266,36 @@ def test_full_run_numbers_and_figures(tmp_path: Path, png_bytes: bytes) -> None:
     assert "90 % CLs" in rc
     assert "7.70e-07 – 8.80e-06" in rc  # the +1σ band at the second mass
     assert "not run" not in page
-    # figures: relative paths, files exist, placed by name
-    srcs = re.findall(r'<img src="([^"]+)" alt="([^"]+)"', page)
-    assert sorted(s for s, _ in srcs) == sorted(FIGURES)
-    for src, alt in srcs:
-        assert not os.path.isabs(src)
-        assert (run / src).is_file()
+    # figures: embedded (the PNG's bytes as a data: URI), placed by name, nothing loaded
+    # from beside the page: every src is a data: URI and every link an anchor of the page
+    assert sorted(_figures(page)) == sorted(FIGURES)
+    images = re.findall(r'<img src="data:image/png;base64,([^"]+)" alt="([^"]+)"', page)
+    assert len(images) == len(FIGURES)
+    for data, alt in images:
+        assert base64.b64decode(data) == png_bytes
         assert alt
-    assert 'src="figures/mock_mass.png"' in _section(page, "mock")
-    assert 'src="figures/flow_kl.png"' in _section(page, "validation")
-    assert 'src="flow/loss.png"' in _section(page, "flow")
-    assert 'src="figures/reach.png"' in _section(page, "summary")  # at the top, not repeated
-    assert 'src="figures/reach.png"' not in _section(page, "reach")
-    assert 'src="figures/my_extra_plot.png"' in _section(page, "other")
+    assert all(src.startswith("data:") for src in re.findall(r'src="([^"]*)"', page))
+    assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', page))
+    assert _figures(_section(page, "mock")) == ["figures/mock_mass.png"]
+    assert _figures(_section(page, "validation")) == ["figures/flow_kl.png"]
+    assert _figures(_section(page, "flow")) == ["flow/loss.png"]
+    assert _figures(_section(page, "summary")) == ["figures/reach.png"]  # at the top, only there
+    assert _figures(_section(page, "reach")) == []
+    assert _figures(_section(page, "other")) == ["figures/my_extra_plot.png"]
     assert 'id="gammastar-selfcheck"' in page
     assert "http://" not in page
     assert "https://" not in page
+
+
+def test_a_file_that_is_not_a_png_is_a_warning_not_an_image(tmp_path: Path, png_bytes: bytes):
+    run = tmp_path / "run"
+    write_full_run(run, png_bytes)
+    (run / "figures" / "my_extra_plot.png").write_bytes(b"GIF89a not a png")
+    page = build_report(_config(tmp_path, run)).path.read_text()
+    other = _section(page, "other")
+    assert "figures/my_extra_plot.png is not a valid PNG file" in other
+    assert "<img" not in other
+    assert page.count("<img") == len(FIGURES) - 1
 
 
 def test_partial_run_says_not_run(tmp_path: Path, png_bytes: bytes) -> None:
@@ -293,7 +313,7 @@ def test_partial_run_says_not_run(tmp_path: Path, png_bytes: bytes) -> None:
     assert 'class="warn"' in sel
     assert "select.json: not a readable JSON" in sel  # one line naming the file
     # figures still shown where they belong; the missing flow/loss.png is not referenced
-    assert 'src="figures/yields_aprime.png"' in page
+    assert "figures/yields_aprime.png" in _figures(_section(page, "yields"))
     assert "flow/loss.png" not in page
 
 
@@ -332,8 +352,13 @@ def test_cli_report(tmp_path: Path, png_bytes: bytes, capsys: pytest.CaptureFixt
     cfg = tmp_path / "analysis.yaml"
     cfg.write_text(CONFIG_YAML.format(output=tmp_path / "elsewhere"))
     assert main(["report", str(cfg), "--output", str(run)]) == 0
-    assert (run / "report.html").is_file()
-    assert str(run / "report.html") in capsys.readouterr().out
+    path = run / "report.html"
+    # the page's size printed with its path: 1024-based units, 1 decimal
+    printed = re.search(rf"report: {re.escape(str(path))} \((\d+\.\d) (kB|MB)\)",
+                        capsys.readouterr().out)  # fmt: skip
+    assert printed, "the report's path and size"
+    scale = {"kB": 1024, "MB": 1024**2}[printed.group(2)]
+    assert float(printed.group(1)) == pytest.approx(path.stat().st_size / scale, abs=0.05)
     assert main(["report", str(cfg)]) == 2  # the config's run directory does not exist
 
 
@@ -387,6 +412,26 @@ def _rows(page: str, ident: str) -> list[list[str]]:
     ]
 
 
+def _mass_table(page: str) -> tuple[list[str], list[list[str]]]:
+    """The summary's table at 3 masses, a column per mass in the page, as (its quantities,
+    a row per mass: the mass, then each quantity), text unescaped."""
+    summary = _section(page, "summary")
+    tab = re.search(r"at 3 masses</h3><div[^>]*><table[^>]*>(.*?)</table>", summary, re.DOTALL)
+    assert tab, "no table at 3 masses"
+
+    def text(cells: str) -> list[str]:
+        return [html.unescape(re.sub(r"<[^>]+>", "", c))
+                for c in re.findall(r"<t[dh]>(.*?)</t[dh]>", cells)]  # fmt: skip
+
+    lines = [text(r) for r in re.findall(r"<tr>(.*?)</tr>", tab.group(1))]
+    columns = [[line[j] for line in lines] for j in range(len(lines[0]))]
+    return columns[0], columns[1:]
+
+
+def _mass_rows(page: str) -> list[list[str]]:
+    return _mass_table(page)[1]
+
+
 def test_the_summary_comes_first_and_the_provenance_last(tmp_path: Path, png_bytes: bytes):
     run = tmp_path / "run"
     write_full_run(run, png_bytes)
@@ -397,9 +442,7 @@ def test_the_summary_comes_first_and_the_provenance_last(tmp_path: Path, png_byt
     assert order.index("reach") < order.index("run")
     assert "<td>numpy</td>" in _section(page, "run")  # package versions there, not before
     assert "<td>numpy</td>" not in page.split('<section id="run">')[0]
-    first_img = re.search(r'<img src="([^"]+)"', page)
-    assert first_img
-    assert first_img.group(1) == "figures/reach.png"  # the reach plot on top
+    assert _figures(page)[0] == "figures/reach.png"  # the reach plot on top
     nav = re.findall(r'<li><a class="[^"]*" href="#([a-z]+)"|<li><a href="#([a-z]+)"', page)
     links = [a or b for a, b in nav]
     assert links[0] == "summary"
@@ -421,7 +464,7 @@ def test_the_summary_numbers_are_the_documents(tmp_path: Path, png_bytes: bytes)
     assert "m_A′ from 0.3 to 0.8 GeV (5 of 7 scanned masses)" in summary
     assert f"ε from {min(v for v in exp['eps_low'] if v):.3e}" in summary
     assert f"to {max(v for v in exp['eps_high'] if v):.3e}" in summary
-    rows = _rows(page, "at 3 masses")
+    rows = _mass_rows(page)
     picked = [1, 3, 5]  # lowest, middle, highest of the excluded indices 1..5
     assert [float(r[0]) for r in rows] == pytest.approx([exp["mass"][i] for i in picked])
     ap = ylds["aprime"]
@@ -466,15 +509,14 @@ def test_the_summary_shows_the_whole_error_and_its_parts(tmp_path: Path, png_byt
     rel["mock_normalisation"], rel["n_pot"] = [0.3] * n, [0.2] * n
     page = build_report(_config(tmp_path, run)).path.read_text()
     summary = _section(page, "summary")
-    head = re.search(r"at 3 masses</h3><table[^>]*><thead><tr>(.*?)</tr>", summary).group(1)
-    headers = [html.unescape(h) for h in re.findall(r"<th>(.*?)</th>", head)]
+    headers = _mass_table(page)[0]
     shown = ["data_stat", "like_sign_r", "extrapolation", "mock_normalisation", "n_pot"]
     labels = ["stat", "background subtraction (R)", "extrapolation", "normalisation (mock)", "N_POT"]
     start = headers.index("total error")
     assert headers[start + 1 : start + 6] == labels
     assert "Parts 0 at every mass, left out: η → μμ removal." in html.unescape(summary)
     edges = np.asarray(ap["bin_edges"])
-    rows = _rows(page, "at 3 masses")
+    rows = _mass_rows(page)
     for r in rows:
         b = int(np.searchsorted(edges, float(r[0]), side="right")) - 1
         parts = np.array([rel[k][b] for k in shown])
@@ -572,7 +614,8 @@ def test_the_summary_of_a_run_that_stopped_after_the_yields(tmp_path: Path, png_
     assert "figures/reach.png not found" in summary
     # the A′ yield at 3 of its mass bins (lowest, middle, highest), from yields.json
     ap = json.loads((run / "yields.json").read_text())["aprime"]
-    rows = _rows(page, "The A′ yield at 3 masses")
+    assert "The A′ yield at 3 masses" in _section(page, "summary")
+    rows = _mass_rows(page)
     assert [float(r[0]) for r in rows] == pytest.approx(
         [ap["mass"][i] for i in (0, 6, 11)], rel=1e-4
     )
@@ -591,8 +634,13 @@ def chromium_binary() -> str | None:
     return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
 
 
+WINDOW = (1300, 900)
+"""The browser window the layout is measured in: a laptop's browser at its usual width."""
+
+
 def render_selfcheck(page: Path, tmp: Path) -> dict:
-    """Load ``page`` in headless Chromium and return the self-check JSON it wrote."""
+    """Load ``page`` in headless Chromium in a :data:`WINDOW`-sized window and return the
+    self-check JSON it wrote (images, script errors, the layout it measured)."""
     exe = chromium_binary()
     if exe is None:
         pytest.skip("no Chromium binary (chromium, chromium-browser or /usr/bin/chromium)")
@@ -607,6 +655,8 @@ def render_selfcheck(page: Path, tmp: Path) -> dict:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
+        "--hide-scrollbars",
+        f"--window-size={WINDOW[0]},{WINDOW[1]}",
         f"--user-data-dir={profile}",
         "--virtual-time-budget=5000",
         "--dump-dom",
@@ -618,37 +668,82 @@ def render_selfcheck(page: Path, tmp: Path) -> dict:
     assert m, f"no self-check element in the DOM (rc {proc.returncode}): {proc.stderr[-2000:]}"
     text = html.unescape(m.group(1))
     assert text.startswith("{"), f"self-check did not run: {text!r} ({proc.stderr[-2000:]})"
-    return json.loads(text)
+    check = json.loads(text)
+    # measured at the window's width, not at a default one
+    assert check["layout"]["viewport"] == WINDOW[0], check["layout"]
+    return check
 
 
-def test_report_renders_in_chromium(tmp_path: Path, png_bytes: bytes) -> None:
-    """The report opens in a headless browser without errors and shows its figures."""
+def write_wide_run(run: Path, png: bytes) -> None:
+    """A full run whose summary table at 3 masses has the demo's columns (the ε band, the
+    yield bin, the yield, its total error, six named parts of it) and a flags column: the
+    widest table the page shows."""
+    write_full_run(run, png)
+    _demo_like_reach(run)
+    ylds = json.loads((run / "yields.json").read_text())
+    ap = ylds["aprime"]
+    n = len(ap["mass"])
+    ap["flags"] = [["near_threshold", "extrapolated"]] * n
+    parts = ("data_stat", "like_sign_r", "acceptance_lambda_theta", "extrapolation", "universality")
+    nuisance = {"kind": "normsys", "rel": [0.0123] * n, "origin": "a marker"}
+    ylds["uncertainties"] = {"mass": ap["mass"], "nuisances": dict.fromkeys(parts, nuisance)}
+    ylds["meta"]["mock_normalisation"] = {"rel_uncertainty": 0.3}
+    _write(run, "yields.json", ylds)
+
+
+def test_report_travels_and_fits_a_1300_px_window(tmp_path: Path, png_bytes: bytes) -> None:
+    """The report, copied alone to another folder (as mailed), opens in a headless browser
+    without errors and shows every figure; at 1300 px every table (those in closed
+    <details> too) fits the box it sits in, none overlaps a figure, and the page does not
+    scroll sideways."""
     run = tmp_path / "run"
-    write_full_run(run, png_bytes)
-    page = build_report(_config(tmp_path, run)).path
-    check = render_selfcheck(page, tmp_path)
+    write_wide_run(run, png_bytes)
+    built = build_report(_config(tmp_path, run)).path
+    assert len(_mass_table(built.read_text())[0]) == 13  # the demo's 12 quantities and flags
+    mailed = tmp_path / "mailed" / "report.html"
+    mailed.parent.mkdir()
+    shutil.copy(built, mailed)
+    shutil.rmtree(run)  # nothing of the run left to load from
+    check = render_selfcheck(mailed, tmp_path)
     assert check["images"] == len(FIGURES)
     assert check["loaded"] == check["images"], check
     assert check["errors"] == [], check
+    layout = check["layout"]
+    assert layout["tables"] == mailed.read_text().count("<table")
+    assert layout["wide"] == [], layout
+    assert layout["overlaps"] == [], layout
+    assert layout["page_width"] <= layout["viewport"], layout
 
 
 def test_chromium_selfcheck_detects_failures(tmp_path: Path, png_bytes: bytes) -> None:
-    """Negative control: a missing figure, a script error and an external resource (blocked
-    by the page's Content-Security-Policy; .invalid never resolves) are all seen."""
+    """Negative control: an image by relative path (the figure is beside the page, but the
+    Content-Security-Policy admits data: images only), an external resource (.invalid never
+    resolves), a script error, and the summary's table at 3 masses as it once was (a row per
+    mass, 13 columns, beside the reach figure, where it ran under the figure) are all seen."""
     run = tmp_path / "run"
-    write_full_run(run, png_bytes)
+    write_wide_run(run, png_bytes)
     page = build_report(_config(tmp_path, run)).path
-    (run / "figures" / "reach.png").unlink()
+    text = page.read_text()
+    quantities, rows = _mass_table(text)
+    cells = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    heads = "".join(f"<th>{h}</th>" for h in quantities)
+    old = f'<table class="num"><thead><tr>{heads}</tr></thead><tbody>{cells}</tbody></table>'
+    column = '<div class="summary-grid"><div>'
     inject = (
-        '<img src="https://example.invalid/x.png" alt="x"><script>throw new Error("boom")</script>'
+        '<img src="figures/reach.png" alt="r"><img src="https://example.invalid/x.png" alt="x">'
+        '<script>throw new Error("boom")</script>'
     )
-    page.write_text(page.read_text().replace("</body>", inject + "</body>"))
+    page.write_text(text.replace(column, column + old).replace("</body>", inject + "</body>"))
     check = render_selfcheck(page, tmp_path)
-    assert check["images"] == len(FIGURES) + 1
-    assert check["loaded"] == check["images"] - 2
+    assert check["images"] == len(FIGURES) + 2
+    assert check["loaded"] == len(FIGURES)
     assert check["broken"] == ["figures/reach.png", "https://example.invalid/x.png"]
     assert any("boom" in e for e in check["errors"]), check
     assert any("Content-Security-Policy" in e for e in check["errors"]), check
+    layout = check["layout"]
+    wide = [re.sub(r" \(\d+ px in \d+ px\)$", "", w) for w in layout["wide"]]
+    assert wide == ["summary: m_A′ (GeV)"], layout
+    assert layout["overlaps"] == ["summary: m_A′ (GeV)"], layout  # under the reach figure
 
 
 def test_yields_section_shows_lepton_universality(tmp_path: Path, png_bytes: bytes) -> None:

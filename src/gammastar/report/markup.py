@@ -132,6 +132,7 @@ list-style:none}ul.warnings{padding-left:0}
 align-items:start}.summary-grid .figures.top figure{margin-top:.4em}
 @media (max-width:1100px){.summary-grid{grid-template-columns:minmax(0,1fr)}}
 #summary table{font-size:.86em}#summary table.num td{white-space:nowrap}#summary h3{margin:.7em 0 .3em}
+table.masses td:first-child{font-weight:600;background:#f4f5f8;white-space:normal}
 """
 
 # Runs in <head>: records script errors from the start; on load counts the images that
@@ -200,7 +201,4 @@ SELFCHECK_JS = """
 """
 
 # No network and no file beside the page: everything inline, images as data: URIs.
-CSP = (
-    "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-    "script-src 'unsafe-inline'"
-)
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"

@@ -219,7 +219,8 @@ def _yield_cells(ap: dict[str, Any], m: float, parts: ErrorParts, shown: list[st
 
 def _masses_table(reach: dict[str, Any] | None, yields: dict[str, Any] | None) -> Raw | None:
     """The ε band and the A′ yield per POT per ε² at :func:`summary_masses` with its total
-    error and named parts (a flags column where one of the 3 bins has a flag)."""
+    error and named parts (a flags row where one of the 3 bins has a flag): a column per
+    mass, a row per quantity (3 columns fit a page's column however many parts there are)."""
     masses = summary_masses(reach, yields)
     if not masses:
         return None
@@ -241,9 +242,10 @@ def _masses_table(reach: dict[str, Any] | None, yields: dict[str, Any] | None) -
         + (_yield_cells(ap, m, parts, shown) if ap is not None and parts is not None else [])
         for m in masses
     ]
-    if ap is not None and all(r[-1] == "—" for r in rows):  # no flag: no column
+    if ap is not None and all(r[-1] == "—" for r in rows):  # no flag: no row
         headers, rows = headers[:-1], [r[:-1] for r in rows]
-    return table(headers, rows, "num")
+    columns = [[h, *(r[j] for r in rows)] for j, h in enumerate(headers)]
+    return table(columns[0], columns[1:], "num masses")
 
 
 def _parts_note(yields: dict[str, Any] | None, reach: dict[str, Any] | None) -> str:
