@@ -56,8 +56,8 @@ class Summary:
     parts: list[str] = field(default_factory=list)
     """Beside the reach figure: the exclusion and the verdicts."""
     after: list[str] = field(default_factory=list)
-    """Under both, the page's width: the table at 3 masses (too wide for a column) and the
-    warnings."""
+    """Under both, the page's width: the table at 3 masses (its flags and labels need more than
+    the column beside the figure) and the warnings."""
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (where, text)
     verdicts: list[tuple[str, Raw]] = field(default_factory=list)  # (check, verdict)
 
