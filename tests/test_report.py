@@ -1,6 +1,7 @@
 """The run report: numbers and figures of a synthetic run directory, the summary at the top
 (its numbers as the documents hold them, its verdicts and warnings), partial runs, escaping,
-and a headless-Chromium render that checks every image loaded (with a negative control).
+and a headless-Chromium render of the page copied alone (every embedded figure loads, every
+table fits its column at 1300 px), with a negative control.
 
 The synthetic artifacts copy the key layouts of the writers (select.py, yields.py, flow.py,
 validate.py, reach.py, mock/generate.py); their numbers are arbitrary markers that the report
