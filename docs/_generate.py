@@ -988,6 +988,37 @@ def cocktail_inputs_table() -> str:
     return table(("input", "meaning", "value", "1σ", "kind", "config default of", "source"), rows)
 
 
+# --------------------------------------------------------------------------- commands and API
+_COMMAND_OF = re.compile(r"^``gammastar ([\w-]+)``")
+
+
+def api_commands_table() -> str:
+    """The table of ``docs/reference/api.md``: each command of the typer app and the function
+    of ``gammastar.__all__`` whose docstring opens with that command (``gammastar X``: ...)."""
+    import typer
+
+    import gammastar
+    from gammastar import cli
+
+    cli._register()
+    commands = list(getattr(typer.main.get_command(cli.app), "commands", {}))
+    function_of = {}
+    for name in gammastar.__all__:
+        obj = getattr(gammastar, name)
+        m = _COMMAND_OF.match(inspect.getdoc(obj) or "") if inspect.isfunction(obj) else None
+        if m:
+            if m.group(1) not in commands:
+                raise SystemExit(f"gammastar.{name}: its docstring names no command ({m.group(0)})")
+            function_of[m.group(1)] = name
+    rows = [
+        (f"[{code(c)}](cli.md#gammastar-{slug(c)})",
+         f"[{code(f'gammastar.{function_of[c]}')}](#gammastar.{function_of[c]})"
+         if c in function_of else UNKNOWN)
+        for c in commands
+    ]  # fmt: skip
+    return table(("command", "Python function"), rows)
+
+
 def replace_section(text: str, name: str, body: str, page: str) -> str:
     """``text`` with the lines between its ``BEGIN``/``END generated: name`` markers replaced."""
     begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
@@ -1104,6 +1135,7 @@ PAGES: dict[str, Callable[[], str]] = {
 
 SECTIONS: dict[str, tuple[str, Callable[[], str]]] = {
     "reference/mock.md": ("cocktail_inputs", cocktail_inputs_table),
+    "reference/api.md": ("api_commands", api_commands_table),
 }
 """Generated sections of hand-written pages: page → (marker name, its text)."""
 
