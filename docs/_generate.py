@@ -10,7 +10,7 @@ they read on GitHub as well as on the site. Sections of hand-written pages betwe
 (:data:`SECTIONS`: the cocktail inputs' table of ``docs/reference/mock.md``).
 
 With ``--demo-run RUN`` the numbers that the demo tutorial and README.md print are filled in
-from ``RUN``, a run directory of ``analysis/na60_like_both.yaml`` (:data:`DEMO_SECTIONS`:
+from ``RUN``, and their figures copied from it (:data:`DEMO_FIGURES`), a run directory of ``analysis/na60_like_both.yaml`` (:data:`DEMO_SECTIONS`:
 ``make docs`` runs the demo first when its run is missing or older than the sources). Without
 it those sections are left as they are, and ``--check`` does not compare them: the flow's
 training is not bit-reproducible across machines, so only a run of the demo can regenerate
@@ -1072,6 +1072,26 @@ DEMO_SECTIONS: list[tuple[str, str, Callable[[Path], str]]] = [
 ]
 """Sections filled from a run of the demo (``--demo-run``): page (from docs/), marker, text."""
 
+DEMO_FIGURES: dict[str, str] = {
+    "demo-mock-mass.png": "figures/mock_mass.png",
+    "demo-yields-aprime.png": "figures/yields_aprime.png",
+    "demo-flow-kl.png": "figures/flow_kl.png",
+    "demo-reach.png": "figures/reach.png",
+}
+"""The figures of README.md and the demo tutorial (``docs/images/``, committed so that they show
+on GitHub), copied from the demo's run directory by ``--demo-run``."""
+
+
+def copy_demo_figures(run: Path) -> None:
+    """Copy :data:`DEMO_FIGURES` from the run directory ``run`` into ``docs/images/``."""
+    for name, source in DEMO_FIGURES.items():
+        src, dst = run / source, DOCS / "images" / name
+        if not src.is_file():
+            raise SystemExit(f"{run}: no {source}: not a finished run of {DEMO_CONFIG}")
+        if not dst.is_file() or dst.read_bytes() != src.read_bytes():
+            dst.write_bytes(src.read_bytes())
+            print(f"wrote docs/images/{name} (from {source})")
+
 
 # --------------------------------------------------------------------------- word count
 WORD_LIMIT = 18_000
@@ -1178,6 +1198,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = [(page, name, make) for page, (name, make) in SECTIONS.items()]
     if args.demo_run is not None:
         sections += [(p, n, lambda m=m: m(args.demo_run)) for p, n, m in DEMO_SECTIONS]
+        if not args.check:
+            copy_demo_figures(args.demo_run)
     for page, name, make in sections:
         path = DOCS / page
         current = path.read_text(encoding="utf-8")

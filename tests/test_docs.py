@@ -217,6 +217,27 @@ def test_the_readme_s_demo_summary_is_the_tutorial_s():
         assert any(line.startswith(start) for line in readme), start
 
 
+def test_the_demo_s_figures_are_the_generated_ones():
+    """Every figure of the demo that README.md and the pages show is one ``make docs`` copies
+    from the demo's run (docs/_generate.py's DEMO_FIGURES), none committed by hand."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_generate", DOCS / "_generate.py")
+    generate = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = generate  # its dataclasses look their module up
+    try:
+        spec.loader.exec_module(generate)
+    finally:
+        del sys.modules[spec.name]
+    shown = set()
+    for page in _markdown_files():
+        shown |= set(re.findall(r"images/(demo-[\w-]+\.png)", page.read_text(encoding="utf-8")))
+    present = {p.name for p in (DOCS / "images").glob("demo-*.png")}
+    assert shown, "no page shows a demo figure"
+    assert shown <= set(generate.DEMO_FIGURES), shown - set(generate.DEMO_FIGURES)
+    assert present == set(generate.DEMO_FIGURES), present ^ set(generate.DEMO_FIGURES)
+
+
 def test_installation_lists_every_extra_and_its_packages():
     """docs/installation.md's table of extras names each extra of pyproject.toml with every
     package it installs."""
