@@ -186,6 +186,26 @@ def test_the_n_pot_limit_the_pages_quote_is_the_code_s():
     assert all(numbers == {limit} for numbers in found.values()), (limit, found)
 
 
+def test_the_auto_order_the_reach_page_gives_is_the_registry_s():
+    """docs/explanation/reach.md lists the CLs methods in the order `reach.method: auto` tries
+    them (the registry gammastar.reach.stats.METHODS), and the background above which the
+    asymptotic formulae are taken is the rule's."""
+    from gammastar.reach.stats import METHODS, choose_method
+    from gammastar.reach.stats.model import Channel, Model
+
+    page = (DOCS / "explanation" / "reach.md").read_text(encoding="utf-8")
+    section = page.split("## 4. Which CLs calculation", 1)[1].split("\n## ", 1)[0]
+    listed = re.findall(r"^- \*\*(\w+)\*\*", section, re.MULTILINE)
+    assert listed == list(METHODS), listed
+    b = float(re.search(r"at least (\d+)\s+background events", section).group(1))
+
+    def chosen(background: float) -> str:  # too many counts to enumerate: not exact
+        return choose_method(Model([Channel("mumu", [1.0] * 40, [background] * 40)]))
+
+    assert chosen(b) == "asymptotic"
+    assert chosen(0.9 * b) == "toys"
+
+
 def test_the_demo_s_selection_line_is_the_same_on_every_page():
     """The demo's summary line (README.md, the demo tutorial) is one run's: every page that
     prints a `selection: N OS, ...` line of the demo prints the same counts."""
