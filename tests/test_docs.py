@@ -206,6 +206,33 @@ def test_the_auto_order_the_reach_page_gives_is_the_registry_s():
     assert chosen(0.9 * b) == "toys"
 
 
+def test_each_validation_status_is_backed_by_what_checks_it():
+    """docs/validation/index.md: every row's "holds" opens with yes, partly or a pointer; each
+    path of "checked by" exists; a "yes" names a test (tests/ or validation/tests/) that asserts
+    the claim, so that a broken claim fails a test, and "partly" says what misses."""
+    page = (DOCS / "validation" / "index.md").read_text(encoding="utf-8")
+    rows = [
+        [c.strip() for c in re.split(r"(?<!\\)\|", ln)[1:-1]]
+        for ln in page.splitlines()
+        if ln.startswith("| **")
+    ]
+    assert len(rows) >= 10, "no claims table"
+    for claim, holds, _details, checked in rows:
+        paths = re.findall(r"`([\w./-]+)`", checked)
+        assert paths, claim
+        for path in paths:
+            assert (REPO / path).exists(), f"{claim}: {path} does not exist"
+        tests = [p for p in paths if re.match(r"(validation/)?tests/test_\w+\.py$", p)]
+        if holds.startswith("yes"):
+            assert tests, f"{claim}: 'yes' with no test asserting it"
+            for path in tests:
+                assert re.search(r"^def test_", (REPO / path).read_text(), re.MULTILINE), path
+        elif holds.startswith("partly"):
+            assert holds.startswith("partly: "), f"{claim}: 'partly' without what misses"
+        else:
+            assert holds.startswith(("the demo's count", "see the page")), f"{claim}: {holds}"
+
+
 def test_the_demo_s_selection_line_is_the_same_on_every_page():
     """The demo's summary line (README.md, the demo tutorial) is one run's: every page that
     prints a `selection: N OS, ...` line of the demo prints the same counts."""
