@@ -7,7 +7,8 @@ command line, from the typer app through click's introspection) and
 and the JSON Schemas of ``gammastar/schemas/<version>/``) are committed as Markdown, so that
 they read on GitHub as well as on the site. Sections of hand-written pages between
 ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated: NAME -->`` are generated too
-(:data:`SECTIONS`: the cocktail inputs' table of ``docs/reference/mock.md``).
+(:data:`SECTIONS`: the cocktail inputs' table of ``docs/reference/mock.md``, the commands'
+functions of ``docs/reference/api.md``, the input layouts of Tutorial 2).
 
 With ``--demo-run RUN`` the numbers that the demo tutorial and README.md print are filled in
 from ``RUN``, and their figures copied from it (:data:`DEMO_FIGURES`), a run directory of ``analysis/na60_like_both.yaml`` (:data:`DEMO_SECTIONS`:
@@ -1019,6 +1020,21 @@ def api_commands_table() -> str:
     return table(("command", "Python function"), rows)
 
 
+# --------------------------------------------------------------------------- input layouts
+def layouts_table() -> str:
+    """The table of ``gammastar.io.LAYOUTS`` (Tutorial 2): each layout, what one entry of the
+    file is, and its columns with their default branches (optional ones in brackets)."""
+    from gammastar.io import LAYOUTS
+
+    def columns(lay: Any) -> str:
+        req = [f"{code(c)}→{code(b)}" for c, b in lay.required.items()]
+        opt = [f"{code(c)}→{code(b)}" for c, b in lay.optional.items()]
+        return ", ".join(req) + (f" (optional: {', '.join(opt)})" if opt else "")
+
+    rows = [(code(name), md_text(lay.doc), columns(lay)) for name, lay in LAYOUTS.items()]
+    return table(("layout", "one entry is", "columns → default branch names"), rows)
+
+
 def replace_section(text: str, name: str, body: str, page: str) -> str:
     """``text`` with the lines between its ``BEGIN``/``END generated: name`` markers replaced."""
     begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
@@ -1156,6 +1172,7 @@ PAGES: dict[str, Callable[[], str]] = {
 SECTIONS: dict[str, tuple[str, Callable[[], str]]] = {
     "reference/mock.md": ("cocktail_inputs", cocktail_inputs_table),
     "reference/api.md": ("api_commands", api_commands_table),
+    "tutorial/02-your-data.md": ("layouts", layouts_table),
 }
 """Generated sections of hand-written pages: page → (marker name, its text)."""
 
