@@ -1110,7 +1110,7 @@ def copy_demo_figures(run: Path) -> None:
 
 
 # --------------------------------------------------------------------------- word count
-WORD_LIMIT = 18_000
+WORD_LIMIT = 16_000
 """The most hand-written words README.md and docs/ may hold (``tests/test_docs.py``)."""
 
 _WORD = re.compile(r"\S*[^\W_]\S*")
