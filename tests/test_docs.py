@@ -285,6 +285,28 @@ def test_the_demo_s_figures_are_the_generated_ones():
     assert present == set(generate.DEMO_FIGURES), present ^ set(generate.DEMO_FIGURES)
 
 
+def test_the_workspace_files_the_pages_name_are_the_demo_s():
+    """Every `m_<mass>.json` a page names (workspaces, exported likelihoods of the demo) is a
+    mass of the demo's reach grid: `reach.mass_points` masses over the range its generated
+    summary line prints (README.md), named as gammastar.core.rundir.workspace_name names them."""
+    import numpy as np
+
+    from gammastar.config import load_config
+    from gammastar.core.rundir import workspace_name
+
+    line = next(x for x in _generated(REPO / "README.md", "demo_summary") if "CL exclusion" in x)
+    lo, hi = map(float, re.search(r"masses \(([\d.]+)-([\d.]+) GeV\)", line).groups())
+    points = load_config(REPO / "analysis" / "na60_like_both.yaml").reach.mass_points
+    names = {workspace_name(m).rsplit("/", 1)[1] for m in np.linspace(lo, hi, points)}
+    quoted = {
+        (str(page.relative_to(REPO)), n)
+        for page in _markdown_files()
+        for n in re.findall(r"m_\d\.\d+\.json", page.read_text(encoding="utf-8"))
+    }
+    assert quoted, "no page names a workspace file"
+    assert all(n in names for _, n in quoted), sorted(q for q in quoted if q[1] not in names)
+
+
 def test_installation_lists_every_extra_and_its_packages():
     """docs/installation.md's table of extras names each extra of pyproject.toml with every
     package it installs."""
