@@ -1095,7 +1095,9 @@ DEMO_FIGURES: dict[str, str] = {
     "demo-reach.png": "figures/reach.png",
 }
 """The figures of README.md and the demo tutorial (``docs/images/``, committed so that they show
-on GitHub), copied from the demo's run directory by ``--demo-run``."""
+on GitHub), copied from the demo's run directory by ``--demo-run``. The reach figure draws
+PHENIX's published limit only from a run that could download or find cached its HEPData table
+(offline, the reach leaves it out with a warning)."""
 
 
 def copy_demo_figures(run: Path) -> None:
