@@ -128,9 +128,9 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[docs]'
 	touch $(DOCS_STAMP)
 
-# The demo tutorial's and README.md's summary lines come from a run of the demo
-# (docs/_generate.py --demo-run): the demo reruns, every stage, when its run is missing or older
-# than the package's sources, the demo config or the data files it reads.
+# The demo tutorial's and README.md's summary lines and figures (docs/images/demo-*.png) come
+# from a run of the demo (docs/_generate.py --demo-run): the demo reruns, every stage, when its
+# run is missing or older than the package's sources, the demo config or the data files it reads.
 DEMO_CONFIG := analysis/na60_like_both.yaml
 DEMO_RUN := runs/na60_like_both
 DEMO_SOURCES := $(DEMO_CONFIG) $(shell find src/gammastar -name '*.py' -o -name '*.json') \

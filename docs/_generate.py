@@ -7,10 +7,11 @@ command line, from the typer app through click's introspection) and
 and the JSON Schemas of ``gammastar/schemas/<version>/``) are committed as Markdown, so that
 they read on GitHub as well as on the site. Sections of hand-written pages between
 ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated: NAME -->`` are generated too
-(:data:`SECTIONS`: the cocktail inputs' table of ``docs/reference/mock.md``).
+(:data:`SECTIONS`: the cocktail inputs' table of ``docs/reference/mock.md``, the commands'
+functions of ``docs/reference/api.md``, the input layouts of Tutorial 2).
 
 With ``--demo-run RUN`` the numbers that the demo tutorial and README.md print are filled in
-from ``RUN``, a run directory of ``analysis/na60_like_both.yaml`` (:data:`DEMO_SECTIONS`:
+from ``RUN``, and their figures copied from it (:data:`DEMO_FIGURES`), a run directory of ``analysis/na60_like_both.yaml`` (:data:`DEMO_SECTIONS`:
 ``make docs`` runs the demo first when its run is missing or older than the sources). Without
 it those sections are left as they are, and ``--check`` does not compare them: the flow's
 training is not bit-reproducible across machines, so only a run of the demo can regenerate
@@ -988,6 +989,52 @@ def cocktail_inputs_table() -> str:
     return table(("input", "meaning", "value", "1σ", "kind", "config default of", "source"), rows)
 
 
+# --------------------------------------------------------------------------- commands and API
+_COMMAND_OF = re.compile(r"^``gammastar ([\w-]+)``")
+
+
+def api_commands_table() -> str:
+    """The table of ``docs/reference/api.md``: each command of the typer app and the function
+    of ``gammastar.__all__`` whose docstring opens with that command (``gammastar X``: ...)."""
+    import typer
+
+    import gammastar
+    from gammastar import cli
+
+    cli._register()
+    commands = list(getattr(typer.main.get_command(cli.app), "commands", {}))
+    function_of = {}
+    for name in gammastar.__all__:
+        obj = getattr(gammastar, name)
+        m = _COMMAND_OF.match(inspect.getdoc(obj) or "") if inspect.isfunction(obj) else None
+        if m:
+            if m.group(1) not in commands:
+                raise SystemExit(f"gammastar.{name}: its docstring names no command ({m.group(0)})")
+            function_of[m.group(1)] = name
+    rows = [
+        (f"[{code(c)}](cli.md#gammastar-{slug(c)})",
+         f"[{code(f'gammastar.{function_of[c]}')}](#gammastar.{function_of[c]})"
+         if c in function_of else UNKNOWN)
+        for c in commands
+    ]  # fmt: skip
+    return table(("command", "Python function"), rows)
+
+
+# --------------------------------------------------------------------------- input layouts
+def layouts_table() -> str:
+    """The table of ``gammastar.io.LAYOUTS`` (Tutorial 2): each layout, what one entry of the
+    file is, and its columns with their default branches (optional ones in brackets)."""
+    from gammastar.io import LAYOUTS
+
+    def columns(lay: Any) -> str:
+        req = [f"{code(c)}→{code(b)}" for c, b in lay.required.items()]
+        opt = [f"{code(c)}→{code(b)}" for c, b in lay.optional.items()]
+        return ", ".join(req) + (f" (optional: {', '.join(opt)})" if opt else "")
+
+    rows = [(code(name), md_text(lay.doc), columns(lay)) for name, lay in LAYOUTS.items()]
+    return table(("layout", "one entry is", "columns → default branch names"), rows)
+
+
 def replace_section(text: str, name: str, body: str, page: str) -> str:
     """``text`` with the lines between its ``BEGIN``/``END generated: name`` markers replaced."""
     begin, end = f"<!-- BEGIN generated: {name} -->", f"<!-- END generated: {name} -->"
@@ -1041,9 +1088,31 @@ DEMO_SECTIONS: list[tuple[str, str, Callable[[Path], str]]] = [
 ]
 """Sections filled from a run of the demo (``--demo-run``): page (from docs/), marker, text."""
 
+DEMO_FIGURES: dict[str, str] = {
+    "demo-mock-mass.png": "figures/mock_mass.png",
+    "demo-yields-aprime.png": "figures/yields_aprime.png",
+    "demo-flow-kl.png": "figures/flow_kl.png",
+    "demo-reach.png": "figures/reach.png",
+}
+"""The figures of README.md and the demo tutorial (``docs/images/``, committed so that they show
+on GitHub), copied from the demo's run directory by ``--demo-run``. The reach figure draws
+PHENIX's published limit only from a run that could download or find cached its HEPData table
+(offline, the reach leaves it out with a warning)."""
+
+
+def copy_demo_figures(run: Path) -> None:
+    """Copy :data:`DEMO_FIGURES` from the run directory ``run`` into ``docs/images/``."""
+    for name, source in DEMO_FIGURES.items():
+        src, dst = run / source, DOCS / "images" / name
+        if not src.is_file():
+            raise SystemExit(f"{run}: no {source}: not a finished run of {DEMO_CONFIG}")
+        if not dst.is_file() or dst.read_bytes() != src.read_bytes():
+            dst.write_bytes(src.read_bytes())
+            print(f"wrote docs/images/{name} (from {source})")
+
 
 # --------------------------------------------------------------------------- word count
-WORD_LIMIT = 18_000
+WORD_LIMIT = 16_000
 """The most hand-written words README.md and docs/ may hold (``tests/test_docs.py``)."""
 
 _WORD = re.compile(r"\S*[^\W_]\S*")
@@ -1104,6 +1173,8 @@ PAGES: dict[str, Callable[[], str]] = {
 
 SECTIONS: dict[str, tuple[str, Callable[[], str]]] = {
     "reference/mock.md": ("cocktail_inputs", cocktail_inputs_table),
+    "reference/api.md": ("api_commands", api_commands_table),
+    "tutorial/02-your-data.md": ("layouts", layouts_table),
 }
 """Generated sections of hand-written pages: page → (marker name, its text)."""
 
@@ -1146,6 +1217,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = [(page, name, make) for page, (name, make) in SECTIONS.items()]
     if args.demo_run is not None:
         sections += [(p, n, lambda m=m: m(args.demo_run)) for p, n, m in DEMO_SECTIONS]
+        if not args.check:
+            copy_demo_figures(args.demo_run)
     for page, name, make in sections:
         path = DOCS / page
         current = path.read_text(encoding="utf-8")

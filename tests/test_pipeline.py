@@ -378,9 +378,19 @@ def test_summary_gives_the_yield_with_its_total_error_and_parts(tmp_path: Path) 
         quad = math.sqrt(rel["data_stat"][i] ** 2 + rel["universality"][i] ** 2 + 0.3**2)
         assert float(value) == pytest.approx(y[i], rel=5e-3)  # 3 digits
         assert total == pytest.approx(quad * y[i], rel=5e-2)  # 2 digits
+        assert float(text.split(" at ")[1].removesuffix(" GeV")) == pytest.approx(mass[i])
     parts = lines[at + 1]
     assert parts.strip().startswith("its parts there, % of the yield (in quadrature):")
     assert "stat 1/3/5/7" in parts
     assert "channel disagreement -/-/20/20" in parts
     assert "normalisation (mock) 30/30/30/30" in parts
     assert "η → μμ" not in parts
+
+
+def test_summary_masses_tell_neighbouring_bins_apart() -> None:
+    """10 MeV bins centred on 5 MeV (the demo's: 0.015, 0.025, ...) print with three
+    decimals, so that 0.285 and 0.295 GeV do not both read "0.29"; 0.1 GeV bins keep two."""
+    texts = pipeline._mass_texts([0.015 + 0.01 * i for i in range(40)])
+    assert texts[27:29] == ["0.285", "0.295"]
+    assert len(set(texts)) == 40
+    assert pipeline._mass_texts([0.1 + 0.1 * i for i in range(8)])[:2] == ["0.10", "0.20"]

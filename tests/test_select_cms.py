@@ -34,7 +34,9 @@ def test_zmumu_peak(cms_data_dir, repo_dir, tmp_path):
     cfg = load_config(os.path.join(repo_dir, "analysis", "cms_zmumu.yaml"))
     res = select(cfg, [os.path.join(cms_data_dir, "uproot-Zmumu.root")], output=tmp_path)
     df = res.pairs
+    # Tutorial 2: 2304 rows holding the pairs of 500 events (column Event of the file)
     assert res.cutflow["events"] == 2304
+    assert df.event.nunique() == 500
     # The file lists each event's dimuon once per muon-reconstruction type combination
     # (Type GG, GT, TT...), i.e. the same Z several times: keep one row per event.
     os_pairs = df[df.charge == 0].drop_duplicates("event")

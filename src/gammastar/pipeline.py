@@ -569,6 +569,16 @@ def summarize(config: AnalysisConfig, reports: Sequence[StageReport]) -> str:
     return "\n".join(lines)
 
 
+def _mass_texts(mass: Sequence[float]) -> list[str]:
+    """The masses with the fewest decimals (2 to 6) that tell every bin centre apart: 10 MeV
+    bins centred on 5 MeV need three, where two would print 0.285 and 0.295 alike."""
+    for digits in range(2, 7):
+        texts = [f"{m:.{digits}f}" for m in mass]
+        if len(set(texts)) == len(texts):
+            return texts
+    return [f"{m:.6g}" for m in mass]
+
+
 def _yield_lines(doc: dict[str, Any], ap: dict[str, Any]) -> list[str]:
     """The A′ yield at 4 masses with its total error, and the error's named parts there
     (:func:`gammastar.yields.error_parts.error_parts`: in quadrature)."""
@@ -580,7 +590,8 @@ def _yield_lines(doc: dict[str, Any], ap: dict[str, Any]) -> list[str]:
     def pm(i: int) -> str:
         return "" if total[i] is None else f" ± {total[i]:.1e}"
 
-    shown = ", ".join(f"{val[i]:.2e}{pm(i)} at {mass[i]:.2f} GeV" for i in picks)
+    at = _mass_texts(mass)
+    shown = ", ".join(f"{val[i]:.2e}{pm(i)} at {at[i]} GeV" for i in picks)
     lines = [f"A′ yield per POT per ε² ± total error: {shown}"]
     names = [k for k in parts.nonzero() if len(parts.y) == len(mass)]
     if names:
