@@ -17,9 +17,11 @@ made small (:data:`SMALL`: fewer mock events, masses, ε points and flow epochs)
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from _experiment import stated_yaml
@@ -178,9 +181,34 @@ def _runnable(doc: Documented) -> bool:
     )
 
 
+_EDITED = re.compile(r"^# (\S+)\.yaml: (\S+\.yaml) with these keys replaced\n")
+"""The first line of a YAML block that edits a shipped config the reader copied: ``# NAME.yaml:
+analysis/... .yaml with these keys replaced``."""
+
+
+def _merged(base: dict, edits: dict) -> dict:
+    """``base`` with the keys of ``edits`` replaced, mapping by mapping (the reader's edit)."""
+    out = dict(base)
+    for key, value in edits.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+def _page_edits(page: str) -> dict[str, tuple[str, dict]]:
+    """The edits a page makes to copied shipped configs (YAML blocks opening with
+    :data:`_EDITED`'s line), by the copy's stem: (the shipped config, the keys replaced)."""
+    text = (REPO / page).read_text(encoding="utf-8")
+    out = {}
+    for m in _FENCE.finditer(text):
+        if m.group(2).strip().lower() in {"yaml", "yml"} and (e := _EDITED.match(m.group(3))):
+            out[e.group(1)] = (e.group(2), yaml.safe_load(m.group(3)))
+    return out
+
+
 def _page_configs(page: str) -> dict[str, dict]:
-    """The configs a page writes out as YAML blocks (those with a ``schema_version``), by
-    their ``name``."""
+    """The configs a page writes out as YAML blocks (those with a ``schema_version``), and the
+    shipped ones it copies and edits (:func:`_page_edits`), by their ``name``."""
     text = (REPO / page).read_text(encoding="utf-8")
     out = {}
     for m in _FENCE.finditer(text):
@@ -188,6 +216,10 @@ def _page_configs(page: str) -> dict[str, dict]:
             data = yaml.safe_load(m.group(3))
             if isinstance(data, dict) and "schema_version" in data and "name" in data:
                 out[str(data["name"])] = data
+    for stem, (shipped, edits) in _page_edits(page).items():
+        data = _merged(yaml.safe_load((REPO / shipped).read_text(encoding="utf-8")), edits)
+        assert data["name"] == stem, f"{page}: {stem}.yaml's edits name it {data['name']!r}"
+        out[stem] = data
     return out
 
 
@@ -590,3 +622,197 @@ def test_comment_check_finds_what_it_should(tmp_path):
     assert any("detector.theta_max is in rad" in p for p in problems)
     assert any("detector.volume.z1 is in m" in p for p in problems)
     assert len(problems) == 4
+
+
+# --------------------------------------------------------------------------- Tutorial 3
+TUTORIAL3 = "docs/tutorial/03-own-data-to-reach.md"
+
+
+def _shell_lines(page: str) -> list[tuple[int, str]]:
+    """(line, text) of every line of the page's shell blocks, in order."""
+    text = (REPO / page).read_text(encoding="utf-8")
+    out = []
+    for m in _FENCE.finditer(text):
+        if m.group(2).strip().lower() in SHELL:
+            first = text.count("\n", 0, m.start(3)) + 1
+            out += [(first + k, ln.strip()) for k, ln in enumerate(m.group(3).splitlines())]
+    return [(n, t) for n, t in out if t and not t.startswith("#")]
+
+
+def _run_script(argv: list[str], extra: tuple[str, ...] = ()) -> str:
+    """A ``python SCRIPT ARGS`` line of a page, with this interpreter and this checkout's
+    package; its standard output."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    res = subprocess.run(
+        [sys.executable, *argv[1:], *extra], check=False, capture_output=True, text=True, env=env
+    )
+    assert res.returncode == 0, f"{' '.join(argv)}: {res.stderr[-2000:]}"
+    return res.stdout
+
+
+def _write_page_config(page: str, config: str) -> None:
+    """The config a command names, as the reader has it: written out from the page, or the
+    copied shipped one with the page's keys replaced."""
+    path = Path(config)
+    edits = _page_edits(page)
+    if path.stem in edits:
+        assert path.is_file(), f"{page}: {config} is edited before it is copied"
+        data = _merged(yaml.safe_load(path.read_text(encoding="utf-8")), edits[path.stem][1])
+    else:
+        data = _page_configs(page)[path.stem]
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+def _tutorial3_config() -> dict:
+    configs = _page_configs(TUTORIAL3)
+    (name,) = [n for n, d in configs.items() if "input" in d]
+    return configs[name]
+
+
+def test_tutorial3_states_what_a_copy_of_the_mock_would_assume():
+    """Tutorial 3's config is written from scratch for data that are not the mock's: no
+    `mock:` section, none of the mock's settings (its shipped efficiency map, `n_pot:
+    from_input`, `remove_eta_mumu: truth`), every selection choice stated (the keys a config
+    outside the mock otherwise takes from the mock), and the exposure it states is the one
+    the page shows the script printing."""
+    cfg = _tutorial3_config()
+    assert "mock" not in cfg
+    assert "efficiency_na60_like" not in str(cfg["unfold"]["efficiency_map"])
+    assert cfg["background"]["remove_eta_mumu"] != "truth"
+    for section, keys in {
+        "beam": ("energy", "n_pot", "target", "interaction_lengths", "sigma_inel_mb"),
+        "input": ("files", "tree", "layout"),
+        "selection": ("lepton_min_energy", "mass_min", "mass_max"),
+        "unfold": ("efficiency_map",),
+    }.items():
+        missing = [k for k in keys if k not in cfg[section]]
+        assert not missing, f"{TUTORIAL3}: {section} leaves {missing} to the mock's defaults"
+    assert isinstance(cfg["beam"]["n_pot"], float)
+    text = (REPO / TUTORIAL3).read_text(encoding="utf-8")
+    script = next(n for n, t in _shell_lines(TUTORIAL3) if "make_experiment_ntuple.py" in t)
+    printed = _output_after(text, script)
+    assert printed is not None
+    shown = float(printed.split("protons on target:")[1].split()[0])
+    # the page prints 4 significant digits: the config must state that number
+    assert cfg["beam"]["n_pot"] == pytest.approx(shown, rel=5e-4)
+
+
+def test_tutorial3_script_and_selection(tmp_path, monkeypatch, capsys):
+    """Tutorial 3's script on a small sample (2·10⁴ mock sources, not the page's 6·10⁵) makes a
+    file that looks like an experiment's, and the page's `gammastar select` runs on it with
+    the page's config.
+
+    The file: the one tree `reco`, the branches the config maps and the experiment's
+    bookkeeping, nothing of the mock's (no `events` tree, `muon_*` or `truth*` branches, no
+    `meta`); the map: one TH2 with ε in (0, 0.85], rising with mass and pair p_T, the trend
+    data/make_experiment_ntuple.py's formula has (ε0 = 0.85). The selection: every pair
+    inside the map, the map's file recorded, and more opposite-sign than like-sign pairs (the
+    mock's NA60-like cocktail is mostly signal, about 10% combinatorial)."""
+    import uproot
+
+    from gammastar.corrections.unfold.efficiency import load_efficiency_map
+
+    lines = _shell_lines(TUTORIAL3)
+    script = next(shlex.split(t) for _, t in lines if "make_experiment_ntuple.py" in t)
+    cfg = _tutorial3_config()
+    work = tmp_path / "mydata"
+    work.mkdir()
+    script[1] = str(REPO / "data" / Path(script[1]).name)
+    _run_script(script, ("--events", "20000", "--out", str(work)))
+    monkeypatch.chdir(work)
+
+    (ntuple,) = cfg["input"]["files"]
+    with uproot.open(ntuple) as f:
+        assert [k.split(";")[0] for k in f] == [cfg["input"]["tree"]]
+        branches = set(f[cfg["input"]["tree"]].keys())
+    assert set(cfg["input"]["branches"].values()) <= branches
+    assert not [b for b in branches if b.startswith(("muon_", "truth"))]
+    assert branches - set(cfg["input"]["branches"].values()) == {"run", "nmu"}
+
+    em = load_efficiency_map(cfg["unfold"]["efficiency_map"])
+    assert em.values.min() > 0.0
+    assert em.values.max() <= 0.85
+    assert (np.diff(em.values, axis=0) >= 0).all()
+    assert (np.diff(em.values, axis=1) >= 0).all()
+
+    (select,) = [d for d in documented() if d.page == TUTORIAL3 and d.argv[0] == "select"]
+    _write_page_config(TUTORIAL3, _config_of(select))
+    assert main(list(select.argv)) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    out = json.loads((work / cfg["output"] / "select.json").read_text(encoding="utf-8"))
+    assert out["unfold"]["n_outside_map"] == 0
+    assert out["unfold"]["map"].endswith(cfg["unfold"]["efficiency_map"])
+    counts = out["counts"]
+    assert counts["os"] > 3 * (counts["pp"] + counts["mm"]) > 0
+
+
+def _small_page_config(path: Path) -> None:
+    """A config the reader wrote, made small as the shipped ones are (:data:`SMALL`)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for section, values in SMALL.items():
+        if isinstance(data.get(section), dict):
+            data[section].update(values)
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_tutorial3_runs_as_written(tmp_path, monkeypatch, capsys):
+    """Every command of Tutorial 3's shell blocks, in order, in a copy of the repository's
+    layout (:func:`small_repository`): the script at its default size prints what the page
+    shows (the mock is deterministic for its seed), so does `gammastar select`; the reader's
+    configs are written from the page (flow, validation and reach made small, as the shipped
+    ones are here) and the copied facility config edited with the page's keys. The reach then
+    reads the run's yields at the data's N_POT and excludes some mass (SHiP's 6·10²⁰ POT on a
+    background-free search exclude every mass of the full run's scan)."""
+    small_repository(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    text = (REPO / TUTORIAL3).read_text(encoding="utf-8")
+    written: set[str] = set()
+    ran = []  # the gammastar commands
+    for line, command in _shell_lines(TUTORIAL3):
+        for part in (p.strip() for p in command.split("&&")):
+            argv = shlex.split(part, comments=True)
+            where = f"{TUTORIAL3}:{line}: {part}"
+            if argv[0] == "mkdir":
+                for d in argv[1:]:
+                    if d != "-p":
+                        Path(d).mkdir(parents=True, exist_ok=True)
+            elif argv[0] == "cd":
+                monkeypatch.chdir(argv[1])
+            elif argv[0] == "cp":
+                shutil.copyfile(argv[1], argv[2])
+            elif argv[0].endswith("/python"):
+                printed = _run_script(argv)
+                assert printed.strip() == (_output_after(text, line) or "").strip(), where
+            elif c := _COMMAND.match(part):
+                doc = Documented(TUTORIAL3, line, c.group(1), _argv(c.group(1)))
+                config = _config_of(doc)
+                if config is not None and config not in written:
+                    _write_page_config(TUTORIAL3, config)
+                    _small_page_config(Path(config))
+                    written.add(config)
+                status = main(list(doc.argv))
+                captured = capsys.readouterr()
+                assert status == 0, f"{where}: {captured.err[-1000:]}"
+                ran.append(doc.argv[0])
+                if doc.argv[0] == "select":
+                    shown = _output_after(text, line)
+                    assert shown is not None, where
+                    assert captured.out.splitlines()[0] == shown.strip(), where
+            else:
+                pytest.fail(f"{where}: a command the test does not know how to run")
+    assert ran == ["select", "yields", "train", "validate", "reach"]
+    cfg = _tutorial3_config()
+    edits = _page_edits(TUTORIAL3)
+    (facility,) = edits
+    data_run = Path(cfg["output"])
+    yields = json.loads((data_run / "yields.json").read_text(encoding="utf-8"))
+    assert yields["meta"]["n_pot"] == pytest.approx(cfg["beam"]["n_pot"], rel=1e-12)
+    reach_dir = Path(edits[facility][1]["output"])
+    reach = json.loads((reach_dir / "reach.json").read_text(encoding="utf-8"))
+    assert any(e is not None for e in reach["expected"]["eps_low"])
+    assert (reach_dir / "figures" / "reach.png").is_file()
