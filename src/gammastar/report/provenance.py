@@ -16,6 +16,7 @@ from urllib.parse import quote
 from gammastar._version import __version__
 from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
+from gammastar.core.urls import redact
 from gammastar.errors import GammastarError
 from gammastar.report.layout import (
     KEY_PACKAGES,
@@ -65,6 +66,7 @@ def _config_text(cfg: AnalysisConfig) -> tuple[str, str]:
 def _provenance(cfg: AnalysisConfig, run: Path) -> tuple[Raw, Raw]:
     """(run information, seeds/artifact metadata) blocks."""
     text, where = _config_text(cfg)
+    text = redact(text)  # a URL's credentials (input.files) stay out of the report
     text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
     full = getattr(cfg, "sha256", None)
     info = kv_table(

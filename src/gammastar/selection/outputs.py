@@ -213,8 +213,11 @@ def _select_doc(
         "eta_mumu": w.eta,
         "background": _background_block(cfg, w, counts["comb_estimate"]),
         "polarisation": polarisation,
-        "bad_files": done.bad_files,
-        "entries": {p: n for p, n in run.checked.entries.items() if p in done.files_used},
+        # the inputs as recorded: URLs without their credentials (urls.redact)
+        "bad_files": {urls.redact(p): urls.redact(why) for p, why in done.bad_files.items()},
+        "entries": {
+            urls.redact(p): n for p, n in run.checked.entries.items() if p in done.files_used
+        },
         "elapsed_s": time.perf_counter() - run.t0,
     }
     return meta, doc

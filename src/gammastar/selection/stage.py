@@ -304,7 +304,7 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
         checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
     check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
-        log.warning("skipping bad file %s: %s", path, why)
+        log.warning("skipping bad file %s", urls.redact(f"{path}: {why}"))
     if cfg.background.remove_eta_mumu == "truth" and "truth_channel" not in checked.branches.all:
         raise ConfigError(
             "background.remove_eta_mumu: 'truth' needs the truth_channel branch, which the "
@@ -566,7 +566,8 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
         }
         for f, p in parts.items()
     }
-    doc["bad_files"] = {k: v for p in parts.values() for k, v in p.bad_files.items()}
+    doc["bad_files"] = {urls.redact(k): urls.redact(v) for p in parts.values()
+                        for k, v in p.bad_files.items()}  # fmt: skip
     # the timings of the whole: the flavours' checks and processing summed
     n_check = sum(p.run.times["checked"] - p.run.t0 for p in parts.values())
     n_proc = sum(p.run.times["processed"] - p.run.times["checked"] for p in parts.values())
