@@ -50,7 +50,7 @@ _SECRET_WORDS = ("token", "secret", "passw", "signature", "credential", "authz")
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")  # to the authority's last @
-_PARAM = re.compile(r"([?&;])([^=&;#]+)=([^&;#]*)")
+_PARAM = re.compile(r"([?&;])([^=&;#]+)=([^&;#]+)")
 
 
 def _secret(name: str) -> bool:

@@ -66,8 +66,8 @@ def _config_text(cfg: AnalysisConfig) -> tuple[str, str]:
 def _provenance(cfg: AnalysisConfig, run: Path) -> tuple[Raw, Raw]:
     """(run information, seeds/artifact metadata) blocks."""
     text, where = _config_text(cfg)
-    text = redact(text)  # a URL's credentials (input.files) stay out of the report
-    text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()  # of the file as it is
+    text = redact(text)  # shown without a URL's credentials (input.files)
     full = getattr(cfg, "sha256", None)
     info = kv_table(
         [

@@ -398,9 +398,7 @@ def _polarisation_on_workers(
 def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) -> SelectResult:
     """The part of :func:`select` after the input checks: process, weight, fill, write."""
     sel = _select_compute(cfg, opt, run, exe)
-    w, hists, meta, doc, cutflow, bad_files = (
-        sel.w, sel.hists, sel.meta, sel.doc, sel.cutflow, sel.bad_files
-    )  # fmt: skip
+    w, hists, meta, doc, cutflow = sel.w, sel.hists, sel.meta, sel.doc, sel.cutflow
     _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s",
@@ -416,7 +414,7 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) 
         cutflow=cutflow,
         counts=doc["counts"],
         unfold=doc["unfold"],
-        bad_files=bad_files,
+        bad_files=doc["bad_files"],  # as select.json records them (URLs redacted)
         meta=meta,
         files={n: run.outdir / n for n in OUTPUT_FILES},
     )
