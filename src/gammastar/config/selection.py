@@ -109,6 +109,16 @@ class InputConfig(Section):
     per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
     """Keys of this section that differ for one flavour of ``lepton: [mu, e]`` (e.g.
     ``{e: {branches: {...}}}``); validated as this section with them."""
+    mock_files: bool | None = None
+    """``true``: the input files are the mock's (made by ``gammastar generate``) though the
+    config has no ``mock:``; the mock's efficiency map, truth tag (``remove_eta_mumu: truth``,
+    the ``truth_channel`` and ``*_parent`` branches) and ``beam.n_pot: from_input`` are then
+    allowed, which a config without ``mock:`` is otherwise refused
+    (:func:`gammastar.config_checks.mock_only_problems`). ``None``: not stated (false)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return omit_unset(handler(self), "mock_files")
 
     @property
     def flavours(self) -> list[str]:

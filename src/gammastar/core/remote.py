@@ -280,47 +280,38 @@ def check_ranges(url: str) -> None:
 
     uproot reads a ROOT file by ranges (the header, the directory, each basket); a server
     that answers a ``Range`` request with the whole file (Python's ``http.server``, some
-    proxies) makes every read look like a damaged file. One request for
-    :data:`RANGE_PROBE` through fsspec (the options, session and credentials uproot uses)
-    tells: a ``206 Partial Content`` (or a reply of the asked length) passes, once per URL
-    and process; the whole file is refused. Network and access failures propagate (for
-    :func:`retrying`).
+    proxies) makes every read look like a damaged file. One ``GET`` of :data:`RANGE_PROBE`
+    through fsspec's session for the URL (the options and credentials uproot uses) tells: a
+    ``206 Partial Content``, or a body no longer than asked, passes (once per URL and
+    process); a whole file is refused before its body is read. Network and access failures
+    propagate as aiohttp raises them (for :func:`retrying` and :func:`failure`).
 
     Raises:
-        InputError: the server ignores ranges, or tells no file size (one line naming the URL
-            without its credentials and what to do).
+        InputError: the server ignores ranges (one line naming the URL without its
+            credentials, and what to do).
     """
     if url in _RANGES_OK:
         return
-    from fsspec.implementations.http import HTTPFile
+    from fsspec.asyn import sync
 
     fs, path = _filesystem(url)
     start, stop = RANGE_PROBE
-    what = (
-        "gammastar reads ROOT files by byte range: serve them from a range-capable HTTP "
-        "server (Apache, nginx, XRootD's HTTP), read them over XRootD (root://), or copy "
-        "them to a local disk"
-    )
-    with fs.open(path, "rb", block_size=stop - start, cache_type="none") as f:
-        if not isinstance(f, HTTPFile):  # no size, or "Accept-Ranges: none": a stream only
-            raise InputError(
-                redact(
-                    f"{url}: the HTTP server offers no byte ranges (no file size or "
-                    f"Accept-Ranges: none); {what}"
-                )
-            )
-        f.seek(start)
-        try:
-            data = f.read(stop - start)
-        except ValueError as err:  # fsspec: "doesn't appear to support range requests"
-            if "range" not in str(err).lower():
-                raise
-            data = None
-    if data is None or len(data) > stop - start:
+
+    async def probe() -> bool:
+        session = await fs.set_session()
+        headers = {"Range": f"bytes={start}-{stop - 1}", "Accept-Encoding": "identity"}
+        async with session.get(fs.encode_url(path), headers=headers, **fs.kwargs) as r:
+            r.raise_for_status()
+            length = r.headers.get("Content-Length")
+            return r.status == 206 or (length is not None and int(length) <= stop - start)
+
+    if not sync(fs.loop, probe):
         raise InputError(
             redact(
-                f"{url}: the HTTP server ignores byte ranges (it answered a request for "
-                f"bytes {start}-{stop - 1} with the whole file); {what}"
+                f"{url}: the HTTP server ignores byte ranges (it answered a request for bytes "
+                f"{start}-{stop - 1} with the whole file); gammastar reads ROOT files by byte "
+                "range: serve them from a range-capable HTTP server (Apache, nginx, XRootD's "
+                "HTTP), read them over XRootD (root://), or copy them to a local disk"
             )
         )
     _RANGES_OK.add(url)
