@@ -26,12 +26,12 @@ def mock_value(key: str) -> Any:
 def stated(cfg: dict[str, Any]) -> dict[str, Any]:
     """``cfg`` with every experiment key it leaves to a default written out (the mock's value);
     the keys it states and the reach's statistics inputs are left as they are. Its input
-    files (where it has an ``input`` section) are the mock's (``input.mock_files``): the mock's map, truth tag and N_POT record
+    files are the mock's (``input.mock_files``): the mock's map, truth tag and N_POT record
     are allowed (:func:`gammastar.config_checks.mock_only_problems`)."""
     out = dict(cfg)
-    if out.get("mock") is None and isinstance(out.get("input"), dict):
-        out["input"] = {"mock_files": True, **out["input"]}
-    for line in experiment_problems(cfg):
+    if out.get("mock") is None and isinstance(out.get("input", {}), dict):
+        out["input"] = {"mock_files": True, **out.get("input", {})}
+    for line in experiment_problems(out):
         key = line.split(":")[0]
         section, name = key.split(".")
         if section == "reach":

@@ -336,8 +336,8 @@ def mock_only_problems(data: Mapping[str, Any], shipped: Callable[[str], str | N
 
 
 ASSUMED_KEYS: dict[tuple[str, str], tuple[str, str]] = {
-    ("input", "tree"): ("", "the mock's tree"),
-    ("input", "layout"): ("", "the mock's per-event jagged muon_px, ..., muon_charge"),
+    ("input", "tree"): ("", "the tree it writes"),
+    ("input", "layout"): ("", "per-event jagged muon_px, ..., muon_charge"),
     ("selection", "lepton_min_energy"): ("GeV", "the NA60-like absorber's range-out"),
     ("selection", "mass_min"): ("GeV", "2 m_μ"),
     ("selection", "mass_max"): ("GeV", "above the φ"),
@@ -355,8 +355,8 @@ def assumed_line(key: str, value: Any) -> str:
     """The line printed for an assumed key (:data:`ASSUMED_KEYS`).
 
     Example:
-        >>> assumed_line("selection.mass_min", 0.2113)
-        'assumed: selection.mass_min = 0.2113 GeV (the mock's: 2 m_μ)'
+        >>> print(assumed_line("selection.mass_min", 0.2113))
+        assumed: selection.mass_min = 0.2113 GeV (the mock's: 2 m_μ)
     """
     sec, name = key.split(".")
     unit, why = ASSUMED_KEYS[(sec, name)]

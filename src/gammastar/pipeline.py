@@ -467,6 +467,9 @@ def _run(
 ) -> list[StageReport]:
 
     reports: list[StageReport] = []
+    if not only or "select" in only:  # outside the mock: the choices left to the mock's values
+        for line in config.assumed_lines():
+            echo(line)
     for stage in STAGES:
         if (only and stage.name not in only) or not stage.enabled(config):
             reports.append(StageReport(stage.name, "disabled", "not in this analysis"))

@@ -35,7 +35,8 @@ class BeamConfig(Section):
     """Beam proton energy in GeV. The default is the mock's (with ``mock:`` only): a config
     without ``mock:`` that makes its own yields states it (``gammastar.config_checks``)."""
     n_pot: PositiveFloat | Literal["from_input"] = "from_input"
-    """Protons on target; ``from_input`` takes it from the mock file's metadata."""
+    """Protons on target; ``from_input`` takes it from the mock file's metadata (stated
+    without ``mock:``: refused unless ``input.mock_files``)."""
     prescale: dict[Literal["mu", "e"], Annotated[float, Field(ge=1)]] = Field(default_factory=dict)
     """Trigger prescale k ≥ 1 per flavour (e.g. ``{e: 200}``: the dielectron trigger records
     1/200 of the collisions): that flavour's yields are normalised to N_POT / k (default 1: no
@@ -254,8 +255,9 @@ class BackgroundConfig(Section):
     background's single-lepton kinematics) or ``all`` (every event with a selected lepton;
     signal leptons then shape R too)."""
     remove_eta_mumu: Literal["none", "truth", "rate"] = "truth"
-    """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data), ``rate`` subtracts the
-    peak predicted from the η → γμμ yield, ``none`` keeps it."""
+    """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data; stated without
+    ``mock:``: refused unless ``input.mock_files``), ``rate`` subtracts the peak predicted
+    from the η → γμμ yield, ``none`` keeps it."""
     ss_weight: Literal["constant", "binwise"] = "binwise"
     """The like-sign estimator, in the per-pair SS weights and in ``comb_m`` alike:
     ``binwise`` (default) the geometric mean 2R√(N++N−−) per mass bin (per-pair SS weight

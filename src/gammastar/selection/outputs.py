@@ -194,6 +194,8 @@ def _select_doc(
         ss_weight=bkg.ss_weight,
         min_like_sign=bkg.min_like_sign,
         phase_space=phase_space,
+        # outside the mock: the selection's choices left to the mock's values
+        **({"assumed": cfg.assumed()} if cfg.mock is None else {}),
     )
     doc = {
         "meta": meta,

@@ -553,6 +553,8 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
         "config_sha256": cfg.section_sha256("input", "selection", "background", "unfold"),
         "config_sha256_full": cfg.sha256,
         "flavours": [flavour_channel(f) for f in cfg.input.flavours],
+        # the whole config's (each flavour's config states every key of its sections)
+        **({"assumed": cfg.assumed()} if cfg.mock is None else {}),
     }
     doc = {**first.doc, "meta": meta}
     doc["flavours"] = {
