@@ -16,7 +16,7 @@ from _select_data import write_mock
 
 from gammastar import pipeline
 from gammastar.config import config_from_dict, load_config
-from gammastar.config_checks import ASSUMED_KEYS
+from gammastar.config_checks import ASSUMED_KEYS, mock_only_problems
 from gammastar.core import rundir
 from gammastar.errors import ConfigError
 
@@ -72,7 +72,8 @@ def test_copied_mock_config_refused_with_every_key(tmp_path):
 def test_every_pointer_at_the_mock_is_named(tmp_path):
     """The mock's truth branches, a shipped file under another key (by absolute path, here as
     a ``path:key`` map) and per-flavour overrides are named too; ``input.mock_files: true``
-    (files made by `gammastar generate`) allows them all."""
+    (files made by `gammastar generate`) allows them all; a facility's ``from_input`` (the
+    N_POT of the yields it reads) is no pointer at the mock."""
     shipped = REPO / "data" / "efficiency_na60_like.root"
     data = {
         "input": {
@@ -98,6 +99,9 @@ def test_every_pointer_at_the_mock_is_named(tmp_path):
     assert "shipped with gammastar for the mock" in str(err.value)
     mock_files = {**data, "input": {**data["input"], "mock_files": True}}
     assert config_from_dict(mock_files, source=str(tmp_path / "c.yaml")).input.mock_files
+    # a facility's config reading another run's yields: from_input is their N_POT, allowed
+    facility = {"reach": {"yields": "y.json"}, "beam": {"n_pot": "from_input"}}
+    assert mock_only_problems(facility, lambda value: None) == []
 
 
 def _own_config(tmp_path: Path) -> Path:

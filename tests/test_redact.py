@@ -41,7 +41,7 @@ R = REDACTED
         ("https://d.cloudfront.net/f?Expires=1&Signature=S", f"https://d.cloudfront.net/f?Expires=1&Signature={R}"),
         # XRootD CGI: the grid proxy and the authorisation token
         (
-            "root://h//f.root?xrd.gsiusrpxy=/tmp/x509up_u0&authz=T",
+            "root://h//f.root?xrd.gsiusrpxy=x509up_u0&authz=T",
             f"root://h//f.root?xrd.gsiusrpxy={R}&authz={R}",
         ),
         # nothing secret: unchanged

@@ -269,8 +269,8 @@ def mock_only_problems(data: Mapping[str, Any], shipped: Callable[[str], str | N
     one line each with what to write instead: a file shipped with gammastar for the mock
     (``shipped(value)`` names it, e.g. the NA60-like pair efficiency), the file the mock
     writes (:data:`MOCK_OUTPUT`), the mock's truth branches (``truth_*``, ``*_parent``),
-    ``background.remove_eta_mumu: truth`` and ``beam.n_pot: from_input`` (both read what only
-    the generator records). A copied mock config without its ``mock:`` is refused on them
+    ``background.remove_eta_mumu: truth`` and, where the config makes its own yields,
+    ``beam.n_pot: from_input`` (both read what only the generator records). A copied mock config without its ``mock:`` is refused on them
     all at once. None with ``mock:`` or ``input.mock_files: true`` (the files are the mock's).
 
     Arguments:
@@ -326,7 +326,9 @@ def mock_only_problems(data: Mapping[str, Any], shipped: Callable[[str], str | N
                 "which data has not: `remove_eta_mumu: rate` (the peak predicted from the "
                 "η → γμμ yield) or `none`"
             )
-    if _section(data, "beam").get("n_pot") == "from_input":
+    own_yields = _section(data, "reach").get("yields") is None or _given(data, "input")
+    if _section(data, "beam").get("n_pot") == "from_input" and own_yields:
+        # (a facility's config reading another run's yields: their N_POT, as it should)
         out.append(
             "beam.n_pot: from_input reads the N_POT the mock generator records in its files, "
             "which data files lack: your data's protons on target, `beam: {n_pot: <POT>}`"
