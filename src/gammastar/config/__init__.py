@@ -260,7 +260,6 @@ class AnalysisConfig(Section):
         """Hash of the whole config."""
         return self.section_sha256()
 
-
     def assumed(self) -> dict[str, Any]:
         """The experiment's selection choices this config leaves to the mock's values
         (:data:`gammastar.config_checks.ASSUMED_KEYS` not stated, for every flavour where
