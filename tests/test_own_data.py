@@ -177,3 +177,19 @@ def test_stated_choices_assume_nothing():
     }  # fmt: skip
     assert config_from_dict(data).assumed() == {}
     assert config_from_dict({"mock": {}}).assumed() == {}
+
+
+def test_run_without_n_pot_refused_before_any_stage(tmp_path):
+    """`gammastar run` on one's own ntuple without ``beam.n_pot`` (the default ``from_input``
+    reads the mock generator's record, which the file has not): refused at the start, naming
+    the key and the file, before the selection runs."""
+    path = _own_config(tmp_path)
+    path.write_text(path.read_text().replace(", n_pot: 1.0e12", ""))
+    res = main_in_process("run", str(path))
+    assert res.status == 2
+    assert res.stderr.splitlines()[-1] == (
+        f"gammastar: error: {path.resolve()}: beam.n_pot: from_input (the default) reads the "
+        "N_POT the mock generator records in its files (meta.n_pot), which "
+        f"{tmp_path / 'mine.root'} lacks: your data's protons on target, `beam: {{n_pot: <POT>}}`"
+    )
+    assert not (tmp_path / "run" / rundir.SELECT).exists()
