@@ -25,13 +25,17 @@ def mock_value(key: str) -> Any:
 
 def stated(cfg: dict[str, Any]) -> dict[str, Any]:
     """``cfg`` with every experiment key it leaves to a default written out (the mock's value);
-    the keys it states and the reach's statistics inputs are left as they are. Its input
-    files are the mock's (``input.mock_files``): the mock's map, truth tag and N_POT record
-    are allowed (:func:`gammastar.config_checks.mock_only_problems`)."""
+    the keys it states and the reach's statistics inputs are left as they are. The input
+    files of a config that selects or makes its own yields are the mock's
+    (``input.mock_files``): the mock's map, truth tag and N_POT record are allowed
+    (:func:`gammastar.config_checks.mock_only_problems`)."""
     out = dict(cfg)
-    if out.get("mock") is None and isinstance(out.get("input", {}), dict):
-        out["input"] = {"mock_files": True, **out.get("input", {})}
-    for line in experiment_problems(out):
+    lines = experiment_problems(cfg)
+    data_keys = any(ln.startswith(("beam.", "unfold.")) for ln in lines)  # own yields
+    inp = out.get("input", {})
+    if out.get("mock") is None and ("input" in out or data_keys) and isinstance(inp, dict):
+        out["input"] = {"mock_files": True, **inp}
+    for line in lines:
         key = line.split(":")[0]
         section, name = key.split(".")
         if section == "reach":

@@ -270,8 +270,9 @@ def mock_only_problems(data: Mapping[str, Any], shipped: Callable[[str], str | N
     (``shipped(value)`` names it, e.g. the NA60-like pair efficiency), the file the mock
     writes (:data:`MOCK_OUTPUT`), the mock's truth branches (``truth_*``, ``*_parent``),
     ``background.remove_eta_mumu: truth`` and, where the config makes its own yields,
-    ``beam.n_pot: from_input`` (both read what only the generator records). A copied mock config without its ``mock:`` is refused on them
-    all at once. None with ``mock:`` or ``input.mock_files: true`` (the files are the mock's).
+    ``beam.n_pot: from_input`` (both read what only the generator records). A copied mock
+    config without its ``mock:`` is refused on them all at once. None with ``mock:`` or
+    ``input.mock_files: true`` (the files are the mock's).
 
     Arguments:
         data: the config as written (sections as mappings).

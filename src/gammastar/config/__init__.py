@@ -15,6 +15,7 @@ owner: extend it there.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -297,7 +298,7 @@ def shipped_data_dirs() -> tuple[Path, Path]:
     return package.parents[1] / "data", package / "_data"
 
 
-def _shipped(base: Path) -> Any:
+def _shipped(base: Path) -> Callable[[str], str | None]:
     """``value → name`` of the shipped file (:func:`shipped_data_dirs`) a config value names,
     resolved against ``base`` as the config resolves paths (the ``../data/NAME`` form too,
     which :meth:`AnalysisConfig.resolve_data` finds there), else ``None``."""
