@@ -4,7 +4,7 @@ a config leaves out with the values the mock's sections take (the NA60-like beam
 pair efficiency and the paper's detector), the values these configs were tested with.
 
 The refusal itself is tested on configs that do not go through this helper
-(tests/test_config_checks.py).
+(tests/test_config_checks.py, tests/test_own_data.py).
 """
 
 from __future__ import annotations
@@ -25,9 +25,17 @@ def mock_value(key: str) -> Any:
 
 def stated(cfg: dict[str, Any]) -> dict[str, Any]:
     """``cfg`` with every experiment key it leaves to a default written out (the mock's value);
-    the keys it states and the reach's statistics inputs are left as they are."""
+    the keys it states and the reach's statistics inputs are left as they are. The input
+    files of a config that selects or makes its own yields are the mock's
+    (``input.mock_files``): the mock's map, truth tag and N_POT record are allowed
+    (:func:`gammastar.config_checks.mock_only_problems`)."""
     out = dict(cfg)
-    for line in experiment_problems(cfg):
+    lines = experiment_problems(cfg)
+    data_keys = any(ln.startswith(("beam.", "unfold.")) for ln in lines)  # own yields
+    inp = out.get("input", {})
+    if out.get("mock") is None and ("input" in out or data_keys) and isinstance(inp, dict):
+        out["input"] = {"mock_files": True, **inp}
+    for line in lines:
         key = line.split(":")[0]
         section, name = key.split(".")
         if section == "reach":

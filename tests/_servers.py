@@ -3,6 +3,8 @@
 * :func:`http_server`: Python's ``http.server`` with single-range requests (``Range: bytes=a-b``,
   ``206 Partial Content``; the standard handler answers every GET with the whole file), and
   403 for a file the server may not read, as Apache and nginx answer.
+* :func:`plain_http_server`: ``python -m http.server`` itself, in its own process: it answers
+  a ``Range`` request with the whole file, as some proxies do.
 * :func:`xrootd_server`: the ``xrootd`` daemon (Debian's ``xrootd-server``), exporting a
   directory; as root it runs as ``nobody`` (it refuses to run as root).
 * :func:`s3_server`: ``moto``'s S3 server, a bucket holding the given files.
@@ -21,6 +23,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -143,6 +146,23 @@ def _wait_port(port: int, proc: subprocess.Popen, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+@contextlib.contextmanager
+def plain_http_server(root: Path) -> Iterator[str]:
+    """``python -m http.server`` serving ``root`` (no byte ranges: every GET gets the whole
+    file); yields ``http://127.0.0.1:PORT/``."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+           "--directory", str(root)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not _wait_port(port, proc, 10.0):
+            pytest.skip(f"python -m http.server did not start ({' '.join(cmd)})")
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 @contextlib.contextmanager

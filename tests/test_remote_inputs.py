@@ -2,7 +2,8 @@
 requests, XRootD (Debian's ``xrootd`` daemon; skipped with the reason where none starts) and S3
 (``moto``'s server). The selection over each protocol gives the pairs of the same files read
 locally, bit for bit; ``select.json`` records the URLs; a missing file, a refused permission, an
-unreachable host and a timeout are each one line naming the URL."""
+unreachable host, a timeout and a server that ignores byte ranges are each one line naming the
+URL; a URL's credentials are written nowhere."""
 
 from __future__ import annotations
 
@@ -17,7 +18,14 @@ import pandas as pd
 import pytest
 from _cli import main_in_process
 from _select_data import write_effmap, write_mock
-from _servers import closed_port, http_server, s3_server, silent_server, xrootd_server
+from _servers import (
+    closed_port,
+    http_server,
+    plain_http_server,
+    s3_server,
+    silent_server,
+    xrootd_server,
+)
 
 from gammastar.config import config_from_dict
 from gammastar.core import remote, rundir
@@ -245,7 +253,9 @@ def test_cli_input_url(inputs, local_pairs, tmp_path):
         gone = main_in_process("select", str(cfg), "--input", base + "gone.root", "--force")
     _same_as_local(tmp_path / "run", local_pairs, [base + n for n in NAMES])
     assert gone.status == 2
-    assert gone.stderr == f"gammastar: error: {base}gone.root: input file not found on the server\n"
+    *assumed, error = gone.stderr.splitlines()  # the choices left to the mock's, then why
+    assert all(ln.startswith("assumed: ") for ln in assumed)
+    assert error == f"gammastar: error: {base}gone.root: input file not found on the server"
 
 
 def test_lost_connection_while_opening_retried(inputs, quick):
@@ -285,3 +295,65 @@ def test_damaged_file_same_error_as_local(inputs, tmp_path):
     with http_server(tmp_path) as (base, _), pytest.raises(InputError) as there:
         check_inputs({"d": {"files": {base + "cut.root": "events"}}}, bmap)
     assert str(there.value) == str(here.value).replace(local, base + "cut.root")
+
+
+def test_server_ignoring_ranges_named(inputs, tmp_path):
+    """``python -m http.server`` answers a ``Range`` request with the whole file: the open is
+    refused with one line that says so and what to do, before uproot reads a byte of the file
+    (not the "truncated or not ROOT" of a damaged file); the selection stops with it."""
+    with plain_http_server(inputs) as base:
+        url = base + "a.root"
+        with pytest.raises(InputError) as info:
+            open_tree(url, "events")
+        with pytest.raises(InputError) as run:
+            select(_cfg(inputs, tmp_path, [url]))
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith(f"{url}: the HTTP server ignores byte ranges")
+    for remedy in ("range-capable", "XRootD", "local disk"):
+        assert remedy in text
+    assert "truncated" not in text
+    assert str(run.value) == text
+
+
+TOKENS = ("SECRETUSER", "SECRETTOKEN", "SECRETSIG")
+
+
+def test_credentials_written_nowhere(inputs, tmp_path, caplog):
+    """``gammastar select --input`` of URLs with a user:password and credential parameters
+    (authz, an S3 signature), one of them missing (--skip-bad-files: a warning, a bad file),
+    then ``gammastar report``: no file of the run directory, no line of stdout or stderr and
+    no log record holds a token; select.json records the URL with them redacted."""
+    cfg = tmp_path / "c.yaml"
+    run = tmp_path / "run"
+    cfg.write_text(
+        f"output: {run}\n"
+        "input: {step_size: 60}\n"
+        "beam: {energy: 400.0, interaction_lengths: 0.01, n_pot: 1.0e11}\n"
+        f"unfold: {{efficiency_map: {inputs / 'eff.root'}}}\n"
+    )
+    caplog.set_level(logging.DEBUG)
+    with http_server(inputs) as (base, server):
+        auth = base.replace("http://", "http://SECRETUSER:SECRETTOKEN@")
+        good = auth + "a.root?authz=SECRETTOKEN&X-Amz-Signature=SECRETSIG&part=1"
+        gone = auth + "gone.root?access_token=SECRETTOKEN"
+        sel = main_in_process("select", str(cfg), "--input", good, "--input", gone,
+                              "--skip-bad-files")  # fmt: skip
+        assert server.ranges > 0  # read through the credentialed URL
+        bad = main_in_process("select", str(cfg), "--input", gone, "--force")
+    rep = main_in_process("report", str(cfg))
+    assert (sel.status, bad.status, rep.status) == (0, 2, 0), (sel, bad, rep)
+    doc = json.loads((run / rundir.SELECT).read_text())
+    shown = base.replace("http://", "http://<redacted>@")
+    assert doc["meta"]["inputs"][0]["path"] == (
+        shown + "a.root?authz=<redacted>&X-Amz-Signature=<redacted>&part=1"
+    )
+    assert list(doc["bad_files"]) == [shown + "gone.root?access_token=<redacted>"]
+    written = [p for p in run.rglob("*") if p.is_file()]
+    assert any(p.name == "report.html" for p in written)
+    said = [sel.stdout, sel.stderr, bad.stdout, bad.stderr, rep.stdout, rep.stderr]
+    said += [r.getMessage() for r in caplog.records]
+    assert "gone.root" in bad.stderr  # the failure is said, the URL redacted
+    for token in TOKENS:
+        assert [p for p in written if token.encode() in p.read_bytes()] == [], token
+        assert not [s for s in said if token in s], token

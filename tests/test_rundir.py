@@ -131,6 +131,8 @@ def test_histograms_and_pairs_readers(small_run) -> None:
     (os_m holds one entry per OS pair, integers: exact); read_pairs gives the table."""
     rd = RunDir.of(small_run)
     counts = rd.read_json(rundir.SELECT)["counts"]
+    # a mock run assumes nothing (meta.assumed: outside the mock only, tests/test_own_data.py)
+    assert "assumed" not in rd.read_json(rundir.SELECT)["meta"]
     hists = rd.read_histograms(["os_m", "pp_m", "mm_m", "unfolded_m"])
     for key in ("os", "pp", "mm"):
         assert hists[f"{key}_m"].values(flow=True).sum() == counts[key], key

@@ -11,12 +11,14 @@ sections and plain numbers and import nothing: :class:`gammastar.config.Analysis
 (:data:`DATA_KEYS`, :data:`DETECTOR_KEYS`) have no default, nor have the reach's statistics
 inputs (:data:`REACH_KEYS`, :func:`reach_missing`) anywhere; every one left out is a line of
 the one refusal (:func:`gammastar.config.config_from_dict`, ``gammastar reach``, ``gammastar
-run``), with what to write.
+run``), with what to write. :func:`mock_only_problems` adds, outside the mock, every key that
+points at the mock's own files or settings (a copied mock config), and :data:`ASSUMED_KEYS`
+are the selection's choices that, left out, are printed and recorded as assumed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 _TOL = 1e-9
@@ -231,6 +233,138 @@ def experiment_problems(data: Mapping[str, Any], *, reach: bool | None = False) 
         rc = _section(data, "reach")
         out += [f"reach.{key}: not given ({what})" for key, what in reach_missing(rc)]
     return out
+
+
+# --------------------------------------------------------------------------- the mock's own
+MOCK_OUTPUT = "${output}/mock.root"
+"""The file the mock writes (``rundir.MOCK`` in the run directory)."""
+
+_TRUTH_COLUMNS = ("truth_channel", "parent")
+"""The layouts' columns that only the mock's truth fills (``gammastar.io.LAYOUTS`` optional)."""
+
+
+def _strings(value: Any, key: str) -> list[tuple[str, str]]:
+    """``(key, string)`` of every string in ``value`` (mappings and lists walked)."""
+    if isinstance(value, str):
+        return [(key, value)]
+    if isinstance(value, Mapping):
+        return [kv for k, v in value.items() for kv in _strings(v, f"{key}.{k}")]
+    if isinstance(value, list | tuple):
+        return [kv for v in value for kv in _strings(v, key)]
+    return []
+
+
+def _flavoured(data: Mapping[str, Any], sec: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """``(key prefix, section)`` of ``sec`` and of each of its ``per_flavour`` overrides."""
+    top = _section(data, sec)
+    per = top.get("per_flavour")
+    out = [(sec, top)]
+    if isinstance(per, Mapping):
+        out += [(f"{sec}.per_flavour.{f}", o) for f, o in per.items() if isinstance(o, Mapping)]
+    return out
+
+
+def mock_only_problems(data: Mapping[str, Any], shipped: Callable[[str], str | None]) -> list[str]:
+    """The keys of a config without ``mock:`` that point at the mock's own files or settings,
+    one line each with what to write instead: a file shipped with gammastar for the mock
+    (``shipped(value)`` names it, e.g. the NA60-like pair efficiency), the file the mock
+    writes (:data:`MOCK_OUTPUT`), the mock's truth branches (``truth_*``, ``*_parent``),
+    ``background.remove_eta_mumu: truth`` and, where the config makes its own yields,
+    ``beam.n_pot: from_input`` (both read what only the generator records). A copied mock
+    config without its ``mock:`` is refused on them all at once. None with ``mock:`` or
+    ``input.mock_files: true`` (the files are the mock's).
+
+    Arguments:
+        data: the config as written (sections as mappings).
+        shipped: the name of the shipped file a config value names (resolved as the config
+            resolves paths), ``None`` for any other value.
+
+    Example:
+        >>> print(*mock_only_problems({"background": {"remove_eta_mumu": "truth"}},
+        ...                           lambda v: None))  # doctest: +ELLIPSIS
+        background.remove_eta_mumu: truth removes η → μμ pairs by the mock's truth tag, ...
+        >>> mock_only_problems({"mock": {}, "beam": {"n_pot": "from_input"}}, lambda v: None)
+        []
+    """
+    if _given(data, "mock") or _section(data, "input").get("mock_files") is True:
+        return []
+    out = []
+    for sec in data:
+        if sec == "mock" or not isinstance(data[sec], Mapping | list):
+            continue
+        for key, value in _strings(data[sec], str(sec)):
+            name = shipped(value)
+            if name is None:
+                continue
+            if key.endswith("efficiency_map"):
+                what = (
+                    "is the mock's pair efficiency (shipped with gammastar), not your "
+                    "detector's: your experiment's map, `efficiency_map: <file.root>`, or "
+                    "`efficiency_map: null` on purpose (eps = 1)"
+                )
+            else:
+                what = f"is {name}, shipped with gammastar for the mock: give your experiment's"
+            out.append(f"{key}: {value} {what}")
+    for key, inp in _flavoured(data, "input"):
+        files = inp.get("files")
+        if MOCK_OUTPUT in [v for _, v in _strings(files, "")]:
+            out.append(
+                f"{key}.files: {MOCK_OUTPUT} is the file the mock writes, and without "
+                "`mock:` nothing writes it: name your ntuples, `input: {files: [<your files>]}`"
+            )
+        branches = inp.get("branches")
+        for col, br in branches.items() if isinstance(branches, Mapping) else ():
+            truth = str(br).startswith("truth_") or str(br).endswith("_parent")
+            if col in _TRUTH_COLUMNS or truth:
+                out.append(
+                    f"{key}.branches.{col}: {br} is the mock's truth branch (the generator's "
+                    "record, which data has not): drop it"
+                )
+    for key, bg in _flavoured(data, "background"):
+        if bg.get("remove_eta_mumu") == "truth":
+            out.append(
+                f"{key}.remove_eta_mumu: truth removes η → μμ pairs by the mock's truth tag, "
+                "which data has not: `remove_eta_mumu: rate` (the peak predicted from the "
+                "η → γμμ yield) or `none`"
+            )
+    own_yields = _section(data, "reach").get("yields") is None or _given(data, "input")
+    if _section(data, "beam").get("n_pot") == "from_input" and own_yields:
+        # (a facility's config reading another run's yields: their N_POT, as it should)
+        out.append(
+            "beam.n_pot: from_input reads the N_POT the mock generator records in its files, "
+            "which data files lack: your data's protons on target, `beam: {n_pot: <POT>}`"
+        )
+    order = {str(sec): i for i, sec in enumerate(data)}  # as the config lists its sections
+    return sorted(out, key=lambda line: order.get(line.split(".", 1)[0], len(order)))
+
+
+ASSUMED_KEYS: dict[tuple[str, str], tuple[str, str]] = {
+    ("input", "tree"): ("", "the tree it writes"),
+    ("input", "layout"): ("", "per-event jagged muon_px, ..., muon_charge"),
+    ("selection", "lepton_min_energy"): ("GeV", "the NA60-like absorber's range-out"),
+    ("selection", "mass_min"): ("GeV", "2 m_μ"),
+    ("selection", "mass_max"): ("GeV", "above the φ"),
+    ("selection", "qt_max"): ("GeV", "the q_T axis of the 3-D histograms"),
+    ("selection", "energy_max"): ("GeV", "the E axis of the 3-D histograms"),
+    ("beam", "target"): ("", "a label"),
+    ("beam", "sigma_inel_mb"): ("mb", "inelastic p + Pb"),
+}
+"""The experiment's selection choices whose defaults are the mock's, each with its unit and
+what the default is: outside the mock one left out is assumed, printed once at the top of the
+run (``assumed: key = value (...)``) and recorded in ``select.json`` ``meta.assumed``."""
+
+
+def assumed_line(key: str, value: Any) -> str:
+    """The line printed for an assumed key (:data:`ASSUMED_KEYS`).
+
+    Example:
+        >>> print(assumed_line("selection.mass_min", 0.2113))
+        assumed: selection.mass_min = 0.2113 GeV (the mock's: 2 m_μ)
+    """
+    sec, name = key.split(".")
+    unit, why = ASSUMED_KEYS[(sec, name)]
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"assumed: {key} = {shown}{' ' + unit if unit else ''} (the mock's: {why})"
 
 
 def _per_flavour(data: Mapping[str, Any], sec: str, key: str) -> bool:

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from gammastar.core import remote
 from gammastar.core.artifacts import os_error_text
-from gammastar.core.urls import is_url
+from gammastar.core.urls import is_url, redact
 from gammastar.errors import ConfigError, InputError
 
 
@@ -545,7 +545,10 @@ def open_tree(path: str, tree: str) -> tuple[Any, Any]:
     import uproot
 
     if is_url(path):
-        return _open_url(path, tree)
+        try:
+            return _open_url(path, tree)
+        except InputError as err:  # the URL said without its credentials
+            raise InputError(redact(str(err))) from None
     if not os.path.exists(path):
         raise InputError(f"{path}: input file not found")
     if os.path.isdir(path):
@@ -609,10 +612,10 @@ def _damaged(path: str, err: Exception, what: str) -> InputError:
     lost = remote.failure(path, err) if is_url(path) else None  # the network, not the file
     if lost is not None:
         return InputError(lost.text)
-    return InputError(
+    return InputError(redact(
         f"{path}: cannot read {what} (truncated or damaged file): "
         f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:500]
-    )
+    ))  # fmt: skip
 
 
 def _ttree_layout(path: str, tree: Any, names: list[str]) -> dict[str, bool] | None:
@@ -755,7 +758,7 @@ def check_file(branches: BranchMap, path_tree: tuple[str, str]) -> FileCheck | I
         finally:
             f.close()
     except InputError as err:
-        return err
+        return InputError(redact(str(err)))  # a URL's credentials never said
 
 
 def check_inputs(

@@ -38,6 +38,7 @@ from gammastar.io import branch_map, check_inputs, fileset_from_config
 from gammastar.mock.detector import resolve_efficiency_map
 from gammastar.reach import edges
 from gammastar.yields.error_parts import PART_LABELS, error_parts
+from gammastar.yields.npot import meta_from_root
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +140,24 @@ def _check_select(config: AnalysisConfig) -> None:
         inp = flavour_config(config, f).input if len(config.input.flavours) > 1 else config.input
         check_inputs(
             {"first": {"files": {str(first): tree}}}, branch_map(inp.layout, inp.branches, f)
+        )
+
+
+def _check_yields(config: AnalysisConfig) -> None:
+    """Outside the mock, ``beam.n_pot: from_input`` (stated or the default) needs the mock
+    generator's N_POT record (``meta.n_pot``) in the input files: the first local input file
+    without one refuses the run before any stage (the yields would fail after the selection)."""
+    if config.mock is not None or config.beam.n_pot != "from_input":
+        return
+    first = next(iter(_input_files(config)), None)
+    if first is None or not first.is_file():
+        return
+    if (meta_from_root(first) or {}).get("n_pot") is None:
+        default = "" if "n_pot" in config.beam.model_fields_set else " (the default)"
+        raise ConfigError(
+            f"{config.source or '<config>'}: beam.n_pot: from_input{default} reads the N_POT "
+            f"the mock generator records in its files (meta.n_pot), which {first} lacks: your "
+            "data's protons on target, `beam: {n_pot: <POT>}`"
         )
 
 
@@ -286,6 +305,7 @@ STAGES: tuple[Stage, ...] = (
         outputs=rundir.stage_outputs("yields"),
         needs=("generate", "select"),
         external=_yields_inputs,
+        check=_check_yields,
         modules=("gammastar.yields.stage",),
     ),
     Stage(
@@ -467,6 +487,9 @@ def _run(
 ) -> list[StageReport]:
 
     reports: list[StageReport] = []
+    if not only or "select" in only:  # outside the mock: the choices left to the mock's values
+        for line in config.assumed_lines():
+            echo(line)
     for stage in STAGES:
         if (only and stage.name not in only) or not stage.enabled(config):
             reports.append(StageReport(stage.name, "disabled", "not in this analysis"))

@@ -12,16 +12,19 @@ directory hold its lock (:func:`lock_run`, :mod:`gammastar.core.runlock`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import Annotated, Any, TextIO
 
 import typer
 
+from gammastar.core.urls import redact
 from gammastar.errors import ChunkError, GammastarError
 
 HELP = """Data-driven dark-photon and millicharged-particle predictions from dilepton data.
@@ -102,8 +105,31 @@ def _command(argv: list[str] | None) -> str | None:
 
 
 def _fail(text: str, status: int) -> int:
-    typer.echo(f"gammastar: error: {text}", err=True)
+    typer.echo(f"gammastar: error: {redact(text)}", err=True)  # no URL's credentials
     return status
+
+
+@contextlib.contextmanager
+def _redacted_logs() -> Iterator[None]:
+    """Every log record of the command (the package's and the libraries') made with the
+    credentials of the URLs in its message hidden (:func:`gammastar.core.urls.redact`)."""
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a malformed record: logging reports it itself
+            return record
+        if "://" in text:
+            record.msg, record.args = redact(text), None
+        return record
+
+    logging.setLogRecordFactory(factory)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(make)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +163,7 @@ def _main(argv: list[str] | None) -> int:
     hint = " (GAMMASTAR_DEBUG=1 shows the traceback)"
     command = _command(argv)
     try:
-        with interrupt.signals_as_exceptions(), warnings.catch_warnings():
+        with interrupt.signals_as_exceptions(), warnings.catch_warnings(), _redacted_logs():
             if not debug:  # a library's warning: one line, not its source line
                 warnings.showwarning = _warning_line
             try:
@@ -179,7 +205,7 @@ def _warning_line(
     parts = Path(filename).with_suffix("").parts
     site = next((p for p in reversed(parts[:-1]) if p.endswith("-packages")), None)
     origin = parts[parts.index(site) + 1] if site else Path(filename).stem
-    typer.echo(f"gammastar: warning: {text} ({category.__name__} in {origin})", err=True)
+    typer.echo(f"gammastar: warning: {redact(text)} ({category.__name__} in {origin})", err=True)
 
 
 def _report(exc: Exception, debug: bool, hint: str) -> int | None:

@@ -139,6 +139,8 @@ def select_command(
     logging.basicConfig(level=logging.WARNING, format="gammastar: %(levelname)s: %(message)s")
     for handler in logging.getLogger().handlers:  # distributed logs at INFO on its own loggers
         handler.setLevel(logging.WARNING)
+    for line in cfg.assumed_lines():  # outside the mock: the choices left to the mock's values
+        typer.echo(line, err=True)
     res = select(
         cfg,
         [str(p) for p in input] if input else None,

@@ -15,6 +15,7 @@ owner: extend it there.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -42,7 +43,13 @@ from gammastar.config.selection import (
     SelectionConfig,
 )
 from gammastar.config.yields import UncertaintiesConfig, UnfoldConfig, YieldsConfig
-from gammastar.config_checks import experiment_problems, mass_range_problems
+from gammastar.config_checks import (
+    ASSUMED_KEYS,
+    assumed_line,
+    experiment_problems,
+    mass_range_problems,
+    mock_only_problems,
+)
 from gammastar.core import rundir
 from gammastar.core.artifacts import sha256_json
 from gammastar.core.urls import known_protocols, url_problem
@@ -229,8 +236,7 @@ class AnalysisConfig(Section):
         if path.exists():
             return path
         if given.parent == Path("../data"):  # the shipped default's form, nothing else
-            package = Path(__file__).resolve().parents[1]  # gammastar/ (this is config/__init__)
-            for cand in (package.parents[1] / "data" / given.name, package / "_data" / given.name):
+            for cand in (d / given.name for d in shipped_data_dirs()):
                 if cand.exists():
                     return cand
         raise ConfigError(f"{self.source or '<config>'}: {key}: {path} not found")
@@ -254,6 +260,67 @@ class AnalysisConfig(Section):
     def sha256(self) -> str:
         """Hash of the whole config."""
         return self.section_sha256()
+
+    def assumed(self) -> dict[str, Any]:
+        """The experiment's selection choices this config leaves to the mock's values
+        (:data:`gammastar.config_checks.ASSUMED_KEYS` not stated, for every flavour where
+        ``per_flavour`` overrides exist): ``{"section.key": value}``; empty with ``mock:``,
+        whose values they are. Printed at the top of a run (:meth:`assumed_lines`) and
+        recorded in ``select.json`` ``meta.assumed``.
+
+        Example:
+            >>> config_from_dict({"mock": {}}).assumed()
+            {}
+        """
+        if self.mock is not None:
+            return {}
+        out = {}
+        for sec, name in ASSUMED_KEYS:
+            section = getattr(self, sec)
+            per = getattr(section, "per_flavour", {})
+            flavours = self.input.flavours
+            stated = name in section.model_fields_set or (
+                len(flavours) > 1 and all(name in per.get(f, {}) for f in flavours)
+            )
+            if not stated:
+                out[f"{sec}.{name}"] = getattr(section, name)
+        return out
+
+    def assumed_lines(self) -> list[str]:
+        """``assumed: key = value (the mock's: ...)``, one line per :meth:`assumed` key."""
+        return [assumed_line(k, v) for k, v in self.assumed().items()]
+
+
+def shipped_data_dirs() -> tuple[Path, Path]:
+    """Where the files shipped with gammastar for the mock are: ``data/`` of the repository
+    and ``gammastar/_data`` of an installed wheel."""
+    package = Path(__file__).resolve().parents[1]  # gammastar/ (this is config/__init__)
+    return package.parents[1] / "data", package / "_data"
+
+
+def _shipped(base: Path) -> Callable[[str], str | None]:
+    """``value → name`` of the shipped file (:func:`shipped_data_dirs`) a config value names,
+    resolved against ``base`` as the config resolves paths (the ``../data/NAME`` form too,
+    which :meth:`AnalysisConfig.resolve_data` finds there), else ``None``."""
+    dirs = [d.resolve() for d in shipped_data_dirs() if d.is_dir()]
+    names = {p.name for d in dirs for p in d.iterdir() if p.is_file()}
+
+    def shipped(value: str) -> str | None:
+        if "://" in value or "${" in value or not value.strip():
+            return None
+        for text in dict.fromkeys((value, value.rsplit(":", 1)[0])):  # "path:key" map specs
+            given = Path(text).expanduser()
+            if given.parent == Path("../data") and given.name in names:
+                return f"data/{given.name}"
+            try:
+                path = (given if given.is_absolute() else base / given).resolve()
+            except (OSError, RuntimeError):
+                continue
+            if path.parent in dirs and path.is_file():
+                return f"data/{path.name}"
+        return None
+
+    return shipped
 
 
 def _format_errors(err: ValidationError, source: str) -> str:
@@ -333,7 +400,10 @@ def config_from_dict(
         raise ConfigError(f"{label}: source: unknown key")
     # the experiment's keys without a default (outside the mock) and the reach's missing
     # inputs, read from the mapping as written: listed with every wrong key, in one message
-    missing = [f"{label}: {line}" for line in experiment_problems(data, reach=reach)]
+    # and, outside the mock, every key that points at the mock's own files or settings
+    base = Path(source).parent if source else Path.cwd()
+    problems = experiment_problems(data, reach=reach) + mock_only_problems(data, _shipped(base))
+    missing = [f"{label}: {line}" for line in problems]
     try:
         cfg = AnalysisConfig.model_validate({**data, "source": source})
     except ValidationError as err:

@@ -35,7 +35,8 @@ class BeamConfig(Section):
     """Beam proton energy in GeV. The default is the mock's (with ``mock:`` only): a config
     without ``mock:`` that makes its own yields states it (``gammastar.config_checks``)."""
     n_pot: PositiveFloat | Literal["from_input"] = "from_input"
-    """Protons on target; ``from_input`` takes it from the mock file's metadata."""
+    """Protons on target; ``from_input`` takes it from the mock file's metadata (stated
+    without ``mock:``: refused unless ``input.mock_files``)."""
     prescale: dict[Literal["mu", "e"], Annotated[float, Field(ge=1)]] = Field(default_factory=dict)
     """Trigger prescale k ≥ 1 per flavour (e.g. ``{e: 200}``: the dielectron trigger records
     1/200 of the collisions): that flavour's yields are normalised to N_POT / k (default 1: no
@@ -109,6 +110,16 @@ class InputConfig(Section):
     per_flavour: dict[Literal["mu", "e"], dict[str, Any]] = Field(default_factory=dict)
     """Keys of this section that differ for one flavour of ``lepton: [mu, e]`` (e.g.
     ``{e: {branches: {...}}}``); validated as this section with them."""
+    mock_files: bool | None = None
+    """``true``: the input files are the mock's (made by ``gammastar generate``) though the
+    config has no ``mock:``; the mock's efficiency map, truth tag (``remove_eta_mumu: truth``,
+    the ``truth_channel`` and ``*_parent`` branches) and ``beam.n_pot: from_input`` are then
+    allowed, which a config without ``mock:`` is otherwise refused
+    (:func:`gammastar.config_checks.mock_only_problems`). ``None``: not stated (false)."""
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return omit_unset(handler(self), "mock_files")
 
     @property
     def flavours(self) -> list[str]:
@@ -244,8 +255,9 @@ class BackgroundConfig(Section):
     background's single-lepton kinematics) or ``all`` (every event with a selected lepton;
     signal leptons then shape R too)."""
     remove_eta_mumu: Literal["none", "truth", "rate"] = "truth"
-    """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data), ``rate`` subtracts the
-    peak predicted from the η → γμμ yield, ``none`` keeps it."""
+    """η → μμ removal: ``truth`` drops truth-tagged pairs (mock data; stated without
+    ``mock:``: refused unless ``input.mock_files``), ``rate`` subtracts the peak predicted
+    from the η → γμμ yield, ``none`` keeps it."""
     ss_weight: Literal["constant", "binwise"] = "binwise"
     """The like-sign estimator, in the per-pair SS weights and in ``comb_m`` alike:
     ``binwise`` (default) the geometric mean 2R√(N++N−−) per mass bin (per-pair SS weight

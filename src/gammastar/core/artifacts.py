@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gammastar._version import __version__
+from gammastar.core.urls import redact
 from gammastar.errors import EnvironmentFailure, GammastarError, OutputExistsError
 
 SCHEMA_VERSION = 1
@@ -453,8 +454,8 @@ def make_meta(
     """
     files: list[dict[str, Any]] = []
     for p in inputs or []:
-        if isinstance(p, str) and "://" in p:  # a URL (selection.pairs_url): no local size
-            files.append({"path": p, "size": None})
+        if isinstance(p, str) and "://" in p:  # a URL: no local size, no credential
+            files.append({"path": redact(p), "size": None})
             continue
         p = Path(p)
         files.append({"path": str(p), "size": p.stat().st_size if p.exists() else None})

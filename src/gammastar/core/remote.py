@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gammastar.core.urls import split_url
+from gammastar.core.urls import redact, split_url
 from gammastar.errors import InputError
 
 TIMEOUT = 30.0
@@ -182,14 +182,19 @@ def failure(url: str, err: BaseException, tries: int = 1) -> Failure | None:
     kind = _kind(err)
     if kind is None:
         return None
+    why = _failure_text(kind, url, err, tries)
+    return Failure(kind, redact(why))  # the URL without its credentials
+
+
+def _failure_text(kind: str, url: str, err: BaseException, tries: int) -> str:
     again = f"; tried {tries} times" if tries > 1 else ""
     if kind == "missing":
-        return Failure(kind, f"{url}: input file not found on the server")
+        return f"{url}: input file not found on the server"
     if kind == "permission":
-        return Failure(kind, f"{url}: permission refused by the server (its answer: {_said(err)})")
+        return f"{url}: permission refused by the server (its answer: {_said(err)})"
     if kind == "unreachable":
-        return Failure(kind, f"{url}: cannot reach {_server(url)} ({_said(err)}{again})")
-    return Failure(kind, f"{url}: timed out (no answer within {TIMEOUT:g} s{again})")
+        return f"{url}: cannot reach {_server(url)} ({_said(err)}{again})"
+    return f"{url}: timed out (no answer within {TIMEOUT:g} s{again})"
 
 
 def _server(url: str) -> str:
@@ -249,13 +254,67 @@ def open_root(url: str) -> Any:
     def attempt() -> Any:
         if protocol(url) in ("s3", "s3a"):
             _filesystem(url)
+        if protocol(url) in ("http", "https"):
+            check_ranges(url)
         return uproot.open(url, **storage_options(url))  # fresh options: the same instance
 
     try:
         return retrying(url, attempt)
     except ImportError as err:
         extra = " (pip install 'gammastar[xrootd]')" if protocol(url) in ("root", "xroot") else ""
-        raise InputError(f"{url}: cannot read {protocol(url)}:// URLs: {err}{extra}") from None
+        raise InputError(
+            redact(f"{url}: cannot read {protocol(url)}:// URLs: {err}{extra}")
+        ) from None
+
+
+RANGE_PROBE = (1, 17)
+"""The byte range ``[start, stop)`` :func:`check_ranges` asks for: a few bytes, not from the
+file's start (a reply from the start could be a cut-off whole file)."""
+
+_RANGES_OK: set[str] = set()
+"""The HTTP URLs whose server answered :func:`check_ranges` with a range (in this process)."""
+
+
+def check_ranges(url: str) -> None:
+    """Refuse an HTTP(S) server that ignores byte ranges, before anything is read from it.
+
+    uproot reads a ROOT file by ranges (the header, the directory, each basket); a server
+    that answers a ``Range`` request with the whole file (Python's ``http.server``, some
+    proxies) makes every read look like a damaged file. One ``GET`` of :data:`RANGE_PROBE`
+    through fsspec's session for the URL (the options and credentials uproot uses) tells: a
+    ``206 Partial Content``, or a body no longer than asked, passes (once per URL and
+    process); a whole file is refused before its body is read. Network and access failures
+    propagate as aiohttp raises them (for :func:`retrying` and :func:`failure`).
+
+    Raises:
+        InputError: the server ignores ranges (one line naming the URL without its
+            credentials, and what to do).
+    """
+    if url in _RANGES_OK:
+        return
+    from fsspec.asyn import sync
+
+    fs, path = _filesystem(url)
+    start, stop = RANGE_PROBE
+
+    async def probe() -> bool:
+        session = await fs.set_session()
+        headers = {"Range": f"bytes={start}-{stop - 1}", "Accept-Encoding": "identity"}
+        async with session.get(fs.encode_url(path), headers=headers, **fs.kwargs) as r:
+            r.raise_for_status()
+            length = r.headers.get("Content-Length")
+            return r.status == 206 or (length is not None and int(length) <= stop - start)
+
+    if not sync(fs.loop, probe):
+        raise InputError(
+            redact(
+                f"{url}: the HTTP server ignores byte ranges (it answered a request for bytes "
+                f"{start}-{stop - 1} with the whole file); gammastar reads ROOT files by byte "
+                "range: serve them from a range-capable HTTP server (Apache, nginx, XRootD's "
+                "HTTP), read them over XRootD (root://), or copy them to a local disk"
+            )
+        )
+    _RANGES_OK.add(url)
 
 
 def _filesystem(url: str) -> tuple[Any, str]:
@@ -284,26 +343,31 @@ def expand(pattern: str) -> list[str]:
     """
     import glob
 
-    if not glob.has_magic(split_url(pattern)[1]):
+    path, _, query = split_url(pattern)[1].partition("?")
+    if "=" not in query:  # a ? without a query string (name=value) is a glob's
+        path = split_url(pattern)[1]
+    if not glob.has_magic(path):  # a URL's query string (?authz=...) is no glob
         return [pattern]
     if protocol(pattern) in UNLISTABLE:
         raise InputError(
-            f"{pattern}: {protocol(pattern)}:// cannot list a directory, so no globs: name the "
-            "files (globs work for root://, s3:// and local paths)"
+            f"{redact(pattern)}: {protocol(pattern)}:// cannot list a directory, so no globs: "
+            "name the files (globs work for root://, s3:// and local paths)"
         )
     fs, path = retrying(pattern, lambda: _filesystem(pattern))
     hits = retrying(pattern, lambda: sorted(fs.glob(path)))
     if not hits:
-        raise InputError(f"{pattern}: the glob matches no file")
+        raise InputError(f"{redact(pattern)}: the glob matches no file")
     return [fs.unstrip_protocol(h) for h in hits]
 
 
 __all__ = [
     "ATTEMPTS",
     "BACKOFF",
+    "RANGE_PROBE",
     "TIMEOUT",
     "UNLISTABLE",
     "Failure",
+    "check_ranges",
     "expand",
     "failure",
     "host",

@@ -6,7 +6,8 @@ dataset on object storage, XRootD or another filesystem the workers reach).
 opens its filesystem, :func:`write_bytes` writes one object atomically where the filesystem
 renames (a temporary name, then a move; on object stores one PUT, which is whole or absent),
 :func:`move_tree` moves a staged directory into place, :func:`read_table` reads a Parquet
-file or dataset directory through pyarrow.
+file or dataset directory through pyarrow. :func:`redact` hides the credentials a URL may carry
+(``user:TOKEN@``, ``?authz=``, signed query strings) wherever a URL is written or said.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,6 +31,63 @@ def split_url(url: str) -> tuple[str, str]:
     """
     proto, sep, rest = url.partition("://")
     return (proto, rest) if sep else ("", "")
+
+
+REDACTED = "<redacted>"
+"""What :func:`redact` writes in place of a credential."""
+
+SECRET_PARAMS = frozenset({
+    "authz", "token", "access_token", "refresh_token", "id_token", "bearer_token",
+    "x-amz-signature", "x-amz-credential", "x-amz-security-token", "signature", "sig",
+    "x-goog-signature", "x-goog-credential", "password", "passwd", "secret", "key",
+    "api_key", "apikey", "xrd.gsiusrpxy", "xrd.k5ccname",
+})  # fmt: skip
+"""Query parameters (case-insensitive) whose values are credentials: tokens, S3/GCS/Azure
+signatures, XRootD's authorisation CGI (``authz``, the grid proxy ``xrd.gsiusrpxy``)."""
+
+_SECRET_WORDS = ("token", "secret", "passw", "signature", "credential", "authz")
+"""Parts of a parameter's name that make it a credential too (``X-Auth-Token``, ...)."""
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")  # to the authority's last @
+_PARAM = re.compile(r"([?&;])([^=&;#]+)=([^&;#]+)")
+
+
+def _secret(name: str) -> bool:
+    low = name.lower()
+    return low in SECRET_PARAMS or any(w in low for w in _SECRET_WORDS)
+
+
+def _redact_url(url: str) -> str:
+    core = url.rstrip(".,:;!?)]}")  # the prose's punctuation after a URL: kept as it is
+    tail = url[len(core) :]
+    out = _USERINFO.sub(lambda m: f"{m.group(1)}{REDACTED}@", core, count=1)
+    out = _PARAM.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}={REDACTED}" if _secret(m.group(2)) else m.group(0),
+        out,
+    )
+    return out + tail
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of every URL in it hidden: the userinfo (``user:TOKEN@``)
+    and the values of credential-bearing query parameters (:data:`SECRET_PARAMS`, and names
+    holding ``token``, ``secret``, ``signature``, ...), each replaced by :data:`REDACTED`. A
+    URL or a message that names one; anything without ``://`` is returned as it is. Applied
+    wherever a URL is recorded (artifacts' ``meta.inputs``, ``select.json``), logged or said
+    in an error.
+
+    Example:
+        >>> redact("http://user:TOKEN@host:8000/f.root?authz=T2&x=1: not found")
+        'http://<redacted>@host:8000/f.root?authz=<redacted>&x=1: not found'
+        >>> redact("s3://b/f.root?X-Amz-Signature=abc&X-Amz-Expires=60")
+        's3://b/f.root?X-Amz-Signature=<redacted>&X-Amz-Expires=60'
+        >>> redact("/data/run/a.root")
+        '/data/run/a.root'
+    """
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda m: _redact_url(m.group(0)), text)
 
 
 def is_url(location: str | os.PathLike[str]) -> bool:
@@ -66,6 +125,12 @@ def url_problem(url: str, key: str, protocols: Iterable[str]) -> str | None:
         )
     if not path.strip("/"):
         return f"{key}: {url!r} names no path"
+    if redact(url) != url:  # select.json records this URL: no credential may be in it
+        return (
+            f"{key}: {redact(url)!r} carries credentials (user:password@ or a token "
+            "parameter), which select.json would record: give them through the filesystem's "
+            "own settings (environment, fsspec configuration)"
+        )
     return None
 
 
@@ -191,6 +256,8 @@ def read_schema(url: str) -> Any:
 
 
 __all__ = [
+    "REDACTED",
+    "SECRET_PARAMS",
     "check_url",
     "exists",
     "filesystem",
@@ -202,6 +269,7 @@ __all__ = [
     "move_tree",
     "read_schema",
     "read_table",
+    "redact",
     "remove",
     "split_url",
     "url_problem",

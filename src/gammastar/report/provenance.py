@@ -15,6 +15,7 @@ from typing import Any
 from gammastar._version import __version__
 from gammastar.config import AnalysisConfig
 from gammastar.core import rundir
+from gammastar.core.urls import redact
 from gammastar.errors import GammastarError
 from gammastar.report.layout import (
     KEY_PACKAGES,
@@ -64,7 +65,8 @@ def _config_text(cfg: AnalysisConfig) -> tuple[str, str]:
 def _provenance(cfg: AnalysisConfig, run: Path) -> tuple[Raw, Raw]:
     """(run information, seeds/artifact metadata) blocks."""
     text, where = _config_text(cfg)
-    text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    text_sha = hashlib.sha256(text.encode("utf-8")).hexdigest()  # of the file as it is
+    text = redact(text)  # shown without a URL's credentials (input.files)
     full = getattr(cfg, "sha256", None)
     info = kv_table(
         [

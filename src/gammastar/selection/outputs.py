@@ -194,6 +194,8 @@ def _select_doc(
         ss_weight=bkg.ss_weight,
         min_like_sign=bkg.min_like_sign,
         phase_space=phase_space,
+        # outside the mock: the selection's choices left to the mock's values
+        **({"assumed": cfg.assumed()} if cfg.mock is None else {}),
     )
     doc = {
         "meta": meta,
@@ -213,8 +215,11 @@ def _select_doc(
         "eta_mumu": w.eta,
         "background": _background_block(cfg, w, counts["comb_estimate"]),
         "polarisation": polarisation,
-        "bad_files": done.bad_files,
-        "entries": {p: n for p, n in run.checked.entries.items() if p in done.files_used},
+        # the inputs as recorded: URLs without their credentials (urls.redact)
+        "bad_files": {urls.redact(p): urls.redact(why) for p, why in done.bad_files.items()},
+        "entries": {
+            urls.redact(p): n for p, n in run.checked.entries.items() if p in done.files_used
+        },
         "elapsed_s": time.perf_counter() - run.t0,
     }
     return meta, doc

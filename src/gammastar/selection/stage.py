@@ -304,7 +304,7 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
         checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
     check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
-        log.warning("skipping bad file %s: %s", path, why)
+        log.warning("skipping bad file %s", urls.redact(f"{path}: {why}"))
     if cfg.background.remove_eta_mumu == "truth" and "truth_channel" not in checked.branches.all:
         raise ConfigError(
             "background.remove_eta_mumu: 'truth' needs the truth_channel branch, which the "
@@ -398,9 +398,7 @@ def _polarisation_on_workers(
 def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) -> SelectResult:
     """The part of :func:`select` after the input checks: process, weight, fill, write."""
     sel = _select_compute(cfg, opt, run, exe)
-    w, hists, meta, doc, cutflow, bad_files = (
-        sel.w, sel.hists, sel.meta, sel.doc, sel.cutflow, sel.bad_files
-    )  # fmt: skip
+    w, hists, meta, doc, cutflow = sel.w, sel.hists, sel.meta, sel.doc, sel.cutflow
     _write_outputs(cfg, opt.force, run, w, hists, meta, doc)
     log.info(
         "select: %d OS, %d ++, %d -- pairs → %s",
@@ -416,7 +414,7 @@ def _select_run(cfg: AnalysisConfig, opt: _Options, run: _Run, exe: Any = None) 
         cutflow=cutflow,
         counts=doc["counts"],
         unfold=doc["unfold"],
-        bad_files=bad_files,
+        bad_files=doc["bad_files"],  # as select.json records them (URLs redacted)
         meta=meta,
         files={n: run.outdir / n for n in OUTPUT_FILES},
     )
@@ -555,6 +553,8 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
         "config_sha256": cfg.section_sha256("input", "selection", "background", "unfold"),
         "config_sha256_full": cfg.sha256,
         "flavours": [flavour_channel(f) for f in cfg.input.flavours],
+        # the whole config's (each flavour's config states every key of its sections)
+        **({"assumed": cfg.assumed()} if cfg.mock is None else {}),
     }
     doc = {**first.doc, "meta": meta}
     doc["flavours"] = {
@@ -566,7 +566,8 @@ def _select_flavours(cfg: AnalysisConfig, opt: _Options, inputs: Any, t0: float)
         }
         for f, p in parts.items()
     }
-    doc["bad_files"] = {k: v for p in parts.values() for k, v in p.bad_files.items()}
+    doc["bad_files"] = {urls.redact(k): urls.redact(v) for p in parts.values()
+                        for k, v in p.bad_files.items()}  # fmt: skip
     # the timings of the whole: the flavours' checks and processing summed
     n_check = sum(p.run.times["checked"] - p.run.t0 for p in parts.values())
     n_proc = sum(p.run.times["processed"] - p.run.times["checked"] for p in parts.values())
