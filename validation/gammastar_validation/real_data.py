@@ -37,6 +37,7 @@ __all__ = [
     "FitResult",
     "Reference",
     "arm_weight",
+    "azimuthal_coverage",
     "bmpt_density",
     "bmpt_reference",
     "facility_weight",
@@ -78,10 +79,12 @@ def load_bmpt(path: str | Path = DATA / "bmpt_pbe.yaml") -> dict[str, Any]:
 
 
 def bmpt_density(species: str, x_r: Any, pt: Any, params: Mapping[str, Any]) -> NDArray[np.float64]:
-    """d²N/(dx_R dp_T) of the BMPT parametrisation (in the paper's normalisation):
-    A (1 − x_R)^α (1 + B x_R) x_R^−β (1 + a′p_T + b′p_T²) e^{−a′p_T}, a′ = a/x_R^γ,
-    b′ = a²/(2 x_R^δ); the negative mesons through the ratios π+/π− = r₀(1 + x_R)^r₁ and
-    K+/K− = r₀(1 − x_R)^r₁.
+    """The BMPT parametrisation of the invariant cross section E d³N/dp³ (up to its
+    normalisation): A (1 − x_R)^α (1 + B x_R) x_R^−β (1 + a′p_T + b′p_T²) e^{−a′p_T},
+    a′ = a/x_R^γ, b′ = a²/(2 x_R^δ); the negative mesons through the ratios
+    π+/π− = r₀(1 + x_R)^r₁ and K+/K− = r₀(1 − x_R)^r₁. (As an invariant density its mean p_T
+    at x_R = 0.1 is 0.40 GeV/c for π+, beside NA49's 0.38 in p + p at x_F = 0.1; read as
+    d²N/dx_R dp_T it would be 0.25.)
 
     Arguments:
         species: ``pi+``, ``pi-``, ``K+`` or ``K-``.
@@ -177,10 +180,11 @@ class Grid:
 
 def grid(beam: Beam, m: float, pt_max: float = 3.0, dpt: float = 0.02, dy: float = 0.02) -> Grid:
     """The cells of a (p_T, y_lab) grid at ``beam`` for mass ``m``: p_T up to ``pt_max``, y
-    from y_cm − 3.5 to the beam rapidity."""
+    from y_cm − 3.5 to the largest rapidity of that mass, arcosh(E_beam/m) (at p_T → 0; a
+    meson lighter than the proton goes beyond the beam's rapidity)."""
     pt = (np.arange(0.0, pt_max, dpt) + dpt / 2)[:, None]
-    y_beam = math.asinh(beam.energy / M_N)
-    y = np.arange(beam.y_cm - 3.5, y_beam + dy, dy)[None, :] + dy / 2
+    y_max = math.acosh(beam.energy / m)
+    y = np.arange(beam.y_cm - 3.5, y_max, dy)[None, :] + dy / 2
     return Grid(beam, m, pt, y)
 
 
@@ -232,28 +236,38 @@ def na49_reference(g: Grid, path: str | Path = DATA / "na49_pp158_piplus_dndxf.c
 
 def bmpt_reference(g: Grid, species: str, params: Mapping[str, Any] | None = None) -> Reference:
     """The BMPT parametrisation of ``species`` on the grid ``g`` by Feynman scaling in x_R:
-    d²N/dp_T dy = d²N/dx_R dp_T · m_T sinh y*/E*_max (forward hemisphere); covered: the
-    fitted range of the parameters file (x_R and p_T), nowhere else."""
+    d²N/dp_T dy = 2π p_T E d³N/dp³ (forward hemisphere); covered: its fitted range (the
+    parameters file: the same x_R and p_T as a lab momentum of at least ``p_lab_min`` at
+    450 GeV/c, x_R up to ``x_r_max``, p_T up to ``pt_max``), nowhere else."""
     p = load_bmpt() if params is None else params
+    fr = p["fitted_range"]
     ystar = g.y - g.beam.y_cm
     xr = g.beam.x_r(g.mt, g.y, g.m)
-    lo, hi = p["fitted_range"]["x_r"]
-    dom = (ystar > 0) & (xr >= lo) & (xr <= hi) & (g.pt <= p["fitted_range"]["pt_max"]) & g.allowed
-    jac = g.mt * np.sinh(np.maximum(ystar, 0.0)) / g.beam.e_max(g.m)
-    dens = bmpt_density(species, np.clip(xr, 1e-9, 1 - 1e-9), g.pt, p) * jac
+    fit_beam = Beam(float(p["beam_momentum"]))
+    # the same (x_R, p_T) at the fit's beam energy: its lab momentum there
+    e_star = xr * fit_beam.e_max(g.m)
+    y_at = np.arccosh(np.maximum(e_star / g.mt, 1.0)) + fit_beam.y_cm
+    p_lab = np.sqrt(np.maximum((g.mt * np.cosh(y_at)) ** 2 - g.m**2, 0.0))
+    dom = ((ystar > 0) & (p_lab >= fr["p_lab_min"]) & (xr <= fr["x_r_max"]) & (g.pt <= fr["pt_max"])
+           & g.allowed)  # fmt: skip
+    dens = 2 * np.pi * g.pt * bmpt_density(species, np.clip(xr, 1e-9, 1 - 1e-9), g.pt, p)
     return Reference(f"BMPT pBe {species}", species, g.m, p["citation"],
                      np.where(dom, dens, 0.0), dom)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- regions
-def arm_weight(g: Grid, theta: tuple[float, float], lepton_min_energy: float) -> NDArray[np.float64]:
+def arm_weight(
+    g: Grid, theta: tuple[float, float], lepton_min_energy: float
+) -> NDArray[np.float64]:
     """The NA60-like arm on the grid: the meson's direction inside the spectrometer's polar
     window and its energy above both leptons' threshold (2 × ``lepton_min_energy``)."""
     inside = (g.theta >= theta[0]) & (g.theta <= theta[1]) & (g.energy >= 2 * lepton_min_energy)
     return (inside & g.allowed).astype(np.float64)
 
 
-def azimuthal_coverage(detector: Any, thetas: NDArray[np.float64], n_phi: int = 360) -> NDArray[np.float64]:
+def azimuthal_coverage(
+    detector: Any, thetas: NDArray[np.float64], n_phi: int = 360
+) -> NDArray[np.float64]:
     """The share of azimuths at which a straight line from the target at polar angle θ
     crosses the decay volume and then the detection plane (the daughters taken collinear with
     the meson), per θ of ``thetas``."""
@@ -272,16 +286,20 @@ def azimuthal_coverage(detector: Any, thetas: NDArray[np.float64], n_phi: int = 
     return ok.reshape(th.shape).mean(axis=1)
 
 
-def facility_weight(g: Grid, cfg: Any, e_fraction: float = 0.0) -> NDArray[np.float64]:
+def facility_weight(g: Grid, cfg: Any, e_fraction: float = 0.0,
+                    cover: tuple[NDArray, NDArray] | None = None) -> NDArray[np.float64]:  # fmt: skip
     """What the facility of config ``cfg`` sees on the grid: the azimuthal share of each
-    cell's direction (:func:`azimuthal_coverage`) where its energy passes the daughters'
-    threshold (twice it with ``require: both``) and is at least ``e_fraction`` of the beam's."""
+    cell's direction (:func:`azimuthal_coverage`, or ``cover``: its polar angles and shares
+    computed before) where its energy passes the daughters' threshold (twice it with
+    ``require: both``) and is at least ``e_fraction`` of the beam's."""
     det = cfg.detector
     req = det.daughters or {}
     e_min = float(req.get("min_energy", 0.0)) * (2 if req.get("require", "both") == "both" else 1)
-    thetas = np.linspace(0.0, 0.4, 1601)
-    cover = azimuthal_coverage(det, thetas)
-    w = np.interp(g.theta, thetas, cover, right=0.0)
+    if cover is None:
+        thetas = np.linspace(0.0, 0.4, 1601)
+        cover = (thetas, azimuthal_coverage(det, thetas))
+    thetas, share = cover
+    w = np.interp(g.theta, thetas, share, right=0.0)
     keep = (g.energy >= max(e_min, e_fraction * g.beam.energy)) & g.allowed
     return np.where(keep, w, 0.0)
 
@@ -289,14 +307,19 @@ def facility_weight(g: Grid, cfg: Any, e_fraction: float = 0.0) -> NDArray[np.fl
 # --------------------------------------------------------------------------- the fit
 @dataclass
 class FitResult:
-    """A form fitted inside the arm: its parameters (T, ȳ, σ_y, a), their covariance, and
-    :meth:`share` (the model's share of its yield in a region, per unit of the arm's)."""
+    """A form fitted inside the arm: its parameters (T, ȳ, σ_y, a) and their statistical
+    covariance (zero rows for the fixed ones), the refits at σ_y ± its error (``sides``) and,
+    where ȳ is fixed at y_cm, the refit at y_cm − its error (``backward``); :meth:`share` (the
+    model's yield in a region per unit of the arm's) and :meth:`log_share_width` (its 1σ)."""
 
     form: Any
     g: Grid
+    arm: NDArray[np.float64]
     params: NDArray[np.float64]
     covariance: NDArray[np.float64]
-    arm: NDArray[np.float64]
+    y_mean_fitted: bool
+    sides: tuple[NDArray[np.float64], NDArray[np.float64]] = (np.zeros(4), np.zeros(4))
+    backward: NDArray[np.float64] | None = None
 
     def density(self, params: NDArray | None = None) -> NDArray[np.float64]:
         """The form's density on the grid, normalised over it (0 above the beam energy)."""
@@ -311,55 +334,89 @@ class FitResult:
         p = self.density(params)
         return float(np.sum(weight * p) / np.sum(self.arm * p))
 
-    def log_share_error(self, weight: NDArray) -> float:
-        """The fit's 1σ of ln :meth:`share` (linear propagation of :attr:`covariance`)."""
+    def log_share_width(self, weight: NDArray) -> dict[str, float]:
+        """The 1σ of ln :meth:`share` by source: ``stat`` (linear propagation of
+        :attr:`covariance`), ``y_sigma`` (half the difference of the σ_y ± error refits),
+        ``y_mean`` (the y_cm − error refit's shift, where ȳ is fixed)."""
+        ln0 = math.log(self.share(weight))
         grad = np.zeros(4)
-        for i in range(4):
+        for i in np.flatnonzero(np.diag(self.covariance) > 0):
             h = 1e-4 * max(1.0, abs(self.params[i]))
             up, dn = self.params.copy(), self.params.copy()
             up[i] += h
             dn[i] -= h
-            grad[i] = (math.log(self.share(weight, up)) - math.log(self.share(weight, dn))) / (2 * h)
-        return float(math.sqrt(max(grad @ self.covariance @ grad, 0.0)))
+            grad[i] = (math.log(self.share(weight, up)) - math.log(self.share(weight, dn))) / (
+                2 * h
+            )
+        out = {"stat": float(math.sqrt(max(grad @ self.covariance @ grad, 0.0)))}
+        hi, lo = (math.log(self.share(weight, p)) for p in self.sides)
+        out["y_sigma"] = 0.5 * abs(hi - lo)
+        out["y_mean"] = (
+            0.0 if self.backward is None else abs(math.log(self.share(weight, self.backward)) - ln0)
+        )
+        return out
 
 
 def fit_form(form: Any, g: Grid, ref: Reference, arm: NDArray, *, y_sigma: tuple[float, float],
              y_mean_error: float, pairs: float) -> FitResult:  # fmt: skip
     """Fit ``form`` to the reference inside the arm (∩ the reference's region) as the yields'
-    fit does it: the truncated likelihood −Σ_{arm} w ln(p_θ/P_arm(θ)), the measured density as
-    ``pairs`` weighted pairs, with the config's Gaussian priors on σ_y (``y_sigma``: value,
-    error) and ȳ (y_cm ± ``y_mean_error``); (T, ȳ, σ_y, a) free (a the m_T power, or the
-    Tsallis q). The covariance: the inverse Hessian of that negative log-likelihood."""
-    from scipy.optimize import minimize
-
+    fit does it (:mod:`gammastar.yields.extrapolation.fitting`): the truncated likelihood
+    −Σ_arm w ln(p_θ/P_arm(θ)) of the measured density as ``pairs`` weighted pairs; σ_y fixed
+    at the config's external value (``y_sigma``: value, error), its error the shift of the
+    refits at σ_y ± error; ȳ fitted where its 1σ (the Hessian's, the σ_y shift in quadrature)
+    is below ``y_mean_error``, else fixed at y_cm with the refit at y_cm − error as its error;
+    T and a (the m_T power, or the Tsallis q) fitted. The statistical covariance: the inverse
+    Hessian of that negative log-likelihood."""
     from gammastar.yields.extrapolation.model import _BOUNDS
 
     arm_in = arm * ref.domain
     w = arm_in * ref.density
     w = w / w.sum()
-    res = FitResult(form, g, np.zeros(4), np.zeros((4, 4)), arm_in)
+    inside = w > 0
     y0 = g.beam.y_cm
+    bounds = [_BOUNDS[0], (y0 - 3 * y_mean_error, y0 + 3 * y_mean_error), form.power_bounds]
 
-    def nll(x: NDArray) -> float:
-        t, mu, s, a = x
-        lp = form.log_p(g.m, g.pt, g.y, t, mu, s, a)
-        lp = np.where(g.allowed, lp, -np.inf)
-        top = np.max(lp)
-        p = np.exp(lp - top)
-        p_arm = float(np.sum(arm_in * p))
-        inside = w > 0
-        ll = float(np.sum(w[inside] * (lp[inside] - top))) - math.log(p_arm)
-        prior = 0.5 * ((s - y_sigma[0]) / y_sigma[1]) ** 2 + 0.5 * ((mu - y0) / y_mean_error) ** 2
-        return -pairs * ll + prior
+    def nll_at(s: float, mu: float | None) -> Callable[[NDArray], float]:
+        def nll(x: NDArray) -> float:
+            t, m_, a = (x[0], x[1], x[2]) if mu is None else (x[0], mu, x[1])
+            lp = form.log_p(g.m, g.pt, g.y, t, m_, s, a)
+            lp = np.where(g.allowed, lp, -np.inf)
+            top = np.max(lp)
+            ll = float(np.sum(w[inside] * (lp[inside] - top)))
+            return -pairs * (ll - math.log(float(np.sum(arm_in * np.exp(lp - top)))))
 
-    bounds = [_BOUNDS[0], (y0 - 3 * y_mean_error, y0 + 3 * y_mean_error), _BOUNDS[2], form.power_bounds]
-    x0 = np.array([0.2, y0, y_sigma[0], form.power_start])
-    best = minimize(nll, x0, method="L-BFGS-B", bounds=bounds)
-    best = minimize(nll, best.x, method="Nelder-Mead", bounds=bounds,
-                    options={"xatol": 1e-7, "fatol": 1e-6, "maxiter": 4000})  # fmt: skip
-    res.params = np.asarray(best.x, dtype=np.float64)
-    res.covariance = _inverse_hessian(nll, res.params, bounds)
-    return res
+        return nll
+
+    def fit(s: float, mu: float | None, start: NDArray) -> tuple[NDArray, Callable]:
+        from scipy.optimize import minimize
+
+        f = nll_at(s, mu)
+        bd = bounds if mu is None else [bounds[0], bounds[2]]
+        x0 = start if mu is None else start[[0, 2]]
+        x = minimize(f, x0, method="L-BFGS-B", bounds=bd, options={"ftol": 1e-12, "gtol": 1e-8}).x
+        full = np.array([x[0], x[1], s, x[2]] if mu is None else [x[0], mu, s, x[1]])
+        return full, f
+
+    s0, ds = y_sigma
+    start = np.array([0.2, y0, form.power_start])
+    free, f_free = fit(s0, None, start)
+    cov3 = _inverse_hessian(f_free, free[[0, 1, 3]], bounds)
+    hi, _ = fit(s0 + ds, None, free[[0, 1, 3]])
+    lo, _ = fit(s0 - ds, None, free[[0, 1, 3]])
+    y_err = math.sqrt(max(cov3[1, 1], 0.0) + (0.5 * (hi[1] - lo[1])) ** 2)
+    if y_err < y_mean_error:
+        cov = np.zeros((4, 4))
+        idx = [0, 1, 3]
+        cov[np.ix_(idx, idx)] = cov3
+        return FitResult(form, g, arm_in, free, cov, True, (hi, lo))
+    fixed, f_fixed = fit(s0, y0, free[[0, 1, 3]])
+    cov2 = _inverse_hessian(f_fixed, fixed[[0, 3]], [bounds[0], bounds[2]])
+    cov = np.zeros((4, 4))
+    cov[np.ix_([0, 3], [0, 3])] = cov2
+    hi, _ = fit(s0 + ds, y0, fixed[[0, 1, 3]])
+    lo, _ = fit(s0 - ds, y0, fixed[[0, 1, 3]])
+    back, _ = fit(s0, y0 - y_mean_error, fixed[[0, 1, 3]])
+    return FitResult(form, g, arm_in, fixed, cov, False, (hi, lo), back)
 
 
 def _inverse_hessian(f: Callable[[NDArray], float], x: NDArray, bounds: list) -> NDArray:
@@ -378,7 +435,9 @@ def _inverse_hessian(f: Callable[[NDArray], float], x: NDArray, bounds: list) ->
             if i == j:
                 v = (f(x + ei) - 2 * f0 + f(x - ei)) / h[i] ** 2
             else:
-                v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (4 * h[i] * h[j])
+                v = (f(x + ei + ej) - f(x + ei - ej) - f(x - ei + ej) + f(x - ei - ej)) / (
+                    4 * h[i] * h[j]
+                )
             hess[i, j] = hess[j, i] = v
     cov = np.zeros((n, n))
     idx = np.flatnonzero(free)

@@ -1,0 +1,277 @@
+"""Real-data forward closure: the extrapolation model fitted to measured meson spectra where the
+NA60-like arm looks, its prediction where each shipped facility looks, against the measurement
+there; and the measured fall-off towards x_F → 1.
+
+Claim (a measurement; the numbers: docs/validation/real-data-closure.md): per measured
+spectrum (validation/data: NA49 p + p → π+ X at 158 GeV/c; the BMPT parametrisation of
+p + Be → π±, K± inside its fitted range) and per facility (analysis/facilities/, its beam
+energy), the measured share of the facility's region per unit of the arm's lies within the
+model's quoted band (the fit's error and the forms' shifts in quadrature, each counted as
+1σ, as the reach takes them) of the predicted share, or the page names the miss and its
+size; and n of a (1 − x_F)^n fall-off fitted to each measured spectrum, with its error and
+range.
+
+How: each spectrum is carried to the facility's beam energy by Feynman scaling (the same x_F
+or x_R, and p_T), on a (p_T, y_lab) grid with the meson's own mass as the proxy mass. The arm:
+the meson's direction in the spectrometer's polar window and its energy above both leptons'
+threshold (analysis/na60_like_both.yaml, at 70 GeV analysis/na60_like_70gev.yaml). Every form
+the yields' fit uses (``FORMS``: the nominal and its variations, but the Boltzmann form, which
+the fitted m_T power holds, and the generator template, which needs a generator) is fitted
+there as the yields fit it (the truncated likelihood of ``--pairs`` weighted pairs; σ_y the
+config's external value, its error a refit; ȳ by the ``auto`` rule); a facility's region: its decay volume and plane seen from the target
+(the share of azimuths per polar angle) above its daughters' energy threshold, all energies
+(``all``) and the upper half (``E > E_beam/2``, the short lifetimes of the ε_high edge),
+restricted to where the spectrum is measured (``cover``: the predicted share of the region
+that it covers; ``x_reach``: the largest E/E_beam it reaches there). The last line is one
+JSON object (``falloff``: n per spectrum; ``n_summary``: median and range over them).
+
+Usage: python validation/scripts/real_data_closure.py [--figure docs/images/real-data-closure.png]
+[--pairs 100000] [--x-min 0.3] [--out rows.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+
+from gammastar.config import load_config
+from gammastar.physics.constants import mass
+from gammastar.yields.extrapolation.model import FORMS, MODEL_VARIATIONS
+from gammastar_validation.forward import FACILITIES
+from gammastar_validation.real_data import (
+    DATA,
+    Beam,
+    arm_weight,
+    azimuthal_coverage,
+    bmpt_density,
+    bmpt_reference,
+    facility_weight,
+    falloff,
+    fit_form,
+    grid,
+    load_bmpt,
+    load_csv,
+    na49_reference,
+)
+
+DATA_CONFIGS = {400.0: "na60_like_both.yaml", 70.0: "na60_like_70gev.yaml"}
+SPECTRA = (("NA49 pp 158", "pi+"), ("BMPT pBe", "pi+"), ("BMPT pBe", "pi-"),
+           ("BMPT pBe", "K+"), ("BMPT pBe", "K-"))  # fmt: skip
+SLICES = {"all": 0.0, "E>Eb/2": 0.5}
+# the nominal and the variations the yields' fit adds with a fitted m_T power (the p_T forms of
+# that family it holds itself; the generator template needs a generator)
+FIT_FORMS = ["nominal"] + [n for n in MODEL_VARIATIONS if n != "generator_template"
+                           and not (FORMS[n].maps_to == "T" and FORMS[n].log_pt_family == "mt_power")]  # fmt: skip
+THETAS = np.linspace(0.0, 0.4, 1601)
+
+
+def reference(name: str, species: str, g):
+    return na49_reference(g) if name.startswith("NA49") else bmpt_reference(g, species)
+
+
+def _quantiles(g, weight, energy: float) -> list[float]:
+    """The 10%, 50% and 90% quantiles of E/E_beam of ``weight`` on the grid."""
+    x = (g.energy * np.ones_like(weight)).ravel() / energy
+    w = weight.ravel()
+    order = np.argsort(x)
+    c = np.cumsum(w[order])
+    if c[-1] <= 0:
+        return [float("nan")] * 3
+    return [round(float(x[order][np.searchsorted(c, q * c[-1])]), 4) for q in (0.1, 0.5, 0.9)]
+
+
+def closure_rows(pairs: float):
+    """Per spectrum, facility and slice: the measured and predicted shares, the band, the
+    coverage; per spectrum and beam energy each form's fitted (T, ȳ, σ_y, a)."""
+    rows, fits_out = [], []
+    facs = {n: load_config(REPO / "analysis" / "facilities" / f"{n}.yaml") for n in FACILITIES}
+    cover = {n: (THETAS, azimuthal_coverage(c.detector, THETAS)) for n, c in facs.items()}
+    for energy, cfg_name in DATA_CONFIGS.items():
+        here = [n for n, c in facs.items() if c.beam.energy == energy]
+        if not here:
+            continue
+        cfg = load_config(REPO / "analysis" / cfg_name)
+        la, ys = cfg.unfold.lepton_acceptance, cfg.yields.extrapolation_y_sigma
+        for name, species in SPECTRA:
+            g = grid(Beam(energy), mass(species[:-1] + "+"))  # π−, K− as π+, K+
+            ref = reference(name, species, g)
+            arm = arm_weight(g, (la.theta_min, la.theta_max), cfg.selection.lepton_min_energy)
+            fits = {f: fit_form(FORMS[f].at_beam(energy), g, ref, arm, y_sigma=(ys.value, ys.error),
+                                y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)
+                    for f in FIT_FORMS}  # fmt: skip
+            spectrum = f"{name} {species}"
+            fits_out.append({"spectrum": spectrum, "energy": energy,
+                             "params": {f: [round(float(v), 4) for v in r.params]
+                                        for f, r in fits.items()},
+                             "y_mean_fitted": {f: r.y_mean_fitted for f, r in fits.items()}})  # fmt: skip
+            nom = fits["nominal"]
+            p_nom = nom.density()
+            arm_meas = float(np.sum(arm * ref.domain * ref.density))
+            for fac in here:
+                for sl, frac in SLICES.items():
+                    w_all = facility_weight(g, facs[fac], frac, cover=cover[fac])
+                    w = w_all * ref.domain
+                    row = {"spectrum": spectrum, "facility": fac, "slice": sl, "energy": energy,
+                           "x_facility": _quantiles(g, w_all * p_nom, energy)}  # fmt: skip
+                    seen = (w * ref.density) > 0
+                    if not np.any(seen):
+                        rows.append({**row, "reached": False, "cover": 0.0})
+                        continue
+                    meas = float(np.sum(w * ref.density)) / arm_meas
+                    pred = nom.share(w)
+                    shifts = {
+                        f: math.log(r.share(w) / pred) for f, r in fits.items() if f != "nominal"
+                    }
+                    parts = nom.log_share_width(w)
+                    band = math.sqrt(sum(v * v for v in parts.values())
+                                     + sum(v * v for v in shifts.values()))  # fmt: skip
+                    rows.append({**row, "reached": True, "measured": meas, "predicted": pred,
+                                 "ratio": meas / pred, "band": band, "fit_widths": parts,
+                                 "shifts": shifts, "pull": math.log(meas / pred) / band,
+                                 "cover": pred / nom.share(w_all),
+                                 "x_reach": round(float((g.energy * np.ones_like(w))[seen].max() / energy), 4)})  # fmt: skip
+    return rows, fits_out
+
+
+def falloffs(x_min: float) -> list[dict]:
+    """n of (1 − x_F)^n per measured spectrum: NA49's dn/dx_F (its printed errors) at x_F ≥
+    ``x_min``; BMPT's dN/dx_F = ∫ 2π p_T f/E* dp_T (up to a constant; f its invariant density)
+    at its fit's beam momentum over its fitted p_T range, x_F from ``x_min`` to where x_R
+    reaches the end of its fitted range (no errors: the fit's residuals, or half the spread
+    over the start 0.2-0.45 where larger; ``range``: that spread)."""
+    out = []
+    t = load_csv(DATA / "na49_pp158_piplus_dndxf.csv")
+    starts = (0.2, 0.3, 0.45)
+    main = falloff(t["xf"], t["dndxf"], t["dndxf_err"], x_min)
+    spread = [falloff(t["xf"], t["dndxf"], t["dndxf_err"], s)["n"] for s in starts]
+    out.append({"spectrum": "NA49 pp 158 pi+", **main, "range": [min(spread), max(spread)]})
+    p = load_bmpt()
+    fr = p["fitted_range"]
+    beam = Beam(float(p["beam_momentum"]))
+    pt = np.linspace(0.0, fr["pt_max"], 601)[:, None]
+    for sp in ("pi+", "pi-", "K+", "K-"):
+        m = mass(sp[:-1] + "+")
+        mt = np.sqrt(pt**2 + m * m)
+        xf = np.linspace(0.1, 0.8, 71)[None, :]
+        e_star = np.sqrt((xf * beam.sqrt_s / 2) ** 2 + mt**2)
+        xr = e_star / beam.e_max(m)
+        dndx = np.trapezoid(2 * np.pi * pt * bmpt_density(sp, xr, pt, p) / e_star, pt[:, 0], axis=0)
+        keep = np.max(xr, axis=0) <= fr["x_r_max"]
+        x1, d1 = xf[0, keep], dndx[keep]
+        main = falloff(x1, d1, None, x_min)
+        spread = [falloff(x1, d1, None, s)["n"] for s in starts]
+        err = max(main["err"], (max(spread) - min(spread)) / 2)
+        out.append({"spectrum": f"BMPT pBe {sp}", **main, "err": err,
+                    "range": [min(spread), max(spread)]})  # fmt: skip
+    return out
+
+
+def print_rows(rows) -> None:
+    print(f"{'spectrum':18s} {'facility':10s} {'slice':7s} {'meas/pred':>9s} {'band e^w':>8s} "
+          f"{'pull':>6s} {'cover':>6s} {'x_reach':>7s} {'E/Eb of facility (10,50,90%)':>30s}")  # fmt: skip
+    for r in rows:
+        q = ", ".join(f"{v:.3f}" for v in r["x_facility"])
+        if not r["reached"]:
+            what = "sees none" if math.isnan(r["x_facility"][1]) else "not reached"
+            print(f"{r['spectrum']:18s} {r['facility']:10s} {r['slice']:7s} {what:>11s} "
+                  f"{'':6s} {'':6s} {0.0:6.2f} {'':7s} {q:>30s}")  # fmt: skip
+            continue
+        print(f"{r['spectrum']:18s} {r['facility']:10s} {r['slice']:7s} {r['ratio']:9.3f} "
+              f"{math.exp(r['band']):8.2f} {r['pull']:6.2f} {r['cover']:6.2f} {r['x_reach']:7.3f} {q:>30s}")  # fmt: skip
+
+
+def figure(rows, path: Path) -> None:
+    """Per facility: measured / predicted share per spectrum and slice, the band as its bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{a} {b}" for a, b in SPECTRA]
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6.5), sharey=True)
+    for ax, fac in zip(axes.ravel(), FACILITIES, strict=True):
+        for k, (sl, marker) in enumerate((("all", "o"), ("E>Eb/2", "^"))):
+            for i, n in enumerate(names):
+                r = next(
+                    r
+                    for r in rows
+                    if r["facility"] == fac and r["spectrum"] == n and r["slice"] == sl
+                )
+                x = i + (k - 0.5) * 0.25
+                if not r["reached"]:
+                    ax.plot(x, 1.0, marker="x", color="0.6", ls="none")
+                    continue
+                lo, hi = (
+                    r["ratio"] * (1 - math.exp(-r["band"])),
+                    r["ratio"] * (math.exp(r["band"]) - 1),
+                )
+                ax.errorbar(x, r["ratio"], yerr=[[lo], [hi]], marker=marker, ls="none",
+                            color=f"C{k}", mfc=f"C{k}" if r["cover"] > 0.5 else "white",
+                            label=sl if i == 0 else None)  # fmt: skip
+        ax.axhline(1.0, color="k", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_title(fac)
+        ax.set_xticks(range(len(names)), [n.replace("pp 158 ", "").replace("pBe ", "") for n in names],
+                      rotation=30, fontsize=8)  # fmt: skip
+    axes[0, 0].set_ylabel("measured / predicted")
+    axes[1, 0].set_ylabel("measured / predicted")
+    axes[0, 0].legend(fontsize=8, title="facility region", title_fontsize=8)
+    fig.suptitle("Share of the arm's yield in each facility's region: measured over the model "
+                 "fitted in the arm; bars: the quoted band; open: < 50% of the region measured; "
+                 "x: not reached", fontsize=9)  # fmt: skip
+    fig.tight_layout()
+    from gammastar.core.artifacts import atomic_path
+
+    with atomic_path(path, force=True) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--pairs", type=float, default=1e5,
+                    help="the arm's weighted pairs the fit stands for (its statistical error)")  # fmt: skip
+    ap.add_argument("--x-min", type=float, default=0.3, help="start of the fall-off fits")
+    ap.add_argument("--figure", type=Path, help="write the figure here (PNG)")
+    ap.add_argument("--out", type=Path, help="write the rows as JSON here")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    rows, fits = closure_rows(args.pairs)
+    print_rows(rows)
+    fo = falloffs(args.x_min)
+    for f in fo:
+        print(f"fall-off {f['spectrum']:18s} (1-x_F)^n: n = {f['n']:.2f} ± {f['err']:.2f} "
+              f"(x_F {f['x_min']:.2f}-{f['x_max']:.2f}, {f['points']} points, "
+              f"chi2/ndf {f['chi2_ndf']:.2f}; start 0.2-0.45: {f['range'][0]:.2f}-{f['range'][1]:.2f})")  # fmt: skip
+    ns = [f["n"] for f in fo]
+    reached = [r for r in rows if r["reached"]]
+    within = sum(abs(r["pull"]) <= 1 for r in reached)
+    within2 = sum(abs(r["pull"]) <= 2 for r in reached)
+    print(f"within the band: 1σ {within}/{len(reached)}, 2σ {within2}/{len(reached)}; "
+          f"{len(rows) - len(reached)} facility regions not reached")  # fmt: skip
+    if args.figure:
+        figure(rows, args.figure)
+    summary = {"benchmark": "real_data_closure", "seconds": round(time.perf_counter() - t0, 1),
+               "pairs": args.pairs, "within_1sigma": [within, len(reached)],
+               "within_2sigma": [within2, len(reached)],
+               "falloff": [{k: f[k] for k in ("spectrum", "n", "err", "x_min", "x_max", "range")}
+                           for f in fo],
+               "n_summary": {"median": float(np.median(ns)), "min": min(ns), "max": max(ns)},
+               "rows": [{k: r.get(k) for k in ("spectrum", "facility", "slice", "ratio", "band",
+                                               "cover", "x_reach")} for r in rows]}  # fmt: skip
+    if args.out:
+        from gammastar.core.artifacts import write_json
+
+        write_json(args.out, {"rows": rows, "fits": fits, **summary}, force=True)
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
