@@ -202,20 +202,32 @@ class Reference:
     domain: NDArray[np.bool_]
 
 
-def _mean_pt_exponential(mean_pt: NDArray) -> Callable[[NDArray], NDArray]:
-    """The p_T density p_T e^{−2p_T/⟨p_T⟩}·4/⟨p_T⟩² (normalised; ⟨p_T⟩ its mean): the
-    reference's p_T shape where only ⟨p_T⟩ is measured, another family than the model's
-    m_T forms."""
-    b = np.asarray(mean_pt) / 2.0
-    return lambda pt: pt * np.exp(-pt / b) / b**2
+def _pt_shape(kind: str, m: float, mean_pt: NDArray, pt: NDArray) -> NDArray:
+    """The reference's p_T density where only ⟨p_T⟩ is measured, normalised: ``exponential``
+    p_T e^{−2p_T/⟨p_T⟩}·4/⟨p_T⟩² (another family than the model's m_T forms) or
+    ``mt_exponential`` p_T e^{−(m_T − m)/T}/(T(m + T)) with T set by ⟨p_T⟩ (the model's
+    nominal family: a check of how much the closure owes to the assumed shape)."""
+    if kind == "exponential":
+        b = np.asarray(mean_pt) / 2.0
+        return pt * np.exp(-pt / b) / b**2
+    if kind != "mt_exponential":
+        raise ValueError(f"unknown p_T shape {kind!r}: exponential or mt_exponential")
+    ts = np.linspace(0.03, 0.8, 400)
+    q = np.linspace(0.0, 6.0, 6001)[1:, None]
+    w = q * np.exp(-(np.sqrt(q * q + m * m) - m) / ts)
+    means = np.sum(q * w, axis=0) / np.sum(w, axis=0)
+    t = np.interp(mean_pt, means, ts)
+    mt = np.sqrt(pt**2 + m * m)
+    return pt * np.exp(-(mt - m) / t) / (t * (m + t))
 
 
-def na49_reference(g: Grid, path: str | Path = DATA / "na49_pp158_piplus_dndxf.csv") -> Reference:
+def na49_reference(g: Grid, path: str | Path = DATA / "na49_pp158_piplus_dndxf.csv",
+                   pt_shape: str = "exponential") -> Reference:  # fmt: skip
     """NA49's p + p → π+ X at 158 GeV/c (dn/dx_F and ⟨p_T⟩(x_F)) on the grid ``g`` by Feynman
     scaling: d²N/dp_T dy = dn/dx_F(|x_F|) f(p_T | ⟨p_T⟩(x_F)) |dx_F/dy|, dx_F/dy =
     2m_T cosh y*/√s, dn/dx_F log-linear between the bin centres (to the last bin's edge), f the
-    exponential in p_T of that mean (:func:`_mean_pt_exponential`); covered: |x_F| ≤ the
-    last bin's upper edge (p + p is symmetric in x_F)."""
+    shape ``pt_shape`` of that mean (:func:`_pt_shape`); covered: |x_F| ≤ the last bin's
+    upper edge (p + p is symmetric in x_F)."""
     t = load_csv(path)
     xf = np.abs(g.beam.x_f(g.mt, g.y))
     x_hi = float(t["xf_hi"][-1])
@@ -226,7 +238,7 @@ def na49_reference(g: Grid, path: str | Path = DATA / "na49_pp158_piplus_dndxf.c
     mean_pt = np.interp(xf, t["xf"], t["mean_pt"])
     ystar = g.y - g.beam.y_cm
     jac = 2.0 * g.mt * np.cosh(ystar) / g.beam.sqrt_s
-    dens = np.exp(ln_d) * _mean_pt_exponential(mean_pt)(g.pt) * jac
+    dens = np.exp(ln_d) * _pt_shape(pt_shape, g.m, mean_pt, g.pt) * jac
     from gammastar.physics.constants import mass
 
     assert abs(g.m - mass("pi+")) < 1e-9, "the NA49 π+ reference needs the π+ mass"

@@ -26,12 +26,14 @@ that it covers; ``x_reach``: the largest E/E_beam it reaches there). The last li
 JSON object (``falloff``: n per spectrum; ``n_summary``: median and range over them).
 
 Usage: python validation/scripts/real_data_closure.py [--figure docs/images/real-data-closure.png]
-[--pairs 100000] [--x-min 0.3] [--out rows.json]
+[--pairs 100000] [--x-min 0.3] [--na49-pt-shape exponential|mt_exponential] [--pythia N]
+[--out rows.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
@@ -43,7 +45,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 from gammastar.config import load_config
 from gammastar.physics.constants import mass
-from gammastar.yields.extrapolation.model import FORMS, MODEL_VARIATIONS
+from gammastar.yields.extrapolation.model import FORMS, MODEL_VARIATIONS, XF_POWER
 from gammastar_validation.forward import FACILITIES
 from gammastar_validation.real_data import (
     DATA,
@@ -70,10 +72,14 @@ SLICES = {"all": 0.0, "E>Eb/2": 0.5}
 FIT_FORMS = ["nominal"] + [n for n in MODEL_VARIATIONS if n != "generator_template"
                            and not (FORMS[n].maps_to == "T" and FORMS[n].log_pt_family == "mt_power")]  # fmt: skip
 THETAS = np.linspace(0.0, 0.4, 1601)
+X_POWERS = (1.0, 2.0, 3.0)
+"""n of the nominal × (1 − E/E_beam)^n fitted besides n = 0 and the xf_suppressed form's."""
 
 
-def reference(name: str, species: str, g):
-    return na49_reference(g) if name.startswith("NA49") else bmpt_reference(g, species)
+def reference(name: str, species: str, g, na49_pt: str = "exponential"):
+    if name.startswith("NA49"):
+        return na49_reference(g, pt_shape=na49_pt)
+    return bmpt_reference(g, species)
 
 
 def _quantiles(g, weight, energy: float) -> list[float]:
@@ -87,7 +93,17 @@ def _quantiles(g, weight, energy: float) -> list[float]:
     return [round(float(x[order][np.searchsorted(c, q * c[-1])]), 4) for q in (0.1, 0.5, 0.9)]
 
 
-def closure_rows(pairs: float):
+def model_falloff(g, density) -> dict[str, float]:
+    """n of (1 − x_F)^n of a fitted form's dN/dx_F on the grid at x_F 0.3-0.85 (the range of
+    the measured fits), for comparison with the measured n."""
+    xf = (g.beam.x_f(g.mt, g.y) * np.ones_like(density)).ravel()
+    edges = np.linspace(0.275, 0.875, 13)
+    dndx, _ = np.histogram(xf, bins=edges, weights=density.ravel())
+    r = falloff(0.5 * (edges[1:] + edges[:-1]), dndx, None, 0.3)
+    return {"n": round(r["n"], 3), "err": round(r["err"], 3)}
+
+
+def closure_rows(pairs: float, na49_pt: str = "exponential"):
     """Per spectrum, facility and slice: the measured and predicted shares, the band, the
     coverage; per spectrum and beam energy each form's fitted (T, ȳ, σ_y, a)."""
     rows, fits_out = [], []
@@ -101,11 +117,18 @@ def closure_rows(pairs: float):
         la, ys = cfg.unfold.lepton_acceptance, cfg.yields.extrapolation_y_sigma
         for name, species in SPECTRA:
             g = grid(Beam(energy), mass(species[:-1] + "+"))  # π−, K− as π+, K+
-            ref = reference(name, species, g)
+            ref = reference(name, species, g, na49_pt)
             arm = arm_weight(g, (la.theta_min, la.theta_max), cfg.selection.lepton_min_energy)
             fits = {f: fit_form(FORMS[f].at_beam(energy), g, ref, arm, y_sigma=(ys.value, ys.error),
                                 y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)
                     for f in FIT_FORMS}  # fmt: skip
+            # the nominal × (1 − E/E_beam)^n at the intermediate n (0: the nominal, 4: xf_suppressed)
+            scan = {0.0: fits["nominal"], XF_POWER: fits["xf_suppressed"]}
+            for n in X_POWERS:
+                form = dataclasses.replace(FORMS["xf_suppressed"], name=f"xf_{n:g}", x_power=n)
+                scan[n] = fit_form(form.at_beam(energy), g, ref, arm, y_sigma=(ys.value, ys.error),
+                                   y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)  # fmt: skip
+            scan = dict(sorted(scan.items()))
             spectrum = f"{name} {species}"
             fits_out.append({"spectrum": spectrum, "energy": energy,
                              "params": {f: [round(float(v), 4) for v in r.params]
@@ -113,6 +136,10 @@ def closure_rows(pairs: float):
                              "y_mean_fitted": {f: r.y_mean_fitted for f, r in fits.items()}})  # fmt: skip
             nom = fits["nominal"]
             p_nom = nom.density()
+            fits_out[-1]["falloff"] = {f: model_falloff(g, fits[f].density()) for f in fits}
+            fits_out[-1]["falloff_by_x_power"] = {
+                n: model_falloff(g, r.density())["n"] for n, r in scan.items()
+            }
             arm_meas = float(np.sum(arm * ref.domain * ref.density))
             for fac in here:
                 for sl, frac in SLICES.items():
@@ -136,6 +163,7 @@ def closure_rows(pairs: float):
                                  "ratio": meas / pred, "band": band, "fit_widths": parts,
                                  "shifts": shifts, "pull": math.log(meas / pred) / band,
                                  "cover": pred / nom.share(w_all),
+                                 "ratio_by_x_power": {n: meas / r.share(w) for n, r in scan.items()},
                                  "x_reach": round(float((g.energy * np.ones_like(w))[seen].max() / energy), 4)})  # fmt: skip
     return rows, fits_out
 
@@ -173,6 +201,57 @@ def falloffs(x_min: float) -> list[dict]:
     return out
 
 
+def pythia_falloffs(collisions: int, seed: int, x_min: float) -> list[dict]:
+    """n of (1 − x_F)^n of PYTHIA 8's p + p mesons at 158 GeV/c (NA49's energy; the mock's
+    backend, decays off, its default tune) at x_F ≥ ``x_min``, their Poisson errors: the π0
+    (beside NA49's π+ and BMPT's π±) and the η, ρ, ω, whose forward spectra are not among
+    the measurements found."""
+    from gammastar.config.mock import MockPythia
+    from gammastar.mock.pythia import pythia_settings, run_pool
+
+    beam = Beam(158.0)
+    pool = run_pool(pythia_settings(MockPythia(mode="pp"), beam.energy, seed), collisions)
+    edges = np.linspace(0.0, 1.0, 21)
+    out = []
+    for sp in ("pi0", "eta", "rho", "omega"):
+        mt = np.sqrt(pool.pt[sp] ** 2 + mass(sp) ** 2)
+        counts, _ = np.histogram(beam.x_f(mt, pool.y[sp]), bins=edges)
+        ok = counts > 0
+        x = 0.5 * (edges[1:] + edges[:-1])
+        r = falloff(x[ok], counts[ok] / 1.0, np.sqrt(counts[ok]), x_min)
+        out.append({"spectrum": f"PYTHIA pp 158 {sp}", **r, "mesons": int(counts.sum())})
+    return out
+
+
+def _crossing(ns: list[float], values: list[float], target: float) -> float | None:
+    """Where the piecewise-linear ``values``(n) first reaches ``target`` (None: nowhere)."""
+    for i in range(len(ns) - 1):
+        v0, v1 = values[i], values[i + 1]
+        if (v0 - target) * (v1 - target) <= 0 and v1 != v0:
+            return round(ns[i] + (target - v0) * (ns[i + 1] - ns[i]) / (v1 - v0), 2)
+    return None
+
+
+def matching_powers(rows, fits, fo) -> list[dict]:
+    """Per spectrum and beam energy, the n of the nominal × (1 − E/E_beam)^n that matches the
+    measurement: its fall-off in x_F (0.3-0.85) equal to the measured one, and its predicted
+    share of each facility's E > E_beam/2 region equal to the measured share."""
+    measured = {f["spectrum"]: f["n"] for f in fo}
+    out = []
+    for f in fits:
+        ns = sorted(float(k) for k in f["falloff_by_x_power"])
+        eff = [f["falloff_by_x_power"][n] for n in ns]
+        by_share = {}
+        for r in rows:
+            if r["spectrum"] == f["spectrum"] and r["energy"] == f["energy"] and r["reached"] \
+                    and r["slice"] == "E>Eb/2":  # fmt: skip
+                lr = [math.log(r["ratio_by_x_power"][n]) for n in ns]
+                by_share[r["facility"]] = _crossing(ns, lr, 0.0)
+        out.append({"spectrum": f["spectrum"], "energy": f["energy"],
+                    "by_falloff": _crossing(ns, eff, measured[f["spectrum"]]), "by_share": by_share})  # fmt: skip
+    return out
+
+
 def print_rows(rows) -> None:
     print(f"{'spectrum':18s} {'facility':10s} {'slice':7s} {'meas/pred':>9s} {'band e^w':>8s} "
           f"{'pull':>6s} {'cover':>6s} {'x_reach':>7s} {'E/Eb of facility (10,50,90%)':>30s}")  # fmt: skip
@@ -205,8 +284,9 @@ def figure(rows, path: Path) -> None:
                     if r["facility"] == fac and r["spectrum"] == n and r["slice"] == sl
                 )
                 x = i + (k - 0.5) * 0.25
-                if not r["reached"]:
-                    ax.plot(x, 1.0, marker="x", color="0.6", ls="none")
+                if not r["reached"]:  # no marker where the facility sees nothing at all
+                    if not math.isnan(r["x_facility"][1]):
+                        ax.plot(x, 1.0, marker="x", color="0.6", ls="none")
                     continue
                 lo, hi = (
                     r["ratio"] * (1 - math.exp(-r["band"])),
@@ -225,7 +305,7 @@ def figure(rows, path: Path) -> None:
     axes[0, 0].legend(fontsize=8, title="facility region", title_fontsize=8)
     fig.suptitle("Share of the arm's yield in each facility's region: measured over the model "
                  "fitted in the arm; bars: the quoted band; open: < 50% of the region measured; "
-                 "x: not reached", fontsize=9)  # fmt: skip
+                 "x: the measurement does not reach it", fontsize=9)  # fmt: skip
     fig.tight_layout()
     from gammastar.core.artifacts import atomic_path
 
@@ -239,37 +319,59 @@ def main() -> None:
     ap.add_argument("--pairs", type=float, default=1e5,
                     help="the arm's weighted pairs the fit stands for (its statistical error)")  # fmt: skip
     ap.add_argument("--x-min", type=float, default=0.3, help="start of the fall-off fits")
+    ap.add_argument("--na49-pt-shape", choices=["exponential", "mt_exponential"],
+                    default="exponential",
+                    help="the p_T shape given NA49's <p_T>(x_F) (its table has no p_T spectra)")  # fmt: skip
+    ap.add_argument("--pythia", type=int, default=0, metavar="N",
+                    help="also PYTHIA 8's p + p fall-off at 158 GeV/c from N collisions (0: not)")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=12345, help="PYTHIA's seed (with --pythia)")
     ap.add_argument("--figure", type=Path, help="write the figure here (PNG)")
     ap.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    rows, fits = closure_rows(args.pairs)
+    rows, fits = closure_rows(args.pairs, args.na49_pt_shape)
     print_rows(rows)
     fo = falloffs(args.x_min)
     for f in fo:
         print(f"fall-off {f['spectrum']:18s} (1-x_F)^n: n = {f['n']:.2f} ± {f['err']:.2f} "
               f"(x_F {f['x_min']:.2f}-{f['x_max']:.2f}, {f['points']} points, "
               f"chi2/ndf {f['chi2_ndf']:.2f}; start 0.2-0.45: {f['range'][0]:.2f}-{f['range'][1]:.2f})")  # fmt: skip
+    py = pythia_falloffs(args.pythia, args.seed, args.x_min) if args.pythia else []
+    for f in py:
+        print(f"fall-off {f['spectrum']:18s} (1-x_F)^n: n = {f['n']:.2f} ± {f['err']:.2f} "
+              f"(x_F {f['x_min']:.2f}-{f['x_max']:.2f}, {f['mesons']} mesons, chi2/ndf {f['chi2_ndf']:.2f})")  # fmt: skip
     ns = [f["n"] for f in fo]
     reached = [r for r in rows if r["reached"]]
     within = sum(abs(r["pull"]) <= 1 for r in reached)
     within2 = sum(abs(r["pull"]) <= 2 for r in reached)
+    for f in fits:
+        print(f"model fall-off {f['spectrum']:18s} at {f['energy']:g} GeV, fitted in the arm: "
+              + "  ".join(f"{k} n = {v['n']:.2f}" for k, v in f["falloff"].items()))  # fmt: skip
     print(f"within the band: 1σ {within}/{len(reached)}, 2σ {within2}/{len(reached)}; "
           f"{len(rows) - len(reached)} facility regions not reached")  # fmt: skip
+    matched = matching_powers(rows, fits, fo)
+    for m in matched:
+        print(f"x_power matching {m['spectrum']:18s} at {m['energy']:g} GeV: the measured fall-off "
+              f"n_F = {m['by_falloff']}; the measured share at E > E_beam/2: "
+              + ", ".join(f"{k} {v}" for k, v in m["by_share"].items()))  # fmt: skip
     if args.figure:
         figure(rows, args.figure)
     summary = {"benchmark": "real_data_closure", "seconds": round(time.perf_counter() - t0, 1),
-               "pairs": args.pairs, "within_1sigma": [within, len(reached)],
+               "pairs": args.pairs, "na49_pt_shape": args.na49_pt_shape, "within_1sigma": [within, len(reached)],
                "within_2sigma": [within2, len(reached)],
                "falloff": [{k: f[k] for k in ("spectrum", "n", "err", "x_min", "x_max", "range")}
                            for f in fo],
                "n_summary": {"median": float(np.median(ns)), "min": min(ns), "max": max(ns)},
+               "pythia_falloff": [{k: f[k] for k in ("spectrum", "n", "err", "x_min", "x_max", "mesons")}
+                                  for f in py],
+               "x_power_matching": matched,
+               "model_falloff": [{k: f[k] for k in ("spectrum", "energy", "falloff")} for f in fits],
                "rows": [{k: r.get(k) for k in ("spectrum", "facility", "slice", "ratio", "band",
                                                "cover", "x_reach")} for r in rows]}  # fmt: skip
     if args.out:
         from gammastar.core.artifacts import write_json
 
-        write_json(args.out, {"rows": rows, "fits": fits, **summary}, force=True)
+        write_json(args.out, {**summary, "rows": rows, "fits": fits}, force=True)
     print(json.dumps(summary))
 
 
