@@ -303,9 +303,9 @@ def figure(rows, path: Path) -> None:
     axes[0, 0].set_ylabel("measured / predicted")
     axes[1, 0].set_ylabel("measured / predicted")
     axes[0, 0].legend(fontsize=8, title="facility region", title_fontsize=8)
-    fig.suptitle("Share of the arm's yield in each facility's region: measured over the model "
-                 "fitted in the arm; bars: the quoted band; open: < 50% of the region measured; "
-                 "x: the measurement does not reach it", fontsize=9)  # fmt: skip
+    fig.suptitle("The share of the arm's yield in each facility's region, measured over the model "
+                 "fitted in the arm\nbars: the band the reach quotes; open: < 50% of the region "
+                 "measured; x: the measurement does not reach it", fontsize=9)  # fmt: skip
     fig.tight_layout()
     from gammastar.core.artifacts import atomic_path
 
