@@ -119,6 +119,7 @@ validate: $(VALIDATION_STAMP) bytecode
 		--response-sources 500000 --samples 5000 --workdir $(VALIDATE_WORK)/coverage
 	$(VPY) validation/scripts/reference_sample.py --events 300000 --seeds 5 \
 		--workdir $(VALIDATE_WORK)/reference_sample
+	$(VPY) validation/scripts/real_data_closure.py --out $(VALIDATE_WORK)/real_data.json
 
 # The documentation site (mkdocs.yml) into site/: `--strict` fails on a broken link or anchor,
 # a page missing from the nav or an unreadable API docstring. Nothing is fetched while building.

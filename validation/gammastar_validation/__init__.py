@@ -6,5 +6,7 @@
 * :mod:`gammastar_validation.closure`: the reach inputs (𝓔, N_sig) against that truth;
 * :mod:`gammastar_validation.coverage`, :mod:`gammastar_validation.coverage_flows`: the
   coverage of the quoted N_sig uncertainty over mock realisations;
-* :mod:`gammastar_validation.flow_closure`: the reach's flow closure over realisations.
+* :mod:`gammastar_validation.flow_closure`: the reach's flow closure over realisations;
+* :mod:`gammastar_validation.real_data`: measured forward spectra (``validation/data``) against
+  the extrapolation's forms.
 """
