@@ -170,13 +170,13 @@ def test_error_method_is_recorded_and_read_back(small_reference):
 
 def test_sandwich_covariance_shape_with_free_mean(small_reference):
     """ȳ free adds one parameter: the covariance is (ȳ, σ_y, T) and positive definite."""
-    from gammastar.yields.extrapolation.likelihood import _fit_joint
-    from gammastar.yields.extrapolation.reference import _Reference
+    from gammastar.yields.extrapolation.likelihood import fit_joint
+    from gammastar.yields.extrapolation.reference import ReferenceSample
 
     region = _ToyRegion()
     m, qt, y, w = _toy(region, 20_000, seed=11)
-    data = [(m, qt, y, w, _Reference(region, MASS, 7))]
-    x, _ = _fit_joint(data, (0.2, 3.37, 1.2))
+    data = [(m, qt, y, w, ReferenceSample(region, MASS, 7))]
+    x, _ = fit_joint(data, (0.2, 3.37, 1.2))
     cov = sandwich_covariance(data, x)
     assert cov.shape == (3, 3)
     assert np.all(np.linalg.eigvalsh(cov) > 0)
@@ -872,7 +872,7 @@ def test_reference_density_is_the_folded_one_of_its_kept_sample():
     from gammastar.yields.extrapolation.reference import (
         REFERENCE,
         REFERENCE_SAMPLES,
-        _Reference,
+        ReferenceSample,
         reference_draws,
     )
 
@@ -882,7 +882,7 @@ def test_reference_density_is_the_folded_one_of_its_kept_sample():
             return (y < 1.5) & (qt < 1.0)
 
     region, seed = _LowRapidity(), 5
-    ref = _Reference(region, MASS, seed)
+    ref = ReferenceSample(region, MASS, seed)
     draws = reference_draws(seed)
     s = ParametricSampler(*REFERENCE).sample_at(draws, MASS)
     inside = region.contains(MASS, s["qT"], s["E"])

@@ -20,8 +20,8 @@ from gammastar.yields.extrapolation.likelihood import _dlogp
 from gammastar.yields.extrapolation.model import (
     FORMS,
     NOMINAL,
-    _grid_in_f,
     fiducial_fraction,
+    grid_in_f,
 )
 from gammastar.yields.extrapolation.result import Extrapolation
 
@@ -119,7 +119,7 @@ def nsig_relative_error(
     the sandwich covariance (:attr:`Extrapolation.covariance_stat`, else
     :attr:`Extrapolation.covariance`: σ_y, [ȳ], and the T_g [and a_g] of the fit groups
     that :meth:`Extrapolation.group_weights` gives at the mass, each with its weight). An
-    extrapolation with model-form variations (:func:`_model_variations`) adds, in quadrature,
+    extrapolation with model-form variations (:func:`fit_model_variations`) adds, in quadrature,
     each alternative form's own change of N/Y_F, E_x,alt/f_alt − E_x/f_F, its E_x by
     reweighting the same extrapolated samples with p_alt/p_nom (its parameters from
     ``model_variations``): exact up to the draw's noise, where the covariance's mapping onto
@@ -328,14 +328,14 @@ def _out_samples(ex: Extrapolation, fiducial: Any, mass: float, kin: tuple,
                                          e[out_mask])))  # fmt: skip
     return _OutSamples(mass, qt[out_mask], np.arccosh(np.maximum(e[out_mask] / mt, 1.0)),
                        a[out_mask], a.mean(axis=0), out_mask, (t, mu, s, float(ex.power_at(mass))),
-                       f0, _grid_in_f(fiducial, mass), full)  # fmt: skip
+                       f0, grid_in_f(fiducial, mass), full)  # fmt: skip
 
 
 class _OutSamples(NamedTuple):
     """The extrapolated samples of a draw at one mass (:func:`nsig_error_parts`): their q_T,
     rapidity and acceptance per cτ (n_out, n_ct); the whole draw's mean acceptance per cτ and
     which of its samples are extrapolated; the model's (T, ȳ, σ_y, a) at the mass, f_F there
-    and F on the mass's quadrature grid (:func:`_grid_in_f`)."""
+    and F on the mass's quadrature grid (:func:`grid_in_f`)."""
 
     mass: float
     qt: NDArray
@@ -892,7 +892,7 @@ class _LogSteps:
         self.fid, self.mass, self.qt, self.y = fiducial, draw.mass, draw.qt, draw.y
         self.a_out = draw.a
         self.base = np.asarray(draw.nominal, dtype=np.float64)
-        self.rows, self.inside = rows, draw.inside  # F on the quadrature grid (_grid_in_f)
+        self.rows, self.inside = rows, draw.inside  # F on the quadrature grid (grid_in_f)
         self.full = draw.full
         n = draw.out_mask.size
         in_sum = draw.tot * n - draw.a.sum(axis=0)  # the samples inside F: not moved by θ
@@ -1071,7 +1071,7 @@ def arm_in_fiducial(arm: Extrapolation, fiducial: Any) -> Extrapolation:
     ratio of the detector's acceptance to F's, measured where both windows overlap, while the
     γ* backward of both, which neither sees, cancel."""
     centres = np.asarray(arm.mass, dtype=np.float64)
-    grids = [_grid_in_f(fiducial, float(m)) for m in centres]
+    grids = [grid_in_f(fiducial, float(m)) for m in centres]
 
     def fractions(form: Any, params: Callable[[float], tuple[float, ...] | None]) -> list[float | None]:
         out: list[float | None] = []

@@ -12,7 +12,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.yields.extrapolation.model import MODEL_NAME
 
-__all__ = ["ERROR_METHODS", "ERROR_REFERENCES", "Extrapolation"]
+__all__ = ["ERROR_METHODS", "ERROR_REFERENCES", "OTHER_METHOD", "Extrapolation", "none_nan"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class Extrapolation:
     """(n_bins, k): per mass bin b, the covariance of the free parameters (the order of
     :attr:`covariance`) with ln S_b, S_b the bin's weighted pair sum inside F (the fiducial
     yield's statistics): the fit and the yield use the same pairs, so their errors are
-    correlated (:func:`_sandwich`); ``None``: not computed (older files,
+    correlated (:func:`sandwich_and_cross`); ``None``: not computed (older files,
     or without the sandwich). :func:`nsig_error_parts` carries it to N_sig."""
 
     y_mean_rule: dict[str, Any] | None = None
@@ -175,7 +175,7 @@ class Extrapolation:
             **(
                 {}
                 if self.fiducial_fraction_err_stat is None
-                else {"fiducial_fraction_err_stat": _none_nan(self.fiducial_fraction_err_stat)}
+                else {"fiducial_fraction_err_stat": none_nan(self.fiducial_fraction_err_stat)}
             ),
             **(
                 {} if self.model_variations is None else {"model_variations": self.model_variations}
@@ -236,7 +236,7 @@ class Extrapolation:
     def _alt_dict(self) -> dict[str, Any]:
         if self.fiducial_fraction_err_alt is None:
             return {}
-        alt = _OTHER[self.error_method]
+        alt = OTHER_METHOD[self.error_method]
         return {
             f"fiducial_fraction_err_{alt}": self.fiducial_fraction_err_alt.tolist(),
             f"y_sigma_err_{alt}": self.y_sigma_err_alt,
@@ -249,7 +249,7 @@ class Extrapolation:
             "n_eff")}  # fmt: skip
         err = d.get("fiducial_fraction_err")
         method = d.get("error_method", "kish_profile")
-        alt = d.get(f"fiducial_fraction_err_{_OTHER.get(method, '')}")
+        alt = d.get(f"fiducial_fraction_err_{OTHER_METHOD.get(method, '')}")
         cov = d.get("parameter_covariance")
         return cls(arr["mass"], arr["bin_edges"], arr["fiducial_fraction"], arr["temperature"],
                    arr["y_mean"], arr["y_sigma"], arr["n_eff"], d["fiducial"],
@@ -257,7 +257,7 @@ class Extrapolation:
                    d.get("y_sigma_err"),
                    d.get("y_mean_source", "fitted") != "fitted", method,
                    None if alt is None else np.asarray(alt, dtype=np.float64),
-                   d.get(f"y_sigma_err_{_OTHER.get(method, '')}"),
+                   d.get(f"y_sigma_err_{OTHER_METHOD.get(method, '')}"),
                    None if cov is None else np.asarray(cov["matrix"], dtype=np.float64),
                    None if cov is None else np.asarray(cov["bin_group"], dtype=np.int64),
                    None if cov is None or "matrix_stat" not in cov
@@ -276,7 +276,7 @@ class Extrapolation:
 
 ERROR_METHODS = ("sandwich", "kish_profile")
 """The f_F error's methods (:func:`fit_extrapolation` ``error_method``)."""
-_OTHER = {"sandwich": "kish_profile", "kish_profile": "sandwich"}
+OTHER_METHOD = {"sandwich": "kish_profile", "kish_profile": "sandwich"}
 ERROR_REFERENCES = {
     "sandwich": "sandwich covariance H^-1 J H^-1 of the weighted likelihood fit, propagated "
     "linearly to f_F (C. Langenbruch, Eur. Phys. J. C 82 (2022) 393)",
@@ -285,6 +285,6 @@ ERROR_REFERENCES = {
 }
 
 
-def _none_nan(a: ArrayLike) -> list:
+def none_nan(a: ArrayLike) -> list:
     """A JSON list: NaN as ``None``."""
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=np.float64)]
