@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from gammastar.core.threads import single_thread_blas
 from gammastar.errors import InputError
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.likelihood import (
     PROFILE_STEP,
     JointFit,
@@ -42,16 +43,16 @@ def fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.
     """1σ of f_F per bin: the gradient of :func:`fiducial_fraction` (central differences in
     ([ȳ], σ_y, T_g[, a_g])) through ``cov`` (linear propagation); ``inside``: F on each
     bin's quadrature grid (:func:`fiducial_grids`); ``power``: as :func:`fit_joint`."""
-    free_mu = mu_fixed is None
-    n_head = 2 if free_mu else 1
     n_g = len(fitted)
+    lay = Layout.of(n_g, mu_fixed, power=power)  # the covariance's: σ_y's row always
     ts, powers = split_groups(x[2:], n_g, power)
     out = np.full(len(centre), np.nan)
     for k, (g, _) in enumerate(fitted):
         base = np.array([ts[k], x[0], x[1], powers[k]])
         # parameter index in (T, ȳ, σ_y, a) ↔ index in the free vector
-        pairs = ([(0, n_head + k), (2, n_head - 1)] + ([(1, 0)] if free_mu else [])
-                 + ([(3, n_head + n_g + k)] if power is None else []))  # fmt: skip
+        pairs = ([(0, lay.index("T", k)), (2, lay.index("y_sigma"))]
+                 + ([(1, lay.index("y_mean"))] if lay.y_mean else [])
+                 + ([(3, lay.index("a", k))] if lay.power else []))  # fmt: skip
         idx = [q for _, q in pairs]
         c = cov[np.ix_(idx, idx)]
         for i in g:
@@ -84,7 +85,8 @@ def kish_profile_error(fit: JointFit, fiducial, centre, mu_fixed, external=None)
     (with an external σ_y, ``external`` = (its error, the fits at σ_y ± error of
     :func:`external_sides`): no profile, those fits). Fitted powers are profiled with the
     T_g."""
-    data, fitted, _, x, nll0, _, power, inside = fit
+    data, fitted, x, nll0 = fit.data, fit.fitted, fit.x, fit.nll0
+    power, inside = fit.power, fit.inside
     if external is not None:
         d_sigma, (x_hi, x_lo) = external
         return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power), d_sigma
@@ -285,11 +287,10 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
     """
     from scipy.optimize import brentq, minimize_scalar
 
-    _, fitted, _, x, _, _, power, inside = fit
-    n_head = 1 if mu_fixed is not None else 2
+    fitted, x, power, inside = fit.fitted, fit.x, fit.power, fit.inside
     nb = len(centre)
-
     n_g = len(fitted)
+    lay = Layout.of(n_g, mu_fixed, power=power)  # the covariance's: σ_y's row always
     ts, powers = split_groups(x[2:], n_g, power)
     group_of = {i: k for k, (g, _) in enumerate(fitted) for i in g}
 
@@ -320,7 +321,7 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
             for i in g:
                 t_alt[i], a_alt[i] = par[0], par[3]
                 f_alt[i] = fiducial_fraction(fiducial, float(centre[i]), par, inside[i], form)
-        delta = np.zeros(free_parameters(x, mu_fixed).size)
+        delta = np.zeros(lay.size)
         if form.maps_to == "T":
             lo, hi = BOUNDS[0]
             for k, (g, _) in enumerate(fitted):
@@ -334,7 +335,7 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
                     t_new = brentq(resid, lo, hi, xtol=1e-7)
                 else:  # no root inside the bounds: the nearer bound
                     t_new = lo if abs(r_lo) < abs(r_hi) else hi
-                delta[n_head + k] = t_new - ts[k]
+                delta[lay.index("T", k)] = t_new - ts[k]
         else:  # y_sigma: one shift for all bins
 
             def loss(s_, f_alt=f_alt):
@@ -343,7 +344,7 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
 
             res = minimize_scalar(loss, bounds=BOUNDS[2], method="bounded",
                                   options={"xatol": 1e-7})  # fmt: skip
-            delta[n_head - 1] = float(res.x) - x[1]
+            delta[lay.index("y_sigma")] = float(res.x) - x[1]
         shifts.append(delta)
         record[name] = {
             "description": (

@@ -27,6 +27,7 @@ from gammastar.yields.extrapolation.errors import (
     kish_profile_error,
     pt_power_of,
 )
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.likelihood import (
     FitGroup,
     FitPairs,
@@ -285,7 +286,7 @@ def _decide_y_mean(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edge
     if ext is not None and ext["error"] > 0:
         hi, lo = external_sides(fit_free.data, fit_free.x, None, ext["error"], power)
         var += (0.5 * float(hi[0] - lo[0])) ** 2
-        ext["_sides"] = (hi, lo)  # the error's own fits at σ_y ± error (_error_methods)
+        fit_free = fit_free._replace(sides=(hi, lo))  # the error's own fits (_error_methods)
     err = math.sqrt(max(var, 0.0))
     ok = bool(np.isfinite(err) and err < settings.y_mean_error)
     y_fit, width = float(fit_free.x[0]), None
@@ -391,10 +392,11 @@ def _error_methods(fit: JointFit, fiducial: Any, centre: NDArray, settings: FitS
     """f_F's 1σ per bin and δσ_y of the quoted method (and of the other one with
     ``compare``); the sandwich's covariance (with an external σ_y's shift) and its
     cross term, or ``None``. An external σ_y's shifts are recorded in ``fit.external``."""
-    data, fitted, _, x, _, external, power, inside = fit
+    data, fitted, x, external, power = fit.data, fit.fitted, fit.x, fit.external, fit.power
+    inside = fit.inside
     y_mean, method = settings.y_mean, settings.error_method
-    # the fits at an external σ_y ± its error, shared by both error methods
-    sides = None if external is None else external.pop("_sides", None)  # the rule's, if made
+    # the fits at an external σ_y ± its error, shared by both error methods (the rule's, if made)
+    sides = None if external is None else fit.sides
     if external is not None and sides is None:
         sides = external_sides(data, x, y_mean, external["error"], power)
     errs: dict[str, tuple[NDArray, float]] = {}
@@ -411,7 +413,7 @@ def _error_methods(fit: JointFit, fiducial: Any, centre: NDArray, settings: FitS
                 x0 = free_parameters(x, y_mean)
                 external["parameter_sides"] = [(free_parameters(sd, y_mean) - x0).tolist() for sd in sides]
                 cov = cov + np.outer(d, d)
-            s_idx = 0 if y_mean is not None else 1
+            s_idx = Layout.of(len(fitted), y_mean, power=power).index("y_sigma")
             errs[meth] = (fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside,
                                            power),
                           math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
@@ -462,7 +464,7 @@ def _with_model_variations(fit: JointFit, fiducial: Any, centre: NDArray, cov: N
     cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
     frac_err = fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
                                 fit.power)  # fmt: skip
-    s_idx = 0 if y_mean is not None else 1
+    s_idx = Layout.of(len(fit.fitted), y_mean, power=fit.power).index("y_sigma")
     d_sigma = math.sqrt(max(float(cov[s_idx, s_idx]), 0.0))
     ok_e = np.isfinite(frac_err)
     if np.any(ok_e) and not np.all(ok_e):

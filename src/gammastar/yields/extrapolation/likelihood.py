@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core.threads import single_thread_blas, thread_map
 from gammastar.yields._extrapolation_kernel import group_sums, hess_sums
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.model import (
     BOUNDS,
     NOMINAL,
@@ -40,15 +41,12 @@ def split_groups(par, n_groups: int, power: float | None) -> tuple[NDArray, NDAr
 
 def _unpack(q, data, power, mu_fixed, sigma):
     """The groups and the parameters of the free vector ``q`` (shared ȳ, σ_y where free, then
-    the T_g and, with ``power`` None, the a_g): ``(groups, ȳ, σ_y, T_g, a_g, free ȳ, free σ_y,
-    fitted a)``, for the likelihood's value and its derivatives alike."""
+    the T_g and, with ``power`` None, the a_g): ``(groups, ȳ, σ_y, T_g, a_g, its layout)``, for
+    the likelihood's value and its derivatives alike."""
     data = _groups(data)
-    free_mu, free_s = mu_fixed is None, sigma is None
-    n_sh = int(free_mu) + int(free_s)
-    mu = q[0] if free_mu else mu_fixed
-    s = q[int(free_mu)] if free_s else sigma
-    ts, powers = split_groups(q[n_sh:], len(data), power)
-    return data, mu, s, ts, powers, free_mu, free_s, power is None
+    lay = Layout.of(len(data), mu_fixed, sigma, power)
+    mu, s, ts, powers = lay.unpack(q, mu_fixed, sigma, power)
+    return data, mu, s, ts, powers, lay
 
 
 class FitGroup(tuple):
@@ -105,13 +103,7 @@ def nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
     [a_g...]) with σ_y fixed to ``sigma`` and ȳ to ``mu_fixed`` when given, the m_T powers
     a_g fitted when ``power`` is ``None`` (else all equal to it). Each group's sums by
     :func:`_group_terms`."""
-    data = _groups(data)
-    i = 0
-    mu = par[i] if mu_fixed is None else mu_fixed
-    i += mu_fixed is None
-    s = par[i] if sigma is None else sigma
-    i += sigma is None
-    ts, powers = split_groups(par[i:], len(data), power)
+    data, mu, s, ts, powers, lay = _unpack(par, data, power, mu_fixed, sigma)
     wtot = 0.0
     tot = 0.0
     g_mu = g_s = 0.0
@@ -125,9 +117,7 @@ def nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
         g_t[k], g_mu, g_s = gd[0], g_mu + gd[1], g_s + gd[2]
         if fit_a:
             g_a[k] = gd[3]
-    grad = (([g_mu] if mu_fixed is None else []) + ([g_s] if sigma is None else []) + list(g_t)
-            + (list(g_a) if fit_a else []))  # fmt: skip
-    return -tot / wtot, -np.asarray(grad) / wtot
+    return -tot / wtot, -lay.pack(g_mu, g_s, g_t, g_a) / wtot
 
 
 def fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, x_start=None):
@@ -177,8 +167,8 @@ def fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, x
             tot, wtot = tot + wk * got[1], wtot + wk
         ts_, as_ = np.array([v[0] for v in xs]), np.array([v[1] for v in xs])
         return np.concatenate([[mu_fixed, sigma], ts_, as_]), tot / wtot
-    x0 = (([mu0] if free_mu else []) + ([s0] if free_s else []) + list(t0)
-          + (list(a0) if fit_a else []))  # fmt: skip
+    lay = Layout.of(g, mu_fixed, sigma, power)
+    x0 = lay.pack(mu0, s0, t0, a0)
     bounds = (([BOUNDS[1]] if free_mu else []) + ([BOUNDS[2]] if free_s else [])
               + [BOUNDS[0]] * g + ([form.power_bounds] * g if fit_a else []))  # fmt: skip
     got = _newton_joint(data, x0, bounds, sigma, mu_fixed, form, power)
@@ -341,8 +331,9 @@ def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bin
     free_mu = mu_fixed is None
     mu = x[0]
     s = x[1]
-    n_head = 2 if free_mu else 1
     n_g = len(data)
+    lay = Layout.of(n_g, mu_fixed, power=power)  # σ_y's row always (zeros where external)
+    n_head = lay.head
     ts, powers = split_groups(x[2:], n_g, power)
     fit_a = power is None
     jmat = np.zeros((k, k))
@@ -356,10 +347,10 @@ def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bin
         sc = np.zeros((n_head + 1 + fit_a, d.shape[1]))
         sc[:n_head] = d[rows]
         sc[n_head] = d[0]
-        idx = [*range(n_head), n_head + g]
+        idx = [*range(n_head), lay.index("T", g)]
         if fit_a:
             sc[n_head + 1] = NOMINAL.dlog_pt_da(m, pt, t, a) - gpf[3]
-            idx.append(n_head + n_g + g)
+            idx.append(lay.index("a", g))
         blk = (sc * w**2) @ sc.T
         jmat[np.ix_(idx, idx)] += blk
         if bins is not None:
@@ -368,7 +359,7 @@ def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bin
                 score_w2[:, j] += np.bincount(b, weights=row, minlength=n_bins)
             sums += np.bincount(b, weights=w, minlength=n_bins)
     # the fitted parameters: all but σ_y when it is external
-    fit = np.array([j for j in range(k) if not (sigma_fixed and j == n_head - 1)])
+    fit = np.array([j for j in range(k) if not (sigma_fixed and j == lay.index("y_sigma"))])
     q = p[fit]
     hmat = _hessian(data, q, s if sigma_fixed else None, mu_fixed, power)
     hinv = np.linalg.pinv(hmat)
@@ -420,16 +411,14 @@ def _joint_terms(data, q, sigma, mu_fixed, power, form: ModelForm = NOMINAL
     ``q`` (as :func:`nll_and_grad` takes them): each group's analytic terms
     (:func:`_group_hess`, the groups side by side) in the rows of its T_g, a_g and the
     shared ȳ, σ_y (when free); what :func:`_newton_joint` steps with."""
-    data, mu, s, ts, powers, free_mu, free_s, fit_a = _unpack(q, data, power, mu_fixed, sigma)
-    n_g, n_sh = len(data), int(free_mu) + int(free_s)
-    local = [0] + ([1] if free_mu else []) + ([2] if free_s else []) + ([3] if fit_a else [])
+    data, mu, s, ts, powers, lay = _unpack(q, data, power, mu_fixed, sigma)
+    n_g, local = len(data), lay.local
     with single_thread_blas():
         parts = thread_map(lambda g: _group_hess(data[g], ts[g], mu, s, powers[g], form),
                            range(n_g))  # fmt: skip
     val, grad, hmat = 0.0, np.zeros(q.size), np.zeros((q.size, q.size))
     for g, (vg, gg, hg) in enumerate(parts):  # summed in group order: any thread count
-        rows = ([n_sh + g] + ([0] if free_mu else []) + ([int(free_mu)] if free_s else [])
-                + ([n_sh + n_g + g] if fit_a else []))  # fmt: skip
+        rows = lay.group_rows(g)
         val -= vg
         np.subtract.at(grad, rows, gg[local])
         hmat[np.ix_(rows, rows)] -= hg[np.ix_(local, local)]
@@ -501,14 +490,11 @@ def _hessian(data, q, sigma, mu_fixed, power) -> NDArray:
     of the gradient instead (its p_T normalisation's ∂/∂a itself a difference, rounding
     ≈ 10⁻⁹) scattered the weakly constrained (T_g, a_g) directions' variances by ~10–30%
     under a 10⁻⁶ move of a."""
-    data, mu, s, ts, powers, free_mu, free_s, fit_a = _unpack(q, data, power, mu_fixed, sigma)
-    n_g, n_sh = len(data), int(free_mu) + int(free_s)
-    # local (T, ȳ, σ_y, a) → rows of q
-    local = [0] + ([1] if free_mu else []) + ([2] if free_s else []) + ([3] if fit_a else [])
+    data, mu, s, ts, powers, lay = _unpack(q, data, power, mu_fixed, sigma)
+    local = lay.local  # local (T, ȳ, σ_y, a) → rows of q
     hmat = np.zeros((q.size, q.size))
     for g, grp in enumerate(data):
-        rows = ([n_sh + g] + ([0] if free_mu else []) + ([int(free_mu)] if free_s else [])
-                + ([n_sh + n_g + g] if fit_a else []))  # fmt: skip
+        rows = lay.group_rows(g)
         hg = _group_hess(grp, ts[g], mu, s, powers[g])[2]
         hmat[np.ix_(rows, rows)] -= hg[np.ix_(local, local)]
     return 0.5 * (hmat + hmat.T)
@@ -533,13 +519,16 @@ class FitPairs(NamedTuple):
 class JointFit(NamedTuple):
     """The joint fit: its groups' data, ``fitted`` ((bins, Kish size) per group), the pairs'
     bins per group, the parameters ``x`` and their NLL, the external σ_y (or ``None``), the
-    fitted power's flag (``power``: as :func:`fit_joint`) and F on each bin's grid."""
+    fitted power's flag (``power``: as :func:`fit_joint`), F on each bin's grid and, where
+    made already, the full parameter vectors of the refits at the external σ_y ± its error
+    (:func:`~gammastar.yields.extrapolation.errors.external_sides`)."""
 
-    data: list
-    fitted: list
-    pair_bins: list
-    x: NDArray
+    data: list[Any]
+    fitted: list[Any]
+    pair_bins: list[Any]
+    x: NDArray[np.float64]
     nll0: float
     external: dict[str, Any] | None
     power: float | None
     inside: dict[int, NDArray[np.bool_]]
+    sides: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None

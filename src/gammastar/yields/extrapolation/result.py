@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.model import MODEL_NAME
 
 __all__ = ["ERROR_METHODS", "ERROR_REFERENCES", "OTHER_METHOD", "Extrapolation", "none_nan"]
@@ -82,22 +83,20 @@ class Extrapolation:
     y_mean_fitted_err, y_mean_fixed, threshold, decision}`` (``fitted``: ȳ from the data,
     ``fixed``: at the c.m. rapidity with the stated error); ``None`` without the rule."""
 
+    def layout(self) -> Layout:
+        """The order of the free parameters in :attr:`covariance`
+        (:class:`~gammastar.yields.extrapolation.layout.Layout`): ``y_mean`` (when fitted),
+        ``y_sigma``, the fit groups' ``T`` and, with fitted powers, their ``a``."""
+        if self.covariance is None:
+            raise ValueError("the extrapolation has no covariance")
+        n_t = self.covariance.shape[0] - (1 if self.y_mean_fixed else 2)
+        n_groups = n_t // 2 if self.pt_power_fitted else n_t
+        return Layout(n_groups, y_mean=not self.y_mean_fixed, power=self.pt_power_fitted)
+
     def parameter_index(self, name: str, group: int = 0) -> int:
         """The index of a free parameter in :attr:`covariance`: ``y_mean`` (when fitted),
         ``y_sigma``, or fit group ``group``'s ``T`` or ``a`` (the fitted powers follow the T_g)."""
-        if self.covariance is None:
-            raise ValueError("the extrapolation has no covariance")
-        n_head = 1 if self.y_mean_fixed else 2
-        if name == "y_mean" and not self.y_mean_fixed:
-            return 0
-        if name == "y_sigma":
-            return n_head - 1
-        n_t = self.covariance.shape[0] - n_head
-        if name == "T":
-            return n_head + group
-        if name == "a" and self.pt_power_fitted:
-            return n_head + n_t // 2 + group
-        raise KeyError(f"no free parameter {name!r} in this extrapolation's covariance")
+        return self.layout().index(name, group)
 
     def bin_weights(self, m: float) -> list[tuple[int, float]]:
         """The mass bins whose values :meth:`at` interpolates at ``m``, with their weights:
@@ -209,15 +208,8 @@ class Extrapolation:
     def _cov_dict(self) -> dict[str, Any]:
         if self.covariance is None or self.bin_group is None:
             return {}
-        n_t = self.covariance.shape[0] - (1 if self.y_mean_fixed else 2)
-        names = ([] if self.y_mean_fixed else ["y_mean"]) + ["y_sigma"]
-        if self.pt_power_fitted:  # T_0 ... T_{G-1}, a_0 ... a_{G-1}
-            n_t //= 2
-            names_t = [f"T_{g}" for g in range(n_t)] + [f"a_{g}" for g in range(n_t)]
-        else:
-            names_t = [f"T_{g}" for g in range(n_t)]
         out = {
-            "parameters": names + names_t,
+            "parameters": list(self.layout().names),
             "matrix": self.covariance.tolist(),
             "bin_group": self.bin_group.tolist(),
             "method": "sandwich",
