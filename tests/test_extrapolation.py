@@ -617,7 +617,7 @@ def test_the_external_response_follows_a_side_clipped_by_a_bound():
     exactly quadratic (a = 0.04, b = −0.01) gives √(a² + 2b²) exactly; at a zero error, 0."""
     from types import SimpleNamespace
 
-    from gammastar.yields.extrapolation.nsig import _external_response
+    from gammastar.yields.extrapolation.nsig.steps import external_response
 
     a, b = 0.04, -0.01
     ex = SimpleNamespace(y_sigma_external={"error": 0.2}, parameter_index=lambda name: 0)
@@ -628,10 +628,10 @@ def test_the_external_response_follows_a_side_clipped_by_a_bound():
             return np.array([a * z + b * z * z])
 
     sides = [[0.2, 0.01], [-0.1, -0.02]]  # σ_y first (index 0), then a T
-    got = _external_response(ex, Steps(), sides, [0, 1])
+    got = external_response(ex, Steps(), sides, [0, 1])
     assert got[0] == pytest.approx(np.sqrt(a**2 + 2 * b**2), rel=1e-12)
     ex0 = SimpleNamespace(y_sigma_external={"error": 0.0}, parameter_index=lambda name: 0)
-    zero = _external_response(ex0, Steps(), [[0.0, 0.0], [0.0, 0.0]], [0, 1])[0]
+    zero = external_response(ex0, Steps(), [[0.0, 0.0], [0.0, 0.0]], [0, 1])[0]
     assert zero == pytest.approx(0.0, abs=1e-15)
 
 
@@ -849,16 +849,16 @@ def test_a_refit_record_reads_missing_values_as_the_nominals_and_refuses_other_b
     fit) takes the nominal's value; fractions for another number of bins than the
     extrapolation's are a one-line error, not an index error deep inside."""
     from gammastar.errors import InputError
-    from gammastar.yields.extrapolation.nsig import _record_params
+    from gammastar.yields.extrapolation.nsig.forms import record_params
 
     ex_mass = np.array([0.3, 0.5])
     rec = {"fiducial_fraction": [0.2, 0.4], "temperature": [0.2, 0.3], "y_mean": None,
            "y_sigma": float("nan")}  # fmt: skip
-    got = _record_params(rec, ex_mass, 0.4, (0.5, 0.25, 3.37, 1.2), 0.0)
+    got = record_params(rec, ex_mass, 0.4, (0.5, 0.25, 3.37, 1.2), 0.0)
     assert got == pytest.approx((0.3, 0.25, 3.37, 1.2, 0.0), rel=1e-12)
     with pytest.raises(InputError, match="3 / 2 fiducial_fraction / temperature bins, the "
                                          "extrapolation 2"):  # fmt: skip
-        _record_params(dict(rec, fiducial_fraction=[0.1, 0.2, 0.3]), ex_mass, 0.4,
+        record_params(dict(rec, fiducial_fraction=[0.1, 0.2, 0.3]), ex_mass, 0.4,
                        (0.5, 0.25, 3.37, 1.2), 0.0)  # fmt: skip
 
 

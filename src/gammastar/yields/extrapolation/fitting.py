@@ -226,15 +226,16 @@ def _fit_pairs(m: ArrayLike, pt: ArrayLike, y: ArrayLike, weight: ArrayLike,
     Raises:
         InputError: no such pair.
     """
-    m = np.asarray(m, dtype=np.float64)
-    pt = np.asarray(pt, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    w = np.asarray(weight, dtype=np.float64)
-    use = (w != 0) & np.isfinite(y) & (pt > 0)
+    m_a = np.asarray(m, dtype=np.float64)
+    pt_a = np.asarray(pt, dtype=np.float64)
+    y_a = np.asarray(y, dtype=np.float64)
+    w_a = np.asarray(weight, dtype=np.float64)
+    use = (w_a != 0) & np.isfinite(y_a) & (pt_a > 0)
     if not np.any(use):
         raise InputError("extrapolation: no pair inside the fiducial region to fit")
-    m, pt, y, w = m[use], pt[use], y[use], w[use]
-    return FitPairs(m, pt, y, w, np.searchsorted(edges, m, side="right") - 1)
+    m_a = m_a[use]
+    return FitPairs(m_a, pt_a[use], y_a[use], w_a[use],
+                    np.searchsorted(edges, m_a, side="right") - 1)  # fmt: skip
 
 
 def _mass_groups(pairs: FitPairs, nb: int) -> list[list[int]]:
@@ -278,6 +279,8 @@ def _decide_y_mean(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edge
         y_mean_fixed, threshold, decision[, y_sigma]}`` (the fitted ȳ and its error at the
         external σ_y), the fit made with them).
     """
+    if settings.y_mean is None:
+        raise ValueError("y_mean_auto: the rule needs the fixed centre y_mean")
     free = replace(settings, y_mean=None, y_mean_auto=False)
     fit_free = _joint_fit(pairs, groups, fiducial, edges, (free, power))
     ext = fit_free.external
@@ -328,6 +331,8 @@ def _decide_y_sigma(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edg
     constrain the width clearly better than its source), the external value otherwise.
     Returns the record ``{y_sigma_fitted, y_sigma_fitted_err, threshold, decision}`` and the
     free fit."""
+    if fit_ext.external is None:
+        raise ValueError("the width's rule needs an external sigma_y")
     threshold = float(fit_ext.external["error"]) / Y_SIGMA_MARGIN
     # σ_y's sandwich 1σ at the external width's fit first: where it is far above the
     # threshold the width's own fit cannot pass, and is not made
@@ -357,7 +362,9 @@ def _joint_fit(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edges: N
     """
     m, pt, y, w, idx = pairs
     settings, power = how
-    chosen, fitted, pair_bins = [], [], []
+    chosen: list[tuple[NDArray[np.bool_], float, int]] = []
+    fitted: list[tuple[list[int], float]] = []
+    pair_bins: list[NDArray[np.intp]] = []
     for g in groups:
         k = (idx >= g[0]) & (idx <= g[-1])
         ws, ws2 = float(np.sum(w[k])), float(np.sum(w[k] ** 2))
@@ -406,7 +413,7 @@ def _error_methods(fit: JointFit, fiducial: Any, centre: NDArray, settings: FitS
             cov, cross = sandwich_and_cross(data, x, y_mean, sigma_fixed=external is not None,
                                    power=power, bins=fit.pair_bins,
                                    n_bins=len(centre))  # fmt: skip
-            if external is not None:
+            if external is not None and sides is not None:  # sides: made with the external
                 d = external_shift(y_mean, sides)
                 external["parameter_shift"] = d.tolist()
                 # each side's own shift: N_sig's response evaluated at them, not linearised

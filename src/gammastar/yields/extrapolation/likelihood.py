@@ -49,13 +49,21 @@ def _unpack(q, data, power, mu_fixed, sigma):
     return data, mu, s, ts, powers, lay
 
 
-class FitGroup(tuple):
+class FitGroup(tuple[Any, ...]):
     """One fit group ``(m, p_T, y, w, reference)`` (a tuple, as the fit's ``data`` holds it)
     with what the compiled likelihood sums need precomputed: ln p_T, m_T, ln m_T of its pairs
     (fixed while the parameters move) and Σw. ``FitGroup(group)`` of a group is the group."""
 
+    m_: NDArray[np.float64]
+    y_: NDArray[np.float64]
+    w_: NDArray[np.float64]
+    lpt: NDArray[np.float64]
+    mt: NDArray[np.float64]
+    lmt: NDArray[np.float64]
+    wsum: float
+
     def __new__(cls, item: Any) -> Self:
-        if isinstance(item, FitGroup):
+        if isinstance(item, cls):
             return item
         self = super().__new__(cls, tuple(item))
         m, pt, y, w, _ = self

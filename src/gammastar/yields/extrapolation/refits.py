@@ -138,7 +138,7 @@ def refit_moves(
     for weight, fiducial, groups in moves:
         w = np.asarray(weight, dtype=np.float64)
         every = groups is None or fixed.mu is None or fixed.sigma is None
-        todo = {int(g) for g in (range(n_g) if every else groups)}
+        todo = set(range(n_g)) if every or groups is None else {int(g) for g in np.ravel(groups)}
         plans.append((w, (w != 0) & np.isfinite(y) & (pt > 0), fiducial, todo))
     records = [_RefitRecord(ex) for _ in plans]
     if fixed.mu is None or fixed.sigma is None or fixed.power is not None:
