@@ -44,14 +44,14 @@ def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
     """
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     if hasattr(sample, "acceptance_per_sample"):  # a KinematicSample: over its edges only
-        return sample.acceptance_per_sample(ctau)
+        return np.asarray(sample.acceptance_per_sample(ctau), dtype=np.float64)
 
     z = np.asarray(sample.cells, dtype=np.float64)
     out = np.empty((sample.n, ctau.size))
     for j, c in enumerate(ctau):
         p = decay_probability(z[None, :-1], z[None, 1:], sample.gbc[:, None] * c)
         out[:, j] = np.sum(sample.hits * p, axis=1)
-    return sample.efficiency * out
+    return np.asarray(sample.efficiency * out, dtype=np.float64)
 
 
 def kish_size(s1: NDArray[np.float64], s2: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -93,8 +93,9 @@ def reweight(log_w: NDArray[np.float64],
     return s1 / float(w.sum()), kish_size(s1, (w**2) @ (a**2))
 
 
-def out_samples(ex: Extrapolation, fiducial: Any, mass: float, kin: tuple,
-                 a: NDArray) -> OutSamples:  # fmt: skip
+def out_samples(ex: Extrapolation, fiducial: Any, mass: float,
+                kin: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]],
+                a: NDArray[np.float64]) -> OutSamples:  # fmt: skip
     """The draw's extrapolated samples (``kin`` = the draw's q_T, E and extrapolated flag,
     ``a`` its acceptance per cτ) with the model's parameters at the mass."""
     qt, e, out_mask = kin
@@ -116,21 +117,22 @@ class OutSamples(NamedTuple):
     and F on the mass's quadrature grid (:func:`grid_in_f`)."""
 
     mass: float
-    qt: NDArray
-    y: NDArray
-    a: NDArray
-    tot: NDArray
-    out_mask: NDArray
+    qt: NDArray[np.float64]
+    y: NDArray[np.float64]
+    a: NDArray[np.float64]
+    tot: NDArray[np.float64]
+    out_mask: NDArray[np.bool_]
     nominal: tuple[float, float, float, float]
     f0: float
-    inside: NDArray
+    inside: NDArray[np.bool_]
     full: bool = False
     """Whether the extrapolated samples cover the whole phase space (no flow: the model inside
     F too), so that N/Y_F = 𝓔/f_F; else they lie outside F and N/Y_F = 𝓔_in + (1 − f_F)/f_F
     𝓔_out."""
 
 
-def resolved_ratio(nominal: tuple[NDArray, NDArray], alt: tuple[NDArray, NDArray]) -> NDArray[np.float64]:
+def resolved_ratio(nominal: tuple[NDArray[np.float64], NDArray[np.float64]],
+                   alt: tuple[NDArray[np.float64], NDArray[np.float64]]) -> NDArray[np.float64]:  # fmt: skip
     """N_alt/N per cτ from (N, its Kish effective size) of each draw; NaN where either is
     not positive or not resolved (an effective size below :data:`KISH_MIN`)."""
     (n0, k0), (n1, k1) = nominal, alt
