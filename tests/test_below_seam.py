@@ -12,7 +12,7 @@ from test_extrapolation import MASS, _fit, _toy, _ToyRegion
 
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import KinematicSample
-from gammastar.yields.extrapolation.nsig import nsig_full_space_error
+from gammastar.yields.extrapolation.nsig.arm import nsig_full_space_error
 
 SEAM = 0.22
 TRUTH = (0.15, 3.37, 1.45)
@@ -319,10 +319,10 @@ def test_the_arm_normalised_in_its_own_region_gives_back_its_fits_fractions(toy_
     seam is then the fiducial fit's computation on that record."""
     from gammastar.yields.extrapolation.nsig import (
         NsigErrorSettings,
-        arm_in_fiducial,
         nsig_reach_error,
         nsig_relative_error,
     )
+    from gammastar.yields.extrapolation.nsig.arm import arm_in_fiducial
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()

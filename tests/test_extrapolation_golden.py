@@ -124,13 +124,9 @@ def compute() -> dict[str, Any]:
     import gammastar.yields.extrapolation.reference as ref_mod
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
-    from gammastar.yields.extrapolation.nsig import (
-        arm_in_fiducial,
-        nsig_error_parts,
-        nsig_full_space_error,
-        nsig_lambda_theta,
-        nsig_relative_error,
-    )
+    from gammastar.yields.extrapolation.nsig import nsig_lambda_theta, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig.arm import arm_in_fiducial, nsig_full_space_error
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     old = ref_mod.REFERENCE_SAMPLES

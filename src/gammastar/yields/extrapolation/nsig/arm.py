@@ -1,6 +1,6 @@
 """The N_sig error where the model gives every A′ (below a both-channels run's seam:
-:func:`nsig_full_space_error`), the arm's model normalised in F (:func:`arm_in_fiducial`), and
-the reach's choice between them (:func:`nsig_reach_error`).
+:func:`nsig_full_space_error`), and the arm's model normalised in F (:func:`arm_in_fiducial`);
+:func:`gammastar.yields.extrapolation.nsig.nsig_reach_error` chooses between them.
 """
 
 from __future__ import annotations
@@ -22,11 +22,10 @@ from gammastar.yields.extrapolation.nsig.draw import (
     reweight,
 )
 from gammastar.yields.extrapolation.nsig.forms import record_params, variation_form
-from gammastar.yields.extrapolation.nsig.parts import NsigErrorSettings, nsig_relative_error
 from gammastar.yields.extrapolation.nsig.steps import gradient_rows
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["arm_in_fiducial", "nsig_full_space_error", "nsig_reach_error"]
+__all__ = ["arm_in_fiducial", "nsig_full_space_error"]
 
 
 def nsig_full_space_error(
@@ -148,25 +147,3 @@ def arm_in_fiducial(arm: Extrapolation, fiducial: Any) -> Extrapolation:
                                fiducial_fraction_err_alt=None)  # fmt: skip
 
 
-def nsig_reach_error(
-    split: Any, mass: float, kinematics: dict[str, ArrayLike], sample: Any, ctau: ArrayLike,
-    *, redraw: Redraw | None = None, seed: int | None = None,
-) -> NDArray[np.float64]:  # fmt: skip
-    """The reach's extrapolation error of N_sig at one mass: the r of its log-normal normsys
-    per cτ, e^w − 1 (NaN where a form does not resolve N). ``split``: the source's
-    :class:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`. Below a
-    both-channels run's seam, with no flow and the model fitted there (``split.below``),
-    :func:`nsig_full_space_error` (the yield does not depend on the model); elsewhere
-    :func:`nsig_relative_error` with ``propagation="log"`` (arguments as there), of the arm's
-    model normalised in F (:func:`arm_in_fiducial`) where it gives the kinematics
-    (``split.model_at``): N = Y_F 𝓔/f_F as for the fiducial fit."""
-    below = getattr(split, "below", None)
-    seam = getattr(split, "seam", None)
-    e_max = getattr(split, "e_max", None)  # the sampler's energy bound: the direct draws' too
-    if below is not None and seam is not None and mass < seam and split.inside is None:
-        p = nsig_full_space_error(below, mass, kinematics, sample, ctau, redraw=redraw, seed=seed,
-                                  e_max=e_max)  # fmt: skip
-        return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
-    return nsig_relative_error(split.model_at(mass), split.fiducial, mass, kinematics, sample, ctau,
-                               settings=NsigErrorSettings(propagation="log"), redraw=redraw,
-                               seed=seed, e_max=e_max)  # fmt: skip

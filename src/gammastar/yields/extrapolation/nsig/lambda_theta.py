@@ -1,60 +1,26 @@
-"""The measured λ_θ's 1σ carried to N_sig (:func:`nsig_lambda_theta`): each move's N′/N
-on the nominal draw reweighted to the moved world (:class:`_LambdaDraw`), or through the fiducial
-yield and F alone (``yield_only``).
+"""The measured λ_θ's moves carried to N_sig: each move's N′/N on the nominal draw reweighted
+to the moved world (:class:`LambdaDraw`), or through the fiducial yield and F alone
+(:func:`yield_ratio`), the moves combined (:func:`lambda_part`); what
+:func:`gammastar.yields.extrapolation.nsig.nsig_lambda_theta` and the ``lambda_theta`` part of
+:func:`~gammastar.yields.extrapolation.nsig.parts.nsig_error_parts` give.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from functools import partial
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from gammastar.yields.extrapolation.model import NOMINAL, fiducial_fraction
-from gammastar.yields.extrapolation.nsig.draw import per_sample_acceptance
 from gammastar.yields.extrapolation.nsig.forms import record_params
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["nsig_lambda_theta", "with_lambda_part"]
+__all__ = ["LambdaDraw", "lambda_part", "with_lambda_part", "yield_ratio"]
 
 
-def nsig_lambda_theta(
-    extrapolation: Extrapolation,
-    fiducial: Any,
-    mass: float,
-    kinematics: dict[str, ArrayLike],
-    sample: Any,
-    ctau: ArrayLike,
-    moves: Sequence[Mapping[str, Any]],
-    *,
-    log: bool = True,
-    yield_only: bool = False,
-) -> NDArray[np.float64]:
-    """The measured λ_θ's 1σ carried to N_sig at one mass, per cτ: :func:`nsig_error_parts`'
-    ``lambda_theta`` part alone (arguments as there; ``moves`` from
-    :func:`gammastar.yields.lambda_theta.lambda_refits_at`), without the fit's other parts.
-    ``yield_only``: the kinematics come from a model fitted to other pairs (the arm's above
-    the seam, ``extrapolation`` then that model normalised in F), so a move changes N through
-    Y_F and F alone, N′/N = (1 + δY_F/Y_F) f_F/f_F′, f_F′ the model's fraction in the moved
-    region.
-
-    Returns:
-        The relative 1σ (of ln N_sig with ``log``) per cτ.
-    """
-    ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
-    if yield_only:
-        return _lambda_part(moves, partial(_yield_ratio, extrapolation, fiducial, mass), ctau.size, log)
-    qt = np.asarray(kinematics["qT"], dtype=np.float64)
-    e = np.asarray(kinematics["E"], dtype=np.float64)
-    out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
-    a = per_sample_acceptance(sample, ctau)
-    ratio = _LambdaDraw(extrapolation, fiducial, mass, qt, e, out_mask, a).ratio
-    return _lambda_part(moves, ratio, ctau.size, log)
-
-
-class _LambdaDraw:
+class LambdaDraw:
     r"""N′/N per cτ of the λ_θ moves on one draw (:func:`nsig_error_parts` ``lambda_theta``):
     the nominal draw (flow samples in F, the model's outside) reweighted to each moved world,
     its region F′ (``mv["region"]``), its refitted model θ′ (``mv["fit"]``, f′ its fraction in
@@ -119,7 +85,7 @@ class _LambdaDraw:
             return np.where(self.t0 > 0, moved / np.where(self.t0 > 0, self.t0, 1.0), 1.0)
 
 
-def _yield_ratio(ex: Extrapolation, fiducial: Any, mass: float, mv: Mapping[str, Any]) -> float:
+def yield_ratio(ex: Extrapolation, fiducial: Any, mass: float, mv: Mapping[str, Any]) -> float:
     """N′/N of a λ_θ move with the model's kinematics fixed: (1 + δY_F/Y_F) f_F/f_F′, both
     fractions of the model at ``mass`` by the same quadrature, in ``fiducial`` and in the move's
     region (its yield change alone without one; 1 for a move that changes nothing there). The
@@ -135,7 +101,7 @@ def _yield_ratio(ex: Extrapolation, fiducial: Any, mass: float, mv: Mapping[str,
     return scale * f0 / f1 if f0 > 0 and f1 > 0 else scale
 
 
-def _lambda_part(moves, ratio, n_ct: int, log: bool) -> NDArray[np.float64]:
+def lambda_part(moves, ratio, n_ct: int, log: bool) -> NDArray[np.float64]:
     """:func:`nsig_error_parts`' ``lambda_theta``: per move N′/N (``ratio(move)``, per cτ),
     the moves of one sign in quadrature (relative changes, or logarithms with ``log``),
     (|up| + |down|)/2."""
@@ -159,9 +125,9 @@ def with_lambda_part(parts: dict[str, NDArray], ex: Extrapolation, fiducial: Any
                       lam: tuple | None, log: bool) -> dict[str, NDArray]:  # fmt: skip
     """``parts`` with :func:`nsig_error_parts`' ``lambda_theta`` where ``lam`` = (the moves,
     (q_T, E, extrapolated, acceptance) of the draw, the number of cτ) is given
-    (:func:`_lambda_part`)."""
+    (:func:`lambda_part`)."""
     if lam is not None:
         moves, (qt, e, out_mask, a), n_ct = lam
-        ratio = _LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
-        parts["lambda_theta"] = _lambda_part(moves, ratio, n_ct, log)
+        ratio = LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
+        parts["lambda_theta"] = lambda_part(moves, ratio, n_ct, log)
     return parts

@@ -1,14 +1,14 @@
 """The extrapolation's error on a reach's N_sig at one mass, per cτ, in its parts
 (:func:`nsig_error_parts`: the fit's, an external σ_y's, the model's forms', the covariance with
-the fiducial yield, λ_θ's) and combined (:func:`nsig_relative_error`, :class:`NsigErrorSettings`).
+the fiducial yield, λ_θ's), each a relative 1σ per cτ;
+:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error` combines them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -35,115 +35,7 @@ from gammastar.yields.extrapolation.nsig.steps import (
 )
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["NsigErrorSettings", "nsig_error_parts", "nsig_relative_error"]
-
-
-@dataclass(frozen=True)
-class NsigErrorSettings:
-    """Which parts of the extrapolation's error :func:`nsig_relative_error` includes, and how
-    it propagates them to N_sig."""
-
-    external: bool = True
-    """Include an external σ_y's error (:attr:`Extrapolation.y_sigma_external`; ``False``: the
-    fit's statistical part and the forms only, e.g. for a coverage test at a fixed truth,
-    which cannot test a systematic)."""
-    forms: bool = True
-    """Include the model's forms (:attr:`Extrapolation.model_variations`; ``False``: the fit's
-    statistical part and an external σ_y's only, e.g. for a coverage test on a mock whose
-    spectra keep one form)."""
-    yield_cross: bool = True
-    """Add the fit's covariance with the fiducial yield's statistics, 2 Cov(ln Y_F, ln(N/Y_F))
-    (:func:`nsig_error_parts` ``yield_cross``), to the variance, so that the result added in
-    quadrature to the yield's statistical error is N_sig's whole statistical variance (the
-    reach's ``extrapolation`` normsys beside ``mcstat``); the sum is clipped at 0. ``False``:
-    the extrapolation's own error."""
-    propagation: Literal["linear", "log"] = "linear"
-    """``"linear"``: δN/N from the gradient of N (exact for N linear in the parameters);
-    ``"log"``: the width w of ln N from ±1σ steps along the covariance's principal axes
-    (:func:`nsig_error_parts` ``log=True``), returned as e^w − 1, the r of a log-normal
-    ``normsys`` hi = 1 + r (exact for ln N linear in the parameters: a detector that sees only
-    a tail of the model, where N moves exponentially, e.g. the NA62-like one behind the
-    NA60-like data, docs/explanation/reach.md). The two agree to second order in the parameters'
-    errors."""
-
-
-def nsig_relative_error(
-    extrapolation: Extrapolation,
-    fiducial: Any,
-    mass: float,
-    kinematics: dict[str, ArrayLike],
-    sample: Any,
-    ctau: ArrayLike,
-    *,
-    settings: NsigErrorSettings | None = None,
-    redraw: Redraw | None = None,
-    seed: int | None = None,
-    e_max: float | None = None,
-) -> NDArray[np.float64]:
-    r"""The fit's 1σ relative error of N_sig = Y·𝓔 at one mass, per cτ: what the reach's
-    signal inherits from the extrapolation, rather than the yield's δf_F/f_F.
-
-    With the full-phase-space yield Y = Y_F / f_F and the acceptance
-    𝓔 = f_F 𝓔_in + (1 − f_F) 𝓔_out (:class:`ExtrapolatedSampler`),
-    N/Y_F = 𝓔_in + E_x(θ)/f_F(θ), E_x = (1 − f_F) 𝓔_out = ∫_{∉F} p_θ a: only the model's part
-    depends on the fit parameters θ = (T, [ȳ], σ_y), and a change of σ_y that moves f_F moves
-    E_x nearly in proportion where the detector sees kinematics next to F (the paper's mock
-    detector shares the spectrometer's angular window), so N_sig is much less sensitive than Y.
-    The gradient of E_x is taken on the drawn samples themselves by reweighting,
-    ∂E_x/∂θ = (1/n) Σ_{extrapolated i} a_i ∂ln p_θ(x_i)/∂θ (no resampling noise), that of f_F
-    by :func:`fiducial_fraction`'s central differences; the two are propagated linearly through
-    the sandwich covariance (:attr:`Extrapolation.covariance_stat`, else
-    :attr:`Extrapolation.covariance`: σ_y, [ȳ], and the T_g [and a_g] of the fit groups
-    that :meth:`Extrapolation.group_weights` gives at the mass, each with its weight). An
-    extrapolation with model-form variations (:func:`fit_model_variations`) adds, in quadrature,
-    each alternative form's own change of N/Y_F, E_x,alt/f_alt − E_x/f_F, its E_x by
-    reweighting the same extrapolated samples with p_alt/p_nom (its parameters from
-    ``model_variations``): exact up to the draw's noise, where the covariance's mapping onto
-    the nominal parameters is exact for f_F only (on the mock it overstates N_sig's change,
-    docs/explanation/reach.md).
-
-    Arguments:
-        extrapolation: the fitted :class:`Extrapolation` with its ``covariance``.
-        fiducial: the :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`.
-        mass: the A′ mass (GeV).
-        kinematics: the sampler's output of the draw (``qT``, ``E``, ``extrapolated``), in
-            the order of ``sample``.
-        sample: the :class:`~gammastar.reach.acceptance.KinematicSample` drawn from them.
-        ctau: proper decay lengths (m).
-        settings: which parts are included and how they are propagated
-            (:class:`NsigErrorSettings`; default: all of them, linear).
-        redraw: builds a sample through the draw's detector (:data:`Redraw`): where a form's
-            reweighting has a Kish effective size below :data:`KISH_MIN` its 𝓔_out comes from
-            its own samples outside F instead (:func:`form_shifts`); ``None``: reweighting
-            everywhere.
-        seed: the direct draws' seed (with ``redraw``; each form's drawn from
-            ``SeedSequence([seed, 1])``, the nominal's and the forms' with the same seed: common
-            random numbers).
-        e_max: the sampler's energy bound (:class:`ExtrapolatedSampler` ``e_max``): the
-            direct draws truncated there as the nominal's are.
-
-    Returns:
-        δN/N per cτ (0 where N = 0; NaN where a form's N is not resolved even by its direct
-        draw: no accepted sample, ``forms_unresolved`` of :func:`nsig_error_parts`).
-
-    Raises:
-        InputError: the extrapolation has no covariance (written with ``kish_profile`` alone,
-            or before the sandwich).
-
-    References:
-        Linear error propagation of the sandwich covariance (:func:`sandwich_covariance`);
-        the reweighting identity ∫ p_θ a = E_{p_θ0}[a p_θ/p_θ0] (importance sampling).
-    """
-    st = NsigErrorSettings() if settings is None else settings
-    if st.propagation not in ("linear", "log"):
-        raise ValueError(f"propagation must be 'linear' or 'log', not {st.propagation!r}")
-    log = st.propagation == "log"
-    parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau, log=log,
-                             redraw=redraw, seed=seed, e_max=e_max)  # fmt: skip
-    keep = ("fit",) + (("external",) if st.external else ()) + (("forms",) if st.forms else ())
-    var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if st.yield_cross else 0.0)
-    width = np.sqrt(np.maximum(var, 0.0))
-    return np.expm1(width) if log else width
+__all__ = ["nsig_error_parts"]
 
 
 def nsig_error_parts(
