@@ -108,7 +108,7 @@ def fit_groups(run: Path):
     for g in groups:
         k = (idx >= g[0]) & (idx <= g[-1])
         m_c = float(np.sum(w[k] * m[k]) / np.sum(w[k]))
-        data.append(fit._Group((m[k], pt[k], y[k], w[k], reference._Reference(fiducial, m_c, len(data)))))
+        data.append(fit.FitGroup((m[k], pt[k], y[k], w[k], reference.ReferenceSample(fiducial, m_c, len(data)))))
     ys = cfg.yields.extrapolation_y_sigma
     return data, cm_rapidity(cfg.beam.energy), ys.value, fiducial
 
@@ -133,7 +133,7 @@ def reference_times(data, fiducial, n_groups: int = 12) -> dict:
             for f in moves:
                 m = d[4].m * f
                 if name == "stage":
-                    ref = reference._Reference(fiducial, m, k, draws)
+                    ref = reference.ReferenceSample(fiducial, m, k, draws)
                     got.append((ref.pt, ref.y))
                     continue
                 s = ParametricSampler(*reference.REFERENCE).sample(m, reference.REFERENCE_SAMPLES, seed=k)
@@ -163,11 +163,11 @@ def fit_times(data, mu, sigma) -> dict:
     for name, form in (("stage", model.NOMINAL), ("reference", reference_form)):
         w0, c0 = _clock()
         if name == "stage":
-            x, _ = fit._fit_joint(data, (0.2, mu, sigma, 0.0), sigma=sigma, mu_fixed=mu,
+            x, _ = fit.fit_joint(data, (0.2, mu, sigma, 0.0), sigma=sigma, mu_fixed=mu,
                                    power=None)  # fmt: skip
             fits = [(x[2 + k], x[2 + len(data) + k]) for k in range(len(data))]
         else:
-            fits = [tuple(fit._lbfgs([d], [0.2, 0.0], [model._BOUNDS[0], model.POWER_BOUNDS], sigma,
+            fits = [tuple(fit._lbfgs([d], [0.2, 0.0], [model.BOUNDS[0], model.POWER_BOUNDS], sigma,
                                     mu, form, None)[0]) for d in data]  # fmt: skip
         w1, c1 = _clock()
         out[name] = {"cpu_s": c1 - c0, "wall_s": w1 - w0, "fits": np.array(fits)}

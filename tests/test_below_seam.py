@@ -12,7 +12,7 @@ from test_extrapolation import MASS, _fit, _toy, _ToyRegion
 
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.reach.acceptance import KinematicSample
-from gammastar.yields.extrapolation.nsig import nsig_full_space_error
+from gammastar.yields.extrapolation.nsig.arm import nsig_full_space_error
 
 SEAM = 0.22
 TRUTH = (0.15, 3.37, 1.45)
@@ -319,10 +319,10 @@ def test_the_arm_normalised_in_its_own_region_gives_back_its_fits_fractions(toy_
     seam is then the fiducial fit's computation on that record."""
     from gammastar.yields.extrapolation.nsig import (
         NsigErrorSettings,
-        arm_in_fiducial,
         nsig_reach_error,
         nsig_relative_error,
     )
+    from gammastar.yields.extrapolation.nsig.arm import arm_in_fiducial
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
@@ -409,7 +409,7 @@ def test_the_extrapolated_samples_and_the_direct_draws_stop_at_the_beam_energy(t
     """``ExtrapolatedSampler(e_max=...)``: the model's samples outside F and below the seam
     obey the bound, and the forms' direct draws of the N_sig error too."""
     from gammastar.yields.extrapolation.model import NOMINAL
-    from gammastar.yields.extrapolation.nsig import _form_sampler
+    from gammastar.yields.extrapolation.nsig.direct import form_sampler
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
@@ -417,5 +417,5 @@ def test_the_extrapolated_samples_and_the_direct_draws_stop_at_the_beam_energy(t
     for seam in (None, MASS + 0.1):  # the fitted model outside F; the model below the seam
         sp = ExtrapolatedSampler(None, toy_fit, region, seam=seam, below=toy_fit, e_max=30.0)
         assert np.all(sp.sample(MASS, 5000, seed=2)["E"] <= 30.0)
-    drawn = _form_sampler(NOMINAL, (0.5, t, mu, s, 0.0), region, 30.0)(MASS, 5000, seed=1)
+    drawn = form_sampler(NOMINAL, (0.5, t, mu, s, 0.0), region, 30.0)(MASS, 5000, seed=1)
     assert np.all(drawn["E"] <= 30.0)

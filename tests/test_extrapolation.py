@@ -170,13 +170,13 @@ def test_error_method_is_recorded_and_read_back(small_reference):
 
 def test_sandwich_covariance_shape_with_free_mean(small_reference):
     """ȳ free adds one parameter: the covariance is (ȳ, σ_y, T) and positive definite."""
-    from gammastar.yields.extrapolation.likelihood import _fit_joint
-    from gammastar.yields.extrapolation.reference import _Reference
+    from gammastar.yields.extrapolation.likelihood import fit_joint
+    from gammastar.yields.extrapolation.reference import ReferenceSample
 
     region = _ToyRegion()
     m, qt, y, w = _toy(region, 20_000, seed=11)
-    data = [(m, qt, y, w, _Reference(region, MASS, 7))]
-    x, _ = _fit_joint(data, (0.2, 3.37, 1.2))
+    data = [(m, qt, y, w, ReferenceSample(region, MASS, 7))]
+    x, _ = fit_joint(data, (0.2, 3.37, 1.2))
     cov = sandwich_covariance(data, x)
     assert cov.shape == (3, 3)
     assert np.all(np.linalg.eigvalsh(cov) > 0)
@@ -201,11 +201,8 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     of ∂ln p/∂θ over the ~10⁵ extrapolated samples (≈ 1%) and the |y| of the few samples at
     y < 0 (0.3% of the model there). A detector that sees only the fiducial part gets 0."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation.nsig import (
-        NsigErrorSettings,
-        nsig_relative_error,
-        per_sample_acceptance,
-    )
+    from gammastar.yields.extrapolation.nsig import NsigErrorSettings, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig.draw import per_sample_acceptance
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
@@ -236,7 +233,7 @@ def test_nsig_error_is_the_yields_when_the_detector_sees_everything():
     assert max(abs(d) for d in forms) > 0.2 * stat  # the forms' part is not negligible here
     # each form's own part (``form_<name>``): that form's f/f_alt − 1, the same tolerance;
     # their quadrature sum is ``forms`` (float64 rounding of a sum of two squares)
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 
     parts = nsig_error_parts(exv, region, MASS, kin, ks, [1.0, 50.0])
     for name, d in zip(exv.model_variations, forms, strict=True):
@@ -272,7 +269,7 @@ def test_nsig_error_parts_carry_every_form_even_when_not_computed(small_referenc
 
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.yields.extrapolation.model import MODEL_VARIATIONS
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
     from gammastar.yields.extrapolation.template import TemplateSample
 
@@ -323,7 +320,7 @@ def test_per_sample_acceptance_averages_to_the_samples_acceptance():
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import draw
     from gammastar.source.geometry import Geometry
-    from gammastar.yields.extrapolation.nsig import per_sample_acceptance
+    from gammastar.yields.extrapolation.nsig.draw import per_sample_acceptance
 
     geo = Geometry(l1=5.0, l2=None, theta_min=0.035, theta_max=0.120)
     ks = draw(ParametricSampler(), 0.4, 5000, geo, seed=3)
@@ -520,11 +517,8 @@ def test_log_propagation_follows_a_tail_that_moves_exponentially(external_fit):
     ``nsig_relative_error(propagation="log")`` returns e^w − 1 of the log parts. For a
     detector that sees everything (N/Y_F = 1/f_F, nearly linear) the two agree within 5%."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation.nsig import (
-        NsigErrorSettings,
-        nsig_error_parts,
-        nsig_relative_error,
-    )
+    from gammastar.yields.extrapolation.nsig import NsigErrorSettings, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
@@ -572,7 +566,7 @@ def test_the_external_part_is_the_response_at_both_sides(external_fit):
     and one that sees everything; 3% as there (the reweighting of the nominal draw's tail
     samples). The same with ``log=True``; the sides' σ_y entries are ±error exactly."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region, tail = _ToyRegion(), _TailRegion(5.6)
@@ -617,7 +611,7 @@ def test_the_external_response_follows_a_side_clipped_by_a_bound():
     exactly quadratic (a = 0.04, b = −0.01) gives √(a² + 2b²) exactly; at a zero error, 0."""
     from types import SimpleNamespace
 
-    from gammastar.yields.extrapolation.nsig import _external_response
+    from gammastar.yields.extrapolation.nsig.steps import external_response
 
     a, b = 0.04, -0.01
     ex = SimpleNamespace(y_sigma_external={"error": 0.2}, parameter_index=lambda name: 0)
@@ -628,10 +622,10 @@ def test_the_external_response_follows_a_side_clipped_by_a_bound():
             return np.array([a * z + b * z * z])
 
     sides = [[0.2, 0.01], [-0.1, -0.02]]  # σ_y first (index 0), then a T
-    got = _external_response(ex, Steps(), sides, [0, 1])
+    got = external_response(ex, Steps(), sides, [0, 1])
     assert got[0] == pytest.approx(np.sqrt(a**2 + 2 * b**2), rel=1e-12)
     ex0 = SimpleNamespace(y_sigma_external={"error": 0.0}, parameter_index=lambda name: 0)
-    zero = _external_response(ex0, Steps(), [[0.0, 0.0], [0.0, 0.0]], [0, 1])[0]
+    zero = external_response(ex0, Steps(), [[0.0, 0.0], [0.0, 0.0]], [0, 1])[0]
     assert zero == pytest.approx(0.0, abs=1e-15)
 
 
@@ -648,7 +642,7 @@ def test_a_mass_where_f_has_no_area_keeps_the_linear_parts(external_fit):
     re-evaluated: ``log=True`` and the external part's sides fall back to the linear parts,
     the same numbers as ``log=False`` on a record without the sides (to rounding)."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
@@ -849,16 +843,16 @@ def test_a_refit_record_reads_missing_values_as_the_nominals_and_refuses_other_b
     fit) takes the nominal's value; fractions for another number of bins than the
     extrapolation's are a one-line error, not an index error deep inside."""
     from gammastar.errors import InputError
-    from gammastar.yields.extrapolation.nsig import _record_params
+    from gammastar.yields.extrapolation.nsig.forms import record_params
 
     ex_mass = np.array([0.3, 0.5])
     rec = {"fiducial_fraction": [0.2, 0.4], "temperature": [0.2, 0.3], "y_mean": None,
            "y_sigma": float("nan")}  # fmt: skip
-    got = _record_params(rec, ex_mass, 0.4, (0.5, 0.25, 3.37, 1.2), 0.0)
+    got = record_params(rec, ex_mass, 0.4, (0.5, 0.25, 3.37, 1.2), 0.0)
     assert got == pytest.approx((0.3, 0.25, 3.37, 1.2, 0.0), rel=1e-12)
     with pytest.raises(InputError, match="3 / 2 fiducial_fraction / temperature bins, the "
                                          "extrapolation 2"):  # fmt: skip
-        _record_params(dict(rec, fiducial_fraction=[0.1, 0.2, 0.3]), ex_mass, 0.4,
+        record_params(dict(rec, fiducial_fraction=[0.1, 0.2, 0.3]), ex_mass, 0.4,
                        (0.5, 0.25, 3.37, 1.2), 0.0)  # fmt: skip
 
 
@@ -872,7 +866,7 @@ def test_reference_density_is_the_folded_one_of_its_kept_sample():
     from gammastar.yields.extrapolation.reference import (
         REFERENCE,
         REFERENCE_SAMPLES,
-        _Reference,
+        ReferenceSample,
         reference_draws,
     )
 
@@ -882,7 +876,7 @@ def test_reference_density_is_the_folded_one_of_its_kept_sample():
             return (y < 1.5) & (qt < 1.0)
 
     region, seed = _LowRapidity(), 5
-    ref = _Reference(region, MASS, seed)
+    ref = ReferenceSample(region, MASS, seed)
     draws = reference_draws(seed)
     s = ParametricSampler(*REFERENCE).sample_at(draws, MASS)
     inside = region.contains(MASS, s["qT"], s["E"])
@@ -933,7 +927,8 @@ def test_nsig_form_drawn_directly_where_reweighting_has_no_effective_size():
     from scipy.integrate import quad
 
     from gammastar.yields.extrapolation.model import FORMS
-    from gammastar.yields.extrapolation.nsig import KISH_MIN, nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.draw import KISH_MIN
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 
     region, exv, kin, seen, cut = _forward_toy(5_000)
     ks = seen(kin)
@@ -979,7 +974,8 @@ def test_nsig_reweighting_kept_where_its_effective_size_is_large(small_reference
     the direct draw is never made and every part equals the reweighting's without ``redraw``
     (the same arithmetic: equal to float rounding)."""
     from gammastar.physics.sampling import ParametricSampler
-    from gammastar.yields.extrapolation.nsig import KISH_MIN, nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.draw import KISH_MIN
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region = _ToyRegion()
@@ -1012,7 +1008,7 @@ def test_nsig_forms_where_the_model_covers_the_whole_phase_space():
     from scipy.integrate import quad
 
     from gammastar.yields.extrapolation.model import FORMS
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 
     region, exv, _, seen, cut = _forward_toy(10)

@@ -13,17 +13,17 @@ from _tolerance import EPS64
 
 from gammastar.yields.extrapolation.likelihood import (
     NEWTON_DECREMENT,
-    _fit_joint,
-    _Group,
+    FitGroup,
     _group_hess,
     _group_terms,
     _hessian,
     _lbfgs,
     _newton_group,
-    _nll_and_grad,
+    fit_joint,
+    nll_and_grad,
 )
 from gammastar.yields.extrapolation.model import FORMS, NOMINAL, POWER_BOUNDS
-from gammastar.yields.extrapolation.reference import _Reference
+from gammastar.yields.extrapolation.reference import ReferenceSample
 
 MASS, T_TRUE, Y_MEAN, Y_SIGMA = 0.3, 0.17, 3.37, 1.2
 
@@ -68,7 +68,7 @@ def ref():
     from gammastar.yields.extrapolation.reference import REFERENCE, _mass_free_parts
 
     draws = _mass_free_parts(ParametricSampler(*REFERENCE).draws(100_000, 7))
-    return _Reference(_Region(), MASS, 7, draws=draws)
+    return ReferenceSample(_Region(), MASS, 7, draws=draws)
 
 
 def _ref_scale(ref, f, t, a, mu=3.4, s=1.1):
@@ -105,7 +105,7 @@ def test_group_sums_equal_the_numpy_formulas(ref, form, t, a):
     """A fit group's weighted log-likelihood and gradient (pairs over a 60 MeV mass range: the
     p_T normalisation interpolated between nodes, as the numpy formulas interpolate it): the
     compiled sums against the form without them (``y_kernel=None``: the numpy path)."""
-    grp = _Group((*_pairs(4000, 3, spread=0.03), ref))
+    grp = FitGroup((*_pairs(4000, 3, spread=0.03), ref))
     f = FORMS[form]
     f_np = dataclasses.replace(f, y_kernel=None)
     v, g = _group_terms(grp, t, 3.4, 1.1, a, f, True)
@@ -129,16 +129,16 @@ def test_gradient_equals_finite_differences(ref, form):
     differences of the NLL, step h = 1e-5: truncation h² f'''/6 ≲ 1e-10 and rounding
     eps |f| / h ≲ 1e-10 per unit weight, and the gradient's own central difference of the p_T
     normalisation in a (step 1e-5: ≲ 1e-9), so 1e-6 leaves a wide margin."""
-    data = [_Group((*_pairs(3000, 11), ref)), _Group((*_pairs(3000, 12), ref))]
+    data = [FitGroup((*_pairs(3000, 11), ref)), FitGroup((*_pairs(3000, 12), ref))]
     par = np.array([3.35, 1.15, 0.18, 0.21, 0.4, 0.9])  # ȳ, σ_y, T_0, T_1, a_0, a_1
     f = FORMS[form]
-    _, g = _nll_and_grad(par, data, None, None, f, None)
+    _, g = nll_and_grad(par, data, None, None, f, None)
     h = 1e-5
     for j in range(par.size):
         e = np.zeros(par.size)
         e[j] = h
-        fd = (_nll_and_grad(par + e, data, None, None, f, None)[0]
-              - _nll_and_grad(par - e, data, None, None, f, None)[0]) / (2 * h)  # fmt: skip
+        fd = (nll_and_grad(par + e, data, None, None, f, None)[0]
+              - nll_and_grad(par - e, data, None, None, f, None)[0]) / (2 * h)  # fmt: skip
         assert g[j] == pytest.approx(fd, rel=1e-6, abs=1e-7), j
 
 
@@ -166,7 +166,7 @@ def test_analytic_hessian_equals_the_difference_of_the_gradient(ref, form, share
     its diagonal entry: 10⁻⁶ of the largest entry and 10⁻⁴ of each diagonal one."""
     mu_fixed, sigma = shared
     f = FORMS[form]
-    data = [_Group((*_pairs(3000, 20 + k, mass=MASS + 0.01 * k), ref)) for k in range(3)]
+    data = [FitGroup((*_pairs(3000, 20 + k, mass=MASS + 0.01 * k), ref)) for k in range(3)]
     head = ([] if mu_fixed is not None else [3.35]) + ([] if sigma is not None else [1.15])
     q = np.array([*head, 0.18, 0.21, 0.16, *([0.4, 0.9, -0.3] if power is None else [])])
     n_sh, n_g = len(head), 3
@@ -187,8 +187,8 @@ def test_analytic_hessian_equals_the_difference_of_the_gradient(ref, form, share
         h = 1e-4 * max(abs(q[j]), 0.1)
         e = np.zeros(q.size)
         e[j] = h
-        full[:, j] = (_nll_and_grad(q + e, data, sigma, mu_fixed, f, power)[1]
-                      - _nll_and_grad(q - e, data, sigma, mu_fixed, f, power)[1]) * wtot / (2 * h)  # fmt: skip
+        full[:, j] = (nll_and_grad(q + e, data, sigma, mu_fixed, f, power)[1]
+                      - nll_and_grad(q - e, data, sigma, mu_fixed, f, power)[1]) * wtot / (2 * h)  # fmt: skip
     full = 0.5 * (full + full.T)
     assert np.abs(hmat - full).max() <= 1e-6 * np.abs(full).max()
     np.testing.assert_allclose(np.diag(hmat), np.diag(full), rtol=1e-4)
@@ -197,7 +197,7 @@ def test_analytic_hessian_equals_the_difference_of_the_gradient(ref, form, share
 def test_group_hess_value_and_gradient_equal_the_group_terms(ref):
     """:func:`_group_hess`'s value and gradient are :func:`_group_terms`' (two compiled passes
     summing the same terms: n·eps of the terms' moduli, Higham §4.2)."""
-    grp = _Group((*_pairs(4000, 5, spread=0.03), ref))
+    grp = FitGroup((*_pairs(4000, 5, spread=0.03), ref))
     v, g, _ = _group_hess(grp, 0.19, 3.4, 1.1, 0.6)
     v0, g0 = _group_terms(grp, 0.19, 3.4, 1.1, 0.6, NOMINAL, True)
     n = grp[3].size + ref.pt.size
@@ -211,14 +211,14 @@ def test_newton_finds_the_minimum_lbfgs_finds(ref, start):
     (:func:`_newton_group`) lands where L-BFGS-B does (ftol 10⁻¹⁴: its stop leaves ≈ √(2·10⁻¹⁴
     |f| / λ_min) ≈ 10⁻⁵ along the weak direction), with the gradient at the Newton point
     zero to its rounding, from a cold start (a = 0: an indefinite Hessian there) and another."""
-    grp = _Group((*_pairs(6000, 9), ref))
+    grp = FitGroup((*_pairs(6000, 9), ref))
     got = _newton_group(grp, *start, 3.37, 1.2, NOMINAL)
     assert got is not None
     x_n, f_n = got
     x_l, f_l = _lbfgs([grp], list(start), [(0.03, 1.5), (-1.9, 5.0)], 1.2, 3.37, NOMINAL, None)
     assert f_n <= f_l + 1e-14
     np.testing.assert_allclose(x_n, x_l, atol=3e-5)
-    _, g = _nll_and_grad(x_n, [grp], 1.2, 3.37, NOMINAL, None)
+    _, g = nll_and_grad(x_n, [grp], 1.2, 3.37, NOMINAL, None)
     assert np.abs(g).max() < 1e-9
 
 
@@ -229,7 +229,7 @@ def test_newton_last_step_ends_at_the_minimum(ref, seed):
     :data:`NEWTON_DECREMENT` (quadratic convergence: ≈ C·dec² ≲ 10⁻²¹), and the NLL it returns,
     the quadratic model's f − dec/2, is the NLL evaluated there up to the rounding of the sums
     over ~10⁴ pairs and reference points (√n·eps ≈ 100 eps of |f|, 200 allowed)."""
-    grp = _Group((*_pairs(6000, seed), ref))
+    grp = FitGroup((*_pairs(6000, seed), ref))
     x, f = _newton_group(grp, 0.2, 0.0, 3.37, 1.2, NOMINAL)
     v, g, h = _group_hess(grp, x[0], 3.37, 1.2, x[1])
     w, idx = grp.wsum, [0, 3]
@@ -241,12 +241,12 @@ def test_newton_last_step_ends_at_the_minimum(ref, seed):
 def test_newton_hands_a_minimum_on_a_bound_to_lbfgs(ref):
     """Pairs whose p_T spectrum ends abruptly (cut at 0.45 GeV): the family's best shape has
     a on a bound of :data:`POWER_BOUNDS` (here the upper, 5, with a small T); Newton returns
-    ``None`` and :func:`_fit_joint` takes L-BFGS-B's bounded minimum there."""
+    ``None`` and :func:`fit_joint` takes L-BFGS-B's bounded minimum there."""
     m, pt, y, w = _pairs(6000, 13)
     keep = pt < 0.45  # a p_T spectrum cut off above: far softer than any power allows
-    grp = _Group((m[keep], pt[keep], y[keep], w[keep], ref))
+    grp = FitGroup((m[keep], pt[keep], y[keep], w[keep], ref))
     assert _newton_group(grp, 0.2, 0.0, 3.37, 1.2, NOMINAL) is None
-    x, _ = _fit_joint([grp], (0.2, 3.37, 1.2, 0.0), sigma=1.2, mu_fixed=3.37, power=None)
+    x, _ = fit_joint([grp], (0.2, 3.37, 1.2, 0.0), sigma=1.2, mu_fixed=3.37, power=None)
     assert x[3] == pytest.approx(POWER_BOUNDS[1]) or x[3] == pytest.approx(POWER_BOUNDS[0])
 
 

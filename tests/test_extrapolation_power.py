@@ -287,7 +287,8 @@ def test_the_fit_and_the_fiducial_yield_covary_as_the_sandwich_says(monkeypatch)
     import gammastar.yields.extrapolation.reference as ex_mod
     from gammastar.physics.sampling import ParametricSampler
     from gammastar.reach.acceptance import KinematicSample
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts, nsig_relative_error
+    from gammastar.yields.extrapolation.nsig import nsig_relative_error
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 
     monkeypatch.setattr(ex_mod, "REFERENCE_SAMPLES", 100_000)  # the same in every toy
     region = _RampRegion()

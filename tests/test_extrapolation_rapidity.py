@@ -290,7 +290,7 @@ def test_the_variants_spread_is_the_extrapolation_nuisance_where_the_detector_lo
     the fiducial region (no extrapolated sample is hit: every variant's N_sig is the data's),
     and larger for one that looks forward of F (y > 4.6, where only the model speaks) than
     for one that sees everything (where it is nearly the yield's δf_F/f_F alone)."""
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 
     region, ex, kin, y = varied
     out = np.asarray(kin["extrapolated"], bool)
@@ -316,7 +316,7 @@ def test_the_spread_vanishes_when_the_variants_agree(varied):
     same numbers, a few ulp of N/Y_F)."""
     import dataclasses
 
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 
     region, ex, kin, y = varied
     same = {

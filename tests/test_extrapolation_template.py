@@ -16,7 +16,7 @@ from gammastar.errors import ConfigError, InputError
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.extrapolation.model import FORMS, XF_POWER, _log_xf, fiducial_fraction
-from gammastar.yields.extrapolation.nsig import _variation_form
+from gammastar.yields.extrapolation.nsig.forms import variation_form
 from gammastar.yields.extrapolation.template import (
     TEMPLATE_Y,
     RapidityTemplate,
@@ -87,9 +87,9 @@ def test_the_table_follows_the_mass_bins_and_survives_its_record():
     rec = template_form(t).factor.as_record()
     back = RapidityTemplate.from_record(rec)
     np.testing.assert_allclose(back.log_h, t.log_h, rtol=0, atol=5.000001e-5)
-    form = _variation_form("generator_template", {"form": "generator_template", "template": rec})
+    form = variation_form("generator_template", {"form": "generator_template", "template": rec})
     assert form.factor is not None
-    assert _variation_form("generator_template", {"form": "generator_template"}) is None
+    assert variation_form("generator_template", {"form": "generator_template"}) is None
     with pytest.raises(InputError, match=r"template\.log_h: shape \(2, 241\)"):
         RapidityTemplate.from_record({**rec, "log_h": rec["log_h"][:2]})
     with pytest.raises(InputError, match=r"template: no 'edges'"):

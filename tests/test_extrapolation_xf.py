@@ -10,7 +10,8 @@ from test_extrapolation import MASS, TRUE, _toy, _ToyRegion
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
 from gammastar.yields.extrapolation.model import FORMS, XF_POWER, _log_xf, fiducial_fraction
-from gammastar.yields.extrapolation.nsig import _form_sampler, _Nowhere, _variation_form
+from gammastar.yields.extrapolation.nsig.direct import Nowhere, form_sampler
+from gammastar.yields.extrapolation.nsig.forms import variation_form
 
 E_BEAM = 50.0
 """A beam energy at which the factor reaches into the toy region F (E ≲ 60 GeV there)."""
@@ -44,8 +45,8 @@ def test_the_factor_vanishes_at_the_beam_energy_and_needs_it():
     np.testing.assert_allclose(np.exp(lf), [1.0, 0.125, 0.0, 0.0], rtol=1e-15, atol=0.0)
     with pytest.raises(ValueError, match=r"xf_suppressed.*beam energy"):
         FORMS["xf_suppressed"].log_factor(MASS, np.array([0.3]), np.array([3.0]))
-    assert _variation_form("xf_suppressed", {"form": "xf_suppressed"}) is None
-    form = _variation_form("xf_suppressed", {"form": "xf_suppressed", "beam_energy": 70.0})
+    assert variation_form("xf_suppressed", {"form": "xf_suppressed"}) is None
+    form = variation_form("xf_suppressed", {"form": "xf_suppressed", "beam_energy": 70.0})
     assert form.beam_energy == pytest.approx(70.0, rel=1e-15)
     assert FORMS["logistic_y"].at_beam(70.0) is FORMS["logistic_y"]  # no factor: itself
 
@@ -79,11 +80,11 @@ def _weighted_fraction(w: np.ndarray, hit: np.ndarray) -> tuple[float, float]:
 
 
 def test_the_form_sampler_draws_the_factor():
-    """The direct draws of the form (:func:`_form_sampler`, over the whole phase space,
+    """The direct draws of the form (:func:`form_sampler`, over the whole phase space,
     importance-weighted) stay below the beam energy and put the fraction of the independent
     accept–reject sample above E_beam/4 there, within 4σ of the two estimates."""
     xf = FORMS["xf_suppressed"].at_beam(E_BEAM)
-    draws = _form_sampler(xf, (0.5, *TRUE, 0.0), _Nowhere())
+    draws = form_sampler(xf, (0.5, *TRUE, 0.0), Nowhere())
     got = draws(MASS, 400_000, seed=9)
     assert np.max(got["E"]) < E_BEAM
     p1, s1 = _weighted_fraction(draws.weight, got["E"] > E_BEAM / 4)
@@ -100,7 +101,7 @@ def test_the_direct_draws_reach_the_forward_tail():
     that plain sampling would put (the proposal's forward half: 1 − Φ(1) = 0.16 of it)."""
     from scipy.stats import norm
 
-    draws = _form_sampler(FORMS["nominal"], (0.5, *TRUE, 0.0), _Nowhere())
+    draws = form_sampler(FORMS["nominal"], (0.5, *TRUE, 0.0), Nowhere())
     n = 200_000
     got = draws(MASS, n, seed=4)
     y = np.arccosh(got["E"] / np.sqrt(got["qT"] ** 2 + MASS**2))

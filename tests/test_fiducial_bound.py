@@ -174,7 +174,7 @@ def test_compiled_acceptance_is_the_tables_interpolation(table, lam):
 
 
 def test_quadrature_grid_in_f_is_the_region_on_the_meshgrid(table):
-    """F on the extrapolation's (p_T, y) quadrature grid (``_grid_in_f``, E made from m_T per
+    """F on the extrapolation's (p_T, y) quadrature grid (``grid_in_f``, E made from m_T per
     p_T and cosh y per y) is ``contains`` on the meshgrid's element-wise (q_T, E = m_T cosh y),
     point for point."""
     from gammastar.yields.extrapolation import model
@@ -189,7 +189,7 @@ def test_quadrature_grid_in_f_is_the_region_on_the_meshgrid(table):
             return region.contains(np.full(q.shape, m), q, en)
 
         # point for point but where the grid's other rounding of E tips a point at A's cut
-        assert_same_decisions(model._grid_in_f(region, m).ravel(), want.ravel(), inside,
+        assert_same_decisions(model.grid_in_f(region, m).ravel(), want.ravel(), inside,
                               (pt.ravel(), e.ravel()))  # fmt: skip
         assert want.any()
 

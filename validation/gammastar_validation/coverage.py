@@ -27,7 +27,7 @@ binomial errors. Two arms (``--arms``), the same generator seeds:
   ``eta_mumu``, ``extrapolation``) and the binomial error σ_MC of the A′ samples' acceptance.
   ``extrapolation`` here is the extrapolation's error carried to N_sig itself
   (:func:`gammastar.yields.extrapolation.nsig.nsig_relative_error`: through N/Y_F = 𝓔_in + E_x(θ)/f_F(θ),
-  per cτ, √(fit² + external² + forms²) of :func:`~gammastar.yields.extrapolation.nsig.nsig_error_parts`:
+  per cτ, √(fit² + external² + forms²) of :func:`~gammastar.yields.extrapolation.nsig.parts.nsig_error_parts`:
   the fit's sandwich covariance, an external σ_y's error, and the model's alternative forms,
   each form once). The ``varied`` σ has ``extrapolation_varied`` in its place, √(fit² +
   external² + Σ form_<drawn>²) with the forms whose truth the arm draws alone (with the p_T
@@ -121,7 +121,7 @@ and 0, the three-point distribution of mean 0 and variance 1 (the prior's), so t
 fiducial flows and γ* truths (× the σ_y points) serve all realisations."""
 DRAWN_FORMS = {"pt_form": "mt_boltzmann"}
 """The model's alternative form whose truth each drawn parameter varies (its N_sig part,
-``form_<name>`` of :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts`, joins ``varied``)."""
+``form_<name>`` of :func:`gammastar.yields.extrapolation.nsig.parts.nsig_error_parts`, joins ``varied``)."""
 Y_SIGMA_POINTS = (-1.4652, -0.5935, 0.0, 0.5935, 1.4652)
 """The ``full`` arm's draws of an external σ_y, in units of its error around its value, each
 equally likely: the normal quantiles at 0.1, 0.3, …, 0.9 scaled to unit variance (the prior's
@@ -457,7 +457,7 @@ def truth_nsig(cfg: Any, run: Path, truth: dict[str, Any], masses, *, seed: int,
 
 def extrapolation_errors(ep: dict[str, Any], drawn_forms: tuple[str, ...], where: Path):
     """(``extrapolation_fit``, ``extrapolation_varied``, ``extrapolation``) per cτ from the parts
-    of :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts` ``ep``: the fit's part; √(fit² +
+    of :func:`gammastar.yields.extrapolation.nsig.parts.nsig_error_parts` ``ep``: the fit's part; √(fit² +
     external² + Σ form_<drawn>²); √(fit² + external² + forms²), every form once (``forms`` is
     the quadrature sum of the form_<name>, the drawn ones' included). Each holds the fit's
     covariance with the fiducial yield, ``yield_cross`` (2 Cov(ln Y_F, ln(N/Y_F)), signed)
@@ -498,7 +498,8 @@ def data_side(
     from gammastar.reach.acceptance import draw
     from gammastar.source.production import load_yields
     from gammastar.yields.extrapolation.model import FORMS
-    from gammastar.yields.extrapolation.nsig import nsig_error_parts, nsig_lambda_theta
+    from gammastar.yields.extrapolation.nsig import nsig_lambda_theta
+    from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
     from gammastar.yields.extrapolation.result import Extrapolation
     from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler, RecordingSampler
     from gammastar.yields.lambda_theta import lambda_refits_at, lambda_regions

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from gammastar.yields.extrapolation.nsig import kish_size
+from gammastar.yields.extrapolation.nsig.draw import kish_size
 
 __all__ = [
     "FACILITIES",

@@ -62,14 +62,14 @@ def _pairs_and_region(cfg, fit: str, doc: dict):
 def profile(cfg, fit: str, powers: list[float], doc: dict) -> list[dict[str, float]]:
     """Per power n, the Kish-scaled NLL above its minimum over ``powers`` and the fitted ȳ,
     σ_y (the joint fit's groups and reference samples, as ``fit_extrapolation`` makes them)."""
-    from gammastar.yields.extrapolation.errors import _fit_rapidity, _pt_power
+    from gammastar.yields.extrapolation.errors import _fit_rapidity, pt_power_of
     from gammastar.yields.extrapolation.fitting import (
         FitSettings,
         _fit_pairs,
         _joint_fit,
         _mass_groups,
     )
-    from gammastar.yields.extrapolation.likelihood import _nll_and_grad
+    from gammastar.yields.extrapolation.likelihood import nll_and_grad
     from gammastar.yields.extrapolation.model import FORMS
 
     fc, (m, pt, y, w), region, edges = _pairs_and_region(cfg, fit, doc)
@@ -77,7 +77,7 @@ def profile(cfg, fit: str, powers: list[float], doc: dict) -> list[dict[str, flo
     if fit == "below_seam":
         settings = dataclasses.replace(settings, y_sigma=None, y_sigma_source=None)
     settings = dataclasses.replace(settings, y_mean=None, y_mean_auto=False)
-    power = _pt_power(settings.pt_power)
+    power = pt_power_of(settings.pt_power)
     pairs = _fit_pairs(np.asarray(m), np.asarray(pt), np.asarray(y), np.asarray(w), edges)
     nominal = _joint_fit(
         pairs, _mass_groups(pairs, edges.size - 1), region, edges, (settings, power)
@@ -90,7 +90,7 @@ def profile(cfg, fit: str, powers: list[float], doc: dict) -> list[dict[str, flo
         form = dataclasses.replace(FORMS["xf_suppressed"], x_power=max(float(n), 1e-12))
         form = form.at_beam(fc.beam.energy)
         x = _fit_rapidity(nominal, form, None, None)
-        nll, _ = _nll_and_grad(x, nominal.data, None, None, form, nominal.power)
+        nll, _ = nll_and_grad(x, nominal.data, None, None, form, nominal.power)
         rows.append({"n": float(n), "nll_eff": float(nll) * kish, "y_mean": float(x[0]),
                      "y_sigma": float(x[1])})  # fmt: skip
     best = min(r["nll_eff"] for r in rows)

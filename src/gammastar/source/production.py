@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.config import AnalysisConfig
+from gammastar.config.reach import FacilityTarget
 from gammastar.core import rundir
 from gammastar.errors import ConfigError, InputError
 from gammastar.physics.target import nucleus_scale, nucleus_scale_rel_err, yield_scale
@@ -122,7 +123,9 @@ def load_yields(path: str | Path, *, fiducial: bool = False) -> Yields:
     try:
 
         return Yields(
-            *arrays,
+            arrays[0],
+            arrays[1],
+            arrays[2],
             meta=dict(data.get("meta", {})),
             extrapolation=data.get("extrapolation"),
             uncertainties=read_uncertainties(data, source=str(path)) or None,
@@ -167,6 +170,11 @@ def resolve_yield_scale(config: AnalysisConfig, yields: Yields) -> tuple[float, 
     if rc.yield_scale is not None:
         return float(rc.yield_scale), {"yield_scale_source": "config: reach.yield_scale"}
     facility = rc.target_interaction_lengths
+    if facility is None:
+        raise ConfigError(
+            f"{src}: reach.target_interaction_lengths: not given (nor reach.yield_scale); state "
+            "the facility's target thickness in interaction lengths, dump or data"
+        )
     if facility == "data":
         return 1.0, {
             "yield_scale_source": "reach.target_interaction_lengths: data (the data's target)",
@@ -203,31 +211,35 @@ def resolve_yield_scale(config: AnalysisConfig, yields: Yields) -> tuple[float, 
         "data_target_interaction_lengths": data_l,
     }
     if rc.target is not None:
-        a_scale, a_info = _nucleus_part(config)
+        a_scale, a_info = _nucleus_part(config, rc.target)
         scale *= a_scale
         info["yield_scale_source"] += f" x {a_info['formula']}"
         info["target_nucleus"] = a_info
     return scale, info
 
 
-def _nucleus_part(config: AnalysisConfig) -> tuple[float, dict[str, Any]]:
-    """The A-dependence factor of ``reach.target`` and its record (``reach.json`` meta
-    ``target_nucleus``).
+def _nucleus_part(config: AnalysisConfig, tgt: FacilityTarget) -> tuple[float, dict[str, Any]]:
+    """The A-dependence factor of ``reach.target`` (``tgt``) and its record (``reach.json``
+    meta ``target_nucleus``).
 
     Raises:
         ConfigError: the data's ``beam.target_mass_number`` or ``beam.sigma_inel_mb`` is not
             stated in the config.
     """
-    tgt, beam = config.reach.target, config.beam
+    beam = config.beam
     src = config.source or "<config>"
-    for key in ("target_mass_number", "sigma_inel_mb"):
-        if key not in beam.model_fields_set or getattr(beam, key) is None:
+
+    def stated(key: str) -> float:
+        value = getattr(beam, key) if key in beam.model_fields_set else None
+        if value is None:
             raise ConfigError(
                 f"{src}: beam.{key}: not given; reach.target carries the yield from the data's "
                 "nucleus to the facility's, so state the data's target (mass number A and "
                 "inelastic cross section in mb)"
             )
-    a_d, s_d = float(beam.target_mass_number), float(beam.sigma_inel_mb)
+        return float(value)
+
+    a_d, s_d = stated("target_mass_number"), stated("sigma_inel_mb")
     factor = nucleus_scale(tgt.mass_number, tgt.sigma_inel_mb, a_d, s_d, tgt.a_exponent)
     rel = nucleus_scale_rel_err(tgt.mass_number, a_d, tgt.a_exponent_err)
     return factor, {
@@ -342,7 +354,9 @@ def with_mock_nuisance(
         ``(nuisances, record)``, unchanged without a mock normalisation uncertainty.
     """
     norm = yields_meta.get("mock_normalisation")
-    rel = norm.get("rel_uncertainty") if isinstance(norm, dict) else None
+    if not isinstance(norm, dict):
+        return nuisances, record
+    rel = norm.get("rel_uncertainty")
     if rel is None or not float(rel) > 0:
         return nuisances, record
     origin = (

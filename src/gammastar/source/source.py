@@ -40,7 +40,7 @@ from gammastar.corrections.pair_acceptance import FiducialRegion
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics.sampling import ParametricSampler
 from gammastar.source.production import Yields
-from gammastar.yields.extrapolation.nsig import arm_in_fiducial
+from gammastar.yields.extrapolation.nsig.arm import arm_in_fiducial
 from gammastar.yields.extrapolation.result import Extrapolation
 from gammastar.yields.extrapolation.samplers import ExtrapolatedSampler
 

@@ -5,12 +5,12 @@ One pass over a fit group's pairs, or over its reference sample, gives every wei
 truncated likelihood and its analytic gradient need: per point the model's
 ln p = ln p_T + a ln m_T − (m_T − m)/T − K + ln p(y), with the p_T normalisation K and the
 scalar parts of the derivatives computed once per evaluation by the caller
-(:func:`gammastar.yields.extrapolation.model._pt_terms`), and the rapidity density Gaussian or
+(:func:`gammastar.yields.extrapolation.model.pt_terms`), and the rapidity density Gaussian or
 logistic (``logistic``). The pairs' and the reference sample's logarithms of p_T and m_T do
 not depend on the parameters and are computed once per fit group
-(``_Group`` and ``_Reference`` of :mod:`gammastar.yields.extrapolation`).
+(``FitGroup`` and ``ReferenceSample`` of :mod:`gammastar.yields.extrapolation`).
 The numpy functions of :mod:`gammastar.yields.extrapolation` (``_log_pt_power``,
-``_dlog_pt_power``, ``_log_y``, ...) are the reference formulas the tests compare these sums
+``_dlog_pt_power``, ``log_y_gauss``, ...) are the reference formulas the tests compare these sums
 with.
 """
 
@@ -181,7 +181,7 @@ def _hess_sums(lpt, lmt, mt, y, c, off, use_exp, m, k_norm, c_t, dn_da, h_tt, h_
 
 def hess_sums(lpt, lmt, mt, y, c, off, use_exp, m, terms, t, a, mu, s, logistic):
     """:func:`_hess_sums` with ``terms`` = (K, c_T, ∂K/∂a, h_TT, h_Ta, h_aa) of
-    :func:`gammastar.yields.extrapolation.model._pt_terms` (``with_hessian``).
+    :func:`gammastar.yields.extrapolation.model.pt_terms` (``with_hessian``).
 
     Returns:
         ``(Σc, Σc ln p, Σc ∂ ln p (4,), Σc ∂² ln p (4, 4), Σc ∂ ln p ∂ ln pᵀ (4, 4))``, the

@@ -3,7 +3,7 @@
 :meth:`~gammastar.corrections.pair_acceptance.FiducialRegion.contains` interpolates the pair
 acceptance A(m, p, θ) of its :class:`~gammastar.corrections.pair_acceptance.table.PairAcceptance`
 trilinearly (in p*(m), log p and θ) at every point, about 50 ns a point: the extrapolation fit
-tests 2·10⁵ reference points (``_Reference``) and 6·10⁴ quadrature points (``_grid_in_f``) per
+tests 2·10⁵ reference points (``ReferenceSample``) and 6·10⁴ quadrature points (``grid_in_f``) per
 fit group and fiducial region, of which a fifth pass. A trilinear value is a convex combination
 of its cell's 8 table values, then 0 (outside the kinematic range) or clipped to [0, 1]; so a
 point whose cell, and the cells around it, hold only values below ``min_acceptance`` cannot

@@ -9,7 +9,7 @@ lepton acceptance (``yields.extrapolation_below_seam``): a dielectron arm at sma
 the forward rapidities that a beam dump looks at. With ``above_seam`` the arm's pairs above
 the seam are fitted too: a reach without a flow then takes the A′ kinematics there from the
 arm's model, normalised in the fiducial channel's region
-(:func:`gammastar.yields.extrapolation.nsig.arm_in_fiducial`).
+(:func:`gammastar.yields.extrapolation.nsig.arm.arm_in_fiducial`).
 """
 
 from __future__ import annotations

@@ -255,7 +255,7 @@ def lambda_theta_refits(
     r"""The measured λ_θ's moves carried to N_sig's level: per polarisation bin k and sign,
     the fiducial yield's relative change per mass bin and the extrapolation refitted in the
     moved region (:func:`gammastar.yields.extrapolation.refits.refit`), for
-    :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts` ``lambda_theta``.
+    :func:`gammastar.yields.extrapolation.nsig.parts.nsig_error_parts` ``lambda_theta``.
 
     The moves are :func:`lambda_theta_moving_variation`'s (each bin alone by ±σ_k, the fiducial
     region following λ′). Its fiducial yield's change is what ``acceptance_lambda_theta``
@@ -311,7 +311,7 @@ def lambda_refits_at(
     block: Mapping[str, Any], mass: float, regions: list[Any]
 ) -> list[dict[str, Any]]:
     """:func:`lambda_theta_refits`' moves at one ``mass`` for
-    :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts` ``lambda_theta``: each ``yield_shift``
+    :func:`gammastar.yields.extrapolation.nsig.parts.nsig_error_parts` ``lambda_theta``: each ``yield_shift``
     interpolated linearly between the bins (NaN bins skipped, 0 where none is finite), as
     :func:`~gammastar.yields.nuisance.at_masses` interpolates a nuisance, with its moved region
     (``regions``, :func:`lambda_regions`) and ``null``: no pair of the bins around the mass

@@ -36,6 +36,7 @@ The package, one module per concern (import from the module that defines a name)
 * :mod:`~gammastar.yields.extrapolation.model`: the densities, the model forms and variations,
   the fiducial fraction;
 * :mod:`~gammastar.yields.extrapolation.reference`: the importance-sampling reference sample;
+* :mod:`~gammastar.yields.extrapolation.layout`: the order of the fit's parameters;
 * :mod:`~gammastar.yields.extrapolation.likelihood`: the weighted likelihood, the joint fit, the
   sandwich covariance;
 * :mod:`~gammastar.yields.extrapolation.errors`: the profile, external-constraint and
@@ -44,7 +45,7 @@ The package, one module per concern (import from the module that defines a name)
   :func:`fit_extrapolation`, the entry point;
 * :mod:`~gammastar.yields.extrapolation.result`: the fitted :class:`Extrapolation`;
 * :mod:`~gammastar.yields.extrapolation.refits`: refits to moved pairs;
-* :mod:`~gammastar.yields.extrapolation.nsig`: the error on a reach's N_sig;
+* :mod:`~gammastar.yields.extrapolation.nsig`: the error on a reach's N_sig (a package);
 * :mod:`~gammastar.yields.extrapolation.samplers`: labelled samples outside F;
 * :mod:`~gammastar.yields.extrapolation.template`: a generator's rapidity shape as a model form.
 """

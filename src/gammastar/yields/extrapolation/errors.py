@@ -14,42 +14,45 @@ from numpy.typing import NDArray
 
 from gammastar.core.threads import single_thread_blas
 from gammastar.errors import InputError
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.likelihood import (
     PROFILE_STEP,
-    _Fit,
-    _fit_joint,
-    _free,
-    _group_params,
-    _nll_and_grad,
-    _split,
+    JointFit,
+    fit_joint,
+    free_parameters,
+    group_params,
+    nll_and_grad,
+    split_groups,
 )
 from gammastar.yields.extrapolation.model import (
-    _BOUNDS,
+    BOUNDS,
     FORMS,
     MODEL_VARIATIONS,
     NOMINAL,
     POWER_BOUNDS,
     ModelForm,
-    _grid_in_f,
     fiducial_fraction,
+    grid_in_f,
 )
-from gammastar.yields.extrapolation.result import _none_nan
+from gammastar.yields.extrapolation.result import none_nan
+
+__all__ = ["external_shift", "external_sides", "external_sigma", "fiducial_grids", "fit_model_variations", "fraction_errors", "kish_profile_error", "pt_power_of"]
 
 
-def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0) -> NDArray:
+def fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0) -> NDArray:
     """1σ of f_F per bin: the gradient of :func:`fiducial_fraction` (central differences in
     ([ȳ], σ_y, T_g[, a_g])) through ``cov`` (linear propagation); ``inside``: F on each
-    bin's quadrature grid (:func:`_fiducial_grids`); ``power``: as :func:`_fit_joint`."""
-    free_mu = mu_fixed is None
-    n_head = 2 if free_mu else 1
+    bin's quadrature grid (:func:`fiducial_grids`); ``power``: as :func:`fit_joint`."""
     n_g = len(fitted)
-    ts, powers = _split(x[2:], n_g, power)
+    lay = Layout.of(n_g, mu_fixed, power=power)  # the covariance's: σ_y's row always
+    ts, powers = split_groups(x[2:], n_g, power)
     out = np.full(len(centre), np.nan)
     for k, (g, _) in enumerate(fitted):
         base = np.array([ts[k], x[0], x[1], powers[k]])
         # parameter index in (T, ȳ, σ_y, a) ↔ index in the free vector
-        pairs = ([(0, n_head + k), (2, n_head - 1)] + ([(1, 0)] if free_mu else [])
-                 + ([(3, n_head + n_g + k)] if power is None else []))  # fmt: skip
+        pairs = ([(0, lay.index("T", k)), (2, lay.index("y_sigma"))]
+                 + ([(1, lay.index("y_mean"))] if lay.y_mean else [])
+                 + ([(3, lay.index("a", k))] if lay.power else []))  # fmt: skip
         idx = [q for _, q in pairs]
         c = cov[np.ix_(idx, idx)]
         for i in g:
@@ -68,21 +71,22 @@ def _fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0
     return out
 
 
-def _fiducial_grids(fiducial, centre, fitted) -> dict[int, NDArray[np.bool_]]:
-    """F on the quadrature grid of each fitted bin (:func:`_grid_in_f`), computed once per
+def fiducial_grids(fiducial, centre, fitted) -> dict[int, NDArray[np.bool_]]:
+    """F on the quadrature grid of each fitted bin (:func:`grid_in_f`), computed once per
     fit: every f_F of the fit, its errors and the model's forms reuse it (the acceptance of
     5.8·10⁴ grid points per bin is the expensive part of :func:`fiducial_fraction`)."""
-    return {i: _grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
+    return {i: grid_in_f(fiducial, float(centre[i])) for g, _ in fitted for i in g}
 
 
-def _kish_profile(fit: _Fit, fiducial, centre, mu_fixed, external=None):
+def kish_profile_error(fit: JointFit, fiducial, centre, mu_fixed, external=None):
     """The ``kish_profile`` error: (f_F 1σ per bin, δσ_y). The profile likelihood in σ_y (the
     weakly constrained parameter) about the joint ``fit``, with the weighted NLL scaled to the
     Kish effective size, (Σw)²/Σw² / Σw per unit weight; f_F at the profile's σ_y ± δσ_y
     (with an external σ_y, ``external`` = (its error, the fits at σ_y ± error of
-    :func:`_external_sides`): no profile, those fits). Fitted powers are profiled with the
+    :func:`external_sides`): no profile, those fits). Fitted powers are profiled with the
     T_g."""
-    data, fitted, _, x, nll0, _, power, inside = fit
+    data, fitted, x, nll0 = fit.data, fit.fitted, fit.x, fit.nll0
+    power, inside = fit.power, fit.inside
     if external is not None:
         d_sigma, (x_hi, x_lo) = external
         return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power), d_sigma
@@ -91,7 +95,7 @@ def _kish_profile(fit: _Fit, fiducial, centre, mu_fixed, external=None):
     scale = wsum * wsum / w2sum
     sides = []
     for step in (-PROFILE_STEP, PROFILE_STEP):
-        s_p = float(np.clip(x[1] + step, *_BOUNDS[2]))
+        s_p = float(np.clip(x[1] + step, *BOUNDS[2]))
         xp, nllp = _refit_at_sigma(data, x, s_p, mu_fixed, power)
         sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
     # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
@@ -108,14 +112,14 @@ def _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power=0.0) 
     for k, (g, _) in enumerate(fitted):
         for i in g:
             c = float(centre[i])
-            f_lo = fiducial_fraction(fiducial, c, _group_params(x_lo, k, n_g, power), inside[i])
-            f_hi = fiducial_fraction(fiducial, c, _group_params(x_hi, k, n_g, power), inside[i])
+            f_lo = fiducial_fraction(fiducial, c, group_params(x_lo, k, n_g, power), inside[i])
+            f_hi = fiducial_fraction(fiducial, c, group_params(x_hi, k, n_g, power), inside[i])
             frac_err[i] = 0.5 * abs(f_hi - f_lo)
     return frac_err
 
 
-def _pt_power(pt_power: float | str) -> float | None:
-    """:func:`fit_extrapolation`'s ``pt_power`` as ``_fit_joint`` takes it (``None``: fitted);
+def pt_power_of(pt_power: float | str) -> float | None:
+    """:func:`fit_extrapolation`'s ``pt_power`` as ``fit_joint`` takes it (``None``: fitted);
     a clear error for a bad value."""
     if isinstance(pt_power, str):
         if pt_power == "fitted":
@@ -130,13 +134,13 @@ def _pt_power(pt_power: float | str) -> float | None:
     return a
 
 
-def _external_sigma(y_sigma, source) -> dict[str, Any] | None:
+def external_sigma(y_sigma, source) -> dict[str, Any] | None:
     """The external σ_y record ``{value, error, source}`` of :func:`fit_extrapolation`
     (``None``: σ_y fitted); a clear error for a bad value."""
     if y_sigma is None:
         return None
     value, error = (float(v) for v in y_sigma)
-    lo, hi = _BOUNDS[2]
+    lo, hi = BOUNDS[2]
     if not (lo <= value <= hi) or not (math.isfinite(error) and error >= 0):
         raise InputError(
             f"extrapolation: the external sigma_y must lie in [{lo}, {hi}] with an error >= 0, "
@@ -147,36 +151,36 @@ def _external_sigma(y_sigma, source) -> dict[str, Any] | None:
     return {"value": value, "error": error, "source": str(source)}
 
 
-def _external_sides(data, x, mu_fixed, error: float, power=0.0) -> tuple[NDArray, NDArray]:
+def external_sides(data, x, mu_fixed, error: float, power=0.0) -> tuple[NDArray, NDArray]:
     """The fits at an external σ_y + ``error`` and − ``error`` (the T_g — and fitted powers —
     refitted; σ_y within its bounds; ``x`` itself for both at a zero error): the external
-    error's effect (:func:`_external_shift`, and the ``kish_profile`` comparison at the same
+    error's effect (:func:`external_shift`, and the ``kish_profile`` comparison at the same
     σ_y ± error)."""
     if error == 0:
         return x, x
     sides = []
     for sign in (1.0, -1.0):
-        s_ = float(np.clip(x[1] + sign * error, *_BOUNDS[2]))
+        s_ = float(np.clip(x[1] + sign * error, *BOUNDS[2]))
         sides.append(_refit_at_sigma(data, x, s_, mu_fixed, power)[0])
     return sides[0], sides[1]
 
 
 def _refit_at_sigma(data, x, sigma: float, mu_fixed, power):
-    """:func:`_fit_joint` at σ_y = ``sigma`` near the fit ``x``: from ``x`` itself with fitted
+    """:func:`fit_joint` at σ_y = ``sigma`` near the fit ``x``: from ``x`` itself with fitted
     powers, else from every T = the first group's."""
     if power is None:
-        return _fit_joint(data, None, sigma=sigma, mu_fixed=mu_fixed, power=None, x_start=x)
-    return _fit_joint(data, (x[2], x[0], sigma), sigma=sigma, mu_fixed=mu_fixed, power=power)
+        return fit_joint(data, None, sigma=sigma, mu_fixed=mu_fixed, power=None, x_start=x)
+    return fit_joint(data, (x[2], x[0], sigma), sigma=sigma, mu_fixed=mu_fixed, power=power)
 
 
-def _external_shift(mu_fixed, sides) -> NDArray[np.float64]:
+def external_shift(mu_fixed, sides) -> NDArray[np.float64]:
     """δ of the free parameters ([ȳ], σ_y, T_g...) when an external σ_y moves by its 1σ:
-    half the difference of the two fits of :func:`_external_sides` (σ_y's own entry = the
+    half the difference of the two fits of :func:`external_sides` (σ_y's own entry = the
     error; zeros at a zero error)."""
-    return (_free(sides[0], mu_fixed) - _free(sides[1], mu_fixed)) / 2
+    return (free_parameters(sides[0], mu_fixed) - free_parameters(sides[1], mu_fixed)) / 2
 
 
-def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -> NDArray:
+def _fit_form(fit: JointFit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -> NDArray:
     """The joint ``fit``'s pairs fitted with another ``form`` (σ_y fixed where it is external;
     fitted powers start from the nominal fit, a fixed power from the mean T_g). A form of
     another p_T family (:attr:`ModelForm.log_pt_family`) fits its T_g and its own second
@@ -195,38 +199,38 @@ def _fit_form(fit: _Fit, form: ModelForm, mu_fixed: float | None, ts: NDArray) -
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
         mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
         start = np.concatenate([fit.x[:2], ts, np.full(ts.size, form.power_start)])
-        xa, _ = _fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
+        xa, _ = fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
                            x_start=start, sigma=sigma)  # fmt: skip
     elif fit.power is None:
-        xa, _ = _fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
+        xa, _ = fit_joint(fit.data, None, mu_fixed=mu_fixed, form=form, power=None,
                            x_start=fit.x, sigma=sigma)  # fmt: skip
     else:
-        xa, _ = _fit_joint(fit.data, (float(np.mean(ts)), fit.x[0], fit.x[1]), mu_fixed=mu_fixed,
+        xa, _ = fit_joint(fit.data, (float(np.mean(ts)), fit.x[0], fit.x[1]), mu_fixed=mu_fixed,
                            form=form, sigma=sigma, power=fit.power)  # fmt: skip
     return xa
 
 
-def _fit_rapidity(fit: _Fit, form: ModelForm, mu_fixed: float | None,
+def _fit_rapidity(fit: JointFit, form: ModelForm, mu_fixed: float | None,
                   sigma: float | None) -> NDArray:  # fmt: skip
     """``fit``'s pairs fitted with ``form`` in the rapidity parameters only: ȳ where
     ``mu_fixed`` is ``None``, σ_y where ``sigma`` is (the caller's choice), every
     T_g and m_T power at the nominal's; the nominal's parameters where none is free. Why: a
     factor in E = m_T cosh y changes the rapidity shape; refitted in the p_T form as well, the
     fit bends the p_T spectrum inside F to mimic the factor (a power at its bound) and carries
-    that far outside. Returns (ȳ, σ_y, T_g..., [a_g...]) as :func:`_fit_joint`."""
+    that far outside. Returns (ȳ, σ_y, T_g..., [a_g...]) as :func:`fit_joint`."""
     from scipy.optimize import minimize
 
     x = np.asarray(fit.x, dtype=np.float64)
     free = [i for i, fixed in ((0, mu_fixed), (1, sigma)) if fixed is None]
     if not free:
         return x.copy()
-    bounds = [(_BOUNDS[1], _BOUNDS[2])[i] for i in free]
+    bounds = [(BOUNDS[1], BOUNDS[2])[i] for i in free]
 
     def nll(q: NDArray) -> tuple[float, NDArray]:
         par = x.copy()
         par[free] = q
-        # the free vector _nll_and_grad takes: ȳ, σ_y, T_g..., [a_g...] (ȳ, σ_y both free)
-        val, grad = _nll_and_grad(par, fit.data, None, None, form, fit.power)
+        # the free vector nll_and_grad takes: ȳ, σ_y, T_g..., [a_g...] (ȳ, σ_y both free)
+        val, grad = nll_and_grad(par, fit.data, None, None, form, fit.power)
         return val, grad[free]
 
     with single_thread_blas():
@@ -237,7 +241,7 @@ def _fit_rapidity(fit: _Fit, form: ModelForm, mu_fixed: float | None,
     return out
 
 
-def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0,
+def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0,
                       beam_energy: float | None = None, template: Any = None):
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external; a
@@ -283,12 +287,11 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
     """
     from scipy.optimize import brentq, minimize_scalar
 
-    _, fitted, _, x, _, _, power, inside = fit
-    n_head = 1 if mu_fixed is not None else 2
+    fitted, x, power, inside = fit.fitted, fit.x, fit.power, fit.inside
     nb = len(centre)
-
     n_g = len(fitted)
-    ts, powers = _split(x[2:], n_g, power)
+    lay = Layout.of(n_g, mu_fixed, power=power)  # the covariance's: σ_y's row always
+    ts, powers = split_groups(x[2:], n_g, power)
     group_of = {i: k for k, (g, _) in enumerate(fitted) for i in g}
 
     def f_nom(i, t, s):
@@ -314,13 +317,13 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
         # a form of another p_T family fits its own second parameter per group (_fit_form)
         p_form = power if form.log_pt_family == "mt_power" else None
         for k, (g, _) in enumerate(fitted):
-            par = _group_params(xa, k, n_g, p_form)
+            par = group_params(xa, k, n_g, p_form)
             for i in g:
                 t_alt[i], a_alt[i] = par[0], par[3]
                 f_alt[i] = fiducial_fraction(fiducial, float(centre[i]), par, inside[i], form)
-        delta = np.zeros(_free(x, mu_fixed).size)
+        delta = np.zeros(lay.size)
         if form.maps_to == "T":
-            lo, hi = _BOUNDS[0]
+            lo, hi = BOUNDS[0]
             for k, (g, _) in enumerate(fitted):
                 target = float(np.mean(f_alt[g]))
 
@@ -332,16 +335,16 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
                     t_new = brentq(resid, lo, hi, xtol=1e-7)
                 else:  # no root inside the bounds: the nearer bound
                     t_new = lo if abs(r_lo) < abs(r_hi) else hi
-                delta[n_head + k] = t_new - ts[k]
+                delta[lay.index("T", k)] = t_new - ts[k]
         else:  # y_sigma: one shift for all bins
 
             def loss(s_, f_alt=f_alt):
                 return sum((f_nom(i, ts[k], s_) - f_alt[i]) ** 2
                            for k, (g, _) in enumerate(fitted) for i in g)  # fmt: skip
 
-            res = minimize_scalar(loss, bounds=_BOUNDS[2], method="bounded",
+            res = minimize_scalar(loss, bounds=BOUNDS[2], method="bounded",
                                   options={"xatol": 1e-7})  # fmt: skip
-            delta[n_head - 1] = float(res.x) - x[1]
+            delta[lay.index("y_sigma")] = float(res.x) - x[1]
         shifts.append(delta)
         record[name] = {
             "description": (
@@ -351,9 +354,9 @@ def _model_variations(fit: _Fit, fiducial, centre, mu_fixed, y_mean_error: float
                 f"stated error {y_mean_error:g} (backward)"
             ),
             "form": form.name,
-            "fiducial_fraction": _none_nan(f_alt),
-            "temperature": _none_nan(t_alt),
-            "pt_power": _none_nan(a_alt),
+            "fiducial_fraction": none_nan(f_alt),
+            "temperature": none_nan(t_alt),
+            "pt_power": none_nan(a_alt),
             "y_sigma": float(xa[1]),
             "y_mean": float(xa[0]),
             "maps_to": form.maps_to or "y_sigma",

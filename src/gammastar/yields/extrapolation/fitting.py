@@ -18,32 +18,33 @@ from gammastar.core.threads import thread_map
 from gammastar.errors import InputError
 from gammastar.physics.kinematics import cm_rapidity
 from gammastar.yields.extrapolation.errors import (
-    _external_shift,
-    _external_sides,
-    _external_sigma,
-    _fiducial_grids,
-    _fraction_errors,
-    _kish_profile,
-    _model_variations,
-    _pt_power,
+    external_shift,
+    external_sides,
+    external_sigma,
+    fiducial_grids,
+    fit_model_variations,
+    fraction_errors,
+    kish_profile_error,
+    pt_power_of,
 )
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.likelihood import (
-    _Fit,
-    _fit_joint,
-    _free,
-    _Group,
-    _group_params,
-    _Pairs,
-    _sandwich,
+    FitGroup,
+    FitPairs,
+    JointFit,
+    fit_joint,
+    free_parameters,
+    group_params,
+    sandwich_and_cross,
 )
 from gammastar.yields.extrapolation.model import (
     MIN_EFF_PAIRS,
     fiducial_fraction,
 )
-from gammastar.yields.extrapolation.reference import _Reference
+from gammastar.yields.extrapolation.reference import ReferenceSample
 from gammastar.yields.extrapolation.result import (
-    _OTHER,
     ERROR_METHODS,
+    OTHER_METHOD,
     Extrapolation,
 )
 from gammastar.yields.extrapolation.template import TemplateSample
@@ -75,14 +76,14 @@ class FitSettings:
     ``kish_profile`` one costs four more fits)."""
     model_variations: bool = True
     """With ``error_method="sandwich"``, add the model's form to the error
-    (:func:`_model_variations`: each form of :data:`MODEL_VARIATIONS` fitted to the same
+    (:func:`fit_model_variations`: each form of :data:`MODEL_VARIATIONS` fitted to the same
     pairs, its f_F reproduced by a shift δ of the nominal parameters, δδᵀ added to the
     covariance); the sandwich alone stays in ``covariance_stat``."""
     y_sigma: tuple[float, float] | None = None
     """``(value, error)``: σ_y fixed to an external value instead of fitted (the
     configuration's ``yields.extrapolation_y_sigma``), its error propagated as the shift of
     the parameters when σ_y moves by it (the T_g refitted at σ_y ± error,
-    :func:`_external_shift`, added to the covariance and to ``covariance_stat``). Why: F sees
+    :func:`external_shift`, added to the covariance and to ``covariance_stat``). Why: F sees
     about ±0.5 units of rapidity, where the Gaussian's curvature is a few-% effect; a 1%
     distortion of the weighted pairs' rapidity inside F (the acceptance correction's, at the
     detector's resolution) moves the fitted σ_y by ≈ 0.3 (docs/explanation/method.md "σ_y from
@@ -105,7 +106,7 @@ class FitSettings:
     y_mean_error: float = 0.0
     """The 1σ of a fixed ``y_mean`` (0: exact): the model refitted at ȳ = ``y_mean`` − this
     (a nuclear target shifts the rapidity centre backward of the beam–nucleon c.m.) enters
-    the error as a model variation (``y_mean_backward`` of :func:`_model_variations`); with
+    the error as a model variation (``y_mean_backward`` of :func:`fit_model_variations`); with
     :attr:`y_mean_auto` also the rule's threshold."""
     beam_energy: float | None = None
     """The beam energy (GeV): with it the ``xf_suppressed`` form, the model × (1 −
@@ -172,7 +173,7 @@ def fit_extrapolation(
         raise ValueError(
             f"error_method must be one of {ERROR_METHODS}, not {settings.error_method!r}"
         )
-    power = _pt_power(settings.pt_power)
+    power = pt_power_of(settings.pt_power)
     edges = np.asarray(edges, dtype=np.float64)
     nb = len(edges) - 1
     pairs = _fit_pairs(m, pt, y, weight, edges)
@@ -187,7 +188,7 @@ def fit_extrapolation(
     errs, cov, cross = _error_methods(fit, fiducial, centre, settings)
     values = _bin_values(fit, fiducial, centre, errs)
     frac_err, d_sigma = errs[method]
-    alt = errs.get(_OTHER[method])
+    alt = errs.get(OTHER_METHOD[method])
     cov_stat = err_stat = variations = None
     if settings.model_variations and method == "sandwich" and cov is not None:
         cov_stat, err_stat = cov, frac_err
@@ -219,24 +220,25 @@ def _template_on(sample: TemplateSample | None, edges: NDArray) -> Any:
 
 
 def _fit_pairs(m: ArrayLike, pt: ArrayLike, y: ArrayLike, weight: ArrayLike,
-               edges: NDArray) -> _Pairs:  # fmt: skip
+               edges: NDArray) -> FitPairs:  # fmt: skip
     """The pairs the fit sees (non-zero weight, finite rapidity, p_T > 0) and their bins.
 
     Raises:
         InputError: no such pair.
     """
-    m = np.asarray(m, dtype=np.float64)
-    pt = np.asarray(pt, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    w = np.asarray(weight, dtype=np.float64)
-    use = (w != 0) & np.isfinite(y) & (pt > 0)
+    m_a = np.asarray(m, dtype=np.float64)
+    pt_a = np.asarray(pt, dtype=np.float64)
+    y_a = np.asarray(y, dtype=np.float64)
+    w_a = np.asarray(weight, dtype=np.float64)
+    use = (w_a != 0) & np.isfinite(y_a) & (pt_a > 0)
     if not np.any(use):
         raise InputError("extrapolation: no pair inside the fiducial region to fit")
-    m, pt, y, w = m[use], pt[use], y[use], w[use]
-    return _Pairs(m, pt, y, w, np.searchsorted(edges, m, side="right") - 1)
+    m_a = m_a[use]
+    return FitPairs(m_a, pt_a[use], y_a[use], w_a[use],
+                    np.searchsorted(edges, m_a, side="right") - 1)  # fmt: skip
 
 
-def _mass_groups(pairs: _Pairs, nb: int) -> list[list[int]]:
+def _mass_groups(pairs: FitPairs, nb: int) -> list[list[int]]:
     """Adjacent bins grouped until each group's Kish size reaches :data:`MIN_EFF_PAIRS`
     (a short remainder joins the last group)."""
     idx, w = pairs.idx, pairs.w
@@ -260,9 +262,9 @@ def _mass_groups(pairs: _Pairs, nb: int) -> list[list[int]]:
     return groups
 
 
-def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
+def _decide_y_mean(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
                    settings: FitSettings, power: float | None
-                   ) -> tuple[FitSettings, dict[str, Any], _Fit]:  # fmt: skip
+                   ) -> tuple[FitSettings, dict[str, Any], JointFit]:  # fmt: skip
     """The rule of :attr:`FitSettings.y_mean_auto`: ȳ fitted with the other parameters, its
     1σ from the sandwich covariance (and, with an external σ_y, the shift of the fitted ȳ
     when σ_y moves by its error, added in quadrature: the fiducial data see the slope of
@@ -277,15 +279,17 @@ def _decide_y_mean(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges:
         y_mean_fixed, threshold, decision[, y_sigma]}`` (the fitted ȳ and its error at the
         external σ_y), the fit made with them).
     """
+    if settings.y_mean is None:
+        raise ValueError("y_mean_auto: the rule needs the fixed centre y_mean")
     free = replace(settings, y_mean=None, y_mean_auto=False)
     fit_free = _joint_fit(pairs, groups, fiducial, edges, (free, power))
     ext = fit_free.external
-    cov, _ = _sandwich(fit_free.data, fit_free.x, None, sigma_fixed=ext is not None, power=power)
+    cov, _ = sandwich_and_cross(fit_free.data, fit_free.x, None, sigma_fixed=ext is not None, power=power)
     var = float(cov[0, 0])
     if ext is not None and ext["error"] > 0:
-        hi, lo = _external_sides(fit_free.data, fit_free.x, None, ext["error"], power)
+        hi, lo = external_sides(fit_free.data, fit_free.x, None, ext["error"], power)
         var += (0.5 * float(hi[0] - lo[0])) ** 2
-        ext["_sides"] = (hi, lo)  # the error's own fits at σ_y ± error (_error_methods)
+        fit_free = fit_free._replace(sides=(hi, lo))  # the error's own fits (_error_methods)
     err = math.sqrt(max(var, 0.0))
     ok = bool(np.isfinite(err) and err < settings.y_mean_error)
     y_fit, width = float(fit_free.x[0]), None
@@ -319,18 +323,20 @@ rapidity inside F (the acceptance correction's) moves the fitted σ_y by ≈ 0.3
 size the fitted σ_y is 1.03 ± 0.18 against the generator's 1.2."""
 
 
-def _decide_y_sigma(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
-                    settings: FitSettings, power: float | None, fit_ext: _Fit
-                    ) -> tuple[dict[str, Any], _Fit]:  # fmt: skip
+def _decide_y_sigma(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
+                    settings: FitSettings, power: float | None, fit_ext: JointFit
+                    ) -> tuple[dict[str, Any], JointFit]:  # fmt: skip
     """With ȳ fitted by :func:`_decide_y_mean` and an external σ_y: σ_y fitted too (with ȳ),
     kept where its sandwich 1σ is below the external error / :data:`Y_SIGMA_MARGIN` (the data
     constrain the width clearly better than its source), the external value otherwise.
     Returns the record ``{y_sigma_fitted, y_sigma_fitted_err, threshold, decision}`` and the
     free fit."""
+    if fit_ext.external is None:
+        raise ValueError("the width's rule needs an external sigma_y")
     threshold = float(fit_ext.external["error"]) / Y_SIGMA_MARGIN
     # σ_y's sandwich 1σ at the external width's fit first: where it is far above the
     # threshold the width's own fit cannot pass, and is not made
-    cov0, _ = _sandwich(fit_ext.data, fit_ext.x, None, sigma_fixed=False, power=power)
+    cov0, _ = sandwich_and_cross(fit_ext.data, fit_ext.x, None, sigma_fixed=False, power=power)
     err0 = math.sqrt(max(float(cov0[1, 1]), 0.0))
     if not err0 < 2.0 * threshold:
         return {"y_sigma_fitted": None, "y_sigma_fitted_err": err0, "threshold": threshold,
@@ -338,17 +344,17 @@ def _decide_y_sigma(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges
                 "of the width made (more than twice the threshold)"}, fit_ext  # fmt: skip
     both = replace(settings, y_sigma=None, y_sigma_source=None)
     fit = _joint_fit(pairs, groups, fiducial, edges, (both, power), data=fit_ext.data)
-    cov, _ = _sandwich(fit.data, fit.x, None, sigma_fixed=False, power=power)
+    cov, _ = sandwich_and_cross(fit.data, fit.x, None, sigma_fixed=False, power=power)
     err = math.sqrt(max(float(cov[1, 1]), 0.0))
     ok = bool(np.isfinite(err) and err < threshold)
     return {"y_sigma_fitted": float(fit.x[1]), "y_sigma_fitted_err": err,
             "threshold": threshold, "decision": "fitted" if ok else "external"}, fit  # fmt: skip
 
 
-def _joint_fit(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
-               how: tuple[FitSettings, float | None], data: list | None = None) -> _Fit:
-    """Every group with a positive weighted sum fitted jointly (:func:`_fit_joint`); ``how``:
-    the settings and the p_T form's power (:func:`_pt_power`); ``data``: the groups of an
+def _joint_fit(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
+               how: tuple[FitSettings, float | None], data: list | None = None) -> JointFit:
+    """Every group with a positive weighted sum fitted jointly (:func:`fit_joint`); ``how``:
+    the settings and the p_T form's power (:func:`pt_power_of`); ``data``: the groups of an
     earlier fit of the same pairs (their reference samples reused).
 
     Raises:
@@ -356,7 +362,9 @@ def _joint_fit(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDA
     """
     m, pt, y, w, idx = pairs
     settings, power = how
-    chosen, fitted, pair_bins = [], [], []
+    chosen: list[tuple[NDArray[np.bool_], float, int]] = []
+    fitted: list[tuple[list[int], float]] = []
+    pair_bins: list[NDArray[np.intp]] = []
     for g in groups:
         k = (idx >= g[0]) & (idx <= g[-1])
         ws, ws2 = float(np.sum(w[k])), float(np.sum(w[k] ** 2))
@@ -367,61 +375,62 @@ def _joint_fit(pairs: _Pairs, groups: list[list[int]], fiducial: Any, edges: NDA
         fitted.append((g, ws * ws / ws2))
     if data is None:
         # the groups' reference samples side by side (each of its own seed: the same samples)
-        refs = thread_map(lambda job: _Reference(fiducial, job[1], job[2]), chosen)
-        data = [_Group((m[k], pt[k], y[k], w[k], ref))
+        refs = thread_map(lambda job: ReferenceSample(fiducial, job[1], job[2]), chosen)
+        data = [FitGroup((m[k], pt[k], y[k], w[k], ref))
                 for (k, _, _), ref in zip(chosen, refs, strict=True)]  # fmt: skip
     if not data:
         raise InputError("extrapolation: no mass range with a positive weighted sum to fit")
     start, y_mean = settings.start, settings.y_mean
     if y_mean is not None:
         start = (start[0], float(y_mean), start[2])
-    external = _external_sigma(settings.y_sigma, settings.y_sigma_source)
+    external = external_sigma(settings.y_sigma, settings.y_sigma_source)
     if external is not None:
         start = (start[0], start[1], external["value"])
-    x, nll0 = _fit_joint(data, (*start[:3], 0.0 if power is None else power), mu_fixed=y_mean,
+    x, nll0 = fit_joint(data, (*start[:3], 0.0 if power is None else power), mu_fixed=y_mean,
                          sigma=None if external is None else external["value"],
                          power=power)  # fmt: skip
     centre = 0.5 * (edges[1:] + edges[:-1])
-    inside = _fiducial_grids(fiducial, centre, fitted)
-    return _Fit(data, fitted, pair_bins, x, nll0, external, power, inside)
+    inside = fiducial_grids(fiducial, centre, fitted)
+    return JointFit(data, fitted, pair_bins, x, nll0, external, power, inside)
 
 
-def _error_methods(fit: _Fit, fiducial: Any, centre: NDArray, settings: FitSettings
+def _error_methods(fit: JointFit, fiducial: Any, centre: NDArray, settings: FitSettings
                    ) -> tuple[dict[str, tuple[NDArray, float]], NDArray | None, Any]:  # fmt: skip
     """f_F's 1σ per bin and δσ_y of the quoted method (and of the other one with
     ``compare``); the sandwich's covariance (with an external σ_y's shift) and its
     cross term, or ``None``. An external σ_y's shifts are recorded in ``fit.external``."""
-    data, fitted, _, x, _, external, power, inside = fit
+    data, fitted, x, external, power = fit.data, fit.fitted, fit.x, fit.external, fit.power
+    inside = fit.inside
     y_mean, method = settings.y_mean, settings.error_method
-    # the fits at an external σ_y ± its error, shared by both error methods
-    sides = None if external is None else external.pop("_sides", None)  # the rule's, if made
+    # the fits at an external σ_y ± its error, shared by both error methods (the rule's, if made)
+    sides = None if external is None else fit.sides
     if external is not None and sides is None:
-        sides = _external_sides(data, x, y_mean, external["error"], power)
+        sides = external_sides(data, x, y_mean, external["error"], power)
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = cross = None
-    for meth in (method, _OTHER[method]) if settings.compare else (method,):
+    for meth in (method, OTHER_METHOD[method]) if settings.compare else (method,):
         if meth == "sandwich":
-            cov, cross = _sandwich(data, x, y_mean, sigma_fixed=external is not None,
+            cov, cross = sandwich_and_cross(data, x, y_mean, sigma_fixed=external is not None,
                                    power=power, bins=fit.pair_bins,
                                    n_bins=len(centre))  # fmt: skip
-            if external is not None:
-                d = _external_shift(y_mean, sides)
+            if external is not None and sides is not None:  # sides: made with the external
+                d = external_shift(y_mean, sides)
                 external["parameter_shift"] = d.tolist()
                 # each side's own shift: N_sig's response evaluated at them, not linearised
-                x0 = _free(x, y_mean)
-                external["parameter_sides"] = [(_free(sd, y_mean) - x0).tolist() for sd in sides]
+                x0 = free_parameters(x, y_mean)
+                external["parameter_sides"] = [(free_parameters(sd, y_mean) - x0).tolist() for sd in sides]
                 cov = cov + np.outer(d, d)
-            s_idx = 0 if y_mean is not None else 1
-            errs[meth] = (_fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside,
+            s_idx = Layout.of(len(fitted), y_mean, power=power).index("y_sigma")
+            errs[meth] = (fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside,
                                            power),
                           math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
             ext = None if external is None else (external["error"], sides)  # the same fits
-            errs[meth] = _kish_profile(fit, fiducial, centre, y_mean, ext)
+            errs[meth] = kish_profile_error(fit, fiducial, centre, y_mean, ext)
     return errs, cov, cross
 
 
-def _bin_values(fit: _Fit, fiducial: Any, centre: NDArray,
+def _bin_values(fit: JointFit, fiducial: Any, centre: NDArray,
                 errs: dict[str, tuple[NDArray, float]]) -> tuple[NDArray, ...]:  # fmt: skip
     """Per bin: (T, ȳ, σ_y, a, f_F, Kish size) of its group; a failed group's bins take the
     nearest fitted bin's values, as do the error arrays of ``errs`` (in place).
@@ -433,7 +442,7 @@ def _bin_values(fit: _Fit, fiducial: Any, centre: NDArray,
     temp, mu, sig, neff, frac = (np.full(nb, np.nan) for _ in range(5))
     pt_pow = np.full(nb, np.nan)
     for k, (g, n_eff) in enumerate(fit.fitted):
-        par = _group_params(fit.x, k, len(fit.fitted), fit.power)
+        par = group_params(fit.x, k, len(fit.fitted), fit.power)
         for i in g:
             temp[i], mu[i], sig[i], pt_pow[i] = par
             neff[i] = n_eff
@@ -446,23 +455,23 @@ def _bin_values(fit: _Fit, fiducial: Any, centre: NDArray,
     return temp, mu, sig, pt_pow, frac, neff
 
 
-def _with_model_variations(fit: _Fit, fiducial: Any, centre: NDArray, cov: NDArray,
+def _with_model_variations(fit: JointFit, fiducial: Any, centre: NDArray, cov: NDArray,
                            y_mean: float | None, y_mean_error: float = 0.0,
                            beam_energy: float | None = None, template: Any = None
                            ) -> tuple[Any, NDArray, NDArray, float]:  # fmt: skip
-    """The model's form added to the sandwich (:func:`_model_variations`; with a fixed ȳ of
+    """The model's form added to the sandwich (:func:`fit_model_variations`; with a fixed ȳ of
     error ``y_mean_error`` > 0 also the refit at ȳ − that error).
 
     Returns:
         (the variations' record, the covariance with their shifts, f_F's 1σ per bin from it,
         δσ_y).
     """
-    variations, shifts = _model_variations(fit, fiducial, centre, y_mean, y_mean_error,
+    variations, shifts = fit_model_variations(fit, fiducial, centre, y_mean, y_mean_error,
                                            beam_energy, template)
     cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
-    frac_err = _fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
+    frac_err = fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
                                 fit.power)  # fmt: skip
-    s_idx = 0 if y_mean is not None else 1
+    s_idx = Layout.of(len(fit.fitted), y_mean, power=fit.power).index("y_sigma")
     d_sigma = math.sqrt(max(float(cov[s_idx, s_idx]), 0.0))
     ok_e = np.isfinite(frac_err)
     if np.any(ok_e) and not np.all(ok_e):

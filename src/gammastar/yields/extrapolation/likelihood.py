@@ -13,15 +13,16 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.core.threads import single_thread_blas, thread_map
 from gammastar.yields._extrapolation_kernel import group_sums, hess_sums
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.model import (
-    _BOUNDS,
+    BOUNDS,
     NOMINAL,
     POWER_BOUNDS,
     ModelForm,
-    _pt_terms,
+    pt_terms,
 )
 
-__all__ = ["NEWTON_DECREMENT", "NEWTON_LAST", "PROFILE_STEP", "sandwich_covariance"]
+__all__ = ["NEWTON_DECREMENT", "NEWTON_LAST", "PROFILE_STEP", "FitGroup", "FitPairs", "JointFit", "fit_joint", "free_parameters", "group_params", "nll_and_grad", "sandwich_and_cross", "sandwich_covariance", "split_groups"]
 
 
 def _dlogp(m, pt, y, t, mu, s, a=0.0):
@@ -29,7 +30,7 @@ def _dlogp(m, pt, y, t, mu, s, a=0.0):
     return NOMINAL.dlogp(m, pt, y, t, mu, s, a)
 
 
-def _split(par, n_groups: int, power: float | None) -> tuple[NDArray, NDArray]:
+def split_groups(par, n_groups: int, power: float | None) -> tuple[NDArray, NDArray]:
     """The T_g and the m_T powers a_g of the tail ``par`` (T_g..., [a_g...]): the a_g from
     ``par`` when fitted (``power=None``), else ``power`` for every group."""
     par = np.asarray(par, dtype=np.float64)
@@ -40,24 +41,29 @@ def _split(par, n_groups: int, power: float | None) -> tuple[NDArray, NDArray]:
 
 def _unpack(q, data, power, mu_fixed, sigma):
     """The groups and the parameters of the free vector ``q`` (shared ȳ, σ_y where free, then
-    the T_g and, with ``power`` None, the a_g): ``(groups, ȳ, σ_y, T_g, a_g, free ȳ, free σ_y,
-    fitted a)``, for the likelihood's value and its derivatives alike."""
+    the T_g and, with ``power`` None, the a_g): ``(groups, ȳ, σ_y, T_g, a_g, its layout)``, for
+    the likelihood's value and its derivatives alike."""
     data = _groups(data)
-    free_mu, free_s = mu_fixed is None, sigma is None
-    n_sh = int(free_mu) + int(free_s)
-    mu = q[0] if free_mu else mu_fixed
-    s = q[int(free_mu)] if free_s else sigma
-    ts, powers = _split(q[n_sh:], len(data), power)
-    return data, mu, s, ts, powers, free_mu, free_s, power is None
+    lay = Layout.of(len(data), mu_fixed, sigma, power)
+    mu, s, ts, powers = lay.unpack(q, mu_fixed, sigma, power)
+    return data, mu, s, ts, powers, lay
 
 
-class _Group(tuple):
+class FitGroup(tuple[Any, ...]):
     """One fit group ``(m, p_T, y, w, reference)`` (a tuple, as the fit's ``data`` holds it)
     with what the compiled likelihood sums need precomputed: ln p_T, m_T, ln m_T of its pairs
-    (fixed while the parameters move) and Σw. ``_Group(group)`` of a group is the group."""
+    (fixed while the parameters move) and Σw. ``FitGroup(group)`` of a group is the group."""
+
+    m_: NDArray[np.float64]
+    y_: NDArray[np.float64]
+    w_: NDArray[np.float64]
+    lpt: NDArray[np.float64]
+    mt: NDArray[np.float64]
+    lmt: NDArray[np.float64]
+    wsum: float
 
     def __new__(cls, item: Any) -> Self:
-        if isinstance(item, _Group):
+        if isinstance(item, cls):
             return item
         self = super().__new__(cls, tuple(item))
         m, pt, y, w, _ = self
@@ -72,12 +78,12 @@ class _Group(tuple):
         return self
 
 
-def _groups(data) -> list[_Group]:
-    """``data`` (per fit group (m, p_T, y, w, :class:`_Reference`)) as :class:`_Group` objects."""
-    return [_Group(d) for d in data]
+def _groups(data) -> list[FitGroup]:
+    """``data`` (per fit group (m, p_T, y, w, :class:`ReferenceSample`)) as :class:`FitGroup` objects."""
+    return [FitGroup(d) for d in data]
 
 
-def _group_terms(grp: _Group, t: float, mu: float, s: float, a: float, form: ModelForm,
+def _group_terms(grp: FitGroup, t: float, mu: float, s: float, a: float, form: ModelForm,
                  fit_a: bool) -> tuple[float, NDArray]:  # fmt: skip
     """One fit group's weighted truncated log-likelihood Σ_i w_i [ln p(x_i) − ln P_F] and its
     gradient in (T, ȳ, σ_y[, a]) (not per unit weight): the pairs' sums in one compiled pass
@@ -94,24 +100,18 @@ def _group_terms(grp: _Group, t: float, mu: float, s: float, a: float, form: Mod
         return float(np.sum(w * lp)) - wsum * lpf, gd - wsum * gpf
 
     a_eff = a + form.power_offset
-    k, c_t, dn = _pt_terms(grp.m_, t, a_eff, fit_a)
+    k, c_t, dn = pt_terms(grp.m_, t, a_eff, fit_a)
     out = group_sums(grp.lpt, grp.lmt, grp.mt, grp.y_, grp.w_, grp.w_, False, grp.m_, k, c_t,
                      dn, t, a_eff, mu, s, form.y_kernel == "logistic")  # fmt: skip
     return float(out[1]) - wsum * lpf, out[2 : 6 if fit_a else 5] - wsum * gpf
 
 
-def _nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
+def nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
     """Weighted truncated NLL per unit weight and its gradient; ``par`` = ([ȳ], [σ_y], T_g...,
     [a_g...]) with σ_y fixed to ``sigma`` and ȳ to ``mu_fixed`` when given, the m_T powers
     a_g fitted when ``power`` is ``None`` (else all equal to it). Each group's sums by
     :func:`_group_terms`."""
-    data = _groups(data)
-    i = 0
-    mu = par[i] if mu_fixed is None else mu_fixed
-    i += mu_fixed is None
-    s = par[i] if sigma is None else sigma
-    i += sigma is None
-    ts, powers = _split(par[i:], len(data), power)
+    data, mu, s, ts, powers, lay = _unpack(par, data, power, mu_fixed, sigma)
     wtot = 0.0
     tot = 0.0
     g_mu = g_s = 0.0
@@ -125,17 +125,15 @@ def _nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
         g_t[k], g_mu, g_s = gd[0], g_mu + gd[1], g_s + gd[2]
         if fit_a:
             g_a[k] = gd[3]
-    grad = (([g_mu] if mu_fixed is None else []) + ([g_s] if sigma is None else []) + list(g_t)
-            + (list(g_a) if fit_a else []))  # fmt: skip
-    return -tot / wtot, -np.asarray(grad) / wtot
+    return -tot / wtot, -lay.pack(g_mu, g_s, g_t, g_a) / wtot
 
 
-def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, x_start=None):
+def fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, x_start=None):
     """Joint weighted fit: one (ȳ, σ_y) for all groups, one T per group (σ_y fixed to
     ``sigma`` when given: the profile; ȳ fixed to ``mu_fixed`` when given), and with
     ``power=None`` one m_T power a per group (else every a = ``power``).
 
-    ``data``: per group (m, pT, y, w, :class:`_Reference`). ``start``: (T, ȳ, σ_y[, a]) for
+    ``data``: per group (m, pT, y, w, :class:`ReferenceSample`). ``start``: (T, ȳ, σ_y[, a]) for
     every group; ``x_start``: instead, a previous fit's (ȳ, σ_y, T_g..., [a_g...]).
 
     Returns:
@@ -162,7 +160,7 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
         def one(k: int) -> tuple[NDArray, float]:
             got = _newton_group(data[k], t0[k], a0[k], mu_fixed, sigma, form)
             if got is None:
-                got = _lbfgs(data[k : k + 1], [t0[k], a0[k]], [_BOUNDS[0], form.power_bounds],
+                got = _lbfgs(data[k : k + 1], [t0[k], a0[k]], [BOUNDS[0], form.power_bounds],
                              sigma, mu_fixed, form, None)  # fmt: skip
             return got
 
@@ -177,10 +175,10 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
             tot, wtot = tot + wk * got[1], wtot + wk
         ts_, as_ = np.array([v[0] for v in xs]), np.array([v[1] for v in xs])
         return np.concatenate([[mu_fixed, sigma], ts_, as_]), tot / wtot
-    x0 = (([mu0] if free_mu else []) + ([s0] if free_s else []) + list(t0)
-          + (list(a0) if fit_a else []))  # fmt: skip
-    bounds = (([_BOUNDS[1]] if free_mu else []) + ([_BOUNDS[2]] if free_s else [])
-              + [_BOUNDS[0]] * g + ([form.power_bounds] * g if fit_a else []))  # fmt: skip
+    lay = Layout.of(g, mu_fixed, sigma, power)
+    x0 = lay.pack(mu0, s0, t0, a0)
+    bounds = (([BOUNDS[1]] if free_mu else []) + ([BOUNDS[2]] if free_s else [])
+              + [BOUNDS[0]] * g + ([form.power_bounds] * g if fit_a else []))  # fmt: skip
     got = _newton_joint(data, x0, bounds, sigma, mu_fixed, form, power)
     x_fit, nll = got if got is not None else _lbfgs(data, x0, bounds, sigma, mu_fixed, form,
                                                      power)  # fmt: skip
@@ -190,12 +188,12 @@ def _fit_joint(data, start, sigma=None, mu_fixed=None, form=NOMINAL, power=0.0, 
 
 
 def _lbfgs(data, x0, bounds, sigma, mu_fixed, form, power) -> tuple[NDArray, float]:
-    """:func:`_nll_and_grad` minimised by L-BFGS-B from ``x0`` within ``bounds``: ``(x, nll)``."""
+    """:func:`nll_and_grad` minimised by L-BFGS-B from ``x0`` within ``bounds``: ``(x, nll)``."""
     from scipy.optimize import minimize
 
 
     with single_thread_blas():  # L-BFGS-B's tiny LAPACK calls: threads only cost
-        res = minimize(_nll_and_grad, x0, args=(data, sigma, mu_fixed, form, power), jac=True,
+        res = minimize(nll_and_grad, x0, args=(data, sigma, mu_fixed, form, power), jac=True,
                        method="L-BFGS-B", bounds=bounds,
                        options={"ftol": 1e-14, "gtol": 1e-10, "maxiter": 2000})  # fmt: skip
     return np.asarray(res.x, dtype=np.float64), float(res.fun)
@@ -223,8 +221,8 @@ def _newton_group(grp, t0: float, a0: float, mu: float, s: float,
     bounds, a minimum on a bound): the caller then fits with L-BFGS-B."""
     if form.y_kernel is None:
         return None
-    lo = np.array([_BOUNDS[0][0], POWER_BOUNDS[0]])
-    hi = np.array([_BOUNDS[0][1], POWER_BOUNDS[1]])
+    lo = np.array([BOUNDS[0][0], POWER_BOUNDS[0]])
+    hi = np.array([BOUNDS[0][1], POWER_BOUNDS[1]])
     x = np.array([t0, a0], dtype=np.float64)
     if not (np.all(np.isfinite(x)) and np.all(x >= lo) and np.all(x <= hi)):
         return None
@@ -277,7 +275,7 @@ PROFILE_STEP = 0.1
 """σ_y step of the profile likelihood behind the ``kish_profile`` error."""
 
 
-def _free(x: NDArray, mu_fixed: float | None) -> NDArray:
+def free_parameters(x: NDArray, mu_fixed: float | None) -> NDArray:
     """The free parameters ([ȳ], σ_y, T_g..., [a_g...]) of a full (ȳ, σ_y, T_g..., [a_g...])
     vector."""
     return np.asarray(x[1:] if mu_fixed is not None else x, dtype=np.float64)
@@ -305,7 +303,7 @@ def sandwich_covariance(
     is H (:func:`_hessian`).
 
     Arguments:
-        data: per fit group (m, p_T, y, w, :class:`_Reference`), as :func:`_fit_joint` takes.
+        data: per fit group (m, p_T, y, w, :class:`ReferenceSample`), as :func:`fit_joint` takes.
         x: the fitted (ȳ, σ_y, T_g...).
         mu_fixed: ȳ fixed at this value (then not a parameter), or ``None``.
         sigma_fixed: σ_y was not fitted (an external value, :func:`fit_extrapolation`
@@ -323,10 +321,10 @@ def sandwich_covariance(
         Eur. Phys. J. C 82 (2022) 393, eq. (18) (weights that depend on the observables only);
         the sandwich estimator of misspecified/weighted ML: H. White, Econometrica 50 (1982) 1.
     """
-    return _sandwich(data, x, mu_fixed, sigma_fixed, power)[0]
+    return sandwich_and_cross(data, x, mu_fixed, sigma_fixed, power)[0]
 
 
-def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n_bins=0):
+def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n_bins=0):
     """:func:`sandwich_covariance`, and with ``bins`` (per group, each pair's mass bin) also
     the covariance of the parameters with the logarithm of each bin's weighted sum S_b =
     Σ_{i∈b} w_i (the fiducial yield's bin): to first order θ̂ − θ = H⁻¹ Σ_i w_i ∇l_i, and for
@@ -336,14 +334,15 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
     (n_bins, k) or ``None`` without ``bins``."""
     data = _groups(data)
     x = np.asarray(x, dtype=np.float64)
-    p = _free(x, mu_fixed)
+    p = free_parameters(x, mu_fixed)
     k = p.size
     free_mu = mu_fixed is None
     mu = x[0]
     s = x[1]
-    n_head = 2 if free_mu else 1
     n_g = len(data)
-    ts, powers = _split(x[2:], n_g, power)
+    lay = Layout.of(n_g, mu_fixed, power=power)  # σ_y's row always (zeros where external)
+    n_head = lay.head
+    ts, powers = split_groups(x[2:], n_g, power)
     fit_a = power is None
     jmat = np.zeros((k, k))
     score_w2 = np.zeros((n_bins, k)) if bins is not None else None  # Σ_{i∈b} w_i² ∇l_i
@@ -356,10 +355,10 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
         sc = np.zeros((n_head + 1 + fit_a, d.shape[1]))
         sc[:n_head] = d[rows]
         sc[n_head] = d[0]
-        idx = [*range(n_head), n_head + g]
+        idx = [*range(n_head), lay.index("T", g)]
         if fit_a:
             sc[n_head + 1] = NOMINAL.dlog_pt_da(m, pt, t, a) - gpf[3]
-            idx.append(n_head + n_g + g)
+            idx.append(lay.index("a", g))
         blk = (sc * w**2) @ sc.T
         jmat[np.ix_(idx, idx)] += blk
         if bins is not None:
@@ -368,7 +367,7 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
                 score_w2[:, j] += np.bincount(b, weights=row, minlength=n_bins)
             sums += np.bincount(b, weights=w, minlength=n_bins)
     # the fitted parameters: all but σ_y when it is external
-    fit = np.array([j for j in range(k) if not (sigma_fixed and j == n_head - 1)])
+    fit = np.array([j for j in range(k) if not (sigma_fixed and j == lay.index("y_sigma"))])
     q = p[fit]
     hmat = _hessian(data, q, s if sigma_fixed else None, mu_fixed, power)
     hinv = np.linalg.pinv(hmat)
@@ -384,7 +383,7 @@ def _sandwich(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n
     return out, cross
 
 
-def _group_hess(grp: _Group, t: float, mu: float, s: float, a: float,
+def _group_hess(grp: FitGroup, t: float, mu: float, s: float, a: float,
                 form: ModelForm = NOMINAL) -> tuple[float, NDArray, NDArray]:  # fmt: skip
     """One fit group's weighted truncated log-likelihood Σ_i w_i [ln p(x_i) − ln P_F] (as
     :func:`_group_terms`), its gradient and its Hessian in (T, ȳ, σ_y, a), analytic (not per
@@ -399,10 +398,10 @@ def _group_hess(grp: _Group, t: float, mu: float, s: float, a: float,
     ref = grp[4]
     a_eff = a + form.power_offset
     logistic = form.y_kernel == "logistic"
-    terms = _pt_terms(grp.m_, t, a_eff, with_hessian=True)
+    terms = pt_terms(grp.m_, t, a_eff, with_hessian=True)
     _, s_lp, g, h2, _ = hess_sums(grp.lpt, grp.lmt, grp.mt, grp.y_, grp.w_, grp.w_, False,
                                   grp.m_, terms, t, a_eff, mu, s, logistic)  # fmt: skip
-    terms = _pt_terms(ref.m, t, a_eff, with_hessian=True)
+    terms = pt_terms(ref.m, t, a_eff, with_hessian=True)
     e0, _, eg, eh2, eouter = hess_sums(ref._lpt, ref._lmt, ref._mt, ref._y, ref._m, ref._log_ref,
                                        True, ref._m, terms, t, a_eff, mu, s, logistic)  # fmt: skip
     if not e0 > 0:
@@ -417,19 +416,17 @@ def _group_hess(grp: _Group, t: float, mu: float, s: float, a: float,
 def _joint_terms(data, q, sigma, mu_fixed, power, form: ModelForm = NOMINAL
                  ) -> tuple[float, NDArray, NDArray]:  # fmt: skip
     """−ln L_w, its gradient and its Hessian, all per unit weight, at the free parameters
-    ``q`` (as :func:`_nll_and_grad` takes them): each group's analytic terms
+    ``q`` (as :func:`nll_and_grad` takes them): each group's analytic terms
     (:func:`_group_hess`, the groups side by side) in the rows of its T_g, a_g and the
     shared ȳ, σ_y (when free); what :func:`_newton_joint` steps with."""
-    data, mu, s, ts, powers, free_mu, free_s, fit_a = _unpack(q, data, power, mu_fixed, sigma)
-    n_g, n_sh = len(data), int(free_mu) + int(free_s)
-    local = [0] + ([1] if free_mu else []) + ([2] if free_s else []) + ([3] if fit_a else [])
+    data, mu, s, ts, powers, lay = _unpack(q, data, power, mu_fixed, sigma)
+    n_g, local = len(data), lay.local
     with single_thread_blas():
         parts = thread_map(lambda g: _group_hess(data[g], ts[g], mu, s, powers[g], form),
                            range(n_g))  # fmt: skip
     val, grad, hmat = 0.0, np.zeros(q.size), np.zeros((q.size, q.size))
     for g, (vg, gg, hg) in enumerate(parts):  # summed in group order: any thread count
-        rows = ([n_sh + g] + ([0] if free_mu else []) + ([int(free_mu)] if free_s else [])
-                + ([n_sh + n_g + g] if fit_a else []))  # fmt: skip
+        rows = lay.group_rows(g)
         val -= vg
         np.subtract.at(grad, rows, gg[local])
         hmat[np.ix_(rows, rows)] -= hg[np.ix_(local, local)]
@@ -444,7 +441,7 @@ def _newton_joint(data, x0, bounds, sigma, mu_fixed, form, power) -> tuple[NDArr
     are held there, the Newton step of the others (the Hessian's eigenvalues replaced by their
     moduli where it is not positive definite, as :func:`_newton_group`) is projected onto the
     bounds and shortened until the NLL falls by the Armijo amount (D. P. Bertsekas, SIAM J.
-    Control Optim. 20 (1982) 221). Returns ``(x, nll)`` in :func:`_nll_and_grad`'s layout, or
+    Control Optim. 20 (1982) 221). Returns ``(x, nll)`` in :func:`nll_and_grad`'s layout, or
     ``None`` where it cannot be used or does not converge (a form without compiled sums, a
     start outside ``bounds``): the caller then fits with L-BFGS-B. Why: L-BFGS-B over the
     shared parameters and 2G strongly correlated (T_g, a_g) takes hundreds of steps over every
@@ -496,31 +493,28 @@ def _newton_joint(data, x0, bounds, sigma, mu_fixed, form, power) -> tuple[NDArr
 
 def _hessian(data, q, sigma, mu_fixed, power) -> NDArray:
     """The Hessian of −ln L_w (not per unit weight) at the free parameters ``q`` (as
-    :func:`_nll_and_grad` takes them), analytic: the sum of the groups' (:func:`_group_hess`),
+    :func:`nll_and_grad` takes them), analytic: the sum of the groups' (:func:`_group_hess`),
     each in the rows of its T_g, a_g and the shared ȳ, σ_y (when free). A central difference
     of the gradient instead (its p_T normalisation's ∂/∂a itself a difference, rounding
     ≈ 10⁻⁹) scattered the weakly constrained (T_g, a_g) directions' variances by ~10–30%
     under a 10⁻⁶ move of a."""
-    data, mu, s, ts, powers, free_mu, free_s, fit_a = _unpack(q, data, power, mu_fixed, sigma)
-    n_g, n_sh = len(data), int(free_mu) + int(free_s)
-    # local (T, ȳ, σ_y, a) → rows of q
-    local = [0] + ([1] if free_mu else []) + ([2] if free_s else []) + ([3] if fit_a else [])
+    data, mu, s, ts, powers, lay = _unpack(q, data, power, mu_fixed, sigma)
+    local = lay.local  # local (T, ȳ, σ_y, a) → rows of q
     hmat = np.zeros((q.size, q.size))
     for g, grp in enumerate(data):
-        rows = ([n_sh + g] + ([0] if free_mu else []) + ([int(free_mu)] if free_s else [])
-                + ([n_sh + n_g + g] if fit_a else []))  # fmt: skip
+        rows = lay.group_rows(g)
         hg = _group_hess(grp, ts[g], mu, s, powers[g])[2]
         hmat[np.ix_(rows, rows)] -= hg[np.ix_(local, local)]
     return 0.5 * (hmat + hmat.T)
 
 
-def _group_params(x, k: int, n_groups: int, power: float | None) -> tuple[float, ...]:
+def group_params(x, k: int, n_groups: int, power: float | None) -> tuple[float, ...]:
     """(T, ȳ, σ_y, a) of fit group ``k`` of a full vector (ȳ, σ_y, T_g..., [a_g...])."""
-    ts, powers = _split(np.asarray(x)[2:], n_groups, power)
+    ts, powers = split_groups(np.asarray(x)[2:], n_groups, power)
     return float(ts[k]), float(x[0]), float(x[1]), float(powers[k])
 
 
-class _Pairs(NamedTuple):
+class FitPairs(NamedTuple):
     """The fitted pairs (non-zero weight, finite rapidity, p_T > 0) and their mass bin."""
 
     m: NDArray
@@ -530,16 +524,19 @@ class _Pairs(NamedTuple):
     idx: NDArray
 
 
-class _Fit(NamedTuple):
+class JointFit(NamedTuple):
     """The joint fit: its groups' data, ``fitted`` ((bins, Kish size) per group), the pairs'
     bins per group, the parameters ``x`` and their NLL, the external σ_y (or ``None``), the
-    fitted power's flag (``power``: as :func:`_fit_joint`) and F on each bin's grid."""
+    fitted power's flag (``power``: as :func:`fit_joint`), F on each bin's grid and, where
+    made already, the full parameter vectors of the refits at the external σ_y ± its error
+    (:func:`~gammastar.yields.extrapolation.errors.external_sides`)."""
 
-    data: list
-    fitted: list
-    pair_bins: list
-    x: NDArray
+    data: list[Any]
+    fitted: list[Any]
+    pair_bins: list[Any]
+    x: NDArray[np.float64]
     nll0: float
     external: dict[str, Any] | None
     power: float | None
     inside: dict[int, NDArray[np.bool_]]
+    sides: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None

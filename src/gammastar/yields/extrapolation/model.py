@@ -17,12 +17,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from gammastar.yields._fiducial_bound import inside_at_mass, inside_at_mass_each
 
-__all__ = ["FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "XF_POWER", "ModelForm", "fiducial_fraction"]
+__all__ = ["BOUNDS", "FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "XF_POWER", "ModelForm", "fiducial_fraction", "grid_in_f", "grids_in_f", "log_pt_of", "log_y_gauss", "pt_terms"]
 
 MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
 _Y = np.linspace(-3.0, 9.0, 241)[1:] - 0.025  # midpoints, 0.05
-_BOUNDS = ((0.03, 1.5), (-1.0, 8.0), (0.1, 5.0))
+BOUNDS = ((0.03, 1.5), (-1.0, 8.0), (0.1, 5.0))
 MIN_EFF_PAIRS = 400.0
 """Adjacent mass bins are fitted together until their Kish effective size reaches this."""
 
@@ -31,15 +31,15 @@ def _log_pt(m: NDArray | float, pt: NDArray, t: float) -> NDArray:
     """ln of p_T e^{−(m_T − m)/T} / (T (m + T)) (normalised over p_T ≥ 0)."""
     mt = np.sqrt(pt**2 + m**2)
     with np.errstate(divide="ignore"):
-        return _log_pt_of(np.log(pt), mt, m, t)
+        return log_pt_of(np.log(pt), mt, m, t)
 
 
-def _log_pt_of(log_pt: NDArray, mt: NDArray, m: NDArray | float, t: float) -> NDArray:
+def log_pt_of(log_pt: NDArray, mt: NDArray, m: NDArray | float, t: float) -> NDArray:
     """:func:`_log_pt` from ln p_T and m_T already computed (the same numbers)."""
     return log_pt - (mt - m) / t - math.log(t) - np.log(m + t)
 
 
-def _log_y(y: NDArray, mu: float, s: float) -> NDArray:
+def log_y_gauss(y: NDArray, mu: float, s: float) -> NDArray:
     return -0.5 * ((y - mu) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
 
 
@@ -49,7 +49,7 @@ def _dlog_pt(m, pt, t):
 
 
 def _dlog_y(y, mu, s):
-    """∂ ln p(y) / ∂(ȳ, σ_y) of :func:`_log_y`, shape (2, n)."""
+    """∂ ln p(y) / ∂(ȳ, σ_y) of :func:`log_y_gauss`, shape (2, n)."""
     d = y - mu
     return np.stack([d / s**2, d**2 / s**3 - 1.0 / s])
 
@@ -150,7 +150,7 @@ def _dlog_pt_power_da(m, pt, t, a=0.0):
     return np.log(mt) - dn
 
 
-def _pt_terms(m: ArrayLike, t: float, a: float, with_power: bool = False,
+def pt_terms(m: ArrayLike, t: float, a: float, with_power: bool = False,
               with_hessian: bool = False):  # fmt: skip
     """The parts of ln p(p_T) of :func:`_log_pt_power` and of its derivatives that do not
     depend on p_T, at the mass(es) ``m``: ``(K, c_T, ∂K/∂a)`` with
@@ -160,7 +160,7 @@ def _pt_terms(m: ArrayLike, t: float, a: float, with_power: bool = False,
     compiled sums (:mod:`gammastar.yields._extrapolation_kernel`) take per evaluation.
 
     Example:
-        >>> k, c_t, _ = _pt_terms(0.5, 0.2, 0.0)
+        >>> k, c_t, _ = pt_terms(0.5, 0.2, 0.0)
         >>> lp = math.log(0.3) - (math.hypot(0.3, 0.5) - 0.5) / 0.2 - k
         >>> bool(abs(lp - _log_pt_power(0.5, 0.3, 0.2)) < 1e-14)
         True
@@ -218,7 +218,7 @@ def _pt_second(
     m = np.asarray(m, dtype=np.float64)
     d = HESSIAN_STEP
     want = [a, a + 1.0, a + 2.0, a + d, a - d, a + 2 * d, a - 2 * d, a + 1.0 + d, a + 1.0 - d]
-    if n is None:  # K at these powers (``n``: given by the caller, :func:`_pt_terms`)
+    if n is None:  # K at these powers (``n``: given by the caller, :func:`pt_terms`)
         n = dict(zip(want, _log_norm_powers(m, t, want), strict=True))
     n0 = n[a]
     if a == 0.0:
@@ -444,13 +444,13 @@ class ModelForm:
                                self.dlog_y(y, mu, s)])  # fmt: skip
 
 
-NOMINAL = ModelForm("nominal", MODEL_NAME, _log_y, _dlog_y, maps_to="", y_kernel="gaussian")
+NOMINAL = ModelForm("nominal", MODEL_NAME, log_y_gauss, _dlog_y, maps_to="", y_kernel="gaussian")
 FORMS: dict[str, ModelForm] = {
     "nominal": NOMINAL,
     "mt_boltzmann": ModelForm(
         "mt_boltzmann",
         "1/p_T dN/dp_T ∝ m_T exp(−m_T/T) (the Boltzmann form at fixed y) instead of exp(−m_T/T)",
-        _log_y,
+        log_y_gauss,
         _dlog_y,
         maps_to="T",
         power_offset=1.0,
@@ -460,7 +460,7 @@ FORMS: dict[str, ModelForm] = {
         "tsallis",
         "1/p_T dN/dp_T ∝ (1 + (m_T − m)/(nT))^(−n) (Tsallis: a power-law tail, n fitted per "
         "mass range) instead of exp(−m_T/T)",
-        _log_y,
+        log_y_gauss,
         _dlog_y,
         maps_to="T",
         log_pt_family="tsallis",
@@ -480,7 +480,7 @@ FORMS: dict[str, ModelForm] = {
         "the nominal form × (1 − E/E_beam)^4 (the fall of the γ* spectrum as x_F → 1: quark "
         "counting for its parent meson, one more power for its share of the parent's energy) "
         "instead of a Gaussian rapidity cut only at the beam energy",
-        _log_y,
+        log_y_gauss,
         _dlog_y,
         maps_to="y_sigma",
         x_power=XF_POWER,
@@ -489,7 +489,7 @@ FORMS: dict[str, ModelForm] = {
         "generator_template",
         "the nominal form × h(m, y), a generator's γ* rapidity density over the Gaussian of its "
         "own mean and width (yields.extrapolation_template), refitted inside F",
-        _log_y,
+        log_y_gauss,
         _dlog_y,
         maps_to="y_sigma",
     ),
@@ -505,7 +505,7 @@ _PT_GRID = np.meshgrid(_PT, _Y, indexing="ij")[0]
 _COSH_Y = np.cosh(_Y)
 
 
-def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
+def grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
     """F on the (p_T, y) quadrature grid at mass ``m`` (shape (n_pt, n_y)): the grid's (q_T, E),
     E = m_T cosh y from m_T per p_T and cosh y per y (the numbers of the element-wise
     products on the whole grid)."""
@@ -513,8 +513,8 @@ def _grid_in_f(fiducial: Any, m: float) -> NDArray[np.bool_]:
     return inside_at_mass(fiducial, m, _PT_GRID, mt[:, None] * _COSH_Y[None, :])
 
 
-def _grids_in_f(fiducials: list[Any], m: float) -> list[NDArray[np.bool_]]:
-    """:func:`_grid_in_f` of each of ``fiducials`` (the same booleans), the grid's candidates
+def grids_in_f(fiducials: list[Any], m: float) -> list[NDArray[np.bool_]]:
+    """:func:`grid_in_f` of each of ``fiducials`` (the same booleans), the grid's candidates
     found once for all (:func:`~gammastar.yields._fiducial_bound.inside_at_mass_each`)."""
     mt = np.sqrt(_PT**2 + m**2)
     return inside_at_mass_each(fiducials, m, _PT_GRID, mt[:, None] * _COSH_Y[None, :])
@@ -533,13 +533,13 @@ def fiducial_fraction(
         fiducial: a :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`.
         m: mass (GeV).
         params: (T, ȳ, σ_y) or (T, ȳ, σ_y, a), a the m_T power (0 when not given).
-        inside: F on the quadrature grid (:func:`_grid_in_f`; computed when not given).
+        inside: F on the quadrature grid (:func:`grid_in_f`; computed when not given).
         form: the model's form (:data:`FORMS`).
     """
     t, mu, s = params[:3]
     a = float(params[3]) if len(params) > 3 else 0.0
     if inside is None:
-        inside = _grid_in_f(fiducial, m)
+        inside = grid_in_f(fiducial, m)
     # the density factorises in p_T and y: Σᵢⱼ p(p_Tᵢ) p(yⱼ) Fᵢⱼ as p_T-density · (F · y-density)
     # (one matrix-vector product instead of the whole grid's densities)
     dens_pt, dens_y = np.exp(form.log_pt(m, _PT, t, a)), np.exp(form.log_y(_Y, mu, s))

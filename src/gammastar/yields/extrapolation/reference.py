@@ -1,5 +1,5 @@
 """The fixed broad reference sample of the importance-sampled fiducial fraction: P_F and its
-gradient smooth in the parameters (:func:`reference_draws`, :class:`_Reference`).
+gradient smooth in the parameters (:func:`reference_draws`, :class:`ReferenceSample`).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from gammastar.yields._fiducial_bound import (
 from gammastar.yields.extrapolation.model import (
     NOMINAL,
     ModelForm,
-    _log_pt_of,
-    _log_y,
-    _pt_terms,
+    log_pt_of,
+    log_y_gauss,
+    pt_terms,
 )
 
-__all__ = ["REFERENCE", "REFERENCE_SAMPLES", "reference_draws"]
+__all__ = ["REFERENCE", "REFERENCE_SAMPLES", "ReferenceSample", "reference_draws"]
 
 
 REFERENCE = (0.3, 3.4, 2.0)
@@ -41,7 +41,7 @@ spread over seeds is a small fraction of f_F's statistical error
 
 
 def reference_draws(seed: int) -> dict[str, NDArray]:
-    """The random numbers of the reference sample of ``seed`` (:class:`_Reference`), which do
+    """The random numbers of the reference sample of ``seed`` (:class:`ReferenceSample`), which do
     not depend on its mass (:meth:`~gammastar.physics.sampling.ParametricSampler.draws`), with
     the parts of the sample that do not depend on it either (:func:`_mass_free_parts`)."""
     return _mass_free_parts(ParametricSampler(*REFERENCE).draws(REFERENCE_SAMPLES, seed))
@@ -76,7 +76,7 @@ def _inside_sample(fiducial: Any, m: float, draws: Mapping[str, NDArray]
     return qt[keep], e[keep]
 
 
-class _Reference:
+class ReferenceSample:
     """P_F(θ) = ⟨1_F p_θ / p_ref⟩ over a fixed sample of the broad reference model at one mass:
     smooth in θ and evaluated with the same F as the data (importance sampling; the grid
     quadrature's O(step) error in ∂P_F/∂θ biased the weakly constrained σ_y)."""
@@ -105,11 +105,11 @@ class _Reference:
         # backward A′ is never in F)
         fold = np.log1p(np.exp(-2.0 * self.y * mu0 / s0**2))
         # what the compiled sums take (_extrapolation_kernel): fixed with the sample; ln p_T
-        # and m_T also make the reference density (:func:`_log_pt_of`, the same numbers)
+        # and m_T also make the reference density (:func:`log_pt_of`, the same numbers)
         with np.errstate(divide="ignore"):
             self._lpt = np.log(self.pt)
         self._mt = np.sqrt(self.pt**2 + m**2)
-        self.log_ref = _log_pt_of(self._lpt, self._mt, m, t0) + _log_y(self.y, mu0, s0) + fold
+        self.log_ref = log_pt_of(self._lpt, self._mt, m, t0) + log_y_gauss(self.y, mu0, s0) + fold
         self._lmt = np.log(self._mt)
         self._m = np.array([m], dtype=np.float64)
         self._y = np.ascontiguousarray(self.y, dtype=np.float64)
@@ -134,7 +134,7 @@ class _Reference:
             return self._log_fraction_and_grad_numpy(t, mu, s, form, a, with_power)
 
         a_eff = a + form.power_offset
-        k, c_t, dn = _pt_terms(self.m, t, a_eff, with_power)
+        k, c_t, dn = pt_terms(self.m, t, a_eff, with_power)
         out = group_sums(self._lpt, self._lmt, self._mt, self._y, self._m, self._log_ref, True,
                          self._m, k, c_t, dn, t, a_eff, mu, s,
                          form.y_kernel == "logistic")  # fmt: skip

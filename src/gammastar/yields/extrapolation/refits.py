@@ -13,18 +13,18 @@ from numpy.typing import ArrayLike, NDArray
 from gammastar.core.threads import single_thread_blas, thread_map
 from gammastar.yields._fiducial_bound import mt_exponential_superset
 from gammastar.yields.extrapolation.likelihood import (
-    _fit_joint,
-    _Group,
-    _group_params,
+    FitGroup,
+    fit_joint,
+    group_params,
 )
 from gammastar.yields.extrapolation.model import (
-    _grid_in_f,
-    _grids_in_f,
     fiducial_fraction,
+    grid_in_f,
+    grids_in_f,
 )
 from gammastar.yields.extrapolation.reference import (
     REFERENCE,
-    _Reference,
+    ReferenceSample,
     reference_draws,
 )
 from gammastar.yields.extrapolation.result import Extrapolation
@@ -111,7 +111,7 @@ def refit_moves(
     """:func:`refit` for several moves of the same pairs at once, one record per move:
     ``moves`` holds each move's ``(weight, fiducial, groups)``. Where the groups' fits are
     independent (ȳ and σ_y fixed, the m_T powers fitted: one Newton fit per group,
-    :func:`_fit_joint`), a group's reference sample is drawn once (:func:`reference_draws`)
+    :func:`fit_joint`), a group's reference sample is drawn once (:func:`reference_draws`)
     for every move that refits it, and made at each move's mass and region from those draws:
     the records of one :func:`refit` per move, number for number.
 
@@ -138,7 +138,7 @@ def refit_moves(
     for weight, fiducial, groups in moves:
         w = np.asarray(weight, dtype=np.float64)
         every = groups is None or fixed.mu is None or fixed.sigma is None
-        todo = {int(g) for g in (range(n_g) if every else groups)}
+        todo = set(range(n_g)) if every or groups is None else {int(g) for g in np.ravel(groups)}
         plans.append((w, (w != 0) & np.isfinite(y) & (pt > 0), fiducial, todo))
     records = [_RefitRecord(ex) for _ in plans]
     if fixed.mu is None or fixed.sigma is None or fixed.power is not None:
@@ -169,11 +169,11 @@ def refit_moves(
         if not jobs:
             return []
         draws, size = _group_draws(seed + g, [j[1] for j in jobs], [j[3] for j in jobs])
-        refs = [_Reference(fid, m_c, seed + g, draws, size) for _, fid, _, m_c in jobs]
-        grids = {int(i): _grids_in_f([j[1] for j in jobs], float(ex.mass[i])) for i in b}
+        refs = [ReferenceSample(fid, m_c, seed + g, draws, size) for _, fid, _, m_c in jobs]
+        grids = {int(i): grids_in_f([j[1] for j in jobs], float(ex.mass[i])) for i in b}
         out = []
         for n, ((rec, fiducial, pairs, _), ref) in enumerate(zip(jobs, refs, strict=True)):
-            x = _fit_x(ex, [_Group((*pairs, ref))], [b], fixed)
+            x = _fit_x(ex, [FitGroup((*pairs, ref))], [b], fixed)
             out.append((rec, fiducial, b, x, {i: v[n] for i, v in grids.items()}))
         return out
 
@@ -222,7 +222,7 @@ def _group_bins(bin_group: NDArray, g: int) -> NDArray[np.intp]:
 
 def _refit_group(ex: Extrapolation, pairs: tuple[NDArray, ...], k: NDArray[np.bool_],
                  fiducial: Any, seed: int, draws: Mapping[str, NDArray] | None = None
-                 ) -> _Group | None:  # fmt: skip
+                 ) -> FitGroup | None:  # fmt: skip
     """One fit group of a refit: the pairs ``k`` of ``pairs`` (m, p_T, y, w) with the
     reference sample at their weighted mean mass (``None`` without a positive weighted
     sum)."""
@@ -230,7 +230,7 @@ def _refit_group(ex: Extrapolation, pairs: tuple[NDArray, ...], k: NDArray[np.bo
     m_c = _mean_mass(m, w, k)
     if m_c is None:
         return None
-    return _Group((m[k], pt[k], y[k], w[k], _Reference(fiducial, m_c, seed, draws)))
+    return FitGroup((m[k], pt[k], y[k], w[k], ReferenceSample(fiducial, m_c, seed, draws)))
 
 
 class _RefitRecord:
@@ -264,7 +264,7 @@ def _fit_x(ex: Extrapolation, data: list, bins: list, fixed: _Fixed) -> NDArray:
     first = np.asarray([b[0] for b in bins])
     a0 = ex.power_at(ex.mass[first])
     x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
-    x, _ = _fit_joint(data, (), sigma=fixed.sigma, mu_fixed=fixed.mu, power=fixed.power,
+    x, _ = fit_joint(data, (), sigma=fixed.sigma, mu_fixed=fixed.mu, power=fixed.power,
                       x_start=x0)  # fmt: skip
     return x
 
@@ -273,10 +273,10 @@ def _store(ex: Extrapolation, rec: _RefitRecord, x: NDArray, n_groups: int, bins
            fiducial: Any, fixed: _Fixed, inside: Mapping[int, NDArray] | None) -> None:  # fmt: skip
     """The fit ``x`` of ``n_groups`` groups written into ``rec`` at their bins."""
     for j, b in enumerate(bins):
-        par = _group_params(x, j, n_groups, fixed.power)
+        par = group_params(x, j, n_groups, fixed.power)
         for i in b:
             c = float(ex.mass[i])
-            f_in = inside[i] if inside is not None and i in inside else _grid_in_f(fiducial, c)
+            f_in = inside[i] if inside is not None and i in inside else grid_in_f(fiducial, c)
             rec.frac[i] = fiducial_fraction(fiducial, c, par, f_in)
             rec.temp[i] = par[0]
             if len(par) > 3:

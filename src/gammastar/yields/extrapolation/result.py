@@ -10,9 +10,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.yields.extrapolation.layout import Layout
 from gammastar.yields.extrapolation.model import MODEL_NAME
 
-__all__ = ["ERROR_METHODS", "ERROR_REFERENCES", "Extrapolation"]
+__all__ = ["ERROR_METHODS", "ERROR_REFERENCES", "OTHER_METHOD", "Extrapolation", "none_nan"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,7 @@ class Extrapolation:
     """(n_bins, k): per mass bin b, the covariance of the free parameters (the order of
     :attr:`covariance`) with ln S_b, S_b the bin's weighted pair sum inside F (the fiducial
     yield's statistics): the fit and the yield use the same pairs, so their errors are
-    correlated (:func:`_sandwich`); ``None``: not computed (older files,
+    correlated (:func:`sandwich_and_cross`); ``None``: not computed (older files,
     or without the sandwich). :func:`nsig_error_parts` carries it to N_sig."""
 
     y_mean_rule: dict[str, Any] | None = None
@@ -82,22 +83,20 @@ class Extrapolation:
     y_mean_fitted_err, y_mean_fixed, threshold, decision}`` (``fitted``: ȳ from the data,
     ``fixed``: at the c.m. rapidity with the stated error); ``None`` without the rule."""
 
+    def layout(self) -> Layout:
+        """The order of the free parameters in :attr:`covariance`
+        (:class:`~gammastar.yields.extrapolation.layout.Layout`): ``y_mean`` (when fitted),
+        ``y_sigma``, the fit groups' ``T`` and, with fitted powers, their ``a``."""
+        if self.covariance is None:
+            raise ValueError("the extrapolation has no covariance")
+        n_t = self.covariance.shape[0] - (1 if self.y_mean_fixed else 2)
+        n_groups = n_t // 2 if self.pt_power_fitted else n_t
+        return Layout(n_groups, y_mean=not self.y_mean_fixed, power=self.pt_power_fitted)
+
     def parameter_index(self, name: str, group: int = 0) -> int:
         """The index of a free parameter in :attr:`covariance`: ``y_mean`` (when fitted),
         ``y_sigma``, or fit group ``group``'s ``T`` or ``a`` (the fitted powers follow the T_g)."""
-        if self.covariance is None:
-            raise ValueError("the extrapolation has no covariance")
-        n_head = 1 if self.y_mean_fixed else 2
-        if name == "y_mean" and not self.y_mean_fixed:
-            return 0
-        if name == "y_sigma":
-            return n_head - 1
-        n_t = self.covariance.shape[0] - n_head
-        if name == "T":
-            return n_head + group
-        if name == "a" and self.pt_power_fitted:
-            return n_head + n_t // 2 + group
-        raise KeyError(f"no free parameter {name!r} in this extrapolation's covariance")
+        return self.layout().index(name, group)
 
     def bin_weights(self, m: float) -> list[tuple[int, float]]:
         """The mass bins whose values :meth:`at` interpolates at ``m``, with their weights:
@@ -175,7 +174,7 @@ class Extrapolation:
             **(
                 {}
                 if self.fiducial_fraction_err_stat is None
-                else {"fiducial_fraction_err_stat": _none_nan(self.fiducial_fraction_err_stat)}
+                else {"fiducial_fraction_err_stat": none_nan(self.fiducial_fraction_err_stat)}
             ),
             **(
                 {} if self.model_variations is None else {"model_variations": self.model_variations}
@@ -209,15 +208,8 @@ class Extrapolation:
     def _cov_dict(self) -> dict[str, Any]:
         if self.covariance is None or self.bin_group is None:
             return {}
-        n_t = self.covariance.shape[0] - (1 if self.y_mean_fixed else 2)
-        names = ([] if self.y_mean_fixed else ["y_mean"]) + ["y_sigma"]
-        if self.pt_power_fitted:  # T_0 ... T_{G-1}, a_0 ... a_{G-1}
-            n_t //= 2
-            names_t = [f"T_{g}" for g in range(n_t)] + [f"a_{g}" for g in range(n_t)]
-        else:
-            names_t = [f"T_{g}" for g in range(n_t)]
         out = {
-            "parameters": names + names_t,
+            "parameters": list(self.layout().names),
             "matrix": self.covariance.tolist(),
             "bin_group": self.bin_group.tolist(),
             "method": "sandwich",
@@ -236,7 +228,7 @@ class Extrapolation:
     def _alt_dict(self) -> dict[str, Any]:
         if self.fiducial_fraction_err_alt is None:
             return {}
-        alt = _OTHER[self.error_method]
+        alt = OTHER_METHOD[self.error_method]
         return {
             f"fiducial_fraction_err_{alt}": self.fiducial_fraction_err_alt.tolist(),
             f"y_sigma_err_{alt}": self.y_sigma_err_alt,
@@ -249,7 +241,7 @@ class Extrapolation:
             "n_eff")}  # fmt: skip
         err = d.get("fiducial_fraction_err")
         method = d.get("error_method", "kish_profile")
-        alt = d.get(f"fiducial_fraction_err_{_OTHER.get(method, '')}")
+        alt = d.get(f"fiducial_fraction_err_{OTHER_METHOD.get(method, '')}")
         cov = d.get("parameter_covariance")
         return cls(arr["mass"], arr["bin_edges"], arr["fiducial_fraction"], arr["temperature"],
                    arr["y_mean"], arr["y_sigma"], arr["n_eff"], d["fiducial"],
@@ -257,7 +249,7 @@ class Extrapolation:
                    d.get("y_sigma_err"),
                    d.get("y_mean_source", "fitted") != "fitted", method,
                    None if alt is None else np.asarray(alt, dtype=np.float64),
-                   d.get(f"y_sigma_err_{_OTHER.get(method, '')}"),
+                   d.get(f"y_sigma_err_{OTHER_METHOD.get(method, '')}"),
                    None if cov is None else np.asarray(cov["matrix"], dtype=np.float64),
                    None if cov is None else np.asarray(cov["bin_group"], dtype=np.int64),
                    None if cov is None or "matrix_stat" not in cov
@@ -276,7 +268,7 @@ class Extrapolation:
 
 ERROR_METHODS = ("sandwich", "kish_profile")
 """The f_F error's methods (:func:`fit_extrapolation` ``error_method``)."""
-_OTHER = {"sandwich": "kish_profile", "kish_profile": "sandwich"}
+OTHER_METHOD = {"sandwich": "kish_profile", "kish_profile": "sandwich"}
 ERROR_REFERENCES = {
     "sandwich": "sandwich covariance H^-1 J H^-1 of the weighted likelihood fit, propagated "
     "linearly to f_F (C. Langenbruch, Eur. Phys. J. C 82 (2022) 393)",
@@ -285,6 +277,6 @@ ERROR_REFERENCES = {
 }
 
 
-def _none_nan(a: ArrayLike) -> list:
+def none_nan(a: ArrayLike) -> list:
     """A JSON list: NaN as ``None``."""
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(a, dtype=np.float64)]

@@ -148,7 +148,7 @@ class ExtrapolatedSampler:
     def arm_covers(self, mass: float) -> bool:
         """Whether :meth:`sample` takes ``mass`` from the arm's model: no flow, an ``arm``,
         from the seam up to the arm's last bin edge, where its fraction f_F is positive (the
-        normalisation in F, :func:`~gammastar.yields.extrapolation.nsig.arm_in_fiducial`)."""
+        normalisation in F, :func:`~gammastar.yields.extrapolation.nsig.arm.arm_in_fiducial`)."""
         if self.arm is None or self.inside is not None or self.seam is None:
             return False
         if not self.seam <= mass <= float(self.arm.edges[-1]):
