@@ -302,7 +302,7 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
         "fiducial region moves with f_F; propagation 'log': the 1 sigma w of ln N_sig from "
         "N_sig recomputed at +-1 sigma along the covariance's principal axes, rel = e^w - 1; "
         "below a both-channels run's seam with the model fitted there, "
-        "gammastar.yields.extrapolation.nsig.nsig_full_space_error: the acceptance's change "
+        "gammastar.yields.extrapolation.nsig.arm.nsig_full_space_error: the acceptance's change "
         "alone; above it with the arm's model, the same as for the fiducial fit on that model "
         "normalised in the fiducial region), at the median expected eps_low and eps_high of a first pass, each edge's limit "
         "with its own (at_eps_low, at_eps_high; rel, the larger, where an edge's is unresolved); "

@@ -202,7 +202,7 @@ class Extrapolation:
                 "fitted: one m_T power per fit group" if self.pt_power_fitted else "fixed"
             ),
             "fiducial": self.fiducial,
-            "reference": "docs/explanation/method.md#the-fiducial-region-and-the-extrapolation",
+            "reference": "docs/explanation/method.md#7-beyond-the-fiducial-region-the-labelled-extrapolation",
         }
 
     def _cov_dict(self) -> dict[str, Any]:
