@@ -66,8 +66,11 @@ def pattern() -> list[tuple[list[dict], int]]:
     ]
 
 
-def write_mock(path, repeat: int = 10, *, event_offset: int = 0, with_truth: bool = True) -> dict:
-    """Write a synthetic mock ntuple; returns the events as python lists."""
+def write_mock(
+    path, repeat: int = 10, *, event_offset: int = 0, with_truth: bool = True, tagged: bool = True
+) -> dict:
+    """Write a synthetic mock ntuple (``tagged=False``: without the ``truth_channel`` branch,
+    as data); returns the events as python lists."""
     evs = pattern() * repeat
     cols = {k: [] for k in ("px", "py", "pz", "E", "charge", "parent")}
     for muons, _ in evs:
@@ -89,6 +92,8 @@ def write_mock(path, repeat: int = 10, *, event_offset: int = 0, with_truth: boo
         "muon": muons,
         "truth_channel": np.array([c for _, c in evs], dtype=np.int32),
     }
+    if not tagged:
+        del data["truth_channel"]
     with uproot.recreate(path) as f:
         # mktree: a TTree (assigning a dict would write an RNTuple in uproot ≥ 5.7)
         f.mktree(

@@ -313,7 +313,8 @@ def _output_after(text: str, line: int) -> str | None:
 
 def test_tutorial_selection_prints_what_the_page_shows(cms_data_dir, tmp_path, monkeypatch, capsys):
     """Tutorial 2's `gammastar select` on its own config, in the folder holding the CMS files:
-    the counts line it prints is the one the page shows (the selection is deterministic)."""
+    the counts line it prints is the one the page shows (the selection is deterministic), and
+    the "assumed" lines it prints first (stderr) are the page's."""
     page = "docs/tutorial/02-your-data.md"
     text = (REPO / page).read_text(encoding="utf-8")
     runs = [d for d in documented() if d.page == page and _config_of(d) is not None]
@@ -329,10 +330,13 @@ def test_tutorial_selection_prints_what_the_page_shows(cms_data_dir, tmp_path, m
         config = _config_of(doc)
         Path(config).write_text(yaml.safe_dump(configs[Path(config).stem], allow_unicode=True))
         assert main(list(doc.argv)) == 0, f"{doc}: {capsys.readouterr().err}"
-        printed = capsys.readouterr().out.splitlines()[0]
+        captured = capsys.readouterr()
         shown = _output_after(text, doc.line)
         assert shown is not None, f"{doc}: no output block after the command"
-        assert shown.splitlines()[0] == printed
+        assumed = [ln for ln in shown.splitlines() if ln.startswith("assumed: ")]
+        said = [ln for ln in captured.err.splitlines() if ln.startswith("assumed: ")]
+        assert said == assumed, doc
+        assert shown.splitlines()[len(assumed)] == captured.out.splitlines()[0]
 
 
 # --------------------------------------------------------------------------- the option values
@@ -691,6 +695,9 @@ def test_tutorial3_states_what_a_copy_of_the_mock_would_assume():
         missing = [k for k in keys if k not in cfg[section]]
         assert not missing, f"{TUTORIAL3}: {section} leaves {missing} to the mock's defaults"
     assert isinstance(cfg["beam"]["n_pot"], float)
+    from gammastar.config import config_from_dict
+
+    assert config_from_dict(cfg).assumed() == {}  # `gammastar select` prints no "assumed" line
     text = (REPO / TUTORIAL3).read_text(encoding="utf-8")
     script = next(n for n, t in _shell_lines(TUTORIAL3) if "make_experiment_ntuple.py" in t)
     printed = _output_after(text, script)

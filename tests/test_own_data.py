@@ -104,6 +104,29 @@ def test_every_pointer_at_the_mock_is_named(tmp_path):
     assert mock_only_problems(facility, lambda value: None) == []
 
 
+def test_unstated_eta_removal_refused_before_any_pair(tmp_path):
+    """One's own ntuple without a truth tag and a config that leaves out the η → μμ removal,
+    whose default is the mock's `truth`: `gammastar select` and `gammastar run` refuse it
+    (exit 2) once the input's branches are known, before any pair is selected or any stage
+    runs, in one line naming the config, the key and both choices; nothing is written."""
+    path = _own_config(tmp_path)
+    path.write_text(path.read_text().replace("background: {remove_eta_mumu: none}\n", ""))
+    write_mock(tmp_path / "mine.root", 10, tagged=False)  # the mock's branches, no truth tag
+    line = (
+        f"gammastar: error: {path.resolve()}: background.remove_eta_mumu: truth (the mock's, "
+        "and the default) drops η → μμ pairs by the mock's truth tag, the truth_channel "
+        "branch, which the input lacks: `remove_eta_mumu: rate` (the peak predicted from the "
+        "η → γμμ yield) or `none`"
+    )
+    for command in ("select", "run"):
+        res = main_in_process(command, str(path))
+        assert res.status == 2, res.stderr
+        assert res.stderr.splitlines()[-1] == line
+        assert "[select]" not in res.stdout  # `run`: refused before its first stage
+        assert not (tmp_path / "run" / rundir.SELECT).exists()
+        assert not (tmp_path / "run" / rundir.PAIRS).exists()
+
+
 def _own_config(tmp_path: Path) -> Path:
     """A minimal config of one's own ntuple that states the beam, the target thickness, the
     N_POT, ε = 1, no η → μμ removal and the mass window, and leaves the other selection

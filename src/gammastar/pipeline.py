@@ -127,20 +127,27 @@ def _run_select(config: AnalysisConfig) -> Any:
 def _check_select(config: AnalysisConfig) -> None:
     """The input's branches, the default flavour's too, against the mock that generate
     will write (the config's own check names only stated keys: a config may only generate),
-    or against the first input file when it exists already (the others: when select runs)."""
+    or against the first input file when it exists already (the others: when select runs),
+    with the truth tag that ``background.remove_eta_mumu: truth`` reads."""
     problems = config.input_problems()
     if problems:
         raise ConfigError("\n".join(f"{config.source or '<config>'}: {p}" for p in problems))
     first = next(iter(_input_files(config)), None)
     if first is None or not first.is_file() or first == _mock_path(config):
         return
+    from gammastar.selection.stage import eta_truth_problem
+
     fileset = fileset_from_config(config)
     tree = next(s["files"][str(first)] for s in fileset.values() if str(first) in s["files"])
     for f in config.input.flavours:
-        inp = flavour_config(config, f).input if len(config.input.flavours) > 1 else config.input
-        check_inputs(
+        one = flavour_config(config, f) if len(config.input.flavours) > 1 else config
+        inp = one.input
+        checked = check_inputs(
             {"first": {"files": {str(first): tree}}}, branch_map(inp.layout, inp.branches, f)
         )
+        problem = eta_truth_problem(one, checked.branches.all)
+        if problem is not None:  # before the generate stage and any other
+            raise ConfigError(problem)
 
 
 def _check_yields(config: AnalysisConfig) -> None:

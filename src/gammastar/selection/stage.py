@@ -286,6 +286,20 @@ def _staging_url(url: str) -> str:
     return urls.join(parent, f".{name}.{os.getpid()}.{secrets.token_hex(4)}")
 
 
+def eta_truth_problem(cfg: AnalysisConfig, branches: Iterable[str]) -> str | None:
+    """The refusal of ``background.remove_eta_mumu: truth`` (the mock's, and the default, also
+    outside the mock) on input ``branches`` without the mock's truth tag ``truth_channel``:
+    one line naming the config and what to write; ``None`` when the removal can run."""
+    if cfg.background.remove_eta_mumu != "truth" or "truth_channel" in set(branches):
+        return None
+    return (
+        f"{cfg.source or '<config>'}: background.remove_eta_mumu: truth (the mock's, and the "
+        "default) drops η → μμ pairs by the mock's truth tag, the truth_channel branch, which "
+        "the input lacks: `remove_eta_mumu: rate` (the peak predicted from the η → γμμ yield) "
+        "or `none`"
+    )
+
+
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe: Any = None) -> Any:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
     file per task on its workers), with the flavour and the branches the
@@ -305,11 +319,9 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
     check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
         log.warning("skipping bad file %s", urls.redact(f"{path}: {why}"))
-    if cfg.background.remove_eta_mumu == "truth" and "truth_channel" not in checked.branches.all:
-        raise ConfigError(
-            "background.remove_eta_mumu: 'truth' needs the truth_channel branch, which the "
-            "input lacks; use 'rate' (data) or 'none'"
-        )
+    problem = eta_truth_problem(cfg, checked.branches.all)
+    if problem is not None:
+        raise ConfigError(problem)
     lay = io.get_layout(cfg.input.layout)
     if (
         cfg.background.remove_eta_mumu == "truth"
