@@ -697,3 +697,27 @@ def test_the_high_edge_takes_the_size_at_its_own_boundary():
     assert own >= hi * (1 - tol)
     assert hi > 1.02 * e1  # the improvement is there to see
     assert _high_edge(solve, point, sig, eps, {"extrapolation": first})[2]["0"][1] == pytest.approx(hi, rel=1e-12)
+
+
+def test_reach_json_names_the_edges_that_took_the_fallback():
+    """``reach.json``'s N_sig-level record of a nuisance: per mass the sizes at the two edges,
+    ``unresolved`` where N_sig is not resolved at one, and ``fallback`` naming the edges that
+    took the largest resolved size (edge_size); a mass with both edges resolved has neither."""
+    from types import SimpleNamespace
+
+    from gammastar.reach.scan.mass_limit import _extrapolation_row
+    from gammastar.reach.stage import _record_nsig_level
+
+    eps = np.geomspace(1e-7, 1e-3, 41)
+    rel = np.where(eps > 1e-4, np.nan, np.where(eps < 1e-5, 0.1, 0.5))
+    rows = [_extrapolation_row(eps, rel, 1e-6, 5e-6, np.ones(eps.size), 0.1),
+            _extrapolation_row(eps, rel, 1e-6, 3e-4, np.ones(eps.size), 0.2)]  # fmt: skip
+    rec = {"rel": [0.3, 0.3], "kind": "normsys", "origin": "yield"}
+    inp = SimpleNamespace(masses=np.array([0.1, 0.2]),
+                          nuisance_record={"nuisances": {"extrapolation": rec}})  # fmt: skip
+    _record_nsig_level(inp, rows, "extrapolation", "test")
+    assert rec["rel_yield"] == [0.3, 0.3]
+    assert rec["at_eps_high"][0] == pytest.approx(0.1, rel=1e-12)
+    assert rec["at_eps_high"][1] == pytest.approx(0.5, rel=1e-12)  # the largest resolved
+    assert rec["unresolved"] == [False, True]
+    assert rec["fallback"] == [[], ["eps_high"]]
