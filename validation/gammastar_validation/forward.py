@@ -592,7 +592,6 @@ def forward_closure(
     return rows
 
 
-
 def _at_log(eps: NDArray, values: NDArray, at: float) -> float:
     """``values`` on the grid ``eps`` at ε = ``at``, linear in ln ε; NaN for a NaN ``at``."""
     if not np.isfinite(at):
@@ -629,6 +628,7 @@ def _edge_widths(q: dict[str, NDArray], edges: NDArray, reach_eps: NDArray
         out.append({"after": (float(np.sqrt(other + np.log1p(r) ** 2)), lost),
                     "before": (float(np.sqrt(other + np.log1p(old) ** 2)), lost)})  # fmt: skip
     return out
+
 
 def _flavour(data_cfg: Any, m: float, seam: float) -> Any:
     """The single-flavour config whose γ* stand for mass ``m``: the dielectrons below the

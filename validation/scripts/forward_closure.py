@@ -230,7 +230,8 @@ def main() -> None:
     print("by the quoted error: " + "  ".join(f"{k} {p}/{n}" for k, (p, n) in
                                               total["within_quoted"].items()))  # fmt: skip
     print_contour_table(rows)
-    groups = {**{n: [r for r in rows if r["facility"] == f"facility_{n}"] for n in cfgs}, "all": rows}
+    groups = {n: [r for r in rows if r["facility"] == f"facility_{n}"] for n in cfgs}
+    groups["all"] = rows
     contour = {key: {n: contour_counts(g, key) for n, g in groups.items()}
                for key in ("contour", "contour_before")}  # fmt: skip
     for key, label in (("contour_before", "today's widths (an unresolved edge: the other edge's)"),
