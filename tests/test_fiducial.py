@@ -312,13 +312,19 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
         # this test's first pass; the scan's own first pass finds them by Brent's method to
         # BOUNDARY_XTOL in ln ε, which moves the interpolated value by up to that times the
         # steepest slope of rel in ln ε on the grid
-        fin = np.isfinite(rel)  # NaN: N_sig not resolved (a short cτ), flagged, not a size
+        fin = np.isfinite(rel)  # NaN: N_sig not resolved (a short cτ), flagged
         slope = np.max(np.abs(np.diff(rel[fin]) / np.diff(np.log(eps[fin]))))
         tol = BOUNDARY_XTOL * slope
+        # an edge where N_sig is not resolved takes the largest resolved size at the mass
+        # (edge_size); no edge (a NaN boundary), no size
+        lost = [bool(np.isfinite(b) and np.isnan(w)) for b, w in zip((lo, hi), want, strict=True)]
+        want = [float(np.max(rel[fin])) if x else w for x, w in zip(lost, want, strict=True)]
         got = [row["eps_low"], row["eps_high"]]
         for g, w in zip(got, want, strict=True):
             assert g is None if np.isnan(w) else g == pytest.approx(w, rel=1e-12, abs=tol)
-        assert row["unresolved"] == bool(np.any(np.isnan(want)))
+        assert row["unresolved"] == any(lost)
+        took = [e for e, x in zip(("eps_low", "eps_high"), lost, strict=True) if x]
+        assert row["fallback"] == took
         assert row["rel"] == pytest.approx(np.nanmax(want), rel=1e-12, abs=tol)
         assert 0 < row["rel"] < rel_yield
         assert out.limits[i].expected["0"] < first.limits[i].expected["0"]

@@ -600,6 +600,72 @@ def test_each_edge_takes_its_own_extrapolation_size():
     assert np.all(np.isnan(none.boundaries["0"]))
 
 
+def test_an_unresolved_edge_takes_the_largest_resolved_size():
+    """Where N_sig is not resolved at an edge (the extrapolation error NaN there), the edge
+    takes at least the largest resolved size at the mass, never the other edge's smaller one:
+    on synthetic arrays (0.1 at long lifetimes, rising to 4 towards short ones, NaN beyond)
+    the row's ε_high size is 4, flagged, and ``_sizes_at`` gives it; a floor above the grid's
+    largest (the other edge's) wins; a resolved edge keeps its interpolated size."""
+    from gammastar.reach.scan.mass_limit import (
+        _extrapolation_row,
+        _MassInputs,
+        _sizes_at,
+        edge_size,
+    )
+
+    eps = np.geomspace(1e-7, 1e-3, 41)
+    rel = np.where(eps < 1e-5, 0.1, 0.1 * (eps / 1e-5) ** 0.8)
+    rel = np.where(eps > 1e-4, np.nan, rel)  # 0.1·10^0.8 = 0.63 at 1e-4 ... NaN above
+    top = float(np.nanmax(rel))
+    row = _extrapolation_row(eps, rel, 1e-6, 3e-4, np.ones(eps.size), 0.3)
+    assert row["eps_low"] == pytest.approx(0.1, rel=1e-12)
+    assert row["eps_high"] == pytest.approx(top, rel=1e-12)  # not 0.1, the other edge's
+    assert row["unresolved"]
+    assert row["fallback"] == ["eps_high"]
+    assert row["rel"] == pytest.approx(top, rel=1e-12)
+    point = _MassInputs(0, {"extrapolation": 0.05}, 0.0, None, ex_rel=rel)
+    base = {"extrapolation": 0.1}
+    assert _sizes_at(point, eps, 3e-4, base)["extrapolation"] == pytest.approx(top, rel=1e-12)
+    assert _sizes_at(point, eps, 1e-6, base)["extrapolation"] == pytest.approx(0.1, rel=1e-12)
+    # the floor (the other edge's size) when it exceeds every resolved size
+    high = _sizes_at(point, eps, 3e-4, {"extrapolation": 9.0})["extrapolation"]
+    assert high == pytest.approx(9.0, rel=1e-12)
+    assert edge_size(eps, np.full(eps.size, np.nan), 3e-4, 0.7) == (0.7, True)
+    assert edge_size(eps, rel, float("nan")) == (None, False)  # no edge: nothing to size
+    resolved = _extrapolation_row(eps, rel, 1e-6, 5e-5, np.ones(eps.size), 0.3)
+    assert not resolved["unresolved"]
+    assert resolved["fallback"] == []
+    want = float(np.interp(np.log(5e-5), np.log(eps), rel))
+    assert resolved["eps_high"] == pytest.approx(want, rel=1e-12)
+
+
+def test_an_unresolved_high_edge_is_limited_with_the_largest_size():
+    """The per-edge limit on the toy signal with r = 0.1 at long lifetimes, 5 up to 1.5·10⁻⁴
+    and NaN (not resolved) beyond, where ε_high lies: ε_high is the one a constant r = 5
+    gives (the largest resolved size; the same computations: equal to rounding), ε_low the
+    one a constant 10% gives; the other edge's 10% would have claimed a larger ε_high."""
+    from gammastar.reach.scan.mass_limit import _mass_limit, _MassInputs
+
+    eps, sig, st = _edge_toy()
+    masses = np.array([0.3])
+
+    def run(ex_rel):
+        point = _MassInputs(0, {"extrapolation": 0.1}, 0.0, None, ex_rel=ex_rel)
+        return _mass_limit(sig, point, masses, eps, st)
+
+    rel = np.where(eps < 1e-5, 0.1, np.where(eps < 1.5e-4, 5.0, np.nan))
+    got = run(rel)
+    low, high = run(np.full(eps.size, 0.1)), run(np.full(eps.size, 5.0))
+    lo, hi = got.boundaries["0"]
+    assert hi > 1.5e-4  # the edge lies where N_sig is not resolved
+    assert hi == pytest.approx(high.boundaries["0"][1], rel=1e-12)
+    assert lo == pytest.approx(low.boundaries["0"][0], rel=1e-12)
+    # what the other edge's size would have claimed (3% further: N falls as e^{-(ε/10⁻⁴)²} there)
+    assert low.boundaries["0"][1] > 1.02 * hi
+    assert got.extrapolation["fallback"] == ["eps_high"]
+    assert got.extrapolation["eps_high"] == pytest.approx(5.0, rel=1e-12)
+
+
 def test_the_high_edge_takes_the_size_at_its_own_boundary():
     """An extrapolation error growing steeply towards short lifetimes (r ∝ ε³ above 10⁻⁵):
     the ε_high boundary solved with the size at the first pass's boundary (the largest) is
@@ -631,3 +697,27 @@ def test_the_high_edge_takes_the_size_at_its_own_boundary():
     assert own >= hi * (1 - tol)
     assert hi > 1.02 * e1  # the improvement is there to see
     assert _high_edge(solve, point, sig, eps, {"extrapolation": first})[2]["0"][1] == pytest.approx(hi, rel=1e-12)
+
+
+def test_reach_json_names_the_edges_that_took_the_fallback():
+    """``reach.json``'s N_sig-level record of a nuisance: per mass the sizes at the two edges,
+    ``unresolved`` where N_sig is not resolved at one, and ``fallback`` naming the edges that
+    took the largest resolved size (edge_size); a mass with both edges resolved has neither."""
+    from types import SimpleNamespace
+
+    from gammastar.reach.scan.mass_limit import _extrapolation_row
+    from gammastar.reach.stage import _record_nsig_level
+
+    eps = np.geomspace(1e-7, 1e-3, 41)
+    rel = np.where(eps > 1e-4, np.nan, np.where(eps < 1e-5, 0.1, 0.5))
+    rows = [_extrapolation_row(eps, rel, 1e-6, 5e-6, np.ones(eps.size), 0.1),
+            _extrapolation_row(eps, rel, 1e-6, 3e-4, np.ones(eps.size), 0.2)]  # fmt: skip
+    rec = {"rel": [0.3, 0.3], "kind": "normsys", "origin": "yield"}
+    inp = SimpleNamespace(masses=np.array([0.1, 0.2]),
+                          nuisance_record={"nuisances": {"extrapolation": rec}})  # fmt: skip
+    _record_nsig_level(inp, rows, "extrapolation", "test")
+    assert rec["rel_yield"] == [0.3, 0.3]
+    assert rec["at_eps_high"][0] == pytest.approx(0.1, rel=1e-12)
+    assert rec["at_eps_high"][1] == pytest.approx(0.5, rel=1e-12)  # the largest resolved
+    assert rec["unresolved"] == [False, True]
+    assert rec["fallback"] == [[], ["eps_high"]]

@@ -11,7 +11,10 @@ the error of its mean (the per-sample acceptances are exact decay probabilities,
 true γ* of one mass window once each; :func:`quoted_errors` is the reach's own relative 1σ of
 N_sig (the named nuisances, the extrapolation at N_sig's level); :func:`forward_closure` puts
 them together per facility, mass and cτ; :func:`coverage_counts` scores the rows against the
-targets. It checks; it never feeds a correction.
+N_sig-level targets; :func:`contour_point` scores an edge on the contour (the truth's ε
+where N_truth = s_up inside the data-driven band N_dd e^{±kw} = s_up) and
+:func:`contour_counts` the rows against the contour's targets. It checks; it never feeds a
+correction.
 """
 
 from __future__ import annotations
@@ -31,10 +34,16 @@ __all__ = [
     "MASSES",
     "WindowSampler",
     "acceptance_mean",
+    "contour_counts",
+    "contour_grid",
+    "contour_point",
+    "contour_resolved",
     "coverage_counts",
+    "excluded_range_match",
     "facility_config",
     "facility_ctaus",
     "forward_closure",
+    "level_crossings",
     "log_pull",
     "open_channels",
     "quoted_errors",
@@ -116,7 +125,7 @@ def acceptance_mean(
     the mean from the per-sample acceptances (exact decay probabilities per sample, summed
     over the channels with their BR) and, with ``fiducial``, the part of the mean from
     samples outside it. Samples that come with a ``weight`` (importance weights) enter the
-    self-normalised mean Σwa/Σw (:func:`_weighted_mean`).
+    self-normalised mean Σwa/Σw (:class:`_MeanSums`).
 
     Arguments:
         sampler: ``sample(mass, n, seed)`` → ``qT``, ``E``.
@@ -134,39 +143,62 @@ def acceptance_mean(
     br = np.array([float(darkphoton.branching_ratio(m, c)) for c in channels])
     w = br / br.sum()
     rec = RecordingSampler(sampler) if hasattr(sampler, "mass_range") else None
-    parts_a, parts_w, parts_out = [], [], []
+    acc = _MeanSums(ct.size)
     done, k = 0, 0
     while done < n:
         size = min(chunk, n - done)
         smp = channel_samples(rec or sampler, m, size, geometry, seed=seed + k,
                               channels=tuple(channels))  # fmt: skip
-        parts_a.append(sum(wi * smp[c].acceptance_per_sample(ct)
-                           for wi, c in zip(w, channels, strict=True)))  # fmt: skip
+        a = sum(wi * smp[c].acceptance_per_sample(ct) for wi, c in zip(w, channels, strict=True))
         last = rec.last if rec is not None else None
-        parts_w.append(np.asarray(last["weight"], float) if last and "weight" in last
-                       else np.ones(size))  # fmt: skip
+        wt = np.asarray(last["weight"], float) if last and "weight" in last else np.ones(size)
+        out = None
         if fiducial is not None and last is not None:
             q, e = np.asarray(last["qT"], float), np.asarray(last["E"], float)
-            parts_out.append(~np.asarray(fiducial.contains(np.full(q.size, m), q, e), bool))
+            out = ~np.asarray(fiducial.contains(np.full(q.size, m), q, e), bool)
+        acc.add(a, wt, out)
         done += size
         k += 1
-    return _weighted_mean(np.concatenate(parts_a), np.concatenate(parts_w),
-                          np.concatenate(parts_out) if parts_out else None)  # fmt: skip
+    return acc.result()
 
 
-def _weighted_mean(a: NDArray, wt: NDArray, outside: NDArray | None) -> AcceptanceMean:
-    """The self-normalised mean Σwa/Σw of per-sample acceptances ``a`` (n, k) with weights
-    ``wt`` (n,), its error √(n/(n − 1) Σw²(a − mean)²)/Σw (two passes: no cancellation; the
-    plain standard error of the mean for w ≡ 1), n_eff = (Σwa)²/Σ(wa)² and the part of the
-    mean from the samples ``outside``."""
-    n, sw = a.shape[0], float(wt.sum())
-    wa = wt[:, None] * a
-    mean = wa.sum(axis=0) / sw
-    dev = (wt[:, None] * (a - mean)) ** 2
-    err = np.sqrt(dev.sum(axis=0) * n / max(n - 1, 1)) / sw
-    n_eff = kish_size(wa.sum(axis=0), (wa**2).sum(axis=0))
-    out = np.zeros(a.shape[1]) if outside is None else wa[outside].sum(axis=0) / sw
-    return AcceptanceMean(mean, err, out, n, n_eff)
+class _MeanSums:
+    """The sums behind :func:`acceptance_mean`, chunk by chunk (a chunk's (n, k) per-sample
+    acceptances are dropped once added: a grid of cτ over millions of samples stays small):
+    the self-normalised mean Σwa/Σw, its error √(n/(n − 1) Σw²(a − mean)²)/Σw (the plain
+    standard error of the mean for w ≡ 1) from sums about the first chunk's mean K,
+    Σw²(a − mean)² = Σw²(a − K)² − 2(mean − K)Σw²(a − K) + (mean − K)²Σw² (exact; K near the
+    mean keeps it free of cancellation, and one chunk is the two-pass sum), n_eff =
+    (Σwa)²/Σ(wa)² and the part of the mean from the samples outside the fiducial region."""
+
+    def __init__(self, k: int) -> None:
+        self.n, self.sw, self.sw2 = 0, 0.0, 0.0
+        self.swa, self.swa2, self.out = np.zeros(k), np.zeros(k), np.zeros(k)
+        self.d1, self.d2 = np.zeros(k), np.zeros(k)
+        self.shift: NDArray | None = None
+
+    def add(self, a: NDArray, wt: NDArray, outside: NDArray | None) -> None:
+        wa = wt[:, None] * a
+        if self.shift is None:
+            self.shift = wa.sum(axis=0) / float(wt.sum()) if wt.sum() > 0 else np.zeros(a.shape[1])
+        w2 = wt[:, None] ** 2
+        dev = a - self.shift
+        self.n += a.shape[0]
+        self.sw += float(wt.sum())
+        self.sw2 += float((wt**2).sum())
+        self.swa += wa.sum(axis=0)
+        self.swa2 += (wa**2).sum(axis=0)
+        self.d1 += (w2 * dev).sum(axis=0)
+        self.d2 += (w2 * dev**2).sum(axis=0)
+        if outside is not None:
+            self.out += wa[outside].sum(axis=0)
+
+    def result(self) -> AcceptanceMean:
+        mean = self.swa / self.sw
+        c = mean - (self.shift if self.shift is not None else 0.0)
+        ss = np.maximum(self.d2 - 2 * c * self.d1 + c**2 * self.sw2, 0.0)
+        err = np.sqrt(ss * self.n / max(self.n - 1, 1)) / self.sw
+        return AcceptanceMean(mean, err, self.out / self.sw, self.n, kish_size(self.swa, self.swa2))
 
 
 class WindowSampler:
@@ -263,6 +295,103 @@ def _crossing(eps: NDArray, n: NDArray, level: float, i: int, step: int) -> floa
     return float(np.exp(x0 + t * (x1 - x0)))
 
 
+CONTOUR_SPAN = 1.2
+"""Half-width in ln ε of the grid window around each data-driven edge (×3.3 either way):
+near ε_high Δln ε ≈ ln R/(2x − 2), x ≈ 10–17 for an NA62-like volume, so N_sig moved by
+e^{±16} stays inside; near ε_low N ∝ ε⁴, e^{±4.8}."""
+
+CONTOUR_STEP = 0.1
+"""Grid step in ln ε inside the windows (10%: a third of the ε_high ratio target's ln 1.3)."""
+
+
+def contour_grid(eps_low: float, eps_high: float, *, span: float = CONTOUR_SPAN,
+                 step: float = CONTOUR_STEP) -> NDArray[np.float64]:  # fmt: skip
+    """The ε grid of one mass's contour scoring: windows of ±``span`` in ln ε at ``step``
+    around the data-driven ε_low and ε_high (each edge a grid point), joined by steps of at
+    most 5 × ``step`` (where N_sig peaks: whether the truth excludes the mass).
+
+    Example:
+        >>> g = contour_grid(1e-7, 1e-5)
+        >>> bool(np.isclose(g, 1e-7, rtol=1e-12).any() and np.isclose(g, 1e-5, rtol=1e-12).any())
+        True
+        >>> round(float(np.log(g[-1] / 1e-5)), 6), bool(np.all(np.diff(np.log(g)) <= 0.5 + 1e-9))
+        (1.2, True)
+    """
+    k = round(span / step)
+    lo = eps_low * np.exp(step * np.arange(-k, k + 1))
+    hi = eps_high * np.exp(step * np.arange(-k, k + 1))
+    gap = np.log(hi[0] / lo[-1])
+    mid = (np.geomspace(lo[-1], hi[0], int(np.ceil(gap / (5 * step))) + 1)[1:-1]
+           if gap > 0 else np.zeros(0))  # fmt: skip
+    return np.unique(np.concatenate([lo, mid, hi]))
+
+
+def level_crossings(eps: ArrayLike, n: ArrayLike, level: float) -> tuple[float, float]:
+    """ε_low and ε_high where N (on the grid ``eps``) crosses ``level``: the outermost grid
+    points at or above it, log-log interpolated towards their outer neighbours (as
+    :func:`facility_ctaus`); NaN on a side where N is still at or above the level at the grid's
+    end (the crossing lies beyond the grid), both NaN where N never reaches it.
+
+    Example:
+        >>> e = np.geomspace(1e-8, 1e-4, 41)
+        >>> lo, hi = level_crossings(e, (e / 1e-6) ** 4 * np.exp(-((e / 1e-5) ** 2)), 1.0)
+        >>> round(float(lo / 1e-6), 2), level_crossings(e, np.ones(41), 2.0)
+        (1.0, (nan, nan))
+    """
+    eps, n = np.asarray(eps, np.float64), np.asarray(n, np.float64)
+    above = np.flatnonzero(n >= level)
+    if above.size == 0:
+        return float("nan"), float("nan")
+    lo = float("nan") if above[0] == 0 else _crossing(eps, n, level, int(above[0]), -1)
+    last = eps.size - 1
+    hi = float("nan") if above[-1] == last else _crossing(eps, n, level, int(above[-1]), 1)
+    return lo, hi
+
+
+def contour_point(eps: ArrayLike, n_dd: ArrayLike, n_truth: ArrayLike, level: float,
+                  regime: str, width: float, stat: float = 0.0) -> dict[str, Any]:  # fmt: skip
+    """One edge (``regime`` ``eps_low`` or ``eps_high``) of one mass scored on the contour:
+    the truth's ε where N_truth(ε) = ``level`` (s_up), the data-driven one where N_dd(ε) =
+    s_up, and the kσ band's edges where N_dd e^{±k w} = s_up (k = 1, 2; w = √(``width``² +
+    ``stat``²): ``width`` the likelihood's at the edge, ``stat`` the closure's own sampling
+    error of ln N). A side of the band whose crossing is not on the grid is open: the outer
+    one lies beyond the grid, the inner one where N_dd e^{−kw} never reaches s_up (the
+    contour closes at this mass). ``within_k``: the truth's ε inside the kσ band;
+    ``log_ratio`` ln(ε_dd/ε_truth); ``factor`` e^{width}, the band's factor in N_sig.
+
+    Example (N = (ε/ε₀)⁴: ε where N = s is ε₀ s^{1/4}; a truth 1.5× below the data-driven
+    N at a width ln 2):
+        >>> e = np.geomspace(1e-8, 1e-5, 301)
+        >>> p = contour_point(e, (e / 1e-7) ** 4, (e / 1e-7) ** 4 / 1.5, 2.3, "eps_low", np.log(2))
+        >>> round(p["eps_truth"] / (1e-7 * (2.3 * 1.5) ** 0.25), 4), p["within_1"]
+        (1.0, True)
+        >>> round(float(p["log_ratio"] / np.log(1.5)), 4)  # ln(ε_dd/ε_truth) = −ln(1.5)/4
+        -0.25
+    """
+    eps = np.asarray(eps, np.float64)
+    n_dd, n_truth = np.asarray(n_dd, np.float64), np.asarray(n_truth, np.float64)
+    side = 0 if regime == "eps_low" else 1
+    e_tr = level_crossings(eps, n_truth, level)[side]
+    e_dd = level_crossings(eps, n_dd, level)[side]
+    w = float(np.hypot(width, stat))
+    out: dict[str, Any] = {"eps_truth": e_tr, "eps_dd": e_dd, "level": float(level),
+                           "width": float(width), "stat": float(stat), "factor": float(np.exp(width)),
+                           "log_ratio": float(np.log(e_dd / e_tr))}  # fmt: skip
+    for k in (1, 2):
+        if not np.isfinite(w):
+            out[f"band_{k}"], out[f"within_{k}"] = [float("nan")] * 2, False
+            continue
+        outer = level_crossings(eps, n_dd * np.exp(k * w), level)[side]
+        inner = level_crossings(eps, n_dd * np.exp(-k * w), level)[side]
+        if side == 0:  # ε_low: more signal reaches smaller ε
+            band = (outer if np.isfinite(outer) else 0.0, inner if np.isfinite(inner) else np.inf)
+        else:
+            band = (inner if np.isfinite(inner) else 0.0, outer if np.isfinite(outer) else np.inf)
+        out[f"band_{k}"] = [float(band[0]), float(band[1])]
+        out[f"within_{k}"] = bool(np.isfinite(e_tr) and band[0] <= e_tr <= band[1])
+    return out
+
+
 def quoted_errors(
     cfg: Any, yields: Any, source: Any, m: float, geometry: Any, channels: Sequence[str],
     ctaus: ArrayLike, *, seed: int,
@@ -346,7 +475,8 @@ def forward_closure(
 ) -> list[dict[str, Any]]:
     """Rows ``{facility, mass, regime, ctau, eps, acc_dd, acc_dd_err, acc_truth, acc_err,
     y_dd, y_dd_err, y_truth, y_truth_err, y_quoted_width, y_pull, nsig_dd, nsig_truth,
-    nsig_truth_err, quoted_rel, quoted, pull, outside_share, n_truth, excluded}`` for one facility config (``cfg``, its
+    nsig_truth_err, quoted_rel, quoted, pull, outside_share, n_truth, excluded, truth_excluded,
+    contour, contour_before}`` for one facility config (``cfg``, its
     ``reach.yields`` the run's): per mass the ε_low-regime and ε_high-edge cτ
     (:func:`facility_ctaus`), the data-driven side as ``gammastar reach`` builds it
     (:meth:`gammastar.source.source.Source.from_config`, ``reach.flow`` as configured, the
@@ -361,6 +491,14 @@ def forward_closure(
     (:func:`quoted_errors`, log-normal: ``quoted_width`` w of ln N, ``quoted_rel`` e^w − 1)
     with the data-driven 𝓔's error; pull = :func:`log_pull`; ``y_pull`` the yield's, with
     its own quoted width (:func:`yield_width`).
+
+    On the contour: both sides' 𝓔 on :func:`contour_grid` around the two edges, N(ε) =
+    N_POT × yield scale × Σ BR × ε² × Y × 𝓔 each, scored by :func:`contour_point` at the
+    edge's level (``contour``), its width the likelihood's at the edge (:func:`_edge_widths`:
+    an unresolved extrapolation size takes the reach's fallback; ``contour_before`` the other
+    edge's size, as before that fallback) and its stat the closure's own sampling errors of
+    ln N at the two ε; ``truth_excluded`` whether N_truth reaches the zero-background limit
+    on the grid.
     """
     from gammastar.corrections.pair_acceptance import FiducialRegion
     from gammastar.physics import darkphoton
@@ -375,6 +513,8 @@ def forward_closure(
     ex = yields.extrapolation or {}
     fid = FiducialRegion.from_dict(ex["fiducial"]) if "fiducial" in ex else None
     eps = np.geomspace(cfg.reach.eps_min / 10, cfg.reach.eps_max * 10, eps_points)
+    reach_eps = np.geomspace(cfg.reach.eps_min, cfg.reach.eps_max, cfg.reach.eps_points)
+    limit = -np.log(1.0 - float(cfg.reach.cl))
     rows = []
     for i, m in enumerate(masses):
         chans = open_channels(cfg, m)
@@ -388,7 +528,9 @@ def forward_closure(
         pilot = acceptance_mean(source, m, cfg.reach.samples, geometry, chans,
                                 darkphoton.ctau(m, eps), seed=seed_m)  # fmt: skip
         edges = facility_ctaus(cfg, m, y_n, eps, brsum * pilot.value, yield_scale=scale)
-        cts = np.array([edges["ctau_low"], edges["ctau_high"]])
+        grid = contour_grid(edges["eps_low"], edges["eps_high"])
+        at = [int(np.argmin(np.abs(np.log(grid / edges[k])))) for k in ("eps_low", "eps_high")]
+        cts = darkphoton.ctau(m, grid)
         dd = acceptance_mean(source, m, samples, geometry, chans, cts, seed=seed_m + 1,
                              fiducial=fid)  # fmt: skip
         ts = truth[m]
@@ -396,32 +538,96 @@ def forward_closure(
         tr = acceptance_mean(ts, m, ts.size, geometry, chans, cts, seed=seed_m + 2)
         yt, yt_rel = (float(v) for v in truth_yield.at(m))
         y_width = yield_width(cfg, yields, m)
-        q = quoted_errors(cfg, yields, source, m, geometry, chans, cts, seed=seed_m + 3)
+        # the reach's own sizes at the two edges, then on its ε grid (an unresolved edge's
+        # fallback: the largest resolved size there, edge_size)
+        q = quoted_errors(cfg, yields, source, m, geometry, chans,
+                          np.concatenate([cts[at], darkphoton.ctau(m, reach_eps)]), seed=seed_m + 3)  # fmt: skip
+        widths = _edge_widths(q, grid[at], reach_eps)
+        # N(ε) per facility as facility_ctaus: N_POT × yield scale × Σ BR × ε² × Y × 𝓔
+        norm = float(cfg.reach.n_pot) * scale * brsum * grid**2
+        n_dd_grid, n_tr_grid = norm * y_n * dd.value, norm * yt * tr.value
+        truth_excluded = bool(np.nanmax(n_tr_grid) >= limit)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel_dd = np.where(dd.value > 0, dd.error / dd.value, np.nan)
+            rel_tr = np.hypot(yt_rel, np.where(tr.value > 0, tr.error / tr.value, np.nan))
         for k, regime in enumerate(("eps_low", "eps_high")):
-            a, at = float(dd.value[k]), float(tr.value[k])
-            rel_a = dd.error[k] / a if a > 0 else 0.0
+            j = at[k]
+            a, at_ = float(dd.value[j]), float(tr.value[j])
+            rel_a = dd.error[j] / a if a > 0 else 0.0
             # the reach's normsys are log-normal (hi = 1 + r, lo = 1/(1 + r)): their widths
             # in ln N add in quadrature
             w = float(np.sqrt(sum(np.log1p(v[k]) ** 2 for v in q.values()) + rel_a**2))
-            n_dd, n_tr = y_n * a, yt * at
-            e_tr = float(np.hypot(n_tr * yt_rel, yt * tr.error[k]))
+            n_dd, n_tr = y_n * a, yt * at_
+            e_tr = float(np.hypot(n_tr * yt_rel, yt * tr.error[j]))
             pull = log_pull(n_dd, n_tr, w, e_tr)
+            contour = {}
+            for key, (wk, fallback) in widths[k].items():
+                pt = contour_point(grid, n_dd_grid, n_tr_grid, edges["level"], regime, wk)
+                # the closure's own sampling errors of ln N at the two ε: in quadrature
+                stat = float(np.hypot(_at_log(grid, rel_dd, pt["eps_dd"]),
+                                      _at_log(grid, rel_tr, pt["eps_truth"])))  # fmt: skip
+                pt = contour_point(grid, n_dd_grid, n_tr_grid, edges["level"], regime, wk,
+                                   stat=0.0 if np.isnan(stat) else stat)  # fmt: skip
+                pt["fallback"] = fallback
+                pt["n_eff_truth"] = _at_log(grid, tr.n_eff, pt["eps_truth"])
+                pt["n_eff_dd"] = _at_log(grid, dd.n_eff, pt["eps_dd"])
+                contour[key] = pt
             rows.append({
                 "facility": cfg.name, "mass": float(m), "regime": regime,
-                "ctau": float(cts[k]), "eps": float(edges[regime]),
-                "excluded": edges["excluded"], "channels": list(chans),
-                "acc_dd": a, "acc_dd_err": float(dd.error[k]),
-                "acc_truth": at, "acc_err": float(tr.error[k]),
+                "ctau": float(cts[j]), "eps": float(edges[regime]),
+                "excluded": edges["excluded"], "truth_excluded": truth_excluded,
+                "channels": list(chans),
+                "acc_dd": a, "acc_dd_err": float(dd.error[j]),
+                "acc_truth": at_, "acc_err": float(tr.error[j]),
                 "y_dd": y, "y_dd_err": y * y_rel, "y_truth": yt, "y_truth_err": yt * yt_rel,
                 "y_quoted_width": y_width, "y_pull": log_pull(y, yt, y_width, yt * yt_rel),
                 "nsig_dd": n_dd, "nsig_truth": n_tr, "nsig_truth_err": e_tr,
                 "quoted_width": w, "quoted_rel": float(np.expm1(w)),
                 "quoted": {k2: float(v[k]) for k2, v in q.items()}, "pull": pull,
-                "outside_share": float(dd.outside[k] / a) if a > 0 and fid is not None else None,
-                "n_truth": ts.size, "n_eff_truth": float(tr.n_eff[k]),
-                "n_eff_dd": float(dd.n_eff[k]),
+                "outside_share": float(dd.outside[j] / a) if a > 0 and fid is not None else None,
+                "n_truth": ts.size, "n_eff_truth": float(tr.n_eff[j]),
+                "n_eff_dd": float(dd.n_eff[j]), "contour": contour["after"],
+                "contour_before": contour["before"],
             })  # fmt: skip
     return rows
+
+
+def _at_log(eps: NDArray, values: NDArray, at: float) -> float:
+    """``values`` on the grid ``eps`` at ε = ``at``, linear in ln ε; NaN for a NaN ``at``."""
+    if not np.isfinite(at):
+        return float("nan")
+    return float(np.interp(np.log(at), np.log(eps), values))
+
+
+def _edge_widths(q: dict[str, NDArray], edges: NDArray, reach_eps: NDArray
+                 ) -> list[dict[str, tuple[float, bool]]]:  # fmt: skip
+    """Per edge (``q``'s first two entries; the rest on the reach's ε grid ``reach_eps``) the
+    width w of ln N_sig the likelihood uses there, ``after`` and ``before`` the fallback of an
+    unresolved edge, each with whether the edge is unresolved: the named nuisances' log-normal
+    widths ln(1 + r) in quadrature, ``extrapolation`` at the edge; where N_sig is not
+    resolved there (NaN) ``after`` takes the reach's fallback
+    (:func:`gammastar.reach.scan.mass_limit.edge_size`: the largest resolved size at the
+    mass, never below the other edge's), ``before`` the other edge's alone (NaN where that is
+    unresolved too)."""
+    from gammastar.reach.scan.mass_limit import edge_size
+
+    other = sum(np.log1p(v[0]) ** 2 for k, v in q.items() if k != "extrapolation")
+    ex = q.get("extrapolation")
+    if ex is None:
+        w = float(np.sqrt(other))
+        return [{"after": (w, False), "before": (w, False)} for _ in range(2)]
+    at, grid = np.asarray(ex[:2], float), np.asarray(ex[2:], float)
+    floor = max((float(v) for v in at if np.isfinite(v)), default=0.0)
+    order = np.argsort(np.concatenate([edges, reach_eps]))
+    all_eps, all_rel = np.concatenate([edges, reach_eps])[order], np.concatenate([at, grid])[order]
+    out = []
+    for k in range(2):
+        lost = not np.isfinite(at[k])
+        r = edge_size(all_eps, all_rel, float(edges[k]), floor)[0] if lost else float(at[k])
+        old = at[1 - k] if lost else at[k]
+        out.append({"after": (float(np.sqrt(other + np.log1p(r) ** 2)), lost),
+                    "before": (float(np.sqrt(other + np.log1p(old) ** 2)), lost)})  # fmt: skip
+    return out
 
 
 def _flavour(data_cfg: Any, m: float, seam: float) -> Any:
@@ -564,3 +770,98 @@ def coverage_counts(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
               for name, v in (("long_lifetime_mumu", l_pulls), ("yield", y_pulls)) for k in (1, 2)}
     return {**counts, "met": met, "targets": dict(TARGETS), "within_quoted": quoted,
             "unresolved": len(rows) - len(ok)}  # fmt: skip
+
+
+CONTOUR_TARGETS = {
+    "contour_within_1sigma": 0.68,
+    "contour_within_2sigma": 0.95,
+    "eps_high_within_30pct": 0.90,
+    "excluded_range_within_one_mass": 1.0,
+}
+"""The contour's targets, every point scored (one not resolved fails): the truth's ε inside
+the data-driven 1σ band at ≥ 68% and 2σ at ≥ 95% of the facility × mass × edge points;
+|ln(ε_dd/ε_truth)| ≤ ln 1.3 at ≥ 90% of the ε_high points; per facility the excluded mass
+range's ends within one mass point of the truth's."""
+
+BAND_FACTOR_TARGET = 3.0
+"""The band informative: its median factor e^w in N_sig at the ε_high edges at most ×3."""
+
+
+def contour_resolved(point: dict[str, Any], *, fallback_fails: bool = True) -> bool:
+    """Whether a :func:`contour_point` (with ``n_eff_truth``, ``n_eff_dd`` and ``fallback``
+    as :func:`forward_closure` adds them) is resolved: both ε found on the grid, each resting
+    on at least :data:`MIN_TRUTH_SAMPLES` samples, a finite width and (``fallback_fails``)
+    the reach's extrapolation size resolved at the edge rather than its fallback."""
+    return bool(np.isfinite(point["eps_truth"]) and np.isfinite(point["eps_dd"])
+                and np.isfinite(point["width"])
+                and point.get("n_eff_truth", np.inf) >= MIN_TRUTH_SAMPLES
+                and point.get("n_eff_dd", np.inf) >= MIN_TRUTH_SAMPLES
+                and not (fallback_fails and point.get("fallback", False)))  # fmt: skip
+
+
+def excluded_range_match(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether one facility's excluded mass range (``excluded``: the data-driven N_sig reaches
+    the limit somewhere in ε) has both ends within one mass point of the truth's
+    (``truth_excluded``), on the facility's scored masses in order; both excluding nothing
+    agree, one excluding nothing does not.
+
+    Example:
+        >>> r = [{"mass": m, "excluded": d, "truth_excluded": t}
+        ...      for m, d, t in ((0.1, 0, 0), (0.2, 1, 0), (0.3, 1, 1), (0.45, 1, 1))]
+        >>> excluded_range_match(r), excluded_range_match([{**x, "truth_excluded": 0} for x in r])
+        (True, False)
+    """
+    per = {r["mass"]: (bool(r["excluded"]), bool(r["truth_excluded"])) for r in rows}
+    masses = sorted(per)
+    dd = [i for i, m in enumerate(masses) if per[m][0]]
+    tr = [i for i, m in enumerate(masses) if per[m][1]]
+    if not dd or not tr:
+        return not dd and not tr
+    return abs(dd[0] - tr[0]) <= 1 and abs(dd[-1] - tr[-1]) <= 1
+
+
+def contour_counts(rows: Sequence[dict[str, Any]], key: str = "contour") -> dict[str, Any]:
+    """Score ``rows`` (:func:`forward_closure`) on the contour (each row's ``key``:
+    ``contour``, or ``contour_before`` for the widths before an unresolved edge took the
+    reach's fallback, whose points then need no resolved size) against
+    :data:`CONTOUR_TARGETS`: counts ``[passed, points]`` over all points (one not resolved
+    fails), whether each is met, how many are not resolved, the ε ratios ε_dd/ε_truth at the
+    resolved ε_low and ε_high points (median, min, max) and the band's median factor e^w at
+    ε_high (:data:`BAND_FACTOR_TARGET`; over the ε_high points with a width).
+
+    Example (the truth's ε 10% beyond the data-driven one at both edges, band ×2):
+        >>> p = {"eps_truth": 1.1, "eps_dd": 1.0, "width": np.log(2), "within_1": True,
+        ...      "within_2": True, "log_ratio": -np.log(1.1), "factor": 2.0}
+        >>> r = [{"facility": "f", "mass": 0.3, "regime": g, "excluded": True,
+        ...       "truth_excluded": True, "contour": p} for g in ("eps_low", "eps_high")]
+        >>> c = contour_counts(r + [{**r[1], "contour": {**p, "eps_truth": float("nan")}}])
+        >>> c["contour_within_1sigma"], c["eps_high_within_30pct"], c["unresolved"]
+        ([2, 3], [1, 2], 1)
+    """
+    pts = [(r, r[key]) for r in rows]
+    ok = [contour_resolved(p, fallback_fails=key == "contour") for _, p in pts]
+    high = [(p, o) for (r, p), o in zip(pts, ok, strict=True) if r["regime"] == "eps_high"]
+    facilities = sorted({r["facility"] for r in rows})
+    match = [excluded_range_match([r for r in rows if r["facility"] == f]) for f in facilities]
+    counts = {
+        "contour_within_1sigma": [sum(o and p["within_1"] for (_, p), o in zip(pts, ok, strict=True)), len(pts)],
+        "contour_within_2sigma": [sum(o and p["within_2"] for (_, p), o in zip(pts, ok, strict=True)), len(pts)],
+        "eps_high_within_30pct": [sum(o and abs(p["log_ratio"]) <= np.log(1.3) for p, o in high), len(high)],
+        "excluded_range_within_one_mass": [sum(match), len(match)],
+    }  # fmt: skip
+    counts = {k: [int(p), int(n)] for k, (p, n) in counts.items()}
+    met = {k: bool(n and p / n >= CONTOUR_TARGETS[k]) for k, (p, n) in counts.items()}
+
+    def ratios(regime: str) -> list[float | None]:
+        v = np.exp([p["log_ratio"] for (r, p), o in zip(pts, ok, strict=True)
+                    if o and r["regime"] == regime])  # fmt: skip
+        return [float(f(v)) for f in (np.median, np.min, np.max)] if v.size else [None] * 3
+
+    factors = [p["factor"] for p, _ in high if np.isfinite(p["factor"])]
+    band = float(np.median(factors)) if factors else None
+    met["band_factor_eps_high"] = band is not None and band <= BAND_FACTOR_TARGET
+    return {**counts, "met": met, "targets": dict(CONTOUR_TARGETS),
+            "band_factor_eps_high_median": band, "band_factor_target": BAND_FACTOR_TARGET,
+            "eps_ratio_eps_high": ratios("eps_high"), "eps_ratio_eps_low": ratios("eps_low"),
+            "resolved": int(sum(ok)), "points": len(pts), "unresolved": len(pts) - int(sum(ok)),
+            "fallback_edges": sum(bool(p.get("fallback")) for _, p in pts)}  # fmt: skip

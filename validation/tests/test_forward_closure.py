@@ -242,3 +242,153 @@ def test_tilted_mesons_reweight_a_pool_to_its_uniform_draw():
     got = np.sum(w * (y > 5.0 - 1e-9)) / w.sum()
     err = np.sqrt(np.sum((w * ((y > 5.0 - 1e-9) - got)) ** 2)) / w.sum()
     assert abs(got - want) < 4 * err
+
+
+def _power_law_contour(r, w, p=20.0):
+    """N_dd(ε) = min(A ε⁴, B ε^{−p}) (the long-lifetime rise ∝ ε⁴ and a steep power-law fall
+    standing in for the short-lifetime cut-off) on a grid, and N_truth = N_dd / ``r``: on a
+    power law the log-log interpolation is exact, so every crossing is analytic, ε where
+    A ε⁴ = s is (s/A)^{1/4}, where B ε^{−p} = s is (B/s)^{1/p}."""
+    from gammastar_validation.forward import contour_grid
+
+    a, b, s = 1e28, 1e-100, 2.3
+    lo_dd, hi_dd = (s / a) ** 0.25, (b / s) ** (1 / p)
+    eps = contour_grid(lo_dd, hi_dd)
+
+    def n(e):
+        return np.minimum(a * e**4, b * e ** (-p))
+
+    return eps, n(eps), n(eps) / r, s, (a, b, p, lo_dd, hi_dd)
+
+
+def test_contour_point_finds_the_analytic_edges_on_power_laws():
+    """``contour_point`` on N_dd = min(A ε⁴, B ε^{−20}) and N_truth = N_dd / R: the truth's ε
+    is (R s/A)^{1/4} at ε_low and (B/(R s))^{1/20} at ε_high, the data-driven one at R = 1, the
+    kσ band's edges at s e^{∓kw} (to rounding: the log-log interpolation is exact on a power
+    law); the truth lies inside the 1σ band exactly when |ln R| ≤ w (R = e^{±0.9w} in,
+    e^{1.1w} out of 1σ and in 2σ, e^{2.1w} out of both), and ln(ε_dd/ε_truth) = −ln R/4 at
+    ε_low, ln R/20 at ε_high: the issue's Δln ε ≈ ln R/(2x − 2) for a steep fall."""
+    from gammastar_validation.forward import contour_point
+
+    w = 0.7
+    for f, in1, in2 in ((0.9, True, True), (-0.9, True, True), (1.1, False, True),
+                        (2.1, False, False), (-2.1, False, False)):  # fmt: skip
+        r = np.exp(f * w)
+        eps, n_dd, n_tr, s, (a, b, p, lo_dd, hi_dd) = _power_law_contour(r, w)
+        low = contour_point(eps, n_dd, n_tr, s, "eps_low", w)
+        high = contour_point(eps, n_dd, n_tr, s, "eps_high", w)
+        assert low["eps_truth"] == pytest.approx((r * s / a) ** 0.25, rel=1e-9)
+        assert high["eps_truth"] == pytest.approx((b / (r * s)) ** (1 / p), rel=1e-9)
+        assert low["eps_dd"] == pytest.approx(lo_dd, rel=1e-9)
+        assert high["eps_dd"] == pytest.approx(hi_dd, rel=1e-9)
+        assert low["log_ratio"] == pytest.approx(-np.log(r) / 4, rel=1e-7)
+        assert high["log_ratio"] == pytest.approx(np.log(r) / p, rel=1e-7)
+        for k in (1, 2):
+            want_lo = [(s * np.exp(-k * w) / a) ** 0.25, (s * np.exp(k * w) / a) ** 0.25]
+            want_hi = [(b / (s * np.exp(k * w))) ** (1 / p), (b / (s * np.exp(-k * w))) ** (1 / p)]
+            assert low[f"band_{k}"] == pytest.approx(want_lo, rel=1e-9)
+            assert high[f"band_{k}"] == pytest.approx(want_hi, rel=1e-9)
+        for pt in (low, high):
+            assert pt["within_1"] is in1
+            assert pt["within_2"] is in2
+            assert pt["factor"] == pytest.approx(np.exp(w), rel=1e-12)
+    # the closure's own sampling error widens the band in quadrature: R = e^{1.1w} is inside
+    # the 1σ band once stat = w·√(1.1² − 1) + a little
+    eps, n_dd, n_tr, s, _ = _power_law_contour(np.exp(1.1 * w), w)
+    assert contour_point(eps, n_dd, n_tr, s, "eps_low", w, stat=0.5 * w)["within_1"]
+
+
+def test_contour_point_leaves_unresolved_what_the_grid_does_not_hold():
+    """A truth that never reaches s_up has no ε (NaN, scored as a failure); a data-driven
+    N_dd e^{−kw} that never reaches s_up leaves the band's inner side open (0 at ε_high: the
+    contour closes at the mass), one still above s_up at the grid's end its outer side."""
+    from gammastar_validation.forward import contour_point
+
+    eps, n_dd, _, s, _ = _power_law_contour(1.0, 0.7)
+    gone = contour_point(eps, n_dd, n_dd * 1e-30, s, "eps_high", 0.7)
+    assert np.isnan(gone["eps_truth"])
+    assert not gone["within_1"]
+    assert not gone["within_2"]
+    peak = float(np.max(n_dd))
+    wide = contour_point(eps, n_dd, n_dd, s, "eps_high", np.log(peak / s) + 1.0)
+    assert wide["band_1"][0] == pytest.approx(0.0, abs=0.0)  # N_dd/e^w < s_up everywhere
+    assert wide["within_1"]
+    huge = contour_point(eps, n_dd, n_dd, s, "eps_high", 30.0)  # e^{30} s_up: beyond the grid
+    assert huge["band_1"][1] == np.inf
+
+
+def test_contour_counts_score_every_point():
+    """``contour_counts`` on the power-law points: a point whose truth is not resolved, or
+    whose edge took the reach's fallback, counts as a failure (in ``contour``; in
+    ``contour_before``, today's widths, a fallback edge is scored); the ε_high ratio target
+    counts |ln(ε_dd/ε_truth)| ≤ ln 1.3; the band factor is the median e^w at ε_high; a facility
+    whose data-driven exclusion reaches two masses beyond the truth's misses the range target."""
+    from gammastar_validation.forward import contour_counts, contour_point
+
+    w = 0.7
+    rows = []
+    for i, (f, fac) in enumerate(((0.5, "f"), (1.5, "f"), (0.2, "g"), (0.0, "g"))):
+        eps, n_dd, n_tr, s, _ = _power_law_contour(np.exp(f * w), w)
+        for regime in ("eps_low", "eps_high"):
+            pt = contour_point(eps, n_dd, n_tr, s, regime, w + 0.1 * i)
+            pt |= {"fallback": fac == "g" and f == 0.0 and regime == "eps_high",
+                   "n_eff_truth": 100.0, "n_eff_dd": 100.0}  # fmt: skip
+            rows.append({"facility": fac, "mass": 0.1 * (i + 1), "regime": regime,
+                         "excluded": True, "truth_excluded": fac == "f" or i == 2,
+                         "contour": pt, "contour_before": pt})  # fmt: skip
+    for key in ("contour", "contour_before"):  # the truth not resolved (inside 1σ otherwise)
+        rows[0][key] = {**rows[0][key], "n_eff_truth": 5.0}
+    c, b = contour_counts(rows), contour_counts(rows, "contour_before")
+    # in 1σ: f = 0.5, 0.2, 0.0 at both edges (1.5w is beyond w + 0.1), less the unresolved
+    # point and the fallback edge
+    assert c["contour_within_1sigma"] == [4, 8]
+    assert b["contour_within_1sigma"] == [5, 8]
+    assert c["contour_within_2sigma"] == [6, 8]
+    assert c["unresolved"] == 2
+    assert c["fallback_edges"] == 1
+    # ε_high ratio e^{f w/20} ≤ 1.3 at every f here; the fallback edge fails
+    assert c["eps_high_within_30pct"] == [3, 4]
+    band = np.median(np.exp(w + 0.1 * np.arange(4)))
+    assert c["band_factor_eps_high_median"] == pytest.approx(band, rel=1e-12)
+    # g: data-driven excludes masses 3 and 4, the truth only mass 3: one point off, in
+    assert c["excluded_range_within_one_mass"] == [2, 2]
+    rows[7]["truth_excluded"] = rows[6]["truth_excluded"] = False
+    rows[5]["truth_excluded"] = rows[4]["truth_excluded"] = False
+    assert contour_counts(rows)["excluded_range_within_one_mass"] == [1, 2]
+
+
+def test_edge_widths_take_the_reachs_fallback():
+    """``_edge_widths``: the named nuisances in quadrature with the extrapolation's log width
+    at each edge; an edge where N_sig is not resolved takes, after, the largest resolved size
+    on the reach's grid (edge_size), before, the other edge's."""
+    from gammastar_validation.forward import _edge_widths
+
+    grid = np.geomspace(1e-7, 1e-4, 7)
+    ex = np.array([0.2, np.nan, 0.2, 0.3, 0.5, 4.0, 9.0, np.nan, np.nan])
+    q = {"data_stat": np.full(9, 0.1), "extrapolation": ex}
+    low, high = _edge_widths(q, np.array([2e-7, 5e-5]), grid)
+    assert low["after"] == pytest.approx((np.hypot(np.log(1.1), np.log(1.2)), False), rel=1e-12)
+    assert high["after"][0] == pytest.approx(np.hypot(np.log(1.1), np.log(10.0)), rel=1e-12)
+    assert high["after"][1]
+    assert high["before"][0] == pytest.approx(low["after"][0], rel=1e-12)
+
+
+def test_streamed_mean_sums_equal_the_two_pass_mean():
+    """``_MeanSums`` over chunks (sums about the first chunk's mean) gives the two-pass
+    self-normalised mean, its error √(n/(n−1) Σw²(a − mean)²)/Σw and the Kish size of one
+    concatenated array, to rounding (10⁵ ε: sums of 10⁴ terms)."""
+    from gammastar_validation.forward import _MeanSums
+
+    rng = np.random.default_rng(7)
+    a = rng.exponential(1e-4, (10_000, 3)) * rng.uniform(0, 1, (10_000, 1))
+    w = rng.uniform(0.1, 2.0, 10_000)
+    acc = _MeanSums(3)
+    for k in range(0, 10_000, 3_000):
+        acc.add(a[k : k + 3_000], w[k : k + 3_000], None)
+    got = acc.result()
+    mean = (w[:, None] * a).sum(axis=0) / w.sum()
+    err = np.sqrt(((w[:, None] * (a - mean)) ** 2).sum(axis=0) * 10_000 / 9_999) / w.sum()
+    neff = (w[:, None] * a).sum(axis=0) ** 2 / ((w[:, None] * a) ** 2).sum(axis=0)
+    assert np.allclose(got.value, mean, rtol=1e5 * EPS64, atol=0)
+    assert np.allclose(got.error, err, rtol=1e5 * EPS64, atol=0)
+    assert np.allclose(got.n_eff, neff, rtol=1e5 * EPS64, atol=0)

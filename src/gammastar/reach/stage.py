@@ -305,8 +305,9 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
         "gammastar.yields.extrapolation.nsig.arm.nsig_full_space_error: the acceptance's change "
         "alone; above it with the arm's model, the same as for the fiducial fit on that model "
         "normalised in the fiducial region), at the median expected eps_low and eps_high of a first pass, each edge's limit "
-        "with its own (at_eps_low, at_eps_high; rel, the larger, where an edge's is unresolved); "
-        "rel_yield: the yield's delta f_F / f_F"
+        "with its own (at_eps_low, at_eps_high; rel, the larger; an edge where N_sig is not "
+        "resolved, flagged unresolved, takes the largest resolved size at the mass, never below "
+        "the other edge's, and fallback names it); rel_yield: the yield's delta f_F / f_F"
     ))  # fmt: skip
     _record_nsig_level(inp, res.lambda_theta_nsig, "acceptance_lambda_theta", (
         "the measured lambda_theta moved per polarisation bin by +-1 sigma, the fiducial "
@@ -314,8 +315,8 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
         "the fiducial yield's change, the extrapolation refitted in the moved region, the "
         "A' samples reweighted; the width w of ln N_sig, rel = e^w - 1), at the median "
         "expected eps_low and eps_high of a first pass, each edge's limit with its own "
-        "(at_eps_low, at_eps_high; rel, the larger, where an edge's is unresolved); rel_yield: "
-        "the fiducial yield's change (yields.json)"
+        "(at_eps_low, at_eps_high; rel, the larger; an unresolved edge as for extrapolation); "
+        "rel_yield: the fiducial yield's change (yields.json)"
     ))  # fmt: skip
 
 
@@ -336,8 +337,10 @@ def _record_nsig_level(
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
         rec["rel"][j], rec["at_eps_low"][j] = row["rel"], row["eps_low"]
         rec["at_eps_high"][j] = row["eps_high"]
-        if row.get("unresolved"):  # N_sig not resolved at eps_low or eps_high: not in rel
+        if row.get("unresolved"):  # N_sig not resolved at eps_low or eps_high
             rec.setdefault("unresolved", [False] * n)[j] = True
+        if row.get("fallback"):  # the edges that took the largest resolved size (edge_size)
+            rec.setdefault("fallback", [[] for _ in range(n)])[j] = list(row["fallback"])
 
 
 def _observed_source(v: Any) -> str:

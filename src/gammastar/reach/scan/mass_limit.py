@@ -43,16 +43,51 @@ def _extrapolation_row(
     """The ``extrapolation`` size for a mass: the larger of the fit's N_sig error at the first
     pass's median expected ε_low and ε_high (the extrapolated share is largest at ε_low, the
     long lifetimes; the sensitivity to the energy spectrum at ε_high), else where N_sig
-    peaks."""
-    at = {"eps_low": _interp_log(eps, ex_rel, lo), "eps_high": _interp_log(eps, ex_rel, hi)}
-    # NaN: N_sig not resolved there (nsig_error_parts' forms_unresolved); flagged, not used
-    unresolved = any(v is not None and not np.isfinite(v) for v in at.values())
-    at = {k: (v if v is not None and np.isfinite(v) else None) for k, v in at.items()}
+    peaks. An edge where N_sig is not resolved (``unresolved``) takes :func:`edge_size`'s
+    fallback, at least the other edge's size; ``fallback`` names those edges."""
+    raw = {"eps_low": _interp_log(eps, ex_rel, lo), "eps_high": _interp_log(eps, ex_rel, hi)}
+    # NaN: N_sig not resolved there (nsig_error_parts' forms_unresolved)
+    unresolved = any(v is not None and not np.isfinite(v) for v in raw.values())
+    floor = max((v for v in raw.values() if v is not None and np.isfinite(v)), default=0.0)
+    at: dict[str, float | None] = {}
+    fallback = []
+    for edge, x in (("eps_low", lo), ("eps_high", hi)):
+        at[edge], took = edge_size(eps, ex_rel, x, floor)
+        if took:
+            fallback.append(edge)
     vals = [v for v in at.values() if v is not None]
     finite = np.isfinite(ex_rel)
     peak = int(np.argmax(np.where(finite, nsig_grid, -np.inf))) if np.any(finite) else None
     r_used = max(vals) if vals else (0.0 if peak is None else float(ex_rel[peak]))
-    return {"mass": m, "rel": r_used, **at, "unresolved": unresolved}
+    return {"mass": m, "rel": r_used, **at, "unresolved": unresolved, "fallback": fallback}
+
+
+def edge_size(
+    eps: NDArray, rel: NDArray, at: float, floor: float = 0.0
+) -> tuple[float | None, bool]:
+    """A per-ε N_sig-level size ``rel`` (on the ε grid ``eps``, NaN where N_sig is not
+    resolved: :func:`gammastar.yields.extrapolation.nsig.nsig_error_parts`'
+    ``forms_unresolved``) at the edge ε = ``at`` (linear in log ε), and whether it took the
+    fallback: where it is NaN, the largest resolved size over the mass's ε grid, never below
+    ``floor`` (the other edge's). Why: the sizes grow towards short lifetimes (a far-forward
+    detector sees the model's tail towards the beam energy), and an edge that the forms'
+    draws cannot resolve lies where the model is known least, so the largest size known at
+    the mass is a lower bound there, the other edge's smaller one an understatement.
+    ``(None, False)`` for a NaN ``at`` (no edge).
+
+    Example:
+        >>> e = np.array([1e-6, 1e-5, 1e-4])
+        >>> edge_size(e, np.array([0.1, 3.0, np.nan]), 2e-5, floor=0.1)
+        (3.0, True)
+        >>> edge_size(e, np.array([0.1, 3.0, np.nan]), 1e-6)
+        (0.1, False)
+    """
+    v = _interp_log(eps, rel, at)
+    if v is None or np.isfinite(v):
+        return v, False
+    known = np.asarray(rel, dtype=np.float64)
+    known = known[np.isfinite(known)]
+    return max(float(known.max()) if known.size else floor, floor), True
 
 
 def _mass_model_for(
@@ -171,7 +206,8 @@ def _second_pass_rows(
 def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
               base: dict[str, float]) -> dict[str, float]:  # fmt: skip
     """``base`` with each per-ε nuisance of ``point`` (``kinematic_model``, ``extrapolation``,
-    ``acceptance_lambda_theta``) at ε = ``at`` where it is resolved. Why per edge: the two
+    ``acceptance_lambda_theta``) at ε = ``at`` (:func:`edge_size`: where N_sig is not resolved
+    there, the largest resolved size at the mass, never below ``base``'s). Why per edge: the two
     boundaries are two hypothesis tests at two ε, and a far-forward detector's N_sig is known
     far less well at its short-lifetime edge (the model's tail towards the beam energy) than
     at its long-lifetime one."""
@@ -180,8 +216,8 @@ def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
                       ("acceptance_lambda_theta", point.lam_rel)):  # fmt: skip
         if rel is None or name not in base:
             continue
-        v = _interp_log(eps, rel, at)
-        if v is not None and np.isfinite(v):
+        v, _ = edge_size(eps, rel, at, base[name])
+        if v is not None:
             out[name] = v
     return out
 
