@@ -95,8 +95,8 @@ class FlowConfig(Section):
     max_pairs: Annotated[int, Field(gt=0)] | None = None
     """Use at most this many rows (a random subset) for training."""
     threads: Annotated[int, Field(gt=0)] | None = None
-    """torch intra-op threads of the training on the CPU (default: the cores this process may
-    use: its CPU affinity, or ``OMP_NUM_THREADS``)."""
+    """torch intra-op threads of the training on the CPU (default: torch's, at most the cores
+    this process may use: its CPU affinity, or ``OMP_NUM_THREADS``)."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
     """Where the flow is trained: ``auto`` (a CUDA GPU where torch sees one, else the CPU),
     ``cpu`` or ``cuda`` (refused where there is none). Recorded in ``flow/meta.json``; the

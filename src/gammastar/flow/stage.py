@@ -93,6 +93,7 @@ def train(
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
     cfg = config.flow
+    resolve_device(cfg.device)  # a GPU asked for where there is none: refused before anything
     out = config.output_dir / "flow"
     if pairs is None:
         pairs, src = read_pairs(config)

@@ -582,15 +582,20 @@ def fit(
         restore_best: return the best-validation state (early stopping); ``False`` returns
             the last state (tests of overfitting).
         threads: torch's CPU threads during the training (``flow.threads`` first; default
-            the cores this process may use, :func:`gammastar.core.threads.usable_cores`);
-            restored afterwards.
+            torch's, at most the cores this process may use,
+            :func:`gammastar.core.threads.usable_cores`); restored afterwards.
         backend: device, density and batch (default :meth:`Backend.of` ``flow``).
 
     Returns:
         :class:`FitResult` with the best-validation flow (early stopping), on the CPU.
     """
+    import torch
+
     backend = backend or Backend.of(cfg)
-    with torch_threads(int(cfg.threads or threads or usable_cores())):
+    # torch's default is the machine's cores, whatever share of them this process has (a
+    # batch slot's affinity, taskset): at most that share, fewer where the caller set fewer
+    n = cfg.threads or threads or min(torch.get_num_threads(), usable_cores())
+    with torch_threads(int(n)):
         return _fit(data, cfg, seed, checkpoint, progress, callback, restore_best, backend)
 
 
