@@ -121,4 +121,5 @@ def test_trained_on_cuda_loads_and_samples_on_the_cpu(tmp_path):
     sd = torch.load(out / "model.pt", weights_only=True)  # no map_location: CPU tensors
     assert all(v.device.type == "cpu" for v in sd.values())
     s = load(out).sample(0.5, 2000, seed=1)
-    assert np.all(np.isfinite(s["qT"])) and np.all(s["qT"] > 0)
+    assert np.all(np.isfinite(s["qT"]))
+    assert np.all(s["qT"] > 0)
