@@ -1045,7 +1045,7 @@ def loop(k):  # arithmetic and memory traffic, no allocation (no system time)
     s = 0.0
     for _ in range(k):
         np.multiply(x, x, out=y)
-        y += 1.0
+        np.add(y, 1.0, out=y)
         np.sqrt(y, out=y)
         s += float(y.sum())
     return s
@@ -1088,7 +1088,7 @@ def machine_capacity(counts: list[int], repeat: int) -> dict[int, dict[str, floa
     alone = min(loops_at_once(1)[0] for _ in range(repeat))
     out = {}
     for n in counts:
-        runs = [loops_at_once(n) for _ in range(repeat)]
+        runs = [[alone]] if n == 1 else [loops_at_once(n) for _ in range(repeat)]
         slowest = min(max(r) for r in runs)
         mean = min(sum(r) / n for r in runs)
         out[n] = {"alone_s": alone, "slowest_s": slowest, "mean_s": mean,
