@@ -101,7 +101,7 @@ class FlowConfig(Section):
     """Where the flow is trained: ``auto`` (a CUDA GPU where torch sees one, else the CPU),
     ``cpu`` or ``cuda`` (refused where there is none). Recorded in ``flow/meta.json``; the
     model is saved for the CPU either way (docs/explanation/flow.md "Training")."""
-    cuda_batch_size: Annotated[int, Field(gt=0)] | None = 16384
+    cuda_batch_size: Annotated[int, Field(gt=0)] | None = 32768
     """Points per optimizer step on a GPU, where a step costs about the same at any batch of
     this size, with ``learning_rate`` × √(cuda_batch_size / batch_size); ``null``:
     ``batch_size`` (:class:`gammastar.flow.training.Backend`)."""
