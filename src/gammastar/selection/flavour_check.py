@@ -130,13 +130,11 @@ def file_flavours(path: str, tree_name: str, columns: dict[str, str], layout: st
         f.close()
 
 
-def probe_flavours(
-    columns: dict[str, str], layout: str, path_tree: tuple[str, str]
-) -> dict[str, int] | None:
-    """:func:`file_flavours` of one ``(path, tree)`` as the selection reads it (a task of
-    :func:`check_flavour`, on the executor's workers); ``None`` for a file whose first entries
-    cannot be read (left to the processing, which reports the damage by file name)."""
-    path, tree = path_tree
+def flavour_probe(layout: str, path: str, tree: str, columns: dict[str, str]) -> dict | None:
+    """:func:`file_flavours` of one file as the selection reads it: the probe that
+    :func:`gammastar.io.check_inputs` runs in each file's task (on the executor's workers),
+    and :func:`check_flavour`'s own; ``None`` for a file whose first entries cannot be read
+    (left to the processing, which reports the damage by file name)."""
     try:
         with isal_inflate():  # the first baskets, as the selection reads them
             return file_flavours(path, tree, columns, layout)
@@ -145,21 +143,26 @@ def probe_flavours(
         return None
 
 
+def _probe_item(layout: str, columns: dict[str, str], path_tree: tuple[str, str]) -> dict | None:
+    return flavour_probe(layout, *path_tree, columns)
+
+
 def check_flavour(
     checked: Any,
     lepton: str,
     *,
-    map_files: Callable[..., Iterable[dict[str, int] | None]] = map,
+    map_files: Callable[..., Iterable[dict | None]] = map,
 ) -> None:
     """Raise when the input's leptons are not of flavour ``lepton`` (``input.lepton``).
 
     Arguments:
         checked: :class:`gammastar.io.CheckedInputs` (its branch map and files).
         lepton: ``mu`` or ``e``.
-        map_files: ``map_files(func, items)`` applies :func:`probe_flavours` to the
-            ``(path, tree)`` items, its answers in their order (default: ``map``, in this
-            process; the selection passes its executor's, a file per task). The first file
-            in order that fails the check is reported, wherever the probes ran.
+        map_files: ``map_files(func, items)`` probes the ``(path, tree)`` items, its
+            answers in their order (default: ``map``, in this process), where ``checked``
+            holds no probes of :func:`flavour_probe` (``check_inputs(..., probe=...)``, each
+            in its file's task). The first file in order that fails is reported, wherever
+            the probes ran.
 
     A file whose first entries cannot be read is left to the processing, which reports the
     damage by file name (or skips it with ``--skip-bad-files``, docs/howto/runs-and-failures.md).
@@ -174,7 +177,14 @@ def check_flavour(
     cols = dict(checked.branches.all)
     layout = checked.branches.layout
     items = [(p, t) for spec in checked.fileset.values() for p, t in spec["files"].items()]
-    answers = map_files(partial(probe_flavours, cols, layout), items)
+    answers: Iterable[dict | None]
+    if all(p in checked.probes for p, _ in items):
+        # each file's probe read its own columns: a mass branch only some files hold is not
+        # in the common ones, and then the check of the others (no mass: none) applies
+        common = layout != "jagged_ptetaphi" or "mass" in cols
+        answers = [checked.probes[p] if common else {} for p, _ in items]
+    else:
+        answers = map_files(partial(_probe_item, layout, cols), items)
     for (path, _tree), n in zip(items, answers, strict=True):
         if not n:
             continue
