@@ -131,3 +131,46 @@ def test_mixed_flavour_pairs(tmp_path):
         f["events"].extend({"electron": lep})
     with pytest.raises(InputError, match="mixed-flavour"):
         select(cfg_for(tmp_path, [path], input={"lepton": "e"}))
+
+
+def test_flavour_probes_run_where_the_executor_maps_them(ee_file, tmp_path):
+    """The flavour probes run in the input check's task of each file (on a parallel executor
+    its workers, not a serial loop on the driver), or through check_flavour's own map; the
+    error names the first bad file in the input's order either way, as the serial check."""
+    import shutil
+    from concurrent.futures import ThreadPoolExecutor
+    from functools import partial
+
+    from gammastar.selection.flavour_check import check_flavour, flavour_probe
+
+    files = [tmp_path / "a.root", tmp_path / "b.root"]
+    for f in files:
+        shutil.copyfile(ee_file, f)
+    cols = {k: f"electron_{k}" for k in ("px", "py", "pz", "E", "charge")}
+    cfg = cfg_for(tmp_path, files, input={"lepton": "mu", "branches": cols})
+    bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
+    checked = io.check_inputs(io.fileset_from_config(cfg, None), bmap)
+    mapped = []
+
+    def pool_map(fn, items):
+        items = list(items)
+        mapped.extend(p for p, _ in items)
+        with ThreadPoolExecutor(2) as pool:
+            return list(pool.map(fn, items))
+
+    with pytest.raises(InputError, match=r"a\.root: the leptons have the electron mass"):
+        check_flavour(checked, "mu", map_files=pool_map)
+    assert mapped == [str(f) for f in files]
+    with pytest.raises(InputError, match=r"a\.root: the leptons have the electron mass"):
+        check_flavour(checked, "mu")  # the serial check: the same line
+    # probed in the check's tasks (mapped as the executor maps them): no second pass
+    mapped.clear()
+    probed = io.check_inputs(
+        io.fileset_from_config(cfg, None), bmap, map_files=pool_map,
+        probe=partial(flavour_probe, cfg.input.layout),
+    )  # fmt: skip
+    assert mapped == [str(f) for f in files]
+    assert all(probed.probes[str(f)]["e"] > 0 for f in files)
+    with pytest.raises(InputError, match=r"a\.root: the leptons have the electron mass"):
+        check_flavour(probed, "mu", map_files=pool_map)
+    assert mapped == [str(f) for f in files]  # the check's own map only

@@ -86,6 +86,30 @@ def test_kl_inside_data_band_every_window(repo_dir, mock_pairs):
     assert len(above) <= allowed, above
 
 
+def test_gpu_recipe_keeps_the_verdict(repo_dir, mock_pairs):
+    """The GPU's recipe (flow.cuda_batch_size points per step, the learning rate scaled by
+    √ of the batch ratio: gammastar.flow.training.Backend) passes the same KL check as the
+    CPU's: on a GPU where there is one, else the same batches and rates on the CPU's kernels
+    (the density equals zuko's to float32 rounding: tests/test_flow_device.py)."""
+    from scipy.stats import binom
+
+    from gammastar.flow.training import Backend
+
+    tmp, pairs = mock_pairs
+    if torch.cuda.is_available():
+        cfg = _cfg(repo_dir, tmp / "gpu", device="cuda")
+    else:
+        gpu = Backend.of(_cfg(repo_dir, tmp / "gpu").flow, "cuda")
+        cfg = _cfg(repo_dir, tmp / "gpu", device="cpu", batch_size=gpu.batch_size,
+                   learning_rate=gpu.learning_rate)  # fmt: skip
+    train(cfg, pairs=pairs)
+    res = validate(cfg, pairs=pairs).document
+    print(json.dumps({k: res[k] for k in ("mass", "kl_model", "kl_data_95", "n_data")}))
+    above = [m for m, km, (_, hi) in zip(res["mass"], res["kl_model"], res["kl_data_95"],
+                                           strict=True) if km > hi]  # fmt: skip
+    assert len(above) <= int(binom.ppf(0.95, len(MASSES), 0.05)), above  # as the CPU's test
+
+
 def test_interpolates_into_held_out_window(repo_dir, mock_pairs):
     tmp, pairs = mock_pairs
     cfg = _cfg(repo_dir, tmp / "holdout")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -525,6 +525,8 @@ class CheckedInputs:
     uuids: dict[str, bytes] = field(default_factory=dict)
     """The ROOT file UUID of each readable file (with ``entries``, what the chunking needs:
     :func:`gammastar.selection.executors.processor.run_processor` opens no file again for it)."""
+    probes: dict[str, Any] = field(default_factory=dict)
+    """What ``check_inputs``' ``probe`` found in each readable file (none without it)."""
 
     @property
     def files(self) -> list[str]:
@@ -731,14 +733,30 @@ class FileCheck:
     """The layout's optional columns whose branch the file holds."""
     truth: bool
     """The file has a ``truth`` tree."""
+    probe: Any = None
+    """``probe(path, tree, columns)`` of :func:`check_inputs` (``None`` without one)."""
 
 
-def check_file(branches: BranchMap, path_tree: tuple[str, str]) -> FileCheck | InputError:
+def check_file(
+    branches: BranchMap,
+    path_tree: tuple[str, str],
+    probe: Callable[[str, str, dict[str, str]], Any] | None = None,
+) -> FileCheck | InputError:
     """Open one file, look up its tree's branches and probe them (the per-file part of
     :func:`check_inputs`, run on the executor's workers for a parallel check): its
     :class:`FileCheck`, or the :class:`InputError` that names it (returned, not raised, so
-    that a worker's answer travels back and the merge reports the first bad file in order)."""
+    that a worker's answer travels back and the merge reports the first bad file in order).
+    A readable file then gets ``probe(path, tree, columns)`` (its required and present
+    optional columns → branches) in the same task."""
     path, tree = path_tree
+    checked = _check_file(branches, path, tree)
+    if probe is None or isinstance(checked, InputError):
+        return checked
+    cols = {**branches.required, **{c: branches.optional[c] for c in checked.optional}}
+    return replace(checked, probe=probe(path, tree, cols))
+
+
+def _check_file(branches: BranchMap, path: str, tree: str) -> FileCheck | InputError:
     try:
         f, t = open_tree(path, tree)
         try:
@@ -767,6 +785,7 @@ def check_inputs(
     *,
     skip_bad_files: bool = False,
     map_files: Callable[..., Iterable[FileCheck | InputError]] = map,
+    probe: Callable[[str, str, dict[str, str]], Any] | None = None,
 ) -> CheckedInputs:
     """Open every file and look up every needed branch before any processing.
 
@@ -778,6 +797,8 @@ def check_inputs(
         map_files: ``map_files(func, items)`` applies :func:`check_file` to the
             ``(path, tree)`` items, its answers in their order (default: ``map``, lazily, in
             this process; the selection passes its executor's, a file per task).
+        probe: run on each readable file in its task (``probe(path, tree, columns)``, a
+            picklable function; the selection's flavour probe), its answers in ``probes``.
 
     Returns:
         A :class:`CheckedInputs`: the optional branches are those every readable file holds.
@@ -787,12 +808,13 @@ def check_inputs(
             named), and ``skip_bad_files`` is false; or no readable file is left.
     """
     items = [(p, t) for spec in fileset.values() for p, t in spec["files"].items()]
-    answers = iter(map_files(partial(check_file, branches), items))
+    answers = iter(map_files(partial(check_file, branches, probe=probe), items))
     good: dict[str, dict[str, Any]] = {}
     bad: dict[str, str] = {}
     entries: dict[str, int] = {}
     uuids: dict[str, bytes] = {}
     truth: list[str] = []
+    probes: dict[str, Any] = {}
     present_optional = dict(branches.optional)
     for dataset, spec in fileset.items():
         kept = {}
@@ -805,6 +827,8 @@ def check_inputs(
                 continue
             present_optional = {c: b for c, b in present_optional.items() if c in one.optional}
             entries[path], uuids[path] = one.entries, one.uuid
+            if probe is not None:
+                probes[path] = one.probe
             if one.truth:
                 truth.append(path)
             kept[path] = tree
@@ -821,6 +845,7 @@ def check_inputs(
         entries=entries,
         uuids=uuids,
         truth_trees=truth,
+        probes=probes,
     )
 
 

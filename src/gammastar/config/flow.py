@@ -95,7 +95,16 @@ class FlowConfig(Section):
     max_pairs: Annotated[int, Field(gt=0)] | None = None
     """Use at most this many rows (a random subset) for training."""
     threads: Annotated[int, Field(gt=0)] | None = None
-    """torch intra-op threads (default: torch's choice)."""
+    """torch intra-op threads of the training on the CPU (default: torch's, at most the cores
+    this process may use: its CPU affinity, or ``OMP_NUM_THREADS``)."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where the flow is trained: ``auto`` (a CUDA GPU where torch sees one, else the CPU),
+    ``cpu`` or ``cuda`` (refused where there is none). Recorded in ``flow/meta.json``; the
+    model is saved for the CPU either way (docs/explanation/flow.md "Training")."""
+    cuda_batch_size: Annotated[int, Field(gt=0)] | None = 32768
+    """Points per optimizer step on a GPU, where a step costs about the same at any batch of
+    this size, with ``learning_rate`` × √(cuda_batch_size / batch_size); ``null``:
+    ``batch_size`` (:class:`gammastar.flow.training.Backend`)."""
 
 
 class ValidateConfig(Section):

@@ -47,6 +47,13 @@ def log_prob(flow, x: torch.Tensor, c: torch.Tensor, bins: int) -> torch.Tensor:
     return _flow_training.log_prob(flow, x, c, bins, BOUND, SLOPE)
 
 
+def zuko_log_prob(flow, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """ln p(x | c) by zuko's own transforms (``flow(c).log_prob(x)``): torch operations only,
+    so on any device (the GPU's training, :class:`gammastar.flow.training.Backend`);
+    differentiable. The reference of the fused :func:`log_prob`."""
+    return flow(c).log_prob(x)
+
+
 class ZukoSampler:
     """Exact sampling with zuko's own inverse transform (the reference of the compiled
     sampler; used for a flow structure that :class:`gammastar.flow._sampling_kernels.CompiledSampler`
@@ -268,7 +275,8 @@ def save_model(
     directory = Path(directory)
     model_path = directory / rundir.MODEL_FILE
     with atomic_path(model_path, force=force) as tmp:
-        torch.save({k: v.detach().clone() for k, v in flow.state_dict().items()}, tmp)
+        # CPU tensors: a model trained on a GPU loads where there is none
+        torch.save({k: v.detach().to("cpu", copy=True) for k, v in flow.state_dict().items()}, tmp)
     info = {
         "format": MODEL_FORMAT,
         "format_version": MODEL_FORMAT_VERSION,

@@ -33,7 +33,14 @@ from gammastar.flow.data import (
 )
 from gammastar.flow.ensemble import remove_stale_members
 from gammastar.flow.model import save_model
-from gammastar.flow.training import Checkpoint, FitResult, fit, plot_losses, weighted_nll
+from gammastar.flow.training import (
+    Checkpoint,
+    FitResult,
+    fit,
+    plot_losses,
+    resolve_device,
+    weighted_nll,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -86,6 +93,7 @@ def train(
     if output is not None:
         config = config.model_copy(update={"output": str(Path(output).resolve())})
     cfg = config.flow
+    resolve_device(cfg.device)  # a GPU asked for where there is none: refused before anything
     out = config.output_dir / "flow"
     if pairs is None:
         pairs, src = read_pairs(config)
@@ -131,8 +139,8 @@ def train(
 
 def ensemble_workers(cfg: FlowConfig) -> int:
     """Processes for the ensemble's training: ``flow.workers``, else min(ensemble, usable
-    cores); 1 for a single model."""
-    if cfg.ensemble < 2:
+    cores); 1 for a single model or on a GPU (one after the other on it)."""
+    if cfg.ensemble < 2 or resolve_device(cfg.device) != "cpu":
         return 1
     if cfg.workers is not None:
         return min(int(cfg.workers), int(cfg.ensemble))
@@ -210,12 +218,6 @@ def _train_member(
     """Fit one member and write its ``model.pt``, ``meta.json``, ``history.json``,
     ``loss.png``; False when ``stop_after`` stopped it before the end (nothing written)."""
     config, cfg = job.config, job.config.flow
-    if threads is not None and not cfg.threads:
-        import torch
-
-        # kept through numba's launch (warm_up's ensure_pool): with one thread the kernels
-        # run serially, no parallel region (docs/explanation/flow.md "Ensemble")
-        torch.set_num_threads(threads)
     seed0 = job.seed - job.member
     data, boot = member_data(job.data, cfg, seed0, job.member)
     ck = job.directory / rundir.CHECKPOINT_FILE
@@ -233,6 +235,9 @@ def _train_member(
             stop_after=stop_after,
         ),
         progress=progress,
+        # a worker's one thread is kept through numba's launch (warm_up's ensure_pool): the
+        # kernels then run serially, no parallel region (docs/explanation/flow.md "Ensemble")
+        threads=threads,
     )
     if stop_after is not None and res.epochs_run < cfg.epochs and not res.stopped_early:
         return False
@@ -296,6 +301,7 @@ def member_meta(
         stopped_early=res.stopped_early,
         best_val_loss=best_val,
         train_wall_s=res.wall_s,
+        device=res.device,
         ensemble_member=member,
         ensemble_size=cfg.ensemble,
     )

@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +23,8 @@ import numpy as np
 
 from gammastar.core.artifacts import atomic_path
 from gammastar.core.figures import figure_style, save_figure
-from gammastar.errors import GammastarError, InputError
+from gammastar.core.threads import usable_cores
+from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.flow import _training_kernels as _flow_training
 from gammastar.flow.architecture import architecture_from_config, build_flow
 from gammastar.flow.data import (
@@ -32,7 +33,7 @@ from gammastar.flow.data import (
     effective_sample_size,
     split_indices,
 )
-from gammastar.flow.model import log_prob
+from gammastar.flow.model import log_prob, zuko_log_prob
 
 if TYPE_CHECKING:
     import torch
@@ -42,6 +43,101 @@ if TYPE_CHECKING:
 
 class CheckpointMismatchError(GammastarError):
     """A checkpoint made from another config, data set or seed (``--resume`` refused)."""
+
+
+def resolve_device(setting: str) -> str:
+    """The torch device that ``flow.device`` names: ``cpu``, ``cuda``, or for ``auto`` CUDA
+    where torch sees a CUDA device, else the CPU.
+
+    Raises:
+        ConfigError: ``cuda`` asked for where torch sees none (one line naming the key).
+
+    >>> resolve_device("cpu")
+    'cpu'
+    """
+    if setting not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"flow.device: {setting!r} is none of auto, cpu, cuda")
+    if setting == "cpu":
+        return "cpu"
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if setting == "cuda":
+        raise ConfigError(
+            "flow.device: 'cuda' asked for, but torch sees no CUDA device "
+            f"(torch {torch.__version__}); use 'auto' or 'cpu'"
+        )
+    return "cpu"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """Where and how :func:`fit` trains: the torch device, the density (the compiled CPU
+    kernels, or zuko's own torch operations, which run on any device) and the optimiser's
+    batch size and peak learning rate."""
+
+    device: str
+    """The torch device of the model, the rows and the optimiser (``cpu``, ``cuda``)."""
+    fused: bool
+    """The compiled spline kernels (:mod:`gammastar.flow._training_kernels`, CPU only); else
+    zuko's ``flow(c).log_prob(x)``."""
+    batch_size: int
+    learning_rate: float
+
+    @classmethod
+    def of(cls, cfg: FlowConfig, device: str | None = None) -> Backend:
+        """The backend of ``flow`` on ``device`` (default: :func:`resolve_device` of
+        ``flow.device``). The CPU takes ``batch_size`` and ``learning_rate`` as they are; a GPU
+        ``cuda_batch_size`` points per step (a step costs about the same time at any batch
+        below ~10⁵ points there), the learning rate scaled by the square root of the batch
+        ratio, the rule that keeps the update's noise scale (Krizhevsky, arXiv:1404.5997;
+        Hoffer, Hubara, Soudry, NeurIPS 2017).
+
+        >>> from gammastar.config.flow import FlowConfig
+        >>> b = Backend.of(FlowConfig(batch_size=4096, cuda_batch_size=16384), "cuda")
+        >>> b.batch_size, round(b.learning_rate / FlowConfig().learning_rate, 6)
+        (16384, 2.0)
+        """
+        device = resolve_device(cfg.device) if device is None else device
+        if device == "cpu":
+            return cls("cpu", True, int(cfg.batch_size), float(cfg.learning_rate))
+        batch = int(cfg.cuda_batch_size or cfg.batch_size)
+        lr = float(cfg.learning_rate) * math.sqrt(batch / int(cfg.batch_size))
+        return cls(device, False, batch, lr)
+
+    def log_prob(self, flow, x, c, bins: int):
+        """ln p(x | c) of ``flow`` on this backend (differentiable)."""
+        return log_prob(flow, x, c, bins) if self.fused else zuko_log_prob(flow, x, c)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``flow/meta.json`` records of the training's device (``device``)."""
+        import torch
+
+        name = torch.cuda.get_device_name(self.device) if self.device.startswith("cuda") else None
+        return {
+            "kind": self.device,
+            "name": name,
+            "kernels": "compiled" if self.fused else "zuko",
+            "torch_threads": torch.get_num_threads(),
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+        }
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside the block, restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n != before:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _lr_factor(step: int, total: int, warmup: int, schedule: str) -> float:
@@ -69,9 +165,13 @@ class FitResult:
     rows); compare with the held-out NLL for overfitting."""
     n_eff: dict[str, float] = field(default_factory=dict)
     """Kish n_eff of the fitted and the early-stopping rows."""
+    device: dict[str, Any] = field(default_factory=dict)
+    """Where it was trained (:meth:`Backend.describe`)."""
 
 
-def _weighted_nll(flow, x, c, w, bins: int, chunk: int = 1 << 16) -> float:
+def _weighted_nll(
+    flow, x, c, w, bins: int, chunk: int = 1 << 16, backend: Backend | None = None
+) -> float:
     """−Σ w ln p / Σ w (standardised space); NaN where Σ w ≤ 0 (no density to compare with)."""
     import torch
 
@@ -79,9 +179,10 @@ def _weighted_nll(flow, x, c, w, bins: int, chunk: int = 1 << 16) -> float:
     wsum = float(w.sum()) if len(w) else 0.0
     if wsum <= 0:
         return float("nan")
+    density = log_prob if backend is None else backend.log_prob
     with torch.inference_mode():
         for s in range(0, len(x), chunk):
-            lp = log_prob(flow, x[s : s + chunk], c[s : s + chunk], bins)
+            lp = density(flow, x[s : s + chunk], c[s : s + chunk], bins)
             tot += float(-(w[s : s + chunk] * lp).sum())
     return tot / wsum
 
@@ -188,6 +289,16 @@ class FitRows:
     w_val: torch.Tensor
     n_eff: dict[str, float]
 
+    def to(self, device: str) -> FitRows:
+        """The same rows with every tensor on ``device`` (themselves on the CPU)."""
+        if device == "cpu":
+            return self
+        moved = {
+            k: getattr(self, k).to(device)
+            for k in ("x_fit", "c_fit", "w_fit", "w_fit_raw", "x_val", "c_val", "w_val")
+        }
+        return replace(self, **moved)
+
 
 def fit_rows(data: TrainingData, cfg: FlowConfig, seed: int) -> FitRows:
     """Split ``data`` (:func:`split_indices`), fit the preprocessing on the fitted rows and
@@ -249,9 +360,11 @@ class EpochPlan:
     warmup: int
 
     @classmethod
-    def of(cls, cfg: FlowConfig, n_fit: int) -> EpochPlan:
+    def of(cls, cfg: FlowConfig, n_fit: int, batch_size: int | None = None) -> EpochPlan:
+        """The plan of ``flow`` for ``n_fit`` fitted rows (``batch_size``: the backend's, default
+        ``flow.batch_size``)."""
         points = n_fit if cfg.points_per_epoch is None else int(cfg.points_per_epoch)
-        batch = min(int(cfg.batch_size), points)
+        batch = min(int(batch_size or cfg.batch_size), points)
         steps_per_epoch = max(1, math.ceil(points / batch))
         return cls(points, batch, steps_per_epoch * cfg.epochs, cfg.warmup_epochs * steps_per_epoch)
 
@@ -279,26 +392,36 @@ class TrainState:
     stopped_early: bool = False
     train_s: float = 0.0
     """optimisation time, excluding the validation passes"""
+    backend: Backend = field(default_factory=lambda: Backend("cpu", True, 0, 0.0))
 
     @classmethod
-    def new(cls, arch: Mapping[str, Any], cfg: FlowConfig, plan: EpochPlan, seed: int):
-        """A freshly initialised flow (seeded) with its AdamW optimiser and schedule."""
+    def new(
+        cls,
+        arch: Mapping[str, Any],
+        cfg: FlowConfig,
+        plan: EpochPlan,
+        seed: int,
+        backend: Backend | None = None,
+    ):
+        """A freshly initialised flow (seeded, on the CPU whatever the device, so that every
+        device starts from the same weights) with its AdamW optimiser and schedule."""
         import torch
 
-
-        _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
+        backend = backend or Backend.of(cfg, "cpu")
+        if backend.fused:
+            _flow_training.warm_up()  # one-time kernel loading, before the first step's clock
         torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
-        flow = build_flow(arch)
+        gen = torch.Generator().manual_seed(seed)  # the epochs' draws: on the CPU everywhere
+        flow = build_flow(arch).to(backend.device)
         # one flat parameter tensor for the optimizer (the module's parameters are views of it)
         flat = _flow_training.FlatParameters(flow)
         opt = torch.optim.AdamW(
-            [flat.param], lr=cfg.learning_rate, weight_decay=cfg.weight_decay, foreach=False
+            [flat.param], lr=backend.learning_rate, weight_decay=cfg.weight_decay, foreach=False
         )
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: _lr_factor(s, plan.total_steps, plan.warmup, cfg.schedule)
         )
-        return cls(flow, flat, opt, sched, gen)
+        return cls(flow, flat, opt, sched, gen, backend=backend)
 
     def save(self, checkpoint: str | os.PathLike[str] | None, ident: Mapping[str, Any]) -> None:
         """Write the checkpoint (atomically); nothing without a ``checkpoint`` path."""
@@ -369,18 +492,26 @@ class TrainState:
         self.flow.train()
         idx = draw.epoch(plan.points, self.gen)
         negative = _negative_batches(draw.loss_weight[idx], plan.batch)
-        tot, n = 0.0, 0
+        dev = self.backend.device
+        # the rows and their loss weights on the device; the draws stay on the CPU's generator
+        idx_d = idx.to(dev)
+        loss_weight = draw.loss_weight.to(dev)
+        losses = []
         t_epoch = time.perf_counter()
         for s in range(0, len(idx), plan.batch):
-            b = idx[s : s + plan.batch]
-            lp = log_prob(self.flow, rows.x_fit[b], rows.c_fit[b], bins)
+            b = idx_d[s : s + plan.batch]
+            lp = self.backend.log_prob(self.flow, rows.x_fit[b], rows.c_fit[b], bins)
             # normalised by the global Σw/N = 1 (FitRows.w_fit), not by this batch's Σw
-            loss = -(draw.loss_weight[b] * lp).sum() / len(b)
+            loss = -(loss_weight[b] * lp).sum() / len(b)
             self.flat.backward(loss)
             self.opt.step()
             self.sched.step()
-            tot += loss.detach().item() * len(b)
-            n += len(b)
+            losses.append((loss.detach(), len(b)))
+        # read once the epoch is queued: a read per step would wait for the GPU every step
+        tot, n = 0.0, 0
+        for loss_b, nb in losses:
+            tot += loss_b.item() * nb
+            n += nb
         self.train_s += time.perf_counter() - t_epoch
         self.flow.eval()
         return tot / n, negative
@@ -426,6 +557,8 @@ def fit(
     progress: bool = False,
     callback: Any = None,
     restore_best: bool = True,
+    threads: int | None = None,
+    backend: Backend | None = None,
 ) -> FitResult:
     """Weighted maximum-likelihood training (the engine of :func:`gammastar.flow.stage.train`).
 
@@ -439,7 +572,7 @@ def fit(
 
     Arguments:
         data: training rows (weights may be negative; normalised to mean 1).
-        cfg: ``flow`` config section (architecture and optimisation).
+        cfg: ``flow`` config section (architecture, optimisation, ``device``).
         seed: seeds the split, the initialisation and the batch order.
         checkpoint: where and how to checkpoint, resume or stop early (:class:`Checkpoint`;
             ``None``: no checkpoints).
@@ -448,22 +581,42 @@ def fit(
             value stops the training there.
         restore_best: return the best-validation state (early stopping); ``False`` returns
             the last state (tests of overfitting).
+        threads: torch's CPU threads during the training (``flow.threads`` first; default
+            torch's, at most the cores this process may use,
+            :func:`gammastar.core.threads.usable_cores`); restored afterwards.
+        backend: device, density and batch (default :meth:`Backend.of` ``flow``).
 
     Returns:
-        :class:`FitResult` with the best-validation flow (early stopping).
+        :class:`FitResult` with the best-validation flow (early stopping), on the CPU.
     """
     import torch
 
+    backend = backend or Backend.of(cfg)
+    # torch's default is the machine's cores, whatever share of them this process has (a
+    # batch slot's affinity, taskset): at most that share, fewer where the caller set fewer
+    n = cfg.threads or threads or min(torch.get_num_threads(), usable_cores())
+    with torch_threads(int(n)):
+        return _fit(data, cfg, seed, checkpoint, progress, callback, restore_best, backend)
 
+
+def _fit(
+    data: TrainingData,
+    cfg: FlowConfig,
+    seed: int,
+    checkpoint: Checkpoint | None,
+    progress: bool,
+    callback: Any,
+    restore_best: bool,
+    backend: Backend,
+) -> FitResult:
     t_start = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(int(cfg.threads))
     arch = architecture_from_config(cfg)
     bins = int(arch["bins"])
-    rows = fit_rows(data, cfg, seed)
-    plan = EpochPlan.of(cfg, len(rows.x_fit))
-    draw = PointSampler(rows.w_fit, cfg.weighting)
-    st = TrainState.new(arch, cfg, plan, seed)
+    rows_cpu = fit_rows(data, cfg, seed)
+    rows = rows_cpu.to(backend.device)
+    plan = EpochPlan.of(cfg, len(rows.x_fit), backend.batch_size)
+    draw = PointSampler(rows_cpu.w_fit, cfg.weighting)
+    st = TrainState.new(arch, cfg, plan, seed, backend)
     ck = checkpoint or Checkpoint()
     stop_after = ck.stop_after
     ident = {
@@ -472,6 +625,7 @@ def fit(
         "seed": seed,
         "arch": json.dumps(arch),
         "optimizer": _flow_training.OPTIMIZER_LAYOUT,
+        **({} if backend.device == "cpu" else {"device": backend.device}),
     }
     if ck.resume:
         st.resume(ck.path, ident)
@@ -480,7 +634,9 @@ def fit(
             if st.stopped_early or (stop_after is not None and epoch >= stop_after):
                 break
             train_loss, negative = st.train_epoch(rows, draw, plan, bins)
-            val_loss = _weighted_nll(st.flow, rows.x_val, rows.c_val, rows.w_val, bins)
+            val_loss = _weighted_nll(
+                st.flow, rows.x_val, rows.c_val, rows.w_val, bins, backend=backend
+            )
             st.record(epoch, train_loss, val_loss, negative)
             if callback is not None and callback(epoch, train_loss, val_loss):
                 break
@@ -500,16 +656,20 @@ def fit(
     if restore_best and st.best["state"] is not None:
         st.flow.load_state_dict(st.best["state"])
     st.flow.eval()
+    train_nll = _weighted_nll(
+        st.flow, rows.x_fit, rows.c_fit, rows.w_fit_raw, bins, backend=backend
+    )
     return FitResult(
-        flow=st.flow,
+        flow=st.flow.to("cpu"),  # the model, its NLLs and its samples: on the CPU from here
         preprocessing=rows.pre,
         history=st.history,
         best_epoch=int(st.best["epoch"]),
         epochs_run=len(st.history["val"]),
         stopped_early=st.stopped_early,
         wall_s=time.perf_counter() - t_start,
-        train_nll=_weighted_nll(st.flow, rows.x_fit, rows.c_fit, rows.w_fit_raw, bins),
+        train_nll=train_nll,
         n_eff=rows.n_eff,
+        device=backend.describe(),
     )
 
 

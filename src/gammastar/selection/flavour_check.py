@@ -10,6 +10,8 @@ unresolved; :func:`check_flavour` reads the first entries of every input file an
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -128,12 +130,39 @@ def file_flavours(path: str, tree_name: str, columns: dict[str, str], layout: st
         f.close()
 
 
-def check_flavour(checked: Any, lepton: str) -> None:
+def flavour_probe(layout: str, path: str, tree: str, columns: dict[str, str]) -> dict | None:
+    """:func:`file_flavours` of one file as the selection reads it: the probe that
+    :func:`gammastar.io.check_inputs` runs in each file's task (on the executor's workers),
+    and :func:`check_flavour`'s own; ``None`` for a file whose first entries cannot be read
+    (left to the processing, which reports the damage by file name)."""
+    try:
+        with isal_inflate():  # the first baskets, as the selection reads them
+            return file_flavours(path, tree, columns, layout)
+    except Exception as err:  # noqa: BLE001 - damaged data: reported when processed
+        log.debug("flavour check of %s skipped: %s", path, err)
+        return None
+
+
+def _probe_item(layout: str, columns: dict[str, str], path_tree: tuple[str, str]) -> dict | None:
+    return flavour_probe(layout, *path_tree, columns)
+
+
+def check_flavour(
+    checked: Any,
+    lepton: str,
+    *,
+    map_files: Callable[..., Iterable[dict | None]] = map,
+) -> None:
     """Raise when the input's leptons are not of flavour ``lepton`` (``input.lepton``).
 
     Arguments:
         checked: :class:`gammastar.io.CheckedInputs` (its branch map and files).
         lepton: ``mu`` or ``e``.
+        map_files: ``map_files(func, items)`` probes the ``(path, tree)`` items, its
+            answers in their order (default: ``map``, in this process), where ``checked``
+            holds no probes of :func:`flavour_probe` (``check_inputs(..., probe=...)``, each
+            in its file's task). The first file in order that fails is reported, wherever
+            the probes ran.
 
     A file whose first entries cannot be read is left to the processing, which reports the
     damage by file name (or skips it with ``--skip-bad-files``, docs/howto/runs-and-failures.md).
@@ -145,36 +174,38 @@ def check_flavour(checked: Any, lepton: str) -> None:
             collection (mixed-flavour pairs).
     """
     other = "e" if lepton == "mu" else "mu"
-    cols = checked.branches.all
+    cols = dict(checked.branches.all)
     layout = checked.branches.layout
-    for spec in checked.fileset.values():
-        for path, tree in spec["files"].items():
-            try:
-                with isal_inflate():  # the first baskets, as the selection reads them
-                    n = file_flavours(path, tree, cols, layout)
-            except Exception as err:  # noqa: BLE001 - damaged data: reported when processed
-                log.debug("flavour check of %s skipped: %s", path, err)
-                continue
-            if not n:
-                continue
-            if layout == "jagged_ptetaphi":
-                where = f"mass branch {cols['mass']!r}"
-            else:
-                energy = ", ".join(repr(cols[c]) for c in ("E", "E1", "E2") if c in cols)
-                where = f"m² = E² − |p|² with E from {energy}"
-            # mixed: more than 1% of the resolved leptons of the other flavour (a stray value
-            # of a damaged basket is left to the plausibility checks, docs/howto/runs-and-failures.md)
-            if n[lepton] and n[other] > 0.01 * (n[lepton] + n[other]):
-                raise InputError(
-                    f"{path}: mixed-flavour leptons in one collection ({n['mu']} with m ≈ m_μ, "
-                    f"{n['e']} with m ≈ m_e in the first {PROBE_ENTRIES} entries, {where}): "
-                    "pairs of a muon and an electron are not dileptons of one flavour; give each "
-                    "flavour its own branches (input.branches) and run once per input.lepton"
-                )
-            if n[other] and not n[lepton]:
-                raise InputError(
-                    f"{path}: the leptons have the {NAME[other]} mass ({n[other]} of them, "
-                    f"{where}), inconsistent with input.lepton {lepton!r} "
-                    f"(m = {MASS[lepton]:.6g} GeV): set input.lepton: {other} or map the "
-                    f"{NAME[lepton]} branches in input.branches"
-                )
+    items = [(p, t) for spec in checked.fileset.values() for p, t in spec["files"].items()]
+    answers: Iterable[dict | None]
+    if all(p in checked.probes for p, _ in items):
+        # each file's probe read its own columns: a mass branch only some files hold is not
+        # in the common ones, and then the check of the others (no mass: none) applies
+        common = layout != "jagged_ptetaphi" or "mass" in cols
+        answers = [checked.probes[p] if common else {} for p, _ in items]
+    else:
+        answers = map_files(partial(_probe_item, layout, cols), items)
+    for (path, _tree), n in zip(items, answers, strict=True):
+        if not n:
+            continue
+        if layout == "jagged_ptetaphi":
+            where = f"mass branch {cols['mass']!r}"
+        else:
+            energy = ", ".join(repr(cols[c]) for c in ("E", "E1", "E2") if c in cols)
+            where = f"m² = E² − |p|² with E from {energy}"
+        # mixed: more than 1% of the resolved leptons of the other flavour (a stray value
+        # of a damaged basket is left to the plausibility checks, docs/howto/runs-and-failures.md)
+        if n[lepton] and n[other] > 0.01 * (n[lepton] + n[other]):
+            raise InputError(
+                f"{path}: mixed-flavour leptons in one collection ({n['mu']} with m ≈ m_μ, "
+                f"{n['e']} with m ≈ m_e in the first {PROBE_ENTRIES} entries, {where}): "
+                "pairs of a muon and an electron are not dileptons of one flavour; give each "
+                "flavour its own branches (input.branches) and run once per input.lepton"
+            )
+        if n[other] and not n[lepton]:
+            raise InputError(
+                f"{path}: the leptons have the {NAME[other]} mass ({n[other]} of them, "
+                f"{where}), inconsistent with input.lepton {lepton!r} "
+                f"(m = {MASS[lepton]:.6g} GeV): set input.lepton: {other} or map the "
+                f"{NAME[lepton]} branches in input.branches"
+            )

@@ -304,18 +304,22 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
     file per task on its workers), with the flavour and the branches the
     η → μμ removal needs."""
-    from gammastar.selection.flavour_check import (
-        check_flavour,  # the leptons' masses vs the flavour
+    from gammastar.selection.flavour_check import (  # the leptons' masses vs the flavour
+        check_flavour,
+        flavour_probe,
     )
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
     n_files = sum(len(spec["files"]) for spec in fileset.values())
-    if exe is not None and n_files > 1 and _n_workers(exe) > 1:
-        checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files,
-                                  map_files=partial(map_tasks, exe))  # fmt: skip
-    else:
-        checked = io.check_inputs(fileset, bmap, skip_bad_files=skip_bad_files)
+    # a file per task on the workers: its branch checks and its flavour probe (which reads
+    # the file's first baskets; serially on the driver it added up with the files)
+    on_workers = exe is not None and n_files > 1 and _n_workers(exe) > 1
+    checked = io.check_inputs(
+        fileset, bmap, skip_bad_files=skip_bad_files,
+        map_files=partial(map_tasks, exe) if on_workers else map,
+        probe=partial(flavour_probe, cfg.input.layout),
+    )  # fmt: skip
     check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
         log.warning("skipping bad file %s", urls.redact(f"{path}: {why}"))
