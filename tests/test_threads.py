@@ -70,7 +70,9 @@ def test_limit_threads_holds_blas_and_torch_and_restores():
     from threadpoolctl import threadpool_info
 
     def blas():
-        return {d["filepath"]: d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}
+        return {
+            d["filepath"]: d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"
+        }
 
     before_blas, before_torch = blas(), torch.get_num_threads()
     with limit_threads(1):
