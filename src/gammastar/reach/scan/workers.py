@@ -150,10 +150,10 @@ class MassWorks:
             self._pool = None
 
     def __iter__(self) -> Iterator[Done]:
-        self._iter = self._iterate()
-        return self._iter
+        self._iter = it = self._iterate()
+        return it
 
-    def _iterate(self) -> Iterator[Done]:
+    def _iterate(self) -> Generator[Done]:
         share, rest = CoreShare(1, allowed_cpus()), list(self.jobs)
         if self.setting != "auto":
             share = worker_share(self.setting, len(self.jobs))
