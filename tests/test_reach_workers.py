@@ -81,12 +81,22 @@ def assert_same_scan(par: ScanResult, ser: ScanResult, limit_rel: float = LIMIT_
     assert par.method == ser.method
 
 
-def test_workers_give_the_serial_scan(tmp_path):
-    """Two worker processes against one: the same acceptance, N_sig, ensemble spread, limits and
-    boundaries at every mass (the 0.2 GeV point has only ee open: a skipped μμ channel keeps
-    its index), and the number of processes recorded."""
+def test_workers_give_the_serial_scan(tmp_path, monkeypatch):
+    """Two processes (this one and a worker) against one: the same acceptance, N_sig, ensemble
+    spread, limits and boundaries at every mass (the 0.2 GeV point has only ee open: a skipped
+    μμ channel keeps its index), and the number of processes recorded. While the worker
+    starts (seconds: a fresh interpreter's imports) this process computes the last mass not
+    yet sent (a mass takes milliseconds here), and the results stay in mass order."""
+    here = []
+    compute = workers._compute
+
+    def counted(ctx, job, limits):
+        here.append(job.index)
+        return compute(ctx, job, limits)
+
+    monkeypatch.setattr(workers, "_compute", counted)  # this process's, not the worker's
     st = settings(tmp_path)
-    masses, eps = np.array([0.2, 0.3, 0.55, 0.8, 1.05]), np.geomspace(1e-8, 1e-3, 18)
+    masses, eps = np.array([0.2, 0.3, 0.55, 0.65, 0.8, 1.05]), np.geomspace(1e-8, 1e-3, 18)
     nominal = ParametricSampler()
     # the nominal among the members (its row reused by identity, in a worker too) and a
     # second, harder spectrum: the kinematic_model spread and its second pass
@@ -95,6 +105,9 @@ def test_workers_give_the_serial_scan(tmp_path):
     par = scan(masses, eps, sampler=nominal, settings=dataclasses.replace(st, workers=2),
                ensemble=ensemble)  # fmt: skip
     assert (ser.workers, par.workers) == (1, 2)
+    # the serial scan: every mass with a yield here (the synthetic yields start above 0.2)
+    assert here[:5] == [1, 2, 3, 4, 5]
+    assert here[5:] == [5]  # 4 masses sent (twice the processes), the last one here
     assert ser.kinematic is not None
     assert par.kinematic is not None
     assert [r["mass"] for r in par.kinematic] == [r["mass"] for r in ser.kinematic]
