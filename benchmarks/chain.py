@@ -152,8 +152,8 @@ def main() -> dict:
                 if key not in best or res["wall_s"] < best[key]["wall_s"]:
                     best[key] = res
     node, ref = best["all"], best["restricted"]
-    print(f"gammastar run {args.config}: {len(allowed)} CPUs against {len(restricted)} "
-          f"(least of {args.repeat})")  # fmt: skip
+    print(f"gammastar run {args.config}{' (quick)' if args.quick else ''}: {len(allowed)} CPUs "
+          f"against {len(restricted)} (least of {args.repeat})")  # fmt: skip
     print(f"{'stage':<10} {'wall all':>9} {'cpu all':>8} {'wall ref':>9} {'cpu ref':>8} "
           f"{'ref/all':>8}")  # fmt: skip
     ratios = {}
