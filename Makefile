@@ -159,6 +159,7 @@ bench: test-install
 	$(BIN)/python benchmarks/ensemble.py
 	$(VPY) benchmarks/reach.py
 	$(VPY) benchmarks/yields.py
+	$(BIN)/python benchmarks/chain.py
 
 bench-quick: test-install
 	$(VPY) benchmarks/generate.py --sizes 200000 --reference-sizes 200000 400000
@@ -171,6 +172,7 @@ bench-quick: test-install
 	$(VPY) benchmarks/reach.py --subset 5 --boundary-masses 1 --rounds 1 --toy-points 0 \
 		--samples 2000
 	$(VPY) benchmarks/yields.py --events 300000 --repeat 1
+	$(BIN)/python benchmarks/chain.py --quick
 
 clean:
 	rm -rf $(VENV) runs

@@ -496,7 +496,10 @@ _PY_TYPE = {int: "INTEGER", float: "FLOAT", str: "TEXT", bool: "BOOLEAN"}
 
 def _param_type(param: Any) -> str:
     """A parameter's value type in click's spelling, from typer's annotation (typer ≥ 0.20
-    keeps it lazily) or click's type object."""
+    keeps it lazily) or click's type object; an option's own metavar (a parsed value such as
+    ``N|auto``) as written."""
+    if not _is_argument(param) and getattr(param, "metavar", None):
+        return code(param.metavar)
     desc = getattr(param, "type_descriptor", None)
     if desc is not None:
         annotation = desc.annotation

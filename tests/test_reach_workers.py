@@ -81,12 +81,22 @@ def assert_same_scan(par: ScanResult, ser: ScanResult, limit_rel: float = LIMIT_
     assert par.method == ser.method
 
 
-def test_workers_give_the_serial_scan(tmp_path):
-    """Two worker processes against one: the same acceptance, N_sig, ensemble spread, limits and
-    boundaries at every mass (the 0.2 GeV point has only ee open: a skipped μμ channel keeps
-    its index), and the number of processes recorded."""
+def test_workers_give_the_serial_scan(tmp_path, monkeypatch):
+    """Two processes (this one and a worker) against one: the same acceptance, N_sig, ensemble
+    spread, limits and boundaries at every mass (the 0.2 GeV point has only ee open: a skipped
+    μμ channel keeps its index), and the number of processes recorded. While the worker
+    starts (seconds: a fresh interpreter's imports) this process computes the last mass not
+    yet sent (a mass takes milliseconds here), and the results stay in mass order."""
+    here = []
+    compute = workers._compute
+
+    def counted(ctx, job, limits):
+        here.append(job.index)
+        return compute(ctx, job, limits)
+
+    monkeypatch.setattr(workers, "_compute", counted)  # this process's, not the worker's
     st = settings(tmp_path)
-    masses, eps = np.array([0.2, 0.3, 0.55, 0.8, 1.05]), np.geomspace(1e-8, 1e-3, 18)
+    masses, eps = np.array([0.2, 0.3, 0.55, 0.65, 0.8, 1.05]), np.geomspace(1e-8, 1e-3, 18)
     nominal = ParametricSampler()
     # the nominal among the members (its row reused by identity, in a worker too) and a
     # second, harder spectrum: the kinematic_model spread and its second pass
@@ -95,6 +105,9 @@ def test_workers_give_the_serial_scan(tmp_path):
     par = scan(masses, eps, sampler=nominal, settings=dataclasses.replace(st, workers=2),
                ensemble=ensemble)  # fmt: skip
     assert (ser.workers, par.workers) == (1, 2)
+    # the serial scan: every mass with a yield here (the synthetic yields start above 0.2)
+    assert here[:5] == [1, 2, 3, 4, 5]
+    assert here[5:] == [5]  # 4 masses sent (twice the processes), the last one here
     assert ser.kinematic is not None
     assert par.kinematic is not None
     assert [r["mass"] for r in par.kinematic] == [r["mass"] for r in ser.kinematic]
@@ -102,8 +115,8 @@ def test_workers_give_the_serial_scan(tmp_path):
 
 
 def test_auto_keeps_a_short_scan_here(tmp_path):
-    """``auto``: a scan whose masses take far less than AUTO_MIN_SECONDS (a few ms each) starts
-    no process."""
+    """``auto``: a scan whose masses take far less than WORKER_START_SECONDS (a few ms each)
+    starts no process."""
     st = settings(tmp_path, workers="auto")
     res = scan([0.3, 0.5, 0.7], np.geomspace(1e-8, 1e-3, 10), sampler=ParametricSampler(),
                settings=st)  # fmt: skip
@@ -152,8 +165,9 @@ def test_a_worker_error_is_the_serial_error(tmp_path):
 
 @pytest.mark.slow
 def test_reach_json_with_workers(tmp_path, monkeypatch):
-    """``run_reach`` with ``auto`` forced to a pool (the first mass here, the rest on two
-    processes) writes the reach.json of one process, ``meta.workers`` apart."""
+    """``run_reach`` with ``auto`` forced to a pool (the first two masses here, which time
+    the scan, the rest on two processes: this one and a worker) writes the reach.json of one
+    process, ``meta.workers`` apart."""
     from _phys_figures import skip_reach_figures
 
     from gammastar.reach.stage import run_reach
@@ -162,7 +176,7 @@ def test_reach_json_with_workers(tmp_path, monkeypatch):
     docs, results = {}, {}
     for n in (1, "auto"):
         if n == "auto":
-            monkeypatch.setattr(workers, "AUTO_MIN_SECONDS", 0.0)
+            monkeypatch.setattr(workers, "WORKER_START_SECONDS", 1e-9)
             monkeypatch.setattr(workers, "allowed_cpus", lambda: 2)
         cfg = make_config(tmp_path / str(n), mass_points=5, samples=SAMPLES, workers=n)
         res = run_reach(cfg)
@@ -176,8 +190,10 @@ def test_reach_json_with_workers(tmp_path, monkeypatch):
 
 
 def test_cli_workers_option_and_config_key(tmp_path, capsys, monkeypatch):
-    """``gammastar reach --workers 1`` overrides ``reach.workers`` (recorded in meta.workers);
-    0 processes is refused on the command line and in the config, naming the option or key."""
+    """``gammastar reach --workers 1`` and ``--workers auto`` override ``reach.workers``
+    (recorded in meta.workers; the 3 masses of a few ms each stay in one process with auto);
+    0 processes or a word is refused on the command line and in the config, naming the option
+    or key."""
     import json
 
     from _experiment import stated
@@ -191,9 +207,13 @@ def test_cli_workers_option_and_config_key(tmp_path, capsys, monkeypatch):
     assert main(["reach", str(tmp_path / "a.yaml"), "--workers", "1"]) == 0
     doc = json.loads((tmp_path / "run" / "reach.json").read_text())
     assert doc["meta"]["workers"] == 1
+    assert main(["reach", str(tmp_path / "a.yaml"), "--force", "--workers", "auto"]) == 0
+    doc = json.loads((tmp_path / "run" / "reach.json").read_text())
+    assert doc["meta"]["workers"] == 1
     capsys.readouterr()
-    assert main(["reach", str(tmp_path / "a.yaml"), "--force", "--workers", "0"]) == 2
-    assert "--workers" in capsys.readouterr().err
+    for bad in ("0", "many"):
+        assert main(["reach", str(tmp_path / "a.yaml"), "--force", "--workers", bad]) == 2
+        assert "--workers" in capsys.readouterr().err
     for v in (0, "many"):
         bad = stated({**cfgd, "reach": {**cfgd["reach"], "workers": v}})
         with pytest.raises(ConfigError, match=r"reach\.workers: .*integer >= 1\) or 'auto'") as e:

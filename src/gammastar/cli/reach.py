@@ -39,6 +39,19 @@ else:
     ProductionChoice = choices("ProductionChoice", PRODUCTIONS)
 
 
+def _workers(value: str) -> int | str:
+    """``--workers``: a number of processes (≥ 1) or ``auto`` (``reach.workers``'s values)."""
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise typer.BadParameter(f"a number of processes (integer >= 1) or auto; got {value!r}")
+    return n
+
+
 def reach_command(
     config: ConfigArg,
     method: Annotated[
@@ -61,13 +74,14 @@ def reach_command(
         ),
     ] = None,
     workers: Annotated[
-        int | None,
+        str | None,
         typer.Option(
             "--workers",
-            min=1,
-            help="Processes computing the mass points (1: this one); default: the config's "
-            "reach.workers (auto: the usable CPUs for a long scan). The results do not depend "
-            "on it.",
+            parser=_workers,
+            metavar="N|auto",
+            help="Processes computing the mass points, this one among them (1: this one "
+            "alone; auto: as many as repay their start, within the usable CPUs); default: the "
+            "config's reach.workers. The results do not depend on it.",
             show_default=False,
         ),
     ] = None,

@@ -237,12 +237,12 @@ class ReachConfig(Section):
     """A′ kinematic samples per mass for the acceptance."""
     workers: Annotated[int, Field(gt=0)] | Literal["auto"] = "auto"
     """Processes computing the mass points' signals (samples, acceptance, N_sig and their
-    errors), each mass seeded by ``seed`` and its index, so that the results do not depend on
-    it; the ``exact`` limits stay in one process (``toys`` and ``asymptotic`` go with their
-    masses). 1: one process; ``auto``: the masses in this
-    process until the rest would take over ten seconds here (the last mass's time), then the
-    rest on as many processes as it may use (its CPU affinity) (``gammastar reach
-    --workers``)."""
+    errors), the reach's own among them, each mass seeded by ``seed`` and its index, so that
+    the results do not depend on it; the ``exact`` limits stay in the reach's process
+    (``toys`` and ``asymptotic`` go with their masses). 1: one process; ``auto``: the masses in
+    this process until the last one's time shows that a worker would repay its start (a few
+    seconds of imports), then as many processes as repay it, within the CPUs it may use (its
+    CPU affinity) (``gammastar reach --workers``)."""
     flow_closure: bool = True
     """With a flow: its detector acceptance against that of the pairs it learnt, at the
     ``validate.masses`` and the median expected ε_low / ε_high (``reach.json``

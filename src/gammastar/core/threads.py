@@ -1,9 +1,10 @@
 """numba's thread pool launched without overriding torch's thread count; BLAS held to one
-thread around small optimisations.
+thread around small optimisations; the cores shared between processes and their threads.
 
 Offers :func:`ensure_pool`, called before every parallel numba kernel,
-:func:`single_thread_blas`, and :func:`thread_map` (independent pieces of work on Python
-threads). numba's OpenMP threading layer sets the process's OpenMP thread
+:func:`single_thread_blas`, :func:`thread_map` (independent pieces of work on Python
+threads), :func:`share_cores` (processes × threads for pieces of work, within the cores) and
+:func:`limit_threads` (a process's libraries held to its share). numba's OpenMP threading layer sets the process's OpenMP thread
 count, which torch shares, to its own pool's size (every core) on its first parallel call:
 ``OMP_NUM_THREADS=1`` (one batch slot, or processes side by side) would become every core for
 torch too, and the kernels would split each step into parallel regions whose threads other
@@ -16,6 +17,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -118,3 +120,75 @@ def thread_map(fn: Callable[[T], R], items: Iterable[T], *, threads: int | None 
         return [fn(x) for x in items]
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(fn, items))
+
+
+@dataclass(frozen=True)
+class CoreShare:
+    """``processes`` processes (1: the caller's alone), each with ``threads`` threads for its
+    libraries (:func:`share_cores`)."""
+
+    processes: int
+    threads: int
+
+
+def share_cores(
+    pieces: int, cores: int, *, processes: int | None = None, per_process: int = 1
+) -> CoreShare:
+    """How ``pieces`` independent pieces of work share ``cores`` cores.
+
+    ``processes`` given: that many, at most one per piece. ``None`` (automatic): one process
+    per ``per_process`` pieces, at most ``cores``; a process that would get fewer pieces
+    than that does not repay its start (a fresh interpreter's imports), so the caller's
+    process works alone below ``2 * per_process`` pieces. Each process gets ``cores //
+    processes`` threads (at least 1): processes × threads ≤ cores unless more processes than
+    cores were asked for.
+
+    Example:
+        >>> share_cores(60, 16)
+        CoreShare(processes=16, threads=1)
+        >>> share_cores(60, 16, per_process=20)
+        CoreShare(processes=3, threads=5)
+        >>> share_cores(60, 16, per_process=40)
+        CoreShare(processes=1, threads=16)
+        >>> share_cores(60, 2, processes=4)
+        CoreShare(processes=4, threads=1)
+    """
+    cores, pieces = max(1, int(cores)), max(1, int(pieces))
+    if processes is None:
+        n = min(cores, pieces // max(1, int(per_process)))
+    else:
+        n = min(int(processes), pieces)
+    n = max(1, n)
+    return CoreShare(n, max(1, cores // n))
+
+
+@contextmanager
+def limit_threads(threads: int | None, *, blas: int = 1) -> Iterator[None]:
+    """Inside the block: the loaded BLAS libraries at ``blas`` threads, torch (if imported)
+    at most at ``threads`` (``None``: as it is; the flow's sampling and numba's kernels follow
+    torch's count); both restored after.
+
+    A BLAS pool larger than its products wakes its threads for each call, which then spin
+    (:func:`single_thread_blas`): a product of a few rows by ~10⁴ columns gains nothing from
+    a second thread.
+
+    Example:
+        >>> with limit_threads(1):
+        ...     float(np.ones(3) @ np.ones(3))
+        3.0
+    """
+    import sys
+
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch") if threads is not None else None
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        if torch is not None and before is not None and threads is not None:
+            torch.set_num_threads(max(1, min(int(threads), before)))
+        # the libraries loaded now (a fresh look: scipy's own OpenBLAS may have come since)
+        with threadpool_limits(limits=max(1, int(blas)), user_api="blas"):
+            yield
+    finally:
+        if torch is not None and before is not None:
+            torch.set_num_threads(before)

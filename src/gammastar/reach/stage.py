@@ -42,6 +42,7 @@ from gammastar.config_checks import experiment_problems
 from gammastar.core import rundir
 from gammastar.core.artifacts import atomic_paths, check_writable, make_meta
 from gammastar.core.results import StageResult
+from gammastar.core.threads import limit_threads
 from gammastar.errors import ConfigError, GammastarError, InputError
 from gammastar.physics import darkphoton
 from gammastar.physics.sampling import SamplerLike
@@ -622,7 +623,8 @@ def run_reach(
 
         t1 = time.perf_counter()
         try:
-            closure = closure_record(config, inp, res)
+            with limit_threads(None):  # its products are small, as the scan's
+                closure = closure_record(config, inp, res)
         except GammastarError as exc:  # a check: it never stops the reach
             closure_log.warning("reach: the flow's closure was not computed: %s", exc)
             closure = {"skipped": str(exc)}

@@ -116,8 +116,8 @@ class ScanSettings:
     the scan carries to N_sig (``acceptance_lambda_theta`` at N's level, as ``extrapolation``)
     where the sampler extrapolates; ``None``: the yield's size."""
     workers: int | Literal["auto"] = 1
-    """Processes computing the mass points' signals (``reach.workers``; 1: this one; ``auto``:
-    the usable CPUs once the masses left show the scan is long enough,
+    """Processes computing the mass points' signals, this one among them (``reach.workers``;
+    1: this one; ``auto``: as many as repay their start, within the usable CPUs,
     :class:`~gammastar.reach.scan.workers.MassWorks`). The results do not depend on it."""
 
     @classmethod
