@@ -379,14 +379,14 @@ def fit_form(form: Any, g: Grid, ref: Reference, arm: NDArray, *, y_sigma: tuple
     is below ``y_mean_error``, else fixed at y_cm with the refit at y_cm − error as its error;
     T and a (the m_T power, or the Tsallis q) fitted. The statistical covariance: the inverse
     Hessian of that negative log-likelihood."""
-    from gammastar.yields.extrapolation.model import _BOUNDS
+    from gammastar.yields.extrapolation.model import BOUNDS
 
     arm_in = arm * ref.domain
     w = arm_in * ref.density
     w = w / w.sum()
     inside = w > 0
     y0 = g.beam.y_cm
-    bounds = [_BOUNDS[0], (y0 - 3 * y_mean_error, y0 + 3 * y_mean_error), form.power_bounds]
+    bounds = [BOUNDS[0], (y0 - 3 * y_mean_error, y0 + 3 * y_mean_error), form.power_bounds]
 
     def nll_at(s: float, mu: float | None) -> Callable[[NDArray], float]:
         def nll(x: NDArray) -> float:
