@@ -153,6 +153,17 @@ def quick(monkeypatch):
     monkeypatch.setattr(remote, "TIMEOUT", 1.0)
     monkeypatch.setattr(remote, "ATTEMPTS", 2)
     monkeypatch.setattr(remote, "BACKOFF", 0.0)
+    _xrootd_client_settings()  # process-wide: set at 1 s here, back to the default after
+    yield
+    monkeypatch.undo()
+    _xrootd_client_settings()
+
+
+def _xrootd_client_settings() -> None:
+    """The XRootD client's timeouts from ``remote.TIMEOUT`` now (``_xrootd_timeouts`` applies
+    them once per process, at the first root:// URL, whatever ``TIMEOUT`` was then)."""
+    remote._xrootd_timeouts.cache_clear()
+    remote._xrootd_timeouts()
 
 
 # the one line of each failure (after the URL): what it says
