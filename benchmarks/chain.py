@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_select import machine  # this folder is on sys.path when run as a script
+
 REPO = Path(__file__).resolve().parents[1]
 _LINE = re.compile(r"^\[(\w+)\] (running|done in)")
 
@@ -109,19 +111,6 @@ def quick_config(config: str, work: Path) -> str:
     out = work / "quick.yaml"
     out.write_text(text)
     return str(out)
-
-
-def machine() -> dict:
-    """CPU model, the CPUs this process may use."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count()}
 
 
 def main() -> dict:
