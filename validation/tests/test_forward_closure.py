@@ -331,7 +331,7 @@ def test_contour_counts_score_every_point():
         eps, n_dd, n_tr, s, _ = _power_law_contour(np.exp(f * w), w)
         for regime in ("eps_low", "eps_high"):
             pt = contour_point(eps, n_dd, n_tr, s, regime, w + 0.1 * i)
-            pt |= {"fallback": fac == "g" and f == 0.0 and regime == "eps_high",
+            pt |= {"fallback": i == 3 and regime == "eps_high",
                    "n_eff_truth": 100.0, "n_eff_dd": 100.0}  # fmt: skip
             rows.append({"facility": fac, "mass": 0.1 * (i + 1), "regime": regime,
                          "excluded": True, "truth_excluded": fac == "f" or i == 2,
