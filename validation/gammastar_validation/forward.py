@@ -560,12 +560,13 @@ def forward_closure(
             n_dd, n_tr = y_n * a, yt * at_
             e_tr = float(np.hypot(n_tr * yt_rel, yt * tr.error[j]))
             pull = log_pull(n_dd, n_tr, w, e_tr)
+            # the closure's own sampling errors of ln N at the two ε where N = s_up (those ε do
+            # not depend on the width), in quadrature
+            eps_tr = level_crossings(grid, n_tr_grid, edges["level"])[k]
+            eps_dd = level_crossings(grid, n_dd_grid, edges["level"])[k]
+            stat = float(np.hypot(_at_log(grid, rel_dd, eps_dd), _at_log(grid, rel_tr, eps_tr)))
             contour = {}
             for key, (wk, fallback) in widths[k].items():
-                pt = contour_point(grid, n_dd_grid, n_tr_grid, edges["level"], regime, wk)
-                # the closure's own sampling errors of ln N at the two ε: in quadrature
-                stat = float(np.hypot(_at_log(grid, rel_dd, pt["eps_dd"]),
-                                      _at_log(grid, rel_tr, pt["eps_truth"])))  # fmt: skip
                 pt = contour_point(grid, n_dd_grid, n_tr_grid, edges["level"], regime, wk,
                                    stat=0.0 if np.isnan(stat) else stat)  # fmt: skip
                 pt["fallback"] = fallback

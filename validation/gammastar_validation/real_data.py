@@ -30,9 +30,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.physics.constants import M_PROTON
+from gammastar.physics.kinematics import cm_rapidity
+
 __all__ = [
     "DATA",
-    "M_N",
     "Beam",
     "FitResult",
     "Reference",
@@ -51,9 +53,6 @@ __all__ = [
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 """``validation/data``: the measured spectra, one file per source."""
-
-M_N = 0.938272
-"""The nucleon (proton) mass, GeV (PDG)."""
 
 
 # --------------------------------------------------------------------------- data files
@@ -121,7 +120,7 @@ def bmpt_density(species: str, x_r: Any, pt: Any, params: Mapping[str, Any]) -> 
 @dataclass(frozen=True)
 class Beam:
     """A proton beam of momentum ``energy`` (GeV/c) on a nucleon at rest: √s, the c.m.
-    rapidity y_cm = artanh(p/(E + m_N)) (docs/explanation/physics.md §3.2), x_F = 2p_L*/√s
+    rapidity y_cm (:func:`~gammastar.physics.kinematics.cm_rapidity`), x_F = 2p_L*/√s
     and x_R = E*/E*_max (E*_max = (s + m² − 4m_N²)/(2√s): the meson recoiling against two
     nucleons).
 
@@ -135,12 +134,12 @@ class Beam:
 
     @property
     def sqrt_s(self) -> float:
-        e = math.hypot(self.energy, M_N)
-        return math.sqrt(2 * M_N * M_N + 2 * M_N * e)
+        e = math.hypot(self.energy, M_PROTON)
+        return math.sqrt(2 * M_PROTON * M_PROTON + 2 * M_PROTON * e)
 
     @property
     def y_cm(self) -> float:
-        return math.atanh(self.energy / (math.hypot(self.energy, M_N) + M_N))
+        return cm_rapidity(math.hypot(self.energy, M_PROTON))
 
     def x_f(self, mt: Any, y: Any) -> NDArray[np.float64]:
         """x_F of (m_T, y_lab)."""
@@ -149,7 +148,7 @@ class Beam:
     def e_max(self, m: float) -> float:
         """E*_max of a meson of mass ``m`` (GeV)."""
         s = self.sqrt_s**2
-        return (s + m * m - 4 * M_N * M_N) / (2 * self.sqrt_s)
+        return (s + m * m - 4 * M_PROTON * M_PROTON) / (2 * self.sqrt_s)
 
     def x_r(self, mt: Any, y: Any, m: float) -> NDArray[np.float64]:
         """x_R = E*/E*_max of (m_T, y_lab)."""

@@ -39,7 +39,7 @@ def test_every_data_file_names_its_source_and_columns():
         assert any("arXiv:" in line for line in head), path.name
         assert any("Eur. Phys. J. C" in line for line in head), path.name
     t = load_csv(DATA / "na49_pp158_piplus_dndxf.csv")
-    assert len(t["xf"]) == 17
+    assert len(t["xf"]) == 17  # the 17 x_F bins of Alt et al., EPJC 45 (2006) 343, Table 6
     np.testing.assert_allclose(t["xf_lo"][1:], t["xf_hi"][:-1], atol=1e-12)
     assert np.all((t["xf"] >= t["xf_lo"]) & (t["xf"] <= t["xf_hi"]))
     assert np.all(t["dndxf"] > 0)

@@ -43,6 +43,8 @@ def test_the_band_covers_the_measured_forward_shares(closure):
     (p_T ≤ 0.6 GeV/c, the range the parametrisation was fitted in) do too."""
     rows = [r for r in closure["rows"] if r["reached"]]
     high = [r for r in rows if r["slice"] == "E>Eb/2"]
+    # of the slice's 30 rows (the script's 5 spectra × forward.FACILITIES' 6), at least two
+    # thirds reached: the pulls below are not judged on a handful of rows
     assert len(high) >= 20
     assert all(abs(r["pull"]) <= 2 for r in high)
     pions = [r for r in rows if r["slice"] == "all" and r["spectrum"].startswith("BMPT pBe pi")]

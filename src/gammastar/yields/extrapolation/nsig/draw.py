@@ -16,7 +16,7 @@ from gammastar.physics.decay import decay_probability
 from gammastar.yields.extrapolation.model import grid_in_f
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["KISH_MIN", "OutSamples", "Redraw", "kish_size", "out_samples", "per_sample_acceptance", "resolved_ratio", "reweight"]
+__all__ = ["KISH_MIN", "OutSamples", "Redraw", "draw_arrays", "kish_size", "out_samples", "per_sample_acceptance", "resolved_ratio", "reweight"]
 
 
 KISH_MIN = 30.0
@@ -52,6 +52,17 @@ def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
         p = decay_probability(z[None, :-1], z[None, 1:], sample.gbc[:, None] * c)
         out[:, j] = np.sum(sample.hits * p, axis=1)
     return np.asarray(sample.efficiency * out, dtype=np.float64)
+
+
+def draw_arrays(
+    kinematics: dict[str, ArrayLike], sample: Any, ctau: ArrayLike
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
+    """The draw's (q_T, E, extrapolated mask) from the sampler's ``kinematics`` and each
+    sample's acceptance per cτ (:func:`per_sample_acceptance`, shape (n, len(ctau)))."""
+    qt = np.asarray(kinematics["qT"], dtype=np.float64)
+    e = np.asarray(kinematics["E"], dtype=np.float64)
+    out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
+    return qt, e, out_mask, per_sample_acceptance(sample, ctau)
 
 
 def kish_size(s1: NDArray[np.float64], s2: NDArray[np.float64]) -> NDArray[np.float64]:

@@ -17,8 +17,8 @@ from gammastar.errors import InputError
 from gammastar.yields.extrapolation.nsig.direct import DirectDraw
 from gammastar.yields.extrapolation.nsig.draw import (
     Redraw,
+    draw_arrays,
     out_samples,
-    per_sample_acceptance,
 )
 from gammastar.yields.extrapolation.nsig.forms import (
     form_shifts,
@@ -103,10 +103,7 @@ def nsig_error_parts(
         raise InputError("extrapolation: no parameter covariance (refit with the sandwich)")
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     f0 = float(ex.at(mass)[0])
-    qt = np.asarray(kinematics["qT"], dtype=np.float64)
-    e = np.asarray(kinematics["E"], dtype=np.float64)
-    out_mask = np.asarray(kinematics["extrapolated"], dtype=bool)
-    a = per_sample_acceptance(sample, ctau)  # (n, n_ct)
+    qt, e, out_mask, a = draw_arrays(kinematics, sample, ctau)  # a: (n, n_ct)
     lam = None if lambda_theta is None else (lambda_theta, (qt, e, out_mask, a), ctau.size)
     if not np.any(out_mask):
         names = [f"form_{k}" for k, r in (ex.model_variations or {}).items()
