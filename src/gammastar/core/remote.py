@@ -343,9 +343,10 @@ def expand(pattern: str) -> list[str]:
     """
     import glob
 
-    path, _, query = split_url(pattern)[1].partition("?")
+    rest = split_url(pattern)[1]
+    path, _, query = rest.partition("?")
     if "=" not in query:  # a ? without a query string (name=value) is a glob's
-        path = split_url(pattern)[1]
+        path = rest
     if not glob.has_magic(path):  # a URL's query string (?authz=...) is no glob
         return [pattern]
     if protocol(pattern) in UNLISTABLE:

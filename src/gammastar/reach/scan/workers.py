@@ -2,7 +2,7 @@
 signal work (:func:`~.mass_signal._mass_work`: the A′ samples, acceptance, N_sig, the
 ensemble's spread and the N_sig-level errors), with its limit where asked, in mass order,
 computed in this process or on a pool of fresh interpreters (``reach.workers``,
-:func:`worker_count`).
+:func:`worker_share`).
 
 A mass point's work depends on no other (its draws are seeded by the scan's seed and its
 index), so where it runs does not change it. A limit whose root search starts at the previous
@@ -44,7 +44,7 @@ from gammastar.reach.scan.mass_signal import (
     _SignalInputs,
 )
 
-__all__ = ["WORKER_START_SECONDS", "MassWorks", "Workers", "worker_count", "worker_share"]
+__all__ = ["WORKER_START_SECONDS", "MassWorks", "Workers", "worker_share"]
 
 log = logging.getLogger(__name__)
 
@@ -80,17 +80,6 @@ def worker_share(setting: Workers, masses: int, seconds: float | None = None) ->
         return share_cores(masses, cores, processes=1)
     per = math.ceil(WORKER_START_SECONDS / seconds)
     return share_cores(masses, cores, per_process=per)
-
-
-def worker_count(setting: Workers, masses: int) -> int:
-    """The processes for ``masses`` mass points with ``setting`` a number of processes, or
-    ``auto`` before any mass was timed (:func:`worker_share`).
-
-    Example:
-        >>> worker_count(4, 3), worker_count(1, 60), worker_count("auto", 0)
-        (3, 1, 1)
-    """
-    return worker_share(setting, masses).processes
 
 
 Done = tuple[_MassJob, _MassWork, _MassLimit | None]
