@@ -319,6 +319,12 @@ class MockConfig(Section):
     full-acceptance detector records and the input plausibility check rejects). Off by
     default: any change to the sources changes the whole random realization of a seed, and
     the mock's closure tests are calibrated on the unbounded one."""
+    falloff: Annotated[float, Field(ge=0, le=20)] = 0.0
+    """n of a fall-off (1 − E/E_beam)^n of the cocktail mesons' spectra towards x_F → 1 (the
+    measured forward spectra fall so; docs/explanation/physics.md §3.4), by accept–reject
+    (:func:`gammastar.physics.sampling.sample_pt_y`); needs ``kinematic_limit``. 0: none, a
+    Gaussian rapidity cut only at the beam energy. The π0 of the electron channel and the
+    combinatorial π/K parents keep none."""
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
     decay_lambda_theta: MockPolarisation = Field(default_factory=MockPolarisation)
     """λ_θ of ρ, ω, φ → μμ in their helicity frame (the truth of the polarisation closure)."""
@@ -348,6 +354,12 @@ class MockConfig(Section):
     acceptance_pt_edges: list[NonNegFloat] = Field(default_factory=lambda: list(_ACC_PT_EDGES))
     """Pair-pT edges (GeV, true γ* pT) of the ``acceptance`` map: fine at low pT, where the
     angular window makes the acceptance change fast, coarse in the sparse high-pT tail."""
+
+    @model_validator(mode="after")
+    def _check_falloff(self) -> MockConfig:
+        if self.falloff and not self.kinematic_limit:
+            raise ValueError("falloff: the fall-off (1 - E/E_beam)^n needs kinematic_limit: true")
+        return self
 
     @field_validator("leptons")
     @classmethod

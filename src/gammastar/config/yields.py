@@ -297,6 +297,13 @@ class YieldsConfig(Section):
     ``None``: fitted to the fiducial pairs. The fiducial region sees about ±0.5 units of
     rapidity, where the fit's σ_y moves by ≈ 0.3 for a 1% distortion of the weighted pairs'
     rapidity (docs/explanation/method.md "σ_y from outside"). Experiment-specific: no default."""
+    extrapolation_falloff: ExternalValue | Literal["measured"] | None = None
+    """The fall-off of the extrapolation model towards x_F → 1: its density × (1 − E/E_beam)^n
+    (E = m_T cosh y, E_beam the beam's), ``{value, error, source}`` for n, or ``measured``: the
+    n that measured forward meson spectra give
+    (:data:`gammastar.yields.extrapolation.model.FALLOFF`). The error enters the
+    extrapolation's error as two model variations, n ∓ error. ``None``: no fall-off, a
+    Gaussian rapidity cut only at the beam energy (the hardest tail: docs/explanation/physics.md)."""
     extrapolation_y_mean: Literal["beam_cm", "fitted", "auto"] = "beam_cm"
     """The rapidity centre ȳ of the extrapolation model: ``beam_cm`` fixes it at the
     beam–nucleon c.m. rapidity (from ``beam.energy``); ``fitted`` fits it to the fiducial pairs

@@ -374,16 +374,17 @@ class ParametricMesons:
         these spectra, is kept per process by it (:class:`gammastar.mock.detector.Detector`)."""
         c = self.cfg
         return repr((c.pt_temperature, c.pt_mt_power, c.rapidity_mean, c.rapidity_sigma,
-                     self.beam_energy))  # fmt: skip
+                     self.beam_energy) + ((c.falloff,) if c.falloff else ()))  # fmt: skip
 
     def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
         n = masses.size
         temp, sig = self.cfg.pt_temperature, self.cfg.rapidity_sigma
+        falloff = self.cfg.falloff
         if parent == "pi0":  # the π0's own spectra
             temp, sig = self.cfg.electrons.pi0.pt_temperature, self.cfg.electrons.pi0.rapidity_sigma
-        pt, y = kin.sample_pt_y(
-            rng, masses, temp, self.cfg.pt_mt_power, self.cfg.rapidity_mean, sig, self.beam_energy
-        )
+            falloff = 0.0
+        pt, y = kin.sample_pt_y(rng, masses, temp, self.cfg.pt_mt_power, self.cfg.rapidity_mean,
+                                sig, self.beam_energy, falloff)  # fmt: skip
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return four_momentum(masses, pt, y, phi)
 

@@ -72,14 +72,29 @@ def limit_rapidity(
     return y
 
 
+def falloff_weight(energy: Array, beam_energy: float, n: float) -> Array:
+    """(1 − E/E_beam)^n, 0 at and above the beam energy: the fall-off of meson production
+    towards x_F → 1 (the lab energy fraction standing for x_F; docs/explanation/physics.md
+    §3.4).
+
+    Example:
+        >>> float(falloff_weight(np.array([100.0]), 400.0, 2.0)[0])
+        0.5625
+    """
+    x = np.minimum(np.asarray(energy, dtype=np.float64) / beam_energy, 1.0)
+    return np.where(x < 1.0, (1.0 - x) ** n, 0.0)
+
+
 def sample_pt_y(
     rng: np.random.Generator, mass: Array, temperature: float, power: float,
-    y_mean: float, y_sigma: float, e_max: float | None,
+    y_mean: float, y_sigma: float, e_max: float | None, falloff: float = 0.0,
 ) -> tuple[Array, Array]:  # fmt: skip
     """A meson's lab (p_T, y): p_T from :func:`sample_mt_power`, then a Gaussian rapidity
     N(``y_mean``, ``y_sigma``) truncated at the kinematic limit ``e_max``
     (:func:`limit_rapidity`), in that order on ``rng`` (the mock cocktail's parametric spectra,
-    docs/explanation/physics.md §3.1).
+    docs/explanation/physics.md §3.1); with ``falloff`` n > 0 (and ``e_max``) the density
+    × (1 − E/e_max)^n by accept–reject (:func:`falloff_weight`), the rejected (p_T, y) drawn
+    again from a child stream of ``rng`` (the main stream stays the one without it).
 
     Example:
         >>> import numpy as np
@@ -91,7 +106,23 @@ def sample_pt_y(
     mass = np.asarray(mass, dtype=np.float64)
     pt = sample_mt_power(rng, mass, temperature, power)
     y = rng.normal(y_mean, y_sigma, mass.size)
-    return pt, limit_rapidity(rng, y, mass, pt, e_max, y_mean, y_sigma)
+    y = limit_rapidity(rng, y, mass, pt, e_max, y_mean, y_sigma)
+    if not falloff or e_max is None:
+        return pt, y
+    seq = getattr(rng.bit_generator, "seed_seq", None)
+    tail = np.random.default_rng(seq.spawn(1)[0] if seq is not None else 1)
+    pt, y = pt.copy(), y.copy()
+    todo = np.arange(mass.size)
+    for _ in range(10_000):
+        e = np.sqrt(mass[todo] ** 2 + pt[todo] ** 2) * np.cosh(y[todo])
+        todo = todo[tail.random(todo.size) >= falloff_weight(e, e_max, falloff)]
+        if todo.size == 0:
+            return pt, y
+        pt[todo] = sample_mt_power(tail, mass[todo], temperature, power)
+        y[todo] = limit_rapidity(tail, tail.normal(y_mean, y_sigma, todo.size), mass[todo],
+                                 pt[todo], e_max, y_mean, y_sigma)  # fmt: skip
+    raise InputError(f"the meson spectra have (almost) nothing below E = {e_max:g} GeV "
+                     f"with the fall-off n = {falloff:g}")  # fmt: skip
 
 
 def sample_mt_exponential(rng: np.random.Generator, mass: Array, temperature: float) -> Array:
@@ -314,6 +345,7 @@ class ParametricSampler:
         mass_range: tuple[float, float] = (0.0, 10.0),
         power: float = 0.0,
         e_max: float | None = None,
+        falloff: tuple[float, float] | None = None,
     ) -> None:
         self.temperature = temperature
         self.y_mean = y_mean
@@ -325,34 +357,49 @@ class ParametricSampler:
         carries at most the beam energy (energy conservation), which the unbounded model
         does not know; draws above it are rejected (the model truncated there). ``None``: no
         bound."""
+        self.falloff = None if falloff is None or not falloff[0] else (float(falloff[0]), float(falloff[1]))
+        """``(n, E_beam)``: the density × (1 − E/E_beam)^n (:func:`falloff_weight`), by
+        accept–reject on uniforms of their own (the fitted model's fall-off,
+        :attr:`~gammastar.yields.extrapolation.result.Extrapolation.falloff`); ``None``: none."""
 
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
         # 1/p_T dN/dp_T ∝ exp(−m_T/T) means dN/dm_T ∝ m_T exp(−m_T/T) for m_T ≥ m: with
         # u = m_T − m, dN/du ∝ (u + m) e^{−u/T}, a mixture of Γ(2, T) (weight T) and Exp(T)
         # (weight m), not Γ(2, T) alone (that holds only for m = 0).
         out = self.sample_at(self.draws(n, seed), mass)
-        if self.e_max is None or np.all(out["E"] <= self.e_max):
+        if self.falloff is None and (self.e_max is None or np.all(out["E"] <= self.e_max)):
             return out
         return self._below_e_max(out, mass, n, seed)
 
     def _below_e_max(self, out: dict[str, NDArray], mass: float, n: int,
                      seed: int | None) -> dict[str, NDArray]:  # fmt: skip
-        """``n`` draws with E ≤ :attr:`e_max`: those of ``out`` kept, then more from seeds
+        """``n`` draws with E ≤ :attr:`e_max` (and kept by :attr:`falloff`'s accept–reject,
+        its uniforms from a stream of their own): those of ``out`` kept, then more from seeds
         spawned from ``seed``, in batches of max(2 × missing, 1000)."""
-        assert self.e_max is not None
-        keep = out["E"] <= self.e_max
+        ss = np.random.SeedSequence(seed)
+        children = ss.spawn(1000)
+        accept = np.random.default_rng(ss.spawn(1)[0]) if self.falloff is not None else None
+
+        def kept(got: dict[str, NDArray]) -> NDArray[np.bool_]:
+            keep = np.ones(got["E"].size, dtype=bool) if self.e_max is None else got["E"] <= self.e_max
+            if accept is not None and self.falloff is not None:
+                w = falloff_weight(got["E"], self.falloff[1], self.falloff[0])
+                keep &= accept.random(w.size) < w
+            return keep
+
+        keep = kept(out)
         parts, have = [{k: v[keep] for k, v in out.items()}], int(keep.sum())
-        children = np.random.SeedSequence(seed).spawn(1000)
         for child in children:
             if have >= n:
                 break
             k = max(2 * (n - have), 1000)
             more = self.sample_at(self.draws(k, int(child.generate_state(1)[0])), mass)
-            keep = more["E"] <= self.e_max
+            keep = kept(more)
             parts.append({k: v[keep] for k, v in more.items()})
             have += int(keep.sum())
         if have < n:
-            raise InputError(f"the model has (almost) no γ* below E = {self.e_max:g} GeV at "
+            bound = self.e_max if self.e_max is not None else float("nan")
+            raise InputError(f"the model has (almost) no γ* below E = {bound:g} GeV at "
                              f"m = {mass:g} GeV")  # fmt: skip
         return {k: np.concatenate([p[k] for p in parts])[:n] for k in out}
 

@@ -39,10 +39,11 @@ from gammastar.yields.extrapolation.result import none_nan
 __all__ = ["external_shift", "external_sides", "external_sigma", "fiducial_grids", "fit_model_variations", "fraction_errors", "kish_profile_error", "pt_power_of"]
 
 
-def fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0) -> NDArray:
+def fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0,
+                    form: ModelForm = NOMINAL) -> NDArray:  # fmt: skip
     """1σ of f_F per bin: the gradient of :func:`fiducial_fraction` (central differences in
     ([ȳ], σ_y, T_g[, a_g])) through ``cov`` (linear propagation); ``inside``: F on each
-    bin's quadrature grid (:func:`fiducial_grids`); ``power``: as :func:`fit_joint`."""
+    bin's quadrature grid (:func:`fiducial_grids`); ``power``, ``form``: as :func:`fit_joint`."""
     n_g = len(fitted)
     lay = Layout.of(n_g, mu_fixed, power=power)  # the covariance's: σ_y's row always
     ts, powers = split_groups(x[2:], n_g, power)
@@ -64,8 +65,8 @@ def fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.
                 up[j] += h
                 dn[j] -= h
                 grad[a] = (
-                    fiducial_fraction(fiducial, mi, tuple(up), inside[i])
-                    - fiducial_fraction(fiducial, mi, tuple(dn), inside[i])
+                    fiducial_fraction(fiducial, mi, tuple(up), inside[i], form)
+                    - fiducial_fraction(fiducial, mi, tuple(dn), inside[i], form)
                 ) / (2 * h)
             out[i] = math.sqrt(max(float(grad @ c @ grad), 0.0))
     return out
@@ -86,34 +87,35 @@ def kish_profile_error(fit: JointFit, fiducial, centre, mu_fixed, external=None)
     :func:`external_sides`): no profile, those fits). Fitted powers are profiled with the
     T_g."""
     data, fitted, x, nll0 = fit.data, fit.fitted, fit.x, fit.nll0
-    power, inside = fit.power, fit.inside
+    power, inside, form = fit.power, fit.inside, fit.form
     if external is not None:
         d_sigma, (x_hi, x_lo) = external
-        return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power), d_sigma
+        return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power, form), d_sigma
     wsum = sum(float(np.sum(d[3])) for d in data)
     w2sum = sum(float(np.sum(d[3] ** 2)) for d in data)
     scale = wsum * wsum / w2sum
     sides = []
     for step in (-PROFILE_STEP, PROFILE_STEP):
         s_p = float(np.clip(x[1] + step, *BOUNDS[2]))
-        xp, nllp = _refit_at_sigma(data, x, s_p, mu_fixed, power)
+        xp, nllp = _refit_at_sigma(data, x, s_p, mu_fixed, power, form)
         sides.append((xp, max(scale * (nllp - nll0), 1e-12)))
     # parabola through the profile: δσ = step / √(2 ΔNLL_eff), the mean of both sides
     d_sigma = float(np.mean([PROFILE_STEP / math.sqrt(2 * dn) for _, dn in sides]))
-    x_lo, _ = _refit_at_sigma(data, x, max(x[1] - d_sigma, 0.1), mu_fixed, power)
-    x_hi, _ = _refit_at_sigma(data, x, x[1] + d_sigma, mu_fixed, power)
-    return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power), d_sigma
+    x_lo, _ = _refit_at_sigma(data, x, max(x[1] - d_sigma, 0.1), mu_fixed, power, form)
+    x_hi, _ = _refit_at_sigma(data, x, x[1] + d_sigma, mu_fixed, power, form)
+    return _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power, form), d_sigma
 
 
-def _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power=0.0) -> NDArray:
+def _profile_fractions(fiducial, centre, fitted, inside, x_lo, x_hi, power=0.0,
+                       form: ModelForm = NOMINAL) -> NDArray:  # fmt: skip
     """Half the difference of f_F per bin between the fits ``x_lo`` and ``x_hi``."""
     frac_err = np.full(len(centre), np.nan)
     n_g = len(fitted)
     for k, (g, _) in enumerate(fitted):
         for i in g:
             c = float(centre[i])
-            f_lo = fiducial_fraction(fiducial, c, group_params(x_lo, k, n_g, power), inside[i])
-            f_hi = fiducial_fraction(fiducial, c, group_params(x_hi, k, n_g, power), inside[i])
+            f_lo = fiducial_fraction(fiducial, c, group_params(x_lo, k, n_g, power), inside[i], form)
+            f_hi = fiducial_fraction(fiducial, c, group_params(x_hi, k, n_g, power), inside[i], form)
             frac_err[i] = 0.5 * abs(f_hi - f_lo)
     return frac_err
 
@@ -151,7 +153,8 @@ def external_sigma(y_sigma, source) -> dict[str, Any] | None:
     return {"value": value, "error": error, "source": str(source)}
 
 
-def external_sides(data, x, mu_fixed, error: float, power=0.0) -> tuple[NDArray, NDArray]:
+def external_sides(data, x, mu_fixed, error: float, power=0.0,
+                   form: ModelForm = NOMINAL) -> tuple[NDArray, NDArray]:  # fmt: skip
     """The fits at an external σ_y + ``error`` and − ``error`` (the T_g — and fitted powers —
     refitted; σ_y within its bounds; ``x`` itself for both at a zero error): the external
     error's effect (:func:`external_shift`, and the ``kish_profile`` comparison at the same
@@ -161,16 +164,18 @@ def external_sides(data, x, mu_fixed, error: float, power=0.0) -> tuple[NDArray,
     sides = []
     for sign in (1.0, -1.0):
         s_ = float(np.clip(x[1] + sign * error, *BOUNDS[2]))
-        sides.append(_refit_at_sigma(data, x, s_, mu_fixed, power)[0])
+        sides.append(_refit_at_sigma(data, x, s_, mu_fixed, power, form)[0])
     return sides[0], sides[1]
 
 
-def _refit_at_sigma(data, x, sigma: float, mu_fixed, power):
+def _refit_at_sigma(data, x, sigma: float, mu_fixed, power, form: ModelForm = NOMINAL):
     """:func:`fit_joint` at σ_y = ``sigma`` near the fit ``x``: from ``x`` itself with fitted
     powers, else from every T = the first group's."""
     if power is None:
-        return fit_joint(data, None, sigma=sigma, mu_fixed=mu_fixed, power=None, x_start=x)
-    return fit_joint(data, (x[2], x[0], sigma), sigma=sigma, mu_fixed=mu_fixed, power=power)
+        return fit_joint(data, None, sigma=sigma, mu_fixed=mu_fixed, power=None, x_start=x,
+                         form=form)  # fmt: skip
+    return fit_joint(data, (x[2], x[0], sigma), sigma=sigma, mu_fixed=mu_fixed, power=power,
+                     form=form)  # fmt: skip
 
 
 def external_shift(mu_fixed, sides) -> NDArray[np.float64]:
@@ -186,15 +191,15 @@ def _fit_form(fit: JointFit, form: ModelForm, mu_fixed: float | None, ts: NDArra
     another p_T family (:attr:`ModelForm.log_pt_family`) fits its T_g and its own second
     parameter per group at the nominal's ȳ and σ_y: a p_T form's change, and independent
     fits per group (it has no compiled sums, so a joint fit over shared parameters would
-    take hundreds of numpy passes over every group). A form with a factor towards the beam
-    energy refits only the rapidity parameters the nominal fit leaves free
+    take hundreds of numpy passes over every group). A form with another fall-off towards
+    the beam energy than the fit's refits only the rapidity parameters the nominal fit leaves free
     (:func:`_fit_rapidity`); a generator's template both ȳ and σ_y, since its factor is the
     generator's shape about the generator's own centre and width, which the data's may not
     share."""
     sigma = fit.x[1] if fit.external is not None else None
     if form.factor is not None:  # the generator's own centre and width: both free
         return _fit_rapidity(fit, form, None, None)
-    if form.has_factor:
+    if form.x_power != fit.form.x_power:  # a fall-off the fit does not hold
         return _fit_rapidity(fit, form, mu_fixed, sigma)
     if form.log_pt_family != "mt_power":  # its own second p_T parameter, fitted per group
         mu_fixed, sigma = float(fit.x[0]), float(fit.x[1])
@@ -241,8 +246,31 @@ def _fit_rapidity(fit: JointFit, form: ModelForm, mu_fixed: float | None,
     return out
 
 
+def _variation_forms(nominal: ModelForm, beam_energy: float | None,
+                     falloff_error: float) -> dict[str, ModelForm]:  # fmt: skip
+    """The alternative forms of :data:`MODEL_VARIATIONS` beside the fitted ``nominal``, each
+    with the nominal's fall-off (:meth:`ModelForm.with_falloff`). With a fall-off n of 1σ
+    ``falloff_error`` the nominal at n ∓ that error (``falloff_harder``, ``falloff_softer``;
+    n ≥ 0) stands in for ``xf_suppressed``, the fall-off the fit does not hold; without one,
+    ``xf_suppressed`` at ``beam_energy``."""
+    n, energy = nominal.x_power, nominal.beam_energy
+    out = {}
+    for name in MODEL_VARIATIONS:
+        form = FORMS[name]
+        if name == "xf_suppressed":
+            if not n:
+                out[name] = form.at_beam(beam_energy)
+            continue
+        out[name] = form.with_falloff(n, energy) if n else form
+    if n and falloff_error > 0:
+        out["falloff_harder"] = FORMS["falloff_harder"].with_falloff(max(n - falloff_error, 0.0), energy)
+        out["falloff_softer"] = FORMS["falloff_softer"].with_falloff(n + falloff_error, energy)
+    return out
+
+
 def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error: float = 0.0,
-                      beam_energy: float | None = None, template: Any = None):
+                      beam_energy: float | None = None, template: Any = None,
+                      falloff_error: float = 0.0):  # fmt: skip
     """The model's form as an error: each alternative of :data:`MODEL_VARIATIONS` fitted to
     the same weighted pairs as the joint ``fit`` (ȳ as it, σ_y fixed where it is external; a
     generator's template with both free, :func:`_fit_form`),
@@ -294,20 +322,22 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
     ts, powers = split_groups(x[2:], n_g, power)
     group_of = {i: k for k, (g, _) in enumerate(fitted) for i in g}
 
+    nominal = fit.form
+
     def f_nom(i, t, s):
         par = (t, x[0], s, powers[group_of[i]])
-        return fiducial_fraction(fiducial, float(centre[i]), par, inside[i])
+        return fiducial_fraction(fiducial, float(centre[i]), par, inside[i], nominal)
 
-    forms = {name: FORMS[name].at_beam(beam_energy) for name in MODEL_VARIATIONS}
-    if template is not None:
+    forms = _variation_forms(nominal, beam_energy, falloff_error)
+    if template is not None and "generator_template" in forms:
         forms["generator_template"] = replace(forms["generator_template"], factor=template)
     jobs = [(name, form, mu_fixed) for name, form in forms.items()
             # a p_T power form: inside the fitted family (fit_extrapolation pt_power)
             if not (power is None and form.maps_to == "T" and form.log_pt_family == "mt_power")
-            and not (form.x_power and beam_energy is None)
+            and not (form.x_power and form.beam_energy is None)
             and not (name == "generator_template" and form.factor is None)]  # fmt: skip
     if mu_fixed is not None and y_mean_error > 0:
-        jobs.append(("y_mean_backward", NOMINAL, mu_fixed - y_mean_error))
+        jobs.append(("y_mean_backward", nominal, mu_fixed - y_mean_error))
     record, shifts = {}, []
     for name, form, mu_alt in jobs:
         xa = _fit_form(fit, form, mu_alt, ts)
@@ -349,7 +379,7 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
         record[name] = {
             "description": (
                 form.description
-                if form is not NOMINAL
+                if name != "y_mean_backward"
                 else f"the nominal form at y_mean = {mu_alt:.4g}: the fixed centre's "
                 f"stated error {y_mean_error:g} (backward)"
             ),
@@ -364,6 +394,8 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
         }
         if form.x_power:
             record[name].update(x_power=form.x_power, beam_energy=form.beam_energy)
+        if name.startswith("falloff_"):
+            record[name]["description"] = f"{form.description}: n = {form.x_power:.3g}"
         if form.factor is not None:
             record[name]["template"] = form.factor.as_record()
     return record, shifts

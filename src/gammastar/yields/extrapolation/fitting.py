@@ -38,7 +38,10 @@ from gammastar.yields.extrapolation.likelihood import (
     sandwich_and_cross,
 )
 from gammastar.yields.extrapolation.model import (
+    FALLOFF,
     MIN_EFF_PAIRS,
+    NOMINAL,
+    ModelForm,
     fiducial_fraction,
 )
 from gammastar.yields.extrapolation.reference import ReferenceSample
@@ -111,6 +114,12 @@ class FitSettings:
     beam_energy: float | None = None
     """The beam energy (GeV): with it the ``xf_suppressed`` form, the model × (1 −
     E/E_beam)^n, is one more model variation (:data:`MODEL_VARIATIONS`)."""
+    falloff: tuple[float, float] | None = None
+    """``(n, error)``: the model × (1 − E/E_beam)^n at :attr:`beam_energy`
+    (``yields.extrapolation_falloff``; :meth:`ModelForm.with_falloff`), the nominal at n ∓ error
+    two model variations; ``None``: no fall-off (``xf_suppressed`` a variation instead)."""
+    falloff_source: str | None = None
+    """Where the fall-off comes from (recorded)."""
     template: TemplateSample | None = None
     """A generator's γ* (``yields.extrapolation_template``): with it the
     ``generator_template`` form, the model × the generator's rapidity shape on the fit's mass
@@ -126,6 +135,9 @@ class FitSettings:
         ``yields.extrapolation_pt_power``."""
         ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
         mode = cfg.yields.extrapolation_y_mean
+        fo = cfg.yields.extrapolation_falloff
+        if fo == "measured":
+            fo = FALLOFF
         return cls(
             y_mean=None if mode == "fitted" else cm_rapidity(cfg.beam.energy),
             y_mean_auto=mode == "auto",
@@ -134,6 +146,8 @@ class FitSettings:
             y_sigma_source=None if ys is None else ys.source,
             pt_power=cfg.yields.extrapolation_pt_power,
             beam_energy=cfg.beam.energy,
+            falloff=None if fo is None else (float(fo.value), float(fo.error)),
+            falloff_source=None if fo is None else fo.source,
             template=TemplateSample.from_config(cfg),
         )
 
@@ -174,15 +188,16 @@ def fit_extrapolation(
             f"error_method must be one of {ERROR_METHODS}, not {settings.error_method!r}"
         )
     power = pt_power_of(settings.pt_power)
+    form = _nominal_form(settings)
     edges = np.asarray(edges, dtype=np.float64)
     nb = len(edges) - 1
     pairs = _fit_pairs(m, pt, y, weight, edges)
     groups = _mass_groups(pairs, nb)
     rule = None
     if settings.y_mean_auto and settings.y_mean is not None:
-        settings, rule, fit = _decide_y_mean(pairs, groups, fiducial, edges, settings, power)
+        settings, rule, fit = _decide_y_mean(pairs, groups, fiducial, edges, settings, power, form)
     else:
-        fit = _joint_fit(pairs, groups, fiducial, edges, (settings, power))
+        fit = _joint_fit(pairs, groups, fiducial, edges, (settings, power), form=form)
     centre = 0.5 * (edges[1:] + edges[:-1])
     y_mean, method = settings.y_mean, settings.error_method
     errs, cov, cross = _error_methods(fit, fiducial, centre, settings)
@@ -195,7 +210,7 @@ def fit_extrapolation(
         template = _template_on(settings.template, edges)
         variations, cov, frac_err, d_sigma = _with_model_variations(
             fit, fiducial, centre, cov, y_mean, settings.y_mean_error, settings.beam_energy,
-            template)
+            template, 0.0 if settings.falloff is None else settings.falloff[1])
     temp, mu, sig, pt_pow, frac, neff = values
     return Extrapolation(centre, edges, frac, temp, mu, sig, np.nan_to_num(neff),
                          fiducial.as_dict(), frac_err, d_sigma, y_mean is not None,
@@ -203,7 +218,33 @@ def fit_extrapolation(
                          None if alt is None else alt[1], cov,
                          None if cov is None else _bin_groups(fit.fitted, nb), cov_stat, err_stat,
                          variations, fit.external, pt_pow, fit.power is None,
-                         cross, rule)  # fmt: skip
+                         cross, rule, _falloff_record(form, settings))  # fmt: skip
+
+
+def _nominal_form(settings: FitSettings) -> ModelForm:
+    """The fitted form: the nominal, × the fall-off at the beam energy where the settings
+    have one.
+
+    Raises:
+        InputError: a fall-off without the beam energy, or a negative n.
+    """
+    if settings.falloff is None:
+        return NOMINAL
+    n, err = settings.falloff
+    if settings.beam_energy is None:
+        raise InputError("extrapolation: a fall-off (1 - E/E_beam)^n needs beam.energy")
+    if not (n >= 0 and err >= 0):
+        raise InputError(f"extrapolation: the fall-off's n and error must be >= 0, not {n} +- {err}")
+    return NOMINAL.with_falloff(n, settings.beam_energy)
+
+
+def _falloff_record(form: ModelForm, settings: FitSettings) -> dict[str, Any] | None:
+    """``yields.json`` ``extrapolation.falloff``: ``{n, error, beam_energy, source}``."""
+    if not form.x_power or settings.falloff is None:
+        return None
+    return {"n": float(form.x_power), "error": float(settings.falloff[1]),
+            "beam_energy": float(form.beam_energy or 0.0),
+            "source": settings.falloff_source or FALLOFF.source}  # fmt: skip
 
 
 def _template_on(sample: TemplateSample | None, edges: NDArray) -> Any:
@@ -263,7 +304,7 @@ def _mass_groups(pairs: FitPairs, nb: int) -> list[list[int]]:
 
 
 def _decide_y_mean(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
-                   settings: FitSettings, power: float | None
+                   settings: FitSettings, power: float | None, form: ModelForm = NOMINAL
                    ) -> tuple[FitSettings, dict[str, Any], JointFit]:  # fmt: skip
     """The rule of :attr:`FitSettings.y_mean_auto`: ȳ fitted with the other parameters, its
     1σ from the sandwich covariance (and, with an external σ_y, the shift of the fitted ȳ
@@ -282,12 +323,13 @@ def _decide_y_mean(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edge
     if settings.y_mean is None:
         raise ValueError("y_mean_auto: the rule needs the fixed centre y_mean")
     free = replace(settings, y_mean=None, y_mean_auto=False)
-    fit_free = _joint_fit(pairs, groups, fiducial, edges, (free, power))
+    fit_free = _joint_fit(pairs, groups, fiducial, edges, (free, power), form=form)
     ext = fit_free.external
-    cov, _ = sandwich_and_cross(fit_free.data, fit_free.x, None, sigma_fixed=ext is not None, power=power)
+    cov, _ = sandwich_and_cross(fit_free.data, fit_free.x, None, sigma_fixed=ext is not None,
+                                power=power, form=form)  # fmt: skip
     var = float(cov[0, 0])
     if ext is not None and ext["error"] > 0:
-        hi, lo = external_sides(fit_free.data, fit_free.x, None, ext["error"], power)
+        hi, lo = external_sides(fit_free.data, fit_free.x, None, ext["error"], power, form)
         var += (0.5 * float(hi[0] - lo[0])) ** 2
         fit_free = fit_free._replace(sides=(hi, lo))  # the error's own fits (_error_methods)
     err = math.sqrt(max(var, 0.0))
@@ -312,7 +354,7 @@ def _decide_y_mean(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edge
         return free, record, fit_free
     fixed = replace(settings, y_mean_auto=False)
     return fixed, record, _joint_fit(pairs, groups, fiducial, edges, (fixed, power),
-                                     data=fit_free.data)  # fmt: skip
+                                     data=fit_free.data, form=form)  # fmt: skip
 
 
 Y_SIGMA_MARGIN = 3.0
@@ -336,15 +378,17 @@ def _decide_y_sigma(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edg
     threshold = float(fit_ext.external["error"]) / Y_SIGMA_MARGIN
     # σ_y's sandwich 1σ at the external width's fit first: where it is far above the
     # threshold the width's own fit cannot pass, and is not made
-    cov0, _ = sandwich_and_cross(fit_ext.data, fit_ext.x, None, sigma_fixed=False, power=power)
+    cov0, _ = sandwich_and_cross(fit_ext.data, fit_ext.x, None, sigma_fixed=False, power=power,
+                                 form=fit_ext.form)  # fmt: skip
     err0 = math.sqrt(max(float(cov0[1, 1]), 0.0))
     if not err0 < 2.0 * threshold:
         return {"y_sigma_fitted": None, "y_sigma_fitted_err": err0, "threshold": threshold,
                 "decision": "external", "note": "error at the external width's fit: no fit "
                 "of the width made (more than twice the threshold)"}, fit_ext  # fmt: skip
     both = replace(settings, y_sigma=None, y_sigma_source=None)
-    fit = _joint_fit(pairs, groups, fiducial, edges, (both, power), data=fit_ext.data)
-    cov, _ = sandwich_and_cross(fit.data, fit.x, None, sigma_fixed=False, power=power)
+    fit = _joint_fit(pairs, groups, fiducial, edges, (both, power), data=fit_ext.data,
+                     form=fit_ext.form)  # fmt: skip
+    cov, _ = sandwich_and_cross(fit.data, fit.x, None, sigma_fixed=False, power=power, form=fit.form)
     err = math.sqrt(max(float(cov[1, 1]), 0.0))
     ok = bool(np.isfinite(err) and err < threshold)
     return {"y_sigma_fitted": float(fit.x[1]), "y_sigma_fitted_err": err,
@@ -352,10 +396,11 @@ def _decide_y_sigma(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edg
 
 
 def _joint_fit(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edges: NDArray,
-               how: tuple[FitSettings, float | None], data: list | None = None) -> JointFit:
+               how: tuple[FitSettings, float | None], data: list | None = None,
+               form: ModelForm = NOMINAL) -> JointFit:  # fmt: skip
     """Every group with a positive weighted sum fitted jointly (:func:`fit_joint`); ``how``:
     the settings and the p_T form's power (:func:`pt_power_of`); ``data``: the groups of an
-    earlier fit of the same pairs (their reference samples reused).
+    earlier fit of the same pairs (their reference samples reused); ``form``: the fitted form.
 
     Raises:
         InputError: no group to fit.
@@ -388,10 +433,10 @@ def _joint_fit(pairs: FitPairs, groups: list[list[int]], fiducial: Any, edges: N
         start = (start[0], start[1], external["value"])
     x, nll0 = fit_joint(data, (*start[:3], 0.0 if power is None else power), mu_fixed=y_mean,
                          sigma=None if external is None else external["value"],
-                         power=power)  # fmt: skip
+                         power=power, form=form)  # fmt: skip
     centre = 0.5 * (edges[1:] + edges[:-1])
     inside = fiducial_grids(fiducial, centre, fitted)
-    return JointFit(data, fitted, pair_bins, x, nll0, external, power, inside)
+    return JointFit(data, fitted, pair_bins, x, nll0, external, power, inside, form=form)
 
 
 def _error_methods(fit: JointFit, fiducial: Any, centre: NDArray, settings: FitSettings
@@ -405,14 +450,14 @@ def _error_methods(fit: JointFit, fiducial: Any, centre: NDArray, settings: FitS
     # the fits at an external σ_y ± its error, shared by both error methods (the rule's, if made)
     sides = None if external is None else fit.sides
     if external is not None and sides is None:
-        sides = external_sides(data, x, y_mean, external["error"], power)
+        sides = external_sides(data, x, y_mean, external["error"], power, fit.form)
     errs: dict[str, tuple[NDArray, float]] = {}
     cov = cross = None
     for meth in (method, OTHER_METHOD[method]) if settings.compare else (method,):
         if meth == "sandwich":
             cov, cross = sandwich_and_cross(data, x, y_mean, sigma_fixed=external is not None,
                                    power=power, bins=fit.pair_bins,
-                                   n_bins=len(centre))  # fmt: skip
+                                   n_bins=len(centre), form=fit.form)  # fmt: skip
             if external is not None and sides is not None:  # sides: made with the external
                 d = external_shift(y_mean, sides)
                 external["parameter_shift"] = d.tolist()
@@ -422,7 +467,7 @@ def _error_methods(fit: JointFit, fiducial: Any, centre: NDArray, settings: FitS
                 cov = cov + np.outer(d, d)
             s_idx = Layout.of(len(fitted), y_mean, power=power).index("y_sigma")
             errs[meth] = (fraction_errors(fiducial, centre, fitted, x, cov, y_mean, inside,
-                                           power),
+                                           power, fit.form),
                           math.sqrt(max(float(cov[s_idx, s_idx]), 0.0)))  # fmt: skip
         else:
             ext = None if external is None else (external["error"], sides)  # the same fits
@@ -446,7 +491,7 @@ def _bin_values(fit: JointFit, fiducial: Any, centre: NDArray,
         for i in g:
             temp[i], mu[i], sig[i], pt_pow[i] = par
             neff[i] = n_eff
-            frac[i] = fiducial_fraction(fiducial, float(centre[i]), par, fit.inside[i])
+            frac[i] = fiducial_fraction(fiducial, float(centre[i]), par, fit.inside[i], fit.form)
     ok = np.isfinite(frac)
     if not np.any(ok):
         raise InputError("extrapolation: the fit failed in every mass bin")
@@ -457,7 +502,8 @@ def _bin_values(fit: JointFit, fiducial: Any, centre: NDArray,
 
 def _with_model_variations(fit: JointFit, fiducial: Any, centre: NDArray, cov: NDArray,
                            y_mean: float | None, y_mean_error: float = 0.0,
-                           beam_energy: float | None = None, template: Any = None
+                           beam_energy: float | None = None, template: Any = None,
+                           falloff_error: float = 0.0
                            ) -> tuple[Any, NDArray, NDArray, float]:  # fmt: skip
     """The model's form added to the sandwich (:func:`fit_model_variations`; with a fixed ȳ of
     error ``y_mean_error`` > 0 also the refit at ȳ − that error).
@@ -467,10 +513,10 @@ def _with_model_variations(fit: JointFit, fiducial: Any, centre: NDArray, cov: N
         δσ_y).
     """
     variations, shifts = fit_model_variations(fit, fiducial, centre, y_mean, y_mean_error,
-                                           beam_energy, template)
+                                           beam_energy, template, falloff_error)
     cov = cov + sum((np.outer(d, d) for d in shifts), np.zeros_like(cov))
     frac_err = fraction_errors(fiducial, centre, fit.fitted, fit.x, cov, y_mean, fit.inside,
-                                fit.power)  # fmt: skip
+                                fit.power, fit.form)  # fmt: skip
     s_idx = Layout.of(len(fit.fitted), y_mean, power=fit.power).index("y_sigma")
     d_sigma = math.sqrt(max(float(cov[s_idx, s_idx]), 0.0))
     ok_e = np.isfinite(frac_err)

@@ -78,6 +78,20 @@ class FitGroup(tuple[Any, ...]):
         return self
 
 
+def _log_h_sum(grp: FitGroup, form: ModelForm) -> float:
+    """Σ_i w_i ln h(x_i) of a form's parameter-free factor over a group's pairs (0 without
+    one; kept per factor on the group): the compiled sums hold ln p without it."""
+    if not form.has_factor:
+        return 0.0
+    key = (form.x_power, form.beam_energy, id(form.factor))
+    cache = grp.__dict__.setdefault("_log_h", {})
+    if key not in cache:
+        m, pt, y, w, _ = grp
+        cache.clear()
+        cache[key] = float(np.sum(w * form.log_factor(grp.m_, np.asarray(pt, dtype=np.float64), grp.y_)))
+    return cache[key]
+
+
 def _groups(data) -> list[FitGroup]:
     """``data`` (per fit group (m, p_T, y, w, :class:`ReferenceSample`)) as :class:`FitGroup` objects."""
     return [FitGroup(d) for d in data]
@@ -103,7 +117,8 @@ def _group_terms(grp: FitGroup, t: float, mu: float, s: float, a: float, form: M
     k, c_t, dn = pt_terms(grp.m_, t, a_eff, fit_a)
     out = group_sums(grp.lpt, grp.lmt, grp.mt, grp.y_, grp.w_, grp.w_, False, grp.m_, k, c_t,
                      dn, t, a_eff, mu, s, form.y_kernel == "logistic")  # fmt: skip
-    return float(out[1]) - wsum * lpf, out[2 : 6 if fit_a else 5] - wsum * gpf
+    val = float(out[1]) + _log_h_sum(grp, form)
+    return val - wsum * lpf, out[2 : 6 if fit_a else 5] - wsum * gpf
 
 
 def nll_and_grad(par, data, sigma, mu_fixed=None, form=NOMINAL, power=0.0):
@@ -324,7 +339,8 @@ def sandwich_covariance(
     return sandwich_and_cross(data, x, mu_fixed, sigma_fixed, power)[0]
 
 
-def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n_bins=0):
+def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bins=None, n_bins=0,
+                       form: ModelForm = NOMINAL):  # fmt: skip
     """:func:`sandwich_covariance`, and with ``bins`` (per group, each pair's mass bin) also
     the covariance of the parameters with the logarithm of each bin's weighted sum S_b =
     Σ_{i∈b} w_i (the fiducial yield's bin): to first order θ̂ − θ = H⁻¹ Σ_i w_i ∇l_i, and for
@@ -349,7 +365,7 @@ def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bin
     sums = np.zeros(n_bins)
     for g, (m, pt, y, w, ref) in enumerate(data):
         t, a = ts[g], powers[g]
-        _, gpf = ref.log_fraction_and_grad(t, mu, s, NOMINAL, a, with_power=fit_a)
+        _, gpf = ref.log_fraction_and_grad(t, mu, s, form, a, with_power=fit_a)
         d = _dlogp(m, pt, y, t, mu, s, a) - gpf[:3, None]  # (3, n): ∂l_i/∂(T, ȳ, σ_y)
         rows = ([1] if free_mu else []) + [2]
         sc = np.zeros((n_head + 1 + fit_a, d.shape[1]))
@@ -369,7 +385,7 @@ def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bin
     # the fitted parameters: all but σ_y when it is external
     fit = np.array([j for j in range(k) if not (sigma_fixed and j == lay.index("y_sigma"))])
     q = p[fit]
-    hmat = _hessian(data, q, s if sigma_fixed else None, mu_fixed, power)
+    hmat = _hessian(data, q, s if sigma_fixed else None, mu_fixed, power, form)
     hinv = np.linalg.pinv(hmat)
     out = np.zeros((k, k))
     out[np.ix_(fit, fit)] = hinv @ jmat[np.ix_(fit, fit)] @ hinv
@@ -402,15 +418,17 @@ def _group_hess(grp: FitGroup, t: float, mu: float, s: float, a: float,
     _, s_lp, g, h2, _ = hess_sums(grp.lpt, grp.lmt, grp.mt, grp.y_, grp.w_, grp.w_, False,
                                   grp.m_, terms, t, a_eff, mu, s, logistic)  # fmt: skip
     terms = pt_terms(ref.m, t, a_eff, with_hessian=True)
-    e0, _, eg, eh2, eouter = hess_sums(ref._lpt, ref._lmt, ref._mt, ref._y, ref._m, ref._log_ref,
-                                       True, ref._m, terms, t, a_eff, mu, s, logistic)  # fmt: skip
+    e0, _, eg, eh2, eouter = hess_sums(ref._lpt, ref._lmt, ref._mt, ref._y, ref._m,
+                                       ref.log_ref_for(form), True, ref._m, terms, t, a_eff, mu,
+                                       s, logistic)  # fmt: skip
     if not e0 > 0:
         nan = np.full((4, 4), np.nan)
         return math.nan, nan[0], nan
     mean = eg / e0
     h_pf = (eh2 + eouter) / e0 - np.outer(mean, mean)
     w = grp.wsum
-    return float(s_lp) - w * math.log(e0 / ref.n), g - w * mean, h2 - w * h_pf
+    val = float(s_lp) + _log_h_sum(grp, form)
+    return val - w * math.log(e0 / ref.n), g - w * mean, h2 - w * h_pf
 
 
 def _joint_terms(data, q, sigma, mu_fixed, power, form: ModelForm = NOMINAL
@@ -491,7 +509,7 @@ def _newton_joint(data, x0, bounds, sigma, mu_fixed, form, power) -> tuple[NDArr
     return None
 
 
-def _hessian(data, q, sigma, mu_fixed, power) -> NDArray:
+def _hessian(data, q, sigma, mu_fixed, power, form: ModelForm = NOMINAL) -> NDArray:
     """The Hessian of −ln L_w (not per unit weight) at the free parameters ``q`` (as
     :func:`nll_and_grad` takes them), analytic: the sum of the groups' (:func:`_group_hess`),
     each in the rows of its T_g, a_g and the shared ȳ, σ_y (when free). A central difference
@@ -503,7 +521,7 @@ def _hessian(data, q, sigma, mu_fixed, power) -> NDArray:
     hmat = np.zeros((q.size, q.size))
     for g, grp in enumerate(data):
         rows = lay.group_rows(g)
-        hg = _group_hess(grp, ts[g], mu, s, powers[g])[2]
+        hg = _group_hess(grp, ts[g], mu, s, powers[g], form)[2]
         hmat[np.ix_(rows, rows)] -= hg[np.ix_(local, local)]
     return 0.5 * (hmat + hmat.T)
 
@@ -540,3 +558,5 @@ class JointFit(NamedTuple):
     power: float | None
     inside: dict[int, NDArray[np.bool_]]
     sides: tuple[NDArray[np.float64], NDArray[np.float64]] | None = None
+    form: ModelForm = NOMINAL
+    """The fitted form: the nominal, with the fall-off where the fit has one."""

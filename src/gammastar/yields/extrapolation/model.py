@@ -10,14 +10,14 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.yields._fiducial_bound import inside_at_mass, inside_at_mass_each
 
-__all__ = ["BOUNDS", "FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "XF_POWER", "ModelForm", "fiducial_fraction", "grid_in_f", "grids_in_f", "log_pt_of", "log_y_gauss", "pt_terms"]
+__all__ = ["BOUNDS", "FALLOFF", "FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "XF_POWER", "Falloff", "ModelForm", "fiducial_fraction", "grid_in_f", "grids_in_f", "log_pt_of", "log_y_gauss", "pt_terms"]
 
 MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
@@ -322,6 +322,30 @@ def _dlog_y_logistic(y, mu, s):
     return np.stack([2.0 / w * th, _LOGISTIC * (2.0 * d / w**2 * th - 1.0 / w)])
 
 
+class Falloff(NamedTuple):
+    """The fall-off (1 − E/E_beam)^n of the model towards x_F → 1: n, its 1σ and its source."""
+
+    value: float
+    error: float
+    source: str
+
+
+FALLOFF = Falloff(
+    2.8,
+    0.5,
+    "n of the model's (1 - E/E_beam)^n at which the model, fitted where the NA60-like arm "
+    "looks, falls towards x_F -> 1 as measured forward pions do (NA49 p+p at 158 GeV/c; BMPT "
+    "p+Be fitted to NA56/SPY and Atherton et al.), at 400 and 70 GeV: median 2.8, range "
+    "2.4-3.4 (docs/explanation/physics.md, validation/scripts/real_data_closure.py)",
+)
+"""The measured fall-off (``yields.extrapolation_falloff: measured``): n of the factor
+(1 − E/E_beam)^n on the model's density at which the model, fitted inside the NA60-like arm
+at its stated σ_y, reproduces the measured fall-off (1 − x_F)^ν of forward pions (ν = 4.4–5.1)
+over x_F 0.3–0.85: the median over NA49's π⁺ and BMPT's π± at 400 and 70 GeV, its 1σ half
+their range (``validation/scripts/real_data_closure.py``, docs/explanation/physics.md).
+References: NA49, C. Alt et al., Eur. Phys. J. C 45 (2006) 343, Table 6; M. Bonesini et al.,
+Eur. Phys. J. C 20 (2001) 13."""
+
 XF_POWER = 4.0
 """n of the ``xf_suppressed`` form's factor (1 − x)^n, x = E/E_beam: the quark-counting rule
 for a meson from the proton's valence quarks, dN/dx ∝ (1 − x)^{2 n_s − 1} with n_s = 2
@@ -406,6 +430,15 @@ class ModelForm:
         """This form at the beam energy ``energy`` (itself where it has no factor)."""
         return dataclasses.replace(self, beam_energy=energy) if self.x_power else self
 
+    def with_falloff(self, n: float, energy: float | None) -> ModelForm:
+        """This form × (1 − E/E_beam)^``n`` at the beam energy ``energy`` (:attr:`x_power`;
+        itself at n = 0): the fitted model's fall-off towards x_F → 1 (:data:`FALLOFF`)."""
+        if not n:
+            return dataclasses.replace(self, x_power=0.0, beam_energy=None)
+        if energy is None:
+            raise ValueError(f"model form {self.name!r}: a fall-off needs the beam energy")
+        return dataclasses.replace(self, x_power=float(n), beam_energy=float(energy))
+
     def log_factor(self, m, pt, y) -> NDArray | float:
         """ln of the factors (1 − E/E_beam)^n (:attr:`x_power`) and :attr:`factor` (0
         without)."""
@@ -485,6 +518,24 @@ FORMS: dict[str, ModelForm] = {
         maps_to="y_sigma",
         x_power=XF_POWER,
     ),
+    "falloff_harder": ModelForm(
+        "falloff_harder",
+        "the nominal form at the fall-off (1 − E/E_beam)^n of its 1σ lower n (FALLOFF: measured "
+        "forward meson spectra)",
+        log_y_gauss,
+        _dlog_y,
+        maps_to="y_sigma",
+        y_kernel="gaussian",
+    ),
+    "falloff_softer": ModelForm(
+        "falloff_softer",
+        "the nominal form at the fall-off (1 − E/E_beam)^n of its 1σ higher n (FALLOFF: measured "
+        "forward meson spectra)",
+        log_y_gauss,
+        _dlog_y,
+        maps_to="y_sigma",
+        y_kernel="gaussian",
+    ),
     "generator_template": ModelForm(
         "generator_template",
         "the nominal form × h(m, y), a generator's γ* rapidity density over the Gaussian of its "
@@ -497,8 +548,10 @@ FORMS: dict[str, ModelForm] = {
 """The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
 MODEL_VARIATIONS = ("mt_boltzmann", "tsallis", "logistic_y", "xf_suppressed", "generator_template")
 """The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`;
-``xf_suppressed`` where the beam energy is given, :attr:`FitSettings.beam_energy`;
-``generator_template`` where a generator's rapidity shape is, :attr:`FitSettings.template`)."""
+``xf_suppressed`` where the beam energy is given and the fit has no fall-off of its own,
+:attr:`FitSettings.beam_energy`; ``generator_template`` where a generator's rapidity shape
+is, :attr:`FitSettings.template`); with a fall-off (:attr:`FitSettings.falloff`) each at
+the fit's, and ``falloff_harder``, ``falloff_softer`` besides."""
 
 
 _PT_GRID = np.meshgrid(_PT, _Y, indexing="ij")[0]

@@ -114,6 +114,22 @@ class ReferenceSample:
         self._m = np.array([m], dtype=np.float64)
         self._y = np.ascontiguousarray(self.y, dtype=np.float64)
         self._log_ref = np.ascontiguousarray(self.log_ref, dtype=np.float64)
+        self._with_factor: dict[tuple[Any, ...], NDArray[np.float64]] = {}
+
+    def log_ref_for(self, form: ModelForm) -> NDArray[np.float64]:
+        """ln p_ref less ``form``'s parameter-free factor (:meth:`ModelForm.log_factor`) at the
+        sample's points: what the compiled sums weigh the sample by, so that they hold the
+        factor (it has no parameter: the derivatives stay the form's without it). Kept per
+        factor (a fit evaluates it at every step)."""
+        if not form.has_factor:
+            return self._log_ref
+        key = (form.x_power, form.beam_energy, id(form.factor))
+        got = self._with_factor.get(key)
+        if got is None:
+            with np.errstate(invalid="ignore"):
+                got = np.ascontiguousarray(self._log_ref - form.log_factor(self.m, self.pt, self.y))
+            self._with_factor = {key: got}  # one factor at a time: the fit's
+        return got
 
     def fraction(
         self, t: float, mu: float, s: float, form: ModelForm = NOMINAL, a: float = 0.0
@@ -135,8 +151,8 @@ class ReferenceSample:
 
         a_eff = a + form.power_offset
         k, c_t, dn = pt_terms(self.m, t, a_eff, with_power)
-        out = group_sums(self._lpt, self._lmt, self._mt, self._y, self._m, self._log_ref, True,
-                         self._m, k, c_t, dn, t, a_eff, mu, s,
+        out = group_sums(self._lpt, self._lmt, self._mt, self._y, self._m, self.log_ref_for(form),
+                         True, self._m, k, c_t, dn, t, a_eff, mu, s,
                          form.y_kernel == "logistic")  # fmt: skip
         tot = float(out[0])
         if tot <= 0:

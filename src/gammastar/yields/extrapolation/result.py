@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.yields.extrapolation.layout import Layout
-from gammastar.yields.extrapolation.model import MODEL_NAME
+from gammastar.yields.extrapolation.model import MODEL_NAME, NOMINAL, ModelForm
 
 __all__ = ["ERROR_METHODS", "ERROR_REFERENCES", "OTHER_METHOD", "Extrapolation", "none_nan"]
 
@@ -82,6 +82,17 @@ class Extrapolation:
     """With ``yields.extrapolation_y_mean: auto``, the rule's decision ``{rule, y_mean_fitted,
     y_mean_fitted_err, y_mean_fixed, threshold, decision}`` (``fitted``: ȳ from the data,
     ``fixed``: at the c.m. rapidity with the stated error); ``None`` without the rule."""
+    falloff: dict[str, Any] | None = None
+    """The model's fall-off towards x_F → 1, ``{n, error, beam_energy, source}``: its density
+    × (1 − E/E_beam)^n (:attr:`form`); ``None``: none."""
+
+    @property
+    def form(self) -> ModelForm:
+        """The fitted form: the nominal × the fall-off where it has one
+        (:meth:`~gammastar.yields.extrapolation.model.ModelForm.with_falloff`)."""
+        if not self.falloff:
+            return NOMINAL
+        return NOMINAL.with_falloff(float(self.falloff["n"]), float(self.falloff["beam_energy"]))
 
     def layout(self) -> Layout:
         """The order of the free parameters in :attr:`covariance`
@@ -201,6 +212,7 @@ class Extrapolation:
             "pt_power_source": (
                 "fitted: one m_T power per fit group" if self.pt_power_fitted else "fixed"
             ),
+            **({} if self.falloff is None else {"falloff": dict(self.falloff)}),
             "fiducial": self.fiducial,
             "reference": "docs/explanation/method.md#7-beyond-the-fiducial-region-the-labelled-extrapolation",
         }
@@ -263,7 +275,7 @@ class Extrapolation:
                    str(d.get("pt_power_source", "fixed")).startswith("fitted"),
                    None if cov is None or "yield_covariance" not in cov
                    else np.asarray(cov["yield_covariance"], dtype=np.float64),
-                   d.get("y_mean_rule"))  # fmt: skip
+                   d.get("y_mean_rule"), d.get("falloff"))  # fmt: skip
 
 
 ERROR_METHODS = ("sandwich", "kish_profile")

@@ -108,8 +108,9 @@ class ExtrapolatedSampler:
         f, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
         power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
         a_pow = 0.0 if power_at is None else float(power_at(mass))
+        falloff = _falloff_of(self.extrapolation)
         if self.inside is None:
-            out = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max).sample(
+            out = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff).sample(
                 mass, n, seed=int(s_out.generate_state(1)[0])
             )
             return {**out, "extrapolated": np.ones(n, dtype=bool)}
@@ -123,7 +124,7 @@ class ExtrapolatedSampler:
             parts_q.append(np.asarray(_np(got["qT"]), dtype=np.float64).ravel())
             parts_e.append(np.asarray(_np(got["E"]), dtype=np.float64).ravel())
         need = n - n_in
-        model = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max)
+        model = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff)
         rng_out = np.random.default_rng(s_out)
         q_out, e_out, have = [], [], 0
         for _ in range(1000):
@@ -187,7 +188,15 @@ class ExtrapolatedSampler:
 def _model_sampler(ex: Extrapolation, mass: float, e_max: float | None) -> ParametricSampler:
     """The analytic sampler of a fitted model's (T, ȳ, σ_y, a) at ``mass``."""
     _, t, mu, s = (float(v) for v in ex.at(mass))
-    return ParametricSampler(t, mu, s, power=float(ex.power_at(mass)), e_max=e_max)
+    return ParametricSampler(t, mu, s, power=float(ex.power_at(mass)), e_max=e_max,
+                             falloff=_falloff_of(ex))  # fmt: skip
+
+
+def _falloff_of(ex: Any) -> tuple[float, float] | None:
+    """``(n, E_beam)`` of a fitted model's fall-off (:attr:`Extrapolation.falloff`), or
+    ``None`` (none, or a duck-typed model without one)."""
+    fo = getattr(ex, "falloff", None)
+    return None if not fo else (float(fo["n"]), float(fo["beam_energy"]))
 
 
 def sample_accepted(

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
-from gammastar.yields.extrapolation.model import NOMINAL, fiducial_fraction, grid_in_f
+from gammastar.yields.extrapolation.model import fiducial_fraction, grid_in_f
 from gammastar.yields.extrapolation.nsig.direct import FullSpaceDraw
 from gammastar.yields.extrapolation.nsig.draw import (
     KISH_MIN,
@@ -66,7 +66,7 @@ def nsig_full_space_error(
     a = per_sample_acceptance(sample, ctau)
     _, t, mu, s = (float(v) for v in ex.at(mass))
     nominal = np.array([t, mu, s, float(ex.power_at(mass))])
-    lp0 = NOMINAL.log_p(mass, qt, y, nominal[0], mu, s, nominal[3])
+    lp0 = ex.form.log_p(mass, qt, y, nominal[0], mu, s, nominal[3])
     a_mean = a.mean(axis=0)
 
     def ln_ratio(form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
@@ -87,11 +87,11 @@ def nsig_full_space_error(
         step = np.zeros(4)
         for (kind, _, wg), d in zip(rows, np.sqrt(lv) * vec[:, j], strict=True):
             step[kind] += wg * d
-        up, dn = ln_ratio(NOMINAL, nominal + step)[0], ln_ratio(NOMINAL, nominal - step)[0]
+        up, dn = ln_ratio(ex.form, nominal + step)[0], ln_ratio(ex.form, nominal - step)[0]
         var_fit += np.nan_to_num(0.5 * (up - dn)) ** 2
     var_forms, lost = np.zeros(ctau.size), np.zeros(ctau.size, bool)
     direct = FullSpaceDraw(redraw, seed, ctau, sample.n if hasattr(sample, "n") else qt.size, nominal,
-                            e_max)  # fmt: skip
+                            e_max, ex.form)  # fmt: skip
     for name, rec in (ex.model_variations or {}).items():
         form = variation_form(name, rec)
         par = None if form is None else record_params(rec, ex.mass, mass, (0.0, t, mu, s), nominal[3])
@@ -129,7 +129,7 @@ def arm_in_fiducial(arm: Extrapolation, fiducial: Any) -> Extrapolation:
         _, t, mu, s = (float(v) for v in arm.at(m))
         return (t, mu, s, float(arm.power_at(m)))
 
-    f = np.array(fractions(NOMINAL, nominal), dtype=np.float64)
+    f = np.array(fractions(arm.form, nominal), dtype=np.float64)
     forms = {}
     for name, rec in (arm.model_variations or {}).items():
         form = variation_form(name, rec)

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.errors import InputError
-from gammastar.yields.extrapolation.model import NOMINAL
+from gammastar.yields.extrapolation.model import NOMINAL, ModelForm
 from gammastar.yields.extrapolation.nsig.draw import (
     OutSamples,
     Redraw,
@@ -167,7 +167,7 @@ class DirectDraw:
         :data:`KISH_MIN`)."""
         if self._n0 is None:
             t, mu, s, a = self.draw.nominal
-            self._n0 = self._n_over_yf(NOMINAL, (self.draw.f0, t, mu, s, a))
+            self._n0 = self._n_over_yf(self.draw.form, (self.draw.f0, t, mu, s, a))
         return resolved_ratio(self._n0, self._n_over_yf(form, par))
 
 
@@ -177,8 +177,10 @@ class FullSpaceDraw:
     either draw's Kish effective size is below :data:`KISH_MIN` or without ``redraw``."""
 
     def __init__(self, redraw: Redraw | None, seed: int | None, ctau: NDArray, n: int,
-                 nominal: NDArray, e_max: float | None = None) -> None:  # fmt: skip
+                 nominal: NDArray, e_max: float | None = None,
+                 form: ModelForm = NOMINAL) -> None:  # fmt: skip
         self.redraw, self.ctau, self.n, self.nominal = redraw, ctau, n, nominal
+        self.form = form  # the nominal's (with its fall-off)
         self.e_max = e_max
         self.seed = direct_seed(seed)
         self._n0: tuple[NDArray, NDArray] | None = None
@@ -196,7 +198,7 @@ class FullSpaceDraw:
         if self.redraw is None:
             return np.full(self.ctau.size, np.nan)
         if self._n0 is None:
-            self._n0 = self._mean(NOMINAL, self.nominal)
+            self._n0 = self._mean(self.form, self.nominal)
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.log(resolved_ratio(self._n0, self._mean(form, par)))
 

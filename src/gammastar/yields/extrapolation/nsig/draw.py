@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.physics.decay import decay_probability
-from gammastar.yields.extrapolation.model import grid_in_f
+from gammastar.yields.extrapolation.model import NOMINAL, ModelForm, grid_in_f
 from gammastar.yields.extrapolation.result import Extrapolation
 
 __all__ = ["KISH_MIN", "OutSamples", "Redraw", "draw_arrays", "kish_size", "out_samples", "per_sample_acceptance", "resolved_ratio", "reweight"]
@@ -118,7 +118,7 @@ def out_samples(ex: Extrapolation, fiducial: Any, mass: float,
                                          e[out_mask])))  # fmt: skip
     return OutSamples(mass, qt[out_mask], np.arccosh(np.maximum(e[out_mask] / mt, 1.0)),
                        a[out_mask], a.mean(axis=0), out_mask, (t, mu, s, float(ex.power_at(mass))),
-                       f0, grid_in_f(fiducial, mass), full)  # fmt: skip
+                       f0, grid_in_f(fiducial, mass), full, ex.form)  # fmt: skip
 
 
 class OutSamples(NamedTuple):
@@ -140,6 +140,8 @@ class OutSamples(NamedTuple):
     """Whether the extrapolated samples cover the whole phase space (no flow: the model inside
     F too), so that N/Y_F = 𝓔/f_F; else they lie outside F and N/Y_F = 𝓔_in + (1 − f_F)/f_F
     𝓔_out."""
+    form: ModelForm = NOMINAL
+    """The model's form (:attr:`Extrapolation.form`: with its fall-off)."""
 
 
 def resolved_ratio(nominal: tuple[NDArray[np.float64], NDArray[np.float64]],

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.errors import InputError
-from gammastar.yields.extrapolation.model import FORMS, NOMINAL
+from gammastar.yields.extrapolation.model import FORMS
 from gammastar.yields.extrapolation.nsig.direct import DirectDraw
 from gammastar.yields.extrapolation.nsig.draw import KISH_MIN, OutSamples, reweight
 from gammastar.yields.extrapolation.result import Extrapolation
@@ -72,7 +72,7 @@ def _record_shift(form, rec, ex_mass, draw: OutSamples) -> tuple | None:
     if par is None:
         return None
     f_alt, t_alt, mu_alt, s_alt, a_alt = par
-    lp_nom = NOMINAL.log_p(mass, qt, y, t, mu, s, a_pow)
+    lp_nom = draw.form.log_p(mass, qt, y, t, mu, s, a_pow)
     lp = form.log_p(mass, qt, y, t_alt, mu_alt, s_alt, a_alt)
     acc_alt, kish = reweight(lp - lp_nom, a_out)  # self-normalised: 𝓔_out,alt
     acc_nom = a_out.mean(axis=0)
@@ -106,14 +106,17 @@ def variation_form(name: str, rec: Mapping[str, Any]) -> Any:
     table for ``generator_template``; ``None``: not a known form, or such a form without its
     beam energy or table."""
     form = FORMS.get(str(rec.get("form", name)))
-    if form is not None and form.name == "generator_template":
+    if form is None:
+        return None
+    if form.name == "generator_template":
         if "template" not in rec:
             return None
-        return dataclasses.replace(form, factor=_template_of(rec["template"]))
-    if form is None or not form.x_power:
+        form = dataclasses.replace(form, factor=_template_of(rec["template"]))
+    n = rec.get("x_power", form.x_power)  # the record's fall-off (the fit's, or its own)
+    if not n:
         return form
     energy = rec.get("beam_energy")
-    return None if energy is None else form.at_beam(float(energy))
+    return None if energy is None else form.with_falloff(float(n), float(energy))
 
 
 _TEMPLATES: dict[int, tuple[Any, Any]] = {}

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from gammastar.yields.extrapolation.model import NOMINAL, fiducial_fraction
+from gammastar.yields.extrapolation.model import fiducial_fraction
 from gammastar.yields.extrapolation.nsig.forms import record_params
 from gammastar.yields.extrapolation.result import Extrapolation
 
@@ -43,7 +43,7 @@ class LambdaDraw:
         self.f0, t, mu, s = (float(v) for v in self.at)
         self.nominal = (t, mu, s, float(ex.power_at(mass)))
         self.y = np.arccosh(np.maximum(e / np.sqrt(qt**2 + mass**2), 1.0))
-        self.lp = NOMINAL.log_p(mass, qt, self.y, t, mu, s, self.nominal[3])
+        self.lp = ex.form.log_p(mass, qt, self.y, t, mu, s, self.nominal[3])
         self.in0 = ~out_mask  # the samples' roles: the flow's (the data's) or the model's
         self.m_s = np.full(qt.shape, mass)
         self.g0 = np.asarray(fiducial.contains(self.m_s, qt, e), dtype=bool)
@@ -67,7 +67,7 @@ class LambdaDraw:
             return np.full(self.a.shape[1], 1.0 + float(mv["yield_shift"]))
         if mv.get("null") and (f1, t1, mu1, s1, a1) == (self.f0, *self.nominal):
             return np.ones(self.a.shape[1])
-        u = np.exp(NOMINAL.log_p(mass, qt, self.y, t1, mu1, s1, a1) - self.lp)
+        u = np.exp(ex.form.log_p(mass, qt, self.y, t1, mu1, s1, a1) - self.lp)
         region, in0, g0 = mv["region"], self.in0, self.g0
         a1k = region.acceptance.of_kinematics(self.m_s, qt, e)
         if hasattr(region, "min_acceptance"):  # a FiducialRegion: contains() is this lookup
@@ -97,7 +97,8 @@ def yield_ratio(ex: Extrapolation, fiducial: Any, mass: float, mv: Mapping[str, 
         return scale
     _, t, mu, s = (float(v) for v in ex.at(mass))
     par = (t, mu, s, float(ex.power_at(mass)))
-    f0, f1 = fiducial_fraction(fiducial, mass, par), fiducial_fraction(region, mass, par)
+    f0 = fiducial_fraction(fiducial, mass, par, form=ex.form)
+    f1 = fiducial_fraction(region, mass, par, form=ex.form)
     return scale * f0 / f1 if f0 > 0 and f1 > 0 else scale
 
 

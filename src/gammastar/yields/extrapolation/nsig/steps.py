@@ -53,8 +53,8 @@ def nsig_gradient(fiducial: Any, draw: OutSamples, pt_power_fitted: bool, rows: 
         up, dn = base.copy(), base.copy()
         up[j] += h
         dn[j] -= h
-        df[j] = (fiducial_fraction(fiducial, mass, tuple(up), draw.inside)
-                 - fiducial_fraction(fiducial, mass, tuple(dn), draw.inside)) / (2 * h)  # fmt: skip
+        df[j] = (fiducial_fraction(fiducial, mass, tuple(up), draw.inside, draw.form)
+                 - fiducial_fraction(fiducial, mass, tuple(dn), draw.inside, draw.form)) / (2 * h)  # fmt: skip
     grad = (de_x - np.outer(df, e_x) / f0) / f0  # (3 or 4, n_ct)
     return grad[[j for j, _, _ in rows]] * np.array([wg for _, _, wg in rows])[:, None]
 
@@ -107,7 +107,7 @@ class LogSteps:
         self.a_out = draw.a
         self.base = np.asarray(draw.nominal, dtype=np.float64)
         self.rows, self.inside = rows, draw.inside  # F on the quadrature grid (grid_in_f)
-        self.full = draw.full
+        self.full, self.form = draw.full, draw.form
         n = draw.out_mask.size
         in_sum = draw.tot * n - draw.a.sum(axis=0)  # the samples inside F: not moved by θ
         self.e_in = in_sum / n / draw.f0  # 𝓔_in (the inside share of the draw is f_F)
@@ -116,10 +116,10 @@ class LogSteps:
 
     def _logp(self, p):
         t, mu, s, a = p
-        return NOMINAL.log_p(self.mass, self.qt, self.y, t, mu, s, a)
+        return self.form.log_p(self.mass, self.qt, self.y, t, mu, s, a)
 
     def _n_over_yf(self, p):
-        f = fiducial_fraction(self.fid, self.mass, tuple(p), self.inside)
+        f = fiducial_fraction(self.fid, self.mass, tuple(p), self.inside, self.form)
         if not f > 0:  # F has no area at this mass on the quadrature grid: N/Y_F undefined
             return np.full(np.shape(self.e_in), np.nan)
         acc = reweight(self._logp(p) - self.lp0, self.a_out)[0]
