@@ -47,7 +47,9 @@ __all__ = [
     "fit_form",
     "grid",
     "load_bmpt",
+    "forward_rms",
     "load_csv",
+    "matching_width",
     "na49_reference",
 ]
 
@@ -455,6 +457,35 @@ def _inverse_hessian(f: Callable[[NDArray], float], x: NDArray, bounds: list) ->
     if idx.size:
         cov[np.ix_(idx, idx)] = np.linalg.pinv(hess[np.ix_(idx, idx)])
     return cov
+
+
+# --------------------------------------------------------------------------- the width
+def forward_rms(g: Grid, density: NDArray, domain: NDArray) -> float:
+    """√⟨(y − y_cm)²⟩ of ``density`` over the cells of ``domain`` forward of the c.m. (y > y_cm):
+    the forward half's width, which a measurement covering only forward x_F (BMPT) has too."""
+    w = np.where(domain & (g.y > g.beam.y_cm), density, 0.0) * np.ones_like(g.pt)
+    d2 = (g.y - g.beam.y_cm) ** 2 * np.ones_like(g.pt)
+    return float(math.sqrt(np.sum(w * d2) / np.sum(w)))
+
+
+def matching_width(fit: FitResult, ref: Reference, bounds: tuple[float, float] = (0.5, 4.0)) -> float:
+    """The model's σ_y (its Gaussian's width, the other parameters the ``fit``'s) at which its
+    forward width (:func:`forward_rms`, over the reference's region) is the measured one: the
+    reference's own rapidity width as the external σ_y of a closure (the analysis takes its
+    σ_y from outside the arm too; the measured spectrum's is its own, not the γ*'s)."""
+    from scipy.optimize import brentq
+
+    want = forward_rms(fit.g, ref.density, ref.domain)
+
+    def resid(s: float) -> float:
+        par = fit.params.copy()
+        par[2] = s
+        return forward_rms(fit.g, fit.density(par), ref.domain) - want
+
+    lo, hi = bounds
+    if resid(lo) * resid(hi) > 0:  # the form cannot reach it: the nearer bound
+        return lo if abs(resid(lo)) < abs(resid(hi)) else hi
+    return float(brentq(resid, lo, hi, xtol=1e-4))
 
 
 # --------------------------------------------------------------------------- the fall-off

@@ -45,7 +45,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 from gammastar.config import load_config
 from gammastar.physics.constants import mass
-from gammastar.yields.extrapolation.model import FORMS, MODEL_VARIATIONS, XF_POWER
+from gammastar.yields.extrapolation.errors import variation_forms
+from gammastar.yields.extrapolation.model import FALLOFF, NOMINAL
 from gammastar_validation.forward import FACILITIES
 from gammastar_validation.real_data import (
     DATA,
@@ -67,13 +68,24 @@ DATA_CONFIGS = {400.0: "na60_like_both.yaml", 70.0: "na60_like_70gev.yaml"}
 SPECTRA = (("NA49 pp 158", "pi+"), ("BMPT pBe", "pi+"), ("BMPT pBe", "pi-"),
            ("BMPT pBe", "K+"), ("BMPT pBe", "K-"))  # fmt: skip
 SLICES = {"all": 0.0, "E>Eb/2": 0.5}
-# the nominal and the variations the yields' fit adds with a fitted m_T power (the p_T forms of
-# that family it holds itself; the generator template needs a generator)
-FIT_FORMS = ["nominal"] + [n for n in MODEL_VARIATIONS if n != "generator_template"
-                           and not (FORMS[n].maps_to == "T" and FORMS[n].log_pt_family == "mt_power")]  # fmt: skip
 THETAS = np.linspace(0.0, 0.4, 1601)
-X_POWERS = (1.0, 2.0, 3.0)
-"""n of the nominal × (1 − E/E_beam)^n fitted besides n = 0 and the xf_suppressed form's."""
+X_POWERS = tuple(float(n) for n in range(8))
+"""n of the nominal × (1 − E/E_beam)^n of the calibration scan (:func:`matching_powers`)."""
+PIONS = ("NA49 pp 158 pi+", "BMPT pBe pi+", "BMPT pBe pi-")
+"""The spectra behind the fall-off's value: the non-strange mesons (the γ*'s parents η, ρ, ω
+are non-strange or mostly so; a K− shares no valence quark with the beam, a K+ one)."""
+
+
+def fit_forms(falloff: tuple[float, float] | None, energy: float) -> dict:
+    """The nominal and the variations the yields' fit adds with a fitted m_T power
+    (:func:`~gammastar.yields.extrapolation.errors.variation_forms`; the p_T forms of that
+    family it holds itself, the generator template needs a generator), at ``falloff`` (n, its
+    1σ; ``None``: none)."""
+    nominal = NOMINAL if falloff is None else NOMINAL.with_falloff(falloff[0], energy)
+    forms = variation_forms(nominal, energy, 0.0 if falloff is None else falloff[1])
+    keep = {k: f for k, f in forms.items() if k != "generator_template"
+            and not (f.maps_to == "T" and f.log_pt_family == "mt_power")}  # fmt: skip
+    return {"nominal": nominal, **keep}
 
 
 def reference(name: str, species: str, g, na49_pt: str = "exponential"):
@@ -108,9 +120,15 @@ def model_falloff(g, density) -> dict[str, float]:
     return {"n": round(r["n"], 3), "err": round(r["err"], 3)}
 
 
-def closure_rows(pairs: float, na49_pt: str = "exponential"):
-    """Per spectrum, facility and slice: the measured and predicted shares, the band, the
-    coverage; per spectrum and beam energy each form's fitted (T, ȳ, σ_y, a)."""
+def closure_rows(pairs: float, na49_pt: str = "exponential",
+                 falloff: tuple[float, float] | None = (FALLOFF.value, FALLOFF.error),
+                 y_sigma: str = "reference"):  # fmt: skip
+    """Per spectrum, facility and slice: the measured and predicted shares, the two-sided band
+    (``band_up``, ``band_down``: the fit's widths with the forms' shifts of each sign, in
+    quadrature), the coverage; per spectrum and beam energy each form's fitted (T, ȳ, σ_y, a)
+    and the calibration scan of the fall-off's n. ``y_sigma``: ``reference`` takes the
+    spectrum's own width as the external σ_y (:func:`matching_width`, at the nominal's
+    fall-off), ``config`` the analysis config's (the γ*'s parents' width, not a pion's)."""
     rows, fits_out = [], []
     facs = {n: load_config(REPO / "analysis" / "facilities" / f"{n}.yaml") for n in FACILITIES}
     cover = {n: (THETAS, azimuthal_coverage(c.detector, THETAS)) for n, c in facs.items()}
@@ -124,18 +142,22 @@ def closure_rows(pairs: float, na49_pt: str = "exponential"):
             g = grid(Beam(energy), mass(species[:-1] + "+"))  # π−, K− as π+, K+
             ref = reference(name, species, g, na49_pt)
             arm = arm_weight(g, (la.theta_min, la.theta_max), cfg.selection.lepton_min_energy)
-            fits = {f: fit_form(FORMS[f].at_beam(energy), g, ref, arm, y_sigma=(ys.value, ys.error),
+            width = (ys.value, ys.error)
+            if y_sigma == "reference":  # the spectrum's own width, at the config's error
+                first = fit_form(fit_forms(falloff, energy)["nominal"], g, ref, arm, y_sigma=width,
+                                 y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)  # fmt: skip
+                width = (matching_width(first, ref), ys.error)
+            fits = {f: fit_form(form, g, ref, arm, y_sigma=width,
                                 y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)
-                    for f in FIT_FORMS}  # fmt: skip
-            # the nominal × (1 − E/E_beam)^n at the intermediate n (0: the nominal, 4: xf_suppressed)
-            scan = {0.0: fits["nominal"], XF_POWER: fits["xf_suppressed"]}
+                    for f, form in fit_forms(falloff, energy).items()}  # fmt: skip
+            # the nominal × (1 − E/E_beam)^n over the calibration's range of n
+            scan = {}
             for n in X_POWERS:
-                form = dataclasses.replace(FORMS["xf_suppressed"], name=f"xf_{n:g}", x_power=n)
-                scan[n] = fit_form(form.at_beam(energy), g, ref, arm, y_sigma=(ys.value, ys.error),
+                form = dataclasses.replace(NOMINAL.with_falloff(n, energy), name=f"falloff_{n:g}")
+                scan[n] = fit_form(form, g, ref, arm, y_sigma=width,
                                    y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)  # fmt: skip
-            scan = dict(sorted(scan.items()))
             spectrum = f"{name} {species}"
-            fits_out.append({"spectrum": spectrum, "energy": energy,
+            fits_out.append({"spectrum": spectrum, "energy": energy, "y_sigma": round(width[0], 3),
                              "params": {f: [round(float(v), 4) for v in r.params]
                                         for f, r in fits.items()},
                              "y_mean_fitted": {f: r.y_mean_fitted for f, r in fits.items()}})  # fmt: skip
@@ -162,11 +184,15 @@ def closure_rows(pairs: float, na49_pt: str = "exponential"):
                         f: math.log(r.share(w) / pred) for f, r in fits.items() if f != "nominal"
                     }
                     parts = nom.log_share_width(w)
-                    band = math.sqrt(sum(v * v for v in parts.values())
-                                     + sum(v * v for v in shifts.values()))  # fmt: skip
+                    fit2 = sum(v * v for v in parts.values())
+                    up = math.sqrt(fit2 + sum(v * v for v in shifts.values() if v > 0))
+                    down = math.sqrt(fit2 + sum(v * v for v in shifts.values() if v < 0))
+                    band = math.sqrt(fit2 + sum(v * v for v in shifts.values()))
+                    lr = math.log(meas / pred)
                     rows.append({**row, "reached": True, "measured": meas, "predicted": pred,
-                                 "ratio": meas / pred, "band": band, "fit_widths": parts,
-                                 "shifts": shifts, "pull": math.log(meas / pred) / band,
+                                 "ratio": meas / pred, "band": band, "band_up": up,
+                                 "band_down": down, "fit_widths": parts, "shifts": shifts,
+                                 "pull": lr / (up if lr > 0 else down),
                                  "cover": pred / nom.share(w_all),
                                  "ratio_by_x_power": {n: meas / r.share(w) for n, r in scan.items()},
                                  "x_reach": round(float((g.energy * np.ones_like(w))[seen].max() / energy), 4)})  # fmt: skip
@@ -257,18 +283,33 @@ def matching_powers(rows, fits, fo) -> list[dict]:
     return out
 
 
+def calibration(matched: list[dict]) -> dict:
+    """The fall-off's n from the measurements: per pion spectrum (:data:`PIONS`) and beam
+    energy the n at which the model fitted in the arm falls as the measured spectrum does
+    (:func:`matching_powers` ``by_falloff``); their median, their range and half of it (the
+    1σ the package's :data:`~gammastar.yields.extrapolation.model.FALLOFF` takes), beside
+    the package's value."""
+    ns = [m["by_falloff"] for m in matched if m["spectrum"] in PIONS and m["by_falloff"] is not None]
+    if not ns:
+        return {"n": [], "median": None, "range": None, "half_range": None,
+                "package": [FALLOFF.value, FALLOFF.error]}  # fmt: skip
+    lo, hi = min(ns), max(ns)
+    return {"n": ns, "median": float(np.median(ns)), "range": [lo, hi],
+            "half_range": round(0.5 * (hi - lo), 3), "package": [FALLOFF.value, FALLOFF.error]}  # fmt: skip
+
+
 def print_rows(rows) -> None:
-    print(f"{'spectrum':18s} {'facility':10s} {'slice':7s} {'meas/pred':>9s} {'band e^w':>8s} "
+    print(f"{'spectrum':18s} {'facility':10s} {'slice':7s} {'meas/pred':>9s} {'e^up/e^dn':>11s} "
           f"{'pull':>6s} {'cover':>6s} {'x_reach':>7s} {'E/Eb of facility (10,50,90%)':>30s}")  # fmt: skip
     for r in rows:
         q = ", ".join(f"{v:.3f}" for v in r["x_facility"])
         if not r["reached"]:
             what = "not reached" if _sees(r) else "sees none"
             print(f"{r['spectrum']:18s} {r['facility']:10s} {r['slice']:7s} {what:>11s} "
-                  f"{'':6s} {'':6s} {0.0:6.2f} {'':7s} {q:>30s}")  # fmt: skip
+                  f"{'':9s} {'':6s} {0.0:6.2f} {'':7s} {q:>30s}")  # fmt: skip
             continue
         print(f"{r['spectrum']:18s} {r['facility']:10s} {r['slice']:7s} {r['ratio']:9.3f} "
-              f"{math.exp(r['band']):8.2f} {r['pull']:6.2f} {r['cover']:6.2f} {r['x_reach']:7.3f} {q:>30s}")  # fmt: skip
+              f"{math.exp(r['band_up']):5.2f}/{math.exp(r['band_down']):5.2f} {r['pull']:6.2f} {r['cover']:6.2f} {r['x_reach']:7.3f} {q:>30s}")  # fmt: skip
 
 
 def figure(rows, path: Path) -> None:
@@ -293,9 +334,11 @@ def figure(rows, path: Path) -> None:
                     if not math.isnan(r["x_facility"][1]):
                         ax.plot(x, 1.0, marker="x", color="0.6", ls="none")
                     continue
+                # 1 inside the bar: the measurement inside the band (a higher prediction,
+                # e^up, lowers measured/predicted)
                 lo, hi = (
-                    r["ratio"] * (1 - math.exp(-r["band"])),
-                    r["ratio"] * (math.exp(r["band"]) - 1),
+                    r["ratio"] * (1 - math.exp(-r["band_up"])),
+                    r["ratio"] * (math.exp(r["band_down"]) - 1),
                 )
                 ax.errorbar(x, r["ratio"], yerr=[[lo], [hi]], marker=marker, ls="none",
                             color=f"C{k}", mfc=f"C{k}" if r["cover"] > 0.5 else "white",
@@ -330,11 +373,19 @@ def main() -> None:
     ap.add_argument("--pythia", type=int, default=0, metavar="N",
                     help="also PYTHIA 8's p + p fall-off at 158 GeV/c from N collisions (0: not)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=12345, help="PYTHIA's seed (with --pythia)")
+    ap.add_argument("--falloff", default="measured",
+                    help="the nominal's fall-off n: measured (the package's, with its 1σ), "
+                         "none, or a number (no error)")  # fmt: skip
+    ap.add_argument("--y-sigma", choices=["reference", "config"], default="reference",
+                    help="the fit's external sigma_y: the spectrum's own width (reference) or the "
+                         "analysis config's")  # fmt: skip
     ap.add_argument("--figure", type=Path, help="write the figure here (PNG)")
     ap.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    rows, fits = closure_rows(args.pairs, args.na49_pt_shape)
+    falloff = None if args.falloff == "none" else (
+        (FALLOFF.value, FALLOFF.error) if args.falloff == "measured" else (float(args.falloff), 0.0))
+    rows, fits = closure_rows(args.pairs, args.na49_pt_shape, falloff, args.y_sigma)
     print_rows(rows)
     fo = falloffs(args.x_min)
     for f in fo:
@@ -359,9 +410,12 @@ def main() -> None:
           f"{len(rows) - len(scored)} slices a facility does not see)")  # fmt: skip
     matched = matching_powers(rows, fits, fo)
     for m in matched:
-        print(f"x_power matching {m['spectrum']:18s} at {m['energy']:g} GeV: the measured fall-off "
-              f"n_F = {m['by_falloff']}; the measured share at E > E_beam/2: "
+        print(f"fall-off n matching {m['spectrum']:18s} at {m['energy']:g} GeV: the measured "
+              f"fall-off n = {m['by_falloff']}; the measured share at E > E_beam/2: "
               + ", ".join(f"{k} {v}" for k, v in m["by_share"].items()))  # fmt: skip
+    cal = calibration(matched)
+    print(f"the fall-off from the pions: n = {cal['median']} (median), range {cal['range']}; "
+          f"the package's: {FALLOFF.value} +- {FALLOFF.error}")  # fmt: skip
     if args.figure:
         figure(rows, args.figure)
     summary = {"benchmark": "real_data_closure", "seconds": round(time.perf_counter() - t0, 1),
@@ -372,9 +426,11 @@ def main() -> None:
                "n_summary": {"median": float(np.median(ns)), "min": min(ns), "max": max(ns)},
                "pythia_falloff": [{k: f[k] for k in ("spectrum", "n", "err", "x_min", "x_max", "mesons")}
                                   for f in py],
-               "x_power_matching": matched,
+               "x_power_matching": matched, "falloff_calibration": cal, "y_sigma": args.y_sigma,
+               "y_sigma_by_spectrum": {f"{f['spectrum']} {f['energy']:g}": f["y_sigma"] for f in fits},
+               "nominal_falloff": None if falloff is None else list(falloff),
                "model_falloff": [{k: f[k] for k in ("spectrum", "energy", "falloff")} for f in fits],
-               "rows": [{k: r.get(k) for k in ("spectrum", "facility", "slice", "ratio", "band",
+               "rows": [{k: r.get(k) for k in ("spectrum", "facility", "slice", "ratio", "band_up", "band_down",
                                                "cover", "x_reach")} for r in rows]}  # fmt: skip
     if args.out:
         from gammastar.core.artifacts import write_json

@@ -75,7 +75,7 @@ class MockPolarisation(Section):
 
 class MockCombinatorial(Section):
     """Combinatorial background: random muons from π±/K± decays
-    (docs/explanation/physics.md §3.4)."""
+    (docs/explanation/physics.md §3.2)."""
 
     os_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.10
     """Target fraction of combinatorial pairs among all recorded OS pairs (after all cuts)."""
@@ -321,7 +321,7 @@ class MockConfig(Section):
     the mock's closure tests are calibrated on the unbounded one."""
     falloff: Annotated[float, Field(ge=0, le=20)] = 0.0
     """n of a fall-off (1 − E/E_beam)^n of the cocktail mesons' spectra towards x_F → 1 (the
-    measured forward spectra fall so; docs/explanation/physics.md §3.4), by accept–reject
+    measured forward spectra fall so; docs/explanation/physics.md §3.2), by accept–reject
     (:func:`gammastar.physics.sampling.sample_pt_y`); needs ``kinematic_limit``. 0: none, a
     Gaussian rapidity cut only at the beam energy. The π0 of the electron channel and the
     combinatorial π/K parents keep none."""

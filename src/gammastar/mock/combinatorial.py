@@ -1,4 +1,4 @@
-"""Combinatorial background: random muons from π± → μν and K± → μν (docs/explanation/physics.md §3.4).
+"""Combinatorial background: random muons from π± → μν and K± → μν (docs/explanation/physics.md §3.2).
 
 Each muon comes from an independent parent meson. Parents (π or K, multiplicity ratio
 ``kaon_to_pion``) have the same spectra as the cocktail mesons (m_T-exponential pT, Gaussian

@@ -172,7 +172,7 @@ class MockGenerator:
         return Sources.concatenate(src), _concat_reco(reco)
 
     def _pilot(self, rng: np.random.Generator) -> dict[str, Any]:
-        """Acceptances that fix the combinatorial rate (docs/explanation/physics.md §3.4; deterministic)."""
+        """Acceptances that fix the combinatorial rate (docs/explanation/physics.md §3.2; deterministic)."""
         c = self.cfg.combinatorial
         n = c.pilot_events
         probs = self.cocktail.probabilities

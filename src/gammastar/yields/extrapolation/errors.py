@@ -36,7 +36,7 @@ from gammastar.yields.extrapolation.model import (
 )
 from gammastar.yields.extrapolation.result import none_nan
 
-__all__ = ["external_shift", "external_sides", "external_sigma", "fiducial_grids", "fit_model_variations", "fraction_errors", "kish_profile_error", "pt_power_of"]
+__all__ = ["external_shift", "external_sides", "external_sigma", "fiducial_grids", "fit_model_variations", "fraction_errors", "kish_profile_error", "pt_power_of", "variation_forms"]
 
 
 def fraction_errors(fiducial, centre, fitted, x, cov, mu_fixed, inside, power=0.0,
@@ -246,7 +246,7 @@ def _fit_rapidity(fit: JointFit, form: ModelForm, mu_fixed: float | None,
     return out
 
 
-def _variation_forms(nominal: ModelForm, beam_energy: float | None,
+def variation_forms(nominal: ModelForm, beam_energy: float | None,
                      falloff_error: float) -> dict[str, ModelForm]:  # fmt: skip
     """The alternative forms of :data:`MODEL_VARIATIONS` beside the fitted ``nominal``, each
     with the nominal's fall-off (:meth:`ModelForm.with_falloff`). With a fall-off n of 1σ
@@ -328,7 +328,7 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
         par = (t, x[0], s, powers[group_of[i]])
         return fiducial_fraction(fiducial, float(centre[i]), par, inside[i], nominal)
 
-    forms = _variation_forms(nominal, beam_energy, falloff_error)
+    forms = variation_forms(nominal, beam_energy, falloff_error)
     if template is not None and "generator_template" in forms:
         forms["generator_template"] = replace(forms["generator_template"], factor=template)
     jobs = [(name, form, mu_fixed) for name, form in forms.items()

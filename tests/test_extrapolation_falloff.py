@@ -1,0 +1,139 @@
+"""The fall-off (1 − E/E_beam)^n as the fitted model's own form: the compiled likelihood sums
+with the factor, the fit closing on the form's own draws, the fall-off's two variations, the
+samplers that draw it (:mod:`gammastar.yields.extrapolation`, :mod:`gammastar.physics.sampling`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_extrapolation import MASS, TRUE, _ToyRegion
+from test_extrapolation_xf import E_BEAM, _xf_draws, _xf_pairs
+
+from gammastar.errors import InputError
+from gammastar.physics.sampling import ParametricSampler, falloff_weight, sample_pt_y
+from gammastar.yields.extrapolation.fitting import FitSettings, fit_extrapolation
+from gammastar.yields.extrapolation.likelihood import FitGroup, _group_terms
+from gammastar.yields.extrapolation.model import FALLOFF, NOMINAL, XF_POWER, fiducial_fraction
+from gammastar.yields.extrapolation.reference import ReferenceSample
+from gammastar.yields.extrapolation.result import Extrapolation
+
+
+def test_the_compiled_sums_hold_the_factor():
+    """The truncated log-likelihood of a group and its gradient with the fall-off: the
+    compiled sums (the factor folded into the reference sample's weights and added over the
+    pairs) equal the numpy functions of the same form to 1e-9 (rounding of sums over ~10⁴
+    terms)."""
+    region = _ToyRegion()
+    d = _xf_draws(40_000, seed=5)
+    keep = region.contains(MASS, d["qT"], d["E"])
+    m = np.full(int(keep.sum()), MASS)
+    ref = ReferenceSample(region, MASS, seed=3)
+    grp = FitGroup((m, d["qT"][keep], d["y"][keep], np.ones(m.size), ref))
+    form = NOMINAL.with_falloff(XF_POWER, E_BEAM)
+    numpy_form = dataclasses.replace(form, y_kernel=None)
+    par = (0.22, 3.1, 1.1, 0.0)
+    v1, g1 = _group_terms(grp, *par, form, False)
+    v2, g2 = _group_terms(grp, *par, numpy_form, False)
+    assert v1 == pytest.approx(v2, rel=1e-9)
+    np.testing.assert_allclose(g1, g2, rtol=1e-9, atol=1e-9 * np.max(np.abs(g2)))
+    # without the factor the value differs by the pairs' Σ ln h and the fraction's change
+    v0, _ = _group_terms(grp, *par, NOMINAL, False)
+    assert abs(v0 - v1) > 1.0
+
+
+def test_the_fit_with_the_fall_off_closes_on_its_own_draws():
+    """Pairs of the nominal × (1 − E/E_beam)^4 at E_beam = 50 GeV through the toy's
+    acceptance, fitted with that fall-off: f_F within 0.04 of the truth's (the tolerance of
+    the ``xf_suppressed`` variation's own closure on these pairs, test_extrapolation_xf),
+    where the fit without it misses by more than 0.1; the fall-off's two variations bracket
+    the nominal (a harder tail leaves less in F), the record and the form say n and E_beam,
+    and ``xf_suppressed`` is not a variation beside it."""
+    region = _ToyRegion()
+    pairs = _xf_pairs(region)
+    settings = FitSettings(y_mean=TRUE[1], seed=7, beam_energy=E_BEAM, compare=False,
+                           falloff=(XF_POWER, 1.0), falloff_source="a test")  # fmt: skip
+    ex = fit_extrapolation(*pairs, [0.45, 0.55], region, settings=settings)
+    truth = fiducial_fraction(region, MASS, TRUE, form=NOMINAL.with_falloff(XF_POWER, E_BEAM))
+    assert ex.fiducial_fraction[0] == pytest.approx(truth, abs=0.04)
+    plain = fit_extrapolation(*pairs, [0.45, 0.55], region,
+                              settings=dataclasses.replace(settings, falloff=None))  # fmt: skip
+    assert abs(plain.fiducial_fraction[0] - truth) > 0.1
+    var = ex.model_variations
+    assert "xf_suppressed" not in var and "logistic_y" in var
+    hard, soft = var["falloff_harder"], var["falloff_softer"]
+    assert hard["x_power"] == pytest.approx(XF_POWER - 1.0, rel=1e-15)
+    assert soft["x_power"] == pytest.approx(XF_POWER + 1.0, rel=1e-15)
+    assert var["logistic_y"]["x_power"] == pytest.approx(XF_POWER, rel=1e-15)
+    f0 = ex.fiducial_fraction[0]
+    assert hard["fiducial_fraction"][0] < f0 < soft["fiducial_fraction"][0]
+    again = Extrapolation.from_dict(ex.as_dict())
+    assert again.falloff == {"n": XF_POWER, "error": 1.0, "beam_energy": E_BEAM, "source": "a test"}
+    assert again.form.x_power == pytest.approx(XF_POWER, rel=1e-15)
+    assert again.form.beam_energy == pytest.approx(E_BEAM, rel=1e-15)
+
+
+def test_a_fall_off_needs_the_beam_energy():
+    """A fall-off without ``beam_energy`` is refused with a one-line error."""
+    region = _ToyRegion()
+    pairs = _xf_pairs(region)
+    with pytest.raises(InputError, match="needs beam.energy"):
+        fit_extrapolation(*pairs, [0.45, 0.55], region,
+                          settings=FitSettings(y_mean=TRUE[1], falloff=FALLOFF[:2]))  # fmt: skip
+
+
+def _share_above(e: np.ndarray, cut: float) -> tuple[float, float]:
+    p = float(np.mean(e > cut))
+    return p, float(np.sqrt(p * (1 - p) / e.size))
+
+
+def test_the_model_sampler_draws_the_fall_off():
+    """:class:`ParametricSampler` with a fall-off puts the share of an independent
+    accept–reject sample of the same density above E_beam/4 (within 4σ of the two) and
+    nothing at or above the beam energy; equal seeds give equal samples."""
+    smp = ParametricSampler(*TRUE, e_max=E_BEAM, falloff=(XF_POWER, E_BEAM))
+    got = smp.sample(MASS, 200_000, seed=4)["E"]
+    assert got.size == 200_000 and np.max(got) < E_BEAM
+    ref = _xf_draws(400_000, seed=8)["E"]
+    (p1, s1), (p2, s2) = _share_above(got, E_BEAM / 4), _share_above(ref, E_BEAM / 4)
+    assert p1 > 0.01
+    assert abs(p1 - p2) < 4 * np.hypot(s1, s2)
+    np.testing.assert_array_equal(smp.sample(MASS, 1000, seed=2)["E"], smp.sample(MASS, 1000, seed=2)["E"])
+
+
+def test_the_mock_mesons_fall_off():
+    """:func:`sample_pt_y` with a fall-off n: the share above E_beam/4 is that of the same
+    draws without it weighted by (1 − E/E_beam)^n (self-normalised), within 4σ; n = 0 leaves
+    the main stream's draws as they were."""
+    m = np.full(300_000, 0.78)
+    args = (0.2, 0.0, 3.0, 1.0, 50.0)
+    pt, y = sample_pt_y(np.random.default_rng(1), m, *args, falloff=3.0)
+    e = np.sqrt(m**2 + pt**2) * np.cosh(y)
+    pt0, y0 = sample_pt_y(np.random.default_rng(2), m, *args)
+    e0 = np.sqrt(m**2 + pt0**2) * np.cosh(y0)
+    w = falloff_weight(e0, 50.0, 3.0)
+    p_w = float(w @ (e0 > 12.5) / w.sum())
+    s_w = float(np.sqrt(np.sum((w * ((e0 > 12.5) - p_w)) ** 2)) / w.sum())
+    p, s = _share_above(e, 12.5)
+    assert abs(p - p_w) < 4 * np.hypot(s, s_w)
+    pt1, y1 = sample_pt_y(np.random.default_rng(2), m, *args, falloff=0.0)
+    np.testing.assert_array_equal(y1, y0)
+
+
+def test_the_configs_fall_off():
+    """``yields.extrapolation_falloff: measured`` is the package's :data:`FALLOFF`; the mock's
+    fall-off needs its kinematic limit."""
+    from gammastar.config.mock import MockConfig
+
+    with pytest.raises(ValueError, match="kinematic_limit"):
+        MockConfig(falloff=3.0)
+    assert MockConfig(falloff=3.0, kinematic_limit=True).falloff == pytest.approx(3.0, rel=1e-15)
+    from gammastar.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "analysis" / "na60_like.yaml")
+    cfg = cfg.model_copy(update={"yields": cfg.yields.model_copy(update={"extrapolation_falloff": "measured"})})
+    s = FitSettings.from_config(cfg)
+    assert s.falloff == (FALLOFF.value, FALLOFF.error)
+    assert s.falloff_source == FALLOFF.source
