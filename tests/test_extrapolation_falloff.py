@@ -137,3 +137,17 @@ def test_the_configs_fall_off():
     s = FitSettings.from_config(cfg)
     assert s.falloff == (FALLOFF.value, FALLOFF.error)
     assert s.falloff_source == FALLOFF.source
+
+
+def test_the_fall_off_pair_is_one_variation():
+    """The forms' variance: the fall-off's n ∓ 1σ counted once, ((|δ₋| + |δ₊|)/2)², beside
+    the other forms' squares (a pair of sizes 0.3 and 0.5 with a form of 0.2:
+    0.4² + 0.2² = 0.2); a form not resolved (NaN) stays NaN."""
+    from gammastar.yields.extrapolation.nsig.forms import combine_form_variances
+
+    var = {"falloff_harder": np.array([0.09, 0.09]), "falloff_softer": np.array([0.25, np.nan]),
+           "logistic_y": np.array([0.04, 0.04])}  # fmt: skip
+    got = combine_form_variances(var, 2)
+    assert got[0] == pytest.approx(0.2, rel=1e-12)
+    assert np.isnan(got[1])
+    assert combine_form_variances({"logistic_y": np.array([0.04])}, 1)[0] == pytest.approx(0.04, rel=1e-12)

@@ -21,7 +21,11 @@ from gammastar.yields.extrapolation.nsig.draw import (
     per_sample_acceptance,
     reweight,
 )
-from gammastar.yields.extrapolation.nsig.forms import record_params, variation_form
+from gammastar.yields.extrapolation.nsig.forms import (
+    combine_form_variances,
+    record_params,
+    variation_form,
+)
 from gammastar.yields.extrapolation.nsig.steps import gradient_rows
 from gammastar.yields.extrapolation.result import Extrapolation
 
@@ -89,7 +93,7 @@ def nsig_full_space_error(
             step[kind] += wg * d
         up, dn = ln_ratio(ex.form, nominal + step)[0], ln_ratio(ex.form, nominal - step)[0]
         var_fit += np.nan_to_num(0.5 * (up - dn)) ** 2
-    var_forms, lost = np.zeros(ctau.size), np.zeros(ctau.size, bool)
+    var_each, lost = {}, np.zeros(ctau.size, bool)
     direct = FullSpaceDraw(redraw, seed, ctau, sample.n if hasattr(sample, "n") else qt.size, nominal,
                             e_max, ex.form)  # fmt: skip
     for name, rec in (ex.model_variations or {}).items():
@@ -103,8 +107,8 @@ def nsig_full_space_error(
         if np.any(low):
             lr = np.where(low, direct.ln_ratio(form, alt), lr)
         lost |= ~np.isfinite(lr)
-        var_forms += np.nan_to_num(lr) ** 2
-    forms = np.where(lost, np.nan, np.sqrt(var_forms))
+        var_each[name] = np.nan_to_num(lr) ** 2
+    forms = np.where(lost, np.nan, np.sqrt(combine_form_variances(var_each, ctau.size)))
     return {"fit": np.sqrt(var_fit), "forms": forms, "forms_unresolved": lost.astype(np.float64)}
 
 

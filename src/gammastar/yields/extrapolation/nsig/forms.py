@@ -18,7 +18,30 @@ from gammastar.yields.extrapolation.nsig.direct import DirectDraw
 from gammastar.yields.extrapolation.nsig.draw import KISH_MIN, OutSamples, reweight
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["form_shifts", "log_form_variances", "record_params", "variation_form"]
+__all__ = ["TWO_SIDED", "combine_form_variances", "form_shifts", "log_form_variances", "record_params", "variation_form"]
+
+TWO_SIDED = (("falloff_harder", "falloff_softer"),)
+"""Forms that are one parameter's −1σ and +1σ (the fall-off's n ∓ its error): one variation,
+not two (:func:`combine_form_variances`)."""
+
+
+def combine_form_variances(var_each: Mapping[str, NDArray], size: int) -> NDArray[np.float64]:
+    """The forms' part's variance per cτ: each form's variance summed, but a pair of
+    :data:`TWO_SIDED` forms counted once, as the square of the mean of their two sizes
+    ((|δ₋| + |δ₊|)/2)², the symmetrised 1σ of their one parameter (counting both as
+    independent 1σ would add them in quadrature, √2 too wide where they are equal); NaN
+    where any is (not resolved)."""
+    out = np.zeros(size)
+    paired = {k for pair in TWO_SIDED for k in pair}
+    for k, v in var_each.items():
+        if k not in paired:
+            out = out + v
+    for lo, hi in TWO_SIDED:
+        got = [var_each[k] for k in (lo, hi) if k in var_each]
+        if got:
+            out = out + (sum(np.sqrt(np.maximum(v, 0.0)) + np.where(np.isnan(v), np.nan, 0.0)
+                             for v in got) / len(got)) ** 2  # fmt: skip
+    return out
 
 
 def form_shifts(ex: Extrapolation, draw: OutSamples, direct: DirectDraw | None = None

@@ -21,6 +21,7 @@ from gammastar.yields.extrapolation.nsig.draw import (
     out_samples,
 )
 from gammastar.yields.extrapolation.nsig.forms import (
+    combine_form_variances,
     form_shifts,
     log_form_variances,
     variation_form,
@@ -141,7 +142,7 @@ def nsig_error_parts(
         d_ext = np.zeros(len(q)) if shift is None else np.asarray(shift, np.float64)[q]
         var_stat, var_ext = log_fit_variances(steps, cov[np.ix_(q, q)], d_ext)
         var_each = log_form_variances(shifts, n_over_yf, ratio)
-    var_forms = sum(var_each.values(), np.zeros(ctau.size))
+    var_forms = combine_form_variances(var_each, ctau.size)
     rel = partial(_relative_sd, n_over_yf=n_over_yf, use_log=use_log)
     ext_part = rel(var_ext)
     if sd_ext is not None:  # the response itself where it is defined, else the linear part
