@@ -167,6 +167,13 @@ _RECORDS: tuple[Input, ...] = (
         "σ_y of the Gaussian lab rapidity, every meson", config="mock.rapidity_sigma",
     ),
     Input(
+        "falloff", 0.0, 0.8, "unsourced: none by default (a Gaussian rapidity cut only at the "
+        "beam energy, on which the mock's closure tests are calibrated); forward pion spectra "
+        "(NA49, BMPT) give the extrapolation model's n = 3.0 +- 0.8 on such a Gaussian, whose "
+        "1 sigma this takes", "unsourced", "n of the mesons' fall-off (1 − E/E_beam)^n",
+        config="mock.falloff",
+    ),
+    Input(
         "pi0_rapidity_sigma", 1.4, 0.1, PYTHIA + ": every pi0, sigma_y = 1.47 (rounded down)",
         "PYTHIA 8.317", "σ_y of the π0", config="mock.electrons.pi0.rapidity_sigma",
     ),

@@ -319,7 +319,7 @@ class MockConfig(Section):
     full-acceptance detector records and the input plausibility check rejects). Off by
     default: any change to the sources changes the whole random realization of a seed, and
     the mock's closure tests are calibrated on the unbounded one."""
-    falloff: Annotated[float, Field(ge=0, le=20)] = 0.0
+    falloff: Annotated[float, Field(ge=0, le=20)] = cocktail_inputs.value("falloff")
     """n of a fall-off (1 − E/E_beam)^n of the cocktail mesons' spectra towards x_F → 1 (the
     measured forward spectra fall so; docs/explanation/physics.md §3.2), by accept–reject
     (:func:`gammastar.physics.sampling.sample_pt_y`); needs ``kinematic_limit``. 0: none, a
