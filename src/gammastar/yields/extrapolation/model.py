@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -575,6 +576,51 @@ def grids_in_f(fiducials: list[Any], m: float) -> list[NDArray[np.bool_]]:
     return inside_at_mass_each(fiducials, m, _PT_GRID, mt[:, None] * _COSH_Y[None, :])
 
 
+_FACTOR_SUMS: dict[tuple[Any, ...], tuple[NDArray[np.float64], NDArray[np.float64]]] = {}
+_FACTOR_SUMS_KEPT = 4096
+_FACTOR_LOCK = threading.Lock()
+
+
+_FACTOR_GRIDS: dict[tuple[Any, ...], NDArray[np.float64]] = {}
+_FACTOR_GRIDS_KEPT = 8
+
+
+def _factor_grid(form: ModelForm, m: float) -> NDArray[np.float64]:
+    """h = e^{:meth:`ModelForm.log_factor`} on the quadrature grid at mass ``m``, kept for the
+    last :data:`_FACTOR_GRIDS_KEPT` (mass, factor): a bin's errors step T and a there."""
+    key = (m, form.x_power, form.beam_energy, id(form.factor))
+    got = _FACTOR_GRIDS.get(key)
+    if got is None:
+        got = np.exp(form.log_factor(m, _PT_GRID, _Y[None, :]))
+        with _FACTOR_LOCK:
+            while len(_FACTOR_GRIDS) >= _FACTOR_GRIDS_KEPT:
+                del _FACTOR_GRIDS[next(iter(_FACTOR_GRIDS))]
+            _FACTOR_GRIDS[key] = got
+    return got
+
+
+def _factor_sums(form: ModelForm, m: float, pt_par: tuple[float, float],
+                 inside: NDArray[np.bool_]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
+    """(Σ_i p(p_Ti) h_ij, Σ_i p(p_Ti) h_ij F_ij) per rapidity cell j of a form with a factor
+    h (:meth:`ModelForm.log_factor`) on the quadrature grid at mass ``m`` and p_T parameters
+    ``pt_par`` = (T, a): P_F = (v · p(y))/(u · p(y)). Kept for the last
+    :data:`_FACTOR_SUMS_KEPT` arguments: a fit maps a form onto σ_y and varies only the
+    rapidity at each bin's (T, a), where this is the whole grid's cost."""
+    t, a = pt_par
+    key = (float(m), t, a, form.log_pt_family, form.power_offset, form.x_power,
+           form.beam_energy, id(form.factor), hash(inside.tobytes()))  # fmt: skip
+    got = _FACTOR_SUMS.get(key)
+    if got is None:
+        dens_pt = np.exp(form.log_pt(m, _PT, t, a))
+        w = dens_pt[:, None] * _factor_grid(form, float(m))
+        got = (w.sum(axis=0), (w * inside).sum(axis=0))
+        with _FACTOR_LOCK:  # fits run groups in threads
+            while len(_FACTOR_SUMS) >= _FACTOR_SUMS_KEPT:  # the oldest first: a bounded cache
+                del _FACTOR_SUMS[next(iter(_FACTOR_SUMS))]
+            _FACTOR_SUMS[key] = got
+    return got
+
+
 def fiducial_fraction(
     fiducial: Any,
     m: float,
@@ -597,9 +643,10 @@ def fiducial_fraction(
         inside = grid_in_f(fiducial, m)
     # the density factorises in p_T and y: Σᵢⱼ p(p_Tᵢ) p(yⱼ) Fᵢⱼ as p_T-density · (F · y-density)
     # (one matrix-vector product instead of the whole grid's densities)
-    dens_pt, dens_y = np.exp(form.log_pt(m, _PT, t, a)), np.exp(form.log_y(_Y, mu, s))
-    if form.has_factor:  # not factorised: the whole grid, normalised on it
-        dens = dens_pt[:, None] * dens_y[None, :] * np.exp(form.log_factor(m, _PT_GRID, _Y[None, :]))
-        return float(np.sum(dens * inside) / np.sum(dens))
+    dens_y = np.exp(form.log_y(_Y, mu, s))
+    if form.has_factor:  # not factorised: normalised on the grid
+        u, v = _factor_sums(form, m, (t, a), inside)
+        return float((v @ dens_y) / (u @ dens_y))
+    dens_pt = np.exp(form.log_pt(m, _PT, t, a))
     dpt, dy = _PT[1] - _PT[0], _Y[1] - _Y[0]
     return float(dens_pt @ (inside @ dens_y) * dpt * dy)
