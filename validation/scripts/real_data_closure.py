@@ -145,9 +145,11 @@ def closure_rows(pairs: float, na49_pt: str = "exponential",
             arm = arm_weight(g, (la.theta_min, la.theta_max), cfg.selection.lepton_min_energy)
             width = (ys.value, ys.error)
             if y_sigma == "reference":  # the spectrum's own width, at the config's error
-                first = fit_form(fit_forms(falloff, energy)["nominal"], g, ref, arm, y_sigma=width,
-                                 y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)  # fmt: skip
-                width = (matching_width(first, ref), ys.error)
+                for _ in range(2):  # the arm fits ȳ with σ_y: matched, refitted, matched again
+                    first = fit_form(fit_forms(falloff, energy)["nominal"], g, ref, arm,
+                                     y_sigma=width, pairs=pairs,
+                                     y_mean_error=cfg.yields.extrapolation_y_mean_error)  # fmt: skip
+                    width = (matching_width(first, ref), ys.error)
             fits = {f: fit_form(form, g, ref, arm, y_sigma=width,
                                 y_mean_error=cfg.yields.extrapolation_y_mean_error, pairs=pairs)
                     for f, form in fit_forms(falloff, energy).items()}  # fmt: skip

@@ -152,3 +152,26 @@ def test_fit_closes_on_the_models_own_density():
     fwd = ((g.theta < 0.005) & (g.energy > 20.0) & g.allowed).astype(float)
     want = float(np.sum(fwd * dens) / np.sum(arm * dens))
     assert fit.share(fwd) == pytest.approx(want, rel=0.01)
+
+
+def test_the_matching_width_is_the_spectrums_own():
+    """A reference that is the nominal form with the fall-off (1 − E/E_beam)^3 at σ_y = 1.6,
+    fitted in the arm at σ_y = 1.25: the width at which the fit's forward half is as wide as
+    the reference's, and again after a refit at that width (as the closure takes it), is its
+    own 1.6 within 0.03 and then 0.01 (the arm fits ȳ with σ_y: the first fit's ȳ is off)."""
+    from gammastar.yields.extrapolation.model import NOMINAL
+
+    from gammastar_validation.real_data import matching_width
+
+    g = grid(Beam(400.0), 0.5, dpt=0.05, dy=0.05)
+    form = NOMINAL.with_falloff(3.0, 400.0)
+    truth = np.array([0.17, g.beam.y_cm, 1.6, 0.0])
+    lp = np.where(g.allowed, form.log_p(g.m, g.pt, g.y, *truth), -np.inf)
+    dens = np.exp(lp - lp.max())
+    ref = Reference("self", "model", g.m, "the model", dens, g.allowed)
+    arm = arm_weight(g, (0.035, 0.120), 3.0)
+    fit = fit_form(form, g, ref, arm, y_sigma=(1.25, 0.2), y_mean_error=0.5, pairs=1e5)
+    first = matching_width(fit, ref)
+    assert first == pytest.approx(1.6, abs=0.03)
+    fit = fit_form(form, g, ref, arm, y_sigma=(first, 0.2), y_mean_error=0.5, pairs=1e5)
+    assert matching_width(fit, ref) == pytest.approx(1.6, abs=0.01)
