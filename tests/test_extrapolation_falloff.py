@@ -62,7 +62,8 @@ def test_the_fit_with_the_fall_off_closes_on_its_own_draws():
                               settings=dataclasses.replace(settings, falloff=None))  # fmt: skip
     assert abs(plain.fiducial_fraction[0] - truth) > 0.1
     var = ex.model_variations
-    assert "xf_suppressed" not in var and "logistic_y" in var
+    assert "xf_suppressed" not in var
+    assert "logistic_y" in var
     hard, soft = var["falloff_harder"], var["falloff_softer"]
     assert hard["x_power"] == pytest.approx(XF_POWER - 1.0, rel=1e-15)
     assert soft["x_power"] == pytest.approx(XF_POWER + 1.0, rel=1e-15)
@@ -79,7 +80,7 @@ def test_a_fall_off_needs_the_beam_energy():
     """A fall-off without ``beam_energy`` is refused with a one-line error."""
     region = _ToyRegion()
     pairs = _xf_pairs(region)
-    with pytest.raises(InputError, match="needs beam.energy"):
+    with pytest.raises(InputError, match=r"needs beam\.energy"):
         fit_extrapolation(*pairs, [0.45, 0.55], region,
                           settings=FitSettings(y_mean=TRUE[1], falloff=FALLOFF[:2]))  # fmt: skip
 
@@ -95,7 +96,8 @@ def test_the_model_sampler_draws_the_fall_off():
     nothing at or above the beam energy; equal seeds give equal samples."""
     smp = ParametricSampler(*TRUE, e_max=E_BEAM, falloff=(XF_POWER, E_BEAM))
     got = smp.sample(MASS, 200_000, seed=4)["E"]
-    assert got.size == 200_000 and np.max(got) < E_BEAM
+    assert got.size == 200_000
+    assert np.max(got) < E_BEAM
     ref = _xf_draws(400_000, seed=8)["E"]
     (p1, s1), (p2, s2) = _share_above(got, E_BEAM / 4), _share_above(ref, E_BEAM / 4)
     assert p1 > 0.01
@@ -118,7 +120,7 @@ def test_the_mock_mesons_fall_off():
     s_w = float(np.sqrt(np.sum((w * ((e0 > 12.5) - p_w)) ** 2)) / w.sum())
     p, s = _share_above(e, 12.5)
     assert abs(p - p_w) < 4 * np.hypot(s, s_w)
-    pt1, y1 = sample_pt_y(np.random.default_rng(2), m, *args, falloff=0.0)
+    _, y1 = sample_pt_y(np.random.default_rng(2), m, *args, falloff=0.0)
     np.testing.assert_array_equal(y1, y0)
 
 

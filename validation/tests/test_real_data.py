@@ -160,7 +160,6 @@ def test_the_matching_width_is_the_spectrums_own():
     the reference's, and again after a refit at that width (as the closure takes it), is its
     own 1.6 within 0.03 and then 0.01 (the arm fits ȳ with σ_y: the first fit's ȳ is off)."""
     from gammastar.yields.extrapolation.model import NOMINAL
-
     from gammastar_validation.real_data import matching_width
 
     g = grid(Beam(400.0), 0.5, dpt=0.05, dy=0.05)

@@ -135,9 +135,9 @@ class FitSettings:
         ``yields.extrapolation_pt_power``."""
         ys = cfg.yields.extrapolation_y_sigma  # σ_y from outside, when configured
         mode = cfg.yields.extrapolation_y_mean
-        fo = cfg.yields.extrapolation_falloff
-        if fo == "measured":
-            fo = FALLOFF
+        given = cfg.yields.extrapolation_falloff
+        fo = FALLOFF if given == "measured" else given
+        assert not isinstance(fo, str)
         return cls(
             y_mean=None if mode == "fitted" else cm_rapidity(cfg.beam.energy),
             y_mean_auto=mode == "auto",

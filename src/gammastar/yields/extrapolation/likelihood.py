@@ -86,9 +86,9 @@ def _log_h_sum(grp: FitGroup, form: ModelForm) -> float:
     key = (form.x_power, form.beam_energy, id(form.factor))
     cache = grp.__dict__.setdefault("_log_h", {})
     if key not in cache:
-        m, pt, y, w, _ = grp
+        pt = grp[1]
         cache.clear()
-        cache[key] = float(np.sum(w * form.log_factor(grp.m_, np.asarray(pt, dtype=np.float64), grp.y_)))
+        cache[key] = float(np.sum(grp.w_ * form.log_factor(grp.m_, np.asarray(pt, dtype=np.float64), grp.y_)))
     return cache[key]
 
 
@@ -361,7 +361,7 @@ def sandwich_and_cross(data, x, mu_fixed=None, sigma_fixed=False, power=0.0, bin
     ts, powers = split_groups(x[2:], n_g, power)
     fit_a = power is None
     jmat = np.zeros((k, k))
-    score_w2 = np.zeros((n_bins, k)) if bins is not None else None  # Σ_{i∈b} w_i² ∇l_i
+    score_w2 = np.zeros((n_bins, k))  # Σ_{i∈b} w_i² ∇l_i (with ``bins``)
     sums = np.zeros(n_bins)
     for g, (m, pt, y, w, ref) in enumerate(data):
         t, a = ts[g], powers[g]
