@@ -281,8 +281,39 @@ class TiltedMesons:
             log_z0, log_z1 = log_z(mu), log_z(mu + shift)
         lp = norm.logpdf(y, mu, sig) - log_z0
         lq = norm.logpdf(y, mu + shift, sig) - log_z1
+        if cfg.falloff and e_max is not None:  # the mesons × (1 − E/E_max)^n, each source's own
+            temp = cfg.electrons.pi0.pt_temperature if parent == "pi0" else cfg.pt_temperature
+            spectra = (temp, cfg.pt_mt_power, sig, float(cfg.falloff), float(e_max))
+            lp -= _log_mean_falloff(masses, mu, spectra)
+            lq -= _log_mean_falloff(masses, mu + shift, spectra)
         w = 1.0 / (0.5 + 0.5 * np.exp(lq - lp))
         return out, w
+
+
+def _log_mean_falloff(masses: NDArray[np.float64], mu: float,
+                      spectra: tuple[float, float, float, float, float]) -> NDArray[np.float64]:  # fmt: skip
+    """ln H(m), H the mean of the fall-off (1 − E/E_max)^n over a parent's (p_T, y) before it
+    (p_T ∝ p_T m_T^a e^{−m_T/T}, y Gaussian (``mu``, σ) truncated at the kinematic limit): the
+    accept–reject that gives the mock's mesons their fall-off
+    (:func:`gammastar.physics.sampling.sample_pt_y`) divides their density by it, one number
+    per parent mass, which differs between the plain and the tilted rapidity. By quadrature
+    on a grid of masses over ``masses``' range (H is smooth in m), interpolated."""
+    temp, power, sig, n, e_max = spectra
+    lo, hi = float(np.min(masses)), float(np.max(masses))
+    nodes = np.linspace(lo, hi, 33) if hi > lo else np.array([lo])
+    pt = np.linspace(0.0, 8.0, 801)[1:, None]
+    y = np.linspace(mu - 8 * sig, mu + 8 * sig, 1601)[None, :]
+    out = np.empty(nodes.size)
+    for k, m in enumerate(nodes):
+        mt = np.sqrt(pt**2 + m * m)
+        f = pt * mt**power * np.exp(-(mt - m) / temp)
+        f = f / f.sum()
+        y_max = np.arccosh(np.maximum(e_max / mt, 1.0))
+        g = np.exp(-0.5 * ((y - mu) / sig) ** 2) * (np.abs(y) <= y_max)
+        g = g / np.maximum(g.sum(axis=1, keepdims=True), 1e-300)  # truncated, normalised per p_T
+        x = np.minimum(mt * np.cosh(y) / e_max, 1.0)
+        out[k] = float(np.sum(f * g * (1.0 - x) ** n))
+    return np.interp(masses, nodes, np.log(out))
 
 
 class TruthSampler:

@@ -192,17 +192,20 @@ def test_yield_width_adds_the_named_nuisances_in_log(monkeypatch):
     assert yield_width(None, None, 1.0) == pytest.approx(0.0, abs=1e-15)
 
 
-def test_tilted_mesons_reweight_to_the_generators_rapidity():
+@pytest.mark.parametrize("falloff", [0.0, 3.5])
+def test_tilted_mesons_reweight_to_the_generators_rapidity(falloff):
     """``TiltedMesons`` on the parametric spectra truncated at a 400 GeV beam's kinematic
-    limit: the weighted fraction of parents with y > μ + 2σ equals the plain generator's
-    (an independent sample) within 4σ of their errors, while the tilted sample holds several
-    times more of them; the mean weight is 1 within 4 standard errors (E_q[p/q] = 1), and
-    every weight is at most 2 (the defensive mixture)."""
+    limit, without and with the mesons' fall-off (1 − E/E_beam)^n: the weighted fraction of
+    parents with y > μ + 2σ equals the plain generator's (an independent sample) within 4σ
+    of their errors, while the tilted sample holds several times more of them; the mean
+    weight is 1 within 4 standard errors (E_q[p/q] = 1: with the fall-off only where the
+    weights hold its mean under each rapidity), and every weight is at most 2 (the defensive
+    mixture)."""
     from gammastar.config.mock import MockConfig
     from gammastar.mock.cocktail import ParametricMesons
     from gammastar_validation.truth import TiltedMesons
 
-    cfg = MockConfig(efficiency_map=None)
+    cfg = MockConfig(efficiency_map=None, falloff=falloff, kinematic_limit=bool(falloff))
     base = ParametricMesons(cfg, 400.0)
     tilted = TiltedMesons(base, 1.0)
     masses = np.full(400_000, mass("omega"))

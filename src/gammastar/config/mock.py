@@ -323,8 +323,7 @@ class MockConfig(Section):
     """n of a fall-off (1 − E/E_beam)^n of the cocktail mesons' spectra towards x_F → 1 (the
     measured forward spectra fall so; docs/explanation/physics.md §3.2), by accept–reject
     (:func:`gammastar.physics.sampling.sample_pt_y`); needs ``kinematic_limit``. 0: none, a
-    Gaussian rapidity cut only at the beam energy. The π0 of the electron channel and the
-    combinatorial π/K parents keep none."""
+    Gaussian rapidity cut only at the beam energy. The combinatorial π/K parents keep none."""
     form_factors: MockFormFactors = Field(default_factory=MockFormFactors)
     decay_lambda_theta: MockPolarisation = Field(default_factory=MockPolarisation)
     """λ_θ of ρ, ω, φ → μμ in their helicity frame (the truth of the polarisation closure)."""

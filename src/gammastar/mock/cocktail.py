@@ -379,12 +379,10 @@ class ParametricMesons:
     def sample(self, rng: np.random.Generator, masses: NDArray[np.float64], parent: str = ""):
         n = masses.size
         temp, sig = self.cfg.pt_temperature, self.cfg.rapidity_sigma
-        falloff = self.cfg.falloff
         if parent == "pi0":  # the π0's own spectra
             temp, sig = self.cfg.electrons.pi0.pt_temperature, self.cfg.electrons.pi0.rapidity_sigma
-            falloff = 0.0
         pt, y = kin.sample_pt_y(rng, masses, temp, self.cfg.pt_mt_power, self.cfg.rapidity_mean,
-                                sig, self.beam_energy, falloff)  # fmt: skip
+                                sig, self.beam_energy, self.cfg.falloff)  # fmt: skip
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return four_momentum(masses, pt, y, phi)
 
