@@ -167,9 +167,9 @@ _RECORDS: tuple[Input, ...] = (
         "σ_y of the Gaussian lab rapidity, every meson", config="mock.rapidity_sigma",
     ),
     Input(
-        "falloff", 0.0, 0.8, "unsourced: none by default (a Gaussian rapidity cut only at the "
+        "falloff", 0.0, 0.7, "unsourced: none by default (a Gaussian rapidity cut only at the "
         "beam energy, on which the mock's closure tests are calibrated); forward pion spectra "
-        "(NA49, BMPT) give the extrapolation model's n = 3.0 +- 0.8 on such a Gaussian, whose "
+        "(NA49, BMPT) give the extrapolation model's n = 3.0 +- 0.7 on such a Gaussian, whose "
         "1 sigma this takes", "unsourced", "n of the mesons' fall-off (1 − E/E_beam)^n",
         config="mock.falloff",
     ),

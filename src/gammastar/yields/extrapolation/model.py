@@ -333,11 +333,11 @@ class Falloff(NamedTuple):
 
 FALLOFF = Falloff(
     3.0,
-    0.8,
+    0.7,
     "NA49 p+p -> pi+ X at 158 GeV/c (Alt et al., EPJC 45 (2006) 343, Table 6) and the BMPT "
     "p+Be -> pi+- parametrisation (Bonesini et al., EPJC 20 (2001) 13): the model fitted where "
     "the NA60-like arm looks falls as they do towards x_F -> 1, and predicts their share above "
-    "E_beam/2, at n = 1.1-3.8 (median 3.0) at 400 and 70 GeV (docs/explanation/physics.md 3.2)",
+    "E_beam/2, at n = 1.8-3.8 (median 3.0) at 400 and 70 GeV (docs/explanation/physics.md 3.2)",
 )
 """The measured fall-off (``yields.extrapolation_falloff: measured``): n of the factor
 (1 − E/E_beam)^n on the model's density, and its 1σ. Per forward pion spectrum (NA49's π⁺;
