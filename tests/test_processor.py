@@ -494,8 +494,8 @@ def test_selection_imports_no_dask():
 
 
 def test_dask_tasks_are_opaque_bytes():
-    """A Dask task of the selection is a builtin applied to the function (scattered once) and
-    the item's bytes (the scheduler reads the graph without importing the selection's
+    """A Dask task of the selection is a builtin applied to the function (scattered once, to
+    every worker: short tasks are not drawn to one worker holding it) and the item's bytes (the scheduler reads the graph without importing the selection's
     libraries); an error in the function reaches the caller as itself (the file and
     ChunkError handling read it)."""
     import operator
@@ -505,7 +505,8 @@ def test_dask_tasks_are_opaque_bytes():
     class Client:  # what opaque_map asks of a distributed.Client
         scattered = 0
 
-        def scatter(self, data, hash):
+        def scatter(self, data, hash, broadcast=False):
+            assert broadcast
             self.scattered += 1
             return data
 
