@@ -302,25 +302,23 @@ def eta_truth_problem(cfg: AnalysisConfig, branches: Iterable[str]) -> str | Non
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe: Any = None) -> Any:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
-    file per task on its workers), with the flavour and the branches the
-    η → μμ removal needs."""
-    from gammastar.selection.flavour_check import (  # the leptons' masses vs the flavour
-        check_flavour,
-        flavour_probe,
-    )
+    file per task on its workers), with the branches the η → μμ removal needs; ``probes``:
+    each file's energy precision, with which the chunks count the leptons' flavours for
+    :func:`_check_flavour` (the first entries' baskets read once, by the chunks)."""
+    from gammastar.selection.flavour_check import precision_probe
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
     n_files = sum(len(spec["files"]) for spec in fileset.values())
-    # a file per task on the workers: its branch checks and its flavour probe (which reads
-    # the file's first baskets; serially on the driver it added up with the files)
+    # a file per task on the workers: its branch checks and the precision of its energy
+    # branches (metadata only: the flavours are counted by the chunks that read its first
+    # entries, not by a second read of those baskets here)
     on_workers = exe is not None and n_files > 1 and _n_workers(exe) > 1
     checked = io.check_inputs(
         fileset, bmap, skip_bad_files=skip_bad_files,
         map_files=partial(map_tasks, exe) if on_workers else map,
-        probe=partial(flavour_probe, cfg.input.layout),
+        probe=partial(precision_probe, cfg.input.layout),
     )  # fmt: skip
-    check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
         log.warning("skipping bad file %s", urls.redact(f"{path}: {why}"))
     problem = eta_truth_problem(cfg, checked.branches.all)
@@ -476,6 +474,7 @@ def _process(
         with_mass_sums=run.spec is not None and cfg.background.remove_eta_mumu == "rate",
         # the second pass fills the unfolded histograms from the final weights
         with_unfolded=run.spec is None or not _needs_second_pass(cfg),
+        flavours={p: eps for p, eps in checked.probes.items() if eps is not None},
     )
     result, run_bad = run_processor(
         checked.fileset,
@@ -490,6 +489,7 @@ def _process(
         },
         executor=exe,
     )
+    _check_flavour(cfg, checked, result.pop("flavours", {}))
     cutflow = {k: int(result.get("cutflow", {}).get(k, 0)) for k in CUTFLOW_KEYS}
     if cutflow["leptons_nonfinite"]:
         log.warning(
@@ -498,6 +498,17 @@ def _process(
             cutflow["events_nonfinite"],
         )
     return result, {**checked.bad_files, **run_bad}, cutflow
+
+
+def _check_flavour(cfg: AnalysisConfig, checked: Any, counts: dict[str, Any]) -> None:
+    """:func:`~gammastar.selection.flavour_check.check_flavour` of the flavour counts of each
+    file's first entries, as its chunks counted them (a file without: none read, its damage
+    reported by the processing)."""
+    from gammastar.selection.flavour_check import check_flavour
+
+    files = [p for spec in checked.fileset.values() for p in spec["files"]]
+    probes = {p: dict(counts.get(p, {})) for p in files}
+    check_flavour(replace(checked, probes=probes), cfg.input.lepton)
 
 
 CHUNKS_PER_WORKER = 4
