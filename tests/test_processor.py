@@ -682,3 +682,28 @@ def test_sequential_reads_are_the_chunk_reads(tmp_path, monkeypatch):
             assert ak.to_list(a[k]) == ak.to_list(b[k])
     assert all(ak.to_list(again[k]) == ak.to_list(plain[1][k]) for k in again)
     assert gp._SEQUENTIAL[0] is None  # closed with the block
+
+
+def test_a_preloaded_dask_worker_has_what_the_tasks_need():
+    """A worker that preloads gammastar.selection.executors.dask_cluster (dask_setup) imports
+    nothing more when it receives the selection's tasks: the chunk task, the input check's
+    probe, the steps on the held chunks and the per-pair acceptance they carry (pickled by
+    reference here, as the tasks are), so that no worker pays the imports in its first task."""
+    from gammastar.corrections.pair_acceptance.table import PairAcceptance
+    from gammastar.selection import onworkers
+    from gammastar.selection.executors.processor import run_item
+    from gammastar.selection.flavour_check import precision_probe
+
+    refs = [run_item, precision_probe, onworkers.prepare_counted, onworkers.final_written,
+            onworkers.newton_pass, onworkers.part_state, PairAcceptance]  # fmt: skip
+    code = (
+        "import pickle, sys\n"
+        "from gammastar.selection.executors.dask_cluster import dask_setup\n"
+        "dask_setup(None)\n"
+        "before = set(sys.modules)\n"
+        "pickle.loads(sys.stdin.buffer.read())\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(refs),
+                         capture_output=True, check=True)  # fmt: skip
+    assert out.stdout.decode().strip() == "[]"

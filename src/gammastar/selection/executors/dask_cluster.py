@@ -13,6 +13,7 @@ module loads the chunk code when the worker starts (:func:`dask_setup`).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import operator
 import pickle
 import uuid
@@ -104,12 +105,25 @@ class DaskExecutor:
         self.held = {}
 
 
+TASK_MODULES = (
+    "gammastar.selection.executors.processor",
+    "gammastar.selection.onworkers",
+    "gammastar.corrections.pair_acceptance.table",
+)
+"""The modules the selection's tasks need on a worker beyond the chunk code (the processor
+with uproot and hist, the steps on the held chunks, the per-pair acceptance they receive):
+imported by :func:`dask_setup`, else by each worker's first task of them (about 0.25 s, in
+every worker at once: a fixed cost that more workers do not share)."""
+
+
 def dask_setup(worker: Any) -> None:
     """Dask's hook of a preloaded module (``dask worker --preload
-    gammastar.selection.executors.dask_cluster``; :func:`local_cluster`'s workers): the chunk code loaded
-    when the worker starts (:func:`~gammastar.selection.chunk.load_chunk_code`), not in
-    its first chunk."""
+    gammastar.selection.executors.dask_cluster``; :func:`local_cluster`'s workers): the chunk
+    code (:func:`~gammastar.selection.chunk.load_chunk_code`) and :data:`TASK_MODULES` loaded
+    when the worker starts, not in its first tasks."""
     load_chunk_code()
+    for name in TASK_MODULES:
+        importlib.import_module(name)
 
 
 class _OnBytes:
