@@ -707,3 +707,34 @@ def test_a_preloaded_dask_worker_has_what_the_tasks_need():
     out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(refs),
                          capture_output=True, check=True)  # fmt: skip
     assert out.stdout.decode().strip() == "[]"
+
+
+def test_the_sinks_meanwhile_runs_once_while_the_chunks_run():
+    """ChunkSink(meanwhile=job) runs the job once, as the first fold starts: on a parallel
+    executor the chunks are submitted by then (the driver's own work overlaps them: the job
+    sees a chunk running); a retry's fold does not run it again."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gammastar.selection.executors.processor import LocalExecutor, WorkItem
+    from gammastar.selection.executors.sink import ChunkSink, Counts, PairChunks
+
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def task(item):
+        started.set()
+        assert release.wait(10)  # until the job ran
+        return {"out": {"cutflow": Counts(events=1),
+                        "pairs": PairChunks({(item.filename, item.entrystart): {}})}}  # fmt: skip
+
+    def job():
+        ran.append(started.wait(10))  # a chunk has started (else: False after 10 s)
+        release.set()
+
+    items = [WorkItem("d", "f.root", "events", a, a + 5) for a in (0, 5, 10)]
+    with ThreadPoolExecutor(2) as pool:
+        exe = LocalExecutor("futures", 2, pool)
+        exe.sink = ChunkSink(meanwhile=job)
+        assert exe(items, task)["cutflow"] == {"events": 3}
+        assert exe(items, task)["cutflow"] == {"events": 3}  # a second fold: no second job
+    assert ran == [True]

@@ -71,6 +71,7 @@ from gammastar.selection.outputs import (
     _select_doc,
     _warn_peak_window,
     _write_outputs,
+    load_writers,
 )
 from gammastar.selection.records import (
     _Options,
@@ -121,8 +122,6 @@ def select(
         ``select("analysis/na60_like.yaml", execution=Execution("dask", workers=2))``
     """
     import time
-
-    import uproot  # noqa: F401  (imported before the timer, as always)
 
     from gammastar.selection.chunk import load_chunk_code
 
@@ -481,7 +480,9 @@ def _process(
         proc,
         execution=replace(ex, chunksize=_chunk_size(cfg, ex, exe, checked.entries)),
         skip_bad_files=opt.skip_bad_files,
-        sink=ChunkSink(dataset, numbers),
+        # the outputs' writers loaded while the chunks run (on a parallel executor the
+        # driver has read no file: uproot is not loaded yet)
+        sink=ChunkSink(dataset, numbers, meanwhile=load_writers),
         file_metadata={
             path: {"numentries": n, "uuid": checked.uuids[path]}
             for path, n in checked.entries.items()

@@ -34,9 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import hist  # noqa: F401
 import numpy as np
-import uproot  # noqa: F401
 
 from gammastar import io as gio
 from gammastar.core import remote
