@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from gammastar.core.inflate import isal_inflate
 from gammastar.errors import InputError
-from gammastar.io import open_tree
+from gammastar.io import LAYOUTS, open_tree
 from gammastar.physics.constants import M_E, M_MU
 
 log = logging.getLogger(__name__)
@@ -117,10 +117,14 @@ def file_flavours(path: str, tree_name: str, columns: dict[str, str], layout: st
 
 
 def _momenta(layout: str) -> list[tuple[str, str, str, str]]:
-    """The ``(E, px, py, pz)`` columns of each lepton of an entry (a Cartesian layout)."""
+    """The ``(E, px, py, pz)`` columns of each lepton of an entry; none in a layout without
+    them (``p, theta, phi``: no mass information; ``pt, eta, phi`` reads its ``mass``)."""
     if layout == "flat_pairs":
-        return [("E1", "px1", "py1", "pz1"), ("E2", "px2", "py2", "pz2")]
-    return [("E", "px", "py", "pz")]
+        sets = [("E1", "px1", "py1", "pz1"), ("E2", "px2", "py2", "pz2")]
+    else:
+        sets = [("E", "px", "py", "pz")]
+    have = set(LAYOUTS[layout].coordinates)
+    return [s for s in sets if set(s) <= have]
 
 
 def _probed_columns(layout: str, columns: Mapping[str, Any]) -> list[str]:
@@ -147,6 +151,8 @@ def flavours_of(arrays: Mapping[str, Any], layout: str, eps: Mapping[str, float]
         if "mass" not in arrays:
             return {}
         return lepton_flavours(None, mass=_flat(arrays["mass"]))
+    if not _momenta(layout):
+        return {}
     out = dict.fromkeys(("mu", "e", "unresolved", "neither"), 0)
     for cols in _momenta(layout):
         e = _flat(arrays[cols[0]])
@@ -180,13 +186,13 @@ def precision_probe(
     baskets; ``None`` for a file that does not open (left to the processing)."""
     try:
         f, t = open_tree(path, tree)
+        try:
+            return _precision(t, layout, columns)
+        finally:
+            f.close()
     except Exception as err:  # noqa: BLE001 - reported when processed
         log.debug("flavour check of %s skipped: %s", path, err)
         return None
-    try:
-        return _precision(t, layout, columns)
-    finally:
-        f.close()
 
 
 def chunk_flavours(
