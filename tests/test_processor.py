@@ -738,3 +738,26 @@ def test_the_sinks_meanwhile_runs_once_while_the_chunks_run():
         assert exe(items, task)["cutflow"] == {"events": 3}
         assert exe(items, task)["cutflow"] == {"events": 3}  # a second fold: no second job
     assert ran == [True]
+
+
+def test_the_driver_loads_uproot_beside_the_workers_checks():
+    """The selection's modules import no ROOT reader (uproot, awkward: about 0.4 s of a
+    command's start-up); on a parallel executor select() imports uproot in a thread while the
+    workers check the files (_load_readers), on the iterative one the first file opened does."""
+    code = (
+        "import sys, threading\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "import gammastar.selection.stage as st\n"
+        "from gammastar.selection.executors.processor import LocalExecutor\n"
+        "print('uproot' in sys.modules, 'awkward' in sys.modules)\n"
+        "st._load_readers(LocalExecutor())\n"
+        "print([t.name for t in threading.enumerate() if t.name.startswith('gammastar')])\n"
+        "with ThreadPoolExecutor(1) as pool:\n"
+        "    st._load_readers(LocalExecutor('futures', 1, pool))\n"
+        "    for t in threading.enumerate():\n"
+        "        if t.name == 'gammastar-load-readers':\n"
+        "            t.join(120)\n"
+        "print('uproot' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert out.stdout.decode().split("\n")[:3] == ["False False", "[]", "True"]
