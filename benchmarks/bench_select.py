@@ -148,6 +148,7 @@ from gammastar.selection.executors import Execution
 from gammastar.selection.stage import select
 import gammastar.selection.chunk
 import gammastar.selection.executors.processor  # all of gammastar is loaded before the timer, in every run
+import hist, jsonschema, uproot  # the readers and writers too (the selection loads them on first use)
 path, cfgpath, outdir, executor = sys.argv[1:5]
 if executor == "iterative":  # and the chunk code where the chunks run (as select does)
     gammastar.selection.chunk.load_chunk_code()

@@ -174,3 +174,55 @@ def test_flavour_probes_run_where_the_executor_maps_them(ee_file, tmp_path):
     with pytest.raises(InputError, match=r"a\.root: the leptons have the electron mass"):
         check_flavour(probed, "mu", map_files=pool_map)
     assert mapped == [str(f) for f in files]  # the check's own map only
+
+
+def test_chunks_count_the_flavours_of_the_first_entries(ee_file):
+    """The selection's chunks that read a file's first PROBE_ENTRIES entries count their
+    leptons' flavours (chunk_flavours, with the branch precision that precision_probe reads
+    from the metadata); over the chunks they add up to the check's own read of those entries
+    (file_flavours): integer counts of the same values with the same tolerance, so equal."""
+    from collections import Counter
+
+    from gammastar.selection.flavour_check import (
+        PROBE_ENTRIES,
+        chunk_flavours,
+        file_flavours,
+        precision_probe,
+    )
+
+    cols = {k: f"electron_{k}" for k in ("px", "py", "pz", "E", "charge")}
+    want = file_flavours(str(ee_file), "events", cols, "jagged_cartesian")
+    eps = precision_probe("jagged_cartesian", str(ee_file), "events", cols)
+    with uproot.open(ee_file) as f:
+        n = f["events"].num_entries
+        arrays = f["events"].arrays(list(cols.values()), how=dict)
+    # the precision of the stored energies' type (the branch's metadata, no basket read)
+    stored = ak.to_numpy(ak.flatten(arrays["electron_E"])).dtype
+    assert eps == {"E": float(np.finfo(stored).eps)}
+    step = max(1, min(n, PROBE_ENTRIES) // 3)  # several chunks inside the probed entries
+    got: Counter[str] = Counter()
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        part = {c: arrays[b][start:stop] for c, b in cols.items()}
+        counts = chunk_flavours(part, "jagged_cartesian", eps, start, stop)
+        assert (counts is None) == (start >= PROBE_ENTRIES)
+        got.update(counts or {})
+    assert dict(got) == want
+    assert want["e"] > 0  # the ee mock's electrons
+    assert want["mu"] == 0
+    part = {c: arrays[b][:1] for c, b in cols.items()}
+    assert chunk_flavours(part, "jagged_cartesian", eps, PROBE_ENTRIES, PROBE_ENTRIES + 1) is None
+
+
+@pytest.mark.parametrize("executor", ["iterative", pytest.param("futures", marks=pytest.mark.slow)])
+def test_flavour_refused_from_the_chunks_counts(ee_file, tmp_path, executor):
+    """The flavour check of a selection takes the chunks' counts (small chunks: several of
+    them in the first entries, on every executor): electrons read as muons are refused with
+    the check's line, and nothing is written."""
+    from gammastar.selection.executors import Execution
+
+    cols = {k: f"electron_{k}" for k in ("px", "py", "pz", "E", "charge")}
+    cfg = cfg_for(tmp_path, [ee_file], input={"lepton": "mu", "branches": cols})
+    with pytest.raises(InputError, match=r"ee\.root: the leptons have the electron mass"):
+        select(cfg, execution=Execution(executor, workers=2, chunksize=400))
+    assert not (tmp_path / "run" / "select.json").exists()

@@ -494,8 +494,8 @@ def test_selection_imports_no_dask():
 
 
 def test_dask_tasks_are_opaque_bytes():
-    """A Dask task of the selection is a builtin applied to the function (scattered once) and
-    the item's bytes (the scheduler reads the graph without importing the selection's
+    """A Dask task of the selection is a builtin applied to the function (scattered once, to
+    every worker: short tasks are not drawn to one worker holding it) and the item's bytes (the scheduler reads the graph without importing the selection's
     libraries); an error in the function reaches the caller as itself (the file and
     ChunkError handling read it)."""
     import operator
@@ -505,7 +505,8 @@ def test_dask_tasks_are_opaque_bytes():
     class Client:  # what opaque_map asks of a distributed.Client
         scattered = 0
 
-        def scatter(self, data, hash):
+        def scatter(self, data, hash, broadcast=False):
+            assert broadcast
             self.scattered += 1
             return data
 
@@ -681,3 +682,82 @@ def test_sequential_reads_are_the_chunk_reads(tmp_path, monkeypatch):
             assert ak.to_list(a[k]) == ak.to_list(b[k])
     assert all(ak.to_list(again[k]) == ak.to_list(plain[1][k]) for k in again)
     assert gp._SEQUENTIAL[0] is None  # closed with the block
+
+
+def test_a_preloaded_dask_worker_has_what_the_tasks_need():
+    """A worker that preloads gammastar.selection.executors.dask_cluster (dask_setup) imports
+    nothing more when it receives the selection's tasks: the chunk task, the input check's
+    probe, the steps on the held chunks and the per-pair acceptance they carry (pickled by
+    reference here, as the tasks are), so that no worker pays the imports in its first task."""
+    from gammastar.corrections.pair_acceptance.table import PairAcceptance
+    from gammastar.selection import onworkers
+    from gammastar.selection.executors.processor import run_item
+    from gammastar.selection.flavour_check import precision_probe
+
+    refs = [run_item, precision_probe, onworkers.prepare_counted, onworkers.final_written,
+            onworkers.newton_pass, onworkers.part_state, PairAcceptance]  # fmt: skip
+    code = (
+        "import pickle, sys\n"
+        "from gammastar.selection.executors.dask_cluster import dask_setup\n"
+        "dask_setup(None)\n"
+        "before = set(sys.modules)\n"
+        "pickle.loads(sys.stdin.buffer.read())\n"
+        "print(sorted(set(sys.modules) - before))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(refs),
+                         capture_output=True, check=True)  # fmt: skip
+    assert out.stdout.decode().strip() == "[]"
+
+
+def test_the_sinks_meanwhile_runs_once_while_the_chunks_run():
+    """ChunkSink(meanwhile=job) runs the job once, as the first fold starts: on a parallel
+    executor the chunks are submitted by then (the driver's own work overlaps them: the job
+    sees a chunk running); a retry's fold does not run it again."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gammastar.selection.executors.processor import LocalExecutor, WorkItem
+    from gammastar.selection.executors.sink import ChunkSink, Counts, PairChunks
+
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def task(item):
+        started.set()
+        assert release.wait(10)  # until the job ran
+        return {"out": {"cutflow": Counts(events=1),
+                        "pairs": PairChunks({(item.filename, item.entrystart): {}})}}  # fmt: skip
+
+    def job():
+        ran.append(started.wait(10))  # a chunk has started (else: False after 10 s)
+        release.set()
+
+    items = [WorkItem("d", "f.root", "events", a, a + 5) for a in (0, 5, 10)]
+    with ThreadPoolExecutor(2) as pool:
+        exe = LocalExecutor("futures", 2, pool)
+        exe.sink = ChunkSink(meanwhile=job)
+        assert exe(items, task)["cutflow"] == {"events": 3}
+        assert exe(items, task)["cutflow"] == {"events": 3}  # a second fold: no second job
+    assert ran == [True]
+
+
+def test_the_driver_loads_uproot_beside_the_workers_checks():
+    """The selection's modules import no ROOT reader (uproot, awkward: about 0.4 s of a
+    command's start-up); on a parallel executor select() imports uproot in a thread while the
+    workers check the files (_load_readers), on the iterative one the first file opened does."""
+    code = (
+        "import sys, threading\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "import gammastar.selection.stage as st\n"
+        "from gammastar.selection.executors.processor import LocalExecutor\n"
+        "print('uproot' in sys.modules, 'awkward' in sys.modules)\n"
+        "st._load_readers(LocalExecutor())\n"
+        "print([t.name for t in threading.enumerate() if t.name.startswith('gammastar')])\n"
+        "with ThreadPoolExecutor(1) as pool:\n"
+        "    st._load_readers(LocalExecutor('futures', 1, pool))\n"
+        "    for t in threading.enumerate():\n"
+        "        if t.name == 'gammastar-load-readers':\n"
+        "            t.join(120)\n"
+        "print('uproot' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    assert out.stdout.decode().split("\n")[:3] == ["False False", "[]", "True"]

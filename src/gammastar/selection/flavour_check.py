@@ -2,15 +2,17 @@
 
 :func:`lepton_flavours` classifies leptons by their mass (the ``mass`` branch, or
 m² = E² − |p|² within the rounding of the stored precision) as muon-like, electron-like or
-unresolved; :func:`check_flavour` reads the first entries of every input file and raises one
-:class:`~gammastar.errors.InputError` line when they hold the other flavour or both
-(mixed-flavour pairs). Branch names per flavour: :data:`gammastar.io.FLAVOUR_PREFIX`.
+unresolved; :func:`check_flavour` takes those counts of the first entries of every input file
+(read by its own probe, or counted by the selection's chunks that read them:
+:func:`chunk_flavours`) and raises one :class:`~gammastar.errors.InputError` line when they
+hold the other flavour or both (mixed-flavour pairs). Branch names per flavour:
+:data:`gammastar.io.FLAVOUR_PREFIX`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -19,7 +21,7 @@ from numpy.typing import NDArray
 
 from gammastar.core.inflate import isal_inflate
 from gammastar.errors import InputError
-from gammastar.io import open_tree
+from gammastar.io import LAYOUTS, open_tree
 from gammastar.physics.constants import M_E, M_MU
 
 log = logging.getLogger(__name__)
@@ -104,43 +106,106 @@ def file_flavours(path: str, tree_name: str, columns: dict[str, str], layout: st
     f, t = open_tree(path, tree_name)
     try:
         stop = min(int(t.num_entries), PROBE_ENTRIES)
-        if stop == 0:
+        wanted = _probed_columns(layout, columns)
+        if stop == 0 or not wanted:
             return {}
-        if layout == "jagged_ptetaphi":
-            if "mass" not in columns:
-                return {}
-            a = t.arrays([columns["mass"]], entry_stop=stop, how=dict)
-            return lepton_flavours(None, mass=_flat(a[columns["mass"]]))
-        if layout == "flat_pairs":
-            sets = [("E1", "px1", "py1", "pz1"), ("E2", "px2", "py2", "pz2")]
-        else:
-            sets = [("E", "px", "py", "pz")]
-        out = dict.fromkeys(("mu", "e", "unresolved", "neither"), 0)
-        for cols in sets:
-            names = [columns[c] for c in cols]
-            a = t.arrays(names, entry_stop=stop, how=dict)
-            e = _flat(a[names[0]])
-            px, py, pz = (_flat(a[n]) for n in names[1:])
-            p2 = px**2 + py**2 + pz**2
-            counts = lepton_flavours(e, p2, eps=_eps(t, names[0]))
-            for k, v in counts.items():
-                out[k] += v
-        return out
+        a = t.arrays([columns[c] for c in wanted], entry_stop=stop, how=dict)
+        eps = _precision(t, layout, columns)
+        return flavours_of({c: a[columns[c]] for c in wanted}, layout, eps)
     finally:
         f.close()
 
 
+def _momenta(layout: str) -> list[tuple[str, str, str, str]]:
+    """The ``(E, px, py, pz)`` columns of each lepton of an entry; none in a layout without
+    them (``p, theta, phi``: no mass information; ``pt, eta, phi`` reads its ``mass``)."""
+    if layout == "flat_pairs":
+        sets = [("E1", "px1", "py1", "pz1"), ("E2", "px2", "py2", "pz2")]
+    else:
+        sets = [("E", "px", "py", "pz")]
+    have = set(LAYOUTS[layout].coordinates)
+    return [s for s in sets if set(s) <= have]
+
+
+def _probed_columns(layout: str, columns: Mapping[str, Any]) -> list[str]:
+    """The columns the flavour is read from: ``mass`` (``pt, eta, phi`` layouts, where the
+    input has it), else the energy and momentum of each lepton."""
+    if layout == "jagged_ptetaphi":
+        return ["mass"] if "mass" in columns else []
+    return [c for cols in _momenta(layout) for c in cols]
+
+
+def _precision(tree: Any, layout: str, columns: Mapping[str, str]) -> dict[str, float]:
+    """The relative precision of each energy branch (:func:`_eps`; none in ``pt, eta, phi``
+    layouts, whose check reads the mass)."""
+    if layout == "jagged_ptetaphi":
+        return {}
+    return {cols[0]: _eps(tree, columns[cols[0]]) for cols in _momenta(layout)}
+
+
+def flavours_of(arrays: Mapping[str, Any], layout: str, eps: Mapping[str, float]) -> dict:
+    """:func:`lepton_flavours` of leptons' columns as read (package names: those of
+    :func:`_probed_columns`; ``eps``: the precision of each energy column); ``{}`` without a
+    mass in a ``pt, eta, phi`` layout."""
+    if layout == "jagged_ptetaphi":
+        if "mass" not in arrays:
+            return {}
+        return lepton_flavours(None, mass=_flat(arrays["mass"]))
+    if not _momenta(layout):
+        return {}
+    out = dict.fromkeys(("mu", "e", "unresolved", "neither"), 0)
+    for cols in _momenta(layout):
+        e = _flat(arrays[cols[0]])
+        px, py, pz = (_flat(arrays[c]) for c in cols[1:])
+        counts = lepton_flavours(e, px**2 + py**2 + pz**2, eps=eps[cols[0]])
+        for k, v in counts.items():
+            out[k] += v
+    return out
+
+
 def flavour_probe(layout: str, path: str, tree: str, columns: dict[str, str]) -> dict | None:
-    """:func:`file_flavours` of one file as the selection reads it: the probe that
-    :func:`gammastar.io.check_inputs` runs in each file's task (on the executor's workers),
-    and :func:`check_flavour`'s own; ``None`` for a file whose first entries cannot be read
-    (left to the processing, which reports the damage by file name)."""
+    """:func:`file_flavours` of one file as the selection reads it: :func:`check_flavour`'s
+    own probe, which :func:`gammastar.io.check_inputs` can also run in each file's task;
+    ``None`` for a file whose first entries cannot be read (left to the processing, which
+    reports the damage by file name)."""
     try:
         with isal_inflate():  # the first baskets, as the selection reads them
             return file_flavours(path, tree, columns, layout)
     except Exception as err:  # noqa: BLE001 - damaged data: reported when processed
         log.debug("flavour check of %s skipped: %s", path, err)
         return None
+
+
+def precision_probe(
+    layout: str, path: str, tree: str, columns: dict[str, str]
+) -> dict[str, float] | None:
+    """The selection's probe of each file in its input check's task (:func:`gammastar.io.
+    check_inputs`): the precision of its energy branches (their metadata; nothing
+    decompressed), with which the chunks that read the file's first :data:`PROBE_ENTRIES`
+    entries count their flavours (:func:`chunk_flavours`) instead of a second read of those
+    baskets; ``None`` for a file that does not open (left to the processing)."""
+    try:
+        f, t = open_tree(path, tree)
+        try:
+            return _precision(t, layout, columns)
+        finally:
+            f.close()
+    except Exception as err:  # noqa: BLE001 - reported when processed
+        log.debug("flavour check of %s skipped: %s", path, err)
+        return None
+
+
+def chunk_flavours(
+    cols: Mapping[str, Any], layout: str, eps: Mapping[str, float], start: int, stop: int
+) -> dict | None:
+    """:func:`flavours_of` of the chunk of entries [``start``, ``stop``) of its file (columns
+    as read) within the file's first :data:`PROBE_ENTRIES` entries: the chunks' counts of a
+    file add up to its :func:`file_flavours` (the same values, the same precision ``eps``
+    from :func:`precision_probe`); ``None`` for a chunk after them."""
+    n = min(stop, PROBE_ENTRIES) - start
+    if n <= 0:
+        return None
+    return flavours_of({c: cols[c][:n] for c in _probed_columns(layout, cols)}, layout, eps)
 
 
 def _probe_item(layout: str, columns: dict[str, str], path_tree: tuple[str, str]) -> dict | None:

@@ -5,6 +5,7 @@ timings), ``histograms.root`` and ``pairs.parquet`` written together, and the st
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from collections.abc import Mapping
@@ -12,9 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-# select.json is checked against its schema on every write (gammastar.core.rundir.validate):
-# its validator is loaded with the stage, as the processor loads its readers and writers
-import jsonschema  # noqa: F401
 import numpy as np
 
 from gammastar.config import AnalysisConfig
@@ -83,6 +81,18 @@ class SelectResult(StageResult):
 
 
 OUTPUT_FILES = rundir.stage_outputs("select")  # pairs.parquet, histograms.root, select.json
+
+WRITER_MODULES = ("uproot", "jsonschema")
+"""What writing the outputs imports: uproot (``histograms.root``) and jsonschema
+(``select.json``'s check against its schema, :func:`gammastar.core.rundir.validate`)."""
+
+
+def load_writers() -> None:
+    """Import :data:`WRITER_MODULES` (about half a second): on a parallel executor while the
+    chunks run, where the driver only waits (the sink's ``meanwhile``), rather than before the
+    first chunk or after the last."""
+    for name in WRITER_MODULES:
+        importlib.import_module(name)
 
 
 def _write_parquet(path: Path, df: pd.DataFrame, rows_per_group: int = 1_000_000) -> None:

@@ -71,6 +71,7 @@ from gammastar.selection.outputs import (
     _select_doc,
     _warn_peak_window,
     _write_outputs,
+    load_writers,
 )
 from gammastar.selection.records import (
     _Options,
@@ -122,8 +123,6 @@ def select(
     """
     import time
 
-    import uproot  # noqa: F401  (imported before the timer, as always)
-
     from gammastar.selection.chunk import load_chunk_code
 
     if (execution or Execution()).executor == "iterative":  # the chunks run in this process
@@ -150,6 +149,7 @@ def select(
         replace(execution, chunksize=execution.chunksize or cfg.input.step_size)
     ) as exe:
         opened = time.perf_counter() - t_open
+        _load_readers(exe)
         run = _prepare_run(cfg, opt, inputs, t0 + opened, exe=exe)
         if execution.executor != "iterative":
             run.times["cluster"] = opened
@@ -158,6 +158,24 @@ def select(
         finally:
             if run.staging is not None:
                 _remove_staging(run.staging)
+
+
+def _parallel(exe: Any) -> bool:
+    """Whether ``exe`` runs its tasks on workers (a Dask cluster, a process pool)."""
+    return exe is not None and (not isinstance(exe, LocalExecutor) or exe.pool is not None)
+
+
+def _load_readers(exe: Any) -> None:
+    """On a parallel executor, uproot (about 0.4 s of imports: the reader of the efficiency
+    and acceptance maps, which the driver loads next) imported in a thread while the
+    workers check the input files; the driver's own ``import uproot`` waits for it (Python's
+    import lock). Elsewhere the first file opened here imports it."""
+    import importlib
+    import threading
+
+    if _parallel(exe):
+        threading.Thread(target=importlib.import_module, args=("uproot",), daemon=True,
+                         name="gammastar-load-readers").start()  # fmt: skip
 
 
 _URL_NEEDS = (
@@ -302,25 +320,23 @@ def eta_truth_problem(cfg: AnalysisConfig, branches: Iterable[str]) -> str | Non
 
 def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe: Any = None) -> Any:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
-    file per task on its workers), with the flavour and the branches the
-    η → μμ removal needs."""
-    from gammastar.selection.flavour_check import (  # the leptons' masses vs the flavour
-        check_flavour,
-        flavour_probe,
-    )
+    file per task on its workers), with the branches the η → μμ removal needs; ``probes``:
+    each file's energy precision, with which the chunks count the leptons' flavours for
+    :func:`_check_flavour` (the first entries' baskets read once, by the chunks)."""
+    from gammastar.selection.flavour_check import precision_probe
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
     fileset = io.fileset_from_config(cfg, inputs)
-    n_files = sum(len(spec["files"]) for spec in fileset.values())
-    # a file per task on the workers: its branch checks and its flavour probe (which reads
-    # the file's first baskets; serially on the driver it added up with the files)
-    on_workers = exe is not None and n_files > 1 and _n_workers(exe) > 1
+    # a file per task on the workers (also on one: the driver then opens no file, and
+    # loads uproot for the maps meanwhile, _load_readers): its branch checks and the
+    # precision of its energy branches (metadata only: the flavours are counted by the
+    # chunks that read its first entries, not by a second read of those baskets here)
+    on_workers = _parallel(exe)
     checked = io.check_inputs(
         fileset, bmap, skip_bad_files=skip_bad_files,
         map_files=partial(map_tasks, exe) if on_workers else map,
-        probe=partial(flavour_probe, cfg.input.layout),
+        probe=partial(precision_probe, cfg.input.layout),
     )  # fmt: skip
-    check_flavour(checked, cfg.input.lepton)
     for path, why in checked.bad_files.items():
         log.warning("skipping bad file %s", urls.redact(f"{path}: {why}"))
     problem = eta_truth_problem(cfg, checked.branches.all)
@@ -476,13 +492,16 @@ def _process(
         with_mass_sums=run.spec is not None and cfg.background.remove_eta_mumu == "rate",
         # the second pass fills the unfolded histograms from the final weights
         with_unfolded=run.spec is None or not _needs_second_pass(cfg),
+        flavours={p: eps for p, eps in checked.probes.items() if eps is not None},
     )
     result, run_bad = run_processor(
         checked.fileset,
         proc,
         execution=replace(ex, chunksize=_chunk_size(cfg, ex, exe, checked.entries)),
         skip_bad_files=opt.skip_bad_files,
-        sink=ChunkSink(dataset, numbers),
+        # the outputs' writers loaded while the chunks run (on a parallel executor the
+        # driver has read no file: uproot is not loaded yet)
+        sink=ChunkSink(dataset, numbers, meanwhile=load_writers),
         file_metadata={
             path: {"numentries": n, "uuid": checked.uuids[path]}
             for path, n in checked.entries.items()
@@ -490,6 +509,7 @@ def _process(
         },
         executor=exe,
     )
+    _check_flavour(cfg, checked, result.pop("flavours", {}))
     cutflow = {k: int(result.get("cutflow", {}).get(k, 0)) for k in CUTFLOW_KEYS}
     if cutflow["leptons_nonfinite"]:
         log.warning(
@@ -498,6 +518,17 @@ def _process(
             cutflow["events_nonfinite"],
         )
     return result, {**checked.bad_files, **run_bad}, cutflow
+
+
+def _check_flavour(cfg: AnalysisConfig, checked: Any, counts: dict[str, Any]) -> None:
+    """:func:`~gammastar.selection.flavour_check.check_flavour` of the flavour counts of each
+    file's first entries, as its chunks counted them (a file without: none read, its damage
+    reported by the processing)."""
+    from gammastar.selection.flavour_check import check_flavour
+
+    files = [p for spec in checked.fileset.values() for p in spec["files"]]
+    probes = {p: dict(counts.get(p, {})) for p in files}
+    check_flavour(replace(checked, probes=probes), cfg.input.lepton)
 
 
 CHUNKS_PER_WORKER = 4

@@ -13,6 +13,7 @@ module loads the chunk code when the worker starts (:func:`dask_setup`).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import operator
 import pickle
 import uuid
@@ -57,7 +58,7 @@ class DaskExecutor:
             self.held = {(str(i.filename), int(i.entrystart)): f
                          for i, f in zip(items, futures, strict=True)}  # fmt: skip
             watched = self.client.map(
-                operator.call, [self.client.scatter(Summary(), hash=False)] * len(futures),
+                operator.call, [shared(self.client, Summary())] * len(futures),
                 futures, pure=False,
             )  # fmt: skip
 
@@ -74,9 +75,10 @@ class DaskExecutor:
     ) -> tuple[list[Any], list[Any]]:
         """``fn`` on each held state, where it is: ``keep``: ``fn`` returns ``(new state,
         small)``; the new states stay on the workers (futures) and the smalls come back;
-        else ``fn``'s results come back. ``fn`` is scattered once (it may hold the maps)."""
-        shared = self.client.scatter(fn, hash=False)
-        out = self.client.map(operator.call, [shared] * len(states), states, pure=False)
+        else ``fn``'s results come back. ``fn`` is sent once to every worker (:func:`shared`:
+        it may hold the maps)."""
+        out = self.client.map(operator.call, [shared(self.client, fn)] * len(states), states,
+                              pure=False)  # fmt: skip
         if not keep:
             try:
                 return [], self.client.gather(out)
@@ -93,9 +95,9 @@ class DaskExecutor:
 
     def map_new(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         """``fn(item)`` for each item as held states (futures on the workers; ``fn``
-        scattered once)."""
-        shared = self.client.scatter(fn, hash=False)
-        return list(self.client.map(operator.call, [shared] * len(items), items, pure=False))
+        sent once to every worker)."""
+        fut = shared(self.client, fn)
+        return list(self.client.map(operator.call, [fut] * len(items), items, pure=False))
 
     def release_held(self, states: Sequence[Any] = ()) -> None:
         """Let the workers drop the held chunks (the ``states``, futures, go when the caller
@@ -103,12 +105,25 @@ class DaskExecutor:
         self.held = {}
 
 
+TASK_MODULES = (
+    "gammastar.selection.executors.processor",
+    "gammastar.selection.onworkers",
+    "gammastar.corrections.pair_acceptance.table",
+)
+"""The modules the selection's tasks need on a worker beyond the chunk code (the processor
+with uproot and hist, the steps on the held chunks, the per-pair acceptance they receive):
+imported by :func:`dask_setup`, else by each worker's first task of them (about 0.25 s, in
+every worker at once: a fixed cost that more workers do not share)."""
+
+
 def dask_setup(worker: Any) -> None:
     """Dask's hook of a preloaded module (``dask worker --preload
-    gammastar.selection.executors.dask_cluster``; :func:`local_cluster`'s workers): the chunk code loaded
-    when the worker starts (:func:`~gammastar.selection.chunk.load_chunk_code`), not in
-    its first chunk."""
+    gammastar.selection.executors.dask_cluster``; :func:`local_cluster`'s workers): the chunk
+    code (:func:`~gammastar.selection.chunk.load_chunk_code`) and :data:`TASK_MODULES` loaded
+    when the worker starts, not in its first tasks."""
     load_chunk_code()
+    for name in TASK_MODULES:
+        importlib.import_module(name)
 
 
 class _OnBytes:
@@ -130,17 +145,25 @@ def opaque_map(
     The scheduler unpickles every task graph it receives; a task holding the selection's
     function (the processor, a second-pass function) or its items would make a fresh
     scheduler import awkward, numba, uproot and gammastar (seconds) before the first chunk
-    starts. Here ``fn`` is scattered to the workers once (it may hold the efficiency and
-    acceptance maps: sent once, not with every task) and each task is ``operator.call(fn,
+    starts. Here ``fn`` goes to every worker once (:func:`shared`; it may hold the efficiency
+    and acceptance maps: sent once, not with every task) and each task is ``operator.call(fn,
     item's bytes)``: the scheduler reads a builtin, a future and bytes. One key per item
     (``<name>-<uuid>-<i>``: the tasks are not pure).
     """
     token = uuid.uuid4().hex
-    shared = client.scatter(_OnBytes(fn), hash=False)
+    fut = shared(client, _OnBytes(fn))
     blobs = [cloudpickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL) for item in items]
     keys = [f"{name}-{token}-{i}" for i in range(len(blobs))]
-    return client.map(operator.call, [shared] * len(blobs), blobs, key=keys, pure=False,
+    return client.map(operator.call, [fut] * len(blobs), blobs, key=keys, pure=False,
                       **kwargs)  # fmt: skip
+
+
+def shared(client: Any, obj: Any) -> Any:
+    """``obj`` scattered to every worker at once (its future), for the tasks of one map that
+    all take it. Scattered to one worker only, it would draw every short task (a file's input
+    check, a held chunk's summary) to that worker, and the others would fetch it from there
+    (tens of MB where it holds the acceptance's tables) before their first task of the map."""
+    return client.scatter(obj, hash=False, broadcast=True)
 
 
 QUIET_CLUSTER: dict[str, Any] = {
@@ -173,7 +196,8 @@ def local_cluster(n_workers: int = 2, *, processes: bool = True) -> Any:
     with dask.config.set({"distributed.nanny.pre-spawn-environ": env, **QUIET_CLUSTER}):
         return LocalCluster(
             n_workers=n_workers,
-            preload=["gammastar.selection.executors.dask_cluster"],  # dask_setup: the chunk code loaded
+            # dask_setup: the chunk code loaded when each worker starts
+            preload=["gammastar.selection.executors.dask_cluster"],
             threads_per_worker=1,
             processes=processes,
             dashboard_address=None,

@@ -34,9 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import hist  # noqa: F401
 import numpy as np
-import uproot  # noqa: F401
 
 from gammastar import io as gio
 from gammastar.core import remote
@@ -58,6 +56,7 @@ from gammastar.selection.executors.sink import (
     fold,
     fold_or_cancel,
 )
+from gammastar.selection.flavour_check import chunk_flavours
 from gammastar.selection.mixing import MIX_WEIGHT_QUANTUM, MIXED_COLUMNS, mixed_histograms
 from gammastar.selection.pairhists import HistAxes, raw_histograms, unfolded_histograms
 from gammastar.selection.plausibility import Plausibility, read_failure
@@ -296,6 +295,11 @@ class DileptonProcessor:
             (:func:`gammastar.selection.weights.second_pass.mass_sums`: the η → μμ ``rate`` removal).
         with_unfolded: return the chunk's unfolded histograms (``False`` where the second
             pass fills them from the final weights: not computed, not sent).
+        flavours: input file → the precision of its energy branches
+            (:func:`~gammastar.selection.flavour_check.precision_probe`): a chunk of the
+            file's first entries returns their flavour counts (``flavours``: file → counts,
+            :func:`~gammastar.selection.flavour_check.chunk_flavours`; the input's flavour
+            check, from the baskets the chunk reads anyway). ``None``: not counted.
     """
 
     def __init__(
@@ -311,6 +315,7 @@ class DileptonProcessor:
         part_numbers: Mapping[str, int] | None = None,
         with_mass_sums: bool = False,
         with_unfolded: bool = True,
+        flavours: Mapping[str, Mapping[str, float]] | None = None,
     ) -> None:
         self.reader = reader
         self.cuts = cuts
@@ -322,6 +327,7 @@ class DileptonProcessor:
         self.part_numbers = dict(part_numbers or {})
         self.with_mass_sums = with_mass_sums
         self.with_unfolded = with_unfolded
+        self.flavours = None if flavours is None else dict(flavours)
 
     def process_item(self, item: WorkItem) -> dict[str, Any]:
         """One chunk, read with uproot (:meth:`ChunkReader.read_item`)."""
@@ -343,6 +349,7 @@ class DileptonProcessor:
             ) from err
 
     def _process(self, cols: Mapping[str, Any], md: Mapping[str, Any]) -> dict[str, Any]:
+        flavours = self._flavours(cols, md)  # of the columns as read, before the selection
         pairs, flow = select_chunk(
             cols,
             self.reader.layout,
@@ -355,6 +362,8 @@ class DileptonProcessor:
         )
         key = (str(md.get("filename", "")), int(md.get("entrystart", 0)))
         out: dict[str, Any] = {"cutflow": Counts(flow)}
+        if flavours is not None:
+            out["flavours"] = {key[0]: Counts(flavours)}
         mixed = {k: pairs.pop(k) for k in MIXED_COLUMNS if k in pairs}
         if self.axes is not None:
             out["hists"] = raw_histograms(self.axes, pairs)
@@ -403,6 +412,16 @@ class DileptonProcessor:
                 packed["parquet"] = raw
             return packed
         return out
+
+    def _flavours(self, cols: Mapping[str, Any], md: Mapping[str, Any]) -> dict | None:
+        """The flavour counts of the chunk's share of its file's first entries (``None``:
+        not asked for this file, or none of them here)."""
+        eps = None if self.flavours is None else self.flavours.get(str(md.get("filename", "")))
+        if eps is None:
+            return None
+        start = int(md.get("entrystart", 0))
+        return chunk_flavours(cols, self.reader.layout, eps, start,
+                              int(md.get("entrystop", start)))  # fmt: skip
 
 
 def run_item(proc: DileptonProcessor, item: WorkItem) -> dict[str, Any]:

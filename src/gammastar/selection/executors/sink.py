@@ -82,20 +82,32 @@ class ChunkSink:
     the pairs are either kept in key order (columns; ``dataset`` ``None``) or are parts of the
     pair dataset ``dataset`` (written by the workers: the sink keeps their names; one sent
     as bytes it writes itself). An early chunk's small outputs are held until those before it
-    are in.
+    are in. ``meanwhile``: work for the driver while the chunks run (run once, as the first
+    fold starts: after a parallel executor has sent the chunks).
     """
 
     def __init__(
         self,
         dataset: str | os.PathLike[str] | None = None,
         part_numbers: Mapping[str, int] | None = None,
+        meanwhile: Callable[[], object] | None = None,
     ) -> None:
         self.dataset = dataset
         self.part_numbers = dict(part_numbers or {})
-        self.start([])
+        # run once by the first fold's start(): on a parallel executor the chunks are running
+        # by then, and the driver would only wait for them
+        self.meanwhile = meanwhile
+        self._reset([])
 
     def start(self, items: Any) -> None:
-        """A fresh fold over these work items (a retry starts over)."""
+        """A fresh fold over these work items (a retry starts over); the first one runs
+        :attr:`meanwhile`."""
+        self._reset(items)
+        job, self.meanwhile = self.meanwhile, None
+        if job is not None:
+            job()
+
+    def _reset(self, items: Any) -> None:
         self.order = sorted({(str(i.filename), int(i.entrystart)) for i in items})
         self.next = 0
         self.pending: dict[Any, Any] = {}
