@@ -106,12 +106,19 @@ class DaskExecutor:
 
 
 TASK_MODULES = (
-    "gammastar.selection.executors.processor",
+    "uproot",
+    "hist",
+    "gammastar.core.inflate",
+    "gammastar.selection.flavour_check",
+    "gammastar.selection.plausibility",
+    "gammastar.selection.weights.second_pass",
     "gammastar.selection.onworkers",
     "gammastar.corrections.pair_acceptance.table",
 )
-"""The modules the selection's tasks need on a worker beyond the chunk code (the processor
-with uproot and hist, the steps on the held chunks, the per-pair acceptance they receive):
+"""The modules the selection's tasks need on a worker beyond the chunk code (what the
+processor imports, uproot and hist among them, but not the processor itself, which uses this
+module: its own code is the first task's only import; the steps on the held chunks, the
+per-pair acceptance they receive):
 imported by :func:`dask_setup`, else by each worker's first task of them (about 0.25 s, in
 every worker at once: a fixed cost that more workers do not share)."""
 
