@@ -78,18 +78,25 @@ class FitGroup(tuple[Any, ...]):
         return self
 
 
-def _log_h_sum(grp: FitGroup, form: ModelForm) -> float:
-    """Σ_i w_i ln h(x_i) of a form's parameter-free factor over a group's pairs (0 without
-    one; kept per factor on the group): the compiled sums hold ln p without it."""
+def _log_h(grp: FitGroup, form: ModelForm) -> tuple[NDArray[np.float64], float]:
+    """ln h(x_i) of a form's parameter-free factor at a group's pairs and its weighted sum
+    Σ_i w_i ln h(x_i) (zeros without one; kept per factor on the group): the sums over the
+    pairs hold ln p without it."""
     if not form.has_factor:
-        return 0.0
+        return np.zeros(grp.y_.size), 0.0
     key = (form.x_power, form.beam_energy, id(form.factor))
     cache = grp.__dict__.setdefault("_log_h", {})
     if key not in cache:
-        pt = grp[1]
+        lh = np.asarray(form.log_factor(grp.m_, np.asarray(grp[1], dtype=np.float64), grp.y_),
+                        dtype=np.float64) + np.zeros(grp.y_.size)  # fmt: skip
         cache.clear()
-        cache[key] = float(np.sum(grp.w_ * form.log_factor(grp.m_, np.asarray(pt, dtype=np.float64), grp.y_)))
+        cache[key] = (lh, float(np.sum(grp.w_ * lh)))
     return cache[key]
+
+
+def _log_h_sum(grp: FitGroup, form: ModelForm) -> float:
+    """Σ_i w_i ln h(x_i) (:func:`_log_h`)."""
+    return _log_h(grp, form)[1]
 
 
 def _groups(data) -> list[FitGroup]:
@@ -107,7 +114,7 @@ def _group_terms(grp: FitGroup, t: float, mu: float, s: float, a: float, form: M
     wsum = grp.wsum
     lpf, gpf = ref.log_fraction_and_grad(t, mu, s, form, a, with_power=fit_a)
     if form.y_kernel is None:
-        lp = form.log_p(m, pt, y, t, mu, s, a)
+        lp = form.log_p_base(m, pt, y, t, mu, s, a) + _log_h(grp, form)[0]
         gd = form.dlogp(m, pt, y, t, mu, s, a) @ w
         if fit_a:
             gd = np.append(gd, float(form.dlog_pt_da(m, pt, t, a) @ w))

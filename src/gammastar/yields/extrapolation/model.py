@@ -459,6 +459,11 @@ class ModelForm:
         factor)."""
         return self.log_pt(m, pt, t, a) + self.log_y(y, mu, s) + self.log_factor(m, pt, y)
 
+    def log_p_base(self, m, pt, y, t, mu, s, a: float = 0.0) -> NDArray:
+        """:meth:`log_p` without :meth:`log_factor` (which has no parameter: a fit adds it
+        once per point)."""
+        return self.log_pt(m, pt, t, a) + self.log_y(y, mu, s)
+
     def log_pt(self, m, pt, t, a: float = 0.0) -> NDArray:
         if self.log_pt_family == "tsallis":
             return _log_pt_tsallis(m, pt, t, a)

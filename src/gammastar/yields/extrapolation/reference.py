@@ -165,9 +165,10 @@ class ReferenceSample:
         with_power: bool = False,
     ):  # fmt: skip
         """:meth:`log_fraction_and_grad` by the numpy functions of the form (the reference
-        formulas)."""
-        lp = form.log_p(self.m, self.pt, self.y, t, mu, s, a)
-        e = np.exp(lp - self.log_ref)
+        formulas; its factor, which has no parameter, in :meth:`log_ref_for`)."""
+        lp = form.log_p_base(self.m, self.pt, self.y, t, mu, s, a)
+        with np.errstate(invalid="ignore"):
+            e = np.exp(lp - self.log_ref_for(form))
         tot = float(np.sum(e))
         if tot <= 0:
             return -700.0, np.zeros(4 if with_power else 3)
