@@ -150,3 +150,12 @@ def test_the_fall_off_pair_is_one_variation():
     assert got[0] == pytest.approx(0.2, rel=1e-12)
     assert np.isnan(got[1])
     assert combine_form_variances({"logistic_y": np.array([0.04])}, 1)[0] == pytest.approx(0.04, rel=1e-12)
+
+
+def test_no_fraction_without_a_density():
+    """f_F at T ≤ 0 or σ_y ≤ 0 (an error's step beyond the parameters' range) is NaN, which
+    the N_sig error's steps treat as undefined, with the fall-off and without."""
+    region = _ToyRegion()
+    for form in (NOMINAL, NOMINAL.with_falloff(3.0, 400.0)):
+        assert np.isnan(fiducial_fraction(region, MASS, (-0.01, TRUE[1], TRUE[2]), form=form))
+        assert np.isnan(fiducial_fraction(region, MASS, (TRUE[0], TRUE[1], 0.0), form=form))

@@ -633,7 +633,8 @@ def fiducial_fraction(
     inside: NDArray | None = None,
     form: ModelForm = NOMINAL,
 ) -> float:
-    """P_F: the fraction of the model's γ* at mass ``m`` inside the fiducial region.
+    """P_F: the fraction of the model's γ* at mass ``m`` inside the fiducial region (NaN at
+    T ≤ 0 or σ_y ≤ 0, where the model has no density).
 
     Arguments:
         fiducial: a :class:`~gammastar.corrections.pair_acceptance.FiducialRegion`.
@@ -644,6 +645,8 @@ def fiducial_fraction(
     """
     t, mu, s = params[:3]
     a = float(params[3]) if len(params) > 3 else 0.0
+    if not (t > 0 and s > 0):  # no density there (an error's step beyond the bounds): undefined
+        return math.nan
     if inside is None:
         inside = grid_in_f(fiducial, m)
     # the density factorises in p_T and y: Σᵢⱼ p(p_Tᵢ) p(yⱼ) Fᵢⱼ as p_T-density · (F · y-density)
