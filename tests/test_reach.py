@@ -510,7 +510,7 @@ def test_reach_inputs_and_settings_are_pure_steps(tmp_path):
     cfg = make_config(tmp_path)
     inp = reach_inputs(cfg)
     assert not (tmp_path / "run").exists()  # nothing written before the scan
-    # yield scale from the data's 0.01 λ_I target to a dump: 1/(1 − e^{−0.01}) (docs/explanation/reach.md §4)
+    # yield scale from the data's 0.01 λ_I target to a dump: 1/(1 − e^{−0.01}) (docs/explanation/reach.md §5)
     assert inp.yield_scale == pytest.approx(1 / (1 - np.exp(-0.01)), rel=1e-12)
     assert inp.n_pot == 1.4e17  # reach.n_pot as given
     # the mass grid spans the synthetic yields' range (0.215–1.1 GeV), reach.mass_points points

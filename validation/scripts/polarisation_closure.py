@@ -14,7 +14,7 @@ N_POT of each selection over the truth (4·10⁶ generator sources, true mass; t
 wide against the 30 MeV resolution). The last line is one JSON object.
 
 Usage: python validation/scripts/polarisation_closure.py [--events 1000000] [--seed 12345] [--omega 0.6 ...]
-       [--mass-resolution 0.005]   (a mock with less momentum smearing: docs/explanation/reach.md §2.1)
+       [--mass-resolution 0.005]   (a mock with less momentum smearing: docs/validation/closure.md)
 """
 
 from __future__ import annotations

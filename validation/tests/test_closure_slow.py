@@ -71,7 +71,7 @@ def test_acceptance_and_nsig_close_everywhere(rows):
     """The closure target at every point with 𝓔_truth > 10⁻³ (8 masses × 7 lifetimes × 2
     geometries): N_sig and 𝓔 data-driven / truth within 10%, or within 2σ of the statistics
     (reach_closure's per-row errors: the yield's Σw², the extrapolation fit's f_F error through
-    the extrapolated share, the samples' binomial errors, the truth's); docs/explanation/reach.md §2.1."""
+    the extrapolated share, the samples' binomial errors, the truth's); docs/validation/closure.md."""
     _, table = rows
     for r in table:
         rn = r["nsig_dd"] / r["nsig_truth"]

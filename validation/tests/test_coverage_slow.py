@@ -81,7 +81,7 @@ def test_reduced_coverage(tmp_path):
         for t in table:
             assert np.isfinite(t["mean_ratio_dd_truth"])
             # |pull| <= 4 with the whole budget: a pull beyond it is a broken chain or error
-            # budget (the closure table of docs/explanation/reach.md §2.1 has N_sig dd/truth 0.86-0.90 at
+            # budget (the closure table of docs/validation/closure.md has N_sig dd/truth 0.86-0.90 at
             # 0.6 GeV, about 1σ of the quoted ~12%)
             assert np.all(np.abs(t["all"]["pulls"]) < 4), t["all"]["pulls"]
             assert 0.05 < t["all"]["mean_rel_sigma"] < 0.5

@@ -33,7 +33,7 @@
    direction kept, with ``s`` set per pair from ∂m/∂δ_i = (E_j |p_i|²/E_i − p_i·p_j)/m so
    that σ_m(m) = ``mass_resolution`` · (m/``mass_resolution_ref``)^``mass_resolution_exponent``
    at every mass, capped at ``max_momentum_smearing`` (25%) near threshold. It needs 10–25%
-   momentum smearing at low mass (docs/explanation/reach.md §2.1: the threshold-region deficit).
+   momentum smearing at low mass (docs/validation/closure.md: the threshold-region deficit).
 2. Kinematic acceptance on the reconstructed (scattered, measured) muons: E >
    ``muon_min_energy`` (the hadron absorber) and ``theta_min`` < θ < ``theta_max`` (lab polar
    angle; defaults 35–120 mrad, the window quoted for the NA50 muon spectrometer that NA60

@@ -136,6 +136,6 @@ def _interpolate(table, m, p, th, grid, clip=True):
 
     The mass axis is uniform in p* = √(m²/4 − m_ℓ²), not in m: near the 2m_ℓ threshold A
     follows p*, which grows like √(m − 2m_ℓ), and linear interpolation in m there was up to 5%
-    high in A (0.953 for 1.000 at m = 0.227 GeV, 22.8 MeV nodes; docs/explanation/reach.md §2.1)."""
+    high in A (0.953 for 1.000 at m = 0.227 GeV, 22.8 MeV nodes; docs/validation/closure.md)."""
     out = _trilinear(table.ravel(), table.shape, m, p, th, grid)
     return np.clip(out, 0.0, 1.0, out=out) if clip else out
