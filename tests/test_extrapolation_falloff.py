@@ -109,8 +109,8 @@ def test_the_model_sampler_draws_the_fall_off():
 
 def test_the_mock_mesons_fall_off():
     """:func:`sample_pt_y` with a fall-off n: the share above E_beam/4 is that of the same
-    draws without it weighted by (1 − E/E_beam)^n (self-normalised), within 4σ; n = 0 leaves
-    the main stream's draws as they were."""
+    draws without it weighted by (1 − E/E_beam)^n (self-normalised), within 4σ; the main
+    stream goes on as it does without the fall-off (the redraws take a child stream)."""
     m = np.full(300_000, 0.78)
     args = (0.2, 0.0, 3.0, 1.0, 50.0)
     pt, y = sample_pt_y(np.random.default_rng(1), m, *args, falloff=3.0)
@@ -122,9 +122,11 @@ def test_the_mock_mesons_fall_off():
     s_w = float(np.sqrt(np.sum((w * ((e0 > 12.5) - p_w)) ** 2)) / w.sum())
     p, s = _share_above(e, 12.5)
     assert abs(p - p_w) < 4 * np.hypot(s, s_w)
-    _, y1 = sample_pt_y(np.random.default_rng(2), m, *args, falloff=0.0)
-    # the same draws (rounding of the same arithmetic aside, a few ulp)
-    np.testing.assert_allclose(y1, y0, rtol=4 * np.finfo(float).eps, atol=0.0)
+    # the fall-off redraws from a child stream: the main stream goes on as without it
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    sample_pt_y(rng_a, m[:1000], *args, falloff=3.0)
+    sample_pt_y(rng_b, m[:1000], *args)
+    np.testing.assert_allclose(rng_a.random(8), rng_b.random(8), rtol=4 * np.finfo(float).eps, atol=0.0)
 
 
 def test_the_configs_fall_off():
@@ -165,3 +167,15 @@ def test_no_fraction_without_a_density():
     for form in (NOMINAL, NOMINAL.with_falloff(3.0, 400.0)):
         assert np.isnan(fiducial_fraction(region, MASS, (-0.01, TRUE[1], TRUE[2]), form=form))
         assert np.isnan(fiducial_fraction(region, MASS, (TRUE[0], TRUE[1], 0.0), form=form))
+
+
+def test_the_fall_off_pair_is_one_shift_in_the_covariance():
+    """The parameter shifts δ of the model's forms: the fall-off's n ∓ 1σ as one, (δ₊ − δ₋)/2,
+    beside the others as they are (the covariance adds each δδᵀ: two would count n twice)."""
+    from gammastar.yields.extrapolation.errors import _paired
+
+    a, hard, soft = np.array([1.0, 0.0]), np.array([0.0, -0.3]), np.array([0.0, 0.5])
+    got = _paired([("logistic_y", a), ("falloff_harder", hard), ("falloff_softer", soft)])
+    assert len(got) == 2
+    np.testing.assert_allclose(got[0], a, rtol=0.0, atol=0.0)
+    np.testing.assert_allclose(got[1], [0.0, 0.4], rtol=1e-15, atol=1e-16)

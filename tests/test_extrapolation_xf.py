@@ -18,7 +18,7 @@ E_BEAM = 50.0
 
 
 def _xf_draws(n: int, seed: int) -> dict[str, np.ndarray]:
-    """``n`` γ* of the nominal model at TRUE, kept with probability (1 − E/E_BEAM)^3: a
+    """``n`` γ* of the nominal model at TRUE, kept with probability (1 − E/E_BEAM)^XF_POWER: a
     sample of the xf form by accept–reject, independent of the package's own sampler."""
     rng = np.random.default_rng(seed)
     out = ParametricSampler(*TRUE).sample(MASS, n, seed=int(rng.integers(2**31)))

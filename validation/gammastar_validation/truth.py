@@ -9,6 +9,7 @@ feeds one.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -284,22 +285,28 @@ class TiltedMesons:
         if cfg.falloff and e_max is not None:  # the mesons × (1 − E/E_max)^n, each source's own
             temp = cfg.electrons.pi0.pt_temperature if parent == "pi0" else cfg.pt_temperature
             spectra = (temp, cfg.pt_mt_power, sig, float(cfg.falloff), float(e_max))
-            lp -= _log_mean_falloff(masses, mu, spectra)
-            lq -= _log_mean_falloff(masses, mu + shift, spectra)
+            lo, hi = float(np.min(masses)), float(np.max(masses))
+            nodes, h0 = _log_mean_falloff(lo, hi, mu, spectra)
+            _, h1 = _log_mean_falloff(lo, hi, mu + shift, spectra)
+            lp -= np.interp(masses, nodes, h0)
+            lq -= np.interp(masses, nodes, h1)
         w = 1.0 / (0.5 + 0.5 * np.exp(lq - lp))
         return out, w
 
 
-def _log_mean_falloff(masses: NDArray[np.float64], mu: float,
-                      spectra: tuple[float, float, float, float, float]) -> NDArray[np.float64]:  # fmt: skip
+@functools.lru_cache(maxsize=64)
+def _log_mean_falloff(lo: float, hi: float, mu: float, spectra: tuple[float, float, float, float, float]
+                      ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
     """ln H(m), H the mean of the fall-off (1 − E/E_max)^n over a parent's (p_T, y) before it
     (p_T ∝ p_T m_T^a e^{−m_T/T}, y Gaussian (``mu``, σ) truncated at the kinematic limit): the
     accept–reject that gives the mock's mesons their fall-off
     (:func:`gammastar.physics.sampling.sample_pt_y`) divides their density by it, one number
     per parent mass, which differs between the plain and the tilted rapidity. By quadrature
-    on a grid of masses over ``masses``' range (H is smooth in m), interpolated."""
+    on a grid of masses from ``lo`` to ``hi`` (H is smooth in m; the caller interpolates),
+    once per parent's spectra (a generator's every chunk draws the same)."""
+    from gammastar.physics.sampling import falloff_weight
+
     temp, power, sig, n, e_max = spectra
-    lo, hi = float(np.min(masses)), float(np.max(masses))
     nodes = np.linspace(lo, hi, 33) if hi > lo else np.array([lo])
     pt = np.linspace(0.0, 8.0, 801)[1:, None]
     y = np.linspace(mu - 8 * sig, mu + 8 * sig, 1601)[None, :]
@@ -311,9 +318,8 @@ def _log_mean_falloff(masses: NDArray[np.float64], mu: float,
         y_max = np.arccosh(np.maximum(e_max / mt, 1.0))
         g = np.exp(-0.5 * ((y - mu) / sig) ** 2) * (np.abs(y) <= y_max)
         g = g / np.maximum(g.sum(axis=1, keepdims=True), 1e-300)  # truncated, normalised per p_T
-        x = np.minimum(mt * np.cosh(y) / e_max, 1.0)
-        out[k] = float(np.sum(f * g * (1.0 - x) ** n))
-    return np.interp(masses, nodes, np.log(out))
+        out[k] = float(np.sum(f * g * falloff_weight(mt * np.cosh(y), e_max, n)))
+    return nodes, np.log(out)
 
 
 class TruthSampler:

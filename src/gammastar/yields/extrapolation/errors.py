@@ -30,6 +30,7 @@ from gammastar.yields.extrapolation.model import (
     MODEL_VARIATIONS,
     NOMINAL,
     POWER_BOUNDS,
+    TWO_SIDED,
     ModelForm,
     fiducial_fraction,
     grid_in_f,
@@ -375,7 +376,7 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
             res = minimize_scalar(loss, bounds=BOUNDS[2], method="bounded",
                                   options={"xatol": 1e-7})  # fmt: skip
             delta[lay.index("y_sigma")] = float(res.x) - x[1]
-        shifts.append(delta)
+        shifts.append((name, delta))
         record[name] = {
             "description": (
                 form.description
@@ -398,4 +399,15 @@ def fit_model_variations(fit: JointFit, fiducial, centre, mu_fixed, y_mean_error
             record[name]["description"] = f"{form.description}: n = {form.x_power:.3g}"
         if form.factor is not None:
             record[name]["template"] = form.factor.as_record()
-    return record, shifts
+    return record, _paired(shifts)
+
+
+def _paired(shifts: list[tuple[str, NDArray]]) -> list[NDArray]:
+    """The shifts δ, a :data:`TWO_SIDED` pair (one parameter's −1σ and +1σ) as one,
+    (δ₊ − δ₋)/2: added to the covariance as δδᵀ, each of the two would count that parameter
+    twice (the N_sig error counts it once too)."""
+    by_name = dict(shifts)
+    paired = {k for pair in TWO_SIDED for k in pair if all(p in by_name for p in pair)}
+    out = [d for name, d in shifts if name not in paired]
+    out += [(by_name[hi] - by_name[lo]) / 2 for lo, hi in TWO_SIDED if lo in paired]
+    return out

@@ -240,11 +240,11 @@ def _nominal_form(settings: FitSettings) -> ModelForm:
 
 def _falloff_record(form: ModelForm, settings: FitSettings) -> dict[str, Any] | None:
     """``yields.json`` ``extrapolation.falloff``: ``{n, error, beam_energy, source}``."""
-    if not form.x_power or settings.falloff is None:
+    if settings.falloff is None or form.beam_energy is None:
         return None
     return {"n": float(form.x_power), "error": float(settings.falloff[1]),
-            "beam_energy": float(form.beam_energy or 0.0),
-            "source": settings.falloff_source or FALLOFF.source}  # fmt: skip
+            "beam_energy": float(form.beam_energy),
+            "source": settings.falloff_source or "not stated"}  # fmt: skip
 
 
 def _template_on(sample: TemplateSample | None, edges: NDArray) -> Any:

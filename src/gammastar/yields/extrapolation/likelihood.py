@@ -84,19 +84,14 @@ def _log_h(grp: FitGroup, form: ModelForm) -> tuple[NDArray[np.float64], float]:
     pairs hold ln p without it."""
     if not form.has_factor:
         return np.zeros(grp.y_.size), 0.0
-    key = (form.x_power, form.beam_energy, id(form.factor))
+    key = (form.x_power, form.beam_energy, form.factor)
     cache = grp.__dict__.setdefault("_log_h", {})
     if key not in cache:
         lh = np.asarray(form.log_factor(grp.m_, np.asarray(grp[1], dtype=np.float64), grp.y_),
-                        dtype=np.float64) + np.zeros(grp.y_.size)  # fmt: skip
+                        dtype=np.float64)  # fmt: skip
         cache.clear()
         cache[key] = (lh, float(np.sum(grp.w_ * lh)))
     return cache[key]
-
-
-def _log_h_sum(grp: FitGroup, form: ModelForm) -> float:
-    """Σ_i w_i ln h(x_i) (:func:`_log_h`)."""
-    return _log_h(grp, form)[1]
 
 
 def _groups(data) -> list[FitGroup]:
@@ -124,7 +119,7 @@ def _group_terms(grp: FitGroup, t: float, mu: float, s: float, a: float, form: M
     k, c_t, dn = pt_terms(grp.m_, t, a_eff, fit_a)
     out = group_sums(grp.lpt, grp.lmt, grp.mt, grp.y_, grp.w_, grp.w_, False, grp.m_, k, c_t,
                      dn, t, a_eff, mu, s, form.y_kernel == "logistic")  # fmt: skip
-    val = float(out[1]) + _log_h_sum(grp, form)
+    val = float(out[1]) + _log_h(grp, form)[1]
     return val - wsum * lpf, out[2 : 6 if fit_a else 5] - wsum * gpf
 
 
@@ -434,7 +429,7 @@ def _group_hess(grp: FitGroup, t: float, mu: float, s: float, a: float,
     mean = eg / e0
     h_pf = (eh2 + eouter) / e0 - np.outer(mean, mean)
     w = grp.wsum
-    val = float(s_lp) + _log_h_sum(grp, form)
+    val = float(s_lp) + _log_h(grp, form)[1]
     return val - w * math.log(e0 / ref.n), g - w * mean, h2 - w * h_pf
 
 

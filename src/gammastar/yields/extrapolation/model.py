@@ -16,9 +16,10 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from gammastar.physics.sampling import falloff_weight
 from gammastar.yields._fiducial_bound import inside_at_mass, inside_at_mass_each
 
-__all__ = ["BOUNDS", "FALLOFF", "FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "XF_POWER", "Falloff", "ModelForm", "fiducial_fraction", "grid_in_f", "grids_in_f", "log_pt_of", "log_y_gauss", "pt_terms"]
+__all__ = ["BOUNDS", "FALLOFF", "FORMS", "HESSIAN_STEP", "MIN_EFF_PAIRS", "MODEL_NAME", "MODEL_VARIATIONS", "NOMINAL", "POWER_BOUNDS", "POWER_STEP", "TSALLIS_BOUNDS", "TSALLIS_START", "TWO_SIDED", "XF_POWER", "Falloff", "ModelForm", "fiducial_fraction", "grid_in_f", "grids_in_f", "log_pt_of", "log_y_gauss", "pt_terms"]
 
 MODEL_NAME = "mT-exponential x Gaussian rapidity"
 _PT = np.linspace(0.0, 6.0, 241)[1:] - 0.0125  # midpoints, 25 MeV
@@ -366,10 +367,9 @@ def _log_xf(m: ArrayLike, pt: ArrayLike, y: ArrayLike, beam_energy: float, n: fl
         >>> abs(float(_log_xf(0.0, 100.0, 0.0, 400.0, 3.0)) - 3.0 * math.log(0.75)) < 1e-15
         True
     """
-    e = np.sqrt(np.asarray(pt, dtype=np.float64) ** 2 + np.asarray(m, dtype=np.float64) ** 2)
-    x = e * np.cosh(np.asarray(y, dtype=np.float64)) / beam_energy
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(x < 1.0, n * np.log1p(-np.minimum(x, 1.0)), -np.inf)
+    mt = np.sqrt(np.asarray(pt, dtype=np.float64) ** 2 + np.asarray(m, dtype=np.float64) ** 2)
+    with np.errstate(divide="ignore"):
+        return np.log(falloff_weight(mt * np.cosh(np.asarray(y, dtype=np.float64)), beam_energy, n))
 
 
 class Factor(Protocol):
@@ -554,6 +554,9 @@ FORMS: dict[str, ModelForm] = {
     ),
 }
 """The model forms (a registry: a new form is one entry); ``nominal`` is the model fitted."""
+TWO_SIDED = (("falloff_harder", "falloff_softer"),)
+"""Forms that are one parameter's −1σ and +1σ (the fall-off's n ∓ its error): one variation,
+not two, in the covariance and in the N_sig error."""
 MODEL_VARIATIONS = ("mt_boltzmann", "tsallis", "logistic_y", "xf_suppressed", "generator_template")
 """The alternative forms whose f_F enter the extrapolation's error (:func:`fit_extrapolation`;
 ``xf_suppressed`` where the beam energy is given and the fit has no fall-off of its own,
@@ -593,7 +596,7 @@ _FACTOR_GRIDS_KEPT = 8
 def _factor_grid(form: ModelForm, m: float) -> NDArray[np.float64]:
     """h = e^{:meth:`ModelForm.log_factor`} on the quadrature grid at mass ``m``, kept for the
     last :data:`_FACTOR_GRIDS_KEPT` (mass, factor): a bin's errors step T and a there."""
-    key = (m, form.x_power, form.beam_energy, id(form.factor))
+    key = (m, form.x_power, form.beam_energy, form.factor)
     got = _FACTOR_GRIDS.get(key)
     if got is None:
         got = np.exp(form.log_factor(m, _PT_GRID, _Y[None, :]))
@@ -613,7 +616,7 @@ def _factor_sums(form: ModelForm, m: float, pt_par: tuple[float, float],
     rapidity at each bin's (T, a), where this is the whole grid's cost."""
     t, a = pt_par
     key = (float(m), t, a, form.log_pt_family, form.power_offset, form.x_power,
-           form.beam_energy, id(form.factor), hash(inside.tobytes()))  # fmt: skip
+           form.beam_energy, form.factor, hash(inside.tobytes()))  # fmt: skip
     got = _FACTOR_SUMS.get(key)
     if got is None:
         dens_pt = np.exp(form.log_pt(m, _PT, t, a))

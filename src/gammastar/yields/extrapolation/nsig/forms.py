@@ -13,16 +13,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.errors import InputError
-from gammastar.yields.extrapolation.model import FORMS
+from gammastar.yields.extrapolation.model import FORMS, TWO_SIDED
 from gammastar.yields.extrapolation.nsig.direct import DirectDraw
 from gammastar.yields.extrapolation.nsig.draw import KISH_MIN, OutSamples, reweight
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["TWO_SIDED", "combine_form_variances", "form_shifts", "log_form_variances", "record_params", "variation_form"]
-
-TWO_SIDED = (("falloff_harder", "falloff_softer"),)
-"""Forms that are one parameter's −1σ and +1σ (the fall-off's n ∓ its error): one variation,
-not two (:func:`combine_form_variances`)."""
+__all__ = ["combine_form_variances", "form_shifts", "log_form_variances", "record_params", "variation_form"]
 
 
 def combine_form_variances(var_each: Mapping[str, NDArray], size: int) -> NDArray[np.float64]:
@@ -39,8 +35,7 @@ def combine_form_variances(var_each: Mapping[str, NDArray], size: int) -> NDArra
     for lo, hi in TWO_SIDED:
         got = [var_each[k] for k in (lo, hi) if k in var_each]
         if got:
-            out = out + (sum(np.sqrt(np.maximum(v, 0.0)) + np.where(np.isnan(v), np.nan, 0.0)
-                             for v in got) / len(got)) ** 2  # fmt: skip
+            out = out + (sum(np.sqrt(np.maximum(v, 0.0)) for v in got) / len(got)) ** 2
     return out
 
 
