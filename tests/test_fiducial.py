@@ -309,7 +309,8 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     # the same seeded draws; each acceptance a mean over the 20000 samples
     np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,
                                atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
-    draws = _scan_draws(ExtrapolatedSampler(inside, ex, region), masses, eps, geo, seed=5)
+    # the scan draws the visible A′'s model tail tilted (Source.tilted)
+    draws = _scan_draws(ExtrapolatedSampler(inside, ex, region).tilted(), masses, eps, geo, seed=5)
     for i, (row, (kin, sample, ctau, s_m)) in enumerate(zip(out.extrapolation_nsig, draws, strict=True)):
         # the scan's direct draws where a form's reweighting has too small an effective size
         # (the same detector, channel and the mass's seed)
@@ -530,7 +531,8 @@ def test_lambda_theta_refits_and_the_reach_at_nsig_level(run):
     np.testing.assert_allclose(out.acceptance, first.acceptance, rtol=0,
                                atol=reorder_tol(20000, 1.0, EPS64))  # fmt: skip
     regions = lambda_regions(block, region)
-    draws = _scan_draws(ExtrapolatedSampler(inside, ex, region), masses, eps, geo, seed=5)
+    # the scan draws the visible A′'s model tail tilted (Source.tilted)
+    draws = _scan_draws(ExtrapolatedSampler(inside, ex, region).tilted(), masses, eps, geo, seed=5)
     for i, (row, (kin, sample, ctau, _)) in enumerate(zip(out.lambda_theta_nsig, draws, strict=True)):
         moves = lambda_refits_at(block, masses[i], regions)
         rel = np.expm1(nsig_lambda_theta(ex, region, masses[i], kin, sample, ctau, moves))

@@ -13,8 +13,9 @@ The four-vector operations (boost, rotation, two-body decay; arrays ``(4, n)`` o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -26,7 +27,9 @@ __all__ = [
     "ParametricSampler",
     "Sampler",
     "SamplerLike",
+    "Tilt",
     "limit_rapidity",
+    "log_mt_density",
     "sample_cos_theta",
     "sample_dalitz_cos",
     "sample_mt_exponential",
@@ -83,6 +86,43 @@ def falloff_weight(energy: Array, beam_energy: float, n: float) -> Array:
     """
     x = np.minimum(np.asarray(energy, dtype=np.float64) / beam_energy, 1.0)
     return np.where(x < 1.0, (1.0 - x) ** n, 0.0)
+
+
+class Tilt(NamedTuple):
+    """A proposal tilted towards the tails a beam dump's short lifetimes see, for
+    importance-weighted draws (:meth:`ParametricSampler.sample_tilted`): a third of the draws
+    from the density itself, a third from its copy with the rapidity's mean shifted forward by
+    ``y_shift`` σ_y (the fast A′ of an on-axis detector), a third from its copy with the m_T
+    slope T scaled by ``t_scale`` (the fast, wide-angle A′ of an off-axis one). A defensive
+    mixture: each weight p/q ≤ 3, so no part of the phase space is sampled worse than by a
+    third as many plain draws."""
+
+    y_shift: float = 2.5
+    t_scale: float = 3.0
+
+    def parts(self) -> tuple[tuple[float, float], ...]:
+        """The mixture's (rapidity shift in σ_y, T scale) per component, equal shares."""
+        return ((0.0, 1.0), (self.y_shift, 1.0), (0.0, self.t_scale))
+
+
+def log_mt_density(pt: Array, mass: float, temperature: float, power: float = 0.0) -> Array:
+    """ln of the normalised p_T density of :func:`sample_mt_power`,
+    dN/dp_T = p_T m_T^a e^{−m_T/T} / (T^{a+2} Γ(a + 2, m/T)) (Γ(s, x) the upper incomplete
+    gamma function: ∫ from m_T = m of m_T^{a+1} e^{−m_T/T} dm_T).
+
+    Example:
+        >>> from scipy.integrate import quad
+        >>> f = lambda p: float(np.exp(log_mt_density(np.array([p]), 0.5, 0.2, 1.0))[0])
+        >>> round(quad(f, 0.0, 20.0)[0], 9)
+        1.0
+    """
+    from scipy.special import gammaincc, gammaln
+
+    s = 2.0 + power
+    mt = np.sqrt(np.asarray(pt, dtype=np.float64) ** 2 + mass**2)
+    with np.errstate(divide="ignore"):
+        log_norm = s * math.log(temperature) + gammaln(s) + math.log(gammaincc(s, mass / temperature))
+        return np.log(pt) + power * np.log(mt) - mt / temperature - log_norm
 
 
 def sample_pt_y(
@@ -402,6 +442,62 @@ class ParametricSampler:
             raise InputError(f"the model has (almost) no γ* below E = {bound:g} GeV at "
                              f"m = {mass:g} GeV")  # fmt: skip
         return {k: np.concatenate([p[k] for p in parts])[:n] for k in out}
+
+    def sample_tilted(self, mass: float, n: int, seed: int | None = None,
+                      tilt: Tilt | None = None) -> dict[str, NDArray]:  # fmt: skip
+        """``n`` importance-weighted draws ``{"qT", "E", "weight"}`` of the same density as
+        :meth:`sample` (its :attr:`e_max` and :attr:`falloff` included) from the mixture q of
+        :class:`Tilt`'s components (its defaults without ``tilt``); ``weight`` = p/q of the
+        untruncated densities (:func:`log_mt_density`, the Gaussian), ≤ 3. The bound and the
+        fall-off act on every component alike (accept–reject on the mixture), so the weights
+        are right up to one constant: use them self-normalised (Σ w a / Σ w).
+
+        References:
+            Defensive mixture importance sampling: T. Hesterberg, Technometrics 37 (1995) 185.
+
+        Example:
+            >>> s = ParametricSampler(e_max=400.0)
+            >>> d = s.sample_tilted(0.3, 200_000, seed=1)
+            >>> m = float(np.sum(d["weight"] * d["E"]) / np.sum(d["weight"]))
+            >>> p = s.sample(0.3, 200_000, seed=2)["E"]
+            >>> bool(abs(m / p.mean() - 1) < 0.03 and d["weight"].max() <= 3)
+            True
+        """
+        from scipy.stats import norm
+
+        _check_power(self.power)
+        parts = (Tilt() if tilt is None else tilt).parts()
+        t0, mu0, sig = self.temperature, self.y_mean, self.y_sigma
+        rng = np.random.default_rng(seed)
+        got: list[tuple[Array, Array, Array]] = []
+        have = 0
+        for _ in range(1000):
+            if have >= n:
+                break
+            k = max(2 * (n - have), 1000)
+            part = rng.integers(0, len(parts), k)
+            pt, y = np.empty(k), np.empty(k)
+            for j, (dy, ts) in enumerate(parts):
+                sel = part == j
+                pt[sel] = sample_mt_power(rng, np.full(int(sel.sum()), float(mass)), t0 * ts, self.power)
+                y[sel] = rng.normal(mu0 + dy * sig, sig, int(sel.sum()))
+            e = np.sqrt(pt**2 + mass**2) * np.cosh(y)
+            keep = np.ones(k, dtype=bool) if self.e_max is None else e <= self.e_max
+            if self.falloff is not None:
+                keep &= rng.random(k) < falloff_weight(e, self.falloff[1], self.falloff[0])
+            pt, y, e = pt[keep], y[keep], e[keep]
+            lp = norm.logpdf(y, mu0, sig) + log_mt_density(pt, mass, t0, self.power)
+            ratio = sum(np.exp(norm.logpdf(y, mu0 + dy * sig, sig)
+                               + log_mt_density(pt, mass, t0 * ts, self.power) - lp)
+                        for dy, ts in parts) / len(parts)  # fmt: skip
+            got.append((pt, e, 1.0 / ratio))
+            have += int(pt.size)
+        if have < n:
+            bound = self.e_max if self.e_max is not None else float("nan")
+            raise InputError(f"the model has (almost) no γ* below E = {bound:g} GeV at "
+                             f"m = {mass:g} GeV")  # fmt: skip
+        pt, e, w = (np.concatenate(c)[:n] for c in zip(*got, strict=True))
+        return {"qT": pt, "E": e, "weight": w}
 
     def draws(self, n: int, seed: int | None = None) -> dict[str, NDArray]:
         """The random numbers of ``sample(mass, n, seed)``, none of which depends on the mass:

@@ -28,6 +28,8 @@ class AprimeKinematics:
     e: NDArray
     ok: NDArray[np.bool_]
     extrapolated: NDArray[np.bool_] | None = None
+    weight: NDArray[np.float64] | None = None
+    """The sampler's importance weights, scaled to a mean of 1 (``None``: unweighted draws)."""
 
     @property
     def p(self) -> NDArray:
@@ -61,7 +63,8 @@ def aprime_kinematics(
     :class:`~gammastar.source.source.Source` or a kinematics model, seeded with ``seed``) and
     give them a uniform azimuth (from ``rng``). ``extrapolated`` is the sampler's labels, or
     ``None`` where it labels nothing (a model without labels, a Source that cannot
-    extrapolate).
+    extrapolate); ``weight`` its importance weights scaled to a mean of 1 (``None`` where it
+    gives none).
 
     Raises:
         InputError: mass outside the sampler's range, failing sampler, no physical sample.
@@ -100,6 +103,7 @@ def aprime_kinematics(
     extrap = out.get("extrapolated") if isinstance(out, Mapping) else None
     if not getattr(sampler, "extrapolates", True):  # a Source that labels nothing: None
         extrap = None
+    weight = out.get("weight") if isinstance(out, Mapping) else None
     return AprimeKinematics(
         mass=float(mass),
         px=qt * np.cos(phi),
@@ -108,7 +112,16 @@ def aprime_kinematics(
         e=e,
         ok=ok,
         extrapolated=None if extrap is None else np.asarray(extrap, dtype=bool).ravel(),
+        weight=None if weight is None else _unit_mean(np.asarray(_to_numpy(weight), np.float64).ravel()),
     )
+
+
+def _unit_mean(w: NDArray) -> NDArray:
+    """Importance weights scaled to a mean of 1 (they are known up to a constant), so that a
+    mean of weighted terms is the self-normalised estimate."""
+    if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise InputError("A' sampler returned weights that are not finite, non-negative numbers")
+    return w / w.mean()
 
 
 def decay_daughters(

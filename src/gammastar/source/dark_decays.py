@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from gammastar.errors import GammastarError
 from gammastar.physics.darkchain import sample_psi2_decay, two_body_decay
 from gammastar.physics.kinematics import boost
 from gammastar.physics.sampling import sample_cos_theta
@@ -100,6 +101,8 @@ def dark_chains(
     s_kin, s_dec = ss.spawn(2)
     rng = np.random.default_rng(s_dec)
     k = aprime_kinematics(sampler, ma, n, seed=int(s_kin.generate_state(1)[0]), rng=rng)
+    if k.weight is not None:
+        raise GammastarError("dark chains: importance-weighted A' draws are not supported")
     a = np.stack([k.px, k.py, k.pz, k.e])
     cn = list(chains)
     cbr = np.array([chains[c] for c in cn], dtype=np.float64)

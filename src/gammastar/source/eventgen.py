@@ -153,6 +153,8 @@ def generate(
                                           st.ctau, rng_v)  # fmt: skip
         hit = k.ok & (prob > 0) & sh.seen(a, daughters, vertex)
     w_decay = st.scale * st.br_sum * prob / float(n_norm or n)
+    if k.weight is not None:  # importance-weighted draws (mean 1): the events carry them
+        w_decay = w_decay * k.weight
     keep = k.ok
     cols = {
         "channel": np.array([CHANNEL_CODE[c] for c in ch_names], dtype=np.int8)[ch_idx],

@@ -127,6 +127,8 @@ def generate_mcp(
         k = aprime_kinematics(
             sampler, float(mc), idx.size, seed=int(rng_k.integers(2**63)), rng=rng_k
         )
+        if k.weight is not None:
+            raise InputError("millicharged pairs: importance-weighted A' draws are not supported")
         px[idx], py[idx], pz[idx] = k.px, k.py, k.pz
         ok[idx] = k.ok
         if k.extrapolated is not None:

@@ -241,6 +241,13 @@ class Source:
         k = self.kinematics
         return k if isinstance(k, ExtrapolatedSampler) else None
 
+    def tilted(self) -> Source:
+        """This source with its fitted model's samples drawn towards high energy, each with
+        its importance ``weight`` (:meth:`ExtrapolatedSampler.tilted`); itself where the
+        kinematics have no fiducial split."""
+        split = self.split
+        return self if split is None else dataclasses.replace(self, kinematics=split.tilted())
+
     @property
     def extrapolates(self) -> bool:
         """Whether a sample can come from an extrapolation model (its ``extrapolated`` flag
@@ -266,7 +273,8 @@ class Source:
         Returns:
             dict of float64 ``qT``, ``E`` (GeV) and the bool ``extrapolated``: True where the
             sample comes from an extrapolation model (outside the fiducial region or the
-            mass range).
+            mass range); the model's importance ``weight`` where it gives them
+            (:meth:`ExtrapolatedSampler.tilted`).
 
         Raises:
             InputError: the model's output lacks ``qT`` or ``E``.
@@ -289,7 +297,11 @@ class Source:
             labels = np.zeros(q.size, dtype=bool)
         else:
             labels = np.asarray(_numpy(flags), dtype=bool).ravel()
-        return {"qT": q, "E": e, "extrapolated": labels}
+        out_w = out.get("weight") if isinstance(out, Mapping) else None
+        if out_w is None:
+            return {"qT": q, "E": e, "extrapolated": labels}
+        w = np.asarray(_numpy(out_w), dtype=np.float64).ravel()
+        return {"qT": q, "E": e, "extrapolated": labels, "weight": w}
 
 
 class WeightedPairSampler:

@@ -60,6 +60,10 @@ class KinematicSample:
     """Samples drawn from a model outside the data's fiducial region (``None``: none)."""
     inside: NDArray[np.bool_] | None = None
     """Which cells lie inside the decay volume, shape of ``hits`` (``None``: all of them)."""
+    weight: NDArray[np.float64] | None = None
+    """Importance weights of the samples (mean 1; the sampler's ``weight``,
+    :meth:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler.tilted`): the
+    acceptance is their weighted mean. ``None``: equal weights."""
 
     @property
     def n(self) -> int:
@@ -76,9 +80,10 @@ class KinematicSample:
         before the detector."""
         if not self.per_sample_cells:
             return KinematicSample(self.mass, self.gbc, np.ones((self.n, 1)),
-                                   self.cells[[0, -1]], 1.0)  # fmt: skip
+                                   self.cells[[0, -1]], 1.0, weight=self.weight)  # fmt: skip
         inside = np.ones(self.hits.shape, bool) if self.inside is None else self.inside
-        return KinematicSample(self.mass, self.gbc, inside.astype(np.float64), self.cells, 1.0)
+        return KinematicSample(self.mass, self.gbc, inside.astype(np.float64), self.cells, 1.0,
+                               weight=self.weight)  # fmt: skip
 
     def extrapolated_acceptance(self, ctau: ArrayLike) -> NDArray[np.float64]:
         """The part of :meth:`acceptance` carried by the ``extrapolated`` samples."""
@@ -88,7 +93,7 @@ class KinematicSample:
         k = self.extrapolated
         sub = KinematicSample(self.mass, self.gbc[k], self.hits[k],
                               self.cells[k] if self.per_sample_cells else self.cells,
-                              self.efficiency)  # fmt: skip
+                              self.efficiency, weight=None if self.weight is None else self.weight[k])  # fmt: skip
         return sub.acceptance(ctau) * (sub.n / self.n)
 
     def __post_init__(self) -> None:
@@ -112,6 +117,8 @@ class KinematicSample:
             self._z_in = self.cells[lo[run]]
             self._z_out = self.cells[hi[run]]
         self._h_r = value[run]
+        # the acceptance's terms carry each sample's weight; acceptance_per_sample's do not
+        self._hw_r = self._h_r if self.weight is None else self._h_r * self.weight[self._row]
 
     def _run_probability(self, ctau: NDArray) -> NDArray:
         """P(decay in the run) of every run of hits, shape (n_runs, ctau.size)."""
@@ -120,8 +127,8 @@ class KinematicSample:
 
     def acceptance(self, ctau: ArrayLike, *, chunk: int = 256) -> NDArray[np.float64]:
         """Acceptance for each proper decay length ``ctau`` (m), vectorised over ``ctau``:
-        the mean over the samples of the efficiency × Σ_cells hit × P(decay in the cell)
-        (:func:`gammastar.physics.decay.decay_probability`; paper Eq. B1)."""
+        the mean over the samples (weighted by :attr:`weight`) of the efficiency × Σ_cells hit
+        × P(decay in the cell) (:func:`gammastar.physics.decay.decay_probability`; paper Eq. B1)."""
         ctau = np.asarray(ctau, dtype=np.float64)
         flat = ctau.ravel()
         out = np.zeros(flat.size)
@@ -129,13 +136,13 @@ class KinematicSample:
             step = max(1, int(chunk * 20_000 // max(self._h_r.size, 1)))
             for start in range(0, flat.size, step):
                 c = flat[start : start + step]
-                out[start : start + step] = self._h_r @ self._run_probability(c)
+                out[start : start + step] = self._hw_r @ self._run_probability(c)
         return self.efficiency * (out / self.n).reshape(ctau.shape)
 
     def acceptance_per_sample(self, ctau: ArrayLike, *, chunk: int = 4_000_000) -> NDArray:
-        """Each sample's own term of :meth:`acceptance` (their mean), shape (n, len(ctau)):
-        the efficiency × Σ over the sample's runs of hits of h × P(decay in the run),
-        ``chunk`` run × cτ values at a time."""
+        """Each sample's own acceptance, shape (n, len(ctau)): the efficiency × Σ over the
+        sample's runs of hits of h × P(decay in the run), ``chunk`` run × cτ values at a time;
+        :meth:`acceptance` is their mean weighted by :attr:`weight` (not applied here)."""
         ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
         out = np.zeros((self.n, ctau.size))
         if self._h_r.size:
@@ -243,6 +250,7 @@ def draw(
         cells=cells,
         efficiency=geometry.efficiency,
         extrapolated=k.extrapolated,
+        weight=k.weight,
     )
 
 
@@ -330,6 +338,7 @@ def path_sample(
         cells=np.ascontiguousarray(np.concatenate(list(edges), axis=1)),
         efficiency=efficiency,
         extrapolated=k.extrapolated,
+        weight=k.weight,
         inside=np.concatenate(parts_in, axis=1) > 0,
     )
 

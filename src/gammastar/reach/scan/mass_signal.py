@@ -215,6 +215,8 @@ def _ensemble_acceptance(
         if smp is sampler:
             rows.append(sig.acceptance)
             continue
+        if st.dark is None:  # drawn as the nominal is (_SignalContext.of)
+            smp = Source.from_model(smp).tilted()
         sc = channel_samples(
             smp, sig.mass, st.samples, st.geometry, seed=sig.seed, channels=sig.channels
         )
@@ -270,7 +272,8 @@ class _SignalInputs:
 @dataclass(frozen=True)
 class _SignalContext:
     """:class:`_SignalInputs` with what a process builds from them once: the :class:`Source`
-    and the recorder of its draws (:func:`_nsig_recorder`, its own in every process)."""
+    (for the visible A′ its model's tail drawn tilted, :meth:`Source.tilted`) and the recorder
+    of its draws (:func:`_nsig_recorder`, its own in every process)."""
 
     inputs: _SignalInputs
     source: Source
@@ -280,6 +283,8 @@ class _SignalContext:
     @classmethod
     def of(cls, inputs: _SignalInputs) -> _SignalContext:
         source = Source.from_model(inputs.sampler)
+        if inputs.settings.dark is None:  # the visible A′: the model's tail drawn tilted
+            source = source.tilted()
         record, lam_regions = _nsig_recorder(source, inputs.settings)
         return cls(inputs, source, record, lam_regions)
 

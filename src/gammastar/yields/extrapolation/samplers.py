@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from gammastar.errors import InputError
-from gammastar.physics.sampling import ParametricSampler
+from gammastar.physics.sampling import ParametricSampler, Tilt
 from gammastar.yields.extrapolation.model import MODEL_NAME
 from gammastar.yields.extrapolation.result import Extrapolation
 
@@ -59,14 +60,19 @@ class ExtrapolatedSampler:
     ``arm`` (no flow, from the seam up within its bins; ``yields.json``
     ``extrapolation.arm_above_seam``): the analytic sampler with the arm's model there instead
     of the fiducial fit's, every sample labelled extrapolated (:meth:`arm_covers`).
+    ``tilt`` (:meth:`tilted`): the model's samples importance-weighted draws of a proposal
+    tilted towards high energy (:meth:`ParametricSampler.sample_tilted`), their ``weight``
+    normalised to a mean of 1 over the model's samples of the call (1 for the flow's): the
+    acceptance is then the weighted mean, its far tail resolved by many more samples.
     """
 
     def __init__(
         self, inside: Any, extrapolation: Extrapolation, fiducial: Any, seam: float | None = None,
         below: Extrapolation | None = None, e_max: float | None = None,
-        arm: Extrapolation | None = None,
+        arm: Extrapolation | None = None, tilt: Tilt | None = None,
     ) -> None:  # fmt: skip
         self.inside = inside
+        self.tilt = tilt
         self.extrapolation = extrapolation
         self.fiducial = fiducial
         self.seam = None if seam is None else float(seam)
@@ -87,33 +93,50 @@ class ExtrapolatedSampler:
         self.mass_range = (lo, hi)
         self.model = MODEL_NAME
 
+    def tilted(self, tilt: Tilt | None = None) -> ExtrapolatedSampler:
+        """This sampler with its model's samples drawn tilted (``tilt``, default
+        :class:`Tilt`'s), each with its ``weight``."""
+        out = copy.copy(self)
+        out.tilt = Tilt() if tilt is None else tilt
+        return out
+
+    def _model(self, model: ParametricSampler, mass: float, n: int, seed: int) -> dict[str, NDArray]:
+        """``n`` draws of ``model``: plain, or tilted with their weights (:attr:`tilt`)."""
+        if self.tilt is None:
+            return model.sample(mass, n, seed=seed)
+        return model.sample_tilted(mass, n, seed=seed, tilt=self.tilt)
+
+    def _labelled(self, out: dict[str, NDArray]) -> dict[str, NDArray]:
+        """A model's draws, every sample labelled extrapolated, weights of mean 1."""
+        flag = {"extrapolated": np.ones(len(out["qT"]), dtype=bool)}
+        if "weight" in out:
+            flag["weight"] = out["weight"] / out["weight"].mean()
+        return {**out, **flag}
+
     def sample(self, mass: float, n: int, seed: int | None = None) -> dict[str, NDArray]:
 
         ss = np.random.SeedSequence(seed)
         s_split, s_in, s_out = ss.spawn(3)
         if self.seam is not None and mass < self.seam and self.inside is None:
             # no flow: a model below the seam, labelled
-            out = self.below_sampler(mass).sample(mass, n, seed=int(s_out.generate_state(1)[0]))
-            return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
+            out = self._model(self.below_sampler(mass), mass, n, int(s_out.generate_state(1)[0]))
+            return self._labelled(out)
         if self.seam is not None and mass < self.seam:  # full phase space: the flow alone
             got = self.inside.sample(mass, n, seed=int(s_in.generate_state(1)[0]))
             q = np.asarray(_np(got["qT"]), dtype=np.float64).ravel()
             e = np.asarray(_np(got["E"]), dtype=np.float64).ravel()
-            return {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
+            flow = {"qT": q, "E": e, "extrapolated": np.zeros(q.size, dtype=bool)}
+            return flow if self.tilt is None else {**flow, "weight": np.ones(q.size)}
         if self.arm_covers(mass):  # no flow: the arm's model, labelled
-            out = _model_sampler(self.model_at(mass), mass, self.e_max).sample(
-                mass, n, seed=int(s_out.generate_state(1)[0])
-            )
-            return {**out, "extrapolated": np.ones(len(out["qT"]), dtype=bool)}
+            model = _model_sampler(self.model_at(mass), mass, self.e_max)
+            return self._labelled(self._model(model, mass, n, int(s_out.generate_state(1)[0])))
         f, t, mu, s = (float(x) for x in self.extrapolation.at(mass))
         power_at = getattr(self.extrapolation, "power_at", None)  # a duck-typed model: a = 0
         a_pow = 0.0 if power_at is None else float(power_at(mass))
         falloff = _falloff_of(self.extrapolation)
+        model = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff)
         if self.inside is None:
-            out = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff).sample(
-                mass, n, seed=int(s_out.generate_state(1)[0])
-            )
-            return {**out, "extrapolated": np.ones(n, dtype=bool)}
+            return self._labelled(self._model(model, mass, n, int(s_out.generate_state(1)[0])))
         n_in = int(np.random.default_rng(s_split).binomial(n, min(max(f, 0.0), 1.0)))
         parts_q: list[NDArray[np.float64]] = []
         parts_e: list[NDArray[np.float64]] = []
@@ -124,17 +147,17 @@ class ExtrapolatedSampler:
             parts_q.append(np.asarray(_np(got["qT"]), dtype=np.float64).ravel())
             parts_e.append(np.asarray(_np(got["E"]), dtype=np.float64).ravel())
         need = n - n_in
-        model = ParametricSampler(t, mu, s, power=a_pow, e_max=self.e_max, falloff=falloff)
         rng_out = np.random.default_rng(s_out)
-        q_out, e_out, have = [], [], 0
+        q_out, e_out, w_out, have = [], [], [], 0
         for _ in range(1000):
             if have >= need:
                 break
             k = max(2 * (need - have), 1000)
-            got = model.sample(mass, k, seed=int(rng_out.integers(2**63)))
+            got = self._model(model, mass, k, int(rng_out.integers(2**63)))
             keep = ~self.fiducial.contains(np.full(k, mass), got["qT"], got["E"])
             q_out.append(got["qT"][keep])
             e_out.append(got["E"][keep])
+            w_out.append(got.get("weight", np.ones(k))[keep])
             have += int(keep.sum())
         if have < need:
             raise InputError(
@@ -144,7 +167,11 @@ class ExtrapolatedSampler:
         q = np.concatenate([*parts_q, np.concatenate(q_out)[:need]]) if need else parts_q[0]
         e = np.concatenate([*parts_e, np.concatenate(e_out)[:need]]) if need else parts_e[0]
         flag = np.concatenate([np.zeros(n_in, dtype=bool), np.ones(need, dtype=bool)])
-        return {"qT": q, "E": e, "extrapolated": flag}
+        if self.tilt is None:
+            return {"qT": q, "E": e, "extrapolated": flag}
+        w = np.concatenate(w_out)[:need]
+        return {"qT": q, "E": e, "extrapolated": flag,
+                "weight": np.concatenate([np.ones(n_in), w / w.mean() if need else w])}  # fmt: skip
 
     def arm_covers(self, mass: float) -> bool:
         """Whether :meth:`sample` takes ``mass`` from the arm's model: no flow, an ``arm``,

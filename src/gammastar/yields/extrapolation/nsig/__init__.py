@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from gammastar.yields.extrapolation.nsig.arm import nsig_full_space_error
-from gammastar.yields.extrapolation.nsig.draw import Redraw, draw_arrays
+from gammastar.yields.extrapolation.nsig.draw import Redraw, draw_arrays, sample_weight
 from gammastar.yields.extrapolation.nsig.lambda_theta import LambdaDraw, lambda_part, yield_ratio
 from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 from gammastar.yields.extrapolation.result import Extrapolation
@@ -171,7 +171,7 @@ def nsig_lambda_theta(
     if yield_only:
         return lambda_part(moves, partial(yield_ratio, extrapolation, fiducial, mass), ctau.size, log)
     qt, e, out_mask, a = draw_arrays(kinematics, sample, ctau)
-    ratio = LambdaDraw(extrapolation, fiducial, mass, qt, e, out_mask, a).ratio
+    ratio = LambdaDraw(extrapolation, fiducial, mass, qt, e, out_mask, a, sample_weight(sample)).ratio
     return lambda_part(moves, ratio, ctau.size, log)
 
 

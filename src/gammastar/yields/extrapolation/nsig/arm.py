@@ -20,6 +20,7 @@ from gammastar.yields.extrapolation.nsig.draw import (
     Redraw,
     per_sample_acceptance,
     reweight,
+    sample_weight,
 )
 from gammastar.yields.extrapolation.nsig.forms import (
     combine_form_variances,
@@ -67,7 +68,7 @@ def nsig_full_space_error(
     qt = np.asarray(kinematics["qT"], dtype=np.float64)
     mt = np.sqrt(qt**2 + mass**2)
     y = np.arccosh(np.maximum(np.asarray(kinematics["E"], dtype=np.float64) / mt, 1.0))
-    a = per_sample_acceptance(sample, ctau)
+    a, w = per_sample_acceptance(sample, ctau), sample_weight(sample)
     _, t, mu, s = (float(v) for v in ex.at(mass))
     nominal = np.array([t, mu, s, float(ex.power_at(mass))])
     lp0 = ex.form.log_p(mass, qt, y, nominal[0], mu, s, nominal[3])
@@ -75,7 +76,7 @@ def nsig_full_space_error(
 
     def ln_ratio(form: Any, par: NDArray) -> tuple[NDArray, NDArray]:
         lp = form.log_p(mass, qt, y, par[0], par[1], par[2], par[3])
-        mean, kish = reweight(lp - lp0, a)
+        mean, kish = reweight(lp - lp0, a, w)
         with np.errstate(divide="ignore", invalid="ignore"):
             r = mean / a_mean
             return np.where(r > 0, np.log(np.where(r > 0, r, 1.0)), np.nan), kish

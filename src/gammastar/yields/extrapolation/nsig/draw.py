@@ -16,7 +16,7 @@ from gammastar.physics.decay import decay_probability
 from gammastar.yields.extrapolation.model import NOMINAL, ModelForm, grid_in_f
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["KISH_MIN", "OutSamples", "Redraw", "draw_arrays", "kish_size", "out_samples", "per_sample_acceptance", "resolved_ratio", "reweight"]
+__all__ = ["KISH_MIN", "OutSamples", "Redraw", "draw_arrays", "kish_size", "out_samples", "per_sample_acceptance", "resolved_ratio", "reweight", "sample_weight"]
 
 
 KISH_MIN = 30.0
@@ -34,17 +34,26 @@ draw's mass, through the same detector and decay channel as the nominal draw's
 (:func:`gammastar.reach.acceptance.draw`)."""
 
 
+def sample_weight(sample: Any) -> NDArray[np.float64]:
+    """The samples' importance weights (:attr:`KinematicSample.weight`; 1 where it has none)."""
+    w = getattr(sample, "weight", None)
+    return np.ones(sample.n) if w is None else np.asarray(w, dtype=np.float64)
+
+
 def per_sample_acceptance(sample: Any, ctau: ArrayLike) -> NDArray[np.float64]:
-    """Each sample's own acceptance at the proper decay lengths ``ctau``: the detector
-    efficiency × Σ_cells hit × (survival to the cell's start − to its end), the per-sample
-    term of :meth:`gammastar.reach.acceptance.KinematicSample.acceptance` (whose mean it is).
+    """Each sample's term of the acceptance at the proper decay lengths ``ctau``: its
+    importance weight (:func:`sample_weight`) × the detector efficiency × Σ_cells hit ×
+    (survival to the cell's start − to its end), the per-sample term of
+    :meth:`gammastar.reach.acceptance.KinematicSample.acceptance` (whose mean it is).
 
     Returns:
         shape (n, len(ctau)).
     """
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     if hasattr(sample, "acceptance_per_sample"):  # a KinematicSample: over its edges only
-        return np.asarray(sample.acceptance_per_sample(ctau), dtype=np.float64)
+        a = np.asarray(sample.acceptance_per_sample(ctau), dtype=np.float64)
+        w = getattr(sample, "weight", None)
+        return a if w is None else a * np.asarray(w, dtype=np.float64)[:, None]
 
     z = np.asarray(sample.cells, dtype=np.float64)
     out = np.empty((sample.n, ctau.size))
@@ -76,11 +85,13 @@ def kish_size(s1: NDArray[np.float64], s2: NDArray[np.float64]) -> NDArray[np.fl
         return np.where(s2 > 0, s1**2 / np.where(s2 > 0, s2, 1.0), 0.0)
 
 
-def reweight(log_w: NDArray[np.float64],
-             a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
+def reweight(log_w: NDArray[np.float64], a: NDArray[np.float64],
+             weight: NDArray[np.float64] | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
     """The samples' acceptances ``a`` (n, n_ct) reweighted by w ∝ e^``log_w`` (p_θ/p_θ₀ of
     other parameters, or p_alt/p_nom of another form), self-normalised: Σ wᵢaᵢ/Σ wᵢ per cτ,
-    and the Kish effective size of the contributions wᵢaᵢ (:func:`kish_size`). The weights are
+    and the Kish effective size of the contributions wᵢaᵢ (:func:`kish_size`). Importance-
+    weighted draws: ``a`` the terms with their weights vᵢ (:func:`per_sample_acceptance`) and
+    ``weight`` the vᵢ, Σ wᵢaᵢ/Σ wᵢvᵢ. The weights are
     taken relative to the largest finite one, e^(log_w − max): neither result changes under a
     common factor, and no weight overflows (a form whose tail is many e-folds heavier than
     the nominal's far out); 0 where no sample has a finite log-weight. Where the draw's own
@@ -101,14 +112,16 @@ def reweight(log_w: NDArray[np.float64],
         return np.zeros(a.shape[1]), np.zeros(a.shape[1])
     w = np.exp(log_w - np.max(log_w[finite]))
     s1 = w @ a
-    return s1 / float(w.sum()), kish_size(s1, (w**2) @ (a**2))
+    norm = float(w.sum()) if weight is None else float(w @ weight)
+    return s1 / norm, kish_size(s1, (w**2) @ (a**2))
 
 
 def out_samples(ex: Extrapolation, fiducial: Any, mass: float,
                 kin: tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]],
-                a: NDArray[np.float64]) -> OutSamples:  # fmt: skip
+                a: NDArray[np.float64], weight: NDArray[np.float64] | None = None) -> OutSamples:  # fmt: skip
     """The draw's extrapolated samples (``kin`` = the draw's q_T, E and extrapolated flag,
-    ``a`` its acceptance per cτ) with the model's parameters at the mass."""
+    ``a`` its acceptance terms per cτ, ``weight`` its importance weights) with the model's
+    parameters at the mass."""
     qt, e, out_mask = kin
     f0, t, mu, s = (float(v) for v in ex.at(mass))
     mt = np.sqrt(qt[out_mask] ** 2 + mass**2)
@@ -118,7 +131,8 @@ def out_samples(ex: Extrapolation, fiducial: Any, mass: float,
                                          e[out_mask])))  # fmt: skip
     return OutSamples(mass, qt[out_mask], np.arccosh(np.maximum(e[out_mask] / mt, 1.0)),
                        a[out_mask], a.mean(axis=0), out_mask, (t, mu, s, float(ex.power_at(mass))),
-                       f0, grid_in_f(fiducial, mass), full, ex.form)  # fmt: skip
+                       f0, grid_in_f(fiducial, mass), full, ex.form,
+                       None if weight is None else weight[out_mask])  # fmt: skip
 
 
 class OutSamples(NamedTuple):
@@ -142,6 +156,9 @@ class OutSamples(NamedTuple):
     𝓔_out."""
     form: ModelForm = NOMINAL
     """The model's form (:attr:`Extrapolation.form`: with its fall-off)."""
+    w: NDArray[np.float64] | None = None
+    """The extrapolated samples' importance weights (mean 1; in ``a`` already: the
+    denominators of :func:`reweight`); ``None``: unweighted."""
 
 
 def resolved_ratio(nominal: tuple[NDArray[np.float64], NDArray[np.float64]],

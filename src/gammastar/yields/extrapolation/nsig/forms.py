@@ -92,7 +92,7 @@ def _record_shift(form, rec, ex_mass, draw: OutSamples) -> tuple | None:
     f_alt, t_alt, mu_alt, s_alt, a_alt = par
     lp_nom = draw.form.log_p(mass, qt, y, t, mu, s, a_pow)
     lp = form.log_p(mass, qt, y, t_alt, mu_alt, s_alt, a_alt)
-    acc_alt, kish = reweight(lp - lp_nom, a_out)  # self-normalised: 𝓔_out,alt
+    acc_alt, kish = reweight(lp - lp_nom, a_out, draw.w)  # self-normalised: 𝓔_out,alt
     acc_nom = a_out.mean(axis=0)
     if draw.full:  # the samples cover F too: N/Y_F = 𝓔/f
         return acc_alt / f_alt - acc_nom / f0, kish, par

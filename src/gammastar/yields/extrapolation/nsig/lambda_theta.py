@@ -37,8 +37,9 @@ class LambdaDraw:
     density) is computed once; a move that changes nothing at the mass (``null`` from
     :func:`gammastar.yields.lambda_theta.lambda_refits_at`, and the nominal fit there) gives 1."""
 
-    def __init__(self, ex, fiducial, mass, qt, e, out_mask, a) -> None:
+    def __init__(self, ex, fiducial, mass, qt, e, out_mask, a, weight=None) -> None:
         self.ex, self.mass, self.qt, self.e, self.a = ex, mass, qt, e, a
+        self.v = np.ones(qt.size) if weight is None else weight  # importance weights, in a
         self.at = ex.at(mass)
         self.f0, t, mu, s = (float(v) for v in self.at)
         self.nominal = (t, mu, s, float(ex.power_at(mass)))
@@ -53,7 +54,7 @@ class LambdaDraw:
 
     def _total(self, stay, enter, outside, r, w, f, scale):
         a, n = self.a, self.a.shape[0]
-        sw = float(w[outside].sum())
+        sw = float(w[outside] @ self.v[outside])
         out = (w[outside] @ a[outside]) / sw * n * (1.0 - f) if sw > 0 else 0.0
         return r[stay] @ a[stay] + scale * (w[enter] @ a[enter] + out)
 
@@ -128,7 +129,7 @@ def with_lambda_part(parts: dict[str, NDArray], ex: Extrapolation, fiducial: Any
     (q_T, E, extrapolated, acceptance) of the draw, the number of cτ) is given
     (:func:`lambda_part`)."""
     if lam is not None:
-        moves, (qt, e, out_mask, a), n_ct = lam
-        ratio = LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a).ratio
+        moves, (qt, e, out_mask, a, w), n_ct = lam
+        ratio = LambdaDraw(ex, fiducial, mass, qt, e, out_mask, a, w).ratio
         parts["lambda_theta"] = lambda_part(moves, ratio, n_ct, log)
     return parts

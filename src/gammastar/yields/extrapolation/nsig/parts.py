@@ -19,6 +19,7 @@ from gammastar.yields.extrapolation.nsig.draw import (
     Redraw,
     draw_arrays,
     out_samples,
+    sample_weight,
 )
 from gammastar.yields.extrapolation.nsig.forms import (
     combine_form_variances,
@@ -105,14 +106,15 @@ def nsig_error_parts(
     ctau = np.atleast_1d(np.asarray(ctau, dtype=np.float64))
     f0 = float(ex.at(mass)[0])
     qt, e, out_mask, a = draw_arrays(kinematics, sample, ctau)  # a: (n, n_ct)
-    lam = None if lambda_theta is None else (lambda_theta, (qt, e, out_mask, a), ctau.size)
+    w = sample_weight(sample)
+    lam = None if lambda_theta is None else (lambda_theta, (qt, e, out_mask, a, w), ctau.size)
     if not np.any(out_mask):
         names = [f"form_{k}" for k, r in (ex.model_variations or {}).items()
                  if variation_form(k, r) is not None]  # fmt: skip
         zero = {k: np.zeros(ctau.size)
                 for k in ("fit", "external", "forms", "yield_cross", "forms_unresolved", *names)}  # fmt: skip
         return with_lambda_part(zero, ex, fiducial, mass, lam, log)
-    draw = out_samples(ex, fiducial, mass, (qt, e, out_mask), a)
+    draw = out_samples(ex, fiducial, mass, (qt, e, out_mask), a, w)
     rows = gradient_rows(ex, mass)
     # the fit's statistical part; the model's forms below, each by its own N_sig (the
     # total covariance holds them mapped onto the nominal parameters, exact for f_F only)

@@ -104,7 +104,7 @@ class LogSteps:
 
     def __init__(self, fiducial: Any, draw: OutSamples, rows: list[tuple[int, int, float]]):
         self.fid, self.mass, self.qt, self.y = fiducial, draw.mass, draw.qt, draw.y
-        self.a_out = draw.a
+        self.a_out, self.w_out = draw.a, draw.w
         self.base = np.asarray(draw.nominal, dtype=np.float64)
         self.rows, self.inside = rows, draw.inside  # F on the quadrature grid (grid_in_f)
         self.full, self.form = draw.full, draw.form
@@ -122,7 +122,7 @@ class LogSteps:
         f = fiducial_fraction(self.fid, self.mass, tuple(p), self.inside, self.form)
         if not f > 0:  # F has no area at this mass on the quadrature grid: N/Y_F undefined
             return np.full(np.shape(self.e_in), np.nan)
-        acc = reweight(self._logp(p) - self.lp0, self.a_out)[0]
+        acc = reweight(self._logp(p) - self.lp0, self.a_out, self.w_out)[0]
         return self.e_in + (1.0 if self.full else 1 - f) / f * acc
 
     def _step(self, d):
