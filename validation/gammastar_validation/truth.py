@@ -202,25 +202,29 @@ def true_fiducial_fraction(config, fiducial, edges, *, sources: int = TRUTH_FIDU
 
 class TiltedMesons:
     """A meson source (:class:`gammastar.mock.cocktail.ParametricMesons` or a PYTHIA pool,
-    :class:`gammastar.mock.pythia.PythiaMesons`) whose parents come, half of them, from the
-    rapidity distribution tilted by e^{κy}, recording each parent's importance weight
-    w = p/q, q = (p + p_κ)/2 (a defensive mixture: w ≤ 2, so that no part of the phase space
-    is worse sampled than by half as many plain draws): forward mesons, the tail that a
-    forward detector at short cτ sees, are drawn many times more often.
+    :class:`gammastar.mock.pythia.PythiaMesons`) whose parents come from a defensive mixture,
+    recording each parent's importance weight w = p/q: a third from the source itself, a
+    third with the rapidity tilted by e^{κy} (forward mesons: the fast A′ of an on-axis detector
+    at short cτ), a third with the transverse momentum tilted (the m_T slope T × ``pt_scale``:
+    the fast, wide-angle A′ of an off-axis one), q the mean of the three (w ≤ 3, so that no
+    part of the phase space is worse sampled than by a third as many plain draws).
 
     The parametric rapidity is a Gaussian N(μ, σ) truncated at the kinematic limit
     |y| ≤ arccosh(E_max/m_T) (:func:`gammastar.physics.sampling.limit_rapidity`): its tilt
     is N(μ + κσ², σ) with the same truncation, drawn by the parametric source itself with
     that mean; p(y)/p_κ(y) = e^{−κy} Z_κ e^{κμ + κ²σ²/2} / Z, Z the truncation's
-    normalisation. A pool's members are drawn with q_i = (1/N + e^{κ y_i}/Σ_j e^{κ y_j})/2
-    instead of 1/N.
+    normalisation; the p_T densities are :func:`gammastar.physics.sampling.log_mt_density`'s
+    at T and at T × ``pt_scale``. A pool's members are drawn with
+    q_i = (1/N + e^{κ y_i}/Σ_j e^{κ y_j} + e^{λ p_T,i}/Σ_j e^{λ p_T,j})/3 instead of 1/N,
+    λ = (1 − 1/``pt_scale``)/⟨p_T⟩ (the same flattening of an exponential p_T spectrum).
 
     ``weights`` holds one array per :meth:`sample` call since :meth:`reset`, in call order.
     """
 
-    def __init__(self, base: Any, tilt: float) -> None:
+    def __init__(self, base: Any, tilt: float, pt_scale: float = 3.0) -> None:
         self.base = base
         self.tilt = float(tilt)
+        self.pt_scale = float(pt_scale)
         self.weights: list[NDArray[np.float64]] = []
 
     def __getattr__(self, name: str) -> Any:
@@ -244,12 +248,15 @@ class TiltedMesons:
         n, big = masses.size, pt.size
         if big == 0:
             return self.base.sample(rng, masses, parent), np.ones(n)
-        e = np.exp(self.tilt * (y - y.max()))
-        q_tilt = e / e.sum()
-        tilt = rng.random(n) < 0.5
+        lam = (1.0 - 1.0 / self.pt_scale) / max(float(pt.mean()), 1e-3)
+        q_y = np.exp(self.tilt * (y - y.max()))
+        q_pt = np.exp(lam * (pt - pt.max()))
+        q_y, q_pt = q_y / q_y.sum(), q_pt / q_pt.sum()
+        part = rng.integers(0, 3, n)
         i = rng.integers(0, big, n)
-        i[tilt] = rng.choice(big, int(tilt.sum()), p=q_tilt)
-        w = (1.0 / big) / (0.5 / big + 0.5 * q_tilt[i])
+        i[part == 1] = rng.choice(big, int((part == 1).sum()), p=q_y)
+        i[part == 2] = rng.choice(big, int((part == 2).sum()), p=q_pt)
+        w = (1.0 / big) / ((1.0 / big + q_y[i] + q_pt[i]) / 3.0)
         phi = rng.uniform(0.0, 2.0 * np.pi, n)
         return four_momentum(masses, pt[i], y[i], phi), w
 
@@ -258,39 +265,49 @@ class TiltedMesons:
         from scipy.stats import norm
 
         from gammastar.mock.cocktail import ParametricMesons
+        from gammastar.physics.sampling import log_mt_density
 
         cfg, e_max = self.base.cfg, self.base.beam_energy
-        sig = cfg.electrons.pi0.rapidity_sigma if parent == "pi0" else cfg.rapidity_sigma
-        mu = cfg.rapidity_mean
+        pi0 = parent == "pi0"
+        sig = cfg.electrons.pi0.rapidity_sigma if pi0 else cfg.rapidity_sigma
+        temp = cfg.electrons.pi0.pt_temperature if pi0 else cfg.pt_temperature
+        mu, k = cfg.rapidity_mean, self.pt_scale
         shift = self.tilt * sig**2
         shifted = ParametricMesons(cfg.model_copy(update={"rapidity_mean": mu + shift}), e_max)
-        tilt = rng.random(masses.size) < 0.5
+        hot_pi0 = cfg.electrons.pi0.model_copy(update={"pt_temperature": k * cfg.electrons.pi0.pt_temperature})
+        hot = ParametricMesons(cfg.model_copy(update={
+            "pt_temperature": k * cfg.pt_temperature,
+            "electrons": cfg.electrons.model_copy(update={"pi0": hot_pi0})}), e_max)  # fmt: skip
+        part = rng.integers(0, 3, masses.size)
         out = np.empty((4, masses.size))
-        out[:, ~tilt] = self.base.sample(rng, masses[~tilt], parent)
-        out[:, tilt] = shifted.sample(rng, masses[tilt], parent)
+        for j, src in enumerate((self.base, shifted, hot)):
+            out[:, part == j] = src.sample(rng, masses[part == j], parent)
         px, py, pz, en = out
         y = 0.5 * np.log((en + pz) / (en - pz))
+        pt = np.hypot(px, py)
         if e_max is None:
             log_z0 = log_z1 = np.zeros(masses.size)
         else:
-            y_max = np.arccosh(np.maximum(e_max / np.sqrt(masses**2 + px**2 + py**2), 1.0))
+            y_max = np.arccosh(np.maximum(e_max / np.sqrt(masses**2 + pt**2), 1.0))
 
             def log_z(m: float) -> NDArray[np.float64]:  # ln(Φ((y_max − m)/σ) − Φ((−y_max − m)/σ))
                 hi, lo = log_ndtr((y_max - m) / sig), log_ndtr((-y_max - m) / sig)
                 return hi + np.log1p(-np.exp(np.minimum(lo - hi, 0.0)))
 
             log_z0, log_z1 = log_z(mu), log_z(mu + shift)
-        lp = norm.logpdf(y, mu, sig) - log_z0
-        lq = norm.logpdf(y, mu + shift, sig) - log_z1
+        h0 = log_mt_density(pt, masses, temp, cfg.pt_mt_power)
+        h2 = log_mt_density(pt, masses, k * temp, cfg.pt_mt_power)
+        g0 = norm.logpdf(y, mu, sig) - log_z0
+        lp = g0 + h0
+        lq = [lp, norm.logpdf(y, mu + shift, sig) - log_z1 + h0, g0 + h2]
         if cfg.falloff and e_max is not None:  # the mesons × (1 − E/E_max)^n, each source's own
-            temp = cfg.electrons.pi0.pt_temperature if parent == "pi0" else cfg.pt_temperature
-            spectra = (temp, cfg.pt_mt_power, sig, float(cfg.falloff), float(e_max))
             lo, hi = float(np.min(masses)), float(np.max(masses))
-            nodes, h0 = _log_mean_falloff(lo, hi, mu, spectra)
-            _, h1 = _log_mean_falloff(lo, hi, mu + shift, spectra)
-            lp -= np.interp(masses, nodes, h0)
-            lq -= np.interp(masses, nodes, h1)
-        w = 1.0 / (0.5 + 0.5 * np.exp(lq - lp))
+            for j, (m_j, t_j) in enumerate(((mu, temp), (mu + shift, temp), (mu, k * temp))):
+                spectra = (t_j, cfg.pt_mt_power, sig, float(cfg.falloff), float(e_max))
+                nodes, h = _log_mean_falloff(lo, hi, m_j, spectra)
+                lq[j] = lq[j] - np.interp(masses, nodes, h)
+            lp = lq[0]
+        w = 1.0 / (sum(np.exp(q - lp) for q in lq) / 3.0)
         return out, w
 
 

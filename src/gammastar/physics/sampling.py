@@ -105,7 +105,7 @@ class Tilt(NamedTuple):
         return ((0.0, 1.0), (self.y_shift, 1.0), (0.0, self.t_scale))
 
 
-def log_mt_density(pt: Array, mass: float, temperature: float, power: float = 0.0) -> Array:
+def log_mt_density(pt: Array, mass: ArrayLike, temperature: float, power: float = 0.0) -> Array:
     """ln of the normalised p_T density of :func:`sample_mt_power`,
     dN/dp_T = p_T m_T^a e^{−m_T/T} / (T^{a+2} Γ(a + 2, m/T)) (Γ(s, x) the upper incomplete
     gamma function: ∫ from m_T = m of m_T^{a+1} e^{−m_T/T} dm_T).
@@ -119,9 +119,10 @@ def log_mt_density(pt: Array, mass: float, temperature: float, power: float = 0.
     from scipy.special import gammaincc, gammaln
 
     s = 2.0 + power
-    mt = np.sqrt(np.asarray(pt, dtype=np.float64) ** 2 + mass**2)
+    m = np.asarray(mass, dtype=np.float64)
+    mt = np.sqrt(np.asarray(pt, dtype=np.float64) ** 2 + m**2)
     with np.errstate(divide="ignore"):
-        log_norm = s * math.log(temperature) + gammaln(s) + math.log(gammaincc(s, mass / temperature))
+        log_norm = s * math.log(temperature) + gammaln(s) + np.log(gammaincc(s, m / temperature))
         return np.log(pt) + power * np.log(mt) - mt / temperature - log_norm
 
 
