@@ -237,7 +237,9 @@ def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
         b = base[name]
         if name == "extrapolation" and point.ex_sides is not None:
             floors = b if isinstance(b, tuple) else (b, b)
-            up, down = (edge_size(eps, r, at, f)[0] for r, f in zip(point.ex_sides, floors, strict=True))
+            up, down = (
+                edge_size(eps, r, at, f)[0] for r, f in zip(point.ex_sides, floors, strict=True)
+            )
             if up is not None and down is not None:
                 out[name] = (up, down)
             continue

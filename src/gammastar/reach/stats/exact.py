@@ -264,7 +264,9 @@ _HALF_W = _HALF_W * np.exp(-0.5 * _HALF_Z**2)
 _HALF_W = _HALF_W / _HALF_W.sum()
 
 
-def shared_log_rule(width: float, sides: Sequence[tuple[float, float]], n: int) -> tuple[NDArray, NDArray]:
+def shared_log_rule(
+    width: float, sides: Sequence[tuple[float, float]], n: int
+) -> tuple[NDArray, NDArray]:
     r"""An ``n``-point Gauss rule (nodes, weights summing to 1) for the logarithm of the shared
     signal scale, L = w Z₀ + Σ_j g_j(Z_j), Z independent standard normals, ``width`` = w (the
     symmetric nuisances), each ``sides`` (w₊, w₋) a two-sided log-normal nuisance,

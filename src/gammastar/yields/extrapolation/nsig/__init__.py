@@ -34,8 +34,14 @@ from gammastar.yields.extrapolation.nsig.lambda_theta import LambdaDraw, lambda_
 from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["NsigErrorSettings", "nsig_lambda_theta", "nsig_reach_error", "nsig_reach_sides", "nsig_relative_error",
-           "nsig_relative_sides"]
+__all__ = [
+    "NsigErrorSettings",
+    "nsig_lambda_theta",
+    "nsig_reach_error",
+    "nsig_reach_sides",
+    "nsig_relative_error",
+    "nsig_relative_sides",
+]
 
 
 @dataclass(frozen=True)

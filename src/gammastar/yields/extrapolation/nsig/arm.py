@@ -111,7 +111,9 @@ def nsig_full_space_error(
         lost |= ~np.isfinite(lr)
         var_each[name], sign[name] = np.nan_to_num(lr) ** 2, np.sign(np.nan_to_num(lr))
     forms = np.where(lost, np.nan, np.sqrt(combine_form_variances(var_each, ctau.size)))
-    up, down = (np.where(lost, np.nan, np.sqrt(v)) for v in signed_form_variances(var_each, sign, ctau.size))
+    up, down = (
+        np.where(lost, np.nan, np.sqrt(v)) for v in signed_form_variances(var_each, sign, ctau.size)
+    )
     return {"fit": np.sqrt(var_fit), "forms": forms, "forms_up": up, "forms_down": down,
             "forms_unresolved": lost.astype(np.float64)}  # fmt: skip
 

@@ -18,8 +18,14 @@ from gammastar.yields.extrapolation.nsig.direct import DirectDraw
 from gammastar.yields.extrapolation.nsig.draw import KISH_MIN, OutSamples, reweight
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["combine_form_variances", "form_shifts", "log_form_variances", "record_params", "signed_form_variances",
-           "variation_form"]
+__all__ = [
+    "combine_form_variances",
+    "form_shifts",
+    "log_form_variances",
+    "record_params",
+    "signed_form_variances",
+    "variation_form",
+]
 
 
 def combine_form_variances(var_each: Mapping[str, NDArray], size: int) -> NDArray[np.float64]:

@@ -147,7 +147,8 @@ def nsig_error_parts(
         var_each = log_form_variances(shifts, n_over_yf, ratio)
     var_forms = combine_form_variances(var_each, ctau.size)
     # each form's shift of N on its side: ln(N_alt/N) and Δ(N/Y_F) share the sign
-    var_up, var_down = signed_form_variances(var_each, {k: np.sign(d) for k, d in shifts.items()}, ctau.size)
+    signs = {k: np.sign(d) for k, d in shifts.items()}
+    var_up, var_down = signed_form_variances(var_each, signs, ctau.size)
     rel = partial(_relative_sd, n_over_yf=n_over_yf, use_log=use_log)
     ext_part = rel(var_ext)
     if sd_ext is not None:  # the response itself where it is defined, else the linear part
