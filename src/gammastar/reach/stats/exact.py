@@ -271,12 +271,13 @@ def shared_log_rule(
     signal scale, L = w Z₀ + Σ_j g_j(Z_j), Z independent standard normals, ``width`` = w (the
     symmetric nuisances), each ``sides`` (w₊, w₋) a two-sided log-normal nuisance,
     g(z) = w₊ z for z > 0 and w₋ z for z < 0 (pyhf's ``normsys`` ``code1``, hi^α and lo^{−α}:
-    a normal on each half with its own width). L's law is discretised on the product of a
-    2n-point Gauss–Hermite rule for Z₀ and a 128-point Gauss–Legendre rule on each half-line
-    (|z| ≤ 14) per Z_j, and reduced to its own Gauss rule by Lanczos on that discrete measure:
-    exact for polynomials in L to degree 2n − 1, as Gauss–Hermite is for a symmetric L, at
-    one outer axis of n nodes (the likelihood's cost unchanged). Where w₊ = w₋ L is normal and
-    the rule Gauss–Hermite's up to rounding.
+    a normal on each half with its own width). Each g_j's own n-point Gauss rule comes from
+    its law discretised by a 128-point Gauss–Legendre rule on each half-line (|z| ≤ 14), by
+    Lanczos; the product with the n-point Gauss–Hermite rule of w Z₀ (or with the previous
+    g's) holds L's moments to degree 2n − 1, and Lanczos on that product (n² points) gives
+    L's own Gauss rule: exact for polynomials in L to degree 2n − 1, as Gauss–Hermite is for
+    a symmetric L, at one outer axis of n nodes (the likelihood's cost unchanged). Where
+    w₊ = w₋ L is normal and the rule Gauss–Hermite's up to rounding.
 
     Example:
         >>> x, p = shared_log_rule(0.0, [(0.5, 0.5)], 5)
@@ -289,15 +290,13 @@ def shared_log_rule(
         matrix); W. Gautschi, "Orthogonal Polynomials: Computation and Approximation" (Oxford,
         2004) §2.2.3 (discretisation and Lanczos).
     """
-    xs, ws = np.polynomial.hermite_e.hermegauss(2 * n)
+    xs, ws = np.polynomial.hermite_e.hermegauss(n)
     t, p = (width * xs, ws / ws.sum()) if width > 0 else (np.zeros(1), np.ones(1))
     for w_up, w_down in sides:
-        g = np.concatenate([w_up * _HALF_Z, -w_down * _HALF_Z])
-        pg = np.concatenate([_HALF_W, _HALF_W]) / 2.0
-        t, p = (t[:, None] + g[None, :]).ravel(), (p[:, None] * pg[None, :]).ravel()
-        if len(sides) > 1:  # bound the product's size: a 2n-point rule keeps degree 4n − 1
-            t, p = _gauss_rule(t, p, 2 * n)
-    return _gauss_rule(t, p, n)
+        g, pg = _gauss_rule(np.concatenate([w_up * _HALF_Z, -w_down * _HALF_Z]),
+                            np.concatenate([_HALF_W, _HALF_W]) / 2.0, n)  # fmt: skip
+        t, p = _gauss_rule((t[:, None] + g[None, :]).ravel(), (p[:, None] * pg[None, :]).ravel(), n)
+    return t, p
 
 
 def _gauss_rule(t: NDArray, p: NDArray, n: int) -> tuple[NDArray, NDArray]:
