@@ -282,8 +282,8 @@ def _mass_limit(
     """The limit (:func:`gammastar.reach.stats.upper_limit`) and ε boundaries of one mass point;
     with an ensemble spread ``kin_rel`` or the extrapolation fit's N_sig error ``ex_rel``
     (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
-    ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
-    boundaries, likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``: each edge
+    ``extrapolation`` (:func:`_extrapolation_row`, two-sided where ``ex_sides``) taken at the
+    first pass's median expected boundaries, likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``: each edge
     with the sizes at it (:func:`_sizes_at`; a second limit for ε_high where they
     differ)."""
     nuis: dict[str, Size] = dict(point.nuisances)

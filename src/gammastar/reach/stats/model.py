@@ -106,8 +106,9 @@ class Model:
     (:mod:`gammastar.yields.uncertainties`: the yield's own sources)."""
     signal_down: dict[str, float] = field(default_factory=dict)
     """The down side r₋ of a two-sided named nuisance (``normsys`` hi = 1 + r, lo = 1/(1 + r₋):
-    the signal scale e^{αw₊} for α > 0, e^{αw₋} for α < 0, w± = ln(1 + r±)); a name not here
-    is symmetric."""
+    the signal scale e^{αw₊} for α > 0, e^{αw₋} for α < 0, w± = ln(1 + r±), as the exact
+    method integrates it; pyhf's default interpolation ``code4`` is the same for |α| ≥ 1 and
+    smooths the kink inside); a name not here is symmetric."""
 
     def __post_init__(self) -> None:
         if not self.channels:
