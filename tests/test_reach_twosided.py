@@ -253,3 +253,36 @@ def test_the_scan_takes_each_side_at_each_edge():
             assert both.extrapolation[k] == pytest.approx(v, rel=ulp)
         else:
             assert both.extrapolation[k] == v  # flags and names
+
+
+def test_reach_json_records_both_sides():
+    """``reach.json``'s record of the two-sided ``extrapolation``: per mass each side's size
+    at each edge (``up``, ``down``), the symmetrised ``rel`` and ``at_eps_*`` as before, the
+    modifier's hi and lo named; rows without sides (``acceptance_lambda_theta``) keep none."""
+    from types import SimpleNamespace
+
+    from test_reach import _edge_toy
+
+    from gammastar.reach.scan.mass_limit import _mass_limit, _MassInputs
+    from gammastar.reach.stage import _record_nsig_level
+
+    eps, sig, st = _edge_toy()
+    up = np.where(eps < 1e-5, 0.1, 5.0)
+    sides = np.stack([up, np.full(eps.size, 0.1)])
+    point = _MassInputs(0, {"extrapolation": 0.1}, 0.0, None, ex_rel=up, ex_sides=sides)
+    row = _mass_limit(sig, point, np.array([0.3]), eps, st).extrapolation
+    rec = {"rel": [0.3], "kind": "normsys", "origin": "yield", "modifier": "hi = 1 + rel"}
+    inp = SimpleNamespace(
+        masses=np.array([0.3]), nuisance_record={"nuisances": {"extrapolation": rec}}
+    )
+    _record_nsig_level(inp, [row], "extrapolation", "test")
+    assert rec["up"]["at_eps_high"] == pytest.approx([5.0], rel=1e-12)
+    assert rec["down"]["at_eps_high"] == pytest.approx([0.1], rel=1e-12)
+    assert rec["up"]["at_eps_low"] == pytest.approx([0.1], rel=1e-12)
+    assert rec["at_eps_high"] == pytest.approx([5.0], rel=1e-12)  # the symmetrised array's
+    assert "1/(1 + down)" in rec["modifier"]
+    lam = {"rel": [0.3], "kind": "normsys", "origin": "yield"}
+    inp.nuisance_record["nuisances"]["acceptance_lambda_theta"] = lam
+    bare = {k: v for k, v in row.items() if k not in ("up", "down")}
+    _record_nsig_level(inp, [bare], "acceptance_lambda_theta", "test")
+    assert "up" not in lam

@@ -340,6 +340,8 @@ def _record_nsig_level(
     sides = [s for s in ("up", "down") if any(s in row for row in rows)]
     for s in sides:  # a two-sided nuisance: the likelihood's hi = 1 + up, lo = 1/(1 + down)
         rec[s] = {k: [None] * n for k in ("rel", "at_eps_low", "at_eps_high")}
+    if sides and "modifier" in rec:
+        rec["modifier"] = "normsys on the signal of every channel, hi = 1 + up, lo = 1/(1 + down)"
     for row in rows:
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
         rec["rel"][j], rec["at_eps_low"][j] = row["rel"], row["eps_low"]
