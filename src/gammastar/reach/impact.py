@@ -30,8 +30,9 @@ def impact(
     r"""Shift of s_up and of ε_low/ε_high at one mass with each nuisance fixed at ±1σ.
 
     A rate nuisance of the signal (``n_pot`` and the named ones, log-normal width
-    ln(1 + r)) fixed at ±1σ scales the signal by (1 + r)^{±1} and leaves the other
-    nuisances free: s_up(±1σ) = s_up(model without it)/(1 + r)^{±1}, in events of the nominal
+    ln(1 + r)) fixed at ±1σ scales the signal by (1 + r)^{±1} (a two-sided one by 1 + r and
+    1/(1 + r₋)) and leaves the other nuisances free: s_up(±1σ) = s_up(model without it)
+    divided by that scale, in events of the nominal
     prediction N_sig(m, ε) (so that the ε boundaries follow from N_sig = s_up(±1σ)). A
     background ``bkg_<channel>`` fixed at ±1σ scales that background by κ^{±1}. The ranking
     follows cabinetry's impact (pre-fit, ±1σ, the rest profiled; here integrated, as in the
@@ -67,17 +68,19 @@ def impact(
         }
 
     out: dict[str, dict[str, Any]] = {}
-    rates = {"n_pot": model.n_pot_unc, **model.signal_nuisances}
-    for name, r in rates.items():
-        if not r > 0:
+    rates = {"n_pot": (model.n_pot_unc,) * 2,
+             **{k: (r, model.down(k)) for k, r in model.signal_nuisances.items()}}  # fmt: skip
+    for name, (r, r_down) in rates.items():
+        if not (r > 0 or r_down > 0):
             continue
         mod = copy.deepcopy(model)
         if name == "n_pot":
             mod.n_pot_unc = 0.0
         else:
             mod.signal_nuisances[name] = 0.0
+            mod.signal_down.pop(name, None)
         base = limit(mod)
-        out[name] = {"+1": row(base / (1.0 + r)), "-1": row(base * (1.0 + r))}
+        out[name] = {"+1": row(base / (1.0 + r)), "-1": row(base * (1.0 + r_down))}
     for ci, c in enumerate(model.channels):
         if not c.bkg_kappa > 1.0 or not np.any(c.background > 0):
             continue

@@ -243,6 +243,7 @@ def mass_model(
     mass_range: tuple[float, float] | None = None,
     acceptance: Mapping[str, float] | None = None,
     signal_nuisances: Mapping[str, float] | None = None,
+    signal_down: Mapping[str, float] | None = None,
 ) -> Model:
     """The per-mass likelihood: signal template (one event in total) split over the channels by
     BR(A′ → ℓℓ) (× ``acceptance``, when the channels' acceptances differ), background counts
@@ -262,6 +263,7 @@ def mass_model(
         signal_nuisances: named relative signal-rate uncertainties, each one parameter shared
             by the channels (:mod:`gammastar.yields.uncertainties`); ``data_stat`` among them replaces
             ``mc_stat``.
+        signal_down: the down sides of two-sided ones (:attr:`Model.signal_down`).
 
     Example:
         >>> st = MassModelSettings(("mumu",), {"mumu": 0.016}, {"mumu": 1.125}, 0.2, 0.029)
@@ -302,4 +304,5 @@ def mass_model(
         n_pot_unc=st.n_pot_unc,
         meta={"mass": mass, "br": brs},
         signal_nuisances=dict(signal_nuisances or {}),
+        signal_down=dict(signal_down or {}),
     )

@@ -308,7 +308,10 @@ def _record_extrapolation(inp: ReachInputs, res: ScanResult) -> None:
         "normalised in the fiducial region), at the median expected eps_low and eps_high of a first pass, each edge's limit "
         "with its own (at_eps_low, at_eps_high; rel, the larger; an edge where N_sig is not "
         "resolved, flagged unresolved, takes the largest resolved size at the mass, never below "
-        "the other edge's, and fallback names it); rel_yield: the yield's delta f_F / f_F"
+        "the other edge's, and fallback names it); rel_yield: the yield's delta f_F / f_F; "
+        "the likelihood's normsys is two-sided, hi = 1 + up, lo = 1/(1 + down) (up, down: "
+        "each side with the model forms whose shift of N_sig points there; rel and at_eps_*: "
+        "all parts in quadrature, symmetrised)"
     ))  # fmt: skip
     _record_nsig_level(inp, res.lambda_theta_nsig, "acceptance_lambda_theta", (
         "the measured lambda_theta moved per polarisation bin by +-1 sigma, the fiducial "
@@ -334,10 +337,19 @@ def _record_nsig_level(
     rec["rel_yield"] = list(rec["rel"])
     rec["at_eps_low"], rec["at_eps_high"] = [None] * n, [None] * n
     rec["origin"] = origin
+    sides = [s for s in ("up", "down") if any(s in row for row in rows)]
+    for s in sides:  # a two-sided nuisance: the likelihood's hi = 1 + up, lo = 1/(1 + down)
+        rec[s] = {k: [None] * n for k in ("rel", "at_eps_low", "at_eps_high")}
+    if sides and "modifier" in rec:
+        rec["modifier"] = "normsys on the signal of every channel, hi = 1 + up, lo = 1/(1 + down)"
     for row in rows:
         j = int(np.argmin(np.abs(inp.masses - row["mass"])))
         rec["rel"][j], rec["at_eps_low"][j] = row["rel"], row["eps_low"]
         rec["at_eps_high"][j] = row["eps_high"]
+        for s in sides:
+            if s in row:
+                rec[s]["rel"][j], rec[s]["at_eps_low"][j] = row[s]["rel"], row[s]["eps_low"]
+                rec[s]["at_eps_high"][j] = row[s]["eps_high"]
         if row.get("unresolved"):  # N_sig not resolved at eps_low or eps_high
             rec.setdefault("unresolved", [False] * n)[j] = True
         if row.get("fallback"):  # the edges that took the largest resolved size (edge_size)

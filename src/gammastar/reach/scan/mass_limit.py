@@ -90,15 +90,22 @@ def edge_size(
     return max(float(known.max()) if known.size else floor, floor), True
 
 
+Size = float | tuple[float, float]
+"""A named nuisance's size: r (symmetric), or (r₊, r₋) of a two-sided one (hi = 1 + r₊,
+lo = 1/(1 + r₋))."""
+
+
 def _mass_model_for(
     sig: _MassSignal,
     i: int,
     masses: NDArray,
     st: ScanSettings,
     mc_stat: float,
-    nuisances: dict[str, float],
+    nuisances: dict[str, Size],
 ) -> Model:
     """The per-mass likelihood (:func:`mass_model`) of mass point ``i`` from the settings."""
+    up = {k: v[0] if isinstance(v, tuple) else v for k, v in nuisances.items()}
+    down = {k: v[1] for k, v in nuisances.items() if isinstance(v, tuple)}
     return mass_model(
         sig.mass,
         st.model_settings(sig.channels),
@@ -108,7 +115,8 @@ def _mass_model_for(
         mc_stat=mc_stat,
         mass_range=(float(masses[0]), float(masses[-1])),
         acceptance=sig.shares,
-        signal_nuisances=nuisances or None,
+        signal_nuisances=up or None,
+        signal_down=down or None,
     )
 
 
@@ -143,6 +151,8 @@ class _MassInputs:
     """The ensemble's acceptance spread (``kinematic_model``), or ``None``."""
     ex_rel: NDArray | None = None
     """The extrapolation fit's N_sig error (``extrapolation``), or ``None``."""
+    ex_sides: NDArray | None = None
+    """Its two sides (r₊, r₋) per ε, shape (2, ε), which the likelihood then takes, or ``None``."""
     lam_rel: NDArray | None = None
     """The measured λ_θ's N_sig error (``acceptance_lambda_theta``), or ``None``."""
 
@@ -157,6 +167,7 @@ def _point(job: _MassJob, work: _MassWork, hint: float | None) -> _MassInputs:
         kin_rel=work.kin_rel,
         ex_rel=work.ex_rel,
         lam_rel=work.lam_rel,
+        ex_sides=work.ex_sides,
     )
 
 
@@ -183,10 +194,11 @@ def _second_pass_rows(
     sig: _MassSignal,
     eps: NDArray,
     first: tuple[float, float],
-    nuis: dict[str, float],
+    nuis: dict[str, Size],
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
     """The ``kinematic_model``, ``extrapolation`` and ``acceptance_lambda_theta`` rows at the
-    first pass's median expected boundaries ``first``; their sizes replace those in ``nuis``."""
+    first pass's median expected boundaries ``first``; their sizes replace those in ``nuis``
+    (``extrapolation``'s two sides, ``up`` and ``down`` rows of its row, where ``ex_sides``)."""
     lo, hi = first
     kin_row = ex_row = lam_row = None
     if point.kin_rel is not None:
@@ -196,6 +208,11 @@ def _second_pass_rows(
         ex_row = _extrapolation_row(eps, point.ex_rel, lo, hi, sig.nsig_grid, sig.mass)
         ex_row["rel_yield"] = nuis["extrapolation"]
         nuis["extrapolation"] = ex_row["rel"]
+        if point.ex_sides is not None:
+            for side, rel in zip(("up", "down"), point.ex_sides, strict=True):
+                row = _extrapolation_row(eps, rel, lo, hi, sig.nsig_grid, sig.mass)
+                ex_row[side] = {k: row[k] for k in ("rel", "eps_low", "eps_high")}
+            nuis["extrapolation"] = (ex_row["up"]["rel"], ex_row["down"]["rel"])
     if point.lam_rel is not None and "acceptance_lambda_theta" in nuis:
         lam_row = _extrapolation_row(eps, point.lam_rel, lo, hi, sig.nsig_grid, sig.mass)
         lam_row["rel_yield"] = nuis["acceptance_lambda_theta"]
@@ -204,10 +221,11 @@ def _second_pass_rows(
 
 
 def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
-              base: dict[str, float]) -> dict[str, float]:  # fmt: skip
+              base: dict[str, Size]) -> dict[str, Size]:  # fmt: skip
     """``base`` with each per-ε nuisance of ``point`` (``kinematic_model``, ``extrapolation``,
     ``acceptance_lambda_theta``) at ε = ``at`` (:func:`edge_size`: where N_sig is not resolved
-    there, the largest resolved size at the mass, never below ``base``'s). Why per edge: the two
+    there, the largest resolved size at the mass, never below ``base``'s), ``extrapolation``
+    per side where ``ex_sides``. Why per edge: the two
     boundaries are two hypothesis tests at two ε, and a far-forward detector's N_sig is known
     far less well at its short-lifetime edge (the model's tail towards the beam energy) than
     at its long-lifetime one."""
@@ -216,14 +234,28 @@ def _sizes_at(point: _MassInputs, eps: NDArray, at: float,
                       ("acceptance_lambda_theta", point.lam_rel)):  # fmt: skip
         if rel is None or name not in base:
             continue
-        v, _ = edge_size(eps, rel, at, base[name])
+        b = base[name]
+        if name == "extrapolation" and point.ex_sides is not None:
+            floors = b if isinstance(b, tuple) else (b, b)
+            up, down = (
+                edge_size(eps, r, at, f)[0] for r, f in zip(point.ex_sides, floors, strict=True)
+            )
+            if up is not None and down is not None:
+                out[name] = (up, down)
+            continue
+        v, _ = edge_size(eps, rel, at, b[0] if isinstance(b, tuple) else b)
         if v is not None:
             out[name] = v
     return out
 
 
-def _high_edge(solve: Callable[[dict[str, float]], tuple], point: _MassInputs, sig: _MassSignal,
-               eps: NDArray, sizes: dict[str, float]) -> tuple:  # fmt: skip
+def _same_sizes(a: dict[str, Size], b: dict[str, Size]) -> bool:
+    """Whether the sizes ``a`` are ``b``'s to 1e-6 relative (either side of a two-sided one)."""
+    return all(np.allclose(a[k], v, rtol=1e-6, atol=0.0) for k, v in b.items())
+
+
+def _high_edge(solve: Callable[[dict[str, Size]], tuple], point: _MassInputs, sig: _MassSignal,
+               eps: NDArray, sizes: dict[str, Size]) -> tuple:  # fmt: skip
     """The ε_high limit with the per-ε sizes at the boundary it gives, conservatively. With
     the sizes growing towards short lifetimes (a far-forward detector's model tail), the
     boundary for the sizes at ε, T(ε), falls as ε grows, and the self-consistent edge is
@@ -233,13 +265,13 @@ def _high_edge(solve: Callable[[dict[str, float]], tuple], point: _MassInputs, s
     not overstate the reach; one solve where the sizes at ε₁ are those at ε₀."""
     got = solve(sizes)
 
-    def at_edge(sol: tuple) -> dict[str, float]:
+    def at_edge(sol: tuple) -> dict[str, Size]:
         hi = sol[2]["0"][1]
         e = hi if np.isfinite(hi) else float(eps[int(np.argmax(sig.nsig_grid))])
         return _sizes_at(point, eps, e, sizes)
 
     second = at_edge(got)
-    if all(abs(second[k] - v) <= 1e-6 * abs(v) for k, v in sizes.items()):
+    if _same_sizes(second, sizes):
         return got
     return solve(at_edge(solve(second)))
 
@@ -250,15 +282,16 @@ def _mass_limit(
     """The limit (:func:`gammastar.reach.stats.upper_limit`) and ε boundaries of one mass point;
     with an ensemble spread ``kin_rel`` or the extrapolation fit's N_sig error ``ex_rel``
     (per ε) a second pass with ``kinematic_model`` (:func:`_kinematic_row`) and
-    ``extrapolation`` (:func:`_extrapolation_row`) taken at the first pass's median expected
-    boundaries, likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``: each edge
+    ``extrapolation`` (:func:`_extrapolation_row`, two-sided where ``ex_sides``) taken at the
+    first pass's median expected boundaries, likewise ``acceptance_lambda_theta`` at N's level from ``lam_rel``: each edge
     with the sizes at it (:func:`_sizes_at`; a second limit for ε_high where they
     differ)."""
-    nuis, methods = dict(point.nuisances), set()
+    nuis: dict[str, Size] = dict(point.nuisances)
+    methods: set[str] = set()
     rows: tuple[dict[str, Any] | None, ...] = (None, None, None)
     secs = {"limits": 0.0, "boundaries": 0.0}
 
-    def solve(sizes: dict[str, float]) -> tuple[Model, LimitResult, dict[str, tuple[float, float]]]:
+    def solve(sizes: dict[str, Size]) -> tuple[Model, LimitResult, dict[str, tuple[float, float]]]:
         t1 = time.perf_counter()
         model = _mass_model_for(sig, point.index, masses, st, point.mc_stat, sizes)
         lim = upper_limit(

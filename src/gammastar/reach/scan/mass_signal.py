@@ -23,7 +23,7 @@ from gammastar.reach.acceptance import KinematicSample, channel_samples, draw
 from gammastar.reach.scan.settings import ScanSettings
 from gammastar.reach.signal import _combined, signal_events
 from gammastar.source.source import Source
-from gammastar.yields.extrapolation.nsig import nsig_lambda_theta, nsig_reach_error
+from gammastar.yields.extrapolation.nsig import nsig_lambda_theta, nsig_reach_sides
 from gammastar.yields.extrapolation.samplers import RecordingSampler
 from gammastar.yields.lambda_theta import lambda_refits_at, lambda_regions
 
@@ -138,7 +138,9 @@ def _extrapolation_rel(
     ``record``, a :class:`~gammastar.yields.extrapolation.samplers.RecordingSampler` around a
     :class:`~gammastar.source.source.Source` with a fiducial split, recorded; ``propagation="log"``:
     the r of the log-normal ``normsys`` from the width of ln N_sig, which a
-    detector seeing only the model's tail needs, docs/explanation/reach.md), or ``None`` when the
+    detector seeing only the model's tail needs, docs/explanation/reach.md), shape (3, ε): the
+    symmetrised r and the two sides r₊, r₋ (:func:`~gammastar.yields.extrapolation.nsig.nsig_reach_sides`),
+    or ``None`` when the
     source has no fitted extrapolation with a covariance. Decay channels with their own
     samples (``both_daughters``) are combined with their shares of N_sig, Σ_c s_c δ_c: the
     linear errors of one set of fit parameters add at most so (an upper bound, exact when
@@ -159,7 +161,8 @@ def _extrapolation_rel(
             def redraw(smp: Any, n: int, seed: int) -> KinematicSample:
                 return draw(smp, sig.mass, n, geometry, seed=seed, channel=channel[id(x)])
 
-        return nsig_reach_error(split, sig.mass, last, x, sig.ctau, redraw=redraw, seed=sig.seed)
+        got = nsig_reach_sides(split, sig.mass, last, x, sig.ctau, redraw=redraw, seed=sig.seed)
+        return np.stack([got["rel"], got["up"], got["down"]])
 
     return _by_channel_shares(sig, rel)
 
@@ -198,11 +201,11 @@ def _by_channel_shares(sig: _MassSignal, rel: Callable[[Any], NDArray]) -> NDArr
         return rel(next(iter(sig.samples.values())))
     parts = {ch: sig.brs[ch] * x.acceptance(sig.ctau) for ch, x in unique.values()}
     total = sum(parts.values())
-    out = np.zeros(sig.ctau.size)
+    out: Any = np.zeros(sig.ctau.size)
     for ch, x in unique.values():
         share = np.where(total > 0, parts[ch] / np.where(total > 0, total, 1.0), 0.0)
-        out += share * rel(x)
-    return out
+        out = out + share * rel(x)  # rel(x): per ε, or rows of them
+    return np.asarray(out, dtype=np.float64)
 
 
 def _ensemble_acceptance(
@@ -317,6 +320,8 @@ class _MassWork:
     lam_rel: NDArray[np.float64] | None
     seconds: float
     """Seconds of the signal and the ensemble's acceptance (``seconds.acceptance``)."""
+    ex_sides: NDArray[np.float64] | None = None
+    """The two sides (r₊, r₋) of ``ex_rel`` per ε, shape (2, ε), or ``None``."""
 
 
 def _mass_work(ctx: _SignalContext, job: _MassJob) -> _MassWork:
@@ -332,9 +337,11 @@ def _mass_work(ctx: _SignalContext, job: _MassJob) -> _MassWork:
         kin_rel = _relative_spread(members)
     seconds = time.perf_counter() - t0
     record = ctx.record
-    ex_rel = lam_rel = None
+    ex_rel = lam_rel = ex_sides = None
     if record is not None:
-        ex_rel = _extrapolation_rel(record, sig, st.geometry)
+        ex = _extrapolation_rel(record, sig, st.geometry)
+        if ex is not None:
+            ex_rel, ex_sides = ex[0], ex[1:]
         if ctx.lam_regions is not None:
             lam_rel = _lambda_rel(record, sig, st.lambda_refits or {}, ctx.lam_regions)
-    return _MassWork(sig, members, kin_rel, ex_rel, lam_rel, seconds)
+    return _MassWork(sig, members, kin_rel, ex_rel, lam_rel, seconds, ex_sides)

@@ -52,7 +52,8 @@ class ScanResult:
     """Per mass: the ``kinematic_model`` size used and the spread at ε_low / ε_high."""
     extrapolation_nsig: list[dict[str, Any]] | None = None
     """Per mass: the ``extrapolation`` size used, the fit's error carried to N_sig
-    (:func:`~gammastar.reach.scan.mass_signal._extrapolation_rel`) at ε_low / ε_high."""
+    (:func:`~gammastar.reach.scan.mass_signal._extrapolation_rel`) at ε_low / ε_high, with
+    its two sides ``up`` and ``down``."""
     lambda_theta_nsig: list[dict[str, Any]] | None = None
     """Per mass, ``acceptance_lambda_theta`` at N's level as the scan used it
     (:func:`~gammastar.reach.scan.mass_signal._lambda_rel`; ``rel_yield`` the yield's size)."""

@@ -104,6 +104,11 @@ class Model:
     """Named relative signal-rate uncertainties r (log-normal, ``normsys`` hi = 1 + r,
     lo = 1/(1 + r)), each one parameter shared by every channel, like ``n_pot``
     (:mod:`gammastar.yields.uncertainties`: the yield's own sources)."""
+    signal_down: dict[str, float] = field(default_factory=dict)
+    """The down side r₋ of a two-sided named nuisance (``normsys`` hi = 1 + r, lo = 1/(1 + r₋):
+    the signal scale e^{αw₊} for α > 0, e^{αw₋} for α < 0, w± = ln(1 + r±), as the exact
+    method integrates it; pyhf's default interpolation ``code4`` is the same for |α| ≥ 1 and
+    smooths the kink inside); a name not here is symmetric."""
 
     def __post_init__(self) -> None:
         if not self.channels:
@@ -121,13 +126,29 @@ class Model:
                 raise GammastarError(f"signal nuisance {name!r}: the name is reserved")
             if not (np.isfinite(r) and r >= 0):
                 raise GammastarError(f"signal nuisance {name!r}: size must be >= 0, not {r}")
+        for name, r in self.signal_down.items():
+            if name not in self.signal_nuisances:
+                raise GammastarError(f"signal nuisance {name!r}: a down side without its up side")
+            if not (np.isfinite(r) and r >= 0):
+                raise GammastarError(f"signal nuisance {name!r}: down size must be >= 0, not {r}")
+
+    def down(self, name: str) -> float:
+        """The down side r₋ of named nuisance ``name`` (its r where symmetric)."""
+        return self.signal_down.get(name, self.signal_nuisances[name])
 
     @property
     def signal_log_width(self) -> float:
-        """Width of ln(signal scale) from the shared nuisances: √(Σ ln²(1 + r)) over
-        ``n_pot`` and :attr:`signal_nuisances` (independent log-normals multiply into one)."""
-        terms = [self.n_pot_unc, *self.signal_nuisances.values()]
-        return math.sqrt(sum(math.log1p(r) ** 2 for r in terms))
+        """Width of ln(signal scale) from the shared symmetric nuisances: √(Σ ln²(1 + r)) over
+        ``n_pot`` and the symmetric :attr:`signal_nuisances` (independent log-normals multiply
+        into one); the two-sided ones are :attr:`signal_log_sides`."""
+        sym = [r for k, r in self.signal_nuisances.items() if self.down(k) == r]
+        return math.sqrt(sum(math.log1p(r) ** 2 for r in [self.n_pot_unc, *sym]))
+
+    @property
+    def signal_log_sides(self) -> list[tuple[float, float]]:
+        """(w₊, w₋) = (ln(1 + r), ln(1 + r₋)) of each two-sided named nuisance (r₋ ≠ r)."""
+        return [(math.log1p(r), math.log1p(self.down(k))) for k, r in self.signal_nuisances.items()
+                if self.down(k) != r]  # fmt: skip
 
     @property
     def has_observed(self) -> bool:

@@ -38,12 +38,13 @@ def build_spec(model: Model, *, observed: bool | None = None) -> dict[str, Any]:
                 {"name": "n_pot", "type": "normsys", "data": {"hi": kpot, "lo": 1.0 / kpot}}
             )
         for name, r in model.signal_nuisances.items():
-            if r > 0:
+            r_down = model.down(name)  # a two-sided one: hi = e^{w+}, lo = e^{-w-}
+            if r > 0 or r_down > 0:
                 smods.append(
                     {
                         "name": name,
                         "type": "normsys",
-                        "data": {"hi": 1.0 + r, "lo": 1.0 / (1.0 + r)},
+                        "data": {"hi": 1.0 + r, "lo": 1.0 / (1.0 + r_down)},
                     }
                 )
         if c.eff_unc > 0:

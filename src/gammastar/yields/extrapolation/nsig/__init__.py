@@ -4,7 +4,8 @@ acceptance outside F moves with f_F, so N_sig moves far less than Y_F/f_F
 (docs/validation/uncertainties-and-coverage.md).
 
 The entry points the reach and the studies call are defined here (:class:`NsigErrorSettings`,
-:func:`nsig_relative_error`, :func:`nsig_lambda_theta`, :func:`nsig_reach_error`); the rest one
+:func:`nsig_relative_error`, :func:`nsig_lambda_theta`, :func:`nsig_reach_error` and the two sides,
+:func:`nsig_relative_sides`, :func:`nsig_reach_sides`); the rest one
 module per concern (import a name from the module that defines it):
 
 * :mod:`~gammastar.yields.extrapolation.nsig.draw`: the draw, its acceptance, the reweighting;
@@ -33,7 +34,14 @@ from gammastar.yields.extrapolation.nsig.lambda_theta import LambdaDraw, lambda_
 from gammastar.yields.extrapolation.nsig.parts import nsig_error_parts
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["NsigErrorSettings", "nsig_lambda_theta", "nsig_reach_error", "nsig_relative_error"]
+__all__ = [
+    "NsigErrorSettings",
+    "nsig_lambda_theta",
+    "nsig_reach_error",
+    "nsig_reach_sides",
+    "nsig_relative_error",
+    "nsig_relative_sides",
+]
 
 
 @dataclass(frozen=True)
@@ -132,16 +140,35 @@ def nsig_relative_error(
         Linear error propagation of the sandwich covariance (:func:`sandwich_covariance`);
         the reweighting identity ∫ p_θ a = E_{p_θ0}[a p_θ/p_θ0] (importance sampling).
     """
+    return nsig_relative_sides(extrapolation, fiducial, mass, kinematics, sample, ctau, settings=settings,
+                               redraw=redraw, seed=seed, e_max=e_max)["rel"]  # fmt: skip
+
+
+def nsig_relative_sides(
+    extrapolation: Extrapolation, fiducial: Any, mass: float, kinematics: dict[str, ArrayLike],
+    sample: Any, ctau: ArrayLike, *, settings: NsigErrorSettings | None = None,
+    redraw: Redraw | None = None, seed: int | None = None, e_max: float | None = None,
+) -> dict[str, NDArray[np.float64]]:  # fmt: skip
+    """:func:`nsig_relative_error` (``rel``) and its two sides from the same parts: ``up``
+    and ``down``, each with the forms' part of its side alone (``forms_up``, ``forms_down`` of
+    :func:`nsig_error_parts`: a form that raises N widens ``up`` only), the symmetric parts
+    (the fit's, an external σ_y's, ``yield_cross``) in both. With ``propagation="log"``
+    each is e^w − 1 of its side's width w of ln N: a two-sided log-normal ``normsys``
+    hi = 1 + up, lo = 1/(1 + down)."""
     st = NsigErrorSettings() if settings is None else settings
     if st.propagation not in ("linear", "log"):
         raise ValueError(f"propagation must be 'linear' or 'log', not {st.propagation!r}")
     log = st.propagation == "log"
     parts = nsig_error_parts(extrapolation, fiducial, mass, kinematics, sample, ctau, log=log,
                              redraw=redraw, seed=seed, e_max=e_max)  # fmt: skip
-    keep = ("fit",) + (("external",) if st.external else ()) + (("forms",) if st.forms else ())
-    var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if st.yield_cross else 0.0)
-    width = np.sqrt(np.maximum(var, 0.0))
-    return np.expm1(width) if log else width
+
+    def size(forms: str) -> NDArray[np.float64]:
+        keep = ("fit",) + (("external",) if st.external else ()) + ((forms,) if st.forms else ())
+        var = sum(parts[k] ** 2 for k in keep) + (parts["yield_cross"] if st.yield_cross else 0.0)
+        width = np.sqrt(np.maximum(var, 0.0))
+        return np.expm1(width) if log else width
+
+    return {"rel": size("forms"), "up": size("forms_up"), "down": size("forms_down")}
 
 
 def nsig_lambda_theta(
@@ -179,8 +206,19 @@ def nsig_reach_error(
     split: Any, mass: float, kinematics: dict[str, ArrayLike], sample: Any, ctau: ArrayLike,
     *, redraw: Redraw | None = None, seed: int | None = None,
 ) -> NDArray[np.float64]:  # fmt: skip
-    """The reach's extrapolation error of N_sig at one mass: the r of its log-normal normsys
-    per cτ, e^w − 1 (NaN where a form does not resolve N). ``split``: the source's
+    """The reach's symmetrised extrapolation error of N_sig at one mass, per cτ:
+    :func:`nsig_reach_sides`' ``rel`` (arguments as there)."""
+    return nsig_reach_sides(split, mass, kinematics, sample, ctau, redraw=redraw, seed=seed)["rel"]
+
+
+def nsig_reach_sides(
+    split: Any, mass: float, kinematics: dict[str, ArrayLike], sample: Any, ctau: ArrayLike,
+    *, redraw: Redraw | None = None, seed: int | None = None,
+) -> dict[str, NDArray[np.float64]]:  # fmt: skip
+    """The reach's extrapolation error of N_sig at one mass, per cτ: ``rel``, the r of a
+    symmetric log-normal, e^w − 1 with w every part in quadrature, and the sides ``up`` and
+    ``down`` of the two-sided normsys hi = 1 + up, lo = 1/(1 + down) that the likelihood
+    uses (:func:`nsig_relative_sides`; NaN where a form does not resolve N). ``split``: the source's
     :class:`~gammastar.yields.extrapolation.samplers.ExtrapolatedSampler`. Below a
     both-channels run's seam, with no flow and the model fitted there (``split.below``),
     :func:`nsig_full_space_error` (the yield does not depend on the model); elsewhere
@@ -193,7 +231,8 @@ def nsig_reach_error(
     if below is not None and seam is not None and mass < seam and split.inside is None:
         p = nsig_full_space_error(below, mass, kinematics, sample, ctau, redraw=redraw, seed=seed,
                                   e_max=e_max)  # fmt: skip
-        return np.expm1(np.sqrt(p["fit"] ** 2 + p["forms"] ** 2))
-    return nsig_relative_error(split.model_at(mass), split.fiducial, mass, kinematics, sample, ctau,
+        return {k: np.expm1(np.sqrt(p["fit"] ** 2 + p[f] ** 2))
+                for k, f in (("rel", "forms"), ("up", "forms_up"), ("down", "forms_down"))}  # fmt: skip
+    return nsig_relative_sides(split.model_at(mass), split.fiducial, mass, kinematics, sample, ctau,
                                settings=NsigErrorSettings(propagation="log"), redraw=redraw,
                                seed=seed, e_max=e_max)  # fmt: skip

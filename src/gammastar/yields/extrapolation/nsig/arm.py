@@ -25,6 +25,7 @@ from gammastar.yields.extrapolation.nsig.draw import (
 from gammastar.yields.extrapolation.nsig.forms import (
     combine_form_variances,
     record_params,
+    signed_form_variances,
     variation_form,
 )
 from gammastar.yields.extrapolation.nsig.steps import gradient_rows
@@ -48,7 +49,8 @@ def nsig_full_space_error(
     (:attr:`Extrapolation.covariance_stat`, else :attr:`Extrapolation.covariance`) at the
     mass's rows (:func:`gradient_rows`), half the difference of ln 𝓔 per axis in quadrature;
     ``forms``, each alternative form's |ln 𝓔_alt/𝓔| at its own fit
-    (:attr:`Extrapolation.model_variations`) in quadrature. Where a form's reweighted
+    (:attr:`Extrapolation.model_variations`) in quadrature, ``forms_up``/``forms_down`` by
+    its sign (:func:`signed_form_variances`). Where a form's reweighted
     contributions have a Kish effective size below :data:`KISH_MIN`, its ratio comes from a
     direct draw of the form and of the nominal over the full phase space through ``redraw``
     (same seed: common random numbers), NaN where that does not resolve N either (and without
@@ -56,7 +58,7 @@ def nsig_full_space_error(
     (the direct draws truncated as the nominal's).
 
     Returns:
-        ``{"fit", "forms", "forms_unresolved"}``, each per cτ (1σ of ln N; the flag 0/1).
+        ``{"fit", "forms", "forms_up", "forms_down", "forms_unresolved"}``, each per cτ (1σ of ln N; the flag 0/1).
 
     References:
         The reweighting identity ∫ p_θ a = E_{p_θ₀}[a p_θ/p_θ₀] (importance sampling).
@@ -94,7 +96,7 @@ def nsig_full_space_error(
             step[kind] += wg * d
         up, dn = ln_ratio(ex.form, nominal + step)[0], ln_ratio(ex.form, nominal - step)[0]
         var_fit += np.nan_to_num(0.5 * (up - dn)) ** 2
-    var_each, lost = {}, np.zeros(ctau.size, bool)
+    var_each, sign, lost = {}, {}, np.zeros(ctau.size, bool)
     direct = FullSpaceDraw(redraw, seed, ctau, sample.n if hasattr(sample, "n") else qt.size, nominal,
                             e_max, ex.form)  # fmt: skip
     for name, rec in (ex.model_variations or {}).items():
@@ -108,9 +110,13 @@ def nsig_full_space_error(
         if np.any(low):
             lr = np.where(low, direct.ln_ratio(form, alt), lr)
         lost |= ~np.isfinite(lr)
-        var_each[name] = np.nan_to_num(lr) ** 2
+        var_each[name], sign[name] = np.nan_to_num(lr) ** 2, np.sign(np.nan_to_num(lr))
     forms = np.where(lost, np.nan, np.sqrt(combine_form_variances(var_each, ctau.size)))
-    return {"fit": np.sqrt(var_fit), "forms": forms, "forms_unresolved": lost.astype(np.float64)}
+    up, down = (
+        np.where(lost, np.nan, np.sqrt(v)) for v in signed_form_variances(var_each, sign, ctau.size)
+    )
+    return {"fit": np.sqrt(var_fit), "forms": forms, "forms_up": up, "forms_down": down,
+            "forms_unresolved": lost.astype(np.float64)}  # fmt: skip
 
 
 def arm_in_fiducial(arm: Extrapolation, fiducial: Any) -> Extrapolation:

@@ -18,7 +18,14 @@ from gammastar.yields.extrapolation.nsig.direct import DirectDraw
 from gammastar.yields.extrapolation.nsig.draw import KISH_MIN, OutSamples, reweight
 from gammastar.yields.extrapolation.result import Extrapolation
 
-__all__ = ["combine_form_variances", "form_shifts", "log_form_variances", "record_params", "variation_form"]
+__all__ = [
+    "combine_form_variances",
+    "form_shifts",
+    "log_form_variances",
+    "record_params",
+    "signed_form_variances",
+    "variation_form",
+]
 
 
 def combine_form_variances(var_each: Mapping[str, NDArray], size: int) -> NDArray[np.float64]:
@@ -37,6 +44,35 @@ def combine_form_variances(var_each: Mapping[str, NDArray], size: int) -> NDArra
         if got:
             out = out + (sum(np.sqrt(np.maximum(v, 0.0)) for v in got) / len(got)) ** 2
     return out
+
+
+def signed_form_variances(var_each: Mapping[str, NDArray], sign: Mapping[str, NDArray],
+                          size: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:  # fmt: skip
+    """The forms' part per side, (variance up, variance down) per cτ: each form's variance on
+    the side its shift of N points to (``sign``, per form and cτ: > 0 up, < 0 down), summed;
+    a pair of :data:`TWO_SIDED` forms, one parameter's −1σ and +1σ, gives each side the
+    larger of its members' shifts there (their two signs differ: one to each side; they
+    agree: that side only, as a parameter whose N rises both ways). NaN where any variance is
+    (not resolved). Where every form's shift is down or up alike the two sides' sum is
+    :func:`combine_form_variances`' but for the pair."""
+    up, down = np.zeros(size), np.zeros(size)
+    lost = np.zeros(size, dtype=bool)
+    paired = {k for pair in TWO_SIDED for k in pair}
+
+    def side(k: str, positive: bool) -> NDArray:
+        s = np.broadcast_to(sign[k], (size,))
+        return np.where(s > 0 if positive else s < 0, np.maximum(var_each[k], 0.0), 0.0)
+
+    for k, v in var_each.items():
+        lost |= np.isnan(np.broadcast_to(v, (size,)))
+        if k not in paired:
+            up, down = up + side(k, True), down + side(k, False)
+    for pair in TWO_SIDED:
+        got = [k for k in pair if k in var_each]
+        if got:
+            up = up + np.max([side(k, True) for k in got], axis=0)
+            down = down + np.max([side(k, False) for k in got], axis=0)
+    return np.where(lost, np.nan, up), np.where(lost, np.nan, down)
 
 
 def form_shifts(ex: Extrapolation, draw: OutSamples, direct: DirectDraw | None = None

@@ -25,6 +25,7 @@ from gammastar.yields.extrapolation.nsig.forms import (
     combine_form_variances,
     form_shifts,
     log_form_variances,
+    signed_form_variances,
     variation_form,
 )
 from gammastar.yields.extrapolation.nsig.lambda_theta import with_lambda_part
@@ -60,7 +61,9 @@ def nsig_error_parts(
     (``parameter_sides``), ln N = a z + b z² through them and its sd over a Gaussian prior
     √(a² + 2b²); for a record without the sides, its ``parameter_shift`` δ through the same
     gradient, (g·δ)², linear, which misses the response's curvature; 0 without
-    one), ``forms`` (the model's alternative forms; 0 without them); and
+    one), ``forms`` (the model's alternative forms; 0 without them), ``forms_up`` and
+    ``forms_down`` (the same by the sign of each form's shift of N,
+    :func:`signed_form_variances`: the sides of a two-sided nuisance); and
     ``yield_cross``, not a σ but a signed relative variance: 2 Cov(ln Y_F, ln(N/Y_F)) at the
     mass, the fit's covariance with the fiducial yield's statistics
     (:attr:`Extrapolation.yield_covariance`; 0 without it), which N_sig = Y_F · N/Y_F's
@@ -111,8 +114,8 @@ def nsig_error_parts(
     if not np.any(out_mask):
         names = [f"form_{k}" for k, r in (ex.model_variations or {}).items()
                  if variation_form(k, r) is not None]  # fmt: skip
-        zero = {k: np.zeros(ctau.size)
-                for k in ("fit", "external", "forms", "yield_cross", "forms_unresolved", *names)}  # fmt: skip
+        zero = {k: np.zeros(ctau.size) for k in ("fit", "external", "forms", "forms_up", "forms_down",
+                                                 "yield_cross", "forms_unresolved", *names)}  # fmt: skip
         return with_lambda_part(zero, ex, fiducial, mass, lam, log)
     draw = out_samples(ex, fiducial, mass, (qt, e, out_mask), a, w)
     rows = gradient_rows(ex, mass)
@@ -145,12 +148,15 @@ def nsig_error_parts(
         var_stat, var_ext = log_fit_variances(steps, cov[np.ix_(q, q)], d_ext)
         var_each = log_form_variances(shifts, n_over_yf, ratio)
     var_forms = combine_form_variances(var_each, ctau.size)
+    # each form's shift of N on its side: ln(N_alt/N) and Δ(N/Y_F) share the sign
+    signs = {k: np.sign(d) for k, d in shifts.items()}
+    var_up, var_down = signed_form_variances(var_each, signs, ctau.size)
     rel = partial(_relative_sd, n_over_yf=n_over_yf, use_log=use_log)
     ext_part = rel(var_ext)
     if sd_ext is not None:  # the response itself where it is defined, else the linear part
         ext_part = np.where(np.isfinite(sd_ext), np.where(n_over_yf > 0, sd_ext, 0.0), ext_part)
     parts = {"fit": rel(var_stat - var_ext), "external": ext_part, "forms": rel(var_forms),
-             "yield_cross": cross}  # fmt: skip
+             "forms_up": rel(var_up), "forms_down": rel(var_down), "yield_cross": cross}  # fmt: skip
     names = [k for k, r in (ex.model_variations or {}).items()
              if variation_form(k, r) is not None]  # 0 where not computed
     parts |= {f"form_{k}": rel(var_each.get(k, 0.0)) for k in names}
