@@ -350,15 +350,18 @@ def level_crossings(eps: ArrayLike, n: ArrayLike, level: float) -> tuple[float, 
 
 
 def contour_point(eps: ArrayLike, n_dd: ArrayLike, n_truth: ArrayLike, level: float,
-                  regime: str, width: float, stat: float = 0.0) -> dict[str, Any]:  # fmt: skip
+                  regime: str, width: float, stat: float = 0.0,
+                  width_down: float | None = None) -> dict[str, Any]:  # fmt: skip
     """One edge (``regime`` ``eps_low`` or ``eps_high``) of one mass scored on the contour:
     the truth's ε where N_truth(ε) = ``level`` (s_up), the data-driven one where N_dd(ε) =
-    s_up, and the kσ band's edges where N_dd e^{±k w} = s_up (k = 1, 2; w = √(``width``² +
-    ``stat``²): ``width`` the likelihood's at the edge, ``stat`` the closure's own sampling
-    error of ln N). A side of the band whose crossing is not on the grid is open: the outer
-    one lies beyond the grid, the inner one where N_dd e^{−kw} never reaches s_up (the
-    contour closes at this mass). ``within_k``: the truth's ε inside the kσ band;
-    ``log_ratio`` ln(ε_dd/ε_truth); ``factor`` e^{width}, the band's factor in N_sig.
+    s_up, and the kσ band's edges where N_dd e^{+k w₊} = s_up and N_dd e^{−k w₋} = s_up
+    (k = 1, 2; w± = √(width±² + ``stat``²): ``width`` and ``width_down`` the likelihood's up and
+    down sides at the edge (``width_down`` ``None``: the same as ``width``), ``stat`` the
+    closure's own sampling error of ln N). A side of the band whose crossing is not on the grid
+    is open: the outer one lies beyond the grid, the inner one where N_dd e^{−kw₋} never
+    reaches s_up (the contour closes at this mass). ``within_k``: the truth's ε inside the kσ
+    band; ``log_ratio`` ln(ε_dd/ε_truth); ``factor`` e^{(width + width_down)/2}, the band's
+    factor in N_sig (the geometric mean of its two sides).
 
     Example (N = (ε/ε₀)⁴: ε where N = s is ε₀ s^{1/4}; a truth 1.5× below the data-driven
     N at a width ln 2):
@@ -374,16 +377,18 @@ def contour_point(eps: ArrayLike, n_dd: ArrayLike, n_truth: ArrayLike, level: fl
     side = 0 if regime == "eps_low" else 1
     e_tr = level_crossings(eps, n_truth, level)[side]
     e_dd = level_crossings(eps, n_dd, level)[side]
-    w = float(np.hypot(width, stat))
+    down = float(width) if width_down is None else float(width_down)
+    w, w_dn = float(np.hypot(width, stat)), float(np.hypot(down, stat))
     out: dict[str, Any] = {"eps_truth": e_tr, "eps_dd": e_dd, "level": float(level),
-                           "width": float(width), "stat": float(stat), "factor": float(np.exp(width)),
+                           "width": float(width), "width_down": down, "stat": float(stat),
+                           "factor": float(np.exp(0.5 * (width + down))),
                            "log_ratio": float(np.log(e_dd / e_tr))}  # fmt: skip
     for k in (1, 2):
-        if not np.isfinite(w):
+        if not (np.isfinite(w) and np.isfinite(w_dn)):
             out[f"band_{k}"], out[f"within_{k}"] = [float("nan")] * 2, False
             continue
         outer = level_crossings(eps, n_dd * np.exp(k * w), level)[side]
-        inner = level_crossings(eps, n_dd * np.exp(-k * w), level)[side]
+        inner = level_crossings(eps, n_dd * np.exp(-k * w_dn), level)[side]
         if side == 0:  # ε_low: more signal reaches smaller ε
             band = (outer if np.isfinite(outer) else 0.0, inner if np.isfinite(inner) else np.inf)
         else:
@@ -404,12 +409,13 @@ def quoted_errors(
     (:func:`gammastar.yields.extrapolation.nsig.nsig_reach_error`: log propagation, the model
     fitted below the seam there; on a draw of ``reach.samples``, channels by their shares, a
     form whose reweighting has too small an effective size drawn directly through the
-    facility's geometry, NaN where that does not resolve N either). Left out: the target's
+    facility's geometry, NaN where that does not resolve N either; its two sides
+    ``extrapolation_up`` and ``extrapolation_down``, as the likelihood takes them). Left out: the target's
     A-dependence, the mock's normalisation, N_POT and the detector efficiency, which the
     truth shares."""
     from gammastar.physics import darkphoton
     from gammastar.reach.acceptance import channel_samples, draw
-    from gammastar.yields.extrapolation.nsig import nsig_reach_error
+    from gammastar.yields.extrapolation.nsig import nsig_reach_sides
     from gammastar.yields.extrapolation.samplers import RecordingSampler
     from gammastar.yields.nuisance import reach_nuisances
 
@@ -429,12 +435,24 @@ def quoted_errors(
                 return draw(sampler, m, n, geometry, seed=seed, channel=c)
 
             # as the scan (mass_signal._extrapolation_rel), below the seam too
-            r = nsig_reach_error(split, m, rec.last, smp, ct, redraw=redraw, seed=seed)
+            r = nsig_reach_sides(split, m, rec.last, smp, ct, redraw=redraw, seed=seed)
             shares.append((a, r))
         tot = sum(a for a, _ in shares)
-        out["extrapolation"] = sum(np.where(tot > 0, a / np.where(tot > 0, tot, 1), 0) * r
-                                   for a, r in shares)  # fmt: skip
+        for key, name in (("rel", "extrapolation"), *((k, f"extrapolation_{k}") for k in SIDES)):
+            out[name] = sum(np.where(tot > 0, a / np.where(tot > 0, tot, 1), 0) * r[key]
+                            for a, r in shares)  # fmt: skip
     return out
+
+
+SIDES = ("up", "down")
+"""The two sides of the reach's ``extrapolation`` normsys (hi = 1 + up, lo = 1/(1 + down)):
+:func:`quoted_errors`' ``extrapolation_up`` and ``extrapolation_down`` beside the symmetrised
+``extrapolation``."""
+
+
+def _named(q: dict[str, NDArray]) -> dict[str, NDArray]:
+    """The named nuisances of :func:`quoted_errors`, without the extrapolation's two sides."""
+    return {k: v for k, v in q.items() if k not in {f"extrapolation_{s}" for s in SIDES}}
 
 
 def log_pull(n_dd: float, n_tr: float, width: float, truth_err: float) -> float:
@@ -557,7 +575,7 @@ def forward_closure(
             rel_a = dd.error[j] / a if a > 0 else 0.0
             # the reach's normsys are log-normal (hi = 1 + r, lo = 1/(1 + r)): their widths
             # in ln N add in quadrature
-            w = float(np.sqrt(sum(np.log1p(v[k]) ** 2 for v in q.values()) + rel_a**2))
+            w = float(np.sqrt(sum(np.log1p(v[k]) ** 2 for v in _named(q).values()) + rel_a**2))
             n_dd, n_tr = y_n * a, yt * at_
             e_tr = float(np.hypot(n_tr * yt_rel, yt * tr.error[j]))
             pull = log_pull(n_dd, n_tr, w, e_tr)
@@ -567,9 +585,9 @@ def forward_closure(
             eps_dd = level_crossings(grid, n_dd_grid, edges["level"])[k]
             stat = float(np.hypot(_at_log(grid, rel_dd, eps_dd), _at_log(grid, rel_tr, eps_tr)))
             contour = {}
-            for key, (wk, fallback) in widths[k].items():
+            for key, (wk, fallback, wk_dn) in widths[k].items():
                 pt = contour_point(grid, n_dd_grid, n_tr_grid, edges["level"], regime, wk,
-                                   stat=0.0 if np.isnan(stat) else stat)  # fmt: skip
+                                   stat=0.0 if np.isnan(stat) else stat, width_down=wk_dn)  # fmt: skip
                 pt["fallback"] = fallback
                 pt["n_eff_truth"] = _at_log(grid, tr.n_eff, pt["eps_truth"])
                 pt["n_eff_dd"] = _at_log(grid, dd.n_eff, pt["eps_dd"])
@@ -585,7 +603,7 @@ def forward_closure(
                 "y_quoted_width": y_width, "y_pull": log_pull(y, yt, y_width, yt * yt_rel),
                 "nsig_dd": n_dd, "nsig_truth": n_tr, "nsig_truth_err": e_tr,
                 "quoted_width": w, "quoted_rel": float(np.expm1(w)),
-                "quoted": {k2: float(v[k]) for k2, v in q.items()}, "pull": pull,
+                "quoted": {k2: float(v[k]) for k2, v in _named(q).items()}, "pull": pull,
                 "outside_share": float(dd.outside[j] / a) if a > 0 and fid is not None else None,
                 "n_truth": ts.size, "n_eff_truth": float(tr.n_eff[j]),
                 "n_eff_dd": float(dd.n_eff[j]), "contour": contour["after"],
@@ -602,33 +620,43 @@ def _at_log(eps: NDArray, values: NDArray, at: float) -> float:
 
 
 def _edge_widths(q: dict[str, NDArray], edges: NDArray, reach_eps: NDArray
-                 ) -> list[dict[str, tuple[float, bool]]]:  # fmt: skip
+                 ) -> list[dict[str, tuple[float, bool, float]]]:  # fmt: skip
     """Per edge (``q``'s first two entries; the rest on the reach's ε grid ``reach_eps``) the
-    width w of ln N_sig the likelihood uses there, ``after`` and ``before`` the fallback of an
-    unresolved edge, each with whether the edge is unresolved: the named nuisances' log-normal
-    widths ln(1 + r) in quadrature, ``extrapolation`` at the edge; where N_sig is not
-    resolved there (NaN) ``after`` takes the reach's fallback
-    (:func:`gammastar.reach.scan.mass_limit.edge_size`: the largest resolved size at the
-    mass, never below the other edge's), ``before`` the other edge's alone (NaN where that is
-    unresolved too)."""
+    widths of ln N_sig the likelihood uses there, up and down, ``after`` and ``before`` the
+    fallback of an unresolved edge, as (up, whether the edge is unresolved, down): the named
+    nuisances' log-normal widths ln(1 + r) in quadrature, ``extrapolation`` at the edge (its
+    sides ``extrapolation_up``/``_down`` where :func:`quoted_errors` gives them, else its
+    symmetrised size on both); where N_sig is not resolved there (NaN) ``after`` takes the
+    reach's fallback per side (:func:`gammastar.reach.scan.mass_limit.edge_size`: the largest
+    resolved size at the mass, never below the other edge's), ``before`` the other edge's
+    alone (NaN where that is unresolved too)."""
     from gammastar.reach.scan.mass_limit import edge_size
 
-    other = sum(np.log1p(v[0]) ** 2 for k, v in q.items() if k != "extrapolation")
-    ex = q.get("extrapolation")
+    named = _named(q)
+    other = sum(np.log1p(v[0]) ** 2 for k, v in named.items() if k != "extrapolation")
+    ex = named.get("extrapolation")
     if ex is None:
         w = float(np.sqrt(other))
-        return [{"after": (w, False), "before": (w, False)} for _ in range(2)]
-    at, grid = np.asarray(ex[:2], float), np.asarray(ex[2:], float)
-    floor = max((float(v) for v in at if np.isfinite(v)), default=0.0)
+        return [{"after": (w, False, w), "before": (w, False, w)} for _ in range(2)]
     order = np.argsort(np.concatenate([edges, reach_eps]))
-    all_eps, all_rel = np.concatenate([edges, reach_eps])[order], np.concatenate([at, grid])[order]
-    out = []
-    for k in range(2):
+    all_eps = np.concatenate([edges, reach_eps])[order]
+
+    def side(rel: NDArray, k: int) -> tuple[float, float, bool]:
+        at, grid = np.asarray(rel[:2], float), np.asarray(rel[2:], float)
+        floor = max((float(v) for v in at if np.isfinite(v)), default=0.0)
         lost = not np.isfinite(at[k])
+        all_rel = np.concatenate([at, grid])[order]
         r = edge_size(all_eps, all_rel, float(edges[k]), floor)[0] if lost else float(at[k])
         old = at[1 - k] if lost else at[k]
-        out.append({"after": (float(np.sqrt(other + np.log1p(r) ** 2)), lost),
-                    "before": (float(np.sqrt(other + np.log1p(old) ** 2)), lost)})  # fmt: skip
+        return (float(np.sqrt(other + np.log1p(r) ** 2)), float(np.sqrt(other + np.log1p(old) ** 2)),
+                lost)  # fmt: skip
+
+    up_rel = named["extrapolation"] if "extrapolation_up" not in q else q["extrapolation_up"]
+    dn_rel = named["extrapolation"] if "extrapolation_down" not in q else q["extrapolation_down"]
+    out = []
+    for k in range(2):
+        (up, up_old, lost), (dn, dn_old, lost_dn) = side(up_rel, k), side(dn_rel, k)
+        out.append({"after": (up, lost or lost_dn, dn), "before": (up_old, lost or lost_dn, dn_old)})
     return out
 
 

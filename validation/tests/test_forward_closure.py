@@ -394,10 +394,32 @@ def test_edge_widths_take_the_reachs_fallback():
     ex = np.array([0.2, np.nan, 0.2, 0.3, 0.5, 4.0, 9.0, np.nan, np.nan])
     q = {"data_stat": np.full(9, 0.1), "extrapolation": ex}
     low, high = _edge_widths(q, np.array([2e-7, 5e-5]), grid)
-    assert low["after"] == pytest.approx((np.hypot(np.log(1.1), np.log(1.2)), False), rel=1e-12)
+    w_low = np.hypot(np.log(1.1), np.log(1.2))
+    assert low["after"] == pytest.approx((w_low, False, w_low), rel=1e-12)
     assert high["after"][0] == pytest.approx(np.hypot(np.log(1.1), np.log(10.0)), rel=1e-12)
     assert high["after"][1]
     assert high["before"][0] == pytest.approx(low["after"][0], rel=1e-12)
+    # the two sides of the normsys, each with its own fallback
+    q2 = {**q, "extrapolation_up": ex, "extrapolation_down": 0.5 * ex}
+    low2, high2 = _edge_widths(q2, np.array([2e-7, 5e-5]), grid)
+    assert low2["after"][2] == pytest.approx(np.hypot(np.log(1.1), np.log(1.1)), rel=1e-12)
+    assert high2["after"][2] == pytest.approx(np.hypot(np.log(1.1), np.log(5.5)), rel=1e-12)
+    assert high2["after"][0] == pytest.approx(high["after"][0], rel=1e-12)
+
+
+def test_contour_band_takes_each_side():
+    """A two-sided width: the band's outer edge (more signal) from the up side, its inner edge
+    from the down side; on N = (ε/ε₀)⁴ at ε_low the edges are analytic,
+    ε₀ (s e^{∓kw})^{1/4}, and the factor is the sides' geometric mean."""
+    from gammastar_validation.forward import contour_point
+
+    e = np.geomspace(1e-8, 1e-5, 3001)
+    n = (e / 1e-7) ** 4
+    p = contour_point(e, n, n, 2.3, "eps_low", np.log(3.0), width_down=np.log(1.5))
+    lo, hi = p["band_1"]
+    assert lo == pytest.approx(1e-7 * (2.3 / 3.0) ** 0.25, rel=1e-9)  # log-log: exact on a power law
+    assert hi == pytest.approx(1e-7 * (2.3 * 1.5) ** 0.25, rel=1e-9)
+    assert p["factor"] == pytest.approx(np.sqrt(4.5), rel=1e-12)
 
 
 def test_streamed_mean_sums_equal_the_two_pass_mean():
