@@ -153,6 +153,7 @@ def refit_moves(
                     bins.append(b)
             _fit_record(ex, rec, data, bins, fiducial, fixed)
         return [r.as_dict() for r in records]
+
     # the groups' fits are independent: group by group (side by side on threads), each
     # one's reference draws made once and the moves' reference samples and quadrature grids
     # tested together; the records written in group order afterwards
@@ -265,7 +266,7 @@ def _fit_x(ex: Extrapolation, data: list, bins: list, fixed: _Fixed) -> NDArray:
     a0 = ex.power_at(ex.mass[first])
     x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
     x, _ = fit_joint(data, (), sigma=fixed.sigma, mu_fixed=fixed.mu, power=fixed.power,
-                      x_start=x0)  # fmt: skip
+                      x_start=x0, form=ex.form)  # fmt: skip
     return x
 
 
@@ -277,7 +278,7 @@ def _store(ex: Extrapolation, rec: _RefitRecord, x: NDArray, n_groups: int, bins
         for i in b:
             c = float(ex.mass[i])
             f_in = inside[i] if inside is not None and i in inside else grid_in_f(fiducial, c)
-            rec.frac[i] = fiducial_fraction(fiducial, c, par, f_in)
+            rec.frac[i] = fiducial_fraction(fiducial, c, par, f_in, ex.form)
             rec.temp[i] = par[0]
             if len(par) > 3:
                 rec.a_pow[i] = par[3]
