@@ -632,12 +632,15 @@ _FACTOR_LOCK = threading.Lock()
 
 
 _FACTOR_GRIDS: dict[tuple[Any, ...], NDArray[np.float64]] = {}
-_FACTOR_GRIDS_KEPT = 8
+_FACTOR_GRIDS_KEPT = 96
+"""Grids kept (0.46 MB each): every bin of a fit of up to 32 bins at the fitted fall-off and
+at its two variations. The forms and errors pass over a fit's bins once per form, at the
+fitted factor for most; kept for fewer bins, each pass would compute every grid again."""
 
 
 def _factor_grid(form: ModelForm, m: float) -> NDArray[np.float64]:
     """h = e^{:meth:`ModelForm.log_factor`} on the quadrature grid at mass ``m``, kept for the
-    last :data:`_FACTOR_GRIDS_KEPT` (mass, factor): a bin's errors step T and a there."""
+    last :data:`_FACTOR_GRIDS_KEPT` (mass, factor)."""
     key = (m, form.x_power, form.beam_energy, form.factor)
     got = _FACTOR_GRIDS.get(key)
     if got is None:
