@@ -342,10 +342,12 @@ def _dlog_pt_tsallis_dq(m, pt, t, q=0.0):
     small = np.abs(qx) < _SMALL_QX
     safe_q = q if q != 0.0 else 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        closed = np.log1p(qx) / safe_q**2 - x / (safe_q * (1.0 + qx))
-    series = x * x / 2.0 - 2.0 * q * x**3 / 3.0 + 0.75 * q * q * x**4
+        out = np.asarray(np.log1p(qx) / safe_q**2 - x / (safe_q * (1.0 + qx)))
+    # the series only where it is taken (its powers would be most of the cost elsewhere)
+    xs = x[small]
+    out[small] = xs * xs / 2.0 - 2.0 * q * xs**3 / 3.0 + 0.75 * q * q * xs**4
     dn = 1.0 / (1.0 - q) + 2.0 * t / ((1.0 - 2.0 * q) * (m * (1.0 - 2.0 * q) + t))
-    return np.where(small, series, closed) - dn
+    return out - dn
 
 
 _LOGISTIC = math.sqrt(12.0) / math.pi
