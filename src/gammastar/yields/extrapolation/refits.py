@@ -45,9 +45,10 @@ def refit_fractions(
 ) -> NDArray[np.float64]:
     """f_F per mass bin of ``ex``'s model fitted again to other weights inside another region.
 
-    The fit of :func:`fit_extrapolation` redone as ``ex`` was made (its fit groups, its fixed
-    ȳ, external σ_y and m_T-power settings, the same reference samples' seeds ``seed + g``),
-    started at ``ex``'s parameters, without errors. Where σ_y and ȳ are fixed the groups' fits
+    The fit of :func:`fit_extrapolation` redone as ``ex`` was made (its form with its
+    fall-off, :attr:`Extrapolation.form`; its fit groups, its fixed ȳ, external σ_y and
+    m_T-power settings, the same reference samples' seeds ``seed + g``), started at ``ex``'s
+    parameters, without errors. Where σ_y and ȳ are fixed the groups' fits
     are independent and only ``groups`` are refitted (the other bins keep ``ex``'s f_F); with
     a fitted σ_y or ȳ every group is. What the extrapolation does when the fiducial region
     follows a varied λ_θ (:func:`gammastar.yields.lambda_theta.lambda_theta_moving_variation`).
