@@ -318,3 +318,36 @@ def test_the_fit_and_the_fiducial_yield_covary_as_the_sandwich_says(monkeypatch)
     assert parts["yield_cross"][0] == pytest.approx(-2 * pred[-1], rel=0.05)
     total = nsig_relative_error(fit, region, MASS, kin, ks, [1.0])[0]
     assert total**2 == pytest.approx(parts["fit"][0] ** 2 + parts["yield_cross"][0], rel=1e-9)
+
+
+def test_the_normalisation_at_many_masses_is_numpys_interpolation():
+    """K(a) of a group's pairs (more masses than nodes): interpolated between the nodes with
+    each mass's cell found once and kept, the same numbers as ``np.interp`` per power (its
+    formula; allowed 2 ulp, the rounding of one product and one sum should a library contract
+    them), at the first call, at a repeat from the kept cells and after the masses changed in
+    place (new cells)."""
+    import math
+
+    from scipy.special import gammaincc, gammaln
+
+    from gammastar.yields.extrapolation.model import _log_norm_powers
+
+    rng = np.random.default_rng(4)
+    m = rng.uniform(0.45, 0.6, 3000)
+    m[7] = m.max()  # a mass on the last node: np.interp's own case
+    t, a = 0.18, 0.7
+    powers = [a, a + 1.0, a + 2.0, a + 0.01, a - 0.01]
+
+    def expected():
+        nodes = np.linspace(m.min(), m.max(), 257)
+        s = np.asarray(powers)[:, None] + 2.0
+        at = s * math.log(t) + nodes / t + np.log(gammaincc(s, nodes / t)) + gammaln(s)
+        return [np.interp(m, nodes, v) for v in at]
+
+    eps = np.finfo(float).eps
+    for _ in range(2):  # the second from the kept cells
+        for got, want in zip(_log_norm_powers(m, t, powers), expected(), strict=True):
+            np.testing.assert_allclose(got, want, rtol=2 * eps, atol=0.0)
+    m[:] = rng.uniform(0.7, 0.8, m.size)  # the same array, other masses
+    for got, want in zip(_log_norm_powers(m, t, powers), expected(), strict=True):
+        np.testing.assert_allclose(got, want, rtol=2 * eps, atol=0.0)

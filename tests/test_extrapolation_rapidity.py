@@ -186,11 +186,13 @@ def test_the_tsallis_form_is_normalised_analytically(m, t, q):
                                rtol=0, atol=1e-9)  # fmt: skip
 
 
-@pytest.mark.parametrize("q", [0.0, 1e-6, 0.12])
+@pytest.mark.parametrize("q", [0.0, 1e-6, 1e-5, 0.12])
 def test_the_tsallis_derivatives_are_the_central_differences(q):
     """∂ ln p/∂T and ∂ ln p/∂q of the Tsallis form against central differences (step 1e-6:
-    truncation ~1e-12, rounding ~1e-10 relative), at q = 0 and next to it (the series branch)
-    and inside (the closed form); at q = 0 a one-sided difference (q ≥ 0), step 1e-7."""
+    truncation ~1e-12, rounding ~1e-10 relative), at q = 0 and next to it (the series branch),
+    at 1e-5 (both branches: the series at the softest p_T, qx < 1e-4, the closed form at the
+    hardest) and inside (the closed form); at q = 0 a one-sided difference (q ≥ 0), step
+    1e-7."""
     form = FORMS["tsallis"]
     m, t = 0.45, 0.18
     pt = np.array([0.02, 0.4, 1.1, 2.5])

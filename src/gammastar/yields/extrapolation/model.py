@@ -103,14 +103,56 @@ def _log_norm_powers(m: ArrayLike, t: float, powers: Sequence[float]) -> list[ND
     s = np.asarray(powers, dtype=np.float64) + 2.0
     shape = (-1,) + (1,) * m.ndim
     if m.ndim and m.size > _NORM_NODES:
-        lo, hi = float(m.min()), float(m.max())
-        if hi > lo:
-            nodes = np.linspace(lo, hi, _NORM_NODES)
-            at = _log_norm_powers(nodes, t, powers)
-            return [np.interp(m, nodes, v) for v in at]
+        cells = _node_cells(m)
+        if cells is not None:
+            at = np.stack(_log_norm_powers(cells[0], t, powers))
+            return list(_interp_rows(at, m, cells))
     sc = s.reshape(shape)
     out = sc * math.log(t) + m / t + np.log(gammaincc(sc, m / t)) + gammaln(sc)
     return list(out)
+
+
+_CELLS: dict[int, tuple[NDArray[np.float64], tuple[NDArray, ...]]] = {}
+_CELLS_KEPT = 64
+_CELLS_LOCK = threading.Lock()
+
+
+def _node_cells(m: NDArray[np.float64]) -> tuple[NDArray, ...] | None:
+    """The :data:`_NORM_NODES` nodes over the range of the masses ``m`` and each mass's cell
+    on them, ``(nodes, j, m − nodes[j], m == the last node)`` (``None``: a range of one
+    mass), kept for the last :data:`_CELLS_KEPT` arrays (by identity, and used where the
+    array still holds the same masses): a fit's groups hold their pairs' masses fixed while
+    T and a move, and :func:`_log_norm_powers` interpolates at them at every step."""
+    got = _CELLS.get(id(m))
+    if got is not None and np.array_equal(got[0], m):
+        return got[1]
+    lo, hi = float(m.min()), float(m.max())
+    if not hi > lo:
+        return None
+    nodes = np.linspace(lo, hi, _NORM_NODES)
+    j = np.clip(np.searchsorted(nodes, m, side="right") - 1, 0, _NORM_NODES - 2)
+    cells = (nodes, j, m - nodes[j], m == nodes[-1])
+    with _CELLS_LOCK:  # fits run groups in threads
+        while len(_CELLS) >= _CELLS_KEPT:  # the oldest first: a bounded cache
+            del _CELLS[next(iter(_CELLS))]
+        _CELLS[id(m)] = (m.copy(), cells)
+    return cells
+
+
+def _interp_rows(rows: NDArray, m: NDArray, cells: tuple[NDArray, ...]) -> NDArray:
+    """``np.interp(m, nodes, v)`` for each row ``v`` of ``rows`` at the cells of
+    :func:`_node_cells`: numpy's own formula, slope·(m − x_j) + v_j with the slope
+    (v_{j+1} − v_j)/(x_{j+1} − x_j), and v at the last node (the same numbers, the cells
+    found once rather than by a search per row; ``np.interp`` itself where a value or a
+    slope is not finite, whose special cases it has)."""
+    nodes, j, dx, last = cells
+    slopes = (rows[:, 1:] - rows[:, :-1]) / (nodes[1:] - nodes[:-1])
+    if not (np.isfinite(rows).all() and np.isfinite(slopes).all()):
+        return np.stack([np.interp(m, nodes, v) for v in rows])
+    out = slopes[:, j] * dx + rows[:, j]
+    if last.any():
+        out[:, last] = rows[:, -1:]
+    return out
 
 
 def _log_pt_power(m: NDArray, pt: NDArray, t: float, a: float = 0.0) -> NDArray:
@@ -300,10 +342,12 @@ def _dlog_pt_tsallis_dq(m, pt, t, q=0.0):
     small = np.abs(qx) < _SMALL_QX
     safe_q = q if q != 0.0 else 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        closed = np.log1p(qx) / safe_q**2 - x / (safe_q * (1.0 + qx))
-    series = x * x / 2.0 - 2.0 * q * x**3 / 3.0 + 0.75 * q * q * x**4
+        out = np.asarray(np.log1p(qx) / safe_q**2 - x / (safe_q * (1.0 + qx)))
+    # the series only where it is taken (its powers would be most of the cost elsewhere)
+    xs = x[small]
+    out[small] = xs * xs / 2.0 - 2.0 * q * xs**3 / 3.0 + 0.75 * q * q * xs**4
     dn = 1.0 / (1.0 - q) + 2.0 * t / ((1.0 - 2.0 * q) * (m * (1.0 - 2.0 * q) + t))
-    return np.where(small, series, closed) - dn
+    return out - dn
 
 
 _LOGISTIC = math.sqrt(12.0) / math.pi
@@ -590,12 +634,15 @@ _FACTOR_LOCK = threading.Lock()
 
 
 _FACTOR_GRIDS: dict[tuple[Any, ...], NDArray[np.float64]] = {}
-_FACTOR_GRIDS_KEPT = 8
+_FACTOR_GRIDS_KEPT = 96
+"""Grids kept (0.46 MB each): every bin of a fit of up to 32 bins at the fitted fall-off and
+at its two variations. The forms and errors pass over a fit's bins once per form, at the
+fitted factor for most; kept for fewer bins, each pass would compute every grid again."""
 
 
 def _factor_grid(form: ModelForm, m: float) -> NDArray[np.float64]:
     """h = e^{:meth:`ModelForm.log_factor`} on the quadrature grid at mass ``m``, kept for the
-    last :data:`_FACTOR_GRIDS_KEPT` (mass, factor): a bin's errors step T and a there."""
+    last :data:`_FACTOR_GRIDS_KEPT` (mass, factor)."""
     key = (m, form.x_power, form.beam_energy, form.factor)
     got = _FACTOR_GRIDS.get(key)
     if got is None:

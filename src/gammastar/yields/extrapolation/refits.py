@@ -45,9 +45,10 @@ def refit_fractions(
 ) -> NDArray[np.float64]:
     """f_F per mass bin of ``ex``'s model fitted again to other weights inside another region.
 
-    The fit of :func:`fit_extrapolation` redone as ``ex`` was made (its fit groups, its fixed
-    ȳ, external σ_y and m_T-power settings, the same reference samples' seeds ``seed + g``),
-    started at ``ex``'s parameters, without errors. Where σ_y and ȳ are fixed the groups' fits
+    The fit of :func:`fit_extrapolation` redone as ``ex`` was made (its form with its
+    fall-off, :attr:`Extrapolation.form`; its fit groups, its fixed ȳ, external σ_y and
+    m_T-power settings, the same reference samples' seeds ``seed + g``), started at ``ex``'s
+    parameters, without errors. Where σ_y and ȳ are fixed the groups' fits
     are independent and only ``groups`` are refitted (the other bins keep ``ex``'s f_F); with
     a fitted σ_y or ȳ every group is. What the extrapolation does when the fiducial region
     follows a varied λ_θ (:func:`gammastar.yields.lambda_theta.lambda_theta_moving_variation`).
@@ -153,6 +154,7 @@ def refit_moves(
                     bins.append(b)
             _fit_record(ex, rec, data, bins, fiducial, fixed)
         return [r.as_dict() for r in records]
+
     # the groups' fits are independent: group by group (side by side on threads), each
     # one's reference draws made once and the moves' reference samples and quadrature grids
     # tested together; the records written in group order afterwards
@@ -265,7 +267,7 @@ def _fit_x(ex: Extrapolation, data: list, bins: list, fixed: _Fixed) -> NDArray:
     a0 = ex.power_at(ex.mass[first])
     x0 = np.concatenate([[ex.y_mean[first[0]], ex.y_sigma[first[0]]], ex.temperature[first], a0])
     x, _ = fit_joint(data, (), sigma=fixed.sigma, mu_fixed=fixed.mu, power=fixed.power,
-                      x_start=x0)  # fmt: skip
+                      x_start=x0, form=ex.form)  # fmt: skip
     return x
 
 
@@ -277,7 +279,7 @@ def _store(ex: Extrapolation, rec: _RefitRecord, x: NDArray, n_groups: int, bins
         for i in b:
             c = float(ex.mass[i])
             f_in = inside[i] if inside is not None and i in inside else grid_in_f(fiducial, c)
-            rec.frac[i] = fiducial_fraction(fiducial, c, par, f_in)
+            rec.frac[i] = fiducial_fraction(fiducial, c, par, f_in, ex.form)
             rec.temp[i] = par[0]
             if len(par) > 3:
                 rec.a_pow[i] = par[3]
