@@ -269,7 +269,8 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
     gives the first pass (the same seeds, the same draws); the expected values are recomputed
     here from that pass's boundaries. For the demo's detector, which shares the spectrometer's
     window, the model's acceptance outside F moves with f_F, so the N_sig-level size is the
-    smaller (coverage study, docs/explanation/reach.md) and the expected limit tightens."""
+    smaller (coverage study, docs/explanation/reach.md) on both sides of the two-sided normsys
+    (the limit itself need not tighten: a skewed size lowers the signal's mean)."""
     import dataclasses
 
     from _tolerance import EPS64, reorder_tol
@@ -339,7 +340,9 @@ def test_reach_extrapolation_nuisance_is_the_fits_error_on_nsig(run):
         assert row["fallback"] == took
         assert row["rel"] == pytest.approx(np.nanmax(want), rel=1e-12, abs=tol)
         assert 0 < row["rel"] < rel_yield
-        assert out.limits[i].expected["0"] < first.limits[i].expected["0"]
+        # both sides of the two-sided size lie below the yield-level one too
+        assert 0 <= row["up"]["rel"] < rel_yield
+        assert 0 <= row["down"]["rel"] < rel_yield
 
 
 def test_measured_lambda_nuisance_moves_the_region(run):
