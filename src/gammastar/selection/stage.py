@@ -55,6 +55,7 @@ from gammastar.selection.executors.processor import (
     run_processor,
 )
 from gammastar.selection.executors.sink import ChunkSink
+from gammastar.selection.flavour_check import PROBE_ENTRIES, check_file_flavour
 from gammastar.selection.flavour_codes import FLAVOUR_CODES, flavour_channel
 from gammastar.selection.pairhists import HistAxes
 from gammastar.selection.plausibility import Plausibility
@@ -322,7 +323,8 @@ def _checked_inputs(cfg: AnalysisConfig, inputs: Any, skip_bad_files: bool, exe:
     """The input files, checked (:func:`gammastar.io.check_inputs`; on a parallel executor a
     file per task on its workers), with the branches the η → μμ removal needs; ``probes``:
     each file's energy precision, with which the chunks count the leptons' flavours for
-    :func:`_check_flavour` (the first entries' baskets read once, by the chunks)."""
+    :func:`~gammastar.selection.flavour_check.check_file_flavour` (the first entries' baskets
+    read once, by the chunks; each file refused as soon as those chunks are in)."""
     from gammastar.selection.flavour_check import precision_probe
 
     bmap = io.branch_map(cfg.input.layout, cfg.input.branches, cfg.input.lepton)
@@ -501,7 +503,14 @@ def _process(
         skip_bad_files=opt.skip_bad_files,
         # the outputs' writers loaded while the chunks run (on a parallel executor the
         # driver has read no file: uproot is not loaded yet)
-        sink=ChunkSink(dataset, numbers, meanwhile=load_writers),
+        # each file's flavour refused as soon as the chunks of its first entries are in
+        sink=ChunkSink(
+            dataset,
+            numbers,
+            meanwhile=load_writers,
+            on_flavours=partial(check_file_flavour, checked, cfg.input.lepton),
+            probe_entries=PROBE_ENTRIES,
+        ),
         file_metadata={
             path: {"numentries": n, "uuid": checked.uuids[path]}
             for path, n in checked.entries.items()
@@ -509,7 +518,7 @@ def _process(
         },
         executor=exe,
     )
-    _check_flavour(cfg, checked, result.pop("flavours", {}))
+    result.pop("flavours", None)  # checked file by file as they came (the sink)
     cutflow = {k: int(result.get("cutflow", {}).get(k, 0)) for k in CUTFLOW_KEYS}
     if cutflow["leptons_nonfinite"]:
         log.warning(
@@ -518,17 +527,6 @@ def _process(
             cutflow["events_nonfinite"],
         )
     return result, {**checked.bad_files, **run_bad}, cutflow
-
-
-def _check_flavour(cfg: AnalysisConfig, checked: Any, counts: dict[str, Any]) -> None:
-    """:func:`~gammastar.selection.flavour_check.check_flavour` of the flavour counts of each
-    file's first entries, as its chunks counted them (a file without: none read, its damage
-    reported by the processing)."""
-    from gammastar.selection.flavour_check import check_flavour
-
-    files = [p for spec in checked.fileset.values() for p in spec["files"]]
-    probes = {p: dict(counts.get(p, {})) for p in files}
-    check_flavour(replace(checked, probes=probes), cfg.input.lepton)
 
 
 CHUNKS_PER_WORKER = 4
