@@ -127,10 +127,57 @@ def load_efficiency_map(
     if path is None:
         return EfficiencyMap.unity()
     path = os.fspath(path)
+    entry = _cache_entry(path, name)
+    cached = _cache_load(entry)
+    if cached is not None:
+        return EfficiencyMap(*cached, path)
     name, h = _read_root_hist(path, name, kind="TH2", key=key, what="efficiency map",
                               only_of_kind=True, missing=InputError)  # fmt: skip
     m_edges, pt_edges, values = _checked_grid(h, f"{path}:{name}", "efficiency")
+    _cache_store(entry, m_edges, pt_edges, values)
     return EfficiencyMap(m_edges, pt_edges, values, path)
+
+
+_CACHED = ("m_edges", "pt_edges", "values")
+
+
+def _cache_entry(path: str, name: str) -> str | None:
+    """The cache entry of the map ``name`` in the file ``path`` as it is now (its real path,
+    size, modification time and inode: a file written again is read again); ``None``
+    without a cache or a file to state."""
+    import hashlib
+
+    from gammastar.core.cachedir import cache_path
+
+    try:
+        st = os.stat(path)
+    except OSError:  # missing: the reader's error names it
+        return None
+    ident = f"1\0{os.path.realpath(path)}\0{name}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+    return cache_path("efficiency_maps", hashlib.sha256(ident.encode()).hexdigest()[:32] + ".npz")
+
+
+def _cache_load(entry: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """A map checked and cached before (:func:`_cache_store`), the arrays as they were read;
+    ``None`` when absent or unreadable (then read from the file again)."""
+    if entry is None or not os.path.exists(entry):
+        return None
+    try:
+        with np.load(entry, allow_pickle=False) as z:
+            m_edges, pt_edges, values = (np.array(z[k]) for k in _CACHED)
+    except (OSError, ValueError, KeyError):
+        return None
+    return m_edges, pt_edges, values
+
+
+def _cache_store(entry: str | None, *arrays: np.ndarray) -> None:
+    """Cache a checked map's arrays (:func:`gammastar.core.cachedir.store`: atomic, skipped
+    when unwritable): a run that finds it needs no ROOT reader to start its chunks."""
+    if entry is None:
+        return
+    from gammastar.core.cachedir import store
+
+    store(entry, lambda f: np.savez(f, **dict(zip(_CACHED, arrays, strict=True))))
 
 
 @dataclass

@@ -26,7 +26,7 @@ from gammastar.errors import InputError
 from gammastar.selection.chunk import load_chunk_code
 from gammastar.selection.executors import Execution
 from gammastar.selection.executors.facility import gateway_cluster, jobqueue_cluster
-from gammastar.selection.executors.held import Summary
+from gammastar.selection.executors.held import SharedCall, Summary
 from gammastar.selection.executors.sink import ChunkSink, fold_or_cancel
 
 
@@ -47,6 +47,8 @@ class DaskExecutor:
     """(file, first entry) → the future of that chunk's output, kept on its worker."""
     can_hold = True
     """The steps on the workers run here (the states stay in the workers' memory)."""
+    kept: dict[int, tuple[Any, Any]] = dataclasses.field(default_factory=dict)
+    """id → (object, its future on every worker): the objects shared by the maps."""
 
     def __call__(self, items: list[Any], task: Callable[[Any], Any]) -> dict[str, Any]:
         from distributed import as_completed
@@ -71,14 +73,22 @@ class DaskExecutor:
         return fold_or_cancel(sink, items, done(), cancel)
 
     def map_held(
-        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool
+        self, fn: Callable[[Any], Any], states: Sequence[Any], *, keep: bool, common: Any = None
     ) -> tuple[list[Any], list[Any]]:
         """``fn`` on each held state, where it is: ``keep``: ``fn`` returns ``(new state,
         small)``; the new states stay on the workers (futures) and the smalls come back;
-        else ``fn``'s results come back. ``fn`` is sent once to every worker (:func:`shared`:
-        it may hold the maps)."""
-        out = self.client.map(operator.call, [shared(self.client, fn)] * len(states), states,
-                              pure=False)  # fmt: skip
+        else ``fn``'s results come back. ``fn`` is sent once to every worker (:func:`shared`);
+        ``common``: the object ``fn``'s :data:`~gammastar.selection.executors.held.SHARED`
+        arguments stand for, sent to every worker once for all the maps that name it
+        (:meth:`forget_shared` lets them drop it)."""
+        n = len(states)
+        if common is None:
+            calls = [shared(self.client, fn)] * n
+            out = self.client.map(operator.call, calls, states, pure=False)
+        else:
+            calls = [shared(self.client, SharedCall(fn))] * n
+            values = [self._kept(common)] * n
+            out = self.client.map(operator.call, calls, values, states, pure=False)
         if not keep:
             try:
                 return [], self.client.gather(out)
@@ -92,6 +102,17 @@ class DaskExecutor:
         except BaseException:
             self.client.cancel(new + small)
             raise
+
+    def _kept(self, obj: Any) -> Any:
+        """``obj``'s future on every worker, sent by the first map that names it."""
+        kept = self.kept.get(id(obj))
+        if kept is None or kept[0] is not obj:
+            kept = self.kept[id(obj)] = (obj, shared(self.client, obj))
+        return kept[1]
+
+    def forget_shared(self) -> None:
+        """Let the workers drop the objects the maps shared (``map_held``'s ``common``)."""
+        self.kept = {}
 
     def map_new(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         """``fn(item)`` for each item as held states (futures on the workers; ``fn``
