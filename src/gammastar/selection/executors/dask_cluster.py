@@ -60,7 +60,7 @@ class DaskExecutor:
             self.held = {(str(i.filename), int(i.entrystart)): f
                          for i, f in zip(items, futures, strict=True)}  # fmt: skip
             watched = self.client.map(
-                operator.call, [shared(self.client, Summary())] * len(futures),
+                operator.call, [along(self.client, Summary())] * len(futures),
                 futures, pure=False,
             )  # fmt: skip
 
@@ -77,16 +77,16 @@ class DaskExecutor:
     ) -> tuple[list[Any], list[Any]]:
         """``fn`` on each held state, where it is: ``keep``: ``fn`` returns ``(new state,
         small)``; the new states stay on the workers (futures) and the smalls come back;
-        else ``fn``'s results come back. ``fn`` is sent once to every worker (:func:`shared`);
+        else ``fn``'s results come back. ``fn`` is sent with the tasks (:func:`along`);
         ``common``: the object ``fn``'s :data:`~gammastar.selection.executors.held.SHARED`
         arguments stand for, sent to every worker once for all the maps that name it
         (:meth:`forget_shared` lets them drop it)."""
         n = len(states)
         if common is None:
-            calls = [shared(self.client, fn)] * n
+            calls = [along(self.client, fn)] * n
             out = self.client.map(operator.call, calls, states, pure=False)
         else:
-            calls = [shared(self.client, SharedCall(fn))] * n
+            calls = [along(self.client, SharedCall(fn))] * n
             values = [self._kept(common)] * n
             out = self.client.map(operator.call, calls, values, states, pure=False)
         if not keep:
@@ -184,6 +184,18 @@ def opaque_map(
     keys = [f"{name}-{token}-{i}" for i in range(len(blobs))]
     return client.map(operator.call, [fut] * len(blobs), blobs, key=keys, pure=False,
                       **kwargs)  # fmt: skip
+
+
+def along(client: Any, obj: Any) -> Any:
+    """``obj``'s future for the tasks of one map that each also take a held state (a future
+    whose worker the task runs on): a task that unpickles ``obj`` (a builtin and bytes: the
+    scheduler reads no selection code), sent with the map's tasks, instead of :func:`shared`'s
+    scatter, which waits for every worker before the map can be sent. The workers that need
+    it fetch it from the one that made it (it is small: a step's function, its bins and
+    sums; a large object, as the acceptance's tables, goes to every worker once through
+    :meth:`DaskExecutor.map_held`'s ``common``)."""
+    blob = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return client.submit(pickle.loads, blob, key=f"step-{uuid.uuid4().hex}", pure=False)
 
 
 def shared(client: Any, obj: Any) -> Any:
