@@ -494,7 +494,9 @@ def _fit(steps: HeldSteps, edges: np.ndarray, used: bool = True, am: Any = None)
     Newton fit fed with the summed passes (all bins' passes of a round in one task per
     chunk), the damped fallback on the bin's rows gathered here (``am``: the acceptance
     whose moments states without them look up)."""
-    got = steps.step(partial(fit_bins, edges, am))
+    # the acceptance (its tables, for states without moments) sent to the workers once
+    got = (steps.step(partial(fit_bins, edges, am)) if am is None
+           else steps.step(partial(fit_bins, edges, SHARED), am))  # fmt: skip
     nb = edges.size - 1
     per = [[g["bins"][b] for g in got] for b in range(nb)]
     n_pairs = np.array([sum(p["n_os"] for p in per[b]) for b in range(nb)], dtype=np.int64)

@@ -195,7 +195,14 @@ def along(client: Any, obj: Any) -> Any:
     sums; a large object, as the acceptance's tables, goes to every worker once through
     :meth:`DaskExecutor.map_held`'s ``common``)."""
     blob = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(blob) > ALONG_BYTES:  # not in the task graph: on every worker
+        return shared(client, obj)
     return client.submit(pickle.loads, blob, key=f"step-{uuid.uuid4().hex}", pure=False)
+
+
+ALONG_BYTES = 1 << 20
+"""The largest object :func:`along` sends with the tasks (pickled; a larger one is
+scattered to every worker, :func:`shared`)."""
 
 
 def shared(client: Any, obj: Any) -> Any:
